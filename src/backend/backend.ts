@@ -1,0 +1,99 @@
+import type { StepBatch } from '../runner/step-batch.ts';
+
+/** Element types a backend may store. The CPU backend computes in f32; the CUDA backend in bf16/f16. */
+export type DType = 'f32' | 'f16' | 'bf16';
+
+/** A tensor lives on one backend; models only pass tensors between that backend's ops. */
+export interface Tensor {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+}
+
+/** A weight as read from disk: raw little-endian bytes in the stored dtype. */
+export interface HostTensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly bytes: Uint8Array;
+}
+
+/** One layer's paged KV cache: K and V each `[num_blocks, block_size, num_kv_heads, head_dim]`. */
+export interface LayerKvCache {
+  readonly k: Tensor;
+  readonly v: Tensor;
+}
+
+export interface KvCacheSpec {
+  numLayers: number;
+  numBlocks: number;
+  blockSize: number;
+  numKvHeads: number;
+  headDim: number;
+}
+
+/** Rotary embedding parameters after the model's rope_scaling has been folded in. */
+export interface RopeSpec {
+  /** Per-pair inverse frequencies, length head_dim_rotary / 2 (scaling already applied). */
+  invFreq: Float32Array;
+  /** Multiplier on cos/sin (YaRN's attention factor; 1 otherwise). */
+  mscale: number;
+  /** 'neox': pairs (i, i + d/2) as HF Llama does; 'gptj': pairs (2i, 2i + 1). */
+  style: 'neox' | 'gptj';
+  /** How many leading dims of each head are rotated (head_dim unless partial rotary). */
+  rotaryDim: number;
+}
+
+export interface AttentionSpec {
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  scale: number;
+  /** Attend only to the last `slidingWindow` keys (inclusive of the query); 0 = unlimited. */
+  slidingWindow: number;
+}
+
+/**
+ * A step's batch metadata uploaded once by `beginStep`; every layer then runs with no host decisions.
+ * Backends subclass it with their own buffers.
+ */
+export interface StepContext {
+  readonly batch: StepBatch;
+}
+
+/**
+ * The operations a model forward is written in. Each returns a new tensor (the CUDA backend takes it from a
+ * per-step arena, so a step's allocations are deterministic and can be captured in a CUDA graph).
+ * Activations are row-major `[tokens, features]`.
+ */
+export interface Backend {
+  readonly name: 'cpu' | 'cuda';
+  /** Uploads a weight; f16/bf16 are converted to the backend's compute type. `transpose` swaps a 2-D weight. */
+  loadWeight(w: HostTensor, opts?: { transpose?: boolean }): Tensor;
+  allocKvCache(spec: KvCacheSpec): LayerKvCache[];
+  beginStep(batch: StepBatch): StepContext;
+
+  /** Rows of `table` picked by the step's token ids (`'tokens'`) or positions (`'positions'`). */
+  embedding(table: Tensor, step: StepContext, index: 'tokens' | 'positions'): Tensor;
+  /** x `[T, in]` times weight `[out, in]`ᵀ plus bias → `[T, out]`. */
+  linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor;
+  rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor;
+  /** residual += x, then returns rmsNorm(residual) and the updated residual (fused as vLLM does). */
+  addRmsNorm(x: Tensor, residual: Tensor, weight: Tensor, eps: number): { out: Tensor; residual: Tensor };
+  layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor;
+  add(a: Tensor, b: Tensor): Tensor;
+  /** Rotates q `[T, Hq*D]` and k `[T, Hk*D]` in place at the step's positions. */
+  rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext): void;
+  /** silu(gate) * up, elementwise. */
+  siluMul(gate: Tensor, up: Tensor): Tensor;
+  gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor;
+  /** Writes this step's k, v `[T, Hk*D]` into the cache at the step's slot_mapping (slot -1 is skipped). */
+  writeKv(k: Tensor, v: Tensor, cache: LayerKvCache, step: StepContext): void;
+  /** Causal paged attention of q `[T, Hq*D]` over the cache (this step's K/V already written) → `[T, Hq*D]`. */
+  attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor;
+  /** The rows of x named by the step's `logitsIndices`. */
+  gatherLogitRows(x: Tensor, step: StepContext): Tensor;
+  /** Same storage, new shape (element count must match). */
+  view(t: Tensor, shape: readonly number[]): Tensor;
+  /** Copies a tensor to host memory as float32. */
+  toHost(t: Tensor): Float32Array;
+}

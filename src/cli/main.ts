@@ -1,0 +1,20 @@
+import { Command } from 'commander';
+import { formatError } from '../util/errors.ts';
+import { commands } from './commands/index.ts';
+
+const program = new Command('pagoda')
+  .description(
+    'LLM inference and serving engine: paged KV cache, continuous batching, OpenAI- and Ollama-compatible APIs',
+  )
+  .version('0.1.0')
+  .option('--debug', 'print stack traces on errors');
+
+for (const register of commands) register(program);
+
+const debug = process.argv.includes('--debug');
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  process.stderr.write(`${formatError(err, debug)}\n`);
+  process.exitCode = 1;
+}

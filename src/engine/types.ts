@@ -1,0 +1,106 @@
+/** The engine's public API: what the CLI and the HTTP server submit and receive. */
+
+export interface SamplingParams {
+  /** 0 = greedy. */
+  temperature: number;
+  topP: number;
+  /** 0 or -1 = disabled. */
+  topK: number;
+  minP: number;
+  repetitionPenalty: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  /** token id -> bias added to its logit. */
+  logitBias: Record<number, number>;
+  seed: number | null;
+  stop: string[];
+  stopTokenIds: number[];
+  ignoreEos: boolean;
+  maxTokens: number;
+  minTokens: number;
+  /** Completions returned. */
+  n: number;
+  /** Candidates generated to pick the n best from (by cumulative logprob); >= n. */
+  bestOf: number;
+  useBeamSearch: boolean;
+  lengthPenalty: number;
+  /** Return this many top logprobs per generated token (0 = just the chosen token's); null = none. */
+  logprobs: number | null;
+  promptLogprobs: number | null;
+}
+
+export interface TokenLogprob {
+  tokenId: number;
+  token: string;
+  logprob: number;
+  /** The top candidates at this step, best first. */
+  top: { tokenId: number; token: string; logprob: number }[];
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface GenerateRequest {
+  /** Assigned by the engine when absent. */
+  id?: string;
+  /** Text (tokenized by the engine) or token ids. */
+  prompt: string | number[];
+  params?: Partial<SamplingParams>;
+  /** Lower runs first when the scheduler uses priority order. */
+  priority?: number;
+}
+
+/** One completion's progress in an incremental output. Text and token ids are deltas since the last output. */
+export interface CompletionDelta {
+  index: number;
+  text: string;
+  tokenIds: number[];
+  logprobs: TokenLogprob[] | null;
+  finishReason: FinishReason | null;
+  /** The stop string or stop token id that ended it, when one did. */
+  stopReason: string | number | null;
+}
+
+export interface RequestMetrics {
+  arrivalTime: number;
+  firstScheduledTime: number | null;
+  firstTokenTime: number | null;
+  finishedTime: number | null;
+  promptTokens: number;
+  /** Prompt tokens served from the prefix cache instead of computed. */
+  cachedPromptTokens: number;
+  generationTokens: number;
+}
+
+export interface RequestOutput {
+  requestId: string;
+  promptTokenIds: number[];
+  promptLogprobs: (TokenLogprob | null)[] | null;
+  outputs: CompletionDelta[];
+  finished: boolean;
+  metrics: RequestMetrics;
+}
+
+/** Counters for /metrics, logs and tests. */
+export interface EngineStats {
+  running: number;
+  waiting: number;
+  totalBlocks: number;
+  freeBlocks: number;
+  blockSize: number;
+  preemptions: number;
+  promptTokens: number;
+  generationTokens: number;
+  /** Prompt tokens found in the prefix cache / prompt tokens looked up. */
+  prefixCacheHits: number;
+  prefixCacheQueries: number;
+  steps: number;
+}
+
+export interface EngineApi {
+  /** Streams incremental outputs until finished; breaking out of the loop aborts the request. */
+  generate(request: GenerateRequest): AsyncIterable<RequestOutput>;
+  abort(requestId: string): void;
+  stats(): EngineStats;
+  /** Stops the step loop once in-flight requests finish (or at once with `force`). */
+  shutdown(force?: boolean): Promise<void>;
+}

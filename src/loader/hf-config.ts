@@ -1,0 +1,140 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { UserError } from '../util/errors.ts';
+
+/** rope_scaling / rope_parameters as the model ships them, with the type under one name. */
+export interface RopeScaling {
+  type: string;
+  [key: string]: unknown;
+}
+
+/** A Hugging Face config.json normalized across transformers 4 and 5 and across architectures. */
+export interface ModelConfig {
+  architecture: string;
+  modelType: string;
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  maxPositionEmbeddings: number;
+  normEps: number;
+  ropeTheta: number;
+  ropeScaling: RopeScaling | null;
+  /** Fraction of head_dim that is rotated (1 for Llama-family). */
+  partialRotaryFactor: number;
+  tieWordEmbeddings: boolean;
+  attentionBias: boolean;
+  slidingWindow: number;
+  hiddenAct: string;
+  bosTokenId: number | null;
+  eosTokenIds: number[];
+  /** Stored weight dtype as declared ('float32', 'bfloat16', 'float16'). */
+  dtype: string;
+  raw: Record<string, unknown>;
+}
+
+/** Sampling defaults and EOS ids from generation_config.json. */
+export interface GenerationConfig {
+  eosTokenIds: number[];
+  bosTokenId: number | null;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  repetitionPenalty?: number;
+  maxNewTokens?: number;
+  doSample?: boolean;
+}
+
+export function readJson(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new UserError(`${path}: file not found`);
+  }
+  try {
+    const v = JSON.parse(text);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('top level is not an object');
+    return v;
+  } catch (err) {
+    throw new UserError(`${path}: not valid JSON (${(err as Error).message})`);
+  }
+}
+
+function ids(v: unknown): number[] {
+  if (typeof v === 'number') return [v];
+  if (Array.isArray(v)) return v.filter((x): x is number => typeof x === 'number');
+  return [];
+}
+
+export function parseModelConfig(raw: Record<string, unknown>, path = 'config.json'): ModelConfig {
+  const num = (keys: string[], fallback?: number): number => {
+    for (const k of keys) if (typeof raw[k] === 'number') return raw[k] as number;
+    if (fallback !== undefined) return fallback;
+    throw new UserError(`${path}: missing "${keys[0]}" (expected a number)`);
+  };
+  const architectures = raw.architectures;
+  const architecture = Array.isArray(architectures) && typeof architectures[0] === 'string' ? architectures[0] : '';
+  const modelType = typeof raw.model_type === 'string' ? raw.model_type : '';
+  if (!architecture && !modelType) throw new UserError(`${path}: neither "architectures" nor "model_type" is set`);
+
+  const hiddenSize = num(['hidden_size', 'n_embd', 'd_model']);
+  const numHeads = num(['num_attention_heads', 'n_head']);
+  const intermediate = raw.intermediate_size ?? raw.n_inner;
+  // transformers 5 nests rope settings in rope_parameters; 4 keeps rope_theta and rope_scaling at the top level.
+  const params = (raw.rope_parameters ?? null) as Record<string, unknown> | null;
+  const scalingRaw = (raw.rope_scaling ?? params ?? null) as Record<string, unknown> | null;
+  const scalingType = (scalingRaw?.rope_type ?? scalingRaw?.type ?? 'default') as string;
+  const ropeTheta = (params?.rope_theta ?? raw.rope_theta ?? 10000) as number;
+  const eps = num(['rms_norm_eps', 'layer_norm_epsilon', 'layer_norm_eps'], 1e-5);
+  return {
+    architecture,
+    modelType,
+    vocabSize: num(['vocab_size']),
+    hiddenSize,
+    intermediateSize: typeof intermediate === 'number' ? intermediate : 4 * hiddenSize,
+    numLayers: num(['num_hidden_layers', 'n_layer']),
+    numHeads,
+    numKvHeads: num(['num_key_value_heads'], numHeads),
+    headDim: typeof raw.head_dim === 'number' ? raw.head_dim : hiddenSize / numHeads,
+    maxPositionEmbeddings: num(['max_position_embeddings', 'n_positions', 'n_ctx'], 2048),
+    normEps: eps,
+    ropeTheta,
+    ropeScaling: scalingRaw && scalingType !== 'default' ? { ...scalingRaw, type: scalingType } : null,
+    partialRotaryFactor: (params?.partial_rotary_factor ?? raw.partial_rotary_factor ?? 1) as number,
+    tieWordEmbeddings: raw.tie_word_embeddings !== false,
+    attentionBias: raw.attention_bias === true,
+    slidingWindow:
+      raw.use_sliding_window === false ? 0 : typeof raw.sliding_window === 'number' ? raw.sliding_window : 0,
+    hiddenAct: (raw.hidden_act ?? raw.activation_function ?? 'silu') as string,
+    bosTokenId: typeof raw.bos_token_id === 'number' ? raw.bos_token_id : null,
+    eosTokenIds: ids(raw.eos_token_id),
+    dtype: (raw.dtype ?? raw.torch_dtype ?? 'float32') as string,
+    raw,
+  };
+}
+
+export function loadModelConfig(dir: string): ModelConfig {
+  const path = join(dir, 'config.json');
+  return parseModelConfig(readJson(path), path);
+}
+
+export function loadGenerationConfig(dir: string, model: ModelConfig): GenerationConfig {
+  const path = join(dir, 'generation_config.json');
+  const raw = existsSync(path) ? readJson(path) : {};
+  const eos = ids(raw.eos_token_id);
+  const opt = (k: string) => (typeof raw[k] === 'number' ? (raw[k] as number) : undefined);
+  return {
+    eosTokenIds: eos.length ? eos : model.eosTokenIds,
+    bosTokenId: typeof raw.bos_token_id === 'number' ? raw.bos_token_id : model.bosTokenId,
+    temperature: opt('temperature'),
+    topP: opt('top_p'),
+    topK: opt('top_k'),
+    repetitionPenalty: opt('repetition_penalty'),
+    maxNewTokens: opt('max_new_tokens'),
+    doSample: typeof raw.do_sample === 'boolean' ? raw.do_sample : undefined,
+  };
+}

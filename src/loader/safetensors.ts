@@ -1,0 +1,185 @@
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DType, HostTensor } from '../backend/backend.ts';
+import { UserError } from '../util/errors.ts';
+
+/** Reads tensors lazily from one or more safetensors files: only the header is read up front. */
+export interface WeightSource {
+  names(): string[];
+  has(name: string): boolean;
+  /** Reads one tensor's bytes from disk. */
+  get(name: string): HostTensor;
+  close(): void;
+}
+
+const DTYPES: Record<string, { dtype: DType; size: number }> = {
+  F32: { dtype: 'f32', size: 4 },
+  F16: { dtype: 'f16', size: 2 },
+  BF16: { dtype: 'bf16', size: 2 },
+};
+
+interface Entry {
+  file: SafetensorsFile;
+  dtype: DType;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+class SafetensorsFile {
+  readonly fd: number;
+  readonly entries = new Map<string, Omit<Entry, 'file'>>();
+
+  constructor(readonly path: string) {
+    this.fd = openSync(path, 'r');
+    try {
+      this.parseHeader();
+    } catch (err) {
+      closeSync(this.fd);
+      throw err;
+    }
+  }
+
+  private parseHeader(): void {
+    const size = fstatSync(this.fd).size;
+    if (size < 8) throw new UserError(`${this.path}: file is ${size} bytes, expected at least an 8-byte header length`);
+    const lenBuf = Buffer.alloc(8);
+    readSync(this.fd, lenBuf, 0, 8, 0);
+    const headerLen = Number(lenBuf.readBigUInt64LE(0));
+    if (8 + headerLen > size) {
+      throw new UserError(
+        `${this.path}: header length ${headerLen} runs past the end of the file (${size} bytes); the file is truncated or not safetensors`,
+      );
+    }
+    const headerBuf = Buffer.alloc(headerLen);
+    readSync(this.fd, headerBuf, 0, headerLen, 8);
+    let header: Record<string, unknown>;
+    try {
+      header = JSON.parse(headerBuf.toString('utf8'));
+    } catch (err) {
+      throw new UserError(`${this.path}: header is not valid JSON (${(err as Error).message})`);
+    }
+    const dataStart = 8 + headerLen;
+    for (const [name, raw] of Object.entries(header)) {
+      if (name === '__metadata__') continue;
+      const info = raw as { dtype?: string; shape?: number[]; data_offsets?: [number, number] };
+      const dt = DTYPES[info.dtype ?? ''];
+      if (!dt) {
+        throw new UserError(
+          `${this.path}: tensor ${name} has dtype ${info.dtype}, expected one of ${Object.keys(DTYPES).join(', ')}`,
+        );
+      }
+      const shape = info.shape ?? [];
+      const [b, e] = info.data_offsets ?? [0, 0];
+      const count = shape.reduce((a, d) => a * d, 1);
+      if (e - b !== count * dt.size) {
+        throw new UserError(
+          `${this.path}: tensor ${name} spans ${e - b} bytes, expected ${count * dt.size} for shape [${shape}] ${info.dtype}`,
+        );
+      }
+      if (dataStart + e > size) {
+        throw new UserError(
+          `${this.path}: tensor ${name} ends at byte ${dataStart + e}, past the end of the file (${size} bytes); the file is truncated`,
+        );
+      }
+      this.entries.set(name, { dtype: dt.dtype, shape, begin: dataStart + b, end: dataStart + e });
+    }
+  }
+}
+
+class SafetensorsSource implements WeightSource {
+  private readonly index = new Map<string, Entry>();
+  constructor(private readonly files: SafetensorsFile[]) {
+    for (const f of files) for (const [name, e] of f.entries) this.index.set(name, { ...e, file: f });
+  }
+  names(): string[] {
+    return [...this.index.keys()];
+  }
+  has(name: string): boolean {
+    return this.index.has(name);
+  }
+  get(name: string): HostTensor {
+    const e = this.index.get(name);
+    if (!e) throw new UserError(`weights: tensor ${name} not found in ${this.files.map((f) => f.path).join(', ')}`);
+    const bytes = new Uint8Array(e.end - e.begin);
+    readSync(e.file.fd, bytes, 0, bytes.length, e.begin);
+    return { name, shape: e.shape, dtype: e.dtype, bytes };
+  }
+  close(): void {
+    for (const f of this.files) closeSync(f.fd);
+  }
+}
+
+/** Opens `model.safetensors`, or the shards listed in `model.safetensors.index.json`. */
+export function openSafetensors(dir: string): WeightSource {
+  const indexPath = join(dir, 'model.safetensors.index.json');
+  if (existsSync(indexPath)) {
+    let index: { weight_map?: Record<string, string> };
+    try {
+      index = JSON.parse(readFileSync(indexPath, 'utf8'));
+    } catch (err) {
+      throw new UserError(`${indexPath}: not valid JSON (${(err as Error).message})`);
+    }
+    if (!index.weight_map) throw new UserError(`${indexPath}: missing "weight_map"`);
+    const shards = [...new Set(Object.values(index.weight_map))];
+    const files: SafetensorsFile[] = [];
+    try {
+      for (const s of shards) {
+        const p = join(dir, s);
+        if (!existsSync(p)) throw new UserError(`${indexPath}: shard ${s} listed in weight_map is missing`);
+        files.push(new SafetensorsFile(p));
+      }
+    } catch (err) {
+      for (const f of files) closeSync(f.fd);
+      throw err;
+    }
+    return new SafetensorsSource(files);
+  }
+  const single = join(dir, 'model.safetensors');
+  if (!existsSync(single)) throw new UserError(`${dir}: no model.safetensors or model.safetensors.index.json`);
+  return new SafetensorsSource([new SafetensorsFile(single)]);
+}
+
+/** Converts stored bytes to float32 (the CPU backend's compute type). */
+export function toFloat32(t: HostTensor): Float32Array {
+  const n = t.bytes.byteLength / (t.dtype === 'f32' ? 4 : 2);
+  const out = new Float32Array(n);
+  const dv = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
+  if (t.dtype === 'f32') {
+    for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true);
+  } else if (t.dtype === 'bf16') {
+    const u32 = new Uint32Array(out.buffer);
+    for (let i = 0; i < n; i++) u32[i] = dv.getUint16(i * 2, true) << 16;
+  } else {
+    for (let i = 0; i < n; i++) out[i] = halfToFloat(dv.getUint16(i * 2, true));
+  }
+  return out;
+}
+
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/** Writes a safetensors file (used for the built-in demo model and test fixtures). */
+export function encodeSafetensors(tensors: { name: string; shape: number[]; data: Float32Array }[]): Buffer {
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const t of tensors) {
+    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
+    offset += t.data.byteLength;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const head = Buffer.alloc(8);
+  head.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+  return Buffer.concat([
+    head,
+    Buffer.from(json),
+    ...tensors.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)),
+  ]);
+}

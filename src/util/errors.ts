@@ -1,0 +1,14 @@
+/**
+ * An error the user can fix: printed as one line (no stack trace unless --debug).
+ * The message names the file, field or value and what was expected.
+ */
+export class UserError extends Error {
+  override readonly name = 'UserError';
+}
+
+/** Formats any thrown value for the CLI: user errors as their message, others too, stacks only when asked. */
+export function formatError(err: unknown, debug: boolean): string {
+  if (debug && err instanceof Error && err.stack) return err.stack;
+  if (err instanceof Error) return `error: ${err.message}`;
+  return `error: ${String(err)}`;
+}

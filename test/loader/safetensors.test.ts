@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { encodeSafetensors, openSafetensors, toFloat32 } from '../../src/loader/safetensors.ts';
+
+function folderWith(bytes: Buffer): string {
+  const dir = mkdtempSync(join(tmpdir(), 'pagoda-st-'));
+  writeFileSync(join(dir, 'model.safetensors'), bytes);
+  return dir;
+}
+
+test('round-trips tensors and reads them lazily by name', () => {
+  const a = new Float32Array([1, -2, 3.5, 4, 5, 6]);
+  const dir = folderWith(encodeSafetensors([{ name: 'a', shape: [2, 3], data: a }]));
+  const src = openSafetensors(dir);
+  assert.deepEqual(src.names(), ['a']);
+  const t = src.get('a');
+  assert.deepEqual(t.shape, [2, 3]);
+  assert.deepEqual([...toFloat32(t)], [...a]);
+  src.close();
+});
+
+test('converts bf16 and f16 to float32', () => {
+  const bf16 = { name: 'x', shape: [2], dtype: 'bf16' as const, bytes: new Uint8Array([0x80, 0x3f, 0x00, 0xc0]) };
+  assert.deepEqual([...toFloat32(bf16)], [1, -2]);
+  const f16 = { name: 'y', shape: [2], dtype: 'f16' as const, bytes: new Uint8Array([0x00, 0x3c, 0x00, 0xb8]) };
+  assert.deepEqual([...toFloat32(f16)], [1, -0.5]);
+});
+
+test('a header length past the end of the file names the file and both sizes', () => {
+  const buf = Buffer.alloc(16);
+  buf.writeBigUInt64LE(1000n);
+  const dir = folderWith(buf);
+  assert.throws(
+    () => openSafetensors(dir),
+    /model\.safetensors: header length 1000 runs past the end of the file \(16 bytes\)/,
+  );
+});
+
+test('a truncated data section names the tensor', () => {
+  const full = encodeSafetensors([{ name: 'w', shape: [4], data: new Float32Array(4) }]);
+  const dir = folderWith(full.subarray(0, full.length - 4));
+  assert.throws(() => openSafetensors(dir), /tensor w ends at byte \d+, past the end of the file/);
+});
+
+test('bad header JSON and unsupported dtypes are one-line errors', () => {
+  const json = Buffer.from('{not json');
+  const head = Buffer.alloc(8);
+  head.writeBigUInt64LE(BigInt(json.length));
+  assert.throws(() => openSafetensors(folderWith(Buffer.concat([head, json]))), /header is not valid JSON/);
+  const hdr = Buffer.from(JSON.stringify({ q: { dtype: 'I8', shape: [1], data_offsets: [0, 1] } }));
+  const head2 = Buffer.alloc(8);
+  head2.writeBigUInt64LE(BigInt(hdr.length));
+  const dir = folderWith(Buffer.concat([head2, hdr, Buffer.alloc(1)]));
+  assert.throws(() => openSafetensors(dir), /tensor q has dtype I8, expected one of F32, F16, BF16/);
+});
