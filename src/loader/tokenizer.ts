@@ -1,3 +1,9 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { UserError } from '../util/errors.ts';
+import { readJson } from './hf-config.ts';
+
 /** What the engine, CLI and server need of a tokenizer (implemented over tokenizer.json). */
 export interface TextTokenizer {
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
@@ -5,4 +11,97 @@ export interface TextTokenizer {
   readonly vocabSize: number;
   readonly bosTokenId: number | null;
   readonly eosTokenIds: readonly number[];
+}
+
+/** BOS/EOS ids from generation_config.json (they win over the tokenizer's own). */
+export interface TokenizerGenerationIds {
+  bosTokenId: number | null;
+  eosTokenIds: readonly number[];
+}
+
+/** A special token in tokenizer_config.json: a plain string, or an AddedToken dict (transformers 4). */
+export function specialTokenText(v: unknown): string | null {
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') {
+    return (v as { content: string }).content;
+  }
+  return null;
+}
+
+/** Reads tokenizer_config.json, or an empty config when the folder has none (transformers tolerates that too). */
+export function readTokenizerConfig(dir: string): Record<string, unknown> {
+  const path = join(dir, 'tokenizer_config.json');
+  return existsSync(path) ? readJson(path) : {};
+}
+
+class HfTokenizer implements TextTokenizer {
+  readonly vocabSize: number;
+  readonly bosTokenId: number | null;
+  readonly eosTokenIds: readonly number[];
+  /**
+   * transformers 4's Llama-style tokenizers rebuild their post-processor from add_bos_token / add_eos_token
+   * (tokenizer_config.json); when either is given, we add BOS/EOS ourselves instead of the stored post-processor.
+   */
+  private readonly explicitSpecials: { bos: number | null; eos: number | null } | null;
+  /** transformers >= 4.45 defaults clean_up_tokenization_spaces to false; tokenizers.js defaults it to true. */
+  private readonly cleanUpSpaces: boolean;
+
+  constructor(
+    private readonly tok: Tokenizer,
+    config: Record<string, unknown>,
+    generation?: TokenizerGenerationIds,
+  ) {
+    let maxId = -1;
+    for (const id of tok.get_vocab(true).values()) if (id > maxId) maxId = id;
+    this.vocabSize = maxId + 1;
+    const idOf = (key: string): number | null => {
+      const text = specialTokenText(config[key]);
+      return text === null ? null : (tok.token_to_id(text) ?? null);
+    };
+    const bos = idOf('bos_token');
+    const eos = idOf('eos_token');
+    this.bosTokenId = generation?.bosTokenId ?? bos;
+    this.eosTokenIds = [...new Set([...(generation?.eosTokenIds ?? []), ...(eos === null ? [] : [eos])])];
+    const addBos = config.add_bos_token;
+    const addEos = config.add_eos_token;
+    this.explicitSpecials =
+      typeof addBos === 'boolean' || typeof addEos === 'boolean'
+        ? { bos: addBos === true ? bos : null, eos: addEos === true ? eos : null }
+        : null;
+    this.cleanUpSpaces = config.clean_up_tokenization_spaces === true;
+  }
+
+  encode(text: string, opts?: { addSpecialTokens?: boolean }): number[] {
+    const add = opts?.addSpecialTokens ?? true;
+    if (!this.explicitSpecials || !add) return this.tok.encode(text, { add_special_tokens: add }).ids;
+    const ids = this.tok.encode(text, { add_special_tokens: false }).ids;
+    const { bos, eos } = this.explicitSpecials;
+    return [...(bos === null ? [] : [bos]), ...ids, ...(eos === null ? [] : [eos])];
+  }
+
+  decode(ids: readonly number[], opts?: { skipSpecialTokens?: boolean }): string {
+    // tokenizers.js rejects an empty list; an empty list decodes to '' everywhere else.
+    if (ids.length === 0) return '';
+    return this.tok.decode([...ids], {
+      skip_special_tokens: opts?.skipSpecialTokens ?? false,
+      clean_up_tokenization_spaces: this.cleanUpSpaces,
+    });
+  }
+}
+
+/** Loads tokenizer.json + tokenizer_config.json from a model folder. */
+export function loadTokenizer(dir: string, generation?: TokenizerGenerationIds): TextTokenizer {
+  const path = join(dir, 'tokenizer.json');
+  if (!existsSync(path)) {
+    throw new UserError(`${path}: file not found (expected a Hugging Face tokenizer.json beside config.json)`);
+  }
+  const json = readJson(path);
+  const config = readTokenizerConfig(dir);
+  let tok: Tokenizer;
+  try {
+    tok = new Tokenizer(json, config);
+  } catch (err) {
+    throw new UserError(`${path}: unsupported or malformed tokenizer (${(err as Error).message})`);
+  }
+  return new HfTokenizer(tok, config, generation);
 }

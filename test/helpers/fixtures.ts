@@ -22,3 +22,13 @@ export function sharedFixture(rel: string): { path: string; skip: false } | { pa
 }
 
 export { projectRoot };
+
+/**
+ * A model fixture folder: the committed copy under test/fixtures/models/<name> when present (the generated tiny-*
+ * models may be committed), else the shared fixtures folder.
+ */
+export function modelFixture(name: string): { path: string; skip: false } | { path: ''; skip: string } {
+  const local = join(projectRoot, 'test', 'fixtures', 'models', name);
+  if (existsSync(join(local, 'config.json'))) return { path: local, skip: false };
+  return sharedFixture(join('models', name));
+}

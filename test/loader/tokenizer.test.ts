@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { loadTokenizer } from '../../src/loader/tokenizer.ts';
+import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
+
+const MODELS = ['stories260K', 'tiny-llama', 'tiny-qwen2', 'tiny-qwen3', 'tiny-mistral', 'tiny-gpt2'];
+
+interface Golden {
+  prompts: { text: string; input_ids: number[] }[];
+}
+
+for (const name of MODELS) {
+  const fx = modelFixture(name);
+  test(`${name}: golden prompts encode to transformers' input_ids`, { skip: fx.skip }, () => {
+    const golden: Golden = JSON.parse(readFileSync(join(fx.path, 'golden.json'), 'utf8'));
+    const tok = loadTokenizer(fx.path);
+    for (const p of golden.prompts) {
+      assert.deepEqual(tok.encode(p.text), p.input_ids, `encoding ${JSON.stringify(p.text)}`);
+      assert.equal(tok.decode(p.input_ids, { skipSpecialTokens: true }), p.text);
+    }
+  });
+}
+
+const llama2 = sharedFixture('tokenizers/llama2');
+test('llama2 tokenizer: 47 hard strings encode to sentencepiece ids and decode back', { skip: llama2.skip }, () => {
+  const golden: { cases: { text: string; ids: number[]; decoded: string }[] } = JSON.parse(
+    readFileSync(join(llama2.path, 'golden.json'), 'utf8'),
+  );
+  assert.equal(golden.cases.length, 47);
+  const tok = loadTokenizer(llama2.path);
+  assert.equal(tok.vocabSize, 32000);
+  for (const c of golden.cases) {
+    assert.deepEqual(tok.encode(c.text, { addSpecialTokens: false }), c.ids, `encoding ${JSON.stringify(c.text)}`);
+    assert.equal(c.decoded, c.text);
+    assert.equal(tok.decode(c.ids), c.text, `decoding ${JSON.stringify(c.text)}`);
+  }
+});
+
+const tinyLlama = modelFixture('tiny-llama');
+test('BOS and EOS ids: the tokenizer config and generation_config are merged', { skip: tinyLlama.skip }, () => {
+  const tok = loadTokenizer(tinyLlama.path);
+  assert.equal(tok.bosTokenId, 1);
+  assert.deepEqual(tok.eosTokenIds, [2]);
+  assert.notEqual(tok.encode('Hello', { addSpecialTokens: false })[0], 1);
+  assert.equal(tok.encode('Hello')[0], 1);
+  const merged = loadTokenizer(tinyLlama.path, { bosTokenId: 1, eosTokenIds: [5, 2] });
+  assert.deepEqual(merged.eosTokenIds, [5, 2]);
+  assert.equal(tok.decode([1, ...tok.encode('Hi there', { addSpecialTokens: false }), 2]), '<s> Hi there</s>');
+  assert.equal(
+    tok.decode([1, ...tok.encode('Hi there', { addSpecialTokens: false }), 2], { skipSpecialTokens: true }),
+    'Hi there',
+  );
+  assert.equal(tok.decode([]), '');
+});
+
+test('add_bos_token / add_eos_token in tokenizer_config.json override the stored post-processor', {
+  skip: tinyLlama.skip,
+}, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pagoda-tok-'));
+  copyFileSync(join(tinyLlama.path, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+  const config = JSON.parse(readFileSync(join(tinyLlama.path, 'tokenizer_config.json'), 'utf8'));
+  const plain = loadTokenizer(tinyLlama.path).encode('Hello world', { addSpecialTokens: false });
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ ...config, add_bos_token: false }));
+  assert.deepEqual(loadTokenizer(dir).encode('Hello world'), plain);
+  writeFileSync(
+    join(dir, 'tokenizer_config.json'),
+    JSON.stringify({ ...config, add_bos_token: true, add_eos_token: true, eos_token: { content: '</s>' } }),
+  );
+  assert.deepEqual(loadTokenizer(dir).encode('Hello world'), [1, ...plain, 2]);
+  assert.deepEqual(loadTokenizer(dir).encode('Hello world', { addSpecialTokens: false }), plain);
+});
