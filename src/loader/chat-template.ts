@@ -1,0 +1,95 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Template } from '@huggingface/jinja';
+import { UserError } from '../util/errors.ts';
+import { readTokenizerConfig, specialTokenText } from './tokenizer.ts';
+
+/** One chat turn as the OpenAI/Ollama APIs send it; extra fields (name, tool_calls, ...) reach the template. */
+export interface ChatMessage {
+  role: string;
+  content: string;
+  [key: string]: unknown;
+}
+
+/** The special-token names transformers passes to chat templates (its special_tokens_map). */
+const SPECIAL_TOKEN_KEYS = [
+  'bos_token',
+  'eos_token',
+  'unk_token',
+  'sep_token',
+  'pad_token',
+  'cls_token',
+  'mask_token',
+] as const;
+
+/** A model's chat template, rendered as transformers' apply_chat_template(tokenize=False) does. */
+export class ChatTemplate {
+  private readonly template: Template;
+  private readonly specials: Record<string, unknown>;
+
+  constructor(
+    readonly source: string,
+    /** Where the template came from, for error messages. */
+    readonly origin: string,
+    tokenizerConfig: Record<string, unknown>,
+  ) {
+    try {
+      this.template = new Template(source);
+    } catch (err) {
+      throw new UserError(`${origin}: chat template does not parse (${(err as Error).message})`);
+    }
+    this.specials = {};
+    for (const key of SPECIAL_TOKEN_KEYS) {
+      const text = specialTokenText(tokenizerConfig[key]);
+      if (text !== null) this.specials[key] = text;
+    }
+    const extra = tokenizerConfig.additional_special_tokens;
+    if (Array.isArray(extra)) this.specials.additional_special_tokens = extra.map(specialTokenText);
+  }
+
+  /**
+   * Renders the conversation; the result already holds any BOS the template writes, so encode it with
+   * `addSpecialTokens: false`.
+   */
+  render(messages: readonly ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {
+    try {
+      return this.template.render({
+        ...this.specials,
+        messages,
+        add_generation_prompt: opts.addGenerationPrompt ?? false,
+        // raise_exception and strftime_now are globals of @huggingface/jinja.
+        tools: null,
+        documents: null,
+      });
+    } catch (err) {
+      throw new UserError(`${this.origin}: chat template failed: ${(err as Error).message}`);
+    }
+  }
+}
+
+/** Picks the template from tokenizer_config.json's chat_template: a string, or a named list holding "default". */
+function templateFromConfig(value: unknown, path: string): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value)) {
+    const named = value as { name?: unknown; template?: unknown }[];
+    const chosen = named.find((t) => t.name === 'default');
+    if (chosen && typeof chosen.template === 'string') return chosen.template;
+    const names = named.map((t) => String(t.name)).join(', ');
+    throw new UserError(`${path}: "chat_template" lists templates [${names}] but none named "default"`);
+  }
+  throw new UserError(`${path}: "chat_template" is a ${typeof value}, expected a string or a list of {name, template}`);
+}
+
+/**
+ * Loads the chat template of a model folder: chat_template.jinja (transformers 5), else tokenizer_config.json's
+ * "chat_template". Returns null when the model has none.
+ */
+export function loadChatTemplate(dir: string): ChatTemplate | null {
+  const config = readTokenizerConfig(dir);
+  const jinjaPath = join(dir, 'chat_template.jinja');
+  if (existsSync(jinjaPath)) return new ChatTemplate(readFileSync(jinjaPath, 'utf8'), jinjaPath, config);
+  const configPath = join(dir, 'tokenizer_config.json');
+  const source = templateFromConfig(config.chat_template, configPath);
+  return source === null ? null : new ChatTemplate(source, configPath, config);
+}
