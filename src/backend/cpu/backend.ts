@@ -1,0 +1,178 @@
+import { toFloat32 } from '../../loader/safetensors.ts';
+import type { StepBatch } from '../../runner/step-batch.ts';
+import type {
+  AttentionSpec,
+  Backend,
+  HostTensor,
+  KvCacheSpec,
+  LayerKvCache,
+  RopeSpec,
+  StepContext,
+  Tensor,
+} from '../backend.ts';
+import { type PagedKv, pagedAttention, writeKvCache } from './attention.ts';
+import { addInto, geluInto, siluMulInto } from './elementwise.ts';
+import { linearF32 } from './matmul.ts';
+import { layerNormRows, rmsNormRows } from './norm.ts';
+import { applyRope, ropeTables } from './rope.ts';
+import { CpuTensor, cpu, rowsCols } from './tensor.ts';
+
+/** The step's plan plus cos/sin tables computed once per rope spec and reused by every layer. */
+class CpuStepContext implements StepContext {
+  readonly ropeCache = new Map<RopeSpec, { cos: Float32Array; sin: Float32Array }>();
+  constructor(readonly batch: StepBatch) {}
+}
+
+function stepOf(step: StepContext): CpuStepContext {
+  if (!(step instanceof CpuStepContext)) throw new Error('step context does not belong to the CPU backend');
+  return step;
+}
+
+/** One layer's cache; K and V are CpuTensors so models hold them like any other tensor. */
+class CpuLayerKv implements LayerKvCache {
+  constructor(
+    readonly k: CpuTensor,
+    readonly v: CpuTensor,
+  ) {}
+  paged(): PagedKv {
+    const [, , numKvHeads, headDim] = this.k.shape as number[];
+    return { k: this.k.data, v: this.v.data, numKvHeads: numKvHeads!, headDim: headDim! };
+  }
+}
+
+function pagedOf(cache: LayerKvCache): PagedKv {
+  if (!(cache instanceof CpuLayerKv)) throw new Error('KV cache does not belong to the CPU backend');
+  return cache.paged();
+}
+
+/** The reference backend: plain TypeScript over Float32Array, everything computed in f32 (sums in f64). */
+export class CpuBackend implements Backend {
+  readonly name = 'cpu' as const;
+
+  loadWeight(w: HostTensor, opts?: { transpose?: boolean }): Tensor {
+    const data = toFloat32(w);
+    if (!opts?.transpose) return new CpuTensor([...w.shape], data);
+    if (w.shape.length !== 2) throw new Error(`${w.name}: only a 2-D weight can be transposed, shape [${w.shape}]`);
+    const [r, c] = w.shape as [number, number];
+    const t = new Float32Array(data.length);
+    for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) t[j * r + i] = data[i * c + j];
+    return new CpuTensor([c, r], t);
+  }
+
+  allocKvCache(spec: KvCacheSpec): LayerKvCache[] {
+    const shape = [spec.numBlocks, spec.blockSize, spec.numKvHeads, spec.headDim];
+    return Array.from({ length: spec.numLayers }, () => new CpuLayerKv(CpuTensor.zeros(shape), CpuTensor.zeros(shape)));
+  }
+
+  beginStep(batch: StepBatch): StepContext {
+    return new CpuStepContext(batch);
+  }
+
+  embedding(table: Tensor, step: StepContext, index: 'tokens' | 'positions'): Tensor {
+    const tab = cpu(table);
+    const [rows, dim] = rowsCols(tab);
+    const ids = index === 'tokens' ? step.batch.inputIds : step.batch.positions;
+    const out = CpuTensor.zeros([ids.length, dim]);
+    for (let t = 0; t < ids.length; t++) {
+      const id = ids[t];
+      if (id < 0 || id >= rows) throw new Error(`embedding: ${index} value ${id} outside the table's ${rows} rows`);
+      out.data.set(tab.data.subarray(id * dim, (id + 1) * dim), t * dim);
+    }
+    return out;
+  }
+
+  linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+    const xt = cpu(x);
+    const w = cpu(weight);
+    const [T, n] = rowsCols(xt);
+    const [m, wn] = w.shape as [number, number];
+    if (wn !== n) throw new Error(`linear: input has ${n} features, weight is [${w.shape}]`);
+    const out = CpuTensor.zeros([T, m]);
+    linearF32(xt.data, w.data, bias ? cpu(bias).data : null, out.data, T, n, m);
+    return out;
+  }
+
+  rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+    const xt = cpu(x);
+    const [rows, n] = rowsCols(xt);
+    const out = CpuTensor.zeros(xt.shape);
+    rmsNormRows(xt.data, cpu(weight).data, eps, out.data, rows, n);
+    return out;
+  }
+
+  addRmsNorm(x: Tensor, residual: Tensor, weight: Tensor, eps: number): { out: Tensor; residual: Tensor } {
+    const r = cpu(residual);
+    addInto(r.data, cpu(x).data, r.data);
+    return { out: this.rmsNorm(r, weight, eps), residual: r };
+  }
+
+  layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {
+    const xt = cpu(x);
+    const [rows, n] = rowsCols(xt);
+    const out = CpuTensor.zeros(xt.shape);
+    layerNormRows(xt.data, cpu(weight).data, cpu(bias).data, eps, out.data, rows, n);
+    return out;
+  }
+
+  add(a: Tensor, b: Tensor): Tensor {
+    const at = cpu(a);
+    const out = CpuTensor.zeros(at.shape);
+    addInto(at.data, cpu(b).data, out.data);
+    return out;
+  }
+
+  rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext): void {
+    const ctx = stepOf(step);
+    let tables = ctx.ropeCache.get(rope);
+    if (!tables) {
+      tables = ropeTables(rope, ctx.batch.positions);
+      ctx.ropeCache.set(rope, tables);
+    }
+    for (const x of [cpu(q), cpu(k)]) {
+      const [T, width] = rowsCols(x);
+      applyRope(x.data, T, width / headDim, headDim, rope, tables.cos, tables.sin);
+    }
+  }
+
+  siluMul(gate: Tensor, up: Tensor): Tensor {
+    const g = cpu(gate);
+    const out = CpuTensor.zeros(g.shape);
+    siluMulInto(g.data, cpu(up).data, out.data);
+    return out;
+  }
+
+  gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor {
+    const xt = cpu(x);
+    const out = CpuTensor.zeros(xt.shape);
+    geluInto(xt.data, out.data, approximate);
+    return out;
+  }
+
+  writeKv(k: Tensor, v: Tensor, cache: LayerKvCache, step: StepContext): void {
+    writeKvCache(cpu(k).data, cpu(v).data, pagedOf(cache), step.batch.slotMapping);
+  }
+
+  attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {
+    const qt = cpu(q);
+    const out = CpuTensor.zeros(qt.shape);
+    pagedAttention(qt.data, pagedOf(cache), spec, step.batch, out.data);
+    return out;
+  }
+
+  gatherLogitRows(x: Tensor, step: StepContext): Tensor {
+    const xt = cpu(x);
+    const [, n] = rowsCols(xt);
+    const idx = step.batch.logitsIndices;
+    const out = CpuTensor.zeros([idx.length, n]);
+    for (let r = 0; r < idx.length; r++) out.data.set(xt.data.subarray(idx[r] * n, (idx[r] + 1) * n), r * n);
+    return out;
+  }
+
+  view(t: Tensor, shape: readonly number[]): Tensor {
+    return new CpuTensor([...shape], cpu(t).data);
+  }
+
+  toHost(t: Tensor): Float32Array {
+    return cpu(t).data.slice();
+  }
+}

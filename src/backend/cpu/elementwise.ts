@@ -1,0 +1,48 @@
+export function addInto(a: Float32Array, b: Float32Array, out: Float32Array): void {
+  for (let i = 0; i < out.length; i++) out[i] = a[i] + b[i];
+}
+
+/** silu(gate) * up. */
+export function siluMulInto(gate: Float32Array, up: Float32Array, out: Float32Array): void {
+  for (let i = 0; i < out.length; i++) {
+    const g = gate[i];
+    out[i] = (g / (1 + Math.exp(-g))) * up[i];
+  }
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+/** GELU: exact (erf) or the tanh approximation (GPT-2's gelu_new). */
+export function geluInto(x: Float32Array, out: Float32Array, approximate: 'tanh' | 'none'): void {
+  if (approximate === 'tanh') {
+    for (let i = 0; i < out.length; i++) {
+      const v = x[i];
+      out[i] = 0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)));
+    }
+  } else {
+    for (let i = 0; i < out.length; i++) out[i] = 0.5 * x[i] * (1 + erf(x[i] / Math.SQRT2));
+  }
+}
+
+/** erf to ~1e-7 (Numerical Recipes' erfc Chebyshev fit), enough for float32 activations. */
+export function erf(x: number): number {
+  const z = Math.abs(x);
+  const t = 1 / (1 + 0.5 * z);
+  const r =
+    t *
+    Math.exp(
+      -z * z -
+        1.26551223 +
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t *
+                  (0.09678418 +
+                    t *
+                      (-0.18628806 +
+                        t *
+                          (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+    );
+  return x >= 0 ? 1 - r : r - 1;
+}

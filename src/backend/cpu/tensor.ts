@@ -1,0 +1,30 @@
+import type { Tensor } from '../backend.ts';
+
+/** A row-major float32 tensor in host memory. */
+export class CpuTensor implements Tensor {
+  readonly dtype = 'f32' as const;
+  constructor(
+    readonly shape: readonly number[],
+    readonly data: Float32Array,
+  ) {
+    const n = shape.reduce((a, d) => a * d, 1);
+    if (n !== data.length) throw new Error(`tensor shape [${shape}] holds ${n} elements, data has ${data.length}`);
+  }
+
+  static zeros(shape: readonly number[]): CpuTensor {
+    return new CpuTensor(shape, new Float32Array(shape.reduce((a, d) => a * d, 1)));
+  }
+}
+
+/** The CPU tensor behind a `Tensor`; a tensor from another backend is a programming error. */
+export function cpu(t: Tensor): CpuTensor {
+  if (!(t instanceof CpuTensor)) throw new Error('tensor does not belong to the CPU backend');
+  return t;
+}
+
+/** `[rows, cols]` of a tensor seen as a matrix over its last dimension. */
+export function rowsCols(t: Tensor): [number, number] {
+  const cols = t.shape[t.shape.length - 1] ?? 1;
+  const rows = t.shape.length ? t.shape.reduce((a, d) => a * d, 1) / cols : 1;
+  return [rows, cols];
+}

@@ -1,0 +1,111 @@
+import type { AttentionSpec, Backend, LayerKvCache, StepContext, Tensor } from '../backend/backend.ts';
+import type { ModelConfig } from '../loader/hf-config.ts';
+import { UserError } from '../util/errors.ts';
+import type { Architecture } from './architecture.ts';
+import type { Model } from './model.ts';
+import { type ModelWeights, splitColumns } from './weights.ts';
+
+/** GPT-2's activation names and the GELU each means. */
+const GELU: Record<string, 'tanh' | 'none'> = { gelu_new: 'tanh', gelu_pytorch_tanh: 'tanh', gelu: 'none' };
+
+interface Linear {
+  weight: Tensor;
+  bias: Tensor;
+}
+
+interface Gpt2Layer {
+  ln1: Linear;
+  q: Linear;
+  k: Linear;
+  v: Linear;
+  proj: Linear;
+  ln2: Linear;
+  fc: Linear;
+  out: Linear;
+}
+
+/** GPT-2: learned positions, pre-LayerNorm blocks, multi-head attention, gelu_new MLP, tied embeddings. */
+export class Gpt2Model implements Model {
+  readonly kvShape: Model['kvShape'];
+  private readonly spec: AttentionSpec;
+
+  constructor(
+    readonly config: ModelConfig,
+    readonly backend: Backend,
+    private readonly geluKind: 'tanh' | 'none',
+    private readonly wte: Tensor,
+    private readonly wpe: Tensor,
+    private readonly layers: Gpt2Layer[],
+    private readonly lnF: Linear,
+  ) {
+    const { numHeads, headDim } = config;
+    this.kvShape = { numLayers: layers.length, numKvHeads: numHeads, headDim };
+    this.spec = { numHeads, numKvHeads: numHeads, headDim, scale: 1 / Math.sqrt(headDim), slidingWindow: 0 };
+  }
+
+  forward(step: StepContext, kvCache: readonly LayerKvCache[]): Tensor {
+    const b = this.backend;
+    const eps = this.config.normEps;
+    let h = b.add(b.embedding(this.wte, step, 'tokens'), b.embedding(this.wpe, step, 'positions'));
+    this.layers.forEach((l, i) => {
+      const x = b.layerNorm(h, l.ln1.weight, l.ln1.bias, eps);
+      const q = b.linear(x, l.q.weight, l.q.bias);
+      const k = b.linear(x, l.k.weight, l.k.bias);
+      const v = b.linear(x, l.v.weight, l.v.bias);
+      b.writeKv(k, v, kvCache[i]!, step);
+      h = b.add(h, b.linear(b.attention(q, kvCache[i]!, this.spec, step), l.proj.weight, l.proj.bias));
+      const y = b.layerNorm(h, l.ln2.weight, l.ln2.bias, eps);
+      const mlp = b.linear(b.gelu(b.linear(y, l.fc.weight, l.fc.bias), this.geluKind), l.out.weight, l.out.bias);
+      h = b.add(h, mlp);
+    });
+    const last = b.gatherLogitRows(h, step);
+    return b.linear(b.layerNorm(last, this.lnF.weight, this.lnF.bias, eps), this.wte);
+  }
+}
+
+function buildGpt2(cfg: ModelConfig, w: ModelWeights, backend: Backend): Gpt2Model {
+  const { hiddenSize: H, intermediateSize: I, vocabSize } = cfg;
+  const gelu = GELU[String(cfg.raw.activation_function ?? 'gelu_new')];
+  if (!gelu) {
+    throw new UserError(
+      `config.json: activation_function "${cfg.raw.activation_function}" is not supported (expected one of ${Object.keys(GELU).join(', ')})`,
+    );
+  }
+  const norm = (name: string): Linear => ({ weight: w.load(`${name}.weight`, [H]), bias: w.load(`${name}.bias`, [H]) });
+  // Conv1D stores weights as [in, out]: transpose them to the [out, in] layout linear() takes.
+  const conv = (name: string, inp: number, out: number): Linear => ({
+    weight: w.load(`${name}.weight`, [inp, out], { transpose: true }),
+    bias: w.load(`${name}.bias`, [out]),
+  });
+  const layers = Array.from({ length: cfg.numLayers }, (_, i): Gpt2Layer => {
+    const p = `transformer.h.${i}`;
+    // c_attn fuses q, k and v along its output columns.
+    const weights = splitColumns(w.host(`${p}.attn.c_attn.weight`, [H, 3 * H]), [H, H, H]);
+    const biases = splitColumns(w.host(`${p}.attn.c_attn.bias`, [3 * H]), [H, H, H]);
+    const [q, k, v] = [0, 1, 2].map((j) => ({
+      weight: backend.loadWeight(weights[j]!, { transpose: true }),
+      bias: backend.loadWeight(biases[j]!),
+    }));
+    return {
+      ln1: norm(`${p}.ln_1`),
+      q: q!,
+      k: k!,
+      v: v!,
+      proj: conv(`${p}.attn.c_proj`, H, H),
+      ln2: norm(`${p}.ln_2`),
+      fc: conv(`${p}.mlp.c_fc`, H, I),
+      out: conv(`${p}.mlp.c_proj`, I, H),
+    };
+  });
+  return new Gpt2Model(
+    cfg,
+    backend,
+    gelu,
+    w.load('transformer.wte.weight', [vocabSize, H]),
+    w.load('transformer.wpe.weight', [cfg.maxPositionEmbeddings, H]),
+    layers,
+    norm('transformer.ln_f'),
+  );
+}
+
+export const gpt2: Architecture = { names: ['GPT2LMHeadModel'], modelTypes: ['gpt2'], build: buildGpt2 };

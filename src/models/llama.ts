@@ -1,0 +1,138 @@
+import type { AttentionSpec, Backend, LayerKvCache, RopeSpec, StepContext, Tensor } from '../backend/backend.ts';
+import type { ModelConfig } from '../loader/hf-config.ts';
+import type { Architecture } from './architecture.ts';
+import type { Model } from './model.ts';
+import { ropeSpecFromConfig } from './rope.ts';
+import type { ModelWeights } from './weights.ts';
+
+/** What distinguishes the Llama family's members; everything else is read from the config. */
+export interface LlamaOptions {
+  /** Bias on q/k/v projections (Qwen2 always; Llama when `attention_bias`, which also biases o_proj). */
+  qkvBias: boolean;
+  /** RMSNorm over each q and k head before RoPE (Qwen3). */
+  qkNorm: boolean;
+}
+
+interface Linear {
+  weight: Tensor;
+  bias?: Tensor;
+}
+
+interface LlamaLayer {
+  inputNorm: Tensor;
+  q: Linear;
+  k: Linear;
+  v: Linear;
+  o: Linear;
+  qNorm?: Tensor;
+  kNorm?: Tensor;
+  postNorm: Tensor;
+  gate: Linear;
+  up: Linear;
+  down: Linear;
+  attention: AttentionSpec;
+}
+
+/** Llama, Mistral, Qwen2 and Qwen3: pre-norm decoder, RoPE, GQA, SwiGLU MLP. */
+export class LlamaModel implements Model {
+  readonly kvShape: Model['kvShape'];
+  private readonly rope: RopeSpec;
+
+  constructor(
+    readonly config: ModelConfig,
+    readonly backend: Backend,
+    private readonly embed: Tensor,
+    private readonly layers: LlamaLayer[],
+    private readonly finalNorm: Tensor,
+    private readonly lmHead: Tensor,
+  ) {
+    this.kvShape = { numLayers: layers.length, numKvHeads: config.numKvHeads, headDim: config.headDim };
+    this.rope = ropeSpecFromConfig(config);
+  }
+
+  forward(step: StepContext, kvCache: readonly LayerKvCache[]): Tensor {
+    const b = this.backend;
+    const eps = this.config.normEps;
+    let residual = b.embedding(this.embed, step, 'tokens');
+    let x = b.rmsNorm(residual, this.layers[0]!.inputNorm, eps);
+    let mlp: Tensor | null = null;
+    for (let i = 0; i < this.layers.length; i++) {
+      const layer = this.layers[i]!;
+      if (mlp) ({ out: x, residual } = b.addRmsNorm(mlp, residual, layer.inputNorm, eps));
+      const attn = this.attention(x, layer, kvCache[i]!, step);
+      ({ out: x, residual } = b.addRmsNorm(attn, residual, layer.postNorm, eps));
+      mlp = linear(b, b.siluMul(linear(b, x, layer.gate), linear(b, x, layer.up)), layer.down);
+    }
+    const last = b.gatherLogitRows(b.add(mlp!, residual), step);
+    return b.linear(b.rmsNorm(last, this.finalNorm, eps), this.lmHead);
+  }
+
+  private attention(x: Tensor, layer: LlamaLayer, cache: LayerKvCache, step: StepContext): Tensor {
+    const b = this.backend;
+    const { numHeads, numKvHeads, headDim } = layer.attention;
+    let q = linear(b, x, layer.q);
+    let k = linear(b, x, layer.k);
+    const v = linear(b, x, layer.v);
+    if (layer.qNorm && layer.kNorm) {
+      q = headNorm(b, q, numHeads, headDim, layer.qNorm, this.config.normEps);
+      k = headNorm(b, k, numKvHeads, headDim, layer.kNorm, this.config.normEps);
+    }
+    b.rope(q, k, headDim, this.rope, step);
+    b.writeKv(k, v, cache, step);
+    return linear(b, b.attention(q, cache, layer.attention, step), layer.o);
+  }
+}
+
+function linear(b: Backend, x: Tensor, l: Linear): Tensor {
+  return b.linear(x, l.weight, l.bias);
+}
+
+/** RMSNorm over each head of x `[T, heads * headDim]`. */
+function headNorm(b: Backend, x: Tensor, heads: number, headDim: number, w: Tensor, eps: number): Tensor {
+  const T = x.shape[0]!;
+  return b.view(b.rmsNorm(b.view(x, [T * heads, headDim]), w, eps), [T, heads * headDim]);
+}
+
+/** Per-layer sliding window: `layer_types` names sliding layers where present, else the window applies to all. */
+function slidingWindowOf(cfg: ModelConfig, layer: number): number {
+  const types = cfg.raw.layer_types;
+  if (Array.isArray(types)) return types[layer] === 'sliding_attention' ? cfg.slidingWindow : 0;
+  return cfg.slidingWindow;
+}
+
+export function buildLlama(opts: LlamaOptions, cfg: ModelConfig, w: ModelWeights, backend: Backend): LlamaModel {
+  const { hiddenSize: H, intermediateSize: I, numHeads, numKvHeads, headDim: D, vocabSize } = cfg;
+  const attnBias = opts.qkvBias || cfg.attentionBias;
+  const mlpBias = cfg.raw.mlp_bias === true;
+  const lin = (name: string, out: number, inp: number, bias: boolean): Linear => ({
+    weight: w.load(`${name}.weight`, [out, inp]),
+    bias: bias ? w.load(`${name}.bias`, [out]) : undefined,
+  });
+  const layers = Array.from({ length: cfg.numLayers }, (_, i): LlamaLayer => {
+    const p = `model.layers.${i}`;
+    return {
+      inputNorm: w.load(`${p}.input_layernorm.weight`, [H]),
+      q: lin(`${p}.self_attn.q_proj`, numHeads * D, H, attnBias),
+      k: lin(`${p}.self_attn.k_proj`, numKvHeads * D, H, attnBias),
+      v: lin(`${p}.self_attn.v_proj`, numKvHeads * D, H, attnBias),
+      o: lin(`${p}.self_attn.o_proj`, H, numHeads * D, cfg.attentionBias),
+      qNorm: opts.qkNorm ? w.load(`${p}.self_attn.q_norm.weight`, [D]) : undefined,
+      kNorm: opts.qkNorm ? w.load(`${p}.self_attn.k_norm.weight`, [D]) : undefined,
+      postNorm: w.load(`${p}.post_attention_layernorm.weight`, [H]),
+      gate: lin(`${p}.mlp.gate_proj`, I, H, mlpBias),
+      up: lin(`${p}.mlp.up_proj`, I, H, mlpBias),
+      down: lin(`${p}.mlp.down_proj`, H, I, mlpBias),
+      attention: { numHeads, numKvHeads, headDim: D, scale: 1 / Math.sqrt(D), slidingWindow: slidingWindowOf(cfg, i) },
+    };
+  });
+  const embed = w.load('model.embed_tokens.weight', [vocabSize, H]);
+  // A separate lm_head when the checkpoint has one; otherwise the embeddings, if the config ties them.
+  const lmHead = w.has('lm_head.weight') || !cfg.tieWordEmbeddings ? w.load('lm_head.weight', [vocabSize, H]) : embed;
+  return new LlamaModel(cfg, backend, embed, layers, w.load('model.norm.weight', [H]), lmHead);
+}
+
+export const llama: Architecture = {
+  names: ['LlamaForCausalLM'],
+  modelTypes: ['llama'],
+  build: (cfg, w, backend) => buildLlama({ qkvBias: false, qkNorm: false }, cfg, w, backend),
+};

@@ -1,0 +1,9 @@
+import type { Architecture } from './architecture.ts';
+import { buildLlama } from './llama.ts';
+
+/** Mistral is Llama with an optional sliding window, which the config carries. */
+export const mistral: Architecture = {
+  names: ['MistralForCausalLM'],
+  modelTypes: ['mistral'],
+  build: (cfg, w, backend) => buildLlama({ qkvBias: false, qkNorm: false }, cfg, w, backend),
+};

@@ -1,0 +1,9 @@
+import type { Architecture } from './architecture.ts';
+import { buildLlama } from './llama.ts';
+
+/** Qwen2: Llama with biases on the q/k/v projections. */
+export const qwen2: Architecture = {
+  names: ['Qwen2ForCausalLM'],
+  modelTypes: ['qwen2'],
+  build: (cfg, w, backend) => buildLlama({ qkvBias: true, qkNorm: false }, cfg, w, backend),
+};

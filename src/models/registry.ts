@@ -1,0 +1,21 @@
+import type { ModelConfig } from '../loader/hf-config.ts';
+import { UserError } from '../util/errors.ts';
+import type { Architecture } from './architecture.ts';
+import { gpt2 } from './gpt2.ts';
+import { llama } from './llama.ts';
+import { mistral } from './mistral.ts';
+import { qwen2 } from './qwen2.ts';
+import { qwen3 } from './qwen3.ts';
+
+export const ARCHITECTURES: readonly Architecture[] = [llama, mistral, qwen2, qwen3, gpt2];
+
+/** The architecture for a config: by `architectures[0]`, else by `model_type`. */
+export function pickArchitecture(cfg: ModelConfig, configPath: string): Architecture {
+  const byName = cfg.architecture && ARCHITECTURES.find((a) => a.names.includes(cfg.architecture));
+  if (byName) return byName;
+  const byType = !cfg.architecture && ARCHITECTURES.find((a) => a.modelTypes.includes(cfg.modelType));
+  if (byType) return byType;
+  const supported = ARCHITECTURES.flatMap((a) => a.names).join(', ');
+  const what = cfg.architecture ? `architecture "${cfg.architecture}"` : `model_type "${cfg.modelType}"`;
+  throw new UserError(`${configPath}: ${what} is not supported (supported: ${supported})`);
+}

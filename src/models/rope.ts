@@ -1,0 +1,103 @@
+import type { RopeSpec } from '../backend/backend.ts';
+import type { ModelConfig, RopeScaling } from '../loader/hf-config.ts';
+import { UserError } from '../util/errors.ts';
+
+/** 1 / theta^(2i / dim) for i < dim / 2 (in f32, as HF computes it). */
+export function defaultInvFreq(theta: number, dim: number): Float32Array {
+  const out = new Float32Array(dim / 2);
+  for (let i = 0; i < dim / 2; i++) out[i] = 1 / theta ** Math.fround((2 * i) / dim);
+  return out;
+}
+
+function num(s: RopeScaling, key: string, fallback?: number): number {
+  const v = s[key];
+  if (typeof v === 'number') return v;
+  if (fallback !== undefined) return fallback;
+  throw new UserError(`config.json: rope scaling "${s.type}" needs a numeric "${key}"`);
+}
+
+/** Llama 3.1: low frequencies divided by `factor`, high ones kept, a smooth blend in between. */
+function llama3(inv: Float32Array, s: RopeScaling): Float32Array {
+  const factor = num(s, 'factor');
+  const low = num(s, 'low_freq_factor');
+  const high = num(s, 'high_freq_factor');
+  const oldLen = num(s, 'original_max_position_embeddings');
+  const lowWavelen = oldLen / low;
+  const highWavelen = oldLen / high;
+  return inv.map((f) => {
+    const wavelen = (2 * Math.PI) / f;
+    if (wavelen < highWavelen) return f;
+    if (wavelen > lowWavelen) return f / factor;
+    const smooth = (oldLen / wavelen - low) / (high - low);
+    return (1 - smooth) * (f / factor) + smooth * f;
+  });
+}
+
+/** YaRN: interpolate low frequencies, extrapolate high ones with a linear ramp between; returns the attention factor. */
+function yarn(theta: number, dim: number, s: RopeScaling, maxPos: number): { invFreq: Float32Array; mscale: number } {
+  const factor = num(s, 'factor');
+  const origMax = num(s, 'original_max_position_embeddings', maxPos);
+  const betaFast = num(s, 'beta_fast', 32);
+  const betaSlow = num(s, 'beta_slow', 1);
+  const getMscale = (scale: number, m = 1) => (scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1);
+  let mscale: number;
+  if (typeof s.attention_factor === 'number') mscale = s.attention_factor;
+  else if (typeof s.mscale === 'number' && typeof s.mscale_all_dim === 'number' && s.mscale && s.mscale_all_dim) {
+    mscale = getMscale(factor, s.mscale) / getMscale(factor, s.mscale_all_dim);
+  } else mscale = getMscale(factor);
+  const correctionDim = (rotations: number) =>
+    (dim * Math.log(origMax / (rotations * 2 * Math.PI))) / (2 * Math.log(theta));
+  const truncate = s.truncate !== false;
+  let lo = correctionDim(betaFast);
+  let hi = correctionDim(betaSlow);
+  if (truncate) {
+    lo = Math.floor(lo);
+    hi = Math.ceil(hi);
+  }
+  lo = Math.max(lo, 0);
+  hi = Math.min(hi, dim - 1);
+  if (lo === hi) hi += 0.001;
+  const extrapolated = defaultInvFreq(theta, dim);
+  const invFreq = extrapolated.map((f, i) => {
+    const ramp = Math.min(1, Math.max(0, (i - lo) / (hi - lo)));
+    const extrapolationWeight = 1 - ramp;
+    return (f / factor) * (1 - extrapolationWeight) + f * extrapolationWeight;
+  });
+  return { invFreq, mscale };
+}
+
+/**
+ * The rotary embedding for a model: inverse frequencies with the config's rope scaling folded in.
+ * Supports default, linear, dynamic (NTK, fixed at load for the scaled maximum length), llama3 and yarn.
+ */
+export function ropeSpecFromConfig(cfg: ModelConfig, style: RopeSpec['style'] = 'neox'): RopeSpec {
+  const rotaryDim = Math.floor(cfg.headDim * cfg.partialRotaryFactor);
+  const theta = cfg.ropeTheta;
+  const s = cfg.ropeScaling;
+  const spec = (invFreq: Float32Array, mscale = 1): RopeSpec => ({ invFreq, mscale, style, rotaryDim });
+  if (!s) return spec(defaultInvFreq(theta, rotaryDim));
+  switch (s.type) {
+    case 'default':
+      return spec(defaultInvFreq(theta, rotaryDim));
+    case 'linear': {
+      const factor = num(s, 'factor');
+      return spec(defaultInvFreq(theta, rotaryDim).map((f) => f / factor));
+    }
+    case 'dynamic': {
+      // vLLM's choice: the base that dynamic NTK would reach at factor × the trained length.
+      const factor = num(s, 'factor');
+      const base = theta * (factor * factor - (factor - 1)) ** (rotaryDim / (rotaryDim - 2));
+      return spec(defaultInvFreq(base, rotaryDim));
+    }
+    case 'llama3':
+      return spec(llama3(defaultInvFreq(theta, rotaryDim), s));
+    case 'yarn': {
+      const { invFreq, mscale } = yarn(theta, rotaryDim, s, cfg.maxPositionEmbeddings);
+      return spec(invFreq, mscale);
+    }
+    default:
+      throw new UserError(
+        `config.json: rope scaling type "${s.type}" is not supported (supported: default, linear, dynamic, llama3, yarn)`,
+      );
+  }
+}
