@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { CpuBackend } from '../../src/backend/cpu/backend.ts';
+import { loadModel } from '../../src/models/load.ts';
+import { UserError } from '../../src/util/errors.ts';
+import { modelFixture } from '../helpers/fixtures.ts';
+
+const fixture = modelFixture('tiny-llama');
+
+describe('loadModel errors', { skip: fixture.skip }, () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'pagoda-load-'));
+  after(() => rmSync(tmp, { recursive: true, force: true }));
+
+  /** A copy of tiny-llama with config.json edited. */
+  function variant(name: string, edit: (cfg: Record<string, unknown>) => void): string {
+    const dir = join(tmp, name);
+    cpSync(fixture.path, dir, { recursive: true });
+    const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    edit(cfg);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
+    return dir;
+  }
+
+  /** Loading fails with a one-line UserError matching `pattern`. */
+  function assertOneLine(dir: string, pattern: RegExp): void {
+    assert.throws(
+      () => loadModel(dir, new CpuBackend()),
+      (err: unknown) => {
+        assert.ok(err instanceof UserError, `expected a UserError, got ${err}`);
+        assert.ok(!err.message.includes('\n'), `message spans lines: ${err.message}`);
+        assert.match(err.message, pattern);
+        return true;
+      },
+    );
+  }
+
+  test('a tensor whose shape does not match the config names the tensor, its shape and the expected one', () => {
+    const dir = variant('shape', (c) => {
+      c.intermediate_size = 128;
+    });
+    assertOneLine(dir, /tensor model\.layers\.0\.mlp\.gate_proj\.weight has shape \[160, 64\], expected \[128, 64\]/);
+  });
+
+  test('a missing tensor is named', () => {
+    const dir = variant('missing', (c) => {
+      c.num_hidden_layers = 4;
+    });
+    assertOneLine(dir, /tensor model\.layers\.3\.input_layernorm\.weight is missing/);
+  });
+
+  test('an unknown architecture names itself, the config file and the supported list', () => {
+    const dir = variant('arch', (c) => {
+      c.architectures = ['FalconForCausalLM'];
+    });
+    assertOneLine(
+      dir,
+      /config\.json: architecture "FalconForCausalLM" is not supported \(supported: LlamaForCausalLM.*GPT2LMHeadModel\)/,
+    );
+  });
+
+  test('without "architectures" the model_type picks the architecture', () => {
+    const dir = variant('by-type', (c) => {
+      delete c.architectures;
+    });
+    assert.equal(loadModel(dir, new CpuBackend()).kvShape.numLayers, 3);
+  });
+
+  test('an unsupported rope scaling type is named', () => {
+    const dir = variant('rope', (c) => {
+      c.rope_parameters = { rope_type: 'longrope', rope_theta: 10000 };
+    });
+    assertOneLine(dir, /rope scaling type "longrope" is not supported/);
+  });
+});
