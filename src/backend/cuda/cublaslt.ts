@@ -1,0 +1,133 @@
+import type { LibraryHandle } from 'koffi';
+import type { DType } from '../backend.ts';
+import type { CudaDriver, DevPtr, Handle } from './driver.ts';
+import { loadCudaLibrary } from './libs.ts';
+
+function bindLt(lib: LibraryHandle) {
+  const f = (s: string) => lib.func(s);
+  return {
+    create: f('int cublasLtCreate(_Out_ void **handle)'),
+    descCreate: f('int cublasLtMatmulDescCreate(_Out_ void **desc, int computeType, int scaleType)'),
+    descSet: f('int cublasLtMatmulDescSetAttribute(void *desc, int attr, const void *buf, size_t n)'),
+    layoutCreate: f(
+      'int cublasLtMatrixLayoutCreate(_Out_ void **layout, int type, uint64_t rows, uint64_t cols, int64_t ld)',
+    ),
+    prefCreate: f('int cublasLtMatmulPreferenceCreate(_Out_ void **pref)'),
+    prefSet: f('int cublasLtMatmulPreferenceSetAttribute(void *pref, int attr, const void *buf, size_t n)'),
+    heuristic: f(
+      'int cublasLtMatmulAlgoGetHeuristic(void *handle, void *desc, void *a, void *b, void *c, void *d, void *pref, int requested, _Out_ uint8_t *results, _Out_ int *returned)',
+    ),
+    matmul: f(
+      'int cublasLtMatmul(void *handle, void *desc, const void *alpha, uint64_t A, void *Adesc, uint64_t B, void *Bdesc, const void *beta, uint64_t C, void *Cdesc, uint64_t D, void *Ddesc, const void *algo, uint64_t workspace, size_t workspaceSize, void *stream)',
+    ),
+  };
+}
+
+const CUDA_TYPE: Record<DType, number> = { f32: 0, f16: 2, bf16: 14 };
+const COMPUTE_32F = 68;
+const DESC_TRANSA = 3;
+const DESC_TRANSB = 4;
+const PREF_MAX_WORKSPACE = 1;
+/** sizeof(cublasLtMatmulHeuristicResult_t): algo (64 bytes), workspaceSize, state, wavesCount, reserved[4]. */
+const HEURISTIC_BYTES = 96;
+
+interface Plan {
+  desc: Handle;
+  a: Handle;
+  b: Handle;
+  c: Handle;
+  algo: Uint8Array;
+}
+
+/**
+ * Row-major GEMMs `Y[T, out] = X[T, in] · W[out, in]ᵀ` through cuBLASLt, fp32 accumulation. The descriptors and the
+ * heuristic's algorithm are made once per (T, out, in, dtypes) and reused, so steps (and graph captures) only launch.
+ */
+export class CublasLt {
+  private readonly api: ReturnType<typeof bindLt>;
+  private readonly handle: Handle;
+  private readonly plans = new Map<string, Plan>();
+  private readonly pref: Handle;
+  readonly workspaceBytes = 32 << 20;
+  private readonly workspace: DevPtr;
+  private readonly one = new Float32Array([1]);
+  private readonly zero = new Float32Array([0]);
+
+  constructor(private readonly drv: CudaDriver) {
+    this.api = bindLt(
+      loadCudaLibrary(
+        ['libcublasLt.so.13', 'libcublasLt.so.12', 'libcublasLt.so'],
+        'the cuBLASLt library libcublasLt',
+        'Install the CUDA toolkit 12 or 13 (or the nvidia-cublas package) and put its lib64 folder on LD_LIBRARY_PATH',
+      ),
+    );
+    const h = [null];
+    this.check(this.api.create(h), 'cublasLtCreate');
+    this.handle = h[0];
+    const p = [null];
+    this.check(this.api.prefCreate(p), 'cublasLtMatmulPreferenceCreate');
+    this.pref = p[0];
+    const ws = new BigUint64Array([BigInt(this.workspaceBytes)]);
+    this.check(this.api.prefSet(this.pref, PREF_MAX_WORKSPACE, ws, 8), 'cublasLtMatmulPreferenceSetAttribute');
+    this.workspace = drv.alloc(this.workspaceBytes);
+  }
+
+  private check(rc: number, what: string): void {
+    if (rc !== 0) throw new Error(`${what} failed: cuBLAS status ${rc}`);
+  }
+
+  private plan(t: number, out: number, inF: number, inType: DType, outType: DType): Plan {
+    const key = `${t},${out},${inF},${inType},${outType}`;
+    const hit = this.plans.get(key);
+    if (hit) return hit;
+    const a = this.api;
+    const d = [null];
+    this.check(a.descCreate(d, COMPUTE_32F, CUDA_TYPE.f32), 'cublasLtMatmulDescCreate');
+    const desc = d[0];
+    // Column-major view: Yᵀ[out, T] = op(W)[out, in] · Xᵀ[in, T], with W stored as col-major [in, out].
+    this.check(a.descSet(desc, DESC_TRANSA, new Int32Array([1]), 4), 'set TRANSA');
+    this.check(a.descSet(desc, DESC_TRANSB, new Int32Array([0]), 4), 'set TRANSB');
+    const layout = (type: DType, rows: number, cols: number, ld: number) => {
+      const l = [null];
+      this.check(
+        a.layoutCreate(l, CUDA_TYPE[type], BigInt(rows), BigInt(cols), BigInt(ld)),
+        'cublasLtMatrixLayoutCreate',
+      );
+      return l[0];
+    };
+    const A = layout(inType, inF, out, inF);
+    const B = layout(inType, inF, t, inF);
+    const C = layout(outType, out, t, out);
+    const results = new Uint8Array(HEURISTIC_BYTES);
+    const n = [0];
+    this.check(a.heuristic(this.handle, desc, A, B, C, C, this.pref, 1, results, n), 'cublasLtMatmulAlgoGetHeuristic');
+    if (n[0] === 0) throw new Error(`cuBLASLt has no algorithm for [${t}, ${inF}] x [${out}, ${inF}]^T (${inType})`);
+    const plan = { desc, a: A, b: B, c: C, algo: results.slice(0, 64) };
+    this.plans.set(key, plan);
+    return plan;
+  }
+
+  /** y[T, out] = x[T, in] · w[out, in]ᵀ (all row-major), on the driver's stream. */
+  matmul(y: DevPtr, x: DevPtr, w: DevPtr, t: number, out: number, inF: number, inType: DType, outType: DType): void {
+    const p = this.plan(t, out, inF, inType, outType);
+    const rc = this.api.matmul(
+      this.handle,
+      p.desc,
+      this.one,
+      w,
+      p.a,
+      x,
+      p.b,
+      this.zero,
+      y,
+      p.c,
+      y,
+      p.c,
+      p.algo,
+      this.workspace,
+      this.workspaceBytes,
+      this.drv.stream,
+    );
+    this.check(rc, `cublasLtMatmul [${t}, ${inF}] x [${out}, ${inF}]^T`);
+  }
+}

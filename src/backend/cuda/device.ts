@@ -1,0 +1,67 @@
+import { UserError } from '../../util/errors.ts';
+import { CudaDriver, MIN_DRIVER_VERSION } from './driver.ts';
+import { CudaUnavailable } from './libs.ts';
+import { Nvrtc } from './nvrtc.ts';
+
+export type DeviceFlag = 'auto' | 'cuda' | 'cpu';
+
+export const DEVICE_FLAGS: readonly DeviceFlag[] = ['auto', 'cuda', 'cpu'];
+
+/** Checks one by one what CUDA needs; the first failure is returned as a CudaUnavailable (reason + fix). */
+export function probeCuda(opts: { weightBytes?: number } = {}): { ok: true; driver: CudaDriver } | CudaUnavailable {
+  try {
+    const drv = CudaDriver.open(Number(process.env.PAGODA_CUDA_DEVICE ?? 0));
+    const { driverVersion, ccMajor, ccMinor, name } = drv.info;
+    if (driverVersion < MIN_DRIVER_VERSION) {
+      const v = (n: number) => `${Math.floor(n / 1000)}.${(n % 1000) / 10}`;
+      return new CudaUnavailable(
+        `the NVIDIA driver supports CUDA ${v(driverVersion)}, pagoda needs CUDA ${v(MIN_DRIVER_VERSION)} or newer`,
+        'Update the NVIDIA driver (525 or newer), or use --device cpu',
+      );
+    }
+    if (ccMajor < 8) {
+      return new CudaUnavailable(
+        `${name} has compute capability ${ccMajor}.${ccMinor}; pagoda's kernels need 8.0 or newer (Ampere, Ada, Hopper)`,
+        'Use a newer GPU, or --device cpu',
+      );
+    }
+    Nvrtc.open();
+    if (opts.weightBytes !== undefined) {
+      const { free } = drv.memInfo();
+      const need = opts.weightBytes + (1 << 30);
+      if (free < need) {
+        const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+        return new CudaUnavailable(
+          `${name} has ${gib(free)} free, the weights need ${gib(opts.weightBytes)} plus 1 GiB for activations and KV cache`,
+          'Free GPU memory (see nvidia-smi), pick a smaller model, or use --device cpu',
+        );
+      }
+    }
+    return { ok: true, driver: drv };
+  } catch (err) {
+    if (err instanceof CudaUnavailable) return err;
+    return new CudaUnavailable(
+      `CUDA could not start: ${(err as Error).message}`,
+      'Check nvidia-smi, or use --device cpu',
+    );
+  }
+}
+
+/**
+ * Resolves `--device`: 'cuda' fails with the exact cause when CUDA is unusable; 'auto' falls back to the CPU and
+ * says why through `note`.
+ */
+export function selectDevice(
+  flag: string,
+  opts: { weightBytes?: number; note?: (line: string) => void } = {},
+): 'cpu' | 'cuda' {
+  if (!DEVICE_FLAGS.includes(flag as DeviceFlag)) {
+    throw new UserError(`--device ${flag}: expected one of ${DEVICE_FLAGS.join(', ')}`);
+  }
+  if (flag === 'cpu') return 'cpu';
+  const probe = probeCuda(opts);
+  if (!(probe instanceof CudaUnavailable)) return 'cuda';
+  if (flag === 'cuda') throw new UserError(`--device cuda: ${probe.reason}. ${probe.fix}`);
+  opts.note?.(`using the CPU: ${probe.reason}`);
+  return 'cpu';
+}

@@ -1,0 +1,319 @@
+import koffi, { type LibraryHandle } from 'koffi';
+import { CudaUnavailable, loadCudaLibrary } from './libs.ts';
+
+/** A device address. */
+export type DevPtr = bigint;
+/** An opaque driver handle (context, stream, module, function, graph, event). */
+export type Handle = unknown;
+
+/** Oldest driver API accepted: CUDA 12.0 (NVRTC 12/13 cubins and the graph calls used here). */
+export const MIN_DRIVER_VERSION = 12000;
+
+const ATTR = { multiprocessorCount: 16, ccMajor: 75, ccMinor: 76, maxSharedPerBlockOptin: 97 } as const;
+
+export interface DeviceInfo {
+  index: number;
+  name: string;
+  ccMajor: number;
+  ccMinor: number;
+  smCount: number;
+  totalBytes: number;
+  driverVersion: number;
+  maxSharedPerBlockOptin: number;
+}
+
+/** Kernel argument kinds: p = device pointer (u64), i = int32, f = float32, u = uint64. */
+export type ArgKind = 'p' | 'i' | 'f' | 'u';
+
+function bindDriver(lib: LibraryHandle) {
+  const f = (s: string) => lib.func(s);
+  return {
+    cuInit: f('int cuInit(unsigned int)'),
+    cuDriverGetVersion: f('int cuDriverGetVersion(_Out_ int *v)'),
+    cuGetErrorName: f('int cuGetErrorName(int err, _Out_ const char **name)'),
+    cuDeviceGetCount: f('int cuDeviceGetCount(_Out_ int *n)'),
+    cuDeviceGet: f('int cuDeviceGet(_Out_ int *d, int ordinal)'),
+    cuDeviceGetName: f('int cuDeviceGetName(_Out_ uint8_t *name, int len, int dev)'),
+    cuDeviceGetAttribute: f('int cuDeviceGetAttribute(_Out_ int *v, int attr, int dev)'),
+    cuDeviceTotalMem: f('int cuDeviceTotalMem_v2(_Out_ size_t *bytes, int dev)'),
+    cuDevicePrimaryCtxRetain: f('int cuDevicePrimaryCtxRetain(_Out_ void **ctx, int dev)'),
+    cuCtxSetCurrent: f('int cuCtxSetCurrent(void *ctx)'),
+    cuCtxSynchronize: f('int cuCtxSynchronize()'),
+    cuMemGetInfo: f('int cuMemGetInfo_v2(_Out_ size_t *free, _Out_ size_t *total)'),
+    cuMemAlloc: f('int cuMemAlloc_v2(_Out_ uint64_t *p, size_t n)'),
+    cuMemFree: f('int cuMemFree_v2(uint64_t p)'),
+    cuMemAllocHost: f('int cuMemAllocHost_v2(_Out_ void **p, size_t n)'),
+    cuMemFreeHost: f('int cuMemFreeHost(void *p)'),
+    cuMemcpyHtoDAsync: f('int cuMemcpyHtoDAsync_v2(uint64_t dst, const void *src, size_t n, void *stream)'),
+    cuMemcpyHtoDAsyncAddr: f('int cuMemcpyHtoDAsync_v2(uint64_t dst, uint64_t src, size_t n, void *stream)'),
+    cuMemcpyDtoHAsync: f('int cuMemcpyDtoHAsync_v2(void *dst, uint64_t src, size_t n, void *stream)'),
+    cuMemcpyDtoDAsync: f('int cuMemcpyDtoDAsync_v2(uint64_t dst, uint64_t src, size_t n, void *stream)'),
+    cuMemsetD32Async: f('int cuMemsetD32Async(uint64_t dst, unsigned int value, size_t n, void *stream)'),
+    cuModuleLoadData: f('int cuModuleLoadData(_Out_ void **m, const void *image)'),
+    cuModuleGetFunction: f('int cuModuleGetFunction(_Out_ void **fn, void *m, const char *name)'),
+    cuFuncSetAttribute: f('int cuFuncSetAttribute(void *fn, int attr, int value)'),
+    cuLaunchKernel: f(
+      'int cuLaunchKernel(void *fn, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by, unsigned int bz, unsigned int smem, void *stream, uint64_t params, void *extra)',
+    ),
+    cuStreamCreate: f('int cuStreamCreate(_Out_ void **s, unsigned int flags)'),
+    cuStreamSynchronize: f('int cuStreamSynchronize(void *s)'),
+    cuStreamBeginCapture: f('int cuStreamBeginCapture_v2(void *s, int mode)'),
+    cuStreamEndCapture: f('int cuStreamEndCapture(void *s, _Out_ void **graph)'),
+    cuGraphInstantiate: f('int cuGraphInstantiateWithFlags(_Out_ void **exec, void *graph, uint64_t flags)'),
+    cuGraphLaunch: f('int cuGraphLaunch(void *exec, void *stream)'),
+    cuGraphDestroy: f('int cuGraphDestroy(void *graph)'),
+    cuGraphExecDestroy: f('int cuGraphExecDestroy(void *exec)'),
+    cuEventCreate: f('int cuEventCreate(_Out_ void **e, unsigned int flags)'),
+    cuEventRecord: f('int cuEventRecord(void *e, void *stream)'),
+    cuEventSynchronize: f('int cuEventSynchronize(void *e)'),
+    cuEventElapsedTime: f('int cuEventElapsedTime(_Out_ float *ms, void *start, void *end)'),
+  };
+}
+
+/** A CUDA error with the driver's name for the code (e.g. CUDA_ERROR_OUT_OF_MEMORY). */
+export class CudaError extends Error {
+  override readonly name = 'CudaError';
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The CUDA driver API through koffi (versioned `_v2` symbols), one device, one primary context and one stream.
+ * Device pointers are BigInt; handles are koffi externals.
+ */
+export class CudaDriver {
+  readonly api: ReturnType<typeof bindDriver>;
+  readonly info: DeviceInfo;
+  readonly stream: Handle;
+  private readonly ctx: Handle;
+  /** One stable parameter block for cuLaunchKernel: 64 value slots of 8 bytes, then 64 pointers to them. */
+  private readonly paramBlock: unknown;
+  private readonly paramValues: DataView;
+  private readonly paramsAddr: bigint;
+
+  private constructor(lib: LibraryHandle, deviceIndex: number) {
+    this.api = bindDriver(lib);
+    const a = this.api;
+    this.check(a.cuInit(0), 'cuInit');
+    const version = [0];
+    this.check(a.cuDriverGetVersion(version), 'cuDriverGetVersion');
+    const count = [0];
+    this.check(a.cuDeviceGetCount(count), 'cuDeviceGetCount');
+    if (count[0]! <= deviceIndex) {
+      throw new CudaUnavailable(
+        `no CUDA device ${deviceIndex}: the driver sees ${count[0]} device(s)`,
+        'Check CUDA_VISIBLE_DEVICES and nvidia-smi, or use --device cpu',
+      );
+    }
+    const dev = [0];
+    this.check(a.cuDeviceGet(dev, deviceIndex), 'cuDeviceGet');
+    const nameBuf = new Uint8Array(256);
+    this.check(a.cuDeviceGetName(nameBuf, nameBuf.length, dev[0]), 'cuDeviceGetName');
+    const attr = (k: number) => {
+      const v = [0];
+      this.check(a.cuDeviceGetAttribute(v, k, dev[0]), `cuDeviceGetAttribute(${k})`);
+      return v[0]!;
+    };
+    const total = [0];
+    this.check(a.cuDeviceTotalMem(total, dev[0]), 'cuDeviceTotalMem');
+    this.info = {
+      index: deviceIndex,
+      name: Buffer.from(nameBuf).toString('utf8').replace(/\0.*$/s, ''),
+      ccMajor: attr(ATTR.ccMajor),
+      ccMinor: attr(ATTR.ccMinor),
+      smCount: attr(ATTR.multiprocessorCount),
+      totalBytes: Number(total[0]),
+      driverVersion: version[0]!,
+      maxSharedPerBlockOptin: attr(ATTR.maxSharedPerBlockOptin),
+    };
+    const ctx = [null];
+    this.check(a.cuDevicePrimaryCtxRetain(ctx, dev[0]), 'cuDevicePrimaryCtxRetain');
+    this.ctx = ctx[0];
+    this.check(a.cuCtxSetCurrent(this.ctx), 'cuCtxSetCurrent');
+    const s = [null];
+    this.check(a.cuStreamCreate(s, 1), 'cuStreamCreate'); // CU_STREAM_NON_BLOCKING
+    this.stream = s[0];
+    this.paramBlock = koffi.alloc('uint64_t', 128);
+    const base = koffi.address(this.paramBlock);
+    this.paramValues = new DataView(koffi.view(this.paramBlock, 1024));
+    const ptrs = new BigUint64Array(koffi.view(this.paramBlock, 1024), 512, 64);
+    for (let i = 0; i < 64; i++) ptrs[i] = base + BigInt(8 * i);
+    this.paramsAddr = base + 512n;
+  }
+
+  private static instance: CudaDriver | undefined;
+
+  /** Loads libcuda.so.1 and opens device `index` (once per process). Throws CudaUnavailable with the cause. */
+  static open(index = 0): CudaDriver {
+    if (CudaDriver.instance) return CudaDriver.instance;
+    const lib = loadCudaLibrary(
+      ['libcuda.so.1', 'libcuda.so'],
+      'the NVIDIA driver library libcuda.so.1',
+      'Install the NVIDIA driver (nvidia-smi must work), or use --device cpu',
+    );
+    const drv = new CudaDriver(lib, index);
+    CudaDriver.instance = drv;
+    return drv;
+  }
+
+  errorName(code: number): string {
+    const out = [null as string | null];
+    return this.api.cuGetErrorName(code, out) === 0 && out[0] ? out[0] : `CUDA error ${code}`;
+  }
+
+  check(rc: number, what: string): void {
+    if (rc !== 0) throw new CudaError(rc, `${what} failed: ${this.errorName(rc)}`);
+  }
+
+  memInfo(): { free: number; total: number } {
+    const free = [0];
+    const total = [0];
+    this.check(this.api.cuMemGetInfo(free, total), 'cuMemGetInfo');
+    return { free: Number(free[0]), total: Number(total[0]) };
+  }
+
+  alloc(bytes: number): DevPtr {
+    const p = [0n];
+    this.check(this.api.cuMemAlloc(p, Math.max(256, bytes)), `cuMemAlloc(${bytes} bytes)`);
+    return BigInt(p[0]!);
+  }
+
+  free(p: DevPtr): void {
+    this.check(this.api.cuMemFree(p), 'cuMemFree');
+  }
+
+  /** Page-locked host memory, seen from JS as an ArrayBuffer; `addr` is its host address. */
+  allocHost(bytes: number): { buffer: ArrayBuffer; addr: bigint; handle: Handle } {
+    const p = [null];
+    this.check(this.api.cuMemAllocHost(p, bytes), `cuMemAllocHost(${bytes} bytes)`);
+    return { buffer: koffi.view(p[0], bytes), addr: koffi.address(p[0]), handle: p[0] };
+  }
+
+  freeHost(handle: Handle): void {
+    this.check(this.api.cuMemFreeHost(handle), 'cuMemFreeHost');
+  }
+
+  /** Host → device on the stream. `src` must stay untouched until the stream reaches the copy (pinned staging). */
+  upload(dst: DevPtr, src: ArrayBufferView): void {
+    this.check(this.api.cuMemcpyHtoDAsync(dst, src, src.byteLength, this.stream), 'cuMemcpyHtoDAsync');
+  }
+
+  /** Host → device from a pinned host address. */
+  uploadFrom(dst: DevPtr, srcAddr: bigint, bytes: number): void {
+    this.check(this.api.cuMemcpyHtoDAsyncAddr(dst, srcAddr, bytes, this.stream), 'cuMemcpyHtoDAsync');
+  }
+
+  /** Device → host, then waits for the stream. */
+  download(dst: ArrayBufferView, src: DevPtr): void {
+    this.check(this.api.cuMemcpyDtoHAsync(dst, src, dst.byteLength, this.stream), 'cuMemcpyDtoHAsync');
+    this.sync();
+  }
+
+  copy(dst: DevPtr, src: DevPtr, bytes: number): void {
+    this.check(this.api.cuMemcpyDtoDAsync(dst, src, bytes, this.stream), 'cuMemcpyDtoDAsync');
+  }
+
+  fill32(dst: DevPtr, value: number, count: number): void {
+    this.check(this.api.cuMemsetD32Async(dst, value >>> 0, count, this.stream), 'cuMemsetD32Async');
+  }
+
+  sync(): void {
+    this.check(this.api.cuStreamSynchronize(this.stream), 'cuStreamSynchronize');
+  }
+
+  loadModule(image: Uint8Array): Handle {
+    const m = [null];
+    this.check(this.api.cuModuleLoadData(m, image), 'cuModuleLoadData');
+    return m[0];
+  }
+
+  getFunction(module: Handle, name: string): Handle {
+    const fn = [null];
+    this.check(this.api.cuModuleGetFunction(fn, module, name), `cuModuleGetFunction(${name})`);
+    return fn[0];
+  }
+
+  /** Lets `fn` use more than 48 KB of dynamic shared memory. */
+  setMaxDynamicShared(fn: Handle, bytes: number): void {
+    this.check(this.api.cuFuncSetAttribute(fn, 8, bytes), 'cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)');
+  }
+
+  launch(
+    fn: Handle,
+    name: string,
+    grid: readonly [number, number?, number?],
+    block: readonly [number, number?, number?],
+    smem: number,
+    kinds: string,
+    args: readonly (number | bigint)[],
+  ): void {
+    if (args.length !== kinds.length) throw new Error(`kernel ${name}: ${args.length} arguments for "${kinds}"`);
+    const v = this.paramValues;
+    for (let i = 0; i < args.length; i++) {
+      const k = kinds.charCodeAt(i);
+      const a = args[i]!;
+      if (k === 105 /* i */) v.setInt32(8 * i, Number(a), true);
+      else if (k === 102 /* f */) v.setFloat32(8 * i, Number(a), true);
+      else v.setBigUint64(8 * i, BigInt(a), true);
+    }
+    const rc = this.api.cuLaunchKernel(
+      fn,
+      grid[0],
+      grid[1] ?? 1,
+      grid[2] ?? 1,
+      block[0],
+      block[1] ?? 1,
+      block[2] ?? 1,
+      smem,
+      this.stream,
+      this.paramsAddr,
+      null,
+    );
+    if (rc !== 0) this.check(rc, `launch ${name} grid [${grid}] block [${block}]`);
+  }
+
+  /** Records the stream's work done by `body` into an executable graph. */
+  capture(body: () => void): Handle {
+    this.check(this.api.cuStreamBeginCapture(this.stream, 2), 'cuStreamBeginCapture'); // RELAXED
+    let graph: Handle = null;
+    try {
+      body();
+    } finally {
+      const g = [null];
+      const rc = this.api.cuStreamEndCapture(this.stream, g);
+      graph = g[0];
+      this.check(rc, 'cuStreamEndCapture');
+    }
+    const exec = [null];
+    this.check(this.api.cuGraphInstantiate(exec, graph, 0n), 'cuGraphInstantiateWithFlags');
+    this.check(this.api.cuGraphDestroy(graph), 'cuGraphDestroy');
+    return exec[0];
+  }
+
+  replay(exec: Handle): void {
+    this.check(this.api.cuGraphLaunch(exec, this.stream), 'cuGraphLaunch');
+  }
+
+  destroyGraph(exec: Handle): void {
+    this.check(this.api.cuGraphExecDestroy(exec), 'cuGraphExecDestroy');
+  }
+
+  /** Milliseconds the stream spends on `body`, measured with events. */
+  time(body: () => void): number {
+    const a = [null];
+    const b = [null];
+    this.check(this.api.cuEventCreate(a, 0), 'cuEventCreate');
+    this.check(this.api.cuEventCreate(b, 0), 'cuEventCreate');
+    this.check(this.api.cuEventRecord(a[0], this.stream), 'cuEventRecord');
+    body();
+    this.check(this.api.cuEventRecord(b[0], this.stream), 'cuEventRecord');
+    this.check(this.api.cuEventSynchronize(b[0]), 'cuEventSynchronize');
+    const ms = [0];
+    this.check(this.api.cuEventElapsedTime(ms, a[0], b[0]), 'cuEventElapsedTime');
+    return ms[0]!;
+  }
+}

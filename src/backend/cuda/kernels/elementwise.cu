@@ -1,0 +1,49 @@
+// Elementwise ops over n elements, grid-stride.
+#include "common.cuh"
+
+#define GRID_STRIDE(i, n) \
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
+
+extern "C" __global__ void silu_mul(T* __restrict__ out, const T* __restrict__ gate, const T* __restrict__ up,
+                                    long long n) {
+  GRID_STRIDE(i, n) {
+    const float g = to_f(gate[i]);
+    out[i] = from_f(g / (1.f + expf(-g)) * to_f(up[i]));
+  }
+}
+
+// approximate = 1: tanh form (gelu_new, gelu_pytorch_tanh); 0: exact erf form.
+extern "C" __global__ void gelu(T* __restrict__ out, const T* __restrict__ x, long long n, int approximate) {
+  GRID_STRIDE(i, n) {
+    const float v = to_f(x[i]);
+    const float y = approximate ? 0.5f * v * (1.f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)))
+                                : 0.5f * v * (1.f + erff(v * 0.7071067811865476f));
+    out[i] = from_f(y);
+  }
+}
+
+extern "C" __global__ void add(T* __restrict__ out, const T* __restrict__ a, const T* __restrict__ b, long long n) {
+  GRID_STRIDE(i, n) out[i] = from_f(to_f(a[i]) + to_f(b[i]));
+}
+
+// y[r, c] += bias[c] over a [rows, cols] matrix.
+extern "C" __global__ void add_bias(T* __restrict__ y, const T* __restrict__ bias, long long n, int cols) {
+  GRID_STRIDE(i, n) y[i] = from_f(to_f(y[i]) + to_f(bias[i % cols]));
+}
+
+// Uniform values in [-scale, scale) from a hash of (seed, index): dummy weights made on the device.
+extern "C" __global__ void fill_uniform(T* __restrict__ p, long long n, unsigned int seed, float scale) {
+  GRID_STRIDE(i, n) {
+    unsigned int h = (unsigned int)i * 2654435761u ^ (unsigned int)(i >> 32) * 0x85ebca6bu ^ seed * 0x9e3779b9u;
+    h ^= h >> 16;
+    h *= 0x7feb352du;
+    h ^= h >> 15;
+    h *= 0x846ca68bu;
+    h ^= h >> 16;
+    p[i] = from_f(((h >> 8) * (1.f / 16777216.f) * 2.f - 1.f) * scale);
+  }
+}
+
+extern "C" __global__ void fill_const(T* __restrict__ p, long long n, float value) {
+  GRID_STRIDE(i, n) p[i] = from_f(value);
+}

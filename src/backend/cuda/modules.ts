@@ -1,0 +1,75 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CudaDriver, Handle } from './driver.ts';
+import type { Nvrtc } from './nvrtc.ts';
+
+/** The folder of the `.cu` kernel sources. */
+export const kernelsDir = join(dirname(fileURLToPath(import.meta.url)), 'kernels');
+
+/** Compile-time defines that pick a kernel variant (dtype, head size, ...). */
+export type Defines = Readonly<Record<string, number | string>>;
+
+/** A kernel ready to launch, with its argument kinds (see `ArgKind`). */
+export interface Kernel {
+  readonly name: string;
+  launch(
+    grid: readonly [number, number?, number?],
+    block: readonly [number, number?, number?],
+    args: readonly (number | bigint)[],
+    smem?: number,
+  ): void;
+}
+
+/** Loads `.cu` files through NVRTC (cached on disk) for the device's arch; one module per (file, defines). */
+export class KernelModules {
+  private readonly modules = new Map<string, Handle>();
+  private readonly functions = new Map<string, Kernel>();
+  private readonly headers: string;
+  readonly arch: string;
+
+  constructor(
+    private readonly drv: CudaDriver,
+    private readonly nvrtc: Nvrtc,
+  ) {
+    this.arch = `sm_${drv.info.ccMajor}${drv.info.ccMinor}`;
+    this.headers = readdirSync(kernelsDir)
+      .filter((f) => f.endsWith('.cuh'))
+      .sort()
+      .map((f) => readFileSync(join(kernelsDir, f), 'utf8'))
+      .join('\n');
+  }
+
+  /** `file` without extension; `kinds` is the argument signature, e.g. "ppif". */
+  get(file: string, fn: string, kinds: string, defines: Defines = {}): Kernel {
+    const defs = Object.entries(defines)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, v]) => `-D${k}=${v}`);
+    const key = `${file}|${fn}|${defs.join(' ')}`;
+    const cached = this.functions.get(key);
+    if (cached) return cached;
+    const modKey = `${file}|${defs.join(' ')}`;
+    let mod = this.modules.get(modKey);
+    if (!mod) {
+      const source = readFileSync(join(kernelsDir, `${file}.cu`), 'utf8');
+      const cubin = this.nvrtc.cubin(
+        file,
+        source,
+        `${source}\n${this.headers}`,
+        [`-I${kernelsDir}`, ...defs],
+        this.arch,
+      );
+      mod = this.drv.loadModule(cubin);
+      this.modules.set(modKey, mod);
+    }
+    const handle = this.drv.getFunction(mod, fn);
+    const drv = this.drv;
+    const name = `${file}.${fn}(${defs.join(' ')})`;
+    const kernel: Kernel = {
+      name,
+      launch: (grid, block, args, smem = 0) => drv.launch(handle, name, grid, block, smem, kinds, args),
+    };
+    this.functions.set(key, kernel);
+    return kernel;
+  }
+}

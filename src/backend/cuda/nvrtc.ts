@@ -1,0 +1,132 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { LibraryHandle } from 'koffi';
+import { cudaLibraryDirs, loadCudaLibrary } from './libs.ts';
+
+function bindNvrtc(lib: LibraryHandle) {
+  const f = (s: string) => lib.func(s);
+  return {
+    nvrtcVersion: f('int nvrtcVersion(_Out_ int *major, _Out_ int *minor)'),
+    nvrtcCreateProgram: f(
+      'int nvrtcCreateProgram(_Out_ void **prog, const char *src, const char *name, int numHeaders, void *headers, void *includeNames)',
+    ),
+    nvrtcDestroyProgram: f('int nvrtcDestroyProgram(_Inout_ void **prog)'),
+    nvrtcCompileProgram: f('int nvrtcCompileProgram(void *prog, int numOptions, const char **options)'),
+    nvrtcGetProgramLogSize: f('int nvrtcGetProgramLogSize(void *prog, _Out_ size_t *n)'),
+    nvrtcGetProgramLog: f('int nvrtcGetProgramLog(void *prog, _Out_ uint8_t *log)'),
+    nvrtcGetCUBINSize: f('int nvrtcGetCUBINSize(void *prog, _Out_ size_t *n)'),
+    nvrtcGetCUBIN: f('int nvrtcGetCUBIN(void *prog, _Out_ uint8_t *cubin)'),
+  };
+}
+
+/** Where compiled kernels are kept: `$PAGODA_KERNEL_CACHE`, else `$XDG_CACHE_HOME/pagoda/kernels`, else ~/.cache. */
+export function kernelCacheDir(): string {
+  if (process.env.PAGODA_KERNEL_CACHE) return process.env.PAGODA_KERNEL_CACHE;
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(base, 'pagoda', 'kernels');
+}
+
+/** The file a compiled kernel is cached under: keyed by source (headers included), options, arch and compiler. */
+export function kernelCacheKey(source: string, options: readonly string[], arch: string, compiler: string): string {
+  return createHash('sha256')
+    .update(source)
+    .update('\0')
+    .update(options.join('\0'))
+    .update('\0')
+    .update(arch)
+    .update('\0')
+    .update(compiler)
+    .digest('hex');
+}
+
+/** Include folders for the CUDA headers NVRTC needs (cuda_bf16.h, cuda_fp16.h). */
+function cudaIncludeDirs(): string[] {
+  const dirs = cudaLibraryDirs().map((d) => join(d, '..', 'include'));
+  return [...new Set(dirs)].filter((d) => existsSync(join(d, 'cuda_bf16.h')));
+}
+
+/** NVRTC (libnvrtc.so.13, else .12) with an on-disk cubin cache. */
+export class Nvrtc {
+  private readonly api: ReturnType<typeof bindNvrtc>;
+  readonly version: string;
+  private readonly includes: string[];
+  /** Compiles and cache hits in this process (for the start-up report and tests). */
+  readonly stats = { compiled: 0, cached: 0, compileMs: 0 };
+
+  private constructor(lib: LibraryHandle) {
+    this.api = bindNvrtc(lib);
+    const major = [0];
+    const minor = [0];
+    this.api.nvrtcVersion(major, minor);
+    this.version = `${major[0]}.${minor[0]}`;
+    this.includes = cudaIncludeDirs().map((d) => `-I${d}`);
+  }
+
+  private static instance: Nvrtc | undefined;
+
+  static open(): Nvrtc {
+    Nvrtc.instance ??= new Nvrtc(
+      loadCudaLibrary(
+        ['libnvrtc.so.13', 'libnvrtc.so.12', 'libnvrtc.so'],
+        'the CUDA runtime compiler libnvrtc',
+        'Install the CUDA toolkit 12 or 13 (or the nvidia-cuda-nvrtc package) and put its lib64 folder on LD_LIBRARY_PATH',
+      ),
+    );
+    return Nvrtc.instance;
+  }
+
+  /**
+   * Returns the cubin of `source` for `arch` (e.g. "sm_90"): from the cache when the key matches, else compiled and
+   * stored. `hashSource` is what the key covers (the source plus every header it includes).
+   */
+  cubin(name: string, source: string, hashSource: string, options: readonly string[], arch: string): Uint8Array {
+    const dir = kernelCacheDir();
+    const key = kernelCacheKey(hashSource, options, arch, `nvrtc ${this.version}`);
+    const path = join(dir, `${name.replace(/[^A-Za-z0-9_.-]/g, '_')}-${key.slice(0, 24)}.cubin`);
+    if (existsSync(path)) {
+      this.stats.cached++;
+      return new Uint8Array(readFileSync(path));
+    }
+    const t0 = performance.now();
+    const cubin = this.compile(name, source, [...options, `--gpu-architecture=${arch}`]);
+    this.stats.compiled++;
+    this.stats.compileMs += performance.now() - t0;
+    try {
+      mkdirSync(dir, { recursive: true });
+      const tmp = `${path}.${process.pid}.tmp`;
+      writeFileSync(tmp, cubin);
+      renameSync(tmp, path); // atomic: a concurrent reader sees the whole file or none
+    } catch {
+      // A read-only cache folder only costs a recompile next time.
+    }
+    return cubin;
+  }
+
+  private compile(name: string, source: string, options: readonly string[]): Uint8Array {
+    const a = this.api;
+    const prog = [null];
+    let rc = a.nvrtcCreateProgram(prog, source, name, 0, null, null);
+    if (rc !== 0) throw new Error(`nvrtcCreateProgram(${name}) failed: ${rc}`);
+    try {
+      const opts = ['-std=c++17', ...this.includes, ...options];
+      rc = a.nvrtcCompileProgram(prog[0], opts.length, opts);
+      if (rc !== 0) {
+        const n = [0];
+        a.nvrtcGetProgramLogSize(prog[0], n);
+        const log = new Uint8Array(Number(n[0]));
+        a.nvrtcGetProgramLog(prog[0], log);
+        throw new Error(`NVRTC could not compile ${name} (${opts.join(' ')}):\n${Buffer.from(log).toString('utf8')}`);
+      }
+      const size = [0];
+      a.nvrtcGetCUBINSize(prog[0], size);
+      const cubin = new Uint8Array(Number(size[0]));
+      rc = a.nvrtcGetCUBIN(prog[0], cubin);
+      if (rc !== 0) throw new Error(`nvrtcGetCUBIN(${name}) failed: ${rc}`);
+      return cubin;
+    } finally {
+      a.nvrtcDestroyProgram(prog);
+    }
+  }
+}

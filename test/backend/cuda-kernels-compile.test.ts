@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { kernelsDir } from '../../src/backend/cuda/modules.ts';
+
+const run = promisify(execFile);
+
+function nvccVersion(): string | null {
+  try {
+    return execFileSync('nvcc', ['--version'], { encoding: 'utf8' });
+  } catch {
+    return null;
+  }
+}
+
+const nvcc = nvccVersion();
+const sources = readdirSync(kernelsDir).filter((f) => f.endsWith('.cu'));
+
+test('there are kernel sources', () => {
+  assert.ok(sources.length >= 6, `found ${sources.join(', ')}`);
+});
+
+// Every kernel, in float and bfloat16 storage, for sm_80 and sm_90: a kernel that does not compile cannot land.
+test('every .cu compiles with nvcc for sm_80 and sm_90', { skip: nvcc ? false : 'nvcc not on PATH' }, async () => {
+  const out = mkdtempSync(join(tmpdir(), 'pagoda-nvcc-'));
+  try {
+    const jobs = sources.flatMap((f) =>
+      [0, 2].map((dtype) => async () => {
+        const args = ['--fatbin', '-std=c++17', `-DPAGODA_DTYPE=${dtype}`, `-I${kernelsDir}`];
+        for (const sm of [80, 90]) args.push('-gencode', `arch=compute_${sm},code=sm_${sm}`);
+        args.push('-o', join(out, `${f}.${dtype}.fatbin`), join(kernelsDir, f));
+        try {
+          await run('nvcc', args);
+        } catch (err) {
+          assert.fail(`nvcc ${f} (PAGODA_DTYPE=${dtype}):\n${(err as { stderr?: string }).stderr ?? err}`);
+        }
+      }),
+    );
+    // Two at a time: CI has two cores.
+    const queue = [...jobs];
+    await Promise.all(
+      [0, 1].map(async () => {
+        for (let job = queue.shift(); job; job = queue.shift()) await job();
+      }),
+    );
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
