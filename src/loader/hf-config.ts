@@ -48,6 +48,7 @@ export interface GenerationConfig {
   doSample?: boolean;
 }
 
+/** Reads a JSON object file; a missing file or bad JSON is a one-line UserError naming the file and the place. */
 export function readJson(path: string): Record<string, unknown> {
   let text: string;
   try {
@@ -55,13 +56,32 @@ export function readJson(path: string): Record<string, unknown> {
   } catch {
     throw new UserError(`${path}: file not found`);
   }
+  let v: unknown;
   try {
-    const v = JSON.parse(text);
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('top level is not an object');
-    return v;
+    v = JSON.parse(text);
   } catch (err) {
-    throw new UserError(`${path}: not valid JSON (${(err as Error).message})`);
+    throw new UserError(`${path}: not valid JSON${jsonErrorPlace(text, (err as Error).message)}`);
   }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new UserError(
+      `${path}: expected a JSON object at the top level, found ${Array.isArray(v) ? 'an array' : typeof v}`,
+    );
+  }
+  return v as Record<string, unknown>;
+}
+
+/** " at line L column C (reason)" from JSON.parse's message, kept to one line (V8 may quote the source). */
+function jsonErrorPlace(text: string, message: string): string {
+  const pos = /at position (\d+)/.exec(message);
+  const reason = message
+    .replace(/ in JSON at position \d+.*$/s, '')
+    .replace(/, (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s, '')
+    .replace(/\s+/g, ' ');
+  if (!pos) return ` (${reason})`;
+  const before = text.slice(0, Number(pos[1]));
+  const line = before.split('\n').length;
+  const column = before.length - before.lastIndexOf('\n');
+  return ` at line ${line} column ${column} (${reason})`;
 }
 
 function ids(v: unknown): number[] {
@@ -118,7 +138,11 @@ export function parseModelConfig(raw: Record<string, unknown>, path = 'config.js
 }
 
 export function loadModelConfig(dir: string): ModelConfig {
+  if (!existsSync(dir)) throw new UserError(`${dir}: model folder not found`);
   const path = join(dir, 'config.json');
+  if (!existsSync(path)) {
+    throw new UserError(`${path}: file not found (expected a Hugging Face model folder with config.json)`);
+  }
   return parseModelConfig(readJson(path), path);
 }
 

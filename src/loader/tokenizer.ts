@@ -93,7 +93,10 @@ class HfTokenizer implements TextTokenizer {
 export function loadTokenizer(dir: string, generation?: TokenizerGenerationIds): TextTokenizer {
   const path = join(dir, 'tokenizer.json');
   if (!existsSync(path)) {
-    throw new UserError(`${path}: file not found (expected a Hugging Face tokenizer.json beside config.json)`);
+    const hint = existsSync(join(dir, 'tokenizer.model'))
+      ? 'the folder has only a sentencepiece tokenizer.model; pagoda reads tokenizer.json, which transformers writes with save_pretrained'
+      : 'expected a Hugging Face tokenizer.json beside config.json';
+    throw new UserError(`${path}: file not found (${hint})`);
   }
   const json = readJson(path);
   const config = readTokenizerConfig(dir);
