@@ -33,7 +33,10 @@ function llama3(inv: Float32Array, s: RopeScaling): Float32Array {
   });
 }
 
-/** YaRN: interpolate low frequencies, extrapolate high ones with a linear ramp between; returns the attention factor. */
+/**
+ * YaRN: interpolate low frequencies, extrapolate high ones, a linear ramp between; returns the attention factor.
+ * `factor` is used as given (transformers since #40320, vLLM); `original_max_position_embeddings` sets the ramp.
+ */
 function yarn(theta: number, dim: number, s: RopeScaling, maxPos: number): { invFreq: Float32Array; mscale: number } {
   const factor = num(s, 'factor');
   const origMax = num(s, 'original_max_position_embeddings', maxPos);
