@@ -1,0 +1,133 @@
+import type { Rng } from './sequence.ts';
+import type { SamplingParams } from './types.ts';
+
+/** Below this temperature sampling is greedy (vLLM's epsilon). */
+const GREEDY_EPS = 1e-5;
+
+export function isGreedy(p: SamplingParams): boolean {
+  return p.temperature < GREEDY_EPS;
+}
+
+/** What the logits processors need to know about one sequence. */
+export interface TokenHistory {
+  promptIds: readonly number[];
+  outputIds: readonly number[];
+  /** Tokens that end generation (EOS unless ignore_eos, plus stop_token_ids): masked until min_tokens. */
+  stopIds: readonly number[];
+}
+
+/**
+ * The logits processors that change the distribution itself, in vLLM's order: logit_bias, min_tokens, then the
+ * repetition (prompt and output tokens), frequency and presence (output tokens) penalties. In place.
+ */
+export function applyLogitsProcessors(logits: Float32Array, p: SamplingParams, h: TokenHistory): void {
+  for (const [id, bias] of Object.entries(p.logitBias)) {
+    const i = Number(id);
+    if (i >= 0 && i < logits.length) logits[i]! += bias;
+  }
+  if (h.outputIds.length < p.minTokens) for (const id of h.stopIds) logits[id] = Number.NEGATIVE_INFINITY;
+
+  if (p.repetitionPenalty !== 1) {
+    const seen = new Set<number>(h.promptIds);
+    for (const id of h.outputIds) seen.add(id);
+    for (const id of seen) {
+      const v = logits[id]!;
+      logits[id] = v > 0 ? v / p.repetitionPenalty : v * p.repetitionPenalty;
+    }
+  }
+  if (p.frequencyPenalty !== 0 || p.presencePenalty !== 0) {
+    const counts = new Map<number, number>();
+    for (const id of h.outputIds) counts.set(id, (counts.get(id) ?? 0) + 1);
+    for (const [id, c] of counts) logits[id]! -= p.frequencyPenalty * c + p.presencePenalty;
+  }
+}
+
+/** Index of the largest logit (the first one on ties). */
+export function argmax(logits: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
+  return best;
+}
+
+/**
+ * The distribution a token is drawn from after temperature, min_p, top_k and top_p (vLLM's order), as candidate
+ * ids with their normalized probabilities. Candidates are in vocabulary order unless top_k / top_p needed sorting.
+ */
+export function samplingDistribution(logits: Float32Array, p: SamplingParams): { ids: number[]; probs: number[] } {
+  const t = p.temperature;
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
+  // Relative probabilities exp((l - max) / t); min_p keeps those at least min_p times the most likely.
+  let ids: number[] = [];
+  let probs: number[] = [];
+  for (let i = 0; i < logits.length; i++) {
+    const w = Math.exp((logits[i]! - max) / t);
+    if (w > 0 && w >= p.minP) {
+      ids.push(i);
+      probs.push(w);
+    }
+  }
+  const topK = p.topK > 0 && p.topK < ids.length ? p.topK : 0;
+  if (topK || p.topP < 1) {
+    const order = ids.map((_, j) => j).sort((a, b) => probs[b]! - probs[a]! || ids[a]! - ids[b]!);
+    let keep = topK || order.length;
+    if (p.topP < 1) {
+      let total = 0;
+      for (let j = 0; j < keep; j++) total += probs[order[j]!]!;
+      // Smallest prefix whose mass reaches top_p (the token that crosses it is kept).
+      let cum = 0;
+      for (let j = 0; j < keep; j++) {
+        cum += probs[order[j]!]! / total;
+        if (cum >= p.topP) {
+          keep = j + 1;
+          break;
+        }
+      }
+    }
+    ids = order.slice(0, keep).map((j) => ids[j]!);
+    probs = order.slice(0, keep).map((j) => probs[j]!);
+  }
+  let sum = 0;
+  for (const w of probs) sum += w;
+  return { ids, probs: probs.map((w) => w / sum) };
+}
+
+/** Greedy argmax at temperature 0, otherwise one draw from `samplingDistribution` with the sequence's own RNG. */
+export function sampleToken(logits: Float32Array, p: SamplingParams, rng: Rng): number {
+  if (isGreedy(p)) return argmax(logits);
+  const { ids, probs } = samplingDistribution(logits, p);
+  const u = rng.next();
+  let cum = 0;
+  for (let j = 0; j < ids.length; j++) {
+    cum += probs[j]!;
+    if (u < cum) return ids[j]!;
+  }
+  return ids[ids.length - 1]!;
+}
+
+/** log-softmax of a logits row (accumulated in float64). */
+export function logSoftmax(logits: Float32Array): Float32Array {
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
+  const lse = max + Math.log(sum);
+  const out = new Float32Array(logits.length);
+  for (let i = 0; i < logits.length; i++) out[i] = logits[i]! - lse;
+  return out;
+}
+
+/** The k largest entries, best first (ties: lower id first). */
+export function topEntries(values: Float32Array, k: number): { id: number; value: number }[] {
+  const top: { id: number; value: number }[] = [];
+  if (k <= 0) return top;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (top.length === k && v <= top[k - 1]!.value) continue;
+    let j = top.length < k ? top.length : k - 1;
+    while (j > 0 && top[j - 1]!.value < v) j--;
+    top.splice(j, 0, { id: i, value: v });
+    if (top.length > k) top.pop();
+  }
+  return top;
+}

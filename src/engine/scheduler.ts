@@ -1,0 +1,202 @@
+import type { BlockManager } from './block-manager.ts';
+import { liveSeqs, type Request, type Sequence } from './sequence.ts';
+
+export interface SchedulerConfig {
+  /** Token budget of one step (prefill chunks + decodes). */
+  maxNumBatchedTokens: number;
+  /** At most this many sequences in one step. */
+  maxNumSeqs: number;
+  /** 'fcfs' (arrival order) or 'priority' (lower `priority` first, then arrival). */
+  policy: 'fcfs' | 'priority';
+}
+
+/** One sequence's share of a step. */
+export interface ScheduledSeq {
+  request: Request;
+  seq: Sequence;
+  /** Tokens computed this step, starting at `seq.numComputed`. */
+  numTokens: number;
+  logits: 'last' | 'all' | 'none';
+}
+
+/**
+ * Iteration-level continuous batching. Every step: running requests that only decode come first, then chunks of
+ * prompts being prefilled, then new requests, within the token budget and the sequence cap. A request is scheduled
+ * only once the blocks for its share of the step are allocated, so a step never runs out half-way. When blocks run
+ * out, the most recently admitted (or lowest-priority) running request is preempted by recompute: its blocks are
+ * freed and it goes back to the head of the queue. Requests too big for the whole cache are refused earlier (engine).
+ */
+export class Scheduler {
+  readonly waiting: Request[] = [];
+  /** In admission order. */
+  readonly running: Request[] = [];
+  preemptions = 0;
+
+  constructor(
+    readonly config: SchedulerConfig,
+    private readonly blocks: BlockManager,
+  ) {}
+
+  get hasWork(): boolean {
+    return this.waiting.length > 0 || this.running.length > 0;
+  }
+
+  add(r: Request): void {
+    this.enqueue(r, false);
+  }
+
+  /** Drops a request from the queues and frees its blocks (finish or abort). */
+  remove(r: Request): void {
+    for (const q of [this.waiting, this.running]) {
+      const i = q.indexOf(r);
+      if (i >= 0) q.splice(i, 1);
+    }
+    for (const s of r.seqs) this.blocks.free(s);
+  }
+
+  schedule(): ScheduledSeq[] {
+    const out: ScheduledSeq[] = [];
+    const scheduled = new Set<Request>();
+    const budget = { tokens: this.config.maxNumBatchedTokens, seqs: this.config.maxNumSeqs };
+    let preempted = false;
+
+    for (const decodePhase of [true, false]) {
+      for (const r of [...this.running]) {
+        if (scheduled.has(r) || !this.running.includes(r) || isDecoding(r) !== decodePhase) continue;
+        let plan = this.plan(r, budget.tokens, decodePhase);
+        if (!plan || plan.seqs > budget.seqs) continue;
+        while (plan.blocks > this.blocks.numFree) {
+          const victim = this.pickVictim(scheduled, r);
+          if (!victim) break;
+          this.preempt(victim);
+          preempted = true;
+          plan = this.plan(r, budget.tokens, decodePhase)!;
+        }
+        if (plan.blocks > this.blocks.numFree && !decodePhase) plan = this.plan(r, budget.tokens, false, true);
+        if (!plan || plan.blocks > this.blocks.numFree) {
+          // Nothing left to take blocks from: this request waits for others to finish.
+          this.preempt(r);
+          preempted = true;
+          continue;
+        }
+        this.commit(r, plan, out, scheduled, budget);
+      }
+    }
+
+    // New requests only when nothing had to be preempted (vLLM's rule: don't admit into a full cache).
+    while (!preempted && this.waiting.length > 0 && budget.tokens > 0) {
+      const r = this.waiting[0]!;
+      const plan = this.plan(r, budget.tokens, false);
+      if (!plan || plan.seqs > budget.seqs || plan.blocks > this.blocks.numFree) break;
+      this.waiting.shift();
+      this.running.push(r);
+      r.metrics.firstScheduledTime ??= Date.now();
+      this.commit(r, plan, out, scheduled, budget);
+    }
+    return out;
+  }
+
+  /** Share of the step each live sequence of `r` would get, and the free blocks that needs. */
+  private plan(r: Request, tokenBudget: number, wholeGroup: boolean, fitFreeBlocks = false): Plan | null {
+    const items: PlanItem[] = [];
+    let tokens = 0;
+    let blocks = 0;
+    let seqs = 0;
+    const bs = this.blocks.blockSize;
+    for (const seq of liveSeqs(r)) {
+      seqs++;
+      if (seq.uncomputed === 0) continue; // waiting for the rest of its request to be sampled together
+      const fresh = seq.blockTable.length === 0 && seq.numComputed === 0;
+      const prefix = fresh && r.params.promptLogprobs === null ? this.blocks.findCachedPrefix(seq) : [];
+      let n = Math.min(seq.uncomputed - prefix.length * bs, tokenBudget - tokens);
+      if (fitFreeBlocks && !fresh) {
+        // Shrink a prefill chunk to the blocks that are free now.
+        const room = (seq.blockTable.length + this.blocks.numFree) * bs - seq.numComputed;
+        n = Math.min(n, this.blocks.blocksNeeded(seq, 1) > this.blocks.numFree ? 0 : room);
+      }
+      if (n <= 0) {
+        if (wholeGroup || fitFreeBlocks) return null;
+        break;
+      }
+      blocks += fresh ? this.blocks.blocksNeededToStart(seq, prefix, n) : this.blocks.blocksNeeded(seq, n);
+      items.push({ seq, prefix, numTokens: n });
+      tokens += n;
+    }
+    return items.length ? { items, tokens, blocks, seqs } : null;
+  }
+
+  private commit(
+    r: Request,
+    plan: Plan,
+    out: ScheduledSeq[],
+    scheduled: Set<Request>,
+    budget: { tokens: number; seqs: number },
+  ): void {
+    for (const { seq, prefix, numTokens } of plan.items) {
+      if (seq.blockTable.length === 0 && seq.numComputed === 0) {
+        const cached = this.blocks.takeCachedPrefix(seq, prefix);
+        if (seq === r.seqs[0] && seq.outputLen === 0) r.metrics.cachedPromptTokens = cached;
+      }
+      this.blocks.allocate(seq, numTokens);
+      const completes = seq.numComputed + numTokens === seq.tokenIds.length;
+      const wantsPromptLogprobs = r.params.promptLogprobs !== null && seq.numComputed < r.promptIds.length;
+      out.push({ request: r, seq, numTokens, logits: wantsPromptLogprobs ? 'all' : completes ? 'last' : 'none' });
+    }
+    scheduled.add(r);
+    budget.tokens -= plan.tokens;
+    budget.seqs -= plan.seqs;
+  }
+
+  /** The running request to give up first: the most recently admitted (or lowest priority), not yet scheduled. */
+  private pickVictim(scheduled: Set<Request>, current: Request): Request | null {
+    let victim: Request | null = null;
+    for (const r of this.running) {
+      if (r === current || scheduled.has(r)) continue;
+      if (!victim || this.config.policy === 'fcfs' || compare(r, victim) >= 0) victim = r;
+    }
+    return victim;
+  }
+
+  private preempt(r: Request): void {
+    const i = this.running.indexOf(r);
+    if (i >= 0) this.running.splice(i, 1);
+    for (const s of r.seqs) {
+      this.blocks.free(s);
+      s.pendingLogits = null;
+    }
+    this.preemptions++;
+    this.enqueue(r, true);
+  }
+
+  private enqueue(r: Request, atHead: boolean): void {
+    if (this.config.policy === 'priority') {
+      const i = this.waiting.findIndex((w) => compare(r, w) < 0);
+      this.waiting.splice(i < 0 ? this.waiting.length : i, 0, r);
+    } else if (atHead) this.waiting.unshift(r);
+    else this.waiting.push(r);
+  }
+}
+
+interface PlanItem {
+  seq: Sequence;
+  prefix: number[];
+  numTokens: number;
+}
+
+interface Plan {
+  items: PlanItem[];
+  tokens: number;
+  blocks: number;
+  /** Live sequences of the request (all count against the cap). */
+  seqs: number;
+}
+
+/** Every sequence still computing has just one token to run: a decode. */
+function isDecoding(r: Request): boolean {
+  return liveSeqs(r).every((s) => s.uncomputed <= 1);
+}
+
+/** Priority order: lower priority value first, then earlier arrival. */
+function compare(a: Request, b: Request): number {
+  return a.priority - b.priority || a.arrivalSeq - b.arrivalSeq;
+}
