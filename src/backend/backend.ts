@@ -70,6 +70,8 @@ export interface Backend {
   /** Uploads a weight; f16/bf16 are converted to the backend's compute type. `transpose` swaps a 2-D weight. */
   loadWeight(w: HostTensor, opts?: { transpose?: boolean }): Tensor;
   allocKvCache(spec: KvCacheSpec): LayerKvCache[];
+  /** Copies whole blocks src[i] -> dst[i] in every layer's K and V (copy-on-write of forked sequences). */
+  copyKvBlocks(cache: readonly LayerKvCache[], src: Int32Array, dst: Int32Array): void;
   beginStep(batch: StepBatch): StepContext;
 
   /** Rows of `table` picked by the step's token ids (`'tokens'`) or positions (`'positions'`). */

@@ -70,7 +70,7 @@ export class BlockManager {
   }
 
   /** Free blocks that taking `prefix` and then computing `numTokens` more tokens would consume. */
-  blocksNeededToStart(seq: Sequence, prefix: readonly number[], numTokens: number): number {
+  blocksNeededToStart(prefix: readonly number[], numTokens: number): number {
     const fromFree = prefix.filter((b) => this.refCount[b] === 0).length;
     return fromFree + this.blocksFor(prefix.length * this.blockSize + numTokens) - prefix.length;
   }

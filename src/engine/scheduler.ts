@@ -118,7 +118,7 @@ export class Scheduler {
         if (wholeGroup || fitFreeBlocks) return null;
         break;
       }
-      blocks += fresh ? this.blocks.blocksNeededToStart(seq, prefix, n) : this.blocks.blocksNeeded(seq, n);
+      blocks += fresh ? this.blocks.blocksNeededToStart(prefix, n) : this.blocks.blocksNeeded(seq, n);
       items.push({ seq, prefix, numTokens: n });
       tokens += n;
     }

@@ -4,6 +4,8 @@ import type { FinishReason, RequestMetrics, SamplingParams, TokenLogprob } from 
 export interface TextStream {
   /** Appends one token id and returns the text it completes (may be empty while a character is split). */
   push(tokenId: number): string;
+  /** Whatever is still held back (an unfinished character); called once when the sequence ends. */
+  flush?(): string;
 }
 
 let nextSeqId = 0;
@@ -32,6 +34,7 @@ export class Sequence {
   emittedChars = 0;
   emittedTokens = 0;
   emittedLogprobs = 0;
+  finishReported = false;
   /** Logits for the next token, kept until the whole request is ready to sample. */
   pendingLogits: Float32Array | null = null;
 
@@ -70,11 +73,14 @@ export interface Request {
   promptIds: number[];
   priority: number;
   arrivalSeq: number;
+  /** Sequence i samples with Rng(seed, i). */
+  seed: number;
   seqs: Sequence[];
   /** Beam search keeps finished hypotheses here until the request ends. */
   beamDone: Sequence[];
   metrics: RequestMetrics;
   promptLogprobs: (TokenLogprob | null)[] | null;
+  promptLogprobsSent: boolean;
   finished: boolean;
 }
 

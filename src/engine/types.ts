@@ -89,6 +89,8 @@ export interface EngineStats {
   blockSize: number;
   preemptions: number;
   promptTokens: number;
+  /** Prompt tokens actually run through the model (prefix-cache hits excluded, recomputes included). */
+  promptTokensComputed: number;
   generationTokens: number;
   /** Prompt tokens found in the prefix cache / prompt tokens looked up. */
   prefixCacheHits: number;

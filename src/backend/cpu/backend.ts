@@ -64,6 +64,17 @@ export class CpuBackend implements Backend {
     return Array.from({ length: spec.numLayers }, () => new CpuLayerKv(CpuTensor.zeros(shape), CpuTensor.zeros(shape)));
   }
 
+  copyKvBlocks(cache: readonly LayerKvCache[], src: Int32Array, dst: Int32Array): void {
+    for (const layer of cache) {
+      const { k, v } = pagedOf(layer);
+      const blockLen = k.length / layer.k.shape[0]!;
+      for (let i = 0; i < src.length; i++) {
+        k.copyWithin(dst[i]! * blockLen, src[i]! * blockLen, (src[i]! + 1) * blockLen);
+        v.copyWithin(dst[i]! * blockLen, src[i]! * blockLen, (src[i]! + 1) * blockLen);
+      }
+    }
+  }
+
   beginStep(batch: StepBatch): StepContext {
     return new CpuStepContext(batch);
   }

@@ -1,0 +1,32 @@
+/**
+ * Stop strings are matched on the generated text, so they are caught when split across tokens. Text that could still
+ * become a stop string is held back from the stream, and a matched stop string is never emitted.
+ */
+
+/** The earliest stop string that ends at or after `newFrom` (the length of the text before this token). */
+export function findStop(
+  text: string,
+  stops: readonly string[],
+  newFrom: number,
+): { index: number; stop: string } | null {
+  let best: { index: number; stop: string } | null = null;
+  for (const stop of stops) {
+    const i = text.indexOf(stop, Math.max(0, newFrom - stop.length + 1));
+    if (i >= 0 && (!best || i < best.index)) best = { index: i, stop };
+  }
+  return best;
+}
+
+/** Length of the longest tail of `text` that is a proper prefix of some stop string (not safe to stream yet). */
+export function heldBackLength(text: string, stops: readonly string[]): number {
+  let held = 0;
+  for (const stop of stops) {
+    for (let k = Math.min(stop.length - 1, text.length); k > held; k--) {
+      if (text.endsWith(stop.slice(0, k))) {
+        held = k;
+        break;
+      }
+    }
+  }
+  return held;
+}

@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { resolveSamplingParams } from '../../src/engine/params.ts';
+import {
+  applyLogitsProcessors,
+  logSoftmax,
+  sampleToken,
+  samplingDistribution,
+  topEntries,
+} from '../../src/engine/sampling.ts';
+import { Rng } from '../../src/engine/sequence.ts';
+import type { SamplingParams } from '../../src/engine/types.ts';
+
+const params = (p: Partial<SamplingParams>): SamplingParams => ({ maxTokens: 16, ...resolveSamplingParams(p) });
+
+/** Logits whose softmax at temperature 1 is exactly `probs`. */
+const logitsOf = (probs: number[]) => Float32Array.from(probs, (p) => Math.log(p));
+
+const close = (a: number[], b: number[]) => {
+  assert.equal(a.length, b.length, `${a} vs ${b}`);
+  for (const [i, x] of a.entries()) assert.ok(Math.abs(x - b[i]!) < 1e-6, `${a} vs ${b}`);
+};
+
+test('top_k keeps the k most likely tokens and renormalizes', () => {
+  const d = samplingDistribution(logitsOf([0.1, 0.4, 0.2, 0.3]), params({ topK: 2 }));
+  assert.deepEqual(d.ids, [1, 3]);
+  close(d.probs, [0.4 / 0.7, 0.3 / 0.7]);
+});
+
+test('top_p keeps the smallest set whose mass reaches p (the crossing token included)', () => {
+  const d = samplingDistribution(logitsOf([0.1, 0.4, 0.2, 0.3]), params({ topP: 0.6 }));
+  assert.deepEqual(d.ids, [1, 3]);
+  const all = samplingDistribution(logitsOf([0.1, 0.4, 0.2, 0.3]), params({ topP: 0.71 }));
+  assert.deepEqual(all.ids, [1, 3, 2]);
+  close(all.probs, [0.4 / 0.9, 0.3 / 0.9, 0.2 / 0.9]);
+});
+
+test('min_p drops tokens below min_p times the top probability', () => {
+  const d = samplingDistribution(logitsOf([0.05, 0.5, 0.2, 0.25]), params({ minP: 0.45 }));
+  assert.deepEqual(d.ids, [1, 3]);
+  close(d.probs, [0.5 / 0.75, 0.25 / 0.75]);
+});
+
+test('temperature sharpens and flattens the distribution', () => {
+  const d = samplingDistribution(logitsOf([0.2, 0.8]), params({ temperature: 0.5 }));
+  // p^(1/T) renormalized: 0.04 : 0.64
+  close(d.probs, [0.04 / 0.68, 0.64 / 0.68]);
+});
+
+test('repetition, frequency and presence penalties follow vLLM', () => {
+  const logits = Float32Array.from([2, -2, 1, 3, 0.5]);
+  applyLogitsProcessors(logits, params({ repetitionPenalty: 2 }), { promptIds: [0], outputIds: [1], stopIds: [] });
+  // positive logits are divided, negative ones multiplied; only tokens seen in prompt or output.
+  assert.deepEqual([...logits], [1, -4, 1, 3, 0.5]);
+
+  const l2 = Float32Array.from([2, -2, 1, 3, 0.5]);
+  applyLogitsProcessors(l2, params({ frequencyPenalty: 0.5, presencePenalty: 0.25 }), {
+    promptIds: [4],
+    outputIds: [3, 3, 2],
+    stopIds: [],
+  });
+  // token 3 twice: 3 - 2*0.5 - 0.25; token 2 once: 1 - 0.5 - 0.25; prompt tokens are not penalized.
+  assert.deepEqual([...l2], [2, -2, 0.25, 1.75, 0.5]);
+});
+
+test('logit_bias and min_tokens', () => {
+  const logits = Float32Array.from([5, 1, 1]);
+  applyLogitsProcessors(logits, params({ logitBias: { 1: 10 }, minTokens: 2 }), {
+    promptIds: [],
+    outputIds: [2],
+    stopIds: [0],
+  });
+  assert.deepEqual([...logits], [Number.NEGATIVE_INFINITY, 11, 1]);
+});
+
+test('greedy takes the argmax; a seeded draw is reproducible and follows the distribution', () => {
+  const logits = logitsOf([0.1, 0.6, 0.3]);
+  assert.equal(sampleToken(logits, params({ temperature: 0 }), new Rng(1, 0)), 1);
+  const draw = (seed: number) => {
+    const rng = new Rng(seed, 0);
+    return Array.from({ length: 50 }, () => sampleToken(logits, params({}), rng));
+  };
+  assert.deepEqual(draw(7), draw(7));
+  assert.notDeepEqual(draw(7), draw(8));
+  const rng = new Rng(3, 0);
+  const counts = [0, 0, 0];
+  for (let i = 0; i < 20000; i++) counts[sampleToken(logits, params({}), rng)]!++;
+  close(
+    counts.map((c) => Math.round((c / 20000) * 20) / 20),
+    [0.1, 0.6, 0.3],
+  );
+});
+
+test('log-softmax and top entries', () => {
+  const lp = logSoftmax(logitsOf([0.1, 0.6, 0.3]));
+  close([...lp].map(Math.exp), [0.1, 0.6, 0.3]);
+  assert.deepEqual(
+    topEntries(Float32Array.from([1, 5, 3, 5, 0]), 3).map((e) => e.id),
+    [1, 3, 2],
+  );
+});
+
+test('invalid sampling parameters are one-line user errors naming the field', () => {
+  assert.throws(() => resolveSamplingParams({ topP: 0 }), /top_p=0: expected a number in \(0, 1\]/);
+  assert.throws(() => resolveSamplingParams({ n: 2, bestOf: 1 }), /best_of=1: expected an integer >= n \(2\)/);
+  assert.throws(() => resolveSamplingParams({ logprobs: 21 }), /logprobs=21/);
+});
