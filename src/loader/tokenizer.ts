@@ -89,6 +89,27 @@ class HfTokenizer implements TextTokenizer {
   }
 }
 
+/**
+ * tokenizers.js runs BPE over each pre-token without a cache past 256 characters, and a sentencepiece-style
+ * tokenizer (no pre-tokenizer) makes the whole text one pre-token: 100 KB of text took 1.9 s. When no merge yields
+ * a token with '▁' after another character, no merge can cross a word start, so splitting before each such '▁'
+ * gives the same ids (BPE never pairs symbols across the cut) in 1/25 of the time.
+ */
+function withWordSplit(json: Record<string, unknown>): Record<string, unknown> {
+  const model = json.model as { type?: string; merges?: unknown[]; ignore_merges?: boolean } | undefined;
+  if (json.pre_tokenizer != null || model?.type !== 'BPE' || model.ignore_merges || !Array.isArray(model.merges)) {
+    return json;
+  }
+  for (const m of model.merges) {
+    const merged = Array.isArray(m) ? m.join('') : String(m).replace(' ', '');
+    if (/[^▁]▁/u.test(merged)) return json;
+  }
+  return {
+    ...json,
+    pre_tokenizer: { type: 'Split', pattern: { Regex: '▁*[^▁]+' }, behavior: 'Isolated', invert: false },
+  };
+}
+
 /** Loads tokenizer.json + tokenizer_config.json from a model folder. */
 export function loadTokenizer(dir: string, generation?: TokenizerGenerationIds): TextTokenizer {
   const path = join(dir, 'tokenizer.json');
@@ -102,7 +123,7 @@ export function loadTokenizer(dir: string, generation?: TokenizerGenerationIds):
   const config = readTokenizerConfig(dir);
   let tok: Tokenizer;
   try {
-    tok = new Tokenizer(json, config);
+    tok = new Tokenizer(withWordSplit(json), config);
   } catch (err) {
     throw new UserError(`${path}: unsupported or malformed tokenizer (${(err as Error).message})`);
   }

@@ -3,6 +3,7 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { Tokenizer } from '@huggingface/tokenizers';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
 
@@ -71,4 +72,79 @@ test('add_bos_token / add_eos_token in tokenizer_config.json override the stored
   );
   assert.deepEqual(loadTokenizer(dir).encode('Hello world'), [1, ...plain, 2]);
   assert.deepEqual(loadTokenizer(dir).encode('Hello world', { addSpecialTokens: false }), plain);
+});
+
+/** Random text rich in what sentencepiece splitting cares about: runs of spaces, newlines, tabs, mixed scripts. */
+function randomText(seed: number, length: number): string {
+  const pieces = [
+    ' ',
+    '  ',
+    '   ',
+    '\n',
+    '\t',
+    'the',
+    'The',
+    ' of',
+    'ing',
+    'é',
+    '将',
+    '写入',
+    '🙂',
+    '▁',
+    '12',
+    '.',
+    ',',
+    'ab',
+  ];
+  let s = seed >>> 0;
+  let out = '';
+  for (let i = 0; i < length; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    out += pieces[s % pieces.length];
+  }
+  return out;
+}
+
+for (const [name, fx] of [
+  ['llama2', llama2],
+  ['tiny-llama', tinyLlama],
+] as const) {
+  test(`${name}: splitting sentencepiece text at word starts gives the same ids as one whole-text BPE`, {
+    skip: fx.skip,
+  }, () => {
+    const whole = new Tokenizer(
+      JSON.parse(readFileSync(join(fx.path, 'tokenizer.json'), 'utf8')),
+      JSON.parse(readFileSync(join(fx.path, 'tokenizer_config.json'), 'utf8')),
+    );
+    const tok = loadTokenizer(fx.path);
+    for (let seed = 1; seed <= 40; seed++) {
+      const text = randomText(seed, 60);
+      assert.deepEqual(tok.encode(text), whole.encode(text).ids, JSON.stringify(text));
+    }
+  });
+}
+
+test('a BPE whose merges join a character to a following ▁ is not split at word starts', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pagoda-tok-'));
+  const vocab = { a: 0, '▁': 1, b: 2, 'a▁': 3, '▁b': 4 };
+  const json = {
+    version: '1.0',
+    added_tokens: [],
+    normalizer: null,
+    pre_tokenizer: null,
+    post_processor: null,
+    decoder: null,
+    model: {
+      type: 'BPE',
+      vocab,
+      merges: [
+        ['a', '▁'],
+        ['▁', 'b'],
+      ],
+      unk_token: null,
+    },
+  };
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json));
+  // Whole-text BPE merges "a▁" first (rank 0); a split before "▁" would give a, ▁b.
+  assert.deepEqual(loadTokenizer(dir).encode('a▁b'), [3, 2]);
 });
