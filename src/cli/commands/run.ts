@@ -1,0 +1,55 @@
+import { Command } from 'commander';
+import { DEMO_MODEL_WARNING } from '../../loader/demo-model.ts';
+import { isModelReference, loadEngine } from '../../runner/load.ts';
+import { addEngineOptions, engineOptionsFrom } from '../engine-options.ts';
+import { runInteractive } from '../interactive.ts';
+import { addSamplingOptions, samplingParamsFrom } from '../sampling-options.ts';
+import type { RegisterCommand } from './index.ts';
+
+const DEFAULT_MAX_TOKENS = 256;
+
+/** `pagoda run [model] [prompt]`: streams a continuation of the prompt to stdout. */
+export const registerRun: RegisterCommand = (program) => {
+  const cmd = new Command('run')
+    .description('generate a continuation of a prompt (the built-in demo model when no model is given)')
+    .argument('[model]', 'a Hugging Face model folder, or "demo"')
+    .argument('[prompt]', 'text to continue (read from stdin when piped; interactive chat otherwise)');
+  addSamplingOptions(cmd);
+  addEngineOptions(cmd);
+  cmd.action(async (first: string | undefined, second: string | undefined, opts: Record<string, unknown>) => {
+    // One argument: a model if it names one, otherwise the prompt for the demo model.
+    const [model, promptArg] =
+      second !== undefined || (first !== undefined && isModelReference(first)) ? [first, second] : [undefined, first];
+    const params = samplingParamsFrom(opts);
+    const loaded = loadEngine(model, engineOptionsFrom(opts));
+    if (loaded.isDemo) process.stderr.write(`note: using the built-in demo model. ${DEMO_MODEL_WARNING}\n`);
+    const prompt = promptArg ?? (process.stdin.isTTY ? undefined : await readStdin());
+    try {
+      if (prompt === undefined) {
+        await runInteractive(loaded, params);
+        return;
+      }
+      if (params.maxTokens === undefined) {
+        const room = loaded.engine.config.maxModelLen - loaded.tokenizer.encode(prompt).length;
+        params.maxTokens = Math.max(1, Math.min(DEFAULT_MAX_TOKENS, room));
+      }
+      let last = '';
+      for await (const out of loaded.engine.generate({ prompt, params })) {
+        for (const d of out.outputs) {
+          process.stdout.write(d.text);
+          if (d.text) last = d.text;
+        }
+      }
+      if (!last.endsWith('\n')) process.stdout.write('\n');
+    } finally {
+      await loaded.engine.shutdown(true);
+    }
+  });
+  program.addCommand(cmd);
+};
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\n$/, '');
+}
