@@ -1,0 +1,159 @@
+/**
+ * Attention kernel throughput on the GPU: flash_prefill (TFLOP/s, causal, head_dim 128) and paged_decode (GB/s of
+ * K/V read from the paged cache), on the shapes of the project's baselines. PyTorch SDPA (FLASH, CUDNN) runs from
+ * bench/sdpa_baseline.py in the same device call. Usage: node --import tsx bench/kernels.ts [--json out.json]
+ */
+import { writeFileSync } from 'node:fs';
+import {
+  type DecodeWorkspace,
+  decodeSplits,
+  decodeWorkspaceBytes,
+  FlashAttention,
+  type PagedAttentionArgs,
+} from '../src/backend/cuda/flash-attention.ts';
+import { CudaHarness } from '../test/helpers/cuda-harness.ts';
+import { rng, toBf16Bits } from '../test/helpers/paged-attention-reference.ts';
+
+const h = new CudaHarness();
+const fa = new FlashAttention(h);
+const BLOCK_SIZE = 16;
+
+/** Fills `bytes` of device memory with random bf16 in [-1, 1) by tiling one 32 MiB random host buffer. */
+const tile = (() => {
+  const r = rng(7);
+  const a = new Uint16Array(16 << 20);
+  for (let i = 0; i < a.length; i++) a[i] = toBf16Bits(r() * 2 - 1);
+  return a;
+})();
+function randomDevice(bytes: number): bigint {
+  const p = h.alloc(bytes);
+  for (let off = 0; off < bytes; off += tile.byteLength) {
+    const n = Math.min(tile.byteLength, bytes - off);
+    h.upload(p + BigInt(off), new Uint16Array(tile.buffer, 0, n / 2));
+  }
+  return p;
+}
+
+/** A paged problem of `numSeqs` sequences of `ctx` keys, the last `qLen` of them queries; blocks shuffled. */
+function setup(numSeqs: number, qLen: number, ctx: number, numHeads: number, numKvHeads: number, headDim: number) {
+  const blocksPer = Math.ceil(ctx / BLOCK_SIZE);
+  const numBlocks = numSeqs * blocksPer;
+  const perm = Array.from({ length: numBlocks }, (_, i) => i);
+  const r = rng(11);
+  for (let i = perm.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [perm[i], perm[j]] = [perm[j]!, perm[i]!];
+  }
+  const put = (a: Int32Array) => {
+    const p = h.alloc(a.byteLength);
+    h.upload(p, a);
+    return p;
+  };
+  const cacheBytes = numBlocks * BLOCK_SIZE * numKvHeads * headDim * 2;
+  const totalQ = numSeqs * qLen;
+  const args: PagedAttentionArgs = {
+    q: randomDevice(totalQ * numHeads * headDim * 2),
+    qStride: numHeads * headDim,
+    kCache: randomDevice(cacheBytes),
+    vCache: randomDevice(cacheBytes),
+    blockTables: put(Int32Array.from(perm)),
+    maxBlocksPerSeq: blocksPer,
+    contextLens: put(new Int32Array(numSeqs).fill(ctx)),
+    cuSeqlensQ: put(Int32Array.from({ length: numSeqs + 1 }, (_, i) => i * qLen)),
+    out: h.alloc(totalQ * numHeads * headDim * 2),
+    oStride: numHeads * headDim,
+    lse: h.alloc(totalQ * numHeads * 4),
+    numSeqs,
+    maxSeqlenQ: qLen,
+    numHeads,
+    numKvHeads,
+    headDim,
+    blockSize: BLOCK_SIZE,
+    scale: 1 / Math.sqrt(headDim),
+    slidingWindow: 0,
+  };
+  const free = () => {
+    for (const p of [args.q, args.kCache, args.vCache, args.blockTables, args.contextLens, args.cuSeqlensQ]) h.free(p);
+    h.free(args.out);
+    h.free(args.lse);
+  };
+  return { args, free };
+}
+
+/** Median milliseconds per call over 7 rounds of `reps` calls, after a warm-up. */
+function timeMs(body: () => void, reps: number): number {
+  for (let i = 0; i < 3; i++) body();
+  h.sync();
+  const rounds: number[] = [];
+  for (let r = 0; r < 7; r++) {
+    rounds.push(
+      h.time(() => {
+        for (let i = 0; i < reps; i++) body();
+      }) / reps,
+    );
+  }
+  rounds.sort((a, b) => a - b);
+  return rounds[3]!;
+}
+
+interface Row {
+  kernel: string;
+  shape: string;
+  ms: number;
+  figure: number;
+  unit: string;
+  note?: string;
+}
+const rows: Row[] = [];
+
+for (const [batch, seqLen] of [
+  [4, 4096],
+  [1, 16384],
+] as const) {
+  const { args, free } = setup(batch, seqLen, seqLen, 16, 16, 128);
+  const ms = timeMs(() => fa.prefill(args), 5);
+  const flops = (4 * batch * 16 * seqLen * seqLen * 128) / 2;
+  rows.push({
+    kernel: 'pagoda flash_prefill',
+    shape: `causal hd128 B${batch} S${seqLen} H16 (paged, bs ${BLOCK_SIZE})`,
+    ms,
+    figure: flops / (ms / 1e3) / 1e12,
+    unit: 'TFLOP/s',
+  });
+  free();
+}
+
+for (const [batch, ctx] of [
+  [64, 4096],
+  [256, 1024],
+] as const) {
+  const { args, free } = setup(batch, 1, ctx, 32, 8, 128);
+  const wsBytes = decodeWorkspaceBytes(batch, 32, 128);
+  const ws: DecodeWorkspace = {
+    partialO: h.alloc(wsBytes.partialO),
+    partialLse: h.alloc(wsBytes.partialLse),
+    maxSplits: 32,
+  };
+  const splits = decodeSplits(batch, 32, 8, args.maxBlocksPerSeq * BLOCK_SIZE, h.smCount);
+  const ms = timeMs(() => fa.decode(args, ws), 20);
+  const kvBytes = batch * ctx * 8 * 128 * 2 * 2;
+  rows.push({
+    kernel: 'pagoda paged_decode',
+    shape: `GQA 32/8 hd128 B${batch} ctx${ctx} (paged, bs ${BLOCK_SIZE})`,
+    ms,
+    figure: kvBytes / (ms / 1e3) / 1e9,
+    unit: 'GB/s KV',
+    note: `${splits} split(s)`,
+  });
+  h.free(ws.partialO);
+  h.free(ws.partialLse);
+  free();
+}
+
+console.log(`device: ${h.name} (${h.smCount} SMs)`);
+console.log('| kernel | shape | ms | figure | note |');
+console.log('|---|---|---|---|---|');
+for (const r of rows)
+  console.log(`| ${r.kernel} | ${r.shape} | ${r.ms.toFixed(3)} | ${r.figure.toFixed(0)} ${r.unit} | ${r.note ?? ''} |`);
+const jsonAt = process.argv.indexOf('--json');
+if (jsonAt > 0) writeFileSync(process.argv[jsonAt + 1]!, JSON.stringify({ device: h.name, rows }, null, 2));

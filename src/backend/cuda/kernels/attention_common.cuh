@@ -1,0 +1,139 @@
+// Device helpers shared by flash_prefill.cu and paged_decode.cu: tensor-core fragments (mma.sync m16n8k16 bf16,
+// ldmatrix), cp.async 16-byte copies and paged K/V row addressing. Header-free so NVRTC needs no include paths.
+#pragma once
+
+typedef unsigned short bf16_t;  // raw bfloat16 bits
+typedef unsigned int u32;
+
+#define ATTN_NEG_INF (__int_as_float(0xff800000))
+#define ATTN_LN2 0.6931471805599453f
+
+__device__ __forceinline__ u32 smem_addr(const void* p) { return (u32)__cvta_generic_to_shared(p); }
+
+// Packs two floats to bf16x2 (round to nearest even); `lo` lands in the low half, as the mma fragments expect.
+__device__ __forceinline__ u32 pack_bf16x2(float lo, float hi) {
+  u32 r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// 16-byte global->shared copy; when !valid the destination is zero-filled and nothing is read.
+__device__ __forceinline__ void cp_async16(u32 dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldsm_x4(u32 (&r)[4], u32 addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldsm_x4_trans(u32 (&r)[4], u32 addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+// c (16x8 f32) += a (16x16 bf16, row) * b (16x8 bf16, col).
+__device__ __forceinline__ void mma_bf16(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Element offset of key `key`'s row for one KV head in a paged cache [num_blocks, block_size, num_kv_heads, D].
+__device__ __forceinline__ long long kv_row_offset(const int* block_table, int key, int block_size_log2,
+                                                   int row_stride, int head_offset) {
+  const int block = block_table[key >> block_size_log2];
+  const long long slot = ((long long)block << block_size_log2) | (key & ((1 << block_size_log2) - 1));
+  return slot * row_stride + head_offset;
+}
+
+// Online-softmax update of a 16-row warp tile held as mma accumulators: s[NT][4] raw scores (masked entries are
+// -inf), rows g (regs 0,1) and g+8 (regs 2,3). m is in log2 units (scores times scale*log2e); l holds this thread's
+// partial row sums. On return s holds the probabilities and o has been rescaled.
+template <int NT, int DT>
+__device__ __forceinline__ void online_softmax(float (&s)[NT][4], float (&o)[DT][4], float (&m)[2], float (&l)[2],
+                                               float scale_log2) {
+#pragma unroll
+  for (int i = 0; i < 2; i++) {
+    float mx = ATTN_NEG_INF;
+#pragma unroll
+    for (int j = 0; j < NT; j++) mx = fmaxf(mx, fmaxf(s[j][2 * i], s[j][2 * i + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(m[i], mx * scale_log2);
+    const float base = m_new == ATTN_NEG_INF ? 0.f : m_new;
+    const float alpha = fast_exp2(m[i] - base);
+    m[i] = m_new;
+    float sum = 0.f;
+#pragma unroll
+    for (int j = 0; j < NT; j++) {
+      s[j][2 * i] = fast_exp2(fmaf(s[j][2 * i], scale_log2, -base));
+      s[j][2 * i + 1] = fast_exp2(fmaf(s[j][2 * i + 1], scale_log2, -base));
+      sum += s[j][2 * i] + s[j][2 * i + 1];
+    }
+    l[i] = l[i] * alpha + sum;
+#pragma unroll
+    for (int d = 0; d < DT; d++) {
+      o[d][2 * i] *= alpha;
+      o[d][2 * i + 1] *= alpha;
+    }
+  }
+}
+
+// S (16 x 16*NN) += Q (16 x D, fragments qf) * K^T, K rows in shared memory with row stride `ld` elements.
+template <int D, int NN>
+__device__ __forceinline__ void qk_tile(float (&s)[2 * NN][4], const u32 (&qf)[D / 16][4], const bf16_t* k_smem,
+                                        int ld, int lane) {
+  const int row = (lane & 7) + ((lane >> 4) << 3);
+  const int col = ((lane >> 3) & 1) << 3;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; kk++) {
+#pragma unroll
+    for (int nn = 0; nn < NN; nn++) {
+      u32 b[4];
+      ldsm_x4(b, smem_addr(k_smem + (nn * 16 + row) * ld + kk * 16 + col));
+      mma_bf16(s[2 * nn], qf[kk], b[0], b[1]);
+      mma_bf16(s[2 * nn + 1], qf[kk], b[2], b[3]);
+    }
+  }
+}
+
+// O (16 x D) += P (16 x 16*NN, probabilities in s) * V, V rows in shared memory with row stride `ld`.
+template <int D, int NN>
+__device__ __forceinline__ void pv_tile(float (&o)[D / 8][4], const float (&s)[2 * NN][4], const bf16_t* v_smem,
+                                        int ld, int lane) {
+  const int row = (lane & 7) + (((lane >> 3) & 1) << 3);
+  const int col = (lane >> 4) << 3;
+#pragma unroll
+  for (int kk = 0; kk < NN; kk++) {
+    const u32 a[4] = {pack_bf16x2(s[2 * kk][0], s[2 * kk][1]), pack_bf16x2(s[2 * kk][2], s[2 * kk][3]),
+                      pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                      pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+    for (int dd = 0; dd < D / 16; dd++) {
+      u32 b[4];
+      ldsm_x4_trans(b, smem_addr(v_smem + (kk * 16 + row) * ld + dd * 16 + col));
+      mma_bf16(o[2 * dd], a, b[0], b[1]);
+      mma_bf16(o[2 * dd + 1], a, b[2], b[3]);
+    }
+  }
+}
+
+// Loads a warp's 16 query rows (row stride `ld` in shared memory) into A fragments.
+template <int D>
+__device__ __forceinline__ void load_q_fragments(u32 (&qf)[D / 16][4], const bf16_t* q_smem, int ld, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < D / 16; kk++) ldsm_x4(qf[kk], smem_addr(q_smem + (lane & 15) * ld + kk * 16 + ((lane >> 4) << 3)));
+}

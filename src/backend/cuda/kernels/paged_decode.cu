@@ -1,0 +1,225 @@
+// FlashDecoding-style paged attention for one query token per sequence, bf16 in, fp32 accumulate.
+//
+// One CTA per (split, KV head [x head group], sequence): its 16 tensor-core rows are the query heads of one GQA
+// group (up to 16; larger groups take several head groups), so each K/V row is read from the cache once for all of
+// them. The CTA's key range (one split of the context, or of the sliding window) is dealt round-robin to its warps
+// in tiles of kDecodeTileN keys; each warp streams its tiles through its own cp.async ring (16-byte copies) and keeps
+// its own online softmax, and the warps are merged through shared memory at the end. With one split the CTA writes
+// O (bf16) and the LSE directly; with several it writes normalized fp32 partials and their LSE, which
+// paged_decode_merge combines. Token s of the step is sequence s's query, at position context_lens[s] - 1.
+#include "attention_common.cuh"
+
+namespace {
+
+constexpr int kDecodeWarps = 4;
+constexpr int kDecodeTileN = 16;
+constexpr int kDecodeStages = 3;
+
+template <int D>
+__device__ __forceinline__ void decode_impl(const bf16_t* __restrict__ q, int q_stride,
+                                            const bf16_t* __restrict__ k_cache, const bf16_t* __restrict__ v_cache,
+                                            const int* __restrict__ block_tables, int max_blocks_per_seq,
+                                            const int* __restrict__ context_lens, bf16_t* __restrict__ out,
+                                            int o_stride, float* __restrict__ lse, float* __restrict__ partial_o,
+                                            float* __restrict__ partial_lse, int num_heads, int num_kv_heads,
+                                            int block_size_log2, float scale_log2, int sliding_window) {
+  constexpr int LD = D + 8;
+  constexpr int CHUNKS = D / 8;
+  constexpr int THREADS = 32 * kDecodeWarps;
+  constexpr int TILE_ELEMS = kDecodeTileN * LD;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16_t* q_s = reinterpret_cast<bf16_t*>(smem_raw);                    // [16][LD]
+  bf16_t* kv_s = q_s + 16 * LD;                                         // [warps][stages][K, V][TILE_N][LD]
+  float* merge_s = reinterpret_cast<float*>(kv_s);                      // reused after the main loop
+
+  const int num_splits = gridDim.x;
+  const int split = blockIdx.x;
+  const int seq = blockIdx.z;
+  const int group = num_heads / num_kv_heads;
+  const int head_groups = (group + 15) / 16;
+  const int kvh = blockIdx.y / head_groups;
+  const int g_begin = (blockIdx.y % head_groups) * 16;
+  const int g_count = min(16, group - g_begin);
+  const int tid = threadIdx.x;
+  const int warp = tid >> 5;
+  const int lane = tid & 31;
+
+  const int ctx = context_lens[seq];
+  const int key_lo = sliding_window > 0 ? max(0, ctx - sliding_window) : 0;
+  const int span = ctx - key_lo;
+  const int per_split = ((span + num_splits - 1) / num_splits + kDecodeTileN - 1) / kDecodeTileN * kDecodeTileN;
+  const int k_begin = key_lo + split * per_split;
+  const int k_end = min(ctx, k_begin + per_split);
+  const int n_tiles = k_end > k_begin ? (k_end - k_begin + kDecodeTileN - 1) / kDecodeTileN : 0;
+
+  // Query rows of this head group -> shared memory (other rows zero).
+  for (int c = tid; c < 16 * CHUNKS; c += THREADS) {
+    const int r = c / CHUNKS;
+    const int ch = c % CHUNKS;
+    const bool valid = r < g_count;
+    const bf16_t* src = q;
+    if (valid) src = q + (long long)seq * q_stride + (kvh * group + g_begin + r) * D + ch * 8;
+    cp_async16(smem_addr(q_s + r * LD + ch * 8), src, valid);
+  }
+  cp_async_commit();
+  cp_async_wait<0>();
+  __syncthreads();
+  u32 qf[D / 16][4];
+  load_q_fragments<D>(qf, q_s, LD, lane);
+
+  const int* table = block_tables + (long long)seq * max_blocks_per_seq;
+  const int kv_stride = num_kv_heads * D;
+  const int kv_head_off = kvh * D;
+  bf16_t* ring = kv_s + warp * kDecodeStages * 2 * TILE_ELEMS;
+
+  // Warp `warp` takes tiles warp, warp + kDecodeWarps, ...; its i-th tile goes to ring slot i % kDecodeStages.
+  const int my_tiles = n_tiles > warp ? (n_tiles - warp + kDecodeWarps - 1) / kDecodeWarps : 0;
+  auto load_tile = [&](int i) {
+    const int n0 = k_begin + (warp + i * kDecodeWarps) * kDecodeTileN;
+    bf16_t* k_dst = ring + (i % kDecodeStages) * 2 * TILE_ELEMS;
+    bf16_t* v_dst = k_dst + TILE_ELEMS;
+#pragma unroll
+    for (int j = 0; j < kDecodeTileN * CHUNKS / 32; j++) {
+      const int c = lane + j * 32;
+      const int r = c / CHUNKS;
+      const int ch = c % CHUNKS;
+      const int key = n0 + r;
+      const bool valid = key < k_end;
+      long long off = 0;
+      if (valid) off = kv_row_offset(table, key, block_size_log2, kv_stride, kv_head_off) + ch * 8;
+      cp_async16(smem_addr(k_dst + r * LD + ch * 8), k_cache + off, valid);
+      cp_async16(smem_addr(v_dst + r * LD + ch * 8), v_cache + off, valid);
+    }
+  };
+#pragma unroll
+  for (int i = 0; i < kDecodeStages - 1; i++) {
+    if (i < my_tiles) load_tile(i);
+    cp_async_commit();
+  }
+
+  float o[D / 8][4];
+#pragma unroll
+  for (int d = 0; d < D / 8; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+  float m[2] = {ATTN_NEG_INF, ATTN_NEG_INF};
+  float l[2] = {0.f, 0.f};
+  const int tig = lane & 3;
+
+  for (int i = 0; i < my_tiles; i++) {
+    if (i + kDecodeStages - 1 < my_tiles) load_tile(i + kDecodeStages - 1);
+    cp_async_commit();
+    cp_async_wait<kDecodeStages - 1>();
+    __syncwarp();
+    const bf16_t* k_src = ring + (i % kDecodeStages) * 2 * TILE_ELEMS;
+    float s[kDecodeTileN / 8][4];
+#pragma unroll
+    for (int j = 0; j < kDecodeTileN / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+    qk_tile<D, kDecodeTileN / 16>(s, qf, k_src, LD, lane);
+    const int n0 = k_begin + (warp + i * kDecodeWarps) * kDecodeTileN;
+    if (n0 + kDecodeTileN > k_end) {
+#pragma unroll
+      for (int j = 0; j < kDecodeTileN / 8; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+          if (n0 + j * 8 + tig * 2 + (e & 1) >= k_end) s[j][e] = ATTN_NEG_INF;
+    }
+    online_softmax<kDecodeTileN / 8, D / 8>(s, o, m, l, scale_log2);
+    pv_tile<D, kDecodeTileN / 16>(o, s, k_src + TILE_ELEMS, LD, lane);
+    __syncwarp();
+  }
+  cp_async_wait<0>();
+
+  // Merge the warps: each writes its rows' (m, l) and unnormalized O to shared memory.
+#pragma unroll
+  for (int i = 0; i < 2; i++) {
+    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
+    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+  }
+  __syncthreads();
+  float* w_o = merge_s + warp * 16 * D;                  // [warps][16][D]
+  float* w_ml = merge_s + kDecodeWarps * 16 * D;         // [warps][16][2]
+  const int g = lane >> 2;
+#pragma unroll
+  for (int i = 0; i < 2; i++) {
+    const int r = g + 8 * i;
+#pragma unroll
+    for (int d = 0; d < D / 8; d++) {
+      w_o[r * D + d * 8 + tig * 2] = o[d][2 * i];
+      w_o[r * D + d * 8 + tig * 2 + 1] = o[d][2 * i + 1];
+    }
+    if (tig == 0) {
+      w_ml[(warp * 16 + r) * 2] = m[i];
+      w_ml[(warp * 16 + r) * 2 + 1] = l[i];
+    }
+  }
+  __syncthreads();
+
+  for (int c = tid; c < g_count * D; c += THREADS) {
+    const int r = c / D;
+    const int d = c % D;
+    float m_max = ATTN_NEG_INF;
+#pragma unroll
+    for (int w = 0; w < kDecodeWarps; w++) m_max = fmaxf(m_max, w_ml[(w * 16 + r) * 2]);
+    float sum = 0.f;
+    float acc = 0.f;
+    if (m_max != ATTN_NEG_INF) {
+#pragma unroll
+      for (int w = 0; w < kDecodeWarps; w++) {
+        const float scale = fast_exp2(w_ml[(w * 16 + r) * 2] - m_max);
+        sum += w_ml[(w * 16 + r) * 2 + 1] * scale;
+        acc += merge_s[(w * 16 + r) * D + d] * scale;
+      }
+    }
+    const float inv = sum > 0.f ? 1.f / sum : 0.f;
+    const float lse_r = sum > 0.f ? (m_max + __log2f(sum)) * ATTN_LN2 : ATTN_NEG_INF;
+    const int head = kvh * group + g_begin + r;
+    if (num_splits == 1) {
+      out[(long long)seq * o_stride + head * D + d] = (bf16_t)(pack_bf16x2(acc * inv, 0.f) & 0xffffu);
+      if (d == 0) lse[(long long)seq * num_heads + head] = lse_r;
+    } else {
+      const long long idx = ((long long)seq * num_heads + head) * num_splits + split;
+      partial_o[idx * D + d] = acc * inv;
+      if (d == 0) partial_lse[idx] = lse_r;
+    }
+  }
+}
+
+}  // namespace
+
+#define PAGODA_PAGED_DECODE(D)                                                                                      \
+  extern "C" __global__ void __launch_bounds__(32 * kDecodeWarps, 2) paged_decode_bf16_hd##D(                       \
+      const bf16_t* q, int q_stride, const bf16_t* k_cache, const bf16_t* v_cache, const int* block_tables,         \
+      int max_blocks_per_seq, const int* context_lens, bf16_t* out, int o_stride, float* lse, float* partial_o,     \
+      float* partial_lse, int num_heads, int num_kv_heads, int block_size_log2, float scale_log2,                  \
+      int sliding_window) {                                                                                         \
+    decode_impl<D>(q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq, context_lens, out, o_stride,    \
+                   lse, partial_o, partial_lse, num_heads, num_kv_heads, block_size_log2, scale_log2,              \
+                   sliding_window);                                                                                 \
+  }
+
+PAGODA_PAGED_DECODE(64)
+PAGODA_PAGED_DECODE(128)
+
+// Combines the per-split partials of paged_decode: grid (num_heads, num_seqs), D threads.
+extern "C" __global__ void paged_decode_merge(const float* __restrict__ partial_o,
+                                              const float* __restrict__ partial_lse, bf16_t* __restrict__ out,
+                                              int o_stride, float* __restrict__ lse, int num_heads, int num_splits,
+                                              int head_dim) {
+  const int head = blockIdx.x;
+  const int seq = blockIdx.y;
+  const int d = threadIdx.x;
+  const long long base = ((long long)seq * num_heads + head) * num_splits;
+  float m_max = ATTN_NEG_INF;
+  for (int s = 0; s < num_splits; s++) m_max = fmaxf(m_max, partial_lse[base + s]);
+  float sum = 0.f;
+  float acc = 0.f;
+  if (m_max != ATTN_NEG_INF) {
+    for (int s = 0; s < num_splits; s++) {
+      const float w = __expf(partial_lse[base + s] - m_max);
+      sum += w;
+      acc += w * partial_o[(base + s) * head_dim + d];
+    }
+  }
+  out[(long long)seq * o_stride + head * head_dim + d] =
+      (bf16_t)(pack_bf16x2(sum > 0.f ? acc / sum : 0.f, 0.f) & 0xffffu);
+  if (d == 0) lse[(long long)seq * num_heads + head] = sum > 0.f ? m_max + __logf(sum) : ATTN_NEG_INF;
+}
