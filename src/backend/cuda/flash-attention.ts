@@ -65,9 +65,9 @@ const DECODE = { warps: 4, tileN: 16, stages: 3, ctasPerSm: 2, maxSplits: 32, mi
 const LOG2E = Math.LOG2E;
 const HEAD_DIMS = [64, 128] as const;
 
-const PREFILL_KINDS = 'pipppipppipiiiifi';
-const DECODE_KINDS = 'pipppippipppiiiifi';
-const MERGE_KINDS = 'ppipiiii';
+const PREFILL_KINDS = 'pipppipppipiiifi';
+const DECODE_KINDS = 'pipppippipppiiifi';
+const MERGE_KINDS = 'pppipiii';
 
 export function prefillSharedBytes(headDim: number): number {
   return (PREFILL.blockM + 4 * PREFILL.blockN) * (headDim + 8) * 2;
