@@ -8,14 +8,15 @@ import {
   type DecodeWorkspace,
   decodeSplits,
   decodeWorkspaceBytes,
-  FlashAttention,
   type PagedAttentionArgs,
 } from '../src/backend/cuda/flash-attention.ts';
-import { CudaHarness } from '../test/helpers/cuda-harness.ts';
+import { openCudaAttention } from '../test/helpers/cuda-attention.ts';
 import { rng, toBf16Bits } from '../test/helpers/paged-attention-reference.ts';
 
-const h = new CudaHarness();
-const fa = new FlashAttention(h);
+const gpu = openCudaAttention();
+if (gpu.skip) throw new Error(gpu.skip);
+const h = gpu.drv!;
+const fa = gpu.fa!;
 const BLOCK_SIZE = 16;
 
 /** Fills `bytes` of device memory with random bf16 in [-1, 1) by tiling one 32 MiB random host buffer. */
@@ -134,7 +135,7 @@ for (const [batch, ctx] of [
     partialLse: h.alloc(wsBytes.partialLse),
     maxSplits: 32,
   };
-  const splits = decodeSplits(batch, 32, 8, args.maxBlocksPerSeq * BLOCK_SIZE, h.smCount);
+  const splits = decodeSplits(batch, 32, 8, args.maxBlocksPerSeq * BLOCK_SIZE, h.info.smCount);
   const ms = timeMs(() => fa.decode(args, ws), 20);
   const kvBytes = batch * ctx * 8 * 128 * 2 * 2;
   rows.push({
@@ -150,10 +151,10 @@ for (const [batch, ctx] of [
   free();
 }
 
-console.log(`device: ${h.name} (${h.smCount} SMs)`);
+console.log(`device: ${h.info.name} (${h.info.smCount} SMs)`);
 console.log('| kernel | shape | ms | figure | note |');
 console.log('|---|---|---|---|---|');
 for (const r of rows)
   console.log(`| ${r.kernel} | ${r.shape} | ${r.ms.toFixed(3)} | ${r.figure.toFixed(0)} ${r.unit} | ${r.note ?? ''} |`);
 const jsonAt = process.argv.indexOf('--json');
-if (jsonAt > 0) writeFileSync(process.argv[jsonAt + 1]!, JSON.stringify({ device: h.name, rows }, null, 2));
+if (jsonAt > 0) writeFileSync(process.argv[jsonAt + 1]!, JSON.stringify({ device: h.info.name, rows }, null, 2));

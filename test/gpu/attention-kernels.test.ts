@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { CudaDriver } from '../../src/backend/cuda/driver.ts';
 import {
   decodeWorkspaceBytes,
-  FlashAttention,
+  type FlashAttention,
   type PagedAttentionArgs,
 } from '../../src/backend/cuda/flash-attention.ts';
-import { type CudaHarness, openCudaHarness } from '../helpers/cuda-harness.ts';
+import { openCudaAttention } from '../helpers/cuda-attention.ts';
 import {
   fromBf16Array,
   makePagedProblem,
@@ -17,7 +18,7 @@ import {
   toBf16Array,
 } from '../helpers/paged-attention-reference.ts';
 
-const gpu = openCudaHarness();
+const gpu = openCudaAttention();
 const BF16_NAN_PAIR = 0x7fc07fc0;
 const F32_NAN = 0x7fc00000;
 
@@ -32,11 +33,8 @@ interface Case {
 }
 
 /** Uploads the problem, poisons the outputs, runs `kernel`, returns O and LSE as read back. */
-function runOnGpu(
-  h: CudaHarness,
-  p: PagedAttentionProblem,
-  kernel: (fa: FlashAttention, a: PagedAttentionArgs) => void,
-) {
+function runOnGpu(p: PagedAttentionProblem, kernel: (fa: FlashAttention, a: PagedAttentionArgs) => void) {
+  const h: CudaDriver = gpu.drv!;
   const totalQ = p.cuSeqlensQ[p.seqs.length]!;
   const qElems = totalQ * p.numHeads * p.headDim;
   const bufs: bigint[] = [];
@@ -78,7 +76,7 @@ function runOnGpu(
     scale: p.scale,
     slidingWindow: p.slidingWindow,
   };
-  kernel(new FlashAttention(h), args);
+  kernel(gpu.fa!, args);
   h.sync();
   const outBits = new Uint16Array(qElems);
   const lseHost = new Float32Array(totalQ * p.numHeads);
@@ -200,10 +198,11 @@ const decodeCases: Case[] = [
 
 prefillCases.forEach((c, i) => {
   test(`flash_prefill ${c.name}`, { skip: gpu.skip }, () => {
-    const p = makePagedProblem({ ...c, seed: 1000 + i * 7 + (Date.now() % 1000) });
+    const seed = 1000 + i * 7 + (Date.now() % 1000);
+    const p = makePagedProblem({ ...c, seed });
     check(
-      c.name,
-      runOnGpu(gpu.harness!, p, (fa, a) => fa.prefill(a)),
+      `${c.name} (seed ${seed})`,
+      runOnGpu(p, (fa, a) => fa.prefill(a)),
       p,
     );
   });
@@ -211,29 +210,30 @@ prefillCases.forEach((c, i) => {
 
 decodeCases.forEach((c, i) => {
   test(`paged_decode ${c.name}`, { skip: gpu.skip }, () => {
-    const h = gpu.harness!;
-    const p = makePagedProblem({ ...c, seed: 2000 + i * 7 + (Date.now() % 1000) });
+    const h = gpu.drv!;
+    const seed = 2000 + i * 7 + (Date.now() % 1000);
+    const p = makePagedProblem({ ...c, seed });
     const wsBytes = decodeWorkspaceBytes(c.seqs.length, c.numHeads, c.headDim);
     const ws = { partialO: h.alloc(wsBytes.partialO), partialLse: h.alloc(wsBytes.partialLse), maxSplits: 32 };
     try {
       check(
-        `${c.name} (auto splits)`,
-        runOnGpu(h, p, (fa, a) => fa.decode(a, ws)),
+        `${c.name} (auto splits, seed ${seed})`,
+        runOnGpu(p, (fa, a) => fa.decode(a, ws)),
         p,
       );
       check(
-        `${c.name} (1 split)`,
-        runOnGpu(h, p, (fa, a) => fa.decode(a, ws, 1)),
+        `${c.name} (1 split, seed ${seed})`,
+        runOnGpu(p, (fa, a) => fa.decode(a, ws, 1)),
         p,
       );
       check(
-        `${c.name} (7 splits)`,
-        runOnGpu(h, p, (fa, a) => fa.decode(a, ws, 7)),
+        `${c.name} (7 splits, seed ${seed})`,
+        runOnGpu(p, (fa, a) => fa.decode(a, ws, 7)),
         p,
       );
       check(
-        `${c.name} (prefill kernel)`,
-        runOnGpu(h, p, (fa, a) => fa.prefill(a)),
+        `${c.name} (prefill kernel, seed ${seed})`,
+        runOnGpu(p, (fa, a) => fa.prefill(a)),
         p,
       );
     } finally {

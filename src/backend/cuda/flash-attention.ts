@@ -6,8 +6,8 @@
  * every sequence has exactly one query token (token s belongs to sequence s).
  */
 
-/** A device address. */
-export type DevPtr = bigint;
+import type { CudaDriver, DevPtr } from './driver.ts';
+import type { KernelModules } from './modules.ts';
 
 /** A loaded kernel; `args` follow the kinds string given when it was loaded (p pointer, i int32, f float32). */
 export interface AttentionKernel {
@@ -25,6 +25,14 @@ export interface AttentionRuntime {
   readonly smCount: number;
   /** Function `fn` of `kernels/<file>.cu`, allowed `dynamicSmem` bytes of dynamic shared memory. */
   kernel(file: string, fn: string, kinds: string, dynamicSmem: number): AttentionKernel;
+}
+
+/** The runtime over the CUDA backend's driver and NVRTC kernel modules. */
+export function cudaAttentionRuntime(drv: CudaDriver, modules: KernelModules): AttentionRuntime {
+  return {
+    smCount: drv.info.smCount,
+    kernel: (file, fn, kinds, dynamicSmem) => modules.get(file, fn, kinds, {}, dynamicSmem),
+  };
 }
 
 /** Shapes and device buffers of one attention call. Strides are in elements between consecutive tokens. */

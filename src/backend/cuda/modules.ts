@@ -40,8 +40,11 @@ export class KernelModules {
       .join('\n');
   }
 
-  /** `file` without extension; `kinds` is the argument signature, e.g. "ppif". */
-  get(file: string, fn: string, kinds: string, defines: Defines = {}): Kernel {
+  /**
+   * `file` without extension; `kinds` is the argument signature, e.g. "ppif". `maxDynamicSmem` raises the kernel's
+   * dynamic shared-memory limit when it needs more than the default 48 KB.
+   */
+  get(file: string, fn: string, kinds: string, defines: Defines = {}, maxDynamicSmem = 0): Kernel {
     const defs = Object.entries(defines)
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([k, v]) => `-D${k}=${v}`);
@@ -63,6 +66,7 @@ export class KernelModules {
       this.modules.set(modKey, mod);
     }
     const handle = this.drv.getFunction(mod, fn);
+    if (maxDynamicSmem > 48 * 1024) this.drv.setMaxDynamicShared(handle, maxDynamicSmem);
     const drv = this.drv;
     const name = `${file}.${fn}(${defs.join(' ')})`;
     const kernel: Kernel = {
