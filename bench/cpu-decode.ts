@@ -108,15 +108,24 @@ for (const dir of dirs) {
   }
 }
 
-const header = '| model | params | batch | prefill tok/s | decode tok/s | ms/step |';
-const lines = [
-  header,
-  '|---|---|---|---|---|---|',
-  ...rows.map(
-    (r) =>
-      `| ${r.model} | ${r.params} | ${r.batch} | ${r.prefillTokS.toFixed(0)} | ${r.decodeTokS.toFixed(1)} | ${r.msPerStep.toFixed(2)} |`,
-  ),
-];
+/** A markdown table with padded columns (the layout the formatter keeps). */
+function table(head: string[], body: string[][]): string[] {
+  const widths = head.map((h, c) => Math.max(h.length, 3, ...body.map((r) => r[c]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((x, c) => x.padEnd(widths[c]!)).join(' | ')} |`;
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)];
+}
+
+const lines = table(
+  ['model', 'params', 'batch', 'prefill tok/s', 'decode tok/s', 'ms/step'],
+  rows.map((r) => [
+    r.model,
+    r.params,
+    String(r.batch),
+    r.prefillTokS.toFixed(0),
+    r.decodeTokS.toFixed(1),
+    r.msPerStep.toFixed(2),
+  ]),
+);
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
 const command = `npx tsx bench/cpu-decode.ts ${args.join(' ')}`.trim();
 const section = [
