@@ -7,7 +7,8 @@ const PROMPT_CONTEXT_TOKENS = 5;
  * Turns a stream of generated token ids into text deltas, as vLLM's incremental detokenizer does: it decodes a
  * short window [prefixOffset, end) and emits what lies past the already-emitted part [prefixOffset, readOffset).
  * Text that ends in U+FFFD (a character whose bytes are split across tokens) is held back until the character
- * completes, so no delta ever carries a broken character; the concatenated deltas equal the full decode.
+ * completes, and so is a run of byte-fallback tokens until it ends (transformers decodes an invalid run as a whole
+ * to U+FFFDs), so no delta ever carries a broken character; the concatenated deltas equal the full decode.
  */
 export class IncrementalDetokenizer {
   private readonly ids: number[];
@@ -53,6 +54,7 @@ export class IncrementalDetokenizer {
     const opts = { skipSpecialTokens: this.skipSpecialTokens };
     const prefixText = this.tokenizer.decode(this.ids.slice(this.prefixOffset, this.readOffset), opts);
     const newText = this.tokenizer.decode(this.ids.slice(this.prefixOffset), opts);
+    if (!final && this.tokenizer.isByteFallbackToken?.(this.ids[this.ids.length - 1] as number)) return '';
     if (newText.length <= prefixText.length || (!final && newText.endsWith('\uFFFD'))) return '';
     this.prefixOffset = this.readOffset;
     this.readOffset = this.ids.length;

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { UserError } from '../util/errors.ts';
+import { useTransformersByteFallback } from './byte-fallback.ts';
 import { readJson } from './hf-config.ts';
 
 /** What the engine, CLI and server need of a tokenizer (implemented over tokenizer.json). */
@@ -11,6 +12,11 @@ export interface TextTokenizer {
   readonly vocabSize: number;
   readonly bosTokenId: number | null;
   readonly eosTokenIds: readonly number[];
+  /**
+   * True for byte-fallback tokens (<0xNN>): the text of a run of them can change when the next byte arrives, so a
+   * streaming detokenizer holds it back. Absent or false for tokenizers without byte fallback.
+   */
+  isByteFallbackToken?(id: number): boolean;
 }
 
 /** BOS/EOS ids from generation_config.json (they win over the tokenizer's own). */
@@ -45,6 +51,7 @@ class HfTokenizer implements TextTokenizer {
   private readonly explicitSpecials: { bos: number | null; eos: number | null } | null;
   /** transformers >= 4.45 defaults clean_up_tokenization_spaces to false; tokenizers.js defaults it to true. */
   private readonly cleanUpSpaces: boolean;
+  private readonly byteTokens: ReadonlySet<number>;
 
   constructor(
     private readonly tok: Tokenizer,
@@ -69,6 +76,11 @@ class HfTokenizer implements TextTokenizer {
         ? { bos: addBos === true ? bos : null, eos: addEos === true ? eos : null }
         : null;
     this.cleanUpSpaces = config.clean_up_tokenization_spaces === true;
+    this.byteTokens = useTransformersByteFallback(tok);
+  }
+
+  isByteFallbackToken(id: number): boolean {
+    return this.byteTokens.has(id);
   }
 
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[] {

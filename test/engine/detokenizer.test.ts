@@ -85,15 +85,30 @@ test('llama2 byte-fallback tokens: characters split over several tokens are emit
   // '▁' then the four UTF-8 bytes of U+1F601 as <0xF0><0x9F><0x98><0x81>.
   assert.deepEqual(emoji, [29871, 243, 162, 155, 132]);
   const detok = new IncrementalDetokenizer(tok, { promptIds: tok.encode('Hi') });
+  // The byte run is emitted whole once a non-byte token ('!') ends it.
   assert.deepEqual(
-    emoji.map((id) => detok.push(id)),
-    [' ', '', '', '', '😁'],
+    [...emoji, 29991].map((id) => detok.push(id)),
+    [' ', '', '', '', '', '😁!'],
   );
   const golden: { cases: { text: string; ids: number[] }[] } = JSON.parse(
     readFileSync(join(llama2.path, 'golden.json'), 'utf8'),
   );
   for (const c of golden.cases) checkStream(tok, c.ids);
   for (const text of HARD_TEXTS) checkStream(tok, tok.encode(text));
+});
+
+test('a byte-fallback run is held back until it ends, since a later byte can turn it into U+FFFDs', {
+  skip: llama2.skip,
+}, () => {
+  const tok = loadTokenizer(llama2.path);
+  const hello = tok.encode('Hello', { addSpecialTokens: false });
+  const detok = new IncrementalDetokenizer(tok);
+  assert.equal(detok.push(hello), 'Hello');
+  // <0x04> alone is a valid character, but <0x04><0x9F> decodes to two U+FFFD.
+  assert.equal(detok.push(0x04 + 3), '');
+  assert.equal(detok.push(0x9f + 3), '');
+  assert.equal(detok.push(hello), '\uFFFD\uFFFD Hello');
+  assert.equal(detok.text, tok.decode([...hello, 0x04 + 3, 0x9f + 3, ...hello]));
 });
 
 test('a character left incomplete at the end comes out on flush, as the full decode has it', {

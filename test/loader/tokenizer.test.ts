@@ -10,17 +10,21 @@ import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
 const MODELS = ['stories260K', 'tiny-llama', 'tiny-qwen2', 'tiny-qwen3', 'tiny-mistral', 'tiny-gpt2'];
 
 interface Golden {
-  prompts: { text: string; input_ids: number[] }[];
+  prompts: { text: string; input_ids: number[]; greedy_ids: number[]; greedy_text: string }[];
 }
 
 for (const name of MODELS) {
   const fx = modelFixture(name);
-  test(`${name}: golden prompts encode to transformers' input_ids`, { skip: fx.skip }, () => {
+  test(`${name}: golden prompts encode to transformers' input_ids and greedy ids decode to its text`, {
+    skip: fx.skip,
+  }, () => {
     const golden: Golden = JSON.parse(readFileSync(join(fx.path, 'golden.json'), 'utf8'));
     const tok = loadTokenizer(fx.path);
     for (const p of golden.prompts) {
       assert.deepEqual(tok.encode(p.text), p.input_ids, `encoding ${JSON.stringify(p.text)}`);
       assert.equal(tok.decode(p.input_ids, { skipSpecialTokens: true }), p.text);
+      // Random-weight models emit invalid byte runs: transformers turns each into one U+FFFD per byte.
+      assert.equal(tok.decode(p.greedy_ids), p.greedy_text, `decoding greedy_ids of ${JSON.stringify(p.text)}`);
     }
   });
 }
@@ -147,4 +151,18 @@ test('a BPE whose merges join a character to a following ▁ is not split at wor
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json));
   // Whole-text BPE merges "a▁" first (rank 0); a split before "▁" would give a, ▁b.
   assert.deepEqual(loadTokenizer(dir).encode('a▁b'), [3, 2]);
+});
+
+test('byte-fallback runs decode as transformers does: invalid UTF-8 becomes one U+FFFD per byte', {
+  skip: llama2.skip,
+}, () => {
+  const tok = loadTokenizer(llama2.path);
+  // llama2 keeps byte <0xNN> at id NN + 3.
+  const byte = (b: number) => b + 3;
+  assert.equal(tok.isByteFallbackToken?.(byte(0x04)), true);
+  assert.equal(tok.isByteFallbackToken?.(15043), false);
+  assert.equal(tok.decode([byte(0x04)]), '\u0004');
+  assert.equal(tok.decode([byte(0x04), byte(0x9f)]), '\uFFFD\uFFFD');
+  assert.equal(tok.decode([byte(0xe5), byte(0xb0), byte(0x86)]), '将');
+  assert.equal(tok.decode([byte(0xe5), byte(0xb0), 15043, byte(0x86)]), '\uFFFD\uFFFD Hello\uFFFD');
 });
