@@ -1,0 +1,87 @@
+import { resolve } from 'node:path';
+import { TemplateError } from '../gotemplate/errors.ts';
+import { OllamaTemplate } from '../gotemplate/ollama.ts';
+import { UserError } from '../util/errors.ts';
+import { findSnapshot } from './hf-cache.ts';
+import { expandHome, hubCacheDir, modelsDir } from './locations.ts';
+import type { Manifest, ModelSource } from './manifest.ts';
+import { ModelStore, type StoredModel } from './model-store.ts';
+import type { Modelfile } from './modelfile.ts';
+import { isHubRepoId, looksLikePath, nameProblem, parseModelName } from './names.ts';
+import { checkModelPath, revisionOf } from './resolve.ts';
+
+export interface CreateOptions {
+  env?: Record<string, string | undefined>;
+  /** The CLI may build FROM a folder or .gguf path; the HTTP API only from names. */
+  allowPaths?: boolean;
+  /** Where a relative FROM path starts (the Modelfile's folder). */
+  baseDir?: string;
+  /** Prefix for error messages, e.g. `Modelfile` (line numbers are added) or `/api/create`. */
+  file?: string;
+}
+
+/**
+ * Stores `name` as FROM plus the Modelfile's layers. FROM a stored model inherits its weights, template,
+ * system prompt, messages and parameters (the new ones override); FROM an HF repo needs it in the HF cache.
+ */
+export function createModel(name: string, mf: Modelfile, opts: CreateOptions = {}): StoredModel {
+  parseModelName(name);
+  const env = opts.env ?? process.env;
+  const store = new ModelStore(modelsDir(env));
+  const file = opts.file ?? 'Modelfile';
+  const at = (line: number | undefined) => (line ? `${file}:${line}` : file);
+  const base = baseOf(mf.from, store, env, opts, at(mf.fromLine));
+  if (mf.template !== undefined) {
+    try {
+      new OllamaTemplate(mf.template);
+    } catch (err) {
+      if (!(err instanceof TemplateError)) throw err;
+      const line = mf.templateLine ? mf.templateLine + err.line - 1 : undefined;
+      throw new UserError(`${at(line)}: TEMPLATE is not a valid Go template: ${err.detail}`);
+    }
+  }
+  // New parameters replace inherited ones of the same name (stop lists included).
+  const parameters = { ...(base.inherited?.parameters ?? {}), ...mf.parameters };
+  const manifest: Manifest = {
+    schemaVersion: 1,
+    source: base.source,
+    from: mf.from,
+    parameters,
+    system: mf.system ?? base.inherited?.system,
+    template: mf.template ?? base.inherited?.template,
+    messages: mf.messages.length ? mf.messages : (base.inherited?.messages ?? []),
+    license: mf.license.length ? mf.license : (base.inherited?.license ?? []),
+    createdAt: new Date().toISOString(),
+  };
+  return store.put(name, manifest);
+}
+
+function baseOf(
+  from: string,
+  store: ModelStore,
+  env: Record<string, string | undefined>,
+  opts: CreateOptions,
+  where: string,
+): { source: ModelSource; inherited: Manifest | null } {
+  if (looksLikePath(from)) {
+    if (!opts.allowPaths) {
+      throw new UserError(`${where}: FROM ${JSON.stringify(from)}: paths are not accepted here, give a model name`);
+    }
+    const path = resolve(opts.baseDir ?? '.', expandHome(from));
+    const { format } = checkModelPath(path, `${where}: FROM ${from}`);
+    return { source: format === 'gguf' ? { kind: 'gguf', path } : { kind: 'hf-folder', path }, inherited: null };
+  }
+  const problem = nameProblem(from);
+  if (problem) throw new UserError(`${where}: FROM ${JSON.stringify(from)}: invalid model name: ${problem}`);
+  const parent = store.get(from);
+  if (parent) return { source: parent.manifest.source, inherited: parent.manifest };
+  const name = parseModelName(from);
+  if (isHubRepoId(name.repo)) {
+    const revision = revisionOf(name.tag);
+    if (findSnapshot(hubCacheDir(env), name.repo, revision)) {
+      return { source: { kind: 'hf-repo', repo: name.repo, revision }, inherited: null };
+    }
+    throw new UserError(`${where}: FROM ${from}: not in the Hugging Face cache; run \`pagoda pull ${from}\` first`);
+  }
+  throw new UserError(`${where}: FROM ${from}: no such model in the store (${store.root})`);
+}

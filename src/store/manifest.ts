@@ -1,0 +1,32 @@
+import { z } from 'zod';
+
+/** Where a stored model's weights live. HF repos resolve through the HF cache at load time. */
+export const ModelSourceSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('hf-repo'), repo: z.string(), revision: z.string() }),
+  z.object({ kind: z.literal('hf-folder'), path: z.string() }),
+  z.object({ kind: z.literal('gguf'), path: z.string() }),
+]);
+export type ModelSource = z.infer<typeof ModelSourceSchema>;
+
+export const ParameterValueSchema = z.union([z.number(), z.string(), z.boolean(), z.array(z.string())]);
+export type ParameterValue = z.infer<typeof ParameterValueSchema>;
+
+export const ChatMessageSchema = z.object({ role: z.string(), content: z.string() });
+export type ChatMessage = z.infer<typeof ChatMessageSchema>;
+
+/** One named model in the store: its weights plus what a Modelfile layered on top. */
+export const ManifestSchema = z.object({
+  schemaVersion: z.literal(1),
+  source: ModelSourceSchema,
+  /** The FROM reference as written, for `show --modelfile`. */
+  from: z.string(),
+  parameters: z.record(z.string(), ParameterValueSchema),
+  /** Default system prompt (used when a request brings none). */
+  system: z.string().optional(),
+  /** A Go template in Ollama's dialect; absent = the model's own (Jinja) chat template. */
+  template: z.string().optional(),
+  messages: z.array(ChatMessageSchema),
+  license: z.array(z.string()),
+  createdAt: z.string(),
+});
+export type Manifest = z.infer<typeof ManifestSchema>;
