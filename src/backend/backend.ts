@@ -60,6 +60,27 @@ export interface StepContext {
   readonly batch: StepBatch;
 }
 
+/** One row's sampling for `Backend.sampleTokens` (vLLM's semantics; temperature 0 = greedy argmax). */
+export interface SamplingRow {
+  temperature: number;
+  /** 0 or >= vocab = off. */
+  topK: number;
+  topP: number;
+  minP: number;
+  repetitionPenalty: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  /** Unique token ids seen so far (prompt and output): repetition penalty applies to all of them. */
+  seenTokens?: Int32Array;
+  /** Per seen token, how often it occurs in the output (presence/frequency penalties); 0 = prompt only. */
+  seenCounts?: Int32Array;
+  logitBias?: Record<number, number>;
+  /** Philox key; the same seed and step give the same token. */
+  seed: number;
+  /** Tokens generated so far by this sequence (the Philox counter). */
+  step: number;
+}
+
 /**
  * The operations a model forward is written in. Each returns a new tensor (the CUDA backend takes it from a
  * per-step arena, so a step's allocations are deterministic and can be captured in a CUDA graph).
@@ -98,4 +119,14 @@ export interface Backend {
   view(t: Tensor, shape: readonly number[]): Tensor;
   /** Copies a tensor to host memory as float32. */
   toHost(t: Tensor): Float32Array;
+  /**
+   * Optional: samples one token per logits row on the device so only ids come back. Callers keep their CPU sampler
+   * when it is absent (or when they need logprobs).
+   */
+  sampleTokens?(logits: Tensor, rows: readonly SamplingRow[]): Int32Array;
+  /**
+   * Optional: runs one step's forward, replaying a captured CUDA graph for decode steps; returns the logit rows of
+   * `batch.logitsIndices`. Callers use `forward(beginStep(batch))` when it is absent.
+   */
+  forwardStep?(batch: StepBatch, forward: (step: StepContext) => Tensor): Tensor;
 }

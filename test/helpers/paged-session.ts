@@ -54,7 +54,9 @@ export class PagedSession {
     });
     const backend = this.model.backend;
     const batch = buildStepBatch(scheduled, this.blockSize);
-    const logits = backend.toHost(this.model.forward(backend.beginStep(batch), this.kv));
+    const forward = (step: ReturnType<typeof backend.beginStep>) => this.model.forward(step, this.kv);
+    const out = backend.forwardStep ? backend.forwardStep(batch, forward) : forward(backend.beginStep(batch));
+    const logits = backend.toHost(out);
     const vocab = logits.length / batch.logitsIndices.length;
     return Array.from(batch.logitsIndices, (_, r) => logits.subarray(r * vocab, (r + 1) * vocab));
   }

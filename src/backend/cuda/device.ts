@@ -1,4 +1,5 @@
 import { UserError } from '../../util/errors.ts';
+import type { DType } from '../backend.ts';
 import { CudaDriver, MIN_DRIVER_VERSION } from './driver.ts';
 import { CudaUnavailable } from './libs.ts';
 import { Nvrtc } from './nvrtc.ts';
@@ -64,4 +65,20 @@ export function selectDevice(
   if (flag === 'cuda') throw new UserError(`--device cuda: ${probe.reason}. ${probe.fix}`);
   opts.note?.(`using the CPU: ${probe.reason}`);
   return 'cpu';
+}
+
+export const DTYPE_FLAGS = ['auto', 'bfloat16', 'float16', 'float32'] as const;
+
+/**
+ * The CUDA backend's storage type for a model stored as `stored` (config.json's dtype): `--dtype auto` keeps bf16 and
+ * fp16 as stored and turns fp32 into bf16; an explicit --dtype wins.
+ */
+export function cudaDtype(stored: string, flag = 'auto'): DType {
+  if (!(DTYPE_FLAGS as readonly string[]).includes(flag)) {
+    throw new UserError(`--dtype ${flag}: expected one of ${DTYPE_FLAGS.join(', ')}`);
+  }
+  if (flag === 'float32') return 'f32';
+  if (flag === 'float16') return 'f16';
+  if (flag === 'bfloat16') return 'bf16';
+  return stored === 'float16' ? 'f16' : 'bf16';
 }

@@ -4,6 +4,11 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+// NVRTC has no math.h: define what the kernels use from it.
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+
 #ifndef PAGODA_DTYPE
 #define PAGODA_DTYPE 2
 #endif

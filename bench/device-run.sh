@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# One device call: GPU tests, then the GPU benchmark. Run from the project root on the device machine, after
+# `source .device/env.sh`; PAGODA_FIXTURES must point at the fixture models. Logs go to $OUT.
+# Usage: bench/device-run.sh [tests] [bench] [baseline] -- extra bench args
+set -uo pipefail
+OUT=${OUT:-/tmp/pagoda-out}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm,temperature.gpu --format=csv,noheader | tee "$OUT/gpu.txt"
+STAGES_ALL="$*"
+has() { [[ " $STAGES_ALL " == *" $1 "* ]]; }
+if has tests; then
+  node --import tsx --test --test-concurrency=1 --test-reporter=spec test/gpu/*.test.ts 2>&1 | tee "$OUT/test-gpu.log" | grep -vE '^\s*$' | tail -60
+fi
+if has bench; then
+  node --import tsx bench/cuda.ts bench-configs/llama3-8b ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
+fi
+if has baseline; then
+  PYTHONUNBUFFERED=1 python3 bench/hf_baseline.py bench-configs/llama3-8b ${BASELINE_ARGS:-} 2>&1 | tee "$OUT/baseline.log" | tail -20
+fi

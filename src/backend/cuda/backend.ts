@@ -1,0 +1,414 @@
+import type { StepBatch } from '../../runner/step-batch.ts';
+import type {
+  AttentionSpec,
+  Backend,
+  DType,
+  HostTensor,
+  KvCacheSpec,
+  LayerKvCache,
+  RopeSpec,
+  SamplingRow,
+  StepContext,
+  Tensor,
+} from '../backend.ts';
+import { launchPagedAttention } from './attention.ts';
+import { CublasLt } from './cublaslt.ts';
+import { CudaDriver, type DevPtr } from './driver.ts';
+import { DecodeGraphs } from './graphs.ts';
+import { Arena, Slab } from './memory.ts';
+import { type Defines, type Kernel, KernelModules } from './modules.ts';
+import { Nvrtc } from './nvrtc.ts';
+import { DeviceSampler } from './sampling.ts';
+import { CudaStepContext, StepBuffers, type StepCapacity } from './step-buffers.ts';
+import { CudaTensor, cuda, DTYPE_BYTES, DTYPE_DEFINE, decodeFrom, hostBytesAs, rowsCols } from './tensor.ts';
+
+export interface CudaBackendOptions {
+  /** Storage and GEMM input type of weights, activations and KV cache. */
+  dtype: DType;
+  /** Bytes the weights will take (one allocation when known). */
+  weightBytes?: number;
+  /** Capture decode steps as CUDA graphs per batch-size bucket (default true). */
+  graphs?: boolean;
+}
+
+function stepOf(step: StepContext): CudaStepContext {
+  if (!(step instanceof CudaStepContext)) throw new Error('step context does not belong to the CUDA backend');
+  return step;
+}
+
+class CudaLayerKv implements LayerKvCache {
+  constructor(
+    readonly k: CudaTensor,
+    readonly v: CudaTensor,
+  ) {}
+}
+
+function kvOf(cache: LayerKvCache): CudaLayerKv {
+  if (!(cache instanceof CudaLayerKv)) throw new Error('KV cache does not belong to the CUDA backend');
+  return cache;
+}
+
+const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+
+/**
+ * The CUDA backend: weights in one device allocation, activations from a per-step arena, kernels compiled by NVRTC
+ * for the device, GEMMs through cuBLASLt, decode steps replayed from CUDA graphs.
+ */
+export class CudaBackend implements Backend {
+  readonly name = 'cuda' as const;
+  readonly drv: CudaDriver;
+  readonly mods: KernelModules;
+  readonly lt: CublasLt;
+  readonly dtype: DType;
+  readonly weights: Slab;
+  readonly arena: Arena;
+  readonly steps: StepBuffers;
+  readonly graphs: DecodeGraphs | null;
+  private readonly kernels = new Map<string, Kernel>();
+  private readonly invFreq = new WeakMap<RopeSpec, DevPtr>();
+  private readonly sampler: DeviceSampler;
+  private kvBytes = 0;
+  private kvAllocs: DevPtr[] = [];
+  private dummySeed = 1;
+
+  constructor(opts: CudaBackendOptions) {
+    this.drv = CudaDriver.open(Number(process.env.PAGODA_CUDA_DEVICE ?? 0));
+    this.mods = new KernelModules(this.drv, Nvrtc.open());
+    this.lt = new CublasLt(this.drv);
+    this.dtype = opts.dtype;
+    this.weights = new Slab(this.drv);
+    if (opts.weightBytes) this.weights.reserve(opts.weightBytes);
+    this.arena = new Arena(this.drv);
+    this.steps = new StepBuffers(this.drv);
+    this.graphs = opts.graphs === false ? null : new DecodeGraphs(this);
+    this.sampler = new DeviceSampler(this);
+  }
+
+  /** A kernel compiled for this backend's dtype (memoized by name). */
+  kernel(file: string, fn: string, kinds: string, defines: Defines = {}): Kernel {
+    const key = `${file}.${fn}${JSON.stringify(defines)}`;
+    let k = this.kernels.get(key);
+    if (!k) {
+      k = this.mods.get(file, fn, kinds, { PAGODA_DTYPE: DTYPE_DEFINE[this.dtype], ...defines });
+      this.kernels.set(key, k);
+    }
+    return k;
+  }
+
+  /** A new activation tensor from the step arena. */
+  empty(shape: readonly number[], dtype: DType = this.dtype): CudaTensor {
+    const n = shape.reduce((a, d) => a * d, 1);
+    return new CudaTensor([...shape], dtype, this.arena.alloc(n * DTYPE_BYTES[dtype]));
+  }
+
+  private grid1d(n: number): [number] {
+    return [Math.max(1, Math.min(Math.ceil(n / 256), this.drv.info.smCount * 16))];
+  }
+
+  private rowThreads(cols: number): [number] {
+    return [Math.min(1024, Math.max(32, Math.ceil(cols / 8 / 32) * 32))];
+  }
+
+  loadWeight(w: HostTensor, opts?: { transpose?: boolean }): Tensor {
+    const shape = opts?.transpose && w.shape.length === 2 ? [w.shape[1]!, w.shape[0]!] : [...w.shape];
+    const t = new CudaTensor(shape, this.dtype, 0n);
+    const n = t.numel;
+    const ptr = this.weights.alloc(n * DTYPE_BYTES[this.dtype]);
+    const out = new CudaTensor(shape, this.dtype, ptr);
+    if (w.bytes.byteLength === 0 && n > 0) {
+      // --load-format dummy: no bytes on the host; fill on the device (norm weights and biases 1, matrices small).
+      if (shape.length === 1)
+        this.kernel('elementwise', 'fill_const', 'puf').launch(this.grid1d(n), [256], [ptr, n, 1]);
+      else {
+        const scale = 1 / Math.sqrt(shape[shape.length - 1]!);
+        this.kernel('elementwise', 'fill_uniform', 'puif').launch(
+          this.grid1d(n),
+          [256],
+          [ptr, n, this.dummySeed++, scale],
+        );
+      }
+      return out;
+    }
+    this.drv.upload(ptr, hostBytesAs(w, this.dtype, opts?.transpose === true));
+    return out;
+  }
+
+  allocKvCache(spec: KvCacheSpec): LayerKvCache[] {
+    const shape = [spec.numBlocks, spec.blockSize, spec.numKvHeads, spec.headDim];
+    const bytes = shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[this.dtype];
+    // One allocation for every layer.
+    const base = this.drv.alloc(2 * spec.numLayers * bytes);
+    this.kvAllocs.push(base);
+    this.kvBytes += 2 * spec.numLayers * bytes;
+    // Poisoned rather than zeroed: a read of a slot nothing wrote shows up as NaN in the tests.
+    this.drv.fill32(base, 0x7fc07fc0, (2 * spec.numLayers * bytes) / 4);
+    return Array.from({ length: spec.numLayers }, (_, l) => {
+      const k = base + BigInt(2 * l * bytes);
+      return new CudaLayerKv(
+        new CudaTensor(shape, this.dtype, k),
+        new CudaTensor(shape, this.dtype, k + BigInt(bytes)),
+      );
+    });
+  }
+
+  /** Frees every KV cache allocated so far (and the graphs captured over them). */
+  releaseKvCaches(): void {
+    this.graphs?.clear();
+    this.drv.sync();
+    for (const p of this.kvAllocs) this.drv.free(p);
+    this.kvAllocs = [];
+    this.kvBytes = 0;
+  }
+
+  /** Bytes of KV cache per block for a model (K and V, every layer). */
+  kvBlockBytes(spec: Omit<KvCacheSpec, 'numBlocks'>): number {
+    return 2 * spec.numLayers * spec.blockSize * spec.numKvHeads * spec.headDim * DTYPE_BYTES[this.dtype];
+  }
+
+  /** Sizes the step metadata buffers once, so graphs captured later never see them move. */
+  reserveSteps(cap: StepCapacity): void {
+    this.steps.reserve(cap);
+  }
+
+  beginStep(batch: StepBatch): StepContext {
+    this.arena.reset();
+    return this.steps.upload(batch);
+  }
+
+  /**
+   * Runs one step's forward. Decode batches are replayed from a CUDA graph captured for their batch-size bucket;
+   * other steps run eagerly. Returns the logit rows of `batch.logitsIndices`.
+   */
+  forwardStep(batch: StepBatch, forward: (step: StepContext) => Tensor): Tensor {
+    const replayed = this.graphs?.run(batch, forward);
+    if (replayed) return replayed;
+    return forward(this.beginStep(batch));
+  }
+
+  embedding(table: Tensor, step: StepContext, index: 'tokens' | 'positions'): Tensor {
+    const tab = cuda(table);
+    const s = stepOf(step);
+    const [, dim] = rowsCols(tab);
+    const T = s.batch.inputIds.length;
+    const out = this.empty([T, dim]);
+    if (T > 0) {
+      this.kernel('embedding', 'embedding', 'pppi').launch([T], this.rowThreads(dim), [
+        out.ptr,
+        tab.ptr,
+        index === 'tokens' ? s.ids : s.positions,
+        dim,
+      ]);
+    }
+    return out;
+  }
+
+  linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+    const xt = cuda(x);
+    const w = cuda(weight);
+    const [T, n] = rowsCols(xt);
+    const [m, wn] = w.shape as [number, number];
+    if (wn !== n) throw new Error(`linear: input has ${n} features, weight is [${w.shape}]`);
+    const out = this.empty([T, m]);
+    if (T === 0) return out;
+    this.lt.matmul(out.ptr, xt.ptr, w.ptr, T, m, n, this.dtype, this.dtype);
+    if (bias) {
+      this.kernel('elementwise', 'add_bias', 'ppui').launch(
+        this.grid1d(T * m),
+        [256],
+        [out.ptr, cuda(bias).ptr, T * m, m],
+      );
+    }
+    return out;
+  }
+
+  rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+    const xt = cuda(x);
+    const [rows, n] = rowsCols(xt);
+    const out = this.empty(xt.shape);
+    if (rows > 0) {
+      this.kernel('norm', 'rms_norm', 'pppfi').launch([rows], this.rowThreads(n), [
+        out.ptr,
+        xt.ptr,
+        cuda(weight).ptr,
+        eps,
+        n,
+      ]);
+    }
+    return out;
+  }
+
+  addRmsNorm(x: Tensor, residual: Tensor, weight: Tensor, eps: number): { out: Tensor; residual: Tensor } {
+    const xt = cuda(x);
+    const [rows, n] = rowsCols(xt);
+    const out = this.empty(xt.shape);
+    const res = this.empty(xt.shape);
+    if (rows > 0) {
+      this.kernel('norm', 'add_rms_norm', 'pppppfi').launch([rows], this.rowThreads(n), [
+        out.ptr,
+        res.ptr,
+        xt.ptr,
+        cuda(residual).ptr,
+        cuda(weight).ptr,
+        eps,
+        n,
+      ]);
+    }
+    return { out, residual: res };
+  }
+
+  layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {
+    const xt = cuda(x);
+    const [rows, n] = rowsCols(xt);
+    const out = this.empty(xt.shape);
+    if (rows > 0) {
+      this.kernel('norm', 'layer_norm', 'ppppfi').launch([rows], this.rowThreads(n), [
+        out.ptr,
+        xt.ptr,
+        cuda(weight).ptr,
+        cuda(bias).ptr,
+        eps,
+        n,
+      ]);
+    }
+    return out;
+  }
+
+  private elementwise(fn: 'add' | 'silu_mul', a: Tensor, b: Tensor): Tensor {
+    const at = cuda(a);
+    const out = this.empty(at.shape);
+    const n = at.numel;
+    if (n > 0) this.kernel('elementwise', fn, 'pppu').launch(this.grid1d(n), [256], [out.ptr, at.ptr, cuda(b).ptr, n]);
+    return out;
+  }
+
+  add(a: Tensor, b: Tensor): Tensor {
+    return this.elementwise('add', a, b);
+  }
+
+  siluMul(gate: Tensor, up: Tensor): Tensor {
+    return this.elementwise('silu_mul', gate, up);
+  }
+
+  gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor {
+    const xt = cuda(x);
+    const out = this.empty(xt.shape);
+    const n = xt.numel;
+    if (n > 0) {
+      this.kernel('elementwise', 'gelu', 'ppui').launch(
+        this.grid1d(n),
+        [256],
+        [out.ptr, xt.ptr, n, approximate === 'tanh' ? 1 : 0],
+      );
+    }
+    return out;
+  }
+
+  rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext): void {
+    const s = stepOf(step);
+    const qt = cuda(q);
+    const kt = cuda(k);
+    const [T, qw] = rowsCols(qt);
+    const [, kw] = rowsCols(kt);
+    if (T === 0) return;
+    let inv = this.invFreq.get(rope);
+    if (inv === undefined) {
+      inv = this.weights.alloc(rope.invFreq.byteLength);
+      this.drv.upload(inv, rope.invFreq);
+      this.invFreq.set(rope, inv);
+    }
+    const pairs = ((qw + kw) / headDim) * (rope.rotaryDim / 2);
+    this.kernel('rope', 'rope', 'ppppiiiiif').launch(
+      [T],
+      [Math.min(512, Math.max(32, Math.ceil(pairs / 32) * 32))],
+      [
+        qt.ptr,
+        kt.ptr,
+        s.positions,
+        inv,
+        qw / headDim,
+        kw / headDim,
+        headDim,
+        rope.rotaryDim,
+        rope.style === 'neox' ? 1 : 0,
+        rope.mscale,
+      ],
+    );
+  }
+
+  writeKv(k: Tensor, v: Tensor, cache: LayerKvCache, step: StepContext): void {
+    const s = stepOf(step);
+    const kt = cuda(k);
+    const [T, row] = rowsCols(kt);
+    if (T === 0) return;
+    const c = kvOf(cache);
+    this.kernel('kv_cache', 'reshape_and_cache', 'pppppi').launch([T], this.rowThreads(row), [
+      kt.ptr,
+      cuda(v).ptr,
+      c.k.ptr,
+      c.v.ptr,
+      s.slots,
+      row,
+    ]);
+  }
+
+  attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {
+    const qt = cuda(q);
+    const out = this.empty(qt.shape);
+    const c = kvOf(cache);
+    launchPagedAttention(this.mods, this.dtype, out, qt, c.k, c.v, spec, stepOf(step));
+    return out;
+  }
+
+  gatherLogitRows(x: Tensor, step: StepContext): Tensor {
+    const s = stepOf(step);
+    const xt = cuda(x);
+    const [, n] = rowsCols(xt);
+    const rows = s.batch.logitsIndices.length;
+    const out = this.empty([rows, n]);
+    if (rows > 0)
+      this.kernel('embedding', 'gather_rows', 'pppi').launch([rows], this.rowThreads(n), [
+        out.ptr,
+        xt.ptr,
+        s.logitRows,
+        n,
+      ]);
+    return out;
+  }
+
+  view(t: Tensor, shape: readonly number[]): Tensor {
+    const c = cuda(t);
+    const n = shape.reduce((a, d) => a * d, 1);
+    if (n !== c.numel) throw new Error(`view: [${c.shape}] has ${c.numel} elements, [${shape}] has ${n}`);
+    return new CudaTensor([...shape], c.dtype, c.ptr);
+  }
+
+  toHost(t: Tensor): Float32Array {
+    const c = cuda(t);
+    const bytes = new Uint8Array(c.bytes);
+    if (bytes.length) this.drv.download(bytes, c.ptr);
+    return c.dtype === 'f32' ? new Float32Array(bytes.buffer) : decodeFrom(bytes, c.dtype);
+  }
+
+  /** Sizes the sampler's buffers for `rows` x `vocab` so sampling allocates nothing later. */
+  reserveSampling(rows: number, vocab: number): void {
+    this.sampler.reserve(rows, vocab);
+  }
+
+  sampleTokens(logits: Tensor, rows: readonly SamplingRow[]): Int32Array {
+    return this.sampler.sample(logits, rows);
+  }
+
+  /** What the device holds, for the start-up report. */
+  memoryReport(): string {
+    const { free, total } = this.drv.memInfo();
+    const i = this.drv.info;
+    return [
+      `${i.name} (sm_${i.ccMajor}${i.ccMinor}, ${i.smCount} SMs), ${gib(total)} total, ${gib(free)} free`,
+      `weights ${gib(this.weights.usedBytes)} in ${this.weights.allocations} allocation(s) (${this.dtype})`,
+      `KV cache ${gib(this.kvBytes)}`,
+      `activation arena ${mib(this.arena.capacityBytes)} (peak step ${mib(this.arena.peak)})`,
+      `GEMM workspace ${mib(this.lt.workspaceBytes)}, pinned step staging ${mib(this.steps.pinnedBytes)}`,
+    ].join('; ');
+  }
+}

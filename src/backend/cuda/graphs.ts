@@ -1,0 +1,80 @@
+import type { StepBatch } from '../../runner/step-batch.ts';
+import type { StepContext, Tensor } from '../backend.ts';
+import type { CudaBackend } from './backend.ts';
+import type { Handle } from './driver.ts';
+import { isPlainDecode, padDecodeBatch } from './step-buffers.ts';
+import { CudaTensor, cuda } from './tensor.ts';
+
+/** Batch-size buckets graphs are captured for: 1, 2, 4, 8, ... and the largest batch itself. */
+export function graphBuckets(maxBatch: number): number[] {
+  const out: number[] = [];
+  for (let b = 1; b < maxBatch; b *= 2) out.push(b);
+  out.push(maxBatch);
+  return out;
+}
+
+interface Captured {
+  exec: Handle;
+  out: CudaTensor;
+  /** Arena and step-buffer generations the graph's addresses belong to. */
+  generation: string;
+}
+
+/**
+ * CUDA graphs for decode steps, one per batch-size bucket. A decode batch is padded to its bucket, its metadata
+ * copied into the fixed step buffers, and the bucket's graph replayed; the first time, the step runs eagerly once
+ * (kernel compiles, GEMM algorithm choice, arena sizing) and is then captured.
+ */
+export class DecodeGraphs {
+  private readonly captured = new Map<number, Captured>();
+  private buckets: number[] = graphBuckets(256);
+  /** Replays and captures so far (for the bench notes and tests). */
+  readonly stats = { replays: 0, captures: 0 };
+
+  constructor(private readonly backend: CudaBackend) {}
+
+  /** Sets the largest batch a graph is captured for (the engine's max-num-seqs). */
+  setMaxBatch(maxBatch: number): void {
+    this.buckets = graphBuckets(maxBatch);
+    this.clear();
+  }
+
+  clear(): void {
+    for (const c of this.captured.values()) this.backend.drv.destroyGraph(c.exec);
+    this.captured.clear();
+  }
+
+  private generation(): string {
+    return `${this.backend.arena.generation}/${this.backend.steps.generation}`;
+  }
+
+  /** Replays (capturing first if needed) the step's graph; null when the step is not a graphable decode step. */
+  run(batch: StepBatch, forward: (step: StepContext) => Tensor): Tensor | null {
+    if (!isPlainDecode(batch)) return null;
+    const size = this.buckets.find((b) => b >= batch.numSeqs);
+    if (size === undefined) return null;
+    const padded = padDecodeBatch(batch, size);
+    let c = this.captured.get(size);
+    if (c && c.generation !== this.generation()) {
+      this.clear();
+      c = undefined;
+    }
+    if (!c) {
+      forward(this.backend.beginStep(padded));
+      const step = this.backend.beginStep(padded);
+      let out: Tensor | null = null;
+      const exec = this.backend.drv.capture(() => {
+        out = forward(step);
+      });
+      c = { exec, out: cuda(out!), generation: this.generation() };
+      this.captured.set(size, c);
+      this.stats.captures++;
+    } else {
+      this.backend.beginStep(padded);
+    }
+    this.backend.drv.replay(c.exec);
+    this.stats.replays++;
+    const vocab = c.out.shape[c.out.shape.length - 1]!;
+    return new CudaTensor([batch.numSeqs, vocab], c.out.dtype, c.out.ptr);
+  }
+}

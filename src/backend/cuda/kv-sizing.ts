@@ -1,0 +1,71 @@
+import type { Model } from '../../models/model.ts';
+import { buildStepBatch, type ScheduledChunk } from '../../runner/step-batch.ts';
+import { UserError } from '../../util/errors.ts';
+import type { LayerKvCache } from '../backend.ts';
+import type { CudaBackend } from './backend.ts';
+
+export interface KvSizingOptions {
+  blockSize: number;
+  maxNumBatchedTokens: number;
+  maxNumSeqs: number;
+  maxModelLen: number;
+  /** Fraction of the device's memory pagoda may use in all (vLLM's --gpu-memory-utilization). */
+  gpuMemoryUtilization: number;
+}
+
+/** Memory kept back for CUDA graphs, the context and fragmentation. */
+const RESERVE = 512 << 20;
+
+/**
+ * Sizes the KV cache as vLLM does: run the largest step once (a prefill of max-num-batched-tokens) on a throwaway
+ * cache so the activation arena reaches its peak, then give the KV cache what is left of
+ * total x utilization. Returns the block count and a line for the start-up report.
+ */
+export function profileKvBlocks(
+  backend: CudaBackend,
+  model: Model,
+  o: KvSizingOptions,
+): { numBlocks: number; report: string } {
+  const blocksPerSeq = Math.ceil(o.maxModelLen / o.blockSize);
+  backend.reserveSteps({ tokens: Math.max(o.maxNumBatchedTokens, o.maxNumSeqs), seqs: o.maxNumSeqs, blocksPerSeq });
+  backend.graphs?.setMaxBatch(o.maxNumSeqs);
+
+  // The profiling step: max-num-batched-tokens prompt tokens in sequences of at most max-model-len.
+  const chunks: ScheduledChunk[] = [];
+  let next = 0;
+  for (let left = o.maxNumBatchedTokens; left > 0 && chunks.length < o.maxNumSeqs; ) {
+    const n = Math.min(left, o.maxModelLen);
+    const blocks = Math.ceil(n / o.blockSize);
+    chunks.push({
+      tokenIds: Array.from({ length: n }, (_, i) => i % model.config.vocabSize),
+      startPos: 0,
+      blockTable: Array.from({ length: blocks }, (_, i) => next + i),
+      logits: 'last',
+    });
+    next += blocks;
+    left -= n;
+  }
+  const kv: LayerKvCache[] = backend.allocKvCache({ ...model.kvShape, numBlocks: next, blockSize: o.blockSize });
+  const batch = buildStepBatch(chunks, o.blockSize);
+  model.forward(backend.beginStep(batch), kv);
+  backend.drv.sync();
+  backend.arena.ensure(backend.arena.peak);
+  backend.reserveSampling(o.maxNumSeqs, model.config.vocabSize);
+  backend.releaseKvCaches();
+
+  const { free, total } = backend.drv.memInfo();
+  const blockBytes = backend.kvBlockBytes({ ...model.kvShape, blockSize: o.blockSize });
+  const budget = free - total * (1 - o.gpuMemoryUtilization) - RESERVE;
+  const numBlocks = Math.floor(budget / blockBytes);
+  const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+  if (numBlocks < blocksPerSeq) {
+    throw new UserError(
+      `--gpu-memory-utilization ${o.gpuMemoryUtilization}: ${gib(Math.max(0, budget))} left for the KV cache after weights and activations, one ${o.maxModelLen}-token sequence needs ${gib(blocksPerSeq * blockBytes)}; raise --gpu-memory-utilization or lower --max-model-len / --max-num-batched-tokens`,
+    );
+  }
+  const tokens = numBlocks * o.blockSize;
+  return {
+    numBlocks,
+    report: `KV cache: ${numBlocks} blocks of ${o.blockSize} tokens (${tokens} tokens, ${gib(numBlocks * blockBytes)}) from ${gib(free)} free x utilization ${o.gpuMemoryUtilization}; profiling step of ${o.maxNumBatchedTokens} tokens peaked at ${(backend.arena.peak / 2 ** 20).toFixed(0)} MiB of activations`,
+  };
+}

@@ -1,0 +1,115 @@
+import type { SamplingRow, Tensor } from '../backend.ts';
+import type { CudaBackend } from './backend.ts';
+import type { DevPtr } from './driver.ts';
+import { cuda, rowsCols } from './tensor.ts';
+
+/** Words per row in the kernel's RowParams struct (6 floats, 10 ints). */
+const PARAM_WORDS = 16;
+
+/** A device buffer that only grows. */
+class Grow {
+  ptr: DevPtr = 0n;
+  bytes = 0;
+  constructor(private readonly backend: CudaBackend) {}
+  need(bytes: number): DevPtr {
+    if (bytes > this.bytes) {
+      this.backend.drv.sync();
+      if (this.bytes) this.backend.drv.free(this.ptr);
+      this.bytes = Math.max(bytes, this.bytes * 2, 4096);
+      this.ptr = this.backend.drv.alloc(this.bytes);
+    }
+    return this.ptr;
+  }
+}
+
+/** Splits a 64-bit-ish seed (any safe integer) into two 32-bit Philox key words. */
+export function seedWords(seed: number): [number, number] {
+  const s = Math.abs(Math.trunc(seed));
+  return [s >>> 0, Math.floor(s / 2 ** 32) >>> 0];
+}
+
+/**
+ * Logits processing and sampling on the device (kernels/sampling.cu): one launch for all rows, then only the token
+ * ids are copied back. Buffers are its own, not the step arena, so it also works after a graph replay.
+ */
+export class DeviceSampler {
+  private readonly scratch: Grow;
+  private readonly meta: Grow;
+  private readonly ids: Grow;
+
+  constructor(private readonly backend: CudaBackend) {
+    this.scratch = new Grow(backend);
+    this.meta = new Grow(backend);
+    this.ids = new Grow(backend);
+  }
+
+  reserve(rows: number, vocab: number): void {
+    this.scratch.need(rows * vocab * 4);
+    this.ids.need(rows * 4);
+    this.meta.need(rows * 64 + 65536);
+  }
+
+  sample(logits: Tensor, rows: readonly SamplingRow[]): Int32Array {
+    const lt = cuda(logits);
+    const [R, V] = rowsCols(lt);
+    if (R !== rows.length) throw new Error(`sampleTokens: ${R} logit rows, ${rows.length} sampling rows`);
+    if (R === 0) return new Int32Array(0);
+    let seen = 0;
+    let bias = 0;
+    for (const r of rows) {
+      seen += r.seenTokens?.length ?? 0;
+      bias += r.logitBias ? Object.keys(r.logitBias).length : 0;
+    }
+    // One host buffer: params [R, 16] | seen tokens | seen counts | bias tokens | bias values.
+    const words = R * PARAM_WORDS + 2 * seen + 2 * bias;
+    const host = new ArrayBuffer(words * 4);
+    const f = new Float32Array(host);
+    const i32 = new Int32Array(host);
+    const seenAt = R * PARAM_WORDS;
+    const countsAt = seenAt + seen;
+    const biasAt = countsAt + seen;
+    const biasValAt = biasAt + bias;
+    let s = 0;
+    let b = 0;
+    rows.forEach((r, k) => {
+      const o = k * PARAM_WORDS;
+      f[o] = r.temperature;
+      f[o + 1] = r.topP;
+      f[o + 2] = r.minP;
+      f[o + 3] = r.repetitionPenalty;
+      f[o + 4] = r.presencePenalty;
+      f[o + 5] = r.frequencyPenalty;
+      const [lo, hi] = seedWords(r.seed);
+      i32[o + 6] = r.topK;
+      i32[o + 7] = lo | 0;
+      i32[o + 8] = hi | 0;
+      i32[o + 9] = r.step;
+      i32[o + 10] = s;
+      if (r.seenTokens) {
+        i32.set(r.seenTokens, seenAt + s);
+        i32.set(r.seenCounts ?? new Int32Array(r.seenTokens.length), countsAt + s);
+        s += r.seenTokens.length;
+      }
+      i32[o + 11] = s;
+      i32[o + 12] = b;
+      for (const [id, v] of Object.entries(r.logitBias ?? {})) {
+        i32[biasAt + b] = Number(id);
+        f[biasValAt + b] = v;
+        b++;
+      }
+      i32[o + 13] = b;
+    });
+    const drv = this.backend.drv;
+    const meta = this.meta.need(words * 4);
+    drv.upload(meta, i32);
+    const ids = this.ids.need(R * 4);
+    const scratch = this.scratch.need(R * V * 4);
+    const at = (w: number) => meta + BigInt(w * 4);
+    this.backend
+      .kernel('sampling', 'sample_rows', 'ppppppppi')
+      .launch([R], [1024], [ids, lt.ptr, scratch, meta, at(seenAt), at(countsAt), at(biasAt), at(biasValAt), V]);
+    const out = new Int32Array(R);
+    drv.download(out, ids);
+    return out;
+  }
+}

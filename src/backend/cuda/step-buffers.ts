@@ -1,0 +1,137 @@
+import type { StepBatch } from '../../runner/step-batch.ts';
+import type { StepContext } from '../backend.ts';
+import type { CudaDriver, DevPtr, Handle } from './driver.ts';
+
+/** A step's metadata on the device. The block table is repacked to a fixed row width so graphs can be replayed. */
+export class CudaStepContext implements StepContext {
+  constructor(
+    readonly batch: StepBatch,
+    readonly ids: DevPtr,
+    readonly positions: DevPtr,
+    readonly slots: DevPtr,
+    readonly logitRows: DevPtr,
+    readonly cuSeqlensQ: DevPtr,
+    readonly contextLens: DevPtr,
+    readonly blockTables: DevPtr,
+    /** Row width of `blockTables` on the device (>= batch.maxBlocksPerSeq). */
+    readonly tableWidth: number,
+  ) {}
+}
+
+export interface StepCapacity {
+  tokens: number;
+  seqs: number;
+  blocksPerSeq: number;
+}
+
+const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+
+/**
+ * The device buffers a step's metadata is copied into: one region at fixed offsets (so the addresses captured in a
+ * graph stay valid), filled by one copy from a pinned staging buffer. Grows when a step outgrows it; `generation`
+ * changes then.
+ */
+export class StepBuffers {
+  private cap: StepCapacity = { tokens: 0, seqs: 0, blocksPerSeq: 0 };
+  private dev: DevPtr = 0n;
+  private host: { buffer: ArrayBuffer; addr: bigint; handle: Handle } | null = null;
+  private staging = new Int32Array(0);
+  generation = 0;
+
+  constructor(private readonly drv: CudaDriver) {}
+
+  private ints(c: StepCapacity): number {
+    return 4 * c.tokens + 2 * c.seqs + 1 + c.seqs * c.blocksPerSeq;
+  }
+
+  get capacity(): Readonly<StepCapacity> {
+    return this.cap;
+  }
+
+  /** Grows the buffers to hold at least `want`. */
+  reserve(want: StepCapacity): void {
+    const c = this.cap;
+    if (want.tokens <= c.tokens && want.seqs <= c.seqs && want.blocksPerSeq <= c.blocksPerSeq) return;
+    const next = {
+      tokens: Math.max(c.tokens, pow2(want.tokens)),
+      seqs: Math.max(c.seqs, pow2(want.seqs)),
+      blocksPerSeq: Math.max(c.blocksPerSeq, pow2(want.blocksPerSeq)),
+    };
+    this.drv.sync();
+    if (this.host) {
+      this.drv.free(this.dev);
+      this.drv.freeHost(this.host.handle);
+    }
+    const bytes = this.ints(next) * 4;
+    this.dev = this.drv.alloc(bytes);
+    this.host = this.drv.allocHost(bytes);
+    this.staging = new Int32Array(this.host.buffer);
+    this.cap = next;
+    this.generation++;
+  }
+
+  get pinnedBytes(): number {
+    return this.staging.byteLength;
+  }
+
+  upload(b: StepBatch): CudaStepContext {
+    const T = b.inputIds.length;
+    this.reserve({ tokens: T, seqs: b.numSeqs, blocksPerSeq: b.maxBlocksPerSeq });
+    const { tokens: cT, seqs: cS, blocksPerSeq: W } = this.cap;
+    // The previous step's copy must have left the staging buffer before it is rewritten.
+    this.drv.sync();
+    const s = this.staging;
+    s.set(b.inputIds, 0);
+    s.set(b.positions, cT);
+    s.set(b.slotMapping, 2 * cT);
+    s.set(b.logitsIndices, 3 * cT);
+    const cuq = 4 * cT;
+    s.set(b.cuSeqlensQ, cuq);
+    s.set(b.contextLens, cuq + cS + 1);
+    const tables = cuq + 2 * cS + 1;
+    const w = b.maxBlocksPerSeq;
+    for (let i = 0; i < b.numSeqs; i++) {
+      s.set(b.blockTables.subarray(i * w, (i + 1) * w), tables + i * W);
+      s.fill(0, tables + i * W + w, tables + (i + 1) * W);
+    }
+    const used = (tables + b.numSeqs * W) * 4;
+    this.drv.uploadFrom(this.dev, this.host!.addr, used);
+    const at = (i: number) => this.dev + BigInt(i * 4);
+    return new CudaStepContext(b, at(0), at(cT), at(2 * cT), at(3 * cT), at(cuq), at(cuq + cS + 1), at(tables), W);
+  }
+}
+
+/** True when `b` is decode-only with one logit row per sequence, in order (the shape CUDA graphs are captured for). */
+export function isPlainDecode(b: StepBatch): boolean {
+  if (b.maxSeqlenQ !== 1 || b.inputIds.length !== b.numSeqs || b.logitsIndices.length !== b.numSeqs) return false;
+  for (let i = 0; i < b.numSeqs; i++) if (b.logitsIndices[i] !== i) return false;
+  return true;
+}
+
+/** A decode batch padded to `size` sequences: padding tokens write nowhere (slot -1) and attend to one key. */
+export function padDecodeBatch(b: StepBatch, size: number): StepBatch {
+  const n = b.numSeqs;
+  if (size === n) return b;
+  const grow = (a: Int32Array, len: number, fill: number) => {
+    const out = new Int32Array(len).fill(fill);
+    out.set(a);
+    return out;
+  };
+  const cuq = new Int32Array(size + 1);
+  for (let i = 0; i <= size; i++) cuq[i] = i;
+  const logits = new Int32Array(size);
+  for (let i = 0; i < size; i++) logits[i] = i;
+  return {
+    inputIds: grow(b.inputIds, size, 0),
+    positions: grow(b.positions, size, 0),
+    slotMapping: grow(b.slotMapping, size, -1),
+    cuSeqlensQ: cuq,
+    contextLens: grow(b.contextLens, size, 1),
+    blockTables: grow(b.blockTables, size * b.maxBlocksPerSeq, 0),
+    maxBlocksPerSeq: b.maxBlocksPerSeq,
+    blockSize: b.blockSize,
+    logitsIndices: logits,
+    numSeqs: size,
+    maxSeqlenQ: 1,
+  };
+}

@@ -1,0 +1,110 @@
+import { toFloat32 } from '../../loader/safetensors.ts';
+import type { DType, HostTensor, Tensor } from '../backend.ts';
+import type { DevPtr } from './driver.ts';
+
+export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f16: 2, bf16: 2 };
+/** The `PAGODA_DTYPE` define the kernels are compiled with for each storage type. */
+export const DTYPE_DEFINE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2 };
+
+/** A row-major tensor in device memory (weights, KV cache, or a slice of the step's activation arena). */
+export class CudaTensor implements Tensor {
+  constructor(
+    readonly shape: readonly number[],
+    readonly dtype: DType,
+    readonly ptr: DevPtr,
+  ) {}
+
+  get numel(): number {
+    return this.shape.reduce((a, d) => a * d, 1);
+  }
+
+  get bytes(): number {
+    return this.numel * DTYPE_BYTES[this.dtype];
+  }
+}
+
+export function cuda(t: Tensor): CudaTensor {
+  if (!(t instanceof CudaTensor)) throw new Error('tensor does not belong to the CUDA backend');
+  return t;
+}
+
+/** `[rows, cols]` of a tensor seen as a matrix over its last dimension. */
+export function rowsCols(t: Tensor): [number, number] {
+  const cols = t.shape[t.shape.length - 1] ?? 1;
+  const n = t.shape.reduce((a, d) => a * d, 1);
+  return [cols ? n / cols : 0, cols];
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** float32 → bfloat16 bits, round to nearest even (NaN stays NaN). */
+export function bf16Bits(x: number): number {
+  f32[0] = x;
+  const u = u32[0]!;
+  if ((u & 0x7fffffff) > 0x7f800000) return 0x7fc0;
+  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** float32 → IEEE half bits, round to nearest even, overflow to infinity. */
+export function f16Bits(x: number): number {
+  f32[0] = x;
+  const u = u32[0]!;
+  const sign = (u >>> 16) & 0x8000;
+  const exp = (u >>> 23) & 0xff;
+  let mant = u & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    let m = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    if (rest > half || (rest === half && m & 1)) m++;
+    return sign | m;
+  }
+  let m = mant >>> 13;
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && m & 1)) {
+    m++;
+    if (m === 0x400) {
+      m = 0;
+      e++;
+      if (e >= 0x1f) return sign | 0x7c00;
+    }
+  }
+  return sign | (e << 10) | m;
+}
+
+/** Encodes float32 values as `dtype` bytes. */
+export function encodeAs(values: Float32Array, dtype: DType): Uint8Array {
+  if (dtype === 'f32') return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  const out = new Uint16Array(values.length);
+  const conv = dtype === 'bf16' ? bf16Bits : f16Bits;
+  for (let i = 0; i < values.length; i++) out[i] = conv(values[i]!);
+  return new Uint8Array(out.buffer);
+}
+
+/** Decodes `dtype` bytes to float32. */
+export function decodeFrom(bytes: Uint8Array, dtype: DType, shape: readonly number[] = []): Float32Array {
+  return toFloat32({ name: '', shape, dtype, bytes });
+}
+
+/** A weight's bytes in the backend's storage type, transposed when asked (2-D only). */
+export function hostBytesAs(w: HostTensor, dtype: DType, transpose: boolean): Uint8Array {
+  let bytes = w.dtype === dtype ? w.bytes : encodeAs(toFloat32(w), dtype);
+  if (transpose) {
+    if (w.shape.length !== 2) throw new Error(`${w.name}: only a 2-D weight can be transposed, shape [${w.shape}]`);
+    const [r, c] = w.shape as [number, number];
+    const size = DTYPE_BYTES[dtype];
+    const src =
+      size === 4 ? new Uint32Array(bytes.buffer, bytes.byteOffset, r * c) : new Uint16Array(bytes.slice().buffer);
+    const dst = size === 4 ? new Uint32Array(r * c) : new Uint16Array(r * c);
+    for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) dst[j * r + i] = src[i * c + j]!;
+    bytes = new Uint8Array(dst.buffer);
+  }
+  return bytes;
+}

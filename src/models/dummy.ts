@@ -1,0 +1,39 @@
+import { join } from 'node:path';
+import type { Backend, HostTensor } from '../backend/backend.ts';
+import { loadModelConfig } from '../loader/hf-config.ts';
+import type { WeightSource } from '../loader/safetensors.ts';
+import type { Model } from './model.ts';
+import { pickArchitecture } from './registry.ts';
+import { ModelWeights } from './weights.ts';
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Weights for `--load-format dummy`: every tensor the architecture asks for, in the shape config.json implies, with
+ * no bytes. A backend fills such a tensor itself (the CUDA backend with random values on the device), so a
+ * benchmark needs config.json alone. Optional tensors (a separate lm_head when embeddings are tied) are absent.
+ */
+class DummyWeights extends ModelWeights {
+  override has(): boolean {
+    return false;
+  }
+  override host(name: string, shape: readonly number[]): HostTensor {
+    return { name, shape: [...shape], dtype: 'bf16', bytes: EMPTY };
+  }
+}
+
+const noSource: WeightSource = {
+  names: () => [],
+  has: () => false,
+  get: (name) => {
+    throw new Error(`dummy weights: ${name} has no stored data`);
+  },
+  close: () => {},
+};
+
+/** Builds the model of `dir/config.json` with dummy weights (see DummyWeights). */
+export function loadDummyModel(dir: string, backend: Backend): Model {
+  const config = loadModelConfig(dir);
+  const arch = pickArchitecture(config, join(dir, 'config.json'));
+  return arch.build(config, new DummyWeights(noSource, backend, dir), backend);
+}

@@ -1,0 +1,290 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { AttentionSpec, Backend, DType, RopeSpec, SamplingRow, Tensor } from '../../src/backend/backend.ts';
+import { CpuBackend } from '../../src/backend/cpu/backend.ts';
+import { CudaBackend } from '../../src/backend/cuda/backend.ts';
+import { buildStepBatch, type ScheduledChunk } from '../../src/runner/step-batch.ts';
+import { gpuSkip, hostTensor, randomValues, relL2, rng } from '../helpers/gpu.ts';
+import { shuffled } from '../helpers/paged-session.ts';
+import { referenceScores } from '../helpers/sampling-reference.ts';
+
+const skip = gpuSkip();
+/** Relative L2 allowed against the f32 CPU twin: f32 storage, and bf16 storage (inputs already bf16 values). */
+const TOL: Record<DType, number> = { f32: 2e-5, f16: 5e-3, bf16: 1e-2 };
+const DTYPES: DType[] = ['f32', 'bf16'];
+
+const backends = new Map<DType, CudaBackend>();
+function gpu(dtype: DType): CudaBackend {
+  let b = backends.get(dtype);
+  if (!b) {
+    b = new CudaBackend({ dtype, graphs: false });
+    backends.set(dtype, b);
+  }
+  return b;
+}
+const cpu = new CpuBackend();
+let seed = (Date.now() & 0xffff) * 1000;
+const freshSeed = () => seed++;
+
+/** The same random tensor on both backends. */
+function pair(g: Backend, shape: number[], dtype: DType, scale = 1): [Tensor, Tensor, Float32Array] {
+  const v = randomValues(
+    shape.reduce((a, d) => a * d, 1),
+    freshSeed(),
+    scale,
+    dtype,
+  );
+  const h = hostTensor('x', shape, v);
+  return [g.loadWeight(h), cpu.loadWeight(h), v];
+}
+
+function check(dtype: DType, what: string, got: Float32Array, want: Float32Array, tol = TOL[dtype]): void {
+  const e = relL2(got, want);
+  assert.ok(e <= tol, `${what} (${dtype}): relative L2 ${e} > ${tol} (seed base ${seed})`);
+}
+
+/** A step on both backends; the GPU arena is poisoned after the upload so unwritten outputs show as NaN. */
+function steps(g: CudaBackend, chunks: ScheduledChunk[], blockSize: number) {
+  const batch = buildStepBatch(chunks, blockSize);
+  const gs = g.beginStep(batch);
+  g.arena.poison();
+  return { batch, gs, cs: cpu.beginStep(batch) };
+}
+
+function decodeChunks(n: number, blockSize: number): ScheduledChunk[] {
+  const r = rng(freshSeed());
+  let next = 0;
+  return Array.from({ length: n }, () => {
+    const len = 1 + Math.floor(r() * 40);
+    const blocks = Math.ceil(len / blockSize);
+    const table = Array.from({ length: blocks }, () => next++);
+    return { tokenIds: [Math.floor(r() * 100)], startPos: len - 1, blockTable: table, logits: 'last' as const };
+  });
+}
+
+describe('CUDA kernels against the CPU backend', () => {
+  for (const dtype of DTYPES) {
+    test(`embedding rows by token and by position, and logit-row gather (${dtype})`, { skip }, () => {
+      const g = gpu(dtype);
+      const [gt, ct] = pair(g, [200, 96], dtype);
+      const { gs, cs } = steps(g, decodeChunks(7, 16), 16);
+      for (const index of ['tokens', 'positions'] as const) {
+        check(
+          dtype,
+          `embedding ${index}`,
+          g.toHost(g.embedding(gt, gs, index)),
+          cpu.toHost(cpu.embedding(ct, cs, index)),
+          0,
+        );
+      }
+      const [gx, cx] = pair(g, [7, 130], dtype);
+      check(dtype, 'gather', g.toHost(g.gatherLogitRows(gx, gs)), cpu.toHost(cpu.gatherLogitRows(cx, cs)), 0);
+    });
+
+    test(`linear with and without bias, ragged shapes (${dtype})`, { skip }, () => {
+      const g = gpu(dtype);
+      for (const [T, n, m] of [
+        [1, 64, 48],
+        [7, 96, 130],
+        [33, 256, 512],
+        [300, 128, 1000],
+      ] as const) {
+        const [gx, cx] = pair(g, [T, n], dtype);
+        const [gw, cw] = pair(g, [m, n], dtype, 0.2);
+        const [gb, cb] = pair(g, [m], dtype);
+        g.arena.reset();
+        g.arena.poison();
+        check(dtype, `linear ${T}x${n}x${m}`, g.toHost(g.linear(gx, gw)), cpu.toHost(cpu.linear(cx, cw)));
+        check(dtype, `linear+bias ${T}x${n}x${m}`, g.toHost(g.linear(gx, gw, gb)), cpu.toHost(cpu.linear(cx, cw, cb)));
+      }
+    });
+
+    test(`rmsNorm, addRmsNorm (both outputs) and layerNorm (${dtype})`, { skip }, () => {
+      const g = gpu(dtype);
+      for (const [rows, n] of [
+        [1, 64],
+        [5, 1000],
+        [3, 4096],
+        [40, 32],
+      ] as const) {
+        const [gx, cx] = pair(g, [rows, n], dtype);
+        const [gr, cr] = pair(g, [rows, n], dtype);
+        const [gw, cw] = pair(g, [n], dtype);
+        const [gb, cb] = pair(g, [n], dtype);
+        g.arena.reset();
+        g.arena.poison();
+        check(dtype, `rmsNorm ${rows}x${n}`, g.toHost(g.rmsNorm(gx, gw, 1e-5)), cpu.toHost(cpu.rmsNorm(cx, cw, 1e-5)));
+        check(dtype, 'layerNorm', g.toHost(g.layerNorm(gx, gw, gb, 1e-5)), cpu.toHost(cpu.layerNorm(cx, cw, cb, 1e-5)));
+        const go = g.addRmsNorm(gx, gr, gw, 1e-6);
+        const co = cpu.addRmsNorm(cx, cr, cw, 1e-6);
+        check(dtype, 'addRmsNorm out', g.toHost(go.out), cpu.toHost(co.out));
+        check(dtype, 'addRmsNorm residual', g.toHost(go.residual), cpu.toHost(co.residual));
+      }
+    });
+
+    test(`add, siluMul, gelu tanh and erf (${dtype})`, { skip }, () => {
+      const g = gpu(dtype);
+      for (const n of [1, 1000, 70001]) {
+        const [ga, ca] = pair(g, [n], dtype, 4);
+        const [gb, cb] = pair(g, [n], dtype, 4);
+        g.arena.reset();
+        g.arena.poison();
+        check(dtype, `add ${n}`, g.toHost(g.add(ga, gb)), cpu.toHost(cpu.add(ca, cb)));
+        check(dtype, `siluMul ${n}`, g.toHost(g.siluMul(ga, gb)), cpu.toHost(cpu.siluMul(ca, cb)));
+        for (const approx of ['tanh', 'none'] as const) {
+          check(dtype, `gelu ${approx} ${n}`, g.toHost(g.gelu(ga, approx)), cpu.toHost(cpu.gelu(ca, approx)));
+        }
+      }
+    });
+
+    test(`rope neox and gptj, partial rotary, mscale, large positions (${dtype})`, { skip }, () => {
+      const g = gpu(dtype);
+      for (const [style, D, rot, mscale] of [
+        ['neox', 128, 128, 1],
+        ['gptj', 64, 64, 1],
+        ['neox', 64, 32, 1.2],
+        ['gptj', 16, 8, 1],
+      ] as const) {
+        const invFreq = new Float32Array(rot / 2).map((_, i) => 1 / 500000 ** ((2 * i) / rot));
+        const spec: RopeSpec = { invFreq, mscale, style, rotaryDim: rot };
+        const chunks: ScheduledChunk[] = [
+          { tokenIds: [1, 2, 3], startPos: 0, blockTable: [0], logits: 'last' },
+          { tokenIds: [4], startPos: 70000, blockTable: Array(Math.ceil(70001 / 16)).fill(1), logits: 'last' },
+        ];
+        const { gs, cs } = steps(g, chunks, 16);
+        const [gq, cq] = pair(g, [4, 8 * D], dtype);
+        const [gk, ck] = pair(g, [4, 2 * D], dtype);
+        g.rope(gq, gk, D, spec, gs);
+        cpu.rope(cq, ck, D, spec, cs);
+        // Angles near 7e4 rad: float32 argument reduction differs by ulps, so allow a little more here.
+        check(dtype, `rope ${style} q`, g.toHost(gq), cpu.toHost(cq), dtype === 'f32' ? 2e-4 : TOL[dtype]);
+        check(dtype, `rope ${style} k`, g.toHost(gk), cpu.toHost(ck), dtype === 'f32' ? 2e-4 : TOL[dtype]);
+      }
+    });
+
+    for (const [Hq, Hk, D] of [
+      [4, 4, 64],
+      [8, 2, 128],
+      [16, 2, 64],
+      [8, 1, 128],
+      [4, 2, 16],
+    ] as const) {
+      test(`writeKv + paged attention, GQA ${Hq}/${Hk}, head_dim ${D}, ragged prefill/chunk/decode (${dtype})`, {
+        skip,
+      }, () => {
+        const g = gpu(dtype);
+        for (const [blockSize, window] of [
+          [16, 0],
+          [4, 0],
+          [16, 7],
+        ] as const) {
+          const spec: AttentionSpec = {
+            numHeads: Hq,
+            numKvHeads: Hk,
+            headDim: D,
+            scale: 1 / Math.sqrt(D),
+            slidingWindow: window,
+          };
+          const numBlocks = 200;
+          const gkv = g.allocKvCache({ numLayers: 1, numBlocks, blockSize, numKvHeads: Hk, headDim: D })[0]!;
+          const ckv = cpu.allocKvCache({ numLayers: 1, numBlocks, blockSize, numKvHeads: Hk, headDim: D })[0]!;
+          const free = shuffled(numBlocks, freshSeed());
+          // (cached prefix, new tokens): a fresh prompt, a chunk after a prefix that is not block aligned, decodes
+          // at and across block boundaries, and a one-token prompt.
+          const shapes = [
+            [0, 37],
+            [13, 20],
+            [blockSize - 1, 1],
+            [blockSize, 1],
+            [45, 1],
+            [0, 1],
+          ];
+          const tables = shapes.map(([p, n]) =>
+            Array.from({ length: Math.ceil((p! + n!) / blockSize) }, () => free.pop()!),
+          );
+          // Step 1 writes the cached prefixes; step 2 writes the new tokens and attends.
+          for (const phase of [0, 1]) {
+            const chunks: ScheduledChunk[] = shapes
+              .map(([p, n], s) => ({
+                tokenIds: Array(phase === 0 ? p! : n!).fill(1),
+                startPos: phase === 0 ? 0 : p!,
+                blockTable: tables[s]!,
+                logits: 'last' as const,
+              }))
+              .filter((c) => c.tokenIds.length > 0);
+            const { batch, gs, cs } = steps(g, chunks, blockSize);
+            const T = batch.inputIds.length;
+            const [gk, ck] = pair(g, [T, Hk * D], dtype);
+            const [gv, cv] = pair(g, [T, Hk * D], dtype);
+            g.writeKv(gk, gv, gkv, gs);
+            cpu.writeKv(ck, cv, ckv, cs);
+            if (phase === 0) continue;
+            const [gq, cq] = pair(g, [T, Hq * D], dtype);
+            const what = `attention bs ${blockSize} window ${window}`;
+            check(dtype, what, g.toHost(g.attention(gq, gkv, spec, gs)), cpu.toHost(cpu.attention(cq, ckv, spec, cs)));
+          }
+        }
+      });
+    }
+
+    test(`sampling on the device matches the reference sampler (${dtype})`, { skip }, () => {
+      const g = gpu(dtype);
+      const V = 3000;
+      const R = 9;
+      const [gl, , values] = pair(g, [R, V], dtype, 4);
+      const r = rng(freshSeed());
+      const seen = Int32Array.from({ length: 40 }, (_, i) => i * 7);
+      const base: SamplingRow = {
+        temperature: 0.8,
+        topK: 0,
+        topP: 1,
+        minP: 0,
+        repetitionPenalty: 1,
+        presencePenalty: 0,
+        frequencyPenalty: 0,
+        seed: Math.floor(r() * 2 ** 40),
+        step: 3,
+      };
+      const rows: SamplingRow[] = [
+        { ...base, temperature: 0 },
+        {
+          ...base,
+          temperature: 0,
+          repetitionPenalty: 1.3,
+          presencePenalty: 0.5,
+          frequencyPenalty: 0.2,
+          seenTokens: seen,
+          seenCounts: seen.map((_, i) => i % 3),
+        },
+        { ...base },
+        { ...base, topK: 20 },
+        { ...base, topP: 0.5 },
+        { ...base, topK: 50, topP: 0.9, minP: 0.05 },
+        { ...base, minP: 0.2, temperature: 1.5 },
+        { ...base, logitBias: { 5: 100 } },
+        { ...base, topK: 1, temperature: 2 },
+      ];
+      const ids = g.sampleTokens(gl, rows);
+      rows.forEach((row, k) => {
+        const { kept, score } = referenceScores(values.subarray(k * V, (k + 1) * V), row);
+        const id = ids[k]!;
+        assert.ok(kept[id], `row ${k}: sampled id ${id} is outside the kept set`);
+        let best = Number.NEGATIVE_INFINITY;
+        score.forEach((s, i) => {
+          if (kept[i] && s > best) best = s;
+        });
+        assert.ok(
+          best - score[id]! <= 1e-3 * Math.max(1, Math.abs(best)),
+          `row ${k}: id ${id} scores ${score[id]}, best ${best}`,
+        );
+      });
+      assert.equal(ids[7], 5, 'a +100 logit bias wins');
+      assert.deepEqual(g.sampleTokens(gl, rows), ids, 'same seeds and steps give the same ids');
+      const later = g.sampleTokens(
+        gl,
+        rows.map((row) => ({ ...row, step: row.step + 1 })),
+      );
+      assert.notDeepEqual(later.slice(2, 7), ids.slice(2, 7), 'another step draws other ids');
+    });
+  }
+});

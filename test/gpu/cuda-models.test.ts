@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import type { DType } from '../../src/backend/backend.ts';
+import { CudaBackend } from '../../src/backend/cuda/backend.ts';
+import { cudaDtype } from '../../src/backend/cuda/device.ts';
+import { loadModelConfig } from '../../src/loader/hf-config.ts';
+import { loadModel } from '../../src/models/load.ts';
+import { modelFixture } from '../helpers/fixtures.ts';
+import { gpuSkip, relL2 } from '../helpers/gpu.ts';
+import { argmax, maxAbsDiff, PagedSession } from '../helpers/paged-session.ts';
+
+const skip = gpuSkip();
+const MODELS = ['stories260K', 'tiny-llama', 'tiny-qwen2', 'tiny-qwen3', 'tiny-mistral', 'tiny-gpt2'];
+
+interface GoldenPrompt {
+  input_ids: number[];
+  last_logits: number[];
+  greedy_ids: number[];
+}
+
+for (const name of MODELS) {
+  const fixture = modelFixture(name);
+  describe(`CUDA end to end: ${name}`, () => {
+    const why = skip || fixture.skip;
+    const dir = fixture.path;
+    const golden = () => JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8')).prompts as GoldenPrompt[];
+    const load = (dtype: DType, graphs: boolean) => loadModel(dir, new CudaBackend({ dtype, graphs }));
+
+    test('--dtype float32: last logits within 1e-3 and greedy ids identical, eager and through decode graphs', {
+      skip: why,
+    }, () => {
+      for (const graphs of [false, true]) {
+        const model = load('f32', graphs);
+        for (const p of golden()) {
+          const session = new PagedSession(model, 16);
+          let logits = session.step([{ seq: 0, tokens: p.input_ids }])[0]!;
+          const diff = maxAbsDiff(logits, p.last_logits);
+          assert.ok(diff < 1e-3, `last logits differ by ${diff}`);
+          const ids: number[] = [];
+          for (let i = 0; i < p.greedy_ids.length; i++) {
+            if (i > 0) logits = session.step([{ seq: 0, tokens: [ids.at(-1)!] }])[0]!;
+            ids.push(argmax(logits));
+          }
+          assert.deepEqual(ids, p.greedy_ids, `greedy ids (graphs ${graphs})`);
+        }
+      }
+    });
+
+    test('all prompts decoded together as one batch through decode graphs (padded bucket)', { skip: why }, () => {
+      const model = load('f32', true);
+      const prompts = golden();
+      const session = new PagedSession(model, 16);
+      let rows = session.step(prompts.map((p, seq) => ({ seq, tokens: p.input_ids })));
+      const ids: number[][] = prompts.map(() => []);
+      const steps = Math.min(...prompts.map((p) => p.greedy_ids.length));
+      for (let i = 0; i < steps; i++) {
+        if (i > 0) rows = session.step(prompts.map((_, seq) => ({ seq, tokens: [ids[seq]!.at(-1)!] })));
+        for (const [seq, r] of rows.entries()) ids[seq]!.push(argmax(r));
+      }
+      for (const [seq, p] of prompts.entries())
+        assert.deepEqual(ids[seq], p.greedy_ids.slice(0, steps), `prompt ${seq}`);
+    });
+
+    test('stored dtype (bf16 / fp16): last logits within 2e-2 relative L2', { skip: why }, () => {
+      const dtype = cudaDtype(loadModelConfig(dir).dtype);
+      const model = load(dtype, false);
+      for (const p of golden()) {
+        const logits = new PagedSession(model, 16).step([{ seq: 0, tokens: p.input_ids }])[0]!;
+        const e = relL2(logits, p.last_logits);
+        assert.ok(e <= 2e-2, `${dtype}: relative L2 ${e}`);
+      }
+    });
+  });
+}

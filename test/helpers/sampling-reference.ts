@@ -1,0 +1,84 @@
+import type { SamplingRow } from '../../src/backend/backend.ts';
+import { seedWords } from '../../src/backend/cuda/sampling.ts';
+
+/** High 32 bits of a 32 x 32-bit product. */
+function mulhi(a: number, b: number): number {
+  const al = a & 0xffff;
+  const ah = a >>> 16;
+  const bl = b & 0xffff;
+  const bh = b >>> 16;
+  const lh = al * bh;
+  const hl = ah * bl;
+  const mid = ((al * bl) >>> 16) + (lh & 0xffff) + (hl & 0xffff);
+  return (ah * bh + (lh >>> 16) + (hl >>> 16) + Math.floor(mid / 65536)) >>> 0;
+}
+
+/** Philox4x32-10's first output word, as kernels/sampling.cu computes it. */
+export function philox(c0: number, c1: number, k0: number, k1: number): number {
+  let c2 = 0;
+  let c3 = 0;
+  for (let r = 0; r < 10; r++) {
+    const h0 = mulhi(0xd2511f53, c0);
+    const l0 = Math.imul(0xd2511f53, c0) >>> 0;
+    const h1 = mulhi(0xcd9e8d57, c2);
+    const l1 = Math.imul(0xcd9e8d57, c2) >>> 0;
+    const n0 = (h1 ^ c1 ^ k0) >>> 0;
+    const n2 = (h0 ^ c3 ^ k1) >>> 0;
+    c0 = n0;
+    c1 = l1;
+    c2 = n2;
+    c3 = l0;
+    k0 = (k0 + 0x9e3779b9) >>> 0;
+    k1 = (k1 + 0xbb67ae85) >>> 0;
+  }
+  return c0;
+}
+
+/** The processed logits of one row (bias, penalties) in float64. */
+export function processedLogits(logits: ArrayLike<number>, r: SamplingRow): Float64Array {
+  const x = Float64Array.from(logits);
+  for (const [id, v] of Object.entries(r.logitBias ?? {})) x[Number(id)]! += v;
+  r.seenTokens?.forEach((id, j) => {
+    const c = r.seenCounts?.[j] ?? 0;
+    let v = x[id]!;
+    if (r.repetitionPenalty !== 1) v = v > 0 ? v / r.repetitionPenalty : v * r.repetitionPenalty;
+    x[id] = v - r.frequencyPenalty * c - (c > 0 ? r.presencePenalty : 0);
+  });
+  return x;
+}
+
+/**
+ * The CPU twin of the device sampler: which ids survive top-k / top-p / min-p, and each survivor's Gumbel score.
+ * Greedy rows (temperature 0) keep every id with score = logit.
+ */
+export function referenceScores(logits: ArrayLike<number>, r: SamplingRow): { kept: boolean[]; score: Float64Array } {
+  const x = processedLogits(logits, r);
+  const V = x.length;
+  const score = new Float64Array(V);
+  if (r.temperature <= 0) return { kept: Array(V).fill(true), score: x };
+  for (let i = 0; i < V; i++) x[i]! /= r.temperature;
+  const order = Array.from(x.keys()).sort((a, b) => x[b]! - x[a]!);
+  const max = x[order[0]!]!;
+  let keep = r.topK > 0 && r.topK < V ? r.topK : V;
+  const kth = x[order[keep - 1]!]!;
+  while (keep < V && x[order[keep]!] === kth) keep++;
+  if (r.topP < 1) {
+    let total = 0;
+    for (let i = 0; i < keep; i++) total += Math.exp(x[order[i]!]! - max);
+    let acc = 0;
+    let n = 0;
+    while (n < keep && acc < r.topP * total) acc += Math.exp(x[order[n++]!]! - max);
+    keep = n;
+  }
+  const floor = r.minP > 0 ? max + Math.log(r.minP) : Number.NEGATIVE_INFINITY;
+  const kept = Array(V).fill(false);
+  const [k0, k1] = seedWords(r.seed);
+  for (let n = 0; n < keep; n++) {
+    const i = order[n]!;
+    if (x[i]! < floor) continue;
+    kept[i] = true;
+    const u = ((philox(i, r.step, k0, k1) >>> 9) + 0.5) / 8388608;
+    score[i] = x[i]! - Math.log(-Math.log(u));
+  }
+  return { kept, score };
+}
