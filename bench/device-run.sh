@@ -9,10 +9,10 @@ nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm,temperature.gpu -
 STAGES_ALL="$*"
 has() { [[ " $STAGES_ALL " == *" $1 "* ]]; }
 if has tests; then
-  node --import tsx --test --test-concurrency=1 --test-reporter=spec test/gpu/*.test.ts 2>&1 | tee "$OUT/test-gpu.log" | grep -vE '^\s*$' | tail -60
+  timeout ${TEST_TIMEOUT:-240} node --import tsx --test --test-concurrency=1 --test-reporter=spec test/gpu/*.test.ts 2>&1 | tee "$OUT/test-gpu.log" | grep -vE '^\s*$' | tail -60
 fi
 if has bench; then
-  node --import tsx bench/cuda.ts bench-configs/llama3-8b ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
+  timeout ${BENCH_TIMEOUT:-300} node --import tsx bench/cuda.ts bench-configs/llama3-8b ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
 fi
 if has baseline; then
   PYTHONUNBUFFERED=1 python3 bench/hf_baseline.py bench-configs/llama3-8b ${BASELINE_ARGS:-} 2>&1 | tee "$OUT/baseline.log" | tail -20

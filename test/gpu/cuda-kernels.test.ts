@@ -119,6 +119,16 @@ describe('CUDA kernels against the CPU backend', () => {
         const co = cpu.addRmsNorm(cx, cr, cw, 1e-6);
         check(dtype, 'addRmsNorm out', g.toHost(go.out), cpu.toHost(co.out));
         check(dtype, 'addRmsNorm residual', g.toHost(go.residual), cpu.toHost(co.residual));
+        // The float residual stream feeds the next addRmsNorm and the final add.
+        const go2 = g.addRmsNorm(gx, go.residual, gw, 1e-6);
+        const co2 = cpu.addRmsNorm(cx, co.residual, cw, 1e-6);
+        check(dtype, 'addRmsNorm over a float residual', g.toHost(go2.out), cpu.toHost(co2.out));
+        check(
+          dtype,
+          'add of a float residual',
+          g.toHost(g.add(gx, go2.residual)),
+          cpu.toHost(cpu.add(cx, co2.residual)),
+        );
       }
     });
 

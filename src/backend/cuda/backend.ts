@@ -70,6 +70,8 @@ export class CudaBackend implements Backend {
   private readonly sampler: DeviceSampler;
   private kvBytes = 0;
   private kvAllocs: DevPtr[] = [];
+  /** Bumped by each KV cache allocation: decode graphs replay over the most recently allocated cache. */
+  kvGeneration = 0;
   private dummySeed = 1;
 
   constructor(opts: CudaBackendOptions) {
@@ -94,6 +96,13 @@ export class CudaBackend implements Backend {
       this.kernels.set(key, k);
     }
     return k;
+  }
+
+  /** A tensor of this backend in its storage type (the float residual stream goes only to addRmsNorm and add). */
+  own(t: Tensor): CudaTensor {
+    const c = cuda(t);
+    if (c.dtype !== this.dtype) throw new Error(`expected a ${this.dtype} tensor, got ${c.dtype} [${c.shape}]`);
+    return c;
   }
 
   /** A new activation tensor from the step arena. */
@@ -140,6 +149,7 @@ export class CudaBackend implements Backend {
     // One allocation for every layer.
     const base = this.drv.alloc(2 * spec.numLayers * bytes);
     this.kvAllocs.push(base);
+    this.kvGeneration++;
     this.kvBytes += 2 * spec.numLayers * bytes;
     // Poisoned rather than zeroed: a read of a slot nothing wrote shows up as NaN in the tests.
     this.drv.fill32(base, 0x7fc07fc0, (2 * spec.numLayers * bytes) / 4);
@@ -204,7 +214,7 @@ export class CudaBackend implements Backend {
   }
 
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
-    const xt = cuda(x);
+    const xt = this.own(x);
     const w = cuda(weight);
     const [T, n] = rowsCols(xt);
     const [m, wn] = w.shape as [number, number];
@@ -223,7 +233,7 @@ export class CudaBackend implements Backend {
   }
 
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
-    const xt = cuda(x);
+    const xt = this.own(x);
     const [rows, n] = rowsCols(xt);
     const out = this.empty(xt.shape);
     if (rows > 0) {
@@ -238,27 +248,25 @@ export class CudaBackend implements Backend {
     return out;
   }
 
+  /** The residual comes back in float (any input dtype): the stream accumulates every layer's update unrounded. */
   addRmsNorm(x: Tensor, residual: Tensor, weight: Tensor, eps: number): { out: Tensor; residual: Tensor } {
-    const xt = cuda(x);
+    const xt = this.own(x);
+    const r = cuda(residual);
     const [rows, n] = rowsCols(xt);
     const out = this.empty(xt.shape);
-    const res = this.empty(xt.shape);
+    const res = this.empty(xt.shape, 'f32');
     if (rows > 0) {
-      this.kernel('norm', 'add_rms_norm', 'pppppfi').launch([rows], this.rowThreads(n), [
-        out.ptr,
-        res.ptr,
-        xt.ptr,
-        cuda(residual).ptr,
-        cuda(weight).ptr,
-        eps,
-        n,
-      ]);
+      this.kernel('norm', 'add_rms_norm', 'pppppfi', { RES_IN_F32: r.dtype === 'f32' ? 1 : 0 }).launch(
+        [rows],
+        this.rowThreads(n),
+        [out.ptr, res.ptr, xt.ptr, r.ptr, cuda(weight).ptr, eps, n],
+      );
     }
     return { out, residual: res };
   }
 
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {
-    const xt = cuda(x);
+    const xt = this.own(x);
     const [rows, n] = rowsCols(xt);
     const out = this.empty(xt.shape);
     if (rows > 0) {
@@ -274,24 +282,37 @@ export class CudaBackend implements Backend {
     return out;
   }
 
-  private elementwise(fn: 'add' | 'silu_mul', a: Tensor, b: Tensor): Tensor {
-    const at = cuda(a);
-    const out = this.empty(at.shape);
-    const n = at.numel;
-    if (n > 0) this.kernel('elementwise', fn, 'pppu').launch(this.grid1d(n), [256], [out.ptr, at.ptr, cuda(b).ptr, n]);
+  /** a + b in the storage type; either side may be the float residual stream. */
+  add(a: Tensor, b: Tensor): Tensor {
+    let [x, y] = [cuda(a), cuda(b)];
+    if (x.dtype !== this.dtype) [x, y] = [y, x];
+    const out = this.empty(this.own(x).shape);
+    const n = x.numel;
+    const bF32 = y.dtype === 'f32' ? 1 : 0;
+    if (n > 0)
+      this.kernel('elementwise', 'add', 'pppu', { B_F32: bF32 }).launch(
+        this.grid1d(n),
+        [256],
+        [out.ptr, x.ptr, y.ptr, n],
+      );
     return out;
   }
 
-  add(a: Tensor, b: Tensor): Tensor {
-    return this.elementwise('add', a, b);
-  }
-
   siluMul(gate: Tensor, up: Tensor): Tensor {
-    return this.elementwise('silu_mul', gate, up);
+    const g = this.own(gate);
+    const out = this.empty(g.shape);
+    const n = g.numel;
+    if (n > 0)
+      this.kernel('elementwise', 'silu_mul', 'pppu').launch(
+        this.grid1d(n),
+        [256],
+        [out.ptr, g.ptr, this.own(up).ptr, n],
+      );
+    return out;
   }
 
   gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor {
-    const xt = cuda(x);
+    const xt = this.own(x);
     const out = this.empty(xt.shape);
     const n = xt.numel;
     if (n > 0) {
@@ -342,6 +363,7 @@ export class CudaBackend implements Backend {
     const [T, row] = rowsCols(kt);
     if (T === 0) return;
     const c = kvOf(cache);
+    this.arena.markLayer();
     this.kernel('kv_cache', 'reshape_and_cache', 'pppppi').launch([T], this.rowThreads(row), [
       kt.ptr,
       cuda(v).ptr,
@@ -362,7 +384,7 @@ export class CudaBackend implements Backend {
 
   gatherLogitRows(x: Tensor, step: StepContext): Tensor {
     const s = stepOf(step);
-    const xt = cuda(x);
+    const xt = this.own(x);
     const [, n] = rowsCols(xt);
     const rows = s.batch.logitsIndices.length;
     const out = this.empty([rows, n]);

@@ -44,8 +44,10 @@ export class DecodeGraphs {
     this.captured.clear();
   }
 
+  /** Graphs hold the addresses of the arena, the step buffers and the KV cache: any of them moving retires them. */
   private generation(): string {
-    return `${this.backend.arena.generation}/${this.backend.steps.generation}`;
+    const b = this.backend;
+    return `${b.arena.generation}/${b.steps.generation}/${b.kvGeneration}`;
   }
 
   /** Replays (capturing first if needed) the step's graph; null when the step is not a graphable decode step. */
@@ -54,14 +56,16 @@ export class DecodeGraphs {
     const size = this.buckets.find((b) => b >= batch.numSeqs);
     if (size === undefined) return null;
     const padded = padDecodeBatch(batch, size);
+    // Upload first: it may grow the step buffers, which invalidates graphs captured over the old ones.
+    let step = this.backend.beginStep(padded);
     let c = this.captured.get(size);
     if (c && c.generation !== this.generation()) {
       this.clear();
       c = undefined;
     }
     if (!c) {
-      forward(this.backend.beginStep(padded));
-      const step = this.backend.beginStep(padded);
+      forward(step);
+      step = this.backend.beginStep(padded);
       let out: Tensor | null = null;
       const exec = this.backend.drv.capture(() => {
         out = forward(step);
@@ -69,8 +73,6 @@ export class DecodeGraphs {
       c = { exec, out: cuda(out!), generation: this.generation() };
       this.captured.set(size, c);
       this.stats.captures++;
-    } else {
-      this.backend.beginStep(padded);
     }
     this.backend.drv.replay(c.exec);
     this.stats.replays++;

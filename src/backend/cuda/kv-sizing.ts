@@ -16,6 +16,28 @@ export interface KvSizingOptions {
 /** Memory kept back for CUDA graphs, the context and fragmentation. */
 const RESERVE = 512 << 20;
 
+/** Runs one prefill step of `tokens` prompt tokens on a throwaway cache. */
+function runPrefill(backend: CudaBackend, model: Model, o: KvSizingOptions, tokens: number): void {
+  const chunks: ScheduledChunk[] = [];
+  let next = 0;
+  for (let left = tokens; left > 0 && chunks.length < o.maxNumSeqs; ) {
+    const n = Math.min(left, o.maxModelLen);
+    const blocks = Math.ceil(n / o.blockSize);
+    chunks.push({
+      tokenIds: Array.from({ length: n }, (_, i) => i % model.config.vocabSize),
+      startPos: 0,
+      blockTable: Array.from({ length: blocks }, (_, i) => next + i),
+      logits: 'last',
+    });
+    next += blocks;
+    left -= n;
+  }
+  const kv: LayerKvCache[] = backend.allocKvCache({ ...model.kvShape, numBlocks: next, blockSize: o.blockSize });
+  model.forward(backend.beginStep(buildStepBatch(chunks, o.blockSize)), kv);
+  backend.drv.sync();
+  backend.releaseKvCaches();
+}
+
 /**
  * Sizes the KV cache as vLLM does: run the largest step once (a prefill of max-num-batched-tokens) on a throwaway
  * cache so the activation arena reaches its peak, then give the KV cache what is left of
@@ -30,26 +52,12 @@ export function profileKvBlocks(
   backend.reserveSteps({ tokens: Math.max(o.maxNumBatchedTokens, o.maxNumSeqs), seqs: o.maxNumSeqs, blocksPerSeq });
   backend.graphs?.setMaxBatch(o.maxNumSeqs);
 
-  // The profiling step: max-num-batched-tokens prompt tokens in sequences of at most max-model-len.
-  const chunks: ScheduledChunk[] = [];
-  let next = 0;
-  for (let left = o.maxNumBatchedTokens; left > 0 && chunks.length < o.maxNumSeqs; ) {
-    const n = Math.min(left, o.maxModelLen);
-    const blocks = Math.ceil(n / o.blockSize);
-    chunks.push({
-      tokenIds: Array.from({ length: n }, (_, i) => i % model.config.vocabSize),
-      startPos: 0,
-      blockTable: Array.from({ length: blocks }, (_, i) => next + i),
-      logits: 'last',
-    });
-    next += blocks;
-    left -= n;
-  }
-  const kv: LayerKvCache[] = backend.allocKvCache({ ...model.kvShape, numBlocks: next, blockSize: o.blockSize });
-  const batch = buildStepBatch(chunks, o.blockSize);
-  model.forward(backend.beginStep(batch), kv);
-  backend.drv.sync();
-  backend.arena.ensure(backend.arena.peak);
+  // A small step first measures one layer's activations per token; the arena is sized from it so the profiling
+  // step (max-num-batched-tokens prompt tokens in sequences of at most max-model-len) wraps instead of spilling.
+  const small = Math.min(o.maxNumBatchedTokens, 512);
+  runPrefill(backend, model, o, small);
+  backend.arena.ensure(Math.ceil((3.3 * backend.arena.peakLayer * o.maxNumBatchedTokens) / small) + (64 << 20));
+  runPrefill(backend, model, o, o.maxNumBatchedTokens);
   backend.reserveSampling(o.maxNumSeqs, model.config.vocabSize);
   backend.releaseKvCaches();
 
@@ -66,6 +74,6 @@ export function profileKvBlocks(
   const tokens = numBlocks * o.blockSize;
   return {
     numBlocks,
-    report: `KV cache: ${numBlocks} blocks of ${o.blockSize} tokens (${tokens} tokens, ${gib(numBlocks * blockBytes)}) from ${gib(free)} free x utilization ${o.gpuMemoryUtilization}; profiling step of ${o.maxNumBatchedTokens} tokens peaked at ${(backend.arena.peak / 2 ** 20).toFixed(0)} MiB of activations`,
+    report: `KV cache: ${numBlocks} blocks of ${o.blockSize} tokens (${tokens} tokens, ${gib(numBlocks * blockBytes)}) from ${gib(free)} free x utilization ${o.gpuMemoryUtilization}; profiling step of ${o.maxNumBatchedTokens} tokens allocated ${(backend.arena.peak / 2 ** 20).toFixed(0)} MiB of activations in a ${(backend.arena.capacityBytes / 2 ** 20).toFixed(0)} MiB arena`,
   };
 }

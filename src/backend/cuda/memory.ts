@@ -46,17 +46,26 @@ export class Slab {
 }
 
 /**
- * The per-step activation arena: reset at each step, bump-allocated by every op, so a step's tensors land at the
- * same addresses every time it has the same shape (what CUDA graphs need). A step that outgrows it spills into
- * temporary allocations and the arena is regrown, once, at the next step; `generation` changes when it moves.
+ * The per-step activation arena: reset at each step and bump-allocated by every op, so a step's tensors land at the
+ * same addresses every time it has the same shape (what CUDA graphs need). No tensor of a forward outlives the
+ * layer after the one that made it, so when a large step reaches the end the arena wraps to its start, provided it
+ * holds at least three layers' worth of allocations (layers are marked by each KV write). A step that cannot wrap
+ * spills into temporary allocations and the arena is regrown, once, at the next step; `generation` changes when it
+ * moves.
  */
 export class Arena {
   private base: DevPtr = 0n;
   private capacity = 0;
   private offset = 0;
   private spills: DevPtr[] = [];
-  /** Largest step seen, in bytes. */
+  /** Bytes allocated in this step so far, and where the current layer began. */
+  private stepBytes = 0;
+  private layerStart = 0;
+  /** Largest single layer's allocations in this step. */
+  private layerSpan = 0;
+  /** Largest step seen (bytes allocated, wrapping or not) and largest layer span seen. */
   peak = 0;
+  peakLayer = 0;
   generation = 0;
 
   constructor(
@@ -73,18 +82,33 @@ export class Arena {
     this.generation++;
   }
 
+  /** Bytes that hold a step of this shape: all of it, or three layers when it can wrap. */
+  private needed(): number {
+    return Math.ceil(Math.min(this.peak, this.peakLayer ? 3.3 * this.peakLayer : this.peak) * 1.05);
+  }
+
   /** Starts a step: frees last step's spills and regrows if it spilled (the stream must be idle). */
   reset(): void {
     if (this.spills.length) {
       this.drv.sync();
       for (const p of this.spills) this.drv.free(p);
       this.spills = [];
-      this.grow(Math.ceil(this.peak * 1.25));
+      this.grow(this.needed());
     }
     this.offset = 0;
+    this.stepBytes = 0;
+    this.layerStart = 0;
+    this.layerSpan = 0;
   }
 
-  /** Makes room for at least `bytes` per step from now on. */
+  /** Marks the start of the next layer (called at each KV write). */
+  markLayer(): void {
+    this.layerSpan = Math.max(this.layerSpan, this.stepBytes - this.layerStart);
+    this.peakLayer = Math.max(this.peakLayer, this.layerSpan);
+    this.layerStart = this.stepBytes;
+  }
+
+  /** Makes room for at least `bytes` from now on. */
   ensure(bytes: number): void {
     if (bytes > this.capacity) {
       this.drv.sync();
@@ -94,7 +118,11 @@ export class Arena {
 
   alloc(bytes: number): DevPtr {
     const need = align(bytes);
-    this.peak = Math.max(this.peak, this.offset + need);
+    this.stepBytes += need;
+    this.peak = Math.max(this.peak, this.stepBytes);
+    if (this.offset + need > this.capacity && this.layerSpan > 0 && this.capacity >= 3 * this.layerSpan) {
+      this.offset = 0;
+    }
     if (this.offset + need <= this.capacity) {
       const p = this.base + BigInt(this.offset);
       this.offset += need;

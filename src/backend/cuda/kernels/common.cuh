@@ -27,6 +27,12 @@ __device__ __forceinline__ float to_f(T x) { return __bfloat162float(x); }
 __device__ __forceinline__ T from_f(float x) { return __float2bfloat16_rn(x); }
 #endif
 
+// Reads either storage type as float (the residual stream is kept in float).
+__device__ __forceinline__ float as_f(float x) { return x; }
+#if PAGODA_DTYPE != 0
+__device__ __forceinline__ float as_f(T x) { return to_f(x); }
+#endif
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -22,8 +22,18 @@ extern "C" __global__ void gelu(T* __restrict__ out, const T* __restrict__ x, lo
   }
 }
 
-extern "C" __global__ void add(T* __restrict__ out, const T* __restrict__ a, const T* __restrict__ b, long long n) {
-  GRID_STRIDE(i, n) out[i] = from_f(to_f(a[i]) + to_f(b[i]));
+// b may be the float residual stream (B_F32 = 1).
+#ifndef B_F32
+#define B_F32 0
+#endif
+#if B_F32
+typedef float BIn;
+#else
+typedef T BIn;
+#endif
+
+extern "C" __global__ void add(T* __restrict__ out, const T* __restrict__ a, const BIn* __restrict__ b, long long n) {
+  GRID_STRIDE(i, n) out[i] = from_f(to_f(a[i]) + as_f(b[i]));
 }
 
 // y[r, c] += bias[c] over a [rows, cols] matrix.

@@ -13,21 +13,30 @@ extern "C" __global__ void rms_norm(T* __restrict__ out, const T* __restrict__ x
   for (int i = threadIdx.x; i < hidden; i += blockDim.x) out[base + i] = from_f(to_f(x[base + i]) * inv * to_f(w[i]));
 }
 
-// residual_out = x + residual (stored in T, as the model's residual stream is), out = rms_norm(residual_out).
-extern "C" __global__ void add_rms_norm(T* __restrict__ out, T* __restrict__ residual_out, const T* __restrict__ x,
-                                        const T* __restrict__ residual, const T* __restrict__ w, float eps,
-                                        int hidden) {
+// residual_out = x + residual, out = rms_norm(residual_out). The residual stream is kept in float so the layers'
+// small updates are not rounded away; RES_IN_F32 = 0 reads a first residual stored as T (the embeddings).
+#ifndef RES_IN_F32
+#define RES_IN_F32 0
+#endif
+#if RES_IN_F32
+typedef float RIn;
+#else
+typedef T RIn;
+#endif
+
+extern "C" __global__ void add_rms_norm(T* __restrict__ out, float* __restrict__ residual_out,
+                                        const T* __restrict__ x, const RIn* __restrict__ residual,
+                                        const T* __restrict__ w, float eps, int hidden) {
   const long long base = (long long)blockIdx.x * hidden;
   float ss = 0.f;
   for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
-    const T r = from_f(to_f(x[base + i]) + to_f(residual[base + i]));
+    const float r = to_f(x[base + i]) + as_f(residual[base + i]);
     residual_out[base + i] = r;
-    const float v = to_f(r);
-    ss += v * v;
+    ss += r * r;
   }
   const float inv = rsqrtf(block_sum(ss) / hidden + eps);
   for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
-    out[base + i] = from_f(to_f(residual_out[base + i]) * inv * to_f(w[i]));
+    out[base + i] = from_f(residual_out[base + i] * inv * to_f(w[i]));
   }
 }
 
