@@ -237,6 +237,31 @@ describe('CUDA kernels against the CPU backend', () => {
       });
     }
 
+    test(`copyKvBlocks copies whole blocks in every layer (${dtype})`, { skip }, () => {
+      const g = gpu(dtype);
+      const spec = { numLayers: 2, numBlocks: 8, blockSize: 4, numKvHeads: 2, headDim: 16 };
+      const gkv = g.allocKvCache(spec);
+      const ckv = cpu.allocKvCache(spec);
+      const chunks: ScheduledChunk[] = [
+        { tokenIds: Array(32).fill(1), startPos: 0, blockTable: [0, 1, 2, 3, 4, 5, 6, 7], logits: 'last' },
+      ];
+      const { gs, cs } = steps(g, chunks, 4);
+      for (let l = 0; l < 2; l++) {
+        const [gk, ck] = pair(g, [32, 32], dtype);
+        const [gv, cv] = pair(g, [32, 32], dtype);
+        g.writeKv(gk, gv, gkv[l]!, gs);
+        cpu.writeKv(ck, cv, ckv[l]!, cs);
+      }
+      const src = Int32Array.from([1, 6]);
+      const dst = Int32Array.from([3, 0]);
+      g.copyKvBlocks(gkv, src, dst);
+      cpu.copyKvBlocks(ckv, src, dst);
+      for (let l = 0; l < 2; l++) {
+        check(dtype, 'copied K', g.toHost(gkv[l]!.k), cpu.toHost(ckv[l]!.k), 0);
+        check(dtype, 'copied V', g.toHost(gkv[l]!.v), cpu.toHost(ckv[l]!.v), 0);
+      }
+    });
+
     test(`sampling on the device matches the reference sampler (${dtype})`, { skip }, () => {
       const g = gpu(dtype);
       const V = 3000;

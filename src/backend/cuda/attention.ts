@@ -1,55 +1,125 @@
-import type { AttentionSpec, DType } from '../backend.ts';
-import type { KernelModules } from './modules.ts';
+import type { AttentionSpec } from '../backend.ts';
+import type { CudaBackend } from './backend.ts';
+import type { DevPtr } from './driver.ts';
+import { cudaAttentionRuntime, type DecodeWorkspace, decodeWorkspaceBytes, FlashAttention } from './flash-attention.ts';
 import type { CudaStepContext } from './step-buffers.ts';
 import { type CudaTensor, DTYPE_DEFINE } from './tensor.ts';
 
 const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 
 /**
- * The first, simple paged attention (kernels/attention.cu) for prefill and decode: causal over each sequence's
- * cached keys, GQA, sliding window. Kept in its own file so a faster kernel can take its place.
+ * Paged attention for the CUDA backend. bf16 with head_dim 64 or 128 and power-of-two blocks of 16+ goes to the
+ * tensor-core kernels (flash_prefill for any step, paged_decode when every sequence has one query); everything else
+ * (float32 and float16 storage, other head sizes: the small test models) to the first, simple kernel,
+ * kernels/attention.cu, which is also the reference the fast ones were checked against.
  */
-export function launchPagedAttention(
-  mods: KernelModules,
-  dtype: DType,
-  out: CudaTensor,
-  q: CudaTensor,
-  k: CudaTensor,
-  v: CudaTensor,
-  spec: AttentionSpec,
-  step: CudaStepContext,
-): void {
-  const { numHeads, numKvHeads, headDim, scale, slidingWindow } = spec;
-  const T = step.batch.inputIds.length;
-  if (T === 0) return;
-  const group = numHeads / numKvHeads;
-  if (!Number.isInteger(group) || group > 16 || headDim > 256) {
-    throw new Error(`attention: ${numHeads} query heads over ${numKvHeads} KV heads of size ${headDim} not supported`);
+export class CudaAttention {
+  private readonly flash: FlashAttention;
+  /** Split-KV scratch, from the never-freed weight slab so graphs captured over an older one stay valid. */
+  private ws: DecodeWorkspace | null = null;
+  private wsSeqs = 0;
+
+  constructor(private readonly backend: CudaBackend) {
+    this.flash = new FlashAttention(cudaAttentionRuntime(backend.drv, backend.mods));
   }
-  const kernel = mods.get('attention', 'paged_attention', 'pppppppiiiiiifi', {
-    PAGODA_DTYPE: DTYPE_DEFINE[dtype],
-    EPL: pow2(Math.ceil(headDim / 32)),
-    GMAX: pow2(group),
-  });
-  kernel.launch(
-    [numKvHeads, T],
-    [128],
-    [
-      out.ptr,
-      q.ptr,
-      k.ptr,
-      v.ptr,
-      step.cuSeqlensQ,
-      step.contextLens,
-      step.blockTables,
-      step.batch.numSeqs,
-      step.tableWidth,
-      step.batch.blockSize,
-      numHeads,
-      numKvHeads,
-      headDim,
-      scale,
-      slidingWindow,
-    ],
-  );
+
+  private fast(spec: AttentionSpec, blockSize: number): boolean {
+    return (
+      this.backend.dtype === 'bf16' &&
+      (spec.headDim === 64 || spec.headDim === 128) &&
+      blockSize >= 16 &&
+      (blockSize & (blockSize - 1)) === 0 &&
+      process.env.PAGODA_SIMPLE_ATTENTION !== '1'
+    );
+  }
+
+  private workspace(numSeqs: number, spec: AttentionSpec): DecodeWorkspace {
+    if (!this.ws || numSeqs > this.wsSeqs) {
+      const seqs = Math.max(numSeqs, this.backend.steps.capacity.seqs);
+      const bytes = decodeWorkspaceBytes(seqs, spec.numHeads, spec.headDim);
+      const partialO: DevPtr = this.backend.weights.alloc(bytes.partialO);
+      const partialLse: DevPtr = this.backend.weights.alloc(bytes.partialLse);
+      this.ws = { partialO, partialLse, maxSplits: 32 };
+      this.wsSeqs = seqs;
+    }
+    return this.ws;
+  }
+
+  run(out: CudaTensor, q: CudaTensor, k: CudaTensor, v: CudaTensor, spec: AttentionSpec, step: CudaStepContext): void {
+    const b = step.batch;
+    const T = b.inputIds.length;
+    if (T === 0) return;
+    if (!this.fast(spec, b.blockSize)) {
+      this.simple(out, q, k, v, spec, step);
+      return;
+    }
+    const lse = this.backend.empty([T, spec.numHeads], 'f32');
+    const args = {
+      q: q.ptr,
+      qStride: spec.numHeads * spec.headDim,
+      kCache: k.ptr,
+      vCache: v.ptr,
+      blockTables: step.blockTables,
+      maxBlocksPerSeq: step.tableWidth,
+      contextLens: step.contextLens,
+      cuSeqlensQ: step.cuSeqlensQ,
+      out: out.ptr,
+      oStride: spec.numHeads * spec.headDim,
+      lse: lse.ptr,
+      numSeqs: b.numSeqs,
+      maxSeqlenQ: b.maxSeqlenQ,
+      numHeads: spec.numHeads,
+      numKvHeads: spec.numKvHeads,
+      headDim: spec.headDim,
+      blockSize: b.blockSize,
+      scale: spec.scale,
+      slidingWindow: spec.slidingWindow,
+    };
+    if (b.maxSeqlenQ === 1 && T === b.numSeqs) this.flash.decode(args, this.workspace(b.numSeqs, spec));
+    else this.flash.prefill(args);
+  }
+
+  /** One block per (query token, KV head); a warp per key with an online softmax (kernels/attention.cu). */
+  private simple(
+    out: CudaTensor,
+    q: CudaTensor,
+    k: CudaTensor,
+    v: CudaTensor,
+    spec: AttentionSpec,
+    step: CudaStepContext,
+  ): void {
+    const { numHeads, numKvHeads, headDim, scale, slidingWindow } = spec;
+    const group = numHeads / numKvHeads;
+    if (!Number.isInteger(group) || group > 16 || headDim > 256) {
+      throw new Error(
+        `attention: ${numHeads} query heads over ${numKvHeads} KV heads of size ${headDim} not supported`,
+      );
+    }
+    const kernel = this.backend.mods.get('attention', 'paged_attention', 'pppppppiiiiiifi', {
+      PAGODA_DTYPE: DTYPE_DEFINE[this.backend.dtype],
+      EPL: pow2(Math.ceil(headDim / 32)),
+      GMAX: pow2(group),
+    });
+    kernel.launch(
+      [numKvHeads, step.batch.inputIds.length],
+      [128],
+      [
+        out.ptr,
+        q.ptr,
+        k.ptr,
+        v.ptr,
+        step.cuSeqlensQ,
+        step.contextLens,
+        step.blockTables,
+        step.batch.numSeqs,
+        step.tableWidth,
+        step.batch.blockSize,
+        numHeads,
+        numKvHeads,
+        headDim,
+        scale,
+        slidingWindow,
+      ],
+    );
+  }
 }

@@ -11,7 +11,7 @@ import type {
   StepContext,
   Tensor,
 } from '../backend.ts';
-import { launchPagedAttention } from './attention.ts';
+import { CudaAttention } from './attention.ts';
 import { CublasLt } from './cublaslt.ts';
 import { CudaDriver, type DevPtr } from './driver.ts';
 import { DecodeGraphs } from './graphs.ts';
@@ -68,6 +68,7 @@ export class CudaBackend implements Backend {
   private readonly kernels = new Map<string, Kernel>();
   private readonly invFreq = new WeakMap<RopeSpec, DevPtr>();
   private readonly sampler: DeviceSampler;
+  private readonly attn: CudaAttention;
   private kvBytes = 0;
   private kvAllocs: DevPtr[] = [];
   /** Bumped by each KV cache allocation: decode graphs replay over the most recently allocated cache. */
@@ -85,6 +86,7 @@ export class CudaBackend implements Backend {
     this.steps = new StepBuffers(this.drv);
     this.graphs = opts.graphs === false ? null : new DecodeGraphs(this);
     this.sampler = new DeviceSampler(this);
+    this.attn = new CudaAttention(this);
   }
 
   /** A kernel compiled for this backend's dtype (memoized by name). */
@@ -169,6 +171,19 @@ export class CudaBackend implements Backend {
     for (const p of this.kvAllocs) this.drv.free(p);
     this.kvAllocs = [];
     this.kvBytes = 0;
+  }
+
+  copyKvBlocks(cache: readonly LayerKvCache[], src: Int32Array, dst: Int32Array): void {
+    for (const layer of cache) {
+      const { k, v } = kvOf(layer);
+      const blockBytes = k.bytes / k.shape[0]!;
+      for (let i = 0; i < src.length; i++) {
+        const from = BigInt(src[i]! * blockBytes);
+        const to = BigInt(dst[i]! * blockBytes);
+        this.drv.copy(k.ptr + to, k.ptr + from, blockBytes);
+        this.drv.copy(v.ptr + to, v.ptr + from, blockBytes);
+      }
+    }
   }
 
   /** Bytes of KV cache per block for a model (K and V, every layer). */
@@ -378,7 +393,7 @@ export class CudaBackend implements Backend {
     const qt = cuda(q);
     const out = this.empty(qt.shape);
     const c = kvOf(cache);
-    launchPagedAttention(this.mods, this.dtype, out, qt, c.k, c.v, spec, stepOf(step));
+    this.attn.run(out, qt, c.k, c.v, spec, stepOf(step));
     return out;
   }
 
