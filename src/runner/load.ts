@@ -40,6 +40,7 @@ export interface LoadedEngine {
   /** What clients see as the model's name. */
   modelName: string;
   isDemo: boolean;
+  backend: Backend['name'];
   config: ModelConfig;
   generation: GenerationConfig;
   tokenizer: TextTokenizer;
@@ -117,6 +118,7 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
     modelDir,
     modelName: isDemo ? DEMO_MODEL_NAME : basename(modelDir),
     isDemo,
+    backend: backend.name,
     config,
     generation,
     tokenizer,

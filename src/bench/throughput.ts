@@ -1,0 +1,80 @@
+import type { Engine } from '../engine/engine.ts';
+import { Rng } from '../engine/sequence.ts';
+
+/** An offline workload of random prompts (nano-vllm's bench.py: random token ids, ignore_eos). */
+export interface ThroughputWorkload {
+  numPrompts: number;
+  inputLen: [number, number];
+  outputLen: [number, number];
+  seed: number;
+  temperature: number;
+}
+
+/** nano-vllm's defaults: 256 requests, input and output lengths uniform in 100..1024. */
+export const NANO_VLLM_WORKLOAD: ThroughputWorkload = {
+  numPrompts: 256,
+  inputLen: [100, 1024],
+  outputLen: [100, 1024],
+  seed: 0,
+  temperature: 0.6,
+};
+
+/** The same shape scaled down for the CPU backend: 8x fewer requests, 10x shorter. */
+export const CPU_WORKLOAD: ThroughputWorkload = {
+  ...NANO_VLLM_WORKLOAD,
+  numPrompts: 32,
+  inputLen: [10, 102],
+  outputLen: [10, 102],
+};
+
+export interface ThroughputResult {
+  requests: number;
+  promptTokens: number;
+  outputTokens: number;
+  seconds: number;
+  requestsPerSecond: number;
+  outputTokensPerSecond: number;
+  totalTokensPerSecond: number;
+  preemptions: number;
+  steps: number;
+}
+
+/** Submits every request at once and waits for all of them; times the whole run. */
+export async function runThroughput(
+  engine: Engine,
+  vocabSize: number,
+  w: ThroughputWorkload,
+): Promise<ThroughputResult> {
+  const rng = new Rng(w.seed, 0);
+  const int = ([lo, hi]: [number, number]) => lo + Math.floor(rng.next() * (hi - lo + 1));
+  const maxId = Math.min(vocabSize, 10_000);
+  const requests = Array.from({ length: w.numPrompts }, () => ({
+    prompt: Array.from({ length: int(w.inputLen) }, () => Math.floor(rng.next() * maxId)),
+    maxTokens: int(w.outputLen),
+  }));
+  const before = engine.stats();
+  const start = performance.now();
+  let outputTokens = 0;
+  await Promise.all(
+    requests.map(async (r, i) => {
+      const params = { temperature: w.temperature, maxTokens: r.maxTokens, ignoreEos: true, seed: w.seed + i };
+      for await (const out of engine.generate({ prompt: r.prompt, params })) {
+        for (const d of out.outputs) outputTokens += d.tokenIds.length;
+      }
+    }),
+  );
+  const seconds = (performance.now() - start) / 1000;
+  const after = engine.stats();
+  const promptTokens = requests.reduce((a, r) => a + r.prompt.length, 0);
+  return {
+    requests: requests.length,
+    promptTokens,
+    outputTokens,
+    seconds,
+    requestsPerSecond: requests.length / seconds,
+    outputTokensPerSecond: outputTokens / seconds,
+    totalTokensPerSecond: (promptTokens + outputTokens) / seconds,
+    preemptions: after.preemptions - before.preemptions,
+    steps: after.steps - before.steps,
+  };
+}
