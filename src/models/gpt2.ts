@@ -71,6 +71,11 @@ function buildGpt2(cfg: ModelConfig, w: ModelWeights, backend: Backend): Gpt2Mod
       `config.json: activation_function "${cfg.raw.activation_function}" is not supported (expected one of ${Object.keys(GELU).join(', ')})`,
     );
   }
+  if (cfg.raw.scale_attn_by_inverse_layer_idx === true) {
+    throw new UserError('config.json: scale_attn_by_inverse_layer_idx = true is not supported for GPT-2');
+  }
+  // Checkpoints saved from GPT2LMHeadModel prefix names with "transformer."; the original gpt2 upload does not.
+  const root = w.has('wte.weight') && !w.has('transformer.wte.weight') ? '' : 'transformer.';
   const norm = (name: string): Linear => ({ weight: w.load(`${name}.weight`, [H]), bias: w.load(`${name}.bias`, [H]) });
   // Conv1D stores weights as [in, out]: transpose them to the [out, in] layout linear() takes.
   const conv = (name: string, inp: number, out: number): Linear => ({
@@ -78,7 +83,7 @@ function buildGpt2(cfg: ModelConfig, w: ModelWeights, backend: Backend): Gpt2Mod
     bias: w.load(`${name}.bias`, [out]),
   });
   const layers = Array.from({ length: cfg.numLayers }, (_, i): Gpt2Layer => {
-    const p = `transformer.h.${i}`;
+    const p = `${root}h.${i}`;
     // c_attn fuses q, k and v along its output columns.
     const weights = splitColumns(w.host(`${p}.attn.c_attn.weight`, [H, 3 * H]), [H, H, H]);
     const biases = splitColumns(w.host(`${p}.attn.c_attn.bias`, [3 * H]), [H, H, H]);
@@ -101,10 +106,10 @@ function buildGpt2(cfg: ModelConfig, w: ModelWeights, backend: Backend): Gpt2Mod
     cfg,
     backend,
     gelu,
-    w.load('transformer.wte.weight', [vocabSize, H]),
-    w.load('transformer.wpe.weight', [cfg.maxPositionEmbeddings, H]),
+    w.load(`${root}wte.weight`, [vocabSize, H]),
+    w.load(`${root}wpe.weight`, [cfg.maxPositionEmbeddings, H]),
     layers,
-    norm('transformer.ln_f'),
+    norm(`${root}ln_f`),
   );
 }
 

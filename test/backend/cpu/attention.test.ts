@@ -126,3 +126,34 @@ test('a KV write to slot -1 is skipped', () => {
   assert.deepEqual([...backend.toHost(cache.k)], [0, 0, 0, 0, 0, 0, 3, 4]);
   assert.deepEqual([...backend.toHost(cache.v)], [0, 0, 0, 0, 0, 0, 7, 8]);
 });
+
+test('copyKvBlocks copies whole blocks of K and V in every layer', () => {
+  const backend = new CpuBackend();
+  const layers = backend.allocKvCache({ numLayers: 2, numBlocks: 3, blockSize: 2, numKvHeads: 1, headDim: 2 });
+  layers.forEach((layer, l) => {
+    const batch = buildStepBatch([{ tokenIds: [0, 0, 0], startPos: 0, blockTable: [2, 0], logits: 'none' }], 2);
+    const k = new CpuTensor(
+      [3, 2],
+      Float32Array.of(1, 2, 3, 4, 5, 6).map((x) => x + 10 * l),
+    );
+    backend.writeKv(
+      k,
+      new CpuTensor(
+        [3, 2],
+        k.data.map((x) => -x),
+      ),
+      layer,
+      backend.beginStep(batch),
+    );
+  });
+  backend.copyKvBlocks(layers, Int32Array.of(2), Int32Array.of(1));
+  layers.forEach((layer, l) => {
+    // block 2 held tokens 0-1, block 0 token 2; block 1 now repeats block 2.
+    const want = [5, 6, 0, 0, 1, 2, 3, 4, 1, 2, 3, 4].map((x) => (x ? x + 10 * l : 0));
+    assert.deepEqual([...backend.toHost(layer.k)], want);
+    assert.deepEqual(
+      [...backend.toHost(layer.v)],
+      want.map((x) => -x || 0),
+    );
+  });
+});
