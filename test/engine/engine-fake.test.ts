@@ -321,3 +321,103 @@ test('priority scheduling runs the most urgent request first', () => {
   assert.deepEqual(order, ['high', 'low']);
   assertAllBlocksFree(engine);
 });
+
+test('prompt logprobs come from the raw distribution at every prompt position, across prefill chunks', () => {
+  const engine = fakeEngine({ scheduler: { maxNumBatchedTokens: 5, maxNumSeqs: 4, policy: 'fcfs' } });
+  const prompt = randomPrompt(new Rng(8, 0), 13);
+  const r = submit(engine, { prompt, params: { temperature: 0, maxTokens: 2, promptLogprobs: 3, ignoreEos: true } });
+  runToEnd(engine);
+  const withLp = r.outputs.filter((o) => o.promptLogprobs !== null);
+  assert.equal(withLp.length, 1, 'prompt logprobs are sent once');
+  const lps = withLp[0]!.promptLogprobs!;
+  assert.equal(lps.length, prompt.length);
+  assert.equal(lps[0], null);
+  for (let i = 1; i < prompt.length; i++) {
+    const want = logSoftmax(referenceLogits(prompt.slice(0, i), VOCAB));
+    assert.equal(lps[i]!.tokenId, prompt[i]);
+    assert.ok(Math.abs(lps[i]!.logprob - want[prompt[i]!]!) < 1e-5, `position ${i}`);
+    assert.equal(lps[i]!.top.length, 3);
+  }
+  assert.deepEqual(r.tokenIds[0], refGreedy(prompt, 2, true));
+  assertAllBlocksFree(engine);
+});
+
+test('the step loop yields to the event loop between steps', async () => {
+  const engine = fakeEngine({ manual: false });
+  const seen: number[] = [];
+  const timer = setInterval(() => seen.push(engine.stats().steps), 0);
+  const done = (async () => {
+    for await (const _ of engine.generate({ prompt: [1, 2, 3], params: { maxTokens: 200, ignoreEos: true } }));
+  })();
+  // Other work gets turns while the request is running.
+  await new Promise((resolve) => setImmediate(resolve));
+  await done;
+  clearInterval(timer);
+  const total = engine.stats().steps;
+  assert.ok(
+    seen.some((s) => s > 0 && s < total),
+    `timers ran only at steps ${[...new Set(seen)]}`,
+  );
+  await engine.shutdown();
+  assertAllBlocksFree(engine);
+});
+
+test('a failing step fails the requests in flight instead of hanging, and frees their blocks', async () => {
+  const engine = fakeEngine({ manual: false });
+  const runner = engine.config.runner as { execute: (...a: unknown[]) => Float32Array };
+  const real = runner.execute.bind(runner);
+  let calls = 0;
+  runner.execute = (...a) => {
+    if (++calls === 3) throw new Error('device lost');
+    return real(...a);
+  };
+  await assert.rejects(async () => {
+    for await (const _ of engine.generate({ prompt: [1, 2, 3], params: { maxTokens: 10, ignoreEos: true } }));
+  }, /device lost/);
+  await engine.shutdown();
+  assertAllBlocksFree(engine);
+});
+
+test('forked requests (n = 3, beam search) survive preemption in a tiny cache with unchanged outputs', () => {
+  for (const prefixCaching of [true, false]) {
+    const engine = fakeEngine({
+      numBlocks: 20,
+      blockSize: 4,
+      enablePrefixCaching: prefixCaching,
+      scheduler: { maxNumBatchedTokens: 16, maxNumSeqs: 8, policy: 'fcfs' },
+    });
+    const rng = new Rng(21, 0);
+    const nPrompt = randomPrompt(rng, 10);
+    const beamPrompt = randomPrompt(rng, 8);
+    const singles = Array.from({ length: 6 }, (_, i) => randomPrompt(rng, 5 + 3 * i));
+    // Older single requests first, so the forked ones are the newest and get preempted.
+    const single = (p: number[]) =>
+      submit(engine, { prompt: p, params: { temperature: 0, maxTokens: 14, ignoreEos: true } });
+    const outs = singles.slice(0, 3).map(single);
+    const n3 = submit(engine, { prompt: nPrompt, params: { n: 3, temperature: 0, maxTokens: 12, ignoreEos: true } });
+    const beam = submit(engine, {
+      prompt: beamPrompt,
+      params: { useBeamSearch: true, n: 2, bestOf: 2, maxTokens: 8, ignoreEos: true },
+    });
+    outs.push(...singles.slice(3).map(single));
+    const preempted = new Set<string>();
+    const scheduler = engine.scheduler as unknown as { preempt: (r: { id: string }) => void };
+    const preempt = scheduler.preempt.bind(scheduler);
+    scheduler.preempt = (r) => {
+      preempted.add(r.id);
+      preempt(r);
+    };
+    runToEnd(engine);
+    assert.ok(engine.stats().preemptions > 0, 'expected preemptions');
+    assert.ok(
+      preempted.has(n3.outputs[0]!.requestId) && preempted.has(beam.outputs[0]!.requestId),
+      'forked requests preempted',
+    );
+    for (let i = 0; i < 3; i++) assert.deepEqual(n3.tokenIds[i], refGreedy(nPrompt, 12, true));
+    assert.deepEqual(beam.tokenIds, refBeam(beamPrompt, 2, 8));
+    singles.forEach((p, i) => {
+      assert.deepEqual(outs[i]!.tokenIds[0], refGreedy(p, 14, true));
+    });
+    assertAllBlocksFree(engine);
+  }
+});
