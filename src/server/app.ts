@@ -1,0 +1,104 @@
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import type { Logger } from 'pino';
+import { parseJsonBody } from './body.ts';
+import type { ServeConfig } from './config.ts';
+import { apiFamily, errorBody, toApiError } from './errors.ts';
+import { AdmissionGate, type ServerContext } from './generation.ts';
+import { ServerMetrics } from './metrics.ts';
+import type { ModelRegistry } from './models.ts';
+import { registerChat } from './ollama/chat.ts';
+import { registerGenerate } from './ollama/generate.ts';
+import { registerModelRoutes } from './ollama/models.ts';
+import { registerChatCompletions } from './openai/chat.ts';
+import { registerCompletions } from './openai/completions.ts';
+import { registerModels } from './openai/models.ts';
+import { corsPolicy, requireApiKey } from './security.ts';
+
+export interface App {
+  app: FastifyInstance;
+  ctx: ServerContext;
+}
+
+/** The HTTP app: routes of both APIs, body parsing, auth, CORS, one log line per request, error shapes. */
+export function buildApp(config: ServeConfig, registry: ModelRegistry, log: Logger, version: string): App {
+  const app = Fastify({
+    loggerInstance: log,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.bodyLimitBytes,
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+  const metrics = new ServerMetrics(() =>
+    registry.resident().map((r) => ({ name: r.entry.name, stats: r.model.engine.stats() })),
+  );
+  const ctx: ServerContext = {
+    config,
+    registry,
+    metrics,
+    gate: new AdmissionGate(config.numParallel + config.maxQueue),
+    version,
+  };
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(body as Buffer));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    const start = performance.now();
+    reply.raw.once('close', () => {
+      const status = reply.raw.statusCode;
+      metrics.httpResponses.inc({ status: String(status) });
+      log.info(
+        {
+          method: request.method,
+          url: request.url.slice(0, 200),
+          status,
+          ms: Math.round(performance.now() - start),
+          ip: request.ip,
+        },
+        'request',
+      );
+    });
+  });
+  const cors = corsPolicy(config.origins);
+  app.addHook('onRequest', async (request, reply) => {
+    if (cors(request, reply) === 'preflight') return reply.code(204).send();
+  });
+  if (config.apiKey) {
+    const check = requireApiKey(config.apiKey);
+    app.addHook('onRequest', async (request) => check(request));
+  }
+
+  app.setErrorHandler((err, request, reply) => {
+    const api = toApiError(err);
+    if (api.status >= 500) request.log.error({ err }, 'request failed');
+    reply
+      .code(api.status)
+      .headers(api.headers)
+      .send(errorBody(apiFamily(request.url), api));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const api = toApiError({ statusCode: 404, message: `${request.method} ${request.url.slice(0, 200)} not found` });
+    reply.code(404).send(errorBody(apiFamily(request.url), api));
+  });
+
+  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  app.get('/', async () => 'pagoda is running');
+  app.get('/api/version', async () => ({ version }));
+
+  registerChatCompletions(app, ctx);
+  registerCompletions(app, ctx);
+  registerModels(app, ctx);
+  registerGenerate(app, ctx);
+  registerChat(app, ctx);
+  registerModelRoutes(app, ctx);
+  return { app, ctx };
+}

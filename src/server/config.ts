@@ -1,0 +1,196 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { UserError } from '../util/errors.ts';
+
+/** Everything `pagoda serve` is configured with; resolved once from flags, then PAGODA_* / OLLAMA_* variables. */
+export interface ServeConfig {
+  host: string;
+  port: number;
+  /** `--model` paths or names, in the order given; the first is the default. */
+  models: string[];
+  /** Concurrent sequences per model (the engine's max running sequences). */
+  numParallel: number;
+  flashAttention: 'auto' | 'on' | 'off';
+  kvCacheType: 'auto' | 'f32' | 'f16' | 'bf16';
+  /** Tokens per sequence; null = the model's own maximum. */
+  contextLength: number | null;
+  /** How long an idle model stays loaded; -1 = forever, 0 = unload after each request. */
+  keepAliveMs: number;
+  maxLoadedModels: number;
+  /** Requests admitted beyond the running ones; more get 503. */
+  maxQueue: number;
+  /** The model store folder. */
+  modelsDir: string;
+  apiKey: string | null;
+  /** Allowed browser origins (glob `*`); empty = CORS off. */
+  origins: string[];
+  bodyLimitBytes: number;
+  /** How long SIGTERM waits for in-flight requests before aborting them. */
+  shutdownGraceMs: number;
+  /** KV cache budget in bytes; null = the engine's default. */
+  kvCacheMemory: number | null;
+}
+
+/** Command-line values; undefined = not given. */
+export interface ServeFlags {
+  host?: string;
+  port?: string | number;
+  model?: string[];
+  numParallel?: string;
+  flashAttention?: string;
+  kvCacheType?: string;
+  contextLength?: string;
+  keepAlive?: string;
+  maxLoadedModels?: string;
+  maxQueue?: string;
+  models?: string;
+  apiKey?: string;
+  origins?: string;
+  bodyLimit?: string;
+  shutdownGrace?: string;
+  kvCacheMemory?: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+/** A flag, else PAGODA_<NAME>, else OLLAMA_<NAME>, with the name of where it came from for error messages. */
+function pick(
+  flag: string | undefined,
+  flagName: string,
+  env: Env,
+  name: string,
+): { value: string; from: string } | null {
+  if (flag !== undefined) return { value: flag, from: flagName };
+  for (const prefix of ['PAGODA_', 'OLLAMA_']) {
+    const v = env[prefix + name];
+    if (v !== undefined && v !== '') return { value: v, from: prefix + name };
+  }
+  return null;
+}
+
+function int(v: { value: string; from: string } | null, fallback: number, min: number, max: number): number {
+  if (!v) return fallback;
+  const n = Number(v.value.trim());
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new UserError(`${v.from}: "${v.value}" is not an integer in ${min}..${max}`);
+  }
+  return n;
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Ollama's keep_alive: a number of seconds or a duration like "5m", "1h30m", "300ms"; negative = forever.
+ * Returns milliseconds (-1 for forever) or null when the text is not a duration.
+ */
+export function parseDuration(v: string | number): number | null {
+  if (typeof v === 'number') return Number.isFinite(v) ? (v < 0 ? -1 : Math.round(v * 1000)) : null;
+  const s = v.trim();
+  if (/^-?\d+(\.\d+)?$/.test(s)) return parseDuration(Number(s));
+  const m = /^(-)?((\d+(\.\d+)?(ms|s|m|h))+)$/.exec(s);
+  if (!m) return null;
+  if (m[1]) return -1;
+  let ms = 0;
+  for (const part of m[2].matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) ms += Number(part[1]) * UNITS[part[2]];
+  return Math.round(ms);
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  k: 1024,
+  kb: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1024 ** 3,
+};
+
+/** Byte sizes like 1048576, "4mb", "2g". */
+export function parseSize(v: { value: string; from: string }): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?b?)$/i.exec(v.value.trim());
+  if (!m) throw new UserError(`${v.from}: "${v.value}" is not a size (expected bytes, or a number with k, m or g)`);
+  return Math.round(Number(m[1]) * SIZE_UNITS[m[2].toLowerCase()]);
+}
+
+/** PAGODA_HOST as Ollama reads it: "host", "host:port", ":port", "http://host:port", "[::1]:port". */
+export function parseHost(value: string, from: string): { host: string; port: number | null } {
+  let s = value
+    .trim()
+    .replace(/^https?:\/\//, '')
+    .replace(/\/+$/, '');
+  let port: number | null = null;
+  const m = /^(.*?)(?::(\d+))?$/.exec(s);
+  if (m?.[2] !== undefined && !m[1].endsWith(':')) {
+    s = m[1];
+    port = Number(m[2]);
+    if (port > 65535) throw new UserError(`${from}: port ${port} is out of range (expected 0..65535)`);
+  }
+  if (s.startsWith('[') && s.endsWith(']')) s = s.slice(1, -1);
+  return { host: s || '127.0.0.1', port };
+}
+
+const FLASH: Record<string, ServeConfig['flashAttention']> = {
+  auto: 'auto',
+  '1': 'on',
+  true: 'on',
+  on: 'on',
+  '0': 'off',
+  false: 'off',
+  off: 'off',
+};
+
+export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): ServeConfig {
+  const hostValue = pick(flags.host, '--host', env, 'HOST');
+  const parsedHost = hostValue ? parseHost(hostValue.value, hostValue.from) : { host: '127.0.0.1', port: null };
+  const portFlag = flags.port === undefined ? null : { value: String(flags.port), from: '--port' };
+  const port = int(portFlag, parsedHost.port ?? 11434, 0, 65535);
+
+  const flash = pick(flags.flashAttention, '--flash-attention', env, 'FLASH_ATTENTION');
+  const flashAttention = flash ? FLASH[flash.value.trim().toLowerCase()] : 'auto';
+  if (!flashAttention) throw new UserError(`${flash!.from}: "${flash!.value}" is not one of auto, 1, 0`);
+
+  const kv = pick(flags.kvCacheType, '--kv-cache-type', env, 'KV_CACHE_TYPE');
+  const kvCacheType = (kv?.value.trim().toLowerCase() ?? 'auto') as ServeConfig['kvCacheType'];
+  if (!['auto', 'f32', 'f16', 'bf16'].includes(kvCacheType)) {
+    throw new UserError(
+      `${kv!.from}: "${kv!.value}" is not a supported KV cache type (expected auto, f32, f16 or bf16)`,
+    );
+  }
+
+  const ctx = pick(flags.contextLength, '--context-length', env, 'CONTEXT_LENGTH');
+  const keep = pick(flags.keepAlive, '--keep-alive', env, 'KEEP_ALIVE');
+  const keepAliveMs = keep ? parseDuration(keep.value) : 5 * 60_000;
+  if (keepAliveMs === null)
+    throw new UserError(`${keep!.from}: "${keep!.value}" is not a duration (e.g. 5m, 1h, 30s, -1)`);
+
+  const originsValue = pick(flags.origins, '--origins', env, 'ORIGINS');
+  const kvMem = pick(flags.kvCacheMemory, '--kv-cache-memory', env, 'KV_CACHE_MEMORY');
+  const grace = pick(flags.shutdownGrace, '--shutdown-grace', env, 'SHUTDOWN_GRACE');
+  const graceMs = grace ? parseDuration(grace.value) : 30_000;
+  if (graceMs === null || graceMs < 0) throw new UserError(`${grace!.from}: "${grace!.value}" is not a duration`);
+  const body = pick(flags.bodyLimit, '--body-limit', env, 'BODY_LIMIT');
+
+  return {
+    host: parsedHost.host,
+    port,
+    models: flags.model ?? [],
+    numParallel: int(pick(flags.numParallel, '--num-parallel', env, 'NUM_PARALLEL'), 16, 1, 4096),
+    flashAttention,
+    kvCacheType,
+    contextLength: ctx ? int(ctx, 0, 1, 1 << 24) : null,
+    keepAliveMs,
+    maxLoadedModels: int(pick(flags.maxLoadedModels, '--max-loaded-models', env, 'MAX_LOADED_MODELS'), 3, 1, 64),
+    maxQueue: int(pick(flags.maxQueue, '--max-queue', env, 'MAX_QUEUE'), 512, 0, 1 << 20),
+    modelsDir: pick(flags.models, '--models', env, 'MODELS')?.value ?? join(homedir(), '.pagoda', 'models'),
+    apiKey: pick(flags.apiKey, '--api-key', env, 'API_KEY')?.value ?? null,
+    origins: originsValue
+      ? originsValue.value
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : [],
+    bodyLimitBytes: body ? parseSize(body) : 4 * 1024 * 1024,
+    shutdownGraceMs: graceMs,
+    kvCacheMemory: kvMem ? parseSize(kvMem) : null,
+  };
+}

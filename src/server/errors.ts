@@ -1,0 +1,57 @@
+/**
+ * API errors and their two wire shapes: OpenAI's `{error:{message,type,param,code}}` under /v1, Ollama's `{error}`
+ * everywhere else. Routes throw `ApiError`; the app's error handler picks the shape from the URL.
+ */
+
+export type ApiFamily = 'openai' | 'ollama';
+
+const OPENAI_TYPES: Record<number, string> = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  403: 'permission_error',
+  404: 'not_found_error',
+  405: 'invalid_request_error',
+  413: 'invalid_request_error',
+  415: 'invalid_request_error',
+  429: 'rate_limit_error',
+  503: 'service_unavailable_error',
+};
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    /** The request field at fault, e.g. `messages[0].content`. */
+    readonly param: string | null = null,
+    /** A stable machine-readable code, e.g. `model_not_found`. */
+    readonly code: string | null = null,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export function badRequest(message: string, param: string | null = null, code: string | null = null): ApiError {
+  return new ApiError(400, message, param, code);
+}
+
+export function apiFamily(url: string): ApiFamily {
+  return url.startsWith('/v1/') || url === '/v1' ? 'openai' : 'ollama';
+}
+
+export function errorBody(family: ApiFamily, err: ApiError): unknown {
+  if (family === 'ollama') return { error: err.message };
+  const type = OPENAI_TYPES[err.status] ?? (err.status >= 500 ? 'server_error' : 'invalid_request_error');
+  return { error: { message: err.message, type, param: err.param, code: err.code } };
+}
+
+/** Maps anything thrown while handling a request (Fastify's own errors included) to an ApiError. */
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  const e = err as { statusCode?: number; code?: string; message?: string };
+  const status = typeof e?.statusCode === 'number' ? e.statusCode : 500;
+  if (e?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError(413, 'request body is larger than the limit');
+  if (e?.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new ApiError(415, 'unsupported content type');
+  if (status >= 400 && status < 500) return new ApiError(status, e?.message ?? 'bad request');
+  return new ApiError(500, 'internal server error');
+}

@@ -1,0 +1,212 @@
+import { randomUUID } from 'node:crypto';
+import type { RequestOutput, SamplingParams } from '../engine/types.ts';
+import { UserError } from '../util/errors.ts';
+import type { ServeConfig } from './config.ts';
+import { ApiError } from './errors.ts';
+import type { ServerMetrics } from './metrics.ts';
+import type { Lease, LoadedModel, ModelEntry, ModelRegistry } from './models.ts';
+
+/** What every route handler gets. */
+export interface ServerContext {
+  config: ServeConfig;
+  registry: ModelRegistry;
+  metrics: ServerMetrics;
+  gate: AdmissionGate;
+  version: string;
+}
+
+/**
+ * Counts admitted generation requests per model: `numParallel` run, up to `maxQueue` more wait, the rest get 503
+ * with Retry-After. Also remembers every in-flight request's abort controller so shutdown can cut them off.
+ */
+export class AdmissionGate {
+  private readonly active = new Map<string, number>();
+  private readonly inflight = new Set<AbortController>();
+
+  constructor(private readonly limit: number) {}
+
+  get size(): number {
+    return this.inflight.size;
+  }
+
+  enter(model: string): { release(): void; controller: AbortController } {
+    const n = this.active.get(model) ?? 0;
+    if (n >= this.limit) {
+      throw new ApiError(
+        503,
+        `server busy: ${n} requests for "${model}" are running or queued (limit ${this.limit})`,
+        null,
+        'server_busy',
+        {
+          'retry-after': '1',
+        },
+      );
+    }
+    this.active.set(model, n + 1);
+    const controller = new AbortController();
+    this.inflight.add(controller);
+    let done = false;
+    return {
+      controller,
+      release: () => {
+        if (done) return;
+        done = true;
+        this.inflight.delete(controller);
+        this.active.set(model, (this.active.get(model) ?? 1) - 1);
+      },
+    };
+  }
+
+  abortAll(reason: string): void {
+    for (const c of this.inflight) c.abort(new Error(reason));
+  }
+}
+
+/** A request admitted and holding its model loaded; `signal` fires on client disconnect or forced shutdown. */
+export interface Admitted {
+  entry: ModelEntry;
+  lease: Lease;
+  model: LoadedModel;
+  signal: AbortSignal;
+  arrival: number;
+}
+
+/** Resolves the model (404), admits the request (503), loads the model, runs `fn`, and always releases. */
+export async function withModel<T>(
+  ctx: ServerContext,
+  modelField: unknown,
+  clientSignal: AbortSignal,
+  keepAliveMs: number | undefined,
+  fn: (a: Admitted) => Promise<T>,
+): Promise<T> {
+  const arrival = performance.now();
+  const entry = ctx.registry.resolve(modelField);
+  const ticket = ctx.gate.enter(entry.name);
+  try {
+    const lease = await ctx.registry.acquire(entry);
+    try {
+      const signal = AbortSignal.any([clientSignal, ticket.controller.signal]);
+      return await fn({ entry, lease, model: lease.resident.model, signal, arrival });
+    } finally {
+      lease.release(keepAliveMs);
+    }
+  } finally {
+    ticket.release();
+  }
+}
+
+export function encodePrompt(model: LoadedModel, text: string, addSpecialTokens: boolean): number[] {
+  return model.tokenizer.encode(text, { addSpecialTokens });
+}
+
+/** 400 unless the prompt leaves room for at least one generated token. */
+export function checkPromptFits(promptTokens: number, contextLength: number): void {
+  if (promptTokens >= contextLength) {
+    throw new ApiError(
+      400,
+      `the prompt is ${promptTokens} tokens, but the model's context length is ${contextLength} tokens`,
+      'prompt',
+      'context_length_exceeded',
+    );
+  }
+}
+
+/**
+ * Tokens left to generate. OpenAI-style (`strict`): an explicit limit that overflows the context is a 400 naming
+ * both numbers; Ollama-style: clamped to what fits.
+ */
+export function resolveMaxTokens(
+  promptTokens: number,
+  contextLength: number,
+  requested: number | null | undefined,
+  strict: boolean,
+  param: string,
+): number {
+  checkPromptFits(promptTokens, contextLength);
+  const room = contextLength - promptTokens;
+  if (requested === null || requested === undefined) return room;
+  if (requested > room && strict) {
+    throw new ApiError(
+      400,
+      `this model's context length is ${contextLength} tokens, but ${promptTokens + requested} were requested ` +
+        `(${promptTokens} in the prompt, ${requested} for the completion)`,
+      param,
+      'context_length_exceeded',
+    );
+  }
+  return Math.min(requested, room);
+}
+
+/** Timings and counts of one request as it streams, for responses, Ollama's final object and metrics. */
+export interface GenerationTimes {
+  start: number;
+  firstToken: number | null;
+  lastToken: number | null;
+  promptTokens: number;
+  generatedTokens: number;
+}
+
+/**
+ * Runs one request on the engine, yielding its incremental outputs. Aborts the engine request when `signal` fires
+ * (client gone, shutdown) and when the consumer stops iterating; records latency and token metrics.
+ */
+export async function* runEngine(
+  ctx: ServerContext,
+  a: Admitted,
+  promptIds: number[],
+  params: Partial<SamplingParams>,
+  times: GenerationTimes,
+): AsyncGenerator<RequestOutput> {
+  const labels = { model_name: a.entry.name };
+  const id = randomUUID();
+  const { engine } = a.model;
+  const onAbort = () => engine.abort(id);
+  if (a.signal.aborted) return;
+  a.signal.addEventListener('abort', onAbort, { once: true });
+  times.promptTokens = promptIds.length;
+  ctx.metrics.promptTokens.inc(labels, promptIds.length);
+  try {
+    for await (const out of engine.generate({ id, prompt: promptIds, params })) {
+      let tokens = 0;
+      for (const o of out.outputs) tokens += o.tokenIds.length;
+      if (tokens > 0) {
+        const now = performance.now();
+        if (times.firstToken === null) {
+          times.firstToken = now;
+          ctx.metrics.ttft.observe(labels, (now - a.arrival) / 1000);
+        } else if (times.lastToken !== null) {
+          const gap = (now - times.lastToken) / 1000 / tokens;
+          for (let i = 0; i < tokens; i++) ctx.metrics.interToken.observe(labels, gap);
+        }
+        times.lastToken = now;
+        times.generatedTokens += tokens;
+        ctx.metrics.generationTokens.inc(labels, tokens);
+      }
+      yield out;
+      if (a.signal.aborted) break;
+    }
+  } catch (err) {
+    if (err instanceof UserError) throw new ApiError(400, err.message);
+    throw err;
+  } finally {
+    a.signal.removeEventListener('abort', onAbort);
+    ctx.metrics.e2e.observe(labels, (performance.now() - a.arrival) / 1000);
+  }
+}
+
+export function newTimes(): GenerationTimes {
+  return { start: performance.now(), firstToken: null, lastToken: null, promptTokens: 0, generatedTokens: 0 };
+}
+
+/**
+ * Waits for the engine's first output before any header is sent, so a request the engine refuses at submission
+ * still gets a proper error status; then replays it followed by the rest.
+ */
+export async function primed<T>(source: AsyncGenerator<T>): Promise<AsyncGenerator<T>> {
+  const first = await source.next();
+  return (async function* () {
+    if (first.done) return;
+    yield first.value;
+    yield* source;
+  })();
+}

@@ -1,0 +1,89 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { EngineStats } from '../engine/types.ts';
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+/**
+ * Prometheus metrics (vLLM's names under `pagoda_`). Engine state is read at scrape time from each resident model's
+ * `stats()`; latencies and token counts are observed by the routes as requests run.
+ */
+export class ServerMetrics {
+  readonly registry = new Registry();
+  readonly ttft: Histogram<'model_name'>;
+  readonly interToken: Histogram<'model_name'>;
+  readonly e2e: Histogram<'model_name'>;
+  readonly promptTokens: Counter<'model_name'>;
+  readonly generationTokens: Counter<'model_name'>;
+  readonly requests: Counter<'model_name' | 'api' | 'finish_reason'>;
+  readonly httpResponses: Counter<'status'>;
+
+  constructor(engines: () => { name: string; stats: EngineStats }[]) {
+    const registers = [this.registry];
+    const labelNames = ['model_name'] as const;
+    const fromEngines = (gauge: Gauge<'model_name'>, value: (s: EngineStats) => number) => {
+      gauge.reset();
+      for (const e of engines()) gauge.set({ model_name: e.name }, value(e.stats));
+    };
+    const engineGauge = (name: string, help: string, value: (s: EngineStats) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          fromEngines(this, value);
+        },
+      });
+    engineGauge('pagoda_num_requests_running', 'Sequences running in the engine.', (s) => s.running);
+    engineGauge('pagoda_num_requests_waiting', 'Sequences waiting for the engine.', (s) => s.waiting);
+    engineGauge('pagoda_kv_cache_usage_perc', 'Fraction of KV-cache blocks in use (0..1).', (s) =>
+      s.totalBlocks ? (s.totalBlocks - s.freeBlocks) / s.totalBlocks : 0,
+    );
+    engineGauge('pagoda_kv_cache_blocks_total', 'KV-cache blocks.', (s) => s.totalBlocks);
+    engineGauge('pagoda_prefix_cache_hit_rate', 'Prompt tokens found in the prefix cache / looked up.', (s) =>
+      s.prefixCacheQueries ? s.prefixCacheHits / s.prefixCacheQueries : 0,
+    );
+    engineGauge(
+      'pagoda_prefix_cache_hits_tokens',
+      'Prompt tokens found in the prefix cache (cumulative).',
+      (s) => s.prefixCacheHits,
+    );
+    engineGauge(
+      'pagoda_prefix_cache_queries_tokens',
+      'Prompt tokens looked up in the prefix cache (cumulative).',
+      (s) => s.prefixCacheQueries,
+    );
+    engineGauge('pagoda_num_preemptions', 'Sequences preempted so far (cumulative).', (s) => s.preemptions);
+    engineGauge('pagoda_engine_steps', 'Engine steps run (cumulative).', (s) => s.steps);
+
+    this.promptTokens = new Counter({
+      name: 'pagoda_prompt_tokens_total',
+      help: 'Prompt tokens submitted.',
+      labelNames,
+      registers,
+    });
+    this.generationTokens = new Counter({
+      name: 'pagoda_generation_tokens_total',
+      help: 'Tokens generated.',
+      labelNames,
+      registers,
+    });
+    this.requests = new Counter({
+      name: 'pagoda_request_success_total',
+      help: 'Generation requests finished, by API and finish reason.',
+      labelNames: ['model_name', 'api', 'finish_reason'],
+      registers,
+    });
+    this.httpResponses = new Counter({
+      name: 'pagoda_http_responses_total',
+      help: 'HTTP responses by status.',
+      labelNames: ['status'],
+      registers,
+    });
+    const histogram = (name: string, help: string) =>
+      new Histogram({ name, help, labelNames, buckets: LATENCY_BUCKETS, registers });
+    this.ttft = histogram('pagoda_time_to_first_token_seconds', 'Time from arrival to the first generated token.');
+    this.interToken = histogram('pagoda_inter_token_latency_seconds', 'Time between successive generated tokens.');
+    this.e2e = histogram('pagoda_e2e_request_latency_seconds', 'Time from arrival to the last token.');
+  }
+}

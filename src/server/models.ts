@@ -1,0 +1,212 @@
+import { basename } from 'node:path';
+import type { EngineApi } from '../engine/types.ts';
+import type { TextTokenizer } from '../loader/tokenizer.ts';
+import { ApiError } from './errors.ts';
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+  name?: string;
+}
+
+/** What the server needs of a model's chat template. */
+export interface ChatTemplate {
+  /** The template source, shown by /api/show. */
+  readonly source: string;
+  render(messages: ChatMessage[], opts: { addGenerationPrompt: boolean }): string;
+}
+
+/** What /api/tags, /api/show and /v1/models tell about a model without loading it. */
+export interface ModelInfo {
+  architecture: string;
+  family: string;
+  /** 'safetensors' | 'gguf' | 'demo'. */
+  format: string;
+  parameterCount: number;
+  /** Weight dtype as stored, e.g. 'float32', 'bfloat16'. */
+  quantization: string;
+  sizeBytes: number;
+  modifiedAt: Date;
+  /** The model's own maximum sequence length. */
+  maxContextLength: number;
+  /** config.json as shipped, for /api/show's model_info. */
+  config: Record<string, unknown>;
+  chatTemplate: string | null;
+}
+
+/** A model ready to serve: one engine with its own KV cache, plus the text side. */
+export interface LoadedModel {
+  engine: EngineApi;
+  tokenizer: TextTokenizer;
+  chatTemplate: ChatTemplate | null;
+  /** Tokens per sequence this engine accepts (prompt + output). */
+  contextLength: number;
+  /** Which backend runs it, for the startup line and /api/ps. */
+  backend: string;
+  kvCacheBytes: number;
+}
+
+/** A model the server may serve: its public name and where its files are (never derived from a request). */
+export interface ModelEntry {
+  name: string;
+  path: string;
+}
+
+/** Reads and loads models; the production one wraps the loader and engine, tests pass a double. */
+export interface ModelSource {
+  inspect(entry: ModelEntry): Promise<ModelInfo>;
+  load(entry: ModelEntry): Promise<LoadedModel>;
+}
+
+export interface ResidentModel {
+  entry: ModelEntry;
+  model: LoadedModel;
+  info: ModelInfo;
+  loadedAt: Date;
+  /** When the idle model will be unloaded; null = never (or busy). */
+  expiresAt: Date | null;
+  active: number;
+}
+
+interface Slot {
+  entry: ModelEntry;
+  loading: Promise<ResidentModel> | null;
+  resident: ResidentModel | null;
+  timer: NodeJS.Timeout | null;
+  lastUsed: number;
+}
+
+export interface Lease {
+  resident: ResidentModel;
+  /** Milliseconds this request spent loading the model (0 when it was resident). */
+  loadMs: number;
+  release(keepAliveMs?: number): void;
+}
+
+/** The name a model folder is served under. */
+export function modelName(path: string): string {
+  return basename(path.replace(/[\\/]+$/, '')) || path;
+}
+
+/**
+ * Names -> models. Request strings are only ever compared with known entries (never joined into a path), so a
+ * hostile model name cannot reach the file system. Loads on demand, keeps at most `maxLoaded` resident, and
+ * unloads an idle model after its keep-alive.
+ */
+export class ModelRegistry {
+  private readonly slots = new Map<string, Slot>();
+  private readonly aliases = new Map<string, string>();
+  private readonly infos = new Map<string, Promise<ModelInfo>>();
+
+  constructor(
+    entries: ModelEntry[],
+    private readonly source: ModelSource,
+    private readonly opts: { maxLoaded: number; keepAliveMs: number },
+  ) {
+    for (const entry of entries) {
+      if (this.slots.has(entry.name)) continue;
+      this.slots.set(entry.name, { entry, loading: null, resident: null, timer: null, lastUsed: 0 });
+      this.aliases.set(entry.path, entry.name);
+      this.aliases.set(`${entry.name}:latest`, entry.name);
+    }
+  }
+
+  entries(): ModelEntry[] {
+    return [...this.slots.values()].map((s) => s.entry);
+  }
+
+  /** The entry a request's `model` names, or a 404. */
+  resolve(name: unknown): ModelEntry {
+    if (typeof name !== 'string' || name === '') throw new ApiError(400, 'model is required', 'model');
+    const slot = this.slots.get(name) ?? this.slots.get(this.aliases.get(name) ?? '');
+    if (!slot) {
+      const shown = name.length > 200 ? `${name.slice(0, 200)}...` : name;
+      throw new ApiError(404, `model "${shown}" not found`, 'model', 'model_not_found');
+    }
+    return slot.entry;
+  }
+
+  info(entry: ModelEntry): Promise<ModelInfo> {
+    let p = this.infos.get(entry.name);
+    if (!p) {
+      p = this.source.inspect(entry);
+      p.catch(() => this.infos.delete(entry.name));
+      this.infos.set(entry.name, p);
+    }
+    return p;
+  }
+
+  resident(): ResidentModel[] {
+    return [...this.slots.values()].flatMap((s) => (s.resident ? [s.resident] : []));
+  }
+
+  /** Loads the model if needed and holds it loaded until `release`. */
+  async acquire(entry: ModelEntry): Promise<Lease> {
+    const slot = this.slots.get(entry.name)!;
+    const t0 = performance.now();
+    if (slot.timer) clearTimeout(slot.timer);
+    slot.timer = null;
+    if (!slot.resident && !slot.loading) {
+      slot.loading = this.load(slot).finally(() => {
+        slot.loading = null;
+      });
+    }
+    const resident = slot.resident ?? (await slot.loading!);
+    const loadMs = performance.now() - t0;
+    resident.active++;
+    resident.expiresAt = null;
+    let released = false;
+    return {
+      resident,
+      loadMs,
+      release: (keepAliveMs = this.opts.keepAliveMs) => {
+        if (released) return;
+        released = true;
+        resident.active--;
+        slot.lastUsed = performance.now();
+        if (resident.active === 0 && slot.resident === resident) this.scheduleUnload(slot, keepAliveMs);
+      },
+    };
+  }
+
+  /** Unloads now if idle (Ollama's keep_alive: 0 with an empty prompt). */
+  async unload(entry: ModelEntry): Promise<void> {
+    const slot = this.slots.get(entry.name)!;
+    if (slot.resident && slot.resident.active === 0) await this.evict(slot);
+  }
+
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.slots.values()].map((s) => (s.resident ? this.evict(s, true) : null)));
+  }
+
+  private async load(slot: Slot): Promise<ResidentModel> {
+    const resident = this.resident().length;
+    if (resident >= this.opts.maxLoaded) {
+      const idle = [...this.slots.values()]
+        .filter((s) => s.resident && s.resident.active === 0)
+        .sort((a, b) => a.lastUsed - b.lastUsed);
+      for (const s of idle.slice(0, resident - this.opts.maxLoaded + 1)) await this.evict(s);
+    }
+    const [model, info] = await Promise.all([this.source.load(slot.entry), this.info(slot.entry)]);
+    slot.resident = { entry: slot.entry, model, info, loadedAt: new Date(), expiresAt: null, active: 0 };
+    return slot.resident;
+  }
+
+  private scheduleUnload(slot: Slot, keepAliveMs: number): void {
+    if (slot.timer) clearTimeout(slot.timer);
+    slot.timer = null;
+    if (keepAliveMs < 0) return;
+    slot.resident!.expiresAt = new Date(Date.now() + keepAliveMs);
+    slot.timer = setTimeout(() => void this.evict(slot), keepAliveMs);
+    slot.timer.unref();
+  }
+
+  private async evict(slot: Slot, force = false): Promise<void> {
+    if (slot.timer) clearTimeout(slot.timer);
+    slot.timer = null;
+    const r = slot.resident;
+    if (!r || (r.active > 0 && !force)) return;
+    slot.resident = null;
+    await r.model.engine.shutdown(force);
+  }
+}

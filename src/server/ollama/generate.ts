@@ -1,0 +1,72 @@
+import type { FastifyInstance } from 'fastify';
+import { renderChat } from '../chat-template.ts';
+import { badRequest } from '../errors.ts';
+import {
+  type Admitted,
+  encodePrompt,
+  newTimes,
+  primed,
+  runEngine,
+  type ServerContext,
+  withModel,
+} from '../generation.ts';
+import type { ChatMessage } from '../models.ts';
+import { clientGone } from '../streaming.ts';
+import { parseBody } from '../validate.ts';
+import { contextLimit, keepAliveMs, samplingFromOptions } from './options.ts';
+import { loadOnly, respond } from './respond.ts';
+import { type GenerateRequest, generateRequest } from './schemas.ts';
+
+/** The prompt's token ids: `context` (an earlier answer's) first, then the prompt, templated unless raw. */
+function promptIds(a: Admitted, body: GenerateRequest): number[] {
+  const { model } = a;
+  const context = body.context ?? [];
+  const bad = context.find((id) => id >= model.tokenizer.vocabSize);
+  if (bad !== undefined) throw badRequest(`context: token id ${bad} is not in this model's vocabulary`, 'context');
+  const prompt = body.prompt ?? '';
+  let ids: number[];
+  if (body.raw || !model.chatTemplate) {
+    if (body.raw && body.system) throw badRequest('system cannot be combined with raw: true', 'system');
+    const text = body.system ? `${body.system}\n\n${prompt}` : prompt;
+    ids = encodePrompt(model, text, context.length === 0);
+  } else {
+    const messages: ChatMessage[] = [];
+    if (body.system) messages.push({ role: 'system', content: body.system });
+    messages.push({ role: 'user', content: prompt });
+    ids = encodePrompt(model, renderChat(model, a.entry.name, messages), false);
+  }
+  return [...context, ...ids];
+}
+
+/** POST /api/generate */
+export function registerGenerate(app: FastifyInstance, ctx: ServerContext): void {
+  app.post('/api/generate', async (request, reply) => {
+    const body = parseBody(generateRequest, request.body);
+    const keepAlive = keepAliveMs(body.keep_alive);
+    if (body.top_logprobs && !body.logprobs) throw badRequest('top_logprobs requires logprobs: true', 'top_logprobs');
+    return withModel(ctx, body.model, clientGone(request, reply), keepAlive, async (a) => {
+      if (!body.prompt && !body.context?.length) {
+        if (keepAlive === 0) a.lease.release(0);
+        return loadOnly(a.entry.name, { response: '' }, keepAlive === 0);
+      }
+      const ids = promptIds(a, body);
+      const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
+      const params = samplingFromOptions(
+        body.options,
+        ids.length,
+        contextLimit(body.options, a.model.contextLength),
+        logprobs,
+      );
+      const times = newTimes();
+      const outputs = await primed(runEngine(ctx, a, ids, params, times));
+      return respond(reply, outputs, {
+        stream: body.stream !== false,
+        a,
+        times,
+        wantLogprobs: logprobs !== null,
+        piece: (text) => ({ response: text }),
+        final: (generated) => ({ context: [...ids, ...generated] }),
+      });
+    });
+  });
+}

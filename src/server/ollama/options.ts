@@ -1,0 +1,58 @@
+import type { SamplingParams } from '../../engine/types.ts';
+import { parseDuration } from '../config.ts';
+import { badRequest } from '../errors.ts';
+import { checkPromptFits, resolveMaxTokens } from '../generation.ts';
+import type { Options } from './schemas.ts';
+
+/** The context a request may use: num_ctx when given (at most what the loaded engine holds). */
+export function contextLimit(opts: Options | null | undefined, engineContext: number): number {
+  const numCtx = opts?.num_ctx;
+  if (numCtx === null || numCtx === undefined) return engineContext;
+  if (numCtx > engineContext) {
+    throw badRequest(
+      `options.num_ctx: ${numCtx} is larger than the context length the model was loaded with (${engineContext}); ` +
+        'restart the server with a larger PAGODA_CONTEXT_LENGTH',
+      'options.num_ctx',
+    );
+  }
+  return numCtx;
+}
+
+/** Ollama options in the engine's terms. num_predict -1/-2/absent = until the context is full. */
+export function samplingFromOptions(
+  opts: Options | null | undefined,
+  promptTokens: number,
+  context: number,
+  logprobs: number | null,
+): Partial<SamplingParams> {
+  checkPromptFits(promptTokens, context);
+  const numPredict = opts?.num_predict;
+  if (numPredict === 0)
+    throw badRequest('options.num_predict: 0 would generate nothing (use -1 for no limit)', 'options.num_predict');
+  const requested = numPredict === null || numPredict === undefined || numPredict < 0 ? null : numPredict;
+  const p: Partial<SamplingParams> = {
+    maxTokens: resolveMaxTokens(promptTokens, context, requested, false, 'num_predict'),
+    logprobs,
+  };
+  const set = <K extends keyof SamplingParams>(key: K, v: SamplingParams[K] | null | undefined) => {
+    if (v !== null && v !== undefined) p[key] = v;
+  };
+  set('temperature', opts?.temperature);
+  set('topK', opts?.top_k);
+  set('topP', opts?.top_p);
+  set('minP', opts?.min_p);
+  set('seed', opts?.seed);
+  set('repetitionPenalty', opts?.repeat_penalty);
+  set('presencePenalty', opts?.presence_penalty);
+  set('frequencyPenalty', opts?.frequency_penalty);
+  if (opts?.stop !== null && opts?.stop !== undefined) p.stop = typeof opts.stop === 'string' ? [opts.stop] : opts.stop;
+  return p;
+}
+
+/** keep_alive of a request in milliseconds (-1 = forever), or undefined for the server default. */
+export function keepAliveMs(value: string | number | null | undefined): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  const ms = parseDuration(value);
+  if (ms === null) throw badRequest(`keep_alive: "${value}" is not a duration (e.g. "5m", 300, -1)`, 'keep_alive');
+  return ms;
+}

@@ -1,0 +1,99 @@
+import type { FastifyReply } from 'fastify';
+import type { FinishReason, RequestOutput, TokenLogprob } from '../../engine/types.ts';
+import type { Admitted, GenerationTimes } from '../generation.ts';
+import { EventStream } from '../streaming.ts';
+
+const ns = (ms: number) => Math.max(0, Math.round(ms * 1e6));
+
+function logprobsOf(lps: TokenLogprob[]) {
+  return lps.map((lp) => ({
+    token: lp.token,
+    logprob: lp.logprob,
+    top_logprobs: lp.top.map((t) => ({ token: t.token, logprob: t.logprob })),
+  }));
+}
+
+/** The final object's timings and counts, Ollama-style (durations in nanoseconds). */
+function stats(a: Admitted, times: GenerationTimes) {
+  const now = performance.now();
+  const first = times.firstToken ?? now;
+  return {
+    total_duration: ns(now - a.arrival),
+    load_duration: ns(a.lease.loadMs),
+    prompt_eval_count: times.promptTokens,
+    prompt_eval_duration: ns(first - times.start),
+    eval_count: times.generatedTokens,
+    eval_duration: ns((times.lastToken ?? first) - first),
+  };
+}
+
+/**
+ * Answers /api/generate or /api/chat: NDJSON pieces then a final `done: true` object, or one object when not
+ * streaming. `piece` wraps text in the endpoint's field (`response` or `message`); `final` adds endpoint extras.
+ */
+export async function respond(
+  reply: FastifyReply,
+  outputs: AsyncIterable<RequestOutput>,
+  opts: {
+    stream: boolean;
+    a: Admitted;
+    times: GenerationTimes;
+    wantLogprobs: boolean;
+    piece(text: string): Record<string, unknown>;
+    final?(generatedIds: number[]): Record<string, unknown>;
+  },
+): Promise<unknown> {
+  const model = opts.a.entry.name;
+  const stream = opts.stream ? new EventStream(reply, 'ndjson') : null;
+  let text = '';
+  let reason: FinishReason | null = null;
+  const ids: number[] = [];
+  const lps: TokenLogprob[] = [];
+  try {
+    for await (const out of outputs) {
+      for (const d of out.outputs) {
+        ids.push(...d.tokenIds);
+        if (d.finishReason) reason = d.finishReason;
+        if (stream) {
+          if (!d.text && !d.logprobs?.length) continue;
+          const lp = opts.wantLogprobs ? { logprobs: logprobsOf(d.logprobs ?? []) } : {};
+          stream.send({ model, created_at: new Date().toISOString(), ...opts.piece(d.text), done: false, ...lp });
+        } else {
+          text += d.text;
+          if (d.logprobs) lps.push(...d.logprobs);
+        }
+      }
+      if (stream && !stream.open) break;
+    }
+  } catch (err) {
+    if (!stream) throw err;
+    stream.send({ error: err instanceof Error ? err.message : String(err) });
+    stream.end();
+    return reply;
+  }
+  const last = {
+    model,
+    created_at: new Date().toISOString(),
+    ...opts.piece(stream ? '' : text),
+    done: true,
+    done_reason: reason ?? 'stop',
+    ...(opts.final?.(ids) ?? {}),
+    ...stats(opts.a, opts.times),
+    ...(opts.wantLogprobs && !stream ? { logprobs: logprobsOf(lps) } : {}),
+  };
+  if (!stream) return last;
+  stream.send(last);
+  stream.end();
+  return reply;
+}
+
+/** The answer to a request with nothing to generate: Ollama's way to load (or, with keep_alive 0, unload) a model. */
+export function loadOnly(model: string, piece: Record<string, unknown>, unloaded: boolean) {
+  return {
+    model,
+    created_at: new Date().toISOString(),
+    ...piece,
+    done: true,
+    done_reason: unloaded ? 'unload' : 'load',
+  };
+}

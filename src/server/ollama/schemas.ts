@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import { unsupported } from '../openai/schemas.ts';
+
+const opt = <T extends z.ZodType>(t: T) => t.nullish();
+const int = () => z.number().int();
+
+/** Options pagoda honours, with Ollama's meaning. */
+export const options = z.strictObject({
+  num_ctx: opt(int().min(1)),
+  num_predict: opt(int().min(-2)),
+  temperature: opt(z.number().min(0).max(100)),
+  top_k: opt(int().min(-1)),
+  top_p: opt(z.number().min(0).max(1)),
+  min_p: opt(z.number().min(0).max(1)),
+  seed: opt(
+    int()
+      .min(-(2 ** 53) + 1)
+      .max(2 ** 53 - 1),
+  ),
+  stop: opt(z.union([z.string().min(1).max(1000), z.array(z.string().min(1).max(1000)).max(16)])),
+  repeat_penalty: opt(z.number().gt(0).max(10)),
+  presence_penalty: opt(z.number().min(-2).max(2)),
+  frequency_penalty: opt(z.number().min(-2).max(2)),
+});
+export type Options = z.output<typeof options>;
+
+const keepAlive = opt(z.union([z.number(), z.string().max(64)]));
+
+const common = {
+  model: z.string().min(1).max(1024),
+  stream: opt(z.boolean()),
+  keep_alive: keepAlive,
+  options: opt(options),
+  format: unsupported('format (structured output)'),
+  think: opt(z.literal(false)),
+  logprobs: opt(z.boolean()),
+  top_logprobs: opt(int().min(0).max(20)),
+};
+
+export const generateRequest = z.strictObject({
+  ...common,
+  prompt: opt(z.string()),
+  suffix: opt(z.string().max(0, 'suffix (fill-in-the-middle) is not supported by pagoda')),
+  system: opt(z.string()),
+  template: opt(
+    z.string().max(0, 'a per-request template is not supported by pagoda (the model chat template is used)'),
+  ),
+  context: opt(z.array(int().min(0)).max(1 << 20)),
+  raw: opt(z.boolean()),
+  images: unsupported('images'),
+});
+export type GenerateRequest = z.output<typeof generateRequest>;
+
+const message = z.strictObject({
+  role: z.enum(['system', 'user', 'assistant']),
+  content: z.string(),
+  images: unsupported('images'),
+  thinking: opt(z.string().max(0, 'thinking is not supported by pagoda')),
+  tool_calls: unsupported('tool calling'),
+});
+
+export const chatRequest = z.strictObject({
+  ...common,
+  messages: opt(z.array(z.any()).max(4096).pipe(z.array(message))),
+  tools: unsupported('tool calling'),
+});
+export type ChatRequest = z.output<typeof chatRequest>;
+
+export const showRequest = z.strictObject({
+  model: opt(z.string().min(1).max(1024)),
+  name: opt(z.string().min(1).max(1024)),
+  verbose: opt(z.boolean()),
+});

@@ -1,0 +1,132 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyReply } from 'fastify';
+import type { CompletionDelta, FinishReason, RequestOutput, TokenLogprob } from '../../engine/types.ts';
+import { EventStream } from '../streaming.ts';
+
+export function completionId(prefix: string): string {
+  return `${prefix}-${randomUUID().replaceAll('-', '')}`;
+}
+
+export function unixSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+export function usage(promptTokens: number, completionTokens: number) {
+  return {
+    prompt_tokens: promptTokens,
+    completion_tokens: completionTokens,
+    total_tokens: promptTokens + completionTokens,
+  };
+}
+
+/** One choice gathered from the stream of deltas. */
+export interface Choice {
+  index: number;
+  text: string;
+  tokens: number;
+  logprobs: TokenLogprob[];
+  finishReason: FinishReason | null;
+  stopReason: string | number | null;
+}
+
+/** Drains the engine's outputs into whole choices (non-streaming responses). */
+export async function collectChoices(outputs: AsyncIterable<RequestOutput>, n: number): Promise<Choice[]> {
+  const choices: Choice[] = Array.from({ length: n }, (_, index) => ({
+    index,
+    text: '',
+    tokens: 0,
+    logprobs: [],
+    finishReason: null,
+    stopReason: null,
+  }));
+  for await (const out of outputs) {
+    for (const d of out.outputs) {
+      const c =
+        choices[d.index] ??
+        (choices[d.index] = {
+          index: d.index,
+          text: '',
+          tokens: 0,
+          logprobs: [],
+          finishReason: null,
+          stopReason: null,
+        });
+      c.text += d.text;
+      c.tokens += d.tokenIds.length;
+      if (d.logprobs) c.logprobs.push(...d.logprobs);
+      if (d.finishReason) c.finishReason = d.finishReason;
+      if (d.stopReason !== null) c.stopReason = d.stopReason;
+    }
+  }
+  return choices;
+}
+
+export function totalTokens(choices: Choice[]): number {
+  return choices.reduce((s, c) => s + c.tokens, 0);
+}
+
+const utf8 = new TextEncoder();
+const bytes = (token: string) => [...utf8.encode(token)];
+
+/** Chat's `logprobs.content` entries. */
+export function chatLogprobs(lps: TokenLogprob[]) {
+  return lps.map((lp) => ({
+    token: lp.token,
+    logprob: lp.logprob,
+    bytes: bytes(lp.token),
+    top_logprobs: lp.top.map((t) => ({ token: t.token, logprob: t.logprob, bytes: bytes(t.token) })),
+  }));
+}
+
+/** The legacy completions `logprobs` object; `offset` is the text length before these tokens. */
+export function completionLogprobs(lps: TokenLogprob[], offset: number) {
+  const textOffset: number[] = [];
+  let at = offset;
+  for (const lp of lps) {
+    textOffset.push(at);
+    at += lp.token.length;
+  }
+  return {
+    tokens: lps.map((lp) => lp.token),
+    token_logprobs: lps.map((lp) => lp.logprob),
+    top_logprobs: lps.map((lp) => Object.fromEntries(lp.top.map((t) => [t.token, t.logprob]))),
+    text_offset: textOffset,
+  };
+}
+
+/**
+ * Streams OpenAI chunks as SSE: `chunk` turns one choice's delta into a chunk's choice entry (or null to skip);
+ * with include_usage every chunk carries `usage: null` and a last chunk with `choices: []` carries the usage.
+ */
+export async function streamChunks(
+  reply: FastifyReply,
+  outputs: AsyncIterable<RequestOutput>,
+  opts: {
+    base: Record<string, unknown>;
+    includeUsage: boolean;
+    promptTokens: number;
+    opening?: Record<string, unknown>[];
+    chunk(d: CompletionDelta): Record<string, unknown>[];
+  },
+): Promise<void> {
+  const stream = new EventStream(reply, 'sse');
+  const extra = opts.includeUsage ? { usage: null } : {};
+  const send = (choices: Record<string, unknown>[]) => stream.send({ ...opts.base, choices, ...extra });
+  let completionTokens = 0;
+  try {
+    for (const c of opts.opening ?? []) send([c]);
+    for await (const out of outputs) {
+      for (const d of out.outputs) {
+        completionTokens += d.tokenIds.length;
+        for (const c of opts.chunk(d)) send([c]);
+      }
+      if (!stream.open) break;
+    }
+    if (opts.includeUsage)
+      stream.send({ ...opts.base, choices: [], usage: usage(opts.promptTokens, completionTokens) });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    stream.send({ error: { message, type: 'server_error', param: null, code: null } });
+  }
+  stream.end();
+}

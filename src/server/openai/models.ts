@@ -1,0 +1,24 @@
+import type { FastifyInstance } from 'fastify';
+import type { ServerContext } from '../generation.ts';
+
+/** GET /v1/models and /v1/models/:model */
+export function registerModels(app: FastifyInstance, ctx: ServerContext): void {
+  const card = async (name: string) => {
+    const entry = ctx.registry.resolve(name);
+    const info = await ctx.registry.info(entry);
+    return {
+      id: entry.name,
+      object: 'model',
+      created: Math.floor(info.modifiedAt.getTime() / 1000),
+      owned_by: 'pagoda',
+      max_model_len: info.maxContextLength,
+    };
+  };
+  app.get('/v1/models', async () => ({
+    object: 'list',
+    data: await Promise.all(ctx.registry.entries().map((e) => card(e.name))),
+  }));
+  app.get<{ Params: { model: string } }>('/v1/models/*', async (request) =>
+    card((request.params as Record<string, string>)['*']),
+  );
+}

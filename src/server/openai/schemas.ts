@@ -1,0 +1,108 @@
+import { z } from 'zod';
+
+/** Most items a list field may hold, so a hostile body cannot make the server loop for long. */
+const MAX_STOP = 16;
+export const MAX_LOGPROBS = 20;
+export const MAX_N = 16;
+
+const opt = <T extends z.ZodType>(t: T) => t.nullish();
+const int = () => z.number().int();
+
+const stop = z.union([z.string().min(1).max(1000), z.array(z.string().min(1).max(1000)).max(MAX_STOP)]);
+
+/** Sampling fields shared by /v1/chat/completions and /v1/completions, vLLM's extra fields included. */
+const sampling = {
+  model: z.string().min(1).max(1024),
+  stream: opt(z.boolean()),
+  stream_options: opt(z.strictObject({ include_usage: opt(z.boolean()), continuous_usage_stats: opt(z.boolean()) })),
+  n: opt(int().min(1).max(MAX_N)),
+  stop: opt(stop),
+  seed: opt(
+    int()
+      .min(-(2 ** 53) + 1)
+      .max(2 ** 53 - 1),
+  ),
+  temperature: opt(z.number().min(0).max(2)),
+  top_p: opt(z.number().gt(0).max(1)),
+  max_tokens: opt(int().min(1)),
+  presence_penalty: opt(z.number().min(-2).max(2)),
+  frequency_penalty: opt(z.number().min(-2).max(2)),
+  logit_bias: opt(z.record(z.string().max(12), z.number().min(-100).max(100))),
+  user: opt(z.string().max(1024)),
+  top_k: opt(int().min(-1)),
+  min_p: opt(z.number().min(0).max(1)),
+  repetition_penalty: opt(z.number().gt(0).max(10)),
+  length_penalty: opt(z.number().min(-10).max(10)),
+  ignore_eos: opt(z.boolean()),
+  min_tokens: opt(int().min(0)),
+  best_of: opt(int().min(1).max(MAX_N)),
+  use_beam_search: opt(z.boolean()),
+  stop_token_ids: opt(z.array(int().min(0)).max(MAX_STOP)),
+};
+
+const textPart = z.strictObject({ type: z.literal('text'), text: z.string() });
+const contentPart = z.looseObject({ type: z.string() }).superRefine((p, ctx) => {
+  if (p.type !== 'text')
+    ctx.addIssue({ code: 'custom', message: `content part type "${p.type}" is not supported (text only)` });
+});
+
+export const chatMessage = z.strictObject({
+  role: z.enum(['system', 'developer', 'user', 'assistant']),
+  content: z.union([z.string(), z.array(contentPart.pipe(textPart)).max(1024), z.null()]),
+  name: opt(z.string().max(256)),
+});
+
+/** A field pagoda cannot honour: absent, null or empty is fine, anything else is a 400 saying so. */
+export const unsupported = (what: string) =>
+  z
+    .unknown()
+    .optional()
+    .superRefine((v, ctx) => {
+      if (v !== undefined && v !== null && !(Array.isArray(v) && v.length === 0)) {
+        ctx.addIssue({ code: 'custom', message: `${what} is not supported by pagoda` });
+      }
+    });
+
+export const chatRequest = z.strictObject({
+  ...sampling,
+  messages: z.array(z.any()).min(1).max(4096).pipe(z.array(chatMessage)),
+  max_completion_tokens: opt(int().min(1)),
+  logprobs: opt(z.boolean()),
+  top_logprobs: opt(int().min(0).max(MAX_LOGPROBS)),
+  response_format: opt(
+    z.looseObject({ type: z.string() }).superRefine((v, ctx) => {
+      if (v.type !== 'text')
+        ctx.addIssue({ code: 'custom', message: `response_format "${v.type}" is not supported (only "text")` });
+    }),
+  ),
+  tools: unsupported('tool calling'),
+  tool_choice: opt(z.literal('none')),
+  parallel_tool_calls: opt(z.boolean()),
+  functions: unsupported('function calling'),
+  function_call: unsupported('function calling'),
+});
+export type ChatRequest = z.output<typeof chatRequest>;
+
+export const completionRequest = z.strictObject({
+  ...sampling,
+  prompt: z.union([
+    z.string(),
+    z.array(z.string()).length(1, 'one prompt per request (send one request per prompt)'),
+    z
+      .array(int().min(0))
+      .min(1)
+      .max(1 << 20),
+    z
+      .array(
+        z
+          .array(int().min(0))
+          .min(1)
+          .max(1 << 20),
+      )
+      .length(1, 'one prompt per request (send one request per prompt)'),
+  ]),
+  logprobs: opt(int().min(0).max(MAX_LOGPROBS)),
+  echo: opt(z.boolean()),
+  suffix: opt(z.string().max(0, 'suffix (fill-in-the-middle) is not supported by pagoda')),
+});
+export type CompletionRequest = z.output<typeof completionRequest>;

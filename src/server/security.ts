@@ -1,0 +1,67 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ApiError } from './errors.ts';
+
+const sha = (s: string) => createHash('sha256').update(s).digest();
+
+/** Bearer-token check for every route but /health; compares digests so timing says nothing about the key. */
+export function requireApiKey(apiKey: string) {
+  const expected = sha(apiKey);
+  return (request: FastifyRequest): void => {
+    if (request.url === '/health' || request.method === 'OPTIONS') return;
+    const header = request.headers.authorization ?? '';
+    const m = /^Bearer\s+(.+)$/i.exec(header);
+    if (!m || !timingSafeEqual(sha(m[1].trim()), expected)) {
+      throw new ApiError(
+        401,
+        m ? 'invalid API key' : 'missing API key: send "Authorization: Bearer <key>"',
+        null,
+        'invalid_api_key',
+        {
+          'www-authenticate': 'Bearer',
+        },
+      );
+    }
+  };
+}
+
+function globToRegExp(glob: string): RegExp {
+  const escaped = glob.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*');
+  return new RegExp(`^${escaped}$`, 'i');
+}
+
+/**
+ * CORS, off unless origins are configured. A browser request from an origin that is neither allowed nor this
+ * server itself is refused (403), so a web page cannot drive a local server through simple requests.
+ */
+export function corsPolicy(origins: string[]) {
+  const allowed = origins.map(globToRegExp);
+  return (request: FastifyRequest, reply: FastifyReply): 'preflight' | undefined => {
+    const origin = request.headers.origin;
+    if (!origin) return;
+    const host = request.headers.host;
+    const sameOrigin = host !== undefined && (origin === `http://${host}` || origin === `https://${host}`);
+    if (allowed.some((re) => re.test(origin))) {
+      reply.header('access-control-allow-origin', origin);
+      reply.header('vary', 'Origin');
+      if (request.method === 'OPTIONS') {
+        reply.header('access-control-allow-methods', 'GET, POST, HEAD, OPTIONS');
+        reply.header(
+          'access-control-allow-headers',
+          'authorization, content-type, openai-organization, openai-project, x-stainless-*, *',
+        );
+        reply.header('access-control-max-age', '600');
+        return 'preflight';
+      }
+      return;
+    }
+    if (!sameOrigin) {
+      throw new ApiError(
+        403,
+        `origin "${origin.slice(0, 200)}" is not allowed (set PAGODA_ORIGINS to allow it)`,
+        null,
+        'origin_not_allowed',
+      );
+    }
+  };
+}

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseDuration, parseHost, resolveServeConfig } from '../../src/server/config.ts';
+
+test('defaults: localhost on Ollama port, CORS off, no key', () => {
+  const c = resolveServeConfig({}, {});
+  assert.equal(c.host, '127.0.0.1');
+  assert.equal(c.port, 11434);
+  assert.deepEqual(c.origins, []);
+  assert.equal(c.apiKey, null);
+  assert.equal(c.keepAliveMs, 300_000);
+  assert.equal(c.flashAttention, 'auto');
+});
+
+test('flags beat PAGODA_* which beat OLLAMA_* aliases', () => {
+  const env = {
+    PAGODA_NUM_PARALLEL: '3',
+    OLLAMA_NUM_PARALLEL: '7',
+    OLLAMA_MAX_QUEUE: '9',
+    OLLAMA_HOST: '0.0.0.0:8080',
+  };
+  const c = resolveServeConfig({ maxQueue: '2' }, env);
+  assert.equal(c.numParallel, 3);
+  assert.equal(c.maxQueue, 2);
+  assert.equal(c.host, '0.0.0.0');
+  assert.equal(c.port, 8080);
+  assert.equal(resolveServeConfig({}, env).maxQueue, 9);
+  assert.equal(resolveServeConfig({ port: '9000' }, env).port, 9000);
+});
+
+test('every documented variable is read, under both spellings', () => {
+  for (const prefix of ['PAGODA_', 'OLLAMA_']) {
+    const c = resolveServeConfig(
+      {},
+      {
+        [`${prefix}FLASH_ATTENTION`]: '0',
+        [`${prefix}KV_CACHE_TYPE`]: 'f16',
+        [`${prefix}CONTEXT_LENGTH`]: '2048',
+        [`${prefix}KEEP_ALIVE`]: '1h',
+        [`${prefix}MAX_LOADED_MODELS`]: '2',
+        [`${prefix}MODELS`]: '/srv/models',
+        [`${prefix}API_KEY`]: 'sekrit',
+        [`${prefix}ORIGINS`]: 'http://localhost:*, https://app.example',
+      },
+    );
+    assert.equal(c.flashAttention, 'off');
+    assert.equal(c.kvCacheType, 'f16');
+    assert.equal(c.contextLength, 2048);
+    assert.equal(c.keepAliveMs, 3_600_000);
+    assert.equal(c.maxLoadedModels, 2);
+    assert.equal(c.modelsDir, '/srv/models');
+    assert.equal(c.apiKey, 'sekrit');
+    assert.deepEqual(c.origins, ['http://localhost:*', 'https://app.example']);
+  }
+});
+
+test('bad values are one-line errors naming the variable', () => {
+  assert.throws(
+    () => resolveServeConfig({}, { PAGODA_NUM_PARALLEL: 'lots' }),
+    /PAGODA_NUM_PARALLEL: "lots" is not an integer/,
+  );
+  assert.throws(() => resolveServeConfig({}, { OLLAMA_FLASH_ATTENTION: 'maybe' }), /OLLAMA_FLASH_ATTENTION/);
+  assert.throws(() => resolveServeConfig({}, { PAGODA_KV_CACHE_TYPE: 'q4_0' }), /PAGODA_KV_CACHE_TYPE: "q4_0"/);
+  assert.throws(() => resolveServeConfig({ port: '70000' }, {}), /--port/);
+  assert.throws(() => resolveServeConfig({}, { PAGODA_KEEP_ALIVE: 'soon' }), /PAGODA_KEEP_ALIVE/);
+});
+
+test('durations and hosts as Ollama writes them', () => {
+  assert.equal(parseDuration('5m'), 300_000);
+  assert.equal(parseDuration('1h30m'), 5_400_000);
+  assert.equal(parseDuration(30), 30_000);
+  assert.equal(parseDuration('0'), 0);
+  assert.equal(parseDuration(-1), -1);
+  assert.equal(parseDuration('-1m'), -1);
+  assert.equal(parseDuration('later'), null);
+  assert.deepEqual(parseHost('http://0.0.0.0:1234/', 'x'), { host: '0.0.0.0', port: 1234 });
+  assert.deepEqual(parseHost(':99', 'x'), { host: '127.0.0.1', port: 99 });
+  assert.deepEqual(parseHost('[::1]:5', 'x'), { host: '::1', port: 5 });
+  assert.deepEqual(parseHost('example.org', 'x'), { host: 'example.org', port: null });
+});

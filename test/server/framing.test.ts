@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, test } from 'node:test';
+import { type ServedModel, startServed } from './served.ts';
+
+let server: ServedModel;
+before(async () => {
+  server = await startServed({}, 3);
+});
+after(() => server.close());
+
+/** Streams a POST and records each received piece with its arrival time. */
+function streamPost(
+  url: string,
+  body: unknown,
+): Promise<{ status: number; type: string; pieces: { at: number; data: string }[] }> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+      const pieces: { at: number; data: string }[] = [];
+      res.setEncoding('utf8');
+      res.on('data', (data: string) => pieces.push({ at: performance.now() - t0, data }));
+      res.on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), pieces }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+test('OpenAI SSE framing: data lines, blank-line separated, usage chunk, [DONE] last', async () => {
+  const r = await streamPost(`${server.url}/v1/chat/completions`, {
+    model: server.model,
+    messages: [{ role: 'user', content: 'hi' }],
+    max_tokens: 5,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  assert.equal(r.status, 200);
+  assert.equal(r.type, 'text/event-stream; charset=utf-8');
+  const text = r.pieces.map((p) => p.data).join('');
+  assert.ok(text.endsWith('data: [DONE]\n\n'));
+  const events = text.split('\n\n').filter(Boolean);
+  for (const e of events) assert.match(e, /^data: /);
+  const chunks = events.slice(0, -1).map((e) => JSON.parse(e.slice(6)));
+  const ids = new Set(chunks.map((c) => c.id));
+  assert.equal(ids.size, 1);
+  for (const c of chunks) {
+    assert.equal(c.object, 'chat.completion.chunk');
+    assert.equal(typeof c.created, 'number');
+    assert.equal(c.model, server.model);
+    assert.ok('usage' in c);
+  }
+  assert.deepEqual(chunks[0].choices[0].delta, { role: 'assistant', content: '' });
+  const last = chunks.at(-1);
+  assert.deepEqual(last.choices, []);
+  assert.equal(last.usage.completion_tokens, 5);
+  const finish = chunks.at(-2).choices[0];
+  assert.deepEqual(finish.delta, {});
+  assert.equal(finish.finish_reason, 'length');
+});
+
+test('completions SSE without include_usage has no usage field', async () => {
+  const r = await streamPost(`${server.url}/v1/completions`, {
+    model: server.model,
+    prompt: 'a',
+    max_tokens: 3,
+    stream: true,
+  });
+  const events = r.pieces
+    .map((p) => p.data)
+    .join('')
+    .split('\n\n')
+    .filter(Boolean);
+  assert.equal(events.at(-1), 'data: [DONE]');
+  for (const e of events.slice(0, -1)) {
+    const c = JSON.parse(e.slice(6));
+    assert.equal(c.object, 'text_completion');
+    assert.ok(!('usage' in c));
+  }
+});
+
+test('Ollama NDJSON framing: one JSON object per line, the last done with durations', async () => {
+  const r = await streamPost(`${server.url}/api/chat`, {
+    model: server.model,
+    messages: [{ role: 'user', content: 'hi' }],
+    options: { num_predict: 4 },
+  });
+  assert.equal(r.status, 200);
+  assert.equal(r.type, 'application/x-ndjson');
+  const text = r.pieces.map((p) => p.data).join('');
+  assert.ok(text.endsWith('\n'));
+  const lines = text
+    .split('\n')
+    .slice(0, -1)
+    .map((l) => JSON.parse(l));
+  for (const l of lines.slice(0, -1)) {
+    assert.equal(l.done, false);
+    assert.equal(l.message.role, 'assistant');
+    assert.ok(!Number.isNaN(Date.parse(l.created_at)));
+  }
+  const last = lines.at(-1);
+  assert.equal(last.done, true);
+  assert.equal(last.done_reason, 'length');
+  assert.equal(last.eval_count, 4);
+  assert.equal(last.message.content, '');
+});
+
+test('streaming is real: the first chunk arrives well before the last', async () => {
+  const r = await streamPost(`${server.url}/api/generate`, {
+    model: server.model,
+    prompt: 'hi',
+    options: { num_predict: 40 },
+  });
+  const lines = r.pieces.filter((p) => p.data.includes('"done":false'));
+  const first = lines[0].at;
+  const last = r.pieces.at(-1)!.at;
+  assert.ok(r.pieces.length > 10, `${r.pieces.length} separate reads`);
+  assert.ok(first < last / 2, `first chunk at ${first.toFixed(1)} ms, last at ${last.toFixed(1)} ms`);
+});
