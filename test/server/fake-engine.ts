@@ -191,6 +191,7 @@ export class FakeEngine implements EngineApi {
       blockSize: this.blockSize,
       preemptions: 0,
       promptTokens: this.counters.promptTokens,
+      promptTokensComputed: this.counters.promptTokens,
       generationTokens: this.counters.generationTokens,
       prefixCacheHits: 0,
       prefixCacheQueries: this.counters.promptTokens,
