@@ -1,15 +1,17 @@
 import { existsSync, statSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { basename } from 'node:path';
 import type { Backend } from '../backend/backend.ts';
 import { CpuBackend } from '../backend/cpu/backend.ts';
 import { IncrementalDetokenizer } from '../engine/detokenizer.ts';
 import { Engine } from '../engine/engine.ts';
 import type { SamplingParams } from '../engine/types.ts';
-import { type ChatTemplate, loadChatTemplate } from '../loader/chat-template.ts';
+import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME, ensureDemoModel } from '../loader/demo-model.ts';
 import { type GenerationConfig, loadGenerationConfig, type ModelConfig } from '../loader/hf-config.ts';
 import { loadTokenizer, type TextTokenizer } from '../loader/tokenizer.ts';
 import { loadModel } from '../models/load.ts';
+import { type PromptTemplate, samplingFromParameters, storedChatTemplate } from '../store/model-prompt.ts';
+import { resolveModel } from '../store/resolve.ts';
 import { UserError } from '../util/errors.ts';
 import { kvBlockBytes, ModelRunner } from './model-runner.ts';
 
@@ -44,14 +46,21 @@ export interface LoadedEngine {
   config: ModelConfig;
   generation: GenerationConfig;
   tokenizer: TextTokenizer;
-  chatTemplate: ChatTemplate | null;
+  /** The model's Jinja template, or a stored model's Go TEMPLATE with its SYSTEM and MESSAGEs. */
+  chatTemplate: PromptTemplate | null;
 }
 
 const DEFAULT_CPU_KV_BYTES = 256 * 2 ** 20;
 
-/** True when `arg` names a model rather than being a prompt: the demo model's name or an existing folder. */
+/** True when `arg` names a model rather than being a prompt: the demo model, a folder, or a stored or cached name. */
 export function isModelReference(arg: string): boolean {
-  return arg === DEMO_MODEL_NAME || (existsSync(arg) && statSync(arg).isDirectory());
+  if (arg === DEMO_MODEL_NAME || (existsSync(arg) && statSync(arg).isDirectory())) return true;
+  try {
+    resolveModel(arg);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -60,21 +69,26 @@ export function isModelReference(arg: string): boolean {
  */
 export function loadEngine(model: string | undefined, options: EngineOptions = {}): LoadedEngine {
   const isDemo = model === undefined || model === DEMO_MODEL_NAME;
-  const modelDir = isDemo ? ensureDemoModel() : resolve(model);
-  if (!isDemo && !(existsSync(modelDir) && statSync(modelDir).isDirectory())) {
-    throw new UserError(`${model}: no such model folder (expected a Hugging Face model folder with config.json)`);
-  }
+  // A store name, a Hugging Face cache repo or a folder (see store/resolve.ts).
+  const resolved = isDemo ? null : resolveModel(model, { allowPaths: true });
+  if (resolved?.format === 'gguf') throw new UserError(`${model}: GGUF models are not supported yet`);
+  const modelDir = resolved ? resolved.path : ensureDemoModel();
+  const manifest = resolved?.manifest ?? null;
   const backend = options.backend ?? new CpuBackend();
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const m = loadModel(modelDir, backend);
   const config = m.config;
   const generation = loadGenerationConfig(modelDir, config);
   const tokenizer = loadTokenizer(modelDir, generation);
-  const chatTemplate = loadChatTemplate(modelDir);
+  const chatTemplate = storedChatTemplate(manifest, loadChatTemplate(modelDir));
 
   const onCpu = backend.name === 'cpu';
   const blockSize = positiveInt(options.blockSize ?? 16, 'block size');
-  const maxModelLen = positiveInt(options.maxModelLen ?? config.maxPositionEmbeddings, 'max model length');
+  const numCtx = typeof manifest?.parameters.num_ctx === 'number' ? manifest.parameters.num_ctx : undefined;
+  const maxModelLen = positiveInt(
+    options.maxModelLen ?? Math.min(numCtx ?? Number.POSITIVE_INFINITY, config.maxPositionEmbeddings),
+    'max model length',
+  );
   if (maxModelLen > config.maxPositionEmbeddings) {
     throw new UserError(
       `max model length ${maxModelLen} exceeds the model's max_position_embeddings (${config.maxPositionEmbeddings})`,
@@ -111,12 +125,12 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
     blockSize,
     enablePrefixCaching: options.enablePrefixCaching ?? true,
     scheduler: { maxNumBatchedTokens, maxNumSeqs, policy: options.schedulingPolicy ?? 'fcfs' },
-    samplingDefaults: samplingDefaults(generation),
+    samplingDefaults: { ...samplingDefaults(generation), ...samplingFromParameters(manifest?.parameters ?? {}) },
   });
   return {
     engine,
     modelDir,
-    modelName: isDemo ? DEMO_MODEL_NAME : basename(modelDir),
+    modelName: !resolved ? DEMO_MODEL_NAME : resolved.origin === 'path' ? basename(modelDir) : resolved.name,
     isDemo,
     backend: backend.name,
     config,

@@ -8,7 +8,7 @@ import type { Manifest, ModelSource } from './manifest.ts';
 import { ModelStore, type StoredModel } from './model-store.ts';
 import type { Modelfile } from './modelfile.ts';
 import { isHubRepoId, looksLikePath, nameProblem, parseModelName } from './names.ts';
-import { checkModelPath, revisionOf } from './resolve.ts';
+import { checkModelPath, resolveModel, revisionOf } from './resolve.ts';
 
 export interface CreateOptions {
   env?: Record<string, string | undefined>;
@@ -84,4 +84,35 @@ function baseOf(
     throw new UserError(`${where}: FROM ${from}: not in the Hugging Face cache; run \`pagoda pull ${from}\` first`);
   }
   throw new UserError(`${where}: FROM ${from}: no such model in the store (${store.root})`);
+}
+
+/** `cp`: a stored model's manifest under a new name, or a new manifest over a Hugging Face cache repo. */
+export function copyModel(source: string, destination: string, env: Record<string, string | undefined> = process.env) {
+  parseModelName(destination);
+  const store = new ModelStore(modelsDir(env));
+  if (store.get(source)) return store.copy(source, destination);
+  resolveModel(source, { env });
+  const name = parseModelName(source);
+  return store.put(destination, {
+    schemaVersion: 1,
+    source: { kind: 'hf-repo', repo: name.repo, revision: revisionOf(name.tag) },
+    from: source,
+    parameters: {},
+    messages: [],
+    license: [],
+    createdAt: new Date().toISOString(),
+  });
+}
+
+/** `rm`: removes a stored name. Hugging Face cache repos are shared with other tools and are left alone. */
+export function removeModel(name: string, env: Record<string, string | undefined> = process.env): void {
+  const store = new ModelStore(modelsDir(env));
+  if (store.remove(name)) return;
+  const parsed = parseModelName(name);
+  if (isHubRepoId(parsed.repo) && findSnapshot(hubCacheDir(env), parsed.repo, revisionOf(parsed.tag))) {
+    throw new UserError(
+      `${name} is in the Hugging Face cache (${hubCacheDir(env)}), which pagoda shares with other tools; delete it there (huggingface-cli delete-cache)`,
+    );
+  }
+  throw new UserError(`model "${name}" not found in the store (${store.root})`);
 }

@@ -1,8 +1,23 @@
 import type { Command } from 'commander';
 import { registerBench } from './bench.ts';
+import { registerCp } from './cp.ts';
+import { registerCreate } from './create.ts';
+import { registerList } from './list.ts';
+import { registerPull } from './pull.ts';
+import { registerRm } from './rm.ts';
 import { registerRun } from './run.ts';
+import { registerShow } from './show.ts';
 
 /** Each command lives in its own file and registers itself on the program. */
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [registerRun, registerBench];
+export const commands: RegisterCommand[] = [
+  registerRun,
+  registerBench,
+  registerPull,
+  registerList,
+  registerShow,
+  registerCreate,
+  registerCp,
+  registerRm,
+];

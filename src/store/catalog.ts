@@ -1,0 +1,60 @@
+import { statSync } from 'node:fs';
+import { listCachedModels, weightsSize } from './hf-cache.ts';
+import { hubCacheDir, modelsDir } from './locations.ts';
+import type { Manifest } from './manifest.ts';
+import { ModelStore } from './model-store.ts';
+import { resolveModel } from './resolve.ts';
+
+/** One row of `pagoda list` and GET /api/tags. */
+export interface CatalogEntry {
+  name: string;
+  origin: 'store' | 'hf-cache';
+  /** The model folder, or null when a stored model's base is missing (see `problem`). */
+  path: string | null;
+  digest: string;
+  modifiedAt: Date;
+  /** Bytes of weights. */
+  size: number;
+  manifest: Manifest | null;
+  problem?: string;
+}
+
+/** Every model known by name: the store's manifests, then the Hugging Face cache's model repos. */
+export function listModels(env: Record<string, string | undefined> = process.env): CatalogEntry[] {
+  const out: CatalogEntry[] = [];
+  for (const stored of new ModelStore(modelsDir(env)).list()) {
+    const entry: CatalogEntry = {
+      name: stored.name,
+      origin: 'store',
+      path: null,
+      digest: stored.digest,
+      modifiedAt: stored.modifiedAt,
+      size: 0,
+      manifest: stored.manifest,
+    };
+    try {
+      const resolved = resolveModel(stored.name, { env });
+      entry.path = resolved.path;
+      entry.size = sizeOf(resolved.path);
+    } catch (err) {
+      entry.problem = (err as Error).message;
+    }
+    out.push(entry);
+  }
+  for (const snap of listCachedModels(hubCacheDir(env))) {
+    out.push({
+      name: `${snap.repo}:latest`,
+      origin: 'hf-cache',
+      path: snap.dir,
+      digest: snap.commit,
+      modifiedAt: statSync(snap.dir).mtime,
+      size: sizeOf(snap.dir),
+      manifest: null,
+    });
+  }
+  return out;
+}
+
+function sizeOf(path: string): number {
+  return statSync(path).isDirectory() ? weightsSize(path) : statSync(path).size;
+}

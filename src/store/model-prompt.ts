@@ -1,0 +1,60 @@
+import type { SamplingParams } from '../engine/types.ts';
+import { OllamaTemplate } from '../gotemplate/ollama.ts';
+import type { Manifest } from './manifest.ts';
+
+/** A chat turn; extra fields (tool calls, names) reach Jinja templates. */
+export interface PromptMessage {
+  role: string;
+  content: string;
+  [key: string]: unknown;
+}
+
+/** What chat rendering needs of a template: the loader's Jinja ChatTemplate has this shape too. */
+export interface PromptTemplate {
+  readonly source: string;
+  render(messages: readonly PromptMessage[], opts?: { addGenerationPrompt?: boolean }): string;
+}
+
+/**
+ * The chat template of a stored model: its Go TEMPLATE when the Modelfile gave one, else the model's own (Jinja)
+ * template; the Modelfile's MESSAGEs come first and its SYSTEM applies when the conversation brings none.
+ * Returns the base template unchanged for models that have no manifest.
+ */
+export function storedChatTemplate(manifest: Manifest | null, base: PromptTemplate | null): PromptTemplate | null {
+  if (!manifest) return base;
+  const go = manifest.template !== undefined ? new OllamaTemplate(manifest.template) : null;
+  const inner: PromptTemplate | null = go ? { source: go.source, render: (messages) => go.render(messages) } : base;
+  if (!inner) return null;
+  const withLayers = (messages: readonly PromptMessage[]): PromptMessage[] => {
+    const out = [...manifest.messages, ...messages];
+    if (manifest.system !== undefined && !out.some((m) => m.role === 'system')) {
+      out.unshift({ role: 'system', content: manifest.system });
+    }
+    return out;
+  };
+  return {
+    source: inner.source,
+    render: (messages, opts) => inner.render(withLayers(messages), opts),
+  };
+}
+
+/** Modelfile PARAMETERs as engine sampling defaults (the request's own values still win). */
+export function samplingFromParameters(params: Manifest['parameters']): Partial<SamplingParams> {
+  const out: Partial<SamplingParams> = {};
+  const num = (k: string) => (typeof params[k] === 'number' ? (params[k] as number) : undefined);
+  const set = <K extends keyof SamplingParams>(key: K, value: SamplingParams[K] | undefined) => {
+    if (value !== undefined) out[key] = value;
+  };
+  set('temperature', num('temperature'));
+  set('topP', num('top_p'));
+  set('topK', num('top_k'));
+  set('minP', num('min_p'));
+  set('seed', num('seed'));
+  set('repetitionPenalty', num('repeat_penalty'));
+  set('presencePenalty', num('presence_penalty'));
+  set('frequencyPenalty', num('frequency_penalty'));
+  const predict = num('num_predict');
+  set('maxTokens', predict !== undefined && predict > 0 ? predict : undefined);
+  if (Array.isArray(params.stop)) out.stop = params.stop;
+  return out;
+}
