@@ -99,7 +99,7 @@ function resolvePath(ref: string, baseDir = '.'): ResolvedModel {
 
 /** A folder with config.json or a .gguf file; anything else is refused with the path named. */
 export function checkModelPath(path: string, shown: string): { format: 'safetensors' | 'gguf' } {
-  if (!existsSync(path)) throw new UserError(`${shown}: no such file or folder`);
+  if (!existsSync(path)) throw new UserError(`${shown}: no such model folder or .gguf file`);
   if (statSync(path).isDirectory()) {
     if (!existsSync(join(path, 'config.json'))) throw new UserError(`${shown}: not a model folder (no config.json)`);
     return { format: 'safetensors' };

@@ -107,7 +107,7 @@ test('every command that takes a name refuses names that could escape the store'
         program().parseAsync(argv, { from: 'user' }),
         (err: Error) => {
           // `show` also takes folder paths: a path-shaped name is refused as a path that holds no model.
-          const pathRefusal = argv[0] === 'show' && /not a model folder|no such file/.test(err.message);
+          const pathRefusal = argv[0] === 'show' && /not a model folder|no such model/.test(err.message);
           assert.ok(reason.test(err.message) || pathRefusal, `${argv.join(' ')}: ${err.message}`);
           assert.ok(!err.message.includes('\n'), 'one line');
           return true;

@@ -133,7 +133,7 @@ test('FROM a folder path is for local commands only', () => {
   );
   assert.throws(
     () => createModel('x', parseModelfile('\nFROM ./nothing'), { env, allowPaths: true, baseDir: root }),
-    /Modelfile:2: FROM \.\/nothing: no such file or folder/,
+    /Modelfile:2: FROM \.\/nothing: no such model folder/,
   );
   assert.throws(
     () => createModel('x', parseModelfile('FROM /etc'), { env, allowPaths: true }),
