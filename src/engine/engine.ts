@@ -32,6 +32,8 @@ export interface EngineConfig {
   scheduler: SchedulerConfig;
   /** Sampling defaults of the model (generation_config.json), under the request's own values. */
   samplingDefaults?: Partial<SamplingParams>;
+  /** Encodes text prompts for `generate()` off the event loop (long ones in a worker); `close()` at shutdown. */
+  promptEncoder?: { encode(text: string): Promise<number[]>; close(): Promise<void> };
   /** Steps run only when `step()` is called (tests drive the engine step by step). */
   manual?: boolean;
 }
@@ -48,8 +50,8 @@ const NO_TEXT: TextStream = { push: () => '' };
 /**
  * The engine: tokenizes and queues requests, runs the step loop (schedule, one forward, sample, detokenize, stop
  * checks) and streams incremental outputs. Each step is synchronous; between steps the loop yields to the event
- * loop (setImmediate) so HTTP handlers, aborts and new submissions run. Prompts are tokenized in `submit`, i.e. in
- * the caller's turn of the event loop and never inside a step; detokenization is incremental (a few tokens per step).
+ * loop (setImmediate) so HTTP handlers, aborts and new submissions run. Prompts are tokenized before they are queued,
+ * never inside a step (long ones in a worker thread, see BackgroundTokenizer); detokenization is incremental.
  */
 export class Engine implements EngineApi {
   readonly blocks: BlockManager;
@@ -75,7 +77,10 @@ export class Engine implements EngineApi {
 
   async *generate(request: GenerateRequest): AsyncGenerator<RequestOutput> {
     const queue = new AsyncQueue<RequestOutput>();
-    const r = this.submit(request, queue);
+    const encoder = this.config.promptEncoder;
+    const prompt =
+      typeof request.prompt === 'string' && encoder ? await encoder.encode(request.prompt) : request.prompt;
+    const r = this.submit({ ...request, prompt }, queue);
     try {
       yield* queue;
     } finally {
@@ -83,7 +88,10 @@ export class Engine implements EngineApi {
     }
   }
 
-  /** Validates, tokenizes and queues a request; outputs go to `sink`. Throws UserError when it cannot run. */
+  /**
+   * Validates, tokenizes (inline: `generate()` uses the prompt encoder first) and queues a request; outputs go to
+   * `sink`. Throws UserError when it cannot run.
+   */
   submit(request: GenerateRequest, sink: OutputSink): Request {
     if (this.closed) throw new UserError('the engine is shutting down');
     const id = request.id ?? `req-${this.nextId++}`;
@@ -160,6 +168,7 @@ export class Engine implements EngineApi {
     this.closed = true;
     if (force) for (const id of [...this.live.keys()]) this.abort(id);
     while (this.loop) await this.loop;
+    await this.config.promptEncoder?.close();
   }
 
   /** One iteration: schedule, run the model once, sample, stream. Returns false when there was nothing to do. */

@@ -5,6 +5,7 @@ import { CpuBackend } from '../backend/cpu/backend.ts';
 import { IncrementalDetokenizer } from '../engine/detokenizer.ts';
 import { Engine } from '../engine/engine.ts';
 import type { SamplingParams } from '../engine/types.ts';
+import { BackgroundTokenizer } from '../loader/background-tokenizer.ts';
 import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME, ensureDemoModel } from '../loader/demo-model.ts';
 import { type GenerationConfig, loadGenerationConfig, type ModelConfig } from '../loader/hf-config.ts';
@@ -126,6 +127,7 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
     enablePrefixCaching: options.enablePrefixCaching ?? true,
     scheduler: { maxNumBatchedTokens, maxNumSeqs, policy: options.schedulingPolicy ?? 'fcfs' },
     samplingDefaults: { ...samplingDefaults(generation), ...samplingFromParameters(manifest?.parameters ?? {}) },
+    promptEncoder: new BackgroundTokenizer(tokenizer, modelDir, generation),
   });
   return {
     engine,
