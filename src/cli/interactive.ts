@@ -1,13 +1,18 @@
 import type { SamplingParams } from '../engine/types.ts';
 import type { LoadedEngine } from '../runner/load.ts';
-import { UserError } from '../util/errors.ts';
+import { localChat, remoteChat } from './chat/backends.ts';
+import { chatRepl } from './chat/repl.ts';
 
-/**
- * `pagoda run <model>` with no prompt on a terminal: the interactive chat. It is the hook the chat front end plugs
- * into; until then, a one-line explanation.
- */
-export async function runInteractive(loaded: LoadedEngine, _params: Partial<SamplingParams>): Promise<void> {
-  throw new UserError(
-    `give a prompt: pagoda run ${loaded.modelName} "Once upon a time" (interactive chat is not available yet)`,
-  );
+/** `pagoda run <model>` with no prompt on a terminal, in this process. */
+export async function runInteractive(loaded: LoadedEngine, params: Partial<SamplingParams>): Promise<void> {
+  await chatRepl(localChat(loaded, params));
+}
+
+/** The same chat through a running server (the model loads there, on first use). */
+export async function runInteractiveRemote(
+  baseUrl: string,
+  model: string,
+  params: Partial<SamplingParams>,
+): Promise<void> {
+  await chatRepl(remoteChat(baseUrl, model, params));
 }

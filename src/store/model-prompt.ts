@@ -12,6 +12,8 @@ export interface PromptMessage {
 /** What chat rendering needs of a template: the loader's Jinja ChatTemplate has this shape too. */
 export interface PromptTemplate {
   readonly source: string;
+  /** True for Go templates: like Ollama, they leave BOS to the tokenizer (Jinja templates write it). */
+  readonly addSpecialTokens?: boolean;
   render(messages: readonly PromptMessage[], opts?: { addGenerationPrompt?: boolean }): string;
 }
 
@@ -23,7 +25,9 @@ export interface PromptTemplate {
 export function storedChatTemplate(manifest: Manifest | null, base: PromptTemplate | null): PromptTemplate | null {
   if (!manifest) return base;
   const go = manifest.template !== undefined ? new OllamaTemplate(manifest.template) : null;
-  const inner: PromptTemplate | null = go ? { source: go.source, render: (messages) => go.render(messages) } : base;
+  const inner: PromptTemplate | null = go
+    ? { source: go.source, addSpecialTokens: true, render: (messages) => go.render(messages) }
+    : base;
   if (!inner) return null;
   const withLayers = (messages: readonly PromptMessage[]): PromptMessage[] => {
     const out = [...manifest.messages, ...messages];
@@ -34,6 +38,7 @@ export function storedChatTemplate(manifest: Manifest | null, base: PromptTempla
   };
   return {
     source: inner.source,
+    addSpecialTokens: inner.addSpecialTokens,
     render: (messages, opts) => inner.render(withLayers(messages), opts),
   };
 }

@@ -1,9 +1,11 @@
+import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { DEMO_MODEL_WARNING } from '../../loader/demo-model.ts';
 import { isModelReference, loadEngine } from '../../runner/load.ts';
 import { addEngineOptions, engineOptionsFrom } from '../engine-options.ts';
-import { runInteractive } from '../interactive.ts';
+import { runInteractive, runInteractiveRemote } from '../interactive.ts';
 import { addSamplingOptions, samplingParamsFrom } from '../sampling-options.ts';
+import { serverServes, serverUrl } from '../server-url.ts';
 import type { RegisterCommand } from './index.ts';
 
 const DEFAULT_MAX_TOKENS = 256;
@@ -17,13 +19,19 @@ export const registerRun: RegisterCommand = (program) => {
   addSamplingOptions(cmd);
   addEngineOptions(cmd);
   cmd.action(async (first: string | undefined, second: string | undefined, opts: Record<string, unknown>) => {
+    const params = samplingParamsFrom(opts);
+    // The interactive chat goes through a running server when it serves the model (Ollama's behaviour).
+    const interactive = second === undefined && first !== undefined && process.stdin.isTTY;
+    if (interactive && !existsSync(first)) {
+      const base = serverUrl();
+      if (await serverServes(base, first)) return runInteractiveRemote(base, first, params);
+    }
     // One argument: a model if it names one, otherwise the prompt for the demo model.
     const [model, promptArg] =
       second !== undefined || (first !== undefined && isModelReference(first)) ? [first, second] : [undefined, first];
-    const params = samplingParamsFrom(opts);
+    const prompt = promptArg ?? (process.stdin.isTTY ? undefined : await readStdin());
     const loaded = loadEngine(model, engineOptionsFrom(opts));
     if (loaded.isDemo) process.stderr.write(`note: using the built-in demo model. ${DEMO_MODEL_WARNING}\n`);
-    const prompt = promptArg ?? (process.stdin.isTTY ? undefined : await readStdin());
     try {
       if (prompt === undefined) {
         await runInteractive(loaded, params);

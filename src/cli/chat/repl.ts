@@ -1,0 +1,106 @@
+import { createInterface } from 'node:readline';
+
+export interface ChatTurn {
+  role: string;
+  content: string;
+  [key: string]: unknown;
+}
+
+/** Where answers come from: the engine in this process or a running server. */
+export interface ChatBackend {
+  /** Streams the answer to the conversation as text deltas; stops when `signal` aborts. */
+  stream(messages: readonly ChatTurn[], signal: AbortSignal): AsyncIterable<string>;
+}
+
+const HELP = `Available commands:
+  /clear   forget the conversation so far
+  /bye     exit
+  /?       this help
+Ctrl-C stops the current answer; Ctrl-D or /bye exits.`;
+
+/**
+ * The interactive chat of `pagoda run MODEL`: reads lines with history, streams each answer, keeps the
+ * conversation. Ctrl-C stops the answer being written (not the program); /bye or Ctrl-D ends the chat.
+ */
+export async function chatRepl(
+  backend: ChatBackend,
+  io: { input: NodeJS.ReadableStream; output: NodeJS.WritableStream } = {
+    input: process.stdin,
+    output: process.stdout,
+  },
+): Promise<void> {
+  const { output } = io;
+  const rl = createInterface({ input: io.input, output, terminal: true, historySize: 200, prompt: '>>> ' });
+  const pending: string[] = [];
+  let closed = false;
+  let wake: (() => void) | null = null;
+  let answering: AbortController | null = null;
+  rl.on('line', (line) => {
+    pending.push(line);
+    wake?.();
+  });
+  rl.on('close', () => {
+    closed = true;
+    wake?.();
+  });
+  rl.on('SIGINT', () => {
+    if (answering) {
+      answering.abort();
+      return;
+    }
+    rl.write(null, { ctrl: true, name: 'u' });
+    output.write('\nUse Ctrl + d or /bye to exit.\n');
+    rl.prompt();
+  });
+  const nextLine = async (): Promise<string | null> => {
+    rl.prompt();
+    while (!pending.length && !closed) await new Promise<void>((resolve) => (wake = resolve));
+    wake = null;
+    return pending.shift() ?? null;
+  };
+
+  let messages: ChatTurn[] = [];
+  try {
+    for (;;) {
+      const line = await nextLine();
+      if (line === null) break;
+      const text = line.trim();
+      if (!text) continue;
+      if (text === '/bye') break;
+      if (text === '/clear') {
+        messages = [];
+        output.write('Cleared session context\n');
+        continue;
+      }
+      if (text === '/?' || text === '/help') {
+        output.write(`${HELP}\n`);
+        continue;
+      }
+      if (text.startsWith('/')) {
+        output.write(`Unknown command '${text.split(/\s/)[0]}'. Type /? for help\n`);
+        continue;
+      }
+      messages.push({ role: 'user', content: line });
+      const controller = new AbortController();
+      answering = controller;
+      let answer = '';
+      try {
+        for await (const delta of backend.stream(messages, controller.signal)) {
+          if (controller.signal.aborted) break;
+          output.write(delta);
+          answer += delta;
+        }
+      } catch (err) {
+        if (!controller.signal.aborted) output.write(`\nerror: ${(err as Error).message}`);
+      } finally {
+        answering = null;
+      }
+      // A stopped answer stays in the conversation as far as it got.
+      if (answer) messages.push({ role: 'assistant', content: answer });
+      else messages.pop();
+      output.write(controller.signal.aborted ? '\n^C\n\n' : '\n\n');
+    }
+  } finally {
+    rl.close();
+  }
+}
