@@ -8,6 +8,7 @@
 import type { SamplingRow } from '../src/backend/backend.ts';
 import { CudaBackend } from '../src/backend/cuda/backend.ts';
 import { profileKvBlocks } from '../src/backend/cuda/kv-sizing.ts';
+import { weightBytes } from '../src/backend/cuda/weight-bytes.ts';
 import { loadDummyModel } from '../src/models/dummy.ts';
 import type { Model } from '../src/models/model.ts';
 import { buildStepBatch, type ScheduledChunk } from '../src/runner/step-batch.ts';
@@ -31,7 +32,7 @@ const rand = () => {
 const uniform = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
 
 const t0 = performance.now();
-const backend = new CudaBackend({ dtype: 'bf16' });
+const backend = new CudaBackend({ dtype: 'bf16', weightBytes: weightBytes(dir, 'bf16', true) });
 const model: Model = loadDummyModel(dir, backend);
 backend.drv.sync();
 console.log(`load ${((performance.now() - t0) / 1000).toFixed(1)} s; ${backend.memoryReport()}`);

@@ -9,6 +9,7 @@ import { loadModelConfig } from '../../src/loader/hf-config.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { gpuSkip, relL2 } from '../helpers/gpu.ts';
+import { LowPrecisionCpu } from '../helpers/low-precision-cpu.ts';
 import { argmax, maxAbsDiff, PagedSession } from '../helpers/paged-session.ts';
 
 const skip = gpuSkip();
@@ -63,13 +64,25 @@ for (const name of MODELS) {
         assert.deepEqual(ids[seq], p.greedy_ids.slice(0, steps), `prompt ${seq}`);
     });
 
-    test('stored dtype (bf16 / fp16): last logits within 2e-2 relative L2', { skip: why }, () => {
+    // The golden logits are float32. On the tiny random-weight fixtures a faithful bf16 forward is itself more than
+    // 2 % away (chaotic nets: rounding the weights alone moves tiny-llama's by 2.7 %), so the bound is 2e-2 or 1.25x
+    // the error of the same precision emulated on the CPU (test/helpers/low-precision-cpu.ts), whichever is larger.
+    test('stored dtype (bf16 / fp16): last logits within 2e-2 relative L2 (or of a CPU emulation of that precision)', {
+      skip: why,
+    }, () => {
       const dtype = cudaDtype(loadModelConfig(dir).dtype);
       const model = load(dtype, false);
+      const emulated = loadModel(dir, new LowPrecisionCpu(dtype === 'f16' ? 'f16' : 'bf16'));
       for (const p of golden()) {
         const logits = new PagedSession(model, 16).step([{ seq: 0, tokens: p.input_ids }])[0]!;
         const e = relL2(logits, p.last_logits);
-        assert.ok(e <= 2e-2, `${dtype}: relative L2 ${e}`);
+        const emu = relL2(new PagedSession(emulated, 16).step([{ seq: 0, tokens: p.input_ids }])[0]!, p.last_logits);
+        const bound = Math.max(2e-2, 1.25 * emu);
+        assert.ok(
+          e <= bound,
+          `${dtype}: relative L2 ${e.toFixed(4)} > ${bound.toFixed(4)} (CPU emulation ${emu.toFixed(4)})`,
+        );
+        console.log(`${name} ${dtype}: relative L2 ${e.toFixed(4)} (CPU ${dtype} emulation ${emu.toFixed(4)})`);
       }
     });
   });

@@ -15,7 +15,7 @@ const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
  */
 export class CudaAttention {
   private readonly flash: FlashAttention;
-  /** Split-KV scratch, from the never-freed weight slab so graphs captured over an older one stay valid. */
+  /** Split-KV scratch, never freed, so graphs captured over an older (smaller) one stay valid. */
   private ws: DecodeWorkspace | null = null;
   private wsSeqs = 0;
 
@@ -37,8 +37,8 @@ export class CudaAttention {
     if (!this.ws || numSeqs > this.wsSeqs) {
       const seqs = Math.max(numSeqs, this.backend.steps.capacity.seqs);
       const bytes = decodeWorkspaceBytes(seqs, spec.numHeads, spec.headDim);
-      const partialO: DevPtr = this.backend.weights.alloc(bytes.partialO);
-      const partialLse: DevPtr = this.backend.weights.alloc(bytes.partialLse);
+      const partialO: DevPtr = this.backend.drv.alloc(bytes.partialO);
+      const partialLse: DevPtr = this.backend.drv.alloc(bytes.partialLse);
       this.ws = { partialO, partialLse, maxSplits: 32 };
       this.wsSeqs = seqs;
     }

@@ -81,7 +81,8 @@ export class CudaBackend implements Backend {
     this.lt = new CublasLt(this.drv);
     this.dtype = opts.dtype;
     this.weights = new Slab(this.drv);
-    if (opts.weightBytes) this.weights.reserve(opts.weightBytes);
+    // A little headroom for small per-model tables (RoPE inverse frequencies) after the weights.
+    if (opts.weightBytes) this.weights.reserve(opts.weightBytes + (4 << 20));
     this.arena = new Arena(this.drv);
     this.steps = new StepBuffers(this.drv);
     this.graphs = opts.graphs === false ? null : new DecodeGraphs(this);

@@ -93,7 +93,7 @@ export class Arena {
       this.drv.sync();
       for (const p of this.spills) this.drv.free(p);
       this.spills = [];
-      this.grow(this.needed());
+      if (this.needed() > this.capacity) this.grow(this.needed());
     }
     this.offset = 0;
     this.stepBytes = 0;

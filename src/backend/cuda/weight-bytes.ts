@@ -1,0 +1,43 @@
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadModelConfig } from '../../loader/hf-config.ts';
+import { loadDummyModel } from '../../models/dummy.ts';
+import type { Backend, DType, HostTensor, Tensor } from '../backend.ts';
+import { DTYPE_BYTES } from './tensor.ts';
+
+/** A stand-in backend that only counts the bytes the model's weights take in `dtype`. */
+function countingBackend(dtype: DType): { backend: Backend; bytes: () => number } {
+  let bytes = 0;
+  const loadWeight = (w: HostTensor, opts?: { transpose?: boolean }): Tensor => {
+    bytes += Math.ceil((w.shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype]) / 256) * 256;
+    const shape = opts?.transpose && w.shape.length === 2 ? [w.shape[1]!, w.shape[0]!] : [...w.shape];
+    return { shape, dtype };
+  };
+  const backend = new Proxy({} as Backend, {
+    get: (_, key) => {
+      if (key === 'loadWeight') return loadWeight;
+      if (key === 'name') return 'cuda';
+      return () => {
+        throw new Error(`weight counting: ${String(key)} called while building the model`);
+      };
+    },
+  });
+  return { backend, bytes: () => bytes };
+}
+
+/**
+ * Bytes the weights of the model in `dir` take on the device in `dtype`, so they can be one allocation: counted
+ * exactly by building the model on a counting backend for dummy weights, estimated from the safetensors file sizes
+ * otherwise (headers make it a slight overestimate).
+ */
+export function weightBytes(dir: string, dtype: DType, dummy: boolean): number {
+  if (dummy) {
+    const c = countingBackend(dtype);
+    loadDummyModel(dir, c.backend);
+    return c.bytes();
+  }
+  const stored = loadModelConfig(dir).dtype === 'float32' ? 4 : 2;
+  let total = 0;
+  for (const f of readdirSync(dir)) if (f.endsWith('.safetensors')) total += statSync(join(dir, f)).size;
+  return Math.ceil((total * DTYPE_BYTES[dtype]) / stored);
+}
