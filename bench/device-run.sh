@@ -14,6 +14,11 @@ fi
 if has bench; then
   timeout ${BENCH_TIMEOUT:-300} node --import tsx bench/cuda.ts bench-configs/llama3-8b ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
 fi
+if has cli; then
+  # pagoda run on the GPU: a fixture model, then the 8B-shaped dummy (no tokenizer: bytes in, ids out).
+  timeout 120 node bin/pagoda.mjs run "$PAGODA_FIXTURES/models/tiny-llama" "Hello" --max-tokens 16 --device cuda --temperature 0 2>&1 | tee "$OUT/run-fixture.log" | tail -8
+  timeout 180 node bin/pagoda.mjs run bench-configs/llama3-8b "Hello" --max-tokens 32 --device cuda --load-format dummy --max-num-seqs 64 --max-model-len 4096 2>&1 | tee "$OUT/run-dummy.log" | tail -8
+fi
 if has baseline; then
   PYTHONUNBUFFERED=1 python3 bench/hf_baseline.py bench-configs/llama3-8b ${BASELINE_ARGS:-} 2>&1 | tee "$OUT/baseline.log" | tail -20
 fi

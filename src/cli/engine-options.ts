@@ -13,6 +13,18 @@ export function addEngineOptions(cmd: Command): Command {
     .option('--no-prefix-caching', 'turn automatic prefix caching off')
     .addOption(
       new Option('--scheduling-policy <policy>', 'request order').choices(['fcfs', 'priority']).default('fcfs'),
+    )
+    .option('--device <device>', 'auto (CUDA when usable, else CPU), cuda or cpu (default: $PAGODA_DEVICE or auto)')
+    .addOption(
+      new Option('--dtype <dtype>', 'GPU weights and activations: auto keeps bf16/fp16 as stored, fp32 becomes bf16')
+        .choices(['auto', 'bfloat16', 'float16', 'float32'])
+        .default('auto'),
+    )
+    .option('--gpu-memory-utilization <fraction>', 'share of GPU memory to use; the KV cache gets the rest', '0.9')
+    .addOption(
+      new Option('--load-format <format>', 'dummy: random weights made on the GPU from config.json (benchmarks)')
+        .choices(['auto', 'dummy'])
+        .default('auto'),
     );
 }
 
@@ -28,6 +40,13 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
     maxModelLen: int('maxModelLen', '--max-model-len'),
     enablePrefixCaching: opts.prefixCaching !== false,
     schedulingPolicy: opts.schedulingPolicy as 'fcfs' | 'priority',
+    device: opts.device === undefined ? undefined : String(opts.device),
+    dtype: opts.dtype === undefined ? undefined : String(opts.dtype),
+    gpuMemoryUtilization:
+      opts.gpuMemoryUtilization === undefined
+        ? undefined
+        : parseNumberFlag(String(opts.gpuMemoryUtilization), '--gpu-memory-utilization'),
+    loadFormat: opts.loadFormat === 'dummy' ? 'dummy' : 'auto',
   };
 }
 

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { Backend, HostTensor } from '../backend/backend.ts';
 import { loadModelConfig } from '../loader/hf-config.ts';
 import type { WeightSource } from '../loader/safetensors.ts';
+import type { TextTokenizer, TokenizerGenerationIds } from '../loader/tokenizer.ts';
 import type { Model } from './model.ts';
 import { pickArchitecture } from './registry.ts';
 import { ModelWeights } from './weights.ts';
@@ -36,4 +37,35 @@ export function loadDummyModel(dir: string, backend: Backend): Model {
   const config = loadModelConfig(dir);
   const arch = pickArchitecture(config, join(dir, 'config.json'));
   return arch.build(config, new DummyWeights(noSource, backend, dir), backend);
+}
+
+/**
+ * A tokenizer for a dummy model folder that has none (a bare config.json): text is encoded as its UTF-8 bytes
+ * (ids 0..255) and ids decode to their bytes, or to `<id>` above 255. Enough to drive the engine and the HTTP
+ * server end to end with random weights; the text means nothing.
+ */
+export function dummyTokenizer(vocabSize: number, ids: TokenizerGenerationIds): TextTokenizer {
+  return {
+    vocabSize,
+    bosTokenId: ids.bosTokenId,
+    eosTokenIds: ids.eosTokenIds,
+    encode: (text) => [...Buffer.from(text, 'utf8')],
+    decode: (tokens) => {
+      let out = '';
+      let bytes: number[] = [];
+      const flush = () => {
+        out += Buffer.from(bytes).toString('utf8');
+        bytes = [];
+      };
+      for (const id of tokens) {
+        if (id < 256) bytes.push(id);
+        else {
+          flush();
+          out += `<${id}>`;
+        }
+      }
+      flush();
+      return out;
+    },
+  };
 }

@@ -1,16 +1,21 @@
 import { existsSync, statSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Backend } from '../backend/backend.ts';
 import { CpuBackend } from '../backend/cpu/backend.ts';
+import { CudaBackend } from '../backend/cuda/backend.ts';
+import { selectDevice } from '../backend/cuda/device.ts';
+import { loadCudaModel } from '../backend/cuda/engine-setup.ts';
 import { IncrementalDetokenizer } from '../engine/detokenizer.ts';
 import { Engine } from '../engine/engine.ts';
 import type { SamplingParams } from '../engine/types.ts';
 import { BackgroundTokenizer } from '../loader/background-tokenizer.ts';
 import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME, ensureDemoModel } from '../loader/demo-model.ts';
-import { type GenerationConfig, loadGenerationConfig, type ModelConfig } from '../loader/hf-config.ts';
+import { type GenerationConfig, loadGenerationConfig, loadModelConfig, type ModelConfig } from '../loader/hf-config.ts';
 import { loadTokenizer, type TextTokenizer } from '../loader/tokenizer.ts';
+import { dummyTokenizer } from '../models/dummy.ts';
 import { loadModel } from '../models/load.ts';
+import type { Model } from '../models/model.ts';
 import { type PromptTemplate, samplingFromParameters, storedChatTemplate } from '../store/model-prompt.ts';
 import { resolveModel } from '../store/resolve.ts';
 import { UserError } from '../util/errors.ts';
@@ -31,8 +36,16 @@ export interface EngineOptions {
   /** Automatic prefix caching (default on). */
   enablePrefixCaching?: boolean;
   schedulingPolicy?: 'fcfs' | 'priority';
-  /** Defaults to the CPU backend. */
+  /** A backend to use as is; otherwise `device` picks one. */
   backend?: Backend;
+  /** --device: auto (CUDA when usable, else the CPU), cuda or cpu. Default: $PAGODA_DEVICE, else auto. */
+  device?: string;
+  /** --dtype for the GPU: auto (bf16/fp16 as stored, fp32 -> bf16), bfloat16, float16 or float32. */
+  dtype?: string;
+  /** Fraction of GPU memory pagoda may use (default 0.9); the KV cache gets what the weights and activations leave. */
+  gpuMemoryUtilization?: number;
+  /** 'dummy': random weights made on the GPU from config.json alone (benchmarks). */
+  loadFormat?: 'auto' | 'dummy';
   /** Start-up lines (KV cache size); default: stderr. */
   log?: (line: string) => void;
 }
@@ -75,24 +88,23 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
   if (resolved?.format === 'gguf') throw new UserError(`${model}: GGUF models are not supported yet`);
   const modelDir = resolved ? resolved.path : ensureDemoModel();
   const manifest = resolved?.manifest ?? null;
-  const backend = options.backend ?? new CpuBackend();
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const m = loadModel(modelDir, backend);
-  const config = m.config;
-  const generation = loadGenerationConfig(modelDir, config);
-  const tokenizer = loadTokenizer(modelDir, generation);
-  const chatTemplate = storedChatTemplate(manifest, loadChatTemplate(modelDir));
-
-  const onCpu = backend.name === 'cpu';
+  const device = options.backend
+    ? options.backend.name
+    : selectDevice(options.device ?? process.env.PAGODA_DEVICE ?? 'auto', { note: log });
+  const dummy = options.loadFormat === 'dummy';
+  if (dummy && device !== 'cuda') throw new UserError('--load-format dummy: needs the GPU (--device cuda)');
+  const onCpu = device === 'cpu';
+  const config0 = loadModelConfig(modelDir);
   const blockSize = positiveInt(options.blockSize ?? 16, 'block size');
   const numCtx = typeof manifest?.parameters.num_ctx === 'number' ? manifest.parameters.num_ctx : undefined;
   const maxModelLen = positiveInt(
-    options.maxModelLen ?? Math.min(numCtx ?? Number.POSITIVE_INFINITY, config.maxPositionEmbeddings),
+    options.maxModelLen ?? Math.min(numCtx ?? Number.POSITIVE_INFINITY, config0.maxPositionEmbeddings),
     'max model length',
   );
-  if (maxModelLen > config.maxPositionEmbeddings) {
+  if (maxModelLen > config0.maxPositionEmbeddings) {
     throw new UserError(
-      `max model length ${maxModelLen} exceeds the model's max_position_embeddings (${config.maxPositionEmbeddings})`,
+      `max model length ${maxModelLen} exceeds the model's max_position_embeddings (${config0.maxPositionEmbeddings})`,
     );
   }
   const maxNumSeqs = positiveInt(options.maxNumSeqs ?? (onCpu ? 64 : 256), 'max num seqs');
@@ -100,21 +112,48 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
     options.maxNumBatchedTokens ?? (onCpu ? 256 : 8192),
     'max num batched tokens',
   );
-  const blockBytes = kvBlockBytes(m, blockSize, onCpu ? 4 : 2);
-  // Without an explicit size, take no more than every sequence at full length could use.
-  const useful = maxNumSeqs * Math.ceil(maxModelLen / blockSize) * blockBytes;
-  const bytes = options.kvCacheMemory ?? Math.min(DEFAULT_CPU_KV_BYTES, useful);
-  const numBlocks = Math.floor(bytes / blockBytes);
-  if (numBlocks < 1) {
-    throw new UserError(
-      `KV cache memory of ${bytes} bytes holds no block (one block of ${blockSize} tokens takes ${blockBytes} bytes)`,
+  let m: Model;
+  let numBlocks: number;
+  if (device === 'cuda' && !options.backend) {
+    const cuda = loadCudaModel(modelDir, {
+      dtype: options.dtype,
+      dummy,
+      gpuMemoryUtilization: options.gpuMemoryUtilization,
+      kvCacheMemory: options.kvCacheMemory,
+      blockSize,
+      maxNumBatchedTokens,
+      maxNumSeqs,
+      maxModelLen,
+      log,
+    });
+    m = cuda.model;
+    numBlocks = cuda.numBlocks;
+  } else {
+    m = loadModel(modelDir, options.backend ?? new CpuBackend());
+    const blockBytes = kvBlockBytes(m, blockSize, onCpu ? 4 : 2);
+    // Without an explicit size, take no more than every sequence at full length could use.
+    const useful = maxNumSeqs * Math.ceil(maxModelLen / blockSize) * blockBytes;
+    const bytes = options.kvCacheMemory ?? Math.min(DEFAULT_CPU_KV_BYTES, useful);
+    numBlocks = Math.floor(bytes / blockBytes);
+    if (numBlocks < 1) {
+      throw new UserError(
+        `KV cache memory of ${bytes} bytes holds no block (one block of ${blockSize} tokens takes ${blockBytes} bytes)`,
+      );
+    }
+    log(
+      `KV cache: ${numBlocks} blocks of ${blockSize} tokens (${((numBlocks * blockBytes) / 2 ** 20).toFixed(1)} MiB), ` +
+        `up to ${numBlocks * blockSize} concurrent tokens`,
     );
   }
   const runner = new ModelRunner(m, numBlocks, blockSize);
-  log(
-    `KV cache: ${numBlocks} blocks of ${blockSize} tokens (${((numBlocks * blockBytes) / 2 ** 20).toFixed(1)} MiB), ` +
-      `up to ${numBlocks * blockSize} concurrent tokens`,
-  );
+  if (m.backend instanceof CudaBackend) log(m.backend.memoryReport());
+  const config = m.config;
+  const generation = loadGenerationConfig(modelDir, config);
+  const tokenizer =
+    dummy && !existsSync(join(modelDir, 'tokenizer.json'))
+      ? dummyTokenizer(config.vocabSize, generation)
+      : loadTokenizer(modelDir, generation);
+  const chatTemplate = storedChatTemplate(manifest, loadChatTemplate(modelDir));
 
   const engine = new Engine({
     runner,
@@ -134,7 +173,7 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
     modelDir,
     modelName: !resolved ? DEMO_MODEL_NAME : resolved.origin === 'path' ? basename(modelDir) : resolved.name,
     isDemo,
-    backend: backend.name,
+    backend: m.backend.name,
     config,
     generation,
     tokenizer,

@@ -36,7 +36,11 @@ export class ModelRunner implements StepRunner {
       );
     }
     const batch = buildStepBatch(chunks, this.blockSize);
-    return backend.toHost(this.model.forward(backend.beginStep(batch), this.kvCache));
+    // A backend with forwardStep (CUDA) replays decode steps from captured graphs.
+    const forward = (step: ReturnType<typeof backend.beginStep>) => this.model.forward(step, this.kvCache);
+    return backend.toHost(
+      backend.forwardStep ? backend.forwardStep(batch, forward) : forward(backend.beginStep(batch)),
+    );
   }
 }
 

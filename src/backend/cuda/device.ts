@@ -63,7 +63,8 @@ export function selectDevice(
   const probe = probeCuda(opts);
   if (!(probe instanceof CudaUnavailable)) return 'cuda';
   if (flag === 'cuda') throw new UserError(`--device cuda: ${probe.reason}. ${probe.fix}`);
-  opts.note?.(`using the CPU: ${probe.reason}`);
+  // The short form: on a machine without a GPU this is the normal case, not an error.
+  opts.note?.(`device: cpu (CUDA not used: ${probe.reason.split(': tried')[0]})`);
   return 'cpu';
 }
 

@@ -1,0 +1,63 @@
+import { loadModelConfig } from '../../loader/hf-config.ts';
+import { loadDummyModel } from '../../models/dummy.ts';
+import { loadModel } from '../../models/load.ts';
+import type { Model } from '../../models/model.ts';
+import { UserError } from '../../util/errors.ts';
+import { CudaBackend } from './backend.ts';
+import { cudaDtype, probeCuda } from './device.ts';
+import { profileKvBlocks } from './kv-sizing.ts';
+import { CudaUnavailable } from './libs.ts';
+import { weightBytes } from './weight-bytes.ts';
+
+export interface CudaModelOptions {
+  /** --dtype: auto | bfloat16 | float16 | float32. */
+  dtype?: string;
+  /** --load-format dummy: random weights made on the device from config.json alone. */
+  dummy?: boolean;
+  gpuMemoryUtilization?: number;
+  /** Explicit KV cache bytes; otherwise sized by profiling. */
+  kvCacheMemory?: number;
+  blockSize: number;
+  maxNumBatchedTokens: number;
+  maxNumSeqs: number;
+  maxModelLen: number;
+  log: (line: string) => void;
+}
+
+/**
+ * Loads a model onto the GPU for the engine: weights in one allocation (streamed from safetensors, or dummy), then
+ * the KV cache block count from a profiling pass of the largest step and --gpu-memory-utilization.
+ */
+export function loadCudaModel(
+  dir: string,
+  o: CudaModelOptions,
+): { model: Model; backend: CudaBackend; numBlocks: number } {
+  const dtype = cudaDtype(loadModelConfig(dir).dtype, o.dtype ?? 'auto');
+  const bytes = weightBytes(dir, dtype, o.dummy === true);
+  const probe = probeCuda({ weightBytes: bytes });
+  if (probe instanceof CudaUnavailable) throw new UserError(`--device cuda: ${probe.reason}. ${probe.fix}`);
+  const util = o.gpuMemoryUtilization ?? 0.9;
+  if (!(util > 0 && util <= 1)) throw new UserError(`--gpu-memory-utilization ${util}: expected a fraction in (0, 1]`);
+  const t0 = performance.now();
+  const backend = new CudaBackend({ dtype, weightBytes: bytes });
+  const model = o.dummy ? loadDummyModel(dir, backend) : loadModel(dir, backend);
+  backend.drv.sync();
+  o.log(
+    `weights: ${(bytes / 2 ** 30).toFixed(2)} GiB ${dtype}${o.dummy ? ' (dummy)' : ''} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
+  let numBlocks: number;
+  if (o.kvCacheMemory !== undefined) {
+    backend.reserveSteps({
+      tokens: Math.max(o.maxNumBatchedTokens, o.maxNumSeqs),
+      seqs: o.maxNumSeqs,
+      blocksPerSeq: Math.ceil(o.maxModelLen / o.blockSize),
+    });
+    backend.graphs?.setMaxBatch(o.maxNumSeqs);
+    numBlocks = Math.floor(o.kvCacheMemory / backend.kvBlockBytes({ ...model.kvShape, blockSize: o.blockSize }));
+  } else {
+    const sizing = profileKvBlocks(backend, model, { ...o, gpuMemoryUtilization: util });
+    o.log(sizing.report);
+    numBlocks = sizing.numBlocks;
+  }
+  return { model, backend, numBlocks };
+}
