@@ -3,6 +3,7 @@ import { registerBench } from './bench.ts';
 import { registerCp } from './cp.ts';
 import { registerCreate } from './create.ts';
 import { registerList } from './list.ts';
+import { registerPs } from './ps.ts';
 import { registerPull } from './pull.ts';
 import { registerRm } from './rm.ts';
 import { registerRun } from './run.ts';
@@ -20,4 +21,5 @@ export const commands: RegisterCommand[] = [
   registerCreate,
   registerCp,
   registerRm,
+  registerPs,
 ];

@@ -1,0 +1,45 @@
+import { Command } from 'commander';
+import { UserError } from '../../util/errors.ts';
+import { formatBytes, formatTable } from '../progress.ts';
+import { serverUrl } from '../server-url.ts';
+import type { RegisterCommand } from './index.ts';
+
+interface RunningModel {
+  name: string;
+  digest: string;
+  size: number;
+  size_vram?: number;
+  expires_at?: string;
+}
+
+/** `pagoda ps`: the models a running server holds loaded (GET /api/ps on PAGODA_HOST). */
+export const registerPs: RegisterCommand = (program) => {
+  program.addCommand(
+    new Command('ps').description('list the models a running server has loaded').action(async () => {
+      const base = serverUrl();
+      const key = process.env.PAGODA_API_KEY || process.env.OLLAMA_API_KEY;
+      let res: Response;
+      try {
+        res = await fetch(`${base}/api/ps`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
+      } catch {
+        throw new UserError(`no pagoda server is running at ${base} (start one with \`pagoda serve\` or set PAGODA_HOST)`);
+      }
+      if (!res.ok) throw new UserError(`${base}/api/ps answered ${res.status}: ${await res.text()}`);
+      const { models } = (await res.json()) as { models: RunningModel[] };
+      const rows = [['NAME', 'ID', 'SIZE', 'PROCESSOR', 'UNTIL']];
+      for (const m of models) {
+        const processor = m.size_vram ? '100% GPU' : '100% CPU';
+        rows.push([m.name, m.digest.slice(0, 12), formatBytes(m.size), processor, until(m.expires_at)]);
+      }
+      process.stdout.write(`${formatTable(rows)}\n`);
+    }),
+  );
+};
+
+function until(expires: string | undefined): string {
+  if (!expires) return 'Forever';
+  const s = Math.round((Date.parse(expires) - Date.now()) / 1000);
+  if (!Number.isFinite(s) || s > 10 * 365 * 86400) return 'Forever';
+  if (s <= 0) return 'Stopping...';
+  return s < 60 ? `${s} seconds from now` : `${Math.round(s / 60)} minutes from now`;
+}
