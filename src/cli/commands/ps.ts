@@ -22,7 +22,9 @@ export const registerPs: RegisterCommand = (program) => {
       try {
         res = await fetch(`${base}/api/ps`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
       } catch {
-        throw new UserError(`no pagoda server is running at ${base} (start one with \`pagoda serve\` or set PAGODA_HOST)`);
+        throw new UserError(
+          `no pagoda server is running at ${base} (start one with \`pagoda serve\` or set PAGODA_HOST)`,
+        );
       }
       if (!res.ok) throw new UserError(`${base}/api/ps answered ${res.status}: ${await res.text()}`);
       const { models } = (await res.json()) as { models: RunningModel[] };
