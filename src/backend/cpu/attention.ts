@@ -41,7 +41,6 @@ export function pagedAttention(
   for (let s = 0; s < batch.numSeqs; s++) maxCtx = Math.max(maxCtx, batch.contextLens[s]);
   const scores = new Float64Array(maxCtx);
   const rowBase = new Int32Array(maxCtx);
-  const acc = new Float64Array(D);
   for (let s = 0; s < batch.numSeqs; s++) {
     const qStart = batch.cuSeqlensQ[s];
     const qLen = batch.cuSeqlensQ[s + 1] - qStart;
@@ -54,29 +53,106 @@ export function pagedAttention(
     for (let i = 0; i < qLen; i++) {
       const pos = ctx - qLen + i;
       const first = slidingWindow > 0 ? Math.max(0, pos - slidingWindow + 1) : 0;
-      const t = qStart + i;
       for (let h = 0; h < Hq; h++) {
-        const qb = (t * Hq + h) * D;
+        const qb = ((qStart + i) * Hq + h) * D;
         const kvOff = Math.floor(h / group) * D;
-        let max = Number.NEGATIVE_INFINITY;
-        for (let j = first; j <= pos; j++) {
-          const kb = rowBase[j] + kvOff;
-          let dot = 0;
-          for (let d = 0; d < D; d++) dot += q[qb + d] * cache.k[kb + d];
-          dot *= scale;
-          scores[j] = dot;
-          if (dot > max) max = dot;
-        }
-        let sum = 0;
-        acc.fill(0);
-        for (let j = first; j <= pos; j++) {
-          const p = Math.exp(scores[j] - max);
-          sum += p;
-          const vb = rowBase[j] + kvOff;
-          for (let d = 0; d < D; d++) acc[d] += p * cache.v[vb + d];
-        }
-        for (let d = 0; d < D; d++) out[qb + d] = acc[d] / sum;
+        const sum = softmaxScores(q, qb, cache.k, rowBase, kvOff, first, pos, D, scale, scores);
+        weightedValues(cache.v, rowBase, kvOff, first, pos, D, scores, 1 / sum, out, qb);
       }
     }
+  }
+}
+
+/** scores[j] = exp(q·k_j · scale - max) for keys first..last; returns their sum. */
+function softmaxScores(
+  q: Float32Array,
+  qb: number,
+  K: Float32Array,
+  rowBase: Int32Array,
+  kvOff: number,
+  first: number,
+  last: number,
+  D: number,
+  scale: number,
+  scores: Float64Array,
+): number {
+  const D4 = D - (D % 4);
+  let max = Number.NEGATIVE_INFINITY;
+  for (let j = first; j <= last; j++) {
+    const kb = rowBase[j] + kvOff;
+    let a0 = 0;
+    let a1 = 0;
+    let a2 = 0;
+    let a3 = 0;
+    let d = 0;
+    for (; d < D4; d += 4) {
+      a0 += q[qb + d] * K[kb + d];
+      a1 += q[qb + d + 1] * K[kb + d + 1];
+      a2 += q[qb + d + 2] * K[kb + d + 2];
+      a3 += q[qb + d + 3] * K[kb + d + 3];
+    }
+    for (; d < D; d++) a0 += q[qb + d] * K[kb + d];
+    const score = (a0 + a1 + a2 + a3) * scale;
+    scores[j] = score;
+    if (score > max) max = score;
+  }
+  let sum = 0;
+  for (let j = first; j <= last; j++) {
+    const p = Math.exp(scores[j] - max);
+    scores[j] = p;
+    sum += p;
+  }
+  return sum;
+}
+
+/** out[ob + d] = norm · Σ_j scores[j] · v_j[d], eight dims at a time so the sums stay in registers. */
+function weightedValues(
+  V: Float32Array,
+  rowBase: Int32Array,
+  kvOff: number,
+  first: number,
+  last: number,
+  D: number,
+  scores: Float64Array,
+  norm: number,
+  out: Float32Array,
+  ob: number,
+): void {
+  let d = 0;
+  for (; d + 8 <= D; d += 8) {
+    let a0 = 0;
+    let a1 = 0;
+    let a2 = 0;
+    let a3 = 0;
+    let a4 = 0;
+    let a5 = 0;
+    let a6 = 0;
+    let a7 = 0;
+    const off = kvOff + d;
+    for (let j = first; j <= last; j++) {
+      const p = scores[j];
+      const vb = rowBase[j] + off;
+      a0 += p * V[vb];
+      a1 += p * V[vb + 1];
+      a2 += p * V[vb + 2];
+      a3 += p * V[vb + 3];
+      a4 += p * V[vb + 4];
+      a5 += p * V[vb + 5];
+      a6 += p * V[vb + 6];
+      a7 += p * V[vb + 7];
+    }
+    out[ob + d] = a0 * norm;
+    out[ob + d + 1] = a1 * norm;
+    out[ob + d + 2] = a2 * norm;
+    out[ob + d + 3] = a3 * norm;
+    out[ob + d + 4] = a4 * norm;
+    out[ob + d + 5] = a5 * norm;
+    out[ob + d + 6] = a6 * norm;
+    out[ob + d + 7] = a7 * norm;
+  }
+  for (; d < D; d++) {
+    let a = 0;
+    for (let j = first; j <= last; j++) a += scores[j] * V[rowBase[j] + kvOff + d];
+    out[ob + d] = a * norm;
   }
 }

@@ -108,6 +108,12 @@ for (const group of [1, 2, 4]) {
   });
 }
 
+test('head dims off the unrolled widths (6, 12) take the remainder loops', () => {
+  for (const headDim of [6, 12]) {
+    check(RAGGED, { numHeads: 4, numKvHeads: 2, headDim, scale: 1 / Math.sqrt(headDim), slidingWindow: 0 }, 4, headDim);
+  }
+});
+
 test('sliding window: each query sees only the last W keys, itself included', () => {
   for (const slidingWindow of [1, 3, 5]) {
     check(RAGGED, { numHeads: 4, numKvHeads: 2, headDim: 4, scale: 0.5, slidingWindow }, 4, slidingWindow);
