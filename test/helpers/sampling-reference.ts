@@ -49,7 +49,7 @@ export function processedLogits(logits: ArrayLike<number>, r: SamplingRow): Floa
 
 /**
  * The CPU twin of the device sampler: which ids survive top-k / top-p / min-p, and each survivor's Gumbel score.
- * Greedy rows (temperature 0) keep every id with score = logit.
+ * Greedy rows (temperature 0) keep every id with score = logit. Ties at a top-k or top-p boundary are all kept.
  */
 export function referenceScores(logits: ArrayLike<number>, r: SamplingRow): { kept: boolean[]; score: Float64Array } {
   const x = processedLogits(logits, r);
@@ -68,6 +68,8 @@ export function referenceScores(logits: ArrayLike<number>, r: SamplingRow): { ke
     let acc = 0;
     let n = 0;
     while (n < keep && acc < r.topP * total) acc += Math.exp(x[order[n++]!]! - max);
+    // Ties with the last kept value are kept too, as the device's threshold search keeps every value >= it.
+    while (n < keep && x[order[n]!] === x[order[n - 1]!]) n++;
     keep = n;
   }
   const floor = r.minP > 0 ? max + Math.log(r.minP) : Number.NEGATIVE_INFINITY;

@@ -445,7 +445,7 @@ export class CudaBackend implements Backend {
       `${i.name} (sm_${i.ccMajor}${i.ccMinor}, ${i.smCount} SMs), ${gib(total)} total, ${gib(free)} free`,
       `weights ${gib(this.weights.usedBytes)} in ${this.weights.allocations} allocation(s) (${this.dtype})`,
       `KV cache ${gib(this.kvBytes)}`,
-      `activation arena ${mib(this.arena.capacityBytes)} (peak step ${mib(this.arena.peak)})`,
+      `activation arena ${mib(this.arena.capacityBytes)}`,
       `GEMM workspace ${mib(this.lt.workspaceBytes)}, pinned step staging ${mib(this.steps.pinnedBytes)}`,
     ].join('; ');
   }

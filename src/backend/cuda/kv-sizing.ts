@@ -64,7 +64,9 @@ export function profileKvBlocks(
   const { free, total } = backend.drv.memInfo();
   const blockBytes = backend.kvBlockBytes({ ...model.kvShape, blockSize: o.blockSize });
   const budget = free - total * (1 - o.gpuMemoryUtilization) - RESERVE;
-  const numBlocks = Math.floor(budget / blockBytes);
+  // No more than every sequence at full length could use (a small model would otherwise take the whole card).
+  const useful = o.maxNumSeqs * blocksPerSeq;
+  const numBlocks = Math.min(useful, Math.floor(budget / blockBytes));
   const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
   if (numBlocks < blocksPerSeq) {
     throw new UserError(
@@ -74,6 +76,6 @@ export function profileKvBlocks(
   const tokens = numBlocks * o.blockSize;
   return {
     numBlocks,
-    report: `KV cache: ${numBlocks} blocks of ${o.blockSize} tokens (${tokens} tokens, ${gib(numBlocks * blockBytes)}) from ${gib(free)} free x utilization ${o.gpuMemoryUtilization}; profiling step of ${o.maxNumBatchedTokens} tokens allocated ${(backend.arena.peak / 2 ** 20).toFixed(0)} MiB of activations in a ${(backend.arena.capacityBytes / 2 ** 20).toFixed(0)} MiB arena`,
+    report: `KV cache: ${numBlocks} blocks of ${o.blockSize} tokens (${tokens} tokens, ${gib(numBlocks * blockBytes)}) from ${gib(free)} free x utilization ${o.gpuMemoryUtilization}${numBlocks === useful ? ` (capped at max-num-seqs x max-model-len)` : ''}; the profiling step of ${o.maxNumBatchedTokens} tokens runs in a ${(backend.arena.capacityBytes / 2 ** 20).toFixed(0)} MiB activation arena`,
   };
 }
