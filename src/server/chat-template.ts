@@ -13,6 +13,8 @@ export function renderChat(model: LoadedModel, name: string, messages: ChatMessa
   try {
     return model.chatTemplate.render(messages, { addGenerationPrompt: true });
   } catch (err) {
-    throw new ApiError(400, `chat template: ${(err as Error).message}`, 'messages');
+    // The loader's message starts with the template's file path, which is none of the client's business.
+    const reason = (err as Error).message.replace(/^.*?chat template failed: /, '');
+    throw new ApiError(400, `chat template: ${reason}`, 'messages');
   }
 }

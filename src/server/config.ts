@@ -27,8 +27,6 @@ export interface ServeConfig {
   bodyLimitBytes: number;
   /** How long SIGTERM waits for in-flight requests before aborting them. */
   shutdownGraceMs: number;
-  /** KV cache budget in bytes; null = the engine's default. */
-  kvCacheMemory: number | null;
 }
 
 /** Command-line values; undefined = not given. */
@@ -48,7 +46,6 @@ export interface ServeFlags {
   origins?: string;
   bodyLimit?: string;
   shutdownGrace?: string;
-  kvCacheMemory?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -164,7 +161,6 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
     throw new UserError(`${keep!.from}: "${keep!.value}" is not a duration (e.g. 5m, 1h, 30s, -1)`);
 
   const originsValue = pick(flags.origins, '--origins', env, 'ORIGINS');
-  const kvMem = pick(flags.kvCacheMemory, '--kv-cache-memory', env, 'KV_CACHE_MEMORY');
   const grace = pick(flags.shutdownGrace, '--shutdown-grace', env, 'SHUTDOWN_GRACE');
   const graceMs = grace ? parseDuration(grace.value) : 30_000;
   if (graceMs === null || graceMs < 0) throw new UserError(`${grace!.from}: "${grace!.value}" is not a duration`);
@@ -191,6 +187,5 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
       : [],
     bodyLimitBytes: body ? parseSize(body) : 4 * 1024 * 1024,
     shutdownGraceMs: graceMs,
-    kvCacheMemory: kvMem ? parseSize(kvMem) : null,
   };
 }

@@ -1,19 +1,16 @@
 import { basename } from 'node:path';
 import type { EngineApi } from '../engine/types.ts';
+import type { ChatMessage } from '../loader/chat-template.ts';
 import type { TextTokenizer } from '../loader/tokenizer.ts';
 import { ApiError } from './errors.ts';
 
-export interface ChatMessage {
-  role: string;
-  content: string;
-  name?: string;
-}
+export type { ChatMessage };
 
 /** What the server needs of a model's chat template. */
 export interface ChatTemplate {
   /** The template source, shown by /api/show. */
   readonly source: string;
-  render(messages: ChatMessage[], opts: { addGenerationPrompt: boolean }): string;
+  render(messages: readonly ChatMessage[], opts: { addGenerationPrompt: boolean }): string;
 }
 
 /** What /api/tags, /api/show and /v1/models tell about a model without loading it. */

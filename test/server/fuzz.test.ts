@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { eventually, post, request } from './harness.ts';
-import { type ServedModel, startServed } from './served.ts';
+import { MODEL, type ServedModel, startServed } from './served.ts';
 
 let server: ServedModel;
 before(async () => {
@@ -34,7 +34,7 @@ interface Endpoint {
 const endpoints: Endpoint[] = [
   {
     path: '/v1/chat/completions',
-    base: { model: 'fake', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 },
+    base: { model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 },
     fields: {
       model: 'string',
       messages: 'array',
@@ -52,7 +52,7 @@ const endpoints: Endpoint[] = [
   },
   {
     path: '/v1/completions',
-    base: { model: 'fake', prompt: 'hi', max_tokens: 2 },
+    base: { model: MODEL, prompt: 'hi', max_tokens: 2 },
     fields: {
       model: 'string',
       prompt: 'string',
@@ -68,7 +68,7 @@ const endpoints: Endpoint[] = [
   },
   {
     path: '/api/generate',
-    base: { model: 'fake', prompt: 'hi', stream: false, options: { num_predict: 2 } },
+    base: { model: MODEL, prompt: 'hi', stream: false, options: { num_predict: 2 } },
     fields: {
       model: 'string',
       prompt: 'string',
@@ -82,10 +82,10 @@ const endpoints: Endpoint[] = [
   },
   {
     path: '/api/chat',
-    base: { model: 'fake', messages: [{ role: 'user', content: 'hi' }], stream: false, options: { num_predict: 2 } },
+    base: { model: MODEL, messages: [{ role: 'user', content: 'hi' }], stream: false, options: { num_predict: 2 } },
     fields: { model: 'string', messages: 'array', stream: 'boolean', options: 'object' },
   },
-  { path: '/api/show', base: { model: 'fake' }, fields: { model: 'string', verbose: 'boolean' } },
+  { path: '/api/show', base: { model: MODEL }, fields: { model: 'string', verbose: 'boolean' } },
 ];
 
 /** A value of the wrong JSON type for `kind`, or a value of the right type that is out of range. */
@@ -146,7 +146,7 @@ function hostileBody(r: ReturnType<typeof rng>, e: Endpoint): string | Buffer {
     case 5: // an unknown field
       return JSON.stringify({ ...e.base, [r.pick(['frobnicate', 'constructor', '__proto__x', 'x'.repeat(300)])]: 1 });
     case 6: // a lone surrogate
-      return valid.replace('fake', 'fa\\udc00ke');
+      return valid.replace(MODEL, 'tiny\\udc00llama');
     case 7: // oversize
       return JSON.stringify({ ...e.base, padding: 'x'.repeat(70 * 1024) });
     default: {
@@ -162,7 +162,7 @@ test('1,000 malformed or hostile bodies: each a 4xx JSON error in its API shape,
   assert.equal(
     (
       await post(`${server.url}/api/generate`, {
-        model: 'fake',
+        model: MODEL,
         prompt: 'x',
         stream: false,
         options: { num_predict: 1 },

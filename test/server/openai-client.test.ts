@@ -169,7 +169,7 @@ test('logprobs: chat top_logprobs and completions logprobs', async () => {
     assert.equal(lp.top_logprobs.length, 3);
     assert.deepEqual(lp.bytes, [...Buffer.from(lp.token, 'utf8')]);
   }
-  assert.equal(content.map((c) => c.token).join(''), r.choices[0].message.content);
+  assert.equal(content.length, r.usage?.completion_tokens);
 
   const c = await client.completions.create({ model: server.model, prompt: 'Hello', max_tokens: 4, logprobs: 2 });
   const lps = c.choices[0].logprobs!;

@@ -1,9 +1,15 @@
+import { join } from 'node:path';
 import type { EngineStats } from '../../src/engine/types.ts';
-import type { ServeConfig } from '../../src/server/config.ts';
+import { resolveServeConfig, type ServeConfig } from '../../src/server/config.ts';
+import { EngineModelSource } from '../../src/server/engine-source.ts';
+import type { ModelSource } from '../../src/server/models.ts';
+import { projectRoot } from '../helpers/fixtures.ts';
 import { FakeSource } from './fake-engine.ts';
 import { startTestServer, type TestServer } from './harness.ts';
 
-export const MODEL = 'fake';
+/** The fixture model the acceptance tests serve: a real engine on the CPU backend. */
+export const MODEL = 'tiny-llama';
+export const MODEL_DIR = join(projectRoot, 'test', 'fixtures', 'models', MODEL);
 
 export interface ServedModel extends TestServer {
   model: string;
@@ -11,9 +17,24 @@ export interface ServedModel extends TestServer {
   stats(): EngineStats;
 }
 
-/** A server on the test model. */
-export async function startServed(overrides: Partial<ServeConfig> = {}, tokenDelayMs = 1): Promise<ServedModel> {
-  const source = new FakeSource({ tokenDelayMs });
-  const server = await startTestServer(source, [{ name: MODEL, path: `/models/${MODEL}` }], overrides);
-  return { ...server, model: MODEL, stats: () => source.engines.get(MODEL)!.stats() };
+/**
+ * A server on tiny-llama with the real engine; `fakeTokenDelayMs` swaps in the test double (for tests that need
+ * slow, evenly paced tokens: queue limits, the drain).
+ */
+export async function startServed(
+  overrides: Partial<ServeConfig> = {},
+  fakeTokenDelayMs?: number,
+): Promise<ServedModel> {
+  const config = { ...resolveServeConfig({}, {}), ...overrides };
+  const source: ModelSource =
+    fakeTokenDelayMs === undefined
+      ? new EngineModelSource(config, { log: () => {} })
+      : new FakeSource({ tokenDelayMs: fakeTokenDelayMs });
+  const server = await startTestServer(source, [{ name: MODEL, path: MODEL_DIR }], config);
+  const stats = () => {
+    const resident = server.ctx.registry.resident().find((r) => r.entry.name === MODEL);
+    if (!resident) throw new Error(`${MODEL} is not loaded`);
+    return resident.model.engine.stats();
+  };
+  return { ...server, model: MODEL, stats };
 }

@@ -7,6 +7,7 @@ import { registerPs } from './ps.ts';
 import { registerPull } from './pull.ts';
 import { registerRm } from './rm.ts';
 import { registerRun } from './run.ts';
+import { registerServe } from './serve.ts';
 import { registerShow } from './show.ts';
 
 /** Each command lives in its own file and registers itself on the program. */
@@ -22,4 +23,5 @@ export const commands: RegisterCommand[] = [
   registerCp,
   registerRm,
   registerPs,
+  registerServe,
 ];

@@ -1,0 +1,50 @@
+import { Command } from 'commander';
+import { resolveServeConfig } from '../../server/config.ts';
+import { startServer } from '../../server/serve.ts';
+import { addEngineOptions, engineOptionsFrom } from '../engine-options.ts';
+import type { RegisterCommand } from './index.ts';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** `pagoda serve`: the OpenAI- and Ollama-compatible HTTP server. */
+export const registerServe: RegisterCommand = (program) => {
+  const cmd = new Command('serve')
+    .description('serve models over OpenAI- and Ollama-compatible HTTP APIs (default 127.0.0.1:11434)')
+    .option('-m, --model <path|name>', 'a model folder, a store name or "demo" (repeatable; default: demo)', collect)
+    .option('--host <host>', 'address to listen on, optionally host:port [PAGODA_HOST]')
+    .option('--port <port>', 'port to listen on (default 11434)')
+    .option('--num-parallel <n>', 'concurrent sequences per model [PAGODA_NUM_PARALLEL]')
+    .option('--flash-attention <auto|1|0>', 'attention kernels on the GPU [PAGODA_FLASH_ATTENTION]')
+    .option('--kv-cache-type <type>', 'KV cache element type: auto, f32, f16, bf16 [PAGODA_KV_CACHE_TYPE]')
+    .option('--context-length <n>', 'tokens per sequence (default: the model maximum) [PAGODA_CONTEXT_LENGTH]')
+    .option('--keep-alive <duration>', 'how long an idle model stays loaded, e.g. 5m, -1 [PAGODA_KEEP_ALIVE]')
+    .option('--max-loaded-models <n>', 'models resident at once [PAGODA_MAX_LOADED_MODELS]')
+    .option('--max-queue <n>', 'requests waiting beyond the running ones before 503 [PAGODA_MAX_QUEUE]')
+    .option('--models <dir>', 'the model store folder [PAGODA_MODELS]')
+    .option('--api-key <key>', 'require "Authorization: Bearer <key>" on every route but /health [PAGODA_API_KEY]')
+    .option('--origins <list>', 'comma-separated browser origins allowed (CORS), * globs [PAGODA_ORIGINS]')
+    .option('--body-limit <size>', 'largest request body, e.g. 4mb [PAGODA_BODY_LIMIT]')
+    .option('--shutdown-grace <duration>', 'how long SIGTERM waits for in-flight requests [PAGODA_SHUTDOWN_GRACE]');
+  addEngineOptions(cmd);
+  cmd.action(async (opts: Record<string, unknown>) => {
+    const config = resolveServeConfig(opts);
+    const engineOptions = engineOptionsFrom(opts);
+    const say = (line: string) => process.stdout.write(`${line}\n`);
+    const server = await startServer(config, engineOptions, say);
+    let signals = 0;
+    const stop = (signal: string) => {
+      if (++signals > 1) process.exit(1);
+      say(`${signal} received`);
+      server.shutdown().then(
+        () => process.exit(0),
+        (err) => {
+          process.stderr.write(`error during shutdown: ${(err as Error).message}\n`);
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+  program.addCommand(cmd);
+};

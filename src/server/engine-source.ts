@@ -1,0 +1,76 @@
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadChatTemplate } from '../loader/chat-template.ts';
+import { loadModelConfig } from '../loader/hf-config.ts';
+import { type EngineOptions, loadEngine } from '../runner/load.ts';
+import type { ServeConfig } from './config.ts';
+import type { LoadedModel, ModelEntry, ModelInfo, ModelSource } from './models.ts';
+
+const BYTES_PER_WEIGHT: Record<string, number> = { float32: 4, float16: 2, bfloat16: 2 };
+
+/** Weight files' total size and newest modification time. */
+function weightFiles(dir: string): { bytes: number; modified: Date } {
+  let bytes = 0;
+  let modified = 0;
+  for (const name of readdirSync(dir)) {
+    if (!name.endsWith('.safetensors') && !name.endsWith('.gguf')) continue;
+    const s = statSync(join(dir, name));
+    bytes += s.size;
+    modified = Math.max(modified, s.mtimeMs);
+  }
+  if (modified === 0) modified = statSync(join(dir, 'config.json')).mtimeMs;
+  return { bytes, modified: new Date(modified) };
+}
+
+/**
+ * The production ModelSource: models are Hugging Face folders loaded through `loadEngine` (config, tokenizer, chat
+ * template, weights, KV cache), one engine per model. `PAGODA_CONTEXT_LENGTH` caps each model's length and
+ * `PAGODA_NUM_PARALLEL` its concurrent sequences.
+ */
+export class EngineModelSource implements ModelSource {
+  constructor(
+    private readonly config: ServeConfig,
+    private readonly engineOptions: EngineOptions,
+    private readonly demoPath: string | null = null,
+  ) {}
+
+  async inspect(entry: ModelEntry): Promise<ModelInfo> {
+    const config = loadModelConfig(entry.path);
+    const files = weightFiles(entry.path);
+    return {
+      architecture: config.architecture,
+      family: config.modelType || config.architecture,
+      format: entry.path === this.demoPath ? 'demo' : 'safetensors',
+      parameterCount: Math.round(files.bytes / (BYTES_PER_WEIGHT[config.dtype] ?? 4)),
+      quantization: config.dtype,
+      sizeBytes: files.bytes,
+      modifiedAt: files.modified,
+      maxContextLength: config.maxPositionEmbeddings,
+      config: config.raw,
+      chatTemplate: loadChatTemplate(entry.path)?.source ?? null,
+    };
+  }
+
+  async load(entry: ModelEntry): Promise<LoadedModel> {
+    const modelMax = loadModelConfig(entry.path).maxPositionEmbeddings;
+    const wanted = this.engineOptions.maxModelLen ?? this.config.contextLength ?? modelMax;
+    const loaded = loadEngine(entry.path, {
+      ...this.engineOptions,
+      maxModelLen: Math.min(wanted, modelMax),
+      maxNumSeqs: this.engineOptions.maxNumSeqs ?? this.config.numParallel,
+      log: (line) => this.engineOptions.log?.(`${entry.name}: ${line}`),
+    });
+    const c = loaded.config;
+    const bytesPerValue = loaded.backend === 'cpu' ? 4 : 2;
+    const { numBlocks, blockSize, maxModelLen } = loaded.engine.config;
+    const kvCacheBytes = 2 * c.numLayers * c.numKvHeads * c.headDim * blockSize * bytesPerValue * numBlocks;
+    return {
+      engine: loaded.engine,
+      tokenizer: loaded.tokenizer,
+      chatTemplate: loaded.chatTemplate,
+      contextLength: maxModelLen,
+      backend: loaded.backend,
+      kvCacheBytes,
+    };
+  }
+}
