@@ -1,5 +1,4 @@
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { modelsDir as storeDir } from '../store/locations.ts';
 import { UserError } from '../util/errors.ts';
 
 /** Everything `pagoda serve` is configured with; resolved once from flags, then PAGODA_* / OLLAMA_* variables. */
@@ -177,7 +176,7 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
     keepAliveMs,
     maxLoadedModels: int(pick(flags.maxLoadedModels, '--max-loaded-models', env, 'MAX_LOADED_MODELS'), 3, 1, 64),
     maxQueue: int(pick(flags.maxQueue, '--max-queue', env, 'MAX_QUEUE'), 512, 0, 1 << 20),
-    modelsDir: pick(flags.models, '--models', env, 'MODELS')?.value ?? join(homedir(), '.pagoda', 'models'),
+    modelsDir: flags.models ?? storeDir(env),
     apiKey: pick(flags.apiKey, '--api-key', env, 'API_KEY')?.value ?? null,
     origins: originsValue
       ? originsValue.value

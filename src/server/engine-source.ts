@@ -1,6 +1,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadChatTemplate } from '../loader/chat-template.ts';
+import { DEMO_MODEL_NAME } from '../loader/demo-model.ts';
 import { loadModelConfig } from '../loader/hf-config.ts';
 import { type EngineOptions, loadEngine } from '../runner/load.ts';
 import type { ServeConfig } from './config.ts';
@@ -31,7 +32,6 @@ export class EngineModelSource implements ModelSource {
   constructor(
     private readonly config: ServeConfig,
     private readonly engineOptions: EngineOptions,
-    private readonly demoPath: string | null = null,
   ) {}
 
   async inspect(entry: ModelEntry): Promise<ModelInfo> {
@@ -40,7 +40,7 @@ export class EngineModelSource implements ModelSource {
     return {
       architecture: config.architecture,
       family: config.modelType || config.architecture,
-      format: entry.path === this.demoPath ? 'demo' : 'safetensors',
+      format: entry.ref === DEMO_MODEL_NAME ? 'demo' : 'safetensors',
       parameterCount: Math.round(files.bytes / (BYTES_PER_WEIGHT[config.dtype] ?? 4)),
       quantization: config.dtype,
       sizeBytes: files.bytes,
@@ -53,10 +53,10 @@ export class EngineModelSource implements ModelSource {
 
   async load(entry: ModelEntry): Promise<LoadedModel> {
     const modelMax = loadModelConfig(entry.path).maxPositionEmbeddings;
-    const wanted = this.engineOptions.maxModelLen ?? this.config.contextLength ?? modelMax;
-    const loaded = loadEngine(entry.path, {
+    const wanted = this.engineOptions.maxModelLen ?? this.config.contextLength;
+    const loaded = loadEngine(entry.ref, {
       ...this.engineOptions,
-      maxModelLen: Math.min(wanted, modelMax),
+      maxModelLen: wanted === null || wanted === undefined ? undefined : Math.min(wanted, modelMax),
       maxNumSeqs: this.engineOptions.maxNumSeqs ?? this.config.numParallel,
       log: (line) => this.engineOptions.log?.(`${entry.name}: ${line}`),
     });

@@ -46,7 +46,10 @@ export interface LoadedModel {
 /** A model the server may serve: its public name and where its files are (never derived from a request). */
 export interface ModelEntry {
   name: string;
+  /** The model folder. */
   path: string;
+  /** What the loader resolves: a folder, a store or Hugging Face cache name, or "demo". */
+  ref: string;
 }
 
 /** Reads and loads models; the production one wraps the loader and engine, tests pass a double. */
@@ -103,8 +106,9 @@ export class ModelRegistry {
     for (const entry of entries) {
       if (this.slots.has(entry.name)) continue;
       this.slots.set(entry.name, { entry, loading: null, resident: null, timer: null, lastUsed: 0 });
-      this.aliases.set(entry.path, entry.name);
-      this.aliases.set(`${entry.name}:latest`, entry.name);
+      for (const alias of [entry.path, entry.ref, `${entry.name}:latest`, entry.name.replace(/:latest$/, '')]) {
+        if (!this.aliases.has(alias)) this.aliases.set(alias, entry.name);
+      }
     }
   }
 
@@ -144,9 +148,18 @@ export class ModelRegistry {
     if (slot.timer) clearTimeout(slot.timer);
     slot.timer = null;
     if (!slot.resident && !slot.loading) {
-      slot.loading = this.load(slot).finally(() => {
-        slot.loading = null;
+      slot.loading = this.load(slot).catch((err: unknown) => {
+        throw new ApiError(
+          500,
+          `model "${slot.entry.name}" failed to load: ${(err as Error).message}`,
+          'model',
+          'model_load_failed',
+        );
       });
+      const done = () => {
+        slot.loading = null;
+      };
+      slot.loading.then(done, done);
     }
     const resident = slot.resident ?? (await slot.loading!);
     const loadMs = performance.now() - t0;

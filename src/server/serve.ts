@@ -1,62 +1,48 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import { DEMO_MODEL_NAME, DEMO_MODEL_WARNING, ensureDemoModel } from '../loader/demo-model.ts';
 import type { EngineOptions } from '../runner/load.ts';
+import { listModels } from '../store/catalog.ts';
+import { resolveModel } from '../store/resolve.ts';
 import { UserError } from '../util/errors.ts';
 import { buildApp } from './app.ts';
 import type { ServeConfig } from './config.ts';
 import { EngineModelSource } from './engine-source.ts';
 import { type ModelEntry, ModelRegistry, modelName } from './models.ts';
 
-const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
-/** A store name: one path segment of ordinary characters (so joining it to the store folder stays inside it). */
-const STORE_NAME = /^(?!\.{1,2}$)[\w.-]{1,200}$/;
-
 export function pagodaVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 
-/** Models in the store folder: its sub-folders that hold a config.json. */
-function storeEntries(modelsDir: string): ModelEntry[] {
-  if (!isDir(modelsDir)) return [];
-  return readdirSync(modelsDir)
-    .filter((name) => STORE_NAME.test(name) && existsSync(join(modelsDir, name, 'config.json')))
-    .map((name) => ({ name, path: join(modelsDir, name) }));
+/** The entry a `--model` value names: "demo", a folder, or a store / Hugging Face cache name. */
+function entryFor(spec: string): ModelEntry {
+  if (spec === DEMO_MODEL_NAME) return { name: DEMO_MODEL_NAME, path: ensureDemoModel(), ref: DEMO_MODEL_NAME };
+  const resolved = resolveModel(spec, { allowPaths: true });
+  if (resolved.origin === 'path') return { name: modelName(resolved.path), path: resolved.path, ref: resolved.path };
+  return { name: resolved.name, path: resolved.path, ref: resolved.name };
 }
 
-/** `--model` values (folders, store names or "demo") first, then the rest of the store; "demo" when none given. */
-export function resolveEntries(config: ServeConfig): {
-  entries: ModelEntry[];
-  preload: ModelEntry[];
-  demoPath: string | null;
-} {
+/**
+ * `--model` values first (the demo model when none), then every other model the store and the Hugging Face cache
+ * know, loaded on first use. Request names are matched against these entries only.
+ */
+export function resolveEntries(config: ServeConfig): { entries: ModelEntry[]; preload: ModelEntry[] } {
   const given: ModelEntry[] = [];
-  let demoPath: string | null = null;
-  const demo = () => {
-    demoPath ??= ensureDemoModel();
-    return { name: DEMO_MODEL_NAME, path: demoPath };
-  };
   for (const spec of config.models.length ? config.models : [DEMO_MODEL_NAME]) {
-    let entry: ModelEntry;
-    if (spec === DEMO_MODEL_NAME) entry = demo();
-    else if (isDir(spec)) entry = { name: modelName(spec), path: resolve(spec) };
-    else if (STORE_NAME.test(spec) && isDir(join(config.modelsDir, spec)))
-      entry = { name: spec, path: join(config.modelsDir, spec) };
-    else
-      throw new UserError(
-        `--model ${spec}: no such model folder, and no model "${spec}" in the store ${config.modelsDir}`,
-      );
+    const entry = entryFor(spec);
     const clash = given.find((e) => e.name === entry.name && e.path !== entry.path);
-    if (clash)
+    if (clash) {
       throw new UserError(
         `--model ${spec}: two models would be served as "${entry.name}" (${clash.path} and ${entry.path})`,
       );
+    }
     if (!given.some((e) => e.name === entry.name)) given.push(entry);
   }
-  const rest = storeEntries(config.modelsDir).filter((e) => !given.some((g) => g.name === e.name));
-  return { entries: [...given, ...rest], preload: given.slice(0, config.maxLoadedModels), demoPath };
+  const known = listModels()
+    .filter((c) => c.path !== null && c.path.length > 0 && !given.some((g) => g.name === c.name || g.path === c.path))
+    .map((c) => ({ name: c.name, path: c.path!, ref: c.name }));
+  return { entries: [...given, ...known], preload: given.slice(0, config.maxLoadedModels) };
 }
 
 export interface RunningServer {
@@ -72,8 +58,8 @@ export async function startServer(
   say: (line: string) => void,
 ): Promise<RunningServer> {
   const log = pino({ level: process.env.PAGODA_LOG_LEVEL ?? 'info' }, pino.destination(2));
-  const { entries, preload, demoPath } = resolveEntries(config);
-  const source = new EngineModelSource(config, { ...engineOptions, log: say }, demoPath);
+  const { entries, preload } = resolveEntries(config);
+  const source = new EngineModelSource(config, { ...engineOptions, log: say });
   const registry = new ModelRegistry(entries, source, {
     maxLoaded: config.maxLoadedModels,
     keepAliveMs: config.keepAliveMs,
@@ -85,11 +71,11 @@ export async function startServer(
     const lease = await registry.acquire(entry);
     const m = lease.resident.model;
     say(`model ${entry.name} (${entry.path}): backend ${m.backend}, context ${m.contextLength} tokens`);
-    if (entry.path === demoPath) say(`note: ${DEMO_MODEL_WARNING}`);
+    if (entry.ref === DEMO_MODEL_NAME) say(`note: ${DEMO_MODEL_WARNING}`);
     lease.release();
   }
   const others = entries.length - preload.length;
-  if (others > 0) say(`${others} more model(s) in ${config.modelsDir}, loaded on first use`);
+  if (others > 0) say(`${others} more model(s) from the store, loaded on first use`);
 
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();

@@ -30,7 +30,7 @@ export async function startServed(
     fakeTokenDelayMs === undefined
       ? new EngineModelSource(config, { log: () => {} })
       : new FakeSource({ tokenDelayMs: fakeTokenDelayMs });
-  const server = await startTestServer(source, [{ name: MODEL, path: MODEL_DIR }], config);
+  const server = await startTestServer(source, [{ name: MODEL, path: MODEL_DIR, ref: MODEL_DIR }], config);
   const stats = () => {
     const resident = server.ctx.registry.resident().find((r) => r.entry.name === MODEL);
     if (!resident) throw new Error(`${MODEL} is not loaded`);

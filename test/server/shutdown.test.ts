@@ -68,6 +68,9 @@ function streamRequest(url: string, body: unknown) {
 
 test('SIGTERM: stops accepting, lets in-flight streams finish, exits 0', async () => {
   const child = await spawnServe([]);
+  // Startup says where it listens, the model, the backend and the KV cache size.
+  assert.match(child.out(), /tiny-llama: KV cache: \d+ blocks of 16 tokens \([\d.]+ MiB\)/);
+  assert.match(child.out(), /model tiny-llama \(.*tiny-llama\): backend cpu, context 512 tokens/);
   const streams = [0, 1, 2].map((i) =>
     streamRequest(`${child.url}/v1/completions`, {
       model: 'tiny-llama',

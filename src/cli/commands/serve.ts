@@ -27,6 +27,8 @@ export const registerServe: RegisterCommand = (program) => {
     .option('--shutdown-grace <duration>', 'how long SIGTERM waits for in-flight requests [PAGODA_SHUTDOWN_GRACE]');
   addEngineOptions(cmd);
   cmd.action(async (opts: Record<string, unknown>) => {
+    // The store reads its folder from the environment; a --models flag is the same setting.
+    if (typeof opts.models === 'string') process.env.PAGODA_MODELS = opts.models;
     const config = resolveServeConfig(opts);
     const engineOptions = engineOptionsFrom(opts);
     const say = (line: string) => process.stdout.write(`${line}\n`);

@@ -59,7 +59,8 @@ export function registerModelRoutes(app: FastifyInstance, ctx: ServerContext): v
   app.get('/api/tags', async () => {
     const models = await Promise.all(
       ctx.registry.entries().map(async (entry) => {
-        const info = await ctx.registry.info(entry);
+        const info = await ctx.registry.info(entry).catch(() => null);
+        if (!info) return null;
         return {
           name: entry.name,
           model: entry.name,
@@ -70,7 +71,7 @@ export function registerModelRoutes(app: FastifyInstance, ctx: ServerContext): v
         };
       }),
     );
-    return { models };
+    return { models: models.filter((m) => m !== null) };
   });
 
   app.post('/api/show', async (request) => {

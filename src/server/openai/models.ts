@@ -14,10 +14,10 @@ export function registerModels(app: FastifyInstance, ctx: ServerContext): void {
       max_model_len: info.maxContextLength,
     };
   };
-  app.get('/v1/models', async () => ({
-    object: 'list',
-    data: await Promise.all(ctx.registry.entries().map((e) => card(e.name))),
-  }));
+  app.get('/v1/models', async () => {
+    const cards = await Promise.all(ctx.registry.entries().map((e) => card(e.name).catch(() => null)));
+    return { object: 'list', data: cards.filter((c) => c !== null) };
+  });
   app.get<{ Params: { model: string } }>('/v1/models/*', async (request) =>
     card((request.params as Record<string, string>)['*']),
   );

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ApiError } from '../../src/server/errors.ts';
+import { type ModelEntry, ModelRegistry } from '../../src/server/models.ts';
+import { FakeSource } from './fake-engine.ts';
+import { eventually } from './harness.ts';
+
+const entry = (name: string): ModelEntry => ({ name, path: `/models/${name}`, ref: name });
+
+test('names resolve to known entries only (aliases: path, :latest); anything else is a 404', () => {
+  const registry = new ModelRegistry([entry('a'), entry('b:latest')], new FakeSource(), {
+    maxLoaded: 1,
+    keepAliveMs: 1000,
+  });
+  assert.equal(registry.resolve('a').name, 'a');
+  assert.equal(registry.resolve('a:latest').name, 'a');
+  assert.equal(registry.resolve('/models/a').name, 'a');
+  assert.equal(registry.resolve('b').name, 'b:latest');
+  for (const bad of ['../a', '/etc/passwd', 'A', 'a/../a']) {
+    assert.throws(
+      () => registry.resolve(bad),
+      (e: unknown) => e instanceof ApiError && e.status === 404,
+    );
+  }
+  assert.throws(
+    () => registry.resolve(''),
+    (e: unknown) => e instanceof ApiError && e.status === 400,
+  );
+});
+
+test('keep-alive unloads an idle model; a busy one stays; max loaded evicts the least recently used', async () => {
+  const source = new FakeSource();
+  const registry = new ModelRegistry([entry('a'), entry('b')], source, { maxLoaded: 1, keepAliveMs: -1 });
+  const a = await registry.acquire(entry('a'));
+  assert.equal(a.resident.expiresAt, null);
+  a.release(20);
+  assert.notEqual(a.resident.expiresAt, null);
+  await eventually(() => registry.resident().length === 0, 2000, 'unload after keep-alive');
+  assert.equal(source.engines.get('a')!.shutdownCalls, 1);
+
+  const a2 = await registry.acquire(entry('a'));
+  a2.release(); // forever
+  const b = await registry.acquire(entry('b'));
+  assert.deepEqual(
+    registry.resident().map((r) => r.entry.name),
+    ['b'],
+  );
+  assert.equal(source.engines.get('a')!.shutdownCalls, 1, 'the new engine of a was shut down when b came in');
+  b.release();
+  await registry.shutdown();
+  assert.equal(registry.resident().length, 0);
+});
+
+test('a model that fails to load is a 500 naming it, and the next request tries again', async () => {
+  const source = new FakeSource();
+  let fail = true;
+  const load = source.load.bind(source);
+  source.load = async (e) => {
+    if (fail) throw new Error('weights are corrupt');
+    return load(e);
+  };
+  const registry = new ModelRegistry([entry('a')], source, { maxLoaded: 1, keepAliveMs: -1 });
+  await assert.rejects(
+    registry.acquire(entry('a')),
+    (e: unknown) =>
+      e instanceof ApiError && e.status === 500 && /"a" failed to load: weights are corrupt/.test(e.message),
+  );
+  fail = false;
+  const lease = await registry.acquire(entry('a'));
+  lease.release();
+  await registry.shutdown();
+});
