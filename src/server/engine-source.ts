@@ -4,8 +4,17 @@ import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME } from '../loader/demo-model.ts';
 import { loadModelConfig } from '../loader/hf-config.ts';
 import { type EngineOptions, loadEngine } from '../runner/load.ts';
+import { UserError } from '../util/errors.ts';
 import type { ServeConfig } from './config.ts';
 import type { LoadedModel, ModelEntry, ModelInfo, ModelSource } from './models.ts';
+
+/** On the GPU the KV cache is stored in the compute dtype, so a KV cache type picks --dtype (unless given). */
+const KV_DTYPE: Record<ServeConfig['kvCacheType'], string | undefined> = {
+  auto: undefined,
+  f32: 'float32',
+  f16: 'float16',
+  bf16: 'bfloat16',
+};
 
 const BYTES_PER_WEIGHT: Record<string, number> = { float32: 4, float16: 2, bfloat16: 2 };
 
@@ -56,10 +65,15 @@ export class EngineModelSource implements ModelSource {
     const wanted = this.engineOptions.maxModelLen ?? this.config.contextLength;
     const loaded = loadEngine(entry.ref, {
       ...this.engineOptions,
+      dtype: this.engineOptions.dtype ?? KV_DTYPE[this.config.kvCacheType],
       maxModelLen: wanted === null || wanted === undefined ? undefined : Math.min(wanted, modelMax),
       maxNumSeqs: this.engineOptions.maxNumSeqs ?? this.config.numParallel,
       log: (line) => this.engineOptions.log?.(`${entry.name}: ${line}`),
     });
+    if (loaded.backend === 'cpu' && !['auto', 'f32'].includes(this.config.kvCacheType)) {
+      await loaded.engine.shutdown(true);
+      throw new UserError(`PAGODA_KV_CACHE_TYPE ${this.config.kvCacheType}: the CPU backend keeps its KV cache in f32`);
+    }
     const c = loaded.config;
     const bytesPerValue = loaded.backend === 'cpu' ? 4 : 2;
     const { numBlocks, blockSize, maxModelLen } = loaded.engine.config;
