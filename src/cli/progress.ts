@@ -7,8 +7,9 @@ export function pullProgressRenderer(stream: NodeJS.WriteStream = process.stderr
   onProgress: (e: PullProgress) => void;
   stop: () => void;
 } {
-  const tty = Boolean(stream.isTTY);
-  const multi = tty
+  // Bars and spinners need a terminal with a size (a zero-column pty would make them redraw forever).
+  const tty = Boolean(stream.isTTY) && (stream.columns ?? 0) > 0;
+  let multi = tty
     ? new cliProgress.MultiBar(
         {
           stream,
@@ -48,14 +49,18 @@ export function pullProgressRenderer(stream: NodeJS.WriteStream = process.stderr
     },
     stop: () => {
       spinner?.stop();
+      spinner = null;
       multi?.stop();
+      multi = null;
+      bars.clear();
     },
   };
 }
 
 /** Runs `work` under a spinner on a terminal (for anything that may take more than a second). */
 export async function withSpinner<T>(text: string, work: () => Promise<T> | T): Promise<T> {
-  const spinner = process.stderr.isTTY ? ora({ text, stream: process.stderr }).start() : null;
+  const tty = process.stderr.isTTY && (process.stderr.columns ?? 0) > 0;
+  const spinner = tty ? ora({ text, stream: process.stderr }).start() : null;
   try {
     const result = await work();
     spinner?.succeed();

@@ -4,9 +4,12 @@ argv[1]: JSON list of steps: ["send", text] writes text to the terminal; ["expec
 the regex matches the output read since the previous expect (fails on timeout). argv[2:]: the command.
 Prints one JSON object: {"ok", "error", "output", "code"}.
 """
+import fcntl
 import json
 import os
 import pty
+import struct
+import termios
 import re
 import select
 import subprocess
@@ -15,6 +18,8 @@ import time
 
 steps = json.loads(sys.argv[1])
 master, slave = pty.openpty()
+# A real terminal has a size; 24 rows of 100 columns.
+fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
 proc = subprocess.Popen(sys.argv[2:], stdin=slave, stdout=slave, stderr=slave, close_fds=True, start_new_session=True)
 os.close(slave)
 output = b""
