@@ -12,10 +12,11 @@ import type {
 } from '../backend.ts';
 import { type PagedKv, pagedAttention, writeKvCache } from './attention.ts';
 import { addInto, geluInto, siluMulInto } from './elementwise.ts';
-import { linearF32 } from './matmul.ts';
+import { addBias, linearF32 } from './matmul.ts';
 import { layerNormRows, rmsNormRows } from './norm.ts';
 import { applyRope, ropeTables } from './rope.ts';
 import { CpuTensor, cpu, rowsCols } from './tensor.ts';
+import { CpuThreads, defaultThreads, MIN_PARALLEL_MACS, sharedFloat32 } from './threads.ts';
 
 /** The step's plan plus cos/sin tables computed once per rope spec and reused by every layer. */
 class CpuStepContext implements StepContext {
@@ -45,18 +46,33 @@ function pagedOf(cache: LayerKvCache): PagedKv {
   return cache.paged();
 }
 
-/** The reference backend: plain TypeScript over Float32Array, everything computed in f32 (sums in f64). */
+/**
+ * The reference backend: plain TypeScript over Float32Array, everything computed in f32 (sums in f64).
+ * Large linear() calls are split by output columns over worker threads (`threads`, default PAGODA_CPU_THREADS or
+ * the machine's parallelism up to 8); each column is computed by the same code either way, so results are identical.
+ */
 export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
+  readonly threads: number;
+
+  constructor(opts?: { threads?: number }) {
+    this.threads = opts?.threads ?? defaultThreads();
+  }
 
   loadWeight(w: HostTensor, opts?: { transpose?: boolean }): Tensor {
     const data = toFloat32(w);
-    if (!opts?.transpose) return new CpuTensor([...w.shape], data);
+    // A weight big enough to split starts the workers now, so they boot while the rest of the model loads.
+    if (this.threads > 1 && data.length >= MIN_PARALLEL_MACS) CpuThreads.get(this.threads);
+    // Weights live in shared memory when worker threads will read them.
+    const out = this.threads > 1 ? sharedFloat32(data.length) : opts?.transpose ? new Float32Array(data.length) : data;
+    if (!opts?.transpose) {
+      if (out !== data) out.set(data);
+      return new CpuTensor([...w.shape], out);
+    }
     if (w.shape.length !== 2) throw new Error(`${w.name}: only a 2-D weight can be transposed, shape [${w.shape}]`);
     const [r, c] = w.shape as [number, number];
-    const t = new Float32Array(data.length);
-    for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) t[j * r + i] = data[i * c + j];
-    return new CpuTensor([c, r], t);
+    for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = data[i * c + j];
+    return new CpuTensor([c, r], out);
   }
 
   allocKvCache(spec: KvCacheSpec): LayerKvCache[] {
@@ -99,7 +115,14 @@ export class CpuBackend implements Backend {
     const [m, wn] = w.shape as [number, number];
     if (wn !== n) throw new Error(`linear: input has ${n} features, weight is [${w.shape}]`);
     const out = CpuTensor.zeros([T, m]);
-    linearF32(xt.data, w.data, bias ? cpu(bias).data : null, out.data, T, n, m);
+    const shared = w.data.buffer instanceof SharedArrayBuffer;
+    const pool = this.threads > 1 && shared ? CpuThreads.get(this.threads) : null;
+    if (pool?.worthIt(T, n, m)) {
+      pool.linear(xt.data, w.data, out.data, T, n, m);
+      if (bias) addBias(out.data, cpu(bias).data, T, m);
+    } else {
+      linearF32(xt.data, w.data, bias ? cpu(bias).data : null, out.data, T, n, m);
+    }
     return out;
   }
 

@@ -13,8 +13,27 @@ export function linearF32(
   n: number,
   m: number,
 ): void {
-  const blocked = T === 1 ? rows8(x, w, out, n, m) : rows4Tokens2(x, w, out, T, n, m);
-  for (let o = blocked; o < m; o++) {
+  linearRows(x, w, out, T, n, m, 0, m);
+  if (bias) addBias(out, bias, T, m);
+}
+
+export function addBias(out: Float32Array, bias: Float32Array, T: number, m: number): void {
+  for (let t = 0; t < T; t++) for (let o = 0; o < m; o++) out[t * m + o] += bias[o];
+}
+
+/** Output columns o0..o1 of the product (no bias): the share of one thread. */
+export function linearRows(
+  x: Float32Array,
+  w: Float32Array,
+  out: Float32Array,
+  T: number,
+  n: number,
+  m: number,
+  o0: number,
+  o1: number,
+): void {
+  const blocked = T === 1 ? rows8(x, w, out, n, o0, o1) : rows4Tokens2(x, w, out, T, n, m, o0, o1);
+  for (let o = blocked; o < o1; o++) {
     const wb = o * n;
     for (let t = 0; t < T; t++) {
       const xb = t * n;
@@ -23,13 +42,12 @@ export function linearF32(
       out[t * m + o] = a;
     }
   }
-  if (bias) for (let t = 0; t < T; t++) for (let o = 0; o < m; o++) out[t * m + o] += bias[o];
 }
 
-/** One token against 8 rows of w at a time; returns how many rows it covered. */
-function rows8(x: Float32Array, w: Float32Array, out: Float32Array, n: number, m: number): number {
-  let o = 0;
-  for (; o + 8 <= m; o += 8) {
+/** One token against 8 rows of w at a time, from row o0; returns the first row it did not cover. */
+function rows8(x: Float32Array, w: Float32Array, out: Float32Array, n: number, o0: number, o1: number): number {
+  let o = o0;
+  for (; o + 8 <= o1; o += 8) {
     const w0 = o * n;
     const w1 = w0 + n;
     const w2 = w1 + n;
@@ -69,10 +87,19 @@ function rows8(x: Float32Array, w: Float32Array, out: Float32Array, n: number, m
   return o;
 }
 
-/** 4 rows of w x 2 tokens at a time (a lone last token takes the 4 rows alone); returns the rows covered. */
-function rows4Tokens2(x: Float32Array, w: Float32Array, out: Float32Array, T: number, n: number, m: number): number {
-  let o = 0;
-  for (; o + 4 <= m; o += 4) {
+/** 4 rows of w x 2 tokens at a time (a lone last token takes the 4 rows alone); returns the first row left. */
+function rows4Tokens2(
+  x: Float32Array,
+  w: Float32Array,
+  out: Float32Array,
+  T: number,
+  n: number,
+  m: number,
+  o0: number,
+  o1: number,
+): number {
+  let o = o0;
+  for (; o + 4 <= o1; o += 4) {
     const w0 = o * n;
     const w1 = w0 + n;
     const w2 = w1 + n;
