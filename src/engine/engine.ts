@@ -238,6 +238,12 @@ export class Engine implements EngineApi {
         `prompt (${promptLen} tokens) + max_tokens (${p.maxTokens}) = ${total} tokens exceeds the model's maximum length of ${this.config.maxModelLen}`,
       );
     }
+    const { maxNumSeqs, maxNumBatchedTokens } = this.config.scheduler;
+    if (p.bestOf > Math.min(maxNumSeqs, maxNumBatchedTokens)) {
+      throw new UserError(
+        `best_of / beam width ${p.bestOf} exceeds what one step can run (max-num-seqs ${maxNumSeqs}, max-num-batched-tokens ${maxNumBatchedTokens})`,
+      );
+    }
     // Each of the bestOf sequences may have to be recomputed on its own after a preemption.
     const need = p.bestOf * this.blocks.blocksFor(total);
     if (need > this.config.numBlocks) {

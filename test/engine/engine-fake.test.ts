@@ -302,6 +302,10 @@ test('requests that can never fit are refused with both numbers', () => {
     () => submit(engine, { prompt: Array(20).fill(1), params: { maxTokens: 20 } }),
     /needs 10 KV blocks, but the whole KV cache has 8 blocks/,
   );
+  assert.throws(
+    () => submit(engine, { prompt: [1], params: { n: 20, maxTokens: 1 } }),
+    /best_of \/ beam width 20 exceeds what one step can run \(max-num-seqs 16/,
+  );
   assertAllBlocksFree(engine);
 });
 
