@@ -50,53 +50,86 @@ export function argmax(logits: Float32Array): number {
 }
 
 /**
- * The distribution a token is drawn from after temperature, min_p, top_k and top_p (vLLM's order), as candidate
- * ids with their normalized probabilities. Candidates are in vocabulary order unless top_k / top_p needed sorting.
+ * The distribution a token is drawn from after temperature, min_p, top_k and top_p (vLLM's order; min_p and top_k
+ * commute since both keep the most likely token), as candidate ids with their normalized probabilities. Candidates
+ * are in vocabulary order, or most likely first when top_k / top_p had to rank them.
  */
 export function samplingDistribution(logits: Float32Array, p: SamplingParams): { ids: number[]; probs: number[] } {
   const t = p.temperature;
   let max = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
   // Relative probabilities exp((l - max) / t); min_p keeps those at least min_p times the most likely.
+  const keep = (i: number) => {
+    const w = Math.exp((logits[i]! - max) / t);
+    return w > 0 && w >= p.minP ? w : 0;
+  };
   let ids: number[] = [];
   let probs: number[] = [];
-  for (let i = 0; i < logits.length; i++) {
-    const w = Math.exp((logits[i]! - max) / t);
-    if (w > 0 && w >= p.minP) {
-      ids.push(i);
-      probs.push(w);
-    }
-  }
-  const topK = p.topK > 0 && p.topK < ids.length ? p.topK : 0;
-  if (topK || p.topP < 1) {
-    const order = ids.map((_, j) => j).sort((a, b) => probs[b]! - probs[a]! || ids[a]! - ids[b]!);
-    let keep = topK || order.length;
-    if (p.topP < 1) {
-      let total = 0;
-      for (let j = 0; j < keep; j++) total += probs[order[j]!]!;
-      // Smallest prefix whose mass reaches top_p (the token that crosses it is kept).
-      let cum = 0;
-      for (let j = 0; j < keep; j++) {
-        cum += probs[order[j]!]! / total;
-        if (cum >= p.topP) {
-          keep = j + 1;
-          break;
-        }
+  if (p.topK > 0 && p.topK < logits.length) {
+    for (const { id } of topEntries(logits, p.topK)) {
+      const w = keep(id);
+      if (w > 0) {
+        ids.push(id);
+        probs.push(w);
       }
     }
-    ids = order.slice(0, keep).map((j) => ids[j]!);
-    probs = order.slice(0, keep).map((j) => probs[j]!);
+  } else {
+    for (let i = 0; i < logits.length; i++) {
+      const w = keep(i);
+      if (w > 0) {
+        ids.push(i);
+        probs.push(w);
+      }
+    }
+    if (p.topP < 1) {
+      const order = ids.map((_, j) => j).sort((a, b) => probs[b]! - probs[a]! || ids[a]! - ids[b]!);
+      ids = order.map((j) => ids[j]!);
+      probs = order.map((j) => probs[j]!);
+    }
+  }
+  if (p.topP < 1) {
+    let total = 0;
+    for (const w of probs) total += w;
+    // Smallest prefix whose mass reaches top_p (the token that crosses it is kept).
+    let cum = 0;
+    for (let j = 0; j < probs.length; j++) {
+      cum += probs[j]! / total;
+      if (cum >= p.topP) {
+        ids.length = probs.length = j + 1;
+        break;
+      }
+    }
   }
   let sum = 0;
   for (const w of probs) sum += w;
   return { ids, probs: probs.map((w) => w / sum) };
 }
 
-/** Greedy argmax at temperature 0, otherwise one draw from `samplingDistribution` with the sequence's own RNG. */
+/**
+ * Greedy argmax at temperature 0, otherwise one draw with the sequence's own RNG: from `samplingDistribution` when
+ * a filter is set, else straight from the tempered softmax (same draw, no candidate arrays).
+ */
 export function sampleToken(logits: Float32Array, p: SamplingParams, rng: Rng): number {
   if (isGreedy(p)) return argmax(logits);
-  const { ids, probs } = samplingDistribution(logits, p);
   const u = rng.next();
+  if ((p.topK <= 0 || p.topK >= logits.length) && p.topP >= 1 && p.minP <= 0) {
+    let max = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
+    let sum = 0;
+    for (let i = 0; i < logits.length; i++) sum += Math.exp((logits[i]! - max) / p.temperature);
+    const target = u * sum;
+    let cum = 0;
+    let last = 0;
+    for (let i = 0; i < logits.length; i++) {
+      const w = Math.exp((logits[i]! - max) / p.temperature);
+      if (w === 0) continue;
+      cum += w;
+      last = i;
+      if (target < cum) return i;
+    }
+    return last;
+  }
+  const { ids, probs } = samplingDistribution(logits, p);
   let cum = 0;
   for (let j = 0; j < ids.length; j++) {
     cum += probs[j]!;

@@ -105,3 +105,18 @@ test('invalid sampling parameters are one-line user errors naming the field', ()
   assert.throws(() => resolveSamplingParams({ n: 2, bestOf: 1 }), /best_of=1: expected an integer >= n \(2\)/);
   assert.throws(() => resolveSamplingParams({ logprobs: 21 }), /logprobs=21/);
 });
+
+test('top_k with top_p and min_p combined; the unfiltered draw matches the distribution', () => {
+  const probs = [0.05, 0.3, 0.1, 0.25, 0.2, 0.1];
+  const d = samplingDistribution(logitsOf(probs), params({ topK: 4, topP: 0.8, minP: 0.5 }));
+  // top 4: 0.3, 0.25, 0.2, 0.1; min_p 0.5 drops 0.1; top_p 0.8 of (0.3 + 0.25 + 0.2) keeps all three (0.4 + 0.33 < 0.8).
+  assert.deepEqual(d.ids, [1, 3, 4]);
+  close(d.probs, [0.3 / 0.75, 0.25 / 0.75, 0.2 / 0.75]);
+  const rng = new Rng(9, 0);
+  const counts = probs.map(() => 0);
+  for (let i = 0; i < 20000; i++) counts[sampleToken(logitsOf(probs), params({}), rng)]!++;
+  close(
+    counts.map((c) => Math.round((c / 20000) * 20) / 20),
+    probs.map((x) => Math.round(x * 20) / 20),
+  );
+});
