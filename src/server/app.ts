@@ -34,7 +34,7 @@ export function buildApp(config: ServeConfig, registry: ModelRegistry, log: Logg
     config,
     registry,
     metrics,
-    gate: new AdmissionGate(config.numParallel + config.maxQueue),
+    gate: new AdmissionGate(config.maxQueue),
     version,
   };
 

@@ -7,8 +7,8 @@ export interface ServeConfig {
   port: number;
   /** `--model` paths or names, in the order given; the first is the default. */
   models: string[];
-  /** Concurrent sequences per model (the engine's max running sequences). */
-  numParallel: number;
+  /** Concurrent sequences per model (the engine's max running sequences); null = the engine's default. */
+  numParallel: number | null;
   flashAttention: 'auto' | 'on' | 'off';
   kvCacheType: 'auto' | 'f32' | 'f16' | 'bf16';
   /** Tokens per sequence; null = the model's own maximum. */
@@ -153,6 +153,7 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
     );
   }
 
+  const numParallel = pick(flags.numParallel, '--num-parallel', env, 'NUM_PARALLEL');
   const ctx = pick(flags.contextLength, '--context-length', env, 'CONTEXT_LENGTH');
   const keep = pick(flags.keepAlive, '--keep-alive', env, 'KEEP_ALIVE');
   const keepAliveMs = keep ? parseDuration(keep.value) : 5 * 60_000;
@@ -169,7 +170,7 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
     host: parsedHost.host,
     port,
     models: flags.model ?? [],
-    numParallel: int(pick(flags.numParallel, '--num-parallel', env, 'NUM_PARALLEL'), 16, 1, 4096),
+    numParallel: numParallel ? int(numParallel, 0, 1, 4096) : null,
     flashAttention,
     kvCacheType,
     contextLength: ctx ? int(ctx, 0, 1, 1 << 24) : null,

@@ -67,7 +67,7 @@ export class EngineModelSource implements ModelSource {
       ...this.engineOptions,
       dtype: this.engineOptions.dtype ?? KV_DTYPE[this.config.kvCacheType],
       maxModelLen: wanted === null || wanted === undefined ? undefined : Math.min(wanted, modelMax),
-      maxNumSeqs: this.engineOptions.maxNumSeqs ?? this.config.numParallel,
+      maxNumSeqs: this.engineOptions.maxNumSeqs ?? this.config.numParallel ?? undefined,
       log: (line) => this.engineOptions.log?.(`${entry.name}: ${line}`),
     });
     if (loaded.backend === 'cpu' && !['auto', 'f32'].includes(this.config.kvCacheType)) {
@@ -83,6 +83,7 @@ export class EngineModelSource implements ModelSource {
       tokenizer: loaded.tokenizer,
       chatTemplate: loaded.chatTemplate,
       contextLength: maxModelLen,
+      maxRunning: loaded.engine.config.scheduler.maxNumSeqs,
       backend: loaded.backend,
       kvCacheBytes,
     };

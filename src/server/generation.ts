@@ -16,25 +16,27 @@ export interface ServerContext {
 }
 
 /**
- * Counts admitted generation requests per model: `numParallel` run, up to `maxQueue` more wait, the rest get 503
- * with Retry-After. Also remembers every in-flight request's abort controller so shutdown can cut them off.
+ * Counts admitted generation requests per model: as many as the engine runs at once, plus up to `maxQueue` waiting;
+ * the rest get 503 with Retry-After. Also remembers every in-flight request's abort controller so shutdown can cut
+ * them off.
  */
 export class AdmissionGate {
   private readonly active = new Map<string, number>();
   private readonly inflight = new Set<AbortController>();
 
-  constructor(private readonly limit: number) {}
+  constructor(private readonly maxQueue: number) {}
 
   get size(): number {
     return this.inflight.size;
   }
 
-  enter(model: string): { release(): void; controller: AbortController } {
+  enter(model: string, maxRunning: number): { release(): void; controller: AbortController } {
     const n = this.active.get(model) ?? 0;
-    if (n >= this.limit) {
+    const limit = maxRunning + this.maxQueue;
+    if (n >= limit) {
       throw new ApiError(
         503,
-        `server busy: ${n} requests for "${model}" are running or queued (limit ${this.limit})`,
+        `server busy: ${n} requests for "${model}" are running or queued (limit ${limit})`,
         null,
         'server_busy',
         {
@@ -81,17 +83,18 @@ export async function withModel<T>(
 ): Promise<T> {
   const arrival = performance.now();
   const entry = ctx.registry.resolve(modelField);
-  const ticket = ctx.gate.enter(entry.name);
+  const lease = await ctx.registry.acquire(entry);
   try {
-    const lease = await ctx.registry.acquire(entry);
+    const model = lease.resident.model;
+    const ticket = ctx.gate.enter(entry.name, model.maxRunning);
     try {
       const signal = AbortSignal.any([clientSignal, ticket.controller.signal]);
-      return await fn({ entry, lease, model: lease.resident.model, signal, arrival });
+      return await fn({ entry, lease, model, signal, arrival });
     } finally {
-      lease.release(keepAliveMs);
+      ticket.release();
     }
   } finally {
-    ticket.release();
+    lease.release(keepAliveMs);
   }
 }
 

@@ -38,6 +38,8 @@ export interface LoadedModel {
   chatTemplate: ChatTemplate | null;
   /** Tokens per sequence this engine accepts (prompt + output). */
   contextLength: number;
+  /** Sequences the engine runs at once; the admission gate queues up to PAGODA_MAX_QUEUE beyond them. */
+  maxRunning: number;
   /** Which backend runs it, for the startup line and /api/ps. */
   backend: string;
   kvCacheBytes: number;

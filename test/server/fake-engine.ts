@@ -212,6 +212,7 @@ export class FakeSource implements ModelSource {
   constructor(
     private readonly engineOpts: { tokenDelayMs: number } = { tokenDelayMs: 1 },
     private readonly contextLength = 256,
+    private readonly maxRunning = 64,
   ) {}
 
   async inspect(entry: ModelEntry): Promise<ModelInfo> {
@@ -238,6 +239,7 @@ export class FakeSource implements ModelSource {
       tokenizer: new FakeTokenizer(),
       chatTemplate: fakeTemplate,
       contextLength: this.contextLength,
+      maxRunning: this.maxRunning,
       backend: 'cpu',
       kvCacheBytes: engine.totalBlocks * 1024,
     };

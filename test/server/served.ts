@@ -29,7 +29,7 @@ export async function startServed(
   const source: ModelSource =
     fakeTokenDelayMs === undefined
       ? new EngineModelSource(config, { log: () => {} })
-      : new FakeSource({ tokenDelayMs: fakeTokenDelayMs });
+      : new FakeSource({ tokenDelayMs: fakeTokenDelayMs }, 256, config.numParallel ?? 64);
   const server = await startTestServer(source, [{ name: MODEL, path: MODEL_DIR, ref: MODEL_DIR }], config);
   const stats = () => {
     const resident = server.ctx.registry.resident().find((r) => r.entry.name === MODEL);
