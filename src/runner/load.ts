@@ -16,6 +16,7 @@ import { loadTokenizer, type TextTokenizer } from '../loader/tokenizer.ts';
 import { dummyTokenizer } from '../models/dummy.ts';
 import { loadModel } from '../models/load.ts';
 import type { Model } from '../models/model.ts';
+import type { Manifest } from '../store/manifest.ts';
 import { type PromptTemplate, samplingFromParameters, storedChatTemplate } from '../store/model-prompt.ts';
 import { resolveModel } from '../store/resolve.ts';
 import { UserError } from '../util/errors.ts';
@@ -62,6 +63,8 @@ export interface LoadedEngine {
   tokenizer: TextTokenizer;
   /** The model's Jinja template, or a stored model's Go TEMPLATE with its SYSTEM and MESSAGEs. */
   chatTemplate: PromptTemplate | null;
+  /** A stored model's manifest (Modelfile parameters, system prompt, template); null for folders and cache repos. */
+  manifest: Manifest | null;
 }
 
 const DEFAULT_CPU_KV_BYTES = 256 * 2 ** 20;
@@ -178,6 +181,7 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
     generation,
     tokenizer,
     chatTemplate,
+    manifest,
   };
 }
 

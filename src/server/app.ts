@@ -9,6 +9,7 @@ import type { ModelRegistry } from './models.ts';
 import { registerChat } from './ollama/chat.ts';
 import { registerGenerate } from './ollama/generate.ts';
 import { registerModelRoutes } from './ollama/models.ts';
+import { registerStoreRoutes } from './ollama/store-routes.ts';
 import { registerChatCompletions } from './openai/chat.ts';
 import { registerCompletions } from './openai/completions.ts';
 import { registerModels } from './openai/models.ts';
@@ -100,5 +101,6 @@ export function buildApp(config: ServeConfig, registry: ModelRegistry, log: Logg
   registerGenerate(app, ctx);
   registerChat(app, ctx);
   registerModelRoutes(app, ctx);
+  registerStoreRoutes(app, ctx);
   return { app, ctx };
 }

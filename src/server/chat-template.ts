@@ -1,4 +1,5 @@
 import { ApiError } from './errors.ts';
+import { encodePrompt } from './generation.ts';
 import type { ChatMessage, LoadedModel } from './models.ts';
 
 /** Renders a conversation with the model's chat template; a template's own refusal is the client's 400. */
@@ -17,4 +18,9 @@ export function renderChat(model: LoadedModel, name: string, messages: ChatMessa
     const reason = (err as Error).message.replace(/^.*?chat template failed: /, '');
     throw new ApiError(400, `chat template: ${reason}`, 'messages');
   }
+}
+
+/** The token ids of a rendered conversation (BOS added only when the template leaves it to the tokenizer). */
+export function encodeChat(model: LoadedModel, name: string, messages: ChatMessage[]): number[] {
+  return encodePrompt(model, renderChat(model, name, messages), model.chatTemplate?.addSpecialTokens === true);
 }

@@ -4,6 +4,8 @@ import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME } from '../loader/demo-model.ts';
 import { loadModelConfig } from '../loader/hf-config.ts';
 import { type EngineOptions, loadEngine } from '../runner/load.ts';
+import type { Manifest } from '../store/manifest.ts';
+import { resolveModel } from '../store/resolve.ts';
 import { UserError } from '../util/errors.ts';
 import type { ServeConfig } from './config.ts';
 import type { LoadedModel, ModelEntry, ModelInfo, ModelSource } from './models.ts';
@@ -32,6 +34,15 @@ function weightFiles(dir: string): { bytes: number; modified: Date } {
   return { bytes, modified: new Date(modified) };
 }
 
+/** The manifest a store name carries (null for folders and cache repos, or when it no longer resolves). */
+function storedManifest(ref: string): Manifest | null {
+  try {
+    return resolveModel(ref, { allowPaths: true }).manifest;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * The production ModelSource: models are Hugging Face folders loaded through `loadEngine` (config, tokenizer, chat
  * template, weights, KV cache), one engine per model. `PAGODA_CONTEXT_LENGTH` caps each model's length and
@@ -45,6 +56,7 @@ export class EngineModelSource implements ModelSource {
 
   async inspect(entry: ModelEntry): Promise<ModelInfo> {
     const config = loadModelConfig(entry.path);
+    const manifest = entry.ref === DEMO_MODEL_NAME ? null : storedManifest(entry.ref);
     const files = weightFiles(entry.path);
     return {
       architecture: config.architecture,
@@ -56,7 +68,8 @@ export class EngineModelSource implements ModelSource {
       modifiedAt: files.modified,
       maxContextLength: config.maxPositionEmbeddings,
       config: config.raw,
-      chatTemplate: loadChatTemplate(entry.path)?.source ?? null,
+      chatTemplate: manifest?.template ?? loadChatTemplate(entry.path)?.source ?? null,
+      manifest,
     };
   }
 
@@ -82,6 +95,7 @@ export class EngineModelSource implements ModelSource {
       engine: loaded.engine,
       tokenizer: loaded.tokenizer,
       chatTemplate: loaded.chatTemplate,
+      parameters: loaded.manifest?.parameters,
       contextLength: maxModelLen,
       maxRunning: loaded.engine.config.scheduler.maxNumSeqs,
       backend: loaded.backend,

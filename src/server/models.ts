@@ -2,6 +2,7 @@ import { basename } from 'node:path';
 import type { EngineApi } from '../engine/types.ts';
 import type { ChatMessage } from '../loader/chat-template.ts';
 import type { TextTokenizer } from '../loader/tokenizer.ts';
+import type { Manifest } from '../store/manifest.ts';
 import { ApiError } from './errors.ts';
 
 export type { ChatMessage };
@@ -10,6 +11,8 @@ export type { ChatMessage };
 export interface ChatTemplate {
   /** The template source, shown by /api/show. */
   readonly source: string;
+  /** True for a stored model's Go template: like Ollama, it leaves BOS to the tokenizer (Jinja writes its own). */
+  readonly addSpecialTokens?: boolean;
   render(messages: readonly ChatMessage[], opts: { addGenerationPrompt: boolean }): string;
 }
 
@@ -29,6 +32,8 @@ export interface ModelInfo {
   /** config.json as shipped, for /api/show's model_info. */
   config: Record<string, unknown>;
   chatTemplate: string | null;
+  /** A stored model's Modelfile layers (system prompt, Go template, parameters, license); absent for folders. */
+  manifest?: Manifest | null;
 }
 
 /** A model ready to serve: one engine with its own KV cache, plus the text side. */
@@ -43,6 +48,8 @@ export interface LoadedModel {
   /** Which backend runs it, for the startup line and /api/ps. */
   backend: string;
   kvCacheBytes: number;
+  /** A stored model's Modelfile PARAMETERs: defaults under each request's Ollama options. */
+  parameters?: Manifest['parameters'];
 }
 
 /** A model the server may serve: its public name and where its files are (never derived from a request). */
@@ -103,15 +110,37 @@ export class ModelRegistry {
   constructor(
     entries: ModelEntry[],
     private readonly source: ModelSource,
-    private readonly opts: { maxLoaded: number; keepAliveMs: number },
+    private readonly opts: {
+      maxLoaded: number;
+      keepAliveMs: number;
+      /** Finds a model that appeared after start-up (created or pulled by the CLI); null when there is none. */
+      discover?: (name: string) => ModelEntry | null;
+    },
   ) {
     for (const entry of entries) {
-      if (this.slots.has(entry.name)) continue;
-      this.slots.set(entry.name, { entry, loading: null, resident: null, timer: null, lastUsed: 0 });
-      for (const alias of [entry.path, entry.ref, `${entry.name}:latest`, entry.name.replace(/:latest$/, '')]) {
-        if (!this.aliases.has(alias)) this.aliases.set(alias, entry.name);
-      }
+      if (!this.slots.has(entry.name)) this.add(entry);
     }
+  }
+
+  /** Makes a model servable under its name (after a pull, create or copy); an existing entry is replaced. */
+  add(entry: ModelEntry): void {
+    const slot = this.slots.get(entry.name);
+    if (slot) slot.entry = entry;
+    else this.slots.set(entry.name, { entry, loading: null, resident: null, timer: null, lastUsed: 0 });
+    this.infos.delete(entry.name);
+    for (const alias of [entry.path, entry.ref, `${entry.name}:latest`, entry.name.replace(/:latest$/, '')]) {
+      if (!this.aliases.has(alias) || alias === entry.ref) this.aliases.set(alias, entry.name);
+    }
+  }
+
+  /** Forgets a name (after a delete, or before re-creating it); its model unloads now if idle, else after use. */
+  async remove(name: string): Promise<void> {
+    const slot = this.slots.get(name);
+    if (!slot) return;
+    this.slots.delete(name);
+    this.infos.delete(name);
+    for (const [alias, target] of this.aliases) if (target === name) this.aliases.delete(alias);
+    if (slot.resident && slot.resident.active === 0) await this.evict(slot);
   }
 
   entries(): ModelEntry[] {
@@ -121,7 +150,12 @@ export class ModelRegistry {
   /** The entry a request's `model` names, or a 404. */
   resolve(name: unknown): ModelEntry {
     if (typeof name !== 'string' || name === '') throw new ApiError(400, 'model is required', 'model');
-    const slot = this.slots.get(name) ?? this.slots.get(this.aliases.get(name) ?? '');
+    let slot = this.slots.get(name) ?? this.slots.get(this.aliases.get(name) ?? '');
+    const found = slot ? null : this.opts.discover?.(name);
+    if (found) {
+      this.add(found);
+      slot = this.slots.get(found.name);
+    }
     if (!slot) {
       const shown = name.length > 200 ? `${name.slice(0, 200)}...` : name;
       throw new ApiError(404, `model "${shown}" not found`, 'model', 'model_not_found');

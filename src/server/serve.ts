@@ -9,6 +9,7 @@ import { buildApp } from './app.ts';
 import type { ServeConfig } from './config.ts';
 import { EngineModelSource } from './engine-source.ts';
 import { type ModelEntry, ModelRegistry, modelName } from './models.ts';
+import { storeEntry } from './store-entry.ts';
 
 export function pagodaVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -65,6 +66,7 @@ export async function startServer(
   const registry = new ModelRegistry(entries, source, {
     maxLoaded: config.maxLoadedModels,
     keepAliveMs: config.keepAliveMs,
+    discover: storeEntry,
   });
   const version = pagodaVersion();
   const { app, ctx } = buildApp(config, registry, log, version);

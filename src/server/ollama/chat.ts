@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import { renderChat } from '../chat-template.ts';
+import { encodeChat } from '../chat-template.ts';
 import { badRequest } from '../errors.ts';
-import { encodePrompt, newTimes, primed, runEngine, type ServerContext, withModel } from '../generation.ts';
+import { newTimes, primed, runEngine, type ServerContext, withModel } from '../generation.ts';
 import { clientGone } from '../streaming.ts';
 import { parseBody } from '../validate.ts';
-import { contextLimit, keepAliveMs, samplingFromOptions } from './options.ts';
+import { contextLimit, keepAliveMs, samplingFromOptions, withStoredParameters } from './options.ts';
 import { loadOnly, respond } from './respond.ts';
 import { chatRequest } from './schemas.ts';
 
@@ -20,10 +20,10 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
         if (keepAlive === 0) a.lease.release(0);
         return loadOnly(a.entry.name, { message: { role: 'assistant', content: '' } }, keepAlive === 0);
       }
-      const ids = encodePrompt(a.model, renderChat(a.model, a.entry.name, messages), false);
+      const ids = encodeChat(a.model, a.entry.name, messages);
       const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
       const params = samplingFromOptions(
-        body.options,
+        withStoredParameters(body.options, a.model.parameters),
         ids.length,
         contextLimit(body.options, a.model.contextLength),
         logprobs,

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { renderChat } from '../chat-template.ts';
+import { encodeChat } from '../chat-template.ts';
 import { badRequest } from '../errors.ts';
 import {
   type Admitted,
@@ -13,7 +13,7 @@ import {
 import type { ChatMessage } from '../models.ts';
 import { clientGone } from '../streaming.ts';
 import { parseBody } from '../validate.ts';
-import { contextLimit, keepAliveMs, samplingFromOptions } from './options.ts';
+import { contextLimit, keepAliveMs, samplingFromOptions, withStoredParameters } from './options.ts';
 import { loadOnly, respond } from './respond.ts';
 import { type GenerateRequest, generateRequest } from './schemas.ts';
 
@@ -33,7 +33,7 @@ function promptIds(a: Admitted, body: GenerateRequest): number[] {
     const messages: ChatMessage[] = [];
     if (body.system) messages.push({ role: 'system', content: body.system });
     messages.push({ role: 'user', content: prompt });
-    ids = encodePrompt(model, renderChat(model, a.entry.name, messages), false);
+    ids = encodeChat(model, a.entry.name, messages);
   }
   return [...context, ...ids];
 }
@@ -52,7 +52,7 @@ export function registerGenerate(app: FastifyInstance, ctx: ServerContext): void
       const ids = promptIds(a, body);
       const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
       const params = samplingFromOptions(
-        body.options,
+        withStoredParameters(body.options, a.model.parameters),
         ids.length,
         contextLimit(body.options, a.model.contextLength),
         logprobs,

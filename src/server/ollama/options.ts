@@ -56,3 +56,18 @@ export function keepAliveMs(value: string | number | null | undefined): number |
   if (ms === null) throw badRequest(`keep_alive: "${value}" is not a duration (e.g. "5m", 300, -1)`, 'keep_alive');
   return ms;
 }
+
+/**
+ * A stored model's PARAMETERs under a request's options, as Ollama layers them (the request wins). num_ctx is left
+ * out: the model was loaded with it already.
+ */
+export function withStoredParameters(
+  opts: Options | null | undefined,
+  stored: Record<string, unknown> | undefined,
+): Options | null | undefined {
+  if (!stored) return opts;
+  const { num_ctx: _loaded, ...defaults } = stored;
+  const merged: Record<string, unknown> = { ...defaults };
+  for (const [k, v] of Object.entries(opts ?? {})) if (v !== null && v !== undefined) merged[k] = v;
+  return merged as Options;
+}

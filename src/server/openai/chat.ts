@@ -1,16 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { CompletionDelta } from '../../engine/types.ts';
-import { renderChat } from '../chat-template.ts';
+import { encodeChat } from '../chat-template.ts';
 import { badRequest } from '../errors.ts';
-import {
-  encodePrompt,
-  newTimes,
-  primed,
-  resolveMaxTokens,
-  runEngine,
-  type ServerContext,
-  withModel,
-} from '../generation.ts';
+import { newTimes, primed, resolveMaxTokens, runEngine, type ServerContext, withModel } from '../generation.ts';
 import type { ChatMessage } from '../models.ts';
 import { clientGone } from '../streaming.ts';
 import { parseBody } from '../validate.ts';
@@ -34,7 +26,7 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
     if (body.stream_options && !body.stream)
       throw badRequest('stream_options is only allowed with stream: true', 'stream_options');
     return withModel(ctx, body.model, clientGone(request, reply), undefined, async (a) => {
-      const promptIds = encodePrompt(a.model, renderChat(a.model, a.entry.name, toMessages(body.messages)), false);
+      const promptIds = encodeChat(a.model, a.entry.name, toMessages(body.messages));
       const limit = body.max_completion_tokens ?? body.max_tokens;
       const param = body.max_completion_tokens ? 'max_completion_tokens' : 'max_tokens';
       const maxTokens = resolveMaxTokens(promptIds.length, a.model.contextLength, limit, true, param);

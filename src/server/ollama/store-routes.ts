@@ -1,0 +1,156 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { copyModel, createModel, removeModel } from '../../store/create.ts';
+import { pullFromHub } from '../../store/hub.ts';
+import type { Modelfile } from '../../store/modelfile.ts';
+import { setParameter } from '../../store/modelfile.ts';
+import { formatModelName, nameProblem, parseModelName } from '../../store/names.ts';
+import { UserError } from '../../util/errors.ts';
+import { ApiError } from '../errors.ts';
+import type { ServerContext } from '../generation.ts';
+import { storeEntry } from '../store-entry.ts';
+import { clientGone, EventStream } from '../streaming.ts';
+import { parseBody } from '../validate.ts';
+
+const name = z.string().min(1).max(1024);
+const opt = <T extends z.ZodType>(t: T) => t.nullish();
+
+const pullRequest = z.strictObject({
+  model: opt(name),
+  name: opt(name),
+  insecure: opt(z.boolean()),
+  stream: opt(z.boolean()),
+});
+const deleteRequest = z.strictObject({ model: opt(name), name: opt(name) });
+const copyRequest = z.strictObject({ source: name, destination: name });
+const createRequest = z.strictObject({
+  model: opt(name),
+  name: opt(name),
+  from: opt(name),
+  stream: opt(z.boolean()),
+  template: opt(z.string().max(1_000_000)),
+  system: opt(z.string().max(1_000_000)),
+  license: opt(z.union([z.string(), z.array(z.string())])),
+  parameters: opt(z.record(z.string(), z.union([z.number(), z.string(), z.boolean(), z.array(z.string())]))),
+  messages: opt(z.array(z.strictObject({ role: z.enum(['system', 'user', 'assistant']), content: z.string() }))),
+  quantize: opt(z.string()),
+  adapters: opt(z.record(z.string(), z.string())),
+  files: opt(z.record(z.string(), z.string())),
+});
+
+/** A model name from a request: present, and unable to leave the store (400 naming the reason otherwise). */
+function checkedName(value: string | null | undefined, field: string): string {
+  if (!value) throw new ApiError(400, `${field} is required`, field);
+  const problem = nameProblem(value);
+  if (problem) {
+    const shown = value.length > 200 ? `${value.slice(0, 200)}...` : value;
+    throw new ApiError(400, `invalid model name ${JSON.stringify(shown)}: ${problem}`, field, 'invalid_model_name');
+  }
+  return value;
+}
+
+/** Store errors as HTTP: a missing model is a 404, the Hub being unreachable a 502, anything else the client's 400. */
+function storeError(err: unknown, field: string): ApiError {
+  if (!(err instanceof UserError)) return err as ApiError;
+  const m = err.message;
+  if (/not found|no such model|is not in the store|not in the Hugging Face cache/.test(m))
+    return new ApiError(404, m, field);
+  if (/cannot reach the Hugging Face Hub/.test(m)) return new ApiError(502, m, field);
+  return new ApiError(400, m, field);
+}
+
+/** Makes a stored or cached name servable at once (or replaces its entry after create / copy). */
+function register(ctx: ServerContext, model: string): void {
+  const entry = storeEntry(model);
+  if (entry) ctx.registry.add(entry);
+}
+
+/** POST /api/pull, POST /api/create, POST /api/copy, DELETE /api/delete (Ollama's model management). */
+export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.post('/api/pull', async (request, reply) => {
+    const body = parseBody(pullRequest, request.body);
+    const model = checkedName(body.model ?? body.name, 'model');
+    const signal = clientGone(request, reply);
+    if (body.stream === false) {
+      try {
+        await pullFromHub(model, { signal });
+      } catch (err) {
+        throw storeError(err, 'model');
+      }
+      register(ctx, model);
+      return { status: 'success' };
+    }
+    const stream = new EventStream(reply, 'ndjson');
+    try {
+      await pullFromHub(model, { signal, onProgress: (e) => stream.send(e) });
+      register(ctx, model);
+    } catch (err) {
+      if (!signal.aborted) stream.send({ error: (err as Error).message });
+    }
+    stream.end();
+  });
+
+  app.post('/api/create', async (request, reply) => {
+    const body = parseBody(createRequest, request.body);
+    const model = checkedName(body.model ?? body.name, 'model');
+    const from = checkedName(body.from, 'from');
+    for (const field of ['quantize', 'adapters', 'files'] as const) {
+      if (body[field] !== undefined && body[field] !== null) {
+        throw new ApiError(400, `${field} is not supported by pagoda (create from a model name with "from")`, field);
+      }
+    }
+    const parameters: Modelfile['parameters'] = {};
+    for (const [key, value] of Object.entries(body.parameters ?? {})) {
+      setParameter(parameters, key, value, (msg) => {
+        throw new ApiError(400, msg, `parameters.${key}`);
+      });
+    }
+    const modelfile: Modelfile = {
+      from,
+      fromLine: 0,
+      parameters,
+      system: body.system ?? undefined,
+      template: body.template ?? undefined,
+      messages: body.messages ?? [],
+      license: body.license === undefined || body.license === null ? [] : [body.license].flat(),
+    };
+    try {
+      createModel(model, modelfile, { file: '/api/create' });
+    } catch (err) {
+      throw storeError(err, 'from');
+    }
+    // A model loaded under this name keeps its old layers until unloaded: drop it so the next request reloads.
+    await ctx.registry.remove(formatModelName(parseModelName(model)));
+    register(ctx, model);
+    if (body.stream === false) return { status: 'success' };
+    const stream = new EventStream(reply, 'ndjson');
+    for (const status of ['using existing layers', 'writing manifest', 'success']) stream.send({ status });
+    stream.end();
+  });
+
+  app.post('/api/copy', async (request) => {
+    const body = parseBody(copyRequest, request.body);
+    const source = checkedName(body.source, 'source');
+    const destination = checkedName(body.destination, 'destination');
+    try {
+      copyModel(source, destination);
+    } catch (err) {
+      throw storeError(err, 'source');
+    }
+    await ctx.registry.remove(formatModelName(parseModelName(destination)));
+    register(ctx, destination);
+    return {};
+  });
+
+  app.delete('/api/delete', async (request) => {
+    const body = parseBody(deleteRequest, request.body);
+    const model = checkedName(body.model ?? body.name, 'model');
+    try {
+      removeModel(model);
+    } catch (err) {
+      throw storeError(err, 'model');
+    }
+    await ctx.registry.remove(formatModelName(parseModelName(model)));
+    return {};
+  });
+}

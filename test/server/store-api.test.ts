@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { Ollama } from 'ollama';
+import { OllamaTemplate } from '../../src/gotemplate/ollama.ts';
+import { loadTokenizer } from '../../src/loader/tokenizer.ts';
+import { loadGenerationConfig, loadModelConfig } from '../../src/loader/hf-config.ts';
+import { resolveServeConfig } from '../../src/server/config.ts';
+import { type RunningServer, startServer } from '../../src/server/serve.ts';
+import { FakeHub } from '../helpers/fake-hub.ts';
+import { projectRoot } from '../helpers/fixtures.ts';
+import { addToHubCache, readModelFolder } from '../helpers/hf-cache.ts';
+import { HOSTILE_NAMES } from '../helpers/hostile-names.ts';
+
+const QWEN = join(projectRoot, 'test/fixtures/models/tiny-qwen2');
+const LLAMA = join(projectRoot, 'test/fixtures/models/tiny-llama');
+// Ollama's published Llama 3 template (test/fixtures/ollama-templates/README.md says where it comes from).
+const LLAMA3_TEMPLATE = readFileSync(join(projectRoot, 'test/fixtures/ollama-templates/llama3-instruct.gotmpl'), 'utf8');
+
+let root = '';
+let server: RunningServer;
+let ollama: Ollama;
+const hub = new FakeHub();
+const savedEnv = { ...process.env };
+
+before(async () => {
+  root = mkdtempSync(join(tmpdir(), 'pagoda-store-api-'));
+  await hub.start();
+  hub.repos.set('acme/tiny-llama', { commit: 'e'.repeat(40), files: readModelFolder(LLAMA) });
+  Object.assign(process.env, {
+    PAGODA_MODELS: join(root, 'models'),
+    HF_HUB_CACHE: join(root, 'hf'),
+    HF_ENDPOINT: hub.endpoint,
+  });
+  addToHubCache(join(root, 'hf'), 'pagoda-test/tiny-qwen2', readModelFolder(QWEN));
+  const config = { ...resolveServeConfig({ port: 0, host: '127.0.0.1' }, {}), models: ['pagoda-test/tiny-qwen2'] };
+  server = await startServer(config, { log: () => {} }, () => {});
+  ollama = new Ollama({ host: server.url });
+});
+
+after(async () => {
+  await server?.shutdown();
+  await hub.stop();
+  process.env = savedEnv;
+  rmSync(root, { recursive: true, force: true });
+});
+
+const names = async () => (await ollama.list()).models.map((m) => m.name).sort();
+
+test('the ollama client pulls from the (imitated) Hub with streamed progress, then the model is listed and runs', async () => {
+  const events = [];
+  for await (const e of await ollama.pull({ model: 'acme/tiny-llama', stream: true })) events.push(e);
+  assert.equal(events[0]!.status, 'pulling manifest');
+  assert.equal(events.at(-1)!.status, 'success');
+  const weights = events.find((e) => e.status === 'pulling model.safetensors' && e.completed === e.total);
+  assert.ok(weights && weights.total > 0 && weights.digest.startsWith('sha256:'), JSON.stringify(events));
+  assert.ok((await names()).includes('acme/tiny-llama:latest'));
+  const out = await ollama.generate({ model: 'acme/tiny-llama', prompt: 'Once upon', options: { num_predict: 3 } });
+  assert.equal(out.eval_count, 3);
+  // Not streamed, and errors as Ollama's {error}.
+  assert.deepEqual(await ollama.pull({ model: 'acme/tiny-llama' }), { status: 'success' });
+  await assert.rejects(ollama.pull({ model: 'acme/missing' }), (err: { status_code: number; error: string }) => {
+    assert.equal(err.status_code, 404);
+    assert.match(err.error, /acme\/missing: revision main not found on the Hugging Face Hub/);
+    return true;
+  });
+  // Streamed, the failure arrives as a final {error} object, which the client raises.
+  await assert.rejects(async () => {
+    for await (const _ of await ollama.pull({ model: 'acme/missing', stream: true })) {
+    }
+  }, /acme\/missing: revision main not found on the Hugging Face Hub/);
+});
+
+test('create with a Go TEMPLATE from a real Ollama template; show, copy, tags and delete with the ollama client', async () => {
+  const created = await ollama.create({
+    model: 'llama3-style',
+    from: 'pagoda-test/tiny-qwen2',
+    template: LLAMA3_TEMPLATE,
+    system: 'You are terse.',
+    parameters: { temperature: 0, num_predict: 4, stop: ['<|eot_id|>'] },
+    license: 'MIT',
+  });
+  assert.equal(created.status, 'success');
+  const show = await ollama.show({ model: 'llama3-style' });
+  assert.equal(show.template, LLAMA3_TEMPLATE);
+  assert.equal(show.system, 'You are terse.');
+  assert.equal(show.license, 'MIT');
+  assert.match(show.parameters, /^temperature 0$/m);
+  assert.match(show.parameters, /^stop "<\|eot_id\|>"$/m);
+  assert.match(show.modelfile, /^FROM pagoda-test\/tiny-qwen2$/m);
+
+  // The chat prompt is the Go template's rendering (with the stored system prompt), not the model's Jinja template.
+  const messages = [{ role: 'user', content: 'Hello there' }];
+  const chat = await ollama.chat({ model: 'llama3-style', messages });
+  const config = loadModelConfig(QWEN);
+  const tokenizer = loadTokenizer(QWEN, loadGenerationConfig(QWEN, config));
+  const rendered = new OllamaTemplate(LLAMA3_TEMPLATE).render([{ role: 'system', content: 'You are terse.' }, ...messages]);
+  assert.ok(rendered.startsWith('<|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|>'));
+  assert.equal(chat.prompt_eval_count, tokenizer.encode(rendered, { addSpecialTokens: true }).length);
+  assert.ok(chat.eval_count <= 4, 'num_predict from the stored parameters');
+
+  assert.deepEqual(await ollama.copy({ source: 'llama3-style', destination: 'team/llama3-style:v2' }), { status: 'success' });
+  assert.ok((await names()).includes('team/llama3-style:v2'));
+  assert.equal((await ollama.show({ model: 'team/llama3-style:v2' })).template, LLAMA3_TEMPLATE);
+
+  assert.deepEqual(await ollama.delete({ model: 'team/llama3-style:v2' }), { status: 'success' });
+  assert.ok(!(await names()).includes('team/llama3-style:v2'));
+  await assert.rejects(ollama.delete({ model: 'team/llama3-style:v2' }), (err: { status_code: number }) => err.status_code === 404);
+  await assert.rejects(ollama.show({ model: 'team/llama3-style:v2' }), (err: { status_code: number }) => err.status_code === 404);
+  await assert.rejects(
+    ollama.create({ model: 'x', from: 'pagoda-test/tiny-qwen2', template: '{{ if .System }}' }),
+    (err: { status_code: number; error: string }) => err.status_code === 400 && /TEMPLATE is not a valid Go template: unclosed/.test(err.error),
+  );
+  await assert.rejects(
+    ollama.create({ model: 'x', from: 'nothing-here' }),
+    (err: { status_code: number }) => err.status_code === 404,
+  );
+});
+
+test('every route that takes a model name refuses names that could escape the store', async () => {
+  const call = (method: string, path: string, body: unknown) =>
+    fetch(`${server.url}${path}`, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  for (const [name] of HOSTILE_NAMES) {
+    const requests: [string, string, unknown, number[]][] = [
+      ['POST', '/api/pull', { model: name }, [400]],
+      ['POST', '/api/create', { model: name, from: 'pagoda-test/tiny-qwen2' }, [400]],
+      ['POST', '/api/create', { model: 'fine', from: name }, [400]],
+      ['POST', '/api/copy', { source: 'pagoda-test/tiny-qwen2', destination: name }, [400]],
+      ['POST', '/api/copy', { source: name, destination: 'fine' }, [400]],
+      ['DELETE', '/api/delete', { model: name }, [400]],
+      ['POST', '/api/show', { model: name }, [400, 404]],
+      ['POST', '/api/generate', { model: name, prompt: 'x' }, [400, 404]],
+      ['POST', '/api/chat', { model: name, messages: [] }, [400, 404]],
+      ['POST', '/v1/chat/completions', { model: name, messages: [{ role: 'user', content: 'x' }] }, [400, 404]],
+    ];
+    for (const [method, path, body, statuses] of requests) {
+      const res = await call(method, path, body);
+      const json = (await res.json()) as { error: unknown };
+      assert.ok(statuses.includes(res.status), `${method} ${path} ${JSON.stringify(body)}: ${res.status} ${JSON.stringify(json)}`);
+      assert.ok(json.error, 'an error body');
+    }
+  }
+  assert.ok(!existsSync(join(root, 'fine')));
+  assert.deepEqual(
+    (await names()).filter((n) => n.startsWith('fine')),
+    [],
+  );
+});
