@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Ollama } from 'ollama';
 import { OllamaTemplate } from '../../src/gotemplate/ollama.ts';
-import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadGenerationConfig, loadModelConfig } from '../../src/loader/hf-config.ts';
+import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { resolveServeConfig } from '../../src/server/config.ts';
 import { type RunningServer, startServer } from '../../src/server/serve.ts';
 import { FakeHub } from '../helpers/fake-hub.ts';
@@ -17,7 +17,10 @@ import { HOSTILE_NAMES } from '../helpers/hostile-names.ts';
 const QWEN = join(projectRoot, 'test/fixtures/models/tiny-qwen2');
 const LLAMA = join(projectRoot, 'test/fixtures/models/tiny-llama');
 // Ollama's published Llama 3 template (test/fixtures/ollama-templates/README.md says where it comes from).
-const LLAMA3_TEMPLATE = readFileSync(join(projectRoot, 'test/fixtures/ollama-templates/llama3-instruct.gotmpl'), 'utf8');
+const LLAMA3_TEMPLATE = readFileSync(
+  join(projectRoot, 'test/fixtures/ollama-templates/llama3-instruct.gotmpl'),
+  'utf8',
+);
 
 let root = '';
 let server: RunningServer;
@@ -96,22 +99,34 @@ test('create with a Go TEMPLATE from a real Ollama template; show, copy, tags an
   const chat = await ollama.chat({ model: 'llama3-style', messages });
   const config = loadModelConfig(QWEN);
   const tokenizer = loadTokenizer(QWEN, loadGenerationConfig(QWEN, config));
-  const rendered = new OllamaTemplate(LLAMA3_TEMPLATE).render([{ role: 'system', content: 'You are terse.' }, ...messages]);
+  const rendered = new OllamaTemplate(LLAMA3_TEMPLATE).render([
+    { role: 'system', content: 'You are terse.' },
+    ...messages,
+  ]);
   assert.ok(rendered.startsWith('<|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|>'));
   assert.equal(chat.prompt_eval_count, tokenizer.encode(rendered, { addSpecialTokens: true }).length);
   assert.ok(chat.eval_count <= 4, 'num_predict from the stored parameters');
 
-  assert.deepEqual(await ollama.copy({ source: 'llama3-style', destination: 'team/llama3-style:v2' }), { status: 'success' });
+  assert.deepEqual(await ollama.copy({ source: 'llama3-style', destination: 'team/llama3-style:v2' }), {
+    status: 'success',
+  });
   assert.ok((await names()).includes('team/llama3-style:v2'));
   assert.equal((await ollama.show({ model: 'team/llama3-style:v2' })).template, LLAMA3_TEMPLATE);
 
   assert.deepEqual(await ollama.delete({ model: 'team/llama3-style:v2' }), { status: 'success' });
   assert.ok(!(await names()).includes('team/llama3-style:v2'));
-  await assert.rejects(ollama.delete({ model: 'team/llama3-style:v2' }), (err: { status_code: number }) => err.status_code === 404);
-  await assert.rejects(ollama.show({ model: 'team/llama3-style:v2' }), (err: { status_code: number }) => err.status_code === 404);
+  await assert.rejects(
+    ollama.delete({ model: 'team/llama3-style:v2' }),
+    (err: { status_code: number }) => err.status_code === 404,
+  );
+  await assert.rejects(
+    ollama.show({ model: 'team/llama3-style:v2' }),
+    (err: { status_code: number }) => err.status_code === 404,
+  );
   await assert.rejects(
     ollama.create({ model: 'x', from: 'pagoda-test/tiny-qwen2', template: '{{ if .System }}' }),
-    (err: { status_code: number; error: string }) => err.status_code === 400 && /TEMPLATE is not a valid Go template: unclosed/.test(err.error),
+    (err: { status_code: number; error: string }) =>
+      err.status_code === 400 && /TEMPLATE is not a valid Go template: unclosed/.test(err.error),
   );
   await assert.rejects(
     ollama.create({ model: 'x', from: 'nothing-here' }),
@@ -121,7 +136,11 @@ test('create with a Go TEMPLATE from a real Ollama template; show, copy, tags an
 
 test('every route that takes a model name refuses names that could escape the store', async () => {
   const call = (method: string, path: string, body: unknown) =>
-    fetch(`${server.url}${path}`, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    fetch(`${server.url}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
   for (const [name] of HOSTILE_NAMES) {
     const requests: [string, string, unknown, number[]][] = [
       ['POST', '/api/pull', { model: name }, [400]],
@@ -138,7 +157,10 @@ test('every route that takes a model name refuses names that could escape the st
     for (const [method, path, body, statuses] of requests) {
       const res = await call(method, path, body);
       const json = (await res.json()) as { error: unknown };
-      assert.ok(statuses.includes(res.status), `${method} ${path} ${JSON.stringify(body)}: ${res.status} ${JSON.stringify(json)}`);
+      assert.ok(
+        statuses.includes(res.status),
+        `${method} ${path} ${JSON.stringify(body)}: ${res.status} ${JSON.stringify(json)}`,
+      );
       assert.ok(json.error, 'an error body');
     }
   }
