@@ -115,8 +115,9 @@ export function checkPromptFits(promptTokens: number, contextLength: number): vo
 }
 
 /**
- * Tokens left to generate. OpenAI-style (`strict`): an explicit limit that overflows the context is a 400 naming
- * both numbers; Ollama-style: clamped to what fits.
+ * The generation limit to send. None given: undefined, and the engine generates until the context or its KV cache
+ * is full. OpenAI-style (`strict`): an explicit limit that overflows the context is a 400 naming both numbers;
+ * Ollama-style: clamped to what fits.
  */
 export function resolveMaxTokens(
   promptTokens: number,
@@ -124,10 +125,10 @@ export function resolveMaxTokens(
   requested: number | null | undefined,
   strict: boolean,
   param: string,
-): number {
+): number | undefined {
   checkPromptFits(promptTokens, contextLength);
   const room = contextLength - promptTokens;
-  if (requested === null || requested === undefined) return room;
+  if (requested === null || requested === undefined) return undefined;
   if (requested > room && strict) {
     throw new ApiError(
       400,
@@ -171,7 +172,10 @@ export async function* runEngine(
   try {
     for await (const out of engine.generate({ id, prompt: promptIds, params })) {
       let tokens = 0;
-      for (const o of out.outputs) tokens += o.tokenIds.length;
+      for (const o of out.outputs) {
+        tokens += o.tokenIds.length;
+        if (o.finishReason) ctx.metrics.finished.inc({ ...labels, finish_reason: o.finishReason });
+      }
       if (tokens > 0) {
         const now = performance.now();
         if (times.firstToken === null) {

@@ -14,7 +14,7 @@ export class ServerMetrics {
   readonly e2e: Histogram<'model_name'>;
   readonly promptTokens: Counter<'model_name'>;
   readonly generationTokens: Counter<'model_name'>;
-  readonly requests: Counter<'model_name' | 'api' | 'finish_reason'>;
+  readonly finished: Counter<'model_name' | 'finish_reason'>;
   readonly httpResponses: Counter<'status'>;
 
   constructor(engines: () => { name: string; stats: EngineStats }[]) {
@@ -68,10 +68,10 @@ export class ServerMetrics {
       labelNames,
       registers,
     });
-    this.requests = new Counter({
+    this.finished = new Counter({
       name: 'pagoda_request_success_total',
-      help: 'Generation requests finished, by API and finish reason.',
-      labelNames: ['model_name', 'api', 'finish_reason'],
+      help: 'Sequences finished, by finish reason (stop, length, abort).',
+      labelNames: ['model_name', 'finish_reason'],
       registers,
     });
     this.httpResponses = new Counter({

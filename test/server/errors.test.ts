@@ -76,6 +76,21 @@ test('a prompt longer than the context: 400 naming both numbers', async () => {
   );
 });
 
+test('a request larger than the whole KV cache: the engine refuses it, a 400 with both numbers', async () => {
+  const small = await startServed({}, undefined, { kvCacheMemory: 4 * 12 * 1024, blockSize: 16 });
+  try {
+    const r = await post(`${small.url}/v1/completions`, { model: small.model, prompt: 'hello', max_tokens: 200 });
+    assertOpenAIError(r, 400);
+    assert.match((r.json.error as { message: string }).message, /\d+.*\d+/);
+    const s = small.stats();
+    assert.equal(s.freeBlocks, s.totalBlocks);
+    const ok = await post(`${small.url}/v1/completions`, { model: small.model, prompt: 'hello', max_tokens: 4 });
+    assert.equal(ok.status, 200);
+  } finally {
+    await small.close();
+  }
+});
+
 test('negative and huge limits, out-of-range values, unsupported fields: 400', async () => {
   assertOpenAIError(await post(chat(), { model: server.model, messages: msgs, max_tokens: -5 }), 400, 'max_tokens');
   assertOpenAIError(await post(chat(), { model: server.model, messages: msgs, n: 1000 }), 400, 'n');
@@ -142,6 +157,7 @@ test('/metrics exposes engine and latency series', async () => {
     'pagoda_time_to_first_token_seconds_bucket',
     'pagoda_inter_token_latency_seconds_bucket',
     'pagoda_e2e_request_latency_seconds_bucket',
+    'pagoda_request_success_total',
   ]) {
     assert.match(text, new RegExp(`^${name}`, 'm'), name);
   }

@@ -144,15 +144,18 @@ test('50 clients that disconnect mid-stream: requests aborted, KV blocks freed',
 
 test('a non-streaming client that gives up is aborted too', async () => {
   const controller = new AbortController();
+  const before = server.stats().generationTokens;
+  const limit = 480;
   const pending = fetch(`${server.url}/v1/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: server.model, prompt: 'x', max_tokens: 200 }),
+    body: JSON.stringify({ model: server.model, prompt: 'x', max_tokens: limit, ignore_eos: true }),
     signal: controller.signal,
   }).catch((err: Error) => err.name);
-  await eventually(() => server.stats().running === 1, 5000, 'request to start');
+  await eventually(() => server.stats().generationTokens > before, 5000, 'request to start');
   controller.abort();
   assert.equal(await pending, 'AbortError');
   await eventually(() => server.stats().running === 0 && server.ctx.gate.size === 0, 5000, 'abort to reach the engine');
+  assert.ok(server.stats().generationTokens - before < limit, 'stopped before its limit');
   assertNoLeaks();
 });

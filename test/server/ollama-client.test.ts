@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Ollama } from 'ollama';
+import { eventually } from './harness.ts';
 import { type ServedModel, startServed } from './served.ts';
 
 let server: ServedModel;
@@ -103,6 +104,16 @@ test('tags, show, ps, version', async () => {
   assert.ok(new Date(ps.models[0].expires_at).getTime() > Date.now());
   const v = await ollama.version();
   assert.match(v.version, /^\d+\.\d+\.\d+/);
+});
+
+test('an empty prompt loads the model; with keep_alive 0 it unloads it', async () => {
+  const loaded = await ollama.generate({ model: server.model, prompt: '' });
+  assert.equal(loaded.done_reason, 'load');
+  assert.equal((await ollama.ps()).models.length, 1);
+  const unloaded = await ollama.generate({ model: server.model, prompt: '', keep_alive: 0 });
+  assert.equal(unloaded.done_reason, 'unload');
+  await eventually(() => server.ctx.registry.resident().length === 0, 2000, 'unload');
+  assert.equal((await ollama.ps()).models.length, 0);
 });
 
 test('errors: unknown model, unsupported format, too-long num_ctx', async () => {

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { EngineStats } from '../../src/engine/types.ts';
+import type { EngineOptions } from '../../src/runner/load.ts';
 import { resolveServeConfig, type ServeConfig } from '../../src/server/config.ts';
 import { EngineModelSource } from '../../src/server/engine-source.ts';
 import type { ModelSource } from '../../src/server/models.ts';
@@ -18,17 +19,18 @@ export interface ServedModel extends TestServer {
 }
 
 /**
- * A server on tiny-llama with the real engine; `fakeTokenDelayMs` swaps in the test double (for tests that need
- * slow, evenly paced tokens: queue limits, the drain).
+ * A server on tiny-llama with the real engine (engine options such as a small KV cache may be given);
+ * `fakeTokenDelayMs` swaps in the test double, for tests that need slow, evenly paced tokens (queue limits).
  */
 export async function startServed(
   overrides: Partial<ServeConfig> = {},
   fakeTokenDelayMs?: number,
+  engineOptions: EngineOptions = {},
 ): Promise<ServedModel> {
   const config = { ...resolveServeConfig({}, {}), ...overrides };
   const source: ModelSource =
     fakeTokenDelayMs === undefined
-      ? new EngineModelSource(config, { log: () => {} })
+      ? new EngineModelSource(config, { ...engineOptions, log: () => {} })
       : new FakeSource({ tokenDelayMs: fakeTokenDelayMs }, 256, config.numParallel ?? 64);
   const server = await startTestServer(source, [{ name: MODEL, path: MODEL_DIR, ref: MODEL_DIR }], config);
   const stats = () => {

@@ -4,7 +4,7 @@ import { badRequest } from '../errors.ts';
 import { newTimes, primed, runEngine, type ServerContext, withModel } from '../generation.ts';
 import { clientGone } from '../streaming.ts';
 import { parseBody } from '../validate.ts';
-import { contextLimit, keepAliveMs, samplingFromOptions, withStoredParameters } from './options.ts';
+import { keepAliveMs, samplingFromOptions, withStoredParameters } from './options.ts';
 import { loadOnly, respond } from './respond.ts';
 import { chatRequest } from './schemas.ts';
 
@@ -25,7 +25,7 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
       const params = samplingFromOptions(
         withStoredParameters(body.options, a.model.parameters),
         ids.length,
-        contextLimit(body.options, a.model.contextLength),
+        a.model.contextLength,
         logprobs,
       );
       const times = newTimes();

@@ -13,7 +13,7 @@ import {
 import type { ChatMessage } from '../models.ts';
 import { clientGone } from '../streaming.ts';
 import { parseBody } from '../validate.ts';
-import { contextLimit, keepAliveMs, samplingFromOptions, withStoredParameters } from './options.ts';
+import { keepAliveMs, samplingFromOptions, withStoredParameters } from './options.ts';
 import { loadOnly, respond } from './respond.ts';
 import { type GenerateRequest, generateRequest } from './schemas.ts';
 
@@ -54,7 +54,7 @@ export function registerGenerate(app: FastifyInstance, ctx: ServerContext): void
       const params = samplingFromOptions(
         withStoredParameters(body.options, a.model.parameters),
         ids.length,
-        contextLimit(body.options, a.model.contextLength),
+        a.model.contextLength,
         logprobs,
       );
       const times = newTimes();

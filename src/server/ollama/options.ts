@@ -5,7 +5,7 @@ import { checkPromptFits, resolveMaxTokens } from '../generation.ts';
 import type { Options } from './schemas.ts';
 
 /** The context a request may use: num_ctx when given (at most what the loaded engine holds). */
-export function contextLimit(opts: Options | null | undefined, engineContext: number): number {
+function contextLimit(opts: Options | null | undefined, engineContext: number): number {
   const numCtx = opts?.num_ctx;
   if (numCtx === null || numCtx === undefined) return engineContext;
   if (numCtx > engineContext) {
@@ -22,18 +22,21 @@ export function contextLimit(opts: Options | null | undefined, engineContext: nu
 export function samplingFromOptions(
   opts: Options | null | undefined,
   promptTokens: number,
-  context: number,
+  engineContext: number,
   logprobs: number | null,
 ): Partial<SamplingParams> {
+  const context = contextLimit(opts, engineContext);
   checkPromptFits(promptTokens, context);
   const numPredict = opts?.num_predict;
   if (numPredict === 0)
     throw badRequest('options.num_predict: 0 would generate nothing (use -1 for no limit)', 'options.num_predict');
   const requested = numPredict === null || numPredict === undefined || numPredict < 0 ? null : numPredict;
-  const p: Partial<SamplingParams> = {
-    maxTokens: resolveMaxTokens(promptTokens, context, requested, false, 'num_predict'),
-    logprobs,
-  };
+  // With no limit, a num_ctx below the engine's length still bounds the answer.
+  const maxTokens =
+    requested === null && context < engineContext
+      ? context - promptTokens
+      : resolveMaxTokens(promptTokens, context, requested, false, 'num_predict');
+  const p: Partial<SamplingParams> = { maxTokens, logprobs };
   const set = <K extends keyof SamplingParams>(key: K, v: SamplingParams[K] | null | undefined) => {
     if (v !== null && v !== undefined) p[key] = v;
   };

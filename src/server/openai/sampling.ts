@@ -24,7 +24,7 @@ export function parseLogitBias(
 /** The sampling parameters of an OpenAI request, in the engine's terms (unset fields keep engine defaults). */
 export function samplingParams(
   body: ChatRequest | CompletionRequest,
-  maxTokens: number,
+  maxTokens: number | undefined,
   logprobs: number | null,
   vocabSize: number,
 ): Partial<SamplingParams> {
@@ -32,7 +32,7 @@ export function samplingParams(
   const bestOf = body.best_of ?? n;
   if (bestOf < n) throw badRequest(`best_of (${bestOf}) must be at least n (${n})`, 'best_of');
   if (body.stream && bestOf > n) throw badRequest('best_of greater than n cannot be streamed', 'best_of');
-  if ((body.min_tokens ?? 0) > maxTokens) {
+  if (maxTokens !== undefined && (body.min_tokens ?? 0) > maxTokens) {
     throw badRequest(`min_tokens (${body.min_tokens}) is more than max_tokens (${maxTokens})`, 'min_tokens');
   }
   const p: Partial<SamplingParams> = { maxTokens, n, bestOf, logprobs };
