@@ -111,7 +111,7 @@ const newReq = (inLen: number, out: number, i: number): Req => ({
 // Batch-1 decode latency: a 128-token prompt, then 256 greedy tokens one step at a time (graph replay + device
 // sampling + the id back to the host: what a user waits for per token).
 const results: [string, string, string][] = [];
-{
+function batch1(label: string): void {
   const r = newReq(128, 257, 0);
   admit(r);
   step([prefillChunk(r)], [r], 0);
@@ -125,12 +125,23 @@ const results: [string, string, string][] = [];
   );
   freeBlocks.push(...r.blocks);
   results.push([
-    'batch-1 decode, ms per output token (ctx 128..384)',
+    `batch-1 decode, ms per output token (ctx 128..384), ${label}`,
     ms.toFixed(2),
     `graph replay alone ${gpuMs.toFixed(2)} ms`,
   ]);
-  console.log(`batch-1 decode: ${ms.toFixed(3)} ms/token (device time of one replayed step ${gpuMs.toFixed(3)} ms)`);
+  console.log(
+    `batch-1 decode (${label}): ${ms.toFixed(3)} ms/token (device time of one replayed step ${gpuMs.toFixed(3)} ms)`,
+  );
 }
+
+// Batch-1 decode latency: a 128-token prompt, then 256 greedy tokens one step at a time (graph replay + device
+// sampling + the id back to the host: what a user waits for per token); GEMMs through cuBLASLt, then the GEMV.
+backend.gemv = false;
+backend.graphs?.clear();
+batch1('cuBLASLt GEMMs');
+backend.gemv = true;
+backend.graphs?.clear();
+batch1('GEMV kernel for <= 8 rows');
 
 /** Runs `reqs` to completion: prefill-first scheduling as nano-vllm does, then decode steps over all running. */
 function throughput(label: string, reqs: Req[]): void {

@@ -88,6 +88,9 @@ describe('CUDA kernels against the CPU backend', () => {
         [7, 96, 130],
         [33, 256, 512],
         [300, 128, 1000],
+        [3, 100, 70],
+        [8, 4096, 1024],
+        [5, 512, 3000],
       ] as const) {
         const [gx, cx] = pair(g, [T, n], dtype);
         const [gw, cw] = pair(g, [m, n], dtype, 0.2);

@@ -71,6 +71,8 @@ export class CudaBackend implements Backend {
   private readonly attn: CudaAttention;
   private kvBytes = 0;
   private kvAllocs: DevPtr[] = [];
+  /** Small-row GEMMs through kernels/gemv.cu (PAGODA_GEMV=0 or false here: always cuBLASLt). */
+  gemv = process.env.PAGODA_GEMV !== '0';
   /** Bumped by each KV cache allocation: decode graphs replay over the most recently allocated cache. */
   kvGeneration = 0;
   private dummySeed = 1;
@@ -237,7 +239,17 @@ export class CudaBackend implements Backend {
     if (wn !== n) throw new Error(`linear: input has ${n} features, weight is [${w.shape}]`);
     const out = this.empty([T, m]);
     if (T === 0) return out;
-    this.lt.matmul(out.ptr, xt.ptr, w.ptr, T, m, n, this.dtype, this.dtype);
+    if (this.gemv && T <= 8 && (n * DTYPE_BYTES[this.dtype]) % 16 === 0) {
+      // Decode rows: a bandwidth-bound GEMV reads each weight row once for all of them (cuBLASLt's n <= 8 kernels
+      // reach ~75 % of the copy rate on an H100).
+      this.kernel('gemv', 'gemv', 'pppiii', { TMAX: 2 ** Math.ceil(Math.log2(T)) }).launch(
+        [Math.ceil(m / 8)],
+        [256],
+        [out.ptr, xt.ptr, w.ptr, T, m, n],
+      );
+    } else {
+      this.lt.matmul(out.ptr, xt.ptr, w.ptr, T, m, n, this.dtype, this.dtype);
+    }
     if (bias) {
       this.kernel('elementwise', 'add_bias', 'ppui').launch(
         this.grid1d(T * m),
