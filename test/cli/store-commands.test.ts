@@ -100,14 +100,16 @@ test('every command that takes a name refuses names that could escape the store'
       ['cp', 'pagoda-test/tiny-qwen2', name],
       ['cp', name, 'x'],
       ['rm', name],
+      ['run', name, 'a prompt'],
     ];
     if (name && !/^[/~.]|^[A-Za-z]:\//.test(name)) argvs.push(['create', 'x', '-f', modelfile]);
     for (const argv of argvs) {
       await assert.rejects(
         program().parseAsync(argv, { from: 'user' }),
         (err: Error) => {
-          // `show` also takes folder paths: a path-shaped name is refused as a path that holds no model.
-          const pathRefusal = argv[0] === 'show' && /not a model folder|no such model/.test(err.message);
+          // `show` and `run` also take folder paths: a path-shaped name is refused as a path that holds no model.
+          const takesPaths = argv[0] === 'show' || argv[0] === 'run';
+          const pathRefusal = takesPaths && /not a model folder|no such model/.test(err.message);
           assert.ok(reason.test(err.message) || pathRefusal, `${argv.join(' ')}: ${err.message}`);
           assert.ok(!err.message.includes('\n'), 'one line');
           return true;

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
 import { Ollama } from 'ollama';
 import { OllamaTemplate } from '../../src/gotemplate/ollama.ts';
 import { loadGenerationConfig, loadModelConfig } from '../../src/loader/hf-config.ts';
@@ -14,6 +16,7 @@ import { projectRoot } from '../helpers/fixtures.ts';
 import { addToHubCache, readModelFolder } from '../helpers/hf-cache.ts';
 import { HOSTILE_NAMES } from '../helpers/hostile-names.ts';
 
+const run = promisify(execFile);
 const QWEN = join(projectRoot, 'test/fixtures/models/tiny-qwen2');
 const LLAMA = join(projectRoot, 'test/fixtures/models/tiny-llama');
 // Ollama's published Llama 3 template (test/fixtures/ollama-templates/README.md says where it comes from).
@@ -168,5 +171,44 @@ test('every route that takes a model name refuses names that could escape the st
   assert.deepEqual(
     (await names()).filter((n) => n.startsWith('fine')),
     [],
+  );
+});
+
+test('interactive pagoda run talks to the running server, and pagoda ps lists what it loaded', async () => {
+  const messages = [{ role: 'user', content: 'Hi' }];
+  const expected = (await ollama.chat({ model: 'llama3-style', messages, options: { temperature: 0 } })).message
+    .content;
+  const env = { ...process.env, PAGODA_HOST: server.url, TERM: 'dumb' };
+  const pagoda = join(projectRoot, 'bin/pagoda.mjs');
+  const steps = [
+    ['expect', '>>> $', 60],
+    ['send', 'Hi\r'],
+    ['expect', '\n\n>>> $', 30],
+    ['send', '/bye\r'],
+  ];
+  const { stdout } = await run(
+    'python3',
+    [
+      join(projectRoot, 'test/helpers/pty-driver.py'),
+      JSON.stringify(steps),
+      process.execPath,
+      pagoda,
+      'run',
+      'llama3-style',
+    ],
+    { env, timeout: 90_000 },
+  );
+  const result = JSON.parse(stdout) as { ok: boolean; error: string | null; output: string; code: number };
+  assert.ok(result.ok, `${result.error}\n${result.output}`);
+  assert.equal(result.code, 0);
+  assert.ok(result.output.includes(`Hi\n${expected}\n\n>>> `), JSON.stringify({ expected, output: result.output }));
+  // Nothing was loaded in the client: no KV cache line from an in-process engine.
+  assert.ok(!result.output.includes('KV cache'), result.output);
+
+  const ps = (await run(process.execPath, [pagoda, 'ps'], { env })).stdout.split('\n');
+  assert.match(ps[0]!, /^NAME\s+ID\s+SIZE\s+PROCESSOR\s+UNTIL$/);
+  assert.ok(
+    ps.some((l) => /^llama3-style:latest\s+[0-9a-f]{12}\s+\S+ \S+\s+100% CPU\s+/.test(l)),
+    ps.join('\n'),
   );
 });
