@@ -151,7 +151,9 @@ export class FakeHub {
     const cut = cuts?.shift();
     if (cut !== undefined) {
       // Send part of the body, then drop the connection mid-transfer.
-      res.write(content.subarray(start, start + cut), () => setTimeout(() => res.socket?.destroy(), 20));
+      // Give the client time to take the bytes sent (an early end discards what it has not read yet), then
+      // half-close the connection.
+      res.write(content.subarray(start, start + cut), () => setTimeout(() => res.socket?.end(), 150));
       return;
     }
     res.end(content.subarray(start));
