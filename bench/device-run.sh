@@ -19,6 +19,29 @@ if has cli; then
   timeout 120 node bin/pagoda.mjs run "$PAGODA_FIXTURES/models/tiny-llama" "Hello" --max-tokens 16 --device cuda --temperature 0 2>&1 | tee "$OUT/run-fixture.log" | tail -8
   timeout 180 node bin/pagoda.mjs run bench-configs/llama3-8b "Hello" --max-tokens 32 --device cuda --load-format dummy --max-num-seqs 64 --max-model-len 4096 2>&1 | tee "$OUT/run-dummy.log" | tail -8
 fi
+if has serve; then
+  # pagoda serve on the GPU: one completion over HTTP from a fixture model and from the 8B dummy.
+  for spec in "$PAGODA_FIXTURES/models/tiny-llama|tiny-llama|" "bench-configs/llama3-8b|llama3-8b|--load-format dummy --max-num-seqs 64 --max-model-len 4096"; do
+    IFS='|' read -r model name extra <<<"$spec"
+    node bin/pagoda.mjs serve -m "$model" --device cuda --port 18080 $extra >"$OUT/serve-$name.log" 2>&1 &
+    pid=$!
+    node -e '
+      const url = "http://127.0.0.1:18080";
+      const body = { model: process.argv[1], prompt: "Hello", max_tokens: 8, temperature: 0 };
+      (async () => {
+        for (let i = 0; i < 120; i++) {
+          try {
+            const r = await fetch(url + "/v1/completions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+            console.log("serve", process.argv[1], r.status, (await r.text()).slice(0, 300));
+            return;
+          } catch { await new Promise((ok) => setTimeout(ok, 1000)); }
+        }
+        console.log("serve", process.argv[1], "no answer in 120 s");
+      })();' "$name" 2>&1 | tee -a "$OUT/serve.txt"
+    kill $pid; wait $pid 2>/dev/null
+    tail -4 "$OUT/serve-$name.log"
+  done
+fi
 if has baseline; then
   PYTHONUNBUFFERED=1 python3 bench/hf_baseline.py bench-configs/llama3-8b ${BASELINE_ARGS:-} 2>&1 | tee "$OUT/baseline.log" | tail -20
 fi
