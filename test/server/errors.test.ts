@@ -123,6 +123,11 @@ test('negative and huge limits, out-of-range values, unsupported fields: 400', a
     /num_predict/,
   );
   assertOllamaError(await post(generate(), { model: server.model, prompt: 'x', format: 'json' }), 400, /format/);
+  assertOllamaError(
+    await post(generate(), { model: server.model, prompt: 'x', think: true }),
+    400,
+    /thinking is not supported/,
+  );
   assertOllamaError(await post(generate(), { model: server.model, prompt: 'x', images: ['aGk='] }), 400, /images/);
   assertOllamaError(
     await post(generate(), { model: server.model, prompt: 'x', options: { mirostat: 2 } }),

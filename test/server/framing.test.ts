@@ -60,6 +60,31 @@ test('OpenAI SSE framing: data lines, blank-line separated, usage chunk, [DONE] 
   assert.equal(finish.finish_reason, 'length');
 });
 
+test('continuous_usage_stats: every chunk carries the usage so far', async () => {
+  const r = await streamPost(`${server.url}/v1/completions`, {
+    model: server.model,
+    prompt: 'a',
+    max_tokens: 4,
+    ignore_eos: true,
+    stream: true,
+    stream_options: { include_usage: true, continuous_usage_stats: true },
+  });
+  const chunks = r.pieces
+    .map((p) => p.data)
+    .join('')
+    .split('\n\n')
+    .filter((e) => e.startsWith('data: {'))
+    .map((e) => JSON.parse(e.slice(6)));
+  const counts = chunks.map((c) => c.usage.completion_tokens);
+  assert.deepEqual(
+    counts,
+    [...counts].sort((a, b) => a - b),
+    'never decreasing',
+  );
+  assert.equal(counts.at(-1), 4);
+  assert.ok(chunks.every((c) => c.usage.prompt_tokens > 0));
+});
+
 test('completions SSE without include_usage has no usage field', async () => {
   const r = await streamPost(`${server.url}/v1/completions`, {
     model: server.model,

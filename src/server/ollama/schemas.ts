@@ -32,7 +32,9 @@ const common = {
   keep_alive: keepAlive,
   options: opt(options),
   format: unsupported('format (structured output)'),
-  think: opt(z.literal(false)),
+  think: opt(
+    z.unknown().refine((v) => v === false, 'thinking is not supported by pagoda (send think: false or leave it out)'),
+  ),
   logprobs: opt(z.boolean()),
   top_logprobs: opt(int().min(0).max(20)),
 };

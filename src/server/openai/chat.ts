@@ -64,7 +64,7 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
         }));
         await streamChunks(reply, outputs, {
           base,
-          includeUsage: body.stream_options?.include_usage === true,
+          streamOptions: body.stream_options,
           promptTokens: promptIds.length,
           opening,
           chunk,

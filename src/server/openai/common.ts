@@ -95,24 +95,29 @@ export function completionLogprobs(lps: TokenLogprob[], offset: number) {
 }
 
 /**
- * Streams OpenAI chunks as SSE: `chunk` turns one choice's delta into a chunk's choice entry (or null to skip);
- * with include_usage every chunk carries `usage: null` and a last chunk with `choices: []` carries the usage.
+ * Streams OpenAI chunks as SSE: `chunk` turns one choice's delta into a chunk's choice entries (none to skip);
+ * with include_usage every chunk carries `usage: null` (vLLM's continuous_usage_stats: the usage so far) and a last
+ * chunk with `choices: []` carries the usage.
  */
 export async function streamChunks(
   reply: FastifyReply,
   outputs: AsyncIterable<RequestOutput>,
   opts: {
     base: Record<string, unknown>;
-    includeUsage: boolean;
+    streamOptions: { include_usage?: boolean | null; continuous_usage_stats?: boolean | null } | null | undefined;
     promptTokens: number;
     opening?: Record<string, unknown>[];
     chunk(d: CompletionDelta): Record<string, unknown>[];
   },
 ): Promise<void> {
   const stream = new EventStream(reply, 'sse');
-  const extra = opts.includeUsage ? { usage: null } : {};
-  const send = (choices: Record<string, unknown>[]) => stream.send({ ...opts.base, choices, ...extra });
+  const includeUsage = opts.streamOptions?.include_usage === true;
+  const continuous = includeUsage && opts.streamOptions?.continuous_usage_stats === true;
   let completionTokens = 0;
+  const send = (choices: Record<string, unknown>[]) => {
+    const extra = !includeUsage ? {} : { usage: continuous ? usage(opts.promptTokens, completionTokens) : null };
+    stream.send({ ...opts.base, choices, ...extra });
+  };
   try {
     for (const c of opts.opening ?? []) send([c]);
     for await (const out of outputs) {
@@ -122,8 +127,7 @@ export async function streamChunks(
       }
       if (!stream.open) break;
     }
-    if (opts.includeUsage)
-      stream.send({ ...opts.base, choices: [], usage: usage(opts.promptTokens, completionTokens) });
+    if (includeUsage) stream.send({ ...opts.base, choices: [], usage: usage(opts.promptTokens, completionTokens) });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     stream.send({ error: { message, type: 'server_error', param: null, code: null } });

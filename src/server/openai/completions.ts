@@ -72,7 +72,7 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
           : [];
         await streamChunks(reply, outputs, {
           base,
-          includeUsage: body.stream_options?.include_usage === true,
+          streamOptions: body.stream_options,
           promptTokens: prompt.ids.length,
           opening,
           chunk,

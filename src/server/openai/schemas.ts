@@ -14,7 +14,11 @@ const stop = z.union([z.string().min(1).max(1000), z.array(z.string().min(1).max
 const sampling = {
   model: z.string().min(1).max(1024),
   stream: opt(z.boolean()),
-  stream_options: opt(z.strictObject({ include_usage: opt(z.boolean()), continuous_usage_stats: opt(z.boolean()) })),
+  stream_options: opt(
+    z
+      .strictObject({ include_usage: opt(z.boolean()), continuous_usage_stats: opt(z.boolean()) })
+      .refine((o) => !o.continuous_usage_stats || o.include_usage, 'continuous_usage_stats needs include_usage: true'),
+  ),
   n: opt(int().min(1).max(MAX_N)),
   stop: opt(stop),
   seed: opt(
