@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { loadChatTemplate } from '../../loader/chat-template.ts';
 import { loadModelConfig } from '../../loader/hf-config.ts';
 import { weightsSize } from '../../store/hf-cache.ts';
 import { formatModelfile, formatParameters } from '../../store/modelfile.ts';
@@ -29,7 +30,7 @@ export const registerShow: RegisterCommand = (program) => {
           return out(formatModelfile(m ?? { from: model.path, parameters: {}, messages: [], license: [] }));
         }
         if (opts.parameters) return out(formatParameters(m?.parameters ?? {}).join('\n'));
-        if (opts.template) return out(m?.template ?? "(the model's own chat template)");
+        if (opts.template) return out(m?.template ?? loadChatTemplate(model.path)?.source ?? '');
         if (opts.system) return out(m?.system ?? '');
         if (opts.license) return out((m?.license ?? []).join('\n'));
         const config = loadModelConfig(model.path);
