@@ -87,6 +87,8 @@ export async function startServer(
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
   say(`pagoda ${version} listening on ${url}${config.apiKey ? ' (API key required)' : ''}`);
+  const local = ['127.0.0.1', 'localhost', '::1'].includes(config.host);
+  if (!local && !config.apiKey) say('warning: listening beyond this machine with no API key (set PAGODA_API_KEY)');
 
   let stopping: Promise<void> | null = null;
   const shutdown = () => {
