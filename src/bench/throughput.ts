@@ -32,6 +32,8 @@ export interface ThroughputResult {
   promptTokens: number;
   outputTokens: number;
   seconds: number;
+  /** CPU time the process used (user + system): steadier than wall time on a shared machine. */
+  cpuSeconds: number;
   requestsPerSecond: number;
   outputTokensPerSecond: number;
   totalTokensPerSecond: number;
@@ -54,6 +56,7 @@ export async function runThroughput(
   }));
   const before = engine.stats();
   const start = performance.now();
+  const cpuStart = process.cpuUsage();
   let outputTokens = 0;
   await Promise.all(
     requests.map(async (r, i) => {
@@ -64,6 +67,8 @@ export async function runThroughput(
     }),
   );
   const seconds = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpuStart);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   const after = engine.stats();
   const promptTokens = requests.reduce((a, r) => a + r.prompt.length, 0);
   return {
@@ -71,6 +76,7 @@ export async function runThroughput(
     promptTokens,
     outputTokens,
     seconds,
+    cpuSeconds,
     requestsPerSecond: requests.length / seconds,
     outputTokensPerSecond: outputTokens / seconds,
     totalTokensPerSecond: (promptTokens + outputTokens) / seconds,

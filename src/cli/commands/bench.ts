@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { CPU_WORKLOAD, NANO_VLLM_WORKLOAD, runThroughput, type ThroughputWorkload } from '../../bench/throughput.ts';
 import { loadEngine } from '../../runner/load.ts';
 import { UserError } from '../../util/errors.ts';
+import { markdownTable } from '../../util/markdown.ts';
 import { addEngineOptions, engineOptionsFrom, parseIntFlag, parseNumberFlag } from '../engine-options.ts';
 import type { RegisterCommand } from './index.ts';
 
@@ -57,9 +58,11 @@ export const registerBench: RegisterCommand = (program) => {
       ['prompt tokens', String(r.promptTokens)],
       ['output tokens', String(r.outputTokens)],
       ['seconds', r.seconds.toFixed(2)],
+      ['CPU seconds', r.cpuSeconds.toFixed(2)],
       ['requests/s', r.requestsPerSecond.toFixed(2)],
       ['output tokens/s', r.outputTokensPerSecond.toFixed(1)],
       ['total tokens/s', r.totalTokensPerSecond.toFixed(1)],
+      ['output tok/CPU-s', (r.outputTokens / r.cpuSeconds).toFixed(1)],
       ['engine steps', String(r.steps)],
       ['preemptions', String(r.preemptions)],
     ];
@@ -77,9 +80,32 @@ export const registerBench: RegisterCommand = (program) => {
       file,
       `\n## throughput — ${new Date().toISOString().slice(0, 10)}, ${cpu[0]?.model ?? 'unknown CPU'} (${cpu.length} cores), Node ${process.version}, ${onCpu ? 'CPU backend' : 'CUDA backend'}, load average ${loadavg()[0]!.toFixed(1)}\n\n` +
         `Command: \`${command}\` (model ${loaded.modelName}; ${w.numPrompts} requests, input ${w.inputLen.join('..')}, output ${w.outputLen.join('..')}, ignore_eos)\n\n` +
-        `| requests/s | output tokens/s | total tokens/s | seconds | output tokens | prompt tokens | preemptions |\n` +
-        `| --- | --- | --- | --- | --- | --- | --- |\n` +
-        `| ${r.requestsPerSecond.toFixed(2)} | ${r.outputTokensPerSecond.toFixed(1)} | ${r.totalTokensPerSecond.toFixed(1)} | ${r.seconds.toFixed(2)} | ${r.outputTokens} | ${r.promptTokens} | ${r.preemptions} |\n`,
+        `${markdownTable(
+          [
+            'requests/s',
+            'output tokens/s',
+            'total tokens/s',
+            'seconds',
+            'CPU seconds',
+            'output tokens/CPU-s',
+            'output tokens',
+            'prompt tokens',
+            'preemptions',
+          ],
+          [
+            [
+              r.requestsPerSecond.toFixed(2),
+              r.outputTokensPerSecond.toFixed(1),
+              r.totalTokensPerSecond.toFixed(1),
+              r.seconds.toFixed(2),
+              r.cpuSeconds.toFixed(2),
+              (r.outputTokens / r.cpuSeconds).toFixed(1),
+              String(r.outputTokens),
+              String(r.promptTokens),
+              String(r.preemptions),
+            ],
+          ],
+        )}\n`,
     );
     process.stderr.write(`appended to ${file}\n`);
   });
