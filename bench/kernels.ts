@@ -1,14 +1,20 @@
 /**
  * Attention kernel throughput on the GPU: flash_prefill (TFLOP/s, causal, head_dim 128) and paged_decode (GB/s of
  * K/V read from the paged cache), on the shapes of the project's baselines. PyTorch SDPA (FLASH, CUDNN) runs from
- * bench/sdpa_baseline.py in the same device call. Usage: node --import tsx bench/kernels.ts [--json out.json]
+ * bench/sdpa_baseline.py in the same device call. Each kernel runs in every tile shape of the sweep below; the first is
+ * the launcher's default. Usage: node --import tsx bench/kernels.ts [--json out.json] [--profile]
+ * (--profile: only the default kernels on the first prefill and decode shapes, a few calls each, for ncu).
  */
 import { writeFileSync } from 'node:fs';
 import {
+  DEFAULT_DECODE,
+  DEFAULT_PREFILL,
+  type DecodeConfig,
   type DecodeWorkspace,
-  decodeSplits,
   decodeWorkspaceBytes,
+  FlashAttention,
   type PagedAttentionArgs,
+  type PrefillConfig,
 } from '../src/backend/cuda/flash-attention.ts';
 import { openCudaAttention } from '../test/helpers/cuda-attention.ts';
 import { rng, toBf16Bits } from '../test/helpers/paged-attention-reference.ts';
@@ -16,8 +22,14 @@ import { rng, toBf16Bits } from '../test/helpers/paged-attention-reference.ts';
 const gpu = openCudaAttention();
 if (gpu.skip) throw new Error(gpu.skip);
 const h = gpu.drv!;
-const fa = gpu.fa!;
+const rt = gpu.rt!;
 const BLOCK_SIZE = 16;
+const profile = process.argv.includes('--profile');
+const prefillConfigs: PrefillConfig[] = profile
+  ? [DEFAULT_PREFILL]
+  : [DEFAULT_PREFILL, { warps: 8, mTiles: 1, blockN: 128 }, { warps: 8, mTiles: 1, blockN: 64 }];
+const decodeConfigs: DecodeConfig[] = profile ? [DEFAULT_DECODE] : [DEFAULT_DECODE, { warps: 4, tileN: 16, stages: 3 }];
+const shape = (c: object) => JSON.stringify(c).replace(/["{}]/g, '');
 
 /** Fills `bytes` of device memory with random bf16 in [-1, 1) by tiling one 32 MiB random host buffer. */
 const tile = (() => {
@@ -85,6 +97,7 @@ function setup(numSeqs: number, qLen: number, ctx: number, numHeads: number, num
 function timeMs(body: () => void, reps: number): number {
   for (let i = 0; i < 3; i++) body();
   h.sync();
+  if (profile) return Number.NaN;
   const rounds: number[] = [];
   for (let r = 0; r < 7; r++) {
     rounds.push(
@@ -107,27 +120,35 @@ interface Row {
 }
 const rows: Row[] = [];
 
-for (const [batch, seqLen] of [
-  [4, 4096],
-  [1, 16384],
-] as const) {
+for (const [batch, seqLen] of profile
+  ? ([[4, 4096]] as const)
+  : ([
+      [4, 4096],
+      [1, 16384],
+    ] as const)) {
   const { args, free } = setup(batch, seqLen, seqLen, 16, 16, 128);
-  const ms = timeMs(() => fa.prefill(args), 5);
   const flops = (4 * batch * 16 * seqLen * seqLen * 128) / 2;
-  rows.push({
-    kernel: 'pagoda flash_prefill',
-    shape: `causal hd128 B${batch} S${seqLen} H16 (paged, bs ${BLOCK_SIZE})`,
-    ms,
-    figure: flops / (ms / 1e3) / 1e12,
-    unit: 'TFLOP/s',
-  });
+  for (const cfg of prefillConfigs) {
+    const fa = new FlashAttention(rt, { prefill: cfg });
+    const ms = timeMs(() => fa.prefill(args), 5);
+    rows.push({
+      kernel: 'pagoda flash_prefill',
+      shape: `causal hd128 B${batch} S${seqLen} H16 (paged, bs ${BLOCK_SIZE})`,
+      ms,
+      figure: flops / (ms / 1e3) / 1e12,
+      unit: 'TFLOP/s',
+      note: shape(cfg),
+    });
+  }
   free();
 }
 
-for (const [batch, ctx] of [
-  [64, 4096],
-  [256, 1024],
-] as const) {
+for (const [batch, ctx] of profile
+  ? ([[64, 4096]] as const)
+  : ([
+      [64, 4096],
+      [256, 1024],
+    ] as const)) {
   const { args, free } = setup(batch, 1, ctx, 32, 8, 128);
   const wsBytes = decodeWorkspaceBytes(batch, 32, 128);
   const ws: DecodeWorkspace = {
@@ -135,17 +156,22 @@ for (const [batch, ctx] of [
     partialLse: h.alloc(wsBytes.partialLse),
     maxSplits: 32,
   };
-  const splits = decodeSplits(batch, 32, 8, args.maxBlocksPerSeq * BLOCK_SIZE, h.info.smCount);
-  const ms = timeMs(() => fa.decode(args, ws), 20);
   const kvBytes = batch * ctx * 8 * 128 * 2 * 2;
-  rows.push({
-    kernel: 'pagoda paged_decode',
-    shape: `GQA 32/8 hd128 B${batch} ctx${ctx} (paged, bs ${BLOCK_SIZE})`,
-    ms,
-    figure: kvBytes / (ms / 1e3) / 1e9,
-    unit: 'GB/s KV',
-    note: `${splits} split(s)`,
-  });
+  for (const cfg of decodeConfigs) {
+    const fa = new FlashAttention(rt, { decode: cfg });
+    const auto = fa.decodeSplitsFor(args);
+    for (const splits of profile ? [auto] : [auto, 2 * auto]) {
+      const ms = timeMs(() => fa.decode(args, ws, splits), 20);
+      rows.push({
+        kernel: 'pagoda paged_decode',
+        shape: `GQA 32/8 hd128 B${batch} ctx${ctx} (paged, bs ${BLOCK_SIZE})`,
+        ms,
+        figure: kvBytes / (ms / 1e3) / 1e9,
+        unit: 'GB/s KV',
+        note: `${shape(cfg)}, ${splits} split(s)${splits === auto ? ' (auto)' : ''}`,
+      });
+    }
+  }
   h.free(ws.partialO);
   h.free(ws.partialLse);
   free();

@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { CudaDriver } from '../../src/backend/cuda/driver.ts';
 import {
+  type DecodeConfig,
   decodeWorkspaceBytes,
-  type FlashAttention,
+  FlashAttention,
   type PagedAttentionArgs,
+  type PrefillConfig,
 } from '../../src/backend/cuda/flash-attention.ts';
 import { openCudaAttention } from '../helpers/cuda-attention.ts';
 import {
@@ -33,7 +35,7 @@ interface Case {
 }
 
 /** Uploads the problem, poisons the outputs, runs `kernel`, returns O and LSE as read back. */
-function runOnGpu(p: PagedAttentionProblem, kernel: (fa: FlashAttention, a: PagedAttentionArgs) => void) {
+function runOnGpu(p: PagedAttentionProblem, kernel: (a: PagedAttentionArgs) => void) {
   const h: CudaDriver = gpu.drv!;
   const totalQ = p.cuSeqlensQ[p.seqs.length]!;
   const qElems = totalQ * p.numHeads * p.headDim;
@@ -76,7 +78,7 @@ function runOnGpu(p: PagedAttentionProblem, kernel: (fa: FlashAttention, a: Page
     scale: p.scale,
     slidingWindow: p.slidingWindow,
   };
-  kernel(gpu.fa!, args);
+  kernel(args);
   h.sync();
   const outBits = new Uint16Array(qElems);
   const lseHost = new Float32Array(totalQ * p.numHeads);
@@ -86,8 +88,9 @@ function runOnGpu(p: PagedAttentionProblem, kernel: (fa: FlashAttention, a: Page
   return { out: fromBf16Array(outBits), lse: lseHost };
 }
 
-function check(name: string, got: { out: Float32Array; lse: Float32Array }, p: PagedAttentionProblem) {
-  const ref = referencePagedAttention(p);
+type Reference = ReturnType<typeof referencePagedAttention>;
+
+function check(name: string, got: { out: Float32Array; lse: Float32Array }, ref: Reference) {
   const errO = relativeL2(got.out, ref.out);
   const errLse = maxAbsDiff(got.lse, ref.lse);
   assert.ok(errO <= 1e-2, `${name}: relative L2 error of O ${errO}`);
@@ -196,15 +199,35 @@ const decodeCases: Case[] = [
   },
 ];
 
+// Every tile shape the launcher can be configured with; the first of each is the default.
+const prefillConfigs: PrefillConfig[] = [
+  { warps: 8, mTiles: 2, blockN: 64 },
+  { warps: 8, mTiles: 1, blockN: 128 },
+  { warps: 8, mTiles: 1, blockN: 64 },
+  { warps: 4, mTiles: 2, blockN: 64 },
+  { warps: 4, mTiles: 1, blockN: 64 },
+];
+const decodeConfigs: DecodeConfig[] = [
+  { warps: 4, tileN: 32, stages: 2 },
+  { warps: 4, tileN: 16, stages: 3 },
+  { warps: 4, tileN: 16, stages: 2 },
+  { warps: 8, tileN: 16, stages: 2 },
+];
+const shape = (c: object) => JSON.stringify(c).replace(/["{}]/g, '');
+
 prefillCases.forEach((c, i) => {
   test(`flash_prefill ${c.name}`, { skip: gpu.skip }, () => {
     const seed = 1000 + i * 7 + (Date.now() % 1000);
     const p = makePagedProblem({ ...c, seed });
-    check(
-      `${c.name} (seed ${seed})`,
-      runOnGpu(p, (fa, a) => fa.prefill(a)),
-      p,
-    );
+    const ref = referencePagedAttention(p);
+    for (const cfg of prefillConfigs) {
+      const fa = new FlashAttention(gpu.rt!, { prefill: cfg });
+      check(
+        `${c.name} (${shape(cfg)}, seed ${seed})`,
+        runOnGpu(p, (a) => fa.prefill(a)),
+        ref,
+      );
+    }
   });
 });
 
@@ -213,28 +236,25 @@ decodeCases.forEach((c, i) => {
     const h = gpu.drv!;
     const seed = 2000 + i * 7 + (Date.now() % 1000);
     const p = makePagedProblem({ ...c, seed });
+    const ref = referencePagedAttention(p);
     const wsBytes = decodeWorkspaceBytes(c.seqs.length, c.numHeads, c.headDim);
     const ws = { partialO: h.alloc(wsBytes.partialO), partialLse: h.alloc(wsBytes.partialLse), maxSplits: 32 };
     try {
-      check(
-        `${c.name} (auto splits, seed ${seed})`,
-        runOnGpu(p, (fa, a) => fa.decode(a, ws)),
-        p,
-      );
-      check(
-        `${c.name} (1 split, seed ${seed})`,
-        runOnGpu(p, (fa, a) => fa.decode(a, ws, 1)),
-        p,
-      );
-      check(
-        `${c.name} (7 splits, seed ${seed})`,
-        runOnGpu(p, (fa, a) => fa.decode(a, ws, 7)),
-        p,
-      );
+      for (const cfg of decodeConfigs) {
+        const fa = new FlashAttention(gpu.rt!, { decode: cfg });
+        for (const splits of [undefined, 1, 7]) {
+          check(
+            `${c.name} (${shape(cfg)}, ${splits ?? 'auto'} splits, seed ${seed})`,
+            runOnGpu(p, (a) => fa.decode(a, ws, splits)),
+            ref,
+          );
+        }
+      }
+      const fa = new FlashAttention(gpu.rt!);
       check(
         `${c.name} (prefill kernel, seed ${seed})`,
-        runOnGpu(p, (fa, a) => fa.prefill(a)),
-        p,
+        runOnGpu(p, (a) => fa.prefill(a)),
+        ref,
       );
     } finally {
       h.free(ws.partialO);

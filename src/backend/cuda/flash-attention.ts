@@ -23,15 +23,24 @@ export interface AttentionKernel {
 export interface AttentionRuntime {
   /** Streaming multiprocessors of the device (sizes the decode split). */
   readonly smCount: number;
-  /** Function `fn` of `kernels/<file>.cu`, allowed `dynamicSmem` bytes of dynamic shared memory. */
-  kernel(file: string, fn: string, kinds: string, dynamicSmem: number): AttentionKernel;
+  /**
+   * Function `fn` of `kernels/<file>.cu` compiled with `defines`, allowed `dynamicSmem` bytes of dynamic shared
+   * memory.
+   */
+  kernel(
+    file: string,
+    fn: string,
+    kinds: string,
+    dynamicSmem: number,
+    defines?: Readonly<Record<string, number>>,
+  ): AttentionKernel;
 }
 
 /** The runtime over the CUDA backend's driver and NVRTC kernel modules. */
 export function cudaAttentionRuntime(drv: CudaDriver, modules: KernelModules): AttentionRuntime {
   return {
     smCount: drv.info.smCount,
-    kernel: (file, fn, kinds, dynamicSmem) => modules.get(file, fn, kinds, {}, dynamicSmem),
+    kernel: (file, fn, kinds, dynamicSmem, defines = {}) => modules.get(file, fn, kinds, defines, dynamicSmem),
   };
 }
 
@@ -68,8 +77,21 @@ export interface DecodeWorkspace {
   maxSplits: number;
 }
 
-const PREFILL = { warps: 8, blockM: 128, blockN: 64 } as const;
-const DECODE = { warps: 4, tileN: 16, stages: 3, ctasPerSm: 2, maxSplits: 32, minKeysPerSplit: 256 } as const;
+/** flash_prefill's tile shape: `warps` warps of `mTiles` 16-row tiles each, K/V tiles of `blockN` keys. */
+export interface PrefillConfig {
+  warps: number;
+  mTiles: number;
+  blockN: number;
+}
+export const DEFAULT_PREFILL: PrefillConfig = { warps: 8, mTiles: 2, blockN: 64 };
+/** paged_decode's shape: warps per CTA, keys per warp tile, cp.async ring depth (PAGODA_DECODE_*). */
+export interface DecodeConfig {
+  warps: number;
+  tileN: number;
+  stages: number;
+}
+export const DEFAULT_DECODE: DecodeConfig = { warps: 4, tileN: 32, stages: 2 };
+const DECODE = { maxSplits: 32, minKeysPerSplit: 256, regsPerThread: 164 } as const;
 const LOG2E = Math.LOG2E;
 const HEAD_DIMS = [64, 128] as const;
 
@@ -77,12 +99,20 @@ const PREFILL_KINDS = 'pipppipppipiiifi';
 const DECODE_KINDS = 'pipppippipppiiifi';
 const MERGE_KINDS = 'pppipiii';
 
-export function prefillSharedBytes(headDim: number): number {
-  return (PREFILL.blockM + 4 * PREFILL.blockN) * (headDim + 8) * 2;
+export function prefillSharedBytes(headDim: number, cfg: PrefillConfig = DEFAULT_PREFILL): number {
+  // Q tile, double-buffered K and V tiles (rows padded by 8 elements), double-buffered block ids of a K/V tile.
+  return (16 * cfg.warps * cfg.mTiles + 4 * cfg.blockN) * (headDim + 8) * 2 + 2 * (cfg.blockN / 16) * 4;
 }
 
-export function decodeSharedBytes(headDim: number): number {
-  return (16 + DECODE.warps * DECODE.stages * 2 * DECODE.tileN) * (headDim + 8) * 2;
+export function decodeSharedBytes(headDim: number, cfg: DecodeConfig = DEFAULT_DECODE): number {
+  return (16 + cfg.warps * cfg.stages * 2 * cfg.tileN) * (headDim + 8) * 2;
+}
+
+/** Decode CTAs resident per SM (H100/A100: 228 KB shared memory and 64K registers per SM; ptxas: 164 registers). */
+export function decodeCtasPerSm(headDim: number, cfg: DecodeConfig = DEFAULT_DECODE): number {
+  const bySmem = Math.floor((228 * 1024) / (decodeSharedBytes(headDim, cfg) + 1024));
+  const byRegs = Math.floor(65536 / (32 * cfg.warps * DECODE.regsPerThread));
+  return Math.max(1, Math.min(bySmem, byRegs));
 }
 
 /** Bytes of `partialO` and `partialLse` for up to `numSeqs` sequences. */
@@ -95,16 +125,18 @@ export function decodeWorkspaceBytes(numSeqs: number, numHeads: number, headDim:
  * GPU, otherwise enough to fill it, with at least `minKeysPerSplit` keys each. It depends on the batch and the
  * capacity `maxContext` (not the current lengths), so a captured CUDA graph stays valid as contexts grow.
  */
-export function decodeSplits(
-  numSeqs: number,
-  numHeads: number,
-  numKvHeads: number,
-  maxContext: number,
-  smCount: number,
-  maxSplits: number = DECODE.maxSplits,
-): number {
+export function decodeSplits(p: {
+  numSeqs: number;
+  numHeads: number;
+  numKvHeads: number;
+  maxContext: number;
+  smCount: number;
+  ctasPerSm: number;
+  maxSplits?: number;
+}): number {
+  const { numSeqs, numHeads, numKvHeads, maxContext, maxSplits = DECODE.maxSplits } = p;
   const ctas = numSeqs * numKvHeads * Math.ceil(numHeads / numKvHeads / 16);
-  const target = smCount * DECODE.ctasPerSm;
+  const target = p.smCount * p.ctasPerSm;
   if (ctas >= target) return 1;
   const byContext = Math.max(1, Math.floor(maxContext / DECODE.minKeysPerSplit));
   return Math.max(1, Math.min(Math.ceil(target / ctas), byContext, maxSplits));
@@ -123,31 +155,64 @@ function checkShapes(a: PagedAttentionArgs): void {
 }
 
 export class FlashAttention {
-  constructor(private readonly rt: AttentionRuntime) {}
+  private readonly prefillConfig: PrefillConfig;
+  private readonly decodeConfig: DecodeConfig;
+
+  /** `opts` overrides the tile shapes (benchmarks sweep them; the defaults are the measured best). */
+  constructor(
+    private readonly rt: AttentionRuntime,
+    opts: { prefill?: PrefillConfig; decode?: DecodeConfig } = {},
+  ) {
+    this.prefillConfig = opts.prefill ?? DEFAULT_PREFILL;
+    this.decodeConfig = opts.decode ?? DEFAULT_DECODE;
+  }
 
   private prefillKernel(headDim: number): AttentionKernel {
+    const cfg = this.prefillConfig;
     return this.rt.kernel(
       'flash_prefill',
       `flash_prefill_bf16_hd${headDim}`,
       PREFILL_KINDS,
-      prefillSharedBytes(headDim),
+      prefillSharedBytes(headDim, cfg),
+      { PAGODA_PREFILL_WARPS: cfg.warps, PAGODA_PREFILL_MT: cfg.mTiles, PAGODA_PREFILL_BN: cfg.blockN },
     );
   }
 
   private decodeKernel(headDim: number): AttentionKernel {
-    return this.rt.kernel('paged_decode', `paged_decode_bf16_hd${headDim}`, DECODE_KINDS, decodeSharedBytes(headDim));
+    const cfg = this.decodeConfig;
+    return this.rt.kernel(
+      'paged_decode',
+      `paged_decode_bf16_hd${headDim}`,
+      DECODE_KINDS,
+      decodeSharedBytes(headDim, cfg),
+      { PAGODA_DECODE_WARPS: cfg.warps, PAGODA_DECODE_TILE: cfg.tileN, PAGODA_DECODE_STAGES: cfg.stages },
+    );
+  }
+
+  /** The split count `decode` uses for these arguments when none is given. */
+  decodeSplitsFor(a: PagedAttentionArgs, maxSplits: number = DECODE.maxSplits): number {
+    return decodeSplits({
+      numSeqs: a.numSeqs,
+      numHeads: a.numHeads,
+      numKvHeads: a.numKvHeads,
+      maxContext: a.maxBlocksPerSeq * a.blockSize,
+      smCount: this.rt.smCount,
+      ctasPerSm: decodeCtasPerSm(a.headDim, this.decodeConfig),
+      maxSplits: Math.min(DECODE.maxSplits, maxSplits),
+    });
   }
 
   /** Varlen causal attention of every query token of the step over its sequence's cached keys. */
   prefill(a: PagedAttentionArgs): void {
     checkShapes(a);
     const group = a.numHeads / a.numKvHeads;
-    const mBlocks = Math.ceil((a.maxSeqlenQ * group) / PREFILL.blockM);
+    const cfg = this.prefillConfig;
+    const mBlocks = Math.ceil((a.maxSeqlenQ * group) / (16 * cfg.warps * cfg.mTiles));
     if (mBlocks === 0 || a.numSeqs === 0) return;
-    const smem = prefillSharedBytes(a.headDim);
+    const smem = prefillSharedBytes(a.headDim, cfg);
     this.prefillKernel(a.headDim).launch(
-      [mBlocks, a.numKvHeads, a.numSeqs],
-      [32 * PREFILL.warps],
+      [a.numKvHeads, a.numSeqs, mBlocks],
+      [32 * cfg.warps],
       [
         a.q,
         a.qStride,
@@ -177,16 +242,13 @@ export class FlashAttention {
   decode(a: PagedAttentionArgs, ws: DecodeWorkspace, numSplits?: number): void {
     checkShapes(a);
     if (a.numSeqs === 0) return;
-    const maxSplits = Math.min(DECODE.maxSplits, ws.maxSplits);
-    const splits =
-      numSplits ??
-      decodeSplits(a.numSeqs, a.numHeads, a.numKvHeads, a.maxBlocksPerSeq * a.blockSize, this.rt.smCount, maxSplits);
+    const splits = numSplits ?? this.decodeSplitsFor(a, ws.maxSplits);
     if (splits < 1 || splits > ws.maxSplits)
       throw new Error(`attention decode: ${splits} splits, workspace holds ${ws.maxSplits}`);
     const headGroups = Math.ceil(a.numHeads / a.numKvHeads / 16);
     this.decodeKernel(a.headDim).launch(
       [splits, a.numKvHeads * headGroups, a.numSeqs],
-      [32 * DECODE.warps],
+      [32 * this.decodeConfig.warps],
       [
         a.q,
         a.qStride,
@@ -206,7 +268,7 @@ export class FlashAttention {
         a.scale * LOG2E,
         a.slidingWindow,
       ],
-      decodeSharedBytes(a.headDim),
+      decodeSharedBytes(a.headDim, this.decodeConfig),
     );
     if (splits === 1) return;
     this.rt

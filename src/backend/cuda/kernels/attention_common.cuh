@@ -27,6 +27,10 @@ __device__ __forceinline__ float fast_exp2(float x) {
 __device__ __forceinline__ void cp_async16(u32 dst, const void* src, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
 }
+// 4-byte global->shared copy (through L1), zero-filled when !valid.
+__device__ __forceinline__ void cp_async4(u32 dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 4 : 0));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
@@ -49,14 +53,6 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], const u32 (&a)[4], u32 b
   asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Element offset of key `key`'s row for one KV head in a paged cache [num_blocks, block_size, num_kv_heads, D].
-__device__ __forceinline__ long long kv_row_offset(const int* block_table, int key, int block_size_log2,
-                                                   int row_stride, int head_offset) {
-  const int block = block_table[key >> block_size_log2];
-  const long long slot = ((long long)block << block_size_log2) | (key & ((1 << block_size_log2) - 1));
-  return slot * row_stride + head_offset;
 }
 
 // Online-softmax update of a 16-row warp tile held as mma accumulators: s[NT][4] raw scores (masked entries are
@@ -92,48 +88,62 @@ __device__ __forceinline__ void online_softmax(float (&s)[NT][4], float (&o)[DT]
   }
 }
 
-// S (16 x 16*NN) += Q (16 x D, fragments qf) * K^T, K rows in shared memory with row stride `ld` elements.
-template <int D, int NN>
-__device__ __forceinline__ void qk_tile(float (&s)[2 * NN][4], const u32 (&qf)[D / 16][4], const bf16_t* k_smem,
-                                        int ld, int lane) {
+// S (MT*16 x 16*NN) += Q * K^T with K rows in shared memory (row stride `ld` elements). Each K fragment is loaded
+// once and used for the warp's MT row tiles; q_frag(mt, kk, a) supplies Q's A fragment (registers or ldmatrix).
+template <int D, int NN, int MT, class QFrag>
+__device__ __forceinline__ void qk_tile(float (&s)[MT][2 * NN][4], QFrag&& q_frag, const bf16_t* k_smem, int ld,
+                                        int lane) {
   const int row = (lane & 7) + ((lane >> 4) << 3);
   const int col = ((lane >> 3) & 1) << 3;
 #pragma unroll
   for (int kk = 0; kk < D / 16; kk++) {
+    u32 a[MT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) q_frag(mt, kk, a[mt]);
 #pragma unroll
     for (int nn = 0; nn < NN; nn++) {
       u32 b[4];
       ldsm_x4(b, smem_addr(k_smem + (nn * 16 + row) * ld + kk * 16 + col));
-      mma_bf16(s[2 * nn], qf[kk], b[0], b[1]);
-      mma_bf16(s[2 * nn + 1], qf[kk], b[2], b[3]);
+#pragma unroll
+      for (int mt = 0; mt < MT; mt++) {
+        mma_bf16(s[mt][2 * nn], a[mt], b[0], b[1]);
+        mma_bf16(s[mt][2 * nn + 1], a[mt], b[2], b[3]);
+      }
     }
   }
 }
 
-// O (16 x D) += P (16 x 16*NN, probabilities in s) * V, V rows in shared memory with row stride `ld`.
-template <int D, int NN>
-__device__ __forceinline__ void pv_tile(float (&o)[D / 8][4], const float (&s)[2 * NN][4], const bf16_t* v_smem,
-                                        int ld, int lane) {
+// O (MT*16 x D) += P (probabilities in s) * V, V rows in shared memory with row stride `ld`; each V fragment is
+// loaded once for the MT row tiles.
+template <int D, int NN, int MT>
+__device__ __forceinline__ void pv_tile(float (&o)[MT][D / 8][4], const float (&s)[MT][2 * NN][4],
+                                        const bf16_t* v_smem, int ld, int lane) {
   const int row = (lane & 7) + (((lane >> 3) & 1) << 3);
   const int col = (lane >> 4) << 3;
 #pragma unroll
   for (int kk = 0; kk < NN; kk++) {
-    const u32 a[4] = {pack_bf16x2(s[2 * kk][0], s[2 * kk][1]), pack_bf16x2(s[2 * kk][2], s[2 * kk][3]),
-                      pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                      pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+    u32 a[MT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+      a[mt][0] = pack_bf16x2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+      a[mt][1] = pack_bf16x2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+      a[mt][2] = pack_bf16x2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+      a[mt][3] = pack_bf16x2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+    }
 #pragma unroll
     for (int dd = 0; dd < D / 16; dd++) {
       u32 b[4];
       ldsm_x4_trans(b, smem_addr(v_smem + (kk * 16 + row) * ld + dd * 16 + col));
-      mma_bf16(o[2 * dd], a, b[0], b[1]);
-      mma_bf16(o[2 * dd + 1], a, b[2], b[3]);
+#pragma unroll
+      for (int mt = 0; mt < MT; mt++) {
+        mma_bf16(o[mt][2 * dd], a[mt], b[0], b[1]);
+        mma_bf16(o[mt][2 * dd + 1], a[mt], b[2], b[3]);
+      }
     }
   }
 }
 
-// Loads a warp's 16 query rows (row stride `ld` in shared memory) into A fragments.
-template <int D>
-__device__ __forceinline__ void load_q_fragments(u32 (&qf)[D / 16][4], const bf16_t* q_smem, int ld, int lane) {
-#pragma unroll
-  for (int kk = 0; kk < D / 16; kk++) ldsm_x4(qf[kk], smem_addr(q_smem + (lane & 15) * ld + kk * 16 + ((lane >> 4) << 3)));
+// A fragment of the 16 x 16 tile at (row 0, column kk*16) of a row-major bf16 matrix in shared memory.
+__device__ __forceinline__ void load_a_fragment(u32 (&a)[4], const bf16_t* smem, int ld, int kk, int lane) {
+  ldsm_x4(a, smem_addr(smem + (lane & 15) * ld + kk * 16 + ((lane >> 4) << 3)));
 }

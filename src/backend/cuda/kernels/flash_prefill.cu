@@ -1,7 +1,8 @@
 // FlashAttention-2-style prefill over the paged KV cache, bf16 in, fp32 accumulate (mma.sync m16n8k16).
 //
-// One CTA per (m-block, KV head, sequence). The m-block's 128 rows are (query token, head of the GQA group) pairs,
-// row R = token * G + g, so every K/V tile is loaded once for all G query heads that share it. All keys, this
+// One CTA per (KV head, sequence, m-block), m-blocks on the slowest grid axis and in reverse, so the longest (causal)
+// blocks of every head and sequence start first and the short ones fill the tail. An m-block's rows are (query token,
+// head of the GQA group) pairs, row R = token * G + g, so each K/V tile is loaded once for all G query heads sharing it. All keys, this
 // chunk's and the earlier context alike, are read from the paged cache through the block table: chunked prefill and
 // prefix-cache hits are the same case. Query token i of a sequence with q_len queries and ctx keys sits at position
 // ctx - q_len + i and sees keys j <= pos (and j > pos - window when a sliding window is set).
@@ -9,11 +10,28 @@
 // fp32 [T, Hq].
 #include "attention_common.cuh"
 
+// Tile shape, chosen at compile time (the launcher passes the same values; these defaults are its defaults):
+// PAGODA_PREFILL_WARPS warps, each owning PAGODA_PREFILL_MT 16-row tiles, over K/V tiles of PAGODA_PREFILL_BN keys.
+// With one row tile a warp keeps its Q fragments in registers; with two it re-reads them from shared memory but
+// loads each K/V fragment once for both tiles (half the shared-memory traffic per mma).
+#ifndef PAGODA_PREFILL_WARPS
+#define PAGODA_PREFILL_WARPS 8
+#endif
+#ifndef PAGODA_PREFILL_MT
+#define PAGODA_PREFILL_MT 2
+#endif
+#ifndef PAGODA_PREFILL_BN
+#define PAGODA_PREFILL_BN 64
+#endif
+
 namespace {
 
-constexpr int kPrefillWarps = 8;
-constexpr int kBlockM = 16 * kPrefillWarps;
-constexpr int kBlockN = 64;
+constexpr int kPrefillWarps = PAGODA_PREFILL_WARPS;
+constexpr int kPrefillMT = PAGODA_PREFILL_MT;
+constexpr int kBlockM = 16 * kPrefillMT * kPrefillWarps;
+constexpr int kBlockN = PAGODA_PREFILL_BN;
+constexpr int kTableSlots = kBlockN / 16;  // cache blocks a K/V tile can touch (block_size >= 16)
+constexpr int kPrefillMinBlocks = kPrefillWarps * kPrefillMT <= 4 ? 2 : 1;
 
 template <int D>
 __device__ __forceinline__ void prefill_impl(const bf16_t* __restrict__ q, int q_stride,
@@ -26,18 +44,21 @@ __device__ __forceinline__ void prefill_impl(const bf16_t* __restrict__ q, int q
   constexpr int LD = D + 8;  // padded row: ldmatrix rows hit distinct banks
   constexpr int CHUNKS = D / 8;
   constexpr int THREADS = 32 * kPrefillWarps;
+  constexpr int MT = kPrefillMT;
+  constexpr bool Q_IN_REGS = MT == 1;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16_t* q_s = reinterpret_cast<bf16_t*>(smem_raw);
-  bf16_t* k_s = q_s + kBlockM * LD;           // [2][kBlockN][LD]
-  bf16_t* v_s = k_s + 2 * kBlockN * LD;       // [2][kBlockN][LD]
+  bf16_t* k_s = q_s + kBlockM * LD;      // [2][kBlockN][LD]
+  bf16_t* v_s = k_s + 2 * kBlockN * LD;  // [2][kBlockN][LD]
+  int* blk_s = reinterpret_cast<int*>(v_s + 2 * kBlockN * LD);  // [2][kTableSlots]
 
-  const int seq = blockIdx.z;
-  const int kvh = blockIdx.y;
+  const int kvh = blockIdx.x;
+  const int seq = blockIdx.y;
   const int group = num_heads / num_kv_heads;
   const int q_begin = cu_seqlens_q[seq];
   const int q_len = cu_seqlens_q[seq + 1] - q_begin;
   const int rows = q_len * group;
-  const int m_block = gridDim.x - 1 - blockIdx.x;  // the longest (causal) blocks start first
+  const int m_block = gridDim.z - 1 - blockIdx.z;
   const int row0 = m_block * kBlockM;
   if (row0 >= rows) return;
   const int ctx = context_lens[seq];
@@ -68,101 +89,146 @@ __device__ __forceinline__ void prefill_impl(const bf16_t* __restrict__ q, int q
     cp_async16(smem_addr(q_s + r * LD + ch * 8), src, valid);
   }
 
+  // A K/V tile's cache blocks (at most kBlockN / 16 of them, block_size >= 16) are copied from the block table to
+  // shared memory one tile ahead of the K/V copies that need them, so no thread waits on a table load.
+  const int block_mask = (1 << block_size_log2) - 1;
+  auto fetch_blocks = [&](int tile, int slot) {
+    if (tid < kTableSlots) {
+      const int first = (tile * kBlockN) >> block_size_log2;
+      const int idx = first + tid;
+      const bool valid = idx <= ((tile * kBlockN + kBlockN - 1) >> block_size_log2) && (idx << block_size_log2) < ctx;
+      cp_async4(smem_addr(blk_s + slot * kTableSlots + tid), table + (valid ? idx : 0), valid);
+    }
+  };
   auto load_kv = [&](int tile, int buf) {
-    const int n0 = tile * kBlockN;
+    const int* blocks = blk_s + buf * kTableSlots;
+    const int first = (tile * kBlockN) >> block_size_log2;
 #pragma unroll
     for (int i = 0; i < kBlockN * CHUNKS / THREADS; i++) {
       const int c = tid + i * THREADS;
       const int r = c / CHUNKS;
       const int ch = c % CHUNKS;
-      const int key = n0 + r;
+      const int key = tile * kBlockN + r;
       const bool valid = key < ctx;
-      long long off = 0;
-      if (valid) off = kv_row_offset(table, key, block_size_log2, kv_stride, kv_head_off) + ch * 8;
+      const long long slot = ((long long)blocks[(key >> block_size_log2) - first] << block_size_log2) | (key & block_mask);
+      const long long off = valid ? slot * kv_stride + kv_head_off + ch * 8 : 0;
       cp_async16(smem_addr(k_s + (buf * kBlockN + r) * LD + ch * 8), k_cache + off, valid);
       cp_async16(smem_addr(v_s + (buf * kBlockN + r) * LD + ch * 8), v_cache + off, valid);
     }
   };
 
+  fetch_blocks(tile_hi, 0);
+  cp_async_commit();
+  cp_async_wait<0>();
+  __syncthreads();
   load_kv(tile_hi, 0);
+  if (tile_hi > tile_lo) fetch_blocks(tile_hi - 1, 1);
   cp_async_commit();
 
-  // Positions of this thread's two rows (g and g + 8 of the warp's 16).
+  // Positions of this thread's rows: g and g + 8 of each of the warp's row tiles.
   const int g = lane >> 2;
   const int tig = lane & 3;
-  int row_pos[2];
+  const int warp_row0 = row0 + warp * 16 * MT;
+  const bf16_t* q_warp = q_s + warp * 16 * MT * LD;
+  int row_pos[MT][2];
 #pragma unroll
-  for (int i = 0; i < 2; i++) {
-    const int R = row0 + warp * 16 + g + 8 * i;
-    row_pos[i] = R < rows ? pos0 + R / group : max_pos;
-  }
+  for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+      const int R = warp_row0 + mt * 16 + g + 8 * i;
+      row_pos[mt][i] = R < rows ? pos0 + R / group : max_pos;
+    }
 
-  float o[D / 8][4];
+  float o[MT][D / 8][4];
+  float m[MT][2];
+  float l[MT][2];
 #pragma unroll
-  for (int d = 0; d < D / 8; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
-  float m[2] = {ATTN_NEG_INF, ATTN_NEG_INF};
-  float l[2] = {0.f, 0.f};
-  u32 qf[D / 16][4];
+  for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+    for (int d = 0; d < D / 8; d++) o[mt][d][0] = o[mt][d][1] = o[mt][d][2] = o[mt][d][3] = 0.f;
+    m[mt][0] = m[mt][1] = ATTN_NEG_INF;
+    l[mt][0] = l[mt][1] = 0.f;
+  }
+  u32 qf[Q_IN_REGS ? D / 16 : 1][4];
 
   for (int tile = tile_hi; tile >= tile_lo; tile--) {
+    // Tile `tile` (buffer `buf`) and the blocks of tile - 1 have landed; every thread is past the previous tile, so
+    // the other buffer and table slot are free for tile - 1 and tile - 2.
     const int buf = (tile_hi - tile) & 1;
+    cp_async_wait<0>();
+    __syncthreads();
     if (tile > tile_lo) {
       load_kv(tile - 1, buf ^ 1);
+      if (tile - 1 > tile_lo) fetch_blocks(tile - 2, buf);
       cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
     }
-    __syncthreads();
-    if (tile == tile_hi) load_q_fragments<D>(qf, q_s + warp * 16 * LD, LD, lane);
-
-    float s[kBlockN / 8][4];
+    if (Q_IN_REGS && tile == tile_hi) {
 #pragma unroll
-    for (int j = 0; j < kBlockN / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-    qk_tile<D, kBlockN / 16>(s, qf, k_s + buf * kBlockN * LD, LD, lane);
+      for (int kk = 0; kk < D / 16; kk++) load_a_fragment(qf[Q_IN_REGS ? kk : 0], q_warp, LD, kk, lane);
+    }
+
+    float s[MT][kBlockN / 8][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+      for (int j = 0; j < kBlockN / 8; j++) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
+    qk_tile<D, kBlockN / 16, MT>(
+        s,
+        [&](int mt, int kk, u32(&a)[4]) {
+          if (Q_IN_REGS) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) a[e] = qf[Q_IN_REGS ? kk : 0][e];
+          } else {
+            load_a_fragment(a, q_warp + mt * 16 * LD, LD, kk, lane);
+          }
+        },
+        k_s + buf * kBlockN * LD, LD, lane);
 
     const int n0 = tile * kBlockN;
     const bool needs_mask =
         n0 + kBlockN - 1 > min_pos || (sliding_window > 0 && n0 <= max_pos - sliding_window);
     if (needs_mask) {
 #pragma unroll
-      for (int j = 0; j < kBlockN / 8; j++) {
+      for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-        for (int e = 0; e < 4; e++) {
-          const int key = n0 + j * 8 + tig * 2 + (e & 1);
-          const int pos = row_pos[e >> 1];
-          if (key > pos || (sliding_window > 0 && key <= pos - sliding_window)) s[j][e] = ATTN_NEG_INF;
-        }
-      }
+        for (int j = 0; j < kBlockN / 8; j++)
+#pragma unroll
+          for (int e = 0; e < 4; e++) {
+            const int key = n0 + j * 8 + tig * 2 + (e & 1);
+            const int pos = row_pos[mt][e >> 1];
+            if (key > pos || (sliding_window > 0 && key <= pos - sliding_window)) s[mt][j][e] = ATTN_NEG_INF;
+          }
     }
-    online_softmax<kBlockN / 8, D / 8>(s, o, m, l, scale_log2);
-    pv_tile<D, kBlockN / 16>(o, s, v_s + buf * kBlockN * LD, LD, lane);
-    __syncthreads();
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) online_softmax<kBlockN / 8, D / 8>(s[mt], o[mt], m[mt], l[mt], scale_log2);
+    pv_tile<D, kBlockN / 16, MT>(o, s, v_s + buf * kBlockN * LD, LD, lane);
   }
 
 #pragma unroll
-  for (int i = 0; i < 2; i++) {
-    float sum = l[i];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    const int R = row0 + warp * 16 + g + 8 * i;
-    if (R >= rows) continue;
-    const float inv = sum > 0.f ? 1.f / sum : 0.f;
-    const int token = q_begin + R / group;
-    const int head = kvh * group + R % group;
-    bf16_t* dst = out + (long long)token * o_stride + head * D + tig * 2;
+  for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-    for (int d = 0; d < D / 8; d++)
-      *reinterpret_cast<u32*>(dst + d * 8) = pack_bf16x2(o[d][2 * i] * inv, o[d][2 * i + 1] * inv);
-    if (tig == 0)
-      lse[(long long)token * num_heads + head] = sum > 0.f ? (m[i] + __log2f(sum)) * ATTN_LN2 : ATTN_NEG_INF;
-  }
+    for (int i = 0; i < 2; i++) {
+      float sum = l[mt][i];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      const int R = warp_row0 + mt * 16 + g + 8 * i;
+      if (R >= rows) continue;
+      const float inv = sum > 0.f ? 1.f / sum : 0.f;
+      const int token = q_begin + R / group;
+      const int head = kvh * group + R % group;
+      bf16_t* dst = out + (long long)token * o_stride + head * D + tig * 2;
+#pragma unroll
+      for (int d = 0; d < D / 8; d++)
+        *reinterpret_cast<u32*>(dst + d * 8) = pack_bf16x2(o[mt][d][2 * i] * inv, o[mt][d][2 * i + 1] * inv);
+      if (tig == 0)
+        lse[(long long)token * num_heads + head] = sum > 0.f ? (m[mt][i] + __log2f(sum)) * ATTN_LN2 : ATTN_NEG_INF;
+    }
 }
 
 }  // namespace
 
 #define PAGODA_FLASH_PREFILL(D)                                                                                      \
-  extern "C" __global__ void __launch_bounds__(32 * kPrefillWarps, 1) flash_prefill_bf16_hd##D(                      \
+  extern "C" __global__ void __launch_bounds__(32 * kPrefillWarps, kPrefillMinBlocks) flash_prefill_bf16_hd##D(      \
       const bf16_t* q, int q_stride, const bf16_t* k_cache, const bf16_t* v_cache, const int* block_tables,          \
       int max_blocks_per_seq, const int* context_lens, const int* cu_seqlens_q, bf16_t* out, int o_stride,          \
       float* lse, int num_heads, int num_kv_heads, int block_size_log2, float scale_log2, int sliding_window) {      \

@@ -9,11 +9,22 @@
 // paged_decode_merge combines. Token s of the step is sequence s's query, at position context_lens[s] - 1.
 #include "attention_common.cuh"
 
+// Compile-time shape (the launcher passes the same values; these defaults are its defaults): warps per CTA, keys per warp tile, cp.async ring depth.
+#ifndef PAGODA_DECODE_WARPS
+#define PAGODA_DECODE_WARPS 4
+#endif
+#ifndef PAGODA_DECODE_TILE
+#define PAGODA_DECODE_TILE 32
+#endif
+#ifndef PAGODA_DECODE_STAGES
+#define PAGODA_DECODE_STAGES 2
+#endif
+
 namespace {
 
-constexpr int kDecodeWarps = 4;
-constexpr int kDecodeTileN = 16;
-constexpr int kDecodeStages = 3;
+constexpr int kDecodeWarps = PAGODA_DECODE_WARPS;
+constexpr int kDecodeTileN = PAGODA_DECODE_TILE;
+constexpr int kDecodeStages = PAGODA_DECODE_STAGES;
 
 template <int D>
 __device__ __forceinline__ void decode_impl(const bf16_t* __restrict__ q, int q_stride,
@@ -27,6 +38,7 @@ __device__ __forceinline__ void decode_impl(const bf16_t* __restrict__ q, int q_
   constexpr int CHUNKS = D / 8;
   constexpr int THREADS = 32 * kDecodeWarps;
   constexpr int TILE_ELEMS = kDecodeTileN * LD;
+  static_assert(kDecodeStages * 2 * TILE_ELEMS * 2 >= (16 * D + 32) * 4, "the warp merge must fit in the K/V ring");
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16_t* q_s = reinterpret_cast<bf16_t*>(smem_raw);                    // [16][LD]
   bf16_t* kv_s = q_s + 16 * LD;                                         // [warps][stages][K, V][TILE_N][LD]
@@ -65,7 +77,8 @@ __device__ __forceinline__ void decode_impl(const bf16_t* __restrict__ q, int q_
   cp_async_wait<0>();
   __syncthreads();
   u32 qf[D / 16][4];
-  load_q_fragments<D>(qf, q_s, LD, lane);
+#pragma unroll
+  for (int kk = 0; kk < D / 16; kk++) load_a_fragment(qf[kk], q_s, LD, kk, lane);
 
   const int* table = block_tables + (long long)seq * max_blocks_per_seq;
   const int kv_stride = num_kv_heads * D;
@@ -74,56 +87,82 @@ __device__ __forceinline__ void decode_impl(const bf16_t* __restrict__ q, int q_
 
   // Warp `warp` takes tiles warp, warp + kDecodeWarps, ...; its i-th tile goes to ring slot i % kDecodeStages.
   const int my_tiles = n_tiles > warp ? (n_tiles - warp + kDecodeWarps - 1) / kDecodeWarps : 0;
-  auto load_tile = [&](int i) {
+  // Each lane copies ITERS 16-byte chunks of a tile (rows (lane + 32 j) / CHUNKS); their cache blocks are looked up
+  // one tile ahead of the copy (lookup), so the block-table load does not stall the warp.
+  constexpr int ITERS = kDecodeTileN * CHUNKS / 32;
+  const int block_mask = (1 << block_size_log2) - 1;
+  auto lookup = [&](int i, int (&blocks)[ITERS]) {
+    const int n0 = k_begin + (warp + i * kDecodeWarps) * kDecodeTileN;
+#pragma unroll
+    for (int j = 0; j < ITERS; j++) {
+      const int key = n0 + (lane + j * 32) / CHUNKS;
+      blocks[j] = key < k_end ? table[key >> block_size_log2] : -1;
+    }
+  };
+  auto load_tile = [&](int i, const int (&blocks)[ITERS]) {
     const int n0 = k_begin + (warp + i * kDecodeWarps) * kDecodeTileN;
     bf16_t* k_dst = ring + (i % kDecodeStages) * 2 * TILE_ELEMS;
     bf16_t* v_dst = k_dst + TILE_ELEMS;
 #pragma unroll
-    for (int j = 0; j < kDecodeTileN * CHUNKS / 32; j++) {
+    for (int j = 0; j < ITERS; j++) {
       const int c = lane + j * 32;
       const int r = c / CHUNKS;
       const int ch = c % CHUNKS;
       const int key = n0 + r;
-      const bool valid = key < k_end;
-      long long off = 0;
-      if (valid) off = kv_row_offset(table, key, block_size_log2, kv_stride, kv_head_off) + ch * 8;
+      const bool valid = blocks[j] >= 0;
+      const long long slot = ((long long)blocks[j] << block_size_log2) | (key & block_mask);
+      const long long off = valid ? slot * kv_stride + kv_head_off + ch * 8 : 0;
       cp_async16(smem_addr(k_dst + r * LD + ch * 8), k_cache + off, valid);
       cp_async16(smem_addr(v_dst + r * LD + ch * 8), v_cache + off, valid);
     }
   };
+  int blocks[ITERS];
 #pragma unroll
   for (int i = 0; i < kDecodeStages - 1; i++) {
-    if (i < my_tiles) load_tile(i);
+    if (i < my_tiles) {
+      lookup(i, blocks);
+      load_tile(i, blocks);
+    }
     cp_async_commit();
   }
+  if (kDecodeStages - 1 < my_tiles) lookup(kDecodeStages - 1, blocks);
 
-  float o[D / 8][4];
+  float o[1][D / 8][4];
 #pragma unroll
-  for (int d = 0; d < D / 8; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+  for (int d = 0; d < D / 8; d++) o[0][d][0] = o[0][d][1] = o[0][d][2] = o[0][d][3] = 0.f;
   float m[2] = {ATTN_NEG_INF, ATTN_NEG_INF};
   float l[2] = {0.f, 0.f};
   const int tig = lane & 3;
 
   for (int i = 0; i < my_tiles; i++) {
-    if (i + kDecodeStages - 1 < my_tiles) load_tile(i + kDecodeStages - 1);
+    if (i + kDecodeStages - 1 < my_tiles) {
+      load_tile(i + kDecodeStages - 1, blocks);
+      if (i + kDecodeStages < my_tiles) lookup(i + kDecodeStages, blocks);
+    }
     cp_async_commit();
     cp_async_wait<kDecodeStages - 1>();
     __syncwarp();
     const bf16_t* k_src = ring + (i % kDecodeStages) * 2 * TILE_ELEMS;
-    float s[kDecodeTileN / 8][4];
+    float s[1][kDecodeTileN / 8][4];
 #pragma unroll
-    for (int j = 0; j < kDecodeTileN / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-    qk_tile<D, kDecodeTileN / 16>(s, qf, k_src, LD, lane);
+    for (int j = 0; j < kDecodeTileN / 8; j++) s[0][j][0] = s[0][j][1] = s[0][j][2] = s[0][j][3] = 0.f;
+    qk_tile<D, kDecodeTileN / 16, 1>(
+        s,
+        [&](int, int kk, u32(&a)[4]) {
+#pragma unroll
+          for (int e = 0; e < 4; e++) a[e] = qf[kk][e];
+        },
+        k_src, LD, lane);
     const int n0 = k_begin + (warp + i * kDecodeWarps) * kDecodeTileN;
     if (n0 + kDecodeTileN > k_end) {
 #pragma unroll
       for (int j = 0; j < kDecodeTileN / 8; j++)
 #pragma unroll
         for (int e = 0; e < 4; e++)
-          if (n0 + j * 8 + tig * 2 + (e & 1) >= k_end) s[j][e] = ATTN_NEG_INF;
+          if (n0 + j * 8 + tig * 2 + (e & 1) >= k_end) s[0][j][e] = ATTN_NEG_INF;
     }
-    online_softmax<kDecodeTileN / 8, D / 8>(s, o, m, l, scale_log2);
-    pv_tile<D, kDecodeTileN / 16>(o, s, k_src + TILE_ELEMS, LD, lane);
+    online_softmax<kDecodeTileN / 8, D / 8>(s[0], o[0], m, l, scale_log2);
+    pv_tile<D, kDecodeTileN / 16, 1>(o, s, k_src + TILE_ELEMS, LD, lane);
     __syncwarp();
   }
   cp_async_wait<0>();
@@ -143,8 +182,8 @@ __device__ __forceinline__ void decode_impl(const bf16_t* __restrict__ q, int q_
     const int r = g + 8 * i;
 #pragma unroll
     for (int d = 0; d < D / 8; d++) {
-      w_o[r * D + d * 8 + tig * 2] = o[d][2 * i];
-      w_o[r * D + d * 8 + tig * 2 + 1] = o[d][2 * i + 1];
+      w_o[r * D + d * 8 + tig * 2] = o[0][d][2 * i];
+      w_o[r * D + d * 8 + tig * 2 + 1] = o[0][d][2 * i + 1];
     }
     if (tig == 0) {
       w_ml[(warp * 16 + r) * 2] = m[i];
