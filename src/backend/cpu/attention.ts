@@ -1,6 +1,12 @@
 import type { StepBatch } from '../../runner/step-batch.ts';
 import type { AttentionSpec } from '../backend.ts';
 
+/** The parts of a step's plan attention reads. */
+export type AttentionBatch = Pick<
+  StepBatch,
+  'numSeqs' | 'cuSeqlensQ' | 'contextLens' | 'blockTables' | 'maxBlocksPerSeq' | 'blockSize'
+>;
+
 /** Cache geometry: K and V each `[numBlocks, blockSize, numKvHeads, headDim]`. */
 export interface PagedKv {
   k: Float32Array;
@@ -24,14 +30,17 @@ export function writeKvCache(k: Float32Array, v: Float32Array, cache: PagedKv, s
  * Causal paged attention over a varlen batch. Sequence s owns query rows cuSeqlensQ[s]..cuSeqlensQ[s+1] and
  * contextLens[s] keys; key j sits at position j, so the chunk's i-th query (position contextLens - qLen + i) sees
  * keys 0..that position, or only the last `slidingWindow` of them. Two-pass softmax with scores and sums in f64.
- * Query head h reads KV head h / (Hq / Hk) (GQA). Writes out `[T, Hq * D]`.
+ * Query head h reads KV head h / (Hq / Hk) (GQA). Writes out `[T, Hq * D]` for query heads h0..h1 (a thread's
+ * share; all by default).
  */
 export function pagedAttention(
   q: Float32Array,
   cache: PagedKv,
   spec: AttentionSpec,
-  batch: StepBatch,
+  batch: AttentionBatch,
   out: Float32Array,
+  h0 = 0,
+  h1 = spec.numHeads,
 ): void {
   const { numHeads: Hq, numKvHeads: Hk, headDim: D, scale, slidingWindow } = spec;
   const group = Hq / Hk;
@@ -53,7 +62,7 @@ export function pagedAttention(
     for (let i = 0; i < qLen; i++) {
       const pos = ctx - qLen + i;
       const first = slidingWindow > 0 ? Math.max(0, pos - slidingWindow + 1) : 0;
-      for (let h = 0; h < Hq; h++) {
+      for (let h = h0; h < h1; h++) {
         const qb = ((qStart + i) * Hq + h) * D;
         const kvOff = Math.floor(h / group) * D;
         const sum = softmaxScores(q, qb, cache.k, rowBase, kvOff, first, pos, D, scale, scores);

@@ -48,7 +48,7 @@ function pagedOf(cache: LayerKvCache): PagedKv {
 
 /**
  * The reference backend: plain TypeScript over Float32Array, everything computed in f32 (sums in f64).
- * Large linear() calls are split by output columns over worker threads (`threads`, default PAGODA_CPU_THREADS or
+ * Large linear() and attention calls are split (by output columns, by query heads) over worker threads (`threads`, default PAGODA_CPU_THREADS or
  * the machine's parallelism up to 8); each column is computed by the same code either way, so results are identical.
  */
 export class CpuBackend implements Backend {
@@ -77,7 +77,10 @@ export class CpuBackend implements Backend {
 
   allocKvCache(spec: KvCacheSpec): LayerKvCache[] {
     const shape = [spec.numBlocks, spec.blockSize, spec.numKvHeads, spec.headDim];
-    return Array.from({ length: spec.numLayers }, () => new CpuLayerKv(CpuTensor.zeros(shape), CpuTensor.zeros(shape)));
+    const size = shape.reduce((a, d) => a * d, 1);
+    // In shared memory when worker threads will read it.
+    const alloc = () => (this.threads > 1 ? new CpuTensor(shape, sharedFloat32(size)) : CpuTensor.zeros(shape));
+    return Array.from({ length: spec.numLayers }, () => new CpuLayerKv(alloc(), alloc()));
   }
 
   copyKvBlocks(cache: readonly LayerKvCache[], src: Int32Array, dst: Int32Array): void {
@@ -89,6 +92,11 @@ export class CpuBackend implements Backend {
         v.copyWithin(dst[i]! * blockLen, src[i]! * blockLen, (src[i]! + 1) * blockLen);
       }
     }
+  }
+
+  /** The worker pool, when this backend uses threads and `operand` is in shared memory. */
+  private pool(operand: Float32Array): CpuThreads | null {
+    return this.threads > 1 && operand.buffer instanceof SharedArrayBuffer ? CpuThreads.get(this.threads) : null;
   }
 
   beginStep(batch: StepBatch): StepContext {
@@ -115,9 +123,8 @@ export class CpuBackend implements Backend {
     const [m, wn] = w.shape as [number, number];
     if (wn !== n) throw new Error(`linear: input has ${n} features, weight is [${w.shape}]`);
     const out = CpuTensor.zeros([T, m]);
-    const shared = w.data.buffer instanceof SharedArrayBuffer;
-    const pool = this.threads > 1 && shared ? CpuThreads.get(this.threads) : null;
-    if (pool?.worthIt(T, n, m)) {
+    const pool = this.pool(w.data);
+    if (pool?.worthIt(T * n * m) && m >= 16) {
       pool.linear(xt.data, w.data, out.data, T, n, m);
       if (bias) addBias(out.data, cpu(bias).data, T, m);
     } else {
@@ -189,7 +196,16 @@ export class CpuBackend implements Backend {
   attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {
     const qt = cpu(q);
     const out = CpuTensor.zeros(qt.shape);
-    pagedAttention(qt.data, pagedOf(cache), spec, step.batch, out.data);
+    const kv = pagedOf(cache);
+    const b = step.batch;
+    let pairs = 0;
+    for (let s = 0; s < b.numSeqs; s++) pairs += (b.cuSeqlensQ[s + 1] - b.cuSeqlensQ[s]) * b.contextLens[s];
+    const pool = this.pool(kv.k);
+    if (pool?.worthIt(2 * pairs * spec.numHeads * spec.headDim) && spec.numHeads > 1) {
+      pool.attention(qt.data, kv, spec, b, out.data);
+    } else {
+      pagedAttention(qt.data, kv, spec, b, out.data);
+    }
     return out;
   }
 

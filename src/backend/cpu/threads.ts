@@ -1,25 +1,32 @@
 import { availableParallelism } from 'node:os';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import type { AttentionSpec } from '../backend.ts';
+import { type AttentionBatch, type PagedKv, pagedAttention } from './attention.ts';
 import { linearRows } from './matmul.ts';
 
-/** Slots of the control block shared with the workers. */
-export const CTRL = { seq: 0, done: 1, weight: 2, T: 3, n: 4, m: 5, parts: 6, error: 7, length: 8 } as const;
-/** Buffer ids of the shared scratch input and output (weights take ids from 1). */
+/** Integer slots of the control block shared with the workers; job parameters follow `params`. */
+export const CTRL = { seq: 0, done: 1, error: 2, kind: 3, parts: 4, params: 5, length: 24 } as const;
+/** Float slots (f64, after the integer ones): the attention scale. */
+const FLOAT_OFFSET = CTRL.length * 4;
+export const JOB = { linear: 1, attention: 2 } as const;
+/** Buffer ids of the shared scratch input, output and step metadata (weights and caches take ids from 1). */
 export const X_ID = -1;
 export const OUT_ID = -2;
+export const META_ID = -3;
 
 /** Message that tells a worker about a shared buffer. */
 export interface BufferMessage {
   id: number;
+  type: 'f32' | 'i32';
   buffer: SharedArrayBuffer;
   offset: number;
   length: number;
 }
 
-/** Output columns [start, end) of part p when m columns are split in `parts` (multiples of 8, so kernels block). */
-export function partRange(m: number, parts: number, p: number): [number, number] {
-  const chunk = Math.ceil(m / parts / 8) * 8;
-  return [Math.min(m, p * chunk), Math.min(m, (p + 1) * chunk)];
+/** Items [start, end) of part p when `total` items are split in `parts`, in multiples of `align`. */
+export function partRange(total: number, parts: number, p: number, align = 8): [number, number] {
+  const chunk = Math.ceil(total / parts / align) * align;
+  return [Math.min(total, p * chunk), Math.min(total, (p + 1) * chunk)];
 }
 
 /** Threads the CPU backend uses: PAGODA_CPU_THREADS, else the machine's parallelism capped at 8. */
@@ -38,18 +45,73 @@ export const MIN_PARALLEL_MACS = 1 << 18;
 /** A step that makes no progress for this long means a worker died. */
 const STALL_MS = 60_000;
 
+/** The attention job's integer parameters, in slot order after CTRL.params. */
+const ATTENTION_PARAMS = [
+  'k',
+  'v',
+  'numKvHeads',
+  'headDim',
+  'Hq',
+  'Hk',
+  'D',
+  'window',
+  'numSeqs',
+  'maxBlocks',
+  'blockSize',
+  'T',
+] as const;
+type AttentionParams = Record<(typeof ATTENTION_PARAMS)[number], number>;
+
+/** Reads a job's parameters and shared buffers on the worker side and runs its share. */
+export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, Float32Array | Int32Array>): void {
+  const p = CTRL.params;
+  const f32 = (id: number) => {
+    const b = buffers.get(id);
+    if (!(b instanceof Float32Array)) throw new Error(`buffer ${id} was never announced`);
+    return b;
+  };
+  const parts = ctrl[CTRL.parts]!;
+  if (ctrl[CTRL.kind] === JOB.linear) {
+    const [weight, T, n, m] = [ctrl[p]!, ctrl[p + 1]!, ctrl[p + 2]!, ctrl[p + 3]!];
+    const [start, end] = partRange(m, parts, part);
+    linearRows(f32(X_ID), f32(weight), f32(OUT_ID), T, n, m, start, end);
+    return;
+  }
+  const a = Object.fromEntries(ATTENTION_PARAMS.map((k, i) => [k, ctrl[p + i]!])) as AttentionParams;
+  const scale = new Float64Array(ctrl.buffer, FLOAT_OFFSET, 1)[0]!;
+  const spec: AttentionSpec = { numHeads: a.Hq, numKvHeads: a.Hk, headDim: a.D, scale, slidingWindow: a.window };
+  const cache: PagedKv = { k: f32(a.k), v: f32(a.v), numKvHeads: a.numKvHeads, headDim: a.headDim };
+  const batch = unpackBatch(buffers.get(META_ID) as Int32Array, a.numSeqs, a.maxBlocks, a.blockSize);
+  const [h0, h1] = partRange(a.Hq, parts, part, 1);
+  pagedAttention(f32(X_ID), cache, spec, batch, f32(OUT_ID), h0, h1);
+}
+
+/** The step metadata attention reads, laid out as cuSeqlensQ | contextLens | blockTables. */
+function unpackBatch(meta: Int32Array, S: number, maxBlocks: number, blockSize: number): AttentionBatch {
+  return {
+    numSeqs: S,
+    cuSeqlensQ: meta.subarray(0, S + 1),
+    contextLens: meta.subarray(S + 1, 2 * S + 1),
+    blockTables: meta.subarray(2 * S + 1, 2 * S + 1 + S * maxBlocks),
+    maxBlocksPerSeq: maxBlocks,
+    blockSize,
+  };
+}
+
 /**
- * A pool of worker threads that split linear() by output columns. The caller computes part 0 itself and waits
- * on an Atomics counter for the rest: the forward pass stays synchronous, as every backend op is.
+ * A pool of worker threads that split linear() by output columns and attention by query heads. The caller runs
+ * part 0 itself and waits on an Atomics counter for the rest: the forward pass stays synchronous, as every backend
+ * op is, and each output element is computed by the same code as on one thread, so results are identical.
  */
 export class CpuThreads {
   private static readonly pools = new Map<number, CpuThreads>();
-  private readonly ctrl = new Int32Array(new SharedArrayBuffer(CTRL.length * 4));
+  private readonly ctrl = new Int32Array(new SharedArrayBuffer(FLOAT_OFFSET + 8));
   private readonly ports: MessagePort[] = [];
   private readonly ids = new WeakMap<Float32Array, number>();
   private nextId = 1;
   private x = sharedFloat32(0);
   private out = sharedFloat32(0);
+  private meta = new Int32Array(new SharedArrayBuffer(0));
 
   /** The process-wide pool for `threads` threads (the caller included), started on first use. */
   static get(threads: number): CpuThreads {
@@ -76,32 +138,88 @@ export class CpuThreads {
     }
   }
 
-  /** Whether a product of this size is worth splitting. */
-  worthIt(T: number, n: number, m: number): boolean {
-    return this.ports.length > 0 && T * n * m >= MIN_PARALLEL_MACS && m >= 16;
+  /** Whether this many multiply-adds are worth splitting. */
+  worthIt(macs: number): boolean {
+    return this.ports.length > 0 && macs >= MIN_PARALLEL_MACS;
   }
 
   /** out = x · wᵀ (no bias) over all threads; w must be in shared memory (see sharedFloat32). */
   linear(x: Float32Array, w: Float32Array, out: Float32Array, T: number, n: number, m: number): void {
+    this.stage(x, T * n, T * m);
+    this.post(JOB.linear, [this.idOf(w), T, n, m]);
+    const [start, end] = partRange(m, this.parts, 0);
+    linearRows(this.x, w, this.out, T, n, m, start, end);
+    this.finish(out, T * m);
+  }
+
+  /** pagedAttention over all threads, query heads split between them; the cache must be in shared memory. */
+  attention(q: Float32Array, cache: PagedKv, spec: AttentionSpec, batch: AttentionBatch, out: Float32Array): void {
+    const S = batch.numSeqs;
+    const maxBlocks = batch.maxBlocksPerSeq;
+    this.stage(q, q.length, out.length);
+    const metaLength = 2 * S + 1 + S * maxBlocks;
+    if (this.meta.length < metaLength) {
+      this.meta = new Int32Array(new SharedArrayBuffer(metaLength * 8));
+      this.announce({
+        id: META_ID,
+        type: 'i32',
+        buffer: this.meta.buffer as SharedArrayBuffer,
+        offset: 0,
+        length: metaLength * 2,
+      });
+    }
+    this.meta.set(batch.cuSeqlensQ.subarray(0, S + 1), 0);
+    this.meta.set(batch.contextLens.subarray(0, S), S + 1);
+    this.meta.set(batch.blockTables.subarray(0, S * maxBlocks), 2 * S + 1);
+    new Float64Array(this.ctrl.buffer, FLOAT_OFFSET, 1)[0] = spec.scale;
+    const a: AttentionParams = {
+      k: this.idOf(cache.k),
+      v: this.idOf(cache.v),
+      numKvHeads: cache.numKvHeads,
+      headDim: cache.headDim,
+      Hq: spec.numHeads,
+      Hk: spec.numKvHeads,
+      D: spec.headDim,
+      window: spec.slidingWindow,
+      numSeqs: S,
+      maxBlocks,
+      blockSize: batch.blockSize,
+      T: q.length / (spec.numHeads * spec.headDim),
+    };
+    this.post(
+      JOB.attention,
+      ATTENTION_PARAMS.map((k) => a[k]),
+    );
+    const [h0, h1] = partRange(spec.numHeads, this.parts, 0, 1);
+    pagedAttention(this.x, cache, spec, batch, this.out, h0, h1);
+    this.finish(out, out.length);
+  }
+
+  private get parts(): number {
+    return this.ports.length + 1;
+  }
+
+  /** Copies the input into shared scratch and makes sure the output scratch is big enough. */
+  private stage(input: Float32Array, inLength: number, outLength: number): void {
+    this.x = this.scratch(this.x, X_ID, inLength);
+    this.out = this.scratch(this.out, OUT_ID, outLength);
+    this.x.set(input.subarray(0, inLength));
+  }
+
+  private post(kind: number, params: readonly number[]): void {
     const c = this.ctrl;
-    c[CTRL.weight] = this.idOf(w);
-    this.x = this.scratch(this.x, X_ID, T * n);
-    this.out = this.scratch(this.out, OUT_ID, T * m);
-    this.x.set(x.subarray(0, T * n));
-    c[CTRL.T] = T;
-    c[CTRL.n] = n;
-    c[CTRL.m] = m;
-    c[CTRL.parts] = this.ports.length + 1;
+    c[CTRL.kind] = kind;
+    c[CTRL.parts] = this.parts;
+    params.forEach((v, i) => {
+      c[CTRL.params + i] = v;
+    });
     Atomics.store(c, CTRL.done, 0);
     Atomics.add(c, CTRL.seq, 1);
     Atomics.notify(c, CTRL.seq);
-    const [start, end] = partRange(m, this.ports.length + 1, 0);
-    linearRows(this.x, w, this.out, T, n, m, start, end);
-    this.waitForWorkers();
-    out.set(this.out.subarray(0, T * m));
   }
 
-  private waitForWorkers(): void {
+  /** Waits for every worker's share, then copies the shared output out. */
+  private finish(out: Float32Array, length: number): void {
     const c = this.ctrl;
     const deadline = Date.now() + STALL_MS;
     for (let done = Atomics.load(c, CTRL.done); done < this.ports.length; done = Atomics.load(c, CTRL.done)) {
@@ -109,17 +227,18 @@ export class CpuThreads {
       if (Date.now() > deadline) throw new Error('CPU worker threads stopped responding');
     }
     if (c[CTRL.error]) throw new Error('a CPU worker thread failed (run with PAGODA_CPU_THREADS=1 to compute inline)');
+    out.set(this.out.subarray(0, length));
   }
 
-  /** The id workers know `w` by, announcing it to them the first time. */
-  private idOf(w: Float32Array): number {
-    let id = this.ids.get(w);
+  /** The id workers know a shared array by, announcing it to them the first time. */
+  private idOf(a: Float32Array): number {
+    let id = this.ids.get(a);
     if (id === undefined) {
-      if (!(w.buffer instanceof SharedArrayBuffer))
-        throw new Error('a threaded linear needs its weight in shared memory');
+      if (!(a.buffer instanceof SharedArrayBuffer))
+        throw new Error('a threaded op needs its operands in shared memory');
       id = this.nextId++;
-      this.ids.set(w, id);
-      this.announce({ id, buffer: w.buffer, offset: w.byteOffset, length: w.length });
+      this.ids.set(a, id);
+      this.announce({ id, type: 'f32', buffer: a.buffer, offset: a.byteOffset, length: a.length });
     }
     return id;
   }
@@ -128,7 +247,7 @@ export class CpuThreads {
   private scratch(current: Float32Array, id: number, length: number): Float32Array {
     if (current.length >= length) return current;
     const grown = sharedFloat32(Math.max(length, current.length * 2));
-    this.announce({ id, buffer: grown.buffer as SharedArrayBuffer, offset: 0, length: grown.length });
+    this.announce({ id, type: 'f32', buffer: grown.buffer as SharedArrayBuffer, offset: 0, length: grown.length });
     return grown;
   }
 

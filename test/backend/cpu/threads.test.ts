@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { CpuBackend } from '../../../src/backend/cpu/backend.ts';
 import { CpuTensor } from '../../../src/backend/cpu/tensor.ts';
 import { partRange } from '../../../src/backend/cpu/threads.ts';
+import { buildStepBatch } from '../../../src/runner/step-batch.ts';
 
 const f32 = (n: number, f: (i: number) => number) => Float32Array.from({ length: n }, (_, i) => f(i));
 
@@ -51,4 +52,42 @@ test('linear split over worker threads gives exactly the single-thread result', 
     for (let r = 0; r < 2; r++)
       assert.deepEqual(three.toHost(three.linear(x, w3, bias)), want, `[${T}, ${n}] x [${m}, ${n}]`);
   }
+});
+
+test('paged attention split over worker threads by query heads gives exactly the single-thread result', () => {
+  const spec = { numHeads: 6, numKvHeads: 2, headDim: 32, scale: 1 / Math.sqrt(32), slidingWindow: 0 };
+  const kvWidth = spec.numKvHeads * spec.headDim;
+  // A 40-token prefill beside a decode at position 100, block size 4, scattered blocks.
+  const chunks = [
+    {
+      tokenIds: new Array(40).fill(0),
+      startPos: 0,
+      blockTable: [...Array(10).keys()].reverse(),
+      logits: 'none' as const,
+    },
+    { tokenIds: [0], startPos: 100, blockTable: [...Array(26).keys()].map((b) => b + 10), logits: 'none' as const },
+  ];
+  const history = buildStepBatch([{ ...chunks[1]!, tokenIds: new Array(100).fill(0), startPos: 0 }], 4);
+  const batch = buildStepBatch(chunks, 4);
+  const outputs = [1, 3].map((threads) => {
+    const b = new CpuBackend({ threads });
+    const [cache] = b.allocKvCache({ numLayers: 1, numBlocks: 40, blockSize: 4, numKvHeads: 2, headDim: 32 });
+    const kv = (rows: number, seed: number) =>
+      new CpuTensor(
+        [rows, kvWidth],
+        f32(rows * kvWidth, (i) => Math.sin(i * seed)),
+      );
+    b.writeKv(kv(100, 0.1), kv(100, 0.2), cache!, b.beginStep(history));
+    const step = b.beginStep(batch);
+    b.writeKv(kv(41, 0.3), kv(41, 0.4), cache!, step);
+    const q = new CpuTensor(
+      [41, 6 * 32],
+      f32(41 * 6 * 32, (i) => Math.cos(i * 0.7)),
+    );
+    return [
+      b.toHost(b.attention(q, cache!, spec, step)),
+      b.toHost(b.attention(q, cache!, { ...spec, slidingWindow: 7 }, step)),
+    ];
+  });
+  assert.deepEqual(outputs[1], outputs[0]);
 });
