@@ -1,16 +1,36 @@
 // Row normalizations, one block per row, float accumulation.
 #include "common.cuh"
 
+// Each thread keeps its first PER elements in registers, all loaded before any is used (one memory latency per
+// pass, not one per element: these run on a single row per decode step); rows wider than PER x blockDim go round
+// again through memory. Summation order is the plain strided one either way.
+#define PER 8
+
 extern "C" __global__ void rms_norm(T* __restrict__ out, const T* __restrict__ x, const T* __restrict__ w, float eps,
                                     int hidden) {
   const long long base = (long long)blockIdx.x * hidden;
+  const int stride = blockDim.x;
+  float v[PER];
   float ss = 0.f;
-  for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
-    const float v = to_f(x[base + i]);
-    ss += v * v;
+#pragma unroll
+  for (int j = 0; j < PER; j++) {
+    const int i = threadIdx.x + j * stride;
+    v[j] = i < hidden ? to_f(x[base + i]) : 0.f;
+  }
+#pragma unroll
+  for (int j = 0; j < PER; j++) ss += v[j] * v[j];
+  for (int i = threadIdx.x + PER * stride; i < hidden; i += stride) {
+    const float a = to_f(x[base + i]);
+    ss += a * a;
   }
   const float inv = rsqrtf(block_sum(ss) / hidden + eps);
-  for (int i = threadIdx.x; i < hidden; i += blockDim.x) out[base + i] = from_f(to_f(x[base + i]) * inv * to_f(w[i]));
+#pragma unroll
+  for (int j = 0; j < PER; j++) {
+    const int i = threadIdx.x + j * stride;
+    if (i < hidden) out[base + i] = from_f(v[j] * inv * to_f(w[i]));
+  }
+  for (int i = threadIdx.x + PER * stride; i < hidden; i += stride)
+    out[base + i] = from_f(to_f(x[base + i]) * inv * to_f(w[i]));
 }
 
 // residual_out = x + residual, out = rms_norm(residual_out). The residual stream is kept in float so the layers'
@@ -28,14 +48,32 @@ extern "C" __global__ void add_rms_norm(T* __restrict__ out, float* __restrict__
                                         const T* __restrict__ x, const RIn* __restrict__ residual,
                                         const T* __restrict__ w, float eps, int hidden) {
   const long long base = (long long)blockIdx.x * hidden;
+  const int stride = blockDim.x;
+  float v[PER];
   float ss = 0.f;
-  for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
+#pragma unroll
+  for (int j = 0; j < PER; j++) {
+    const int i = threadIdx.x + j * stride;
+    v[j] = i < hidden ? to_f(x[base + i]) + as_f(residual[base + i]) : 0.f;
+  }
+#pragma unroll
+  for (int j = 0; j < PER; j++) {
+    const int i = threadIdx.x + j * stride;
+    if (i < hidden) residual_out[base + i] = v[j];
+    ss += v[j] * v[j];
+  }
+  for (int i = threadIdx.x + PER * stride; i < hidden; i += stride) {
     const float r = to_f(x[base + i]) + as_f(residual[base + i]);
     residual_out[base + i] = r;
     ss += r * r;
   }
   const float inv = rsqrtf(block_sum(ss) / hidden + eps);
-  for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
+#pragma unroll
+  for (int j = 0; j < PER; j++) {
+    const int i = threadIdx.x + j * stride;
+    if (i < hidden) out[base + i] = from_f(v[j] * inv * to_f(w[i]));
+  }
+  for (int i = threadIdx.x + PER * stride; i < hidden; i += stride) {
     out[base + i] = from_f(residual_out[base + i] * inv * to_f(w[i]));
   }
 }
