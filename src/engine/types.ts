@@ -24,7 +24,10 @@ export interface SamplingParams {
   bestOf: number;
   useBeamSearch: boolean;
   lengthPenalty: number;
-  /** Return this many top logprobs per generated token (0 = just the chosen token's); null = none. */
+  /**
+   * Return this many top logprobs per generated token (0 = just the chosen token's); null = none. Logprobs are the
+   * raw model distribution (log-softmax of the logits before bias, penalties, temperature and top-k/p), as vLLM's default.
+   */
   logprobs: number | null;
   promptLogprobs: number | null;
 }
@@ -74,6 +77,7 @@ export interface RequestMetrics {
 export interface RequestOutput {
   requestId: string;
   promptTokenIds: number[];
+  /** Sent once, in the first output after the prompt is computed (entry 0 is null); null in the others. */
   promptLogprobs: (TokenLogprob | null)[] | null;
   outputs: CompletionDelta[];
   finished: boolean;
