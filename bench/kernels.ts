@@ -16,8 +16,9 @@ import {
   type PagedAttentionArgs,
   type PrefillConfig,
 } from '../src/backend/cuda/flash-attention.ts';
+import { mulberry32 } from '../src/util/random.ts';
 import { openCudaAttention } from '../test/helpers/cuda-attention.ts';
-import { rng, toBf16Bits } from '../test/helpers/paged-attention-reference.ts';
+import { toBf16Bits } from '../test/helpers/paged-attention-reference.ts';
 
 const gpu = openCudaAttention();
 if (gpu.skip) throw new Error(gpu.skip);
@@ -33,7 +34,7 @@ const shape = (c: object) => JSON.stringify(c).replace(/["{}]/g, '');
 
 /** Fills `bytes` of device memory with random bf16 in [-1, 1) by tiling one 32 MiB random host buffer. */
 const tile = (() => {
-  const r = rng(7);
+  const r = mulberry32(7);
   const a = new Uint16Array(16 << 20);
   for (let i = 0; i < a.length; i++) a[i] = toBf16Bits(r() * 2 - 1);
   return a;
@@ -52,7 +53,7 @@ function setup(numSeqs: number, qLen: number, ctx: number, numHeads: number, num
   const blocksPer = Math.ceil(ctx / BLOCK_SIZE);
   const numBlocks = numSeqs * blocksPer;
   const perm = Array.from({ length: numBlocks }, (_, i) => i);
-  const r = rng(11);
+  const r = mulberry32(11);
   for (let i = perm.length - 1; i > 0; i--) {
     const j = Math.floor(r() * (i + 1));
     [perm[i], perm[j]] = [perm[j]!, perm[i]!];

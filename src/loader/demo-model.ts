@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pagodaHome } from '../util/paths.ts';
+import { mulberry32 } from '../util/random.ts';
 import { encodeSafetensors } from './safetensors.ts';
 
 /** The name under which the CLI and server offer the built-in model. */
@@ -51,18 +52,6 @@ const CHAT_TEMPLATE =
   "{{ bos_token }}{% for message in messages %}{{ '<|' + message['role'] + '|>\\n' + message['content'] + eos_token + '\\n' }}{% endfor %}" +
   "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}";
 
-/** mulberry32: integer-only, so the weights are bit-identical on every machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** FNV-1a, to give every tensor its own stream (one tensor can be regenerated without the rest). */
 function hashName(name: string): number {
   let h = 0x811c9dc5;
@@ -76,7 +65,7 @@ function randomTensor(
   shape: number[],
   std: number,
 ): { name: string; shape: number[]; data: Float32Array } {
-  const next = prng(hashName(name) ^ SEED);
+  const next = mulberry32(hashName(name) ^ SEED);
   const data = new Float32Array(shape.reduce((a, d) => a * d, 1));
   const half = std * Math.sqrt(3);
   for (let i = 0; i < data.length; i++) data[i] = (next() * 2 - 1) * half;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { IncrementalDetokenizer } from '../../src/engine/detokenizer.ts';
 import { loadTokenizer, type TextTokenizer } from '../../src/loader/tokenizer.ts';
+import { mulberry32 } from '../../src/util/random.ts';
 import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
 
 const MODELS = ['stories260K', 'tiny-llama', 'tiny-qwen2', 'tiny-qwen3', 'tiny-mistral', 'tiny-gpt2'];
@@ -26,18 +27,6 @@ function checkStream(tok: TextTokenizer, ids: readonly number[], opts: { skipSpe
   if (!full.includes('\uFFFD')) {
     for (const c of chunks) assert.ok(!c.includes('\uFFFD'), `chunk ${JSON.stringify(c)} of ${JSON.stringify(full)}`);
   }
-}
-
-/** A deterministic PRNG (mulberry32) for random token streams. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 for (const name of MODELS) {
@@ -65,7 +54,7 @@ for (const name of MODELS) {
       checkStream(tok, tok.encode(text), { skipSpecialTokens: true });
     }
     // Random ids, special tokens included: broken UTF-8 may appear in the full text, the stream must still match.
-    const next = rng(name.length);
+    const next = mulberry32(name.length);
     for (let trial = 0; trial < 20; trial++) {
       checkStream(
         tok,

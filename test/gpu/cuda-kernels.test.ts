@@ -4,7 +4,8 @@ import type { AttentionSpec, Backend, DType, RopeSpec, SamplingRow, Tensor } fro
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { buildStepBatch, type ScheduledChunk } from '../../src/runner/step-batch.ts';
-import { gpuSkip, hostTensor, randomValues, relL2, rng } from '../helpers/gpu.ts';
+import { mulberry32 } from '../../src/util/random.ts';
+import { gpuSkip, hostTensor, randomValues, relL2 } from '../helpers/gpu.ts';
 import { shuffled } from '../helpers/paged-session.ts';
 import { referenceScores } from '../helpers/sampling-reference.ts';
 
@@ -52,7 +53,7 @@ function steps(g: CudaBackend, chunks: ScheduledChunk[], blockSize: number) {
 }
 
 function decodeChunks(n: number, blockSize: number): ScheduledChunk[] {
-  const r = rng(freshSeed());
+  const r = mulberry32(freshSeed());
   let next = 0;
   return Array.from({ length: n }, () => {
     const len = 1 + Math.floor(r() * 40);
@@ -272,7 +273,7 @@ describe('CUDA kernels against the CPU backend', () => {
       const V = 3000;
       const R = 9;
       const [gl, , values] = pair(g, [R, V], dtype, 4);
-      const r = rng(freshSeed());
+      const r = mulberry32(freshSeed());
       const seen = Int32Array.from({ length: 40 }, (_, i) => i * 7);
       const base: SamplingRow = {
         temperature: 0.8,

@@ -2,6 +2,7 @@ import type { DType, HostTensor } from '../../src/backend/backend.ts';
 import { probeCuda } from '../../src/backend/cuda/device.ts';
 import { CudaUnavailable } from '../../src/backend/cuda/libs.ts';
 import { bf16Bits } from '../../src/backend/cuda/tensor.ts';
+import { mulberry32 } from '../../src/util/random.ts';
 
 /** false when a CUDA device is usable, else the reason (pass to `test(..., { skip })`). */
 export function gpuSkip(): false | string {
@@ -9,21 +10,9 @@ export function gpuSkip(): false | string {
   return p instanceof CudaUnavailable ? `no usable CUDA device: ${p.reason}` : false;
 }
 
-/** A deterministic generator (mulberry32) so a failing case can be rerun; seeds differ per case. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Fresh random values in [-scale, scale), rounded to bf16 when the device stores bf16 so both sides see the same input. */
 export function randomValues(n: number, seed: number, scale = 1, dtype: DType = 'f32'): Float32Array {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const out = new Float32Array(n);
   const u32 = new Uint32Array(out.buffer);
   for (let i = 0; i < n; i++) {

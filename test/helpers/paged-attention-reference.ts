@@ -3,6 +3,7 @@
  * problems. Values are bf16-representable so the GPU and the reference see identical inputs.
  */
 
+import { mulberry32 } from '../../src/util/random.ts';
 /** One sequence of a step: `qLen` query tokens at the end of `ctxLen` keys. */
 export interface SeqShape {
   qLen: number;
@@ -31,18 +32,6 @@ export interface PagedAttentionProblem {
   /** The same keys and values per sequence, unpaged: `[ctxLen, Hk, D]` each. */
   logicalK: Float32Array[];
   logicalV: Float32Array[];
-}
-
-/** Deterministic generator (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const f32 = new Float32Array(1);
@@ -92,7 +81,7 @@ export function makePagedProblem(opts: {
   qRange?: number;
 }): PagedAttentionProblem {
   const { seqs, numHeads, numKvHeads, headDim: D, blockSize } = opts;
-  const rand = rng(opts.seed);
+  const rand = mulberry32(opts.seed);
   const uniform = (r: number) => roundBf16((rand() * 2 - 1) * r);
   const blocksPer = seqs.map((s) => Math.ceil(s.ctxLen / blockSize));
   const maxBlocksPerSeq = Math.max(1, ...blocksPer);
