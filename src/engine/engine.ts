@@ -270,7 +270,13 @@ export class Engine implements EngineApi {
           const next = start + j + 1;
           if (next >= r.promptIds.length) break;
           const lp = logSoftmax(logits.subarray((row + j) * vocab, (row + j + 1) * vocab));
-          r.promptLogprobs[next] = this.tokenLogprob(r.promptIds[next]!, lp, r.params.promptLogprobs!);
+          r.promptLogprobs[next] = this.tokenLogprob(
+            r.promptIds[next]!,
+            lp,
+            r.params.promptLogprobs!,
+            r.promptIds,
+            next,
+          );
         }
       }
       const rows = mode === 'all' ? numTokens : mode === 'last' ? 1 : 0;
@@ -308,7 +314,9 @@ export class Engine implements EngineApi {
       if (needLogprobs) {
         const lp = logSoftmax(raw);
         seq.cumLogprob += lp[token]!;
-        if (p.logprobs !== null) seq.logprobs.push(this.tokenLogprob(token, lp, p.logprobs));
+        if (p.logprobs !== null) {
+          seq.logprobs.push(this.tokenLogprob(token, lp, p.logprobs, seq.tokenIds, seq.tokenIds.length));
+        }
       }
       this.appendToken(r, seq, token);
     }
@@ -422,13 +430,31 @@ export class Engine implements EngineApi {
   }
 
   private extendBeam(seq: Sequence, token: number, lp: Float32Array, score: number, p: SamplingParams): void {
+    if (p.logprobs !== null) {
+      seq.logprobs.push(this.tokenLogprob(token, lp, p.logprobs, seq.tokenIds, seq.tokenIds.length));
+    }
     seq.tokenIds.push(token);
     seq.cumLogprob = score;
-    if (p.logprobs !== null) seq.logprobs.push(this.tokenLogprob(token, lp, p.logprobs));
   }
 
-  private tokenLogprob(tokenId: number, lp: Float32Array, top: number): TokenLogprob {
-    const text = (id: number) => this.config.tokenizer.decode([id]);
+  /**
+   * A logprob entry for the token at `ids[at]` (or a candidate there). Token text is decoded after the few tokens
+   * before it, as vLLM does, so a leading space that a tokenizer drops at the start of a decode is kept.
+   */
+  private tokenLogprob(
+    tokenId: number,
+    lp: Float32Array,
+    top: number,
+    ids: readonly number[],
+    at: number,
+  ): TokenLogprob {
+    const tok = this.config.tokenizer;
+    const context = ids.slice(Math.max(0, at - 3), at);
+    const prefix = tok.decode(context);
+    const text = (id: number) => {
+      const full = tok.decode([...context, id]);
+      return full.startsWith(prefix) ? full.slice(prefix.length) : tok.decode([id]);
+    };
     return {
       tokenId,
       token: text(tokenId),

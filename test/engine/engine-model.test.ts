@@ -195,3 +195,18 @@ test('beam search of width 4 on stories260K equals an exhaustive reference beam 
   assert.equal(r.text[0], tokenizer.decode(beams[0]!.ids, { skipSpecialTokens: true }));
   assertAllBlocksFree(engine);
 });
+
+test('logprob token strings keep their leading spaces: joined, they equal the streamed text', {
+  skip: tinyLlama.skip,
+}, () => {
+  const model = loadModel(tinyLlama.path, new CpuBackend());
+  const engine = engineFor(tinyLlama.path, model);
+  const prompt = loadTokenizer(tinyLlama.path).encode('Once upon a time there was');
+  const r = submit(engine, { prompt, params: { temperature: 0, maxTokens: 24, ignoreEos: true, logprobs: 1 } });
+  runToEnd(engine);
+  const tokens = r.outputs.flatMap((o) => o.outputs[0]?.logprobs ?? []).map((l) => l.token);
+  assert.equal(tokens.length, 24);
+  assert.ok(tokens[0]!.startsWith(' '), JSON.stringify(tokens[0])); // sentencepiece drops it when decoded alone
+  assert.equal(tokens.join(''), r.text[0]);
+  assertAllBlocksFree(engine);
+});
