@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { encodeChat } from '../chat-template.ts';
 import { badRequest } from '../errors.ts';
-import { newTimes, primed, runEngine, type ServerContext, withModel } from '../generation.ts';
+import { type ServerContext, withModel } from '../generation.ts';
 import { clientGone } from '../streaming.ts';
 import { parseBody } from '../validate.ts';
-import { keepAliveMs, samplingFromOptions, withStoredParameters } from './options.ts';
-import { loadOnly, respond } from './respond.ts';
+import { keepAliveMs } from './options.ts';
+import { generateAndRespond, loadOnly } from './respond.ts';
 import { chatRequest } from './schemas.ts';
 
 /** POST /api/chat */
@@ -21,20 +21,7 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
         return loadOnly(a.entry.name, { message: { role: 'assistant', content: '' } }, keepAlive === 0);
       }
       const ids = encodeChat(a.model, a.entry.name, messages);
-      const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
-      const params = samplingFromOptions(
-        withStoredParameters(body.options, a.model.parameters),
-        ids.length,
-        a.model.contextLength,
-        logprobs,
-      );
-      const times = newTimes();
-      const outputs = await primed(runEngine(ctx, a, ids, params, times));
-      return respond(reply, outputs, {
-        stream: body.stream !== false,
-        a,
-        times,
-        wantLogprobs: logprobs !== null,
+      return generateAndRespond(ctx, reply, a, ids, body, {
         piece: (text) => ({ message: { role: 'assistant', content: text } }),
       });
     });

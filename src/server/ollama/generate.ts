@@ -1,20 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { encodeChat } from '../chat-template.ts';
 import { badRequest } from '../errors.ts';
-import {
-  type Admitted,
-  encodePrompt,
-  newTimes,
-  primed,
-  runEngine,
-  type ServerContext,
-  withModel,
-} from '../generation.ts';
+import { type Admitted, encodePrompt, type ServerContext, withModel } from '../generation.ts';
 import type { ChatMessage } from '../models.ts';
 import { clientGone } from '../streaming.ts';
 import { parseBody } from '../validate.ts';
-import { keepAliveMs, samplingFromOptions, withStoredParameters } from './options.ts';
-import { loadOnly, respond } from './respond.ts';
+import { keepAliveMs } from './options.ts';
+import { generateAndRespond, loadOnly } from './respond.ts';
 import { type GenerateRequest, generateRequest } from './schemas.ts';
 
 /** The prompt's token ids: `context` (an earlier answer's) first, then the prompt, templated unless raw. */
@@ -50,20 +42,7 @@ export function registerGenerate(app: FastifyInstance, ctx: ServerContext): void
         return loadOnly(a.entry.name, { response: '' }, keepAlive === 0);
       }
       const ids = promptIds(a, body);
-      const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
-      const params = samplingFromOptions(
-        withStoredParameters(body.options, a.model.parameters),
-        ids.length,
-        a.model.contextLength,
-        logprobs,
-      );
-      const times = newTimes();
-      const outputs = await primed(runEngine(ctx, a, ids, params, times));
-      return respond(reply, outputs, {
-        stream: body.stream !== false,
-        a,
-        times,
-        wantLogprobs: logprobs !== null,
+      return generateAndRespond(ctx, reply, a, ids, body, {
         piece: (text) => ({ response: text }),
         final: (generated) => ({ context: [...ids, ...generated] }),
       });

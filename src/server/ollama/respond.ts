@@ -1,7 +1,9 @@
 import type { FastifyReply } from 'fastify';
 import type { FinishReason, RequestOutput, TokenLogprob } from '../../engine/types.ts';
-import type { Admitted, GenerationTimes } from '../generation.ts';
+import { type Admitted, type GenerationTimes, newTimes, primed, runEngine, type ServerContext } from '../generation.ts';
 import { EventStream } from '../streaming.ts';
+import { samplingFromOptions, withStoredParameters } from './options.ts';
+import type { Options } from './schemas.ts';
 
 const ns = (ms: number) => Math.max(0, Math.round(ms * 1e6));
 
@@ -96,4 +98,31 @@ export function loadOnly(model: string, piece: Record<string, unknown>, unloaded
     done: true,
     done_reason: unloaded ? 'unload' : 'load',
   };
+}
+
+/** Runs prompt `ids` with the request's options (stored Modelfile parameters beneath them) and answers as `respond`. */
+export async function generateAndRespond(
+  ctx: ServerContext,
+  reply: FastifyReply,
+  a: Admitted,
+  ids: number[],
+  body: { options?: Options | null; logprobs?: boolean | null; top_logprobs?: number | null; stream?: boolean | null },
+  shape: Pick<Parameters<typeof respond>[2], 'piece' | 'final'>,
+): Promise<unknown> {
+  const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
+  const params = samplingFromOptions(
+    withStoredParameters(body.options, a.model.parameters),
+    ids.length,
+    a.model.contextLength,
+    logprobs,
+  );
+  const times = newTimes();
+  const outputs = await primed(runEngine(ctx, a, ids, params, times));
+  return respond(reply, outputs, {
+    stream: body.stream !== false,
+    a,
+    times,
+    wantLogprobs: logprobs !== null,
+    ...shape,
+  });
 }
