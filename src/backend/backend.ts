@@ -62,6 +62,8 @@ export interface StepContext {
 
 /** One row's sampling for `Backend.sampleTokens` (vLLM's semantics; temperature 0 = greedy argmax). */
 export interface SamplingRow {
+  /** Which row of the logits tensor to sample (default: this row's index in the list). */
+  logitRow?: number;
   temperature: number;
   /** 0 or >= vocab = off. */
   topK: number;
@@ -117,11 +119,11 @@ export interface Backend {
   gatherLogitRows(x: Tensor, step: StepContext): Tensor;
   /** Same storage, new shape (element count must match). */
   view(t: Tensor, shape: readonly number[]): Tensor;
-  /** Copies a tensor to host memory as float32. */
-  toHost(t: Tensor): Float32Array;
+  /** Copies a tensor to host memory as float32; with `rows`, only those rows of a 2-D tensor, in that order. */
+  toHost(t: Tensor, rows?: readonly number[]): Float32Array;
   /**
-   * Optional: samples one token per logits row on the device so only ids come back. Callers keep their CPU sampler
-   * when it is absent (or when they need logprobs).
+   * Optional: samples one token per sampling row (from logits row `logitRow`) on the device so only ids come back.
+   * Callers keep their CPU sampler when it is absent (or when they need logprobs).
    */
   sampleTokens?(logits: Tensor, rows: readonly SamplingRow[]): Int32Array;
   /**

@@ -1,10 +1,11 @@
+import type { SamplingRow } from '../backend/backend.ts';
 import type { TextTokenizer } from '../loader/tokenizer.ts';
-import type { StepRunner } from '../runner/model-runner.ts';
+import type { StepLogits, StepRunner } from '../runner/model-runner.ts';
 import { UserError } from '../util/errors.ts';
 import { AsyncQueue } from './async-queue.ts';
 import { BlockManager } from './block-manager.ts';
 import { resolveSamplingParams } from './params.ts';
-import { applyLogitsProcessors, logSoftmax, sampleToken, topEntries } from './sampling.ts';
+import { applyLogitsProcessors, isGreedy, logSoftmax, sampleToken, topEntries } from './sampling.ts';
 import { type ScheduledSeq, Scheduler, type SchedulerConfig } from './scheduler.ts';
 import { liveSeqs, type Request, Rng, Sequence, type TextStream } from './sequence.ts';
 import { findStop, heldBackLength } from './stop-strings.ts';
@@ -189,7 +190,7 @@ export class Engine implements EngineApi {
     const touched = new Set(scheduled.map((s) => s.request));
     for (const r of touched) {
       if (r.finished) continue;
-      if (liveSeqs(r).every((s) => s.pendingLogits !== null)) this.sampleRequest(r);
+      if (liveSeqs(r).every((s) => s.hasPending)) this.sampleRequest(r);
       const entry = this.live.get(r.id)!;
       if (r.seqs.every((s) => s.finished) || r.finished) this.finishRequest(r, entry.sink);
       else this.emit(r, entry.sink);
@@ -258,34 +259,111 @@ export class Engine implements EngineApi {
     return new Sequence(tokenIds, r.promptIds.length, detok, new Rng(r.seed, stream));
   }
 
-  /** Marks the step's tokens computed, keeps sampling rows and records prompt logprobs. */
-  private takeLogits(scheduled: readonly ScheduledSeq[], logits: Float32Array): void {
+  /**
+   * Marks the step's tokens computed, records prompt logprobs and readies the next token of every sequence whose
+   * tokens are all computed: sampled on the device when the backend can and the request needs nothing else from the
+   * logits (vLLM's fast path), otherwise its logit row comes to the host for the CPU sampler. Only the rows that are
+   * needed leave the device.
+   */
+  private takeLogits(scheduled: readonly ScheduledSeq[], out: StepLogits): void {
     const vocab = this.config.runner.vocabSize;
+    const hostIndex = new Map<number, number>();
+    const toHost = (row: number) => {
+      if (!hostIndex.has(row)) hostIndex.set(row, hostIndex.size);
+    };
+    const promptRows: { r: Request; start: number; count: number; row: number }[] = [];
+    const hostSampled: { seq: Sequence; row: number }[] = [];
+    const deviceRows: SamplingRow[] = [];
+    const deviceSeqs: Sequence[] = [];
     let row = 0;
     for (const { request: r, seq, numTokens, logits: mode } of scheduled) {
       const start = seq.numComputed;
       this.counters.promptTokensComputed += Math.max(0, Math.min(numTokens, seq.promptLen - start));
       if (mode === 'all' && seq === r.seqs[0] && r.promptLogprobs) {
-        for (let j = 0; j < numTokens; j++) {
-          const next = start + j + 1;
-          if (next >= r.promptIds.length) break;
-          const lp = logSoftmax(logits.subarray((row + j) * vocab, (row + j + 1) * vocab));
-          r.promptLogprobs[next] = this.tokenLogprob(
-            r.promptIds[next]!,
-            lp,
-            r.params.promptLogprobs!,
-            r.promptIds,
-            next,
-          );
-        }
+        // Row j predicts prompt token start + j + 1, while there is one.
+        const count = Math.max(0, Math.min(numTokens, r.promptIds.length - 1 - start));
+        for (let j = 0; j < count; j++) toHost(row + j);
+        promptRows.push({ r, start, count, row });
       }
       const rows = mode === 'all' ? numTokens : mode === 'last' ? 1 : 0;
       this.blocks.markComputed(seq, numTokens);
       if (rows > 0 && seq.numComputed === seq.tokenIds.length) {
-        seq.pendingLogits = logits.slice((row + rows - 1) * vocab, (row + rows) * vocab);
+        const last = row + rows - 1;
+        if (out.sample && this.samplesOnDevice(r.params)) {
+          deviceRows.push(this.samplingRow(r, seq, last));
+          deviceSeqs.push(seq);
+        } else {
+          toHost(last);
+          hostSampled.push({ seq, row: last });
+        }
       }
       row += rows;
     }
+    const host = hostIndex.size > 0 ? out.toHost([...hostIndex.keys()]) : new Float32Array(0);
+    const hostRow = (logitRow: number) => {
+      const i = hostIndex.get(logitRow)!;
+      return host.subarray(i * vocab, (i + 1) * vocab);
+    };
+    for (const { r, start, count, row: first } of promptRows) {
+      for (let j = 0; j < count; j++) {
+        const next = start + j + 1;
+        const lp = logSoftmax(hostRow(first + j));
+        r.promptLogprobs![next] = this.tokenLogprob(
+          r.promptIds[next]!,
+          lp,
+          r.params.promptLogprobs!,
+          r.promptIds,
+          next,
+        );
+      }
+    }
+    for (const { seq, row: logitRow } of hostSampled) seq.pendingLogits = hostRow(logitRow).slice();
+    if (deviceRows.length > 0) {
+      const ids = out.sample!(deviceRows);
+      deviceSeqs.forEach((seq, i) => {
+        seq.pendingToken = ids[i]!;
+      });
+    }
+  }
+
+  /** One plain sample per step with no logprobs: the device sampler implements everything else of SamplingParams. */
+  private samplesOnDevice(p: SamplingParams): boolean {
+    return !p.useBeamSearch && p.bestOf === 1 && p.logprobs === null;
+  }
+
+  /**
+   * The device sampler's description of a sequence's next draw: the same processors as `applyLogitsProcessors`
+   * (min_tokens as a -inf bias on the stop ids), keyed by the request's seed and counted by the output length.
+   */
+  private samplingRow(r: Request, seq: Sequence, logitRow: number): SamplingRow {
+    const p = r.params;
+    let logitBias: Record<number, number> | undefined = Object.keys(p.logitBias).length > 0 ? p.logitBias : undefined;
+    if (seq.outputLen < p.minTokens) {
+      logitBias = { ...p.logitBias };
+      for (const id of this.history(r, seq).stopIds) logitBias[id] = Number.NEGATIVE_INFINITY;
+    }
+    const row: SamplingRow = {
+      logitRow,
+      temperature: isGreedy(p) ? 0 : p.temperature,
+      topK: p.topK,
+      topP: p.topP,
+      minP: p.minP,
+      repetitionPenalty: p.repetitionPenalty,
+      presencePenalty: p.presencePenalty,
+      frequencyPenalty: p.frequencyPenalty,
+      logitBias,
+      seed: r.seed,
+      step: seq.outputLen,
+    };
+    if (p.repetitionPenalty !== 1 || p.presencePenalty !== 0 || p.frequencyPenalty !== 0) {
+      // Repetition covers prompt and output tokens; presence and frequency count output occurrences only.
+      const counts = new Map<number, number>();
+      if (p.repetitionPenalty !== 1) for (const id of r.promptIds) counts.set(id, 0);
+      for (const id of seq.outputIds) counts.set(id, (counts.get(id) ?? 0) + 1);
+      row.seenTokens = Int32Array.from(counts.keys());
+      row.seenCounts = Int32Array.from(counts.values());
+    }
+    return row;
   }
 
   private sampleRequest(r: Request): void {
@@ -306,6 +384,12 @@ export class Engine implements EngineApi {
     }
     const needLogprobs = p.logprobs !== null || p.bestOf > p.n;
     for (const seq of liveSeqs(r)) {
+      if (seq.pendingToken !== null) {
+        const token = seq.pendingToken;
+        seq.pendingToken = null;
+        this.appendToken(r, seq, token);
+        continue;
+      }
       const raw = seq.pendingLogits!;
       seq.pendingLogits = null;
       const logits = Float32Array.from(raw);

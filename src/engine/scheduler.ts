@@ -163,6 +163,7 @@ export class Scheduler {
     for (const s of r.seqs) {
       this.blocks.free(s);
       s.pendingLogits = null;
+      s.pendingToken = null;
     }
     this.preemptions++;
     this.enqueue(r, true);

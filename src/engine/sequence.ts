@@ -37,6 +37,8 @@ export class Sequence {
   finishReported = false;
   /** Logits for the next token, kept until the whole request is ready to sample. */
   pendingLogits: Float32Array | null = null;
+  /** The next token when the backend already sampled it on its device (instead of `pendingLogits`). */
+  pendingToken: number | null = null;
 
   constructor(
     tokenIds: number[],
@@ -54,6 +56,11 @@ export class Sequence {
 
   get outputIds(): number[] {
     return this.tokenIds.slice(this.promptLen);
+  }
+
+  /** Whether the next token (or the logits to draw it from) is waiting to be taken. */
+  get hasPending(): boolean {
+    return this.pendingLogits !== null || this.pendingToken !== null;
   }
 
   get finished(): boolean {

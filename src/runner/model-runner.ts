@@ -1,15 +1,23 @@
-import type { LayerKvCache } from '../backend/backend.ts';
+import type { LayerKvCache, SamplingRow } from '../backend/backend.ts';
 import type { Model } from '../models/model.ts';
 import { buildStepBatch, type ScheduledChunk } from './step-batch.ts';
+
+/**
+ * One step's logit rows (in the order of `buildStepBatch`'s logitsIndices), where the backend left them. Valid until
+ * the next step.
+ */
+export interface StepLogits {
+  /** The given rows on the host, `[rows.length, vocab]` row-major. */
+  toHost(rows: readonly number[]): Float32Array;
+  /** Present when the backend samples on its device: one token id per sampling row (from its `logitRow`). */
+  sample?(rows: readonly SamplingRow[]): Int32Array;
+}
 
 /** What the engine needs to run a step: the model behind it is invisible to the scheduler and sampler. */
 export interface StepRunner {
   readonly vocabSize: number;
-  /**
-   * Performs the queued block copies (copy-on-write), then computes the chunks in one forward and returns the
-   * logit rows on the host, `[rows, vocab]` row-major, in the order of `buildStepBatch`'s logitsIndices.
-   */
-  execute(chunks: readonly ScheduledChunk[], copies: readonly [number, number][]): Float32Array;
+  /** Performs the queued block copies (copy-on-write), then computes the chunks in one forward. */
+  execute(chunks: readonly ScheduledChunk[], copies: readonly [number, number][]): StepLogits;
 }
 
 /** Runs a `Model` over its paged KV cache through the backend: one mixed prefill + decode batch per step. */
@@ -26,7 +34,7 @@ export class ModelRunner implements StepRunner {
     this.vocabSize = model.config.vocabSize;
   }
 
-  execute(chunks: readonly ScheduledChunk[], copies: readonly [number, number][]): Float32Array {
+  execute(chunks: readonly ScheduledChunk[], copies: readonly [number, number][]): StepLogits {
     const backend = this.model.backend;
     if (copies.length > 0) {
       backend.copyKvBlocks(
@@ -38,9 +46,12 @@ export class ModelRunner implements StepRunner {
     const batch = buildStepBatch(chunks, this.blockSize);
     // A backend with forwardStep (CUDA) replays decode steps from captured graphs.
     const forward = (step: ReturnType<typeof backend.beginStep>) => this.model.forward(step, this.kvCache);
-    return backend.toHost(
-      backend.forwardStep ? backend.forwardStep(batch, forward) : forward(backend.beginStep(batch)),
-    );
+    const logits = backend.forwardStep ? backend.forwardStep(batch, forward) : forward(backend.beginStep(batch));
+    const sampleTokens = backend.sampleTokens?.bind(backend);
+    return {
+      toHost: (rows) => backend.toHost(logits, rows),
+      sample: sampleTokens && ((rows) => sampleTokens(logits, rows)),
+    };
   }
 }
 

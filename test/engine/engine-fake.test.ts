@@ -368,7 +368,7 @@ test('the step loop yields to the event loop between steps', async () => {
 
 test('a failing step fails the requests in flight instead of hanging, and frees their blocks', async () => {
   const engine = fakeEngine({ manual: false });
-  const runner = engine.config.runner as { execute: (...a: unknown[]) => Float32Array };
+  const runner = engine.config.runner as { execute: (...a: unknown[]) => unknown };
   const real = runner.execute.bind(runner);
   let calls = 0;
   runner.execute = (...a) => {

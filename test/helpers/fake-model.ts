@@ -1,5 +1,5 @@
 import type { TextTokenizer } from '../../src/loader/tokenizer.ts';
-import type { StepRunner } from '../../src/runner/model-runner.ts';
+import type { StepLogits, StepRunner } from '../../src/runner/model-runner.ts';
 import { buildStepBatch, type ScheduledChunk } from '../../src/runner/step-batch.ts';
 
 /**
@@ -21,7 +21,7 @@ export class FakeRunner implements StepRunner {
     this.cache = new Int32Array(numBlocks * blockSize).fill(-1);
   }
 
-  execute(chunks: readonly ScheduledChunk[], copies: readonly [number, number][]): Float32Array {
+  execute(chunks: readonly ScheduledChunk[], copies: readonly [number, number][]): StepLogits {
     const bs = this.blockSize;
     for (const [src, dst] of copies) this.cache.copyWithin(dst * bs, src * bs, (src + 1) * bs);
     const b = buildStepBatch(chunks, bs);
@@ -39,8 +39,19 @@ export class FakeRunner implements StepRunner {
     });
     this.steps++;
     this.tokensComputed += b.inputIds.length;
-    return out;
+    return hostLogits(out, this.vocabSize);
   }
+}
+
+/** Step logits that live on the host: rows are copied out of `all` (`[rows, vocab]`). */
+export function hostLogits(all: Float32Array, vocab: number): StepLogits {
+  return {
+    toHost: (rows) => {
+      const out = new Float32Array(rows.length * vocab);
+      for (const [i, r] of rows.entries()) out.set(all.subarray(r * vocab, (r + 1) * vocab), i * vocab);
+      return out;
+    },
+  };
 }
 
 /** The fake model's next-token logits for a context: a hash of the whole context spread over the vocabulary. */

@@ -84,3 +84,13 @@ export function referenceScores(logits: ArrayLike<number>, r: SamplingRow): { ke
   }
   return { kept, score };
 }
+
+/** The id the device sampler draws for one row: the best Gumbel score among the kept ids, ties to the smaller id. */
+export function referenceSample(logits: ArrayLike<number>, r: SamplingRow): number {
+  const { kept, score } = referenceScores(logits, r);
+  let best = -1;
+  score.forEach((s, i) => {
+    if (kept[i] && (best < 0 || s > score[best]!)) best = i;
+  });
+  return best;
+}

@@ -222,7 +222,12 @@ export class CpuBackend implements Backend {
     return new CpuTensor([...shape], cpu(t).data);
   }
 
-  toHost(t: Tensor): Float32Array {
-    return cpu(t).data.slice();
+  toHost(t: Tensor, rows?: readonly number[]): Float32Array {
+    const data = cpu(t).data;
+    if (!rows) return data.slice();
+    const n = t.shape.at(-1)!;
+    const out = new Float32Array(rows.length * n);
+    for (const [i, r] of rows.entries()) out.set(data.subarray(r * n, (r + 1) * n), i * n);
+    return out;
   }
 }

@@ -445,10 +445,20 @@ export class CudaBackend implements Backend {
     return new CudaTensor([...shape], c.dtype, c.ptr);
   }
 
-  toHost(t: Tensor): Float32Array {
+  toHost(t: Tensor, rows?: readonly number[]): Float32Array {
     const c = cuda(t);
-    const bytes = new Uint8Array(c.bytes);
-    if (bytes.length) this.drv.download(bytes, c.ptr);
+    const bytes = new Uint8Array(rows ? (rows.length * c.bytes) / c.shape[0]! : c.bytes);
+    if (!rows) {
+      if (bytes.length) this.drv.download(bytes, c.ptr);
+    } else {
+      // Row by row: a step usually wants a few rows of a [rows, vocab] logits tensor.
+      const rowBytes = c.bytes / c.shape[0]!;
+      const one = new Uint8Array(rowBytes);
+      rows.forEach((r, i) => {
+        this.drv.download(one, c.ptr + BigInt(r * rowBytes));
+        bytes.set(one, i * rowBytes);
+      });
+    }
     return c.dtype === 'f32' ? new Float32Array(bytes.buffer) : decodeFrom(bytes, c.dtype);
   }
 

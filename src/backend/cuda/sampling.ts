@@ -51,8 +51,8 @@ export class DeviceSampler {
 
   sample(logits: Tensor, rows: readonly SamplingRow[]): Int32Array {
     const lt = cuda(logits);
-    const [R, V] = rowsCols(lt);
-    if (R !== rows.length) throw new Error(`sampleTokens: ${R} logit rows, ${rows.length} sampling rows`);
+    const [logitRows, V] = rowsCols(lt);
+    const R = rows.length;
     if (R === 0) return new Int32Array(0);
     let seen = 0;
     let bias = 0;
@@ -98,6 +98,9 @@ export class DeviceSampler {
         b++;
       }
       i32[o + 13] = b;
+      const from = r.logitRow ?? k;
+      if (!(from >= 0 && from < logitRows)) throw new Error(`sampleTokens: logit row ${from} of ${logitRows}`);
+      i32[o + 14] = from;
     });
     const drv = this.backend.drv;
     const meta = this.meta.need(words * 4);

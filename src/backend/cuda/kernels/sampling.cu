@@ -1,4 +1,5 @@
-// Logits processing and sampling on the device, one block per row, so only token ids go back to the host.
+// Logits processing and sampling on the device, one block per sampled row (reading logits row `logit_row`), so
+// only token ids go back to the host.
 // Per row: logit bias and penalties (repetition over every seen token, presence/frequency by output count), then
 // greedy argmax when temperature is 0; otherwise temperature, top-k, top-p (on the top-k renormalized mass) and
 // min-p cut a threshold, and a Gumbel-max draw over the kept tokens picks the token: argmax(x/temp + g_i) with
@@ -10,7 +11,7 @@
 
 struct RowParams {
   float temperature, top_p, min_p, repetition, presence, frequency;
-  int top_k, seed_lo, seed_hi, step, seen_begin, seen_end, bias_begin, bias_end, pad0, pad1;
+  int top_k, seed_lo, seed_hi, step, seen_begin, seen_end, bias_begin, bias_end, logit_row, pad;
 };
 
 __device__ __forceinline__ unsigned int mulhi(unsigned int a, unsigned int b) { return __umulhi(a, b); }
@@ -66,7 +67,7 @@ sample_rows(int* __restrict__ out_ids, const T* __restrict__ logits, float* __re
   const int row = blockIdx.x;
   const RowParams p = params[row];
   float* x = scratch + (long long)row * vocab;
-  const T* src = logits + (long long)row * vocab;
+  const T* src = logits + (long long)p.logit_row * vocab;
   for (int i = threadIdx.x; i < vocab; i += blockDim.x) x[i] = to_f(src[i]);
   __syncthreads();
   for (int j = p.bias_begin + threadIdx.x; j < p.bias_end; j += blockDim.x) x[bias_tokens[j]] += bias_values[j];
