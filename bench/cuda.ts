@@ -14,7 +14,7 @@ import type { Model } from '../src/models/model.ts';
 import { buildStepBatch, type ScheduledChunk } from '../src/runner/step-batch.ts';
 
 const args = process.argv.slice(2);
-const dir = args[0] ?? 'bench-configs/llama3-8b';
+const dir = args[0] ?? 'bench/configs/llama3-8b';
 const opt = (name: string, fallback: number) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? Number(args[i + 1]) : fallback;

@@ -14,7 +14,7 @@ import { weightBytes } from '../src/backend/cuda/weight-bytes.ts';
 import { loadDummyModel } from '../src/models/dummy.ts';
 import { buildStepBatch, type ScheduledChunk } from '../src/runner/step-batch.ts';
 
-const dir = process.argv[2] ?? 'bench-configs/llama3-8b';
+const dir = process.argv[2] ?? 'bench/configs/llama3-8b';
 const BLOCK = 16;
 const backend = new CudaBackend({ dtype: 'bf16', weightBytes: weightBytes(dir, 'bf16', true) });
 const model = loadDummyModel(dir, backend);

@@ -12,16 +12,16 @@ if has tests; then
   timeout ${TEST_TIMEOUT:-240} node --import tsx --test --test-concurrency=1 --test-reporter=spec test/gpu/*.test.ts 2>&1 | tee "$OUT/test-gpu.log" | grep -vE '^\s*$' | tail -60
 fi
 if has bench; then
-  timeout ${BENCH_TIMEOUT:-300} node --import tsx bench/cuda.ts bench-configs/llama3-8b ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
+  timeout ${BENCH_TIMEOUT:-300} node --import tsx bench/cuda.ts bench/configs/llama3-8b ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
 fi
 if has cli; then
   # pagoda run on the GPU: a fixture model, then the 8B-shaped dummy (no tokenizer: bytes in, ids out).
   timeout 120 node bin/pagoda.mjs run "$PAGODA_FIXTURES/models/tiny-llama" "Hello" --max-tokens 16 --device cuda --temperature 0 2>&1 | tee "$OUT/run-fixture.log" | tail -8
-  timeout 180 node bin/pagoda.mjs run bench-configs/llama3-8b "Hello" --max-tokens 32 --device cuda --load-format dummy --max-num-seqs 64 --max-model-len 4096 2>&1 | tee "$OUT/run-dummy.log" | tail -8
+  timeout 180 node bin/pagoda.mjs run bench/configs/llama3-8b "Hello" --max-tokens 32 --device cuda --load-format dummy --max-num-seqs 64 --max-model-len 4096 2>&1 | tee "$OUT/run-dummy.log" | tail -8
 fi
 if has serve; then
   # pagoda serve on the GPU: one completion over HTTP from a fixture model and from the 8B dummy.
-  for spec in "$PAGODA_FIXTURES/models/tiny-llama|tiny-llama|" "bench-configs/llama3-8b|llama3-8b|--load-format dummy --max-num-seqs 64 --max-model-len 4096"; do
+  for spec in "$PAGODA_FIXTURES/models/tiny-llama|tiny-llama|" "bench/configs/llama3-8b|llama3-8b|--load-format dummy --max-num-seqs 64 --max-model-len 4096"; do
     IFS='|' read -r model name extra <<<"$spec"
     node bin/pagoda.mjs serve -m "$model" --device cuda --port 18080 $extra >"$OUT/serve-$name.log" 2>&1 &
     pid=$!
@@ -43,5 +43,5 @@ if has serve; then
   done
 fi
 if has baseline; then
-  PYTHONUNBUFFERED=1 python3 bench/hf_baseline.py bench-configs/llama3-8b ${BASELINE_ARGS:-} 2>&1 | tee "$OUT/baseline.log" | tail -20
+  PYTHONUNBUFFERED=1 python3 bench/hf_baseline.py bench/configs/llama3-8b ${BASELINE_ARGS:-} 2>&1 | tee "$OUT/baseline.log" | tail -20
 fi
