@@ -58,6 +58,8 @@ export interface LoadedEngine {
   modelName: string;
   isDemo: boolean;
   backend: Backend['name'];
+  /** The GPU's name on CUDA, else 'CPU' (benchmark headings). */
+  deviceName: string;
   config: ModelConfig;
   generation: GenerationConfig;
   tokenizer: TextTokenizer;
@@ -177,6 +179,7 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
     modelName: !resolved ? DEMO_MODEL_NAME : resolved.origin === 'path' ? basename(modelDir) : resolved.name,
     isDemo,
     backend: m.backend.name,
+    deviceName: m.backend instanceof CudaBackend ? m.backend.drv.info.name : 'CPU',
     config,
     generation,
     tokenizer,

@@ -78,7 +78,7 @@ export const registerBench: RegisterCommand = (program) => {
       `pagoda bench throughput ${process.argv.slice(process.argv.indexOf('throughput') + 1).join(' ')}`.trim();
     appendFileSync(
       file,
-      `\n## throughput — ${new Date().toISOString().slice(0, 10)}, ${cpu[0]?.model ?? 'unknown CPU'} (${cpu.length} cores), Node ${process.version}, ${onCpu ? 'CPU backend' : 'CUDA backend'}, load average ${loadavg()[0]!.toFixed(1)}\n\n` +
+      `\n## throughput — ${new Date().toISOString().slice(0, 10)}, ${cpu[0]?.model ?? 'unknown CPU'} (${cpu.length} cores), Node ${process.version}, ${onCpu ? 'CPU backend' : `CUDA backend on ${loaded.deviceName}`}, load average ${loadavg()[0]!.toFixed(1)}\n\n` +
         `Command: \`${command}\` (model ${loaded.modelName}; ${w.numPrompts} requests, input ${w.inputLen.join('..')}, output ${w.outputLen.join('..')}, ignore_eos)\n\n` +
         `${markdownTable(
           [
