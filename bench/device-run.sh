@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: GPU tests, then the GPU benchmark. Run from the project root on the device machine, after
 # `source .device/env.sh`; PAGODA_FIXTURES must point at the fixture models. Logs go to $OUT.
-# Usage: bench/device-run.sh [tests] [bench] [baseline] -- extra bench args
+# Usage: bench/device-run.sh [tests] [bench] [engine] [cli] [serve] [baseline]
 set -uo pipefail
 OUT=${OUT:-/tmp/pagoda-out}
 mkdir -p "$OUT"
@@ -13,6 +13,10 @@ if has tests; then
 fi
 if has bench; then
   timeout ${BENCH_TIMEOUT:-300} node --import tsx bench/cuda.ts bench/configs/llama3-8b ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
+fi
+if has engine; then
+  # The same offline workload through the engine (pagoda bench throughput): scheduler, device sampling, streaming.
+  timeout 300 node bin/pagoda.mjs bench throughput --model bench/configs/llama3-8b --device cuda --load-format dummy --max-model-len 2048 --results-file "$OUT/engine-throughput.md" 2>&1 | tee "$OUT/engine.log" | tail -14
 fi
 if has cli; then
   # pagoda run on the GPU: a fixture model, then the 8B-shaped dummy (no tokenizer: bytes in, ids out).
