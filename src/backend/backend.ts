@@ -108,8 +108,8 @@ export interface Backend {
   add(a: Tensor, b: Tensor): Tensor;
   /** Rotates q `[T, Hq*D]` and k `[T, Hk*D]` in place at the step's positions. */
   rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext): void;
-  /** silu(gate) * up, elementwise. */
-  siluMul(gate: Tensor, up: Tensor): Tensor;
+  /** vLLM's SiluAndMul: x `[T, 2I]` (gate and up packed side by side) → silu(x[:, :I]) * x[:, I:] `[T, I]`. */
+  siluMul(x: Tensor): Tensor;
   gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor;
   /** Writes this step's k, v `[T, Hk*D]` into the cache at the step's slot_mapping (slot -1 is skipped). */
   writeKv(k: Tensor, v: Tensor, cache: LayerKvCache, step: StepContext): void;
@@ -117,6 +117,11 @@ export interface Backend {
   attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor;
   /** The rows of x named by the step's `logitsIndices`. */
   gatherLogitRows(x: Tensor, step: StepContext): Tensor;
+  /**
+   * Splits x `[T, sum(sizes)]` by columns into contiguous `[T, size_i]` parts (a packed q/k/v projection). Parts may
+   * share x's storage (one row needs no copy), so writing into a part may write into x.
+   */
+  splitColumns(x: Tensor, sizes: readonly number[]): Tensor[];
   /** Same storage, new shape (element count must match). */
   view(t: Tensor, shape: readonly number[]): Tensor;
   /** Copies a tensor to host memory as float32; with `rows`, only those rows of a 2-D tensor, in that order. */
@@ -131,4 +136,12 @@ export interface Backend {
    * `batch.logitsIndices`. Callers use `forward(beginStep(batch))` when it is absent.
    */
   forwardStep?(batch: StepBatch, forward: (step: StepContext) => Tensor): Tensor;
+}
+
+/** Throws unless `sizes` (positive integers) add up to the last dim of `shape`: the precondition of splitColumns. */
+export function checkColumnSplit(shape: readonly number[], sizes: readonly number[]): void {
+  const width = shape[shape.length - 1];
+  if (sizes.reduce((a, d) => a + d, 0) !== width || sizes.some((d) => !Number.isInteger(d) || d <= 0)) {
+    throw new Error(`splitColumns: [${shape}] cannot be split into column parts [${sizes}]`);
+  }
 }

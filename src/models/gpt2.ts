@@ -3,7 +3,7 @@ import type { ModelConfig } from '../loader/hf-config.ts';
 import { UserError } from '../util/errors.ts';
 import type { Architecture } from './architecture.ts';
 import type { Model } from './model.ts';
-import { type ModelWeights, splitColumns } from './weights.ts';
+import type { ModelWeights } from './weights.ts';
 
 /** GPT-2's activation names and the GELU each means. */
 const GELU: Record<string, 'tanh' | 'none'> = { gelu_new: 'tanh', gelu_pytorch_tanh: 'tanh', gelu: 'none' };
@@ -15,9 +15,8 @@ interface Linear {
 
 interface Gpt2Layer {
   ln1: Linear;
-  q: Linear;
-  k: Linear;
-  v: Linear;
+  /** c_attn: q, k and v packed along the output features. */
+  qkv: Linear;
   proj: Linear;
   ln2: Linear;
   fc: Linear;
@@ -47,11 +46,10 @@ export class Gpt2Model implements Model {
     const b = this.backend;
     const eps = this.config.normEps;
     let h = b.add(b.embedding(this.wte, step, 'tokens'), b.embedding(this.wpe, step, 'positions'));
+    const H = this.config.hiddenSize;
     this.layers.forEach((l, i) => {
       const x = b.layerNorm(h, l.ln1.weight, l.ln1.bias, eps);
-      const q = b.linear(x, l.q.weight, l.q.bias);
-      const k = b.linear(x, l.k.weight, l.k.bias);
-      const v = b.linear(x, l.v.weight, l.v.bias);
+      const [q, k, v] = b.splitColumns(b.linear(x, l.qkv.weight, l.qkv.bias), [H, H, H]) as [Tensor, Tensor, Tensor];
       b.writeKv(k, v, kvCache[i]!, step);
       h = b.add(h, b.linear(b.attention(q, kvCache[i]!, this.spec, step), l.proj.weight, l.proj.bias));
       const y = b.layerNorm(h, l.ln2.weight, l.ln2.bias, eps);
@@ -84,18 +82,9 @@ function buildGpt2(cfg: ModelConfig, w: ModelWeights, backend: Backend): Gpt2Mod
   });
   const layers = Array.from({ length: cfg.numLayers }, (_, i): Gpt2Layer => {
     const p = `${root}h.${i}`;
-    // c_attn fuses q, k and v along its output columns.
-    const weights = splitColumns(w.host(`${p}.attn.c_attn.weight`, [H, 3 * H]), [H, H, H]);
-    const biases = splitColumns(w.host(`${p}.attn.c_attn.bias`, [3 * H]), [H, H, H]);
-    const [q, k, v] = [0, 1, 2].map((j) => ({
-      weight: backend.loadWeight(weights[j]!, { transpose: true }),
-      bias: backend.loadWeight(biases[j]!),
-    }));
     return {
       ln1: norm(`${p}.ln_1`),
-      q: q!,
-      k: k!,
-      v: v!,
+      qkv: conv(`${p}.attn.c_attn`, H, 3 * H),
       proj: conv(`${p}.attn.c_proj`, H, H),
       ln2: norm(`${p}.ln_2`),
       fc: conv(`${p}.mlp.c_fc`, H, I),

@@ -20,15 +20,14 @@ interface Linear {
 
 interface LlamaLayer {
   inputNorm: Tensor;
-  q: Linear;
-  k: Linear;
-  v: Linear;
+  /** q_proj, k_proj and v_proj packed along the output features: one linear gives `[T, qDim + 2 * kvDim]`. */
+  qkv: Linear;
   o: Linear;
   qNorm?: Tensor;
   kNorm?: Tensor;
   postNorm: Tensor;
-  gate: Linear;
-  up: Linear;
+  /** gate_proj and up_proj packed the same way, for siluMul's `[T, 2I]` input. */
+  gateUp: Linear;
   down: Linear;
   attention: AttentionSpec;
 }
@@ -61,7 +60,7 @@ export class LlamaModel implements Model {
       if (mlp) ({ out: x, residual } = b.addRmsNorm(mlp, residual, layer.inputNorm, eps));
       const attn = this.attention(x, layer, kvCache[i]!, step);
       ({ out: x, residual } = b.addRmsNorm(attn, residual, layer.postNorm, eps));
-      mlp = linear(b, b.siluMul(linear(b, x, layer.gate), linear(b, x, layer.up)), layer.down);
+      mlp = linear(b, b.siluMul(linear(b, x, layer.gateUp)), layer.down);
     }
     const last = b.gatherLogitRows(b.add(mlp!, residual), step);
     return b.linear(b.rmsNorm(last, this.finalNorm, eps), this.lmHead);
@@ -70,9 +69,10 @@ export class LlamaModel implements Model {
   private attention(x: Tensor, layer: LlamaLayer, cache: LayerKvCache, step: StepContext): Tensor {
     const b = this.backend;
     const { numHeads, numKvHeads, headDim } = layer.attention;
-    let q = linear(b, x, layer.q);
-    let k = linear(b, x, layer.k);
-    const v = linear(b, x, layer.v);
+    const kvDim = numKvHeads * headDim;
+    const qkv = b.splitColumns(linear(b, x, layer.qkv), [numHeads * headDim, kvDim, kvDim]);
+    let [q, k] = [qkv[0]!, qkv[1]!];
+    const v = qkv[2]!;
     if (layer.qNorm && layer.kNorm) {
       q = headNorm(b, q, numHeads, headDim, layer.qNorm, this.config.normEps);
       k = headNorm(b, k, numKvHeads, headDim, layer.kNorm, this.config.normEps);
@@ -108,19 +108,36 @@ export function buildLlama(opts: LlamaOptions, cfg: ModelConfig, w: ModelWeights
     weight: w.load(`${name}.weight`, [out, inp]),
     bias: bias ? w.load(`${name}.bias`, [out]) : undefined,
   });
+  /** Projections `[out_i, inp]` stored apart, loaded as one packed linear (biases packed alike). */
+  const packed = (parts: readonly [name: string, out: number][], inp: number, bias: boolean): Linear => ({
+    weight: w.loadPacked(parts.map(([name, out]) => ({ name: `${name}.weight`, shape: [out, inp] }))),
+    bias: bias ? w.loadPacked(parts.map(([name, out]) => ({ name: `${name}.bias`, shape: [out] }))) : undefined,
+  });
   const layers = Array.from({ length: cfg.numLayers }, (_, i): LlamaLayer => {
     const p = `model.layers.${i}`;
     return {
       inputNorm: w.load(`${p}.input_layernorm.weight`, [H]),
-      q: lin(`${p}.self_attn.q_proj`, numHeads * D, H, attnBias),
-      k: lin(`${p}.self_attn.k_proj`, numKvHeads * D, H, attnBias),
-      v: lin(`${p}.self_attn.v_proj`, numKvHeads * D, H, attnBias),
+      qkv: packed(
+        [
+          [`${p}.self_attn.q_proj`, numHeads * D],
+          [`${p}.self_attn.k_proj`, numKvHeads * D],
+          [`${p}.self_attn.v_proj`, numKvHeads * D],
+        ],
+        H,
+        attnBias,
+      ),
       o: lin(`${p}.self_attn.o_proj`, H, numHeads * D, cfg.attentionBias),
       qNorm: opts.qkNorm ? w.load(`${p}.self_attn.q_norm.weight`, [D]) : undefined,
       kNorm: opts.qkNorm ? w.load(`${p}.self_attn.k_norm.weight`, [D]) : undefined,
       postNorm: w.load(`${p}.post_attention_layernorm.weight`, [H]),
-      gate: lin(`${p}.mlp.gate_proj`, I, H, mlpBias),
-      up: lin(`${p}.mlp.up_proj`, I, H, mlpBias),
+      gateUp: packed(
+        [
+          [`${p}.mlp.gate_proj`, I],
+          [`${p}.mlp.up_proj`, I],
+        ],
+        H,
+        mlpBias,
+      ),
       down: lin(`${p}.mlp.down_proj`, H, I, mlpBias),
       attention: { numHeads, numKvHeads, headDim: D, scale: 1 / Math.sqrt(D), slidingWindow: slidingWindowOf(cfg, i) },
     };

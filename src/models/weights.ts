@@ -38,20 +38,34 @@ export class ModelWeights {
   load(name: string, shape: readonly number[], opts?: { transpose?: boolean }): Tensor {
     return this.backend.loadWeight(this.host(name, shape), opts);
   }
-}
 
-/** Splits a host tensor `[rows, cols]` (or a vector `[cols]`) along its last dim into parts of the given widths. */
-export function splitColumns(t: HostTensor, widths: readonly number[]): HostTensor[] {
-  const vector = t.shape.length === 1;
-  const [rows, cols] = (vector ? [1, t.shape[0]] : t.shape) as [number, number];
-  const size = t.bytes.byteLength / (rows * cols);
-  let start = 0;
-  return widths.map((w, p) => {
-    const bytes = new Uint8Array(rows * w * size);
-    for (let r = 0; r < rows; r++) {
-      bytes.set(t.bytes.subarray((r * cols + start) * size, (r * cols + start + w) * size), r * w * size);
+  /**
+   * Loads stored tensors concatenated along dim 0 as one weight (q/k/v or gate/up packed so one linear() computes
+   * them all); each part is checked against its own shape, and all must share the stored dtype.
+   */
+  loadPacked(parts: readonly { name: string; shape: readonly number[] }[]): Tensor {
+    const hosts = parts.map((p) => this.host(p.name, p.shape));
+    const first = hosts[0]!;
+    for (const h of hosts) {
+      if (h.dtype !== first.dtype) {
+        throw new UserError(
+          `${this.dir}: tensors ${first.name} (${first.dtype}) and ${h.name} (${h.dtype}) are packed into one weight and must share a dtype`,
+        );
+      }
+      if (h.shape.length !== first.shape.length || h.shape.some((d, i) => i > 0 && d !== first.shape[i])) {
+        throw new Error(
+          `packed weight: ${h.name} ${fmt(h.shape)} and ${first.name} ${fmt(first.shape)} differ past dim 0`,
+        );
+      }
     }
-    start += w;
-    return { name: `${t.name}[part ${p}]`, shape: vector ? [w] : [rows, w], dtype: t.dtype, bytes };
-  });
+    const bytes = new Uint8Array(hosts.reduce((a, h) => a + h.bytes.byteLength, 0));
+    let offset = 0;
+    for (const h of hosts) {
+      bytes.set(h.bytes, offset);
+      offset += h.bytes.byteLength;
+    }
+    const rows = hosts.reduce((a, h) => a + h.shape[0]!, 0);
+    const name = hosts.map((h) => h.name).join(' + ');
+    return this.backend.loadWeight({ name, shape: [rows, ...first.shape.slice(1)], dtype: first.dtype, bytes });
+  }
 }

@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import type { AttentionSpec, Backend, DType, RopeSpec, SamplingRow, Tensor } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
+import { cuda, DTYPE_BYTES } from '../../src/backend/cuda/tensor.ts';
 import { buildStepBatch, type ScheduledChunk } from '../../src/runner/step-batch.ts';
 import { mulberry32 } from '../../src/util/random.ts';
 import { gpuSkip, hostTensor, randomValues, relL2 } from '../helpers/gpu.ts';
@@ -136,7 +137,7 @@ describe('CUDA kernels against the CPU backend', () => {
       }
     });
 
-    test(`add, siluMul, gelu tanh and erf (${dtype})`, { skip }, () => {
+    test(`add, gelu tanh and erf (${dtype})`, { skip }, () => {
       const g = gpu(dtype);
       for (const n of [1, 1000, 70001]) {
         const [ga, ca] = pair(g, [n], dtype, 4);
@@ -144,12 +145,59 @@ describe('CUDA kernels against the CPU backend', () => {
         g.arena.reset();
         g.arena.poison();
         check(dtype, `add ${n}`, g.toHost(g.add(ga, gb)), cpu.toHost(cpu.add(ca, cb)));
-        check(dtype, `siluMul ${n}`, g.toHost(g.siluMul(ga, gb)), cpu.toHost(cpu.siluMul(ca, cb)));
         for (const approx of ['tanh', 'none'] as const) {
           // tanhf / erff against f64 Math: a few float ulps, which a single element makes relative.
           const tol = dtype === 'f32' ? 1e-4 : TOL[dtype];
           check(dtype, `gelu ${approx} ${n}`, g.toHost(g.gelu(ga, approx)), cpu.toHost(cpu.gelu(ca, approx)), tol);
         }
+      }
+    });
+
+    test(`siluMul over rows of packed [gate | up] (${dtype})`, { skip }, () => {
+      const g = gpu(dtype);
+      for (const [T, n] of [
+        [1, 1],
+        [1, 14336],
+        [5, 1000],
+        [37, 333],
+      ] as const) {
+        const [gx, cx] = pair(g, [T, 2 * n], dtype, 4);
+        g.arena.reset();
+        g.arena.poison();
+        const got = g.siluMul(gx);
+        assert.deepEqual(got.shape, [T, n]);
+        check(dtype, `siluMul ${T}x${n}`, g.toHost(got), cpu.toHost(cpu.siluMul(cx)));
+      }
+    });
+
+    test(`splitColumns: one row as views at byte offsets, more rows copied in one launch per four parts (${dtype})`, {
+      skip,
+    }, () => {
+      const g = gpu(dtype);
+      for (const [T, sizes] of [
+        [1, [4096, 1024, 1024]],
+        [1, [7, 130, 1, 64, 3]],
+        [2, [96, 32, 32]],
+        [33, [7, 130, 1, 64, 3]],
+        [300, [64, 16, 16]],
+      ] as const) {
+        const width = sizes.reduce((a, d) => a + d, 0);
+        const [gx, cx, values] = pair(g, [T, width], dtype);
+        g.arena.reset();
+        g.arena.poison();
+        const got = g.splitColumns(gx, sizes);
+        const want = cpu.splitColumns(cx, sizes);
+        let start = 0;
+        sizes.forEach((size, p) => {
+          const part = cuda(got[p]!);
+          assert.deepEqual(part.shape, [T, size]);
+          if (T === 1) {
+            assert.equal(part.ptr, cuda(gx).ptr + BigInt(start * DTYPE_BYTES[dtype]), `part ${p} is a view`);
+          }
+          check(dtype, `splitColumns ${T}x[${sizes}] part ${p}`, g.toHost(part), cpu.toHost(want[p]!), 0);
+          start += size;
+        });
+        assert.deepEqual(g.toHost(gx), values, 'the input is left as it was');
       }
     });
 

@@ -55,8 +55,8 @@ export class LowPrecisionCpu extends CpuBackend {
     this.round(q);
     this.round(k);
   }
-  override siluMul(gate: Tensor, up: Tensor): Tensor {
-    return this.round(super.siluMul(gate, up));
+  override siluMul(x: Tensor): Tensor {
+    return this.round(super.siluMul(x));
   }
   override gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor {
     return this.round(super.gelu(x, approximate));

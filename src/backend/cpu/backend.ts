@@ -1,14 +1,15 @@
 import { toFloat32 } from '../../loader/safetensors.ts';
 import type { StepBatch } from '../../runner/step-batch.ts';
-import type {
-  AttentionSpec,
-  Backend,
-  HostTensor,
-  KvCacheSpec,
-  LayerKvCache,
-  RopeSpec,
-  StepContext,
-  Tensor,
+import {
+  type AttentionSpec,
+  type Backend,
+  checkColumnSplit,
+  type HostTensor,
+  type KvCacheSpec,
+  type LayerKvCache,
+  type RopeSpec,
+  type StepContext,
+  type Tensor,
 } from '../backend.ts';
 import { type PagedKv, pagedAttention, writeKvCache } from './attention.ts';
 import { addInto, geluInto, siluMulInto } from './elementwise.ts';
@@ -175,10 +176,12 @@ export class CpuBackend implements Backend {
     }
   }
 
-  siluMul(gate: Tensor, up: Tensor): Tensor {
-    const g = cpu(gate);
-    const out = CpuTensor.zeros(g.shape);
-    siluMulInto(g.data, cpu(up).data, out.data);
+  siluMul(x: Tensor): Tensor {
+    const xt = cpu(x);
+    const [T, width] = rowsCols(xt);
+    if (width % 2) throw new Error(`siluMul: input [${xt.shape}] has an odd number of columns`);
+    const out = CpuTensor.zeros([T, width / 2]);
+    siluMulInto(xt.data, out.data, T, width / 2);
     return out;
   }
 
@@ -216,6 +219,20 @@ export class CpuBackend implements Backend {
     const out = CpuTensor.zeros([idx.length, n]);
     for (let r = 0; r < idx.length; r++) out.data.set(xt.data.subarray(idx[r] * n, (idx[r] + 1) * n), r * n);
     return out;
+  }
+
+  splitColumns(x: Tensor, sizes: readonly number[]): Tensor[] {
+    const xt = cpu(x);
+    const [T, width] = rowsCols(xt);
+    checkColumnSplit(xt.shape, sizes);
+    let start = 0;
+    return sizes.map((size) => {
+      const part = CpuTensor.zeros([T, size]);
+      for (let t = 0; t < T; t++)
+        part.data.set(xt.data.subarray(t * width + start, t * width + start + size), t * size);
+      start += size;
+      return part;
+    });
   }
 
   view(t: Tensor, shape: readonly number[]): Tensor {

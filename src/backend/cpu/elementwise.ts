@@ -2,11 +2,15 @@ export function addInto(a: Float32Array, b: Float32Array, out: Float32Array): vo
   for (let i = 0; i < out.length; i++) out[i] = a[i] + b[i];
 }
 
-/** silu(gate) * up. */
-export function siluMulInto(gate: Float32Array, up: Float32Array, out: Float32Array): void {
-  for (let i = 0; i < out.length; i++) {
-    const g = gate[i];
-    out[i] = (g / (1 + Math.exp(-g))) * up[i];
+/** out `[T, n]` = silu(x[:, :n]) * x[:, n:] for x `[T, 2n]` (gate and up side by side in each row). */
+export function siluMulInto(x: Float32Array, out: Float32Array, T: number, n: number): void {
+  for (let t = 0; t < T; t++) {
+    const gate = 2 * t * n;
+    const up = gate + n;
+    for (let i = 0; i < n; i++) {
+      const g = x[gate + i];
+      out[t * n + i] = (g / (1 + Math.exp(-g))) * x[up + i];
+    }
   }
 }
 

@@ -1,15 +1,16 @@
 import type { StepBatch } from '../../runner/step-batch.ts';
-import type {
-  AttentionSpec,
-  Backend,
-  DType,
-  HostTensor,
-  KvCacheSpec,
-  LayerKvCache,
-  RopeSpec,
-  SamplingRow,
-  StepContext,
-  Tensor,
+import {
+  type AttentionSpec,
+  type Backend,
+  checkColumnSplit,
+  type DType,
+  type HostTensor,
+  type KvCacheSpec,
+  type LayerKvCache,
+  type RopeSpec,
+  type SamplingRow,
+  type StepContext,
+  type Tensor,
 } from '../backend.ts';
 import { CudaAttention } from './attention.ts';
 import { CublasLt } from './cublaslt.ts';
@@ -338,17 +339,42 @@ export class CudaBackend implements Backend {
     return out;
   }
 
-  siluMul(gate: Tensor, up: Tensor): Tensor {
-    const g = this.own(gate);
-    const out = this.empty(g.shape);
-    const n = g.numel;
-    if (n > 0)
-      this.kernel('elementwise', 'silu_mul', 'pppu').launch(
-        this.grid1d(n),
-        [256],
-        [out.ptr, g.ptr, this.own(up).ptr, n],
-      );
+  siluMul(x: Tensor): Tensor {
+    const xt = this.own(x);
+    const [T, width] = rowsCols(xt);
+    if (width % 2) throw new Error(`siluMul: input [${xt.shape}] has an odd number of columns`);
+    const n = width / 2;
+    const out = this.empty([T, n]);
+    if (T * n > 0)
+      this.kernel('elementwise', 'silu_mul', 'ppui').launch(this.grid1d(T * n), [256], [out.ptr, xt.ptr, T, n]);
     return out;
+  }
+
+  /** One row: views into x at byte offsets, no launch (decode). More rows: one copy launch per four parts. */
+  splitColumns(x: Tensor, sizes: readonly number[]): Tensor[] {
+    const xt = this.own(x);
+    const [T, width] = rowsCols(xt);
+    checkColumnSplit(xt.shape, sizes);
+    const elem = DTYPE_BYTES[this.dtype];
+    if (T === 1) {
+      let start = 0;
+      return sizes.map((size) => {
+        const part = new CudaTensor([1, size], this.dtype, xt.ptr + BigInt(start * elem));
+        start += size;
+        return part;
+      });
+    }
+    const parts = sizes.map((size) => this.empty([T, size]));
+    if (T === 0) return parts;
+    const kernel = this.kernel('elementwise', 'split_columns', 'puiippppiiii');
+    for (let first = 0, c0 = 0; first < sizes.length; first += 4) {
+      const widths = [0, 1, 2, 3].map((j) => sizes[first + j] ?? 0);
+      const ptrs = [0, 1, 2, 3].map((j) => parts[first + j]?.ptr ?? 0n);
+      const groupWidth = widths.reduce((a, d) => a + d, 0);
+      kernel.launch(this.grid1d(T * groupWidth), [256], [xt.ptr, T, width, c0, ...ptrs, ...widths]);
+      c0 += groupWidth;
+    }
+    return parts;
   }
 
   gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor {

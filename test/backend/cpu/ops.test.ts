@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import type { RopeSpec } from '../../../src/backend/backend.ts';
 import { CpuBackend } from '../../../src/backend/cpu/backend.ts';
 import { erf } from '../../../src/backend/cpu/elementwise.ts';
-import { CpuTensor } from '../../../src/backend/cpu/tensor.ts';
+import { CpuTensor, cpu as cpuData } from '../../../src/backend/cpu/tensor.ts';
 import { buildStepBatch } from '../../../src/runner/step-batch.ts';
 import { maxAbsDiff } from '../../helpers/paged-session.ts';
 
@@ -124,7 +124,13 @@ test('silu-mul, gelu (tanh and erf) and add', () => {
   const x = [-3, -1, 0, 0.5, 2];
   const up = [1, 2, 3, 4, 5];
   const silu = x.map((v, i) => (v / (1 + Math.exp(-v))) * up[i]!);
-  assert.ok(maxAbsDiff(b.toHost(b.siluMul(t([5], x), t([5], up))), silu) < 1e-6);
+  // Gate and up side by side in each row (vLLM's SiluAndMul): two rows of [gate | up].
+  const packed = t([2, 10], [...x, ...up, ...up, ...x]);
+  const siluB = up.map((v, i) => (v / (1 + Math.exp(-v))) * x[i]!);
+  const got = b.siluMul(packed);
+  assert.deepEqual(got.shape, [2, 5]);
+  assert.ok(maxAbsDiff(b.toHost(got), [...silu, ...siluB]) < 1e-6);
+  assert.throws(() => b.siluMul(t([1, 3], [1, 2, 3])), /odd number of columns/);
   const tanh = x.map((v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))));
   assert.ok(maxAbsDiff(b.toHost(b.gelu(t([5], x), 'tanh')), tanh) < 1e-6);
   // GELU(x) = x * Phi(x); Phi(-1) = 0.15865525393, Phi(0.5) = 0.69146246127, Phi(2) = 0.97724986805
@@ -132,6 +138,33 @@ test('silu-mul, gelu (tanh and erf) and add', () => {
   assert.ok(maxAbsDiff(b.toHost(b.gelu(t([5], x), 'none')), exact) < 1e-6);
   assert.ok(Math.abs(erf(1) - 0.8427007929497149) < 1e-7);
   assert.deepEqual([...b.toHost(b.add(t([2], [1, 2]), t([2], [3, 5])))], [4, 7]);
+});
+
+test('splitColumns copies ragged column parts of every row, and refuses sizes that do not add up', () => {
+  const [T, sizes] = [3, [5, 2, 1, 4]];
+  const width = 12;
+  const x = t(
+    [T, width],
+    seq(T * width, (i) => i),
+  );
+  const parts = b.splitColumns(x, sizes);
+  let start = 0;
+  parts.forEach((part, p) => {
+    const size = sizes[p]!;
+    assert.deepEqual(part.shape, [T, size]);
+    const want = seq(T * size, (i) => Math.floor(i / size) * width + start + (i % size));
+    assert.deepEqual([...b.toHost(part)], want, `part ${p}`);
+    start += size;
+  });
+  // Parts are copies: rotating one in place (as rope does) leaves x alone.
+  cpuData(parts[0]!).data.fill(-1);
+  assert.equal(b.toHost(x)[0], 0);
+  assert.deepEqual(
+    b.splitColumns(t([1, 4], [1, 2, 3, 4]), [4]).map((p) => [...b.toHost(p)]),
+    [[1, 2, 3, 4]],
+  );
+  assert.throws(() => b.splitColumns(x, [5, 2, 1]), /cannot be split/);
+  assert.throws(() => b.splitColumns(x, [12, 0]), /cannot be split/);
 });
 
 test('embedding picks rows by token id or position; gatherLogitRows picks the logit rows', () => {

@@ -4,11 +4,35 @@
 #define GRID_STRIDE(i, n) \
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
 
-extern "C" __global__ void silu_mul(T* __restrict__ out, const T* __restrict__ gate, const T* __restrict__ up,
-                                    long long n) {
-  GRID_STRIDE(i, n) {
-    const float g = to_f(gate[i]);
-    out[i] = from_f(g / (1.f + expf(-g)) * to_f(up[i]));
+// vLLM's SiluAndMul: x [rows, 2n] holds gate and up side by side; out [rows, n] = silu(gate) * up.
+extern "C" __global__ void silu_mul(T* __restrict__ out, const T* __restrict__ x, long long rows, int n) {
+  GRID_STRIDE(i, rows * n) {
+    const long long r = i / n, c = i - r * n;
+    const float g = to_f(x[2 * r * n + c]);
+    out[i] = from_f(g / (1.f + expf(-g)) * to_f(x[(2 * r + 1) * n + c]));
+  }
+}
+
+// splitColumns for more than one row: columns [c0, c0 + w0 + w1 + w2 + w3) of x [rows, cols] into up to four
+// contiguous parts [rows, w_i] (unused parts have width 0). One launch per four parts.
+extern "C" __global__ void split_columns(const T* __restrict__ x, long long rows, int cols, int c0, T* __restrict__ o0,
+                                         T* __restrict__ o1, T* __restrict__ o2, T* __restrict__ o3, int w0, int w1,
+                                         int w2, int w3) {
+  const int width = w0 + w1 + w2 + w3;
+  GRID_STRIDE(i, rows * width) {
+    const long long r = i / width;
+    const int col = (int)(i - r * width);
+    int c = col;
+    T* o = o0;
+    int w = w0;
+    if (c >= w0) {
+      c -= w0, o = o1, w = w1;
+      if (c >= w1) {
+        c -= w1, o = o2, w = w2;
+        if (c >= w2) c -= w2, o = o3, w = w3;
+      }
+    }
+    o[r * w + c] = x[r * cols + c0 + col];
   }
 }
 
