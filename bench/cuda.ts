@@ -124,13 +124,15 @@ function batch1(label: string): void {
     backend.forwardStep(buildStepBatch([decodeChunk(r)], BLOCK), (s) => model.forward(s, kv)),
   );
   freeBlocks.push(...r.blocks);
+  // The greedy ids' hash: runs that must compute the same thing (PAGODA_PDL=0 and 1) print the same one.
+  const idsHash = r.tokens.reduce((h, t) => Math.imul(h ^ t, 16777619) >>> 0, 2166136261).toString(16);
   results.push([
     `batch-1 decode, ms per output token (ctx 128..384), ${label}`,
     ms.toFixed(2),
-    `graph replay alone ${gpuMs.toFixed(2)} ms`,
+    `graph replay alone ${gpuMs.toFixed(2)} ms; greedy ids hash ${idsHash}`,
   ]);
   console.log(
-    `batch-1 decode (${label}): ${ms.toFixed(3)} ms/token (device time of one replayed step ${gpuMs.toFixed(3)} ms)`,
+    `batch-1 decode (${label}): ${ms.toFixed(3)} ms/token (device time of one replayed step ${gpuMs.toFixed(3)} ms), ids hash ${idsHash}`,
   );
 }
 
@@ -203,7 +205,8 @@ if (REQUESTS > 0) {
 }
 
 console.log(`graphs: ${backend.graphs?.stats.captures} captured, ${backend.graphs?.stats.replays} replays`);
+const pdl = backend.drv.pdl ? 'PDL on' : `PDL off${backend.drv.pdlAvailable ? '' : ' (unavailable)'}`;
 console.log(
-  `\n| ${backend.drv.info.name} | pagoda (bf16, dummy ${model.config.architecture}) | notes |\n|---|---|---|`,
+  `\n| ${backend.drv.info.name} | pagoda (bf16, dummy ${model.config.architecture}, ${pdl}) | notes |\n|---|---|---|`,
 );
 for (const [what, v, note] of results) console.log(`| ${what} | ${v} | ${note} |`);

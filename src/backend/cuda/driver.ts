@@ -1,4 +1,11 @@
 import koffi, { type LibraryHandle } from 'koffi';
+import {
+  LAUNCH_ATTRIBUTE,
+  LAUNCH_CONFIG,
+  writeLaunchShape,
+  writeLaunchTarget,
+  writeProgrammaticSerialization,
+} from './launch-config.ts';
 import { CudaUnavailable, loadCudaLibrary } from './libs.ts';
 
 /** A device address. */
@@ -8,6 +15,8 @@ export type Handle = unknown;
 
 /** Oldest driver API accepted: CUDA 12.0 (NVRTC 12/13 cubins and the graph calls used here). */
 export const MIN_DRIVER_VERSION = 12000;
+/** Programmatic dependent launch needs sm_90 and, to be captured into graphs, a CUDA 12.3 driver. */
+export const PDL_MIN_DRIVER_VERSION = 12030;
 
 const ATTR = { multiprocessorCount: 16, ccMajor: 75, ccMinor: 76, maxSharedPerBlockOptin: 97 } as const;
 
@@ -70,6 +79,15 @@ function bindDriver(lib: LibraryHandle) {
   };
 }
 
+/** cuLaunchKernelEx (CUDA 12.0+), config and params by address; null when the driver lacks the symbol. */
+function bindLaunchEx(lib: LibraryHandle) {
+  try {
+    return lib.func('int cuLaunchKernelEx(uint64_t config, void *fn, uint64_t params, void *extra)');
+  } catch {
+    return null;
+  }
+}
+
 /** A CUDA error with the driver's name for the code (e.g. CUDA_ERROR_OUT_OF_MEMORY). */
 export class CudaError extends Error {
   override readonly name = 'CudaError';
@@ -94,6 +112,19 @@ export class CudaDriver {
   private readonly paramBlock: unknown;
   private readonly paramValues: DataView;
   private readonly paramsAddr: bigint;
+  private readonly launchEx: ReturnType<typeof bindLaunchEx>;
+  /** A CUlaunchConfig followed by its one attribute (programmatic stream serialization), written once. */
+  private readonly launchBlock: unknown;
+  private readonly launchConfig: DataView;
+  private readonly launchConfigAddr: bigint;
+  /** Whether this device and driver can launch kernels that overlap their predecessor's tail (sm_90+, CUDA 12.3+). */
+  readonly pdlAvailable: boolean;
+  /**
+   * Whether our kernels are launched with programmatic dependent launch (PDL): each may start while the previous
+   * kernel finishes and waits in `PDL_WAIT()` (kernels/common.cuh) before touching anything an earlier kernel wrote.
+   * On where available unless PAGODA_PDL=0. Graphs captured before a change keep the launches they were made with.
+   */
+  pdl: boolean;
 
   private constructor(lib: LibraryHandle, deviceIndex: number) {
     this.api = bindDriver(lib);
@@ -143,6 +174,21 @@ export class CudaDriver {
     const ptrs = new BigUint64Array(koffi.view(this.paramBlock, 1024), 512, 64);
     for (let i = 0; i < 64; i++) ptrs[i] = base + BigInt(8 * i);
     this.paramsAddr = base + 512n;
+    this.launchEx = bindLaunchEx(lib);
+    const cfgBytes = LAUNCH_CONFIG.bytes + LAUNCH_ATTRIBUTE.bytes;
+    this.launchBlock = koffi.alloc('uint64_t', cfgBytes / 8);
+    this.launchConfigAddr = koffi.address(this.launchBlock);
+    this.launchConfig = new DataView(koffi.view(this.launchBlock, cfgBytes));
+    writeLaunchTarget(
+      this.launchConfig,
+      koffi.address(this.stream),
+      this.launchConfigAddr + BigInt(LAUNCH_CONFIG.bytes),
+      1,
+    );
+    writeProgrammaticSerialization(this.launchConfig, LAUNCH_CONFIG.bytes);
+    this.pdlAvailable =
+      this.launchEx !== null && this.info.ccMajor >= 9 && this.info.driverVersion >= PDL_MIN_DRIVER_VERSION;
+    this.pdl = this.pdlAvailable && process.env.PAGODA_PDL !== '0';
   }
 
   private static instance: CudaDriver | undefined;
@@ -259,6 +305,12 @@ export class CudaDriver {
       if (k === 105 /* i */) v.setInt32(8 * i, Number(a), true);
       else if (k === 102 /* f */) v.setFloat32(8 * i, Number(a), true);
       else v.setBigUint64(8 * i, BigInt(a), true);
+    }
+    if (this.pdl) {
+      writeLaunchShape(this.launchConfig, grid, block, smem);
+      const rc = this.launchEx!(this.launchConfigAddr, fn, this.paramsAddr, null);
+      if (rc !== 0) this.check(rc, `launch ${name} grid [${grid}] block [${block}] (cuLaunchKernelEx, PDL)`);
+      return;
     }
     const rc = this.api.cuLaunchKernel(
       fn,

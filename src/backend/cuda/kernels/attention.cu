@@ -22,6 +22,7 @@ paged_attention(T* __restrict__ out, const T* __restrict__ q, const T* __restric
                 const int* __restrict__ context_lens, const int* __restrict__ block_tables, int num_seqs,
                 int max_blocks, int block_size, int num_q_heads, int num_kv_heads, int head_dim, float scale,
                 int window) {
+  PDL_ENTER();
   const int t = blockIdx.y, kvh = blockIdx.x;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int group = num_q_heads / num_kv_heads;

@@ -1,6 +1,7 @@
 // Device helpers shared by flash_prefill.cu and paged_decode.cu: tensor-core fragments (mma.sync m16n8k16 bf16,
 // ldmatrix), cp.async 16-byte copies and paged K/V row addressing. Header-free so NVRTC needs no include paths.
 #pragma once
+#include "pdl.cuh"
 
 typedef unsigned short bf16_t;  // raw bfloat16 bits
 typedef unsigned int u32;

@@ -3,6 +3,7 @@
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include "pdl.cuh"
 
 // NVRTC has no math.h: define what the kernels use from it.
 #ifndef INFINITY

@@ -6,6 +6,7 @@
 
 // vLLM's SiluAndMul: x [rows, 2n] holds gate and up side by side; out [rows, n] = silu(gate) * up.
 extern "C" __global__ void silu_mul(T* __restrict__ out, const T* __restrict__ x, long long rows, int n) {
+  PDL_ENTER();
   GRID_STRIDE(i, rows * n) {
     const long long r = i / n, c = i - r * n;
     const float g = to_f(x[2 * r * n + c]);
@@ -18,6 +19,7 @@ extern "C" __global__ void silu_mul(T* __restrict__ out, const T* __restrict__ x
 extern "C" __global__ void split_columns(const T* __restrict__ x, long long rows, int cols, int c0, T* __restrict__ o0,
                                          T* __restrict__ o1, T* __restrict__ o2, T* __restrict__ o3, int w0, int w1,
                                          int w2, int w3) {
+  PDL_ENTER();
   const int width = w0 + w1 + w2 + w3;
   GRID_STRIDE(i, rows * width) {
     const long long r = i / width;
@@ -38,6 +40,7 @@ extern "C" __global__ void split_columns(const T* __restrict__ x, long long rows
 
 // approximate = 1: tanh form (gelu_new, gelu_pytorch_tanh); 0: exact erf form.
 extern "C" __global__ void gelu(T* __restrict__ out, const T* __restrict__ x, long long n, int approximate) {
+  PDL_ENTER();
   GRID_STRIDE(i, n) {
     const float v = to_f(x[i]);
     const float y = approximate ? 0.5f * v * (1.f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)))
@@ -57,16 +60,19 @@ typedef T BIn;
 #endif
 
 extern "C" __global__ void add(T* __restrict__ out, const T* __restrict__ a, const BIn* __restrict__ b, long long n) {
+  PDL_ENTER();
   GRID_STRIDE(i, n) out[i] = from_f(to_f(a[i]) + as_f(b[i]));
 }
 
 // y[r, c] += bias[c] over a [rows, cols] matrix.
 extern "C" __global__ void add_bias(T* __restrict__ y, const T* __restrict__ bias, long long n, int cols) {
+  PDL_ENTER();
   GRID_STRIDE(i, n) y[i] = from_f(to_f(y[i]) + to_f(bias[i % cols]));
 }
 
 // Uniform values in [-scale, scale) from a hash of (seed, index): dummy weights made on the device.
 extern "C" __global__ void fill_uniform(T* __restrict__ p, long long n, unsigned int seed, float scale) {
+  PDL_ENTER();
   GRID_STRIDE(i, n) {
     unsigned int h = (unsigned int)i * 2654435761u ^ (unsigned int)(i >> 32) * 0x85ebca6bu ^ seed * 0x9e3779b9u;
     h ^= h >> 16;
@@ -79,5 +85,6 @@ extern "C" __global__ void fill_uniform(T* __restrict__ p, long long n, unsigned
 }
 
 extern "C" __global__ void fill_const(T* __restrict__ p, long long n, float value) {
+  PDL_ENTER();
   GRID_STRIDE(i, n) p[i] = from_f(value);
 }

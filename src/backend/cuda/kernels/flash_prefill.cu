@@ -232,6 +232,7 @@ __device__ __forceinline__ void prefill_impl(const bf16_t* __restrict__ q, int q
       const bf16_t* q, int q_stride, const bf16_t* k_cache, const bf16_t* v_cache, const int* block_tables,          \
       int max_blocks_per_seq, const int* context_lens, const int* cu_seqlens_q, bf16_t* out, int o_stride,          \
       float* lse, int num_heads, int num_kv_heads, int block_size_log2, float scale_log2, int sliding_window) {      \
+    PDL_ENTER();                                                                                                     \
     prefill_impl<D>(q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq, context_lens, cu_seqlens_q, out, \
                     o_stride, lse, num_heads, num_kv_heads, block_size_log2, scale_log2, sliding_window);            \
   }

@@ -5,6 +5,7 @@
 extern "C" __global__ void reshape_and_cache(const T* __restrict__ k, const T* __restrict__ v, T* __restrict__ k_cache,
                                              T* __restrict__ v_cache, const int* __restrict__ slot_mapping,
                                              int row) {
+  PDL_ENTER();
   const long long slot = slot_mapping[blockIdx.x];
   if (slot < 0) return;
   const long long src = (long long)blockIdx.x * row, dst = slot * row;

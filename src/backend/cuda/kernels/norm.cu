@@ -8,6 +8,7 @@
 
 extern "C" __global__ void rms_norm(T* __restrict__ out, const T* __restrict__ x, const T* __restrict__ w, float eps,
                                     int hidden) {
+  PDL_ENTER();
   const long long base = (long long)blockIdx.x * hidden;
   const int stride = blockDim.x;
   float v[PER];
@@ -47,6 +48,7 @@ typedef T RIn;
 extern "C" __global__ void add_rms_norm(T* __restrict__ out, float* __restrict__ residual_out,
                                         const T* __restrict__ x, const RIn* __restrict__ residual,
                                         const T* __restrict__ w, float eps, int hidden) {
+  PDL_ENTER();
   const long long base = (long long)blockIdx.x * hidden;
   const int stride = blockDim.x;
   float v[PER];
@@ -80,6 +82,7 @@ extern "C" __global__ void add_rms_norm(T* __restrict__ out, float* __restrict__
 
 extern "C" __global__ void layer_norm(T* __restrict__ out, const T* __restrict__ x, const T* __restrict__ w,
                                       const T* __restrict__ b, float eps, int hidden) {
+  PDL_ENTER();
   const long long base = (long long)blockIdx.x * hidden;
   float s = 0.f;
   for (int i = threadIdx.x; i < hidden; i += blockDim.x) s += to_f(x[base + i]);

@@ -230,6 +230,7 @@ __device__ __forceinline__ void decode_impl(const bf16_t* __restrict__ q, int q_
       int max_blocks_per_seq, const int* context_lens, bf16_t* out, int o_stride, float* lse, float* partial_o,     \
       float* partial_lse, int num_heads, int num_kv_heads, int block_size_log2, float scale_log2,                  \
       int sliding_window) {                                                                                         \
+    PDL_ENTER();                                                                                                    \
     decode_impl<D>(q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq, context_lens, out, o_stride,    \
                    lse, partial_o, partial_lse, num_heads, num_kv_heads, block_size_log2, scale_log2,              \
                    sliding_window);                                                                                 \
@@ -243,6 +244,7 @@ extern "C" __global__ void paged_decode_merge(const float* __restrict__ partial_
                                               const float* __restrict__ partial_lse, bf16_t* __restrict__ out,
                                               int o_stride, float* __restrict__ lse, int num_heads, int num_splits,
                                               int head_dim) {
+  PDL_ENTER();
   const int head = blockIdx.x;
   const int seq = blockIdx.y;
   const int d = threadIdx.x;

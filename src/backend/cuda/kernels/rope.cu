@@ -5,6 +5,7 @@
 extern "C" __global__ void rope(T* __restrict__ q, T* __restrict__ k, const int* __restrict__ positions,
                                 const float* __restrict__ inv_freq, int num_q_heads, int num_kv_heads, int head_dim,
                                 int rot, int neox, float mscale) {
+  PDL_ENTER();
   const int t = blockIdx.x;
   const float pos = (float)positions[t];
   const int half_rot = rot / 2;

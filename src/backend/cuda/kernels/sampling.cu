@@ -64,6 +64,7 @@ sample_rows(int* __restrict__ out_ids, const T* __restrict__ logits, float* __re
             const RowParams* __restrict__ params, const int* __restrict__ seen_tokens,
             const int* __restrict__ seen_counts, const int* __restrict__ bias_tokens,
             const float* __restrict__ bias_values, int vocab) {
+  PDL_ENTER();
   const int row = blockIdx.x;
   const RowParams p = params[row];
   float* x = scratch + (long long)row * vocab;
