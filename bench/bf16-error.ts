@@ -74,6 +74,7 @@ function worstError(dir: string, prompts: GoldenPrompt[], c: Config, dither?: nu
 function cell(dir: string, prompts: GoldenPrompt[], c: Config): string {
   const nearest = worstError(dir, prompts, c);
   if (nearest === null) return 'n/a';
+  if (DRAWS === 0) return (100 * nearest).toFixed(2);
   const draws = Array.from({ length: DRAWS }, (_, seed) => 100 * worstError(dir, prompts, c, seed + 1)!);
   const mean = draws.reduce((a, x) => a + x, 0) / DRAWS;
   const sd = Math.sqrt(draws.reduce((a, x) => a + (x - mean) ** 2, 0) / Math.max(1, DRAWS - 1));
