@@ -3,8 +3,8 @@
 // WARPS / SPLIT output features; SPLIT warps share one weight row, interleaved over K (each load is a coalesced
 // 512-byte run), and their partial sums meet in shared memory. SPLIT > 1 gives narrow outputs (K/V projections)
 // enough warps to fill the SMs; wide ones keep SPLIT = 1 (measured faster there). x (a few KB, shared by all
-// blocks) comes through L1. Each warp prefetches the start of its weight row into L2 before waiting on the previous
-// kernel (programmatic dependent launch), so the first loads after the wait hit L2.
+// blocks) comes through L1. Nothing is read before PDL_ENTER: issuing the first weight loads (to L2 or to registers)
+// before the wait was measured slower on the H100 (bench/NOTES.md run 6).
 // Needs K to be a multiple of the 16-byte vector and 16-byte aligned rows (the launcher checks).
 #include "common.cuh"
 
@@ -26,12 +26,6 @@ gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, int ro
   const int col = blockIdx.x * ROWS_PER_BLOCK + warp / SPLIT;
   const uint4* wr = reinterpret_cast<const uint4*>(w + (long long)col * k);
   const int kv = k / VEC;
-  // Weights never change during a step: while the previous kernel finishes (PDL), pull this warp's first 8 loop
-  // iterations (512 bytes = four 128-byte lines each: 4 KB) into L2, one line per lane.
-  if (col < n) {
-    const int i = (part + (lane >> 2) * SPLIT) * 32 + (lane & 3) * 8;
-    if (i < kv) asm volatile("prefetch.global.L2 [%0];" ::"l"(wr + i));
-  }
   PDL_ENTER();
   float acc[TMAX];
 #pragma unroll
