@@ -226,6 +226,50 @@ describe('CUDA kernels against the CPU backend', () => {
       }
     });
 
+    test(`ropeWriteKv equals rope then writeKv: q, k and both caches (${dtype})`, { skip }, () => {
+      const g = gpu(dtype);
+      for (const [Hq, Hk, D, rot] of [
+        [8, 2, 128, 128],
+        [4, 4, 64, 32],
+      ] as const) {
+        const invFreq = new Float32Array(rot / 2).map((_, i) => 1 / 10000 ** ((2 * i) / rot));
+        const spec: RopeSpec = { invFreq, mscale: 1, style: 'neox', rotaryDim: rot };
+        const kvSpec = { numLayers: 1, numBlocks: 12, blockSize: 16, numKvHeads: Hk, headDim: D };
+        const gkv = g.allocKvCache(kvSpec)[0]!;
+        const ckv = cpu.allocKvCache(kvSpec)[0]!;
+        const chunks: ScheduledChunk[] = [
+          { tokenIds: [1, 2, 3, 4, 5], startPos: 0, blockTable: [7], logits: 'last' },
+          { tokenIds: [6], startPos: 40, blockTable: [3, 9, 1], logits: 'last' },
+          { tokenIds: [7, 8], startPos: 15, blockTable: [4, 10], logits: 'last' },
+        ];
+        const { batch, gs, cs } = steps(g, chunks, 16);
+        const T = batch.inputIds.length;
+        const [gq, cq] = pair(g, [T, Hq * D], dtype);
+        const [gk, ck] = pair(g, [T, Hk * D], dtype);
+        const [gv, cv] = pair(g, [T, Hk * D], dtype);
+        g.ropeWriteKv(gq, gk, gv, D, spec, gkv, gs);
+        cpu.ropeWriteKv(cq, ck, cv, D, spec, ckv, cs);
+        const what = `ropeWriteKv ${Hq}/${Hk} hd ${D} rot ${rot}`;
+        check(dtype, `${what} q`, g.toHost(gq), cpu.toHost(cq));
+        check(dtype, `${what} k`, g.toHost(gk), cpu.toHost(ck));
+        const slots = [...batch.slotMapping];
+        const rows = [kvSpec.numBlocks * kvSpec.blockSize, Hk * D];
+        for (const side of ['k', 'v'] as const) {
+          const got = g.toHost(g.view(gkv[side], rows), slots);
+          check(
+            dtype,
+            `${what} ${side} cache`,
+            got,
+            cpu.toHost(cpu.view(ckv[side], rows), slots),
+            side === 'v' ? 0 : TOL[dtype],
+          );
+          // The cache was poisoned (NaN) at allocation: nothing but the step's slots was written.
+          const written = g.toHost(gkv[side]).filter((x) => !Number.isNaN(x)).length;
+          assert.equal(written, T * Hk * D, `${what}: ${side} cache elements written`);
+        }
+      }
+    });
+
     for (const [Hq, Hk, D] of [
       [4, 4, 64],
       [8, 2, 128],

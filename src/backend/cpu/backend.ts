@@ -196,6 +196,19 @@ export class CpuBackend implements Backend {
     writeKvCache(cpu(k).data, cpu(v).data, pagedOf(cache), step.batch.slotMapping);
   }
 
+  ropeWriteKv(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    headDim: number,
+    rope: RopeSpec,
+    cache: LayerKvCache,
+    step: StepContext,
+  ): void {
+    this.rope(q, k, headDim, rope, step);
+    this.writeKv(k, v, cache, step);
+  }
+
   attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {
     const qt = cpu(q);
     const out = CpuTensor.zeros(qt.shape);

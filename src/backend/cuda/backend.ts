@@ -392,6 +392,31 @@ export class CudaBackend implements Backend {
   }
 
   rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext): void {
+    this.launchRope(q, k, headDim, rope, step, null);
+  }
+
+  ropeWriteKv(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    headDim: number,
+    rope: RopeSpec,
+    cache: LayerKvCache,
+    step: StepContext,
+  ): void {
+    this.arena.markLayer();
+    this.launchRope(q, k, headDim, rope, step, { v: cuda(v), cache: kvOf(cache) });
+  }
+
+  /** kernels/rope.cu: rotates q and k in place; with `write`, also stores k and v at the step's slots. */
+  private launchRope(
+    q: Tensor,
+    k: Tensor,
+    headDim: number,
+    rope: RopeSpec,
+    step: StepContext,
+    write: { v: CudaTensor; cache: CudaLayerKv } | null,
+  ): void {
     const s = stepOf(step);
     const qt = cuda(q);
     const kt = cuda(k);
@@ -405,9 +430,9 @@ export class CudaBackend implements Backend {
       this.invFreq.set(rope, inv);
     }
     const pairs = ((qw + kw) / headDim) * (rope.rotaryDim / 2);
-    this.kernel('rope', 'rope', 'ppppiiiiif').launch(
+    this.kernel('rope', 'rope', 'ppppiiiiifpppp').launch(
       [T],
-      [Math.min(512, Math.max(32, Math.ceil(pairs / 32) * 32))],
+      [Math.min(512, Math.max(32, Math.ceil(Math.max(pairs, write ? kw : 0) / 32) * 32))],
       [
         qt.ptr,
         kt.ptr,
@@ -419,6 +444,10 @@ export class CudaBackend implements Backend {
         rope.rotaryDim,
         rope.style === 'neox' ? 1 : 0,
         rope.mscale,
+        write ? write.v.ptr : 0n,
+        write ? write.cache.k.ptr : 0n,
+        write ? write.cache.v.ptr : 0n,
+        write ? s.slots : 0n,
       ],
     );
   }
