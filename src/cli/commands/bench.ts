@@ -1,11 +1,9 @@
-import { appendFileSync, existsSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
-import { dirname } from 'node:path';
 import { Command } from 'commander';
+import { LATENCY_DEFAULTS, type LatencyWorkload, quantile, runLatency } from '../../bench/latency.ts';
+import { appendBenchResult, benchCommand } from '../../bench/results.ts';
 import { CPU_WORKLOAD, NANO_VLLM_WORKLOAD, runThroughput, type ThroughputWorkload } from '../../bench/throughput.ts';
 import { loadEngine } from '../../runner/load.ts';
 import { UserError } from '../../util/errors.ts';
-import { markdownTable } from '../../util/markdown.ts';
 import { addEngineOptions, engineOptionsFrom, parseIntFlag, parseNumberFlag } from '../engine-options.ts';
 import type { RegisterCommand } from './index.ts';
 
@@ -66,50 +64,101 @@ export const registerBench: RegisterCommand = (program) => {
       ['engine steps', String(r.steps)],
       ['preemptions', String(r.preemptions)],
     ];
-    for (const [k, v] of rows) process.stdout.write(`${k.padEnd(16)} ${v}\n`);
+    printRows(rows);
     if (opts.save === false) return;
-    const file = String(opts.resultsFile);
-    if (!existsSync(dirname(file))) {
-      process.stderr.write(`note: ${dirname(file)} does not exist, result not saved\n`);
-      return;
-    }
-    const cpu = cpus();
-    const command =
-      `pagoda bench throughput ${process.argv.slice(process.argv.indexOf('throughput') + 1).join(' ')}`.trim();
-    appendFileSync(
-      file,
-      `\n## throughput — ${new Date().toISOString().slice(0, 10)}, ${cpu[0]?.model ?? 'unknown CPU'} (${cpu.length} cores), Node ${process.version}, ${onCpu ? 'CPU backend' : `CUDA backend on ${loaded.deviceName}`}, load average ${loadavg()[0]!.toFixed(1)}\n\n` +
-        `Command: \`${command}\` (model ${loaded.modelName}; ${w.numPrompts} requests, input ${w.inputLen.join('..')}, output ${w.outputLen.join('..')}, ignore_eos)\n\n` +
-        `${markdownTable(
-          [
-            'requests/s',
-            'output tokens/s',
-            'total tokens/s',
-            'seconds',
-            'CPU seconds',
-            'output tokens/CPU-s',
-            'output tokens',
-            'prompt tokens',
-            'preemptions',
-          ],
-          [
-            [
-              r.requestsPerSecond.toFixed(2),
-              r.outputTokensPerSecond.toFixed(1),
-              r.totalTokensPerSecond.toFixed(1),
-              r.seconds.toFixed(2),
-              r.cpuSeconds.toFixed(2),
-              (r.outputTokens / r.cpuSeconds).toFixed(1),
-              String(r.outputTokens),
-              String(r.promptTokens),
-              String(r.preemptions),
-            ],
-          ],
-        )}\n`,
+    appendBenchResult(
+      String(opts.resultsFile),
+      {
+        name: 'throughput',
+        deviceName: loaded.deviceName,
+        command: benchCommand('throughput'),
+        about: `model ${loaded.modelName}; ${w.numPrompts} requests, input ${w.inputLen.join('..')}, output ${w.outputLen.join('..')}, ignore_eos`,
+      },
+      [
+        'requests/s',
+        'output tokens/s',
+        'total tokens/s',
+        'seconds',
+        'CPU seconds',
+        'output tokens/CPU-s',
+        'output tokens',
+        'prompt tokens',
+        'preemptions',
+      ],
+      [
+        [
+          r.requestsPerSecond.toFixed(2),
+          r.outputTokensPerSecond.toFixed(1),
+          r.totalTokensPerSecond.toFixed(1),
+          r.seconds.toFixed(2),
+          r.cpuSeconds.toFixed(2),
+          (r.outputTokens / r.cpuSeconds).toFixed(1),
+          String(r.outputTokens),
+          String(r.promptTokens),
+          String(r.preemptions),
+        ],
+      ],
     );
-    process.stderr.write(`appended to ${file}\n`);
   });
   bench.addCommand(throughput);
+
+  const latency = new Command('latency')
+    .description("one batch of random prompts timed end to end, as vLLM's bench latency (ms per output token, TTFT)")
+    .option('--model <model>', 'a Hugging Face model folder, or "demo"', 'demo')
+    .option('--input-len <n>', 'prompt tokens per request', String(LATENCY_DEFAULTS.inputLen))
+    .option('--output-len <n>', 'output tokens per request, EOS ignored', String(LATENCY_DEFAULTS.outputLen))
+    .option('--batch-size <n>', 'requests per iteration', String(LATENCY_DEFAULTS.batchSize))
+    .option('--num-iters-warmup <n>', 'untimed iterations first', String(LATENCY_DEFAULTS.warmupIters))
+    .option('--num-iters <n>', 'timed iterations', String(LATENCY_DEFAULTS.iters))
+    .option('--seed <n>', 'seed of the prompts and of sampling', '0')
+    .option('--results-file <path>', 'markdown file the result is appended to', 'bench/RESULTS.md')
+    .option('--no-save', 'print only');
+  addEngineOptions(latency);
+  latency.action(async (opts: Record<string, unknown>) => {
+    const w: LatencyWorkload = {
+      inputLen: atLeast(opts.inputLen, '--input-len', 1),
+      outputLen: atLeast(opts.outputLen, '--output-len', 1),
+      batchSize: atLeast(opts.batchSize, '--batch-size', 1),
+      warmupIters: atLeast(opts.numItersWarmup, '--num-iters-warmup', 0),
+      iters: atLeast(opts.numIters, '--num-iters', 1),
+      seed: parseIntFlag(String(opts.seed), '--seed'),
+    };
+    const loaded = loadEngine(opts.model as string, engineOptionsFrom(opts));
+    const maxLen = loaded.engine.config.maxModelLen;
+    if (w.inputLen + w.outputLen > maxLen) {
+      throw new UserError(
+        `--input-len ${w.inputLen} + --output-len ${w.outputLen} = ${w.inputLen + w.outputLen} tokens exceed the model length ${maxLen}`,
+      );
+    }
+    process.stderr.write(
+      `batch ${w.batchSize}, input ${w.inputLen}, output ${w.outputLen} tokens, ${w.warmupIters} warm-up + ${w.iters} timed iterations, model ${loaded.modelName}\n`,
+    );
+    const r = await runLatency(loaded.engine, loaded.config.vocabSize, w);
+    await loaded.engine.shutdown();
+    const mean = r.latencies.reduce((a, x) => a + x, 0) / r.latencies.length;
+    const figures = [
+      mean.toFixed(3),
+      quantile(r.latencies, 0.5).toFixed(3),
+      quantile(r.latencies, 0.9).toFixed(3),
+      r.ttftMs.toFixed(1),
+      r.msPerOutputToken.toFixed(2),
+    ];
+    const header = ['avg latency s', 'p50 s', 'p90 s', 'TTFT ms', 'ms per output token'];
+    printRows(header.map((h, i) => [h, figures[i]!]));
+    if (opts.save === false) return;
+    appendBenchResult(
+      String(opts.resultsFile),
+      {
+        name: 'latency',
+        deviceName: loaded.deviceName,
+        command: benchCommand('latency'),
+        about: `model ${loaded.modelName}; batch ${w.batchSize}, input ${w.inputLen}, output ${w.outputLen}, ignore_eos, ${w.iters} timed iterations`,
+      },
+      header,
+      [figures],
+    );
+  });
+  bench.addCommand(latency);
   program.addCommand(bench);
 };
 
@@ -119,4 +168,14 @@ function parseRange(v: string, flag: string): [number, number] {
   const hi = Number(m?.[2]);
   if (!m || lo < 1 || hi < lo) throw new UserError(`${flag} ${v}: expected two integers a,b with 1 <= a <= b`);
   return [lo, hi];
+}
+
+function printRows(rows: readonly (readonly [string, string])[]): void {
+  for (const [k, v] of rows) process.stdout.write(`${k.padEnd(20)} ${v}\n`);
+}
+
+function atLeast(v: unknown, flag: string, min: number): number {
+  const n = parseIntFlag(String(v), flag);
+  if (n < min) throw new UserError(`${flag} ${v}: expected an integer >= ${min}`);
+  return n;
 }
