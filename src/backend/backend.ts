@@ -110,6 +110,11 @@ export interface Backend {
   rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext): void;
   /** vLLM's SiluAndMul: x `[T, 2I]` (gate and up packed side by side) → silu(x[:, :I]) * x[:, I:] `[T, I]`. */
   siluMul(x: Tensor): Tensor;
+  /**
+   * `siluMul(linear(x, weight, bias))` for a packed gate/up weight `[2I, in]` → `[T, I]`. A backend may fuse the two
+   * (CUDA does for decode rows: the gate/up products are not stored, nor rounded, before the SiLU).
+   */
+  linearSiluMul(x: Tensor, weight: Tensor, bias?: Tensor): Tensor;
   gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor;
   /** Writes this step's k, v `[T, Hk*D]` into the cache at the step's slot_mapping (slot -1 is skipped). */
   writeKv(k: Tensor, v: Tensor, cache: LayerKvCache, step: StepContext): void;

@@ -26,7 +26,7 @@ interface LlamaLayer {
   qNorm?: Tensor;
   kNorm?: Tensor;
   postNorm: Tensor;
-  /** gate_proj and up_proj packed the same way, for siluMul's `[T, 2I]` input. */
+  /** gate_proj and up_proj packed the same way, for `linearSiluMul` (siluMul's `[T, 2I]` input). */
   gateUp: Linear;
   down: Linear;
   attention: AttentionSpec;
@@ -60,7 +60,7 @@ export class LlamaModel implements Model {
       if (mlp) ({ out: x, residual } = b.addRmsNorm(mlp, residual, layer.inputNorm, eps));
       const attn = this.attention(x, layer, kvCache[i]!, step);
       ({ out: x, residual } = b.addRmsNorm(attn, residual, layer.postNorm, eps));
-      mlp = linear(b, b.siluMul(linear(b, x, layer.gateUp)), layer.down);
+      mlp = linear(b, b.linearSiluMul(x, layer.gateUp.weight, layer.gateUp.bias), layer.down);
     }
     const last = b.gatherLogitRows(b.add(mlp!, residual), step);
     return b.linear(b.rmsNorm(last, this.finalNorm, eps), this.lmHead);

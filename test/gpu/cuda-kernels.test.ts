@@ -170,6 +170,62 @@ describe('CUDA kernels against the CPU backend', () => {
       }
     });
 
+    test(`linearSiluMul: the gated GEMV for 1..8 rows, linear + siluMul for more rows or a bias (${dtype})`, {
+      skip,
+    }, () => {
+      const g = gpu(dtype);
+      for (const [T, n, I, biased] of [
+        [1, 64, 48, false],
+        [2, 4096, 1000, false],
+        [3, 96, 130, false],
+        [4, 256, 333, false],
+        [5, 512, 64, false],
+        [6, 128, 7, false],
+        [7, 4096, 1536, false],
+        [8, 1024, 2048, false],
+        [1, 128, 100, true],
+        [33, 256, 300, false],
+        [300, 128, 100, false],
+      ] as const) {
+        const [gx, cx] = pair(g, [T, n], dtype);
+        const [gw, cw] = pair(g, [2 * I, n], dtype, 0.2);
+        const [gb, cb] = biased ? pair(g, [2 * I], dtype) : [undefined, undefined];
+        g.arena.reset();
+        g.arena.poison();
+        const got = g.linearSiluMul(gx, gw, gb);
+        assert.deepEqual(got.shape, [T, I]);
+        check(dtype, `linearSiluMul ${T}x${n}x${I}`, g.toHost(got), cpu.toHost(cpu.linearSiluMul(cx, cw, cb)));
+      }
+    });
+
+    test(`the GEMV's sweep knobs (split, rows per warp, unroll) on ragged shapes (${dtype})`, { skip }, () => {
+      const g = gpu(dtype);
+      const configs = [
+        { split: 8, rows: 4, unroll: 2 },
+        { split: 2, rows: 2, unroll: 8 },
+        { split: 1, rows: 4, unroll: 4 },
+      ];
+      for (const [T, n, m] of [
+        [1, 264, 1003],
+        [6, 4096, 130],
+      ] as const) {
+        const [gx, cx] = pair(g, [T, n], dtype);
+        const [gw, cw] = pair(g, [2 * m, n], dtype, 0.2);
+        const want = cpu.toHost(cpu.linear(cx, cw));
+        const wantGated = cpu.toHost(cpu.linearSiluMul(cx, cw));
+        for (const config of configs) {
+          g.arena.reset();
+          g.arena.poison();
+          const y = g.empty([T, 2 * m]);
+          g.gemvInto(y.ptr, cuda(gx).ptr, cuda(gw).ptr, T, 2 * m, n, { config });
+          check(dtype, `gemv ${T}x${n}x${2 * m} ${JSON.stringify(config)}`, g.toHost(y), want);
+          const z = g.empty([T, m]);
+          g.gemvInto(z.ptr, cuda(gx).ptr, cuda(gw).ptr, T, m, n, { gated: true, config });
+          check(dtype, `gated gemv ${T}x${n}x${m} ${JSON.stringify(config)}`, g.toHost(z), wantGated);
+        }
+      }
+    });
+
     test(`splitColumns: one row as views at byte offsets, more rows copied in one launch per four parts (${dtype})`, {
       skip,
     }, () => {

@@ -185,6 +185,11 @@ export class CpuBackend implements Backend {
     return out;
   }
 
+  /** Exactly the composition (through this backend's own linear and siluMul, overrides included). */
+  linearSiluMul(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+    return this.siluMul(this.linear(x, weight, bias));
+  }
+
   gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor {
     const xt = cpu(x);
     const out = CpuTensor.zeros(xt.shape);

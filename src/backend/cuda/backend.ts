@@ -15,6 +15,7 @@ import {
 import { CudaAttention } from './attention.ts';
 import { CublasLt } from './cublaslt.ts';
 import { CudaDriver, type DevPtr } from './driver.ts';
+import { type GemvConfig, type GemvTable, gemvBlocks, pickGemvConfig, readGemvTable } from './gemv-config.ts';
 import { DecodeGraphs } from './graphs.ts';
 import { Arena, Slab } from './memory.ts';
 import { type Defines, type Kernel, KernelModules } from './modules.ts';
@@ -74,6 +75,8 @@ export class CudaBackend implements Backend {
   private kvAllocs: DevPtr[] = [];
   /** Small-row GEMMs through kernels/gemv.cu (PAGODA_GEMV=0 or false here: always cuBLASLt). */
   gemv = process.env.PAGODA_GEMV !== '0';
+  /** The GEMV configuration measured best per shape (src/backend/cuda/gemv-table.json). */
+  private readonly gemvTable: GemvTable = readGemvTable();
   /** Bumped by each KV cache allocation: decode graphs replay over the most recently allocated cache. */
   kvGeneration = 0;
   private dummySeed = 1;
@@ -240,7 +243,7 @@ export class CudaBackend implements Backend {
     if (wn !== n) throw new Error(`linear: input has ${n} features, weight is [${w.shape}]`);
     const out = this.empty([T, m]);
     if (T === 0) return out;
-    if (this.gemv && T <= 8 && (n * DTYPE_BYTES[this.dtype]) % 16 === 0) {
+    if (this.gemvFits(T, n)) {
       // Decode rows: a bandwidth-bound GEMV reads each weight row once for all of them (cuBLASLt's n <= 8 kernels
       // reach ~75 % of the copy rate on an H100).
       this.gemvInto(out.ptr, xt.ptr, w.ptr, T, m, n);
@@ -257,20 +260,48 @@ export class CudaBackend implements Backend {
     return out;
   }
 
+  /** Decode rows without a bias: one gated GEMV writes silu(gate) * up; otherwise linear, then siluMul. */
+  linearSiluMul(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+    const xt = this.own(x);
+    const w = cuda(weight);
+    const [T, n] = rowsCols(xt);
+    const [m2, wn] = w.shape as [number, number];
+    if (bias || T === 0 || !this.gemvFits(T, n)) return this.siluMul(this.linear(x, weight, bias));
+    if (wn !== n) throw new Error(`linearSiluMul: input has ${n} features, weight is [${w.shape}]`);
+    if (m2 % 2) throw new Error(`linearSiluMul: weight [${w.shape}] has an odd number of rows`);
+    const out = this.empty([T, m2 / 2]);
+    this.gemvInto(out.ptr, xt.ptr, w.ptr, T, m2 / 2, n, { gated: true });
+    return out;
+  }
+
+  /** Whether `T` rows of `n` features go through kernels/gemv.cu (16-byte loads need 16-byte rows). */
+  private gemvFits(T: number, n: number): boolean {
+    return this.gemv && T <= 8 && (n * DTYPE_BYTES[this.dtype]) % 16 === 0;
+  }
+
   /**
-   * y[T, m] = x[T, n] w[m, n]^T for T <= 8 through kernels/gemv.cu. Narrow outputs (fewer than two blocks per SM)
-   * split each weight row over several warps: 1024 x 4096 reads at 1.13 TB/s split 4 ways against 0.82 unsplit on
-   * an H100, while splitting 4096-wide outputs lost ~3 % (bench/decode-profile.ts).
+   * y[T, m] = x[T, n] w[m, n]^T for T <= 8 through kernels/gemv.cu; `gated`: w is a packed gate/up [2m, n] and
+   * y = silu(x gate^T) * (x up^T). The configuration is the measured best for the shape (gemv-config.ts), or
+   * `config` (the sweep's).
    */
-  gemvInto(y: DevPtr, x: DevPtr, w: DevPtr, T: number, m: number, n: number): void {
-    const warps = 8;
-    let split = 1;
-    while (split < 4 && Math.ceil((m * split) / warps) < 2 * this.drv.info.smCount) split *= 2;
-    this.kernel('gemv', 'gemv', 'pppiii', { TMAX: 2 ** Math.ceil(Math.log2(T)), SPLIT: split }).launch(
-      [Math.ceil((m * split) / warps)],
-      [warps * 32],
-      [y, x, w, T, m, n],
-    );
+  gemvInto(
+    y: DevPtr,
+    x: DevPtr,
+    w: DevPtr,
+    T: number,
+    m: number,
+    n: number,
+    opts: { gated?: boolean; config?: GemvConfig } = {},
+  ): void {
+    const shape = { m, k: n, gated: opts.gated === true, tmax: 2 ** Math.ceil(Math.log2(T)) };
+    const cfg = opts.config ?? pickGemvConfig(this.gemvTable, shape, this.drv.info.smCount);
+    const defines = {
+      TMAX: shape.tmax,
+      SPLIT: cfg.split,
+      ...(shape.gated ? { GATED: 1 } : cfg.rows !== 1 ? { ROWS: cfg.rows } : {}),
+      ...(cfg.unroll !== 4 ? { UNROLL: cfg.unroll } : {}),
+    };
+    this.kernel('gemv', 'gemv', 'pppiii', defines).launch([gemvBlocks(shape, cfg)], [256], [y, x, w, T, m, n]);
   }
 
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {

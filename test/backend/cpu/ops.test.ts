@@ -120,6 +120,35 @@ test('partial rotary leaves the dims past rotaryDim untouched', () => {
   assert.ok(maxAbsDiff(b.toHost(q), [c - 2 * s, 2 * c + s, 3, 4]) < 1e-6);
 });
 
+test('linearSiluMul is siluMul of the packed gate/up projection, bias included', () => {
+  const [T, n, I] = [3, 5, 4];
+  const x = t(
+    [T, n],
+    seq(T * n, (i) => Math.sin(i * 0.9)),
+  );
+  const w = t(
+    [2 * I, n],
+    seq(2 * I * n, (i) => Math.cos(i * 0.4)),
+  );
+  const bias = t(
+    [2 * I],
+    seq(2 * I, (i) => i * 0.3 - 1),
+  );
+  // By hand: gate row j and up row I + j of the packed weight.
+  const dot = (r: number, o: number) => seq(n, (i) => cpuData(x).data[r * n + i]! * cpuData(w).data[o * n + i]!);
+  for (const withBias of [false, true]) {
+    const want = seq(T * I, (e) => {
+      const [r, j] = [Math.floor(e / I), e % I];
+      const add = (o: number) => dot(r, o).reduce((a, v) => a + v, withBias ? cpuData(bias).data[o]! : 0);
+      const g = add(j);
+      return (g / (1 + Math.exp(-g))) * add(I + j);
+    });
+    const got = b.linearSiluMul(x, w, withBias ? bias : undefined);
+    assert.deepEqual(got.shape, [T, I]);
+    assert.ok(maxAbsDiff(b.toHost(got), want) < 1e-5, `bias ${withBias}`);
+  }
+});
+
 test('silu-mul, gelu (tanh and erf) and add', () => {
   const x = [-3, -1, 0, 0.5, 2];
   const up = [1, 2, 3, 4, 5];

@@ -1,8 +1,11 @@
 // y[t, n] = sum_k x[t, k] * w[n, k] for the few rows of a decode step (t < rows <= TMAX): a bandwidth-bound
 // matrix-vector product that reads each weight row once for all rows of x. A block of WARPS warps owns
-// WARPS / SPLIT output features; SPLIT warps share one weight row, interleaved over K (each load is a coalesced
-// 512-byte run), and their partial sums meet in shared memory. SPLIT > 1 gives narrow outputs (K/V projections)
-// enough warps to fill the SMs; wide ones keep SPLIT = 1 (measured faster there). x (a few KB, shared by all
+// WARPS / SPLIT warp groups; SPLIT warps share a group's weight rows, interleaved over K (each load is a coalesced
+// 512-byte run), and their partial sums meet in shared memory. A group reads ROWS weight rows together (ROWS loads
+// in flight per step of the loop): ROWS consecutive output features, or with GATED the gate row c and the up row
+// n + c of a packed [2n, k] gate/up weight, written once as silu(gate) * up (vLLM's SiluAndMul as the epilogue: no
+// [rows, 2n] round trip, no second launch). SPLIT > 1 gives narrow outputs enough warps to fill the SMs. The
+// launcher picks SPLIT / ROWS / UNROLL per shape from bench/decode-profile.ts's sweep. x (a few KB, shared by all
 // blocks) comes through L1. Nothing is read before PDL_ENTER: issuing the first weight loads (to L2 or to registers)
 // before the wait was measured slower on the H100 (bench/NOTES.md run 6).
 // Needs K to be a multiple of the 16-byte vector and 16-byte aligned rows (the launcher checks).
@@ -14,59 +17,116 @@
 #ifndef SPLIT
 #define SPLIT 1
 #endif
+#ifndef GATED
+#define GATED 0
+#endif
+#if GATED
+#undef ROWS
+#define ROWS 2
+#define OUTS 1
+#else
+#ifndef ROWS
+#define ROWS 1
+#endif
+#define OUTS ROWS
+#endif
+#ifndef UNROLL
+#define UNROLL 4
+#endif
 #define WARPS 8
-#define ROWS_PER_BLOCK (WARPS / SPLIT)
+#define GROUPS_PER_BLOCK (WARPS / SPLIT)
 #define VEC (16 / (int)sizeof(T))
+#define PRAGMA_STR(x) _Pragma(#x)
+#define UNROLL_BY(n) PRAGMA_STR(unroll n)
 
+// The group's output features start at g * OUTS; s[r] is weight row r's dot product with one row of x.
+__device__ __forceinline__ void emit(T* __restrict__ y, int n, int t, int g, const float (&s)[ROWS]) {
+#if GATED
+  y[(long long)t * n + g] = from_f(s[0] / (1.f + expf(-s[0])) * s[1]);
+#else
+#pragma unroll
+  for (int r = 0; r < ROWS; r++)
+    if (g * ROWS + r < n) y[(long long)t * n + g * ROWS + r] = from_f(s[r]);
+#endif
+}
+
+// n: output features (GATED: the weight has 2n rows).
 extern "C" __global__ void __launch_bounds__(WARPS * 32)
 gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, int rows, int n, int k) {
-  __shared__ float partial[WARPS][TMAX];
+  __shared__ float partial[WARPS][ROWS][TMAX];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int part = warp % SPLIT;
-  const int col = blockIdx.x * ROWS_PER_BLOCK + warp / SPLIT;
-  const uint4* wr = reinterpret_cast<const uint4*>(w + (long long)col * k);
+  const int g = blockIdx.x * GROUPS_PER_BLOCK + warp / SPLIT;
+  const bool active = g * OUTS < n;
+  const uint4* wr[ROWS];
+#pragma unroll
+  for (int r = 0; r < ROWS; r++) {
+    // A ragged last group re-reads the last row instead of branching in the loop (its sum is not written).
+    const long long row = GATED ? (long long)g + (long long)r * n : (long long)min(g * ROWS + r, n - 1);
+    wr[r] = reinterpret_cast<const uint4*>(w + row * k);
+  }
   const int kv = k / VEC;
   PDL_ENTER();
-  float acc[TMAX];
+  float acc[ROWS][TMAX];
 #pragma unroll
-  for (int t = 0; t < TMAX; t++) acc[t] = 0.f;
-  if (col < n) {
-#pragma unroll 4
+  for (int r = 0; r < ROWS; r++)
+#pragma unroll
+    for (int t = 0; t < TMAX; t++) acc[r][t] = 0.f;
+  if (active) {
+    UNROLL_BY(UNROLL)
     for (int i = part * 32 + lane; i < kv; i += 32 * SPLIT) {
-      const uint4 wu = __ldg(wr + i);
-      const T* wv = reinterpret_cast<const T*>(&wu);
+      uint4 wu[ROWS];
+#pragma unroll
+      for (int r = 0; r < ROWS; r++) wu[r] = __ldg(wr[r] + i);
 #pragma unroll
       for (int t = 0; t < TMAX; t++) {
         if (t >= rows) break;
         const uint4 xu = *(reinterpret_cast<const uint4*>(x + (long long)t * k) + i);
         const T* xv = reinterpret_cast<const T*>(&xu);
 #pragma unroll
-        for (int e = 0; e < VEC; e++) acc[t] += to_f(wv[e]) * to_f(xv[e]);
+        for (int r = 0; r < ROWS; r++) {
+          const T* wv = reinterpret_cast<const T*>(&wu[r]);
+#pragma unroll
+          for (int e = 0; e < VEC; e++) acc[r][t] += to_f(wv[e]) * to_f(xv[e]);
+        }
       }
     }
   }
 #pragma unroll
-  for (int t = 0; t < TMAX; t++) acc[t] = warp_sum(acc[t]);
-  if (SPLIT == 1) {
-    if (lane == 0 && col < n) {
+  for (int r = 0; r < ROWS; r++)
 #pragma unroll
-      for (int t = 0; t < TMAX; t++)
-        if (t < rows) y[(long long)t * n + col] = from_f(acc[t]);
+    for (int t = 0; t < TMAX; t++) acc[r][t] = warp_sum(acc[r][t]);
+  if (SPLIT == 1) {
+    if (lane == 0 && active) {
+#pragma unroll
+      for (int t = 0; t < TMAX; t++) {
+        if (t >= rows) break;
+        float s[ROWS];
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) s[r] = acc[r][t];
+        emit(y, n, t, g, s);
+      }
     }
     return;
   }
   if (lane == 0) {
 #pragma unroll
-    for (int t = 0; t < TMAX; t++) partial[warp][t] = acc[t];
+    for (int r = 0; r < ROWS; r++)
+#pragma unroll
+      for (int t = 0; t < TMAX; t++) partial[warp][r][t] = acc[r][t];
   }
   __syncthreads();
-  // One thread per (output feature of this block, row) adds the SPLIT partial sums in a fixed order.
-  const int r = threadIdx.x / TMAX, t = threadIdx.x % TMAX;
-  const int c = blockIdx.x * ROWS_PER_BLOCK + r;
-  if (r < ROWS_PER_BLOCK && t < rows && c < n) {
-    float s = 0.f;
+  // One thread per (group of this block, row of x) adds the SPLIT partial sums in a fixed order.
+  const int q = threadIdx.x / TMAX, t = threadIdx.x % TMAX;
+  const int gq = blockIdx.x * GROUPS_PER_BLOCK + q;
+  if (q < GROUPS_PER_BLOCK && t < rows && gq * OUTS < n) {
+    float s[ROWS];
 #pragma unroll
-    for (int p = 0; p < SPLIT; p++) s += partial[r * SPLIT + p][t];
-    y[(long long)t * n + c] = from_f(s);
+    for (int r = 0; r < ROWS; r++) {
+      s[r] = 0.f;
+#pragma unroll
+      for (int p = 0; p < SPLIT; p++) s[r] += partial[q * SPLIT + p][r][t];
+    }
+    emit(y, n, t, gq, s);
   }
 }

@@ -1,0 +1,199 @@
+/**
+ * The decode GEMV's configurations (kernels/gemv.cu: SPLIT warps per row group, ROWS weight rows per warp, UNROLL)
+ * timed on each Llama-3-8B weight shape at 1, 2, 4 and 8 rows, with weights rotated over >= 256 MB so they come from
+ * HBM, against a device copy of the same bytes (the ceiling). Each configuration's output is first checked against
+ * cuBLASLt (and cuBLASLt + silu_mul for the gated kernel); one that disagrees is never chosen. Prints the best per
+ * shape next to the launcher's current choice; `--write-table FILE` writes the best as the backend's table
+ * (src/backend/cuda/gemv-table.json; the launcher's rule is kept where it is within 1 % of the best). Run on the device:
+ *   node --import tsx bench/gemv-sweep.ts [--batches 1,2,4,8] [--budget-s 120] [--write-table FILE]
+ */
+
+import { writeFileSync } from 'node:fs';
+import { CudaBackend } from '../src/backend/cuda/backend.ts';
+import type { DevPtr } from '../src/backend/cuda/driver.ts';
+import {
+  type GemvConfig,
+  type GemvShape,
+  type GemvTable,
+  type GemvTableEntry,
+  gemvRule,
+  pickGemvConfig,
+  readGemvTable,
+} from '../src/backend/cuda/gemv-config.ts';
+import { CudaTensor } from '../src/backend/cuda/tensor.ts';
+
+const args = process.argv.slice(2);
+const opt = (name: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const batches = (opt('batches') ?? '1,2,4,8').split(',').map(Number);
+const deadline = performance.now() + Number(opt('budget-s') ?? 120) * 1000;
+const tablePath = opt('write-table');
+
+const backend = new CudaBackend({ dtype: 'bf16', graphs: false });
+const drv = backend.drv;
+const sms = drv.info.smCount;
+const current = readGemvTable();
+
+interface Case {
+  label: string;
+  m: number;
+  k: number;
+  gated: boolean;
+}
+const cases: Case[] = [
+  { label: 'q/k/v packed 6144 x 4096', m: 6144, k: 4096, gated: false },
+  { label: 'o 4096 x 4096', m: 4096, k: 4096, gated: false },
+  { label: 'gate/up packed 28672 x 4096', m: 28672, k: 4096, gated: false },
+  { label: 'gate/up gated 2 x 14336 x 4096', m: 14336, k: 4096, gated: true },
+  { label: 'down 4096 x 14336', m: 4096, k: 14336, gated: false },
+  { label: 'lm_head 128256 x 4096', m: 128256, k: 4096, gated: false },
+];
+
+/** Every configuration tried at `T` rows: the full grid at one row (the latency case), a smaller one above. */
+function configs(T: number, gated: boolean): GemvConfig[] {
+  const out: GemvConfig[] = [];
+  const rows = gated ? [1] : T === 1 ? [1, 2, 4] : [1, 2];
+  const unrolls = T === 1 ? [2, 4, 8] : [4];
+  for (const split of [1, 2, 4, 8])
+    for (const r of rows) for (const unroll of unrolls) out.push({ split, rows: r, unroll });
+  return out;
+}
+
+const fill = backend.kernel('elementwise', 'fill_uniform', 'puif');
+const siluMul = backend.kernel('elementwise', 'silu_mul', 'ppui');
+let seed = 1;
+function random(elems: number, scale: number): DevPtr {
+  const p = drv.alloc(elems * 2);
+  fill.launch([Math.min(Math.ceil(elems / 256), sms * 16)], [256], [p, elems, seed++, scale]);
+  return p;
+}
+
+interface Loaded extends Case {
+  bytes: number;
+  ws: DevPtr[];
+}
+const loaded: Loaded[] = cases.map((c) => {
+  const bytes = (c.gated ? 2 : 1) * c.m * c.k * 2;
+  const copies = Math.max(2, Math.ceil((256 << 20) / bytes));
+  return { ...c, bytes, ws: Array.from({ length: copies }, () => random(bytes / 2, 1 / Math.sqrt(c.k))) };
+});
+const maxK = Math.max(...cases.map((c) => c.k));
+const maxOut = Math.max(...cases.map((c) => (c.gated ? 2 : 1) * c.m));
+const x = random(8 * maxK, 1);
+const y = drv.alloc(8 * maxOut * 2);
+const ref = drv.alloc(8 * maxOut * 2);
+const wide = drv.alloc(8 * maxOut * 2);
+
+/** Microseconds per launch of `body` over the rotated weights (best of two passes of 4 rounds). */
+function time(c: Loaded, body: (w: DevPtr, i: number) => void): number {
+  const reps = 4 * c.ws.length;
+  for (let i = 0; i < c.ws.length; i++) body(c.ws[i]!, i);
+  let best = Number.POSITIVE_INFINITY;
+  for (let pass = 0; pass < 2; pass++) {
+    const ms = drv.time(() => {
+      for (let i = 0; i < reps; i++) body(c.ws[i % c.ws.length]!, i);
+    });
+    best = Math.min(best, (ms * 1000) / reps);
+  }
+  return best;
+}
+
+const gbs = (c: Loaded, us: number) => c.bytes / (us * 1e3);
+const host = (p: DevPtr, n: number) => backend.toHost(new CudaTensor([n], 'bf16', p));
+function relL2(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (!Number.isFinite(a[i]!)) return Number.POSITIVE_INFINITY;
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+/** cuBLASLt's answer (then silu_mul for the gated case) for the first weight copy. */
+function reference(c: Loaded, T: number): Float32Array {
+  const rows = c.gated ? 2 * c.m : c.m;
+  backend.lt.matmul(c.gated ? wide : ref, x, c.ws[0]!, T, rows, c.k, 'bf16', 'bf16');
+  if (c.gated) siluMul.launch([Math.min(Math.ceil((T * c.m) / 256), sms * 16)], [256], [ref, wide, T, c.m]);
+  return host(ref, T * c.m);
+}
+
+const shapeOf = (c: Case, T: number): GemvShape => ({
+  m: c.m,
+  k: c.k,
+  gated: c.gated,
+  tmax: 2 ** Math.ceil(Math.log2(T)),
+});
+const key = (c: GemvConfig) => `s${c.split} r${c.rows} u${c.unroll}`;
+const same = (a: GemvConfig, b: GemvConfig) => a.split === b.split && a.rows === b.rows && a.unroll === b.unroll;
+
+const copyGbs = new Map<Loaded, number>();
+for (const c of loaded)
+  copyGbs.set(c, (2 * c.bytes) / (time(c, (w, i) => drv.copy(c.ws[(i + 1) % c.ws.length]!, w, c.bytes)) * 1e3));
+
+const entries: GemvTableEntry[] = [];
+const summary: string[] = [];
+let outOfTime = false;
+console.log(`| rows | weights | config | us | GB/s | rel. L2 vs cuBLASLt |\n|---|---|---|---|---|---|`);
+for (const T of batches) {
+  for (const c of loaded) {
+    const shape = shapeOf(c, T);
+    const want = reference(c, T);
+    const results: { cfg: GemvConfig; us: number }[] = [];
+    for (const cfg of configs(T, c.gated)) {
+      if (performance.now() > deadline) {
+        outOfTime = true;
+        break;
+      }
+      backend.gemvInto(y, x, c.ws[0]!, T, c.m, c.k, { gated: c.gated, config: cfg });
+      const err = relL2(host(y, T * c.m), want);
+      const us = time(c, (w) => backend.gemvInto(y, x, w, T, c.m, c.k, { gated: c.gated, config: cfg }));
+      console.log(
+        `| ${T} | ${c.label} | ${key(cfg)} | ${us.toFixed(1)} | ${gbs(c, us).toFixed(0)} | ${err.toExponential(1)} |`,
+      );
+      if (err <= 1e-2) results.push({ cfg, us });
+      else console.log(`  ${key(cfg)} disagrees with cuBLASLt (${err}): not eligible`);
+    }
+    if (!results.length) continue;
+    const rule = gemvRule(shape, sms);
+    const ruleUs = results.find((r) => same(r.cfg, rule))?.us ?? Number.NaN;
+    let best = results.reduce((a, b) => (b.us < a.us ? b : a));
+    if (ruleUs <= best.us * 1.01) best = { cfg: rule, us: ruleUs };
+    entries.push({ ...shape, ...best.cfg });
+    const now = pickGemvConfig(current, shape, sms);
+    const nowUs = results.find((r) => same(r.cfg, now))?.us ?? Number.NaN;
+    let extra = '';
+    if (c.gated) {
+      // The unfused pair the gated kernel replaces: the packed GEMV, then silu_mul.
+      const unfused = shapeOf({ ...c, m: 2 * c.m, gated: false }, T);
+      const us = time(c, (w) => {
+        backend.gemvInto(wide, x, w, T, unfused.m, c.k);
+        siluMul.launch([Math.min(Math.ceil((T * c.m) / 256), sms * 16)], [256], [y, wide, T, c.m]);
+      });
+      extra = `; unfused GEMV + silu_mul ${us.toFixed(1)} us`;
+    }
+    summary.push(
+      `| ${T} | ${c.label} | ${key(rule)}: ${ruleUs.toFixed(1)} us, ${gbs(c, ruleUs).toFixed(0)} | ${key(now)}: ${gbs(c, nowUs).toFixed(0)} | **${key(best.cfg)}: ${best.us.toFixed(1)} us, ${gbs(c, best.us).toFixed(0)}** | ${copyGbs.get(c)!.toFixed(0)}${extra} |`,
+    );
+  }
+}
+
+console.log(
+  `\n${drv.info.name}, ${sms} SMs, bf16. GB/s = weight bytes / time; copy = read + write of a device-to-device copy.${outOfTime ? ' OUT OF TIME: some configurations were not measured.' : ''}`,
+);
+console.log(
+  `\n| rows | weights | rule (main's choice): GB/s | table in use: GB/s | best measured | copy GB/s |\n|---|---|---|---|---|---|`,
+);
+for (const line of summary) console.log(line);
+if (tablePath) {
+  const table: GemvTable = {
+    device: drv.info.name,
+    smCount: sms,
+    measured: `bench/gemv-sweep.ts --batches ${batches.join(',')}, ${new Date().toISOString().slice(0, 10)} (bench/RESULTS.md)`,
+    entries,
+  };
+  writeFileSync(tablePath, `${JSON.stringify(table, null, 2)}\n`);
+  console.log(`\nwrote ${entries.length} entries to ${tablePath}`);
+}
