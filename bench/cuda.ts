@@ -1,8 +1,9 @@
 /**
- * GPU benchmark with a dummy-weight model (--load-format dummy: random bf16 weights made on the device from
- * config.json alone): batch-1 decode latency and offline throughput on nano-vllm's workload (256 requests, input and
- * output lengths uniform in 100..1024, ignore_eos, temperature 0.6). Prints a markdown table; run on the device:
- *   node --import tsx bench/cuda.ts <model-config-dir> [--requests 256] [--cb-requests 32 --cb-out 256]
+ * GPU benchmark with a dummy-weight model (--load-format dummy: random weights made on the device from config.json
+ * alone, bf16 or with --dtype f16 float16): batch-1 decode latency and offline throughput on nano-vllm's workload
+ * (256 requests, input and output lengths uniform in 100..1024, ignore_eos, temperature 0.6). Prints a markdown
+ * table; run on the device:
+ *   node --import tsx bench/cuda.ts <model-config-dir> [--dtype bf16|f16] [--requests 256] [--cb-requests 32 --cb-out 256]
  */
 
 import type { SamplingRow } from '../src/backend/backend.ts';
@@ -23,6 +24,9 @@ const BLOCK = 16;
 const MAX_SEQS = opt('max-num-seqs', 256);
 const MAX_BATCHED = opt('max-num-batched-tokens', 16384);
 const REQUESTS = opt('requests', 256);
+const dtypeAt = args.indexOf('--dtype');
+const DTYPE = dtypeAt >= 0 ? args[dtypeAt + 1] : 'bf16';
+if (DTYPE !== 'bf16' && DTYPE !== 'f16') throw new Error(`--dtype ${DTYPE}: expected bf16 or f16`);
 
 let state = 12345;
 const rand = () => {
@@ -32,7 +36,7 @@ const rand = () => {
 const uniform = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
 
 const t0 = performance.now();
-const backend = new CudaBackend({ dtype: 'bf16', weightBytes: weightBytes(dir, 'bf16', true) });
+const backend = new CudaBackend({ dtype: DTYPE, weightBytes: weightBytes(dir, DTYPE, true) });
 const model: Model = loadDummyModel(dir, backend);
 backend.drv.sync();
 console.log(`load ${((performance.now() - t0) / 1000).toFixed(1)} s; ${backend.memoryReport()}`);
@@ -207,6 +211,6 @@ if (REQUESTS > 0) {
 console.log(`graphs: ${backend.graphs?.stats.captures} captured, ${backend.graphs?.stats.replays} replays`);
 const pdl = backend.drv.pdl ? 'PDL on' : `PDL off${backend.drv.pdlAvailable ? '' : ' (unavailable)'}`;
 console.log(
-  `\n| ${backend.drv.info.name} | pagoda (bf16, dummy ${model.config.architecture}, ${pdl}) | notes |\n|---|---|---|`,
+  `\n| ${backend.drv.info.name} | pagoda (${DTYPE}, dummy ${model.config.architecture}, ${pdl}) | notes |\n|---|---|---|`,
 );
 for (const [what, v, note] of results) console.log(`| ${what} | ${v} | ${note} |`);

@@ -10,7 +10,7 @@ timeout 240 node --import tsx --test --test-reporter=spec test/gpu/attention-ker
 timeout 120 node --import tsx bench/kernels.ts 2>&1 | tee "$OUT/bench.log"
 PYTHONUNBUFFERED=1 timeout 120 python3 bench/sdpa_baseline.py 2>&1 | tee "$OUT/sdpa.log"
 if [ "${PROFILE:-1}" = 1 ]; then
-  for k in flash_prefill paged_decode_bf16; do
+  for k in flash_prefill paged_decode_hd; do
     timeout 120 ncu --clock-control none --target-processes all -k "regex:$k" -s 2 -c 1 \
       --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
       --section WarpStateStats --section Occupancy --section LaunchStats \

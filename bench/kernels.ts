@@ -2,11 +2,13 @@
  * Attention kernel throughput on the GPU: flash_prefill (TFLOP/s, causal, head_dim 128) and paged_decode (GB/s of
  * K/V read from the paged cache), on the shapes of the project's baselines. PyTorch SDPA (FLASH, CUDNN) runs from
  * bench/sdpa_baseline.py in the same device call. Each kernel runs in every tile shape of the sweep below; the first is
- * the launcher's default. Usage: node --import tsx bench/kernels.ts [--json out.json] [--profile]
+ * the launcher's default, in each storage type of --dtype (default both, bf16 then fp16: the same shapes and values
+ * range). Usage: node --import tsx bench/kernels.ts [--dtype bf16,f16] [--json out.json] [--profile]
  * (--profile: only the default kernels on the first prefill and decode shapes, a few calls each, for ncu).
  */
 import { writeFileSync } from 'node:fs';
 import {
+  type AttentionDtype,
   DEFAULT_DECODE,
   DEFAULT_PREFILL,
   type DecodeConfig,
@@ -18,7 +20,7 @@ import {
 } from '../src/backend/cuda/flash-attention.ts';
 import { mulberry32 } from '../src/util/random.ts';
 import { openCudaAttention } from '../test/helpers/cuda-attention.ts';
-import { toBf16Bits } from '../test/helpers/paged-attention-reference.ts';
+import { STORAGE16 } from '../test/helpers/paged-attention-reference.ts';
 
 const gpu = openCudaAttention();
 if (gpu.skip) throw new Error(gpu.skip);
@@ -26,20 +28,24 @@ const h = gpu.drv!;
 const rt = gpu.rt!;
 const BLOCK_SIZE = 16;
 const profile = process.argv.includes('--profile');
+const dtypeAt = process.argv.indexOf('--dtype');
+const dtypes = (dtypeAt > 0 ? process.argv[dtypeAt + 1]! : 'bf16,f16').split(',') as AttentionDtype[];
+for (const d of dtypes) if (!(d in STORAGE16)) throw new Error(`--dtype ${d}: expected bf16 and/or f16`);
 const prefillConfigs: PrefillConfig[] = profile
   ? [DEFAULT_PREFILL]
   : [DEFAULT_PREFILL, { warps: 8, mTiles: 1, blockN: 128 }, { warps: 8, mTiles: 1, blockN: 64 }];
 const decodeConfigs: DecodeConfig[] = profile ? [DEFAULT_DECODE] : [DEFAULT_DECODE, { warps: 4, tileN: 16, stages: 3 }];
 const shape = (c: object) => JSON.stringify(c).replace(/["{}]/g, '');
 
-/** Fills `bytes` of device memory with random bf16 in [-1, 1) by tiling one 32 MiB random host buffer. */
-const tile = (() => {
-  const r = mulberry32(7);
-  const a = new Uint16Array(16 << 20);
-  for (let i = 0; i < a.length; i++) a[i] = toBf16Bits(r() * 2 - 1);
-  return a;
-})();
-function randomDevice(bytes: number): bigint {
+/** Fills `bytes` of device memory with random `dtype` values in [-1, 1) by tiling one 32 MiB random host buffer. */
+const tiles = new Map<AttentionDtype, Uint16Array>();
+function randomDevice(bytes: number, dtype: AttentionDtype): bigint {
+  let tile = tiles.get(dtype);
+  if (!tile) {
+    const r = mulberry32(7);
+    tile = new Uint16Array(16 << 20).map(() => STORAGE16[dtype].toBits(r() * 2 - 1));
+    tiles.set(dtype, tile);
+  }
   const p = h.alloc(bytes);
   for (let off = 0; off < bytes; off += tile.byteLength) {
     const n = Math.min(tile.byteLength, bytes - off);
@@ -49,7 +55,15 @@ function randomDevice(bytes: number): bigint {
 }
 
 /** A paged problem of `numSeqs` sequences of `ctx` keys, the last `qLen` of them queries; blocks shuffled. */
-function setup(numSeqs: number, qLen: number, ctx: number, numHeads: number, numKvHeads: number, headDim: number) {
+function setup(
+  dtype: AttentionDtype,
+  numSeqs: number,
+  qLen: number,
+  ctx: number,
+  numHeads: number,
+  numKvHeads: number,
+  headDim: number,
+) {
   const blocksPer = Math.ceil(ctx / BLOCK_SIZE);
   const numBlocks = numSeqs * blocksPer;
   const perm = Array.from({ length: numBlocks }, (_, i) => i);
@@ -66,10 +80,10 @@ function setup(numSeqs: number, qLen: number, ctx: number, numHeads: number, num
   const cacheBytes = numBlocks * BLOCK_SIZE * numKvHeads * headDim * 2;
   const totalQ = numSeqs * qLen;
   const args: PagedAttentionArgs = {
-    q: randomDevice(totalQ * numHeads * headDim * 2),
+    q: randomDevice(totalQ * numHeads * headDim * 2, dtype),
     qStride: numHeads * headDim,
-    kCache: randomDevice(cacheBytes),
-    vCache: randomDevice(cacheBytes),
+    kCache: randomDevice(cacheBytes, dtype),
+    vCache: randomDevice(cacheBytes, dtype),
     blockTables: put(Int32Array.from(perm)),
     maxBlocksPerSeq: blocksPer,
     contextLens: put(new Int32Array(numSeqs).fill(ctx)),
@@ -121,19 +135,20 @@ interface Row {
 }
 const rows: Row[] = [];
 
-for (const [batch, seqLen] of profile
+for (const [batch, seqLen, dtype] of (profile
   ? ([[4, 4096]] as const)
   : ([
       [4, 4096],
       [1, 16384],
-    ] as const)) {
-  const { args, free } = setup(batch, seqLen, seqLen, 16, 16, 128);
+    ] as const)
+).flatMap(([b, s]) => dtypes.map((d) => [b, s, d] as const))) {
+  const { args, free } = setup(dtype, batch, seqLen, seqLen, 16, 16, 128);
   const flops = (4 * batch * 16 * seqLen * seqLen * 128) / 2;
   for (const cfg of prefillConfigs) {
-    const fa = new FlashAttention(rt, { prefill: cfg });
+    const fa = new FlashAttention(rt, dtype, { prefill: cfg });
     const ms = timeMs(() => fa.prefill(args), 5);
     rows.push({
-      kernel: 'pagoda flash_prefill',
+      kernel: `pagoda flash_prefill ${dtype}`,
       shape: `causal hd128 B${batch} S${seqLen} H16 (paged, bs ${BLOCK_SIZE})`,
       ms,
       figure: flops / (ms / 1e3) / 1e12,
@@ -144,13 +159,14 @@ for (const [batch, seqLen] of profile
   free();
 }
 
-for (const [batch, ctx] of profile
+for (const [batch, ctx, dtype] of (profile
   ? ([[64, 4096]] as const)
   : ([
       [64, 4096],
       [256, 1024],
-    ] as const)) {
-  const { args, free } = setup(batch, 1, ctx, 32, 8, 128);
+    ] as const)
+).flatMap(([b, c]) => dtypes.map((d) => [b, c, d] as const))) {
+  const { args, free } = setup(dtype, batch, 1, ctx, 32, 8, 128);
   const wsBytes = decodeWorkspaceBytes(batch, 32, 128);
   const ws: DecodeWorkspace = {
     partialO: h.alloc(wsBytes.partialO),
@@ -159,12 +175,12 @@ for (const [batch, ctx] of profile
   };
   const kvBytes = batch * ctx * 8 * 128 * 2 * 2;
   for (const cfg of decodeConfigs) {
-    const fa = new FlashAttention(rt, { decode: cfg });
+    const fa = new FlashAttention(rt, dtype, { decode: cfg });
     const auto = fa.decodeSplitsFor(args);
     for (const splits of profile ? [auto] : [auto, 2 * auto]) {
       const ms = timeMs(() => fa.decode(args, ws, splits), 20);
       rows.push({
-        kernel: 'pagoda paged_decode',
+        kernel: `pagoda paged_decode ${dtype}`,
         shape: `GQA 32/8 hd128 B${batch} ctx${ctx} (paged, bs ${BLOCK_SIZE})`,
         ms,
         figure: kvBytes / (ms / 1e3) / 1e9,

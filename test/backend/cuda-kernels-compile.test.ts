@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -19,17 +19,22 @@ function nvccVersion(): string | null {
 
 const nvcc = nvccVersion();
 const sources = readdirSync(kernelsDir).filter((f) => f.endsWith('.cu'));
+// The tensor-core attention kernels (attention_common.cuh) exist for 16-bit storage only; the rest for all three.
+const dtypesOf = (f: string) =>
+  readFileSync(join(kernelsDir, f), 'utf8').includes('#include "attention_common.cuh"') ? [1, 2] : [0, 1, 2];
 
-test('there are kernel sources', () => {
+test('there are kernel sources, the attention kernels among them in both 16-bit types', () => {
   assert.ok(sources.length >= 6, `found ${sources.join(', ')}`);
+  for (const f of ['flash_prefill.cu', 'paged_decode.cu']) assert.deepEqual(dtypesOf(f), [1, 2], f);
 });
 
-// Every kernel, in float and bfloat16 storage, for sm_80 and sm_90: a kernel that does not compile cannot land.
+// Every kernel, in each storage type it serves (PAGODA_DTYPE 0 float, 1 float16, 2 bfloat16), for sm_80 and sm_90:
+// a kernel that does not compile cannot land.
 test('every .cu compiles with nvcc for sm_80 and sm_90', { skip: nvcc ? false : 'nvcc not on PATH' }, async () => {
   const out = mkdtempSync(join(tmpdir(), 'pagoda-nvcc-'));
   try {
     const jobs = sources.flatMap((f) =>
-      [0, 2].map((dtype) => async () => {
+      dtypesOf(f).map((dtype) => async () => {
         const args = ['--fatbin', '-std=c++17', `-DPAGODA_DTYPE=${dtype}`, `-I${kernelsDir}`];
         for (const sm of [80, 90]) args.push('-gencode', `arch=compute_${sm},code=sm_${sm}`);
         args.push('-o', join(out, `${f}.${dtype}.fatbin`), join(kernelsDir, f));

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { CudaDriver } from '../../src/backend/cuda/driver.ts';
 import {
+  ATTENTION_DTYPES,
+  type AttentionDtype,
   type DecodeConfig,
   decodeWorkspaceBytes,
   FlashAttention,
@@ -10,19 +12,28 @@ import {
 } from '../../src/backend/cuda/flash-attention.ts';
 import { openCudaAttention } from '../helpers/cuda-attention.ts';
 import {
-  fromBf16Array,
+  fromStorageArray,
   makePagedProblem,
   maxAbsDiff,
   type PagedAttentionProblem,
   referencePagedAttention,
   relativeL2,
   type SeqShape,
-  toBf16Array,
+  toStorageArray,
 } from '../helpers/paged-attention-reference.ts';
 
 const gpu = openCudaAttention();
-const BF16_NAN_PAIR = 0x7fc07fc0;
+/** Two NaNs of the storage type, the outputs' poison. */
+const NAN_PAIR: Record<AttentionDtype, number> = { bf16: 0x7fc07fc0, f16: 0x7e007e00 };
 const F32_NAN = 0x7fc00000;
+/**
+ * Bounds on O's relative L2 error. Inputs are exact in both types; the error is the rounding of the probabilities
+ * to the storage type before P.V and of O itself. Emulating exactly that on the CPU over these cases gives bf16
+ * 1.0e-3..2.2e-3 and fp16 8x less (three more mantissa bits), 1.2e-4..2.8e-4; each bound is ~4.5x its worst case.
+ * The LSE comes from fp32 scores of exact inputs, the same arithmetic in both types.
+ */
+const O_TOL: Record<AttentionDtype, number> = { bf16: 1e-2, f16: 1.25e-3 };
+const LSE_TOL = 2e-3;
 
 interface Case {
   name: string;
@@ -34,8 +45,8 @@ interface Case {
   slidingWindow?: number;
 }
 
-/** Uploads the problem, poisons the outputs, runs `kernel`, returns O and LSE as read back. */
-function runOnGpu(p: PagedAttentionProblem, kernel: (a: PagedAttentionArgs) => void) {
+/** Uploads the problem in `dtype`, poisons the outputs, runs `kernel`, returns O and LSE as read back. */
+function runOnGpu(p: PagedAttentionProblem, dtype: AttentionDtype, kernel: (a: PagedAttentionArgs) => void) {
   const h: CudaDriver = gpu.drv!;
   const totalQ = p.cuSeqlensQ[p.seqs.length]!;
   const qElems = totalQ * p.numHeads * p.headDim;
@@ -46,16 +57,16 @@ function runOnGpu(p: PagedAttentionProblem, kernel: (a: PagedAttentionArgs) => v
     bufs.push(ptr);
     return ptr;
   };
-  const q = put(toBf16Array(p.q));
-  const kCache = put(toBf16Array(p.kCache));
-  const vCache = put(toBf16Array(p.vCache));
+  const q = put(toStorageArray(p.q, dtype));
+  const kCache = put(toStorageArray(p.kCache, dtype));
+  const vCache = put(toStorageArray(p.vCache, dtype));
   const blockTables = put(p.blockTables);
   const contextLens = put(p.contextLens);
   const cuSeqlensQ = put(p.cuSeqlensQ);
   const out = h.alloc(qElems * 2);
   const lse = h.alloc(totalQ * p.numHeads * 4);
   bufs.push(out, lse);
-  h.fill32(out, BF16_NAN_PAIR, qElems / 2);
+  h.fill32(out, NAN_PAIR[dtype], qElems / 2);
   h.fill32(lse, F32_NAN, totalQ * p.numHeads);
   const args: PagedAttentionArgs = {
     q,
@@ -85,16 +96,16 @@ function runOnGpu(p: PagedAttentionProblem, kernel: (a: PagedAttentionArgs) => v
   h.download(outBits, out);
   h.download(lseHost, lse);
   for (const b of bufs) h.free(b);
-  return { out: fromBf16Array(outBits), lse: lseHost };
+  return { out: fromStorageArray(outBits, dtype), lse: lseHost };
 }
 
 type Reference = ReturnType<typeof referencePagedAttention>;
 
-function check(name: string, got: { out: Float32Array; lse: Float32Array }, ref: Reference) {
+function check(name: string, dtype: AttentionDtype, got: { out: Float32Array; lse: Float32Array }, ref: Reference) {
   const errO = relativeL2(got.out, ref.out);
   const errLse = maxAbsDiff(got.lse, ref.lse);
-  assert.ok(errO <= 1e-2, `${name}: relative L2 error of O ${errO}`);
-  assert.ok(errLse <= 2e-3, `${name}: max LSE error ${errLse}`);
+  assert.ok(errO <= O_TOL[dtype], `${name} (${dtype}): relative L2 error of O ${errO} > ${O_TOL[dtype]}`);
+  assert.ok(errLse <= LSE_TOL, `${name} (${dtype}): max LSE error ${errLse} > ${LSE_TOL}`);
 }
 
 const prefillCases: Case[] = [
@@ -215,50 +226,55 @@ const decodeConfigs: DecodeConfig[] = [
 ];
 const shape = (c: object) => JSON.stringify(c).replace(/["{}]/g, '');
 
-prefillCases.forEach((c, i) => {
-  test(`flash_prefill ${c.name}`, { skip: gpu.skip }, () => {
-    const seed = 1000 + i * 7 + (Date.now() % 1000);
-    const p = makePagedProblem({ ...c, seed });
-    const ref = referencePagedAttention(p);
-    for (const cfg of prefillConfigs) {
-      const fa = new FlashAttention(gpu.rt!, { prefill: cfg });
-      check(
-        `${c.name} (${shape(cfg)}, seed ${seed})`,
-        runOnGpu(p, (a) => fa.prefill(a)),
-        ref,
-      );
-    }
-  });
-});
-
-decodeCases.forEach((c, i) => {
-  test(`paged_decode ${c.name}`, { skip: gpu.skip }, () => {
-    const h = gpu.drv!;
-    const seed = 2000 + i * 7 + (Date.now() % 1000);
-    const p = makePagedProblem({ ...c, seed });
-    const ref = referencePagedAttention(p);
-    const wsBytes = decodeWorkspaceBytes(c.seqs.length, c.numHeads, c.headDim);
-    const ws = { partialO: h.alloc(wsBytes.partialO), partialLse: h.alloc(wsBytes.partialLse), maxSplits: 32 };
-    try {
-      for (const cfg of decodeConfigs) {
-        const fa = new FlashAttention(gpu.rt!, { decode: cfg });
-        for (const splits of [undefined, 1, 7]) {
-          check(
-            `${c.name} (${shape(cfg)}, ${splits ?? 'auto'} splits, seed ${seed})`,
-            runOnGpu(p, (a) => fa.decode(a, ws, splits)),
-            ref,
-          );
-        }
+for (const dtype of ATTENTION_DTYPES) {
+  prefillCases.forEach((c, i) => {
+    test(`flash_prefill ${c.name} (${dtype})`, { skip: gpu.skip }, () => {
+      const seed = 1000 + i * 7 + (Date.now() % 1000);
+      const p = makePagedProblem({ ...c, seed, dtype });
+      const ref = referencePagedAttention(p);
+      for (const cfg of prefillConfigs) {
+        const fa = new FlashAttention(gpu.rt!, dtype, { prefill: cfg });
+        check(
+          `${c.name} (${shape(cfg)}, seed ${seed})`,
+          dtype,
+          runOnGpu(p, dtype, (a) => fa.prefill(a)),
+          ref,
+        );
       }
-      const fa = new FlashAttention(gpu.rt!);
-      check(
-        `${c.name} (prefill kernel, seed ${seed})`,
-        runOnGpu(p, (a) => fa.prefill(a)),
-        ref,
-      );
-    } finally {
-      h.free(ws.partialO);
-      h.free(ws.partialLse);
-    }
+    });
   });
-});
+
+  decodeCases.forEach((c, i) => {
+    test(`paged_decode ${c.name} (${dtype})`, { skip: gpu.skip }, () => {
+      const h = gpu.drv!;
+      const seed = 2000 + i * 7 + (Date.now() % 1000);
+      const p = makePagedProblem({ ...c, seed, dtype });
+      const ref = referencePagedAttention(p);
+      const wsBytes = decodeWorkspaceBytes(c.seqs.length, c.numHeads, c.headDim);
+      const ws = { partialO: h.alloc(wsBytes.partialO), partialLse: h.alloc(wsBytes.partialLse), maxSplits: 32 };
+      try {
+        for (const cfg of decodeConfigs) {
+          const fa = new FlashAttention(gpu.rt!, dtype, { decode: cfg });
+          for (const splits of [undefined, 1, 7]) {
+            check(
+              `${c.name} (${shape(cfg)}, ${splits ?? 'auto'} splits, seed ${seed})`,
+              dtype,
+              runOnGpu(p, dtype, (a) => fa.decode(a, ws, splits)),
+              ref,
+            );
+          }
+        }
+        const fa = new FlashAttention(gpu.rt!, dtype);
+        check(
+          `${c.name} (prefill kernel, seed ${seed})`,
+          dtype,
+          runOnGpu(p, dtype, (a) => fa.prefill(a)),
+          ref,
+        );
+      } finally {
+        h.free(ws.partialO);
+        h.free(ws.partialLse);
+      }
+    });
+  });
+}

@@ -11,9 +11,9 @@ import { shuffled } from '../helpers/paged-session.ts';
 import { referenceScores } from '../helpers/sampling-reference.ts';
 
 const skip = gpuSkip();
-/** Relative L2 allowed against the f32 CPU twin: f32 storage, and bf16 storage (inputs already bf16 values). */
+/** Relative L2 allowed against the f32 CPU twin: f32 storage, and 16-bit storage (inputs already 16-bit values). */
 const TOL: Record<DType, number> = { f32: 2e-5, f16: 5e-3, bf16: 1e-2 };
-const DTYPES: DType[] = ['f32', 'bf16'];
+const DTYPES: DType[] = ['f32', 'bf16', 'f16'];
 
 const backends = new Map<DType, CudaBackend>();
 function gpu(dtype: DType): CudaBackend {

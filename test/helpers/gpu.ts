@@ -1,8 +1,9 @@
 import type { DType, HostTensor } from '../../src/backend/backend.ts';
 import { probeCuda } from '../../src/backend/cuda/device.ts';
 import { CudaUnavailable } from '../../src/backend/cuda/libs.ts';
-import { bf16Bits } from '../../src/backend/cuda/tensor.ts';
+import { bf16Bits, f16Bits } from '../../src/backend/cuda/tensor.ts';
 import { mulberry32 } from '../../src/util/random.ts';
+import { fromF16Bits } from './paged-attention-reference.ts';
 
 /** false when a CUDA device is usable, else the reason (pass to `test(..., { skip })`). */
 export function gpuSkip(): false | string {
@@ -10,7 +11,7 @@ export function gpuSkip(): false | string {
   return p instanceof CudaUnavailable ? `no usable CUDA device: ${p.reason}` : false;
 }
 
-/** Fresh random values in [-scale, scale), rounded to bf16 when the device stores bf16 so both sides see the same input. */
+/** Fresh random values in [-scale, scale), rounded to the device's 16-bit storage type so both sides see the same input. */
 export function randomValues(n: number, seed: number, scale = 1, dtype: DType = 'f32'): Float32Array {
   const r = mulberry32(seed);
   const out = new Float32Array(n);
@@ -18,6 +19,7 @@ export function randomValues(n: number, seed: number, scale = 1, dtype: DType = 
   for (let i = 0; i < n; i++) {
     out[i] = (r() * 2 - 1) * scale;
     if (dtype === 'bf16') u32[i] = bf16Bits(out[i]!) << 16;
+    else if (dtype === 'f16') out[i] = fromF16Bits(f16Bits(out[i]!));
   }
   return out;
 }

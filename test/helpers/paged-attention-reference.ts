@@ -1,9 +1,14 @@
 /**
  * Float64 reference for the paged attention kernels (flash_prefill, paged_decode) and a generator of random paged
- * problems. Values are bf16-representable so the GPU and the reference see identical inputs.
+ * problems. Values are representable in the kernels' storage type (bf16 or fp16) so the GPU and the reference see
+ * identical inputs.
  */
 
+import { f16Bits } from '../../src/backend/cuda/tensor.ts';
 import { mulberry32 } from '../../src/util/random.ts';
+
+/** The 16-bit storage types of the attention kernels. */
+export type Storage16 = 'bf16' | 'f16';
 /** One sequence of a step: `qLen` query tokens at the end of `ctxLen` keys. */
 export interface SeqShape {
   qLen: number;
@@ -49,24 +54,38 @@ export function fromBf16Bits(bits: number): number {
   return f32[0]!;
 }
 
-export function roundBf16(x: number): number {
-  return fromBf16Bits(toBf16Bits(x));
+/** IEEE half bits -> number (subnormals, infinities and NaN included). */
+export function fromF16Bits(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
-export function toBf16Array(x: Float32Array): Uint16Array {
+/** Bits and values of either 16-bit storage type (round to nearest even). */
+export const STORAGE16: Record<Storage16, { toBits(x: number): number; fromBits(bits: number): number }> = {
+  bf16: { toBits: toBf16Bits, fromBits: fromBf16Bits },
+  f16: { toBits: f16Bits, fromBits: fromF16Bits },
+};
+
+export function toStorageArray(x: Float32Array, dtype: Storage16): Uint16Array {
+  const { toBits } = STORAGE16[dtype];
   const out = new Uint16Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = toBf16Bits(x[i]!);
+  for (let i = 0; i < x.length; i++) out[i] = toBits(x[i]!);
   return out;
 }
 
-export function fromBf16Array(x: Uint16Array): Float32Array {
+export function fromStorageArray(x: Uint16Array, dtype: Storage16): Float32Array {
+  const { fromBits } = STORAGE16[dtype];
   const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = fromBf16Bits(x[i]!);
+  for (let i = 0; i < x.length; i++) out[i] = fromBits(x[i]!);
   return out;
 }
 
 /**
- * A random problem: bf16 values uniform in [-qRange, qRange] for queries and [-1, 1] for keys and values, and each
+ * A random problem: `dtype` (default bf16) values uniform in [-qRange, qRange] for queries and [-1, 1] for keys and values, and each
  * sequence's blocks drawn from a shuffled pool so tables are not contiguous. Cache slots no sequence owns hold
  * large garbage values that must never be read.
  */
@@ -79,10 +98,13 @@ export function makePagedProblem(opts: {
   slidingWindow?: number;
   seed: number;
   qRange?: number;
+  dtype?: Storage16;
 }): PagedAttentionProblem {
   const { seqs, numHeads, numKvHeads, headDim: D, blockSize } = opts;
   const rand = mulberry32(opts.seed);
-  const uniform = (r: number) => roundBf16((rand() * 2 - 1) * r);
+  const { toBits, fromBits } = STORAGE16[opts.dtype ?? 'bf16'];
+  const round = (x: number) => fromBits(toBits(x));
+  const uniform = (r: number) => round((rand() * 2 - 1) * r);
   const blocksPer = seqs.map((s) => Math.ceil(s.ctxLen / blockSize));
   const maxBlocksPerSeq = Math.max(1, ...blocksPer);
   const numBlocks = blocksPer.reduce((a, b) => a + b, 0) + 3;
@@ -92,8 +114,8 @@ export function makePagedProblem(opts: {
     [pool[i], pool[j]] = [pool[j]!, pool[i]!];
   }
   const rowElems = numKvHeads * D;
-  const kCache = new Float32Array(numBlocks * blockSize * rowElems).fill(roundBf16(300));
-  const vCache = new Float32Array(numBlocks * blockSize * rowElems).fill(roundBf16(-500));
+  const kCache = new Float32Array(numBlocks * blockSize * rowElems).fill(round(300));
+  const vCache = new Float32Array(numBlocks * blockSize * rowElems).fill(round(-500));
   const blockTables = new Int32Array(seqs.length * maxBlocksPerSeq);
   const contextLens = new Int32Array(seqs.length);
   const cuSeqlensQ = new Int32Array(seqs.length + 1);

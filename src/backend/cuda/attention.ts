@@ -1,31 +1,41 @@
 import type { AttentionSpec } from '../backend.ts';
 import type { CudaBackend } from './backend.ts';
 import type { DevPtr } from './driver.ts';
-import { cudaAttentionRuntime, type DecodeWorkspace, decodeWorkspaceBytes, FlashAttention } from './flash-attention.ts';
+import {
+  ATTENTION_DTYPES,
+  type AttentionDtype,
+  cudaAttentionRuntime,
+  type DecodeWorkspace,
+  decodeWorkspaceBytes,
+  FlashAttention,
+} from './flash-attention.ts';
 import type { CudaStepContext } from './step-buffers.ts';
 import { type CudaTensor, DTYPE_DEFINE } from './tensor.ts';
 
 const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 
 /**
- * Paged attention for the CUDA backend. bf16 with head_dim 64 or 128 and power-of-two blocks of 16+ goes to the
- * tensor-core kernels (flash_prefill for any step, paged_decode when every sequence has one query); everything else
- * (float32 and float16 storage, other head sizes: the small test models) to the first, simple kernel,
+ * Paged attention for the CUDA backend. bf16 or fp16 storage with head_dim 64 or 128 and power-of-two blocks of 16+
+ * goes to the tensor-core kernels (flash_prefill for any step, paged_decode when every sequence has one query);
+ * everything else (float32 storage, other head sizes: the small test models) to the first, simple kernel,
  * kernels/attention.cu, which is also the reference the fast ones were checked against.
  */
 export class CudaAttention {
-  private readonly flash: FlashAttention;
+  /** The tensor-core kernels in the backend's storage type; null for float32. */
+  private readonly flash: FlashAttention | null;
   /** Split-KV scratch, never freed, so graphs captured over an older (smaller) one stay valid. */
   private ws: DecodeWorkspace | null = null;
   private wsSeqs = 0;
 
   constructor(private readonly backend: CudaBackend) {
-    this.flash = new FlashAttention(cudaAttentionRuntime(backend.drv, backend.mods));
+    const dtype = backend.dtype;
+    this.flash = ATTENTION_DTYPES.includes(dtype as AttentionDtype)
+      ? new FlashAttention(cudaAttentionRuntime(backend.drv, backend.mods), dtype as AttentionDtype)
+      : null;
   }
 
   private fast(spec: AttentionSpec, blockSize: number): boolean {
     return (
-      this.backend.dtype === 'bf16' &&
       (spec.headDim === 64 || spec.headDim === 128) &&
       blockSize >= 16 &&
       (blockSize & (blockSize - 1)) === 0 &&
@@ -49,7 +59,7 @@ export class CudaAttention {
     const b = step.batch;
     const T = b.inputIds.length;
     if (T === 0) return;
-    if (!this.fast(spec, b.blockSize)) {
+    if (!this.flash || !this.fast(spec, b.blockSize)) {
       this.simple(out, q, k, v, spec, step);
       return;
     }

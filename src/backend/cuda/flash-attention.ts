@@ -1,13 +1,21 @@
 /**
  * Launchers for pagoda's attention kernels over the paged KV cache (kernels/flash_prefill.cu, kernels/paged_decode.cu).
  * Both take the step's plan as uploaded by the backend (block tables, context lengths, cu_seqlens_q) and write
- * O `[T, Hq*D]` (bf16) and the LSE `[T, Hq]` (fp32, natural log of the sum of exp(scale * q.k)).
+ * O `[T, Hq*D]` (in the storage type, bf16 or fp16) and the LSE `[T, Hq]` (fp32, natural log of the sum of
+ * exp(scale * q.k)). Q, the KV cache and O share one 16-bit type; each type is its own build of the same sources
+ * (PAGODA_DTYPE).
  * `prefill` serves any step (mixed prefill/decode, chunked prefill, prefix hits); `decode` is the faster path when
  * every sequence has exactly one query token (token s belongs to sequence s).
  */
 
+import type { DType } from '../backend.ts';
 import type { CudaDriver, DevPtr } from './driver.ts';
 import type { KernelModules } from './modules.ts';
+import { DTYPE_DEFINE } from './tensor.ts';
+
+/** The storage types the tensor-core kernels serve (float32 stays on kernels/attention.cu). */
+export type AttentionDtype = Exclude<DType, 'f32'>;
+export const ATTENTION_DTYPES: readonly AttentionDtype[] = ['bf16', 'f16'];
 
 /** A loaded kernel; `args` follow the kinds string given when it was loaded (p pointer, i int32, f float32). */
 export interface AttentionKernel {
@@ -157,36 +165,46 @@ function checkShapes(a: PagedAttentionArgs): void {
 export class FlashAttention {
   private readonly prefillConfig: PrefillConfig;
   private readonly decodeConfig: DecodeConfig;
+  private readonly dtypeDefine: number;
 
-  /** `opts` overrides the tile shapes (benchmarks sweep them; the defaults are the measured best). */
+  /**
+   * Kernels for Q / KV cache / O stored as `dtype`. `opts` overrides the tile shapes (benchmarks sweep them; the
+   * defaults are the measured best).
+   */
   constructor(
     private readonly rt: AttentionRuntime,
+    readonly dtype: AttentionDtype,
     opts: { prefill?: PrefillConfig; decode?: DecodeConfig } = {},
   ) {
     this.prefillConfig = opts.prefill ?? DEFAULT_PREFILL;
     this.decodeConfig = opts.decode ?? DEFAULT_DECODE;
+    this.dtypeDefine = DTYPE_DEFINE[dtype];
   }
 
   private prefillKernel(headDim: number): AttentionKernel {
     const cfg = this.prefillConfig;
     return this.rt.kernel(
       'flash_prefill',
-      `flash_prefill_bf16_hd${headDim}`,
+      `flash_prefill_hd${headDim}`,
       PREFILL_KINDS,
       prefillSharedBytes(headDim, cfg),
-      { PAGODA_PREFILL_WARPS: cfg.warps, PAGODA_PREFILL_MT: cfg.mTiles, PAGODA_PREFILL_BN: cfg.blockN },
+      {
+        PAGODA_DTYPE: this.dtypeDefine,
+        PAGODA_PREFILL_WARPS: cfg.warps,
+        PAGODA_PREFILL_MT: cfg.mTiles,
+        PAGODA_PREFILL_BN: cfg.blockN,
+      },
     );
   }
 
   private decodeKernel(headDim: number): AttentionKernel {
     const cfg = this.decodeConfig;
-    return this.rt.kernel(
-      'paged_decode',
-      `paged_decode_bf16_hd${headDim}`,
-      DECODE_KINDS,
-      decodeSharedBytes(headDim, cfg),
-      { PAGODA_DECODE_WARPS: cfg.warps, PAGODA_DECODE_TILE: cfg.tileN, PAGODA_DECODE_STAGES: cfg.stages },
-    );
+    return this.rt.kernel('paged_decode', `paged_decode_hd${headDim}`, DECODE_KINDS, decodeSharedBytes(headDim, cfg), {
+      PAGODA_DTYPE: this.dtypeDefine,
+      PAGODA_DECODE_WARPS: cfg.warps,
+      PAGODA_DECODE_TILE: cfg.tileN,
+      PAGODA_DECODE_STAGES: cfg.stages,
+    });
   }
 
   /** The split count `decode` uses for these arguments when none is given. */
@@ -272,7 +290,7 @@ export class FlashAttention {
     );
     if (splits === 1) return;
     this.rt
-      .kernel('paged_decode', 'paged_decode_merge', MERGE_KINDS, 0)
+      .kernel('paged_decode', 'paged_decode_merge', MERGE_KINDS, 0, { PAGODA_DTYPE: this.dtypeDefine })
       .launch(
         [a.numHeads, a.numSeqs],
         [a.headDim],

@@ -1,9 +1,26 @@
-// Device helpers shared by flash_prefill.cu and paged_decode.cu: tensor-core fragments (mma.sync m16n8k16 bf16,
-// ldmatrix), cp.async 16-byte copies and paged K/V row addressing. Header-free so NVRTC needs no include paths.
+// Device helpers shared by flash_prefill.cu and paged_decode.cu: tensor-core fragments (mma.sync m16n8k16, ldmatrix),
+// cp.async 16-byte copies and paged K/V row addressing. Header-free so NVRTC needs no include paths.
+//
+// PAGODA_DTYPE (the define common.cuh reads) picks the 16-bit storage of Q, K, V and O: 1 = float16, 2 = bfloat16
+// (the default). Only the fp32 -> 16-bit packing and the mma's operand type differ; float32 storage has no
+// tensor-core path here (the backend keeps kernels/attention.cu for it).
 #pragma once
 #include "pdl.cuh"
 
-typedef unsigned short bf16_t;  // raw bfloat16 bits
+#ifndef PAGODA_DTYPE
+#define PAGODA_DTYPE 2
+#endif
+#if PAGODA_DTYPE == 1
+#define ATTN_CVT_X2 "cvt.rn.f16x2.f32"
+#define ATTN_MMA_16816 "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"
+#elif PAGODA_DTYPE == 2
+#define ATTN_CVT_X2 "cvt.rn.bf16x2.f32"
+#define ATTN_MMA_16816 "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"
+#else
+#error "the tensor-core attention kernels need 16-bit storage: PAGODA_DTYPE 1 (float16) or 2 (bfloat16)"
+#endif
+
+typedef unsigned short elem16_t;  // raw bits of one stored element (float16 or bfloat16)
 typedef unsigned int u32;
 
 #define ATTN_NEG_INF (__int_as_float(0xff800000))
@@ -11,12 +28,16 @@ typedef unsigned int u32;
 
 __device__ __forceinline__ u32 smem_addr(const void* p) { return (u32)__cvta_generic_to_shared(p); }
 
-// Packs two floats to bf16x2 (round to nearest even); `lo` lands in the low half, as the mma fragments expect.
-__device__ __forceinline__ u32 pack_bf16x2(float lo, float hi) {
+// Packs two floats to two stored elements (round to nearest even); `lo` lands in the low half, as the mma fragments
+// expect.
+__device__ __forceinline__ u32 pack_x2(float lo, float hi) {
   u32 r;
-  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  asm(ATTN_CVT_X2 " %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
   return r;
 }
+
+// One float rounded to a stored element.
+__device__ __forceinline__ elem16_t to_elem16(float x) { return (elem16_t)(pack_x2(x, 0.f) & 0xffffu); }
 
 __device__ __forceinline__ float fast_exp2(float x) {
   float y;
@@ -49,9 +70,9 @@ __device__ __forceinline__ void ldsm_x4_trans(u32 (&r)[4], u32 addr) {
                : "r"(addr));
 }
 
-// c (16x8 f32) += a (16x16 bf16, row) * b (16x8 bf16, col).
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+// c (16x8 f32) += a (16x16, row) * b (16x8, col), a and b in the stored 16-bit type.
+__device__ __forceinline__ void mma_16816(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+  asm(ATTN_MMA_16816 " {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
@@ -92,7 +113,7 @@ __device__ __forceinline__ void online_softmax(float (&s)[NT][4], float (&o)[DT]
 // S (MT*16 x 16*NN) += Q * K^T with K rows in shared memory (row stride `ld` elements). Each K fragment is loaded
 // once and used for the warp's MT row tiles; q_frag(mt, kk, a) supplies Q's A fragment (registers or ldmatrix).
 template <int D, int NN, int MT, class QFrag>
-__device__ __forceinline__ void qk_tile(float (&s)[MT][2 * NN][4], QFrag&& q_frag, const bf16_t* k_smem, int ld,
+__device__ __forceinline__ void qk_tile(float (&s)[MT][2 * NN][4], QFrag&& q_frag, const elem16_t* k_smem, int ld,
                                         int lane) {
   const int row = (lane & 7) + ((lane >> 4) << 3);
   const int col = ((lane >> 3) & 1) << 3;
@@ -107,8 +128,8 @@ __device__ __forceinline__ void qk_tile(float (&s)[MT][2 * NN][4], QFrag&& q_fra
       ldsm_x4(b, smem_addr(k_smem + (nn * 16 + row) * ld + kk * 16 + col));
 #pragma unroll
       for (int mt = 0; mt < MT; mt++) {
-        mma_bf16(s[mt][2 * nn], a[mt], b[0], b[1]);
-        mma_bf16(s[mt][2 * nn + 1], a[mt], b[2], b[3]);
+        mma_16816(s[mt][2 * nn], a[mt], b[0], b[1]);
+        mma_16816(s[mt][2 * nn + 1], a[mt], b[2], b[3]);
       }
     }
   }
@@ -118,7 +139,7 @@ __device__ __forceinline__ void qk_tile(float (&s)[MT][2 * NN][4], QFrag&& q_fra
 // loaded once for the MT row tiles.
 template <int D, int NN, int MT>
 __device__ __forceinline__ void pv_tile(float (&o)[MT][D / 8][4], const float (&s)[MT][2 * NN][4],
-                                        const bf16_t* v_smem, int ld, int lane) {
+                                        const elem16_t* v_smem, int ld, int lane) {
   const int row = (lane & 7) + (((lane >> 3) & 1) << 3);
   const int col = (lane >> 4) << 3;
 #pragma unroll
@@ -126,10 +147,10 @@ __device__ __forceinline__ void pv_tile(float (&o)[MT][D / 8][4], const float (&
     u32 a[MT][4];
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
-      a[mt][0] = pack_bf16x2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-      a[mt][1] = pack_bf16x2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-      a[mt][2] = pack_bf16x2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-      a[mt][3] = pack_bf16x2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      a[mt][0] = pack_x2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+      a[mt][1] = pack_x2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+      a[mt][2] = pack_x2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+      a[mt][3] = pack_x2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
     }
 #pragma unroll
     for (int dd = 0; dd < D / 16; dd++) {
@@ -137,14 +158,14 @@ __device__ __forceinline__ void pv_tile(float (&o)[MT][D / 8][4], const float (&
       ldsm_x4_trans(b, smem_addr(v_smem + (kk * 16 + row) * ld + dd * 16 + col));
 #pragma unroll
       for (int mt = 0; mt < MT; mt++) {
-        mma_bf16(o[mt][2 * dd], a[mt], b[0], b[1]);
-        mma_bf16(o[mt][2 * dd + 1], a[mt], b[2], b[3]);
+        mma_16816(o[mt][2 * dd], a[mt], b[0], b[1]);
+        mma_16816(o[mt][2 * dd + 1], a[mt], b[2], b[3]);
       }
     }
   }
 }
 
-// A fragment of the 16 x 16 tile at (row 0, column kk*16) of a row-major bf16 matrix in shared memory.
-__device__ __forceinline__ void load_a_fragment(u32 (&a)[4], const bf16_t* smem, int ld, int kk, int lane) {
+// A fragment of the 16 x 16 tile at (row 0, column kk*16) of a row-major 16-bit matrix in shared memory.
+__device__ __forceinline__ void load_a_fragment(u32 (&a)[4], const elem16_t* smem, int ld, int kk, int lane) {
   ldsm_x4(a, smem_addr(smem + (lane & 15) * ld + kk * 16 + ((lane >> 4) << 3)));
 }

@@ -1,4 +1,5 @@
-// FlashAttention-2-style prefill over the paged KV cache, bf16 in, fp32 accumulate (mma.sync m16n8k16).
+// FlashAttention-2-style prefill over the paged KV cache, 16-bit in (bf16 or fp16 by PAGODA_DTYPE, see
+// attention_common.cuh), fp32 accumulate (mma.sync m16n8k16).
 //
 // One CTA per (KV head, sequence, m-block), m-blocks on the slowest grid axis and in reverse, so the longest (causal)
 // blocks of every head and sequence start first and the short ones fill the tail. An m-block's rows are (query token,
@@ -6,7 +7,7 @@
 // chunk's and the earlier context alike, are read from the paged cache through the block table: chunked prefill and
 // prefix-cache hits are the same case. Query token i of a sequence with q_len queries and ctx keys sits at position
 // ctx - q_len + i and sees keys j <= pos (and j > pos - window when a sliding window is set).
-// Outputs O (bf16, [T, Hq*D] with row stride o_stride) and the natural-log LSE of scale*q.k per (token, head),
+// Outputs O (the stored type, [T, Hq*D] with row stride o_stride) and the natural-log LSE of scale*q.k per (token, head),
 // fp32 [T, Hq].
 #include "attention_common.cuh"
 
@@ -34,11 +35,11 @@ constexpr int kTableSlots = kBlockN / 16;  // cache blocks a K/V tile can touch 
 constexpr int kPrefillMinBlocks = kPrefillWarps * kPrefillMT <= 4 ? 2 : 1;
 
 template <int D>
-__device__ __forceinline__ void prefill_impl(const bf16_t* __restrict__ q, int q_stride,
-                                             const bf16_t* __restrict__ k_cache, const bf16_t* __restrict__ v_cache,
+__device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int q_stride,
+                                             const elem16_t* __restrict__ k_cache, const elem16_t* __restrict__ v_cache,
                                              const int* __restrict__ block_tables, int max_blocks_per_seq,
                                              const int* __restrict__ context_lens,
-                                             const int* __restrict__ cu_seqlens_q, bf16_t* __restrict__ out,
+                                             const int* __restrict__ cu_seqlens_q, elem16_t* __restrict__ out,
                                              int o_stride, float* __restrict__ lse, int num_heads, int num_kv_heads,
                                              int block_size_log2, float scale_log2, int sliding_window) {
   constexpr int LD = D + 8;  // padded row: ldmatrix rows hit distinct banks
@@ -47,9 +48,9 @@ __device__ __forceinline__ void prefill_impl(const bf16_t* __restrict__ q, int q
   constexpr int MT = kPrefillMT;
   constexpr bool Q_IN_REGS = MT == 1;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  bf16_t* q_s = reinterpret_cast<bf16_t*>(smem_raw);
-  bf16_t* k_s = q_s + kBlockM * LD;      // [2][kBlockN][LD]
-  bf16_t* v_s = k_s + 2 * kBlockN * LD;  // [2][kBlockN][LD]
+  elem16_t* q_s = reinterpret_cast<elem16_t*>(smem_raw);
+  elem16_t* k_s = q_s + kBlockM * LD;      // [2][kBlockN][LD]
+  elem16_t* v_s = k_s + 2 * kBlockN * LD;  // [2][kBlockN][LD]
   int* blk_s = reinterpret_cast<int*>(v_s + 2 * kBlockN * LD);  // [2][kTableSlots]
 
   const int kvh = blockIdx.x;
@@ -84,7 +85,7 @@ __device__ __forceinline__ void prefill_impl(const bf16_t* __restrict__ q, int q
     const int ch = c % CHUNKS;
     const int R = row0 + r;
     const bool valid = R < rows;
-    const bf16_t* src = q;
+    const elem16_t* src = q;
     if (valid) src = q + (long long)(q_begin + R / group) * q_stride + (kvh * group + R % group) * D + ch * 8;
     cp_async16(smem_addr(q_s + r * LD + ch * 8), src, valid);
   }
@@ -129,7 +130,7 @@ __device__ __forceinline__ void prefill_impl(const bf16_t* __restrict__ q, int q
   const int g = lane >> 2;
   const int tig = lane & 3;
   const int warp_row0 = row0 + warp * 16 * MT;
-  const bf16_t* q_warp = q_s + warp * 16 * MT * LD;
+  const elem16_t* q_warp = q_s + warp * 16 * MT * LD;
   int row_pos[MT][2];
 #pragma unroll
   for (int mt = 0; mt < MT; mt++)
@@ -216,10 +217,10 @@ __device__ __forceinline__ void prefill_impl(const bf16_t* __restrict__ q, int q
       const float inv = sum > 0.f ? 1.f / sum : 0.f;
       const int token = q_begin + R / group;
       const int head = kvh * group + R % group;
-      bf16_t* dst = out + (long long)token * o_stride + head * D + tig * 2;
+      elem16_t* dst = out + (long long)token * o_stride + head * D + tig * 2;
 #pragma unroll
       for (int d = 0; d < D / 8; d++)
-        *reinterpret_cast<u32*>(dst + d * 8) = pack_bf16x2(o[mt][d][2 * i] * inv, o[mt][d][2 * i + 1] * inv);
+        *reinterpret_cast<u32*>(dst + d * 8) = pack_x2(o[mt][d][2 * i] * inv, o[mt][d][2 * i + 1] * inv);
       if (tig == 0)
         lse[(long long)token * num_heads + head] = sum > 0.f ? (m[mt][i] + __log2f(sum)) * ATTN_LN2 : ATTN_NEG_INF;
     }
@@ -228,9 +229,9 @@ __device__ __forceinline__ void prefill_impl(const bf16_t* __restrict__ q, int q
 }  // namespace
 
 #define PAGODA_FLASH_PREFILL(D)                                                                                      \
-  extern "C" __global__ void __launch_bounds__(32 * kPrefillWarps, kPrefillMinBlocks) flash_prefill_bf16_hd##D(      \
-      const bf16_t* q, int q_stride, const bf16_t* k_cache, const bf16_t* v_cache, const int* block_tables,          \
-      int max_blocks_per_seq, const int* context_lens, const int* cu_seqlens_q, bf16_t* out, int o_stride,          \
+  extern "C" __global__ void __launch_bounds__(32 * kPrefillWarps, kPrefillMinBlocks) flash_prefill_hd##D(      \
+      const elem16_t* q, int q_stride, const elem16_t* k_cache, const elem16_t* v_cache, const int* block_tables,          \
+      int max_blocks_per_seq, const int* context_lens, const int* cu_seqlens_q, elem16_t* out, int o_stride,          \
       float* lse, int num_heads, int num_kv_heads, int block_size_log2, float scale_log2, int sliding_window) {      \
     PDL_ENTER();                                                                                                     \
     prefill_impl<D>(q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq, context_lens, cu_seqlens_q, out, \

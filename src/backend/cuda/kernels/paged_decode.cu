@@ -1,11 +1,12 @@
-// FlashDecoding-style paged attention for one query token per sequence, bf16 in, fp32 accumulate.
+// FlashDecoding-style paged attention for one query token per sequence, 16-bit in (bf16 or fp16 by PAGODA_DTYPE,
+// see attention_common.cuh), fp32 accumulate.
 //
 // One CTA per (split, KV head [x head group], sequence): its 16 tensor-core rows are the query heads of one GQA
 // group (up to 16; larger groups take several head groups), so each K/V row is read from the cache once for all of
 // them. The CTA's key range (one split of the context, or of the sliding window) is dealt round-robin to its warps
 // in tiles of kDecodeTileN keys; each warp streams its tiles through its own cp.async ring (16-byte copies) and keeps
 // its own online softmax, and the warps are merged through shared memory at the end. With one split the CTA writes
-// O (bf16) and the LSE directly; with several it writes normalized fp32 partials and their LSE, which
+// O (the stored type) and the LSE directly; with several it writes normalized fp32 partials and their LSE, which
 // paged_decode_merge combines. Token s of the step is sequence s's query, at position context_lens[s] - 1.
 #include "attention_common.cuh"
 
@@ -27,10 +28,10 @@ constexpr int kDecodeTileN = PAGODA_DECODE_TILE;
 constexpr int kDecodeStages = PAGODA_DECODE_STAGES;
 
 template <int D>
-__device__ __forceinline__ void decode_impl(const bf16_t* __restrict__ q, int q_stride,
-                                            const bf16_t* __restrict__ k_cache, const bf16_t* __restrict__ v_cache,
+__device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int q_stride,
+                                            const elem16_t* __restrict__ k_cache, const elem16_t* __restrict__ v_cache,
                                             const int* __restrict__ block_tables, int max_blocks_per_seq,
-                                            const int* __restrict__ context_lens, bf16_t* __restrict__ out,
+                                            const int* __restrict__ context_lens, elem16_t* __restrict__ out,
                                             int o_stride, float* __restrict__ lse, float* __restrict__ partial_o,
                                             float* __restrict__ partial_lse, int num_heads, int num_kv_heads,
                                             int block_size_log2, float scale_log2, int sliding_window) {
@@ -40,8 +41,8 @@ __device__ __forceinline__ void decode_impl(const bf16_t* __restrict__ q, int q_
   constexpr int TILE_ELEMS = kDecodeTileN * LD;
   static_assert(kDecodeStages * 2 * TILE_ELEMS * 2 >= (16 * D + 32) * 4, "the warp merge must fit in the K/V ring");
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  bf16_t* q_s = reinterpret_cast<bf16_t*>(smem_raw);                    // [16][LD]
-  bf16_t* kv_s = q_s + 16 * LD;                                         // [warps][stages][K, V][TILE_N][LD]
+  elem16_t* q_s = reinterpret_cast<elem16_t*>(smem_raw);                    // [16][LD]
+  elem16_t* kv_s = q_s + 16 * LD;                                         // [warps][stages][K, V][TILE_N][LD]
   float* merge_s = reinterpret_cast<float*>(kv_s);                      // reused after the main loop
 
   const int num_splits = gridDim.x;
@@ -69,7 +70,7 @@ __device__ __forceinline__ void decode_impl(const bf16_t* __restrict__ q, int q_
     const int r = c / CHUNKS;
     const int ch = c % CHUNKS;
     const bool valid = r < g_count;
-    const bf16_t* src = q;
+    const elem16_t* src = q;
     if (valid) src = q + (long long)seq * q_stride + (kvh * group + g_begin + r) * D + ch * 8;
     cp_async16(smem_addr(q_s + r * LD + ch * 8), src, valid);
   }
@@ -83,7 +84,7 @@ __device__ __forceinline__ void decode_impl(const bf16_t* __restrict__ q, int q_
   const int* table = block_tables + (long long)seq * max_blocks_per_seq;
   const int kv_stride = num_kv_heads * D;
   const int kv_head_off = kvh * D;
-  bf16_t* ring = kv_s + warp * kDecodeStages * 2 * TILE_ELEMS;
+  elem16_t* ring = kv_s + warp * kDecodeStages * 2 * TILE_ELEMS;
 
   // Warp `warp` takes tiles warp, warp + kDecodeWarps, ...; its i-th tile goes to ring slot i % kDecodeStages.
   const int my_tiles = n_tiles > warp ? (n_tiles - warp + kDecodeWarps - 1) / kDecodeWarps : 0;
@@ -101,8 +102,8 @@ __device__ __forceinline__ void decode_impl(const bf16_t* __restrict__ q, int q_
   };
   auto load_tile = [&](int i, const int (&blocks)[ITERS]) {
     const int n0 = k_begin + (warp + i * kDecodeWarps) * kDecodeTileN;
-    bf16_t* k_dst = ring + (i % kDecodeStages) * 2 * TILE_ELEMS;
-    bf16_t* v_dst = k_dst + TILE_ELEMS;
+    elem16_t* k_dst = ring + (i % kDecodeStages) * 2 * TILE_ELEMS;
+    elem16_t* v_dst = k_dst + TILE_ELEMS;
 #pragma unroll
     for (int j = 0; j < ITERS; j++) {
       const int c = lane + j * 32;
@@ -142,7 +143,7 @@ __device__ __forceinline__ void decode_impl(const bf16_t* __restrict__ q, int q_
     cp_async_commit();
     cp_async_wait<kDecodeStages - 1>();
     __syncwarp();
-    const bf16_t* k_src = ring + (i % kDecodeStages) * 2 * TILE_ELEMS;
+    const elem16_t* k_src = ring + (i % kDecodeStages) * 2 * TILE_ELEMS;
     float s[1][kDecodeTileN / 8][4];
 #pragma unroll
     for (int j = 0; j < kDecodeTileN / 8; j++) s[0][j][0] = s[0][j][1] = s[0][j][2] = s[0][j][3] = 0.f;
@@ -212,7 +213,7 @@ __device__ __forceinline__ void decode_impl(const bf16_t* __restrict__ q, int q_
     const float lse_r = sum > 0.f ? (m_max + __log2f(sum)) * ATTN_LN2 : ATTN_NEG_INF;
     const int head = kvh * group + g_begin + r;
     if (num_splits == 1) {
-      out[(long long)seq * o_stride + head * D + d] = (bf16_t)(pack_bf16x2(acc * inv, 0.f) & 0xffffu);
+      out[(long long)seq * o_stride + head * D + d] = to_elem16(acc * inv);
       if (d == 0) lse[(long long)seq * num_heads + head] = lse_r;
     } else {
       const long long idx = ((long long)seq * num_heads + head) * num_splits + split;
@@ -225,9 +226,9 @@ __device__ __forceinline__ void decode_impl(const bf16_t* __restrict__ q, int q_
 }  // namespace
 
 #define PAGODA_PAGED_DECODE(D)                                                                                      \
-  extern "C" __global__ void __launch_bounds__(32 * kDecodeWarps, 2) paged_decode_bf16_hd##D(                       \
-      const bf16_t* q, int q_stride, const bf16_t* k_cache, const bf16_t* v_cache, const int* block_tables,         \
-      int max_blocks_per_seq, const int* context_lens, bf16_t* out, int o_stride, float* lse, float* partial_o,     \
+  extern "C" __global__ void __launch_bounds__(32 * kDecodeWarps, 2) paged_decode_hd##D(                       \
+      const elem16_t* q, int q_stride, const elem16_t* k_cache, const elem16_t* v_cache, const int* block_tables,         \
+      int max_blocks_per_seq, const int* context_lens, elem16_t* out, int o_stride, float* lse, float* partial_o,     \
       float* partial_lse, int num_heads, int num_kv_heads, int block_size_log2, float scale_log2,                  \
       int sliding_window) {                                                                                         \
     PDL_ENTER();                                                                                                    \
@@ -241,7 +242,7 @@ PAGODA_PAGED_DECODE(128)
 
 // Combines the per-split partials of paged_decode: grid (num_heads, num_seqs), D threads.
 extern "C" __global__ void paged_decode_merge(const float* __restrict__ partial_o,
-                                              const float* __restrict__ partial_lse, bf16_t* __restrict__ out,
+                                              const float* __restrict__ partial_lse, elem16_t* __restrict__ out,
                                               int o_stride, float* __restrict__ lse, int num_heads, int num_splits,
                                               int head_dim) {
   PDL_ENTER();
@@ -261,6 +262,6 @@ extern "C" __global__ void paged_decode_merge(const float* __restrict__ partial_
     }
   }
   out[(long long)seq * o_stride + head * head_dim + d] =
-      (bf16_t)(pack_bf16x2(sum > 0.f ? acc / sum : 0.f, 0.f) & 0xffffu);
+      to_elem16(sum > 0.f ? acc / sum : 0.f);
   if (d == 0) lse[(long long)seq * num_heads + head] = sum > 0.f ? m_max + __logf(sum) : ATTN_NEG_INF;
 }
