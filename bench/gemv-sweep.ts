@@ -147,9 +147,10 @@ for (const T of batches) {
         outOfTime = true;
         break;
       }
-      backend.gemvInto(y, x, c.ws[0]!, T, c.m, c.k, { gated: c.gated, config: cfg });
+      const gemv = backend.gemvLauncher(T, c.m, c.k, { gated: c.gated, config: cfg });
+      gemv(y, x, c.ws[0]!);
       const err = relL2(host(y, T * c.m), want);
-      const us = time(c, (w) => backend.gemvInto(y, x, w, T, c.m, c.k, { gated: c.gated, config: cfg }));
+      const us = time(c, (w) => gemv(y, x, w));
       console.log(
         `| ${T} | ${c.label} | ${key(cfg)} | ${us.toFixed(1)} | ${gbs(c, us).toFixed(0)} | ${err.toExponential(1)} |`,
       );
@@ -167,9 +168,9 @@ for (const T of batches) {
     let extra = '';
     if (c.gated) {
       // The unfused pair the gated kernel replaces: the packed GEMV, then silu_mul.
-      const unfused = shapeOf({ ...c, m: 2 * c.m, gated: false }, T);
+      const packed = backend.gemvLauncher(T, 2 * c.m, c.k);
       const us = time(c, (w) => {
-        backend.gemvInto(wide, x, w, T, unfused.m, c.k);
+        packed(wide, x, w);
         siluMul.launch([Math.min(Math.ceil((T * c.m) / 256), sms * 16)], [256], [y, wide, T, c.m]);
       });
       extra = `; unfused GEMV + silu_mul ${us.toFixed(1)} us`;

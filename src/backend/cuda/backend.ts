@@ -33,6 +33,12 @@ export interface CudaBackendOptions {
   graphs?: boolean;
 }
 
+/** A decode GEMV's options: the gated gate/up epilogue; a configuration other than the table's (the sweep). */
+export interface GemvOptions {
+  gated?: boolean;
+  config?: GemvConfig;
+}
+
 function stepOf(step: StepContext): CudaStepContext {
   if (!(step instanceof CudaStepContext)) throw new Error('step context does not belong to the CUDA backend');
   return step;
@@ -284,15 +290,12 @@ export class CudaBackend implements Backend {
    * y = silu(x gate^T) * (x up^T). The configuration is the measured best for the shape (gemv-config.ts), or
    * `config` (the sweep's).
    */
-  gemvInto(
-    y: DevPtr,
-    x: DevPtr,
-    w: DevPtr,
-    T: number,
-    m: number,
-    n: number,
-    opts: { gated?: boolean; config?: GemvConfig } = {},
-  ): void {
+  gemvInto(y: DevPtr, x: DevPtr, w: DevPtr, T: number, m: number, n: number, opts: GemvOptions = {}): void {
+    this.gemvLauncher(T, m, n, opts)(y, x, w);
+  }
+
+  /** gemvInto's kernel and grid chosen once (the sweep times launches without the choice in the loop). */
+  gemvLauncher(T: number, m: number, n: number, opts: GemvOptions = {}): (y: DevPtr, x: DevPtr, w: DevPtr) => void {
     const shape = { m, k: n, gated: opts.gated === true, tmax: 2 ** Math.ceil(Math.log2(T)) };
     const cfg = opts.config ?? pickGemvConfig(this.gemvTable, shape, this.drv.info.smCount);
     const defines = {
@@ -301,7 +304,9 @@ export class CudaBackend implements Backend {
       ...(shape.gated ? { GATED: 1 } : cfg.rows !== 1 ? { ROWS: cfg.rows } : {}),
       ...(cfg.unroll !== 4 ? { UNROLL: cfg.unroll } : {}),
     };
-    this.kernel('gemv', 'gemv', 'pppiii', defines).launch([gemvBlocks(shape, cfg)], [256], [y, x, w, T, m, n]);
+    const kernel = this.kernel('gemv', 'gemv', 'pppiii', defines);
+    const grid: [number] = [gemvBlocks(shape, cfg)];
+    return (y, x, w) => kernel.launch(grid, [256], [y, x, w, T, m, n]);
   }
 
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
