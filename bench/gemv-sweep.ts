@@ -158,7 +158,7 @@ for (const T of batches) {
       else console.log(`  ${key(cfg)} disagrees with cuBLASLt (${err}): not eligible`);
     }
     if (!results.length) continue;
-    const rule = gemvRule(shape, sms);
+    const rule = gemvRule(shape);
     const ruleUs = results.find((r) => same(r.cfg, rule))?.us ?? Number.NaN;
     let best = results.reduce((a, b) => (b.us < a.us ? b : a));
     if (ruleUs <= best.us * 1.01) best = { cfg: rule, us: ruleUs };
@@ -185,7 +185,7 @@ console.log(
   `\n${drv.info.name}, ${sms} SMs, bf16. GB/s = weight bytes / time; copy = read + write of a device-to-device copy.${outOfTime ? ' OUT OF TIME: some configurations were not measured.' : ''}`,
 );
 console.log(
-  `\n| rows | weights | rule (main's choice): GB/s | table in use: GB/s | best measured | copy GB/s |\n|---|---|---|---|---|---|`,
+  `\n| rows | weights | rule (shapes the table lacks): GB/s | table in use: GB/s | best measured | copy GB/s |\n|---|---|---|---|---|---|`,
 );
 for (const line of summary) console.log(line);
 if (tablePath) {

@@ -50,14 +50,13 @@ export function gemvBlocks(shape: GemvShape, cfg: GemvConfig): number {
 }
 
 /**
- * Shapes the table does not name: one row per warp, unroll 4, and narrow outputs (fewer than two blocks per SM)
- * split each row over 2-4 warps: 1024 x 4096 read at 1.13 TB/s split 4 ways against 0.82 unsplit on an H100, while
- * splitting 4096-wide outputs lost ~3 % (bench/NOTES.md run 5).
+ * Shapes the table does not name. From bench/gemv-sweep.ts on an H100 (bench/RESULTS.md, 2026-11-26), with PDL:
+ * each row group split over 8 warps at 1-2 rows of x (4 above, 8 again for K > 8192) and 2 weight rows per warp came
+ * within 5 % of every Llama-3-8B shape's best but one (down at 8 rows, 18 %), where the earlier rule (split only
+ * narrow outputs, one row per warp) was 2-14 % slower at one row and up to 2.3x at 8 rows.
  */
-export function gemvRule(shape: GemvShape, smCount: number): GemvConfig {
-  const cfg = { split: 1, rows: 1, unroll: 4 };
-  while (cfg.split < 4 && gemvBlocks(shape, cfg) < 2 * smCount) cfg.split *= 2;
-  return cfg;
+export function gemvRule(shape: GemvShape): GemvConfig {
+  return { split: shape.tmax <= 2 || shape.k > 8192 ? 8 : 4, rows: shape.gated ? 1 : 2, unroll: 4 };
 }
 
 /** The table's entry for this shape when it was measured on a device with this many SMs, else `gemvRule`. */
@@ -68,5 +67,5 @@ export function pickGemvConfig(table: GemvTable, shape: GemvShape, smCount: numb
     );
     if (e) return { split: e.split, rows: e.rows, unroll: e.unroll };
   }
-  return gemvRule(shape, smCount);
+  return gemvRule(shape);
 }
