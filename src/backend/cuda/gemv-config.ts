@@ -59,7 +59,10 @@ export function gemvRule(shape: GemvShape): GemvConfig {
   return { split: shape.tmax <= 2 || shape.k > 8192 ? 8 : 4, rows: shape.gated ? 1 : 2, unroll: 4 };
 }
 
-/** The table's entry for this shape when it was measured on a device with this many SMs, else `gemvRule`. */
+/**
+ * The table's entry for this shape when it was measured on a device with this many SMs, else `gemvRule`. Measured in
+ * bf16; fp16 reads the same bytes, f32 (tests, not a serving type) twice as many, untimed.
+ */
 export function pickGemvConfig(table: GemvTable, shape: GemvShape, smCount: number): GemvConfig {
   if (table.smCount === smCount) {
     const e = table.entries.find(
