@@ -77,7 +77,10 @@ export interface SamplingRow {
   /** Per seen token, how often it occurs in the output (presence/frequency penalties); 0 = prompt only. */
   seenCounts?: Int32Array;
   logitBias?: Record<number, number>;
-  /** Philox key; the same seed and step give the same token. */
+  /**
+   * Philox key; the same seed and step give the same token. There is no stream index: several samples of one
+   * request (n > 1) would need distinct seeds, which is why the engine samples those on the host.
+   */
   seed: number;
   /** Tokens generated so far by this sequence (the Philox counter). */
   step: number;

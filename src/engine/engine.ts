@@ -104,6 +104,15 @@ export class Engine implements EngineApi {
     const vocab = this.config.runner.vocabSize;
     const bad = promptIds.find((t) => !Number.isInteger(t) || t < 0 || t >= vocab);
     if (bad !== undefined) throw new UserError(`prompt token id ${bad} is outside the vocabulary (0..${vocab - 1})`);
+    const outside = (ids: readonly number[]) => ids.find((t) => !(Number.isInteger(t) && t >= 0 && t < vocab));
+    const badBias = outside(Object.keys(resolved.logitBias).map(Number));
+    if (badBias !== undefined) {
+      throw new UserError(`logit_bias token id ${badBias} is outside the vocabulary (0..${vocab - 1})`);
+    }
+    const badStop = outside(resolved.stopTokenIds);
+    if (badStop !== undefined) {
+      throw new UserError(`stop_token_ids: ${badStop} is outside the vocabulary (0..${vocab - 1})`);
+    }
     const params = {
       ...resolved,
       maxTokens: resolved.maxTokens ?? this.defaultMaxTokens(promptIds.length, resolved.bestOf),

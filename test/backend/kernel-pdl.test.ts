@@ -11,7 +11,7 @@ export function kernelBodies(source: string): { name: string; body: string }[] {
   for (const m of text.matchAll(/extern\s+"C"\s+__global__/g)) {
     const open = text.indexOf('{', m.index);
     const head = text.slice(m.index, open);
-    const name = head.match(/([\w#]+)\s*\(/)?.[1] ?? '?';
+    const name = head.replace(/__launch_bounds__\s*\([^)]*\)/, '').match(/([\w#]+)\s*\(/)?.[1] ?? '?';
     let depth = 0;
     let end = open;
     for (; end < text.length; end++) {

@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { SamplingRow } from '../../src/backend/backend.ts';
+import { resolveSamplingParams } from '../../src/engine/params.ts';
+import { samplingDistribution } from '../../src/engine/sampling.ts';
 import { Rng } from '../../src/engine/sequence.ts';
 import type { SamplingParams } from '../../src/engine/types.ts';
 import type { StepLogits } from '../../src/runner/model-runner.ts';
 import type { ScheduledChunk } from '../../src/runner/step-batch.ts';
 import { assertAllBlocksFree, fakeEngine, runToEnd, submit } from '../helpers/engine.ts';
 import { FakeRunner } from '../helpers/fake-model.ts';
-import { referenceSample } from '../helpers/sampling-reference.ts';
+import { referenceSample, referenceScores } from '../helpers/sampling-reference.ts';
 
 /**
  * The fake model behind a backend that also samples on its "device", with the CPU twin of kernels/sampling.cu;
@@ -124,4 +126,29 @@ test('seeded device sampling is reproducible and independent of the batch', () =
   assert.deepEqual(batched, alone);
   const other = run(engines().device, ps, { ...params, seed: 78 });
   assert.notDeepEqual(other, batched, 'another seed draws other tokens');
+});
+
+test("the device sampler's kept set (its CPU twin) equals the CPU sampler's candidates for every filter mix", () => {
+  const rng = new Rng(33, 0);
+  const combos: Partial<SamplingParams>[] = [
+    { topK: 5 },
+    { topP: 0.7 },
+    { minP: 0.2 },
+    { topK: 20, topP: 0.8 },
+    { topP: 0.7, minP: 0.3 },
+    { topK: 8, minP: 0.1 },
+    { topK: 30, topP: 0.9, minP: 0.05 },
+  ];
+  for (let trial = 0; trial < 40; trial++) {
+    const logits = Float32Array.from({ length: 64 }, () => (rng.next() - 0.5) * 8);
+    const temperature = 0.5 + rng.next();
+    for (const c of combos) {
+      const p = { ...resolveSamplingParams({ temperature, ...c }), maxTokens: 1 };
+      const row: SamplingRow = { ...p, seed: 1, step: 0 };
+      const { kept } = referenceScores(logits, row);
+      const want = [...samplingDistribution(logits, p).ids].sort((a, b) => a - b);
+      const got = kept.flatMap((k, i) => (k ? [i] : []));
+      assert.deepEqual(got, want, `${JSON.stringify(c)} at temperature ${temperature}`);
+    }
+  }
 });

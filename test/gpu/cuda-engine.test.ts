@@ -40,15 +40,28 @@ test('the engine on CUDA (device sampling for plain requests, host rows for logp
         params: { temperature: 0, maxTokens: p.greedy_ids.length, ignoreEos: true, ...extra },
       });
     // Everything in flight at once: plain greedy rows are sampled on the device, the logprobs ones on the host.
-    const runs = await Promise.all([
-      ...golden.map((p) => greedy(p)),
-      ...golden.map((p) => greedy(p, { logprobs: 2 })),
-      ...golden.map((p) => greedy(p, { repetitionPenalty: 1, presencePenalty: 0, minTokens: 2 })),
-    ]);
+    const runs = await Promise.all([...golden.map((p) => greedy(p)), ...golden.map((p) => greedy(p, { logprobs: 2 }))]);
     runs.forEach(({ ids, logprobIds }, i) => {
       const p = golden[i % golden.length]!;
       assert.deepEqual(ids, p.greedy_ids, `run ${i}`);
-      if (i >= golden.length && i < 2 * golden.length) assert.deepEqual(logprobIds, p.greedy_ids, 'logprob entries');
+      if (i >= golden.length) assert.deepEqual(logprobIds, p.greedy_ids, 'logprob entries');
+    });
+    // Every logits processor, on the device (plain) and on the host (logprobs), in the same steps: same tokens.
+    const processed = (p: GoldenPrompt) => ({
+      repetitionPenalty: 1.3,
+      presencePenalty: 0.5,
+      frequencyPenalty: 0.3,
+      minTokens: 3,
+      stopTokenIds: [p.greedy_ids[0]!],
+      logitBias: { [p.greedy_ids[1]!]: -2 },
+    });
+    const pairs = await Promise.all(
+      golden.flatMap((p) => [greedy(p, processed(p)), greedy(p, { ...processed(p), logprobs: 0 })]),
+    );
+    golden.forEach((p, i) => {
+      const [device, host] = [pairs[2 * i]!.ids, pairs[2 * i + 1]!.ids];
+      assert.deepEqual(device, host, `prompt ${i}: device and host sampling agree`);
+      assert.notEqual(device[0], p.greedy_ids[0], 'min_tokens masked the stop token at the first step');
     });
     // Seeded draws on the device repeat, alone or batched with others.
     const seeded: GenerateRequest = {

@@ -474,6 +474,19 @@ describe('CUDA kernels against the CPU backend', () => {
         rows.map((row) => ({ ...row, step: row.step + 1 })),
       );
       assert.notDeepEqual(later.slice(2, 7), ids.slice(2, 7), 'another step draws other ids');
+      // A subset of rows, in another order, each read from the logits row it names (the engine's mixed steps);
+      // out-of-vocabulary bias ids change nothing.
+      const picked = [6, 0, 3, 3];
+      const subset = picked.map((k) => ({
+        ...rows[k]!,
+        logitRow: k,
+        logitBias: { ...rows[k]!.logitBias, [V + 5]: 50 },
+      }));
+      assert.deepEqual(
+        [...g.sampleTokens(gl, subset)],
+        picked.map((k) => ids[k]!),
+        'rows sampled by logitRow',
+      );
     });
   }
 });

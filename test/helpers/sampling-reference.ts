@@ -59,9 +59,13 @@ export function referenceScores(logits: ArrayLike<number>, r: SamplingRow): { ke
   for (let i = 0; i < V; i++) x[i]! /= r.temperature;
   const order = Array.from(x.keys()).sort((a, b) => x[b]! - x[a]!);
   const max = x[order[0]!]!;
-  let keep = r.topK > 0 && r.topK < V ? r.topK : V;
+  // vLLM's order: min_p first, then top-k and top-p among the survivors (a prefix of `order`).
+  const floor = r.minP > 0 ? max + Math.log(r.minP) : Number.NEGATIVE_INFINITY;
+  let survivors = 0;
+  while (survivors < V && x[order[survivors]!]! >= floor) survivors++;
+  let keep = r.topK > 0 && r.topK < survivors ? r.topK : survivors;
   const kth = x[order[keep - 1]!]!;
-  while (keep < V && x[order[keep]!] === kth) keep++;
+  while (keep < survivors && x[order[keep]!] === kth) keep++;
   if (r.topP < 1) {
     let total = 0;
     for (let i = 0; i < keep; i++) total += Math.exp(x[order[i]!]! - max);
@@ -72,12 +76,10 @@ export function referenceScores(logits: ArrayLike<number>, r: SamplingRow): { ke
     while (n < keep && x[order[n]!] === x[order[n - 1]!]) n++;
     keep = n;
   }
-  const floor = r.minP > 0 ? max + Math.log(r.minP) : Number.NEGATIVE_INFINITY;
   const kept = Array(V).fill(false);
   const [k0, k1] = seedWords(r.seed);
   for (let n = 0; n < keep; n++) {
     const i = order[n]!;
-    if (x[i]! < floor) continue;
     kept[i] = true;
     const u = ((philox(i, r.step, k0, k1) >>> 9) + 0.5) / 8388608;
     score[i] = x[i]! - Math.log(-Math.log(u));

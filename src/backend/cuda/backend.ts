@@ -51,6 +51,11 @@ class CudaLayerKv implements LayerKvCache {
   ) {}
 }
 
+/** Host bytes of a tensor's elements as float32. */
+function decoded(bytes: Uint8Array, dtype: DType): Float32Array {
+  return dtype === 'f32' ? new Float32Array(bytes.buffer) : decodeFrom(bytes, dtype);
+}
+
 function kvOf(cache: LayerKvCache): CudaLayerKv {
   if (!(cache instanceof CudaLayerKv)) throw new Error('KV cache does not belong to the CUDA backend');
   return cache;
@@ -538,19 +543,21 @@ export class CudaBackend implements Backend {
 
   toHost(t: Tensor, rows?: readonly number[]): Float32Array {
     const c = cuda(t);
-    const bytes = new Uint8Array(rows ? (rows.length * c.bytes) / c.shape[0]! : c.bytes);
     if (!rows) {
+      const bytes = new Uint8Array(c.bytes);
       if (bytes.length) this.drv.download(bytes, c.ptr);
-    } else {
-      // Row by row: a step usually wants a few rows of a [rows, vocab] logits tensor.
-      const rowBytes = c.bytes / c.shape[0]!;
-      const one = new Uint8Array(rowBytes);
-      rows.forEach((r, i) => {
-        this.drv.download(one, c.ptr + BigInt(r * rowBytes));
-        bytes.set(one, i * rowBytes);
-      });
+      return decoded(bytes, c.dtype);
     }
-    return c.dtype === 'f32' ? new Float32Array(bytes.buffer) : decodeFrom(bytes, c.dtype);
+    // One copy per run of consecutive rows (a step's prompt-logprob rows are one run).
+    const rowBytes = c.bytes / c.shape[0]!;
+    const bytes = new Uint8Array(rows.length * rowBytes);
+    for (let i = 0; i < rows.length; ) {
+      let n = 1;
+      while (i + n < rows.length && rows[i + n] === rows[i]! + n) n++;
+      this.drv.download(bytes.subarray(i * rowBytes, (i + n) * rowBytes), c.ptr + BigInt(rows[i]! * rowBytes));
+      i += n;
+    }
+    return decoded(bytes, c.dtype);
   }
 
   /** Sizes the sampler's buffers for `rows` x `vocab` so sampling allocates nothing later. */

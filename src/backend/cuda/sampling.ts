@@ -22,10 +22,10 @@ class Grow {
   }
 }
 
-/** Splits a 64-bit-ish seed (any safe integer) into two 32-bit Philox key words. */
+/** Splits a seed (any safe integer, negative ones as two's complement) into two 32-bit Philox key words. */
 export function seedWords(seed: number): [number, number] {
-  const s = Math.abs(Math.trunc(seed));
-  return [s >>> 0, Math.floor(s / 2 ** 32) >>> 0];
+  const u = BigInt.asUintN(64, BigInt(Math.trunc(seed)));
+  return [Number(u & 0xffffffffn), Number(u >> 32n)];
 }
 
 /**
@@ -93,6 +93,8 @@ export class DeviceSampler {
       i32[o + 11] = s;
       i32[o + 12] = b;
       for (const [id, v] of Object.entries(r.logitBias ?? {})) {
+        // Ids outside the vocabulary change nothing, as on the CPU (the kernel indexes the row with them).
+        if (!(Number(id) >= 0 && Number(id) < V)) continue;
         i32[biasAt + b] = Number(id);
         f[biasValAt + b] = v;
         b++;

@@ -1,8 +1,8 @@
 // Logits processing and sampling on the device, one block per sampled row (reading logits row `logit_row`), so
 // only token ids go back to the host.
 // Per row: logit bias and penalties (repetition over every seen token, presence/frequency by output count), then
-// greedy argmax when temperature is 0; otherwise temperature, top-k, top-p (on the top-k renormalized mass) and
-// min-p cut a threshold, and a Gumbel-max draw over the kept tokens picks the token: argmax(x/temp + g_i) with
+// greedy argmax when temperature is 0; otherwise temperature, then min-p, top-k and top-p (on the mass the earlier
+// cuts kept) raise a threshold, and a Gumbel-max draw over the kept tokens picks the token: argmax(x/temp + g_i) with
 // g_i = -log(-log(u_i)), u_i from Philox4x32-10 keyed by the row's seed and counted by (token id, step), which is an
 // exact sample of softmax restricted to the kept tokens, reproducible for a given seed and step.
 #include "common.cuh"
@@ -93,12 +93,13 @@ sample_rows(int* __restrict__ out_ids, const T* __restrict__ logits, float* __re
     float mx = -INFINITY;
     for (int i = threadIdx.x; i < vocab; i += blockDim.x) mx = fmaxf(mx, x[i]);
     mx = block_max(mx);
-    if (p.top_k > 0 && p.top_k < vocab) thr = search_key(x, vocab, (float)p.top_k, mx, false, 0);
+    // vLLM's order: min_p first (it keeps the most likely token), then top-k and top-p among what it kept.
+    if (p.min_p > 0.f) thr = fkey(mx + logf(p.min_p));
+    if (p.top_k > 0 && p.top_k < vocab) thr = search_key(x, vocab, (float)p.top_k, mx, false, thr);
     if (p.top_p < 1.f) {
       const float kept = block_count_ge(x, vocab, thr, mx, true);
       thr = search_key(x, vocab, p.top_p * kept, mx, true, thr);
     }
-    if (p.min_p > 0.f) thr = max(thr, fkey(mx + logf(p.min_p)));
   }
   float bv = -INFINITY;
   int bi = 0x7fffffff;
