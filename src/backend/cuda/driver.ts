@@ -121,7 +121,7 @@ export class CudaDriver {
   readonly pdlAvailable: boolean;
   /**
    * Whether our kernels are launched with programmatic dependent launch (PDL): each may start while the previous
-   * kernel finishes and waits in `PDL_WAIT()` (kernels/common.cuh) before touching anything an earlier kernel wrote.
+   * kernel finishes and waits in `PDL_WAIT()` (kernels/pdl.cuh) before touching anything an earlier kernel wrote.
    * On where available unless PAGODA_PDL=0. Graphs captured before a change keep the launches they were made with.
    */
   pdl: boolean;

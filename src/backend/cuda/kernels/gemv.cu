@@ -6,8 +6,9 @@
 // n + c of a packed [2n, k] gate/up weight, written once as silu(gate) * up (vLLM's SiluAndMul as the epilogue: no
 // [rows, 2n] round trip, no second launch). The launcher picks SPLIT / ROWS / UNROLL per shape from
 // bench/gemv-sweep.ts's measurements (gemv-config.ts): on an H100 with PDL, SPLIT 4-8 with 2 rows per warp beat one
-// warp per row on every Llama-3-8B shape. x (a few KB, shared by all blocks) comes through L1. Nothing is read before PDL_ENTER: issuing the first weight loads (to L2 or to registers)
-// before the wait was measured slower on the H100 (bench/NOTES.md run 6).
+// warp per row on every Llama-3-8B shape. x (a few KB, shared by all blocks) comes through L1. Nothing is read
+// before PDL_ENTER: issuing the first weight loads (to L2 or to registers) before the wait was measured slower on
+// the H100 (bench/NOTES.md run 6).
 // Needs K to be a multiple of the 16-byte vector and 16-byte aligned rows (the launcher checks).
 #include "common.cuh"
 
