@@ -170,7 +170,7 @@ describe('CUDA kernels against the CPU backend', () => {
       }
     });
 
-    test(`linearSiluMul: the gated GEMV for 1..8 rows, linear + siluMul for more rows or a bias (${dtype})`, {
+    test(`linearSiluMul: the gated GEMV (with or without bias) for 1..8 rows, linear + siluMul for more (${dtype})`, {
       skip,
     }, () => {
       const g = gpu(dtype);
@@ -184,7 +184,9 @@ describe('CUDA kernels against the CPU backend', () => {
         [7, 4096, 1536, false],
         [8, 1024, 2048, false],
         [1, 128, 100, true],
+        [5, 512, 300, true],
         [33, 256, 300, false],
+        [40, 256, 100, true],
         [300, 128, 100, false],
       ] as const) {
         const [gx, cx] = pair(g, [T, n], dtype);

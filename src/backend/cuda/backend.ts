@@ -37,6 +37,8 @@ export interface CudaBackendOptions {
 export interface GemvOptions {
   gated?: boolean;
   config?: GemvConfig;
+  /** A bias added in the GEMV's epilogue (gated: the packed gate/up bias). */
+  bias?: DevPtr;
 }
 
 function stepOf(step: StepContext): CudaStepContext {
@@ -256,11 +258,11 @@ export class CudaBackend implements Backend {
     if (T === 0) return out;
     if (this.gemvFits(T, n)) {
       // Decode rows: a bandwidth-bound GEMV reads each weight row once for all of them (cuBLASLt's n <= 8 kernels
-      // reach ~75 % of the copy rate on an H100).
-      this.gemvInto(out.ptr, xt.ptr, w.ptr, T, m, n);
-    } else {
-      this.lt.matmul(out.ptr, xt.ptr, w.ptr, T, m, n, this.dtype, this.dtype);
+      // reach ~75 % of the copy rate on an H100), and adds the bias as it writes.
+      this.gemvInto(out.ptr, xt.ptr, w.ptr, T, m, n, { bias: bias && cuda(bias).ptr });
+      return out;
     }
+    this.lt.matmul(out.ptr, xt.ptr, w.ptr, T, m, n, this.dtype, this.dtype);
     if (bias) {
       this.kernel('elementwise', 'add_bias', 'ppui').launch(
         this.grid1d(T * m),
@@ -271,17 +273,17 @@ export class CudaBackend implements Backend {
     return out;
   }
 
-  /** Decode rows without a bias: one gated GEMV writes silu(gate) * up; otherwise linear, then siluMul. */
+  /** Decode rows: one gated GEMV writes silu(gate + bias) * (up + bias); otherwise linear, then siluMul. */
   linearSiluMul(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
     const xt = this.own(x);
     const w = cuda(weight);
     const [T, n] = rowsCols(xt);
     const [m2, wn] = w.shape as [number, number];
-    if (bias || T === 0 || !this.gemvFits(T, n)) return this.siluMul(this.linear(x, weight, bias));
+    if (T === 0 || !this.gemvFits(T, n)) return this.siluMul(this.linear(x, weight, bias));
     if (wn !== n) throw new Error(`linearSiluMul: input has ${n} features, weight is [${w.shape}]`);
     if (m2 % 2) throw new Error(`linearSiluMul: weight [${w.shape}] has an odd number of rows`);
     const out = this.empty([T, m2 / 2]);
-    this.gemvInto(out.ptr, xt.ptr, w.ptr, T, m2 / 2, n, { gated: true });
+    this.gemvInto(out.ptr, xt.ptr, w.ptr, T, m2 / 2, n, { gated: true, bias: bias && cuda(bias).ptr });
     return out;
   }
 
@@ -296,11 +298,16 @@ export class CudaBackend implements Backend {
    * `config` (the sweep's).
    */
   gemvInto(y: DevPtr, x: DevPtr, w: DevPtr, T: number, m: number, n: number, opts: GemvOptions = {}): void {
-    this.gemvLauncher(T, m, n, opts)(y, x, w);
+    this.gemvLauncher(T, m, n, opts)(y, x, w, opts.bias);
   }
 
   /** gemvInto's kernel and grid chosen once (the sweep times launches without the choice in the loop). */
-  gemvLauncher(T: number, m: number, n: number, opts: GemvOptions = {}): (y: DevPtr, x: DevPtr, w: DevPtr) => void {
+  gemvLauncher(
+    T: number,
+    m: number,
+    n: number,
+    opts: GemvOptions = {},
+  ): (y: DevPtr, x: DevPtr, w: DevPtr, bias?: DevPtr) => void {
     const shape = { m, k: n, gated: opts.gated === true, tmax: 2 ** Math.ceil(Math.log2(T)) };
     const cfg = opts.config ?? pickGemvConfig(this.gemvTable, shape, this.drv.info.smCount);
     const defines = {
@@ -309,9 +316,9 @@ export class CudaBackend implements Backend {
       ...(shape.gated ? { GATED: 1 } : cfg.rows !== 1 ? { ROWS: cfg.rows } : {}),
       ...(cfg.unroll !== 4 ? { UNROLL: cfg.unroll } : {}),
     };
-    const kernel = this.kernel('gemv', 'gemv', 'pppiii', defines);
+    const kernel = this.kernel('gemv', 'gemv', 'ppppiii', defines);
     const grid: [number] = [gemvBlocks(shape, cfg)];
-    return (y, x, w) => kernel.launch(grid, [256], [y, x, w, T, m, n]);
+    return (y, x, w, bias = 0n) => kernel.launch(grid, [256], [y, x, w, bias, T, m, n]);
   }
 
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {

@@ -1,4 +1,4 @@
-// y[t, n] = sum_k x[t, k] * w[n, k] for the few rows of a decode step (t < rows <= TMAX): a bandwidth-bound
+// y[t, n] = sum_k x[t, k] * w[n, k] (+ bias[n]) for the few rows of a decode step (t < rows <= TMAX): a bandwidth-bound
 // matrix-vector product that reads each weight row once for all rows of x. A block of WARPS warps owns
 // WARPS / SPLIT warp groups; SPLIT warps share a group's weight rows, interleaved over K (each load is a coalesced
 // 512-byte run), and their partial sums meet in shared memory. A group reads ROWS weight rows together (ROWS loads
@@ -40,20 +40,26 @@
 #define PRAGMA_STR(x) _Pragma(#x)
 #define UNROLL_BY(n) PRAGMA_STR(unroll n)
 
-// The group's output features start at g * OUTS; s[r] is weight row r's dot product with one row of x.
-__device__ __forceinline__ void emit(T* __restrict__ y, int n, int t, int g, const float (&s)[ROWS]) {
+// The group's output features start at g * OUTS; s[r] is weight row r's dot product with one row of x. The bias
+// (null: none) is added in float before the one rounding, as a GEMM epilogue does.
+__device__ __forceinline__ void emit(T* __restrict__ y, const T* __restrict__ bias, int n, int t, int g,
+                                     const float (&s)[ROWS]) {
 #if GATED
-  y[(long long)t * n + g] = from_f(s[0] / (1.f + expf(-s[0])) * s[1]);
+  const float gate = s[0] + (bias ? to_f(bias[g]) : 0.f), up = s[1] + (bias ? to_f(bias[n + g]) : 0.f);
+  y[(long long)t * n + g] = from_f(gate / (1.f + expf(-gate)) * up);
 #else
 #pragma unroll
-  for (int r = 0; r < ROWS; r++)
-    if (g * ROWS + r < n) y[(long long)t * n + g * ROWS + r] = from_f(s[r]);
+  for (int r = 0; r < ROWS; r++) {
+    const int c = g * ROWS + r;
+    if (c < n) y[(long long)t * n + c] = from_f(s[r] + (bias ? to_f(bias[c]) : 0.f));
+  }
 #endif
 }
 
 // n: output features (GATED: the weight has 2n rows).
 extern "C" __global__ void __launch_bounds__(WARPS * 32)
-gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, int rows, int n, int k) {
+gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias, int rows, int n,
+     int k) {
   __shared__ float partial[WARPS][ROWS][TMAX];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int part = warp % SPLIT;
@@ -105,7 +111,7 @@ gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, int ro
         float s[ROWS];
 #pragma unroll
         for (int r = 0; r < ROWS; r++) s[r] = acc[r][t];
-        emit(y, n, t, g, s);
+        emit(y, bias, n, t, g, s);
       }
     }
     return;
@@ -128,6 +134,6 @@ gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, int ro
 #pragma unroll
       for (int p = 0; p < SPLIT; p++) s[r] += partial[q * SPLIT + p][r][t];
     }
-    emit(y, n, t, gq, s);
+    emit(y, bias, n, t, gq, s);
   }
 }
