@@ -121,16 +121,8 @@ export interface Backend {
   gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor;
   /** Writes this step's k, v `[T, Hk*D]` into the cache at the step's slot_mapping (slot -1 is skipped). */
   writeKv(k: Tensor, v: Tensor, cache: LayerKvCache, step: StepContext): void;
-  /** `rope(q, k)` then `writeKv(k, v)`: one launch on the GPU (a decode step runs it once per layer). */
-  ropeWriteKv(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    headDim: number,
-    rope: RopeSpec,
-    cache: LayerKvCache,
-    step: StepContext,
-  ): void;
+  /** `rope(q, k)` (heads of the cache's head_dim) then `writeKv(k, v)`: one launch per layer on the GPU. */
+  ropeWriteKv(q: Tensor, k: Tensor, v: Tensor, rope: RopeSpec, cache: LayerKvCache, step: StepContext): void;
   /** Causal paged attention of q `[T, Hq*D]` over the cache (this step's K/V already written) → `[T, Hq*D]`. */
   attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor;
   /** The rows of x named by the step's `logitsIndices`. */

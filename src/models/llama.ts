@@ -77,7 +77,7 @@ export class LlamaModel implements Model {
       q = headNorm(b, q, numHeads, headDim, layer.qNorm, this.config.normEps);
       k = headNorm(b, k, numKvHeads, headDim, layer.kNorm, this.config.normEps);
     }
-    b.ropeWriteKv(q, k, v, headDim, this.rope, cache, step);
+    b.ropeWriteKv(q, k, v, this.rope, cache, step);
     return linear(b, b.attention(q, cache, layer.attention, step), layer.o);
   }
 }

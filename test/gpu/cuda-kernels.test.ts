@@ -305,8 +305,8 @@ describe('CUDA kernels against the CPU backend', () => {
         const [gq, cq] = pair(g, [T, Hq * D], dtype);
         const [gk, ck] = pair(g, [T, Hk * D], dtype);
         const [gv, cv] = pair(g, [T, Hk * D], dtype);
-        g.ropeWriteKv(gq, gk, gv, D, spec, gkv, gs);
-        cpu.ropeWriteKv(cq, ck, cv, D, spec, ckv, cs);
+        g.ropeWriteKv(gq, gk, gv, spec, gkv, gs);
+        cpu.ropeWriteKv(cq, ck, cv, spec, ckv, cs);
         const what = `ropeWriteKv ${Hq}/${Hk} hd ${D} rot ${rot}`;
         check(dtype, `${what} q`, g.toHost(gq), cpu.toHost(cq));
         check(dtype, `${what} k`, g.toHost(gk), cpu.toHost(ck));

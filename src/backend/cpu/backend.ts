@@ -201,16 +201,8 @@ export class CpuBackend implements Backend {
     writeKvCache(cpu(k).data, cpu(v).data, pagedOf(cache), step.batch.slotMapping);
   }
 
-  ropeWriteKv(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    headDim: number,
-    rope: RopeSpec,
-    cache: LayerKvCache,
-    step: StepContext,
-  ): void {
-    this.rope(q, k, headDim, rope, step);
+  ropeWriteKv(q: Tensor, k: Tensor, v: Tensor, rope: RopeSpec, cache: LayerKvCache, step: StepContext): void {
+    this.rope(q, k, pagedOf(cache).headDim, rope, step);
     this.writeKv(k, v, cache, step);
   }
 

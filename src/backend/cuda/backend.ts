@@ -443,17 +443,10 @@ export class CudaBackend implements Backend {
     this.launchRope(q, k, headDim, rope, step, null);
   }
 
-  ropeWriteKv(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    headDim: number,
-    rope: RopeSpec,
-    cache: LayerKvCache,
-    step: StepContext,
-  ): void {
+  ropeWriteKv(q: Tensor, k: Tensor, v: Tensor, rope: RopeSpec, cache: LayerKvCache, step: StepContext): void {
+    const kv = kvOf(cache);
     this.arena.markLayer();
-    this.launchRope(q, k, headDim, rope, step, { v: cuda(v), cache: kvOf(cache) });
+    this.launchRope(q, k, kv.k.shape[3]!, rope, step, { v: cuda(v), cache: kv });
   }
 
   /** kernels/rope.cu: rotates q and k in place; with `write`, also stores k and v at the step's slots. */
