@@ -77,3 +77,36 @@ test('the engine on CUDA (device sampling for plain requests, host rows for logp
     await engine.shutdown();
   }
 });
+
+test('the engine on CUDA under pressure (tiny KV cache: preemption, prefix-cache hits) keeps the golden greedy ids', {
+  skip,
+}, async () => {
+  const golden = JSON.parse(readFileSync(join(fixture.path, 'golden.json'), 'utf8')).prompts as GoldenPrompt[];
+  // Ten blocks of 16 tokens (float32): each request fits alone (at most 5 blocks), twelve at once do not.
+  const blockBytes = 2 * 3 * 16 * 2 * 16 * 4;
+  const { engine } = await loadEngine(fixture.path, {
+    device: 'cuda',
+    dtype: 'float32',
+    kvCacheMemory: 10 * blockBytes,
+    log: () => {},
+  });
+  try {
+    const copies = golden.flatMap((p) => [p, p, p, p]);
+    const runs = await Promise.all(
+      copies.map((p) =>
+        tokens(engine, {
+          prompt: p.input_ids,
+          params: { temperature: 0, maxTokens: p.greedy_ids.length, ignoreEos: true },
+        }),
+      ),
+    );
+    runs.forEach(({ ids }, i) => assert.deepEqual(ids, copies[i]!.greedy_ids, `request ${i}`));
+    const s = engine.stats();
+    assert.equal(s.totalBlocks, 10);
+    assert.ok(s.preemptions > 0, 'the cache was too small for everything at once');
+    assert.ok(s.prefixCacheHits > 0, 'copies of a prompt reuse its cached blocks');
+    assert.equal(s.freeBlocks, s.totalBlocks, 'every block free at the end');
+  } finally {
+    await engine.shutdown();
+  }
+});
