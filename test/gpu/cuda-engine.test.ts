@@ -100,7 +100,7 @@ test('the engine on CUDA under pressure (tiny KV cache: preemption, prefix-cache
         }),
       ),
     );
-    runs.forEach(({ ids }, i) => assert.deepEqual(ids, copies[i]!.greedy_ids, `request ${i}`));
+    for (const [i, { ids }] of runs.entries()) assert.deepEqual(ids, copies[i]!.greedy_ids, `request ${i}`);
     const s = engine.stats();
     assert.equal(s.totalBlocks, 10);
     assert.ok(s.preemptions > 0, 'the cache was too small for everything at once');
