@@ -1,22 +1,27 @@
 /**
  * The decode GEMV's configurations (kernels/gemv.cu: SPLIT warps per row group, ROWS weight rows per warp, UNROLL)
- * timed on each Llama-3-8B weight shape at 1, 2, 4 and 8 rows, with weights rotated over >= 256 MB so they come from
- * HBM, against a device copy of the same bytes (the ceiling). Each configuration's output is first checked against
- * cuBLASLt (and cuBLASLt + silu_mul for the gated kernel); one that disagrees is never chosen. Prints the best per
- * shape next to the launcher's current choice; `--write-table FILE` writes the best as the backend's table
- * (src/backend/cuda/gemv-table.json; the launcher's rule is kept where it is within 1 % of the best). Run on the device:
- *   node --import tsx bench/gemv-sweep.ts [--batches 1,2,4,8] [--budget-s 120] [--write-table FILE]
+ * timed on each Llama-3-8B weight shape at 1..32 rows, with weights rotated over >= 256 MB so they come from HBM,
+ * against a device copy of the same bytes (the ceiling) and against cuBLASLt for the same product (+ silu_mul for the
+ * gated kernel: what the backend runs instead). Each configuration's output is first checked against cuBLASLt; one
+ * that disagrees is never chosen. Prints each configuration's registers and spilled bytes per thread, and the best per
+ * shape next to the launcher's current choice and cuBLASLt; `--write-table FILE` writes the best as the backend's
+ * table (src/backend/cuda/gemv-table.json; the launcher's rule is kept where it is within 1 % of the best), above 8
+ * rows with both times: the backend runs the GEMV there only where it beat cuBLASLt. Entries of row counts not
+ * measured in this run are kept. Run on the device:
+ *   node --import tsx bench/gemv-sweep.ts [--batches 1,2,4,8,16,32] [--budget-s 120] [--write-table FILE]
  */
 
 import { writeFileSync } from 'node:fs';
 import { CudaBackend } from '../src/backend/cuda/backend.ts';
 import type { DevPtr } from '../src/backend/cuda/driver.ts';
 import {
+  GEMV_RULE_ROWS,
   type GemvConfig,
   type GemvShape,
   type GemvTable,
   type GemvTableEntry,
   gemvRule,
+  gemvShape,
   pickGemvConfig,
   readGemvTable,
 } from '../src/backend/cuda/gemv-config.ts';
@@ -27,7 +32,8 @@ const opt = (name: string) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const batches = (opt('batches') ?? '1,2,4,8').split(',').map(Number);
+const batches = (opt('batches') ?? '1,2,4,8,16,32').split(',').map(Number);
+const maxT = Math.max(...batches);
 const deadline = performance.now() + Number(opt('budget-s') ?? 120) * 1000;
 const tablePath = opt('write-table');
 
@@ -51,10 +57,13 @@ const cases: Case[] = [
   { label: 'lm_head 128256 x 4096', m: 128256, k: 4096, gated: false },
 ];
 
-/** Every configuration tried at `T` rows: the full grid at one row (the latency case), a smaller one above. */
+/**
+ * Every configuration tried at `T` rows: the full grid at one row (the latency case), a smaller one above; from 16
+ * rows 4 weight rows per warp again (more FMAs per x load, 4 x TMAX accumulators per thread).
+ */
 function configs(T: number, gated: boolean): GemvConfig[] {
   const out: GemvConfig[] = [];
-  const rows = gated ? [1] : T === 1 ? [1, 2, 4] : [1, 2];
+  const rows = gated ? [1] : T === 1 || T >= 16 ? [1, 2, 4] : [1, 2];
   const unrolls = T === 1 ? [2, 4, 8] : [4];
   for (const split of [1, 2, 4, 8])
     for (const r of rows) for (const unroll of unrolls) out.push({ split, rows: r, unroll });
@@ -81,10 +90,10 @@ const loaded: Loaded[] = cases.map((c) => {
 });
 const maxK = Math.max(...cases.map((c) => c.k));
 const maxOut = Math.max(...cases.map((c) => (c.gated ? 2 : 1) * c.m));
-const x = random(8 * maxK, 1);
-const y = drv.alloc(8 * maxOut * 2);
-const ref = drv.alloc(8 * maxOut * 2);
-const wide = drv.alloc(8 * maxOut * 2);
+const x = random(maxT * maxK, 1);
+const y = drv.alloc(maxT * maxOut * 2);
+const ref = drv.alloc(maxT * maxOut * 2);
+const wide = drv.alloc(maxT * maxOut * 2);
 
 /** Microseconds per launch of `body` over the rotated weights (best of two passes of 4 rounds). */
 function time(c: Loaded, body: (w: DevPtr, i: number) => void): number {
@@ -101,6 +110,7 @@ function time(c: Loaded, body: (w: DevPtr, i: number) => void): number {
 }
 
 const gbs = (c: Loaded, us: number) => c.bytes / (us * 1e3);
+const round = (us: number) => Math.round(us * 10) / 10;
 const host = (p: DevPtr, n: number) => backend.toHost(new CudaTensor([n], 'bf16', p));
 function relL2(a: Float32Array, b: Float32Array): number {
   let num = 0;
@@ -112,20 +122,18 @@ function relL2(a: Float32Array, b: Float32Array): number {
   }
   return Math.sqrt(num / den);
 }
-/** cuBLASLt's answer (then silu_mul for the gated case) for the first weight copy. */
+/** What the backend runs without the GEMV: cuBLASLt into `out` (then silu_mul for the gated case). */
+function cublaslt(c: Loaded, T: number, w: DevPtr, out: DevPtr): void {
+  backend.lt.matmul(c.gated ? wide : out, x, w, T, c.gated ? 2 * c.m : c.m, c.k, 'bf16', 'bf16');
+  if (c.gated) siluMul.launch([Math.min(Math.ceil((T * c.m) / 256), sms * 16)], [256], [out, wide, T, c.m]);
+}
+/** cuBLASLt's answer for the first weight copy. */
 function reference(c: Loaded, T: number): Float32Array {
-  const rows = c.gated ? 2 * c.m : c.m;
-  backend.lt.matmul(c.gated ? wide : ref, x, c.ws[0]!, T, rows, c.k, 'bf16', 'bf16');
-  if (c.gated) siluMul.launch([Math.min(Math.ceil((T * c.m) / 256), sms * 16)], [256], [ref, wide, T, c.m]);
+  cublaslt(c, T, c.ws[0]!, ref);
   return host(ref, T * c.m);
 }
 
-const shapeOf = (c: Case, T: number): GemvShape => ({
-  m: c.m,
-  k: c.k,
-  gated: c.gated,
-  tmax: 2 ** Math.ceil(Math.log2(T)),
-});
+const shapeOf = (c: Case, T: number): GemvShape => gemvShape(T, c.m, c.k, c.gated);
 const key = (c: GemvConfig) => `s${c.split} r${c.rows} u${c.unroll}`;
 const same = (a: GemvConfig, b: GemvConfig) => a.split === b.split && a.rows === b.rows && a.unroll === b.unroll;
 
@@ -136,7 +144,9 @@ for (const c of loaded)
 const entries: GemvTableEntry[] = [];
 const summary: string[] = [];
 let outOfTime = false;
-console.log(`| rows | weights | config | us | GB/s | rel. L2 vs cuBLASLt |\n|---|---|---|---|---|---|`);
+console.log(
+  `| rows | weights | config | registers, spilled bytes | us | GB/s | rel. L2 vs cuBLASLt |\n|---|---|---|---|---|---|---|`,
+);
 for (const T of batches) {
   for (const c of loaded) {
     const shape = shapeOf(c, T);
@@ -148,11 +158,12 @@ for (const T of batches) {
         break;
       }
       const gemv = backend.gemvLauncher(T, c.m, c.k, { gated: c.gated, config: cfg });
+      const { registers, localBytes } = backend.gemvKernel(shape, cfg).resources();
       gemv(y, x, c.ws[0]!);
       const err = relL2(host(y, T * c.m), want);
       const us = time(c, (w) => gemv(y, x, w));
       console.log(
-        `| ${T} | ${c.label} | ${key(cfg)} | ${us.toFixed(1)} | ${gbs(c, us).toFixed(0)} | ${err.toExponential(1)} |`,
+        `| ${T} | ${c.label} | ${key(cfg)} | ${registers}, ${localBytes} | ${us.toFixed(1)} | ${gbs(c, us).toFixed(0)} | ${err.toExponential(1)} |`,
       );
       if (err <= 1e-2) results.push({ cfg, us });
       else console.log(`  ${key(cfg)} disagrees with cuBLASLt (${err}): not eligible`);
@@ -162,7 +173,11 @@ for (const T of batches) {
     const ruleUs = results.find((r) => same(r.cfg, rule))?.us ?? Number.NaN;
     let best = results.reduce((a, b) => (b.us < a.us ? b : a));
     if (ruleUs <= best.us * 1.01) best = { cfg: rule, us: ruleUs };
-    entries.push({ ...shape, ...best.cfg });
+    const ltUs = time(c, (w) => cublaslt(c, T, w, y));
+    const wins = best.us < ltUs;
+    // Above 8 rows the backend runs the GEMV only where the entry's time beats cuBLASLt's (gemv-config.ts gemvWins).
+    const times = shape.tmax > GEMV_RULE_ROWS ? { us: round(best.us), cublasltUs: round(ltUs) } : {};
+    entries.push({ ...shape, ...best.cfg, ...times });
     const now = pickGemvConfig(current, shape, sms);
     const nowUs = results.find((r) => same(r.cfg, now))?.us ?? Number.NaN;
     let extra = '';
@@ -176,7 +191,7 @@ for (const T of batches) {
       extra = `; unfused GEMV + silu_mul ${us.toFixed(1)} us`;
     }
     summary.push(
-      `| ${T} | ${c.label} | ${key(rule)}: ${ruleUs.toFixed(1)} us, ${gbs(c, ruleUs).toFixed(0)} | ${key(now)}: ${gbs(c, nowUs).toFixed(0)} | **${key(best.cfg)}: ${best.us.toFixed(1)} us, ${gbs(c, best.us).toFixed(0)}** | ${copyGbs.get(c)!.toFixed(0)}${extra} |`,
+      `| ${T} | ${c.label} | ${key(rule)}: ${ruleUs.toFixed(1)} us, ${gbs(c, ruleUs).toFixed(0)} | ${key(now)}: ${gbs(c, nowUs).toFixed(0)} | **${key(best.cfg)}: ${best.us.toFixed(1)} us, ${gbs(c, best.us).toFixed(0)}** | ${ltUs.toFixed(1)} us, ${gbs(c, ltUs).toFixed(0)} | ${wins ? 'GEMV' : 'cuBLASLt'} x${(Math.max(best.us, ltUs) / Math.min(best.us, ltUs)).toFixed(2)} | ${copyGbs.get(c)!.toFixed(0)}${extra} |`,
     );
   }
 }
@@ -185,15 +200,19 @@ console.log(
   `\n${drv.info.name}, ${sms} SMs, bf16. GB/s = weight bytes / time; copy = read + write of a device-to-device copy.${outOfTime ? ' OUT OF TIME: some configurations were not measured.' : ''}`,
 );
 console.log(
-  `\n| rows | weights | rule (shapes the table lacks): GB/s | table in use: GB/s | best measured | copy GB/s |\n|---|---|---|---|---|---|`,
+  `\n| rows | weights | rule (shapes the table lacks): GB/s | table in use: GB/s | best measured | cuBLASLt (gated: + silu_mul): us, GB/s | faster | copy GB/s |\n|---|---|---|---|---|---|---|---|`,
 );
 for (const line of summary) console.log(line);
 if (tablePath) {
+  // Row counts this run did not measure keep their entries (same SM count only).
+  const tmaxes = new Set(batches.map((T) => shapeOf(cases[0]!, T).tmax));
+  const kept = current.smCount === sms ? current.entries.filter((e) => !tmaxes.has(e.tmax)) : [];
+  const run = `bench/gemv-sweep.ts --batches ${batches.join(',')}, ${new Date().toISOString().slice(0, 10)} (bench/RESULTS.md)`;
   const table: GemvTable = {
     device: drv.info.name,
     smCount: sms,
-    measured: `bench/gemv-sweep.ts --batches ${batches.join(',')}, ${new Date().toISOString().slice(0, 10)} (bench/RESULTS.md)`,
-    entries,
+    measured: kept.length ? `${run}; other rows: ${current.measured}` : run,
+    entries: [...kept, ...entries].sort((a, b) => a.tmax - b.tmax),
   };
   writeFileSync(tablePath, `${JSON.stringify(table, null, 2)}\n`);
   console.log(`\nwrote ${entries.length} entries to ${tablePath}`);

@@ -4,9 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
+  GEMV_MAX_ROWS,
+  GEMV_RULE_ROWS,
   type GemvTable,
   gemvBlocks,
   gemvRule,
+  gemvShape,
+  gemvWins,
   pickGemvConfig,
   readGemvTable,
 } from '../../src/backend/cuda/gemv-config.ts';
@@ -38,11 +42,34 @@ test('a measured table entry wins for its shape and SM count only; the committed
   const file = join(mkdtempSync(join(tmpdir(), 'gemv-table-')), 't.json');
   writeFileSync(file, JSON.stringify(table));
   assert.deepEqual(readGemvTable(file), table);
-  // The committed table names every Llama-3-8B decode shape at 1, 2, 4 and 8 rows.
+  // The committed table names every Llama-3-8B decode shape at 1, 2, 4 and 8 rows; at 16 and 32 with the GEMV's and
+  // cuBLASLt's measured times.
   const committed = readGemvTable();
-  assert.equal(committed.entries.length, 24);
+  assert.equal(committed.entries.filter((e) => e.tmax <= GEMV_RULE_ROWS).length, 24);
   for (const e of committed.entries) {
     assert.ok([1, 2, 4, 8].includes(e.split) && [1, 2, 4].includes(e.rows) && e.unroll > 0, JSON.stringify(e));
-    assert.ok([1, 2, 4, 8].includes(e.tmax), JSON.stringify(e));
+    assert.ok([1, 2, 4, 8, 16, 32].includes(e.tmax), JSON.stringify(e));
+    if (e.tmax > GEMV_RULE_ROWS) assert.ok(e.us! > 0 && e.cublasltUs! > 0, JSON.stringify(e));
   }
+});
+
+test('above 8 rows the GEMV runs only where the table measured it faster than cuBLASLt, up to 32 rows', () => {
+  const entry = { ...gemvShape(16, 6144, 4096, false), split: 4, rows: 2, unroll: 4, us: 40, cublasltUs: 50 };
+  const slower = { ...gemvShape(32, 6144, 4096, false), split: 4, rows: 2, unroll: 4, us: 90, cublasltUs: 60 };
+  const untimed = { ...gemvShape(16, 4096, 4096, true), split: 4, rows: 1, unroll: 4 };
+  const table: GemvTable = { device: 'test', smCount: 132, measured: 'test', entries: [entry, slower, untimed] };
+  assert.equal(gemvWins(table, gemvShape(32, 6144, 4096, false), 132), false, 'cuBLASLt measured faster');
+  assert.equal(gemvWins(table, gemvShape(16, 4096, 4096, true), 132), false, 'no times');
+  assert.equal(gemvWins(table, gemvShape(2, 4096, 4096, true), 132), true, 'up to 8 rows: the GEMV, named or not');
+  assert.deepEqual(gemvShape(9, 6144, 4096, false), { m: 6144, k: 4096, gated: false, tmax: 16 });
+  assert.equal(gemvWins(table, gemvShape(8, 4096, 4096, false), 132), true);
+  assert.equal(gemvWins(table, gemvShape(9, 6144, 4096, false), 132), true);
+  assert.equal(gemvWins(table, gemvShape(16, 6144, 4096, false), 132), true);
+  assert.equal(gemvWins(table, gemvShape(16, 6144, 4096, false), 114), false);
+  assert.equal(gemvWins(table, gemvShape(16, 6144, 4096, true), 132), false);
+  assert.equal(gemvWins(table, gemvShape(17, 6144, 4096, false), 132), false);
+  assert.equal(gemvWins(table, gemvShape(16, 4096, 4096, false), 132), false);
+  const big = { ...table, entries: [{ ...entry, tmax: 64 }] };
+  assert.equal(gemvWins(big, gemvShape(64, 6144, 4096, false), 132), false, `TMAX above ${GEMV_MAX_ROWS}`);
+  assert.deepEqual(pickGemvConfig(table, gemvShape(12, 6144, 4096, false), 132), { split: 4, rows: 2, unroll: 4 });
 });

@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import type { AttentionSpec, Backend, DType, RopeSpec, SamplingRow, Tensor } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
+import { gemvShape } from '../../src/backend/cuda/gemv-config.ts';
 import { cuda, DTYPE_BYTES } from '../../src/backend/cuda/tensor.ts';
 import { buildStepBatch, type ScheduledChunk } from '../../src/runner/step-batch.ts';
 import { mulberry32 } from '../../src/util/random.ts';
@@ -225,6 +226,61 @@ describe('CUDA kernels against the CPU backend', () => {
           g.gemvInto(z.ptr, cuda(gx).ptr, cuda(gw).ptr, T, m, n, { gated: true, config });
           check(dtype, `gated gemv ${T}x${n}x${m} ${JSON.stringify(config)}`, g.toHost(z), wantGated);
         }
+      }
+    });
+
+    test(`the GEMV at 9..32 rows where the table measured it faster: linear with and without bias, linearSiluMul (${dtype})`, {
+      skip,
+    }, () => {
+      const g = gpu(dtype);
+      // [T, n, m, split, rows]: TMAX 16 and 32, each split (1: no shared-memory reduction) and rows per warp.
+      const cases = [
+        [9, 256, 130, 2, 4],
+        [16, 4096, 64, 8, 2],
+        [17, 512, 1003, 1, 1],
+        [32, 1024, 48, 4, 4],
+        [31, 264, 200, 8, 1],
+      ] as const;
+      const saved = g.gemvTable;
+      const direct = g.gemvInto.bind(g);
+      let launches = 0;
+      g.gemvTable = {
+        device: 'test',
+        smCount: g.drv.info.smCount,
+        measured: 'test',
+        entries: cases.flatMap(([T, n, m, split, rows]) => [
+          { ...gemvShape(T, 2 * m, n, false), split, rows, unroll: 4, us: 1, cublasltUs: 2 },
+          { ...gemvShape(T, m, n, true), split, rows: 1, unroll: 2, us: 1, cublasltUs: 2 },
+        ]),
+      };
+      g.gemvInto = (...args) => {
+        launches++;
+        direct(...args);
+      };
+      try {
+        for (const [T, n, m] of cases) {
+          const [gx, cx] = pair(g, [T, n], dtype);
+          const [gw, cw] = pair(g, [2 * m, n], dtype, 0.2);
+          const [gb, cb] = pair(g, [2 * m], dtype);
+          g.arena.reset();
+          g.arena.poison();
+          const what = `${T}x${n}x${m}`;
+          check(dtype, `gemv linear ${what}`, g.toHost(g.linear(gx, gw)), cpu.toHost(cpu.linear(cx, cw)));
+          check(dtype, `gemv linear+bias ${what}`, g.toHost(g.linear(gx, gw, gb)), cpu.toHost(cpu.linear(cx, cw, cb)));
+          const gated = cpu.toHost(cpu.linearSiluMul(cx, cw));
+          check(dtype, `gated gemv ${what}`, g.toHost(g.linearSiluMul(gx, gw)), gated);
+          const gatedBias = cpu.toHost(cpu.linearSiluMul(cx, cw, cb));
+          check(dtype, `gated gemv+bias ${what}`, g.toHost(g.linearSiluMul(gx, gw, gb)), gatedBias);
+        }
+        assert.equal(launches, 4 * cases.length, 'every product went through the GEMV');
+        // A shape the table does not name stays on cuBLASLt above 8 rows.
+        const [gx, cx] = pair(g, [16, 256], dtype);
+        const [gw, cw] = pair(g, [96, 256], dtype, 0.2);
+        check(dtype, 'linear 16x256x96 (cuBLASLt)', g.toHost(g.linear(gx, gw)), cpu.toHost(cpu.linear(cx, cw)));
+        assert.equal(launches, 4 * cases.length);
+      } finally {
+        g.gemvTable = saved;
+        g.gemvInto = direct;
       }
     });
 

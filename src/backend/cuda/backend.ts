@@ -15,7 +15,17 @@ import {
 import { CudaAttention } from './attention.ts';
 import { CublasLt } from './cublaslt.ts';
 import { CudaDriver, type DevPtr } from './driver.ts';
-import { type GemvConfig, type GemvTable, gemvBlocks, pickGemvConfig, readGemvTable } from './gemv-config.ts';
+import {
+  GEMV_MAX_ROWS,
+  type GemvConfig,
+  type GemvShape,
+  type GemvTable,
+  gemvBlocks,
+  gemvShape,
+  gemvWins,
+  pickGemvConfig,
+  readGemvTable,
+} from './gemv-config.ts';
 import { DecodeGraphs } from './graphs.ts';
 import { Arena, Slab } from './memory.ts';
 import { type Defines, type Kernel, KernelModules } from './modules.ts';
@@ -88,8 +98,8 @@ export class CudaBackend implements Backend {
   private kvAllocs: DevPtr[] = [];
   /** Small-row GEMMs through kernels/gemv.cu (PAGODA_GEMV=0 or false here: always cuBLASLt). */
   gemv = process.env.PAGODA_GEMV !== '0';
-  /** The GEMV configuration measured best per shape (src/backend/cuda/gemv-table.json). */
-  private readonly gemvTable: GemvTable = readGemvTable();
+  /** The GEMV configuration measured best per shape, and where it beats cuBLASLt (src/backend/cuda/gemv-table.json). */
+  gemvTable: GemvTable = readGemvTable();
   /** Bumped by each KV cache allocation: decode graphs replay over the most recently allocated cache. */
   kvGeneration = 0;
   private dummySeed = 1;
@@ -256,7 +266,7 @@ export class CudaBackend implements Backend {
     if (wn !== n) throw new Error(`linear: input has ${n} features, weight is [${w.shape}]`);
     const out = this.empty([T, m]);
     if (T === 0) return out;
-    if (this.gemvFits(T, n)) {
+    if (this.gemvFits(T, m, n, false)) {
       // Decode rows: a bandwidth-bound GEMV reads each weight row once for all of them (cuBLASLt's n <= 8 kernels
       // reach ~75 % of the copy rate on an H100), and adds the bias as it writes.
       this.gemvInto(out.ptr, xt.ptr, w.ptr, T, m, n, { bias: bias && cuda(bias).ptr });
@@ -279,7 +289,7 @@ export class CudaBackend implements Backend {
     const w = cuda(weight);
     const [T, n] = rowsCols(xt);
     const [m2, wn] = w.shape as [number, number];
-    if (T === 0 || !this.gemvFits(T, n)) return this.siluMul(this.linear(x, weight, bias));
+    if (T === 0 || !this.gemvFits(T, m2 / 2, n, true)) return this.siluMul(this.linear(x, weight, bias));
     if (wn !== n) throw new Error(`linearSiluMul: input has ${n} features, weight is [${w.shape}]`);
     if (m2 % 2) throw new Error(`linearSiluMul: weight [${w.shape}] has an odd number of rows`);
     const out = this.empty([T, m2 / 2]);
@@ -287,13 +297,21 @@ export class CudaBackend implements Backend {
     return out;
   }
 
-  /** Whether `T` rows of `n` features go through kernels/gemv.cu (16-byte loads need 16-byte rows). */
-  private gemvFits(T: number, n: number): boolean {
-    return this.gemv && T <= 8 && (n * DTYPE_BYTES[this.dtype]) % 16 === 0;
+  /**
+   * Whether `T` rows of `n` features against `m` outputs go through kernels/gemv.cu: up to 8 rows always, up to 32
+   * where the table measured it beating cuBLASLt (gemv-config.ts); 16-byte loads need 16-byte rows.
+   */
+  private gemvFits(T: number, m: number, n: number, gated: boolean): boolean {
+    return (
+      this.gemv &&
+      T <= GEMV_MAX_ROWS &&
+      (n * DTYPE_BYTES[this.dtype]) % 16 === 0 &&
+      gemvWins(this.gemvTable, gemvShape(T, m, n, gated), this.drv.info.smCount)
+    );
   }
 
   /**
-   * y[T, m] = x[T, n] w[m, n]^T for T <= 8 through kernels/gemv.cu; `gated`: w is a packed gate/up [2m, n] and
+   * y[T, m] = x[T, n] w[m, n]^T for T <= 32 through kernels/gemv.cu; `gated`: w is a packed gate/up [2m, n] and
    * y = silu(x gate^T) * (x up^T). The configuration is the measured best for the shape (gemv-config.ts), or
    * `config` (the sweep's).
    */
@@ -308,17 +326,22 @@ export class CudaBackend implements Backend {
     n: number,
     opts: GemvOptions = {},
   ): (y: DevPtr, x: DevPtr, w: DevPtr, bias?: DevPtr) => void {
-    const shape = { m, k: n, gated: opts.gated === true, tmax: 2 ** Math.ceil(Math.log2(T)) };
+    if (T > GEMV_MAX_ROWS) throw new Error(`gemv: ${T} rows, the kernel is built for at most ${GEMV_MAX_ROWS}`);
+    const shape = gemvShape(T, m, n, opts.gated === true);
     const cfg = opts.config ?? pickGemvConfig(this.gemvTable, shape, this.drv.info.smCount);
-    const defines = {
+    const kernel = this.gemvKernel(shape, cfg);
+    const grid: [number] = [gemvBlocks(shape, cfg)];
+    return (y, x, w, bias = 0n) => kernel.launch(grid, [256], [y, x, w, bias, T, m, n]);
+  }
+
+  /** kernels/gemv.cu built for one shape's TMAX / GATED and a configuration. */
+  gemvKernel(shape: GemvShape, cfg: GemvConfig): Kernel {
+    return this.kernel('gemv', 'gemv', 'ppppiii', {
       TMAX: shape.tmax,
       SPLIT: cfg.split,
       ...(shape.gated ? { GATED: 1 } : cfg.rows !== 1 ? { ROWS: cfg.rows } : {}),
       ...(cfg.unroll !== 4 ? { UNROLL: cfg.unroll } : {}),
-    };
-    const kernel = this.kernel('gemv', 'gemv', 'ppppiii', defines);
-    const grid: [number] = [gemvBlocks(shape, cfg)];
-    return (y, x, w, bias = 0n) => kernel.launch(grid, [256], [y, x, w, bias, T, m, n]);
+    });
   }
 
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {

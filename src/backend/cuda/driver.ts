@@ -61,6 +61,7 @@ function bindDriver(lib: LibraryHandle) {
     cuModuleLoadData: f('int cuModuleLoadData(_Out_ void **m, const void *image)'),
     cuModuleGetFunction: f('int cuModuleGetFunction(_Out_ void **fn, void *m, const char *name)'),
     cuFuncSetAttribute: f('int cuFuncSetAttribute(void *fn, int attr, int value)'),
+    cuFuncGetAttribute: f('int cuFuncGetAttribute(_Out_ int *v, int attr, void *fn)'),
     cuLaunchKernel: f(
       'int cuLaunchKernel(void *fn, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by, unsigned int bz, unsigned int smem, void *stream, uint64_t params, void *extra)',
     ),
@@ -281,6 +282,16 @@ export class CudaDriver {
     const fn = [null];
     this.check(this.api.cuModuleGetFunction(fn, module, name), `cuModuleGetFunction(${name})`);
     return fn[0];
+  }
+
+  /** Registers per thread and local (spilled) bytes per thread ptxas gave `fn`. */
+  funcResources(fn: Handle): { registers: number; localBytes: number } {
+    const attr = (a: number, what: string) => {
+      const v = [0];
+      this.check(this.api.cuFuncGetAttribute(v, a, fn), `cuFuncGetAttribute(${what})`);
+      return v[0]!;
+    };
+    return { registers: attr(4, 'NUM_REGS'), localBytes: attr(3, 'LOCAL_SIZE_BYTES') };
   }
 
   /** Lets `fn` use more than 48 KB of dynamic shared memory. */

@@ -20,9 +20,17 @@ export interface GemvShape {
   tmax: number;
 }
 
-export interface GemvTableEntry extends GemvShape, GemvConfig {}
+export interface GemvTableEntry extends GemvShape, GemvConfig {
+  /** The entry's time and cuBLASLt's for the same product, us per launch (the sweep writes them above 8 rows). */
+  us?: number;
+  cublasltUs?: number;
+}
 
-/** The measured best configuration per shape for one device (bench/gemv-sweep.ts writes it). */
+/**
+ * The measured best configuration per shape for one device (bench/gemv-sweep.ts writes it). Up to `GEMV_RULE_ROWS`
+ * rows an entry only picks the configuration; above, the GEMV runs only for the shapes whose entry measured it
+ * faster than cuBLASLt.
+ */
 export interface GemvTable {
   device: string;
   smCount: number;
@@ -31,6 +39,16 @@ export interface GemvTable {
 }
 
 const WARPS = 8;
+
+/** Rows of x every shape takes through the GEMV; above, up to `GEMV_MAX_ROWS`, only where the table says it wins. */
+export const GEMV_RULE_ROWS = 8;
+/** The largest TMAX kernels/gemv.cu is built for (its accumulators are TMAX x ROWS floats per thread). */
+export const GEMV_MAX_ROWS = 32;
+
+/** The GEMV shape of `T` rows of x against `m` output features of K = `k` (TMAX: `T` rounded up to a power of 2). */
+export function gemvShape(T: number, m: number, k: number, gated: boolean): GemvShape {
+  return { m, k, gated, tmax: 2 ** Math.ceil(Math.log2(T)) };
+}
 
 /** The file the sweep writes and the backend reads. */
 export const GEMV_TABLE_PATH = join(dirname(fileURLToPath(import.meta.url)), 'gemv-table.json');
@@ -59,16 +77,23 @@ export function gemvRule(shape: GemvShape): GemvConfig {
   return { split: shape.tmax <= 2 || shape.k > 8192 ? 8 : 4, rows: shape.gated ? 1 : 2, unroll: 4 };
 }
 
+const entryFor = (table: GemvTable, shape: GemvShape, smCount: number) =>
+  table.smCount === smCount
+    ? table.entries.find((e) => e.m === shape.m && e.k === shape.k && e.gated === shape.gated && e.tmax === shape.tmax)
+    : undefined;
+
+/** Whether this shape goes through the GEMV rather than cuBLASLt: up to 8 rows always, above where it measured faster. */
+export function gemvWins(table: GemvTable, shape: GemvShape, smCount: number): boolean {
+  if (shape.tmax <= GEMV_RULE_ROWS) return true;
+  const e = shape.tmax <= GEMV_MAX_ROWS ? entryFor(table, shape, smCount) : undefined;
+  return e?.us !== undefined && e.cublasltUs !== undefined && e.us < e.cublasltUs;
+}
+
 /**
  * The table's entry for this shape when it was measured on a device with this many SMs, else `gemvRule`. Measured in
  * bf16; fp16 reads the same bytes, f32 (tests, not a serving type) twice as many, untimed.
  */
 export function pickGemvConfig(table: GemvTable, shape: GemvShape, smCount: number): GemvConfig {
-  if (table.smCount === smCount) {
-    const e = table.entries.find(
-      (e) => e.m === shape.m && e.k === shape.k && e.gated === shape.gated && e.tmax === shape.tmax,
-    );
-    if (e) return { split: e.split, rows: e.rows, unroll: e.unroll };
-  }
-  return gemvRule(shape);
+  const e = entryFor(table, shape, smCount);
+  return e ? { split: e.split, rows: e.rows, unroll: e.unroll } : gemvRule(shape);
 }

@@ -19,6 +19,8 @@ export interface Kernel {
     args: readonly (number | bigint)[],
     smem?: number,
   ): void;
+  /** Registers per thread and local (spilled) bytes per thread of the compiled kernel (the GEMV sweep prints them). */
+  resources(): { registers: number; localBytes: number };
 }
 
 /** Loads `.cu` files through NVRTC (cached on disk) for the device's arch; one module per (file, defines). */
@@ -72,6 +74,7 @@ export class KernelModules {
     const kernel: Kernel = {
       name,
       launch: (grid, block, args, smem = 0) => drv.launch(handle, name, grid, block, smem, kinds, args),
+      resources: () => drv.funcResources(handle),
     };
     this.functions.set(key, kernel);
     return kernel;
