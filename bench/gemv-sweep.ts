@@ -5,9 +5,9 @@
  * gated kernel: what the backend runs instead). Each configuration's output is first checked against cuBLASLt; one
  * that disagrees is never chosen. Prints each configuration's registers and spilled bytes per thread, and the best per
  * shape next to the launcher's current choice and cuBLASLt; `--write-table FILE` writes the best as the backend's
- * table (src/backend/cuda/gemv-table.json; the launcher's rule is kept where it is within 1 % of the best), above 8
- * rows with both times: the backend runs the GEMV there only where it beat cuBLASLt. Entries of row counts not
- * measured in this run are kept. Run on the device:
+ * table (src/backend/cuda/gemv-table.json; the launcher's rule is kept where it is within 1 % of the best) with both
+ * times: the backend then runs the GEMV only where it beat cuBLASLt, at every row count measured. Entries of row counts
+ * not measured in this run are kept. Run on the device:
  *   node --import tsx bench/gemv-sweep.ts [--batches 1,2,4,8,16,32] [--budget-s 120] [--write-table FILE]
  */
 
@@ -15,7 +15,6 @@ import { writeFileSync } from 'node:fs';
 import { CudaBackend } from '../src/backend/cuda/backend.ts';
 import type { DevPtr } from '../src/backend/cuda/driver.ts';
 import {
-  GEMV_RULE_ROWS,
   type GemvConfig,
   type GemvShape,
   type GemvTable,
@@ -175,9 +174,8 @@ for (const T of batches) {
     if (ruleUs <= best.us * 1.01) best = { cfg: rule, us: ruleUs };
     const ltUs = time(c, (w) => cublaslt(c, T, w, y));
     const wins = best.us < ltUs;
-    // Above 8 rows the backend runs the GEMV only where the entry's time beats cuBLASLt's (gemv-config.ts gemvWins).
-    const times = shape.tmax > GEMV_RULE_ROWS ? { us: round(best.us), cublasltUs: round(ltUs) } : {};
-    entries.push({ ...shape, ...best.cfg, ...times });
+    // The backend runs the GEMV only where the entry's time beats cuBLASLt's (gemv-config.ts gemvWins).
+    entries.push({ ...shape, ...best.cfg, us: round(best.us), cublasltUs: round(ltUs) });
     const now = pickGemvConfig(current, shape, sms);
     const nowUs = results.find((r) => same(r.cfg, now))?.us ?? Number.NaN;
     let extra = '';

@@ -53,11 +53,14 @@ test('a measured table entry wins for its shape and SM count only; the committed
   }
 });
 
-test('above 8 rows the GEMV runs only where the table measured it faster than cuBLASLt, up to 32 rows', () => {
+test('where an entry timed both the faster of GEMV and cuBLASLt runs; untimed, the GEMV up to 8 rows', () => {
   const entry = { ...gemvShape(16, 6144, 4096, false), split: 4, rows: 2, unroll: 4, us: 40, cublasltUs: 50 };
   const slower = { ...gemvShape(32, 6144, 4096, false), split: 4, rows: 2, unroll: 4, us: 90, cublasltUs: 60 };
   const untimed = { ...gemvShape(16, 4096, 4096, true), split: 4, rows: 1, unroll: 4 };
-  const table: GemvTable = { device: 'test', smCount: 132, measured: 'test', entries: [entry, slower, untimed] };
+  const lost8 = { ...gemvShape(8, 4096, 14336, false), split: 8, rows: 1, unroll: 4, us: 78, cublasltUs: 45 };
+  const table: GemvTable = { device: 'test', smCount: 132, measured: 'test', entries: [entry, slower, untimed, lost8] };
+  assert.equal(gemvWins(table, gemvShape(5, 4096, 14336, false), 132), false, 'cuBLASLt measured faster at 8 rows');
+  assert.equal(gemvWins(table, gemvShape(5, 4096, 14336, false), 114), true, 'another device: the rule');
   assert.equal(gemvWins(table, gemvShape(32, 6144, 4096, false), 132), false, 'cuBLASLt measured faster');
   assert.equal(gemvWins(table, gemvShape(16, 4096, 4096, true), 132), false, 'no times');
   assert.equal(gemvWins(table, gemvShape(2, 4096, 4096, true), 132), true, 'up to 8 rows: the GEMV, named or not');

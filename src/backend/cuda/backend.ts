@@ -298,8 +298,9 @@ export class CudaBackend implements Backend {
   }
 
   /**
-   * Whether `T` rows of `n` features against `m` outputs go through kernels/gemv.cu: up to 8 rows always, up to 32
-   * where the table measured it beating cuBLASLt (gemv-config.ts); 16-byte loads need 16-byte rows.
+   * Whether `T` rows of `n` features against `m` outputs go through kernels/gemv.cu: where the table timed both, the
+   * faster of it and cuBLASLt (up to 32 rows), else up to 8 rows (gemv-config.ts `gemvWins`); 16-byte loads need
+   * 16-byte rows.
    */
   private gemvFits(T: number, m: number, n: number, gated: boolean): boolean {
     return (

@@ -21,15 +21,15 @@ export interface GemvShape {
 }
 
 export interface GemvTableEntry extends GemvShape, GemvConfig {
-  /** The entry's time and cuBLASLt's for the same product, us per launch (the sweep writes them above 8 rows). */
+  /** The entry's time and cuBLASLt's for the same product, us per launch (gemvWins picks the faster). */
   us?: number;
   cublasltUs?: number;
 }
 
 /**
- * The measured best configuration per shape for one device (bench/gemv-sweep.ts writes it). Up to `GEMV_RULE_ROWS`
- * rows an entry only picks the configuration; above, the GEMV runs only for the shapes whose entry measured it
- * faster than cuBLASLt.
+ * The measured best configuration per shape for one device (bench/gemv-sweep.ts writes it). An entry with both
+ * times also picks GEMV or cuBLASLt; without them (the 1-8 row entries measured before cuBLASLt was timed) the GEMV
+ * runs up to `GEMV_RULE_ROWS` rows.
  */
 export interface GemvTable {
   device: string;
@@ -40,7 +40,7 @@ export interface GemvTable {
 
 const WARPS = 8;
 
-/** Rows of x every shape takes through the GEMV; above, up to `GEMV_MAX_ROWS`, only where the table says it wins. */
+/** Rows of x a shape takes through the GEMV unless its entry measured cuBLASLt faster; above, only where measured. */
 export const GEMV_RULE_ROWS = 8;
 /** The largest TMAX kernels/gemv.cu is built for (its accumulators are TMAX x ROWS floats per thread). */
 export const GEMV_MAX_ROWS = 32;
@@ -82,11 +82,15 @@ const entryFor = (table: GemvTable, shape: GemvShape, smCount: number) =>
     ? table.entries.find((e) => e.m === shape.m && e.k === shape.k && e.gated === shape.gated && e.tmax === shape.tmax)
     : undefined;
 
-/** Whether this shape goes through the GEMV rather than cuBLASLt: up to 8 rows always, above where it measured faster. */
+/**
+ * Whether this shape goes through the GEMV rather than cuBLASLt: where its entry timed both, the faster; otherwise
+ * up to `GEMV_RULE_ROWS` rows (never above `GEMV_MAX_ROWS`).
+ */
 export function gemvWins(table: GemvTable, shape: GemvShape, smCount: number): boolean {
-  if (shape.tmax <= GEMV_RULE_ROWS) return true;
-  const e = shape.tmax <= GEMV_MAX_ROWS ? entryFor(table, shape, smCount) : undefined;
-  return e?.us !== undefined && e.cublasltUs !== undefined && e.us < e.cublasltUs;
+  if (shape.tmax > GEMV_MAX_ROWS) return false;
+  const e = entryFor(table, shape, smCount);
+  if (e?.us !== undefined && e.cublasltUs !== undefined) return e.us < e.cublasltUs;
+  return shape.tmax <= GEMV_RULE_ROWS;
 }
 
 /**

@@ -8,8 +8,9 @@
 // bench/gemv-sweep.ts's measurements (gemv-config.ts): on an H100 with PDL, SPLIT 4-8 with 2 rows per warp beat one
 // warp per row on every Llama-3-8B shape. x (a few KB, shared by all blocks) comes through L1. Nothing is read
 // before PDL_ENTER: issuing the first weight loads (to L2 or to registers) before the wait was measured slower on
-// the H100 (bench/NOTES.md run 6). TMAX 16 and 32 (acc[ROWS][TMAX] in registers: up to 128 floats at ROWS 4) are for
-// the few shapes where the sweep measured this beating cuBLASLt at that many rows (gemv-config.ts `gemvWins`).
+// the H100 (bench/NOTES.md run 6). TMAX 16 and 32 (acc[ROWS][TMAX] in registers: up to 128 floats at ROWS 4) run only
+// where the sweep measured this beating cuBLASLt (gemv-config.ts `gemvWins`): on an H100 no Llama-3-8B shape does
+// (one fp32 FMA per weight element per row on the CUDA cores: 2.3-3.3x slower at 16 rows; bench/NOTES.md run 10).
 // Needs K to be a multiple of the 16-byte vector and 16-byte aligned rows (the launcher checks).
 #include "common.cuh"
 
