@@ -209,7 +209,8 @@ if (tablePath) {
   const table: GemvTable = {
     device: drv.info.name,
     smCount: sms,
-    measured: kept.length ? `${run}; other rows: ${current.measured}` : run,
+    // One description per distinct run: this one, then those whose rows were kept.
+    measured: kept.length ? [...new Set([run, ...current.measured.split('; ')])].join('; ') : run,
     entries: [...kept, ...entries].sort((a, b) => a.tmax - b.tmax),
   };
   writeFileSync(tablePath, `${JSON.stringify(table, null, 2)}\n`);

@@ -299,7 +299,7 @@ export class CudaBackend implements Backend {
 
   /**
    * Whether `T` rows of `n` features against `m` outputs go through kernels/gemv.cu: where the table timed both, the
-   * faster of it and cuBLASLt (up to 32 rows), else up to 8 rows (gemv-config.ts `gemvWins`); 16-byte loads need
+   * faster of it and cuBLASLt (up to 32 rows), else up to 4 rows (gemv-config.ts `gemvWins`); 16-byte loads need
    * 16-byte rows.
    */
   private gemvFits(T: number, m: number, n: number, gated: boolean): boolean {

@@ -28,8 +28,7 @@ export interface GemvTableEntry extends GemvShape, GemvConfig {
 
 /**
  * The measured best configuration per shape for one device (bench/gemv-sweep.ts writes it). An entry with both
- * times also picks GEMV or cuBLASLt; without them (the 1-8 row entries measured before cuBLASLt was timed) the GEMV
- * runs up to `GEMV_RULE_ROWS` rows.
+ * times also picks GEMV or cuBLASLt; a shape without them takes the GEMV up to `GEMV_RULE_ROWS` rows.
  */
 export interface GemvTable {
   device: string;
@@ -40,8 +39,12 @@ export interface GemvTable {
 
 const WARPS = 8;
 
-/** Rows of x a shape takes through the GEMV unless its entry measured cuBLASLt faster; above, only where measured. */
-export const GEMV_RULE_ROWS = 8;
+/**
+ * Rows of x a shape the table does not time takes through the GEMV. The H100 sweep (bench/RESULTS.md, 2026-11-26):
+ * the GEMV wins by 7-33 % at 1-2 rows on every Llama-3-8B shape, is within 5 % of cuBLASLt at 4 and loses by
+ * 27-73 % at 8.
+ */
+export const GEMV_RULE_ROWS = 4;
 /** The largest TMAX kernels/gemv.cu is built for (its accumulators are TMAX x ROWS floats per thread). */
 export const GEMV_MAX_ROWS = 32;
 
