@@ -25,6 +25,7 @@ import {
   readGemvTable,
 } from '../src/backend/cuda/gemv-config.ts';
 import { CudaTensor } from '../src/backend/cuda/tensor.ts';
+import { relL2 } from '../test/helpers/gpu.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string) => {
@@ -111,16 +112,6 @@ function time(c: Loaded, body: (w: DevPtr, i: number) => void): number {
 const gbs = (c: Loaded, us: number) => c.bytes / (us * 1e3);
 const round = (us: number) => Math.round(us * 10) / 10;
 const host = (p: DevPtr, n: number) => backend.toHost(new CudaTensor([n], 'bf16', p));
-function relL2(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (!Number.isFinite(a[i]!)) return Number.POSITIVE_INFINITY;
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 /** What the backend runs without the GEMV: cuBLASLt into `out` (then silu_mul for the gated case). */
 function cublaslt(c: Loaded, T: number, w: DevPtr, out: DevPtr): void {
   backend.lt.matmul(c.gated ? wide : out, x, w, T, c.gated ? 2 * c.m : c.m, c.k, 'bf16', 'bf16');

@@ -156,7 +156,8 @@ export function toFloat32(t: HostTensor): Float32Array {
   return out;
 }
 
-function halfToFloat(h: number): number {
+/** IEEE half bits -> number (subnormals, infinities and NaN included). */
+export function halfToFloat(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >> 10) & 0x1f;
   const frac = h & 0x3ff;

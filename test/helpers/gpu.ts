@@ -2,8 +2,8 @@ import type { DType, HostTensor } from '../../src/backend/backend.ts';
 import { probeCuda } from '../../src/backend/cuda/device.ts';
 import { CudaUnavailable } from '../../src/backend/cuda/libs.ts';
 import { bf16Bits, f16Bits } from '../../src/backend/cuda/tensor.ts';
+import { halfToFloat } from '../../src/loader/safetensors.ts';
 import { mulberry32 } from '../../src/util/random.ts';
-import { fromF16Bits } from './paged-attention-reference.ts';
 
 /** false when a CUDA device is usable, else the reason (pass to `test(..., { skip })`). */
 export function gpuSkip(): false | string {
@@ -19,7 +19,7 @@ export function randomValues(n: number, seed: number, scale = 1, dtype: DType = 
   for (let i = 0; i < n; i++) {
     out[i] = (r() * 2 - 1) * scale;
     if (dtype === 'bf16') u32[i] = bf16Bits(out[i]!) << 16;
-    else if (dtype === 'f16') out[i] = fromF16Bits(f16Bits(out[i]!));
+    else if (dtype === 'f16') out[i] = halfToFloat(f16Bits(out[i]!));
   }
   return out;
 }

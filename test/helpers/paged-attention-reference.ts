@@ -5,6 +5,7 @@
  */
 
 import { f16Bits } from '../../src/backend/cuda/tensor.ts';
+import { halfToFloat } from '../../src/loader/safetensors.ts';
 import { mulberry32 } from '../../src/util/random.ts';
 
 /** The 16-bit storage types of the attention kernels. */
@@ -54,20 +55,10 @@ export function fromBf16Bits(bits: number): number {
   return f32[0]!;
 }
 
-/** IEEE half bits -> number (subnormals, infinities and NaN included). */
-export function fromF16Bits(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
-
 /** Bits and values of either 16-bit storage type (round to nearest even). */
 export const STORAGE16: Record<Storage16, { toBits(x: number): number; fromBits(bits: number): number }> = {
   bf16: { toBits: toBf16Bits, fromBits: fromBf16Bits },
-  f16: { toBits: f16Bits, fromBits: fromF16Bits },
+  f16: { toBits: f16Bits, fromBits: halfToFloat },
 };
 
 export function toStorageArray(x: Float32Array, dtype: Storage16): Uint16Array {
