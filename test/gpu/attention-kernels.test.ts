@@ -201,6 +201,22 @@ const decodeCases: Case[] = [
     slidingWindow: 100,
   },
   {
+    name: 'hd128 GQA 7 (Qwen2.5-7B: 28 / 4 heads)',
+    seqs: decodeSeqs([1, 17, 300, 2049]),
+    numHeads: 28,
+    numKvHeads: 4,
+    headDim: 128,
+    blockSize: 16,
+  },
+  {
+    name: 'hd128 GQA 3 (Llama-3.2-3B: 24 / 8 heads)',
+    seqs: decodeSeqs([2, 64, 777]),
+    numHeads: 24,
+    numKvHeads: 8,
+    headDim: 128,
+    blockSize: 16,
+  },
+  {
     name: 'hd64 GQA 32 (two head groups per KV head)',
     seqs: decodeSeqs([3, 400]),
     numHeads: 64,
