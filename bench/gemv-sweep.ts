@@ -142,9 +142,11 @@ for (const T of batches) {
     const shape = shapeOf(c, T);
     const want = reference(c, T);
     const results: { cfg: GemvConfig; us: number }[] = [];
+    let complete = true;
     for (const cfg of configs(T, c.gated)) {
       if (performance.now() > deadline) {
         outOfTime = true;
+        complete = false;
         break;
       }
       const gemv = backend.gemvLauncher(T, c.m, c.k, { gated: c.gated, config: cfg });
@@ -165,9 +167,10 @@ for (const T of batches) {
     if (ruleUs <= best.us * 1.01) best = { cfg: rule, us: ruleUs };
     const ltUs = time(c, (w) => cublaslt(c, T, w, y));
     const wins = best.us < ltUs;
-    // The backend runs the GEMV only where the entry's time beats cuBLASLt's (gemv-config.ts gemvWins).
-    entries.push({ ...shape, ...best.cfg, us: round(best.us), cublasltUs: round(ltUs) });
-    const now = pickGemvConfig(current, shape, sms);
+    // The backend runs the GEMV only where the entry's time beats cuBLASLt's (gemv-config.ts gemvWins), so only a
+    // shape whose every configuration was timed gets an entry; one cut short keeps the table's previous entry.
+    if (complete) entries.push({ ...shape, ...best.cfg, us: round(best.us), cublasltUs: round(ltUs) });
+    const now = pickGemvConfig(current, shape, drv.info);
     const nowUs = results.find((r) => same(r.cfg, now))?.us ?? Number.NaN;
     let extra = '';
     if (c.gated) {
@@ -193,9 +196,11 @@ console.log(
 );
 for (const line of summary) console.log(line);
 if (tablePath) {
-  // Row counts this run did not measure keep their entries (same SM count only).
-  const tmaxes = new Set(batches.map((T) => shapeOf(cases[0]!, T).tmax));
-  const kept = current.smCount === sms ? current.entries.filter((e) => !tmaxes.has(e.tmax)) : [];
+  // Entries this run did not (completely) measure stay, when the table is this card's.
+  const id = (e: GemvShape) => `${e.m},${e.k},${e.gated},${e.tmax}`;
+  const measured = new Set(entries.map(id));
+  const sameCard = current.device === drv.info.name && current.smCount === sms;
+  const kept = sameCard ? current.entries.filter((e) => !measured.has(id(e))) : [];
   const run = `bench/gemv-sweep.ts --batches ${batches.join(',')}, ${new Date().toISOString().slice(0, 10)} (bench/RESULTS.md)`;
   const table: GemvTable = {
     device: drv.info.name,

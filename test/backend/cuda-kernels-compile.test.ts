@@ -23,25 +23,39 @@ const sources = readdirSync(kernelsDir).filter((f) => f.endsWith('.cu'));
 const dtypesOf = (f: string) =>
   readFileSync(join(kernelsDir, f), 'utf8').includes('#include "attention_common.cuh"') ? [1, 2] : [0, 1, 2];
 
+// Builds beyond a source's defaults that the launchers use (bf16 only: the code paths are the same in every type).
+const VARIANTS: Record<string, string[][]> = {
+  'gemv.cu': [
+    ['TMAX=32', 'SPLIT=2', 'ROWS=4'],
+    ['TMAX=8', 'SPLIT=4', 'GATED=1', 'UNROLL=2'],
+  ],
+};
+const buildsOf = (f: string) => [
+  ...dtypesOf(f).map((dtype) => ({ dtype, defines: [] as string[] })),
+  ...(VARIANTS[f] ?? []).map((defines) => ({ dtype: 2, defines })),
+];
+
 test('there are kernel sources, the attention kernels among them in both 16-bit types', () => {
   assert.ok(sources.length >= 6, `found ${sources.join(', ')}`);
   for (const f of ['flash_prefill.cu', 'paged_decode.cu']) assert.deepEqual(dtypesOf(f), [1, 2], f);
 });
 
-// Every kernel, in each storage type it serves (PAGODA_DTYPE 0 float, 1 float16, 2 bfloat16), for sm_80 and sm_90:
-// a kernel that does not compile cannot land.
+// Every kernel, in each storage type it serves (PAGODA_DTYPE 0 float, 1 float16, 2 bfloat16) and the variants above,
+// for sm_80 and sm_90: a kernel that does not compile cannot land.
 test('every .cu compiles with nvcc for sm_80 and sm_90', { skip: nvcc ? false : 'nvcc not on PATH' }, async () => {
   const out = mkdtempSync(join(tmpdir(), 'pagoda-nvcc-'));
   try {
     const jobs = sources.flatMap((f) =>
-      dtypesOf(f).map((dtype) => async () => {
-        const args = ['--fatbin', '-std=c++17', `-DPAGODA_DTYPE=${dtype}`, `-I${kernelsDir}`];
+      buildsOf(f).map(({ dtype, defines }, i) => async () => {
+        const args = ['--fatbin', '-std=c++17', `-DPAGODA_DTYPE=${dtype}`, ...defines.map((d) => `-D${d}`)];
+        args.push(`-I${kernelsDir}`);
         for (const sm of [80, 90]) args.push('-gencode', `arch=compute_${sm},code=sm_${sm}`);
-        args.push('-o', join(out, `${f}.${dtype}.fatbin`), join(kernelsDir, f));
+        args.push('-o', join(out, `${f}.${i}.fatbin`), join(kernelsDir, f));
         try {
           await run('nvcc', args);
         } catch (err) {
-          assert.fail(`nvcc ${f} (PAGODA_DTYPE=${dtype}):\n${(err as { stderr?: string }).stderr ?? err}`);
+          const what = [`PAGODA_DTYPE=${dtype}`, ...defines].join(' ');
+          assert.fail(`nvcc ${f} (${what}):\n${(err as { stderr?: string }).stderr ?? err}`);
         }
       }),
     );

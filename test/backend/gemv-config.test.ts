@@ -16,6 +16,9 @@ import {
 } from '../../src/backend/cuda/gemv-config.ts';
 
 const shape = (m: number, k: number, gated = false, tmax = 1) => ({ m, k, gated, tmax });
+/** The test tables' card, and one with another SM count. */
+const H100 = { name: 'test', smCount: 132 };
+const OTHER = { name: 'test', smCount: 114 };
 
 test('the GEMV rule: 8 warps per row group at 1-2 rows or a wide K, else 4; two weight rows per warp', () => {
   assert.deepEqual(gemvRule(shape(4096, 4096)), { split: 8, rows: 2, unroll: 4 });
@@ -35,10 +38,12 @@ test('a measured table entry wins for its shape and SM count only; the committed
     measured: 'test',
     entries: [{ ...shape(4096, 4096, false, 2), split: 2, rows: 2, unroll: 8 }],
   };
-  assert.deepEqual(pickGemvConfig(table, shape(4096, 4096, false, 2), 132), { split: 2, rows: 2, unroll: 8 });
-  assert.deepEqual(pickGemvConfig(table, shape(4096, 4096, false, 1), 132), gemvRule(shape(4096, 4096)));
-  assert.deepEqual(pickGemvConfig(table, shape(4096, 4096, true, 2), 132), gemvRule(shape(4096, 4096, true, 2)));
-  assert.deepEqual(pickGemvConfig(table, shape(4096, 4096, false, 2), 114), gemvRule(shape(4096, 4096, false, 2)));
+  assert.deepEqual(pickGemvConfig(table, shape(4096, 4096, false, 2), H100), { split: 2, rows: 2, unroll: 8 });
+  assert.deepEqual(pickGemvConfig(table, shape(4096, 4096, false, 1), H100), gemvRule(shape(4096, 4096)));
+  assert.deepEqual(pickGemvConfig(table, shape(4096, 4096, true, 2), H100), gemvRule(shape(4096, 4096, true, 2)));
+  assert.deepEqual(pickGemvConfig(table, shape(4096, 4096, false, 2), OTHER), gemvRule(shape(4096, 4096, false, 2)));
+  const sameSms = { name: 'another card', smCount: 132 };
+  assert.deepEqual(pickGemvConfig(table, shape(4096, 4096, false, 2), sameSms), gemvRule(shape(4096, 4096, false, 2)));
   const file = join(mkdtempSync(join(tmpdir(), 'gemv-table-')), 't.json');
   writeFileSync(file, JSON.stringify(table));
   assert.deepEqual(readGemvTable(file), table);
@@ -59,22 +64,22 @@ test(`where an entry timed both the faster of GEMV and cuBLASLt runs; untimed, t
   const untimed = { ...gemvShape(16, 4096, 4096, true), split: 4, rows: 1, unroll: 4 };
   const lost8 = { ...gemvShape(8, 4096, 14336, false), split: 8, rows: 1, unroll: 4, us: 78, cublasltUs: 45 };
   const table: GemvTable = { device: 'test', smCount: 132, measured: 'test', entries: [entry, slower, untimed, lost8] };
-  assert.equal(gemvWins(table, gemvShape(5, 4096, 14336, false), 132), false, 'cuBLASLt measured faster at 8 rows');
-  assert.equal(gemvWins(table, gemvShape(3, 4096, 14336, false), 114), true, 'another device: the rule');
-  assert.equal(gemvWins(table, gemvShape(5, 4096, 14336, false), 114), false, 'the rule stops at 4 rows');
-  assert.equal(gemvWins(table, gemvShape(32, 6144, 4096, false), 132), false, 'cuBLASLt measured faster');
-  assert.equal(gemvWins(table, gemvShape(16, 4096, 4096, true), 132), false, 'no times');
-  assert.equal(gemvWins(table, gemvShape(2, 4096, 4096, true), 132), true, 'up to 4 rows: the GEMV, named or not');
+  assert.equal(gemvWins(table, gemvShape(5, 4096, 14336, false), H100), false, 'cuBLASLt measured faster at 8 rows');
+  assert.equal(gemvWins(table, gemvShape(3, 4096, 14336, false), OTHER), true, 'another device: the rule');
+  assert.equal(gemvWins(table, gemvShape(5, 4096, 14336, false), OTHER), false, 'the rule stops at 4 rows');
+  assert.equal(gemvWins(table, gemvShape(32, 6144, 4096, false), H100), false, 'cuBLASLt measured faster');
+  assert.equal(gemvWins(table, gemvShape(16, 4096, 4096, true), H100), false, 'no times');
+  assert.equal(gemvWins(table, gemvShape(2, 4096, 4096, true), H100), true, 'up to 4 rows: the GEMV, named or not');
   assert.deepEqual(gemvShape(9, 6144, 4096, false), { m: 6144, k: 4096, gated: false, tmax: 16 });
-  assert.equal(gemvWins(table, gemvShape(4, 4096, 4096, false), 132), true);
-  assert.equal(gemvWins(table, gemvShape(8, 4096, 4096, false), 132), false);
-  assert.equal(gemvWins(table, gemvShape(9, 6144, 4096, false), 132), true);
-  assert.equal(gemvWins(table, gemvShape(16, 6144, 4096, false), 132), true);
-  assert.equal(gemvWins(table, gemvShape(16, 6144, 4096, false), 114), false);
-  assert.equal(gemvWins(table, gemvShape(16, 6144, 4096, true), 132), false);
-  assert.equal(gemvWins(table, gemvShape(17, 6144, 4096, false), 132), false);
-  assert.equal(gemvWins(table, gemvShape(16, 4096, 4096, false), 132), false);
+  assert.equal(gemvWins(table, gemvShape(4, 4096, 4096, false), H100), true);
+  assert.equal(gemvWins(table, gemvShape(8, 4096, 4096, false), H100), false);
+  assert.equal(gemvWins(table, gemvShape(9, 6144, 4096, false), H100), true);
+  assert.equal(gemvWins(table, gemvShape(16, 6144, 4096, false), H100), true);
+  assert.equal(gemvWins(table, gemvShape(16, 6144, 4096, false), OTHER), false);
+  assert.equal(gemvWins(table, gemvShape(16, 6144, 4096, true), H100), false);
+  assert.equal(gemvWins(table, gemvShape(17, 6144, 4096, false), H100), false);
+  assert.equal(gemvWins(table, gemvShape(16, 4096, 4096, false), H100), false);
   const big = { ...table, entries: [{ ...entry, tmax: 64 }] };
-  assert.equal(gemvWins(big, gemvShape(64, 6144, 4096, false), 132), false, `TMAX above ${GEMV_MAX_ROWS}`);
-  assert.deepEqual(pickGemvConfig(table, gemvShape(12, 6144, 4096, false), 132), { split: 4, rows: 2, unroll: 4 });
+  assert.equal(gemvWins(big, gemvShape(64, 6144, 4096, false), H100), false, `TMAX above ${GEMV_MAX_ROWS}`);
+  assert.deepEqual(pickGemvConfig(table, gemvShape(12, 6144, 4096, false), H100), { split: 4, rows: 2, unroll: 4 });
 });

@@ -152,3 +152,14 @@ test("the device sampler's kept set (its CPU twin) equals the CPU sampler's cand
     }
   }
 });
+
+test('token ids the sampler would index with are checked at submission', () => {
+  const engine = fakeEngine();
+  const bad: [Partial<SamplingParams>, RegExp][] = [
+    [{ logitBias: { 64: 1 } }, /logit_bias token id 64 is outside the vocabulary \(0\.\.63\)/],
+    [{ logitBias: { '02': 1 } as Record<number, number> }, /logit_bias key "02" is not a token id/],
+    [{ stopTokenIds: [5, 70] }, /stop_token_ids: 70 is outside the vocabulary/],
+  ];
+  for (const [params, message] of bad) assert.throws(() => submit(engine, { prompt: [1, 2], params }), message);
+  assertAllBlocksFree(engine);
+});

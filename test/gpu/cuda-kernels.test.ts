@@ -171,7 +171,7 @@ describe('CUDA kernels against the CPU backend', () => {
       }
     });
 
-    test(`linearSiluMul: the gated GEMV (with or without bias) for 1..8 rows, linear + siluMul for more (${dtype})`, {
+    test(`linearSiluMul (the gated GEMV, or linear + siluMul, as the GEMV table and rule pick) (${dtype})`, {
       skip,
     }, () => {
       const g = gpu(dtype);
@@ -229,13 +229,19 @@ describe('CUDA kernels against the CPU backend', () => {
       }
     });
 
-    test(`the GEMV at 9..32 rows where the table measured it faster: linear with and without bias, linearSiluMul (${dtype})`, {
+    test(`the GEMV at 2..32 rows where the table measured it faster: linear with and without bias, linearSiluMul (${dtype})`, {
       skip,
     }, () => {
       const g = gpu(dtype);
-      // [T, n, m, split, rows]: TMAX 16 and 32, each split (1: no shared-memory reduction) and rows per warp.
+      // [T, n, m, split, rows]: TMAX 2 to 32, each split (1: no shared-memory reduction) and rows per warp; odd m
+      // leaves the last group of 4 rows part full.
       const cases = [
-        [9, 256, 130, 2, 4],
+        [2, 512, 77, 8, 2],
+        [3, 264, 100, 4, 4],
+        [4, 1024, 513, 4, 2],
+        [6, 256, 96, 8, 1],
+        [8, 4096, 131, 2, 4],
+        [9, 256, 131, 2, 4],
         [16, 4096, 64, 8, 2],
         [17, 512, 1003, 1, 1],
         [32, 1024, 48, 4, 4],
@@ -244,8 +250,9 @@ describe('CUDA kernels against the CPU backend', () => {
       const saved = g.gemvTable;
       const direct = g.gemvInto.bind(g);
       let launches = 0;
+      let gatedLaunches = 0;
       g.gemvTable = {
-        device: 'test',
+        device: g.drv.info.name,
         smCount: g.drv.info.smCount,
         measured: 'test',
         entries: cases.flatMap(([T, n, m, split, rows]) => [
@@ -255,6 +262,7 @@ describe('CUDA kernels against the CPU backend', () => {
       };
       g.gemvInto = (...args) => {
         launches++;
+        if (args[6]?.gated) gatedLaunches++;
         direct(...args);
       };
       try {
@@ -273,7 +281,8 @@ describe('CUDA kernels against the CPU backend', () => {
           check(dtype, `gated gemv+bias ${what}`, g.toHost(g.linearSiluMul(gx, gw, gb)), gatedBias);
         }
         assert.equal(launches, 4 * cases.length, 'every product went through the GEMV');
-        // A shape the table does not name stays on cuBLASLt above 8 rows.
+        assert.equal(gatedLaunches, 2 * cases.length, 'linearSiluMul went through the gated GEMV');
+        // A shape the table does not name stays on cuBLASLt above 4 rows.
         const [gx, cx] = pair(g, [16, 256], dtype);
         const [gw, cw] = pair(g, [96, 256], dtype, 0.2);
         check(dtype, 'linear 16x256x96 (cuBLASLt)', g.toHost(g.linear(gx, gw)), cpu.toHost(cpu.linear(cx, cw)));

@@ -20,8 +20,8 @@ import { mulberry32 } from '../../src/util/random.ts';
  * - `norm`: the layers' input/post-attention norm outputs (GPT-2's ln_1/ln_2); `qk_norm`: Qwen3's per-head q/k norms;
  * - `qkv`, `o_proj`, `gate_up` (GPT-2's c_fc), `down`: the projections' outputs; `logits`: the lm_head output (the
  *   device's gated decode GEMV keeps gate_up in float: rounding it here bounds decode from above);
- * - `pre_bias`: a biased projection's GEMM output before the bias is added (cuBLASLt steps add it in a second kernel;
- *   decode rows add it in the GEMV's epilogue, rounding once, so for them this point is a bound from above);
+ * - `pre_bias`: a biased projection's GEMM output before the bias is added (cuBLASLt adds it in a second kernel; rows
+ *   the GEMV takes add it in its epilogue, rounding once, so for them this point is a bound from above);
  * - `rope`: q and k after the rotation; `attention`: the attention output; `activation`: siluMul / gelu output;
  * - `add`: `Backend.add`'s output (Llama's final residual, GPT-2's whole residual stream); `final_norm`: the last norm;
  * - `fused_residual`: the residual stream leaving `addRmsNorm` (float on our device, bf16 in vLLM).

@@ -307,7 +307,7 @@ export class CudaBackend implements Backend {
       this.gemv &&
       T <= GEMV_MAX_ROWS &&
       (n * DTYPE_BYTES[this.dtype]) % 16 === 0 &&
-      gemvWins(this.gemvTable, gemvShape(T, m, n, gated), this.drv.info.smCount)
+      gemvWins(this.gemvTable, gemvShape(T, m, n, gated), this.drv.info)
     );
   }
 
@@ -329,7 +329,7 @@ export class CudaBackend implements Backend {
   ): (y: DevPtr, x: DevPtr, w: DevPtr, bias?: DevPtr) => void {
     if (T > GEMV_MAX_ROWS) throw new Error(`gemv: ${T} rows, the kernel is built for at most ${GEMV_MAX_ROWS}`);
     const shape = gemvShape(T, m, n, opts.gated === true);
-    const cfg = opts.config ?? pickGemvConfig(this.gemvTable, shape, this.drv.info.smCount);
+    const cfg = opts.config ?? pickGemvConfig(this.gemvTable, shape, this.drv.info);
     const kernel = this.gemvKernel(shape, cfg);
     const grid: [number] = [gemvBlocks(shape, cfg)];
     return (y, x, w, bias = 0n) => kernel.launch(grid, [256], [y, x, w, bias, T, m, n]);

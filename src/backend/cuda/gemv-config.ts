@@ -80,8 +80,14 @@ export function gemvRule(shape: GemvShape): GemvConfig {
   return { split: shape.tmax <= 2 || shape.k > 8192 ? 8 : 4, rows: shape.gated ? 1 : 2, unroll: 4 };
 }
 
-const entryFor = (table: GemvTable, shape: GemvShape, smCount: number) =>
-  table.smCount === smCount
+/** The card a table was measured on: its name and SM count must both match for an entry to apply. */
+export interface GemvDevice {
+  name: string;
+  smCount: number;
+}
+
+const entryFor = (table: GemvTable, shape: GemvShape, device: GemvDevice) =>
+  table.device === device.name && table.smCount === device.smCount
     ? table.entries.find((e) => e.m === shape.m && e.k === shape.k && e.gated === shape.gated && e.tmax === shape.tmax)
     : undefined;
 
@@ -89,9 +95,9 @@ const entryFor = (table: GemvTable, shape: GemvShape, smCount: number) =>
  * Whether this shape goes through the GEMV rather than cuBLASLt: where its entry timed both, the faster; otherwise
  * up to `GEMV_RULE_ROWS` rows (never above `GEMV_MAX_ROWS`).
  */
-export function gemvWins(table: GemvTable, shape: GemvShape, smCount: number): boolean {
+export function gemvWins(table: GemvTable, shape: GemvShape, device: GemvDevice): boolean {
   if (shape.tmax > GEMV_MAX_ROWS) return false;
-  const e = entryFor(table, shape, smCount);
+  const e = entryFor(table, shape, device);
   if (e?.us !== undefined && e.cublasltUs !== undefined) return e.us < e.cublasltUs;
   return shape.tmax <= GEMV_RULE_ROWS;
 }
@@ -100,7 +106,7 @@ export function gemvWins(table: GemvTable, shape: GemvShape, smCount: number): b
  * The table's entry for this shape when it was measured on a device with this many SMs, else `gemvRule`. Measured in
  * bf16; fp16 reads the same bytes, f32 (tests, not a serving type) twice as many, untimed.
  */
-export function pickGemvConfig(table: GemvTable, shape: GemvShape, smCount: number): GemvConfig {
-  const e = entryFor(table, shape, smCount);
+export function pickGemvConfig(table: GemvTable, shape: GemvShape, device: GemvDevice): GemvConfig {
+  const e = entryFor(table, shape, device);
   return e ? { split: e.split, rows: e.rows, unroll: e.unroll } : gemvRule(shape);
 }
