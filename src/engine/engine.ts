@@ -107,7 +107,9 @@ export class Engine implements EngineApi {
     const outside = (ids: readonly number[]) => ids.find((t) => !(Number.isInteger(t) && t >= 0 && t < vocab));
     // Keys as written ("02" would be token 2 twice over once min_tokens adds its own entry).
     const oddKey = Object.keys(resolved.logitBias).find((k) => String(Number(k)) !== k);
-    if (oddKey !== undefined) throw new UserError(`logit_bias key "${oddKey}" is not a token id (expected 0..${vocab - 1})`);
+    if (oddKey !== undefined) {
+      throw new UserError(`logit_bias key "${oddKey}" is not a token id (expected 0..${vocab - 1})`);
+    }
     const badBias = outside(Object.keys(resolved.logitBias).map(Number));
     if (badBias !== undefined) {
       throw new UserError(`logit_bias token id ${badBias} is outside the vocabulary (0..${vocab - 1})`);
