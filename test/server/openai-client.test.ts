@@ -161,6 +161,8 @@ test('logprobs: chat top_logprobs and completions logprobs', async () => {
     max_tokens: 5,
     logprobs: true,
     top_logprobs: 3,
+    // Greedy: a random draw could end at EOS before max_tokens.
+    temperature: 0,
   });
   const content = r.choices[0].logprobs?.content ?? [];
   assert.equal(content.length, 5);
@@ -171,7 +173,13 @@ test('logprobs: chat top_logprobs and completions logprobs', async () => {
   }
   assert.equal(content.length, r.usage?.completion_tokens);
 
-  const c = await client.completions.create({ model: server.model, prompt: 'Hello', max_tokens: 4, logprobs: 2 });
+  const c = await client.completions.create({
+    model: server.model,
+    prompt: 'Hello',
+    max_tokens: 4,
+    logprobs: 2,
+    temperature: 0,
+  });
   const lps = c.choices[0].logprobs!;
   assert.equal(lps.tokens?.length, 4);
   assert.equal(lps.token_logprobs?.length, 4);
