@@ -192,6 +192,7 @@ test('logprobs: chat top_logprobs and completions logprobs', async () => {
     max_tokens: 4,
     logprobs: true,
     stream: true,
+    temperature: 0,
   });
   let n = 0;
   for await (const chunk of s) n += chunk.choices[0]?.logprobs?.content?.length ?? 0;
