@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { FakeHub } from '../helpers/fake-hub.ts';
 import { projectRoot, sharedFixture } from '../helpers/fixtures.ts';
+import { readModelFolder } from '../helpers/hf-cache.ts';
 
 const stories = sharedFixture('models/stories260K');
 const home = mkdtempSync(join(tmpdir(), 'pagoda-run-test-'));
@@ -41,4 +44,34 @@ test('pagoda run errors are one line with a non-zero exit', () => {
   assert.notEqual(missing.status, 0);
   assert.match(missing.stderr, /^error: .*no-such-model: no such model folder/);
   assert.equal(missing.stderr.trim().split('\n').length, 1);
+});
+
+test('pagoda run pulls a Hub model it does not have (as ollama run does), and only once', async () => {
+  const hub = await new FakeHub().start();
+  const cache = mkdtempSync(join(tmpdir(), 'pagoda-run-pull-'));
+  const run = (args: string[]) =>
+    promisify(execFile)(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), 'run', ...args], {
+      env: { ...process.env, PAGODA_HOME: home, HF_ENDPOINT: hub.endpoint, HF_HUB_CACHE: cache },
+    });
+  try {
+    const folder = join(projectRoot, 'test/fixtures/models/tiny-llama');
+    hub.repos.set('acme/tiny-llama', { commit: 'e'.repeat(40), files: readModelFolder(folder) });
+    const args = ['acme/tiny-llama', 'Hello', '--max-tokens', '5', '--temperature', '0'];
+    const first = await run(args);
+    assert.match(first.stderr, /acme\/tiny-llama is not here yet: pulling it from the Hugging Face Hub/);
+    const requests = hub.requests.length;
+    assert.ok(requests > 0);
+    const second = await run(args);
+    assert.equal(second.stdout, first.stdout, 'the same greedy continuation');
+    assert.ok(first.stdout.trim().length > 0);
+    assert.doesNotMatch(second.stderr, /pulling/);
+    assert.equal(hub.requests.length, requests, 'the second run found the model in the cache');
+    // A repo the Hub does not have: one line naming it, no demo model run on its name.
+    const missing = await run(['acme/absent', 'Hello']).catch((err: { stderr: string; code: number }) => err);
+    assert.equal((missing as { code: number }).code, 1);
+    assert.match((missing as { stderr: string }).stderr.trim().split('\n').at(-1)!, /^error: .*acme\/absent/);
+  } finally {
+    await hub.stop();
+    rmSync(cache, { recursive: true, force: true });
+  }
 });

@@ -2,8 +2,11 @@ import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { DEMO_MODEL_WARNING } from '../../loader/demo-model.ts';
 import { isModelReference, loadEngine } from '../../runner/load.ts';
+import { pullFromHub } from '../../store/hub.ts';
+import { isHubRepoId, parseModelName } from '../../store/names.ts';
 import { addEngineOptions, engineOptionsFrom } from '../engine-options.ts';
 import { runInteractive, runInteractiveRemote } from '../interactive.ts';
+import { pullProgressRenderer } from '../progress.ts';
 import { addSamplingOptions, samplingParamsFrom } from '../sampling-options.ts';
 import { serverServes, serverUrl } from '../server-url.ts';
 import type { RegisterCommand } from './index.ts';
@@ -14,7 +17,7 @@ const DEFAULT_MAX_TOKENS = 256;
 export const registerRun: RegisterCommand = (program) => {
   const cmd = new Command('run')
     .description('generate a continuation of a prompt (the built-in demo model when no model is given)')
-    .argument('[model]', 'a Hugging Face model folder, or "demo"')
+    .argument('[model]', 'a stored name, a Hub repo id (pulled when missing), a model folder, or "demo"')
     .argument('[prompt]', 'text to continue (read from stdin when piped; interactive chat otherwise)');
   addSamplingOptions(cmd);
   addEngineOptions(cmd);
@@ -26,9 +29,13 @@ export const registerRun: RegisterCommand = (program) => {
       const base = serverUrl();
       if (await serverServes(base, first)) return runInteractiveRemote(base, first, params);
     }
+    // A Hub repo id that is not here yet is pulled first, as `ollama run` does.
+    const pulled = first !== undefined && !isModelReference(first) && isHubReference(first) && (await pull(first));
     // One argument: a model if it names one, otherwise the prompt for the demo model.
     const [model, promptArg] =
-      second !== undefined || (first !== undefined && isModelReference(first)) ? [first, second] : [undefined, first];
+      second !== undefined || pulled || (first !== undefined && isModelReference(first))
+        ? [first, second]
+        : [undefined, first];
     const prompt = promptArg ?? (process.stdin.isTTY ? undefined : await readStdin());
     const loaded = loadEngine(model, engineOptionsFrom(opts));
     if (loaded.isDemo) process.stderr.write(`note: using the built-in demo model. ${DEMO_MODEL_WARNING}\n`);
@@ -55,6 +62,27 @@ export const registerRun: RegisterCommand = (program) => {
   });
   program.addCommand(cmd);
 };
+
+/** `org/repo[:revision]`, a name only the Hub can resolve (a prompt with spaces never is one). */
+function isHubReference(arg: string): boolean {
+  try {
+    return isHubRepoId(parseModelName(arg).repo);
+  } catch {
+    return false;
+  }
+}
+
+/** Pulls a missing Hub model with `pagoda pull`'s progress display; true once it is in the cache. */
+async function pull(ref: string): Promise<true> {
+  process.stderr.write(`${ref} is not here yet: pulling it from the Hugging Face Hub\n`);
+  const progress = pullProgressRenderer();
+  try {
+    await pullFromHub(ref, { onProgress: progress.onProgress });
+  } finally {
+    progress.stop();
+  }
+  return true;
+}
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
