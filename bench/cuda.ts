@@ -147,7 +147,7 @@ backend.graphs?.clear();
 batch1('cuBLASLt GEMMs');
 backend.gemv = true;
 backend.graphs?.clear();
-batch1('GEMV kernel for <= 8 rows');
+batch1('GEMV kernel where the table picks it');
 
 /** Runs `reqs` to completion: prefill-first scheduling as nano-vllm does, then decode steps over all running. */
 function throughput(label: string, reqs: Req[]): void {
