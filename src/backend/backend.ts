@@ -1,20 +1,12 @@
-import type { StepBatch } from '../runner/step-batch.ts';
+import type { DType, HostTensor } from '../primitives/host-tensor.ts';
+import type { StepBatch } from '../primitives/step-batch.ts';
 
-/** Element types a backend may store. The CPU backend computes in f32; the CUDA backend in bf16/f16. */
-export type DType = 'f32' | 'f16' | 'bf16';
+export type { DType, HostTensor };
 
 /** A tensor lives on one backend; models only pass tensors between that backend's ops. */
 export interface Tensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
-}
-
-/** A weight as read from disk: raw little-endian bytes in the stored dtype. */
-export interface HostTensor {
-  readonly name: string;
-  readonly shape: readonly number[];
-  readonly dtype: DType;
-  readonly bytes: Uint8Array;
 }
 
 /** One layer's paged KV cache: K and V each `[num_blocks, block_size, num_kv_heads, head_dim]`. */

@@ -1,6 +1,6 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DType, HostTensor } from '../backend/backend.ts';
+import type { DType, HostTensor } from '../primitives/host-tensor.ts';
 import { UserError } from '../util/errors.ts';
 
 /** Reads tensors lazily from one or more safetensors files: only the header is read up front. */
@@ -138,32 +138,6 @@ export function openSafetensors(dir: string): WeightSource {
   const single = join(dir, 'model.safetensors');
   if (!existsSync(single)) throw new UserError(`${dir}: no model.safetensors or model.safetensors.index.json`);
   return new SafetensorsSource([new SafetensorsFile(single)]);
-}
-
-/** Converts stored bytes to float32 (the CPU backend's compute type). */
-export function toFloat32(t: HostTensor): Float32Array {
-  const n = t.bytes.byteLength / (t.dtype === 'f32' ? 4 : 2);
-  const out = new Float32Array(n);
-  const dv = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
-  if (t.dtype === 'f32') {
-    for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true);
-  } else if (t.dtype === 'bf16') {
-    const u32 = new Uint32Array(out.buffer);
-    for (let i = 0; i < n; i++) u32[i] = dv.getUint16(i * 2, true) << 16;
-  } else {
-    for (let i = 0; i < n; i++) out[i] = halfToFloat(dv.getUint16(i * 2, true));
-  }
-  return out;
-}
-
-/** IEEE half bits -> number (subnormals, infinities and NaN included). */
-export function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
 /** Writes a safetensors file (used for the built-in demo model and test fixtures). */

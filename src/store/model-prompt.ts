@@ -1,5 +1,5 @@
-import type { SamplingParams } from '../engine/types.ts';
 import { OllamaTemplate } from '../gotemplate/ollama.ts';
+import type { SamplingParams } from '../primitives/sampling-params.ts';
 import type { Manifest } from './manifest.ts';
 
 /** A chat turn; extra fields (tool calls, names) reach Jinja templates. */

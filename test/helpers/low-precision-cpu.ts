@@ -10,7 +10,7 @@ import type {
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import type { CpuTensor } from '../../src/backend/cpu/tensor.ts';
 import { decodeFrom, encodeAs } from '../../src/backend/cuda/tensor.ts';
-import { toFloat32 } from '../../src/loader/safetensors.ts';
+import { toFloat32 } from '../../src/primitives/host-tensor.ts';
 import { mulberry32 } from '../../src/util/random.ts';
 
 /**

@@ -5,7 +5,7 @@
  */
 
 import { f16Bits } from '../../src/backend/cuda/tensor.ts';
-import { halfToFloat } from '../../src/loader/safetensors.ts';
+import { halfToFloat } from '../../src/primitives/host-tensor.ts';
 import { mulberry32 } from '../../src/util/random.ts';
 
 /** The 16-bit storage types of the attention kernels. */

@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { encodeSafetensors, openSafetensors, toFloat32 } from '../../src/loader/safetensors.ts';
+import { encodeSafetensors, openSafetensors } from '../../src/loader/safetensors.ts';
+import { toFloat32 } from '../../src/primitives/host-tensor.ts';
 
 function folderWith(bytes: Buffer): string {
   const dir = mkdtempSync(join(tmpdir(), 'pagoda-st-'));

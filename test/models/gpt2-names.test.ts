@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
-import { encodeSafetensors, openSafetensors, toFloat32 } from '../../src/loader/safetensors.ts';
+import { encodeSafetensors, openSafetensors } from '../../src/loader/safetensors.ts';
 import { loadModel } from '../../src/models/load.ts';
+import { toFloat32 } from '../../src/primitives/host-tensor.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { maxAbsDiff, PagedSession } from '../helpers/paged-session.ts';
 

@@ -1,4 +1,4 @@
-import type { StepBatch } from '../../runner/step-batch.ts';
+import type { StepBatch } from '../../primitives/step-batch.ts';
 import type { AttentionSpec } from '../backend.ts';
 
 /** The parts of a step's plan attention reads. */

@@ -1,5 +1,5 @@
-import { toFloat32 } from '../../loader/safetensors.ts';
-import type { StepBatch } from '../../runner/step-batch.ts';
+import { toFloat32 } from '../../primitives/host-tensor.ts';
+import type { StepBatch } from '../../primitives/step-batch.ts';
 import {
   type AttentionSpec,
   type Backend,

@@ -1,4 +1,4 @@
-import type { StepBatch } from '../../runner/step-batch.ts';
+import type { StepBatch } from '../../primitives/step-batch.ts';
 import type { StepContext, Tensor } from '../backend.ts';
 import type { CudaBackend } from './backend.ts';
 import type { Handle } from './driver.ts';

@@ -1,4 +1,4 @@
-import type { StepBatch } from '../../runner/step-batch.ts';
+import type { StepBatch } from '../../primitives/step-batch.ts';
 import type { StepContext } from '../backend.ts';
 import type { CudaDriver, DevPtr, Handle } from './driver.ts';
 

@@ -1,4 +1,4 @@
-import { toFloat32 } from '../../loader/safetensors.ts';
+import { toFloat32 } from '../../primitives/host-tensor.ts';
 import type { DType, HostTensor, Tensor } from '../backend.ts';
 import type { DevPtr } from './driver.ts';
 

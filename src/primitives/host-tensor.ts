@@ -1,0 +1,36 @@
+/** Element types a backend may store. The CPU backend computes in f32; the CUDA backend in bf16/f16. */
+export type DType = 'f32' | 'f16' | 'bf16';
+
+/** A weight as read from disk: raw little-endian bytes in the stored dtype. */
+export interface HostTensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly bytes: Uint8Array;
+}
+
+/** Converts stored bytes to float32 (the CPU backend's compute type). */
+export function toFloat32(t: HostTensor): Float32Array {
+  const n = t.bytes.byteLength / (t.dtype === 'f32' ? 4 : 2);
+  const out = new Float32Array(n);
+  const dv = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
+  if (t.dtype === 'f32') {
+    for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true);
+  } else if (t.dtype === 'bf16') {
+    const u32 = new Uint32Array(out.buffer);
+    for (let i = 0; i < n; i++) u32[i] = dv.getUint16(i * 2, true) << 16;
+  } else {
+    for (let i = 0; i < n; i++) out[i] = halfToFloat(dv.getUint16(i * 2, true));
+  }
+  return out;
+}
+
+/** IEEE half bits -> number (subnormals, infinities and NaN included). */
+export function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
