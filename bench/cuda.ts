@@ -8,11 +8,11 @@
 
 import type { SamplingRow } from '../src/backend/backend.ts';
 import { CudaBackend } from '../src/backend/cuda/backend.ts';
-import { profileKvBlocks } from '../src/backend/cuda/kv-sizing.ts';
-import { weightBytes } from '../src/backend/cuda/weight-bytes.ts';
 import { loadDummyModel } from '../src/models/dummy.ts';
 import type { Model } from '../src/models/model.ts';
+import { profileKvBlocks } from '../src/runner/kv-sizing.ts';
 import { buildStepBatch, type ScheduledChunk } from '../src/runner/step-batch.ts';
+import { weightBytes } from '../src/runner/weight-bytes.ts';
 
 const args = process.argv.slice(2);
 const dir = args[0] ?? 'bench/configs/llama3-8b';

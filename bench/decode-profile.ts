@@ -7,9 +7,9 @@
 
 import { CudaBackend } from '../src/backend/cuda/backend.ts';
 import type { Handle } from '../src/backend/cuda/driver.ts';
-import { weightBytes } from '../src/backend/cuda/weight-bytes.ts';
 import { loadDummyModel } from '../src/models/dummy.ts';
 import { buildStepBatch, type ScheduledChunk } from '../src/runner/step-batch.ts';
+import { weightBytes } from '../src/runner/weight-bytes.ts';
 
 const dir = process.argv[2] ?? 'bench/configs/llama3-8b';
 const BLOCK = 16;

@@ -1,5 +1,5 @@
+import type { LoadedEngine } from '../engine/load.ts';
 import type { SamplingParams } from '../engine/types.ts';
-import type { LoadedEngine } from '../runner/load.ts';
 import { localChat, remoteChat } from './chat/backends.ts';
 import { chatRepl } from './chat/repl.ts';
 

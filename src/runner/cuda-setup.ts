@@ -1,12 +1,12 @@
-import { loadModelConfig } from '../../loader/hf-config.ts';
-import { loadDummyModel } from '../../models/dummy.ts';
-import { loadModel } from '../../models/load.ts';
-import type { Model } from '../../models/model.ts';
-import { UserError } from '../../util/errors.ts';
-import { CudaBackend } from './backend.ts';
-import { cudaDtype, probeCuda } from './device.ts';
+import { CudaBackend } from '../backend/cuda/backend.ts';
+import { cudaDtype, probeCuda } from '../backend/cuda/device.ts';
+import { CudaUnavailable } from '../backend/cuda/libs.ts';
+import { loadModelConfig } from '../loader/hf-config.ts';
+import { loadDummyModel } from '../models/dummy.ts';
+import { loadModel } from '../models/load.ts';
+import type { Model } from '../models/model.ts';
+import { UserError } from '../util/errors.ts';
 import { profileKvBlocks } from './kv-sizing.ts';
-import { CudaUnavailable } from './libs.ts';
 import { weightBytes } from './weight-bytes.ts';
 
 export interface CudaModelOptions {

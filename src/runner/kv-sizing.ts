@@ -1,8 +1,8 @@
-import type { Model } from '../../models/model.ts';
-import { buildStepBatch, type ScheduledChunk } from '../../runner/step-batch.ts';
-import { UserError } from '../../util/errors.ts';
-import type { LayerKvCache } from '../backend.ts';
-import type { CudaBackend } from './backend.ts';
+import type { LayerKvCache } from '../backend/backend.ts';
+import type { CudaBackend } from '../backend/cuda/backend.ts';
+import type { Model } from '../models/model.ts';
+import { UserError } from '../util/errors.ts';
+import { buildStepBatch, type ScheduledChunk } from './step-batch.ts';
 
 export interface KvSizingOptions {
   blockSize: number;

@@ -4,11 +4,6 @@ import type { Backend } from '../backend/backend.ts';
 import { CpuBackend } from '../backend/cpu/backend.ts';
 import { CudaBackend } from '../backend/cuda/backend.ts';
 import { selectDevice } from '../backend/cuda/device.ts';
-import { loadCudaModel } from '../backend/cuda/engine-setup.ts';
-import { IncrementalDetokenizer } from '../engine/detokenizer.ts';
-import { Engine } from '../engine/engine.ts';
-import type { SamplingParams } from '../engine/types.ts';
-import { BackgroundTokenizer } from '../loader/background-tokenizer.ts';
 import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME, ensureDemoModel } from '../loader/demo-model.ts';
 import { type GenerationConfig, loadGenerationConfig, loadModelConfig, type ModelConfig } from '../loader/hf-config.ts';
@@ -17,9 +12,10 @@ import { dummyTokenizer } from '../models/dummy.ts';
 import { loadModel } from '../models/load.ts';
 import type { Model } from '../models/model.ts';
 import type { Manifest } from '../store/manifest.ts';
-import { type PromptTemplate, samplingFromParameters, storedChatTemplate } from '../store/model-prompt.ts';
+import { type PromptTemplate, storedChatTemplate } from '../store/model-prompt.ts';
 import { resolveModel } from '../store/resolve.ts';
 import { UserError } from '../util/errors.ts';
+import { loadCudaModel } from './cuda-setup.ts';
 import { kvBlockBytes, ModelRunner } from './model-runner.ts';
 
 /** Engine settings as plain values, so the CLI (flags) and the server (flags, env) fill them the same way. */
@@ -51,8 +47,14 @@ export interface EngineOptions {
   log?: (line: string) => void;
 }
 
-export interface LoadedEngine {
-  engine: Engine;
+/** A model ready to run: weights on its backend, its KV cache, and what the engine above it needs to know. */
+export interface PreparedModel {
+  runner: ModelRunner;
+  numBlocks: number;
+  blockSize: number;
+  maxModelLen: number;
+  maxNumBatchedTokens: number;
+  maxNumSeqs: number;
   modelDir: string;
   /** What clients see as the model's name. */
   modelName: string;
@@ -83,10 +85,10 @@ export function isModelReference(arg: string): boolean {
 }
 
 /**
- * Loads everything one model needs and builds its engine: config, generation config, tokenizer, chat template,
- * weights on the backend, KV cache sized from `kvCacheMemory`. `model` is a folder or the demo model (name or none).
+ * Loads everything one model needs: config, generation config, tokenizer, chat template, weights on the backend,
+ * KV cache sized from `kvCacheMemory`. `model` is a folder or the demo model (name or none).
  */
-export function loadEngine(model: string | undefined, options: EngineOptions = {}): LoadedEngine {
+export function prepareModel(model: string | undefined, options: EngineOptions = {}): PreparedModel {
   const isDemo = model === undefined || model === DEMO_MODEL_NAME;
   // A store name, a Hugging Face cache repo or a folder (see store/resolve.ts).
   const resolved = isDemo ? null : resolveModel(model, { allowPaths: true });
@@ -160,21 +162,13 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
       : loadTokenizer(modelDir, generation);
   const chatTemplate = storedChatTemplate(manifest, loadChatTemplate(modelDir));
 
-  const engine = new Engine({
+  return {
     runner,
-    tokenizer,
-    newTextStream: (promptIds) => new IncrementalDetokenizer(tokenizer, { promptIds, skipSpecialTokens: true }),
-    eosTokenIds: generation.eosTokenIds,
-    maxModelLen,
     numBlocks,
     blockSize,
-    enablePrefixCaching: options.enablePrefixCaching ?? true,
-    scheduler: { maxNumBatchedTokens, maxNumSeqs, policy: options.schedulingPolicy ?? 'fcfs' },
-    samplingDefaults: { ...samplingDefaults(generation), ...samplingFromParameters(manifest?.parameters ?? {}) },
-    promptEncoder: new BackgroundTokenizer(tokenizer, modelDir, generation),
-  });
-  return {
-    engine,
+    maxModelLen,
+    maxNumBatchedTokens,
+    maxNumSeqs,
     modelDir,
     modelName: !resolved ? DEMO_MODEL_NAME : resolved.origin === 'path' ? basename(modelDir) : resolved.name,
     isDemo,
@@ -186,16 +180,6 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
     chatTemplate,
     manifest,
   };
-}
-
-/** generation_config.json's sampling values become the request defaults, as vLLM does. */
-function samplingDefaults(g: GenerationConfig): Partial<SamplingParams> {
-  const d: Partial<SamplingParams> = {};
-  if (g.temperature !== undefined) d.temperature = g.temperature;
-  if (g.topP !== undefined) d.topP = g.topP;
-  if (g.topK !== undefined) d.topK = g.topK;
-  if (g.repetitionPenalty !== undefined) d.repetitionPenalty = g.repetitionPenalty;
-  return d;
 }
 
 function positiveInt(v: number, what: string): number {

@@ -1,9 +1,9 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModelConfig } from '../../loader/hf-config.ts';
-import { loadDummyModel } from '../../models/dummy.ts';
-import type { Backend, DType, HostTensor, Tensor } from '../backend.ts';
-import { DTYPE_BYTES } from './tensor.ts';
+import type { Backend, DType, HostTensor, Tensor } from '../backend/backend.ts';
+import { DTYPE_BYTES } from '../backend/cuda/tensor.ts';
+import { loadModelConfig } from '../loader/hf-config.ts';
+import { loadDummyModel } from '../models/dummy.ts';
 
 /** A stand-in backend that only counts the bytes the model's weights take in `dtype`. */
 function countingBackend(dtype: DType): { backend: Backend; bytes: () => number } {

@@ -1,9 +1,10 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadEngine } from '../engine/load.ts';
 import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME } from '../loader/demo-model.ts';
 import { loadModelConfig } from '../loader/hf-config.ts';
-import { type EngineOptions, loadEngine } from '../runner/load.ts';
+import type { EngineOptions } from '../runner/load.ts';
 import type { Manifest } from '../store/manifest.ts';
 import { resolveModel } from '../store/resolve.ts';
 import { UserError } from '../util/errors.ts';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { localChat } from '../../src/cli/chat/backends.ts';
-import { loadEngine } from '../../src/runner/load.ts';
+import { loadEngine } from '../../src/engine/load.ts';
 import { createModel } from '../../src/store/create.ts';
 import { parseModelfile } from '../../src/store/modelfile.ts';
 import { projectRoot } from '../helpers/fixtures.ts';

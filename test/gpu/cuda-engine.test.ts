@@ -3,8 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Engine } from '../../src/engine/engine.ts';
+import { loadEngine } from '../../src/engine/load.ts';
 import type { GenerateRequest } from '../../src/engine/types.ts';
-import { loadEngine } from '../../src/runner/load.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { gpuSkip } from '../helpers/gpu.ts';
 

@@ -1,6 +1,6 @@
+import type { LoadedEngine } from '../../engine/load.ts';
 import type { SamplingParams } from '../../engine/types.ts';
 import { OllamaTemplate } from '../../gotemplate/ollama.ts';
-import type { LoadedEngine } from '../../runner/load.ts';
 import { UserError } from '../../util/errors.ts';
 import type { ChatBackend, ChatTurn } from './repl.ts';
 

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { LATENCY_DEFAULTS, type LatencyWorkload, quantile, runLatency } from '../../bench/latency.ts';
 import { appendBenchResult, benchCommand } from '../../bench/results.ts';
 import { CPU_WORKLOAD, NANO_VLLM_WORKLOAD, runThroughput, type ThroughputWorkload } from '../../bench/throughput.ts';
-import { loadEngine } from '../../runner/load.ts';
+import { loadEngine } from '../../engine/load.ts';
 import { UserError } from '../../util/errors.ts';
 import { addEngineOptions, engineOptionsFrom, parseIntFlag, parseNumberFlag } from '../engine-options.ts';
 import type { RegisterCommand } from './index.ts';

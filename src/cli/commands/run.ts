@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
+import { loadEngine } from '../../engine/load.ts';
 import { DEMO_MODEL_WARNING } from '../../loader/demo-model.ts';
-import { isModelReference, loadEngine } from '../../runner/load.ts';
+import { isModelReference } from '../../runner/load.ts';
 import { pullFromHub } from '../../store/hub.ts';
 import { isHubRepoId, parseModelName } from '../../store/names.ts';
 import { addEngineOptions, engineOptionsFrom } from '../engine-options.ts';

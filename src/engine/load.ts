@@ -1,0 +1,45 @@
+import { BackgroundTokenizer } from '../loader/background-tokenizer.ts';
+import type { GenerationConfig } from '../loader/hf-config.ts';
+import { type EngineOptions, type PreparedModel, prepareModel } from '../runner/load.ts';
+import { samplingFromParameters } from '../store/model-prompt.ts';
+import { IncrementalDetokenizer } from './detokenizer.ts';
+import { Engine } from './engine.ts';
+import type { SamplingParams } from './types.ts';
+
+export interface LoadedEngine extends Omit<PreparedModel, 'runner'> {
+  engine: Engine;
+}
+
+/** Loads one model (see `prepareModel`) and builds its engine. */
+export function loadEngine(model: string | undefined, options: EngineOptions = {}): LoadedEngine {
+  const { runner, ...loaded } = prepareModel(model, options);
+  const { tokenizer, generation, manifest, modelDir } = loaded;
+  const engine = new Engine({
+    runner,
+    tokenizer,
+    newTextStream: (promptIds) => new IncrementalDetokenizer(tokenizer, { promptIds, skipSpecialTokens: true }),
+    eosTokenIds: generation.eosTokenIds,
+    maxModelLen: loaded.maxModelLen,
+    numBlocks: loaded.numBlocks,
+    blockSize: loaded.blockSize,
+    enablePrefixCaching: options.enablePrefixCaching ?? true,
+    scheduler: {
+      maxNumBatchedTokens: loaded.maxNumBatchedTokens,
+      maxNumSeqs: loaded.maxNumSeqs,
+      policy: options.schedulingPolicy ?? 'fcfs',
+    },
+    samplingDefaults: { ...samplingDefaults(generation), ...samplingFromParameters(manifest?.parameters ?? {}) },
+    promptEncoder: new BackgroundTokenizer(tokenizer, modelDir, generation),
+  });
+  return { ...loaded, engine };
+}
+
+/** generation_config.json's sampling values become the request defaults, as vLLM does. */
+function samplingDefaults(g: GenerationConfig): Partial<SamplingParams> {
+  const d: Partial<SamplingParams> = {};
+  if (g.temperature !== undefined) d.temperature = g.temperature;
+  if (g.topP !== undefined) d.topP = g.topP;
+  if (g.topK !== undefined) d.topK = g.topK;
+  if (g.repetitionPenalty !== undefined) d.repetitionPenalty = g.repetitionPenalty;
+  return d;
+}
