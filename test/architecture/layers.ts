@@ -1,0 +1,67 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, normalize, relative } from 'node:path';
+
+/**
+ * What each folder of src/ may import (besides itself), from the bottom up: util → primitives → loader, store,
+ * gotemplate and backends → models → runner → engine → server / cli / bench. A folder absent here may import
+ * nothing of src/.
+ */
+export const ALLOWED: Record<string, readonly string[]> = {
+  util: [],
+  primitives: ['util'],
+  gotemplate: ['util', 'primitives'],
+  loader: ['util', 'primitives', 'gotemplate'],
+  store: ['util', 'primitives', 'gotemplate', 'loader'],
+  backend: ['util', 'primitives'],
+  models: ['util', 'primitives', 'loader', 'backend'],
+  runner: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'models'],
+  engine: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'models', 'runner'],
+  bench: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'models', 'runner', 'engine'],
+  server: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'models', 'runner', 'engine'],
+  cli: [
+    'util',
+    'primitives',
+    'gotemplate',
+    'loader',
+    'store',
+    'backend',
+    'models',
+    'runner',
+    'engine',
+    'server',
+    'bench',
+  ],
+};
+
+const IMPORT = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)['"](\.{1,2}\/[^'"]+)['"]/g;
+
+/** The relative module paths a source text imports (static, side-effect and dynamic imports). */
+export function importsOf(source: string): string[] {
+  return [...source.matchAll(IMPORT)].map((m) => m[1]!);
+}
+
+/** Every import from `file` (a path under `srcRoot`) that reaches a folder its own may not import. */
+export function layerViolations(srcRoot: string, file: string, source: string): string[] {
+  const from = relative(srcRoot, file).split('/')[0]!;
+  const allowed = ALLOWED[from] ?? [];
+  const out: string[] = [];
+  for (const spec of importsOf(source)) {
+    const target = relative(srcRoot, normalize(join(dirname(file), spec)));
+    const to = target.split('/')[0]!;
+    if (to !== from && !target.startsWith('..') && !allowed.includes(to)) {
+      out.push(`${relative(srcRoot, file)} imports ${target} (${from}/ may not import ${to}/)`);
+    }
+  }
+  return out;
+}
+
+/** Every .ts / .mjs file under `dir`. */
+export function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile() && /\.(ts|mjs)$/.test(e.name))
+    .map((e) => join(e.parentPath, e.name));
+}
+
+export function treeViolations(srcRoot: string): string[] {
+  return sourceFiles(srcRoot).flatMap((f) => layerViolations(srcRoot, f, readFileSync(f, 'utf8')));
+}
