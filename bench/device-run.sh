@@ -16,9 +16,9 @@ if has bench; then
 fi
 if has engine; then
   # The same offline workload through the engine (pagoda bench throughput): scheduler, device sampling, streaming.
-  timeout 300 node bin/pagoda.mjs bench throughput --model bench/configs/llama3-8b --device cuda --load-format dummy --max-model-len 2048 --results-file "$OUT/engine-throughput.md" 2>&1 | tee "$OUT/engine.log" | tail -14
+  timeout 300 node bin/pagoda.mjs bench throughput --model bench/configs/llama3-8b --device cuda --load-format dummy --max-model-len 2048 --save "$OUT/engine-throughput.md" 2>&1 | tee "$OUT/engine.log" | tail -14
   # Batch-1 latency through the engine (what `pagoda run` and one client of `pagoda serve` see).
-  timeout 120 node bin/pagoda.mjs bench latency --model bench/configs/llama3-8b --device cuda --load-format dummy --max-model-len 2048 --max-num-seqs 64 --results-file "$OUT/engine-latency.md" 2>&1 | tee "$OUT/latency.log" | tail -8
+  timeout 120 node bin/pagoda.mjs bench latency --model bench/configs/llama3-8b --device cuda --load-format dummy --max-model-len 2048 --max-num-seqs 64 --save "$OUT/engine-latency.md" 2>&1 | tee "$OUT/latency.log" | tail -8
 fi
 if has cli; then
   # pagoda run on the GPU: a fixture model, then the 8B-shaped dummy (no tokenizer: bytes in, ids out).

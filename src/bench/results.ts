@@ -1,9 +1,8 @@
-import { appendFileSync, existsSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { dirname } from 'node:path';
 import { markdownTable } from '../util/markdown.ts';
 
-/** Where and on what a benchmark ran, for its heading in bench/RESULTS.md. */
+/** Where and on what a benchmark ran, for its heading in a results file. */
 export interface BenchContext {
   name: string;
   /** 'CPU' or the GPU's name. */
@@ -14,15 +13,8 @@ export interface BenchContext {
   about: string;
 }
 
-/**
- * Appends one benchmark section (date, machine, device, command, table) to a results file; says so on stderr, or
- * why not when the file's folder does not exist (an installed copy has no bench/).
- */
+/** Appends one benchmark section (date, machine, device, command, table) to a results file; says so on stderr. */
 export function appendBenchResult(file: string, ctx: BenchContext, header: string[], rows: string[][]): void {
-  if (!existsSync(dirname(file))) {
-    process.stderr.write(`note: ${dirname(file)} does not exist, result not saved\n`);
-    return;
-  }
   const cpu = cpus();
   const backend = ctx.deviceName === 'CPU' ? 'CPU backend' : `CUDA backend on ${ctx.deviceName}`;
   appendFileSync(

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { Command } from 'commander';
 import { LATENCY_DEFAULTS, type LatencyWorkload, quantile, runLatency } from '../../bench/latency.ts';
 import { appendBenchResult, benchCommand } from '../../bench/results.ts';
@@ -7,9 +9,9 @@ import { UserError } from '../../util/errors.ts';
 import { addEngineOptions, engineOptionsFrom, parseIntFlag, parseNumberFlag } from '../engine-options.ts';
 import type { RegisterCommand } from './index.ts';
 
-/** `pagoda bench <what>`: benchmarks that print a table and append it to bench/RESULTS.md. */
+/** `pagoda bench <what>`: benchmarks that print a table, and append it to a markdown file with `--save FILE`. */
 export const registerBench: RegisterCommand = (program) => {
-  const bench = new Command('bench').description('benchmarks (results are appended to bench/RESULTS.md)');
+  const bench = new Command('bench').description('benchmarks (printed; --save FILE appends the table to FILE)');
   const throughput = new Command('throughput')
     .description("offline throughput on random prompts (nano-vllm's workload; scaled down on the CPU)")
     .option('--model <model>', 'a Hugging Face model folder, or "demo"', 'demo')
@@ -21,10 +23,10 @@ export const registerBench: RegisterCommand = (program) => {
     .option('--output-len-range <a,b>', 'output lengths, uniform, EOS ignored (default 100,1024; 10,102 on the CPU)')
     .option('--temperature <t>', 'sampling temperature', String(NANO_VLLM_WORKLOAD.temperature))
     .option('--seed <n>', 'seed of the workload and of sampling', '0')
-    .option('--results-file <path>', 'markdown file the result is appended to', 'bench/RESULTS.md')
-    .option('--no-save', 'print only');
+    .option('--save <file>', 'also append the result (date, machine, command, table) to this markdown file');
   addEngineOptions(throughput);
   throughput.action(async (opts: Record<string, unknown>) => {
+    const save = saveFile(opts);
     const loaded = loadEngine(opts.model as string, engineOptionsFrom(opts));
     const onCpu = loaded.backend === 'cpu';
     const base = onCpu ? CPU_WORKLOAD : NANO_VLLM_WORKLOAD;
@@ -65,9 +67,9 @@ export const registerBench: RegisterCommand = (program) => {
       ['preemptions', String(r.preemptions)],
     ];
     printRows(rows);
-    if (opts.save === false) return;
+    if (save === undefined) return;
     appendBenchResult(
-      String(opts.resultsFile),
+      save,
       {
         name: 'throughput',
         deviceName: loaded.deviceName,
@@ -111,8 +113,7 @@ export const registerBench: RegisterCommand = (program) => {
     .option('--num-iters-warmup <n>', 'untimed iterations first', String(LATENCY_DEFAULTS.warmupIters))
     .option('--num-iters <n>', 'timed iterations', String(LATENCY_DEFAULTS.iters))
     .option('--seed <n>', 'seed of the prompts and of sampling', '0')
-    .option('--results-file <path>', 'markdown file the result is appended to', 'bench/RESULTS.md')
-    .option('--no-save', 'print only');
+    .option('--save <file>', 'also append the result (date, machine, command, table) to this markdown file');
   addEngineOptions(latency);
   latency.action(async (opts: Record<string, unknown>) => {
     const w: LatencyWorkload = {
@@ -123,6 +124,7 @@ export const registerBench: RegisterCommand = (program) => {
       iters: atLeast(opts.numIters, '--num-iters', 1),
       seed: parseIntFlag(String(opts.seed), '--seed'),
     };
+    const save = saveFile(opts);
     const loaded = loadEngine(opts.model as string, engineOptionsFrom(opts));
     const maxLen = loaded.engine.config.maxModelLen;
     if (w.inputLen + w.outputLen > maxLen) {
@@ -145,9 +147,9 @@ export const registerBench: RegisterCommand = (program) => {
     ];
     const header = ['avg latency s', 'p50 s', 'p90 s', 'TTFT ms', 'ms per output token'];
     printRows(header.map((h, i) => [h, figures[i]!]));
-    if (opts.save === false) return;
+    if (save === undefined) return;
     appendBenchResult(
-      String(opts.resultsFile),
+      save,
       {
         name: 'latency',
         deviceName: loaded.deviceName,
@@ -161,6 +163,16 @@ export const registerBench: RegisterCommand = (program) => {
   bench.addCommand(latency);
   program.addCommand(bench);
 };
+
+/** `--save FILE`, checked before the benchmark runs: its folder must exist. */
+function saveFile(opts: Record<string, unknown>): string | undefined {
+  if (opts.save === undefined) return undefined;
+  const file = String(opts.save);
+  if (!existsSync(dirname(resolve(file)))) {
+    throw new UserError(`--save ${file}: folder ${dirname(resolve(file))} does not exist`);
+  }
+  return file;
+}
 
 function parseRange(v: string, flag: string): [number, number] {
   const m = /^\s*(\d+)\s*,\s*(\d+)\s*$/.exec(v);
