@@ -209,13 +209,15 @@ function isCurrent(dir: string): boolean {
 }
 
 /**
- * Returns the demo model's folder (`$PAGODA_HOME/demo`), generating it on first use. The folder is written under
- * a temporary name and renamed into place, so concurrent first uses never see a half-written model.
+ * Returns the demo model's folder (`$PAGODA_HOME/demo`), generating it on first use (after `onWrite(dir)`). The
+ * folder is written under a temporary name and renamed into place, so concurrent first uses never see a
+ * half-written model.
  */
-export function ensureDemoModel(): string {
+export function ensureDemoModel(onWrite?: (dir: string) => void): string {
   const home = pagodaHome();
   const dir = join(home, DEMO_MODEL_NAME);
   if (isCurrent(dir)) return dir;
+  onWrite?.(dir);
   const unique = `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
   const tmp = join(home, `.${DEMO_MODEL_NAME}-tmp-${unique}`);
   try {

@@ -93,9 +93,11 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   // A store name, a Hugging Face cache repo or a folder (see store/resolve.ts).
   const resolved = isDemo ? null : resolveModel(model, { allowPaths: true });
   if (resolved?.format === 'gguf') throw new UserError(`${model}: GGUF models are not supported yet`);
-  const modelDir = resolved ? resolved.path : ensureDemoModel();
-  const manifest = resolved?.manifest ?? null;
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const modelDir = resolved
+    ? resolved.path
+    : ensureDemoModel((dir) => log(`writing the built-in demo model to ${dir} (first use)`));
+  const manifest = resolved?.manifest ?? null;
   const device = options.backend
     ? options.backend.name
     : selectDevice(options.device ?? process.env.PAGODA_DEVICE ?? 'auto', { note: log });

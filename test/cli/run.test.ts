@@ -12,11 +12,11 @@ import { readModelFolder } from '../helpers/hf-cache.ts';
 const stories = sharedFixture('models/stories260K');
 const home = mkdtempSync(join(tmpdir(), 'pagoda-run-test-'));
 
-function pagoda(args: string[], input?: string) {
+function pagoda(args: string[], input?: string, pagodaHome = home) {
   return spawnSync(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), ...args], {
     encoding: 'utf8',
     input,
-    env: { ...process.env, PAGODA_HOME: home },
+    env: { ...process.env, PAGODA_HOME: pagodaHome },
   });
 }
 
@@ -27,6 +27,22 @@ test('pagoda run stories260K prints exactly the golden greedy continuation', { s
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, `${p.greedy_text}\n`);
   assert.match(r.stderr, /KV cache: \d+ blocks of 16 tokens .* up to \d+ concurrent tokens/);
+});
+
+test('the first run that writes the demo model says where, once', () => {
+  const fresh = mkdtempSync(join(tmpdir(), 'pagoda-run-demo-'));
+  try {
+    const run = () => pagoda(['run', 'demo', 'Hi', '--max-tokens', '2', '--kv-cache-memory', '8MiB'], undefined, fresh);
+    const first = run();
+    assert.equal(first.status, 0, first.stderr);
+    const line = `writing the built-in demo model to ${join(fresh, 'demo')} (first use)\n`;
+    assert.ok(first.stderr.includes(line), first.stderr);
+    const second = run();
+    assert.equal(second.status, 0, second.stderr);
+    assert.ok(!second.stderr.includes('writing the built-in demo model'), second.stderr);
+  } finally {
+    rmSync(fresh, { recursive: true, force: true });
+  }
 });
 
 test('pagoda run with a prompt only uses the demo model and says so', () => {
