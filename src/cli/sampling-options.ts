@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
+import { resolveSamplingParams } from '../engine/params.ts';
 import type { SamplingParams } from '../engine/types.ts';
+import { UserError } from '../util/errors.ts';
 import { parseIntFlag, parseNumberFlag } from './engine-options.ts';
 
 /** Sampling flags shared by commands that generate text. */
@@ -15,28 +17,52 @@ export function addSamplingOptions(cmd: Command): Command {
     .option('--frequency-penalty <x>', 'subtract per occurrence from the logits of generated tokens')
     .option('--min-tokens <n>', 'generate at least this many tokens before EOS or a stop')
     .option('--seed <n>', 'seed for reproducible sampling')
-    .option('--stop <text...>', 'stop before any of these strings')
+    .option('--stop <text>', 'stop before this string (repeat the flag for more)', collect)
     .option('--ignore-eos', 'keep generating past the end-of-sequence token');
 }
 
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** Numeric flags in checking order (--max-tokens before --min-tokens, which must not exceed it). */
+const NUMERIC_FLAGS: [keyof SamplingParams, string, 'int' | 'number'][] = [
+  ['maxTokens', '--max-tokens', 'int'],
+  ['temperature', '--temperature', 'number'],
+  ['topK', '--top-k', 'int'],
+  ['topP', '--top-p', 'number'],
+  ['minP', '--min-p', 'number'],
+  ['repetitionPenalty', '--repetition-penalty', 'number'],
+  ['presencePenalty', '--presence-penalty', 'number'],
+  ['frequencyPenalty', '--frequency-penalty', 'number'],
+  ['minTokens', '--min-tokens', 'int'],
+  ['seed', '--seed', 'int'],
+];
+
+/**
+ * The sampling flags that were given, checked with the engine's own rules before anything loads; a bad value is
+ * refused in one line naming the flag.
+ */
 export function samplingParamsFrom(opts: Record<string, unknown>): Partial<SamplingParams> {
-  const num = (key: string, flag: string) =>
-    opts[key] === undefined ? undefined : parseNumberFlag(String(opts[key]), flag);
-  const int = (key: string, flag: string) =>
-    opts[key] === undefined ? undefined : parseIntFlag(String(opts[key]), flag);
-  const p: Partial<SamplingParams> = {
-    maxTokens: int('maxTokens', '--max-tokens'),
-    temperature: num('temperature', '--temperature'),
-    topK: int('topK', '--top-k'),
-    topP: num('topP', '--top-p'),
-    minP: num('minP', '--min-p'),
-    repetitionPenalty: num('repetitionPenalty', '--repetition-penalty'),
-    presencePenalty: num('presencePenalty', '--presence-penalty'),
-    frequencyPenalty: num('frequencyPenalty', '--frequency-penalty'),
-    minTokens: int('minTokens', '--min-tokens'),
-    seed: int('seed', '--seed'),
-    stop: opts.stop as string[] | undefined,
-    ignoreEos: opts.ignoreEos === true ? true : undefined,
+  const given: Partial<SamplingParams> = {};
+  const accept = (key: keyof SamplingParams, value: unknown, flag: string, text: string) => {
+    Object.assign(given, { [key]: value });
+    try {
+      resolveSamplingParams(given);
+    } catch (err) {
+      const message = (err as Error).message;
+      const expected = message.indexOf(': expected ');
+      throw new UserError(`${flag} ${text}: ${expected >= 0 ? message.slice(expected + 2) : message}`);
+    }
   };
-  return Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined));
+  for (const [key, flag, kind] of NUMERIC_FLAGS) {
+    if (opts[key] === undefined) continue;
+    const text = String(opts[key]);
+    accept(key, kind === 'int' ? parseIntFlag(text, flag) : parseNumberFlag(text, flag), flag, text);
+  }
+  for (const stop of (opts.stop as string[] | undefined) ?? []) {
+    accept('stop', [...(given.stop ?? []), stop], '--stop', JSON.stringify(stop));
+  }
+  if (opts.ignoreEos === true) given.ignoreEos = true;
+  return given;
 }

@@ -29,6 +29,21 @@ test('pagoda run stories260K prints exactly the golden greedy continuation', { s
   assert.match(r.stderr, /KV cache: \d+ blocks of 16 tokens .* up to \d+ concurrent tokens/);
 });
 
+test('--stop takes one value: the prompt after it is still the prompt', { skip: stories.skip }, () => {
+  const golden = JSON.parse(readFileSync(join(stories.path, 'golden.json'), 'utf8'));
+  const p = golden.prompts.find((x: { text: string }) => x.text === 'Once upon a time');
+  const r = pagoda(['run', stories.path, '--stop', '.', 'Once upon a time', '--max-tokens', '64']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, `${p.greedy_text.slice(0, p.greedy_text.indexOf('.'))}\n`);
+});
+
+test('invalid sampling flags are refused before the model loads, in one line naming the flag', () => {
+  // The model does not exist: a refusal naming the flag proves the flags were checked first.
+  const r = pagoda(['run', join(home, 'no-such-model'), 'hi', '--temperature', '-1']);
+  assert.equal(r.status, 1);
+  assert.equal(r.stderr, 'error: --temperature -1: expected a number >= 0\n');
+});
+
 test('the first run that writes the demo model says where, once', () => {
   const fresh = mkdtempSync(join(tmpdir(), 'pagoda-run-demo-'));
   try {
