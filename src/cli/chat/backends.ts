@@ -1,19 +1,14 @@
 import type { LoadedEngine } from '../../engine/load.ts';
 import type { SamplingParams } from '../../engine/types.ts';
-import { OllamaTemplate } from '../../gotemplate/ollama.ts';
 import { UserError } from '../../util/errors.ts';
+import { encodeConversation } from './conversation.ts';
 import type { ChatBackend, ChatTurn } from './repl.ts';
 
-/** Chat with the engine in this process; models without a chat template continue the plain text (`{{ .Prompt }}`). */
+/** Chat with the engine in this process: the conversation through the chat template, or as plain text without one. */
 export function localChat(loaded: LoadedEngine, params: Partial<SamplingParams>): ChatBackend {
-  const plain = new OllamaTemplate('{{ .Prompt }}');
-  const template = loaded.chatTemplate;
   return {
     async *stream(messages: readonly ChatTurn[], signal: AbortSignal) {
-      const text = template ? template.render(messages, { addGenerationPrompt: true }) : plain.render(messages);
-      // A Jinja template writes BOS itself; Go templates (as in Ollama) leave it to the tokenizer.
-      const addSpecialTokens = !template || template.addSpecialTokens === true;
-      const prompt = loaded.tokenizer.encode(text, { addSpecialTokens });
+      const prompt = encodeConversation(loaded, messages);
       for await (const out of loaded.engine.generate({ prompt, params })) {
         if (signal.aborted) return;
         for (const d of out.outputs) if (d.text) yield d.text;

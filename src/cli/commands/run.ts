@@ -1,10 +1,12 @@
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
-import { loadEngine } from '../../engine/load.ts';
+import { type LoadedEngine, loadEngine } from '../../engine/load.ts';
+import type { SamplingParams } from '../../engine/types.ts';
 import { DEMO_MODEL_WARNING } from '../../loader/demo-model.ts';
 import { isModelReference } from '../../runner/load.ts';
 import { pullFromHub } from '../../store/hub.ts';
 import { isHubRepoId, parseModelName } from '../../store/names.ts';
+import { encodeConversation } from '../chat/conversation.ts';
 import { addEngineOptions, engineOptionsFrom } from '../engine-options.ts';
 import { runInteractive, runInteractiveRemote } from '../interactive.ts';
 import { pullProgressRenderer } from '../progress.ts';
@@ -14,12 +16,16 @@ import type { RegisterCommand } from './index.ts';
 
 const DEFAULT_MAX_TOKENS = 256;
 
-/** `pagoda run [model] [prompt]`: streams a continuation of the prompt to stdout. */
+/**
+ * `pagoda run [model] [prompt]`: answers the prompt through the model's chat template (its continuation when the
+ * model has none, or with --raw) and streams the answer to stdout.
+ */
 export const registerRun: RegisterCommand = (program) => {
   const cmd = new Command('run')
-    .description('generate a continuation of a prompt (the built-in demo model when no model is given)')
+    .description('answer a prompt with a model (the built-in demo model when no model is given)')
     .argument('[model]', 'a stored name, a Hub repo id (pulled when missing), a model folder, or "demo"')
-    .argument('[prompt]', 'text to continue (read from stdin when piped; interactive chat otherwise)');
+    .argument('[prompt]', 'the prompt (read from stdin when piped; interactive chat otherwise)')
+    .option('--raw', "continue the prompt as plain text, without the model's chat template");
   addSamplingOptions(cmd);
   addEngineOptions(cmd);
   cmd.action(async (first: string | undefined, second: string | undefined, opts: Record<string, unknown>) => {
@@ -41,28 +47,36 @@ export const registerRun: RegisterCommand = (program) => {
     const loaded = loadEngine(model, engineOptionsFrom(opts));
     if (loaded.isDemo) process.stderr.write(`note: using the built-in demo model. ${DEMO_MODEL_WARNING}\n`);
     try {
-      if (prompt === undefined) {
-        await runInteractive(loaded, params);
-        return;
-      }
-      if (params.maxTokens === undefined) {
-        const room = loaded.engine.config.maxModelLen - loaded.tokenizer.encode(prompt).length;
-        params.maxTokens = Math.max(1, Math.min(DEFAULT_MAX_TOKENS, room));
-      }
-      let last = '';
-      for await (const out of loaded.engine.generate({ prompt, params })) {
-        for (const d of out.outputs) {
-          process.stdout.write(d.text);
-          if (d.text) last = d.text;
-        }
-      }
-      if (!last.endsWith('\n')) process.stdout.write('\n');
+      if (prompt === undefined) await runInteractive(loaded, params);
+      else await answerOnce(loaded, prompt, params, opts.raw === true);
     } finally {
       await loaded.engine.shutdown(true);
     }
   });
   program.addCommand(cmd);
 };
+
+/** Streams the answer to one prompt (at most 256 tokens unless --max-tokens says otherwise). */
+async function answerOnce(
+  loaded: LoadedEngine,
+  prompt: string,
+  params: Partial<SamplingParams>,
+  raw: boolean,
+): Promise<void> {
+  const ids = encodeConversation(loaded, [{ role: 'user', content: prompt }], raw);
+  if (params.maxTokens === undefined) {
+    const room = loaded.engine.config.maxModelLen - ids.length;
+    params.maxTokens = Math.max(1, Math.min(DEFAULT_MAX_TOKENS, room));
+  }
+  let last = '';
+  for await (const out of loaded.engine.generate({ prompt: ids, params })) {
+    for (const d of out.outputs) {
+      process.stdout.write(d.text);
+      if (d.text) last = d.text;
+    }
+  }
+  if (!last.endsWith('\n')) process.stdout.write('\n');
+}
 
 /** `org/repo[:revision]`, a name only the Hub can resolve (a prompt with spaces never is one). */
 function isHubReference(arg: string): boolean {

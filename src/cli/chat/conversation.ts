@@ -1,0 +1,34 @@
+import { OllamaTemplate } from '../../gotemplate/ollama.ts';
+import type { TextTokenizer } from '../../loader/tokenizer.ts';
+import type { PromptMessage, PromptTemplate } from '../../store/model-prompt.ts';
+
+/** Ollama's template for models that have none: the conversation as plain text, which the model continues. */
+const PLAIN = new OllamaTemplate('{{ .Prompt }}');
+
+/**
+ * The text a conversation becomes for a model: its chat template's rendering with the generation prompt (a stored
+ * model's template brings its SYSTEM and MESSAGEs), or the plain text when `raw` or the model has no template.
+ * `addSpecialTokens` says whether the tokenizer adds BOS: a Jinja template writes it itself, Go templates (as in
+ * Ollama) and plain text leave it to the tokenizer.
+ */
+export function renderConversation(
+  template: PromptTemplate | null,
+  messages: readonly PromptMessage[],
+  raw = false,
+): { text: string; addSpecialTokens: boolean } {
+  if (raw || !template) return { text: PLAIN.render(messages), addSpecialTokens: true };
+  return {
+    text: template.render(messages, { addGenerationPrompt: true }),
+    addSpecialTokens: template.addSpecialTokens === true,
+  };
+}
+
+/** The token ids of a conversation rendered for the model (see `renderConversation`). */
+export function encodeConversation(
+  model: { chatTemplate: PromptTemplate | null; tokenizer: TextTokenizer },
+  messages: readonly PromptMessage[],
+  raw = false,
+): number[] {
+  const { text, addSpecialTokens } = renderConversation(model.chatTemplate, messages, raw);
+  return model.tokenizer.encode(text, { addSpecialTokens });
+}
