@@ -4,11 +4,11 @@ import type { SamplingParams } from '../engine/types.ts';
 import { UserError } from '../util/errors.ts';
 import { parseIntFlag, parseNumberFlag } from './engine-options.ts';
 
-/** Sampling flags shared by commands that generate text. */
+/** Sampling flags shared by commands that generate text. None has a default: a flag overrides only when given. */
 export function addSamplingOptions(cmd: Command): Command {
   return cmd
-    .option('--max-tokens <n>', 'tokens to generate at most (default 256, or what the context has room for)')
-    .option('--temperature <t>', 'sampling temperature; 0 = greedy', '0')
+    .option('--max-tokens <n>', "tokens to generate at most (default: the model's num_predict, else 256)")
+    .option('--temperature <t>', "sampling temperature (default: the model's, else 0 = greedy)")
     .option('--top-k <k>', 'sample from the k most likely tokens (0 = off)')
     .option('--top-p <p>', 'sample from the smallest set of tokens with this much probability')
     .option('--min-p <p>', 'drop tokens less likely than min-p times the most likely')
@@ -65,4 +65,15 @@ export function samplingParamsFrom(opts: Record<string, unknown>): Partial<Sampl
   }
   if (opts.ignoreEos === true) given.ignoreEos = true;
   return given;
+}
+
+/**
+ * What `run` asks of the engine: the given flags over pagoda's own default (greedy) where the model sets no
+ * temperature; the engine puts the model's defaults (Modelfile PARAMETERs, then generation_config.json) beneath.
+ */
+export function withRunDefaults(
+  given: Partial<SamplingParams>,
+  modelDefaults: Partial<SamplingParams> = {},
+): Partial<SamplingParams> {
+  return modelDefaults.temperature === undefined ? { temperature: 0, ...given } : { ...given };
 }

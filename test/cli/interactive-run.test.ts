@@ -106,7 +106,10 @@ test('interactive pagoda run in a pseudo-terminal answers in-process, keeps goin
 });
 
 test('interactive pagoda run uses a running server; Ctrl-C stops the answer, not the program', async () => {
-  const chats: { body: { model: string; messages: { role: string; content: string }[] }; closed: boolean }[] = [];
+  const chats: {
+    body: { model: string; messages: { role: string; content: string }[]; options: Record<string, unknown> };
+    closed: boolean;
+  }[] = [];
   const server = createServer(async (req: IncomingMessage, res) => {
     let body = '';
     for await (const c of req) body += c;
@@ -153,6 +156,7 @@ test('interactive pagoda run uses a running server; Ctrl-C stops the answer, not
     assert.equal(chats.length, 2);
     assert.equal(chats[0]!.closed, true, 'the stopped answer closed its request');
     assert.equal(chats[0]!.body.model, 'remote-model');
+    assert.deepEqual(chats[0]!.body.options, {}, 'no flags given, no options: the server applies the model defaults');
     // The stopped answer stays in the history as far as it got.
     const history = chats[1]!.body.messages;
     assert.deepEqual(

@@ -8,6 +8,8 @@ import { promisify } from 'node:util';
 import { type LoadedEngine, loadEngine } from '../../src/engine/load.ts';
 import type { SamplingParams } from '../../src/engine/types.ts';
 import { loadChatTemplate } from '../../src/loader/chat-template.ts';
+import { createModel } from '../../src/store/create.ts';
+import { parseModelfile } from '../../src/store/modelfile.ts';
 import { projectRoot } from '../helpers/fixtures.ts';
 import { addToHubCache, readModelFolder } from '../helpers/hf-cache.ts';
 
@@ -28,6 +30,17 @@ async function pagodaRun(args: string[]): Promise<string> {
     env: { ...process.env, ...env },
   });
   return stdout;
+}
+
+/** Runs `fn` with the test's store and cache in process.env (the loader reads them at call time). */
+async function withEnv<T>(fn: () => Promise<T>): Promise<T> {
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  try {
+    return await fn();
+  } finally {
+    process.env = saved;
+  }
 }
 
 /** What the engine writes for these prompt ids, as `run` prints it, and how many tokens it generated. */
@@ -56,4 +69,39 @@ test('one-shot run answers through the chat template; --raw continues the plain 
 
   assert.equal(await pagodaRun([QWEN, 'Hi there', '--max-tokens', '8', '--ignore-eos']), chat.text);
   assert.equal(await pagodaRun([QWEN, 'Hi there', '--max-tokens', '8', '--ignore-eos', '--raw']), raw.text);
+});
+
+test('run takes num_predict, temperature and SYSTEM from the Modelfile; a flag overrides only when given', async () => {
+  const modelfile = [
+    'FROM pagoda-test/tiny-qwen2',
+    'PARAMETER num_predict 8',
+    'PARAMETER temperature 1.5',
+    'PARAMETER seed 11',
+    'SYSTEM Be brief.',
+  ].join('\n');
+  const { sampled, greedy } = await withEnv(async () => {
+    createModel('brief', parseModelfile(modelfile), { env });
+    const loaded = loadEngine('brief', { log: () => {} });
+    const rendered = loadChatTemplate(QWEN)!.render(
+      [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Hi' },
+      ],
+      { addGenerationPrompt: true },
+    );
+    const ids = loaded.tokenizer.encode(rendered, { addSpecialTokens: false });
+    // The stored parameters are the engine's defaults: a request that sets nothing samples with them.
+    const result = {
+      sampled: await generate(loaded, ids, { ignoreEos: true }),
+      greedy: await generate(loaded, ids, { ignoreEos: true, temperature: 0 }),
+    };
+    await loaded.engine.shutdown(true);
+    return result;
+  });
+  assert.equal(sampled.tokens, 8);
+  assert.equal(greedy.tokens, 8);
+  assert.notEqual(sampled.text, greedy.text, 'temperature 1.5 (seed 11) samples something else than greedy');
+
+  assert.equal(await pagodaRun(['brief', 'Hi', '--ignore-eos']), sampled.text);
+  assert.equal(await pagodaRun(['brief', 'Hi', '--ignore-eos', '--temperature', '0']), greedy.text);
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Command } from 'commander';
-import { addSamplingOptions, samplingParamsFrom } from '../../src/cli/sampling-options.ts';
+import { addSamplingOptions, samplingParamsFrom, withRunDefaults } from '../../src/cli/sampling-options.ts';
 
 /** Parses `args` as `run [model] [prompt]` with the sampling flags; returns the positionals and the given params. */
 function parse(args: string[]) {
@@ -14,6 +14,14 @@ test('--stop takes one value per use and can repeat; the prompt after it stays t
   const { args, params } = parse(['demo', '--stop', '.', 'Once upon a time', '--stop', '!']);
   assert.deepEqual(args, ['demo', 'Once upon a time']);
   assert.deepEqual(params.stop, ['.', '!']);
+});
+
+test('only the flags given become parameters (no default temperature)', () => {
+  assert.deepEqual(parse(['demo', 'hi']).params, {});
+  assert.deepEqual(parse(['demo', 'hi', '--temperature', '0.5', '--ignore-eos']).params, {
+    temperature: 0.5,
+    ignoreEos: true,
+  });
 });
 
 test('invalid sampling flags are refused in one line naming the flag and what was expected', () => {
@@ -30,4 +38,11 @@ test('invalid sampling flags are refused in one line naming the flag and what wa
   for (const [flags, message] of cases) {
     assert.throws(() => parse(['demo', 'hi', ...flags]), { name: 'UserError', message }, flags.join(' '));
   }
+});
+
+test("run's defaults: greedy unless the model sets a temperature; given flags always win", () => {
+  assert.deepEqual(withRunDefaults({}, {}), { temperature: 0 });
+  assert.deepEqual(withRunDefaults({}, { temperature: 0.7, topP: 0.8 }), {}, 'the engine applies the model defaults');
+  assert.deepEqual(withRunDefaults({ temperature: 1.2 }, { temperature: 0.7 }), { temperature: 1.2 });
+  assert.deepEqual(withRunDefaults({ temperature: 0.3, seed: 1 }, {}), { temperature: 0.3, seed: 1 });
 });

@@ -1,11 +1,16 @@
 import type { LoadedEngine } from '../../engine/load.ts';
 import type { SamplingParams } from '../../engine/types.ts';
 import { UserError } from '../../util/errors.ts';
+import { withRunDefaults } from '../sampling-options.ts';
 import { encodeConversation } from './conversation.ts';
 import type { ChatBackend, ChatTurn } from './repl.ts';
 
-/** Chat with the engine in this process: the conversation through the chat template, or as plain text without one. */
-export function localChat(loaded: LoadedEngine, params: Partial<SamplingParams>): ChatBackend {
+/**
+ * Chat with the engine in this process: the conversation through the chat template, or as plain text without one;
+ * the given `params` over the model's sampling defaults and pagoda's own (greedy).
+ */
+export function localChat(loaded: LoadedEngine, given: Partial<SamplingParams>): ChatBackend {
+  const params = withRunDefaults(given, loaded.engine.config.samplingDefaults);
   return {
     async *stream(messages: readonly ChatTurn[], signal: AbortSignal) {
       const prompt = encodeConversation(loaded, messages);
@@ -17,7 +22,10 @@ export function localChat(loaded: LoadedEngine, params: Partial<SamplingParams>)
   };
 }
 
-/** Chat through a running server's POST /api/chat (NDJSON stream), as Ollama's CLI does. */
+/**
+ * Chat through a running server's POST /api/chat (NDJSON stream), as Ollama's CLI does. Only the given `params` go
+ * as options: the server applies the model's defaults beneath them.
+ */
 export function remoteChat(baseUrl: string, model: string, params: Partial<SamplingParams>): ChatBackend {
   const options = ollamaOptions(params);
   return {
@@ -75,7 +83,7 @@ function authHeader(): Record<string, string> {
   return key ? { authorization: `Bearer ${key}` } : {};
 }
 
-/** The CLI's sampling flags under Ollama's option names. */
+/** The given sampling settings under Ollama's option names. */
 function ollamaOptions(p: Partial<SamplingParams>): Record<string, unknown> {
   const entries: [string, unknown][] = [
     ['temperature', p.temperature],

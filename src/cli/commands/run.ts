@@ -10,7 +10,7 @@ import { encodeConversation } from '../chat/conversation.ts';
 import { addEngineOptions, engineOptionsFrom } from '../engine-options.ts';
 import { runInteractive, runInteractiveRemote } from '../interactive.ts';
 import { pullProgressRenderer } from '../progress.ts';
-import { addSamplingOptions, samplingParamsFrom } from '../sampling-options.ts';
+import { addSamplingOptions, samplingParamsFrom, withRunDefaults } from '../sampling-options.ts';
 import { serverServes, serverUrl } from '../server-url.ts';
 import type { RegisterCommand } from './index.ts';
 
@@ -56,15 +56,20 @@ export const registerRun: RegisterCommand = (program) => {
   program.addCommand(cmd);
 };
 
-/** Streams the answer to one prompt (at most 256 tokens unless --max-tokens says otherwise). */
+/**
+ * Streams the answer to one prompt. Unless a flag says otherwise: the model's sampling defaults (Modelfile
+ * PARAMETERs, then generation_config.json), then pagoda's own (greedy, at most 256 tokens).
+ */
 async function answerOnce(
   loaded: LoadedEngine,
   prompt: string,
-  params: Partial<SamplingParams>,
+  given: Partial<SamplingParams>,
   raw: boolean,
 ): Promise<void> {
+  const modelDefaults = loaded.engine.config.samplingDefaults ?? {};
+  const params = withRunDefaults(given, modelDefaults);
   const ids = encodeConversation(loaded, [{ role: 'user', content: prompt }], raw);
-  if (params.maxTokens === undefined) {
+  if (params.maxTokens === undefined && modelDefaults.maxTokens === undefined) {
     const room = loaded.engine.config.maxModelLen - ids.length;
     params.maxTokens = Math.max(1, Math.min(DEFAULT_MAX_TOKENS, room));
   }
