@@ -1,40 +1,22 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 import { localChat } from '../../src/cli/chat/backends.ts';
 import { loadEngine } from '../../src/engine/load.ts';
 import { createModel } from '../../src/store/create.ts';
 import { parseModelfile } from '../../src/store/modelfile.ts';
 import { projectRoot } from '../helpers/fixtures.ts';
 import { addToHubCache, readModelFolder } from '../helpers/hf-cache.ts';
+import { inTerminal } from '../helpers/terminal.ts';
 
-const run = promisify(execFile);
 let root = '';
 let env: Record<string, string> = {};
 const CHATML =
   '{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n';
-
-/** Drives `pagoda <args>` in a pseudo-terminal through a script of sends and expects. */
-async function inTerminal(steps: [string, string, number?][], args: string[], extraEnv: Record<string, string>) {
-  const { stdout } = await run(
-    'python3',
-    [
-      join(projectRoot, 'test/helpers/pty-driver.py'),
-      JSON.stringify(steps),
-      process.execPath,
-      join(projectRoot, 'bin/pagoda.mjs'),
-      ...args,
-    ],
-    { env: { ...process.env, ...env, ...extraEnv, TERM: 'dumb' }, timeout: 120_000 },
-  );
-  return JSON.parse(stdout) as { ok: boolean; error: string | null; output: string; code: number };
-}
 
 async function closedPort(): Promise<number> {
   const probe = createServer();
@@ -97,7 +79,7 @@ test('interactive pagoda run in a pseudo-terminal answers in-process, keeps goin
       ['send', '/bye\r'],
     ],
     ['run', 'chat', '--max-tokens', '6'],
-    { PAGODA_HOST: `127.0.0.1:${port}` },
+    { ...env, PAGODA_HOST: `127.0.0.1:${port}` },
   );
   assert.ok(result.ok, `${result.error}\n${result.output}`);
   assert.equal(result.code, 0, result.output);
@@ -149,7 +131,7 @@ test('interactive pagoda run uses a running server; Ctrl-C stops the answer, not
         ['send', '/bye\r'],
       ],
       ['run', 'remote-model'],
-      { PAGODA_HOST: `http://127.0.0.1:${port}` },
+      { ...env, PAGODA_HOST: `http://127.0.0.1:${port}` },
     );
     assert.ok(result.ok, `${result.error}\n${result.output}`);
     assert.equal(result.code, 0, result.output);
