@@ -1,18 +1,14 @@
 import type { LoadedEngine } from '../engine/load.ts';
-import type { SamplingParams } from '../engine/types.ts';
 import { localChat, remoteChat } from './chat/backends.ts';
 import { chatRepl } from './chat/repl.ts';
+import type { ChatSettings } from './chat/set-command.ts';
 
 /** `pagoda run <model>` with no prompt on a terminal, in this process. */
-export async function runInteractive(loaded: LoadedEngine, params: Partial<SamplingParams>): Promise<void> {
-  await chatRepl(localChat(loaded, params));
+export async function runInteractive(loaded: LoadedEngine, settings: ChatSettings): Promise<void> {
+  await chatRepl(localChat(loaded), settings);
 }
 
 /** The same chat through a running server (the model loads there, on first use). */
-export async function runInteractiveRemote(
-  baseUrl: string,
-  model: string,
-  params: Partial<SamplingParams>,
-): Promise<void> {
-  await chatRepl(remoteChat(baseUrl, model, params));
+export async function runInteractiveRemote(baseUrl: string, model: string, settings: ChatSettings): Promise<void> {
+  await chatRepl(await remoteChat(baseUrl, model), settings);
 }

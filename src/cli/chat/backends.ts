@@ -2,18 +2,21 @@ import type { LoadedEngine } from '../../engine/load.ts';
 import type { SamplingParams } from '../../engine/types.ts';
 import { UserError } from '../../util/errors.ts';
 import { withRunDefaults } from '../sampling-options.ts';
-import { encodeConversation } from './conversation.ts';
+import { encodeConversation, renderConversation } from './conversation.ts';
 import type { ChatBackend, ChatTurn } from './repl.ts';
+import type { ChatSettings } from './set-command.ts';
 
 /**
- * Chat with the engine in this process: the conversation through the chat template, or as plain text without one;
- * the given `params` over the model's sampling defaults and pagoda's own (greedy).
+ * Chat with the engine in this process: the chat template (or, raw or template-less, the plain text) of the
+ * conversation, with the given settings over the model's sampling defaults and pagoda's own (greedy).
  */
-export function localChat(loaded: LoadedEngine, given: Partial<SamplingParams>): ChatBackend {
-  const params = withRunDefaults(given, loaded.engine.config.samplingDefaults);
+export function localChat(loaded: LoadedEngine): ChatBackend {
+  const modelDefaults = loaded.engine.config.samplingDefaults;
   return {
-    async *stream(messages: readonly ChatTurn[], signal: AbortSignal) {
-      const prompt = encodeConversation(loaded, messages);
+    hasTemplate: loaded.chatTemplate !== null,
+    async *stream(messages: readonly ChatTurn[], settings: ChatSettings, signal: AbortSignal) {
+      const prompt = encodeConversation(loaded, messages, settings.raw);
+      const params = withRunDefaults(settings.params, modelDefaults);
       for await (const out of loaded.engine.generate({ prompt, params })) {
         if (signal.aborted) return;
         for (const d of out.outputs) if (d.text) yield d.text;
@@ -23,28 +26,31 @@ export function localChat(loaded: LoadedEngine, given: Partial<SamplingParams>):
 }
 
 /**
- * Chat through a running server's POST /api/chat (NDJSON stream), as Ollama's CLI does. Only the given `params` go
- * as options: the server applies the model's defaults beneath them.
+ * Chat through a running server, as Ollama's CLI does: POST /api/chat, or /api/generate with `raw: true` and the
+ * plain text of the conversation when raw or the model has no chat template (/api/show's template is empty). Only
+ * the given settings go as options: the server applies the model's defaults beneath them.
  */
-export function remoteChat(baseUrl: string, model: string, params: Partial<SamplingParams>): ChatBackend {
-  const options = ollamaOptions(params);
+export async function remoteChat(baseUrl: string, model: string): Promise<ChatBackend> {
+  const show = await post(baseUrl, '/api/show', { model });
+  const hasTemplate = ((await show.json()) as { template?: unknown }).template !== '';
   return {
-    async *stream(messages: readonly ChatTurn[], signal: AbortSignal) {
+    hasTemplate,
+    async *stream(messages: readonly ChatTurn[], settings: ChatSettings, signal: AbortSignal) {
+      const options = ollamaOptions(settings.params);
+      const plain = settings.raw || !hasTemplate;
       let res: Response;
       try {
-        res = await fetch(`${baseUrl}/api/chat`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', ...authHeader() },
-          body: JSON.stringify({ model, messages, stream: true, options }),
-          signal,
-        });
+        res = plain
+          ? await post(
+              baseUrl,
+              '/api/generate',
+              { model, prompt: renderConversation(null, messages).text, raw: true, stream: true, options },
+              signal,
+            )
+          : await post(baseUrl, '/api/chat', { model, messages, stream: true, options }, signal);
       } catch (err) {
         if (signal.aborted) return;
-        throw new UserError(`cannot reach the pagoda server at ${baseUrl}: ${(err as Error).message}`);
-      }
-      if (!res.ok || !res.body) {
-        const body = await res.text();
-        throw new UserError(`${baseUrl}/api/chat: ${errorText(body) ?? `HTTP ${res.status}`}`);
+        throw err;
       }
       const decoder = new TextDecoder();
       let buffered = '';
@@ -57,9 +63,15 @@ export function remoteChat(baseUrl: string, model: string, params: Partial<Sampl
             buffered = buffered.slice(newline + 1);
             newline = buffered.indexOf('\n');
             if (!line) continue;
-            const event = JSON.parse(line) as { message?: { content?: string }; error?: string; done?: boolean };
+            const event = JSON.parse(line) as {
+              message?: { content?: string };
+              response?: string;
+              error?: string;
+              done?: boolean;
+            };
             if (event.error) throw new UserError(event.error);
-            if (event.message?.content) yield event.message.content;
+            const text = plain ? event.response : event.message?.content;
+            if (text) yield text;
             if (event.done) return;
           }
         }
@@ -68,6 +80,27 @@ export function remoteChat(baseUrl: string, model: string, params: Partial<Sampl
       }
     },
   };
+}
+
+/** POSTs JSON to the server; an unreachable server or an error status is one line naming the URL. */
+async function post(baseUrl: string, path: string, body: unknown, signal?: AbortSignal): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(`${baseUrl}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...authHeader() },
+      body: JSON.stringify(body),
+      signal,
+    });
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    throw new UserError(`cannot reach the pagoda server at ${baseUrl}: ${(err as Error).message}`);
+  }
+  if (!res.ok || !res.body) {
+    const text = await res.text();
+    throw new UserError(`${baseUrl}${path}: ${errorText(text) ?? `HTTP ${res.status}`}`);
+  }
+  return res;
 }
 
 function errorText(body: string): string | undefined {

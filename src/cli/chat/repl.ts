@@ -1,4 +1,5 @@
 import { createInterface } from 'node:readline';
+import { applySet, type ChatSettings } from './set-command.ts';
 
 export interface ChatTurn {
   role: string;
@@ -8,22 +9,29 @@ export interface ChatTurn {
 
 /** Where answers come from: the engine in this process or a running server. */
 export interface ChatBackend {
+  /** False when the model has no chat template: the chat continues the conversation as plain text. */
+  readonly hasTemplate: boolean;
   /** Streams the answer to the conversation as text deltas; stops when `signal` aborts. */
-  stream(messages: readonly ChatTurn[], signal: AbortSignal): AsyncIterable<string>;
+  stream(messages: readonly ChatTurn[], settings: ChatSettings, signal: AbortSignal): AsyncIterable<string>;
 }
 
 const HELP = `Available commands:
+  /set     set a parameter, the system message or raw mode (/set for details)
   /clear   forget the conversation so far
   /bye     exit
   /?       this help
 Ctrl-C stops the current answer; Ctrl-D or /bye exits.`;
 
+const NO_TEMPLATE_NOTE = 'This model has no chat template: each answer continues the conversation as plain text.';
+
 /**
  * The interactive chat of `pagoda run MODEL`: reads lines with history, streams each answer, keeps the
- * conversation. Ctrl-C stops the answer being written (not the program); /bye or Ctrl-D ends the chat.
+ * conversation. Ctrl-C stops the answer being written (not the program); /bye or Ctrl-D ends the chat. The chat
+ * starts from the `initial` settings (the flags given); /set changes them for the turns that follow.
  */
 export async function chatRepl(
   backend: ChatBackend,
+  initial: ChatSettings,
   io: { input: NodeJS.ReadableStream; output: NodeJS.WritableStream } = {
     input: process.stdin,
     output: process.stdout,
@@ -59,6 +67,8 @@ export async function chatRepl(
     return pending.shift() ?? null;
   };
 
+  const settings: ChatSettings = { ...initial, params: { ...initial.params } };
+  if (!backend.hasTemplate) output.write(`${NO_TEMPLATE_NOTE}\n`);
   let messages: ChatTurn[] = [];
   try {
     for (;;) {
@@ -70,6 +80,10 @@ export async function chatRepl(
       if (text === '/clear') {
         messages = [];
         output.write('Cleared session context\n');
+        continue;
+      }
+      if (text === '/set' || text.startsWith('/set ')) {
+        output.write(`${applySet(text.slice('/set'.length), settings, backend.hasTemplate)}\n`);
         continue;
       }
       if (text === '/?' || text === '/help') {
@@ -85,7 +99,9 @@ export async function chatRepl(
       answering = controller;
       let answer = '';
       try {
-        for await (const delta of backend.stream(messages, controller.signal)) {
+        const turn =
+          settings.system === undefined ? messages : [{ role: 'system', content: settings.system }, ...messages];
+        for await (const delta of backend.stream(turn, settings, controller.signal)) {
           if (controller.signal.aborted) break;
           output.write(delta);
           answer += delta;

@@ -29,12 +29,12 @@ export const registerRun: RegisterCommand = (program) => {
   addSamplingOptions(cmd);
   addEngineOptions(cmd);
   cmd.action(async (first: string | undefined, second: string | undefined, opts: Record<string, unknown>) => {
-    const params = samplingParamsFrom(opts);
+    const settings = { params: samplingParamsFrom(opts), raw: opts.raw === true };
     // The interactive chat goes through a running server when it serves the model (Ollama's behaviour).
     const interactive = second === undefined && first !== undefined && process.stdin.isTTY;
     if (interactive && !existsSync(first)) {
       const base = serverUrl();
-      if (await serverServes(base, first)) return runInteractiveRemote(base, first, params);
+      if (await serverServes(base, first)) return runInteractiveRemote(base, first, settings);
     }
     // A Hub repo id that is not here yet is pulled first, as `ollama run` does.
     const pulled = first !== undefined && !isModelReference(first) && isHubReference(first) && (await pull(first));
@@ -47,8 +47,8 @@ export const registerRun: RegisterCommand = (program) => {
     const loaded = loadEngine(model, engineOptionsFrom(opts));
     if (loaded.isDemo) process.stderr.write(`note: using the built-in demo model. ${DEMO_MODEL_WARNING}\n`);
     try {
-      if (prompt === undefined) await runInteractive(loaded, params);
-      else await answerOnce(loaded, prompt, params, opts.raw === true);
+      if (prompt === undefined) await runInteractive(loaded, settings);
+      else await answerOnce(loaded, prompt, settings.params, settings.raw);
     } finally {
       await loaded.engine.shutdown(true);
     }

@@ -1,0 +1,71 @@
+import { resolveSamplingParams } from '../../engine/params.ts';
+import type { SamplingParams } from '../../engine/types.ts';
+import type { ParameterValue } from '../../store/manifest.ts';
+import { samplingFromParameters } from '../../store/model-prompt.ts';
+import { PARAMETER_TYPES, setParameter } from '../../store/modelfile.ts';
+import { UserError } from '../../util/errors.ts';
+
+/** What the chat sends with each turn besides the conversation. */
+export interface ChatSettings {
+  /** Sampling values given by flags or `/set parameter`; the model's defaults (and pagoda's) lie beneath. */
+  params: Partial<SamplingParams>;
+  /** Continue the conversation as plain text, without the chat template. */
+  raw: boolean;
+  /** `/set system`: the system message of every turn (the model's SYSTEM otherwise). */
+  system?: string;
+}
+
+export const SET_HELP = `Available /set commands:
+  /set parameter NAME VALUE   a sampling parameter, as a Modelfile PARAMETER (temperature, top_k, num_predict, stop, ...)
+  /set system TEXT            the system message
+  /set raw                    continue the conversation as plain text, without the chat template
+  /set noraw                  use the chat template again`;
+
+/** Applies `/set ...` (the text after "/set") to `settings`; returns the line to print. */
+export function applySet(args: string, settings: ChatSettings, hasTemplate: boolean): string {
+  const [what = '', ...rest] = args.trim().split(/\s+/);
+  switch (what) {
+    case 'parameter':
+      return setSamplingParameter(rest, settings);
+    case 'system': {
+      const text = args.trim().slice('system'.length).trim();
+      if (!text) return SET_HELP;
+      settings.system = text;
+      return 'Set system message.';
+    }
+    case 'raw':
+      settings.raw = true;
+      return 'Set raw mode: the conversation is continued as plain text.';
+    case 'noraw':
+      settings.raw = false;
+      return hasTemplate
+        ? "Set chat mode: the model's chat template applies."
+        : 'This model has no chat template: the conversation is still continued as plain text.';
+    default:
+      return SET_HELP;
+  }
+}
+
+function setSamplingParameter([name, ...values]: string[], settings: ChatSettings): string {
+  if (!name || values.length === 0) return SET_HELP;
+  const key = name.toLowerCase();
+  if (key === 'num_ctx') return "Couldn't set parameter: num_ctx is fixed once the model is loaded (--max-model-len)";
+  if (PARAMETER_TYPES[key] !== 'strings' && values.length > 1) {
+    return `Couldn't set parameter: ${key} takes one value, got ${values.length}`;
+  }
+  const record: Record<string, ParameterValue> = {};
+  try {
+    setParameter(record, key, PARAMETER_TYPES[key] === 'strings' ? values : values[0]!, (msg) => {
+      throw new UserError(msg);
+    });
+    const mapped = samplingFromParameters(record);
+    const next = { ...settings.params, ...mapped };
+    // num_predict -1 (or -2): no limit of its own.
+    if (key === 'num_predict' && mapped.maxTokens === undefined) delete next.maxTokens;
+    resolveSamplingParams(next);
+    settings.params = next;
+  } catch (err) {
+    return `Couldn't set parameter: ${(err as Error).message}`;
+  }
+  return `Set parameter '${key}' to '${values.join(', ')}'`;
+}
