@@ -4,6 +4,7 @@ import { parseJsonBody } from './body.ts';
 import type { ServeConfig } from './config.ts';
 import { apiFamily, errorBody, toApiError } from './errors.ts';
 import { AdmissionGate, type ServerContext } from './generation.ts';
+import { hostCheck } from './host-check.ts';
 import { ServerMetrics } from './metrics.ts';
 import type { ModelRegistry } from './models.ts';
 import { registerChat } from './ollama/chat.ts';
@@ -65,8 +66,13 @@ export function buildApp(config: ServeConfig, registry: ModelRegistry, log: Logg
       );
     });
   });
+  const checkHost = hostCheck(() => {
+    const address = app.server.address();
+    return typeof address === 'object' && address ? address.address : null;
+  });
   const cors = corsPolicy(config.origins);
   app.addHook('onRequest', async (request, reply) => {
+    checkHost(request.headers.host);
     if (cors(request, reply) === 'preflight') return reply.code(204).send();
   });
   if (config.apiKey) {

@@ -23,7 +23,7 @@ export async function startTestServer(
     keepAliveMs: config.keepAliveMs,
   });
   const { app, ctx } = buildApp(config, registry, pino({ level: 'silent' }), '0.0.0-test');
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  await app.listen({ host: config.host, port: 0 });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   return {
@@ -59,7 +59,12 @@ export function request(
       url,
       {
         method: opts.method ?? (payload === undefined ? 'GET' : 'POST'),
-        headers: { 'content-type': 'application/json', ...opts.headers },
+        // node sends a DELETE body with neither length nor chunking unless told its length.
+        headers: {
+          'content-type': 'application/json',
+          ...(payload === undefined ? {} : { 'content-length': String(Buffer.byteLength(payload)) }),
+          ...opts.headers,
+        },
       },
       (res) => {
         const chunks: Buffer[] = [];
