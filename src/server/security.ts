@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from './errors.ts';
+import { hostOf, isAllowedHost } from './host-check.ts';
 
 const sha = (s: string) => createHash('sha256').update(s).digest();
 
@@ -30,18 +31,23 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${escaped}$`, 'i');
 }
 
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+function crossSite(message: string): ApiError {
+  return new ApiError(403, message, null, 'origin_not_allowed');
+}
+
 /**
  * CORS, off unless origins are configured. A browser request from an origin that is neither allowed nor this
- * server itself is refused (403), so a web page cannot drive a local server through simple requests.
+ * server under a local name is refused (403), whatever its content type, so a web page cannot drive a local server
+ * through simple requests; an Origin that merely equals the Host proves nothing (DNS rebinding makes them agree).
+ * A request that acts (not GET/HEAD) marked `Sec-Fetch-Site: cross-site` is refused unless its Origin is allowed.
  */
 export function corsPolicy(origins: string[]) {
   const allowed = origins.map(globToRegExp);
   return (request: FastifyRequest, reply: FastifyReply): 'preflight' | undefined => {
     const origin = request.headers.origin;
-    if (!origin) return;
-    const host = request.headers.host;
-    const sameOrigin = host !== undefined && (origin === `http://${host}` || origin === `https://${host}`);
-    if (allowed.some((re) => re.test(origin))) {
+    if (origin && allowed.some((re) => re.test(origin))) {
       reply.header('access-control-allow-origin', origin);
       reply.header('vary', 'Origin');
       if (request.method === 'OPTIONS') {
@@ -55,13 +61,15 @@ export function corsPolicy(origins: string[]) {
       }
       return;
     }
-    if (!sameOrigin) {
-      throw new ApiError(
-        403,
-        `origin "${origin.slice(0, 200)}" is not allowed (set PAGODA_ORIGINS to allow it)`,
-        null,
-        'origin_not_allowed',
-      );
+    if (origin) {
+      const host = request.headers.host ?? '';
+      const sameOrigin = (origin === `http://${host}` || origin === `https://${host}`) && isAllowedHost(hostOf(host));
+      if (!sameOrigin) {
+        throw crossSite(`origin "${origin.slice(0, 200)}" is not allowed (set PAGODA_ORIGINS to allow it)`);
+      }
+    }
+    if (request.headers['sec-fetch-site'] === 'cross-site' && !SAFE_METHODS.has(request.method)) {
+      throw crossSite('a cross-site browser request is not allowed (set PAGODA_ORIGINS to allow its origin)');
     }
   };
 }

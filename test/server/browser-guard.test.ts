@@ -9,7 +9,8 @@ import { hostOf, isAllowedHost } from '../../src/server/host-check.ts';
 import { type RunningServer, startServer } from '../../src/server/serve.ts';
 import { projectRoot } from '../helpers/fixtures.ts';
 import { addToHubCache, readModelFolder } from '../helpers/hf-cache.ts';
-import { request } from './harness.ts';
+import { FakeSource } from './fake-engine.ts';
+import { request, startTestServer } from './harness.ts';
 
 const LLAMA = join(projectRoot, 'test/fixtures/models/tiny-llama');
 
@@ -99,4 +100,71 @@ test('DNS rebinding: a foreign Host (with its matching Origin) gets 403 on every
   });
   assert.equal(local.status, 200, local.text);
   assert.ok((await names()).includes('copied:latest'));
+});
+
+test('cross-site browser requests get 403 whatever the content type; curl -d (form-encoded, no Origin) works', async () => {
+  const body = JSON.stringify({ model: 'kept', prompt: 'hi', stream: false, options: { num_predict: 2 } });
+  const foreign = await request(`${server.url}/api/generate`, {
+    body,
+    headers: { origin: 'http://evil.example', 'content-type': 'text/plain' },
+  });
+  assert.equal(foreign.status, 403);
+  assert.match(String(foreign.json.error), /origin "http:\/\/evil\.example" is not allowed/);
+  const marked = await request(`${server.url}/api/generate`, {
+    body,
+    headers: { 'sec-fetch-site': 'cross-site', 'content-type': 'application/x-www-form-urlencoded' },
+  });
+  assert.equal(marked.status, 403);
+  assert.match(String(marked.json.error), /cross-site/);
+  // Reading is not acting: a cross-site navigation to a GET route is answered (the browser keeps the body from
+  // a foreign page without CORS headers anyway).
+  assert.equal(
+    (await request(`${server.url}/api/version`, { headers: { 'sec-fetch-site': 'cross-site' } })).status,
+    200,
+  );
+  for (const site of ['same-origin', 'none']) {
+    const ok = await request(`${server.url}/api/generate`, { body, headers: { 'sec-fetch-site': site } });
+    assert.equal(ok.status, 200, `${site}: ${ok.text}`);
+  }
+  const curl = await request(`${server.url}/api/generate`, {
+    body,
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  });
+  assert.equal(curl.status, 200, curl.text);
+  assert.equal(curl.json.done, true);
+});
+
+test('bound beyond loopback: any Host is served, but an Origin that merely equals a foreign Host is refused', async () => {
+  const open = await startTestServer(new FakeSource(), [{ name: 'm', path: '/m', ref: 'm' }], { host: '0.0.0.0' });
+  const openPort = new URL(open.url).port;
+  try {
+    const named = `pagoda.example.org:${openPort}`;
+    assert.equal((await request(`${open.url}/api/tags`, { headers: { host: named } })).status, 200);
+    const rebound = await request(`${open.url}/api/generate`, {
+      body: { model: 'm', prompt: 'x' },
+      headers: { host: named, origin: `http://${named}` },
+    });
+    assert.equal(rebound.status, 403);
+    const lan = `192.168.1.7:${openPort}`;
+    const sameOrigin = await request(`${open.url}/api/tags`, { headers: { host: lan, origin: `http://${lan}` } });
+    assert.equal(sameOrigin.status, 200);
+  } finally {
+    await open.close();
+  }
+});
+
+test('with PAGODA_ORIGINS, an allowed origin may act cross-site', async () => {
+  const open = await startTestServer(new FakeSource(), [{ name: 'm', path: '/m', ref: 'm' }], {
+    origins: ['http://app.example'],
+  });
+  try {
+    const r = await request(`${open.url}/api/generate`, {
+      body: { model: 'm', prompt: 'x', stream: false, options: { num_predict: 2 } },
+      headers: { origin: 'http://app.example', 'sec-fetch-site': 'cross-site' },
+    });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers['access-control-allow-origin'], 'http://app.example');
+  } finally {
+    await open.close();
+  }
 });
