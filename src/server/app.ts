@@ -21,6 +21,12 @@ export interface App {
   ctx: ServerContext;
 }
 
+/** How often node looks for requests past their timeouts: a quarter of the shortest, at most once a second. */
+function checkingInterval(config: ServeConfig): number {
+  const limits = [config.headersTimeoutMs, config.requestTimeoutMs].filter((ms) => ms > 0);
+  return Math.max(10, Math.min(1000, ...limits.map((ms) => ms / 4)));
+}
+
 /** The HTTP app: routes of both APIs, body parsing, auth, CORS, one log line per request, error shapes. */
 export function buildApp(config: ServeConfig, registry: ModelRegistry, log: Logger, version: string): App {
   const app = Fastify({
@@ -28,6 +34,13 @@ export function buildApp(config: ServeConfig, registry: ModelRegistry, log: Logg
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: true,
+    // node enforces both once the request is whole, so answers may stream for as long as they take.
+    requestTimeout: config.requestTimeoutMs,
+    http: {
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      connectionsCheckingInterval: checkingInterval(config),
+    },
   }) as unknown as FastifyInstance;
   const metrics = new ServerMetrics(() =>
     registry.resident().map((r) => ({ name: r.entry.name, stats: r.model.engine.stats() })),

@@ -24,6 +24,10 @@ export interface ServeConfig {
   /** Allowed browser origins (glob `*`); empty = CORS off. */
   origins: string[];
   bodyLimitBytes: number;
+  /** How long a client may take to send a request's headers; 0 = no limit. */
+  headersTimeoutMs: number;
+  /** How long a client may take to send a whole request, body included (not the answer); 0 = no limit. */
+  requestTimeoutMs: number;
   /** How long SIGTERM waits for in-flight requests before aborting them. */
   shutdownGraceMs: number;
 }
@@ -44,6 +48,8 @@ export interface ServeFlags {
   apiKey?: string;
   origins?: string;
   bodyLimit?: string;
+  headersTimeout?: string;
+  requestTimeout?: string;
   shutdownGrace?: string;
 }
 
@@ -125,6 +131,14 @@ export function parseHost(value: string, from: string): { host: string; port: nu
   return { host: s || '127.0.0.1', port };
 }
 
+/** A timeout in milliseconds: a duration, 0 or a negative one = no limit. */
+function timeout(v: { value: string; from: string } | null, fallback: number): number {
+  if (!v) return fallback;
+  const ms = parseDuration(v.value);
+  if (ms === null) throw new UserError(`${v.from}: "${v.value}" is not a duration (e.g. 30s, 2m, 0 for no limit)`);
+  return Math.max(ms, 0);
+}
+
 const FLASH: Record<string, ServeConfig['flashAttention']> = {
   auto: 'auto',
   '1': 'on',
@@ -165,6 +179,16 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
   const graceMs = grace ? parseDuration(grace.value) : 30_000;
   if (graceMs === null || graceMs < 0) throw new UserError(`${grace!.from}: "${grace!.value}" is not a duration`);
   const body = pick(flags.bodyLimit, '--body-limit', env, 'BODY_LIMIT');
+  const headersValue = pick(flags.headersTimeout, '--headers-timeout', env, 'HEADERS_TIMEOUT');
+  const requestValue = pick(flags.requestTimeout, '--request-timeout', env, 'REQUEST_TIMEOUT');
+  const headersTimeoutMs = timeout(headersValue, 30_000);
+  const requestTimeoutMs = timeout(requestValue, 60_000);
+  if (requestTimeoutMs > 0 && headersTimeoutMs > requestTimeoutMs) {
+    throw new UserError(
+      `${headersValue?.from ?? requestValue!.from}: the headers timeout (${headersTimeoutMs} ms) must be at most ` +
+        `the request timeout (${requestTimeoutMs} ms), which includes the headers`,
+    );
+  }
 
   return {
     host: parsedHost.host,
@@ -186,6 +210,8 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
           .filter(Boolean)
       : [],
     bodyLimitBytes: body ? parseSize(body) : 4 * 1024 * 1024,
+    headersTimeoutMs,
+    requestTimeoutMs,
     shutdownGraceMs: graceMs,
   };
 }

@@ -10,6 +10,25 @@ test('defaults: localhost on Ollama port, CORS off, no key', () => {
   assert.equal(c.apiKey, null);
   assert.equal(c.keepAliveMs, 300_000);
   assert.equal(c.flashAttention, 'auto');
+  assert.equal(c.headersTimeoutMs, 30_000);
+  assert.equal(c.requestTimeoutMs, 60_000);
+});
+
+test('request timeouts: flags, variables, 0 or -1 for no limit, headers within the request', () => {
+  const c = resolveServeConfig({ requestTimeout: '2m' }, { PAGODA_HEADERS_TIMEOUT: '5s' });
+  assert.equal(c.requestTimeoutMs, 120_000);
+  assert.equal(c.headersTimeoutMs, 5_000);
+  assert.equal(resolveServeConfig({}, { OLLAMA_REQUEST_TIMEOUT: '90s' }).requestTimeoutMs, 90_000);
+  assert.equal(resolveServeConfig({ requestTimeout: '0' }, {}).requestTimeoutMs, 0);
+  assert.equal(resolveServeConfig({ requestTimeout: '-1', headersTimeout: '-1' }, {}).headersTimeoutMs, 0);
+  assert.throws(
+    () => resolveServeConfig({ headersTimeout: 'slow' }, {}),
+    /--headers-timeout: "slow" is not a duration/,
+  );
+  assert.throws(
+    () => resolveServeConfig({ headersTimeout: '2m', requestTimeout: '1m' }, {}),
+    /--headers-timeout: the headers timeout \(120000 ms\) must be at most the request timeout \(60000 ms\)/,
+  );
 });
 
 test('flags beat PAGODA_* which beat OLLAMA_* aliases', () => {

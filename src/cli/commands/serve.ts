@@ -24,6 +24,11 @@ export const registerServe: RegisterCommand = (program) => {
     .option('--api-key <key>', 'require "Authorization: Bearer <key>" on every route but /health [PAGODA_API_KEY]')
     .option('--origins <list>', 'comma-separated browser origins allowed (CORS), * globs [PAGODA_ORIGINS]')
     .option('--body-limit <size>', 'largest request body, e.g. 4mb [PAGODA_BODY_LIMIT]')
+    .option('--headers-timeout <duration>', 'time a client has to send its headers, 0 = none [PAGODA_HEADERS_TIMEOUT]')
+    .option(
+      '--request-timeout <duration>',
+      'time a client has to send its whole request (not the answer), 0 = none [PAGODA_REQUEST_TIMEOUT]',
+    )
     .option('--shutdown-grace <duration>', 'how long SIGTERM waits for in-flight requests [PAGODA_SHUTDOWN_GRACE]');
   addEngineOptions(cmd);
   cmd.action(async (opts: Record<string, unknown>) => {
