@@ -5,6 +5,7 @@ import type { ServeConfig } from './config.ts';
 import { apiFamily, errorBody, toApiError } from './errors.ts';
 import { AdmissionGate, type ServerContext } from './generation.ts';
 import { hostCheck } from './host-check.ts';
+import { ignoredFieldLog } from './ignored-fields.ts';
 import { ServerMetrics } from './metrics.ts';
 import type { ModelRegistry } from './models.ts';
 import { registerChat } from './ollama/chat.ts';
@@ -92,6 +93,9 @@ export function buildApp(config: ServeConfig, registry: ModelRegistry, log: Logg
     const check = requireApiKey(config.apiKey);
     app.addHook('onRequest', async (request) => check(request));
   }
+
+  const noteIgnored = ignoredFieldLog(log);
+  app.addHook('preHandler', async (request) => noteIgnored(request.routeOptions.url ?? '', request.body));
 
   app.setErrorHandler((err, request, reply) => {
     const api = toApiError(err);

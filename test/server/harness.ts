@@ -1,5 +1,5 @@
 import http from 'node:http';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { buildApp } from '../../src/server/app.ts';
 import { resolveServeConfig, type ServeConfig } from '../../src/server/config.ts';
 import type { ServerContext } from '../../src/server/generation.ts';
@@ -16,13 +16,14 @@ export async function startTestServer(
   source: ModelSource,
   entries: ModelEntry[],
   overrides: Partial<ServeConfig> = {},
+  log: Logger = pino({ level: 'silent' }),
 ): Promise<TestServer> {
   const config = { ...resolveServeConfig({}, {}), port: 0, ...overrides };
   const registry = new ModelRegistry(entries, source, {
     maxLoaded: config.maxLoadedModels,
     keepAliveMs: config.keepAliveMs,
   });
-  const { app, ctx } = buildApp(config, registry, pino({ level: 'silent' }), '0.0.0-test');
+  const { app, ctx } = buildApp(config, registry, log, '0.0.0-test');
   await app.listen({ host: config.host, port: 0 });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;

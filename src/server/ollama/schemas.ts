@@ -1,11 +1,13 @@
 import { z } from 'zod';
-import { unsupported } from '../openai/schemas.ts';
+import { acceptAnything, IGNORED_OLLAMA_OPTIONS } from '../ignored-fields.ts';
+import { keepAlive, unsupported } from '../openai/schemas.ts';
 
 const opt = <T extends z.ZodType>(t: T) => t.nullish();
 const int = () => z.number().int();
 
-/** Options pagoda honours, with Ollama's meaning. */
+/** Options pagoda honours, with Ollama's meaning, and runner options it accepts and ignores. */
 export const options = z.strictObject({
+  ...acceptAnything(IGNORED_OLLAMA_OPTIONS),
   num_ctx: opt(int().min(1)),
   num_predict: opt(int().min(-2)),
   temperature: opt(z.number().min(0).max(100)),
@@ -23,8 +25,6 @@ export const options = z.strictObject({
   frequency_penalty: opt(z.number().min(-2).max(2)),
 });
 export type Options = z.output<typeof options>;
-
-const keepAlive = opt(z.union([z.number(), z.string().max(64)]));
 
 const common = {
   model: z.string().min(1).max(1024),

@@ -11,6 +11,7 @@ import {
   withModel,
 } from '../generation.ts';
 import type { LoadedModel } from '../models.ts';
+import { keepAliveMs } from '../ollama/options.ts';
 import { clientGone } from '../streaming.ts';
 import { parseBody } from '../validate.ts';
 import {
@@ -46,7 +47,7 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
     }
     if (body.stream_options && !body.stream)
       throw badRequest('stream_options is only allowed with stream: true', 'stream_options');
-    return withModel(ctx, body.model, clientGone(request, reply), undefined, async (a) => {
+    return withModel(ctx, body.model, clientGone(request, reply), keepAliveMs(body.keep_alive), async (a) => {
       const prompt = promptOf(a.model, body.prompt);
       const maxTokens = resolveMaxTokens(prompt.ids.length, a.model.contextLength, body.max_tokens, true, 'max_tokens');
       const logprobs = body.logprobs ?? null;

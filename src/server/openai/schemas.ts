@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { acceptAnything, IGNORED_OPENAI_FIELDS } from '../ignored-fields.ts';
 
 /** Most items a list field may hold, so a hostile body cannot make the server loop for long. */
 const MAX_STOP = 16;
@@ -7,6 +8,9 @@ export const MAX_N = 16;
 
 const opt = <T extends z.ZodType>(t: T) => t.nullish();
 const int = () => z.number().int();
+
+/** Ollama's keep_alive: seconds or a duration such as "5m"; negative = forever. */
+export const keepAlive = opt(z.union([z.number(), z.string().max(64)]));
 
 const stop = z.union([z.string().min(1).max(1000), z.array(z.string().min(1).max(1000)).max(MAX_STOP)]);
 
@@ -32,7 +36,9 @@ const sampling = {
   presence_penalty: opt(z.number().min(-2).max(2)),
   frequency_penalty: opt(z.number().min(-2).max(2)),
   logit_bias: opt(z.record(z.string().max(12), z.number().min(-100).max(100))),
+  ...acceptAnything(IGNORED_OPENAI_FIELDS),
   user: opt(z.string().max(1024)),
+  keep_alive: keepAlive,
   top_k: opt(int().min(-1)),
   min_p: opt(z.number().min(0).max(1)),
   repetition_penalty: opt(z.number().gt(0).max(10)),

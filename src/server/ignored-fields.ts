@@ -1,0 +1,59 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { z } from 'zod';
+
+/** OpenAI request fields that change nothing here: bookkeeping and hints for OpenAI's own service. */
+export const IGNORED_OPENAI_FIELDS = [
+  'store',
+  'metadata',
+  'service_tier',
+  'prompt_cache_key',
+  'safety_identifier',
+  'verbosity',
+  'user',
+] as const;
+
+/** Ollama options that tune llama.cpp's runner (threads, GPU layers, memory mapping, context shifting). */
+export const IGNORED_OLLAMA_OPTIONS = [
+  'num_thread',
+  'num_gpu',
+  'main_gpu',
+  'num_batch',
+  'num_keep',
+  'use_mmap',
+  'use_mlock',
+  'low_vram',
+  'f16_kv',
+  'vocab_only',
+  'logits_all',
+  'numa',
+  'penalize_newline',
+] as const;
+
+/** Schema entries that accept the named fields with any value. */
+export function acceptAnything<const N extends string>(names: readonly N[]): Record<N, z.ZodOptional<z.ZodUnknown>> {
+  return Object.fromEntries(names.map((n) => [n, z.unknown().optional()])) as Record<N, z.ZodOptional<z.ZodUnknown>>;
+}
+
+/** The ignored fields a request to `route` carries (options as `options.name`). */
+function ignoredIn(route: string, body: unknown): string[] {
+  if (!body || typeof body !== 'object') return [];
+  const b = body as Record<string, unknown>;
+  if (route.startsWith('/v1/')) return IGNORED_OPENAI_FIELDS.filter((f) => b[f] !== undefined);
+  const options = b.options as Record<string, unknown> | null | undefined;
+  if ((route === '/api/generate' || route === '/api/chat') && options && typeof options === 'object') {
+    return IGNORED_OLLAMA_OPTIONS.filter((o) => options[o] !== undefined).map((o) => `options.${o}`);
+  }
+  return [];
+}
+
+/** Logs, at debug level, the first request that carries each ignored field. */
+export function ignoredFieldLog(log: FastifyBaseLogger) {
+  const seen = new Set<string>();
+  return (route: string, body: unknown): void => {
+    for (const field of ignoredIn(route, body)) {
+      if (seen.has(field)) continue;
+      seen.add(field);
+      log.debug({ route, field }, 'field accepted and ignored: it changes nothing in pagoda');
+    }
+  };
+}

@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { after, before, test } from 'node:test';
+import { Ollama } from 'ollama';
+import OpenAI from 'openai';
+import pino from 'pino';
+import { FakeSource } from './fake-engine.ts';
+import { eventually, post, startTestServer, type TestServer } from './harness.ts';
+
+const logLines: Record<string, unknown>[] = [];
+let server: TestServer;
+let openai: OpenAI;
+let ollama: Ollama;
+before(async () => {
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) logLines.push(JSON.parse(line));
+      done();
+    },
+  });
+  const log = pino({ level: 'debug' }, sink);
+  server = await startTestServer(new FakeSource(), [{ name: 'm', path: '/m', ref: 'm' }], {}, log);
+  openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  ollama = new Ollama({ host: server.url });
+});
+after(() => server.close());
+
+const ignoredLogged = () =>
+  logLines.filter((l) => /accepted and ignored/.test(String(l.msg))).map((l) => l.field as string);
+
+const messages = [{ role: 'user' as const, content: 'hi' }];
+
+test('OpenAI bookkeeping fields are accepted, change nothing, and are logged once each at debug level', async () => {
+  const plain = await openai.chat.completions.create({ model: 'm', messages, max_tokens: 6, seed: 3 });
+  const extras = {
+    store: true,
+    metadata: { team: 'a' },
+    service_tier: 'auto' as const,
+    prompt_cache_key: 'k1',
+    safety_identifier: 'h4sh',
+    verbosity: 'low' as const,
+    user: 'u-1',
+  };
+  for (let i = 0; i < 2; i++) {
+    const r = await openai.chat.completions.create({ model: 'm', messages, max_tokens: 6, seed: 3, ...extras });
+    assert.equal(r.choices[0].message.content, plain.choices[0].message.content);
+  }
+  const c = await openai.completions.create({ model: 'm', prompt: 'hi', max_tokens: 3, ...extras });
+  assert.equal(c.choices.length, 1);
+  assert.deepEqual(ignoredLogged().sort(), Object.keys(extras).sort());
+});
+
+test('Ollama runner options are accepted and ignored; options pagoda cannot honour are still refused', async () => {
+  const options = { num_predict: 5, seed: 1 };
+  const plain = await ollama.generate({ model: 'm', prompt: 'hi', options });
+  const runner = {
+    num_thread: 8,
+    num_gpu: 99,
+    main_gpu: 0,
+    num_batch: 512,
+    num_keep: 4,
+    use_mmap: true,
+    use_mlock: false,
+    low_vram: false,
+    f16_kv: true,
+    vocab_only: false,
+    numa: false,
+  };
+  const r = await ollama.generate({ model: 'm', prompt: 'hi', options: { ...options, ...runner } });
+  assert.equal(r.response, plain.response);
+  const chat = await ollama.chat({ model: 'm', messages, options: { ...options, ...runner } });
+  assert.equal(chat.done, true);
+  for (const key of Object.keys(runner)) assert.ok(ignoredLogged().includes(`options.${key}`), key);
+  assert.equal(ignoredLogged().filter((f) => f === 'options.num_thread').length, 1);
+  for (const refused of [{ mirostat: 2 }, { typical_p: 0.5 }, { repeat_last_n: 8 }]) {
+    const bad = await post(`${server.url}/api/generate`, { model: 'm', prompt: 'x', options: refused });
+    assert.equal(bad.status, 400, JSON.stringify(refused));
+    assert.match(String(bad.json.error), new RegExp(Object.keys(refused)[0]));
+  }
+  const effort = await post(`${server.url}/v1/chat/completions`, { model: 'm', messages, reasoning_effort: 'high' });
+  assert.equal(effort.status, 400);
+});
+
+test("keep_alive on the OpenAI routes is honoured as on Ollama's: 0 unloads the model after the request", async () => {
+  await openai.completions.create({ model: 'm', prompt: 'hi', max_tokens: 2 });
+  assert.equal(server.ctx.registry.resident().length, 1);
+  const params = { model: 'm', messages, max_tokens: 2, keep_alive: 0 };
+  await openai.chat.completions.create(params as OpenAI.ChatCompletionCreateParamsNonStreaming);
+  await eventually(() => server.ctx.registry.resident().length === 0, 2000, 'unload');
+  const bad = await post(`${server.url}/v1/completions`, { model: 'm', prompt: 'x', keep_alive: 'soon' });
+  assert.equal(bad.status, 400);
+  assert.equal((bad.json.error as { param: string }).param, 'keep_alive');
+});
