@@ -102,7 +102,7 @@ function hostileValue(r: ReturnType<typeof rng>, kind: Kind, field: string): unk
   if (field === 'model')
     return r.pick(['../../../etc/passwd', '\u0000', 'x'.repeat(5000), 'C:\\Windows', '%2e%2e/', 42, null]);
   if (field === 'keep_alive') return r.pick(['forever-ish', [], {}, true]);
-  if (field === 'prompt') return r.pick([42, true, { p: 1 }, [[1], [2]], [-1], ['a', 'b']]);
+  if (field === 'prompt') return r.pick([42, true, { p: 1 }, [[1], ['a']], [-1], ['a', 2]]);
   if (kind === 'number' || kind === 'int') return r.pick([...wrongTypes[kind], -1e308, 1e308, -3]);
   return r.pick(wrongTypes[kind]);
 }

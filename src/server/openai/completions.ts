@@ -14,6 +14,7 @@ import type { LoadedModel } from '../models.ts';
 import { keepAliveMs } from '../ollama/options.ts';
 import { clientGone } from '../streaming.ts';
 import { parseBody } from '../validate.ts';
+import { mergeOutputs, promptList } from './batch.ts';
 import {
   collectChoices,
   completionId,
@@ -24,21 +25,19 @@ import {
   usage,
 } from './common.ts';
 import { samplingParams } from './sampling.ts';
-import { type CompletionRequest, completionRequest } from './schemas.ts';
+import { completionRequest } from './schemas.ts';
 
-/** The prompt as token ids and as text (for echo); strings get the tokenizer's special tokens (BOS). */
-function promptOf(model: LoadedModel, prompt: CompletionRequest['prompt']): { ids: number[]; text: string } {
-  const one = Array.isArray(prompt) && (typeof prompt[0] === 'string' || Array.isArray(prompt[0])) ? prompt[0] : prompt;
-  if (typeof one === 'string') return { ids: encodePrompt(model, one, true), text: one };
-  const ids = one as number[];
+/** A prompt as token ids and as text (for echo); strings get the tokenizer's special tokens (BOS). */
+function promptOf(model: LoadedModel, prompt: string | number[]): { ids: number[]; text: string } {
+  if (typeof prompt === 'string') return { ids: encodePrompt(model, prompt, true), text: prompt };
   const vocab = model.tokenizer.vocabSize;
-  const bad = ids.find((id) => id >= vocab);
+  const bad = prompt.find((id) => id >= vocab);
   if (bad !== undefined)
     throw badRequest(`prompt: token id ${bad} is not in this model's vocabulary (0..${vocab - 1})`, 'prompt');
-  return { ids, text: model.tokenizer.decode(ids) };
+  return { ids: prompt, text: model.tokenizer.decode(prompt) };
 }
 
-/** POST /v1/completions */
+/** POST /v1/completions; a list of prompts is answered with n choices per prompt (index = prompt * n + sample). */
 export function registerCompletions(app: FastifyInstance, ctx: ServerContext): void {
   app.post('/v1/completions', async (request, reply) => {
     const body = parseBody(completionRequest, request.body);
@@ -48,51 +47,80 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
     if (body.stream_options && !body.stream)
       throw badRequest('stream_options is only allowed with stream: true', 'stream_options');
     return withModel(ctx, body.model, clientGone(request, reply), keepAliveMs(body.keep_alive), async (a) => {
-      const prompt = promptOf(a.model, body.prompt);
-      const maxTokens = resolveMaxTokens(prompt.ids.length, a.model.contextLength, body.max_tokens, true, 'max_tokens');
+      const prompts = promptList(body.prompt).map((p) => promptOf(a.model, p));
       const logprobs = body.logprobs ?? null;
-      const params = samplingParams(body, maxTokens, logprobs, a.model.tokenizer.vocabSize);
-      const n = params.n ?? 1;
-      const echo = body.echo ? prompt.text : '';
-      const outputs = await primed(runEngine(ctx, a, prompt.ids, params, newTimes()));
-      const base = { id: completionId('cmpl'), object: 'text_completion', created: unixSeconds(), model: a.entry.name };
-
-      if (body.stream) {
-        const offsets = new Map<number, number>();
-        const chunk = (d: CompletionDelta) => {
-          const offset = offsets.get(d.index) ?? echo.length;
-          offsets.set(d.index, offset + d.text.length);
-          const lp = logprobs === null ? null : completionLogprobs(d.logprobs ?? [], offset);
-          if (!d.text && !d.finishReason && !d.logprobs?.length) return [];
-          return [
-            { index: d.index, text: d.text, logprobs: lp, finish_reason: d.finishReason, stop_reason: d.stopReason },
-          ];
+      const requests = prompts.map((prompt) => {
+        const maxTokens = resolveMaxTokens(
+          prompt.ids.length,
+          a.model.contextLength,
+          body.max_tokens,
+          true,
+          'max_tokens',
+        );
+        return { prompt, params: samplingParams(body, maxTokens, logprobs, a.model.tokenizer.vocabSize) };
+      });
+      const n = requests[0].params.n ?? 1;
+      const echoOf = (index: number) => (body.echo ? prompts[Math.floor(index / n)].text : '');
+      const promptTokens = prompts.reduce((sum, p) => sum + p.ids.length, 0);
+      // Ends whatever is still running when the answer ends early (a refused prompt, a client gone).
+      const batch = new AbortController();
+      const admitted = { ...a, signal: AbortSignal.any([a.signal, batch.signal]) };
+      try {
+        const sources = await Promise.all(
+          requests.map(({ prompt, params }) => primed(runEngine(ctx, admitted, prompt.ids, params, newTimes()))),
+        );
+        const outputs = mergeOutputs(sources, n);
+        const base = {
+          id: completionId('cmpl'),
+          object: 'text_completion',
+          created: unixSeconds(),
+          model: a.entry.name,
         };
-        const opening = echo
-          ? Array.from({ length: n }, (_, index) => ({ index, text: echo, logprobs: null, finish_reason: null }))
-          : [];
-        await streamChunks(reply, outputs, {
-          base,
-          streamOptions: body.stream_options,
-          promptTokens: prompt.ids.length,
-          opening,
-          chunk,
-        });
-        return reply;
-      }
 
-      const choices = await collectChoices(outputs, n);
-      return {
-        ...base,
-        choices: choices.map((c) => ({
-          index: c.index,
-          text: echo + c.text,
-          logprobs: logprobs === null ? null : completionLogprobs(c.logprobs, echo.length),
-          finish_reason: c.finishReason,
-          stop_reason: c.stopReason,
-        })),
-        usage: usage(prompt.ids.length, totalTokens(choices)),
-      };
+        if (body.stream) {
+          const offsets = new Map<number, number>();
+          const chunk = (d: CompletionDelta) => {
+            const offset = offsets.get(d.index) ?? echoOf(d.index).length;
+            offsets.set(d.index, offset + d.text.length);
+            const lp = logprobs === null ? null : completionLogprobs(d.logprobs ?? [], offset);
+            if (!d.text && !d.finishReason && !d.logprobs?.length) return [];
+            return [
+              { index: d.index, text: d.text, logprobs: lp, finish_reason: d.finishReason, stop_reason: d.stopReason },
+            ];
+          };
+          const opening = body.echo
+            ? Array.from({ length: prompts.length * n }, (_, index) => ({
+                index,
+                text: echoOf(index),
+                logprobs: null,
+                finish_reason: null,
+              }))
+            : [];
+          await streamChunks(reply, outputs, {
+            base,
+            streamOptions: body.stream_options,
+            promptTokens,
+            opening,
+            chunk,
+          });
+          return reply;
+        }
+
+        const choices = await collectChoices(outputs, prompts.length * n);
+        return {
+          ...base,
+          choices: choices.map((c) => ({
+            index: c.index,
+            text: echoOf(c.index) + c.text,
+            logprobs: logprobs === null ? null : completionLogprobs(c.logprobs, echoOf(c.index).length),
+            finish_reason: c.finishReason,
+            stop_reason: c.stopReason,
+          })),
+          usage: usage(promptTokens, totalTokens(choices)),
+        };
+      } finally {
+        batch.abort(new Error('the answer has ended'));
+      }
     });
   });
 }

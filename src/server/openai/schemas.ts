@@ -93,23 +93,20 @@ export const chatRequest = z.strictObject({
 });
 export type ChatRequest = z.output<typeof chatRequest>;
 
+/** Most prompts one completions request may batch. */
+export const MAX_PROMPTS = 256;
+const tokenIds = z
+  .array(int().min(0))
+  .min(1)
+  .max(1 << 20);
+
 export const completionRequest = z.strictObject({
   ...sampling,
   prompt: z.union([
     z.string(),
-    z.array(z.string()).length(1, 'one prompt per request (send one request per prompt)'),
-    z
-      .array(int().min(0))
-      .min(1)
-      .max(1 << 20),
-    z
-      .array(
-        z
-          .array(int().min(0))
-          .min(1)
-          .max(1 << 20),
-      )
-      .length(1, 'one prompt per request (send one request per prompt)'),
+    z.array(z.string()).min(1).max(MAX_PROMPTS),
+    tokenIds,
+    z.array(tokenIds).min(1).max(MAX_PROMPTS),
   ]),
   logprobs: opt(int().min(0).max(MAX_LOGPROBS)),
   echo: opt(z.boolean()),
