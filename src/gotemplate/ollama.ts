@@ -7,6 +7,9 @@ export interface TemplateMessage {
   content: string;
 }
 
+/** Ollama's template for a model that brings none: each exchange's prompt, then its answer, as plain text. */
+export const OLLAMA_DEFAULT_TEMPLATE = '{{ .Prompt }}';
+
 const RESPONSE_ACTION: Node = {
   type: 'action',
   pipe: { decl: [], assign: false, cmds: [[{ kind: 'field', names: ['Response'] }]] },

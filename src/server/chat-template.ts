@@ -1,3 +1,4 @@
+import { OLLAMA_DEFAULT_TEMPLATE, OllamaTemplate } from '../gotemplate/ollama.ts';
 import { ApiError } from './errors.ts';
 import { encodePrompt } from './generation.ts';
 import type { ChatMessage, LoadedModel } from './models.ts';
@@ -23,4 +24,15 @@ export function renderChat(model: LoadedModel, name: string, messages: ChatMessa
 /** The token ids of a rendered conversation (BOS added only when the template leaves it to the tokenizer). */
 export function encodeChat(model: LoadedModel, name: string, messages: ChatMessage[]): number[] {
   return encodePrompt(model, renderChat(model, name, messages), model.chatTemplate?.addSpecialTokens === true);
+}
+
+const ollamaDefault = new OllamaTemplate(OLLAMA_DEFAULT_TEMPLATE);
+
+/**
+ * Ollama's chat: a model without a chat template falls back to Ollama's default template (the user turns and
+ * answers as plain text, no system prompt), with the tokenizer's BOS, as Ollama renders it.
+ */
+export function encodeOllamaChat(model: LoadedModel, name: string, messages: ChatMessage[]): number[] {
+  if (model.chatTemplate) return encodeChat(model, name, messages);
+  return encodePrompt(model, ollamaDefault.render(messages), true);
 }

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { encodeChat } from '../chat-template.ts';
+import { encodeOllamaChat } from '../chat-template.ts';
 import { badRequest } from '../errors.ts';
 import { type ServerContext, withModel } from '../generation.ts';
 import { clientGone } from '../streaming.ts';
@@ -20,7 +20,7 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
         if (keepAlive === 0) a.lease.release(0);
         return loadOnly(a.entry.name, { message: { role: 'assistant', content: '' } }, keepAlive === 0);
       }
-      const ids = encodeChat(a.model, a.entry.name, messages);
+      const ids = encodeOllamaChat(a.model, a.entry.name, messages);
       return generateAndRespond(ctx, reply, a, ids, body, {
         piece: (text) => ({ message: { role: 'assistant', content: text } }),
       });
