@@ -59,6 +59,8 @@ export interface ModelEntry {
   path: string;
   /** What the loader resolves: a folder, a store or Hugging Face cache name, or "demo". */
   ref: string;
+  /** Named at start-up (`--model`): loaded then, never unloaded for being idle, outside the loaded-model limit. */
+  pinned?: boolean;
 }
 
 /** Reads and loads models; the production one wraps the loader and engine, tests pass a double. */
@@ -99,8 +101,8 @@ export function modelName(path: string): string {
 
 /**
  * Names -> models. Request strings are only ever compared with known entries (never joined into a path), so a
- * hostile model name cannot reach the file system. Loads on demand, keeps at most `maxLoaded` resident, and
- * unloads an idle model after its keep-alive.
+ * hostile model name cannot reach the file system. Loads on demand, keeps at most `maxLoaded` resident besides the
+ * pinned ones, and unloads an idle unpinned model after its keep-alive.
  */
 export class ModelRegistry {
   private readonly slots = new Map<string, Slot>();
@@ -215,23 +217,15 @@ export class ModelRegistry {
     };
   }
 
-  /** Unloads now if idle (Ollama's keep_alive: 0 with an empty prompt). */
-  async unload(entry: ModelEntry): Promise<void> {
-    const slot = this.slots.get(entry.name)!;
-    if (slot.resident && slot.resident.active === 0) await this.evict(slot);
-  }
-
   async shutdown(): Promise<void> {
     await Promise.all([...this.slots.values()].map((s) => (s.resident ? this.evict(s, true) : null)));
   }
 
   private async load(slot: Slot): Promise<ResidentModel> {
-    const resident = this.resident().length;
-    if (resident >= this.opts.maxLoaded) {
-      const idle = [...this.slots.values()]
-        .filter((s) => s.resident && s.resident.active === 0)
-        .sort((a, b) => a.lastUsed - b.lastUsed);
-      for (const s of idle.slice(0, resident - this.opts.maxLoaded + 1)) await this.evict(s);
+    const unpinned = [...this.slots.values()].filter((s) => s.resident && !s.entry.pinned);
+    if (!slot.entry.pinned && unpinned.length >= this.opts.maxLoaded) {
+      const idle = unpinned.filter((s) => s.resident!.active === 0).sort((a, b) => a.lastUsed - b.lastUsed);
+      for (const s of idle.slice(0, unpinned.length - this.opts.maxLoaded + 1)) await this.evict(s);
     }
     const [model, info] = await Promise.all([this.source.load(slot.entry), this.info(slot.entry)]);
     slot.resident = { entry: slot.entry, model, info, loadedAt: new Date(), expiresAt: null, active: 0 };
@@ -241,7 +235,7 @@ export class ModelRegistry {
   private scheduleUnload(slot: Slot, keepAliveMs: number): void {
     if (slot.timer) clearTimeout(slot.timer);
     slot.timer = null;
-    if (keepAliveMs < 0) return;
+    if (keepAliveMs < 0 || slot.entry.pinned) return;
     slot.resident!.expiresAt = new Date(Date.now() + keepAliveMs);
     slot.timer = setTimeout(() => void this.evict(slot), keepAliveMs);
     slot.timer.unref();

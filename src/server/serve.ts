@@ -25,8 +25,8 @@ function entryFor(spec: string): ModelEntry {
 }
 
 /**
- * `--model` values first (the demo model when none), then every other model the store and the Hugging Face cache
- * know, loaded on first use. Request names are matched against these entries only.
+ * `--model` values first (the demo model when none), pinned and loaded at start-up, then every other model the store
+ * and the Hugging Face cache know, loaded on first use. Request names are matched against these entries only.
  */
 export function resolveEntries(config: ServeConfig): { entries: ModelEntry[]; preload: ModelEntry[] } {
   const given: ModelEntry[] = [];
@@ -38,12 +38,12 @@ export function resolveEntries(config: ServeConfig): { entries: ModelEntry[]; pr
         `--model ${spec}: two models would be served as "${entry.name}" (${clash.path} and ${entry.path})`,
       );
     }
-    if (!given.some((e) => e.name === entry.name)) given.push(entry);
+    if (!given.some((e) => e.name === entry.name)) given.push({ ...entry, pinned: true });
   }
   const known = listModels()
     .filter((c) => c.path !== null && c.path.length > 0 && !given.some((g) => g.name === c.name || g.path === c.path))
     .map((c) => ({ name: c.name, path: c.path!, ref: c.name }));
-  return { entries: [...given, ...known], preload: given.slice(0, config.maxLoadedModels) };
+  return { entries: [...given, ...known], preload: given };
 }
 
 export interface RunningServer {

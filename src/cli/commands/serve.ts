@@ -10,7 +10,11 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 export const registerServe: RegisterCommand = (program) => {
   const cmd = new Command('serve')
     .description('serve models over OpenAI- and Ollama-compatible HTTP APIs (default 127.0.0.1:11434)')
-    .option('-m, --model <path|name>', 'a model folder, a store name or "demo" (repeatable; default: demo)', collect)
+    .option(
+      '-m, --model <path|name>',
+      'a model folder, a store name or "demo", kept loaded (repeatable; default: demo)',
+      collect,
+    )
     .option('--host <host>', 'address to listen on, optionally host:port [PAGODA_HOST]')
     .option('--port <port>', 'port to listen on (default 11434)')
     .option('--num-parallel <n>', 'concurrent sequences per model [PAGODA_NUM_PARALLEL]')
@@ -18,7 +22,7 @@ export const registerServe: RegisterCommand = (program) => {
     .option('--kv-cache-type <type>', 'KV cache element type: auto, f32, f16, bf16 [PAGODA_KV_CACHE_TYPE]')
     .option('--context-length <n>', 'tokens per sequence (default: the model maximum) [PAGODA_CONTEXT_LENGTH]')
     .option('--keep-alive <duration>', 'how long an idle model stays loaded, e.g. 5m, -1 [PAGODA_KEEP_ALIVE]')
-    .option('--max-loaded-models <n>', 'models resident at once [PAGODA_MAX_LOADED_MODELS]')
+    .option('--max-loaded-models <n>', 'models loaded on demand resident at once [PAGODA_MAX_LOADED_MODELS]')
     .option('--max-queue <n>', 'requests waiting beyond the running ones before 503 [PAGODA_MAX_QUEUE]')
     .option('--models <dir>', 'the model store folder [PAGODA_MODELS]')
     .option('--api-key <key>', 'require "Authorization: Bearer <key>" on every route but /health [PAGODA_API_KEY]')

@@ -17,8 +17,9 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
     return withModel(ctx, body.model, clientGone(request, reply), keepAlive, async (a) => {
       const messages = (body.messages ?? []).map((m) => ({ role: m.role, content: m.content }));
       if (messages.length === 0) {
-        if (keepAlive === 0) a.lease.release(0);
-        return loadOnly(a.entry.name, { message: { role: 'assistant', content: '' } }, keepAlive === 0);
+        const unload = keepAlive === 0 && !a.entry.pinned;
+        if (unload) a.lease.release(0);
+        return loadOnly(a.entry.name, { message: { role: 'assistant', content: '' } }, unload);
       }
       const ids = encodeOllamaChat(a.model, a.entry.name, messages);
       return generateAndRespond(ctx, reply, a, ids, body, {

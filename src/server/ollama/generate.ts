@@ -38,8 +38,9 @@ export function registerGenerate(app: FastifyInstance, ctx: ServerContext): void
     if (body.top_logprobs && !body.logprobs) throw badRequest('top_logprobs requires logprobs: true', 'top_logprobs');
     return withModel(ctx, body.model, clientGone(request, reply), keepAlive, async (a) => {
       if (!body.prompt && !body.context?.length) {
-        if (keepAlive === 0) a.lease.release(0);
-        return loadOnly(a.entry.name, { response: '' }, keepAlive === 0);
+        const unload = keepAlive === 0 && !a.entry.pinned;
+        if (unload) a.lease.release(0);
+        return loadOnly(a.entry.name, { response: '' }, unload);
       }
       const ids = promptIds(a, body);
       return generateAndRespond(ctx, reply, a, ids, body, {
