@@ -83,7 +83,7 @@ export async function withModel<T>(
 ): Promise<T> {
   const arrival = performance.now();
   const entry = ctx.registry.resolve(modelField);
-  const lease = await ctx.registry.acquire(entry);
+  const lease = await ctx.registry.acquire(entry, keepAliveMs);
   try {
     const model = lease.resident.model;
     const ticket = ctx.gate.enter(entry.name, model.maxRunning);
@@ -94,7 +94,7 @@ export async function withModel<T>(
       ticket.release();
     }
   } finally {
-    lease.release(keepAliveMs);
+    lease.release();
   }
 }
 

@@ -85,13 +85,15 @@ interface Slot {
   resident: ResidentModel | null;
   timer: NodeJS.Timeout | null;
   lastUsed: number;
+  /** The keep-alive of the latest request (Ollama's rule): applied when the model next becomes idle. */
+  keepAliveMs: number;
 }
 
 export interface Lease {
   resident: ResidentModel;
   /** Milliseconds this request spent loading the model (0 when it was resident). */
   loadMs: number;
-  release(keepAliveMs?: number): void;
+  release(): void;
 }
 
 /** The name a model folder is served under. */
@@ -128,7 +130,10 @@ export class ModelRegistry {
   add(entry: ModelEntry): void {
     const slot = this.slots.get(entry.name);
     if (slot) slot.entry = entry;
-    else this.slots.set(entry.name, { entry, loading: null, resident: null, timer: null, lastUsed: 0 });
+    else {
+      const keepAliveMs = this.opts.keepAliveMs;
+      this.slots.set(entry.name, { entry, loading: null, resident: null, timer: null, lastUsed: 0, keepAliveMs });
+    }
     this.infos.delete(entry.name);
     for (const alias of [entry.path, entry.ref, `${entry.name}:latest`, entry.name.replace(/:latest$/, '')]) {
       if (!this.aliases.has(alias) || alias === entry.ref) this.aliases.set(alias, entry.name);
@@ -179,10 +184,14 @@ export class ModelRegistry {
     return [...this.slots.values()].flatMap((s) => (s.resident ? [s.resident] : []));
   }
 
-  /** Loads the model if needed and holds it loaded until `release`. */
-  async acquire(entry: ModelEntry): Promise<Lease> {
+  /**
+   * Loads the model if needed and holds it loaded until `release`. `keepAliveMs` (the server's default when not
+   * given) replaces that of earlier requests: when the last request in flight ends, the model stays loaded that long.
+   */
+  async acquire(entry: ModelEntry, keepAliveMs = this.opts.keepAliveMs): Promise<Lease> {
     const slot = this.slots.get(entry.name)!;
     const t0 = performance.now();
+    slot.keepAliveMs = keepAliveMs;
     if (slot.timer) clearTimeout(slot.timer);
     slot.timer = null;
     if (!slot.resident && !slot.loading) {
@@ -207,12 +216,12 @@ export class ModelRegistry {
     return {
       resident,
       loadMs,
-      release: (keepAliveMs = this.opts.keepAliveMs) => {
+      release: () => {
         if (released) return;
         released = true;
         resident.active--;
         slot.lastUsed = performance.now();
-        if (resident.active === 0 && slot.resident === resident) this.scheduleUnload(slot, keepAliveMs);
+        if (resident.active === 0 && slot.resident === resident) this.scheduleUnload(slot, slot.keepAliveMs);
       },
     };
   }

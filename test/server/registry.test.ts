@@ -31,9 +31,9 @@ test('names resolve to known entries only (aliases: path, :latest); anything els
 test('keep-alive unloads an idle model; a busy one stays; max loaded evicts the least recently used', async () => {
   const source = new FakeSource();
   const registry = new ModelRegistry([entry('a'), entry('b')], source, { maxLoaded: 1, keepAliveMs: -1 });
-  const a = await registry.acquire(entry('a'));
+  const a = await registry.acquire(entry('a'), 20);
   assert.equal(a.resident.expiresAt, null);
-  a.release(20);
+  a.release();
   assert.notEqual(a.resident.expiresAt, null);
   await eventually(() => registry.resident().length === 0, 2000, 'unload after keep-alive');
   assert.equal(source.engines.get('a')!.shutdownCalls, 1);

@@ -18,7 +18,7 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
       const messages = (body.messages ?? []).map((m) => ({ role: m.role, content: m.content }));
       if (messages.length === 0) {
         const unload = keepAlive === 0 && !a.entry.pinned;
-        if (unload) a.lease.release(0);
+        if (unload) a.lease.release();
         return loadOnly(a.entry.name, { message: { role: 'assistant', content: '' } }, unload);
       }
       const ids = encodeOllamaChat(a.model, a.entry.name, messages);

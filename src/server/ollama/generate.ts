@@ -39,7 +39,7 @@ export function registerGenerate(app: FastifyInstance, ctx: ServerContext): void
     return withModel(ctx, body.model, clientGone(request, reply), keepAlive, async (a) => {
       if (!body.prompt && !body.context?.length) {
         const unload = keepAlive === 0 && !a.entry.pinned;
-        if (unload) a.lease.release(0);
+        if (unload) a.lease.release();
         return loadOnly(a.entry.name, { response: '' }, unload);
       }
       const ids = promptIds(a, body);
