@@ -15,6 +15,7 @@ import { registerStoreRoutes } from './ollama/store-routes.ts';
 import { registerChatCompletions } from './openai/chat.ts';
 import { registerCompletions } from './openai/completions.ts';
 import { registerModels } from './openai/models.ts';
+import { registerRequestLog } from './request-log.ts';
 import { corsPolicy, requireApiKey } from './security.ts';
 
 export interface App {
@@ -63,23 +64,7 @@ export function buildApp(config: ServeConfig, registry: ModelRegistry, log: Logg
     }
   });
 
-  app.addHook('onRequest', async (request, reply) => {
-    const start = performance.now();
-    reply.raw.once('close', () => {
-      const status = reply.raw.statusCode;
-      metrics.httpResponses.inc({ status: String(status) });
-      log.info(
-        {
-          method: request.method,
-          url: request.url.slice(0, 200),
-          status,
-          ms: Math.round(performance.now() - start),
-          ip: request.ip,
-        },
-        'request',
-      );
-    });
-  });
+  registerRequestLog(app, log, (status) => metrics.httpResponses.inc({ status: String(status) }));
   const checkHost = hostCheck(() => {
     const address = app.server.address();
     return typeof address === 'object' && address ? address.address : null;

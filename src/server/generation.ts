@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import type { FastifyReply } from 'fastify';
 import type { RequestOutput, SamplingParams } from '../engine/types.ts';
 import { UserError } from '../util/errors.ts';
 import type { ServeConfig } from './config.ts';
 import { ApiError } from './errors.ts';
 import type { ServerMetrics } from './metrics.ts';
 import type { Lease, LoadedModel, ModelEntry, ModelRegistry } from './models.ts';
+import { type GenerationRecord, recordGeneration } from './request-log.ts';
+import { clientGone } from './streaming.ts';
 
 /** What every route handler gets. */
 export interface ServerContext {
@@ -71,25 +74,32 @@ export interface Admitted {
   model: LoadedModel;
   signal: AbortSignal;
   arrival: number;
+  /** Model, token counts and finish reasons for the request's log line. */
+  record: GenerationRecord;
 }
 
-/** Resolves the model (404), admits the request (503), loads the model, runs `fn`, and always releases. */
+/**
+ * Resolves the model (404), admits the request (503), loads the model, runs `fn`, and always releases; `signal`
+ * fires when the client behind `reply` goes away.
+ */
 export async function withModel<T>(
   ctx: ServerContext,
   modelField: unknown,
-  clientSignal: AbortSignal,
+  reply: FastifyReply,
   keepAliveMs: number | undefined,
   fn: (a: Admitted) => Promise<T>,
 ): Promise<T> {
   const arrival = performance.now();
   const entry = ctx.registry.resolve(modelField);
+  const record = recordGeneration(reply, entry.name);
+  const clientSignal = clientGone(reply.request, reply);
   const lease = await ctx.registry.acquire(entry, keepAliveMs);
   try {
     const model = lease.resident.model;
     const ticket = ctx.gate.enter(entry.name, model.maxRunning);
     try {
       const signal = AbortSignal.any([clientSignal, ticket.controller.signal]);
-      return await fn({ entry, lease, model, signal, arrival });
+      return await fn({ entry, lease, model, signal, arrival, record });
     } finally {
       ticket.release();
     }
@@ -168,13 +178,17 @@ export async function* runEngine(
   if (a.signal.aborted) return;
   a.signal.addEventListener('abort', onAbort, { once: true });
   times.promptTokens = promptIds.length;
+  a.record.promptTokens += promptIds.length;
   ctx.metrics.promptTokens.inc(labels, promptIds.length);
   try {
     for await (const out of engine.generate({ id, prompt: promptIds, params })) {
       let tokens = 0;
       for (const o of out.outputs) {
         tokens += o.tokenIds.length;
-        if (o.finishReason) ctx.metrics.finished.inc({ ...labels, finish_reason: o.finishReason });
+        if (o.finishReason) {
+          ctx.metrics.finished.inc({ ...labels, finish_reason: o.finishReason });
+          a.record.finishReasons.push(o.finishReason);
+        }
       }
       if (tokens > 0) {
         const now = performance.now();
@@ -187,6 +201,7 @@ export async function* runEngine(
         }
         times.lastToken = now;
         times.generatedTokens += tokens;
+        a.record.completionTokens += tokens;
         ctx.metrics.generationTokens.inc(labels, tokens);
       }
       yield out;

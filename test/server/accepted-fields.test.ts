@@ -1,24 +1,15 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { Ollama } from 'ollama';
 import OpenAI from 'openai';
-import pino from 'pino';
 import { FakeSource } from './fake-engine.ts';
-import { eventually, post, startTestServer, type TestServer } from './harness.ts';
+import { capturedLog, eventually, post, startTestServer, type TestServer } from './harness.ts';
 
-const logLines: Record<string, unknown>[] = [];
+const { log, lines: logLines } = capturedLog();
 let server: TestServer;
 let openai: OpenAI;
 let ollama: Ollama;
 before(async () => {
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) logLines.push(JSON.parse(line));
-      done();
-    },
-  });
-  const log = pino({ level: 'debug' }, sink);
   server = await startTestServer(new FakeSource(), [{ name: 'm', path: '/m', ref: 'm' }], {}, log);
   openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
   ollama = new Ollama({ host: server.url });

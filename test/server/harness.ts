@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
 import { buildApp } from '../../src/server/app.ts';
 import { resolveServeConfig, type ServeConfig } from '../../src/server/config.ts';
@@ -96,4 +97,16 @@ export async function eventually(cond: () => boolean, ms = 5000, what = 'conditi
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** A pino logger at `level` whose JSON lines are collected in `lines`. */
+export function capturedLog(level = 'debug'): { log: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { log: pino({ level }, sink), lines };
 }

@@ -2,7 +2,6 @@ import type { FastifyInstance } from 'fastify';
 import { encodeOllamaChat } from '../chat-template.ts';
 import { badRequest } from '../errors.ts';
 import { type ServerContext, withModel } from '../generation.ts';
-import { clientGone } from '../streaming.ts';
 import { parseBody } from '../validate.ts';
 import { keepAliveMs } from './options.ts';
 import { generateAndRespond, loadOnly } from './respond.ts';
@@ -14,7 +13,7 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
     const body = parseBody(chatRequest, request.body);
     const keepAlive = keepAliveMs(body.keep_alive);
     if (body.top_logprobs && !body.logprobs) throw badRequest('top_logprobs requires logprobs: true', 'top_logprobs');
-    return withModel(ctx, body.model, clientGone(request, reply), keepAlive, async (a) => {
+    return withModel(ctx, body.model, reply, keepAlive, async (a) => {
       const messages = (body.messages ?? []).map((m) => ({ role: m.role, content: m.content }));
       if (messages.length === 0) {
         const unload = keepAlive === 0 && !a.entry.pinned;

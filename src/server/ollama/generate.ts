@@ -3,7 +3,6 @@ import { encodeChat } from '../chat-template.ts';
 import { badRequest } from '../errors.ts';
 import { type Admitted, encodePrompt, type ServerContext, withModel } from '../generation.ts';
 import type { ChatMessage } from '../models.ts';
-import { clientGone } from '../streaming.ts';
 import { parseBody } from '../validate.ts';
 import { keepAliveMs } from './options.ts';
 import { generateAndRespond, loadOnly } from './respond.ts';
@@ -36,7 +35,7 @@ export function registerGenerate(app: FastifyInstance, ctx: ServerContext): void
     const body = parseBody(generateRequest, request.body);
     const keepAlive = keepAliveMs(body.keep_alive);
     if (body.top_logprobs && !body.logprobs) throw badRequest('top_logprobs requires logprobs: true', 'top_logprobs');
-    return withModel(ctx, body.model, clientGone(request, reply), keepAlive, async (a) => {
+    return withModel(ctx, body.model, reply, keepAlive, async (a) => {
       if (!body.prompt && !body.context?.length) {
         const unload = keepAlive === 0 && !a.entry.pinned;
         if (unload) a.lease.release();

@@ -5,7 +5,6 @@ import { badRequest } from '../errors.ts';
 import { newTimes, primed, resolveMaxTokens, runEngine, type ServerContext, withModel } from '../generation.ts';
 import type { ChatMessage } from '../models.ts';
 import { keepAliveMs } from '../ollama/options.ts';
-import { clientGone } from '../streaming.ts';
 import { parseBody } from '../validate.ts';
 import { chatLogprobs, collectChoices, completionId, streamChunks, totalTokens, unixSeconds, usage } from './common.ts';
 import { samplingParams } from './sampling.ts';
@@ -26,7 +25,7 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
     if (body.top_logprobs && !body.logprobs) throw badRequest('top_logprobs requires logprobs: true', 'top_logprobs');
     if (body.stream_options && !body.stream)
       throw badRequest('stream_options is only allowed with stream: true', 'stream_options');
-    return withModel(ctx, body.model, clientGone(request, reply), keepAliveMs(body.keep_alive), async (a) => {
+    return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
       const promptIds = encodeChat(a.model, a.entry.name, toMessages(body.messages));
       const limit = body.max_completion_tokens ?? body.max_tokens;
       const param = body.max_completion_tokens ? 'max_completion_tokens' : 'max_tokens';

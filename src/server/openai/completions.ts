@@ -12,7 +12,6 @@ import {
 } from '../generation.ts';
 import type { LoadedModel } from '../models.ts';
 import { keepAliveMs } from '../ollama/options.ts';
-import { clientGone } from '../streaming.ts';
 import { parseBody } from '../validate.ts';
 import { mergeOutputs, promptList } from './batch.ts';
 import {
@@ -46,7 +45,7 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
     }
     if (body.stream_options && !body.stream)
       throw badRequest('stream_options is only allowed with stream: true', 'stream_options');
-    return withModel(ctx, body.model, clientGone(request, reply), keepAliveMs(body.keep_alive), async (a) => {
+    return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
       const prompts = promptList(body.prompt).map((p) => promptOf(a.model, p));
       const logprobs = body.logprobs ?? null;
       const requests = prompts.map((prompt) => {

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Ollama } from 'ollama';
+import OpenAI from 'openai';
+import { FakeSource } from './fake-engine.ts';
+import { capturedLog, eventually, request, startTestServer, type TestServer } from './harness.ts';
+
+const { log, lines } = capturedLog('info');
+let server: TestServer;
+before(async () => {
+  server = await startTestServer(new FakeSource(), [{ name: 'm', path: '/m', ref: 'm' }], {}, log);
+});
+after(() => server.close());
+
+/** The request line of the latest request to `url`, once its response has closed. */
+async function requestLine(url: string): Promise<Record<string, unknown>> {
+  let line: Record<string, unknown> | undefined;
+  await eventually(
+    () => {
+      line = lines.filter((l) => l.msg === 'request' && l.url === url).at(-1);
+      return line !== undefined;
+    },
+    2000,
+    `the log line of ${url}`,
+  );
+  lines.length = 0;
+  return line!;
+}
+
+test('the request line of a generation names the model, token counts and finish reason', async () => {
+  const openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  const r = await openai.completions.create({ model: 'm', prompt: 'hello', max_tokens: 5, n: 2 });
+  const line = await requestLine('/v1/completions');
+  assert.equal(line.status, 200);
+  assert.equal(line.model, 'm');
+  assert.equal(line.prompt_tokens, r.usage!.prompt_tokens);
+  assert.equal(line.completion_tokens, 10);
+  assert.equal(line.finish_reason, 'length');
+  assert.equal(typeof line.ms, 'number');
+
+  const ollama = new Ollama({ host: server.url });
+  const streamed = await ollama.chat({
+    model: 'm',
+    messages: [{ role: 'user', content: 'hi' }],
+    stream: true,
+    options: { num_predict: 40, stop: ['fox'] },
+  });
+  for await (const _ of streamed);
+  const chat = await requestLine('/api/chat');
+  assert.equal(chat.model, 'm');
+  assert.equal(chat.finish_reason, 'stop');
+  assert.ok((chat.completion_tokens as number) > 0 && (chat.completion_tokens as number) < 40);
+});
+
+test('other requests keep the short line', async () => {
+  await request(`${server.url}/api/tags`);
+  const line = await requestLine('/api/tags');
+  assert.equal(line.status, 200);
+  assert.equal(line.model, undefined);
+  assert.equal(line.prompt_tokens, undefined);
+});
