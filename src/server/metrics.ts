@@ -1,10 +1,11 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { EngineStats } from '../engine/types.ts';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 /**
- * Prometheus metrics (vLLM's names under `pagoda_`). Engine state is read at scrape time from each resident model's
+ * Prometheus metrics (vLLM's names under `pagoda_`), with prom-client's process and Node.js metrics (CPU, memory,
+ * event-loop lag, GC) under their usual names. Engine state is read at scrape time from each resident model's
  * `stats()`; latencies and token counts are observed by the routes as requests run.
  */
 export class ServerMetrics {
@@ -19,6 +20,7 @@ export class ServerMetrics {
 
   constructor(engines: () => { name: string; stats: EngineStats }[]) {
     const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
     const labelNames = ['model_name'] as const;
     const fromEngines = (gauge: Gauge<'model_name'>, value: (s: EngineStats) => number) => {
       gauge.reset();

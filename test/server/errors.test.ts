@@ -169,6 +169,19 @@ test('/metrics exposes engine and latency series', async () => {
   assert.match(text, /pagoda_generation_tokens_total\{model_name="tiny-llama"\} [1-9]/);
 });
 
+test('/metrics includes the process and Node.js metrics', async () => {
+  const text = (await request(`${server.url}/metrics`)).text;
+  for (const name of [
+    'process_cpu_seconds_total',
+    'process_resident_memory_bytes',
+    'process_start_time_seconds',
+    'nodejs_eventloop_lag_seconds',
+    'nodejs_heap_size_used_bytes',
+  ]) {
+    assert.match(text, new RegExp(`^${name} \\d`, 'm'), name);
+  }
+});
+
 test('auth: Bearer key on every route but /health', async () => {
   const secured = await startServed({ apiKey: 'sekrit' });
   try {
