@@ -87,6 +87,8 @@ interface Slot {
   lastUsed: number;
   /** The keep-alive of the latest request (Ollama's rule): applied when the model next becomes idle. */
   keepAliveMs: number;
+  /** The latest request asked for its keep-alive (a pinned model heeds only an explicit 0: unload now). */
+  keepAliveAsked: boolean;
 }
 
 export interface Lease {
@@ -132,7 +134,15 @@ export class ModelRegistry {
     if (slot) slot.entry = entry;
     else {
       const keepAliveMs = this.opts.keepAliveMs;
-      this.slots.set(entry.name, { entry, loading: null, resident: null, timer: null, lastUsed: 0, keepAliveMs });
+      this.slots.set(entry.name, {
+        entry,
+        loading: null,
+        resident: null,
+        timer: null,
+        lastUsed: 0,
+        keepAliveMs,
+        keepAliveAsked: false,
+      });
     }
     this.infos.delete(entry.name);
     for (const alias of [entry.path, entry.ref, `${entry.name}:latest`, entry.name.replace(/:latest$/, '')]) {
@@ -188,10 +198,11 @@ export class ModelRegistry {
    * Loads the model if needed and holds it loaded until `release`. `keepAliveMs` (the server's default when not
    * given) replaces that of earlier requests: when the last request in flight ends, the model stays loaded that long.
    */
-  async acquire(entry: ModelEntry, keepAliveMs = this.opts.keepAliveMs): Promise<Lease> {
+  async acquire(entry: ModelEntry, keepAliveMs?: number): Promise<Lease> {
     const slot = this.slots.get(entry.name)!;
     const t0 = performance.now();
-    slot.keepAliveMs = keepAliveMs;
+    slot.keepAliveMs = keepAliveMs ?? this.opts.keepAliveMs;
+    slot.keepAliveAsked = keepAliveMs !== undefined;
     if (slot.timer) clearTimeout(slot.timer);
     slot.timer = null;
     if (!slot.resident && !slot.loading) {
@@ -244,7 +255,7 @@ export class ModelRegistry {
   private scheduleUnload(slot: Slot, keepAliveMs: number): void {
     if (slot.timer) clearTimeout(slot.timer);
     slot.timer = null;
-    if (keepAliveMs < 0 || slot.entry.pinned) return;
+    if (keepAliveMs < 0 || (slot.entry.pinned && !(slot.keepAliveAsked && keepAliveMs === 0))) return;
     slot.resident!.expiresAt = new Date(Date.now() + keepAliveMs);
     slot.timer = setTimeout(() => void this.evict(slot), keepAliveMs);
     slot.timer.unref();

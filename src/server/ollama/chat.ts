@@ -16,7 +16,7 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
     return withModel(ctx, body.model, reply, keepAlive, async (a) => {
       const messages = (body.messages ?? []).map((m) => ({ role: m.role, content: m.content }));
       if (messages.length === 0) {
-        const unload = keepAlive === 0 && !a.entry.pinned;
+        const unload = keepAlive === 0;
         if (unload) a.lease.release();
         return loadOnly(a.entry.name, { message: { role: 'assistant', content: '' } }, unload);
       }

@@ -37,7 +37,7 @@ export function registerGenerate(app: FastifyInstance, ctx: ServerContext): void
     if (body.top_logprobs && !body.logprobs) throw badRequest('top_logprobs requires logprobs: true', 'top_logprobs');
     return withModel(ctx, body.model, reply, keepAlive, async (a) => {
       if (!body.prompt && !body.context?.length) {
-        const unload = keepAlive === 0 && !a.entry.pinned;
+        const unload = keepAlive === 0;
         if (unload) a.lease.release();
         return loadOnly(a.entry.name, { response: '' }, unload);
       }
