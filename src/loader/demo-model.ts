@@ -209,15 +209,15 @@ function isCurrent(dir: string): boolean {
 }
 
 /**
- * Returns the demo model's folder (`$PAGODA_HOME/demo`), generating it on first use (after `onWrite(dir)`). The
+ * Returns the demo model's folder (`$PAGODA_HOME/demo`), generating it on first use (saying so through `note`). The
  * folder is written under a temporary name and renamed into place, so concurrent first uses never see a
  * half-written model.
  */
-export function ensureDemoModel(onWrite?: (dir: string) => void): string {
+export function ensureDemoModel(note?: (line: string) => void): string {
   const home = pagodaHome();
   const dir = join(home, DEMO_MODEL_NAME);
   if (isCurrent(dir)) return dir;
-  onWrite?.(dir);
+  note?.(`writing the built-in demo model to ${dir} (first use)`);
   const unique = `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
   const tmp = join(home, `.${DEMO_MODEL_NAME}-tmp-${unique}`);
   try {

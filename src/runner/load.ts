@@ -94,9 +94,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   const resolved = isDemo ? null : resolveModel(model, { allowPaths: true });
   if (resolved?.format === 'gguf') throw new UserError(`${model}: GGUF models are not supported yet`);
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const modelDir = resolved
-    ? resolved.path
-    : ensureDemoModel((dir) => log(`writing the built-in demo model to ${dir} (first use)`));
+  const modelDir = resolved ? resolved.path : ensureDemoModel(log);
   const manifest = resolved?.manifest ?? null;
   const device = options.backend
     ? options.backend.name

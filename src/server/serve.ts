@@ -16,9 +16,12 @@ export function pagodaVersion(): string {
   return pkg.version;
 }
 
+const stderrLine = (line: string) => process.stderr.write(`${line}\n`);
+
 /** The entry a `--model` value names: "demo", a folder, or a store / Hugging Face cache name. */
 function entryFor(spec: string): ModelEntry {
-  if (spec === DEMO_MODEL_NAME) return { name: DEMO_MODEL_NAME, path: ensureDemoModel(), ref: DEMO_MODEL_NAME };
+  if (spec === DEMO_MODEL_NAME)
+    return { name: DEMO_MODEL_NAME, path: ensureDemoModel(stderrLine), ref: DEMO_MODEL_NAME };
   const resolved = resolveModel(spec, { allowPaths: true });
   if (resolved.origin === 'path') return { name: modelName(resolved.path), path: resolved.path, ref: resolved.path };
   return { name: resolved.name, path: resolved.path, ref: resolved.name };
