@@ -15,6 +15,7 @@ import { FakeHub } from '../helpers/fake-hub.ts';
 import { projectRoot } from '../helpers/fixtures.ts';
 import { addToHubCache, readModelFolder } from '../helpers/hf-cache.ts';
 import { HOSTILE_NAMES } from '../helpers/hostile-names.ts';
+import { post } from './harness.ts';
 
 const run = promisify(execFile);
 const QWEN = join(projectRoot, 'test/fixtures/models/tiny-qwen2');
@@ -140,6 +141,43 @@ test('create with a Go TEMPLATE from a real Ollama template; show, copy, tags an
     ollama.create({ model: 'x', from: 'nothing-here' }),
     (err: { status_code: number }) => err.status_code === 404,
   );
+});
+
+test('create from Modelfile text (the older form of the request); separate fields override it', async () => {
+  const modelfile = [
+    'FROM pagoda-test/tiny-qwen2',
+    'PARAMETER temperature 0.5',
+    'PARAMETER stop "<|end|>"',
+    'SYSTEM """Short answers."""',
+    'MESSAGE user Hi',
+  ].join('\n');
+  const res = await post(`${server.url}/api/create`, {
+    model: 'from-text',
+    modelfile,
+    parameters: { stop: ['###'] },
+    stream: false,
+  });
+  assert.deepEqual(res.json, { status: 'success' });
+  const show = await ollama.show({ model: 'from-text' });
+  assert.equal(show.system, 'Short answers.');
+  assert.match(show.parameters, /^temperature 0.5$/m);
+  assert.match(show.parameters, /^stop "###"$/m);
+  assert.doesNotMatch(show.parameters, /<\|end\|>/);
+  assert.deepEqual(show.messages, [{ role: 'user', content: 'Hi' }]);
+  assert.ok((await names()).includes('from-text:latest'));
+
+  const bad = await post(`${server.url}/api/create`, {
+    model: 'x',
+    modelfile: 'FROM pagoda-test/tiny-qwen2\nPARAMETER warmth 3',
+  });
+  assert.equal(bad.status, 400);
+  assert.equal(
+    bad.json.error,
+    'modelfile:2: unknown parameter "warmth" (pagoda knows num_ctx, num_predict, temperature, top_k, top_p, min_p, seed, stop, repeat_penalty, presence_penalty, frequency_penalty)',
+  );
+  const missing = await post(`${server.url}/api/create`, { model: 'x', modelfile: 'FROM nothing-here' });
+  assert.equal(missing.status, 404);
+  assert.match(String(missing.json.error), /^modelfile:1: FROM nothing-here: no such model/);
 });
 
 test('every route that takes a model name refuses names that could escape the store', async () => {

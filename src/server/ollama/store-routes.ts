@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { copyModel, createModel, removeModel } from '../../store/create.ts';
 import { pullFromHub } from '../../store/hub.ts';
 import type { Modelfile } from '../../store/modelfile.ts';
-import { setParameter } from '../../store/modelfile.ts';
+import { parseModelfile, setParameter } from '../../store/modelfile.ts';
 import { formatModelName, nameProblem, parseModelName } from '../../store/names.ts';
 import { UserError } from '../../util/errors.ts';
 import { ApiError } from '../errors.ts';
@@ -27,6 +27,8 @@ const createRequest = z.strictObject({
   model: opt(name),
   name: opt(name),
   from: opt(name),
+  /** Modelfile text (Ollama's older form of this request); the separate fields override what it says. */
+  modelfile: opt(z.string().max(1_000_000)),
   stream: opt(z.boolean()),
   template: opt(z.string().max(1_000_000)),
   system: opt(z.string().max(1_000_000)),
@@ -57,6 +59,17 @@ function storeError(err: unknown, field: string): ApiError {
     return new ApiError(404, m, field);
   if (/cannot reach the Hugging Face Hub/.test(m)) return new ApiError(502, m, field);
   return new ApiError(400, m, field);
+}
+
+/** The `modelfile` field parsed (errors name its line, as the CLI's do), or null when absent. */
+function fromModelfileText(text: string | null | undefined): Modelfile | null {
+  if (text === undefined || text === null) return null;
+  try {
+    return parseModelfile(text, 'modelfile');
+  } catch (err) {
+    if (err instanceof UserError) throw new ApiError(400, err.message, 'modelfile');
+    throw err;
+  }
 }
 
 /** Makes a stored or cached name servable at once (or replaces its entry after create / copy). */
@@ -93,29 +106,32 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
   app.post('/api/create', async (request, reply) => {
     const body = parseBody(createRequest, request.body);
     const model = checkedName(body.model ?? body.name, 'model');
-    const from = checkedName(body.from, 'from');
+    const base = fromModelfileText(body.modelfile);
+    const from = checkedName(body.from ?? base?.from, 'from');
     for (const field of ['quantize', 'adapters', 'files'] as const) {
       if (body[field] !== undefined && body[field] !== null) {
         throw new ApiError(400, `${field} is not supported by pagoda (create from a model name with "from")`, field);
       }
     }
-    const parameters: Modelfile['parameters'] = {};
+    const given: Modelfile['parameters'] = {};
     for (const [key, value] of Object.entries(body.parameters ?? {})) {
-      setParameter(parameters, key, value, (msg) => {
+      setParameter(given, key, value, (msg) => {
         throw new ApiError(400, msg, `parameters.${key}`);
       });
     }
+    const license = body.license === undefined || body.license === null ? null : [body.license].flat();
     const modelfile: Modelfile = {
       from,
-      fromLine: 0,
-      parameters,
-      system: body.system ?? undefined,
-      template: body.template ?? undefined,
-      messages: body.messages ?? [],
-      license: body.license === undefined || body.license === null ? [] : [body.license].flat(),
+      fromLine: body.from ? 0 : (base?.fromLine ?? 0),
+      parameters: { ...base?.parameters, ...given },
+      system: body.system ?? base?.system,
+      template: body.template ?? base?.template,
+      templateLine: body.template ? undefined : base?.templateLine,
+      messages: body.messages ?? base?.messages ?? [],
+      license: license ?? base?.license ?? [],
     };
     try {
-      createModel(model, modelfile, { file: '/api/create' });
+      createModel(model, modelfile, { file: base ? 'modelfile' : '/api/create' });
     } catch (err) {
       throw storeError(err, 'from');
     }
