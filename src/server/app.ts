@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { parseJsonBody } from './body.ts';
 import type { ServeConfig } from './config.ts';
@@ -17,6 +17,7 @@ import { registerCompletions } from './openai/completions.ts';
 import { registerModels } from './openai/models.ts';
 import { registerRequestLog } from './request-log.ts';
 import { corsPolicy, requireApiKey } from './security.ts';
+import { isPageRequest, registerUi, wantsHtml } from './ui/routes.ts';
 
 export interface App {
   app: FastifyInstance;
@@ -76,7 +77,11 @@ export function buildApp(config: ServeConfig, registry: ModelRegistry, log: Logg
   });
   if (config.apiKey) {
     const check = requireApiKey(config.apiKey);
-    app.addHook('onRequest', async (request) => check(request));
+    // The page loads without the key, then asks for it and sends it with every API call.
+    const open = (request: FastifyRequest) => config.ui && isPageRequest(request);
+    app.addHook('onRequest', async (request) => {
+      if (!open(request)) check(request);
+    });
   }
 
   const noteIgnored = ignoredFieldLog(log);
@@ -100,7 +105,9 @@ export function buildApp(config: ServeConfig, registry: ModelRegistry, log: Logg
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });
-  app.get('/', async () => 'pagoda is running');
+  app.get('/', async (request, reply) =>
+    config.ui && wantsHtml(request) ? reply.redirect('ui/', 302) : 'pagoda is running',
+  );
   app.get('/api/version', async () => ({ version }));
 
   registerChatCompletions(app, ctx);
@@ -110,5 +117,6 @@ export function buildApp(config: ServeConfig, registry: ModelRegistry, log: Logg
   registerChat(app, ctx);
   registerModelRoutes(app, ctx);
   registerStoreRoutes(app, ctx);
+  if (config.ui) registerUi(app);
   return { app, ctx };
 }

@@ -30,6 +30,8 @@ export interface ServeConfig {
   requestTimeoutMs: number;
   /** How long SIGTERM waits for in-flight requests before aborting them. */
   shutdownGraceMs: number;
+  /** Serve the web page at /ui (and redirect browsers from / to it). */
+  ui: boolean;
 }
 
 /** Command-line values; undefined = not given. */
@@ -51,6 +53,8 @@ export interface ServeFlags {
   headersTimeout?: string;
   requestTimeout?: string;
   shutdownGrace?: string;
+  /** false = `--no-ui` given (commander sets true when it is absent, so true says nothing). */
+  ui?: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -139,6 +143,8 @@ function timeout(v: { value: string; from: string } | null, fallback: number): n
   return Math.max(ms, 0);
 }
 
+const NO_UI: Record<string, boolean> = { '1': true, true: true, '0': false, false: false };
+
 const FLASH: Record<string, ServeConfig['flashAttention']> = {
   auto: 'auto',
   '1': 'on',
@@ -189,6 +195,10 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
         `the request timeout (${requestTimeoutMs} ms), which includes the headers`,
     );
   }
+  const noUiValue = pick(flags.ui === false ? '1' : undefined, '--no-ui', env, 'NO_UI');
+  const noUi = noUiValue ? NO_UI[noUiValue.value.trim().toLowerCase()] : false;
+  if (noUi === undefined)
+    throw new UserError(`${noUiValue!.from}: "${noUiValue!.value}" is not one of 1, 0, true, false`);
 
   return {
     host: parsedHost.host,
@@ -213,5 +223,6 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
     headersTimeoutMs,
     requestTimeoutMs,
     shutdownGraceMs: graceMs,
+    ui: !noUi,
   };
 }

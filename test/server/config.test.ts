@@ -97,3 +97,16 @@ test('durations and hosts as Ollama writes them', () => {
   assert.deepEqual(parseHost('[::1]:5', 'x'), { host: '::1', port: 5 });
   assert.deepEqual(parseHost('example.org', 'x'), { host: 'example.org', port: null });
 });
+
+test('the web page is on unless --no-ui or PAGODA_NO_UI / OLLAMA_NO_UI says otherwise', () => {
+  assert.equal(resolveServeConfig({}, {}).ui, true);
+  // commander sets ui: true when --no-ui is absent, which must not hide the variable.
+  assert.equal(resolveServeConfig({ ui: true }, { PAGODA_NO_UI: '1' }).ui, false);
+  assert.equal(resolveServeConfig({ ui: false }, {}).ui, false);
+  assert.equal(resolveServeConfig({}, { OLLAMA_NO_UI: 'true' }).ui, false);
+  assert.equal(resolveServeConfig({}, { PAGODA_NO_UI: '0', OLLAMA_NO_UI: '1' }).ui, true);
+  assert.throws(
+    () => resolveServeConfig({}, { PAGODA_NO_UI: 'maybe' }),
+    /^UserError: PAGODA_NO_UI: "maybe" is not one of 1, 0, true, false$/,
+  );
+});

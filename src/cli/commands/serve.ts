@@ -33,7 +33,8 @@ export const registerServe: RegisterCommand = (program) => {
       '--request-timeout <duration>',
       'time a client has to send its whole request (not the answer), 0 = none [PAGODA_REQUEST_TIMEOUT]',
     )
-    .option('--shutdown-grace <duration>', 'how long SIGTERM waits for in-flight requests [PAGODA_SHUTDOWN_GRACE]');
+    .option('--shutdown-grace <duration>', 'how long SIGTERM waits for in-flight requests [PAGODA_SHUTDOWN_GRACE]')
+    .option('--no-ui', 'do not serve the web page at /ui [PAGODA_NO_UI=1]');
   addEngineOptions(cmd);
   cmd.action(async (opts: Record<string, unknown>) => {
     // The store reads its folder from the environment; a --models flag is the same setting.
