@@ -38,7 +38,7 @@ const uniform = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 
 const t0 = performance.now();
 const backend = new CudaBackend({ dtype: DTYPE, weightBytes: weightBytes(dir, DTYPE, true) });
 const model: Model = loadDummyModel(dir, backend);
-backend.drv.sync();
+backend.ctx.drv.sync();
 console.log(`load ${((performance.now() - t0) / 1000).toFixed(1)} s; ${backend.memoryReport()}`);
 const sizing = profileKvBlocks(backend, model, {
   blockSize: BLOCK,
@@ -124,7 +124,7 @@ function batch1(label: string): void {
   const ts = performance.now();
   for (let i = 0; i < n; i++) step([decodeChunk(r)], [r], 0);
   const ms = (performance.now() - ts) / n;
-  const gpuMs = backend.drv.time(() =>
+  const gpuMs = backend.ctx.drv.time(() =>
     backend.forwardStep(buildStepBatch([decodeChunk(r)], BLOCK), (s) => model.forward(s, kv)),
   );
   freeBlocks.push(...r.blocks);
@@ -209,8 +209,8 @@ if (REQUESTS > 0) {
 }
 
 console.log(`graphs: ${backend.graphs?.stats.captures} captured, ${backend.graphs?.stats.replays} replays`);
-const pdl = backend.drv.pdl ? 'PDL on' : `PDL off${backend.drv.pdlAvailable ? '' : ' (unavailable)'}`;
+const pdl = backend.ctx.drv.pdl ? 'PDL on' : `PDL off${backend.ctx.drv.pdlAvailable ? '' : ' (unavailable)'}`;
 console.log(
-  `\n| ${backend.drv.info.name} | pagoda (${DTYPE}, dummy ${model.config.architecture}, ${pdl}) | notes |\n|---|---|---|`,
+  `\n| ${backend.ctx.drv.info.name} | pagoda (${DTYPE}, dummy ${model.config.architecture}, ${pdl}) | notes |\n|---|---|---|`,
 );
 for (const [what, v, note] of results) console.log(`| ${what} | ${v} | ${note} |`);

@@ -16,7 +16,7 @@ const BLOCK = 16;
 const backend = new CudaBackend({ dtype: 'bf16', weightBytes: weightBytes(dir, 'bf16', true) });
 const model = loadDummyModel(dir, backend);
 const kv = backend.allocKvCache({ ...model.kvShape, numBlocks: 64, blockSize: BLOCK });
-const drv = backend.drv;
+const drv = backend.ctx.drv;
 const prompt = Array.from({ length: 128 }, (_, i) => (i * 7919) % model.config.vocabSize);
 const blocks = Array.from({ length: 32 }, (_, i) => i);
 backend.forwardStep(

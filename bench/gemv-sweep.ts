@@ -38,7 +38,7 @@ const deadline = performance.now() + Number(opt('budget-s') ?? 120) * 1000;
 const tablePath = opt('write-table');
 
 const backend = new CudaBackend({ dtype: 'bf16', graphs: false });
-const drv = backend.drv;
+const drv = backend.ctx.drv;
 const sms = drv.info.smCount;
 const current = readGemvTable();
 
@@ -70,8 +70,8 @@ function configs(T: number, gated: boolean): GemvConfig[] {
   return out;
 }
 
-const fill = backend.kernel('elementwise', 'fill_uniform', 'puif');
-const siluMul = backend.kernel('elementwise', 'silu_mul', 'ppui');
+const fill = backend.ctx.kernel('elementwise', 'fill_uniform', 'puif');
+const siluMul = backend.ctx.kernel('elementwise', 'silu_mul', 'ppui');
 let seed = 1;
 function random(elems: number, scale: number): DevPtr {
   const p = drv.alloc(elems * 2);

@@ -41,7 +41,7 @@ export function loadCudaModel(
   const t0 = performance.now();
   const backend = new CudaBackend({ dtype, weightBytes: bytes });
   const model = o.dummy ? loadDummyModel(dir, backend) : loadModel(dir, backend);
-  backend.drv.sync();
+  backend.ctx.drv.sync();
   o.log(
     `weights: ${(bytes / 2 ** 30).toFixed(2)} GiB ${dtype}${o.dummy ? ' (dummy)' : ''} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );

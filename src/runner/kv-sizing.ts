@@ -34,7 +34,7 @@ function runPrefill(backend: CudaBackend, model: Model, o: KvSizingOptions, toke
   }
   const kv: LayerKvCache[] = backend.allocKvCache({ ...model.kvShape, numBlocks: next, blockSize: o.blockSize });
   model.forward(backend.beginStep(buildStepBatch(chunks, o.blockSize)), kv);
-  backend.drv.sync();
+  backend.ctx.drv.sync();
   backend.releaseKvCaches();
 }
 
@@ -56,12 +56,12 @@ export function profileKvBlocks(
   // step (max-num-batched-tokens prompt tokens in sequences of at most max-model-len) wraps instead of spilling.
   const small = Math.min(o.maxNumBatchedTokens, 512);
   runPrefill(backend, model, o, small);
-  backend.arena.ensure(Math.ceil((3.3 * backend.arena.peakLayer * o.maxNumBatchedTokens) / small) + (64 << 20));
+  backend.ctx.arena.ensure(Math.ceil((3.3 * backend.ctx.arena.peakLayer * o.maxNumBatchedTokens) / small) + (64 << 20));
   runPrefill(backend, model, o, o.maxNumBatchedTokens);
   backend.reserveSampling(o.maxNumSeqs, model.config.vocabSize);
   backend.releaseKvCaches();
 
-  const { free, total } = backend.drv.memInfo();
+  const { free, total } = backend.ctx.drv.memInfo();
   const blockBytes = backend.kvBlockBytes({ ...model.kvShape, blockSize: o.blockSize });
   const budget = free - total * (1 - o.gpuMemoryUtilization) - RESERVE;
   // No more than every sequence at full length could use (a small model would otherwise take the whole card).
@@ -76,6 +76,6 @@ export function profileKvBlocks(
   const tokens = numBlocks * o.blockSize;
   return {
     numBlocks,
-    report: `KV cache: ${numBlocks} blocks of ${o.blockSize} tokens (${tokens} tokens, ${gib(numBlocks * blockBytes)}) from ${gib(free)} free x utilization ${o.gpuMemoryUtilization}${numBlocks === useful ? ` (capped at max-num-seqs x max-model-len)` : ''}; the profiling step of ${o.maxNumBatchedTokens} tokens runs in a ${(backend.arena.capacityBytes / 2 ** 20).toFixed(0)} MiB activation arena`,
+    report: `KV cache: ${numBlocks} blocks of ${o.blockSize} tokens (${tokens} tokens, ${gib(numBlocks * blockBytes)}) from ${gib(free)} free x utilization ${o.gpuMemoryUtilization}${numBlocks === useful ? ` (capped at max-num-seqs x max-model-len)` : ''}; the profiling step of ${o.maxNumBatchedTokens} tokens runs in a ${(backend.ctx.arena.capacityBytes / 2 ** 20).toFixed(0)} MiB activation arena`,
   };
 }

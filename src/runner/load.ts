@@ -173,7 +173,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
     modelName: !resolved ? DEMO_MODEL_NAME : resolved.origin === 'path' ? basename(modelDir) : resolved.name,
     isDemo,
     backend: m.backend.name,
-    deviceName: m.backend instanceof CudaBackend ? m.backend.drv.info.name : 'CPU',
+    deviceName: m.backend instanceof CudaBackend ? m.backend.ctx.drv.info.name : 'CPU',
     config,
     generation,
     tokenizer,

@@ -50,7 +50,7 @@ function check(dtype: DType, what: string, got: Float32Array, want: Float32Array
 function steps(g: CudaBackend, chunks: ScheduledChunk[], blockSize: number) {
   const batch = buildStepBatch(chunks, blockSize);
   const gs = g.beginStep(batch);
-  g.arena.poison();
+  g.ctx.arena.poison();
   return { batch, gs, cs: cpu.beginStep(batch) };
 }
 
@@ -98,8 +98,8 @@ describe('CUDA kernels against the CPU backend', () => {
         const [gx, cx] = pair(g, [T, n], dtype);
         const [gw, cw] = pair(g, [m, n], dtype, 0.2);
         const [gb, cb] = pair(g, [m], dtype);
-        g.arena.reset();
-        g.arena.poison();
+        g.ctx.arena.reset();
+        g.ctx.arena.poison();
         check(dtype, `linear ${T}x${n}x${m}`, g.toHost(g.linear(gx, gw)), cpu.toHost(cpu.linear(cx, cw)));
         check(dtype, `linear+bias ${T}x${n}x${m}`, g.toHost(g.linear(gx, gw, gb)), cpu.toHost(cpu.linear(cx, cw, cb)));
       }
@@ -117,8 +117,8 @@ describe('CUDA kernels against the CPU backend', () => {
         const [gr, cr] = pair(g, [rows, n], dtype);
         const [gw, cw] = pair(g, [n], dtype);
         const [gb, cb] = pair(g, [n], dtype);
-        g.arena.reset();
-        g.arena.poison();
+        g.ctx.arena.reset();
+        g.ctx.arena.poison();
         check(dtype, `rmsNorm ${rows}x${n}`, g.toHost(g.rmsNorm(gx, gw, 1e-5)), cpu.toHost(cpu.rmsNorm(cx, cw, 1e-5)));
         check(dtype, 'layerNorm', g.toHost(g.layerNorm(gx, gw, gb, 1e-5)), cpu.toHost(cpu.layerNorm(cx, cw, cb, 1e-5)));
         const go = g.addRmsNorm(gx, gr, gw, 1e-6);
@@ -143,8 +143,8 @@ describe('CUDA kernels against the CPU backend', () => {
       for (const n of [1, 1000, 70001]) {
         const [ga, ca] = pair(g, [n], dtype, 4);
         const [gb, cb] = pair(g, [n], dtype, 4);
-        g.arena.reset();
-        g.arena.poison();
+        g.ctx.arena.reset();
+        g.ctx.arena.poison();
         check(dtype, `add ${n}`, g.toHost(g.add(ga, gb)), cpu.toHost(cpu.add(ca, cb)));
         for (const approx of ['tanh', 'none'] as const) {
           // tanhf / erff against f64 Math: a few float ulps, which a single element makes relative.
@@ -163,8 +163,8 @@ describe('CUDA kernels against the CPU backend', () => {
         [37, 333],
       ] as const) {
         const [gx, cx] = pair(g, [T, 2 * n], dtype, 4);
-        g.arena.reset();
-        g.arena.poison();
+        g.ctx.arena.reset();
+        g.ctx.arena.poison();
         const got = g.siluMul(gx);
         assert.deepEqual(got.shape, [T, n]);
         check(dtype, `siluMul ${T}x${n}`, g.toHost(got), cpu.toHost(cpu.siluMul(cx)));
@@ -193,8 +193,8 @@ describe('CUDA kernels against the CPU backend', () => {
         const [gx, cx] = pair(g, [T, n], dtype);
         const [gw, cw] = pair(g, [2 * I, n], dtype, 0.2);
         const [gb, cb] = biased ? pair(g, [2 * I], dtype) : [undefined, undefined];
-        g.arena.reset();
-        g.arena.poison();
+        g.ctx.arena.reset();
+        g.ctx.arena.poison();
         const got = g.linearSiluMul(gx, gw, gb);
         assert.deepEqual(got.shape, [T, I]);
         check(dtype, `linearSiluMul ${T}x${n}x${I}`, g.toHost(got), cpu.toHost(cpu.linearSiluMul(cx, cw, cb)));
@@ -217,12 +217,12 @@ describe('CUDA kernels against the CPU backend', () => {
         const want = cpu.toHost(cpu.linear(cx, cw));
         const wantGated = cpu.toHost(cpu.linearSiluMul(cx, cw));
         for (const config of configs) {
-          g.arena.reset();
-          g.arena.poison();
-          const y = g.empty([T, 2 * m]);
+          g.ctx.arena.reset();
+          g.ctx.arena.poison();
+          const y = g.ctx.empty([T, 2 * m]);
           g.gemvInto(y.ptr, cuda(gx).ptr, cuda(gw).ptr, T, 2 * m, n, { config });
           check(dtype, `gemv ${T}x${n}x${2 * m} ${JSON.stringify(config)}`, g.toHost(y), want);
-          const z = g.empty([T, m]);
+          const z = g.ctx.empty([T, m]);
           g.gemvInto(z.ptr, cuda(gx).ptr, cuda(gw).ptr, T, m, n, { gated: true, config });
           check(dtype, `gated gemv ${T}x${n}x${m} ${JSON.stringify(config)}`, g.toHost(z), wantGated);
         }
@@ -252,8 +252,8 @@ describe('CUDA kernels against the CPU backend', () => {
       let launches = 0;
       let gatedLaunches = 0;
       g.gemvTable = {
-        device: g.drv.info.name,
-        smCount: g.drv.info.smCount,
+        device: g.ctx.drv.info.name,
+        smCount: g.ctx.drv.info.smCount,
         measured: 'test',
         entries: cases.flatMap(([T, n, m, split, rows]) => [
           { ...gemvShape(T, 2 * m, n, false), split, rows, unroll: 4, us: 1, cublasltUs: 2 },
@@ -270,8 +270,8 @@ describe('CUDA kernels against the CPU backend', () => {
           const [gx, cx] = pair(g, [T, n], dtype);
           const [gw, cw] = pair(g, [2 * m, n], dtype, 0.2);
           const [gb, cb] = pair(g, [2 * m], dtype);
-          g.arena.reset();
-          g.arena.poison();
+          g.ctx.arena.reset();
+          g.ctx.arena.poison();
           const what = `${T}x${n}x${m}`;
           check(dtype, `gemv linear ${what}`, g.toHost(g.linear(gx, gw)), cpu.toHost(cpu.linear(cx, cw)));
           check(dtype, `gemv linear+bias ${what}`, g.toHost(g.linear(gx, gw, gb)), cpu.toHost(cpu.linear(cx, cw, cb)));
@@ -306,8 +306,8 @@ describe('CUDA kernels against the CPU backend', () => {
       ] as const) {
         const width = sizes.reduce((a, d) => a + d, 0);
         const [gx, cx, values] = pair(g, [T, width], dtype);
-        g.arena.reset();
-        g.arena.poison();
+        g.ctx.arena.reset();
+        g.ctx.arena.poison();
         const got = g.splitColumns(gx, sizes);
         const want = cpu.splitColumns(cx, sizes);
         let start = 0;

@@ -1,5 +1,5 @@
 import type { AttentionSpec } from '../backend.ts';
-import type { CudaBackend } from './backend.ts';
+import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import {
   ATTENTION_DTYPES,
@@ -27,10 +27,10 @@ export class CudaAttention {
   private ws: DecodeWorkspace | null = null;
   private wsSeqs = 0;
 
-  constructor(private readonly backend: CudaBackend) {
-    const dtype = backend.dtype;
+  constructor(private readonly ctx: CudaContext) {
+    const dtype = ctx.dtype;
     this.flash = ATTENTION_DTYPES.includes(dtype as AttentionDtype)
-      ? new FlashAttention(cudaAttentionRuntime(backend.drv, backend.mods), dtype as AttentionDtype)
+      ? new FlashAttention(cudaAttentionRuntime(ctx.drv, ctx.mods), dtype as AttentionDtype)
       : null;
   }
 
@@ -45,10 +45,10 @@ export class CudaAttention {
 
   private workspace(numSeqs: number, spec: AttentionSpec): DecodeWorkspace {
     if (!this.ws || numSeqs > this.wsSeqs) {
-      const seqs = Math.max(numSeqs, this.backend.steps.capacity.seqs);
+      const seqs = Math.max(numSeqs, this.ctx.steps.capacity.seqs);
       const bytes = decodeWorkspaceBytes(seqs, spec.numHeads, spec.headDim);
-      const partialO: DevPtr = this.backend.drv.alloc(bytes.partialO);
-      const partialLse: DevPtr = this.backend.drv.alloc(bytes.partialLse);
+      const partialO: DevPtr = this.ctx.drv.alloc(bytes.partialO);
+      const partialLse: DevPtr = this.ctx.drv.alloc(bytes.partialLse);
       this.ws = { partialO, partialLse, maxSplits: 32 };
       this.wsSeqs = seqs;
     }
@@ -63,7 +63,7 @@ export class CudaAttention {
       this.simple(out, q, k, v, spec, step);
       return;
     }
-    const lse = this.backend.empty([T, spec.numHeads], 'f32');
+    const lse = this.ctx.empty([T, spec.numHeads], 'f32');
     const args = {
       q: q.ptr,
       qStride: spec.numHeads * spec.headDim,
@@ -105,8 +105,8 @@ export class CudaAttention {
         `attention: ${numHeads} query heads over ${numKvHeads} KV heads of size ${headDim} not supported`,
       );
     }
-    const kernel = this.backend.mods.get('attention', 'paged_attention', 'pppppppiiiiiifi', {
-      PAGODA_DTYPE: DTYPE_DEFINE[this.backend.dtype],
+    const kernel = this.ctx.mods.get('attention', 'paged_attention', 'pppppppiiiiiifi', {
+      PAGODA_DTYPE: DTYPE_DEFINE[this.ctx.dtype],
       EPL: pow2(Math.ceil(headDim / 32)),
       GMAX: pow2(group),
     });

@@ -1,7 +1,8 @@
 import type { StepBatch } from '../../primitives/step-batch.ts';
 import type { StepContext, Tensor } from '../backend.ts';
-import type { CudaBackend } from './backend.ts';
+import type { CudaContext } from './context.ts';
 import type { Handle } from './driver.ts';
+import type { KvCaches } from './kv-cache.ts';
 import { isPlainDecode, padDecodeBatch } from './step-buffers.ts';
 import { CudaTensor, cuda } from './tensor.ts';
 
@@ -31,7 +32,10 @@ export class DecodeGraphs {
   /** Replays and captures so far (for the bench notes and tests). */
   readonly stats = { replays: 0, captures: 0 };
 
-  constructor(private readonly backend: CudaBackend) {}
+  constructor(
+    private readonly ctx: CudaContext,
+    private readonly kv: KvCaches,
+  ) {}
 
   /** Sets the largest batch a graph is captured for (the engine's max-num-seqs). */
   setMaxBatch(maxBatch: number): void {
@@ -40,14 +44,13 @@ export class DecodeGraphs {
   }
 
   clear(): void {
-    for (const c of this.captured.values()) this.backend.drv.destroyGraph(c.exec);
+    for (const c of this.captured.values()) this.ctx.drv.destroyGraph(c.exec);
     this.captured.clear();
   }
 
   /** Graphs hold the addresses of the arena, the step buffers and the KV cache: any of them moving retires them. */
   private generation(): string {
-    const b = this.backend;
-    return `${b.arena.generation}/${b.steps.generation}/${b.kvGeneration}`;
+    return `${this.ctx.arena.generation}/${this.ctx.steps.generation}/${this.kv.generation}`;
   }
 
   /** Replays (capturing first if needed) the step's graph; null when the step is not a graphable decode step. */
@@ -57,7 +60,7 @@ export class DecodeGraphs {
     if (size === undefined) return null;
     const padded = padDecodeBatch(batch, size);
     // Upload first: it may grow the step buffers, which invalidates graphs captured over the old ones.
-    let step = this.backend.beginStep(padded);
+    let step = this.ctx.beginStep(padded);
     let c = this.captured.get(size);
     if (c && c.generation !== this.generation()) {
       this.clear();
@@ -65,16 +68,16 @@ export class DecodeGraphs {
     }
     if (!c) {
       forward(step);
-      step = this.backend.beginStep(padded);
+      step = this.ctx.beginStep(padded);
       let out: Tensor | null = null;
-      const exec = this.backend.drv.capture(() => {
+      const exec = this.ctx.drv.capture(() => {
         out = forward(step);
       });
       c = { exec, out: cuda(out!), generation: this.generation() };
       this.captured.set(size, c);
       this.stats.captures++;
     }
-    this.backend.drv.replay(c.exec);
+    this.ctx.drv.replay(c.exec);
     this.stats.replays++;
     const vocab = c.out.shape[c.out.shape.length - 1]!;
     return new CudaTensor([batch.numSeqs, vocab], c.out.dtype, c.out.ptr);

@@ -1,5 +1,5 @@
 import type { SamplingRow, Tensor } from '../backend.ts';
-import type { CudaBackend } from './backend.ts';
+import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { cuda, rowsCols } from './tensor.ts';
 
@@ -10,13 +10,13 @@ const PARAM_WORDS = 16;
 class Grow {
   ptr: DevPtr = 0n;
   bytes = 0;
-  constructor(private readonly backend: CudaBackend) {}
+  constructor(private readonly ctx: CudaContext) {}
   need(bytes: number): DevPtr {
     if (bytes > this.bytes) {
-      this.backend.drv.sync();
-      if (this.bytes) this.backend.drv.free(this.ptr);
+      this.ctx.drv.sync();
+      if (this.bytes) this.ctx.drv.free(this.ptr);
       this.bytes = Math.max(bytes, this.bytes * 2, 4096);
-      this.ptr = this.backend.drv.alloc(this.bytes);
+      this.ptr = this.ctx.drv.alloc(this.bytes);
     }
     return this.ptr;
   }
@@ -37,10 +37,10 @@ export class DeviceSampler {
   private readonly meta: Grow;
   private readonly ids: Grow;
 
-  constructor(private readonly backend: CudaBackend) {
-    this.scratch = new Grow(backend);
-    this.meta = new Grow(backend);
-    this.ids = new Grow(backend);
+  constructor(private readonly ctx: CudaContext) {
+    this.scratch = new Grow(ctx);
+    this.meta = new Grow(ctx);
+    this.ids = new Grow(ctx);
   }
 
   reserve(rows: number, vocab: number): void {
@@ -104,13 +104,13 @@ export class DeviceSampler {
       if (!(from >= 0 && from < logitRows)) throw new Error(`sampleTokens: logit row ${from} of ${logitRows}`);
       i32[o + 14] = from;
     });
-    const drv = this.backend.drv;
+    const drv = this.ctx.drv;
     const meta = this.meta.need(words * 4);
     drv.upload(meta, i32);
     const ids = this.ids.need(R * 4);
     const scratch = this.scratch.need(R * V * 4);
     const at = (w: number) => meta + BigInt(w * 4);
-    this.backend
+    this.ctx
       .kernel('sampling', 'sample_rows', 'ppppppppi')
       .launch([R], [1024], [ids, lt.ptr, scratch, meta, at(seenAt), at(countsAt), at(biasAt), at(biasValAt), V]);
     const out = new Int32Array(R);

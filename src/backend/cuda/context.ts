@@ -1,0 +1,85 @@
+import type { StepBatch } from '../../primitives/step-batch.ts';
+import type { DType, StepContext, Tensor } from '../backend.ts';
+import { CudaDriver } from './driver.ts';
+import { Arena, Slab } from './memory.ts';
+import { type Defines, type Kernel, KernelModules } from './modules.ts';
+import { Nvrtc } from './nvrtc.ts';
+import { CudaStepContext, StepBuffers } from './step-buffers.ts';
+import { CudaTensor, cuda, DTYPE_BYTES, DTYPE_DEFINE } from './tensor.ts';
+
+export interface CudaContextOptions {
+  /** Storage and GEMM input type of weights, activations and KV cache. */
+  dtype: DType;
+  /** Bytes the weights will take (one allocation when known). */
+  weightBytes?: number;
+}
+
+export function stepOf(step: StepContext): CudaStepContext {
+  if (!(step instanceof CudaStepContext)) throw new Error('step context does not belong to the CUDA backend');
+  return step;
+}
+
+/**
+ * What every part of the CUDA backend works with: the driver, the kernels compiled for the storage type, the weight
+ * slab, the per-step activation arena and the step's metadata on the device.
+ */
+export class CudaContext {
+  readonly drv: CudaDriver;
+  readonly mods: KernelModules;
+  readonly dtype: DType;
+  readonly weights: Slab;
+  readonly arena: Arena;
+  readonly steps: StepBuffers;
+  private readonly kernels = new Map<string, Kernel>();
+
+  constructor(opts: CudaContextOptions) {
+    this.drv = CudaDriver.open(Number(process.env.PAGODA_CUDA_DEVICE ?? 0));
+    this.mods = new KernelModules(this.drv, Nvrtc.open());
+    this.dtype = opts.dtype;
+    this.weights = new Slab(this.drv);
+    // A little headroom for small per-model tables (RoPE inverse frequencies) after the weights.
+    if (opts.weightBytes) this.weights.reserve(opts.weightBytes + (4 << 20));
+    this.arena = new Arena(this.drv);
+    this.steps = new StepBuffers(this.drv);
+  }
+
+  /** A kernel compiled for this context's dtype (memoized by name). */
+  kernel(file: string, fn: string, kinds: string, defines: Defines = {}): Kernel {
+    const key = `${file}.${fn}${JSON.stringify(defines)}`;
+    let k = this.kernels.get(key);
+    if (!k) {
+      k = this.mods.get(file, fn, kinds, { PAGODA_DTYPE: DTYPE_DEFINE[this.dtype], ...defines });
+      this.kernels.set(key, k);
+    }
+    return k;
+  }
+
+  /** A tensor of this context in its storage type (the float residual stream goes only to addRmsNorm and add). */
+  own(t: Tensor): CudaTensor {
+    const c = cuda(t);
+    if (c.dtype !== this.dtype) throw new Error(`expected a ${this.dtype} tensor, got ${c.dtype} [${c.shape}]`);
+    return c;
+  }
+
+  /** A new activation tensor from the step arena. */
+  empty(shape: readonly number[], dtype: DType = this.dtype): CudaTensor {
+    const n = shape.reduce((a, d) => a * d, 1);
+    return new CudaTensor([...shape], dtype, this.arena.alloc(n * DTYPE_BYTES[dtype]));
+  }
+
+  /** Starts a step: the arena from its start, the step's metadata uploaded to its fixed buffers. */
+  beginStep(batch: StepBatch): CudaStepContext {
+    this.arena.reset();
+    return this.steps.upload(batch);
+  }
+
+  /** Blocks of 256 threads for a grid-stride loop over `n` elements (at most 16 per SM). */
+  grid1d(n: number): [number] {
+    return [Math.max(1, Math.min(Math.ceil(n / 256), this.drv.info.smCount * 16))];
+  }
+
+  /** Threads of a one-block-per-row kernel: 8 columns each, whole warps, 32 to 1024. */
+  rowThreads(cols: number): [number] {
+    return [Math.min(1024, Math.max(32, Math.ceil(cols / 8 / 32) * 32))];
+  }
+}
