@@ -142,10 +142,10 @@ function batch1(label: string): void {
 
 // Batch-1 decode latency: a 128-token prompt, then 256 greedy tokens one step at a time (graph replay + device
 // sampling + the id back to the host: what a user waits for per token); GEMMs through cuBLASLt, then the GEMV.
-backend.gemv = false;
+backend.linears.gemv = false;
 backend.graphs?.clear();
 batch1('cuBLASLt GEMMs');
-backend.gemv = true;
+backend.linears.gemv = true;
 backend.graphs?.clear();
 batch1('GEMV kernel where the table picks it');
 

@@ -114,7 +114,7 @@ const round = (us: number) => Math.round(us * 10) / 10;
 const host = (p: DevPtr, n: number) => backend.toHost(new CudaTensor([n], 'bf16', p));
 /** What the backend runs without the GEMV: cuBLASLt into `out` (then silu_mul for the gated case). */
 function cublaslt(c: Loaded, T: number, w: DevPtr, out: DevPtr): void {
-  backend.lt.matmul(c.gated ? wide : out, x, w, T, c.gated ? 2 * c.m : c.m, c.k, 'bf16', 'bf16');
+  backend.linears.lt.matmul(c.gated ? wide : out, x, w, T, c.gated ? 2 * c.m : c.m, c.k, 'bf16', 'bf16');
   if (c.gated) siluMul.launch([Math.min(Math.ceil((T * c.m) / 256), sms * 16)], [256], [out, wide, T, c.m]);
 }
 /** cuBLASLt's answer for the first weight copy. */
@@ -149,8 +149,8 @@ for (const T of batches) {
         complete = false;
         break;
       }
-      const gemv = backend.gemvLauncher(T, c.m, c.k, { gated: c.gated, config: cfg });
-      const { registers, localBytes } = backend.gemvKernel(shape, cfg).resources();
+      const gemv = backend.linears.gemvLauncher(T, c.m, c.k, { gated: c.gated, config: cfg });
+      const { registers, localBytes } = backend.linears.gemvKernel(shape, cfg).resources();
       gemv(y, x, c.ws[0]!);
       const err = relL2(host(y, T * c.m), want);
       const us = time(c, (w) => gemv(y, x, w));
@@ -175,7 +175,7 @@ for (const T of batches) {
     let extra = '';
     if (c.gated) {
       // The unfused pair the gated kernel replaces: the packed GEMV, then silu_mul.
-      const packed = backend.gemvLauncher(T, 2 * c.m, c.k);
+      const packed = backend.linears.gemvLauncher(T, 2 * c.m, c.k);
       const us = time(c, (w) => {
         packed(wide, x, w);
         siluMul.launch([Math.min(Math.ceil((T * c.m) / 256), sms * 16)], [256], [y, wide, T, c.m]);

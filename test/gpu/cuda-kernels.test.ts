@@ -220,10 +220,10 @@ describe('CUDA kernels against the CPU backend', () => {
           g.ctx.arena.reset();
           g.ctx.arena.poison();
           const y = g.ctx.empty([T, 2 * m]);
-          g.gemvInto(y.ptr, cuda(gx).ptr, cuda(gw).ptr, T, 2 * m, n, { config });
+          g.linears.gemvInto(y.ptr, cuda(gx).ptr, cuda(gw).ptr, T, 2 * m, n, { config });
           check(dtype, `gemv ${T}x${n}x${2 * m} ${JSON.stringify(config)}`, g.toHost(y), want);
           const z = g.ctx.empty([T, m]);
-          g.gemvInto(z.ptr, cuda(gx).ptr, cuda(gw).ptr, T, m, n, { gated: true, config });
+          g.linears.gemvInto(z.ptr, cuda(gx).ptr, cuda(gw).ptr, T, m, n, { gated: true, config });
           check(dtype, `gated gemv ${T}x${n}x${m} ${JSON.stringify(config)}`, g.toHost(z), wantGated);
         }
       }
@@ -247,11 +247,11 @@ describe('CUDA kernels against the CPU backend', () => {
         [32, 1024, 48, 4, 4],
         [31, 264, 200, 8, 1],
       ] as const;
-      const saved = g.gemvTable;
-      const direct = g.gemvInto.bind(g);
+      const saved = g.linears.gemvTable;
+      const direct = g.linears.gemvInto.bind(g.linears);
       let launches = 0;
       let gatedLaunches = 0;
-      g.gemvTable = {
+      g.linears.gemvTable = {
         device: g.ctx.drv.info.name,
         smCount: g.ctx.drv.info.smCount,
         measured: 'test',
@@ -260,7 +260,7 @@ describe('CUDA kernels against the CPU backend', () => {
           { ...gemvShape(T, m, n, true), split, rows: 1, unroll: 2, us: 1, cublasltUs: 2 },
         ]),
       };
-      g.gemvInto = (...args) => {
+      g.linears.gemvInto = (...args) => {
         launches++;
         if (args[6]?.gated) gatedLaunches++;
         direct(...args);
@@ -288,8 +288,8 @@ describe('CUDA kernels against the CPU backend', () => {
         check(dtype, 'linear 16x256x96 (cuBLASLt)', g.toHost(g.linear(gx, gw)), cpu.toHost(cpu.linear(cx, cw)));
         assert.equal(launches, 4 * cases.length);
       } finally {
-        g.gemvTable = saved;
-        g.gemvInto = direct;
+        g.linears.gemvTable = saved;
+        g.linears.gemvInto = direct;
       }
     });
 

@@ -1,5 +1,5 @@
-import type { AttentionSpec } from '../backend.ts';
-import type { CudaContext } from './context.ts';
+import type { AttentionSpec, LayerKvCache, StepContext, Tensor } from '../backend.ts';
+import { type CudaContext, stepOf } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import {
   ATTENTION_DTYPES,
@@ -9,8 +9,9 @@ import {
   decodeWorkspaceBytes,
   FlashAttention,
 } from './flash-attention.ts';
+import { kvOf } from './kv-cache.ts';
 import type { CudaStepContext } from './step-buffers.ts';
-import { type CudaTensor, DTYPE_DEFINE } from './tensor.ts';
+import { type CudaTensor, cuda, DTYPE_DEFINE } from './tensor.ts';
 
 const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 
@@ -55,7 +56,23 @@ export class CudaAttention {
     return this.ws;
   }
 
-  run(out: CudaTensor, q: CudaTensor, k: CudaTensor, v: CudaTensor, spec: AttentionSpec, step: CudaStepContext): void {
+  /** Attention of the step's queries `q` [T, numHeads * headDim] over the layer's cache, into a new tensor. */
+  attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {
+    const qt = cuda(q);
+    const out = this.ctx.empty(qt.shape);
+    const c = kvOf(cache);
+    this.run(out, qt, c.k, c.v, spec, stepOf(step));
+    return out;
+  }
+
+  private run(
+    out: CudaTensor,
+    q: CudaTensor,
+    k: CudaTensor,
+    v: CudaTensor,
+    spec: AttentionSpec,
+    step: CudaStepContext,
+  ): void {
     const b = step.batch;
     const T = b.inputIds.length;
     if (T === 0) return;

@@ -1,0 +1,124 @@
+import type { Tensor } from '../backend.ts';
+import type { CudaContext } from './context.ts';
+import { CublasLt } from './cublaslt.ts';
+import type { DevPtr } from './driver.ts';
+import { addBias, siluMul } from './elementwise.ts';
+import {
+  GEMV_MAX_ROWS,
+  type GemvConfig,
+  type GemvShape,
+  type GemvTable,
+  gemvBlocks,
+  gemvShape,
+  gemvWins,
+  pickGemvConfig,
+  readGemvTable,
+} from './gemv-config.ts';
+import type { Kernel } from './modules.ts';
+import { cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
+
+/** A decode GEMV's options: the gated gate/up epilogue; a configuration other than the table's (the sweep). */
+export interface GemvOptions {
+  gated?: boolean;
+  config?: GemvConfig;
+  /** A bias added in the GEMV's epilogue (gated: the packed gate/up bias). */
+  bias?: DevPtr;
+}
+
+/**
+ * Linear layers: decode rows through kernels/gemv.cu where it beats cuBLASLt (gemv-table.json), everything else
+ * through cuBLASLt then a bias add.
+ */
+export class CudaLinear {
+  readonly lt: CublasLt;
+  /** Small-row GEMMs through kernels/gemv.cu (PAGODA_GEMV=0 or false here: always cuBLASLt). */
+  gemv = process.env.PAGODA_GEMV !== '0';
+  /** The GEMV configuration measured best per shape, and where it beats cuBLASLt (src/backend/cuda/gemv-table.json). */
+  gemvTable: GemvTable = readGemvTable();
+
+  constructor(private readonly ctx: CudaContext) {
+    this.lt = new CublasLt(ctx.drv);
+  }
+
+  linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+    const ctx = this.ctx;
+    const xt = ctx.own(x);
+    const w = cuda(weight);
+    const [T, n] = rowsCols(xt);
+    const [m, wn] = w.shape as [number, number];
+    if (wn !== n) throw new Error(`linear: input has ${n} features, weight is [${w.shape}]`);
+    const out = ctx.empty([T, m]);
+    if (T === 0) return out;
+    if (this.gemvFits(T, m, n, false)) {
+      // Decode rows: a bandwidth-bound GEMV reads each weight row once for all of them (cuBLASLt's n <= 8 kernels
+      // reach ~75 % of the copy rate on an H100), and adds the bias as it writes.
+      this.gemvInto(out.ptr, xt.ptr, w.ptr, T, m, n, { bias: bias && cuda(bias).ptr });
+      return out;
+    }
+    this.lt.matmul(out.ptr, xt.ptr, w.ptr, T, m, n, ctx.dtype, ctx.dtype);
+    if (bias) addBias(ctx, out.ptr, cuda(bias).ptr, T, m);
+    return out;
+  }
+
+  /** Decode rows: one gated GEMV writes silu(gate + bias) * (up + bias); otherwise linear, then siluMul. */
+  linearSiluMul(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+    const xt = this.ctx.own(x);
+    const w = cuda(weight);
+    const [T, n] = rowsCols(xt);
+    const [m2, wn] = w.shape as [number, number];
+    if (T === 0 || !this.gemvFits(T, m2 / 2, n, true)) return siluMul(this.ctx, this.linear(x, weight, bias));
+    if (wn !== n) throw new Error(`linearSiluMul: input has ${n} features, weight is [${w.shape}]`);
+    if (m2 % 2) throw new Error(`linearSiluMul: weight [${w.shape}] has an odd number of rows`);
+    const out = this.ctx.empty([T, m2 / 2]);
+    this.gemvInto(out.ptr, xt.ptr, w.ptr, T, m2 / 2, n, { gated: true, bias: bias && cuda(bias).ptr });
+    return out;
+  }
+
+  /**
+   * Whether `T` rows of `n` features against `m` outputs go through kernels/gemv.cu: where the table timed both, the
+   * faster of it and cuBLASLt (up to 32 rows), else up to 4 rows (gemv-config.ts `gemvWins`); 16-byte loads need
+   * 16-byte rows.
+   */
+  private gemvFits(T: number, m: number, n: number, gated: boolean): boolean {
+    return (
+      this.gemv &&
+      T <= GEMV_MAX_ROWS &&
+      (n * DTYPE_BYTES[this.ctx.dtype]) % 16 === 0 &&
+      gemvWins(this.gemvTable, gemvShape(T, m, n, gated), this.ctx.drv.info)
+    );
+  }
+
+  /**
+   * y[T, m] = x[T, n] w[m, n]^T for T <= 32 through kernels/gemv.cu; `gated`: w is a packed gate/up [2m, n] and
+   * y = silu(x gate^T) * (x up^T). The configuration is the measured best for the shape (gemv-config.ts), or
+   * `config` (the sweep's).
+   */
+  gemvInto(y: DevPtr, x: DevPtr, w: DevPtr, T: number, m: number, n: number, opts: GemvOptions = {}): void {
+    this.gemvLauncher(T, m, n, opts)(y, x, w, opts.bias);
+  }
+
+  /** gemvInto's kernel and grid chosen once (the sweep times launches without the choice in the loop). */
+  gemvLauncher(
+    T: number,
+    m: number,
+    n: number,
+    opts: GemvOptions = {},
+  ): (y: DevPtr, x: DevPtr, w: DevPtr, bias?: DevPtr) => void {
+    if (T > GEMV_MAX_ROWS) throw new Error(`gemv: ${T} rows, the kernel is built for at most ${GEMV_MAX_ROWS}`);
+    const shape = gemvShape(T, m, n, opts.gated === true);
+    const cfg = opts.config ?? pickGemvConfig(this.gemvTable, shape, this.ctx.drv.info);
+    const kernel = this.gemvKernel(shape, cfg);
+    const grid: [number] = [gemvBlocks(shape, cfg)];
+    return (y, x, w, bias = 0n) => kernel.launch(grid, [256], [y, x, w, bias, T, m, n]);
+  }
+
+  /** kernels/gemv.cu built for one shape's TMAX / GATED and a configuration. */
+  gemvKernel(shape: GemvShape, cfg: GemvConfig): Kernel {
+    return this.ctx.kernel('gemv', 'gemv', 'ppppiii', {
+      TMAX: shape.tmax,
+      SPLIT: cfg.split,
+      ...(shape.gated ? { GATED: 1 } : cfg.rows !== 1 ? { ROWS: cfg.rows } : {}),
+      ...(cfg.unroll !== 4 ? { UNROLL: cfg.unroll } : {}),
+    });
+  }
+}
