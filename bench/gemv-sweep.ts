@@ -14,6 +14,7 @@
 import { writeFileSync } from 'node:fs';
 import { CudaBackend } from '../src/backend/cuda/backend.ts';
 import type { DevPtr } from '../src/backend/cuda/driver.ts';
+import { fillUniform, siluMulInto } from '../src/backend/cuda/elementwise.ts';
 import {
   type GemvConfig,
   type GemvShape,
@@ -70,12 +71,10 @@ function configs(T: number, gated: boolean): GemvConfig[] {
   return out;
 }
 
-const fill = backend.ctx.kernel('elementwise', 'fill_uniform', 'puif');
-const siluMul = backend.ctx.kernel('elementwise', 'silu_mul', 'ppui');
 let seed = 1;
 function random(elems: number, scale: number): DevPtr {
   const p = drv.alloc(elems * 2);
-  fill.launch([Math.min(Math.ceil(elems / 256), sms * 16)], [256], [p, elems, seed++, scale]);
+  fillUniform(backend.ctx, p, elems, seed++, scale);
   return p;
 }
 
@@ -115,7 +114,7 @@ const host = (p: DevPtr, n: number) => backend.toHost(new CudaTensor([n], 'bf16'
 /** What the backend runs without the GEMV: cuBLASLt into `out` (then silu_mul for the gated case). */
 function cublaslt(c: Loaded, T: number, w: DevPtr, out: DevPtr): void {
   backend.linears.lt.matmul(c.gated ? wide : out, x, w, T, c.gated ? 2 * c.m : c.m, c.k, 'bf16', 'bf16');
-  if (c.gated) siluMul.launch([Math.min(Math.ceil((T * c.m) / 256), sms * 16)], [256], [out, wide, T, c.m]);
+  if (c.gated) siluMulInto(backend.ctx, out, wide, T, c.m);
 }
 /** cuBLASLt's answer for the first weight copy. */
 function reference(c: Loaded, T: number): Float32Array {
@@ -178,7 +177,7 @@ for (const T of batches) {
       const packed = backend.linears.gemvLauncher(T, 2 * c.m, c.k);
       const us = time(c, (w) => {
         packed(wide, x, w);
-        siluMul.launch([Math.min(Math.ceil((T * c.m) / 256), sms * 16)], [256], [y, wide, T, c.m]);
+        siluMulInto(backend.ctx, y, wide, T, c.m);
       });
       extra = `; unfused GEMV + silu_mul ${us.toFixed(1)} us`;
     }

@@ -9,11 +9,34 @@ import {
   decodeWorkspaceBytes,
   FlashAttention,
 } from './flash-attention.ts';
+import { declareKernel } from './kernel.ts';
 import { kvOf } from './kv-cache.ts';
 import type { CudaStepContext } from './step-buffers.ts';
-import { type CudaTensor, cuda, DTYPE_DEFINE } from './tensor.ts';
+import { type CudaTensor, cuda } from './tensor.ts';
 
 const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+
+/**
+ * kernels/attention.cu, the simple kernel: a block per (KV head, query token), built per EPL (head_dim / 32 rounded
+ * up to a power of two) and GMAX (query heads per KV head, likewise).
+ */
+export const PAGED_ATTENTION = declareKernel('attention', 'paged_attention', {
+  out: 'ptr',
+  q: 'ptr',
+  kCache: 'ptr',
+  vCache: 'ptr',
+  cuSeqlensQ: 'ptr',
+  contextLens: 'ptr',
+  blockTables: 'ptr',
+  numSeqs: 'i32',
+  maxBlocks: 'i32',
+  blockSize: 'i32',
+  numQHeads: 'i32',
+  numKvHeads: 'i32',
+  headDim: 'i32',
+  scale: 'f32',
+  window: 'i32',
+});
 
 /**
  * Paged attention for the CUDA backend. bf16 or fp16 storage with head_dim 64 or 128 and power-of-two blocks of 16+
@@ -122,31 +145,23 @@ export class CudaAttention {
         `attention: ${numHeads} query heads over ${numKvHeads} KV heads of size ${headDim} not supported`,
       );
     }
-    const kernel = this.ctx.mods.get('attention', 'paged_attention', 'pppppppiiiiiifi', {
-      PAGODA_DTYPE: DTYPE_DEFINE[this.ctx.dtype],
-      EPL: pow2(Math.ceil(headDim / 32)),
-      GMAX: pow2(group),
+    const kernel = this.ctx.kernel(PAGED_ATTENTION, { EPL: pow2(Math.ceil(headDim / 32)), GMAX: pow2(group) });
+    kernel.launch([numKvHeads, step.batch.inputIds.length], [128], {
+      out: out.ptr,
+      q: q.ptr,
+      kCache: k.ptr,
+      vCache: v.ptr,
+      cuSeqlensQ: step.cuSeqlensQ,
+      contextLens: step.contextLens,
+      blockTables: step.blockTables,
+      numSeqs: step.batch.numSeqs,
+      maxBlocks: step.tableWidth,
+      blockSize: step.batch.blockSize,
+      numQHeads: numHeads,
+      numKvHeads,
+      headDim,
+      scale,
+      window: slidingWindow,
     });
-    kernel.launch(
-      [numKvHeads, step.batch.inputIds.length],
-      [128],
-      [
-        out.ptr,
-        q.ptr,
-        k.ptr,
-        v.ptr,
-        step.cuSeqlensQ,
-        step.contextLens,
-        step.blockTables,
-        step.batch.numSeqs,
-        step.tableWidth,
-        step.batch.blockSize,
-        numHeads,
-        numKvHeads,
-        headDim,
-        scale,
-        slidingWindow,
-      ],
-    );
   }
 }

@@ -1,8 +1,9 @@
 import type { StepBatch } from '../../primitives/step-batch.ts';
 import type { DType, StepContext, Tensor } from '../backend.ts';
 import { CudaDriver } from './driver.ts';
+import type { ArgList, Kernel, KernelDecl } from './kernel.ts';
 import { Arena, Slab } from './memory.ts';
-import { type Defines, type Kernel, KernelModules } from './modules.ts';
+import { type Defines, KernelModules } from './modules.ts';
 import { Nvrtc } from './nvrtc.ts';
 import { CudaStepContext, StepBuffers } from './step-buffers.ts';
 import { CudaTensor, cuda, DTYPE_BYTES, DTYPE_DEFINE } from './tensor.ts';
@@ -43,12 +44,12 @@ export class CudaContext {
     this.steps = new StepBuffers(this.drv);
   }
 
-  /** A kernel compiled for this context's dtype (memoized by name). */
-  kernel(file: string, fn: string, kinds: string, defines: Defines = {}): Kernel {
-    const key = `${file}.${fn}${JSON.stringify(defines)}`;
-    let k = this.kernels.get(key);
+  /** The declared kernel compiled for this context's dtype and `defines` (memoized). */
+  kernel<A extends ArgList>(decl: KernelDecl<A>, defines: Defines = {}): Kernel<A> {
+    const key = `${decl.file}.${decl.name}${JSON.stringify(defines)}`;
+    let k = this.kernels.get(key) as Kernel<A> | undefined;
     if (!k) {
-      k = this.mods.get(file, fn, kinds, { PAGODA_DTYPE: DTYPE_DEFINE[this.dtype], ...defines });
+      k = this.mods.get(decl, { PAGODA_DTYPE: DTYPE_DEFINE[this.dtype], ...defines });
       this.kernels.set(key, k);
     }
     return k;

@@ -30,9 +30,6 @@ export interface DeviceInfo {
   maxSharedPerBlockOptin: number;
 }
 
-/** Kernel argument kinds: p = device pointer (u64), i = int32, f = float32, u = uint64. */
-export type ArgKind = 'p' | 'i' | 'f' | 'u';
-
 /** A CUDA error with the driver's name for the code (e.g. CUDA_ERROR_OUT_OF_MEMORY). */
 export class CudaError extends Error {
   override readonly name = 'CudaError';
@@ -243,6 +240,7 @@ export class CudaDriver {
     this.check(this.api.cuFuncSetAttribute(fn, 8, bytes), 'cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)');
   }
 
+  /** Launches `fn` on the stream; `kinds` packs `args` one letter each (kernel.ts `KernelDecl.kinds`). */
   launch(
     fn: Handle,
     name: string,

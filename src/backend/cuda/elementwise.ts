@@ -1,7 +1,36 @@
 import { checkColumnSplit, type Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
+import { declareKernel } from './kernel.ts';
 import { CudaTensor, cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
+
+// kernels/elementwise.cu: grid-stride loops over 256-thread blocks (CudaContext.grid1d).
+export const SILU_MUL = declareKernel('elementwise', 'silu_mul', { out: 'ptr', x: 'ptr', rows: 'i64', n: 'i32' });
+export const SPLIT_COLUMNS = declareKernel('elementwise', 'split_columns', {
+  x: 'ptr',
+  rows: 'i64',
+  cols: 'i32',
+  c0: 'i32',
+  o0: 'ptr',
+  o1: 'ptr',
+  o2: 'ptr',
+  o3: 'ptr',
+  w0: 'i32',
+  w1: 'i32',
+  w2: 'i32',
+  w3: 'i32',
+});
+export const GELU = declareKernel('elementwise', 'gelu', { out: 'ptr', x: 'ptr', n: 'i64', approximate: 'i32' });
+/** B_F32 = 1: b is the float residual stream. */
+export const ADD = declareKernel('elementwise', 'add', { out: 'ptr', a: 'ptr', b: 'ptr', n: 'i64' });
+export const ADD_BIAS = declareKernel('elementwise', 'add_bias', { y: 'ptr', bias: 'ptr', n: 'i64', cols: 'i32' });
+export const FILL_UNIFORM = declareKernel('elementwise', 'fill_uniform', {
+  p: 'ptr',
+  n: 'i64',
+  seed: 'u32',
+  scale: 'f32',
+});
+export const FILL_CONST = declareKernel('elementwise', 'fill_const', { p: 'ptr', n: 'i64', value: 'f32' });
 
 /** a + b in the storage type; either side may be the float residual stream. */
 export function add(ctx: CudaContext, a: Tensor, b: Tensor): Tensor {
@@ -10,19 +39,18 @@ export function add(ctx: CudaContext, a: Tensor, b: Tensor): Tensor {
   const out = ctx.empty(ctx.own(x).shape);
   const n = x.numel;
   const bF32 = y.dtype === 'f32' ? 1 : 0;
-  if (n > 0)
-    ctx.kernel('elementwise', 'add', 'pppu', { B_F32: bF32 }).launch(ctx.grid1d(n), [256], [out.ptr, x.ptr, y.ptr, n]);
+  if (n > 0) ctx.kernel(ADD, { B_F32: bF32 }).launch(ctx.grid1d(n), [256], { out: out.ptr, a: x.ptr, b: y.ptr, n });
   return out;
 }
 
 /** y[r, c] += bias[c] over `rows` x `cols`, in place. */
 export function addBias(ctx: CudaContext, y: DevPtr, bias: DevPtr, rows: number, cols: number): void {
-  ctx.kernel('elementwise', 'add_bias', 'ppui').launch(ctx.grid1d(rows * cols), [256], [y, bias, rows * cols, cols]);
+  ctx.kernel(ADD_BIAS).launch(ctx.grid1d(rows * cols), [256], { y, bias, n: rows * cols, cols });
 }
 
-/** silu(gate) * up of x [T, 2n] (gate and up side by side) into out [T, n]. */
+/** silu(gate) * up of x [rows, 2n] (gate and up side by side) into out [rows, n]. */
 export function siluMulInto(ctx: CudaContext, out: DevPtr, x: DevPtr, rows: number, n: number): void {
-  ctx.kernel('elementwise', 'silu_mul', 'ppui').launch(ctx.grid1d(rows * n), [256], [out, x, rows, n]);
+  ctx.kernel(SILU_MUL).launch(ctx.grid1d(rows * n), [256], { out, x, rows, n });
 }
 
 export function siluMul(ctx: CudaContext, x: Tensor): Tensor {
@@ -51,12 +79,25 @@ export function splitColumns(ctx: CudaContext, x: Tensor, sizes: readonly number
   }
   const parts = sizes.map((size) => ctx.empty([T, size]));
   if (T === 0) return parts;
-  const kernel = ctx.kernel('elementwise', 'split_columns', 'puiippppiiii');
+  const kernel = ctx.kernel(SPLIT_COLUMNS);
   for (let first = 0, c0 = 0; first < sizes.length; first += 4) {
-    const widths = [0, 1, 2, 3].map((j) => sizes[first + j] ?? 0);
-    const ptrs = [0, 1, 2, 3].map((j) => parts[first + j]?.ptr ?? 0n);
-    const groupWidth = widths.reduce((a, d) => a + d, 0);
-    kernel.launch(ctx.grid1d(T * groupWidth), [256], [xt.ptr, T, width, c0, ...ptrs, ...widths]);
+    const w = (j: number) => sizes[first + j] ?? 0;
+    const o = (j: number) => parts[first + j]?.ptr ?? 0n;
+    const groupWidth = w(0) + w(1) + w(2) + w(3);
+    kernel.launch(ctx.grid1d(T * groupWidth), [256], {
+      x: xt.ptr,
+      rows: T,
+      cols: width,
+      c0,
+      o0: o(0),
+      o1: o(1),
+      o2: o(2),
+      o3: o(3),
+      w0: w(0),
+      w1: w(1),
+      w2: w(2),
+      w3: w(3),
+    });
     c0 += groupWidth;
   }
   return parts;
@@ -68,18 +109,18 @@ export function gelu(ctx: CudaContext, x: Tensor, approximate: 'tanh' | 'none'):
   const n = xt.numel;
   if (n > 0) {
     ctx
-      .kernel('elementwise', 'gelu', 'ppui')
-      .launch(ctx.grid1d(n), [256], [out.ptr, xt.ptr, n, approximate === 'tanh' ? 1 : 0]);
+      .kernel(GELU)
+      .launch(ctx.grid1d(n), [256], { out: out.ptr, x: xt.ptr, n, approximate: approximate === 'tanh' ? 1 : 0 });
   }
   return out;
 }
 
 /** `n` elements at `p` set to `value` (dummy norm weights and biases). */
 export function fillConst(ctx: CudaContext, p: DevPtr, n: number, value: number): void {
-  ctx.kernel('elementwise', 'fill_const', 'puf').launch(ctx.grid1d(n), [256], [p, n, value]);
+  ctx.kernel(FILL_CONST).launch(ctx.grid1d(n), [256], { p, n, value });
 }
 
 /** `n` elements at `p` uniform in [-scale, scale) from a hash of (seed, index) (dummy matrices). */
 export function fillUniform(ctx: CudaContext, p: DevPtr, n: number, seed: number, scale: number): void {
-  ctx.kernel('elementwise', 'fill_uniform', 'puif').launch(ctx.grid1d(n), [256], [p, n, seed, scale]);
+  ctx.kernel(FILL_UNIFORM).launch(ctx.grid1d(n), [256], { p, n, seed, scale });
 }

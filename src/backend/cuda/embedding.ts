@@ -1,6 +1,21 @@
 import type { StepContext, Tensor } from '../backend.ts';
 import { type CudaContext, stepOf } from './context.ts';
+import { declareKernel } from './kernel.ts';
 import { cuda, rowsCols } from './tensor.ts';
+
+// kernels/embedding.cu: one block per output row.
+export const EMBEDDING = declareKernel('embedding', 'embedding', {
+  out: 'ptr',
+  table: 'ptr',
+  index: 'ptr',
+  hidden: 'i32',
+});
+export const GATHER_ROWS = declareKernel('embedding', 'gather_rows', {
+  out: 'ptr',
+  x: 'ptr',
+  rows: 'ptr',
+  cols: 'i32',
+});
 
 /** Rows of `table` picked by the step's token ids (or positions: learned position embeddings). */
 export function embedding(ctx: CudaContext, table: Tensor, step: StepContext, index: 'tokens' | 'positions'): Tensor {
@@ -10,9 +25,12 @@ export function embedding(ctx: CudaContext, table: Tensor, step: StepContext, in
   const T = s.batch.inputIds.length;
   const out = ctx.empty([T, dim]);
   if (T > 0) {
-    ctx
-      .kernel('embedding', 'embedding', 'pppi')
-      .launch([T], ctx.rowThreads(dim), [out.ptr, tab.ptr, index === 'tokens' ? s.ids : s.positions, dim]);
+    ctx.kernel(EMBEDDING).launch([T], ctx.rowThreads(dim), {
+      out: out.ptr,
+      table: tab.ptr,
+      index: index === 'tokens' ? s.ids : s.positions,
+      hidden: dim,
+    });
   }
   return out;
 }
@@ -25,6 +43,6 @@ export function gatherLogitRows(ctx: CudaContext, x: Tensor, step: StepContext):
   const rows = s.batch.logitsIndices.length;
   const out = ctx.empty([rows, n]);
   if (rows > 0)
-    ctx.kernel('embedding', 'gather_rows', 'pppi').launch([rows], ctx.rowThreads(n), [out.ptr, xt.ptr, s.logitRows, n]);
+    ctx.kernel(GATHER_ROWS).launch([rows], ctx.rowThreads(n), { out: out.ptr, x: xt.ptr, rows: s.logitRows, cols: n });
   return out;
 }

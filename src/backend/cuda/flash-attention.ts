@@ -10,6 +10,7 @@
 
 import type { DType } from '../backend.ts';
 import type { CudaDriver, DevPtr } from './driver.ts';
+import { type ArgList, declareKernel, type Kernel, type KernelDecl } from './kernel.ts';
 import type { KernelModules } from './modules.ts';
 import { DTYPE_DEFINE } from './tensor.ts';
 
@@ -17,38 +18,23 @@ import { DTYPE_DEFINE } from './tensor.ts';
 export type AttentionDtype = Exclude<DType, 'f32'>;
 export const ATTENTION_DTYPES: readonly AttentionDtype[] = ['bf16', 'f16'];
 
-/** A loaded kernel; `args` follow the kinds string given when it was loaded (p pointer, i int32, f float32). */
-export interface AttentionKernel {
-  launch(
-    grid: readonly [number, number?, number?],
-    block: readonly [number, number?, number?],
-    args: readonly (number | bigint)[],
-    smem: number,
-  ): void;
-}
-
 /** What the launchers need from the CUDA backend. */
 export interface AttentionRuntime {
   /** Streaming multiprocessors of the device (sizes the decode split). */
   readonly smCount: number;
-  /**
-   * Function `fn` of `kernels/<file>.cu` compiled with `defines`, allowed `dynamicSmem` bytes of dynamic shared
-   * memory.
-   */
-  kernel(
-    file: string,
-    fn: string,
-    kinds: string,
+  /** The declared kernel compiled with `defines`, allowed `dynamicSmem` bytes of dynamic shared memory. */
+  kernel<A extends ArgList>(
+    decl: KernelDecl<A>,
     dynamicSmem: number,
     defines?: Readonly<Record<string, number>>,
-  ): AttentionKernel;
+  ): Kernel<A>;
 }
 
 /** The runtime over the CUDA backend's driver and NVRTC kernel modules. */
 export function cudaAttentionRuntime(drv: CudaDriver, modules: KernelModules): AttentionRuntime {
   return {
     smCount: drv.info.smCount,
-    kernel: (file, fn, kinds, dynamicSmem, defines = {}) => modules.get(file, fn, kinds, defines, dynamicSmem),
+    kernel: (decl, dynamicSmem, defines = {}) => modules.get(decl, defines, dynamicSmem),
   };
 }
 
@@ -103,9 +89,61 @@ const DECODE = { maxSplits: 32, minKeysPerSplit: 256, regsPerThread: 164 } as co
 const LOG2E = Math.LOG2E;
 const HEAD_DIMS = [64, 128] as const;
 
-const PREFILL_KINDS = 'pipppipppipiiifi';
-const DECODE_KINDS = 'pipppippipppiiifi';
-const MERGE_KINDS = 'pppipiii';
+/** A kernel the .cu instantiates once per head size (`flash_prefill_hd64`, `flash_prefill_hd128`, ...). */
+function perHeadDim<const A extends ArgList>(file: string, prefix: string, args: A) {
+  return { 64: declareKernel(file, `${prefix}64`, args), 128: declareKernel(file, `${prefix}128`, args) };
+}
+
+/** kernels/flash_prefill.cu (PAGODA_FLASH_PREFILL(D)): grid (KV heads, sequences, query-row tiles). */
+export const FLASH_PREFILL = perHeadDim('flash_prefill', 'flash_prefill_hd', {
+  q: 'ptr',
+  qStride: 'i32',
+  kCache: 'ptr',
+  vCache: 'ptr',
+  blockTables: 'ptr',
+  maxBlocksPerSeq: 'i32',
+  contextLens: 'ptr',
+  cuSeqlensQ: 'ptr',
+  out: 'ptr',
+  oStride: 'i32',
+  lse: 'ptr',
+  numHeads: 'i32',
+  numKvHeads: 'i32',
+  blockSizeLog2: 'i32',
+  scaleLog2: 'f32',
+  slidingWindow: 'i32',
+});
+/** kernels/paged_decode.cu (PAGODA_PAGED_DECODE(D)): grid (splits, KV heads x head groups, sequences). */
+export const PAGED_DECODE = perHeadDim('paged_decode', 'paged_decode_hd', {
+  q: 'ptr',
+  qStride: 'i32',
+  kCache: 'ptr',
+  vCache: 'ptr',
+  blockTables: 'ptr',
+  maxBlocksPerSeq: 'i32',
+  contextLens: 'ptr',
+  out: 'ptr',
+  oStride: 'i32',
+  lse: 'ptr',
+  partialO: 'ptr',
+  partialLse: 'ptr',
+  numHeads: 'i32',
+  numKvHeads: 'i32',
+  blockSizeLog2: 'i32',
+  scaleLog2: 'f32',
+  slidingWindow: 'i32',
+});
+/** Combines paged_decode's split partials by LSE: grid (heads, sequences), head_dim threads. */
+export const PAGED_DECODE_MERGE = declareKernel('paged_decode', 'paged_decode_merge', {
+  partialO: 'ptr',
+  partialLse: 'ptr',
+  out: 'ptr',
+  oStride: 'i32',
+  lse: 'ptr',
+  numHeads: 'i32',
+  numSplits: 'i32',
+  headDim: 'i32',
+});
 
 export function prefillSharedBytes(headDim: number, cfg: PrefillConfig = DEFAULT_PREFILL): number {
   // Q tile, double-buffered K and V tiles (rows padded by 8 elements), double-buffered block ids of a K/V tile.
@@ -150,8 +188,10 @@ export function decodeSplits(p: {
   return Math.max(1, Math.min(Math.ceil(target / ctas), byContext, maxSplits));
 }
 
-function checkShapes(a: PagedAttentionArgs): void {
-  if (!HEAD_DIMS.includes(a.headDim as 64 | 128)) {
+/** Refuses shapes the kernels are not built for; returns the head size, one the kernels are instantiated for. */
+function checkShapes(a: PagedAttentionArgs): (typeof HEAD_DIMS)[number] {
+  const headDim = a.headDim as (typeof HEAD_DIMS)[number];
+  if (!HEAD_DIMS.includes(headDim)) {
     throw new Error(`attention kernels: head_dim ${a.headDim} is not supported (expected ${HEAD_DIMS.join(' or ')})`);
   }
   if (a.numHeads % a.numKvHeads !== 0) {
@@ -160,6 +200,7 @@ function checkShapes(a: PagedAttentionArgs): void {
   if (a.blockSize < 16 || (a.blockSize & (a.blockSize - 1)) !== 0) {
     throw new Error(`attention kernels: block size ${a.blockSize} must be a power of two >= 16`);
   }
+  return headDim;
 }
 
 export class FlashAttention {
@@ -181,25 +222,19 @@ export class FlashAttention {
     this.dtypeDefine = DTYPE_DEFINE[dtype];
   }
 
-  private prefillKernel(headDim: number): AttentionKernel {
+  private prefillKernel(headDim: (typeof HEAD_DIMS)[number]) {
     const cfg = this.prefillConfig;
-    return this.rt.kernel(
-      'flash_prefill',
-      `flash_prefill_hd${headDim}`,
-      PREFILL_KINDS,
-      prefillSharedBytes(headDim, cfg),
-      {
-        PAGODA_DTYPE: this.dtypeDefine,
-        PAGODA_PREFILL_WARPS: cfg.warps,
-        PAGODA_PREFILL_MT: cfg.mTiles,
-        PAGODA_PREFILL_BN: cfg.blockN,
-      },
-    );
+    return this.rt.kernel(FLASH_PREFILL[headDim], prefillSharedBytes(headDim, cfg), {
+      PAGODA_DTYPE: this.dtypeDefine,
+      PAGODA_PREFILL_WARPS: cfg.warps,
+      PAGODA_PREFILL_MT: cfg.mTiles,
+      PAGODA_PREFILL_BN: cfg.blockN,
+    });
   }
 
-  private decodeKernel(headDim: number): AttentionKernel {
+  private decodeKernel(headDim: (typeof HEAD_DIMS)[number]) {
     const cfg = this.decodeConfig;
-    return this.rt.kernel('paged_decode', `paged_decode_hd${headDim}`, DECODE_KINDS, decodeSharedBytes(headDim, cfg), {
+    return this.rt.kernel(PAGED_DECODE[headDim], decodeSharedBytes(headDim, cfg), {
       PAGODA_DTYPE: this.dtypeDefine,
       PAGODA_DECODE_WARPS: cfg.warps,
       PAGODA_DECODE_TILE: cfg.tileN,
@@ -222,33 +257,33 @@ export class FlashAttention {
 
   /** Varlen causal attention of every query token of the step over its sequence's cached keys. */
   prefill(a: PagedAttentionArgs): void {
-    checkShapes(a);
+    const headDim = checkShapes(a);
     const group = a.numHeads / a.numKvHeads;
     const cfg = this.prefillConfig;
     const mBlocks = Math.ceil((a.maxSeqlenQ * group) / (16 * cfg.warps * cfg.mTiles));
     if (mBlocks === 0 || a.numSeqs === 0) return;
-    const smem = prefillSharedBytes(a.headDim, cfg);
-    this.prefillKernel(a.headDim).launch(
+    const smem = prefillSharedBytes(headDim, cfg);
+    this.prefillKernel(headDim).launch(
       [a.numKvHeads, a.numSeqs, mBlocks],
       [32 * cfg.warps],
-      [
-        a.q,
-        a.qStride,
-        a.kCache,
-        a.vCache,
-        a.blockTables,
-        a.maxBlocksPerSeq,
-        a.contextLens,
-        a.cuSeqlensQ,
-        a.out,
-        a.oStride,
-        a.lse,
-        a.numHeads,
-        a.numKvHeads,
-        Math.log2(a.blockSize),
-        a.scale * LOG2E,
-        a.slidingWindow,
-      ],
+      {
+        q: a.q,
+        qStride: a.qStride,
+        kCache: a.kCache,
+        vCache: a.vCache,
+        blockTables: a.blockTables,
+        maxBlocksPerSeq: a.maxBlocksPerSeq,
+        contextLens: a.contextLens,
+        cuSeqlensQ: a.cuSeqlensQ,
+        out: a.out,
+        oStride: a.oStride,
+        lse: a.lse,
+        numHeads: a.numHeads,
+        numKvHeads: a.numKvHeads,
+        blockSizeLog2: Math.log2(a.blockSize),
+        scaleLog2: a.scale * LOG2E,
+        slidingWindow: a.slidingWindow,
+      },
       smem,
     );
   }
@@ -258,44 +293,51 @@ export class FlashAttention {
    * with more than one split the partials go to `ws` and a merge kernel combines them.
    */
   decode(a: PagedAttentionArgs, ws: DecodeWorkspace, numSplits?: number): void {
-    checkShapes(a);
+    const headDim = checkShapes(a);
     if (a.numSeqs === 0) return;
     const splits = numSplits ?? this.decodeSplitsFor(a, ws.maxSplits);
     if (splits < 1 || splits > ws.maxSplits)
       throw new Error(`attention decode: ${splits} splits, workspace holds ${ws.maxSplits}`);
     const headGroups = Math.ceil(a.numHeads / a.numKvHeads / 16);
-    this.decodeKernel(a.headDim).launch(
+    this.decodeKernel(headDim).launch(
       [splits, a.numKvHeads * headGroups, a.numSeqs],
       [32 * this.decodeConfig.warps],
-      [
-        a.q,
-        a.qStride,
-        a.kCache,
-        a.vCache,
-        a.blockTables,
-        a.maxBlocksPerSeq,
-        a.contextLens,
-        a.out,
-        a.oStride,
-        a.lse,
-        ws.partialO,
-        ws.partialLse,
-        a.numHeads,
-        a.numKvHeads,
-        Math.log2(a.blockSize),
-        a.scale * LOG2E,
-        a.slidingWindow,
-      ],
-      decodeSharedBytes(a.headDim, this.decodeConfig),
+      {
+        q: a.q,
+        qStride: a.qStride,
+        kCache: a.kCache,
+        vCache: a.vCache,
+        blockTables: a.blockTables,
+        maxBlocksPerSeq: a.maxBlocksPerSeq,
+        contextLens: a.contextLens,
+        out: a.out,
+        oStride: a.oStride,
+        lse: a.lse,
+        partialO: ws.partialO,
+        partialLse: ws.partialLse,
+        numHeads: a.numHeads,
+        numKvHeads: a.numKvHeads,
+        blockSizeLog2: Math.log2(a.blockSize),
+        scaleLog2: a.scale * LOG2E,
+        slidingWindow: a.slidingWindow,
+      },
+      decodeSharedBytes(headDim, this.decodeConfig),
     );
     if (splits === 1) return;
-    this.rt
-      .kernel('paged_decode', 'paged_decode_merge', MERGE_KINDS, 0, { PAGODA_DTYPE: this.dtypeDefine })
-      .launch(
-        [a.numHeads, a.numSeqs],
-        [a.headDim],
-        [ws.partialO, ws.partialLse, a.out, a.oStride, a.lse, a.numHeads, splits, a.headDim],
-        0,
-      );
+    this.rt.kernel(PAGED_DECODE_MERGE, 0, { PAGODA_DTYPE: this.dtypeDefine }).launch(
+      [a.numHeads, a.numSeqs],
+      [headDim],
+      {
+        partialO: ws.partialO,
+        partialLse: ws.partialLse,
+        out: a.out,
+        oStride: a.oStride,
+        lse: a.lse,
+        numHeads: a.numHeads,
+        numSplits: splits,
+        headDim,
+      },
+      0,
+    );
   }
 }

@@ -14,8 +14,22 @@ import {
   pickGemvConfig,
   readGemvTable,
 } from './gemv-config.ts';
-import type { Kernel } from './modules.ts';
+import { declareKernel, type Kernel } from './kernel.ts';
 import { cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
+
+/**
+ * kernels/gemv.cu: y[rows, n] = x[rows, k] w[n, k]^T (+ bias, null: none), built per TMAX (rows rounded up to a
+ * power of two) and configuration (SPLIT, ROWS, UNROLL); GATED = 1 reads w as packed gate/up [2n, k].
+ */
+export const GEMV = declareKernel('gemv', 'gemv', {
+  y: 'ptr',
+  x: 'ptr',
+  w: 'ptr',
+  bias: 'ptr',
+  rows: 'i32',
+  n: 'i32',
+  k: 'i32',
+});
 
 /** A decode GEMV's options: the gated gate/up epilogue; a configuration other than the table's (the sweep). */
 export interface GemvOptions {
@@ -109,12 +123,12 @@ export class CudaLinear {
     const cfg = opts.config ?? pickGemvConfig(this.gemvTable, shape, this.ctx.drv.info);
     const kernel = this.gemvKernel(shape, cfg);
     const grid: [number] = [gemvBlocks(shape, cfg)];
-    return (y, x, w, bias = 0n) => kernel.launch(grid, [256], [y, x, w, bias, T, m, n]);
+    return (y, x, w, bias = 0n) => kernel.launch(grid, [256], { y, x, w, bias, rows: T, n: m, k: n });
   }
 
   /** kernels/gemv.cu built for one shape's TMAX / GATED and a configuration. */
-  gemvKernel(shape: GemvShape, cfg: GemvConfig): Kernel {
-    return this.ctx.kernel('gemv', 'gemv', 'ppppiii', {
+  gemvKernel(shape: GemvShape, cfg: GemvConfig): Kernel<typeof GEMV.args> {
+    return this.ctx.kernel(GEMV, {
       TMAX: shape.tmax,
       SPLIT: cfg.split,
       ...(shape.gated ? { GATED: 1 } : cfg.rows !== 1 ? { ROWS: cfg.rows } : {}),

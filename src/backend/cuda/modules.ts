@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CudaDriver, Handle } from './driver.ts';
+import type { ArgList, Kernel, KernelDecl } from './kernel.ts';
 import type { Nvrtc } from './nvrtc.ts';
 
 /** The folder of the `.cu` kernel sources. */
@@ -9,19 +10,6 @@ export const kernelsDir = join(dirname(fileURLToPath(import.meta.url)), 'kernels
 
 /** Compile-time defines that pick a kernel variant (dtype, head size, ...). */
 export type Defines = Readonly<Record<string, number | string>>;
-
-/** A kernel ready to launch, with its argument kinds (see `ArgKind`). */
-export interface Kernel {
-  readonly name: string;
-  launch(
-    grid: readonly [number, number?, number?],
-    block: readonly [number, number?, number?],
-    args: readonly (number | bigint)[],
-    smem?: number,
-  ): void;
-  /** Registers per thread and local (spilled) bytes per thread of the compiled kernel (the GEMV sweep prints them). */
-  resources(): { registers: number; localBytes: number };
-}
 
 /** Loads `.cu` files through NVRTC (cached on disk) for the device's arch; one module per (file, defines). */
 export class KernelModules {
@@ -43,16 +31,17 @@ export class KernelModules {
   }
 
   /**
-   * `file` without extension; `kinds` is the argument signature, e.g. "ppif". `maxDynamicSmem` raises the kernel's
-   * dynamic shared-memory limit when it needs more than the default 48 KB.
+   * The declared kernel built with `defines`. `maxDynamicSmem` raises the kernel's dynamic shared-memory limit when
+   * it needs more than the default 48 KB.
    */
-  get(file: string, fn: string, kinds: string, defines: Defines = {}, maxDynamicSmem = 0): Kernel {
+  get<A extends ArgList>(decl: KernelDecl<A>, defines: Defines = {}, maxDynamicSmem = 0): Kernel<A> {
+    const { file, name: fn } = decl;
     const defs = Object.entries(defines)
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([k, v]) => `-D${k}=${v}`);
     const key = `${file}|${fn}|${defs.join(' ')}`;
     const cached = this.functions.get(key);
-    if (cached) return cached;
+    if (cached) return cached as Kernel<A>;
     const modKey = `${file}|${defs.join(' ')}`;
     let mod = this.modules.get(modKey);
     if (!mod) {
@@ -71,9 +60,18 @@ export class KernelModules {
     if (maxDynamicSmem > 48 * 1024) this.drv.setMaxDynamicShared(handle, maxDynamicSmem);
     const drv = this.drv;
     const name = `${file}.${fn}(${defs.join(' ')})`;
-    const kernel: Kernel = {
+    const kernel: Kernel<A> = {
       name,
-      launch: (grid, block, args, smem = 0) => drv.launch(handle, name, grid, block, smem, kinds, args),
+      launch: (grid, block, args: Readonly<Record<string, number | bigint>>, smem = 0) =>
+        drv.launch(
+          handle,
+          name,
+          grid,
+          block,
+          smem,
+          decl.kinds,
+          decl.names.map((n) => args[n]!),
+        ),
       resources: () => drv.funcResources(handle),
     };
     this.functions.set(key, kernel);

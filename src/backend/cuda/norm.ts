@@ -1,6 +1,34 @@
 import type { Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
+import { declareKernel } from './kernel.ts';
 import { cuda, rowsCols } from './tensor.ts';
+
+// kernels/norm.cu: one block per row of `hidden` elements (CudaContext.rowThreads).
+export const RMS_NORM = declareKernel('norm', 'rms_norm', {
+  out: 'ptr',
+  x: 'ptr',
+  w: 'ptr',
+  eps: 'f32',
+  hidden: 'i32',
+});
+/** RES_IN_F32 = 1: the residual read is the float stream (0: the embeddings, stored as T). */
+export const ADD_RMS_NORM = declareKernel('norm', 'add_rms_norm', {
+  out: 'ptr',
+  residualOut: 'ptr',
+  x: 'ptr',
+  residual: 'ptr',
+  w: 'ptr',
+  eps: 'f32',
+  hidden: 'i32',
+});
+export const LAYER_NORM = declareKernel('norm', 'layer_norm', {
+  out: 'ptr',
+  x: 'ptr',
+  w: 'ptr',
+  b: 'ptr',
+  eps: 'f32',
+  hidden: 'i32',
+});
 
 export function rmsNorm(ctx: CudaContext, x: Tensor, weight: Tensor, eps: number): Tensor {
   const xt = ctx.own(x);
@@ -8,8 +36,8 @@ export function rmsNorm(ctx: CudaContext, x: Tensor, weight: Tensor, eps: number
   const out = ctx.empty(xt.shape);
   if (rows > 0) {
     ctx
-      .kernel('norm', 'rms_norm', 'pppfi')
-      .launch([rows], ctx.rowThreads(n), [out.ptr, xt.ptr, cuda(weight).ptr, eps, n]);
+      .kernel(RMS_NORM)
+      .launch([rows], ctx.rowThreads(n), { out: out.ptr, x: xt.ptr, w: cuda(weight).ptr, eps, hidden: n });
   }
   return out;
 }
@@ -28,9 +56,15 @@ export function addRmsNorm(
   const out = ctx.empty(xt.shape);
   const res = ctx.empty(xt.shape, 'f32');
   if (rows > 0) {
-    ctx
-      .kernel('norm', 'add_rms_norm', 'pppppfi', { RES_IN_F32: r.dtype === 'f32' ? 1 : 0 })
-      .launch([rows], ctx.rowThreads(n), [out.ptr, res.ptr, xt.ptr, r.ptr, cuda(weight).ptr, eps, n]);
+    ctx.kernel(ADD_RMS_NORM, { RES_IN_F32: r.dtype === 'f32' ? 1 : 0 }).launch([rows], ctx.rowThreads(n), {
+      out: out.ptr,
+      residualOut: res.ptr,
+      x: xt.ptr,
+      residual: r.ptr,
+      w: cuda(weight).ptr,
+      eps,
+      hidden: n,
+    });
   }
   return { out, residual: res };
 }
@@ -40,9 +74,14 @@ export function layerNorm(ctx: CudaContext, x: Tensor, weight: Tensor, bias: Ten
   const [rows, n] = rowsCols(xt);
   const out = ctx.empty(xt.shape);
   if (rows > 0) {
-    ctx
-      .kernel('norm', 'layer_norm', 'ppppfi')
-      .launch([rows], ctx.rowThreads(n), [out.ptr, xt.ptr, cuda(weight).ptr, cuda(bias).ptr, eps, n]);
+    ctx.kernel(LAYER_NORM).launch([rows], ctx.rowThreads(n), {
+      out: out.ptr,
+      x: xt.ptr,
+      w: cuda(weight).ptr,
+      b: cuda(bias).ptr,
+      eps,
+      hidden: n,
+    });
   }
   return out;
 }

@@ -1,8 +1,39 @@
 import type { LayerKvCache, RopeSpec, StepContext, Tensor } from '../backend.ts';
 import { type CudaContext, stepOf } from './context.ts';
 import type { DevPtr } from './driver.ts';
+import { declareKernel } from './kernel.ts';
 import { type CudaLayerKv, kvOf } from './kv-cache.ts';
 import { type CudaTensor, cuda, rowsCols } from './tensor.ts';
+
+/**
+ * kernels/rope.cu, one block per token: rotates q and k in place; with v, the caches and the slots (else null
+ * pointers) it also stores the token's rotated k and its v at its slot.
+ */
+export const ROPE = declareKernel('rope', 'rope', {
+  q: 'ptr',
+  k: 'ptr',
+  positions: 'ptr',
+  invFreq: 'ptr',
+  numQHeads: 'i32',
+  numKvHeads: 'i32',
+  headDim: 'i32',
+  rot: 'i32',
+  neox: 'i32',
+  mscale: 'f32',
+  v: 'ptr',
+  kCache: 'ptr',
+  vCache: 'ptr',
+  slotMapping: 'ptr',
+});
+/** kernels/kv_cache.cu, one block per token: its `row` elements of k and v to its slot (slot -1: skipped). */
+export const RESHAPE_AND_CACHE = declareKernel('kv_cache', 'reshape_and_cache', {
+  k: 'ptr',
+  v: 'ptr',
+  kCache: 'ptr',
+  vCache: 'ptr',
+  slotMapping: 'ptr',
+  row: 'i32',
+});
 
 /** Rotary position embeddings (kernels/rope.cu) and the KV cache write (kernels/kv_cache.cu). */
 export class CudaRope {
@@ -29,9 +60,14 @@ export class CudaRope {
     if (T === 0) return;
     const c = kvOf(cache);
     this.ctx.arena.markLayer();
-    this.ctx
-      .kernel('kv_cache', 'reshape_and_cache', 'pppppi')
-      .launch([T], this.ctx.rowThreads(row), [kt.ptr, cuda(v).ptr, c.k.ptr, c.v.ptr, s.slots, row]);
+    this.ctx.kernel(RESHAPE_AND_CACHE).launch([T], this.ctx.rowThreads(row), {
+      k: kt.ptr,
+      v: cuda(v).ptr,
+      kCache: c.k.ptr,
+      vCache: c.v.ptr,
+      slotMapping: s.slots,
+      row,
+    });
   }
 
   /** kernels/rope.cu: rotates q and k in place; with `write`, also stores k and v at the step's slots. */
@@ -56,27 +92,22 @@ export class CudaRope {
       this.invFreq.set(rope, inv);
     }
     const pairs = ((qw + kw) / headDim) * (rope.rotaryDim / 2);
-    this.ctx
-      .kernel('rope', 'rope', 'ppppiiiiifpppp')
-      .launch(
-        [T],
-        [Math.min(512, Math.max(32, Math.ceil(Math.max(pairs, write ? kw : 0) / 32) * 32))],
-        [
-          qt.ptr,
-          kt.ptr,
-          s.positions,
-          inv,
-          qw / headDim,
-          kw / headDim,
-          headDim,
-          rope.rotaryDim,
-          rope.style === 'neox' ? 1 : 0,
-          rope.mscale,
-          write ? write.v.ptr : 0n,
-          write ? write.cache.k.ptr : 0n,
-          write ? write.cache.v.ptr : 0n,
-          write ? s.slots : 0n,
-        ],
-      );
+    const threads = Math.min(512, Math.max(32, Math.ceil(Math.max(pairs, write ? kw : 0) / 32) * 32));
+    this.ctx.kernel(ROPE).launch([T], [threads], {
+      q: qt.ptr,
+      k: kt.ptr,
+      positions: s.positions,
+      invFreq: inv,
+      numQHeads: qw / headDim,
+      numKvHeads: kw / headDim,
+      headDim,
+      rot: rope.rotaryDim,
+      neox: rope.style === 'neox' ? 1 : 0,
+      mscale: rope.mscale,
+      v: write ? write.v.ptr : 0n,
+      kCache: write ? write.cache.k.ptr : 0n,
+      vCache: write ? write.cache.v.ptr : 0n,
+      slotMapping: write ? s.slots : 0n,
+    });
   }
 }

@@ -1,7 +1,21 @@
 import type { SamplingRow, Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
+import { declareKernel } from './kernel.ts';
 import { cuda, rowsCols } from './tensor.ts';
+
+/** kernels/sampling.cu: one 1024-thread block per row; `params` is a RowParams [rows] array (PARAM_WORDS each). */
+export const SAMPLE_ROWS = declareKernel('sampling', 'sample_rows', {
+  outIds: 'ptr',
+  logits: 'ptr',
+  scratch: 'ptr',
+  params: 'ptr',
+  seenTokens: 'ptr',
+  seenCounts: 'ptr',
+  biasTokens: 'ptr',
+  biasValues: 'ptr',
+  vocab: 'i32',
+});
 
 /** Words per row in the kernel's RowParams struct (6 floats, 10 ints). */
 const PARAM_WORDS = 16;
@@ -110,9 +124,17 @@ export class DeviceSampler {
     const ids = this.ids.need(R * 4);
     const scratch = this.scratch.need(R * V * 4);
     const at = (w: number) => meta + BigInt(w * 4);
-    this.ctx
-      .kernel('sampling', 'sample_rows', 'ppppppppi')
-      .launch([R], [1024], [ids, lt.ptr, scratch, meta, at(seenAt), at(countsAt), at(biasAt), at(biasValAt), V]);
+    this.ctx.kernel(SAMPLE_ROWS).launch([R], [1024], {
+      outIds: ids,
+      logits: lt.ptr,
+      scratch,
+      params: meta,
+      seenTokens: at(seenAt),
+      seenCounts: at(countsAt),
+      biasTokens: at(biasAt),
+      biasValues: at(biasValAt),
+      vocab: V,
+    });
     const out = new Int32Array(R);
     drv.download(out, ids);
     return out;
