@@ -8,6 +8,7 @@
 
 import type { SamplingRow } from '../src/backend/backend.ts';
 import { CudaBackend } from '../src/backend/cuda/backend.ts';
+import { settingsFromEnv } from '../src/cli/settings.ts';
 import { loadDummyModel } from '../src/models/dummy.ts';
 import type { Model } from '../src/models/model.ts';
 import { profileKvBlocks } from '../src/runner/kv-sizing.ts';
@@ -36,7 +37,11 @@ const rand = () => {
 const uniform = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
 
 const t0 = performance.now();
-const backend = new CudaBackend({ dtype: DTYPE, weightBytes: weightBytes(dir, DTYPE, true) });
+const backend = new CudaBackend({
+  ...settingsFromEnv().cuda,
+  dtype: DTYPE,
+  weightBytes: weightBytes(dir, DTYPE, true),
+});
 const model: Model = loadDummyModel(dir, backend);
 backend.ctx.drv.sync();
 console.log(`load ${((performance.now() - t0) / 1000).toFixed(1)} s; ${backend.memoryReport()}`);

@@ -7,13 +7,18 @@
 
 import { CudaBackend } from '../src/backend/cuda/backend.ts';
 import type { Handle } from '../src/backend/cuda/driver.ts';
+import { settingsFromEnv } from '../src/cli/settings.ts';
 import { loadDummyModel } from '../src/models/dummy.ts';
 import { buildStepBatch, type ScheduledChunk } from '../src/runner/step-batch.ts';
 import { weightBytes } from '../src/runner/weight-bytes.ts';
 
 const dir = process.argv[2] ?? 'bench/configs/llama3-8b';
 const BLOCK = 16;
-const backend = new CudaBackend({ dtype: 'bf16', weightBytes: weightBytes(dir, 'bf16', true) });
+const backend = new CudaBackend({
+  ...settingsFromEnv().cuda,
+  dtype: 'bf16',
+  weightBytes: weightBytes(dir, 'bf16', true),
+});
 const model = loadDummyModel(dir, backend);
 const kv = backend.allocKvCache({ ...model.kvShape, numBlocks: 64, blockSize: BLOCK });
 const drv = backend.ctx.drv;

@@ -26,6 +26,7 @@ import {
   readGemvTable,
 } from '../src/backend/cuda/gemv-config.ts';
 import { CudaTensor } from '../src/backend/cuda/tensor.ts';
+import { settingsFromEnv } from '../src/cli/settings.ts';
 import { relL2 } from '../test/helpers/gpu.ts';
 
 const args = process.argv.slice(2);
@@ -38,7 +39,7 @@ const maxT = Math.max(...batches);
 const deadline = performance.now() + Number(opt('budget-s') ?? 120) * 1000;
 const tablePath = opt('write-table');
 
-const backend = new CudaBackend({ dtype: 'bf16', graphs: false });
+const backend = new CudaBackend({ ...settingsFromEnv().cuda, dtype: 'bf16', graphs: false });
 const drv = backend.ctx.drv;
 const sms = drv.info.smCount;
 const current = readGemvTable();

@@ -1,6 +1,7 @@
 import { type Command, Option } from 'commander';
 import type { EngineOptions } from '../runner/load.ts';
 import { UserError } from '../util/errors.ts';
+import { settingsFromEnv } from './settings.ts';
 
 /** The engine flags every command that runs a model shares (run, serve, bench). */
 export function addEngineOptions(cmd: Command): Command {
@@ -28,8 +29,9 @@ export function addEngineOptions(cmd: Command): Command {
     );
 }
 
-/** Reads the flags added by `addEngineOptions` into the loader's plain options. */
+/** Reads the flags added by `addEngineOptions`, over the environment's settings, into the loader's plain options. */
 export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions {
+  const env = settingsFromEnv();
   const int = (key: string, flag: string) =>
     opts[key] === undefined ? undefined : parseIntFlag(String(opts[key]), flag);
   return {
@@ -41,6 +43,7 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
     enablePrefixCaching: opts.prefixCaching !== false,
     schedulingPolicy: opts.schedulingPolicy as 'fcfs' | 'priority',
     device: opts.device === undefined ? undefined : String(opts.device),
+    cuda: env.cuda,
     dtype: opts.dtype === undefined ? undefined : String(opts.dtype),
     gpuMemoryUtilization:
       opts.gpuMemoryUtilization === undefined

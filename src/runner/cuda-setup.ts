@@ -1,6 +1,7 @@
 import { CudaBackend } from '../backend/cuda/backend.ts';
 import { cudaDtype, probeCuda } from '../backend/cuda/device.ts';
 import { CudaUnavailable } from '../backend/cuda/libs.ts';
+import type { CudaSettings } from '../backend/cuda/settings.ts';
 import { loadModelConfig } from '../loader/hf-config.ts';
 import { loadDummyModel } from '../models/dummy.ts';
 import { loadModel } from '../models/load.ts';
@@ -22,6 +23,7 @@ export interface CudaModelOptions {
   maxNumSeqs: number;
   maxModelLen: number;
   log: (line: string) => void;
+  cuda?: Partial<CudaSettings>;
 }
 
 /**
@@ -34,12 +36,12 @@ export function loadCudaModel(
 ): { model: Model; backend: CudaBackend; numBlocks: number } {
   const dtype = cudaDtype(loadModelConfig(dir).dtype, o.dtype ?? 'auto');
   const bytes = weightBytes(dir, dtype, o.dummy === true);
-  const probe = probeCuda({ weightBytes: bytes });
+  const probe = probeCuda({ weightBytes: bytes, cuda: o.cuda });
   if (probe instanceof CudaUnavailable) throw new UserError(`--device cuda: ${probe.reason}. ${probe.fix}`);
   const util = o.gpuMemoryUtilization ?? 0.9;
   if (!(util > 0 && util <= 1)) throw new UserError(`--gpu-memory-utilization ${util}: expected a fraction in (0, 1]`);
   const t0 = performance.now();
-  const backend = new CudaBackend({ dtype, weightBytes: bytes });
+  const backend = new CudaBackend({ ...o.cuda, dtype, weightBytes: bytes });
   const model = o.dummy ? loadDummyModel(dir, backend) : loadModel(dir, backend);
   backend.ctx.drv.sync();
   o.log(

@@ -4,6 +4,7 @@ import type { Backend } from '../backend/backend.ts';
 import { CpuBackend } from '../backend/cpu/backend.ts';
 import { CudaBackend } from '../backend/cuda/backend.ts';
 import { selectDevice } from '../backend/cuda/device.ts';
+import type { CudaSettings } from '../backend/cuda/settings.ts';
 import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME, ensureDemoModel } from '../loader/demo-model.ts';
 import { type GenerationConfig, loadGenerationConfig, loadModelConfig, type ModelConfig } from '../loader/hf-config.ts';
@@ -37,6 +38,8 @@ export interface EngineOptions {
   backend?: Backend;
   /** --device: auto (CUDA when usable, else the CPU), cuda or cpu. Default: $PAGODA_DEVICE, else auto. */
   device?: string;
+  /** The CUDA backend's settings (device ordinal, PDL, GEMV, attention kernels, kernel cache, library roots). */
+  cuda?: Partial<CudaSettings>;
   /** --dtype for the GPU: auto (bf16/fp16 as stored, fp32 -> bf16), bfloat16, float16 or float32. */
   dtype?: string;
   /** Fraction of GPU memory pagoda may use (default 0.9); the KV cache gets what the weights and activations leave. */
@@ -98,7 +101,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   const manifest = resolved?.manifest ?? null;
   const device = options.backend
     ? options.backend.name
-    : selectDevice(options.device ?? process.env.PAGODA_DEVICE ?? 'auto', { note: log });
+    : selectDevice(options.device ?? process.env.PAGODA_DEVICE ?? 'auto', { note: log, cuda: options.cuda });
   const dummy = options.loadFormat === 'dummy';
   if (dummy && device !== 'cuda') throw new UserError('--load-format dummy: needs the GPU (--device cuda)');
   const onCpu = device === 'cpu';
@@ -132,6 +135,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
       maxNumSeqs,
       maxModelLen,
       log,
+      cuda: options.cuda,
     });
     m = cuda.model;
     numBlocks = cuda.numBlocks;

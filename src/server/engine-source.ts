@@ -82,6 +82,11 @@ export class EngineModelSource implements ModelSource {
       dtype: this.engineOptions.dtype ?? KV_DTYPE[this.config.kvCacheType],
       maxModelLen: wanted === null || wanted === undefined ? undefined : Math.min(wanted, modelMax),
       maxNumSeqs: this.engineOptions.maxNumSeqs ?? this.config.numParallel ?? undefined,
+      // --flash-attention 0: the CUDA backend's simple attention kernel (the CPU backend has only one).
+      cuda:
+        this.config.flashAttention === 'off'
+          ? { ...this.engineOptions.cuda, simpleAttention: true }
+          : this.engineOptions.cuda,
       log: (line) => this.engineOptions.log?.(`${entry.name}: ${line}`),
     });
     if (loaded.backend === 'cpu' && !['auto', 'f32'].includes(this.config.kvCacheType)) {

@@ -61,8 +61,6 @@ export async function startServer(
   engineOptions: EngineOptions,
   say: (line: string) => void,
 ): Promise<RunningServer> {
-  // The CUDA backend falls back to its simple attention kernel when asked to; the CPU backend has only one.
-  if (config.flashAttention === 'off') process.env.PAGODA_SIMPLE_ATTENTION = '1';
   const log = pino({ level: process.env.PAGODA_LOG_LEVEL ?? 'info' }, pino.destination(2));
   const { entries, preload } = resolveEntries(config);
   const source = new EngineModelSource(config, { ...engineOptions, log: say });

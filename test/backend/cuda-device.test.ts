@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { probeCuda, selectDevice } from '../../src/backend/cuda/device.ts';
 import { CudaUnavailable } from '../../src/backend/cuda/libs.ts';
-import { kernelCacheDir, kernelCacheKey } from '../../src/backend/cuda/nvrtc.ts';
+import { kernelCacheKey } from '../../src/backend/cuda/nvrtc.ts';
 import { UserError } from '../../src/util/errors.ts';
 
 const probe = probeCuda();
@@ -41,17 +41,4 @@ test('kernel cache keys change with source, options, arch and compiler', () => {
   assert.notEqual(base, kernelCacheKey('src', ['-DA=2'], 'sm_90', 'nvrtc 13.0'));
   assert.notEqual(base, kernelCacheKey('src', ['-DA=1'], 'sm_80', 'nvrtc 13.0'));
   assert.notEqual(base, kernelCacheKey('src', ['-DA=1'], 'sm_90', 'nvrtc 12.8'));
-});
-
-test('kernel cache folder honours PAGODA_KERNEL_CACHE and XDG_CACHE_HOME', () => {
-  const saved = { ...process.env };
-  try {
-    process.env.PAGODA_KERNEL_CACHE = '/tmp/k';
-    assert.equal(kernelCacheDir(), '/tmp/k');
-    delete process.env.PAGODA_KERNEL_CACHE;
-    process.env.XDG_CACHE_HOME = '/tmp/xdg';
-    assert.equal(kernelCacheDir(), '/tmp/xdg/pagoda/kernels');
-  } finally {
-    process.env = saved;
-  }
 });

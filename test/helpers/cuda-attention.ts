@@ -4,13 +4,20 @@ import { type AttentionRuntime, cudaAttentionRuntime } from '../../src/backend/c
 import { CudaUnavailable } from '../../src/backend/cuda/libs.ts';
 import { KernelModules } from '../../src/backend/cuda/modules.ts';
 import { Nvrtc } from '../../src/backend/cuda/nvrtc.ts';
+import { cudaSettings } from '../../src/backend/cuda/settings.ts';
+import { settingsFromEnv } from '../../src/cli/settings.ts';
 
-/** The CUDA driver and the attention kernels' runtime on GPU 0, or why there are none (for `test(..., { skip })`). */
+/**
+ * The CUDA driver and the attention kernels' runtime, or why there are none (for `test(..., { skip })`). The
+ * environment's CUDA settings apply as in the CLI (bench/kernels-device.sh reads the cubins from PAGODA_KERNEL_CACHE).
+ */
 export function openCudaAttention():
   | { drv: CudaDriver; rt: AttentionRuntime; skip: false }
   | { drv: null; rt: null; skip: string } {
-  const probe = probeCuda();
+  const settings = cudaSettings(settingsFromEnv().cuda);
+  const probe = probeCuda({ cuda: settings });
   if (probe instanceof CudaUnavailable) return { drv: null, rt: null, skip: `no usable CUDA GPU: ${probe.reason}` };
   const drv = probe.driver;
-  return { drv, rt: cudaAttentionRuntime(drv, new KernelModules(drv, Nvrtc.open())), skip: false };
+  const modules = new KernelModules(drv, Nvrtc.open(settings.cudaRoots), settings.kernelCache);
+  return { drv, rt: cudaAttentionRuntime(drv, modules), skip: false };
 }

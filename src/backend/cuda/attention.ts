@@ -41,8 +41,8 @@ export const PAGED_ATTENTION = declareKernel('attention', 'paged_attention', {
 /**
  * Paged attention for the CUDA backend. bf16 or fp16 storage with head_dim 64 or 128 and power-of-two blocks of 16+
  * goes to the tensor-core kernels (flash_prefill for any step, paged_decode when every sequence has one query);
- * everything else (float32 storage, other head sizes: the small test models) to the first, simple kernel,
- * kernels/attention.cu, which is also the reference the fast ones were checked against.
+ * everything else (float32 storage, other head sizes: the small test models, or CudaSettings.simpleAttention) to the
+ * first, simple kernel, kernels/attention.cu, which is also the reference the fast ones were checked against.
  */
 export class CudaAttention {
   /** The tensor-core kernels in the backend's storage type; null for float32. */
@@ -63,7 +63,7 @@ export class CudaAttention {
       (spec.headDim === 64 || spec.headDim === 128) &&
       blockSize >= 16 &&
       (blockSize & (blockSize - 1)) === 0 &&
-      process.env.PAGODA_SIMPLE_ATTENTION !== '1'
+      !this.ctx.settings.simpleAttention
     );
   }
 

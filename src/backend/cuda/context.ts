@@ -5,10 +5,11 @@ import type { ArgList, Kernel, KernelDecl } from './kernel.ts';
 import { Arena, Slab } from './memory.ts';
 import { type Defines, KernelModules } from './modules.ts';
 import { Nvrtc } from './nvrtc.ts';
+import { type CudaSettings, cudaSettings } from './settings.ts';
 import { CudaStepContext, StepBuffers } from './step-buffers.ts';
 import { CudaTensor, cuda, DTYPE_BYTES, DTYPE_DEFINE } from './tensor.ts';
 
-export interface CudaContextOptions {
+export interface CudaContextOptions extends Partial<CudaSettings> {
   /** Storage and GEMM input type of weights, activations and KV cache. */
   dtype: DType;
   /** Bytes the weights will take (one allocation when known). */
@@ -21,10 +22,11 @@ export function stepOf(step: StepContext): CudaStepContext {
 }
 
 /**
- * What every part of the CUDA backend works with: the driver, the kernels compiled for the storage type, the weight
- * slab, the per-step activation arena and the step's metadata on the device.
+ * What every part of the CUDA backend works with: its settings, the driver, the kernels compiled for the storage
+ * type, the weight slab, the per-step activation arena and the step's metadata on the device.
  */
 export class CudaContext {
+  readonly settings: CudaSettings;
   readonly drv: CudaDriver;
   readonly mods: KernelModules;
   readonly dtype: DType;
@@ -34,8 +36,9 @@ export class CudaContext {
   private readonly kernels = new Map<string, Kernel>();
 
   constructor(opts: CudaContextOptions) {
-    this.drv = CudaDriver.open(Number(process.env.PAGODA_CUDA_DEVICE ?? 0));
-    this.mods = new KernelModules(this.drv, Nvrtc.open());
+    this.settings = cudaSettings(opts);
+    this.drv = CudaDriver.open(this.settings);
+    this.mods = new KernelModules(this.drv, Nvrtc.open(this.settings.cudaRoots), this.settings.kernelCache);
     this.dtype = opts.dtype;
     this.weights = new Slab(this.drv);
     // A little headroom for small per-model tables (RoPE inverse frequencies) after the weights.

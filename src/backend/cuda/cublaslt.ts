@@ -53,12 +53,17 @@ export class CublasLt {
   private readonly one = new Float32Array([1]);
   private readonly zero = new Float32Array([0]);
 
-  constructor(private readonly drv: CudaDriver) {
+  /** `roots`: toolkit folders searched for the library (CudaSettings.cudaRoots). */
+  constructor(
+    private readonly drv: CudaDriver,
+    roots: readonly string[],
+  ) {
     this.api = bindLt(
       loadCudaLibrary(
         ['libcublasLt.so.13', 'libcublasLt.so.12', 'libcublasLt.so'],
         'the cuBLASLt library libcublasLt',
         'Install the CUDA toolkit 12 or 13 (or the nvidia-cublas package) and put its lib64 folder on LD_LIBRARY_PATH',
+        roots,
       ),
     );
     const h = [null];

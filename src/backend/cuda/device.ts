@@ -3,15 +3,22 @@ import type { DType } from '../backend.ts';
 import { CudaDriver, MIN_DRIVER_VERSION } from './driver.ts';
 import { CudaUnavailable } from './libs.ts';
 import { Nvrtc } from './nvrtc.ts';
+import { type CudaSettings, cudaSettings } from './settings.ts';
 
 export type DeviceFlag = 'auto' | 'cuda' | 'cpu';
 
 export const DEVICE_FLAGS: readonly DeviceFlag[] = ['auto', 'cuda', 'cpu'];
 
-/** Checks one by one what CUDA needs; the first failure is returned as a CudaUnavailable (reason + fix). */
-export function probeCuda(opts: { weightBytes?: number } = {}): { ok: true; driver: CudaDriver } | CudaUnavailable {
+/**
+ * Checks one by one what CUDA needs (on the device and with the libraries `opts.cuda` names); the first failure is
+ * returned as a CudaUnavailable (reason + fix).
+ */
+export function probeCuda(
+  opts: { weightBytes?: number; cuda?: Partial<CudaSettings> } = {},
+): { ok: true; driver: CudaDriver } | CudaUnavailable {
   try {
-    const drv = CudaDriver.open(Number(process.env.PAGODA_CUDA_DEVICE ?? 0));
+    const settings = cudaSettings(opts.cuda);
+    const drv = CudaDriver.open(settings);
     const { driverVersion, ccMajor, ccMinor, name } = drv.info;
     if (driverVersion < MIN_DRIVER_VERSION) {
       const v = (n: number) => `${Math.floor(n / 1000)}.${(n % 1000) / 10}`;
@@ -26,7 +33,7 @@ export function probeCuda(opts: { weightBytes?: number } = {}): { ok: true; driv
         'Use a newer GPU, or --device cpu',
       );
     }
-    Nvrtc.open();
+    Nvrtc.open(settings.cudaRoots);
     if (opts.weightBytes !== undefined) {
       const { free } = drv.memInfo();
       const need = opts.weightBytes + (1 << 30);
@@ -54,7 +61,7 @@ export function probeCuda(opts: { weightBytes?: number } = {}): { ok: true; driv
  */
 export function selectDevice(
   flag: string,
-  opts: { weightBytes?: number; note?: (line: string) => void } = {},
+  opts: { weightBytes?: number; cuda?: Partial<CudaSettings>; note?: (line: string) => void } = {},
 ): 'cpu' | 'cuda' {
   if (!DEVICE_FLAGS.includes(flag as DeviceFlag)) {
     throw new UserError(`--device ${flag}: expected one of ${DEVICE_FLAGS.join(', ')}`);

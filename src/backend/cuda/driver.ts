@@ -8,6 +8,7 @@ import {
   writeProgrammaticSerialization,
 } from './launch-config.ts';
 import { CudaUnavailable, loadCudaLibrary } from './libs.ts';
+import { type CudaSettings, DEFAULT_CUDA_SETTINGS } from './settings.ts';
 
 /** A device address. */
 export type DevPtr = bigint;
@@ -64,11 +65,12 @@ export class CudaDriver {
   /**
    * Whether our kernels are launched with programmatic dependent launch (PDL): each may start while the previous
    * kernel finishes and waits in `PDL_WAIT()` (kernels/pdl.cuh) before touching anything an earlier kernel wrote.
-   * On where available unless PAGODA_PDL=0. Graphs captured before a change keep the launches they were made with.
+   * On where available unless opened with `pdl: false` (PAGODA_PDL=0). Graphs captured before a change keep the
+   * launches they were made with.
    */
   pdl: boolean;
 
-  private constructor(lib: LibraryHandle, deviceIndex: number) {
+  private constructor(lib: LibraryHandle, deviceIndex: number, pdl: boolean) {
     this.api = bindDriver(lib);
     const a = this.api;
     this.check(a.cuInit(0), 'cuInit');
@@ -130,20 +132,32 @@ export class CudaDriver {
     writeProgrammaticSerialization(this.launchConfig, LAUNCH_CONFIG.bytes);
     this.pdlAvailable =
       this.launchEx !== null && this.info.ccMajor >= 9 && this.info.driverVersion >= PDL_MIN_DRIVER_VERSION;
-    this.pdl = this.pdlAvailable && process.env.PAGODA_PDL !== '0';
+    this.pdl = this.pdlAvailable && pdl;
   }
 
   private static instance: CudaDriver | undefined;
 
-  /** Loads libcuda.so.1 and opens device `index` (once per process). Throws CudaUnavailable with the cause. */
-  static open(index = 0): CudaDriver {
-    if (CudaDriver.instance) return CudaDriver.instance;
+  /**
+   * Loads libcuda.so.1 and opens `settings.device`, once per process: later calls get the same driver (its `pdl` as
+   * first opened) and may not ask for another device. Throws CudaUnavailable with the cause.
+   */
+  static open(settings: Pick<CudaSettings, 'device' | 'pdl' | 'cudaRoots'> = DEFAULT_CUDA_SETTINGS): CudaDriver {
+    const opened = CudaDriver.instance;
+    if (opened) {
+      if (opened.info.index !== settings.device) {
+        throw new Error(
+          `CUDA device ${opened.info.index} is already open: one device per process, not ${settings.device}`,
+        );
+      }
+      return opened;
+    }
     const lib = loadCudaLibrary(
       ['libcuda.so.1', 'libcuda.so'],
       'the NVIDIA driver library libcuda.so.1',
       'Install the NVIDIA driver (nvidia-smi must work), or use --device cpu',
+      settings.cudaRoots,
     );
-    const drv = new CudaDriver(lib, index);
+    const drv = new CudaDriver(lib, settings.device, settings.pdl);
     CudaDriver.instance = drv;
     return drv;
   }

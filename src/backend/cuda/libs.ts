@@ -13,13 +13,12 @@ export class CudaUnavailable extends Error {
   }
 }
 
-/** Folders where the CUDA libraries usually live, besides the dynamic loader's own search path. */
-export function cudaLibraryDirs(): string[] {
-  const dirs: string[] = [];
-  for (const v of ['CUDA_HOME', 'CUDA_PATH']) {
-    const root = process.env[v];
-    if (root) dirs.push(join(root, 'lib64'), join(root, 'lib'));
-  }
+/**
+ * Folders where the CUDA libraries usually live, besides the dynamic loader's own search path: those of the toolkit
+ * `roots` (CudaSettings.cudaRoots) first.
+ */
+export function cudaLibraryDirs(roots: readonly string[]): string[] {
+  const dirs = roots.flatMap((root) => [join(root, 'lib64'), join(root, 'lib')]);
   dirs.push(
     '/usr/local/cuda/lib64',
     '/usr/local/cuda/lib',
@@ -32,10 +31,15 @@ export function cudaLibraryDirs(): string[] {
 }
 
 /**
- * Loads the first library of `names` found: first by bare name (LD_LIBRARY_PATH, ldconfig), then in the usual CUDA
- * folders. Throws a CudaUnavailable naming every name and path tried.
+ * Loads the first library of `names` found: first by bare name (LD_LIBRARY_PATH, ldconfig), then in the folders of
+ * the toolkit `roots` and the usual CUDA folders. Throws a CudaUnavailable naming every name and path tried.
  */
-export function loadCudaLibrary(names: readonly string[], what: string, fix: string): LibraryHandle {
+export function loadCudaLibrary(
+  names: readonly string[],
+  what: string,
+  fix: string,
+  roots: readonly string[],
+): LibraryHandle {
   const tried: string[] = [];
   for (const name of names) {
     try {
@@ -44,7 +48,7 @@ export function loadCudaLibrary(names: readonly string[], what: string, fix: str
       tried.push(name);
     }
   }
-  for (const dir of cudaLibraryDirs()) {
+  for (const dir of cudaLibraryDirs(roots)) {
     for (const name of names) {
       const path = join(dir, name);
       if (!existsSync(path)) continue;
@@ -56,7 +60,7 @@ export function loadCudaLibrary(names: readonly string[], what: string, fix: str
     }
   }
   throw new CudaUnavailable(
-    `${what} not found: tried ${tried.join(', ')} and the folders ${cudaLibraryDirs().join(', ')}`,
+    `${what} not found: tried ${tried.join(', ')} and the folders ${cudaLibraryDirs(roots).join(', ')}`,
     fix,
   );
 }

@@ -45,13 +45,14 @@ export interface GemvOptions {
  */
 export class CudaLinear {
   readonly lt: CublasLt;
-  /** Small-row GEMMs through kernels/gemv.cu (PAGODA_GEMV=0 or false here: always cuBLASLt). */
-  gemv = process.env.PAGODA_GEMV !== '0';
+  /** Small-row GEMMs through kernels/gemv.cu (false: always cuBLASLt); starts as CudaSettings.gemv. */
+  gemv: boolean;
   /** The GEMV configuration measured best per shape, and where it beats cuBLASLt (src/backend/cuda/gemv-table.json). */
   gemvTable: GemvTable = readGemvTable();
 
   constructor(private readonly ctx: CudaContext) {
-    this.lt = new CublasLt(ctx.drv);
+    this.lt = new CublasLt(ctx.drv, ctx.settings.cudaRoots);
+    this.gemv = ctx.settings.gemv;
   }
 
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {

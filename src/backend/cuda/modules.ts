@@ -18,9 +18,11 @@ export class KernelModules {
   private readonly headers: string;
   readonly arch: string;
 
+  /** `cacheDir`: where compiled kernels are kept (CudaSettings.kernelCache). */
   constructor(
     private readonly drv: CudaDriver,
     private readonly nvrtc: Nvrtc,
+    private readonly cacheDir: string,
   ) {
     this.arch = `sm_${drv.info.ccMajor}${drv.info.ccMinor}`;
     this.headers = readdirSync(kernelsDir)
@@ -52,6 +54,7 @@ export class KernelModules {
         `${source}\n${this.headers}`,
         [`-I${kernelsDir}`, ...defs],
         this.arch,
+        this.cacheDir,
       );
       mod = this.drv.loadModule(cubin);
       this.modules.set(modKey, mod);

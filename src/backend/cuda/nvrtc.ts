@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { LibraryHandle } from 'koffi';
 import { cudaLibraryDirs, loadCudaLibrary } from './libs.ts';
@@ -21,13 +20,6 @@ function bindNvrtc(lib: LibraryHandle) {
   };
 }
 
-/** Where compiled kernels are kept: `$PAGODA_KERNEL_CACHE`, else `$XDG_CACHE_HOME/pagoda/kernels`, else ~/.cache. */
-export function kernelCacheDir(): string {
-  if (process.env.PAGODA_KERNEL_CACHE) return process.env.PAGODA_KERNEL_CACHE;
-  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
-  return join(base, 'pagoda', 'kernels');
-}
-
 /** The file a compiled kernel is cached under: keyed by source (headers included), options, arch and compiler. */
 export function kernelCacheKey(source: string, options: readonly string[], arch: string, compiler: string): string {
   return createHash('sha256')
@@ -42,8 +34,8 @@ export function kernelCacheKey(source: string, options: readonly string[], arch:
 }
 
 /** Include folders for the CUDA headers NVRTC needs (cuda_bf16.h, cuda_fp16.h). */
-function cudaIncludeDirs(): string[] {
-  const dirs = cudaLibraryDirs().map((d) => join(d, '..', 'include'));
+function cudaIncludeDirs(roots: readonly string[]): string[] {
+  const dirs = cudaLibraryDirs(roots).map((d) => join(d, '..', 'include'));
   return [...new Set(dirs)].filter((d) => existsSync(join(d, 'cuda_bf16.h')));
 }
 
@@ -55,34 +47,43 @@ export class Nvrtc {
   /** Compiles and cache hits in this process (for the start-up report and tests). */
   readonly stats = { compiled: 0, cached: 0, compileMs: 0 };
 
-  private constructor(lib: LibraryHandle) {
+  private constructor(lib: LibraryHandle, roots: readonly string[]) {
     this.api = bindNvrtc(lib);
     const major = [0];
     const minor = [0];
     this.api.nvrtcVersion(major, minor);
     this.version = `${major[0]}.${minor[0]}`;
-    this.includes = cudaIncludeDirs().map((d) => `-I${d}`);
+    this.includes = cudaIncludeDirs(roots).map((d) => `-I${d}`);
   }
 
   private static instance: Nvrtc | undefined;
 
-  static open(): Nvrtc {
+  /** Loads NVRTC once per process, looking in the toolkit `roots` (CudaSettings.cudaRoots) among other places. */
+  static open(roots: readonly string[]): Nvrtc {
     Nvrtc.instance ??= new Nvrtc(
       loadCudaLibrary(
         ['libnvrtc.so.13', 'libnvrtc.so.12', 'libnvrtc.so'],
         'the CUDA runtime compiler libnvrtc',
         'Install the CUDA toolkit 12 or 13 (or the nvidia-cuda-nvrtc package) and put its lib64 folder on LD_LIBRARY_PATH',
+        roots,
       ),
+      roots,
     );
     return Nvrtc.instance;
   }
 
   /**
-   * Returns the cubin of `source` for `arch` (e.g. "sm_90"): from the cache when the key matches, else compiled and
-   * stored. `hashSource` is what the key covers (the source plus every header it includes).
+   * Returns the cubin of `source` for `arch` (e.g. "sm_90"): from the cache folder `dir` when the key matches, else
+   * compiled and stored there. `hashSource` is what the key covers (the source plus every header it includes).
    */
-  cubin(name: string, source: string, hashSource: string, options: readonly string[], arch: string): Uint8Array {
-    const dir = kernelCacheDir();
+  cubin(
+    name: string,
+    source: string,
+    hashSource: string,
+    options: readonly string[],
+    arch: string,
+    dir: string,
+  ): Uint8Array {
     const key = kernelCacheKey(hashSource, options, arch, `nvrtc ${this.version}`);
     const path = join(dir, `${name.replace(/[^A-Za-z0-9_.-]/g, '_')}-${key.slice(0, 24)}.cubin`);
     if (existsSync(path)) {

@@ -1,0 +1,43 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * The CUDA backend's settings. The CLI reads them from the environment once (src/cli/settings.ts names each
+ * variable) and passes them down; nothing under src/backend reads the environment.
+ */
+export interface CudaSettings {
+  /** The device ordinal (PAGODA_CUDA_DEVICE). */
+  device: number;
+  /** Programmatic dependent launch where the device and driver have it (PAGODA_PDL=0 turns it off). */
+  pdl: boolean;
+  /** Decode GEMMs through kernels/gemv.cu where the table picks it (PAGODA_GEMV=0: always cuBLASLt). */
+  gemv: boolean;
+  /** Attention always through the simple kernel (PAGODA_SIMPLE_ATTENTION=1, `serve --flash-attention 0`). */
+  simpleAttention: boolean;
+  /** Where compiled kernels are cached (PAGODA_KERNEL_CACHE, else $XDG_CACHE_HOME/pagoda/kernels). */
+  kernelCache: string;
+  /** CUDA toolkit folders searched for libraries and headers before the usual ones ($CUDA_HOME, $CUDA_PATH). */
+  cudaRoots: readonly string[];
+}
+
+export const DEFAULT_CUDA_SETTINGS: Readonly<CudaSettings> = {
+  device: 0,
+  pdl: true,
+  gemv: true,
+  simpleAttention: false,
+  kernelCache: join(homedir(), '.cache', 'pagoda', 'kernels'),
+  cudaRoots: [],
+};
+
+/** The defaults with every setting `given` (undefined ones left at their default). */
+export function cudaSettings(given: Partial<CudaSettings> = {}): CudaSettings {
+  const d = DEFAULT_CUDA_SETTINGS;
+  return {
+    device: given.device ?? d.device,
+    pdl: given.pdl ?? d.pdl,
+    gemv: given.gemv ?? d.gemv,
+    simpleAttention: given.simpleAttention ?? d.simpleAttention,
+    kernelCache: given.kernelCache ?? d.kernelCache,
+    cudaRoots: given.cudaRoots ?? d.cudaRoots,
+  };
+}

@@ -1,0 +1,32 @@
+import { join } from 'node:path';
+import type { CudaSettings } from '../backend/cuda/settings.ts';
+import { UserError } from '../util/errors.ts';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** The engine settings the environment holds; a command's flags override them (engine-options.ts). */
+export interface EnvSettings {
+  cuda: Partial<CudaSettings>;
+}
+
+/**
+ * Reads every backend setting from the environment, once at start-up, so nothing below the CLI looks at it:
+ * PAGODA_CUDA_DEVICE, PAGODA_PDL=0, PAGODA_GEMV=0, PAGODA_SIMPLE_ATTENTION=1,
+ * PAGODA_KERNEL_CACHE (else $XDG_CACHE_HOME/pagoda/kernels) and the CUDA toolkit roots $CUDA_HOME and $CUDA_PATH.
+ */
+export function settingsFromEnv(env: Env = process.env): EnvSettings {
+  const cuda: Partial<CudaSettings> = {};
+  const device = env.PAGODA_CUDA_DEVICE;
+  if (device) {
+    if (!/^\d+$/.test(device.trim())) throw new UserError(`PAGODA_CUDA_DEVICE ${device}: expected a device number`);
+    cuda.device = Number(device);
+  }
+  if (env.PAGODA_PDL !== undefined) cuda.pdl = env.PAGODA_PDL !== '0';
+  if (env.PAGODA_GEMV !== undefined) cuda.gemv = env.PAGODA_GEMV !== '0';
+  if (env.PAGODA_SIMPLE_ATTENTION !== undefined) cuda.simpleAttention = env.PAGODA_SIMPLE_ATTENTION === '1';
+  if (env.PAGODA_KERNEL_CACHE) cuda.kernelCache = env.PAGODA_KERNEL_CACHE;
+  else if (env.XDG_CACHE_HOME) cuda.kernelCache = join(env.XDG_CACHE_HOME, 'pagoda', 'kernels');
+  const roots = [env.CUDA_HOME, env.CUDA_PATH].filter((r): r is string => !!r);
+  if (roots.length) cuda.cudaRoots = roots;
+  return { cuda };
+}

@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { homedir } from 'node:os';
+import { test } from 'node:test';
+import { cudaSettings, DEFAULT_CUDA_SETTINGS } from '../../src/backend/cuda/settings.ts';
+import { settingsFromEnv } from '../../src/cli/settings.ts';
+import { UserError } from '../../src/util/errors.ts';
+
+test('kernel cache folder honours PAGODA_KERNEL_CACHE and XDG_CACHE_HOME', () => {
+  assert.equal(
+    settingsFromEnv({ PAGODA_KERNEL_CACHE: '/tmp/k', XDG_CACHE_HOME: '/tmp/xdg' }).cuda.kernelCache,
+    '/tmp/k',
+  );
+  assert.equal(settingsFromEnv({ XDG_CACHE_HOME: '/tmp/xdg' }).cuda.kernelCache, '/tmp/xdg/pagoda/kernels');
+  assert.equal(cudaSettings(settingsFromEnv({}).cuda).kernelCache, `${homedir()}/.cache/pagoda/kernels`);
+});
+
+test('an empty environment leaves every setting at its default', () => {
+  const s = settingsFromEnv({});
+  assert.deepEqual(s, { cuda: {} });
+  assert.deepEqual(cudaSettings(s.cuda), DEFAULT_CUDA_SETTINGS);
+});
+
+test('each CUDA variable keeps its meaning: device, PDL, GEMV, simple attention, toolkit roots', () => {
+  const s = settingsFromEnv({
+    PAGODA_CUDA_DEVICE: '1',
+    PAGODA_PDL: '0',
+    PAGODA_GEMV: '0',
+    PAGODA_SIMPLE_ATTENTION: '1',
+    CUDA_HOME: '/opt/cuda',
+    CUDA_PATH: '/usr/local/cuda-13',
+  });
+  assert.deepEqual(s, {
+    cuda: {
+      device: 1,
+      pdl: false,
+      gemv: false,
+      simpleAttention: true,
+      cudaRoots: ['/opt/cuda', '/usr/local/cuda-13'],
+    },
+  });
+  // Only 0 turns PDL and the GEMV off, only 1 turns the simple attention on.
+  const other = settingsFromEnv({
+    PAGODA_PDL: '1',
+    PAGODA_GEMV: 'yes',
+    PAGODA_SIMPLE_ATTENTION: '0',
+  });
+  assert.deepEqual(other, { cuda: { pdl: true, gemv: true, simpleAttention: false } });
+});
+
+test('PAGODA_CUDA_DEVICE must be a device number', () => {
+  assert.throws(
+    () => settingsFromEnv({ PAGODA_CUDA_DEVICE: 'gpu1' }),
+    (e: Error) => e instanceof UserError && e.message === 'PAGODA_CUDA_DEVICE gpu1: expected a device number',
+  );
+  assert.deepEqual(settingsFromEnv({ PAGODA_CUDA_DEVICE: '' }).cuda, {});
+});
