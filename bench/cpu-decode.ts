@@ -9,6 +9,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CpuBackend } from '../src/backend/cpu/backend.ts';
 import { defaultThreads } from '../src/backend/cpu/threads.ts';
+import { settingsFromEnv } from '../src/cli/settings.ts';
 import { ensureDemoModel } from '../src/loader/demo-model.ts';
 import { loadModel } from '../src/models/load.ts';
 import type { Model } from '../src/models/model.ts';
@@ -97,7 +98,7 @@ const dirs: string[] = args.length
 
 const rows: Row[] = [];
 for (const dir of dirs) {
-  for (const threads of new Set([1, defaultThreads()])) {
+  for (const threads of new Set([1, settingsFromEnv().cpuThreads ?? defaultThreads()])) {
     const model = loadModel(dir, new CpuBackend({ threads }));
     const name = basename(dir);
     run(model, name, 1); // warm-up: lets the JIT compile the hot loops

@@ -42,8 +42,9 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
     maxModelLen: int('maxModelLen', '--max-model-len'),
     enablePrefixCaching: opts.prefixCaching !== false,
     schedulingPolicy: opts.schedulingPolicy as 'fcfs' | 'priority',
-    device: opts.device === undefined ? undefined : String(opts.device),
+    device: opts.device === undefined ? env.device : String(opts.device),
     cuda: env.cuda,
+    cpuThreads: env.cpuThreads,
     dtype: opts.dtype === undefined ? undefined : String(opts.dtype),
     gpuMemoryUtilization:
       opts.gpuMemoryUtilization === undefined

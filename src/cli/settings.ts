@@ -6,12 +6,16 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 /** The engine settings the environment holds; a command's flags override them (engine-options.ts). */
 export interface EnvSettings {
+  /** PAGODA_DEVICE: auto, cuda or cpu (checked where it is used, like --device). */
+  device?: string;
   cuda: Partial<CudaSettings>;
+  /** PAGODA_CPU_THREADS: worker threads of the CPU backend (a positive integer; anything else is ignored). */
+  cpuThreads?: number;
 }
 
 /**
  * Reads every backend setting from the environment, once at start-up, so nothing below the CLI looks at it:
- * PAGODA_CUDA_DEVICE, PAGODA_PDL=0, PAGODA_GEMV=0, PAGODA_SIMPLE_ATTENTION=1,
+ * PAGODA_DEVICE, PAGODA_CPU_THREADS, PAGODA_CUDA_DEVICE, PAGODA_PDL=0, PAGODA_GEMV=0, PAGODA_SIMPLE_ATTENTION=1,
  * PAGODA_KERNEL_CACHE (else $XDG_CACHE_HOME/pagoda/kernels) and the CUDA toolkit roots $CUDA_HOME and $CUDA_PATH.
  */
 export function settingsFromEnv(env: Env = process.env): EnvSettings {
@@ -28,5 +32,10 @@ export function settingsFromEnv(env: Env = process.env): EnvSettings {
   else if (env.XDG_CACHE_HOME) cuda.kernelCache = join(env.XDG_CACHE_HOME, 'pagoda', 'kernels');
   const roots = [env.CUDA_HOME, env.CUDA_PATH].filter((r): r is string => !!r);
   if (roots.length) cuda.cudaRoots = roots;
-  return { cuda };
+  const threads = Number(env.PAGODA_CPU_THREADS);
+  return {
+    device: env.PAGODA_DEVICE,
+    cuda,
+    cpuThreads: Number.isInteger(threads) && threads > 0 ? threads : undefined,
+  };
 }

@@ -36,10 +36,12 @@ export interface EngineOptions {
   schedulingPolicy?: 'fcfs' | 'priority';
   /** A backend to use as is; otherwise `device` picks one. */
   backend?: Backend;
-  /** --device: auto (CUDA when usable, else the CPU), cuda or cpu. Default: $PAGODA_DEVICE, else auto. */
+  /** --device: auto (CUDA when usable, else the CPU), cuda or cpu (default auto; the CLI reads $PAGODA_DEVICE). */
   device?: string;
   /** The CUDA backend's settings (device ordinal, PDL, GEMV, attention kernels, kernel cache, library roots). */
   cuda?: Partial<CudaSettings>;
+  /** Worker threads of the CPU backend (default: the machine's parallelism up to 8). */
+  cpuThreads?: number;
   /** --dtype for the GPU: auto (bf16/fp16 as stored, fp32 -> bf16), bfloat16, float16 or float32. */
   dtype?: string;
   /** Fraction of GPU memory pagoda may use (default 0.9); the KV cache gets what the weights and activations leave. */
@@ -101,7 +103,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   const manifest = resolved?.manifest ?? null;
   const device = options.backend
     ? options.backend.name
-    : selectDevice(options.device ?? process.env.PAGODA_DEVICE ?? 'auto', { note: log, cuda: options.cuda });
+    : selectDevice(options.device ?? 'auto', { note: log, cuda: options.cuda });
   const dummy = options.loadFormat === 'dummy';
   if (dummy && device !== 'cuda') throw new UserError('--load-format dummy: needs the GPU (--device cuda)');
   const onCpu = device === 'cpu';
@@ -140,7 +142,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
     m = cuda.model;
     numBlocks = cuda.numBlocks;
   } else {
-    m = loadModel(modelDir, options.backend ?? new CpuBackend());
+    m = loadModel(modelDir, options.backend ?? new CpuBackend({ threads: options.cpuThreads }));
     const blockBytes = kvBlockBytes(m, blockSize, onCpu ? 4 : 2);
     // Without an explicit size, take no more than every sequence at full length could use.
     const useful = maxNumSeqs * Math.ceil(maxModelLen / blockSize) * blockBytes;

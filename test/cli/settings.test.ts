@@ -16,12 +16,14 @@ test('kernel cache folder honours PAGODA_KERNEL_CACHE and XDG_CACHE_HOME', () =>
 
 test('an empty environment leaves every setting at its default', () => {
   const s = settingsFromEnv({});
-  assert.deepEqual(s, { cuda: {} });
+  assert.deepEqual(s, { device: undefined, cuda: {}, cpuThreads: undefined });
   assert.deepEqual(cudaSettings(s.cuda), DEFAULT_CUDA_SETTINGS);
 });
 
-test('each CUDA variable keeps its meaning: device, PDL, GEMV, simple attention, toolkit roots', () => {
+test('each PAGODA_* variable keeps its meaning: device, CPU threads, CUDA device, PDL, GEMV, simple attention', () => {
   const s = settingsFromEnv({
+    PAGODA_DEVICE: 'cpu',
+    PAGODA_CPU_THREADS: '3',
     PAGODA_CUDA_DEVICE: '1',
     PAGODA_PDL: '0',
     PAGODA_GEMV: '0',
@@ -30,6 +32,8 @@ test('each CUDA variable keeps its meaning: device, PDL, GEMV, simple attention,
     CUDA_PATH: '/usr/local/cuda-13',
   });
   assert.deepEqual(s, {
+    device: 'cpu',
+    cpuThreads: 3,
     cuda: {
       device: 1,
       pdl: false,
@@ -38,13 +42,18 @@ test('each CUDA variable keeps its meaning: device, PDL, GEMV, simple attention,
       cudaRoots: ['/opt/cuda', '/usr/local/cuda-13'],
     },
   });
-  // Only 0 turns PDL and the GEMV off, only 1 turns the simple attention on.
+  // Only 0 turns PDL and the GEMV off, only 1 turns the simple attention on; a bad thread count is ignored.
   const other = settingsFromEnv({
     PAGODA_PDL: '1',
     PAGODA_GEMV: 'yes',
     PAGODA_SIMPLE_ATTENTION: '0',
+    PAGODA_CPU_THREADS: 'x',
   });
-  assert.deepEqual(other, { cuda: { pdl: true, gemv: true, simpleAttention: false } });
+  assert.deepEqual(other, {
+    device: undefined,
+    cpuThreads: undefined,
+    cuda: { pdl: true, gemv: true, simpleAttention: false },
+  });
 });
 
 test('PAGODA_CUDA_DEVICE must be a device number', () => {

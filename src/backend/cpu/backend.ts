@@ -49,8 +49,9 @@ function pagedOf(cache: LayerKvCache): PagedKv {
 
 /**
  * The reference backend: plain TypeScript over Float32Array, everything computed in f32 (sums in f64).
- * Large linear() and attention calls are split (by output columns, by query heads) over worker threads (`threads`, default PAGODA_CPU_THREADS or
- * the machine's parallelism up to 8); each column is computed by the same code either way, so results are identical.
+ * Large linear() and attention calls are split (by output columns, by query heads) over worker threads (`threads`,
+ * default the machine's parallelism up to 8); each column is computed by the same code either way, so results are
+ * identical.
  */
 export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;

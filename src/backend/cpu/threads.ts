@@ -29,10 +29,9 @@ export function partRange(total: number, parts: number, p: number, align = 8): [
   return [Math.min(total, p * chunk), Math.min(total, (p + 1) * chunk)];
 }
 
-/** Threads the CPU backend uses: PAGODA_CPU_THREADS, else the machine's parallelism capped at 8. */
+/** Threads the CPU backend uses unless told (PAGODA_CPU_THREADS, read by the CLI): the machine's parallelism up to 8. */
 export function defaultThreads(): number {
-  const env = Number(process.env.PAGODA_CPU_THREADS);
-  return Number.isInteger(env) && env > 0 ? env : Math.min(8, availableParallelism());
+  return Math.min(8, availableParallelism());
 }
 
 /** A float32 array in shared memory, so workers can read it without a copy. */
