@@ -3,10 +3,9 @@ import type { TextTokenizer } from '../loader/tokenizer.ts';
 import type { StepLogits, StepRunner } from '../runner/model-runner.ts';
 import { UserError } from '../util/errors.ts';
 import { AsyncQueue } from './async-queue.ts';
-import { BlockManager } from './block-manager.ts';
 import { resolveSamplingParams } from './params.ts';
 import { applyLogitsProcessors, isGreedy, logSoftmax, sampleToken, topEntries } from './sampling.ts';
-import { type ScheduledSeq, Scheduler, type SchedulerConfig } from './scheduler.ts';
+import { type KvCacheUsage, type ScheduledSeq, Scheduler, type SchedulerConfig } from './scheduler.ts';
 import { liveSeqs, type Request, Rng, Sequence, type TextStream } from './sequence.ts';
 import { findStop, heldBackLength } from './stop-strings.ts';
 import type {
@@ -55,7 +54,6 @@ const NO_TEXT: TextStream = { push: () => '' };
  * never inside a step (long ones in a worker thread, see BackgroundTokenizer); detokenization is incremental.
  */
 export class Engine implements EngineApi {
-  readonly blocks: BlockManager;
   readonly scheduler: Scheduler;
   private readonly live = new Map<string, { req: Request; sink: OutputSink }>();
   private readonly eos: Set<number>;
@@ -66,9 +64,13 @@ export class Engine implements EngineApi {
   private arrivals = 0;
 
   constructor(readonly config: EngineConfig) {
-    this.blocks = new BlockManager(config.numBlocks, config.blockSize, config.enablePrefixCaching);
-    this.scheduler = new Scheduler(config.scheduler, this.blocks);
+    this.scheduler = new Scheduler(config.scheduler, config);
     this.eos = new Set(config.eosTokenIds);
+  }
+
+  /** The KV cache's bookkeeping, read-only: the scheduler owns the blocks. */
+  get blocks(): KvCacheUsage {
+    return this.scheduler.blocks;
   }
 
   /** Largest number of tokens the cache holds at once. */
@@ -189,16 +191,18 @@ export class Engine implements EngineApi {
   /** One iteration: schedule, run the model once, sample, stream. Returns false when there was nothing to do. */
   step(): boolean {
     if (!this.scheduler.hasWork) return false;
-    const scheduled = this.scheduler.schedule();
+    const step = this.scheduler.schedule();
+    const scheduled = step.seqs;
     if (scheduled.length === 0) throw new Error('scheduler made no progress with requests queued');
-    const chunks = scheduled.map(({ seq, numTokens, logits }) => ({
-      tokenIds: seq.tokenIds.slice(seq.numComputed, seq.numComputed + numTokens),
-      startPos: seq.numComputed,
+    const chunks = scheduled.map(({ seq, start, numTokens, logits }) => ({
+      tokenIds: seq.tokenIds.slice(start, start + numTokens),
+      startPos: start,
       blockTable: seq.blockTable,
       logits,
     }));
-    const logits = this.config.runner.execute(chunks, this.blocks.takeCopies());
+    const logits = this.config.runner.execute(chunks, step.copies);
     this.counters.steps++;
+    this.scheduler.update(step);
     this.takeLogits(scheduled, logits);
 
     const touched = new Set(scheduled.map((s) => s.request));
@@ -290,8 +294,7 @@ export class Engine implements EngineApi {
     const deviceRows: SamplingRow[] = [];
     const deviceSeqs: Sequence[] = [];
     let row = 0;
-    for (const { request: r, seq, numTokens, logits: mode } of scheduled) {
-      const start = seq.numComputed;
+    for (const { request: r, seq, start, numTokens, logits: mode } of scheduled) {
       this.counters.promptTokensComputed += Math.max(0, Math.min(numTokens, seq.promptLen - start));
       if (mode === 'all' && seq === r.seqs[0] && r.promptLogprobs) {
         // Row j predicts prompt token start + j + 1, while there is one.
@@ -300,7 +303,6 @@ export class Engine implements EngineApi {
         promptRows.push({ r, start, count, row });
       }
       const rows = mode === 'all' ? numTokens : mode === 'last' ? 1 : 0;
-      this.blocks.markComputed(seq, numTokens);
       if (rows > 0 && seq.numComputed === seq.tokenIds.length) {
         const last = row + rows - 1;
         if (out.sample && this.samplesOnDevice(r.params)) {
@@ -391,7 +393,7 @@ export class Engine implements EngineApi {
       // The prompt is computed once; the bestOf samples fork from it and share its blocks.
       for (let i = 1; i < p.bestOf; i++) {
         const child = this.newSequence(r, [...first.tokenIds], i);
-        this.blocks.fork(first, child);
+        this.scheduler.fork(first, child);
         child.pendingLogits = first.pendingLogits;
         r.seqs.push(child);
       }
@@ -442,7 +444,7 @@ export class Engine implements EngineApi {
         seq.text = seq.text.slice(0, hit.index);
         seq.finishReason = 'stop';
         seq.stopReason = hit.stop;
-        this.blocks.free(seq);
+        this.scheduler.free(seq);
       }
     }
     if (!seq.finished && (seq.outputLen >= p.maxTokens || seq.tokenIds.length >= this.config.maxModelLen)) {
@@ -454,7 +456,7 @@ export class Engine implements EngineApi {
     seq.finishReason = reason;
     seq.stopReason = stopReason;
     seq.text += seq.detok.flush?.() ?? '';
-    this.blocks.free(seq);
+    this.scheduler.free(seq);
   }
 
   /**
@@ -498,7 +500,7 @@ export class Engine implements EngineApi {
       if (!firstUse.has(c.parent)) firstUse.set(c.parent, c);
       else forks.push([this.beamChild(r, c.parent, true), c]);
     }
-    for (const b of beams) if (!firstUse.has(b)) this.blocks.free(b);
+    for (const b of beams) if (!firstUse.has(b)) this.scheduler.free(b);
     r.seqs = [...firstUse.keys(), ...forks.map(([s]) => s)];
     for (const [seq, c] of [...firstUse, ...forks]) {
       this.extendBeam(seq, c.token, c.lp, c.score, p);
@@ -523,7 +525,7 @@ export class Engine implements EngineApi {
     const child = this.newSequence(r, [...parent.tokenIds], 0);
     child.cumLogprob = parent.cumLogprob;
     child.logprobs = [...parent.logprobs];
-    if (shareBlocks) this.blocks.fork(parent, child);
+    if (shareBlocks) this.scheduler.fork(parent, child);
     return child;
   }
 
@@ -565,7 +567,6 @@ export class Engine implements EngineApi {
     r.finished = true;
     r.metrics.finishedTime = Date.now();
     this.scheduler.remove(r);
-    for (const s of r.beamDone) this.blocks.free(s);
     this.live.delete(r.id);
     this.emit(r, sink);
     sink.end();

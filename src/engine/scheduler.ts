@@ -1,4 +1,4 @@
-import type { BlockManager } from './block-manager.ts';
+import { BlockManager } from './block-manager.ts';
 import { liveSeqs, type Request, type Sequence } from './sequence.ts';
 
 export interface SchedulerConfig {
@@ -10,13 +10,34 @@ export interface SchedulerConfig {
   policy: 'fcfs' | 'priority';
 }
 
+/** The paged KV cache the scheduler hands out. */
+export interface KvCacheConfig {
+  numBlocks: number;
+  blockSize: number;
+  enablePrefixCaching: boolean;
+}
+
+/** What others may read of the KV cache's bookkeeping (only the scheduler changes it). */
+export type KvCacheUsage = Pick<
+  BlockManager,
+  'numBlocks' | 'blockSize' | 'numFree' | 'numUsed' | 'refCountOf' | 'blocksFor' | 'prefixHits' | 'prefixQueries'
+>;
+
 /** One sequence's share of a step. */
 export interface ScheduledSeq {
   request: Request;
   seq: Sequence;
-  /** Tokens computed this step, starting at `seq.numComputed`. */
+  /** Tokens already in the cache when the step starts (the chunk's first position). */
+  start: number;
+  /** Tokens computed this step, from `start`. */
   numTokens: number;
   logits: 'last' | 'all' | 'none';
+}
+
+/** One step's work: the sequences' chunks and the block copies (copy-on-write) to perform before them. */
+export interface ScheduledStep {
+  seqs: ScheduledSeq[];
+  copies: [number, number][];
 }
 
 /**
@@ -25,17 +46,27 @@ export interface ScheduledSeq {
  * only once the blocks for its share of the step are allocated, so a step never runs out half-way. When blocks run
  * out, the most recently admitted (or lowest-priority) running request is preempted by recompute: its blocks are
  * freed and it goes back to the head of the queue. Requests too big for the whole cache are refused earlier (engine).
+ *
+ * The scheduler is the only owner of KV blocks, as nano-vllm's: it allocates them for each step, records what the
+ * step computed (registering full blocks for prefix caching), shares them with forked sequences and frees them.
  */
 export class Scheduler {
   readonly waiting: Request[] = [];
   /** In admission order. */
   readonly running: Request[] = [];
   preemptions = 0;
+  private readonly cache: BlockManager;
 
   constructor(
     readonly config: SchedulerConfig,
-    private readonly blocks: BlockManager,
-  ) {}
+    kv: KvCacheConfig,
+  ) {
+    this.cache = new BlockManager(kv.numBlocks, kv.blockSize, kv.enablePrefixCaching);
+  }
+
+  get blocks(): KvCacheUsage {
+    return this.cache;
+  }
 
   get hasWork(): boolean {
     return this.waiting.length > 0 || this.running.length > 0;
@@ -45,16 +76,32 @@ export class Scheduler {
     this.enqueue(r, false);
   }
 
-  /** Drops a request from the queues and frees its blocks (finish or abort). */
+  /** Drops a request from the queues and frees its blocks, finished beam hypotheses included (finish or abort). */
   remove(r: Request): void {
     for (const q of [this.waiting, this.running]) {
       const i = q.indexOf(r);
       if (i >= 0) q.splice(i, 1);
     }
-    for (const s of r.seqs) this.blocks.free(s);
+    for (const s of r.seqs) this.cache.free(s);
+    for (const s of r.beamDone) this.cache.free(s);
   }
 
-  schedule(): ScheduledSeq[] {
+  /** A sequence forked from `parent` (n > 1, best_of, beam search) shares all of its blocks. */
+  fork(parent: Sequence, child: Sequence): void {
+    this.cache.fork(parent, child);
+  }
+
+  /** Gives back the blocks of a sequence that finished or that beam search dropped. */
+  free(seq: Sequence): void {
+    this.cache.free(seq);
+  }
+
+  /** After the step's forward: its tokens are in the cache, and blocks that became full are registered. */
+  update(step: ScheduledStep): void {
+    for (const { seq, numTokens } of step.seqs) this.cache.markComputed(seq, numTokens);
+  }
+
+  schedule(): ScheduledStep {
     const out: ScheduledSeq[] = [];
     const scheduled = new Set<Request>();
     const budget = { tokens: this.config.maxNumBatchedTokens, seqs: this.config.maxNumSeqs };
@@ -65,15 +112,15 @@ export class Scheduler {
         if (scheduled.has(r) || !this.running.includes(r) || isDecoding(r) !== decodePhase) continue;
         let plan = this.plan(r, budget.tokens, decodePhase);
         if (!plan || plan.seqs > budget.seqs) continue;
-        while (plan.blocks > this.blocks.numFree) {
+        while (plan.blocks > this.cache.numFree) {
           const victim = this.pickVictim(scheduled, r);
           if (!victim) break;
           this.preempt(victim);
           preempted = true;
           plan = this.plan(r, budget.tokens, decodePhase)!;
         }
-        if (plan.blocks > this.blocks.numFree && !decodePhase) plan = this.plan(r, budget.tokens, false, true);
-        if (!plan || plan.blocks > this.blocks.numFree) {
+        if (plan.blocks > this.cache.numFree && !decodePhase) plan = this.plan(r, budget.tokens, false, true);
+        if (!plan || plan.blocks > this.cache.numFree) {
           // Nothing left to take blocks from: this request waits for others to finish.
           this.preempt(r);
           preempted = true;
@@ -87,13 +134,13 @@ export class Scheduler {
     while (!preempted && this.waiting.length > 0 && budget.tokens > 0) {
       const r = this.waiting[0]!;
       const plan = this.plan(r, budget.tokens, false);
-      if (!plan || plan.seqs > budget.seqs || plan.blocks > this.blocks.numFree) break;
+      if (!plan || plan.seqs > budget.seqs || plan.blocks > this.cache.numFree) break;
       this.waiting.shift();
       this.running.push(r);
       r.metrics.firstScheduledTime ??= Date.now();
       this.commit(r, plan, out, scheduled, budget);
     }
-    return out;
+    return { seqs: out, copies: this.cache.takeCopies() };
   }
 
   /** Share of the step each live sequence of `r` would get, and the free blocks that needs. */
@@ -102,23 +149,23 @@ export class Scheduler {
     let tokens = 0;
     let blocks = 0;
     let seqs = 0;
-    const bs = this.blocks.blockSize;
+    const bs = this.cache.blockSize;
     for (const seq of liveSeqs(r)) {
       seqs++;
       if (seq.uncomputed === 0) continue; // waiting for the rest of its request to be sampled together
       const fresh = seq.blockTable.length === 0 && seq.numComputed === 0;
-      const prefix = fresh && r.params.promptLogprobs === null ? this.blocks.findCachedPrefix(seq) : [];
+      const prefix = fresh && r.params.promptLogprobs === null ? this.cache.findCachedPrefix(seq) : [];
       let n = Math.min(seq.uncomputed - prefix.length * bs, tokenBudget - tokens);
       if (fitFreeBlocks && !fresh) {
         // Shrink a prefill chunk to the blocks that are free now.
-        const room = (seq.blockTable.length + this.blocks.numFree) * bs - seq.numComputed;
-        n = Math.min(n, this.blocks.blocksNeeded(seq, 1) > this.blocks.numFree ? 0 : room);
+        const room = (seq.blockTable.length + this.cache.numFree) * bs - seq.numComputed;
+        n = Math.min(n, this.cache.blocksNeeded(seq, 1) > this.cache.numFree ? 0 : room);
       }
       if (n <= 0) {
         if (wholeGroup || fitFreeBlocks) return null;
         break;
       }
-      blocks += fresh ? this.blocks.blocksNeededToStart(prefix, n) : this.blocks.blocksNeeded(seq, n);
+      blocks += fresh ? this.cache.blocksNeededToStart(prefix, n) : this.cache.blocksNeeded(seq, n);
       items.push({ seq, prefix, numTokens: n });
       tokens += n;
     }
@@ -134,13 +181,14 @@ export class Scheduler {
   ): void {
     for (const { seq, prefix, numTokens } of plan.items) {
       if (seq.blockTable.length === 0 && seq.numComputed === 0) {
-        const cached = this.blocks.takeCachedPrefix(seq, prefix);
+        const cached = this.cache.takeCachedPrefix(seq, prefix);
         if (seq === r.seqs[0] && seq.outputLen === 0) r.metrics.cachedPromptTokens = cached;
       }
-      this.blocks.allocate(seq, numTokens);
+      this.cache.allocate(seq, numTokens);
       const completes = seq.numComputed + numTokens === seq.tokenIds.length;
       const wantsPromptLogprobs = r.params.promptLogprobs !== null && seq.numComputed < r.promptIds.length;
-      out.push({ request: r, seq, numTokens, logits: wantsPromptLogprobs ? 'all' : completes ? 'last' : 'none' });
+      const logits = wantsPromptLogprobs ? 'all' : completes ? 'last' : 'none';
+      out.push({ request: r, seq, start: seq.numComputed, numTokens, logits });
     }
     scheduled.add(r);
     budget.tokens -= plan.tokens;
@@ -161,7 +209,7 @@ export class Scheduler {
     const i = this.running.indexOf(r);
     if (i >= 0) this.running.splice(i, 1);
     for (const s of r.seqs) {
-      this.blocks.free(s);
+      this.cache.free(s);
       s.pendingLogits = null;
       s.pendingToken = null;
     }
