@@ -1,0 +1,85 @@
+import { UserError } from '../util/errors.ts';
+import { resolveSamplingParams } from './params.ts';
+import type { SamplingParams } from './types.ts';
+
+/** What a request is checked against: the model's vocabulary and length, the step's capacity and the KV cache. */
+export interface AdmissionLimits {
+  /** The model's vocabulary: the rows of its embedding (a padded vocabulary has more than the tokenizer). */
+  vocabSize: number;
+  maxModelLen: number;
+  numBlocks: number;
+  blockSize: number;
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
+  /** Sampling defaults of the model (generation_config.json), under the request's own values. */
+  samplingDefaults?: Partial<SamplingParams>;
+}
+
+/** A request that passed every check: its prompt ids and complete sampling parameters. */
+export interface Admitted {
+  promptIds: number[];
+  params: SamplingParams;
+}
+
+/**
+ * Every check a request goes through, once, before it is queued: sampling parameters, token ids against the
+ * model's vocabulary, and whether it could ever run (model length, step capacity, the whole KV cache). Throws a
+ * UserError naming the field.
+ */
+export function admit(prompt: readonly number[], given: Partial<SamplingParams>, limits: AdmissionLimits): Admitted {
+  const resolved = resolveSamplingParams(given, limits.samplingDefaults);
+  const promptIds = [...prompt];
+  if (promptIds.length === 0) throw new UserError('the prompt is empty (expected at least one token)');
+  const vocab = limits.vocabSize;
+  const bad = promptIds.find((t) => !Number.isInteger(t) || t < 0 || t >= vocab);
+  if (bad !== undefined) throw new UserError(`prompt token id ${bad} is outside the vocabulary (0..${vocab - 1})`);
+  const outside = (ids: readonly number[]) => ids.find((t) => !(Number.isInteger(t) && t >= 0 && t < vocab));
+  // Keys as written ("02" would be token 2 twice over once min_tokens adds its own entry).
+  const oddKey = Object.keys(resolved.logitBias).find((k) => String(Number(k)) !== k);
+  if (oddKey !== undefined) {
+    throw new UserError(`logit_bias key "${oddKey}" is not a token id (expected 0..${vocab - 1})`);
+  }
+  const badBias = outside(Object.keys(resolved.logitBias).map(Number));
+  if (badBias !== undefined) {
+    throw new UserError(`logit_bias token id ${badBias} is outside the vocabulary (0..${vocab - 1})`);
+  }
+  const badStop = outside(resolved.stopTokenIds);
+  if (badStop !== undefined) {
+    throw new UserError(`stop_token_ids: ${badStop} is outside the vocabulary (0..${vocab - 1})`);
+  }
+  const params = {
+    ...resolved,
+    maxTokens: resolved.maxTokens ?? defaultMaxTokens(limits, promptIds.length, resolved.bestOf),
+  };
+  checkFits(limits, promptIds.length, params);
+  return { promptIds, params };
+}
+
+/** Until the model length or the request's share of the KV cache is full. */
+function defaultMaxTokens(limits: AdmissionLimits, promptLen: number, width: number): number {
+  const perSeq = Math.floor(limits.numBlocks / width) * limits.blockSize;
+  return Math.max(1, Math.min(limits.maxModelLen, perSeq) - promptLen);
+}
+
+/** Refuses a request that could never run: over the model length, or more blocks than the whole cache. */
+function checkFits(limits: AdmissionLimits, promptLen: number, p: SamplingParams): void {
+  const total = promptLen + p.maxTokens;
+  if (total > limits.maxModelLen) {
+    throw new UserError(
+      `prompt (${promptLen} tokens) + max_tokens (${p.maxTokens}) = ${total} tokens exceeds the model's maximum length of ${limits.maxModelLen}`,
+    );
+  }
+  const { maxNumSeqs, maxNumBatchedTokens, numBlocks, blockSize } = limits;
+  if (p.bestOf > Math.min(maxNumSeqs, maxNumBatchedTokens)) {
+    throw new UserError(
+      `best_of / beam width ${p.bestOf} exceeds what one step can run (max-num-seqs ${maxNumSeqs}, max-num-batched-tokens ${maxNumBatchedTokens})`,
+    );
+  }
+  // Each of the bestOf sequences may have to be recomputed on its own after a preemption.
+  const need = p.bestOf * Math.ceil(total / blockSize);
+  if (need > numBlocks) {
+    throw new UserError(
+      `prompt (${promptLen} tokens) + max_tokens (${p.maxTokens}) needs ${need} KV blocks${p.bestOf > 1 ? ` for ${p.bestOf} sequences` : ''}, but the whole KV cache has ${numBlocks} blocks of ${blockSize} tokens (raise --kv-cache-memory)`,
+    );
+  }
+}

@@ -1,0 +1,69 @@
+import { beamStep } from './beam-search.ts';
+import { appendText, tokenLogprob } from './output.ts';
+import { applyLogitsProcessors, logSoftmax, sampleToken } from './sampling.ts';
+import { liveSeqs, type Request, type Sequence } from './sequence.ts';
+import { type StepContext, tokenHistory } from './step-context.ts';
+import type { FinishReason } from './types.ts';
+
+/**
+ * Advances a request whose live sequences all have their next token (or its logits) ready: one beam-search step, or
+ * one token per sequence, taken from the device sampler or drawn on the host, then detokenized and checked for stops.
+ */
+export function advanceRequest(ctx: StepContext, r: Request): void {
+  const p = r.params;
+  if (p.useBeamSearch) {
+    beamStep(ctx, r);
+    return;
+  }
+  const first = r.seqs[0]!;
+  if (r.seqs.length === 1 && p.bestOf > 1 && first.outputLen === 0) {
+    // The prompt is computed once; the bestOf samples fork from it and share its blocks.
+    for (let i = 1; i < p.bestOf; i++) {
+      const child = ctx.newSequence(r, [...first.tokenIds], i);
+      ctx.scheduler.fork(first, child);
+      child.pendingLogits = first.pendingLogits;
+      r.seqs.push(child);
+    }
+  }
+  const needLogprobs = p.logprobs !== null || p.bestOf > p.n;
+  for (const seq of liveSeqs(r)) {
+    if (seq.pendingToken !== null) {
+      const token = seq.pendingToken;
+      seq.pendingToken = null;
+      appendToken(ctx, r, seq, token);
+      continue;
+    }
+    const raw = seq.pendingLogits!;
+    seq.pendingLogits = null;
+    const logits = Float32Array.from(raw);
+    applyLogitsProcessors(logits, p, tokenHistory(ctx, r, seq));
+    const token = sampleToken(logits, p, seq.rng);
+    if (needLogprobs) {
+      const lp = logSoftmax(raw);
+      seq.cumLogprob += lp[token]!;
+      if (p.logprobs !== null) {
+        seq.logprobs.push(tokenLogprob(ctx.tokenizer, token, lp, p.logprobs, seq.tokenIds, seq.tokenIds.length));
+      }
+    }
+    appendToken(ctx, r, seq, token);
+  }
+}
+
+function appendToken(ctx: StepContext, r: Request, seq: Sequence, token: number): void {
+  const p = r.params;
+  seq.tokenIds.push(token);
+  ctx.countToken(r);
+  if (!p.ignoreEos && ctx.eos.has(token)) finishSeq(ctx, seq, 'stop', null);
+  else if (p.stopTokenIds.includes(token)) finishSeq(ctx, seq, 'stop', token);
+  else if (appendText(seq, token, p.stop)) ctx.scheduler.free(seq);
+  if (!seq.finished && (seq.outputLen >= p.maxTokens || seq.tokenIds.length >= ctx.maxModelLen)) {
+    finishSeq(ctx, seq, 'length', null);
+  }
+}
+
+function finishSeq(ctx: StepContext, seq: Sequence, reason: FinishReason, stopReason: string | number | null): void {
+  seq.finishReason = reason;
+  seq.stopReason = stopReason;
+  seq.text += seq.detok.flush?.() ?? '';
+  ctx.scheduler.free(seq);
+}

@@ -1,0 +1,106 @@
+import type { SamplingRow } from '../backend/backend.ts';
+import type { StepLogits } from '../runner/model-runner.ts';
+import { tokenLogprob } from './output.ts';
+import { isGreedy, logSoftmax } from './sampling.ts';
+import type { ScheduledSeq } from './scheduler.ts';
+import type { Request, Sequence } from './sequence.ts';
+import { type StepContext, tokenHistory } from './step-context.ts';
+import type { SamplingParams } from './types.ts';
+
+/**
+ * Takes a step's logits: records prompt logprobs and readies the next token of every sequence whose tokens are all
+ * computed, sampled on the device when the backend can and the request needs nothing else from the logits (vLLM's
+ * fast path), otherwise its logit row comes to the host for the CPU sampler. Only the rows that are needed leave the
+ * device.
+ */
+export function takeLogits(ctx: StepContext, vocab: number, scheduled: readonly ScheduledSeq[], out: StepLogits): void {
+  const hostIndex = new Map<number, number>();
+  const toHost = (row: number) => {
+    if (!hostIndex.has(row)) hostIndex.set(row, hostIndex.size);
+  };
+  const promptRows: { r: Request; start: number; count: number; row: number }[] = [];
+  const hostSampled: { seq: Sequence; row: number }[] = [];
+  const deviceRows: SamplingRow[] = [];
+  const deviceSeqs: Sequence[] = [];
+  let row = 0;
+  for (const { request: r, seq, start, numTokens, logits: mode } of scheduled) {
+    if (mode === 'all' && seq === r.seqs[0] && r.promptLogprobs) {
+      // Row j predicts prompt token start + j + 1, while there is one.
+      const count = Math.max(0, Math.min(numTokens, r.promptIds.length - 1 - start));
+      for (let j = 0; j < count; j++) toHost(row + j);
+      promptRows.push({ r, start, count, row });
+    }
+    const rows = mode === 'all' ? numTokens : mode === 'last' ? 1 : 0;
+    if (rows > 0 && seq.numComputed === seq.tokenIds.length) {
+      const last = row + rows - 1;
+      if (out.sample && samplesOnDevice(r.params)) {
+        deviceRows.push(samplingRow(ctx, r, seq, last));
+        deviceSeqs.push(seq);
+      } else {
+        toHost(last);
+        hostSampled.push({ seq, row: last });
+      }
+    }
+    row += rows;
+  }
+  const host = hostIndex.size > 0 ? out.toHost([...hostIndex.keys()]) : new Float32Array(0);
+  const hostRow = (logitRow: number) => {
+    const i = hostIndex.get(logitRow)!;
+    return host.subarray(i * vocab, (i + 1) * vocab);
+  };
+  for (const { r, start, count, row: first } of promptRows) {
+    for (let j = 0; j < count; j++) {
+      const next = start + j + 1;
+      const lp = logSoftmax(hostRow(first + j));
+      const top = r.params.promptLogprobs!;
+      r.promptLogprobs![next] = tokenLogprob(ctx.tokenizer, r.promptIds[next]!, lp, top, r.promptIds, next);
+    }
+  }
+  for (const { seq, row: logitRow } of hostSampled) seq.pendingLogits = hostRow(logitRow).slice();
+  if (deviceRows.length > 0) {
+    const ids = out.sample!(deviceRows);
+    deviceSeqs.forEach((seq, i) => {
+      seq.pendingToken = ids[i]!;
+    });
+  }
+}
+
+/** One plain sample per step with no logprobs: the device sampler implements everything else of SamplingParams. */
+function samplesOnDevice(p: SamplingParams): boolean {
+  return !p.useBeamSearch && p.bestOf === 1 && p.logprobs === null;
+}
+
+/**
+ * The device sampler's description of a sequence's next draw: the same processors as `applyLogitsProcessors`
+ * (min_tokens as a -inf bias on the stop ids), keyed by the request's seed and counted by the output length.
+ */
+function samplingRow(ctx: StepContext, r: Request, seq: Sequence, logitRow: number): SamplingRow {
+  const p = r.params;
+  let logitBias: Record<number, number> | undefined = Object.keys(p.logitBias).length > 0 ? p.logitBias : undefined;
+  if (seq.outputLen < p.minTokens) {
+    logitBias = { ...p.logitBias };
+    for (const id of tokenHistory(ctx, r, seq).stopIds) logitBias[id] = Number.NEGATIVE_INFINITY;
+  }
+  const row: SamplingRow = {
+    logitRow,
+    temperature: isGreedy(p) ? 0 : p.temperature,
+    topK: p.topK,
+    topP: p.topP,
+    minP: p.minP,
+    repetitionPenalty: p.repetitionPenalty,
+    presencePenalty: p.presencePenalty,
+    frequencyPenalty: p.frequencyPenalty,
+    logitBias,
+    seed: r.seed,
+    step: seq.outputLen,
+  };
+  if (p.repetitionPenalty !== 1 || p.presencePenalty !== 0 || p.frequencyPenalty !== 0) {
+    // Repetition covers prompt and output tokens; presence and frequency count output occurrences only.
+    const counts = new Map<number, number>();
+    if (p.repetitionPenalty !== 1) for (const id of r.promptIds) counts.set(id, 0);
+    for (const id of seq.outputIds) counts.set(id, (counts.get(id) ?? 0) + 1);
+    row.seenTokens = Int32Array.from(counts.keys());
+    row.seenCounts = Int32Array.from(counts.values());
+  }
+  return row;
+}
