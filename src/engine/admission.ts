@@ -29,30 +29,56 @@ export interface Admitted {
 export function admit(prompt: readonly number[], given: Partial<SamplingParams>, limits: AdmissionLimits): Admitted {
   const resolved = resolveSamplingParams(given, limits.samplingDefaults);
   const promptIds = [...prompt];
-  if (promptIds.length === 0) throw new UserError('the prompt is empty (expected at least one token)');
+  if (promptIds.length === 0) throw new UserError('the prompt is empty (expected at least one token)', 'prompt');
   const vocab = limits.vocabSize;
-  const bad = promptIds.find((t) => !Number.isInteger(t) || t < 0 || t >= vocab);
-  if (bad !== undefined) throw new UserError(`prompt token id ${bad} is outside the vocabulary (0..${vocab - 1})`);
   const outside = (ids: readonly number[]) => ids.find((t) => !(Number.isInteger(t) && t >= 0 && t < vocab));
+  const bad = outside(promptIds);
+  if (bad !== undefined) {
+    throw new UserError(`prompt token id ${bad} is outside the vocabulary (0..${vocab - 1})`, 'prompt');
+  }
   // Keys as written ("02" would be token 2 twice over once min_tokens adds its own entry).
   const oddKey = Object.keys(resolved.logitBias).find((k) => String(Number(k)) !== k);
   if (oddKey !== undefined) {
-    throw new UserError(`logit_bias key "${oddKey}" is not a token id (expected 0..${vocab - 1})`);
+    throw new UserError(`logit_bias key "${oddKey}" is not a token id (expected 0..${vocab - 1})`, 'logit_bias');
   }
   const badBias = outside(Object.keys(resolved.logitBias).map(Number));
   if (badBias !== undefined) {
-    throw new UserError(`logit_bias token id ${badBias} is outside the vocabulary (0..${vocab - 1})`);
+    throw new UserError(`logit_bias token id ${badBias} is outside the vocabulary (0..${vocab - 1})`, 'logit_bias');
   }
   const badStop = outside(resolved.stopTokenIds);
   if (badStop !== undefined) {
-    throw new UserError(`stop_token_ids: ${badStop} is outside the vocabulary (0..${vocab - 1})`);
+    throw new UserError(`stop_token_ids: ${badStop} is outside the vocabulary (0..${vocab - 1})`, 'stop_token_ids');
   }
+  checkContextLength(promptIds.length, resolved.maxTokens, limits.maxModelLen);
   const params = {
     ...resolved,
     maxTokens: resolved.maxTokens ?? defaultMaxTokens(limits, promptIds.length, resolved.bestOf),
   };
-  checkFits(limits, promptIds.length, params);
+  checkCapacity(limits, promptIds.length, params, resolved.maxTokens !== undefined);
   return { promptIds, params };
+}
+
+/**
+ * Refuses a prompt that leaves no room for one generated token, or an explicit max_tokens that overflows the
+ * context: the one context-length check (Ollama's num_ctx uses it with its own, smaller length).
+ */
+export function checkContextLength(promptLen: number, maxTokens: number | undefined, contextLength: number): void {
+  const code = 'context_length_exceeded';
+  if (promptLen >= contextLength) {
+    throw new UserError(
+      `the prompt is ${promptLen} tokens, but the model's context length is ${contextLength} tokens`,
+      'prompt',
+      code,
+    );
+  }
+  if (maxTokens !== undefined && promptLen + maxTokens > contextLength) {
+    throw new UserError(
+      `this model's context length is ${contextLength} tokens, but ${promptLen + maxTokens} were requested ` +
+        `(${promptLen} in the prompt, ${maxTokens} for the completion)`,
+      'max_tokens',
+      code,
+    );
+  }
 }
 
 /** Until the model length or the request's share of the KV cache is full. */
@@ -61,25 +87,21 @@ function defaultMaxTokens(limits: AdmissionLimits, promptLen: number, width: num
   return Math.max(1, Math.min(limits.maxModelLen, perSeq) - promptLen);
 }
 
-/** Refuses a request that could never run: over the model length, or more blocks than the whole cache. */
-function checkFits(limits: AdmissionLimits, promptLen: number, p: SamplingParams): void {
-  const total = promptLen + p.maxTokens;
-  if (total > limits.maxModelLen) {
-    throw new UserError(
-      `prompt (${promptLen} tokens) + max_tokens (${p.maxTokens}) = ${total} tokens exceeds the model's maximum length of ${limits.maxModelLen}`,
-    );
-  }
+/** Refuses a request that could never run: wider than one step, or more blocks than the whole cache. */
+function checkCapacity(limits: AdmissionLimits, promptLen: number, p: SamplingParams, maxTokensGiven: boolean): void {
   const { maxNumSeqs, maxNumBatchedTokens, numBlocks, blockSize } = limits;
   if (p.bestOf > Math.min(maxNumSeqs, maxNumBatchedTokens)) {
     throw new UserError(
       `best_of / beam width ${p.bestOf} exceeds what one step can run (max-num-seqs ${maxNumSeqs}, max-num-batched-tokens ${maxNumBatchedTokens})`,
+      'best_of',
     );
   }
   // Each of the bestOf sequences may have to be recomputed on its own after a preemption.
-  const need = p.bestOf * Math.ceil(total / blockSize);
+  const need = p.bestOf * Math.ceil((promptLen + p.maxTokens) / blockSize);
   if (need > numBlocks) {
     throw new UserError(
       `prompt (${promptLen} tokens) + max_tokens (${p.maxTokens}) needs ${need} KV blocks${p.bestOf > 1 ? ` for ${p.bestOf} sequences` : ''}, but the whole KV cache has ${numBlocks} blocks of ${blockSize} tokens (raise --kv-cache-memory)`,
+      maxTokensGiven ? 'max_tokens' : 'prompt',
     );
   }
 }

@@ -39,7 +39,7 @@ export function resolveSamplingParams(
   const p = { ...DEFAULTS, ...modelDefaults, ...defined } as SamplingParams;
   p.bestOf = given.bestOf ?? p.n;
   const check = (ok: boolean, field: string, expected: string, value: unknown) => {
-    if (!ok) throw new UserError(`sampling parameter ${field}=${JSON.stringify(value)}: expected ${expected}`);
+    if (!ok) throw new UserError(`sampling parameter ${field}=${JSON.stringify(value)}: expected ${expected}`, field);
   };
   const int = (v: number) => Number.isInteger(v);
   check(p.temperature >= 0, 'temperature', 'a number >= 0', p.temperature);

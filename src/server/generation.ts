@@ -112,43 +112,10 @@ export function encodePrompt(model: LoadedModel, text: string, addSpecialTokens:
   return model.tokenizer.encode(text, { addSpecialTokens });
 }
 
-/** 400 unless the prompt leaves room for at least one generated token. */
-export function checkPromptFits(promptTokens: number, contextLength: number): void {
-  if (promptTokens >= contextLength) {
-    throw new ApiError(
-      400,
-      `the prompt is ${promptTokens} tokens, but the model's context length is ${contextLength} tokens`,
-      'prompt',
-      'context_length_exceeded',
-    );
-  }
-}
-
-/**
- * The generation limit to send. None given: undefined, and the engine generates until the context or its KV cache
- * is full. OpenAI-style (`strict`): an explicit limit that overflows the context is a 400 naming both numbers;
- * Ollama-style: clamped to what fits.
- */
-export function resolveMaxTokens(
-  promptTokens: number,
-  contextLength: number,
-  requested: number | null | undefined,
-  strict: boolean,
-  param: string,
-): number | undefined {
-  checkPromptFits(promptTokens, contextLength);
-  const room = contextLength - promptTokens;
-  if (requested === null || requested === undefined) return undefined;
-  if (requested > room && strict) {
-    throw new ApiError(
-      400,
-      `this model's context length is ${contextLength} tokens, but ${promptTokens + requested} were requested ` +
-        `(${promptTokens} in the prompt, ${requested} for the completion)`,
-      param,
-      'context_length_exceeded',
-    );
-  }
-  return Math.min(requested, room);
+/** The engine's refusal of a request (a UserError) as a 400 naming the field, under the route's name for it. */
+export function refused(err: unknown, fieldNames: Record<string, string> = {}): unknown {
+  if (!(err instanceof UserError)) return err;
+  return new ApiError(400, err.message, err.field && (fieldNames[err.field] ?? err.field), err.code);
 }
 
 /** Timings and counts of one request as it streams, for responses, Ollama's final object and metrics. */
@@ -162,7 +129,8 @@ export interface GenerationTimes {
 
 /**
  * Runs one request on the engine, yielding its incremental outputs. Aborts the engine request when `signal` fires
- * (client gone, shutdown) and when the consumer stops iterating; records latency and token metrics.
+ * (client gone, shutdown) and when the consumer stops iterating; records latency and token metrics. The engine's
+ * refusals become 400s naming the field, under the route's own name for it when `fieldNames` has one.
  */
 export async function* runEngine(
   ctx: ServerContext,
@@ -170,6 +138,7 @@ export async function* runEngine(
   promptIds: number[],
   params: Partial<SamplingParams>,
   times: GenerationTimes,
+  fieldNames: Record<string, string> = {},
 ): AsyncGenerator<RequestOutput> {
   const labels = { model_name: a.entry.name };
   const id = randomUUID();
@@ -208,8 +177,7 @@ export async function* runEngine(
       if (a.signal.aborted) break;
     }
   } catch (err) {
-    if (err instanceof UserError) throw new ApiError(400, err.message);
-    throw err;
+    throw refused(err, fieldNames);
   } finally {
     a.signal.removeEventListener('abort', onAbort);
     ctx.metrics.e2e.observe(labels, (performance.now() - a.arrival) / 1000);

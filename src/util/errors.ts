@@ -4,6 +4,16 @@
  */
 export class UserError extends Error {
   override readonly name = 'UserError';
+
+  constructor(
+    message: string,
+    /** The request field at fault (`logit_bias`, `max_tokens`), for an HTTP error's `param`. */
+    readonly field: string | null = null,
+    /** A stable machine-readable code, e.g. `context_length_exceeded`. */
+    readonly code: string | null = null,
+  ) {
+    super(message);
+  }
 }
 
 /** Formats any thrown value for the CLI: user errors as their message, others too, stacks only when asked. */

@@ -296,7 +296,7 @@ test('requests that can never fit are refused with both numbers', () => {
   const engine = fakeEngine({ numBlocks: 8, blockSize: 4 });
   assert.throws(
     () => submit(engine, { prompt: Array(200).fill(1), params: { maxTokens: 100 } }),
-    /200 tokens\) \+ max_tokens \(100\) = 300 tokens exceeds the model's maximum length of 256/,
+    /context length is 256 tokens, but 300 were requested \(200 in the prompt, 100 for the completion\)/,
   );
   assert.throws(
     () => submit(engine, { prompt: Array(20).fill(1), params: { maxTokens: 20 } }),

@@ -8,12 +8,13 @@ import { keepAliveMs } from './options.ts';
 import { generateAndRespond, loadOnly } from './respond.ts';
 import { type GenerateRequest, generateRequest } from './schemas.ts';
 
-/** The prompt's token ids: `context` (an earlier answer's) first, then the prompt, templated unless raw. */
+/**
+ * The prompt's token ids: `context` (an earlier answer's) first, then the prompt, templated unless raw. The engine
+ * checks the ids against the model's vocabulary.
+ */
 function promptIds(a: Admitted, body: GenerateRequest): number[] {
   const { model } = a;
   const context = body.context ?? [];
-  const bad = context.find((id) => id >= model.tokenizer.vocabSize);
-  if (bad !== undefined) throw badRequest(`context: token id ${bad} is not in this model's vocabulary`, 'context');
   const prompt = body.prompt ?? '';
   let ids: number[];
   if (body.raw || !model.chatTemplate) {

@@ -1,7 +1,8 @@
+import { checkContextLength } from '../../engine/admission.ts';
 import type { SamplingParams } from '../../engine/types.ts';
 import { parseDuration } from '../config.ts';
 import { badRequest } from '../errors.ts';
-import { checkPromptFits, resolveMaxTokens } from '../generation.ts';
+import { refused } from '../generation.ts';
 import type { Options } from './schemas.ts';
 
 /** The context a request may use: num_ctx when given (at most what the loaded engine holds). */
@@ -18,7 +19,10 @@ function contextLimit(opts: Options | null | undefined, engineContext: number): 
   return numCtx;
 }
 
-/** Ollama options in the engine's terms. num_predict -1/-2/absent = until the context is full. */
+/**
+ * Ollama options in the engine's terms. num_predict -1/-2/absent = until the context is full; a larger one is
+ * clamped to the room the prompt leaves, as Ollama does (at least 1, so that the engine refuses a prompt with no room).
+ */
 export function samplingFromOptions(
   opts: Options | null | undefined,
   promptTokens: number,
@@ -26,16 +30,21 @@ export function samplingFromOptions(
   logprobs: number | null,
 ): Partial<SamplingParams> {
   const context = contextLimit(opts, engineContext);
-  checkPromptFits(promptTokens, context);
+  if (context < engineContext) {
+    // The engine checks its own length; a smaller num_ctx bounds this request only.
+    try {
+      checkContextLength(promptTokens, undefined, context);
+    } catch (err) {
+      throw refused(err);
+    }
+  }
   const numPredict = opts?.num_predict;
   if (numPredict === 0)
     throw badRequest('options.num_predict: 0 would generate nothing (use -1 for no limit)', 'options.num_predict');
   const requested = numPredict === null || numPredict === undefined || numPredict < 0 ? null : numPredict;
+  const room = Math.max(1, context - promptTokens);
   // With no limit, a num_ctx below the engine's length still bounds the answer.
-  const maxTokens =
-    requested === null && context < engineContext
-      ? context - promptTokens
-      : resolveMaxTokens(promptTokens, context, requested, false, 'num_predict');
+  const maxTokens = requested !== null ? Math.min(requested, room) : context < engineContext ? room : undefined;
   const p: Partial<SamplingParams> = { maxTokens, logprobs };
   const set = <K extends keyof SamplingParams>(key: K, v: SamplingParams[K] | null | undefined) => {
     if (v !== null && v !== undefined) p[key] = v;

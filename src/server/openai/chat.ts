@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { CompletionDelta } from '../../engine/types.ts';
 import { encodeChat } from '../chat-template.ts';
 import { badRequest } from '../errors.ts';
-import { newTimes, primed, resolveMaxTokens, runEngine, type ServerContext, withModel } from '../generation.ts';
+import { newTimes, primed, runEngine, type ServerContext, withModel } from '../generation.ts';
 import type { ChatMessage } from '../models.ts';
 import { keepAliveMs } from '../ollama/options.ts';
 import { parseBody } from '../validate.ts';
@@ -27,13 +27,16 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
       throw badRequest('stream_options is only allowed with stream: true', 'stream_options');
     return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
       const promptIds = encodeChat(a.model, a.entry.name, toMessages(body.messages));
-      const limit = body.max_completion_tokens ?? body.max_tokens;
-      const param = body.max_completion_tokens ? 'max_completion_tokens' : 'max_tokens';
-      const maxTokens = resolveMaxTokens(promptIds.length, a.model.contextLength, limit, true, param);
+      const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? undefined;
+      // The engine names max_tokens (and logprobs) as vLLM does; say what this request sent.
+      const fieldNames = {
+        ...(body.max_completion_tokens ? { max_tokens: 'max_completion_tokens' } : {}),
+        logprobs: 'top_logprobs',
+      };
       const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
-      const params = samplingParams(body, maxTokens, logprobs, a.model.tokenizer.vocabSize);
+      const params = samplingParams(body, maxTokens, logprobs);
       const n = params.n ?? 1;
-      const outputs = await primed(runEngine(ctx, a, promptIds, params, newTimes()));
+      const outputs = await primed(runEngine(ctx, a, promptIds, params, newTimes(), fieldNames));
       const base = {
         id: completionId('chatcmpl'),
         object: 'chat.completion.chunk',

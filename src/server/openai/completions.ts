@@ -1,15 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { CompletionDelta } from '../../engine/types.ts';
 import { badRequest } from '../errors.ts';
-import {
-  encodePrompt,
-  newTimes,
-  primed,
-  resolveMaxTokens,
-  runEngine,
-  type ServerContext,
-  withModel,
-} from '../generation.ts';
+import { encodePrompt, newTimes, primed, runEngine, type ServerContext, withModel } from '../generation.ts';
 import type { LoadedModel } from '../models.ts';
 import { keepAliveMs } from '../ollama/options.ts';
 import { parseBody } from '../validate.ts';
@@ -26,13 +18,12 @@ import {
 import { samplingParams } from './sampling.ts';
 import { completionRequest } from './schemas.ts';
 
-/** A prompt as token ids and as text (for echo); strings get the tokenizer's special tokens (BOS). */
+/**
+ * A prompt as token ids and as text (for echo); strings get the tokenizer's special tokens (BOS). The engine checks
+ * token ids against the model's vocabulary.
+ */
 function promptOf(model: LoadedModel, prompt: string | number[]): { ids: number[]; text: string } {
   if (typeof prompt === 'string') return { ids: encodePrompt(model, prompt, true), text: prompt };
-  const vocab = model.tokenizer.vocabSize;
-  const bad = prompt.find((id) => id >= vocab);
-  if (bad !== undefined)
-    throw badRequest(`prompt: token id ${bad} is not in this model's vocabulary (0..${vocab - 1})`, 'prompt');
   return { ids: prompt, text: model.tokenizer.decode(prompt) };
 }
 
@@ -48,17 +39,8 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
     return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
       const prompts = promptList(body.prompt).map((p) => promptOf(a.model, p));
       const logprobs = body.logprobs ?? null;
-      const requests = prompts.map((prompt) => {
-        const maxTokens = resolveMaxTokens(
-          prompt.ids.length,
-          a.model.contextLength,
-          body.max_tokens,
-          true,
-          'max_tokens',
-        );
-        return { prompt, params: samplingParams(body, maxTokens, logprobs, a.model.tokenizer.vocabSize) };
-      });
-      const n = requests[0].params.n ?? 1;
+      const params = samplingParams(body, body.max_tokens ?? undefined, logprobs);
+      const n = params.n ?? 1;
       const echoOf = (index: number) => (body.echo ? prompts[Math.floor(index / n)].text : '');
       const promptTokens = prompts.reduce((sum, p) => sum + p.ids.length, 0);
       // Ends whatever is still running when the answer ends early (a refused prompt, a client gone).
@@ -66,7 +48,7 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
       const admitted = { ...a, signal: AbortSignal.any([a.signal, batch.signal]) };
       try {
         const sources = await Promise.all(
-          requests.map(({ prompt, params }) => primed(runEngine(ctx, admitted, prompt.ids, params, newTimes()))),
+          prompts.map((prompt) => primed(runEngine(ctx, admitted, prompt.ids, params, newTimes()))),
         );
         const outputs = mergeOutputs(sources, n);
         const base = {
