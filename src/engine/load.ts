@@ -1,7 +1,7 @@
 import { BackgroundTokenizer } from '../loader/background-tokenizer.ts';
 import type { GenerationConfig } from '../loader/hf-config.ts';
+import { samplingFrom } from '../primitives/sampling-names.ts';
 import { type EngineOptions, type PreparedModel, prepareModel } from '../runner/load.ts';
-import { samplingFromParameters } from '../store/model-prompt.ts';
 import { IncrementalDetokenizer } from './detokenizer.ts';
 import { Engine } from './engine.ts';
 import type { SamplingParams } from './types.ts';
@@ -28,7 +28,8 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
       maxNumSeqs: loaded.maxNumSeqs,
       policy: options.schedulingPolicy ?? 'fcfs',
     },
-    samplingDefaults: { ...samplingDefaults(generation), ...samplingFromParameters(manifest?.parameters ?? {}) },
+    // Modelfile PARAMETERs share Ollama's option names.
+    samplingDefaults: { ...samplingDefaults(generation), ...samplingFrom('ollama', manifest?.parameters ?? {}) },
     promptEncoder: new BackgroundTokenizer(tokenizer, modelDir, generation),
   });
   return { ...loaded, engine };

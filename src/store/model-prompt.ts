@@ -1,5 +1,4 @@
 import { OllamaTemplate } from '../gotemplate/ollama.ts';
-import type { SamplingParams } from '../primitives/sampling-params.ts';
 import type { Manifest } from './manifest.ts';
 
 /** A chat turn; extra fields (tool calls, names) reach Jinja templates. */
@@ -41,25 +40,4 @@ export function storedChatTemplate(manifest: Manifest | null, base: PromptTempla
     addSpecialTokens: inner.addSpecialTokens,
     render: (messages, opts) => inner.render(withLayers(messages), opts),
   };
-}
-
-/** Modelfile PARAMETERs as engine sampling defaults (the request's own values still win). */
-export function samplingFromParameters(params: Manifest['parameters']): Partial<SamplingParams> {
-  const out: Partial<SamplingParams> = {};
-  const num = (k: string) => (typeof params[k] === 'number' ? (params[k] as number) : undefined);
-  const set = <K extends keyof SamplingParams>(key: K, value: SamplingParams[K] | undefined) => {
-    if (value !== undefined) out[key] = value;
-  };
-  set('temperature', num('temperature'));
-  set('topP', num('top_p'));
-  set('topK', num('top_k'));
-  set('minP', num('min_p'));
-  set('seed', num('seed'));
-  set('repetitionPenalty', num('repeat_penalty'));
-  set('presencePenalty', num('presence_penalty'));
-  set('frequencyPenalty', num('frequency_penalty'));
-  const predict = num('num_predict');
-  set('maxTokens', predict !== undefined && predict > 0 ? predict : undefined);
-  if (Array.isArray(params.stop)) out.stop = params.stop;
-  return out;
 }

@@ -1,7 +1,7 @@
 import { resolveSamplingParams } from '../../engine/params.ts';
 import type { SamplingParams } from '../../engine/types.ts';
+import { samplingFrom } from '../../primitives/sampling-names.ts';
 import type { ParameterValue } from '../../store/manifest.ts';
-import { samplingFromParameters } from '../../store/model-prompt.ts';
 import { PARAMETER_TYPES, setParameter } from '../../store/modelfile.ts';
 import { UserError } from '../../util/errors.ts';
 
@@ -58,7 +58,7 @@ function setSamplingParameter([name, ...values]: string[], settings: ChatSetting
     setParameter(record, key, PARAMETER_TYPES[key] === 'strings' ? values : values[0]!, (msg) => {
       throw new UserError(msg);
     });
-    const mapped = samplingFromParameters(record);
+    const mapped = samplingFrom('ollama', record);
     const next = { ...settings.params, ...mapped };
     // num_predict -1 (or -2): no limit of its own.
     if (key === 'num_predict' && mapped.maxTokens === undefined) delete next.maxTokens;

@@ -1,5 +1,6 @@
 import { checkContextLength } from '../../engine/admission.ts';
 import type { SamplingParams } from '../../engine/types.ts';
+import { samplingFrom } from '../../primitives/sampling-names.ts';
 import { parseDuration } from '../config.ts';
 import { badRequest } from '../errors.ts';
 import { refused } from '../generation.ts';
@@ -38,26 +39,13 @@ export function samplingFromOptions(
       throw refused(err);
     }
   }
-  const numPredict = opts?.num_predict;
-  if (numPredict === 0)
+  if (opts?.num_predict === 0)
     throw badRequest('options.num_predict: 0 would generate nothing (use -1 for no limit)', 'options.num_predict');
-  const requested = numPredict === null || numPredict === undefined || numPredict < 0 ? null : numPredict;
+  const p: Partial<SamplingParams> = { ...samplingFrom('ollama', opts ?? {}), logprobs };
   const room = Math.max(1, context - promptTokens);
   // With no limit, a num_ctx below the engine's length still bounds the answer.
-  const maxTokens = requested !== null ? Math.min(requested, room) : context < engineContext ? room : undefined;
-  const p: Partial<SamplingParams> = { maxTokens, logprobs };
-  const set = <K extends keyof SamplingParams>(key: K, v: SamplingParams[K] | null | undefined) => {
-    if (v !== null && v !== undefined) p[key] = v;
-  };
-  set('temperature', opts?.temperature);
-  set('topK', opts?.top_k);
-  set('topP', opts?.top_p);
-  set('minP', opts?.min_p);
-  set('seed', opts?.seed);
-  set('repetitionPenalty', opts?.repeat_penalty);
-  set('presencePenalty', opts?.presence_penalty);
-  set('frequencyPenalty', opts?.frequency_penalty);
-  if (opts?.stop !== null && opts?.stop !== undefined) p.stop = typeof opts.stop === 'string' ? [opts.stop] : opts.stop;
+  if (p.maxTokens !== undefined) p.maxTokens = Math.min(p.maxTokens, room);
+  else if (context < engineContext) p.maxTokens = room;
   return p;
 }
 

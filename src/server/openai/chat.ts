@@ -27,14 +27,15 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
       throw badRequest('stream_options is only allowed with stream: true', 'stream_options');
     return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
       const promptIds = encodeChat(a.model, a.entry.name, toMessages(body.messages));
-      const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? undefined;
+      // max_completion_tokens is chat's newer name for max_tokens.
+      const maxTokens = body.max_completion_tokens ?? body.max_tokens;
       // The engine names max_tokens (and logprobs) as vLLM does; say what this request sent.
       const fieldNames = {
         ...(body.max_completion_tokens ? { max_tokens: 'max_completion_tokens' } : {}),
         logprobs: 'top_logprobs',
       };
       const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
-      const params = samplingParams(body, maxTokens, logprobs);
+      const params = samplingParams({ ...body, max_tokens: maxTokens }, logprobs);
       const n = params.n ?? 1;
       const outputs = await primed(runEngine(ctx, a, promptIds, params, newTimes(), fieldNames));
       const base = {

@@ -39,7 +39,7 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
     return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
       const prompts = promptList(body.prompt).map((p) => promptOf(a.model, p));
       const logprobs = body.logprobs ?? null;
-      const params = samplingParams(body, body.max_tokens ?? undefined, logprobs);
+      const params = samplingParams(body, logprobs);
       const n = params.n ?? 1;
       const echoOf = (index: number) => (body.echo ? prompts[Math.floor(index / n)].text : '');
       const promptTokens = prompts.reduce((sum, p) => sum + p.ids.length, 0);
