@@ -81,6 +81,27 @@ export function checkContextLength(promptLen: number, maxTokens: number | undefi
   }
 }
 
+/**
+ * Refuses, before it is tokenized, a text that cannot fit: at most `maxCharsPerToken` characters per token, it needs
+ * more tokens than the context leaves for a prompt. With no known bound nothing is refused here.
+ */
+export function checkTextLength(
+  chars: number,
+  contextLength: number,
+  maxCharsPerToken: number | null | undefined,
+): void {
+  if (!maxCharsPerToken) return;
+  const limit = (contextLength - 1) * maxCharsPerToken;
+  if (chars > limit) {
+    throw new UserError(
+      `the prompt is ${chars} characters, more than the ${limit} that can fit in the model's context length of ` +
+        `${contextLength} tokens (a token stands for at most ${maxCharsPerToken} characters)`,
+      'prompt',
+      'context_length_exceeded',
+    );
+  }
+}
+
 /** Until the model length or the request's share of the KV cache is full. */
 function defaultMaxTokens(limits: AdmissionLimits, promptLen: number, width: number): number {
   const perSeq = Math.floor(limits.numBlocks / width) * limits.blockSize;

@@ -1,7 +1,8 @@
+import { inlineEncoder, type PromptEncoder } from '../loader/background-tokenizer.ts';
 import type { TextTokenizer } from '../loader/tokenizer.ts';
 import type { StepRunner } from '../runner/model-runner.ts';
 import { UserError } from '../util/errors.ts';
-import { type AdmissionLimits, admit } from './admission.ts';
+import { type AdmissionLimits, admit, checkTextLength } from './admission.ts';
 import { advanceRequest } from './advance.ts';
 import { AsyncQueue } from './async-queue.ts';
 import { takeLogits } from './logits.ts';
@@ -24,11 +25,14 @@ export interface EngineConfig {
   scheduler: SchedulerConfig;
   /** Sampling defaults of the model (generation_config.json), under the request's own values. */
   samplingDefaults?: Partial<SamplingParams>;
-  /** Encodes text prompts for `generate()` off the event loop (long ones in a worker); `close()` at shutdown. */
-  promptEncoder?: { encode(text: string): Promise<number[]>; close(): Promise<void> };
+  /** Encodes request text off the event loop (long texts in a worker); closed at shutdown. Default: inline. */
+  promptEncoder?: PromptEncoder;
   /** Steps run only when `step()` is called (tests drive the engine step by step). */
   manual?: boolean;
 }
+
+/** A request whose prompt is already token ids: what `submit()` takes (`generate()` encodes text first). */
+export type TokenRequest = Omit<GenerateRequest, 'prompt'> & { prompt: readonly number[] };
 
 /** Where a request's outputs go: `generate()` uses a queue; tests may collect them directly. */
 export interface OutputSink {
@@ -50,6 +54,7 @@ export class Engine implements EngineApi {
   private readonly live = new Map<string, { req: Request; sink: OutputSink }>();
   private readonly ctx: StepContext;
   private readonly limits: AdmissionLimits;
+  private readonly encoder: PromptEncoder;
   private counters = { promptTokens: 0, promptTokensComputed: 0, generationTokens: 0, steps: 0 };
   private loop: Promise<void> | null = null;
   private closed = false;
@@ -58,6 +63,7 @@ export class Engine implements EngineApi {
 
   constructor(readonly config: EngineConfig) {
     this.scheduler = new Scheduler(config.scheduler, config);
+    this.encoder = config.promptEncoder ?? inlineEncoder(config.tokenizer);
     this.limits = {
       vocabSize: config.runner.vocabSize,
       maxModelLen: config.maxModelLen,
@@ -94,11 +100,14 @@ export class Engine implements EngineApi {
     return this.config.numBlocks * this.config.blockSize;
   }
 
+  async encode(text: string, opts?: { addSpecialTokens?: boolean }): Promise<number[]> {
+    checkTextLength(text.length, this.config.maxModelLen, this.config.tokenizer.maxCharsPerToken);
+    return this.encoder.encode(text, opts);
+  }
+
   async *generate(request: GenerateRequest): AsyncGenerator<RequestOutput> {
     const queue = new AsyncQueue<RequestOutput>();
-    const encoder = this.config.promptEncoder;
-    const prompt =
-      typeof request.prompt === 'string' && encoder ? await encoder.encode(request.prompt) : request.prompt;
+    const prompt = typeof request.prompt === 'string' ? await this.encode(request.prompt) : request.prompt;
     const r = this.submit({ ...request, prompt }, queue);
     try {
       yield* queue;
@@ -107,16 +116,12 @@ export class Engine implements EngineApi {
     }
   }
 
-  /**
-   * Admits (see admission.ts), tokenizes (inline: `generate()` uses the prompt encoder first) and queues a request;
-   * outputs go to `sink`. Throws UserError when it cannot run.
-   */
-  submit(request: GenerateRequest, sink: OutputSink): Request {
+  /** Admits (see admission.ts) and queues a request; outputs go to `sink`. Throws UserError when it cannot run. */
+  submit(request: TokenRequest, sink: OutputSink): Request {
     if (this.closed) throw new UserError('the engine is shutting down');
     const id = request.id ?? `req-${this.nextId++}`;
     if (this.live.has(id)) throw new UserError(`request id "${id}" is already in use`);
-    const prompt = typeof request.prompt === 'string' ? this.config.tokenizer.encode(request.prompt) : request.prompt;
-    const { promptIds, params } = admit(prompt, request.params ?? {}, this.limits);
+    const { promptIds, params } = admit(request.prompt, request.params ?? {}, this.limits);
     const seed = params.seed ?? Math.floor(Math.random() * 2 ** 32);
     const r: Request = {
       id,
@@ -176,7 +181,7 @@ export class Engine implements EngineApi {
     this.closed = true;
     if (force) for (const id of [...this.live.keys()]) this.abort(id);
     while (this.loop) await this.loop;
-    await this.config.promptEncoder?.close();
+    await this.encoder.close();
   }
 
   /** One iteration: schedule, run the model once, sample, stream. Returns false when there was nothing to do. */

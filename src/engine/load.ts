@@ -30,7 +30,7 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
     },
     // Modelfile PARAMETERs share Ollama's option names.
     samplingDefaults: { ...samplingDefaults(generation), ...samplingFrom('ollama', manifest?.parameters ?? {}) },
-    promptEncoder: new BackgroundTokenizer(tokenizer, modelDir, generation),
+    promptEncoder: new BackgroundTokenizer(tokenizer, modelDir, generation, options.tokenizerWorker),
   });
   return { ...loaded, engine };
 }

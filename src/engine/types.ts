@@ -75,6 +75,11 @@ export interface EngineStats {
 }
 
 export interface EngineApi {
+  /**
+   * Tokenizes request text off the event loop (long texts in a worker), after refusing a text too long to fit the
+   * context (a UserError naming both numbers, without tokenizing). `addSpecialTokens` defaults to true.
+   */
+  encode(text: string, opts?: { addSpecialTokens?: boolean }): Promise<number[]>;
   /** Streams incremental outputs until finished; breaking out of the loop aborts the request. */
   generate(request: GenerateRequest): AsyncIterable<RequestOutput>;
   abort(requestId: string): void;

@@ -4,6 +4,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { UserError } from '../util/errors.ts';
 import { useTransformersByteFallback } from './byte-fallback.ts';
 import { readJson } from './hf-config.ts';
+import { maxCharsPerToken } from './token-span.ts';
 
 /** What the engine, CLI and server need of a tokenizer (implemented over tokenizer.json). */
 export interface TextTokenizer {
@@ -17,6 +18,11 @@ export interface TextTokenizer {
    * streaming detokenizer holds it back. Absent or false for tokenizers without byte fallback.
    */
   isByteFallbackToken?(id: number): boolean;
+  /**
+   * The most characters of input text one token can stand for (see token-span.ts): a text longer than the context
+   * times this cannot fit. Absent or null when no sound bound is known.
+   */
+  readonly maxCharsPerToken?: number | null;
 }
 
 /** BOS/EOS ids from generation_config.json (they win over the tokenizer's own). */
@@ -56,7 +62,8 @@ class HfTokenizer implements TextTokenizer {
   constructor(
     private readonly tok: Tokenizer,
     config: Record<string, unknown>,
-    generation?: TokenizerGenerationIds,
+    generation: TokenizerGenerationIds | undefined,
+    readonly maxCharsPerToken: number | null,
   ) {
     let maxId = -1;
     for (const id of tok.get_vocab(true).values()) if (id > maxId) maxId = id;
@@ -139,5 +146,5 @@ export function loadTokenizer(dir: string, generation?: TokenizerGenerationIds):
   } catch (err) {
     throw new UserError(`${path}: unsupported or malformed tokenizer (${(err as Error).message})`);
   }
-  return new HfTokenizer(tok, config, generation);
+  return new HfTokenizer(tok, config, generation, maxCharsPerToken(json, config));
 }

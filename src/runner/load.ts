@@ -5,6 +5,7 @@ import { CpuBackend } from '../backend/cpu/backend.ts';
 import { CudaBackend } from '../backend/cuda/backend.ts';
 import { selectDevice } from '../backend/cuda/device.ts';
 import type { CudaSettings } from '../backend/cuda/settings.ts';
+import type { TokenizerWorkerOptions } from '../loader/background-tokenizer.ts';
 import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME, ensureDemoModel } from '../loader/demo-model.ts';
 import { type GenerationConfig, loadGenerationConfig, loadModelConfig, type ModelConfig } from '../loader/hf-config.ts';
@@ -50,6 +51,8 @@ export interface EngineOptions {
   loadFormat?: 'auto' | 'dummy';
   /** Start-up lines (KV cache size); default: stderr. */
   log?: (line: string) => void;
+  /** Which texts the tokenizer worker encodes, and its entry (tests hold the worker on a latch). */
+  tokenizerWorker?: TokenizerWorkerOptions;
 }
 
 /** A model ready to run: weights on its backend, its KV cache, and what the engine above it needs to know. */

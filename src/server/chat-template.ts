@@ -22,7 +22,7 @@ export function renderChat(model: LoadedModel, name: string, messages: ChatMessa
 }
 
 /** The token ids of a rendered conversation (BOS added only when the template leaves it to the tokenizer). */
-export function encodeChat(model: LoadedModel, name: string, messages: ChatMessage[]): number[] {
+export function encodeChat(model: LoadedModel, name: string, messages: ChatMessage[]): Promise<number[]> {
   return encodePrompt(model, renderChat(model, name, messages), model.chatTemplate?.addSpecialTokens === true);
 }
 
@@ -32,7 +32,7 @@ const ollamaDefault = new OllamaTemplate(OLLAMA_DEFAULT_TEMPLATE);
  * Ollama's chat: a model without a chat template falls back to Ollama's default template (the user turns and
  * answers as plain text, no system prompt), with the tokenizer's BOS, as Ollama renders it.
  */
-export function encodeOllamaChat(model: LoadedModel, name: string, messages: ChatMessage[]): number[] {
+export function encodeOllamaChat(model: LoadedModel, name: string, messages: ChatMessage[]): Promise<number[]> {
   if (model.chatTemplate) return encodeChat(model, name, messages);
   return encodePrompt(model, ollamaDefault.render(messages), true);
 }

@@ -108,8 +108,16 @@ export async function withModel<T>(
   }
 }
 
-export function encodePrompt(model: LoadedModel, text: string, addSpecialTokens: boolean): number[] {
-  return model.tokenizer.encode(text, { addSpecialTokens });
+/**
+ * Request text as token ids, through the engine's one async call: long texts are tokenized in a worker, and a text
+ * too long for the context is refused (400) before it is tokenized.
+ */
+export async function encodePrompt(model: LoadedModel, text: string, addSpecialTokens: boolean): Promise<number[]> {
+  try {
+    return await model.engine.encode(text, { addSpecialTokens });
+  } catch (err) {
+    throw refused(err);
+  }
 }
 
 /** The engine's refusal of a request (a UserError) as a 400 naming the field, under the route's name for it. */

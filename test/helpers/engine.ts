@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { Engine, type EngineConfig, type OutputSink } from '../../src/engine/engine.ts';
-import type { GenerateRequest, RequestOutput } from '../../src/engine/types.ts';
+import { Engine, type EngineConfig, type OutputSink, type TokenRequest } from '../../src/engine/engine.ts';
+import type { RequestOutput } from '../../src/engine/types.ts';
 import { FakeRunner, fakeTextStream, fakeTokenizer } from './fake-model.ts';
 
 /** After every engine test: nothing queued, every block back on the free list, no reference left. */
@@ -67,7 +67,7 @@ export function runToEnd(engine: Engine, maxSteps = 10_000): number {
   return n;
 }
 
-export function submit(engine: Engine, req: GenerateRequest): Collected {
+export function submit(engine: Engine, req: TokenRequest): Collected {
   const sink = collector();
   engine.submit(req, sink);
   return sink.result;

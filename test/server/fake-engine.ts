@@ -64,6 +64,10 @@ export class FakeEngine implements EngineApi {
     return this.opts.blockSize ?? 16;
   }
 
+  async encode(text: string, opts?: { addSpecialTokens?: boolean }): Promise<number[]> {
+    return new FakeTokenizer().encode(text, opts);
+  }
+
   async *generate(request: GenerateRequest): AsyncGenerator<RequestOutput> {
     const id = request.id ?? `fake-${this.nextId++}`;
     if (!Array.isArray(request.prompt)) throw new Error('the server must send token ids');

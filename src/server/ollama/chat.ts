@@ -20,7 +20,7 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
         if (unload) a.lease.release();
         return loadOnly(a.entry.name, { message: { role: 'assistant', content: '' } }, unload);
       }
-      const ids = encodeOllamaChat(a.model, a.entry.name, messages);
+      const ids = await encodeOllamaChat(a.model, a.entry.name, messages);
       return generateAndRespond(ctx, reply, a, ids, body, {
         piece: (text) => ({ message: { role: 'assistant', content: text } }),
       });

@@ -12,7 +12,7 @@ import { type GenerateRequest, generateRequest } from './schemas.ts';
  * The prompt's token ids: `context` (an earlier answer's) first, then the prompt, templated unless raw. The engine
  * checks the ids against the model's vocabulary.
  */
-function promptIds(a: Admitted, body: GenerateRequest): number[] {
+async function promptIds(a: Admitted, body: GenerateRequest): Promise<number[]> {
   const { model } = a;
   const context = body.context ?? [];
   const prompt = body.prompt ?? '';
@@ -20,12 +20,12 @@ function promptIds(a: Admitted, body: GenerateRequest): number[] {
   if (body.raw || !model.chatTemplate) {
     if (body.raw && body.system) throw badRequest('system cannot be combined with raw: true', 'system');
     const text = body.system ? `${body.system}\n\n${prompt}` : prompt;
-    ids = encodePrompt(model, text, context.length === 0);
+    ids = await encodePrompt(model, text, context.length === 0);
   } else {
     const messages: ChatMessage[] = [];
     if (body.system) messages.push({ role: 'system', content: body.system });
     messages.push({ role: 'user', content: prompt });
-    ids = encodeChat(model, a.entry.name, messages);
+    ids = await encodeChat(model, a.entry.name, messages);
   }
   return [...context, ...ids];
 }
@@ -42,7 +42,7 @@ export function registerGenerate(app: FastifyInstance, ctx: ServerContext): void
         if (unload) a.lease.release();
         return loadOnly(a.entry.name, { response: '' }, unload);
       }
-      const ids = promptIds(a, body);
+      const ids = await promptIds(a, body);
       return generateAndRespond(ctx, reply, a, ids, body, {
         piece: (text) => ({ response: text }),
         final: (generated) => ({ context: [...ids, ...generated] }),

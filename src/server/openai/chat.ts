@@ -26,7 +26,7 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
     if (body.stream_options && !body.stream)
       throw badRequest('stream_options is only allowed with stream: true', 'stream_options');
     return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
-      const promptIds = encodeChat(a.model, a.entry.name, toMessages(body.messages));
+      const promptIds = await encodeChat(a.model, a.entry.name, toMessages(body.messages));
       // max_completion_tokens is chat's newer name for max_tokens.
       const maxTokens = body.max_completion_tokens ?? body.max_tokens;
       // The engine names max_tokens (and logprobs) as vLLM does; say what this request sent.

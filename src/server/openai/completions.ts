@@ -22,8 +22,8 @@ import { completionRequest } from './schemas.ts';
  * A prompt as token ids and as text (for echo); strings get the tokenizer's special tokens (BOS). The engine checks
  * token ids against the model's vocabulary.
  */
-function promptOf(model: LoadedModel, prompt: string | number[]): { ids: number[]; text: string } {
-  if (typeof prompt === 'string') return { ids: encodePrompt(model, prompt, true), text: prompt };
+async function promptOf(model: LoadedModel, prompt: string | number[]): Promise<{ ids: number[]; text: string }> {
+  if (typeof prompt === 'string') return { ids: await encodePrompt(model, prompt, true), text: prompt };
   return { ids: prompt, text: model.tokenizer.decode(prompt) };
 }
 
@@ -37,7 +37,7 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
     if (body.stream_options && !body.stream)
       throw badRequest('stream_options is only allowed with stream: true', 'stream_options');
     return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
-      const prompts = promptList(body.prompt).map((p) => promptOf(a.model, p));
+      const prompts = await Promise.all(promptList(body.prompt).map((p) => promptOf(a.model, p)));
       const logprobs = body.logprobs ?? null;
       const params = samplingParams(body, logprobs);
       const n = params.n ?? 1;
