@@ -13,15 +13,16 @@ mkdir -p "$OUT"
 [ -e "$BASE/node_modules" ] || ln -s "$PWD/node_modules" "$BASE/node_modules"
 MODEL=$PWD/bench/configs/llama3-8b
 COMMON="--model $MODEL --device cuda --load-format dummy --max-model-len 2048"
-# The printed table's row after its header: latency's "ms per output token" is its last column, throughput's output
-# tokens/s its second.
-row() { grep -A2 '^| avg latency\|^| requests/s' "$1" | tail -1; }
+# The figure each benchmark prints on its own line.
+figure() { grep -m1 "^$2" "$1" | sed "s|^$2 *||"; }
 for r in $(seq 1 "$ROUNDS"); do
   for tree in base new; do
     dir=$([ $tree = base ] && echo "$BASE" || echo "$PWD")
-    (cd "$dir" && timeout 150 node bin/pagoda.mjs bench latency $COMMON --max-num-seqs 64 ${LATENCY_ARGS:-} >"$OUT/latency-$tree-$r.log" 2>&1)
-    echo "round $r $tree latency:    $(row "$OUT/latency-$tree-$r.log")"
-    (cd "$dir" && timeout 200 node bin/pagoda.mjs bench throughput $COMMON ${THROUGHPUT_ARGS:-} >"$OUT/throughput-$tree-$r.log" 2>&1)
-    echo "round $r $tree throughput: $(row "$OUT/throughput-$tree-$r.log")"
+    (cd "$dir" && timeout 150 node bin/pagoda.mjs bench latency $COMMON --max-num-seqs 64 ${LATENCY_ARGS:-} >"$OUT/run.log" 2>&1)
+    echo "round $r $tree batch-1 ms per output token: $(figure "$OUT/run.log" 'ms per output token')"
+    cat "$OUT/run.log" >>"$OUT/all-runs.log"
+    (cd "$dir" && timeout 200 node bin/pagoda.mjs bench throughput $COMMON ${THROUGHPUT_ARGS:-} >"$OUT/run.log" 2>&1)
+    echo "round $r $tree offline output tokens/s: $(figure "$OUT/run.log" 'output tokens/s')"
+    cat "$OUT/run.log" >>"$OUT/all-runs.log"
   done
 done | tee "$OUT/before-after.txt"
