@@ -3,8 +3,8 @@ import { dirname, join, normalize, relative } from 'node:path';
 
 /**
  * What each folder of src/ may import (besides itself), from the bottom up: util → primitives → loader, store,
- * gotemplate and backends → models → runner → engine → server / cli / bench. A folder absent here may import
- * nothing of src/.
+ * gotemplate and backends → models → runner → engine → server / cli. A folder absent here may import nothing of
+ * src/. (The repository's benchmark scripts live in bench/, outside src/.)
  */
 export const ALLOWED: Record<string, readonly string[]> = {
   util: [],
@@ -16,7 +16,6 @@ export const ALLOWED: Record<string, readonly string[]> = {
   models: ['util', 'primitives', 'loader', 'backend'],
   runner: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'models'],
   engine: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'models', 'runner'],
-  bench: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'models', 'runner', 'engine'],
   server: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'models', 'runner', 'engine'],
   cli: [
     'util',

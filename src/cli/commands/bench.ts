@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Command } from 'commander';
-import { LATENCY_DEFAULTS, type LatencyWorkload, quantile, runLatency } from '../../bench/latency.ts';
-import { appendBenchResult, benchCommand } from '../../bench/results.ts';
-import { CPU_WORKLOAD, NANO_VLLM_WORKLOAD, runThroughput, type ThroughputWorkload } from '../../bench/throughput.ts';
 import { loadEngine } from '../../engine/load.ts';
 import { UserError } from '../../util/errors.ts';
+import { LATENCY_DEFAULTS, type LatencyWorkload, quantile, runLatency } from '../bench/latency.ts';
+import { appendBenchResult, benchCommand } from '../bench/results.ts';
+import { CPU_WORKLOAD, NANO_VLLM_WORKLOAD, runThroughput, type ThroughputWorkload } from '../bench/throughput.ts';
 import { addEngineOptions, engineOptionsFrom, parseIntFlag, parseNumberFlag } from '../engine-options.ts';
 import type { RegisterCommand } from './index.ts';
 

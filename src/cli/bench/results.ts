@@ -1,6 +1,6 @@
 import { appendFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { markdownTable } from '../util/markdown.ts';
+import { markdownTable } from '../../util/markdown.ts';
 
 /** Where and on what a benchmark ran, for its heading in a results file. */
 export interface BenchContext {

@@ -1,5 +1,5 @@
-import type { Engine } from '../engine/engine.ts';
-import { Rng } from '../engine/sequence.ts';
+import type { Engine } from '../../engine/engine.ts';
+import { Rng } from '../../engine/sequence.ts';
 
 /** vLLM's `bench latency`: a batch of equal random prompts, all submitted at once, timed end to end. */
 export interface LatencyWorkload {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { quantile, runLatency } from '../../src/bench/latency.ts';
-import { assertAllBlocksFree, fakeEngine } from '../helpers/engine.ts';
+import { quantile, runLatency } from '../../../src/cli/bench/latency.ts';
+import { assertAllBlocksFree, fakeEngine } from '../../helpers/engine.ts';
 
 test('the latency workload times each iteration and never reuses a prompt', async () => {
   const engine = fakeEngine({ manual: false, numBlocks: 40 });

@@ -1,5 +1,5 @@
-import type { Engine } from '../engine/engine.ts';
-import { Rng } from '../engine/sequence.ts';
+import type { Engine } from '../../engine/engine.ts';
+import { Rng } from '../../engine/sequence.ts';
 
 /** An offline workload of random prompts (nano-vllm's bench.py: random token ids, ignore_eos). */
 export interface ThroughputWorkload {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { runThroughput } from '../../src/bench/throughput.ts';
-import { Rng } from '../../src/engine/sequence.ts';
-import { assertAllBlocksFree, fakeEngine } from '../helpers/engine.ts';
+import { runThroughput } from '../../../src/cli/bench/throughput.ts';
+import { Rng } from '../../../src/engine/sequence.ts';
+import { assertAllBlocksFree, fakeEngine } from '../../helpers/engine.ts';
 
 test('the throughput workload runs every request to its output length and counts the tokens', async () => {
   const engine = fakeEngine({ manual: false, numBlocks: 40 });
