@@ -2,6 +2,7 @@ import { BackgroundTokenizer } from '../loader/background-tokenizer.ts';
 import type { GenerationConfig } from '../loader/hf-config.ts';
 import { samplingFrom } from '../primitives/sampling-names.ts';
 import { type EngineOptions, type PreparedModel, prepareModel } from '../runner/load.ts';
+import type { Manifest } from '../store/manifest.ts';
 import { IncrementalDetokenizer } from './detokenizer.ts';
 import { Engine } from './engine.ts';
 import type { SamplingParams } from './types.ts';
@@ -28,15 +29,21 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
       maxNumSeqs: loaded.maxNumSeqs,
       policy: options.schedulingPolicy ?? 'fcfs',
     },
-    // Modelfile PARAMETERs share Ollama's option names.
-    samplingDefaults: { ...samplingDefaults(generation), ...samplingFrom('ollama', manifest?.parameters ?? {}) },
+    samplingDefaults: modelSamplingDefaults(generation, manifest),
     promptEncoder: new BackgroundTokenizer(tokenizer, modelDir, generation, options.tokenizerWorker),
   });
   return { ...loaded, engine };
 }
 
-/** generation_config.json's sampling values become the request defaults, as vLLM does. */
-function samplingDefaults(g: GenerationConfig): Partial<SamplingParams> {
+/**
+ * A model's request defaults: its Modelfile PARAMETERs (which share Ollama's option names) over generation_config.json's
+ * sampling values (as vLLM takes them).
+ */
+export function modelSamplingDefaults(g: GenerationConfig, manifest: Manifest | null): Partial<SamplingParams> {
+  return { ...generationDefaults(g), ...samplingFrom('ollama', manifest?.parameters ?? {}) };
+}
+
+function generationDefaults(g: GenerationConfig): Partial<SamplingParams> {
   const d: Partial<SamplingParams> = {};
   if (g.temperature !== undefined) d.temperature = g.temperature;
   if (g.topP !== undefined) d.topP = g.topP;

@@ -62,3 +62,13 @@ export function samplingFrom(api: SamplingApi, fields: Readonly<Record<string, u
   }
   return out as Partial<SamplingParams>;
 }
+
+/** The inverse: `params` under the names `api` gives them (keys the API has no name for are left out). */
+export function samplingTo(api: SamplingApi, params: Partial<SamplingParams>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const entry of NAMES) {
+    const name = entry[api];
+    if (name !== undefined && params[entry.key] !== undefined) out[name] = params[entry.key];
+  }
+  return out;
+}

@@ -1,11 +1,12 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadEngine } from '../engine/load.ts';
+import { loadEngine, modelSamplingDefaults } from '../engine/load.ts';
 import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME } from '../loader/demo-model.ts';
-import { loadModelConfig } from '../loader/hf-config.ts';
+import { loadGenerationConfig, loadModelConfig } from '../loader/hf-config.ts';
+import { samplingTo } from '../primitives/sampling-names.ts';
 import type { EngineOptions } from '../runner/load.ts';
-import type { Manifest } from '../store/manifest.ts';
+import type { Manifest, ParameterValue } from '../store/manifest.ts';
 import { resolveModel } from '../store/resolve.ts';
 import { UserError } from '../util/errors.ts';
 import type { ServeConfig } from './config.ts';
@@ -71,6 +72,13 @@ export class EngineModelSource implements ModelSource {
       config: config.raw,
       chatTemplate: manifest?.template ?? loadChatTemplate(entry.path)?.source ?? null,
       manifest,
+      parameters: {
+        ...(samplingTo('ollama', modelSamplingDefaults(loadGenerationConfig(entry.path, config), null)) as Record<
+          string,
+          ParameterValue
+        >),
+        ...manifest?.parameters,
+      },
     };
   }
 

@@ -2,7 +2,7 @@ import { basename } from 'node:path';
 import type { EngineApi } from '../engine/types.ts';
 import type { ChatMessage } from '../loader/chat-template.ts';
 import type { TextTokenizer } from '../loader/tokenizer.ts';
-import type { Manifest } from '../store/manifest.ts';
+import type { Manifest, ParameterValue } from '../store/manifest.ts';
 import { ApiError } from './errors.ts';
 
 export type { ChatMessage };
@@ -34,6 +34,11 @@ export interface ModelInfo {
   chatTemplate: string | null;
   /** A stored model's Modelfile layers (system prompt, Go template, parameters, license); absent for folders. */
   manifest?: Manifest | null;
+  /**
+   * The model's request defaults under Ollama's names, as /api/show's `parameters` lists them: generation_config.json's
+   * sampling values beneath the Modelfile's PARAMETERs. Absent: the Modelfile's alone.
+   */
+  parameters?: Record<string, ParameterValue>;
 }
 
 /** A model ready to serve: one engine with its own KV cache, plus the text side. */

@@ -97,7 +97,8 @@ test('interactive pagoda run uses a running server; Ctrl-C stops the answer, not
     let body = '';
     for await (const c of req) body += c;
     if (req.url === '/api/version') return void res.end('{"version":"0.0.0"}');
-    if (req.url === '/api/show') return void res.end('{}');
+    if (req.url === '/api/show')
+      return void res.end(JSON.stringify({ parameters: 'temperature 0.7\nstop "<|im_end|>"' }));
     if (req.url !== '/api/chat') return void res.writeHead(404).end();
     const chat = { body: JSON.parse(body), closed: false };
     chats.push(chat);
@@ -139,7 +140,11 @@ test('interactive pagoda run uses a running server; Ctrl-C stops the answer, not
     assert.equal(chats.length, 2);
     assert.equal(chats[0]!.closed, true, 'the stopped answer closed its request');
     assert.equal(chats[0]!.body.model, 'remote-model');
-    assert.deepEqual(chats[0]!.body.options, {}, 'no flags given, no options: the server applies the model defaults');
+    assert.deepEqual(
+      chats[0]!.body.options,
+      {},
+      'no flags given, a model temperature: the server applies its defaults',
+    );
     // The stopped answer stays in the history as far as it got.
     const history = chats[1]!.body.messages;
     assert.deepEqual(

@@ -94,7 +94,7 @@ async function fakeServer(
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
 }
 
-test('the chat through a server sends only the given settings; /set system and /set raw change the next turns', async () => {
+test('the chat through a server sends the given settings (greedy where the model sets no temperature); /set system and /set raw change the next turns', async () => {
   const { server, url, seen } = await fakeServer({ 'chat-model': '{{ .Prompt }}', 'plain-model': '' });
   try {
     const chat = await inTerminal(
@@ -168,8 +168,10 @@ test('the chat through a server sends only the given settings; /set system and /
       { PAGODA_HOST: url, PAGODA_HOME: root },
     );
     assert.ok(plainChat.ok, `${plainChat.error}\n${plainChat.output}`);
+    // The model sets no temperature: pagoda's greedy default, as in-process.
+    const options = { temperature: 0 };
     assert.deepEqual(seen, [
-      { path: '/api/generate', body: { model: 'plain-model', prompt: 'Hi', raw: true, stream: true, options: {} } },
+      { path: '/api/generate', body: { model: 'plain-model', prompt: 'Hi', raw: true, stream: true, options } },
     ]);
   } finally {
     server.closeAllConnections();

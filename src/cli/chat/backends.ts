@@ -1,5 +1,5 @@
 import type { LoadedEngine } from '../../engine/load.ts';
-import type { SamplingParams } from '../../engine/types.ts';
+import { samplingFrom, samplingTo } from '../../primitives/sampling-names.ts';
 import { UserError } from '../../util/errors.ts';
 import { withRunDefaults } from '../sampling-options.ts';
 import { encodeConversation, renderConversation } from './conversation.ts';
@@ -31,12 +31,17 @@ export function localChat(loaded: LoadedEngine): ChatBackend {
  * the given settings go as options: the server applies the model's defaults beneath them.
  */
 export async function remoteChat(baseUrl: string, model: string): Promise<ChatBackend> {
-  const show = await post(baseUrl, '/api/show', { model });
-  const hasTemplate = ((await show.json()) as { template?: unknown }).template !== '';
+  const show = (await (await post(baseUrl, '/api/show', { model })).json()) as {
+    template?: unknown;
+    parameters?: unknown;
+  };
+  const hasTemplate = show.template !== '';
+  // The same rule as in-process: pagoda's greedy default applies where the model's own defaults set no temperature.
+  const modelDefaults = samplingFrom('ollama', shownParameters(show.parameters));
   return {
     hasTemplate,
     async *stream(messages: readonly ChatTurn[], settings: ChatSettings, signal: AbortSignal) {
-      const options = ollamaOptions(settings.params);
+      const options = samplingTo('ollama', withRunDefaults(settings.params, modelDefaults));
       const plain = settings.raw || !hasTemplate;
       let res: Response;
       try {
@@ -116,19 +121,21 @@ function authHeader(): Record<string, string> {
   return key ? { authorization: `Bearer ${key}` } : {};
 }
 
-/** The given sampling settings under Ollama's option names. */
-function ollamaOptions(p: Partial<SamplingParams>): Record<string, unknown> {
-  const entries: [string, unknown][] = [
-    ['temperature', p.temperature],
-    ['top_k', p.topK],
-    ['top_p', p.topP],
-    ['min_p', p.minP],
-    ['seed', p.seed],
-    ['num_predict', p.maxTokens],
-    ['repeat_penalty', p.repetitionPenalty],
-    ['presence_penalty', p.presencePenalty],
-    ['frequency_penalty', p.frequencyPenalty],
-    ['stop', p.stop],
-  ];
-  return Object.fromEntries(entries.filter(([, v]) => v !== undefined));
+/** /api/show's `parameters` text (`name value` lines, strings JSON-quoted, repeated names collected) as values. */
+function shownParameters(text: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const line of typeof text === 'string' ? text.split('\n') : []) {
+    const space = line.indexOf(' ');
+    if (space < 1) continue;
+    const [name, raw] = [line.slice(0, space), line.slice(space + 1).trim()];
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      value = raw;
+    }
+    const prev = out[name];
+    out[name] = prev === undefined ? value : [...(Array.isArray(prev) ? prev : [prev]), value];
+  }
+  return out;
 }
