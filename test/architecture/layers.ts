@@ -17,19 +17,7 @@ export const ALLOWED: Record<string, readonly string[]> = {
   runner: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'models'],
   engine: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'models', 'runner'],
   server: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'models', 'runner', 'engine'],
-  cli: [
-    'util',
-    'primitives',
-    'gotemplate',
-    'loader',
-    'store',
-    'backend',
-    'models',
-    'runner',
-    'engine',
-    'server',
-    'bench',
-  ],
+  cli: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'models', 'runner', 'engine', 'server'],
 };
 
 const IMPORT = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)['"](\.{1,2}\/[^'"]+)['"]/g;
