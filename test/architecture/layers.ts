@@ -3,7 +3,7 @@ import { dirname, join, normalize, relative } from 'node:path';
 
 /**
  * What each folder of src/ may import (besides itself), from the bottom up: util → primitives → loader, store,
- * gotemplate and backends → models → runner → engine → server / cli. A folder absent here may import nothing of
+ * gotemplate, grammar and backends → models → runner → engine → server / cli. A folder absent here may import nothing of
  * src/. (The repository's benchmark scripts live in bench/, outside src/.)
  */
 export const ALLOWED: Record<string, readonly string[]> = {
@@ -13,11 +13,24 @@ export const ALLOWED: Record<string, readonly string[]> = {
   loader: ['util', 'primitives', 'gotemplate'],
   store: ['util', 'primitives', 'gotemplate', 'loader'],
   backend: ['util', 'primitives'],
+  grammar: ['util', 'primitives'],
   models: ['util', 'primitives', 'loader', 'backend'],
-  runner: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'models'],
-  engine: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'models', 'runner'],
-  server: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'models', 'runner', 'engine'],
-  cli: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'models', 'runner', 'engine', 'server'],
+  runner: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'grammar', 'models'],
+  engine: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'grammar', 'models', 'runner'],
+  server: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'grammar', 'models', 'runner', 'engine'],
+  cli: [
+    'util',
+    'primitives',
+    'gotemplate',
+    'loader',
+    'store',
+    'backend',
+    'grammar',
+    'models',
+    'runner',
+    'engine',
+    'server',
+  ],
 };
 
 const IMPORT = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)['"](\.{1,2}\/[^'"]+)['"]/g;

@@ -1,0 +1,149 @@
+// The grammar worker: owns xgrammar (WebAssembly), compiles specs and runs the matchers, writing each matcher's
+// next-token bitmask into shared memory for the step loop. Requests are handled one at a time, in order.
+import { parentPort, workerData } from 'node:worker_threads';
+import { compileSpec } from './compile.ts';
+import {
+  COMPILING,
+  type GrammarReply,
+  type GrammarRequest,
+  type GrammarWorkerData,
+  maskWords,
+  SlotState,
+  stateIndex,
+  versionIndex,
+} from './shared-state.ts';
+import { UTF8_START, Utf8Guard, type Utf8State } from './utf8-guard.ts';
+import { tokenBytes } from './vocabulary.ts';
+import { type CompiledGrammar, type GrammarMatcher, xgrammar } from './xgrammar.ts';
+
+const data = workerData as GrammarWorkerData;
+const status = new Int32Array(data.status);
+const masks = new Int32Array(data.masks);
+const words = maskWords(data.vocabSize);
+const CACHE_LIMIT = 256;
+
+const x = xgrammar();
+const info = await x.TokenizerInfo.createTokenizerInfo(
+  data.tokens,
+  data.vocabType,
+  data.prependSpace,
+  data.vocabSize,
+  data.stopTokenIds,
+);
+const compiler = await x.GrammarCompiler.createGrammarCompiler(info);
+/** Compiled grammars by spec key, least recently used first. */
+const compiled = new Map<string, { grammar: CompiledGrammar; json: boolean }>();
+const matchers = new Map<number, { matcher: GrammarMatcher; json: boolean; stops: number[]; utf8: Utf8State }>();
+const utf8 = new Utf8Guard(
+  tokenBytes({ tokens: data.tokens, vocabType: data.vocabType, prependSpace: data.prependSpace }),
+  words,
+);
+
+/** Token ids the tokenizer has: xgrammar leaves the bits of a padded vocabulary's tail set. */
+const inVocab = new Int32Array(words);
+for (let id = 0; id < Math.min(data.tokens.length, data.vocabSize); id++) inVocab[id >> 5]! |= 1 << (id & 31);
+/**
+ * ...without those whose text holds a control character: JSON never needs one raw, and xgrammar's rule for strings
+ * with a length bound (`[^"\\\r\n]{m,n}`) would let a tab or form feed through, which JSON.parse rejects.
+ */
+const jsonSafe = inVocab.slice();
+{
+  const decoded = info.getDecodedVocabHandle();
+  for (let id = 0; id < Math.min(decoded.size(), data.vocabSize); id++) {
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the point
+    if (/[\u0000-\u001f]/.test(decoded.get(id))) jsonSafe[id >> 5]! &= ~(1 << (id & 31));
+  }
+  decoded.delete();
+}
+
+// The first compile of a thread pays WebAssembly tier-up (hundreds of ms); pay it now, not on a request.
+await compiler.compileJSONSchema('{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer"}}}');
+
+function post(reply: GrammarReply): void {
+  parentPort!.postMessage(reply);
+}
+
+async function compile(key: string, spec: import('./spec.ts').GrammarSpec): Promise<void> {
+  if (compiled.has(key)) return post({ op: 'compiled', key });
+  Atomics.store(status, COMPILING, 1);
+  try {
+    const grammar = await compileSpec(compiler, spec);
+    compiled.set(key, { grammar, json: spec.type === 'json_object' || spec.type === 'json_schema' });
+    if (compiled.size > CACHE_LIMIT) {
+      const [oldest, entry] = compiled.entries().next().value!;
+      compiled.delete(oldest);
+      entry.grammar.dispose();
+    }
+    post({ op: 'compiled', key });
+  } catch (err) {
+    post({ op: 'compiled', key, error: (err as Error).message });
+  } finally {
+    Atomics.store(status, COMPILING, 0);
+  }
+}
+
+/** Writes the slot's next mask and state, then publishes them by bumping its version. */
+async function publish(slot: number, state: SlotState): Promise<void> {
+  const m = matchers.get(slot)!;
+  if (state === SlotState.Running) {
+    const mask = await m.matcher.getNextTokenBitmask();
+    const out = masks.subarray(slot * words, (slot + 1) * words);
+    const base = m.json ? jsonSafe : inVocab;
+    for (let w = 0; w < words; w++) out[w] = mask[w]! & base[w]!;
+    utf8.narrow(out, m.utf8);
+    let nonStop = false;
+    for (let w = 0; w < words && !nonStop; w++) nonStop = out[w] !== 0 && out[w] !== stopBits(m.stops, w, out[w]!);
+    if (!nonStop) state = SlotState.Complete;
+  }
+  Atomics.store(status, stateIndex(slot), state);
+  Atomics.add(status, versionIndex(slot), 1);
+  Atomics.notify(status, versionIndex(slot));
+}
+
+/** The bits of word `w` that are stop tokens. */
+function stopBits(stops: readonly number[], w: number, bits: number): number {
+  let s = 0;
+  for (const id of stops) if (id >> 5 === w) s |= 1 << (id & 31);
+  return bits & s;
+}
+
+async function open(slot: number, key: string, stopTokenIds: number[]): Promise<void> {
+  const entry = compiled.get(key);
+  if (!entry) throw new Error(`grammar ${key} is not compiled`);
+  compiled.delete(key);
+  compiled.set(key, entry);
+  const matcher = await x.GrammarMatcher.createGrammarMatcher(entry.grammar, stopTokenIds);
+  matchers.set(slot, { matcher, json: entry.json, stops: stopTokenIds, utf8: UTF8_START });
+  await publish(slot, SlotState.Running);
+}
+
+async function advance(items: number[]): Promise<void> {
+  for (let i = 0; i < items.length; i += 2) {
+    const slot = items[i]!;
+    const m = matchers.get(slot);
+    if (!m) continue;
+    const token = items[i + 1]!;
+    const ok = m.matcher.acceptToken(token);
+    m.utf8 = utf8.next(m.utf8, token);
+    await publish(slot, !ok ? SlotState.Rejected : m.matcher.isTerminated() ? SlotState.Terminated : SlotState.Running);
+  }
+}
+
+async function handle(req: GrammarRequest): Promise<void> {
+  switch (req.op) {
+    case 'compile':
+      return compile(req.key, req.spec);
+    case 'open':
+      return open(req.slot, req.key, req.stopTokenIds);
+    case 'advance':
+      return advance(req.items);
+    case 'close':
+      matchers.get(req.slot)?.matcher.dispose();
+      matchers.delete(req.slot);
+  }
+}
+
+let chain = Promise.resolve();
+parentPort!.on('message', (req: GrammarRequest) => {
+  chain = chain.then(() => handle(req)).catch((err: Error) => post({ op: 'failed', error: err.message }));
+});

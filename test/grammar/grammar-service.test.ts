@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { GrammarService } from '../../src/grammar/grammar-service.ts';
+import { SlotState } from '../../src/grammar/shared-state.ts';
+import type { GrammarSpec } from '../../src/grammar/spec.ts';
+import { loadGrammarVocabulary } from '../../src/grammar/vocabulary.ts';
+import { loadTokenizer } from '../../src/loader/tokenizer.ts';
+import { UserError } from '../../src/util/errors.ts';
+import { mulberry32 } from '../../src/util/random.ts';
+import { modelFixture } from '../helpers/fixtures.ts';
+import { jsonValidator, schemaViolation } from '../helpers/json-validator.ts';
+import { SCHEMAS } from './schemas.ts';
+
+const fixture = modelFixture('tiny-qwen2');
+const tokenizer = fixture.skip ? null : loadTokenizer(fixture.path);
+const service = fixture.skip
+  ? null
+  : new GrammarService({
+      vocabulary: loadGrammarVocabulary(fixture.path),
+      // Padded past the tokenizer, as model vocabularies often are: the padding must never be allowed.
+      vocabSize: tokenizer!.vocabSize + 40,
+      stopTokenIds: tokenizer!.eosTokenIds,
+      capacity: 8,
+    });
+after(() => service?.close());
+
+/** A "random model": every step draws uniformly among the tokens the mask allows. */
+async function randomWalk(spec: GrammarSpec, seed: number, maxTokens: number) {
+  const svc = service!;
+  const g = svc.open(await svc.compile(spec), tokenizer!.eosTokenIds);
+  const rand = mulberry32(seed);
+  const ids: number[] = [];
+  let finished: 'stop' | 'length' = 'length';
+  try {
+    while (ids.length < maxTokens) {
+      const state = g.state();
+      assert.notEqual(
+        state,
+        SlotState.Rejected,
+        `token ${ids.at(-1)} drawn from the mask was rejected after ${JSON.stringify(tokenizer!.decode(ids))}`,
+      );
+      if (state !== SlotState.Running) {
+        finished = 'stop';
+        break;
+      }
+      const mask = g.mask();
+      const allowed: number[] = [];
+      for (let id = 0; id < mask.length * 32; id++) if ((mask[id >> 5]! >>> (id & 31)) & 1) allowed.push(id);
+      assert.ok(allowed.length > 0, 'the mask allows nothing');
+      assert.ok(
+        allowed.every((id) => id < tokenizer!.vocabSize),
+        'a padding token is allowed',
+      );
+      const token = allowed[Math.floor(rand() * allowed.length)]!;
+      g.accept(token);
+      svc.flush();
+      if (tokenizer!.eosTokenIds.includes(token)) {
+        finished = 'stop';
+        break;
+      }
+      ids.push(token);
+    }
+  } finally {
+    g.release();
+  }
+  return { text: tokenizer!.decode(ids, { skipSpecialTokens: true }), finished };
+}
+
+describe('grammar service (xgrammar in a worker)', { skip: fixture.skip }, () => {
+  test('random walks under 50 JSON schemas always parse and validate; at least 95% finish', async () => {
+    const ajv = jsonValidator();
+    let runs = 0;
+    let stopped = 0;
+    const unfinished: string[] = [];
+    for (const [i, { name, schema }] of SCHEMAS.entries()) {
+      for (let seed = 0; seed < 6; seed++) {
+        const { text, finished } = await randomWalk({ type: 'json_schema', schema }, i * 100 + seed, 600).catch(
+          (err: Error) => {
+            throw new Error(`${name}, seed ${seed}: ${err.message}`);
+          },
+        );
+        runs++;
+        if (finished !== 'stop') {
+          unfinished.push(name);
+          continue;
+        }
+        stopped++;
+        const why = schemaViolation(ajv, schema, text);
+        assert.equal(why, null, `${name}, seed ${seed}: ${why}`);
+      }
+    }
+    assert.ok(stopped >= 0.95 * runs, `${stopped} of ${runs} finished; not: ${unfinished.join(', ')}`);
+  });
+
+  test('json_object, regex, choice and GBNF grammars', async () => {
+    for (let seed = 0; seed < 5; seed++) {
+      const obj = await randomWalk({ type: 'json_object' }, seed, 400);
+      if (obj.finished === 'stop') assert.equal(typeof JSON.parse(obj.text), 'object');
+      const re = await randomWalk({ type: 'regex', pattern: '[a-c]{2,5}-(x|yz)' }, seed, 50);
+      assert.match(re.text, /^[a-c]{2,5}-(x|yz)$/);
+      const choice = await randomWalk({ type: 'choice', choices: ['alpha', 'beta gamma', 'δ "quoted"'] }, seed, 50);
+      assert.ok(['alpha', 'beta gamma', 'δ "quoted"'].includes(choice.text), choice.text);
+      const gbnf = await randomWalk({ type: 'grammar', grammar: 'root ::= "(" [0-9]+ ("," [0-9]+)? ")"' }, seed, 50);
+      if (gbnf.finished === 'stop') assert.match(gbnf.text, /^\(\d+(,\d+)?\)$/);
+    }
+  });
+
+  test('an invalid schema, regex or grammar is a UserError naming the problem', async () => {
+    const cases: [GrammarSpec, RegExp][] = [
+      [{ type: 'json_schema', schema: { type: 'strin' } }, /invalid JSON schema: .*Unsupported type "strin"/],
+      [{ type: 'json_schema', schema: { $ref: '#/$defs/missing' } }, /invalid JSON schema: .*\$defs/],
+      [{ type: 'regex', pattern: '[a-' }, /invalid regular expression: .*Unclosed '\['/],
+      [{ type: 'grammar', grammar: 'root ::= undefined_rule' }, /invalid grammar: .*"undefined_rule" is not defined/],
+    ];
+    for (const [spec, message] of cases) {
+      await assert.rejects(
+        service!.compile(spec),
+        (err: Error) => err instanceof UserError && message.test(err.message),
+      );
+    }
+    // The worker is still usable after xgrammar aborted a compile.
+    assert.match((await randomWalk({ type: 'regex', pattern: 'ok' }, 1, 5)).text, /^ok$/);
+  });
+
+  test('equal specs share one compiled grammar, whatever their key order', async () => {
+    const a = service!.compile({
+      type: 'json_schema',
+      schema: { type: 'object', properties: { a: { type: 'integer' } } },
+    });
+    const b = service!.compile({
+      type: 'json_schema',
+      schema: { properties: { a: { type: 'integer' } }, type: 'object' },
+    });
+    assert.equal(a, b);
+    assert.equal(await a, await b);
+  });
+
+  test('a finished grammar allows only stop tokens and says so', async () => {
+    const svc = service!;
+    const g = svc.open(await svc.compile({ type: 'choice', choices: ['x'] }), tokenizer!.eosTokenIds);
+    const x = tokenizer!.encode('x', { addSpecialTokens: false });
+    assert.equal(x.length, 1);
+    assert.equal(g.state(), SlotState.Running);
+    g.accept(x[0]!);
+    svc.flush();
+    assert.equal(g.state(), SlotState.Complete);
+    const eos = tokenizer!.eosTokenIds[0]!;
+    assert.equal((g.mask()[eos >> 5]! >>> (eos & 31)) & 1, 1);
+    g.release();
+  });
+});
