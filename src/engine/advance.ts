@@ -1,3 +1,5 @@
+import { applyTokenBitmask } from '../grammar/apply-mask.ts';
+import { SlotState } from '../grammar/shared-state.ts';
 import { beamStep } from './beam-search.ts';
 import { appendText, tokenLogprob } from './output.ts';
 import { applyLogitsProcessors, logSoftmax, sampleToken } from './sampling.ts';
@@ -36,8 +38,10 @@ export function advanceRequest(ctx: StepContext, r: Request): void {
     const raw = seq.pendingLogits!;
     seq.pendingLogits = null;
     const logits = Float32Array.from(raw);
+    if (seq.grammar && !applyGrammar(ctx, seq, logits)) continue;
     applyLogitsProcessors(logits, p, tokenHistory(ctx, r, seq));
     const token = sampleToken(logits, p, seq.rng);
+    seq.grammar?.accept(token);
     if (needLogprobs) {
       const lp = logSoftmax(raw);
       seq.cumLogprob += lp[token]!;
@@ -47,6 +51,21 @@ export function advanceRequest(ctx: StepContext, r: Request): void {
     }
     appendToken(ctx, r, seq, token);
   }
+}
+
+/**
+ * Masks the tokens the sequence's grammar forbids; a complete grammar (only stop tokens left) ends the sequence
+ * instead, and returns false.
+ */
+function applyGrammar(ctx: StepContext, seq: Sequence, logits: Float32Array): boolean {
+  const state = seq.grammar!.state();
+  if (state === SlotState.Rejected) throw new Error('a token drawn under a grammar was rejected by it');
+  if (state !== SlotState.Running) {
+    finishSeq(ctx, seq, 'stop', null);
+    return false;
+  }
+  applyTokenBitmask(logits, seq.grammar!.mask());
+  return true;
 }
 
 function appendToken(ctx: StepContext, r: Request, seq: Sequence, token: number): void {

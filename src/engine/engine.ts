@@ -1,3 +1,4 @@
+import type { GrammarService } from '../grammar/grammar-service.ts';
 import { inlineEncoder, type PromptEncoder } from '../loader/background-tokenizer.ts';
 import type { TextTokenizer } from '../loader/tokenizer.ts';
 import type { StepRunner } from '../runner/model-runner.ts';
@@ -9,7 +10,7 @@ import { takeLogits } from './logits.ts';
 import { takeOutput } from './output.ts';
 import { type KvCacheUsage, Scheduler, type SchedulerConfig } from './scheduler.ts';
 import { liveSeqs, type Request, Rng, Sequence, type TextStream } from './sequence.ts';
-import type { StepContext } from './step-context.ts';
+import { type StepContext, tokenHistory } from './step-context.ts';
 import type { EngineApi, EngineStats, GenerateRequest, RequestOutput, SamplingParams } from './types.ts';
 
 export interface EngineConfig {
@@ -29,6 +30,8 @@ export interface EngineConfig {
   promptEncoder?: PromptEncoder;
   /** Steps run only when `step()` is called (tests drive the engine step by step). */
   manual?: boolean;
+  /** Structured output (compiles grammars in workers; closed at shutdown); absent: requests with one are refused. */
+  grammar?: GrammarService;
 }
 
 /** A request whose prompt is already token ids: what `submit()` takes (`generate()` encodes text first). */
@@ -80,7 +83,11 @@ export class Engine implements EngineApi {
       maxModelLen: config.maxModelLen,
       newSequence: (r, tokenIds, stream) => {
         const detok = r.params.useBeamSearch ? NO_TEXT : config.newTextStream(r.promptIds);
-        return new Sequence(tokenIds, r.promptIds.length, detok, new Rng(r.seed, stream));
+        const seq = new Sequence(tokenIds, r.promptIds.length, detok, new Rng(r.seed, stream));
+        if (r.grammarKey !== undefined) {
+          seq.grammar = config.grammar!.open(r.grammarKey, tokenHistory(this.ctx, r, seq).stopIds);
+        }
+        return seq;
       },
       countToken: (r) => {
         this.counters.generationTokens++;
@@ -108,7 +115,8 @@ export class Engine implements EngineApi {
   async *generate(request: GenerateRequest): AsyncGenerator<RequestOutput> {
     const queue = new AsyncQueue<RequestOutput>();
     const prompt = typeof request.prompt === 'string' ? await this.encode(request.prompt) : request.prompt;
-    const r = this.submit({ ...request, prompt }, queue);
+    const grammarKey = request.grammar ? await this.compileGrammar(request) : undefined;
+    const r = this.submit({ ...request, prompt }, queue, grammarKey);
     try {
       yield* queue;
     } finally {
@@ -117,8 +125,9 @@ export class Engine implements EngineApi {
   }
 
   /** Admits (see admission.ts) and queues a request; outputs go to `sink`. Throws UserError when it cannot run. */
-  submit(request: TokenRequest, sink: OutputSink): Request {
+  submit(request: TokenRequest, sink: OutputSink, grammarKey?: string): Request {
     if (this.closed) throw new UserError('the engine is shutting down');
+    if (request.grammar && grammarKey === undefined) throw new Error('submit: compile the grammar first (generate())');
     const id = request.id ?? `req-${this.nextId++}`;
     if (this.live.has(id)) throw new UserError(`request id "${id}" is already in use`);
     const { promptIds, params } = admit(request.prompt, request.params ?? {}, this.limits);
@@ -144,6 +153,7 @@ export class Engine implements EngineApi {
       promptLogprobs: params.promptLogprobs === null ? null : [null],
       promptLogprobsSent: false,
       finished: false,
+      grammarKey,
     };
     r.seqs.push(this.ctx.newSequence(r, [...promptIds], 0));
     this.counters.promptTokens += promptIds.length;
@@ -182,6 +192,14 @@ export class Engine implements EngineApi {
     if (force) for (const id of [...this.live.keys()]) this.abort(id);
     while (this.loop) await this.loop;
     await this.encoder.close();
+    await this.config.grammar?.close();
+  }
+
+  /** Compiles a request's grammar in a worker (cached by spec); the request queues once it is ready. */
+  private async compileGrammar(request: GenerateRequest): Promise<string> {
+    if (!this.config.grammar) throw new UserError('this model cannot do structured output (it has no tokenizer.json)');
+    if (request.params?.useBeamSearch) throw new UserError('structured output does not combine with beam search');
+    return this.config.grammar.compile(request.grammar!);
   }
 
   /** One iteration: schedule, run the model once, sample, stream. Returns false when there was nothing to do. */
@@ -211,6 +229,8 @@ export class Engine implements EngineApi {
       if (r.seqs.every((s) => s.finished) || r.finished) this.finishRequest(r, entry.sink);
       else this.emit(r, entry.sink);
     }
+    // The workers advance the matchers and compute their next masks while the next forward runs.
+    this.config.grammar?.flush();
     return true;
   }
 
@@ -246,6 +266,7 @@ export class Engine implements EngineApi {
     r.finished = true;
     r.metrics.finishedTime = Date.now();
     this.scheduler.remove(r);
+    for (const s of r.seqs) s.grammar?.release();
     this.live.delete(r.id);
     this.emit(r, sink);
     sink.end();

@@ -1,3 +1,5 @@
+import { GrammarService } from '../grammar/grammar-service.ts';
+import { loadGrammarVocabulary } from '../grammar/vocabulary.ts';
 import { BackgroundTokenizer } from '../loader/background-tokenizer.ts';
 import type { GenerationConfig } from '../loader/hf-config.ts';
 import { samplingFrom } from '../primitives/sampling-names.ts';
@@ -31,6 +33,13 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
     },
     samplingDefaults: modelSamplingDefaults(generation, manifest),
     promptEncoder: new BackgroundTokenizer(tokenizer, modelDir, generation, options.tokenizerWorker),
+    grammar: new GrammarService({
+      vocabulary: () => loadGrammarVocabulary(modelDir),
+      vocabSize: runner.vocabSize,
+      stopTokenIds: [...generation.eosTokenIds],
+      // Every running sequence may have a matcher, and waiting requests open theirs when they queue.
+      capacity: 4 * loaded.maxNumSeqs,
+    }),
   });
   return { ...loaded, engine };
 }

@@ -5,7 +5,6 @@ import { isGreedy, logSoftmax } from './sampling.ts';
 import type { ScheduledSeq } from './scheduler.ts';
 import type { Request, Sequence } from './sequence.ts';
 import { type StepContext, tokenHistory } from './step-context.ts';
-import type { SamplingParams } from './types.ts';
 
 /**
  * Takes a step's logits: records prompt logprobs and readies the next token of every sequence whose tokens are all
@@ -33,7 +32,7 @@ export function takeLogits(ctx: StepContext, vocab: number, scheduled: readonly 
     const rows = mode === 'all' ? numTokens : mode === 'last' ? 1 : 0;
     if (rows > 0 && seq.numComputed === seq.tokenIds.length) {
       const last = row + rows - 1;
-      if (out.sample && samplesOnDevice(r.params)) {
+      if (out.sample && samplesOnDevice(r)) {
         deviceRows.push(samplingRow(ctx, r, seq, last));
         deviceSeqs.push(seq);
       } else {
@@ -65,9 +64,13 @@ export function takeLogits(ctx: StepContext, vocab: number, scheduled: readonly 
   }
 }
 
-/** One plain sample per step with no logprobs: the device sampler implements everything else of SamplingParams. */
-function samplesOnDevice(p: SamplingParams): boolean {
-  return !p.useBeamSearch && p.bestOf === 1 && p.logprobs === null;
+/**
+ * One plain sample per step with no logprobs and no grammar: the device sampler implements everything else of
+ * SamplingParams.
+ */
+function samplesOnDevice(r: Request): boolean {
+  const p = r.params;
+  return !p.useBeamSearch && p.bestOf === 1 && p.logprobs === null && r.grammarKey === undefined;
 }
 
 /**

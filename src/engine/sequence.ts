@@ -1,3 +1,4 @@
+import type { SequenceGrammar } from '../grammar/grammar-service.ts';
 import type { FinishReason, RequestMetrics, SamplingParams, TokenLogprob } from './types.ts';
 
 /** Turns generated token ids into text a piece at a time (never a broken UTF-8 character). */
@@ -39,6 +40,8 @@ export class Sequence {
   pendingLogits: Float32Array | null = null;
   /** The next token when the backend already sampled it on its device (instead of `pendingLogits`). */
   pendingToken: number | null = null;
+  /** The structured-output matcher its tokens must obey, when the request has one. */
+  grammar: SequenceGrammar | null = null;
 
   constructor(
     tokenIds: number[],
@@ -89,6 +92,8 @@ export interface Request {
   promptLogprobs: (TokenLogprob | null)[] | null;
   promptLogprobsSent: boolean;
   finished: boolean;
+  /** The compiled structured-output grammar every sequence follows (`GrammarService` key). */
+  grammarKey?: string;
 }
 
 /** Live sequences (not yet finished) of a request. */

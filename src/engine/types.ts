@@ -1,3 +1,4 @@
+import type { GrammarSpec } from '../grammar/spec.ts';
 /** The engine's public API: what the CLI and the HTTP server submit and receive. */
 
 import type { SamplingParams } from '../primitives/sampling-params.ts';
@@ -22,6 +23,8 @@ export interface GenerateRequest {
   params?: Partial<SamplingParams>;
   /** Lower runs first when the scheduler uses priority order. */
   priority?: number;
+  /** Structured output: every completion matches this (compiled off the event loop before the request queues). */
+  grammar?: GrammarSpec;
 }
 
 /** One completion's progress in an incremental output. Text and token ids are deltas since the last output. */

@@ -17,7 +17,8 @@ import type { GrammarVocabulary } from './vocabulary.ts';
 const MASK_TIMEOUT_MS = 60_000;
 
 export interface GrammarServiceOptions {
-  vocabulary: GrammarVocabulary;
+  /** Read when the worker starts (the first request with a grammar). */
+  vocabulary: () => GrammarVocabulary;
   /** Width of a logit row (at least the tokenizer's vocabulary). */
   vocabSize: number;
   stopTokenIds: readonly number[];
@@ -63,8 +64,14 @@ export class GrammarService {
     this.compiles.set(key, done);
     // A failed spec is not cached: the next request with it gets the same error afresh.
     done.catch(() => this.compiles.delete(key));
-    this.send({ op: 'compile', key, spec });
-    this.start().ref();
+    try {
+      this.send({ op: 'compile', key, spec });
+      this.start().ref();
+    } catch (err) {
+      this.waiters.delete(key);
+      this.compiles.delete(key);
+      return Promise.reject(new UserError(`structured output: ${(err as Error).message}`));
+    }
     return done;
   }
 
@@ -140,7 +147,7 @@ export class GrammarService {
     if (this.worker) return this.worker;
     const { vocabulary, vocabSize, stopTokenIds } = this.options;
     const worker = new Worker(new URL('./grammar-worker-entry.mjs', import.meta.url), {
-      workerData: { ...vocabulary, vocabSize, stopTokenIds, status: this.status.buffer, masks: this.masks.buffer },
+      workerData: { ...vocabulary(), vocabSize, stopTokenIds, status: this.status.buffer, masks: this.masks.buffer },
     });
     worker.on('message', (m: GrammarReply) => this.onReply(m));
     worker.on('error', (err) => this.failAll(err));

@@ -121,7 +121,11 @@ async function advance(items: number[]): Promise<void> {
   for (let i = 0; i < items.length; i += 2) {
     const slot = items[i]!;
     const m = matchers.get(slot);
-    if (!m) continue;
+    if (!m) {
+      // Closed before its last token arrived; the version still moves, as the step loop counts on.
+      Atomics.add(status, versionIndex(slot), 1);
+      continue;
+    }
     const token = items[i + 1]!;
     const ok = m.matcher.acceptToken(token);
     m.utf8 = utf8.next(m.utf8, token);

@@ -16,7 +16,7 @@ const tokenizer = fixture.skip ? null : loadTokenizer(fixture.path);
 const service = fixture.skip
   ? null
   : new GrammarService({
-      vocabulary: loadGrammarVocabulary(fixture.path),
+      vocabulary: () => loadGrammarVocabulary(fixture.path),
       // Padded past the tokenizer, as model vocabularies often are: the padding must never be allowed.
       vocabSize: tokenizer!.vocabSize + 40,
       stopTokenIds: tokenizer!.eosTokenIds,
