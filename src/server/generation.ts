@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply } from 'fastify';
-import type { RequestOutput, SamplingParams } from '../engine/types.ts';
+import type { GenerateRequest, RequestOutput, SamplingParams } from '../engine/types.ts';
 import { UserError } from '../util/errors.ts';
 import type { ServeConfig } from './config.ts';
 import { ApiError } from './errors.ts';
@@ -147,6 +147,8 @@ export async function* runEngine(
   params: Partial<SamplingParams>,
   times: GenerationTimes,
   fieldNames: Record<string, string> = {},
+  /** What the request asks of the output besides sampling (a grammar). */
+  output: Pick<GenerateRequest, 'grammar'> = {},
 ): AsyncGenerator<RequestOutput> {
   const labels = { model_name: a.entry.name };
   const id = randomUUID();
@@ -158,7 +160,7 @@ export async function* runEngine(
   a.record.promptTokens += promptIds.length;
   ctx.metrics.promptTokens.inc(labels, promptIds.length);
   try {
-    for await (const out of engine.generate({ id, prompt: promptIds, params })) {
+    for await (const out of engine.generate({ id, prompt: promptIds, params, ...output })) {
       let tokens = 0;
       for (const o of out.outputs) {
         tokens += o.tokenIds.length;

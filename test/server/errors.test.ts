@@ -122,7 +122,7 @@ test('negative and huge limits, out-of-range values, unsupported fields: 400', a
     400,
     /num_predict/,
   );
-  assertOllamaError(await post(generate(), { model: server.model, prompt: 'x', format: 'json' }), 400, /format/);
+  assertOllamaError(await post(generate(), { model: server.model, prompt: 'x', format: 'yaml' }), 400, /format/);
   assertOllamaError(
     await post(generate(), { model: server.model, prompt: 'x', think: true }),
     400,

@@ -116,11 +116,11 @@ test('an empty prompt loads the model; with keep_alive 0 it unloads it', async (
   assert.equal((await ollama.ps()).models.length, 0);
 });
 
-test('errors: unknown model, unsupported format, too-long num_ctx', async () => {
+test('errors: unknown model, invalid format schema, too-long num_ctx', async () => {
   await assert.rejects(ollama.generate({ model: 'nope', prompt: 'x' }), /model "nope" not found/);
   await assert.rejects(
-    ollama.chat({ model: server.model, messages: [{ role: 'user', content: 'x' }], format: 'json' }),
-    /format/,
+    ollama.chat({ model: server.model, messages: [{ role: 'user', content: 'x' }], format: { type: 'nope' } }),
+    /invalid JSON schema: Unsupported type "nope"/,
   );
   await assert.rejects(ollama.generate({ model: server.model, prompt: 'x', options: { num_ctx: 1 << 22 } }), /num_ctx/);
 });

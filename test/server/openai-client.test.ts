@@ -216,9 +216,12 @@ test('client errors surface as the typed errors of the openai package', async ()
     (err: unknown) => err instanceof OpenAI.NotFoundError && /no-such-model/.test(err.message),
   );
   await assert.rejects(
-    client.chat.completions.create({ model: server.model, messages, response_format: { type: 'json_object' } }),
-    (err: unknown) =>
-      err instanceof OpenAI.BadRequestError && (err.error as { param: string }).param === 'response_format',
+    client.chat.completions.create({
+      model: server.model,
+      messages,
+      response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'nope' } } },
+    }),
+    (err: unknown) => err instanceof OpenAI.BadRequestError && /invalid JSON schema/.test(err.message),
   );
   await assert.rejects(
     client.chat.completions.create({ model: server.model, messages, max_tokens: -1 }),

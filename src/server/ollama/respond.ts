@@ -1,7 +1,9 @@
 import type { FastifyReply } from 'fastify';
+import type { z } from 'zod';
 import type { FinishReason, RequestOutput, TokenLogprob } from '../../engine/types.ts';
 import { type Admitted, type GenerationTimes, newTimes, primed, runEngine, type ServerContext } from '../generation.ts';
 import { EventStream } from '../streaming.ts';
+import { type ollamaFormat, ollamaGrammar } from '../structured-output.ts';
 import { samplingFromOptions, withStoredParameters } from './options.ts';
 import type { Options } from './schemas.ts';
 
@@ -106,7 +108,13 @@ export async function generateAndRespond(
   reply: FastifyReply,
   a: Admitted,
   ids: number[],
-  body: { options?: Options | null; logprobs?: boolean | null; top_logprobs?: number | null; stream?: boolean | null },
+  body: {
+    options?: Options | null;
+    logprobs?: boolean | null;
+    top_logprobs?: number | null;
+    stream?: boolean | null;
+    format?: z.output<typeof ollamaFormat> | null;
+  },
   shape: Pick<Parameters<typeof respond>[2], 'piece' | 'final'>,
 ): Promise<unknown> {
   const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
@@ -117,7 +125,7 @@ export async function generateAndRespond(
     logprobs,
   );
   const times = newTimes();
-  const outputs = await primed(runEngine(ctx, a, ids, params, times));
+  const outputs = await primed(runEngine(ctx, a, ids, params, times, {}, { grammar: ollamaGrammar(body.format) }));
   return respond(reply, outputs, {
     stream: body.stream !== false,
     a,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { acceptAnything, IGNORED_OLLAMA_OPTIONS } from '../ignored-fields.ts';
 import { keepAlive, unsupported } from '../openai/schemas.ts';
+import { ollamaFormat } from '../structured-output.ts';
 
 const opt = <T extends z.ZodType>(t: T) => t.nullish();
 const int = () => z.number().int();
@@ -31,7 +32,7 @@ const common = {
   stream: opt(z.boolean()),
   keep_alive: keepAlive,
   options: opt(options),
-  format: unsupported('format (structured output)'),
+  format: opt(ollamaFormat),
   think: opt(
     z.unknown().refine((v) => v === false, 'thinking is not supported by pagoda (send think: false or leave it out)'),
   ),

@@ -5,6 +5,7 @@ import { badRequest } from '../errors.ts';
 import { newTimes, primed, runEngine, type ServerContext, withModel } from '../generation.ts';
 import type { ChatMessage } from '../models.ts';
 import { keepAliveMs } from '../ollama/options.ts';
+import { openaiGrammar } from '../structured-output.ts';
 import { parseBody } from '../validate.ts';
 import { chatLogprobs, collectChoices, completionId, streamChunks, totalTokens, unixSeconds, usage } from './common.ts';
 import { samplingParams } from './sampling.ts';
@@ -37,7 +38,8 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
       const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
       const params = samplingParams({ ...body, max_tokens: maxTokens }, logprobs);
       const n = params.n ?? 1;
-      const outputs = await primed(runEngine(ctx, a, promptIds, params, newTimes(), fieldNames));
+      const grammar = openaiGrammar(body);
+      const outputs = await primed(runEngine(ctx, a, promptIds, params, newTimes(), fieldNames, { grammar }));
       const base = {
         id: completionId('chatcmpl'),
         object: 'chat.completion.chunk',

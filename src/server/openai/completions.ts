@@ -4,6 +4,7 @@ import { badRequest } from '../errors.ts';
 import { encodePrompt, newTimes, primed, runEngine, type ServerContext, withModel } from '../generation.ts';
 import type { LoadedModel } from '../models.ts';
 import { keepAliveMs } from '../ollama/options.ts';
+import { openaiGrammar } from '../structured-output.ts';
 import { parseBody } from '../validate.ts';
 import { mergeOutputs, promptList } from './batch.ts';
 import {
@@ -40,6 +41,7 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
       const prompts = await Promise.all(promptList(body.prompt).map((p) => promptOf(a.model, p)));
       const logprobs = body.logprobs ?? null;
       const params = samplingParams(body, logprobs);
+      const grammar = openaiGrammar(body);
       const n = params.n ?? 1;
       const echoOf = (index: number) => (body.echo ? prompts[Math.floor(index / n)].text : '');
       const promptTokens = prompts.reduce((sum, p) => sum + p.ids.length, 0);
@@ -48,7 +50,7 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
       const admitted = { ...a, signal: AbortSignal.any([a.signal, batch.signal]) };
       try {
         const sources = await Promise.all(
-          prompts.map((prompt) => primed(runEngine(ctx, admitted, prompt.ids, params, newTimes()))),
+          prompts.map((prompt) => primed(runEngine(ctx, admitted, prompt.ids, params, newTimes(), {}, { grammar }))),
         );
         const outputs = mergeOutputs(sources, n);
         const base = {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { acceptAnything, IGNORED_OPENAI_FIELDS } from '../ignored-fields.ts';
+import { responseFormat, structuredOutputFields } from '../structured-output.ts';
 
 /** Most items a list field may hold, so a hostile body cannot make the server loop for long. */
 const MAX_STOP = 16;
@@ -48,6 +49,7 @@ const sampling = {
   best_of: opt(int().min(1).max(MAX_N)),
   use_beam_search: opt(z.boolean()),
   stop_token_ids: opt(z.array(int().min(0)).max(MAX_STOP)),
+  ...structuredOutputFields,
 };
 
 const textPart = z.strictObject({ type: z.literal('text'), text: z.string() });
@@ -79,12 +81,7 @@ export const chatRequest = z.strictObject({
   max_completion_tokens: opt(int().min(1)),
   logprobs: opt(z.boolean()),
   top_logprobs: opt(int().min(0).max(MAX_LOGPROBS)),
-  response_format: opt(
-    z.looseObject({ type: z.string() }).superRefine((v, ctx) => {
-      if (v.type !== 'text')
-        ctx.addIssue({ code: 'custom', message: `response_format "${v.type}" is not supported (only "text")` });
-    }),
-  ),
+  response_format: opt(responseFormat),
   tools: unsupported('tool calling'),
   tool_choice: opt(z.literal('none')),
   parallel_tool_calls: opt(z.boolean()),
@@ -110,6 +107,7 @@ export const completionRequest = z.strictObject({
   ]),
   logprobs: opt(int().min(0).max(MAX_LOGPROBS)),
   echo: opt(z.boolean()),
+  response_format: opt(responseFormat),
   suffix: opt(z.string().max(0, 'suffix (fill-in-the-middle) is not supported by pagoda')),
 });
 export type CompletionRequest = z.output<typeof completionRequest>;
