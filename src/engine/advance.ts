@@ -10,12 +10,13 @@ import type { FinishReason } from './types.ts';
 /**
  * Advances a request whose live sequences all have their next token (or its logits) ready: one beam-search step, or
  * one token per sequence, taken from the device sampler or drawn on the host, then detokenized and checked for stops.
+ * Returns false, drawing nothing, when a grammar mask is owed by a worker busy compiling (try again next step).
  */
-export function advanceRequest(ctx: StepContext, r: Request): void {
+export function advanceRequest(ctx: StepContext, r: Request): boolean {
   const p = r.params;
   if (p.useBeamSearch) {
     beamStep(ctx, r);
-    return;
+    return true;
   }
   const first = r.seqs[0]!;
   if (r.seqs.length === 1 && p.bestOf > 1 && first.outputLen === 0) {
@@ -27,6 +28,7 @@ export function advanceRequest(ctx: StepContext, r: Request): void {
       r.seqs.push(child);
     }
   }
+  if (liveSeqs(r).some((s) => s.grammar && !s.grammar.ready && s.grammar.blocked)) return false;
   const needLogprobs = p.logprobs !== null || p.bestOf > p.n;
   for (const seq of liveSeqs(r)) {
     if (seq.pendingToken !== null) {
@@ -51,6 +53,7 @@ export function advanceRequest(ctx: StepContext, r: Request): void {
     }
     appendToken(ctx, r, seq, token);
   }
+  return true;
 }
 
 /**

@@ -63,6 +63,12 @@ export class Engine implements EngineApi {
   private closed = false;
   private nextId = 0;
   private arrivals = 0;
+  /**
+   * Requests ready to sample whose grammar masks are still owed by a grammar worker busy compiling another request's
+   * schema: they sample at a later step, so a long compile holds up only the requests that need that worker.
+   */
+  private readonly deferred = new Set<Request>();
+  private ranForward = false;
 
   constructor(readonly config: EngineConfig) {
     this.scheduler = new Scheduler(config.scheduler, config);
@@ -206,25 +212,31 @@ export class Engine implements EngineApi {
   step(): boolean {
     if (!this.scheduler.hasWork) return false;
     const step = this.scheduler.schedule();
-    if (step.seqs.length === 0) throw new Error('scheduler made no progress with requests queued');
-    const chunks = step.seqs.map(({ seq, start, numTokens, logits }) => ({
-      tokenIds: seq.tokenIds.slice(start, start + numTokens),
-      startPos: start,
-      blockTable: seq.blockTable,
-      logits,
-    }));
-    const logits = this.config.runner.execute(chunks, step.copies);
-    this.counters.steps++;
-    for (const { seq, start, numTokens } of step.seqs) {
-      this.counters.promptTokensComputed += Math.max(0, Math.min(numTokens, seq.promptLen - start));
+    this.ranForward = step.seqs.length > 0;
+    if (step.seqs.length === 0 && this.deferred.size === 0) {
+      throw new Error('scheduler made no progress with requests queued');
     }
-    this.scheduler.update(step);
-    takeLogits(this.ctx, this.config.runner.vocabSize, step.seqs, logits);
+    if (step.seqs.length > 0) {
+      const chunks = step.seqs.map(({ seq, start, numTokens, logits }) => ({
+        tokenIds: seq.tokenIds.slice(start, start + numTokens),
+        startPos: start,
+        blockTable: seq.blockTable,
+        logits,
+      }));
+      const logits = this.config.runner.execute(chunks, step.copies);
+      this.counters.steps++;
+      for (const { seq, start, numTokens } of step.seqs) {
+        this.counters.promptTokensComputed += Math.max(0, Math.min(numTokens, seq.promptLen - start));
+      }
+      this.scheduler.update(step);
+      takeLogits(this.ctx, this.config.runner.vocabSize, step.seqs, logits);
+    }
 
-    const touched = new Set(step.seqs.map((s) => s.request));
+    const touched = new Set([...this.deferred, ...step.seqs.map((s) => s.request)]);
+    this.deferred.clear();
     for (const r of touched) {
       if (r.finished) continue;
-      if (liveSeqs(r).every((s) => s.hasPending)) advanceRequest(this.ctx, r);
+      if (liveSeqs(r).every((s) => s.hasPending) && !advanceRequest(this.ctx, r)) this.deferred.add(r);
       const entry = this.live.get(r.id)!;
       if (r.seqs.every((s) => s.finished) || r.finished) this.finishRequest(r, entry.sink);
       else this.emit(r, entry.sink);
@@ -244,7 +256,9 @@ export class Engine implements EngineApi {
 
   private async runLoop(): Promise<void> {
     while (this.scheduler.hasWork) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      // Only deferred requests left: wait for the grammar worker without spinning.
+      if (this.ranForward || this.deferred.size === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      else await new Promise<void>((resolve) => setTimeout(resolve, 1));
       try {
         this.step();
       } catch (err) {

@@ -1,10 +1,8 @@
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../util/errors.ts';
 import {
-  COMPILING,
   type GrammarReply,
   type GrammarRequest,
-  HEADER_INTS,
   maskWords,
   type SlotState,
   stateIndex,
@@ -17,97 +15,116 @@ import type { GrammarVocabulary } from './vocabulary.ts';
 const MASK_TIMEOUT_MS = 60_000;
 
 export interface GrammarServiceOptions {
-  /** Read when the worker starts (the first request with a grammar). */
+  /** Read when the first worker starts (the first request with a grammar). */
   vocabulary: () => GrammarVocabulary;
   /** Width of a logit row (at least the tokenizer's vocabulary). */
   vocabSize: number;
   stopTokenIds: readonly number[];
   /** Matchers open at once. */
   capacity: number;
+  /** Grammar workers at most (default 2). */
+  workers?: number;
+}
+
+/** One worker thread with its own xgrammar: the grammars it compiled, and the matchers over them. */
+interface GrammarWorker {
+  thread: Worker;
+  /** Compiles sent and not yet answered: its masks may wait behind them. */
+  compiling: number;
+  /** Matchers open on it. */
+  open: number;
 }
 
 /**
- * Structured output for one tokenizer: specs are compiled in a worker thread that owns xgrammar (never on the event
- * loop) and cached there by `grammarKey`; each constrained sequence has a matcher in that worker whose next-token
- * bitmask the worker computes while the step loop runs the next forward, and publishes in shared memory.
+ * Structured output for one tokenizer. Specs are compiled in worker threads that own xgrammar (never on the event
+ * loop) and cached there by `grammarKey`; a sequence's matcher lives in the worker that compiled its grammar, which
+ * computes its next-token bitmask while the step loop runs the next forward and publishes it in shared memory. A new
+ * spec compiles on a worker with no compile in flight and the fewest open matchers (starting a second one when the
+ * first is busy), so a long compile holds up only requests whose grammars live on that worker.
  */
 export class GrammarService {
-  private worker: Worker | null = null;
+  private readonly workers: GrammarWorker[] = [];
   private readonly status: Int32Array;
   private readonly masks: Int32Array;
   readonly words: number;
-  private readonly compiles = new Map<string, Promise<string>>();
-  private readonly waiters = new Map<string, { resolve: (key: string) => void; reject: (e: Error) => void }[]>();
+  /** Where each spec key was compiled (or is compiling), and its outcome. */
+  private readonly grammars = new Map<string, { worker: GrammarWorker; done: Promise<string> }>();
+  private readonly waiters = new Map<string, { resolve: (key: string) => void; reject: (e: Error) => void }>();
   private readonly freeSlots: number[];
-  /** Per slot, the versions asked of the worker so far (a reused slot may still have answers in flight). */
+  private readonly slotWorker: (GrammarWorker | null)[];
+  /** Per slot, the versions asked of its worker so far (a reused slot may still have answers in flight). */
   private readonly issued: Int32Array;
-  private accepts: number[] = [];
+  private readonly accepts = new Map<GrammarWorker, number[]>();
+  private vocabulary: GrammarVocabulary | null = null;
 
   constructor(private readonly options: GrammarServiceOptions) {
     this.words = maskWords(options.vocabSize);
-    this.status = new Int32Array(new SharedArrayBuffer(4 * (HEADER_INTS + 2 * options.capacity)));
+    this.status = new Int32Array(new SharedArrayBuffer(4 * 2 * options.capacity));
     this.masks = new Int32Array(new SharedArrayBuffer(4 * this.words * options.capacity));
     this.issued = new Int32Array(options.capacity);
+    this.slotWorker = new Array(options.capacity).fill(null);
     this.freeSlots = Array.from({ length: options.capacity }, (_, i) => options.capacity - 1 - i);
   }
 
   /** Compiles a spec (or finds it compiled); resolves to its key. An invalid spec rejects with a UserError. */
   compile(spec: GrammarSpec): Promise<string> {
     const key = grammarKey(spec);
-    const known = this.compiles.get(key);
-    if (known) return known;
-    const done = new Promise<string>((resolve, reject) => {
-      const list = this.waiters.get(key) ?? [];
-      list.push({ resolve, reject });
-      this.waiters.set(key, list);
-    });
-    this.compiles.set(key, done);
-    // A failed spec is not cached: the next request with it gets the same error afresh.
-    done.catch(() => this.compiles.delete(key));
+    const known = this.grammars.get(key);
+    if (known) return known.done;
+    let worker: GrammarWorker;
     try {
-      this.send({ op: 'compile', key, spec });
-      this.start().ref();
+      worker = this.pickWorker();
     } catch (err) {
-      this.waiters.delete(key);
-      this.compiles.delete(key);
       return Promise.reject(new UserError(`structured output: ${(err as Error).message}`));
     }
+    const done = new Promise<string>((resolve, reject) => this.waiters.set(key, { resolve, reject }));
+    this.grammars.set(key, { worker, done });
+    // A failed spec is not cached: the next request with it gets the same error afresh.
+    done.catch(() => this.grammars.delete(key));
+    worker.compiling++;
+    worker.thread.ref();
+    this.send(worker, { op: 'compile', key, spec });
     return done;
   }
 
   /** A matcher at the start of a compiled grammar; its first mask is computed at once. */
   open(key: string, stopTokenIds: readonly number[]): SequenceGrammar {
+    const worker = this.grammars.get(key)?.worker;
+    if (!worker) throw new Error(`grammar ${key} is not compiled`);
     const slot = this.freeSlots.pop();
     if (slot === undefined) {
       throw new UserError(`too many requests with structured output at once (at most ${this.options.capacity})`);
     }
+    this.slotWorker[slot] = worker;
+    worker.open++;
     this.issued[slot]!++;
-    this.send({ op: 'open', slot, key, stopTokenIds: [...stopTokenIds] });
+    this.send(worker, { op: 'open', slot, key, stopTokenIds: [...stopTokenIds] });
     return new SequenceGrammar(this, slot);
   }
 
-  /** True while the worker compiles: the masks it owes come after. */
-  get compiling(): boolean {
-    return Atomics.load(this.status, COMPILING) === 1;
-  }
-
-  /** Sends the tokens accepted since the last flush (one message a step). */
+  /** Sends the tokens accepted since the last flush (one message per worker a step). */
   flush(): void {
-    if (this.accepts.length === 0) return;
-    this.send({ op: 'advance', items: this.accepts });
-    this.accepts = [];
+    for (const [worker, items] of this.accepts) if (items.length > 0) this.send(worker, { op: 'advance', items });
+    this.accepts.clear();
   }
 
   async close(): Promise<void> {
-    const w = this.worker;
-    this.worker = null;
-    if (w) await w.terminate();
+    const threads = this.workers.splice(0).map((w) => w.thread);
+    await Promise.all(threads.map((t) => t.terminate()));
   }
 
   /** @internal */
   queueAccept(slot: number, token: number): void {
-    this.accepts.push(slot, token);
+    const worker = this.slotWorker[slot]!;
+    const list = this.accepts.get(worker) ?? [];
+    list.push(slot, token);
+    this.accepts.set(worker, list);
     this.issued[slot]!++;
+  }
+
+  /** @internal Whether the slot's worker has a compile queued or running (its masks may come after it). */
+  isBlocked(slot: number): boolean {
+    return (this.slotWorker[slot]?.compiling ?? 0) > 0;
   }
 
   /** @internal Waits (blocking: the worker answers in microseconds unless it compiles) for the slot's last answer. */
@@ -117,7 +134,9 @@ export class GrammarService {
     const deadline = Date.now() + MASK_TIMEOUT_MS;
     for (let v = Atomics.load(this.status, at); v < version; v = Atomics.load(this.status, at)) {
       const left = deadline - Date.now();
-      if (left <= 0 || !this.worker) throw new Error('the grammar worker did not answer');
+      if (left <= 0 || !this.workers.includes(this.slotWorker[slot]!)) {
+        throw new Error('the grammar worker did not answer');
+      }
       Atomics.wait(this.status, at, v, left);
     }
     return Atomics.load(this.status, stateIndex(slot)) as SlotState;
@@ -135,50 +154,68 @@ export class GrammarService {
 
   /** @internal */
   release(slot: number): void {
-    this.send({ op: 'close', slot });
+    const worker = this.slotWorker[slot]!;
+    worker.open--;
+    this.send(worker, { op: 'close', slot });
     this.freeSlots.push(slot);
   }
 
-  private send(req: GrammarRequest): void {
-    this.start().postMessage(req);
+  /** A worker with no compile in flight and the fewest matchers; a new one while all are busy and the pool allows. */
+  private pickWorker(): GrammarWorker {
+    const idle = this.workers.filter((w) => w.compiling === 0).sort((a, b) => a.open - b.open)[0];
+    if (idle && (idle.open === 0 || this.workers.length >= (this.options.workers ?? 2))) return idle;
+    if (this.workers.length < (this.options.workers ?? 2)) return this.startWorker();
+    return [...this.workers].sort((a, b) => a.compiling - b.compiling || a.open - b.open)[0]!;
   }
 
-  private start(): Worker {
-    if (this.worker) return this.worker;
-    const { vocabulary, vocabSize, stopTokenIds } = this.options;
-    const worker = new Worker(new URL('./grammar-worker-entry.mjs', import.meta.url), {
-      workerData: { ...vocabulary(), vocabSize, stopTokenIds, status: this.status.buffer, masks: this.masks.buffer },
+  private send(worker: GrammarWorker, req: GrammarRequest): void {
+    worker.thread.postMessage(req);
+  }
+
+  private startWorker(): GrammarWorker {
+    this.vocabulary ??= this.options.vocabulary();
+    const { vocabSize, stopTokenIds } = this.options;
+    const thread = new Worker(new URL('./grammar-worker-entry.mjs', import.meta.url), {
+      workerData: {
+        ...this.vocabulary,
+        vocabSize,
+        stopTokenIds,
+        status: this.status.buffer,
+        masks: this.masks.buffer,
+      },
     });
-    worker.on('message', (m: GrammarReply) => this.onReply(m));
-    worker.on('error', (err) => this.failAll(err));
-    worker.on('exit', () => {
-      if (this.worker === worker) this.worker = null;
-      this.failAll(new Error('the grammar worker stopped'));
-    });
-    worker.unref();
-    this.worker = worker;
+    const worker: GrammarWorker = { thread, compiling: 0, open: 0 };
+    thread.on('message', (m: GrammarReply) => this.onReply(worker, m));
+    thread.on('error', (err) => this.failWorker(worker, err));
+    thread.on('exit', () => this.failWorker(worker, new Error('a grammar worker stopped')));
+    thread.unref();
+    this.workers.push(worker);
     return worker;
   }
 
-  private onReply(m: GrammarReply): void {
+  private onReply(worker: GrammarWorker, m: GrammarReply): void {
     if (m.op === 'failed') {
-      this.failAll(new Error(`grammar worker: ${m.error}`));
+      this.failWorker(worker, new Error(`grammar worker: ${m.error}`));
       return;
     }
-    const list = this.waiters.get(m.key) ?? [];
+    worker.compiling--;
+    const waiter = this.waiters.get(m.key);
     this.waiters.delete(m.key);
-    for (const w of list) {
-      if (m.error !== undefined) w.reject(new UserError(m.error));
-      else w.resolve(m.key);
-    }
+    if (m.error !== undefined) waiter?.reject(new UserError(m.error));
+    else waiter?.resolve(m.key);
     // An idle worker must not keep the process alive.
-    if (this.waiters.size === 0) this.worker?.unref();
+    if (worker.compiling === 0) worker.thread.unref();
   }
 
-  private failAll(err: Error): void {
-    for (const list of this.waiters.values()) for (const w of list) w.reject(err);
-    this.waiters.clear();
-    this.compiles.clear();
+  private failWorker(worker: GrammarWorker, err: Error): void {
+    const i = this.workers.indexOf(worker);
+    if (i >= 0) this.workers.splice(i, 1);
+    for (const [key, g] of [...this.grammars]) {
+      if (g.worker !== worker) continue;
+      this.grammars.delete(key);
+      this.waiters.get(key)?.reject(err);
+      this.waiters.delete(key);
+    }
   }
 }
 
@@ -194,6 +231,11 @@ export class SequenceGrammar {
   /** Whether the next mask is already published (no wait). */
   get ready(): boolean {
     return this.service.isPublished(this.slot);
+  }
+
+  /** Whether its worker is compiling, so that waiting for an unpublished mask could take as long as a compile. */
+  get blocked(): boolean {
+    return this.service.isBlocked(this.slot);
   }
 
   /** The state after the last token, waiting for the worker if needed. */

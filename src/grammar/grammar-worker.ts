@@ -1,9 +1,9 @@
-// The grammar worker: owns xgrammar (WebAssembly), compiles specs and runs the matchers, writing each matcher's
-// next-token bitmask into shared memory for the step loop. Requests are handled one at a time, in order.
+// A grammar worker: owns an xgrammar instance (WebAssembly), compiles specs and runs the matchers of the grammars it
+// compiled, writing each matcher's next-token bitmask into shared memory for the step loop. Requests are handled one
+// at a time, in order.
 import { parentPort, workerData } from 'node:worker_threads';
 import { compileSpec } from './compile.ts';
 import {
-  COMPILING,
   type GrammarReply,
   type GrammarRequest,
   type GrammarWorkerData,
@@ -65,7 +65,6 @@ function post(reply: GrammarReply): void {
 
 async function compile(key: string, spec: import('./spec.ts').GrammarSpec): Promise<void> {
   if (compiled.has(key)) return post({ op: 'compiled', key });
-  Atomics.store(status, COMPILING, 1);
   try {
     const grammar = await compileSpec(compiler, spec);
     compiled.set(key, { grammar, json: spec.type === 'json_object' || spec.type === 'json_schema' });
@@ -77,8 +76,6 @@ async function compile(key: string, spec: import('./spec.ts').GrammarSpec): Prom
     post({ op: 'compiled', key });
   } catch (err) {
     post({ op: 'compiled', key, error: (err as Error).message });
-  } finally {
-    Atomics.store(status, COMPILING, 0);
   }
 }
 

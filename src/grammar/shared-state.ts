@@ -1,12 +1,10 @@
 import type { GrammarVocabulary } from './vocabulary.ts';
 
 /**
- * The memory the grammar worker shares with the step loop: an Int32 status array (a header, then per matcher slot a
- * version counter and a state) and one token bitmask per slot (bit i of word i >> 5 set = token i allowed).
+ * The memory the grammar workers share with the step loop: an Int32 status array (per matcher slot a version counter
+ * and a state) and one token bitmask per slot (bit i of word i >> 5 set = token i allowed). A slot belongs to the
+ * worker holding its matcher; only that worker writes it.
  */
-export const HEADER_INTS = 2;
-/** status[COMPILING] is 1 while the worker compiles (the masks it owes wait for it). */
-export const COMPILING = 0;
 
 export enum SlotState {
   /** The mask of the next token is ready. */
@@ -19,8 +17,8 @@ export enum SlotState {
   Complete = 3,
 }
 
-export const versionIndex = (slot: number) => HEADER_INTS + 2 * slot;
-export const stateIndex = (slot: number) => HEADER_INTS + 2 * slot + 1;
+export const versionIndex = (slot: number) => 2 * slot;
+export const stateIndex = (slot: number) => 2 * slot + 1;
 export const maskWords = (vocabSize: number) => Math.ceil(vocabSize / 32);
 
 export interface GrammarWorkerData {

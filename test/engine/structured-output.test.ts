@@ -78,6 +78,40 @@ for (const name of ['tiny-qwen2', 'tiny-llama']) {
       if (obj.finish === 'stop') assert.equal(typeof JSON.parse(obj.text), 'object');
     });
 
+    test('a schema that takes long to compile stalls neither constrained nor unconstrained requests', async () => {
+      const slow = {
+        type: 'object',
+        properties: Object.fromEntries(
+          Array.from({ length: 1200 }, (_, i) => [
+            `p${i}`,
+            { type: 'string', pattern: `^[a-z]{${(i % 7) + 1},${(i % 11) + 9}}$` },
+          ]),
+        ),
+      };
+      const events: string[] = [];
+      const stream = loaded!.engine.generate({
+        prompt: 'Letters:',
+        params: { temperature: 1, seed: 9, maxTokens: 40 },
+        grammar: { type: 'regex', pattern: '[a-z]{40}' },
+      });
+      const first = await stream.next();
+      assert.equal(first.done, false);
+      const constrained = (async () => {
+        for await (const _ of stream);
+        events.push('constrained done');
+      })();
+      const heavy = complete(loaded!, {
+        prompt: 'x',
+        params: { maxTokens: 1 },
+        grammar: { type: 'json_schema', schema: slow },
+      }).then(() => events.push('slow compile done'));
+      const plain = complete(loaded!, { prompt: 'y', params: { maxTokens: 30, ignoreEos: true } }).then(() =>
+        events.push('plain done'),
+      );
+      await Promise.all([constrained, heavy, plain]);
+      assert.equal(events.at(-1), 'slow compile done', events.join(', '));
+    });
+
     test('an invalid schema is refused before the request queues; beam search is refused', async () => {
       await assert.rejects(
         complete(loaded!, { prompt: 'x', grammar: { type: 'json_schema', schema: { type: 'nope' } } }),
