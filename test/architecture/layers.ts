@@ -3,7 +3,7 @@ import { dirname, join, normalize, relative } from 'node:path';
 
 /**
  * What each folder of src/ may import (besides itself), from the bottom up: util → primitives → loader, store,
- * gotemplate, grammar and backends → models → runner → engine → server / cli. A folder absent here may import nothing of
+ * gotemplate, grammar, tools and backends → models → runner → engine → server / cli. A folder absent here may import nothing of
  * src/. (The repository's benchmark scripts live in bench/, outside src/.)
  */
 export const ALLOWED: Record<string, readonly string[]> = {
@@ -14,10 +14,23 @@ export const ALLOWED: Record<string, readonly string[]> = {
   store: ['util', 'primitives', 'gotemplate', 'loader'],
   backend: ['util', 'primitives'],
   grammar: ['util', 'primitives'],
+  tools: ['util'],
   models: ['util', 'primitives', 'loader', 'backend'],
   runner: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'grammar', 'models'],
   engine: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'grammar', 'models', 'runner'],
-  server: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'grammar', 'models', 'runner', 'engine'],
+  server: [
+    'util',
+    'primitives',
+    'gotemplate',
+    'loader',
+    'store',
+    'backend',
+    'grammar',
+    'tools',
+    'models',
+    'runner',
+    'engine',
+  ],
   cli: [
     'util',
     'primitives',
@@ -26,6 +39,7 @@ export const ALLOWED: Record<string, readonly string[]> = {
     'store',
     'backend',
     'grammar',
+    'tools',
     'models',
     'runner',
     'engine',

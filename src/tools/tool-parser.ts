@@ -1,0 +1,195 @@
+import { partialMarkerLength } from './held-back.ts';
+
+/** A parsed tool call: the function's name and its arguments as a JSON object. */
+export interface ParsedToolCall {
+  name: string;
+  arguments: Record<string, unknown>;
+}
+
+/**
+ * How a model writes tool calls: the text that opens one (and closes it, if anything does), or none when a call is
+ * bare JSON at the start of the output (Llama 3.x). The JSON is an object with `name` and `arguments` (or Llama's
+ * `parameters`), a list of them, or Mistral's newer `name[ARGS]{…}`.
+ */
+export interface ToolCallFormat {
+  name: string;
+  start: string | null;
+  end: string | null;
+}
+
+export const HERMES: ToolCallFormat = { name: 'hermes', start: '<tool_call>', end: '</tool_call>' };
+export const MISTRAL: ToolCallFormat = { name: 'mistral', start: '[TOOL_CALLS]', end: null };
+/** Llama 3.x: `<|python_tag|>` may open the call; bare JSON at the start of the output is one too. */
+export const LLAMA3_JSON: ToolCallFormat = { name: 'llama3_json', start: '<|python_tag|>', end: null };
+
+/** The format a chat template's tool calls use, from the text it writes around them; null if it renders none. */
+export function toolCallFormatOf(templateSource: string): ToolCallFormat | null {
+  const goTag = goToolCallsTag(templateSource);
+  if (goTag !== null) {
+    if (goTag === '') return LLAMA3_JSON;
+    const end = goTag === '<tool_call>' ? '</tool_call>' : null;
+    return { name: 'template', start: goTag, end };
+  }
+  if (templateSource.includes('<tool_call>')) return HERMES;
+  if (templateSource.includes('[TOOL_CALLS]')) return MISTRAL;
+  if (/<\|python_tag\|>|"parameters"|<\|start_header_id\|>/.test(templateSource) && /\btools\b/.test(templateSource)) {
+    return LLAMA3_JSON;
+  }
+  return null;
+}
+
+/**
+ * Ollama's rule for Go templates: the tag is the first word of the text the `{{ if .ToolCalls }}` block writes before
+ * its first action ('' when it writes the JSON straight away); null when the template has no such block.
+ */
+export function goToolCallsTag(source: string): string | null {
+  const m = /\{\{-?\s*if\s+\.ToolCalls\s*-?\}\}/.exec(source);
+  if (!m) return null;
+  const rest = source.slice(m.index + m[0].length);
+  const next = rest.indexOf('{{');
+  // Its first word: "[TOOL_CALLS] [" opens Mistral's list with the tag.
+  return (next < 0 ? rest : rest.slice(0, next)).trim().split(/\s+/)[0]!;
+}
+
+/** Calls in `body` (the text after the opening tag), or null when it is not a call. */
+export function parseCallBody(body: string): ParsedToolCall[] | null {
+  const text = body.trim();
+  const mistral = /^([A-Za-z0-9_.-]+)\[ARGS\]/.exec(text);
+  if (mistral) {
+    const args = parseJsonPrefix(text.slice(mistral[0].length));
+    if (!args || !isObject(args.value)) return null;
+    const rest = args.rest.trim();
+    const more = rest.startsWith(MISTRAL.start!) ? parseCallBody(rest.slice(MISTRAL.start!.length)) : rest ? null : [];
+    return more && [{ name: mistral[1]!, arguments: args.value }, ...more];
+  }
+  const calls: ParsedToolCall[] = [];
+  let rest = text;
+  while (rest) {
+    const parsed = parseJsonPrefix(rest);
+    if (!parsed) return null;
+    const items = Array.isArray(parsed.value) ? parsed.value : [parsed.value];
+    for (const item of items) {
+      const call = asCall(item);
+      if (!call) return null;
+      calls.push(call);
+    }
+    // Llama 3.2 separates parallel calls with ';'.
+    rest = parsed.rest.trim().replace(/^;/, '').trim();
+  }
+  return calls.length > 0 ? calls : null;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function asCall(item: unknown): ParsedToolCall | null {
+  if (!isObject(item) || typeof item.name !== 'string') return null;
+  let args = item.arguments ?? item.parameters ?? {};
+  if (typeof args === 'string') {
+    try {
+      args = JSON.parse(args);
+    } catch {
+      return null;
+    }
+  }
+  return isObject(args) ? { name: item.name, arguments: args } : null;
+}
+
+/** The first JSON value at the start of `text` and what follows it, or null. */
+function parseJsonPrefix(text: string): { value: unknown; rest: string } | null {
+  const open = text[0];
+  if (open !== '{' && open !== '[') return null;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') {
+      depth--;
+      if (depth === 0) {
+        try {
+          return { value: JSON.parse(text.slice(0, i + 1)), rest: text.slice(i + 1) };
+        } catch {
+          return null;
+        }
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * Separates tool calls from content as the output streams. Content streams until something that may open a call
+ * (the format's tag, or for Llama 3 a `{` first in the output); from there the text is held until the output ends,
+ * then parsed: calls if it parses as calls, else it was content after all.
+ */
+export class ToolCallParser {
+  private buffer = '';
+  private sawContent = false;
+  private inCall = false;
+  private callText = '';
+
+  constructor(private readonly format: ToolCallFormat) {}
+
+  /** Content that is safe to stream now. */
+  push(text: string): string {
+    if (this.inCall) {
+      this.callText += text;
+      return '';
+    }
+    this.buffer += text;
+    const start = this.format.start;
+    const at = start ? this.buffer.indexOf(start) : -1;
+    if (at >= 0) {
+      const before = this.buffer.slice(0, at);
+      this.enterCall(this.buffer.slice(at));
+      return before;
+    }
+    if (!this.sawContent && this.format === LLAMA3_JSON) {
+      const lead = this.buffer.trimStart();
+      if (lead.startsWith('{') || lead.startsWith('[')) {
+        this.enterCall(lead);
+        return '';
+      }
+      if (!lead) return '';
+    }
+    const keep = start ? partialMarkerLength(this.buffer, [start]) : 0;
+    const out = this.buffer.slice(0, this.buffer.length - keep);
+    this.buffer = this.buffer.slice(this.buffer.length - keep);
+    if (out.trim()) this.sawContent = true;
+    return out;
+  }
+
+  /** At the end: the remaining content and the calls (none when the held text did not parse as calls). */
+  finish(): { content: string; calls: ParsedToolCall[] } {
+    if (!this.inCall) return { content: this.buffer, calls: [] };
+    const { start, end } = this.format;
+    const calls: ParsedToolCall[] = [];
+    const text = this.callText;
+    // Each call opens with the tag (hermes: <tool_call>{…}</tool_call> repeated); a Llama 3 call may have none.
+    const pieces = start && text.startsWith(start) ? text.split(start).slice(1) : [text];
+    for (const piece of pieces) {
+      let body = piece;
+      if (end) {
+        const close = body.indexOf(end);
+        if (close >= 0) body = body.slice(0, close);
+      }
+      if (!body.trim()) continue;
+      const parsed = parseCallBody(body);
+      if (!parsed) return { content: text, calls: [] };
+      calls.push(...parsed);
+    }
+    return { content: '', calls };
+  }
+
+  private enterCall(text: string): void {
+    this.inCall = true;
+    this.callText = text;
+    this.buffer = '';
+  }
+}

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ReasoningParser } from '../../src/tools/reasoning-parser.ts';
+import {
+  goToolCallsTag,
+  HERMES,
+  LLAMA3_JSON,
+  MISTRAL,
+  type ToolCallFormat,
+  ToolCallParser,
+  toolCallFormatOf,
+} from '../../src/tools/tool-parser.ts';
+
+/** Feeds `text` in pieces of `size` characters; returns the streamed content and the final result. */
+function stream(format: ToolCallFormat, text: string, size: number) {
+  const p = new ToolCallParser(format);
+  let content = '';
+  for (let i = 0; i < text.length; i += size) content += p.push(text.slice(i, i + size));
+  const end = p.finish();
+  return { content: content + end.content, calls: end.calls };
+}
+
+const weather = { name: 'get_weather', arguments: { city: 'Paris', unit: 'c' } };
+
+test('Hermes / Qwen: content before the call streams, calls parse, any chunking', () => {
+  const text =
+    'Let me check.<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}\n</tool_call>\n<tool_call>\n{"name": "t", "arguments": {}}\n</tool_call>';
+  for (const size of [1, 3, 7, 1000]) {
+    const r = stream(HERMES, text, size);
+    assert.equal(r.content, 'Let me check.');
+    assert.deepEqual(r.calls, [weather, { name: 't', arguments: {} }]);
+  }
+});
+
+test('text that only looks like the start of a tag is content', () => {
+  const r = stream(HERMES, 'a < b and <tool is fine', 2);
+  assert.equal(r.content, 'a < b and <tool is fine');
+  assert.deepEqual(r.calls, []);
+  const p = new ToolCallParser(HERMES);
+  assert.equal(p.push('x <tool_'), 'x '); // held back: it may open a call
+});
+
+test('Llama 3.x: bare JSON with parameters, the python tag, parallel calls separated by ;', () => {
+  const bare = '{"name": "get_weather", "parameters": {"city": "Paris", "unit": "c"}}';
+  assert.deepEqual(stream(LLAMA3_JSON, bare, 4).calls, [weather]);
+  assert.deepEqual(stream(LLAMA3_JSON, `<|python_tag|>${bare}`, 5).calls, [weather]);
+  assert.deepEqual(stream(LLAMA3_JSON, `${bare}; {"name": "t", "parameters": {}}`, 9).calls, [
+    weather,
+    { name: 't', arguments: {} },
+  ]);
+  const prose = stream(LLAMA3_JSON, 'Paris is sunny {not json}', 3);
+  assert.equal(prose.content, 'Paris is sunny {not json}');
+  const notCall = stream(LLAMA3_JSON, '{"answer": 42}', 3);
+  assert.deepEqual(notCall, { content: '{"answer": 42}', calls: [] });
+});
+
+test('Mistral: [TOOL_CALLS][…] and the newer [TOOL_CALLS]name[ARGS]{…}', () => {
+  const old = '[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}]';
+  assert.deepEqual(stream(MISTRAL, old, 6).calls, [weather]);
+  const v11 = '[TOOL_CALLS]get_weather[ARGS]{"city": "Paris", "unit": "c"}[TOOL_CALLS]t[ARGS]{}';
+  assert.deepEqual(stream(MISTRAL, v11, 4).calls, [weather, { name: 't', arguments: {} }]);
+});
+
+test('a call that does not parse comes back as content', () => {
+  const r = stream(HERMES, 'x<tool_call>{"name": broken</tool_call>', 3);
+  assert.equal(r.content, 'x<tool_call>{"name": broken</tool_call>');
+  assert.deepEqual(r.calls, []);
+});
+
+test("formats from templates: Jinja markers, and Ollama's rule for Go templates", () => {
+  assert.equal(toolCallFormatOf('{% if tools %}<tools>{% endif %}<tool_call>')?.name, 'hermes');
+  assert.equal(toolCallFormatOf('[AVAILABLE_TOOLS]{{ tools }}[TOOL_CALLS]')?.name, 'mistral');
+  assert.equal(toolCallFormatOf('<|start_header_id|>{% if tools %}{{ "parameters" }}{% endif %}')?.name, 'llama3_json');
+  assert.equal(toolCallFormatOf('{% for m in messages %}{{ m.content }}{% endfor %}'), null);
+  assert.equal(goToolCallsTag('{{ if .ToolCalls }}<tool_call>\n{{ range .ToolCalls }}{"name": ...'), '<tool_call>');
+  assert.equal(goToolCallsTag('{{- if .ToolCalls }}{{ range .ToolCalls }}{"name": "{{ .Function.Name }}"'), '');
+  assert.equal(goToolCallsTag('{{ .Content }}'), null);
+  assert.deepEqual(toolCallFormatOf('{{ if .ToolCalls }}[TOOL_CALLS] [{{ range .ToolCalls }}'), {
+    name: 'template',
+    start: '[TOOL_CALLS]',
+    end: null,
+  });
+});
+
+test('reasoning: <think>…</think> split from the content, streamed in any chunking', () => {
+  const text = '<think>\nLet me think.\n</think>\n\nThe answer is 4.';
+  for (const size of [1, 2, 5, 100]) {
+    const p = new ReasoningParser(false);
+    let reasoning = '';
+    let content = '';
+    for (let i = 0; i < text.length; i += size) {
+      const d = p.push(text.slice(i, i + size));
+      reasoning += d.reasoning;
+      content += d.content;
+    }
+    const end = p.finish();
+    assert.equal(reasoning + end.reasoning, '\nLet me think.\n');
+    assert.equal(content + end.content, 'The answer is 4.');
+  }
+  // DeepSeek-R1 distills: the prompt opened the block, the output only closes it.
+  const r1 = new ReasoningParser(true);
+  assert.deepEqual(r1.push('hmm</think>ok'), { reasoning: 'hmm', content: 'ok' });
+  // No think block at all: all content; an unfinished block: all reasoning.
+  const plain = new ReasoningParser(false);
+  assert.deepEqual(plain.push('<thin'), { reasoning: '', content: '' });
+  assert.deepEqual(plain.finish(), { reasoning: '', content: '<thin' });
+  const open = new ReasoningParser(false);
+  open.push('<think>still going');
+  assert.deepEqual(open.finish(), { reasoning: '', content: '' });
+});
