@@ -5,6 +5,19 @@ import { parseTemplate } from './parse.ts';
 export interface TemplateMessage {
   role: string;
   content: string;
+  /** OpenAI-style calls ({ function: { name, arguments } }, arguments an object or JSON text). */
+  tool_calls?: unknown;
+  /** The tool a `role: "tool"` message answers (Ollama's tool_name; OpenAI's name). */
+  tool_name?: unknown;
+  name?: unknown;
+  thinking?: unknown;
+  reasoning_content?: unknown;
+}
+
+/** `.Tools` and `.Think` of a render. */
+export interface TemplateOptions {
+  tools?: readonly unknown[];
+  think?: boolean;
 }
 
 /** Ollama's template for a model that brings none: each exchange's prompt, then its answer, as plain text. */
@@ -34,9 +47,13 @@ export class OllamaTemplate {
     if (!this.vars.has('messages') && !this.vars.has('response')) this.nodes.push(RESPONSE_ACTION);
   }
 
-  render(messages: readonly TemplateMessage[]): string {
+  render(messages: readonly TemplateMessage[], opts: TemplateOptions = {}): string {
     const { system, collated } = collate(messages);
-    const base = { Tools: [], Think: false, IsThinkSet: false };
+    const base = {
+      Tools: (opts.tools ?? []).map(goTool),
+      Think: opts.think ?? false,
+      IsThinkSet: opts.think !== undefined,
+    };
     if (this.vars.has('messages')) {
       return executeTemplate(this.nodes, {
         ...base,
@@ -71,15 +88,61 @@ function collate(messages: readonly TemplateMessage[]): { system: string; collat
   for (const m of messages) {
     if (m.role === 'system') system.push(m.content);
     const last = collated.at(-1);
-    if (last && last.role === m.role && m.role !== 'tool') last.content += `\n\n${m.content}`;
-    else collated.push({ role: m.role, content: m.content });
+    if (last && last.role === m.role && m.role !== 'tool' && !m.tool_calls) last.content += `\n\n${m.content}`;
+    else collated.push({ ...m });
   }
   return { system: system.join('\n\n'), collated };
 }
 
 /** The fields Ollama's Go messages expose to templates. */
 function goMessage(m: TemplateMessage) {
-  return { Role: m.role, Content: m.content, Images: [], ToolCalls: [], ToolName: '', Thinking: '' };
+  const calls = Array.isArray(m.tool_calls) ? m.tool_calls : [];
+  const toolName =
+    typeof m.tool_name === 'string' ? m.tool_name : m.role === 'tool' && typeof m.name === 'string' ? m.name : '';
+  const thinking =
+    typeof m.thinking === 'string' ? m.thinking : typeof m.reasoning_content === 'string' ? m.reasoning_content : '';
+  return {
+    Role: m.role,
+    Content: m.content,
+    Images: [],
+    ToolCalls: calls.map(goToolCall),
+    ToolName: toolName,
+    Thinking: thinking,
+  };
+}
+
+/**
+ * Go-style fields for templates (`.Function.Name`) that print as Ollama's JSON (`{{ .Function }}`, `{{ json . }}`):
+ * JSON.stringify, which printing uses, takes `toJSON`.
+ */
+function goObject(fields: Record<string, unknown>, json: unknown): Record<string, unknown> {
+  return Object.defineProperty({ ...fields }, 'toJSON', { value: () => json, enumerable: false });
+}
+
+function goTool(tool: unknown) {
+  const t = (tool ?? {}) as { type?: string; function?: { name?: string; description?: string; parameters?: unknown } };
+  const f = t.function ?? {};
+  const parameters = (f.parameters ?? {}) as { type?: string; required?: unknown; properties?: unknown };
+  const params = goObject(
+    { Type: parameters.type ?? 'object', Required: parameters.required ?? [], Properties: parameters.properties ?? {} },
+    f.parameters ?? {},
+  );
+  const fn = goObject({ Name: f.name ?? '', Description: f.description ?? '', Parameters: params }, f);
+  return goObject({ Type: t.type ?? 'function', Function: fn }, tool);
+}
+
+function goToolCall(call: unknown) {
+  const f = ((call ?? {}) as { function?: { name?: string; arguments?: unknown } }).function ?? {};
+  let args = f.arguments ?? {};
+  if (typeof args === 'string') {
+    try {
+      args = JSON.parse(args);
+    } catch {
+      // Left as the text it is.
+    }
+  }
+  const json = { name: f.name ?? '', arguments: args };
+  return goObject({ Function: goObject({ Name: f.name ?? '', Arguments: args }, json) }, { function: json });
 }
 
 /** Every field and variable name a template mentions, lowercased (Ollama's Template.Vars). */

@@ -11,6 +11,13 @@ export interface ChatMessage {
   [key: string]: unknown;
 }
 
+/** How to render: the generation prompt, OpenAI-style tools, and extra template variables (chat_template_kwargs). */
+export interface ChatRenderOptions {
+  addGenerationPrompt?: boolean;
+  tools?: readonly unknown[] | null;
+  kwargs?: Record<string, unknown>;
+}
+
 /** The special-token names transformers passes to chat templates (its special_tokens_map). */
 const SPECIAL_TOKEN_KEYS = [
   'bos_token',
@@ -51,14 +58,16 @@ export class ChatTemplate {
    * Renders the conversation; the result already holds any BOS the template writes, so encode it with
    * `addSpecialTokens: false`.
    */
-  render(messages: readonly ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {
+  render(messages: readonly ChatMessage[], opts: ChatRenderOptions = {}): string {
     try {
       return this.template.render({
         ...this.specials,
+        // chat_template_kwargs (enable_thinking, ...) first: the fixed names win.
+        ...opts.kwargs,
         messages,
         add_generation_prompt: opts.addGenerationPrompt ?? false,
         // raise_exception and strftime_now are globals of @huggingface/jinja.
-        tools: null,
+        tools: opts.tools ?? null,
         documents: null,
       });
     } catch (err) {

@@ -1,11 +1,11 @@
 import { basename } from 'node:path';
 import type { EngineApi } from '../engine/types.ts';
-import type { ChatMessage } from '../loader/chat-template.ts';
+import type { ChatMessage, ChatRenderOptions } from '../loader/chat-template.ts';
 import type { TextTokenizer } from '../loader/tokenizer.ts';
 import type { Manifest, ParameterValue } from '../store/manifest.ts';
 import { ApiError } from './errors.ts';
 
-export type { ChatMessage };
+export type { ChatMessage, ChatRenderOptions };
 
 /** What the server needs of a model's chat template. */
 export interface ChatTemplate {
@@ -13,7 +13,7 @@ export interface ChatTemplate {
   readonly source: string;
   /** True for a stored model's Go template: like Ollama, it leaves BOS to the tokenizer (Jinja writes its own). */
   readonly addSpecialTokens?: boolean;
-  render(messages: readonly ChatMessage[], opts: { addGenerationPrompt: boolean }): string;
+  render(messages: readonly ChatMessage[], opts: ChatRenderOptions): string;
 }
 
 /** What /api/tags, /api/show and /v1/models tell about a model without loading it. */

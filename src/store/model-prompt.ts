@@ -1,4 +1,5 @@
 import { OllamaTemplate } from '../gotemplate/ollama.ts';
+import type { ChatRenderOptions } from '../loader/chat-template.ts';
 import type { Manifest } from './manifest.ts';
 
 /** A chat turn; extra fields (tool calls, names) reach Jinja templates. */
@@ -13,7 +14,7 @@ export interface PromptTemplate {
   readonly source: string;
   /** True for Go templates: like Ollama, they leave BOS to the tokenizer (Jinja templates write it). */
   readonly addSpecialTokens?: boolean;
-  render(messages: readonly PromptMessage[], opts?: { addGenerationPrompt?: boolean }): string;
+  render(messages: readonly PromptMessage[], opts?: ChatRenderOptions): string;
 }
 
 /**
@@ -25,7 +26,7 @@ export function storedChatTemplate(manifest: Manifest | null, base: PromptTempla
   if (!manifest) return base;
   const go = manifest.template !== undefined ? new OllamaTemplate(manifest.template) : null;
   const inner: PromptTemplate | null = go
-    ? { source: go.source, addSpecialTokens: true, render: (messages) => go.render(messages) }
+    ? { source: go.source, addSpecialTokens: true, render: (messages, opts) => go.render(messages, goOptions(opts)) }
     : base;
   if (!inner) return null;
   const withLayers = (messages: readonly PromptMessage[]): PromptMessage[] => {
@@ -40,4 +41,10 @@ export function storedChatTemplate(manifest: Manifest | null, base: PromptTempla
     addSpecialTokens: inner.addSpecialTokens,
     render: (messages, opts) => inner.render(withLayers(messages), opts),
   };
+}
+
+/** Ollama's template variables from the render options: `.Tools`, and `.Think` from enable_thinking. */
+function goOptions(opts: ChatRenderOptions | undefined) {
+  const think = opts?.kwargs?.enable_thinking;
+  return { tools: opts?.tools ?? [], think: typeof think === 'boolean' ? think : undefined };
 }

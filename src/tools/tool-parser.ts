@@ -15,20 +15,25 @@ export interface ToolCallFormat {
   name: string;
   start: string | null;
   end: string | null;
+  /** JSON first in the output is a call too (Llama 3.x, templates whose calls have no tag, forced tool choice). */
+  bare?: boolean;
 }
 
 export const HERMES: ToolCallFormat = { name: 'hermes', start: '<tool_call>', end: '</tool_call>' };
 export const MISTRAL: ToolCallFormat = { name: 'mistral', start: '[TOOL_CALLS]', end: null };
 /** Llama 3.x: `<|python_tag|>` may open the call; bare JSON at the start of the output is one too. */
-export const LLAMA3_JSON: ToolCallFormat = { name: 'llama3_json', start: '<|python_tag|>', end: null };
+export const LLAMA3_JSON: ToolCallFormat = { name: 'llama3_json', start: '<|python_tag|>', end: null, bare: true };
+/** tool_choice "required" or a named function: the output is a JSON list of calls, held to it by a grammar. */
+export const FORCED_JSON: ToolCallFormat = { name: 'forced', start: null, end: null, bare: true };
 
-/** The format a chat template's tool calls use, from the text it writes around them; null if it renders none. */
-export function toolCallFormatOf(templateSource: string): ToolCallFormat | null {
-  const goTag = goToolCallsTag(templateSource);
+/**
+ * The format a chat template's tool calls use, from the text it writes around them; null if it renders none.
+ * `goTag` is the tag of a Go template's `{{ if .ToolCalls }}` block by Ollama's rule ('' for bare JSON), when it has one.
+ */
+export function toolCallFormatOf(templateSource: string, goTag: string | null = null): ToolCallFormat | null {
   if (goTag !== null) {
-    if (goTag === '') return LLAMA3_JSON;
-    const end = goTag === '<tool_call>' ? '</tool_call>' : null;
-    return { name: 'template', start: goTag, end };
+    if (goTag === '') return { name: 'template', start: null, end: null, bare: true };
+    return { name: 'template', start: goTag, end: goTag === '<tool_call>' ? '</tool_call>' : null };
   }
   if (templateSource.includes('<tool_call>')) return HERMES;
   if (templateSource.includes('[TOOL_CALLS]')) return MISTRAL;
@@ -36,19 +41,6 @@ export function toolCallFormatOf(templateSource: string): ToolCallFormat | null 
     return LLAMA3_JSON;
   }
   return null;
-}
-
-/**
- * Ollama's rule for Go templates: the tag is the first word of the text the `{{ if .ToolCalls }}` block writes before
- * its first action ('' when it writes the JSON straight away); null when the template has no such block.
- */
-export function goToolCallsTag(source: string): string | null {
-  const m = /\{\{-?\s*if\s+\.ToolCalls\s*-?\}\}/.exec(source);
-  if (!m) return null;
-  const rest = source.slice(m.index + m[0].length);
-  const next = rest.indexOf('{{');
-  // Its first word: "[TOOL_CALLS] [" opens Mistral's list with the tag.
-  return (next < 0 ? rest : rest.slice(0, next)).trim().split(/\s+/)[0]!;
 }
 
 /** Calls in `body` (the text after the opening tag), or null when it is not a call. */
@@ -63,8 +55,10 @@ export function parseCallBody(body: string): ParsedToolCall[] | null {
     return more && [{ name: mistral[1]!, arguments: args.value }, ...more];
   }
   const calls: ParsedToolCall[] = [];
-  let rest = text;
-  while (rest) {
+  // Calls may be separated by ',' (a list whose '[' was part of the tag) or ';' (Llama 3.2); a tag's list ends in ']'.
+  const skip = (t: string) => t.replace(/^[\s,;]+/, '');
+  let rest = skip(text);
+  while (rest && rest !== ']') {
     const parsed = parseJsonPrefix(rest);
     if (!parsed) return null;
     const items = Array.isArray(parsed.value) ? parsed.value : [parsed.value];
@@ -73,8 +67,7 @@ export function parseCallBody(body: string): ParsedToolCall[] | null {
       if (!call) return null;
       calls.push(call);
     }
-    // Llama 3.2 separates parallel calls with ';'.
-    rest = parsed.rest.trim().replace(/^;/, '').trim();
+    rest = skip(parsed.rest).trimEnd();
   }
   return calls.length > 0 ? calls : null;
 }
@@ -150,7 +143,7 @@ export class ToolCallParser {
       this.enterCall(this.buffer.slice(at));
       return before;
     }
-    if (!this.sawContent && this.format === LLAMA3_JSON) {
+    if (!this.sawContent && this.format.bare) {
       const lead = this.buffer.trimStart();
       if (lead.startsWith('{') || lead.startsWith('[')) {
         this.enterCall(lead);

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ReasoningParser } from '../../src/tools/reasoning-parser.ts';
 import {
-  goToolCallsTag,
   HERMES,
   LLAMA3_JSON,
   MISTRAL,
@@ -67,19 +66,23 @@ test('a call that does not parse comes back as content', () => {
   assert.deepEqual(r.calls, []);
 });
 
-test("formats from templates: Jinja markers, and Ollama's rule for Go templates", () => {
+test('formats from templates: Jinja markers, and the tag of a Go template', () => {
   assert.equal(toolCallFormatOf('{% if tools %}<tools>{% endif %}<tool_call>')?.name, 'hermes');
   assert.equal(toolCallFormatOf('[AVAILABLE_TOOLS]{{ tools }}[TOOL_CALLS]')?.name, 'mistral');
   assert.equal(toolCallFormatOf('<|start_header_id|>{% if tools %}{{ "parameters" }}{% endif %}')?.name, 'llama3_json');
   assert.equal(toolCallFormatOf('{% for m in messages %}{{ m.content }}{% endfor %}'), null);
-  assert.equal(goToolCallsTag('{{ if .ToolCalls }}<tool_call>\n{{ range .ToolCalls }}{"name": ...'), '<tool_call>');
-  assert.equal(goToolCallsTag('{{- if .ToolCalls }}{{ range .ToolCalls }}{"name": "{{ .Function.Name }}"'), '');
-  assert.equal(goToolCallsTag('{{ .Content }}'), null);
-  assert.deepEqual(toolCallFormatOf('{{ if .ToolCalls }}[TOOL_CALLS] [{{ range .ToolCalls }}'), {
-    name: 'template',
-    start: '[TOOL_CALLS]',
-    end: null,
-  });
+  assert.deepEqual(toolCallFormatOf('…', '[TOOL_CALLS] ['), { name: 'template', start: '[TOOL_CALLS] [', end: null });
+  assert.equal(toolCallFormatOf('…', '')?.bare, true);
+  // A Go template's list tag: the calls follow separated by commas, the list closes with ']'.
+  const list = stream(
+    toolCallFormatOf('…', '[TOOL_CALLS] [')!,
+    '[TOOL_CALLS] [{"name": "a", "arguments": {}}, {"name": "b", "arguments": {"x": 1}}]',
+    4,
+  );
+  assert.deepEqual(list.calls, [
+    { name: 'a', arguments: {} },
+    { name: 'b', arguments: { x: 1 } },
+  ]);
 });
 
 test('reasoning: <think>…</think> split from the content, streamed in any chunking', () => {
