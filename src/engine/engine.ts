@@ -16,8 +16,8 @@ import type { EngineApi, EngineStats, GenerateRequest, RequestOutput, SamplingPa
 export interface EngineConfig {
   runner: StepRunner;
   tokenizer: TextTokenizer;
-  /** A fresh incremental detokenizer for one sequence, primed with its prompt. */
-  newTextStream: (promptIds: readonly number[]) => TextStream;
+  /** A fresh incremental detokenizer for one sequence, primed with its prompt (special tokens skipped unless false). */
+  newTextStream: (promptIds: readonly number[], skipSpecialTokens?: boolean) => TextStream;
   eosTokenIds: readonly number[];
   maxModelLen: number;
   numBlocks: number;
@@ -88,7 +88,7 @@ export class Engine implements EngineApi {
       eos: new Set(config.eosTokenIds),
       maxModelLen: config.maxModelLen,
       newSequence: (r, tokenIds, stream) => {
-        const detok = r.params.useBeamSearch ? NO_TEXT : config.newTextStream(r.promptIds);
+        const detok = r.params.useBeamSearch ? NO_TEXT : config.newTextStream(r.promptIds, r.skipSpecialTokens);
         const seq = new Sequence(tokenIds, r.promptIds.length, detok, new Rng(r.seed, stream));
         if (r.grammarKey !== undefined) {
           seq.grammar = config.grammar!.open(r.grammarKey, tokenHistory(this.ctx, r, seq).stopIds);
@@ -160,6 +160,7 @@ export class Engine implements EngineApi {
       promptLogprobsSent: false,
       finished: false,
       grammarKey,
+      skipSpecialTokens: request.skipSpecialTokens,
     };
     r.seqs.push(this.ctx.newSequence(r, [...promptIds], 0));
     this.counters.promptTokens += promptIds.length;

@@ -20,7 +20,8 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
   const engine = new Engine({
     runner,
     tokenizer,
-    newTextStream: (promptIds) => new IncrementalDetokenizer(tokenizer, { promptIds, skipSpecialTokens: true }),
+    newTextStream: (promptIds, skipSpecialTokens = true) =>
+      new IncrementalDetokenizer(tokenizer, { promptIds, skipSpecialTokens }),
     eosTokenIds: generation.eosTokenIds,
     maxModelLen: loaded.maxModelLen,
     numBlocks: loaded.numBlocks,

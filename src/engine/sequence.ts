@@ -94,6 +94,8 @@ export interface Request {
   finished: boolean;
   /** The compiled structured-output grammar every sequence follows (`GrammarService` key). */
   grammarKey?: string;
+  /** False: special tokens stay in the text (tool-call markers such as [TOOL_CALLS] are special tokens). */
+  skipSpecialTokens?: boolean;
 }
 
 /** Live sequences (not yet finished) of a request. */

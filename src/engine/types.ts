@@ -25,6 +25,8 @@ export interface GenerateRequest {
   priority?: number;
   /** Structured output: every completion matches this (compiled off the event loop before the request queues). */
   grammar?: GrammarSpec;
+  /** False keeps special tokens in the text (default true): tool-call markers are special tokens in some models. */
+  skipSpecialTokens?: boolean;
 }
 
 /** One completion's progress in an incremental output. Text and token ids are deltas since the last output. */

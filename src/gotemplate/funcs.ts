@@ -6,10 +6,15 @@ export function isTrue(v: unknown): boolean {
   return true;
 }
 
-/** How `{{ value }}` prints: like Go's fmt.Print for the value kinds templates see. */
+/**
+ * How `{{ value }}` prints: like Go's fmt.Print for the value kinds templates see; a value with a `String` method
+ * prints what it returns (Go's fmt.Stringer: Ollama's tools and tool calls print as JSON).
+ */
 export function printValue(v: unknown): string {
   if (v == null) return '';
   if (typeof v === 'string') return v;
+  const stringer = (v as { String?: unknown }).String;
+  if (typeof v === 'object' && typeof stringer === 'function') return String(stringer.call(v));
   if (Array.isArray(v)) return `[${v.map(printValue).join(' ')}]`;
   if (typeof v === 'object') return JSON.stringify(v);
   return String(v);

@@ -1,5 +1,6 @@
 import type { Node, Operand, Pipe } from './ast.ts';
 import { executeTemplate } from './execute.ts';
+import { goToolCall, goTools } from './ollama-tools.ts';
 import { parseTemplate } from './parse.ts';
 
 export interface TemplateMessage {
@@ -50,7 +51,7 @@ export class OllamaTemplate {
   render(messages: readonly TemplateMessage[], opts: TemplateOptions = {}): string {
     const { system, collated } = collate(messages);
     const base = {
-      Tools: (opts.tools ?? []).map(goTool),
+      Tools: goTools(opts.tools ?? []),
       Think: opts.think ?? false,
       IsThinkSet: opts.think !== undefined,
     };
@@ -109,40 +110,6 @@ function goMessage(m: TemplateMessage) {
     ToolName: toolName,
     Thinking: thinking,
   };
-}
-
-/**
- * Go-style fields for templates (`.Function.Name`) that print as Ollama's JSON (`{{ .Function }}`, `{{ json . }}`):
- * JSON.stringify, which printing uses, takes `toJSON`.
- */
-function goObject(fields: Record<string, unknown>, json: unknown): Record<string, unknown> {
-  return Object.defineProperty({ ...fields }, 'toJSON', { value: () => json, enumerable: false });
-}
-
-function goTool(tool: unknown) {
-  const t = (tool ?? {}) as { type?: string; function?: { name?: string; description?: string; parameters?: unknown } };
-  const f = t.function ?? {};
-  const parameters = (f.parameters ?? {}) as { type?: string; required?: unknown; properties?: unknown };
-  const params = goObject(
-    { Type: parameters.type ?? 'object', Required: parameters.required ?? [], Properties: parameters.properties ?? {} },
-    f.parameters ?? {},
-  );
-  const fn = goObject({ Name: f.name ?? '', Description: f.description ?? '', Parameters: params }, f);
-  return goObject({ Type: t.type ?? 'function', Function: fn }, tool);
-}
-
-function goToolCall(call: unknown) {
-  const f = ((call ?? {}) as { function?: { name?: string; arguments?: unknown } }).function ?? {};
-  let args = f.arguments ?? {};
-  if (typeof args === 'string') {
-    try {
-      args = JSON.parse(args);
-    } catch {
-      // Left as the text it is.
-    }
-  }
-  const json = { name: f.name ?? '', arguments: args };
-  return goObject({ Function: goObject({ Name: f.name ?? '', Arguments: args }, json) }, { function: json });
 }
 
 /** Every field and variable name a template mentions, lowercased (Ollama's Template.Vars). */

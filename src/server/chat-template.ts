@@ -1,10 +1,15 @@
 import { OLLAMA_DEFAULT_TEMPLATE, OllamaTemplate } from '../gotemplate/ollama.ts';
 import { ApiError } from './errors.ts';
 import { encodePrompt } from './generation.ts';
-import type { ChatMessage, LoadedModel } from './models.ts';
+import type { ChatMessage, ChatRenderOptions, LoadedModel } from './models.ts';
 
 /** Renders a conversation with the model's chat template; a template's own refusal is the client's 400. */
-export function renderChat(model: LoadedModel, name: string, messages: ChatMessage[]): string {
+export function renderChat(
+  model: LoadedModel,
+  name: string,
+  messages: ChatMessage[],
+  opts: Omit<ChatRenderOptions, 'addGenerationPrompt'> = {},
+): string {
   if (!model.chatTemplate) {
     throw new ApiError(
       400,
@@ -13,7 +18,7 @@ export function renderChat(model: LoadedModel, name: string, messages: ChatMessa
     );
   }
   try {
-    return model.chatTemplate.render(messages, { addGenerationPrompt: true });
+    return model.chatTemplate.render(messages, { ...opts, addGenerationPrompt: true });
   } catch (err) {
     // The loader's message starts with the template's file path, which is none of the client's business.
     const reason = (err as Error).message.replace(/^.*?chat template failed: /, '');
@@ -21,9 +26,15 @@ export function renderChat(model: LoadedModel, name: string, messages: ChatMessa
   }
 }
 
-/** The token ids of a rendered conversation (BOS added only when the template leaves it to the tokenizer). */
-export function encodeChat(model: LoadedModel, name: string, messages: ChatMessage[]): Promise<number[]> {
-  return encodePrompt(model, renderChat(model, name, messages), model.chatTemplate?.addSpecialTokens === true);
+/** A rendered conversation and its token ids (BOS added only when the template leaves it to the tokenizer). */
+export async function encodeChat(
+  model: LoadedModel,
+  name: string,
+  messages: ChatMessage[],
+  opts: Omit<ChatRenderOptions, 'addGenerationPrompt'> = {},
+): Promise<{ prompt: string; ids: number[] }> {
+  const prompt = renderChat(model, name, messages, opts);
+  return { prompt, ids: await encodePrompt(model, prompt, model.chatTemplate?.addSpecialTokens === true) };
 }
 
 const ollamaDefault = new OllamaTemplate(OLLAMA_DEFAULT_TEMPLATE);
@@ -32,7 +43,13 @@ const ollamaDefault = new OllamaTemplate(OLLAMA_DEFAULT_TEMPLATE);
  * Ollama's chat: a model without a chat template falls back to Ollama's default template (the user turns and
  * answers as plain text, no system prompt), with the tokenizer's BOS, as Ollama renders it.
  */
-export function encodeOllamaChat(model: LoadedModel, name: string, messages: ChatMessage[]): Promise<number[]> {
-  if (model.chatTemplate) return encodeChat(model, name, messages);
-  return encodePrompt(model, ollamaDefault.render(messages), true);
+export async function encodeOllamaChat(
+  model: LoadedModel,
+  name: string,
+  messages: ChatMessage[],
+  opts: Omit<ChatRenderOptions, 'addGenerationPrompt'> = {},
+): Promise<{ prompt: string; ids: number[] }> {
+  if (model.chatTemplate) return encodeChat(model, name, messages, opts);
+  const prompt = ollamaDefault.render(messages);
+  return { prompt, ids: await encodePrompt(model, prompt, true) };
 }

@@ -147,8 +147,8 @@ export async function* runEngine(
   params: Partial<SamplingParams>,
   times: GenerationTimes,
   fieldNames: Record<string, string> = {},
-  /** What the request asks of the output besides sampling (a grammar). */
-  output: Pick<GenerateRequest, 'grammar'> = {},
+  /** What the request asks of the output besides sampling (a grammar, special tokens kept). */
+  output: Pick<GenerateRequest, 'grammar' | 'skipSpecialTokens'> = {},
 ): AsyncGenerator<RequestOutput> {
   const labels = { model_name: a.entry.name };
   const id = randomUUID();

@@ -1,11 +1,24 @@
 import type { FastifyInstance } from 'fastify';
+import { reasoningMode } from '../chat-output.ts';
 import { encodeOllamaChat } from '../chat-template.ts';
 import { badRequest } from '../errors.ts';
 import { type ServerContext, withModel } from '../generation.ts';
+import type { ChatMessage } from '../models.ts';
+import { resolveTools } from '../tool-requests.ts';
 import { parseBody } from '../validate.ts';
 import { keepAliveMs } from './options.ts';
-import { generateAndRespond, loadOnly } from './respond.ts';
+import { generateAndRespond, loadOnly, type PieceExtra } from './respond.ts';
 import { chatRequest } from './schemas.ts';
+
+/** Ollama's assistant message: content, thinking when there is some, tool calls with arguments as an object. */
+function ollamaMessage(content: string, extra?: PieceExtra): Record<string, unknown> {
+  const message: Record<string, unknown> = { role: 'assistant', content };
+  if (extra?.thinking) message.thinking = extra.thinking;
+  if (extra?.calls.length) {
+    message.tool_calls = extra.calls.map((c) => ({ function: { name: c.name, arguments: c.arguments } }));
+  }
+  return message;
+}
 
 /** POST /api/chat */
 export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
@@ -14,15 +27,37 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
     const keepAlive = keepAliveMs(body.keep_alive);
     if (body.top_logprobs && !body.logprobs) throw badRequest('top_logprobs requires logprobs: true', 'top_logprobs');
     return withModel(ctx, body.model, reply, keepAlive, async (a) => {
-      const messages = (body.messages ?? []).map((m) => ({ role: m.role, content: m.content }));
+      const messages = (body.messages ?? []).map((m) => {
+        const out: ChatMessage = { role: m.role, content: m.content };
+        if (m.thinking) out.thinking = m.thinking;
+        if (m.tool_name) {
+          out.tool_name = m.tool_name;
+          // Jinja templates read the tool's name as OpenAI's `name`.
+          out.name = m.tool_name;
+        }
+        // Jinja templates read OpenAI's shape (function.arguments as an object, as vLLM passes it).
+        if (m.tool_calls?.length)
+          out.tool_calls = m.tool_calls.map((c) => ({ type: 'function', function: c.function }));
+        return out;
+      });
       if (messages.length === 0) {
         const unload = keepAlive === 0;
         if (unload) a.lease.release();
         return loadOnly(a.entry.name, { message: { role: 'assistant', content: '' } }, unload);
       }
-      const ids = await encodeOllamaChat(a.model, a.entry.name, messages);
+      const tools = resolveTools(a.model.chatTemplate, a.entry.name, body.tools, 'auto', undefined);
+      const think = body.think == null ? undefined : body.think !== false;
+      const render = {
+        tools: tools.templateTools,
+        kwargs: think === undefined ? undefined : { enable_thinking: think },
+      };
+      const { prompt, ids } = await encodeOllamaChat(a.model, a.entry.name, messages, render);
+      // Thinking comes apart from the content when asked for, as Ollama does.
+      const reasoning = think ? reasoningMode(a.model.chatTemplate?.source ?? '', prompt) : null;
+      const mode = reasoning || tools.format ? { reasoning, tools: tools.format } : undefined;
       return generateAndRespond(ctx, reply, a, ids, body, {
-        piece: (text) => ({ message: { role: 'assistant', content: text } }),
+        piece: (text, extra) => ({ message: ollamaMessage(text, extra) }),
+        mode,
       });
     });
   });

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { type ChatOutputMode, reasoningMode } from '../chat-output.ts';
 import { encodeChat } from '../chat-template.ts';
 import { badRequest } from '../errors.ts';
 import { type Admitted, encodePrompt, type ServerContext, withModel } from '../generation.ts';
@@ -9,14 +10,15 @@ import { generateAndRespond, loadOnly } from './respond.ts';
 import { type GenerateRequest, generateRequest } from './schemas.ts';
 
 /**
- * The prompt's token ids: `context` (an earlier answer's) first, then the prompt, templated unless raw. The engine
- * checks the ids against the model's vocabulary.
+ * The prompt's token ids: `context` (an earlier answer's) first, then the prompt, templated unless raw; and the
+ * reasoning mode when thinking is asked for. The engine checks the ids against the model's vocabulary.
  */
-async function promptIds(a: Admitted, body: GenerateRequest): Promise<number[]> {
+async function promptIds(a: Admitted, body: GenerateRequest): Promise<{ ids: number[]; mode?: ChatOutputMode }> {
   const { model } = a;
   const context = body.context ?? [];
   const prompt = body.prompt ?? '';
   let ids: number[];
+  let mode: ChatOutputMode | undefined;
   if (body.raw || !model.chatTemplate) {
     if (body.raw && body.system) throw badRequest('system cannot be combined with raw: true', 'system');
     const text = body.system ? `${body.system}\n\n${prompt}` : prompt;
@@ -25,9 +27,14 @@ async function promptIds(a: Admitted, body: GenerateRequest): Promise<number[]> 
     const messages: ChatMessage[] = [];
     if (body.system) messages.push({ role: 'system', content: body.system });
     messages.push({ role: 'user', content: prompt });
-    ids = await encodeChat(model, a.entry.name, messages);
+    const think = body.think == null ? undefined : body.think !== false;
+    const kwargs = think === undefined ? undefined : { enable_thinking: think };
+    const chat = await encodeChat(model, a.entry.name, messages, { kwargs });
+    ids = chat.ids;
+    const reasoning = think ? reasoningMode(model.chatTemplate.source, chat.prompt) : null;
+    if (reasoning) mode = { reasoning, tools: null };
   }
-  return [...context, ...ids];
+  return { ids: [...context, ...ids], mode };
 }
 
 /** POST /api/generate */
@@ -42,10 +49,11 @@ export function registerGenerate(app: FastifyInstance, ctx: ServerContext): void
         if (unload) a.lease.release();
         return loadOnly(a.entry.name, { response: '' }, unload);
       }
-      const ids = await promptIds(a, body);
+      const { ids, mode } = await promptIds(a, body);
       return generateAndRespond(ctx, reply, a, ids, body, {
-        piece: (text) => ({ response: text }),
+        piece: (text, extra) => ({ response: text, ...(extra?.thinking ? { thinking: extra.thinking } : {}) }),
         final: (generated) => ({ context: [...ids, ...generated] }),
+        mode,
       });
     });
   });

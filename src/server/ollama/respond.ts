@@ -1,6 +1,8 @@
 import type { FastifyReply } from 'fastify';
 import type { z } from 'zod';
 import type { FinishReason, RequestOutput, TokenLogprob } from '../../engine/types.ts';
+import type { ParsedToolCall } from '../../tools/tool-parser.ts';
+import { type ChatOutputMode, ChatOutputParser } from '../chat-output.ts';
 import { type Admitted, type GenerationTimes, newTimes, primed, runEngine, type ServerContext } from '../generation.ts';
 import { EventStream } from '../streaming.ts';
 import { type ollamaFormat, ollamaGrammar } from '../structured-output.ts';
@@ -15,6 +17,12 @@ function logprobsOf(lps: TokenLogprob[]) {
     logprob: lp.logprob,
     top_logprobs: lp.top.map((t) => ({ token: t.token, logprob: t.logprob })),
   }));
+}
+
+/** What a piece carries besides its text: thinking, and the calls once parsed. */
+export interface PieceExtra {
+  thinking: string;
+  calls: ParsedToolCall[];
 }
 
 /** The final object's timings and counts, Ollama-style (durations in nanoseconds). */
@@ -43,10 +51,13 @@ export async function respond(
     a: Admitted;
     times: GenerationTimes;
     wantLogprobs: boolean;
-    piece(text: string): Record<string, unknown>;
+    piece(text: string, extra?: PieceExtra): Record<string, unknown>;
     final?(generatedIds: number[]): Record<string, unknown>;
+    /** Splits thinking and tool calls from the content (chat with think or tools). */
+    mode?: ChatOutputMode;
   },
 ): Promise<unknown> {
+  const parser = opts.mode ? new ChatOutputParser(opts.mode) : null;
   const model = opts.a.entry.name;
   const stream = opts.stream ? new EventStream(reply, 'ndjson') : null;
   let text = '';
@@ -59,9 +70,11 @@ export async function respond(
         ids.push(...d.tokenIds);
         if (d.finishReason) reason = d.finishReason;
         if (stream) {
-          if (!d.text && !d.logprobs?.length) continue;
+          const part = parser ? parser.push(d.text) : { content: d.text, reasoning: '' };
+          if (!part.content && !part.reasoning && !d.logprobs?.length) continue;
           const lp = opts.wantLogprobs ? { logprobs: logprobsOf(d.logprobs ?? []) } : {};
-          stream.send({ model, created_at: new Date().toISOString(), ...opts.piece(d.text), done: false, ...lp });
+          const piece = opts.piece(part.content, { thinking: part.reasoning, calls: [] });
+          stream.send({ model, created_at: new Date().toISOString(), ...piece, done: false, ...lp });
         } else {
           text += d.text;
           if (d.logprobs) lps.push(...d.logprobs);
@@ -75,10 +88,21 @@ export async function respond(
     stream.end();
     return reply;
   }
+  let lastPiece = opts.piece(stream ? '' : text);
+  if (parser) {
+    const whole = stream ? { content: '', reasoning: '' } : parser.push(text);
+    const end = parser.finish();
+    const extra = { thinking: whole.reasoning + end.reasoning, calls: end.calls };
+    if (!stream) lastPiece = opts.piece(whole.content + end.content, extra);
+    else if (end.content || end.reasoning || end.calls.length) {
+      // Ollama streams the calls as one message once they are complete, before the final object.
+      stream.send({ model, created_at: new Date().toISOString(), ...opts.piece(end.content, extra), done: false });
+    }
+  }
   const last = {
     model,
     created_at: new Date().toISOString(),
-    ...opts.piece(stream ? '' : text),
+    ...lastPiece,
     done: true,
     done_reason: reason ?? 'stop',
     ...(opts.final?.(ids) ?? {}),
@@ -115,7 +139,7 @@ export async function generateAndRespond(
     stream?: boolean | null;
     format?: z.output<typeof ollamaFormat> | null;
   },
-  shape: Pick<Parameters<typeof respond>[2], 'piece' | 'final'>,
+  shape: Pick<Parameters<typeof respond>[2], 'piece' | 'final' | 'mode'>,
 ): Promise<unknown> {
   const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
   const params = samplingFromOptions(
@@ -125,7 +149,9 @@ export async function generateAndRespond(
     logprobs,
   );
   const times = newTimes();
-  const outputs = await primed(runEngine(ctx, a, ids, params, times, {}, { grammar: ollamaGrammar(body.format) }));
+  // Tool-call markers may be special tokens: keep them where calls are parsed.
+  const output = { grammar: ollamaGrammar(body.format), skipSpecialTokens: shape.mode?.tools?.start == null };
+  const outputs = await primed(runEngine(ctx, a, ids, params, times, {}, output));
   return respond(reply, outputs, {
     stream: body.stream !== false,
     a,

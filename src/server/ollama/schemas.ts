@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { acceptAnything, IGNORED_OLLAMA_OPTIONS } from '../ignored-fields.ts';
 import { keepAlive, unsupported } from '../openai/schemas.ts';
 import { ollamaFormat } from '../structured-output.ts';
+import { toolsSchema } from '../tool-requests.ts';
 
 const opt = <T extends z.ZodType>(t: T) => t.nullish();
 const int = () => z.number().int();
@@ -33,9 +34,8 @@ const common = {
   keep_alive: keepAlive,
   options: opt(options),
   format: opt(ollamaFormat),
-  think: opt(
-    z.unknown().refine((v) => v === false, 'thinking is not supported by pagoda (send think: false or leave it out)'),
-  ),
+  // Ollama's levels (gpt-oss) read as true: the templates pagoda renders only know on and off.
+  think: opt(z.union([z.boolean(), z.enum(['high', 'medium', 'low'])])),
   logprobs: opt(z.boolean()),
   top_logprobs: opt(int().min(0).max(20)),
 };
@@ -54,18 +54,24 @@ export const generateRequest = z.strictObject({
 });
 export type GenerateRequest = z.output<typeof generateRequest>;
 
+/** An assistant's earlier call: arguments are a JSON object, as Ollama sends them. */
+const toolCall = z.looseObject({
+  function: z.looseObject({ name: z.string().max(256), arguments: z.record(z.string(), z.unknown()) }),
+});
+
 const message = z.strictObject({
-  role: z.enum(['system', 'user', 'assistant']),
+  role: z.enum(['system', 'user', 'assistant', 'tool']),
   content: z.string(),
   images: unsupported('images'),
-  thinking: opt(z.string().max(0, 'thinking is not supported by pagoda')),
-  tool_calls: unsupported('tool calling'),
+  thinking: opt(z.string()),
+  tool_calls: opt(z.array(toolCall).max(256)),
+  tool_name: opt(z.string().max(256)),
 });
 
 export const chatRequest = z.strictObject({
   ...common,
   messages: opt(z.array(z.any()).max(4096).pipe(z.array(message))),
-  tools: unsupported('tool calling'),
+  tools: opt(toolsSchema),
 });
 export type ChatRequest = z.output<typeof chatRequest>;
 

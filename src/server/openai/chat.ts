@@ -1,23 +1,16 @@
 import type { FastifyInstance } from 'fastify';
-import type { CompletionDelta } from '../../engine/types.ts';
+import { reasoningMode } from '../chat-output.ts';
 import { encodeChat } from '../chat-template.ts';
 import { badRequest } from '../errors.ts';
 import { newTimes, primed, runEngine, type ServerContext, withModel } from '../generation.ts';
-import type { ChatMessage } from '../models.ts';
 import { keepAliveMs } from '../ollama/options.ts';
 import { openaiGrammar } from '../structured-output.ts';
+import { resolveTools } from '../tool-requests.ts';
 import { parseBody } from '../validate.ts';
+import { chatChunker, chatMessage, toMessages } from './chat-message.ts';
 import { chatLogprobs, collectChoices, completionId, streamChunks, totalTokens, unixSeconds, usage } from './common.ts';
 import { samplingParams } from './sampling.ts';
-import { type ChatRequest, chatRequest } from './schemas.ts';
-
-function toMessages(messages: ChatRequest['messages']): ChatMessage[] {
-  return messages.map((m) => ({
-    role: m.role === 'developer' ? 'system' : m.role,
-    content: typeof m.content === 'string' ? m.content : (m.content ?? []).map((p) => p.text).join(''),
-    ...(m.name ? { name: m.name } : {}),
-  }));
-}
+import { chatRequest } from './schemas.ts';
 
 /** POST /v1/chat/completions */
 export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext): void {
@@ -27,7 +20,23 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
     if (body.stream_options && !body.stream)
       throw badRequest('stream_options is only allowed with stream: true', 'stream_options');
     return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
-      const promptIds = await encodeChat(a.model, a.entry.name, toMessages(body.messages));
+      const tools = resolveTools(
+        a.model.chatTemplate,
+        a.entry.name,
+        body.tools,
+        body.tool_choice,
+        body.parallel_tool_calls,
+      );
+      const structured = openaiGrammar(body);
+      if (tools.grammar && structured) {
+        throw badRequest(
+          'tool_choice "required" or a named function does not combine with structured output',
+          'tool_choice',
+        );
+      }
+      const render = { tools: tools.templateTools, kwargs: body.chat_template_kwargs ?? undefined };
+      const { prompt, ids: promptIds } = await encodeChat(a.model, a.entry.name, toMessages(body.messages), render);
+      const mode = { reasoning: reasoningMode(a.model.chatTemplate?.source ?? '', prompt), tools: tools.format };
       // max_completion_tokens is chat's newer name for max_tokens.
       const maxTokens = body.max_completion_tokens ?? body.max_tokens;
       // The engine names max_tokens (and logprobs) as vLLM does; say what this request sent.
@@ -38,8 +47,9 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
       const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
       const params = samplingParams({ ...body, max_tokens: maxTokens }, logprobs);
       const n = params.n ?? 1;
-      const grammar = openaiGrammar(body);
-      const outputs = await primed(runEngine(ctx, a, promptIds, params, newTimes(), fieldNames, { grammar }));
+      // Tool-call markers may be special tokens ([TOOL_CALLS], <|python_tag|>): keep them where calls are parsed.
+      const output = { grammar: tools.grammar ?? structured, skipSpecialTokens: tools.format?.start == null };
+      const outputs = await primed(runEngine(ctx, a, promptIds, params, newTimes(), fieldNames, output));
       const base = {
         id: completionId('chatcmpl'),
         object: 'chat.completion.chunk',
@@ -48,20 +58,7 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
       };
 
       if (body.stream) {
-        const chunk = (d: CompletionDelta) => {
-          const out: Record<string, unknown>[] = [];
-          const lp = d.logprobs?.length ? { content: chatLogprobs(d.logprobs) } : null;
-          if (d.text || lp) out.push({ index: d.index, delta: { content: d.text }, logprobs: lp, finish_reason: null });
-          if (d.finishReason)
-            out.push({
-              index: d.index,
-              delta: {},
-              logprobs: null,
-              finish_reason: d.finishReason,
-              stop_reason: d.stopReason,
-            });
-          return out;
-        };
+        const chunk = chatChunker(mode);
         const opening = Array.from({ length: n }, (_, index) => ({
           index,
           delta: { role: 'assistant', content: '' },
@@ -84,9 +81,8 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
         object: 'chat.completion',
         choices: choices.map((c) => ({
           index: c.index,
-          message: { role: 'assistant', content: c.text },
+          ...chatMessage(mode, c.text, c.finishReason),
           logprobs: logprobs === null ? null : { content: chatLogprobs(c.logprobs) },
-          finish_reason: c.finishReason,
           stop_reason: c.stopReason,
         })),
         usage: usage(promptIds.length, totalTokens(choices)),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { acceptAnything, IGNORED_OPENAI_FIELDS } from '../ignored-fields.ts';
 import { responseFormat, structuredOutputFields } from '../structured-output.ts';
+import { toolChoiceSchema, toolsSchema } from '../tool-requests.ts';
 
 /** Most items a list field may hold, so a hostile body cannot make the server loop for long. */
 const MAX_STOP = 16;
@@ -58,10 +59,22 @@ const contentPart = z.looseObject({ type: z.string() }).superRefine((p, ctx) => 
     ctx.addIssue({ code: 'custom', message: `content part type "${p.type}" is not supported (text only)` });
 });
 
+/** An assistant's earlier call: arguments are JSON text, as OpenAI sends them. */
+const toolCall = z.looseObject({
+  id: opt(z.string().max(256)),
+  type: opt(z.literal('function')),
+  function: z.looseObject({ name: z.string().max(256), arguments: z.string().max(1 << 20) }),
+});
+
 export const chatMessage = z.strictObject({
-  role: z.enum(['system', 'developer', 'user', 'assistant']),
-  content: z.union([z.string(), z.array(contentPart.pipe(textPart)).max(1024), z.null()]),
+  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
+  content: opt(z.union([z.string(), z.array(contentPart.pipe(textPart)).max(1024)])),
   name: opt(z.string().max(256)),
+  tool_calls: opt(z.array(toolCall).max(256)),
+  tool_call_id: opt(z.string().max(256)),
+  // The reasoning of an earlier answer: DeepSeek's and vLLM's long-standing name, and vLLM's newer one.
+  reasoning_content: opt(z.string()),
+  reasoning: opt(z.string()),
 });
 
 /** A field pagoda cannot honour: absent, null or empty is fine, anything else is a 400 saying so. */
@@ -82,9 +95,10 @@ export const chatRequest = z.strictObject({
   logprobs: opt(z.boolean()),
   top_logprobs: opt(int().min(0).max(MAX_LOGPROBS)),
   response_format: opt(responseFormat),
-  tools: unsupported('tool calling'),
-  tool_choice: opt(z.literal('none')),
+  tools: opt(toolsSchema),
+  tool_choice: opt(toolChoiceSchema),
   parallel_tool_calls: opt(z.boolean()),
+  chat_template_kwargs: opt(z.record(z.string(), z.unknown())),
   functions: unsupported('function calling'),
   function_call: unsupported('function calling'),
 });

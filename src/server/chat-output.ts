@@ -1,0 +1,55 @@
+import { randomBytes } from 'node:crypto';
+import { ReasoningParser, THINK_START } from '../tools/reasoning-parser.ts';
+import { type ParsedToolCall, type ToolCallFormat, ToolCallParser } from '../tools/tool-parser.ts';
+
+/** What to separate from a chat answer's content. */
+export interface ChatOutputMode {
+  /** `<think>` reasoning, and whether the prompt already opened the block. */
+  reasoning: { startsInside: boolean } | null;
+  /** The tool-call format to parse, when the request has tools. */
+  tools: ToolCallFormat | null;
+}
+
+export interface ChatOutputPart {
+  reasoning: string;
+  content: string;
+}
+
+/** Whether a chat template knows thinking (Qwen3, DeepSeek-R1 distills, Ollama's `.Think`). */
+export function templateThinks(source: string): boolean {
+  return /<think>|enable_thinking|\.Think\b|\.IsThinkSet\b/.test(source);
+}
+
+/** The reasoning part of a mode for a rendered prompt: inside the block when the prompt ends by opening it. */
+export function reasoningMode(templateSource: string, prompt: string): ChatOutputMode['reasoning'] {
+  return templateThinks(templateSource) ? { startsInside: prompt.trimEnd().endsWith(THINK_START) } : null;
+}
+
+/** Reasoning first, then tool calls, out of one completion's text as it streams. */
+export class ChatOutputParser {
+  private readonly reasoning: ReasoningParser | null;
+  private readonly tools: ToolCallParser | null;
+
+  constructor(mode: ChatOutputMode) {
+    this.reasoning = mode.reasoning ? new ReasoningParser(mode.reasoning.startsInside) : null;
+    this.tools = mode.tools ? new ToolCallParser(mode.tools) : null;
+  }
+
+  push(text: string): ChatOutputPart {
+    const r = this.reasoning ? this.reasoning.push(text) : { reasoning: '', content: text };
+    return { reasoning: r.reasoning, content: this.tools ? this.tools.push(r.content) : r.content };
+  }
+
+  finish(): ChatOutputPart & { calls: ParsedToolCall[] } {
+    const r = this.reasoning ? this.reasoning.finish() : { reasoning: '', content: '' };
+    if (!this.tools) return { ...r, calls: [] };
+    const before = this.tools.push(r.content);
+    const end = this.tools.finish();
+    return { reasoning: r.reasoning, content: before + end.content, calls: end.calls };
+  }
+}
+
+/** A tool call id as OpenAI writes them. */
+export function toolCallId(): string {
+  return `call_${randomBytes(12).toString('hex')}`;
+}

@@ -1,0 +1,97 @@
+import type { CompletionDelta, FinishReason } from '../../engine/types.ts';
+import type { ParsedToolCall } from '../../tools/tool-parser.ts';
+import { type ChatOutputMode, ChatOutputParser, toolCallId } from '../chat-output.ts';
+import type { ChatMessage } from '../models.ts';
+import { chatLogprobs } from './common.ts';
+import type { ChatRequest } from './schemas.ts';
+
+/** JSON text as an object when it parses (templates iterate over arguments), else the text. */
+function parsedArguments(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * Request messages as templates read them: developer is system, text parts joined, earlier calls with their arguments
+ * parsed (Jinja templates write `arguments | tojson`, as vLLM passes them), reasoning under `reasoning_content`.
+ */
+export function toMessages(messages: ChatRequest['messages']): ChatMessage[] {
+  return messages.map((m) => {
+    const out: ChatMessage = {
+      role: m.role === 'developer' ? 'system' : m.role,
+      content: typeof m.content === 'string' ? m.content : (m.content ?? []).map((p) => p.text).join(''),
+    };
+    if (m.name) out.name = m.name;
+    if (m.tool_call_id) out.tool_call_id = m.tool_call_id;
+    const reasoning = m.reasoning_content ?? m.reasoning;
+    if (reasoning) out.reasoning_content = reasoning;
+    if (m.tool_calls?.length) {
+      out.tool_calls = m.tool_calls.map((c) => ({
+        id: c.id ?? undefined,
+        type: 'function',
+        function: { name: c.function.name, arguments: parsedArguments(c.function.arguments) },
+      }));
+    }
+    return out;
+  });
+}
+
+function openaiCalls(calls: ParsedToolCall[]) {
+  return calls.map((c) => ({
+    id: toolCallId(),
+    type: 'function' as const,
+    function: { name: c.name, arguments: JSON.stringify(c.arguments) },
+  }));
+}
+
+/** A completion that stopped on its own with calls ends in `tool_calls`. */
+function finishReason(reason: FinishReason | null, calls: ParsedToolCall[]): FinishReason | 'tool_calls' | null {
+  return calls.length > 0 && reason === 'stop' ? 'tool_calls' : reason;
+}
+
+/** The streamed chunks of each choice: reasoning_content and content deltas, then its tool calls, then the finish. */
+export function chatChunker(mode: ChatOutputMode): (d: CompletionDelta) => Record<string, unknown>[] {
+  const parsers = new Map<number, ChatOutputParser>();
+  return (d) => {
+    let parser = parsers.get(d.index);
+    if (!parser) parsers.set(d.index, (parser = new ChatOutputParser(mode)));
+    const out: Record<string, unknown>[] = [];
+    const delta = (fields: Record<string, unknown>, lp: unknown = null) =>
+      out.push({ index: d.index, delta: fields, logprobs: lp, finish_reason: null });
+    const part = parser.push(d.text);
+    const lp = d.logprobs?.length ? { content: chatLogprobs(d.logprobs) } : null;
+    if (part.reasoning) delta({ reasoning_content: part.reasoning });
+    if (part.content || lp) delta({ content: part.content }, lp);
+    if (d.finishReason) {
+      const end = parser.finish();
+      if (end.reasoning) delta({ reasoning_content: end.reasoning });
+      if (end.content) delta({ content: end.content });
+      if (end.calls.length > 0) {
+        delta({ tool_calls: openaiCalls(end.calls).map((c, index) => ({ index, ...c })) });
+      }
+      out.push({
+        index: d.index,
+        delta: {},
+        logprobs: null,
+        finish_reason: finishReason(d.finishReason, end.calls),
+        stop_reason: d.stopReason,
+      });
+    }
+    return out;
+  };
+}
+
+/** A whole choice's message (content, reasoning_content, tool_calls) and finish reason. */
+export function chatMessage(mode: ChatOutputMode, text: string, reason: FinishReason | null) {
+  const parser = new ChatOutputParser(mode);
+  const part = parser.push(text);
+  const end = parser.finish();
+  const content = part.content + end.content;
+  const message: Record<string, unknown> = { role: 'assistant', content: content || (end.calls.length ? null : '') };
+  if (mode.reasoning) message.reasoning_content = part.reasoning + end.reasoning || null;
+  if (end.calls.length > 0) message.tool_calls = openaiCalls(end.calls);
+  return { message, finish_reason: finishReason(reason, end.calls) };
+}
