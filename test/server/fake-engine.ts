@@ -1,6 +1,7 @@
 /**
  * TEST DOUBLE: a fake EngineApi and byte-level tokenizer for server tests that need control over timing (slow
- * tokens, a full queue). Generation emits one character per token from a fixed text, honours max_tokens, stop
+ * tokens, a full queue) or over the output (scripted text). Generation emits one character per token from a fixed
+ * text or the script, honours max_tokens, stop
  * strings (held back until they can no longer match), n, logprobs and abort, and accounts KV blocks like a paged
  * cache so leak checks mean something.
  */
@@ -55,7 +56,18 @@ export class FakeEngine implements EngineApi {
   private nextId = 0;
   shutdownCalls = 0;
 
-  constructor(readonly opts: { tokenDelayMs: number; totalBlocks?: number; blockSize?: number } = { tokenDelayMs: 1 }) {
+  /** The last request, as the server sent it. */
+  lastRequest: GenerateRequest | null = null;
+
+  constructor(
+    readonly opts: {
+      tokenDelayMs: number;
+      totalBlocks?: number;
+      blockSize?: number;
+      /** Scripted output: these characters, one a token, then a stop (instead of the fixed text). */
+      script?: string;
+    } = { tokenDelayMs: 1 },
+  ) {
     this.totalBlocks = opts.totalBlocks ?? 4096;
     this.freeBlocks = this.totalBlocks;
   }
@@ -70,11 +82,12 @@ export class FakeEngine implements EngineApi {
 
   async *generate(request: GenerateRequest): AsyncGenerator<RequestOutput> {
     const id = request.id ?? `fake-${this.nextId++}`;
+    this.lastRequest = request;
     if (!Array.isArray(request.prompt)) throw new Error('the server must send token ids');
     const prompt = request.prompt;
     const p: Partial<SamplingParams> = request.params ?? {};
     const n = p.n ?? 1;
-    const maxTokens = p.maxTokens ?? 16;
+    const maxTokens = p.maxTokens ?? this.opts.script?.length ?? 16;
     const stops = p.stop ?? [];
     const state: Running = { aborted: false, wake: null };
     this.running.set(id, state);
@@ -105,7 +118,8 @@ export class FakeEngine implements EngineApi {
             outputs.push({ index: i, text: '', tokenIds: [], logprobs: null, finishReason: 'abort', stopReason: null });
             continue;
           }
-          const ch = TEXT[(offset + i * 7 + step) % TEXT.length];
+          const script = this.opts.script;
+          const ch = script !== undefined ? script[step]! : TEXT[(offset + i * 7 + step) % TEXT.length];
           texts[i] += ch;
           this.counters.generationTokens++;
           if ((prompt.length + step + 1) % this.blockSize === 1) {
@@ -113,7 +127,8 @@ export class FakeEngine implements EngineApi {
             held++;
           }
           const hit = stops.find((s) => texts[i].includes(s));
-          const finish = hit ? 'stop' : step + 1 >= maxTokens ? 'length' : null;
+          const scriptEnds = script !== undefined && step + 1 >= script.length;
+          const finish = hit || scriptEnds ? 'stop' : step + 1 >= maxTokens ? 'length' : null;
           const visible = hit ? texts[i].slice(0, texts[i].indexOf(hit)) : texts[i];
           // Hold back a tail that could still become a stop string.
           let safe = visible.length;
@@ -214,9 +229,10 @@ export class FakeSource implements ModelSource {
   loads = 0;
 
   constructor(
-    private readonly engineOpts: { tokenDelayMs: number } = { tokenDelayMs: 1 },
+    private readonly engineOpts: { tokenDelayMs: number; script?: string } = { tokenDelayMs: 1 },
     private readonly contextLength = 256,
     private readonly maxRunning = 64,
+    private readonly template: ChatTemplate = fakeTemplate,
   ) {}
 
   async inspect(entry: ModelEntry): Promise<ModelInfo> {
@@ -230,7 +246,7 @@ export class FakeSource implements ModelSource {
       modifiedAt: new Date('2026-01-01T00:00:00Z'),
       maxContextLength: this.contextLength,
       config: { model_type: 'fake', name: entry.name, hidden_size: 8, vocab_size: 259 },
-      chatTemplate: fakeTemplate.source,
+      chatTemplate: this.template.source,
     };
   }
 
@@ -241,7 +257,7 @@ export class FakeSource implements ModelSource {
     return {
       engine,
       tokenizer: new FakeTokenizer(),
-      chatTemplate: fakeTemplate,
+      chatTemplate: this.template,
       contextLength: this.contextLength,
       maxRunning: this.maxRunning,
       backend: 'cpu',

@@ -1,0 +1,238 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { Ollama } from 'ollama';
+import OpenAI from 'openai';
+import { ChatTemplate } from '../../src/loader/chat-template.ts';
+import type { ChatTemplate as ServerTemplate } from '../../src/server/models.ts';
+import { projectRoot } from '../helpers/fixtures.ts';
+import { FakeSource } from './fake-engine.ts';
+import { startTestServer, type TestServer } from './harness.ts';
+
+const hermes = new ChatTemplate(
+  readFileSync(join(projectRoot, 'test', 'fixtures', 'tool-templates', 'hermes.jinja'), 'utf8'),
+  'hermes',
+  {},
+);
+/** A thinking template: Qwen3's switch (enable_thinking false writes an empty block into the prompt). */
+const thinking = new ChatTemplate(
+  '{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}<|assistant|>{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% endif %}',
+  'thinking',
+  {},
+);
+
+const servers: TestServer[] = [];
+after(() => Promise.all(servers.map((s) => s.close())));
+
+/** A server whose one model answers `script` (one character a token) and renders with `template`. */
+async function serve(script: string, template: ServerTemplate) {
+  const source = new FakeSource({ tokenDelayMs: 0, script }, 4096, 8, template);
+  const server = await startTestServer(source, [{ name: 'm', path: '/nowhere', ref: '/nowhere' }]);
+  servers.push(server);
+  return {
+    source,
+    openai: new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 }),
+    ollama: new Ollama({ host: server.url }),
+  };
+}
+
+const tools = [
+  {
+    type: 'function' as const,
+    function: {
+      name: 'get_weather',
+      description: 'The weather in a city',
+      parameters: {
+        type: 'object',
+        properties: { city: { type: 'string', description: 'A city' } },
+        required: ['city'],
+      },
+    },
+  },
+];
+const messages = [{ role: 'user' as const, content: 'Weather in Paris?' }];
+const CALL = 'Checking.<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>';
+
+test('OpenAI: a Hermes tool call, not streamed: content before it, tool_calls, finish_reason tool_calls', async () => {
+  const { openai, source } = await serve(CALL, hermes);
+  const r = await openai.chat.completions.create({ model: 'm', messages, tools });
+  const choice = r.choices[0]!;
+  assert.equal(choice.finish_reason, 'tool_calls');
+  assert.equal(choice.message.content, 'Checking.');
+  const call = choice.message.tool_calls![0]!;
+  assert.equal(call.type, 'function');
+  assert.match(call.id, /^call_/);
+  assert.equal(call.type === 'function' && call.function.name, 'get_weather');
+  assert.deepEqual(call.type === 'function' && JSON.parse(call.function.arguments), { city: 'Paris' });
+  // The template got the tools.
+  const prompt = new TextDecoder().decode(
+    Uint8Array.from((source.engines.get('m')!.lastRequest!.prompt as number[]).filter((t) => t >= 3).map((t) => t - 3)),
+  );
+  assert.match(prompt, /<tools> \{"type": "function", "function": \{"name": "get_weather"/);
+});
+
+test('OpenAI: a Hermes tool call, streamed: no tag text leaks into content, the call arrives whole', async () => {
+  const { openai } = await serve(CALL, hermes);
+  const stream = await openai.chat.completions.create({ model: 'm', messages, tools, stream: true });
+  let content = '';
+  let finish: string | null = null;
+  const calls: { name: string; args: string }[] = [];
+  for await (const chunk of stream) {
+    const c = chunk.choices[0];
+    if (!c) continue;
+    content += c.delta.content ?? '';
+    for (const t of c.delta.tool_calls ?? []) {
+      calls[t.index] ??= { name: '', args: '' };
+      calls[t.index]!.name += t.function?.name ?? '';
+      calls[t.index]!.args += t.function?.arguments ?? '';
+    }
+    finish = c.finish_reason ?? finish;
+  }
+  assert.equal(content, 'Checking.');
+  assert.deepEqual(
+    calls.map((c) => [c.name, JSON.parse(c.args)]),
+    [['get_weather', { city: 'Paris' }]],
+  );
+  assert.equal(finish, 'tool_calls');
+});
+
+test('OpenAI: an earlier call and its result go back to the template; tool_choice none renders no tools', async () => {
+  const { openai, source } = await serve('It is sunny.', hermes);
+  const r = await openai.chat.completions.create({
+    model: 'm',
+    tools,
+    tool_choice: 'none',
+    messages: [
+      ...messages,
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [
+          { id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
+        ],
+      },
+      {
+        role: 'tool',
+        tool_call_id: 'call_1',
+        content: 'sunny',
+        name: 'get_weather',
+      } as OpenAI.ChatCompletionToolMessageParam,
+    ],
+  });
+  assert.equal(r.choices[0]!.message.content, 'It is sunny.');
+  assert.equal(r.choices[0]!.finish_reason, 'stop');
+  const ids = source.engines.get('m')!.lastRequest!.prompt as number[];
+  const prompt = Buffer.from(ids.filter((t) => t >= 3).map((t) => t - 3)).toString('utf8');
+  assert.ok(!prompt.includes('<tools>'));
+  assert.match(prompt, /\{ "arguments": \{"city": "Paris"\}, "name": "get_weather"\}/);
+  assert.match(prompt, /<tool_response>\n\{"name": "get_weather", "content": "sunny"\}/);
+});
+
+test('OpenAI: tool_choice required and a named function are held to JSON calls by a grammar', async () => {
+  const { openai, source } = await serve('[{"name": "get_weather", "arguments": {"city": "Oslo"}}]', hermes);
+  for (const tool_choice of ['required', { type: 'function', function: { name: 'get_weather' } }] as const) {
+    const r = await openai.chat.completions.create({ model: 'm', messages, tools, tool_choice });
+    assert.equal(r.choices[0]!.finish_reason, 'tool_calls');
+    const call = r.choices[0]!.message.tool_calls![0]!;
+    assert.deepEqual(call.type === 'function' && JSON.parse(call.function.arguments), { city: 'Oslo' });
+    const grammar = source.engines.get('m')!.lastRequest!.grammar;
+    assert.equal(grammar?.type, 'json_schema');
+    const schema =
+      grammar?.type === 'json_schema' ? (grammar.schema as { items: { properties: { name: unknown } } }) : null;
+    assert.deepEqual(schema?.items.properties.name, { const: 'get_weather' });
+  }
+});
+
+test('OpenAI: 400 for a tool_choice naming an unknown tool, and for tools a template cannot render', async () => {
+  const { openai } = await serve('x', hermes);
+  await assert.rejects(
+    openai.chat.completions.create({
+      model: 'm',
+      messages,
+      tools,
+      tool_choice: { type: 'function', function: { name: 'nope' } },
+    }),
+    (e: unknown) => e instanceof OpenAI.BadRequestError && /tool_choice names "nope"/.test(e.message),
+  );
+  const plain = await serve('x', thinking);
+  await assert.rejects(
+    plain.openai.chat.completions.create({ model: 'm', messages, tools }),
+    (e: unknown) => e instanceof OpenAI.BadRequestError && /cannot render tools/.test(e.message),
+  );
+});
+
+test('OpenAI: reasoning_content apart from the content, streamed and not; enable_thinking reaches the template', async () => {
+  const { openai, source } = await serve('<think>\nPlan it.\n</think>\n\nThe answer.', thinking);
+  const r = await openai.chat.completions.create({ model: 'm', messages });
+  const message = r.choices[0]!.message as { content: string; reasoning_content?: string };
+  assert.equal(message.content, 'The answer.');
+  assert.equal(message.reasoning_content, '\nPlan it.\n');
+  const stream = await openai.chat.completions.create({ model: 'm', messages, stream: true });
+  let content = '';
+  let reasoning = '';
+  for await (const chunk of stream) {
+    const d = chunk.choices[0]?.delta as { content?: string; reasoning_content?: string } | undefined;
+    content += d?.content ?? '';
+    reasoning += d?.reasoning_content ?? '';
+  }
+  assert.equal(content, 'The answer.');
+  assert.equal(reasoning, '\nPlan it.\n');
+  await openai.chat.completions.create({
+    model: 'm',
+    messages,
+    ...({ chat_template_kwargs: { enable_thinking: false } } as object),
+  });
+  const ids = source.engines.get('m')!.lastRequest!.prompt as number[];
+  assert.ok(
+    Buffer.from(ids.filter((t) => t >= 3).map((t) => t - 3))
+      .toString('utf8')
+      .endsWith('<think>\n\n</think>\n\n'),
+  );
+});
+
+test('Ollama: tool calls with arguments as an object, streamed and not', async () => {
+  const { ollama } = await serve(CALL, hermes);
+  const r = await ollama.chat({ model: 'm', messages, tools });
+  assert.equal(r.message.content, 'Checking.');
+  assert.deepEqual(r.message.tool_calls, [{ function: { name: 'get_weather', arguments: { city: 'Paris' } } }]);
+  const stream = await ollama.chat({ model: 'm', messages, tools, stream: true });
+  let content = '';
+  const calls: unknown[] = [];
+  for await (const part of stream) {
+    content += part.message.content;
+    calls.push(...(part.message.tool_calls ?? []));
+  }
+  assert.equal(content, 'Checking.');
+  assert.deepEqual(calls, [{ function: { name: 'get_weather', arguments: { city: 'Paris' } } }]);
+});
+
+test('Ollama: think true puts the thinking in message.thinking; a tool message carries tool_name', async () => {
+  const { ollama } = await serve('<think>Hmm.</think>Done.', thinking);
+  const r = await ollama.chat({ model: 'm', messages, think: true });
+  assert.equal(r.message.thinking, 'Hmm.');
+  assert.equal(r.message.content, 'Done.');
+  let thinkingText = '';
+  let content = '';
+  for await (const part of await ollama.chat({ model: 'm', messages, think: true, stream: true })) {
+    thinkingText += part.message.thinking ?? '';
+    content += part.message.content;
+  }
+  assert.equal(thinkingText, 'Hmm.');
+  assert.equal(content, 'Done.');
+  const withTool = await serve('ok', hermes);
+  const answer = await withTool.ollama.chat({
+    model: 'm',
+    tools,
+    messages: [
+      ...messages,
+      {
+        role: 'assistant',
+        content: '',
+        tool_calls: [{ function: { name: 'get_weather', arguments: { city: 'Paris' } } }],
+      },
+      { role: 'tool', content: 'sunny', tool_name: 'get_weather' } as never,
+    ],
+  });
+  assert.equal(answer.message.content, 'ok');
+});
