@@ -76,6 +76,8 @@ export interface SamplingRow {
   seed: number;
   /** Tokens generated so far by this sequence (the Philox counter). */
   step: number;
+  /** Structured output: the tokens allowed (bit i of word i >> 5 set = token i allowed); absent = all. */
+  allowedTokens?: Int32Array;
 }
 
 /**

@@ -34,6 +34,7 @@ export function advanceRequest(ctx: StepContext, r: Request): boolean {
     if (seq.pendingToken !== null) {
       const token = seq.pendingToken;
       seq.pendingToken = null;
+      seq.grammar?.accept(token);
       appendToken(ctx, r, seq, token);
       continue;
     }

@@ -1,4 +1,5 @@
 import type { SamplingRow } from '../backend/backend.ts';
+import { SlotState } from '../grammar/shared-state.ts';
 import type { StepLogits } from '../runner/model-runner.ts';
 import { tokenLogprob } from './output.ts';
 import { isGreedy, logSoftmax } from './sampling.ts';
@@ -32,7 +33,7 @@ export function takeLogits(ctx: StepContext, vocab: number, scheduled: readonly 
     const rows = mode === 'all' ? numTokens : mode === 'last' ? 1 : 0;
     if (rows > 0 && seq.numComputed === seq.tokenIds.length) {
       const last = row + rows - 1;
-      if (out.sample && samplesOnDevice(r)) {
+      if (out.sample && samplesOnDevice(r) && grammarSamplesOnDevice(seq)) {
         deviceRows.push(samplingRow(ctx, r, seq, last));
         deviceSeqs.push(seq);
       } else {
@@ -65,12 +66,19 @@ export function takeLogits(ctx: StepContext, vocab: number, scheduled: readonly 
 }
 
 /**
- * One plain sample per step with no logprobs and no grammar: the device sampler implements everything else of
- * SamplingParams.
+ * A sequence under a grammar samples on the device with its mask when the mask is there (or about to be: its worker
+ * is not compiling) and the grammar still runs; a complete grammar, or a mask owed by a busy worker, goes the host
+ * way (which ends the sequence, or draws at a later step).
  */
+function grammarSamplesOnDevice(seq: Sequence): boolean {
+  const g = seq.grammar;
+  return !g || ((g.ready || !g.blocked) && g.state() === SlotState.Running);
+}
+
+/** One plain sample per step with no logprobs: the device sampler implements everything else of SamplingParams. */
 function samplesOnDevice(r: Request): boolean {
   const p = r.params;
-  return !p.useBeamSearch && p.bestOf === 1 && p.logprobs === null && r.grammarKey === undefined;
+  return !p.useBeamSearch && p.bestOf === 1 && p.logprobs === null;
 }
 
 /**
@@ -97,6 +105,7 @@ function samplingRow(ctx: StepContext, r: Request, seq: Sequence, logitRow: numb
     seed: r.seed,
     step: seq.outputLen,
   };
+  if (seq.grammar) row.allowedTokens = seq.grammar.mask();
   if (p.repetitionPenalty !== 1 || p.presencePenalty !== 0 || p.frequencyPenalty !== 0) {
     // Repetition covers prompt and output tokens; presence and frequency count output occurrences only.
     const counts = new Map<number, number>();

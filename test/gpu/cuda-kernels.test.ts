@@ -555,5 +555,45 @@ describe('CUDA kernels against the CPU backend', () => {
         'rows sampled by logitRow',
       );
     });
+
+    test(`structured-output bitmasks on the device: only allowed ids, as the reference (${dtype})`, { skip }, () => {
+      const g = gpu(dtype);
+      const V = 3000;
+      const R = 6;
+      const [gl, , values] = pair(g, [R, V], dtype, 4);
+      const r = mulberry32(freshSeed());
+      const words = Math.ceil(V / 32);
+      // Random sparse masks (about 1 id in 50), one with a single allowed id, and an unmasked row between them.
+      const masks = Array.from({ length: R }, (_, k) => {
+        const m = new Int32Array(words);
+        if (k === 2) m[1234 >> 5] = 1 << (1234 & 31);
+        else for (let i = 0; i < V; i++) if (r() < 0.02) m[i >> 5]! |= 1 << (i & 31);
+        return m;
+      });
+      const base = { topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, presencePenalty: 0, frequencyPenalty: 0 };
+      const rows: SamplingRow[] = masks.map((m, k) => ({
+        ...base,
+        temperature: k % 2 === 0 ? 0 : 1,
+        topK: k === 5 ? 5 : 0,
+        seed: Math.floor(r() * 2 ** 40),
+        step: k,
+        logitBias: k === 1 ? { 7: 100 } : undefined,
+        allowedTokens: k === 4 ? undefined : m,
+      }));
+      const ids = g.sampleTokens(gl, rows);
+      rows.forEach((row, k) => {
+        const id = ids[k]!;
+        if (row.allowedTokens)
+          assert.ok((row.allowedTokens[id >> 5]! >>> (id & 31)) & 1, `row ${k}: id ${id} is masked`);
+        const { kept, score } = referenceScores(values.subarray(k * V, (k + 1) * V), row);
+        assert.ok(kept[id], `row ${k}: id ${id} is outside the reference's kept set`);
+        let best = Number.NEGATIVE_INFINITY;
+        score.forEach((s, i) => {
+          if (kept[i] && s > best) best = s;
+        });
+        assert.ok(best - score[id]! <= 1e-3 * Math.max(1, Math.abs(best)), `row ${k}: id ${id} is not the best`);
+      });
+      assert.equal(ids[2], 1234, 'the one allowed id');
+    });
   }
 });

@@ -37,6 +37,10 @@ export function philox(c0: number, c1: number, k0: number, k1: number): number {
 /** The processed logits of one row (bias, penalties) in float64. */
 export function processedLogits(logits: ArrayLike<number>, r: SamplingRow): Float64Array {
   const x = Float64Array.from(logits);
+  if (r.allowedTokens) {
+    for (let i = 0; i < x.length; i++)
+      if (!((r.allowedTokens[i >> 5]! >>> (i & 31)) & 1)) x[i] = Number.NEGATIVE_INFINITY;
+  }
   for (const [id, v] of Object.entries(r.logitBias ?? {})) x[Number(id)]! += v;
   r.seenTokens?.forEach((id, j) => {
     const c = r.seenCounts?.[j] ?? 0;

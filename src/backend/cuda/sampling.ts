@@ -14,10 +14,12 @@ export const SAMPLE_ROWS = declareKernel('sampling', 'sample_rows', {
   seenCounts: 'ptr',
   biasTokens: 'ptr',
   biasValues: 'ptr',
+  masks: 'ptr',
+  maskWords: 'i32',
   vocab: 'i32',
 });
 
-/** Words per row in the kernel's RowParams struct (6 floats, 10 ints). */
+/** Words per row in the kernel's RowParams struct (6 floats, 10 ints; the last is the row's mask index, -1 none). */
 const PARAM_WORDS = 16;
 
 /** A device buffer that only grows. */
@@ -60,7 +62,7 @@ export class DeviceSampler {
   reserve(rows: number, vocab: number): void {
     this.scratch.need(rows * vocab * 4);
     this.ids.need(rows * 4);
-    this.meta.need(rows * 64 + 65536);
+    this.meta.need(rows * 64 + rows * Math.ceil(vocab / 32) * 4 + 65536);
   }
 
   sample(logits: Tensor, rows: readonly SamplingRow[]): Int32Array {
@@ -70,12 +72,15 @@ export class DeviceSampler {
     if (R === 0) return new Int32Array(0);
     let seen = 0;
     let bias = 0;
+    let masked = 0;
+    const maskWords = Math.ceil(V / 32);
     for (const r of rows) {
       seen += r.seenTokens?.length ?? 0;
       bias += r.logitBias ? Object.keys(r.logitBias).length : 0;
+      if (r.allowedTokens) masked++;
     }
-    // One host buffer: params [R, 16] | seen tokens | seen counts | bias tokens | bias values.
-    const words = R * PARAM_WORDS + 2 * seen + 2 * bias;
+    // One host buffer: params [R, 16] | seen tokens | seen counts | bias tokens | bias values | masks [masked, words].
+    const words = R * PARAM_WORDS + 2 * seen + 2 * bias + masked * maskWords;
     const host = new ArrayBuffer(words * 4);
     const f = new Float32Array(host);
     const i32 = new Int32Array(host);
@@ -83,8 +88,10 @@ export class DeviceSampler {
     const countsAt = seenAt + seen;
     const biasAt = countsAt + seen;
     const biasValAt = biasAt + bias;
+    const masksAt = biasValAt + bias;
     let s = 0;
     let b = 0;
+    let m = 0;
     rows.forEach((r, k) => {
       const o = k * PARAM_WORDS;
       f[o] = r.temperature;
@@ -117,6 +124,12 @@ export class DeviceSampler {
       const from = r.logitRow ?? k;
       if (!(from >= 0 && from < logitRows)) throw new Error(`sampleTokens: logit row ${from} of ${logitRows}`);
       i32[o + 14] = from;
+      i32[o + 15] = -1;
+      if (r.allowedTokens) {
+        // Words past the row's end (a vocabulary padded beyond the mask) stay 0: those tokens are not allowed.
+        i32.set(r.allowedTokens.subarray(0, maskWords), masksAt + m * maskWords);
+        i32[o + 15] = m++;
+      }
     });
     const drv = this.ctx.drv;
     const meta = this.meta.need(words * 4);
@@ -133,6 +146,8 @@ export class DeviceSampler {
       seenCounts: at(countsAt),
       biasTokens: at(biasAt),
       biasValues: at(biasValAt),
+      masks: at(masksAt),
+      maskWords,
       vocab: V,
     });
     const out = new Int32Array(R);

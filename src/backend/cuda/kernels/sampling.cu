@@ -1,6 +1,6 @@
 // Logits processing and sampling on the device, one block per sampled row (reading logits row `logit_row`), so
 // only token ids go back to the host.
-// Per row: logit bias and penalties (repetition over every seen token, presence/frequency by output count), then
+// Per row: a structured-output bitmask first (a cleared bit sets the logit to -inf), then logit bias and penalties (repetition over every seen token, presence/frequency by output count), then
 // greedy argmax when temperature is 0; otherwise temperature, then min-p, top-k and top-p (on the mass the earlier
 // cuts kept) raise a threshold, and a Gumbel-max draw over the kept tokens picks the token: argmax(x/temp + g_i) with
 // g_i = -log(-log(u_i)), u_i from Philox4x32-10 keyed by the row's seed and counted by (token id, step), which is an
@@ -11,7 +11,7 @@
 
 struct RowParams {
   float temperature, top_p, min_p, repetition, presence, frequency;
-  int top_k, seed_lo, seed_hi, step, seen_begin, seen_end, bias_begin, bias_end, logit_row, pad;
+  int top_k, seed_lo, seed_hi, step, seen_begin, seen_end, bias_begin, bias_end, logit_row, mask_row;
 };
 
 __device__ __forceinline__ unsigned int mulhi(unsigned int a, unsigned int b) { return __umulhi(a, b); }
@@ -63,13 +63,17 @@ extern "C" __global__ void __launch_bounds__(THREADS)
 sample_rows(int* __restrict__ out_ids, const T* __restrict__ logits, float* __restrict__ scratch,
             const RowParams* __restrict__ params, const int* __restrict__ seen_tokens,
             const int* __restrict__ seen_counts, const int* __restrict__ bias_tokens,
-            const float* __restrict__ bias_values, int vocab) {
+            const float* __restrict__ bias_values, const unsigned int* __restrict__ masks, int mask_words,
+            int vocab) {
   PDL_ENTER();
   const int row = blockIdx.x;
   const RowParams p = params[row];
   float* x = scratch + (long long)row * vocab;
   const T* src = logits + (long long)p.logit_row * vocab;
-  for (int i = threadIdx.x; i < vocab; i += blockDim.x) x[i] = to_f(src[i]);
+  const unsigned int* mask = p.mask_row >= 0 ? masks + (long long)p.mask_row * mask_words : nullptr;
+  for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+    x[i] = (mask && !((mask[i >> 5] >> (i & 31)) & 1u)) ? -INFINITY : to_f(src[i]);
+  }
   __syncthreads();
   for (int j = p.bias_begin + threadIdx.x; j < p.bias_end; j += blockDim.x) x[bias_tokens[j]] += bias_values[j];
   __syncthreads();
