@@ -236,3 +236,14 @@ test('Ollama: think true puts the thinking in message.thinking; a tool message c
   });
   assert.equal(answer.message.content, 'ok');
 });
+
+test('/api/show lists tools and thinking among the capabilities when the template knows them', async () => {
+  assert.deepEqual((await (await serve('x', hermes)).ollama.show({ model: 'm' })).capabilities, [
+    'completion',
+    'tools',
+  ]);
+  assert.deepEqual((await (await serve('x', thinking)).ollama.show({ model: 'm' })).capabilities, [
+    'completion',
+    'thinking',
+  ]);
+});

@@ -2,9 +2,11 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { formatModelfile, formatParameters } from '../../store/modelfile.ts';
 import { looksLikePath } from '../../store/names.ts';
+import { templateThinks } from '../chat-output.ts';
 import { ApiError } from '../errors.ts';
 import type { ServerContext } from '../generation.ts';
 import type { ModelEntry, ModelInfo } from '../models.ts';
+import { templateRendersTools } from '../tool-requests.ts';
 import { parseBody } from '../validate.ts';
 import { showRequest } from './schemas.ts';
 
@@ -61,6 +63,14 @@ function modelInfo(info: ModelInfo): Record<string, unknown> {
   return out;
 }
 
+/** What the model can do, as Ollama lists it: completion always; tools and thinking when its template knows them. */
+function capabilities(template: string | null): string[] {
+  const out = ['completion'];
+  if (template && templateRendersTools(template)) out.push('tools');
+  if (template && templateThinks(template)) out.push('thinking');
+  return out;
+}
+
 /** GET /api/tags, POST /api/show, GET /api/ps */
 export function registerModelRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/api/tags', async () => {
@@ -99,7 +109,7 @@ export function registerModelRoutes(app: FastifyInstance, ctx: ServerContext): v
       messages: m?.messages ?? [],
       details: details(info),
       model_info: modelInfo(info),
-      capabilities: ['completion'],
+      capabilities: capabilities(info.chatTemplate),
       modified_at: info.modifiedAt.toISOString(),
     };
   });
