@@ -35,7 +35,7 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
     samplingDefaults: modelSamplingDefaults(generation, manifest),
     promptEncoder: new BackgroundTokenizer(tokenizer, modelDir, generation, options.tokenizerWorker),
     grammar: new GrammarService({
-      vocabulary: () => loadGrammarVocabulary(modelDir),
+      vocabulary: () => options.grammarVocabulary ?? loadGrammarVocabulary(modelDir),
       vocabSize: runner.vocabSize,
       stopTokenIds: [...generation.eosTokenIds],
       // Every running sequence may have a matcher, and waiting requests open theirs when they queue.

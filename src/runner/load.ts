@@ -5,6 +5,7 @@ import { CpuBackend } from '../backend/cpu/backend.ts';
 import { CudaBackend } from '../backend/cuda/backend.ts';
 import { selectDevice } from '../backend/cuda/device.ts';
 import type { CudaSettings } from '../backend/cuda/settings.ts';
+import type { GrammarVocabulary } from '../grammar/vocabulary.ts';
 import type { TokenizerWorkerOptions } from '../loader/background-tokenizer.ts';
 import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME, ensureDemoModel } from '../loader/demo-model.ts';
@@ -52,6 +53,11 @@ export interface EngineOptions {
   /** Start-up lines (KV cache size); default: stderr. */
   log?: (line: string) => void;
   /** Which texts the tokenizer worker encodes, and its entry (tests hold the worker on a latch). */
+  /**
+   * The vocabulary structured output masks over, when it is not the model folder's tokenizer.json (benchmarks on
+   * dummy weights use a fixture vocabulary, padded to the model's width).
+   */
+  grammarVocabulary?: GrammarVocabulary;
   tokenizerWorker?: TokenizerWorkerOptions;
 }
 
