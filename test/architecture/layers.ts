@@ -3,8 +3,8 @@ import { dirname, join, normalize, relative } from 'node:path';
 
 /**
  * What each folder of src/ may import (besides itself), from the bottom up: util → primitives → loader, store,
- * gotemplate, grammar, tools and backends → models → runner → engine → server / cli. A folder absent here may import nothing of
- * src/. (The repository's benchmark scripts live in bench/, outside src/.)
+ * gotemplate, grammar, tools and backends → models → runner → engine → server / cli. A folder absent here may
+ * import nothing of src/. (The repository's benchmark scripts live in bench/, outside src/.)
  */
 export const ALLOWED: Record<string, readonly string[]> = {
   util: [],
