@@ -9,8 +9,7 @@
  */
 import { appendFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import pino from 'pino';
 import { buildApp } from '../src/server/app.ts';
@@ -18,17 +17,9 @@ import { resolveServeConfig } from '../src/server/config.ts';
 import { EngineModelSource } from '../src/server/engine-source.ts';
 import { ModelRegistry } from '../src/server/models.ts';
 import { markdownTable } from '../src/util/markdown.ts';
+import { root, serveBenchArgs } from './serve-args.ts';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const modelDir = resolve(
-  args.find((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--')) ??
-    join(root, 'test/fixtures/models/tiny-llama'),
-);
+const { modelDir, flag } = serveBenchArgs(process.argv.slice(2));
 const MEGABYTES = flag('--mb', 3.9);
 const REQUESTS = flag('--requests', 4);
 
@@ -134,7 +125,7 @@ console.log(table);
 const machine = `${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} threads, load average ${loadavg()[0]!.toFixed(1)} at the end), Node ${process.version}`;
 appendFileSync(
   join(root, 'bench/RESULTS.md'),
-  `\n## Large prompts and /health (CPU) — ${new Date().toISOString()}\n\nMachine: ${machine}. Command: \`npx tsx bench/serve-stall.ts ${args.join(' ')}\`.\n` +
+  `\n## Large prompts and /health (CPU) — ${new Date().toISOString()}\n\nMachine: ${machine}. Command: \`npx tsx bench/serve-stall.ts ${process.argv.slice(2).join(' ')}\`.\n` +
     `Model ${name}: context ${contextLength} tokens, at most ${span ?? 'unknown'} characters per token, so prompts over ` +
     `${bound ?? 'no bound'} characters are refused before tokenizing. /health is polled every 10 ms while the requests are in flight.\n\n` +
     `${table}\n`,

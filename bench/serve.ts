@@ -6,24 +6,15 @@
  */
 import { appendFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, join } from 'node:path';
 import pino from 'pino';
 import { buildApp } from '../src/server/app.ts';
 import { resolveServeConfig } from '../src/server/config.ts';
 import { EngineModelSource } from '../src/server/engine-source.ts';
 import { ModelRegistry } from '../src/server/models.ts';
+import { root, serveBenchArgs } from './serve-args.ts';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const modelDir = resolve(
-  args.find((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--')) ??
-    join(root, 'test/fixtures/models/tiny-llama'),
-);
+const { modelDir, flag } = serveBenchArgs(process.argv.slice(2));
 const REQUESTS = flag('--requests', 64);
 const MAX_TOKENS = flag('--max-tokens', 64);
 
@@ -134,7 +125,7 @@ console.log(table);
 const machine = `${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} threads, load average ${loadavg()[0]!.toFixed(1)} at the end), Node ${process.version}`;
 appendFileSync(
   join(root, 'bench/RESULTS.md'),
-  `\n## Serving overhead (CPU) — ${new Date().toISOString()}\n\nMachine: ${machine}. Command: \`npx tsx bench/serve.ts ${args.join(' ')}\`.\n` +
+  `\n## Serving overhead (CPU) — ${new Date().toISOString()}\n\nMachine: ${machine}. Command: \`npx tsx bench/serve.ts ${process.argv.slice(2).join(' ')}\`.\n` +
     `Model ${name}; ${REQUESTS} concurrent streamed requests of ${MAX_TOKENS} tokens (greedy, EOS ignored), in one process; ` +
     'the engine-direct run is repeated last to show the drift between runs. The HTTP client runs in the same process ' +
     '(on the same cores), so the HTTP rows include the client parsing the streams; Ollama has no ignore_eos, so its ' +

@@ -1,7 +1,8 @@
 import type { TextTokenizer } from '../loader/tokenizer.ts';
+import { heldBackLength } from '../util/held-back.ts';
 import { topEntries } from './sampling.ts';
 import type { Request, Sequence } from './sequence.ts';
-import { findStop, heldBackLength } from './stop-strings.ts';
+import { findStop } from './stop-strings.ts';
 import type { CompletionDelta, RequestOutput, TokenLogprob } from './types.ts';
 
 /**

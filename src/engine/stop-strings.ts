@@ -16,17 +16,3 @@ export function findStop(
   }
   return best;
 }
-
-/** Length of the longest tail of `text` that is a proper prefix of some stop string (not safe to stream yet). */
-export function heldBackLength(text: string, stops: readonly string[]): number {
-  let held = 0;
-  for (const stop of stops) {
-    for (let k = Math.min(stop.length - 1, text.length); k > held; k--) {
-      if (text.endsWith(stop.slice(0, k))) {
-        held = k;
-        break;
-      }
-    }
-  }
-  return held;
-}

@@ -1,4 +1,4 @@
-import { partialMarkerLength } from './held-back.ts';
+import { heldBackLength } from '../util/held-back.ts';
 
 export const THINK_START = '<think>';
 export const THINK_END = '</think>';
@@ -44,7 +44,7 @@ export class ReasoningParser {
           this.state = 'closed';
           continue;
         }
-        const keep = final ? 0 : partialMarkerLength(this.buffer, [THINK_END]);
+        const keep = final ? 0 : heldBackLength(this.buffer, [THINK_END]);
         out.reasoning += this.buffer.slice(0, this.buffer.length - keep);
         this.buffer = this.buffer.slice(this.buffer.length - keep);
         return out;

@@ -1,4 +1,4 @@
-import { partialMarkerLength } from './held-back.ts';
+import { heldBackLength } from '../util/held-back.ts';
 
 /** A parsed tool call: the function's name and its arguments as a JSON object. */
 export interface ParsedToolCall {
@@ -151,7 +151,7 @@ export class ToolCallParser {
       }
       if (!lead) return '';
     }
-    const keep = start ? partialMarkerLength(this.buffer, [start]) : 0;
+    const keep = start ? heldBackLength(this.buffer, [start]) : 0;
     const out = this.buffer.slice(0, this.buffer.length - keep);
     this.buffer = this.buffer.slice(this.buffer.length - keep);
     if (out.trim()) this.sawContent = true;

@@ -6,45 +6,24 @@ import { dirname, join, normalize, relative } from 'node:path';
  * gotemplate, grammar, tools and backends → models → runner → engine → server / cli. A folder absent here may
  * import nothing of src/. (The repository's benchmark scripts live in bench/, outside src/.)
  */
+const BASE = ['util', 'primitives'];
+const MIDDLE = [...BASE, 'gotemplate', 'loader', 'store', 'backend', 'grammar'];
+const BELOW_ENGINE = [...MIDDLE, 'models', 'runner'];
+
 export const ALLOWED: Record<string, readonly string[]> = {
   util: [],
   primitives: ['util'],
-  gotemplate: ['util', 'primitives'],
-  loader: ['util', 'primitives', 'gotemplate'],
-  store: ['util', 'primitives', 'gotemplate', 'loader'],
-  backend: ['util', 'primitives'],
-  grammar: ['util', 'primitives'],
+  gotemplate: BASE,
+  loader: [...BASE, 'gotemplate'],
+  store: [...BASE, 'gotemplate', 'loader'],
+  backend: BASE,
+  grammar: BASE,
   tools: ['util'],
-  models: ['util', 'primitives', 'loader', 'backend'],
-  runner: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'grammar', 'models'],
-  engine: ['util', 'primitives', 'gotemplate', 'loader', 'store', 'backend', 'grammar', 'models', 'runner'],
-  server: [
-    'util',
-    'primitives',
-    'gotemplate',
-    'loader',
-    'store',
-    'backend',
-    'grammar',
-    'tools',
-    'models',
-    'runner',
-    'engine',
-  ],
-  cli: [
-    'util',
-    'primitives',
-    'gotemplate',
-    'loader',
-    'store',
-    'backend',
-    'grammar',
-    'tools',
-    'models',
-    'runner',
-    'engine',
-    'server',
-  ],
+  models: [...BASE, 'loader', 'backend'],
+  runner: [...MIDDLE, 'models'],
+  engine: BELOW_ENGINE,
+  server: [...BELOW_ENGINE, 'tools', 'engine'],
+  cli: [...BELOW_ENGINE, 'tools', 'engine', 'server'],
 };
 
 const IMPORT = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)['"](\.{1,2}\/[^'"]+)['"]/g;
