@@ -73,7 +73,12 @@ test('chat on stories260K: the answer streams in, is the model greedy text, and 
   await answerDone(page);
 
   const seen = await page.evaluate(() => (window as unknown as { seen: number[] }).seen);
-  assert.ok(seen.filter((n) => n > 0).length >= 3, `the text grew in steps while streaming: ${seen}`);
+  // Streaming shows a part of the answer before the whole of it (how many parts depends on the machine's load).
+  const whole = Math.max(...seen);
+  assert.ok(
+    seen.some((n) => n > 0 && n < whole),
+    `the text grew in steps while streaming: ${seen}`,
+  );
   const [user, answer] = await storedMessages(page);
   assert.deepEqual(user, { role: 'user', content: 'Once upon a time' });
   assert.equal(answer!.content, expected);
