@@ -1,7 +1,8 @@
 import type { DType, HostTensor } from '../primitives/host-tensor.ts';
+import type { PoolingMode } from '../primitives/pooling.ts';
 import type { StepBatch } from '../primitives/step-batch.ts';
 
-export type { DType, HostTensor };
+export type { DType, HostTensor, PoolingMode };
 
 /** A tensor lives on one backend; models only pass tensors between that backend's ops. */
 export interface Tensor {
@@ -42,6 +43,11 @@ export interface AttentionSpec {
   scale: number;
   /** Attend only to the last `slidingWindow` keys (inclusive of the query); 0 = unlimited. */
   slidingWindow: number;
+  /**
+   * false: every query sees every key of its sequence (encoders; `selfAttention` only). Default true: a query sees
+   * the keys up to its own position.
+   */
+  causal?: boolean;
 }
 
 /**
@@ -94,8 +100,8 @@ export interface Backend {
   copyKvBlocks(cache: readonly LayerKvCache[], src: Int32Array, dst: Int32Array): void;
   beginStep(batch: StepBatch): StepContext;
 
-  /** Rows of `table` picked by the step's token ids (`'tokens'`) or positions (`'positions'`). */
-  embedding(table: Tensor, step: StepContext, index: 'tokens' | 'positions'): Tensor;
+  /** Rows of `table` picked by the step's token ids, positions or token types (`batch.tokenTypeIds`, else 0). */
+  embedding(table: Tensor, step: StepContext, index: 'tokens' | 'positions' | 'tokenTypes'): Tensor;
   /** x `[T, in]` times weight `[out, in]`ᵀ plus bias → `[T, out]`. */
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor;
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor;
@@ -113,12 +119,23 @@ export interface Backend {
    */
   linearSiluMul(x: Tensor, weight: Tensor, bias?: Tensor): Tensor;
   gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor;
+  tanh(x: Tensor): Tensor;
   /** Writes this step's k, v `[T, Hk*D]` into the cache at the step's slot_mapping (slot -1 is skipped). */
   writeKv(k: Tensor, v: Tensor, cache: LayerKvCache, step: StepContext): void;
   /** `rope(q, k)` (heads of the cache's head_dim) then `writeKv(k, v)`: one launch per layer on the GPU. */
   ropeWriteKv(q: Tensor, k: Tensor, v: Tensor, rope: RopeSpec, cache: LayerKvCache, step: StepContext): void;
   /** Causal paged attention of q `[T, Hq*D]` over the cache (this step's K/V already written) → `[T, Hq*D]`. */
   attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor;
+  /**
+   * Attention with no KV cache: each sequence's queries (`cuSeqlensQ`) over that sequence's own k and v of this
+   * step, q `[T, Hq*D]`, k and v `[T, Hk*D]` → `[T, Hq*D]`; causal unless `spec.causal` is false (encoders).
+   * Embedding models run every sequence whole in one step through it.
+   */
+  selfAttention(q: Tensor, k: Tensor, v: Tensor, spec: AttentionSpec, step: StepContext): Tensor;
+  /** One row per sequence of the step: its rows of x `[T, H]` pooled → `[numSeqs, H]`. */
+  pool(x: Tensor, step: StepContext, mode: PoolingMode): Tensor;
+  /** Each row of x divided by its L2 norm (at least 1e-12, as torch's F.normalize). */
+  l2Normalize(x: Tensor): Tensor;
   /** The rows of x named by the step's `logitsIndices`. */
   gatherLogitRows(x: Tensor, step: StepContext): Tensor;
   /**

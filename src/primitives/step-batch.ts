@@ -7,6 +7,8 @@ export interface StepBatch {
   inputIds: Int32Array;
   /** `[T]` absolute position of each token. */
   positions: Int32Array;
+  /** `[T]` segment of each token (BERT's token_type_ids: 1 for a cross-encoder's second text); absent = all 0. */
+  tokenTypeIds?: Int32Array;
   /** `[T]` cache slot (`block_id * block_size + offset`) each token's K/V is written to; -1 = do not write. */
   slotMapping: Int32Array;
   /** `[S + 1]` prefix sums of the query tokens per sequence. */

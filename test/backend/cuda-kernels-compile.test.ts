@@ -25,6 +25,8 @@ const dtypesOf = (f: string) =>
 
 // Builds beyond a source's defaults that the launchers use (bf16 only: the code paths are the same in every type).
 const VARIANTS: Record<string, string[][]> = {
+  'attention.cu': [['SELF=1', 'CAUSAL=0'], ['SELF=1']],
+  'flash_prefill.cu': [['PAGODA_PREFILL_SELF=1'], ['PAGODA_PREFILL_SELF=1', 'PAGODA_PREFILL_CAUSAL=0']],
   'gemv.cu': [
     ['TMAX=32', 'SPLIT=2', 'ROWS=4'],
     ['TMAX=8', 'SPLIT=4', 'GATED=1', 'UNROLL=2'],

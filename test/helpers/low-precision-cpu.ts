@@ -3,6 +3,7 @@ import type {
   DType,
   HostTensor,
   LayerKvCache,
+  PoolingMode,
   RopeSpec,
   StepContext,
   Tensor,
@@ -132,7 +133,7 @@ export class LowPrecisionCpu extends CpuBackend {
     this.weightNames.set(t, w.name);
     return t;
   }
-  override embedding(table: Tensor, step: StepContext, index: 'tokens' | 'positions'): Tensor {
+  override embedding(table: Tensor, step: StepContext, index: 'tokens' | 'positions' | 'tokenTypes'): Tensor {
     // A lookup copies rows: from a rounded table they are exact already (and must not be dithered twice).
     const out = super.embedding(table, step, index);
     return this.rounded.has('weights') ? out : this.round(out, 'embedding');
@@ -174,5 +175,18 @@ export class LowPrecisionCpu extends CpuBackend {
   }
   override attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {
     return this.round(super.attention(q, cache, spec, step), 'attention');
+  }
+  override selfAttention(q: Tensor, k: Tensor, v: Tensor, spec: AttentionSpec, step: StepContext): Tensor {
+    return this.round(super.selfAttention(q, k, v, spec, step), 'attention');
+  }
+  // Pooling heads store their outputs too (unnamed: always rounded).
+  override pool(x: Tensor, step: StepContext, mode: PoolingMode): Tensor {
+    return this.round(super.pool(x, step, mode), null);
+  }
+  override l2Normalize(x: Tensor): Tensor {
+    return this.round(super.l2Normalize(x), null);
+  }
+  override tanh(x: Tensor): Tensor {
+    return this.round(super.tanh(x), null);
   }
 }

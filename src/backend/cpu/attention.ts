@@ -27,9 +27,10 @@ export function writeKvCache(k: Float32Array, v: Float32Array, cache: PagedKv, s
 }
 
 /**
- * Causal paged attention over a varlen batch. Sequence s owns query rows cuSeqlensQ[s]..cuSeqlensQ[s+1] and
+ * Paged attention over a varlen batch. Sequence s owns query rows cuSeqlensQ[s]..cuSeqlensQ[s+1] and
  * contextLens[s] keys; key j sits at position j, so the chunk's i-th query (position contextLens - qLen + i) sees
- * keys 0..that position, or only the last `slidingWindow` of them. Two-pass softmax with scores and sums in f64.
+ * keys 0..that position, or only the last `slidingWindow` of them; with `spec.causal` false it sees all of them
+ * (encoders). Two-pass softmax with scores and sums in f64.
  * Query head h reads KV head h / (Hq / Hk) (GQA). Writes out `[T, Hq * D]` for query heads h0..h1 (a thread's
  * share; all by default).
  */
@@ -61,12 +62,13 @@ export function pagedAttention(
     }
     for (let i = 0; i < qLen; i++) {
       const pos = ctx - qLen + i;
+      const last = spec.causal === false ? ctx - 1 : pos;
       const first = slidingWindow > 0 ? Math.max(0, pos - slidingWindow + 1) : 0;
       for (let h = h0; h < h1; h++) {
         const qb = ((qStart + i) * Hq + h) * D;
         const kvOff = Math.floor(h / group) * D;
-        const sum = softmaxScores(q, qb, cache.k, rowBase, kvOff, first, pos, D, scale, scores);
-        weightedValues(cache.v, rowBase, kvOff, first, pos, D, scores, 1 / sum, out, qb);
+        const sum = softmaxScores(q, qb, cache.k, rowBase, kvOff, first, last, D, scale, scores);
+        weightedValues(cache.v, rowBase, kvOff, first, last, D, scores, 1 / sum, out, qb);
       }
     }
   }
@@ -164,4 +166,29 @@ function weightedValues(
     for (let j = first; j <= last; j++) a += scores[j] * V[rowBase[j] + kvOff + d];
     out[ob + d] = a * norm;
   }
+}
+
+/**
+ * Attention with no cache: k and v `[T, Hk * D]` are this step's rows, so they are read as a paged cache of one-token
+ * blocks whose table lists each sequence's own rows.
+ */
+export function selfAttention(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  spec: AttentionSpec,
+  cuSeqlens: Int32Array,
+  out: Float32Array,
+): void {
+  const numSeqs = cuSeqlens.length - 1;
+  let width = 1;
+  for (let s = 0; s < numSeqs; s++) width = Math.max(width, cuSeqlens[s + 1] - cuSeqlens[s]);
+  const blockTables = new Int32Array(numSeqs * width);
+  const contextLens = new Int32Array(numSeqs);
+  for (let s = 0; s < numSeqs; s++) {
+    contextLens[s] = cuSeqlens[s + 1] - cuSeqlens[s];
+    for (let j = 0; j < contextLens[s]; j++) blockTables[s * width + j] = cuSeqlens[s] + j;
+  }
+  const batch = { numSeqs, cuSeqlensQ: cuSeqlens, contextLens, blockTables, maxBlocksPerSeq: width, blockSize: 1 };
+  pagedAttention(q, { k, v, numKvHeads: spec.numKvHeads, headDim: spec.headDim }, spec, batch, out);
 }

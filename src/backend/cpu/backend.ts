@@ -7,14 +7,16 @@ import {
   type HostTensor,
   type KvCacheSpec,
   type LayerKvCache,
+  type PoolingMode,
   type RopeSpec,
   type StepContext,
   type Tensor,
 } from '../backend.ts';
-import { type PagedKv, pagedAttention, writeKvCache } from './attention.ts';
+import { type PagedKv, pagedAttention, selfAttention, writeKvCache } from './attention.ts';
 import { addInto, geluInto, siluMulInto } from './elementwise.ts';
 import { addBias, linearF32 } from './matmul.ts';
 import { layerNormRows, rmsNormRows } from './norm.ts';
+import { l2NormalizeRows, poolRows } from './pooling.ts';
 import { applyRope, ropeTables } from './rope.ts';
 import { CpuTensor, cpu, rowsCols } from './tensor.ts';
 import { CpuThreads, defaultThreads, MIN_PARALLEL_MACS, sharedFloat32 } from './threads.ts';
@@ -97,7 +99,7 @@ export class CpuBackend implements Backend {
   }
 
   /** The worker pool, when this backend uses threads and `operand` is in shared memory. */
-  private pool(operand: Float32Array): CpuThreads | null {
+  private workers(operand: Float32Array): CpuThreads | null {
     return this.threads > 1 && operand.buffer instanceof SharedArrayBuffer ? CpuThreads.get(this.threads) : null;
   }
 
@@ -105,10 +107,16 @@ export class CpuBackend implements Backend {
     return new CpuStepContext(batch);
   }
 
-  embedding(table: Tensor, step: StepContext, index: 'tokens' | 'positions'): Tensor {
+  embedding(table: Tensor, step: StepContext, index: 'tokens' | 'positions' | 'tokenTypes'): Tensor {
     const tab = cpu(table);
     const [rows, dim] = rowsCols(tab);
-    const ids = index === 'tokens' ? step.batch.inputIds : step.batch.positions;
+    const b = step.batch;
+    const ids =
+      index === 'tokens'
+        ? b.inputIds
+        : index === 'positions'
+          ? b.positions
+          : (b.tokenTypeIds ?? new Int32Array(b.inputIds.length));
     const out = CpuTensor.zeros([ids.length, dim]);
     for (let t = 0; t < ids.length; t++) {
       const id = ids[t];
@@ -125,7 +133,7 @@ export class CpuBackend implements Backend {
     const [m, wn] = w.shape as [number, number];
     if (wn !== n) throw new Error(`linear: input has ${n} features, weight is [${w.shape}]`);
     const out = CpuTensor.zeros([T, m]);
-    const pool = this.pool(w.data);
+    const pool = this.workers(w.data);
     if (pool?.worthIt(T * n * m) && m >= 16) {
       pool.linear(xt.data, w.data, out.data, T, n, m);
       if (bias) addBias(out.data, cpu(bias).data, T, m);
@@ -198,6 +206,11 @@ export class CpuBackend implements Backend {
     return out;
   }
 
+  tanh(x: Tensor): Tensor {
+    const xt = cpu(x);
+    return new CpuTensor(xt.shape, xt.data.map(Math.tanh));
+  }
+
   writeKv(k: Tensor, v: Tensor, cache: LayerKvCache, step: StepContext): void {
     writeKvCache(cpu(k).data, cpu(v).data, pagedOf(cache), step.batch.slotMapping);
   }
@@ -214,12 +227,34 @@ export class CpuBackend implements Backend {
     const b = step.batch;
     let pairs = 0;
     for (let s = 0; s < b.numSeqs; s++) pairs += (b.cuSeqlensQ[s + 1] - b.cuSeqlensQ[s]) * b.contextLens[s];
-    const pool = this.pool(kv.k);
+    const pool = this.workers(kv.k);
     if (pool?.worthIt(2 * pairs * spec.numHeads * spec.headDim) && spec.numHeads > 1) {
       pool.attention(qt.data, kv, spec, b, out.data);
     } else {
       pagedAttention(qt.data, kv, spec, b, out.data);
     }
+    return out;
+  }
+
+  selfAttention(q: Tensor, k: Tensor, v: Tensor, spec: AttentionSpec, step: StepContext): Tensor {
+    const qt = cpu(q);
+    const out = CpuTensor.zeros(qt.shape);
+    selfAttention(qt.data, cpu(k).data, cpu(v).data, spec, step.batch.cuSeqlensQ, out.data);
+    return out;
+  }
+
+  pool(x: Tensor, step: StepContext, mode: PoolingMode): Tensor {
+    const xt = cpu(x);
+    const [, n] = rowsCols(xt);
+    const out = CpuTensor.zeros([step.batch.numSeqs, n]);
+    poolRows(xt.data, n, step.batch.cuSeqlensQ, mode, out.data);
+    return out;
+  }
+
+  l2Normalize(x: Tensor): Tensor {
+    const xt = cpu(x);
+    const out = CpuTensor.zeros(xt.shape);
+    l2NormalizeRows(xt.data, rowsCols(xt)[1], out.data);
     return out;
   }
 

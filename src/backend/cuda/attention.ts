@@ -129,7 +129,54 @@ export class CudaAttention {
     else this.flash.prefill(args);
   }
 
-  /** One block per (query token, KV head); a warp per key with an online softmax (kernels/attention.cu). */
+  /**
+   * Attention with no cache: each sequence's queries over its own k and v rows of this step (embedding models),
+   * causal unless `spec.causal` is false. The flash kernel's no-cache build where it applies, else the simple one's.
+   */
+  selfAttention(q: Tensor, k: Tensor, v: Tensor, spec: AttentionSpec, step: StepContext): Tensor {
+    const [qt, kt, vt] = [this.ctx.own(q), this.ctx.own(k), this.ctx.own(v)];
+    const out = this.ctx.empty(qt.shape);
+    const s = stepOf(step);
+    const T = s.batch.inputIds.length;
+    if (T === 0) return out;
+    const causal = spec.causal !== false;
+    if (!this.flash || !this.fast(spec, 16)) {
+      this.simple(out, qt, kt, vt, spec, s, { SELF: 1, CAUSAL: causal ? 1 : 0 });
+      return out;
+    }
+    const stride = spec.numHeads * spec.headDim;
+    const lse = this.ctx.empty([T, spec.numHeads], 'f32');
+    this.flash.selfPrefill(
+      {
+        q: qt.ptr,
+        qStride: stride,
+        kCache: kt.ptr,
+        vCache: vt.ptr,
+        blockTables: s.blockTables,
+        maxBlocksPerSeq: s.tableWidth,
+        contextLens: s.contextLens,
+        cuSeqlensQ: s.cuSeqlensQ,
+        out: out.ptr,
+        oStride: stride,
+        lse: lse.ptr,
+        numSeqs: s.batch.numSeqs,
+        maxSeqlenQ: s.batch.maxSeqlenQ,
+        numHeads: spec.numHeads,
+        numKvHeads: spec.numKvHeads,
+        headDim: spec.headDim,
+        blockSize: 16,
+        scale: spec.scale,
+        slidingWindow: 0,
+      },
+      causal,
+    );
+    return out;
+  }
+
+  /**
+   * One block per (query token, KV head); a warp per key with an online softmax (kernels/attention.cu). `variant`:
+   * its no-cache build (SELF, CAUSAL).
+   */
   private simple(
     out: CudaTensor,
     q: CudaTensor,
@@ -137,6 +184,7 @@ export class CudaAttention {
     v: CudaTensor,
     spec: AttentionSpec,
     step: CudaStepContext,
+    variant: Readonly<Record<string, number>> = {},
   ): void {
     const { numHeads, numKvHeads, headDim, scale, slidingWindow } = spec;
     const group = numHeads / numKvHeads;
@@ -145,7 +193,11 @@ export class CudaAttention {
         `attention: ${numHeads} query heads over ${numKvHeads} KV heads of size ${headDim} not supported`,
       );
     }
-    const kernel = this.ctx.kernel(PAGED_ATTENTION, { EPL: pow2(Math.ceil(headDim / 32)), GMAX: pow2(group) });
+    const kernel = this.ctx.kernel(PAGED_ATTENTION, {
+      EPL: pow2(Math.ceil(headDim / 32)),
+      GMAX: pow2(group),
+      ...variant,
+    });
     kernel.launch([numKvHeads, step.batch.inputIds.length], [128], {
       out: out.ptr,
       q: q.ptr,

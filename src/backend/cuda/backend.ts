@@ -6,6 +6,7 @@ import type {
   HostTensor,
   KvCacheSpec,
   LayerKvCache,
+  PoolingMode,
   RopeSpec,
   SamplingRow,
   StepContext,
@@ -19,6 +20,7 @@ import { DecodeGraphs } from './graphs.ts';
 import { KvCaches } from './kv-cache.ts';
 import { CudaLinear } from './linear.ts';
 import * as norm from './norm.ts';
+import * as pooling from './pooling.ts';
 import { CudaRope } from './rope.ts';
 import { DeviceSampler } from './sampling.ts';
 import type { StepCapacity } from './step-buffers.ts';
@@ -118,7 +120,7 @@ export class CudaBackend implements Backend {
     return forward(this.beginStep(batch));
   }
 
-  embedding(table: Tensor, step: StepContext, index: 'tokens' | 'positions'): Tensor {
+  embedding(table: Tensor, step: StepContext, index: 'tokens' | 'positions' | 'tokenTypes'): Tensor {
     return embedding(this.ctx, table, step, index);
   }
 
@@ -158,6 +160,10 @@ export class CudaBackend implements Backend {
     return elementwise.gelu(this.ctx, x, approximate);
   }
 
+  tanh(x: Tensor): Tensor {
+    return elementwise.tanh(this.ctx, x);
+  }
+
   rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext): void {
     this.rotary.rope(q, k, headDim, rope, step);
   }
@@ -172,6 +178,18 @@ export class CudaBackend implements Backend {
 
   attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {
     return this.attn.attention(q, cache, spec, step);
+  }
+
+  selfAttention(q: Tensor, k: Tensor, v: Tensor, spec: AttentionSpec, step: StepContext): Tensor {
+    return this.attn.selfAttention(q, k, v, spec, step);
+  }
+
+  pool(x: Tensor, step: StepContext, mode: PoolingMode): Tensor {
+    return pooling.pool(this.ctx, x, step, mode);
+  }
+
+  l2Normalize(x: Tensor): Tensor {
+    return pooling.l2Normalize(this.ctx, x);
   }
 
   gatherLogitRows(x: Tensor, step: StepContext): Tensor {

@@ -21,6 +21,7 @@ export const SPLIT_COLUMNS = declareKernel('elementwise', 'split_columns', {
   w3: 'i32',
 });
 export const GELU = declareKernel('elementwise', 'gelu', { out: 'ptr', x: 'ptr', n: 'i64', approximate: 'i32' });
+export const TANH = declareKernel('elementwise', 'tanh_act', { out: 'ptr', x: 'ptr', n: 'i64' });
 /** B_F32 = 1: b is the float residual stream. */
 export const ADD = declareKernel('elementwise', 'add', { out: 'ptr', a: 'ptr', b: 'ptr', n: 'i64' });
 export const ADD_BIAS = declareKernel('elementwise', 'add_bias', { y: 'ptr', bias: 'ptr', n: 'i64', cols: 'i32' });
@@ -112,6 +113,14 @@ export function gelu(ctx: CudaContext, x: Tensor, approximate: 'tanh' | 'none'):
       .kernel(GELU)
       .launch(ctx.grid1d(n), [256], { out: out.ptr, x: xt.ptr, n, approximate: approximate === 'tanh' ? 1 : 0 });
   }
+  return out;
+}
+
+/** A cross-encoder head's activation. */
+export function tanh(ctx: CudaContext, x: Tensor): Tensor {
+  const xt = ctx.own(x);
+  const out = ctx.empty(xt.shape);
+  if (xt.numel > 0) ctx.kernel(TANH).launch(ctx.grid1d(xt.numel), [256], { out: out.ptr, x: xt.ptr, n: xt.numel });
   return out;
 }
 

@@ -17,8 +17,13 @@ export const GATHER_ROWS = declareKernel('embedding', 'gather_rows', {
   cols: 'i32',
 });
 
-/** Rows of `table` picked by the step's token ids (or positions: learned position embeddings). */
-export function embedding(ctx: CudaContext, table: Tensor, step: StepContext, index: 'tokens' | 'positions'): Tensor {
+/** Rows of `table` picked by the step's token ids (or positions: learned position embeddings; or token types). */
+export function embedding(
+  ctx: CudaContext,
+  table: Tensor,
+  step: StepContext,
+  index: 'tokens' | 'positions' | 'tokenTypes',
+): Tensor {
   const tab = cuda(table);
   const s = stepOf(step);
   const [, dim] = rowsCols(tab);
@@ -28,7 +33,7 @@ export function embedding(ctx: CudaContext, table: Tensor, step: StepContext, in
     ctx.kernel(EMBEDDING).launch([T], ctx.rowThreads(dim), {
       out: out.ptr,
       table: tab.ptr,
-      index: index === 'tokens' ? s.ids : s.positions,
+      index: index === 'tokens' ? s.ids : index === 'positions' ? s.positions : s.tokenTypes,
       hidden: dim,
     });
   }

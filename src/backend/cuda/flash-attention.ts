@@ -222,13 +222,14 @@ export class FlashAttention {
     this.dtypeDefine = DTYPE_DEFINE[dtype];
   }
 
-  private prefillKernel(headDim: (typeof HEAD_DIMS)[number]) {
+  private prefillKernel(headDim: (typeof HEAD_DIMS)[number], variant: Readonly<Record<string, number>>) {
     const cfg = this.prefillConfig;
     return this.rt.kernel(FLASH_PREFILL[headDim], prefillSharedBytes(headDim, cfg), {
       PAGODA_DTYPE: this.dtypeDefine,
       PAGODA_PREFILL_WARPS: cfg.warps,
       PAGODA_PREFILL_MT: cfg.mTiles,
       PAGODA_PREFILL_BN: cfg.blockN,
+      ...variant,
     });
   }
 
@@ -257,13 +258,26 @@ export class FlashAttention {
 
   /** Varlen causal attention of every query token of the step over its sequence's cached keys. */
   prefill(a: PagedAttentionArgs): void {
+    this.launchPrefill(a, {});
+  }
+
+  /**
+   * Varlen attention with no cache (embedding models): `kCache` / `vCache` are this step's K and V rows
+   * `[T, Hk*D]`, every sequence whole (the block table, context lengths and block size are not read); `causal`
+   * false lets every query see its whole sequence (encoders).
+   */
+  selfPrefill(a: PagedAttentionArgs, causal: boolean): void {
+    this.launchPrefill(a, { PAGODA_PREFILL_SELF: 1, PAGODA_PREFILL_CAUSAL: causal ? 1 : 0 });
+  }
+
+  private launchPrefill(a: PagedAttentionArgs, variant: Readonly<Record<string, number>>): void {
     const headDim = checkShapes(a);
     const group = a.numHeads / a.numKvHeads;
     const cfg = this.prefillConfig;
     const mBlocks = Math.ceil((a.maxSeqlenQ * group) / (16 * cfg.warps * cfg.mTiles));
     if (mBlocks === 0 || a.numSeqs === 0) return;
     const smem = prefillSharedBytes(headDim, cfg);
-    this.prefillKernel(headDim).launch(
+    this.prefillKernel(headDim, variant).launch(
       [a.numKvHeads, a.numSeqs, mBlocks],
       [32 * cfg.warps],
       {

@@ -15,6 +15,8 @@ export class CudaStepContext implements StepContext {
     readonly blockTables: DevPtr,
     /** Row width of `blockTables` on the device (>= batch.maxBlocksPerSeq). */
     readonly tableWidth: number,
+    /** `[T]` token types (BERT's segments; zeros when the batch has none). */
+    readonly tokenTypes: DevPtr,
   ) {}
 }
 
@@ -41,7 +43,7 @@ export class StepBuffers {
   constructor(private readonly drv: CudaDriver) {}
 
   private ints(c: StepCapacity): number {
-    return 4 * c.tokens + 2 * c.seqs + 1 + c.seqs * c.blocksPerSeq;
+    return 5 * c.tokens + 2 * c.seqs + 1 + c.seqs * c.blocksPerSeq;
   }
 
   get capacity(): Readonly<StepCapacity> {
@@ -85,7 +87,10 @@ export class StepBuffers {
     s.set(b.positions, cT);
     s.set(b.slotMapping, 2 * cT);
     s.set(b.logitsIndices, 3 * cT);
-    const cuq = 4 * cT;
+    // Token types (BERT's segments) are zeros when the batch has none.
+    if (b.tokenTypeIds) s.set(b.tokenTypeIds, 4 * cT);
+    else s.fill(0, 4 * cT, 4 * cT + T);
+    const cuq = 5 * cT;
     s.set(b.cuSeqlensQ, cuq);
     s.set(b.contextLens, cuq + cS + 1);
     const tables = cuq + 2 * cS + 1;
@@ -97,7 +102,19 @@ export class StepBuffers {
     const used = (tables + b.numSeqs * W) * 4;
     this.drv.uploadFrom(this.dev, this.host!.addr, used);
     const at = (i: number) => this.dev + BigInt(i * 4);
-    return new CudaStepContext(b, at(0), at(cT), at(2 * cT), at(3 * cT), at(cuq), at(cuq + cS + 1), at(tables), W);
+    const [cuSeqlens, contextLens] = [at(cuq), at(cuq + cS + 1)];
+    return new CudaStepContext(
+      b,
+      at(0),
+      at(cT),
+      at(2 * cT),
+      at(3 * cT),
+      cuSeqlens,
+      contextLens,
+      at(tables),
+      W,
+      at(4 * cT),
+    );
   }
 }
 

@@ -6,6 +6,8 @@
 //   cu_seqlens_q [S+1], context_lens [S] (keys once this step's are written), block_tables [S, max_blocks]
 // Query i of a sequence with q_len queries and kv_len keys sees keys [0, kv_len - q_len + i] (and only the last
 // `window` of them when window > 0). EPL = ceil(D / 32) elements per lane; GMAX >= Hq / Hk.
+// SELF = 1: no cache (embedding models): k_cache / v_cache are this step's K and V rows [T, Hk*D], key j of sequence
+// s at row cu_seqlens_q[s] + j, every sequence whole. CAUSAL = 0: every query sees every key of its sequence.
 #include "common.cuh"
 
 #ifndef EPL
@@ -13,6 +15,12 @@
 #endif
 #ifndef GMAX
 #define GMAX 4
+#endif
+#ifndef SELF
+#define SELF 0
+#endif
+#ifndef CAUSAL
+#define CAUSAL 1
 #endif
 #define NW 4
 
@@ -35,8 +43,10 @@ paged_attention(T* __restrict__ out, const T* __restrict__ q, const T* __restric
   }
   const int s = lo;
   const int q_len = cu_seqlens_q[s + 1] - cu_seqlens_q[s];
-  const int last = context_lens[s] - q_len + (t - cu_seqlens_q[s]);
-  const int first = window > 0 ? max(0, last - window + 1) : 0;
+  const int ctx = SELF ? q_len : context_lens[s];
+  const int pos = ctx - q_len + (t - cu_seqlens_q[s]);
+  const int last = CAUSAL ? pos : ctx - 1;
+  const int first = CAUSAL && window > 0 ? max(0, pos - window + 1) : 0;
   const int* table = block_tables + (long long)s * max_blocks;
 
   float qr[GMAX][EPL], acc[GMAX][EPL], m[GMAX], l[GMAX];
@@ -55,7 +65,8 @@ paged_attention(T* __restrict__ out, const T* __restrict__ q, const T* __restric
   }
 
   for (int j = first + warp; j <= last; j += NW) {
-    const long long slot = (long long)table[j / block_size] * block_size + j % block_size;
+    const long long slot =
+        SELF ? (long long)cu_seqlens_q[s] + j : (long long)table[j / block_size] * block_size + j % block_size;
     const long long base = (slot * num_kv_heads + kvh) * head_dim;
     float kr[EPL], vr[EPL];
 #pragma unroll

@@ -88,3 +88,9 @@ extern "C" __global__ void fill_const(T* __restrict__ p, long long n, float valu
   PDL_ENTER();
   GRID_STRIDE(i, n) p[i] = from_f(value);
 }
+
+// A cross-encoder head's activation.
+extern "C" __global__ void tanh_act(T* __restrict__ out, const T* __restrict__ x, long long n) {
+  PDL_ENTER();
+  GRID_STRIDE(i, n) out[i] = from_f(tanhf(to_f(x[i])));
+}

@@ -9,6 +9,10 @@
 // ctx - q_len + i and sees keys j <= pos (and j > pos - window when a sliding window is set).
 // Outputs O (the stored type, [T, Hq*D] with row stride o_stride) and the natural-log LSE of scale*q.k per (token, head),
 // fp32 [T, Hq].
+//
+// PAGODA_PREFILL_SELF=1 builds the variant with no cache (embedding models): k_cache / v_cache are this step's K and V
+// rows [T, Hk*D], sequence s's key j at row cu_seqlens_q[s] + j, every sequence whole (ctx = q_len, no block table).
+// PAGODA_PREFILL_CAUSAL=0 drops the causal mask: every query sees every key of its sequence (encoders).
 #include "attention_common.cuh"
 
 // Tile shape, chosen at compile time (the launcher passes the same values; these defaults are its defaults):
@@ -24,6 +28,12 @@
 #ifndef PAGODA_PREFILL_BN
 #define PAGODA_PREFILL_BN 64
 #endif
+#ifndef PAGODA_PREFILL_SELF
+#define PAGODA_PREFILL_SELF 0
+#endif
+#ifndef PAGODA_PREFILL_CAUSAL
+#define PAGODA_PREFILL_CAUSAL 1
+#endif
 
 namespace {
 
@@ -33,6 +43,8 @@ constexpr int kBlockM = 16 * kPrefillMT * kPrefillWarps;
 constexpr int kBlockN = PAGODA_PREFILL_BN;
 constexpr int kTableSlots = kBlockN / 16;  // cache blocks a K/V tile can touch (block_size >= 16)
 constexpr int kPrefillMinBlocks = kPrefillWarps * kPrefillMT <= 4 ? 2 : 1;
+constexpr bool kSelf = PAGODA_PREFILL_SELF != 0;
+constexpr bool kCausal = PAGODA_PREFILL_CAUSAL != 0;
 
 template <int D>
 __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int q_stride,
@@ -62,13 +74,13 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
   const int m_block = gridDim.z - 1 - blockIdx.z;
   const int row0 = m_block * kBlockM;
   if (row0 >= rows) return;
-  const int ctx = context_lens[seq];
+  const int ctx = kSelf ? q_len : context_lens[seq];
   const int pos0 = ctx - q_len;
   const int min_pos = pos0 + row0 / group;
   const int max_pos = pos0 + (min(rows, row0 + kBlockM) - 1) / group;
-  const int key_lo = sliding_window > 0 ? max(0, min_pos - sliding_window + 1) : 0;
+  const int key_lo = kCausal && sliding_window > 0 ? max(0, min_pos - sliding_window + 1) : 0;
   const int tile_lo = key_lo / kBlockN;
-  const int tile_hi = max_pos / kBlockN;
+  const int tile_hi = (kCausal ? max_pos : ctx - 1) / kBlockN;
 
   const int tid = threadIdx.x;
   const int warp = tid >> 5;
@@ -94,7 +106,7 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
   // shared memory one tile ahead of the K/V copies that need them, so no thread waits on a table load.
   const int block_mask = (1 << block_size_log2) - 1;
   auto fetch_blocks = [&](int tile, int slot) {
-    if (tid < kTableSlots) {
+    if (!kSelf && tid < kTableSlots) {
       const int first = (tile * kBlockN) >> block_size_log2;
       const int idx = first + tid;
       const bool valid = idx <= ((tile * kBlockN + kBlockN - 1) >> block_size_log2) && (idx << block_size_log2) < ctx;
@@ -111,7 +123,9 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
       const int ch = c % CHUNKS;
       const int key = tile * kBlockN + r;
       const bool valid = key < ctx;
-      const long long slot = ((long long)blocks[(key >> block_size_log2) - first] << block_size_log2) | (key & block_mask);
+      const long long slot =
+          kSelf ? (long long)(q_begin + key)
+                : ((long long)blocks[(key >> block_size_log2) - first] << block_size_log2) | (key & block_mask);
       const long long off = valid ? slot * kv_stride + kv_head_off + ch * 8 : 0;
       cp_async16(smem_addr(k_s + (buf * kBlockN + r) * LD + ch * 8), k_cache + off, valid);
       cp_async16(smem_addr(v_s + (buf * kBlockN + r) * LD + ch * 8), v_cache + off, valid);
@@ -186,8 +200,9 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
         k_s + buf * kBlockN * LD, LD, lane);
 
     const int n0 = tile * kBlockN;
-    const bool needs_mask =
-        n0 + kBlockN - 1 > min_pos || (sliding_window > 0 && n0 <= max_pos - sliding_window);
+    // Causal: keys past a row's position (and before its window); otherwise only the keys past the sequence.
+    const bool needs_mask = kCausal ? n0 + kBlockN - 1 > min_pos || (sliding_window > 0 && n0 <= max_pos - sliding_window)
+                                    : n0 + kBlockN > ctx;
     if (needs_mask) {
 #pragma unroll
       for (int mt = 0; mt < MT; mt++)
@@ -197,7 +212,9 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
           for (int e = 0; e < 4; e++) {
             const int key = n0 + j * 8 + tig * 2 + (e & 1);
             const int pos = row_pos[mt][e >> 1];
-            if (key > pos || (sliding_window > 0 && key <= pos - sliding_window)) s[mt][j][e] = ATTN_NEG_INF;
+            const bool masked =
+                kCausal ? key > pos || (sliding_window > 0 && key <= pos - sliding_window) : key >= ctx;
+            if (masked) s[mt][j][e] = ATTN_NEG_INF;
           }
     }
 #pragma unroll
