@@ -50,24 +50,28 @@ export interface GenerationConfig {
 
 /** Reads a JSON object file; a missing file or bad JSON is a one-line UserError naming the file and the place. */
 export function readJson(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    throw new UserError(`${path}: file not found`);
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (err) {
-    throw new UserError(`${path}: not valid JSON${jsonErrorPlace(text, (err as Error).message)}`);
-  }
+  const v = readJsonValue(path);
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
     throw new UserError(
       `${path}: expected a JSON object at the top level, found ${Array.isArray(v) ? 'an array' : typeof v}`,
     );
   }
   return v as Record<string, unknown>;
+}
+
+/** Reads a JSON file of any shape, with readJson's errors. */
+export function readJsonValue(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new UserError(`${path}: file not found`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new UserError(`${path}: not valid JSON${jsonErrorPlace(text, (err as Error).message)}`);
+  }
 }
 
 /** " at line L column C (reason)" from JSON.parse's message, kept to one line (V8 may quote the source). */
