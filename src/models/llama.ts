@@ -1,7 +1,7 @@
 import type { AttentionSpec, Backend, LayerKvCache, RopeSpec, StepContext, Tensor } from '../backend/backend.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import type { Architecture } from './architecture.ts';
-import type { Model } from './model.ts';
+import type { Encoder, Model } from './model.ts';
 import { ropeSpecFromConfig } from './rope.ts';
 import type { ModelWeights } from './weights.ts';
 
@@ -32,41 +32,41 @@ interface LlamaLayer {
   attention: AttentionSpec;
 }
 
-/** Llama, Mistral, Qwen2 and Qwen3: pre-norm decoder, RoPE, GQA, SwiGLU MLP. */
-export class LlamaModel implements Model {
-  readonly kvShape: Model['kvShape'];
+/** The decoder stack of the Llama family: token embeddings, pre-norm layers (RoPE, GQA, SwiGLU MLP), final norm. */
+class LlamaStack {
   private readonly rope: RopeSpec;
 
   constructor(
     readonly config: ModelConfig,
     readonly backend: Backend,
-    private readonly embed: Tensor,
-    private readonly layers: LlamaLayer[],
-    private readonly finalNorm: Tensor,
-    private readonly lmHead: Tensor,
+    readonly embedTable: Tensor,
+    readonly layers: LlamaLayer[],
+    readonly finalNorm: Tensor,
   ) {
-    this.kvShape = { numLayers: layers.length, numKvHeads: config.numKvHeads, headDim: config.headDim };
     this.rope = ropeSpecFromConfig(config);
   }
 
-  forward(step: StepContext, kvCache: readonly LayerKvCache[]): Tensor {
+  /**
+   * The last layer's output (before the final norm) for every token of the step: attention reads the paged cache, or,
+   * with none, each sequence's own keys of this step (causal).
+   */
+  run(step: StepContext, kvCache: readonly LayerKvCache[] | null): Tensor {
     const b = this.backend;
     const eps = this.config.normEps;
-    let residual = b.embedding(this.embed, step, 'tokens');
+    let residual = b.embedding(this.embedTable, step, 'tokens');
     let x = b.rmsNorm(residual, this.layers[0]!.inputNorm, eps);
     let mlp: Tensor | null = null;
     for (let i = 0; i < this.layers.length; i++) {
       const layer = this.layers[i]!;
       if (mlp) ({ out: x, residual } = b.addRmsNorm(mlp, residual, layer.inputNorm, eps));
-      const attn = this.attention(x, layer, kvCache[i]!, step);
+      const attn = this.attention(x, layer, kvCache?.[i] ?? null, step);
       ({ out: x, residual } = b.addRmsNorm(attn, residual, layer.postNorm, eps));
       mlp = linear(b, b.linearSiluMul(x, layer.gateUp.weight, layer.gateUp.bias), layer.down);
     }
-    const last = b.gatherLogitRows(b.add(mlp!, residual), step);
-    return b.linear(b.rmsNorm(last, this.finalNorm, eps), this.lmHead);
+    return b.add(mlp!, residual);
   }
 
-  private attention(x: Tensor, layer: LlamaLayer, cache: LayerKvCache, step: StepContext): Tensor {
+  private attention(x: Tensor, layer: LlamaLayer, cache: LayerKvCache | null, step: StepContext): Tensor {
     const b = this.backend;
     const { numHeads, numKvHeads, headDim } = layer.attention;
     const kvDim = numKvHeads * headDim;
@@ -77,8 +77,51 @@ export class LlamaModel implements Model {
       q = headNorm(b, q, numHeads, headDim, layer.qNorm, this.config.normEps);
       k = headNorm(b, k, numKvHeads, headDim, layer.kNorm, this.config.normEps);
     }
+    if (!cache) {
+      b.rope(q, k, headDim, this.rope, step);
+      return linear(b, b.selfAttention(q, k, v, layer.attention, step), layer.o);
+    }
     b.ropeWriteKv(q, k, v, this.rope, cache, step);
     return linear(b, b.attention(q, cache, layer.attention, step), layer.o);
+  }
+}
+
+/** Llama, Mistral, Qwen2 and Qwen3 as causal LMs: the stack, then the LM head over the rows whose logits are asked. */
+export class LlamaModel implements Model {
+  readonly kvShape: Model['kvShape'];
+  readonly config: ModelConfig;
+  readonly backend: Backend;
+
+  constructor(
+    private readonly stack: LlamaStack,
+    private readonly lmHead: Tensor,
+  ) {
+    this.config = stack.config;
+    this.backend = stack.backend;
+    this.kvShape = { numLayers: stack.layers.length, numKvHeads: this.config.numKvHeads, headDim: this.config.headDim };
+  }
+
+  forward(step: StepContext, kvCache: readonly LayerKvCache[]): Tensor {
+    const b = this.backend;
+    const last = b.gatherLogitRows(this.stack.run(step, kvCache), step);
+    return b.linear(b.rmsNorm(last, this.stack.finalNorm, this.config.normEps), this.lmHead);
+  }
+}
+
+/** The same stack as an embedding model's encoder (Qwen3-Embedding): causal, no KV cache, every token's state. */
+export class LlamaEncoder implements Encoder {
+  readonly config: ModelConfig;
+  readonly backend: Backend;
+  readonly maxPositions: number;
+
+  constructor(private readonly stack: LlamaStack) {
+    this.config = stack.config;
+    this.backend = stack.backend;
+    this.maxPositions = stack.config.maxPositionEmbeddings;
+  }
+
+  hiddenStates(step: StepContext): Tensor {
+    return this.backend.rmsNorm(this.stack.run(step, null), this.stack.finalNorm, this.config.normEps);
   }
 }
 
@@ -99,8 +142,10 @@ function slidingWindowOf(cfg: ModelConfig, layer: number): number {
   return cfg.slidingWindow;
 }
 
-export function buildLlama(opts: LlamaOptions, cfg: ModelConfig, w: ModelWeights, backend: Backend): LlamaModel {
+/** The decoder stack's weights; checkpoints saved from the bare model (Qwen3Model) name them without "model.". */
+function buildStack(opts: LlamaOptions, cfg: ModelConfig, w: ModelWeights, backend: Backend): LlamaStack {
   const { hiddenSize: H, intermediateSize: I, numHeads, numKvHeads, headDim: D, vocabSize } = cfg;
+  const root = w.has('embed_tokens.weight') && !w.has('model.embed_tokens.weight') ? '' : 'model.';
   const attnBias = opts.qkvBias || cfg.attentionBias;
   const mlpBias = cfg.raw.mlp_bias === true;
   const lin = (name: string, out: number, inp: number, bias: boolean): Linear => ({
@@ -113,7 +158,7 @@ export function buildLlama(opts: LlamaOptions, cfg: ModelConfig, w: ModelWeights
     bias: bias ? w.loadPacked(parts.map(([name, out]) => ({ name: `${name}.bias`, shape: [out] }))) : undefined,
   });
   const layers = Array.from({ length: cfg.numLayers }, (_, i): LlamaLayer => {
-    const p = `model.layers.${i}`;
+    const p = `${root}layers.${i}`;
     return {
       inputNorm: w.load(`${p}.input_layernorm.weight`, [H]),
       qkv: packed(
@@ -141,10 +186,22 @@ export function buildLlama(opts: LlamaOptions, cfg: ModelConfig, w: ModelWeights
       attention: { numHeads, numKvHeads, headDim: D, scale: 1 / Math.sqrt(D), slidingWindow: slidingWindowOf(cfg, i) },
     };
   });
-  const embed = w.load('model.embed_tokens.weight', [vocabSize, H]);
+  const embed = w.load(`${root}embed_tokens.weight`, [vocabSize, H]);
+  return new LlamaStack(cfg, backend, embed, layers, w.load(`${root}norm.weight`, [H]));
+}
+
+export function buildLlama(opts: LlamaOptions, cfg: ModelConfig, w: ModelWeights, backend: Backend): LlamaModel {
+  const stack = buildStack(opts, cfg, w, backend);
+  const embed = stack.embedTable;
   // A separate lm_head when the checkpoint has one; otherwise the embeddings, if the config ties them.
+  const { vocabSize, hiddenSize: H } = cfg;
   const lmHead = w.has('lm_head.weight') || !cfg.tieWordEmbeddings ? w.load('lm_head.weight', [vocabSize, H]) : embed;
-  return new LlamaModel(cfg, backend, embed, layers, w.load('model.norm.weight', [H]), lmHead);
+  return new LlamaModel(stack, lmHead);
+}
+
+/** The stack alone, as an embedding model's encoder (no LM head is loaded, tied or not). */
+export function buildLlamaEncoder(opts: LlamaOptions, cfg: ModelConfig, w: ModelWeights, backend: Backend) {
+  return new LlamaEncoder(buildStack(opts, cfg, w, backend));
 }
 
 export const llama: Architecture = {

@@ -10,3 +10,16 @@ export interface Model {
   /** Runs one step; returns logits `[step.batch.logitsIndices.length, vocab]`. */
   forward(step: StepContext, kvCache: readonly LayerKvCache[]): Tensor;
 }
+
+/**
+ * A transformer run over whole sequences with no KV cache (embedding and reranking models): bidirectional for
+ * encoders (BERT), causal for decoders (Qwen3-Embedding).
+ */
+export interface Encoder {
+  readonly config: ModelConfig;
+  readonly backend: Backend;
+  /** The longest sequence its positions allow. */
+  readonly maxPositions: number;
+  /** Final hidden states `[T, hidden]` of the step's tokens; each sequence attends only to its own tokens. */
+  hiddenStates(step: StepContext): Tensor;
+}
