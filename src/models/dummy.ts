@@ -32,11 +32,16 @@ const noSource: WeightSource = {
   close: () => {},
 };
 
+/** Weights for `--load-format dummy` (see DummyWeights). */
+export function dummyWeights(dir: string, backend: Backend): ModelWeights {
+  return new DummyWeights(noSource, backend, dir);
+}
+
 /** Builds the model of `dir/config.json` with dummy weights (see DummyWeights). */
 export function loadDummyModel(dir: string, backend: Backend): Model {
   const config = loadModelConfig(dir);
   const arch = pickArchitecture(config, join(dir, 'config.json'));
-  return arch.build(config, new DummyWeights(noSource, backend, dir), backend);
+  return arch.build(config, dummyWeights(dir, backend), backend);
 }
 
 /**

@@ -1,0 +1,74 @@
+import type { Backend, PoolingMode, StepContext, Tensor } from '../backend/backend.ts';
+import type { ModelConfig } from '../loader/hf-config.ts';
+import type { Encoder } from './model.ts';
+
+/** What a pooling model computes per sequence: an embedding, or a relevance score (a cross-encoder reranker). */
+export type PoolingTask = 'embed' | 'score';
+
+/** A model whose step gives one row per sequence instead of logits: embeddings or rerank scores. */
+export interface PoolingModel {
+  readonly task: PoolingTask;
+  readonly config: ModelConfig;
+  readonly backend: Backend;
+  readonly encoder: Encoder;
+  /** Width of each output row: the embedding size, or 1 (a reranker's relevance logit). */
+  readonly outputSize: number;
+  /** One row per sequence of the step, `[numSeqs, outputSize]`. */
+  forward(step: StepContext): Tensor;
+}
+
+/** Encoder, pooling and (optionally) L2 normalization: a sentence-transformers embedding model. */
+export class EmbeddingModel implements PoolingModel {
+  readonly task = 'embed' as const;
+  readonly config: ModelConfig;
+  readonly backend: Backend;
+  readonly outputSize: number;
+
+  constructor(
+    readonly encoder: Encoder,
+    readonly pooling: PoolingMode,
+    readonly normalize: boolean,
+  ) {
+    this.config = encoder.config;
+    this.backend = encoder.backend;
+    this.outputSize = encoder.config.hiddenSize;
+  }
+
+  forward(step: StepContext): Tensor {
+    const b = this.backend;
+    const pooled = b.pool(this.encoder.hiddenStates(step), step, this.pooling);
+    return this.normalize ? b.l2Normalize(pooled) : pooled;
+  }
+}
+
+export interface Linear {
+  weight: Tensor;
+  bias: Tensor;
+}
+
+/**
+ * A cross-encoder (BertForSequenceClassification / XLMRobertaForSequenceClassification with one label): the first
+ * token's state through dense + tanh, then the one-logit classifier.
+ */
+export class CrossEncoderModel implements PoolingModel {
+  readonly task = 'score' as const;
+  readonly outputSize = 1;
+  readonly config: ModelConfig;
+  readonly backend: Backend;
+
+  constructor(
+    readonly encoder: Encoder,
+    private readonly dense: Linear,
+    private readonly out: Linear,
+  ) {
+    this.config = encoder.config;
+    this.backend = encoder.backend;
+  }
+
+  forward(step: StepContext): Tensor {
+    const b = this.backend;
+    const cls = b.pool(this.encoder.hiddenStates(step), step, 'cls');
+    const h = b.tanh(b.linear(cls, this.dense.weight, this.dense.bias));
+    return b.linear(h, this.out.weight, this.out.bias);
+  }
+}

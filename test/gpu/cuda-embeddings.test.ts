@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import type { Backend, DType } from '../../src/backend/backend.ts';
+import { CudaBackend } from '../../src/backend/cuda/backend.ts';
+import { loadPoolingModel } from '../../src/models/pooling-load.ts';
+import { buildPoolingBatch } from '../../src/runner/pooling-batch.ts';
+import { modelFixture } from '../helpers/fixtures.ts';
+import { gpuSkip } from '../helpers/gpu.ts';
+import { LowPrecisionCpu } from '../helpers/low-precision-cpu.ts';
+import { maxAbsDiff } from '../helpers/paged-session.ts';
+
+const skip = gpuSkip();
+
+interface Golden {
+  input_ids: number[][];
+  embeddings: number[][];
+}
+
+function embedAll(dir: string, backend: Backend, ids: number[][]): Float32Array[] {
+  const { model } = loadPoolingModel(dir, backend);
+  const out = backend.toHost(
+    model.forward(backend.beginStep(buildPoolingBatch(ids.map((tokenIds) => ({ tokenIds }))))),
+  );
+  return ids.map((_, i) => out.subarray(i * model.outputSize, (i + 1) * model.outputSize));
+}
+
+function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let [dot, na, nb] = [0, 0, 0];
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! ** 2;
+    nb += b[i]! ** 2;
+  }
+  return dot / Math.sqrt(na * nb);
+}
+
+for (const name of ['tiny-bert', 'tiny-qwen3-embed']) {
+  const fixture = modelFixture(name);
+  describe(`CUDA embeddings: ${name}`, () => {
+    const why = skip || fixture.skip;
+    const golden = (): Golden => JSON.parse(readFileSync(join(fixture.path, 'golden.json'), 'utf8'));
+
+    test('float32: every embedding within 1e-4 of sentence-transformers', { skip: why }, () => {
+      const g = golden();
+      embedAll(fixture.path, new CudaBackend({ dtype: 'f32', graphs: false }), g.input_ids).forEach((e, i) => {
+        const diff = maxAbsDiff(e, g.embeddings[i]!);
+        assert.ok(diff < 1e-4, `sentence ${i}: ${diff}`);
+      });
+    });
+
+    // Target: cosine >= 0.9999. On these random-weight nets a faithful bf16 forward (the CPU emulation of the
+    // device's roundings) lands near 0.9997 for tiny-qwen3-embed, so the bound is 0.9999 or 1.5x the emulation's
+    // distance from 1, whichever is looser; fp16 must reach 0.9999.
+    for (const dtype of ['bf16', 'f16'] as const) {
+      test(`${dtype}: cosine with sentence-transformers >= 0.9999 (or 1.5x a CPU emulation's distance)`, {
+        skip: why,
+      }, () => {
+        const g = golden();
+        const got = embedAll(fixture.path, new CudaBackend({ dtype: dtype as DType, graphs: false }), g.input_ids);
+        const emulated = embedAll(fixture.path, new LowPrecisionCpu(dtype), g.input_ids);
+        g.embeddings.forEach((want, i) => {
+          const cos = cosine(got[i]!, want);
+          const emu = cosine(emulated[i]!, want);
+          const bound = dtype === 'f16' ? 0.9999 : Math.min(0.9999, 1 - 1.5 * (1 - emu));
+          console.log(`${name} ${dtype} sentence ${i}: cosine ${cos.toFixed(6)} (CPU emulation ${emu.toFixed(6)})`);
+          assert.ok(cos >= bound, `sentence ${i}: cosine ${cos} < ${bound} (emulation ${emu})`);
+        });
+      });
+    }
+  });
+}
