@@ -13,6 +13,8 @@ export interface PoolingModel {
   readonly encoder: Encoder;
   /** Width of each output row: the embedding size, or 1 (a reranker's relevance logit). */
   readonly outputSize: number;
+  /** Its rows are L2-normalized (a Normalize module). */
+  readonly normalized: boolean;
   /** One row per sequence of the step, `[numSeqs, outputSize]`. */
   forward(step: StepContext): Tensor;
 }
@@ -27,7 +29,7 @@ export class EmbeddingModel implements PoolingModel {
   constructor(
     readonly encoder: Encoder,
     readonly pooling: PoolingMode,
-    readonly normalize: boolean,
+    readonly normalized: boolean,
   ) {
     this.config = encoder.config;
     this.backend = encoder.backend;
@@ -37,7 +39,7 @@ export class EmbeddingModel implements PoolingModel {
   forward(step: StepContext): Tensor {
     const b = this.backend;
     const pooled = b.pool(this.encoder.hiddenStates(step), step, this.pooling);
-    return this.normalize ? b.l2Normalize(pooled) : pooled;
+    return this.normalized ? b.l2Normalize(pooled) : pooled;
   }
 }
 
@@ -53,6 +55,7 @@ export interface Linear {
 export class CrossEncoderModel implements PoolingModel {
   readonly task = 'score' as const;
   readonly outputSize = 1;
+  readonly normalized = false;
   readonly config: ModelConfig;
   readonly backend: Backend;
 

@@ -6,6 +6,7 @@ import { loadModelConfig } from '../loader/hf-config.ts';
 import { loadDummyModel } from '../models/dummy.ts';
 import { loadModel } from '../models/load.ts';
 import type { Model } from '../models/model.ts';
+import { type LoadedPoolingModel, loadPoolingModel } from '../models/pooling-load.ts';
 import { UserError } from '../util/errors.ts';
 import { profileKvBlocks } from './kv-sizing.ts';
 import { weightBytes } from './weight-bytes.ts';
@@ -26,6 +27,27 @@ export interface CudaModelOptions {
   cuda?: Partial<CudaSettings>;
 }
 
+/** The CUDA backend for the model in `dir`, after checking the device, with `build`'s weights in one allocation. */
+function loadOnCuda<M>(
+  dir: string,
+  o: { dtype?: string; dummy?: boolean; log: (line: string) => void; cuda?: Partial<CudaSettings> },
+  pooling: boolean,
+  build: (backend: CudaBackend) => M,
+): { model: M; backend: CudaBackend } {
+  const dtype = cudaDtype(loadModelConfig(dir).dtype, o.dtype ?? 'auto');
+  const bytes = weightBytes(dir, dtype, o.dummy === true, pooling);
+  const probe = probeCuda({ weightBytes: bytes, cuda: o.cuda });
+  if (probe instanceof CudaUnavailable) throw new UserError(`--device cuda: ${probe.reason}. ${probe.fix}`);
+  const t0 = performance.now();
+  const backend = new CudaBackend({ ...o.cuda, dtype, weightBytes: bytes });
+  const model = build(backend);
+  backend.ctx.drv.sync();
+  o.log(
+    `weights: ${(bytes / 2 ** 30).toFixed(2)} GiB ${dtype}${o.dummy ? ' (dummy)' : ''} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
+  return { model, backend };
+}
+
 /**
  * Loads a model onto the GPU for the engine: weights in one allocation (streamed from safetensors, or dummy), then
  * the KV cache block count from a profiling pass of the largest step and --gpu-memory-utilization.
@@ -34,19 +56,9 @@ export function loadCudaModel(
   dir: string,
   o: CudaModelOptions,
 ): { model: Model; backend: CudaBackend; numBlocks: number } {
-  const dtype = cudaDtype(loadModelConfig(dir).dtype, o.dtype ?? 'auto');
-  const bytes = weightBytes(dir, dtype, o.dummy === true);
-  const probe = probeCuda({ weightBytes: bytes, cuda: o.cuda });
-  if (probe instanceof CudaUnavailable) throw new UserError(`--device cuda: ${probe.reason}. ${probe.fix}`);
   const util = o.gpuMemoryUtilization ?? 0.9;
   if (!(util > 0 && util <= 1)) throw new UserError(`--gpu-memory-utilization ${util}: expected a fraction in (0, 1]`);
-  const t0 = performance.now();
-  const backend = new CudaBackend({ ...o.cuda, dtype, weightBytes: bytes });
-  const model = o.dummy ? loadDummyModel(dir, backend) : loadModel(dir, backend);
-  backend.ctx.drv.sync();
-  o.log(
-    `weights: ${(bytes / 2 ** 30).toFixed(2)} GiB ${dtype}${o.dummy ? ' (dummy)' : ''} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
-  );
+  const { model, backend } = loadOnCuda(dir, o, false, (b) => (o.dummy ? loadDummyModel(dir, b) : loadModel(dir, b)));
   let numBlocks: number;
   if (o.kvCacheMemory !== undefined) {
     backend.reserveSteps({
@@ -62,4 +74,24 @@ export function loadCudaModel(
     numBlocks = sizing.numBlocks;
   }
   return { model, backend, numBlocks };
+}
+
+/**
+ * Loads an embedding or reranking model onto the GPU: weights in one allocation, step buffers for the largest step
+ * (no KV cache: its sequences run whole with no cache).
+ */
+export function loadCudaPoolingModel(
+  dir: string,
+  o: {
+    dtype?: string;
+    dummy?: boolean;
+    maxNumBatchedTokens: number;
+    maxNumSeqs: number;
+    log: (line: string) => void;
+    cuda?: Partial<CudaSettings>;
+  },
+): { loaded: LoadedPoolingModel; backend: CudaBackend } {
+  const { model, backend } = loadOnCuda(dir, o, true, (b) => loadPoolingModel(dir, b, { dummy: o.dummy }));
+  backend.reserveSteps({ tokens: o.maxNumBatchedTokens, seqs: o.maxNumSeqs, blocksPerSeq: 1 });
+  return { loaded: model, backend };
 }

@@ -110,11 +110,8 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const modelDir = resolved ? resolved.path : ensureDemoModel(log);
   const manifest = resolved?.manifest ?? null;
-  const device = options.backend
-    ? options.backend.name
-    : selectDevice(options.device ?? 'auto', { note: log, cuda: options.cuda });
+  const device = chooseDevice(options, log);
   const dummy = options.loadFormat === 'dummy';
-  if (dummy && device !== 'cuda') throw new UserError('--load-format dummy: needs the GPU (--device cuda)');
   const onCpu = device === 'cpu';
   const config0 = loadModelConfig(modelDir);
   const blockSize = positiveInt(options.blockSize ?? 16, 'block size');
@@ -197,7 +194,18 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   };
 }
 
-function positiveInt(v: number, what: string): number {
+/** The given backend's device, else --device (auto: CUDA when usable); dummy weights need CUDA. */
+export function chooseDevice(options: EngineOptions, log: (line: string) => void): 'cpu' | 'cuda' {
+  const device = options.backend
+    ? options.backend.name
+    : selectDevice(options.device ?? 'auto', { note: log, cuda: options.cuda });
+  if (options.loadFormat === 'dummy' && device !== 'cuda') {
+    throw new UserError('--load-format dummy: needs the GPU (--device cuda)');
+  }
+  return device;
+}
+
+export function positiveInt(v: number, what: string): number {
   if (!Number.isInteger(v) || v < 1) throw new UserError(`${what} ${v}: expected a positive integer`);
   return v;
 }

@@ -4,6 +4,7 @@ import type { Backend, DType, HostTensor, Tensor } from '../backend/backend.ts';
 import { DTYPE_BYTES } from '../backend/cuda/tensor.ts';
 import { loadModelConfig } from '../loader/hf-config.ts';
 import { loadDummyModel } from '../models/dummy.ts';
+import { loadPoolingModel } from '../models/pooling-load.ts';
 
 /** A stand-in backend that only counts the bytes the model's weights take in `dtype`. */
 function countingBackend(dtype: DType): { backend: Backend; bytes: () => number } {
@@ -27,13 +28,14 @@ function countingBackend(dtype: DType): { backend: Backend; bytes: () => number 
 
 /**
  * Bytes the weights of the model in `dir` take on the device in `dtype`, so they can be one allocation: counted
- * exactly by building the model on a counting backend for dummy weights, estimated from the safetensors file sizes
- * otherwise (headers make it a slight overestimate).
+ * exactly by building the model (`pooling`: as an embedding or reranking model) on a counting backend for dummy
+ * weights, estimated from the safetensors file sizes otherwise (headers make it a slight overestimate).
  */
-export function weightBytes(dir: string, dtype: DType, dummy: boolean): number {
+export function weightBytes(dir: string, dtype: DType, dummy: boolean, pooling = false): number {
   if (dummy) {
     const c = countingBackend(dtype);
-    loadDummyModel(dir, c.backend);
+    if (pooling) loadPoolingModel(dir, c.backend, { dummy: true });
+    else loadDummyModel(dir, c.backend);
     return c.bytes();
   }
   const stored = loadModelConfig(dir).dtype === 'float32' ? 4 : 2;

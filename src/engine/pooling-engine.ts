@@ -1,0 +1,193 @@
+import { inlineEncoder, type PromptEncoder } from '../loader/background-tokenizer.ts';
+import type { TextTokenizer } from '../loader/tokenizer.ts';
+import type { PoolingInput } from '../runner/pooling-batch.ts';
+import type { StepPooler } from '../runner/pooling-runner.ts';
+import { UserError } from '../util/errors.ts';
+import type { EngineApi, EngineStats, RequestOutput } from './types.ts';
+
+export interface PoolingEngineConfig {
+  runner: StepPooler;
+  tokenizer: TextTokenizer;
+  /** Encodes request text off the event loop (long texts in a worker); `close()` at shutdown. Default: inline. */
+  promptEncoder?: PromptEncoder;
+  /** Longest sequence accepted (tokens). */
+  maxModelLen: number;
+  /** Token budget of one step; at least maxModelLen, so any accepted sequence fits a step. */
+  maxNumBatchedTokens: number;
+  /** Sequences per step. */
+  maxNumSeqs: number;
+  /** Steps run only when `step()` is called (tests drive the engine step by step). */
+  manual?: boolean;
+}
+
+interface Pending {
+  input: PoolingInput;
+  resolve(row: Float32Array): void;
+  reject(err: Error): void;
+}
+
+/**
+ * The engine of an embedding or reranking model: every input is a prefill-only sequence, computed whole in one step
+ * (an encoder's attention is bidirectional, so it is never split into chunks) with no KV cache. Queued sequences from
+ * all requests are batched first come, first served under the token budget and the sequence cap; between steps the
+ * loop yields to the event loop. A reranker's one logit becomes a relevance score through a sigmoid
+ * (sentence-transformers' CrossEncoder default for one label).
+ */
+export class PoolingEngine implements EngineApi {
+  private readonly waiting: Pending[] = [];
+  private loop: Promise<void> | null = null;
+  private closed = false;
+  private counters = { promptTokens: 0, steps: 0 };
+  private readonly encoder: PromptEncoder;
+
+  constructor(readonly config: PoolingEngineConfig) {
+    this.encoder = config.promptEncoder ?? inlineEncoder(config.tokenizer);
+    if (config.maxNumBatchedTokens < config.maxModelLen) {
+      throw new UserError(
+        `max num batched tokens ${config.maxNumBatchedTokens} is below the longest input (${config.maxModelLen}): an input is never split`,
+      );
+    }
+  }
+
+  get task() {
+    return this.config.runner.task;
+  }
+
+  get outputSize(): number {
+    return this.config.runner.outputSize;
+  }
+
+  /** Embeddings come L2-normalized (the model ends in Normalize). */
+  get normalized(): boolean {
+    return this.config.runner.normalized;
+  }
+
+  /**
+   * Tokenizes request text off the event loop (long texts in a worker). Texts longer than the model takes are not
+   * refused here: the embedding routes truncate or refuse them by their API's rule.
+   */
+  encode(text: string, opts?: { addSpecialTokens?: boolean }): Promise<number[]> {
+    return this.encoder.encode(text, opts);
+  }
+
+  /**
+   * Queues one sequence per input; resolves with their rows in order once all have run. Refuses (UserError) inputs
+   * that are empty, too long or hold ids outside the vocabulary, naming the input's index. When `signal` fires,
+   * inputs not yet run are dropped and the promise rejects.
+   */
+  pool(inputs: readonly PoolingInput[], signal?: AbortSignal): Promise<Float32Array[]> {
+    if (this.closed) return Promise.reject(new UserError('the engine is shutting down'));
+    const vocab = this.config.runner.vocabSize;
+    inputs.forEach((input, i) => {
+      const n = input.tokenIds.length;
+      if (n === 0) throw new UserError(`input ${i} is empty (expected at least one token)`);
+      if (n > this.config.maxModelLen) {
+        throw new UserError(`input ${i} is ${n} tokens, more than this model's maximum of ${this.config.maxModelLen}`);
+      }
+      const bad = input.tokenIds.find((t) => !Number.isInteger(t) || t < 0 || t >= vocab);
+      if (bad !== undefined)
+        throw new UserError(`input ${i}: token id ${bad} is outside the vocabulary (0..${vocab - 1})`);
+    });
+    if (signal?.aborted) return Promise.reject(signal.reason ?? new Error('aborted'));
+    const mine: Pending[] = [];
+    const rows = Promise.all(
+      inputs.map(
+        (input) =>
+          new Promise<Float32Array>((resolve, reject) => {
+            const p = { input, resolve, reject };
+            mine.push(p);
+            this.waiting.push(p);
+          }),
+      ),
+    );
+    this.counters.promptTokens += inputs.reduce((a, s) => a + s.tokenIds.length, 0);
+    const onAbort = () => {
+      for (const p of mine) {
+        const i = this.waiting.indexOf(p);
+        if (i >= 0) this.waiting.splice(i, 1);
+        p.reject(signal!.reason ?? new Error('aborted'));
+      }
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    this.kick();
+    return rows.finally(() => signal?.removeEventListener('abort', onAbort));
+  }
+
+  /** One step: the longest first-come prefix of the queue within the budget. Returns false when idle. */
+  step(): boolean {
+    if (this.waiting.length === 0) return false;
+    const { maxNumBatchedTokens, maxNumSeqs } = this.config;
+    let tokens = 0;
+    let n = 0;
+    while (n < this.waiting.length && n < maxNumSeqs) {
+      const len = this.waiting[n]!.input.tokenIds.length;
+      if (tokens + len > maxNumBatchedTokens) break;
+      tokens += len;
+      n++;
+    }
+    const batch = this.waiting.splice(0, n);
+    const runner = this.config.runner;
+    let out: Float32Array;
+    try {
+      out = runner.execute(batch.map((p) => p.input));
+    } catch (err) {
+      for (const p of batch) p.reject(err instanceof Error ? err : new Error(String(err)));
+      return true;
+    }
+    this.counters.steps++;
+    const w = runner.outputSize;
+    batch.forEach((p, i) => {
+      const row = out.slice(i * w, (i + 1) * w);
+      if (runner.task === 'score') for (let j = 0; j < w; j++) row[j] = 1 / (1 + Math.exp(-row[j]!));
+      p.resolve(row);
+    });
+    return true;
+  }
+
+  generate(): AsyncIterable<RequestOutput> {
+    const what = this.task === 'score' ? 'a reranking' : 'an embedding';
+    throw new UserError(`this is ${what} model: it does not generate text`);
+  }
+
+  /** Pooling requests end through their AbortSignal; there is no generation to abort. */
+  abort(): void {}
+
+  stats(): EngineStats {
+    return {
+      running: 0,
+      waiting: this.waiting.length,
+      totalBlocks: 0,
+      freeBlocks: 0,
+      blockSize: 0,
+      preemptions: 0,
+      promptTokens: this.counters.promptTokens,
+      promptTokensComputed: this.counters.promptTokens,
+      generationTokens: 0,
+      prefixCacheHits: 0,
+      prefixCacheQueries: 0,
+      steps: this.counters.steps,
+    };
+  }
+
+  async shutdown(force = false): Promise<void> {
+    this.closed = true;
+    if (force) for (const p of this.waiting.splice(0)) p.reject(new Error('the engine shut down'));
+    while (this.loop) await this.loop;
+    await this.encoder.close();
+  }
+
+  private kick(): void {
+    if (this.config.manual || this.loop) return;
+    this.loop = this.runLoop().finally(() => {
+      this.loop = null;
+      if (this.waiting.length > 0) this.kick();
+    });
+  }
+
+  private async runLoop(): Promise<void> {
+    while (this.waiting.length > 0) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      this.step();
+    }
+  }
+}

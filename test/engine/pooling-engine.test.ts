@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { CpuBackend } from '../../src/backend/cpu/backend.ts';
+import { PoolingEngine } from '../../src/engine/pooling-engine.ts';
+import { loadPoolingModel } from '../../src/models/pooling-load.ts';
+import type { PoolingTask } from '../../src/models/pooling-model.ts';
+import type { PoolingInput } from '../../src/runner/pooling-batch.ts';
+import { PoolingRunner, type StepPooler } from '../../src/runner/pooling-runner.ts';
+import { UserError } from '../../src/util/errors.ts';
+import { fakeTokenizer } from '../helpers/fake-model.ts';
+import { modelFixture } from '../helpers/fixtures.ts';
+import { maxAbsDiff } from '../helpers/paged-session.ts';
+
+/** A pooler whose row for a sequence is [its length, its first id]; it records every step's sequence lengths. */
+class RecordingPooler implements StepPooler {
+  readonly outputSize = 2;
+  readonly normalized = false;
+  readonly vocabSize = 100;
+  readonly steps: number[][] = [];
+  constructor(readonly task: PoolingTask = 'embed') {}
+  execute(inputs: readonly PoolingInput[]): Float32Array {
+    this.steps.push(inputs.map((s) => s.tokenIds.length));
+    return Float32Array.from(inputs.flatMap((s) => [s.tokenIds.length, s.tokenIds[0]!]));
+  }
+}
+
+const seq = (n: number, first = 1): PoolingInput => ({ tokenIds: [first, ...new Array(n - 1).fill(2)] });
+const engineOf = (runner: StepPooler, budget = 10, seqs = 3) =>
+  new PoolingEngine({
+    runner,
+    tokenizer: fakeTokenizer,
+    maxModelLen: 8,
+    maxNumBatchedTokens: budget,
+    maxNumSeqs: seqs,
+    manual: true,
+  });
+
+describe('pooling engine', () => {
+  test('sequences of several requests share steps, first come first served, within the token budget and the cap', async () => {
+    const pooler = new RecordingPooler();
+    const engine = engineOf(pooler);
+    const a = engine.pool([seq(4, 10), seq(5, 11)]);
+    const b = engine.pool([seq(1, 12), seq(8, 13), seq(1, 14), seq(1, 15), seq(1, 16)]);
+    while (engine.step());
+    // 4 + 5 + 1 fill the 10-token budget and the cap of 3; 8 + 1 + 1 the next; the last 1 runs alone.
+    assert.deepEqual(pooler.steps, [[4, 5, 1], [8, 1, 1], [1]]);
+    assert.deepEqual(
+      (await a).map((r) => [...r]),
+      [
+        [4, 10],
+        [5, 11],
+      ],
+    );
+    assert.deepEqual(
+      (await b).map((r) => r[1]),
+      [12, 13, 14, 15, 16],
+    );
+    assert.equal(engine.stats().steps, 3);
+    assert.equal(engine.stats().promptTokens, 21);
+  });
+
+  test("a reranker's logit comes back through a sigmoid", async () => {
+    const engine = engineOf(new RecordingPooler('score'));
+    const rows = engine.pool([seq(2, 0)]);
+    engine.step();
+    const [row] = await rows;
+    assert.ok(Math.abs(row![0]! - 1 / (1 + Math.exp(-2))) < 1e-7);
+    assert.equal(row![1], 0.5);
+  });
+
+  test('refusals name the input: empty, too long, ids outside the vocabulary; nothing is queued', () => {
+    const engine = engineOf(new RecordingPooler());
+    const refuse = (inputs: PoolingInput[], pattern: RegExp) =>
+      assert.throws(
+        () => engine.pool(inputs),
+        (e: unknown) => e instanceof UserError && pattern.test(e.message),
+      );
+    refuse([seq(2), { tokenIds: [] }], /input 1 is empty/);
+    refuse([seq(9)], /input 0 is 9 tokens, more than this model's maximum of 8/);
+    refuse([seq(2), { tokenIds: [1, 100] }], /input 1: token id 100 is outside the vocabulary \(0\.\.99\)/);
+    refuse([{ tokenIds: [-1] }], /token id -1/);
+    assert.equal(engine.stats().waiting, 0);
+  });
+
+  test("an abort drops the request's queued sequences and rejects it; others still run", async () => {
+    const pooler = new RecordingPooler();
+    const engine = engineOf(pooler, 10, 1);
+    const ctl = new AbortController();
+    const gone = engine.pool([seq(2), seq(3)], ctl.signal);
+    const kept = engine.pool([seq(4)]);
+    engine.step();
+    ctl.abort(new Error('client went away'));
+    await assert.rejects(gone, /client went away/);
+    while (engine.step());
+    assert.deepEqual(pooler.steps, [[2], [4]]);
+    assert.equal((await kept)[0]![0], 4);
+  });
+
+  test('a budget below the longest input is refused: inputs are never split', () => {
+    assert.throws(
+      () => engineOf(new RecordingPooler(), 7),
+      /max num batched tokens 7 is below the longest input \(8\)/,
+    );
+  });
+
+  test('generate() on a pooling engine is a one-line refusal', () => {
+    assert.throws(() => engineOf(new RecordingPooler()).generate(), /an embedding model: it does not generate text/);
+  });
+});
+
+const fixture = modelFixture('tiny-bert');
+test('concurrent requests on tiny-bert, batched by the running loop, give the golden embeddings', {
+  skip: fixture.skip,
+}, async () => {
+  const g = JSON.parse(readFileSync(join(fixture.path, 'golden.json'), 'utf8')) as {
+    input_ids: number[][];
+    embeddings: number[][];
+  };
+  const { model } = loadPoolingModel(fixture.path, new CpuBackend({ threads: 1 }));
+  const runner = new PoolingRunner(model);
+  const steps: number[] = [];
+  const counting: StepPooler = {
+    ...runner,
+    task: runner.task,
+    outputSize: runner.outputSize,
+    normalized: true,
+    vocabSize: runner.vocabSize,
+    execute: (i) => {
+      steps.push(i.length);
+      return runner.execute(i);
+    },
+  };
+  const engine = new PoolingEngine({
+    runner: counting,
+    tokenizer: fakeTokenizer,
+    maxModelLen: 512,
+    maxNumBatchedTokens: 512,
+    maxNumSeqs: 64,
+  });
+  const rows = await Promise.all(g.input_ids.map((ids) => engine.pool([{ tokenIds: ids }])));
+  for (const [i, [row]] of rows.entries()) assert.ok(maxAbsDiff(row!, g.embeddings[i]!) < 1e-4, `sentence ${i}`);
+  assert.ok(steps.length < g.input_ids.length, `requests shared steps: ${steps}`);
+  await engine.shutdown();
+});
