@@ -9,6 +9,12 @@ import { maxCharsPerToken } from './token-span.ts';
 /** What the engine, CLI and server need of a tokenizer (implemented over tokenizer.json). */
 export interface TextTokenizer {
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
+  /**
+   * A text pair with the tokenizer's pair template (a cross-encoder's query and document: `[CLS] a [SEP] b [SEP]`)
+   * and each token's segment (0 for the first text, 1 for the second, as the template says). Absent when the
+   * tokenizer has no pair template to offer (byte tokenizers of dummy models).
+   */
+  encodePair?(first: string, second: string): { ids: number[]; typeIds: number[] };
   decode(ids: readonly number[], opts?: { skipSpecialTokens?: boolean }): string;
   readonly vocabSize: number;
   readonly bosTokenId: number | null;
@@ -96,6 +102,11 @@ class HfTokenizer implements TextTokenizer {
     const ids = this.tok.encode(text, { add_special_tokens: false }).ids;
     const { bos, eos } = this.explicitSpecials;
     return [...(bos === null ? [] : [bos]), ...ids, ...(eos === null ? [] : [eos])];
+  }
+
+  encodePair(first: string, second: string): { ids: number[]; typeIds: number[] } {
+    const e = this.tok.encode(first, { text_pair: second, return_token_type_ids: true });
+    return { ids: e.ids, typeIds: e.token_type_ids };
   }
 
   decode(ids: readonly number[], opts?: { skipSpecialTokens?: boolean }): string {
