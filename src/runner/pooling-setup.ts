@@ -18,7 +18,7 @@ import { PoolingRunner } from './pooling-runner.ts';
 export interface PreparedPoolingModel {
   runner: PoolingRunner;
   task: PoolingTask;
-  /** Longest input: --max-model-len, else max_seq_length, else the tokenizer's and the positions' limit. */
+  /** Longest input: --max-model-len, else max_seq_length, else the tokenizer's limit; at most the positions. */
   maxModelLen: number;
   maxNumBatchedTokens: number;
   maxNumSeqs: number;
@@ -76,11 +76,9 @@ export function preparePoolingModel(model: string, options: EngineOptions = {}):
       : loadTokenizer(modelDir);
   const tokenizerMax = Number(readTokenizerConfig(modelDir).model_max_length);
   const limits = [m.encoder.maxPositions, st?.maxSeqLength ?? (tokenizerMax > 0 ? tokenizerMax : Infinity)];
-  const ownMax = Math.min(...limits);
-  const maxModelLen = positiveInt(options.maxModelLen ?? ownMax, 'max model length');
-  if (maxModelLen > m.encoder.maxPositions) {
-    throw new UserError(`max model length ${maxModelLen} exceeds the model's ${m.encoder.maxPositions} positions`);
-  }
+  // --max-model-len (PAGODA_CONTEXT_LENGTH) may lower the limit, never past the positions the model has.
+  const wanted = positiveInt(options.maxModelLen ?? Math.min(...limits), 'max model length');
+  const maxModelLen = Math.min(wanted, m.encoder.maxPositions);
   return {
     runner: new PoolingRunner(m),
     task: m.task,

@@ -9,13 +9,16 @@ import { ignoredFieldLog } from './ignored-fields.ts';
 import { ServerMetrics } from './metrics.ts';
 import type { ModelRegistry } from './models.ts';
 import { registerChat } from './ollama/chat.ts';
+import { registerEmbed } from './ollama/embed.ts';
 import { registerGenerate } from './ollama/generate.ts';
 import { registerModelRoutes } from './ollama/models.ts';
 import { registerStoreRoutes } from './ollama/store-routes.ts';
 import { registerChatCompletions } from './openai/chat.ts';
 import { registerCompletions } from './openai/completions.ts';
+import { registerEmbeddings } from './openai/embeddings.ts';
 import { registerModels } from './openai/models.ts';
 import { registerRequestLog } from './request-log.ts';
+import { registerRerank } from './rerank.ts';
 import { corsPolicy, requireApiKey } from './security.ts';
 import { isPageRequest, registerUi, wantsHtml } from './ui/routes.ts';
 
@@ -112,9 +115,12 @@ export function buildApp(config: ServeConfig, registry: ModelRegistry, log: Logg
 
   registerChatCompletions(app, ctx);
   registerCompletions(app, ctx);
+  registerEmbeddings(app, ctx);
+  registerRerank(app, ctx);
   registerModels(app, ctx);
   registerGenerate(app, ctx);
   registerChat(app, ctx);
+  registerEmbed(app, ctx);
   registerModelRoutes(app, ctx);
   registerStoreRoutes(app, ctx);
   if (config.ui) registerUi(app);

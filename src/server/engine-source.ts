@@ -1,9 +1,11 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadEngine, modelSamplingDefaults } from '../engine/load.ts';
+import { loadPoolingEngine } from '../engine/pooling-load.ts';
 import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME } from '../loader/demo-model.ts';
 import { loadGenerationConfig, loadModelConfig } from '../loader/hf-config.ts';
+import { modelTask } from '../models/pooling-load.ts';
 import { samplingTo } from '../primitives/sampling-names.ts';
 import type { EngineOptions } from '../runner/load.ts';
 import type { Manifest, ParameterValue } from '../store/manifest.ts';
@@ -79,11 +81,14 @@ export class EngineModelSource implements ModelSource {
         >),
         ...manifest?.parameters,
       },
+      task: entry.ref === DEMO_MODEL_NAME ? 'generate' : modelTask(entry.path, config),
     };
   }
 
   async load(entry: ModelEntry): Promise<LoadedModel> {
-    const modelMax = loadModelConfig(entry.path).maxPositionEmbeddings;
+    const config = loadModelConfig(entry.path);
+    if (entry.ref !== DEMO_MODEL_NAME && modelTask(entry.path, config) !== 'generate') return this.loadPooling(entry);
+    const modelMax = config.maxPositionEmbeddings;
     const wanted = this.engineOptions.maxModelLen ?? this.config.contextLength;
     const loaded = loadEngine(entry.ref, {
       ...this.engineOptions,
@@ -114,6 +119,36 @@ export class EngineModelSource implements ModelSource {
       maxRunning: loaded.engine.config.scheduler.maxNumSeqs,
       backend: loaded.backend,
       kvCacheBytes,
+    };
+  }
+
+  /** An embedding or reranking model: its pooling engine (no KV cache) and sentence-transformers settings. */
+  private loadPooling(entry: ModelEntry): LoadedModel {
+    const loaded = loadPoolingEngine(entry.ref, {
+      ...this.engineOptions,
+      dtype: this.engineOptions.dtype ?? KV_DTYPE[this.config.kvCacheType],
+      maxModelLen: this.engineOptions.maxModelLen ?? this.config.contextLength ?? undefined,
+      maxNumSeqs: this.engineOptions.maxNumSeqs ?? this.config.numParallel ?? undefined,
+      log: (line) => this.engineOptions.log?.(`${entry.name}: ${line}`),
+    });
+    const st = loaded.sentenceTransformers;
+    const raw = loaded.config.raw;
+    const dims = raw.matryoshka_dimensions;
+    return {
+      engine: loaded.engine,
+      tokenizer: loaded.tokenizer,
+      chatTemplate: null,
+      contextLength: loaded.maxModelLen,
+      maxRunning: loaded.maxNumSeqs,
+      backend: loaded.backend,
+      kvCacheBytes: 0,
+      pooling: {
+        engine: loaded.engine,
+        prompts: st?.prompts ?? {},
+        doLowerCase: st?.doLowerCase ?? false,
+        pairTypes: Number(raw.type_vocab_size ?? 2) > 1,
+        matryoshka: Array.isArray(dims) ? dims.filter((d) => typeof d === 'number') : raw.is_matryoshka === true,
+      },
     };
   }
 }

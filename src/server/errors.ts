@@ -36,7 +36,8 @@ export function badRequest(message: string, param: string | null = null, code: s
 }
 
 export function apiFamily(url: string): ApiFamily {
-  return url.startsWith('/v1/') || url === '/v1' ? 'openai' : 'ollama';
+  // /rerank is vLLM's (and Jina's) alias of /v1/rerank.
+  return url.startsWith('/v1/') || url === '/v1' || /^\/rerank(\?|$)/.test(url) ? 'openai' : 'ollama';
 }
 
 export function errorBody(family: ApiFamily, err: ApiError): unknown {

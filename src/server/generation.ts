@@ -79,8 +79,9 @@ export interface Admitted {
 }
 
 /**
- * Resolves the model (404), admits the request (503), loads the model, runs `fn`, and always releases; `signal`
- * fires when the client behind `reply` goes away.
+ * Resolves the model (404), admits the request (503), loads the model, checks it does what the route `wants`
+ * (400: text generation, or embeddings / rerank scores), runs `fn`, and always releases; `signal` fires when the
+ * client behind `reply` goes away.
  */
 export async function withModel<T>(
   ctx: ServerContext,
@@ -88,6 +89,7 @@ export async function withModel<T>(
   reply: FastifyReply,
   keepAliveMs: number | undefined,
   fn: (a: Admitted) => Promise<T>,
+  wants: 'generate' | 'pooling' = 'generate',
 ): Promise<T> {
   const arrival = performance.now();
   const entry = ctx.registry.resolve(modelField);
@@ -96,6 +98,7 @@ export async function withModel<T>(
   const lease = await ctx.registry.acquire(entry, keepAliveMs);
   try {
     const model = lease.resident.model;
+    checkTask(entry.name, model, wants);
     const ticket = ctx.gate.enter(entry.name, model.maxRunning);
     try {
       const signal = AbortSignal.any([clientSignal, ticket.controller.signal]);
@@ -105,6 +108,31 @@ export async function withModel<T>(
     }
   } finally {
     lease.release();
+  }
+}
+
+/** One 400 when a text generator is asked for embeddings or rerank scores, or an embedding model to generate. */
+function checkTask(name: string, model: LoadedModel, wants: 'generate' | 'pooling'): void {
+  const pooling = model.pooling;
+  if (wants === 'pooling' && !pooling) {
+    throw new ApiError(
+      400,
+      `model "${name}" generates text: it is not an embedding or reranking model`,
+      'model',
+      'model_not_supported',
+    );
+  }
+  if (wants === 'generate' && pooling) {
+    const [what, use] =
+      pooling.engine.task === 'score'
+        ? ['a reranking', '/v1/rerank']
+        : ['an embedding', '/v1/embeddings or /api/embed'];
+    throw new ApiError(
+      400,
+      `model "${name}" is ${what} model: it does not generate text (use ${use})`,
+      'model',
+      'model_not_supported',
+    );
   }
 }
 

@@ -2,6 +2,9 @@ import { basename } from 'node:path';
 import type { EngineApi } from '../engine/types.ts';
 import type { ChatMessage, ChatRenderOptions } from '../loader/chat-template.ts';
 import type { TextTokenizer } from '../loader/tokenizer.ts';
+import type { ModelTask } from '../models/pooling-load.ts';
+import type { PoolingTask } from '../models/pooling-model.ts';
+import type { PoolingInput } from '../runner/pooling-batch.ts';
 import type { Manifest, ParameterValue } from '../store/manifest.ts';
 import { ApiError } from './errors.ts';
 
@@ -39,6 +42,32 @@ export interface ModelInfo {
    * sampling values beneath the Modelfile's PARAMETERs. Absent: the Modelfile's alone.
    */
   parameters?: Record<string, ParameterValue>;
+  /** What the model serves (default 'generate'): text, embeddings ('embed') or rerank scores ('score'). */
+  task?: ModelTask;
+}
+
+/** What the embedding and rerank routes need of an embedding or reranking model. */
+export interface PoolingModelApi {
+  readonly task: PoolingTask;
+  /** Width of each output row: the embedding size, or 1 (a relevance score). */
+  readonly outputSize: number;
+  /** Its embeddings come L2-normalized. */
+  readonly normalized: boolean;
+  /** One row per input, batched with every other request's inputs; rejects when `signal` fires. */
+  pool(inputs: readonly PoolingInput[], signal?: AbortSignal): Promise<Float32Array[]>;
+}
+
+/** An embedding or reranking model's engine and its sentence-transformers text settings. */
+export interface PoolingSide {
+  engine: PoolingModelApi;
+  /** Named instruction prefixes a request may ask for (`prompt_name`). */
+  prompts: Record<string, string>;
+  /** Texts are lower-cased before tokenizing (sentence_bert_config.json's do_lower_case). */
+  doLowerCase: boolean;
+  /** Token types from the tokenizer's pair template reach the model (false: it has one token type). */
+  pairTypes: boolean;
+  /** Output sizes a request may truncate to (`dimensions`): any up to the full size (true), a list, or none. */
+  matryoshka: boolean | readonly number[];
 }
 
 /** A model ready to serve: one engine with its own KV cache, plus the text side. */
@@ -55,6 +84,8 @@ export interface LoadedModel {
   kvCacheBytes: number;
   /** A stored model's Modelfile PARAMETERs: defaults under each request's Ollama options. */
   parameters?: Manifest['parameters'];
+  /** Present for an embedding or reranking model (whose `engine` generates nothing). */
+  pooling?: PoolingSide;
 }
 
 /** A model the server may serve: its public name and where its files are (never derived from a request). */

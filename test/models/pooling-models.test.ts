@@ -9,7 +9,13 @@ import { loadPoolingModel, modelTask } from '../../src/models/pooling-load.ts';
 import type { PoolingModel } from '../../src/models/pooling-model.ts';
 import { buildPoolingBatch, type PoolingInput } from '../../src/runner/pooling-batch.ts';
 import { UserError } from '../../src/util/errors.ts';
-import { FolderVariants, randomTensor, readTensors, type Tensors } from '../helpers/bert-variants.ts';
+import {
+  crossEncoderLogit,
+  crossEncoderVariant,
+  FolderVariants,
+  readTensors,
+  type Tensors,
+} from '../helpers/bert-variants.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { maxAbsDiff } from '../helpers/paged-session.ts';
 
@@ -72,49 +78,13 @@ describe('BERT-family variants built from tiny-bert', { skip: bert.skip }, () =>
 
   for (const roberta of [false, true]) {
     test(`a ${roberta ? 'RoBERTa' : 'BERT'} cross-encoder scores CLS through dense, tanh and its one-logit classifier`, () => {
-      const t = renamed(readTensors(bert.path), roberta ? 'roberta.' : 'bert.');
-      const head = roberta
-        ? { dense: 'classifier.dense', out: 'classifier.out_proj' }
-        : { dense: 'bert.pooler.dense', out: 'classifier' };
-      t.set(`${head.dense}.weight`, randomTensor([64, 64], 1));
-      t.set(`${head.dense}.bias`, randomTensor([64], 2));
-      t.set(`${head.out}.weight`, randomTensor([1, 64], 3));
-      t.set(`${head.out}.bias`, randomTensor([1], 4));
-      const arch = roberta ? 'XLMRobertaForSequenceClassification' : 'BertForSequenceClassification';
-      const positions = t.get(`${roberta ? 'roberta.' : 'bert.'}embeddings.position_embeddings.weight`)!;
-      if (roberta) {
-        // pad_token_id 0: one unused row in front.
-        const grown = new Float32Array(positions.data.length + 64);
-        grown.set(positions.data, 64);
-        t.set('roberta.embeddings.position_embeddings.weight', { shape: [513, 64], data: grown });
-      }
-      const cfg = {
-        ...config(),
-        architectures: [arch],
-        id2label: { 0: 'LABEL_0' },
-        max_position_embeddings: roberta ? 513 : 512,
-      };
-      const dir = variants.make(roberta ? { ...cfg, model_type: 'xlm-roberta' } : cfg, t, ['modules.json']);
-      const { model } = loadPoolingModel(dir, new CpuBackend({ threads: 1 }));
+      const v = crossEncoderVariant(variants, bert.path, roberta);
+      const { model } = loadPoolingModel(v.dir, new CpuBackend({ threads: 1 }));
       assert.equal(model.task, 'score');
       const base = loadPoolingModel(bert.path, new CpuBackend({ threads: 1 })).model.encoder;
       const step = base.backend.beginStep(buildPoolingBatch(INPUTS));
       const cls = base.backend.toHost(base.backend.pool(base.hiddenStates(step), step, 'cls'));
-      const [dw, db, ow, ob] = [
-        `${head.dense}.weight`,
-        `${head.dense}.bias`,
-        `${head.out}.weight`,
-        `${head.out}.bias`,
-      ].map((n) => t.get(n)!.data) as [Float32Array, Float32Array, Float32Array, Float32Array];
-      const want = INPUTS.map((_, s) => {
-        let logit = ob[0]!;
-        for (let i = 0; i < 64; i++) {
-          let h = db[i]!;
-          for (let j = 0; j < 64; j++) h += dw[i * 64 + j]! * cls[s * 64 + j]!;
-          logit += ow[i]! * Math.tanh(h);
-        }
-        return logit;
-      });
+      const want = INPUTS.map((_, s) => crossEncoderLogit(v, cls.subarray(s * 64, (s + 1) * 64)));
       assert.ok(maxAbsDiff(run(model), want) < 1e-5, `${run(model)} vs ${want}`);
     });
   }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import type { PoolingTask } from '../../models/pooling-model.ts';
 import { formatModelfile, formatParameters } from '../../store/modelfile.ts';
 import { looksLikePath } from '../../store/names.ts';
 import { templateThinks } from '../chat-output.ts';
@@ -9,6 +10,9 @@ import type { ModelEntry, ModelInfo } from '../models.ts';
 import { templateRendersTools } from '../tool-requests.ts';
 import { parseBody } from '../validate.ts';
 import { showRequest } from './schemas.ts';
+
+/** What /api/show lists an embedding or reranking model as able to do ('rerank': a name Ollama lacks). */
+const POOLING_CAPABILITY: Record<PoolingTask, string> = { embed: 'embedding', score: 'rerank' };
 
 const QUANT: Record<string, string> = { float32: 'F32', bfloat16: 'BF16', float16: 'F16' };
 
@@ -109,7 +113,8 @@ export function registerModelRoutes(app: FastifyInstance, ctx: ServerContext): v
       messages: m?.messages ?? [],
       details: details(info),
       model_info: modelInfo(info),
-      capabilities: capabilities(info.chatTemplate),
+      capabilities:
+        info.task && info.task !== 'generate' ? [POOLING_CAPABILITY[info.task]] : capabilities(info.chatTemplate),
       modified_at: info.modifiedAt.toISOString(),
     };
   });

@@ -1,0 +1,134 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { badRequest } from '../errors.ts';
+import { type Admitted, type ServerContext, withModel } from '../generation.ts';
+import { acceptAnything, IGNORED_OPENAI_FIELDS } from '../ignored-fields.ts';
+import { keepAliveMs } from '../ollama/options.ts';
+import { checkIds, encodeText, type LengthRule, MAX_INPUTS, normalized, poolingOf, runPooling } from '../pooling.ts';
+import { parseBody } from '../validate.ts';
+import { keepAlive } from './schemas.ts';
+
+const opt = <T extends z.ZodType>(t: T) => t.nullish();
+const tokenIds = z.array(z.number().int().min(0));
+
+export const embeddingRequest = z.strictObject({
+  model: z.string().min(1).max(1024),
+  // A string, strings, token ids or lists of token ids; checked by `inputsOf` so each refusal names the item.
+  input: z.unknown(),
+  encoding_format: opt(z.enum(['float', 'base64'])),
+  dimensions: opt(z.number().int().min(1)),
+  ...acceptAnything(IGNORED_OPENAI_FIELDS),
+  keep_alive: keepAlive,
+  // vLLM's extra: one of the model's instruction prompts (config_sentence_transformers.json).
+  prompt_name: opt(z.string().min(1).max(256)),
+});
+
+type Input = { text: string } | { ids: number[] };
+
+/** OpenAI's input forms as a list of texts or token-id lists; a 400 naming the item otherwise. */
+function inputsOf(input: unknown): Input[] {
+  if (typeof input === 'string') {
+    if (input === '') throw badRequest('input: must not be an empty string', 'input');
+    return [{ text: input }];
+  }
+  if (!Array.isArray(input)) {
+    throw badRequest('input: expected a string, a list of strings, or token ids (a list, or a list of lists)', 'input');
+  }
+  if (input.length === 0) throw badRequest('input: must not be an empty list', 'input');
+  if (input.length > MAX_INPUTS) {
+    throw badRequest(`input: at most ${MAX_INPUTS} inputs per request (got ${input.length})`, 'input');
+  }
+  if (typeof input[0] === 'number') {
+    const ids = tokenIds.safeParse(input);
+    if (!ids.success) throw badRequest('input: a list of token ids must hold only integers >= 0', 'input');
+    return [{ ids: ids.data }];
+  }
+  const kind = typeof input[0] === 'string' ? 'string' : 'list of token ids';
+  return input.map((item, i): Input => {
+    if (kind === 'string' && typeof item === 'string') {
+      if (item === '') throw badRequest(`input[${i}]: must not be an empty string`, `input[${i}]`);
+      return { text: item };
+    }
+    const ids = kind === 'string' ? null : tokenIds.safeParse(item);
+    if (!ids?.success) {
+      const want = kind === 'string' ? 'a string, as input[0] is' : 'a list of integer token ids >= 0, as input[0] is';
+      throw badRequest(`input[${i}]: expected ${want}`, `input[${i}]`);
+    }
+    return { ids: ids.data };
+  });
+}
+
+/** The embedding size a request asks for: the model's, or `dimensions` where the model allows truncation. */
+function outputSize(a: Admitted, dimensions: number | null | undefined): number {
+  const side = poolingOf(a);
+  const full = side.engine.outputSize;
+  if (dimensions === null || dimensions === undefined) return full;
+  const allowed = side.matryoshka;
+  if (allowed === false || (Array.isArray(allowed) && !allowed.includes(dimensions)) || dimensions > full) {
+    const which = Array.isArray(allowed) ? `one of ${allowed.join(', ')}` : allowed ? `at most ${full}` : null;
+    throw badRequest(
+      which
+        ? `dimensions: ${dimensions} is not available for this model (expected ${which})`
+        : `dimensions: model "${a.entry.name}" does not support matryoshka representation (no is_matryoshka in config.json), so its embeddings cannot be shortened`,
+      'dimensions',
+    );
+  }
+  return dimensions;
+}
+
+/** Little-endian float32 bytes in base64, as OpenAI's clients decode them. */
+function base64(v: Float32Array): string {
+  const le = new DataView(new ArrayBuffer(v.length * 4));
+  for (const [i, x] of v.entries()) le.setFloat32(i * 4, x, true);
+  return Buffer.from(le.buffer).toString('base64');
+}
+
+/** POST /v1/embeddings */
+export function registerEmbeddings(app: FastifyInstance, ctx: ServerContext): void {
+  app.post('/v1/embeddings', async (request, reply) => {
+    const body = parseBody(embeddingRequest, request.body);
+    const inputs = inputsOf(body.input);
+    return withModel(
+      ctx,
+      body.model,
+      reply,
+      keepAliveMs(body.keep_alive),
+      async (a) => {
+        const side = poolingOf(a);
+        if (side.engine.task !== 'embed') {
+          throw badRequest(
+            `model "${a.entry.name}" is a reranking model: it has no embeddings (use /v1/rerank)`,
+            'model',
+          );
+        }
+        const size = outputSize(a, body.dimensions);
+        if (body.prompt_name && inputs.some((x) => 'ids' in x)) {
+          throw badRequest('prompt_name applies to text inputs, not token ids', 'prompt_name');
+        }
+        // OpenAI refuses an input longer than the model takes, naming it.
+        const rule: LengthRule = { limit: a.model.contextLength, truncate: false, param: 'input' };
+        const seqs = await Promise.all(
+          inputs.map(async (x, i) => ({
+            tokenIds: 'ids' in x ? checkIds(a, x.ids, i, rule) : await encodeText(a, x.text, i, rule, body.prompt_name),
+          })),
+        );
+        const rows = await runPooling(ctx, a, seqs);
+        const tokens = seqs.reduce((n, s) => n + s.tokenIds.length, 0);
+        const shaped = rows.map((r) =>
+          size === r.length ? r : side.engine.normalized ? normalized(r.subarray(0, size)) : r.slice(0, size),
+        );
+        return {
+          object: 'list',
+          data: shaped.map((e, index) => ({
+            object: 'embedding',
+            index,
+            embedding: body.encoding_format === 'base64' ? base64(e) : Array.from(e),
+          })),
+          model: a.entry.name,
+          usage: { prompt_tokens: tokens, total_tokens: tokens },
+        };
+      },
+      'pooling',
+    );
+  });
+}

@@ -1,0 +1,94 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { PoolingInput } from '../runner/pooling-batch.ts';
+import { ApiError, badRequest } from './errors.ts';
+import { type Admitted, type ServerContext, withModel } from './generation.ts';
+import { acceptAnything, IGNORED_OPENAI_FIELDS } from './ignored-fields.ts';
+import { keepAliveMs } from './ollama/options.ts';
+import { completionId } from './openai/common.ts';
+import { keepAlive } from './openai/schemas.ts';
+import { cosine, encodeText, MAX_INPUTS, poolingOf, runPooling } from './pooling.ts';
+import { parseBody } from './validate.ts';
+
+const opt = <T extends z.ZodType>(t: T) => t.nullish();
+
+/** The request vLLM, Jina and Cohere share: a query, documents (strings, or Jina's `{text}`), top_n. */
+const rerankRequest = z.strictObject({
+  model: z.string().min(1).max(1024),
+  query: z.string().min(1),
+  documents: z
+    .array(z.union([z.string(), z.strictObject({ text: z.string() })]))
+    .min(1)
+    .max(MAX_INPUTS),
+  top_n: opt(z.number().int().min(0)),
+  return_documents: opt(z.boolean()),
+  ...acceptAnything(IGNORED_OPENAI_FIELDS),
+  keep_alive: keepAlive,
+});
+
+/** Each document's relevance to the query: a cross-encoder's score of the pair, or an embedding model's cosine. */
+async function scores(ctx: ServerContext, a: Admitted, query: string, docs: string[]) {
+  const side = poolingOf(a);
+  const limit = a.model.contextLength;
+  if (side.engine.task === 'embed') {
+    const query0 = { tokenIds: await encodeText(a, query, -1, { limit, truncate: false, param: 'query' }) };
+    const rule = { limit, truncate: false, param: 'documents' };
+    const seqs = [
+      query0,
+      ...(await Promise.all(docs.map(async (t, i) => ({ tokenIds: await encodeText(a, t, i, rule) })))),
+    ];
+    const [q, ...rows] = await runPooling(ctx, a, seqs);
+    return { scores: rows.map((r) => cosine(q!, r)), tokens: seqs.reduce((n, s) => n + s.tokenIds.length, 0) };
+  }
+  const tok = a.model.tokenizer;
+  if (!tok.encodePair) throw new ApiError(500, `model "${a.entry.name}": its tokenizer has no pair template`);
+  const lower = (t: string) => (side.doLowerCase ? t.toLowerCase() : t);
+  const seqs = docs.map((d, i): PoolingInput => {
+    const { ids, typeIds } = tok.encodePair!(lower(query), lower(d));
+    if (ids.length > limit) {
+      throw new ApiError(
+        400,
+        `documents[${i}]: the query and document are ${ids.length} tokens, more than this model's maximum of ${limit}`,
+        `documents[${i}]`,
+        'context_length_exceeded',
+      );
+    }
+    return { tokenIds: ids, tokenTypeIds: side.pairTypes ? typeIds : undefined };
+  });
+  const rows = await runPooling(ctx, a, seqs);
+  return { scores: rows.map((r) => r[0]!), tokens: seqs.reduce((n, s) => n + s.tokenIds.length, 0) };
+}
+
+/** POST /v1/rerank and /rerank */
+export function registerRerank(app: FastifyInstance, ctx: ServerContext): void {
+  for (const url of ['/v1/rerank', '/rerank']) {
+    app.post(url, async (request, reply) => {
+      const body = parseBody(rerankRequest, request.body);
+      const docs = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
+      const empty = docs.indexOf('');
+      if (empty >= 0) throw badRequest(`documents[${empty}]: must not be empty`, `documents[${empty}]`);
+      return withModel(
+        ctx,
+        body.model,
+        reply,
+        keepAliveMs(body.keep_alive),
+        async (a) => {
+          const r = await scores(ctx, a, body.query, docs);
+          const ranked = r.scores
+            .map((relevance_score, index) => ({ index, relevance_score }))
+            .sort((x, y) => y.relevance_score - x.relevance_score || x.index - y.index)
+            .slice(0, body.top_n || docs.length);
+          return {
+            id: completionId('rerank'),
+            model: a.entry.name,
+            usage: { prompt_tokens: r.tokens, total_tokens: r.tokens },
+            results: ranked.map((x) =>
+              body.return_documents === false ? x : { ...x, document: { text: docs[x.index]! } },
+            ),
+          };
+        },
+        'pooling',
+      );
+    });
+  }
+}
