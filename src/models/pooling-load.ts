@@ -65,7 +65,8 @@ export function loadPoolingModel(dir: string, backend: Backend, opts: { dummy?: 
       `${join(dir, 'config.json')}: architecture "${cfg.architecture || cfg.modelType}" generates text; it is not an embedding or reranking model`,
     );
   }
-  const st = readSentenceTransformers(dir, cfg.hiddenSize);
+  // A reranker's sentence-transformers files (if any) describe CrossEncoder, not pooling: only embedders read them.
+  const st = task === 'embed' ? readSentenceTransformers(dir, cfg.hiddenSize) : null;
   const source = opts.dummy ? null : openSafetensors(dir);
   try {
     const w = source ? new ModelWeights(source, backend, dir) : dummyWeights(dir, backend);
