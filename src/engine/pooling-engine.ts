@@ -113,8 +113,12 @@ export class PoolingEngine implements EngineApi {
     return rows.finally(() => signal?.removeEventListener('abort', onAbort));
   }
 
-  /** One step: the longest first-come prefix of the queue within the budget. Returns false when idle. */
-  step(): boolean {
+  /**
+   * One step: the longest first-come prefix of the queue within the budget, started on the device; the event loop
+   * runs (HTTP requests are parsed and tokenized) while the device computes, then the rows are collected. Returns
+   * false when idle.
+   */
+  async step(): Promise<boolean> {
     if (this.waiting.length === 0) return false;
     const { maxNumBatchedTokens, maxNumSeqs } = this.config;
     let tokens = 0;
@@ -129,7 +133,9 @@ export class PoolingEngine implements EngineApi {
     const runner = this.config.runner;
     let out: Float32Array;
     try {
-      out = runner.execute(batch.map((p) => p.input));
+      const collect = runner.start(batch.map((p) => p.input));
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      out = collect();
     } catch (err) {
       for (const p of batch) p.reject(err instanceof Error ? err : new Error(String(err)));
       return true;
@@ -187,7 +193,7 @@ export class PoolingEngine implements EngineApi {
   private async runLoop(): Promise<void> {
     while (this.waiting.length > 0) {
       await new Promise<void>((resolve) => setImmediate(resolve));
-      this.step();
+      await this.step();
     }
   }
 }

@@ -1,7 +1,11 @@
 import type { PoolingModel, PoolingTask } from '../models/pooling-model.ts';
 import { buildPoolingBatch, type PoolingInput } from './pooling-batch.ts';
 
-/** What the pooling engine needs to run a step: whole sequences in, one host row per sequence out. */
+/**
+ * What the pooling engine needs to run a step: whole sequences in, one host row per sequence out. `start` queues the
+ * step's work on the device and returns what collects its rows, so the caller can serve the event loop while the
+ * device computes (the CPU backend computes in `start`).
+ */
 export interface StepPooler {
   readonly task: PoolingTask;
   /** Width of each row (the embedding size, or 1 for a relevance logit). */
@@ -9,8 +13,8 @@ export interface StepPooler {
   /** Rows come L2-normalized (the model ends in Normalize). */
   readonly normalized: boolean;
   readonly vocabSize: number;
-  /** Runs the sequences as one step; returns `[inputs.length, outputSize]` row-major. */
-  execute(inputs: readonly PoolingInput[]): Float32Array;
+  /** Starts the sequences as one step; the returned function gives `[inputs.length, outputSize]` row-major. */
+  start(inputs: readonly PoolingInput[]): () => Float32Array;
 }
 
 /** Runs a `PoolingModel` through its backend: one batch of whole sequences per step, no KV cache. */
@@ -27,8 +31,9 @@ export class PoolingRunner implements StepPooler {
     this.vocabSize = model.config.vocabSize;
   }
 
-  execute(inputs: readonly PoolingInput[]): Float32Array {
+  start(inputs: readonly PoolingInput[]): () => Float32Array {
     const backend = this.model.backend;
-    return backend.toHost(this.model.forward(backend.beginStep(buildPoolingBatch(inputs))));
+    const rows = this.model.forward(backend.beginStep(buildPoolingBatch(inputs)));
+    return () => backend.toHost(rows);
   }
 }

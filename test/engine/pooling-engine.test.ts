@@ -20,9 +20,10 @@ class RecordingPooler implements StepPooler {
   readonly vocabSize = 100;
   readonly steps: number[][] = [];
   constructor(readonly task: PoolingTask = 'embed') {}
-  execute(inputs: readonly PoolingInput[]): Float32Array {
+  start(inputs: readonly PoolingInput[]): () => Float32Array {
     this.steps.push(inputs.map((s) => s.tokenIds.length));
-    return Float32Array.from(inputs.flatMap((s) => [s.tokenIds.length, s.tokenIds[0]!]));
+    const rows = Float32Array.from(inputs.flatMap((s) => [s.tokenIds.length, s.tokenIds[0]!]));
+    return () => rows;
   }
 }
 
@@ -43,7 +44,7 @@ describe('pooling engine', () => {
     const engine = engineOf(pooler);
     const a = engine.pool([seq(4, 10), seq(5, 11)]);
     const b = engine.pool([seq(1, 12), seq(8, 13), seq(1, 14), seq(1, 15), seq(1, 16)]);
-    while (engine.step());
+    while (await engine.step());
     // 4 + 5 + 1 fill the 10-token budget and the cap of 3; 8 + 1 + 1 the next; the last 1 runs alone.
     assert.deepEqual(pooler.steps, [[4, 5, 1], [8, 1, 1], [1]]);
     assert.deepEqual(
@@ -64,7 +65,7 @@ describe('pooling engine', () => {
   test("a reranker's logit comes back through a sigmoid", async () => {
     const engine = engineOf(new RecordingPooler('score'));
     const rows = engine.pool([seq(2, 0)]);
-    engine.step();
+    await engine.step();
     const [row] = await rows;
     assert.ok(Math.abs(row![0]! - 1 / (1 + Math.exp(-2))) < 1e-7);
     assert.equal(row![1], 0.5);
@@ -90,10 +91,10 @@ describe('pooling engine', () => {
     const ctl = new AbortController();
     const gone = engine.pool([seq(2), seq(3)], ctl.signal);
     const kept = engine.pool([seq(4)]);
-    engine.step();
+    await engine.step();
     ctl.abort(new Error('client went away'));
     await assert.rejects(gone, /client went away/);
-    while (engine.step());
+    while (await engine.step());
     assert.deepEqual(pooler.steps, [[2], [4]]);
     assert.equal((await kept)[0]![0], 4);
   });
@@ -127,9 +128,9 @@ test('concurrent requests on tiny-bert, batched by the running loop, give the go
     outputSize: runner.outputSize,
     normalized: true,
     vocabSize: runner.vocabSize,
-    execute: (i) => {
+    start: (i) => {
       steps.push(i.length);
-      return runner.execute(i);
+      return runner.start(i);
     },
   };
   const engine = new PoolingEngine({
