@@ -1,7 +1,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadEngine, modelSamplingDefaults } from '../engine/load.ts';
-import { loadPoolingEngine } from '../engine/pooling-load.ts';
+import { type LoadedPoolingEngine, loadPoolingEngine } from '../engine/pooling-load.ts';
 import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME } from '../loader/demo-model.ts';
 import { loadGenerationConfig, loadModelConfig } from '../loader/hf-config.ts';
@@ -124,31 +124,37 @@ export class EngineModelSource implements ModelSource {
 
   /** An embedding or reranking model: its pooling engine (no KV cache) and sentence-transformers settings. */
   private loadPooling(entry: ModelEntry): LoadedModel {
-    const loaded = loadPoolingEngine(entry.ref, {
-      ...this.engineOptions,
-      dtype: this.engineOptions.dtype ?? KV_DTYPE[this.config.kvCacheType],
-      maxModelLen: this.engineOptions.maxModelLen ?? this.config.contextLength ?? undefined,
-      maxNumSeqs: this.engineOptions.maxNumSeqs ?? this.config.numParallel ?? undefined,
-      log: (line) => this.engineOptions.log?.(`${entry.name}: ${line}`),
-    });
-    const st = loaded.sentenceTransformers;
-    const raw = loaded.config.raw;
-    const dims = raw.matryoshka_dimensions;
-    return {
-      engine: loaded.engine,
-      tokenizer: loaded.tokenizer,
-      chatTemplate: null,
-      contextLength: loaded.maxModelLen,
-      maxRunning: loaded.maxNumSeqs,
-      backend: loaded.backend,
-      kvCacheBytes: 0,
-      pooling: {
-        engine: loaded.engine,
-        prompts: st?.prompts ?? {},
-        doLowerCase: st?.doLowerCase ?? false,
-        pairTypes: Number(raw.type_vocab_size ?? 2) > 1,
-        matryoshka: Array.isArray(dims) ? dims.filter((d) => typeof d === 'number') : raw.is_matryoshka === true,
-      },
-    };
+    return servedPoolingModel(
+      loadPoolingEngine(entry.ref, {
+        ...this.engineOptions,
+        dtype: this.engineOptions.dtype ?? KV_DTYPE[this.config.kvCacheType],
+        maxModelLen: this.engineOptions.maxModelLen ?? this.config.contextLength ?? undefined,
+        maxNumSeqs: this.engineOptions.maxNumSeqs ?? this.config.numParallel ?? undefined,
+        log: (line) => this.engineOptions.log?.(`${entry.name}: ${line}`),
+      }),
+    );
   }
+}
+
+/** What the server serves of a loaded embedding or reranking model (its engine generates nothing; no KV cache). */
+export function servedPoolingModel(loaded: LoadedPoolingEngine): LoadedModel {
+  const st = loaded.sentenceTransformers;
+  const raw = loaded.config.raw;
+  const dims = raw.matryoshka_dimensions;
+  return {
+    engine: loaded.engine,
+    tokenizer: loaded.tokenizer,
+    chatTemplate: null,
+    contextLength: loaded.maxModelLen,
+    maxRunning: loaded.maxNumSeqs,
+    backend: loaded.backend,
+    kvCacheBytes: 0,
+    pooling: {
+      engine: loaded.engine,
+      prompts: st?.prompts ?? {},
+      doLowerCase: st?.doLowerCase ?? false,
+      pairTypes: Number(raw.type_vocab_size ?? 2) > 1,
+      matryoshka: Array.isArray(dims) ? dims.filter((d) => typeof d === 'number') : raw.is_matryoshka === true,
+    },
+  };
 }

@@ -1,12 +1,12 @@
-import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import { Command } from 'commander';
 import { loadEngine } from '../../engine/load.ts';
 import { UserError } from '../../util/errors.ts';
+import { atLeast, parseRange, printRows, saveFile } from '../bench/flags.ts';
 import { LATENCY_DEFAULTS, type LatencyWorkload, quantile, runLatency } from '../bench/latency.ts';
 import { appendBenchResult, benchCommand } from '../bench/results.ts';
 import { CPU_WORKLOAD, NANO_VLLM_WORKLOAD, runThroughput, type ThroughputWorkload } from '../bench/throughput.ts';
 import { addEngineOptions, engineOptionsFrom, parseIntFlag, parseNumberFlag } from '../engine-options.ts';
+import { embedBenchCommand } from './bench-embed.ts';
 import type { RegisterCommand } from './index.ts';
 
 /** `pagoda bench <what>`: benchmarks that print a table, and append it to a markdown file with `--save FILE`. */
@@ -161,33 +161,6 @@ export const registerBench: RegisterCommand = (program) => {
     );
   });
   bench.addCommand(latency);
+  bench.addCommand(embedBenchCommand());
   program.addCommand(bench);
 };
-
-/** `--save FILE`, checked before the benchmark runs: its folder must exist. */
-function saveFile(opts: Record<string, unknown>): string | undefined {
-  if (opts.save === undefined) return undefined;
-  const file = String(opts.save);
-  if (!existsSync(dirname(resolve(file)))) {
-    throw new UserError(`--save ${file}: folder ${dirname(resolve(file))} does not exist`);
-  }
-  return file;
-}
-
-function parseRange(v: string, flag: string): [number, number] {
-  const m = /^\s*(\d+)\s*,\s*(\d+)\s*$/.exec(v);
-  const lo = Number(m?.[1]);
-  const hi = Number(m?.[2]);
-  if (!m || lo < 1 || hi < lo) throw new UserError(`${flag} ${v}: expected two integers a,b with 1 <= a <= b`);
-  return [lo, hi];
-}
-
-function printRows(rows: readonly (readonly [string, string])[]): void {
-  for (const [k, v] of rows) process.stdout.write(`${k.padEnd(20)} ${v}\n`);
-}
-
-function atLeast(v: unknown, flag: string, min: number): number {
-  const n = parseIntFlag(String(v), flag);
-  if (n < min) throw new UserError(`${flag} ${v}: expected an integer >= ${min}`);
-  return n;
-}

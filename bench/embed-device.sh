@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Embeddings and reranking on the GPU in one device call: the reranker fixtures and their CPU golden test, the GPU
+# tests, `pagoda bench embed` on the BERT-base and Qwen3-Embedding-0.6B shapes (dummy bf16 weights, 10,000 inputs of
+# 16-512 tokens, offline and through /v1/embeddings with 64 clients) and the sentence-transformers baseline on the
+# same inputs. Run from the project root after `source .device/env.sh`; results and logs go to $OUT.
+# Usage: bench/embed-device.sh [fixtures] [tests] [bench] [baseline] [all-tests]   (no argument: the first four,
+# about 6 minutes; all-tests runs the whole `npm run test:gpu`, about 4 more)
+set -uo pipefail
+OUT=${OUT:-/tmp/pagoda-out}
+mkdir -p "$OUT"
+STAGES=" ${*:-fixtures tests bench baseline} "
+has() { [[ "$STAGES" == *" $1 "* ]]; }
+nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv,noheader | tee "$OUT/gpu.txt"
+MODELS="bert-base qwen3-embedding-0.6b"
+if has fixtures; then
+  # Writes $OUT/models/tiny-{bert,xlmr}-reranker: copy them into test/fixtures/models/ to commit them.
+  python3 test/fixtures/generate-cross-encoder.py "$OUT/models" 2>&1 | tee "$OUT/fixtures.log" | tail -4
+  cp -r "$OUT"/models/tiny-*-reranker test/fixtures/models/ 2>/dev/null
+  timeout 120 node --import tsx --test --test-reporter=spec test/models/reranker-golden.test.ts 2>&1 | tee "$OUT/reranker-golden.log" | tail -12
+fi
+if has tests; then
+  timeout 200 node --import tsx --test --test-concurrency=1 --test-reporter=spec test/gpu/pooling-kernels.test.ts test/gpu/cuda-embeddings.test.ts 2>&1 | tee "$OUT/test-gpu-embed.log" | grep -E 'cosine|✔|✖|ℹ (tests|pass|fail)' | tail -40
+fi
+if has all-tests; then
+  # Every GPU test: the no-cache attention builds share their sources with the paged kernels.
+  timeout 300 npm run -s test:gpu 2>&1 | tee "$OUT/test-gpu.log" | grep -E '^ℹ (tests|pass|fail|skipped)|✖' | tail -20
+fi
+if has bench; then
+  for m in $MODELS; do
+    timeout 150 node bin/pagoda.mjs bench embed --model "bench/configs/$m" --device cuda --load-format dummy \
+      --max-model-len 512 --max-num-batched-tokens "${BUDGET:-16384}" --clients 64 --save "$OUT/embed-$m.md" 2>&1 | tee "$OUT/bench-$m.log" | tail -12
+  done
+fi
+if has baseline; then
+  for m in $MODELS; do
+    PYTHONUNBUFFERED=1 timeout 150 python3 bench/st_embed_baseline.py "bench/configs/$m" 2>&1 | tee "$OUT/baseline-$m.log" | tail -8
+  done
+fi
