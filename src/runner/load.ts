@@ -14,6 +14,7 @@ import { loadTokenizer, type TextTokenizer } from '../loader/tokenizer.ts';
 import { dummyTokenizer } from '../models/dummy.ts';
 import { loadModel } from '../models/load.ts';
 import type { Model } from '../models/model.ts';
+import { modelTask } from '../models/pooling-load.ts';
 import type { Manifest } from '../store/manifest.ts';
 import { type PromptTemplate, storedChatTemplate } from '../store/model-prompt.ts';
 import { resolveModel } from '../store/resolve.ts';
@@ -110,10 +111,16 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const modelDir = resolved ? resolved.path : ensureDemoModel(log);
   const manifest = resolved?.manifest ?? null;
+  const config0 = loadModelConfig(modelDir);
+  const task = modelTask(modelDir, config0);
+  if (task !== 'generate') {
+    const [what, use] =
+      task === 'score' ? ['a reranking', '/v1/rerank'] : ['an embedding', '/v1/embeddings or /api/embed'];
+    throw new UserError(`${model}: ${what} model does not generate text (serve it and use ${use})`);
+  }
   const device = chooseDevice(options, log);
   const dummy = options.loadFormat === 'dummy';
   const onCpu = device === 'cpu';
-  const config0 = loadModelConfig(modelDir);
   const blockSize = positiveInt(options.blockSize ?? 16, 'block size');
   const numCtx = typeof manifest?.parameters.num_ctx === 'number' ? manifest.parameters.num_ctx : undefined;
   const maxModelLen = positiveInt(

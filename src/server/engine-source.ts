@@ -153,6 +153,7 @@ export function servedPoolingModel(loaded: LoadedPoolingEngine): LoadedModel {
       engine: loaded.engine,
       prompts: st?.prompts ?? {},
       doLowerCase: st?.doLowerCase ?? false,
+      includePrompt: st?.includePrompt ?? true,
       pairTypes: Number(raw.type_vocab_size ?? 2) > 1,
       matryoshka: Array.isArray(dims) ? dims.filter((d) => typeof d === 'number') : raw.is_matryoshka === true,
     },

@@ -64,6 +64,8 @@ export interface PoolingSide {
   prompts: Record<string, string>;
   /** Texts are lower-cased before tokenizing (sentence_bert_config.json's do_lower_case). */
   doLowerCase: boolean;
+  /** false: the model pools without a prompt's tokens (1_Pooling's include_prompt), which pagoda cannot do. */
+  includePrompt: boolean;
   /** Token types from the tokenizer's pair template reach the model (false: it has one token type). */
   pairTypes: boolean;
   /** Output sizes a request may truncate to (`dimensions`): any up to the full size (true), a list, or none. */

@@ -38,6 +38,12 @@ export async function encodeText(
 }
 
 function promptText(side: PoolingSide, name: string): string {
+  if (!side.includePrompt) {
+    throw badRequest(
+      'prompt_name: this model pools without its prompt tokens (include_prompt: false), which pagoda does not support',
+      'prompt_name',
+    );
+  }
   const text = side.prompts[name];
   if (text !== undefined) return text;
   const known = Object.keys(side.prompts);

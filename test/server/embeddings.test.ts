@@ -43,6 +43,10 @@ before(async () => {
     'config.json': { ...config, is_matryoshka: true },
     'config_sentence_transformers.json': { ...st, prompts: { query: 'query: ' } },
   });
+  const noPrompt = variants.withFiles({
+    '1_Pooling/config.json': { pooling_mode: 'mean', include_prompt: false },
+    'config_sentence_transformers.json': { ...st, prompts: { query: 'query: ' } },
+  });
   const serveConfig = { ...resolveServeConfig({}, {}), port: 0 };
   const source = new EngineModelSource(serveConfig, { device: 'cpu', log: () => {} });
   const entry = (name: string, path: string) => ({ name, path, ref: path });
@@ -54,6 +58,7 @@ before(async () => {
       entry('tiny-llama', LLAMA),
       entry('reranker', reranker.dir),
       entry('bert-mrl', matryoshka),
+      entry('bert-no-prompt', noPrompt),
     ],
     serveConfig,
   );
@@ -133,6 +138,9 @@ describe('/v1/embeddings with the openai client', () => {
       (r.json.data as { embedding: number[] }[])[0]!.embedding,
       (plain.json.data as { embedding: number[] }[])[0]!.embedding,
     );
+    const excluded = await post('/v1/embeddings', { model: 'bert-no-prompt', input: 'a', prompt_name: 'query' });
+    assert.equal(excluded.status, 400);
+    assert.match(String((excluded.json.error as { message: string }).message), /include_prompt: false/);
     const bad = await post('/v1/embeddings', { model: 'bert-mrl', input: 'a', prompt_name: 'passage' });
     assert.equal(bad.status, 400);
     assert.match(
