@@ -135,6 +135,8 @@ export class CudaAttention {
    */
   selfAttention(q: Tensor, k: Tensor, v: Tensor, spec: AttentionSpec, step: StepContext): Tensor {
     const [qt, kt, vt] = [this.ctx.own(q), this.ctx.own(k), this.ctx.own(v)];
+    // Once per layer, as a KV write is for decoders: the arena may then wrap over layers three back.
+    this.ctx.arena.markLayer();
     const out = this.ctx.empty(qt.shape);
     const s = stepOf(step);
     const T = s.batch.inputIds.length;
