@@ -80,6 +80,22 @@ const endpoints: Endpoint[] = [
     fields: { model: 'string', messages: 'array', stream: 'boolean', options: 'object' },
   },
   { path: '/api/show', base: { model: MODEL }, fields: { model: 'string', verbose: 'boolean' } },
+  // Served by a text model, a well-formed body is refused too (a 400 naming the task).
+  {
+    path: '/v1/embeddings',
+    base: { model: MODEL, input: ['hi'] },
+    fields: { model: 'string', input: 'array', encoding_format: 'string', dimensions: 'int' },
+  },
+  {
+    path: '/api/embed',
+    base: { model: MODEL, input: 'hi' },
+    fields: { model: 'string', input: 'array', truncate: 'boolean', dimensions: 'int', options: 'object' },
+  },
+  {
+    path: '/v1/rerank',
+    base: { model: MODEL, query: 'q', documents: ['d'] },
+    fields: { model: 'string', query: 'string', documents: 'array', top_n: 'int', return_documents: 'boolean' },
+  },
 ];
 
 /** A value of the wrong JSON type for `kind`, or a value of the right type that is out of range. */
