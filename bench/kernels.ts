@@ -9,15 +9,17 @@
 import { writeFileSync } from 'node:fs';
 import {
   type AttentionDtype,
+  type DecodeWorkspace,
+  FlashAttention,
+  type PagedAttentionArgs,
+} from '../src/backend/cuda/flash-attention.ts';
+import {
   DEFAULT_DECODE,
   DEFAULT_PREFILL,
   type DecodeConfig,
-  type DecodeWorkspace,
   decodeWorkspaceBytes,
-  FlashAttention,
-  type PagedAttentionArgs,
   type PrefillConfig,
-} from '../src/backend/cuda/flash-attention.ts';
+} from '../src/backend/cuda/flash-sizing.ts';
 import { mulberry32 } from '../src/util/random.ts';
 import { openCudaAttention } from '../test/helpers/cuda-attention.ts';
 import { STORAGE16 } from '../test/helpers/paged-attention-reference.ts';

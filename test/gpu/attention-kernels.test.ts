@@ -4,12 +4,10 @@ import type { CudaDriver } from '../../src/backend/cuda/driver.ts';
 import {
   ATTENTION_DTYPES,
   type AttentionDtype,
-  type DecodeConfig,
-  decodeWorkspaceBytes,
   FlashAttention,
   type PagedAttentionArgs,
-  type PrefillConfig,
 } from '../../src/backend/cuda/flash-attention.ts';
+import { type DecodeConfig, decodeWorkspaceBytes, type PrefillConfig } from '../../src/backend/cuda/flash-sizing.ts';
 import { openCudaAttention } from '../helpers/cuda-attention.ts';
 import {
   fromStorageArray,

@@ -6,9 +6,9 @@ import {
   type AttentionDtype,
   cudaAttentionRuntime,
   type DecodeWorkspace,
-  decodeWorkspaceBytes,
   FlashAttention,
 } from './flash-attention.ts';
+import { decodeWorkspaceBytes } from './flash-sizing.ts';
 import { declareKernel } from './kernel.ts';
 import { kvOf } from './kv-cache.ts';
 import type { CudaStepContext } from './step-buffers.ts';

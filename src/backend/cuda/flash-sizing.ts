@@ -1,0 +1,61 @@
+/** The attention kernels' tile shapes, and the shared memory, occupancy and split-KV sizes that follow from them. */
+
+/** flash_prefill's tile shape: `warps` warps of `mTiles` 16-row tiles each, K/V tiles of `blockN` keys. */
+export interface PrefillConfig {
+  warps: number;
+  mTiles: number;
+  blockN: number;
+}
+export const DEFAULT_PREFILL: PrefillConfig = { warps: 8, mTiles: 2, blockN: 64 };
+/** paged_decode's shape: warps per CTA, keys per warp tile, cp.async ring depth (PAGODA_DECODE_*). */
+export interface DecodeConfig {
+  warps: number;
+  tileN: number;
+  stages: number;
+}
+export const DEFAULT_DECODE: DecodeConfig = { warps: 4, tileN: 32, stages: 2 };
+/** Split-KV decode's limits, and the decode kernel's registers per thread (ptxas) for the occupancy estimate. */
+export const DECODE = { maxSplits: 32, minKeysPerSplit: 256, regsPerThread: 164 } as const;
+
+export function prefillSharedBytes(headDim: number, cfg: PrefillConfig = DEFAULT_PREFILL): number {
+  // Q tile, double-buffered K and V tiles (rows padded by 8 elements), double-buffered block ids of a K/V tile.
+  return (16 * cfg.warps * cfg.mTiles + 4 * cfg.blockN) * (headDim + 8) * 2 + 2 * (cfg.blockN / 16) * 4;
+}
+
+export function decodeSharedBytes(headDim: number, cfg: DecodeConfig = DEFAULT_DECODE): number {
+  return (16 + cfg.warps * cfg.stages * 2 * cfg.tileN) * (headDim + 8) * 2;
+}
+
+/** Decode CTAs resident per SM (H100/A100: 228 KB shared memory and 64K registers per SM; ptxas: 164 registers). */
+export function decodeCtasPerSm(headDim: number, cfg: DecodeConfig = DEFAULT_DECODE): number {
+  const bySmem = Math.floor((228 * 1024) / (decodeSharedBytes(headDim, cfg) + 1024));
+  const byRegs = Math.floor(65536 / (32 * cfg.warps * DECODE.regsPerThread));
+  return Math.max(1, Math.min(bySmem, byRegs));
+}
+
+/** Bytes of `partialO` and `partialLse` for up to `numSeqs` sequences. */
+export function decodeWorkspaceBytes(numSeqs: number, numHeads: number, headDim: number, maxSplits = DECODE.maxSplits) {
+  return { partialO: numSeqs * numHeads * maxSplits * headDim * 4, partialLse: numSeqs * numHeads * maxSplits * 4 };
+}
+
+/**
+ * How many pieces to cut each sequence's context into: 1 while (sequences x KV heads x head groups) CTAs fill the
+ * GPU, otherwise enough to fill it, with at least `minKeysPerSplit` keys each. It depends on the batch and the
+ * capacity `maxContext` (not the current lengths), so a captured CUDA graph stays valid as contexts grow.
+ */
+export function decodeSplits(p: {
+  numSeqs: number;
+  numHeads: number;
+  numKvHeads: number;
+  maxContext: number;
+  smCount: number;
+  ctasPerSm: number;
+  maxSplits?: number;
+}): number {
+  const { numSeqs, numHeads, numKvHeads, maxContext, maxSplits = DECODE.maxSplits } = p;
+  const ctas = numSeqs * numKvHeads * Math.ceil(numHeads / numKvHeads / 16);
+  const target = p.smCount * p.ctasPerSm;
+  if (ctas >= target) return 1;
+  const byContext = Math.max(1, Math.floor(maxContext / DECODE.minKeysPerSplit));
+  return Math.max(1, Math.min(Math.ceil(target / ctas), byContext, maxSplits));
+}
