@@ -9,33 +9,18 @@
  */
 import { appendFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import pino from 'pino';
-import { buildApp } from '../src/server/app.ts';
-import { resolveServeConfig } from '../src/server/config.ts';
-import { EngineModelSource } from '../src/server/engine-source.ts';
-import { ModelRegistry } from '../src/server/models.ts';
 import { markdownTable } from '../src/util/markdown.ts';
-import { root, serveBenchArgs } from './serve-args.ts';
+import { root, serveBenchArgs, startBenchServer } from './serve-bench.ts';
 
 const { modelDir, flag } = serveBenchArgs(process.argv.slice(2));
 const MEGABYTES = flag('--mb', 3.9);
 const REQUESTS = flag('--requests', 4);
 
-const config = { ...resolveServeConfig({}, {}), port: 0, bodyLimitBytes: Math.ceil(MEGABYTES * 2 ** 20 * 1.1) + 4096 };
-const name = basename(modelDir);
-const entry = { name, path: modelDir, ref: modelDir };
-const registry = new ModelRegistry([entry], new EngineModelSource(config, { log: () => {} }), {
-  maxLoaded: 1,
-  keepAliveMs: -1,
-});
-const { app } = buildApp(config, registry, pino({ level: 'silent' }), 'bench');
-await app.listen({ host: '127.0.0.1', port: 0 });
-const address = app.server.address();
-const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-const lease = await registry.acquire(entry);
-const { tokenizer, contextLength } = lease.resident.model;
+const server = await startBenchServer(modelDir, { bodyLimitBytes: Math.ceil(MEGABYTES * 2 ** 20 * 1.1) + 4096 });
+const { name, url } = server;
+const { tokenizer, contextLength } = server.model;
 const span = tokenizer.maxCharsPerToken ?? null;
 /** Prompts are prose, which tokenizes at a realistic rate (one repeated character would not). */
 const PROSE = 'The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs. ';
@@ -113,9 +98,7 @@ const t0 = performance.now();
 tokenizer.encode(PROSE.repeat(big / PROSE.length + 1).slice(0, big));
 const inline = (performance.now() - t0).toFixed(0);
 rows.push(['one prompt encoded inline (the stall it would cause)', String(big), '1', '-', inline, '-', '-', '-']);
-lease.release();
-await app.close();
-await registry.shutdown();
+await server.close();
 
 const table = markdownTable(
   ['case', 'prompt chars', 'requests', 'answers', 'all answered ms', '/health polls', '/health p50 ms', 'max ms'],

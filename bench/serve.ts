@@ -6,31 +6,16 @@
  */
 import { appendFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { basename, join } from 'node:path';
-import pino from 'pino';
-import { buildApp } from '../src/server/app.ts';
-import { resolveServeConfig } from '../src/server/config.ts';
-import { EngineModelSource } from '../src/server/engine-source.ts';
-import { ModelRegistry } from '../src/server/models.ts';
-import { root, serveBenchArgs } from './serve-args.ts';
+import { join } from 'node:path';
+import { root, serveBenchArgs, startBenchServer } from './serve-bench.ts';
 
 const { modelDir, flag } = serveBenchArgs(process.argv.slice(2));
 const REQUESTS = flag('--requests', 64);
 const MAX_TOKENS = flag('--max-tokens', 64);
 
-const config = { ...resolveServeConfig({}, {}), port: 0 };
-const name = basename(modelDir);
-const entry = { name, path: modelDir, ref: modelDir };
-const registry = new ModelRegistry([entry], new EngineModelSource(config, { log: () => {} }), {
-  maxLoaded: 1,
-  keepAliveMs: -1,
-});
-const { app } = buildApp(config, registry, pino({ level: 'silent' }), 'bench');
-await app.listen({ host: '127.0.0.1', port: 0 });
-const address = app.server.address();
-const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-const lease = await registry.acquire(entry);
-const { engine, tokenizer } = lease.resident.model;
+const server = await startBenchServer(modelDir);
+const { name, url } = server;
+const { engine, tokenizer } = server.model;
 
 interface Result {
   path: string;
@@ -110,9 +95,7 @@ const pct = (xs: number[], p: number) =>
 await direct(); // warm-up
 const results: Result[] = [];
 for (const run of [direct, () => overHttp('openai'), () => overHttp('ollama'), direct]) results.push(await run());
-lease.release();
-await app.close();
-await registry.shutdown();
+await server.close();
 
 const header =
   '| path | requests | output tokens | seconds | output tok/s | first chunk p50 ms | p99 ms |\n|---|---|---|---|---|---|---|';
