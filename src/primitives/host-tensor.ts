@@ -1,16 +1,19 @@
+import { isQuantType, type QuantType } from './ggml-types.ts';
+
 /** Element types a backend may store. The CPU backend computes in f32; the CUDA backend in bf16/f16. */
 export type DType = 'f32' | 'f16' | 'bf16';
 
-/** A weight as read from disk: raw little-endian bytes in the stored dtype. */
+/** A weight as read from disk: raw little-endian bytes in the stored dtype, or ggml blocks of a quant type. */
 export interface HostTensor {
   readonly name: string;
   readonly shape: readonly number[];
-  readonly dtype: DType;
+  readonly dtype: DType | QuantType;
   readonly bytes: Uint8Array;
 }
 
 /** Converts stored bytes to float32 (the CPU backend's compute type). */
 export function toFloat32(t: HostTensor): Float32Array {
+  if (isQuantType(t.dtype)) throw new Error(`${t.name}: ${t.dtype} blocks cannot be read as float32 yet`);
   const n = t.bytes.byteLength / (t.dtype === 'f32' ? 4 : 2);
   const out = new Float32Array(n);
   const dv = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);

@@ -83,7 +83,7 @@ test('dummy weights come in the packed shapes', { skip: llama.skip }, () => {
       if (key === 'loadWeight')
         return (w: HostTensor): Tensor => {
           loaded.push(w);
-          return { shape: w.shape, dtype: w.dtype };
+          return { shape: w.shape, dtype: w.dtype as Tensor['dtype'] };
         };
       if (key === 'name') return 'cpu';
       return () => assert.fail(`${String(key)} called while building the model`);
