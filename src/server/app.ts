@@ -33,8 +33,17 @@ function checkingInterval(config: ServeConfig): number {
   return Math.max(10, Math.min(1000, ...limits.map((ms) => ms / 4)));
 }
 
-/** The HTTP app: routes of both APIs, body parsing, auth, CORS, one log line per request, error shapes. */
-export function buildApp(config: ServeConfig, registry: ModelRegistry, log: Logger, version: string): App {
+/**
+ * The HTTP app: routes of both APIs, body parsing, auth, CORS, one log line per request, error shapes.
+ * `starting` names the start-up models not loaded yet: /health answers 503 while there are any.
+ */
+export function buildApp(
+  config: ServeConfig,
+  registry: ModelRegistry,
+  log: Logger,
+  version: string,
+  starting: () => readonly string[] = () => [],
+): App {
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
@@ -103,7 +112,12 @@ export function buildApp(config: ServeConfig, registry: ModelRegistry, log: Logg
     reply.code(404).send(errorBody(apiFamily(request.url), api));
   });
 
-  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/health', async (_request, reply) => {
+    const pending = starting();
+    const ready = registry.resident().map((r) => r.entry.name);
+    reply.code(pending.length ? 503 : 200);
+    return { status: pending.length ? 'loading' : 'ok', models: { ready, loading: registry.loading() } };
+  });
   app.get('/metrics', async (_request, reply) => {
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();

@@ -30,6 +30,8 @@ export interface ServeConfig {
   requestTimeoutMs: number;
   /** How long SIGTERM waits for in-flight requests before aborting them. */
   shutdownGraceMs: number;
+  /** How long a request waits for its model to finish loading before a 503; 0 = no limit. */
+  loadTimeoutMs: number;
   /** Serve the web page at /ui (and redirect browsers from / to it). */
   ui: boolean;
 }
@@ -53,6 +55,7 @@ export interface ServeFlags {
   headersTimeout?: string;
   requestTimeout?: string;
   shutdownGrace?: string;
+  loadTimeout?: string;
   /** false = `--no-ui` given (commander sets true when it is absent, so true says nothing). */
   ui?: boolean;
 }
@@ -195,6 +198,7 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
         `the request timeout (${requestTimeoutMs} ms), which includes the headers`,
     );
   }
+  const loadTimeoutMs = timeout(pick(flags.loadTimeout, '--load-timeout', env, 'LOAD_TIMEOUT'), 5 * 60_000);
   const noUiValue = pick(flags.ui === false ? '1' : undefined, '--no-ui', env, 'NO_UI');
   const noUi = noUiValue ? NO_UI[noUiValue.value.trim().toLowerCase()] : false;
   if (noUi === undefined)
@@ -223,6 +227,7 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
     headersTimeoutMs,
     requestTimeoutMs,
     shutdownGraceMs: graceMs,
+    loadTimeoutMs,
     ui: !noUi,
   };
 }

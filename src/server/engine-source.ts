@@ -5,6 +5,7 @@ import { type LoadedPoolingEngine, loadPoolingEngine } from '../engine/pooling-l
 import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME } from '../loader/demo-model.ts';
 import { loadGenerationConfig, loadModelConfig } from '../loader/hf-config.ts';
+import { warmWeightFiles } from '../loader/warm-files.ts';
 import { modelTask } from '../models/pooling-load.ts';
 import { samplingTo } from '../primitives/sampling-names.ts';
 import type { EngineOptions } from '../runner/load.ts';
@@ -86,6 +87,8 @@ export class EngineModelSource implements ModelSource {
   }
 
   async load(entry: ModelEntry): Promise<LoadedModel> {
+    // Cold files are read here without blocking the server; the synchronous load below then reads from memory.
+    await warmWeightFiles(entry.path);
     const config = loadModelConfig(entry.path);
     if (entry.ref !== DEMO_MODEL_NAME && modelTask(entry.path, config) !== 'generate') return this.loadPooling(entry);
     const modelMax = config.maxPositionEmbeddings;

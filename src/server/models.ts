@@ -159,6 +159,8 @@ export class ModelRegistry {
       keepAliveMs: number;
       /** Finds a model that appeared after start-up (created or pulled by the CLI); null when there is none. */
       discover?: (name: string) => ModelEntry | null;
+      /** How long `acquire` waits for a model still loading before a 503; 0 or absent = no limit. */
+      loadTimeoutMs?: number;
     },
   ) {
     for (const entry of entries) {
@@ -232,6 +234,11 @@ export class ModelRegistry {
     return [...this.slots.values()].flatMap((s) => (s.resident ? [s.resident] : []));
   }
 
+  /** Names of the models being loaded now. */
+  loading(): string[] {
+    return [...this.slots.values()].filter((s) => s.loading).map((s) => s.entry.name);
+  }
+
   /**
    * Loads the model if needed and holds it loaded until `release`. `keepAliveMs` (the server's default when not
    * given) replaces that of earlier requests: when the last request in flight ends, the model stays loaded that long.
@@ -243,21 +250,8 @@ export class ModelRegistry {
     slot.keepAliveAsked = keepAliveMs !== undefined;
     if (slot.timer) clearTimeout(slot.timer);
     slot.timer = null;
-    if (!slot.resident && !slot.loading) {
-      slot.loading = this.load(slot).catch((err: unknown) => {
-        throw new ApiError(
-          500,
-          `model "${slot.entry.name}" failed to load: ${(err as Error).message}`,
-          'model',
-          'model_load_failed',
-        );
-      });
-      const done = () => {
-        slot.loading = null;
-      };
-      slot.loading.then(done, done);
-    }
-    const resident = slot.resident ?? (await slot.loading!);
+    this.startLoad(slot);
+    const resident = slot.resident ?? (await this.loaded(slot));
     const loadMs = performance.now() - t0;
     resident.active++;
     resident.expiresAt = null;
@@ -273,6 +267,43 @@ export class ModelRegistry {
         if (resident.active === 0 && slot.resident === resident) this.scheduleUnload(slot, slot.keepAliveMs);
       },
     };
+  }
+
+  /** Loads a start-up model with no time limit (a request would give up after the load timeout). */
+  async preload(entry: ModelEntry): Promise<ResidentModel> {
+    const slot = this.slots.get(entry.name)!;
+    this.startLoad(slot);
+    return slot.resident ?? slot.loading!;
+  }
+
+  private startLoad(slot: Slot): void {
+    if (slot.resident || slot.loading) return;
+    slot.loading = this.load(slot).catch((err: unknown) => {
+      throw new ApiError(
+        500,
+        `model "${slot.entry.name}" failed to load: ${(err as Error).message}`,
+        'model',
+        'model_load_failed',
+      );
+    });
+    const done = () => {
+      slot.loading = null;
+    };
+    slot.loading.then(done, done);
+  }
+
+  /** The slot's load, or a 503 once it has taken longer than the load timeout (the load itself goes on). */
+  private loaded(slot: Slot): Promise<ResidentModel> {
+    const limit = this.opts.loadTimeoutMs ?? 0;
+    if (limit <= 0) return slot.loading!;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const message = `model "${slot.entry.name}" is still loading after ${limit / 1000} s; try again later`;
+        reject(new ApiError(503, message, 'model', 'model_loading', { 'retry-after': '5' }));
+      }, limit);
+    });
+    return Promise.race([slot.loading!, late]).finally(() => clearTimeout(timer));
   }
 
   async shutdown(): Promise<void> {

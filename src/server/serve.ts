@@ -49,13 +49,36 @@ export function resolveEntries(config: ServeConfig): { entries: ModelEntry[]; pr
   return { entries: [...given, ...known], preload: given };
 }
 
+/** `app.listen`, with a busy or forbidden address said in one line. */
+async function listen(app: ReturnType<typeof buildApp>['app'], config: ServeConfig): Promise<void> {
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const where = `${config.host}:${config.port}`;
+    if (code === 'EADDRINUSE') {
+      throw new UserError(
+        `${where} is already in use (another pagoda or ollama serve?); choose one with --port or PAGODA_HOST`,
+      );
+    }
+    if (code === 'EACCES') throw new UserError(`${where}: permission denied (ports below 1024 need privileges)`);
+    if (code === 'EADDRNOTAVAIL') throw new UserError(`${where}: no such address on this machine (--host)`);
+    throw err;
+  }
+}
+
 export interface RunningServer {
   url: string;
+  /** Settles once every start-up model (`--model`) has loaded; rejects with the first that failed. */
+  ready: Promise<void>;
   /** Stops accepting, lets in-flight requests finish within the grace period, then aborts the rest. */
   shutdown(): Promise<void>;
 }
 
-/** Loads the given models, listens, and prints where, which models, the backend and each KV cache size. */
+/**
+ * Listens first (a busy port fails at once, before any loading), then loads the start-up models in the background:
+ * /health answers 503 until they are in, and a request for one waits for its load (up to the load timeout).
+ */
 export async function startServer(
   config: ServeConfig,
   engineOptions: EngineOptions,
@@ -68,28 +91,38 @@ export async function startServer(
     maxLoaded: config.maxLoadedModels,
     keepAliveMs: config.keepAliveMs,
     discover: storeEntry,
+    loadTimeoutMs: config.loadTimeoutMs,
   });
   const version = pagodaVersion();
-  const { app, ctx } = buildApp(config, registry, log, version);
+  const starting = new Set(preload.map((e) => e.name));
+  const { app, ctx } = buildApp(config, registry, log, version, () => [...starting]);
 
-  for (const entry of preload) {
-    const lease = await registry.acquire(entry);
-    const m = lease.resident.model;
-    say(`model ${entry.name} (${entry.path}): backend ${m.backend}, context ${m.contextLength} tokens`);
-    if (entry.ref === DEMO_MODEL_NAME) say(`note: ${DEMO_MODEL_WARNING}`);
-    lease.release();
-  }
-  const others = entries.length - preload.length;
-  if (others > 0) say(`${others} more model(s) from the store, loaded on first use`);
-
-  await app.listen({ host: config.host, port: config.port });
+  await listen(app, config);
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
-  say(`pagoda ${version} listening on ${url}${config.apiKey ? ' (API key required)' : ''}`);
+  const loadingNote = starting.size ? ` (loading ${[...starting].join(', ')})` : '';
+  say(`pagoda ${version} listening on ${url}${config.apiKey ? ' (API key required)' : ''}${loadingNote}`);
   const local = ['127.0.0.1', 'localhost', '::1'].includes(config.host);
   if (!local && !config.apiKey) say('warning: listening beyond this machine with no API key (set PAGODA_API_KEY)');
+
+  const ready = (async () => {
+    for (const entry of preload) {
+      const t0 = performance.now();
+      const m = (await registry.preload(entry)).model;
+      const seconds = ((performance.now() - t0) / 1000).toFixed(1);
+      say(
+        `model ${entry.name} (${entry.path}) ready in ${seconds} s: backend ${m.backend}, context ${m.contextLength} tokens`,
+      );
+      if (entry.ref === DEMO_MODEL_NAME) say(`note: ${DEMO_MODEL_WARNING}`);
+      starting.delete(entry.name);
+    }
+    const others = entries.length - preload.length;
+    if (others > 0) say(`${others} more model(s) from the store, loaded on first use`);
+  })();
+  // The caller decides what a failed start-up model means (the CLI exits); until it looks, nothing is unhandled.
+  ready.catch(() => {});
 
   let stopping: Promise<void> | null = null;
   const shutdown = () => {
@@ -114,5 +147,5 @@ export async function startServer(
     })();
     return stopping;
   };
-  return { url, shutdown };
+  return { url, ready, shutdown };
 }

@@ -28,6 +28,7 @@ before(async () => {
   addToHubCache(join(root, 'hf'), 'pagoda-test/tiny-llama', readModelFolder(LLAMA));
   const config = { ...resolveServeConfig({ port: 0, host: '127.0.0.1' }, {}), models: ['pagoda-test/tiny-llama'] };
   server = await startServer(config, { log: () => {} }, () => {});
+  await server.ready;
   port = new URL(server.url).port;
   ollama = new Ollama({ host: server.url });
   await ollama.create({ model: 'kept', from: 'pagoda-test/tiny-llama' });

@@ -12,6 +12,17 @@ test('defaults: localhost on Ollama port, CORS off, no key', () => {
   assert.equal(c.flashAttention, 'auto');
   assert.equal(c.headersTimeoutMs, 30_000);
   assert.equal(c.requestTimeoutMs, 60_000);
+  assert.equal(c.loadTimeoutMs, 300_000);
+});
+
+test('load timeout: flag, PAGODA_ and OLLAMA_LOAD_TIMEOUT, 0 for no limit, a bad value named', () => {
+  assert.equal(resolveServeConfig({ loadTimeout: '30s' }, { PAGODA_LOAD_TIMEOUT: '1m' }).loadTimeoutMs, 30_000);
+  assert.equal(resolveServeConfig({}, { OLLAMA_LOAD_TIMEOUT: '10m' }).loadTimeoutMs, 600_000);
+  assert.equal(resolveServeConfig({ loadTimeout: '0' }, {}).loadTimeoutMs, 0);
+  assert.throws(
+    () => resolveServeConfig({}, { PAGODA_LOAD_TIMEOUT: 'soon' }),
+    /PAGODA_LOAD_TIMEOUT: "soon" is not a duration/,
+  );
 });
 
 test('request timeouts: flags, variables, 0 or -1 for no limit, headers within the request', () => {

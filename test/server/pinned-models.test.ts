@@ -31,6 +31,7 @@ before(async () => {
   });
   addToHubCache(join(root, 'hf'), 'pagoda-test/tiny-qwen3', readModelFolder(fixture('tiny-qwen3')));
   server = await startServer(config, { log: () => {} }, () => {});
+  await server.ready;
   ollama = new Ollama({ host: server.url });
 });
 

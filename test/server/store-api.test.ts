@@ -44,6 +44,7 @@ before(async () => {
   addToHubCache(join(root, 'hf'), 'pagoda-test/tiny-qwen2', readModelFolder(QWEN));
   const config = { ...resolveServeConfig({ port: 0, host: '127.0.0.1' }, {}), models: ['pagoda-test/tiny-qwen2'] };
   server = await startServer(config, { log: () => {} }, () => {});
+  await server.ready;
   ollama = new Ollama({ host: server.url });
 });
 

@@ -30,6 +30,7 @@ export async function startUiServer(
   });
   const config = { ...resolveServeConfig({ port: 0, host: '127.0.0.1' }, {}), models, ...overrides };
   const server = await startServer(config, { log: () => {} }, () => {});
+  await server.ready;
   return {
     url: server.url,
     root,

@@ -34,6 +34,10 @@ export const registerServe: RegisterCommand = (program) => {
       'time a client has to send its whole request (not the answer), 0 = none [PAGODA_REQUEST_TIMEOUT]',
     )
     .option('--shutdown-grace <duration>', 'how long SIGTERM waits for in-flight requests [PAGODA_SHUTDOWN_GRACE]')
+    .option(
+      '--load-timeout <duration>',
+      'how long a request waits for its model to load, 0 = no limit (default 5m) [PAGODA_LOAD_TIMEOUT]',
+    )
     .option('--no-ui', 'do not serve the web page at /ui [PAGODA_NO_UI=1]');
   addEngineOptions(cmd);
   cmd.action(async (opts: Record<string, unknown>) => {
@@ -57,6 +61,11 @@ export const registerServe: RegisterCommand = (program) => {
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    // A --model that cannot load ends the server, as it did when loading came before listening.
+    await server.ready.catch(async (err: unknown) => {
+      await server.shutdown();
+      throw err;
+    });
   });
   program.addCommand(cmd);
 };
