@@ -139,6 +139,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   );
   let m: Model;
   let numBlocks: number;
+  const t0 = performance.now();
   if (device === 'cuda' && !options.backend) {
     const cuda = loadCudaModel(modelDir, {
       dtype: options.dtype,
@@ -173,6 +174,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   }
   const runner = new ModelRunner(m, numBlocks, blockSize);
   if (m.backend instanceof CudaBackend) log(m.backend.memoryReport());
+  const t1 = performance.now();
   const config = m.config;
   const generation = loadGenerationConfig(modelDir, config);
   const tokenizer =
@@ -180,6 +182,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
       ? dummyTokenizer(config.vocabSize, generation)
       : loadTokenizer(modelDir, generation);
   const chatTemplate = storedChatTemplate(manifest, loadChatTemplate(modelDir));
+  log(startupLine(m.backend, t1 - t0, performance.now() - t1));
 
   return {
     runner,
@@ -199,6 +202,20 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
     chatTemplate,
     manifest,
   };
+}
+
+/**
+ * One line of where start-up went: weights and KV cache sizing (on the GPU including the kernels its profiling pass
+ * compiled or read from the cache), then tokenizer and template. CUDA graphs are captured later, on first use.
+ */
+function startupLine(backend: Backend, modelMs: number, textMs: number): string {
+  const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  const kernels =
+    backend instanceof CudaBackend
+      ? (({ compiled, cached, compileMs }) =>
+          `, of which kernels ${s(compileMs)} (${compiled} compiled, ${cached} cached)`)(backend.ctx.mods.nvrtc.stats)
+      : '';
+  return `start-up ${s(modelMs + textMs)}: weights and KV cache ${s(modelMs)}${kernels}; tokenizer and template ${s(textMs)}`;
 }
 
 /** The given backend's device, else --device (auto: CUDA when usable); dummy weights need CUDA. */

@@ -21,7 +21,8 @@ export class KernelModules {
   /** `cacheDir`: where compiled kernels are kept (CudaSettings.kernelCache). */
   constructor(
     private readonly drv: CudaDriver,
-    private readonly nvrtc: Nvrtc,
+    /** Its `stats` say how many kernels were compiled or read from the cache, and the compile time. */
+    readonly nvrtc: Nvrtc,
     private readonly cacheDir: string,
   ) {
     this.arch = `sm_${drv.info.ccMajor}${drv.info.ccMinor}`;
