@@ -141,7 +141,10 @@ test('unknown routes and methods are JSON 404s; HEAD / and /health answer', asyn
   assertOllamaError(await request(`${server.url}/api/nothing`), 404);
   assertOpenAIError(await request(`${server.url}/v1/nothing`), 404);
   assert.equal((await request(`${server.url}/`, { method: 'HEAD' })).status, 200);
-  assert.deepEqual((await request(`${server.url}/health`)).json, { status: 'ok' });
+  assert.deepEqual((await request(`${server.url}/health`)).json, {
+    status: 'ok',
+    models: { ready: ['tiny-llama'], loading: [] },
+  });
 });
 
 test('/metrics exposes engine and latency series', async () => {

@@ -13,7 +13,7 @@ interface Child {
   exit: Promise<number | null>;
 }
 
-/** Spawns `pagoda serve` on a free port and waits for its "listening on" line. */
+/** Spawns `pagoda serve` on a free port and waits for its "listening on" line, then for its model to be ready. */
 async function spawnServe(args: string[]): Promise<Child> {
   const proc = spawn(
     process.execPath,
@@ -31,7 +31,7 @@ async function spawnServe(args: string[]): Promise<Child> {
     const timer = setTimeout(() => reject(new Error(`no "listening on" line:\n${out}`)), 30_000);
     proc.stdout!.on('data', () => {
       const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) {
+      if (m && /\nmodel \S+ \(.*\) ready in/.test(out)) {
         clearTimeout(timer);
         resolve(m[1]);
       }
@@ -68,9 +68,9 @@ function streamRequest(url: string, body: unknown) {
 
 test('SIGTERM: stops accepting, lets in-flight streams finish, exits 0', async () => {
   const child = await spawnServe([]);
-  // Startup says where it listens, the model, the backend and the KV cache size.
+  // Startup says where it listens, then the model, the backend and the KV cache size.
   assert.match(child.out(), /tiny-llama: KV cache: \d+ blocks of 16 tokens \([\d.]+ MiB\)/);
-  assert.match(child.out(), /model tiny-llama \(.*tiny-llama\): backend cpu, context 512 tokens/);
+  assert.match(child.out(), /model tiny-llama \(.*tiny-llama\) ready in [\d.]+ s: backend cpu, context 512 tokens/);
   const streams = [0, 1, 2].map((i) =>
     streamRequest(`${child.url}/v1/completions`, {
       model: 'tiny-llama',
