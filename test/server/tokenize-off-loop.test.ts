@@ -40,7 +40,7 @@ test('while the tokenizer worker holds four long prompts, /health and another st
   await eventually(() => Atomics.load(latch, 1) === 1, 10_000, 'the worker to receive the first long prompt');
 
   const health = await request(`${server.url}/health`);
-  assert.deepEqual(health.json, { status: 'ok' });
+  assert.deepEqual(health.json, { status: 'ok', models: { ready: ['tiny-llama'], loading: [] } });
   const stream = await complete('Once upon a time', { stream: true, max_tokens: 4, temperature: 0, ignore_eos: true });
   assert.equal(stream.status, 200);
   const chunks = stream.text.split('\n\n').filter((e) => e.startsWith('data: {'));
