@@ -3,6 +3,7 @@ import type { Backend, HostTensor } from '../backend/backend.ts';
 import { loadModelConfig } from '../loader/hf-config.ts';
 import type { WeightSource } from '../loader/safetensors.ts';
 import type { TextTokenizer, TokenizerGenerationIds } from '../loader/tokenizer.ts';
+import type { BuildOptions } from './architecture.ts';
 import type { Model } from './model.ts';
 import { pickArchitecture } from './registry.ts';
 import { ModelWeights } from './weights.ts';
@@ -38,10 +39,10 @@ export function dummyWeights(dir: string, backend: Backend): ModelWeights {
 }
 
 /** Builds the model of `dir/config.json` with dummy weights (see DummyWeights). */
-export function loadDummyModel(dir: string, backend: Backend): Model {
+export function loadDummyModel(dir: string, backend: Backend, options: BuildOptions = {}): Model {
   const config = loadModelConfig(dir);
   const arch = pickArchitecture(config, join(dir, 'config.json'));
-  return arch.build(config, dummyWeights(dir, backend), backend);
+  return arch.build(config, dummyWeights(dir, backend), backend, options);
 }
 
 /**

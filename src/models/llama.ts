@@ -1,6 +1,6 @@
 import type { AttentionSpec, Backend, LayerKvCache, RopeSpec, StepContext, Tensor } from '../backend/backend.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
-import type { Architecture } from './architecture.ts';
+import type { Architecture, BuildOptions } from './architecture.ts';
 import type { Encoder, Model } from './model.ts';
 import { ropeSpecFromConfig } from './rope.ts';
 import type { ModelWeights } from './weights.ts';
@@ -42,8 +42,9 @@ class LlamaStack {
     readonly embedTable: Tensor,
     readonly layers: LlamaLayer[],
     readonly finalNorm: Tensor,
+    build: BuildOptions,
   ) {
-    this.rope = ropeSpecFromConfig(config);
+    this.rope = ropeSpecFromConfig(config, 'neox', build.maxModelLen);
   }
 
   /**
@@ -143,7 +144,13 @@ function slidingWindowOf(cfg: ModelConfig, layer: number): number {
 }
 
 /** The decoder stack's weights; checkpoints saved from the bare model (Qwen3Model) name them without "model.". */
-function buildStack(opts: LlamaOptions, cfg: ModelConfig, w: ModelWeights, backend: Backend): LlamaStack {
+function buildStack(
+  opts: LlamaOptions,
+  cfg: ModelConfig,
+  w: ModelWeights,
+  backend: Backend,
+  build: BuildOptions,
+): LlamaStack {
   const { hiddenSize: H, intermediateSize: I, numHeads, numKvHeads, headDim: D, vocabSize } = cfg;
   const root = w.has('embed_tokens.weight') && !w.has('model.embed_tokens.weight') ? '' : 'model.';
   const attnBias = opts.qkvBias || cfg.attentionBias;
@@ -187,11 +194,17 @@ function buildStack(opts: LlamaOptions, cfg: ModelConfig, w: ModelWeights, backe
     };
   });
   const embed = w.load(`${root}embed_tokens.weight`, [vocabSize, H]);
-  return new LlamaStack(cfg, backend, embed, layers, w.load(`${root}norm.weight`, [H]));
+  return new LlamaStack(cfg, backend, embed, layers, w.load(`${root}norm.weight`, [H]), build);
 }
 
-export function buildLlama(opts: LlamaOptions, cfg: ModelConfig, w: ModelWeights, backend: Backend): LlamaModel {
-  const stack = buildStack(opts, cfg, w, backend);
+export function buildLlama(
+  opts: LlamaOptions,
+  cfg: ModelConfig,
+  w: ModelWeights,
+  backend: Backend,
+  build: BuildOptions,
+): LlamaModel {
+  const stack = buildStack(opts, cfg, w, backend, build);
   const embed = stack.embedTable;
   // A separate lm_head when the checkpoint has one; otherwise the embeddings, if the config ties them.
   const { vocabSize, hiddenSize: H } = cfg;
@@ -201,11 +214,11 @@ export function buildLlama(opts: LlamaOptions, cfg: ModelConfig, w: ModelWeights
 
 /** The stack alone, as an embedding model's encoder (no LM head is loaded, tied or not). */
 export function buildLlamaEncoder(opts: LlamaOptions, cfg: ModelConfig, w: ModelWeights, backend: Backend) {
-  return new LlamaEncoder(buildStack(opts, cfg, w, backend));
+  return new LlamaEncoder(buildStack(opts, cfg, w, backend, {}));
 }
 
 export const llama: Architecture = {
   names: ['LlamaForCausalLM'],
   modelTypes: ['llama'],
-  build: (cfg, w, backend) => buildLlama({ qkvBias: false, qkNorm: false }, cfg, w, backend),
+  build: (cfg, w, backend, options) => buildLlama({ qkvBias: false, qkNorm: false }, cfg, w, backend, options),
 };

@@ -5,5 +5,5 @@ import { buildLlama } from './llama.ts';
 export const mistral: Architecture = {
   names: ['MistralForCausalLM'],
   modelTypes: ['mistral'],
-  build: (cfg, w, backend) => buildLlama({ qkvBias: false, qkNorm: false }, cfg, w, backend),
+  build: (cfg, w, backend, options) => buildLlama({ qkvBias: false, qkNorm: false }, cfg, w, backend, options),
 };

@@ -5,5 +5,5 @@ import { buildLlama } from './llama.ts';
 export const qwen2: Architecture = {
   names: ['Qwen2ForCausalLM'],
   modelTypes: ['qwen2'],
-  build: (cfg, w, backend) => buildLlama({ qkvBias: true, qkNorm: false }, cfg, w, backend),
+  build: (cfg, w, backend, options) => buildLlama({ qkvBias: true, qkNorm: false }, cfg, w, backend, options),
 };

@@ -5,5 +5,5 @@ import { buildLlama } from './llama.ts';
 export const qwen3: Architecture = {
   names: ['Qwen3ForCausalLM'],
   modelTypes: ['qwen3'],
-  build: (cfg, w, backend) => buildLlama({ qkvBias: false, qkNorm: true }, cfg, w, backend),
+  build: (cfg, w, backend, options) => buildLlama({ qkvBias: false, qkNorm: true }, cfg, w, backend, options),
 };

@@ -69,11 +69,69 @@ function yarn(theta: number, dim: number, s: RopeScaling, maxPos: number): { inv
   return { invFreq, mscale };
 }
 
+/** 'su' is the name the first Phi-3 128k configs gave LongRoPE. */
+const LONGROPE_TYPES = ['longrope', 'su'];
+
+/** LongRoPE (Phi-3, Phi-4): which factor list applies and why, for the start-up log. */
+export interface LongRopeChoice {
+  factors: 'short' | 'long';
+  originalMax: number;
+  maxModelLen: number;
+}
+
+/** The trained length LongRoPE extends: in the rope settings (transformers 5) or at the config's top level (4.x). */
+function longRopeOriginalMax(cfg: ModelConfig, s: RopeScaling): number {
+  const v = s.original_max_position_embeddings ?? cfg.raw.original_max_position_embeddings;
+  if (typeof v === 'number') return v;
+  throw new UserError(`config.json: rope scaling "${s.type}" needs a numeric "original_max_position_embeddings"`);
+}
+
+/**
+ * vLLM's rule: the long factors when the engine's max-model-len exceeds original_max_position_embeddings, the short
+ * ones otherwise (a cache cannot switch factors mid-sequence as transformers' forward does). Null for other ropes.
+ */
+export function longRopeChoice(cfg: ModelConfig, maxModelLen = cfg.maxPositionEmbeddings): LongRopeChoice | null {
+  const s = cfg.ropeScaling;
+  if (!s || !LONGROPE_TYPES.includes(s.type)) return null;
+  const originalMax = longRopeOriginalMax(cfg, s);
+  return { factors: maxModelLen > originalMax ? 'long' : 'short', originalMax, maxModelLen };
+}
+
+/**
+ * LongRoPE: each frequency divided by its own factor (short or long list, see longRopeChoice); the attention factor
+ * sqrt(1 + ln(max / original) / ln(original)) from the config's lengths unless `attention_factor` is given.
+ */
+function longRope(cfg: ModelConfig, s: RopeScaling, dim: number, maxModelLen: number) {
+  const choice = longRopeChoice(cfg, maxModelLen)!;
+  const key = `${choice.factors}_factor`;
+  const factors = s[key];
+  if (!Array.isArray(factors) || factors.length !== dim / 2 || factors.some((f) => typeof f !== 'number')) {
+    const found = Array.isArray(factors) ? `${factors.length} entries` : JSON.stringify(factors ?? null);
+    throw new UserError(
+      `config.json: rope scaling "${s.type}" needs "${key}" as ${dim / 2} numbers (rotary dim ${dim} / 2), found ${found}`,
+    );
+  }
+  const invFreq = defaultInvFreq(cfg.ropeTheta, dim).map((f, i) => f / (factors[i] as number));
+  const scale = cfg.maxPositionEmbeddings / choice.originalMax;
+  const mscale =
+    typeof s.attention_factor === 'number'
+      ? s.attention_factor
+      : scale <= 1
+        ? 1
+        : Math.sqrt(1 + Math.log(scale) / Math.log(choice.originalMax));
+  return { invFreq, mscale };
+}
+
 /**
  * The rotary embedding for a model: inverse frequencies with the config's rope scaling folded in.
- * Supports default, linear, dynamic (NTK, fixed at load for the scaled maximum length), llama3 and yarn.
+ * Supports default, linear, dynamic (NTK, fixed at load for the scaled maximum length), llama3, yarn and longrope
+ * (its factors chosen by the engine's `maxModelLen`).
  */
-export function ropeSpecFromConfig(cfg: ModelConfig, style: RopeSpec['style'] = 'neox'): RopeSpec {
+export function ropeSpecFromConfig(
+  cfg: ModelConfig,
+  style: RopeSpec['style'] = 'neox',
+  maxModelLen = cfg.maxPositionEmbeddings,
+): RopeSpec {
   const rotaryDim = Math.floor(cfg.headDim * cfg.partialRotaryFactor);
   const theta = cfg.ropeTheta;
   const s = cfg.ropeScaling;
@@ -98,9 +156,14 @@ export function ropeSpecFromConfig(cfg: ModelConfig, style: RopeSpec['style'] = 
       const { invFreq, mscale } = yarn(theta, rotaryDim, s, cfg.maxPositionEmbeddings);
       return spec(invFreq, mscale);
     }
+    case 'longrope':
+    case 'su': {
+      const { invFreq, mscale } = longRope(cfg, s, rotaryDim, maxModelLen);
+      return spec(invFreq, mscale);
+    }
     default:
       throw new UserError(
-        `config.json: rope scaling type "${s.type}" is not supported (supported: default, linear, dynamic, llama3, yarn)`,
+        `config.json: rope scaling type "${s.type}" is not supported (supported: default, linear, dynamic, llama3, yarn, longrope)`,
       );
   }
 }

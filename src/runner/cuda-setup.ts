@@ -58,7 +58,10 @@ export function loadCudaModel(
 ): { model: Model; backend: CudaBackend; numBlocks: number } {
   const util = o.gpuMemoryUtilization ?? 0.9;
   if (!(util > 0 && util <= 1)) throw new UserError(`--gpu-memory-utilization ${util}: expected a fraction in (0, 1]`);
-  const { model, backend } = loadOnCuda(dir, o, false, (b) => (o.dummy ? loadDummyModel(dir, b) : loadModel(dir, b)));
+  const { model, backend } = loadOnCuda(dir, o, false, (b) => {
+    const build = { maxModelLen: o.maxModelLen };
+    return o.dummy ? loadDummyModel(dir, b, build) : loadModel(dir, b, build);
+  });
   let numBlocks: number;
   if (o.kvCacheMemory !== undefined) {
     backend.reserveSteps({

@@ -156,7 +156,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
     m = cuda.model;
     numBlocks = cuda.numBlocks;
   } else {
-    m = loadModel(modelDir, options.backend ?? new CpuBackend({ threads: options.cpuThreads }));
+    m = loadModel(modelDir, options.backend ?? new CpuBackend({ threads: options.cpuThreads }), { maxModelLen });
     const blockBytes = kvBlockBytes(m, blockSize, onCpu ? 4 : 2);
     // Without an explicit size, take no more than every sequence at full length could use.
     const useful = maxNumSeqs * Math.ceil(maxModelLen / blockSize) * blockBytes;

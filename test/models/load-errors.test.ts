@@ -70,8 +70,8 @@ describe('loadModel errors', { skip: fixture.skip }, () => {
 
   test('an unsupported rope scaling type is named', () => {
     const dir = variant('rope', (c) => {
-      c.rope_parameters = { rope_type: 'longrope', rope_theta: 10000 };
+      c.rope_parameters = { rope_type: 'deepseek_yarn', rope_theta: 10000 };
     });
-    assertOneLine(dir, /rope scaling type "longrope" is not supported/);
+    assertOneLine(dir, /rope scaling type "deepseek_yarn" is not supported/);
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { parseModelConfig } from '../../src/loader/hf-config.ts';
-import { ropeSpecFromConfig } from '../../src/models/rope.ts';
+import { longRopeChoice, ropeSpecFromConfig } from '../../src/models/rope.ts';
 
 /** A minimal config with the given head size and rope settings (transformers 4 style: top-level rope keys). */
 function config(headDim: number, theta: number, ropeScaling?: Record<string, unknown>, extra = {}) {
@@ -96,4 +96,51 @@ test('partial rotary: only the leading fraction of each head is rotated', () => 
 
 test('gptj pairing can be asked for', () => {
   assert.equal(ropeSpecFromConfig(config(8, 10000), 'gptj').style, 'gptj');
+});
+
+describe('longrope (Phi-3, Phi-4)', () => {
+  const short = [1, 1.1, 1.3, 1.6, 2, 2.5];
+  const long = [1, 1.5, 2.5, 4, 6, 8];
+  // head 16, rotary 12: 6 frequencies; trained on 64 positions, extended to 512
+  const phi = (scaling: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+    config(16, 10000, scaling, { max_position_embeddings: 512, partial_rotary_factor: 0.75, ...extra });
+  const longrope = { type: 'longrope', short_factor: short, long_factor: long, original_max_position_embeddings: 64 };
+  const divided = (factors: number[]) =>
+    Object.fromEntries(factors.map((f, i) => [i, 10000 ** (-(2 * i) / 12) / f])) as Record<number, number>;
+
+  test('short factors while the max model length stays within the trained length, long ones beyond it', () => {
+    const atTrained = ropeSpecFromConfig(phi(longrope), 'neox', 64);
+    assert.equal(atTrained.rotaryDim, 12);
+    close(atTrained.invFreq, divided(short));
+    close(ropeSpecFromConfig(phi(longrope), 'neox', 65).invFreq, divided(long));
+    close(ropeSpecFromConfig(phi(longrope)).invFreq, divided(long), 1e-6);
+  });
+
+  test('attention factor sqrt(1 + ln(max / original) / ln(original)) whichever factors apply, unless given', () => {
+    // ln 8 / ln 64 = 1/2
+    for (const len of [64, 512])
+      assert.ok(Math.abs(ropeSpecFromConfig(phi(longrope), 'neox', len).mscale - Math.sqrt(1.5)) < 1e-12);
+    assert.equal(ropeSpecFromConfig(phi({ ...longrope, attention_factor: 1.25 })).mscale, 1.25);
+    assert.equal(ropeSpecFromConfig(phi(longrope, { max_position_embeddings: 64 })).mscale, 1);
+  });
+
+  test('4.x configs: original_max_position_embeddings at the top level, and the older name "su"', () => {
+    const legacy = phi(
+      { type: 'su', short_factor: short, long_factor: long },
+      { original_max_position_embeddings: 64 },
+    );
+    assert.deepEqual(longRopeChoice(legacy, 64), { factors: 'short', originalMax: 64, maxModelLen: 64 });
+    assert.deepEqual(longRopeChoice(legacy), { factors: 'long', originalMax: 64, maxModelLen: 512 });
+    close(ropeSpecFromConfig(legacy).invFreq, divided(long));
+    assert.equal(longRopeChoice(config(8, 10000)), null);
+  });
+
+  test('factor lists of the wrong length, or no trained length, are one-line errors', () => {
+    assert.throws(
+      () => ropeSpecFromConfig(phi({ ...longrope, long_factor: [1, 2] })),
+      /rope scaling "longrope" needs "long_factor" as 6 numbers \(rotary dim 12 \/ 2\), found 2 entries$/,
+    );
+    const { original_max_position_embeddings: _, ...noOriginal } = longrope;
+    assert.throws(() => ropeSpecFromConfig(phi(noOriginal)), /needs a numeric "original_max_position_embeddings"$/);
+  });
 });
