@@ -11,6 +11,8 @@ export interface LlamaOptions {
   qkvBias: boolean;
   /** RMSNorm over each q and k head before RoPE (Qwen3). */
   qkNorm: boolean;
+  /** q/k/v stored packed as `qkv_proj` and gate/up as `gate_up_proj`, in the order the stack uses (Phi-3). */
+  fusedProjections?: boolean;
 }
 
 interface Linear {
@@ -168,27 +170,31 @@ function buildStack(
     const p = `${root}layers.${i}`;
     return {
       inputNorm: w.load(`${p}.input_layernorm.weight`, [H]),
-      qkv: packed(
-        [
-          [`${p}.self_attn.q_proj`, numHeads * D],
-          [`${p}.self_attn.k_proj`, numKvHeads * D],
-          [`${p}.self_attn.v_proj`, numKvHeads * D],
-        ],
-        H,
-        attnBias,
-      ),
+      qkv: opts.fusedProjections
+        ? lin(`${p}.self_attn.qkv_proj`, (numHeads + 2 * numKvHeads) * D, H, attnBias)
+        : packed(
+            [
+              [`${p}.self_attn.q_proj`, numHeads * D],
+              [`${p}.self_attn.k_proj`, numKvHeads * D],
+              [`${p}.self_attn.v_proj`, numKvHeads * D],
+            ],
+            H,
+            attnBias,
+          ),
       o: lin(`${p}.self_attn.o_proj`, H, numHeads * D, cfg.attentionBias),
       qNorm: opts.qkNorm ? w.load(`${p}.self_attn.q_norm.weight`, [D]) : undefined,
       kNorm: opts.qkNorm ? w.load(`${p}.self_attn.k_norm.weight`, [D]) : undefined,
       postNorm: w.load(`${p}.post_attention_layernorm.weight`, [H]),
-      gateUp: packed(
-        [
-          [`${p}.mlp.gate_proj`, I],
-          [`${p}.mlp.up_proj`, I],
-        ],
-        H,
-        mlpBias,
-      ),
+      gateUp: opts.fusedProjections
+        ? lin(`${p}.mlp.gate_up_proj`, 2 * I, H, mlpBias)
+        : packed(
+            [
+              [`${p}.mlp.gate_proj`, I],
+              [`${p}.mlp.up_proj`, I],
+            ],
+            H,
+            mlpBias,
+          ),
       down: lin(`${p}.mlp.down_proj`, H, I, mlpBias),
       attention: { numHeads, numKvHeads, headDim: D, scale: 1 / Math.sqrt(D), slidingWindow: slidingWindowOf(cfg, i) },
     };

@@ -20,6 +20,21 @@ interface GoldenPrompt {
 
 const MODELS = ['stories260K', 'tiny-llama', 'tiny-qwen2', 'tiny-qwen3', 'tiny-mistral', 'tiny-gpt2'];
 
+/** A fixture's golden file, run with the engine's max-model-len where the model's rope depends on it. */
+interface GoldenCase {
+  name: string;
+  file: string;
+  maxModelLen?: number;
+}
+
+const CASES: GoldenCase[] = [
+  ...MODELS.map((name) => ({ name, file: 'golden.json' })),
+  // LongRoPE: golden.json stays within the 64 trained positions (short factors); golden_long.json has the long ones,
+  // which the default max-model-len (max_position_embeddings, 512) selects.
+  { name: 'tiny-phi3-longrope', file: 'golden.json', maxModelLen: 64 },
+  { name: 'tiny-phi3-longrope', file: 'golden_long.json' },
+];
+
 /**
  * Checks one generated step's logits against the golden top 8: every golden id's logit within TOL, and our top 8 in
  * the same order, except that two ids may swap places where their logits tie within TOL.
@@ -35,12 +50,13 @@ function checkStep(logits: Float32Array, golden: GoldenPrompt, i: number, what: 
   });
 }
 
-for (const name of MODELS) {
+for (const { name, file, maxModelLen } of CASES) {
   const fixture = modelFixture(name);
-  describe(`golden ${name}`, { skip: fixture.skip }, () => {
+  const title = `golden ${name}${file === 'golden.json' ? '' : ` ${file}`}${maxModelLen ? ` (max model len ${maxModelLen})` : ''}`;
+  describe(title, { skip: fixture.skip }, () => {
     const dir = fixture.path;
-    const golden = () => JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8')).prompts as GoldenPrompt[];
-    const load = () => loadModel(dir, new CpuBackend());
+    const golden = () => JSON.parse(readFileSync(join(dir, file), 'utf8')).prompts as GoldenPrompt[];
+    const load = () => loadModel(dir, new CpuBackend(), { maxModelLen });
 
     test('one prefill step gives the first and last positions logits', () => {
       const model = load();

@@ -1,0 +1,13 @@
+import type { Architecture } from './architecture.ts';
+import { buildLlama } from './llama.ts';
+
+/**
+ * Phi-3, Phi-3.5, Phi-4 and Phi-4-mini: Llama with q/k/v and gate/up stored fused; partial rotary, LongRoPE and the
+ * sliding window come from the config.
+ */
+export const phi3: Architecture = {
+  names: ['Phi3ForCausalLM'],
+  modelTypes: ['phi3'],
+  build: (cfg, w, backend, options) =>
+    buildLlama({ qkvBias: false, qkNorm: false, fusedProjections: true }, cfg, w, backend, options),
+};
