@@ -15,6 +15,7 @@ import { dummyTokenizer } from '../models/dummy.ts';
 import { loadModel } from '../models/load.ts';
 import type { Model } from '../models/model.ts';
 import { modelTask } from '../models/pooling-load.ts';
+import { longRopeChoice } from '../models/rope.ts';
 import type { Manifest } from '../store/manifest.ts';
 import { type PromptTemplate, storedChatTemplate } from '../store/model-prompt.ts';
 import { resolveModel } from '../store/resolve.ts';
@@ -130,6 +131,13 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   if (maxModelLen > config0.maxPositionEmbeddings) {
     throw new UserError(
       `max model length ${maxModelLen} exceeds the model's max_position_embeddings (${config0.maxPositionEmbeddings})`,
+    );
+  }
+  const longRope = longRopeChoice(config0, maxModelLen);
+  if (longRope) {
+    const why = longRope.factors === 'long' ? 'exceeds' : 'is within';
+    log(
+      `LongRoPE: ${longRope.factors} factors (max model len ${maxModelLen} ${why} original_max_position_embeddings ${longRope.originalMax})`,
     );
   }
   const maxNumSeqs = positiveInt(options.maxNumSeqs ?? (onCpu ? 64 : 256), 'max num seqs');
