@@ -42,14 +42,15 @@ const backend = new CudaBackend({
   dtype: DTYPE,
   weightBytes: weightBytes(dir, DTYPE, true),
 });
-const model: Model = loadDummyModel(dir, backend);
+const MAX_MODEL_LEN = 2048;
+const model: Model = loadDummyModel(dir, backend, { maxModelLen: MAX_MODEL_LEN });
 backend.ctx.drv.sync();
 console.log(`load ${((performance.now() - t0) / 1000).toFixed(1)} s; ${backend.memoryReport()}`);
 const sizing = profileKvBlocks(backend, model, {
   blockSize: BLOCK,
   maxNumBatchedTokens: MAX_BATCHED,
   maxNumSeqs: MAX_SEQS,
-  maxModelLen: 2048,
+  maxModelLen: MAX_MODEL_LEN,
   gpuMemoryUtilization: 0.9,
 });
 console.log(sizing.report);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: GPU tests, then the GPU benchmark. Run from the project root on the device machine, after
 # `source .device/env.sh`; PAGODA_FIXTURES must point at the fixture models. Logs go to $OUT.
-# Usage: bench/device-run.sh [tests] [bench] [engine] [cli] [serve] [baseline]
+# Usage: bench/device-run.sh [tests] [bench] [engine] [cli] [serve] [phi3] [baseline]
 set -uo pipefail
 OUT=${OUT:-/tmp/pagoda-out}
 mkdir -p "$OUT"
@@ -47,6 +47,15 @@ if has serve; then
     kill $pid; wait $pid 2>/dev/null
     tail -4 "$OUT/serve-$name.log"
   done
+fi
+if has phi3; then
+  # Phi-3 on the GPU: the LongRoPE fixture with its short and its long factors (compare with its golden.json and
+  # golden_long.json greedy_text), then the Phi-4-mini-shaped dummy through the benchmark (head size 128, rotary 96).
+  phi=test/fixtures/models/tiny-phi3-longrope
+  prompt="The GNU General Public License is a free, copyleft license for"
+  timeout 120 node bin/pagoda.mjs run $phi "$prompt" --raw --max-tokens 16 --max-model-len 64 --device cuda 2>&1 | tee "$OUT/run-phi3-short.log" | tail -4
+  timeout 120 node bin/pagoda.mjs run $phi "$prompt" --raw --max-tokens 24 --device cuda 2>&1 | tee "$OUT/run-phi3-long.log" | tail -4
+  timeout 300 node --import tsx bench/cuda.ts bench/configs/phi4-mini ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench-phi4-mini.log"
 fi
 if has baseline; then
   PYTHONUNBUFFERED=1 python3 bench/hf_baseline.py bench/configs/llama3-8b ${BASELINE_ARGS:-} 2>&1 | tee "$OUT/baseline.log" | tail -20

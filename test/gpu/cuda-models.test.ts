@@ -14,6 +14,12 @@ import { argmax, maxAbsDiff, PagedSession } from '../helpers/paged-session.ts';
 
 const skip = gpuSkip();
 const MODELS = ['stories260K', 'tiny-llama', 'tiny-qwen2', 'tiny-qwen3', 'tiny-mistral', 'tiny-gpt2'];
+/** Each fixture's golden.json; LongRoPE's goldens with the max-model-len that selects their factors. */
+const CASES: { name: string; file: string; maxModelLen?: number }[] = [
+  ...MODELS.map((name) => ({ name, file: 'golden.json' })),
+  { name: 'tiny-phi3-longrope', file: 'golden.json', maxModelLen: 64 },
+  { name: 'tiny-phi3-longrope', file: 'golden_long.json' },
+];
 
 interface GoldenPrompt {
   input_ids: number[];
@@ -21,13 +27,13 @@ interface GoldenPrompt {
   greedy_ids: number[];
 }
 
-for (const name of MODELS) {
+for (const { name, file, maxModelLen } of CASES) {
   const fixture = modelFixture(name);
-  describe(`CUDA end to end: ${name}`, () => {
+  describe(`CUDA end to end: ${name}${file === 'golden.json' ? '' : ` ${file}`}`, () => {
     const why = skip || fixture.skip;
     const dir = fixture.path;
-    const golden = () => JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8')).prompts as GoldenPrompt[];
-    const load = (dtype: DType, graphs: boolean) => loadModel(dir, new CudaBackend({ dtype, graphs }));
+    const golden = () => JSON.parse(readFileSync(join(dir, file), 'utf8')).prompts as GoldenPrompt[];
+    const load = (dtype: DType, graphs: boolean) => loadModel(dir, new CudaBackend({ dtype, graphs }), { maxModelLen });
 
     test('--dtype float32: last logits within 1e-3 and greedy ids identical, eager and through decode graphs', {
       skip: why,
@@ -74,7 +80,7 @@ for (const name of MODELS) {
     }, () => {
       const dtype = cudaDtype(loadModelConfig(dir).dtype);
       const model = load(dtype, false);
-      const emulated = loadModel(dir, new LowPrecisionCpu(dtype === 'f16' ? 'f16' : 'bf16'));
+      const emulated = loadModel(dir, new LowPrecisionCpu(dtype === 'f16' ? 'f16' : 'bf16'), { maxModelLen });
       for (const p of golden()) {
         const logits = new PagedSession(model, 16).step([{ seq: 0, tokens: p.input_ids }])[0]!;
         const e = relL2(logits, p.last_logits);
