@@ -86,3 +86,42 @@ describe('a Phi-4-mini-shaped 4.x config', () => {
     assert.ok(maxAbsDiff(run(4096), long) > 0.1, 'the short factors give other logits');
   });
 });
+
+describe('a Phi-3-mini-4k-shaped 4.x config (no rope scaling, sliding window)', () => {
+  // Phi-3-mini-4k-instruct's fields (head size 96, sliding_window 2047 of 4096), shrunk to one layer of two heads and
+  // a window of 4 tokens.
+  const dir = mkdtempSync(join(tmpdir(), 'pagoda-phi3-mini-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const config = (slidingWindow: number | null) => ({
+    architectures: ['Phi3ForCausalLM'],
+    model_type: 'phi3',
+    vocab_size: 300,
+    hidden_size: 192,
+    intermediate_size: 256,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    num_key_value_heads: 2,
+    max_position_embeddings: 4096,
+    original_max_position_embeddings: 4096,
+    rope_theta: 10000.0,
+    rope_scaling: null,
+    sliding_window: slidingWindow,
+    rms_norm_eps: 1e-5,
+    hidden_act: 'silu',
+    tie_word_embeddings: false,
+    torch_dtype: 'bfloat16',
+  });
+  const lastLogits = (slidingWindow: number | null, tokens: number[]) => {
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(config(slidingWindow)));
+    const model = loadDummyModel(dir, new RandomDummyCpu(3));
+    return new PagedSession(model, 4).step([{ seq: 0, tokens }])[0]!;
+  };
+
+  test('with one layer and RoPE (relative positions), the last token sees only the window', () => {
+    const prompt = [5, 17, 250, 3, 99, 42, 7, 180, 64, 2, 11];
+    const windowed = lastLogits(4, prompt);
+    const lastFour = lastLogits(4, prompt.slice(-4));
+    assert.ok(maxAbsDiff(windowed, lastFour) < 1e-4, `differs by ${maxAbsDiff(windowed, lastFour)}`);
+    assert.ok(maxAbsDiff(lastLogits(null, prompt), windowed) > 0.1, 'without the window every token counts');
+  });
+});
