@@ -61,6 +61,26 @@ describe('loadModel errors', { skip: fixture.skip }, () => {
     );
   });
 
+  test('Phi-2 is refused by name; Phi-3 is among the supported', () => {
+    const dir = variant('phi2', (c) => {
+      c.architectures = ['PhiForCausalLM'];
+    });
+    assertOneLine(dir, /architecture "PhiForCausalLM" is not supported \(supported: .*\bPhi3ForCausalLM\b.*\)$/);
+  });
+
+  test('LongRoPE factor lists that do not fit the rotary dims are one line naming the list and the count', () => {
+    const dir = variant('longrope', (c) => {
+      c.original_max_position_embeddings = 64;
+      c.rope_scaling = { type: 'longrope', short_factor: [1, 1], long_factor: [1, 2, 3, 4, 5, 6, 7, 8] };
+    });
+    // head size 16: 8 frequencies; the default max model len exceeds 64, so the long list is read first
+    assert.equal(loadModel(dir, new CpuBackend()).kvShape.numLayers, 3);
+    assert.throws(
+      () => loadModel(dir, new CpuBackend(), { maxModelLen: 64 }),
+      /^UserError: config\.json: rope scaling "longrope" needs "short_factor" as 8 numbers \(rotary dim 16 \/ 2\), found 2 entries$/,
+    );
+  });
+
   test('without "architectures" the model_type picks the architecture', () => {
     const dir = variant('by-type', (c) => {
       delete c.architectures;
