@@ -331,6 +331,9 @@ describe('CUDA kernels against the CPU backend', () => {
         ['gptj', 64, 64, 1],
         ['neox', 64, 32, 1.2],
         ['gptj', 16, 8, 1],
+        // Phi-4-mini (head 128, rotary 96, LongRoPE's attention factor) and Phi-3-mini (head 96)
+        ['neox', 128, 96, 1.19],
+        ['neox', 96, 96, 1],
       ] as const) {
         const invFreq = new Float32Array(rot / 2).map((_, i) => 1 / 500000 ** ((2 * i) / rot));
         const spec: RopeSpec = { invFreq, mscale, style, rotaryDim: rot };
@@ -354,6 +357,7 @@ describe('CUDA kernels against the CPU backend', () => {
       for (const [Hq, Hk, D, rot] of [
         [8, 2, 128, 128],
         [4, 4, 64, 32],
+        [6, 2, 128, 96],
       ] as const) {
         const invFreq = new Float32Array(rot / 2).map((_, i) => 1 / 10000 ** ((2 * i) / rot));
         const spec: RopeSpec = { invFreq, mscale: 1, style: 'neox', rotaryDim: rot };
