@@ -50,6 +50,32 @@ export interface AttentionSpec {
   causal?: boolean;
 }
 
+/** How a mixture-of-experts block routes: softmax over the experts' router logits, then the top k per token. */
+export interface MoeSpec {
+  /** Experts each token is sent to (`num_experts_per_tok`). */
+  topK: number;
+  /** Divide the top-k probabilities by their sum (`norm_topk_prob`; Mixtral always does). */
+  normTopK: boolean;
+}
+
+/**
+ * A mixture-of-experts block's weights, every expert's stacked so a backend can run one grouped GEMM per projection
+ * (E experts of width I over hidden size H).
+ */
+export interface MoeWeights {
+  /** The router `[E, H]`: a token's router logits are `x · routerᵀ`. */
+  router: Tensor;
+  /** Each expert's gate_proj then up_proj rows `[E, 2I, H]` (the packed gate/up of `linearSiluMul`). */
+  gateUp: Tensor;
+  /** Each expert's down_proj `[E, H, I]`. */
+  down: Tensor;
+  /**
+   * An expert every token goes through (Qwen2-MoE), gate/up packed `[2Is, H]` and down `[H, Is]`, its output scaled
+   * by sigmoid(x · gateᵀ) where `gate` `[1, H]` is given.
+   */
+  shared?: { gateUp: Tensor; down: Tensor; gate?: Tensor };
+}
+
 /**
  * A step's batch metadata uploaded once by `beginStep`; every layer then runs with no host decisions.
  * Backends subclass it with their own buffers.
@@ -119,6 +145,12 @@ export interface Backend {
    */
   linearSiluMul(x: Tensor, weight: Tensor, bias?: Tensor): Tensor;
   gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor;
+  /**
+   * Optional: a mixture-of-experts MLP over x `[T, H]` → `[T, H]`: per token, the top-k experts of the router's
+   * softmax (renormalised when `spec.normTopK`), each expert's SwiGLU MLP weighted by its probability, plus the shared
+   * expert where there is one. A backend without it cannot run MoE models (they refuse to build on it).
+   */
+  moe?(x: Tensor, weights: MoeWeights, spec: MoeSpec): Tensor;
   tanh(x: Tensor): Tensor;
   /** Writes this step's k, v `[T, Hk*D]` into the cache at the step's slot_mapping (slot -1 is skipped). */
   writeKv(k: Tensor, v: Tensor, cache: LayerKvCache, step: StepContext): void;

@@ -7,6 +7,8 @@ import {
   type HostTensor,
   type KvCacheSpec,
   type LayerKvCache,
+  type MoeSpec,
+  type MoeWeights,
   type PoolingMode,
   type RopeSpec,
   type StepContext,
@@ -15,6 +17,7 @@ import {
 import { type PagedKv, pagedAttention, selfAttention, writeKvCache } from './attention.ts';
 import { addInto, geluInto, siluMulInto } from './elementwise.ts';
 import { addBias, linearF32 } from './matmul.ts';
+import { type MatMul, moeInto } from './moe.ts';
 import { layerNormRows, rmsNormRows } from './norm.ts';
 import { l2NormalizeRows, poolRows } from './pooling.ts';
 import { applyRope, ropeTables } from './rope.ts';
@@ -140,6 +143,21 @@ export class CpuBackend implements Backend {
     } else {
       linearF32(xt.data, w.data, bias ? cpu(bias).data : null, out.data, T, n, m);
     }
+    return out;
+  }
+
+  /** `linear` without bias over a matrix inside a stacked weight: one expert's projection. */
+  private readonly matmul: MatMul = (x, w, wOffset, out, T, n, m) => {
+    const pool = this.workers(w);
+    if (pool?.worthIt(T * n * m) && m >= 16) pool.linear(x, w, out, T, n, m, wOffset);
+    else linearF32(x, w.subarray(wOffset, wOffset + m * n), null, out, T, n, m);
+  };
+
+  moe(x: Tensor, weights: MoeWeights, spec: MoeSpec): Tensor {
+    const xt = cpu(x);
+    const [T, H] = rowsCols(xt);
+    const out = CpuTensor.zeros([T, H]);
+    moeInto(xt.data, T, H, weights, spec, this.matmul, out.data);
     return out;
   }
 

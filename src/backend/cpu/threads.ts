@@ -71,9 +71,9 @@ export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, Floa
   };
   const parts = ctrl[CTRL.parts]!;
   if (ctrl[CTRL.kind] === JOB.linear) {
-    const [weight, T, n, m] = [ctrl[p]!, ctrl[p + 1]!, ctrl[p + 2]!, ctrl[p + 3]!];
+    const [weight, T, n, m, offset] = [ctrl[p]!, ctrl[p + 1]!, ctrl[p + 2]!, ctrl[p + 3]!, ctrl[p + 4]!];
     const [start, end] = partRange(m, parts, part);
-    linearRows(f32(X_ID), f32(weight), f32(OUT_ID), T, n, m, start, end);
+    linearRows(f32(X_ID), f32(weight).subarray(offset), f32(OUT_ID), T, n, m, start, end);
     return;
   }
   const a = Object.fromEntries(ATTENTION_PARAMS.map((k, i) => [k, ctrl[p + i]!])) as AttentionParams;
@@ -142,12 +142,15 @@ export class CpuThreads {
     return this.ports.length > 0 && macs >= MIN_PARALLEL_MACS;
   }
 
-  /** out = x · wᵀ (no bias) over all threads; w must be in shared memory (see sharedFloat32). */
-  linear(x: Float32Array, w: Float32Array, out: Float32Array, T: number, n: number, m: number): void {
+  /**
+   * out = x · wᵀ (no bias) over all threads, w the `[m, n]` matrix from element `wOffset` of a weight in shared
+   * memory (see sharedFloat32; an offset names one expert of a stacked weight).
+   */
+  linear(x: Float32Array, w: Float32Array, out: Float32Array, T: number, n: number, m: number, wOffset = 0): void {
     this.stage(x, T * n, T * m);
-    this.post(JOB.linear, [this.idOf(w), T, n, m]);
+    this.post(JOB.linear, [this.idOf(w), T, n, m, wOffset]);
     const [start, end] = partRange(m, this.parts, 0);
-    linearRows(this.x, w, this.out, T, n, m, start, end);
+    linearRows(this.x, w.subarray(wOffset), this.out, T, n, m, start, end);
     this.finish(out, T * m);
   }
 

@@ -1,0 +1,148 @@
+import type { MoeSpec, MoeWeights } from '../backend.ts';
+import { siluMulInto } from './elementwise.ts';
+import { cpu } from './tensor.ts';
+
+/**
+ * out `[T, m]` = x `[T, n]` · wᵀ, where w is the `[m, n]` matrix starting at element `wOffset` of `w` (one expert of
+ * a stacked weight). The backend passes its own, which splits large products over the worker pool.
+ */
+export type MatMul = (
+  x: Float32Array,
+  w: Float32Array,
+  wOffset: number,
+  out: Float32Array,
+  T: number,
+  n: number,
+  m: number,
+) => void;
+
+/** Each token's experts (`[T, k]`, most probable first) and their routing weights. */
+export interface Routing {
+  experts: Int32Array;
+  weights: Float32Array;
+}
+
+/**
+ * Softmax over each token's router logits `[T, E]` (in float64), the k most probable experts (the lower id first on
+ * a tie), their probabilities divided by their sum when `normTopK`.
+ */
+export function routeTokens(logits: Float32Array, T: number, E: number, spec: MoeSpec): Routing {
+  const { topK: k, normTopK } = spec;
+  if (!Number.isInteger(k) || k < 1 || k > E) throw new Error(`moe: top-k ${k} outside 1..${E} experts`);
+  const experts = new Int32Array(T * k);
+  const weights = new Float32Array(T * k);
+  const probs = new Float64Array(E);
+  const taken = new Uint8Array(E);
+  for (let t = 0; t < T; t++) {
+    const row = t * E;
+    let max = Number.NEGATIVE_INFINITY;
+    for (let e = 0; e < E; e++) max = Math.max(max, logits[row + e]!);
+    let z = 0;
+    for (let e = 0; e < E; e++) z += probs[e] = Math.exp(logits[row + e]! - max);
+    taken.fill(0);
+    let kept = 0;
+    for (let j = 0; j < k; j++) {
+      let best = -1;
+      for (let e = 0; e < E; e++) if (!taken[e] && (best < 0 || probs[e]! > probs[best]!)) best = e;
+      taken[best] = 1;
+      experts[t * k + j] = best;
+      kept += probs[best]!;
+    }
+    const scale = normTopK ? 1 / kept : 1 / z;
+    for (let j = 0; j < k; j++) weights[t * k + j] = probs[experts[t * k + j]!]! * scale;
+  }
+  return { experts, weights };
+}
+
+/** Per expert, the tokens routed to it and their routing weights (tokens in order): its rows for one GEMM. */
+function groupByExpert(routing: Routing, E: number, k: number): { tokens: number[]; scales: number[] }[] {
+  const groups = Array.from({ length: E }, () => ({ tokens: [] as number[], scales: [] as number[] }));
+  for (let i = 0; i < routing.experts.length; i++) {
+    const g = groups[routing.experts[i]!]!;
+    g.tokens.push(Math.floor(i / k));
+    g.scales.push(routing.weights[i]!);
+  }
+  return groups;
+}
+
+/**
+ * The mixture-of-experts block on the CPU (see `Backend.moe`): tokens grouped by expert, and only the experts some
+ * token chose are computed, each as two GEMMs over its gathered rows; results are scattered back weighted.
+ */
+export function moeInto(
+  x: Float32Array,
+  T: number,
+  H: number,
+  weights: MoeWeights,
+  spec: MoeSpec,
+  matmul: MatMul,
+  out: Float32Array,
+): void {
+  const router = cpu(weights.router);
+  const gateUp = cpu(weights.gateUp);
+  const down = cpu(weights.down);
+  const [E, twoI] = gateUp.shape as [number, number, number];
+  const I = twoI / 2;
+  if (router.shape[0] !== E || router.shape[1] !== H || down.shape[1] !== H || down.shape[2] !== I) {
+    throw new Error(`moe: router [${router.shape}], gate/up [${gateUp.shape}], down [${down.shape}] do not agree`);
+  }
+  const logits = new Float32Array(T * E);
+  matmul(x, router.data, 0, logits, T, H, E);
+  const groups = groupByExpert(routeTokens(logits, T, E, spec), E, spec.topK);
+  for (let e = 0; e < E; e++) {
+    const { tokens: rows, scales } = groups[e]!;
+    if (!rows.length) continue;
+    const n = rows.length;
+    const xe = new Float32Array(n * H);
+    rows.forEach((t, r) => {
+      xe.set(x.subarray(t * H, (t + 1) * H), r * H);
+    });
+    const y = swiglu(xe, n, H, I, gateUp.data, e * twoI * H, down.data, e * H * I, matmul);
+    rows.forEach((t, r) => {
+      const s = scales[r]!;
+      for (let h = 0; h < H; h++) out[t * H + h] += s * y[r * H + h]!;
+    });
+  }
+  if (weights.shared) addSharedExpert(x, T, H, weights.shared, matmul, out);
+}
+
+/** down(silu(gate(x)) * up(x)) for x `[n, H]`, gate/up `[2I, H]` and down `[H, I]` at the given offsets. */
+function swiglu(
+  x: Float32Array,
+  n: number,
+  H: number,
+  I: number,
+  gateUp: Float32Array,
+  gateUpOffset: number,
+  down: Float32Array,
+  downOffset: number,
+  matmul: MatMul,
+): Float32Array {
+  const gu = new Float32Array(n * 2 * I);
+  matmul(x, gateUp, gateUpOffset, gu, n, H, 2 * I);
+  const act = new Float32Array(n * I);
+  siluMulInto(gu, act, n, I);
+  const y = new Float32Array(n * H);
+  matmul(act, down, downOffset, y, n, I, H);
+  return y;
+}
+
+/** out += g · sharedExpert(x), g = sigmoid(x · gateᵀ) per token when the shared expert is gated, else 1. */
+function addSharedExpert(
+  x: Float32Array,
+  T: number,
+  H: number,
+  shared: NonNullable<MoeWeights['shared']>,
+  matmul: MatMul,
+  out: Float32Array,
+): void {
+  const gateUp = cpu(shared.gateUp);
+  const Is = gateUp.shape[0]! / 2;
+  const y = swiglu(x, T, H, Is, gateUp.data, 0, cpu(shared.down).data, 0, matmul);
+  const gateLogits = new Float32Array(T);
+  if (shared.gate) matmul(x, cpu(shared.gate).data, 0, gateLogits, T, H, 1);
+  for (let t = 0; t < T; t++) {
+    const g = shared.gate ? 1 / (1 + Math.exp(-gateLogits[t]!)) : 1;
+    for (let h = 0; h < H; h++) out[t * H + h] += g * y[t * H + h]!;
+  }
+}
