@@ -2,6 +2,7 @@ import type { AttentionSpec, Backend, LayerKvCache, RopeSpec, StepContext, Tenso
 import type { ModelConfig } from '../loader/hf-config.ts';
 import type { Architecture, BuildOptions } from './architecture.ts';
 import type { Encoder, Model } from './model.ts';
+import { checkMoeBackend, loadMoeBlock, type MoeBlock, type MoeFamily, moeConfigOf, runMoe } from './moe.ts';
 import { ropeSpecFromConfig } from './rope.ts';
 import type { ModelWeights } from './weights.ts';
 
@@ -13,6 +14,8 @@ export interface LlamaOptions {
   qkNorm: boolean;
   /** q/k/v stored packed as `qkv_proj` and gate/up as `gate_up_proj`, in the order the stack uses (Phi-3). */
   fusedProjections?: boolean;
+  /** Sparse mixture-of-experts MLPs (Qwen-MoE, Mixtral) in the layers the config makes sparse. */
+  moe?: MoeFamily;
 }
 
 interface Linear {
@@ -28,10 +31,15 @@ interface LlamaLayer {
   qNorm?: Tensor;
   kNorm?: Tensor;
   postNorm: Tensor;
+  /** A dense SwiGLU MLP, or a sparse mixture of experts. */
+  mlp: DenseMlp | { moe: MoeBlock };
+  attention: AttentionSpec;
+}
+
+interface DenseMlp {
   /** gate_proj and up_proj packed the same way, for `linearSiluMul` (siluMul's `[T, 2I]` input). */
   gateUp: Linear;
   down: Linear;
-  attention: AttentionSpec;
 }
 
 /** The decoder stack of the Llama family: token embeddings, pre-norm layers (RoPE, GQA, SwiGLU MLP), final norm. */
@@ -64,7 +72,7 @@ class LlamaStack {
       if (mlp) ({ out: x, residual } = b.addRmsNorm(mlp, residual, layer.inputNorm, eps));
       const attn = this.attention(x, layer, kvCache?.[i] ?? null, step);
       ({ out: x, residual } = b.addRmsNorm(attn, residual, layer.postNorm, eps));
-      mlp = linear(b, b.linearSiluMul(x, layer.gateUp.weight, layer.gateUp.bias), layer.down);
+      mlp = 'moe' in layer.mlp ? runMoe(b, x, layer.mlp.moe) : denseMlp(b, x, layer.mlp);
     }
     return b.add(mlp!, residual);
   }
@@ -132,6 +140,10 @@ function linear(b: Backend, x: Tensor, l: Linear): Tensor {
   return b.linear(x, l.weight, l.bias);
 }
 
+function denseMlp(b: Backend, x: Tensor, mlp: DenseMlp): Tensor {
+  return linear(b, b.linearSiluMul(x, mlp.gateUp.weight, mlp.gateUp.bias), mlp.down);
+}
+
 /** RMSNorm over each head of x `[T, heads * headDim]`. */
 function headNorm(b: Backend, x: Tensor, heads: number, headDim: number, w: Tensor, eps: number): Tensor {
   const T = x.shape[0]!;
@@ -157,6 +169,8 @@ function buildStack(
   const root = w.has('embed_tokens.weight') && !w.has('model.embed_tokens.weight') ? '' : 'model.';
   const attnBias = opts.qkvBias || cfg.attentionBias;
   const mlpBias = cfg.raw.mlp_bias === true;
+  const moe = opts.moe && moeConfigOf(opts.moe, cfg);
+  if (moe) checkMoeBackend(backend, cfg);
   const lin = (name: string, out: number, inp: number, bias: boolean): Linear => ({
     weight: w.load(`${name}.weight`, [out, inp]),
     bias: bias ? w.load(`${name}.bias`, [out]) : undefined,
@@ -185,17 +199,22 @@ function buildStack(
       qNorm: opts.qkNorm ? w.load(`${p}.self_attn.q_norm.weight`, [D]) : undefined,
       kNorm: opts.qkNorm ? w.load(`${p}.self_attn.k_norm.weight`, [D]) : undefined,
       postNorm: w.load(`${p}.post_attention_layernorm.weight`, [H]),
-      gateUp: opts.fusedProjections
-        ? lin(`${p}.mlp.gate_up_proj`, 2 * I, H, mlpBias)
-        : packed(
-            [
-              [`${p}.mlp.gate_proj`, I],
-              [`${p}.mlp.up_proj`, I],
-            ],
-            H,
-            mlpBias,
-          ),
-      down: lin(`${p}.mlp.down_proj`, H, I, mlpBias),
+      mlp:
+        opts.moe && moe?.isSparse(i)
+          ? { moe: loadMoeBlock(opts.moe, moe, cfg, w, p) }
+          : {
+              gateUp: opts.fusedProjections
+                ? lin(`${p}.mlp.gate_up_proj`, 2 * I, H, mlpBias)
+                : packed(
+                    [
+                      [`${p}.mlp.gate_proj`, I],
+                      [`${p}.mlp.up_proj`, I],
+                    ],
+                    H,
+                    mlpBias,
+                  ),
+              down: lin(`${p}.mlp.down_proj`, H, I, mlpBias),
+            },
       attention: { numHeads, numKvHeads, headDim: D, scale: 1 / Math.sqrt(D), slidingWindow: slidingWindowOf(cfg, i) },
     };
   });

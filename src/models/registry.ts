@@ -4,11 +4,24 @@ import type { Architecture } from './architecture.ts';
 import { gpt2 } from './gpt2.ts';
 import { llama } from './llama.ts';
 import { mistral } from './mistral.ts';
+import { mixtral } from './mixtral.ts';
 import { phi3 } from './phi3.ts';
 import { qwen2 } from './qwen2.ts';
+import { qwen2Moe } from './qwen2-moe.ts';
 import { qwen3 } from './qwen3.ts';
+import { qwen3Moe } from './qwen3-moe.ts';
 
-export const ARCHITECTURES: readonly Architecture[] = [llama, mistral, qwen2, qwen3, phi3, gpt2];
+export const ARCHITECTURES: readonly Architecture[] = [
+  llama,
+  mistral,
+  qwen2,
+  qwen3,
+  phi3,
+  qwen3Moe,
+  qwen2Moe,
+  mixtral,
+  gpt2,
+];
 
 /** The architecture for a config: by `architectures[0]`, else by `model_type`. */
 export function pickArchitecture(cfg: ModelConfig, configPath: string): Architecture {

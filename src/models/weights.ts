@@ -41,9 +41,10 @@ export class ModelWeights {
 
   /**
    * Loads stored tensors concatenated along dim 0 as one weight (q/k/v or gate/up packed so one linear() computes
-   * them all); each part is checked against its own shape, and all must share the stored dtype.
+   * them all); each part is checked against its own shape, and all must share the stored dtype. `shape`, when given,
+   * is the packed weight's (same element count): experts' matrices stacked as `[E, rows, cols]`.
    */
-  loadPacked(parts: readonly { name: string; shape: readonly number[] }[]): Tensor {
+  loadPacked(parts: readonly { name: string; shape: readonly number[] }[], shape?: readonly number[]): Tensor {
     const hosts = parts.map((p) => this.host(p.name, p.shape));
     const first = hosts[0]!;
     for (const h of hosts) {
@@ -65,7 +66,10 @@ export class ModelWeights {
       offset += h.bytes.byteLength;
     }
     const rows = hosts.reduce((a, h) => a + h.shape[0]!, 0);
+    const packed = [rows, ...first.shape.slice(1)];
+    const size = (dims: readonly number[]) => dims.reduce((a, d) => a * d, 1);
+    if (shape && size(shape) !== size(packed)) throw new Error(`packed weight: ${fmt(packed)} cannot be ${fmt(shape)}`);
     const name = hosts.map((h) => h.name).join(' + ');
-    return this.backend.loadWeight({ name, shape: [rows, ...first.shape.slice(1)], dtype: first.dtype, bytes });
+    return this.backend.loadWeight({ name, shape: [...(shape ?? packed)], dtype: first.dtype, bytes });
   }
 }

@@ -18,7 +18,7 @@ interface GoldenPrompt {
   step_top8: { ids: number[]; logits: number[] }[];
 }
 
-const MODELS = ['stories260K', 'tiny-llama', 'tiny-qwen2', 'tiny-qwen3', 'tiny-mistral', 'tiny-gpt2'];
+const MODELS = ['stories260K', 'tiny-llama', 'tiny-qwen2', 'tiny-qwen3', 'tiny-mistral', 'tiny-gpt2', 'tiny-qwen3-moe'];
 
 /** A fixture's golden file, run with the engine's max-model-len where the model's rope depends on it. */
 interface GoldenCase {

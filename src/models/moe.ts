@@ -1,0 +1,151 @@
+import type { Backend, MoeSpec, MoeWeights, Tensor } from '../backend/backend.ts';
+import type { ModelConfig } from '../loader/hf-config.ts';
+import { UserError } from '../util/errors.ts';
+import type { ModelWeights } from './weights.ts';
+
+/** What tells the mixture-of-experts families apart: tensor names, routing rule, shared expert, config defaults. */
+export interface MoeFamily {
+  /** The block's module in checkpoints saved per expert (transformers 5 names it `mlp` in its fused layout). */
+  block: 'mlp' | 'block_sparse_moe';
+  /** Per-expert projection names: gate, up, down. */
+  expertNames: readonly [gate: string, up: string, down: string];
+  /** Mixtral renormalises the top-k weights always; the Qwen families when `norm_topk_prob` says so. */
+  alwaysNormTopK: boolean;
+  /** Qwen2-MoE: every token also goes through a shared expert, gated by sigmoid(shared_expert_gate(x)). */
+  sharedExpert: boolean;
+  /** transformers' config defaults for the fields a config.json may leave out. */
+  defaults: { numExperts: number; topK: number; sharedWidth?: number };
+}
+
+export const QWEN_MOE: MoeFamily = {
+  block: 'mlp',
+  expertNames: ['gate_proj', 'up_proj', 'down_proj'],
+  alwaysNormTopK: false,
+  sharedExpert: false,
+  defaults: { numExperts: 128, topK: 8 },
+};
+
+export const QWEN2_MOE: MoeFamily = {
+  ...QWEN_MOE,
+  sharedExpert: true,
+  defaults: { numExperts: 60, topK: 4, sharedWidth: 5632 },
+};
+
+export const MIXTRAL: MoeFamily = {
+  block: 'block_sparse_moe',
+  expertNames: ['w1', 'w3', 'w2'],
+  alwaysNormTopK: true,
+  sharedExpert: false,
+  defaults: { numExperts: 8, topK: 2 },
+};
+
+/** One layer's sparse MLP: its weights and routing, run by `Backend.moe`. */
+export interface MoeBlock {
+  weights: MoeWeights;
+  spec: MoeSpec;
+}
+
+/** The sizes and routing a config gives a family's MoE layers. */
+export interface MoeConfig {
+  numExperts: number;
+  spec: MoeSpec;
+  /** Each expert's intermediate width (`moe_intermediate_size`; Mixtral's experts use `intermediate_size`). */
+  expertWidth: number;
+  /** The shared expert's width, 0 without one. */
+  sharedWidth: number;
+  /** Whether layer i is sparse: Qwen's `mlp_only_layers` and `decoder_sparse_step` keep some layers dense. */
+  isSparse(layer: number): boolean;
+}
+
+export function moeConfigOf(family: MoeFamily, cfg: ModelConfig): MoeConfig {
+  const raw = cfg.raw;
+  const int = (key: string, fallback: number): number => {
+    const v = raw[key] ?? fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+      throw new UserError(`config.json: "${key}" must be a non-negative integer, got ${JSON.stringify(v)}`);
+    }
+    return v;
+  };
+  const numExperts = int(
+    raw.num_experts === undefined ? 'num_local_experts' : 'num_experts',
+    family.defaults.numExperts,
+  );
+  const topK = int('num_experts_per_tok', family.defaults.topK);
+  if (numExperts > 0 && (topK < 1 || topK > numExperts)) {
+    throw new UserError(`config.json: "num_experts_per_tok" is ${topK}, expected 1 to the ${numExperts} experts`);
+  }
+  const step = int('decoder_sparse_step', 1);
+  const denseLayers = Array.isArray(raw.mlp_only_layers) ? (raw.mlp_only_layers as unknown[]) : [];
+  return {
+    numExperts,
+    spec: { topK, normTopK: family.alwaysNormTopK || raw.norm_topk_prob === true },
+    expertWidth: int('moe_intermediate_size', cfg.intermediateSize),
+    sharedWidth: family.sharedExpert ? int('shared_expert_intermediate_size', family.defaults.sharedWidth ?? 0) : 0,
+    isSparse: (layer) => numExperts > 0 && step > 0 && (layer + 1) % step === 0 && !denseLayers.includes(layer),
+  };
+}
+
+/**
+ * Loads the sparse MLP of the layer named `prefix` (e.g. `model.layers.3`), its experts stacked, from either layout:
+ * one tensor per expert and projection (as published checkpoints store them), or transformers 5's fused
+ * `mlp.experts.gate_up_proj` `[E, 2I, H]` and `mlp.experts.down_proj` `[E, H, I]`.
+ */
+export function loadMoeBlock(family: MoeFamily, moe: MoeConfig, cfg: ModelConfig, w: ModelWeights, prefix: string) {
+  const { numExperts: E, expertWidth: I, sharedWidth: Is } = moe;
+  const H = cfg.hiddenSize;
+  const fused = `${prefix}.mlp.experts`;
+  let weights: MoeWeights;
+  if (w.has(`${fused}.gate_up_proj`)) {
+    weights = {
+      router: w.load(`${prefix}.mlp.gate.weight`, [E, H]),
+      gateUp: w.load(`${fused}.gate_up_proj`, [E, 2 * I, H]),
+      down: w.load(`${fused}.down_proj`, [E, H, I]),
+    };
+  } else {
+    const block = `${prefix}.${family.block}`;
+    const [gate, up, down] = family.expertNames;
+    const expert = (e: number, proj: string, shape: number[]) => ({
+      name: `${block}.experts.${e}.${proj}.weight`,
+      shape,
+    });
+    const experts = Array.from({ length: E }, (_, e) => e);
+    weights = {
+      router: w.load(`${block}.gate.weight`, [E, H]),
+      gateUp: w.loadPacked(
+        experts.flatMap((e) => [expert(e, gate, [I, H]), expert(e, up, [I, H])]),
+        [E, 2 * I, H],
+      ),
+      down: w.loadPacked(
+        experts.map((e) => expert(e, down, [H, I])),
+        [E, H, I],
+      ),
+    };
+  }
+  if (Is > 0) {
+    const shared = `${prefix}.mlp.shared_expert`;
+    weights.shared = {
+      gateUp: w.loadPacked([
+        { name: `${shared}.gate_proj.weight`, shape: [Is, H] },
+        { name: `${shared}.up_proj.weight`, shape: [Is, H] },
+      ]),
+      down: w.load(`${shared}.down_proj.weight`, [H, Is]),
+      gate: w.load(`${prefix}.mlp.shared_expert_gate.weight`, [1, H]),
+    };
+  }
+  return { weights, spec: moe.spec } satisfies MoeBlock;
+}
+
+/** Refuses, before any weight is loaded, a backend that has no mixture-of-experts op. */
+export function checkMoeBackend(backend: Backend, cfg: ModelConfig): void {
+  if (!backend.moe) {
+    throw new UserError(
+      `mixture-of-experts layers are not supported on the ${backend.name.toUpperCase()} backend yet (model: ${cfg.architecture || cfg.modelType})`,
+    );
+  }
+}
+
+/** The sparse MLP of one layer over x `[T, H]`. */
+export function runMoe(b: Backend, x: Tensor, block: MoeBlock): Tensor {
+  if (!b.moe) throw new Error('moe: the backend has no mixture-of-experts op (the model should have refused to build)');
+  return b.moe(x, block.weights, block.spec);
+}
