@@ -146,11 +146,11 @@ export interface Backend {
   linearSiluMul(x: Tensor, weight: Tensor, bias?: Tensor): Tensor;
   gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor;
   /**
-   * Optional: a mixture-of-experts MLP over x `[T, H]` → `[T, H]`: per token, the top-k experts of the router's
-   * softmax (renormalised when `spec.normTopK`), each expert's SwiGLU MLP weighted by its probability, plus the shared
-   * expert where there is one. A backend without it cannot run MoE models (they refuse to build on it).
+   * A mixture-of-experts MLP over x `[T, H]` → `[T, H]`: per token, the top-k experts of the router's softmax
+   * (renormalised when `spec.normTopK`), each expert's SwiGLU MLP weighted by its probability, plus the shared expert
+   * where there is one.
    */
-  moe?(x: Tensor, weights: MoeWeights, spec: MoeSpec): Tensor;
+  moe(x: Tensor, weights: MoeWeights, spec: MoeSpec): Tensor;
   tanh(x: Tensor): Tensor;
   /** Writes this step's k, v `[T, Hk*D]` into the cache at the step's slot_mapping (slot -1 is skipped). */
   writeKv(k: Tensor, v: Tensor, cache: LayerKvCache, step: StepContext): void;

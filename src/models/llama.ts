@@ -2,7 +2,7 @@ import type { AttentionSpec, Backend, LayerKvCache, RopeSpec, StepContext, Tenso
 import type { ModelConfig } from '../loader/hf-config.ts';
 import type { Architecture, BuildOptions } from './architecture.ts';
 import type { Encoder, Model } from './model.ts';
-import { checkMoeBackend, loadMoeBlock, type MoeBlock, type MoeFamily, moeConfigOf, runMoe } from './moe.ts';
+import { loadMoeBlock, type MoeBlock, type MoeFamily, moeConfigOf } from './moe.ts';
 import { ropeSpecFromConfig } from './rope.ts';
 import type { ModelWeights } from './weights.ts';
 
@@ -72,7 +72,7 @@ class LlamaStack {
       if (mlp) ({ out: x, residual } = b.addRmsNorm(mlp, residual, layer.inputNorm, eps));
       const attn = this.attention(x, layer, kvCache?.[i] ?? null, step);
       ({ out: x, residual } = b.addRmsNorm(attn, residual, layer.postNorm, eps));
-      mlp = 'moe' in layer.mlp ? runMoe(b, x, layer.mlp.moe) : denseMlp(b, x, layer.mlp);
+      mlp = 'moe' in layer.mlp ? b.moe(x, layer.mlp.moe.weights, layer.mlp.moe.spec) : denseMlp(b, x, layer.mlp);
     }
     return b.add(mlp!, residual);
   }
@@ -170,7 +170,6 @@ function buildStack(
   const attnBias = opts.qkvBias || cfg.attentionBias;
   const mlpBias = cfg.raw.mlp_bias === true;
   const moe = opts.moe && moeConfigOf(opts.moe, cfg);
-  if (moe) checkMoeBackend(backend, cfg);
   const lin = (name: string, out: number, inp: number, bias: boolean): Linear => ({
     weight: w.load(`${name}.weight`, [out, inp]),
     bias: bias ? w.load(`${name}.bias`, [out]) : undefined,

@@ -1,4 +1,4 @@
-import type { Backend, MoeSpec, MoeWeights, Tensor } from '../backend/backend.ts';
+import type { MoeSpec, MoeWeights } from '../backend/backend.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import { UserError } from '../util/errors.ts';
 import type { ModelWeights } from './weights.ts';
@@ -133,19 +133,4 @@ export function loadMoeBlock(family: MoeFamily, moe: MoeConfig, cfg: ModelConfig
     };
   }
   return { weights, spec: moe.spec } satisfies MoeBlock;
-}
-
-/** Refuses, before any weight is loaded, a backend that has no mixture-of-experts op. */
-export function checkMoeBackend(backend: Backend, cfg: ModelConfig): void {
-  if (!backend.moe) {
-    throw new UserError(
-      `mixture-of-experts layers are not supported on the ${backend.name.toUpperCase()} backend yet (model: ${cfg.architecture || cfg.modelType})`,
-    );
-  }
-}
-
-/** The sparse MLP of one layer over x `[T, H]`. */
-export function runMoe(b: Backend, x: Tensor, block: MoeBlock): Tensor {
-  if (!b.moe) throw new Error('moe: the backend has no mixture-of-experts op (the model should have refused to build)');
-  return b.moe(x, block.weights, block.spec);
 }

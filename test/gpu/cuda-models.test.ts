@@ -13,7 +13,7 @@ import { LowPrecisionCpu } from '../helpers/low-precision-cpu.ts';
 import { argmax, maxAbsDiff, PagedSession } from '../helpers/paged-session.ts';
 
 const skip = gpuSkip();
-const MODELS = ['stories260K', 'tiny-llama', 'tiny-qwen2', 'tiny-qwen3', 'tiny-mistral', 'tiny-gpt2'];
+const MODELS = ['stories260K', 'tiny-llama', 'tiny-qwen2', 'tiny-qwen3', 'tiny-mistral', 'tiny-gpt2', 'tiny-qwen3-moe'];
 /** Each fixture's golden.json; LongRoPE's goldens with the max-model-len that selects their factors. */
 const CASES: { name: string; file: string; maxModelLen?: number }[] = [
   ...MODELS.map((name) => ({ name, file: 'golden.json' })),

@@ -5,14 +5,12 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { Backend, HostTensor, Tensor } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
-import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { loadModelConfig } from '../../src/loader/hf-config.ts';
 import type { WeightSource } from '../../src/loader/safetensors.ts';
 import { loadDummyModel } from '../../src/models/dummy.ts';
 import { pickArchitecture } from '../../src/models/registry.ts';
 import { ModelWeights } from '../../src/models/weights.ts';
 import { weightBytes } from '../../src/runner/weight-bytes.ts';
-import { UserError } from '../../src/util/errors.ts';
 import { mulberry32 } from '../../src/util/random.ts';
 import { projectRoot } from '../helpers/fixtures.ts';
 import { PagedSession } from '../helpers/paged-session.ts';
@@ -92,7 +90,7 @@ class RandomWeights extends ModelWeights {
 }
 
 /** A stand-in backend that records what the model loads and fails on any op. */
-function recording(name: 'cpu' | 'cuda', withMoe: boolean): { backend: Backend; loaded: HostTensor[] } {
+function recording(name: 'cpu' | 'cuda'): { backend: Backend; loaded: HostTensor[] } {
   const loaded: HostTensor[] = [];
   const backend = new Proxy({} as Backend, {
     get: (_, key) => {
@@ -102,7 +100,6 @@ function recording(name: 'cpu' | 'cuda', withMoe: boolean): { backend: Backend; 
           return { shape: w.shape, dtype: 'bf16' };
         };
       if (key === 'name') return name;
-      if (key === 'moe' && !withMoe) return undefined;
       return () => assert.fail(`${String(key)} called while building the model`);
     },
   });
@@ -126,7 +123,7 @@ test('a shrunken Qwen3-30B-A3B-shaped config (4.x style) builds with dummy-style
 });
 
 test("dummy weights stack each layer's experts: router [E, H], gate/up [E, 2I, H], down [E, H, I]", () => {
-  const { backend, loaded } = recording('cuda', true);
+  const { backend, loaded } = recording('cuda');
   loadDummyModel(configDir(SHRUNK), backend);
   const shapes = loaded.map((w) => w.shape.join('x'));
   const [E, I, H] = [16, 24, 64];
@@ -160,7 +157,7 @@ test("the weight bytes of Qwen3-30B-A3B's full shape count every expert (about 6
 });
 
 test('decoder_sparse_step and mlp_only_layers keep some layers dense, with the dense intermediate_size', () => {
-  const { backend, loaded } = recording('cuda', true);
+  const { backend, loaded } = recording('cuda');
   loadDummyModel(configDir({ ...SHRUNK, num_hidden_layers: 4, decoder_sparse_step: 2, mlp_only_layers: [3] }), backend);
   const sparse = [0, 1, 2, 3].filter((i) => loaded.some((w) => w.name === `model.layers.${i}.mlp.gate.weight`));
   assert.deepEqual(sparse, [1]);
@@ -171,26 +168,8 @@ test('decoder_sparse_step and mlp_only_layers keep some layers dense, with the d
   );
 });
 
-test('a backend with no mixture-of-experts op refuses an MoE model in one line, before loading any weight', () => {
-  assert.equal('moe' in CudaBackend.prototype, false, 'the CUDA backend has no moe op yet');
-  for (const [arch, type] of [
-    ['Qwen3MoeForCausalLM', 'qwen3_moe'],
-    ['Qwen2MoeForCausalLM', 'qwen2_moe'],
-    ['MixtralForCausalLM', 'mixtral'],
-  ]) {
-    const { backend, loaded } = recording('cuda', false);
-    assert.throws(
-      () => loadDummyModel(configDir({ ...SHRUNK, architectures: [arch], model_type: type }), backend),
-      (e: unknown) =>
-        e instanceof UserError &&
-        e.message === `mixture-of-experts layers are not supported on the CUDA backend yet (model: ${arch})`,
-    );
-    assert.equal(loaded.length, 0);
-  }
-});
-
 test('num_experts_per_tok beyond the experts, or not an integer, is refused in one line naming the field', () => {
-  const { backend } = recording('cpu', true);
+  const { backend } = recording('cpu');
   assert.throws(
     () => loadDummyModel(configDir({ ...SHRUNK, num_experts_per_tok: 17 }), backend),
     /^UserError: config\.json: "num_experts_per_tok" is 17, expected 1 to the 16 experts$/,

@@ -6,6 +6,8 @@ import type {
   HostTensor,
   KvCacheSpec,
   LayerKvCache,
+  MoeSpec,
+  MoeWeights,
   PoolingMode,
   RopeSpec,
   SamplingRow,
@@ -19,6 +21,7 @@ import { embedding, gatherLogitRows } from './embedding.ts';
 import { DecodeGraphs } from './graphs.ts';
 import { KvCaches } from './kv-cache.ts';
 import { CudaLinear } from './linear.ts';
+import { moe } from './moe.ts';
 import * as norm from './norm.ts';
 import * as pooling from './pooling.ts';
 import { CudaRope } from './rope.ts';
@@ -130,6 +133,10 @@ export class CudaBackend implements Backend {
 
   linearSiluMul(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
     return this.linears.linearSiluMul(x, weight, bias);
+  }
+
+  moe(x: Tensor, weights: MoeWeights, spec: MoeSpec): Tensor {
+    return moe(this.ctx, this.linears, x, weights, spec);
   }
 
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
