@@ -159,6 +159,29 @@ export interface Backend {
   /** Causal paged attention of q `[T, Hq*D]` over the cache (this step's K/V already written) → `[T, Hq*D]`. */
   attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor;
   /**
+   * `attention`, and each query row's log-sum-exp `[T, Hq]` f32: the natural log of Σ exp(scaled score) over the keys
+   * the row sees, so exp(q·k · scale − lse) is the probability softmax gives key k.
+   */
+  attentionWithLse(
+    q: Tensor,
+    cache: LayerKvCache,
+    spec: AttentionSpec,
+    step: StepContext,
+  ): { out: Tensor; lse: Tensor };
+  /**
+   * SnapKV's key scores for each plan of `step.batch.kvCompression`, from this step's queries and their `lse`: for KV
+   * head g and key j before the window, Σ over the window's query rows and g's query heads of exp(q·k_j · scale −
+   * lse), max-pooled over `SNAPKV.poolKernel` neighbouring keys. → f32, per plan `[Hk, contextLen − window]`, plans
+   * one after another.
+   */
+  kvKeyScores(q: Tensor, lse: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor;
+  /**
+   * Compaction: for each plan of `step.batch.kvCompression`, KV head g's entries at cache indices `keep` (ascending,
+   * `budget` per head, plans one after another, `[Hk, budget]` each) are moved to that head's first `budget` entries
+   * of the sequence's block table, in K and V.
+   */
+  compactKv(cache: LayerKvCache, keep: Int32Array, step: StepContext): void;
+  /**
    * Attention with no KV cache: each sequence's queries (`cuSeqlensQ`) over that sequence's own k and v of this
    * step, q `[T, Hq*D]`, k and v `[T, Hk*D]` → `[T, Hq*D]`; causal unless `spec.causal` is false (encoders).
    * Embedding models run every sequence whole in one step through it.

@@ -2,6 +2,7 @@ import type { AttentionSpec, Backend, LayerKvCache, StepContext, Tensor } from '
 import type { ModelConfig } from '../loader/hf-config.ts';
 import { UserError } from '../util/errors.ts';
 import type { Architecture } from './architecture.ts';
+import { cachedAttention } from './kv-compression.ts';
 import type { Model } from './model.ts';
 import type { ModelWeights } from './weights.ts';
 
@@ -51,7 +52,7 @@ export class Gpt2Model implements Model {
       const x = b.layerNorm(h, l.ln1.weight, l.ln1.bias, eps);
       const [q, k, v] = b.splitColumns(b.linear(x, l.qkv.weight, l.qkv.bias), [H, H, H]) as [Tensor, Tensor, Tensor];
       b.writeKv(k, v, kvCache[i]!, step);
-      h = b.add(h, b.linear(b.attention(q, kvCache[i]!, this.spec, step), l.proj.weight, l.proj.bias));
+      h = b.add(h, b.linear(cachedAttention(b, q, kvCache[i]!, this.spec, step), l.proj.weight, l.proj.bias));
       const y = b.layerNorm(h, l.ln2.weight, l.ln2.bias, eps);
       const mlp = b.linear(b.gelu(b.linear(y, l.fc.weight, l.fc.bias), this.geluKind), l.out.weight, l.out.bias);
       h = b.add(h, mlp);

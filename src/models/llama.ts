@@ -1,6 +1,7 @@
 import type { AttentionSpec, Backend, LayerKvCache, RopeSpec, StepContext, Tensor } from '../backend/backend.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import type { Architecture, BuildOptions } from './architecture.ts';
+import { cachedAttention } from './kv-compression.ts';
 import type { Encoder, Model } from './model.ts';
 import { loadMoeBlock, type MoeBlock, type MoeFamily, moeConfigOf } from './moe.ts';
 import { ropeSpecFromConfig } from './rope.ts';
@@ -93,7 +94,7 @@ class LlamaStack {
       return linear(b, b.selfAttention(q, k, v, layer.attention, step), layer.o);
     }
     b.ropeWriteKv(q, k, v, this.rope, cache, step);
-    return linear(b, b.attention(q, cache, layer.attention, step), layer.o);
+    return linear(b, cachedAttention(b, q, cache, layer.attention, step), layer.o);
   }
 }
 

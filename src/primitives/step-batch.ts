@@ -1,3 +1,5 @@
+import type { KvCompressionPlan } from './kv-compression.ts';
+
 /**
  * The CPU-side plan of one model step (FlashInfer's plan/run split): built once per step from the scheduled
  * sequences, uploaded once, then read by every layer. Contracts are in ARCHITECTURE.md.
@@ -24,4 +26,6 @@ export interface StepBatch {
   numSeqs: number;
   /** Longest query length in the batch (1 for a decode-only step). */
   maxSeqlenQ: number;
+  /** Sequences whose KV cache is compressed once this step's attention has read it (absent: none). */
+  kvCompression?: readonly KvCompressionPlan[];
 }

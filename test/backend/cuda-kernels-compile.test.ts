@@ -31,6 +31,7 @@ const VARIANTS: Record<string, string[][]> = {
     ['TMAX=32', 'SPLIT=2', 'ROWS=4'],
     ['TMAX=8', 'SPLIT=4', 'GATED=1', 'UNROLL=2'],
   ],
+  'kv_compression.cu': [['SCATTER=1']],
 };
 const buildsOf = (f: string) => [
   ...dtypesOf(f).map((dtype) => ({ dtype, defines: [] as string[] })),

@@ -32,7 +32,7 @@ export function writeKvCache(k: Float32Array, v: Float32Array, cache: PagedKv, s
  * keys 0..that position, or only the last `slidingWindow` of them; with `spec.causal` false it sees all of them
  * (encoders). Two-pass softmax with scores and sums in f64.
  * Query head h reads KV head h / (Hq / Hk) (GQA). Writes out `[T, Hq * D]` for query heads h0..h1 (a thread's
- * share; all by default).
+ * share; all by default) and, given `lse` `[T, Hq]`, each row's log-sum-exp of its scaled scores.
  */
 export function pagedAttention(
   q: Float32Array,
@@ -42,6 +42,7 @@ export function pagedAttention(
   out: Float32Array,
   h0 = 0,
   h1 = spec.numHeads,
+  lse?: Float32Array,
 ): void {
   const { numHeads: Hq, numKvHeads: Hk, headDim: D, scale, slidingWindow } = spec;
   const group = Hq / Hk;
@@ -51,6 +52,7 @@ export function pagedAttention(
   for (let s = 0; s < batch.numSeqs; s++) maxCtx = Math.max(maxCtx, batch.contextLens[s]);
   const scores = new Float64Array(maxCtx);
   const rowBase = new Int32Array(maxCtx);
+  const max = new Float64Array(1);
   for (let s = 0; s < batch.numSeqs; s++) {
     const qStart = batch.cuSeqlensQ[s];
     const qLen = batch.cuSeqlensQ[s + 1] - qStart;
@@ -67,14 +69,15 @@ export function pagedAttention(
       for (let h = h0; h < h1; h++) {
         const qb = ((qStart + i) * Hq + h) * D;
         const kvOff = Math.floor(h / group) * D;
-        const sum = softmaxScores(q, qb, cache.k, rowBase, kvOff, first, last, D, scale, scores);
+        const sum = softmaxScores(q, qb, cache.k, rowBase, kvOff, first, last, D, scale, scores, max);
+        if (lse) lse[(qStart + i) * Hq + h] = max[0] + Math.log(sum);
         weightedValues(cache.v, rowBase, kvOff, first, last, D, scores, 1 / sum, out, qb);
       }
     }
   }
 }
 
-/** scores[j] = exp(q·k_j · scale - max) for keys first..last; returns their sum. */
+/** scores[j] = exp(q·k_j · scale - max) for keys first..last; returns their sum (and the max in `maxOut[0]`). */
 function softmaxScores(
   q: Float32Array,
   qb: number,
@@ -86,6 +89,7 @@ function softmaxScores(
   D: number,
   scale: number,
   scores: Float64Array,
+  maxOut: Float64Array,
 ): number {
   const D4 = D - (D % 4);
   let max = Number.NEGATIVE_INFINITY;
@@ -113,6 +117,7 @@ function softmaxScores(
     scores[j] = p;
     sum += p;
   }
+  maxOut[0] = max;
   return sum;
 }
 

@@ -16,6 +16,7 @@ import {
 } from '../backend.ts';
 import { type PagedKv, pagedAttention, selfAttention, writeKvCache } from './attention.ts';
 import { addInto, geluInto, siluMulInto } from './elementwise.ts';
+import { compactPagedKv, keyScoreCount, snapKvScores } from './kv-compression.ts';
 import { addBias, linearF32 } from './matmul.ts';
 import { type MatMul, moeInto } from './moe.ts';
 import { layerNormRows, rmsNormRows } from './norm.ts';
@@ -252,6 +253,30 @@ export class CpuBackend implements Backend {
       pagedAttention(qt.data, kv, spec, b, out.data);
     }
     return out;
+  }
+
+  /** One thread: a compressing prompt's step is the only caller. */
+  attentionWithLse(
+    q: Tensor,
+    cache: LayerKvCache,
+    spec: AttentionSpec,
+    step: StepContext,
+  ): { out: Tensor; lse: Tensor } {
+    const qt = cpu(q);
+    const out = CpuTensor.zeros(qt.shape);
+    const lse = CpuTensor.zeros([qt.shape[0]!, spec.numHeads]);
+    pagedAttention(qt.data, pagedOf(cache), spec, step.batch, out.data, 0, spec.numHeads, lse.data);
+    return { out, lse };
+  }
+
+  kvKeyScores(q: Tensor, lse: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {
+    const out = CpuTensor.zeros([keyScoreCount(step.batch, spec.numKvHeads)]);
+    snapKvScores(cpu(q).data, cpu(lse).data, pagedOf(cache), spec, step.batch, out.data);
+    return out;
+  }
+
+  compactKv(cache: LayerKvCache, keep: Int32Array, step: StepContext): void {
+    compactPagedKv(pagedOf(cache), keep, step.batch);
   }
 
   selfAttention(q: Tensor, k: Tensor, v: Tensor, spec: AttentionSpec, step: StepContext): Tensor {

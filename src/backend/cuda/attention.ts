@@ -36,6 +36,7 @@ export const PAGED_ATTENTION = declareKernel('attention', 'paged_attention', {
   headDim: 'i32',
   scale: 'f32',
   window: 'i32',
+  lse: 'ptr',
 });
 
 /**
@@ -81,15 +82,27 @@ export class CudaAttention {
 
   /** Attention of the step's queries `q` [T, numHeads * headDim] over the layer's cache, into a new tensor. */
   attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {
+    return this.attentionWithLse(q, cache, spec, step).out;
+  }
+
+  /** `attention` and each query row's LSE `[T, numHeads]` (f32), which every kernel writes. */
+  attentionWithLse(
+    q: Tensor,
+    cache: LayerKvCache,
+    spec: AttentionSpec,
+    step: StepContext,
+  ): { out: Tensor; lse: Tensor } {
     const qt = cuda(q);
     const out = this.ctx.empty(qt.shape);
+    const lse = this.ctx.empty([qt.shape[0]!, spec.numHeads], 'f32');
     const c = kvOf(cache);
-    this.run(out, qt, c.k, c.v, spec, stepOf(step));
-    return out;
+    this.run(out, lse, qt, c.k, c.v, spec, stepOf(step));
+    return { out, lse };
   }
 
   private run(
     out: CudaTensor,
+    lse: CudaTensor,
     q: CudaTensor,
     k: CudaTensor,
     v: CudaTensor,
@@ -100,10 +113,9 @@ export class CudaAttention {
     const T = b.inputIds.length;
     if (T === 0) return;
     if (!this.flash || !this.fast(spec, b.blockSize)) {
-      this.simple(out, q, k, v, spec, step);
+      this.simple(out, q, k, v, spec, step, {}, lse.ptr);
       return;
     }
-    const lse = this.ctx.empty([T, spec.numHeads], 'f32');
     const args = {
       q: q.ptr,
       qStride: spec.numHeads * spec.headDim,
@@ -187,6 +199,7 @@ export class CudaAttention {
     spec: AttentionSpec,
     step: CudaStepContext,
     variant: Readonly<Record<string, number>> = {},
+    lse: DevPtr = 0n,
   ): void {
     const { numHeads, numKvHeads, headDim, scale, slidingWindow } = spec;
     const group = numHeads / numKvHeads;
@@ -216,6 +229,7 @@ export class CudaAttention {
       headDim,
       scale,
       window: slidingWindow,
+      lse,
     });
   }
 }

@@ -20,6 +20,7 @@ import * as elementwise from './elementwise.ts';
 import { embedding, gatherLogitRows } from './embedding.ts';
 import { DecodeGraphs } from './graphs.ts';
 import { KvCaches } from './kv-cache.ts';
+import * as kvCompression from './kv-compression.ts';
 import { CudaLinear } from './linear.ts';
 import { moe } from './moe.ts';
 import * as norm from './norm.ts';
@@ -185,6 +186,23 @@ export class CudaBackend implements Backend {
 
   attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {
     return this.attn.attention(q, cache, spec, step);
+  }
+
+  attentionWithLse(
+    q: Tensor,
+    cache: LayerKvCache,
+    spec: AttentionSpec,
+    step: StepContext,
+  ): { out: Tensor; lse: Tensor } {
+    return this.attn.attentionWithLse(q, cache, spec, step);
+  }
+
+  kvKeyScores(q: Tensor, lse: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {
+    return kvCompression.keyScores(this.ctx, q, lse, cache, spec, step);
+  }
+
+  compactKv(cache: LayerKvCache, keep: Int32Array, step: StepContext): void {
+    kvCompression.compact(this.ctx, cache, keep, step);
   }
 
   selfAttention(q: Tensor, k: Tensor, v: Tensor, spec: AttentionSpec, step: StepContext): Tensor {

@@ -120,6 +120,7 @@ export class StepBuffers {
 
 /** True when `b` is decode-only with one logit row per sequence, in order (the shape CUDA graphs are captured for). */
 export function isPlainDecode(b: StepBatch): boolean {
+  if (b.kvCompression?.length) return false; // its compaction reads host-chosen entries
   if (b.maxSeqlenQ !== 1 || b.inputIds.length !== b.numSeqs || b.logitsIndices.length !== b.numSeqs) return false;
   for (let i = 0; i < b.numSeqs; i++) if (b.logitsIndices[i] !== i) return false;
   return true;

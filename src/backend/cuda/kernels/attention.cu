@@ -8,6 +8,7 @@
 // `window` of them when window > 0). EPL = ceil(D / 32) elements per lane; GMAX >= Hq / Hk.
 // SELF = 1: no cache (embedding models): k_cache / v_cache are this step's K and V rows [T, Hk*D], key j of sequence
 // s at row cu_seqlens_q[s] + j, every sequence whole. CAUSAL = 0: every query sees every key of its sequence.
+// lse [T, Hq] (skipped when null): each query row's log-sum-exp of its scaled scores, as the flash kernels write it.
 #include "common.cuh"
 
 #ifndef EPL
@@ -29,7 +30,7 @@ paged_attention(T* __restrict__ out, const T* __restrict__ q, const T* __restric
                 const T* __restrict__ v_cache, const int* __restrict__ cu_seqlens_q,
                 const int* __restrict__ context_lens, const int* __restrict__ block_tables, int num_seqs,
                 int max_blocks, int block_size, int num_q_heads, int num_kv_heads, int head_dim, float scale,
-                int window) {
+                int window, float* __restrict__ lse) {
   PDL_ENTER();
   const int t = blockIdx.y, kvh = blockIdx.x;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -119,6 +120,7 @@ paged_attention(T* __restrict__ out, const T* __restrict__ q, const T* __restric
       for (int w = 0; w < NW; w++) v += sacc[w][d] * wts[w];
       o[d] = from_f(v / denom);
     }
+    if (lse != nullptr && threadIdx.x == 0) lse[(long long)t * num_q_heads + kvh * group + g] = mx + logf(denom);
     __syncthreads();
   }
 }
