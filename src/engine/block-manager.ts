@@ -10,6 +10,10 @@ import type { Sequence } from './sequence.ts';
  *
  * Forked sequences (n > 1, beam search) share every block; the first write into a shared partial block copies it
  * (copy-on-write): the copy is queued in `takeCopies()` for the runner to perform before the step.
+ *
+ * KV compression: a sequence with a `kvBudget` never registers its blocks (compaction rewrites them). Before the step
+ * that compacts it, its first blocks that others share or the prefix cache holds are copied (`prepareCompaction`);
+ * after it, the blocks past its budget are freed (`compact`). Block math counts cache entries (`cachedLen`).
  */
 export class BlockManager {
   private readonly refCount: Int32Array;
@@ -90,29 +94,22 @@ export class BlockManager {
 
   /** Free blocks needed to compute `numTokens` more tokens of a sequence (new blocks plus a copy-on-write). */
   blocksNeeded(seq: Sequence, numTokens: number): number {
-    const grow = Math.max(0, this.blocksFor(seq.numComputed + numTokens) - seq.blockTable.length);
+    const grow = Math.max(0, this.blocksFor(seq.cachedLen + numTokens) - seq.blockTable.length);
     return grow + (this.needsCopy(seq) ? 1 : 0);
   }
 
   /** Makes room for `numTokens` more tokens; the caller checked `blocksNeeded` against `numFree`. */
   allocate(seq: Sequence, numTokens: number): void {
     if (this.blocksNeeded(seq, numTokens) > this.numFree) throw new Error('allocate: not enough free blocks');
-    if (this.needsCopy(seq)) {
-      const i = Math.floor(seq.numComputed / this.blockSize);
-      const shared = seq.blockTable[i]!;
-      const copy = this.takeFreeBlock();
-      this.copies.push([shared, copy]);
-      this.decRef(shared);
-      seq.blockTable[i] = copy;
-    }
-    const want = this.blocksFor(seq.numComputed + numTokens);
+    if (this.needsCopy(seq)) this.copyBlock(seq, Math.floor(seq.cachedLen / this.blockSize));
+    const want = this.blocksFor(seq.cachedLen + numTokens);
     while (seq.blockTable.length < want) seq.blockTable.push(this.takeFreeBlock());
   }
 
   /** Records that `numTokens` more tokens are in the cache and registers blocks that became full. */
   markComputed(seq: Sequence, numTokens: number): void {
     seq.numComputed += numTokens;
-    if (!this.prefixCaching) return;
+    if (!this.prefixCaching || seq.kvBudget !== null) return;
     const full = Math.floor(seq.numComputed / this.blockSize);
     this.extendHashes(seq, full);
     for (let i = 0; i < full; i++) {
@@ -131,6 +128,38 @@ export class BlockManager {
     child.blockTable = [...parent.blockTable];
     child.blockHashes = [...parent.blockHashes];
     child.numComputed = parent.numComputed;
+    child.kvDropped = parent.kvDropped;
+  }
+
+  /**
+   * Copies compaction would need for a sequence about to compact to `budget` entries: its blocks among the first
+   * `blocksFor(budget)` that another sequence shares or the prefix cache holds (the partial block `allocate` copies
+   * anyway aside). `prefixBlocks`: those of a cached prefix it has yet to take (all registered).
+   */
+  compactionCopies(seq: Sequence, budget: number, prefixBlocks = 0): number {
+    const kept = this.blocksFor(budget);
+    if (prefixBlocks > 0) return Math.min(prefixBlocks, kept);
+    const partial = this.needsCopy(seq) ? Math.floor(seq.cachedLen / this.blockSize) : -1;
+    let n = 0;
+    for (let i = 0; i < Math.min(kept, seq.blockTable.length); i++) if (i !== partial && this.isShared(seq, i)) n++;
+    return n;
+  }
+
+  /** After `allocate`: the blocks compaction will write become the sequence's own (copies queued). */
+  prepareCompaction(seq: Sequence, budget: number): void {
+    const kept = Math.min(this.blocksFor(budget), seq.blockTable.length);
+    for (let i = 0; i < kept; i++) if (this.isShared(seq, i)) this.copyBlock(seq, i);
+  }
+
+  /** After the step compacted the sequence to `budget` entries: the blocks past them are freed; returns how many. */
+  compact(seq: Sequence, budget: number): number {
+    seq.kvDropped += seq.cachedLen - budget;
+    let freed = 0;
+    while (seq.blockTable.length > this.blocksFor(budget)) {
+      this.decRef(seq.blockTable.pop()!);
+      freed++;
+    }
+    return freed;
   }
 
   /** Releases a sequence's blocks (tail first, so the tail of a cached prefix is evicted before its head). */
@@ -138,6 +167,7 @@ export class BlockManager {
     for (let i = seq.blockTable.length - 1; i >= 0; i--) this.decRef(seq.blockTable[i]!);
     seq.blockTable = [];
     seq.numComputed = 0;
+    seq.kvDropped = 0;
   }
 
   /** Block copies (src, dst) queued by copy-on-write since the last call. */
@@ -148,9 +178,24 @@ export class BlockManager {
   }
 
   private needsCopy(seq: Sequence): boolean {
-    if (seq.numComputed % this.blockSize === 0) return false;
-    const b = seq.blockTable[Math.floor(seq.numComputed / this.blockSize)];
+    if (seq.cachedLen % this.blockSize === 0) return false;
+    const b = seq.blockTable[Math.floor(seq.cachedLen / this.blockSize)];
     return b !== undefined && this.refCount[b]! > 1;
+  }
+
+  /** Block i of the sequence is another's too, or the prefix cache's (compaction must not write it). */
+  private isShared(seq: Sequence, i: number): boolean {
+    const b = seq.blockTable[i]!;
+    return this.refCount[b]! > 1 || this.hashOf[b] !== null;
+  }
+
+  /** Block i of the sequence replaced by a copy of it (queued for the runner). */
+  private copyBlock(seq: Sequence, i: number): void {
+    const shared = seq.blockTable[i]!;
+    const copy = this.takeFreeBlock();
+    this.copies.push([shared, copy]);
+    this.decRef(shared);
+    seq.blockTable[i] = copy;
   }
 
   private extendHashes(seq: Sequence, fullBlocks: number): void {

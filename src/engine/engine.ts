@@ -6,6 +6,7 @@ import { UserError } from '../util/errors.ts';
 import { type AdmissionLimits, admit, checkTextLength } from './admission.ts';
 import { advanceRequest } from './advance.ts';
 import { AsyncQueue } from './async-queue.ts';
+import { checkKvBudget, type KvCompressionConfig, kvBudgetFor } from './kv-budget.ts';
 import { takeLogits } from './logits.ts';
 import { takeOutput } from './output.ts';
 import { type KvCacheUsage, Scheduler, type SchedulerConfig } from './scheduler.ts';
@@ -32,6 +33,8 @@ export interface EngineConfig {
   manual?: boolean;
   /** Structured output (compiles grammars in workers; closed at shutdown); absent: requests with one are refused. */
   grammar?: GrammarService;
+  /** KV cache compression of long prompts; absent: none (requests with a `kvBudget` are refused). */
+  kvCompression?: KvCompressionConfig;
 }
 
 /** A request whose prompt is already token ids: what `submit()` takes (`generate()` encodes text first). */
@@ -90,6 +93,7 @@ export class Engine implements EngineApi {
       newSequence: (r, tokenIds, stream) => {
         const detok = r.params.useBeamSearch ? NO_TEXT : config.newTextStream(r.promptIds, r.skipSpecialTokens);
         const seq = new Sequence(tokenIds, r.promptIds.length, detok, new Rng(r.seed, stream));
+        seq.kvBudget = r.kvBudget;
         if (r.grammarKey !== undefined) {
           seq.grammar = config.grammar!.open(r.grammarKey, tokenHistory(this.ctx, r, seq).stopIds);
         }
@@ -137,6 +141,7 @@ export class Engine implements EngineApi {
     const id = request.id ?? `req-${this.nextId++}`;
     if (this.live.has(id)) throw new UserError(`request id "${id}" is already in use`);
     const { promptIds, params } = admit(request.prompt, request.params ?? {}, this.limits);
+    const kvBudget = this.kvBudget(request.kvBudget, promptIds.length);
     const seed = params.seed ?? Math.floor(Math.random() * 2 ** 32);
     const r: Request = {
       id,
@@ -161,6 +166,7 @@ export class Engine implements EngineApi {
       finished: false,
       grammarKey,
       skipSpecialTokens: request.skipSpecialTokens,
+      kvBudget,
     };
     r.seqs.push(this.ctx.newSequence(r, [...promptIds], 0));
     this.counters.promptTokens += promptIds.length;
@@ -191,7 +197,21 @@ export class Engine implements EngineApi {
       prefixCacheHits: this.blocks.prefixHits,
       prefixCacheQueries: this.blocks.prefixQueries,
       steps: this.counters.steps,
+      kvBlocksSaved: this.scheduler.kvBlocksSaved,
     };
+  }
+
+  /** The entries a request's prompt KV is compressed to (its budget over the engine's), or null. */
+  private kvBudget(requested: number | undefined, promptLen: number): number | null {
+    const config = this.config.kvCompression;
+    if (requested !== undefined && !config) {
+      throw new UserError(
+        'kv_budget: this model runs without KV compression (start it with --kv-compression snapkv)',
+        'kv_budget',
+      );
+    }
+    const budget = requested === undefined ? config?.budget : checkKvBudget(requested, 'kv_budget');
+    return budget === undefined ? null : kvBudgetFor(budget, promptLen);
   }
 
   async shutdown(force = false): Promise<void> {
@@ -218,11 +238,13 @@ export class Engine implements EngineApi {
       throw new Error('scheduler made no progress with requests queued');
     }
     if (step.seqs.length > 0) {
-      const chunks = step.seqs.map(({ seq, start, numTokens, logits }) => ({
+      const chunks = step.seqs.map(({ seq, start, cached, numTokens, logits, compress }) => ({
         tokenIds: seq.tokenIds.slice(start, start + numTokens),
         startPos: start,
+        cached,
         blockTable: seq.blockTable,
         logits,
+        compress,
       }));
       const logits = this.config.runner.execute(chunks, step.copies);
       this.counters.steps++;

@@ -172,6 +172,7 @@ export class PoolingEngine implements EngineApi {
       prefixCacheHits: 0,
       prefixCacheQueries: 0,
       steps: this.counters.steps,
+      kvBlocksSaved: 0,
     };
   }
 

@@ -1,3 +1,4 @@
+import { type KvCompressionPlan, snapKvWindow } from '../primitives/kv-compression.ts';
 import { BlockManager } from './block-manager.ts';
 import { liveSeqs, type Request, type Sequence } from './sequence.ts';
 
@@ -27,11 +28,15 @@ export type KvCacheUsage = Pick<
 export interface ScheduledSeq {
   request: Request;
   seq: Sequence;
-  /** Tokens already in the cache when the step starts (the chunk's first position). */
+  /** Tokens already computed when the step starts (the chunk's first position). */
   start: number;
+  /** Entries the sequence holds in the cache when the step starts (`start` unless compression dropped some). */
+  cached: number;
   /** Tokens computed this step, from `start`. */
   numTokens: number;
   logits: 'last' | 'all' | 'none';
+  /** The chunk ends the prompt, whose KV the step then compresses. */
+  compress?: Omit<KvCompressionPlan, 'seq'>;
 }
 
 /** One step's work: the sequences' chunks and the block copies (copy-on-write) to perform before them. */
@@ -49,12 +54,18 @@ export interface ScheduledStep {
  *
  * The scheduler is the only owner of KV blocks, as nano-vllm's: it allocates them for each step, records what the
  * step computed (registering full blocks for prefix caching), shares them with forked sequences and frees them.
+ *
+ * KV compression (a request's `kvBudget`): a sequence's prompt chunks stop at the prompt's end and leave its last
+ * chunk the whole observation window when they can; that chunk's step compacts the cache, then its blocks past the
+ * budget are freed. A preempted sequence is recomputed the same way (prefill, compression, then its output tokens).
  */
 export class Scheduler {
   readonly waiting: Request[] = [];
   /** In admission order. */
   readonly running: Request[] = [];
   preemptions = 0;
+  /** Blocks KV compression has given back. */
+  kvBlocksSaved = 0;
   private readonly cache: BlockManager;
 
   constructor(
@@ -98,7 +109,10 @@ export class Scheduler {
 
   /** After the step's forward: its tokens are in the cache, and blocks that became full are registered. */
   update(step: ScheduledStep): void {
-    for (const { seq, numTokens } of step.seqs) this.cache.markComputed(seq, numTokens);
+    for (const { seq, numTokens, compress } of step.seqs) {
+      this.cache.markComputed(seq, numTokens);
+      if (compress) this.kvBlocksSaved += this.cache.compact(seq, compress.budget);
+    }
   }
 
   schedule(): ScheduledStep {
@@ -154,19 +168,25 @@ export class Scheduler {
       seqs++;
       if (seq.uncomputed === 0) continue; // waiting for the rest of its request to be sampled together
       const fresh = seq.blockTable.length === 0 && seq.numComputed === 0;
-      const prefix = fresh && r.params.promptLogprobs === null ? this.cache.findCachedPrefix(seq) : [];
+      const compressing = r.kvBudget !== null && seq.kvDropped === 0 && seq.numComputed < seq.promptLen;
+      let prefix = fresh && r.params.promptLogprobs === null ? this.cache.findCachedPrefix(seq) : [];
+      // A cached prefix leaves the observation window to compute.
+      if (compressing) prefix = prefix.slice(0, Math.floor((seq.promptLen - this.window(r)) / bs));
       let n = Math.min(seq.uncomputed - prefix.length * bs, tokenBudget - tokens);
       if (fitFreeBlocks && !fresh) {
         // Shrink a prefill chunk to the blocks that are free now.
-        const room = (seq.blockTable.length + this.cache.numFree) * bs - seq.numComputed;
+        const room = (seq.blockTable.length + this.cache.numFree) * bs - seq.cachedLen;
         n = Math.min(n, this.cache.blocksNeeded(seq, 1) > this.cache.numFree ? 0 : room);
       }
+      if (compressing) n = promptChunk(seq.numComputed + prefix.length * bs, n, seq.promptLen, this.window(r));
       if (n <= 0) {
         if (wholeGroup || fitFreeBlocks) return null;
         break;
       }
       blocks += fresh ? this.cache.blocksNeededToStart(prefix, n) : this.cache.blocksNeeded(seq, n);
-      items.push({ seq, prefix, numTokens: n });
+      const endsPrompt = compressing && seq.numComputed + prefix.length * bs + n === seq.promptLen;
+      if (endsPrompt) blocks += this.cache.compactionCopies(seq, r.kvBudget!, fresh ? prefix.length : 0);
+      items.push({ seq, prefix, numTokens: n, compress: endsPrompt });
       tokens += n;
     }
     return items.length ? { items, tokens, blocks, seqs } : null;
@@ -179,7 +199,7 @@ export class Scheduler {
     scheduled: Set<Request>,
     budget: { tokens: number; seqs: number },
   ): void {
-    for (const { seq, prefix, numTokens } of plan.items) {
+    for (const { seq, prefix, numTokens, compress } of plan.items) {
       if (seq.blockTable.length === 0 && seq.numComputed === 0) {
         const cached = this.cache.takeCachedPrefix(seq, prefix);
         if (seq === r.seqs[0] && seq.outputLen === 0) r.metrics.cachedPromptTokens = cached;
@@ -188,11 +208,28 @@ export class Scheduler {
       const completes = seq.numComputed + numTokens === seq.tokenIds.length;
       const wantsPromptLogprobs = r.params.promptLogprobs !== null && seq.numComputed < r.promptIds.length;
       const logits = wantsPromptLogprobs ? 'all' : completes ? 'last' : 'none';
-      out.push({ request: r, seq, start: seq.numComputed, numTokens, logits });
+      const scheduled: ScheduledSeq = {
+        request: r,
+        seq,
+        start: seq.numComputed,
+        cached: seq.cachedLen,
+        numTokens,
+        logits,
+      };
+      if (compress) {
+        this.cache.prepareCompaction(seq, r.kvBudget!);
+        scheduled.compress = { budget: r.kvBudget!, window: snapKvWindow(r.kvBudget!, numTokens) };
+      }
+      out.push(scheduled);
     }
     scheduled.add(r);
     budget.tokens -= plan.tokens;
     budget.seqs -= plan.seqs;
+  }
+
+  /** The observation window of a compressing request: its last prompt chunk holds it (a step holds that many). */
+  private window(r: Request): number {
+    return snapKvWindow(r.kvBudget!, this.config.maxNumBatchedTokens);
   }
 
   /** The running request to give up first: the most recently admitted (or lowest priority), not yet scheduled. */
@@ -230,6 +267,8 @@ interface PlanItem {
   seq: Sequence;
   prefix: number[];
   numTokens: number;
+  /** The chunk ends the prompt of a sequence whose KV is compressed after it. */
+  compress: boolean;
 }
 
 interface Plan {
@@ -238,6 +277,18 @@ interface Plan {
   blocks: number;
   /** Live sequences of the request (all count against the cap). */
   seqs: number;
+}
+
+/**
+ * The tokens of a compressing sequence's next prompt chunk, from `start`, when `n` would fit: never past the prompt's
+ * end, and never leaving the last chunk less than the observation window; 0 (wait for a roomier step) when the rest
+ * of the prompt is the window and does not fit, so the window never depends on what else the step holds.
+ */
+function promptChunk(start: number, n: number, promptLen: number, window: number): number {
+  const left = promptLen - start;
+  if (n >= left) return left;
+  if (left - n >= window) return n;
+  return Math.max(0, left - window);
 }
 
 /** Every sequence still computing has just one token to run: a decode. */

@@ -20,8 +20,12 @@ export class Sequence {
   /** Prompt then output token ids. */
   tokenIds: number[];
   readonly promptLen: number;
-  /** Leading tokens whose K/V are in the cache. */
+  /** Leading tokens whose K/V were computed (the next token's position). */
   numComputed = 0;
+  /** Entries KV compression dropped from the cache: it holds `cachedLen` = numComputed − kvDropped. */
+  kvDropped = 0;
+  /** The entries its prompt's KV is compressed to once computed (SnapKV), or null: no compression. */
+  kvBudget: number | null = null;
   blockTable: number[] = [];
   /** Chained hashes of this sequence's full blocks, computed as blocks fill (prefix caching). */
   blockHashes: string[] = [];
@@ -70,6 +74,11 @@ export class Sequence {
     return this.finishReason !== null;
   }
 
+  /** Entries the sequence holds in the KV cache (where the next token's K/V goes). */
+  get cachedLen(): number {
+    return this.numComputed - this.kvDropped;
+  }
+
   /** Tokens still to run through the model before the next token can be sampled. */
   get uncomputed(): number {
     return this.tokenIds.length - this.numComputed;
@@ -96,6 +105,8 @@ export interface Request {
   grammarKey?: string;
   /** False: special tokens stay in the text (tool-call markers such as [TOOL_CALLS] are special tokens). */
   skipSpecialTokens?: boolean;
+  /** Entries its sequences' prompt KV is compressed to once computed (SnapKV), or null: no compression. */
+  kvBudget: number | null;
 }
 
 /** Live sequences (not yet finished) of a request. */

@@ -27,6 +27,11 @@ export interface GenerateRequest {
   grammar?: GrammarSpec;
   /** False keeps special tokens in the text (default true): tool-call markers are special tokens in some models. */
   skipSpecialTokens?: boolean;
+  /**
+   * KV compression budget of this request (tokens, or a fraction 0 < f < 1 of the prompt) over the engine's; needs an
+   * engine with KV compression. Applied only to prompts longer than the budget.
+   */
+  kvBudget?: number;
 }
 
 /** One completion's progress in an incremental output. Text and token ids are deltas since the last output. */
@@ -77,6 +82,8 @@ export interface EngineStats {
   prefixCacheHits: number;
   prefixCacheQueries: number;
   steps: number;
+  /** KV blocks KV compression has freed so far. */
+  kvBlocksSaved: number;
 }
 
 export interface EngineApi {

@@ -21,7 +21,10 @@ export const SNAPKV = {
   poolKernel: 7,
 } as const;
 
-/** The window a sequence compressed to `budget` entries uses when its final chunk has `chunkLen` tokens. */
+/**
+ * The window a sequence compressed to `budget` entries uses when its final chunk has `chunkLen` tokens: at most half
+ * of the budget past the sinks, so small budgets still keep keys chosen by score.
+ */
 export function snapKvWindow(budget: number, chunkLen: number): number {
-  return Math.max(1, Math.min(SNAPKV.window, budget - SNAPKV.sinks, chunkLen));
+  return Math.max(1, Math.min(SNAPKV.window, Math.floor((budget - SNAPKV.sinks) / 2), chunkLen));
 }

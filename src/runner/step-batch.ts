@@ -1,15 +1,23 @@
+import type { KvCompressionPlan } from '../primitives/kv-compression.ts';
 import type { StepBatch } from '../primitives/step-batch.ts';
 
 /** One sequence's share of a step. */
 export interface ScheduledChunk {
   /** Token ids to compute now. */
   tokenIds: ArrayLike<number>;
-  /** Position of the first of them (tokens before it are already in the cache). */
+  /** Position of the first of them (tokens before it are already computed). */
   startPos: number;
-  /** Block ids covering at least `startPos + tokenIds.length` tokens. */
+  /**
+   * Entries the sequence holds in the cache before this chunk, where its tokens' K/V go on from: `startPos` unless KV
+   * compression dropped some (positions, for RoPE, stay the tokens' own).
+   */
+  cached?: number;
+  /** Block ids covering at least `cached + tokenIds.length` entries. */
   blockTable: ArrayLike<number>;
   /** Which of this chunk's tokens need logits: 'last', 'all' (prompt logprobs) or 'none' (mid-prompt chunk). */
   logits: 'last' | 'all' | 'none';
+  /** The chunk ends the prompt, whose KV is then compressed (see `KvCompressionPlan`). */
+  compress?: Omit<KvCompressionPlan, 'seq'>;
 }
 
 export function buildStepBatch(chunks: readonly ScheduledChunk[], blockSize: number): StepBatch {
@@ -31,26 +39,29 @@ export function buildStepBatch(chunks: readonly ScheduledChunk[], blockSize: num
   const contextLens = new Int32Array(numSeqs);
   const blockTables = new Int32Array(numSeqs * maxBlocksPerSeq);
   const logitsIndices = new Int32Array(numLogits);
+  const kvCompression: KvCompressionPlan[] = [];
   let t = 0;
   let l = 0;
   chunks.forEach((c, s) => {
     const n = c.tokenIds.length;
-    const needed = Math.ceil((c.startPos + n) / blockSize);
+    const cached = c.cached ?? c.startPos;
+    const needed = Math.ceil((cached + n) / blockSize);
     if (c.blockTable.length < needed) {
       throw new Error(`sequence ${s}: block table has ${c.blockTable.length} blocks, needs ${needed}`);
     }
     for (let i = 0; i < n; i++) {
-      const pos = c.startPos + i;
+      const entry = cached + i;
       inputIds[t + i] = c.tokenIds[i]!;
-      positions[t + i] = pos;
-      slotMapping[t + i] = c.blockTable[Math.floor(pos / blockSize)]! * blockSize + (pos % blockSize);
+      positions[t + i] = c.startPos + i;
+      slotMapping[t + i] = c.blockTable[Math.floor(entry / blockSize)]! * blockSize + (entry % blockSize);
       if (c.logits === 'all') logitsIndices[l++] = t + i;
     }
     if (c.logits === 'last') logitsIndices[l++] = t + n - 1;
     for (let b = 0; b < c.blockTable.length; b++) blockTables[s * maxBlocksPerSeq + b] = c.blockTable[b]!;
     t += n;
     cuSeqlensQ[s + 1] = t;
-    contextLens[s] = c.startPos + n;
+    contextLens[s] = cached + n;
+    if (c.compress) kvCompression.push({ seq: s, ...c.compress });
   });
   return {
     inputIds,
@@ -64,5 +75,6 @@ export function buildStepBatch(chunks: readonly ScheduledChunk[], blockSize: num
     logitsIndices,
     numSeqs,
     maxSeqlenQ,
+    ...(kvCompression.length > 0 && { kvCompression }),
   };
 }

@@ -20,7 +20,7 @@ const stories = sharedFixture('models/stories260K');
 function engineFor(
   dir: string,
   model: Model,
-  opts: { numBlocks?: number; batchTokens?: number; prefixCaching?: boolean } = {},
+  opts: { numBlocks?: number; batchTokens?: number; prefixCaching?: boolean; kvBudget?: number } = {},
 ) {
   const numBlocks = opts.numBlocks ?? 256;
   const tokenizer = loadTokenizer(dir);
@@ -35,6 +35,7 @@ function engineFor(
     enablePrefixCaching: opts.prefixCaching ?? true,
     scheduler: { maxNumBatchedTokens: opts.batchTokens ?? 64, maxNumSeqs: 64, policy: 'fcfs' },
     manual: true,
+    ...(opts.kvBudget !== undefined && { kvCompression: { method: 'snapkv' as const, budget: opts.kvBudget } }),
   });
 }
 
@@ -149,6 +150,34 @@ test('n = 4 shares the prompt blocks on the real model and each completion equal
   runToEnd(engine);
   for (let i = 0; i < 4; i++) assert.deepEqual(four.tokenIds[i], one.tokenIds[0]);
   assertAllBlocksFree(engine);
+});
+
+test('SnapKV on the real model: a budget past every prompt changes nothing; compressed requests survive preemption', {
+  skip: tinyLlama.skip,
+}, () => {
+  const model = loadModel(tinyLlama.path, new CpuBackend());
+  const jobs = randomJobs(12, model.config.vocabSize, 4, 90, 12).map((j) => ({ ...j, arriveAt: 0 }));
+  const alone = runAlone(tinyLlama.path, model, jobs);
+  const roomy = engineFor(tinyLlama.path, model, { kvBudget: 90 });
+  assert.deepEqual(runJobs(roomy, jobs), alone);
+  assert.equal(roomy.stats().kvBlocksSaved, 0);
+
+  const long = randomJobs(12, model.config.vocabSize, 5, 60, 12).map((j, i) => ({
+    ...j,
+    prompt: Array.from({ length: 100 + 5 * i }, (_, n) => 3 + ((j.prompt[n % j.prompt.length]! + n) % 1000)),
+  }));
+  const compressedAlone = long.map((j) => {
+    const engine = engineFor(tinyLlama.path, model, { kvBudget: 40 });
+    const r = submit(engine, { prompt: j.prompt, params: j.params });
+    runToEnd(engine);
+    assert.equal(engine.stats().kvBlocksSaved, Math.ceil(j.prompt.length / 16) - 3);
+    return r.tokenIds[0]!;
+  });
+  assert.notDeepEqual(compressedAlone, runAlone(tinyLlama.path, model, long), 'compression changes some outputs');
+  const tight = engineFor(tinyLlama.path, model, { kvBudget: 40, numBlocks: 12, batchTokens: 64 });
+  assert.deepEqual(runJobs(tight, long), compressedAlone);
+  assert.ok(tight.stats().preemptions > 0, 'expected preemptions with a 12-block cache');
+  assertAllBlocksFree(tight);
 });
 
 /** Next-token logprobs of a whole token list, by one plain prefill in a fresh cache. */

@@ -29,3 +29,28 @@ test('a block table too short for the chunk is refused', () => {
     /needs 2/,
   );
 });
+
+test('a compressed sequence keeps its positions while its slots and key count follow its cached entries', () => {
+  const b = buildStepBatch(
+    [
+      { tokenIds: [4, 5], startPos: 41, cached: 14, blockTable: [7, 2, 5, 1], logits: 'last' },
+      {
+        tokenIds: [1, 2, 3, 4, 5, 6],
+        startPos: 0,
+        blockTable: [3, 6],
+        logits: 'last',
+        compress: { window: 2, budget: 5 },
+      },
+    ],
+    4,
+  );
+  assert.deepEqual([...b.positions], [41, 42, 0, 1, 2, 3, 4, 5]);
+  // Entries 14 and 15: the table's fourth block (1), offsets 2 and 3.
+  assert.deepEqual([...b.slotMapping.subarray(0, 2)], [6, 7]);
+  assert.deepEqual([...b.contextLens], [16, 6]);
+  assert.deepEqual(b.kvCompression, [{ seq: 1, window: 2, budget: 5 }]);
+  assert.equal(
+    buildStepBatch([{ tokenIds: [1], startPos: 0, blockTable: [0], logits: 'last' }], 4).kvCompression,
+    undefined,
+  );
+});

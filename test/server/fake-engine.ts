@@ -215,6 +215,7 @@ export class FakeEngine implements EngineApi {
       prefixCacheHits: 0,
       prefixCacheQueries: this.counters.promptTokens,
       steps: this.counters.steps,
+      kvBlocksSaved: 0,
     };
   }
 

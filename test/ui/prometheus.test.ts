@@ -24,6 +24,7 @@ const idle: EngineStats = {
   prefixCacheHits: 0,
   prefixCacheQueries: 0,
   steps: 0,
+  kvBlocksSaved: 0,
 };
 
 /** The server's own /metrics text, with some traffic on two models. */

@@ -1,0 +1,33 @@
+import { SNAPKV } from '../primitives/kv-compression.ts';
+import { UserError } from '../util/errors.ts';
+
+/** The KV compression methods there are. */
+export const KV_COMPRESSION_METHODS = ['snapkv'] as const;
+export type KvCompressionMethod = (typeof KV_COMPRESSION_METHODS)[number];
+
+/** An engine's KV compression: the method, and the budget of requests that name none (absent: only those that do). */
+export interface KvCompressionConfig {
+  method: KvCompressionMethod;
+  /** Tokens (an integer >= 1) or a fraction of the prompt (0 < f < 1). */
+  budget?: number;
+}
+
+/** Throws unless `value` is a KV budget: an integer number of tokens >= 1, or a fraction of the prompt in (0, 1). */
+export function checkKvBudget(value: number, field: string): number {
+  if (!(Number.isFinite(value) && value > 0 && (value < 1 || Number.isInteger(value)))) {
+    throw new UserError(
+      `${field}: ${value} is not a KV budget (expected a whole number of tokens >= 1 or a fraction 0 < f < 1)`,
+      field,
+    );
+  }
+  return value;
+}
+
+/**
+ * The entries a prompt of `promptLen` tokens keeps under `budget` (tokens, or a fraction rounded up), at least the
+ * attention sinks and one more; null when the prompt fits (nothing to compress).
+ */
+export function kvBudgetFor(budget: number, promptLen: number): number | null {
+  const tokens = Math.max(SNAPKV.sinks + 1, budget < 1 ? Math.ceil(budget * promptLen) : budget);
+  return promptLen > tokens ? tokens : null;
+}
