@@ -1,7 +1,13 @@
 import { type Command, Option } from 'commander';
+import { checkKvBudget } from '../engine/kv-budget.ts';
+import {
+  KV_COMPRESSION_METHODS,
+  type KvCompressionConfig,
+  type KvCompressionMethod,
+} from '../primitives/kv-compression.ts';
 import type { EngineOptions } from '../runner/load.ts';
 import { UserError } from '../util/errors.ts';
-import { settingsFromEnv } from './settings.ts';
+import { type EnvSettings, settingsFromEnv } from './settings.ts';
 
 /** The engine flags every command that runs a model shares (run, serve, bench). */
 export function addEngineOptions(cmd: Command): Command {
@@ -12,6 +18,14 @@ export function addEngineOptions(cmd: Command): Command {
     .option('--max-num-seqs <n>', 'sequences per engine step (default 64 on the CPU)')
     .option('--max-model-len <n>', 'longest prompt + output (default: the model maximum)')
     .option('--no-prefix-caching', 'turn automatic prefix caching off')
+    .option(
+      '--kv-compression <method>',
+      "compress long prompts' KV cache: snapkv or none (default: $PAGODA_KV_COMPRESSION or none)",
+    )
+    .option(
+      '--kv-budget <n>',
+      'KV entries a compressed prompt keeps: tokens, or a fraction 0 < f < 1 (default: $PAGODA_KV_BUDGET; per request kv_budget)',
+    )
     .addOption(
       new Option('--scheduling-policy <policy>', 'request order').choices(['fcfs', 'priority']).default('fcfs'),
     )
@@ -42,6 +56,7 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
     maxModelLen: int('maxModelLen', '--max-model-len'),
     enablePrefixCaching: opts.prefixCaching !== false,
     schedulingPolicy: opts.schedulingPolicy as 'fcfs' | 'priority',
+    kvCompression: kvCompressionFrom(opts, env),
     device: opts.device === undefined ? env.device : String(opts.device),
     cuda: env.cuda,
     cpuThreads: env.cpuThreads,
@@ -51,6 +66,30 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
         ? undefined
         : parseNumberFlag(String(opts.gpuMemoryUtilization), '--gpu-memory-utilization'),
     loadFormat: opts.loadFormat === 'dummy' ? 'dummy' : 'auto',
+  };
+}
+
+/** --kv-compression and --kv-budget over PAGODA_KV_COMPRESSION and PAGODA_KV_BUDGET; undefined: none. */
+function kvCompressionFrom(opts: Record<string, unknown>, env: EnvSettings): KvCompressionConfig | undefined {
+  const given = (flag: string, key: string, name: string, fromEnv: string | undefined) =>
+    opts[key] !== undefined
+      ? { value: String(opts[key]), from: flag }
+      : fromEnv
+        ? { value: fromEnv, from: name }
+        : null;
+  const method = given('--kv-compression', 'kvCompression', 'PAGODA_KV_COMPRESSION', env.kvCompression);
+  const budget = given('--kv-budget', 'kvBudget', 'PAGODA_KV_BUDGET', env.kvBudget);
+  if (method?.value === 'none') return undefined;
+  if (!method) {
+    if (budget) throw new UserError(`${budget.from} ${budget.value}: needs --kv-compression snapkv`);
+    return undefined;
+  }
+  if (!KV_COMPRESSION_METHODS.includes(method.value as KvCompressionMethod)) {
+    throw new UserError(`${method.from} ${method.value}: expected ${KV_COMPRESSION_METHODS.join(', ')} or none`);
+  }
+  return {
+    method: method.value as KvCompressionMethod,
+    ...(budget && { budget: checkKvBudget(parseNumberFlag(budget.value, budget.from), budget.from) }),
   };
 }
 

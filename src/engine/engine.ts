@@ -1,12 +1,13 @@
 import type { GrammarService } from '../grammar/grammar-service.ts';
 import { inlineEncoder, type PromptEncoder } from '../loader/background-tokenizer.ts';
 import type { TextTokenizer } from '../loader/tokenizer.ts';
+import type { KvCompressionConfig } from '../primitives/kv-compression.ts';
 import type { StepRunner } from '../runner/model-runner.ts';
 import { UserError } from '../util/errors.ts';
 import { type AdmissionLimits, admit, checkTextLength } from './admission.ts';
 import { advanceRequest } from './advance.ts';
 import { AsyncQueue } from './async-queue.ts';
-import { checkKvBudget, type KvCompressionConfig, kvBudgetFor } from './kv-budget.ts';
+import { checkKvBudget, kvBudgetFor } from './kv-budget.ts';
 import { takeLogits } from './logits.ts';
 import { takeOutput } from './output.ts';
 import { type KvCacheUsage, Scheduler, type SchedulerConfig } from './scheduler.ts';

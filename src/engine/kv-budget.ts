@@ -1,17 +1,6 @@
 import { SNAPKV } from '../primitives/kv-compression.ts';
 import { UserError } from '../util/errors.ts';
 
-/** The KV compression methods there are. */
-export const KV_COMPRESSION_METHODS = ['snapkv'] as const;
-export type KvCompressionMethod = (typeof KV_COMPRESSION_METHODS)[number];
-
-/** An engine's KV compression: the method, and the budget of requests that name none (absent: only those that do). */
-export interface KvCompressionConfig {
-  method: KvCompressionMethod;
-  /** Tokens (an integer >= 1) or a fraction of the prompt (0 < f < 1). */
-  budget?: number;
-}
-
 /** Throws unless `value` is a KV budget: an integer number of tokens >= 1, or a fraction of the prompt in (0, 1). */
 export function checkKvBudget(value: number, field: string): number {
   if (!(Number.isFinite(value) && value > 0 && (value < 1 || Number.isInteger(value)))) {

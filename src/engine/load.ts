@@ -33,6 +33,7 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
       policy: options.schedulingPolicy ?? 'fcfs',
     },
     samplingDefaults: modelSamplingDefaults(generation, manifest),
+    kvCompression: options.kvCompression,
     promptEncoder: new BackgroundTokenizer(tokenizer, modelDir, generation, options.tokenizerWorker),
     grammar: new GrammarService({
       vocabulary: () => options.grammarVocabulary ?? loadGrammarVocabulary(modelDir),

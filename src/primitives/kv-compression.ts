@@ -12,6 +12,17 @@ export interface KvCompressionPlan {
   budget: number;
 }
 
+/** The KV compression methods there are. */
+export const KV_COMPRESSION_METHODS = ['snapkv'] as const;
+export type KvCompressionMethod = (typeof KV_COMPRESSION_METHODS)[number];
+
+/** An engine's KV compression: the method, and the budget of requests that name none (absent: only those that do). */
+export interface KvCompressionConfig {
+  method: KvCompressionMethod;
+  /** Tokens (an integer >= 1) or a fraction of the prompt (0 < f < 1). */
+  budget?: number;
+}
+
 export const SNAPKV = {
   /** Observation window (queries) unless the budget or the chunk is smaller. */
   window: 32,

@@ -16,6 +16,7 @@ import { loadModel } from '../models/load.ts';
 import type { Model } from '../models/model.ts';
 import { modelTask } from '../models/pooling-load.ts';
 import { longRopeChoice } from '../models/rope.ts';
+import type { KvCompressionConfig } from '../primitives/kv-compression.ts';
 import type { Manifest } from '../store/manifest.ts';
 import { type PromptTemplate, storedChatTemplate } from '../store/model-prompt.ts';
 import { resolveModel } from '../store/resolve.ts';
@@ -38,6 +39,8 @@ export interface EngineOptions {
   /** Automatic prefix caching (default on). */
   enablePrefixCaching?: boolean;
   schedulingPolicy?: 'fcfs' | 'priority';
+  /** KV cache compression of long prompts (--kv-compression, --kv-budget); absent: none. */
+  kvCompression?: KvCompressionConfig;
   /** A backend to use as is; otherwise `device` picks one. */
   backend?: Backend;
   /** --device: auto (CUDA when usable, else the CPU), cuda or cpu (default auto; the CLI reads $PAGODA_DEVICE). */

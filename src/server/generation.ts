@@ -175,8 +175,8 @@ export async function* runEngine(
   params: Partial<SamplingParams>,
   times: GenerationTimes,
   fieldNames: Record<string, string> = {},
-  /** What the request asks of the output besides sampling (a grammar, special tokens kept). */
-  output: Pick<GenerateRequest, 'grammar' | 'skipSpecialTokens'> = {},
+  /** What the request asks besides sampling (a grammar, special tokens kept, a KV compression budget). */
+  output: Pick<GenerateRequest, 'grammar' | 'skipSpecialTokens' | 'kvBudget'> = {},
 ): AsyncGenerator<RequestOutput> {
   const labels = { model_name: a.entry.name };
   const id = randomUUID();

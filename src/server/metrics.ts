@@ -57,6 +57,16 @@ export class ServerMetrics {
     );
     engineGauge('pagoda_num_preemptions', 'Sequences preempted so far (cumulative).', (s) => s.preemptions);
     engineGauge('pagoda_engine_steps', 'Engine steps run (cumulative).', (s) => s.steps);
+    new Counter({
+      name: 'pagoda_kv_compression_blocks_saved_total',
+      help: 'KV-cache blocks freed by KV compression of long prompts.',
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        for (const e of engines()) this.inc({ model_name: e.name }, e.stats.kvBlocksSaved);
+      },
+    });
 
     this.promptTokens = new Counter({
       name: 'pagoda_prompt_tokens_total',

@@ -39,6 +39,8 @@ export interface ThroughputResult {
   totalTokensPerSecond: number;
   preemptions: number;
   steps: number;
+  /** KV blocks KV compression freed during the run. */
+  kvBlocksSaved: number;
 }
 
 /** Submits every request at once and waits for all of them; times the whole run. */
@@ -82,5 +84,6 @@ export async function runThroughput(
     totalTokensPerSecond: (promptTokens + outputTokens) / seconds,
     preemptions: after.preemptions - before.preemptions,
     steps: after.steps - before.steps,
+    kvBlocksSaved: after.kvBlocksSaved - before.kvBlocksSaved,
   };
 }

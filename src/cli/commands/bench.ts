@@ -66,6 +66,8 @@ export const registerBench: RegisterCommand = (program) => {
       ['engine steps', String(r.steps)],
       ['preemptions', String(r.preemptions)],
     ];
+    const compressed = loaded.engine.config.kvCompression !== undefined;
+    if (compressed) rows.push(['KV blocks saved', String(r.kvBlocksSaved)]);
     printRows(rows);
     if (save === undefined) return;
     appendBenchResult(
@@ -86,6 +88,7 @@ export const registerBench: RegisterCommand = (program) => {
         'output tokens',
         'prompt tokens',
         'preemptions',
+        ...(compressed ? ['KV blocks saved'] : []),
       ],
       [
         [
@@ -98,6 +101,7 @@ export const registerBench: RegisterCommand = (program) => {
           String(r.outputTokens),
           String(r.promptTokens),
           String(r.preemptions),
+          ...(compressed ? [String(r.kvBlocksSaved)] : []),
         ],
       ],
     );

@@ -150,7 +150,11 @@ export async function generateAndRespond(
   );
   const times = newTimes();
   // Tool-call markers may be special tokens: keep them where calls are parsed.
-  const output = { grammar: ollamaGrammar(body.format), skipSpecialTokens: shape.mode?.tools?.start == null };
+  const output = {
+    grammar: ollamaGrammar(body.format),
+    skipSpecialTokens: shape.mode?.tools?.start == null,
+    kvBudget: body.options?.kv_budget ?? undefined,
+  };
   const outputs = await primed(runEngine(ctx, a, ids, params, times, {}, output));
   return respond(reply, outputs, {
     stream: body.stream !== false,

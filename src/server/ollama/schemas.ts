@@ -25,6 +25,8 @@ export const options = z.strictObject({
   repeat_penalty: opt(z.number().gt(0).max(10)),
   presence_penalty: opt(z.number().min(-2).max(2)),
   frequency_penalty: opt(z.number().min(-2).max(2)),
+  /** pagoda's: KV compression budget (tokens, or a fraction of the prompt), checked by the engine. */
+  kv_budget: opt(z.number()),
 });
 export type Options = z.output<typeof options>;
 

@@ -48,7 +48,11 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
       const params = samplingParams({ ...body, max_tokens: maxTokens }, logprobs);
       const n = params.n ?? 1;
       // Tool-call markers may be special tokens ([TOOL_CALLS], <|python_tag|>): keep them where calls are parsed.
-      const output = { grammar: tools.grammar ?? structured, skipSpecialTokens: tools.format?.start == null };
+      const output = {
+        grammar: tools.grammar ?? structured,
+        skipSpecialTokens: tools.format?.start == null,
+        kvBudget: body.kv_budget ?? undefined,
+      };
       const outputs = await primed(runEngine(ctx, a, promptIds, params, newTimes(), fieldNames, output));
       const base = {
         id: completionId('chatcmpl'),

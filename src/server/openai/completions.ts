@@ -50,7 +50,19 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
       const admitted = { ...a, signal: AbortSignal.any([a.signal, batch.signal]) };
       try {
         const sources = await Promise.all(
-          prompts.map((prompt) => primed(runEngine(ctx, admitted, prompt.ids, params, newTimes(), {}, { grammar }))),
+          prompts.map((prompt) =>
+            primed(
+              runEngine(
+                ctx,
+                admitted,
+                prompt.ids,
+                params,
+                newTimes(),
+                {},
+                { grammar, kvBudget: body.kv_budget ?? undefined },
+              ),
+            ),
+          ),
         );
         const outputs = mergeOutputs(sources, n);
         const base = {

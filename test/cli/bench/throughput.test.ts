@@ -31,3 +31,19 @@ test('the throughput workload runs every request to its output length and counts
   await engine.shutdown();
   assertAllBlocksFree(engine);
 });
+
+test('under KV compression the throughput result counts the blocks it saved', async () => {
+  const engine = fakeEngine({ manual: false, numBlocks: 64, kvCompression: { method: 'snapkv', budget: 8 } });
+  const w = {
+    numPrompts: 4,
+    inputLen: [30, 30] as [number, number],
+    outputLen: [3, 3] as [number, number],
+    seed: 1,
+    temperature: 0,
+  };
+  const r = await runThroughput(engine, 64, w);
+  // 30 tokens in 8 blocks of 4, kept: 8 entries in 2 blocks.
+  assert.equal(r.kvBlocksSaved, 4 * (8 - 2));
+  await engine.shutdown();
+  assertAllBlocksFree(engine);
+});
