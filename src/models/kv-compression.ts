@@ -42,11 +42,14 @@ export function selectKeys(
     const picks = budget - sinks - window;
     if (picks < 0 || ctx <= budget) throw new Error(`kv compression: ${ctx} keys cannot be cut to ${budget}`);
     for (let g = 0; g < numKvHeads; g++, s += keys) {
-      const candidates = Array.from({ length: keys - sinks }, (_, i) => sinks + i);
-      candidates.sort((a, b) => scores[s + b]! - scores[s + a]! || a - b);
-      const chosen = candidates.slice(0, picks).sort((a, b) => a - b);
+      const candidates = scores.subarray(s + sinks, s + keys);
+      // The picks-th largest score (a native sort: 32k keys × every layer and head), then one ascending pass.
+      const threshold = picks > 0 ? Float32Array.from(candidates).sort()[candidates.length - picks]! : Infinity;
+      let ties = picks - candidates.filter((v) => v > threshold).length;
       for (let j = 0; j < sinks; j++) keep[o++] = j;
-      for (const j of chosen) keep[o++] = j;
+      candidates.forEach((v, i) => {
+        if (v > threshold || (v === threshold && ties-- > 0)) keep[o++] = sinks + i;
+      });
       for (let j = keys; j < ctx; j++) keep[o++] = j;
     }
   }
