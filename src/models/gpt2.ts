@@ -26,6 +26,7 @@ interface Gpt2Layer {
 
 /** GPT-2: learned positions, pre-LayerNorm blocks, multi-head attention, gelu_new MLP, tied embeddings. */
 export class Gpt2Model implements Model {
+  readonly compactsKv = true;
   readonly kvShape: Model['kvShape'];
   private readonly spec: AttentionSpec;
 

@@ -100,6 +100,7 @@ class LlamaStack {
 
 /** Llama, Mistral, Qwen2 and Qwen3 as causal LMs: the stack, then the LM head over the rows whose logits are asked. */
 export class LlamaModel implements Model {
+  readonly compactsKv = true;
   readonly kvShape: Model['kvShape'];
   readonly config: ModelConfig;
   readonly backend: Backend;

@@ -9,6 +9,8 @@ export interface Model {
   readonly kvShape: Omit<KvCacheSpec, 'numBlocks' | 'blockSize'>;
   /** Runs one step; returns logits `[step.batch.logitsIndices.length, vocab]`. */
   forward(step: StepContext, kvCache: readonly LayerKvCache[]): Tensor;
+  /** True when `forward` carries out a step's `kvCompression` plans (every cached attention through `cachedAttention`). */
+  readonly compactsKv?: boolean;
 }
 
 /**

@@ -183,6 +183,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
         `up to ${numBlocks * blockSize} concurrent tokens`,
     );
   }
+  if (options.kvCompression) checkKvCompression(m, maxModelLen);
   const runner = new ModelRunner(m, numBlocks, blockSize);
   if (m.backend instanceof CudaBackend) log(m.backend.memoryReport());
   const t1 = performance.now();
@@ -243,4 +244,16 @@ export function chooseDevice(options: EngineOptions, log: (line: string) => void
 export function positiveInt(v: number, what: string): number {
   if (!Number.isInteger(v) || v < 1) throw new UserError(`${what} ${v}: expected a positive integer`);
   return v;
+}
+
+/** KV compression needs a model whose forward compacts its cache, and positions that attention's reach does not count. */
+function checkKvCompression(m: Model, maxModelLen: number): void {
+  const arch = m.config.architecture || m.config.modelType;
+  if (!m.compactsKv) throw new UserError(`--kv-compression: ${arch} models cannot compress their KV cache yet`);
+  const window = m.config.slidingWindow;
+  if (window > 0 && window < maxModelLen) {
+    throw new UserError(
+      `--kv-compression: this model's sliding-window attention (${window} tokens) would count compressed cache entries, not positions`,
+    );
+  }
 }
