@@ -9,7 +9,7 @@ OUT=${OUT:-/tmp/pagoda-out}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 timeout ${TEST_TIMEOUT:-240} node --import tsx --test --test-concurrency=1 --test-reporter=spec \
-  test/gpu/kv-compression.test.ts test/gpu/attention-kernels.test.ts test/gpu/cuda-engine.test.ts 2>&1 \
+  test/gpu/kv-compression.test.ts test/gpu/attention-kernels.test.ts test/gpu/cuda-engine.test.ts test/gpu/cuda-models.test.ts 2>&1 \
   | tee "$OUT/test-gpu.log" | grep -vE '^\s*$' | tail -40
 for budget in 0 2048; do
   timeout ${BENCH_TIMEOUT:-300} node --import tsx bench/kv-compression-speed.ts --model bench/configs/llama3.1-8b \

@@ -110,3 +110,40 @@ test('the engine on CUDA under pressure (tiny KV cache: preemption, prefix-cache
     await engine.shutdown();
   }
 });
+
+const stories = modelFixture('stories260K');
+
+test('SnapKV on CUDA (float32) keeps what the CPU twin keeps: same greedy continuations of long stories', {
+  skip: gpuSkip() || stories.skip,
+}, async () => {
+  const options = { kvCompression: { method: 'snapkv' as const, budget: 0.25 }, log: () => {} };
+  const cpu = loadEngine(stories.path, { ...options, device: 'cpu' }).engine;
+  const gpu = loadEngine(stories.path, { ...options, device: 'cuda', dtype: 'float32' }).engine;
+  try {
+    // Stories of the model's own (temperature 1 from BOS), 320 tokens each, then 24 greedy tokens after a 25% cache.
+    const prompts = await Promise.all(
+      [1, 2, 3, 4].map(async (seed) => {
+        const { ids } = await tokens(cpu, {
+          prompt: [1],
+          params: { temperature: 1, seed, maxTokens: 319, ignoreEos: true },
+        });
+        return [1, ...ids];
+      }),
+    );
+    const greedy = (engine: Engine) =>
+      Promise.all(
+        prompts.map((prompt) => tokens(engine, { prompt, params: { temperature: 0, maxTokens: 24, ignoreEos: true } })),
+      );
+    const [want, got] = [await greedy(cpu), await greedy(gpu)];
+    assert.deepEqual(
+      got.map((r) => r.ids),
+      want.map((r) => r.ids),
+    );
+    assert.ok(gpu.stats().kvBlocksSaved > 0);
+    assert.equal(gpu.stats().kvBlocksSaved, cpu.stats().kvBlocksSaved);
+    assert.equal(gpu.stats().freeBlocks, gpu.stats().totalBlocks);
+  } finally {
+    await cpu.shutdown();
+    await gpu.shutdown();
+  }
+});
