@@ -4,11 +4,24 @@ import { pagodaHome } from '../util/paths.ts';
 
 type Env = Record<string, string | undefined>;
 
-/** The model store: `PAGODA_MODELS` (or Ollama's `OLLAMA_MODELS`), else `models/` in pagoda's home. */
+/**
+ * pagoda's model store: `PAGODA_MODELS`, else `models/` in pagoda's home. (`OLLAMA_MODELS` names Ollama's own
+ * store, which pagoda reads beside it: see `ollamaModelsDir`.)
+ */
 export function modelsDir(env: Env = process.env): string {
-  const dir = env.PAGODA_MODELS || env.OLLAMA_MODELS;
+  const dir = env.PAGODA_MODELS;
   if (dir) return resolve(expandHome(dir));
   return join(env === process.env || !env.PAGODA_HOME ? pagodaHome() : env.PAGODA_HOME, 'models');
+}
+
+/** Ollama's model store, read-only to pagoda: `OLLAMA_MODELS`, else `~/.ollama/models` as Ollama locates it. */
+export function ollamaModelsDir(env: Env = process.env): string {
+  return resolve(expandHome(env.OLLAMA_MODELS || join(homedir(), '.ollama', 'models')));
+}
+
+/** The Ollama-compatible registry that `pull NAME[:TAG]` reads: `PAGODA_REGISTRY`, else Ollama's own. */
+export function registryEndpoint(env: Env = process.env): string {
+  return (env.PAGODA_REGISTRY || 'https://registry.ollama.ai').replace(/\/+$/, '');
 }
 
 /** The Hugging Face hub cache, located the way huggingface_hub does it. */

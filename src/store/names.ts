@@ -1,6 +1,9 @@
 import { UserError } from '../util/errors.ts';
 
-/** A model name as users write it: `name:tag` or `namespace/name:tag` (an HF repo id is `org/repo`). */
+/**
+ * A model name as users write it: `name:tag`, `namespace/name:tag` (an HF repo id is `org/repo`) or, as Ollama
+ * spells names from another registry, `host.domain/namespace/name:tag`.
+ */
 export interface ModelName {
   /** `name` or `namespace/name`. */
   repo: string;
@@ -29,7 +32,9 @@ export function nameProblem(raw: string): string | null {
   const repo = colon >= 0 ? raw.slice(0, colon) : raw;
   const tag = colon >= 0 ? raw.slice(colon + 1) : DEFAULT_TAG;
   const segments = repo.split('/');
-  if (segments.length > 2) return 'has more than one "/" (expected name or namespace/name)';
+  if (segments.length > 3 || (segments.length === 3 && !segments[0]!.includes('.'))) {
+    return 'has more than one "/" (expected name, namespace/name or registry.host/namespace/name)';
+  }
   for (const s of segments) {
     if (s === '') return 'has an empty part';
     if (!SEGMENT.test(s)) return `has an invalid part "${s}" (letters, digits, "_", "-", "." only)`;

@@ -2,21 +2,23 @@ import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UserError } from '../util/errors.ts';
+import { hasGgufMagic } from './gguf-magic.ts';
 import { findSnapshot } from './hf-cache.ts';
-import { expandHome, hubCacheDir, modelsDir } from './locations.ts';
+import { expandHome, hubCacheDir, modelsDir, ollamaModelsDir } from './locations.ts';
 import type { Manifest, ModelSource } from './manifest.ts';
 import { ModelStore } from './model-store.ts';
 import { formatModelName, isHubRepoId, looksLikePath, nameProblem, parseModelName } from './names.ts';
+import { OllamaStore } from './ollama/store.ts';
 
 /** A model reference turned into files on disk, with whatever a Modelfile added. */
 export interface ResolvedModel {
-  /** `name:tag` for stored and cached models, the path as given for paths. */
+  /** `name:tag` for stored and cached models (as `ollama list` spells Ollama's), the path as given for paths. */
   name: string;
   /** The Hugging Face model folder (config.json, safetensors, tokenizer) or the .gguf file. */
   path: string;
   format: 'safetensors' | 'gguf';
-  origin: 'store' | 'hf-cache' | 'path';
-  /** Parameters, system prompt, Go template and messages from the store; null for plain folders. */
+  origin: 'store' | 'ollama' | 'hf-cache' | 'path';
+  /** Parameters, system prompt, Go template and messages from either store; null for plain folders. */
   manifest: Manifest | null;
   /** Stable id: the manifest's sha256, the snapshot's commit, or a hash of the path. */
   digest: string;
@@ -32,8 +34,8 @@ export interface ResolveOptions {
 }
 
 /**
- * Finds a model by reference: the store (`name:tag`), then the Hugging Face cache (`org/repo`, tag = revision,
- * `latest` = main), then — for local commands only — a folder or .gguf path.
+ * Finds a model by reference: pagoda's store (`name:tag`), then Ollama's store (read in place), then the Hugging
+ * Face cache (`org/repo`, tag = revision, `latest` = main), then — for local commands only — a folder or GGUF path.
  */
 export function resolveModel(ref: string, opts: ResolveOptions = {}): ResolvedModel {
   const env = opts.env ?? process.env;
@@ -57,6 +59,18 @@ export function resolveModel(ref: string, opts: ResolveOptions = {}): ResolvedMo
       modifiedAt: stored.modifiedAt,
     };
   }
+  const ollama = new OllamaStore(ollamaModelsDir(env)).get(name);
+  if (ollama) {
+    return {
+      name: ollama.name,
+      path: ollama.manifest.source.path,
+      format: 'gguf',
+      origin: 'ollama',
+      manifest: ollama.manifest,
+      digest: ollama.digest,
+      modifiedAt: ollama.modifiedAt,
+    };
+  }
   if (isHubRepoId(name.repo)) {
     const snap = findSnapshot(hubCacheDir(env), name.repo, revisionOf(name.tag));
     if (snap) {
@@ -72,9 +86,9 @@ export function resolveModel(ref: string, opts: ResolveOptions = {}): ResolvedMo
     }
   }
   if (opts.allowPaths && existsSync(resolve(opts.baseDir ?? '.', ref))) return resolvePath(ref, opts.baseDir);
-  const pull = isHubRepoId(name.repo) ? `; pull it with \`pagoda pull ${ref}\`` : '';
   throw new UserError(
-    `model "${ref}" not found in the store (${modelsDir(env)}) or the Hugging Face cache (${hubCacheDir(env)})${pull}`,
+    `model "${ref}" not found in the store (${modelsDir(env)}), Ollama's store (${ollamaModelsDir(env)}) ` +
+      `or the Hugging Face cache (${hubCacheDir(env)}); pull it with \`pagoda pull ${ref}\``,
   );
 }
 
@@ -97,15 +111,15 @@ function resolvePath(ref: string, baseDir = '.'): ResolvedModel {
   };
 }
 
-/** A folder with config.json or a .gguf file; anything else is refused with the path named. */
+/** A folder with config.json or a GGUF file (known by its magic bytes); anything else is refused, the path named. */
 export function checkModelPath(path: string, shown: string): { format: 'safetensors' | 'gguf' } {
   if (!existsSync(path)) throw new UserError(`${shown}: no such model folder or .gguf file`);
   if (statSync(path).isDirectory()) {
     if (!existsSync(join(path, 'config.json'))) throw new UserError(`${shown}: not a model folder (no config.json)`);
     return { format: 'safetensors' };
   }
-  if (path.endsWith('.gguf')) return { format: 'gguf' };
-  throw new UserError(`${shown}: not a model folder or a .gguf file`);
+  if (hasGgufMagic(path)) return { format: 'gguf' };
+  throw new UserError(`${shown}: not a model folder or a GGUF file`);
 }
 
 function sourcePath(

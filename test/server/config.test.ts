@@ -68,7 +68,6 @@ test('every documented variable is read, under both spellings', () => {
         [`${prefix}CONTEXT_LENGTH`]: '2048',
         [`${prefix}KEEP_ALIVE`]: '1h',
         [`${prefix}MAX_LOADED_MODELS`]: '2',
-        [`${prefix}MODELS`]: '/srv/models',
         [`${prefix}API_KEY`]: 'sekrit',
         [`${prefix}ORIGINS`]: 'http://localhost:*, https://app.example',
       },
@@ -78,10 +77,15 @@ test('every documented variable is read, under both spellings', () => {
     assert.equal(c.contextLength, 2048);
     assert.equal(c.keepAliveMs, 3_600_000);
     assert.equal(c.maxLoadedModels, 2);
-    assert.equal(c.modelsDir, '/srv/models');
     assert.equal(c.apiKey, 'sekrit');
     assert.deepEqual(c.origins, ['http://localhost:*', 'https://app.example']);
   }
+});
+
+test("PAGODA_MODELS is pagoda's store; OLLAMA_MODELS names Ollama's own store, read beside it", () => {
+  assert.equal(resolveServeConfig({}, { PAGODA_MODELS: '/srv/models' }).modelsDir, '/srv/models');
+  const c = resolveServeConfig({}, { OLLAMA_MODELS: '/srv/ollama', PAGODA_HOME: '/srv/pagoda' });
+  assert.equal(c.modelsDir, '/srv/pagoda/models');
 });
 
 test('bad values are one-line errors naming the variable', () => {

@@ -19,6 +19,9 @@ test('ordinary names parse with a default tag', () => {
   assert.deepEqual(parseModelName('my-model:v1.2'), { repo: 'my-model', tag: 'v1.2' });
   assert.deepEqual(parseModelName('Qwen/Qwen2.5-0.5B-Instruct'), { repo: 'Qwen/Qwen2.5-0.5B-Instruct', tag: 'latest' });
   assert.deepEqual(parseModelName(`${'x'.repeat(196)}:abc`), { repo: 'x'.repeat(196), tag: 'abc' });
+  // Ollama's spelling of a model from another registry: the first of three parts is a host.
+  assert.deepEqual(parseModelName('hf.co/org/repo:Q4_K_M'), { repo: 'hf.co/org/repo', tag: 'Q4_K_M' });
+  assert.equal(isHubRepoId('hf.co/org/repo'), false);
   assert.equal(isHubRepoId('Qwen/Qwen2.5-0.5B-Instruct'), true);
   assert.equal(isHubRepoId('llama3'), false);
   assert.equal(isHubRepoId('a--b/c'), false);
