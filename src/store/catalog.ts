@@ -1,15 +1,16 @@
 import { statSync } from 'node:fs';
 import { listCachedModels, weightsSize } from './hf-cache.ts';
-import { hubCacheDir, modelsDir } from './locations.ts';
+import { hubCacheDir, modelsDir, ollamaModelsDir } from './locations.ts';
 import type { Manifest } from './manifest.ts';
 import { ModelStore } from './model-store.ts';
+import { OllamaStore } from './ollama/store.ts';
 import { resolveModel } from './resolve.ts';
 
 /** One row of `pagoda list` and GET /api/tags. */
 export interface CatalogEntry {
   name: string;
-  origin: 'store' | 'hf-cache';
-  /** The model folder, or null when a stored model's base is missing (see `problem`). */
+  origin: 'store' | 'ollama' | 'hf-cache';
+  /** The model folder or GGUF file, or null when a stored model's base is missing or Ollama's is damaged. */
   path: string | null;
   digest: string;
   modifiedAt: Date;
@@ -19,7 +20,10 @@ export interface CatalogEntry {
   problem?: string;
 }
 
-/** Every model known by name: the store's manifests, then the Hugging Face cache's model repos. */
+/**
+ * Every model known by name: the store's manifests, Ollama's models (those a stored name does not hide), then the
+ * Hugging Face cache's model repos.
+ */
 export function listModels(env: Record<string, string | undefined> = process.env): CatalogEntry[] {
   const out: CatalogEntry[] = [];
   for (const stored of new ModelStore(modelsDir(env)).list()) {
@@ -40,6 +44,26 @@ export function listModels(env: Record<string, string | undefined> = process.env
       entry.problem = (err as Error).message;
     }
     out.push(entry);
+  }
+  const ollama = new OllamaStore(ollamaModelsDir(env));
+  for (const name of ollama.names()) {
+    if (out.some((e) => e.name === name)) continue;
+    try {
+      const m = ollama.get(name)!;
+      out.push({ ...m, origin: 'ollama', path: m.manifest.source.path, manifest: m.manifest });
+    } catch (err) {
+      const problem = (err as Error).message;
+      out.push({
+        name,
+        origin: 'ollama',
+        path: null,
+        digest: '',
+        modifiedAt: new Date(0),
+        size: 0,
+        manifest: null,
+        problem,
+      });
+    }
   }
   for (const snap of listCachedModels(hubCacheDir(env))) {
     out.push({

@@ -3,11 +3,12 @@ import { TemplateError } from '../gotemplate/errors.ts';
 import { OllamaTemplate } from '../gotemplate/ollama.ts';
 import { UserError } from '../util/errors.ts';
 import { findSnapshot } from './hf-cache.ts';
-import { expandHome, hubCacheDir, modelsDir } from './locations.ts';
+import { expandHome, hubCacheDir, modelsDir, ollamaModelsDir } from './locations.ts';
 import type { Manifest, ModelSource } from './manifest.ts';
 import { ModelStore, type StoredModel } from './model-store.ts';
 import type { Modelfile } from './modelfile.ts';
 import { isHubRepoId, looksLikePath, nameProblem, parseModelName } from './names.ts';
+import { OllamaStore } from './ollama/store.ts';
 import { checkModelPath, resolveModel, revisionOf } from './resolve.ts';
 
 export interface CreateOptions {
@@ -73,7 +74,7 @@ function baseOf(
   }
   const problem = nameProblem(from);
   if (problem) throw new UserError(`${where}: FROM ${JSON.stringify(from)}: invalid model name: ${problem}`);
-  const parent = store.get(from);
+  const parent = store.get(from) ?? new OllamaStore(ollamaModelsDir(env)).get(from);
   if (parent) return { source: parent.manifest.source, inherited: parent.manifest };
   const name = parseModelName(from);
   if (isHubRepoId(name.repo)) {
@@ -83,15 +84,23 @@ function baseOf(
     }
     throw new UserError(`${where}: FROM ${from}: not in the Hugging Face cache; run \`pagoda pull ${from}\` first`);
   }
-  throw new UserError(`${where}: FROM ${from}: no such model in the store (${store.root})`);
+  throw new UserError(
+    `${where}: FROM ${from}: no such model in the store (${store.root}) or Ollama's store (${ollamaModelsDir(env)})`,
+  );
 }
 
-/** `cp`: a stored model's manifest under a new name, or a new manifest over a Hugging Face cache repo. */
+/**
+ * `cp`: a stored model's manifest under a new name; Ollama's model as a manifest over its blob (copying no weights);
+ * or a new manifest over a Hugging Face cache repo.
+ */
 export function copyModel(source: string, destination: string, env: Record<string, string | undefined> = process.env) {
   parseModelName(destination);
   const store = new ModelStore(modelsDir(env));
   if (store.get(source)) return store.copy(source, destination);
-  resolveModel(source, { env });
+  const resolved = resolveModel(source, { env });
+  if (resolved.origin === 'ollama') {
+    return store.put(destination, { ...resolved.manifest!, createdAt: new Date().toISOString() });
+  }
   const name = parseModelName(source);
   return store.put(destination, {
     schemaVersion: 1,
@@ -104,11 +113,16 @@ export function copyModel(source: string, destination: string, env: Record<strin
   });
 }
 
-/** `rm`: removes a stored name. Hugging Face cache repos are shared with other tools and are left alone. */
+/** `rm`: removes a stored name. Ollama's store and Hugging Face cache repos belong to other tools: left alone. */
 export function removeModel(name: string, env: Record<string, string | undefined> = process.env): void {
   const store = new ModelStore(modelsDir(env));
   if (store.remove(name)) return;
   const parsed = parseModelName(name);
+  if (new OllamaStore(ollamaModelsDir(env)).has(parsed)) {
+    throw new UserError(
+      `${name} is in Ollama's store (${ollamaModelsDir(env)}), which pagoda only reads; remove it with \`ollama rm ${name}\``,
+    );
+  }
   if (isHubRepoId(parsed.repo) && findSnapshot(hubCacheDir(env), parsed.repo, revisionOf(parsed.tag))) {
     throw new UserError(
       `${name} is in the Hugging Face cache (${hubCacheDir(env)}), which pagoda shares with other tools; delete it there (huggingface-cli delete-cache)`,

@@ -54,9 +54,9 @@ const pagoda = (...args: string[]) =>
 test('create, list, show, cp and rm through the real binary', async () => {
   assert.match((await pagoda('create', 'terse', '-f', 'Modelfile')).stdout, /created terse:latest/);
   const list = (await pagoda('list')).stdout.split('\n');
-  assert.match(list[0]!, /^NAME\s+ID\s+SIZE\s+MODIFIED$/);
+  assert.match(list[0]!, /^NAME\s+ID\s+SIZE\s+MODIFIED\s+SOURCE$/);
   assert.ok(
-    list.some((l) => /^terse:latest\s+[0-9a-f]{12}\s+394\.7 KB\s+/.test(l)),
+    list.some((l) => /^terse:latest\s+[0-9a-f]{12}\s+394\.7 KB\s+.*\spagoda$/.test(l)),
     list.join('\n'),
   );
   assert.ok(list.some((l) => l.startsWith('pagoda-test/tiny-qwen2:latest ')));

@@ -21,6 +21,8 @@ export interface OllamaModel {
   size: number;
 }
 
+const parsed = (name: string | ModelName): ModelName => (typeof name === 'string' ? parseModelName(name) : name);
+
 /** Text layers (template, system, params, license) larger than this are not a model's text. */
 const MAX_TEXT_LAYER = 4 * 2 ** 20;
 
@@ -35,15 +37,20 @@ export class OllamaStore {
     this.root = resolve(root);
   }
 
+  /** True when Ollama has a manifest under `name`, readable or not. */
+  has(name: string | ModelName): boolean {
+    try {
+      return statSync(this.manifestFile(toOllamaName(parsed(name)))).isFile();
+    } catch {
+      return false;
+    }
+  }
+
   /** The model under `name`, or null when Ollama has none; a damaged one throws a one-line UserError. */
   get(name: string | ModelName): OllamaModel | null {
-    const n = toOllamaName(typeof name === 'string' ? parseModelName(name) : name);
-    const file = join(this.root, 'manifests', n.host, n.namespace, n.model, n.tag);
-    try {
-      if (!statSync(file).isFile()) return null;
-    } catch {
-      return null;
-    }
+    const n = toOllamaName(parsed(name));
+    if (!this.has(name)) return null;
+    const file = this.manifestFile(n);
     let text: string;
     try {
       text = readFileSync(this.inside(file), 'utf8');
@@ -64,6 +71,10 @@ export class OllamaStore {
             if (!nameProblem(name)) out.push(name);
           }
     return out;
+  }
+
+  private manifestFile(n: OllamaName): string {
+    return join(this.root, 'manifests', n.host, n.namespace, n.model, n.tag);
   }
 
   private dirs(...parts: string[]): string[] {
