@@ -67,6 +67,37 @@ test('pagoda run with a prompt only uses the demo model and says so', () => {
   assert.ok(r.stdout.length > 1);
 });
 
+test('a model name that is nowhere is an error saying where pagoda looked, never a prompt for the demo', () => {
+  const stores = {
+    PAGODA_MODELS: join(home, 'models'),
+    OLLAMA_MODELS: join(home, 'ollama'),
+    HF_HUB_CACHE: join(home, 'hf'),
+  };
+  // (A Hub repo id, org/repo, is pulled first instead: see the test below.)
+  for (const name of ['llama3.2', 'llama3.2:1b', 'hf.co/acme/tiny-GGUF:Q4_K_M']) {
+    const r = spawnSync(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), 'run', name], {
+      encoding: 'utf8',
+      env: { ...process.env, PAGODA_HOME: home, ...stores },
+    });
+    assert.equal(r.status, 1, name);
+    assert.equal(r.stdout, '');
+    assert.equal(
+      r.stderr,
+      `error: model "${name}" not found in the store (${stores.PAGODA_MODELS}), Ollama's store (${stores.OLLAMA_MODELS}) ` +
+        `or the Hugging Face cache (${stores.HF_HUB_CACHE}); pull it with \`pagoda pull ${name}\`\n`,
+    );
+  }
+  const path = pagoda(['run', './no-such-folder']);
+  assert.equal(path.status, 1);
+  assert.equal(path.stderr, 'error: ./no-such-folder: no such model folder or .gguf file\n');
+});
+
+test('a one-word prompt that cannot be a model name still runs the demo', () => {
+  const r = pagoda(['run', 'Why?', '--max-tokens', '2', '--kv-cache-memory', '8MiB']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /demo model/);
+});
+
 test('pagoda run errors are one line with a non-zero exit', () => {
   const bad = pagoda(['run', 'demo', 'hi', '--top-p', 'lots']);
   assert.notEqual(bad.status, 0);

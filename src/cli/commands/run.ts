@@ -5,7 +5,7 @@ import type { SamplingParams } from '../../engine/types.ts';
 import { DEMO_MODEL_WARNING } from '../../loader/demo-model.ts';
 import { isModelReference } from '../../runner/load.ts';
 import { pullFromHub } from '../../store/hub.ts';
-import { isHubRepoId, parseModelName } from '../../store/names.ts';
+import { isHubRepoId, looksLikePath, nameProblem, parseModelName } from '../../store/names.ts';
 import { encodeConversation } from '../chat/conversation.ts';
 import { addEngineOptions, engineOptionsFrom } from '../engine-options.ts';
 import { runInteractive, runInteractiveRemote } from '../interactive.ts';
@@ -23,7 +23,10 @@ const DEFAULT_MAX_TOKENS = 256;
 export const registerRun: RegisterCommand = (program) => {
   const cmd = new Command('run')
     .description('answer a prompt with a model (the built-in demo model when no model is given)')
-    .argument('[model]', 'a stored name, a Hub repo id (pulled when missing), a model folder, or "demo"')
+    .argument(
+      '[model]',
+      'a name in the store or Ollama\'s store, a Hub repo id (pulled when missing), a model folder or GGUF file, or "demo"',
+    )
     .argument('[prompt]', 'the prompt (read from stdin when piped; interactive chat otherwise)')
     .option('--raw', "continue the prompt as plain text, without the model's chat template");
   addSamplingOptions(cmd);
@@ -38,9 +41,10 @@ export const registerRun: RegisterCommand = (program) => {
     }
     // A Hub repo id that is not here yet is pulled first, as `ollama run` does.
     const pulled = first !== undefined && !isModelReference(first) && isHubReference(first) && (await pull(first));
-    // One argument: a model if it names one, otherwise the prompt for the demo model.
+    // One argument: a model if it is shaped like one (found or not: a missing model is an error naming where
+    // pagoda looked, never a prompt for the demo model); otherwise the prompt for the demo model.
     const [model, promptArg] =
-      second !== undefined || pulled || (first !== undefined && isModelReference(first))
+      second !== undefined || pulled || (first !== undefined && isModelShaped(first))
         ? [first, second]
         : [undefined, first];
     const prompt = promptArg ?? (process.stdin.isTTY ? undefined : await readStdin());
@@ -81,6 +85,15 @@ async function answerOnce(
     }
   }
   if (!last.endsWith('\n')) process.stdout.write('\n');
+}
+
+/**
+ * A single argument that can only mean a model: no white space, and a valid `name[:tag]` / `ns/name[:tag]`, a path,
+ * or anything that resolves. "Once upon a time" or "Why?" are prompts.
+ */
+function isModelShaped(arg: string): boolean {
+  if (/\s/.test(arg)) return false;
+  return nameProblem(arg) === null || looksLikePath(arg) || arg.includes('/') || isModelReference(arg);
 }
 
 /** `org/repo[:revision]`, a name only the Hub can resolve (a prompt with spaces never is one). */
