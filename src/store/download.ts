@@ -19,6 +19,8 @@ export interface BlobDownload {
   signal?: AbortSignal;
   /** Extra attempts after an interrupted transfer, each resuming where the last stopped. */
   retries?: number;
+  /** The refusal for an HTTP error status (default: the Hub's, see hubError). */
+  statusError?: (status: number) => UserError;
 }
 
 /**
@@ -82,7 +84,7 @@ async function fetchRemainder(job: BlobDownload, partial: string, have: number):
     }
   } else {
     await res.body?.cancel();
-    throw hubError(job.hub, res.status, job.repo, job.file);
+    throw job.statusError?.(res.status) ?? hubError(job.hub, res.status, job.repo, job.file);
   }
   const handle = await open(partial, offset === 0 ? 'w' : 'a');
   try {

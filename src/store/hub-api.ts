@@ -1,10 +1,12 @@
 import { UserError } from '../util/errors.ts';
 
-/** How to reach the Hugging Face Hub (an imitation of it in tests). */
+/** How to reach the Hugging Face Hub (an imitation of it in tests), or another server blobs are downloaded from. */
 export interface HubClient {
   endpoint: string;
   token?: string;
   fetch: typeof fetch;
+  /** What the server is called in error messages (default: the Hugging Face Hub). */
+  label?: string;
 }
 
 export interface RepoInfo {
@@ -76,7 +78,7 @@ export async function request(hub: HubClient, url: string, init: RequestInit, re
     if ((err as Error).name === 'AbortError') throw err;
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     throw new UserError(
-      `cannot reach the Hugging Face Hub at ${hub.endpoint} for ${repo}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
+      `cannot reach ${hub.label ?? 'the Hugging Face Hub'} at ${hub.endpoint} for ${repo}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
     );
   }
 }

@@ -1,10 +1,15 @@
 import { z } from 'zod';
+import { DIGEST } from './ollama/manifest.ts';
 
-/** Where a stored model's weights live. HF repos resolve through the HF cache at load time. */
+/**
+ * Where a stored model's weights live. HF repos resolve through the HF cache at load time; a `blob` (a GGUF pulled
+ * from an Ollama-compatible registry) is `blobs/sha256-<hex>` in the store's own folder.
+ */
 export const ModelSourceSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('hf-repo'), repo: z.string(), revision: z.string() }),
   z.object({ kind: z.literal('hf-folder'), path: z.string() }),
   z.object({ kind: z.literal('gguf'), path: z.string() }),
+  z.object({ kind: z.literal('blob'), digest: z.string().regex(DIGEST) }),
 ]);
 export type ModelSource = z.infer<typeof ModelSourceSchema>;
 

@@ -8,6 +8,7 @@ import { expandHome, hubCacheDir, modelsDir, ollamaModelsDir } from './locations
 import type { Manifest, ModelSource } from './manifest.ts';
 import { ModelStore } from './model-store.ts';
 import { formatModelName, isHubRepoId, looksLikePath, nameProblem, parseModelName } from './names.ts';
+import { blobFileName } from './ollama/manifest.ts';
 import { OllamaStore } from './ollama/store.ts';
 
 /** A model reference turned into files on disk, with whatever a Modelfile added. */
@@ -136,5 +137,6 @@ function sourcePath(
     }
     return { path: snap.dir, format: 'safetensors' };
   }
-  return { path: source.path, ...checkModelPath(source.path, `model "${name}" (${source.path})`) };
+  const path = source.kind === 'blob' ? join(modelsDir(env), 'blobs', blobFileName(source.digest)) : source.path;
+  return { path, ...checkModelPath(path, `model "${name}" (${path})`) };
 }

@@ -1,23 +1,31 @@
 import { Command } from 'commander';
-import { pullFromHub } from '../../store/hub.ts';
+import { pullModel } from '../../store/pull.ts';
 import { pullProgressRenderer } from '../progress.ts';
 import type { RegisterCommand } from './index.ts';
 
-/** `pagoda pull org/repo[:revision]`: downloads a model from the Hugging Face Hub into the HF cache. */
+/**
+ * `pagoda pull NAME`: `org/repo[:revision]` from the Hugging Face Hub into the HF cache, `name[:tag]` from the
+ * Ollama-compatible registry into pagoda's store.
+ */
 export const registerPull: RegisterCommand = (program) => {
   program.addCommand(
     new Command('pull')
-      .description('download a model from the Hugging Face Hub (HF_ENDPOINT, HF_TOKEN) into the Hugging Face cache')
-      .argument('<model>', 'a Hub repo id, e.g. Qwen/Qwen2.5-0.5B-Instruct (":revision" picks a branch, tag or commit)')
+      .description(
+        'download a model: from the Hugging Face Hub (HF_ENDPOINT, HF_TOKEN) into its cache, or from the registry (PAGODA_REGISTRY) into the store',
+      )
+      .argument(
+        '<model>',
+        'a Hub repo id, e.g. Qwen/Qwen2.5-0.5B-Instruct (":revision" picks a branch, tag or commit), or a registry name such as llama3.2[:1b]',
+      )
       .action(async (model: string) => {
         const progress = pullProgressRenderer();
         const abort = new AbortController();
         const onSigint = () => abort.abort();
         process.once('SIGINT', onSigint);
         try {
-          const snap = await pullFromHub(model, { onProgress: progress.onProgress, signal: abort.signal });
+          const pulled = await pullModel(model, { onProgress: progress.onProgress, signal: abort.signal });
           progress.stop();
-          process.stdout.write(`pulled ${snap.repo} at ${snap.commit.slice(0, 12)} into ${snap.dir}\n`);
+          process.stdout.write(`${pulled.summary}\n`);
         } finally {
           progress.stop();
           process.off('SIGINT', onSigint);

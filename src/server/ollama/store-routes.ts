@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { copyModel, createModel, removeModel } from '../../store/create.ts';
-import { pullFromHub } from '../../store/hub.ts';
 import type { Modelfile } from '../../store/modelfile.ts';
 import { parseModelfile, setParameter } from '../../store/modelfile.ts';
 import { formatModelName, nameProblem, parseModelName } from '../../store/names.ts';
+import { pullModel } from '../../store/pull.ts';
 import { UserError } from '../../util/errors.ts';
 import { ApiError } from '../errors.ts';
 import type { ServerContext } from '../generation.ts';
@@ -57,7 +57,7 @@ function storeError(err: unknown, field: string): ApiError {
   const m = err.message;
   if (/not found|no such model|is not in the store|not in the Hugging Face cache/.test(m))
     return new ApiError(404, m, field);
-  if (/cannot reach the Hugging Face Hub/.test(m)) return new ApiError(502, m, field);
+  if (/cannot reach (the Hugging Face Hub|the registry)/.test(m)) return new ApiError(502, m, field);
   return new ApiError(400, m, field);
 }
 
@@ -85,18 +85,19 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
     const model = checkedName(body.model ?? body.name, 'model');
     const signal = clientGone(request, reply);
     if (body.stream === false) {
+      let pulled: string;
       try {
-        await pullFromHub(model, { signal });
+        pulled = (await pullModel(model, { signal })).name;
       } catch (err) {
         throw storeError(err, 'model');
       }
-      register(ctx, model);
+      register(ctx, pulled);
       return { status: 'success' };
     }
     const stream = new EventStream(reply, 'ndjson');
     try {
-      await pullFromHub(model, { signal, onProgress: (e) => stream.send(e) });
-      register(ctx, model);
+      const pulled = await pullModel(model, { signal, onProgress: (e) => stream.send(e) });
+      register(ctx, pulled.name);
     } catch (err) {
       if (!signal.aborted) stream.send({ error: (err as Error).message });
     }

@@ -1,3 +1,4 @@
+import { hasGgufMagic } from '../gguf-magic.ts';
 import type { ChatMessage, Manifest, ParameterValue } from '../manifest.ts';
 import { PARAMETER_TYPES, setParameter } from '../modelfile.ts';
 import { LAYER_PREFIX, type Layer, type OllamaManifest } from './manifest.ts';
@@ -17,6 +18,19 @@ const UNSUPPORTED: Record<string, string> = {
   adapter: 'a LoRA adapter',
   projector: 'a vision projector',
 };
+const KINDS = ['model', 'template', 'system', 'license', 'params', 'messages'] as const;
+
+/** A layer's kind, or a one-line Error for a layer pagoda cannot use (checked before a pull downloads anything). */
+export function layerKind(layer: Layer): (typeof KINDS)[number] {
+  const kind = layer.mediaType.startsWith(LAYER_PREFIX) ? layer.mediaType.slice(LAYER_PREFIX.length) : '';
+  if ((KINDS as readonly string[]).includes(kind)) return kind as (typeof KINDS)[number];
+  const what = UNSUPPORTED[kind];
+  throw new Error(
+    what
+      ? `has ${what} (${layer.mediaType}), which pagoda does not support`
+      : `has a layer of type ${layer.mediaType}, which pagoda does not know`,
+  );
+}
 
 /**
  * An Ollama model's layers as the manifest pagoda's store keeps: the GGUF weights (`model`), the Go `template`,
@@ -38,11 +52,11 @@ export function manifestFromLayers(
     createdAt: created.toISOString(),
   };
   for (const layer of manifest.layers) {
-    const kind = layer.mediaType.startsWith(LAYER_PREFIX) ? layer.mediaType.slice(LAYER_PREFIX.length) : '';
-    switch (kind) {
+    switch (layerKind(layer)) {
       case 'model':
         if (model) throw new Error('has two model layers');
         model = blobs.path(layer);
+        if (!hasGgufMagic(model)) throw new Error(`model blob ${layer.digest} is not a GGUF file (wrong magic)`);
         break;
       case 'template':
         out.template = blobs.text(layer);
@@ -59,14 +73,6 @@ export function manifestFromLayers(
       case 'messages':
         out.messages = messagesFrom(blobs.text(layer), layer);
         break;
-      default: {
-        const what = UNSUPPORTED[kind];
-        throw new Error(
-          what
-            ? `has ${what} (${layer.mediaType}), which pagoda does not support`
-            : `has a layer of type ${layer.mediaType}, which pagoda does not know`,
-        );
-      }
     }
   }
   if (!model) throw new Error(`has no model layer (${LAYER_PREFIX}model)`);

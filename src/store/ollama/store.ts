@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { UserError } from '../../util/errors.ts';
-import { hasGgufMagic } from '../gguf-magic.ts';
 import { type ModelName, nameProblem, parseModelName } from '../names.ts';
 import { type BlobSource, type GgufManifest, manifestFromLayers } from './layers.ts';
 import { blobFileName, type Layer, parseOllamaManifest } from './manifest.ts';
@@ -131,11 +130,7 @@ export class OllamaStore {
       return real;
     };
     return {
-      path: (layer) => {
-        const file = path(layer);
-        if (!hasGgufMagic(file)) throw new Error(`model blob ${layer.digest} is not a GGUF file (wrong magic)`);
-        return file;
-      },
+      path,
       text: (layer) => {
         if (layer.size > MAX_TEXT_LAYER) {
           throw new Error(`${layer.mediaType} layer is ${layer.size} bytes (at most ${MAX_TEXT_LAYER})`);
