@@ -74,3 +74,19 @@ test("Ollama's own models are read-only: delete is refused in one line", async (
   });
   assert.deepEqual(treeState(join(root, 'ollama')), before);
 });
+
+test('create with quantize is refused, saying why', async () => {
+  await assert.rejects(
+    ollama.create({ model: 'small', from: 'phi3:mini', quantize: 'q4_K_M' }),
+    (err: { status_code: number; error: string }) => {
+      assert.equal(err.status_code, 400);
+      assert.match(err.error, /^quantize q4_K_M: pagoda cannot quantize models yet \(it has no GGUF quantizer\)/);
+      return true;
+    },
+  );
+  // Without quantize, a model over Ollama's blob is created (no weights copied).
+  assert.equal((await ollama.create({ model: 'kinder', from: 'phi3:mini', system: 'Be kinder.' })).status, 'success');
+  const created = resolveModel('kinder');
+  assert.equal(created.path, resolveModel('phi3:mini').path);
+  assert.equal(created.manifest?.system, 'Be kinder.');
+});

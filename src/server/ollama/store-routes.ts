@@ -109,7 +109,16 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
     const model = checkedName(body.model ?? body.name, 'model');
     const base = fromModelfileText(body.modelfile);
     const from = checkedName(body.from ?? base?.from, 'from');
-    for (const field of ['quantize', 'adapters', 'files'] as const) {
+    if (body.quantize !== undefined && body.quantize !== null) {
+      // Until pagoda has a GGUF quantizer, a quantized copy cannot be made; running the unquantized model instead
+      // would silently give the client something else.
+      throw new ApiError(
+        400,
+        `quantize ${body.quantize}: pagoda cannot quantize models yet (it has no GGUF quantizer); create from a model already in that quantization`,
+        'quantize',
+      );
+    }
+    for (const field of ['adapters', 'files'] as const) {
       if (body[field] !== undefined && body[field] !== null) {
         throw new ApiError(400, `${field} is not supported by pagoda (create from a model name with "from")`, field);
       }
