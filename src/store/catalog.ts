@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs';
 import { listCachedModels, weightsSize } from './hf-cache.ts';
+import { listCachedGgufs } from './hf-gguf.ts';
 import { hubCacheDir, modelsDir, ollamaModelsDir } from './locations.ts';
 import type { Manifest } from './manifest.ts';
 import { ModelStore } from './model-store.ts';
@@ -22,7 +23,7 @@ export interface CatalogEntry {
 
 /**
  * Every model known by name: the store's manifests, Ollama's models (those a stored name does not hide), then the
- * Hugging Face cache's model repos.
+ * Hugging Face cache's model repos and single-file GGUFs (as `hf.co/org/repo:QUANT`).
  */
 export function listModels(env: Record<string, string | undefined> = process.env): CatalogEntry[] {
   const out: CatalogEntry[] = [];
@@ -73,6 +74,17 @@ export function listModels(env: Record<string, string | undefined> = process.env
       digest: snap.commit,
       modifiedAt: statSync(snap.dir).mtime,
       size: sizeOf(snap.dir),
+      manifest: null,
+    });
+  }
+  for (const gguf of listCachedGgufs(hubCacheDir(env))) {
+    const stat = statSync(gguf.path);
+    out.push({
+      ...gguf,
+      origin: 'hf-cache',
+      digest: gguf.commit,
+      modifiedAt: stat.mtime,
+      size: stat.size,
       manifest: null,
     });
   }

@@ -87,7 +87,8 @@ export async function pullFromHub(ref: string, opts: PullOptions = {}): Promise<
   return { repo, commit: info.commit, dir: snapshotDir(cacheDir, repo, info.commit) };
 }
 
-async function fetchOne(
+/** Downloads one file of a repo at a commit into the cache (unless its blob is there) and links it in the snapshot. */
+export async function fetchOne(
   hub: HubClient,
   cacheDir: string,
   repo: string,

@@ -1,4 +1,5 @@
 import { UserError } from '../util/errors.ts';
+import { isHfGgufName, pullGgufFromHub } from './hf-gguf.ts';
 import { type PullOptions, pullFromHub } from './hub.ts';
 import { isHubRepoId, parseModelName } from './names.ts';
 import { pullFromRegistry } from './ollama/pull.ts';
@@ -10,8 +11,9 @@ export interface Pulled {
 }
 
 /**
- * `pull` by the name's shape: `org/repo[:revision]` from the Hugging Face Hub into its cache (as before), a bare
- * `name[:tag]` from the Ollama-compatible registry into pagoda's store.
+ * `pull` by the name's shape: `org/repo[:revision]` from the Hugging Face Hub into its cache (as before),
+ * `hf.co/org/repo[:quant]` one GGUF file of a Hub repo into that cache, a bare `name[:tag]` from the
+ * Ollama-compatible registry into pagoda's store.
  */
 export async function pullModel(ref: string, opts: PullOptions = {}): Promise<Pulled> {
   const name = parseModelName(ref);
@@ -19,6 +21,7 @@ export async function pullModel(ref: string, opts: PullOptions = {}): Promise<Pu
     const snap = await pullFromHub(ref, opts);
     return { name: ref, summary: `pulled ${snap.repo} at ${snap.commit.slice(0, 12)} into ${snap.dir}` };
   }
+  if (isHfGgufName(name.repo)) return { name: ref, summary: `pulled ${ref} into ${await pullGgufFromHub(ref, opts)}` };
   if (!name.repo.includes('/')) {
     const stored = await pullFromRegistry(ref, opts);
     return { name: stored.name, summary: `pulled ${stored.name} into the store` };

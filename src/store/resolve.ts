@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { UserError } from '../util/errors.ts';
 import { hasGgufMagic } from './gguf-magic.ts';
 import { findSnapshot } from './hf-cache.ts';
+import { findCachedGguf, HF_HOST, isHfGgufName } from './hf-gguf.ts';
 import { expandHome, hubCacheDir, modelsDir, ollamaModelsDir } from './locations.ts';
 import type { Manifest, ModelSource } from './manifest.ts';
 import { ModelStore } from './model-store.ts';
@@ -36,7 +37,8 @@ export interface ResolveOptions {
 
 /**
  * Finds a model by reference: pagoda's store (`name:tag`), then Ollama's store (read in place), then the Hugging
- * Face cache (`org/repo`, tag = revision, `latest` = main), then — for local commands only — a folder or GGUF path.
+ * Face cache (`org/repo`, tag = revision, `latest` = main; `hf.co/org/repo:quant`, a GGUF file of the main branch),
+ * then — for local commands only — a folder or GGUF path.
  */
 export function resolveModel(ref: string, opts: ResolveOptions = {}): ResolvedModel {
   const env = opts.env ?? process.env;
@@ -83,6 +85,20 @@ export function resolveModel(ref: string, opts: ResolveOptions = {}): ResolvedMo
         manifest: null,
         digest: snap.commit,
         modifiedAt: statSync(snap.dir).mtime,
+      };
+    }
+  }
+  if (isHfGgufName(name.repo)) {
+    const gguf = findCachedGguf(hubCacheDir(env), name.repo.slice(HF_HOST.length + 1), name.tag);
+    if (gguf) {
+      return {
+        name: formatModelName(name),
+        path: gguf.path,
+        format: 'gguf',
+        origin: 'hf-cache',
+        manifest: null,
+        digest: gguf.commit,
+        modifiedAt: statSync(gguf.path).mtime,
       };
     }
   }
