@@ -1,4 +1,5 @@
-import { resolve } from 'node:path';
+import { readdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { TemplateError } from '../gotemplate/errors.ts';
 import { OllamaTemplate } from '../gotemplate/ollama.ts';
 import { UserError } from '../util/errors.ts';
@@ -8,6 +9,7 @@ import type { Manifest, ModelSource } from './manifest.ts';
 import { ModelStore, type StoredModel } from './model-store.ts';
 import type { Modelfile } from './modelfile.ts';
 import { isHubRepoId, looksLikePath, nameProblem, parseModelName } from './names.ts';
+import { blobFileName } from './ollama/manifest.ts';
 import { OllamaStore } from './ollama/store.ts';
 import { checkModelPath, resolveModel, revisionOf } from './resolve.ts';
 
@@ -116,7 +118,10 @@ export function copyModel(source: string, destination: string, env: Record<strin
 /** `rm`: removes a stored name. Ollama's store and Hugging Face cache repos belong to other tools: left alone. */
 export function removeModel(name: string, env: Record<string, string | undefined> = process.env): void {
   const store = new ModelStore(modelsDir(env));
-  if (store.remove(name)) return;
+  if (store.remove(name)) {
+    pruneBlobs(store);
+    return;
+  }
   const parsed = parseModelName(name);
   if (new OllamaStore(ollamaModelsDir(env)).has(parsed)) {
     throw new UserError(
@@ -129,4 +134,22 @@ export function removeModel(name: string, env: Record<string, string | undefined
     );
   }
   throw new UserError(`model "${name}" not found in the store (${store.root})`);
+}
+
+/**
+ * Deletes the store's pulled blobs that no manifest names any more (a removed model's weights; the text layers,
+ * whose contents live in the manifests). Partial downloads (`.incomplete`) are kept for a later pull to resume.
+ */
+function pruneBlobs(store: ModelStore): void {
+  const dir = join(store.root, 'blobs');
+  const used = new Set(
+    store.list().flatMap((m) => (m.manifest.source.kind === 'blob' ? [blobFileName(m.manifest.source.digest)] : [])),
+  );
+  let files: string[];
+  try {
+    files = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const file of files) if (/^sha256-[0-9a-f]{64}$/.test(file) && !used.has(file)) rmSync(join(dir, file));
 }

@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
+import { removeModel } from '../../src/store/create.ts';
 import type { PullProgress } from '../../src/store/hub.ts';
 import { pullFromRegistry } from '../../src/store/ollama/pull.ts';
 import { resolveModel } from '../../src/store/resolve.ts';
@@ -78,6 +79,12 @@ describe('pull from a local imitation of an Ollama-compatible registry', () => {
       ['/v2/library/llama3.2/manifests/latest', '/v2/library/llama3.2/manifests/1b'],
     );
     assert.equal(resolveModel('llama3.2:1b', { env }).path, m.path);
+
+    // rm deletes the blobs no manifest names any more: the weights stay while another tag uses them.
+    removeModel('llama3.2', env);
+    assert.deepEqual(readdirSync(join(env.PAGODA_MODELS!, 'blobs')), [blobName(weights)]);
+    removeModel('llama3.2:1b', env);
+    assert.deepEqual(readdirSync(join(env.PAGODA_MODELS!, 'blobs')), []);
   });
 
   test('an interrupted blob resumes with a Range request, within one pull or the next', async () => {
