@@ -7,6 +7,7 @@ import { ModelStore } from '../../src/store/model-store.ts';
 import { OllamaStore } from '../../src/store/ollama/store.ts';
 import { resolveModel } from '../../src/store/resolve.ts';
 import { addToHubCache } from '../helpers/hf-cache.ts';
+import { HOSTILE_NAMES } from '../helpers/hostile-names.ts';
 import {
   addToOllamaStore,
   EMPTY_GGUF,
@@ -223,4 +224,13 @@ test("a manifest linked to a file outside Ollama's store is not read", () => {
     () => resolveModel('bad', { env }),
     /^UserError: Ollama model bad:latest: .* leads outside Ollama's store/,
   );
+});
+
+test("hostile names never reach Ollama's store", () => {
+  addToOllamaStore(ollama, 'registry.ollama.ai/library/llama3.2/latest', LAYERS);
+  const store = new OllamaStore(ollama);
+  for (const [name, reason] of HOSTILE_NAMES) {
+    assert.throws(() => store.get(name), reason, JSON.stringify(name));
+    assert.equal(store.has(name), false, JSON.stringify(name));
+  }
 });
