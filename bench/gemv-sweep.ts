@@ -1,7 +1,7 @@
 /**
  * The decode GEMV's configurations (kernels/gemv.cu: SPLIT warps per row group, ROWS weight rows per warp, UNROLL)
  * timed on each Llama-3-8B weight shape at 1..32 rows, with weights rotated over >= 256 MB so they come from HBM,
- * against a device copy of the same bytes (the ceiling) and against cuBLASLt for the same product (+ silu_mul for the
+ * against a device copy of the same bytes (the ceiling) and against cuBLASLt for the same product (+ act_mul for the
  * gated kernel: what the backend runs instead). Each configuration's output is first checked against cuBLASLt; one
  * that disagrees is never chosen. Prints each configuration's registers and spilled bytes per thread, and the best per
  * shape next to the launcher's current choice and cuBLASLt; `--write-table FILE` writes the best as the backend's
@@ -14,7 +14,7 @@
 import { writeFileSync } from 'node:fs';
 import { CudaBackend } from '../src/backend/cuda/backend.ts';
 import type { DevPtr } from '../src/backend/cuda/driver.ts';
-import { fillUniform, siluMulInto } from '../src/backend/cuda/elementwise.ts';
+import { actMulInto, fillUniform } from '../src/backend/cuda/elementwise.ts';
 import {
   type GemvConfig,
   type GemvShape,
@@ -112,10 +112,10 @@ function time(c: Loaded, body: (w: DevPtr, i: number) => void): number {
 const gbs = (c: Loaded, us: number) => c.bytes / (us * 1e3);
 const round = (us: number) => Math.round(us * 10) / 10;
 const host = (p: DevPtr, n: number) => backend.toHost(new CudaTensor([n], 'bf16', p));
-/** What the backend runs without the GEMV: cuBLASLt into `out` (then silu_mul for the gated case). */
+/** What the backend runs without the GEMV: cuBLASLt into `out` (then act_mul for the gated case). */
 function cublaslt(c: Loaded, T: number, w: DevPtr, out: DevPtr): void {
   backend.linears.lt.matmul(c.gated ? wide : out, x, w, T, c.gated ? 2 * c.m : c.m, c.k, 'bf16', 'bf16');
-  if (c.gated) siluMulInto(backend.ctx, out, wide, T, c.m);
+  if (c.gated) actMulInto(backend.ctx, out, wide, T, c.m, 'silu');
 }
 /** cuBLASLt's answer for the first weight copy. */
 function reference(c: Loaded, T: number): Float32Array {
@@ -174,13 +174,13 @@ for (const T of batches) {
     const nowUs = results.find((r) => same(r.cfg, now))?.us ?? Number.NaN;
     let extra = '';
     if (c.gated) {
-      // The unfused pair the gated kernel replaces: the packed GEMV, then silu_mul.
+      // The unfused pair the gated kernel replaces: the packed GEMV, then act_mul.
       const packed = backend.linears.gemvLauncher(T, 2 * c.m, c.k);
       const us = time(c, (w) => {
         packed(wide, x, w);
-        siluMulInto(backend.ctx, y, wide, T, c.m);
+        actMulInto(backend.ctx, y, wide, T, c.m, 'silu');
       });
-      extra = `; unfused GEMV + silu_mul ${us.toFixed(1)} us`;
+      extra = `; unfused GEMV + act_mul ${us.toFixed(1)} us`;
     }
     summary.push(
       `| ${T} | ${c.label} | ${key(rule)}: ${ruleUs.toFixed(1)} us, ${gbs(c, ruleUs).toFixed(0)} | ${key(now)}: ${gbs(c, nowUs).toFixed(0)} | **${key(best.cfg)}: ${best.us.toFixed(1)} us, ${gbs(c, best.us).toFixed(0)}** | ${ltUs.toFixed(1)} us, ${gbs(c, ltUs).toFixed(0)} | ${wins ? 'GEMV' : 'cuBLASLt'} x${(Math.max(best.us, ltUs) / Math.min(best.us, ltUs)).toFixed(2)} | ${copyGbs.get(c)!.toFixed(0)}${extra} |`,

@@ -48,6 +48,8 @@ export interface AttentionSpec {
    * the keys up to its own position.
    */
   causal?: boolean;
+  /** Gemma 2's attention-logit soft-capping: each scaled score s becomes cap * tanh(s / cap) before the softmax; 0 or absent = off. */
+  softcap?: number;
 }
 
 /** How a mixture-of-experts block routes: softmax over the experts' router logits, then the top k per token. */
@@ -65,7 +67,7 @@ export interface MoeSpec {
 export interface MoeWeights {
   /** The router `[E, H]`: a token's router logits are `x · routerᵀ`. */
   router: Tensor;
-  /** Each expert's gate_proj then up_proj rows `[E, 2I, H]` (the packed gate/up of `linearSiluMul`). */
+  /** Each expert's gate_proj then up_proj rows `[E, 2I, H]` (the packed gate/up of `linearActMul`). */
   gateUp: Tensor;
   /** Each expert's down_proj `[E, H, I]`. */
   down: Tensor;
@@ -75,6 +77,9 @@ export interface MoeWeights {
    */
   shared?: { gateUp: Tensor; down: Tensor; gate?: Tensor };
 }
+
+/** The activation of a gated MLP's gate: SiLU (Llama's SwiGLU) or GELU's tanh form (Gemma's GeGLU). */
+export type GatedActivation = 'silu' | 'gelu_tanh';
 
 /**
  * A step's batch metadata uploaded once by `beginStep`; every layer then runs with no host decisions.
@@ -130,20 +135,39 @@ export interface Backend {
   embedding(table: Tensor, step: StepContext, index: 'tokens' | 'positions' | 'tokenTypes'): Tensor;
   /** x `[T, in]` times weight `[out, in]`ᵀ plus bias → `[T, out]`. */
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor;
-  rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor;
+  /**
+   * x / rms(x) times (`weightOffset` + weight), the sum taken in float32: Gemma's norms scale by (1 + w) with the
+   * offset 1, as transformers computes it, never rounded to the storage type (default 0).
+   */
+  rmsNorm(x: Tensor, weight: Tensor, eps: number, weightOffset?: number): Tensor;
   /** residual += x, then returns rmsNorm(residual) and the updated residual (fused as vLLM does). */
-  addRmsNorm(x: Tensor, residual: Tensor, weight: Tensor, eps: number): { out: Tensor; residual: Tensor };
+  addRmsNorm(
+    x: Tensor,
+    residual: Tensor,
+    weight: Tensor,
+    eps: number,
+    weightOffset?: number,
+  ): { out: Tensor; residual: Tensor };
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor;
   add(a: Tensor, b: Tensor): Tensor;
+  /**
+   * x times `factor`, the factor first rounded to x's storage type as torch's `x * tensor(factor, dtype=x.dtype)`
+   * does (Gemma's embedding normalizer sqrt(hidden): 60 in bf16 for hidden 3584).
+   */
+  scale(x: Tensor, factor: number): Tensor;
+  /** cap * tanh(x / cap) elementwise (Gemma 2's final-logit soft-capping). */
+  softcap(x: Tensor, cap: number): Tensor;
   /** Rotates q `[T, Hq*D]` and k `[T, Hk*D]` in place at the step's positions. */
   rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext): void;
-  /** vLLM's SiluAndMul: x `[T, 2I]` (gate and up packed side by side) → silu(x[:, :I]) * x[:, I:] `[T, I]`. */
-  siluMul(x: Tensor): Tensor;
   /**
-   * `siluMul(linear(x, weight, bias))` for a packed gate/up weight `[2I, in]` → `[T, I]`. A backend may fuse the two
-   * (CUDA does for decode rows: the gate/up products are not stored, nor rounded, before the SiLU).
+   * vLLM's SiluAndMul / GeluAndMul: x `[T, 2I]` (gate and up packed side by side) → act(x[:, :I]) * x[:, I:] `[T, I]`.
    */
-  linearSiluMul(x: Tensor, weight: Tensor, bias?: Tensor): Tensor;
+  actMul(x: Tensor, act: GatedActivation): Tensor;
+  /**
+   * `actMul(linear(x, weight, bias), act)` for a packed gate/up weight `[2I, in]` → `[T, I]`. A backend may fuse the
+   * two (CUDA does for decode rows: the gate/up products are not stored, nor rounded, before the activation).
+   */
+  linearActMul(x: Tensor, weight: Tensor, bias: Tensor | undefined, act: GatedActivation): Tensor;
   gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor;
   /**
    * A mixture-of-experts MLP over x `[T, H]` → `[T, H]`: per token, the top-k experts of the router's softmax

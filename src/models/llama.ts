@@ -38,7 +38,7 @@ interface LlamaLayer {
 }
 
 interface DenseMlp {
-  /** gate_proj and up_proj packed the same way, for `linearSiluMul` (siluMul's `[T, 2I]` input). */
+  /** gate_proj and up_proj packed the same way, for `linearActMul` (actMul's `[T, 2I]` input). */
   gateUp: Linear;
   down: Linear;
 }
@@ -143,7 +143,7 @@ function linear(b: Backend, x: Tensor, l: Linear): Tensor {
 }
 
 function denseMlp(b: Backend, x: Tensor, mlp: DenseMlp): Tensor {
-  return linear(b, b.linearSiluMul(x, mlp.gateUp.weight, mlp.gateUp.bias), mlp.down);
+  return linear(b, b.linearActMul(x, mlp.gateUp.weight, mlp.gateUp.bias, 'silu'), mlp.down);
 }
 
 /** RMSNorm over each head of x `[T, heads * headDim]`. */

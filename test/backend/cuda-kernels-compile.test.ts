@@ -26,10 +26,13 @@ const dtypesOf = (f: string) =>
 // Builds beyond a source's defaults that the launchers use (bf16 only: the code paths are the same in every type).
 const VARIANTS: Record<string, string[][]> = {
   'attention.cu': [['SELF=1', 'CAUSAL=0'], ['SELF=1']],
+  'elementwise.cu': [['ACT=1']],
+  'norm.cu': [['W_OFFSET=1', 'RES_IN_F32=1']],
   'flash_prefill.cu': [['PAGODA_PREFILL_SELF=1'], ['PAGODA_PREFILL_SELF=1', 'PAGODA_PREFILL_CAUSAL=0']],
   'gemv.cu': [
     ['TMAX=32', 'SPLIT=2', 'ROWS=4'],
     ['TMAX=8', 'SPLIT=4', 'GATED=1', 'UNROLL=2'],
+    ['TMAX=1', 'SPLIT=8', 'GATED=1', 'ACT=1'],
   ],
   'kv_compression.cu': [['SCATTER=1']],
 };

@@ -138,6 +138,43 @@ describe('CUDA kernels against the CPU backend', () => {
       }
     });
 
+    test(`Gemma's (1 + w) rmsNorm and addRmsNorm, the offset added in float (${dtype})`, { skip }, () => {
+      const g = gpu(dtype);
+      for (const [rows, n] of [
+        [1, 2304],
+        [7, 1000],
+        [33, 256],
+      ] as const) {
+        const [gx, cx] = pair(g, [rows, n], dtype);
+        const [gr, cr] = pair(g, [rows, n], dtype);
+        // Weights near 0, as Gemma's are: 1 + w rounded to the storage type would lose most of w.
+        const [gw, cw] = pair(g, [n], dtype, 0.01);
+        g.ctx.arena.reset();
+        g.ctx.arena.poison();
+        const want = cpu.toHost(cpu.rmsNorm(cx, cw, 1e-6, 1));
+        check(dtype, `rmsNorm (1 + w) ${rows}x${n}`, g.toHost(g.rmsNorm(gx, gw, 1e-6, 1)), want);
+        const go = g.addRmsNorm(gx, gr, gw, 1e-6, 1);
+        const co = cpu.addRmsNorm(cx, cr, cw, 1e-6, 1);
+        check(dtype, 'addRmsNorm (1 + w) out', g.toHost(go.out), cpu.toHost(co.out));
+        check(dtype, 'addRmsNorm (1 + w) residual', g.toHost(go.residual), cpu.toHost(co.residual));
+      }
+    });
+
+    test(`scale (the factor rounded to the storage type) and softcap (${dtype})`, { skip }, () => {
+      const g = gpu(dtype);
+      // sqrt(3584) = 59.87 is 60 in bf16: the CPU twin is handed the rounded factor.
+      const factor = Math.sqrt(3584);
+      const rounded = g.toHost(g.loadWeight(hostTensor('f', [1], Float32Array.of(factor))))[0]!;
+      if (dtype === 'bf16') assert.equal(rounded, 60);
+      for (const n of [1, 1000, 70001]) {
+        const [gx, cx] = pair(g, [n], dtype, 40);
+        g.ctx.arena.reset();
+        g.ctx.arena.poison();
+        check(dtype, `scale ${n}`, g.toHost(g.scale(gx, factor)), cpu.toHost(cpu.scale(cx, rounded)));
+        check(dtype, `softcap ${n}`, g.toHost(g.softcap(gx, 30)), cpu.toHost(cpu.softcap(cx, 30)));
+      }
+    });
+
     test(`add, gelu tanh and erf (${dtype})`, { skip }, () => {
       const g = gpu(dtype);
       for (const n of [1, 1000, 70001]) {
@@ -154,28 +191,33 @@ describe('CUDA kernels against the CPU backend', () => {
       }
     });
 
-    test(`siluMul over rows of packed [gate | up] (${dtype})`, { skip }, () => {
+    test(`actMul (SiLU and GELU-tanh) over rows of packed [gate | up] (${dtype})`, { skip }, () => {
       const g = gpu(dtype);
-      for (const [T, n] of [
-        [1, 1],
-        [1, 14336],
-        [5, 1000],
-        [37, 333],
-      ] as const) {
-        const [gx, cx] = pair(g, [T, 2 * n], dtype, 4);
-        g.ctx.arena.reset();
-        g.ctx.arena.poison();
-        const got = g.siluMul(gx);
-        assert.deepEqual(got.shape, [T, n]);
-        check(dtype, `siluMul ${T}x${n}`, g.toHost(got), cpu.toHost(cpu.siluMul(cx)));
+      for (const act of ['silu', 'gelu_tanh'] as const) {
+        for (const [T, n] of [
+          [1, 1],
+          [1, 14336],
+          [5, 1000],
+          [37, 333],
+        ] as const) {
+          const [gx, cx] = pair(g, [T, 2 * n], dtype, 4);
+          g.ctx.arena.reset();
+          g.ctx.arena.poison();
+          const got = g.actMul(gx, act);
+          assert.deepEqual(got.shape, [T, n]);
+          check(dtype, `actMul ${act} ${T}x${n}`, g.toHost(got), cpu.toHost(cpu.actMul(cx, act)));
+        }
       }
     });
 
-    test(`linearSiluMul (the gated GEMV, or linear + siluMul, as the GEMV table and rule pick) (${dtype})`, {
+    test(`linearActMul (the gated GEMV, or linear + actMul, as the GEMV table and rule pick) (${dtype})`, {
       skip,
     }, () => {
       const g = gpu(dtype);
-      for (const [T, n, I, biased] of [
+      for (const [T, n, I, biased, act] of [
+        [1, 64, 48, false, 'gelu_tanh'],
+        [2, 256, 130, true, 'gelu_tanh'],
+        [40, 256, 100, true, 'gelu_tanh'],
         [1, 64, 48, false],
         [2, 4096, 1000, false],
         [3, 96, 130, false],
@@ -195,9 +237,11 @@ describe('CUDA kernels against the CPU backend', () => {
         const [gb, cb] = biased ? pair(g, [2 * I], dtype) : [undefined, undefined];
         g.ctx.arena.reset();
         g.ctx.arena.poison();
-        const got = g.linearSiluMul(gx, gw, gb);
+        const a = act ?? 'silu';
+        const got = g.linearActMul(gx, gw, gb, a);
         assert.deepEqual(got.shape, [T, I]);
-        check(dtype, `linearSiluMul ${T}x${n}x${I}`, g.toHost(got), cpu.toHost(cpu.linearSiluMul(cx, cw, cb)));
+        const want = cpu.toHost(cpu.linearActMul(cx, cw, cb, a));
+        check(dtype, `linearActMul ${a} ${T}x${n}x${I}`, g.toHost(got), want);
       }
     });
 
@@ -215,7 +259,7 @@ describe('CUDA kernels against the CPU backend', () => {
         const [gx, cx] = pair(g, [T, n], dtype);
         const [gw, cw] = pair(g, [2 * m, n], dtype, 0.2);
         const want = cpu.toHost(cpu.linear(cx, cw));
-        const wantGated = cpu.toHost(cpu.linearSiluMul(cx, cw));
+        const wantGated = cpu.toHost(cpu.linearActMul(cx, cw, undefined, 'silu'));
         for (const config of configs) {
           g.ctx.arena.reset();
           g.ctx.arena.poison();
@@ -229,7 +273,7 @@ describe('CUDA kernels against the CPU backend', () => {
       }
     });
 
-    test(`the GEMV at 2..32 rows where the table measured it faster: linear with and without bias, linearSiluMul (${dtype})`, {
+    test(`the GEMV at 2..32 rows where the table measured it faster: linear with and without bias, linearActMul (${dtype})`, {
       skip,
     }, () => {
       const g = gpu(dtype);
@@ -275,13 +319,13 @@ describe('CUDA kernels against the CPU backend', () => {
           const what = `${T}x${n}x${m}`;
           check(dtype, `gemv linear ${what}`, g.toHost(g.linear(gx, gw)), cpu.toHost(cpu.linear(cx, cw)));
           check(dtype, `gemv linear+bias ${what}`, g.toHost(g.linear(gx, gw, gb)), cpu.toHost(cpu.linear(cx, cw, cb)));
-          const gated = cpu.toHost(cpu.linearSiluMul(cx, cw));
-          check(dtype, `gated gemv ${what}`, g.toHost(g.linearSiluMul(gx, gw)), gated);
-          const gatedBias = cpu.toHost(cpu.linearSiluMul(cx, cw, cb));
-          check(dtype, `gated gemv+bias ${what}`, g.toHost(g.linearSiluMul(gx, gw, gb)), gatedBias);
+          const gated = cpu.toHost(cpu.linearActMul(cx, cw, undefined, 'silu'));
+          check(dtype, `gated gemv ${what}`, g.toHost(g.linearActMul(gx, gw, undefined, 'silu')), gated);
+          const gatedBias = cpu.toHost(cpu.linearActMul(cx, cw, cb, 'gelu_tanh'));
+          check(dtype, `gated gemv+bias gelu ${what}`, g.toHost(g.linearActMul(gx, gw, gb, 'gelu_tanh')), gatedBias);
         }
         assert.equal(launches, 4 * cases.length, 'every product went through the GEMV');
-        assert.equal(gatedLaunches, 2 * cases.length, 'linearSiluMul went through the gated GEMV');
+        assert.equal(gatedLaunches, 2 * cases.length, 'linearActMul went through the gated GEMV');
         // A shape the table does not name stays on cuBLASLt above 4 rows.
         const [gx, cx] = pair(g, [16, 256], dtype);
         const [gw, cw] = pair(g, [96, 256], dtype, 0.2);
@@ -403,15 +447,19 @@ describe('CUDA kernels against the CPU backend', () => {
       [16, 2, 64],
       [8, 1, 128],
       [4, 2, 16],
+      [8, 4, 256],
     ] as const) {
       test(`writeKv + paged attention, GQA ${Hq}/${Hk}, head_dim ${D}, ragged prefill/chunk/decode (${dtype})`, {
         skip,
       }, () => {
         const g = gpu(dtype);
-        for (const [blockSize, window] of [
-          [16, 0],
-          [4, 0],
-          [16, 7],
+        // A soft-cap of 0.5 bends these scores (about +-1) visibly; soft-capped attention takes the simple kernel.
+        for (const [blockSize, window, softcap] of [
+          [16, 0, 0],
+          [4, 0, 0],
+          [16, 7, 0],
+          [16, 0, 0.5],
+          [16, 7, 0.5],
         ] as const) {
           const spec: AttentionSpec = {
             numHeads: Hq,
@@ -419,6 +467,7 @@ describe('CUDA kernels against the CPU backend', () => {
             headDim: D,
             scale: 1 / Math.sqrt(D),
             slidingWindow: window,
+            softcap,
           };
           const numBlocks = 200;
           const gkv = g.allocKvCache({ numLayers: 1, numBlocks, blockSize, numKvHeads: Hk, headDim: D })[0]!;
@@ -455,7 +504,7 @@ describe('CUDA kernels against the CPU backend', () => {
             cpu.writeKv(ck, cv, ckv, cs);
             if (phase === 0) continue;
             const [gq, cq] = pair(g, [T, Hq * D], dtype);
-            const what = `attention bs ${blockSize} window ${window}`;
+            const what = `attention bs ${blockSize} window ${window} softcap ${softcap}`;
             check(dtype, what, g.toHost(g.attention(gq, gkv, spec, gs)), cpu.toHost(cpu.attention(cq, ckv, spec, cs)));
           }
         }

@@ -1,6 +1,7 @@
 import type {
   AttentionSpec,
   DType,
+  GatedActivation,
   HostTensor,
   LayerKvCache,
   PoolingMode,
@@ -23,7 +24,7 @@ import { mulberry32 } from '../../src/util/random.ts';
  *   device's gated decode GEMV keeps gate_up in float: rounding it here bounds decode from above);
  * - `pre_bias`: a biased projection's GEMM output before the bias is added (cuBLASLt adds it in a second kernel; rows
  *   the GEMV takes add it in its epilogue, rounding once, so for them this point is a bound from above);
- * - `rope`: q and k after the rotation; `attention`: the attention output; `activation`: siluMul / gelu output;
+ * - `rope`: q and k after the rotation; `attention`: the attention output; `activation`: actMul / gelu output;
  * - `add`: `Backend.add`'s output (Llama's final residual, GPT-2's whole residual stream); `final_norm`: the last norm;
  * - `fused_residual`: the residual stream leaving `addRmsNorm` (float on our device, bf16 in vLLM).
  */
@@ -149,11 +150,17 @@ export class LowPrecisionCpu extends CpuBackend {
     for (let i = 0; i < data.length; i++) data[i]! += bias[i % bias.length]!;
     return this.round(y, point);
   }
-  override rmsNorm(x: Tensor, w: Tensor, eps: number): Tensor {
-    return this.round(super.rmsNorm(x, w, eps), this.pointOf(w, 'norm'));
+  override rmsNorm(x: Tensor, w: Tensor, eps: number, weightOffset?: number): Tensor {
+    return this.round(super.rmsNorm(x, w, eps, weightOffset), this.pointOf(w, 'norm'));
   }
-  override addRmsNorm(x: Tensor, residual: Tensor, w: Tensor, eps: number): { out: Tensor; residual: Tensor } {
-    const o = super.addRmsNorm(x, residual, w, eps);
+  override addRmsNorm(
+    x: Tensor,
+    residual: Tensor,
+    w: Tensor,
+    eps: number,
+    weightOffset?: number,
+  ): { out: Tensor; residual: Tensor } {
+    const o = super.addRmsNorm(x, residual, w, eps, weightOffset);
     return { out: this.round(o.out, this.pointOf(w, 'norm')), residual: this.round(o.residual, 'fused_residual') };
   }
   override layerNorm(x: Tensor, w: Tensor, b: Tensor, eps: number): Tensor {
@@ -167,8 +174,16 @@ export class LowPrecisionCpu extends CpuBackend {
     this.round(q, 'rope');
     this.round(k, 'rope');
   }
-  override siluMul(x: Tensor): Tensor {
-    return this.round(super.siluMul(x), 'activation');
+  override actMul(x: Tensor, act: GatedActivation): Tensor {
+    return this.round(super.actMul(x, act), 'activation');
+  }
+  /** The factor in the storage type, as the device rounds it (Gemma's embedding normalizer). */
+  override scale(x: Tensor, factor: number): Tensor {
+    const rounded = decodeFrom(encodeAs(Float32Array.of(factor), this.dtype), this.dtype)[0]!;
+    return this.round(super.scale(x, rounded), 'embedding');
+  }
+  override softcap(x: Tensor, cap: number): Tensor {
+    return this.round(super.softcap(x, cap), 'logits');
   }
   override gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor {
     return this.round(super.gelu(x, approximate), 'activation');

@@ -4,14 +4,14 @@ import { mulberry32 } from '../../src/util/random.ts';
 
 /**
  * The CPU backend for `--load-format dummy` weights (no bytes): each is filled with seeded random values in
- * [-scale, scale), as the CUDA backend fills them on the device, so a model built from config.json alone can run.
+ * [-amplitude, amplitude), as the CUDA backend fills them on the device, so a model built from config.json alone can run.
  */
 export class RandomDummyCpu extends CpuBackend {
   private readonly random: () => number;
 
   constructor(
     seed: number,
-    private readonly scale = 0.5,
+    private readonly amplitude = 0.5,
   ) {
     super({ threads: 1 });
     this.random = mulberry32(seed);
@@ -21,7 +21,7 @@ export class RandomDummyCpu extends CpuBackend {
     if (w.bytes.byteLength > 0) return super.loadWeight(w, opts);
     const values = Float32Array.from(
       { length: w.shape.reduce((a, d) => a * d, 1) },
-      () => (this.random() * 2 - 1) * this.scale,
+      () => (this.random() * 2 - 1) * this.amplitude,
     );
     return super.loadWeight({ ...w, dtype: 'f32', bytes: new Uint8Array(values.buffer) }, opts);
   }

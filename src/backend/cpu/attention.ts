@@ -30,7 +30,7 @@ export function writeKvCache(k: Float32Array, v: Float32Array, cache: PagedKv, s
  * Paged attention over a varlen batch. Sequence s owns query rows cuSeqlensQ[s]..cuSeqlensQ[s+1] and
  * contextLens[s] keys; key j sits at position j, so the chunk's i-th query (position contextLens - qLen + i) sees
  * keys 0..that position, or only the last `slidingWindow` of them; with `spec.causal` false it sees all of them
- * (encoders). Two-pass softmax with scores and sums in f64.
+ * (encoders). Scores are soft-capped first where `spec.softcap` is set. Two-pass softmax with scores and sums in f64.
  * Query head h reads KV head h / (Hq / Hk) (GQA). Writes out `[T, Hq * D]` for query heads h0..h1 (a thread's
  * share; all by default) and, given `lse` `[T, Hq]`, each row's log-sum-exp of its scaled scores.
  */
@@ -69,7 +69,20 @@ export function pagedAttention(
       for (let h = h0; h < h1; h++) {
         const qb = ((qStart + i) * Hq + h) * D;
         const kvOff = Math.floor(h / group) * D;
-        const sum = softmaxScores(q, qb, cache.k, rowBase, kvOff, first, last, D, scale, scores, max);
+        const sum = softmaxScores(
+          q,
+          qb,
+          cache.k,
+          rowBase,
+          kvOff,
+          first,
+          last,
+          D,
+          scale,
+          spec.softcap ?? 0,
+          scores,
+          max,
+        );
         if (lse) lse[(qStart + i) * Hq + h] = max[0] + Math.log(sum);
         weightedValues(cache.v, rowBase, kvOff, first, last, D, scores, 1 / sum, out, qb);
       }
@@ -77,7 +90,10 @@ export function pagedAttention(
   }
 }
 
-/** scores[j] = exp(q·k_j · scale - max) for keys first..last; returns their sum (and the max in `maxOut[0]`). */
+/**
+ * scores[j] = exp(s_j - max), s_j = q·k_j · scale (soft-capped: cap · tanh(s_j / cap)), for keys first..last; returns
+ * their sum (and the max in `maxOut[0]`).
+ */
 function softmaxScores(
   q: Float32Array,
   qb: number,
@@ -88,6 +104,7 @@ function softmaxScores(
   last: number,
   D: number,
   scale: number,
+  softcap: number,
   scores: Float64Array,
   maxOut: Float64Array,
 ): number {
@@ -107,7 +124,8 @@ function softmaxScores(
       a3 += q[qb + d + 3] * K[kb + d + 3];
     }
     for (; d < D; d++) a0 += q[qb + d] * K[kb + d];
-    const score = (a0 + a1 + a2 + a3) * scale;
+    const scaled = (a0 + a1 + a2 + a3) * scale;
+    const score = softcap > 0 ? softcap * Math.tanh(scaled / softcap) : scaled;
     scores[j] = score;
     if (score > max) max = score;
   }

@@ -4,6 +4,7 @@ import {
   type AttentionSpec,
   type Backend,
   checkColumnSplit,
+  type GatedActivation,
   type HostTensor,
   type KvCacheSpec,
   type LayerKvCache,
@@ -15,7 +16,7 @@ import {
   type Tensor,
 } from '../backend.ts';
 import { type PagedKv, pagedAttention, selfAttention, writeKvCache } from './attention.ts';
-import { addInto, geluInto, siluMulInto } from './elementwise.ts';
+import { actMulInto, addInto, geluInto, softcapInto } from './elementwise.ts';
 import { compactPagedKv, keyScoreCount, snapKvScores } from './kv-compression.ts';
 import { addBias, linearF32 } from './matmul.ts';
 import { type MatMul, moeInto } from './moe.ts';
@@ -162,18 +163,24 @@ export class CpuBackend implements Backend {
     return out;
   }
 
-  rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+  rmsNorm(x: Tensor, weight: Tensor, eps: number, weightOffset = 0): Tensor {
     const xt = cpu(x);
     const [rows, n] = rowsCols(xt);
     const out = CpuTensor.zeros(xt.shape);
-    rmsNormRows(xt.data, cpu(weight).data, eps, out.data, rows, n);
+    rmsNormRows(xt.data, cpu(weight).data, eps, out.data, rows, n, weightOffset);
     return out;
   }
 
-  addRmsNorm(x: Tensor, residual: Tensor, weight: Tensor, eps: number): { out: Tensor; residual: Tensor } {
+  addRmsNorm(
+    x: Tensor,
+    residual: Tensor,
+    weight: Tensor,
+    eps: number,
+    weightOffset = 0,
+  ): { out: Tensor; residual: Tensor } {
     const r = cpu(residual);
     addInto(r.data, cpu(x).data, r.data);
-    return { out: this.rmsNorm(r, weight, eps), residual: r };
+    return { out: this.rmsNorm(r, weight, eps, weightOffset), residual: r };
   }
 
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {
@@ -191,6 +198,22 @@ export class CpuBackend implements Backend {
     return out;
   }
 
+  scale(x: Tensor, factor: number): Tensor {
+    const xt = cpu(x);
+    const f = Math.fround(factor);
+    return new CpuTensor(
+      xt.shape,
+      xt.data.map((v) => v * f),
+    );
+  }
+
+  softcap(x: Tensor, cap: number): Tensor {
+    const xt = cpu(x);
+    const out = CpuTensor.zeros(xt.shape);
+    softcapInto(xt.data, cap, out.data);
+    return out;
+  }
+
   rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext): void {
     const ctx = stepOf(step);
     let tables = ctx.ropeCache.get(rope);
@@ -204,18 +227,18 @@ export class CpuBackend implements Backend {
     }
   }
 
-  siluMul(x: Tensor): Tensor {
+  actMul(x: Tensor, act: GatedActivation): Tensor {
     const xt = cpu(x);
     const [T, width] = rowsCols(xt);
-    if (width % 2) throw new Error(`siluMul: input [${xt.shape}] has an odd number of columns`);
+    if (width % 2) throw new Error(`actMul: input [${xt.shape}] has an odd number of columns`);
     const out = CpuTensor.zeros([T, width / 2]);
-    siluMulInto(xt.data, out.data, T, width / 2);
+    actMulInto(xt.data, out.data, T, width / 2, act);
     return out;
   }
 
-  /** Exactly the composition (through this backend's own linear and siluMul, overrides included). */
-  linearSiluMul(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
-    return this.siluMul(this.linear(x, weight, bias));
+  /** Exactly the composition (through this backend's own linear and actMul, overrides included). */
+  linearActMul(x: Tensor, weight: Tensor, bias: Tensor | undefined, act: GatedActivation): Tensor {
+    return this.actMul(this.linear(x, weight, bias), act);
   }
 
   gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor {

@@ -1,28 +1,36 @@
+import type { GatedActivation } from '../backend.ts';
+
 export function addInto(a: Float32Array, b: Float32Array, out: Float32Array): void {
   for (let i = 0; i < out.length; i++) out[i] = a[i] + b[i];
 }
 
-/** out `[T, n]` = silu(x[:, :n]) * x[:, n:] for x `[T, 2n]` (gate and up side by side in each row). */
-export function siluMulInto(x: Float32Array, out: Float32Array, T: number, n: number): void {
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+const ACTIVATIONS: Record<GatedActivation, (g: number) => number> = {
+  silu: (g) => g / (1 + Math.exp(-g)),
+  gelu_tanh: (g) => 0.5 * g * (1 + Math.tanh(SQRT_2_OVER_PI * (g + 0.044715 * g * g * g))),
+};
+
+/** out `[T, n]` = act(x[:, :n]) * x[:, n:] for x `[T, 2n]` (gate and up side by side in each row). */
+export function actMulInto(x: Float32Array, out: Float32Array, T: number, n: number, act: GatedActivation): void {
+  const f = ACTIVATIONS[act];
   for (let t = 0; t < T; t++) {
     const gate = 2 * t * n;
     const up = gate + n;
-    for (let i = 0; i < n; i++) {
-      const g = x[gate + i];
-      out[t * n + i] = (g / (1 + Math.exp(-g))) * x[up + i];
-    }
+    for (let i = 0; i < n; i++) out[t * n + i] = f(x[gate + i]) * x[up + i];
   }
 }
 
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+/** out = cap * tanh(x / cap), with torch's float32 steps (divide, tanh, multiply). */
+export function softcapInto(x: Float32Array, cap: number, out: Float32Array): void {
+  for (let i = 0; i < out.length; i++) out[i] = Math.fround(Math.tanh(Math.fround(x[i] / cap))) * cap;
+}
 
 /** GELU: exact (erf) or the tanh approximation (GPT-2's gelu_new). */
 export function geluInto(x: Float32Array, out: Float32Array, approximate: 'tanh' | 'none'): void {
   if (approximate === 'tanh') {
-    for (let i = 0; i < out.length; i++) {
-      const v = x[i];
-      out[i] = 0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)));
-    }
+    const f = ACTIVATIONS.gelu_tanh;
+    for (let i = 0; i < out.length; i++) out[i] = f(x[i]);
   } else {
     for (let i = 0; i < out.length; i++) out[i] = 0.5 * x[i] * (1 + erf(x[i] / Math.SQRT2));
   }

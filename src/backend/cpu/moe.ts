@@ -1,5 +1,5 @@
 import type { MoeSpec, MoeWeights } from '../backend.ts';
-import { siluMulInto } from './elementwise.ts';
+import { actMulInto } from './elementwise.ts';
 import { cpu } from './tensor.ts';
 
 /**
@@ -121,7 +121,7 @@ function swiglu(
   const gu = new Float32Array(n * 2 * I);
   matmul(x, gateUp, gateUpOffset, gu, n, H, 2 * I);
   const act = new Float32Array(n * I);
-  siluMulInto(gu, act, n, I);
+  actMulInto(gu, act, n, I, 'silu');
   const y = new Float32Array(n * H);
   matmul(act, down, downOffset, y, n, I, H);
   return y;

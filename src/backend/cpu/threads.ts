@@ -6,7 +6,7 @@ import { linearRows } from './matmul.ts';
 
 /** Integer slots of the control block shared with the workers; job parameters follow `params`. */
 export const CTRL = { seq: 0, done: 1, error: 2, kind: 3, parts: 4, params: 5, length: 24 } as const;
-/** Float slots (f64, after the integer ones): the attention scale. */
+/** Float slots (f64, after the integer ones): the attention scale and soft-cap. */
 const FLOAT_OFFSET = CTRL.length * 4;
 export const JOB = { linear: 1, attention: 2 } as const;
 /** Buffer ids of the shared scratch input, output and step metadata (weights and caches take ids from 1). */
@@ -77,8 +77,15 @@ export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, Floa
     return;
   }
   const a = Object.fromEntries(ATTENTION_PARAMS.map((k, i) => [k, ctrl[p + i]!])) as AttentionParams;
-  const scale = new Float64Array(ctrl.buffer, FLOAT_OFFSET, 1)[0]!;
-  const spec: AttentionSpec = { numHeads: a.Hq, numKvHeads: a.Hk, headDim: a.D, scale, slidingWindow: a.window };
+  const floats = new Float64Array(ctrl.buffer, FLOAT_OFFSET, 2);
+  const spec: AttentionSpec = {
+    numHeads: a.Hq,
+    numKvHeads: a.Hk,
+    headDim: a.D,
+    scale: floats[0]!,
+    slidingWindow: a.window,
+    softcap: floats[1]!,
+  };
   const cache: PagedKv = { k: f32(a.k), v: f32(a.v), numKvHeads: a.numKvHeads, headDim: a.headDim };
   const batch = unpackBatch(buffers.get(META_ID) as Int32Array, a.numSeqs, a.maxBlocks, a.blockSize);
   const [h0, h1] = partRange(a.Hq, parts, part, 1);
@@ -104,7 +111,7 @@ function unpackBatch(meta: Int32Array, S: number, maxBlocks: number, blockSize: 
  */
 export class CpuThreads {
   private static readonly pools = new Map<number, CpuThreads>();
-  private readonly ctrl = new Int32Array(new SharedArrayBuffer(FLOAT_OFFSET + 8));
+  private readonly ctrl = new Int32Array(new SharedArrayBuffer(FLOAT_OFFSET + 16));
   private readonly ports: MessagePort[] = [];
   private readonly ids = new WeakMap<Float32Array, number>();
   private nextId = 1;
@@ -173,7 +180,7 @@ export class CpuThreads {
     this.meta.set(batch.cuSeqlensQ.subarray(0, S + 1), 0);
     this.meta.set(batch.contextLens.subarray(0, S), S + 1);
     this.meta.set(batch.blockTables.subarray(0, S * maxBlocks), 2 * S + 1);
-    new Float64Array(this.ctrl.buffer, FLOAT_OFFSET, 1)[0] = spec.scale;
+    new Float64Array(this.ctrl.buffer, FLOAT_OFFSET, 2).set([spec.scale, spec.softcap ?? 0]);
     const a: AttentionParams = {
       k: this.idOf(cache.k),
       v: this.idOf(cache.v),

@@ -36,6 +36,7 @@ export const PAGED_ATTENTION = declareKernel('attention', 'paged_attention', {
   headDim: 'i32',
   scale: 'f32',
   window: 'i32',
+  softcap: 'f32',
   lse: 'ptr',
 });
 
@@ -59,9 +60,11 @@ export class CudaAttention {
       : null;
   }
 
+  /** Soft-capped scores go to the simple kernel: the flash kernels do not cap yet. */
   private fast(spec: AttentionSpec, blockSize: number): boolean {
     return (
       (spec.headDim === 64 || spec.headDim === 128) &&
+      !spec.softcap &&
       blockSize >= 16 &&
       (blockSize & (blockSize - 1)) === 0 &&
       !this.ctx.settings.simpleAttention
@@ -229,6 +232,7 @@ export class CudaAttention {
       headDim,
       scale,
       window: slidingWindow,
+      softcap: spec.softcap ?? 0,
       lse,
     });
   }

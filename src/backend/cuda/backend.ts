@@ -3,6 +3,7 @@ import type {
   AttentionSpec,
   Backend,
   DType,
+  GatedActivation,
   HostTensor,
   KvCacheSpec,
   LayerKvCache,
@@ -132,20 +133,26 @@ export class CudaBackend implements Backend {
     return this.linears.linear(x, weight, bias);
   }
 
-  linearSiluMul(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
-    return this.linears.linearSiluMul(x, weight, bias);
+  linearActMul(x: Tensor, weight: Tensor, bias: Tensor | undefined, act: GatedActivation): Tensor {
+    return this.linears.linearActMul(x, weight, bias, act);
   }
 
   moe(x: Tensor, weights: MoeWeights, spec: MoeSpec): Tensor {
     return moe(this.ctx, this.linears, x, weights, spec);
   }
 
-  rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
-    return norm.rmsNorm(this.ctx, x, weight, eps);
+  rmsNorm(x: Tensor, weight: Tensor, eps: number, weightOffset?: number): Tensor {
+    return norm.rmsNorm(this.ctx, x, weight, eps, weightOffset);
   }
 
-  addRmsNorm(x: Tensor, residual: Tensor, weight: Tensor, eps: number): { out: Tensor; residual: Tensor } {
-    return norm.addRmsNorm(this.ctx, x, residual, weight, eps);
+  addRmsNorm(
+    x: Tensor,
+    residual: Tensor,
+    weight: Tensor,
+    eps: number,
+    weightOffset?: number,
+  ): { out: Tensor; residual: Tensor } {
+    return norm.addRmsNorm(this.ctx, x, residual, weight, eps, weightOffset);
   }
 
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {
@@ -156,8 +163,16 @@ export class CudaBackend implements Backend {
     return elementwise.add(this.ctx, a, b);
   }
 
-  siluMul(x: Tensor): Tensor {
-    return elementwise.siluMul(this.ctx, x);
+  scale(x: Tensor, factor: number): Tensor {
+    return elementwise.scale(this.ctx, x, factor);
+  }
+
+  softcap(x: Tensor, cap: number): Tensor {
+    return elementwise.softcap(this.ctx, x, cap);
+  }
+
+  actMul(x: Tensor, act: GatedActivation): Tensor {
+    return elementwise.actMul(this.ctx, x, act);
   }
 
   splitColumns(x: Tensor, sizes: readonly number[]): Tensor[] {

@@ -1,11 +1,12 @@
-import { checkColumnSplit, type Tensor } from '../backend.ts';
+import { checkColumnSplit, type GatedActivation, type Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { declareKernel } from './kernel.ts';
-import { CudaTensor, cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
+import { CudaTensor, cuda, DTYPE_BYTES, decodeFrom, encodeAs, rowsCols } from './tensor.ts';
 
 // kernels/elementwise.cu: grid-stride loops over 256-thread blocks (CudaContext.grid1d).
-export const SILU_MUL = declareKernel('elementwise', 'silu_mul', { out: 'ptr', x: 'ptr', rows: 'i64', n: 'i32' });
+/** ACT (common.cuh): 0 SiLU, 1 GELU's tanh form. */
+export const ACT_MUL = declareKernel('elementwise', 'act_mul', { out: 'ptr', x: 'ptr', rows: 'i64', n: 'i32' });
 export const SPLIT_COLUMNS = declareKernel('elementwise', 'split_columns', {
   x: 'ptr',
   rows: 'i64',
@@ -22,6 +23,13 @@ export const SPLIT_COLUMNS = declareKernel('elementwise', 'split_columns', {
 });
 export const GELU = declareKernel('elementwise', 'gelu', { out: 'ptr', x: 'ptr', n: 'i64', approximate: 'i32' });
 export const TANH = declareKernel('elementwise', 'tanh_act', { out: 'ptr', x: 'ptr', n: 'i64' });
+export const SCALE = declareKernel('elementwise', 'scale', { out: 'ptr', x: 'ptr', n: 'i64', factor: 'f32' });
+export const SOFTCAP = declareKernel('elementwise', 'softcap', { out: 'ptr', x: 'ptr', n: 'i64', cap: 'f32' });
+
+/** The defines of a gated activation (kernels/common.cuh `gate_act`): none for SiLU, ACT = 1 for GELU's tanh form. */
+export function actDefines(act: GatedActivation): Record<string, number> {
+  return act === 'silu' ? {} : { ACT: 1 };
+}
 /** B_F32 = 1: b is the float residual stream. */
 export const ADD = declareKernel('elementwise', 'add', { out: 'ptr', a: 'ptr', b: 'ptr', n: 'i64' });
 export const ADD_BIAS = declareKernel('elementwise', 'add_bias', { y: 'ptr', bias: 'ptr', n: 'i64', cols: 'i32' });
@@ -49,18 +57,45 @@ export function addBias(ctx: CudaContext, y: DevPtr, bias: DevPtr, rows: number,
   ctx.kernel(ADD_BIAS).launch(ctx.grid1d(rows * cols), [256], { y, bias, n: rows * cols, cols });
 }
 
-/** silu(gate) * up of x [rows, 2n] (gate and up side by side) into out [rows, n]. */
-export function siluMulInto(ctx: CudaContext, out: DevPtr, x: DevPtr, rows: number, n: number): void {
-  ctx.kernel(SILU_MUL).launch(ctx.grid1d(rows * n), [256], { out, x, rows, n });
+/** act(gate) * up of x [rows, 2n] (gate and up side by side) into out [rows, n]. */
+export function actMulInto(
+  ctx: CudaContext,
+  out: DevPtr,
+  x: DevPtr,
+  rows: number,
+  n: number,
+  act: GatedActivation,
+): void {
+  ctx.kernel(ACT_MUL, actDefines(act)).launch(ctx.grid1d(rows * n), [256], { out, x, rows, n });
 }
 
-export function siluMul(ctx: CudaContext, x: Tensor): Tensor {
+export function actMul(ctx: CudaContext, x: Tensor, act: GatedActivation): Tensor {
   const xt = ctx.own(x);
   const [T, width] = rowsCols(xt);
-  if (width % 2) throw new Error(`siluMul: input [${xt.shape}] has an odd number of columns`);
+  if (width % 2) throw new Error(`actMul: input [${xt.shape}] has an odd number of columns`);
   const n = width / 2;
   const out = ctx.empty([T, n]);
-  if (T * n > 0) siluMulInto(ctx, out.ptr, xt.ptr, T, n);
+  if (T * n > 0) actMulInto(ctx, out.ptr, xt.ptr, T, n, act);
+  return out;
+}
+
+/** x times `factor` rounded to the storage type first, as torch multiplies by a tensor of x's dtype. */
+export function scale(ctx: CudaContext, x: Tensor, factor: number): Tensor {
+  const xt = ctx.own(x);
+  const out = ctx.empty(xt.shape);
+  const rounded = decodeFrom(encodeAs(Float32Array.of(factor), ctx.dtype), ctx.dtype)[0]!;
+  if (xt.numel > 0) {
+    ctx.kernel(SCALE).launch(ctx.grid1d(xt.numel), [256], { out: out.ptr, x: xt.ptr, n: xt.numel, factor: rounded });
+  }
+  return out;
+}
+
+/** cap * tanh(x / cap) elementwise. */
+export function softcap(ctx: CudaContext, x: Tensor, cap: number): Tensor {
+  const xt = ctx.own(x);
+  const out = ctx.empty(xt.shape);
+  if (xt.numel > 0)
+    ctx.kernel(SOFTCAP).launch(ctx.grid1d(xt.numel), [256], { out: out.ptr, x: xt.ptr, n: xt.numel, cap });
   return out;
 }
 

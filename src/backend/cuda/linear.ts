@@ -1,8 +1,8 @@
-import type { Tensor } from '../backend.ts';
+import type { GatedActivation, Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import { CublasLt } from './cublaslt.ts';
 import type { DevPtr } from './driver.ts';
-import { addBias, siluMul } from './elementwise.ts';
+import { actDefines, actMul, addBias } from './elementwise.ts';
 import {
   GEMV_MAX_ROWS,
   type GemvConfig,
@@ -34,6 +34,8 @@ export const GEMV = declareKernel('gemv', 'gemv', {
 /** A decode GEMV's options: the gated gate/up epilogue; a configuration other than the table's (the sweep). */
 export interface GemvOptions {
   gated?: boolean;
+  /** The gated epilogue's activation (default SiLU). */
+  act?: GatedActivation;
   config?: GemvConfig;
   /** A bias added in the GEMV's epilogue (gated: the packed gate/up bias). */
   bias?: DevPtr;
@@ -75,17 +77,17 @@ export class CudaLinear {
     return out;
   }
 
-  /** Decode rows: one gated GEMV writes silu(gate + bias) * (up + bias); otherwise linear, then siluMul. */
-  linearSiluMul(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+  /** Decode rows: one gated GEMV writes act(gate + bias) * (up + bias); otherwise linear, then actMul. */
+  linearActMul(x: Tensor, weight: Tensor, bias: Tensor | undefined, act: GatedActivation): Tensor {
     const xt = this.ctx.own(x);
     const w = cuda(weight);
     const [T, n] = rowsCols(xt);
     const [m2, wn] = w.shape as [number, number];
-    if (T === 0 || !this.gemvFits(T, m2 / 2, n, true)) return siluMul(this.ctx, this.linear(x, weight, bias));
-    if (wn !== n) throw new Error(`linearSiluMul: input has ${n} features, weight is [${w.shape}]`);
-    if (m2 % 2) throw new Error(`linearSiluMul: weight [${w.shape}] has an odd number of rows`);
+    if (T === 0 || !this.gemvFits(T, m2 / 2, n, true)) return actMul(this.ctx, this.linear(x, weight, bias), act);
+    if (wn !== n) throw new Error(`linearActMul: input has ${n} features, weight is [${w.shape}]`);
+    if (m2 % 2) throw new Error(`linearActMul: weight [${w.shape}] has an odd number of rows`);
     const out = this.ctx.empty([T, m2 / 2]);
-    this.gemvInto(out.ptr, xt.ptr, w.ptr, T, m2 / 2, n, { gated: true, bias: bias && cuda(bias).ptr });
+    this.gemvInto(out.ptr, xt.ptr, w.ptr, T, m2 / 2, n, { gated: true, act, bias: bias && cuda(bias).ptr });
     return out;
   }
 
@@ -105,7 +107,7 @@ export class CudaLinear {
 
   /**
    * y[T, m] = x[T, n] w[m, n]^T for T <= 32 through kernels/gemv.cu; `gated`: w is a packed gate/up [2m, n] and
-   * y = silu(x gate^T) * (x up^T). The configuration is the measured best for the shape (gemv-config.ts), or
+   * y = act(x gate^T) * (x up^T). The configuration is the measured best for the shape (gemv-config.ts), or
    * `config` (the sweep's).
    */
   gemvInto(y: DevPtr, x: DevPtr, w: DevPtr, T: number, m: number, n: number, opts: GemvOptions = {}): void {
@@ -122,17 +124,17 @@ export class CudaLinear {
     if (T > GEMV_MAX_ROWS) throw new Error(`gemv: ${T} rows, the kernel is built for at most ${GEMV_MAX_ROWS}`);
     const shape = gemvShape(T, m, n, opts.gated === true);
     const cfg = opts.config ?? pickGemvConfig(this.gemvTable, shape, this.ctx.drv.info);
-    const kernel = this.gemvKernel(shape, cfg);
+    const kernel = this.gemvKernel(shape, cfg, opts.act);
     const grid: [number] = [gemvBlocks(shape, cfg)];
     return (y, x, w, bias = 0n) => kernel.launch(grid, [256], { y, x, w, bias, rows: T, n: m, k: n });
   }
 
-  /** kernels/gemv.cu built for one shape's TMAX / GATED and a configuration. */
-  gemvKernel(shape: GemvShape, cfg: GemvConfig): Kernel<typeof GEMV.args> {
+  /** kernels/gemv.cu built for one shape's TMAX / GATED (with its activation) and a configuration. */
+  gemvKernel(shape: GemvShape, cfg: GemvConfig, act: GatedActivation = 'silu'): Kernel<typeof GEMV.args> {
     return this.ctx.kernel(GEMV, {
       TMAX: shape.tmax,
       SPLIT: cfg.split,
-      ...(shape.gated ? { GATED: 1 } : cfg.rows !== 1 ? { ROWS: cfg.rows } : {}),
+      ...(shape.gated ? { GATED: 1, ...actDefines(act) } : cfg.rows !== 1 ? { ROWS: cfg.rows } : {}),
       ...(cfg.unroll !== 4 ? { UNROLL: cfg.unroll } : {}),
     });
   }

@@ -1,6 +1,6 @@
 import type { MoeSpec, MoeWeights, Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
-import { siluMulInto } from './elementwise.ts';
+import { actMulInto } from './elementwise.ts';
 import { declareKernel } from './kernel.ts';
 import type { CudaLinear } from './linear.ts';
 import { cuda, rowsCols } from './tensor.ts';
@@ -103,7 +103,7 @@ export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeig
     gatherK: k,
   });
   const act = ctx.empty([n, I]);
-  siluMulInto(ctx, act.ptr, gu.ptr, n, I);
+  actMulInto(ctx, act.ptr, gu.ptr, n, I, 'silu');
   const d = ctx.empty([n, H]);
   gemm.launch([Math.ceil(H / TILE_COLS), tiles], [256], {
     y: d.ptr,
@@ -121,7 +121,7 @@ export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeig
   let sharedGate = 0n;
   if (w.shared) {
     const s = w.shared;
-    shared = ctx.own(linears.linear(linears.linearSiluMul(xt, s.gateUp), s.down)).ptr;
+    shared = ctx.own(linears.linear(linears.linearActMul(xt, s.gateUp, undefined, 'silu'), s.down)).ptr;
     if (s.gate) sharedGate = ctx.own(linears.linear(xt, s.gate)).ptr;
   }
   ctx.kernel(MOE_COMBINE).launch(ctx.grid1d(T * H), [256], {

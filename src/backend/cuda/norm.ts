@@ -3,7 +3,7 @@ import type { CudaContext } from './context.ts';
 import { declareKernel } from './kernel.ts';
 import { cuda, rowsCols } from './tensor.ts';
 
-// kernels/norm.cu: one block per row of `hidden` elements (CudaContext.rowThreads).
+// kernels/norm.cu: one block per row of `hidden` elements (CudaContext.rowThreads); W_OFFSET = 1 scales by (1 + w).
 export const RMS_NORM = declareKernel('norm', 'rms_norm', {
   out: 'ptr',
   x: 'ptr',
@@ -30,13 +30,19 @@ export const LAYER_NORM = declareKernel('norm', 'layer_norm', {
   hidden: 'i32',
 });
 
-export function rmsNorm(ctx: CudaContext, x: Tensor, weight: Tensor, eps: number): Tensor {
+/** The defines of a weight offset: none for 0, W_OFFSET for Gemma's 1 (kernels/norm.cu). */
+function offsetDefines(weightOffset: number): Record<string, number> {
+  if (weightOffset !== 0 && weightOffset !== 1) throw new Error(`rmsNorm: weight offset ${weightOffset} is not 0 or 1`);
+  return weightOffset ? { W_OFFSET: 1 } : {};
+}
+
+export function rmsNorm(ctx: CudaContext, x: Tensor, weight: Tensor, eps: number, weightOffset = 0): Tensor {
   const xt = ctx.own(x);
   const [rows, n] = rowsCols(xt);
   const out = ctx.empty(xt.shape);
   if (rows > 0) {
     ctx
-      .kernel(RMS_NORM)
+      .kernel(RMS_NORM, offsetDefines(weightOffset))
       .launch([rows], ctx.rowThreads(n), { out: out.ptr, x: xt.ptr, w: cuda(weight).ptr, eps, hidden: n });
   }
   return out;
@@ -49,6 +55,7 @@ export function addRmsNorm(
   residual: Tensor,
   weight: Tensor,
   eps: number,
+  weightOffset = 0,
 ): { out: Tensor; residual: Tensor } {
   const xt = ctx.own(x);
   const r = cuda(residual);
@@ -56,7 +63,8 @@ export function addRmsNorm(
   const out = ctx.empty(xt.shape);
   const res = ctx.empty(xt.shape, 'f32');
   if (rows > 0) {
-    ctx.kernel(ADD_RMS_NORM, { RES_IN_F32: r.dtype === 'f32' ? 1 : 0 }).launch([rows], ctx.rowThreads(n), {
+    const defines = { RES_IN_F32: r.dtype === 'f32' ? 1 : 0, ...offsetDefines(weightOffset) };
+    ctx.kernel(ADD_RMS_NORM, defines).launch([rows], ctx.rowThreads(n), {
       out: out.ptr,
       residualOut: res.ptr,
       x: xt.ptr,

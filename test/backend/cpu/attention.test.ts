@@ -17,7 +17,7 @@ function rng(seed: number): () => number {
 
 /** Textbook attention for one sequence with contiguous k, v `[ctx, Hk, D]`: queries at positions ctx-qLen.. */
 function reference(q: Float64Array, k: Float64Array, v: Float64Array, ctx: number, qLen: number, spec: AttentionSpec) {
-  const { numHeads: Hq, numKvHeads: Hk, headDim: D, scale, slidingWindow } = spec;
+  const { numHeads: Hq, numKvHeads: Hk, headDim: D, scale, slidingWindow, softcap } = spec;
   const out = new Float64Array(qLen * Hq * D);
   for (let i = 0; i < qLen; i++) {
     const pos = ctx - qLen + i;
@@ -28,7 +28,7 @@ function reference(q: Float64Array, k: Float64Array, v: Float64Array, ctx: numbe
       const logits = keys.map((j) => {
         let dot = 0;
         for (let d = 0; d < D; d++) dot += q[(i * Hq + h) * D + d]! * k[(j * Hk + kh) * D + d]!;
-        return dot * scale;
+        return softcap ? softcap * Math.tanh((dot * scale) / softcap) : dot * scale;
       });
       const m = Math.max(...logits);
       const w = logits.map((l) => Math.exp(l - m));
@@ -117,6 +117,16 @@ test('head dims off the unrolled widths (6, 12) take the remainder loops', () =>
 test('sliding window: each query sees only the last W keys, itself included', () => {
   for (const slidingWindow of [1, 3, 5]) {
     check(RAGGED, { numHeads: 4, numKvHeads: 2, headDim: 4, scale: 0.5, slidingWindow }, 4, slidingWindow);
+  }
+});
+
+test('soft-capping: each scaled score s becomes cap * tanh(s / cap) before the softmax', () => {
+  // Large scores, so a cap of 0.5 or 2 changes the weights a lot; with sliding windows too (Gemma 2 has both).
+  for (const [softcap, slidingWindow] of [
+    [0.5, 0],
+    [2, 3],
+  ] as const) {
+    check(RAGGED, { numHeads: 4, numKvHeads: 2, headDim: 8, scale: 3, slidingWindow, softcap }, 4, 11 + softcap);
   }
 });
 

@@ -75,6 +75,33 @@ test('rmsNorm, addRmsNorm and layerNorm follow their formulas', () => {
     return row.map((v, i) => ((v - mean) / sd) * w[i]! + bias[i]!);
   });
   assert.ok(maxAbsDiff(b.toHost(b.layerNorm(t([2, 4], x), t([4], w), t([4], bias), eps)), ln) < 1e-6);
+
+  // Gemma's (1 + w), the sum rounded to float32 as transformers adds it: 1 + 2^-30 is 1.
+  const wg = [0.5, -0.25, 2 ** -30, 1.5];
+  const gemma = [0, 1].flatMap((r) => {
+    const row = x.slice(r * 4, r * 4 + 4);
+    return row.map((v, i) => (v / rms(row)) * Math.fround(1 + wg[i]!));
+  });
+  assert.ok(maxAbsDiff(b.toHost(b.rmsNorm(t([2, 4], x), t([4], wg), eps, 1)), gemma) < 1e-6);
+  const fused = b.addRmsNorm(t([2, 4], x), t([2, 4], new Array(8).fill(0)), t([4], wg), eps, 1);
+  assert.ok(maxAbsDiff(b.toHost(fused.out), gemma) < 1e-6);
+});
+
+test('scale rounds its factor to float32; softcap is cap * tanh(x / cap)', () => {
+  const x = [-100, -1, 0, 0.5, 3, 1000];
+  const s = b.toHost(b.scale(t([2, 3], x), Math.sqrt(3584)));
+  assert.deepEqual(
+    [...s],
+    x.map((v) => Math.fround(v * Math.fround(Math.sqrt(3584)))),
+  );
+  const capped = b.toHost(b.softcap(t([2, 3], x), 30));
+  assert.ok(
+    maxAbsDiff(
+      capped,
+      x.map((v) => 30 * Math.tanh(v / 30)),
+    ) < 1e-5,
+  );
+  assert.ok(Math.abs(capped[5]! - 30) < 1e-6, 'large logits approach the cap');
 });
 
 test('rope rotates neox pairs (i, i + d/2) and gptj pairs (2i, 2i + 1) by position x inv_freq, times mscale', () => {
@@ -120,7 +147,7 @@ test('partial rotary leaves the dims past rotaryDim untouched', () => {
   assert.ok(maxAbsDiff(b.toHost(q), [c - 2 * s, 2 * c + s, 3, 4]) < 1e-6);
 });
 
-test('linearSiluMul is siluMul of the packed gate/up projection, bias included', () => {
+test('linearActMul is actMul of the packed gate/up projection, bias included', () => {
   const [T, n, I] = [3, 5, 4];
   const x = t(
     [T, n],
@@ -136,31 +163,39 @@ test('linearSiluMul is siluMul of the packed gate/up projection, bias included',
   );
   // By hand: gate row j and up row I + j of the packed weight.
   const dot = (r: number, o: number) => seq(n, (i) => cpuData(x).data[r * n + i]! * cpuData(w).data[o * n + i]!);
-  for (const withBias of [false, true]) {
-    const want = seq(T * I, (e) => {
-      const [r, j] = [Math.floor(e / I), e % I];
-      const add = (o: number) => dot(r, o).reduce((a, v) => a + v, withBias ? cpuData(bias).data[o]! : 0);
-      const g = add(j);
-      return (g / (1 + Math.exp(-g))) * add(I + j);
-    });
-    const got = b.linearSiluMul(x, w, withBias ? bias : undefined);
-    assert.deepEqual(got.shape, [T, I]);
-    assert.ok(maxAbsDiff(b.toHost(got), want) < 1e-5, `bias ${withBias}`);
+  const acts = {
+    silu: (g: number) => g / (1 + Math.exp(-g)),
+    gelu_tanh: (g: number) => 0.5 * g * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (g + 0.044715 * g ** 3))),
+  };
+  for (const [act, f] of Object.entries(acts) as [keyof typeof acts, (g: number) => number][]) {
+    for (const withBias of [false, true]) {
+      const want = seq(T * I, (e) => {
+        const [r, j] = [Math.floor(e / I), e % I];
+        const add = (o: number) => dot(r, o).reduce((a, v) => a + v, withBias ? cpuData(bias).data[o]! : 0);
+        return f(add(j)) * add(I + j);
+      });
+      const got = b.linearActMul(x, w, withBias ? bias : undefined, act);
+      assert.deepEqual(got.shape, [T, I]);
+      assert.ok(maxAbsDiff(b.toHost(got), want) < 1e-5, `${act}, bias ${withBias}`);
+    }
   }
 });
 
-test('silu-mul, gelu (tanh and erf) and add', () => {
+test('act-mul (SiLU and GELU-tanh), gelu (tanh and erf) and add', () => {
   const x = [-3, -1, 0, 0.5, 2];
   const up = [1, 2, 3, 4, 5];
   const silu = x.map((v, i) => (v / (1 + Math.exp(-v))) * up[i]!);
   // Gate and up side by side in each row (vLLM's SiluAndMul): two rows of [gate | up].
   const packed = t([2, 10], [...x, ...up, ...up, ...x]);
   const siluB = up.map((v, i) => (v / (1 + Math.exp(-v))) * x[i]!);
-  const got = b.siluMul(packed);
+  const got = b.actMul(packed, 'silu');
   assert.deepEqual(got.shape, [2, 5]);
   assert.ok(maxAbsDiff(b.toHost(got), [...silu, ...siluB]) < 1e-6);
-  assert.throws(() => b.siluMul(t([1, 3], [1, 2, 3])), /odd number of columns/);
-  const tanh = x.map((v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))));
+  assert.throws(() => b.actMul(t([1, 3], [1, 2, 3]), 'silu'), /odd number of columns/);
+  const geluTanh = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+  const tanh = x.map(geluTanh);
+  const gated = [...x.map((v, i) => geluTanh(v) * up[i]!), ...up.map((v, i) => geluTanh(v) * x[i]!)];
+  assert.ok(maxAbsDiff(b.toHost(b.actMul(packed, 'gelu_tanh')), gated) < 1e-5);
   assert.ok(maxAbsDiff(b.toHost(b.gelu(t([5], x), 'tanh')), tanh) < 1e-6);
   // GELU(x) = x * Phi(x); Phi(-1) = 0.15865525393, Phi(0.5) = 0.69146246127, Phi(2) = 0.97724986805
   const exact = [-3 * 0.0013498980316, -0.15865525393, 0, 0.5 * 0.69146246127, 2 * 0.97724986805];

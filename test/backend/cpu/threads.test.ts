@@ -87,7 +87,9 @@ test('paged attention split over worker threads by query heads gives exactly the
     return [
       b.toHost(b.attention(q, cache!, spec, step)),
       b.toHost(b.attention(q, cache!, { ...spec, slidingWindow: 7 }, step)),
+      b.toHost(b.attention(q, cache!, { ...spec, softcap: 0.5 }, step)),
     ];
   });
   assert.deepEqual(outputs[1], outputs[0]);
+  assert.notDeepEqual(outputs[0]![2], outputs[0]![0], 'the workers received the soft-cap');
 });

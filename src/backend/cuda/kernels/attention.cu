@@ -5,7 +5,8 @@
 //   k_cache, v_cache [blocks, block_size, Hk, D]
 //   cu_seqlens_q [S+1], context_lens [S] (keys once this step's are written), block_tables [S, max_blocks]
 // Query i of a sequence with q_len queries and kv_len keys sees keys [0, kv_len - q_len + i] (and only the last
-// `window` of them when window > 0). EPL = ceil(D / 32) elements per lane; GMAX >= Hq / Hk.
+// `window` of them when window > 0). softcap > 0: each scaled score s becomes softcap * tanh(s / softcap) (Gemma 2).
+// EPL = ceil(D / 32) elements per lane; GMAX >= Hq / Hk.
 // SELF = 1: no cache (embedding models): k_cache / v_cache are this step's K and V rows [T, Hk*D], key j of sequence
 // s at row cu_seqlens_q[s] + j, every sequence whole. CAUSAL = 0: every query sees every key of its sequence.
 // lse [T, Hq] (skipped when null): each query row's log-sum-exp of its scaled scores, as the flash kernels write it.
@@ -30,7 +31,7 @@ paged_attention(T* __restrict__ out, const T* __restrict__ q, const T* __restric
                 const T* __restrict__ v_cache, const int* __restrict__ cu_seqlens_q,
                 const int* __restrict__ context_lens, const int* __restrict__ block_tables, int num_seqs,
                 int max_blocks, int block_size, int num_q_heads, int num_kv_heads, int head_dim, float scale,
-                int window, float* __restrict__ lse) {
+                int window, float softcap, float* __restrict__ lse) {
   PDL_ENTER();
   const int t = blockIdx.y, kvh = blockIdx.x;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -83,6 +84,7 @@ paged_attention(T* __restrict__ out, const T* __restrict__ q, const T* __restric
 #pragma unroll
       for (int e = 0; e < EPL; e++) dot += qr[g][e] * kr[e];
       dot = warp_sum(dot);
+      if (softcap > 0.f) dot = softcap * tanhf(dot / softcap);
       const float mn = fmaxf(m[g], dot);
       const float corr = expf(m[g] - mn), p = expf(dot - mn);
       l[g] = l[g] * corr + p;

@@ -34,6 +34,18 @@ __device__ __forceinline__ float as_f(float x) { return x; }
 __device__ __forceinline__ float as_f(T x) { return to_f(x); }
 #endif
 
+// A gated MLP's gate activation, picked by ACT: 0 SiLU (SwiGLU), 1 GELU's tanh form (GeGLU, Gemma).
+#ifndef ACT
+#define ACT 0
+#endif
+__device__ __forceinline__ float gate_act(float g) {
+#if ACT == 1
+  return 0.5f * g * (1.f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
+#else
+  return g / (1.f + expf(-g));
+#endif
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -4,13 +4,13 @@
 #define GRID_STRIDE(i, n) \
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
 
-// vLLM's SiluAndMul: x [rows, 2n] holds gate and up side by side; out [rows, n] = silu(gate) * up.
-extern "C" __global__ void silu_mul(T* __restrict__ out, const T* __restrict__ x, long long rows, int n) {
+// vLLM's SiluAndMul / GeluAndMul: x [rows, 2n] holds gate and up side by side; out [rows, n] = act(gate) * up
+// (the activation by ACT, common.cuh).
+extern "C" __global__ void act_mul(T* __restrict__ out, const T* __restrict__ x, long long rows, int n) {
   PDL_ENTER();
   GRID_STRIDE(i, rows * n) {
     const long long r = i / n, c = i - r * n;
-    const float g = to_f(x[2 * r * n + c]);
-    out[i] = from_f(g / (1.f + expf(-g)) * to_f(x[(2 * r + 1) * n + c]));
+    out[i] = from_f(gate_act(to_f(x[2 * r * n + c])) * to_f(x[(2 * r + 1) * n + c]));
   }
 }
 
@@ -87,6 +87,18 @@ extern "C" __global__ void fill_uniform(T* __restrict__ p, long long n, unsigned
 extern "C" __global__ void fill_const(T* __restrict__ p, long long n, float value) {
   PDL_ENTER();
   GRID_STRIDE(i, n) p[i] = from_f(value);
+}
+
+// x times a factor already rounded to T by the launcher (Gemma's embedding normalizer).
+extern "C" __global__ void scale(T* __restrict__ out, const T* __restrict__ x, long long n, float factor) {
+  PDL_ENTER();
+  GRID_STRIDE(i, n) out[i] = from_f(to_f(x[i]) * factor);
+}
+
+// cap * tanh(x / cap): Gemma 2's final-logit soft-capping.
+extern "C" __global__ void softcap(T* __restrict__ out, const T* __restrict__ x, long long n, float cap) {
+  PDL_ENTER();
+  GRID_STRIDE(i, n) out[i] = from_f(tanhf(to_f(x[i]) / cap) * cap);
 }
 
 // A cross-encoder head's activation.

@@ -3,8 +3,8 @@
 // WARPS / SPLIT warp groups; SPLIT warps share a group's weight rows, interleaved over K (each load is a coalesced
 // 512-byte run), and their partial sums meet in shared memory. A group reads ROWS weight rows together (ROWS loads
 // in flight per step of the loop): ROWS consecutive output features, or with GATED the gate row c and the up row
-// n + c of a packed [2n, k] gate/up weight, written once as silu(gate) * up (vLLM's SiluAndMul as the epilogue: no
-// [rows, 2n] round trip, no second launch). The launcher picks SPLIT / ROWS / UNROLL per shape from
+// n + c of a packed [2n, k] gate/up weight, written once as act(gate) * up (vLLM's SiluAndMul / GeluAndMul as the
+// epilogue, the activation by ACT: no [rows, 2n] round trip, no second launch). The launcher picks SPLIT / ROWS / UNROLL per shape from
 // bench/gemv-sweep.ts's measurements (gemv-config.ts): on an H100 with PDL, SPLIT 4-8 with 2 rows per warp beat one
 // warp per row on every Llama-3-8B shape. x (a few KB, shared by all blocks) comes through L1. Nothing is read
 // before PDL_ENTER: issuing the first weight loads (to L2 or to registers) before the wait was measured slower on
@@ -48,7 +48,7 @@ __device__ __forceinline__ void emit(T* __restrict__ y, const T* __restrict__ bi
                                      const float (&s)[ROWS]) {
 #if GATED
   const float gate = s[0] + (bias ? to_f(bias[g]) : 0.f), up = s[1] + (bias ? to_f(bias[n + g]) : 0.f);
-  y[(long long)t * n + g] = from_f(gate / (1.f + expf(-gate)) * up);
+  y[(long long)t * n + g] = from_f(gate_act(gate) * up);
 #else
 #pragma unroll
   for (int r = 0; r < ROWS; r++) {

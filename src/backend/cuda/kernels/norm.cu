@@ -6,6 +6,13 @@
 // again through memory. Summation order is the plain strided one either way.
 #define PER 8
 
+// W_OFFSET = 1: the weight scales as (1 + w), added in float and never rounded to T (Gemma's norms, as transformers
+// computes them in float32).
+#ifndef W_OFFSET
+#define W_OFFSET 0
+#endif
+#define WEIGHT(i) (W_OFFSET + to_f(w[i]))
+
 extern "C" __global__ void rms_norm(T* __restrict__ out, const T* __restrict__ x, const T* __restrict__ w, float eps,
                                     int hidden) {
   PDL_ENTER();
@@ -28,10 +35,10 @@ extern "C" __global__ void rms_norm(T* __restrict__ out, const T* __restrict__ x
 #pragma unroll
   for (int j = 0; j < PER; j++) {
     const int i = threadIdx.x + j * stride;
-    if (i < hidden) out[base + i] = from_f(v[j] * inv * to_f(w[i]));
+    if (i < hidden) out[base + i] = from_f(v[j] * inv * WEIGHT(i));
   }
   for (int i = threadIdx.x + PER * stride; i < hidden; i += stride)
-    out[base + i] = from_f(to_f(x[base + i]) * inv * to_f(w[i]));
+    out[base + i] = from_f(to_f(x[base + i]) * inv * WEIGHT(i));
 }
 
 // residual_out = x + residual, out = rms_norm(residual_out). The residual stream is kept in float so the layers'
@@ -73,10 +80,10 @@ extern "C" __global__ void add_rms_norm(T* __restrict__ out, float* __restrict__
 #pragma unroll
   for (int j = 0; j < PER; j++) {
     const int i = threadIdx.x + j * stride;
-    if (i < hidden) out[base + i] = from_f(v[j] * inv * to_f(w[i]));
+    if (i < hidden) out[base + i] = from_f(v[j] * inv * WEIGHT(i));
   }
   for (int i = threadIdx.x + PER * stride; i < hidden; i += stride) {
-    out[base + i] = from_f(residual_out[base + i] * inv * to_f(w[i]));
+    out[base + i] = from_f(residual_out[base + i] * inv * WEIGHT(i));
   }
 }
 
