@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.ts';
+import { textModelConfig } from './config-defaults.ts';
 
 /** rope_scaling / rope_parameters as the model ships them, with the type under one name. */
 export interface RopeScaling {
@@ -94,7 +95,8 @@ function ids(v: unknown): number[] {
   return [];
 }
 
-export function parseModelConfig(raw: Record<string, unknown>, path = 'config.json'): ModelConfig {
+export function parseModelConfig(file: Record<string, unknown>, path = 'config.json'): ModelConfig {
+  const raw = textModelConfig(file);
   const num = (keys: string[], fallback?: number): number => {
     for (const k of keys) if (typeof raw[k] === 'number') return raw[k] as number;
     if (fallback !== undefined) return fallback;

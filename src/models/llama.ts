@@ -146,10 +146,18 @@ function denseMlp(b: Backend, x: Tensor, mlp: DenseMlp): Tensor {
   return linear(b, b.linearActMul(x, mlp.gateUp.weight, mlp.gateUp.bias, 'silu'), mlp.down);
 }
 
-/** RMSNorm over each head of x `[T, heads * headDim]`. */
-function headNorm(b: Backend, x: Tensor, heads: number, headDim: number, w: Tensor, eps: number): Tensor {
+/** RMSNorm over each head of x `[T, heads * headDim]` (Gemma 3's with its weight offset). */
+export function headNorm(
+  b: Backend,
+  x: Tensor,
+  heads: number,
+  headDim: number,
+  w: Tensor,
+  eps: number,
+  weightOffset = 0,
+): Tensor {
   const T = x.shape[0]!;
-  return b.view(b.rmsNorm(b.view(x, [T * heads, headDim]), w, eps), [T, heads * headDim]);
+  return b.view(b.rmsNorm(b.view(x, [T * heads, headDim]), w, eps, weightOffset), [T, heads * headDim]);
 }
 
 /** Per-layer sliding window: `layer_types` names sliding layers where present, else the window applies to all. */

@@ -1,6 +1,7 @@
 import type { ModelConfig } from '../loader/hf-config.ts';
 import { UserError } from '../util/errors.ts';
 import type { Architecture } from './architecture.ts';
+import { gemma, gemma2, gemma3 } from './gemma.ts';
 import { gpt2 } from './gpt2.ts';
 import { llama } from './llama.ts';
 import { mistral } from './mistral.ts';
@@ -20,6 +21,9 @@ export const ARCHITECTURES: readonly Architecture[] = [
   qwen3Moe,
   qwen2Moe,
   mixtral,
+  gemma,
+  gemma2,
+  gemma3,
   gpt2,
 ];
 

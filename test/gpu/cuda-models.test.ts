@@ -6,14 +6,24 @@ import type { DType } from '../../src/backend/backend.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { cudaDtype } from '../../src/backend/cuda/device.ts';
 import { loadModelConfig } from '../../src/loader/hf-config.ts';
-import { loadModel } from '../../src/models/load.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { gpuSkip, relL2 } from '../helpers/gpu.ts';
 import { LowPrecisionCpu } from '../helpers/low-precision-cpu.ts';
 import { argmax, maxAbsDiff, PagedSession } from '../helpers/paged-session.ts';
+import { loadAsGolden } from '../helpers/patched-model.ts';
 
 const skip = gpuSkip();
-const MODELS = ['stories260K', 'tiny-llama', 'tiny-qwen2', 'tiny-qwen3', 'tiny-mistral', 'tiny-gpt2', 'tiny-qwen3-moe'];
+const MODELS = [
+  'stories260K',
+  'tiny-llama',
+  'tiny-qwen2',
+  'tiny-qwen3',
+  'tiny-mistral',
+  'tiny-gpt2',
+  'tiny-qwen3-moe',
+  'tiny-gemma2',
+  'tiny-gemma3',
+];
 /** Each fixture's golden.json; LongRoPE's goldens with the max-model-len that selects their factors. */
 const CASES: { name: string; file: string; maxModelLen?: number }[] = [
   ...MODELS.map((name) => ({ name, file: 'golden.json' })),
@@ -33,7 +43,8 @@ for (const { name, file, maxModelLen } of CASES) {
     const why = skip || fixture.skip;
     const dir = fixture.path;
     const golden = () => JSON.parse(readFileSync(join(dir, file), 'utf8')).prompts as GoldenPrompt[];
-    const load = (dtype: DType, graphs: boolean) => loadModel(dir, new CudaBackend({ dtype, graphs }), { maxModelLen });
+    const load = (dtype: DType, graphs: boolean) =>
+      loadAsGolden(name, dir, new CudaBackend({ dtype, graphs }), { maxModelLen });
 
     test('--dtype float32: last logits within 1e-3 and greedy ids identical, eager and through decode graphs', {
       skip: why,
@@ -80,7 +91,7 @@ for (const { name, file, maxModelLen } of CASES) {
     }, () => {
       const dtype = cudaDtype(loadModelConfig(dir).dtype);
       const model = load(dtype, false);
-      const emulated = loadModel(dir, new LowPrecisionCpu(dtype === 'f16' ? 'f16' : 'bf16'), { maxModelLen });
+      const emulated = loadAsGolden(name, dir, new LowPrecisionCpu(dtype === 'f16' ? 'f16' : 'bf16'), { maxModelLen });
       for (const p of golden()) {
         const logits = new PagedSession(model, 16).step([{ seq: 0, tokens: p.input_ids }])[0]!;
         const e = relL2(logits, p.last_logits);

@@ -3,9 +3,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
-import { loadModel } from '../../src/models/load.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { argmax, maxAbsDiff, PagedSession, topK } from '../helpers/paged-session.ts';
+import { loadAsGolden } from '../helpers/patched-model.ts';
 
 /** Agreement with transformers computing in float32 (the golden step logits are rounded to 5 decimals). */
 const TOL = 1e-4;
@@ -18,7 +18,17 @@ interface GoldenPrompt {
   step_top8: { ids: number[]; logits: number[] }[];
 }
 
-const MODELS = ['stories260K', 'tiny-llama', 'tiny-qwen2', 'tiny-qwen3', 'tiny-mistral', 'tiny-gpt2', 'tiny-qwen3-moe'];
+const MODELS = [
+  'stories260K',
+  'tiny-llama',
+  'tiny-qwen2',
+  'tiny-qwen3',
+  'tiny-mistral',
+  'tiny-gpt2',
+  'tiny-qwen3-moe',
+  'tiny-gemma2',
+  'tiny-gemma3',
+];
 /** Fixtures made by a generator that needs torch (run on the GPU machine): until then their tests skip saying how. */
 const GENERATED: Record<string, string> = {
   'tiny-qwen2-moe': 'python3 test/fixtures/generate-moe.py',
@@ -67,7 +77,7 @@ for (const { name, file, maxModelLen } of CASES) {
   describe(title, { skip }, () => {
     const dir = fixture.path;
     const golden = () => JSON.parse(readFileSync(join(dir, file), 'utf8')).prompts as GoldenPrompt[];
-    const load = () => loadModel(dir, new CpuBackend(), { maxModelLen });
+    const load = () => loadAsGolden(name, dir, new CpuBackend(), { maxModelLen });
 
     test('one prefill step gives the first and last positions logits', () => {
       const model = load();

@@ -1,0 +1,98 @@
+import type { GatedActivation, RopeSpec } from '../backend/backend.ts';
+import type { ModelConfig, RopeScaling } from '../loader/hf-config.ts';
+import { UserError } from '../util/errors.ts';
+import { ropeSpecFromConfig } from './rope.ts';
+
+export type LayerType = 'sliding_attention' | 'full_attention';
+
+/** What a Gemma 1/2/3 config says beyond the Llama fields, resolved as transformers resolves it. */
+export interface GemmaSettings {
+  layerTypes: LayerType[];
+  /** The attention scale is queryPreAttnScalar^-0.5 (Gemma 1: head_dim). */
+  queryPreAttnScalar: number;
+  /** 0: off. */
+  attnSoftcap: number;
+  finalSoftcap: number;
+  activation: GatedActivation;
+  /** The rotary embedding of each layer type (Gemma 3: a local base for sliding layers, the global one for full). */
+  rope: Record<LayerType, RopeSpec>;
+}
+
+/** 1: pre-norm layers as Llama's; 2: sandwich norms and soft-capping; 3: Gemma 2's layout, q/k norms, two RoPE bases. */
+export type GemmaGeneration = 1 | 2 | 3;
+
+const positive = (v: unknown): number => (typeof v === 'number' && v > 0 ? v : 0);
+
+/**
+ * Which layers slide: `layer_types` where given, else `sliding_window_pattern` (every n-th layer full, Gemma 3's 4.x
+ * configs), else transformers' Gemma 2 rule (even-indexed layers sliding, odd ones full); Gemma 1 never slides.
+ */
+function layerTypesOf(cfg: ModelConfig, generation: GemmaGeneration, path: string): LayerType[] {
+  const raw = cfg.raw;
+  if (Array.isArray(raw.layer_types)) {
+    const types = raw.layer_types as unknown[];
+    if (types.length !== cfg.numLayers || types.some((t) => t !== 'sliding_attention' && t !== 'full_attention')) {
+      throw new UserError(
+        `${path}: "layer_types" must list "sliding_attention" or "full_attention" for each of the ${cfg.numLayers} layers`,
+      );
+    }
+    return types as LayerType[];
+  }
+  const pattern = raw.sliding_window_pattern ?? raw._sliding_window_pattern;
+  const every = generation === 1 ? 0 : typeof pattern === 'number' ? pattern : 2;
+  return Array.from({ length: cfg.numLayers }, (_, i) =>
+    every > 0 && (i + 1) % every !== 0 ? 'sliding_attention' : 'full_attention',
+  );
+}
+
+/** rope_parameters / rope_scaling as (theta, scaling) for ropeSpecFromConfig; default type means no scaling. */
+function ropeOf(cfg: ModelConfig, theta: number, scaling: Record<string, unknown> | null): RopeSpec {
+  const type = (scaling?.rope_type ?? scaling?.type ?? 'default') as string;
+  const ropeScaling: RopeScaling | null = scaling && type !== 'default' ? { ...scaling, type } : null;
+  return ropeSpecFromConfig({ ...cfg, ropeTheta: theta, ropeScaling });
+}
+
+/**
+ * Gemma 3's two rotary embeddings: transformers 5 keys `rope_parameters` by layer type; 4.x configs give the global
+ * `rope_theta` and `rope_scaling` (linear on the 4B-27B models) and the local `rope_local_base_freq`, unscaled.
+ * Gemma 1 and 2 have one.
+ */
+function ropesOf(cfg: ModelConfig, generation: GemmaGeneration): Record<LayerType, RopeSpec> {
+  const raw = cfg.raw;
+  const params = raw.rope_parameters as Record<string, Record<string, unknown> | undefined> | undefined;
+  if (params?.full_attention && params.sliding_attention) {
+    const spec = (p: Record<string, unknown>) => ropeOf(cfg, (p.rope_theta as number | undefined) ?? cfg.ropeTheta, p);
+    return { full_attention: spec(params.full_attention), sliding_attention: spec(params.sliding_attention) };
+  }
+  const global = ropeSpecFromConfig(cfg);
+  if (generation !== 3) return { full_attention: global, sliding_attention: global };
+  const localBase = typeof raw.rope_local_base_freq === 'number' ? raw.rope_local_base_freq : 10000;
+  return { full_attention: global, sliding_attention: ropeOf(cfg, localBase, null) };
+}
+
+/**
+ * The MLP's gate activation. Gemma 1 uses GELU's tanh form whatever `hidden_act` says ("gelu" in the first published
+ * configs meant it), as transformers does; Gemma 2/3 name it in `hidden_activation`.
+ */
+function activationOf(cfg: ModelConfig, generation: GemmaGeneration, path: string): GatedActivation {
+  const raw = cfg.raw;
+  const name = (raw.hidden_activation ?? raw.hidden_act ?? 'gelu_pytorch_tanh') as string;
+  if (generation === 1 && name === 'gelu') return 'gelu_tanh';
+  if (name === 'gelu_pytorch_tanh' || name === 'gelu_new' || name === 'gelu_fast') return 'gelu_tanh';
+  if (name === 'silu') return 'silu';
+  throw new UserError(
+    `${path}: hidden_activation "${name}" is not supported for ${cfg.architecture || cfg.modelType} (supported: gelu_pytorch_tanh, silu)`,
+  );
+}
+
+export function gemmaSettings(cfg: ModelConfig, generation: GemmaGeneration, path = 'config.json'): GemmaSettings {
+  const raw = cfg.raw;
+  return {
+    layerTypes: layerTypesOf(cfg, generation, path),
+    queryPreAttnScalar: positive(raw.query_pre_attn_scalar) || cfg.headDim,
+    attnSoftcap: positive(raw.attn_logit_softcapping),
+    finalSoftcap: positive(raw.final_logit_softcapping),
+    activation: activationOf(cfg, generation, path),
+    rope: ropesOf(cfg, generation),
+  };
+}
