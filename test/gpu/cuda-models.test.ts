@@ -44,7 +44,7 @@ for (const { name, file, maxModelLen } of CASES) {
     const dir = fixture.path;
     const golden = () => JSON.parse(readFileSync(join(dir, file), 'utf8')).prompts as GoldenPrompt[];
     const load = (dtype: DType, graphs: boolean) =>
-      loadAsGolden(name, dir, new CudaBackend({ dtype, graphs }), { maxModelLen });
+      loadAsGolden(dir, new CudaBackend({ dtype, graphs }), { maxModelLen });
 
     test('--dtype float32: last logits within 1e-3 and greedy ids identical, eager and through decode graphs', {
       skip: why,
@@ -91,7 +91,7 @@ for (const { name, file, maxModelLen } of CASES) {
     }, () => {
       const dtype = cudaDtype(loadModelConfig(dir).dtype);
       const model = load(dtype, false);
-      const emulated = loadAsGolden(name, dir, new LowPrecisionCpu(dtype === 'f16' ? 'f16' : 'bf16'), { maxModelLen });
+      const emulated = loadAsGolden(dir, new LowPrecisionCpu(dtype === 'f16' ? 'f16' : 'bf16'), { maxModelLen });
       for (const p of golden()) {
         const logits = new PagedSession(model, 16).step([{ seq: 0, tokens: p.input_ids }])[0]!;
         const e = relL2(logits, p.last_logits);

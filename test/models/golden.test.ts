@@ -77,7 +77,7 @@ for (const { name, file, maxModelLen } of CASES) {
   describe(title, { skip }, () => {
     const dir = fixture.path;
     const golden = () => JSON.parse(readFileSync(join(dir, file), 'utf8')).prompts as GoldenPrompt[];
-    const load = () => loadAsGolden(name, dir, new CpuBackend(), { maxModelLen });
+    const load = () => loadAsGolden(dir, new CpuBackend(), { maxModelLen });
 
     test('one prefill step gives the first and last positions logits', () => {
       const model = load();
