@@ -92,6 +92,18 @@ describe('Gemma config resolution', () => {
     assert.deepEqual([...g2.rope[FULL].invFreq], [...defaultInvFreq(5000, 16)]);
   });
 
+  test('an unsupported architecture lists the Gemma ones among those supported, in one line', () => {
+    const cfg = parseModelConfig({ ...base, architectures: ['PaliGemmaForConditionalGeneration'] });
+    assert.throws(
+      () => pickArchitecture(cfg, 'x/config.json'),
+      (e: unknown) =>
+        e instanceof UserError &&
+        /^x\/config\.json: architecture "PaliGemmaForConditionalGeneration" is not supported \(supported: .*GemmaForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration.*\)$/.test(
+          e.message,
+        ),
+    );
+  });
+
   test("Gemma3ForConditionalGeneration's 4.x config: text_config lifted, Gemma3TextConfig's defaults under it", () => {
     const cfg = loadModelConfig(join(CONFIGS, 'gemma-3-4b-it'));
     assert.equal(cfg.architecture, 'Gemma3ForConditionalGeneration');
