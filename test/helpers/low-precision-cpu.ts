@@ -18,7 +18,7 @@ import { mulberry32 } from '../../src/util/random.ts';
 /**
  * The places where a low-precision forward stores a value in bf16/fp16, named by what the value is:
  * - `weights`: every weight as loaded; `embedding`: the looked-up rows alone (the embedding table's share of
- *   `weights`; a lookup from a rounded table is exact);
+ *   `weights`; a lookup from a rounded table is exact), and Gemma's scaled embeddings (the factor and the product);
  * - `norm`: the layers' input/post-attention norm outputs (GPT-2's ln_1/ln_2); `qk_norm`: Qwen3's per-head q/k norms;
  * - `qkv`, `o_proj`, `gate_up` (GPT-2's c_fc), `down`: the projections' outputs; `logits`: the lm_head output (the
  *   device's gated decode GEMV keeps gate_up in float: rounding it here bounds decode from above);
@@ -177,10 +177,10 @@ export class LowPrecisionCpu extends CpuBackend {
   override actMul(x: Tensor, act: GatedActivation): Tensor {
     return this.round(super.actMul(x, act), 'activation');
   }
-  /** The factor in the storage type, as the device rounds it (Gemma's embedding normalizer). */
+  /** Gemma's scaled embeddings: the factor in the storage type as the device rounds it, then the product. */
   override scale(x: Tensor, factor: number): Tensor {
-    const rounded = decodeFrom(encodeAs(Float32Array.of(factor), this.dtype), this.dtype)[0]!;
-    return this.round(super.scale(x, rounded), 'embedding');
+    const inStorage = decodeFrom(encodeAs(Float32Array.of(factor), this.dtype), this.dtype)[0]!;
+    return this.round(super.scale(x, this.rounded.has('embedding') ? inStorage : factor), 'embedding');
   }
   override softcap(x: Tensor, cap: number): Tensor {
     return this.round(super.softcap(x, cap), 'logits');
