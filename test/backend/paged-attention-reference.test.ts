@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { pagedAttention } from '../../src/backend/cpu/attention.ts';
 import {
   makePagedProblem,
   maxAbsDiff,
@@ -95,4 +96,35 @@ test('one visible key: the output is its value and the LSE is the scaled score',
     dot += p.q[d]! * p.kCache[slot * 4 + d]!;
   }
   assert.ok(Math.abs(lse[0]! - dot * p.scale) < 1e-12);
+});
+
+test("paged reference with a soft-cap matches the CPU backend's soft-capped attention", () => {
+  const p = makePagedProblem({
+    seqs: [
+      { qLen: 6, ctxLen: 10 },
+      { qLen: 1, ctxLen: 13 },
+    ],
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 8,
+    blockSize: 4,
+    slidingWindow: 5,
+    softcap: 0.5,
+    seed: 3,
+  });
+  const spec = { numHeads: 4, numKvHeads: 2, headDim: 8, scale: p.scale, slidingWindow: 5, softcap: 0.5 };
+  const out = new Float32Array(p.q.length);
+  const batch = {
+    numSeqs: p.seqs.length,
+    cuSeqlensQ: p.cuSeqlensQ,
+    contextLens: p.contextLens,
+    blockTables: p.blockTables,
+    maxBlocksPerSeq: p.maxBlocksPerSeq,
+    blockSize: p.blockSize,
+  };
+  pagedAttention(p.q, { k: p.kCache, v: p.vCache, numKvHeads: 2, headDim: 8 }, spec, batch, out);
+  const ref = referencePagedAttention(p);
+  assert.ok(maxAbsDiff(out, ref.out) < 1e-5);
+  const uncapped = referencePagedAttention({ ...p, softcap: 0 });
+  assert.ok(maxAbsDiff(uncapped.out, ref.out) > 1e-2, 'the cap changes the output');
 });

@@ -41,6 +41,7 @@ interface Case {
   headDim: number;
   blockSize: number;
   slidingWindow?: number;
+  softcap?: number;
 }
 
 /** Uploads the problem in `dtype`, poisons the outputs, runs `kernel`, returns O and LSE as read back. */
@@ -86,6 +87,7 @@ function runOnGpu(p: PagedAttentionProblem, dtype: AttentionDtype, kernel: (a: P
     blockSize: p.blockSize,
     scale: p.scale,
     slidingWindow: p.slidingWindow,
+    softcap: p.softcap,
   };
   kernel(args);
   h.sync();
@@ -158,6 +160,33 @@ const prefillCases: Case[] = [
     slidingWindow: 48,
   },
   {
+    // Scores of about +-1 through a cap of 0.5: the cap bends them all (Gemma 2 caps at 50 with larger scores).
+    name: 'hd128 GQA 2, soft-cap 0.5 and sliding window 40 (Gemma 2-27B: head size 128)',
+    seqs: [
+      { qLen: 100, ctxLen: 130 },
+      { qLen: 1, ctxLen: 77 },
+      { qLen: 33, ctxLen: 33 },
+    ],
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 128,
+    blockSize: 16,
+    slidingWindow: 40,
+    softcap: 0.5,
+  },
+  {
+    name: 'hd64 MHA, soft-cap 2',
+    seqs: [
+      { qLen: 64, ctxLen: 64 },
+      { qLen: 7, ctxLen: 200 },
+    ],
+    numHeads: 4,
+    numKvHeads: 4,
+    headDim: 64,
+    blockSize: 16,
+    softcap: 2,
+  },
+  {
     name: 'hd64 GQA 7 (rows straddle tiles), mixed decode + prefill',
     seqs: [
       { qLen: 1, ctxLen: 33 },
@@ -197,6 +226,25 @@ const decodeCases: Case[] = [
     headDim: 128,
     blockSize: 16,
     slidingWindow: 100,
+  },
+  {
+    name: 'hd128 GQA 2, soft-cap 0.5 and sliding window 100',
+    seqs: decodeSeqs([5, 100, 1234]),
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 128,
+    blockSize: 16,
+    slidingWindow: 100,
+    softcap: 0.5,
+  },
+  {
+    name: 'hd64 GQA 4, soft-cap 2, long context (split KV)',
+    seqs: decodeSeqs([1, 3000]),
+    numHeads: 8,
+    numKvHeads: 2,
+    headDim: 64,
+    blockSize: 16,
+    softcap: 2,
   },
   {
     name: 'hd128 GQA 7 (Qwen2.5-7B: 28 / 4 heads)',

@@ -24,6 +24,8 @@ export interface PagedAttentionProblem {
   numBlocks: number;
   scale: number;
   slidingWindow: number;
+  /** Attention-logit soft-cap: scores become cap * tanh(score / cap); 0 = off. */
+  softcap: number;
   seqs: readonly SeqShape[];
   /** `[T, Hq*D]`, sequences' query tokens concatenated. */
   q: Float32Array;
@@ -87,6 +89,7 @@ export function makePagedProblem(opts: {
   headDim: number;
   blockSize: number;
   slidingWindow?: number;
+  softcap?: number;
   seed: number;
   qRange?: number;
   dtype?: Storage16;
@@ -138,6 +141,7 @@ export function makePagedProblem(opts: {
     numBlocks,
     scale: 1 / Math.sqrt(D),
     slidingWindow: opts.slidingWindow ?? 0,
+    softcap: opts.softcap ?? 0,
     seqs,
     q,
     kCache,
@@ -153,7 +157,7 @@ export function makePagedProblem(opts: {
 
 /**
  * Causal paged attention in float64, read through the block tables: out `[T, Hq*D]` and the natural-log
- * log-sum-exp of scale * q.k per (token, head), `[T, Hq]`.
+ * log-sum-exp of scale * q.k (soft-capped where `softcap` is set) per (token, head), `[T, Hq]`.
  */
 export function referencePagedAttention(p: PagedAttentionProblem): { out: Float64Array; lse: Float64Array } {
   const { numHeads: Hq, numKvHeads: Hk, headDim: D, blockSize, slidingWindow: W } = p;
@@ -179,7 +183,7 @@ export function referencePagedAttention(p: PagedAttentionProblem): { out: Float6
           const kOff = (rowOf(j) + kvh) * D;
           let dot = 0;
           for (let d = 0; d < D; d++) dot += p.q[qOff + d]! * p.kCache[kOff + d]!;
-          scores[j] = dot * p.scale;
+          scores[j] = p.softcap > 0 ? p.softcap * Math.tanh((dot * p.scale) / p.softcap) : dot * p.scale;
           if (scores[j]! > max) max = scores[j]!;
         }
         let sum = 0;

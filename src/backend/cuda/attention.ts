@@ -60,11 +60,9 @@ export class CudaAttention {
       : null;
   }
 
-  /** Soft-capped scores go to the simple kernel: the flash kernels do not cap yet. */
   private fast(spec: AttentionSpec, blockSize: number): boolean {
     return (
       (spec.headDim === 64 || spec.headDim === 128) &&
-      !spec.softcap &&
       blockSize >= 16 &&
       (blockSize & (blockSize - 1)) === 0 &&
       !this.ctx.settings.simpleAttention
@@ -139,6 +137,7 @@ export class CudaAttention {
       blockSize: b.blockSize,
       scale: spec.scale,
       slidingWindow: spec.slidingWindow,
+      softcap: spec.softcap,
     };
     if (b.maxSeqlenQ === 1 && T === b.numSeqs) this.flash.decode(args, this.workspace(b.numSeqs, spec));
     else this.flash.prefill(args);
@@ -184,6 +183,7 @@ export class CudaAttention {
         blockSize: 16,
         scale: spec.scale,
         slidingWindow: 0,
+        softcap: spec.softcap,
       },
       causal,
     );

@@ -72,6 +72,8 @@ export interface PagedAttentionArgs {
   scale: number;
   /** 0 = unlimited. */
   slidingWindow: number;
+  /** Attention-logit soft-cap (`AttentionSpec.softcap`); 0 or absent = off. */
+  softcap?: number;
 }
 
 /** Scratch for split-KV decode: fp32 partial outputs and their LSE. */
@@ -108,6 +110,7 @@ export const FLASH_PREFILL = perHeadDim('flash_prefill', 'flash_prefill_hd', {
   blockSizeLog2: 'i32',
   scaleLog2: 'f32',
   slidingWindow: 'i32',
+  softcap: 'f32',
 });
 /** kernels/paged_decode.cu (PAGODA_PAGED_DECODE(D)): grid (splits, KV heads x head groups, sequences). */
 export const PAGED_DECODE = perHeadDim('paged_decode', 'paged_decode_hd', {
@@ -128,6 +131,7 @@ export const PAGED_DECODE = perHeadDim('paged_decode', 'paged_decode_hd', {
   blockSizeLog2: 'i32',
   scaleLog2: 'f32',
   slidingWindow: 'i32',
+  softcap: 'f32',
 });
 /** Combines paged_decode's split partials by LSE: grid (heads, sequences), head_dim threads. */
 export const PAGED_DECODE_MERGE = declareKernel('paged_decode', 'paged_decode_merge', {
@@ -250,6 +254,7 @@ export class FlashAttention {
         blockSizeLog2: Math.log2(a.blockSize),
         scaleLog2: a.scale * LOG2E,
         slidingWindow: a.slidingWindow,
+        softcap: a.softcap ?? 0,
       },
       smem,
     );
@@ -287,6 +292,7 @@ export class FlashAttention {
         blockSizeLog2: Math.log2(a.blockSize),
         scaleLog2: a.scale * LOG2E,
         slidingWindow: a.slidingWindow,
+        softcap: a.softcap ?? 0,
       },
       decodeSharedBytes(headDim, this.decodeConfig),
     );

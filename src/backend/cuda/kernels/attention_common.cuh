@@ -77,6 +77,19 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], const u32 (&a)[4], u32 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// Soft-capped raw scores (Gemma 2): s becomes (cap / scale) * tanh(s * scale / cap), so that online_softmax's scale
+// turns it into cap * tanh(scale * s / cap). Runs before masking (which writes -inf); softcap <= 0 leaves s alone.
+template <int NT>
+__device__ __forceinline__ void softcap_scores(float (&s)[NT][4], float softcap, float scale_log2) {
+  if (softcap <= 0.f) return;
+  const float scale = scale_log2 * ATTN_LN2;
+  const float in = scale / softcap, out = softcap / scale;
+#pragma unroll
+  for (int j = 0; j < NT; j++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) s[j][e] = out * tanhf(s[j][e] * in);
+}
+
 // Online-softmax update of a 16-row warp tile held as mma accumulators: s[NT][4] raw scores (masked entries are
 // -inf), rows g (regs 0,1) and g+8 (regs 2,3). m is in log2 units (scores times scale*log2e); l holds this thread's
 // partial row sums. On return s holds the probabilities and o has been rescaled.

@@ -53,7 +53,8 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
                                              const int* __restrict__ context_lens,
                                              const int* __restrict__ cu_seqlens_q, elem16_t* __restrict__ out,
                                              int o_stride, float* __restrict__ lse, int num_heads, int num_kv_heads,
-                                             int block_size_log2, float scale_log2, int sliding_window) {
+                                             int block_size_log2, float scale_log2, int sliding_window,
+                                             float softcap) {
   constexpr int LD = D + 8;  // padded row: ldmatrix rows hit distinct banks
   constexpr int CHUNKS = D / 8;
   constexpr int THREADS = 32 * kPrefillWarps;
@@ -198,6 +199,8 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
           }
         },
         k_s + buf * kBlockN * LD, LD, lane);
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) softcap_scores<kBlockN / 8>(s[mt], softcap, scale_log2);
 
     const int n0 = tile * kBlockN;
     // Causal: keys past a row's position (and before its window); otherwise only the keys past the sequence.
@@ -249,10 +252,11 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
   extern "C" __global__ void __launch_bounds__(32 * kPrefillWarps, kPrefillMinBlocks) flash_prefill_hd##D(      \
       const elem16_t* q, int q_stride, const elem16_t* k_cache, const elem16_t* v_cache, const int* block_tables,          \
       int max_blocks_per_seq, const int* context_lens, const int* cu_seqlens_q, elem16_t* out, int o_stride,          \
-      float* lse, int num_heads, int num_kv_heads, int block_size_log2, float scale_log2, int sliding_window) {      \
+      float* lse, int num_heads, int num_kv_heads, int block_size_log2, float scale_log2, int sliding_window,       \
+      float softcap) {                                                                                               \
     PDL_ENTER();                                                                                                     \
     prefill_impl<D>(q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq, context_lens, cu_seqlens_q, out, \
-                    o_stride, lse, num_heads, num_kv_heads, block_size_log2, scale_log2, sliding_window);            \
+                    o_stride, lse, num_heads, num_kv_heads, block_size_log2, scale_log2, sliding_window, softcap);   \
   }
 
 PAGODA_FLASH_PREFILL(64)

@@ -34,7 +34,8 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
                                             const int* __restrict__ context_lens, elem16_t* __restrict__ out,
                                             int o_stride, float* __restrict__ lse, float* __restrict__ partial_o,
                                             float* __restrict__ partial_lse, int num_heads, int num_kv_heads,
-                                            int block_size_log2, float scale_log2, int sliding_window) {
+                                            int block_size_log2, float scale_log2, int sliding_window,
+                                            float softcap) {
   constexpr int LD = D + 8;
   constexpr int CHUNKS = D / 8;
   constexpr int THREADS = 32 * kDecodeWarps;
@@ -154,6 +155,7 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
           for (int e = 0; e < 4; e++) a[e] = qf[kk][e];
         },
         k_src, LD, lane);
+    softcap_scores<kDecodeTileN / 8>(s[0], softcap, scale_log2);
     const int n0 = k_begin + (warp + i * kDecodeWarps) * kDecodeTileN;
     if (n0 + kDecodeTileN > k_end) {
 #pragma unroll
@@ -230,11 +232,11 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
       const elem16_t* q, int q_stride, const elem16_t* k_cache, const elem16_t* v_cache, const int* block_tables,         \
       int max_blocks_per_seq, const int* context_lens, elem16_t* out, int o_stride, float* lse, float* partial_o,     \
       float* partial_lse, int num_heads, int num_kv_heads, int block_size_log2, float scale_log2,                  \
-      int sliding_window) {                                                                                         \
+      int sliding_window, float softcap) {                                                                          \
     PDL_ENTER();                                                                                                    \
     decode_impl<D>(q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq, context_lens, out, o_stride,    \
                    lse, partial_o, partial_lse, num_heads, num_kv_heads, block_size_log2, scale_log2,              \
-                   sliding_window);                                                                                 \
+                   sliding_window, softcap);                                                                        \
   }
 
 PAGODA_PAGED_DECODE(64)
