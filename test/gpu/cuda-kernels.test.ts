@@ -453,7 +453,7 @@ describe('CUDA kernels against the CPU backend', () => {
         skip,
       }, () => {
         const g = gpu(dtype);
-        // A soft-cap of 0.5 bends these scores (about +-1) visibly; soft-capped attention takes the simple kernel.
+        // A soft-cap of 0.5 bends these scores (about +-1) visibly, in the flash and the simple kernels alike.
         for (const [blockSize, window, softcap] of [
           [16, 0, 0],
           [4, 0, 0],
