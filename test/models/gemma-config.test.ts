@@ -2,18 +2,15 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { Backend, HostTensor, Tensor } from '../../src/backend/backend.ts';
-import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { loadModelConfig, parseModelConfig, readJson } from '../../src/loader/hf-config.ts';
-import type { WeightSource } from '../../src/loader/safetensors.ts';
-import { loadDummyModel } from '../../src/models/dummy.ts';
+import { dummyWeights, loadDummyModel } from '../../src/models/dummy.ts';
 import { gemmaSettings } from '../../src/models/gemma-config.ts';
 import { pickArchitecture } from '../../src/models/registry.ts';
 import { defaultInvFreq } from '../../src/models/rope.ts';
-import { ModelWeights } from '../../src/models/weights.ts';
 import { UserError } from '../../src/util/errors.ts';
-import { mulberry32 } from '../../src/util/random.ts';
 import { projectRoot } from '../helpers/fixtures.ts';
 import { maxAbsDiff, PagedSession } from '../helpers/paged-session.ts';
+import { RandomDummyCpu } from '../helpers/random-dummy-cpu.ts';
 
 /** Test configs shaped like the published config.json files (transformers 4.x style). */
 const CONFIGS = join(projectRoot, 'test', 'fixtures', 'configs');
@@ -135,25 +132,6 @@ function recordingBackend(loaded: HostTensor[]): Backend {
   });
 }
 
-/** Seeded random weights of whatever shape the model asks for; `has` is false, so embeddings stay tied. */
-class RandomWeights extends ModelWeights {
-  private readonly random = mulberry32(7);
-  override has(): boolean {
-    return false;
-  }
-  override host(name: string, shape: readonly number[]): HostTensor {
-    const data = Float32Array.from({ length: shape.reduce((a, d) => a * d, 1) }, () => (this.random() - 0.5) * 0.4);
-    return { name, shape: [...shape], dtype: 'f32', bytes: new Uint8Array(data.buffer) };
-  }
-}
-
-const none: WeightSource = {
-  names: () => [],
-  has: () => false,
-  get: () => assert.fail('no stored weights'),
-  close() {},
-};
-
 const SHAPES = [
   { name: 'gemma-3-1b-it', layers: 26, extra: ['self_attn.q_norm.weight', 'pre_feedforward_layernorm.weight'] },
   { name: 'gemma-2-9b', layers: 42, extra: ['post_feedforward_layernorm.weight'] },
@@ -177,7 +155,7 @@ for (const { name, layers, extra } of SHAPES) {
       assert.ok(!names.has('lm_head.weight'), 'tied embeddings');
     });
 
-    test('runs a forward on the CPU backend shrunken (random weights): chunked and paged agree', () => {
+    test('runs a forward on the CPU backend shrunken (random dummy weights): chunked and paged agree', () => {
       const raw = readJson(join(dir, 'config.json'));
       const small = {
         hidden_size: 64,
@@ -193,8 +171,8 @@ for (const { name, layers, extra } of SHAPES) {
         ? { ...raw, text_config: { ...(raw.text_config as object), ...small } }
         : { ...raw, ...small };
       const cfg = parseModelConfig(shrunk);
-      const backend = new CpuBackend({ threads: 1 });
-      const model = pickArchitecture(cfg, name).build(cfg, new RandomWeights(none, backend, name), backend, {});
+      const backend = new RandomDummyCpu(7, 0.2);
+      const model = pickArchitecture(cfg, name).build(cfg, dummyWeights(name, backend), backend, {});
       const ids = Array.from({ length: 13 }, (_, i) => (i * 37) % 300);
       const all = new PagedSession(model, 4).step([{ seq: 0, tokens: ids, logits: 'all' }]);
       assert.ok(all.every((row) => row.length === 300 && row.every(Number.isFinite)));
