@@ -1,11 +1,12 @@
 import { applyTokenBitmask } from '../grammar/apply-mask.ts';
 import { SlotState } from '../grammar/shared-state.ts';
+import { appendToken, finishSeq } from './append-token.ts';
 import { beamStep } from './beam-search.ts';
-import { appendText, tokenLogprob } from './output.ts';
+import { tokenLogprob } from './output.ts';
 import { applyLogitsProcessors, logSoftmax, sampleToken } from './sampling.ts';
 import { liveSeqs, type Request, type Sequence } from './sequence.ts';
 import { type StepContext, tokenHistory } from './step-context.ts';
-import type { FinishReason } from './types.ts';
+import { verifyDraft } from './verify-draft.ts';
 
 /**
  * Advances a request whose live sequences all have their next token (or its logits) ready: one beam-search step, or
@@ -31,6 +32,12 @@ export function advanceRequest(ctx: StepContext, r: Request): boolean {
   if (liveSeqs(r).some((s) => s.grammar && !s.grammar.ready && s.grammar.blocked)) return false;
   const needLogprobs = p.logprobs !== null || p.bestOf > p.n;
   for (const seq of liveSeqs(r)) {
+    if (seq.pendingVerify !== null) {
+      const pending = seq.pendingVerify;
+      seq.pendingVerify = null;
+      verifyDraft(ctx, r, seq, pending);
+      continue;
+    }
     if (seq.pendingToken !== null) {
       const token = seq.pendingToken;
       seq.pendingToken = null;
@@ -70,23 +77,4 @@ function applyGrammar(ctx: StepContext, seq: Sequence, logits: Float32Array): bo
   }
   applyTokenBitmask(logits, seq.grammar!.mask());
   return true;
-}
-
-function appendToken(ctx: StepContext, r: Request, seq: Sequence, token: number): void {
-  const p = r.params;
-  seq.tokenIds.push(token);
-  ctx.countToken(r);
-  if (!p.ignoreEos && ctx.eos.has(token)) finishSeq(ctx, seq, 'stop', null);
-  else if (p.stopTokenIds.includes(token)) finishSeq(ctx, seq, 'stop', token);
-  else if (appendText(seq, token, p.stop)) ctx.scheduler.free(seq);
-  if (!seq.finished && (seq.outputLen >= p.maxTokens || seq.tokenIds.length >= ctx.maxModelLen)) {
-    finishSeq(ctx, seq, 'length', null);
-  }
-}
-
-function finishSeq(ctx: StepContext, seq: Sequence, reason: FinishReason, stopReason: string | number | null): void {
-  seq.finishReason = reason;
-  seq.stopReason = stopReason;
-  seq.text += seq.detok.flush?.() ?? '';
-  ctx.scheduler.free(seq);
 }

@@ -122,6 +122,15 @@ export class BlockManager {
     }
   }
 
+  /**
+   * Gives back the blocks past the computed tokens: after speculative verification, those held only rejected draft
+   * tokens (their slots in the last kept block are overwritten by the next step's tokens).
+   */
+  trim(seq: Sequence): void {
+    const keep = this.blocksFor(seq.cachedLen);
+    while (seq.blockTable.length > keep) this.decRef(seq.blockTable.pop()!);
+  }
+
   /** The child shares all of the parent's blocks. */
   fork(parent: Sequence, child: Sequence): void {
     for (const b of parent.blockTable) this.incRef(b);

@@ -12,6 +12,7 @@ import { takeLogits } from './logits.ts';
 import { takeOutput } from './output.ts';
 import { type KvCacheUsage, Scheduler, type SchedulerConfig } from './scheduler.ts';
 import { liveSeqs, type Request, Rng, Sequence, type TextStream } from './sequence.ts';
+import { proposeDrafts, type SpeculativeConfig } from './speculation.ts';
 import { type StepContext, tokenHistory } from './step-context.ts';
 import type { EngineApi, EngineStats, GenerateRequest, RequestOutput, SamplingParams } from './types.ts';
 
@@ -36,6 +37,8 @@ export interface EngineConfig {
   grammar?: GrammarService;
   /** KV cache compression of long prompts; absent: none (requests with a `kvBudget` are refused). */
   kvCompression?: KvCompressionConfig;
+  /** Speculative decoding; absent: one token per sequence and step. */
+  speculative?: SpeculativeConfig;
 }
 
 /** A request whose prompt is already token ids: what `submit()` takes (`generate()` encodes text first). */
@@ -62,7 +65,14 @@ export class Engine implements EngineApi {
   private readonly ctx: StepContext;
   private readonly limits: AdmissionLimits;
   private readonly encoder: PromptEncoder;
-  private counters = { promptTokens: 0, promptTokensComputed: 0, generationTokens: 0, steps: 0 };
+  private counters = {
+    promptTokens: 0,
+    promptTokensComputed: 0,
+    generationTokens: 0,
+    steps: 0,
+    draftTokens: 0,
+    acceptedDraftTokens: 0,
+  };
   private loop: Promise<void> | null = null;
   private closed = false;
   private nextId = 0;
@@ -104,6 +114,10 @@ export class Engine implements EngineApi {
         this.counters.generationTokens++;
         r.metrics.generationTokens++;
         r.metrics.firstTokenTime ??= Date.now();
+      },
+      countDraft: (proposed, accepted) => {
+        this.counters.draftTokens += proposed;
+        this.counters.acceptedDraftTokens += accepted;
       },
     };
   }
@@ -199,6 +213,8 @@ export class Engine implements EngineApi {
       prefixCacheQueries: this.blocks.prefixQueries,
       steps: this.counters.steps,
       kvBlocksSaved: this.scheduler.kvBlocksSaved,
+      specDraftTokens: this.counters.draftTokens,
+      specAcceptedTokens: this.counters.acceptedDraftTokens,
     };
   }
 
@@ -233,14 +249,18 @@ export class Engine implements EngineApi {
   /** One iteration: schedule, run the model once, sample, stream. Returns false when there was nothing to do. */
   step(): boolean {
     if (!this.scheduler.hasWork) return false;
-    const step = this.scheduler.schedule();
+    const spec = this.config.speculative;
+    const drafts = spec && proposeDrafts(spec, this.scheduler.running, this.config.maxModelLen);
+    const step = this.scheduler.schedule(drafts);
     this.ranForward = step.seqs.length > 0;
     if (step.seqs.length === 0 && this.deferred.size === 0) {
       throw new Error('scheduler made no progress with requests queued');
     }
     if (step.seqs.length > 0) {
-      const chunks = step.seqs.map(({ seq, start, cached, numTokens, logits, compress }) => ({
-        tokenIds: seq.tokenIds.slice(start, start + numTokens),
+      const chunks = step.seqs.map(({ seq, start, cached, numTokens, logits, compress, draft }) => ({
+        tokenIds: draft
+          ? [...seq.tokenIds.slice(start), ...draft.tokens]
+          : seq.tokenIds.slice(start, start + numTokens),
         startPos: start,
         cached,
         blockTable: seq.blockTable,

@@ -4,7 +4,7 @@ import type { StepLogits } from '../runner/model-runner.ts';
 import { tokenLogprob } from './output.ts';
 import { isGreedy, logSoftmax } from './sampling.ts';
 import type { ScheduledSeq } from './scheduler.ts';
-import type { Request, Sequence } from './sequence.ts';
+import type { Proposal, Request, Sequence } from './sequence.ts';
 import { type StepContext, tokenHistory } from './step-context.ts';
 
 /**
@@ -22,8 +22,9 @@ export function takeLogits(ctx: StepContext, vocab: number, scheduled: readonly 
   const hostSampled: { seq: Sequence; row: number }[] = [];
   const deviceRows: SamplingRow[] = [];
   const deviceSeqs: Sequence[] = [];
+  const verified: { seq: Sequence; draft: Proposal; row: number }[] = [];
   let row = 0;
-  for (const { request: r, seq, start, numTokens, logits: mode } of scheduled) {
+  for (const { request: r, seq, start, numTokens, logits: mode, draft } of scheduled) {
     if (mode === 'all' && seq === r.seqs[0] && r.promptLogprobs) {
       // Row j predicts prompt token start + j + 1, while there is one.
       const count = Math.max(0, Math.min(numTokens, r.promptIds.length - 1 - start));
@@ -31,7 +32,11 @@ export function takeLogits(ctx: StepContext, vocab: number, scheduled: readonly 
       promptRows.push({ r, start, count, row });
     }
     const rows = mode === 'all' ? numTokens : mode === 'last' ? 1 : 0;
-    if (rows > 0 && seq.numComputed === seq.tokenIds.length) {
+    if (draft) {
+      // Verification happens on the host: one row per draft token, and the bonus row.
+      for (let j = 0; j < rows; j++) toHost(row + j);
+      verified.push({ seq, draft, row });
+    } else if (rows > 0 && seq.numComputed === seq.tokenIds.length) {
       const last = row + rows - 1;
       if (out.sample && samplesOnDevice(r) && grammarSamplesOnDevice(seq)) {
         deviceRows.push(samplingRow(ctx, r, seq, last));
@@ -57,6 +62,10 @@ export function takeLogits(ctx: StepContext, vocab: number, scheduled: readonly 
     }
   }
   for (const { seq, row: logitRow } of hostSampled) seq.pendingLogits = hostRow(logitRow).slice();
+  for (const { seq, draft, row: first } of verified) {
+    const rows = Array.from({ length: draft.tokens.length + 1 }, (_, j) => hostRow(first + j).slice());
+    seq.pendingVerify = { draft, rows };
+  }
   if (deviceRows.length > 0) {
     const ids = out.sample!(deviceRows);
     deviceSeqs.forEach((seq, i) => {

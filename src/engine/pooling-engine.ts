@@ -173,6 +173,8 @@ export class PoolingEngine implements EngineApi {
       prefixCacheQueries: 0,
       steps: this.counters.steps,
       kvBlocksSaved: 0,
+      specDraftTokens: 0,
+      specAcceptedTokens: 0,
     };
   }
 

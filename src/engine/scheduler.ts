@@ -1,6 +1,6 @@
 import { type KvCompressionPlan, snapKvWindow } from '../primitives/kv-compression.ts';
 import { BlockManager } from './block-manager.ts';
-import { liveSeqs, type Request, type Sequence } from './sequence.ts';
+import { liveSeqs, type Proposal, type Request, type Sequence } from './sequence.ts';
 
 export interface SchedulerConfig {
   /** Token budget of one step (prefill chunks + decodes). */
@@ -32,11 +32,13 @@ export interface ScheduledSeq {
   start: number;
   /** Entries the sequence holds in the cache when the step starts (`start` unless compression dropped some). */
   cached: number;
-  /** Tokens computed this step, from `start`. */
+  /** Tokens computed this step, from `start`, draft tokens included. */
   numTokens: number;
   logits: 'last' | 'all' | 'none';
   /** The chunk ends the prompt, whose KV the step then compresses. */
   compress?: Omit<KvCompressionPlan, 'seq'>;
+  /** Draft tokens computed after the sequence's own (speculative decoding; every row gets logits), or null. */
+  draft: Proposal | null;
 }
 
 /** One step's work: the sequences' chunks and the block copies (copy-on-write) to perform before them. */
@@ -109,13 +111,24 @@ export class Scheduler {
 
   /** After the step's forward: its tokens are in the cache, and blocks that became full are registered. */
   update(step: ScheduledStep): void {
-    for (const { seq, numTokens, compress } of step.seqs) {
-      this.cache.markComputed(seq, numTokens);
+    // Draft tokens count only once verified (`acceptDraft`), so no block holding them is registered before.
+    for (const { seq, numTokens, compress, draft } of step.seqs) {
+      this.cache.markComputed(seq, numTokens - (draft?.tokens.length ?? 0));
       if (compress) this.kvBlocksSaved += this.cache.compact(seq, compress.budget);
     }
   }
 
-  schedule(): ScheduledStep {
+  /** The first `accepted` draft tokens of the last step are now the sequence's; the rejected ones' blocks go back. */
+  acceptDraft(seq: Sequence, accepted: number): void {
+    this.cache.markComputed(seq, accepted);
+    this.cache.trim(seq);
+  }
+
+  /**
+   * Plans one step. `drafts`: proposed tokens of decoding sequences, computed after their own token as far as the
+   * token budget and the free blocks allow (speculation shrinks, down to none, before anything is preempted for it).
+   */
+  schedule(drafts?: ReadonlyMap<Sequence, Proposal>): ScheduledStep {
     const out: ScheduledSeq[] = [];
     const scheduled = new Set<Request>();
     const budget = { tokens: this.config.maxNumBatchedTokens, seqs: this.config.maxNumSeqs };
@@ -124,7 +137,10 @@ export class Scheduler {
     for (const decodePhase of [true, false]) {
       for (const r of [...this.running]) {
         if (scheduled.has(r) || !this.running.includes(r) || isDecoding(r) !== decodePhase) continue;
-        let plan = this.plan(r, budget.tokens, decodePhase);
+        let plan = this.plan(r, budget.tokens, decodePhase, false, decodePhase ? drafts : undefined);
+        if (plan && plan.blocks > this.cache.numFree && plan.draftTokens > 0) {
+          plan = this.plan(r, budget.tokens, decodePhase);
+        }
         if (!plan || plan.seqs > budget.seqs) continue;
         while (plan.blocks > this.cache.numFree) {
           const victim = this.pickVictim(scheduled, r);
@@ -158,9 +174,16 @@ export class Scheduler {
   }
 
   /** Share of the step each live sequence of `r` would get, and the free blocks that needs. */
-  private plan(r: Request, tokenBudget: number, wholeGroup: boolean, fitFreeBlocks = false): Plan | null {
+  private plan(
+    r: Request,
+    tokenBudget: number,
+    wholeGroup: boolean,
+    fitFreeBlocks = false,
+    drafts?: ReadonlyMap<Sequence, Proposal>,
+  ): Plan | null {
     const items: PlanItem[] = [];
     let tokens = 0;
+    let draftTokens = 0;
     let blocks = 0;
     let seqs = 0;
     const bs = this.cache.blockSize;
@@ -183,13 +206,17 @@ export class Scheduler {
         if (wholeGroup || fitFreeBlocks) return null;
         break;
       }
+      const draft = n === seq.uncomputed ? trimDraft(drafts?.get(seq), tokenBudget - tokens - n) : null;
+      const extra = draft?.tokens.length ?? 0;
+      n += extra;
+      draftTokens += extra;
       blocks += fresh ? this.cache.blocksNeededToStart(prefix, n) : this.cache.blocksNeeded(seq, n);
       const endsPrompt = compressing && seq.numComputed + prefix.length * bs + n === seq.promptLen;
       if (endsPrompt) blocks += this.cache.compactionCopies(seq, r.kvBudget!, fresh ? prefix.length : 0);
-      items.push({ seq, prefix, numTokens: n, compress: endsPrompt });
+      items.push({ seq, prefix, numTokens: n, compress: endsPrompt, draft });
       tokens += n;
     }
-    return items.length ? { items, tokens, blocks, seqs } : null;
+    return items.length ? { items, tokens, blocks, seqs, draftTokens } : null;
   }
 
   private commit(
@@ -199,15 +226,15 @@ export class Scheduler {
     scheduled: Set<Request>,
     budget: { tokens: number; seqs: number },
   ): void {
-    for (const { seq, prefix, numTokens, compress } of plan.items) {
+    for (const { seq, prefix, numTokens, compress, draft } of plan.items) {
       if (seq.blockTable.length === 0 && seq.numComputed === 0) {
         const cached = this.cache.takeCachedPrefix(seq, prefix);
         if (seq === r.seqs[0] && seq.outputLen === 0) r.metrics.cachedPromptTokens = cached;
       }
       this.cache.allocate(seq, numTokens);
-      const completes = seq.numComputed + numTokens === seq.tokenIds.length;
+      const completes = seq.numComputed + numTokens - (draft?.tokens.length ?? 0) === seq.tokenIds.length;
       const wantsPromptLogprobs = r.params.promptLogprobs !== null && seq.numComputed < r.promptIds.length;
-      const logits = wantsPromptLogprobs ? 'all' : completes ? 'last' : 'none';
+      const logits = wantsPromptLogprobs || draft ? 'all' : completes ? 'last' : 'none';
       const scheduled: ScheduledSeq = {
         request: r,
         seq,
@@ -215,6 +242,7 @@ export class Scheduler {
         cached: seq.cachedLen,
         numTokens,
         logits,
+        draft,
       };
       if (compress) {
         this.cache.prepareCompaction(seq, r.kvBudget!);
@@ -249,6 +277,7 @@ export class Scheduler {
       this.cache.free(s);
       s.pendingLogits = null;
       s.pendingToken = null;
+      s.pendingVerify = null;
     }
     this.preemptions++;
     this.enqueue(r, true);
@@ -269,6 +298,7 @@ interface PlanItem {
   numTokens: number;
   /** The chunk ends the prompt of a sequence whose KV is compressed after it. */
   compress: boolean;
+  draft: Proposal | null;
 }
 
 interface Plan {
@@ -277,6 +307,14 @@ interface Plan {
   blocks: number;
   /** Live sequences of the request (all count against the cap). */
   seqs: number;
+  draftTokens: number;
+}
+
+/** The part of a proposal that fits `room` more tokens of the step; null when none does. */
+function trimDraft(draft: Proposal | undefined, room: number): Proposal | null {
+  const n = Math.min(draft?.tokens.length ?? 0, room);
+  if (n <= 0) return null;
+  return { tokens: draft!.tokens.slice(0, n), probs: draft!.probs?.slice(0, n) };
 }
 
 /**

@@ -44,6 +44,8 @@ export class Sequence {
   pendingLogits: Float32Array | null = null;
   /** The next token when the backend already sampled it on its device (instead of `pendingLogits`). */
   pendingToken: number | null = null;
+  /** Draft tokens the step just verified, with the target's logit rows for each and one more (speculative decoding). */
+  pendingVerify: PendingVerify | null = null;
   /** The structured-output matcher its tokens must obey, when the request has one. */
   grammar: SequenceGrammar | null = null;
 
@@ -67,7 +69,7 @@ export class Sequence {
 
   /** Whether the next token (or the logits to draw it from) is waiting to be taken. */
   get hasPending(): boolean {
-    return this.pendingLogits !== null || this.pendingToken !== null;
+    return this.pendingLogits !== null || this.pendingToken !== null || this.pendingVerify !== null;
   }
 
   get finished(): boolean {
@@ -83,6 +85,20 @@ export class Sequence {
   get uncomputed(): number {
     return this.tokenIds.length - this.numComputed;
   }
+}
+
+/** Tokens proposed for a sequence's next positions, to be verified by the target model in one step. */
+export interface Proposal {
+  tokens: number[];
+  /** The draft model's distribution each token was drawn from; absent: n-gram lookup (a point mass on the token). */
+  probs?: Float32Array[];
+}
+
+/** A verified step's outcome, waiting to be sampled: row i predicts the token after draft token i - 1. */
+export interface PendingVerify {
+  draft: Proposal;
+  /** `draft.tokens.length + 1` raw logit rows. */
+  rows: Float32Array[];
 }
 
 /** The engine's record of one submitted request (vLLM's sequence group). */

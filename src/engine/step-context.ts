@@ -14,6 +14,8 @@ export interface StepContext {
   newSequence(r: Request, tokenIds: number[], stream: number): Sequence;
   /** Counts one generated token of `r` (engine counters and the request's metrics). */
   countToken(r: Request): void;
+  /** Counts one verified draft: tokens proposed, and how many of them the target accepted. */
+  countDraft(proposed: number, accepted: number): void;
 }
 
 /** What the logits processors need of a sequence: its tokens and the ids that end it (masked before min_tokens). */

@@ -84,6 +84,9 @@ export interface EngineStats {
   steps: number;
   /** KV blocks KV compression has freed so far. */
   kvBlocksSaved: number;
+  /** Speculative decoding: draft tokens proposed and verified / accepted by the target (cumulative). */
+  specDraftTokens: number;
+  specAcceptedTokens: number;
 }
 
 export interface EngineApi {

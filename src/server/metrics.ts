@@ -68,6 +68,29 @@ export class ServerMetrics {
       },
     });
 
+    // Cumulative engine counts as counters: reset and re-counted from the engines at every scrape.
+    const engineCounter = (name: string, help: string, value: (s: EngineStats) => number) =>
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          this.reset();
+          for (const e of engines()) this.inc({ model_name: e.name }, value(e.stats));
+        },
+      });
+    engineCounter(
+      'pagoda_spec_decode_num_draft_tokens_total',
+      'Speculative decoding: draft tokens proposed and verified.',
+      (s) => s.specDraftTokens,
+    );
+    engineCounter(
+      'pagoda_spec_decode_num_accepted_tokens_total',
+      'Speculative decoding: draft tokens the target model accepted.',
+      (s) => s.specAcceptedTokens,
+    );
+
     this.promptTokens = new Counter({
       name: 'pagoda_prompt_tokens_total',
       help: 'Prompt tokens submitted.',

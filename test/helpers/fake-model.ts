@@ -20,6 +20,8 @@ export class FakeRunner implements StepRunner {
     readonly vocabSize: number,
     numBlocks: number,
     readonly blockSize: number,
+    /** The next-token logits of a context read back from the cache. */
+    readonly logitsOf: (context: readonly number[], vocab: number) => Float32Array = referenceLogits,
   ) {
     this.cache = new Int32Array(numBlocks * blockSize).fill(-1);
     this.positions = new Int32Array(numBlocks * blockSize).fill(-1);
@@ -46,7 +48,7 @@ export class FakeRunner implements StepRunner {
       const own = b.contextLens[s]! - (b.cuSeqlensQ[s + 1]! - t);
       const context: number[] = [];
       for (let e = 0; e <= own; e++) context.push(this.cache[slot(s, e)]!);
-      out.set(referenceLogits(context, this.vocabSize), row * this.vocabSize);
+      out.set(this.logitsOf(context, this.vocabSize), row * this.vocabSize);
     });
     for (const plan of b.kvCompression ?? []) {
       const keys = b.contextLens[plan.seq]! - plan.window;

@@ -216,6 +216,8 @@ export class FakeEngine implements EngineApi {
       prefixCacheQueries: this.counters.promptTokens,
       steps: this.counters.steps,
       kvBlocksSaved: 0,
+      specDraftTokens: 0,
+      specAcceptedTokens: 0,
     };
   }
 

@@ -25,12 +25,25 @@ const idle: EngineStats = {
   prefixCacheQueries: 0,
   steps: 0,
   kvBlocksSaved: 0,
+  specDraftTokens: 0,
+  specAcceptedTokens: 0,
 };
 
 /** The server's own /metrics text, with some traffic on two models. */
 async function serverText(): Promise<string> {
   const metrics = new ServerMetrics(() => [
-    { name: 'a', stats: { ...idle, running: 2, waiting: 1, totalBlocks: 100, freeBlocks: 75 } },
+    {
+      name: 'a',
+      stats: {
+        ...idle,
+        running: 2,
+        waiting: 1,
+        totalBlocks: 100,
+        freeBlocks: 75,
+        specDraftTokens: 9,
+        specAcceptedTokens: 6,
+      },
+    },
     { name: 'b', stats: { ...idle, running: 1, totalBlocks: 10, freeBlocks: 10, preemptions: 3 } },
   ]);
   metrics.generationTokens.inc({ model_name: 'a' }, 40);
@@ -54,6 +67,8 @@ test("reads the server's /metrics: gauges and counters per model and summed", as
     ],
   );
   assert.equal(total(samples, 'pagoda_num_preemptions'), 3);
+  assert.equal(total(samples, 'pagoda_spec_decode_num_draft_tokens_total', { model_name: 'a' }), 9);
+  assert.equal(total(samples, 'pagoda_spec_decode_num_accepted_tokens_total'), 6);
 });
 
 test('histograms: per-bucket counts from the cumulative ones, and interpolated quantiles', async () => {

@@ -1,0 +1,42 @@
+import { type NgramSettings, proposeNgram } from './ngram-proposer.ts';
+import type { Proposal, Request, Sequence } from './sequence.ts';
+
+/** Speculative decoding as the engine runs it. */
+export interface SpeculativeConfig {
+  /** 'ngram': prompt lookup over the sequence's own tokens. */
+  method: 'ngram';
+  /** Most draft tokens proposed per sequence and step (K). */
+  numTokens: number;
+  ngram: NgramSettings;
+}
+
+/**
+ * Whether a request may speculate. The others decode one token per step, because what they ask for cannot be
+ * honoured exactly over a verified run: beam search and best_of rank whole candidates; n > 1 forks share blocks that
+ * rolled-back slots would have to copy; logprobs would be reported from rows the sampler rewrote; a grammar's mask for
+ * position i + 1 exists only once its worker has accepted token i.
+ */
+export function speculates(r: Request): boolean {
+  const p = r.params;
+  return !p.useBeamSearch && p.n === 1 && p.bestOf === 1 && p.logprobs === null && r.grammarKey === undefined;
+}
+
+/**
+ * Proposals for every running request that is about to decode one token: at most K, and never past max_tokens or
+ * the context (the target's bonus token needs a place too).
+ */
+export function proposeDrafts(
+  config: SpeculativeConfig,
+  running: readonly Request[],
+  maxModelLen: number,
+): Map<Sequence, Proposal> {
+  const drafts = new Map<Sequence, Proposal>();
+  for (const r of running) {
+    const seq = r.seqs[0]!;
+    if (!speculates(r) || seq.finished || seq.uncomputed !== 1 || seq.hasPending) continue;
+    const room = Math.min(r.params.maxTokens - seq.outputLen, maxModelLen - seq.tokenIds.length) - 1;
+    const tokens = proposeNgram(seq.tokenIds, Math.min(config.numTokens, room), config.ngram);
+    if (tokens.length > 0) drafts.set(seq, { tokens });
+  }
+  return drafts;
+}
