@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { CpuBackend } from '../../src/backend/cpu/backend.ts';
+import { IncrementalDetokenizer } from '../../src/engine/detokenizer.ts';
+import { Engine } from '../../src/engine/engine.ts';
+import type { SpeculativeConfig } from '../../src/engine/speculation.ts';
+import { loadTokenizer } from '../../src/loader/tokenizer.ts';
+import { loadModel } from '../../src/models/load.ts';
+import type { Model } from '../../src/models/model.ts';
+import { ModelRunner } from '../../src/runner/model-runner.ts';
+import { assertAllBlocksFree, type Collected, submit } from '../helpers/engine.ts';
+import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
+
+const tinyLlama = modelFixture('tiny-llama');
+const stories = sharedFixture('models/stories260K');
+
+function engineFor(dir: string, model: Model, speculative?: SpeculativeConfig, numBlocks = 128): Engine {
+  const tokenizer = loadTokenizer(dir);
+  return new Engine({
+    runner: new ModelRunner(model, numBlocks, 16),
+    tokenizer,
+    newTextStream: (promptIds) => new IncrementalDetokenizer(tokenizer, { promptIds, skipSpecialTokens: true }),
+    eosTokenIds: tokenizer.eosTokenIds,
+    maxModelLen: model.config.maxPositionEmbeddings,
+    numBlocks,
+    blockSize: 16,
+    enablePrefixCaching: true,
+    scheduler: { maxNumBatchedTokens: 64, maxNumSeqs: 16, policy: 'fcfs' },
+    manual: true,
+    speculative,
+  });
+}
+
+/** The requests, submitted two steps apart (continuous batching), to the end; their token ids and texts. */
+function run(engine: Engine, prompts: number[][], maxTokens: number): { ids: number[][]; text: string[] } {
+  const results: Collected[] = [];
+  for (let step = 0; results.length < prompts.length || engine.stats().running + engine.stats().waiting > 0; step++) {
+    if (step % 2 === 0 && results.length < prompts.length) {
+      const params = { temperature: 0, maxTokens, ignoreEos: true };
+      results.push(submit(engine, { prompt: prompts[results.length]!, params }));
+    }
+    engine.step();
+    assert.ok(step < 20_000, 'engine did not finish');
+  }
+  assertAllBlocksFree(engine);
+  return { ids: results.map((r) => r.tokenIds[0]!), text: results.map((r) => r.text[0]!) };
+}
+
+const ngram = (numTokens: number): SpeculativeConfig => ({ method: 'ngram', numTokens, ngram: { min: 1, max: 4 } });
+
+test('stories260K: greedy output with n-gram speculation equals the output without, with drafts accepted', {
+  skip: stories.skip,
+}, () => {
+  const model = loadModel(stories.path, new CpuBackend());
+  const tok = loadTokenizer(stories.path);
+  const prompts = ['Once upon a time', 'Lily and Tom went to the park. Lily', 'The cat saw a big dog.'].map((t) =>
+    tok.encode(t),
+  );
+  const plain = run(engineFor(stories.path, model), prompts, 120);
+  for (const k of [1, 5]) {
+    const engine = engineFor(stories.path, model, ngram(k));
+    assert.deepEqual(run(engine, prompts, 120), plain, `k = ${k}`);
+    const s = engine.stats();
+    assert.ok(s.specAcceptedTokens > 20, `accepted ${s.specAcceptedTokens} of ${s.specDraftTokens}`);
+  }
+});
+
+test('tiny-llama: greedy output with n-gram speculation equals the output without, preempting in a small cache', {
+  skip: tinyLlama.skip,
+}, () => {
+  const model = loadModel(tinyLlama.path, new CpuBackend());
+  // Repetitive prompts, so lookup finds something to propose.
+  const prompts = Array.from({ length: 6 }, (_, i) => {
+    const unit = [100 + i, 200 + i, 300 + i, 400 + i];
+    return [...unit, ...unit, ...unit, 500 + i];
+  });
+  const plain = run(engineFor(tinyLlama.path, model, undefined, 12), prompts, 40);
+  const engine = engineFor(tinyLlama.path, model, ngram(4), 12);
+  assert.deepEqual(run(engine, prompts, 40).ids, plain.ids);
+  assert.ok(engine.stats().specDraftTokens > 0);
+  assert.ok(engine.stats().preemptions > 0, 'expected preemptions with a 12-block cache');
+});
