@@ -12,7 +12,7 @@ import { takeLogits } from './logits.ts';
 import { takeOutput } from './output.ts';
 import { type KvCacheUsage, Scheduler, type SchedulerConfig } from './scheduler.ts';
 import { liveSeqs, type Request, Rng, Sequence, type TextStream } from './sequence.ts';
-import { proposeDrafts, type SpeculativeConfig } from './speculation.ts';
+import { type SpeculativeConfig, Speculator } from './speculation.ts';
 import { type StepContext, tokenHistory } from './step-context.ts';
 import type { EngineApi, EngineStats, GenerateRequest, RequestOutput, SamplingParams } from './types.ts';
 
@@ -83,10 +83,12 @@ export class Engine implements EngineApi {
    */
   private readonly deferred = new Set<Request>();
   private ranForward = false;
+  private readonly speculator: Speculator | null;
 
   constructor(readonly config: EngineConfig) {
     this.scheduler = new Scheduler(config.scheduler, config);
     this.encoder = config.promptEncoder ?? inlineEncoder(config.tokenizer);
+    this.speculator = config.speculative ? new Speculator(config.speculative, config.maxModelLen) : null;
     this.limits = {
       vocabSize: config.runner.vocabSize,
       maxModelLen: config.maxModelLen,
@@ -249,8 +251,7 @@ export class Engine implements EngineApi {
   /** One iteration: schedule, run the model once, sample, stream. Returns false when there was nothing to do. */
   step(): boolean {
     if (!this.scheduler.hasWork) return false;
-    const spec = this.config.speculative;
-    const drafts = spec && proposeDrafts(spec, this.scheduler.running, this.config.maxModelLen);
+    const drafts = this.speculator?.propose(this.scheduler.running);
     const step = this.scheduler.schedule(drafts);
     this.ranForward = step.seqs.length > 0;
     if (step.seqs.length === 0 && this.deferred.size === 0) {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { EngineConfig } from '../../src/engine/engine.ts';
 import { Rng } from '../../src/engine/sequence.ts';
 import { acceptOrResample } from '../../src/engine/verify-draft.ts';
 import { assertAllBlocksFree, type Collected, fakeEngine, runToEnd, submit } from '../helpers/engine.ts';
@@ -41,25 +42,9 @@ test('one position of rejection sampling keeps the target distribution, whatever
   assert.ok(chiSquare(point, [...p]) < CHI2_4DOF, `counts ${point}`);
 });
 
-test('sampled speculative decoding draws every position from the target distribution (tempered, top-k)', () => {
-  // A model whose next-token logits never change: every output token is an independent draw, so n-gram lookup keeps
-  // proposing tokens it saw and must accept them only as often as the target would draw them.
-  const logits = [1.2, 0.9, 0.3, -0.2, -0.5];
-  const fixed = (_: readonly number[], vocab: number) => {
-    const out = new Float32Array(vocab).fill(-40);
-    out.set(logits, 1);
-    return out;
-  };
-  const temperature = 0.8;
-  const weights = logits.slice(0, 4).map((l) => Math.exp(l / temperature));
-  const sum = weights.reduce((a, b) => a + b, 0);
-  const expected = weights.map((w) => w / sum);
-
-  const engine = fakeEngine({
-    runner: new FakeRunner(64, 256, 4, fixed),
-    numBlocks: 256,
-    speculative: { method: 'ngram', numTokens: 3, ngram: { min: 1, max: 2 } },
-  });
+/** Counts of the tokens drawn after the first, by a model with fixed logits, sampled with speculation. */
+function sampledCounts(speculative: EngineConfig['speculative'], logitsOf: Logits, temperature: number): number[] {
+  const engine = fakeEngine({ runner: new FakeRunner(64, 256, 4, logitsOf), numBlocks: 256, speculative });
   const results: Collected[] = [];
   for (let i = 0; i < 150; i++) {
     const params = { temperature, topK: 4, maxTokens: 24, ignoreEos: true, seed: i };
@@ -73,8 +58,39 @@ test('sampled speculative decoding draws every position from the target distribu
     150 * 23,
     'a token outside the top 4 was drawn',
   );
-  assert.ok(chiSquare(counts, expected) < CHI2_3DOF, `counts ${counts}, expected ${expected.map((p) => p * 3450)}`);
   const s = engine.stats();
   assert.ok(s.specAcceptedTokens > 500 && s.specAcceptedTokens < s.specDraftTokens - 500, JSON.stringify(s));
   assertAllBlocksFree(engine);
+  return counts;
+}
+
+type Logits = (context: readonly number[], vocab: number) => Float32Array;
+
+/** Logits that never change: every output token is an independent draw from the same distribution. */
+function fixedLogits(values: readonly number[]): Logits {
+  return (_, vocab) => {
+    const out = new Float32Array(vocab).fill(-40);
+    out.set(values, 1);
+    return out;
+  };
+}
+
+const target = [1.2, 0.9, 0.3, -0.2, -0.5];
+const temperature = 0.8;
+// The tempered top 4 of the target.
+const weights = target.slice(0, 4).map((l) => Math.exp(l / temperature));
+const expected = weights.map((w) => w / weights.reduce((a, b) => a + b, 0));
+
+test('sampled speculative decoding draws every position from the target distribution (n-gram, tempered, top-k)', () => {
+  // n-gram lookup keeps proposing tokens it saw and must accept them only as often as the target would draw them.
+  const ngram = { method: 'ngram' as const, numTokens: 3, ngram: { min: 1, max: 2 } };
+  const counts = sampledCounts(ngram, fixedLogits(target), temperature);
+  assert.ok(chiSquare(counts, expected) < CHI2_3DOF, `counts ${counts}, expected ${expected.map((p) => p * 3450)}`);
+});
+
+test('sampled speculative decoding with a draft model of another distribution keeps the target distribution', () => {
+  const draftLogits = fixedLogits([-0.5, 0.4, 1.5, 0.2, 1.0]);
+  const draft = { runner: new FakeRunner(64, 256, 4, draftLogits), numBlocks: 256, blockSize: 4, maxModelLen: 256 };
+  const counts = sampledCounts({ method: 'draft', numTokens: 3, draft }, fixedLogits(target), temperature);
+  assert.ok(chiSquare(counts, expected) < CHI2_3DOF, `counts ${counts}, expected ${expected.map((p) => p * 3450)}`);
 });

@@ -80,3 +80,25 @@ test('tiny-llama: greedy output with n-gram speculation equals the output withou
   assert.ok(engine.stats().specDraftTokens > 0);
   assert.ok(engine.stats().preemptions > 0, 'expected preemptions with a 12-block cache');
 });
+
+const tinyLlama256 = modelFixture('tiny-llama-256');
+
+test('draft models: tiny-llama-256 drafted by itself and by tiny-llama (same vocabulary) keeps its greedy output', {
+  skip: tinyLlama.skip || tinyLlama256.skip,
+}, () => {
+  const backend = new CpuBackend();
+  const target = loadModel(tinyLlama256.path, backend);
+  const prompts = Array.from({ length: 5 }, (_, i) =>
+    Array.from({ length: 6 + 3 * i }, (_, j) => 50 + ((i * 37 + j * 11) % 900)),
+  );
+  const plain = run(engineFor(tinyLlama256.path, target), prompts, 30);
+  for (const dir of [tinyLlama256.path, tinyLlama.path]) {
+    const model = loadModel(dir, backend);
+    const draft = { runner: new ModelRunner(model, 64, 16), numBlocks: 64, blockSize: 16, maxModelLen: 2048 };
+    const engine = engineFor(tinyLlama256.path, target, { method: 'draft', numTokens: 4, draft });
+    assert.deepEqual(run(engine, prompts, 30).ids, plain.ids, dir);
+    const s = engine.stats();
+    if (dir === tinyLlama256.path) assert.equal(s.specAcceptedTokens, s.specDraftTokens, 'the target rejected itself');
+    assert.ok(s.specDraftTokens > 50, `proposed ${s.specDraftTokens}`);
+  }
+});

@@ -172,3 +172,20 @@ test('max_tokens, a stop id and a stop string inside an accepted run end the seq
     assertAllBlocksFree(engine);
   }
 });
+
+test('a draft model: greedy output equals plain decoding, whether the draft is the target itself or another model', () => {
+  const jobs = randomJobs(16, 5);
+  const expected = ids(runJobs(engineWith(undefined), jobs));
+  for (const draftLogits of [cyclicLogits, referenceLogits]) {
+    const draft = { runner: new FakeRunner(64, 32, 4, draftLogits), numBlocks: 32, blockSize: 4, maxModelLen: 256 };
+    const engine = engineWith({ method: 'draft', numTokens: 3, draft });
+    assert.deepEqual(ids(runJobs(engine, jobs)), expected);
+    const s = engine.stats();
+    if (draftLogits === cyclicLogits)
+      assert.equal(s.specAcceptedTokens, s.specDraftTokens, 'the target rejected itself');
+    else
+      assert.ok(s.specAcceptedTokens < s.specDraftTokens / 4, `accepted ${s.specAcceptedTokens}/${s.specDraftTokens}`);
+    assert.ok(s.specDraftTokens > 100);
+    assertAllBlocksFree(engine);
+  }
+});
