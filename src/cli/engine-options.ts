@@ -5,9 +5,9 @@ import {
   type KvCompressionConfig,
   type KvCompressionMethod,
 } from '../primitives/kv-compression.ts';
-import type { EngineOptions } from '../runner/load.ts';
+import type { EngineOptions, SpeculativeOptions } from '../runner/load.ts';
 import { UserError } from '../util/errors.ts';
-import { type EnvSettings, settingsFromEnv } from './settings.ts';
+import { type EnvSettings, type SpeculativeEnv, settingsFromEnv } from './settings.ts';
 
 /** The engine flags every command that runs a model shares (run, serve, bench). */
 export function addEngineOptions(cmd: Command): Command {
@@ -40,7 +40,58 @@ export function addEngineOptions(cmd: Command): Command {
       new Option('--load-format <format>', 'dummy: random weights made on the GPU from config.json (benchmarks)')
         .choices(['auto', 'dummy'])
         .default('auto'),
+    )
+    .option(
+      '--speculative <ngram|model>',
+      'speculative decoding: ngram (prompt lookup) or a draft model (folder or name)',
+    )
+    .option('--num-speculative-tokens <k>', `draft tokens per step (default ${DEFAULT_SPECULATIVE.numTokens})`)
+    .option(
+      '--speculative-ngram-min <n>',
+      `shortest n-gram prompt lookup matches (default ${DEFAULT_SPECULATIVE.ngramMin})`,
+    )
+    .option(
+      '--speculative-ngram-max <n>',
+      `longest n-gram prompt lookup matches (default ${DEFAULT_SPECULATIVE.ngramMax})`,
     );
+}
+
+const DEFAULT_SPECULATIVE = { numTokens: 4, ngramMin: 1, ngramMax: 4 };
+
+/** --speculative* over PAGODA_SPECULATIVE*; undefined when speculation is off. Errors name the flag or variable. */
+export function speculativeOptionsFrom(
+  opts: Record<string, unknown>,
+  env: SpeculativeEnv = {},
+): SpeculativeOptions | undefined {
+  const pick = (key: string, flag: string, envKey: keyof SpeculativeEnv, variable: string) =>
+    opts[key] !== undefined ? { value: String(opts[key]), name: flag } : { value: env[envKey], name: variable };
+  const method = pick('speculative', '--speculative', 'method', 'PAGODA_SPECULATIVE');
+  const numbers = {
+    numTokens: pick('numSpeculativeTokens', '--num-speculative-tokens', 'numTokens', 'PAGODA_NUM_SPECULATIVE_TOKENS'),
+    ngramMin: pick('speculativeNgramMin', '--speculative-ngram-min', 'ngramMin', 'PAGODA_SPECULATIVE_NGRAM_MIN'),
+    ngramMax: pick('speculativeNgramMax', '--speculative-ngram-max', 'ngramMax', 'PAGODA_SPECULATIVE_NGRAM_MAX'),
+  };
+  if (method.value === undefined || method.value.trim() === '') {
+    const orphan = Object.values(numbers).find((n) => n.value !== undefined);
+    if (orphan) throw new UserError(`${orphan.name} ${orphan.value}: needs --speculative (or PAGODA_SPECULATIVE)`);
+    return undefined;
+  }
+  const out: SpeculativeOptions = { proposer: method.value.trim(), ...DEFAULT_SPECULATIVE };
+  for (const [key, { value, name }] of Object.entries(numbers) as [
+    keyof typeof numbers,
+    (typeof numbers)['numTokens'],
+  ][]) {
+    if (value === undefined) continue;
+    const n = parseIntFlag(value, name);
+    if (n < 1) throw new UserError(`${name} ${value}: expected a positive integer`);
+    out[key] = n;
+  }
+  if (out.ngramMin > out.ngramMax) {
+    throw new UserError(
+      `--speculative-ngram-min ${out.ngramMin}: expected at most --speculative-ngram-max (${out.ngramMax})`,
+    );
+  }
+  return out;
 }
 
 /** Reads the flags added by `addEngineOptions`, over the environment's settings, into the loader's plain options. */
@@ -66,6 +117,7 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
         ? undefined
         : parseNumberFlag(String(opts.gpuMemoryUtilization), '--gpu-memory-utilization'),
     loadFormat: opts.loadFormat === 'dummy' ? 'dummy' : 'auto',
+    speculative: speculativeOptionsFrom(opts, env.speculative),
   };
 }
 

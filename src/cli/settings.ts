@@ -14,12 +14,23 @@ export interface EnvSettings {
   /** PAGODA_KV_COMPRESSION and PAGODA_KV_BUDGET as written (checked with the flags they stand for). */
   kvCompression?: string;
   kvBudget?: string;
+  /** PAGODA_SPECULATIVE*, as given (checked with the flags they stand for, in engine-options.ts); absent when none is set. */
+  speculative?: SpeculativeEnv;
+}
+
+/** The speculative decoding variables: `ngram` or a draft model, K, and the n-gram lengths. */
+export interface SpeculativeEnv {
+  method?: string;
+  numTokens?: string;
+  ngramMin?: string;
+  ngramMax?: string;
 }
 
 /**
  * Reads every backend setting from the environment, once at start-up, so nothing below the CLI looks at it:
  * PAGODA_DEVICE, PAGODA_CPU_THREADS, PAGODA_KV_COMPRESSION, PAGODA_KV_BUDGET, PAGODA_CUDA_DEVICE, PAGODA_PDL=0, PAGODA_GEMV=0, PAGODA_SIMPLE_ATTENTION=1,
- * PAGODA_KERNEL_CACHE (else $XDG_CACHE_HOME/pagoda/kernels) and the CUDA toolkit roots $CUDA_HOME and $CUDA_PATH.
+ * PAGODA_KERNEL_CACHE (else $XDG_CACHE_HOME/pagoda/kernels), the CUDA toolkit roots $CUDA_HOME and $CUDA_PATH, and
+ * speculative decoding's PAGODA_SPECULATIVE, PAGODA_NUM_SPECULATIVE_TOKENS, PAGODA_SPECULATIVE_NGRAM_MIN and _MAX.
  */
 export function settingsFromEnv(env: Env = process.env): EnvSettings {
   const cuda: Partial<CudaSettings> = {};
@@ -36,11 +47,19 @@ export function settingsFromEnv(env: Env = process.env): EnvSettings {
   const roots = [env.CUDA_HOME, env.CUDA_PATH].filter((r): r is string => !!r);
   if (roots.length) cuda.cudaRoots = roots;
   const threads = Number(env.PAGODA_CPU_THREADS);
-  return {
+  const settings: EnvSettings = {
     device: env.PAGODA_DEVICE,
     cuda,
     cpuThreads: Number.isInteger(threads) && threads > 0 ? threads : undefined,
     ...(env.PAGODA_KV_COMPRESSION && { kvCompression: env.PAGODA_KV_COMPRESSION }),
     ...(env.PAGODA_KV_BUDGET && { kvBudget: env.PAGODA_KV_BUDGET }),
   };
+  const speculative: SpeculativeEnv = {
+    method: env.PAGODA_SPECULATIVE,
+    numTokens: env.PAGODA_NUM_SPECULATIVE_TOKENS,
+    ngramMin: env.PAGODA_SPECULATIVE_NGRAM_MIN,
+    ngramMax: env.PAGODA_SPECULATIVE_NGRAM_MAX,
+  };
+  if (Object.values(speculative).some((v) => v !== undefined)) settings.speculative = speculative;
+  return settings;
 }

@@ -3,10 +3,12 @@ import { loadGrammarVocabulary } from '../grammar/vocabulary.ts';
 import { BackgroundTokenizer } from '../loader/background-tokenizer.ts';
 import type { GenerationConfig } from '../loader/hf-config.ts';
 import { samplingFrom } from '../primitives/sampling-names.ts';
-import { type EngineOptions, type PreparedModel, prepareModel } from '../runner/load.ts';
+import { type EngineOptions, type PreparedModel, prepareModel, type SpeculativeOptions } from '../runner/load.ts';
 import type { Manifest } from '../store/manifest.ts';
+import { UserError } from '../util/errors.ts';
 import { IncrementalDetokenizer } from './detokenizer.ts';
 import { Engine } from './engine.ts';
+import type { SpeculativeConfig } from './speculation.ts';
 import type { SamplingParams } from './types.ts';
 
 export interface LoadedEngine extends Omit<PreparedModel, 'runner'> {
@@ -42,8 +44,27 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
       // Every running sequence may have a matcher, and waiting requests open theirs when they queue.
       capacity: 4 * loaded.maxNumSeqs,
     }),
+    speculative: options.speculative && speculativeConfig(options.speculative, options, runner.vocabSize),
   });
   return { ...loaded, engine };
+}
+
+/**
+ * --speculative: n-gram lookup, or a draft model loaded beside the target with its own KV cache (the same device and
+ * engine options); the draft must have the target's vocabulary, so its token ids mean the same.
+ */
+function speculativeConfig(spec: SpeculativeOptions, options: EngineOptions, vocabSize: number): SpeculativeConfig {
+  const numTokens = spec.numTokens;
+  if (spec.proposer === 'ngram')
+    return { numTokens, method: 'ngram', ngram: { min: spec.ngramMin, max: spec.ngramMax } };
+  const draft = prepareModel(spec.proposer, { ...options, speculative: undefined });
+  if (draft.runner.vocabSize !== vocabSize) {
+    throw new UserError(
+      `--speculative ${spec.proposer}: its vocabulary has ${draft.runner.vocabSize} tokens, the model's ${vocabSize}; a draft model needs the same vocabulary`,
+    );
+  }
+  const { runner, numBlocks, blockSize, maxModelLen } = draft;
+  return { numTokens, method: 'draft', draft: { runner, numBlocks, blockSize, maxModelLen } };
 }
 
 /**

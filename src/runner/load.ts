@@ -64,6 +64,19 @@ export interface EngineOptions {
    */
   grammarVocabulary?: GrammarVocabulary;
   tokenizerWorker?: TokenizerWorkerOptions;
+  /** Speculative decoding; absent: off. */
+  speculative?: SpeculativeOptions;
+}
+
+/** --speculative and its companions, checked. */
+export interface SpeculativeOptions {
+  /** 'ngram' (prompt lookup) or a draft model: a folder, store name or cache repo with the target's vocabulary. */
+  proposer: string;
+  /** Draft tokens per sequence and step (K). */
+  numTokens: number;
+  /** The n-gram lengths prompt lookup tries, longest first. */
+  ngramMin: number;
+  ngramMax: number;
 }
 
 /** A model ready to run: weights on its backend, its KV cache, and what the engine above it needs to know. */
