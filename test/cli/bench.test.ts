@@ -40,3 +40,19 @@ test('pagoda bench prints its table and writes a file only with --save FILE', ()
   assert.equal(missing.status, 1);
   assert.equal(missing.stderr, `error: --save no/such/folder.md: folder ${join(root, 'no/such')} does not exist\n`);
 });
+
+test('pagoda bench throughput --speculative ngram reports the drafts and their acceptance', () => {
+  const args = ['bench', 'throughput', '--num-prompts', '2', '--input-len-range', '4,8', '--output-len-range', '24,24'];
+  args.push('--kv-cache-memory', '8MiB', '--temperature', '0', '--speculative', 'ngram');
+  const r = spawnSync(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, PAGODA_HOME: root },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^output tokens\s+48$/m);
+  const drafted = Number(/^draft tokens\s+(\d+)$/m.exec(r.stdout)?.[1]);
+  const accepted = Number(/^accepted draft tokens\s+(\d+)$/m.exec(r.stdout)?.[1]);
+  assert.ok(drafted > 0 && accepted <= drafted, r.stdout);
+  assert.match(r.stdout, /^acceptance\s+\d+\.\d%$/m);
+});

@@ -4,6 +4,7 @@ import { UserError } from '../../util/errors.ts';
 import { atLeast, parseRange, printRows, saveFile } from '../bench/flags.ts';
 import { LATENCY_DEFAULTS, type LatencyWorkload, quantile, runLatency } from '../bench/latency.ts';
 import { appendBenchResult, benchCommand } from '../bench/results.ts';
+import { speculationRows } from '../bench/speculation.ts';
 import { CPU_WORKLOAD, NANO_VLLM_WORKLOAD, runThroughput, type ThroughputWorkload } from '../bench/throughput.ts';
 import { addEngineOptions, engineOptionsFrom, parseIntFlag, parseNumberFlag } from '../engine-options.ts';
 import { embedBenchCommand } from './bench-embed.ts';
@@ -51,7 +52,9 @@ export const registerBench: RegisterCommand = (program) => {
     process.stderr.write(
       `${w.numPrompts} requests, input ${w.inputLen.join('..')}, output ${w.outputLen.join('..')} tokens, model ${loaded.modelName}\n`,
     );
+    const before = loaded.engine.stats();
     const r = await runThroughput(loaded.engine, loaded.config.vocabSize, w);
+    const spec = speculationRows(!!loaded.engine.config.speculative, before, loaded.engine.stats());
     await loaded.engine.shutdown();
     const rows: [string, string][] = [
       ['requests', String(r.requests)],
@@ -65,6 +68,7 @@ export const registerBench: RegisterCommand = (program) => {
       ['output tok/CPU-s', (r.outputTokens / r.cpuSeconds).toFixed(1)],
       ['engine steps', String(r.steps)],
       ['preemptions', String(r.preemptions)],
+      ...spec,
     ];
     const compressed = loaded.engine.config.kvCompression !== undefined;
     if (compressed) rows.push(['KV blocks saved', String(r.kvBlocksSaved)]);
@@ -89,6 +93,7 @@ export const registerBench: RegisterCommand = (program) => {
         'prompt tokens',
         'preemptions',
         ...(compressed ? ['KV blocks saved'] : []),
+        ...spec.map(([label]) => label),
       ],
       [
         [
@@ -102,6 +107,7 @@ export const registerBench: RegisterCommand = (program) => {
           String(r.promptTokens),
           String(r.preemptions),
           ...(compressed ? [String(r.kvBlocksSaved)] : []),
+          ...spec.map(([, value]) => value),
         ],
       ],
     );
@@ -139,7 +145,9 @@ export const registerBench: RegisterCommand = (program) => {
     process.stderr.write(
       `batch ${w.batchSize}, input ${w.inputLen}, output ${w.outputLen} tokens, ${w.warmupIters} warm-up + ${w.iters} timed iterations, model ${loaded.modelName}\n`,
     );
+    const before = loaded.engine.stats();
     const r = await runLatency(loaded.engine, loaded.config.vocabSize, w);
+    const spec = speculationRows(!!loaded.engine.config.speculative, before, loaded.engine.stats());
     await loaded.engine.shutdown();
     const mean = r.latencies.reduce((a, x) => a + x, 0) / r.latencies.length;
     const figures = [
@@ -148,8 +156,16 @@ export const registerBench: RegisterCommand = (program) => {
       quantile(r.latencies, 0.9).toFixed(3),
       r.ttftMs.toFixed(1),
       r.msPerOutputToken.toFixed(2),
+      ...spec.map(([, value]) => value),
     ];
-    const header = ['avg latency s', 'p50 s', 'p90 s', 'TTFT ms', 'ms per output token'];
+    const header = [
+      'avg latency s',
+      'p50 s',
+      'p90 s',
+      'TTFT ms',
+      'ms per output token',
+      ...spec.map(([label]) => label),
+    ];
     printRows(header.map((h, i) => [h, figures[i]!]));
     if (save === undefined) return;
     appendBenchResult(
