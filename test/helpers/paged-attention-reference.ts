@@ -4,7 +4,7 @@
  * identical inputs.
  */
 
-import { f16Bits } from '../../src/backend/cuda/tensor.ts';
+import { f16Bits } from '../../src/primitives/float-bits.ts';
 import { halfToFloat } from '../../src/primitives/host-tensor.ts';
 import { mulberry32 } from '../../src/util/random.ts';
 
