@@ -1,4 +1,4 @@
-/** float32 → 16-bit float encodings, shared by the CUDA backend's uploads and the quant codecs' block scales. */
+/** 16-bit float encodings, shared by the weight readers, the CUDA backend's uploads and the quant codecs' block scales. */
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -42,4 +42,14 @@ export function f16Bits(x: number): number {
     }
   }
   return sign | (e << 10) | m;
+}
+
+/** IEEE half bits -> number (subnormals, infinities and NaN included). */
+export function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }

@@ -1,4 +1,6 @@
+import { halfToFloat } from './float-bits.ts';
 import { isQuantType, type QuantType } from './ggml-types.ts';
+import { dequantize } from './quant/index.ts';
 
 /** Element types a backend may store. The CPU backend computes in f32; the CUDA backend in bf16/f16. */
 export type DType = 'f32' | 'f16' | 'bf16';
@@ -13,7 +15,13 @@ export interface HostTensor {
 
 /** Converts stored bytes to float32 (the CPU backend's compute type). */
 export function toFloat32(t: HostTensor): Float32Array {
-  if (isQuantType(t.dtype)) throw new Error(`${t.name}: ${t.dtype} blocks cannot be read as float32 yet`);
+  if (isQuantType(t.dtype))
+    return dequantize(
+      t.dtype,
+      t.bytes,
+      t.shape.reduce((a, d) => a * d, 1),
+      t.name,
+    );
   const n = t.bytes.byteLength / (t.dtype === 'f32' ? 4 : 2);
   const out = new Float32Array(n);
   const dv = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
@@ -26,14 +34,4 @@ export function toFloat32(t: HostTensor): Float32Array {
     for (let i = 0; i < n; i++) out[i] = halfToFloat(dv.getUint16(i * 2, true));
   }
   return out;
-}
-
-/** IEEE half bits -> number (subnormals, infinities and NaN included). */
-export function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }

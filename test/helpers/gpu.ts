@@ -1,8 +1,7 @@
 import type { DType, HostTensor } from '../../src/backend/backend.ts';
 import { probeCuda } from '../../src/backend/cuda/device.ts';
 import { CudaUnavailable } from '../../src/backend/cuda/libs.ts';
-import { bf16Bits, f16Bits } from '../../src/primitives/float-bits.ts';
-import { halfToFloat } from '../../src/primitives/host-tensor.ts';
+import { bf16Bits, f16Bits, halfToFloat } from '../../src/primitives/float-bits.ts';
 import { mulberry32 } from '../../src/util/random.ts';
 
 /** false when a CUDA device is usable, else the reason (pass to `test(..., { skip })`). */

@@ -4,8 +4,7 @@
  * identical inputs.
  */
 
-import { f16Bits } from '../../src/primitives/float-bits.ts';
-import { halfToFloat } from '../../src/primitives/host-tensor.ts';
+import { f16Bits, halfToFloat } from '../../src/primitives/float-bits.ts';
 import { mulberry32 } from '../../src/util/random.ts';
 
 /** The 16-bit storage types of the attention kernels. */

@@ -1,0 +1,42 @@
+import { f16Bits, halfToFloat } from '../float-bits.ts';
+import type { QuantType } from '../ggml-types.ts';
+
+/**
+ * One ggml block type: `blockSize` values stored in `blockBytes` bytes, little-endian, laid out exactly as ggml's
+ * `block_*` structs (ggml-common.h) so blocks read from a GGUF file and blocks written here mean the same thing.
+ */
+export interface QuantCodec {
+  readonly type: QuantType;
+  readonly blockSize: number;
+  readonly blockBytes: number;
+  /** Writes the block at `src[off]` as `blockSize` floats at `out[o]`. */
+  dequantizeBlock(src: Uint8Array, off: number, out: Float32Array, o: number): void;
+  /** Encodes `x[i .. i + blockSize)` as one block at `dst[off]` (every byte of the block is written). */
+  quantizeBlock(x: Float32Array, i: number, dst: Uint8Array, off: number): void;
+}
+
+/** Every half value, so block scales decode with one lookup. */
+const HALF = Float32Array.from({ length: 65536 }, (_, h) => halfToFloat(h));
+
+/** The IEEE half at `bytes[off]`. */
+export function halfAt(bytes: Uint8Array, off: number): number {
+  return HALF[bytes[off] | (bytes[off + 1] << 8)];
+}
+
+/** Stores `x` as a half at `bytes[off]` and returns the value stored (what a reader will see). */
+export function putHalf(bytes: Uint8Array, off: number, x: number): number {
+  const h = f16Bits(x);
+  bytes[off] = h & 0xff;
+  bytes[off + 1] = h >> 8;
+  return HALF[h];
+}
+
+/** ggml's nearest_int: round to nearest, ties to even. */
+export function nearestInt(x: number): number {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+export function clamp(v: number, lo: number, hi: number): number {
+  return Math.max(lo, Math.min(hi, v));
+}
