@@ -124,8 +124,17 @@ export interface SamplingRow {
  */
 export interface Backend {
   readonly name: 'cpu' | 'cuda';
-  /** Uploads a weight; f16/bf16 are converted to the backend's compute type. `transpose` swaps a 2-D weight. */
+  /**
+   * Uploads a weight; f16/bf16 are converted to the backend's compute type. `transpose` swaps a 2-D weight. A
+   * quantized 2-D weight stays in blocks where the backend computes with them (the CPU backend); the CUDA backend
+   * refuses it.
+   */
   loadWeight(w: HostTensor, opts?: { transpose?: boolean }): Tensor;
+  /**
+   * One weight whose rows are the parts' rows in order, for parts stored as different quantized types (a packed
+   * q/k/v whose v has more bits, as llama.cpp's mixes give it).
+   */
+  loadStacked(parts: readonly HostTensor[]): Tensor;
   allocKvCache(spec: KvCacheSpec): LayerKvCache[];
   /** Copies whole blocks src[i] -> dst[i] in every layer's K and V (copy-on-write of forked sequences). */
   copyKvBlocks(cache: readonly LayerKvCache[], src: Int32Array, dst: Int32Array): void;

@@ -1,5 +1,6 @@
 import type { Backend, HostTensor, Tensor } from '../backend/backend.ts';
 import type { WeightSource } from '../loader/safetensors.ts';
+import { isQuantType } from '../primitives/ggml-types.ts';
 import { UserError } from '../util/errors.ts';
 
 const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
@@ -41,14 +42,16 @@ export class ModelWeights {
 
   /**
    * Loads stored tensors concatenated along dim 0 as one weight (q/k/v or gate/up packed so one linear() computes
-   * them all); each part is checked against its own shape, and all must share the stored dtype. `shape`, when given,
-   * is the packed weight's (same element count): experts' matrices stacked as `[E, rows, cols]`.
+   * them all); each part is checked against its own shape, and all must share the stored dtype, except quantized
+   * parts (rows of blocks), which the backend stacks whatever their types. `shape`, when given, is the packed
+   * weight's (same element count): experts' matrices stacked as `[E, rows, cols]`.
    */
   loadPacked(parts: readonly { name: string; shape: readonly number[] }[], shape?: readonly number[]): Tensor {
     const hosts = parts.map((p) => this.host(p.name, p.shape));
     const first = hosts[0]!;
+    const mixedQuant = hosts.some((h) => h.dtype !== first.dtype) && hosts.every((h) => isQuantType(h.dtype));
     for (const h of hosts) {
-      if (h.dtype !== first.dtype) {
+      if (h.dtype !== first.dtype && !mixedQuant) {
         throw new UserError(
           `${this.dir}: tensors ${first.name} (${first.dtype}) and ${h.name} (${h.dtype}) are packed into one weight and must share a dtype`,
         );
@@ -59,6 +62,7 @@ export class ModelWeights {
         );
       }
     }
+    if (mixedQuant) return this.backend.loadStacked(hosts);
     const bytes = new Uint8Array(hosts.reduce((a, h) => a + h.bytes.byteLength, 0));
     let offset = 0;
     for (const h of hosts) {

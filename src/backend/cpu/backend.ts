@@ -1,3 +1,4 @@
+import { isQuantType } from '../../primitives/ggml-types.ts';
 import { toFloat32 } from '../../primitives/host-tensor.ts';
 import type { StepBatch } from '../../primitives/step-batch.ts';
 import {
@@ -22,6 +23,9 @@ import { addBias, linearF32 } from './matmul.ts';
 import { type MatMul, moeInto } from './moe.ts';
 import { layerNormRows, rmsNormRows } from './norm.ts';
 import { l2NormalizeRows, poolRows } from './pooling.ts';
+import { sums16 } from './quant-dot.ts';
+import { linearQuantParts } from './quant-matmul.ts';
+import { QuantCpuTensor, stackQuantized } from './quant-tensor.ts';
 import { applyRope, ropeTables } from './rope.ts';
 import { CpuTensor, cpu, rowsCols } from './tensor.ts';
 import { CpuThreads, defaultThreads, MIN_PARALLEL_MACS, sharedFloat32 } from './threads.ts';
@@ -69,6 +73,8 @@ export class CpuBackend implements Backend {
   }
 
   loadWeight(w: HostTensor, opts?: { transpose?: boolean }): Tensor {
+    // A quantized matrix stays in blocks; anything else quantized (a 1-D norm, a weight to transpose) becomes float.
+    if (isQuantType(w.dtype) && w.shape.length === 2 && !opts?.transpose) return this.loadStacked([w]);
     const data = toFloat32(w);
     // A weight big enough to split starts the workers now, so they boot while the rest of the model loads.
     if (this.threads > 1 && data.length >= MIN_PARALLEL_MACS) CpuThreads.get(this.threads);
@@ -82,6 +88,16 @@ export class CpuBackend implements Backend {
     const [r, c] = w.shape as [number, number];
     for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = data[i * c + j];
     return new CpuTensor([c, r], out);
+  }
+
+  loadStacked(parts: readonly HostTensor[]): Tensor {
+    const [, cols] = parts[0]!.shape as [number, number];
+    const rows = parts.reduce((a, p) => a + p.shape[0]!, 0);
+    if (this.threads > 1 && rows * cols >= MIN_PARALLEL_MACS) CpuThreads.get(this.threads);
+    // Blocks live in shared memory when worker threads will read them.
+    return stackQuantized(parts, (n) =>
+      this.threads > 1 ? new Uint8Array(new SharedArrayBuffer(n)) : new Uint8Array(n),
+    );
   }
 
   allocKvCache(spec: KvCacheSpec): LayerKvCache[] {
@@ -104,7 +120,7 @@ export class CpuBackend implements Backend {
   }
 
   /** The worker pool, when this backend uses threads and `operand` is in shared memory. */
-  private workers(operand: Float32Array): CpuThreads | null {
+  private workers(operand: Float32Array | Uint8Array): CpuThreads | null {
     return this.threads > 1 && operand.buffer instanceof SharedArrayBuffer ? CpuThreads.get(this.threads) : null;
   }
 
@@ -113,8 +129,7 @@ export class CpuBackend implements Backend {
   }
 
   embedding(table: Tensor, step: StepContext, index: 'tokens' | 'positions' | 'tokenTypes'): Tensor {
-    const tab = cpu(table);
-    const [rows, dim] = rowsCols(tab);
+    const [rows, dim] = rowsCols(table);
     const b = step.batch;
     const ids =
       index === 'tokens'
@@ -126,12 +141,15 @@ export class CpuBackend implements Backend {
     for (let t = 0; t < ids.length; t++) {
       const id = ids[t];
       if (id < 0 || id >= rows) throw new Error(`embedding: ${index} value ${id} outside the table's ${rows} rows`);
-      out.data.set(tab.data.subarray(id * dim, (id + 1) * dim), t * dim);
+      // Rows of a quantized table are dequantized as they are gathered.
+      if (table instanceof QuantCpuTensor) table.dequantizeRow(id, out.data, t * dim);
+      else out.data.set(cpu(table).data.subarray(id * dim, (id + 1) * dim), t * dim);
     }
     return out;
   }
 
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+    if (weight instanceof QuantCpuTensor) return this.linearQuant(cpu(x), weight, bias);
     const xt = cpu(x);
     const w = cpu(weight);
     const [T, n] = rowsCols(xt);
@@ -160,6 +178,19 @@ export class CpuBackend implements Backend {
     const [T, H] = rowsCols(xt);
     const out = CpuTensor.zeros([T, H]);
     moeInto(xt.data, T, H, weights, spec, this.matmul, out.data);
+    return out;
+  }
+
+  private linearQuant(xt: CpuTensor, w: QuantCpuTensor, bias?: Tensor): Tensor {
+    const [T, n] = rowsCols(xt);
+    const [m, wn] = w.shape;
+    if (wn !== n) throw new Error(`linear: input has ${n} features, weight is [${w.shape}]`);
+    const out = CpuTensor.zeros([T, m]);
+    const xs = sums16(xt.data, T, n);
+    const pool = this.workers(w.parts[0]!.bytes);
+    if (pool?.worthIt(T * n * m) && m >= 16) pool.linearQuant(xt.data, xs, w.parts, out.data, T, n, m);
+    else linearQuantParts(xt.data, xs, w.parts, out.data, T, n, m);
+    if (bias) addBias(out.data, cpu(bias).data, T, m);
     return out;
   }
 

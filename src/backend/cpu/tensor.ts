@@ -1,4 +1,5 @@
 import type { Tensor } from '../backend.ts';
+import { QuantCpuTensor } from './quant-tensor.ts';
 
 /** A row-major float32 tensor in host memory. */
 export class CpuTensor implements Tensor {
@@ -18,6 +19,7 @@ export class CpuTensor implements Tensor {
 
 /** The CPU tensor behind a `Tensor`; a tensor from another backend is a programming error. */
 export function cpu(t: Tensor): CpuTensor {
+  if (t instanceof QuantCpuTensor) throw new Error('a quantized weight serves linear() and embedding() only');
   if (!(t instanceof CpuTensor)) throw new Error('tensor does not belong to the CPU backend');
   return t;
 }

@@ -1,14 +1,17 @@
 import { availableParallelism } from 'node:os';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { GGML_TYPES, isQuantType } from '../../primitives/ggml-types.ts';
 import type { AttentionSpec } from '../backend.ts';
 import { type AttentionBatch, type PagedKv, pagedAttention } from './attention.ts';
 import { linearRows } from './matmul.ts';
+import { linearQuantRows } from './quant-matmul.ts';
+import type { QuantPart } from './quant-tensor.ts';
 
 /** Integer slots of the control block shared with the workers; job parameters follow `params`. */
 export const CTRL = { seq: 0, done: 1, error: 2, kind: 3, parts: 4, params: 5, length: 24 } as const;
 /** Float slots (f64, after the integer ones): the attention scale and soft-cap. */
 const FLOAT_OFFSET = CTRL.length * 4;
-export const JOB = { linear: 1, attention: 2 } as const;
+export const JOB = { linear: 1, attention: 2, linearQuant: 3 } as const;
 /** Buffer ids of the shared scratch input, output and step metadata (weights and caches take ids from 1). */
 export const X_ID = -1;
 export const OUT_ID = -2;
@@ -17,7 +20,7 @@ export const META_ID = -3;
 /** Message that tells a worker about a shared buffer. */
 export interface BufferMessage {
   id: number;
-  type: 'f32' | 'i32';
+  type: 'f32' | 'i32' | 'u8';
   buffer: SharedArrayBuffer;
   offset: number;
   length: number;
@@ -61,8 +64,14 @@ const ATTENTION_PARAMS = [
 ] as const;
 type AttentionParams = Record<(typeof ATTENTION_PARAMS)[number], number>;
 
+/** A shared buffer as a worker sees it. */
+export type SharedArray = Float32Array | Int32Array | Uint8Array;
+
+/** Quant types by the index a job names them with. */
+const QUANT_TYPES = GGML_TYPES.flatMap((t) => (t.stored && isQuantType(t.stored) ? [t.stored] : []));
+
 /** Reads a job's parameters and shared buffers on the worker side and runs its share. */
-export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, Float32Array | Int32Array>): void {
+export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, SharedArray>): void {
   const p = CTRL.params;
   const f32 = (id: number) => {
     const b = buffers.get(id);
@@ -74,6 +83,16 @@ export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, Floa
     const [weight, T, n, m, offset] = [ctrl[p]!, ctrl[p + 1]!, ctrl[p + 2]!, ctrl[p + 3]!, ctrl[p + 4]!];
     const [start, end] = partRange(m, parts, part);
     linearRows(f32(X_ID), f32(weight).subarray(offset), f32(OUT_ID), T, n, m, start, end);
+    return;
+  }
+  if (ctrl[CTRL.kind] === JOB.linearQuant) {
+    const [blocks, type, T, n, m, first, rows, rowBytes] = ctrl.subarray(p, p + 8);
+    const bytes = buffers.get(blocks!);
+    if (!(bytes instanceof Uint8Array)) throw new Error(`buffer ${blocks} was never announced`);
+    const qp: QuantPart = { type: QUANT_TYPES[type!]!, rows: rows!, bytes, rowBytes: rowBytes! };
+    const [start, end] = partRange(rows!, parts, part);
+    const x = f32(X_ID);
+    linearQuantRows(x, x.subarray(T! * n!), qp, f32(OUT_ID), T!, n!, m!, first!, start, end);
     return;
   }
   const a = Object.fromEntries(ATTENTION_PARAMS.map((k, i) => [k, ctrl[p + i]!])) as AttentionParams;
@@ -113,7 +132,7 @@ export class CpuThreads {
   private static readonly pools = new Map<number, CpuThreads>();
   private readonly ctrl = new Int32Array(new SharedArrayBuffer(FLOAT_OFFSET + 16));
   private readonly ports: MessagePort[] = [];
-  private readonly ids = new WeakMap<Float32Array, number>();
+  private readonly ids = new WeakMap<Float32Array | Uint8Array, number>();
   private nextId = 1;
   private x = sharedFloat32(0);
   private out = sharedFloat32(0);
@@ -159,6 +178,32 @@ export class CpuThreads {
     const [start, end] = partRange(m, this.parts, 0);
     linearRows(this.x, w.subarray(wOffset), this.out, T, n, m, start, end);
     this.finish(out, T * m);
+  }
+
+  /**
+   * out = x · wᵀ for a quantized weight, one job per part (each split by rows over all threads); `xs` are x's
+   * 16-value sums (quant-dot.ts), staged after x. The blocks must be in shared memory.
+   */
+  linearQuant(
+    x: Float32Array,
+    xs: Float32Array,
+    parts: readonly QuantPart[],
+    out: Float32Array,
+    T: number,
+    n: number,
+    m: number,
+  ): void {
+    this.stage(x, T * n, T * m, xs);
+    const staged = this.x.subarray(T * n);
+    let first = 0;
+    for (const p of parts) {
+      this.post(JOB.linearQuant, [this.idOf(p.bytes), QUANT_TYPES.indexOf(p.type), T, n, m, first, p.rows, p.rowBytes]);
+      const [start, end] = partRange(p.rows, this.parts, 0);
+      linearQuantRows(this.x, staged, p, this.out, T, n, m, first, start, end);
+      this.wait();
+      first += p.rows;
+    }
+    out.set(this.out.subarray(0, T * m));
   }
 
   /** pagedAttention over all threads, query heads split between them; the cache must be in shared memory. */
@@ -208,11 +253,12 @@ export class CpuThreads {
     return this.ports.length + 1;
   }
 
-  /** Copies the input into shared scratch and makes sure the output scratch is big enough. */
-  private stage(input: Float32Array, inLength: number, outLength: number): void {
-    this.x = this.scratch(this.x, X_ID, inLength);
+  /** Copies the input (and `extra` after it) into shared scratch and makes sure the output scratch is big enough. */
+  private stage(input: Float32Array, inLength: number, outLength: number, extra?: Float32Array): void {
+    this.x = this.scratch(this.x, X_ID, inLength + (extra?.length ?? 0));
     this.out = this.scratch(this.out, OUT_ID, outLength);
     this.x.set(input.subarray(0, inLength));
+    if (extra) this.x.set(extra, inLength);
   }
 
   private post(kind: number, params: readonly number[]): void {
@@ -229,6 +275,12 @@ export class CpuThreads {
 
   /** Waits for every worker's share, then copies the shared output out. */
   private finish(out: Float32Array, length: number): void {
+    this.wait();
+    out.set(this.out.subarray(0, length));
+  }
+
+  /** Waits for every worker's share of the job posted last. */
+  private wait(): void {
     const c = this.ctrl;
     const deadline = Date.now() + STALL_MS;
     for (let done = Atomics.load(c, CTRL.done); done < this.ports.length; done = Atomics.load(c, CTRL.done)) {
@@ -236,18 +288,18 @@ export class CpuThreads {
       if (Date.now() > deadline) throw new Error('CPU worker threads stopped responding');
     }
     if (c[CTRL.error]) throw new Error('a CPU worker thread failed (run with PAGODA_CPU_THREADS=1 to compute inline)');
-    out.set(this.out.subarray(0, length));
   }
 
   /** The id workers know a shared array by, announcing it to them the first time. */
-  private idOf(a: Float32Array): number {
+  private idOf(a: Float32Array | Uint8Array): number {
     let id = this.ids.get(a);
     if (id === undefined) {
       if (!(a.buffer instanceof SharedArrayBuffer))
         throw new Error('a threaded op needs its operands in shared memory');
       id = this.nextId++;
       this.ids.set(a, id);
-      this.announce({ id, type: 'f32', buffer: a.buffer, offset: a.byteOffset, length: a.length });
+      const type = a instanceof Uint8Array ? 'u8' : 'f32';
+      this.announce({ id, type, buffer: a.buffer, offset: a.byteOffset, length: a.length });
     }
     return id;
   }

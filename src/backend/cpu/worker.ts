@@ -1,10 +1,10 @@
 /** A CPU worker thread: waits for a job from CpuThreads, computes its share, reports. */
 import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { type BufferMessage, CTRL, runJob } from './threads.ts';
+import { type BufferMessage, CTRL, runJob, type SharedArray } from './threads.ts';
 
 const { ctrl: ctrlBuffer, port, part } = workerData as { ctrl: SharedArrayBuffer; port: MessagePort; part: number };
 const ctrl = new Int32Array(ctrlBuffer, 0, CTRL.length);
-const buffers = new Map<number, Float32Array | Int32Array>();
+const buffers = new Map<number, SharedArray>();
 
 let seen = 0;
 for (;;) {
@@ -13,7 +13,13 @@ for (;;) {
   // Buffers announced before this job was posted are already queued on the port.
   for (let msg = receiveMessageOnPort(port); msg; msg = receiveMessageOnPort(port)) {
     const { id, type, buffer, offset, length } = msg.message as BufferMessage;
-    buffers.set(id, type === 'f32' ? new Float32Array(buffer, offset, length) : new Int32Array(buffer, offset, length));
+    const view =
+      type === 'f32'
+        ? new Float32Array(buffer, offset, length)
+        : type === 'i32'
+          ? new Int32Array(buffer, offset, length)
+          : new Uint8Array(buffer, offset, length);
+    buffers.set(id, view);
   }
   try {
     runJob(ctrl, part, buffers);

@@ -1,4 +1,6 @@
+import { ggmlTypeOf, isQuantType } from '../../primitives/ggml-types.ts';
 import type { StepBatch } from '../../primitives/step-batch.ts';
+import { UserError } from '../../util/errors.ts';
 import type {
   AttentionSpec,
   Backend,
@@ -41,6 +43,15 @@ function decoded(bytes: Uint8Array, dtype: DType): Float32Array {
   return dtype === 'f32' ? new Float32Array(bytes.buffer) : decodeFrom(bytes, dtype);
 }
 
+/** Quantized weights have no CUDA kernels yet: one line naming the tensor and its type, never a silent dequantization. */
+function refuseQuantized(w: HostTensor): void {
+  if (isQuantType(w.dtype)) {
+    throw new UserError(
+      `${w.name} is ${ggmlTypeOf(w.dtype).name}: quantized weights run on the CPU backend only for now; use --device cpu`,
+    );
+  }
+}
+
 const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
 
@@ -72,6 +83,7 @@ export class CudaBackend implements Backend {
   }
 
   loadWeight(w: HostTensor, opts?: { transpose?: boolean }): Tensor {
+    refuseQuantized(w);
     const { dtype, weights } = this.ctx;
     const shape = opts?.transpose && w.shape.length === 2 ? [w.shape[1]!, w.shape[0]!] : [...w.shape];
     const n = shape.reduce((a, d) => a * d, 1);
@@ -85,6 +97,11 @@ export class CudaBackend implements Backend {
     }
     this.ctx.drv.upload(ptr, hostBytesAs(w, dtype, opts?.transpose === true));
     return out;
+  }
+
+  loadStacked(parts: readonly HostTensor[]): Tensor {
+    for (const p of parts) refuseQuantized(p);
+    throw new Error(`${parts.map((p) => p.name).join(' + ')}: only quantized parts are stacked`);
   }
 
   allocKvCache(spec: KvCacheSpec): LayerKvCache[] {

@@ -1,0 +1,81 @@
+import { isQuantType, type QuantType } from '../../primitives/ggml-types.ts';
+import type { HostTensor } from '../../primitives/host-tensor.ts';
+import { codecOf, quantBytes } from '../../primitives/quant/index.ts';
+import type { Tensor } from '../backend.ts';
+
+/** Consecutive rows of a quantized matrix stored as blocks of one type. */
+export interface QuantPart {
+  readonly type: QuantType;
+  readonly rows: number;
+  /** `rows` rows of `rowBytes` bytes each, in shared memory when worker threads read them. */
+  readonly bytes: Uint8Array;
+  readonly rowBytes: number;
+}
+
+/**
+ * A `[rows, cols]` weight kept as ggml blocks, rows independent (cols along the blocks). A packed weight (q/k/v,
+ * gate/up) whose parts were stored as different types (llama.cpp's mixes give v more bits than q and k) keeps one
+ * part per type; parts of one type are joined.
+ */
+export class QuantCpuTensor implements Tensor {
+  /** The compute type of what this weight produces (linear's output, gathered embedding rows). */
+  readonly dtype = 'f32' as const;
+  constructor(
+    readonly shape: readonly [number, number],
+    readonly parts: readonly QuantPart[],
+  ) {}
+
+  /** Bytes of the blocks (what the weight takes in memory). */
+  get byteLength(): number {
+    return this.parts.reduce((a, p) => a + p.bytes.byteLength, 0);
+  }
+
+  /** Dequantizes row `r` into `out[o .. o + cols)` (an embedding lookup). */
+  dequantizeRow(r: number, out: Float32Array, o: number): void {
+    let first = 0;
+    for (const p of this.parts) {
+      if (r < first + p.rows) {
+        const c = codecOf(p.type);
+        const start = (r - first) * p.rowBytes;
+        for (let b = 0; b < this.shape[1] / c.blockSize; b++) {
+          c.dequantizeBlock(p.bytes, start + b * c.blockBytes, out, o + b * c.blockSize);
+        }
+        return;
+      }
+      first += p.rows;
+    }
+    throw new Error(`row ${r} outside a quantized weight of ${first} rows`);
+  }
+}
+
+/**
+ * Stacks 2-D quantized host tensors (same column count) into one QuantCpuTensor, copying their blocks into memory
+ * from `alloc` (shared memory when worker threads will read them).
+ */
+export function stackQuantized(parts: readonly HostTensor[], alloc: (bytes: number) => Uint8Array): QuantCpuTensor {
+  const cols = parts[0]!.shape[1]!;
+  const groups: { type: QuantType; hosts: HostTensor[] }[] = [];
+  for (const h of parts) {
+    if (!isQuantType(h.dtype) || h.shape.length !== 2 || h.shape[1] !== cols) {
+      throw new Error(`${h.name}: [${h.shape}] ${h.dtype} cannot be stacked with quantized rows of ${cols} columns`);
+    }
+    const last = groups.at(-1);
+    if (last?.type === h.dtype) last.hosts.push(h);
+    else groups.push({ type: h.dtype, hosts: [h] });
+  }
+  const out = groups.map(({ type, hosts }): QuantPart => {
+    const rowBytes = quantBytes(type, cols, hosts[0]!.name);
+    const rows = hosts.reduce((a, h) => a + h.shape[0]!, 0);
+    const bytes = alloc(rows * rowBytes);
+    let at = 0;
+    for (const h of hosts) {
+      const size = h.shape[0]! * rowBytes;
+      if (h.bytes.byteLength < size)
+        throw new Error(`${h.name}: ${type} needs ${size} bytes, has ${h.bytes.byteLength}`);
+      bytes.set(h.bytes.subarray(0, size), at);
+      at += size;
+    }
+    return { type, rows, bytes, rowBytes };
+  });
+  return new QuantCpuTensor([out.reduce((a, p) => a + p.rows, 0), cols], out);
+}
