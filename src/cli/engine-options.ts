@@ -37,9 +37,13 @@ export function addEngineOptions(cmd: Command): Command {
     )
     .option('--gpu-memory-utilization <fraction>', 'share of GPU memory to use; the KV cache gets the rest', '0.9')
     .addOption(
-      new Option('--load-format <format>', 'dummy: random weights made on the GPU from config.json (benchmarks)')
+      new Option('--load-format <format>', 'dummy: random weights made from config.json (benchmarks)')
         .choices(['auto', 'dummy'])
         .default('auto'),
+    )
+    .option(
+      '--quantization <type>',
+      'quantize the weights at load (CPU): q8_0, q4_0, q4_k_m, q5_k_m, q6_k, … (default: $PAGODA_QUANTIZATION)',
     )
     .option(
       '--speculative <ngram|model>',
@@ -118,6 +122,7 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
         : parseNumberFlag(String(opts.gpuMemoryUtilization), '--gpu-memory-utilization'),
     loadFormat: opts.loadFormat === 'dummy' ? 'dummy' : 'auto',
     speculative: speculativeOptionsFrom(opts, env.speculative),
+    quantization: opts.quantization === undefined ? env.quantization : String(opts.quantization),
   };
 }
 

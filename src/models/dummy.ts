@@ -3,8 +3,10 @@ import type { Backend, HostTensor } from '../backend/backend.ts';
 import { loadModelConfig } from '../loader/hf-config.ts';
 import type { WeightSource } from '../loader/safetensors.ts';
 import type { TextTokenizer, TokenizerGenerationIds } from '../loader/tokenizer.ts';
+import type { QuantScheme } from '../primitives/quant/mix.ts';
 import type { BuildOptions } from './architecture.ts';
 import type { Model } from './model.ts';
+import { quantizeAtLoad } from './quantize-at-load.ts';
 import { pickArchitecture } from './registry.ts';
 import { ModelWeights } from './weights.ts';
 
@@ -34,15 +36,23 @@ const noSource: WeightSource = {
 };
 
 /** Weights for `--load-format dummy` (see DummyWeights). */
-export function dummyWeights(dir: string, backend: Backend): ModelWeights {
-  return new DummyWeights(noSource, backend, dir);
+export function dummyWeights(dir: string, backend: Backend, convert?: (h: HostTensor) => HostTensor): ModelWeights {
+  return new DummyWeights(noSource, backend, dir, convert);
 }
 
-/** Builds the model of `dir/config.json` with dummy weights (see DummyWeights). */
-export function loadDummyModel(dir: string, backend: Backend, options: BuildOptions = {}): Model {
+/**
+ * Builds the model of `dir/config.json` with dummy weights (see DummyWeights); with `quantization`, the matrices it
+ * quantizes are random blocks of their type, made on the host.
+ */
+export function loadDummyModel(
+  dir: string,
+  backend: Backend,
+  options: BuildOptions & { quantization?: QuantScheme } = {},
+): Model {
   const config = loadModelConfig(dir);
   const arch = pickArchitecture(config, join(dir, 'config.json'));
-  return arch.build(config, dummyWeights(dir, backend), backend, options);
+  const convert = options.quantization && quantizeAtLoad(options.quantization, config, false);
+  return arch.build(config, dummyWeights(dir, backend, convert), backend, options);
 }
 
 /**

@@ -15,6 +15,8 @@ export class ModelWeights {
     private readonly backend: Backend,
     /** The model folder, named in errors. */
     private readonly dir: string,
+    /** Applied to each stored tensor before it is loaded (`--quantization`, see quantize-at-load.ts). */
+    private readonly convert: (h: HostTensor) => HostTensor = (h) => h,
   ) {}
 
   has(name: string): boolean {
@@ -37,7 +39,8 @@ export class ModelWeights {
 
   /** Loads a checked tensor onto the backend; `transpose` for weights stored `[in, out]` (GPT-2's Conv1D). */
   load(name: string, shape: readonly number[], opts?: { transpose?: boolean }): Tensor {
-    return this.backend.loadWeight(this.host(name, shape), opts);
+    const h = this.host(name, shape);
+    return this.backend.loadWeight(opts?.transpose ? h : this.convert(h), opts);
   }
 
   /**
@@ -47,7 +50,7 @@ export class ModelWeights {
    * weight's (same element count): experts' matrices stacked as `[E, rows, cols]`.
    */
   loadPacked(parts: readonly { name: string; shape: readonly number[] }[], shape?: readonly number[]): Tensor {
-    const hosts = parts.map((p) => this.host(p.name, p.shape));
+    const hosts = parts.map((p) => this.convert(this.host(p.name, p.shape)));
     const first = hosts[0]!;
     const mixedQuant = hosts.some((h) => h.dtype !== first.dtype) && hosts.every((h) => isQuantType(h.dtype));
     for (const h of hosts) {

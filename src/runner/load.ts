@@ -11,12 +11,13 @@ import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME, ensureDemoModel } from '../loader/demo-model.ts';
 import { type GenerationConfig, loadGenerationConfig, loadModelConfig, type ModelConfig } from '../loader/hf-config.ts';
 import { loadTokenizer, type TextTokenizer } from '../loader/tokenizer.ts';
-import { dummyTokenizer } from '../models/dummy.ts';
+import { dummyTokenizer, loadDummyModel } from '../models/dummy.ts';
 import { loadModel } from '../models/load.ts';
 import type { Model } from '../models/model.ts';
 import { modelTask } from '../models/pooling-load.ts';
 import { longRopeChoice } from '../models/rope.ts';
 import type { KvCompressionConfig } from '../primitives/kv-compression.ts';
+import { parseQuantization } from '../primitives/quant/mix.ts';
 import type { Manifest } from '../store/manifest.ts';
 import { type PromptTemplate, storedChatTemplate } from '../store/model-prompt.ts';
 import { resolveModel } from '../store/resolve.ts';
@@ -53,8 +54,13 @@ export interface EngineOptions {
   dtype?: string;
   /** Fraction of GPU memory pagoda may use (default 0.9); the KV cache gets what the weights and activations leave. */
   gpuMemoryUtilization?: number;
-  /** 'dummy': random weights made on the GPU from config.json alone (benchmarks). */
+  /** 'dummy': random weights made from config.json alone (benchmarks). */
   loadFormat?: 'auto' | 'dummy';
+  /**
+   * --quantization: a 16/32-bit checkpoint's matrices quantized at load to a GGUF type or llama.cpp mix (q8_0,
+   * q4_k_m, …); with dummy weights, random blocks of that type. CPU only for now.
+   */
+  quantization?: string;
   /** Start-up lines (KV cache size); default: stderr. */
   log?: (line: string) => void;
   /** Which texts the tokenizer worker encodes, and its entry (tests hold the worker on a latch). */
@@ -138,6 +144,12 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   const device = chooseDevice(options, log);
   const dummy = options.loadFormat === 'dummy';
   const onCpu = device === 'cpu';
+  const quantization = options.quantization ? parseQuantization(options.quantization, '--quantization') : undefined;
+  if (quantization && !onCpu) {
+    throw new UserError(
+      `--quantization ${options.quantization}: quantized weights run on the CPU backend only for now; use --device cpu`,
+    );
+  }
   const blockSize = positiveInt(options.blockSize ?? 16, 'block size');
   const numCtx = typeof manifest?.parameters.num_ctx === 'number' ? manifest.parameters.num_ctx : undefined;
   const maxModelLen = positiveInt(
@@ -180,7 +192,10 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
     m = cuda.model;
     numBlocks = cuda.numBlocks;
   } else {
-    m = loadModel(modelDir, options.backend ?? new CpuBackend({ threads: options.cpuThreads }), { maxModelLen });
+    const backend = options.backend ?? new CpuBackend({ threads: options.cpuThreads });
+    const build = { maxModelLen, quantization };
+    m = dummy ? loadDummyModel(modelDir, backend, build) : loadModel(modelDir, backend, build);
+    if (quantization) log(`weights: quantized to ${quantization.name} at load${dummy ? ' (random blocks)' : ''}`);
     const blockBytes = kvBlockBytes(m, blockSize, onCpu ? 4 : 2);
     // Without an explicit size, take no more than every sequence at full length could use.
     const useful = maxNumSeqs * Math.ceil(maxModelLen / blockSize) * blockBytes;
@@ -243,15 +258,11 @@ function startupLine(backend: Backend, modelMs: number, textMs: number): string 
   return `start-up ${s(modelMs + textMs)}: weights and KV cache ${s(modelMs)}${kernels}; tokenizer and template ${s(textMs)}`;
 }
 
-/** The given backend's device, else --device (auto: CUDA when usable); dummy weights need CUDA. */
+/** The given backend's device, else --device (auto: CUDA when usable). */
 export function chooseDevice(options: EngineOptions, log: (line: string) => void): 'cpu' | 'cuda' {
-  const device = options.backend
+  return options.backend
     ? options.backend.name
     : selectDevice(options.device ?? 'auto', { note: log, cuda: options.cuda });
-  if (options.loadFormat === 'dummy' && device !== 'cuda') {
-    throw new UserError('--load-format dummy: needs the GPU (--device cuda)');
-  }
-  return device;
 }
 
 export function positiveInt(v: number, what: string): number {

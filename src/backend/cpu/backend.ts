@@ -27,7 +27,7 @@ import { sums16 } from './quant-dot.ts';
 import { linearQuantParts } from './quant-matmul.ts';
 import { QuantCpuTensor, stackQuantized } from './quant-tensor.ts';
 import { applyRope, ropeTables } from './rope.ts';
-import { CpuTensor, cpu, rowsCols } from './tensor.ts';
+import { CpuTensor, cpu, dummyValues, rowsCols } from './tensor.ts';
 import { CpuThreads, defaultThreads, MIN_PARALLEL_MACS, sharedFloat32 } from './threads.ts';
 
 /** The step's plan plus cos/sin tables computed once per rope spec and reused by every layer. */
@@ -67,6 +67,7 @@ function pagedOf(cache: LayerKvCache): PagedKv {
 export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
   readonly threads: number;
+  private dummySeed = 1;
 
   constructor(opts?: { threads?: number }) {
     this.threads = opts?.threads ?? defaultThreads();
@@ -75,7 +76,7 @@ export class CpuBackend implements Backend {
   loadWeight(w: HostTensor, opts?: { transpose?: boolean }): Tensor {
     // A quantized matrix stays in blocks; anything else quantized (a 1-D norm, a weight to transpose) becomes float.
     if (isQuantType(w.dtype) && w.shape.length === 2 && !opts?.transpose) return this.loadStacked([w]);
-    const data = toFloat32(w);
+    const data = w.bytes.byteLength === 0 ? dummyValues(w.shape, this.dummySeed++) : toFloat32(w);
     // A weight big enough to split starts the workers now, so they boot while the rest of the model loads.
     if (this.threads > 1 && data.length >= MIN_PARALLEL_MACS) CpuThreads.get(this.threads);
     // Weights live in shared memory when worker threads will read them.

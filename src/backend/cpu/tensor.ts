@@ -1,3 +1,4 @@
+import { mulberry32 } from '../../util/random.ts';
 import type { Tensor } from '../backend.ts';
 import { QuantCpuTensor } from './quant-tensor.ts';
 
@@ -29,4 +30,16 @@ export function rowsCols(t: Tensor): [number, number] {
   const cols = t.shape[t.shape.length - 1] ?? 1;
   const rows = t.shape.length ? t.shape.reduce((a, d) => a * d, 1) / cols : 1;
   return [rows, cols];
+}
+
+/**
+ * `--load-format dummy` values for a tensor stored without bytes, as the CUDA backend makes them: 1 for a vector
+ * (norm weights), uniform in ±1/√cols for a matrix, so activations keep their scale through the layers.
+ */
+export function dummyValues(shape: readonly number[], seed: number): Float32Array {
+  const n = shape.reduce((a, d) => a * d, 1);
+  if (shape.length === 1) return new Float32Array(n).fill(1);
+  const rnd = mulberry32(seed);
+  const scale = 1 / Math.sqrt(shape[shape.length - 1]!);
+  return Float32Array.from({ length: n }, () => (2 * rnd() - 1) * scale);
 }

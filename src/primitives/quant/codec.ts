@@ -9,6 +9,8 @@ export interface QuantCodec {
   readonly type: QuantType;
   readonly blockSize: number;
   readonly blockBytes: number;
+  /** The block's byte range [start, end) that holds only levels: any bytes there make a valid block. */
+  readonly levelBytes: readonly [number, number];
   /** Writes the block at `src[off]` as `blockSize` floats at `out[o]`. */
   dequantizeBlock(src: Uint8Array, off: number, out: Float32Array, o: number): void;
   /** Encodes `x[i .. i + blockSize)` as one block at `dst[off]` (every byte of the block is written). */

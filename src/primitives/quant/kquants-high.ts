@@ -79,6 +79,7 @@ export const Q4_K: QuantCodec = {
   type: 'q4_k',
   blockSize: 256,
   blockBytes: 144,
+  levelBytes: [16, 144],
   dequantizeBlock(src, off, out, o) {
     const d = halfAt(src, off);
     const dmin = halfAt(src, off + 2);
@@ -101,6 +102,7 @@ export const Q5_K: QuantCodec = {
   type: 'q5_k',
   blockSize: 256,
   blockBytes: 176,
+  levelBytes: [16, 176],
   dequantizeBlock(src, off, out, o) {
     const d = halfAt(src, off);
     const dmin = halfAt(src, off + 2);
@@ -128,6 +130,7 @@ export const Q6_K: QuantCodec = {
   type: 'q6_k',
   blockSize: 256,
   blockBytes: 210,
+  levelBytes: [0, 192],
   dequantizeBlock(src, off, out, o) {
     const d = halfAt(src, off + 208);
     for (let e = 0; e < 256; e += 16) {

@@ -32,6 +32,7 @@ export const Q2_K: QuantCodec = {
   type: 'q2_k',
   blockSize: 256,
   blockBytes: 84,
+  levelBytes: [16, 80],
   dequantizeBlock(src, off, out, o) {
     const d = halfAt(src, off + 80);
     const dmin = halfAt(src, off + 82);
@@ -84,6 +85,7 @@ export const Q3_K: QuantCodec = {
   type: 'q3_k',
   blockSize: 256,
   blockBytes: 110,
+  levelBytes: [0, 96],
   dequantizeBlock(src, off, out, o) {
     const d = halfAt(src, off + 108);
     for (let e = 0; e < 256; e += 16) {

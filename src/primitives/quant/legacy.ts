@@ -36,6 +36,7 @@ export const Q8_0: QuantCodec = {
   type: 'q8_0',
   blockSize: 32,
   blockBytes: 34,
+  levelBytes: [2, 34],
   dequantizeBlock(src, off, out, o) {
     const d = halfAt(src, off);
     for (let j = 0; j < 32; j++) out[o + j] = ((src[off + 2 + j] << 24) >> 24) * d;
@@ -58,6 +59,7 @@ export const Q4_0: QuantCodec = {
   type: 'q4_0',
   blockSize: 32,
   blockBytes: 18,
+  levelBytes: [2, 18],
   dequantizeBlock(src, off, out, o) {
     const d = halfAt(src, off);
     for (let j = 0; j < 16; j++) {
@@ -79,6 +81,7 @@ export const Q4_1: QuantCodec = {
   type: 'q4_1',
   blockSize: 32,
   blockBytes: 20,
+  levelBytes: [4, 20],
   dequantizeBlock(src, off, out, o) {
     const d = halfAt(src, off);
     const m = halfAt(src, off + 2);
@@ -127,6 +130,7 @@ export const Q5_0: QuantCodec = {
   type: 'q5_0',
   blockSize: 32,
   blockBytes: 22,
+  levelBytes: [2, 22],
   dequantizeBlock(src, off, out, o) {
     const d = halfAt(src, off);
     q5Levels(src, off + 2, off + 6, (j, q) => {
@@ -146,6 +150,7 @@ export const Q5_1: QuantCodec = {
   type: 'q5_1',
   blockSize: 32,
   blockBytes: 24,
+  levelBytes: [4, 24],
   dequantizeBlock(src, off, out, o) {
     const d = halfAt(src, off);
     const m = halfAt(src, off + 2);

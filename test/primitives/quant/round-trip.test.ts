@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { QuantType } from '../../../src/primitives/ggml-types.ts';
 import { codecOf, dequantize, quantize } from '../../../src/primitives/quant/index.ts';
+import { randomBlocks } from '../../../src/primitives/quant/random.ts';
 import { mulberry32 } from '../../../src/util/random.ts';
 
 /**
@@ -62,3 +63,13 @@ for (const [type, bound] of Object.entries(BOUNDS) as [QuantType, number][]) {
     );
   });
 }
+
+test('random blocks (dummy weights): every type decodes to varied values on the scale asked for', () => {
+  for (const type of Object.keys(BOUNDS) as QuantType[]) {
+    const bytes = randomBlocks(type, 256 * 8, 0.05, 3, 'w');
+    const values = dequantize(type, bytes, 256 * 8);
+    const rms = Math.sqrt(values.reduce((a, v) => a + v * v, 0) / values.length);
+    assert.ok(rms > 0.005 && rms < 0.15, `${type}: rms ${rms}`);
+    assert.ok(new Set(values).size > 64, `${type}: ${new Set(values).size} distinct values`);
+  }
+});

@@ -1,0 +1,118 @@
+import { UserError } from '../../util/errors.ts';
+import type { QuantType } from '../ggml-types.ts';
+import { codecOf } from './index.ts';
+
+/**
+ * A quantization as llama.cpp's `llama-quantize` names it (its "ftype"): one type for most weights, and for the
+ * k-quant mixes per-tensor rules that give more bits where errors cost most (the LM head, attn_v, ffn_down, some
+ * layers), re-expressed from llama.cpp's llama_tensor_get_type for the dense models pagoda runs.
+ */
+export interface QuantScheme {
+  /** llama.cpp's spelling, upper case: "Q4_K_M". */
+  readonly name: string;
+  readonly base: QuantType;
+}
+
+/** What a weight is, in llama.cpp's tensor terms, so a mix can choose its type. */
+export interface WeightRole {
+  readonly kind:
+    | 'output'
+    | 'token_embd'
+    | 'attn_q'
+    | 'attn_k'
+    | 'attn_v'
+    | 'attn_qkv'
+    | 'attn_output'
+    | 'ffn_gate'
+    | 'ffn_up'
+    | 'ffn_down';
+  /** The layer (blocks) and how many there are, for the rules that favour the first and last layers. */
+  readonly layer: number;
+  readonly numLayers: number;
+  /** Query heads per KV head. */
+  readonly gqa: number;
+  /** Row width (values along the blocks). */
+  readonly cols: number;
+}
+
+const SCHEMES: Record<string, QuantType> = {
+  Q8_0: 'q8_0',
+  Q4_0: 'q4_0',
+  Q4_1: 'q4_1',
+  Q5_0: 'q5_0',
+  Q5_1: 'q5_1',
+  Q2_K: 'q2_k',
+  Q3_K_M: 'q3_k',
+  Q4_K_M: 'q4_k',
+  Q5_K_M: 'q5_k',
+  Q6_K: 'q6_k',
+};
+/** llama-quantize's aliases: a bare k type means its _M mix. */
+const ALIASES: Record<string, string> = { Q3_K: 'Q3_K_M', Q4_K: 'Q4_K_M', Q5_K: 'Q5_K_M' };
+
+/** The scheme named `spelling` (case-insensitive); `what` names the flag or field in the one-line error. */
+export function parseQuantization(spelling: string, what: string): QuantScheme {
+  const upper = spelling.trim().toUpperCase();
+  if (/^FP8|^F8/.test(upper)) {
+    throw new UserError(`${what} ${spelling}: fp8 is not supported yet (GGUF types only: ${knownQuantizations()})`);
+  }
+  const name = ALIASES[upper] ?? upper;
+  const base = SCHEMES[name];
+  if (!base) throw new UserError(`${what} ${spelling}: unknown quantization (expected one of ${knownQuantizations()})`);
+  return { name, base };
+}
+
+export function knownQuantizations(): string {
+  return [...Object.keys(SCHEMES), ...Object.keys(ALIASES)].map((k) => k.toLowerCase()).join(', ');
+}
+
+/** llama.cpp's use_more_bits (integer division): the first and last eighth of the layers, every third between. */
+function moreBits(layer: number, n: number): boolean {
+  const eighth = Math.trunc(n / 8);
+  return layer < eighth || layer >= Math.trunc((7 * n) / 8) || (layer - eighth) % 3 === 2;
+}
+
+/**
+ * The type a weight gets under `scheme`. A row width that is not a whole number of the type's blocks falls back as
+ * llama.cpp does (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0); Q2_K and Q3_K fall back to Q4_0 where llama.cpp takes
+ * IQ4_NL, a type pagoda does not implement. Null: the width fits no type at all (left unquantized).
+ */
+export function quantTypeFor(scheme: QuantScheme, role: WeightRole): QuantType | null {
+  return fitWidth(chooseType(scheme, role), role.cols);
+}
+
+function chooseType(scheme: QuantScheme, r: WeightRole): QuantType {
+  const s = scheme.name;
+  const kMix = s === 'Q2_K' || s === 'Q3_K_M' || s === 'Q4_K_M' || s === 'Q5_K_M';
+  if (r.kind === 'output') return scheme.base === 'q8_0' ? 'q8_0' : r.cols % 256 === 0 ? 'q6_k' : 'q8_0';
+  if (!kMix) return scheme.base;
+  if (r.kind === 'attn_v') {
+    if (s === 'Q2_K') return r.gqa >= 4 ? 'q4_k' : 'q3_k';
+    if (s === 'Q3_K_M') return r.layer < 2 ? 'q5_k' : 'q4_k';
+    return moreBits(r.layer, r.numLayers) ? 'q6_k' : scheme.base;
+  }
+  if (r.kind === 'ffn_down') {
+    if (s === 'Q2_K') return 'q3_k';
+    if (s === 'Q3_K_M') return r.layer < Math.trunc(r.numLayers / 16) ? 'q5_k' : 'q4_k';
+    return moreBits(r.layer, r.numLayers) ? 'q6_k' : scheme.base;
+  }
+  if (r.kind === 'attn_output') {
+    if (s === 'Q2_K') return 'q3_k';
+    if (s === 'Q3_K_M') return 'q4_k';
+  }
+  return scheme.base;
+}
+
+const FALLBACK: Partial<Record<QuantType, QuantType>> = {
+  q2_k: 'q4_0',
+  q3_k: 'q4_0',
+  q4_k: 'q5_0',
+  q5_k: 'q5_1',
+  q6_k: 'q8_0',
+};
+
+function fitWidth(type: QuantType, cols: number): QuantType | null {
+  if (cols % codecOf(type).blockSize === 0) return type;
+  const fallback = FALLBACK[type];
+  return fallback && cols % codecOf(fallback).blockSize === 0 ? fallback : null;
+}

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseQuantization, quantTypeFor, type WeightRole } from '../../../src/primitives/quant/mix.ts';
+
+const role = (kind: WeightRole['kind'], layer = 0, over: Partial<WeightRole> = {}): WeightRole => ({
+  kind,
+  layer,
+  numLayers: 32,
+  gqa: 4,
+  cols: 4096,
+  ...over,
+});
+
+test('quantization names: llama.cpp spellings, any case; k aliases mean their _M mix; unknown and fp8 refused in one line', () => {
+  assert.deepEqual(parseQuantization('q4_k_m', '--quantization'), { name: 'Q4_K_M', base: 'q4_k' });
+  assert.deepEqual(parseQuantization('Q8_0', '--quantization'), { name: 'Q8_0', base: 'q8_0' });
+  assert.deepEqual(parseQuantization('q5_k', '--quantization'), { name: 'Q5_K_M', base: 'q5_k' });
+  assert.throws(
+    () => parseQuantization('q4_k_s', '--quantization'),
+    /^UserError: --quantization q4_k_s: unknown quantization \(expected one of q8_0, q4_0, .*q4_k_m.*\)$/,
+  );
+  assert.throws(
+    () => parseQuantization('fp8', 'PAGODA_QUANTIZATION'),
+    /PAGODA_QUANTIZATION fp8: fp8 is not supported yet/,
+  );
+});
+
+test('Q4_K_M on a 32-layer model: Q6_K for the LM head and for attn_v / ffn_down on use_more_bits layers', () => {
+  const s = parseQuantization('q4_k_m', 'x');
+  const moreBits = [0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31];
+  for (let layer = 0; layer < 32; layer++) {
+    const want = moreBits.includes(layer) ? 'q6_k' : 'q4_k';
+    assert.equal(quantTypeFor(s, role('attn_v', layer)), want, `attn_v ${layer}`);
+    assert.equal(quantTypeFor(s, role('ffn_down', layer)), want, `ffn_down ${layer}`);
+    assert.equal(quantTypeFor(s, role('attn_q', layer)), 'q4_k');
+    assert.equal(quantTypeFor(s, role('ffn_up', layer)), 'q4_k');
+  }
+  assert.equal(quantTypeFor(s, role('output')), 'q6_k');
+  assert.equal(quantTypeFor(s, role('token_embd')), 'q4_k');
+});
+
+test('Q2_K and Q3_K_M give attn_v, attn_output and ffn_down more bits; Q8_0 and Q4_0 are uniform but for the head', () => {
+  const q2 = parseQuantization('Q2_K', 'x');
+  assert.equal(quantTypeFor(q2, role('attn_v', 5)), 'q4_k');
+  assert.equal(quantTypeFor(q2, role('attn_v', 5, { gqa: 1 })), 'q3_k');
+  assert.equal(quantTypeFor(q2, role('attn_output', 5)), 'q3_k');
+  assert.equal(quantTypeFor(q2, role('ffn_down', 5)), 'q3_k');
+  assert.equal(quantTypeFor(q2, role('ffn_gate', 5)), 'q2_k');
+  const q3 = parseQuantization('q3_k_m', 'x');
+  assert.deepEqual(
+    [0, 1, 2].map((l) => quantTypeFor(q3, role('attn_v', l))),
+    ['q5_k', 'q5_k', 'q4_k'],
+  );
+  assert.deepEqual(
+    [0, 1, 2].map((l) => quantTypeFor(q3, role('ffn_down', l))),
+    ['q5_k', 'q5_k', 'q4_k'],
+  );
+  assert.equal(quantTypeFor(q3, role('attn_output', 9)), 'q4_k');
+  assert.equal(quantTypeFor(parseQuantization('q8_0', 'x'), role('output')), 'q8_0');
+  assert.equal(quantTypeFor(parseQuantization('q4_0', 'x'), role('output')), 'q6_k');
+  assert.equal(quantTypeFor(parseQuantization('q4_0', 'x'), role('attn_v', 0)), 'q4_0');
+});
+
+test('rows narrower than a 256-value super-block fall back to a 32-value type as llama.cpp does', () => {
+  const narrow = { cols: 288 };
+  assert.equal(quantTypeFor(parseQuantization('q4_k_m', 'x'), role('attn_q', 4, narrow)), 'q5_0');
+  assert.equal(quantTypeFor(parseQuantization('q5_k_m', 'x'), role('attn_q', 4, narrow)), 'q5_1');
+  assert.equal(quantTypeFor(parseQuantization('q6_k', 'x'), role('attn_q', 4, narrow)), 'q8_0');
+  assert.equal(quantTypeFor(parseQuantization('q2_k', 'x'), role('ffn_up', 4, narrow)), 'q4_0');
+  assert.equal(quantTypeFor(parseQuantization('q4_k_m', 'x'), role('output', 0, narrow)), 'q8_0');
+  assert.equal(quantTypeFor(parseQuantization('q4_0', 'x'), role('attn_q', 4, { cols: 48 })), null);
+});
