@@ -234,6 +234,57 @@ const q6_k: RowDot = (q, s, off, x, xo, xs, so, n) => {
 
 export const ROW_DOT: Record<QuantType, RowDot> = { q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k };
 
+/**
+ * Four consecutive rows (`stride` bytes apart) against one x row, into out[o .. o + 4): each x value loaded once
+ * feeds four rows. Measured about 1.6-2x a single row's loop for Q8_0 here (V8, one core), where the int8 loads
+ * are cheap and x's loads dominate; types whose levels cost more to unpack gain less and take one row at a time.
+ */
+export type Rows4Dot = (
+  q: Uint8Array,
+  s: Int8Array,
+  off: number,
+  stride: number,
+  x: Float32Array,
+  xo: number,
+  n: number,
+  out: Float32Array,
+  o: number,
+) => void;
+
+const q8_0x4: Rows4Dot = (q, s, off, stride, x, xo, n, out, o) => {
+  let a0 = 0;
+  let a1 = 0;
+  let a2 = 0;
+  let a3 = 0;
+  const r1 = stride;
+  const r2 = 2 * stride;
+  const r3 = 3 * stride;
+  for (let i = 0; i < n; i += 32, off += 34) {
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    const b = off + 2;
+    for (let j = 0; j < 32; j++) {
+      const xv = x[xo + i + j];
+      s0 += s[b + j] * xv;
+      s1 += s[b + r1 + j] * xv;
+      s2 += s[b + r2 + j] * xv;
+      s3 += s[b + r3 + j] * xv;
+    }
+    a0 += HALF[q[off] | (q[off + 1] << 8)] * s0;
+    a1 += HALF[q[off + r1] | (q[off + r1 + 1] << 8)] * s1;
+    a2 += HALF[q[off + r2] | (q[off + r2 + 1] << 8)] * s2;
+    a3 += HALF[q[off + r3] | (q[off + r3 + 1] << 8)] * s3;
+  }
+  out[o] = a0;
+  out[o + 1] = a1;
+  out[o + 2] = a2;
+  out[o + 3] = a3;
+};
+
+export const ROWS4_DOT: Partial<Record<QuantType, Rows4Dot>> = { q8_0: q8_0x4 };
+
 /** Sums of x over each 16 values, per row: `[T, n / 16]` (the offsets' share of every dot product). */
 export function sums16(x: Float32Array, T: number, n: number): Float32Array {
   const out = new Float32Array((T * n) / 16);

@@ -1,4 +1,4 @@
-import { ROW_DOT } from './quant-dot.ts';
+import { ROW_DOT, ROWS4_DOT } from './quant-dot.ts';
 import type { QuantPart } from './quant-tensor.ts';
 
 /** out = x · wᵀ on this thread, part after part (each part's rows follow the previous part's). */
@@ -37,7 +37,13 @@ export function linearQuantRows(
   const dot = ROW_DOT[part.type];
   const q = part.bytes;
   const s = new Int8Array(q.buffer, q.byteOffset, q.byteLength);
-  for (let r = r0; r < r1; r++) {
+  const dot4 = ROWS4_DOT[part.type];
+  let r = r0;
+  // Decode (one token) takes rows four at a time where the type has such a loop; its output row is contiguous.
+  if (dot4 && T === 1) {
+    for (; r + 4 <= r1; r += 4) dot4(q, s, r * part.rowBytes, part.rowBytes, x, 0, n, out, first + r);
+  }
+  for (; r < r1; r++) {
     const off = r * part.rowBytes;
     for (let t = 0; t < T; t++) out[t * m + first + r] = dot(q, s, off, x, t * n, xs, (t * n) / 16, n);
   }
