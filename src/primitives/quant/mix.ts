@@ -11,6 +11,8 @@ export interface QuantScheme {
   /** llama.cpp's spelling, upper case: "Q4_K_M". */
   readonly name: string;
   readonly base: QuantType;
+  /** llama.cpp's `general.file_type` (LLAMA_FTYPE_MOSTLY_*) for a file quantized this way. */
+  readonly fileType: number;
 }
 
 /** What a weight is, in llama.cpp's tensor terms, so a mix can choose its type. */
@@ -35,17 +37,17 @@ export interface WeightRole {
   readonly cols: number;
 }
 
-const SCHEMES: Record<string, QuantType> = {
-  Q8_0: 'q8_0',
-  Q4_0: 'q4_0',
-  Q4_1: 'q4_1',
-  Q5_0: 'q5_0',
-  Q5_1: 'q5_1',
-  Q2_K: 'q2_k',
-  Q3_K_M: 'q3_k',
-  Q4_K_M: 'q4_k',
-  Q5_K_M: 'q5_k',
-  Q6_K: 'q6_k',
+const SCHEMES: Record<string, [QuantType, number]> = {
+  Q8_0: ['q8_0', 7],
+  Q4_0: ['q4_0', 2],
+  Q4_1: ['q4_1', 3],
+  Q5_0: ['q5_0', 8],
+  Q5_1: ['q5_1', 9],
+  Q2_K: ['q2_k', 10],
+  Q3_K_M: ['q3_k', 12],
+  Q4_K_M: ['q4_k', 15],
+  Q5_K_M: ['q5_k', 17],
+  Q6_K: ['q6_k', 18],
 };
 /** llama-quantize's aliases: a bare k type means its _M mix. */
 const ALIASES: Record<string, string> = { Q3_K: 'Q3_K_M', Q4_K: 'Q4_K_M', Q5_K: 'Q5_K_M' };
@@ -57,9 +59,27 @@ export function parseQuantization(spelling: string, what: string): QuantScheme {
     throw new UserError(`${what} ${spelling}: fp8 is not supported yet (GGUF types only: ${knownQuantizations()})`);
   }
   const name = ALIASES[upper] ?? upper;
-  const base = SCHEMES[name];
-  if (!base) throw new UserError(`${what} ${spelling}: unknown quantization (expected one of ${knownQuantizations()})`);
-  return { name, base };
+  const scheme = SCHEMES[name];
+  if (!scheme)
+    throw new UserError(`${what} ${spelling}: unknown quantization (expected one of ${knownQuantizations()})`);
+  return { name, base: scheme[0], fileType: scheme[1] };
+}
+
+const GGUF_LAYER = /^blk\.(\d+)\.(attn_q|attn_k|attn_v|attn_qkv|attn_output|ffn_gate|ffn_up|ffn_down)\.weight$/;
+
+/**
+ * What a tensor of a GGUF file (llama.cpp's names) is to a mix; null for tensors never quantized (norms, biases,
+ * position embeddings, RoPE factors). Without output.weight, token_embd is the LM head and takes its rule.
+ */
+export function ggufWeightRole(
+  name: string,
+  model: { cols: number; numLayers: number; gqa: number; hasOutput: boolean },
+): WeightRole | null {
+  const base = { layer: 0, numLayers: model.numLayers, gqa: model.gqa, cols: model.cols };
+  if (name === 'output.weight') return { ...base, kind: 'output' };
+  if (name === 'token_embd.weight') return { ...base, kind: model.hasOutput ? 'token_embd' : 'output' };
+  const m = GGUF_LAYER.exec(name);
+  return m ? { ...base, kind: m[2] as WeightRole['kind'], layer: Number(m[1]) } : null;
 }
 
 export function knownQuantizations(): string {

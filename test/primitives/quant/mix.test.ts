@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseQuantization, quantTypeFor, type WeightRole } from '../../../src/primitives/quant/mix.ts';
+import { ggufWeightRole, parseQuantization, quantTypeFor, type WeightRole } from '../../../src/primitives/quant/mix.ts';
 
 const role = (kind: WeightRole['kind'], layer = 0, over: Partial<WeightRole> = {}): WeightRole => ({
   kind,
@@ -12,9 +12,9 @@ const role = (kind: WeightRole['kind'], layer = 0, over: Partial<WeightRole> = {
 });
 
 test('quantization names: llama.cpp spellings, any case; k aliases mean their _M mix; unknown and fp8 refused in one line', () => {
-  assert.deepEqual(parseQuantization('q4_k_m', '--quantization'), { name: 'Q4_K_M', base: 'q4_k' });
-  assert.deepEqual(parseQuantization('Q8_0', '--quantization'), { name: 'Q8_0', base: 'q8_0' });
-  assert.deepEqual(parseQuantization('q5_k', '--quantization'), { name: 'Q5_K_M', base: 'q5_k' });
+  assert.deepEqual(parseQuantization('q4_k_m', '--quantization'), { name: 'Q4_K_M', base: 'q4_k', fileType: 15 });
+  assert.deepEqual(parseQuantization('Q8_0', '--quantization'), { name: 'Q8_0', base: 'q8_0', fileType: 7 });
+  assert.deepEqual(parseQuantization('q5_k', '--quantization'), { name: 'Q5_K_M', base: 'q5_k', fileType: 17 });
   assert.throws(
     () => parseQuantization('q4_k_s', '--quantization'),
     /^UserError: --quantization q4_k_s: unknown quantization \(expected one of q8_0, q4_0, .*q4_k_m.*\)$/,
@@ -69,4 +69,16 @@ test('rows narrower than a 256-value super-block fall back to a 32-value type as
   assert.equal(quantTypeFor(parseQuantization('q2_k', 'x'), role('ffn_up', 4, narrow)), 'q4_0');
   assert.equal(quantTypeFor(parseQuantization('q4_k_m', 'x'), role('output', 0, narrow)), 'q8_0');
   assert.equal(quantTypeFor(parseQuantization('q4_0', 'x'), role('attn_q', 4, { cols: 48 })), null);
+});
+
+test('GGUF tensor names give the roles the mixes key on; token_embd is the head when the file has no output', () => {
+  const model = { cols: 4096, numLayers: 32, gqa: 4, hasOutput: true };
+  assert.deepEqual(ggufWeightRole('blk.7.attn_v.weight', model), { ...role('attn_v', 7) });
+  assert.equal(ggufWeightRole('blk.0.ffn_down.weight', model)?.kind, 'ffn_down');
+  assert.equal(ggufWeightRole('output.weight', model)?.kind, 'output');
+  assert.equal(ggufWeightRole('token_embd.weight', model)?.kind, 'token_embd');
+  assert.equal(ggufWeightRole('token_embd.weight', { ...model, hasOutput: false })?.kind, 'output');
+  for (const name of ['blk.0.attn_norm.weight', 'blk.0.attn_q.bias', 'rope_freqs.weight', 'position_embd.weight']) {
+    assert.equal(ggufWeightRole(name, model), null, name);
+  }
 });
