@@ -1,5 +1,13 @@
+import { codecOf } from '../../primitives/quant/index.ts';
+import { linearRows } from './matmul.ts';
 import { ROW_DOT, ROWS4_DOT } from './quant-dot.ts';
 import type { QuantPart } from './quant-tensor.ts';
+
+/** Weight rows dequantized per batch of tokens (ROWS of them at a time), for the f32 kernel to reuse across tokens. */
+const ROWS = 16;
+/** From this many tokens on, dequantizing a row once beats taking every token's dot product from the blocks. */
+const DEQUANTIZE_FROM_TOKENS = 4;
+let scratch = new Float32Array(0);
 
 /** out = x · wᵀ on this thread, part after part (each part's rows follow the previous part's). */
 export function linearQuantParts(
@@ -19,8 +27,10 @@ export function linearQuantParts(
 }
 
 /**
- * Rows r0..r1 of one part of a quantized weight against x `[T, n]`: out[t, first + r] = x[t] · row r, each dot
- * taken straight from the blocks (quant-dot.ts). `xs` holds x's 16-value sums (sums16), shared by every part.
+ * Rows r0..r1 of one part of a quantized weight against x `[T, n]`: out[t, first + r] = x[t] · row r. A few tokens
+ * (decode) take each dot product straight from the blocks (quant-dot.ts; `xs` holds x's 16-value sums); more tokens
+ * (prefill, batched decode) dequantize ROWS rows at a time and run the register-blocked f32 kernel over them, so the
+ * dequantization is paid once per row for the whole batch.
  */
 export function linearQuantRows(
   x: Float32Array,
@@ -34,6 +44,10 @@ export function linearQuantRows(
   r0: number,
   r1: number,
 ): void {
+  if (T >= DEQUANTIZE_FROM_TOKENS) {
+    dequantizedRows(x, part, out, T, n, m, first, r0, r1);
+    return;
+  }
   const dot = ROW_DOT[part.type];
   const q = part.bytes;
   const s = new Int8Array(q.buffer, q.byteOffset, q.byteLength);
@@ -46,5 +60,31 @@ export function linearQuantRows(
   for (; r < r1; r++) {
     const off = r * part.rowBytes;
     for (let t = 0; t < T; t++) out[t * m + first + r] = dot(q, s, off, x, t * n, xs, (t * n) / 16, n);
+  }
+}
+
+function dequantizedRows(
+  x: Float32Array,
+  part: QuantPart,
+  out: Float32Array,
+  T: number,
+  n: number,
+  m: number,
+  first: number,
+  r0: number,
+  r1: number,
+): void {
+  const c = codecOf(part.type);
+  if (scratch.length < ROWS * n) scratch = new Float32Array(ROWS * n);
+  for (let r = r0; r < r1; r += ROWS) {
+    const rows = Math.min(ROWS, r1 - r);
+    for (let i = 0; i < rows; i++) {
+      const off = (r + i) * part.rowBytes;
+      for (let b = 0; b < n / c.blockSize; b++) {
+        c.dequantizeBlock(part.bytes, off + b * c.blockBytes, scratch, i * n + b * c.blockSize);
+      }
+    }
+    // The f32 kernel over the scratch rows, its output columns shifted to this part's rows.
+    linearRows(x, scratch, out.subarray(first + r), T, n, m, 0, rows);
   }
 }

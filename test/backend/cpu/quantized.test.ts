@@ -39,7 +39,7 @@ function maxRelDiff(a: Float32Array, b: Float32Array): number {
 test('linear over quantized blocks matches linear over the dequantized float weight, for every type', () => {
   const b = new CpuBackend({ threads: 1 });
   for (const type of TYPES) {
-    for (const T of [1, 3]) {
+    for (const T of [1, 3, 6]) {
       const h = quantHost(type, 24, 512, 3);
       const w = b.loadWeight(h);
       assert.ok(w instanceof QuantCpuTensor, `${type} stays in blocks`);
@@ -71,16 +71,19 @@ test('a packed weight of parts stored as different types computes each part with
       ['q6_k', 8],
     ],
   );
-  const x = new CpuTensor([2, 256], random(512, 5));
-  const got = b.toHost(b.linear(x, w));
-  const twins = parts.map((p) => b.toHost(b.linear(x, b.loadWeight(floatTwin(p)))));
-  for (let t = 0; t < 2; t++) {
-    const row = Float32Array.from([
-      ...twins[0]!.subarray(t * 16, t * 16 + 16),
-      ...twins[1]!.subarray(t * 8, t * 8 + 8),
-      ...twins[2]!.subarray(t * 8, t * 8 + 8),
-    ]);
-    assert.ok(maxRelDiff(got.subarray(t * 32, t * 32 + 32), row) < 1e-5);
+  // Two tokens take dot products from the blocks, five dequantize rows for the f32 kernel.
+  for (const T of [2, 5]) {
+    const x = new CpuTensor([T, 256], random(T * 256, 5));
+    const got = b.toHost(b.linear(x, w));
+    const twins = parts.map((p) => b.toHost(b.linear(x, b.loadWeight(floatTwin(p)))));
+    for (let t = 0; t < T; t++) {
+      const row = Float32Array.from([
+        ...twins[0]!.subarray(t * 16, t * 16 + 16),
+        ...twins[1]!.subarray(t * 8, t * 8 + 8),
+        ...twins[2]!.subarray(t * 8, t * 8 + 8),
+      ]);
+      assert.ok(maxRelDiff(got.subarray(t * 32, t * 32 + 32), row) < 1e-5, `T=${T} t=${t}`);
+    }
   }
 });
 
@@ -88,10 +91,12 @@ test('quantized linear split over worker threads gives exactly the single-thread
   const one = new CpuBackend({ threads: 1 });
   const three = new CpuBackend({ threads: 3 });
   const parts = [quantHost('q4_k', 200, 1024, 1, 'q'), quantHost('q6_k', 136, 1024, 2, 'v')];
-  const x = new CpuTensor([2, 1024], random(2048, 8));
-  const want = one.toHost(one.linear(x, one.loadStacked(parts)));
-  const w3 = three.loadStacked(parts);
-  for (let r = 0; r < 2; r++) assert.deepEqual(three.toHost(three.linear(x, w3)), want);
+  for (const T of [2, 5]) {
+    const x = new CpuTensor([T, 1024], random(T * 1024, 8));
+    const want = one.toHost(one.linear(x, one.loadStacked(parts)));
+    const w3 = three.loadStacked(parts);
+    for (let r = 0; r < 2; r++) assert.deepEqual(three.toHost(three.linear(x, w3)), want, `T=${T}`);
+  }
 });
 
 test('embedding rows of a quantized table are dequantized as gathered; 1-D quantized weights load as float', () => {
