@@ -1,5 +1,6 @@
-import { halfToFloat } from '../../primitives/float-bits.ts';
 import type { QuantType } from '../../primitives/ggml-types.ts';
+import { HALF } from '../../primitives/quant/codec.ts';
+import { minK4, scaleK4 } from '../../primitives/quant/kquants-high.ts';
 
 /**
  * Dot products of one quantized weight row with one float activation row, straight from the blocks (no float copy of
@@ -20,8 +21,6 @@ export type RowDot = (
   so: number,
   n: number,
 ) => number;
-
-const HALF = Float32Array.from({ length: 65536 }, (_, h) => halfToFloat(h));
 
 const q8_0: RowDot = (q, s, off, x, xo, _xs, _so, n) => {
   let acc = 0;
@@ -136,12 +135,6 @@ const q3_k: RowDot = (q, _s, off, x, xo, xs, so, n) => {
   return acc;
 };
 
-/** Q4_K/Q5_K sub-block j's 6-bit scale (`min` false) or min (true) from the 12 bytes at `sc`. */
-function k4(q: Uint8Array, sc: number, j: number, min: boolean): number {
-  if (j < 4) return q[sc + j + (min ? 4 : 0)] & 63;
-  return min ? (q[sc + j + 4] >> 4) | ((q[sc + j] >> 6) << 4) : (q[sc + j + 4] & 15) | ((q[sc + j - 4] >> 6) << 4);
-}
-
 const q4_k: RowDot = (q, _s, off, x, xo, xs, so, n) => {
   let acc = 0;
   for (let i = 0; i < n; i += 256, off += 144) {
@@ -158,9 +151,9 @@ const q4_k: RowDot = (q, _s, off, x, xo, xs, so, n) => {
         hi += (v >> 4) * x[xi + 32 + l];
       }
       const xsi = so + i / 16 + 4 * c;
-      acc += d * (k4(q, off + 4, 2 * c, false) * lo + k4(q, off + 4, 2 * c + 1, false) * hi);
-      acc -= dmin * (k4(q, off + 4, 2 * c, true) * (xs[xsi] + xs[xsi + 1]));
-      acc -= dmin * (k4(q, off + 4, 2 * c + 1, true) * (xs[xsi + 2] + xs[xsi + 3]));
+      acc += d * (scaleK4(q, off + 4, 2 * c) * lo + scaleK4(q, off + 4, 2 * c + 1) * hi);
+      acc -= dmin * (minK4(q, off + 4, 2 * c) * (xs[xsi] + xs[xsi + 1]));
+      acc -= dmin * (minK4(q, off + 4, 2 * c + 1) * (xs[xsi + 2] + xs[xsi + 3]));
     }
   }
   return acc;
@@ -186,9 +179,9 @@ const q5_k: RowDot = (q, _s, off, x, xo, xs, so, n) => {
         hi += ((v >> 4) | (((h >> b1) & 1) << 4)) * x[xi + 32 + l];
       }
       const xsi = so + i / 16 + 4 * c;
-      acc += d * (k4(q, off + 4, b0, false) * lo + k4(q, off + 4, b1, false) * hi);
-      acc -= dmin * (k4(q, off + 4, b0, true) * (xs[xsi] + xs[xsi + 1]));
-      acc -= dmin * (k4(q, off + 4, b1, true) * (xs[xsi + 2] + xs[xsi + 3]));
+      acc += d * (scaleK4(q, off + 4, b0) * lo + scaleK4(q, off + 4, b1) * hi);
+      acc -= dmin * (minK4(q, off + 4, b0) * (xs[xsi] + xs[xsi + 1]));
+      acc -= dmin * (minK4(q, off + 4, b1) * (xs[xsi + 2] + xs[xsi + 3]));
     }
   }
   return acc;

@@ -18,7 +18,7 @@ export interface QuantCodec {
 }
 
 /** Every half value, so block scales decode with one lookup. */
-const HALF = Float32Array.from({ length: 65536 }, (_, h) => halfToFloat(h));
+export const HALF = Float32Array.from({ length: 65536 }, (_, h) => halfToFloat(h));
 
 /** The IEEE half at `bytes[off]`. */
 export function halfAt(bytes: Uint8Array, off: number): number {

@@ -5,7 +5,7 @@ import { fitAffine, fitSymmetric } from './fit.ts';
  * Q4_K, Q5_K (eight 32-value sub-blocks) and Q6_K (sixteen 16-value sub-blocks) on 256-value super-blocks.
  *
  * Q4_K (144 bytes): d | dmin | scales[12] | qs[128]. Value e's nibble: byte 32·⌊e/64⌋ + e mod 32 of qs, low nibble
- * when e mod 64 < 32. Sub-block j = ⌊e/32⌋ has a 6-bit scale and min (see scaleMinK4); value = d·sc·q − dmin·m.
+ * when e mod 64 < 32. Sub-block j = ⌊e/32⌋ has a 6-bit scale and min (scaleK4, minK4); value = d·sc·q − dmin·m.
  * Q5_K (176 bytes): d | dmin | scales[12] | qh[32] | qs[128]: Q4_K's nibbles plus a fifth bit, bit ⌊e/32⌋ of
  * qh[e mod 32].
  * Q6_K (210 bytes): ql[128] | qh[64] | scales[16] (int8) | d. Value e = 128·n + 32·k + l (k < 4, l < 32): low
@@ -18,10 +18,14 @@ const subScales = new Float32Array(16);
 const subMins = new Float32Array(16);
 const weights = new Float32Array(32);
 
-/** Sub-block j's 6-bit scale and min of a Q4_K/Q5_K block whose 12 scale bytes start at `sc`. */
-export function scaleMinK4(src: Uint8Array, sc: number, j: number): [number, number] {
-  if (j < 4) return [src[sc + j] & 63, src[sc + j + 4] & 63];
-  return [(src[sc + j + 4] & 15) | ((src[sc + j - 4] >> 6) << 4), (src[sc + j + 4] >> 4) | ((src[sc + j] >> 6) << 4)];
+/** Sub-block j's 6-bit scale of a Q4_K/Q5_K block whose 12 scale bytes start at `sc` (j < 4 direct, else split). */
+export function scaleK4(src: Uint8Array, sc: number, j: number): number {
+  return j < 4 ? src[sc + j] & 63 : (src[sc + j + 4] & 15) | ((src[sc + j - 4] >> 6) << 4);
+}
+
+/** Sub-block j's 6-bit min, packed alongside the scales. */
+export function minK4(src: Uint8Array, sc: number, j: number): number {
+  return j < 4 ? src[sc + j + 4] & 63 : (src[sc + j + 4] >> 4) | ((src[sc + j] >> 6) << 4);
 }
 
 /** Fits eight 32-value sub-blocks (ggml's weighting: the block's rms plus each value's magnitude) and stores d,
@@ -59,10 +63,10 @@ function quantizeScaleMin(x: Float32Array, i: number, dst: Uint8Array, off: numb
   const d = putHalf(dst, off, maxScale / 63);
   const dmin = putHalf(dst, off + 2, maxMin / 63);
   for (let j = 0; j < 8; j++) {
-    const [s, m] = scaleMinK4(dst, sc, j);
-    const step = d * s;
+    const step = d * scaleK4(dst, sc, j);
+    const min = dmin * minK4(dst, sc, j);
     for (let l = 0; l < 32; l++) {
-      levels[32 * j + l] = step ? clamp(nearestInt((x[i + 32 * j + l] + dmin * m) / step), 0, nmax) : 0;
+      levels[32 * j + l] = step ? clamp(nearestInt((x[i + 32 * j + l] + min) / step), 0, nmax) : 0;
     }
   }
 }
@@ -84,9 +88,8 @@ export const Q4_K: QuantCodec = {
     const d = halfAt(src, off);
     const dmin = halfAt(src, off + 2);
     for (let j = 0; j < 8; j++) {
-      const [s, m] = scaleMinK4(src, off + 4, j);
-      const step = d * s;
-      const min = dmin * m;
+      const step = d * scaleK4(src, off + 4, j);
+      const min = dmin * minK4(src, off + 4, j);
       const qs = off + 16 + 32 * (j >> 1);
       const shift = 4 * (j & 1);
       for (let l = 0; l < 32; l++) out[o + 32 * j + l] = step * ((src[qs + l] >> shift) & 15) - min;
@@ -107,9 +110,8 @@ export const Q5_K: QuantCodec = {
     const d = halfAt(src, off);
     const dmin = halfAt(src, off + 2);
     for (let j = 0; j < 8; j++) {
-      const [s, m] = scaleMinK4(src, off + 4, j);
-      const step = d * s;
-      const min = dmin * m;
+      const step = d * scaleK4(src, off + 4, j);
+      const min = dmin * minK4(src, off + 4, j);
       const qs = off + 48 + 32 * (j >> 1);
       const shift = 4 * (j & 1);
       for (let l = 0; l < 32; l++) {
