@@ -1,6 +1,7 @@
 /**
  * CPU decode throughput: greedy decoding one token per step through the paged KV cache.
  * Usage: npx tsx bench/cpu-decode.ts [model-dir...]   (default: stories260K from the shared fixtures and the demo model)
+ * With PAGODA_QUANTIZATION=q8_0 (or any --quantization type), each model is also run quantized at load.
  * Prints a table and appends it to bench/RESULTS.md.
  */
 import { appendFileSync, existsSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { settingsFromEnv } from '../src/cli/settings.ts';
 import { ensureDemoModel } from '../src/loader/demo-model.ts';
 import { loadModel } from '../src/models/load.ts';
 import type { Model } from '../src/models/model.ts';
+import { parseQuantization } from '../src/primitives/quant/mix.ts';
 import { buildStepBatch } from '../src/runner/step-batch.ts';
 
 const BLOCK_SIZE = 16;
@@ -96,11 +98,15 @@ const dirs: string[] = args.length
       ensureDemoModel(),
     ].filter((d) => existsSync(d));
 
+const env = settingsFromEnv();
+const quantized = env.quantization ? parseQuantization(env.quantization, 'PAGODA_QUANTIZATION') : undefined;
 const rows: Row[] = [];
 for (const dir of dirs) {
-  for (const threads of new Set([1, settingsFromEnv().cpuThreads ?? defaultThreads()])) {
-    const model = loadModel(dir, new CpuBackend({ threads }));
-    const name = basename(dir);
+  for (const [threads, quantization] of [1, env.cpuThreads ?? defaultThreads()]
+    .filter((t, i, all) => all.indexOf(t) === i)
+    .flatMap((t) => (quantized ? [[t, undefined] as const, [t, quantized] as const] : [[t, undefined] as const]))) {
+    const model = loadModel(dir, new CpuBackend({ threads }), { quantization });
+    const name = quantization ? `${basename(dir)} ${quantization.name}` : basename(dir);
     run(model, name, 1); // warm-up: lets the JIT compile the hot loops
     for (const batch of [1, 8]) {
       const runs = Array.from({ length: REPEATS }, () => run(model, name, batch));
@@ -134,7 +140,8 @@ const lines = table(
   ]),
 );
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
-const command = `npx tsx bench/cpu-decode.ts ${args.join(' ')}`.trim();
+const command =
+  `${quantized ? `PAGODA_QUANTIZATION=${env.quantization} ` : ''}npx tsx bench/cpu-decode.ts ${args.join(' ')}`.trim();
 const section = [
   `## CPU decode — ${new Date().toISOString()}`,
   '',
