@@ -18,13 +18,13 @@ import {
 } from '../backend.ts';
 import { type PagedKv, pagedAttention, selfAttention, writeKvCache } from './attention.ts';
 import { actMulInto, addInto, geluInto, softcapInto } from './elementwise.ts';
+import { gatherRows } from './gather.ts';
 import { compactPagedKv, keyScoreCount, snapKvScores } from './kv-compression.ts';
 import { addBias, linearF32 } from './matmul.ts';
 import { type MatMul, moeInto } from './moe.ts';
 import { layerNormRows, rmsNormRows } from './norm.ts';
 import { l2NormalizeRows, poolRows } from './pooling.ts';
-import { sums16 } from './quant-dot.ts';
-import { linearQuantParts } from './quant-matmul.ts';
+import { linearQuantized } from './quant-matmul.ts';
 import { QuantCpuTensor, stackQuantized } from './quant-tensor.ts';
 import { applyRope, ropeTables } from './rope.ts';
 import { CpuTensor, cpu, dummyValues, rowsCols } from './tensor.ts';
@@ -92,13 +92,9 @@ export class CpuBackend implements Backend {
   }
 
   loadStacked(parts: readonly HostTensor[]): Tensor {
-    const [, cols] = parts[0]!.shape as [number, number];
-    const rows = parts.reduce((a, p) => a + p.shape[0]!, 0);
-    if (this.threads > 1 && rows * cols >= MIN_PARALLEL_MACS) CpuThreads.get(this.threads);
-    // Blocks live in shared memory when worker threads will read them.
-    return stackQuantized(parts, (n) =>
-      this.threads > 1 ? new Uint8Array(new SharedArrayBuffer(n)) : new Uint8Array(n),
-    );
+    const w = stackQuantized(parts, this.threads > 1);
+    if (this.threads > 1 && w.shape[0] * w.shape[1] >= MIN_PARALLEL_MACS) CpuThreads.get(this.threads);
+    return w;
   }
 
   allocKvCache(spec: KvCacheSpec): LayerKvCache[] {
@@ -130,7 +126,6 @@ export class CpuBackend implements Backend {
   }
 
   embedding(table: Tensor, step: StepContext, index: 'tokens' | 'positions' | 'tokenTypes'): Tensor {
-    const [rows, dim] = rowsCols(table);
     const b = step.batch;
     const ids =
       index === 'tokens'
@@ -138,19 +133,16 @@ export class CpuBackend implements Backend {
         : index === 'positions'
           ? b.positions
           : (b.tokenTypeIds ?? new Int32Array(b.inputIds.length));
-    const out = CpuTensor.zeros([ids.length, dim]);
-    for (let t = 0; t < ids.length; t++) {
-      const id = ids[t];
-      if (id < 0 || id >= rows) throw new Error(`embedding: ${index} value ${id} outside the table's ${rows} rows`);
-      // Rows of a quantized table are dequantized as they are gathered.
-      if (table instanceof QuantCpuTensor) table.dequantizeRow(id, out.data, t * dim);
-      else out.data.set(cpu(table).data.subarray(id * dim, (id + 1) * dim), t * dim);
-    }
-    return out;
+    return gatherRows(table, ids, index);
   }
 
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
-    if (weight instanceof QuantCpuTensor) return this.linearQuant(cpu(x), weight, bias);
+    if (weight instanceof QuantCpuTensor) {
+      const [T, n] = rowsCols(x);
+      const pool = this.workers(weight.parts[0]!.bytes);
+      const out = linearQuantized(cpu(x).data, weight, T, n, pool, bias ? cpu(bias).data : null);
+      return new CpuTensor([T, weight.shape[0]], out);
+    }
     const xt = cpu(x);
     const w = cpu(weight);
     const [T, n] = rowsCols(xt);
@@ -179,19 +171,6 @@ export class CpuBackend implements Backend {
     const [T, H] = rowsCols(xt);
     const out = CpuTensor.zeros([T, H]);
     moeInto(xt.data, T, H, weights, spec, this.matmul, out.data);
-    return out;
-  }
-
-  private linearQuant(xt: CpuTensor, w: QuantCpuTensor, bias?: Tensor): Tensor {
-    const [T, n] = rowsCols(xt);
-    const [m, wn] = w.shape;
-    if (wn !== n) throw new Error(`linear: input has ${n} features, weight is [${w.shape}]`);
-    const out = CpuTensor.zeros([T, m]);
-    const xs = sums16(xt.data, T, n);
-    const pool = this.workers(w.parts[0]!.bytes);
-    if (pool?.worthIt(T * n * m) && m >= 16) pool.linearQuant(xt.data, xs, w.parts, out.data, T, n, m);
-    else linearQuantParts(xt.data, xs, w.parts, out.data, T, n, m);
-    if (bias) addBias(out.data, cpu(bias).data, T, m);
     return out;
   }
 

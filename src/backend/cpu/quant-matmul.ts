@@ -1,7 +1,8 @@
 import { codecOf } from '../../primitives/quant/index.ts';
-import { linearRows } from './matmul.ts';
-import { ROW_DOT, ROWS4_DOT } from './quant-dot.ts';
-import type { QuantPart } from './quant-tensor.ts';
+import { addBias, linearRows } from './matmul.ts';
+import { ROW_DOT, ROWS4_DOT, sums16 } from './quant-dot.ts';
+import type { QuantCpuTensor, QuantPart } from './quant-tensor.ts';
+import type { CpuThreads } from './threads.ts';
 
 /** Weight rows dequantized per batch of tokens (ROWS of them at a time), for the f32 kernel to reuse across tokens. */
 const ROWS = 16;
@@ -9,21 +10,33 @@ const ROWS = 16;
 const DEQUANTIZE_FROM_TOKENS = 4;
 let scratch = new Float32Array(0);
 
-/** out = x · wᵀ on this thread, part after part (each part's rows follow the previous part's). */
-export function linearQuantParts(
+/**
+ * x `[T, n]` · wᵀ (+ bias) for a quantized weight `[m, n]`: split by rows over `pool` when it is worth it, else on
+ * this thread, part after part (each part's rows follow the previous part's).
+ */
+export function linearQuantized(
   x: Float32Array,
-  xs: Float32Array,
-  parts: readonly QuantPart[],
-  out: Float32Array,
+  w: QuantCpuTensor,
   T: number,
   n: number,
-  m: number,
-): void {
-  let first = 0;
-  for (const p of parts) {
-    linearQuantRows(x, xs, p, out, T, n, m, first, 0, p.rows);
-    first += p.rows;
+  pool: CpuThreads | null,
+  bias: Float32Array | null,
+): Float32Array {
+  const [m, wn] = w.shape;
+  if (wn !== n) throw new Error(`linear: input has ${n} features, weight is [${w.shape}]`);
+  const out = new Float32Array(T * m);
+  const xs = sums16(x, T, n);
+  if (pool?.worthIt(T * n * m) && m >= 16) {
+    pool.linearQuant(x, xs, w.parts, out, T, n, m);
+  } else {
+    let first = 0;
+    for (const p of w.parts) {
+      linearQuantRows(x, xs, p, out, T, n, m, first, 0, p.rows);
+      first += p.rows;
+    }
   }
+  if (bias) addBias(out, bias, T, m);
+  return out;
 }
 
 /**

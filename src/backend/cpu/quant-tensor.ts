@@ -49,10 +49,11 @@ export class QuantCpuTensor implements Tensor {
 }
 
 /**
- * Stacks 2-D quantized host tensors (same column count) into one QuantCpuTensor, copying their blocks into memory
- * from `alloc` (shared memory when worker threads will read them).
+ * Stacks 2-D quantized host tensors (same column count) into one QuantCpuTensor, copying their blocks (into shared
+ * memory when worker threads will read them).
  */
-export function stackQuantized(parts: readonly HostTensor[], alloc: (bytes: number) => Uint8Array): QuantCpuTensor {
+export function stackQuantized(parts: readonly HostTensor[], shared: boolean): QuantCpuTensor {
+  const alloc = (n: number) => (shared ? new Uint8Array(new SharedArrayBuffer(n)) : new Uint8Array(n));
   const cols = parts[0]!.shape[1]!;
   const groups: { type: QuantType; hosts: HostTensor[] }[] = [];
   for (const h of parts) {
