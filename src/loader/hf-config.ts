@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.ts';
 import { textModelConfig } from './config-defaults.ts';
+import { ggufConfigJson, ggufGenerationJson, isGgufPath } from './gguf/files.ts';
 
 /** rope_scaling / rope_parameters as the model ships them, with the type under one name. */
 export interface RopeScaling {
@@ -26,6 +27,8 @@ export interface ModelConfig {
   ropeScaling: RopeScaling | null;
   /** Fraction of head_dim that is rotated (1 for Llama-family). */
   partialRotaryFactor: number;
+  /** Per-pair divisors of the RoPE frequencies (a GGUF file's `rope_freqs`, Llama 3.1/3.2's scaling); null if none. */
+  ropeFreqFactors: readonly number[] | null;
   tieWordEmbeddings: boolean;
   attentionBias: boolean;
   slidingWindow: number;
@@ -131,6 +134,7 @@ export function parseModelConfig(file: Record<string, unknown>, path = 'config.j
     ropeTheta,
     ropeScaling: scalingRaw && scalingType !== 'default' ? { ...scalingRaw, type: scalingType } : null,
     partialRotaryFactor: (params?.partial_rotary_factor ?? raw.partial_rotary_factor ?? 1) as number,
+    ropeFreqFactors: Array.isArray(raw.rope_freq_factors) ? (raw.rope_freq_factors as number[]) : null,
     tieWordEmbeddings: raw.tie_word_embeddings !== false,
     attentionBias: raw.attention_bias === true,
     slidingWindow:
@@ -143,7 +147,9 @@ export function parseModelConfig(file: Record<string, unknown>, path = 'config.j
   };
 }
 
+/** The config of a model folder, or of a GGUF file (its metadata as config.json would say it). */
 export function loadModelConfig(dir: string): ModelConfig {
+  if (isGgufPath(dir)) return parseModelConfig(ggufConfigJson(dir), dir);
   if (!existsSync(dir)) throw new UserError(`${dir}: model folder not found`);
   const path = join(dir, 'config.json');
   if (!existsSync(path)) {
@@ -154,7 +160,7 @@ export function loadModelConfig(dir: string): ModelConfig {
 
 export function loadGenerationConfig(dir: string, model: ModelConfig): GenerationConfig {
   const path = join(dir, 'generation_config.json');
-  const raw = existsSync(path) ? readJson(path) : {};
+  const raw = isGgufPath(dir) ? ggufGenerationJson(dir) : existsSync(path) ? readJson(path) : {};
   const eos = ids(raw.eos_token_id);
   const opt = (k: string) => (typeof raw[k] === 'number' ? (raw[k] as number) : undefined);
   return {

@@ -1,5 +1,7 @@
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.ts';
+import { ggufHeader, isGgufPath } from '../loader/gguf/files.ts';
+import { GgufWeightSource } from '../loader/gguf/weights.ts';
 import { loadModelConfig } from '../loader/hf-config.ts';
 import { openSafetensors } from '../loader/safetensors.ts';
 import type { QuantScheme } from '../primitives/quant/mix.ts';
@@ -10,20 +12,24 @@ import { pickArchitecture } from './registry.ts';
 import { ModelWeights } from './weights.ts';
 
 /**
- * Reads config.json and the safetensors in `dir`, checks every tensor's shape, and builds the model on `backend`;
- * with `quantization`, the Llama family's matrices are quantized as they load (quantize-at-load.ts).
+ * Reads the config and weights of a model folder (config.json, safetensors) or a GGUF file, checks every tensor's
+ * shape, and builds the model on `backend`; with `quantization`, the Llama family's matrices are quantized as they
+ * load (quantize-at-load.ts).
  */
 export function loadModel(
-  dir: string,
+  path: string,
   backend: Backend,
   options: BuildOptions & { quantization?: QuantScheme } = {},
 ): Model {
-  const config = loadModelConfig(dir);
-  const arch = pickArchitecture(config, join(dir, 'config.json'));
-  const source = openSafetensors(dir);
+  const config = loadModelConfig(path);
+  const gguf = isGgufPath(path);
+  const arch = pickArchitecture(config, gguf ? path : join(path, 'config.json'));
+  const source = gguf
+    ? new GgufWeightSource(ggufHeader(path), String(ggufHeader(path).value('general.architecture')), config)
+    : openSafetensors(path);
   try {
     const convert = options.quantization && quantizeAtLoad(options.quantization, config, source.has('lm_head.weight'));
-    return arch.build(config, new ModelWeights(source, backend, dir, convert), backend, options);
+    return arch.build(config, new ModelWeights(source, backend, path, convert), backend, options);
   } finally {
     source.close();
   }

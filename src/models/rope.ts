@@ -135,7 +135,17 @@ export function ropeSpecFromConfig(
   const rotaryDim = Math.floor(cfg.headDim * cfg.partialRotaryFactor);
   const theta = cfg.ropeTheta;
   const s = cfg.ropeScaling;
-  const spec = (invFreq: Float32Array, mscale = 1): RopeSpec => ({ invFreq, mscale, style, rotaryDim });
+  const factors = cfg.ropeFreqFactors;
+  if (factors && factors.length !== rotaryDim / 2) {
+    throw new UserError(`rope_freqs: ${factors.length} factors, expected ${rotaryDim / 2} (one per rotated pair)`);
+  }
+  // llama.cpp divides each pair's frequency by its rope_freqs factor (Llama 3.1's scaling as a GGUF stores it).
+  const spec = (invFreq: Float32Array, mscale = 1): RopeSpec => ({
+    invFreq: factors ? invFreq.map((f, i) => f / factors[i]!) : invFreq,
+    mscale,
+    style,
+    rotaryDim,
+  });
   if (!s) return spec(defaultInvFreq(theta, rotaryDim));
   switch (s.type) {
     case 'default':

@@ -132,12 +132,14 @@ export class GgufFile {
   readonly alignment: number;
   /** Where the tensor data section starts. */
   readonly dataOffset: number;
-  private readonly fd: number;
+  /** Open while tensors are being read; the header alone needs no descriptor kept. */
+  private fd: number | null;
 
   private constructor(readonly path: string) {
-    this.fd = openSync(path, 'r');
+    const fd = openSync(path, 'r');
+    this.fd = fd;
     try {
-      const c = new HeaderCursor(this.fd, fstatSync(this.fd).size, path);
+      const c = new HeaderCursor(fd, fstatSync(fd).size, path);
       if (c.size < 4 || c.u32('magic') !== GGUF_MAGIC) {
         throw new UserError(`${path}: not a GGUF file (it does not start with the bytes "GGUF")`);
       }
@@ -164,7 +166,7 @@ export class GgufFile {
       this.dataOffset = Math.ceil(c.pos / this.alignment) * this.alignment;
       for (const t of infos) this.addTensor(t, c.size);
     } catch (err) {
-      closeSync(this.fd);
+      this.close();
       throw err;
     }
   }
@@ -236,6 +238,7 @@ export class GgufFile {
   /** Reads one tensor's raw bytes. */
   readBytes(info: GgufTensorInfo): Uint8Array {
     const bytes = new Uint8Array(info.byteLength);
+    this.fd ??= openSync(this.path, 'r');
     readSync(this.fd, bytes, 0, bytes.length, info.offset);
     return bytes;
   }
@@ -247,17 +250,24 @@ export class GgufFile {
   readTensor(name: string): HostTensor {
     const info = this.tensors.get(name);
     if (!info) throw new UserError(`${this.path}: tensor ${name} not found`);
+    return this.tensorAt(info);
+  }
+
+  /** readTensor for an info of this file's, or a part of one (one expert's rows of a stacked tensor). */
+  tensorAt(info: GgufTensorInfo): HostTensor {
     if (!info.type.stored) {
       const ok = GGML_TYPES.filter((x) => x.stored).map((x) => x.name);
       throw new UserError(
-        `${this.path}: tensor ${name} is ${info.type.name}, which pagoda cannot load (supported: ${ok.join(', ')})`,
+        `${this.path}: tensor ${info.name} is ${info.type.name}, which pagoda cannot load (supported: ${ok.join(', ')})`,
       );
     }
-    return { name, shape: [...info.dims].reverse(), dtype: info.type.stored, bytes: this.readBytes(info) };
+    return { name: info.name, shape: [...info.dims].reverse(), dtype: info.type.stored, bytes: this.readBytes(info) };
   }
 
+  /** Closes the descriptor; a later read opens it again. */
   close(): void {
-    closeSync(this.fd);
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
   }
 }
 

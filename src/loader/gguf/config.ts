@@ -1,0 +1,205 @@
+import { UserError } from '../../util/errors.ts';
+import type { GgufScalar } from './format.ts';
+
+/** What config building needs of a GGUF file: its metadata and which tensors it holds. */
+export interface GgufMetadataView {
+  readonly path: string;
+  value(key: string): GgufScalar | GgufScalar[] | undefined;
+  hasTensor(name: string): boolean;
+}
+
+/** A GGUF architecture as transformers names it, and the config keys beyond the common ones. */
+interface ArchInfo {
+  architecture: string;
+  modelType: string;
+  extra?: (m: MetaReader) => Record<string, unknown>;
+}
+
+/** Reads `{arch}.*` keys, refusing a required one that is missing or not a number. */
+class MetaReader {
+  constructor(
+    readonly view: GgufMetadataView,
+    readonly arch: string,
+  ) {}
+
+  num(key: string): number | undefined {
+    const v = this.view.value(`${this.arch}.${key}`);
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number') {
+      throw new UserError(
+        `${this.view.path}: metadata ${this.arch}.${key} is ${JSON.stringify(String(v))}, expected a number`,
+      );
+    }
+    return v;
+  }
+
+  need(key: string): number {
+    const v = this.num(key);
+    if (v === undefined)
+      throw new UserError(`${this.view.path}: metadata ${this.arch}.${key} is missing (expected a number)`);
+    return v;
+  }
+}
+
+/** Gemma 2 27B scales queries by hidden / heads rather than head_dim (llama.cpp keys it on the layer count). */
+function gemmaQueryScalar(m: MetaReader, layers27b: number): Record<string, unknown> {
+  const hidden = m.need('embedding_length');
+  const heads = m.need('attention.head_count');
+  const headDim = m.num('attention.key_length') ?? hidden / heads;
+  return { query_pre_attn_scalar: m.need('block_count') === layers27b ? hidden / heads : headDim };
+}
+
+const moe = (m: MetaReader) => ({
+  num_experts: m.num('expert_count'),
+  num_experts_per_tok: m.num('expert_used_count'),
+  moe_intermediate_size: m.num('expert_feed_forward_length'),
+});
+
+const ARCHS: Record<string, ArchInfo> = {
+  llama: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
+  qwen2: { architecture: 'Qwen2ForCausalLM', modelType: 'qwen2' },
+  qwen3: { architecture: 'Qwen3ForCausalLM', modelType: 'qwen3' },
+  gpt2: {
+    architecture: 'GPT2LMHeadModel',
+    modelType: 'gpt2',
+    extra: () => ({ activation_function: 'gelu_new' }),
+  },
+  gemma: { architecture: 'GemmaForCausalLM', modelType: 'gemma', extra: () => ({ hidden_act: 'gelu_pytorch_tanh' }) },
+  gemma2: {
+    architecture: 'Gemma2ForCausalLM',
+    modelType: 'gemma2',
+    extra: (m) => ({
+      hidden_act: 'gelu_pytorch_tanh',
+      sliding_window: m.num('attention.sliding_window') ?? 4096,
+      attn_logit_softcapping: m.num('attn_logit_softcapping') ?? null,
+      final_logit_softcapping: m.num('final_logit_softcapping') ?? null,
+      layer_types: Array.from({ length: m.need('block_count') }, (_, i) =>
+        i % 2 === 0 ? 'sliding_attention' : 'full_attention',
+      ),
+      ...gemmaQueryScalar(m, 46),
+    }),
+  },
+  gemma3: {
+    architecture: 'Gemma3ForCausalLM',
+    modelType: 'gemma3_text',
+    extra: (m) => {
+      const window = m.num('attention.sliding_window') ?? 0;
+      return {
+        hidden_act: 'gelu_pytorch_tanh',
+        sliding_window: window || null,
+        rope_local_base_freq: m.num('rope.freq_base_swa') ?? 10000,
+        final_logit_softcapping: m.num('final_logit_softcapping') ?? null,
+        layer_types: Array.from({ length: m.need('block_count') }, (_, i) =>
+          window && i % 6 < 5 ? 'sliding_attention' : 'full_attention',
+        ),
+        ...gemmaQueryScalar(m, 62),
+      };
+    },
+  },
+  phi3: {
+    architecture: 'Phi3ForCausalLM',
+    modelType: 'phi3',
+    extra: (m) => {
+      const heads = m.need('attention.head_count');
+      const rot = m.num('rope.dimension_count');
+      return {
+        sliding_window: m.num('attention.sliding_window') ?? null,
+        partial_rotary_factor: rot ? rot / (m.need('embedding_length') / heads) : 1,
+      };
+    },
+  },
+  qwen2moe: {
+    architecture: 'Qwen2MoeForCausalLM',
+    modelType: 'qwen2_moe',
+    extra: (m) => ({ ...moe(m), shared_expert_intermediate_size: m.num('expert_shared_feed_forward_length') }),
+  },
+  qwen3moe: {
+    architecture: 'Qwen3MoeForCausalLM',
+    modelType: 'qwen3_moe',
+    extra: (m) => ({ ...moe(m), norm_topk_prob: true }),
+  },
+  bert: {
+    architecture: 'BertModel',
+    modelType: 'bert',
+    extra: (m) => ({
+      type_vocab_size: m.view.value('tokenizer.ggml.token_type_count') ?? 2,
+      hidden_act: 'gelu',
+    }),
+  },
+};
+
+/** The GGUF architecture names pagoda maps to a model config. */
+export const GGUF_ARCHITECTURES = Object.keys(ARCHS);
+
+/** llama.cpp's `{arch}.rope.scaling.*` keys → transformers' rope_scaling (llama3's factors come as rope_freqs). */
+function ropeScaling(m: MetaReader): Record<string, unknown> | null {
+  const type = m.view.value(`${m.arch}.rope.scaling.type`);
+  const factor = m.num('rope.scaling.factor') ?? m.num('rope.scale_linear');
+  if (type === undefined || type === 'none') return factor && factor !== 1 ? { rope_type: 'linear', factor } : null;
+  if (type === 'linear') return { rope_type: 'linear', factor };
+  if (type === 'yarn') {
+    return {
+      rope_type: 'yarn',
+      factor,
+      original_max_position_embeddings: m.num('rope.scaling.original_context_length'),
+      ...(m.num('rope.scaling.attn_factor') !== undefined
+        ? { attention_factor: m.num('rope.scaling.attn_factor') }
+        : {}),
+    };
+  }
+  throw new UserError(
+    `${m.view.path}: metadata ${m.arch}.rope.scaling.type "${type}" is not supported (expected none, linear or yarn)`,
+  );
+}
+
+const idOf = (v: unknown) => (typeof v === 'number' ? v : undefined);
+
+/**
+ * The config.json transformers would have written for this GGUF file, from its `{arch}.*` keys and tensor list, so
+ * hf-config.ts's parseModelConfig gives the same ModelConfig the safetensors path does.
+ */
+export function hfConfigFromGguf(view: GgufMetadataView): Record<string, unknown> {
+  const arch = view.value('general.architecture');
+  if (typeof arch !== 'string') throw new UserError(`${view.path}: metadata general.architecture is missing`);
+  const info = ARCHS[arch];
+  if (!info) {
+    throw new UserError(
+      `${view.path}: GGUF architecture "${arch}" is not supported (supported: ${GGUF_ARCHITECTURES.join(', ')})`,
+    );
+  }
+  const m = new MetaReader(view, arch);
+  const hidden = m.need('embedding_length');
+  const heads = m.need('attention.head_count');
+  const tokens = view.value('tokenizer.ggml.tokens');
+  const vocab = m.num('vocab_size') ?? (Array.isArray(tokens) ? tokens.length : undefined);
+  if (vocab === undefined) {
+    throw new UserError(`${view.path}: neither ${arch}.vocab_size nor tokenizer.ggml.tokens gives the vocabulary size`);
+  }
+  const eps = m.num('attention.layer_norm_rms_epsilon') ?? m.num('attention.layer_norm_epsilon');
+  const config: Record<string, unknown> = {
+    architectures: [info.architecture],
+    model_type: info.modelType,
+    vocab_size: vocab,
+    hidden_size: hidden,
+    intermediate_size: m.num('feed_forward_length'),
+    num_hidden_layers: m.need('block_count'),
+    num_attention_heads: heads,
+    num_key_value_heads: m.num('attention.head_count_kv') ?? heads,
+    head_dim: m.num('attention.key_length') ?? hidden / heads,
+    max_position_embeddings: m.num('context_length') ?? 2048,
+    rms_norm_eps: eps,
+    layer_norm_epsilon: eps,
+    layer_norm_eps: eps,
+    rope_theta: m.num('rope.freq_base') ?? 10000,
+    rope_scaling: ropeScaling(m),
+    tie_word_embeddings: !view.hasTensor('output.weight'),
+    attention_bias: arch === 'llama' && view.hasTensor('blk.0.attn_q.bias'),
+    mlp_bias: arch === 'llama' && view.hasTensor('blk.0.ffn_up.bias'),
+    hidden_act: 'silu',
+    bos_token_id: idOf(view.value('tokenizer.ggml.bos_token_id')),
+    eos_token_id: idOf(view.value('tokenizer.ggml.eos_token_id')),
+    ...info.extra?.(m),
+  };
+  if (arch === 'gpt2') config.n_positions = config.max_position_embeddings;
+  return config;
+}

@@ -1,0 +1,177 @@
+/**
+ * llama.cpp's tensor names ↔ transformers' (pagoda's models load by the latter), per GGUF architecture, and what
+ * llama.cpp's converter did to each tensor that must be undone on the way in (and redone by `pagoda convert`).
+ */
+
+/** How a stored tensor differs from the transformers checkpoint's. */
+export type TensorChange =
+  /** llama.cpp's converter interleaves each head's two RoPE halves (llama-family q/k rows); `heads` per tensor. */
+  | { kind: 'rope-rows'; heads: 'q' | 'kv' }
+  /** Gemma's RMSNorm weights are stored as 1 + w. */
+  | { kind: 'norm-plus-one' }
+  /** GPT-2's Conv1D weights are stored transposed to [out, in]. */
+  | { kind: 'transposed' }
+  /** One [experts, rows, cols] tensor holds every expert's matrix (transformers: one tensor per expert). */
+  | { kind: 'experts'; part: string };
+
+interface NameTable {
+  /** Tensors outside the blocks: llama.cpp name (without .weight/.bias) → transformers name. */
+  global: Record<string, string>;
+  /** The transformers prefix of block N. */
+  block: (n: number) => string;
+  /** Tensors of a block: llama.cpp name → transformers name under the block prefix. */
+  layer: Record<string, string>;
+}
+
+const LLAMA_LAYER: Record<string, string> = {
+  attn_norm: 'input_layernorm',
+  attn_q: 'self_attn.q_proj',
+  attn_k: 'self_attn.k_proj',
+  attn_v: 'self_attn.v_proj',
+  attn_output: 'self_attn.o_proj',
+  attn_q_norm: 'self_attn.q_norm',
+  attn_k_norm: 'self_attn.k_norm',
+  ffn_norm: 'post_attention_layernorm',
+  ffn_gate: 'mlp.gate_proj',
+  ffn_up: 'mlp.up_proj',
+  ffn_down: 'mlp.down_proj',
+};
+
+const LLAMA: NameTable = {
+  global: { token_embd: 'model.embed_tokens', output_norm: 'model.norm', output: 'lm_head' },
+  block: (n) => `model.layers.${n}.`,
+  layer: LLAMA_LAYER,
+};
+
+const GEMMA2: NameTable = {
+  ...LLAMA,
+  layer: {
+    ...LLAMA_LAYER,
+    post_attention_norm: 'post_attention_layernorm',
+    ffn_norm: 'pre_feedforward_layernorm',
+    post_ffw_norm: 'post_feedforward_layernorm',
+  },
+};
+
+const MOE: NameTable = {
+  ...LLAMA,
+  layer: {
+    ...LLAMA_LAYER,
+    ffn_gate_inp: 'mlp.gate',
+    ffn_gate_exps: 'mlp.experts',
+    ffn_up_exps: 'mlp.experts',
+    ffn_down_exps: 'mlp.experts',
+    ffn_gate_inp_shexp: 'mlp.shared_expert_gate',
+    ffn_gate_shexp: 'mlp.shared_expert.gate_proj',
+    ffn_up_shexp: 'mlp.shared_expert.up_proj',
+    ffn_down_shexp: 'mlp.shared_expert.down_proj',
+  },
+};
+
+const TABLES: Record<string, NameTable> = {
+  llama: LLAMA,
+  qwen2: LLAMA,
+  qwen3: LLAMA,
+  gemma: LLAMA,
+  gemma2: GEMMA2,
+  gemma3: GEMMA2,
+  phi3: { ...LLAMA, layer: { ...LLAMA_LAYER, attn_qkv: 'self_attn.qkv_proj', ffn_up: 'mlp.gate_up_proj' } },
+  qwen2moe: MOE,
+  qwen3moe: MOE,
+  gpt2: {
+    global: {
+      token_embd: 'transformer.wte',
+      position_embd: 'transformer.wpe',
+      output_norm: 'transformer.ln_f',
+    },
+    block: (n) => `transformer.h.${n}.`,
+    layer: {
+      attn_norm: 'ln_1',
+      attn_qkv: 'attn.c_attn',
+      attn_output: 'attn.c_proj',
+      ffn_norm: 'ln_2',
+      ffn_up: 'mlp.c_fc',
+      ffn_down: 'mlp.c_proj',
+    },
+  },
+  bert: {
+    global: {
+      token_embd: 'embeddings.word_embeddings',
+      position_embd: 'embeddings.position_embeddings',
+      token_types: 'embeddings.token_type_embeddings',
+      token_embd_norm: 'embeddings.LayerNorm',
+    },
+    block: (n) => `encoder.layer.${n}.`,
+    layer: {
+      attn_q: 'attention.self.query',
+      attn_k: 'attention.self.key',
+      attn_v: 'attention.self.value',
+      attn_output: 'attention.output.dense',
+      attn_output_norm: 'attention.output.LayerNorm',
+      ffn_up: 'intermediate.dense',
+      ffn_down: 'output.dense',
+      layer_output_norm: 'output.LayerNorm',
+    },
+  },
+};
+
+/** llama.cpp tensors that are not weights of the transformers model (RoPE factors become config). */
+export const CONFIG_TENSORS = new Set(['rope_freqs.weight', 'rope_factors_long.weight', 'rope_factors_short.weight']);
+
+/** GPT-2 ties its LM head to wte; llama.cpp's converter stores a copy as output.weight, which pagoda does not load. */
+const DROPPED: Record<string, ReadonlySet<string>> = { gpt2: new Set(['output.weight']) };
+
+export interface MappedName {
+  /** The transformers name (for experts: the prefix before `.E.gate_proj.weight`). */
+  name: string;
+  change: TensorChange | null;
+}
+
+const GEMMA_FAMILY = new Set(['gemma', 'gemma2', 'gemma3']);
+const CONV1D = new Set(['attn_qkv', 'attn_output', 'ffn_up', 'ffn_down']);
+
+/** What llama.cpp's converter did to a tensor of this block part (before the name mapping). */
+function changeOf(arch: string, part: string, suffix: string): TensorChange | null {
+  if (arch === 'llama' && suffix === 'weight' && (part === 'attn_q' || part === 'attn_k')) {
+    return { kind: 'rope-rows', heads: part === 'attn_q' ? 'q' : 'kv' };
+  }
+  if (GEMMA_FAMILY.has(arch) && part.endsWith('norm') && suffix === 'weight') return { kind: 'norm-plus-one' };
+  if (arch === 'gpt2' && suffix === 'weight' && CONV1D.has(part)) return { kind: 'transposed' };
+  const exps = /^ffn_(gate|up|down)_exps$/.exec(part);
+  if (exps) return { kind: 'experts', part: `${exps[1]}_proj` };
+  return null;
+}
+
+/**
+ * A llama.cpp tensor name → the transformers name and the change to undo; null for a tensor the model does not
+ * load by name (RoPE factors, GPT-2's copy of wte) or that this architecture does not know.
+ */
+export function hfTensorName(arch: string, gguf: string): MappedName | null {
+  const table = TABLES[arch];
+  if (!table || CONFIG_TENSORS.has(gguf) || DROPPED[arch]?.has(gguf)) return null;
+  const m = /^(?:blk\.(\d+)\.)?(.+)\.(weight|bias)$/.exec(gguf);
+  if (!m) return null;
+  const [, block, part, suffix] = m as unknown as [string, string | undefined, string, string];
+  const hf = block === undefined ? table.global[part] : table.layer[part];
+  if (!hf) return null;
+  const change = block === undefined && part !== 'output_norm' ? null : changeOf(arch, part, suffix);
+  const prefix = block === undefined ? '' : table.block(Number(block));
+  if (change?.kind === 'experts') return { name: `${prefix}${hf}`, change };
+  return { name: `${prefix}${hf}.${suffix}`, change };
+}
+
+/** The llama.cpp name of a transformers tensor (for `pagoda convert`), or null when llama.cpp has none. */
+export function ggufTensorName(arch: string, hf: string): string | null {
+  const table = TABLES[arch];
+  if (!table) return null;
+  const m = /^(.+)\.(weight|bias)$/.exec(hf);
+  if (!m) return null;
+  const [, base, suffix] = m as unknown as [string, string, string];
+  for (const [g, h] of Object.entries(table.global)) if (h === base) return `${g}.${suffix}`;
+  const block = /^(.*?)(\d+)\.(.+)$/.exec(base);
+  if (!block) return null;
+  const n = Number(block[2]);
+  if (table.block(n) !== `${block[1]}${n}.`) return null;
+  for (const [g, h] of Object.entries(table.layer)) if (h === block[3]) return `blk.${n}.${g}.${suffix}`;
+  return null;
+}
