@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { UserError } from '../util/errors.ts';
 import { useTransformersByteFallback } from './byte-fallback.ts';
+import { ggufTokenizerFiles, isGgufPath } from './gguf/files.ts';
 import { readJson } from './hf-config.ts';
 import { maxCharsPerToken } from './token-span.ts';
 
@@ -46,8 +47,12 @@ export function specialTokenText(v: unknown): string | null {
   return null;
 }
 
-/** Reads tokenizer_config.json, or an empty config when the folder has none (transformers tolerates that too). */
+/**
+ * Reads tokenizer_config.json, or an empty config when the folder has none (transformers tolerates that too); for a
+ * GGUF file, the config its `tokenizer.ggml.*` keys amount to.
+ */
 export function readTokenizerConfig(dir: string): Record<string, unknown> {
+  if (isGgufPath(dir)) return ggufTokenizerFiles(dir).config;
   const path = join(dir, 'tokenizer_config.json');
   return existsSync(path) ? readJson(path) : {};
 }
@@ -140,16 +145,17 @@ function withWordSplit(json: Record<string, unknown>): Record<string, unknown> {
   };
 }
 
-/** Loads tokenizer.json + tokenizer_config.json from a model folder. */
+/** Loads tokenizer.json + tokenizer_config.json from a model folder, or their equivalent from a GGUF file. */
 export function loadTokenizer(dir: string, generation?: TokenizerGenerationIds): TextTokenizer {
-  const path = join(dir, 'tokenizer.json');
-  if (!existsSync(path)) {
+  const gguf = isGgufPath(dir);
+  const path = gguf ? dir : join(dir, 'tokenizer.json');
+  if (!gguf && !existsSync(path)) {
     const hint = existsSync(join(dir, 'tokenizer.model'))
       ? 'the folder has only a sentencepiece tokenizer.model; pagoda reads tokenizer.json, which transformers writes with save_pretrained'
       : 'expected a Hugging Face tokenizer.json beside config.json';
     throw new UserError(`${path}: file not found (${hint})`);
   }
-  const json = readJson(path);
+  const json = gguf ? ggufTokenizerFiles(dir).json : readJson(path);
   const config = readTokenizerConfig(dir);
   let tok: Tokenizer;
   try {

@@ -9,6 +9,7 @@ import type { GrammarVocabulary } from '../grammar/vocabulary.ts';
 import type { TokenizerWorkerOptions } from '../loader/background-tokenizer.ts';
 import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME, ensureDemoModel } from '../loader/demo-model.ts';
+import { isGgufPath } from '../loader/gguf/files.ts';
 import { type GenerationConfig, loadGenerationConfig, loadModelConfig, type ModelConfig } from '../loader/hf-config.ts';
 import { loadTokenizer, type TextTokenizer } from '../loader/tokenizer.ts';
 import { dummyTokenizer, loadDummyModel } from '../models/dummy.ts';
@@ -111,9 +112,12 @@ export interface PreparedModel {
 
 const DEFAULT_CPU_KV_BYTES = 256 * 2 ** 20;
 
-/** True when `arg` names a model rather than being a prompt: the demo model, a folder, or a stored or cached name. */
+/**
+ * True when `arg` names a model rather than being a prompt: the demo model, a folder, a GGUF file, or a stored or
+ * cached name.
+ */
 export function isModelReference(arg: string): boolean {
-  if (arg === DEMO_MODEL_NAME || (existsSync(arg) && statSync(arg).isDirectory())) return true;
+  if (arg === DEMO_MODEL_NAME || (existsSync(arg) && statSync(arg).isDirectory()) || isGgufPath(arg)) return true;
   try {
     resolveModel(arg);
     return true;
@@ -130,7 +134,6 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   const isDemo = model === undefined || model === DEMO_MODEL_NAME;
   // A store name, a Hugging Face cache repo or a folder (see store/resolve.ts).
   const resolved = isDemo ? null : resolveModel(model, { allowPaths: true });
-  if (resolved?.format === 'gguf') throw new UserError(`${model}: GGUF models are not supported yet`);
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const modelDir = resolved ? resolved.path : ensureDemoModel(log);
   const manifest = resolved?.manifest ?? null;
@@ -218,7 +221,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   const config = m.config;
   const generation = loadGenerationConfig(modelDir, config);
   const tokenizer =
-    dummy && !existsSync(join(modelDir, 'tokenizer.json'))
+    dummy && !isGgufPath(modelDir) && !existsSync(join(modelDir, 'tokenizer.json'))
       ? dummyTokenizer(config.vocabSize, generation)
       : loadTokenizer(modelDir, generation);
   const chatTemplate = storedChatTemplate(manifest, loadChatTemplate(modelDir));

@@ -25,8 +25,10 @@ const KV_DTYPE: Record<ServeConfig['kvCacheType'], string | undefined> = {
 
 const BYTES_PER_WEIGHT: Record<string, number> = { float32: 4, float16: 2, bfloat16: 2 };
 
-/** Weight files' total size and newest modification time. */
+/** Weight files' total size and newest modification time (a GGUF model is one file). */
 function weightFiles(dir: string): { bytes: number; modified: Date } {
+  const file = statSync(dir);
+  if (file.isFile()) return { bytes: file.size, modified: file.mtime };
   let bytes = 0;
   let modified = 0;
   for (const name of readdirSync(dir)) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -27,6 +27,19 @@ test('pagoda run stories260K prints exactly the golden greedy continuation', { s
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, `${p.greedy_text}\n`);
   assert.match(r.stderr, /KV cache: \d+ blocks of 16 tokens .* up to \d+ concurrent tokens/);
+});
+
+const storiesGguf = sharedFixture('gguf/stories260K.gguf');
+test('pagoda run on a GGUF file with no extension (as Ollama stores blobs) prints the same golden continuation', {
+  skip: stories.skip || storiesGguf.skip,
+}, () => {
+  const golden = JSON.parse(readFileSync(join(stories.path, 'golden.json'), 'utf8'));
+  const p = golden.prompts.find((x: { text: string }) => x.text === 'Once upon a time');
+  const blob = join(home, 'sha256-stories');
+  copyFileSync(storiesGguf.path, blob);
+  const r = pagoda(['run', blob, 'Once upon a time', '--max-tokens', '64', '--device', 'cpu']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, `${p.greedy_text}\n`);
 });
 
 test('--stop takes one value: the prompt after it is still the prompt', { skip: stories.skip }, () => {

@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import { toFloat32 } from '../../primitives/host-tensor.ts';
 import { hfConfigFromGguf } from './config.ts';
 import { GgufFile, hasGgufMagic } from './read.ts';
+import { type TokenizerFiles, tokenizerFilesFromGguf } from './tokenizer.ts';
 
 /**
  * A GGUF file standing where a model folder does: the config, generation config, tokenizer and chat template all
@@ -79,4 +80,17 @@ export function ggufGenerationJson(path: string): Record<string, unknown> {
   const eos = [...new Set([...id('eos'), ...id('eot'), ...id('eom')])];
   const bos = id('bos');
   return { ...(eos.length ? { eos_token_id: eos } : {}), ...(bos.length ? { bos_token_id: bos[0] } : {}) };
+}
+
+const tokenizers = new WeakMap<GgufFile, TokenizerFiles>();
+
+/** tokenizer.json and tokenizer_config.json built from the file's `tokenizer.ggml.*` (once per header). */
+export function ggufTokenizerFiles(path: string): TokenizerFiles {
+  const file = ggufHeader(path);
+  let files = tokenizers.get(file);
+  if (!files) {
+    files = tokenizerFilesFromGguf(file);
+    tokenizers.set(file, files);
+  }
+  return files;
 }

@@ -1,0 +1,206 @@
+import { UserError } from '../../util/errors.ts';
+import { PRE_TOKENIZERS } from './pre-tokenizers.ts';
+import type { GgufFile } from './read.ts';
+
+/** llama.cpp's token types (`tokenizer.ggml.token_type`). */
+export const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 5, byte: 6 } as const;
+
+/** tokenizer.json and tokenizer_config.json as a Hugging Face folder would hold them. */
+export interface TokenizerFiles {
+  json: Record<string, unknown>;
+  config: Record<string, unknown>;
+}
+
+interface Vocab {
+  tokens: string[];
+  types: number[];
+  path: string;
+  id(key: string): number | null;
+  flag(key: string): boolean | undefined;
+}
+
+function readVocab(file: GgufFile): Vocab {
+  const tokens = file.value('tokenizer.ggml.tokens');
+  if (!Array.isArray(tokens) || tokens.some((t) => typeof t !== 'string')) {
+    throw new UserError(`${file.path}: metadata tokenizer.ggml.tokens is missing (expected an array of strings)`);
+  }
+  const rawTypes = file.value('tokenizer.ggml.token_type');
+  const types = Array.isArray(rawTypes) ? rawTypes.map(Number) : tokens.map(() => TOKEN_TYPE.normal);
+  if (types.length !== tokens.length) {
+    throw new UserError(
+      `${file.path}: tokenizer.ggml.token_type has ${types.length} entries for ${tokens.length} tokens`,
+    );
+  }
+  return {
+    tokens: tokens as string[],
+    types,
+    path: file.path,
+    id: (key) => {
+      const v = file.value(`tokenizer.ggml.${key}_token_id`);
+      return typeof v === 'number' && v >= 0 && v < tokens.length ? v : null;
+    },
+    flag: (key) => {
+      const v = file.value(`tokenizer.ggml.${key}`);
+      return typeof v === 'boolean' ? v : undefined;
+    },
+  };
+}
+
+/** Control, unknown and user-defined tokens are matched in text before the model sees it. */
+function addedTokens(v: Vocab): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  v.types.forEach((type, id) => {
+    if (type !== TOKEN_TYPE.control && type !== TOKEN_TYPE.unknown && type !== TOKEN_TYPE.userDefined) return;
+    if (v.tokens[id] === '') return;
+    out.push({
+      id,
+      content: v.tokens[id],
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: type !== TOKEN_TYPE.userDefined,
+    });
+  });
+  return out;
+}
+
+/**
+ * SentencePiece-BPE's merges from piece scores, as transformers' GGUF converter builds them: every split of a piece
+ * into two pieces of the vocabulary, ranked by the merged piece's score (higher first), so BPE merges the pair whose
+ * result scores highest, as llama.cpp's SPM tokenizer does.
+ */
+function mergesFromScores(tokens: string[], scores: number[], types: number[]): [string, string][] {
+  const ids = new Map<string, number>();
+  tokens.forEach((t, i) => {
+    if (types[i] === TOKEN_TYPE.normal || types[i] === TOKEN_TYPE.userDefined) ids.set(t, i);
+  });
+  const merges: { l: string; r: string; score: number; id: number; lid: number; rid: number }[] = [];
+  for (const [piece, id] of ids) {
+    const chars = [...piece];
+    for (let i = 1; i < chars.length; i++) {
+      const l = chars.slice(0, i).join('');
+      const r = chars.slice(i).join('');
+      const lid = ids.get(l);
+      const rid = ids.get(r);
+      if (lid !== undefined && rid !== undefined) merges.push({ l, r, score: scores[id] ?? 0, id, lid, rid });
+    }
+  }
+  merges.sort((a, b) => b.score - a.score || a.id - b.id || a.lid - b.lid || a.rid - b.rid);
+  return merges.map((m) => [m.l, m.r]);
+}
+
+function spmTokenizer(file: GgufFile, v: Vocab): TokenizerFiles {
+  const scores = (file.value('tokenizer.ggml.scores') as number[] | undefined) ?? v.tokens.map(() => 0);
+  const addPrefix = v.flag('add_space_prefix') ?? true;
+  const unk = v.id('unknown') ?? 0;
+  const json = {
+    version: '1.0',
+    added_tokens: addedTokens(v),
+    normalizer: {
+      type: 'Sequence',
+      normalizers: [
+        ...(addPrefix ? [{ type: 'Prepend', prepend: '▁' }] : []),
+        { type: 'Replace', pattern: { String: ' ' }, content: '▁' },
+      ],
+    },
+    pre_tokenizer: null,
+    post_processor: null,
+    decoder: {
+      type: 'Sequence',
+      decoders: [
+        { type: 'Replace', pattern: { String: '▁' }, content: ' ' },
+        { type: 'ByteFallback' },
+        { type: 'Fuse' },
+        ...(addPrefix ? [{ type: 'Strip', content: ' ', start: 1, stop: 0 }] : []),
+      ],
+    },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: v.tokens[unk],
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      ignore_merges: false,
+      vocab: Object.fromEntries(v.tokens.map((t, i) => [t, i])),
+      merges: mergesFromScores(v.tokens, scores, v.types),
+    },
+  };
+  return { json, config: specialsConfig(v, { addBos: true, addEos: false, cleanSpaces: false }) };
+}
+
+function bpeTokenizer(file: GgufFile, v: Vocab): TokenizerFiles {
+  const pre = String(file.value('tokenizer.ggml.pre') ?? 'default');
+  const spec = PRE_TOKENIZERS[pre];
+  if (!spec) {
+    throw new UserError(
+      `${file.path}: tokenizer.ggml.pre "${pre}" is not supported (supported: ${Object.keys(PRE_TOKENIZERS).join(', ')})`,
+    );
+  }
+  const merges = file.value('tokenizer.ggml.merges');
+  if (!Array.isArray(merges)) throw new UserError(`${file.path}: metadata tokenizer.ggml.merges is missing`);
+  const json = {
+    version: '1.0',
+    added_tokens: addedTokens(v),
+    normalizer: null,
+    pre_tokenizer: {
+      type: 'Sequence',
+      pretokenizers: [
+        ...spec.regexes.map((r) => ({ type: 'Split', pattern: { Regex: r }, behavior: 'Isolated', invert: false })),
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+      ],
+    },
+    post_processor: null,
+    decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: spec.ignoreMerges ?? false,
+      vocab: Object.fromEntries(v.tokens.map((t, i) => [t, i])),
+      merges: merges.map(String),
+    },
+  };
+  const defaults = { addBos: spec.addBos ?? false, addEos: false, cleanSpaces: spec.cleanSpaces ?? true };
+  return { json, config: specialsConfig(v, defaults) };
+}
+
+/** tokenizer_config.json: the special tokens' texts, add_bos/add_eos as llama.cpp decides them, the chat template. */
+function specialsConfig(v: Vocab, defaults: { addBos: boolean; addEos: boolean; cleanSpaces: boolean }) {
+  const text = (key: string) => {
+    const id = v.id(key);
+    return id === null ? undefined : v.tokens[id];
+  };
+  return {
+    bos_token: text('bos'),
+    eos_token: text('eos'),
+    unk_token: text('unknown'),
+    pad_token: text('padding'),
+    add_bos_token: (v.flag('add_bos_token') ?? defaults.addBos) && v.id('bos') !== null,
+    add_eos_token: (v.flag('add_eos_token') ?? defaults.addEos) && v.id('eos') !== null,
+    clean_up_tokenization_spaces: defaults.cleanSpaces,
+  };
+}
+
+/** The Hugging Face tokenizer files equivalent to a GGUF file's `tokenizer.ggml.*` and `tokenizer.chat_template`. */
+export function tokenizerFilesFromGguf(file: GgufFile): TokenizerFiles {
+  const model = file.value('tokenizer.ggml.model');
+  const v = readVocab(file);
+  let files: TokenizerFiles;
+  if (model === 'llama') files = spmTokenizer(file, v);
+  else if (model === 'gpt2') files = bpeTokenizer(file, v);
+  else {
+    throw new UserError(
+      `${file.path}: tokenizer.ggml.model "${String(model)}" is not supported (supported: llama, gpt2)`,
+    );
+  }
+  const template = file.value('tokenizer.chat_template');
+  if (typeof template === 'string') files.config.chat_template = template;
+  return files;
+}
