@@ -1,3 +1,5 @@
+import type { DType } from './host-tensor.ts';
+
 /** 16-bit float encodings, shared by the weight readers, the CUDA backend's uploads and the quant codecs' block scales. */
 
 const f32 = new Float32Array(1);
@@ -52,4 +54,13 @@ export function halfToFloat(h: number): number {
   if (exp === 0) return sign * frac * 2 ** -24;
   if (exp === 31) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
   return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/** Encodes float32 values as `dtype` bytes. */
+export function encodeAs(values: Float32Array, dtype: DType): Uint8Array {
+  if (dtype === 'f32') return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  const out = new Uint16Array(values.length);
+  const conv = dtype === 'bf16' ? bf16Bits : f16Bits;
+  for (let i = 0; i < values.length; i++) out[i] = conv(values[i]!);
+  return new Uint8Array(out.buffer);
 }

@@ -1,8 +1,9 @@
+import { encodeAs } from '../../primitives/float-bits.ts';
 import { checkColumnSplit, type GatedActivation, type Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { declareKernel } from './kernel.ts';
-import { CudaTensor, cuda, DTYPE_BYTES, decodeFrom, encodeAs, rowsCols } from './tensor.ts';
+import { CudaTensor, cuda, DTYPE_BYTES, decodeFrom, rowsCols } from './tensor.ts';
 
 // kernels/elementwise.cu: grid-stride loops over 256-thread blocks (CudaContext.grid1d).
 /** ACT (common.cuh): 0 SiLU, 1 GELU's tanh form. */

@@ -1,4 +1,4 @@
-import { bf16Bits, f16Bits } from '../../primitives/float-bits.ts';
+import { encodeAs } from '../../primitives/float-bits.ts';
 import { toFloat32 } from '../../primitives/host-tensor.ts';
 import type { DType, HostTensor, Tensor } from '../backend.ts';
 import type { DevPtr } from './driver.ts';
@@ -34,15 +34,6 @@ export function rowsCols(t: Tensor): [number, number] {
   const cols = t.shape[t.shape.length - 1] ?? 1;
   const n = t.shape.reduce((a, d) => a * d, 1);
   return [cols ? n / cols : 0, cols];
-}
-
-/** Encodes float32 values as `dtype` bytes. */
-export function encodeAs(values: Float32Array, dtype: DType): Uint8Array {
-  if (dtype === 'f32') return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-  const out = new Uint16Array(values.length);
-  const conv = dtype === 'bf16' ? bf16Bits : f16Bits;
-  for (let i = 0; i < values.length; i++) out[i] = conv(values[i]!);
-  return new Uint8Array(out.buffer);
 }
 
 /** Decodes `dtype` bytes to float32. */
