@@ -12,6 +12,11 @@ export interface WeightSource {
   close(): void;
 }
 
+/** Safetensors files also tell a tensor's shape and dtype without reading it (conversion plans the output first). */
+export interface SafetensorsWeights extends WeightSource {
+  describe(name: string): { shape: readonly number[]; dtype: DType };
+}
+
 const DTYPES: Record<string, { dtype: DType; size: number }> = {
   F32: { dtype: 'f32', size: 4 },
   F16: { dtype: 'f16', size: 2 },
@@ -87,7 +92,7 @@ class SafetensorsFile {
   }
 }
 
-class SafetensorsSource implements WeightSource {
+class SafetensorsSource implements SafetensorsWeights {
   private readonly index = new Map<string, Entry>();
   constructor(private readonly files: SafetensorsFile[]) {
     for (const f of files) for (const [name, e] of f.entries) this.index.set(name, { ...e, file: f });
@@ -98,9 +103,16 @@ class SafetensorsSource implements WeightSource {
   has(name: string): boolean {
     return this.index.has(name);
   }
-  get(name: string): HostTensor {
+  describe(name: string): { shape: readonly number[]; dtype: DType } {
+    return this.entry(name);
+  }
+  private entry(name: string): Entry {
     const e = this.index.get(name);
     if (!e) throw new UserError(`weights: tensor ${name} not found in ${this.files.map((f) => f.path).join(', ')}`);
+    return e;
+  }
+  get(name: string): HostTensor {
+    const e = this.entry(name);
     const bytes = new Uint8Array(e.end - e.begin);
     readSync(e.file.fd, bytes, 0, bytes.length, e.begin);
     return { name, shape: e.shape, dtype: e.dtype, bytes };
@@ -111,7 +123,7 @@ class SafetensorsSource implements WeightSource {
 }
 
 /** Opens `model.safetensors`, or the shards listed in `model.safetensors.index.json`. */
-export function openSafetensors(dir: string): WeightSource {
+export function openSafetensors(dir: string): SafetensorsWeights {
   const indexPath = join(dir, 'model.safetensors.index.json');
   if (existsSync(indexPath)) {
     let index: { weight_map?: Record<string, string> };

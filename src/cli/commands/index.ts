@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerBench } from './bench.ts';
+import { registerConvert } from './convert.ts';
 import { registerCp } from './cp.ts';
 import { registerCreate } from './create.ts';
 import { registerList } from './list.ts';
@@ -23,5 +24,6 @@ export const commands: RegisterCommand[] = [
   registerCp,
   registerRm,
   registerPs,
+  registerConvert,
   registerServe,
 ];

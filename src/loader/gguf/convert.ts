@@ -1,0 +1,144 @@
+import { existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { encodeAs } from '../../primitives/float-bits.ts';
+import { type DType, type HostTensor, toFloat32 } from '../../primitives/host-tensor.ts';
+import { UserError } from '../../util/errors.ts';
+import { loadChatTemplate } from '../chat-template.ts';
+import { loadGenerationConfig, loadModelConfig, type ModelConfig, readJson } from '../hf-config.ts';
+import { openSafetensors } from '../safetensors.ts';
+import { readTokenizerConfig } from '../tokenizer.ts';
+import { type GgufValue, gguf } from './format.ts';
+import { ggufTensorName, hfTensorName, type TensorChange } from './tensor-names.ts';
+import { ggufTokenizerMetadata } from './tokenizer-export.ts';
+import { permuteRopeRows, transposeBytes } from './weights.ts';
+import { type GgufTensorOut, writeGguf } from './write.ts';
+
+/** transformers architectures → the GGUF architecture llama.cpp stores them as. */
+const GGUF_ARCH: Record<string, string> = {
+  LlamaForCausalLM: 'llama',
+  MistralForCausalLM: 'llama',
+  Qwen2ForCausalLM: 'qwen2',
+  Qwen3ForCausalLM: 'qwen3',
+  GPT2LMHeadModel: 'gpt2',
+};
+
+/** llama.cpp's `general.file_type` (LLAMA_FTYPE) of an all-F32/F16/BF16 file. */
+const FILE_TYPE: Record<DType, number> = { f32: 0, f16: 1, bf16: 32 };
+
+/** Buffers the transformers checkpoint holds that are not weights (GPT-2's causal masks, cached RoPE tables). */
+const NOT_WEIGHTS = /\.(attn\.bias|attn\.masked_bias|rotary_emb\.inv_freq)$/;
+
+function archMetadata(cfg: ModelConfig, arch: string, name: string, type: DType): Map<string, GgufValue> {
+  const k = (key: string) => `${arch}.${key}`;
+  const meta = new Map<string, GgufValue>([
+    ['general.architecture', gguf.str(arch)],
+    ['general.name', gguf.str(name)],
+    ['general.file_type', gguf.u32(FILE_TYPE[type])],
+    [k('vocab_size'), gguf.u32(cfg.vocabSize)],
+    [k('context_length'), gguf.u32(cfg.maxPositionEmbeddings)],
+    [k('embedding_length'), gguf.u32(cfg.hiddenSize)],
+    [k('block_count'), gguf.u32(cfg.numLayers)],
+    [k('feed_forward_length'), gguf.u32(cfg.intermediateSize)],
+    [k('attention.head_count'), gguf.u32(cfg.numHeads)],
+  ]);
+  if (arch === 'gpt2') {
+    meta.set(k('attention.layer_norm_epsilon'), gguf.f32(cfg.normEps));
+    return meta;
+  }
+  meta.set(k('attention.head_count_kv'), gguf.u32(cfg.numKvHeads));
+  meta.set(k('attention.key_length'), gguf.u32(cfg.headDim));
+  meta.set(k('attention.value_length'), gguf.u32(cfg.headDim));
+  meta.set(k('rope.dimension_count'), gguf.u32(Math.floor(cfg.headDim * cfg.partialRotaryFactor)));
+  meta.set(k('rope.freq_base'), gguf.f32(cfg.ropeTheta));
+  meta.set(k('attention.layer_norm_rms_epsilon'), gguf.f32(cfg.normEps));
+  const s = cfg.ropeScaling;
+  if (s?.type === 'linear') {
+    meta.set(k('rope.scaling.type'), gguf.str('linear'));
+    meta.set(k('rope.scaling.factor'), gguf.f32(Number(s.factor)));
+  } else if (s?.type === 'yarn') {
+    meta.set(k('rope.scaling.type'), gguf.str('yarn'));
+    meta.set(k('rope.scaling.factor'), gguf.f32(Number(s.factor)));
+    meta.set(k('rope.scaling.original_context_length'), gguf.u32(Number(s.original_max_position_embeddings)));
+  } else if (s) {
+    throw new UserError(`config.json: rope scaling "${s.type}" cannot be written to GGUF yet (linear and yarn can)`);
+  }
+  return meta;
+}
+
+/** One checkpoint tensor as llama.cpp's converter writes it: its name, shape, type and the change applied. */
+interface PlannedTensor {
+  hf: string;
+  name: string;
+  shape: readonly number[];
+  dtype: DType;
+  change: TensorChange | null;
+}
+
+function planTensor(arch: string, hf: string, shape: readonly number[], type: DType): PlannedTensor {
+  const name = ggufTensorName(arch, hf) ?? ggufTensorName(arch, `transformer.${hf}`);
+  if (!name) throw new UserError(`${hf}: no llama.cpp tensor name for it in a ${arch} GGUF file`);
+  const change = hfTensorName(arch, name)?.change ?? null;
+  return {
+    hf,
+    name,
+    shape: change?.kind === 'transposed' ? [...shape].reverse() : shape,
+    // llama.cpp keeps 1-D tensors (norms, biases) in F32 whatever the file type.
+    dtype: shape.length === 1 ? 'f32' : type,
+    change,
+  };
+}
+
+/** The planned tensor's bytes: converted to its type, Q/K rows interleaved (llama), Conv1D transposed (GPT-2). */
+function tensorBytes(p: PlannedTensor, t: HostTensor, cfg: ModelConfig): Uint8Array {
+  const bytes = t.dtype === p.dtype ? t.bytes : encodeAs(toFloat32(t), p.dtype);
+  const [rows, cols] = [t.shape[0]!, t.shape[1] ?? 1];
+  if (p.change?.kind === 'rope-rows') {
+    return permuteRopeRows(bytes, rows, p.change.heads === 'q' ? cfg.numHeads : cfg.numKvHeads, true);
+  }
+  if (p.change?.kind === 'transposed') return transposeBytes(bytes, rows, cols);
+  return bytes;
+}
+
+/**
+ * Writes a Hugging Face model folder as one GGUF file llama.cpp loads: metadata from config.json, the tokenizer
+ * and chat template, every weight in `type` (1-D ones in F32). Tensors are read and written one at a time.
+ */
+export function convertToGguf(dir: string, out: string, type: DType): { tensors: number; arch: string } {
+  const cfg = loadModelConfig(dir);
+  const arch = GGUF_ARCH[cfg.architecture];
+  if (!arch) {
+    throw new UserError(
+      `${join(dir, 'config.json')}: architecture "${cfg.architecture}" cannot be converted to GGUF (supported: ${Object.keys(GGUF_ARCH).join(', ')})`,
+    );
+  }
+  const meta = archMetadata(cfg, arch, basename(dir), type);
+  const tokenizerPath = join(dir, 'tokenizer.json');
+  if (existsSync(tokenizerPath)) {
+    const generation = loadGenerationConfig(dir, cfg);
+    const tokenizerMeta = ggufTokenizerMetadata(
+      readJson(tokenizerPath),
+      readTokenizerConfig(dir),
+      generation.eosTokenIds,
+      cfg.vocabSize,
+      tokenizerPath,
+    );
+    for (const [key, v] of tokenizerMeta) meta.set(key, v);
+  }
+  const template = loadChatTemplate(dir);
+  if (template) meta.set('tokenizer.chat_template', gguf.str(template.source));
+  const source = openSafetensors(dir);
+  try {
+    // A tied checkpoint may still carry lm_head.weight; llama.cpp reuses token_embd when output is absent.
+    const names = source
+      .names()
+      .filter((n) => !NOT_WEIGHTS.test(n) && !(cfg.tieWordEmbeddings && n === 'lm_head.weight'));
+    const tensors: GgufTensorOut[] = names.map((n) => {
+      const p = planTensor(arch, n, source.describe(n).shape, type);
+      return { ...p, bytes: () => tensorBytes(p, source.get(n), cfg) };
+    });
+    writeGguf(out, meta, tensors);
+    return { tensors: tensors.length, arch };
+  } finally {
+    source.close();
+  }
+}

@@ -1,0 +1,146 @@
+import { UserError } from '../../util/errors.ts';
+import { type GgufValue, gguf } from './format.ts';
+import { TOKEN_TYPE } from './tokenizer.ts';
+
+/** transformers' pre-tokenizer regexes → the `tokenizer.ggml.pre` name llama.cpp gives them. */
+const PRE_NAMES: Record<string, string> = {
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+":
+    'llama-bpe',
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+":
+    'qwen2',
+};
+
+interface HfBpeModel {
+  type?: string;
+  vocab?: Record<string, number>;
+  merges?: (string | [string, string])[];
+  byte_fallback?: boolean;
+  unk_token?: string | null;
+}
+
+interface AddedToken {
+  id: number;
+  content: string;
+  special?: boolean;
+}
+
+type Json = Record<string, unknown>;
+
+const BYTE_TOKEN = /^<0x[0-9A-Fa-f]{2}>$/;
+
+/** The pre-tokenizer's name for llama.cpp: GPT-2's built-in ByteLevel regex, or a Split regex it knows. */
+function preName(pre: Json | null, path: string): string {
+  const steps = pre?.type === 'Sequence' ? (pre.pretokenizers as Json[]) : pre ? [pre] : [];
+  const split = steps.find((s) => s.type === 'Split');
+  const byteLevel = steps.find((s) => s.type === 'ByteLevel');
+  if (!split && byteLevel?.use_regex !== false) return 'gpt-2';
+  const regex = (split?.pattern as { Regex?: string } | undefined)?.Regex ?? '';
+  const name = PRE_NAMES[regex];
+  if (!name) throw new UserError(`${path}: its pre-tokenizer regex ${JSON.stringify(regex)} has no llama.cpp name`);
+  return name;
+}
+
+/** True for a SentencePiece-style tokenizer (▁ for spaces, byte fallback), written as llama.cpp's `llama` model. */
+function isSentencePiece(json: Json): boolean {
+  return (json.model as HfBpeModel).byte_fallback === true || JSON.stringify(json.normalizer ?? '').includes('▁');
+}
+
+/** Whether the post-processor (or tokenizer_config.json's add_bos_token) puts `token` first. */
+function adds(json: Json, config: Json, key: 'add_bos_token' | 'add_eos_token', token: string | undefined): boolean {
+  if (typeof config[key] === 'boolean') return config[key] as boolean;
+  if (!token) return false;
+  const single = ((json.post_processor as Json | null)?.single ?? []) as Json[];
+  const ids = single.map((s) => (s.SpecialToken as { id?: string } | undefined)?.id);
+  return key === 'add_bos_token' ? ids[0] === token : ids.length > 1 && ids.at(-1) === token;
+}
+
+/**
+ * `tokenizer.ggml.*` for a tokenizer.json: byte-level BPE as llama.cpp's `gpt2` model (merges, pre-tokenizer name),
+ * SentencePiece-style BPE as its `llama` model (scores ranking each merged piece by its merge's rank, so llama.cpp's
+ * highest-score-first merging follows the merge order). The vocabulary is padded to `vocabSize` (the embedding rows)
+ * with unused placeholders, as llama.cpp's converter does.
+ */
+export function ggufTokenizerMetadata(
+  json: Json,
+  config: Json,
+  eosIds: readonly number[],
+  vocabSize: number,
+  path: string,
+): Map<string, GgufValue> {
+  const model = json.model as HfBpeModel;
+  if (model?.type !== 'BPE' || !model.vocab) {
+    throw new UserError(
+      `${path}: a ${model?.type ?? 'missing'} tokenizer model cannot be written to GGUF (expected BPE)`,
+    );
+  }
+  const tokens: string[] = Array.from({ length: vocabSize }, (_, i) => `[PAD${i}]`);
+  const types: number[] = tokens.map(() => TOKEN_TYPE.unused);
+  const place = (text: string, id: number, type: number) => {
+    if (id >= vocabSize)
+      throw new UserError(
+        `${path}: token ${JSON.stringify(text)} has id ${id}, past the model's ${vocabSize} embedding rows`,
+      );
+    tokens[id] = text;
+    types[id] = type;
+  };
+  const spm = isSentencePiece(json);
+  for (const [text, id] of Object.entries(model.vocab)) {
+    place(text, id, spm && BYTE_TOKEN.test(text) ? TOKEN_TYPE.byte : TOKEN_TYPE.normal);
+  }
+  for (const t of (json.added_tokens ?? []) as AddedToken[]) {
+    const type =
+      t.content === model.unk_token ? TOKEN_TYPE.unknown : t.special ? TOKEN_TYPE.control : TOKEN_TYPE.userDefined;
+    place(t.content, t.id, type);
+  }
+  const merges = (model.merges ?? []).map((m) => (Array.isArray(m) ? m.join(' ') : m));
+  const idOf = (text: unknown) => {
+    const s = typeof text === 'string' ? text : (text as { content?: string } | null)?.content;
+    const id = s === undefined ? -1 : tokens.indexOf(s);
+    return id < 0 ? undefined : id;
+  };
+  const bosText = typeof config.bos_token === 'string' ? config.bos_token : undefined;
+  const eosText = typeof config.eos_token === 'string' ? config.eos_token : undefined;
+  const bos = idOf(config.bos_token);
+  const eos = eosIds[0] ?? idOf(config.eos_token);
+  const meta = new Map<string, GgufValue>([
+    ['tokenizer.ggml.model', gguf.str(spm ? 'llama' : 'gpt2')],
+    ...(spm ? [] : ([['tokenizer.ggml.pre', gguf.str(preName(json.pre_tokenizer as Json | null, path))]] as const)),
+    ['tokenizer.ggml.tokens', gguf.array('string', tokens)],
+    ['tokenizer.ggml.token_type', gguf.array('i32', types)],
+  ]);
+  if (spm) {
+    // A piece scores minus the rank of the merge that makes it; pieces no merge makes score lowest.
+    const score = new Map<string, number>();
+    merges.forEach((m, rank) => {
+      const piece = m.replace(' ', '');
+      if (!score.has(piece)) score.set(piece, -rank);
+    });
+    meta.set(
+      'tokenizer.ggml.scores',
+      gguf.array(
+        'f32',
+        tokens.map((t) => score.get(t) ?? -1e9),
+      ),
+    );
+    const prefix = JSON.stringify(json.normalizer ?? '').includes('Prepend');
+    meta.set('tokenizer.ggml.add_space_prefix', gguf.bool(prefix));
+  } else {
+    meta.set('tokenizer.ggml.merges', gguf.array('string', merges));
+  }
+  if (bos !== undefined) meta.set('tokenizer.ggml.bos_token_id', gguf.u32(bos));
+  if (eos !== undefined) meta.set('tokenizer.ggml.eos_token_id', gguf.u32(eos));
+  if (eosIds.length > 1) meta.set('tokenizer.ggml.eot_token_id', gguf.u32(eosIds[1]!));
+  const unk = idOf(model.unk_token ?? undefined);
+  if (unk !== undefined) meta.set('tokenizer.ggml.unknown_token_id', gguf.u32(unk));
+  const pad = idOf(config.pad_token);
+  if (pad !== undefined) meta.set('tokenizer.ggml.padding_token_id', gguf.u32(pad));
+  meta.set(
+    'tokenizer.ggml.add_bos_token',
+    gguf.bool(bos !== undefined && adds(json, config, 'add_bos_token', bosText)),
+  );
+  meta.set(
+    'tokenizer.ggml.add_eos_token',
+    gguf.bool(eos !== undefined && adds(json, config, 'add_eos_token', eosText)),
+  );
+  return meta;
+}
