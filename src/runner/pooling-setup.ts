@@ -41,7 +41,7 @@ export function preparePoolingModel(model: string, options: EngineOptions = {}):
   const resolved = resolveModel(model, { allowPaths: true });
   if (resolved.format === 'gguf') {
     throw new UserError(
-      `${model}: GGUF embedding models are not supported yet (no GGUF reader); use the safetensors folder`,
+      `${model}: GGUF embedding and reranking models are not supported yet; use the safetensors folder`,
     );
   }
   const modelDir = resolved.path;
