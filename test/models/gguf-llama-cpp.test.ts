@@ -25,6 +25,7 @@ import { argmax, PagedSession } from '../helpers/paged-session.ts';
 const TOLERANCE: Record<string, number> = { f32: 1e-3, f16: 0.03 };
 const GPT2_F32 = 5e-3;
 
+const F32_CHECKED = ['tiny-llama-256', 'tiny-qwen2-256', 'tiny-gpt2'];
 const FIXTURES = [
   'tiny-llama',
   'tiny-qwen2',
@@ -57,6 +58,8 @@ async function llamaCppLogits(model: LlamaModel, seq: number[], from: number, vo
   const ctx = await model.createContext({
     contextSize: 512,
     batchSize: 512,
+    // Tiny models: one thread, so ggml's spinning workers do not fight the other test processes for the cores.
+    threads: 1,
     experimentalKvCacheKeyType: 'F32',
     experimentalKvCacheValueType: 'F32',
     flashAttention: false,
@@ -114,8 +117,12 @@ for (const name of FIXTURES) {
   describe(`${name}: pagoda and llama.cpp on the same GGUF`, { skip: fixture.skip }, () => {
     test('F16: top-1 identical on every teacher-forced step, top-8 log-probabilities within 0.03', () =>
       agree(name, fixture.path, 'f16'));
-    test('F32: top-1 identical on every step, top-8 log-probabilities within 1e-3', () =>
-      agree(name, fixture.path, 'f32'));
+    // F32 on the two k-quant-shaped fixtures (GQA; biases) and GPT-2 (its own GELU tolerance) is enough to show exactness.
+    test(
+      'F32: top-1 identical on every step, top-8 log-probabilities within 1e-3',
+      { skip: F32_CHECKED.includes(name) ? false : 'F32 is checked on tiny-llama-256, tiny-qwen2-256 and tiny-gpt2' },
+      () => agree(name, fixture.path, 'f32'),
+    );
   });
 }
 
