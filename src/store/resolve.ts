@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { hasGgufMagic } from '../loader/gguf/read.ts';
 import { UserError } from '../util/errors.ts';
-import { hasGgufMagic } from './gguf-magic.ts';
 import { findSnapshot } from './hf-cache.ts';
 import { findCachedGguf, HF_HOST, isHfGgufName } from './hf-gguf.ts';
 import { expandHome, hubCacheDir, modelsDir, ollamaModelsDir } from './locations.ts';

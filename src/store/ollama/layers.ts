@@ -1,4 +1,4 @@
-import { hasGgufMagic } from '../gguf-magic.ts';
+import { hasGgufMagic } from '../../loader/gguf/read.ts';
 import type { ChatMessage, Manifest, ParameterValue } from '../manifest.ts';
 import { PARAMETER_TYPES, setParameter } from '../modelfile.ts';
 import { LAYER_PREFIX, type Layer, type OllamaManifest } from './manifest.ts';
