@@ -4,11 +4,13 @@ import { loadEngine, modelSamplingDefaults } from '../engine/load.ts';
 import { type LoadedPoolingEngine, loadPoolingEngine } from '../engine/pooling-load.ts';
 import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME } from '../loader/demo-model.ts';
+import { ggufHeader, isGgufPath } from '../loader/gguf/files.ts';
 import { loadGenerationConfig, loadModelConfig } from '../loader/hf-config.ts';
 import { warmWeightFiles } from '../loader/warm-files.ts';
 import { modelTask } from '../models/pooling-load.ts';
 import { samplingTo } from '../primitives/sampling-names.ts';
 import type { EngineOptions } from '../runner/load.ts';
+import { summarizeGguf } from '../store/gguf-summary.ts';
 import type { Manifest, ParameterValue } from '../store/manifest.ts';
 import { resolveModel } from '../store/resolve.ts';
 import { UserError } from '../util/errors.ts';
@@ -65,12 +67,15 @@ export class EngineModelSource implements ModelSource {
     const config = loadModelConfig(entry.path);
     const manifest = entry.ref === DEMO_MODEL_NAME ? null : storedManifest(entry.ref);
     const files = weightFiles(entry.path);
+    // A GGUF file says what it holds: its architecture, weight count, file type and metadata, as Ollama shows them.
+    const gguf = isGgufPath(entry.path) ? summarizeGguf(ggufHeader(entry.path)) : null;
     return {
       architecture: config.architecture,
-      family: config.modelType || config.architecture,
-      format: entry.ref === DEMO_MODEL_NAME ? 'demo' : 'safetensors',
-      parameterCount: Math.round(files.bytes / (BYTES_PER_WEIGHT[config.dtype] ?? 4)),
-      quantization: config.dtype,
+      family: gguf?.family ?? (config.modelType || config.architecture),
+      format: entry.ref === DEMO_MODEL_NAME ? 'demo' : gguf ? 'gguf' : 'safetensors',
+      parameterCount: gguf?.parameterCount ?? Math.round(files.bytes / (BYTES_PER_WEIGHT[config.dtype] ?? 4)),
+      quantization: gguf?.quantization ?? config.dtype,
+      ggufMetadata: gguf?.modelInfo,
       sizeBytes: files.bytes,
       modifiedAt: files.modified,
       maxContextLength: config.maxPositionEmbeddings,

@@ -34,6 +34,8 @@ export interface ModelInfo {
   maxContextLength: number;
   /** config.json as shipped, for /api/show's model_info. */
   config: Record<string, unknown>;
+  /** A GGUF file's own metadata, which /api/show's model_info gives as it is (Ollama's keys). */
+  ggufMetadata?: Record<string, unknown>;
   chatTemplate: string | null;
   /** A stored model's Modelfile layers (system prompt, Go template, parameters, license); absent for folders. */
   manifest?: Manifest | null;

@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { loadChatTemplate } from '../../loader/chat-template.ts';
+import { ggufHeader } from '../../loader/gguf/files.ts';
 import { loadModelConfig } from '../../loader/hf-config.ts';
+import { summarizeGguf } from '../../store/gguf-summary.ts';
 import { weightsSize } from '../../store/hf-cache.ts';
 import { formatModelfile, formatParameters } from '../../store/modelfile.ts';
 import { resolveModel } from '../../store/resolve.ts';
@@ -34,8 +36,9 @@ export const registerShow: RegisterCommand = (program) => {
         if (opts.system) return out(m?.system ?? '');
         if (opts.license) return out((m?.license ?? []).join('\n'));
         const config = loadModelConfig(model.path);
-        const bytes = weightsSize(model.path);
-        const params = bytes / (BYTES_PER_WEIGHT[config.dtype] ?? 4);
+        // A GGUF file counts its own weights and names its quantization (Q4_K_M, not the dtype they compute in).
+        const gguf = model.format === 'gguf' ? summarizeGguf(ggufHeader(model.path)) : null;
+        const params = gguf?.parameterCount ?? weightsSize(model.path) / (BYTES_PER_WEIGHT[config.dtype] ?? 4);
         const section = (title: string, rows: string[][]) =>
           rows.length ? `  ${title}\n${formatTable(rows).replace(/^/gm, '    ')}\n\n` : '';
         let text = section('Model', [
@@ -43,7 +46,7 @@ export const registerShow: RegisterCommand = (program) => {
           ['parameters', params >= 1e9 ? `${(params / 1e9).toFixed(1)}B` : `${(params / 1e6).toFixed(1)}M`],
           ['context length', String(config.maxPositionEmbeddings)],
           ['embedding length', String(config.hiddenSize)],
-          ['quantization', config.dtype.toUpperCase()],
+          ['quantization', gguf?.quantization ?? config.dtype.toUpperCase()],
           ['path', model.path],
         ]);
         if (m) {

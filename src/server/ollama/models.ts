@@ -16,10 +16,15 @@ const POOLING_CAPABILITY: Record<PoolingTask, string> = { embed: 'embedding', sc
 
 const QUANT: Record<string, string> = { float32: 'F32', bfloat16: 'BF16', float16: 'F16' };
 
+/** Ollama's HumanNumber: "8B", "3.2B", "494.03M", "260K". */
 function parameterSize(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(1)}B`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
+  const scaled = (unit: number, digits: number, suffix: string) => {
+    const x = n / unit;
+    return `${Number.isInteger(x) ? x : x.toFixed(digits)}${suffix}`;
+  };
+  if (n >= 1e9) return scaled(1e9, 1, 'B');
+  if (n >= 1e6) return scaled(1e6, 2, 'M');
+  if (n >= 1e3) return `${Math.round(n / 1e3)}K`;
   return String(n);
 }
 
@@ -46,8 +51,9 @@ function shownFrom(from: string): string {
   return looksLikePath(from) ? (from.split(/[\\/]/).filter(Boolean).at(-1) ?? '') : from;
 }
 
-/** GGUF-style model_info keys from config.json. */
+/** A GGUF file's metadata as it is, else GGUF-style model_info keys from config.json. */
 function modelInfo(info: ModelInfo): Record<string, unknown> {
+  if (info.ggufMetadata) return info.ggufMetadata;
   const c = info.config;
   const arch = info.family;
   const out: Record<string, unknown> = {
