@@ -16,7 +16,7 @@ import {
   type StepContext,
   type Tensor,
 } from '../backend.ts';
-import { type PagedKv, pagedAttention, selfAttention, writeKvCache } from './attention.ts';
+import { pagedAttention, selfAttention, writeKvCache } from './attention.ts';
 import { actMulInto, addInto, geluInto, softcapInto } from './elementwise.ts';
 import { gatherRows } from './gather.ts';
 import { compactPagedKv, keyScoreCount, snapKvScores } from './kv-compression.ts';
@@ -27,36 +27,9 @@ import { l2NormalizeRows, poolRows } from './pooling.ts';
 import { linearQuantized } from './quant-matmul.ts';
 import { QuantCpuTensor, stackQuantized } from './quant-tensor.ts';
 import { applyRope, ropeTables } from './rope.ts';
+import { CpuLayerKv, CpuStepContext, pagedOf, stepOf } from './step-context.ts';
 import { CpuTensor, cpu, dummyValues, rowsCols } from './tensor.ts';
 import { CpuThreads, defaultThreads, MIN_PARALLEL_MACS, sharedFloat32 } from './threads.ts';
-
-/** The step's plan plus cos/sin tables computed once per rope spec and reused by every layer. */
-class CpuStepContext implements StepContext {
-  readonly ropeCache = new Map<RopeSpec, { cos: Float32Array; sin: Float32Array }>();
-  constructor(readonly batch: StepBatch) {}
-}
-
-function stepOf(step: StepContext): CpuStepContext {
-  if (!(step instanceof CpuStepContext)) throw new Error('step context does not belong to the CPU backend');
-  return step;
-}
-
-/** One layer's cache; K and V are CpuTensors so models hold them like any other tensor. */
-class CpuLayerKv implements LayerKvCache {
-  constructor(
-    readonly k: CpuTensor,
-    readonly v: CpuTensor,
-  ) {}
-  paged(): PagedKv {
-    const [, , numKvHeads, headDim] = this.k.shape as number[];
-    return { k: this.k.data, v: this.v.data, numKvHeads: numKvHeads!, headDim: headDim! };
-  }
-}
-
-function pagedOf(cache: LayerKvCache): PagedKv {
-  if (!(cache instanceof CpuLayerKv)) throw new Error('KV cache does not belong to the CPU backend');
-  return cache.paged();
-}
 
 /**
  * The reference backend: plain TypeScript over Float32Array, everything computed in f32 (sums in f64).
