@@ -3,7 +3,7 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { getLlama, type Llama, type LlamaModel } from 'node-llama-cpp';
+import { getLlama, type Llama } from 'node-llama-cpp';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { convertToGguf } from '../../src/loader/gguf/convert.ts';
 import { GgufFile } from '../../src/loader/gguf/read.ts';
@@ -11,6 +11,7 @@ import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadModel } from '../../src/models/load.ts';
 import type { DType } from '../../src/primitives/host-tensor.ts';
 import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
+import { llamaCppLogits, logSoftmax } from '../helpers/llama-cpp.ts';
 import { argmax, PagedSession } from '../helpers/paged-session.ts';
 
 /**
@@ -43,39 +44,6 @@ before(async () => {
 after(async () => {
   await llama?.dispose();
 });
-
-function logSoftmax(x: ArrayLike<number>): Float64Array {
-  let max = Number.NEGATIVE_INFINITY;
-  for (let i = 0; i < x.length; i++) max = Math.max(max, x[i]!);
-  let sum = 0;
-  for (let i = 0; i < x.length; i++) sum += Math.exp(x[i]! - max);
-  const log = Math.log(sum) + max;
-  return Float64Array.from({ length: x.length }, (_, i) => x[i]! - log);
-}
-
-/** llama.cpp's logits at every position from `from` on, for one token sequence. */
-async function llamaCppLogits(model: LlamaModel, seq: number[], from: number, vocab: number): Promise<Float64Array[]> {
-  const ctx = await model.createContext({
-    contextSize: 512,
-    batchSize: 512,
-    // Tiny models: one thread, so ggml's spinning workers do not fight the other test processes for the cores.
-    threads: 1,
-    experimentalKvCacheKeyType: 'F32',
-    experimentalKvCacheValueType: 'F32',
-    flashAttention: false,
-  });
-  try {
-    const items = seq.map((t, i) => (i >= from ? ([t, { generateNext: { logits: true } }] as const) : t));
-    const res = await ctx.getSequence().controlledEvaluate(items as never);
-    return seq.slice(from).map((_, k) => {
-      const row = new Float64Array(vocab);
-      for (const [id, v] of res[from + k]!.next.logits!) row[id] = v;
-      return row;
-    });
-  } finally {
-    await ctx.dispose();
-  }
-}
 
 async function agree(name: string, dir: string, type: DType): Promise<void> {
   const path = join(out, `${name}-${type}.gguf`);

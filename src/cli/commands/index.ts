@@ -6,6 +6,7 @@ import { registerCreate } from './create.ts';
 import { registerList } from './list.ts';
 import { registerPs } from './ps.ts';
 import { registerPull } from './pull.ts';
+import { registerQuantize } from './quantize.ts';
 import { registerRm } from './rm.ts';
 import { registerRun } from './run.ts';
 import { registerServe } from './serve.ts';
@@ -25,5 +26,6 @@ export const commands: RegisterCommand[] = [
   registerRm,
   registerPs,
   registerConvert,
+  registerQuantize,
   registerServe,
 ];

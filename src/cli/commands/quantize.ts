@@ -1,0 +1,23 @@
+import { Command } from 'commander';
+import { quantizeToGguf } from '../../loader/gguf/quantize.ts';
+import { parseQuantization } from '../../primitives/quant/mix.ts';
+import type { RegisterCommand } from './index.ts';
+
+/** `pagoda quantize SOURCE OUT.gguf --type q4_k_m` */
+export const registerQuantize: RegisterCommand = (program) => {
+  program.addCommand(
+    new Command('quantize')
+      .description("write a GGUF file or a Hugging Face folder as a quantized GGUF file (llama.cpp's types and mixes)")
+      .argument('<source>', 'a GGUF file or a Hugging Face model folder')
+      .argument('<out>', 'the GGUF file to write')
+      .requiredOption('--type <type>', 'q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k_m, q4_k_m, q5_k_m or q6_k')
+      .action((source: string, out: string, opts: { type: string }) => {
+        const scheme = parseQuantization(opts.type, '--type');
+        const r = quantizeToGguf(source, out, scheme);
+        const types = Object.entries(r.types)
+          .map(([t, n]) => `${n} ${t.toUpperCase()}`)
+          .join(', ');
+        process.stdout.write(`wrote ${out}: ${scheme.name}, ${r.tensors} tensors (${types || 'none quantized'})\n`);
+      }),
+  );
+};
