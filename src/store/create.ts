@@ -2,6 +2,7 @@ import { readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { TemplateError } from '../gotemplate/errors.ts';
 import { OllamaTemplate } from '../gotemplate/ollama.ts';
+import { parseQuantization } from '../primitives/quant/mix.ts';
 import { UserError } from '../util/errors.ts';
 import { findSnapshot } from './hf-cache.ts';
 import { expandHome, hubCacheDir, modelsDir, ollamaModelsDir } from './locations.ts';
@@ -11,7 +12,8 @@ import type { Modelfile } from './modelfile.ts';
 import { isHubRepoId, looksLikePath, nameProblem, parseModelName } from './names.ts';
 import { blobFileName } from './ollama/manifest.ts';
 import { OllamaStore } from './ollama/store.ts';
-import { checkModelPath, resolveModel, revisionOf } from './resolve.ts';
+import { quantizedBlob } from './quantized-blob.ts';
+import { checkModelPath, resolveModel, revisionOf, sourcePath } from './resolve.ts';
 
 export interface CreateOptions {
   env?: Record<string, string | undefined>;
@@ -21,6 +23,8 @@ export interface CreateOptions {
   baseDir?: string;
   /** Prefix for error messages, e.g. `Modelfile` (line numbers are added) or `/api/create`. */
   file?: string;
+  /** A GGUF quantization (q4_k_m, q8_0, …): the base's weights are stored quantized, as a new blob. */
+  quantize?: string;
 }
 
 /**
@@ -34,6 +38,7 @@ export function createModel(name: string, mf: Modelfile, opts: CreateOptions = {
   const file = opts.file ?? 'Modelfile';
   const at = (line: number | undefined) => (line ? `${file}:${line}` : file);
   const base = baseOf(mf.from, store, env, opts, at(mf.fromLine));
+  const scheme = opts.quantize === undefined ? null : parseQuantization(opts.quantize, `${file}: quantize`);
   if (mf.template !== undefined) {
     try {
       new OllamaTemplate(mf.template);
@@ -47,7 +52,7 @@ export function createModel(name: string, mf: Modelfile, opts: CreateOptions = {
   const parameters = { ...(base.inherited?.parameters ?? {}), ...mf.parameters };
   const manifest: Manifest = {
     schemaVersion: 1,
-    source: base.source,
+    source: scheme ? quantizedBlob(store.root, sourcePath(base.source, mf.from, env).path, scheme) : base.source,
     from: mf.from,
     parameters,
     system: mf.system ?? base.inherited?.system,

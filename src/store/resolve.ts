@@ -139,7 +139,8 @@ export function checkModelPath(path: string, shown: string): { format: 'safetens
   throw new UserError(`${shown}: not a model folder or a GGUF file`);
 }
 
-function sourcePath(
+/** The files a manifest's source names: a cache snapshot, a folder, a GGUF file or a pulled blob. */
+export function sourcePath(
   source: ModelSource,
   name: string,
   env: Record<string, string | undefined>,

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Ollama } from 'ollama';
+import { convertToGguf } from '../../src/loader/gguf/convert.ts';
+import { GgufFile } from '../../src/loader/gguf/read.ts';
 import { resolveServeConfig } from '../../src/server/config.ts';
 import { type RunningServer, startServer } from '../../src/server/serve.ts';
 import { resolveModel } from '../../src/store/resolve.ts';
@@ -34,6 +36,11 @@ before(async () => {
   addToOllamaStore(join(root, 'ollama'), 'registry.ollama.ai/library/phi3/mini', [
     { kind: 'model', content: EMPTY_GGUF },
     { kind: 'system', content: 'Be kind.' },
+  ]);
+  const f32 = join(root, 'qwen-f32.gguf');
+  convertToGguf(QWEN, f32, 'f32');
+  addToOllamaStore(join(root, 'ollama'), 'registry.ollama.ai/library/qwen-f32/latest', [
+    { kind: 'model', content: readFileSync(f32) },
   ]);
   const config = { ...resolveServeConfig({ port: 0, host: '127.0.0.1' }, {}), models: [QWEN] };
   server = await startServer(config, { log: () => {} }, () => {});
@@ -75,15 +82,37 @@ test("Ollama's own models are read-only: delete is refused in one line", async (
   assert.deepEqual(treeState(join(root, 'ollama')), before);
 });
 
-test('create with quantize is refused, saying why', async () => {
+test('create with quantize stores the base quantized as a new blob; it loads and answers', async () => {
+  const events = [];
+  for await (const e of await ollama.create({ model: 'qwen-q8', from: 'qwen-f32', quantize: 'q8_0', stream: true })) {
+    events.push(e.status);
+  }
+  assert.deepEqual(events, ['quantizing to Q8_0', 'writing manifest', 'success']);
+  const created = resolveModel('qwen-q8');
+  assert.equal(created.manifest?.source.kind, 'blob');
+  const file = GgufFile.open(created.path);
+  try {
+    assert.equal(file.value('general.file_type'), 7);
+    assert.equal(file.tensors.get('blk.0.attn_q.weight')?.type.name, 'Q8_0');
+    assert.equal(file.tensors.get('blk.0.attn_norm.weight')?.type.name, 'F32');
+  } finally {
+    file.close();
+  }
+  assert.equal((await ollama.show({ model: 'qwen-q8' })).details.quantization_level, 'Q8_0');
+  const answer = await ollama.generate({ model: 'qwen-q8', prompt: 'Hello', options: { num_predict: 4 } });
+  assert.equal(answer.done, true);
+  assert.ok(answer.eval_count > 0);
   await assert.rejects(
-    ollama.create({ model: 'small', from: 'phi3:mini', quantize: 'q4_K_M' }),
+    ollama.create({ model: 'small', from: 'qwen-f32', quantize: 'q9_9' }),
     (err: { status_code: number; error: string }) => {
       assert.equal(err.status_code, 400);
-      assert.match(err.error, /^quantize q4_K_M: pagoda cannot quantize models yet \(it has no GGUF quantizer\)/);
+      assert.match(err.error, /^\/api\/create: quantize q9_9: unknown quantization \(expected one of q8_0, /);
       return true;
     },
   );
+});
+
+test('create without quantize builds on the base as it is', async () => {
   // Without quantize, a model over Ollama's blob is created (no weights copied).
   assert.equal((await ollama.create({ model: 'kinder', from: 'phi3:mini', system: 'Be kinder.' })).status, 'success');
   const created = resolveModel('kinder');

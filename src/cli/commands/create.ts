@@ -14,7 +14,11 @@ export const registerCreate: RegisterCommand = (program) => {
       .description('create a named model from a Modelfile (FROM, PARAMETER, SYSTEM, TEMPLATE, MESSAGE, LICENSE)')
       .argument('<name>', 'the new model name, e.g. my-model or my-model:v1')
       .option('-f, --file <path>', 'the Modelfile', 'Modelfile')
-      .action((name: string, opts: { file: string }) => {
+      .option(
+        '-q, --quantize <type>',
+        "store the base's weights quantized: q8_0, q4_k_m, … (as ollama create --quantize)",
+      )
+      .action((name: string, opts: { file: string; quantize?: string }) => {
         parseModelName(name);
         const path = resolve(opts.file);
         let text: string;
@@ -27,6 +31,7 @@ export const registerCreate: RegisterCommand = (program) => {
           allowPaths: true,
           baseDir: dirname(path),
           file: opts.file,
+          quantize: opts.quantize,
         });
         process.stdout.write(`created ${stored.name}\n`);
       }),

@@ -109,15 +109,6 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
     const model = checkedName(body.model ?? body.name, 'model');
     const base = fromModelfileText(body.modelfile);
     const from = checkedName(body.from ?? base?.from, 'from');
-    if (body.quantize !== undefined && body.quantize !== null) {
-      // Until pagoda has a GGUF quantizer, a quantized copy cannot be made; running the unquantized model instead
-      // would silently give the client something else.
-      throw new ApiError(
-        400,
-        `quantize ${body.quantize}: pagoda cannot quantize models yet (it has no GGUF quantizer); create from a model already in that quantization`,
-        'quantize',
-      );
-    }
     for (const field of ['adapters', 'files'] as const) {
       if (body[field] !== undefined && body[field] !== null) {
         throw new ApiError(400, `${field} is not supported by pagoda (create from a model name with "from")`, field);
@@ -141,7 +132,7 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
       license: license ?? base?.license ?? [],
     };
     try {
-      createModel(model, modelfile, { file: base ? 'modelfile' : '/api/create' });
+      createModel(model, modelfile, { file: base ? 'modelfile' : '/api/create', quantize: body.quantize ?? undefined });
     } catch (err) {
       throw storeError(err, 'from');
     }
@@ -150,7 +141,8 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
     register(ctx, model);
     if (body.stream === false) return { status: 'success' };
     const stream = new EventStream(reply, 'ndjson');
-    for (const status of ['using existing layers', 'writing manifest', 'success']) stream.send({ status });
+    const steps = body.quantize ? [`quantizing to ${body.quantize.toUpperCase()}`] : ['using existing layers'];
+    for (const status of [...steps, 'writing manifest', 'success']) stream.send({ status });
     stream.end();
   });
 
