@@ -205,6 +205,9 @@ test('Markdown from a model is rendered with a fixed set of elements; HTML in it
     updatedAt: 1,
   };
   const { page, errors } = await openPage(browser, `${server.url}/ui/`);
+  // The page saves its own first conversation once its start-up requests are answered: seed after that, or the
+  // seed can be overwritten before the reload (seen on a loaded machine).
+  await page.waitForLoadState('networkidle');
   await page.evaluate((c) => {
     localStorage.setItem('pagoda.conversations', JSON.stringify([c]));
     localStorage.setItem('pagoda.currentConversation', c.id);
