@@ -9,7 +9,7 @@ export function logSoftmax(x: ArrayLike<number>): Float64Array {
   return Float64Array.from({ length: x.length }, (_, i) => x[i]! - log);
 }
 
-/** llama.cpp's logits at every position from `from` on, for one token sequence. */
+/** llama.cpp's log-probabilities (its full next-token distribution) at every position from `from` on, for one token sequence. */
 export async function llamaCppLogits(
   model: LlamaModel,
   seq: number[],
@@ -26,11 +26,11 @@ export async function llamaCppLogits(
     flashAttention: false,
   });
   try {
-    const items = seq.map((t, i) => (i >= from ? ([t, { generateNext: { logits: true } }] as const) : t));
+    const items = seq.map((t, i) => (i >= from ? ([t, { generateNext: { probabilities: true } }] as const) : t));
     const res = await ctx.getSequence().controlledEvaluate(items as never);
     return seq.slice(from).map((_, k) => {
-      const row = new Float64Array(vocab);
-      for (const [id, v] of res[from + k]!.next.logits!) row[id] = v;
+      const row = new Float64Array(vocab).fill(Number.NEGATIVE_INFINITY);
+      for (const [id, p] of res[from + k]!.next.probabilities!) row[id] = Math.log(p);
       return row;
     });
   } finally {

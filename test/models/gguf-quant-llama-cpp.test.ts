@@ -9,7 +9,7 @@ import { quantizeToGguf } from '../../src/loader/gguf/quantize.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { parseQuantization } from '../../src/primitives/quant/mix.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
-import { llamaCppLogits } from '../helpers/llama-cpp.ts';
+import { llamaCppLogits, logSoftmax } from '../helpers/llama-cpp.ts';
 import { argmax, PagedSession } from '../helpers/paged-session.ts';
 
 /**
@@ -51,11 +51,13 @@ async function agreement(name: string, dir: string, type: string): Promise<{ top
         const want = ref[k]!;
         steps++;
         if (argmax(row) === argmax(Float32Array.from(want))) same++;
+        // Both sides as log-probabilities: their range is the logits' range.
+        const ours = logSoftmax(row);
         let [lo, hi, diff] = [Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0];
         for (let i = 0; i < want.length; i++) {
           lo = Math.min(lo, want[i]!);
           hi = Math.max(hi, want[i]!);
-          diff = Math.max(diff, Math.abs(row[i]! - want[i]!));
+          diff = Math.max(diff, Math.abs(ours[i]! - want[i]!));
         }
         relative = Math.max(relative, diff / (hi - lo));
       });
