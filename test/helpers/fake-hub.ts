@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { sendRangedBody } from './ranged-body.ts';
 
 /** A repo served by the fake Hub. Files of at least `lfsThreshold` bytes are served like LFS files. */
 export interface FakeRepo {
@@ -119,43 +120,11 @@ export class FakeHub {
   }
 
   private content(req: IncomingMessage, res: ServerResponse, id: string, file: string): void {
-    let content = this.repos.get(id)?.files[file];
+    const content = this.repos.get(id)?.files[file];
     if (!content) {
       res.writeHead(404).end();
       return;
     }
-    if (this.corrupt.has(file)) {
-      content = Buffer.from(content);
-      content[content.length - 1]! ^= 0xff;
-    }
-    let start = 0;
-    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-    if (range) {
-      start = Number(range[1]);
-      if (start >= content.length) {
-        res.writeHead(416, { 'content-range': `bytes */${content.length}` }).end();
-        return;
-      }
-      res.writeHead(206, {
-        'content-length': String(content.length - start),
-        'content-range': `bytes ${start}-${content.length - 1}/${content.length}`,
-      });
-    } else {
-      res.writeHead(200, { 'content-length': String(content.length), 'accept-ranges': 'bytes' });
-    }
-    if (req.method === 'HEAD') {
-      res.end();
-      return;
-    }
-    const cuts = this.cutAfter.get(file);
-    const cut = cuts?.shift();
-    if (cut !== undefined) {
-      // Send part of the body, then drop the connection mid-transfer.
-      // Give the client time to take the bytes sent (an early end discards what it has not read yet), then
-      // half-close the connection.
-      res.write(content.subarray(start, start + cut), () => setTimeout(() => res.socket?.end(), 150));
-      return;
-    }
-    res.end(content.subarray(start));
+    sendRangedBody(req, res, content, { corrupt: this.corrupt.has(file), cutAfter: this.cutAfter.get(file)?.shift() });
   }
 }

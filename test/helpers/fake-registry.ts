@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type FakeLayer, ollamaManifest, sha256 } from './ollama-store.ts';
+import { sendRangedBody } from './ranged-body.ts';
 
 /**
  * An HTTP server imitating an Ollama-compatible registry: GET /v2/<ns>/<model>/manifests/<tag>, and blobs by
@@ -62,31 +63,9 @@ export class FakeRegistry {
   }
 
   private content(req: IncomingMessage, res: ServerResponse, digest: string): void {
-    let content = this.blobs.get(digest)!;
-    if (this.corrupt.has(digest)) {
-      content = Buffer.from(content);
-      content[content.length - 1]! ^= 0xff;
-    }
-    let start = 0;
-    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-    if (range) {
-      start = Number(range[1]);
-      if (start >= content.length) {
-        res.writeHead(416, { 'content-range': `bytes */${content.length}` }).end();
-        return;
-      }
-      res.writeHead(206, {
-        'content-length': String(content.length - start),
-        'content-range': `bytes ${start}-${content.length - 1}/${content.length}`,
-      });
-    } else {
-      res.writeHead(200, { 'content-length': String(content.length) });
-    }
-    const cut = this.cutAfter.get(digest)?.shift();
-    if (cut !== undefined) {
-      res.write(content.subarray(start, start + cut), () => setTimeout(() => res.socket?.end(), 150));
-      return;
-    }
-    res.end(content.subarray(start));
+    sendRangedBody(req, res, this.blobs.get(digest)!, {
+      corrupt: this.corrupt.has(digest),
+      cutAfter: this.cutAfter.get(digest)?.shift(),
+    });
   }
 }
