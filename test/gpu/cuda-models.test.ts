@@ -7,37 +7,20 @@ import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { cudaDtype } from '../../src/backend/cuda/device.ts';
 import { loadModelConfig } from '../../src/loader/hf-config.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
+import { GOLDEN_CASES } from '../helpers/golden-cases.ts';
 import { gpuSkip, relL2 } from '../helpers/gpu.ts';
 import { LowPrecisionCpu } from '../helpers/low-precision-cpu.ts';
 import { argmax, maxAbsDiff, PagedSession } from '../helpers/paged-session.ts';
 import { loadAsGolden } from '../helpers/patched-model.ts';
 
 const skip = gpuSkip();
-const MODELS = [
-  'stories260K',
-  'tiny-llama',
-  'tiny-qwen2',
-  'tiny-qwen3',
-  'tiny-mistral',
-  'tiny-gpt2',
-  'tiny-qwen3-moe',
-  'tiny-gemma2',
-  'tiny-gemma3',
-];
-/** Each fixture's golden.json; LongRoPE's goldens with the max-model-len that selects their factors. */
-const CASES: { name: string; file: string; maxModelLen?: number }[] = [
-  ...MODELS.map((name) => ({ name, file: 'golden.json' })),
-  { name: 'tiny-phi3-longrope', file: 'golden.json', maxModelLen: 64 },
-  { name: 'tiny-phi3-longrope', file: 'golden_long.json' },
-];
-
 interface GoldenPrompt {
   input_ids: number[];
   last_logits: number[];
   greedy_ids: number[];
 }
 
-for (const { name, file, maxModelLen } of CASES) {
+for (const { name, file, maxModelLen } of GOLDEN_CASES) {
   const fixture = modelFixture(name);
   describe(`CUDA end to end: ${name}${file === 'golden.json' ? '' : ` ${file}`}`, () => {
     const why = skip || fixture.skip;

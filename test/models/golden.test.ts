@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
+import { GOLDEN_CASES, type GoldenCase } from '../helpers/golden-cases.ts';
 import { argmax, maxAbsDiff, PagedSession, topK } from '../helpers/paged-session.ts';
 import { loadAsGolden } from '../helpers/patched-model.ts';
 
@@ -18,38 +19,13 @@ interface GoldenPrompt {
   step_top8: { ids: number[]; logits: number[] }[];
 }
 
-const MODELS = [
-  'stories260K',
-  'tiny-llama',
-  'tiny-qwen2',
-  'tiny-qwen3',
-  'tiny-mistral',
-  'tiny-gpt2',
-  'tiny-qwen3-moe',
-  'tiny-gemma2',
-  'tiny-gemma3',
-];
 /** Fixtures made by a generator that needs torch (run on the GPU machine): until then their tests skip saying how. */
 const GENERATED: Record<string, string> = {
   'tiny-qwen2-moe': 'python3 test/fixtures/generate-moe.py',
   'tiny-mixtral': 'python3 test/fixtures/generate-moe.py',
 };
 
-/** A fixture's golden file, run with the engine's max-model-len where the model's rope depends on it. */
-interface GoldenCase {
-  name: string;
-  file: string;
-  maxModelLen?: number;
-}
-
-const CASES: GoldenCase[] = [
-  ...MODELS.map((name) => ({ name, file: 'golden.json' })),
-  // LongRoPE: golden.json stays within the 64 trained positions (short factors); golden_long.json has the long ones,
-  // which the default max-model-len (max_position_embeddings, 512) selects.
-  { name: 'tiny-phi3-longrope', file: 'golden.json', maxModelLen: 64 },
-  { name: 'tiny-phi3-longrope', file: 'golden_long.json' },
-  ...Object.keys(GENERATED).map((name) => ({ name, file: 'golden.json' })),
-];
+const CASES: GoldenCase[] = [...GOLDEN_CASES, ...Object.keys(GENERATED).map((name) => ({ name, file: 'golden.json' }))];
 
 /**
  * Checks one generated step's logits against the golden top 8: every golden id's logit within TOL, and our top 8 in

@@ -1,0 +1,27 @@
+/** A fixture's golden file, run with the engine's max-model-len where the model's rope depends on it. */
+export interface GoldenCase {
+  name: string;
+  file: string;
+  maxModelLen?: number;
+}
+
+/** The fixtures with goldens, checked on the CPU (test/models/golden.test.ts) and on CUDA (test/gpu/cuda-models). */
+export const GOLDEN_MODELS = [
+  'stories260K',
+  'tiny-llama',
+  'tiny-qwen2',
+  'tiny-qwen3',
+  'tiny-mistral',
+  'tiny-gpt2',
+  'tiny-qwen3-moe',
+  'tiny-gemma2',
+  'tiny-gemma3',
+];
+
+export const GOLDEN_CASES: readonly GoldenCase[] = [
+  ...GOLDEN_MODELS.map((name) => ({ name, file: 'golden.json' })),
+  // LongRoPE: golden.json stays within the 64 trained positions (short factors); golden_long.json has the long ones,
+  // which the default max-model-len (max_position_embeddings, 512) selects.
+  { name: 'tiny-phi3-longrope', file: 'golden.json', maxModelLen: 64 },
+  { name: 'tiny-phi3-longrope', file: 'golden_long.json' },
+];
