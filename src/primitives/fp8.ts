@@ -4,6 +4,8 @@
  * KV cache stores keys and values in it.
  */
 
+import { nearestInt } from './quant/codec.ts';
+
 export const E4M3_MAX = 448;
 
 function decode(bits: number): number {
@@ -21,12 +23,6 @@ export const E4M3 = Float32Array.from({ length: 256 }, (_, b) => decode(b));
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
-/** Rounds half to even. */
-function roundEven(v: number): number {
-  const r = Math.round(v);
-  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
 /**
  * float32 → e4m3 bits, rounding to nearest even; magnitudes beyond 448 saturate to ±448 (quantizers scale values into
  * range first, so saturation only absorbs rounding at the edge), NaN stays NaN.
@@ -39,9 +35,9 @@ export function e4m3Bits(x: number): number {
   if (a >= E4M3_MAX) return sign | 0x7e;
   const exp = ((u32[0]! >>> 23) & 0xff) - 127;
   // Below the smallest normal (2^-6) values are multiples of 2^-9; a rounded-up 8 is exactly the smallest normal.
-  if (exp < -6) return sign | roundEven(a * 2 ** 9);
+  if (exp < -6) return sign | nearestInt(a * 2 ** 9);
   let e = exp;
-  let m = roundEven((a / 2 ** e - 1) * 8);
+  let m = nearestInt((a / 2 ** e - 1) * 8);
   if (m === 8) {
     m = 0;
     e++;
