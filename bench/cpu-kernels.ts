@@ -1,5 +1,5 @@
 /**
- * CPU kernel throughput: linear (matmul) and paged attention in isolation, single thread.
+ * CPU kernel throughput: linear (matmul) and paged attention (over each KV cache type) in isolation, single thread.
  * Usage: npx tsx bench/cpu-kernels.ts   Prints a table and appends it to bench/RESULTS.md.
  */
 import { appendFileSync } from 'node:fs';
@@ -7,6 +7,7 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pagedAttention } from '../src/backend/cpu/attention.ts';
+import { allocPlane, writeRows } from '../src/backend/cpu/kv-store.ts';
 import { linearF32 } from '../src/backend/cpu/matmul.ts';
 import { buildStepBatch } from '../src/runner/step-batch.ts';
 
@@ -44,28 +45,38 @@ for (const [T, n, m] of [
   );
 }
 
-// GQA 6/2, head_dim 64, block size 16, scattered block table.
+// GQA 6/2, head_dim 64, block size 16, scattered block table, with the cache in each storage type (the quantized
+// ones are dequantized where attention reads them: the f32 row is the baseline).
 const [Hq, Hk, D, bs, numBlocks] = [6, 2, 64, 16, 80];
-const cache = {
-  k: Float32Array.from({ length: numBlocks * bs * Hk * D }, (_, i) => Math.sin(i)),
-  v: Float32Array.from({ length: numBlocks * bs * Hk * D }, (_, i) => Math.cos(i)),
-  numKvHeads: Hk,
-  headDim: D,
-};
+const row = Hk * D;
+const slotMapping = Int32Array.from({ length: numBlocks * bs }, (_, i) => i);
 const spec = { numHeads: Hq, numKvHeads: Hk, headDim: D, scale: 1 / Math.sqrt(D), slidingWindow: 0 };
 const table = Array.from({ length: numBlocks }, (_, i) => (i * 7) % numBlocks);
-for (const [ctx, T] of [
-  [256, 1],
-  [1024, 1],
-  [512, 512],
-] as const) {
-  const chunk = { tokenIds: new Array(T).fill(0), startPos: ctx - T, blockTable: table, logits: 'last' as const };
-  const batch = buildStepBatch([chunk], bs);
-  const q = Float32Array.from({ length: T * Hq * D }, (_, i) => Math.sin(i * 0.3));
-  const out = new Float32Array(T * Hq * D);
-  const pairs = T === 1 ? ctx : (T * (T + 1)) / 2;
-  const ms = time(() => pagedAttention(q, cache, spec, batch, out), T === 1 ? 100 : 3);
-  record('attention', `GQA ${Hq}/${Hk} hd${D} ctx${ctx} T${T}`, ms, 4 * Hq * D * pairs);
+for (const type of ['f32', 'fp8', 'q8_0', 'q4_0'] as const) {
+  const plane = (f: (i: number) => number) => {
+    const p = allocPlane(type, numBlocks * bs, row, false);
+    writeRows(
+      p,
+      Float32Array.from({ length: numBlocks * bs * row }, (_, i) => f(i)),
+      slotMapping,
+      row,
+    );
+    return p;
+  };
+  const cache = { k: plane(Math.sin), v: plane(Math.cos), numKvHeads: Hk, headDim: D };
+  for (const [ctx, T] of [
+    [256, 1],
+    [1024, 1],
+    [512, 512],
+  ] as const) {
+    const chunk = { tokenIds: new Array(T).fill(0), startPos: ctx - T, blockTable: table, logits: 'last' as const };
+    const batch = buildStepBatch([chunk], bs);
+    const q = Float32Array.from({ length: T * Hq * D }, (_, i) => Math.sin(i * 0.3));
+    const out = new Float32Array(T * Hq * D);
+    const pairs = T === 1 ? ctx : (T * (T + 1)) / 2;
+    const ms = time(() => pagedAttention(q, cache, spec, batch, out), T === 1 ? 100 : 3);
+    record(`attention, ${type} cache`, `GQA ${Hq}/${Hk} hd${D} ctx${ctx} T${T}`, ms, 4 * Hq * D * pairs);
+  }
 }
 
 const head = ['kernel', 'shape', 'ms', 'GFLOP/s'];

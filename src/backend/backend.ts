@@ -1,4 +1,5 @@
 import type { DType, HostTensor } from '../primitives/host-tensor.ts';
+import type { KvQuant } from '../primitives/kv-cache-type.ts';
 import type { PoolingMode } from '../primitives/pooling.ts';
 import type { StepBatch } from '../primitives/step-batch.ts';
 
@@ -10,10 +11,12 @@ export interface Tensor {
   readonly dtype: DType;
 }
 
-/** One layer's paged KV cache: K and V each `[num_blocks, block_size, num_kv_heads, head_dim]`. */
+/**
+ * One layer's paged KV cache: K and V each `[num_blocks, block_size, num_kv_heads, head_dim]` values, in the
+ * backend's own storage (only the backend that made it reads it).
+ */
 export interface LayerKvCache {
-  readonly k: Tensor;
-  readonly v: Tensor;
+  readonly numBlocks: number;
 }
 
 export interface KvCacheSpec {
@@ -22,6 +25,8 @@ export interface KvCacheSpec {
   blockSize: number;
   numKvHeads: number;
   headDim: number;
+  /** Stored quantized (primitives/kv-cache-type.ts); absent: in the backend's compute dtype. */
+  quant?: KvQuant;
 }
 
 /** Rotary embedding parameters after the model's rope_scaling has been folded in. */

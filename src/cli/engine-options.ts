@@ -1,5 +1,6 @@
 import { type Command, Option } from 'commander';
 import { checkKvBudget } from '../engine/kv-budget.ts';
+import { KV_CACHE_TYPES, parseKvCacheType } from '../primitives/kv-cache-type.ts';
 import {
   KV_COMPRESSION_METHODS,
   type KvCompressionConfig,
@@ -18,6 +19,10 @@ export function addEngineOptions(cmd: Command): Command {
     .option('--max-num-seqs <n>', 'sequences per engine step (default 64 on the CPU)')
     .option('--max-model-len <n>', 'longest prompt + output (default: the model maximum)')
     .option('--no-prefix-caching', 'turn automatic prefix caching off')
+    .option(
+      '--kv-cache-type <type>',
+      `KV cache storage: ${KV_CACHE_TYPES.join(', ')} (default: $PAGODA_KV_CACHE_TYPE; serve also reads $OLLAMA_KV_CACHE_TYPE)`,
+    )
     .option(
       '--kv-compression <method>',
       "compress long prompts' KV cache: snapkv or none (default: $PAGODA_KV_COMPRESSION or none)",
@@ -123,6 +128,12 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
     loadFormat: opts.loadFormat === 'dummy' ? 'dummy' : 'auto',
     speculative: speculativeOptionsFrom(opts, env.speculative),
     quantization: opts.quantization === undefined ? env.quantization : String(opts.quantization),
+    kvCacheType:
+      opts.kvCacheType !== undefined
+        ? parseKvCacheType(String(opts.kvCacheType), '--kv-cache-type')
+        : env.kvCacheType === undefined
+          ? undefined
+          : parseKvCacheType(env.kvCacheType, 'PAGODA_KV_CACHE_TYPE'),
   };
 }
 

@@ -17,6 +17,7 @@ import { loadModel } from '../models/load.ts';
 import type { Model } from '../models/model.ts';
 import { modelTask } from '../models/pooling-load.ts';
 import { longRopeChoice } from '../models/rope.ts';
+import { type KvCacheType, type KvQuant, kvHeadMismatch } from '../primitives/kv-cache-type.ts';
 import type { KvCompressionConfig } from '../primitives/kv-compression.ts';
 import { parseQuantization } from '../primitives/quant/mix.ts';
 import type { Manifest } from '../store/manifest.ts';
@@ -24,6 +25,7 @@ import { type PromptTemplate, storedChatTemplate } from '../store/model-prompt.t
 import { resolveModel } from '../store/resolve.ts';
 import { UserError } from '../util/errors.ts';
 import { loadCudaModel } from './cuda-setup.ts';
+import { kvBytesPerValue, kvCacheDtype, kvCacheQuant } from './kv-cache-choice.ts';
 import { kvBlockBytes, ModelRunner } from './model-runner.ts';
 
 /** Engine settings as plain values, so the CLI (flags) and the server (flags, env) fill them the same way. */
@@ -62,6 +64,11 @@ export interface EngineOptions {
    * q4_k_m, …); with dummy weights, random blocks of that type. CPU only for now.
    */
   quantization?: string;
+  /**
+   * --kv-cache-type: auto, a float type (on the GPU it picks --dtype; the CPU stores f32) or a quantized type the
+   * CPU backend stores as such (fp8, q8_0, q4_0; see primitives/kv-cache-type.ts).
+   */
+  kvCacheType?: KvCacheType;
   /** Start-up lines (KV cache size); default: stderr. */
   log?: (line: string) => void;
   /** Which texts the tokenizer worker encodes, and its entry (tests hold the worker on a latch). */
@@ -147,6 +154,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   const device = chooseDevice(options, log);
   const dummy = options.loadFormat === 'dummy';
   const onCpu = device === 'cpu';
+  const kvQuant = kvCacheQuant(options.kvCacheType, device, config0);
   const quantization = options.quantization ? parseQuantization(options.quantization, '--quantization') : undefined;
   if (quantization && !onCpu) {
     throw new UserError(
@@ -181,7 +189,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   const t0 = performance.now();
   if (device === 'cuda' && !options.backend) {
     const cuda = loadCudaModel(modelDir, {
-      dtype: options.dtype,
+      dtype: kvCacheDtype(options.kvCacheType, options.dtype),
       dummy,
       gpuMemoryUtilization: options.gpuMemoryUtilization,
       kvCacheMemory: options.kvCacheMemory,
@@ -199,7 +207,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
     const build = { maxModelLen, quantization };
     m = dummy ? loadDummyModel(modelDir, backend, build) : loadModel(modelDir, backend, build);
     if (quantization) log(`weights: quantized to ${quantization.name} at load${dummy ? ' (random blocks)' : ''}`);
-    const blockBytes = kvBlockBytes(m, blockSize, onCpu ? 4 : 2);
+    const blockBytes = kvBlockBytes(m, blockSize, kvBytesPerValue(kvQuant, device));
     // Without an explicit size, take no more than every sequence at full length could use.
     const useful = maxNumSeqs * Math.ceil(maxModelLen / blockSize) * blockBytes;
     const bytes = options.kvCacheMemory ?? Math.min(DEFAULT_CPU_KV_BYTES, useful);
@@ -209,13 +217,17 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
         `KV cache memory of ${bytes} bytes holds no block (one block of ${blockSize} tokens takes ${blockBytes} bytes)`,
       );
     }
+    // A quantized cache holds more tokens in the same memory: say how many times an f32 cache's.
+    const gain = kvQuant
+      ? ` (${kvQuant}: ${(4 / kvBytesPerValue(kvQuant, device)).toFixed(2)}x an f32 cache's tokens)`
+      : '';
     log(
       `KV cache: ${numBlocks} blocks of ${blockSize} tokens (${((numBlocks * blockBytes) / 2 ** 20).toFixed(1)} MiB), ` +
-        `up to ${numBlocks * blockSize} concurrent tokens`,
+        `up to ${numBlocks * blockSize} concurrent tokens${gain}`,
     );
   }
-  if (options.kvCompression) checkKvCompression(m, maxModelLen);
-  const runner = new ModelRunner(m, numBlocks, blockSize);
+  if (options.kvCompression) checkKvCompression(m, maxModelLen, kvQuant);
+  const runner = new ModelRunner(m, numBlocks, blockSize, kvQuant);
   if (m.backend instanceof CudaBackend) log(m.backend.memoryReport());
   const t1 = performance.now();
   const config = m.config;
@@ -274,9 +286,11 @@ export function positiveInt(v: number, what: string): number {
 }
 
 /** KV compression needs a model whose forward compacts its cache, and positions that attention's reach does not count. */
-function checkKvCompression(m: Model, maxModelLen: number): void {
+function checkKvCompression(m: Model, maxModelLen: number, kvQuant: KvQuant | undefined): void {
   const arch = m.config.architecture || m.config.modelType;
   if (!m.compactsKv) throw new UserError(`--kv-compression: ${arch} models cannot compress their KV cache yet`);
+  const split = kvQuant && kvHeadMismatch(kvQuant, m.kvShape.headDim);
+  if (split) throw new UserError(`--kv-compression: ${split}`);
   const window = m.config.slidingWindow;
   if (window > 0 && window < maxModelLen) {
     throw new UserError(

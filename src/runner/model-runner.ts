@@ -1,5 +1,6 @@
 import type { LayerKvCache, SamplingRow } from '../backend/backend.ts';
 import type { Model } from '../models/model.ts';
+import type { KvQuant } from '../primitives/kv-cache-type.ts';
 import { buildStepBatch, type ScheduledChunk } from './step-batch.ts';
 
 /**
@@ -29,8 +30,9 @@ export class ModelRunner implements StepRunner {
     readonly model: Model,
     readonly numBlocks: number,
     readonly blockSize: number,
+    kvQuant?: KvQuant,
   ) {
-    this.kvCache = model.backend.allocKvCache({ ...model.kvShape, numBlocks, blockSize });
+    this.kvCache = model.backend.allocKvCache({ ...model.kvShape, numBlocks, blockSize, quant: kvQuant });
     this.vocabSize = model.config.vocabSize;
   }
 

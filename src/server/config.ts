@@ -1,3 +1,4 @@
+import { type KvCacheType, parseKvCacheType } from '../primitives/kv-cache-type.ts';
 import { modelsDir as storeDir } from '../store/locations.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -10,7 +11,7 @@ export interface ServeConfig {
   /** Concurrent sequences per model (the engine's max running sequences); null = the engine's default. */
   numParallel: number | null;
   flashAttention: 'auto' | 'on' | 'off';
-  kvCacheType: 'auto' | 'f32' | 'f16' | 'bf16';
+  kvCacheType: KvCacheType;
   /** Tokens per sequence; null = the model's own maximum. */
   contextLength: number | null;
   /** How long an idle model stays loaded; -1 = forever, 0 = unload after each request. */
@@ -169,12 +170,7 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
   if (!flashAttention) throw new UserError(`${flash!.from}: "${flash!.value}" is not one of auto, 1, 0`);
 
   const kv = pick(flags.kvCacheType, '--kv-cache-type', env, 'KV_CACHE_TYPE');
-  const kvCacheType = (kv?.value.trim().toLowerCase() ?? 'auto') as ServeConfig['kvCacheType'];
-  if (!['auto', 'f32', 'f16', 'bf16'].includes(kvCacheType)) {
-    throw new UserError(
-      `${kv!.from}: "${kv!.value}" is not a supported KV cache type (expected auto, f32, f16 or bf16)`,
-    );
-  }
+  const kvCacheType = kv ? parseKvCacheType(kv.value, kv.from) : 'auto';
 
   const numParallel = pick(flags.numParallel, '--num-parallel', env, 'NUM_PARALLEL');
   const ctx = pick(flags.contextLength, '--context-length', env, 'CONTEXT_LENGTH');

@@ -8,22 +8,15 @@ import { ggufHeader, isGgufPath } from '../loader/gguf/files.ts';
 import { loadGenerationConfig, loadModelConfig } from '../loader/hf-config.ts';
 import { warmWeightFiles } from '../loader/warm-files.ts';
 import { modelTask } from '../models/pooling-load.ts';
+import { isKvQuant } from '../primitives/kv-cache-type.ts';
 import { samplingTo } from '../primitives/sampling-names.ts';
+import { kvBytesPerValue, kvCacheDtype } from '../runner/kv-cache-choice.ts';
 import type { EngineOptions } from '../runner/load.ts';
 import { summarizeGguf } from '../store/gguf-summary.ts';
 import type { Manifest, ParameterValue } from '../store/manifest.ts';
 import { resolveModel } from '../store/resolve.ts';
-import { UserError } from '../util/errors.ts';
 import type { ServeConfig } from './config.ts';
 import type { LoadedModel, ModelEntry, ModelInfo, ModelSource } from './models.ts';
-
-/** On the GPU the KV cache is stored in the compute dtype, so a KV cache type picks --dtype (unless given). */
-const KV_DTYPE: Record<ServeConfig['kvCacheType'], string | undefined> = {
-  auto: undefined,
-  f32: 'float32',
-  f16: 'float16',
-  bf16: 'bfloat16',
-};
 
 const BYTES_PER_WEIGHT: Record<string, number> = { float32: 4, float16: 2, bfloat16: 2 };
 
@@ -102,7 +95,7 @@ export class EngineModelSource implements ModelSource {
     const wanted = this.engineOptions.maxModelLen ?? this.config.contextLength;
     const loaded = loadEngine(entry.ref, {
       ...this.engineOptions,
-      dtype: this.engineOptions.dtype ?? KV_DTYPE[this.config.kvCacheType],
+      kvCacheType: this.config.kvCacheType,
       maxModelLen: wanted === null || wanted === undefined ? undefined : Math.min(wanted, modelMax),
       maxNumSeqs: this.engineOptions.maxNumSeqs ?? this.config.numParallel ?? undefined,
       // --flash-attention 0: the CUDA backend's simple attention kernel (the CPU backend has only one).
@@ -112,12 +105,9 @@ export class EngineModelSource implements ModelSource {
           : this.engineOptions.cuda,
       log: (line) => this.engineOptions.log?.(`${entry.name}: ${line}`),
     });
-    if (loaded.backend === 'cpu' && !['auto', 'f32'].includes(this.config.kvCacheType)) {
-      await loaded.engine.shutdown(true);
-      throw new UserError(`PAGODA_KV_CACHE_TYPE ${this.config.kvCacheType}: the CPU backend keeps its KV cache in f32`);
-    }
     const c = loaded.config;
-    const bytesPerValue = loaded.backend === 'cpu' ? 4 : 2;
+    const type = this.config.kvCacheType;
+    const bytesPerValue = kvBytesPerValue(isKvQuant(type) ? type : undefined, loaded.backend);
     const { numBlocks, blockSize, maxModelLen } = loaded.engine.config;
     const kvCacheBytes = 2 * c.numLayers * c.numKvHeads * c.headDim * blockSize * bytesPerValue * numBlocks;
     return {
@@ -137,7 +127,7 @@ export class EngineModelSource implements ModelSource {
     return servedPoolingModel(
       loadPoolingEngine(entry.ref, {
         ...this.engineOptions,
-        dtype: this.engineOptions.dtype ?? KV_DTYPE[this.config.kvCacheType],
+        dtype: kvCacheDtype(this.config.kvCacheType, this.engineOptions.dtype),
         maxModelLen: this.engineOptions.maxModelLen ?? this.config.contextLength ?? undefined,
         maxNumSeqs: this.engineOptions.maxNumSeqs ?? this.config.numParallel ?? undefined,
         log: (line) => this.engineOptions.log?.(`${entry.name}: ${line}`),

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pagedAttention } from '../../src/backend/cpu/attention.ts';
+import { f32Plane } from '../../src/backend/cpu/kv-store.ts';
 import {
   makePagedProblem,
   maxAbsDiff,
@@ -122,7 +123,7 @@ test("paged reference with a soft-cap matches the CPU backend's soft-capped atte
     maxBlocksPerSeq: p.maxBlocksPerSeq,
     blockSize: p.blockSize,
   };
-  pagedAttention(p.q, { k: p.kCache, v: p.vCache, numKvHeads: 2, headDim: 8 }, spec, batch, out);
+  pagedAttention(p.q, { k: f32Plane(p.kCache), v: f32Plane(p.vCache), numKvHeads: 2, headDim: 8 }, spec, batch, out);
   const ref = referencePagedAttention(p);
   assert.ok(maxAbsDiff(out, ref.out) < 1e-5);
   const uncapped = referencePagedAttention({ ...p, softcap: 0 });

@@ -9,6 +9,7 @@ import type { SamplingParams } from '../../src/engine/types.ts';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadModel } from '../../src/models/load.ts';
 import type { Model } from '../../src/models/model.ts';
+import type { KvQuant } from '../../src/primitives/kv-cache-type.ts';
 import { ModelRunner } from '../../src/runner/model-runner.ts';
 import { buildStepBatch } from '../../src/runner/step-batch.ts';
 import { assertAllBlocksFree, type Collected, runToEnd, submit } from '../helpers/engine.ts';
@@ -20,12 +21,18 @@ const stories = sharedFixture('models/stories260K');
 function engineFor(
   dir: string,
   model: Model,
-  opts: { numBlocks?: number; batchTokens?: number; prefixCaching?: boolean; kvBudget?: number } = {},
+  opts: {
+    numBlocks?: number;
+    batchTokens?: number;
+    prefixCaching?: boolean;
+    kvBudget?: number;
+    kvQuant?: KvQuant;
+  } = {},
 ) {
   const numBlocks = opts.numBlocks ?? 256;
   const tokenizer = loadTokenizer(dir);
   return new Engine({
-    runner: new ModelRunner(model, numBlocks, 16),
+    runner: new ModelRunner(model, numBlocks, 16, opts.kvQuant),
     tokenizer,
     newTextStream: (promptIds) => new IncrementalDetokenizer(tokenizer, { promptIds, skipSpecialTokens: true }),
     eosTokenIds: tokenizer.eosTokenIds,
@@ -70,8 +77,8 @@ function runJobs(engine: Engine, jobs: Job[]): number[][] {
 }
 
 /** Each job alone in an otherwise idle engine, prefix caching off. */
-function runAlone(dir: string, model: Model, jobs: Job[]): number[][] {
-  const engine = engineFor(dir, model, { prefixCaching: false });
+function runAlone(dir: string, model: Model, jobs: Job[], kvQuant?: KvQuant): number[][] {
+  const engine = engineFor(dir, model, { prefixCaching: false, kvQuant });
   const out = jobs.map((j) => {
     const r = submit(engine, { prompt: j.prompt, params: j.params });
     runToEnd(engine);
@@ -103,6 +110,28 @@ test('a KV cache of a few blocks: 32 concurrent requests complete with preemptio
   assert.ok(engine.stats().preemptions > 0, 'expected preemptions with an 8-block cache');
   assertAllBlocksFree(engine);
 });
+
+for (const kvQuant of ['fp8', 'q8_0', 'q4_0'] as const) {
+  test(`a ${kvQuant} KV cache: prefix-cache hits and preemptions leave each request's greedy ids as it gets alone`, {
+    skip: tinyLlama.skip,
+  }, () => {
+    const model = loadModel(tinyLlama.path, new CpuBackend());
+    const shared = Array.from({ length: 40 }, (_, i) => 3 + ((i * 37) % 1000));
+    const jobs = randomJobs(24, model.config.vocabSize, 6, 30, 40).map((j) => ({
+      ...j,
+      prompt: [...shared, ...j.prompt],
+      arriveAt: 0,
+    }));
+    const alone = runAlone(tinyLlama.path, model, jobs, kvQuant);
+    // The f32 cache's answers differ somewhere: the quantized cache is what is being run.
+    assert.notDeepEqual(alone, runAlone(tinyLlama.path, model, jobs), 'quantizing the cache changes some outputs');
+    const engine = engineFor(tinyLlama.path, model, { numBlocks: 8, batchTokens: 64, kvQuant });
+    assert.deepEqual(runJobs(engine, jobs), alone);
+    assert.ok(engine.stats().preemptions > 0, 'expected preemptions with an 8-block cache');
+    assert.ok(engine.stats().prefixCacheHits > 0, 'expected prefix-cache hits on the shared 40-token prefix');
+    assertAllBlocksFree(engine);
+  });
+}
 
 test('a second request sharing a 200-token prefix computes only its remainder; same outputs with caching off', {
   skip: tinyLlama.skip,

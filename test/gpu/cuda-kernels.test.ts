@@ -2,8 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { AttentionSpec, Backend, DType, RopeSpec, SamplingRow, Tensor } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
+import { pagedOf } from '../../src/backend/cpu/step-context.ts';
+import { CpuTensor } from '../../src/backend/cpu/tensor.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { gemvShape } from '../../src/backend/cuda/gemv-config.ts';
+import { kvOf } from '../../src/backend/cuda/kv-cache.ts';
 import { cuda, DTYPE_BYTES } from '../../src/backend/cuda/tensor.ts';
 import { buildStepBatch, type ScheduledChunk } from '../../src/runner/step-batch.ts';
 import { mulberry32 } from '../../src/util/random.ts';
@@ -426,16 +429,16 @@ describe('CUDA kernels against the CPU backend', () => {
         const slots = [...batch.slotMapping];
         const rows = [kvSpec.numBlocks * kvSpec.blockSize, Hk * D];
         for (const side of ['k', 'v'] as const) {
-          const got = g.toHost(g.view(gkv[side], rows), slots);
+          const got = g.toHost(g.view(kvOf(gkv)[side], rows), slots);
           check(
             dtype,
             `${what} ${side} cache`,
             got,
-            cpu.toHost(cpu.view(ckv[side], rows), slots),
+            cpu.toHost(new CpuTensor(rows, pagedOf(ckv)[side].data as Float32Array), slots),
             side === 'v' ? 0 : TOL[dtype],
           );
           // The cache was poisoned (NaN) at allocation: nothing but the step's slots was written.
-          const written = g.toHost(gkv[side]).filter((x) => !Number.isNaN(x)).length;
+          const written = g.toHost(kvOf(gkv)[side]).filter((x) => !Number.isNaN(x)).length;
           assert.equal(written, T * Hk * D, `${what}: ${side} cache elements written`);
         }
       }
@@ -531,8 +534,8 @@ describe('CUDA kernels against the CPU backend', () => {
       g.copyKvBlocks(gkv, src, dst);
       cpu.copyKvBlocks(ckv, src, dst);
       for (let l = 0; l < 2; l++) {
-        check(dtype, 'copied K', g.toHost(gkv[l]!.k), cpu.toHost(ckv[l]!.k), 0);
-        check(dtype, 'copied V', g.toHost(gkv[l]!.v), cpu.toHost(ckv[l]!.v), 0);
+        check(dtype, 'copied K', g.toHost(kvOf(gkv[l]!).k), pagedOf(ckv[l]!).k.data as Float32Array, 0);
+        check(dtype, 'copied V', g.toHost(kvOf(gkv[l]!).v), pagedOf(ckv[l]!).v.data as Float32Array, 0);
       }
     });
 

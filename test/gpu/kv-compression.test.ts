@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { AttentionSpec, DType, LayerKvCache } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
-import type { CpuTensor } from '../../src/backend/cpu/tensor.ts';
+import { pagedOf } from '../../src/backend/cpu/step-context.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
+import { kvOf } from '../../src/backend/cuda/kv-cache.ts';
 import { selectKeys } from '../../src/models/kv-compression.ts';
 import type { KvCompressionPlan } from '../../src/primitives/kv-compression.ts';
 import type { StepBatch } from '../../src/primitives/step-batch.ts';
@@ -98,11 +99,11 @@ describe('SnapKV on the GPU against an explicit float64 softmax', () => {
       const cpu = new CpuBackend({ threads: 1 });
       const ccache = cpu.allocKvCache(kvSpec)[0]!;
       // The problem's values (garbage in unowned slots too) are exact in every storage type.
-      (ccache.k as CpuTensor).data.set(p.kCache);
-      (ccache.v as CpuTensor).data.set(p.vCache);
+      pagedOf(ccache).k.data.set(p.kCache);
+      pagedOf(ccache).v.data.set(p.vCache);
       cpu.compactKv(ccache, keep, cpu.beginStep(problemBatch(p, plans)));
-      assert.deepEqual(g.toHost(cache.k), (ccache.k as CpuTensor).data, 'K after compaction');
-      assert.deepEqual(g.toHost(cache.v), (ccache.v as CpuTensor).data, 'V after compaction');
+      assert.deepEqual(g.toHost(kvOf(cache).k), pagedOf(ccache).k.data, 'K after compaction');
+      assert.deepEqual(g.toHost(kvOf(cache).v), pagedOf(ccache).v.data, 'V after compaction');
     });
   }
 });

@@ -88,13 +88,22 @@ test("PAGODA_MODELS is pagoda's store; OLLAMA_MODELS names Ollama's own store, r
   assert.equal(c.modelsDir, '/srv/pagoda/models');
 });
 
+test("Ollama's KV cache types are read as they are spelled there", () => {
+  assert.equal(resolveServeConfig({}, { OLLAMA_KV_CACHE_TYPE: 'q8_0' }).kvCacheType, 'q8_0');
+  assert.equal(resolveServeConfig({}, { OLLAMA_KV_CACHE_TYPE: 'Q4_0' }).kvCacheType, 'q4_0');
+  assert.equal(resolveServeConfig({ kvCacheType: 'fp8' }, { OLLAMA_KV_CACHE_TYPE: 'q8_0' }).kvCacheType, 'fp8');
+});
+
 test('bad values are one-line errors naming the variable', () => {
   assert.throws(
     () => resolveServeConfig({}, { PAGODA_NUM_PARALLEL: 'lots' }),
     /PAGODA_NUM_PARALLEL: "lots" is not an integer/,
   );
   assert.throws(() => resolveServeConfig({}, { OLLAMA_FLASH_ATTENTION: 'maybe' }), /OLLAMA_FLASH_ATTENTION/);
-  assert.throws(() => resolveServeConfig({}, { PAGODA_KV_CACHE_TYPE: 'q4_0' }), /PAGODA_KV_CACHE_TYPE: "q4_0"/);
+  assert.throws(
+    () => resolveServeConfig({}, { PAGODA_KV_CACHE_TYPE: 'q5_1' }),
+    /PAGODA_KV_CACHE_TYPE: "q5_1" is not a KV cache type/,
+  );
   assert.throws(() => resolveServeConfig({ port: '70000' }, {}), /--port/);
   assert.throws(() => resolveServeConfig({}, { PAGODA_KEEP_ALIVE: 'soon' }), /PAGODA_KEEP_ALIVE/);
 });

@@ -1,5 +1,6 @@
 import type { StepBatch } from '../../primitives/step-batch.ts';
 import type { AttentionSpec } from '../backend.ts';
+import { f32Plane, type KvPlane, rowsOf, writeRows } from './kv-store.ts';
 
 /** The parts of a step's plan attention reads. */
 export type AttentionBatch = Pick<
@@ -7,10 +8,10 @@ export type AttentionBatch = Pick<
   'numSeqs' | 'cuSeqlensQ' | 'contextLens' | 'blockTables' | 'maxBlocksPerSeq' | 'blockSize'
 >;
 
-/** Cache geometry: K and V each `[numBlocks, blockSize, numKvHeads, headDim]`. */
+/** Cache geometry: K and V each `[numBlocks, blockSize, numKvHeads, headDim]` values, stored as kv-store.ts says. */
 export interface PagedKv {
-  k: Float32Array;
-  v: Float32Array;
+  k: KvPlane;
+  v: KvPlane;
   numKvHeads: number;
   headDim: number;
 }
@@ -18,12 +19,18 @@ export interface PagedKv {
 /** Writes token t's k/v rows `[T, Hk * D]` to cache slot slotMapping[t]; slot -1 is padding and skipped. */
 export function writeKvCache(k: Float32Array, v: Float32Array, cache: PagedKv, slotMapping: Int32Array): void {
   const row = cache.numKvHeads * cache.headDim;
-  for (let t = 0; t < slotMapping.length; t++) {
-    const slot = slotMapping[t];
-    if (slot < 0) continue;
-    cache.k.set(k.subarray(t * row, (t + 1) * row), slot * row);
-    cache.v.set(v.subarray(t * row, (t + 1) * row), slot * row);
-  }
+  writeRows(cache.k, k, slotMapping, row);
+  writeRows(cache.v, v, slotMapping, row);
+}
+
+/** Dequantized K and V rows of a quantized cache, reused across calls (each worker thread has its own). */
+const scratchK = { values: new Float32Array(0) };
+const scratchV = { values: new Float32Array(0) };
+
+/** Cache slot of each of a sequence's `ctx` keys, from its block table starting at `table`. */
+export function keySlots(batch: AttentionBatch, table: number, ctx: number, slots: Int32Array): void {
+  const bs = batch.blockSize;
+  for (let j = 0; j < ctx; j++) slots[j] = batch.blockTables[table + Math.floor(j / bs)]! * bs + (j % bs);
 }
 
 /**
@@ -32,7 +39,8 @@ export function writeKvCache(k: Float32Array, v: Float32Array, cache: PagedKv, s
  * keys 0..that position, or only the last `slidingWindow` of them; with `spec.causal` false it sees all of them
  * (encoders). Scores are soft-capped first where `spec.softcap` is set. Two-pass softmax with scores and sums in f64.
  * Query head h reads KV head h / (Hq / Hk) (GQA). Writes out `[T, Hq * D]` for query heads h0..h1 (a thread's
- * share; all by default) and, given `lse` `[T, Hq]`, each row's log-sum-exp of its scaled scores.
+ * share; all by default) and, given `lse` `[T, Hq]`, each row's log-sum-exp of its scaled scores. A quantized cache is
+ * read through a dequantized copy of the rows and KV heads this share reads.
  */
 export function pagedAttention(
   q: Float32Array,
@@ -46,22 +54,24 @@ export function pagedAttention(
 ): void {
   const { numHeads: Hq, numKvHeads: Hk, headDim: D, scale, slidingWindow } = spec;
   const group = Hq / Hk;
-  const bs = batch.blockSize;
   const kvRow = Hk * D;
+  const [g0, g1] = [Math.floor(h0 / group), Math.floor((h1 - 1) / group) + 1];
   let maxCtx = 0;
   for (let s = 0; s < batch.numSeqs; s++) maxCtx = Math.max(maxCtx, batch.contextLens[s]);
   const scores = new Float64Array(maxCtx);
+  const slots = new Int32Array(maxCtx);
   const rowBase = new Int32Array(maxCtx);
   const max = new Float64Array(1);
   for (let s = 0; s < batch.numSeqs; s++) {
     const qStart = batch.cuSeqlensQ[s];
     const qLen = batch.cuSeqlensQ[s + 1] - qStart;
     const ctx = batch.contextLens[s];
-    const table = s * batch.maxBlocksPerSeq;
-    // Where each key's row starts in the cache (before adding the KV head offset).
-    for (let j = 0; j < ctx; j++) {
-      rowBase[j] = (batch.blockTables[table + Math.floor(j / bs)] * bs + (j % bs)) * kvRow;
-    }
+    if (ctx === 0) continue;
+    keySlots(batch, s * batch.maxBlocksPerSeq, ctx, slots);
+    // Where each key's row starts in K and V (before adding the KV head offset), from the first key any row sees.
+    const from = slidingWindow > 0 ? Math.max(0, ctx - qLen - slidingWindow + 1) : 0;
+    const K = rowsOf(cache.k, slots, from, ctx - 1, kvRow, g0, g1, D, rowBase, scratchK);
+    const V = rowsOf(cache.v, slots, from, ctx - 1, kvRow, g0, g1, D, rowBase, scratchV);
     for (let i = 0; i < qLen; i++) {
       const pos = ctx - qLen + i;
       const last = spec.causal === false ? ctx - 1 : pos;
@@ -69,22 +79,9 @@ export function pagedAttention(
       for (let h = h0; h < h1; h++) {
         const qb = ((qStart + i) * Hq + h) * D;
         const kvOff = Math.floor(h / group) * D;
-        const sum = softmaxScores(
-          q,
-          qb,
-          cache.k,
-          rowBase,
-          kvOff,
-          first,
-          last,
-          D,
-          scale,
-          spec.softcap ?? 0,
-          scores,
-          max,
-        );
+        const sum = softmaxScores(q, qb, K, rowBase, kvOff, first, last, D, scale, spec.softcap ?? 0, scores, max);
         if (lse) lse[(qStart + i) * Hq + h] = max[0] + Math.log(sum);
-        weightedValues(cache.v, rowBase, kvOff, first, last, D, scores, 1 / sum, out, qb);
+        weightedValues(V, rowBase, kvOff, first, last, D, scores, 1 / sum, out, qb);
       }
     }
   }
@@ -213,5 +210,6 @@ export function selfAttention(
     for (let j = 0; j < contextLens[s]; j++) blockTables[s * width + j] = cuSeqlens[s] + j;
   }
   const batch = { numSeqs, cuSeqlensQ: cuSeqlens, contextLens, blockTables, maxBlocksPerSeq: width, blockSize: 1 };
-  pagedAttention(q, { k, v, numKvHeads: spec.numKvHeads, headDim: spec.headDim }, spec, batch, out);
+  const cache = { k: f32Plane(k), v: f32Plane(v), numKvHeads: spec.numKvHeads, headDim: spec.headDim };
+  pagedAttention(q, cache, spec, batch, out);
 }

@@ -20,6 +20,7 @@ import { pagedAttention, selfAttention, writeKvCache } from './attention.ts';
 import { actMulInto, addInto, geluInto, softcapInto } from './elementwise.ts';
 import { gatherRows } from './gather.ts';
 import { compactPagedKv, keyScoreCount, snapKvScores } from './kv-compression.ts';
+import { allocPlane, copySlots } from './kv-store.ts';
 import { addBias, linearF32 } from './matmul.ts';
 import { type MatMul, moeInto } from './moe.ts';
 import { layerNormRows, rmsNormRows } from './norm.ts';
@@ -27,7 +28,7 @@ import { l2NormalizeRows, poolRows } from './pooling.ts';
 import { linearQuantized } from './quant-matmul.ts';
 import { QuantCpuTensor, stackQuantized } from './quant-tensor.ts';
 import { applyRope, ropeTables } from './rope.ts';
-import { CpuLayerKv, CpuStepContext, pagedOf, stepOf } from './step-context.ts';
+import { CpuLayerKv, CpuStepContext, kvOf, pagedOf, stepOf } from './step-context.ts';
 import { CpuTensor, cpu, dummyValues, rowsCols } from './tensor.ts';
 import { CpuThreads, defaultThreads, MIN_PARALLEL_MACS, sharedFloat32 } from './threads.ts';
 
@@ -71,20 +72,29 @@ export class CpuBackend implements Backend {
   }
 
   allocKvCache(spec: KvCacheSpec): LayerKvCache[] {
-    const shape = [spec.numBlocks, spec.blockSize, spec.numKvHeads, spec.headDim];
-    const size = shape.reduce((a, d) => a * d, 1);
+    const slots = spec.numBlocks * spec.blockSize;
+    const row = spec.numKvHeads * spec.headDim;
     // In shared memory when worker threads will read it.
-    const alloc = () => (this.threads > 1 ? new CpuTensor(shape, sharedFloat32(size)) : CpuTensor.zeros(shape));
-    return Array.from({ length: spec.numLayers }, () => new CpuLayerKv(alloc(), alloc()));
+    const plane = () => allocPlane(spec.quant ?? 'f32', slots, row, this.threads > 1);
+    return Array.from(
+      { length: spec.numLayers },
+      () =>
+        new CpuLayerKv(spec.numBlocks, spec.blockSize, {
+          k: plane(),
+          v: plane(),
+          numKvHeads: spec.numKvHeads,
+          headDim: spec.headDim,
+        }),
+    );
   }
 
   copyKvBlocks(cache: readonly LayerKvCache[], src: Int32Array, dst: Int32Array): void {
     for (const layer of cache) {
-      const { k, v } = pagedOf(layer);
-      const blockLen = k.length / layer.k.shape[0]!;
+      const { blockSize, paged } = kvOf(layer);
+      const row = paged.numKvHeads * paged.headDim;
       for (let i = 0; i < src.length; i++) {
-        k.copyWithin(dst[i]! * blockLen, src[i]! * blockLen, (src[i]! + 1) * blockLen);
-        v.copyWithin(dst[i]! * blockLen, src[i]! * blockLen, (src[i]! + 1) * blockLen);
+        copySlots(paged.k, src[i]! * blockSize, dst[i]! * blockSize, blockSize, row);
+        copySlots(paged.v, src[i]! * blockSize, dst[i]! * blockSize, blockSize, row);
       }
     }
   }
@@ -253,7 +263,7 @@ export class CpuBackend implements Backend {
     const b = step.batch;
     let pairs = 0;
     for (let s = 0; s < b.numSeqs; s++) pairs += (b.cuSeqlensQ[s + 1] - b.cuSeqlensQ[s]) * b.contextLens[s];
-    const pool = this.workers(kv.k);
+    const pool = this.workers(kv.k.data);
     if (pool?.worthIt(2 * pairs * spec.numHeads * spec.headDim) && spec.numHeads > 1) {
       pool.attention(qt.data, kv, spec, b, out.data);
     } else {

@@ -1,7 +1,8 @@
 import { SNAPKV } from '../../primitives/kv-compression.ts';
 import type { StepBatch } from '../../primitives/step-batch.ts';
 import type { AttentionSpec } from '../backend.ts';
-import type { AttentionBatch, PagedKv } from './attention.ts';
+import { type AttentionBatch, keySlots, type PagedKv } from './attention.ts';
+import { moveHead, rowsOf } from './kv-store.ts';
 
 type CompressionBatch = AttentionBatch & Pick<StepBatch, 'kvCompression'>;
 
@@ -27,17 +28,20 @@ export function snapKvScores(
 ): void {
   const { numHeads: Hq, numKvHeads: Hk, headDim: D, scale, slidingWindow } = spec;
   const group = Hq / Hk;
-  const bs = batch.blockSize;
   const kvRow = Hk * D;
   const half = (SNAPKV.poolKernel - 1) / 2;
+  const scratch = { values: new Float32Array(0) };
   let o = 0;
   for (const plan of batch.kvCompression ?? []) {
     const s = plan.seq;
     const ctx = batch.contextLens[s]!;
     const keys = ctx - plan.window;
-    const table = s * batch.maxBlocksPerSeq;
     const qEnd = batch.cuSeqlensQ[s + 1]!;
     const raw = new Float64Array(keys);
+    const slots = new Int32Array(ctx);
+    const rowBase = new Int32Array(ctx);
+    keySlots(batch, s * batch.maxBlocksPerSeq, ctx, slots);
+    const K = rowsOf(cache.k, slots, 0, keys - 1, kvRow, 0, Hk, D, rowBase, scratch);
     for (let g = 0; g < Hk; g++) {
       raw.fill(0);
       for (let i = 0; i < plan.window; i++) {
@@ -48,9 +52,9 @@ export function snapKvScores(
           const qb = (row * Hq + h) * D;
           const rowLse = lse[row * Hq + h]!;
           for (let j = first; j < keys; j++) {
-            const kb = (batch.blockTables[table + Math.floor(j / bs)]! * bs + (j % bs)) * kvRow + g * D;
+            const kb = rowBase[j]! + g * D;
             let dot = 0;
-            for (let d = 0; d < D; d++) dot += q[qb + d]! * cache.k[kb + d]!;
+            for (let d = 0; d < D; d++) dot += q[qb + d]! * K[kb + d]!;
             raw[j]! += Math.exp(dot * scale - rowLse);
           }
         }
@@ -72,6 +76,7 @@ export function snapKvScores(
 export function compactPagedKv(cache: PagedKv, keep: Int32Array, batch: CompressionBatch): void {
   const { numKvHeads: Hk, headDim: D } = cache;
   const bs = batch.blockSize;
+  const row = Hk * D;
   const slot = (table: number, j: number) => batch.blockTables[table + Math.floor(j / bs)]! * bs + (j % bs);
   let o = 0;
   for (const plan of batch.kvCompression ?? []) {
@@ -80,10 +85,8 @@ export function compactPagedKv(cache: PagedKv, keep: Int32Array, batch: Compress
       for (let i = 0; i < plan.budget; i++) {
         const from = keep[o + i]!;
         if (from === i) continue;
-        const src = (slot(table, from) * Hk + g) * D;
-        const dst = (slot(table, i) * Hk + g) * D;
-        cache.k.copyWithin(dst, src, src + D);
-        cache.v.copyWithin(dst, src, src + D);
+        moveHead(cache.k, slot(table, from), slot(table, i), g, D, row);
+        moveHead(cache.v, slot(table, from), slot(table, i), g, D, row);
       }
       o += plan.budget;
     }

@@ -1,7 +1,6 @@
 import type { StepBatch } from '../../primitives/step-batch.ts';
 import type { LayerKvCache, RopeSpec, StepContext } from '../backend.ts';
 import type { PagedKv } from './attention.ts';
-import type { CpuTensor } from './tensor.ts';
 
 /** The step's plan plus cos/sin tables computed once per rope spec and reused by every layer. */
 export class CpuStepContext implements StepContext {
@@ -14,19 +13,20 @@ export function stepOf(step: StepContext): CpuStepContext {
   return step;
 }
 
-/** One layer's cache; K and V are CpuTensors so models hold them like any other tensor. */
+/** One layer's cache: its K and V planes (kv-store.ts) and geometry. */
 export class CpuLayerKv implements LayerKvCache {
   constructor(
-    readonly k: CpuTensor,
-    readonly v: CpuTensor,
+    readonly numBlocks: number,
+    readonly blockSize: number,
+    readonly paged: PagedKv,
   ) {}
-  paged(): PagedKv {
-    const [, , numKvHeads, headDim] = this.k.shape as number[];
-    return { k: this.k.data, v: this.v.data, numKvHeads: numKvHeads!, headDim: headDim! };
-  }
+}
+
+export function kvOf(cache: LayerKvCache): CpuLayerKv {
+  if (!(cache instanceof CpuLayerKv)) throw new Error('KV cache does not belong to the CPU backend');
+  return cache;
 }
 
 export function pagedOf(cache: LayerKvCache): PagedKv {
-  if (!(cache instanceof CpuLayerKv)) throw new Error('KV cache does not belong to the CPU backend');
-  return cache.paged();
+  return kvOf(cache).paged;
 }

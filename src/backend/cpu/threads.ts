@@ -3,13 +3,14 @@ import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { GGML_TYPES, isQuantType } from '../../primitives/ggml-types.ts';
 import type { AttentionSpec } from '../backend.ts';
 import { type AttentionBatch, type PagedKv, pagedAttention } from './attention.ts';
+import type { KvPlane } from './kv-store.ts';
 import { linearRows } from './matmul.ts';
 import { linearQuantRows } from './quant-matmul.ts';
 import type { QuantPart } from './quant-tensor.ts';
 
 /** Integer slots of the control block shared with the workers; job parameters follow `params`. */
 export const CTRL = { seq: 0, done: 1, error: 2, kind: 3, parts: 4, params: 5, length: 24 } as const;
-/** Float slots (f64, after the integer ones): the attention scale and soft-cap. */
+/** Float slots (f64, after the integer ones): the attention scale and soft-cap, then the K and V planes' scales. */
 const FLOAT_OFFSET = CTRL.length * 4;
 export const JOB = { linear: 1, attention: 2, linearQuant: 3 } as const;
 /** Buffer ids of the shared scratch input, output and step metadata (weights and caches take ids from 1). */
@@ -51,6 +52,7 @@ const STALL_MS = 60_000;
 const ATTENTION_PARAMS = [
   'k',
   'v',
+  'kvType',
   'numKvHeads',
   'headDim',
   'Hq',
@@ -67,6 +69,9 @@ type AttentionParams = Record<(typeof ATTENTION_PARAMS)[number], number>;
 /** A shared buffer as a worker sees it. */
 export type SharedArray = Float32Array | Int32Array | Uint8Array;
 
+/** KV plane types by the index a job names them with. */
+const KV_TYPES: readonly KvPlane['type'][] = ['f32', 'fp8', 'q8_0', 'q4_0'];
+
 /** Quant types by the index a job names them with. */
 const QUANT_TYPES = GGML_TYPES.flatMap((t) => (t.stored && isQuantType(t.stored) ? [t.stored] : []));
 
@@ -78,6 +83,11 @@ export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, Shar
     if (!(b instanceof Float32Array)) throw new Error(`buffer ${id} was never announced`);
     return b;
   };
+  const u8 = (id: number) => {
+    const b = buffers.get(id);
+    if (!(b instanceof Uint8Array)) throw new Error(`buffer ${id} was never announced`);
+    return b;
+  };
   const parts = ctrl[CTRL.parts]!;
   if (ctrl[CTRL.kind] === JOB.linear) {
     const [weight, T, n, m, offset] = [ctrl[p]!, ctrl[p + 1]!, ctrl[p + 2]!, ctrl[p + 3]!, ctrl[p + 4]!];
@@ -87,16 +97,14 @@ export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, Shar
   }
   if (ctrl[CTRL.kind] === JOB.linearQuant) {
     const [blocks, type, T, n, m, first, rows, rowBytes] = ctrl.subarray(p, p + 8);
-    const bytes = buffers.get(blocks!);
-    if (!(bytes instanceof Uint8Array)) throw new Error(`buffer ${blocks} was never announced`);
-    const qp: QuantPart = { type: QUANT_TYPES[type!]!, rows: rows!, bytes, rowBytes: rowBytes! };
+    const qp: QuantPart = { type: QUANT_TYPES[type!]!, rows: rows!, bytes: u8(blocks!), rowBytes: rowBytes! };
     const [start, end] = partRange(rows!, parts, part);
     const x = f32(X_ID);
     linearQuantRows(x, x.subarray(T! * n!), qp, f32(OUT_ID), T!, n!, m!, first!, start, end);
     return;
   }
   const a = Object.fromEntries(ATTENTION_PARAMS.map((k, i) => [k, ctrl[p + i]!])) as AttentionParams;
-  const floats = new Float64Array(ctrl.buffer, FLOAT_OFFSET, 2);
+  const floats = new Float64Array(ctrl.buffer, FLOAT_OFFSET, 4);
   const spec: AttentionSpec = {
     numHeads: a.Hq,
     numKvHeads: a.Hk,
@@ -105,7 +113,14 @@ export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, Shar
     slidingWindow: a.window,
     softcap: floats[1]!,
   };
-  const cache: PagedKv = { k: f32(a.k), v: f32(a.v), numKvHeads: a.numKvHeads, headDim: a.headDim };
+  const type = KV_TYPES[a.kvType]!;
+  const plane = (id: number, scale: number): KvPlane => ({ type, data: type === 'f32' ? f32(id) : u8(id), scale });
+  const cache: PagedKv = {
+    k: plane(a.k, floats[2]!),
+    v: plane(a.v, floats[3]!),
+    numKvHeads: a.numKvHeads,
+    headDim: a.headDim,
+  };
   const batch = unpackBatch(buffers.get(META_ID) as Int32Array, a.numSeqs, a.maxBlocks, a.blockSize);
   const [h0, h1] = partRange(a.Hq, parts, part, 1);
   pagedAttention(f32(X_ID), cache, spec, batch, f32(OUT_ID), h0, h1);
@@ -130,7 +145,7 @@ function unpackBatch(meta: Int32Array, S: number, maxBlocks: number, blockSize: 
  */
 export class CpuThreads {
   private static readonly pools = new Map<number, CpuThreads>();
-  private readonly ctrl = new Int32Array(new SharedArrayBuffer(FLOAT_OFFSET + 16));
+  private readonly ctrl = new Int32Array(new SharedArrayBuffer(FLOAT_OFFSET + 32));
   private readonly ports: MessagePort[] = [];
   private readonly ids = new WeakMap<Float32Array | Uint8Array, number>();
   private nextId = 1;
@@ -225,10 +240,16 @@ export class CpuThreads {
     this.meta.set(batch.cuSeqlensQ.subarray(0, S + 1), 0);
     this.meta.set(batch.contextLens.subarray(0, S), S + 1);
     this.meta.set(batch.blockTables.subarray(0, S * maxBlocks), 2 * S + 1);
-    new Float64Array(this.ctrl.buffer, FLOAT_OFFSET, 2).set([spec.scale, spec.softcap ?? 0]);
+    new Float64Array(this.ctrl.buffer, FLOAT_OFFSET, 4).set([
+      spec.scale,
+      spec.softcap ?? 0,
+      cache.k.scale,
+      cache.v.scale,
+    ]);
     const a: AttentionParams = {
-      k: this.idOf(cache.k),
-      v: this.idOf(cache.v),
+      k: this.idOf(cache.k.data),
+      v: this.idOf(cache.v.data),
+      kvType: KV_TYPES.indexOf(cache.k.type),
       numKvHeads: cache.numKvHeads,
       headDim: cache.headDim,
       Hq: spec.numHeads,

@@ -9,6 +9,9 @@ export class CudaLayerKv implements LayerKvCache {
     readonly k: CudaTensor,
     readonly v: CudaTensor,
   ) {}
+  get numBlocks(): number {
+    return this.k.shape[0]!;
+  }
 }
 
 export function kvOf(cache: LayerKvCache): CudaLayerKv {
@@ -28,6 +31,8 @@ export class KvCaches {
 
   alloc(spec: KvCacheSpec): LayerKvCache[] {
     const { drv, dtype } = this.ctx;
+    // The loader refuses a quantized cache on CUDA with a line for the user; this guards every other caller.
+    if (spec.quant) throw new Error(`a ${spec.quant} KV cache is not built for the CUDA backend`);
     const shape = [spec.numBlocks, spec.blockSize, spec.numKvHeads, spec.headDim];
     const bytes = shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype];
     // One allocation for every layer.

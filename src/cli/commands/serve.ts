@@ -19,7 +19,6 @@ export const registerServe: RegisterCommand = (program) => {
     .option('--port <port>', 'port to listen on (default 11434)')
     .option('--num-parallel <n>', 'concurrent sequences per model [PAGODA_NUM_PARALLEL]')
     .option('--flash-attention <auto|1|0>', 'attention kernels on the GPU [PAGODA_FLASH_ATTENTION]')
-    .option('--kv-cache-type <type>', 'KV cache element type: auto, f32, f16, bf16 [PAGODA_KV_CACHE_TYPE]')
     .option('--context-length <n>', 'tokens per sequence (default: the model maximum) [PAGODA_CONTEXT_LENGTH]')
     .option('--keep-alive <duration>', 'how long an idle model stays loaded, e.g. 5m, -1 [PAGODA_KEEP_ALIVE]')
     .option('--max-loaded-models <n>', 'models loaded on demand resident at once [PAGODA_MAX_LOADED_MODELS]')

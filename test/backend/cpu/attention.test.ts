@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AttentionSpec } from '../../../src/backend/backend.ts';
 import { CpuBackend } from '../../../src/backend/cpu/backend.ts';
+import { pagedOf } from '../../../src/backend/cpu/step-context.ts';
 import { CpuTensor } from '../../../src/backend/cpu/tensor.ts';
 import { buildStepBatch } from '../../../src/runner/step-batch.ts';
 import { maxAbsDiff, shuffled } from '../../helpers/paged-session.ts';
@@ -139,8 +140,8 @@ test('a KV write to slot -1 is skipped', () => {
   const v = new CpuTensor([2, 2], Float32Array.of(5, 6, 7, 8));
   backend.writeKv(k, v, cache, backend.beginStep(batch));
   // Block 1 holds slots 2 and 3; token 0 (slot 2) was padding, token 1 went to slot 3.
-  assert.deepEqual([...backend.toHost(cache.k)], [0, 0, 0, 0, 0, 0, 3, 4]);
-  assert.deepEqual([...backend.toHost(cache.v)], [0, 0, 0, 0, 0, 0, 7, 8]);
+  assert.deepEqual([...pagedOf(cache).k.data], [0, 0, 0, 0, 0, 0, 3, 4]);
+  assert.deepEqual([...pagedOf(cache).v.data], [0, 0, 0, 0, 0, 0, 7, 8]);
 });
 
 test('copyKvBlocks copies whole blocks of K and V in every layer', () => {
@@ -166,9 +167,9 @@ test('copyKvBlocks copies whole blocks of K and V in every layer', () => {
   layers.forEach((layer, l) => {
     // block 2 held tokens 0-1, block 0 token 2; block 1 now repeats block 2.
     const want = [5, 6, 0, 0, 1, 2, 3, 4, 1, 2, 3, 4].map((x) => (x ? x + 10 * l : 0));
-    assert.deepEqual([...backend.toHost(layer.k)], want);
+    assert.deepEqual([...pagedOf(layer).k.data], want);
     assert.deepEqual(
-      [...backend.toHost(layer.v)],
+      [...pagedOf(layer).v.data],
       want.map((x) => -x || 0),
     );
   });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CpuBackend } from '../../../src/backend/cpu/backend.ts';
+import { pagedOf } from '../../../src/backend/cpu/step-context.ts';
 import { CpuTensor } from '../../../src/backend/cpu/tensor.ts';
 import { selectKeys } from '../../../src/models/kv-compression.ts';
 import type { KvCompressionPlan } from '../../../src/primitives/kv-compression.ts';
@@ -21,8 +22,8 @@ function cpuProblem(p: PagedAttentionProblem) {
     slidingWindow: p.slidingWindow,
   };
   const cache = backend.allocKvCache({ ...spec, numLayers: 1, numBlocks: p.numBlocks, blockSize: p.blockSize })[0]!;
-  (cache.k as CpuTensor).data.set(p.kCache);
-  (cache.v as CpuTensor).data.set(p.vCache);
+  pagedOf(cache).k.data.set(p.kCache);
+  pagedOf(cache).v.data.set(p.vCache);
   const q = new CpuTensor([p.q.length / (p.numHeads * p.headDim), p.numHeads * p.headDim], p.q.slice());
   return { backend, spec, cache, q };
 }
@@ -106,8 +107,8 @@ test("compactKv moves each head's kept entries to its first entries and leaves o
   const step = backend.beginStep(problemBatch(p, plans));
   const keep = Int32Array.from([0, 1, 2, 3, 5, 8, 9, 18, 19, 20, 0, 1, 2, 3, 4, 6, 17, 18, 19, 20]);
   backend.compactKv(cache, keep, step);
-  const k = (cache.k as CpuTensor).data;
-  const v = (cache.v as CpuTensor).data;
+  const k = pagedOf(cache).k.data;
+  const v = pagedOf(cache).v.data;
   const row = (s: number, j: number, g: number) =>
     ((p.blockTables[s * p.maxBlocksPerSeq + Math.floor(j / 4)]! * 4 + (j % 4)) * 2 + g) * 4;
   for (let g = 0; g < 2; g++) {

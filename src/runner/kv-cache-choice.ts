@@ -1,0 +1,50 @@
+import {
+  isKvQuant,
+  KV_QUANT_BYTES,
+  type KvCacheType,
+  type KvQuant,
+  kvQuantMismatch,
+} from '../primitives/kv-cache-type.ts';
+import { UserError } from '../util/errors.ts';
+
+/** On the GPU a float KV cache is stored in the compute dtype, so a float cache type picks --dtype (unless given). */
+const FLOAT_KV_DTYPE: Partial<Record<KvCacheType, string>> = { f32: 'float32', f16: 'float16', bf16: 'bfloat16' };
+
+/** The compute dtype a KV cache type asks for on the GPU, unless --dtype was given. */
+export function kvCacheDtype(type: KvCacheType | undefined, dtype: string | undefined): string | undefined {
+  return dtype ?? (type ? FLOAT_KV_DTYPE[type] : undefined);
+}
+
+/**
+ * The quantized storage `type` means for a model on `device` (undefined: the backend's float cache), or a one-line
+ * refusal: the CPU computes in f32 and stores f32 or quantized caches; the CUDA backend's quantized caches are not
+ * built yet; block-quantized rows must be whole blocks.
+ */
+export function kvCacheQuant(
+  type: KvCacheType | undefined,
+  device: 'cpu' | 'cuda',
+  shape: { numKvHeads: number; headDim: number },
+): KvQuant | undefined {
+  if (!type || type === 'auto') return undefined;
+  if (!isKvQuant(type)) {
+    if (device === 'cpu' && type !== 'f32') {
+      throw new UserError(
+        `KV cache type ${type}: the CPU backend stores its KV cache in f32 or quantized (fp8, q8_0, q4_0)`,
+      );
+    }
+    return undefined;
+  }
+  if (device === 'cuda') {
+    throw new UserError(
+      `KV cache type ${type}: the CUDA backend's quantized KV cache is not built yet (use a 16-bit cache, or --device cpu)`,
+    );
+  }
+  const mismatch = kvQuantMismatch(type, shape.numKvHeads, shape.headDim);
+  if (mismatch) throw new UserError(`KV cache type ${type}: ${mismatch} (use fp8)`);
+  return type;
+}
+
+/** Bytes one cached value takes: the quantized type's, else the backend's float (4 on the CPU, 2 on the GPU). */
+export function kvBytesPerValue(quant: KvQuant | undefined, device: 'cpu' | 'cuda'): number {
+  return quant ? KV_QUANT_BYTES[quant] : device === 'cpu' ? 4 : 2;
+}

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { pagedOf } from '../../src/backend/cpu/step-context.ts';
+import { kvCacheDtype, kvCacheQuant } from '../../src/runner/kv-cache-choice.ts';
+import { prepareModel } from '../../src/runner/load.ts';
+import { modelFixture } from '../helpers/fixtures.ts';
+
+const llama = modelFixture('tiny-llama');
+const mistral = modelFixture('tiny-mistral');
+
+test('a KV cache type means storage on the CPU, a compute dtype on the GPU, or one line saying why not', () => {
+  const shape = { numKvHeads: 2, headDim: 64 };
+  assert.equal(kvCacheQuant('q8_0', 'cpu', shape), 'q8_0');
+  assert.equal(kvCacheQuant('fp8', 'cpu', { numKvHeads: 1, headDim: 8 }), 'fp8');
+  assert.equal(kvCacheQuant('auto', 'cpu', shape), undefined);
+  assert.equal(kvCacheQuant('f32', 'cpu', shape), undefined);
+  assert.equal(kvCacheQuant('bf16', 'cuda', shape), undefined);
+  assert.equal(kvCacheDtype('bf16', undefined), 'bfloat16');
+  assert.equal(kvCacheDtype('f16', 'float32'), 'float32');
+  assert.equal(kvCacheDtype('q8_0', undefined), undefined);
+  assert.throws(
+    () => kvCacheQuant('f16', 'cpu', shape),
+    /^UserError: KV cache type f16: the CPU backend stores its KV cache in f32 or quantized \(fp8, q8_0, q4_0\)$/,
+  );
+  assert.throws(
+    () => kvCacheQuant('q4_0', 'cuda', shape),
+    /^UserError: KV cache type q4_0: the CUDA backend's quantized KV cache is not built yet/,
+  );
+  assert.throws(
+    () => kvCacheQuant('q8_0', 'cpu', { numKvHeads: 1, headDim: 16 }),
+    /^UserError: KV cache type q8_0: a q8_0 KV cache stores each token's 1 × 16 = 16 key values in blocks of 32, which 16 is not a multiple of \(use fp8\)$/,
+  );
+});
+
+test('prepareModel stores the cache as asked, sizes it by the stored bytes, and refuses what the model cannot hold', {
+  skip: llama.skip || mistral.skip,
+}, () => {
+  const lines: string[] = [];
+  const base = { device: 'cpu', kvCacheMemory: 1 << 20, log: (l: string) => lines.push(l) };
+  const f32 = prepareModel(llama.path, base);
+  const q8 = prepareModel(llama.path, { ...base, kvCacheType: 'q8_0' });
+  // The same memory holds 4 / (34 / 32) = 3.76 times the blocks.
+  const { numLayers, numKvHeads, headDim } = f32.runner.model.kvShape;
+  const values = 2 * numLayers * 16 * numKvHeads * headDim;
+  assert.equal(f32.numBlocks, Math.floor((1 << 20) / (values * 4)));
+  assert.equal(q8.numBlocks, Math.floor((1 << 20) / ((values * 34) / 32)));
+  assert.equal(pagedOf(q8.runner.kvCache[0]!).k.type, 'q8_0');
+  assert.ok(
+    lines.some((l) => /^KV cache: .* \(q8_0: 3\.76x an f32 cache's tokens\)$/.test(l)),
+    lines.join('\n'),
+  );
+  assert.throws(
+    () => prepareModel(llama.path, { ...base, kvCacheType: 'q8_0', kvCompression: { method: 'snapkv', budget: 64 } }),
+    /^UserError: --kv-compression: a q8_0 KV cache's blocks of 32 values span heads of 16, so one head's keys cannot move alone$/,
+  );
+  assert.throws(
+    () => prepareModel(mistral.path, { ...base, kvCacheType: 'q4_0' }),
+    /KV cache type q4_0: .* \(use fp8\)$/,
+  );
+  assert.equal(pagedOf(prepareModel(mistral.path, { ...base, kvCacheType: 'fp8' }).runner.kvCache[0]!).k.type, 'fp8');
+});
