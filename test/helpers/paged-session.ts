@@ -1,5 +1,6 @@
 import type { LayerKvCache } from '../../src/backend/backend.ts';
 import type { Model } from '../../src/models/model.ts';
+import type { KvQuant } from '../../src/primitives/kv-cache-type.ts';
 import { buildStepBatch, type ScheduledChunk } from '../../src/runner/step-batch.ts';
 
 /** A deterministic shuffle (LCG), so block tables are scattered but reproducible. */
@@ -33,8 +34,9 @@ export class PagedSession {
     private readonly model: Model,
     private readonly blockSize = 4,
     numBlocks = 256,
+    kvQuant?: KvQuant,
   ) {
-    this.kv = model.backend.allocKvCache({ ...model.kvShape, numBlocks, blockSize });
+    this.kv = model.backend.allocKvCache({ ...model.kvShape, numBlocks, blockSize, quant: kvQuant });
     this.free = shuffled(numBlocks);
   }
 
