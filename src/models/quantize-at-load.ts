@@ -5,29 +5,41 @@ import { toFloat32 } from '../primitives/host-tensor.ts';
 import { quantize } from '../primitives/quant/index.ts';
 import { type QuantScheme, quantTypeFor, type WeightRole } from '../primitives/quant/mix.ts';
 import { randomBlocks } from '../primitives/quant/random.ts';
+import { UserError } from '../util/errors.ts';
 
-const LAYER = /(?:^|\.)layers\.(\d+)\.(self_attn\.[qkvo]_proj|mlp\.(?:gate|up|down)_proj)\.weight$/;
+/**
+ * A decoder layer's matrix: attention (q/k/v/o, or Phi-3's packed qkv), the MLP (gate/up/down, or Phi-3's packed
+ * gate_up), a mixture-of-experts layer's experts and shared expert (Qwen-MoE names, and Mixtral's w1/w3/w2).
+ */
+const LAYER =
+  /(?:^|\.)layers\.(\d+)\.(?:self_attn\.(q|k|v|o|qkv)_proj|(?:mlp|mlp\.experts\.\d+|mlp\.shared_expert)\.(gate|up|down|gate_up)_proj|block_sparse_moe\.experts\.\d+\.(w1|w3|w2))\.weight$/;
 const KINDS: Record<string, WeightRole['kind']> = {
-  'self_attn.q_proj': 'attn_q',
-  'self_attn.k_proj': 'attn_k',
-  'self_attn.v_proj': 'attn_v',
-  'self_attn.o_proj': 'attn_output',
-  'mlp.gate_proj': 'ffn_gate',
-  'mlp.up_proj': 'ffn_up',
-  'mlp.down_proj': 'ffn_down',
+  q: 'attn_q',
+  k: 'attn_k',
+  v: 'attn_v',
+  o: 'attn_output',
+  qkv: 'attn_qkv',
+  gate: 'ffn_gate',
+  up: 'ffn_up',
+  down: 'ffn_down',
+  // llama.cpp stores Phi-3's packed gate and up as one ffn_up.
+  gate_up: 'ffn_up',
+  w1: 'ffn_gate',
+  w3: 'ffn_up',
+  w2: 'ffn_down',
 };
 
 /**
- * What a Llama-family weight (Hugging Face names) is in llama.cpp's terms; null for weights a mix never quantizes
- * (norms, biases, and the weights of other families). Tied embeddings are the LM head, so they take its rule, as
- * llama.cpp gives token_embd the output's type when a file has no output.weight.
+ * What a decoder weight (Hugging Face names) is in llama.cpp's terms; null for weights a mix never quantizes (norms,
+ * biases, routers). Tied embeddings are the LM head, so they take its rule, as llama.cpp gives token_embd the
+ * output's type when a file has no output.weight.
  */
 export function hfWeightRole(name: string, cols: number, cfg: ModelConfig, tied: boolean): WeightRole | null {
   const base = { layer: 0, numLayers: cfg.numLayers, gqa: cfg.numHeads / cfg.numKvHeads, cols };
   if (/(?:^|\.)lm_head\.weight$/.test(name)) return { ...base, kind: 'output' };
   if (/(?:^|\.)embed_tokens\.weight$/.test(name)) return { ...base, kind: tied ? 'output' : 'token_embd' };
   const m = LAYER.exec(name);
-  return m ? { ...base, kind: KINDS[m[2]!]!, layer: Number(m[1]) } : null;
+  return m ? { ...base, kind: KINDS[m[2] ?? m[3] ?? m[4]!]!, layer: Number(m[1]) } : null;
 }
 
 /**
@@ -39,6 +51,12 @@ export function quantizeAtLoad(
   cfg: ModelConfig,
   hasLmHead: boolean,
 ): (h: HostTensor) => HostTensor {
+  // GPT-2 stores its matrices as Conv1D [in, out], transposed as they load: ggml blocks run along a row's inputs.
+  if (cfg.modelType === 'gpt2') {
+    throw new UserError(
+      `--quantization ${scheme.name.toLowerCase()}: GPT-2's weights (Conv1D, stored transposed) are not quantized yet`,
+    );
+  }
   let seed = 1;
   return (h) => {
     if (h.shape.length !== 2 || isQuantType(h.dtype)) return h;
