@@ -31,7 +31,7 @@ export interface CreateOptions {
  * Stores `name` as FROM plus the Modelfile's layers. FROM a stored model inherits its weights, template,
  * system prompt, messages and parameters (the new ones override); FROM an HF repo needs it in the HF cache.
  */
-export function createModel(name: string, mf: Modelfile, opts: CreateOptions = {}): StoredModel {
+export async function createModel(name: string, mf: Modelfile, opts: CreateOptions = {}): Promise<StoredModel> {
   parseModelName(name);
   const env = opts.env ?? process.env;
   const store = new ModelStore(modelsDir(env));
@@ -52,7 +52,7 @@ export function createModel(name: string, mf: Modelfile, opts: CreateOptions = {
   const parameters = { ...(base.inherited?.parameters ?? {}), ...mf.parameters };
   const manifest: Manifest = {
     schemaVersion: 1,
-    source: scheme ? quantizedBlob(store.root, sourcePath(base.source, mf.from, env).path, scheme) : base.source,
+    source: scheme ? await quantizedBlob(store.root, sourcePath(base.source, mf.from, env).path, scheme) : base.source,
     from: mf.from,
     parameters,
     system: mf.system ?? base.inherited?.system,

@@ -43,9 +43,13 @@ test('interactive pagoda run in a pseudo-terminal answers in-process, keeps goin
   Object.assign(process.env, env);
   let expected: string[];
   try {
-    createModel('chat', parseModelfile(`FROM pagoda-test/tiny-qwen2\nSYSTEM Be brief.\nTEMPLATE """${CHATML}"""`), {
-      env,
-    });
+    await createModel(
+      'chat',
+      parseModelfile(`FROM pagoda-test/tiny-qwen2\nSYSTEM Be brief.\nTEMPLATE """${CHATML}"""`),
+      {
+        env,
+      },
+    );
     // The same conversation through the same engine path, outside the terminal, is the expected answer.
     const loaded = loadEngine('chat', { log: () => {} });
     const chat = localChat(loaded);

@@ -80,7 +80,7 @@ test('run takes num_predict, temperature and SYSTEM from the Modelfile; a flag o
     'SYSTEM Be brief.',
   ].join('\n');
   const { sampled, greedy } = await withEnv(async () => {
-    createModel('brief', parseModelfile(modelfile), { env });
+    await createModel('brief', parseModelfile(modelfile), { env });
     const loaded = loadEngine('brief', { log: () => {} });
     const rendered = loadChatTemplate(QWEN)!.render(
       [

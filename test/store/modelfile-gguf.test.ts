@@ -17,19 +17,19 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 
-test('FROM ./model.gguf is relative to the Modelfile, and a GGUF file is known by its content', () => {
+test('FROM ./model.gguf is relative to the Modelfile, and a GGUF file is known by its content', async () => {
   writeFileSync(join(root, 'project', 'model.gguf'), EMPTY_GGUF);
   writeFileSync(join(root, 'project', 'weights'), EMPTY_GGUF);
   writeFileSync(join(root, 'project', 'fake.gguf'), 'not a GGUF file');
   const opts = { env, allowPaths: true, baseDir: join(root, 'project') };
-  createModel('local', parseModelfile('FROM ./model.gguf\nSYSTEM Be brief.'), opts);
+  await createModel('local', parseModelfile('FROM ./model.gguf\nSYSTEM Be brief.'), opts);
   const m = resolveModel('local', { env });
   assert.deepEqual([m.format, m.path, m.manifest?.system], ['gguf', join(root, 'project', 'model.gguf'), 'Be brief.']);
   // An extension means nothing either way: Ollama's blobs have none.
-  createModel('blob', parseModelfile('FROM ./weights'), opts);
+  await createModel('blob', parseModelfile('FROM ./weights'), opts);
   assert.equal(resolveModel('blob', { env }).format, 'gguf');
-  assert.throws(
-    () => createModel('fake', parseModelfile('FROM ./fake.gguf'), opts),
+  await assert.rejects(
+    async () => createModel('fake', parseModelfile('FROM ./fake.gguf'), opts),
     /^UserError: Modelfile:1: FROM \.\/fake\.gguf: not a model folder or a GGUF file$/,
   );
 });

@@ -46,7 +46,7 @@ test('a model in the HF cache layout is found by its repo name with no download'
   assert.throws(() => resolveModel('acme/tiny:v2', { env }), /not found/);
 });
 
-test('create from a Modelfile, resolve, list, copy and remove', () => {
+test('create from a Modelfile, resolve, list, copy and remove', async () => {
   const snapshot = addToHubCache(env.HF_HUB_CACHE!, 'acme/tiny', { 'config.json': config });
   const mf = parseModelfile(
     [
@@ -64,7 +64,7 @@ test('create from a Modelfile, resolve, list, copy and remove', () => {
       'LICENSE """MIT"""',
     ].join('\n'),
   );
-  const created = createModel('mine', mf, { env });
+  const created = await createModel('mine', mf, { env });
   assert.equal(created.name, 'mine:latest');
   const found = resolveModel('mine', { env });
   assert.equal(found.origin, 'store');
@@ -84,7 +84,7 @@ test('create from a Modelfile, resolve, list, copy and remove', () => {
   assert.deepEqual(found.manifest!.license, ['MIT']);
 
   // FROM a stored model inherits everything; new parameters override.
-  createModel('mine:terse', parseModelfile('FROM mine\nPARAMETER temperature 0.9\nSYSTEM Be kind.'), { env });
+  await createModel('mine:terse', parseModelfile('FROM mine\nPARAMETER temperature 0.9\nSYSTEM Be kind.'), { env });
   const child = resolveModel('mine:terse', { env }).manifest!;
   assert.equal(child.template, CHATML);
   assert.equal(child.system, 'Be kind.');
@@ -111,19 +111,19 @@ test('create from a Modelfile, resolve, list, copy and remove', () => {
   assert.deepEqual({ ...again, fromLine: 0, templateLine: 0 }, { ...mf, fromLine: 0, templateLine: 0 });
 });
 
-test('FROM a folder path is for local commands only', () => {
+test('FROM a folder path is for local commands only', async () => {
   const folder = join(root, 'work', 'my-model');
   mkdirSync(folder, { recursive: true });
   writeFileSync(join(folder, 'config.json'), config);
-  const created = createModel('local', parseModelfile('FROM ./my-model'), {
+  const created = await createModel('local', parseModelfile('FROM ./my-model'), {
     env,
     allowPaths: true,
     baseDir: join(root, 'work'),
   });
   assert.deepEqual(created.manifest.source, { kind: 'hf-folder', path: folder });
   assert.equal(resolveModel('local', { env }).path, folder);
-  assert.throws(
-    () =>
+  await assert.rejects(
+    async () =>
       createModel('remote', parseModelfile('FROM ./my-model'), {
         env,
         baseDir: join(root, 'work'),
@@ -131,12 +131,12 @@ test('FROM a folder path is for local commands only', () => {
       }),
     /\/api\/create:1: FROM "\.\/my-model": paths are not accepted here/,
   );
-  assert.throws(
-    () => createModel('x', parseModelfile('\nFROM ./nothing'), { env, allowPaths: true, baseDir: root }),
+  await assert.rejects(
+    async () => createModel('x', parseModelfile('\nFROM ./nothing'), { env, allowPaths: true, baseDir: root }),
     /Modelfile:2: FROM \.\/nothing: no such model folder/,
   );
-  assert.throws(
-    () => createModel('x', parseModelfile('FROM /etc'), { env, allowPaths: true }),
+  await assert.rejects(
+    async () => createModel('x', parseModelfile('FROM /etc'), { env, allowPaths: true }),
     /not a model folder \(no config.json\)/,
   );
   // A path is resolved only for local commands, and only when the name lookup fails or it is plainly a path.
@@ -144,7 +144,7 @@ test('FROM a folder path is for local commands only', () => {
   assert.throws(() => resolveModel(folder, { env }), /invalid model name .*absolute path/);
 });
 
-test('Modelfile errors name the line', () => {
+test('Modelfile errors name the line', async () => {
   const cases: [string, RegExp][] = [
     ['FROM x\nBOGUS y', /Modelfile:2: unknown instruction BOGUS/],
     ['FROM x\n\nPARAMETER temperature warm', /Modelfile:3: parameter temperature must be a number, got "warm"/],
@@ -158,23 +158,23 @@ test('Modelfile errors name the line', () => {
   ];
   for (const [text, re] of cases) assert.throws(() => parseModelfile(text), re, text);
   addToHubCache(env.HF_HUB_CACHE!, 'acme/tiny', { 'config.json': config });
-  assert.throws(
-    () => createModel('t', parseModelfile('FROM acme/tiny\nTEMPLATE """line one\n{{ if .System }}"""'), { env }),
+  await assert.rejects(
+    async () => createModel('t', parseModelfile('FROM acme/tiny\nTEMPLATE """line one\n{{ if .System }}"""'), { env }),
     /Modelfile:3: TEMPLATE is not a valid Go template: unclosed \{\{if\}\}/,
   );
-  assert.throws(
-    () => createModel('t', parseModelfile('FROM acme/nope'), { env }),
+  await assert.rejects(
+    async () => createModel('t', parseModelfile('FROM acme/nope'), { env }),
     /Modelfile:1: FROM acme\/nope: not in the Hugging Face cache; run `pagoda pull acme\/nope` first/,
   );
-  assert.throws(
-    () => createModel('t', parseModelfile('FROM nope'), { env }),
+  await assert.rejects(
+    async () => createModel('t', parseModelfile('FROM nope'), { env }),
     /Modelfile:1: FROM nope: no such model in the store/,
   );
 });
 
-test('names that could escape the store are refused by the store, resolution and create (FROM included)', () => {
+test('names that could escape the store are refused by the store, resolution and create (FROM included)', async () => {
   addToHubCache(env.HF_HUB_CACHE!, 'acme/tiny', { 'config.json': config });
-  createModel('ok', parseModelfile('FROM acme/tiny'), { env });
+  await createModel('ok', parseModelfile('FROM acme/tiny'), { env });
   const store = new ModelStore(env.PAGODA_MODELS!);
   for (const [name, reason] of HOSTILE_NAMES) {
     const check = (fn: () => unknown, what: string) =>
@@ -189,11 +189,15 @@ test('names that could escape the store are refused by the store, resolution and
     check(() => store.copy('ok', name), 'copy to');
     check(() => store.copy(name, 'x'), 'copy from');
     check(() => resolveModel(name, { env }), 'resolve');
-    check(() => createModel(name, parseModelfile('FROM acme/tiny'), { env }), 'create');
+    await assert.rejects(
+      async () => createModel(name, parseModelfile('FROM acme/tiny'), { env }),
+      (err: Error) => reason.test(err.message) && !err.message.includes('\n'),
+      `create ${JSON.stringify(name)}`,
+    );
     if (name && !name.startsWith('/') && !name.startsWith('~') && !name.includes('\n')) {
       const from = name.startsWith('..') ? `x/${name}` : name;
-      assert.throws(
-        () => createModel('fine', { ...parseModelfile('FROM x'), from }, { env }),
+      await assert.rejects(
+        async () => createModel('fine', { ...parseModelfile('FROM x'), from }, { env }),
         /FROM .*(invalid model name|paths are not accepted)/,
         `FROM ${JSON.stringify(from)}`,
       );

@@ -18,7 +18,7 @@ export const registerCreate: RegisterCommand = (program) => {
         '-q, --quantize <type>',
         "store the base's weights quantized: q8_0, q4_k_m, … (as ollama create --quantize)",
       )
-      .action((name: string, opts: { file: string; quantize?: string }) => {
+      .action(async (name: string, opts: { file: string; quantize?: string }) => {
         parseModelName(name);
         const path = resolve(opts.file);
         let text: string;
@@ -27,7 +27,7 @@ export const registerCreate: RegisterCommand = (program) => {
         } catch {
           throw new UserError(`${opts.file}: cannot read the Modelfile`);
         }
-        const stored = createModel(name, parseModelfile(text, opts.file), {
+        const stored = await createModel(name, parseModelfile(text, opts.file), {
           allowPaths: true,
           baseDir: dirname(path),
           file: opts.file,

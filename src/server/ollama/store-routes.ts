@@ -132,7 +132,10 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
       license: license ?? base?.license ?? [],
     };
     try {
-      createModel(model, modelfile, { file: base ? 'modelfile' : '/api/create', quantize: body.quantize ?? undefined });
+      await createModel(model, modelfile, {
+        file: base ? 'modelfile' : '/api/create',
+        quantize: body.quantize ?? undefined,
+      });
     } catch (err) {
       throw storeError(err, 'from');
     }
