@@ -1,5 +1,5 @@
-import { halfToFloat } from './float-bits.ts';
 import { isQuantType, type QuantType } from './ggml-types.ts';
+import { HALF } from './quant/codec.ts';
 import { dequantize } from './quant/index.ts';
 
 /** Element types a backend may store. The CPU backend computes in f32; the CUDA backend in bf16/f16. */
@@ -13,25 +13,34 @@ export interface HostTensor {
   readonly bytes: Uint8Array;
 }
 
-/** Converts stored bytes to float32 (the CPU backend's compute type). */
-export function toFloat32(t: HostTensor): Float32Array {
-  if (isQuantType(t.dtype))
-    return dequantize(
-      t.dtype,
-      t.bytes,
-      t.shape.reduce((a, d) => a * d, 1),
-      t.name,
-    );
-  const n = t.bytes.byteLength / (t.dtype === 'f32' ? 4 : 2);
-  const out = new Float32Array(n);
-  const dv = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
-  if (t.dtype === 'f32') {
-    for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true);
-  } else if (t.dtype === 'bf16') {
-    const u32 = new Uint32Array(out.buffer);
-    for (let i = 0; i < n; i++) u32[i] = dv.getUint16(i * 2, true) << 16;
-  } else {
-    for (let i = 0; i < n; i++) out[i] = halfToFloat(dv.getUint16(i * 2, true));
+/**
+ * Converts stored bytes to float32 (the CPU backend's compute type), into `out` when given (e.g. shared memory the
+ * weight will live in, saving a copy). Bulk typed-array work: a byte-aligned copy for f32, a shift per value for bf16,
+ * a table lookup per value for f16 (little-endian hosts, as safetensors and GGUF store).
+ */
+export function toFloat32(t: HostTensor, out?: Float32Array): Float32Array {
+  const count = t.shape.reduce((a, d) => a * d, 1);
+  if (isQuantType(t.dtype)) {
+    const values = dequantize(t.dtype, t.bytes, count, t.name);
+    if (!out) return values;
+    out.set(values);
+    return out;
   }
-  return out;
+  const n = t.bytes.byteLength / (t.dtype === 'f32' ? 4 : 2);
+  const dst = out ?? new Float32Array(n);
+  // Views need aligned offsets; a misaligned tensor (rare in safetensors) is copied to an aligned buffer first.
+  const width = t.dtype === 'f32' ? 4 : 2;
+  const bytes = t.bytes.byteOffset % width === 0 ? t.bytes : t.bytes.slice();
+  if (t.dtype === 'f32') {
+    dst.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
+    return dst;
+  }
+  const half = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+  if (t.dtype === 'bf16') {
+    const bits = new Uint32Array(dst.buffer, dst.byteOffset, n);
+    for (let i = 0; i < n; i++) bits[i] = half[i]! << 16;
+  } else {
+    for (let i = 0; i < n; i++) dst[i] = HALF[half[i]!]!;
+  }
+  return dst;
 }

@@ -50,15 +50,18 @@ export class CpuBackend implements Backend {
   loadWeight(w: HostTensor, opts?: { transpose?: boolean }): Tensor {
     // A quantized matrix stays in blocks; anything else quantized (a 1-D norm, a weight to transpose) becomes float.
     if (isQuantType(w.dtype) && w.shape.length === 2 && !opts?.transpose) return this.loadStacked([w]);
-    const data = w.bytes.byteLength === 0 ? dummyValues(w.shape, this.dummySeed++) : toFloat32(w);
+    const count = w.shape.reduce((a, d) => a * d, 1);
     // A weight big enough to split starts the workers now, so they boot while the rest of the model loads.
-    if (this.threads > 1 && data.length >= MIN_PARALLEL_MACS) CpuThreads.get(this.threads);
-    // Weights live in shared memory when worker threads will read them.
-    const out = this.threads > 1 ? sharedFloat32(data.length) : opts?.transpose ? new Float32Array(data.length) : data;
+    if (this.threads > 1 && count >= MIN_PARALLEL_MACS) CpuThreads.get(this.threads);
+    // Weights live in shared memory when worker threads will read them; stored values convert straight into it.
+    const alloc = () => (this.threads > 1 ? sharedFloat32(count) : new Float32Array(count));
+    const dummy = w.bytes.byteLength === 0;
     if (!opts?.transpose) {
-      if (out !== data) out.set(data);
+      const out = dummy ? dummyValues(w.shape, this.dummySeed++, alloc()) : toFloat32(w, alloc());
       return new CpuTensor([...w.shape], out);
     }
+    const data = dummy ? dummyValues(w.shape, this.dummySeed++) : toFloat32(w);
+    const out = alloc();
     if (w.shape.length !== 2) throw new Error(`${w.name}: only a 2-D weight can be transposed, shape [${w.shape}]`);
     const [r, c] = w.shape as [number, number];
     for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = data[i * c + j];

@@ -36,10 +36,12 @@ export function rowsCols(t: Tensor): [number, number] {
  * `--load-format dummy` values for a tensor stored without bytes, as the CUDA backend makes them: 1 for a vector
  * (norm weights), uniform in ±1/√cols for a matrix, so activations keep their scale through the layers.
  */
-export function dummyValues(shape: readonly number[], seed: number): Float32Array {
+export function dummyValues(shape: readonly number[], seed: number, out?: Float32Array): Float32Array {
   const n = shape.reduce((a, d) => a * d, 1);
-  if (shape.length === 1) return new Float32Array(n).fill(1);
+  const values = out ?? new Float32Array(n);
+  if (shape.length === 1) return values.fill(1);
   const rnd = mulberry32(seed);
   const scale = 1 / Math.sqrt(shape[shape.length - 1]!);
-  return Float32Array.from({ length: n }, () => (2 * rnd() - 1) * scale);
+  for (let i = 0; i < n; i++) values[i] = (2 * rnd() - 1) * scale;
+  return values;
 }
