@@ -17,13 +17,15 @@ export function kvCacheDtype(type: KvCacheType | undefined, dtype: string | unde
 
 /**
  * The quantized storage `type` means for a model on `device` (undefined: the backend's float cache), or a one-line
- * refusal: the CPU computes in f32 and stores f32 or quantized caches; the CUDA backend's quantized caches are not
- * built yet; block-quantized rows must be whole blocks.
+ * refusal: the CPU computes in f32 and stores f32 or quantized caches; block-quantized rows must be whole blocks. The
+ * CUDA backend's quantized caches are not built yet: it keeps its 16-bit cache and `warn` says so, as Ollama falls
+ * back to f16 where a quantized cache cannot run (a server started with OLLAMA_KV_CACHE_TYPE keeps serving).
  */
 export function kvCacheQuant(
   type: KvCacheType | undefined,
   device: 'cpu' | 'cuda',
   shape: { numKvHeads: number; headDim: number },
+  warn: (line: string) => void,
 ): KvQuant | undefined {
   if (!type || type === 'auto') return undefined;
   if (!isKvQuant(type)) {
@@ -35,9 +37,8 @@ export function kvCacheQuant(
     return undefined;
   }
   if (device === 'cuda') {
-    throw new UserError(
-      `KV cache type ${type}: the CUDA backend's quantized KV cache is not built yet (use a 16-bit cache, or --device cpu)`,
-    );
+    warn(`KV cache type ${type}: the CUDA backend's quantized KV cache is not built yet; using its 16-bit cache`);
+    return undefined;
   }
   const mismatch = kvQuantMismatch(type, shape.numKvHeads, shape.headDim);
   if (mismatch) throw new UserError(`KV cache type ${type}: ${mismatch} (use fp8)`);

@@ -154,7 +154,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   const device = chooseDevice(options, log);
   const dummy = options.loadFormat === 'dummy';
   const onCpu = device === 'cpu';
-  const kvQuant = kvCacheQuant(options.kvCacheType, device, config0);
+  const kvQuant = kvCacheQuant(options.kvCacheType, device, config0, log);
   const quantization = options.quantization ? parseQuantization(options.quantization, '--quantization') : undefined;
   if (quantization && !onCpu) {
     throw new UserError(

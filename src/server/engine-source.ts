@@ -107,7 +107,9 @@ export class EngineModelSource implements ModelSource {
     });
     const c = loaded.config;
     const type = this.config.kvCacheType;
-    const bytesPerValue = kvBytesPerValue(isKvQuant(type) ? type : undefined, loaded.backend);
+    // The CUDA backend keeps its 16-bit cache whatever the type (kv-cache-choice.ts).
+    const stored = isKvQuant(type) && loaded.backend === 'cpu' ? type : undefined;
+    const bytesPerValue = kvBytesPerValue(stored, loaded.backend);
     const { numBlocks, blockSize, maxModelLen } = loaded.engine.config;
     const kvCacheBytes = 2 * c.numLayers * c.numKvHeads * c.headDim * blockSize * bytesPerValue * numBlocks;
     return {

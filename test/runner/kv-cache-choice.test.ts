@@ -8,26 +8,32 @@ import { modelFixture } from '../helpers/fixtures.ts';
 const llama = modelFixture('tiny-llama');
 const mistral = modelFixture('tiny-mistral');
 
+const fail = (line: string) => assert.fail(`unexpected warning: ${line}`);
+
 test('a KV cache type means storage on the CPU, a compute dtype on the GPU, or one line saying why not', () => {
   const shape = { numKvHeads: 2, headDim: 64 };
-  assert.equal(kvCacheQuant('q8_0', 'cpu', shape), 'q8_0');
-  assert.equal(kvCacheQuant('fp8', 'cpu', { numKvHeads: 1, headDim: 8 }), 'fp8');
-  assert.equal(kvCacheQuant('auto', 'cpu', shape), undefined);
-  assert.equal(kvCacheQuant('f32', 'cpu', shape), undefined);
-  assert.equal(kvCacheQuant('bf16', 'cuda', shape), undefined);
+  assert.equal(kvCacheQuant('q8_0', 'cpu', shape, fail), 'q8_0');
+  assert.equal(kvCacheQuant('fp8', 'cpu', { numKvHeads: 1, headDim: 8 }, fail), 'fp8');
+  assert.equal(kvCacheQuant('auto', 'cpu', shape, fail), undefined);
+  assert.equal(kvCacheQuant('f32', 'cpu', shape, fail), undefined);
+  assert.equal(kvCacheQuant('bf16', 'cuda', shape, fail), undefined);
   assert.equal(kvCacheDtype('bf16', undefined), 'bfloat16');
   assert.equal(kvCacheDtype('f16', 'float32'), 'float32');
   assert.equal(kvCacheDtype('q8_0', undefined), undefined);
   assert.throws(
-    () => kvCacheQuant('f16', 'cpu', shape),
+    () => kvCacheQuant('f16', 'cpu', shape, fail),
     /^UserError: KV cache type f16: the CPU backend stores its KV cache in f32 or quantized \(fp8, q8_0, q4_0\)$/,
   );
-  assert.throws(
-    () => kvCacheQuant('q4_0', 'cuda', shape),
-    /^UserError: KV cache type q4_0: the CUDA backend's quantized KV cache is not built yet/,
+  const warnings: string[] = [];
+  assert.equal(
+    kvCacheQuant('q4_0', 'cuda', shape, (l) => warnings.push(l)),
+    undefined,
   );
+  assert.deepEqual(warnings, [
+    "KV cache type q4_0: the CUDA backend's quantized KV cache is not built yet; using its 16-bit cache",
+  ]);
   assert.throws(
-    () => kvCacheQuant('q8_0', 'cpu', { numKvHeads: 1, headDim: 16 }),
+    () => kvCacheQuant('q8_0', 'cpu', { numKvHeads: 1, headDim: 16 }, fail),
     /^UserError: KV cache type q8_0: a q8_0 KV cache stores each token's 1 × 16 = 16 key values in blocks of 32, which 16 is not a multiple of \(use fp8\)$/,
   );
 });
