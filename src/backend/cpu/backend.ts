@@ -20,7 +20,6 @@ import { pagedAttention, selfAttention, writeKvCache } from './attention.ts';
 import { actMulInto, addInto, geluInto, softcapInto } from './elementwise.ts';
 import { gatherRows } from './gather.ts';
 import { compactPagedKv, keyScoreCount, snapKvScores } from './kv-compression.ts';
-import { allocPlane, copySlots } from './kv-store.ts';
 import { addBias, linearF32 } from './matmul.ts';
 import { type MatMul, moeInto } from './moe.ts';
 import { layerNormRows, rmsNormRows } from './norm.ts';
@@ -28,7 +27,7 @@ import { l2NormalizeRows, poolRows } from './pooling.ts';
 import { linearQuantized } from './quant-matmul.ts';
 import { QuantCpuTensor, stackQuantized } from './quant-tensor.ts';
 import { applyRope, ropeTables } from './rope.ts';
-import { CpuLayerKv, CpuStepContext, kvOf, pagedOf, stepOf } from './step-context.ts';
+import { allocCpuKvCache, CpuStepContext, copyCpuKvBlocks, pagedOf, stepOf } from './step-context.ts';
 import { CpuTensor, cpu, dummyValues, rowsCols } from './tensor.ts';
 import { CpuThreads, defaultThreads, MIN_PARALLEL_MACS, sharedFloat32 } from './threads.ts';
 
@@ -75,31 +74,12 @@ export class CpuBackend implements Backend {
   }
 
   allocKvCache(spec: KvCacheSpec): LayerKvCache[] {
-    const slots = spec.numBlocks * spec.blockSize;
-    const row = spec.numKvHeads * spec.headDim;
     // In shared memory when worker threads will read it.
-    const plane = () => allocPlane(spec.quant ?? 'f32', slots, row, this.threads > 1);
-    return Array.from(
-      { length: spec.numLayers },
-      () =>
-        new CpuLayerKv(spec.numBlocks, spec.blockSize, {
-          k: plane(),
-          v: plane(),
-          numKvHeads: spec.numKvHeads,
-          headDim: spec.headDim,
-        }),
-    );
+    return allocCpuKvCache(spec, this.threads > 1);
   }
 
   copyKvBlocks(cache: readonly LayerKvCache[], src: Int32Array, dst: Int32Array): void {
-    for (const layer of cache) {
-      const { blockSize, paged } = kvOf(layer);
-      const row = paged.numKvHeads * paged.headDim;
-      for (let i = 0; i < src.length; i++) {
-        copySlots(paged.k, src[i]! * blockSize, dst[i]! * blockSize, blockSize, row);
-        copySlots(paged.v, src[i]! * blockSize, dst[i]! * blockSize, blockSize, row);
-      }
-    }
+    copyCpuKvBlocks(cache, src, dst);
   }
 
   /** The worker pool, when this backend uses threads and `operand` is in shared memory. */
@@ -260,6 +240,21 @@ export class CpuBackend implements Backend {
   }
 
   attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {
+    return this.pagedAttention(q, cache, spec, step);
+  }
+
+  attentionWithLse(
+    q: Tensor,
+    cache: LayerKvCache,
+    spec: AttentionSpec,
+    step: StepContext,
+  ): { out: Tensor; lse: Tensor } {
+    const lse = CpuTensor.zeros([cpu(q).shape[0]!, spec.numHeads]);
+    return { out: this.pagedAttention(q, cache, spec, step, lse), lse };
+  }
+
+  /** Paged attention on the worker pool when the step is big enough (query heads split), else on this thread. */
+  private pagedAttention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext, lse?: CpuTensor) {
     const qt = cpu(q);
     const out = CpuTensor.zeros(qt.shape);
     const kv = pagedOf(cache);
@@ -268,25 +263,11 @@ export class CpuBackend implements Backend {
     for (let s = 0; s < b.numSeqs; s++) pairs += (b.cuSeqlensQ[s + 1] - b.cuSeqlensQ[s]) * b.contextLens[s];
     const pool = this.workers(kv.k.data);
     if (pool?.worthIt(2 * pairs * spec.numHeads * spec.headDim) && spec.numHeads > 1) {
-      pool.attention(qt.data, kv, spec, b, out.data);
+      pool.attention(qt.data, kv, spec, b, out.data, lse?.data);
     } else {
-      pagedAttention(qt.data, kv, spec, b, out.data);
+      pagedAttention(qt.data, kv, spec, b, out.data, 0, spec.numHeads, lse?.data);
     }
     return out;
-  }
-
-  /** One thread: a compressing prompt's step is the only caller. */
-  attentionWithLse(
-    q: Tensor,
-    cache: LayerKvCache,
-    spec: AttentionSpec,
-    step: StepContext,
-  ): { out: Tensor; lse: Tensor } {
-    const qt = cpu(q);
-    const out = CpuTensor.zeros(qt.shape);
-    const lse = CpuTensor.zeros([qt.shape[0]!, spec.numHeads]);
-    pagedAttention(qt.data, pagedOf(cache), spec, step.batch, out.data, 0, spec.numHeads, lse.data);
-    return { out, lse };
   }
 
   kvKeyScores(q: Tensor, lse: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {

@@ -1,6 +1,7 @@
 import type { StepBatch } from '../../primitives/step-batch.ts';
-import type { LayerKvCache, RopeSpec, StepContext } from '../backend.ts';
+import type { KvCacheSpec, LayerKvCache, RopeSpec, StepContext } from '../backend.ts';
 import type { PagedKv } from './attention.ts';
+import { allocPlane, copySlots } from './kv-store.ts';
 
 /** The step's plan plus cos/sin tables computed once per rope spec and reused by every layer. */
 export class CpuStepContext implements StepContext {
@@ -29,4 +30,33 @@ export function kvOf(cache: LayerKvCache): CpuLayerKv {
 
 export function pagedOf(cache: LayerKvCache): PagedKv {
   return kvOf(cache).paged;
+}
+
+/** Every layer's cache for `spec`, stored as `spec.quant` says (f32 otherwise); `shared` for worker threads. */
+export function allocCpuKvCache(spec: KvCacheSpec, shared: boolean): CpuLayerKv[] {
+  const slots = spec.numBlocks * spec.blockSize;
+  const row = spec.numKvHeads * spec.headDim;
+  const plane = () => allocPlane(spec.quant ?? 'f32', slots, row, shared);
+  return Array.from(
+    { length: spec.numLayers },
+    () =>
+      new CpuLayerKv(spec.numBlocks, spec.blockSize, {
+        k: plane(),
+        v: plane(),
+        numKvHeads: spec.numKvHeads,
+        headDim: spec.headDim,
+      }),
+  );
+}
+
+/** Copies whole blocks src[i] → dst[i] of K and V in every layer (copy-on-write). */
+export function copyCpuKvBlocks(cache: readonly LayerKvCache[], src: Int32Array, dst: Int32Array): void {
+  for (const layer of cache) {
+    const { blockSize, paged } = kvOf(layer);
+    const row = paged.numKvHeads * paged.headDim;
+    for (let i = 0; i < src.length; i++) {
+      copySlots(paged.k, src[i]! * blockSize, dst[i]! * blockSize, blockSize, row);
+      copySlots(paged.v, src[i]! * blockSize, dst[i]! * blockSize, blockSize, row);
+    }
+  }
 }

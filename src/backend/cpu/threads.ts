@@ -63,6 +63,7 @@ const ATTENTION_PARAMS = [
   'maxBlocks',
   'blockSize',
   'T',
+  'withLse',
 ] as const;
 type AttentionParams = Record<(typeof ATTENTION_PARAMS)[number], number>;
 
@@ -78,16 +79,13 @@ const QUANT_TYPES = GGML_TYPES.flatMap((t) => (t.stored && isQuantType(t.stored)
 /** Reads a job's parameters and shared buffers on the worker side and runs its share. */
 export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, SharedArray>): void {
   const p = CTRL.params;
-  const f32 = (id: number) => {
+  const get = <A extends SharedArray>(id: number, type: { new (n: number): A }): A => {
     const b = buffers.get(id);
-    if (!(b instanceof Float32Array)) throw new Error(`buffer ${id} was never announced`);
+    if (!(b instanceof type)) throw new Error(`buffer ${id} was never announced`);
     return b;
   };
-  const u8 = (id: number) => {
-    const b = buffers.get(id);
-    if (!(b instanceof Uint8Array)) throw new Error(`buffer ${id} was never announced`);
-    return b;
-  };
+  const f32 = (id: number) => get(id, Float32Array);
+  const u8 = (id: number) => get(id, Uint8Array);
   const parts = ctrl[CTRL.parts]!;
   if (ctrl[CTRL.kind] === JOB.linear) {
     const [weight, T, n, m, offset] = [ctrl[p]!, ctrl[p + 1]!, ctrl[p + 2]!, ctrl[p + 3]!, ctrl[p + 4]!];
@@ -123,7 +121,10 @@ export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, Shar
   };
   const batch = unpackBatch(buffers.get(META_ID) as Int32Array, a.numSeqs, a.maxBlocks, a.blockSize);
   const [h0, h1] = partRange(a.Hq, parts, part, 1);
-  pagedAttention(f32(X_ID), cache, spec, batch, f32(OUT_ID), h0, h1);
+  // The LSE rows, when asked for, follow the T x Hq x D outputs in the output scratch.
+  const out = f32(OUT_ID);
+  const lse = a.withLse ? out.subarray(a.T * a.Hq * a.D) : undefined;
+  pagedAttention(f32(X_ID), cache, spec, batch, out, h0, h1, lse);
 }
 
 /** The step metadata attention reads, laid out as cuSeqlensQ | contextLens | blockTables. */
@@ -221,11 +222,21 @@ export class CpuThreads {
     out.set(this.out.subarray(0, T * m));
   }
 
-  /** pagedAttention over all threads, query heads split between them; the cache must be in shared memory. */
-  attention(q: Float32Array, cache: PagedKv, spec: AttentionSpec, batch: AttentionBatch, out: Float32Array): void {
+  /**
+   * pagedAttention over all threads, query heads split between them (and each row's LSE into `lse`, when given); the
+   * cache must be in shared memory.
+   */
+  attention(
+    q: Float32Array,
+    cache: PagedKv,
+    spec: AttentionSpec,
+    batch: AttentionBatch,
+    out: Float32Array,
+    lse?: Float32Array,
+  ): void {
     const S = batch.numSeqs;
     const maxBlocks = batch.maxBlocksPerSeq;
-    this.stage(q, q.length, out.length);
+    this.stage(q, q.length, out.length + (lse?.length ?? 0));
     const metaLength = 2 * S + 1 + S * maxBlocks;
     if (this.meta.length < metaLength) {
       this.meta = new Int32Array(new SharedArrayBuffer(metaLength * 8));
@@ -240,12 +251,8 @@ export class CpuThreads {
     this.meta.set(batch.cuSeqlensQ.subarray(0, S + 1), 0);
     this.meta.set(batch.contextLens.subarray(0, S), S + 1);
     this.meta.set(batch.blockTables.subarray(0, S * maxBlocks), 2 * S + 1);
-    new Float64Array(this.ctrl.buffer, FLOAT_OFFSET, 4).set([
-      spec.scale,
-      spec.softcap ?? 0,
-      cache.k.scale,
-      cache.v.scale,
-    ]);
+    const floats = [spec.scale, spec.softcap ?? 0, cache.k.scale, cache.v.scale];
+    new Float64Array(this.ctrl.buffer, FLOAT_OFFSET, 4).set(floats);
     const a: AttentionParams = {
       k: this.idOf(cache.k.data),
       v: this.idOf(cache.v.data),
@@ -260,14 +267,16 @@ export class CpuThreads {
       maxBlocks,
       blockSize: batch.blockSize,
       T: q.length / (spec.numHeads * spec.headDim),
+      withLse: lse ? 1 : 0,
     };
     this.post(
       JOB.attention,
       ATTENTION_PARAMS.map((k) => a[k]),
     );
     const [h0, h1] = partRange(spec.numHeads, this.parts, 0, 1);
-    pagedAttention(this.x, cache, spec, batch, this.out, h0, h1);
+    pagedAttention(this.x, cache, spec, batch, this.out, h0, h1, lse && this.out.subarray(out.length));
     this.finish(out, out.length);
+    lse?.set(this.out.subarray(out.length, out.length + lse.length));
   }
 
   private get parts(): number {

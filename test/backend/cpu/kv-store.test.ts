@@ -87,7 +87,7 @@ test('rows go to their slots (padding skipped); block copies and head moves carr
  * Attention over a quantized cache equals attention over an f32 cache that holds the dequantized values, bit for
  * bit, with one thread and with the heads split over worker threads: the quantized cache changes only what is stored.
  */
-test('paged attention over a quantized cache equals attention over its dequantized values, threaded or not', () => {
+test('paged attention over a quantized cache equals attention over its dequantized values, threaded or not (LSE too)', () => {
   const spec: AttentionSpec = { numHeads: 6, numKvHeads: Hk, headDim: D, scale: 1 / Math.sqrt(D), slidingWindow: 0 };
   const bs = 4;
   // [cached, new] per sequence: 7,077 query-key pairs, enough work for the backend to split over its threads.
@@ -117,6 +117,7 @@ test('paged attention over a quantized cache equals attention over its dequantiz
     bs,
   );
   const q = new CpuTensor([attend.slotMapping.length, 6 * D], randomRows(attend.slotMapping.length * 3, 6));
+  const lseOf = new Map<string, Float32Array>();
   for (const threads of [1, 3]) {
     for (const quant of TYPES) {
       const backend = new CpuBackend({ threads });
@@ -131,6 +132,13 @@ test('paged attention over a quantized cache equals attention over its dequantiz
       const want = backend.toHost(backend.attention(q, plain, spec, backend.beginStep(attend)));
       assert.deepEqual(got, want, `${quant}, ${threads} thread(s)`);
       assert.ok(got.every(Number.isFinite));
+      // With each row's log-sum-exp (SnapKV's prefill): the same output, and the same LSE on any thread count.
+      const withLse = backend.attentionWithLse(q, quantized, spec, backend.beginStep(attend));
+      assert.deepEqual(backend.toHost(withLse.out), got, `${quant}, ${threads} thread(s), with LSE`);
+      const lse = backend.toHost(withLse.lse);
+      assert.ok(lse.every(Number.isFinite));
+      if (threads === 1) lseOf.set(quant, lse);
+      else assert.deepEqual(lse, lseOf.get(quant), `${quant}: LSE on ${threads} threads`);
     }
   }
 });
