@@ -12,20 +12,34 @@ export interface WeightSource {
   close(): void;
 }
 
-/** Safetensors files also tell a tensor's shape and dtype without reading it (conversion plans the output first). */
-export interface SafetensorsWeights extends WeightSource {
-  describe(name: string): { shape: readonly number[]; dtype: DType };
+/** A dtype as stored: a float type a backend loads, or FP8 e4m3, which only a checkpoint's scales give meaning. */
+export type StoredDType = DType | 'f8_e4m3';
+
+/** A tensor's bytes as stored, FP8 included. */
+export interface StoredTensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly dtype: StoredDType;
+  readonly bytes: Uint8Array;
 }
 
-const DTYPES: Record<string, { dtype: DType; size: number }> = {
+/** Safetensors files also tell a tensor's shape and dtype without reading it (conversion plans the output first). */
+export interface SafetensorsWeights extends WeightSource {
+  describe(name: string): { shape: readonly number[]; dtype: StoredDType };
+  /** Reads one tensor as stored; `get` refuses FP8 tensors, which need their scales (fp8-weights.ts). */
+  stored(name: string): StoredTensor;
+}
+
+const DTYPES: Record<string, { dtype: StoredDType; size: number }> = {
   F32: { dtype: 'f32', size: 4 },
   F16: { dtype: 'f16', size: 2 },
   BF16: { dtype: 'bf16', size: 2 },
+  F8_E4M3: { dtype: 'f8_e4m3', size: 1 },
 };
 
 interface Entry {
   file: SafetensorsFile;
-  dtype: DType;
+  dtype: StoredDType;
   shape: number[];
   begin: number;
   end: number;
@@ -103,7 +117,7 @@ class SafetensorsSource implements SafetensorsWeights {
   has(name: string): boolean {
     return this.index.has(name);
   }
-  describe(name: string): { shape: readonly number[]; dtype: DType } {
+  describe(name: string): { shape: readonly number[]; dtype: StoredDType } {
     return this.entry(name);
   }
   private entry(name: string): Entry {
@@ -111,11 +125,20 @@ class SafetensorsSource implements SafetensorsWeights {
     if (!e) throw new UserError(`weights: tensor ${name} not found in ${this.files.map((f) => f.path).join(', ')}`);
     return e;
   }
-  get(name: string): HostTensor {
+  stored(name: string): StoredTensor {
     const e = this.entry(name);
     const bytes = new Uint8Array(e.end - e.begin);
     readSync(e.file.fd, bytes, 0, bytes.length, e.begin);
     return { name, shape: e.shape, dtype: e.dtype, bytes };
+  }
+  get(name: string): HostTensor {
+    const t = this.stored(name);
+    if (t.dtype === 'f8_e4m3') {
+      throw new UserError(
+        `${this.entry(name).file.path}: tensor ${name} is F8_E4M3, but config.json has no FP8 quantization_config to give its scales`,
+      );
+    }
+    return { ...t, dtype: t.dtype };
   }
   close(): void {
     for (const f of this.files) closeSync(f.fd);

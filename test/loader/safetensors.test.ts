@@ -57,3 +57,14 @@ test('bad header JSON and unsupported dtypes are one-line errors', () => {
   const dir = folderWith(Buffer.concat([head2, hdr, Buffer.alloc(1)]));
   assert.throws(() => openSafetensors(dir), /tensor q has dtype I8, expected one of F32, F16, BF16/);
 });
+
+test('F8_E4M3 tensors are read as stored; get() refuses them, since only a checkpoint config gives their scales', () => {
+  const hdr = Buffer.from(JSON.stringify({ w: { dtype: 'F8_E4M3', shape: [2, 2], data_offsets: [0, 4] } }));
+  const head = Buffer.alloc(8);
+  head.writeBigUInt64LE(BigInt(hdr.length));
+  const src = openSafetensors(folderWith(Buffer.concat([head, hdr, Buffer.from([0x38, 0xc0, 0x00, 0x7e])])));
+  assert.equal(src.describe('w').dtype, 'f8_e4m3');
+  assert.deepEqual([...src.stored('w').bytes], [0x38, 0xc0, 0x00, 0x7e]);
+  assert.throws(() => src.get('w'), /tensor w is F8_E4M3, but config\.json has no FP8 quantization_config/);
+  src.close();
+});
