@@ -129,6 +129,8 @@ export interface SamplingRow {
  */
 export interface Backend {
   readonly name: 'cpu' | 'cuda';
+  /** The type weights are kept and multiplied in (an FP8 checkpoint is dequantized to it at load). */
+  readonly computeDtype: DType;
   /**
    * Uploads a weight; f16/bf16 are converted to the backend's compute type. `transpose` swaps a 2-D weight. A
    * quantized 2-D weight stays in blocks where the backend computes with them (the CPU backend); the CUDA backend

@@ -39,6 +39,7 @@ import { CpuThreads, defaultThreads, MIN_PARALLEL_MACS, sharedFloat32 } from './
  */
 export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
+  readonly computeDtype = 'f32' as const;
   readonly threads: number;
   private dummySeed = 1;
 

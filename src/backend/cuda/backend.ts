@@ -72,6 +72,10 @@ export class CudaBackend implements Backend {
   private readonly attn: CudaAttention;
   private dummySeed = 1;
 
+  get computeDtype(): DType {
+    return this.ctx.dtype;
+  }
+
   constructor(opts: CudaBackendOptions) {
     this.ctx = new CudaContext(opts);
     this.linears = new CudaLinear(this.ctx);
