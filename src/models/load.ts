@@ -1,9 +1,10 @@
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.ts';
+import { openCheckpoint } from '../loader/fp8-weights.ts';
 import { ggufHeader, isGgufPath } from '../loader/gguf/files.ts';
 import { GgufWeightSource } from '../loader/gguf/weights.ts';
 import { loadModelConfig } from '../loader/hf-config.ts';
-import { openSafetensors } from '../loader/safetensors.ts';
+import type { WeightSource } from '../loader/safetensors.ts';
 import type { QuantScheme } from '../primitives/quant/mix.ts';
 import type { BuildOptions } from './architecture.ts';
 import type { Model } from './model.ts';
@@ -12,21 +13,26 @@ import { pickArchitecture } from './registry.ts';
 import { ModelWeights } from './weights.ts';
 
 /**
- * Reads the config and weights of a model folder (config.json, safetensors) or a GGUF file, checks every tensor's
- * shape, and builds the model on `backend`; with `quantization`, the Llama family's matrices are quantized as they
- * load (quantize-at-load.ts).
+ * Reads the config and weights of a model folder (config.json, safetensors; an FP8 checkpoint dequantized as it
+ * loads, which `log` notes) or a GGUF file, checks every tensor's shape, and builds the model on `backend`; with
+ * `quantization`, the Llama family's matrices are quantized as they load (quantize-at-load.ts).
  */
 export function loadModel(
   path: string,
   backend: Backend,
-  options: BuildOptions & { quantization?: QuantScheme } = {},
+  options: BuildOptions & { quantization?: QuantScheme; log?: (line: string) => void } = {},
 ): Model {
   const config = loadModelConfig(path);
   const gguf = isGgufPath(path);
   const arch = pickArchitecture(config, gguf ? path : join(path, 'config.json'));
-  const source = gguf
-    ? new GgufWeightSource(ggufHeader(path), String(ggufHeader(path).value('general.architecture')), config)
-    : openSafetensors(path);
+  let source: WeightSource;
+  if (gguf) {
+    source = new GgufWeightSource(ggufHeader(path), String(ggufHeader(path).value('general.architecture')), config);
+  } else {
+    const checkpoint = openCheckpoint(path, config, backend.computeDtype);
+    if (checkpoint.note) options.log?.(checkpoint.note);
+    source = checkpoint.weights;
+  }
   try {
     const convert = options.quantization && quantizeAtLoad(options.quantization, config, source.has('lm_head.weight'));
     return arch.build(config, new ModelWeights(source, backend, path, convert), backend, options);

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.ts';
+import { openCheckpoint } from '../loader/fp8-weights.ts';
 import { loadModelConfig, type ModelConfig } from '../loader/hf-config.ts';
-import { openSafetensors } from '../loader/safetensors.ts';
 import { readSentenceTransformers, type SentenceTransformersConfig } from '../loader/sentence-transformers.ts';
 import { UserError } from '../util/errors.ts';
 import { bertRoot, buildBertEncoder, isRoberta } from './bert.ts';
@@ -67,7 +67,7 @@ export function loadPoolingModel(dir: string, backend: Backend, opts: { dummy?: 
   }
   // A reranker's sentence-transformers files (if any) describe CrossEncoder, not pooling: only embedders read them.
   const st = task === 'embed' ? readSentenceTransformers(dir, cfg.hiddenSize) : null;
-  const source = opts.dummy ? null : openSafetensors(dir);
+  const source = opts.dummy ? null : openCheckpoint(dir, cfg, backend.computeDtype).weights;
   try {
     const w = source ? new ModelWeights(source, backend, dir) : dummyWeights(dir, backend);
     const decoder = DECODERS[cfg.architecture];

@@ -60,7 +60,7 @@ export function loadCudaModel(
   if (!(util > 0 && util <= 1)) throw new UserError(`--gpu-memory-utilization ${util}: expected a fraction in (0, 1]`);
   const { model, backend } = loadOnCuda(dir, o, false, (b) => {
     const build = { maxModelLen: o.maxModelLen };
-    return o.dummy ? loadDummyModel(dir, b, build) : loadModel(dir, b, build);
+    return o.dummy ? loadDummyModel(dir, b, build) : loadModel(dir, b, { ...build, log: o.log });
   });
   let numBlocks: number;
   if (o.kvCacheMemory !== undefined) {

@@ -205,7 +205,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   } else {
     const backend = options.backend ?? new CpuBackend({ threads: options.cpuThreads });
     const build = { maxModelLen, quantization };
-    m = dummy ? loadDummyModel(modelDir, backend, build) : loadModel(modelDir, backend, build);
+    m = dummy ? loadDummyModel(modelDir, backend, build) : loadModel(modelDir, backend, { ...build, log });
     if (quantization) log(`weights: quantized to ${quantization.name} at load${dummy ? ' (random blocks)' : ''}`);
     const blockBytes = kvBlockBytes(m, blockSize, kvBytesPerValue(kvQuant, device));
     // Without an explicit size, take no more than every sequence at full length could use.

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import type { Backend, DType, HostTensor, Tensor } from '../backend/backend.ts';
 import { DTYPE_BYTES } from '../backend/cuda/tensor.ts';
 import { loadModelConfig } from '../loader/hf-config.ts';
+import { parseQuantizationConfig } from '../loader/quantization-config.ts';
+import { openSafetensors } from '../loader/safetensors.ts';
 import { loadDummyModel } from '../models/dummy.ts';
 import { loadPoolingModel } from '../models/pooling-load.ts';
 
@@ -29,7 +31,8 @@ function countingBackend(dtype: DType): { backend: Backend; bytes: () => number 
 /**
  * Bytes the weights of the model in `dir` take on the device in `dtype`, so they can be one allocation: counted
  * exactly by building the model (`pooling`: as an embedding or reranking model) on a counting backend for dummy
- * weights, estimated from the safetensors file sizes otherwise (headers make it a slight overestimate).
+ * weights, estimated from the safetensors file sizes otherwise (headers make it a slight overestimate), or for an
+ * FP8 checkpoint, whose one-byte weights are dequantized, from the tensors' element counts (scales included).
  */
 export function weightBytes(dir: string, dtype: DType, dummy: boolean, pooling = false): number {
   if (dummy) {
@@ -38,8 +41,20 @@ export function weightBytes(dir: string, dtype: DType, dummy: boolean, pooling =
     else loadDummyModel(dir, c.backend);
     return c.bytes();
   }
-  const stored = loadModelConfig(dir).dtype === 'float32' ? 4 : 2;
+  const config = loadModelConfig(dir);
+  if (parseQuantizationConfig(config.raw, join(dir, 'config.json'))) return dequantizedBytes(dir, dtype);
+  const stored = config.dtype === 'float32' ? 4 : 2;
   let total = 0;
   for (const f of readdirSync(dir)) if (f.endsWith('.safetensors')) total += statSync(join(dir, f)).size;
   return Math.ceil((total * DTYPE_BYTES[dtype]) / stored);
+}
+
+function dequantizedBytes(dir: string, dtype: DType): number {
+  const source = openSafetensors(dir);
+  try {
+    const elements = (n: string) => source.describe(n).shape.reduce((a, d) => a * d, 1);
+    return source.names().reduce((total, n) => total + Math.ceil((elements(n) * DTYPE_BYTES[dtype]) / 256) * 256, 0);
+  } finally {
+    source.close();
+  }
 }
