@@ -19,7 +19,7 @@ import { modelTask } from '../models/pooling-load.ts';
 import { longRopeChoice } from '../models/rope.ts';
 import { type KvCacheType, type KvQuant, kvHeadMismatch } from '../primitives/kv-cache-type.ts';
 import type { KvCompressionConfig } from '../primitives/kv-compression.ts';
-import { parseQuantization } from '../primitives/quant/mix.ts';
+import { isFp8, parseLoadQuantization, type QuantScheme } from '../primitives/quant/mix.ts';
 import type { Manifest } from '../store/manifest.ts';
 import { type PromptTemplate, storedChatTemplate } from '../store/model-prompt.ts';
 import { resolveModel } from '../store/resolve.ts';
@@ -155,7 +155,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   const dummy = options.loadFormat === 'dummy';
   const onCpu = device === 'cpu';
   const kvQuant = kvCacheQuant(options.kvCacheType, device, config0, log);
-  const quantization = options.quantization ? parseQuantization(options.quantization, '--quantization') : undefined;
+  const quantization = options.quantization ? weightQuantization(options.quantization, onCpu) : undefined;
   if (quantization && !onCpu) {
     throw new UserError(
       `--quantization ${options.quantization}: quantized weights run on the CPU backend only for now; use --device cpu`,
@@ -271,6 +271,17 @@ function startupLine(backend: Backend, modelMs: number, textMs: number): string 
           `, of which kernels ${s(compileMs)} (${compiled} compiled, ${cached} cached)`)(backend.ctx.mods.nvrtc.stats)
       : '';
   return `start-up ${s(modelMs + textMs)}: weights and KV cache ${s(modelMs)}${kernels}; tokenizer and template ${s(textMs)}`;
+}
+
+/** --quantization's scheme; fp8 is refused in one line on either backend until the GPU has FP8 GEMMs. */
+function weightQuantization(spelling: string, onCpu: boolean): QuantScheme {
+  const scheme = parseLoadQuantization(spelling, '--quantization');
+  if (!isFp8(scheme)) return scheme;
+  throw new UserError(
+    onCpu
+      ? `--quantization ${spelling}: the CPU backend has no FP8 arithmetic; use --quantization q8_0 for 8-bit weights on the CPU`
+      : `--quantization ${spelling}: the CUDA backend's FP8 GEMM path is not built yet (it needs a GPU of compute capability 8.9 or newer); run the checkpoint's own dtype, or an FP8 checkpoint, which is dequantized at load`,
+  );
 }
 
 /** The given backend's device, else --device (auto: CUDA when usable). */

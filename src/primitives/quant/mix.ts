@@ -52,17 +52,32 @@ const SCHEMES: Record<string, [QuantType, number]> = {
 /** llama-quantize's aliases: a bare k type means its _M mix. */
 const ALIASES: Record<string, string> = { Q3_K: 'Q3_K_M', Q4_K: 'Q4_K_M', Q5_K: 'Q5_K_M' };
 
-/** The scheme named `spelling` (case-insensitive); `what` names the flag or field in the one-line error. */
+/** The GGUF scheme named `spelling` (case-insensitive); `what` names the flag or field in the one-line error. */
 export function parseQuantization(spelling: string, what: string): QuantScheme {
   const upper = spelling.trim().toUpperCase();
   if (/^FP8|^F8/.test(upper)) {
-    throw new UserError(`${what} ${spelling}: fp8 is not supported yet (GGUF types only: ${knownQuantizations()})`);
+    throw new UserError(`${what} ${spelling}: FP8 is not a GGUF type (expected one of ${knownQuantizations()})`);
   }
   const name = ALIASES[upper] ?? upper;
   const scheme = SCHEMES[name];
   if (!scheme)
     throw new UserError(`${what} ${spelling}: unknown quantization (expected one of ${knownQuantizations()})`);
   return { name, base: scheme[0], fileType: scheme[1] };
+}
+
+/** `--quantization fp8`: a 16-bit checkpoint's matrices quantized at load to FP8 e4m3, a scale per output channel. */
+export const FP8_QUANTIZATION = { name: 'FP8' } as const;
+
+/** What `--quantization` names: a GGUF type or mix, or FP8. */
+export type LoadQuantization = QuantScheme | typeof FP8_QUANTIZATION;
+
+export function isFp8(q: LoadQuantization): q is typeof FP8_QUANTIZATION {
+  return q === FP8_QUANTIZATION;
+}
+
+/** `--quantization`'s value: `fp8`, or a GGUF scheme as parseQuantization reads it. */
+export function parseLoadQuantization(spelling: string, what: string): LoadQuantization {
+  return spelling.trim().toLowerCase() === 'fp8' ? FP8_QUANTIZATION : parseQuantization(spelling, what);
 }
 
 const GGUF_LAYER = /^blk\.(\d+)\.(attn_q|attn_k|attn_v|attn_qkv|attn_output|ffn_gate|ffn_up|ffn_down)\.weight$/;

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ggufWeightRole, parseQuantization, quantTypeFor, type WeightRole } from '../../../src/primitives/quant/mix.ts';
+import {
+  FP8_QUANTIZATION,
+  ggufWeightRole,
+  isFp8,
+  parseLoadQuantization,
+  parseQuantization,
+  quantTypeFor,
+  type WeightRole,
+} from '../../../src/primitives/quant/mix.ts';
 
 const role = (kind: WeightRole['kind'], layer = 0, over: Partial<WeightRole> = {}): WeightRole => ({
   kind,
@@ -20,9 +28,16 @@ test('quantization names: llama.cpp spellings, any case; k aliases mean their _M
     /^UserError: --quantization q4_k_s: unknown quantization \(expected one of q8_0, q4_0, .*q4_k_m.*\)$/,
   );
   assert.throws(
-    () => parseQuantization('fp8', 'PAGODA_QUANTIZATION'),
-    /PAGODA_QUANTIZATION fp8: fp8 is not supported yet/,
+    () => parseQuantization('fp8', '--type'),
+    /^UserError: --type fp8: FP8 is not a GGUF type \(expected one of q8_0, /,
   );
+});
+
+test('--quantization reads fp8 as the FP8 scheme, any case, and everything else as parseQuantization does', () => {
+  assert.equal(parseLoadQuantization('FP8', 'PAGODA_QUANTIZATION'), FP8_QUANTIZATION);
+  assert.ok(isFp8(parseLoadQuantization(' fp8 ', '--quantization')));
+  assert.deepEqual(parseLoadQuantization('q8_0', '--quantization'), { name: 'Q8_0', base: 'q8_0', fileType: 7 });
+  assert.throws(() => parseLoadQuantization('fp8_e5m2', '--quantization'), /FP8 is not a GGUF type/);
 });
 
 test('Q4_K_M on a 32-layer model: Q6_K for the LM head and for attn_v / ffn_down on use_more_bits layers', () => {
