@@ -84,3 +84,11 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
 }
+
+/** Logits of `prompt` (its last row), then of each token of `forced` fed as its own decode step; copies. */
+export function teacherForced(model: Model, prompt: readonly number[], forced: readonly number[]): Float32Array[] {
+  const session = new PagedSession(model);
+  const rows = [session.step([{ seq: 0, tokens: prompt }])[0]!];
+  for (const t of forced) rows.push(session.step([{ seq: 0, tokens: [t] }])[0]!);
+  return rows.map((r) => Float32Array.from(r));
+}

@@ -10,29 +10,18 @@ import { openSafetensors } from '../../src/loader/safetensors.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { bf16Bits } from '../../src/primitives/float-bits.ts';
 import { toFloat32 } from '../../src/primitives/host-tensor.ts';
-import { projectRoot } from '../helpers/fixtures.ts';
-import { PagedSession } from '../helpers/paged-session.ts';
-
-const fixture = (name: string) => join(projectRoot, 'test/fixtures/models', name);
-const VARIANTS = [
-  ['block', 'FP8 checkpoint (block 128x128)'],
-  ['channel', 'FP8 checkpoint (compressed-tensors, per-channel scales)'],
-  ['tensor', 'FP8 checkpoint (compressed-tensors, per-tensor scales)'],
-] as const;
+import { FP8_FORCED, FP8_PROMPT, FP8_VARIANTS, fixture } from '../helpers/fp8-fixtures.ts';
+import { teacherForced } from '../helpers/paged-session.ts';
 
 /** Logits of a prompt, then of four teacher-forced decode steps. */
-function teacherForced(dir: string, log?: (line: string) => void): Float32Array[] {
-  const session = new PagedSession(loadModel(dir, new CpuBackend({ threads: 1 }), { log }));
-  const rows = [session.step([{ seq: 0, tokens: [1, 312, 45, 907, 18] }])[0]!];
-  for (const t of [77, 501, 3, 1000]) rows.push(session.step([{ seq: 0, tokens: [t] }])[0]!);
-  return rows.map((r) => Float32Array.from(r));
-}
+const steps = (dir: string, log?: (line: string) => void) =>
+  teacherForced(loadModel(dir, new CpuBackend({ threads: 1 }), { log }), FP8_PROMPT, FP8_FORCED);
 
-for (const [variant, summary] of VARIANTS) {
+for (const { variant, summary } of FP8_VARIANTS) {
   test(`FP8 checkpoint (${variant}): logits exactly those of its weights dequantized by numpy`, () => {
     const lines: string[] = [];
-    const fp8 = teacherForced(fixture(`tiny-llama-fp8-${variant}`), (l) => lines.push(l));
-    const reference = teacherForced(fixture(`tiny-llama-fp8-${variant}-dequantized`));
+    const fp8 = steps(fixture(`tiny-llama-fp8-${variant}`), (l) => lines.push(l));
+    const reference = steps(fixture(`tiny-llama-fp8-${variant}-dequantized`));
     assert.deepEqual(lines, [`weights: ${summary} dequantized to float32 at load`]);
     for (let i = 0; i < fp8.length; i++) assert.deepEqual(fp8[i], reference[i], `step ${i}`);
     assert.notDeepEqual(fp8[0], fp8[1], 'the steps see different tokens');
