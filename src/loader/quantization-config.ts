@@ -34,6 +34,7 @@ export function parseQuantizationConfig(raw: Record<string, unknown>, path: stri
   const method = config.quant_method;
   if (method === 'fp8') return fp8Method(config, path);
   if (method === 'compressed-tensors') return compressedTensors(config, path);
+  if (method === undefined) throw new UserError(`${path}: quantization_config has no quant_method (${SUPPORTED})`);
   throw new UserError(
     `${path}: quantization_config.quant_method ${JSON.stringify(method)} is not supported (${SUPPORTED})`,
   );
@@ -100,6 +101,6 @@ function compressedTensors(q: Record<string, unknown>, path: string): Fp8Checkpo
     }
     if (!layouts.some((l) => layoutName(l) === layoutName(layout))) layouts.push(layout);
   }
-  const summary = `FP8 checkpoint (compressed-tensors, ${layouts.map(layoutName).join(' and ')} scales)`;
+  const summary = `FP8 checkpoint (compressed-tensors, ${layouts.map(layoutName).join(' / ')} scales)`;
   return { scaleSuffix: 'weight_scale', layouts, summary };
 }
