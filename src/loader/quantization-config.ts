@@ -74,6 +74,12 @@ function compressedTensors(q: Record<string, unknown>, path: string): Fp8Checkpo
       `${where}.format ${JSON.stringify(q.format)} is not supported (expected ${FP8_FORMATS.join(' or ')}: ${SUPPORTED})`,
     );
   }
+  const sparsity = (q.sparsity_config as { format?: unknown } | null | undefined)?.format;
+  if (sparsity !== undefined && sparsity !== 'dense') {
+    throw new UserError(
+      `${where}.sparsity_config.format ${JSON.stringify(sparsity)} is not supported (sparse weights)`,
+    );
+  }
   const groups = q.config_groups;
   if (typeof groups !== 'object' || groups === null || Object.keys(groups).length === 0) {
     throw new UserError(`${where}.config_groups is missing or empty (expected the groups' weight schemes)`);

@@ -47,6 +47,15 @@ test('compressed-tensors: groups of different FP8 strategies are all accepted an
     /^UserError: m\/config\.json: quantization_config\.config_groups\.g\.weights\.strategy "group" is not supported \(expected "tensor", "channel" or "block"\)$/,
   );
   assert.throws(
+    () =>
+      parse({
+        quant_method: 'compressed-tensors',
+        config_groups: { g: group(fp8Weights('channel')) },
+        sparsity_config: { format: 'sparse-24-bitmask', sparsity_structure: '2:4' },
+      }),
+    /^UserError: m\/config\.json: quantization_config\.sparsity_config\.format "sparse-24-bitmask" is not supported \(sparse weights\)$/,
+  );
+  assert.throws(
     () => parse({ quant_method: 'compressed-tensors', config_groups: {} }),
     /quantization_config\.config_groups is missing or empty/,
   );
