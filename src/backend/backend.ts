@@ -27,6 +27,8 @@ export interface KvCacheSpec {
   headDim: number;
   /** Stored quantized (primitives/kv-cache-type.ts); absent: in the backend's compute dtype. */
   quant?: KvQuant;
+  /** fp8: each layer's K and V scale (a stored value times the scale is the value); absent: 1. */
+  scales?: readonly { k: number; v: number }[];
 }
 
 /** Rotary embedding parameters after the model's rope_scaling has been folded in. */

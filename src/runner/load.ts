@@ -11,6 +11,7 @@ import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME, ensureDemoModel } from '../loader/demo-model.ts';
 import { isGgufPath } from '../loader/gguf/files.ts';
 import { type GenerationConfig, loadGenerationConfig, loadModelConfig, type ModelConfig } from '../loader/hf-config.ts';
+import { checkpointKvScales } from '../loader/kv-scales.ts';
 import { loadTokenizer, type TextTokenizer } from '../loader/tokenizer.ts';
 import { dummyTokenizer, loadDummyModel } from '../models/dummy.ts';
 import { loadModel } from '../models/load.ts';
@@ -227,7 +228,10 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
     );
   }
   if (options.kvCompression) checkKvCompression(m, maxModelLen, kvQuant);
-  const runner = new ModelRunner(m, numBlocks, blockSize, kvQuant);
+  // An fp8 cache takes the checkpoint's own K/V scales where it has them (FP8 checkpoints with a KV cache scheme).
+  const kvScales = kvQuant === 'fp8' && !dummy ? checkpointKvScales(modelDir, m.kvShape.numLayers) : null;
+  if (kvScales) log(`KV cache: fp8 with the checkpoint's per-layer K and V scales`);
+  const runner = new ModelRunner(m, numBlocks, blockSize, kvQuant, kvScales ?? undefined);
   if (m.backend instanceof CudaBackend) log(m.backend.memoryReport());
   const t1 = performance.now();
   const config = m.config;

@@ -1,4 +1,4 @@
-import type { LayerKvCache, SamplingRow } from '../backend/backend.ts';
+import type { KvCacheSpec, LayerKvCache, SamplingRow } from '../backend/backend.ts';
 import type { Model } from '../models/model.ts';
 import type { KvQuant } from '../primitives/kv-cache-type.ts';
 import { buildStepBatch, type ScheduledChunk } from './step-batch.ts';
@@ -31,8 +31,15 @@ export class ModelRunner implements StepRunner {
     readonly numBlocks: number,
     readonly blockSize: number,
     kvQuant?: KvQuant,
+    kvScales?: KvCacheSpec['scales'],
   ) {
-    this.kvCache = model.backend.allocKvCache({ ...model.kvShape, numBlocks, blockSize, quant: kvQuant });
+    this.kvCache = model.backend.allocKvCache({
+      ...model.kvShape,
+      numBlocks,
+      blockSize,
+      quant: kvQuant,
+      scales: kvScales,
+    });
     this.vocabSize = model.config.vocabSize;
   }
 

@@ -65,3 +65,21 @@ test('prepareModel stores the cache as asked, sizes it by the stored bytes, and 
   );
   assert.equal(pagedOf(prepareModel(mistral.path, { ...base, kvCacheType: 'fp8' }).runner.kvCache[0]!).k.type, 'fp8');
 });
+
+const fp8Checkpoint = modelFixture('tiny-llama-fp8-tensor');
+test("an fp8 cache takes an FP8 checkpoint's per-layer K and V scales", {
+  skip: fp8Checkpoint.skip || llama.skip,
+}, () => {
+  const lines: string[] = [];
+  const p = prepareModel(fp8Checkpoint.path, { device: 'cpu', kvCacheType: 'fp8', log: (l) => lines.push(l) });
+  // The fixture's layers scale keys and values by 0.02 and 0.03 (compressed-tensors `self_attn.k_scale`/`v_scale`).
+  const scales = p.runner.kvCache.map((layer) => [pagedOf(layer).k.scale, pagedOf(layer).v.scale]);
+  assert.deepEqual(scales, [
+    [Math.fround(0.02), Math.fround(0.02)],
+    [Math.fround(0.03), Math.fround(0.03)],
+  ]);
+  assert.ok(lines.includes("KV cache: fp8 with the checkpoint's per-layer K and V scales"), lines.join('\n'));
+  // A checkpoint without them: 1, and no line.
+  const plain = prepareModel(llama.path, { device: 'cpu', kvCacheType: 'fp8', log: () => {} });
+  assert.ok(plain.runner.kvCache.every((layer) => pagedOf(layer).k.scale === 1 && pagedOf(layer).v.scale === 1));
+});

@@ -32,17 +32,17 @@ export function pagedOf(cache: LayerKvCache): PagedKv {
   return kvOf(cache).paged;
 }
 
-/** Every layer's cache for `spec`, stored as `spec.quant` says (f32 otherwise); `shared` for worker threads. */
+/** Every layer's cache for `spec`, stored as `spec.quant` says (f32 otherwise, fp8 with its scales); `shared` for worker threads. */
 export function allocCpuKvCache(spec: KvCacheSpec, shared: boolean): CpuLayerKv[] {
   const slots = spec.numBlocks * spec.blockSize;
   const row = spec.numKvHeads * spec.headDim;
-  const plane = () => allocPlane(spec.quant ?? 'f32', slots, row, shared);
+  const plane = (scale = 1) => allocPlane(spec.quant ?? 'f32', slots, row, shared, scale);
   return Array.from(
     { length: spec.numLayers },
-    () =>
+    (_, l) =>
       new CpuLayerKv(spec.numBlocks, spec.blockSize, {
-        k: plane(),
-        v: plane(),
+        k: plane(spec.scales?.[l]?.k),
+        v: plane(spec.scales?.[l]?.v),
         numKvHeads: spec.numKvHeads,
         headDim: spec.headDim,
       }),
