@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { HostTensor, Tensor } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
+import { ACT_TYPE, type ActType, dequantizeActivations, quantizeActivations } from '../../src/backend/cpu/quant-act.ts';
+import { CpuTensor } from '../../src/backend/cpu/tensor.ts';
 import { loadModel } from '../../src/models/load.ts';
+import { isQuantType } from '../../src/primitives/ggml-types.ts';
 import { toFloat32 } from '../../src/primitives/host-tensor.ts';
 import { parseQuantization } from '../../src/primitives/quant/mix.ts';
 import { prepareModel } from '../../src/runner/load.ts';
@@ -28,20 +31,37 @@ class RecordingCpu extends CpuBackend {
 const wide = modelFixture('tiny-llama-256');
 const narrow = modelFixture('tiny-llama');
 
-/** The CPU backend taking every weight as float32: quantized weights dequantized as they load. */
+/**
+ * The CPU backend taking every weight as float32 (quantized weights dequantized as they load), and rounding each
+ * linear()'s input the way quantized weights take it: to the 8-bit activations of the stored type (quant-act.ts).
+ */
 class DequantizingCpu extends CpuBackend {
+  private readonly activations = new WeakMap<Tensor, ActType>();
   override loadWeight(w: HostTensor, opts?: { transpose?: boolean }): Tensor {
-    return super.loadWeight({ ...w, dtype: 'f32', bytes: new Uint8Array(toFloat32(w).buffer) }, opts);
+    const t = super.loadWeight({ ...w, dtype: 'f32', bytes: new Uint8Array(toFloat32(w).buffer) }, opts);
+    if (isQuantType(w.dtype)) this.activations.set(t, ACT_TYPE[w.dtype]);
+    return t;
   }
   override loadStacked(parts: readonly HostTensor[]): Tensor {
     const rows = parts.reduce((a, p) => a + p.shape[0]!, 0);
     const values = Float32Array.from(parts.flatMap((p) => [...toFloat32(p)]));
-    return super.loadWeight({
+    const t = super.loadWeight({
       name: 'stacked',
       shape: [rows, parts[0]!.shape[1]!],
       dtype: 'f32',
       bytes: new Uint8Array(values.buffer),
     });
+    // Stacked parts share one activation type here (the mixes stack k-quants with k-quants).
+    const first = parts[0]!.dtype;
+    if (isQuantType(first)) this.activations.set(t, ACT_TYPE[first]);
+    return t;
+  }
+  override linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+    const type = this.activations.get(weight);
+    if (!type) return super.linear(x, weight, bias);
+    const [T, n] = x.shape as [number, number];
+    const acts = quantizeActivations(type, (x as CpuTensor).data, T, n);
+    return super.linear(new CpuTensor([T, n], dequantizeActivations(type, acts, T, n)), weight, bias);
   }
 }
 
@@ -82,7 +102,7 @@ test('--quantization q4_k_m gives each matrix its mix type; norms stay float', {
   assert.equal(b.types.get('model.norm.weight'), 'f32');
 });
 
-test('a model quantized at load computes what its dequantized weights compute; more bits land nearer float', {
+test('a model quantized at load computes what its dequantized weights compute on 8-bit activations; more bits land nearer float', {
   skip: wide.skip,
 }, () => {
   const ref = lastLogits(wide.path);

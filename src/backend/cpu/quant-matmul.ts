@@ -1,6 +1,8 @@
+import type { QuantType } from '../../primitives/ggml-types.ts';
 import { codecOf } from '../../primitives/quant/index.ts';
 import { addBias, linearRows } from './matmul.ts';
-import { ROW_DOT, ROWS4_DOT, sums16 } from './quant-dot.ts';
+import { ACT_BLOCK, ACT_TYPE, dequantizeActivations, quantizeActivations } from './quant-act.ts';
+import { ROW_DOT, ROWS4_DOT } from './quant-dot.ts';
 import type { QuantCpuTensor, QuantPart } from './quant-tensor.ts';
 import type { CpuThreads } from './threads.ts';
 
@@ -11,8 +13,28 @@ const DEQUANTIZE_FROM_TOKENS = 4;
 let scratch = new Float32Array(0);
 
 /**
- * x `[T, n]` · wᵀ (+ bias) for a quantized weight `[m, n]`: split by rows over `pool` when it is worth it, else on
- * this thread, part after part (each part's rows follow the previous part's).
+ * Whether T tokens meet a part of `type` as dequantized weight rows times dequantized 8-bit activations in the f32
+ * kernel: the same products as the integer dot products, rounded in another order, and the row's dequantization
+ * paid once for every token. Not for q8_1 activations (Q4_1, Q5_1), whose offset term takes s rounded to a half.
+ */
+export function viaFloatRows(type: QuantType, T: number): boolean {
+  return T >= DEQUANTIZE_FROM_TOKENS && ACT_TYPE[type] !== 'q8_1';
+}
+
+/**
+ * What a part of `type` multiplies: x `[T, n]` quantized to the type's activation type (quant-act.ts), as levels
+ * and scales for the dot products from the blocks, or dequantized again for the f32 kernel (viaFloatRows).
+ */
+export function quantInput(type: QuantType, x: Float32Array, T: number, n: number): Float32Array {
+  const act = ACT_TYPE[type];
+  const acts = quantizeActivations(act, x, T, n);
+  return viaFloatRows(type, T) ? dequantizeActivations(act, acts, T, n) : acts;
+}
+
+/**
+ * x `[T, n]` · wᵀ (+ bias) for a quantized weight `[m, n]`: x is quantized once per activation type the parts need,
+ * then the rows are split over `pool` when it is worth it, else computed on this thread, part after part (each
+ * part's rows follow the previous part's).
  */
 export function linearQuantized(
   x: Float32Array,
@@ -25,13 +47,26 @@ export function linearQuantized(
   const [m, wn] = w.shape;
   if (wn !== n) throw new Error(`linear: input has ${n} features, weight is [${w.shape}]`);
   const out = new Float32Array(T * m);
-  const xs = sums16(x, T, n);
+  const inputs = new Map<string, Float32Array>();
+  const inputOf = (type: QuantType): Float32Array => {
+    const key = `${ACT_TYPE[type]} ${viaFloatRows(type, T)}`;
+    let input = inputs.get(key);
+    if (!input) inputs.set(key, (input = quantInput(type, x, T, n)));
+    return input;
+  };
   if (pool?.worthIt(T * n * m) && m >= 16) {
-    pool.linearQuant(x, xs, w.parts, out, T, n, m);
+    pool.linearQuant(
+      w.parts.map((p) => inputOf(p.type)),
+      w.parts,
+      out,
+      T,
+      n,
+      m,
+    );
   } else {
     let first = 0;
     for (const p of w.parts) {
-      linearQuantRows(x, xs, p, out, T, n, m, first, 0, p.rows);
+      linearQuantRows(inputOf(p.type), p, out, T, n, m, first, 0, p.rows);
       first += p.rows;
     }
   }
@@ -40,14 +75,13 @@ export function linearQuantized(
 }
 
 /**
- * Rows r0..r1 of one part of a quantized weight against x `[T, n]`: out[t, first + r] = x[t] · row r. A few tokens
- * (decode) take each dot product straight from the blocks (quant-dot.ts; `xs` holds x's 16-value sums); more tokens
- * (prefill, batched decode) dequantize ROWS rows at a time and run the register-blocked f32 kernel over them, so the
- * dequantization is paid once per row for the whole batch.
+ * Rows r0..r1 of one part of a quantized weight against `input` (quantInput's, for T tokens of n values):
+ * out[t, first + r] = x[t] · row r. A few tokens (decode) take each dot product straight from the blocks
+ * (quant-dot.ts); more tokens (prefill, batched decode) dequantize ROWS rows at a time and run the register-blocked
+ * f32 kernel over them, so the dequantization is paid once per row for the whole batch.
  */
 export function linearQuantRows(
-  x: Float32Array,
-  xs: Float32Array,
+  input: Float32Array,
   part: QuantPart,
   out: Float32Array,
   T: number,
@@ -57,22 +91,26 @@ export function linearQuantRows(
   r0: number,
   r1: number,
 ): void {
-  if (T >= DEQUANTIZE_FROM_TOKENS) {
-    dequantizedRows(x, part, out, T, n, m, first, r0, r1);
+  if (viaFloatRows(part.type, T)) {
+    dequantizedRows(input, part, out, T, n, m, first, r0, r1);
     return;
   }
   const dot = ROW_DOT[part.type];
   const q = part.bytes;
   const s = new Int8Array(q.buffer, q.byteOffset, q.byteLength);
   const dot4 = ROWS4_DOT[part.type];
+  const { size, floats } = ACT_BLOCK[ACT_TYPE[part.type]];
+  // The levels of all T rows come first, then each row's scale data.
+  const scales = T * n;
+  const perToken = (n / size) * floats;
   let r = r0;
   // Decode (one token) takes rows four at a time where the type has such a loop; its output row is contiguous.
   if (dot4 && T === 1) {
-    for (; r + 4 <= r1; r += 4) dot4(q, s, r * part.rowBytes, part.rowBytes, x, 0, n, out, first + r);
+    for (; r + 4 <= r1; r += 4) dot4(q, s, r * part.rowBytes, part.rowBytes, input, 0, scales, n, out, first + r);
   }
   for (; r < r1; r++) {
     const off = r * part.rowBytes;
-    for (let t = 0; t < T; t++) out[t * m + first + r] = dot(q, s, off, x, t * n, xs, (t * n) / 16, n);
+    for (let t = 0; t < T; t++) out[t * m + first + r] = dot(q, s, off, input, t * n, scales + t * perToken, n);
   }
 }
 

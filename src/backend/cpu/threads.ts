@@ -97,8 +97,7 @@ export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, Shar
     const [blocks, type, T, n, m, first, rows, rowBytes] = ctrl.subarray(p, p + 8);
     const qp: QuantPart = { type: QUANT_TYPES[type!]!, rows: rows!, bytes: u8(blocks!), rowBytes: rowBytes! };
     const [start, end] = partRange(rows!, parts, part);
-    const x = f32(X_ID);
-    linearQuantRows(x, x.subarray(T! * n!), qp, f32(OUT_ID), T!, n!, m!, first!, start, end);
+    linearQuantRows(f32(X_ID), qp, f32(OUT_ID), T!, n!, m!, first!, start, end);
     return;
   }
   const a = Object.fromEntries(ATTENTION_PARAMS.map((k, i) => [k, ctrl[p + i]!])) as AttentionParams;
@@ -197,25 +196,25 @@ export class CpuThreads {
   }
 
   /**
-   * out = x · wᵀ for a quantized weight, one job per part (each split by rows over all threads); `xs` are x's
-   * 16-value sums (quant-dot.ts), staged after x. The blocks must be in shared memory.
+   * out = x · wᵀ for a quantized weight, one job per part (each split by rows over all threads), part i reading
+   * inputs[i] (x quantized for its type: quant-matmul.ts's quantInput). The blocks must be in shared memory.
    */
   linearQuant(
-    x: Float32Array,
-    xs: Float32Array,
+    inputs: readonly Float32Array[],
     parts: readonly QuantPart[],
     out: Float32Array,
     T: number,
     n: number,
     m: number,
   ): void {
-    this.stage(x, T * n, T * m, xs);
-    const staged = this.x.subarray(T * n);
+    let staged: Float32Array | null = null;
     let first = 0;
-    for (const p of parts) {
+    for (const [i, p] of parts.entries()) {
+      const input = inputs[i]!;
+      if (input !== staged) this.stage((staged = input), input.length, T * m);
       this.post(JOB.linearQuant, [this.idOf(p.bytes), QUANT_TYPES.indexOf(p.type), T, n, m, first, p.rows, p.rowBytes]);
       const [start, end] = partRange(p.rows, this.parts, 0);
-      linearQuantRows(this.x, staged, p, this.out, T, n, m, first, start, end);
+      linearQuantRows(this.x, p, this.out, T, n, m, first, start, end);
       this.wait();
       first += p.rows;
     }
@@ -283,12 +282,11 @@ export class CpuThreads {
     return this.ports.length + 1;
   }
 
-  /** Copies the input (and `extra` after it) into shared scratch and makes sure the output scratch is big enough. */
-  private stage(input: Float32Array, inLength: number, outLength: number, extra?: Float32Array): void {
-    this.x = this.scratch(this.x, X_ID, inLength + (extra?.length ?? 0));
+  /** Copies the input into shared scratch and makes sure the output scratch is big enough. */
+  private stage(input: Float32Array, inLength: number, outLength: number): void {
+    this.x = this.scratch(this.x, X_ID, inLength);
     this.out = this.scratch(this.out, OUT_ID, outLength);
     this.x.set(input.subarray(0, inLength));
-    if (extra) this.x.set(extra, inLength);
   }
 
   private post(kind: number, params: readonly number[]): void {
