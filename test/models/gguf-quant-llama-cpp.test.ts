@@ -14,17 +14,27 @@ import { argmax, PagedSession } from '../helpers/paged-session.ts';
 
 /**
  * `pagoda quantize`'s files run in pagoda and in llama.cpp (node-llama-cpp's CPU build), teacher-forced over each
- * golden prompt and its continuation. The weights are the same blocks on both sides (that pagoda's quantized forward
- * equals its forward over the dequantized weights is tested in test/models/quantize-at-load.test.ts); what differs is
- * that ggml quantizes the activations to 8 bits for its quantized dot products while pagoda keeps them in f32. On these
- * random-weight fixtures that moves logits by up to 3.5–7.7% of their range (measured: Q8_0 3.5%, Q2_K 7.7%), and
- * their top two logits are often within that (every disagreement measured had a top-two gap under 0.3 of a range of
- * about 10), so top-1 agrees on 88–96% of steps, not the 98% the issue asks for: matching ggml exactly would mean
- * quantizing pagoda's activations the same way. A wrong block layout or scale moves logits by their whole range, so
- * 10% of the range separates the two, and 85% top-1 agreement is far above chance (1 in 512 tokens).
+ * golden prompt and its continuation. Both sides hold the same blocks and both quantize each activation row to the
+ * weight type's 8-bit type and take integer dot products per block (quant-act.ts, quant-dot.ts), so what is left is
+ * float rounding in another order (SIMD sums, exp, norms): now and then it moves an activation across a rounding
+ * boundary, one 8-bit level, and on these random-weight fixtures one level moves a step's log-probabilities by up to
+ * 0.17 (about 1.5% of their range of about 10), while most steps agree to 1e-4.
+ *
+ * Measured (top-1 identical / largest log-probability difference as a fraction of the range), tiny-llama-256 and
+ * tiny-qwen2-256, 75 steps each:
+ *   F16 100/0.0013 and 100/0.0016 (test/models/gguf-llama-cpp.test.ts), Q8_0 100/0.015 and 100/0.008,
+ *   Q4_0 100/0.009 and 98.7/0.008, Q4_K_M 100/0.015 and 100/0.012, Q5_K_M 100/0.008 and 100/0.0000,
+ *   Q6_K 98.7/0.015 and 100/0.013, Q2_K 100/0.013 and 100/0.012.
+ * The two misses are near-ties: llama.cpp's top two 0.012 apart (Q6_K) and exactly tied (Q4_0). With float
+ * activations (before) the differences were 0.034–0.077 of the range and top-1 agreed on 88–96% of steps, so
+ * MAX_RELATIVE = 0.025, 1.6x the largest measured, tells 8-bit activations taken as ggml takes them from float ones
+ * (and from a wrong block layout or scale, which moves logits by their whole range). Every step whose llama.cpp
+ * top-two gap exceeds twice that tolerance (each of the two may move by it) must agree; overall, the issue's 98% (100%
+ * for Q8_0) holds.
  */
-const MAX_RELATIVE = 0.1;
-const MIN_TOP1 = 0.85;
+const MAX_RELATIVE = 0.025;
+const MIN_TOP1: Record<string, number> = { q8_0: 1 };
+const MIN_TOP1_OTHERS = 0.98;
 const TYPES = ['q8_0', 'q4_0', 'q4_k_m', 'q5_k_m', 'q6_k', 'q2_k'];
 const out = mkdtempSync(join(tmpdir(), 'pagoda-quant-llama-cpp-'));
 let llama: Llama;
@@ -35,12 +45,20 @@ after(async () => {
   await llama?.dispose();
 });
 
-async function agreement(name: string, dir: string, type: string): Promise<{ top1: number; relative: number }> {
+interface Agreement {
+  top1: number;
+  relative: number;
+  /** Steps whose top-1 differs although llama.cpp's top two are further apart than the tolerance allows. */
+  decisiveMisses: string[];
+}
+
+async function agreement(name: string, dir: string, type: string): Promise<Agreement> {
   const path = join(out, `${name}-${type}.gguf`);
   quantizeToGguf(dir, path, parseQuantization(type, 'type'));
   const ours = loadModel(path, new CpuBackend());
   const theirs = await llama.loadModel({ modelPath: path });
   let [steps, same, relative] = [0, 0, 0];
+  const decisiveMisses: string[] = [];
   try {
     for (const p of JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8')).prompts) {
       const seq: number[] = [...p.input_ids, ...p.greedy_ids];
@@ -50,7 +68,6 @@ async function agreement(name: string, dir: string, type: string): Promise<{ top
       rows.forEach((row, k) => {
         const want = ref[k]!;
         steps++;
-        if (argmax(row) === argmax(Float32Array.from(want))) same++;
         // Both sides as log-probabilities: their range is the logits' range.
         const ours = logSoftmax(row);
         let [lo, hi, diff] = [Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0];
@@ -60,23 +77,28 @@ async function agreement(name: string, dir: string, type: string): Promise<{ top
           diff = Math.max(diff, Math.abs(ours[i]! - want[i]!));
         }
         relative = Math.max(relative, diff / (hi - lo));
+        const [first, second] = [...want].sort((a, b) => b - a);
+        if (argmax(row) === argmax(Float32Array.from(want))) same++;
+        else if (first! - second! > 2 * MAX_RELATIVE * (hi - lo)) decisiveMisses.push(`step ${steps - 1}`);
       });
     }
   } finally {
     await theirs.dispose();
   }
   assert.ok(steps >= 50, `${name}: only ${steps} steps compared`);
-  return { top1: same / steps, relative };
+  return { top1: same / steps, relative, decisiveMisses };
 }
 
 for (const name of ['tiny-llama-256', 'tiny-qwen2-256']) {
   const fixture = modelFixture(name);
   describe(`${name}: pagoda quantize, then pagoda and llama.cpp on the same file`, { skip: fixture.skip }, () => {
     for (const type of TYPES) {
-      test(`${type.toUpperCase()}: logits within ${MAX_RELATIVE} of their range, top-1 agreeing on ${MIN_TOP1 * 100}% of steps`, async () => {
-        const { top1, relative } = await agreement(name, fixture.path, type);
-        assert.ok(top1 >= MIN_TOP1, `${type}: top-1 identical on ${(top1 * 100).toFixed(1)}% of steps`);
-        assert.ok(relative < MAX_RELATIVE, `${type}: logits differ by ${relative.toFixed(3)} of their range`);
+      const minTop1 = MIN_TOP1[type] ?? MIN_TOP1_OTHERS;
+      test(`${type.toUpperCase()}: logits within ${MAX_RELATIVE} of their range, top-1 agreeing on ${minTop1 * 100}% of steps and wherever it is no near-tie`, async () => {
+        const { top1, relative, decisiveMisses } = await agreement(name, fixture.path, type);
+        assert.ok(relative < MAX_RELATIVE, `${type}: logits differ by ${relative.toFixed(4)} of their range`);
+        assert.deepEqual(decisiveMisses, [], `${type}: top-1 differs where llama.cpp's top two are far apart`);
+        assert.ok(top1 >= minTop1, `${type}: top-1 identical on ${(top1 * 100).toFixed(1)}% of steps`);
       });
     }
   });
