@@ -9,6 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { pagedAttention } from '../src/backend/cpu/attention.ts';
 import { allocPlane, writeRows } from '../src/backend/cpu/kv-store.ts';
 import { linearF32 } from '../src/backend/cpu/matmul.ts';
+import { linearQuantized } from '../src/backend/cpu/quant-matmul.ts';
+import { stackQuantized } from '../src/backend/cpu/quant-tensor.ts';
+import type { QuantType } from '../src/primitives/ggml-types.ts';
+import { quantize } from '../src/primitives/quant/index.ts';
 import { buildStepBatch } from '../src/runner/step-batch.ts';
 
 /** Best time of `repeats` runs after a warm-up, in ms. */
@@ -43,6 +47,19 @@ for (const [T, n, m] of [
     time(() => linearF32(x, w, null, out, T, n, m), 50),
     2 * T * n * m,
   );
+}
+
+// Quantized weights of a 1-2B model's width: decode (one token) and a 32-token prefill, the activations' 8-bit
+// quantization included.
+for (const type of ['q8_0', 'q4_0', 'q4_k', 'q6_k'] as QuantType[]) {
+  const n = 2048;
+  const values = Float32Array.from({ length: n * n }, (_, i) => Math.sin(i));
+  const w = stackQuantized([{ name: 'w', shape: [n, n], dtype: type, bytes: quantize(type, values) }], false);
+  for (const T of [1, 32]) {
+    const x = Float32Array.from({ length: T * n }, (_, i) => Math.cos(i));
+    const ms = time(() => linearQuantized(x, w, T, n, null, null), T === 1 ? 40 : 4);
+    record(`linear ${type}`, `T${T} ${n}->${n}`, ms, 2 * T * n * n);
+  }
 }
 
 // GQA 6/2, head_dim 64, block size 16, scattered block table, with the cache in each storage type (the quantized
