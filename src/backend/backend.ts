@@ -125,6 +125,28 @@ export interface SamplingRow {
 }
 
 /**
+ * How a weight is split over tensor-parallel ranks (Megatron-style), as `loadWeight` is told; a backend of one rank
+ * holds the whole weight whatever the spec.
+ * - `replicate`: every rank holds all of it (norms, the embedding table).
+ * - `out`: dim 0 split (the output features of `[out, in]`, or a 1-D bias): a column-parallel linear, or a
+ *   vocabulary-parallel LM head. `parts` are row ranges packed one after another (q/k/v, gate/up), each split on its
+ *   own so a rank's packed weight holds its own share of every part.
+ * - `in`: dim 1 split (the input features of `[out, in]`): a row-parallel linear, its partial outputs summed by
+ *   `allReduce`.
+ * - `first`: rank 0 holds it, the others zeros (a row-parallel linear's bias, added once by the all-reduce).
+ */
+export type ShardSpec = { split: 'replicate' | 'in' | 'first' } | { split: 'out'; parts?: readonly ShardPart[] };
+
+/**
+ * A part of an `out`-split weight: `rows` rows cut into `pieces` equal slices; rank r of N holds slice
+ * ⌊r · pieces / N⌋ (pieces = N: a slice each; pieces < N, dividing N: KV heads replicated over N / pieces ranks).
+ */
+export interface ShardPart {
+  rows: number;
+  pieces: number;
+}
+
+/**
  * The operations a model forward is written in. Each returns a new tensor (the CUDA backend takes it from a
  * per-step arena, so a step's allocations are deterministic and can be captured in a CUDA graph).
  * Activations are row-major `[tokens, features]`.
@@ -134,11 +156,16 @@ export interface Backend {
   /** The type weights are kept and multiplied in (an FP8 checkpoint is dequantized to it at load). */
   readonly computeDtype: DType;
   /**
+   * Tensor-parallel ranks the ops run over (absent: 1). A model loads its weights with shard specs and computes with
+   * its per-rank share of heads and MLP width; tensors it sees have their per-rank shapes.
+   */
+  readonly tensorParallelSize?: number;
+  /**
    * Uploads a weight; f16/bf16 are converted to the backend's compute type. `transpose` swaps a 2-D weight. A
    * quantized 2-D weight stays in blocks where the backend computes with them (the CPU backend); the CUDA backend
-   * refuses it.
+   * refuses it. `shard`: how ranks split it (default replicate).
    */
-  loadWeight(w: HostTensor, opts?: { transpose?: boolean }): Tensor;
+  loadWeight(w: HostTensor, opts?: { transpose?: boolean; shard?: ShardSpec }): Tensor;
   /**
    * One weight whose rows are the parts' rows in order, for parts stored as different quantized types (a packed
    * q/k/v whose v has more bits, as llama.cpp's mixes give it).
@@ -242,6 +269,10 @@ export interface Backend {
   splitColumns(x: Tensor, sizes: readonly number[]): Tensor[];
   /** Same storage, new shape (element count must match). */
   view(t: Tensor, shape: readonly number[]): Tensor;
+  /** Sums x over the tensor-parallel ranks, the sum on every rank (after a row-parallel linear); one rank: x. */
+  allReduce(x: Tensor): Tensor;
+  /** x `[T, c]` of every rank side by side in rank order → `[T, N·c]` on every rank (vocabulary-parallel logits); one rank: x. */
+  allGather(x: Tensor): Tensor;
   /** Copies a tensor to host memory as float32; with `rows`, only those rows of a 2-D tensor, in that order. */
   toHost(t: Tensor, rows?: readonly number[]): Float32Array;
   /**

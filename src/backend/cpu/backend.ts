@@ -1,22 +1,22 @@
 import { isQuantType } from '../../primitives/ggml-types.ts';
 import { toFloat32 } from '../../primitives/host-tensor.ts';
 import type { StepBatch } from '../../primitives/step-batch.ts';
-import {
-  type AttentionSpec,
-  type Backend,
-  checkColumnSplit,
-  type GatedActivation,
-  type HostTensor,
-  type KvCacheSpec,
-  type LayerKvCache,
-  type MoeSpec,
-  type MoeWeights,
-  type PoolingMode,
-  type RopeSpec,
-  type StepContext,
-  type Tensor,
+import type {
+  AttentionSpec,
+  Backend,
+  GatedActivation,
+  HostTensor,
+  KvCacheSpec,
+  LayerKvCache,
+  MoeSpec,
+  MoeWeights,
+  PoolingMode,
+  RopeSpec,
+  StepContext,
+  Tensor,
 } from '../backend.ts';
 import { pagedAttention, selfAttention, writeKvCache } from './attention.ts';
+import { pickRows, splitColumnsOf } from './columns.ts';
 import { actMulInto, addInto, geluInto, softcapInto } from './elementwise.ts';
 import { gatherRows } from './gather.ts';
 import { compactPagedKv, keyScoreCount, snapKvScores } from './kv-compression.ts';
@@ -304,26 +304,20 @@ export class CpuBackend implements Backend {
   }
 
   gatherLogitRows(x: Tensor, step: StepContext): Tensor {
-    const xt = cpu(x);
-    const [, n] = rowsCols(xt);
-    const idx = step.batch.logitsIndices;
-    const out = CpuTensor.zeros([idx.length, n]);
-    for (let r = 0; r < idx.length; r++) out.data.set(xt.data.subarray(idx[r] * n, (idx[r] + 1) * n), r * n);
-    return out;
+    return pickRows(cpu(x), step.batch.logitsIndices);
   }
 
   splitColumns(x: Tensor, sizes: readonly number[]): Tensor[] {
-    const xt = cpu(x);
-    const [T, width] = rowsCols(xt);
-    checkColumnSplit(xt.shape, sizes);
-    let start = 0;
-    return sizes.map((size) => {
-      const part = CpuTensor.zeros([T, size]);
-      for (let t = 0; t < T; t++)
-        part.data.set(xt.data.subarray(t * width + start, t * width + start + size), t * size);
-      start += size;
-      return part;
-    });
+    return splitColumnsOf(cpu(x), sizes);
+  }
+
+  /** One rank: nothing to sum, nothing to gather. */
+  allReduce(x: Tensor): Tensor {
+    return x;
+  }
+
+  allGather(x: Tensor): Tensor {
+    return x;
   }
 
   view(t: Tensor, shape: readonly number[]): Tensor {

@@ -264,6 +264,16 @@ export class CudaBackend implements Backend {
     return new CudaTensor([...shape], c.dtype, c.ptr);
   }
 
+  /** One device: nothing to sum (tensor parallelism over NCCL is not built yet). */
+  allReduce(x: Tensor): Tensor {
+    return x;
+  }
+
+  /** One device: nothing to gather. */
+  allGather(x: Tensor): Tensor {
+    return x;
+  }
+
   toHost(t: Tensor, rows?: readonly number[]): Float32Array {
     const c = cuda(t);
     const drv = this.ctx.drv;
