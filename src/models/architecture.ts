@@ -18,5 +18,7 @@ export interface Architecture {
   names: readonly string[];
   /** `model_type` values, used when `architectures` is absent. */
   modelTypes: readonly string[];
+  /** Its forward runs over tensor-parallel ranks (`Backend.tensorParallelSize` > 1). */
+  tensorParallel?: boolean;
   build(config: ModelConfig, weights: ModelWeights, backend: Backend, options: BuildOptions): Model;
 }

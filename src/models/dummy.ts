@@ -8,6 +8,7 @@ import type { BuildOptions } from './architecture.ts';
 import type { Model } from './model.ts';
 import { quantizeAtLoad } from './quantize-at-load.ts';
 import { pickArchitecture } from './registry.ts';
+import { checkTensorParallel } from './tensor-parallel.ts';
 import { ModelWeights } from './weights.ts';
 
 const EMPTY = new Uint8Array(0);
@@ -51,6 +52,7 @@ export function loadDummyModel(
 ): Model {
   const config = loadModelConfig(dir);
   const arch = pickArchitecture(config, join(dir, 'config.json'));
+  checkTensorParallel(arch, backend.tensorParallelSize ?? 1, join(dir, 'config.json'));
   const convert = options.quantization && quantizeAtLoad(options.quantization, config, false);
   return arch.build(config, dummyWeights(dir, backend, convert), backend, options);
 }

@@ -1,10 +1,19 @@
-import type { AttentionSpec, Backend, LayerKvCache, RopeSpec, StepContext, Tensor } from '../backend/backend.ts';
+import type {
+  AttentionSpec,
+  Backend,
+  LayerKvCache,
+  RopeSpec,
+  ShardSpec,
+  StepContext,
+  Tensor,
+} from '../backend/backend.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import type { Architecture, BuildOptions } from './architecture.ts';
 import { cachedAttention } from './kv-compression.ts';
 import type { Encoder, Model } from './model.ts';
 import { loadMoeBlock, type MoeBlock, type MoeFamily, moeConfigOf } from './moe.ts';
 import { ropeSpecFromConfig } from './rope.ts';
+import { ROW_PARALLEL, ROW_PARALLEL_BIAS, rankShare, VOCAB_PARALLEL } from './tensor-parallel.ts';
 import type { ModelWeights } from './weights.ts';
 
 /** What distinguishes the Llama family's members; everything else is read from the config. */
@@ -91,10 +100,10 @@ class LlamaStack {
     }
     if (!cache) {
       b.rope(q, k, headDim, this.rope, step);
-      return linear(b, b.selfAttention(q, k, v, layer.attention, step), layer.o);
+      return b.allReduce(linear(b, b.selfAttention(q, k, v, layer.attention, step), layer.o));
     }
     b.ropeWriteKv(q, k, v, this.rope, cache, step);
-    return linear(b, cachedAttention(b, q, cache, layer.attention, step), layer.o);
+    return b.allReduce(linear(b, cachedAttention(b, q, cache, layer.attention, step), layer.o));
   }
 }
 
@@ -111,13 +120,16 @@ export class LlamaModel implements Model {
   ) {
     this.config = stack.config;
     this.backend = stack.backend;
-    this.kvShape = { numLayers: stack.layers.length, numKvHeads: this.config.numKvHeads, headDim: this.config.headDim };
+    // Each rank caches its own KV heads.
+    const numKvHeads = stack.layers[0]?.attention.numKvHeads ?? this.config.numKvHeads;
+    this.kvShape = { numLayers: stack.layers.length, numKvHeads, headDim: this.config.headDim };
   }
 
   forward(step: StepContext, kvCache: readonly LayerKvCache[]): Tensor {
     const b = this.backend;
     const last = b.gatherLogitRows(this.stack.run(step, kvCache), step);
-    return b.linear(b.rmsNorm(last, this.stack.finalNorm, this.config.normEps), this.lmHead);
+    // Each rank's vocabulary slice, gathered so every rank holds whole logits.
+    return b.allGather(b.linear(b.rmsNorm(last, this.stack.finalNorm, this.config.normEps), this.lmHead));
   }
 }
 
@@ -143,7 +155,7 @@ function linear(b: Backend, x: Tensor, l: Linear): Tensor {
 }
 
 function denseMlp(b: Backend, x: Tensor, mlp: DenseMlp): Tensor {
-  return linear(b, b.linearActMul(x, mlp.gateUp.weight, mlp.gateUp.bias, 'silu'), mlp.down);
+  return b.allReduce(linear(b, b.linearActMul(x, mlp.gateUp.weight, mlp.gateUp.bias, 'silu'), mlp.down));
 }
 
 /** RMSNorm over each head of x `[T, heads * headDim]` (Gemma 3's with its weight offset). */
@@ -167,7 +179,15 @@ function slidingWindowOf(cfg: ModelConfig, layer: number): number {
   return cfg.slidingWindow;
 }
 
-/** The decoder stack's weights; checkpoints saved from the bare model (Qwen3Model) name them without "model.". */
+/** Checkpoints saved from the bare model (Qwen3Model) name the stack's weights without "model.". */
+function rootOf(w: ModelWeights): string {
+  return w.has('embed_tokens.weight') && !w.has('model.embed_tokens.weight') ? '' : 'model.';
+}
+
+/**
+ * The decoder stack's weights, as each rank's share of them where the backend has several tensor-parallel ranks
+ * (tensor-parallel.ts; one rank holds them whole).
+ */
 function buildStack(
   opts: LlamaOptions,
   cfg: ModelConfig,
@@ -176,25 +196,37 @@ function buildStack(
   build: BuildOptions,
 ): LlamaStack {
   const { hiddenSize: H, intermediateSize: I, numHeads, numKvHeads, headDim: D, vocabSize } = cfg;
-  const root = w.has('embed_tokens.weight') && !w.has('model.embed_tokens.weight') ? '' : 'model.';
+  const share = rankShare(cfg, backend.tensorParallelSize ?? 1);
+  const root = rootOf(w);
   const attnBias = opts.qkvBias || cfg.attentionBias;
   const mlpBias = cfg.raw.mlp_bias === true;
   const moe = opts.moe && moeConfigOf(opts.moe, cfg);
-  const lin = (name: string, out: number, inp: number, bias: boolean): Linear => ({
-    weight: w.load(`${name}.weight`, [out, inp]),
-    bias: bias ? w.load(`${name}.bias`, [out]) : undefined,
+  /** A linear split by `shard` (a row-parallel one's bias is added by rank 0 alone). */
+  const lin = (name: string, out: number, inp: number, bias: boolean, shard: ShardSpec): Linear => ({
+    weight: w.load(`${name}.weight`, [out, inp], { shard }),
+    bias: bias ? w.load(`${name}.bias`, [out], { shard: shard.split === 'in' ? ROW_PARALLEL_BIAS : shard }) : undefined,
   });
   /** Projections `[out_i, inp]` stored apart, loaded as one packed linear (biases packed alike). */
-  const packed = (parts: readonly [name: string, out: number][], inp: number, bias: boolean): Linear => ({
-    weight: w.loadPacked(parts.map(([name, out]) => ({ name: `${name}.weight`, shape: [out, inp] }))),
-    bias: bias ? w.loadPacked(parts.map(([name, out]) => ({ name: `${name}.bias`, shape: [out] }))) : undefined,
+  const packed = (parts: readonly [name: string, out: number][], inp: number, bias: boolean, shard: ShardSpec) => ({
+    weight: w.loadPacked(
+      parts.map(([name, out]) => ({ name: `${name}.weight`, shape: [out, inp] })),
+      undefined,
+      shard,
+    ),
+    bias: bias
+      ? w.loadPacked(
+          parts.map(([name, out]) => ({ name: `${name}.bias`, shape: [out] })),
+          undefined,
+          shard,
+        )
+      : undefined,
   });
   const layers = Array.from({ length: cfg.numLayers }, (_, i): LlamaLayer => {
     const p = `${root}layers.${i}`;
     return {
       inputNorm: w.load(`${p}.input_layernorm.weight`, [H]),
       qkv: opts.fusedProjections
-        ? lin(`${p}.self_attn.qkv_proj`, (numHeads + 2 * numKvHeads) * D, H, attnBias)
+        ? lin(`${p}.self_attn.qkv_proj`, (numHeads + 2 * numKvHeads) * D, H, attnBias, share.qkv)
         : packed(
             [
               [`${p}.self_attn.q_proj`, numHeads * D],
@@ -203,8 +235,9 @@ function buildStack(
             ],
             H,
             attnBias,
+            share.qkv,
           ),
-      o: lin(`${p}.self_attn.o_proj`, H, numHeads * D, cfg.attentionBias),
+      o: lin(`${p}.self_attn.o_proj`, H, numHeads * D, cfg.attentionBias, ROW_PARALLEL),
       qNorm: opts.qkNorm ? w.load(`${p}.self_attn.q_norm.weight`, [D]) : undefined,
       kNorm: opts.qkNorm ? w.load(`${p}.self_attn.k_norm.weight`, [D]) : undefined,
       postNorm: w.load(`${p}.post_attention_layernorm.weight`, [H]),
@@ -213,7 +246,7 @@ function buildStack(
           ? { moe: loadMoeBlock(opts.moe, moe, cfg, w, p) }
           : {
               gateUp: opts.fusedProjections
-                ? lin(`${p}.mlp.gate_up_proj`, 2 * I, H, mlpBias)
+                ? lin(`${p}.mlp.gate_up_proj`, 2 * I, H, mlpBias, share.gateUp)
                 : packed(
                     [
                       [`${p}.mlp.gate_proj`, I],
@@ -221,10 +254,17 @@ function buildStack(
                     ],
                     H,
                     mlpBias,
+                    share.gateUp,
                   ),
-              down: lin(`${p}.mlp.down_proj`, H, I, mlpBias),
+              down: lin(`${p}.mlp.down_proj`, H, I, mlpBias, ROW_PARALLEL),
             },
-      attention: { numHeads, numKvHeads, headDim: D, scale: 1 / Math.sqrt(D), slidingWindow: slidingWindowOf(cfg, i) },
+      attention: {
+        numHeads: share.numHeads,
+        numKvHeads: share.numKvHeads,
+        headDim: D,
+        scale: 1 / Math.sqrt(D),
+        slidingWindow: slidingWindowOf(cfg, i),
+      },
     };
   });
   const embed = w.load(`${root}embed_tokens.weight`, [vocabSize, H]);
@@ -240,9 +280,17 @@ export function buildLlama(
 ): LlamaModel {
   const stack = buildStack(opts, cfg, w, backend, build);
   const embed = stack.embedTable;
-  // A separate lm_head when the checkpoint has one; otherwise the embeddings, if the config ties them.
+  // A separate lm_head when the checkpoint has one; otherwise the embeddings, if the config ties them: the replicated
+  // table itself on one rank, its vocabulary slices loaded again over several.
   const { vocabSize, hiddenSize: H } = cfg;
-  const lmHead = w.has('lm_head.weight') || !cfg.tieWordEmbeddings ? w.load('lm_head.weight', [vocabSize, H]) : embed;
+  const split = (backend.tensorParallelSize ?? 1) > 1;
+  const shard = VOCAB_PARALLEL;
+  const lmHead =
+    w.has('lm_head.weight') || !cfg.tieWordEmbeddings
+      ? w.load('lm_head.weight', [vocabSize, H], { shard })
+      : split
+        ? w.load(`${rootOf(w)}embed_tokens.weight`, [vocabSize, H], { shard })
+        : embed;
   return new LlamaModel(stack, lmHead);
 }
 
@@ -254,5 +302,6 @@ export function buildLlamaEncoder(opts: LlamaOptions, cfg: ModelConfig, w: Model
 export const llama: Architecture = {
   names: ['LlamaForCausalLM'],
   modelTypes: ['llama'],
+  tensorParallel: true,
   build: (cfg, w, backend, options) => buildLlama({ qkvBias: false, qkNorm: false }, cfg, w, backend, options),
 };

@@ -10,6 +10,7 @@ import type { BuildOptions } from './architecture.ts';
 import type { Model } from './model.ts';
 import { quantizeAtLoad } from './quantize-at-load.ts';
 import { pickArchitecture } from './registry.ts';
+import { checkTensorParallel } from './tensor-parallel.ts';
 import { ModelWeights } from './weights.ts';
 
 /**
@@ -24,7 +25,9 @@ export function loadModel(
 ): Model {
   const config = loadModelConfig(path);
   const gguf = isGgufPath(path);
-  const arch = pickArchitecture(config, gguf ? path : join(path, 'config.json'));
+  const configPath = gguf ? path : join(path, 'config.json');
+  const arch = pickArchitecture(config, configPath);
+  checkTensorParallel(arch, backend.tensorParallelSize ?? 1, configPath);
   let source: WeightSource;
   if (gguf) {
     source = new GgufWeightSource(ggufHeader(path), String(ggufHeader(path).value('general.architecture')), config);

@@ -5,5 +5,6 @@ import { buildLlama } from './llama.ts';
 export const mistral: Architecture = {
   names: ['MistralForCausalLM'],
   modelTypes: ['mistral'],
+  tensorParallel: true,
   build: (cfg, w, backend, options) => buildLlama({ qkvBias: false, qkNorm: false }, cfg, w, backend, options),
 };

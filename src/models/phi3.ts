@@ -8,6 +8,7 @@ import { buildLlama } from './llama.ts';
 export const phi3: Architecture = {
   names: ['Phi3ForCausalLM'],
   modelTypes: ['phi3'],
+  tensorParallel: true,
   build: (cfg, w, backend, options) =>
     buildLlama({ qkvBias: false, qkNorm: false, fusedProjections: true }, cfg, w, backend, options),
 };

@@ -5,5 +5,6 @@ import { buildLlama } from './llama.ts';
 export const qwen2: Architecture = {
   names: ['Qwen2ForCausalLM'],
   modelTypes: ['qwen2'],
+  tensorParallel: true,
   build: (cfg, w, backend, options) => buildLlama({ qkvBias: true, qkNorm: false }, cfg, w, backend, options),
 };

@@ -5,5 +5,6 @@ import { buildLlama } from './llama.ts';
 export const qwen3: Architecture = {
   names: ['Qwen3ForCausalLM'],
   modelTypes: ['qwen3'],
+  tensorParallel: true,
   build: (cfg, w, backend, options) => buildLlama({ qkvBias: false, qkNorm: true }, cfg, w, backend, options),
 };

@@ -1,4 +1,4 @@
-import type { Backend, HostTensor, Tensor } from '../backend/backend.ts';
+import type { Backend, HostTensor, ShardSpec, Tensor } from '../backend/backend.ts';
 import type { WeightSource } from '../loader/safetensors.ts';
 import { isQuantType } from '../primitives/ggml-types.ts';
 import { UserError } from '../util/errors.ts';
@@ -37,8 +37,11 @@ export class ModelWeights {
     return t;
   }
 
-  /** Loads a checked tensor onto the backend; `transpose` for weights stored `[in, out]` (GPT-2's Conv1D). */
-  load(name: string, shape: readonly number[], opts?: { transpose?: boolean }): Tensor {
+  /**
+   * Loads a checked tensor onto the backend; `transpose` for weights stored `[in, out]` (GPT-2's Conv1D), `shard` for
+   * how tensor-parallel ranks split it.
+   */
+  load(name: string, shape: readonly number[], opts?: { transpose?: boolean; shard?: ShardSpec }): Tensor {
     const h = this.host(name, shape);
     return this.backend.loadWeight(opts?.transpose ? h : this.convert(h), opts);
   }
@@ -47,9 +50,14 @@ export class ModelWeights {
    * Loads stored tensors concatenated along dim 0 as one weight (q/k/v or gate/up packed so one linear() computes
    * them all); each part is checked against its own shape, and all must share the stored dtype, except quantized
    * parts (rows of blocks), which the backend stacks whatever their types. `shape`, when given, is the packed
-   * weight's (same element count): experts' matrices stacked as `[E, rows, cols]`.
+   * weight's (same element count): experts' matrices stacked as `[E, rows, cols]`. `shard`: how tensor-parallel ranks
+   * split the packed weight (its parts' rows each split on their own).
    */
-  loadPacked(parts: readonly { name: string; shape: readonly number[] }[], shape?: readonly number[]): Tensor {
+  loadPacked(
+    parts: readonly { name: string; shape: readonly number[] }[],
+    shape?: readonly number[],
+    shard?: ShardSpec,
+  ): Tensor {
     const hosts = parts.map((p) => this.convert(this.host(p.name, p.shape)));
     const first = hosts[0]!;
     const mixedQuant = hosts.some((h) => h.dtype !== first.dtype) && hosts.every((h) => isQuantType(h.dtype));
@@ -77,6 +85,6 @@ export class ModelWeights {
     const size = (dims: readonly number[]) => dims.reduce((a, d) => a * d, 1);
     if (shape && size(shape) !== size(packed)) throw new Error(`packed weight: ${fmt(packed)} cannot be ${fmt(shape)}`);
     const name = hosts.map((h) => h.name).join(' + ');
-    return this.backend.loadWeight({ name, shape: [...(shape ?? packed)], dtype: first.dtype, bytes });
+    return this.backend.loadWeight({ name, shape: [...(shape ?? packed)], dtype: first.dtype, bytes }, { shard });
   }
 }

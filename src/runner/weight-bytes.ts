@@ -20,6 +20,8 @@ function countingBackend(dtype: DType): { backend: Backend; bytes: () => number 
     get: (_, key) => {
       if (key === 'loadWeight') return loadWeight;
       if (key === 'name') return 'cuda';
+      // A stand-in for one rank: the model's weights whole.
+      if (key === 'tensorParallelSize') return 1;
       return () => {
         throw new Error(`weight counting: ${String(key)} called while building the model`);
       };

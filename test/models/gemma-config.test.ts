@@ -127,6 +127,8 @@ function recordingBackend(loaded: HostTensor[]): Backend {
           return { shape: w.shape, dtype: 'bf16' };
         };
       if (key === 'name') return 'cpu';
+      // A stand-in for one rank: the model's weights whole.
+      if (key === 'tensorParallelSize') return 1;
       return () => assert.fail(`${String(key)} called while building the model`);
     },
   });

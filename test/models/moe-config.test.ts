@@ -100,6 +100,8 @@ function recording(name: 'cpu' | 'cuda'): { backend: Backend; loaded: HostTensor
           return { shape: w.shape, dtype: 'bf16' };
         };
       if (key === 'name') return name;
+      // A stand-in for one rank: the model's weights whole.
+      if (key === 'tensorParallelSize') return 1;
       return () => assert.fail(`${String(key)} called while building the model`);
     },
   });

@@ -86,6 +86,8 @@ test('dummy weights come in the packed shapes', { skip: llama.skip }, () => {
           return { shape: w.shape, dtype: w.dtype as Tensor['dtype'] };
         };
       if (key === 'name') return 'cpu';
+      // A stand-in for one rank: the model's weights whole.
+      if (key === 'tensorParallelSize') return 1;
       return () => assert.fail(`${String(key)} called while building the model`);
     },
   });
