@@ -35,6 +35,10 @@ export function addEngineOptions(cmd: Command): Command {
       new Option('--scheduling-policy <policy>', 'request order').choices(['fcfs', 'priority']).default('fcfs'),
     )
     .option('--device <device>', 'auto (CUDA when usable, else CPU), cuda or cpu (default: $PAGODA_DEVICE or auto)')
+    .option(
+      '--tensor-parallel-size <n>',
+      'ranks the weights are split over (default: $PAGODA_TENSOR_PARALLEL_SIZE or 1; on the CPU a simulation)',
+    )
     .addOption(
       new Option('--dtype <dtype>', 'GPU weights and activations: auto keeps bf16/fp16 as stored, fp32 becomes bf16')
         .choices(['auto', 'bfloat16', 'float16', 'float32'])
@@ -120,6 +124,7 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
     device: opts.device === undefined ? env.device : String(opts.device),
     cuda: env.cuda,
     cpuThreads: env.cpuThreads,
+    tensorParallelSize: tensorParallelSizeFrom(opts.tensorParallelSize, env.tensorParallelSize),
     dtype: opts.dtype === undefined ? undefined : String(opts.dtype),
     gpuMemoryUtilization:
       opts.gpuMemoryUtilization === undefined
@@ -135,6 +140,16 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
           ? undefined
           : parseKvCacheType(env.kvCacheType, 'PAGODA_KV_CACHE_TYPE'),
   };
+}
+
+/** --tensor-parallel-size over PAGODA_TENSOR_PARALLEL_SIZE: a positive integer; errors name the flag or variable. */
+function tensorParallelSizeFrom(flag: unknown, env: string | undefined): number | undefined {
+  const [value, name] =
+    flag !== undefined ? [String(flag), '--tensor-parallel-size'] : [env, 'PAGODA_TENSOR_PARALLEL_SIZE'];
+  if (value === undefined) return undefined;
+  const n = parseIntFlag(value, name);
+  if (n < 1) throw new UserError(`${name} ${value}: expected a positive integer`);
+  return n;
 }
 
 /** --kv-compression and --kv-budget over PAGODA_KV_COMPRESSION and PAGODA_KV_BUDGET; undefined: none. */

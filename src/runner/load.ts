@@ -1,7 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Backend } from '../backend/backend.ts';
-import { CpuBackend } from '../backend/cpu/backend.ts';
 import { CudaBackend } from '../backend/cuda/backend.ts';
 import { selectDevice } from '../backend/cuda/device.ts';
 import type { CudaSettings } from '../backend/cuda/settings.ts';
@@ -28,6 +27,7 @@ import { UserError } from '../util/errors.ts';
 import { loadCudaModel } from './cuda-setup.ts';
 import { kvBytesPerValue, kvCacheDtype, kvCacheQuant } from './kv-cache-choice.ts';
 import { kvBlockBytes, ModelRunner } from './model-runner.ts';
+import { checkTensorParallelLoad, cpuBackend } from './tensor-parallel.ts';
 
 /** Engine settings as plain values, so the CLI (flags) and the server (flags, env) fill them the same way. */
 export interface EngineOptions {
@@ -52,6 +52,11 @@ export interface EngineOptions {
   device?: string;
   /** The CUDA backend's settings (device ordinal, PDL, GEMV, attention kernels, kernel cache, library roots). */
   cuda?: Partial<CudaSettings>;
+  /**
+   * --tensor-parallel-size: ranks the model's weights are split over (default 1); on the CPU the ranks are simulated
+   * in one process.
+   */
+  tensorParallelSize?: number;
   /** Worker threads of the CPU backend (default: the machine's parallelism up to 8). */
   cpuThreads?: number;
   /** --dtype for the GPU: auto (bf16/fp16 as stored, fp32 -> bf16), bfloat16, float16 or float32. */
@@ -162,6 +167,10 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
       `--quantization ${options.quantization}: quantized weights run on the CPU backend only for now; use --device cpu`,
     );
   }
+  const ranks = positiveInt(options.tensorParallelSize ?? 1, 'tensor parallel size');
+  const { cuda, kvCompression } = options;
+  if (!options.backend)
+    checkTensorParallelLoad(ranks, { device, cuda, quantization: options.quantization, kvCompression });
   const blockSize = positiveInt(options.blockSize ?? 16, 'block size');
   const numCtx = typeof manifest?.parameters.num_ctx === 'number' ? manifest.parameters.num_ctx : undefined;
   const maxModelLen = positiveInt(
@@ -204,9 +213,11 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
     m = cuda.model;
     numBlocks = cuda.numBlocks;
   } else {
-    const backend = options.backend ?? new CpuBackend({ threads: options.cpuThreads });
+    const backend = options.backend ?? cpuBackend(ranks, options.cpuThreads);
     const build = { maxModelLen, quantization };
     m = dummy ? loadDummyModel(modelDir, backend, build) : loadModel(modelDir, backend, { ...build, log });
+    if (ranks > 1)
+      log(`tensor parallel: ${ranks} ranks simulated on the CPU, each with its own KV cache of the size below`);
     if (quantization) log(`weights: quantized to ${quantization.name} at load${dummy ? ' (random blocks)' : ''}`);
     const blockBytes = kvBlockBytes(m, blockSize, kvBytesPerValue(kvQuant, device));
     // Without an explicit size, take no more than every sequence at full length could use.

@@ -45,6 +45,11 @@ export function preparePoolingModel(model: string, options: EngineOptions = {}):
     );
   }
   const modelDir = resolved.path;
+  if ((options.tensorParallelSize ?? 1) > 1) {
+    throw new UserError(
+      `--tensor-parallel-size ${options.tensorParallelSize}: ${model} is an embedding or reranking model, which runs on one rank`,
+    );
+  }
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const device = chooseDevice(options, log);
   const dummy = options.loadFormat === 'dummy';

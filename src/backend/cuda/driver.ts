@@ -22,6 +22,8 @@ export const PDL_MIN_DRIVER_VERSION = 12030;
 
 export interface DeviceInfo {
   index: number;
+  /** Devices the driver sees (CUDA_VISIBLE_DEVICES applied). */
+  deviceCount: number;
   name: string;
   ccMajor: number;
   ccMinor: number;
@@ -97,6 +99,7 @@ export class CudaDriver {
     this.check(a.cuDeviceTotalMem(total, dev[0]), 'cuDeviceTotalMem');
     this.info = {
       index: deviceIndex,
+      deviceCount: count[0]!,
       name: Buffer.from(nameBuf).toString('utf8').replace(/\0.*$/s, ''),
       ccMajor: attr(ATTR.ccMajor),
       ccMinor: attr(ATTR.ccMinor),
