@@ -283,12 +283,11 @@ export function buildLlama(
   // A separate lm_head when the checkpoint has one; otherwise the embeddings, if the config ties them: the replicated
   // table itself on one rank, its vocabulary slices loaded again over several.
   const { vocabSize, hiddenSize: H } = cfg;
-  const split = (backend.tensorParallelSize ?? 1) > 1;
   const shard = VOCAB_PARALLEL;
   const lmHead =
     w.has('lm_head.weight') || !cfg.tieWordEmbeddings
       ? w.load('lm_head.weight', [vocabSize, H], { shard })
-      : split
+      : (backend.tensorParallelSize ?? 1) > 1
         ? w.load(`${rootOf(w)}embed_tokens.weight`, [vocabSize, H], { shard })
         : embed;
   return new LlamaModel(stack, lmHead);

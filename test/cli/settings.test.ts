@@ -20,10 +20,11 @@ test('an empty environment leaves every setting at its default', () => {
   assert.deepEqual(cudaSettings(s.cuda), DEFAULT_CUDA_SETTINGS);
 });
 
-test('each PAGODA_* variable keeps its meaning: device, CPU threads, quantization, CUDA device, PDL, GEMV, simple attention', () => {
+test('each PAGODA_* variable keeps its meaning: device, CPU threads, tensor-parallel size, quantization, CUDA device, PDL, GEMV, simple attention', () => {
   const s = settingsFromEnv({
     PAGODA_DEVICE: 'cpu',
     PAGODA_CPU_THREADS: '3',
+    PAGODA_TENSOR_PARALLEL_SIZE: '2',
     PAGODA_QUANTIZATION: 'Q4_K_M',
     PAGODA_CUDA_DEVICE: '1',
     PAGODA_PDL: '0',
@@ -35,6 +36,7 @@ test('each PAGODA_* variable keeps its meaning: device, CPU threads, quantizatio
   assert.deepEqual(s, {
     device: 'cpu',
     cpuThreads: 3,
+    tensorParallelSize: '2',
     quantization: 'Q4_K_M',
     cuda: {
       device: 1,
