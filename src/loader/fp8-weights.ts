@@ -5,7 +5,7 @@ import { type DType, type HostTensor, toFloat32 } from '../primitives/host-tenso
 import { UserError } from '../util/errors.ts';
 import type { ModelConfig } from './hf-config.ts';
 import { type Fp8Checkpoint, type Fp8Layout, layoutName, parseQuantizationConfig } from './quantization-config.ts';
-import { openSafetensors, type SafetensorsWeights, type WeightSource } from './safetensors.ts';
+import { openSafetensors, type SafetensorsWeights, type StoredDType, type WeightSource } from './safetensors.ts';
 
 const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
 
@@ -49,7 +49,7 @@ export function dequantizeFp8(
  * backend's compute type) through its scale tensor; other tensors (norms, embeddings, the ignored LM head) pass as
  * stored. Activation scales (`input_scale`) and FP8 KV cache scales (`k_scale`, `v_scale`) stay readable by name.
  */
-class Fp8Weights implements WeightSource {
+class Fp8Weights implements CheckpointWeights {
   constructor(
     private readonly inner: SafetensorsWeights,
     private readonly fp8: Fp8Checkpoint,
@@ -59,6 +59,11 @@ class Fp8Weights implements WeightSource {
 
   names(): string[] {
     return this.inner.names();
+  }
+  /** Shape as stored; an FP8 weight's dtype as it will be read (the compute dtype). */
+  describe(name: string): { shape: readonly number[]; dtype: StoredDType } {
+    const d = this.inner.describe(name);
+    return d.dtype === 'f8_e4m3' ? { shape: d.shape, dtype: this.dtype } : d;
   }
   has(name: string): boolean {
     return this.inner.has(name);
@@ -96,6 +101,9 @@ class Fp8Weights implements WeightSource {
   }
 }
 
+/** A checkpoint's weights as read, each tensor's shape and dtype known before it is read (conversion plans first). */
+export type CheckpointWeights = WeightSource & Pick<SafetensorsWeights, 'describe'>;
+
 /**
  * The safetensors weights of the folder `dir` as a backend computing in `dtype` takes them: an FP8 checkpoint's
  * weights dequantized as they load, with the start-up line saying so (`note`). Any quantization_config other than
@@ -105,7 +113,7 @@ export function openCheckpoint(
   dir: string,
   config: ModelConfig,
   dtype: DType,
-): { weights: WeightSource; note: string | null } {
+): { weights: CheckpointWeights; note: string | null } {
   const fp8 = parseQuantizationConfig(config.raw, join(dir, 'config.json'));
   const weights = openSafetensors(dir);
   if (!fp8) return { weights, note: null };

@@ -4,8 +4,8 @@ import { encodeAs } from '../../primitives/float-bits.ts';
 import { type DType, type HostTensor, toFloat32 } from '../../primitives/host-tensor.ts';
 import { UserError } from '../../util/errors.ts';
 import { loadChatTemplate } from '../chat-template.ts';
+import { openCheckpoint } from '../fp8-weights.ts';
 import { loadGenerationConfig, loadModelConfig, type ModelConfig, readJson } from '../hf-config.ts';
-import { openSafetensors } from '../safetensors.ts';
 import { readTokenizerConfig } from '../tokenizer.ts';
 import { type GgufValue, gguf } from './format.ts';
 import { ggufTensorName, hfTensorName, type TensorChange } from './tensor-names.ts';
@@ -26,7 +26,9 @@ const GGUF_ARCH: Record<string, string> = {
 const FILE_TYPE: Record<DType, number> = { f32: 0, f16: 1, bf16: 32 };
 
 /** Buffers the transformers checkpoint holds that are not weights (GPT-2's causal masks, cached RoPE tables). */
-const NOT_WEIGHTS = /\.(attn\.bias|attn\.masked_bias|rotary_emb\.inv_freq)$/;
+// Buffers saved beside GPT-2's weights, and an FP8 checkpoint's scales (its weights are read dequantized).
+const NOT_WEIGHTS =
+  /\.(attn\.bias|attn\.masked_bias|rotary_emb\.inv_freq|weight_scale|weight_scale_inv|input_scale|output_scale|k_scale|v_scale)$/;
 
 function archMetadata(cfg: ModelConfig, arch: string, name: string, type: DType): Map<string, GgufValue> {
   const k = (key: string) => `${arch}.${key}`;
@@ -126,7 +128,8 @@ export function convertToGguf(dir: string, out: string, type: DType): { tensors:
   }
   const template = loadChatTemplate(dir);
   if (template) meta.set('tokenizer.chat_template', gguf.str(template.source));
-  const source = openSafetensors(dir);
+  // An FP8 checkpoint's weights are dequantized as they are read, then written in `type` like any other.
+  const source = openCheckpoint(dir, cfg, 'f32').weights;
   try {
     // A tied checkpoint may still carry lm_head.weight; llama.cpp reuses token_embd when output is absent.
     const names = source
