@@ -177,7 +177,13 @@ export interface Backend {
   beginStep(batch: StepBatch): StepContext;
 
   /** Rows of `table` picked by the step's token ids, positions or token types (`batch.tokenTypeIds`, else 0). */
-  embedding(table: Tensor, step: StepContext, index: 'tokens' | 'positions' | 'tokenTypes'): Tensor;
+  embedding(
+    table: Tensor,
+    step: StepContext,
+    index: 'tokens' | 'positions' | 'tokenTypes',
+    /** Vocabulary-parallel: the table holds rows from this one on; ids outside its rows give zero rows. */
+    rowOffset?: number,
+  ): Tensor;
   /** x `[T, in]` times weight `[out, in]`ᵀ plus bias → `[T, out]`. */
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor;
   /**

@@ -267,7 +267,7 @@ function buildStack(
       },
     };
   });
-  const embed = w.load(`${root}embed_tokens.weight`, [vocabSize, H]);
+  const embed = w.load(`${root}embed_tokens.weight`, [vocabSize, H], { shard: VOCAB_PARALLEL });
   return new LlamaStack(cfg, backend, embed, layers, w.load(`${root}norm.weight`, [H]), build);
 }
 
@@ -280,16 +280,13 @@ export function buildLlama(
 ): LlamaModel {
   const stack = buildStack(opts, cfg, w, backend, build);
   const embed = stack.embedTable;
-  // A separate lm_head when the checkpoint has one; otherwise the embeddings, if the config ties them: the replicated
-  // table itself on one rank, its vocabulary slices loaded again over several.
+  // A separate lm_head when the checkpoint has one; otherwise the embeddings, if the config ties them (split by
+  // vocabulary over tensor-parallel ranks, as the LM head is).
   const { vocabSize, hiddenSize: H } = cfg;
-  const shard = VOCAB_PARALLEL;
   const lmHead =
     w.has('lm_head.weight') || !cfg.tieWordEmbeddings
-      ? w.load('lm_head.weight', [vocabSize, H], { shard })
-      : (backend.tensorParallelSize ?? 1) > 1
-        ? w.load(`${rootOf(w)}embed_tokens.weight`, [vocabSize, H], { shard })
-        : embed;
+      ? w.load('lm_head.weight', [vocabSize, H], { shard: VOCAB_PARALLEL })
+      : embed;
   return new LlamaModel(stack, lmHead);
 }
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { Tensor } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { ParallelBackend } from '../../src/backend/parallel/backend.ts';
 import type { ModelConfig } from '../../src/loader/hf-config.ts';
@@ -49,6 +50,9 @@ for (const [name, fixture] of FIXTURES) {
     for (const ranks of [2, 4]) {
       const model = loadModel(fixture.path, ranksOf(ranks));
       assert.equal(model.kvShape.numKvHeads, Math.max(1, model.config.numKvHeads / ranks), 'per-rank KV heads');
+      // The embedding table is split by vocabulary too: each rank holds its slice of the rows.
+      const { embedTable } = (model as unknown as { stack: { embedTable: Tensor } }).stack;
+      assert.deepEqual(embedTable.shape, [model.config.vocabSize / ranks, model.config.hiddenSize], 'per-rank table');
       const split = run(new PagedSession(model), 4);
       assert.equal(split.logits.length, whole.logits.length);
       const diff = Math.max(...whole.logits.map((l, i) => maxAbsDiff(l, split.logits[i]!)));

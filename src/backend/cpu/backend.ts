@@ -92,7 +92,12 @@ export class CpuBackend implements Backend {
     return new CpuStepContext(batch);
   }
 
-  embedding(table: Tensor, step: StepContext, index: 'tokens' | 'positions' | 'tokenTypes'): Tensor {
+  embedding(
+    table: Tensor,
+    step: StepContext,
+    index: 'tokens' | 'positions' | 'tokenTypes',
+    rowOffset?: number,
+  ): Tensor {
     const b = step.batch;
     const ids =
       index === 'tokens'
@@ -100,7 +105,7 @@ export class CpuBackend implements Backend {
         : index === 'positions'
           ? b.positions
           : (b.tokenTypeIds ?? new Int32Array(b.inputIds.length));
-    return gatherRows(table, ids, index);
+    return gatherRows(table, ids, index, rowOffset);
   }
 
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {

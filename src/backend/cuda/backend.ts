@@ -146,7 +146,14 @@ export class CudaBackend implements Backend {
     return forward(this.beginStep(batch));
   }
 
-  embedding(table: Tensor, step: StepContext, index: 'tokens' | 'positions' | 'tokenTypes'): Tensor {
+  embedding(
+    table: Tensor,
+    step: StepContext,
+    index: 'tokens' | 'positions' | 'tokenTypes',
+    rowOffset?: number,
+  ): Tensor {
+    // Only tensor parallelism splits a table, and the CUDA backend refuses it (runner/tensor-parallel.ts).
+    if (rowOffset !== undefined) throw new Error('a vocabulary-parallel embedding is not built for the CUDA backend');
     return embedding(this.ctx, table, step, index);
   }
 

@@ -23,7 +23,11 @@ import { shardHost } from './shard.ts';
 class RankTensors implements Tensor {
   readonly shape: readonly number[];
   readonly dtype: Tensor['dtype'];
-  constructor(readonly parts: readonly Tensor[]) {
+  constructor(
+    readonly parts: readonly Tensor[],
+    /** A table split by rows over the ranks (vocabulary-parallel): where each rank's rows start. */
+    readonly rowOffsets?: readonly number[],
+  ) {
     this.shape = parts[0]!.shape;
     this.dtype = parts[0]!.dtype;
   }
@@ -82,7 +86,10 @@ export class ParallelBackend implements Backend {
     const spec = opts?.shard ?? { split: 'replicate' };
     if (opts?.transpose && spec.split !== 'replicate') throw new Error(`${w.name}: a transposed weight is not split`);
     const N = this.ranks.length;
-    return this.each((b, r) => b.loadWeight(shardHost(w, spec, r, N), { transpose: opts?.transpose }));
+    const parts = this.ranks.map((b, r) => b.loadWeight(shardHost(w, spec, r, N), { transpose: opts?.transpose }));
+    // A plain row split (no packed parts) may be an embedding table: its rows start at rank x its share.
+    const byRows = spec.split === 'out' && !spec.parts && N > 1;
+    return new RankTensors(parts, byRows ? parts.map((p, r) => r * p.shape[0]!) : undefined);
   }
 
   loadStacked(parts: readonly HostTensor[]): Tensor {
@@ -114,7 +121,10 @@ export class ParallelBackend implements Backend {
   }
 
   embedding(table: Tensor, step: StepContext, index: 'tokens' | 'positions' | 'tokenTypes'): Tensor {
-    return this.each((b, r) => b.embedding(at(table, r), stepAt(step, r), index));
+    const offsets = table instanceof RankTensors ? table.rowOffsets : undefined;
+    const rows = this.each((b, r) => b.embedding(at(table, r), stepAt(step, r), index, offsets?.[r]));
+    // Vocabulary-parallel: each rank found the ids it holds (zeros elsewhere); their sum is every row.
+    return offsets ? this.allReduce(rows) : rows;
   }
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
     return this.each((b, r) => b.linear(at(x, r), at(weight, r), bias && at(bias, r)));

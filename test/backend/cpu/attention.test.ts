@@ -174,3 +174,16 @@ test('copyKvBlocks copies whole blocks of K and V in every layer', () => {
     );
   });
 });
+
+test('a vocabulary-parallel slice of a table gives its own rows and zeros for ids outside it', () => {
+  const backend = new CpuBackend({ threads: 1 });
+  // Rows 4..7 of an 8-row table, 2 values each.
+  const table = new CpuTensor([4, 2], Float32Array.of(40, 41, 50, 51, 60, 61, 70, 71));
+  const batch = buildStepBatch([{ tokenIds: [5, 1, 7, 4], startPos: 0, blockTable: [0], logits: 'none' }], 16);
+  const rows = backend.toHost(backend.embedding(table, backend.beginStep(batch), 'tokens', 4));
+  assert.deepEqual([...rows], [50, 51, 0, 0, 70, 71, 40, 41]);
+  assert.throws(
+    () => backend.embedding(table, backend.beginStep(batch), 'tokens'),
+    /value 5 outside the table's 4 rows/,
+  );
+});
