@@ -15,6 +15,7 @@ import type { EngineOptions } from '../runner/load.ts';
 import { summarizeGguf } from '../store/gguf-summary.ts';
 import type { Manifest, ParameterValue } from '../store/manifest.ts';
 import { resolveModel } from '../store/resolve.ts';
+import { summarizeSafetensors } from '../store/safetensors-summary.ts';
 import type { ServeConfig } from './config.ts';
 import type { LoadedModel, ModelEntry, ModelInfo, ModelSource } from './models.ts';
 
@@ -62,12 +63,16 @@ export class EngineModelSource implements ModelSource {
     const files = weightFiles(entry.path);
     // A GGUF file says what it holds: its architecture, weight count, file type and metadata, as Ollama shows them.
     const gguf = isGgufPath(entry.path) ? summarizeGguf(ggufHeader(entry.path)) : null;
+    const folder = gguf ? null : summarizeSafetensors(entry.path, config);
     return {
       architecture: config.architecture,
       family: gguf?.family ?? (config.modelType || config.architecture),
       format: entry.ref === DEMO_MODEL_NAME ? 'demo' : gguf ? 'gguf' : 'safetensors',
-      parameterCount: gguf?.parameterCount ?? Math.round(files.bytes / (BYTES_PER_WEIGHT[config.dtype] ?? 4)),
-      quantization: gguf?.quantization ?? config.dtype,
+      parameterCount:
+        gguf?.parameterCount ??
+        folder?.parameterCount ??
+        Math.round(files.bytes / (BYTES_PER_WEIGHT[config.dtype] ?? 4)),
+      quantization: gguf?.quantization ?? folder?.quantization ?? config.dtype,
       ggufMetadata: gguf?.modelInfo,
       sizeBytes: files.bytes,
       modifiedAt: files.modified,

@@ -3,13 +3,11 @@ import { loadChatTemplate } from '../../loader/chat-template.ts';
 import { ggufHeader } from '../../loader/gguf/files.ts';
 import { loadModelConfig } from '../../loader/hf-config.ts';
 import { summarizeGguf } from '../../store/gguf-summary.ts';
-import { weightsSize } from '../../store/hf-cache.ts';
 import { formatModelfile, formatParameters } from '../../store/modelfile.ts';
 import { resolveModel } from '../../store/resolve.ts';
+import { summarizeSafetensors } from '../../store/safetensors-summary.ts';
 import { formatTable } from '../progress.ts';
 import type { RegisterCommand } from './index.ts';
-
-const BYTES_PER_WEIGHT: Record<string, number> = { float32: 4, bfloat16: 2, float16: 2 };
 
 /** `pagoda show MODEL`: architecture and sizes, plus what a Modelfile added. */
 export const registerShow: RegisterCommand = (program) => {
@@ -38,7 +36,8 @@ export const registerShow: RegisterCommand = (program) => {
         const config = loadModelConfig(model.path);
         // A GGUF file counts its own weights and names its quantization (Q4_K_M, not the dtype they compute in).
         const gguf = model.format === 'gguf' ? summarizeGguf(ggufHeader(model.path)) : null;
-        const params = gguf?.parameterCount ?? weightsSize(model.path) / (BYTES_PER_WEIGHT[config.dtype] ?? 4);
+        const folder = gguf ? null : summarizeSafetensors(model.path, config);
+        const params = gguf?.parameterCount ?? folder?.parameterCount ?? 0;
         const section = (title: string, rows: string[][]) =>
           rows.length ? `  ${title}\n${formatTable(rows).replace(/^/gm, '    ')}\n\n` : '';
         let text = section('Model', [
@@ -46,7 +45,7 @@ export const registerShow: RegisterCommand = (program) => {
           ['parameters', params >= 1e9 ? `${(params / 1e9).toFixed(1)}B` : `${(params / 1e6).toFixed(1)}M`],
           ['context length', String(config.maxPositionEmbeddings)],
           ['embedding length', String(config.hiddenSize)],
-          ['quantization', gguf?.quantization ?? config.dtype.toUpperCase()],
+          ['quantization', gguf?.quantization ?? (folder?.quantization ?? config.dtype).toUpperCase()],
           ['path', model.path],
         ]);
         if (m) {
