@@ -1,15 +1,13 @@
 import { join } from 'node:path';
 import { encodeAs } from '../primitives/float-bits.ts';
 import { E4M3 } from '../primitives/fp8.ts';
-import { type DType, type HostTensor, toFloat32 } from '../primitives/host-tensor.ts';
+import { DTYPE_NAMES, type DType, type HostTensor, toFloat32 } from '../primitives/host-tensor.ts';
 import { UserError } from '../util/errors.ts';
 import type { ModelConfig } from './hf-config.ts';
 import { type Fp8Checkpoint, type Fp8Layout, layoutName, parseQuantizationConfig } from './quantization-config.ts';
 import { openSafetensors, type SafetensorsWeights, type StoredDType, type WeightSource } from './safetensors.ts';
 
 const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
-
-const DTYPE_NAMES: Record<DType, string> = { f32: 'float32', f16: 'float16', bf16: 'bfloat16' };
 
 /** The scale shapes `layout` allows for a weight `[out, in]`, and the tile one scale covers. */
 function scaleShapes(l: Fp8Layout, out: number, cols: number): { shapes: number[][]; tile: [number, number] } {

@@ -22,6 +22,9 @@ export function layoutName(l: Fp8Layout): string {
   return l.kind === 'block' ? `block ${l.rows}x${l.cols}` : `per-${l.kind}`;
 }
 
+/** An FP8 checkpoint's scale tensors: numbers about its weights (and activations and KV cache), not weights. */
+export const FP8_SCALE_TENSOR = /\.(weight_scale|weight_scale_inv|input_scale|output_scale|k_scale|v_scale)$/;
+
 /**
  * The FP8 format of a checkpoint whose config.json (at `path`) has a `quantization_config`; null when it has none.
  * Any other quantization method, or a compressed-tensors scheme that is not FP8, is one line naming it.

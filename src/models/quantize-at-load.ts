@@ -8,11 +8,11 @@ import { randomBlocks } from '../primitives/quant/random.ts';
 import { UserError } from '../util/errors.ts';
 
 /**
- * A decoder layer's matrix: attention (q/k/v/o, or Phi-3's packed qkv), the MLP (gate/up/down, or Phi-3's packed
- * gate_up), a mixture-of-experts layer's experts and shared expert (Qwen-MoE names, and Mixtral's w1/w3/w2).
+ * A decoder layer's matrix: attention (q/k/v/o, or Phi-3's packed qkv) and the dense MLP (gate/up/down, or Phi-3's
+ * packed gate_up). Mixture-of-experts weights stay as stored: the CPU backend keeps only 2-D matrices in blocks, and
+ * its experts are stacked in three dimensions.
  */
-const LAYER =
-  /(?:^|\.)layers\.(\d+)\.(?:self_attn\.(q|k|v|o|qkv)_proj|(?:mlp|mlp\.experts\.\d+|mlp\.shared_expert)\.(gate|up|down|gate_up)_proj|block_sparse_moe\.experts\.\d+\.(w1|w3|w2))\.weight$/;
+const LAYER = /(?:^|\.)layers\.(\d+)\.(?:self_attn\.(q|k|v|o|qkv)_proj|mlp\.(gate|up|down|gate_up)_proj)\.weight$/;
 const KINDS: Record<string, WeightRole['kind']> = {
   q: 'attn_q',
   k: 'attn_k',
@@ -24,22 +24,19 @@ const KINDS: Record<string, WeightRole['kind']> = {
   down: 'ffn_down',
   // llama.cpp stores Phi-3's packed gate and up as one ffn_up.
   gate_up: 'ffn_up',
-  w1: 'ffn_gate',
-  w3: 'ffn_up',
-  w2: 'ffn_down',
 };
 
 /**
- * What a decoder weight (Hugging Face names) is in llama.cpp's terms; null for weights a mix never quantizes (norms,
- * biases, routers). Tied embeddings are the LM head, so they take its rule, as llama.cpp gives token_embd the
- * output's type when a file has no output.weight.
+ * What a decoder weight (Hugging Face names) is in llama.cpp's terms; null for weights left as stored (norms, biases,
+ * mixture-of-experts weights). Tied embeddings are the LM head, so they take its rule, as llama.cpp gives token_embd
+ * the output's type when a file has no output.weight.
  */
 export function hfWeightRole(name: string, cols: number, cfg: ModelConfig, tied: boolean): WeightRole | null {
   const base = { layer: 0, numLayers: cfg.numLayers, gqa: cfg.numHeads / cfg.numKvHeads, cols };
   if (/(?:^|\.)lm_head\.weight$/.test(name)) return { ...base, kind: 'output' };
   if (/(?:^|\.)embed_tokens\.weight$/.test(name)) return { ...base, kind: tied ? 'output' : 'token_embd' };
   const m = LAYER.exec(name);
-  return m ? { ...base, kind: KINDS[m[2] ?? m[3] ?? m[4]!]!, layer: Number(m[1]) } : null;
+  return m ? { ...base, kind: KINDS[m[2] ?? m[3]!]!, layer: Number(m[1]) } : null;
 }
 
 /**

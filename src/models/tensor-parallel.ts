@@ -6,7 +6,7 @@ import type { Architecture } from './architecture.ts';
 /**
  * A dense decoder's share on each of N tensor-parallel ranks (Megatron-style) and how its weights split: q/k/v and
  * gate/up by output features, o_proj and down_proj by input features (their sums taken by `allReduce`, their biases
- * added once by rank 0), the LM head by vocabulary rows; norms and the embedding table are replicated.
+ * added once by rank 0), the embedding table and the LM head by vocabulary rows; norms are replicated.
  */
 export interface RankShare {
   numHeads: number;

@@ -5,6 +5,9 @@ import { dequantize } from './quant/index.ts';
 /** Element types a backend may store. The CPU backend computes in f32; the CUDA backend in bf16/f16. */
 export type DType = 'f32' | 'f16' | 'bf16';
 
+/** Each dtype as config.json and PyTorch name it. */
+export const DTYPE_NAMES: Record<DType, string> = { f32: 'float32', f16: 'float16', bf16: 'bfloat16' };
+
 /** A weight as read from disk: raw little-endian bytes in the stored dtype, or ggml blocks of a quant type. */
 export interface HostTensor {
   readonly name: string;

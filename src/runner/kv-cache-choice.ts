@@ -1,3 +1,4 @@
+import { DTYPE_NAMES } from '../primitives/host-tensor.ts';
 import {
   isKvQuant,
   KV_QUANT_BYTES,
@@ -7,18 +8,18 @@ import {
 } from '../primitives/kv-cache-type.ts';
 import { UserError } from '../util/errors.ts';
 
-/** On the GPU a float KV cache is stored in the compute dtype, so a float cache type picks --dtype (unless given). */
-const FLOAT_KV_DTYPE: Partial<Record<KvCacheType, string>> = { f32: 'float32', f16: 'float16', bf16: 'bfloat16' };
-
-/** The compute dtype a KV cache type asks for on the GPU, unless --dtype was given. */
+/**
+ * The compute dtype a KV cache type asks for on the GPU, unless --dtype was given: there a float KV cache is stored
+ * in the compute dtype, so a float cache type picks --dtype.
+ */
 export function kvCacheDtype(type: KvCacheType | undefined, dtype: string | undefined): string | undefined {
-  return dtype ?? (type ? FLOAT_KV_DTYPE[type] : undefined);
+  return dtype ?? (type && type !== 'auto' && !isKvQuant(type) ? DTYPE_NAMES[type] : undefined);
 }
 
 /**
  * The quantized storage `type` means for a model on `device` (undefined: the backend's float cache), or a one-line
  * refusal: the CPU computes in f32 and stores f32 or quantized caches; block-quantized rows must be whole blocks. The
- * CUDA backend's quantized caches are not built yet: it keeps its 16-bit cache and `warn` says so, as Ollama falls
+ * CUDA backend's quantized caches are not built yet: it keeps its float cache (the compute dtype) and `warn` says so, as Ollama falls
  * back to f16 where a quantized cache cannot run (a server started with OLLAMA_KV_CACHE_TYPE keeps serving).
  */
 export function kvCacheQuant(
@@ -37,7 +38,7 @@ export function kvCacheQuant(
     return undefined;
   }
   if (device === 'cuda') {
-    warn(`KV cache type ${type}: the CUDA backend's quantized KV cache is not built yet; using its 16-bit cache`);
+    warn(`KV cache type ${type}: the CUDA backend's quantized KV cache is not built yet; using its float cache`);
     return undefined;
   }
   const mismatch = kvQuantMismatch(type, shape.numKvHeads, shape.headDim);

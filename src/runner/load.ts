@@ -160,7 +160,6 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   const device = chooseDevice(options, log);
   const dummy = options.loadFormat === 'dummy';
   const onCpu = device === 'cpu';
-  const kvQuant = kvCacheQuant(options.kvCacheType, device, config0, log);
   const quantization = options.quantization ? weightQuantization(options.quantization, onCpu) : undefined;
   if (quantization && !onCpu) {
     throw new UserError(
@@ -171,6 +170,9 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   const { cuda, kvCompression } = options;
   if (!options.backend)
     checkTensorParallelLoad(ranks, { device, cuda, quantization: options.quantization, kvCompression });
+  // Each rank caches its own share of the KV heads (one, replicated, when there are fewer KV heads than ranks).
+  const rankKvHeads = Math.max(1, config0.numKvHeads / ranks);
+  const kvQuant = kvCacheQuant(options.kvCacheType, device, { ...config0, numKvHeads: rankKvHeads }, log);
   const blockSize = positiveInt(options.blockSize ?? 16, 'block size');
   const numCtx = typeof manifest?.parameters.num_ctx === 'number' ? manifest.parameters.num_ctx : undefined;
   const maxModelLen = positiveInt(

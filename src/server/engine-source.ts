@@ -112,7 +112,7 @@ export class EngineModelSource implements ModelSource {
     });
     const c = loaded.config;
     const type = this.config.kvCacheType;
-    // The CUDA backend keeps its 16-bit cache whatever the type (kv-cache-choice.ts).
+    // The CUDA backend keeps its float cache whatever the type (kv-cache-choice.ts); counted as 16-bit here.
     const stored = isKvQuant(type) && loaded.backend === 'cpu' ? type : undefined;
     const bytesPerValue = kvBytesPerValue(stored, loaded.backend);
     const { numBlocks, blockSize, maxModelLen } = loaded.engine.config;

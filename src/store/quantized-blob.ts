@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readSync, renameSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { QuantScheme } from '../primitives/quant/mix.ts';
@@ -8,20 +8,11 @@ import type { ModelSource } from './manifest.ts';
 import { blobFileName } from './ollama/manifest.ts';
 import type { QuantizeOutcome } from './quantize-worker.ts';
 
-function sha256File(path: string): string {
-  const hash = createHash('sha256');
-  const buf = Buffer.allocUnsafe(16 * 2 ** 20);
-  const fd = openSync(path, 'r');
-  try {
-    for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) hash.update(buf.subarray(0, n));
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest('hex');
-}
-
-/** `quantizeToGguf` in a worker thread: quantizing a large model takes minutes, which a server cannot stop for. */
-function quantizeInWorker(source: string, out: string, scheme: QuantScheme): Promise<void> {
+/**
+ * `quantizeToGguf` and the file's SHA-256 in a worker thread: quantizing a large model takes minutes, and hashing its
+ * gigabytes seconds, which a server cannot stop for. Resolves to the hex digest.
+ */
+function quantizeInWorker(source: string, out: string, scheme: QuantScheme): Promise<string> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./quantize-worker-entry.mjs', import.meta.url), {
       workerData: { source, out, scheme },
@@ -32,7 +23,7 @@ function quantizeInWorker(source: string, out: string, scheme: QuantScheme): Pro
     });
     worker.on('error', reject);
     worker.on('exit', () => {
-      if (outcome?.ok) resolve();
+      if (outcome?.ok) resolve(outcome.digest!);
       else if (outcome?.user) reject(new UserError(outcome.message!));
       else reject(new Error(`quantizing ${source}: ${outcome?.message ?? 'the worker stopped'}`));
     });
@@ -46,10 +37,9 @@ function quantizeInWorker(source: string, out: string, scheme: QuantScheme): Pro
 export async function quantizedBlob(storeRoot: string, basePath: string, scheme: QuantScheme): Promise<ModelSource> {
   const dir = join(storeRoot, 'blobs');
   mkdirSync(dir, { recursive: true });
-  const partial = join(dir, `quantize-${process.pid}-${Date.now()}.gguf`);
+  const partial = join(dir, `quantize-${randomUUID()}.gguf`);
   try {
-    await quantizeInWorker(basePath, partial, scheme);
-    const digest = `sha256:${sha256File(partial)}`;
+    const digest = `sha256:${await quantizeInWorker(basePath, partial, scheme)}`;
     renameSync(partial, join(dir, blobFileName(digest)));
     return { kind: 'blob', digest };
   } finally {

@@ -30,7 +30,7 @@ test('a KV cache type means storage on the CPU, a compute dtype on the GPU, or o
     undefined,
   );
   assert.deepEqual(warnings, [
-    "KV cache type q4_0: the CUDA backend's quantized KV cache is not built yet; using its 16-bit cache",
+    "KV cache type q4_0: the CUDA backend's quantized KV cache is not built yet; using its float cache",
   ]);
   assert.throws(
     () => kvCacheQuant('q8_0', 'cpu', { numKvHeads: 1, headDim: 16 }, fail),
@@ -82,4 +82,16 @@ test("an fp8 cache takes an FP8 checkpoint's per-layer K and V scales", {
   // A checkpoint without them: 1, and no line.
   const plain = prepareModel(llama.path, { device: 'cpu', kvCacheType: 'fp8', log: () => {} });
   assert.ok(plain.runner.kvCache.every((layer) => pagedOf(layer).k.scale === 1 && pagedOf(layer).v.scale === 1));
+});
+
+test("a block-quantized cache is checked against each tensor-parallel rank's row, not the whole model's", {
+  skip: llama.skip,
+}, () => {
+  // tiny-llama: 2 KV heads of 16 values, a 32-value row; over 2 ranks each rank's row is 16 values, half a block.
+  const base = { device: 'cpu', kvCacheMemory: 1 << 20, log: () => {} };
+  assert.equal(pagedOf(prepareModel(llama.path, { ...base, kvCacheType: 'q8_0' }).runner.kvCache[0]!).k.type, 'q8_0');
+  assert.throws(
+    () => prepareModel(llama.path, { ...base, kvCacheType: 'q8_0', tensorParallelSize: 2 }),
+    /^UserError: KV cache type q8_0: a q8_0 KV cache stores each token's 1 × 16 = 16 key values in blocks of 32/,
+  );
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -34,5 +34,27 @@ test("show's parameters come from the headers, an FP8 checkpoint's scales left o
     assert.equal(summarizeSafetensors(bare, loadModelConfig(bare)), null);
   } finally {
     rmSync(bare, { recursive: true, force: true });
+  }
+});
+
+test('a folder of a method pagoda refuses to load is still summarized, under its method name', {
+  skip: reference.skip,
+}, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pagoda-awq-'));
+  try {
+    const config = JSON.parse(readFileSync(join(reference.path, 'config.json'), 'utf8'));
+    writeFileSync(
+      join(dir, 'config.json'),
+      JSON.stringify({ ...config, quantization_config: { quant_method: 'awq' } }),
+    );
+    copyFileSync(join(reference.path, 'model.safetensors'), join(dir, 'model.safetensors'));
+    const summary = summarizeSafetensors(dir, loadModelConfig(dir))!;
+    assert.equal(summary.quantization, 'AWQ');
+    assert.equal(
+      summary.parameterCount,
+      summarizeSafetensors(reference.path, loadModelConfig(reference.path))!.parameterCount,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -9,7 +9,7 @@ import { codecOf, type QuantCodec } from '../../primitives/quant/index.ts';
  */
 export interface KvPlane {
   readonly type: 'f32' | KvQuant;
-  /** f32: the values; otherwise the rows' bytes, `rowBytes(plane, row)` per slot. */
+  /** f32: the values; otherwise the rows' bytes, `rowUnits(type, row)` per slot. */
   readonly data: Float32Array | Uint8Array;
   /** fp8: a stored byte's value times `scale` is the value (1 otherwise). */
   readonly scale: number;
@@ -18,7 +18,7 @@ export interface KvPlane {
 const codecs: Partial<Record<KvQuant, QuantCodec>> = { q8_0: codecOf('q8_0'), q4_0: codecOf('q4_0') };
 
 /** Elements of `data` one slot's row of `row` values takes (floats for f32, else bytes). */
-export function rowUnits(type: KvPlane['type'], row: number): number {
+function rowUnits(type: KvPlane['type'], row: number): number {
   if (type === 'f32' || type === 'fp8') return row;
   return (row / KV_QUANT_BLOCK[type]) * codecs[type]!.blockBytes;
 }
@@ -79,7 +79,8 @@ export function rowsOf(
     for (let j = first; j <= last; j++) rowBase[j] = slots[j]! * row;
     return plane.data as Float32Array;
   }
-  if (scratch.values.length < (last + 1) * row) scratch.values = new Float32Array((last + 1) * row * 2);
+  // Grown by a quarter over the need, so a decoding sequence's growth reallocates now and then, not every step.
+  if (scratch.values.length < (last + 1) * row) scratch.values = new Float32Array(Math.ceil((last + 1) * 1.25) * row);
   const out = scratch.values;
   const bytes = plane.data as Uint8Array;
   const units = rowUnits(plane.type, row);

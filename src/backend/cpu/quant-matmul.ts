@@ -78,7 +78,8 @@ export function linearQuantized(
  * Rows r0..r1 of one part of a quantized weight against `input` (quantInput's, for T tokens of n values):
  * out[t, first + r] = x[t] · row r. A few tokens (decode) take each dot product straight from the blocks
  * (quant-dot.ts); more tokens (prefill, batched decode) dequantize ROWS rows at a time and run the register-blocked
- * f32 kernel over them, so the dequantization is paid once per row for the whole batch.
+ * f32 kernel over them, so the dequantization is paid once per row for the whole batch (except Q4_1/Q5_1, which
+ * always take the dot products: see viaFloatRows).
  */
 export function linearQuantRows(
   input: Float32Array,

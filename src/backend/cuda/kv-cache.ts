@@ -31,7 +31,7 @@ export class KvCaches {
 
   alloc(spec: KvCacheSpec): LayerKvCache[] {
     const { drv, dtype } = this.ctx;
-    // The loader refuses a quantized cache on CUDA with a line for the user; this guards every other caller.
+    // The loader keeps the float cache on CUDA whatever the type (runner/kv-cache-choice.ts); this guards other callers.
     if (spec.quant) throw new Error(`a ${spec.quant} KV cache is not built for the CUDA backend`);
     const shape = [spec.numBlocks, spec.blockSize, spec.numKvHeads, spec.headDim];
     const bytes = shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype];

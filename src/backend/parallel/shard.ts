@@ -1,4 +1,3 @@
-import { isQuantType } from '../../primitives/ggml-types.ts';
 import type { HostTensor, ShardSpec } from '../backend.ts';
 
 /**
@@ -6,7 +5,6 @@ import type { HostTensor, ShardSpec } from '../backend.ts';
  * bytes (dummy weights) gets a share without bytes, in the share's shape.
  */
 export function shardHost(w: HostTensor, spec: ShardSpec, rank: number, ranks: number): HostTensor {
-  if (isQuantType(w.dtype)) throw new Error(`${w.name}: a ${w.dtype} weight cannot be split by ranks`);
   if (spec.split === 'replicate' || ranks === 1) return w;
   const name = `${w.name} (rank ${rank} of ${ranks})`;
   if (spec.split === 'first') {

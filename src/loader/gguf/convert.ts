@@ -6,6 +6,7 @@ import { UserError } from '../../util/errors.ts';
 import { loadChatTemplate } from '../chat-template.ts';
 import { openCheckpoint } from '../fp8-weights.ts';
 import { loadGenerationConfig, loadModelConfig, type ModelConfig, readJson } from '../hf-config.ts';
+import { FP8_SCALE_TENSOR } from '../quantization-config.ts';
 import { readTokenizerConfig } from '../tokenizer.ts';
 import { type GgufValue, gguf } from './format.ts';
 import { ggufTensorName, hfTensorName, type TensorChange } from './tensor-names.ts';
@@ -25,10 +26,10 @@ const GGUF_ARCH: Record<string, string> = {
 /** llama.cpp's `general.file_type` (LLAMA_FTYPE) of an all-F32/F16/BF16 file. */
 const FILE_TYPE: Record<DType, number> = { f32: 0, f16: 1, bf16: 32 };
 
-/** Buffers the transformers checkpoint holds that are not weights (GPT-2's causal masks, cached RoPE tables). */
-// Buffers saved beside GPT-2's weights, and an FP8 checkpoint's scales (its weights are read dequantized).
-const NOT_WEIGHTS =
-  /\.(attn\.bias|attn\.masked_bias|rotary_emb\.inv_freq|weight_scale|weight_scale_inv|input_scale|output_scale|k_scale|v_scale)$/;
+/** Buffers a transformers checkpoint holds that are not weights (GPT-2's causal masks, cached RoPE tables). */
+const BUFFERS = /\.(attn\.bias|attn\.masked_bias|rotary_emb\.inv_freq)$/;
+/** Not written: buffers, and an FP8 checkpoint's scales (its weights are read dequantized). */
+const notWeight = (name: string) => BUFFERS.test(name) || FP8_SCALE_TENSOR.test(name);
 
 function archMetadata(cfg: ModelConfig, arch: string, name: string, type: DType): Map<string, GgufValue> {
   const k = (key: string) => `${arch}.${key}`;
@@ -132,9 +133,7 @@ export function convertToGguf(dir: string, out: string, type: DType): { tensors:
   const source = openCheckpoint(dir, cfg, 'f32').weights;
   try {
     // A tied checkpoint may still carry lm_head.weight; llama.cpp reuses token_embd when output is absent.
-    const names = source
-      .names()
-      .filter((n) => !NOT_WEIGHTS.test(n) && !(cfg.tieWordEmbeddings && n === 'lm_head.weight'));
+    const names = source.names().filter((n) => !notWeight(n) && !(cfg.tieWordEmbeddings && n === 'lm_head.weight'));
     const tensors: GgufTensorOut[] = names.map((n) => {
       const p = planTensor(arch, n, source.describe(n).shape, type);
       return { ...p, bytes: () => tensorBytes(p, source.get(n), cfg) };

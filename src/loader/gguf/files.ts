@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { toFloat32 } from '../../primitives/host-tensor.ts';
+import { DTYPE_NAMES, type DType, toFloat32 } from '../../primitives/host-tensor.ts';
 import { hfConfigFromGguf } from './config.ts';
 import { GgufFile, hasGgufMagic } from './read.ts';
 import { type TokenizerFiles, tokenizerFilesFromGguf } from './tokenizer.ts';
@@ -31,12 +31,10 @@ export function ggufHeader(path: string): GgufFile {
   return file;
 }
 
-const DTYPE_NAMES: Record<string, string> = { f32: 'float32', f16: 'float16', bf16: 'bfloat16' };
-
 /** Stored precision as config.json says it: the matrices' float type, float16 for quantized files. */
 function storedDtype(file: GgufFile): string {
   const probe = file.tensors.get('blk.0.attn_q.weight') ?? file.tensors.get('token_embd.weight');
-  return DTYPE_NAMES[probe?.type.stored ?? ''] ?? 'float16';
+  return DTYPE_NAMES[probe?.type.stored as DType] ?? 'float16';
 }
 
 function floats(file: GgufFile, name: string): number[] | null {

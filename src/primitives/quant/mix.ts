@@ -65,7 +65,7 @@ export function parseQuantization(spelling: string, what: string): QuantScheme {
   return { name, base: scheme[0], fileType: scheme[1] };
 }
 
-/** `--quantization fp8`: a 16-bit checkpoint's matrices quantized at load to FP8 e4m3, a scale per output channel. */
+/** `--quantization fp8`: FP8 e4m3 weights at load; recognized so that it is refused in one line (runner/load.ts) until the GPU's FP8 GEMMs exist. */
 export const FP8_QUANTIZATION = { name: 'FP8' } as const;
 
 /** What `--quantization` names: a GGUF type or mix, or FP8. */
