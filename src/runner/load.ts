@@ -103,6 +103,8 @@ export interface SpeculativeOptions {
 export interface PreparedModel {
   runner: ModelRunner;
   numBlocks: number;
+  /** Bytes the KV cache takes in all (every layer's K and V, on every tensor-parallel rank). */
+  kvCacheBytes: number;
   blockSize: number;
   maxModelLen: number;
   maxNumBatchedTokens: number;
@@ -198,6 +200,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   );
   let m: Model;
   let numBlocks: number;
+  let kvCacheBytes: number;
   const t0 = performance.now();
   if (device === 'cuda' && !options.backend) {
     const cuda = loadCudaModel(modelDir, {
@@ -214,6 +217,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
     });
     m = cuda.model;
     numBlocks = cuda.numBlocks;
+    kvCacheBytes = numBlocks * cuda.backend.kvBlockBytes({ ...m.kvShape, blockSize });
   } else {
     const backend = options.backend ?? cpuBackend(ranks, options.cpuThreads);
     const build = { maxModelLen, quantization };
@@ -226,6 +230,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
     const useful = maxNumSeqs * Math.ceil(maxModelLen / blockSize) * blockBytes;
     const bytes = options.kvCacheMemory ?? Math.min(DEFAULT_CPU_KV_BYTES, useful);
     numBlocks = Math.floor(bytes / blockBytes);
+    kvCacheBytes = numBlocks * blockBytes * ranks;
     if (numBlocks < 1) {
       throw new UserError(
         `KV cache memory of ${bytes} bytes holds no block (one block of ${blockSize} tokens takes ${blockBytes} bytes)`,
@@ -259,6 +264,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   return {
     runner,
     numBlocks,
+    kvCacheBytes,
     blockSize,
     maxModelLen,
     maxNumBatchedTokens,

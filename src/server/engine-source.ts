@@ -8,9 +8,8 @@ import { ggufHeader, isGgufPath } from '../loader/gguf/files.ts';
 import { loadGenerationConfig, loadModelConfig } from '../loader/hf-config.ts';
 import { warmWeightFiles } from '../loader/warm-files.ts';
 import { modelTask } from '../models/pooling-load.ts';
-import { isKvQuant } from '../primitives/kv-cache-type.ts';
 import { samplingTo } from '../primitives/sampling-names.ts';
-import { kvBytesPerValue, kvCacheDtype } from '../runner/kv-cache-choice.ts';
+import { kvCacheDtype } from '../runner/kv-cache-choice.ts';
 import type { EngineOptions } from '../runner/load.ts';
 import { summarizeGguf } from '../store/gguf-summary.ts';
 import type { Manifest, ParameterValue } from '../store/manifest.ts';
@@ -110,13 +109,7 @@ export class EngineModelSource implements ModelSource {
           : this.engineOptions.cuda,
       log: (line) => this.engineOptions.log?.(`${entry.name}: ${line}`),
     });
-    const c = loaded.config;
-    const type = this.config.kvCacheType;
-    // The CUDA backend keeps its float cache whatever the type (kv-cache-choice.ts); counted as 16-bit here.
-    const stored = isKvQuant(type) && loaded.backend === 'cpu' ? type : undefined;
-    const bytesPerValue = kvBytesPerValue(stored, loaded.backend);
-    const { numBlocks, blockSize, maxModelLen } = loaded.engine.config;
-    const kvCacheBytes = 2 * c.numLayers * c.numKvHeads * c.headDim * blockSize * bytesPerValue * numBlocks;
+    const { maxModelLen } = loaded.engine.config;
     return {
       engine: loaded.engine,
       tokenizer: loaded.tokenizer,
@@ -125,7 +118,7 @@ export class EngineModelSource implements ModelSource {
       contextLength: maxModelLen,
       maxRunning: loaded.engine.config.scheduler.maxNumSeqs,
       backend: loaded.backend,
-      kvCacheBytes,
+      kvCacheBytes: loaded.kvCacheBytes,
     };
   }
 

@@ -50,6 +50,11 @@ test('prepareModel stores the cache as asked, sizes it by the stored bytes, and 
   const values = 2 * numLayers * 16 * numKvHeads * headDim;
   assert.equal(f32.numBlocks, Math.floor((1 << 20) / (values * 4)));
   assert.equal(q8.numBlocks, Math.floor((1 << 20) / ((values * 34) / 32)));
+  // What /api/ps reports: the blocks at the stored bytes (over two tensor-parallel ranks, each rank's cache).
+  assert.equal(f32.kvCacheBytes, f32.numBlocks * values * 4);
+  assert.equal(q8.kvCacheBytes, (q8.numBlocks * values * 34) / 32);
+  const two = prepareModel(llama.path, { ...base, tensorParallelSize: 2 });
+  assert.equal(two.kvCacheBytes, 2 * two.numBlocks * (values / 2) * 4);
   assert.equal(pagedOf(q8.runner.kvCache[0]!).k.type, 'q8_0');
   assert.ok(
     lines.some((l) => /^KV cache: .* \(q8_0: 3\.76x an f32 cache's tokens\)$/.test(l)),
