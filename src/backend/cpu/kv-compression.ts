@@ -75,18 +75,18 @@ export function snapKvScores(
  */
 export function compactPagedKv(cache: PagedKv, keep: Int32Array, batch: CompressionBatch): void {
   const { numKvHeads: Hk, headDim: D } = cache;
-  const bs = batch.blockSize;
   const row = Hk * D;
-  const slot = (table: number, j: number) => batch.blockTables[table + Math.floor(j / bs)]! * bs + (j % bs);
   let o = 0;
   for (const plan of batch.kvCompression ?? []) {
-    const table = plan.seq * batch.maxBlocksPerSeq;
+    const ctx = batch.contextLens[plan.seq]!;
+    const slots = new Int32Array(ctx);
+    keySlots(batch, plan.seq * batch.maxBlocksPerSeq, ctx, slots);
     for (let g = 0; g < Hk; g++) {
       for (let i = 0; i < plan.budget; i++) {
         const from = keep[o + i]!;
         if (from === i) continue;
-        moveHead(cache.k, slot(table, from), slot(table, i), g, D, row);
-        moveHead(cache.v, slot(table, from), slot(table, i), g, D, row);
+        moveHead(cache.k, slots[from]!, slots[i]!, g, D, row);
+        moveHead(cache.v, slots[from]!, slots[i]!, g, D, row);
       }
       o += plan.budget;
     }
