@@ -1,9 +1,9 @@
 import type { MoeSpec, MoeWeights, Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import { actMulInto } from './elementwise.ts';
-import { declareKernel } from './kernel.ts';
+import { type ArgValues, declareKernel } from './kernel.ts';
 import type { CudaLinear } from './linear.ts';
-import { cuda, rowsCols } from './tensor.ts';
+import { cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
 
 // kernels/moe.cu
 export const MOE_ROUTE = declareKernel('moe', 'moe_route', {
@@ -35,6 +35,8 @@ export const MOE_GEMM = declareKernel('moe', 'moe_gemm', {
   k: 'i32',
   gatherK: 'i32',
 });
+/** The grouped GEMV for few rows: moe_gemm's arguments. */
+export const MOE_GEMV = declareKernel('moe', 'moe_gemv', MOE_GEMM.args);
 export const MOE_COMBINE = declareKernel('moe', 'moe_combine', {
   out: 'ptr',
   d: 'ptr',
@@ -52,11 +54,19 @@ const TILE_ROWS = 32;
 const TILE_COLS = 64;
 /** moe_group's shared table holds one entry per expert. */
 const MAX_EXPERTS = 1024;
+/**
+ * Grouped rows (tokens x top-k) up to which moe_gemv runs instead of the tile kernel: a decode step of up to 8 tokens at
+ * top-8. Each row reads its expert's weights once, so past a few rows per expert the tiles' weight reuse wins.
+ */
+const GEMV_MAX_ROWS = 64;
+/** Output columns per moe_gemv block (MOE_GEMV_WARPS x MOE_GEMV_COLS in kernels/moe.cu). */
+const GEMV_BLOCK_COLS = 16;
 
 /**
  * The mixture-of-experts block (`Backend.moe`): router logits by the linear layer, then kernels/moe.cu: top-k
  * routing, the (token, slot) pairs grouped by expert, one grouped GEMM launch for every expert's gate/up and one for
- * down (each tile reading only its own expert's weights, so a decode step reads just the chosen experts), and a
+ * down (each tile reading only its own expert's weights, so a decode step reads just the chosen experts; a grouped
+ * GEMV for a decode step's few rows), and a
  * combine that applies the routing weights and adds the shared expert. Launch shapes depend on the token count
  * alone, so decode steps capture into graphs.
  */
@@ -87,10 +97,8 @@ export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeig
   ctx
     .kernel(MOE_GROUP)
     .launch([1], [Math.min(MAX_EXPERTS, Math.ceil(E / 32) * 32)], { offsets, pairs, pos, ids, n, experts: E });
-  const gemm = ctx.kernel(MOE_GEMM);
-  const tiles = Math.ceil(n / TILE_ROWS) + E;
   const gu = ctx.empty([n, 2 * I]);
-  gemm.launch([Math.ceil((2 * I) / TILE_COLS), tiles], [256], {
+  groupedLinear(ctx, {
     y: gu.ptr,
     x: xt.ptr,
     w: gateUp.ptr,
@@ -105,7 +113,7 @@ export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeig
   const act = ctx.empty([n, I]);
   actMulInto(ctx, act.ptr, gu.ptr, n, I, 'silu');
   const d = ctx.empty([n, H]);
-  gemm.launch([Math.ceil(H / TILE_COLS), tiles], [256], {
+  groupedLinear(ctx, {
     y: d.ptr,
     x: act.ptr,
     w: cuda(w.down).ptr,
@@ -136,4 +144,17 @@ export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeig
     k,
   });
   return out;
+}
+
+/**
+ * y[r] = x[src(r)] w[expert(r)]^T over the grouped rows: the grouped GEMV for a decode step's few rows when k fits its
+ * 16-byte vectors, else the tile kernel. The choice depends on the row count alone, so captured graphs stay valid.
+ */
+function groupedLinear(ctx: CudaContext, a: ArgValues<typeof MOE_GEMM.args>): void {
+  const vector = 16 / DTYPE_BYTES[ctx.dtype];
+  if (a.rows <= GEMV_MAX_ROWS && a.k % vector === 0) {
+    ctx.kernel(MOE_GEMV).launch([Math.ceil(a.n / GEMV_BLOCK_COLS), a.rows], [256], a);
+    return;
+  }
+  ctx.kernel(MOE_GEMM).launch([Math.ceil(a.n / TILE_COLS), Math.ceil(a.rows / TILE_ROWS) + a.experts], [256], a);
 }

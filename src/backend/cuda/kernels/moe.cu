@@ -1,5 +1,6 @@
 // Mixture-of-experts block: route (softmax, top-k), group the (token, slot) pairs by expert, one grouped GEMM launch
-// per projection over the grouped rows, then a weighted combine back into token order. Every grid depends on the
+// per projection over the grouped rows (a grouped GEMV for a decode step's few rows), then a weighted combine back
+// into token order. Every grid depends on the
 // token count alone (no host decisions), so decode steps capture into CUDA graphs.
 #include "common.cuh"
 
@@ -139,6 +140,62 @@ extern "C" __global__ void __launch_bounds__(MOE_THREADS) moe_gemm(T* __restrict
 #pragma unroll
     for (int j = 0; j < 4; j++)
       if (c0 + tc + j < n) y[(long long)r * n + c0 + tc + j] = from_f(acc[i][j]);
+  }
+}
+
+// The expert of grouped row r (r < offsets[experts]): the largest e with offsets[e] <= r, which is never an empty one.
+__device__ __forceinline__ int expert_of(const int* __restrict__ offsets, int experts, int r) {
+  int lo = 0, hi = experts - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) >> 1;
+    if (offsets[mid] <= r) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+// The same product as moe_gemm for the few grouped rows of a decode step, as a matrix-vector product: block row
+// blockIdx.y is one grouped row, each warp MOE_GEMV_COLS of its expert's weight rows, read once in 16-byte vectors
+// along k (the tile kernel's 32-row tiles would be nearly empty and its scalar loads latency-bound). Needs k to be a
+// multiple of the vector and 16-byte aligned rows (the launcher checks).
+#define MOE_GEMV_WARPS 8
+#define MOE_GEMV_COLS 2
+extern "C" __global__ void __launch_bounds__(MOE_GEMV_WARPS * 32)
+    moe_gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, const int* __restrict__ offsets,
+             const int* __restrict__ pairs, int rows, int experts, int n, int k, int gather_k) {
+  PDL_WAIT();
+  PDL_LAUNCH_DEPENDENTS();
+  const int r = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int c0 = (blockIdx.x * MOE_GEMV_WARPS + warp) * MOE_GEMV_COLS;
+  if (r >= rows || c0 >= n) return;  // whole warps: the shuffles below see every lane
+  const int e = expert_of(offsets, experts, r);
+  const int src = gather_k > 0 ? pairs[r] / gather_k : r;
+  constexpr int VEC = 16 / (int)sizeof(T);
+  const uint4* xr = reinterpret_cast<const uint4*>(x + (long long)src * k);
+  const uint4* wr[MOE_GEMV_COLS];
+#pragma unroll
+  for (int j = 0; j < MOE_GEMV_COLS; j++) {
+    // A ragged last pair re-reads the last row (its sum is not written).
+    wr[j] = reinterpret_cast<const uint4*>(w + ((long long)e * n + min(c0 + j, n - 1)) * k);
+  }
+  float acc[MOE_GEMV_COLS] = {};
+  for (int i = lane; i < k / VEC; i += 32) {
+    const uint4 xu = xr[i];
+    const T* xv = reinterpret_cast<const T*>(&xu);
+#pragma unroll
+    for (int j = 0; j < MOE_GEMV_COLS; j++) {
+      const uint4 wu = __ldg(wr[j] + i);
+      const T* wv = reinterpret_cast<const T*>(&wu);
+#pragma unroll
+      for (int v = 0; v < VEC; v++) acc[j] += to_f(wv[v]) * to_f(xv[v]);
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < MOE_GEMV_COLS; j++) acc[j] = warp_sum(acc[j]);
+  if (lane == 0) {
+#pragma unroll
+    for (int j = 0; j < MOE_GEMV_COLS; j++)
+      if (c0 + j < n) y[(long long)r * n + c0 + j] = from_f(acc[j]);
   }
 }
 
