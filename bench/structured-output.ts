@@ -109,7 +109,7 @@ appendBenchResult(
   join(projectRoot, 'bench', 'RESULTS.md'),
   {
     name: 'structured output throughput',
-    deviceName: args.device === 'cuda' ? 'GPU' : 'CPU',
+    deviceName: loaded.deviceName,
     command: `node --import tsx bench/structured-output.ts ${process.argv.slice(2).join(' ')}`.trim(),
     about: `${requests} concurrent requests, ${maxTokens} max tokens, temperature 1, ${args.rounds} interleaved rounds, model ${basename(model)}${args.vocab ? `, ${args.vocab} vocabulary padded to the model` : ''}`,
   },
