@@ -1,9 +1,10 @@
 /**
- * Attention kernel throughput on the GPU: flash_prefill (TFLOP/s, causal, head_dim 128) and paged_decode (GB/s of
- * K/V read from the paged cache), on the shapes of the project's baselines. PyTorch SDPA (FLASH, CUDNN) runs from
+ * Attention kernel throughput on the GPU: flash_prefill (TFLOP/s, causal) and paged_decode (GB/s of K/V read from the
+ * paged cache), on the shapes of the project's baselines at head size 128 (with --head-dims, at other sizes too, the
+ * head counts scaled to keep the model width, so FLOPs and bytes match across sizes). PyTorch SDPA (FLASH, CUDNN) runs from
  * bench/sdpa_baseline.py in the same device call. Each kernel runs in every tile shape of the sweep below; the first is
  * the launcher's default, in each storage type of --dtype (default both, bf16 then fp16: the same shapes and values
- * range). Usage: node --import tsx bench/kernels.ts [--dtype bf16,f16] [--json out.json] [--profile]
+ * range). Usage: node --import tsx bench/kernels.ts [--dtype bf16,f16] [--head-dims 128,256] [--json out.json] [--profile]
  * (--profile: only the default kernels on the first prefill and decode shapes, a few calls each, for ncu).
  */
 import { writeFileSync } from 'node:fs';
@@ -18,6 +19,7 @@ import {
   DEFAULT_PREFILL,
   type DecodeConfig,
   decodeWorkspaceBytes,
+  defaultConfigs,
   type PrefillConfig,
 } from '../src/backend/cuda/flash-sizing.ts';
 import { mulberry32 } from '../src/util/random.ts';
@@ -33,6 +35,9 @@ const profile = process.argv.includes('--profile');
 const dtypeAt = process.argv.indexOf('--dtype');
 const dtypes = (dtypeAt > 0 ? process.argv[dtypeAt + 1]! : 'bf16,f16').split(',') as AttentionDtype[];
 for (const d of dtypes) if (!(d in STORAGE16)) throw new Error(`--dtype ${d}: expected bf16 and/or f16`);
+const headDimsAt = process.argv.indexOf('--head-dims');
+const headDims = (headDimsAt > 0 ? process.argv[headDimsAt + 1]! : '128').split(',').map(Number);
+for (const d of headDims) if (![64, 128, 256].includes(d)) throw new Error(`--head-dims ${d}: expected 64, 128 or 256`);
 const prefillConfigs: PrefillConfig[] = profile
   ? [DEFAULT_PREFILL]
   : [DEFAULT_PREFILL, { warps: 8, mTiles: 1, blockN: 128 }, { warps: 8, mTiles: 1, blockN: 64 }];
@@ -137,21 +142,23 @@ interface Row {
 }
 const rows: Row[] = [];
 
-for (const [batch, seqLen, dtype] of (profile
+for (const [batch, seqLen, dtype, D] of (profile
   ? ([[4, 4096]] as const)
   : ([
       [4, 4096],
       [1, 16384],
     ] as const)
-).flatMap(([b, s]) => dtypes.map((d) => [b, s, d] as const))) {
-  const { args, free } = setup(dtype, batch, seqLen, seqLen, 16, 16, 128);
-  const flops = (4 * batch * 16 * seqLen * seqLen * 128) / 2;
-  for (const cfg of prefillConfigs) {
+).flatMap(([b, s]) => dtypes.flatMap((d) => headDims.map((hd) => [b, s, d, hd] as const)))) {
+  const heads = (16 * 128) / D;
+  const { args, free } = setup(dtype, batch, seqLen, seqLen, heads, heads, D);
+  const flops = (4 * batch * heads * seqLen * seqLen * D) / 2;
+  // The sweep's other shapes are head size 128's; other sizes run their own default.
+  for (const cfg of D === 128 ? prefillConfigs : [defaultConfigs(D).prefill]) {
     const fa = new FlashAttention(rt, dtype, { prefill: cfg });
     const ms = timeMs(() => fa.prefill(args), 5);
     rows.push({
       kernel: `pagoda flash_prefill ${dtype}`,
-      shape: `causal hd128 B${batch} S${seqLen} H16 (paged, bs ${BLOCK_SIZE})`,
+      shape: `causal hd${D} B${batch} S${seqLen} H${heads} (paged, bs ${BLOCK_SIZE})`,
       ms,
       figure: flops / (ms / 1e3) / 1e12,
       unit: 'TFLOP/s',
@@ -161,29 +168,30 @@ for (const [batch, seqLen, dtype] of (profile
   free();
 }
 
-for (const [batch, ctx, dtype] of (profile
+for (const [batch, ctx, dtype, D] of (profile
   ? ([[64, 4096]] as const)
   : ([
       [64, 4096],
       [256, 1024],
     ] as const)
-).flatMap(([b, c]) => dtypes.map((d) => [b, c, d] as const))) {
-  const { args, free } = setup(dtype, batch, 1, ctx, 32, 8, 128);
-  const wsBytes = decodeWorkspaceBytes(batch, 32, 128);
+).flatMap(([b, c]) => dtypes.flatMap((d) => headDims.map((hd) => [b, c, d, hd] as const)))) {
+  const [heads, kvHeads] = [(32 * 128) / D, (8 * 128) / D];
+  const { args, free } = setup(dtype, batch, 1, ctx, heads, kvHeads, D);
+  const wsBytes = decodeWorkspaceBytes(batch, heads, D);
   const ws: DecodeWorkspace = {
     partialO: h.alloc(wsBytes.partialO),
     partialLse: h.alloc(wsBytes.partialLse),
     maxSplits: 32,
   };
-  const kvBytes = batch * ctx * 8 * 128 * 2 * 2;
-  for (const cfg of decodeConfigs) {
+  const kvBytes = batch * ctx * kvHeads * D * 2 * 2;
+  for (const cfg of D === 128 ? decodeConfigs : [defaultConfigs(D).decode]) {
     const fa = new FlashAttention(rt, dtype, { decode: cfg });
     const auto = fa.decodeSplitsFor(args);
     for (const splits of profile ? [auto] : [auto, 2 * auto]) {
       const ms = timeMs(() => fa.decode(args, ws, splits), 20);
       rows.push({
         kernel: `pagoda paged_decode ${dtype}`,
-        shape: `GQA 32/8 hd128 B${batch} ctx${ctx} (paged, bs ${BLOCK_SIZE})`,
+        shape: `GQA ${heads}/${kvHeads} hd${D} B${batch} ctx${ctx} (paged, bs ${BLOCK_SIZE})`,
         ms,
         figure: kvBytes / (ms / 1e3) / 1e9,
         unit: 'GB/s KV',

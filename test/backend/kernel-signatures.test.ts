@@ -26,7 +26,13 @@ test('every extern "C" kernel is declared once with its parameters in order, nam
   assert.deepEqual(signatureProblems(sources, decls), []);
   const kernels = [...sources.values()].flat().map((k) => k.name);
   assert.ok(kernels.length >= 22, `found ${kernels.length} kernels: ${kernels.join(', ')}`);
-  for (const k of ['flash_prefill_hd64', 'flash_prefill_hd128', 'paged_decode_hd64', 'paged_decode_hd128'])
+  for (const k of [
+    'flash_prefill_hd64',
+    'flash_prefill_hd128',
+    'flash_prefill_hd256',
+    'paged_decode_hd64',
+    'paged_decode_hd256',
+  ])
     assert.ok(kernels.includes(k), `the macro instance ${k} was found`);
 });
 

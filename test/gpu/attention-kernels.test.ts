@@ -7,7 +7,14 @@ import {
   FlashAttention,
   type PagedAttentionArgs,
 } from '../../src/backend/cuda/flash-attention.ts';
-import { type DecodeConfig, decodeWorkspaceBytes, type PrefillConfig } from '../../src/backend/cuda/flash-sizing.ts';
+import {
+  type DecodeConfig,
+  decodeSharedBytes,
+  decodeWorkspaceBytes,
+  defaultConfigs,
+  type PrefillConfig,
+  prefillSharedBytes,
+} from '../../src/backend/cuda/flash-sizing.ts';
 import { openCudaAttention } from '../helpers/cuda-attention.ts';
 import {
   fromStorageArray,
@@ -198,6 +205,31 @@ const prefillCases: Case[] = [
     headDim: 64,
     blockSize: 16,
   },
+  {
+    name: 'hd256 GQA 2, soft-cap 0.5 and sliding window 40 (Gemma 2-9B: head size 256)',
+    seqs: [
+      { qLen: 100, ctxLen: 130 },
+      { qLen: 1, ctxLen: 77 },
+      { qLen: 70, ctxLen: 70 },
+    ],
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 256,
+    blockSize: 16,
+    slidingWindow: 40,
+    softcap: 0.5,
+  },
+  {
+    name: 'hd256 GQA 4 (Gemma 3-1B: 4 / 1 heads), block size 32, prefix hits',
+    seqs: [
+      { qLen: 45, ctxLen: 200 },
+      { qLen: 129, ctxLen: 129 },
+    ],
+    numHeads: 4,
+    numKvHeads: 1,
+    headDim: 256,
+    blockSize: 32,
+  },
 ];
 
 const decodeSeqs = (lens: number[]) => lens.map((ctxLen) => ({ qLen: 1, ctxLen }));
@@ -270,9 +302,29 @@ const decodeCases: Case[] = [
     headDim: 64,
     blockSize: 64,
   },
+  {
+    name: 'hd256 GQA 2, soft-cap 0.5 and sliding window 100',
+    seqs: decodeSeqs([5, 100, 1234]),
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 256,
+    blockSize: 16,
+    slidingWindow: 100,
+    softcap: 0.5,
+  },
+  {
+    name: 'hd256 GQA 4, long context (split KV)',
+    seqs: decodeSeqs([1, 17, 777, 3000]),
+    numHeads: 4,
+    numKvHeads: 1,
+    headDim: 256,
+    blockSize: 16,
+  },
 ];
 
-// Every tile shape the launcher can be configured with; the first of each is the default.
+// Every tile shape the launcher can be configured with; each head size runs those whose shared memory fits (an
+// H100's or H200's 227 KB a block), its default first.
+const MAX_SHARED = 227 * 1024;
 const prefillConfigs: PrefillConfig[] = [
   { warps: 8, mTiles: 2, blockN: 64 },
   { warps: 8, mTiles: 1, blockN: 128 },
@@ -287,6 +339,9 @@ const decodeConfigs: DecodeConfig[] = [
   { warps: 8, tileN: 16, stages: 2 },
 ];
 const shape = (c: object) => JSON.stringify(c).replace(/["{}]/g, '');
+function configsFor<C extends object>(first: C, all: C[], bytes: (c: C) => number): C[] {
+  return [first, ...all.filter((c) => shape(c) !== shape(first) && bytes(c) <= MAX_SHARED)];
+}
 
 for (const dtype of ATTENTION_DTYPES) {
   prefillCases.forEach((c, i) => {
@@ -294,7 +349,10 @@ for (const dtype of ATTENTION_DTYPES) {
       const seed = 1000 + i * 7 + (Date.now() % 1000);
       const p = makePagedProblem({ ...c, seed, dtype });
       const ref = referencePagedAttention(p);
-      for (const cfg of prefillConfigs) {
+      const configs = configsFor(defaultConfigs(c.headDim).prefill, prefillConfigs, (g) =>
+        prefillSharedBytes(c.headDim, g),
+      );
+      for (const cfg of configs) {
         const fa = new FlashAttention(gpu.rt!, dtype, { prefill: cfg });
         check(
           `${c.name} (${shape(cfg)}, seed ${seed})`,
@@ -315,7 +373,10 @@ for (const dtype of ATTENTION_DTYPES) {
       const wsBytes = decodeWorkspaceBytes(c.seqs.length, c.numHeads, c.headDim);
       const ws = { partialO: h.alloc(wsBytes.partialO), partialLse: h.alloc(wsBytes.partialLse), maxSplits: 32 };
       try {
-        for (const cfg of decodeConfigs) {
+        const configs = configsFor(defaultConfigs(c.headDim).decode, decodeConfigs, (g) =>
+          decodeSharedBytes(c.headDim, g),
+        );
+        for (const cfg of configs) {
           const fa = new FlashAttention(gpu.rt!, dtype, { decode: cfg });
           for (const splits of [undefined, 1, 7]) {
             check(

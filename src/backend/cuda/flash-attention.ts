@@ -12,12 +12,11 @@ import type { DType } from '../backend.ts';
 import type { CudaDriver, DevPtr } from './driver.ts';
 import {
   DECODE,
-  DEFAULT_DECODE,
-  DEFAULT_PREFILL,
   type DecodeConfig,
   decodeCtasPerSm,
   decodeSharedBytes,
   decodeSplits,
+  defaultConfigs,
   type PrefillConfig,
   prefillSharedBytes,
 } from './flash-sizing.ts';
@@ -85,11 +84,16 @@ export interface DecodeWorkspace {
 }
 
 const LOG2E = Math.LOG2E;
-const HEAD_DIMS = [64, 128] as const;
+/** The head sizes the tensor-core kernels are built for. */
+export const HEAD_DIMS = [64, 128, 256] as const;
 
 /** A kernel the .cu instantiates once per head size (`flash_prefill_hd64`, `flash_prefill_hd128`, ...). */
 function perHeadDim<const A extends ArgList>(file: string, prefix: string, args: A) {
-  return { 64: declareKernel(file, `${prefix}64`, args), 128: declareKernel(file, `${prefix}128`, args) };
+  return {
+    64: declareKernel(file, `${prefix}64`, args),
+    128: declareKernel(file, `${prefix}128`, args),
+    256: declareKernel(file, `${prefix}256`, args),
+  };
 }
 
 /** kernels/flash_prefill.cu (PAGODA_FLASH_PREFILL(D)): grid (KV heads, sequences, query-row tiles). */
@@ -149,7 +153,9 @@ export const PAGED_DECODE_MERGE = declareKernel('paged_decode', 'paged_decode_me
 function checkShapes(a: PagedAttentionArgs): (typeof HEAD_DIMS)[number] {
   const headDim = a.headDim as (typeof HEAD_DIMS)[number];
   if (!HEAD_DIMS.includes(headDim)) {
-    throw new Error(`attention kernels: head_dim ${a.headDim} is not supported (expected ${HEAD_DIMS.join(' or ')})`);
+    throw new Error(
+      `attention kernels: head_dim ${a.headDim} is not supported (expected one of ${HEAD_DIMS.join(', ')})`,
+    );
   }
   if (a.numHeads % a.numKvHeads !== 0) {
     throw new Error(`attention kernels: ${a.numHeads} query heads are not a multiple of ${a.numKvHeads} KV heads`);
@@ -161,28 +167,33 @@ function checkShapes(a: PagedAttentionArgs): (typeof HEAD_DIMS)[number] {
 }
 
 export class FlashAttention {
-  private readonly prefillConfig: PrefillConfig;
-  private readonly decodeConfig: DecodeConfig;
   private readonly dtypeDefine: number;
 
   /**
-   * Kernels for Q / KV cache / O stored as `dtype`. `opts` overrides the tile shapes (benchmarks sweep them; the
-   * defaults are the measured best).
+   * Kernels for Q / KV cache / O stored as `dtype`. `opts` overrides the tile shapes for every head size
+   * (benchmarks and tests sweep them; the defaults, per head size, are `defaultConfigs`).
    */
   constructor(
     private readonly rt: AttentionRuntime,
     readonly dtype: AttentionDtype,
-    opts: { prefill?: PrefillConfig; decode?: DecodeConfig } = {},
+    private readonly opts: { prefill?: PrefillConfig; decode?: DecodeConfig } = {},
   ) {
-    this.prefillConfig = opts.prefill ?? DEFAULT_PREFILL;
-    this.decodeConfig = opts.decode ?? DEFAULT_DECODE;
     this.dtypeDefine = DTYPE_DEFINE[dtype];
   }
 
+  private prefillConfig(headDim: number): PrefillConfig {
+    return this.opts.prefill ?? defaultConfigs(headDim).prefill;
+  }
+
+  private decodeConfig(headDim: number): DecodeConfig {
+    return this.opts.decode ?? defaultConfigs(headDim).decode;
+  }
+
   private prefillKernel(headDim: (typeof HEAD_DIMS)[number], variant: Readonly<Record<string, number>>) {
-    const cfg = this.prefillConfig;
+    const cfg = this.prefillConfig(headDim);
     return this.rt.kernel(FLASH_PREFILL[headDim], prefillSharedBytes(headDim, cfg), {
       PAGODA_DTYPE: this.dtypeDefine,
+      PAGODA_HEAD_DIM: headDim,
       PAGODA_PREFILL_WARPS: cfg.warps,
       PAGODA_PREFILL_MT: cfg.mTiles,
       PAGODA_PREFILL_BN: cfg.blockN,
@@ -191,9 +202,10 @@ export class FlashAttention {
   }
 
   private decodeKernel(headDim: (typeof HEAD_DIMS)[number]) {
-    const cfg = this.decodeConfig;
+    const cfg = this.decodeConfig(headDim);
     return this.rt.kernel(PAGED_DECODE[headDim], decodeSharedBytes(headDim, cfg), {
       PAGODA_DTYPE: this.dtypeDefine,
+      PAGODA_HEAD_DIM: headDim,
       PAGODA_DECODE_WARPS: cfg.warps,
       PAGODA_DECODE_TILE: cfg.tileN,
       PAGODA_DECODE_STAGES: cfg.stages,
@@ -208,7 +220,7 @@ export class FlashAttention {
       numKvHeads: a.numKvHeads,
       maxContext: a.maxBlocksPerSeq * a.blockSize,
       smCount: this.rt.smCount,
-      ctasPerSm: decodeCtasPerSm(a.headDim, this.decodeConfig),
+      ctasPerSm: decodeCtasPerSm(a.headDim, this.decodeConfig(a.headDim)),
       maxSplits: Math.min(DECODE.maxSplits, maxSplits),
     });
   }
@@ -230,7 +242,7 @@ export class FlashAttention {
   private launchPrefill(a: PagedAttentionArgs, variant: Readonly<Record<string, number>>): void {
     const headDim = checkShapes(a);
     const group = a.numHeads / a.numKvHeads;
-    const cfg = this.prefillConfig;
+    const cfg = this.prefillConfig(headDim);
     const mBlocks = Math.ceil((a.maxSeqlenQ * group) / (16 * cfg.warps * cfg.mTiles));
     if (mBlocks === 0 || a.numSeqs === 0) return;
     const smem = prefillSharedBytes(headDim, cfg);
@@ -271,9 +283,10 @@ export class FlashAttention {
     if (splits < 1 || splits > ws.maxSplits)
       throw new Error(`attention decode: ${splits} splits, workspace holds ${ws.maxSplits}`);
     const headGroups = Math.ceil(a.numHeads / a.numKvHeads / 16);
+    const cfg = this.decodeConfig(headDim);
     this.decodeKernel(headDim).launch(
       [splits, a.numKvHeads * headGroups, a.numSeqs],
-      [32 * this.decodeConfig.warps],
+      [32 * cfg.warps],
       {
         q: a.q,
         qStride: a.qStride,
@@ -294,10 +307,11 @@ export class FlashAttention {
         slidingWindow: a.slidingWindow,
         softcap: a.softcap ?? 0,
       },
-      decodeSharedBytes(headDim, this.decodeConfig),
+      decodeSharedBytes(headDim, cfg),
     );
     if (splits === 1) return;
-    this.rt.kernel(PAGED_DECODE_MERGE, 0, { PAGODA_DTYPE: this.dtypeDefine }).launch(
+    // PAGODA_HEAD_DIM 0: the merge's module builds none of the decode kernels.
+    this.rt.kernel(PAGED_DECODE_MERGE, 0, { PAGODA_DTYPE: this.dtypeDefine, PAGODA_HEAD_DIM: 0 }).launch(
       [a.numHeads, a.numSeqs],
       [headDim],
       {

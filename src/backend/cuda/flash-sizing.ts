@@ -7,6 +7,11 @@ export interface PrefillConfig {
   blockN: number;
 }
 export const DEFAULT_PREFILL: PrefillConfig = { warps: 8, mTiles: 2, blockN: 64 };
+/**
+ * Head size 256 (Gemma): O alone takes 128 fp32 registers a thread, and a tile's rows cost twice the shared memory,
+ * so 4 warps of one row tile each (64 query rows, Q re-read from shared memory) over 64-key tiles: 169 KB.
+ */
+export const PREFILL_HD256: PrefillConfig = { warps: 4, mTiles: 1, blockN: 64 };
 /** paged_decode's shape: warps per CTA, keys per warp tile, cp.async ring depth (PAGODA_DECODE_*). */
 export interface DecodeConfig {
   warps: number;
@@ -14,6 +19,15 @@ export interface DecodeConfig {
   stages: number;
 }
 export const DEFAULT_DECODE: DecodeConfig = { warps: 4, tileN: 32, stages: 2 };
+/** Head size 256: 16-key warp tiles keep the K/V rings at 143 KB (32-key tiles would need 279 KB). */
+export const DECODE_HD256: DecodeConfig = { warps: 4, tileN: 16, stages: 2 };
+
+/** The tile shapes a head size runs with unless the caller overrides them. */
+export function defaultConfigs(headDim: number): { prefill: PrefillConfig; decode: DecodeConfig } {
+  return headDim === 256
+    ? { prefill: PREFILL_HD256, decode: DECODE_HD256 }
+    : { prefill: DEFAULT_PREFILL, decode: DEFAULT_DECODE };
+}
 /** Split-KV decode's limits, and the decode kernel's registers per thread (ptxas) for the occupancy estimate. */
 export const DECODE = { maxSplits: 32, minKeysPerSplit: 256, regsPerThread: 164 } as const;
 

@@ -17,8 +17,8 @@
 
 // Tile shape, chosen at compile time (the launcher passes the same values; these defaults are its defaults):
 // PAGODA_PREFILL_WARPS warps, each owning PAGODA_PREFILL_MT 16-row tiles, over K/V tiles of PAGODA_PREFILL_BN keys.
-// With one row tile a warp keeps its Q fragments in registers; with two it re-reads them from shared memory but
-// loads each K/V fragment once for both tiles (half the shared-memory traffic per mma).
+// With one row tile a warp keeps its Q fragments in registers (head sizes up to 128); with two it re-reads them from
+// shared memory but loads each K/V fragment once for both tiles (half the shared-memory traffic per mma).
 #ifndef PAGODA_PREFILL_WARPS
 #define PAGODA_PREFILL_WARPS 8
 #endif
@@ -59,7 +59,8 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
   constexpr int CHUNKS = D / 8;
   constexpr int THREADS = 32 * kPrefillWarps;
   constexpr int MT = kPrefillMT;
-  constexpr bool Q_IN_REGS = MT == 1;
+  // Q fragments in registers cost D / 4 registers a thread: at head size 256, beside O's D / 2, they would spill.
+  constexpr bool Q_IN_REGS = MT == 1 && D <= 128;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   elem16_t* q_s = reinterpret_cast<elem16_t*>(smem_raw);
   elem16_t* k_s = q_s + kBlockM * LD;      // [2][kBlockN][LD]
@@ -259,5 +260,13 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
                     o_stride, lse, num_heads, num_kv_heads, block_size_log2, scale_log2, sliding_window, softcap);   \
   }
 
+// The launcher builds one head size per module (PAGODA_HEAD_DIM); without it every size is built.
+#if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 64
 PAGODA_FLASH_PREFILL(64)
+#endif
+#if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 128
 PAGODA_FLASH_PREFILL(128)
+#endif
+#if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 256
+PAGODA_FLASH_PREFILL(256)
+#endif

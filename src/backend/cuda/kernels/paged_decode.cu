@@ -239,8 +239,16 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
                    sliding_window, softcap);                                                                        \
   }
 
+// The launcher builds one head size per module (PAGODA_HEAD_DIM); without it every size is built.
+#if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 64
 PAGODA_PAGED_DECODE(64)
+#endif
+#if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 128
 PAGODA_PAGED_DECODE(128)
+#endif
+#if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 256
+PAGODA_PAGED_DECODE(256)
+#endif
 
 // Combines the per-split partials of paged_decode: grid (num_heads, num_seqs), D threads.
 extern "C" __global__ void paged_decode_merge(const float* __restrict__ partial_o,
