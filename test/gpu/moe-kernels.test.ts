@@ -73,10 +73,12 @@ const CASES: Case[] = [
   { T: 300, H: 200, E: 60, I: 36, spec: { topK: 4, normTopK: false }, Is: 144, gated: true },
   { T: 33, H: 64, E: 4, I: 32, spec: { topK: 1, normTopK: true }, Is: 64 },
   // The grouped GEMV (up to 64 grouped rows): at its limit, one row past it, and a hidden size that is not a whole
-  // number of 16-byte vectors in 16 bits (the tile kernel takes those).
+  // number of 16-byte vectors in 16 bits (the tile kernel takes those, as it takes float32 past 64 rows).
   { T: 8, H: 512, E: 16, I: 256, spec: { topK: 8, normTopK: true } },
   { T: 9, H: 128, E: 16, I: 64, spec: { topK: 8, normTopK: true } },
   { T: 2, H: 60, E: 8, I: 36, spec: { topK: 2, normTopK: false } },
+  // Past 64 rows in 16 bits the tensor-core GEMM: experts of ~100 rows each span two of its 64-row tiles.
+  { T: 200, H: 64, E: 4, I: 40, spec: { topK: 2, normTopK: true } },
 ];
 
 describe('CUDA mixture-of-experts kernels against the CPU backend', () => {

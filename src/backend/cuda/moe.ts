@@ -37,6 +37,8 @@ export const MOE_GEMM = declareKernel('moe', 'moe_gemm', {
 });
 /** The grouped GEMV for few rows: moe_gemm's arguments. */
 export const MOE_GEMV = declareKernel('moe', 'moe_gemv', MOE_GEMM.args);
+/** kernels/moe_mma.cu: the grouped GEMM on tensor cores (16-bit storage), moe_gemm's arguments. */
+export const MOE_GEMM_MMA = declareKernel('moe_mma', 'moe_gemm_mma', MOE_GEMM.args);
 export const MOE_COMBINE = declareKernel('moe', 'moe_combine', {
   out: 'ptr',
   d: 'ptr',
@@ -61,6 +63,8 @@ const MAX_EXPERTS = 1024;
 const GEMV_MAX_ROWS = 64;
 /** Output columns per moe_gemv block (MOE_GEMV_WARPS x MOE_GEMV_COLS in kernels/moe.cu). */
 const GEMV_BLOCK_COLS = 16;
+/** moe_gemm_mma's tile (MMA_BM x MMA_BN, MMA_WARPS warps, in kernels/moe_mma.cu). */
+const MMA_TILE = 64;
 
 /**
  * The mixture-of-experts block (`Backend.moe`): router logits by the linear layer, then kernels/moe.cu: top-k
@@ -147,14 +151,17 @@ export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeig
 }
 
 /**
- * y[r] = x[src(r)] w[expert(r)]^T over the grouped rows: the grouped GEMV for a decode step's few rows when k fits its
- * 16-byte vectors, else the tile kernel. The choice depends on the row count alone, so captured graphs stay valid.
+ * y[r] = x[src(r)] w[expert(r)]^T over the grouped rows: the grouped GEMV for a decode step's few rows, the tensor-core
+ * GEMM for more in 16-bit storage, each when k is a whole number of their 16-byte loads; else the tile kernel. The
+ * choice depends on the row count alone, so captured graphs stay valid.
  */
 function groupedLinear(ctx: CudaContext, a: ArgValues<typeof MOE_GEMM.args>): void {
   const vector = 16 / DTYPE_BYTES[ctx.dtype];
-  if (a.rows <= GEMV_MAX_ROWS && a.k % vector === 0) {
+  if (a.k % vector === 0 && a.rows <= GEMV_MAX_ROWS) {
     ctx.kernel(MOE_GEMV).launch([Math.ceil(a.n / GEMV_BLOCK_COLS), a.rows], [256], a);
-    return;
+  } else if (a.k % vector === 0 && ctx.dtype !== 'f32') {
+    ctx.kernel(MOE_GEMM_MMA).launch([Math.ceil(a.n / MMA_TILE), Math.ceil(a.rows / MMA_TILE) + a.experts], [128], a);
+  } else {
+    ctx.kernel(MOE_GEMM).launch([Math.ceil(a.n / TILE_COLS), Math.ceil(a.rows / TILE_ROWS) + a.experts], [256], a);
   }
-  ctx.kernel(MOE_GEMM).launch([Math.ceil(a.n / TILE_COLS), Math.ceil(a.rows / TILE_ROWS) + a.experts], [256], a);
 }
