@@ -22,13 +22,20 @@ const masks = new Int32Array(data.masks);
 const words = maskWords(data.vocabSize);
 const CACHE_LIMIT = 256;
 
+/**
+ * xgrammar sees the tokenizer's ids only, not the logit row's padding past them (no token there is ever allowed):
+ * a GPT-2 vocabulary padded to Llama 3's width makes every mask five times slower otherwise.
+ */
+const grammarVocabSize = Math.min(data.tokens.length, data.vocabSize);
+const inGrammarVocab = (ids: readonly number[]) => ids.filter((id) => id < grammarVocabSize);
+
 const x = xgrammar();
 const info = await x.TokenizerInfo.createTokenizerInfo(
   data.tokens,
   data.vocabType,
   data.prependSpace,
-  data.vocabSize,
-  data.stopTokenIds,
+  grammarVocabSize,
+  inGrammarVocab(data.stopTokenIds),
 );
 const compiler = await x.GrammarCompiler.createGrammarCompiler(info);
 /** Compiled grammars by spec key, least recently used first. */
@@ -39,9 +46,9 @@ const utf8 = new Utf8Guard(
   words,
 );
 
-/** Token ids the tokenizer has: xgrammar leaves the bits of a padded vocabulary's tail set. */
+/** Token ids the tokenizer has: xgrammar may leave bits past them set in its last word. */
 const inVocab = new Int32Array(words);
-for (let id = 0; id < Math.min(data.tokens.length, data.vocabSize); id++) inVocab[id >> 5]! |= 1 << (id & 31);
+for (let id = 0; id < grammarVocabSize; id++) inVocab[id >> 5]! |= 1 << (id & 31);
 /**
  * ...without those whose text holds a control character: JSON never needs one raw, and xgrammar's rule for strings
  * with a length bound (`[^"\\\r\n]{m,n}`) would let a tab or form feed through, which JSON.parse rejects.
@@ -86,7 +93,8 @@ async function publish(slot: number, state: SlotState): Promise<void> {
     const mask = await m.matcher.getNextTokenBitmask();
     const out = masks.subarray(slot * words, (slot + 1) * words);
     const base = m.json ? jsonSafe : inVocab;
-    for (let w = 0; w < words; w++) out[w] = mask[w]! & base[w]!;
+    for (let w = 0; w < mask.length; w++) out[w] = mask[w]! & base[w]!;
+    out.fill(0, mask.length);
     utf8.narrow(out, m.utf8);
     let nonStop = false;
     for (let w = 0; w < words && !nonStop; w++) nonStop = out[w] !== 0 && out[w] !== stopBits(m.stops, w, out[w]!);
@@ -109,7 +117,7 @@ async function open(slot: number, key: string, stopTokenIds: number[]): Promise<
   if (!entry) throw new Error(`grammar ${key} is not compiled`);
   compiled.delete(key);
   compiled.set(key, entry);
-  const matcher = await x.GrammarMatcher.createGrammarMatcher(entry.grammar, stopTokenIds);
+  const matcher = await x.GrammarMatcher.createGrammarMatcher(entry.grammar, inGrammarVocab(stopTokenIds));
   matchers.set(slot, { matcher, json: entry.json, stops: stopTokenIds, utf8: UTF8_START });
   await publish(slot, SlotState.Running);
 }
