@@ -10,6 +10,7 @@ import {
 } from './shared-state.ts';
 import { type GrammarSpec, grammarKey } from './spec.ts';
 import type { GrammarVocabulary } from './vocabulary.ts';
+import { compileWorker, defaultGrammarWorkers, matcherWorker, type WorkerLoad } from './worker-placement.ts';
 
 /** How long the step loop waits for a mask before deciding the worker is gone. */
 const MASK_TIMEOUT_MS = 60_000;
@@ -22,33 +23,32 @@ export interface GrammarServiceOptions {
   stopTokenIds: readonly number[];
   /** Matchers open at once. */
   capacity: number;
-  /** Grammar workers at most (default 2). */
+  /** Grammar workers at most (default: `defaultGrammarWorkers()`, from the host's cores). */
   workers?: number;
 }
 
 /** One worker thread with its own xgrammar: the grammars it compiled, and the matchers over them. */
-interface GrammarWorker {
+interface GrammarWorker extends WorkerLoad {
   thread: Worker;
-  /** Compiles sent and not yet answered: its masks may wait behind them. */
-  compiling: number;
-  /** Matchers open on it. */
-  open: number;
 }
 
 /**
  * Structured output for one tokenizer. Specs are compiled in worker threads that own xgrammar (never on the event
  * loop) and cached there by `grammarKey`; a sequence's matcher lives in the worker that compiled its grammar, which
  * computes its next-token bitmask while the step loop runs the next forward and publishes it in shared memory. A new
- * spec compiles on a worker with no compile in flight and the fewest open matchers (starting a second one when the
- * first is busy), so a long compile holds up only requests whose grammars live on that worker.
+ * spec compiles on a worker with no compile in flight and the fewest open matchers (starting another when the first
+ * is busy), so a long compile holds up only requests whose grammars live on that worker; and a grammar many requests
+ * share is compiled on more workers as its matchers pile up (see worker-placement.ts), so that a step's masks are
+ * computed in parallel.
  */
 export class GrammarService {
   private readonly workers: GrammarWorker[] = [];
+  private readonly maxWorkers: number;
   private readonly status: Int32Array;
   private readonly masks: Int32Array;
   readonly words: number;
-  /** Where each spec key was compiled (or is compiling), and its outcome. */
-  private readonly grammars = new Map<string, { worker: GrammarWorker; done: Promise<string> }>();
+  /** Per spec key: the spec, the workers that compiled it (or are compiling it), and the first compile's outcome. */
+  private readonly grammars = new Map<string, { spec: GrammarSpec; holders: GrammarWorker[]; done: Promise<string> }>();
   private readonly waiters = new Map<string, { resolve: (key: string) => void; reject: (e: Error) => void }>();
   private readonly freeSlots: number[];
   private readonly slotWorker: (GrammarWorker | null)[];
@@ -59,6 +59,7 @@ export class GrammarService {
 
   constructor(private readonly options: GrammarServiceOptions) {
     this.words = maskWords(options.vocabSize);
+    this.maxWorkers = options.workers ?? defaultGrammarWorkers();
     this.status = new Int32Array(new SharedArrayBuffer(4 * 2 * options.capacity));
     this.masks = new Int32Array(new SharedArrayBuffer(4 * this.words * options.capacity));
     this.issued = new Int32Array(options.capacity);
@@ -73,33 +74,42 @@ export class GrammarService {
     if (known) return known.done;
     let worker: GrammarWorker;
     try {
-      worker = this.pickWorker();
+      worker = this.placed(compileWorker(this.workers, this.maxWorkers));
     } catch (err) {
       return Promise.reject(new UserError(`structured output: ${(err as Error).message}`));
     }
     const done = new Promise<string>((resolve, reject) => this.waiters.set(key, { resolve, reject }));
-    this.grammars.set(key, { worker, done });
+    this.grammars.set(key, { spec, holders: [worker], done });
     // A failed spec is not cached: the next request with it gets the same error afresh.
     done.catch(() => this.grammars.delete(key));
-    worker.compiling++;
-    worker.thread.ref();
-    this.send(worker, { op: 'compile', key, spec });
+    this.sendCompile(worker, key, spec);
     return done;
   }
 
   /** A matcher at the start of a compiled grammar; its first mask is computed at once. */
   open(key: string, stopTokenIds: readonly number[]): SequenceGrammar {
-    const worker = this.grammars.get(key)?.worker;
-    if (!worker) throw new Error(`grammar ${key} is not compiled`);
-    const slot = this.freeSlots.pop();
-    if (slot === undefined) {
+    const grammar = this.grammars.get(key);
+    if (!grammar) throw new Error(`grammar ${key} is not compiled`);
+    if (this.freeSlots.length === 0) {
       throw new UserError(`too many requests with structured output at once (at most ${this.options.capacity})`);
     }
+    const worker = this.placed(matcherWorker(this.workers, grammar.holders, this.maxWorkers));
+    if (!grammar.holders.includes(worker)) {
+      // Its masks wait behind this compile: the step loop defers them meanwhile (`blocked`), as for any compile.
+      grammar.holders.push(worker);
+      this.sendCompile(worker, key, grammar.spec);
+    }
+    const slot = this.freeSlots.pop()!;
     this.slotWorker[slot] = worker;
     worker.open++;
     this.issued[slot]!++;
-    this.send(worker, { op: 'open', slot, key, stopTokenIds: [...stopTokenIds] });
+    this.send(worker, { op: 'open', slot, key, spec: grammar.spec, stopTokenIds: [...stopTokenIds] });
     return new SequenceGrammar(this, slot);
+  }
+
+  /** Open matchers per worker, in the order the workers started. */
+  get load(): number[] {
+    return this.workers.map((w) => w.open);
   }
 
   /** Sends the tokens accepted since the last flush (one message per worker a step). */
@@ -160,12 +170,14 @@ export class GrammarService {
     this.freeSlots.push(slot);
   }
 
-  /** A worker with no compile in flight and the fewest matchers; a new one while all are busy and the pool allows. */
-  private pickWorker(): GrammarWorker {
-    const idle = this.workers.filter((w) => w.compiling === 0).sort((a, b) => a.open - b.open)[0];
-    if (idle && (idle.open === 0 || this.workers.length >= (this.options.workers ?? 2))) return idle;
-    if (this.workers.length < (this.options.workers ?? 2)) return this.startWorker();
-    return [...this.workers].sort((a, b) => a.compiling - b.compiling || a.open - b.open)[0]!;
+  private placed(choice: GrammarWorker | 'new'): GrammarWorker {
+    return choice === 'new' ? this.startWorker() : choice;
+  }
+
+  private sendCompile(worker: GrammarWorker, key: string, spec: GrammarSpec): void {
+    worker.compiling++;
+    worker.thread.ref();
+    this.send(worker, { op: 'compile', key, spec });
   }
 
   private send(worker: GrammarWorker, req: GrammarRequest): void {
@@ -211,7 +223,9 @@ export class GrammarService {
     const i = this.workers.indexOf(worker);
     if (i >= 0) this.workers.splice(i, 1);
     for (const [key, g] of [...this.grammars]) {
-      if (g.worker !== worker) continue;
+      if (!g.holders.includes(worker)) continue;
+      g.holders.splice(g.holders.indexOf(worker), 1);
+      if (g.holders.length > 0) continue;
       this.grammars.delete(key);
       this.waiters.get(key)?.reject(err);
       this.waiters.delete(key);

@@ -12,6 +12,7 @@ import {
   stateIndex,
   versionIndex,
 } from './shared-state.ts';
+import type { GrammarSpec } from './spec.ts';
 import { UTF8_START, Utf8Guard, type Utf8State } from './utf8-guard.ts';
 import { tokenBytes } from './vocabulary.ts';
 import { type CompiledGrammar, type GrammarMatcher, xgrammar } from './xgrammar.ts';
@@ -70,20 +71,29 @@ function post(reply: GrammarReply): void {
   parentPort!.postMessage(reply);
 }
 
-async function compile(key: string, spec: import('./spec.ts').GrammarSpec): Promise<void> {
+async function compile(key: string, spec: GrammarSpec): Promise<void> {
   if (compiled.has(key)) return post({ op: 'compiled', key });
   try {
-    const grammar = await compileSpec(compiler, spec);
-    compiled.set(key, { grammar, json: spec.type === 'json_object' || spec.type === 'json_schema' });
-    if (compiled.size > CACHE_LIMIT) {
-      const [oldest, entry] = compiled.entries().next().value!;
-      compiled.delete(oldest);
-      entry.grammar.dispose();
-    }
+    await cache(key, spec);
     post({ op: 'compiled', key });
   } catch (err) {
     post({ op: 'compiled', key, error: (err as Error).message });
   }
+}
+
+/** Compiles a spec into the cache, evicting the least recently used grammar past the limit. */
+async function cache(key: string, spec: GrammarSpec): Promise<{ grammar: CompiledGrammar; json: boolean }> {
+  const entry = {
+    grammar: await compileSpec(compiler, spec),
+    json: spec.type === 'json_object' || spec.type === 'json_schema',
+  };
+  compiled.set(key, entry);
+  if (compiled.size > CACHE_LIMIT) {
+    const [oldest, old] = compiled.entries().next().value!;
+    compiled.delete(oldest);
+    old.grammar.dispose();
+  }
+  return entry;
 }
 
 /** Writes the slot's next mask and state, then publishes them by bumping its version. */
@@ -112,9 +122,9 @@ function stopBits(stops: readonly number[], w: number, bits: number): number {
   return bits & s;
 }
 
-async function open(slot: number, key: string, stopTokenIds: number[]): Promise<void> {
-  const entry = compiled.get(key);
-  if (!entry) throw new Error(`grammar ${key} is not compiled`);
+async function open(slot: number, key: string, spec: GrammarSpec, stopTokenIds: number[]): Promise<void> {
+  // A grammar evicted since it compiled here compiles again (the service does not track this cache).
+  const entry = compiled.get(key) ?? (await cache(key, spec));
   compiled.delete(key);
   compiled.set(key, entry);
   const matcher = await x.GrammarMatcher.createGrammarMatcher(entry.grammar, inGrammarVocab(stopTokenIds));
@@ -143,7 +153,7 @@ async function handle(req: GrammarRequest): Promise<void> {
     case 'compile':
       return compile(req.key, req.spec);
     case 'open':
-      return open(req.slot, req.key, req.stopTokenIds);
+      return open(req.slot, req.key, req.spec, req.stopTokenIds);
     case 'advance':
       return advance(req.items);
     case 'close':

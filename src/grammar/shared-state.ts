@@ -35,7 +35,7 @@ export interface GrammarWorkerData {
 /** Messages to the worker. `advance.items` is flat: slot, token, slot, token, ... */
 export type GrammarRequest =
   | { op: 'compile'; key: string; spec: import('./spec.ts').GrammarSpec }
-  | { op: 'open'; slot: number; key: string; stopTokenIds: number[] }
+  | { op: 'open'; slot: number; key: string; spec: import('./spec.ts').GrammarSpec; stopTokenIds: number[] }
   | { op: 'advance'; items: number[] }
   | { op: 'close'; slot: number };
 

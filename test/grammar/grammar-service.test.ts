@@ -148,4 +148,74 @@ describe('grammar service (xgrammar in a worker)', { skip: fixture.skip }, () =>
     assert.equal((g.mask()[eos >> 5]! >>> (eos & 31)) & 1, 1);
     g.release();
   });
+
+  const vocabSize = (tokenizer?.vocabSize ?? 0) + 1000;
+  // A stop id in the logit row's padding (as a fixture vocabulary padded to a model's width has): never allowed.
+  const stops = [...(tokenizer?.eosTokenIds ?? []), vocabSize - 3];
+  const make = (workers: number) =>
+    fixture.skip
+      ? null
+      : new GrammarService({
+          vocabulary: () => loadGrammarVocabulary(fixture.path),
+          vocabSize,
+          stopTokenIds: stops,
+          capacity: 16,
+          workers,
+        });
+  // Closed after the suite: a worker's exit may not hold the event loop open inside a test.
+  const spread = make(2);
+  const single = make(1);
+  after(() => Promise.all([spread?.close(), single?.close()]));
+  const allowedIds = (mask: Int32Array) => {
+    const ids: number[] = [];
+    for (let id = 0; id < mask.length * 32; id++) if ((mask[id >> 5]! >>> (id & 31)) & 1) ids.push(id);
+    return ids;
+  };
+
+  test("one grammar's matchers spread over the workers and compute the same masks on each", async () => {
+    const svc = spread!;
+    const schema = {
+      type: 'object',
+      properties: { a: { type: 'integer', maximum: 50 }, b: { type: 'string', maxLength: 6 } },
+      required: ['a', 'b'],
+      additionalProperties: false,
+    };
+    const key = await svc.compile({ type: 'json_schema', schema });
+    const gs = Array.from({ length: 12 }, () => svc.open(key, stops));
+    assert.equal(svc.load.length, 2);
+    assert.ok(
+      svc.load.every((n) => n > 0),
+      `matchers per worker: ${svc.load}`,
+    );
+    const rand = mulberry32(7);
+    const ids: number[] = [];
+    for (let step = 0; step < 60; step++) {
+      const states = gs.map((g) => g.state());
+      assert.ok(
+        states.every((s) => s === states[0]),
+        `step ${step}: states ${states}`,
+      );
+      if (states[0] !== SlotState.Running) break;
+      const allowed = allowedIds(gs[0]!.mask());
+      for (const g of gs) assert.deepEqual(allowedIds(g.mask()), allowed, `step ${step}`);
+      assert.ok(allowed.length > 0 && allowed.every((id) => id < tokenizer!.vocabSize), 'padding allowed');
+      const token = allowed[Math.floor(rand() * allowed.length)]!;
+      for (const g of gs) g.accept(token);
+      svc.flush();
+      if (!tokenizer!.eosTokenIds.includes(token)) ids.push(token);
+    }
+    assert.equal(schemaViolation(jsonValidator(), schema, tokenizer!.decode(ids, { skipSpecialTokens: true })), null);
+    for (const g of gs) g.release();
+  });
+
+  test('a grammar evicted from its worker cache compiles again when a matcher opens', async () => {
+    const svc = single!;
+    const first = await svc.compile({ type: 'regex', pattern: 'ab{1,3}' });
+    // The worker keeps 256 grammars: these push the first one out.
+    for (let i = 0; i < 256; i++) await svc.compile({ type: 'regex', pattern: `x${i}` });
+    const g = svc.open(first, stops);
+    assert.equal(g.state(), SlotState.Running);
+    assert.ok(allowedIds(g.mask()).length > 0);
+    g.release();
+  });
 });
