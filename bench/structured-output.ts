@@ -15,6 +15,7 @@ import type { GenerateRequest } from '../src/engine/types.ts';
 import type { GrammarSpec } from '../src/grammar/spec.ts';
 import { projectRoot, sharedFixture } from '../test/helpers/fixtures.ts';
 import { ggufVocabulary } from './gguf-vocab.ts';
+import { SCHEMA } from './structured-schema.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -28,21 +29,6 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '2' },
   },
 });
-
-/** A typical extraction schema: bounded so that every answer can finish. */
-const SCHEMA = {
-  type: 'object',
-  properties: {
-    name: { type: 'string' },
-    age: { type: 'integer', minimum: 0, maximum: 120 },
-    email: { type: 'string' },
-    tags: { type: 'array', items: { type: 'string' }, maxItems: 4 },
-    active: { type: 'boolean' },
-    score: { type: 'number' },
-  },
-  required: ['name', 'age', 'active'],
-  additionalProperties: false,
-};
 
 const model = args.model ?? sharedFixture('models/stories260K').path;
 if (!model) throw new Error('no model: pass --model, or set PAGODA_FIXTURES for stories260K');
