@@ -36,6 +36,10 @@ export function addEngineOptions(cmd: Command): Command {
     )
     .option('--device <device>', 'auto (CUDA when usable, else CPU), cuda or cpu (default: $PAGODA_DEVICE or auto)')
     .option(
+      '--grammar-workers <n>',
+      "threads computing structured output's masks (default: $PAGODA_GRAMMAR_WORKERS, else the cores less two, 2..8)",
+    )
+    .option(
       '--tensor-parallel-size <n>',
       'ranks the weights are split over (default: $PAGODA_TENSOR_PARALLEL_SIZE or 1; on the CPU a simulation)',
     )
@@ -124,7 +128,13 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
     device: opts.device === undefined ? env.device : String(opts.device),
     cuda: env.cuda,
     cpuThreads: env.cpuThreads,
-    tensorParallelSize: tensorParallelSizeFrom(opts.tensorParallelSize, env.tensorParallelSize),
+    tensorParallelSize: positiveIntFrom(
+      opts.tensorParallelSize,
+      '--tensor-parallel-size',
+      env.tensorParallelSize,
+      'TENSOR_PARALLEL_SIZE',
+    ),
+    grammarWorkers: positiveIntFrom(opts.grammarWorkers, '--grammar-workers', env.grammarWorkers, 'GRAMMAR_WORKERS'),
     dtype: opts.dtype === undefined ? undefined : String(opts.dtype),
     gpuMemoryUtilization:
       opts.gpuMemoryUtilization === undefined
@@ -142,10 +152,14 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
   };
 }
 
-/** --tensor-parallel-size over PAGODA_TENSOR_PARALLEL_SIZE: a positive integer; errors name the flag or variable. */
-function tensorParallelSizeFrom(flag: unknown, env: string | undefined): number | undefined {
-  const [value, name] =
-    flag !== undefined ? [String(flag), '--tensor-parallel-size'] : [env, 'PAGODA_TENSOR_PARALLEL_SIZE'];
+/** A flag over its PAGODA_<variable>: a positive integer; errors name the flag or variable. */
+function positiveIntFrom(
+  flag: unknown,
+  flagName: string,
+  env: string | undefined,
+  variable: string,
+): number | undefined {
+  const [value, name] = flag !== undefined ? [String(flag), flagName] : [env, `PAGODA_${variable}`];
   if (value === undefined) return undefined;
   const n = parseIntFlag(value, name);
   if (n < 1) throw new UserError(`${name} ${value}: expected a positive integer`);

@@ -13,6 +13,8 @@ export interface EnvSettings {
   cpuThreads?: number;
   /** PAGODA_TENSOR_PARALLEL_SIZE as written (checked with --tensor-parallel-size). */
   tensorParallelSize?: string;
+  /** PAGODA_GRAMMAR_WORKERS as written (checked with --grammar-workers). */
+  grammarWorkers?: string;
   /** PAGODA_QUANTIZATION: like --quantization (checked where it is used). */
   quantization?: string;
   /** PAGODA_KV_CACHE_TYPE as written (checked with --kv-cache-type). */
@@ -34,7 +36,7 @@ export interface SpeculativeEnv {
 
 /**
  * Reads every backend setting from the environment, once at start-up, so nothing below the CLI looks at it:
- * PAGODA_DEVICE, PAGODA_CPU_THREADS, PAGODA_TENSOR_PARALLEL_SIZE, PAGODA_QUANTIZATION, PAGODA_KV_CACHE_TYPE, PAGODA_KV_COMPRESSION, PAGODA_KV_BUDGET, PAGODA_CUDA_DEVICE, PAGODA_PDL=0, PAGODA_GEMV=0, PAGODA_SIMPLE_ATTENTION=1,
+ * PAGODA_DEVICE, PAGODA_CPU_THREADS, PAGODA_TENSOR_PARALLEL_SIZE, PAGODA_GRAMMAR_WORKERS, PAGODA_QUANTIZATION, PAGODA_KV_CACHE_TYPE, PAGODA_KV_COMPRESSION, PAGODA_KV_BUDGET, PAGODA_CUDA_DEVICE, PAGODA_PDL=0, PAGODA_GEMV=0, PAGODA_SIMPLE_ATTENTION=1,
  * PAGODA_KERNEL_CACHE (else $XDG_CACHE_HOME/pagoda/kernels), the CUDA toolkit roots $CUDA_HOME and $CUDA_PATH, and
  * speculative decoding's PAGODA_SPECULATIVE, PAGODA_NUM_SPECULATIVE_TOKENS, PAGODA_SPECULATIVE_NGRAM_MIN and _MAX.
  */
@@ -58,6 +60,7 @@ export function settingsFromEnv(env: Env = process.env): EnvSettings {
     cuda,
     cpuThreads: Number.isInteger(threads) && threads > 0 ? threads : undefined,
     ...(env.PAGODA_TENSOR_PARALLEL_SIZE && { tensorParallelSize: env.PAGODA_TENSOR_PARALLEL_SIZE }),
+    ...(env.PAGODA_GRAMMAR_WORKERS && { grammarWorkers: env.PAGODA_GRAMMAR_WORKERS }),
     ...(env.PAGODA_QUANTIZATION && { quantization: env.PAGODA_QUANTIZATION }),
     ...(env.PAGODA_KV_CACHE_TYPE && { kvCacheType: env.PAGODA_KV_CACHE_TYPE }),
     ...(env.PAGODA_KV_COMPRESSION && { kvCompression: env.PAGODA_KV_COMPRESSION }),

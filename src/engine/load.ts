@@ -43,6 +43,7 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
       stopTokenIds: [...generation.eosTokenIds],
       // Every running sequence may have a matcher, and waiting requests open theirs when they queue.
       capacity: 4 * loaded.maxNumSeqs,
+      workers: options.grammarWorkers,
     }),
     speculative: options.speculative && speculativeConfig(options.speculative, options, runner.vocabSize),
   });

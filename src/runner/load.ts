@@ -83,6 +83,8 @@ export interface EngineOptions {
    * dummy weights use a fixture vocabulary, padded to the model's width).
    */
   grammarVocabulary?: GrammarVocabulary;
+  /** --grammar-workers: threads computing structured output's masks (default: from the host's cores). */
+  grammarWorkers?: number;
   tokenizerWorker?: TokenizerWorkerOptions;
   /** Speculative decoding; absent: off. */
   speculative?: SpeculativeOptions;
