@@ -279,6 +279,11 @@ export interface Backend {
   allReduce(x: Tensor): Tensor;
   /** x `[T, c]` of every rank side by side in rank order → `[T, N·c]` on every rank (vocabulary-parallel logits); one rank: x. */
   allGather(x: Tensor): Tensor;
+  /**
+   * Resolves once the device has finished the work queued so far, leaving the event loop free meanwhile (`toHost`
+   * would block it while the device computes). The CPU backend computes as ops are called: done at once.
+   */
+  whenIdle(): Promise<void>;
   /** Copies a tensor to host memory as float32; with `rows`, only those rows of a 2-D tensor, in that order. */
   toHost(t: Tensor, rows?: readonly number[]): Float32Array;
   /**

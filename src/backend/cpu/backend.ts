@@ -329,6 +329,11 @@ export class CpuBackend implements Backend {
     return new CpuTensor([...shape], cpu(t).data);
   }
 
+  /** Every op has run by the time it returns. */
+  whenIdle(): Promise<void> {
+    return Promise.resolve();
+  }
+
   toHost(t: Tensor, rows?: readonly number[]): Float32Array {
     const data = cpu(t).data;
     if (!rows) return data.slice();

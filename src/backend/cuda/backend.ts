@@ -31,6 +31,7 @@ import * as pooling from './pooling.ts';
 import { CudaRope } from './rope.ts';
 import { DeviceSampler } from './sampling.ts';
 import type { StepCapacity } from './step-buffers.ts';
+import { StreamIdle } from './stream-idle.ts';
 import { CudaTensor, cuda, DTYPE_BYTES, decodeFrom, hostBytesAs } from './tensor.ts';
 
 export interface CudaBackendOptions extends CudaContextOptions {
@@ -70,6 +71,7 @@ export class CudaBackend implements Backend {
   private readonly rotary: CudaRope;
   private readonly sampler: DeviceSampler;
   private readonly attn: CudaAttention;
+  private readonly idle: StreamIdle;
   private dummySeed = 1;
 
   get computeDtype(): DType {
@@ -84,6 +86,7 @@ export class CudaBackend implements Backend {
     this.rotary = new CudaRope(this.ctx);
     this.sampler = new DeviceSampler(this.ctx);
     this.attn = new CudaAttention(this.ctx);
+    this.idle = new StreamIdle(this.ctx.drv);
   }
 
   loadWeight(w: HostTensor, opts?: { transpose?: boolean }): Tensor {
@@ -279,6 +282,10 @@ export class CudaBackend implements Backend {
   /** One device: nothing to gather. */
   allGather(x: Tensor): Tensor {
     return x;
+  }
+
+  whenIdle(): Promise<void> {
+    return this.idle.wait();
   }
 
   toHost(t: Tensor, rows?: readonly number[]): Float32Array {

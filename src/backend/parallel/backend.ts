@@ -231,6 +231,10 @@ export class ParallelBackend implements Backend {
     return new RankTensors(this.comm.allGather(this.ranks.map((_, r) => at(x, r))));
   }
   /** Rank 0's copy: after the final gather every rank holds the same logits. */
+  async whenIdle(): Promise<void> {
+    await Promise.all(this.ranks.map((b) => b.whenIdle()));
+  }
+
   toHost(t: Tensor, rows?: readonly number[]): Float32Array {
     return this.ranks[0]!.toHost(at(t, 0), rows);
   }
