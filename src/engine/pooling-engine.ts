@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { inlineEncoder, type PromptEncoder } from '../loader/background-tokenizer.ts';
 import type { TextTokenizer } from '../loader/tokenizer.ts';
 import type { PoolingInput } from '../runner/pooling-batch.ts';
@@ -26,11 +27,19 @@ interface Pending {
   reject(err: Error): void;
 }
 
+type StepOutcome = { out: Float32Array } | { err: Error };
+
+/** A step started on the device: its requests, and its rows or error once done (never rejects). */
+interface Launched {
+  batch: Pending[];
+  outcome: Promise<StepOutcome>;
+}
+
 /**
  * The engine of an embedding or reranking model: every input is a prefill-only sequence, computed whole in one step
  * (an encoder's attention is bidirectional, so it is never split into chunks) with no KV cache. Queued sequences from
- * all requests are batched first come, first served under the token budget and the sequence cap; between steps the
- * loop yields to the event loop. A reranker's one logit becomes a relevance score through a sigmoid
+ * all requests are batched first come, first served under the token budget and the sequence cap. The event loop runs
+ * while the device computes, and on the CPU between steps. A reranker's one logit becomes a relevance score through a sigmoid
  * (sentence-transformers' CrossEncoder default for one label).
  */
 export class PoolingEngine implements EngineApi {
@@ -114,12 +123,19 @@ export class PoolingEngine implements EngineApi {
   }
 
   /**
-   * One step: the longest first-come prefix of the queue within the budget, started on the device; the event loop
-   * runs (HTTP requests are parsed and tokenized) while the device computes, then the rows are collected. Returns
-   * false when idle.
+   * One step: the longest first-come prefix of the queue within the budget. The event loop runs while the device
+   * computes (HTTP requests are parsed and queued for the next step, answers written). Returns false when idle.
    */
   async step(): Promise<boolean> {
-    if (this.waiting.length === 0) return false;
+    const launched = this.launch();
+    if (!launched) return false;
+    this.deliver(launched.batch, await launched.outcome);
+    return true;
+  }
+
+  /** Starts the longest first-come prefix of the queue within the budget; null when the queue is empty. */
+  private launch(): Launched | null {
+    if (this.waiting.length === 0) return null;
     const { maxNumBatchedTokens, maxNumSeqs } = this.config;
     let tokens = 0;
     let n = 0;
@@ -130,24 +146,33 @@ export class PoolingEngine implements EngineApi {
       n++;
     }
     const batch = this.waiting.splice(0, n);
-    const runner = this.config.runner;
-    let out: Float32Array;
+    let rows: Promise<Float32Array>;
     try {
-      const collect = runner.start(batch.map((p) => p.input));
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      out = collect();
+      rows = this.config.runner.run(batch.map((p) => p.input));
     } catch (err) {
-      for (const p of batch) p.reject(err instanceof Error ? err : new Error(String(err)));
-      return true;
+      rows = Promise.reject(err);
+    }
+    const outcome = rows.then(
+      (out) => ({ out }),
+      (err: unknown) => ({ err: err instanceof Error ? err : new Error(String(err)) }),
+    );
+    return { batch, outcome };
+  }
+
+  /** Resolves a step's requests with their rows, or rejects them all with its error. */
+  private deliver(batch: readonly Pending[], outcome: StepOutcome): void {
+    if ('err' in outcome) {
+      for (const p of batch) p.reject(outcome.err);
+      return;
     }
     this.counters.steps++;
+    const runner = this.config.runner;
     const w = runner.outputSize;
     batch.forEach((p, i) => {
-      const row = out.slice(i * w, (i + 1) * w);
+      const row = outcome.out.slice(i * w, (i + 1) * w);
       if (runner.task === 'score') for (let j = 0; j < w; j++) row[j] = 1 / (1 + Math.exp(-row[j]!));
       p.resolve(row);
     });
-    return true;
   }
 
   generate(): AsyncIterable<RequestOutput> {
@@ -194,9 +219,21 @@ export class PoolingEngine implements EngineApi {
   }
 
   private async runLoop(): Promise<void> {
-    while (this.waiting.length > 0) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      await this.step();
+    let current: Launched | null = null;
+    for (;;) {
+      if (!current) {
+        // A turn of the event loop first: requests submitted together share the step, and on the CPU (which computes
+        // on this thread) the last step's answers are written before the next step runs.
+        await nextTurn();
+        current = this.launch();
+        if (!current) return;
+      }
+      const outcome = await current.outcome;
+      // A device computing apart from this thread starts on the next step (whatever has queued meanwhile) before
+      // these answers are written, so the writing overlaps its work.
+      const next = this.config.runner.computesApart ? this.launch() : null;
+      this.deliver(current.batch, outcome);
+      current = next;
     }
   }
 }

@@ -2,9 +2,8 @@ import type { PoolingModel, PoolingTask } from '../models/pooling-model.ts';
 import { buildPoolingBatch, type PoolingInput } from './pooling-batch.ts';
 
 /**
- * What the pooling engine needs to run a step: whole sequences in, one host row per sequence out. `start` queues the
- * step's work on the device and returns what collects its rows, so the caller can serve the event loop while the
- * device computes (the CPU backend computes in `start`).
+ * What the pooling engine needs to run a step: whole sequences in, one host row per sequence out. The event loop is
+ * free while the device computes (the CPU backend computes before `run` returns its promise).
  */
 export interface StepPooler {
   readonly task: PoolingTask;
@@ -13,8 +12,10 @@ export interface StepPooler {
   /** Rows come L2-normalized (the model ends in Normalize). */
   readonly normalized: boolean;
   readonly vocabSize: number;
-  /** Starts the sequences as one step; the returned function gives `[inputs.length, outputSize]` row-major. */
-  start(inputs: readonly PoolingInput[]): () => Float32Array;
+  /** The device computes apart from this thread (CUDA): `run` returns at once and its promise waits for the device. */
+  readonly computesApart: boolean;
+  /** Runs the sequences as one step: `[inputs.length, outputSize]` row-major. */
+  run(inputs: readonly PoolingInput[]): Promise<Float32Array>;
 }
 
 /** Runs a `PoolingModel` through its backend: one batch of whole sequences per step, no KV cache. */
@@ -23,17 +24,20 @@ export class PoolingRunner implements StepPooler {
   readonly outputSize: number;
   readonly normalized: boolean;
   readonly vocabSize: number;
+  readonly computesApart: boolean;
 
   constructor(readonly model: PoolingModel) {
     this.task = model.task;
     this.outputSize = model.outputSize;
     this.normalized = model.normalized;
     this.vocabSize = model.config.vocabSize;
+    this.computesApart = model.backend.name === 'cuda';
   }
 
-  start(inputs: readonly PoolingInput[]): () => Float32Array {
+  async run(inputs: readonly PoolingInput[]): Promise<Float32Array> {
     const backend = this.model.backend;
     const rows = this.model.forward(backend.beginStep(buildPoolingBatch(inputs)));
-    return () => backend.toHost(rows);
+    await backend.whenIdle();
+    return backend.toHost(rows);
   }
 }

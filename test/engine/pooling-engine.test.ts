@@ -18,12 +18,45 @@ class RecordingPooler implements StepPooler {
   readonly outputSize = 2;
   readonly normalized = false;
   readonly vocabSize = 100;
+  readonly computesApart: boolean = false;
   readonly steps: number[][] = [];
   constructor(readonly task: PoolingTask = 'embed') {}
-  start(inputs: readonly PoolingInput[]): () => Float32Array {
+  run(inputs: readonly PoolingInput[]): Promise<Float32Array> {
     this.steps.push(inputs.map((s) => s.tokenIds.length));
-    const rows = Float32Array.from(inputs.flatMap((s) => [s.tokenIds.length, s.tokenIds[0]!]));
-    return () => rows;
+    return Promise.resolve(Float32Array.from(inputs.flatMap((s) => [s.tokenIds.length, s.tokenIds[0]!])));
+  }
+}
+
+/**
+ * A device that computes apart from the thread (or not): each step's rows come when the test finishes it; the steps'
+ * lengths are recorded with which requests had their answers by the time the step started.
+ */
+class HeldPooler extends RecordingPooler {
+  readonly held: (() => void)[] = [];
+  readonly answeredAtStart: string[][] = [];
+  readonly answered: string[] = [];
+  constructor(override readonly computesApart: boolean) {
+    super();
+  }
+  override run(inputs: readonly PoolingInput[]): Promise<Float32Array> {
+    this.answeredAtStart.push([...this.answered]);
+    const rows = super.run(inputs);
+    return new Promise((resolve) => this.held.push(() => resolve(rows)));
+  }
+  /** Waits until `n` steps have started, then lets the step `i` finish. */
+  async finish(i: number): Promise<void> {
+    while (this.held.length <= i) await new Promise((r) => setImmediate(r));
+    this.held[i]!();
+  }
+}
+
+/** Its first step throws (a device error); later steps run. */
+class FailsFirstStep extends RecordingPooler {
+  private failed = false;
+  override run(inputs: readonly PoolingInput[]): Promise<Float32Array> {
+    if (this.failed) return super.run(inputs);
+    this.failed = true;
+    throw new Error('device lost');
   }
 }
 
@@ -99,6 +132,49 @@ describe('pooling engine', () => {
     assert.equal((await kept)[0]![0], 4);
   });
 
+  for (const computesApart of [true, false]) {
+    test(`requests arriving while a step computes run in the next step; answers are written ${computesApart ? 'while the device runs it (CUDA)' : 'before it runs (CPU)'}`, async () => {
+      const pooler = new HeldPooler(computesApart);
+      const engine = new PoolingEngine({
+        runner: pooler,
+        tokenizer: fakeTokenizer,
+        maxModelLen: 8,
+        maxNumBatchedTokens: 100,
+        maxNumSeqs: 100,
+      });
+      const track = (name: string, rows: Promise<Float32Array[]>) =>
+        rows.then((r) => {
+          pooler.answered.push(name);
+          return r.map((x) => x[0]);
+        });
+      const a = track('a', engine.pool([seq(2), seq(3)]));
+      while (pooler.steps.length === 0) await new Promise((r) => setImmediate(r));
+      const b = track('b', engine.pool([seq(4)]));
+      const c = track('c', engine.pool([seq(5), seq(6)]));
+      await pooler.finish(0);
+      await pooler.finish(1);
+      assert.deepEqual(await Promise.all([a, b, c]), [[2, 3], [4], [5, 6]]);
+      assert.deepEqual(pooler.steps, [
+        [2, 3],
+        [4, 5, 6],
+      ]);
+      assert.deepEqual(pooler.answeredAtStart, [[], computesApart ? [] : ['a']]);
+      assert.equal(engine.stats().steps, 2);
+      await engine.shutdown();
+    });
+  }
+
+  test('a failed step rejects its requests; the next step runs', async () => {
+    const pooler = new FailsFirstStep();
+    const engine = engineOf(pooler, 10, 1);
+    const failed = engine.pool([seq(2)]);
+    const next = engine.pool([seq(3)]);
+    while (await engine.step());
+    await assert.rejects(failed, /device lost/);
+    assert.equal((await next)[0]![0], 3);
+    assert.equal(engine.stats().steps, 1);
+  });
+
   test('a budget below the longest input is refused: inputs are never split', () => {
     assert.throws(
       () => engineOf(new RecordingPooler(), 7),
@@ -128,9 +204,10 @@ test('concurrent requests on tiny-bert, batched by the running loop, give the go
     outputSize: runner.outputSize,
     normalized: true,
     vocabSize: runner.vocabSize,
-    start: (i) => {
+    computesApart: runner.computesApart,
+    run: (i) => {
       steps.push(i.length);
-      return runner.start(i);
+      return runner.run(i);
     },
   };
   const engine = new PoolingEngine({

@@ -4,8 +4,11 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { Backend, DType } from '../../src/backend/backend.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
+import { PoolingEngine } from '../../src/engine/pooling-engine.ts';
 import { loadPoolingModel } from '../../src/models/pooling-load.ts';
 import { buildPoolingBatch } from '../../src/runner/pooling-batch.ts';
+import { PoolingRunner } from '../../src/runner/pooling-runner.ts';
+import { fakeTokenizer } from '../helpers/fake-model.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { gpuSkip } from '../helpers/gpu.ts';
 import { LowPrecisionCpu } from '../helpers/low-precision-cpu.ts';
@@ -69,5 +72,31 @@ for (const name of ['tiny-bert', 'tiny-qwen3-embed']) {
         });
       });
     }
+
+    test('float32 through the pooling engine (the device awaited off the event loop): concurrent requests give the goldens', {
+      skip: why,
+    }, async () => {
+      const g = golden();
+      const { model } = loadPoolingModel(fixture.path, new CudaBackend({ dtype: 'f32', graphs: false }));
+      const runner = new PoolingRunner(model);
+      assert.equal(runner.computesApart, true);
+      const engine = new PoolingEngine({
+        runner,
+        tokenizer: fakeTokenizer,
+        maxModelLen: 512,
+        maxNumBatchedTokens: 512,
+        maxNumSeqs: 64,
+      });
+      // Half the inputs now, half while the first step computes: both halves come back right.
+      const first = g.input_ids.slice(0, 2).map((ids) => engine.pool([{ tokenIds: ids }]));
+      await new Promise((r) => setImmediate(r));
+      const rest = g.input_ids.slice(2).map((ids) => engine.pool([{ tokenIds: ids }]));
+      const rows = await Promise.all([...first, ...rest]);
+      rows.forEach(([row], i) => {
+        const diff = maxAbsDiff(row!, g.embeddings[i]!);
+        assert.ok(diff < 1e-4, `sentence ${i}: ${diff}`);
+      });
+      await engine.shutdown();
+    });
   });
 }
