@@ -3,6 +3,11 @@ import { ApiError } from './errors.ts';
 const decoder = new TextDecoder('utf-8', { fatal: true });
 /** In `u` mode a surrogate pair is one code point, so this matches only lone surrogates. */
 const LONE_SURROGATE = /\p{Cs}/u;
+/**
+ * A `\uD800`..`\uDFFF` escape: strict UTF-8 cannot carry a surrogate, so a JSON text without one has none to check
+ * (most bodies: token ids, plain text).
+ */
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
 
 /** Every string in a parsed body must be well-formed UTF-16 (no lone surrogates from `\ud800` escapes). */
 function checkStrings(v: unknown): void {
@@ -39,6 +44,6 @@ export function parseJsonBody(buf: Buffer): unknown {
   } catch (err) {
     throw new ApiError(400, `request body is not valid JSON: ${(err as Error).message.slice(0, 200)}`);
   }
-  checkStrings(value);
+  if (SURROGATE_ESCAPE.test(text)) checkStrings(value);
   return value;
 }
