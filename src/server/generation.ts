@@ -33,7 +33,8 @@ export class AdmissionGate {
     return this.inflight.size;
   }
 
-  enter(model: string, maxRunning: number): { release(): void; controller: AbortController } {
+  /** Admits a request whose `controller` shutdown may abort; `release` when it is done. */
+  enter(model: string, maxRunning: number, controller: AbortController): { release(): void } {
     const n = this.active.get(model) ?? 0;
     const limit = maxRunning + this.maxQueue;
     if (n >= limit) {
@@ -48,11 +49,9 @@ export class AdmissionGate {
       );
     }
     this.active.set(model, n + 1);
-    const controller = new AbortController();
     this.inflight.add(controller);
     let done = false;
     return {
-      controller,
       release: () => {
         if (done) return;
         done = true;
@@ -94,14 +93,15 @@ export async function withModel<T>(
   const arrival = performance.now();
   const entry = ctx.registry.resolve(modelField);
   const record = recordGeneration(reply, entry.name);
-  const clientSignal = clientGone(reply.request, reply);
+  // One controller for both ends (AbortSignal.any costs more than the rest of a small request's bookkeeping).
+  const controller = new AbortController();
+  const signal = clientGone(reply.request, reply, controller);
   const lease = await ctx.registry.acquire(entry, keepAliveMs);
   try {
     const model = lease.resident.model;
     checkTask(entry.name, model, wants);
-    const ticket = ctx.gate.enter(entry.name, model.maxRunning);
+    const ticket = ctx.gate.enter(entry.name, model.maxRunning, controller);
     try {
-      const signal = AbortSignal.any([clientSignal, ticket.controller.signal]);
       return await fn({ entry, lease, model, signal, arrival, record });
     } finally {
       ticket.release();

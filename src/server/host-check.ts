@@ -60,13 +60,19 @@ export function isAllowedHost(host: string): boolean {
  */
 export function hostCheck(boundAddress: () => string | null) {
   let loopback: boolean | null = null;
+  // Clients send the same Host on every request: the last one allowed is not parsed and looked up again.
+  let lastAllowed: string | undefined;
   return (host: string | undefined): void => {
     if (loopback === null) {
       const address = boundAddress();
       if (address === null) return;
       loopback = isLoopbackAddress(address);
     }
-    if (!loopback || isAllowedHost(hostOf(host ?? ''))) return;
+    if (!loopback || (host !== undefined && host === lastAllowed)) return;
+    if (isAllowedHost(hostOf(host ?? ''))) {
+      lastAllowed = host;
+      return;
+    }
     throw new ApiError(
       403,
       `host "${(host ?? '').slice(0, 200)}" is not allowed: a server on a loopback address answers only local names`,

@@ -2,10 +2,14 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 
 /**
  * An AbortSignal that fires when the client goes away before the response has been fully written
- * (socket closed mid-stream or while a non-streaming request is still generating).
+ * (socket closed mid-stream or while a non-streaming request is still generating): `controller`'s, which others may
+ * abort too.
  */
-export function clientGone(request: FastifyRequest, reply: FastifyReply): AbortSignal {
-  const controller = new AbortController();
+export function clientGone(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  controller = new AbortController(),
+): AbortSignal {
   const res = reply.raw;
   const onClose = () => {
     if (!res.writableFinished) controller.abort(new Error('client disconnected'));
