@@ -96,8 +96,11 @@ export function embedBenchCommand(): Command {
   return cmd;
 }
 
-/** The inputs through an in-process server's /v1/embeddings (the loaded engine behind it, served as "bench"). */
-async function throughServer(
+/**
+ * The inputs through an in-process server's /v1/embeddings (the loaded engine behind it, served as "bench"), with the
+ * engine steps they took.
+ */
+export async function throughServer(
   loaded: ReturnType<typeof loadPoolingEngine>,
   inputs: number[][],
   clients: number,
@@ -126,7 +129,9 @@ async function throughServer(
   try {
     const address = app.server.address();
     const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-    return await runEmbedClients(url, 'bench', inputs, clients);
+    const before = loaded.engine.stats().steps;
+    const result = await runEmbedClients(url, 'bench', inputs, clients);
+    return { ...result, steps: loaded.engine.stats().steps - before };
   } finally {
     await app.close();
   }
