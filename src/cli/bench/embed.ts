@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { PoolingEngine } from '../../engine/pooling-engine.ts';
 import { mulberry32 } from '../../util/random.ts';
@@ -58,26 +59,47 @@ export async function runEmbedOffline(engine: PoolingEngine, inputs: number[][])
   return result(inputs, (performance.now() - t0) / 1000, engine.stats().steps - before);
 }
 
+/** Client threads for `concurrency` clients: up to 16 clients each, at most 4, leaving two cores to the server. */
+export function clientThreads(concurrency: number, cores = availableParallelism()): number {
+  return Math.max(1, Math.min(4, Math.ceil(concurrency / 16), cores - 2));
+}
+
 /**
  * The same inputs through `POST {url}/v1/embeddings` from `concurrency` clients, each sending one input (token ids,
- * base64 answers as the openai client asks for) and the next when it is answered. The clients run in a worker
- * thread, so their own work does not share the server's event loop.
+ * base64 answers as the openai client asks for) and the next when it is answered. The clients run in worker threads
+ * (`clientThreads`), so their own work shares neither the server's event loop nor, where there are cores, its core;
+ * timed from when every thread is set up until the last answer.
  */
-export function runEmbedClients(
+export async function runEmbedClients(
   url: string,
   model: string,
   inputs: number[][],
   concurrency: number,
+  threads = clientThreads(concurrency),
 ): Promise<EmbedResult> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./embed-clients.mjs', import.meta.url), {
-      workerData: { url, model, inputs, concurrency },
+  const next = new Int32Array(new SharedArrayBuffer(4));
+  const workers = Array.from({ length: threads }, (_, t) => {
+    // The clients split as evenly as they go: the first threads take one more when they do not divide.
+    const share = Math.floor(concurrency / threads) + (t < concurrency % threads ? 1 : 0);
+    return new Worker(new URL('./embed-clients.mjs', import.meta.url), {
+      workerData: { url, model, inputs, concurrency: share, next },
     });
-    worker.once('message', (m: { seconds?: number; error?: string }) => {
-      if (m.error !== undefined) reject(new Error(`embedding clients: ${m.error}`));
-      else resolve(result(inputs, m.seconds!, 0));
-      void worker.terminate();
-    });
-    worker.once('error', reject);
   });
+  const message = (w: Worker) =>
+    new Promise<unknown>((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
+  try {
+    await Promise.all(workers.map(message));
+    const t0 = performance.now();
+    const replies = workers.map(message);
+    for (const w of workers) w.postMessage('go');
+    for (const m of (await Promise.all(replies)) as { error?: string }[]) {
+      if (m.error !== undefined) throw new Error(`embedding clients: ${m.error}`);
+    }
+    return result(inputs, (performance.now() - t0) / 1000, 0);
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
 }

@@ -104,6 +104,7 @@ export async function throughServer(
   loaded: ReturnType<typeof loadPoolingEngine>,
   inputs: number[][],
   clients: number,
+  threads?: number,
 ): Promise<EmbedResult> {
   const config = { ...resolveServeConfig({}, {}), port: 0, maxQueue: Math.max(512, clients) };
   const model = servedPoolingModel(loaded);
@@ -130,7 +131,7 @@ export async function throughServer(
     const address = app.server.address();
     const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
     const before = loaded.engine.stats().steps;
-    const result = await runEmbedClients(url, 'bench', inputs, clients);
+    const result = await runEmbedClients(url, 'bench', inputs, clients, threads);
     return { ...result, steps: loaded.engine.stats().steps - before };
   } finally {
     await app.close();

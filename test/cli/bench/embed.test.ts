@@ -4,7 +4,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { embedInputs } from '../../../src/cli/bench/embed.ts';
+import { clientThreads, embedInputs } from '../../../src/cli/bench/embed.ts';
+import { throughServer } from '../../../src/cli/commands/bench-embed.ts';
+import { loadPoolingEngine } from '../../../src/engine/pooling-load.ts';
 import { mulberry32 } from '../../../src/util/random.ts';
 import { projectRoot } from '../../helpers/fixtures.ts';
 
@@ -40,5 +42,31 @@ test('pagoda bench embed: offline and through /v1/embeddings with concurrent cli
     assert.match(file, /24 inputs of 4\.\.40 random tokens/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('client threads: 16 clients each, at most 4, two cores left to the server, at least one', () => {
+  assert.equal(clientThreads(64, 16), 4);
+  assert.equal(clientThreads(20, 16), 2);
+  assert.equal(clientThreads(64, 4), 2);
+  assert.equal(clientThreads(64, 2), 1);
+  assert.equal(clientThreads(1, 64), 1);
+});
+
+test('clients spread over threads send every input once through the server', async () => {
+  const loaded = loadPoolingEngine(join(projectRoot, 'test/fixtures/models/tiny-bert'), { device: 'cpu' });
+  try {
+    const inputs = embedInputs(loaded.config.vocabSize, { numInputs: 30, inputLen: [4, 20], seed: 1 });
+    const before = loaded.engine.stats().promptTokens;
+    const r = await throughServer(loaded, inputs, 7, 3);
+    assert.equal(r.inputs, 30);
+    assert.ok(r.steps > 0 && r.seconds > 0);
+    // The server's count: each input's tokens exactly once.
+    assert.equal(
+      loaded.engine.stats().promptTokens - before,
+      inputs.reduce((n, x) => n + x.length, 0),
+    );
+  } finally {
+    await loaded.engine.shutdown();
   }
 });
