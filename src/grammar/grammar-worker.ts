@@ -24,10 +24,14 @@ const words = maskWords(data.vocabSize);
 const CACHE_LIMIT = 256;
 
 /**
- * xgrammar sees the tokenizer's ids only, not the logit row's padding past them (no token there is ever allowed):
- * a GPT-2 vocabulary padded to Llama 3's width makes every mask five times slower otherwise.
+ * xgrammar sees the tokenizer's ids and the stop ids, not the logit row's padding past them (no other token there is
+ * ever allowed): a padded row makes every mask slower for nothing. The stop ids stay inside: a matcher left with none
+ * (a model's EOS past a fixture vocabulary padded to its width) aborts xgrammar, and the worker with it.
  */
-const grammarVocabSize = Math.min(data.tokens.length, data.vocabSize);
+const grammarVocabSize = Math.min(
+  data.vocabSize,
+  Math.max(data.tokens.length, ...data.stopTokenIds.map((id) => id + 1)),
+);
 const inGrammarVocab = (ids: readonly number[]) => ids.filter((id) => id < grammarVocabSize);
 
 const x = xgrammar();

@@ -165,7 +165,17 @@ describe('grammar service (xgrammar in a worker)', { skip: fixture.skip }, () =>
   // Closed after the suite: a worker's exit may not hold the event loop open inside a test.
   const spread = make(2);
   const single = make(1);
-  after(() => Promise.all([spread?.close(), single?.close()]));
+  // Every stop id in the padding, as when a model's EOS lies past a fixture vocabulary padded to its width.
+  const paddedOnly = fixture.skip
+    ? null
+    : new GrammarService({
+        vocabulary: () => loadGrammarVocabulary(fixture.path),
+        vocabSize,
+        stopTokenIds: [vocabSize - 3],
+        capacity: 1,
+        workers: 1,
+      });
+  after(() => Promise.all([spread?.close(), single?.close(), paddedOnly?.close()]));
   const allowedIds = (mask: Int32Array) => {
     const ids: number[] = [];
     for (let id = 0; id < mask.length * 32; id++) if ((mask[id >> 5]! >>> (id & 31)) & 1) ids.push(id);
@@ -206,6 +216,22 @@ describe('grammar service (xgrammar in a worker)', { skip: fixture.skip }, () =>
     }
     assert.equal(schemaViolation(jsonValidator(), schema, tokenizer!.decode(ids, { skipSpecialTokens: true })), null);
     for (const g of gs) g.release();
+  });
+
+  test('with every stop id in the padding, a walk reaches the end of its grammar', async () => {
+    const svc = paddedOnly!;
+    const g = svc.open(await svc.compile({ type: 'regex', pattern: '(ab|cd){1,4}' }), [vocabSize - 3]);
+    const rand = mulberry32(3);
+    let state = g.state();
+    for (let step = 0; step < 20 && state === SlotState.Running; step++) {
+      const allowed = allowedIds(g.mask());
+      assert.ok(allowed.length > 0 && allowed.every((id) => id < tokenizer!.vocabSize), `step ${step}: ${allowed}`);
+      g.accept(allowed[Math.floor(rand() * allowed.length)]!);
+      svc.flush();
+      state = g.state();
+    }
+    assert.equal(state, SlotState.Complete);
+    g.release();
   });
 
   test('a grammar evicted from its worker cache compiles again when a matcher opens', async () => {
