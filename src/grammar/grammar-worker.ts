@@ -25,8 +25,9 @@ const CACHE_LIMIT = 256;
 
 /**
  * xgrammar sees the tokenizer's ids and the stop ids, not the logit row's padding past them (no other token there is
- * ever allowed): a padded row makes every mask slower for nothing. The stop ids stay inside: a matcher left with none
- * (a model's EOS past a fixture vocabulary padded to its width) aborts xgrammar, and the worker with it.
+ * ever allowed): a padded row makes every mask slower for nothing. The stop ids stay inside, for a matcher must have
+ * one (see `open`). One past the tokenizer's ids (a model's EOS beyond a fixture vocabulary padded to its width) is
+ * still never in xgrammar's masks: such a grammar ends by completing, where only stop ids remain.
  */
 const grammarVocabSize = Math.min(
   data.vocabSize,
@@ -45,7 +46,11 @@ const info = await x.TokenizerInfo.createTokenizerInfo(
 const compiler = await x.GrammarCompiler.createGrammarCompiler(info);
 /** Compiled grammars by spec key, least recently used first. */
 const compiled = new Map<string, { grammar: CompiledGrammar; json: boolean }>();
-const matchers = new Map<number, { matcher: GrammarMatcher; json: boolean; stops: number[]; utf8: Utf8State }>();
+/** `borrowed`: stop ids lent to xgrammar only so that it has one (see `open`), cleared from every mask. */
+const matchers = new Map<
+  number,
+  { matcher: GrammarMatcher; json: boolean; stops: number[]; borrowed: number[]; utf8: Utf8State }
+>();
 const utf8 = new Utf8Guard(
   tokenBytes({ tokens: data.tokens, vocabType: data.vocabType, prependSpace: data.prependSpace }),
   words,
@@ -108,6 +113,7 @@ async function publish(slot: number, state: SlotState): Promise<void> {
     const out = masks.subarray(slot * words, (slot + 1) * words);
     const base = m.json ? jsonSafe : inVocab;
     for (let w = 0; w < mask.length; w++) out[w] = mask[w]! & base[w]!;
+    for (const id of m.borrowed) out[id >> 5]! &= ~(1 << (id & 31));
     out.fill(0, mask.length);
     utf8.narrow(out, m.utf8);
     let nonStop = false;
@@ -131,8 +137,12 @@ async function open(slot: number, key: string, spec: GrammarSpec, stopTokenIds: 
   const entry = compiled.get(key) ?? (await cache(key, spec));
   compiled.delete(key);
   compiled.set(key, entry);
-  const matcher = await x.GrammarMatcher.createGrammarMatcher(entry.grammar, inGrammarVocab(stopTokenIds));
-  matchers.set(slot, { matcher, json: entry.json, stops: stopTokenIds, utf8: UTF8_START });
+  // xgrammar aborts on a matcher without a stop id (taking the worker and every matcher on it down): a request with
+  // none of its own (ignore_eos and no stop_token_ids) borrows the tokenizer's, which `publish` never lets through.
+  const own = inGrammarVocab(stopTokenIds);
+  const borrowed = own.length > 0 ? [] : inGrammarVocab(data.stopTokenIds);
+  const matcher = await x.GrammarMatcher.createGrammarMatcher(entry.grammar, own.length > 0 ? own : borrowed);
+  matchers.set(slot, { matcher, json: entry.json, stops: stopTokenIds, borrowed, utf8: UTF8_START });
   await publish(slot, SlotState.Running);
 }
 

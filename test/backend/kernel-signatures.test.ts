@@ -31,6 +31,7 @@ test('every extern "C" kernel is declared once with its parameters in order, nam
     'flash_prefill_hd128',
     'flash_prefill_hd256',
     'paged_decode_hd64',
+    'paged_decode_hd128',
     'paged_decode_hd256',
   ])
     assert.ok(kernels.includes(k), `the macro instance ${k} was found`);

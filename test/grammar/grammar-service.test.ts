@@ -218,7 +218,7 @@ describe('grammar service (xgrammar in a worker)', { skip: fixture.skip }, () =>
     for (const g of gs) g.release();
   });
 
-  test('with every stop id in the padding, a walk reaches the end of its grammar', async () => {
+  test('with every stop id in the padding, a walk completes its grammar (the worker survives)', async () => {
     const svc = paddedOnly!;
     const g = svc.open(await svc.compile({ type: 'regex', pattern: '(ab|cd){1,4}' }), [vocabSize - 3]);
     const rand = mulberry32(3);
@@ -226,6 +226,22 @@ describe('grammar service (xgrammar in a worker)', { skip: fixture.skip }, () =>
     for (let step = 0; step < 20 && state === SlotState.Running; step++) {
       const allowed = allowedIds(g.mask());
       assert.ok(allowed.length > 0 && allowed.every((id) => id < tokenizer!.vocabSize), `step ${step}: ${allowed}`);
+      g.accept(allowed[Math.floor(rand() * allowed.length)]!);
+      svc.flush();
+      state = g.state();
+    }
+    assert.equal(state, SlotState.Complete);
+    g.release();
+  });
+
+  test('a request with no stop ids of its own (ignore_eos) runs its grammar, never offered a stop id', async () => {
+    const svc = single!;
+    const g = svc.open(await svc.compile({ type: 'regex', pattern: '(ab|cd){1,4}' }), []);
+    const rand = mulberry32(5);
+    let state = g.state();
+    for (let step = 0; step < 20 && state === SlotState.Running; step++) {
+      const allowed = allowedIds(g.mask());
+      assert.ok(allowed.length > 0 && allowed.every((id) => !stops.includes(id)), `step ${step}: ${allowed}`);
       g.accept(allowed[Math.floor(rand() * allowed.length)]!);
       svc.flush();
       state = g.state();

@@ -230,11 +230,11 @@ export class ParallelBackend implements Backend {
   allGather(x: Tensor): Tensor {
     return new RankTensors(this.comm.allGather(this.ranks.map((_, r) => at(x, r))));
   }
-  /** Rank 0's copy: after the final gather every rank holds the same logits. */
   async whenIdle(): Promise<void> {
     await Promise.all(this.ranks.map((b) => b.whenIdle()));
   }
 
+  /** Rank 0's copy: after the final gather every rank holds the same logits. */
   toHost(t: Tensor, rows?: readonly number[]): Float32Array {
     return this.ranks[0]!.toHost(at(t, 0), rows);
   }

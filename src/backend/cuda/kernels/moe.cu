@@ -1,7 +1,7 @@
 // Mixture-of-experts block: route (softmax, top-k), group the (token, slot) pairs by expert, one grouped GEMM launch
 // per projection over the grouped rows (a grouped GEMV for a decode step's few rows), then a weighted combine back
-// into token order. Every grid depends on the
-// token count alone (no host decisions), so decode steps capture into CUDA graphs.
+// into token order. Every grid depends on the token count alone (no host decisions), so decode steps capture into
+// CUDA graphs.
 #include "common.cuh"
 
 // A grouped GEMM tile: MOE_BM grouped rows of one expert x MOE_BN output columns, MOE_BK inputs at a time.
@@ -157,7 +157,7 @@ __device__ __forceinline__ int expert_of(const int* __restrict__ offsets, int ex
 // The same product as moe_gemm for the few grouped rows of a decode step, as a matrix-vector product: block row
 // blockIdx.y is one grouped row, each warp MOE_GEMV_COLS of its expert's weight rows, read once in 16-byte vectors
 // along k (the tile kernel's 32-row tiles would be nearly empty and its scalar loads latency-bound). Needs k to be a
-// multiple of the vector and 16-byte aligned rows (the launcher checks).
+// multiple of the vector (the launcher checks) and 16-byte aligned bases (arena and weight allocations are).
 #define MOE_GEMV_WARPS 8
 #define MOE_GEMV_COLS 2
 extern "C" __global__ void __launch_bounds__(MOE_GEMV_WARPS * 32)
