@@ -222,6 +222,8 @@ export class GrammarService {
   private failWorker(worker: GrammarWorker, err: Error): void {
     const i = this.workers.indexOf(worker);
     if (i >= 0) this.workers.splice(i, 1);
+    // A worker that reported a failure may still be running: end it, so that no thread outlives its service.
+    void worker.thread.terminate();
     for (const [key, g] of [...this.grammars]) {
       if (!g.holders.includes(worker)) continue;
       g.holders.splice(g.holders.indexOf(worker), 1);
