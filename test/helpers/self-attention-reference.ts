@@ -13,6 +13,9 @@ export function referenceSelfAttention(
 ): Float64Array {
   const { numHeads: Hq, numKvHeads: Hk, headDim: D, scale } = spec;
   const out = new Float64Array(q.length);
+  // Typed scratch and hoisted offsets (the GPU tests call this on 600-token sequences); the arithmetic and its order
+  // are the plain definition's.
+  const scores = new Float64Array(cuSeqlens[cuSeqlens.length - 1] ?? 0); // the longest sequence fits in all rows
   for (let s = 0; s + 1 < cuSeqlens.length; s++) {
     const start = cuSeqlens[s]!;
     const len = cuSeqlens[s + 1]! - start;
@@ -21,18 +24,24 @@ export function referenceSelfAttention(
       for (let h = 0; h < Hq; h++) {
         const kvh = Math.floor(h / (Hq / Hk));
         const qOff = ((start + i) * Hq + h) * D;
-        const scores: number[] = [];
+        let max = Number.NEGATIVE_INFINITY;
         for (let j = 0; j <= last; j++) {
+          const kOff = ((start + j) * Hk + kvh) * D;
           let dot = 0;
-          for (let d = 0; d < D; d++) dot += q[qOff + d]! * k[((start + j) * Hk + kvh) * D + d]!;
-          scores.push(dot * scale);
+          for (let d = 0; d < D; d++) dot += q[qOff + d]! * k[kOff + d]!;
+          scores[j] = dot * scale;
+          if (scores[j]! > max) max = scores[j]!;
         }
-        const max = Math.max(...scores);
-        const w = scores.map((x) => Math.exp(x - max));
-        const z = w.reduce((a, b) => a + b, 0);
-        w.forEach((p, j) => {
-          for (let d = 0; d < D; d++) out[qOff + d] += (p / z) * v[((start + j) * Hk + kvh) * D + d]!;
-        });
+        let z = 0;
+        for (let j = 0; j <= last; j++) {
+          scores[j] = Math.exp(scores[j]! - max);
+          z += scores[j]!;
+        }
+        for (let j = 0; j <= last; j++) {
+          const p = scores[j]! / z;
+          const vOff = ((start + j) * Hk + kvh) * D;
+          for (let d = 0; d < D; d++) out[qOff + d] += p * v[vOff + d]!;
+        }
       }
     }
   }
