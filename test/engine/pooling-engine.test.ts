@@ -56,7 +56,8 @@ class FailsFirstStep extends RecordingPooler {
   override run(inputs: readonly PoolingInput[]): Promise<Float32Array> {
     if (this.failed) return super.run(inputs);
     this.failed = true;
-    throw new Error('device lost');
+    // As the real (async) runner fails: a rejected promise, not a throw.
+    return Promise.reject(new Error('device lost'));
   }
 }
 
