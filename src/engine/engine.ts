@@ -250,6 +250,7 @@ export class Engine implements EngineApi {
 
   /** One iteration: schedule, run the model once, sample, stream. Returns false when there was nothing to do. */
   step(): boolean {
+    this.failBrokenGrammars();
     if (!this.scheduler.hasWork) return false;
     const drafts = this.speculator?.propose(this.scheduler.running);
     const step = this.scheduler.schedule(drafts);
@@ -313,12 +314,24 @@ export class Engine implements EngineApi {
   }
 
   private failAll(err: Error): void {
+    for (const { req, sink } of [...this.live.values()]) this.failRequest(req, sink, err);
+  }
+
+  /** Requests whose grammar worker failed lose their matchers: they fail, and the others go on. */
+  private failBrokenGrammars(): void {
     for (const { req, sink } of [...this.live.values()]) {
-      req.finished = true;
-      this.scheduler.remove(req);
-      this.live.delete(req.id);
-      sink.fail(err);
+      const failure = req.seqs.map((s) => s.grammar?.failure).find((f) => f);
+      if (failure) this.failRequest(req, sink, failure);
     }
+  }
+
+  private failRequest(req: Request, sink: OutputSink, err: Error): void {
+    req.finished = true;
+    this.scheduler.remove(req);
+    for (const s of req.seqs) s.grammar?.release();
+    this.live.delete(req.id);
+    this.deferred.delete(req);
+    sink.fail(err);
   }
 
   private finishRequest(r: Request, sink: OutputSink): void {

@@ -30,6 +30,8 @@ export interface GrammarServiceOptions {
 /** One worker thread with its own xgrammar: the grammars it compiled, and the matchers over them. */
 interface GrammarWorker extends WorkerLoad {
   thread: Worker;
+  /** Set once the worker failed: resolves when its thread has stopped. */
+  stopped?: Promise<unknown>;
 }
 
 /**
@@ -52,6 +54,8 @@ export class GrammarService {
   private readonly waiters = new Map<string, { resolve: (key: string) => void; reject: (e: Error) => void }>();
   private readonly freeSlots: number[];
   private readonly slotWorker: (GrammarWorker | null)[];
+  /** Per slot, why its worker failed (its matcher is gone), or null. */
+  private readonly slotFailure: (Error | null)[];
   /** Per slot, the versions asked of its worker so far (a reused slot may still have answers in flight). */
   private readonly issued: Int32Array;
   private readonly accepts = new Map<GrammarWorker, number[]>();
@@ -64,6 +68,7 @@ export class GrammarService {
     this.masks = new Int32Array(new SharedArrayBuffer(4 * this.words * options.capacity));
     this.issued = new Int32Array(options.capacity);
     this.slotWorker = new Array(options.capacity).fill(null);
+    this.slotFailure = new Array(options.capacity).fill(null);
     this.freeSlots = Array.from({ length: options.capacity }, (_, i) => options.capacity - 1 - i);
   }
 
@@ -101,6 +106,7 @@ export class GrammarService {
     }
     const slot = this.freeSlots.pop()!;
     this.slotWorker[slot] = worker;
+    this.slotFailure[slot] = null;
     worker.open++;
     this.issued[slot]!++;
     this.send(worker, { op: 'open', slot, key, spec: grammar.spec, stopTokenIds: [...stopTokenIds] });
@@ -137,8 +143,15 @@ export class GrammarService {
     return (this.slotWorker[slot]?.compiling ?? 0) > 0;
   }
 
+  /** @internal Why the slot's matcher is gone (its worker failed), or null. */
+  failureOf(slot: number): Error | null {
+    return this.slotFailure[slot]!;
+  }
+
   /** @internal Waits (blocking: the worker answers in microseconds unless it compiles) for the slot's last answer. */
   waitFor(slot: number): SlotState {
+    const failure = this.slotFailure[slot];
+    if (failure) throw failure;
     const at = versionIndex(slot);
     const version = this.issued[slot]!;
     const deadline = Date.now() + MASK_TIMEOUT_MS;
@@ -166,8 +179,18 @@ export class GrammarService {
   release(slot: number): void {
     const worker = this.slotWorker[slot]!;
     worker.open--;
-    this.send(worker, { op: 'close', slot });
-    this.freeSlots.push(slot);
+    this.slotWorker[slot] = null;
+    if (!this.slotFailure[slot]) {
+      this.send(worker, { op: 'close', slot });
+      this.freeSlots.push(slot);
+      return;
+    }
+    // The failed worker's thread never publishes the versions it owed: once it has stopped (no late write can
+    // come), the slot counts them as published, so a new matcher in it waits only for its own answers.
+    void worker.stopped?.then(() => {
+      Atomics.store(this.status, versionIndex(slot), this.issued[slot]!);
+      this.freeSlots.push(slot);
+    });
   }
 
   private placed(choice: GrammarWorker | 'new'): GrammarWorker {
@@ -213,8 +236,12 @@ export class GrammarService {
     worker.compiling--;
     const waiter = this.waiters.get(m.key);
     this.waiters.delete(m.key);
-    if (m.error !== undefined) waiter?.reject(new UserError(m.error));
-    else waiter?.resolve(m.key);
+    if (m.error !== undefined) {
+      waiter?.reject(new UserError(m.error));
+      // A spread compile that failed leaves the grammar on its other workers only: no matcher may open here.
+      const holders = this.grammars.get(m.key)?.holders;
+      if (holders?.includes(worker)) holders.splice(holders.indexOf(worker), 1);
+    } else waiter?.resolve(m.key);
     // An idle worker must not keep the process alive.
     if (worker.compiling === 0) worker.thread.unref();
   }
@@ -223,7 +250,11 @@ export class GrammarService {
     const i = this.workers.indexOf(worker);
     if (i >= 0) this.workers.splice(i, 1);
     // A worker that reported a failure may still be running: end it, so that no thread outlives its service.
-    void worker.thread.terminate();
+    worker.stopped ??= worker.thread.terminate();
+    // Its matchers are gone: their requests fail (the engine asks `failure` before each step), no one else's.
+    this.slotWorker.forEach((w, slot) => {
+      if (w === worker) this.slotFailure[slot] ??= err;
+    });
     for (const [key, g] of [...this.grammars]) {
       if (!g.holders.includes(worker)) continue;
       g.holders.splice(g.holders.indexOf(worker), 1);
@@ -243,6 +274,11 @@ export class SequenceGrammar {
     private readonly service: GrammarService,
     private readonly slot: number,
   ) {}
+
+  /** Why this matcher is gone (its worker failed), or null: its request must fail, and only it. */
+  get failure(): Error | null {
+    return this.service.failureOf(this.slot);
+  }
 
   /** Whether the next mask is already published (no wait). */
   get ready(): boolean {
