@@ -1,6 +1,8 @@
 import { Command } from 'commander';
+import { dummyGguf } from '../../loader/gguf/dummy.ts';
 import { quantizeToGguf } from '../../loader/gguf/quantize.ts';
 import { parseQuantization } from '../../primitives/quant/mix.ts';
+import { UserError } from '../../util/errors.ts';
 import type { RegisterCommand } from './index.ts';
 
 /** `pagoda quantize SOURCE OUT.gguf --type q4_k_m` */
@@ -11,9 +13,20 @@ export const registerQuantize: RegisterCommand = (program) => {
       .argument('<source>', 'a GGUF file or a Hugging Face model folder')
       .argument('<out>', 'the GGUF file to write')
       .requiredOption('--type <type>', 'q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k_m, q4_k_m, q5_k_m or q6_k')
-      .action((source: string, out: string, opts: { type: string }) => {
+      .option('--load-format <format>', 'auto, or dummy: random weights for a folder with only config.json', 'auto')
+      .option('--vocab <dir>', 'with --load-format dummy: a folder whose tokenizer.json gives the vocabulary')
+      .action((source: string, out: string, opts: { type: string; loadFormat: string; vocab?: string }) => {
         const scheme = parseQuantization(opts.type, '--type');
-        const r = quantizeToGguf(source, out, scheme);
+        if (opts.loadFormat !== 'auto' && opts.loadFormat !== 'dummy') {
+          throw new UserError(`--load-format ${opts.loadFormat}: expected auto or dummy`);
+        }
+        const dummy = opts.loadFormat === 'dummy';
+        if (dummy !== (opts.vocab !== undefined)) {
+          throw new UserError(
+            '--vocab DIR (the tokenizer.json to write) goes with --load-format dummy, and it needs one',
+          );
+        }
+        const r = dummy ? dummyGguf(source, out, scheme, opts.vocab!) : quantizeToGguf(source, out, scheme);
         const types = Object.entries(r.types)
           .map(([t, n]) => `${n} ${t.toUpperCase()}`)
           .join(', ');

@@ -15,7 +15,7 @@ import { permuteRopeRows, transposeBytes } from './weights.ts';
 import { type GgufTensorOut, writeGguf } from './write.ts';
 
 /** transformers architectures → the GGUF architecture llama.cpp stores them as. */
-const GGUF_ARCH: Record<string, string> = {
+export const GGUF_ARCH: Record<string, string> = {
   LlamaForCausalLM: 'llama',
   MistralForCausalLM: 'llama',
   Qwen2ForCausalLM: 'qwen2',
@@ -31,7 +31,7 @@ const BUFFERS = /\.(attn\.bias|attn\.masked_bias|rotary_emb\.inv_freq)$/;
 /** Not written: buffers, and an FP8 checkpoint's scales (its weights are read dequantized). */
 const notWeight = (name: string) => BUFFERS.test(name) || FP8_SCALE_TENSOR.test(name);
 
-function archMetadata(cfg: ModelConfig, arch: string, name: string, type: DType): Map<string, GgufValue> {
+export function archMetadata(cfg: ModelConfig, arch: string, name: string, type: DType): Map<string, GgufValue> {
   const k = (key: string) => `${arch}.${key}`;
   const meta = new Map<string, GgufValue>([
     ['general.architecture', gguf.str(arch)],
@@ -69,7 +69,7 @@ function archMetadata(cfg: ModelConfig, arch: string, name: string, type: DType)
 }
 
 /** One checkpoint tensor as llama.cpp's converter writes it: its name, shape, type and the change applied. */
-interface PlannedTensor {
+export interface PlannedTensor {
   hf: string;
   name: string;
   shape: readonly number[];
@@ -77,7 +77,7 @@ interface PlannedTensor {
   change: TensorChange | null;
 }
 
-function planTensor(arch: string, hf: string, shape: readonly number[], type: DType): PlannedTensor {
+export function planTensor(arch: string, hf: string, shape: readonly number[], type: DType): PlannedTensor {
   const name = ggufTensorName(arch, hf) ?? ggufTensorName(arch, `transformer.${hf}`);
   if (!name) throw new UserError(`${hf}: no llama.cpp tensor name for it in a ${arch} GGUF file`);
   const change = hfTensorName(arch, name)?.change ?? null;

@@ -36,18 +36,22 @@ class ByteWriter {
     return at;
   }
 
+  // Each write takes its offset before naming the buffer: `room` may replace it.
   u32(v: number): void {
-    this.buf.writeUInt32LE(v, this.room(4));
+    const at = this.room(4);
+    this.buf.writeUInt32LE(v, at);
   }
 
   u64(v: number | bigint): void {
-    this.buf.writeBigUInt64LE(BigInt(v), this.room(8));
+    const at = this.room(8);
+    this.buf.writeBigUInt64LE(BigInt(v), at);
   }
 
   string(s: string): void {
     const bytes = Buffer.from(s, 'utf8');
     this.u64(bytes.length);
-    bytes.copy(this.buf, this.room(bytes.length));
+    const at = this.room(bytes.length);
+    bytes.copy(this.buf, at);
   }
 
   scalar(type: GgufScalarType, v: GgufScalar, key: string): void {

@@ -82,6 +82,22 @@ test('writeGguf streams the same bytes as encodeGguf, with general.alignment hon
   file.close();
 });
 
+test('a header that grows past its buffer at every offset keeps every value (strings, u32, u64)', () => {
+  // The writer's buffer starts at 64 KiB and doubles; strings of every length mod 8 put each kind of write across
+  // the boundary.
+  for (let pad = 0; pad < 8; pad++) {
+    const words = Array.from({ length: 9000 }, (_, i) => 'w'.repeat(1 + ((i + pad) % 8)));
+    const meta = new Map<string, GgufValue>([
+      ['t.words', gguf.array('string', words)],
+      ['t.n', gguf.u32(7)],
+      ['t.big', { type: 'u64', value: 2n ** 63n }],
+    ]);
+    const file = GgufFile.open(fileWith(encodeGguf(meta, [])));
+    assert.deepEqual(file.metadata, meta);
+    file.close();
+  }
+});
+
 test('GGUF v2 files are read (same layout as v3)', () => {
   const bytes = encodeGguf(new Map([['k', gguf.u32(7)]]), [f32('x', [2], [1, 2])]);
   bytes.writeUInt32LE(2, 4);

@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { getLlama, type Llama } from 'node-llama-cpp';
+import { CpuBackend } from '../../../src/backend/cpu/backend.ts';
+import { logSoftmax } from '../../../src/engine/sampling.ts';
+import { GgufFile } from '../../../src/loader/gguf/read.ts';
+import { loadModel } from '../../../src/models/load.ts';
+import { sharedFixture } from '../../helpers/fixtures.ts';
+import { PagedSession } from '../../helpers/paged-session.ts';
+
+const vocab = sharedFixture('tokenizers/llama2');
+const dir = mkdtempSync(join(tmpdir(), 'pagoda-dummy-gguf-'));
+// A Llama shape whose widths take k-quant blocks, with the llama2 fixture vocabulary padded from 32,000 to 32,128.
+const config = {
+  architectures: ['LlamaForCausalLM'],
+  model_type: 'llama',
+  vocab_size: 32128,
+  hidden_size: 256,
+  intermediate_size: 512,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 256,
+  rms_norm_eps: 1e-5,
+  tie_word_embeddings: false,
+};
+writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+const file = join(dir, 'dummy-q4_k_m.gguf');
+let llama: Llama;
+before(async () => {
+  llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never });
+});
+after(() => llama?.dispose());
+
+test('pagoda quantize --load-format dummy writes random Q4_K_M blocks that pagoda and llama.cpp both run', {
+  skip: vocab.skip,
+}, async () => {
+  const out = execFileSync(
+    process.execPath,
+    ['bin/pagoda.mjs', 'quantize', '--load-format', 'dummy', '--vocab', vocab.path, dir, file, '--type', 'Q4_K_M'],
+    { encoding: 'utf8' },
+  );
+  assert.match(out, /Q4_K_M, 21 tensors \(\d+ Q4_K, \d+ Q6_K\)/);
+  const gguf = GgufFile.open(file);
+  const tokens = gguf.value('tokenizer.ggml.tokens') as string[];
+  assert.equal(tokens.length, 32128);
+  assert.equal(tokens[32127], '[PAD32127]');
+  assert.equal(gguf.tensorAt(gguf.tensors.get('output.weight')!).dtype, 'q6_k');
+  assert.equal(gguf.tensorAt(gguf.tensors.get('blk.1.attn_q.weight')!).dtype, 'q4_k');
+  gguf.close();
+
+  const ids = [1, 450, 4996, 17354, 1701];
+  const ours = new PagedSession(loadModel(file, new CpuBackend({ threads: 1 })), 16).step([
+    { seq: 0, tokens: ids, logits: 'last' },
+  ])[0]!;
+  assert.equal(ours.length, 32128);
+  assert.ok(ours.every(Number.isFinite));
+  const theirs = await llama.loadModel({ modelPath: file });
+  const ctx = await theirs.createContext({ contextSize: 64, threads: 1 });
+  const res = await ctx
+    .getSequence()
+    .controlledEvaluate(
+      ids.map((t, i) => (i === ids.length - 1 ? [t, { generateNext: { probabilities: true } }] : t)) as never,
+    );
+  // Random weights leave near-ties at the top (about 0.005 apart), so compare log-probabilities, not the argmax.
+  const lp = logSoftmax(ours);
+  const probs = (res.at(-1) as { next: { probabilities: Map<number, number> } }).next.probabilities;
+  const top = [...probs.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8);
+  for (const [id, p] of top) {
+    assert.ok(Math.abs(lp[id]! - Math.log(p)) < 0.03, `token ${id}: ${lp[id]} here, ${Math.log(p)} in llama.cpp`);
+  }
+  await ctx.dispose();
+  await theirs.dispose();
+});
+
+test('--load-format dummy needs --vocab, and --vocab needs it', () => {
+  for (const args of [
+    ['--load-format', 'dummy'],
+    ['--vocab', dir],
+  ]) {
+    const run = () =>
+      execFileSync(process.execPath, ['bin/pagoda.mjs', 'quantize', ...args, dir, file, '--type', 'q8_0'], {
+        encoding: 'utf8',
+        stdio: 'pipe',
+      });
+    assert.throws(run, (e: { stderr: string }) => /--vocab DIR .* goes with --load-format dummy/.test(e.stderr));
+  }
+});
