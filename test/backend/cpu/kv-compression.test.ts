@@ -3,8 +3,9 @@ import { test } from 'node:test';
 import { CpuBackend } from '../../../src/backend/cpu/backend.ts';
 import { pagedOf } from '../../../src/backend/cpu/step-context.ts';
 import { CpuTensor } from '../../../src/backend/cpu/tensor.ts';
-import { selectKeys } from '../../../src/models/kv-compression.ts';
+import { kthLargest, selectKeys } from '../../../src/models/kv-compression.ts';
 import type { KvCompressionPlan } from '../../../src/primitives/kv-compression.ts';
+import { mulberry32 } from '../../../src/util/random.ts';
 import {
   makePagedProblem,
   type PagedAttentionProblem,
@@ -88,6 +89,24 @@ test('selectKeys keeps the sinks, the window and the best-scored keys between th
   // Ties go to the earlier key.
   assert.deepEqual([...keep.subarray(9)], [0, 1, 2, 3, 4, 10, 11, 12, 13]);
   assert.throws(() => selectKeys(scores, [{ seq: 1, window: 3, budget: 6 }], Int32Array.from([5, 14]), 2), /cannot/);
+});
+
+test('kthLargest is the k-th value of a descending sort, on distinct, tied and sorted inputs', () => {
+  const rnd = mulberry32(7);
+  const inputs = [
+    Float32Array.from({ length: 1000 }, () => rnd()),
+    Float32Array.from({ length: 999 }, () => Math.floor(rnd() * 5)),
+    Float32Array.from({ length: 500 }, (_, i) => i),
+    Float32Array.from({ length: 500 }, (_, i) => -i),
+    new Float32Array(64).fill(3),
+    Float32Array.from([2]),
+  ];
+  for (const a of inputs) {
+    const sorted = Float32Array.from(a).sort().reverse();
+    for (const k of [1, 2, Math.ceil(a.length / 3), a.length - 1, a.length].filter((x) => x >= 1)) {
+      assert.equal(kthLargest(Float32Array.from(a), k), sorted[k - 1], `k = ${k} of ${a.length}`);
+    }
+  }
 });
 
 test("compactKv moves each head's kept entries to its first entries and leaves other sequences alone", () => {
