@@ -319,6 +319,7 @@ export class Engine implements EngineApi {
 
   /** Requests whose grammar worker failed lose their matchers: they fail, and the others go on. */
   private failBrokenGrammars(): void {
+    if (!this.config.grammar?.failedMatchers) return;
     for (const { req, sink } of [...this.live.values()]) {
       const failure = req.seqs.map((s) => s.grammar?.failure).find((f) => f);
       if (failure) this.failRequest(req, sink, failure);

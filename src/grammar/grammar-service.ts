@@ -56,6 +56,8 @@ export class GrammarService {
   private readonly slotWorker: (GrammarWorker | null)[];
   /** Per slot, why its worker failed (its matcher is gone), or null. */
   private readonly slotFailure: (Error | null)[];
+  /** Open matchers whose worker failed (the engine looks for their requests only while there are any). */
+  failedMatchers = 0;
   /** Per slot, the versions asked of its worker so far (a reused slot may still have answers in flight). */
   private readonly issued: Int32Array;
   private readonly accepts = new Map<GrammarWorker, number[]>();
@@ -185,6 +187,7 @@ export class GrammarService {
       this.freeSlots.push(slot);
       return;
     }
+    this.failedMatchers--;
     // The failed worker's thread never publishes the versions it owed: once it has stopped (no late write can
     // come), the slot counts them as published, so a new matcher in it waits only for its own answers.
     void worker.stopped?.then(() => {
@@ -253,7 +256,9 @@ export class GrammarService {
     worker.stopped ??= worker.thread.terminate();
     // Its matchers are gone: their requests fail (the engine asks `failure` before each step), no one else's.
     this.slotWorker.forEach((w, slot) => {
-      if (w === worker) this.slotFailure[slot] ??= err;
+      if (w !== worker || this.slotFailure[slot]) return;
+      this.slotFailure[slot] = err;
+      this.failedMatchers++;
     });
     for (const [key, g] of [...this.grammars]) {
       if (!g.holders.includes(worker)) continue;

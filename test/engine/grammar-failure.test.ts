@@ -77,6 +77,7 @@ test('a grammar worker that dies fails only the requests whose matchers it held'
   runToEnd(engine);
 
   assert.match(String(doomed.seen.error), /a grammar worker stopped/);
+  assert.equal(grammar.failedMatchers, 0, 'the failed matcher was released');
   assert.deepEqual(plain.seen, { tokens: 30, finish: 'length', error: null });
   // A later grammar starts a new worker and runs.
   const again = outcome();
