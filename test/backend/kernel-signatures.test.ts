@@ -28,9 +28,13 @@ test('every extern "C" kernel is declared once with its parameters in order, nam
   assert.ok(kernels.length >= 22, `found ${kernels.length} kernels: ${kernels.join(', ')}`);
   for (const k of [
     'flash_prefill_hd64',
+    'flash_prefill_hd80',
+    'flash_prefill_hd96',
     'flash_prefill_hd128',
     'flash_prefill_hd256',
     'paged_decode_hd64',
+    'paged_decode_hd80',
+    'paged_decode_hd96',
     'paged_decode_hd128',
     'paged_decode_hd256',
   ])
@@ -95,8 +99,8 @@ test('a .cu parameter retyped, renamed or reordered fails naming the kernel and 
 });
 
 test('a kernel without a declaration, a new macro instance and a mistyped declaration all fail', () => {
-  const added = sourcesWith('flash_prefill', (t) => `${t}\nPAGODA_FLASH_PREFILL(96)\n`);
-  assert.deepEqual(signatureProblems(added, decls), ['kernels/flash_prefill.cu flash_prefill_hd96: no declaration']);
+  const added = sourcesWith('flash_prefill', (t) => `${t}\nPAGODA_FLASH_PREFILL(112)\n`);
+  assert.deepEqual(signatureProblems(added, decls), ['kernels/flash_prefill.cu flash_prefill_hd112: no declaration']);
 
   const mistyped = declareKernel('norm', 'rms_norm', { out: 'ptr', x: 'ptr', w: 'ptr', eps: 'i32', hidden: 'i32' });
   const sources = kernelSources(read);

@@ -220,6 +220,32 @@ const prefillCases: Case[] = [
     softcap: 0.5,
   },
   {
+    // Head size 80: a row's 10 16-byte chunks do not divide among a CTA's threads (the loaders' ragged last round).
+    name: 'hd80 MHA (Phi-2: head size 80), ragged prompts and a prefix hit',
+    seqs: [
+      { qLen: 37, ctxLen: 37 },
+      { qLen: 70, ctxLen: 130 },
+      { qLen: 1, ctxLen: 50 },
+    ],
+    numHeads: 4,
+    numKvHeads: 4,
+    headDim: 80,
+    blockSize: 16,
+  },
+  {
+    name: 'hd96 GQA 3 (Phi-3-mini: head size 96), sliding window 48, block size 32',
+    seqs: [
+      { qLen: 150, ctxLen: 170 },
+      { qLen: 3, ctxLen: 90 },
+      { qLen: 65, ctxLen: 65 },
+    ],
+    numHeads: 6,
+    numKvHeads: 2,
+    headDim: 96,
+    blockSize: 32,
+    slidingWindow: 48,
+  },
+  {
     name: 'hd256 GQA 4 (Gemma 3-1B: 4 / 1 heads), block size 32, prefix hits',
     seqs: [
       { qLen: 45, ctxLen: 200 },
@@ -301,6 +327,24 @@ const decodeCases: Case[] = [
     numKvHeads: 2,
     headDim: 64,
     blockSize: 64,
+  },
+  {
+    name: 'hd80 MHA, block boundaries and a long context (split KV)',
+    seqs: decodeSeqs([1, 16, 17, 2500]),
+    numHeads: 4,
+    numKvHeads: 4,
+    headDim: 80,
+    blockSize: 16,
+  },
+  {
+    name: 'hd96 GQA 4, soft-cap 2 and sliding window 100',
+    seqs: decodeSeqs([5, 100, 1234]),
+    numHeads: 8,
+    numKvHeads: 2,
+    headDim: 96,
+    blockSize: 16,
+    slidingWindow: 100,
+    softcap: 2,
   },
   {
     name: 'hd256 GQA 2, soft-cap 0.5 and sliding window 100',

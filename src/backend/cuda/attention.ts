@@ -42,7 +42,7 @@ export const PAGED_ATTENTION = declareKernel('attention', 'paged_attention', {
 });
 
 /**
- * Paged attention for the CUDA backend. bf16 or fp16 storage with head_dim 64, 128 or 256 and power-of-two blocks of 16+
+ * Paged attention for the CUDA backend. bf16 or fp16 storage with head_dim 64, 80, 96, 128 or 256 and power-of-two blocks of 16+
  * goes to the tensor-core kernels (flash_prefill for any step, paged_decode when every sequence has one query);
  * everything else (float32 storage, other head sizes: the small test models, or CudaSettings.simpleAttention) to the
  * first, simple kernel, kernels/attention.cu, which is also the reference the fast ones were checked against.

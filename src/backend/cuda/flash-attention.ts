@@ -85,12 +85,14 @@ export interface DecodeWorkspace {
 
 const LOG2E = Math.LOG2E;
 /** The head sizes the tensor-core kernels are built for. */
-export const HEAD_DIMS = [64, 128, 256] as const;
+export const HEAD_DIMS = [64, 80, 96, 128, 256] as const;
 
 /** A kernel the .cu instantiates once per head size (`flash_prefill_hd64`, `flash_prefill_hd128`, ...). */
 function perHeadDim<const A extends ArgList>(file: string, prefix: string, args: A) {
   return {
     64: declareKernel(file, `${prefix}64`, args),
+    80: declareKernel(file, `${prefix}80`, args),
+    96: declareKernel(file, `${prefix}96`, args),
     128: declareKernel(file, `${prefix}128`, args),
     256: declareKernel(file, `${prefix}256`, args),
   };

@@ -28,6 +28,8 @@ typedef unsigned int u32;
 
 __device__ __forceinline__ u32 smem_addr(const void* p) { return (u32)__cvta_generic_to_shared(p); }
 
+__host__ __device__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
 // Packs two floats to two stored elements (round to nearest even); `lo` lands in the low half, as the mma fragments
 // expect.
 __device__ __forceinline__ u32 pack_x2(float lo, float hi) {

@@ -91,10 +91,12 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
   const int kv_stride = num_kv_heads * D;
   const int kv_head_off = kvh * D;
 
-  // Q rows -> shared memory (rows past the sequence are zero).
+  // Q rows -> shared memory (rows past the sequence are zero). A tile's 16-byte chunks need not divide among the
+  // threads (head size 80: 10 a row); the last round's surplus threads stop (a test that compiles away otherwise).
 #pragma unroll
-  for (int i = 0; i < kBlockM * CHUNKS / THREADS; i++) {
+  for (int i = 0; i < ceil_div(kBlockM * CHUNKS, THREADS); i++) {
     const int c = tid + i * THREADS;
+    if ((kBlockM * CHUNKS) % THREADS != 0 && c >= kBlockM * CHUNKS) break;
     const int r = c / CHUNKS;
     const int ch = c % CHUNKS;
     const int R = row0 + r;
@@ -119,8 +121,9 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
     const int* blocks = blk_s + buf * kTableSlots;
     const int first = (tile * kBlockN) >> block_size_log2;
 #pragma unroll
-    for (int i = 0; i < kBlockN * CHUNKS / THREADS; i++) {
+    for (int i = 0; i < ceil_div(kBlockN * CHUNKS, THREADS); i++) {
       const int c = tid + i * THREADS;
+      if ((kBlockN * CHUNKS) % THREADS != 0 && c >= kBlockN * CHUNKS) break;
       const int r = c / CHUNKS;
       const int ch = c % CHUNKS;
       const int key = tile * kBlockN + r;
@@ -263,6 +266,12 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
 // The launcher builds one head size per module (PAGODA_HEAD_DIM); without it every size is built.
 #if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 64
 PAGODA_FLASH_PREFILL(64)
+#endif
+#if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 80
+PAGODA_FLASH_PREFILL(80)
+#endif
+#if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 96
+PAGODA_FLASH_PREFILL(96)
 #endif
 #if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 128
 PAGODA_FLASH_PREFILL(128)

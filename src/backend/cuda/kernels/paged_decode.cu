@@ -92,6 +92,7 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
   // Each lane copies ITERS 16-byte chunks of a tile (rows (lane + 32 j) / CHUNKS); their cache blocks are looked up
   // one tile ahead of the copy (lookup), so the block-table load does not stall the warp.
   constexpr int ITERS = kDecodeTileN * CHUNKS / 32;
+  static_assert(kDecodeTileN * CHUNKS % 32 == 0, "a tile's 16-byte chunks must divide among a warp's lanes");
   const int block_mask = (1 << block_size_log2) - 1;
   auto lookup = [&](int i, int (&blocks)[ITERS]) {
     const int n0 = k_begin + (warp + i * kDecodeWarps) * kDecodeTileN;
@@ -242,6 +243,12 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
 // The launcher builds one head size per module (PAGODA_HEAD_DIM); without it every size is built.
 #if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 64
 PAGODA_PAGED_DECODE(64)
+#endif
+#if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 80
+PAGODA_PAGED_DECODE(80)
+#endif
+#if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 96
+PAGODA_PAGED_DECODE(96)
 #endif
 #if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 128
 PAGODA_PAGED_DECODE(128)
