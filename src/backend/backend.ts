@@ -280,10 +280,12 @@ export interface Backend {
   /** x `[T, c]` of every rank side by side in rank order → `[T, N·c]` on every rank (vocabulary-parallel logits); one rank: x. */
   allGather(x: Tensor): Tensor;
   /**
-   * Resolves once the device has finished the work queued so far, leaving the event loop free meanwhile (`toHost`
-   * would block it while the device computes). The CPU backend computes as ops are called: done at once.
+   * Queues a copy of a tensor to host memory behind the work queued so far and returns at once; resolves with it as
+   * float32 when the device gets there, the event loop free meanwhile (`toHost` would block it while the device
+   * computes). Several may be pending, so the next step can be launched before this one's rows arrive. The CPU
+   * backend computes as ops are called: resolves at once.
    */
-  whenIdle(): Promise<void>;
+  toHostAsync(t: Tensor): Promise<Float32Array>;
   /** Copies a tensor to host memory as float32; with `rows`, only those rows of a 2-D tensor, in that order. */
   toHost(t: Tensor, rows?: readonly number[]): Float32Array;
   /**

@@ -2,8 +2,9 @@ import type { PoolingModel, PoolingTask } from '../models/pooling-model.ts';
 import { buildPoolingBatch, type PoolingInput } from './pooling-batch.ts';
 
 /**
- * What the pooling engine needs to run a step: whole sequences in, one host row per sequence out. The event loop is
- * free while the device computes (the CPU backend computes before `run` returns its promise).
+ * What the pooling engine needs to run a step: whole sequences in, one host row per sequence out. `run` returns once
+ * the step is launched; its promise resolves with the rows once the device is done (the CPU backend computes before
+ * `run` returns, so its promise resolves at once).
  */
 export interface StepPooler {
   readonly task: PoolingTask;
@@ -12,9 +13,12 @@ export interface StepPooler {
   /** Rows come L2-normalized (the model ends in Normalize). */
   readonly normalized: boolean;
   readonly vocabSize: number;
-  /** The device computes apart from this thread (CUDA): `run` returns at once and its promise waits for the device. */
+  /**
+   * The device computes apart from this thread (CUDA): `run` may be called again before the last step's rows arrive,
+   * and the device runs the steps in launch order. The engine keeps at most two steps in flight.
+   */
   readonly computesApart: boolean;
-  /** Runs the sequences as one step: `[inputs.length, outputSize]` row-major. */
+  /** Launches the sequences as one step: `[inputs.length, outputSize]` row-major once done. */
   run(inputs: readonly PoolingInput[]): Promise<Float32Array>;
 }
 
@@ -37,7 +41,7 @@ export class PoolingRunner implements StepPooler {
   async run(inputs: readonly PoolingInput[]): Promise<Float32Array> {
     const backend = this.model.backend;
     const rows = this.model.forward(backend.beginStep(buildPoolingBatch(inputs)));
-    await backend.whenIdle();
-    return backend.toHost(rows);
+    // Queued behind the forward, before any later step reuses the activation arena the rows sit in.
+    return backend.toHostAsync(rows);
   }
 }

@@ -330,8 +330,8 @@ export class CpuBackend implements Backend {
   }
 
   /** Every op has run by the time it returns. */
-  whenIdle(): Promise<void> {
-    return Promise.resolve();
+  toHostAsync(t: Tensor): Promise<Float32Array> {
+    return Promise.resolve(this.toHost(t));
   }
 
   toHost(t: Tensor, rows?: readonly number[]): Float32Array {

@@ -28,10 +28,11 @@ import { CudaLinear } from './linear.ts';
 import { moe } from './moe.ts';
 import * as norm from './norm.ts';
 import * as pooling from './pooling.ts';
+import { Readbacks } from './readback.ts';
 import { CudaRope } from './rope.ts';
 import { DeviceSampler } from './sampling.ts';
 import type { StepCapacity } from './step-buffers.ts';
-import { StreamIdle } from './stream-idle.ts';
+import { CudaEvent } from './stream-event.ts';
 import { CudaTensor, cuda, DTYPE_BYTES, decodeFrom, hostBytesAs } from './tensor.ts';
 
 export interface CudaBackendOptions extends CudaContextOptions {
@@ -71,7 +72,7 @@ export class CudaBackend implements Backend {
   private readonly rotary: CudaRope;
   private readonly sampler: DeviceSampler;
   private readonly attn: CudaAttention;
-  private readonly idle: StreamIdle;
+  private readonly readbacks: Readbacks;
   private dummySeed = 1;
 
   get computeDtype(): DType {
@@ -86,7 +87,7 @@ export class CudaBackend implements Backend {
     this.rotary = new CudaRope(this.ctx);
     this.sampler = new DeviceSampler(this.ctx);
     this.attn = new CudaAttention(this.ctx);
-    this.idle = new StreamIdle(this.ctx.drv);
+    this.readbacks = new Readbacks(this.ctx.drv, () => new CudaEvent(this.ctx.drv));
   }
 
   loadWeight(w: HostTensor, opts?: { transpose?: boolean }): Tensor {
@@ -284,8 +285,9 @@ export class CudaBackend implements Backend {
     return x;
   }
 
-  whenIdle(): Promise<void> {
-    return this.idle.wait();
+  async toHostAsync(t: Tensor): Promise<Float32Array> {
+    const c = cuda(t);
+    return decoded(await this.readbacks.read(c.ptr, c.bytes), c.dtype);
   }
 
   toHost(t: Tensor, rows?: readonly number[]): Float32Array {

@@ -7,6 +7,7 @@ import { type Defines, KernelModules } from './modules.ts';
 import { Nvrtc } from './nvrtc.ts';
 import { type CudaSettings, cudaSettings } from './settings.ts';
 import { CudaStepContext, StepBuffers } from './step-buffers.ts';
+import { CudaEvent } from './stream-event.ts';
 import { CudaTensor, cuda, DTYPE_BYTES, DTYPE_DEFINE } from './tensor.ts';
 
 export interface CudaContextOptions extends Partial<CudaSettings> {
@@ -44,7 +45,7 @@ export class CudaContext {
     // A little headroom for small per-model tables (RoPE inverse frequencies) after the weights.
     if (opts.weightBytes) this.weights.reserve(opts.weightBytes + (4 << 20));
     this.arena = new Arena(this.drv);
-    this.steps = new StepBuffers(this.drv);
+    this.steps = new StepBuffers(this.drv, () => new CudaEvent(this.drv));
   }
 
   /** The declared kernel compiled for this context's dtype and `defines` (memoized). */

@@ -26,6 +26,7 @@ export function bindDriver(lib: LibraryHandle) {
     cuMemcpyHtoDAsync: f('int cuMemcpyHtoDAsync_v2(uint64_t dst, const void *src, size_t n, void *stream)'),
     cuMemcpyHtoDAsyncAddr: f('int cuMemcpyHtoDAsync_v2(uint64_t dst, uint64_t src, size_t n, void *stream)'),
     cuMemcpyDtoHAsync: f('int cuMemcpyDtoHAsync_v2(void *dst, uint64_t src, size_t n, void *stream)'),
+    cuMemcpyDtoHAsyncAddr: f('int cuMemcpyDtoHAsync_v2(uint64_t dst, uint64_t src, size_t n, void *stream)'),
     cuMemcpyDtoDAsync: f('int cuMemcpyDtoDAsync_v2(uint64_t dst, uint64_t src, size_t n, void *stream)'),
     cuMemsetD32Async: f('int cuMemsetD32Async(uint64_t dst, unsigned int value, size_t n, void *stream)'),
     cuModuleLoadData: f('int cuModuleLoadData(_Out_ void **m, const void *image)'),

@@ -218,6 +218,11 @@ export class CudaDriver {
     this.sync();
   }
 
+  /** Device → a pinned host address on the stream, without waiting: read it once an event recorded after it is done. */
+  downloadTo(dstAddr: bigint, src: DevPtr, bytes: number): void {
+    this.check(this.api.cuMemcpyDtoHAsyncAddr(dstAddr, src, bytes, this.stream), 'cuMemcpyDtoHAsync');
+  }
+
   copy(dst: DevPtr, src: DevPtr, bytes: number): void {
     this.check(this.api.cuMemcpyDtoDAsync(dst, src, bytes, this.stream), 'cuMemcpyDtoDAsync');
   }

@@ -1,6 +1,7 @@
 import type { StepBatch } from '../../primitives/step-batch.ts';
 import type { StepContext } from '../backend.ts';
 import type { CudaDriver, DevPtr, Handle } from './driver.ts';
+import type { StreamEvent } from './stream-event.ts';
 
 /** A step's metadata on the device. The block table is repacked to a fixed row width so graphs can be replayed. */
 export class CudaStepContext implements StepContext {
@@ -28,19 +29,40 @@ export interface StepCapacity {
 
 const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 
+/** What the step buffers need of the driver (tests give a fake that simulates the stream). */
+export type StagingDriver = Pick<CudaDriver, 'alloc' | 'free' | 'allocHost' | 'freeHost' | 'uploadFrom' | 'sync'>;
+
+/** A pinned staging buffer and the event recorded after the copy that last read it. */
+interface Staging {
+  pinned: { buffer: ArrayBuffer; addr: bigint; handle: Handle };
+  ints: Int32Array;
+  copied: StreamEvent;
+}
+
 /**
  * The device buffers a step's metadata is copied into: one region at fixed offsets (so the addresses captured in a
- * graph stay valid), filled by one copy from a pinned staging buffer. Grows when a step outgrows it; `generation`
- * changes then.
+ * graph stay valid), filled by one copy from a pinned staging buffer. Two staging buffers take turns, so a step's
+ * metadata is written while the previous step (launched, not yet run) still waits for its copy; the device region
+ * itself is safe to refill, as the stream runs each copy after the steps queued before it. Grows when a step
+ * outgrows it; `generation` changes then.
  */
 export class StepBuffers {
   private cap: StepCapacity = { tokens: 0, seqs: 0, blocksPerSeq: 0 };
   private dev: DevPtr = 0n;
-  private host: { buffer: ArrayBuffer; addr: bigint; handle: Handle } | null = null;
-  private staging = new Int32Array(0);
+  private readonly staging: Staging[];
+  private turn = 0;
   generation = 0;
 
-  constructor(private readonly drv: CudaDriver) {}
+  constructor(
+    private readonly drv: StagingDriver,
+    newEvent: () => StreamEvent,
+  ) {
+    this.staging = [0, 1].map(() => ({
+      pinned: { buffer: new ArrayBuffer(0), addr: 0n, handle: null },
+      ints: new Int32Array(0),
+      copied: newEvent(),
+    }));
+  }
 
   private ints(c: StepCapacity): number {
     return 5 * c.tokens + 2 * c.seqs + 1 + c.seqs * c.blocksPerSeq;
@@ -60,29 +82,31 @@ export class StepBuffers {
       blocksPerSeq: Math.max(c.blocksPerSeq, pow2(want.blocksPerSeq)),
     };
     this.drv.sync();
-    if (this.host) {
-      this.drv.free(this.dev);
-      this.drv.freeHost(this.host.handle);
-    }
+    if (this.dev) this.drv.free(this.dev);
     const bytes = this.ints(next) * 4;
     this.dev = this.drv.alloc(bytes);
-    this.host = this.drv.allocHost(bytes);
-    this.staging = new Int32Array(this.host.buffer);
+    for (const s of this.staging) {
+      if (s.pinned.handle) this.drv.freeHost(s.pinned.handle);
+      s.pinned = this.drv.allocHost(bytes);
+      s.ints = new Int32Array(s.pinned.buffer);
+    }
     this.cap = next;
     this.generation++;
   }
 
   get pinnedBytes(): number {
-    return this.staging.byteLength;
+    return this.staging.reduce((a, s) => a + s.ints.byteLength, 0);
   }
 
   upload(b: StepBatch): CudaStepContext {
     const T = b.inputIds.length;
     this.reserve({ tokens: T, seqs: b.numSeqs, blocksPerSeq: b.maxBlocksPerSeq });
     const { tokens: cT, seqs: cS, blocksPerSeq: W } = this.cap;
-    // The previous step's copy must have left the staging buffer before it is rewritten.
-    this.drv.sync();
-    const s = this.staging;
+    const staging = this.staging[this.turn]!;
+    this.turn = 1 - this.turn;
+    // The copy that last read this buffer (two steps ago) must have run before it is rewritten; it normally has.
+    staging.copied.sync();
+    const s = staging.ints;
     s.set(b.inputIds, 0);
     s.set(b.positions, cT);
     s.set(b.slotMapping, 2 * cT);
@@ -100,7 +124,8 @@ export class StepBuffers {
       s.fill(0, tables + i * W + w, tables + (i + 1) * W);
     }
     const used = (tables + b.numSeqs * W) * 4;
-    this.drv.uploadFrom(this.dev, this.host!.addr, used);
+    this.drv.uploadFrom(this.dev, staging.pinned.addr, used);
+    staging.copied.record();
     const at = (i: number) => this.dev + BigInt(i * 4);
     const [cuSeqlens, contextLens] = [at(cuq), at(cuq + cS + 1)];
     return new CudaStepContext(

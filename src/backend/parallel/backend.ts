@@ -230,8 +230,9 @@ export class ParallelBackend implements Backend {
   allGather(x: Tensor): Tensor {
     return new RankTensors(this.comm.allGather(this.ranks.map((_, r) => at(x, r))));
   }
-  async whenIdle(): Promise<void> {
-    await Promise.all(this.ranks.map((b) => b.whenIdle()));
+  /** Rank 0's copy, as `toHost`. */
+  toHostAsync(t: Tensor): Promise<Float32Array> {
+    return this.ranks[0]!.toHostAsync(at(t, 0));
   }
 
   /** Rank 0's copy: after the final gather every rank holds the same logits. */

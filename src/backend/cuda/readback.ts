@@ -1,0 +1,51 @@
+import type { CudaDriver, DevPtr, Handle } from './driver.ts';
+import type { StreamEvent } from './stream-event.ts';
+
+/** What readbacks need of the driver (tests give a fake that simulates the stream). */
+export type ReadbackDriver = Pick<CudaDriver, 'allocHost' | 'freeHost' | 'downloadTo'>;
+
+interface Pinned {
+  buffer: ArrayBuffer;
+  addr: bigint;
+  handle: Handle;
+  copied: StreamEvent;
+}
+
+const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(256, n)));
+
+/**
+ * Device → host copies queued behind the stream's work and read when the device gets there: each pending copy has
+ * its own pinned buffer and event, so several steps' rows can be on their way at once while the thread goes on.
+ * A buffer is reused once its bytes have been copied out; there are as many as copies ever pending at once.
+ */
+export class Readbacks {
+  private readonly idle: Pinned[] = [];
+
+  constructor(
+    private readonly drv: ReadbackDriver,
+    private readonly newEvent: () => StreamEvent,
+  ) {}
+
+  /** Queues a copy of `bytes` at `src`; resolves with them once the stream has run it (the event loop free meanwhile). */
+  async read(src: DevPtr, bytes: number): Promise<Uint8Array> {
+    if (bytes === 0) return new Uint8Array(0);
+    const pinned = this.take(bytes);
+    try {
+      this.drv.downloadTo(pinned.addr, src, bytes);
+      pinned.copied.record();
+      await pinned.copied.wait();
+      return new Uint8Array(pinned.buffer, 0, bytes).slice();
+    } finally {
+      this.idle.push(pinned);
+    }
+  }
+
+  /** An idle buffer of at least `bytes`, else a new one (replacing the smallest idle one, which is too small). */
+  private take(bytes: number): Pinned {
+    const fits = this.idle.findIndex((p) => p.buffer.byteLength >= bytes);
+    if (fits >= 0) return this.idle.splice(fits, 1)[0]!;
+    const smallest = this.idle.sort((a, b) => a.buffer.byteLength - b.buffer.byteLength).shift();
+    if (smallest) this.drv.freeHost(smallest.handle);
+    return { ...this.drv.allocHost(pow2(bytes)), copied: smallest?.copied ?? this.newEvent() };
+  }
+}

@@ -1,0 +1,50 @@
+import { pollUntil } from '../../util/poll.ts';
+import type { CudaDriver, Handle } from './driver.ts';
+
+/**
+ * A point on the stream: `record` marks the work queued so far; then one asks whether the device got there. A host
+ * buffer that a queued copy reads or writes is safe to touch once the event recorded after that copy is done.
+ */
+export interface StreamEvent {
+  record(): void;
+  /** True once the stream has passed the last `record` (or nothing was recorded). */
+  done(): boolean;
+  /** Resolves once done, the event loop free meanwhile (polled: cuStreamSynchronize would hold it for a whole step). */
+  wait(): Promise<void>;
+  /** Blocks the thread until done: for a buffer about to be rewritten whose copy is normally long finished. */
+  sync(): void;
+}
+
+/** cuEventQuery's answer while the work before the event is still running. */
+const CUDA_ERROR_NOT_READY = 600;
+const CU_EVENT_DISABLE_TIMING = 2;
+
+/** A CUDA event on the driver's one stream. */
+export class CudaEvent implements StreamEvent {
+  private readonly event: Handle;
+
+  constructor(private readonly drv: CudaDriver) {
+    const e = [null];
+    drv.check(drv.api.cuEventCreate(e, CU_EVENT_DISABLE_TIMING), 'cuEventCreate');
+    this.event = e[0];
+  }
+
+  record(): void {
+    this.drv.check(this.drv.api.cuEventRecord(this.event, this.drv.stream), 'cuEventRecord');
+  }
+
+  done(): boolean {
+    const rc = this.drv.api.cuEventQuery(this.event);
+    if (rc === CUDA_ERROR_NOT_READY) return false;
+    this.drv.check(rc, 'cuEventQuery');
+    return true;
+  }
+
+  wait(): Promise<void> {
+    return pollUntil(() => this.done());
+  }
+
+  sync(): void {
+    this.drv.check(this.drv.api.cuEventSynchronize(this.event), 'cuEventSynchronize');
+  }
+}
