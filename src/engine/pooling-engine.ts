@@ -39,12 +39,14 @@ interface Launched {
  * The engine of an embedding or reranking model: every input is a prefill-only sequence, computed whole in one step
  * (an encoder's attention is bidirectional, so it is never split into chunks) with no KV cache. Queued sequences from
  * all requests are batched first come, first served under the token budget and the sequence cap. The event loop runs
- * while the device computes, and on the CPU between steps. A reranker's one logit becomes a relevance score through a sigmoid
+ * while the device computes (up to two steps in flight on CUDA), and on the CPU between steps. A reranker's one logit becomes a relevance score through a sigmoid
  * (sentence-transformers' CrossEncoder default for one label).
  */
 export class PoolingEngine implements EngineApi {
   private readonly waiting: Pending[] = [];
   private loop: Promise<void> | null = null;
+  /** Wakes the running loop when a request arrives while it has room for another step in flight. */
+  private wake: (() => void) | null = null;
   private closed = false;
   private counters = { promptTokens: 0, steps: 0 };
   private readonly encoder: PromptEncoder;
@@ -211,29 +213,53 @@ export class PoolingEngine implements EngineApi {
   }
 
   private kick(): void {
-    if (this.config.manual || this.loop) return;
+    if (this.config.manual) return;
+    if (this.loop) {
+      this.wake?.();
+      return;
+    }
     this.loop = this.runLoop().finally(() => {
       this.loop = null;
       if (this.waiting.length > 0) this.kick();
     });
   }
 
+  /**
+   * Runs steps while there is work. A device computing apart from this thread (CUDA) keeps two steps in flight: the
+   * next one is launched as soon as requests are waiting, while the last one still computes (the stream runs them in
+   * order), so the device does not idle while the host launches. Answers are delivered in launch order. The CPU
+   * computes inside `run`: one step at a time.
+   */
   private async runLoop(): Promise<void> {
-    let current: Launched | null = null;
+    const depth = this.config.runner.computesApart ? 2 : 1;
+    const inFlight: Launched[] = [];
+    const fill = () => {
+      while (inFlight.length < depth) {
+        const next = this.launch();
+        if (!next) return;
+        inFlight.push(next);
+      }
+    };
     for (;;) {
-      if (!current) {
+      if (inFlight.length < depth && this.waiting.length > 0) {
         // A turn of the event loop first: requests submitted together share the step, and on the CPU (which computes
         // on this thread) the last step's answers are written before the next step runs.
         await nextTurn();
-        current = this.launch();
-        if (!current) return;
+        fill();
       }
-      const outcome = await current.outcome;
-      // A device computing apart from this thread starts on the next step (whatever has queued meanwhile) before
-      // these answers are written, so the writing overlaps its work.
-      const next = this.config.runner.computesApart ? this.launch() : null;
-      this.deliver(current.batch, outcome);
-      current = next;
+      const oldest = inFlight[0];
+      if (!oldest) return;
+      // The oldest step's end, or a request that can start beside it.
+      const arrival =
+        inFlight.length < depth ? new Promise<null>((resolve) => (this.wake = () => resolve(null))) : null;
+      const outcome = await (arrival ? Promise.race([oldest.outcome, arrival]) : oldest.outcome);
+      this.wake = null;
+      if (!outcome) continue;
+      inFlight.shift();
+      // A device computing apart starts on whatever has queued meanwhile before these answers are written, so the
+      // writing overlaps its work.
+      if (depth > 1) fill();
+      this.deliver(oldest.batch, outcome);
     }
   }
 }
