@@ -7,7 +7,7 @@ import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { PoolingEngine } from '../../src/engine/pooling-engine.ts';
 import { loadPoolingModel } from '../../src/models/pooling-load.ts';
 import { buildPoolingBatch } from '../../src/runner/pooling-batch.ts';
-import { PoolingRunner } from '../../src/runner/pooling-runner.ts';
+import { PoolingRunner, type StepPooler } from '../../src/runner/pooling-runner.ts';
 import { fakeTokenizer } from '../helpers/fake-model.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { gpuSkip } from '../helpers/gpu.ts';
@@ -98,5 +98,57 @@ for (const name of ['tiny-bert', 'tiny-qwen3-embed']) {
       });
       await engine.shutdown();
     });
+
+    for (const dtype of ['f32', 'bf16'] as const) {
+      test(`${dtype}: steps overlapping (two in flight through the engine) give the rows of the same batches run one at a time, bit for bit`, {
+        skip: why,
+      }, async () => {
+        const backend = new CudaBackend({ dtype, graphs: false });
+        const { model } = loadPoolingModel(fixture.path, backend);
+        const runner = new PoolingRunner(model);
+        const vocab = model.config.vocabSize;
+        // Steps of three inputs of 3..60 tokens: every step a different shape, so its arena and metadata differ.
+        const inputs = Array.from({ length: 24 }, (_, i) => ({
+          tokenIds: Array.from({ length: 3 + ((i * 37) % 58) }, (_, j) => (i * 7919 + j * 104729 + 5) % vocab),
+        }));
+        const groups = Array.from({ length: 8 }, (_, g) => inputs.slice(3 * g, 3 * g + 3));
+        // One at a time: each step's rows read before the next is launched.
+        const alone: Float32Array[] = [];
+        for (const group of groups) alone.push(await runner.run(group));
+        backend.ctx.arena.poison();
+        let pending = 0;
+        let most = 0;
+        const counting: StepPooler = {
+          task: runner.task,
+          outputSize: runner.outputSize,
+          normalized: runner.normalized,
+          vocabSize: runner.vocabSize,
+          computesApart: runner.computesApart,
+          run: (batch) => {
+            most = Math.max(most, ++pending);
+            return runner.run(batch).finally(() => pending--);
+          },
+        };
+        const engine = new PoolingEngine({
+          runner: counting,
+          tokenizer: fakeTokenizer,
+          maxModelLen: 512,
+          maxNumBatchedTokens: 512,
+          maxNumSeqs: 3,
+        });
+        const rows = await Promise.all(inputs.map((input) => engine.pool([input])));
+        await engine.shutdown();
+        assert.equal(most, 2, 'two steps in flight');
+        const w = runner.outputSize;
+        rows.forEach(([row], i) => {
+          const want = alone[Math.floor(i / 3)]!.subarray((i % 3) * w, ((i % 3) + 1) * w);
+          assert.deepEqual(
+            new Uint32Array(row!.buffer, row!.byteOffset, w),
+            new Uint32Array(want.slice().buffer),
+            `input ${i}`,
+          );
+        });
+      });
+    }
   });
 }
