@@ -3,8 +3,9 @@
 # tests, `pagoda bench embed` on the BERT-base and Qwen3-Embedding-0.6B shapes (dummy bf16 weights, 10,000 inputs of
 # 16-512 tokens, offline and through /v1/embeddings with 64 clients) and the sentence-transformers baseline on the
 # same inputs. Run from the project root after `source .device/env.sh`; results and logs go to $OUT.
-# Usage: bench/embed-device.sh [fixtures] [tests] [bench] [baseline] [all-tests]   (no argument: the first four,
-# about 6 minutes; all-tests runs the whole `npm run test:gpu`, about 4 more)
+# Usage: bench/embed-device.sh [fixtures] [tests] [bench] [baseline] [host] [all-tests]   (no argument: the first
+# four, about 6 minutes; host adds the server's CPU per request and the engine's pipelining on a simulated device,
+# about 1 more; all-tests runs the whole `npm run test:gpu`, about 4 more)
 set -uo pipefail
 OUT=${OUT:-/tmp/pagoda-out}
 mkdir -p "$OUT"
@@ -27,6 +28,12 @@ if has all-tests; then
   # Every GPU test: the no-cache attention builds share their sources with the paged kernels.
   # The device has Node.js but no npm: test:gpu's own command line.
   timeout 300 node --import tsx --test --test-concurrency=1 --test-reporter=spec $(find test/gpu -name '*.test.ts' | sort) 2>&1 | tee "$OUT/test-gpu.log" | grep -E '^ℹ (tests|pass|fail|skipped)|✖' | tail -20
+fi
+if has host; then
+  # The host side on this machine's idle cores: the server thread's CPU per /v1/embeddings request (rows computed by
+  # nothing), then a simulated device of the BERT-base shape's speed (0.9 µs/token, 1.5 ms of host launch work per step).
+  timeout 120 node --import tsx bench/embed-server-cost.ts 2>&1 | tee "$OUT/server-cost.log" | tail -1
+  timeout 120 node --import tsx bench/embed-server-cost.ts --device-us-per-token 0.9 --launch-us 1500 2>&1 | tee -a "$OUT/server-cost.log" | tail -2
 fi
 if has bench; then
   for m in $MODELS; do
