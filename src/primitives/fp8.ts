@@ -44,3 +44,42 @@ export function e4m3Bits(x: number): number {
   }
   return Math.min(sign | ((e + 7) << 3) | m, sign | 0x7e);
 }
+
+/** An FP8 e4m3 matrix `[rows, cols]` with one float32 scale per row: value = E4M3[code] · scales[row]. */
+export interface Fp8Rows {
+  readonly codes: Uint8Array;
+  readonly scales: Float32Array;
+}
+
+/**
+ * A row's scale from its largest magnitude: amax / 448 in float32, so the largest value maps to ±448 (an all-zero
+ * row takes 1, its codes all 0). The CUDA kernel (kernels/fp8_weights.cu) computes the same float32 division.
+ */
+export function fp8RowScale(amax: number): number {
+  return amax > 0 ? Math.fround(amax / E4M3_MAX) : 1;
+}
+
+/**
+ * Dynamic per-row FP8 quantization, as vLLM's dynamic fp8 does per output channel (weights) or per token
+ * (activations): each row divided by its scale in float32, then rounded to e4m3. The CUDA kernel is bit-identical.
+ */
+export function quantizeFp8Rows(values: Float32Array, rows: number, cols: number): Fp8Rows {
+  const codes = new Uint8Array(rows * cols);
+  const scales = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const row = values.subarray(r * cols, (r + 1) * cols);
+    let amax = 0;
+    for (let j = 0; j < cols; j++) amax = Math.max(amax, Math.abs(row[j]!));
+    const scale = fp8RowScale(amax);
+    scales[r] = scale;
+    for (let j = 0; j < cols; j++) codes[r * cols + j] = e4m3Bits(Math.fround(row[j]! / scale));
+  }
+  return { codes, scales };
+}
+
+/** An FP8 matrix's values in float32 (each an e4m3 value times its row's scale, exact in float64, rounded once). */
+export function dequantizeFp8Rows({ codes, scales }: Fp8Rows, cols: number): Float32Array {
+  const out = new Float32Array(codes.length);
+  for (let i = 0; i < codes.length; i++) out[i] = E4M3[codes[i]!]! * scales[Math.floor(i / cols)]!;
+  return out;
+}

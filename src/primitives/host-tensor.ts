@@ -1,3 +1,4 @@
+import { dequantizeFp8Rows } from './fp8.ts';
 import { isQuantType, type QuantType } from './ggml-types.ts';
 import { HALF } from './quant/codec.ts';
 import { dequantize } from './quant/index.ts';
@@ -8,12 +9,17 @@ export type DType = 'f32' | 'f16' | 'bf16';
 /** Each dtype as config.json and PyTorch name it. */
 export const DTYPE_NAMES: Record<DType, string> = { f32: 'float32', f16: 'float16', bf16: 'bfloat16' };
 
-/** A weight as read from disk: raw little-endian bytes in the stored dtype, or ggml blocks of a quant type. */
+/**
+ * A weight as read from disk: raw little-endian bytes in the stored dtype, ggml blocks of a quant type, or an FP8
+ * checkpoint's e4m3 matrix kept as stored (`f8_e4m3`, with `rowScales`, one per row of `[rows, cols]`).
+ */
 export interface HostTensor {
   readonly name: string;
   readonly shape: readonly number[];
-  readonly dtype: DType | QuantType;
+  readonly dtype: DType | QuantType | 'f8_e4m3';
   readonly bytes: Uint8Array;
+  /** `f8_e4m3` only: a value is its e4m3 code times its row's scale. */
+  readonly rowScales?: Float32Array;
 }
 
 /**
@@ -23,6 +29,13 @@ export interface HostTensor {
  */
 export function toFloat32(t: HostTensor, out?: Float32Array): Float32Array {
   const count = t.shape.reduce((a, d) => a * d, 1);
+  if (t.dtype === 'f8_e4m3') {
+    if (!t.rowScales) throw new Error(`${t.name}: an f8_e4m3 tensor needs its row scales`);
+    const values = dequantizeFp8Rows({ codes: t.bytes, scales: t.rowScales }, count / t.rowScales.length);
+    if (!out) return values;
+    out.set(values);
+    return out;
+  }
   if (isQuantType(t.dtype)) {
     const values = dequantize(t.dtype, t.bytes, count, t.name);
     if (!out) return values;

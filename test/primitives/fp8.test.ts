@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { E4M3, E4M3_MAX, e4m3Bits } from '../../src/primitives/fp8.ts';
+import { dequantizeFp8Rows, E4M3, E4M3_MAX, e4m3Bits, quantizeFp8Rows } from '../../src/primitives/fp8.ts';
+import { mulberry32 } from '../../src/util/random.ts';
 
 test('e4m3 decodes by the format: 1.0, the largest, the smallest normal and subnormal, NaN, signs', () => {
   assert.equal(E4M3[0x38], 1);
@@ -49,4 +50,33 @@ test('encoding picks the nearest value, ties to the even mantissa, and saturates
   assert.equal(e4m3Bits(1000), 0x7e);
   assert.equal(e4m3Bits(-1e9), 0xfe);
   assert.equal(e4m3Bits(Number.NaN), 0x7f);
+});
+
+test('per-row FP8: each row scaled by amax / 448, its largest value at ±448, an all-zero row at scale 1', () => {
+  const values = Float32Array.of(...[1, -3, 0.5, 2], ...[0, 0, 0, 0], ...[-0.001, 0.002, 0.0005, 0]);
+  const { codes, scales } = quantizeFp8Rows(values, 3, 4);
+  assert.deepEqual([...scales], [Math.fround(3 / 448), 1, Math.fround(Math.fround(0.002) / 448)]);
+  assert.equal(codes[1], 0xfe, 'the row maximum (-3) is -448');
+  assert.equal(codes[5], 0, 'zeros stay zero');
+  assert.equal(codes[9], 0x7e, 'the row maximum (0.002) is 448');
+  for (let i = 0; i < values.length; i++) {
+    const scale = scales[Math.floor(i / 4)]!;
+    assert.equal(codes[i], e4m3Bits(Math.fround(values[i]! / scale)), `value ${i}: divided in float32, then rounded`);
+  }
+});
+
+test('per-row FP8 round trip: within half an e4m3 step (2^-4 relative, 2^-10 · scale absolute) of every value', () => {
+  const rows = 16;
+  const cols = 64;
+  const rand = mulberry32(7);
+  // Rows of very different magnitudes: each keeps its own range.
+  const values = Float32Array.from({ length: rows * cols }, (_, i) => (rand() * 2 - 1) * 10 ** (((i >> 6) % 5) - 2));
+  const q = quantizeFp8Rows(values, rows, cols);
+  const back = dequantizeFp8Rows(q, cols);
+  for (let i = 0; i < values.length; i++) {
+    const s = q.scales[Math.floor(i / cols)]!;
+    const err = Math.abs(back[i]! - values[i]!);
+    assert.ok(err <= Math.max(Math.abs(values[i]!) * 2 ** -4, s * 2 ** -10) * 1.0001, `value ${i}: error ${err}`);
+  }
+  assert.deepEqual(quantizeFp8Rows(back, rows, cols).codes, q.codes, 'dequantized values quantize to the same codes');
 });

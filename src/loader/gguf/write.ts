@@ -140,6 +140,8 @@ function encodeHeader(
   const offsets: number[] = [];
   let offset = 0;
   for (const t of tensors) {
+    // FP8 checkpoints are dequantized as they are read for conversion; only a backend keeps their codes.
+    if (t.dtype === 'f8_e4m3') throw new Error(`${t.name}: GGUF has no FP8 e4m3 type`);
     const info = ggmlTypeOf(t.dtype);
     const dims = [...t.shape].reverse();
     const size = ggmlBytes(
