@@ -137,6 +137,13 @@ export interface SamplingRow {
  */
 export type ShardSpec = { split: 'replicate' | 'in' | 'first' } | { split: 'out'; parts?: readonly ShardPart[] };
 
+/** How `loadWeight` stores a weight. */
+export interface WeightLoadOptions {
+  transpose?: boolean;
+  shard?: ShardSpec;
+  quantize?: 'fp8';
+}
+
 /**
  * A part of an `out`-split weight: `rows` rows cut into `pieces` equal slices; rank r of N holds slice
  * ⌊r · pieces / N⌋ (pieces = N: a slice each; pieces < N, dividing N: KV heads replicated over N / pieces ranks).
@@ -161,11 +168,18 @@ export interface Backend {
    */
   readonly tensorParallelSize?: number;
   /**
+   * Whether `linear` / `linearActMul` take FP8 weights (e4m3, one scale per output row): true on a CUDA device of
+   * compute capability 8.9 or newer. Only such a backend is asked `quantize: 'fp8'` or given `f8_e4m3` tensors.
+   */
+  readonly fp8Weights?: boolean;
+  /**
    * Uploads a weight; f16/bf16 are converted to the backend's compute type. `transpose` swaps a 2-D weight. A
    * quantized 2-D weight stays in blocks where the backend computes with them (the CPU backend); the CUDA backend
-   * refuses it. `shard`: how ranks split it (default replicate).
+   * refuses it. `shard`: how ranks split it (default replicate). `quantize: 'fp8'` (backends with `fp8Weights`): a
+   * 2-D matrix is stored as e4m3 with one scale per row (amax / 448), as is an `f8_e4m3` tensor's own codes; a
+   * matrix whose sides are not multiples of 16 (cuBLASLt's FP8 layouts) stays in the compute type.
    */
-  loadWeight(w: HostTensor, opts?: { transpose?: boolean; shard?: ShardSpec }): Tensor;
+  loadWeight(w: HostTensor, opts?: WeightLoadOptions): Tensor;
   /**
    * One weight whose rows are the parts' rows in order, for parts stored as different quantized types (a packed
    * q/k/v whose v has more bits, as llama.cpp's mixes give it).

@@ -33,6 +33,8 @@ const VARIANTS: Record<string, string[][]> = {
     ['TMAX=32', 'SPLIT=2', 'ROWS=4'],
     ['TMAX=8', 'SPLIT=4', 'GATED=1', 'UNROLL=2'],
     ['TMAX=1', 'SPLIT=8', 'GATED=1', 'ACT=1'],
+    ['W_FP8=1', 'TMAX=1', 'SPLIT=8', 'ROWS=2'],
+    ['W_FP8=1', 'TMAX=8', 'SPLIT=4', 'GATED=1'],
   ],
   'kv_compression.cu': [['SCATTER=1']],
 };

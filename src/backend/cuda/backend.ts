@@ -16,11 +16,13 @@ import type {
   SamplingRow,
   StepContext,
   Tensor,
+  WeightLoadOptions,
 } from '../backend.ts';
 import { CudaAttention } from './attention.ts';
 import { CudaContext, type CudaContextOptions } from './context.ts';
 import * as elementwise from './elementwise.ts';
 import { embedding, gatherLogitRows } from './embedding.ts';
+import { Fp8Staging, fp8Fits, hasFp8, loadFp8Weight } from './fp8.ts';
 import { DecodeGraphs } from './graphs.ts';
 import { KvCaches } from './kv-cache.ts';
 import * as kvCompression from './kv-compression.ts';
@@ -41,9 +43,8 @@ export interface CudaBackendOptions extends CudaContextOptions {
 }
 
 /** Host bytes of a tensor's elements as float32. */
-function decoded(bytes: Uint8Array, dtype: DType): Float32Array {
-  return dtype === 'f32' ? new Float32Array(bytes.buffer) : decodeFrom(bytes, dtype);
-}
+const decoded = (bytes: Uint8Array, dtype: DType): Float32Array =>
+  dtype === 'f32' ? new Float32Array(bytes.buffer) : decodeFrom(bytes, dtype);
 
 /** Quantized weights have no CUDA kernels yet: one line naming the tensor and its type, never a silent dequantization. */
 function refuseQuantized(w: HostTensor): void {
@@ -73,7 +74,10 @@ export class CudaBackend implements Backend {
   private readonly sampler: DeviceSampler;
   private readonly attn: CudaAttention;
   private readonly readbacks: Readbacks;
+  private readonly fp8Staging: Fp8Staging;
   private dummySeed = 1;
+  /** FP8 weights (compute capability 8.9+): see Backend.fp8Weights. */
+  readonly fp8Weights: boolean;
 
   get computeDtype(): DType {
     return this.ctx.dtype;
@@ -88,9 +92,12 @@ export class CudaBackend implements Backend {
     this.sampler = new DeviceSampler(this.ctx);
     this.attn = new CudaAttention(this.ctx);
     this.readbacks = new Readbacks(this.ctx.drv, () => new CudaEvent(this.ctx.drv));
+    this.fp8Staging = new Fp8Staging(this.ctx);
+    this.fp8Weights = hasFp8(this.ctx.drv.info);
   }
 
-  loadWeight(w: HostTensor, opts?: { transpose?: boolean }): Tensor {
+  loadWeight(w: HostTensor, opts?: WeightLoadOptions): Tensor {
+    if (this.storesFp8(w, opts)) return loadFp8Weight(this.ctx, this.fp8Staging, w, this.dummySeed++);
     refuseQuantized(w);
     const { dtype, weights } = this.ctx;
     const shape = opts?.transpose && w.shape.length === 2 ? [w.shape[1]!, w.shape[0]!] : [...w.shape];
@@ -105,6 +112,17 @@ export class CudaBackend implements Backend {
     }
     this.ctx.drv.upload(ptr, hostBytesAs(w, dtype, opts?.transpose === true));
     return out;
+  }
+
+  /** FP8 asked for or stored so, where the card and the shape allow (else the compute dtype, f8_e4m3 dequantized). */
+  private storesFp8(w: HostTensor, opts?: WeightLoadOptions): boolean {
+    const wanted = opts?.quantize === 'fp8' || w.dtype === 'f8_e4m3';
+    return wanted && this.fp8Weights && !opts?.transpose && fp8Fits(w.shape);
+  }
+
+  /** Frees the buffer 16-bit weights passed through on their way to FP8 (call once the model is loaded). */
+  releaseLoadStaging(): void {
+    this.fp8Staging.release();
   }
 
   loadStacked(parts: readonly HostTensor[]): Tensor {
@@ -322,8 +340,7 @@ export class CudaBackend implements Backend {
   /** What the device holds, for the start-up report. */
   memoryReport(): string {
     const { drv, weights, arena, steps, dtype } = this.ctx;
-    const { free, total } = drv.memInfo();
-    const i = drv.info;
+    const [{ free, total }, i] = [drv.memInfo(), drv.info];
     return [
       `${i.name} (sm_${i.ccMajor}${i.ccMinor}, ${i.smCount} SMs), ${gib(total)} total, ${gib(free)} free`,
       `weights ${gib(weights.usedBytes)} in ${weights.allocations} allocation(s) (${dtype})`,

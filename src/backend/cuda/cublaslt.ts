@@ -23,7 +23,9 @@ function bindLt(lib: LibraryHandle) {
   };
 }
 
-const CUDA_TYPE: Record<DType, number> = { f32: 0, f16: 2, bf16: 14 };
+/** A GEMM operand's type: the storage types, and FP8 e4m3 (CUDA_R_8F_E4M3) for FP8 weights and activations. */
+export type GemmType = DType | 'e4m3';
+const CUDA_TYPE: Record<GemmType, number> = { f32: 0, f16: 2, bf16: 14, e4m3: 28 };
 const COMPUTE_32F = 68;
 const DESC_TRANSA = 3;
 const DESC_TRANSB = 4;
@@ -81,7 +83,7 @@ export class CublasLt {
     if (rc !== 0) throw new Error(`${what} failed: cuBLAS status ${rc}`);
   }
 
-  private plan(t: number, out: number, inF: number, inType: DType, outType: DType): Plan {
+  private plan(t: number, out: number, inF: number, inType: GemmType, outType: DType): Plan {
     const key = `${t},${out},${inF},${inType},${outType}`;
     const hit = this.plans.get(key);
     if (hit) return hit;
@@ -92,7 +94,7 @@ export class CublasLt {
     // Column-major view: Yᵀ[out, T] = op(W)[out, in] · Xᵀ[in, T], with W stored as col-major [in, out].
     this.check(a.descSet(desc, DESC_TRANSA, new Int32Array([1]), 4), 'set TRANSA');
     this.check(a.descSet(desc, DESC_TRANSB, new Int32Array([0]), 4), 'set TRANSB');
-    const layout = (type: DType, rows: number, cols: number, ld: number) => {
+    const layout = (type: GemmType, rows: number, cols: number, ld: number) => {
       const l = [null];
       this.check(
         a.layoutCreate(l, CUDA_TYPE[type], BigInt(rows), BigInt(cols), BigInt(ld)),
@@ -112,8 +114,12 @@ export class CublasLt {
     return plan;
   }
 
-  /** y[T, out] = x[T, in] · w[out, in]ᵀ (all row-major), on the driver's stream. */
-  matmul(y: DevPtr, x: DevPtr, w: DevPtr, t: number, out: number, inF: number, inType: DType, outType: DType): void {
+  /**
+   * y[T, out] = x[T, in] · w[out, in]ᵀ (all row-major), on the driver's stream. `e4m3` inputs (FP8: cuBLASLt 12.1+
+   * on compute capability 8.9+) need `in` and `out` to be multiples of 16 and a bf16 or f32 `outType`; this TN
+   * layout is the one FP8 matmuls take.
+   */
+  matmul(y: DevPtr, x: DevPtr, w: DevPtr, t: number, out: number, inF: number, inType: GemmType, outType: DType): void {
     const p = this.plan(t, out, inF, inType, outType);
     const rc = this.api.matmul(
       this.handle,

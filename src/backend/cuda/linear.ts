@@ -3,12 +3,15 @@ import type { CudaContext } from './context.ts';
 import { CublasLt } from './cublaslt.ts';
 import type { DevPtr } from './driver.ts';
 import { actDefines, actMul, addBias } from './elementwise.ts';
+import { Fp8CudaTensor } from './fp8.ts';
+import { fp8Linear, fp8LinearActMul } from './fp8-linear.ts';
 import {
   GEMV_MAX_ROWS,
   type GemvConfig,
   type GemvShape,
   type GemvTable,
   gemvBlocks,
+  gemvRule,
   gemvShape,
   gemvWins,
   pickGemvConfig,
@@ -19,12 +22,14 @@ import { cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
 
 /**
  * kernels/gemv.cu: y[rows, n] = x[rows, k] w[n, k]^T (+ bias, null: none), built per TMAX (rows rounded up to a
- * power of two) and configuration (SPLIT, ROWS, UNROLL); GATED = 1 reads w as packed gate/up [2n, k].
+ * power of two) and configuration (SPLIT, ROWS, UNROLL); GATED = 1 reads w as packed gate/up [2n, k]; W_FP8 = 1
+ * reads w as e4m3 codes with a float32 scale per row (`scales`, else null).
  */
 export const GEMV = declareKernel('gemv', 'gemv', {
   y: 'ptr',
   x: 'ptr',
   w: 'ptr',
+  scales: 'ptr',
   bias: 'ptr',
   rows: 'i32',
   n: 'i32',
@@ -39,6 +44,8 @@ export interface GemvOptions {
   config?: GemvConfig;
   /** A bias added in the GEMV's epilogue (gated: the packed gate/up bias). */
   bias?: DevPtr;
+  /** The weight is FP8 e4m3 codes (kernels/gemv.cu W_FP8) with these float32 scales, one per weight row. */
+  fp8Scales?: DevPtr;
 }
 
 /**
@@ -52,12 +59,13 @@ export class CudaLinear {
   /** The GEMV configuration measured best per shape, and where it beats cuBLASLt (src/backend/cuda/gemv-table.json). */
   gemvTable: GemvTable = readGemvTable();
 
-  constructor(private readonly ctx: CudaContext) {
+  constructor(readonly ctx: CudaContext) {
     this.lt = new CublasLt(ctx.drv, ctx.settings.cudaRoots);
     this.gemv = ctx.settings.gemv;
   }
 
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+    if (weight instanceof Fp8CudaTensor) return fp8Linear(this, x, weight, bias);
     const ctx = this.ctx;
     const xt = ctx.own(x);
     const w = cuda(weight);
@@ -79,6 +87,7 @@ export class CudaLinear {
 
   /** Decode rows: one gated GEMV writes act(gate + bias) * (up + bias); otherwise linear, then actMul. */
   linearActMul(x: Tensor, weight: Tensor, bias: Tensor | undefined, act: GatedActivation): Tensor {
+    if (weight instanceof Fp8CudaTensor) return fp8LinearActMul(this, x, weight, bias, act);
     const xt = this.ctx.own(x);
     const w = cuda(weight);
     const [T, n] = rowsCols(xt);
@@ -123,15 +132,19 @@ export class CudaLinear {
   ): (y: DevPtr, x: DevPtr, w: DevPtr, bias?: DevPtr) => void {
     if (T > GEMV_MAX_ROWS) throw new Error(`gemv: ${T} rows, the kernel is built for at most ${GEMV_MAX_ROWS}`);
     const shape = gemvShape(T, m, n, opts.gated === true);
-    const cfg = opts.config ?? pickGemvConfig(this.gemvTable, shape, this.ctx.drv.info);
-    const kernel = this.gemvKernel(shape, cfg, opts.act);
+    const fp8 = opts.fp8Scales !== undefined;
+    // The table was measured with 16-bit weights: FP8 rows (half the bytes) take the rule until swept.
+    const cfg = opts.config ?? (fp8 ? gemvRule(shape) : pickGemvConfig(this.gemvTable, shape, this.ctx.drv.info));
+    const kernel = this.gemvKernel(shape, cfg, opts.act, fp8);
     const grid: [number] = [gemvBlocks(shape, cfg)];
-    return (y, x, w, bias = 0n) => kernel.launch(grid, [256], { y, x, w, bias, rows: T, n: m, k: n });
+    const scales = opts.fp8Scales ?? 0n;
+    return (y, x, w, bias = 0n) => kernel.launch(grid, [256], { y, x, w, scales, bias, rows: T, n: m, k: n });
   }
 
-  /** kernels/gemv.cu built for one shape's TMAX / GATED (with its activation) and a configuration. */
-  gemvKernel(shape: GemvShape, cfg: GemvConfig, act: GatedActivation = 'silu'): Kernel<typeof GEMV.args> {
+  /** kernels/gemv.cu built for one shape's TMAX / GATED (with its activation), a configuration, FP8 weights or not. */
+  gemvKernel(shape: GemvShape, cfg: GemvConfig, act: GatedActivation = 'silu', fp8 = false): Kernel<typeof GEMV.args> {
     return this.ctx.kernel(GEMV, {
+      ...(fp8 ? { W_FP8: 1 } : {}),
       TMAX: shape.tmax,
       SPLIT: cfg.split,
       ...(shape.gated ? { GATED: 1, ...actDefines(act) } : cfg.rows !== 1 ? { ROWS: cfg.rows } : {}),

@@ -1,0 +1,94 @@
+import type { GatedActivation, Tensor } from '../backend.ts';
+import type { CudaContext } from './context.ts';
+import { actMul } from './elementwise.ts';
+import { FP8_SCALE_ROWS, type Fp8CudaTensor, quantizeRows } from './fp8.ts';
+import type { CudaLinear } from './linear.ts';
+import { cuda, rowsCols } from './tensor.ts';
+
+/**
+ * Rows of x that an FP8 weight multiplies through the GEMV (kernels/gemv.cu with W_FP8): a decode step's few rows
+ * read each weight byte once and skip the GEMM path's activation quantization and epilogue launches. Above them,
+ * cuBLASLt's FP8 tensor cores. Not timed per shape yet (gemv-table.json is measured in bf16).
+ */
+export const FP8_GEMV_MAX_ROWS = 8;
+
+/** Which path `rows` rows take against an FP8 weight: the GEMV (when enabled) up to FP8_GEMV_MAX_ROWS, else the GEMM. */
+export function fp8Path(rows: number, gemv: boolean): 'gemv' | 'gemm' {
+  return gemv && rows <= FP8_GEMV_MAX_ROWS ? 'gemv' : 'gemm';
+}
+
+/** Columns of output one block of fp8_scale_rows covers (256 threads, 8 each). */
+const SCALE_COLS_PER_BLOCK = 2048;
+
+/** y[T, m] = x[T, n] · w[m, n]ᵀ (+ bias) for an FP8 weight (see `fp8Path`). */
+export function fp8Linear(linear: CudaLinear, x: Tensor, w: Fp8CudaTensor, bias?: Tensor): Tensor {
+  const ctx = linear.ctx;
+  const xt = ctx.own(x);
+  const [T, n] = rowsCols(xt);
+  const [m, wn] = w.shape;
+  if (wn !== n) throw new Error(`linear: input has ${n} features, FP8 weight is [${w.shape}]`);
+  const out = ctx.empty([T, m]);
+  if (T === 0) return out;
+  const b = bias && cuda(bias).ptr;
+  if (fp8Path(T, linear.gemv) === 'gemv') {
+    linear.gemvInto(out.ptr, xt.ptr, w.codes, T, m, n, { bias: b, fp8Scales: w.scales });
+    return out;
+  }
+  fp8Gemm(ctx, linear, out.ptr, xt.ptr, w, T, b ?? 0n);
+  return out;
+}
+
+/** Decode rows: one gated FP8 GEMV writes act(gate) * up; otherwise the FP8 linear, then actMul. */
+export function fp8LinearActMul(
+  linear: CudaLinear,
+  x: Tensor,
+  w: Fp8CudaTensor,
+  bias: Tensor | undefined,
+  act: GatedActivation,
+): Tensor {
+  const ctx = linear.ctx;
+  const xt = ctx.own(x);
+  const [T, n] = rowsCols(xt);
+  const [m2, wn] = w.shape;
+  if (T === 0 || fp8Path(T, linear.gemv) === 'gemm') return actMul(ctx, fp8Linear(linear, x, w, bias), act);
+  if (wn !== n) throw new Error(`linearActMul: input has ${n} features, FP8 weight is [${w.shape}]`);
+  const out = ctx.empty([T, m2 / 2]);
+  linear.gemvInto(out.ptr, xt.ptr, w.codes, T, m2 / 2, n, {
+    gated: true,
+    act,
+    bias: bias && cuda(bias).ptr,
+    fp8Scales: w.scales,
+  });
+  return out;
+}
+
+/**
+ * The prefill path: x quantized per token (fp8_quantize_rows, into the step arena), cuBLASLt's e4m3 × e4m3 product
+ * with fp32 accumulation written unscaled as bf16 (the one 16-bit type whose range holds 448² · K; cuBLASLt's
+ * per-row / per-column scale modes, CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F from cuBLAS 12.9, are left for a
+ * measured follow-up), then fp8_scale_rows: token scale × weight-row scale (+ bias), rounded once to the dtype.
+ */
+function fp8Gemm(
+  ctx: CudaContext,
+  linear: CudaLinear,
+  y: bigint,
+  x: bigint,
+  w: Fp8CudaTensor,
+  T: number,
+  bias: bigint,
+): void {
+  const [m, n] = w.shape;
+  const codes = ctx.arena.alloc(T * n);
+  const scales = ctx.arena.alloc(T * 4);
+  quantizeRows(ctx, codes, scales, x, T, n);
+  const acc = ctx.empty([T, m], 'bf16');
+  linear.lt.matmul(acc.ptr, codes, w.codes, T, m, n, 'e4m3', 'bf16');
+  ctx.kernel(FP8_SCALE_ROWS).launch([T, Math.ceil(m / SCALE_COLS_PER_BLOCK)], [256], {
+    y,
+    acc: acc.ptr,
+    rowScales: scales,
+    colScales: w.scales,
+    bias,
+    cols: m,
+  });
+}
