@@ -44,8 +44,10 @@ export function dequantizeFp8(
 
 /**
  * A checkpoint's weights with every F8_E4M3 tensor dequantized, tensor by tensor as it is read, to `dtype` (the
- * backend's compute type) through its scale tensor; other tensors (norms, embeddings, the ignored LM head) pass as
- * stored. Activation scales (`input_scale`) and FP8 KV cache scales (`k_scale`, `v_scale`) stay readable by name.
+ * backend's compute type) through its scale tensor, or with `keep`, those scaled per tensor or per channel kept as
+ * their e4m3 bytes with a scale per row (`f8_e4m3`, for a backend with FP8 weights); other tensors (norms,
+ * embeddings, the ignored LM head) pass as stored. Activation scales (`input_scale`) and FP8 KV cache scales
+ * (`k_scale`, `v_scale`) stay readable by name.
  */
 class Fp8Weights implements CheckpointWeights {
   constructor(
@@ -53,15 +55,16 @@ class Fp8Weights implements CheckpointWeights {
     private readonly fp8: Fp8Checkpoint,
     private readonly dtype: DType,
     private readonly dir: string,
+    private readonly keep: boolean,
   ) {}
 
   names(): string[] {
     return this.inner.names();
   }
-  /** Shape as stored; an FP8 weight's dtype as it will be read (the compute dtype). */
+  /** Shape as stored; an FP8 weight's dtype as it will be read (the compute dtype, or f8_e4m3 where kept). */
   describe(name: string): { shape: readonly number[]; dtype: StoredDType } {
     const d = this.inner.describe(name);
-    return d.dtype === 'f8_e4m3' ? { shape: d.shape, dtype: this.dtype } : d;
+    return d.dtype === 'f8_e4m3' ? { shape: d.shape, dtype: this.keep ? 'f8_e4m3' : this.dtype } : d;
   }
   has(name: string): boolean {
     return this.inner.has(name);
@@ -94,9 +97,23 @@ class Fp8Weights implements CheckpointWeights {
         `${this.dir}: tensor ${scaleName} has shape ${fmt(scale.shape)}, expected ${expected} for FP8 weight ${name} ${fmt(w.shape)}`,
       );
     }
-    const values = dequantizeFp8(w.bytes, [out, cols], toFloat32(scale), match.tile);
+    const scales = toFloat32(scale);
+    if (this.keep && match.layout.kind !== 'block') {
+      const rowScales = scales.length === out ? scales : new Float32Array(out).fill(scales[0]!);
+      return { name, shape: w.shape, dtype: 'f8_e4m3', bytes: w.bytes, rowScales };
+    }
+    const values = dequantizeFp8(w.bytes, [out, cols], scales, match.tile);
     return { name, shape: w.shape, dtype: this.dtype, bytes: encodeAs(values, this.dtype) };
   }
+}
+
+/**
+ * Whether FP8 weights of `fp8`'s layouts stay FP8 on a backend with FP8 weights: per tensor and per channel become
+ * one scale per row as they are; 128 x 128 blocks (a scale per block of rows and of columns) are dequantized, as the
+ * GEMV and the GEMM epilogue apply one scale per output row.
+ */
+export function keepsFp8(fp8: Fp8Checkpoint): boolean {
+  return fp8.layouts.every((l) => l.kind !== 'block');
 }
 
 /** A checkpoint's weights as read, each tensor's shape and dtype known before it is read (conversion plans first). */
@@ -104,19 +121,24 @@ export type CheckpointWeights = WeightSource & Pick<SafetensorsWeights, 'describ
 
 /**
  * The safetensors weights of the folder `dir` as a backend computing in `dtype` takes them: an FP8 checkpoint's
- * weights dequantized as they load, with the start-up line saying so (`note`). Any quantization_config other than
- * FP8 is refused here, in one line.
+ * weights dequantized as they load, or kept as FP8 where `fp8Weights` (the backend has them) and the layout allows
+ * (`keepsFp8`), with the start-up line saying which (`note`). Any quantization_config other than FP8 is refused here,
+ * in one line.
  */
 export function openCheckpoint(
   dir: string,
   config: ModelConfig,
   dtype: DType,
+  fp8Weights = false,
 ): { weights: CheckpointWeights; note: string | null } {
   const fp8 = parseQuantizationConfig(config.raw, join(dir, 'config.json'));
   const weights = openSafetensors(dir);
   if (!fp8) return { weights, note: null };
+  const keep = fp8Weights && keepsFp8(fp8);
   return {
-    weights: new Fp8Weights(weights, fp8, dtype, dir),
-    note: `weights: ${fp8.summary} dequantized to ${DTYPE_NAMES[dtype]} at load`,
+    weights: new Fp8Weights(weights, fp8, dtype, dir, keep),
+    note: keep
+      ? `weights: ${fp8.summary} kept as FP8 (e4m3, a scale per output row; other tensors ${DTYPE_NAMES[dtype]})`
+      : `weights: ${fp8.summary} dequantized to ${DTYPE_NAMES[dtype]} at load${fp8Weights ? ' (FP8 GEMMs take one scale per output row, not blocks)' : ''}`,
   };
 }

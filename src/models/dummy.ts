@@ -3,10 +3,10 @@ import type { Backend, HostTensor } from '../backend/backend.ts';
 import { loadModelConfig } from '../loader/hf-config.ts';
 import type { WeightSource } from '../loader/safetensors.ts';
 import type { TextTokenizer, TokenizerGenerationIds } from '../loader/tokenizer.ts';
-import type { QuantScheme } from '../primitives/quant/mix.ts';
+import type { LoadQuantization } from '../primitives/quant/mix.ts';
 import type { BuildOptions } from './architecture.ts';
 import type { Model } from './model.ts';
-import { quantizeAtLoad } from './quantize-at-load.ts';
+import { loadHooks } from './quantize-at-load.ts';
 import { pickArchitecture } from './registry.ts';
 import { checkTensorParallel } from './tensor-parallel.ts';
 import { ModelWeights } from './weights.ts';
@@ -36,25 +36,30 @@ const noSource: WeightSource = {
   close: () => {},
 };
 
-/** Weights for `--load-format dummy` (see DummyWeights). */
-export function dummyWeights(dir: string, backend: Backend, convert?: (h: HostTensor) => HostTensor): ModelWeights {
-  return new DummyWeights(noSource, backend, dir, convert);
+/** Weights for `--load-format dummy` (see DummyWeights); `convert` and `fp8` as ModelWeights takes them. */
+export function dummyWeights(
+  dir: string,
+  backend: Backend,
+  convert?: (h: HostTensor) => HostTensor,
+  fp8?: (h: HostTensor) => boolean,
+): ModelWeights {
+  return new DummyWeights(noSource, backend, dir, convert, fp8);
 }
 
 /**
  * Builds the model of `dir/config.json` with dummy weights (see DummyWeights); with `quantization`, the matrices it
- * quantizes are random blocks of their type, made on the host.
+ * quantizes are random blocks of their type, made on the host, or for fp8 random FP8 weights the backend makes.
  */
 export function loadDummyModel(
   dir: string,
   backend: Backend,
-  options: BuildOptions & { quantization?: QuantScheme } = {},
+  options: BuildOptions & { quantization?: LoadQuantization } = {},
 ): Model {
   const config = loadModelConfig(dir);
   const arch = pickArchitecture(config, join(dir, 'config.json'));
   checkTensorParallel(arch, backend.tensorParallelSize ?? 1, join(dir, 'config.json'));
-  const convert = options.quantization && quantizeAtLoad(options.quantization, config, false);
-  return arch.build(config, dummyWeights(dir, backend, convert), backend, options);
+  const { convert, fp8 } = loadHooks(options.quantization, config, false);
+  return arch.build(config, dummyWeights(dir, backend, convert, fp8), backend, options);
 }
 
 /**

@@ -5,23 +5,24 @@ import { ggufHeader, isGgufPath } from '../loader/gguf/files.ts';
 import { GgufWeightSource } from '../loader/gguf/weights.ts';
 import { loadModelConfig } from '../loader/hf-config.ts';
 import type { WeightSource } from '../loader/safetensors.ts';
-import type { QuantScheme } from '../primitives/quant/mix.ts';
+import type { LoadQuantization } from '../primitives/quant/mix.ts';
 import type { BuildOptions } from './architecture.ts';
 import type { Model } from './model.ts';
-import { quantizeAtLoad } from './quantize-at-load.ts';
+import { loadHooks } from './quantize-at-load.ts';
 import { pickArchitecture } from './registry.ts';
 import { checkTensorParallel } from './tensor-parallel.ts';
 import { ModelWeights } from './weights.ts';
 
 /**
  * Reads the config and weights of a model folder (config.json, safetensors; an FP8 checkpoint dequantized as it
- * loads, which `log` notes) or a GGUF file, checks every tensor's shape, and builds the model on `backend`; with
- * `quantization`, the Llama family's matrices are quantized as they load (quantize-at-load.ts).
+ * loads, or kept as FP8 on a backend with FP8 weights, which `log` notes) or a GGUF file, checks every tensor's shape,
+ * and builds the model on `backend`; with `quantization`, the Llama family's matrices are quantized as they load
+ * (quantize-at-load.ts: to GGUF blocks on the host, or to FP8 by the backend).
  */
 export function loadModel(
   path: string,
   backend: Backend,
-  options: BuildOptions & { quantization?: QuantScheme; log?: (line: string) => void } = {},
+  options: BuildOptions & { quantization?: LoadQuantization; log?: (line: string) => void } = {},
 ): Model {
   const config = loadModelConfig(path);
   const gguf = isGgufPath(path);
@@ -32,13 +33,13 @@ export function loadModel(
   if (gguf) {
     source = new GgufWeightSource(ggufHeader(path), String(ggufHeader(path).value('general.architecture')), config);
   } else {
-    const checkpoint = openCheckpoint(path, config, backend.computeDtype);
+    const checkpoint = openCheckpoint(path, config, backend.computeDtype, backend.fp8Weights === true);
     if (checkpoint.note) options.log?.(checkpoint.note);
     source = checkpoint.weights;
   }
   try {
-    const convert = options.quantization && quantizeAtLoad(options.quantization, config, source.has('lm_head.weight'));
-    return arch.build(config, new ModelWeights(source, backend, path, convert), backend, options);
+    const { convert, fp8 } = loadHooks(options.quantization, config, source.has('lm_head.weight'));
+    return arch.build(config, new ModelWeights(source, backend, path, convert, fp8), backend, options);
   } finally {
     source.close();
   }

@@ -3,7 +3,13 @@ import type { ModelConfig } from '../loader/hf-config.ts';
 import { isQuantType } from '../primitives/ggml-types.ts';
 import { toFloat32 } from '../primitives/host-tensor.ts';
 import { quantize } from '../primitives/quant/index.ts';
-import { type QuantScheme, quantTypeFor, type WeightRole } from '../primitives/quant/mix.ts';
+import {
+  isFp8,
+  type LoadQuantization,
+  type QuantScheme,
+  quantTypeFor,
+  type WeightRole,
+} from '../primitives/quant/mix.ts';
 import { randomBlocks } from '../primitives/quant/random.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -48,12 +54,7 @@ export function quantizeAtLoad(
   cfg: ModelConfig,
   hasLmHead: boolean,
 ): (h: HostTensor) => HostTensor {
-  // GPT-2 stores its matrices as Conv1D [in, out], transposed as they load: ggml blocks run along a row's inputs.
-  if (cfg.modelType === 'gpt2') {
-    throw new UserError(
-      `--quantization ${scheme.name.toLowerCase()}: GPT-2's weights (Conv1D, stored transposed) are not quantized yet`,
-    );
-  }
+  refuseGpt2(scheme.name, cfg);
   let seed = 1;
   return (h) => {
     if (h.shape.length !== 2 || isQuantType(h.dtype)) return h;
@@ -67,4 +68,38 @@ export function quantizeAtLoad(
         : randomBlocks(type, rows * cols, 1 / Math.sqrt(cols), seed++, h.name);
     return { ...h, dtype: type, bytes };
   };
+}
+
+/** GPT-2 stores its matrices as Conv1D [in, out], transposed as they load: blocks and row scales run along inputs. */
+function refuseGpt2(scheme: string, cfg: ModelConfig): void {
+  if (cfg.modelType === 'gpt2') {
+    throw new UserError(
+      `--quantization ${scheme.toLowerCase()}: GPT-2's weights (Conv1D, stored transposed) are not quantized yet`,
+    );
+  }
+}
+
+/**
+ * `--quantization fp8`: whether ModelWeights asks the backend to quantize a stored tensor to FP8 as it loads
+ * (`loadWeight`'s `quantize: 'fp8'`): the decoder layers' float matrices as `hfWeightRole` names them (q/k/v/o,
+ * gate/up/down, packed or not). Embeddings, the LM head, norms, biases and mixture-of-experts weights stay 16-bit, as
+ * vLLM's dynamic fp8 keeps them.
+ */
+export function fp8AtLoad(cfg: ModelConfig): (h: HostTensor) => boolean {
+  refuseGpt2('fp8', cfg);
+  return (h) => {
+    if (h.shape.length !== 2 || (h.dtype !== 'f32' && h.dtype !== 'f16' && h.dtype !== 'bf16')) return false;
+    const kind = hfWeightRole(h.name, h.shape[1]!, cfg, false)?.kind;
+    return kind !== undefined && kind !== 'output' && kind !== 'token_embd';
+  };
+}
+
+/** `--quantization`'s hooks for ModelWeights: GGUF blocks made on the host (`convert`), or FP8 made by the backend. */
+export function loadHooks(
+  q: LoadQuantization | undefined,
+  cfg: ModelConfig,
+  hasLmHead: boolean,
+): { convert?: (h: HostTensor) => HostTensor; fp8?: (h: HostTensor) => boolean } {
+  if (!q) return {};
+  return isFp8(q) ? { fp8: fp8AtLoad(cfg) } : { convert: quantizeAtLoad(q, cfg, hasLmHead) };
 }

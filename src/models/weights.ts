@@ -1,6 +1,8 @@
-import type { Backend, HostTensor, ShardSpec, Tensor } from '../backend/backend.ts';
+import type { Backend, HostTensor, ShardSpec, Tensor, WeightLoadOptions } from '../backend/backend.ts';
 import type { WeightSource } from '../loader/safetensors.ts';
+import { encodeAs } from '../primitives/float-bits.ts';
 import { isQuantType } from '../primitives/ggml-types.ts';
+import { toFloat32 } from '../primitives/host-tensor.ts';
 import { UserError } from '../util/errors.ts';
 
 const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
@@ -17,7 +19,13 @@ export class ModelWeights {
     private readonly dir: string,
     /** Applied to each stored tensor before it is loaded (`--quantization`, see quantize-at-load.ts). */
     private readonly convert: (h: HostTensor) => HostTensor = (h) => h,
-  ) {}
+    /** `--quantization fp8`: the tensors the backend is asked to quantize to FP8 (quantize-at-load.ts `fp8AtLoad`). */
+    private readonly fp8?: (h: HostTensor) => boolean,
+  ) {
+    if (fp8 && !backend.fp8Weights) {
+      throw new Error(`${dir}: FP8 weights asked of the ${backend.name} backend, which has none`);
+    }
+  }
 
   has(name: string): boolean {
     return this.source.has(name);
@@ -43,7 +51,9 @@ export class ModelWeights {
    */
   load(name: string, shape: readonly number[], opts?: { transpose?: boolean; shard?: ShardSpec }): Tensor {
     const h = this.host(name, shape);
-    return this.backend.loadWeight(opts?.transpose ? h : this.convert(h), opts);
+    if (opts?.transpose) return this.backend.loadWeight(h, opts);
+    const c = this.convert(h);
+    return this.backend.loadWeight(c, this.fp8?.(c) ? { ...opts, quantize: 'fp8' } : opts);
   }
 
   /**
@@ -58,7 +68,7 @@ export class ModelWeights {
     shape?: readonly number[],
     shard?: ShardSpec,
   ): Tensor {
-    const hosts = parts.map((p) => this.convert(this.host(p.name, p.shape)));
+    const hosts = sameFp8Storage(parts.map((p) => this.convert(this.host(p.name, p.shape))));
     const first = hosts[0]!;
     const mixedQuant = hosts.some((h) => h.dtype !== first.dtype) && hosts.every((h) => isQuantType(h.dtype));
     for (const h of hosts) {
@@ -85,6 +95,35 @@ export class ModelWeights {
     const size = (dims: readonly number[]) => dims.reduce((a, d) => a * d, 1);
     if (shape && size(shape) !== size(packed)) throw new Error(`packed weight: ${fmt(packed)} cannot be ${fmt(shape)}`);
     const name = hosts.map((h) => h.name).join(' + ');
-    return this.backend.loadWeight({ name, shape: [...(shape ?? packed)], dtype: first.dtype, bytes }, { shard });
+    const rowScales = first.dtype === 'f8_e4m3' ? concatScales(hosts) : undefined;
+    const opts: WeightLoadOptions = { shard, ...(!shape && this.fp8?.(first) ? { quantize: 'fp8' } : {}) };
+    return this.backend.loadWeight(
+      { name, shape: [...(shape ?? packed)], dtype: first.dtype, bytes, ...(rowScales ? { rowScales } : {}) },
+      opts,
+    );
   }
+}
+
+/**
+ * Parts of one packed weight as one storage: an FP8 checkpoint's e4m3 parts packed with float parts (a layer its
+ * scheme left unquantized) are dequantized to the float parts' dtype.
+ */
+function sameFp8Storage(hosts: HostTensor[]): HostTensor[] {
+  const float = hosts.find((h) => h.dtype !== 'f8_e4m3');
+  if (!float || hosts.every((h) => h.dtype !== 'f8_e4m3')) return hosts;
+  if (isQuantType(float.dtype) || float.dtype === 'f8_e4m3') throw new Error(`${float.name}: packed with FP8 parts`);
+  const dtype = float.dtype;
+  const decode = (h: HostTensor) => ({ name: h.name, shape: h.shape, dtype, bytes: encodeAs(toFloat32(h), dtype) });
+  return hosts.map((h) => (h.dtype === 'f8_e4m3' ? decode(h) : h));
+}
+
+/** The row scales of packed `f8_e4m3` parts, in their order. */
+function concatScales(hosts: readonly HostTensor[]): Float32Array {
+  const out = new Float32Array(hosts.reduce((a, h) => a + h.rowScales!.length, 0));
+  let offset = 0;
+  for (const h of hosts) {
+    out.set(h.rowScales!, offset);
+    offset += h.rowScales!.length;
+  }
+  return out;
 }

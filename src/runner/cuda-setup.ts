@@ -7,6 +7,7 @@ import { loadDummyModel } from '../models/dummy.ts';
 import { loadModel } from '../models/load.ts';
 import type { Model } from '../models/model.ts';
 import { type LoadedPoolingModel, loadPoolingModel } from '../models/pooling-load.ts';
+import { FP8_QUANTIZATION } from '../primitives/quant/mix.ts';
 import { UserError } from '../util/errors.ts';
 import { profileKvBlocks } from './kv-sizing.ts';
 import { weightBytes } from './weight-bytes.ts';
@@ -25,6 +26,13 @@ export interface CudaModelOptions {
   maxModelLen: number;
   log: (line: string) => void;
   cuda?: Partial<CudaSettings>;
+  /** --quantization: fp8 (the one scheme CUDA runs; runner/load.ts refuses the others). */
+  quantization?: string;
+}
+
+/** The one line refusing `--quantization fp8` where FP8 weights cannot run, and `why`. */
+export function fp8Refusal(spelling: string, why: string): string {
+  return `--quantization ${spelling}: FP8 weights need a GPU of compute capability 8.9 or newer (Ada, Hopper), ${why}; run the checkpoint's own dtype`;
 }
 
 /** The CUDA backend for the model in `dir`, after checking the device, with `build`'s weights in one allocation. */
@@ -33,9 +41,10 @@ function loadOnCuda<M>(
   o: { dtype?: string; dummy?: boolean; log: (line: string) => void; cuda?: Partial<CudaSettings> },
   pooling: boolean,
   build: (backend: CudaBackend) => M,
+  fp8 = false,
 ): { model: M; backend: CudaBackend } {
   const dtype = cudaDtype(loadModelConfig(dir).dtype, o.dtype ?? 'auto');
-  const bytes = weightBytes(dir, dtype, o.dummy === true, pooling);
+  const bytes = weightBytes(dir, dtype, o.dummy === true, pooling, fp8);
   const probe = probeCuda({ weightBytes: bytes, cuda: o.cuda });
   if (probe instanceof CudaUnavailable) throw new UserError(`--device cuda: ${probe.reason}. ${probe.fix}`);
   const t0 = performance.now();
@@ -58,10 +67,27 @@ export function loadCudaModel(
 ): { model: Model; backend: CudaBackend; numBlocks: number } {
   const util = o.gpuMemoryUtilization ?? 0.9;
   if (!(util > 0 && util <= 1)) throw new UserError(`--gpu-memory-utilization ${util}: expected a fraction in (0, 1]`);
-  const { model, backend } = loadOnCuda(dir, o, false, (b) => {
-    const build = { maxModelLen: o.maxModelLen };
-    return o.dummy ? loadDummyModel(dir, b, build) : loadModel(dir, b, { ...build, log: o.log });
-  });
+  const fp8 = o.quantization !== undefined;
+  const { model, backend } = loadOnCuda(
+    dir,
+    o,
+    false,
+    (b) => {
+      if (fp8 && !b.fp8Weights) {
+        const { name, ccMajor, ccMinor } = b.ctx.drv.info;
+        throw new UserError(fp8Refusal(o.quantization!, `and ${name} is ${ccMajor}.${ccMinor}`));
+      }
+      const build = { maxModelLen: o.maxModelLen, quantization: fp8 ? FP8_QUANTIZATION : undefined };
+      const model = o.dummy ? loadDummyModel(dir, b, build) : loadModel(dir, b, { ...build, log: o.log });
+      b.releaseLoadStaging();
+      return model;
+    },
+    fp8,
+  );
+  if (fp8)
+    o.log(
+      `weights: decoder matrices quantized to FP8 e4m3 per output row at load${o.dummy ? ' (random, on the device)' : ''}`,
+    );
   let numBlocks: number;
   if (o.kvCacheMemory !== undefined) {
     backend.reserveSteps({

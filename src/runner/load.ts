@@ -19,12 +19,12 @@ import { modelTask } from '../models/pooling-load.ts';
 import { longRopeChoice } from '../models/rope.ts';
 import { type KvCacheType, type KvQuant, kvHeadMismatch } from '../primitives/kv-cache-type.ts';
 import type { KvCompressionConfig } from '../primitives/kv-compression.ts';
-import { isFp8, parseLoadQuantization, type QuantScheme } from '../primitives/quant/mix.ts';
+import { isFp8, type LoadQuantization, parseLoadQuantization } from '../primitives/quant/mix.ts';
 import type { Manifest } from '../store/manifest.ts';
 import { type PromptTemplate, storedChatTemplate } from '../store/model-prompt.ts';
 import { resolveModel } from '../store/resolve.ts';
 import { UserError } from '../util/errors.ts';
-import { loadCudaModel } from './cuda-setup.ts';
+import { fp8Refusal, loadCudaModel } from './cuda-setup.ts';
 import { kvBytesPerValue, kvCacheDtype, kvCacheQuant } from './kv-cache-choice.ts';
 import { kvBlockBytes, ModelRunner } from './model-runner.ts';
 import { checkTensorParallelLoad, cpuBackend } from './tensor-parallel.ts';
@@ -164,12 +164,9 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   const device = chooseDevice(options, log);
   const dummy = options.loadFormat === 'dummy';
   const onCpu = device === 'cpu';
-  const quantization = options.quantization ? weightQuantization(options.quantization, onCpu) : undefined;
-  if (quantization && !onCpu) {
-    throw new UserError(
-      `--quantization ${options.quantization}: quantized weights run on the CPU backend only for now; use --device cpu`,
-    );
-  }
+  const quantization = options.quantization
+    ? weightQuantization(options.quantization, onCpu, options.backend)
+    : undefined;
   const ranks = positiveInt(options.tensorParallelSize ?? 1, 'tensor parallel size');
   const { cuda, kvCompression } = options;
   if (!options.backend)
@@ -216,6 +213,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
       maxModelLen,
       log,
       cuda: options.cuda,
+      quantization: options.quantization,
     });
     m = cuda.model;
     numBlocks = cuda.numBlocks;
@@ -298,15 +296,25 @@ function startupLine(backend: Backend, modelMs: number, textMs: number): string 
   return `start-up ${s(modelMs + textMs)}: weights and KV cache ${s(modelMs)}${kernels}; tokenizer and template ${s(textMs)}`;
 }
 
-/** --quantization's scheme; fp8 is refused in one line on either backend until the GPU has FP8 GEMMs. */
-function weightQuantization(spelling: string, onCpu: boolean): QuantScheme {
+/**
+ * --quantization's scheme where the backend runs it: GGUF types on the CPU, FP8 on CUDA (a given backend must have
+ * FP8 weights; the CUDA loader checks the device's compute capability); anything else one line.
+ */
+function weightQuantization(spelling: string, onCpu: boolean, backend: Backend | undefined): LoadQuantization {
   const scheme = parseLoadQuantization(spelling, '--quantization');
-  if (!isFp8(scheme)) return scheme;
-  throw new UserError(
-    onCpu
-      ? `--quantization ${spelling}: the CPU backend has no FP8 arithmetic; use --quantization q8_0 for 8-bit weights on the CPU`
-      : `--quantization ${spelling}: the CUDA backend's FP8 GEMM path is not built yet (it needs a GPU of compute capability 8.9 or newer); run the checkpoint's own dtype, or an FP8 checkpoint, which is dequantized at load`,
-  );
+  if (!isFp8(scheme)) {
+    if (onCpu) return scheme;
+    throw new UserError(
+      `--quantization ${spelling}: quantized weights run on the CPU backend only for now; use --device cpu`,
+    );
+  }
+  if (onCpu) {
+    throw new UserError(
+      `--quantization ${spelling}: the CPU backend has no FP8 arithmetic; use --quantization q8_0 for 8-bit weights on the CPU`,
+    );
+  }
+  if (backend && !backend.fp8Weights) throw new UserError(fp8Refusal(spelling, 'this CUDA backend has none'));
+  return scheme;
 }
 
 /** The given backend's device, else --device (auto: CUDA when usable). */

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Backend } from '../../src/backend/backend.ts';
+import { hasFp8 } from '../../src/backend/cuda/fp8.ts';
 import { prepareModel } from '../../src/runner/load.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 
@@ -13,13 +14,34 @@ test('--quantization fp8 on the CPU is one line: no FP8 arithmetic there, q8_0 i
   );
 });
 
-test('--quantization fp8 on CUDA is one line: the FP8 GEMM path is not built, and needs compute capability 8.9', {
+test('--quantization fp8 on a CUDA backend without FP8 weights is one line naming compute capability 8.9', {
   skip: tiny.skip,
 }, () => {
   // Refused before the backend is touched, so a stand-in that only names its device is enough.
-  const cuda = { name: 'cuda' } as Backend;
+  for (const cuda of [{ name: 'cuda' }, { name: 'cuda', fp8Weights: false }] as Backend[]) {
+    assert.throws(
+      () => prepareModel(tiny.path, { backend: cuda, quantization: 'FP8', log: () => {} }),
+      /^UserError: --quantization FP8: FP8 weights need a GPU of compute capability 8\.9 or newer \(Ada, Hopper\), this CUDA backend has none; run the checkpoint's own dtype$/,
+    );
+  }
+});
+
+test('GGUF types stay refused on CUDA in one line', { skip: tiny.skip }, () => {
   assert.throws(
-    () => prepareModel(tiny.path, { backend: cuda, quantization: 'FP8', log: () => {} }),
-    /^UserError: --quantization FP8: the CUDA backend's FP8 GEMM path is not built yet \(it needs a GPU of compute capability 8\.9 or newer\)/,
+    () => prepareModel(tiny.path, { backend: { name: 'cuda' } as Backend, quantization: 'q8_0', log: () => {} }),
+    /^UserError: --quantization q8_0: quantized weights run on the CPU backend only for now; use --device cpu$/,
+  );
+});
+
+test('compute capability 8.9 (Ada) and newer have FP8 weights; 8.6 and 8.0 do not', () => {
+  assert.deepEqual(
+    [
+      [8, 0],
+      [8, 6],
+      [8, 9],
+      [9, 0],
+      [10, 0],
+    ].map(([ccMajor, ccMinor]) => hasFp8({ ccMajor: ccMajor!, ccMinor: ccMinor! })),
+    [false, false, true, true, true],
   );
 });
