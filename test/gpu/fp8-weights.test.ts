@@ -1,0 +1,359 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { DType, GatedActivation, HostTensor } from '../../src/backend/backend.ts';
+import { CudaBackend } from '../../src/backend/cuda/backend.ts';
+import { Fp8CudaTensor, hasFp8, quantizeRows } from '../../src/backend/cuda/fp8.ts';
+import { FP8_GEMV_MAX_ROWS, fp8Path } from '../../src/backend/cuda/fp8-linear.ts';
+import { cuda } from '../../src/backend/cuda/tensor.ts';
+import { loadModel } from '../../src/models/load.ts';
+import type { Model } from '../../src/models/model.ts';
+import { encodeAs } from '../../src/primitives/float-bits.ts';
+import { E4M3, type Fp8Rows, quantizeFp8Rows } from '../../src/primitives/fp8.ts';
+import { toFloat32 } from '../../src/primitives/host-tensor.ts';
+import { FP8_QUANTIZATION } from '../../src/primitives/quant/mix.ts';
+import { modelFixture } from '../helpers/fixtures.ts';
+import { Fp8Cpu } from '../helpers/fp8-cpu.ts';
+import { gpuSkip, randomValues, relL2 } from '../helpers/gpu.ts';
+import { argmax, PagedSession, teacherForced } from '../helpers/paged-session.ts';
+
+const gpuWhy = gpuSkip();
+const backends = new Map<DType, CudaBackend>();
+function gpu(dtype: DType): CudaBackend {
+  let b = backends.get(dtype);
+  if (!b) {
+    b = new CudaBackend({ dtype, graphs: false });
+    backends.set(dtype, b);
+  }
+  return b;
+}
+const skip = gpuWhy || (!hasFp8(gpu('bf16').ctx.drv.info) && 'the GPU has no FP8 (compute capability < 8.9)');
+const DTYPES: DType[] = ['bf16', 'f16'];
+let seed = (Date.now() & 0xffff) * 1000;
+
+/** `v` rounded to the storage type, as float32. */
+const rounded = (v: Float32Array, dtype: DType) =>
+  toFloat32({ name: '', shape: [v.length], dtype, bytes: encodeAs(v, dtype) });
+
+/** [rows, cols] in the storage type, rows of magnitudes 1e-3 to 1 (each its own scale), one all-zero row if asked. */
+function matrix(rows: number, cols: number, dtype: DType, zeroRow = -1): Float32Array {
+  const v = randomValues(rows * cols, seed++, 1, 'f32');
+  for (let i = 0; i < v.length; i++) {
+    const r = Math.floor(i / cols);
+    v[i] = r === zeroRow ? 0 : v[i]! * 10 ** ((r % 4) - 3);
+  }
+  return rounded(v, dtype);
+}
+
+const host = (name: string, shape: number[], v: Float32Array, dtype: DType): HostTensor => ({
+  name,
+  shape,
+  dtype,
+  bytes: encodeAs(v, dtype),
+});
+
+function download(g: CudaBackend, ptr: bigint, bytes: number): Uint8Array {
+  const out = new Uint8Array(bytes);
+  g.ctx.drv.download(out, ptr);
+  return out;
+}
+
+/** An FP8 weight's codes and scales as the device holds them. */
+function deviceRows(g: CudaBackend, w: Fp8CudaTensor): Fp8Rows {
+  const [rows, cols] = w.shape;
+  const scales = download(g, w.scales, rows * 4);
+  return { codes: download(g, w.codes, rows * cols), scales: new Float32Array(scales.buffer) };
+}
+
+/** x[T, K] · W[M, K]ᵀ in float64 from dequantized FP8 rows (codes · scale), and Σ|x_k w_k| per output (for bounds). */
+function reference(x: Float64Array, T: number, w: Fp8Rows, M: number, K: number) {
+  const y = new Float64Array(T * M);
+  const mag = new Float64Array(T * M);
+  const wv = Float64Array.from(w.codes, (c, i) => E4M3[c]! * w.scales[Math.floor(i / K)]!);
+  for (let t = 0; t < T; t++) {
+    for (let m = 0; m < M; m++) {
+      let s = 0;
+      let a = 0;
+      for (let k = 0; k < K; k++) {
+        const p = x[t * K + k]! * wv[m * K + k]!;
+        s += p;
+        a += Math.abs(p);
+      }
+      y[t * M + m] = s;
+      mag[t * M + m] = a;
+    }
+  }
+  return { y, mag };
+}
+
+const silu = (g: number) => g / (1 + Math.exp(-g));
+const geluTanh = (g: number) => 0.5 * g * (1 + Math.tanh(0.7978845608028654 * (g + 0.044715 * g ** 3)));
+
+/**
+ * Every output within `rel` of its float64 value plus `sumRel` of its terms' magnitude Σ|x_k w_k|: `rel` covers the
+ * output's rounding to the storage type (bf16 2^-9, f16 2^-11, doubled) and any intermediate rounding, `sumRel` the
+ * accumulation (the GEMV's float32 lanes each add at most K / 32 terms in order: 2^-24 · 128 < 2^-16). A NaN (a
+ * poisoned output never written) fails. Both bounds are far below FP8's own error (2^-5 relative per value), so a
+ * wrong scale, row or code fails.
+ */
+function within(what: string, got: Float32Array, want: Float64Array, mag: Float64Array, rel: number, sumRel: number) {
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) {
+    const bound = rel * Math.abs(want[i]!) + sumRel * mag[i]! + 1e-30;
+    const err = Math.abs(got[i]! - want[i]!);
+    assert.ok(err <= bound, `${what}: output ${i} is ${got[i]}, float64 ${want[i]} (bound ${bound})`);
+    worst = Math.max(worst, err / bound);
+  }
+  return worst;
+}
+
+const OUT_REL: Record<DType, number> = { f32: 2 ** -20, bf16: 2 ** -8, f16: 2 ** -10 };
+
+describe('CUDA FP8 weights', () => {
+  for (const dtype of DTYPES) {
+    test(`fp8_quantize_rows equals the CPU twin bit for bit, codes and scales, outputs poisoned (${dtype})`, {
+      skip,
+    }, () => {
+      const g = gpu(dtype);
+      for (const [rows, cols] of [
+        [48, 272],
+        [7, 4096],
+        [300, 1040],
+      ] as const) {
+        const v = matrix(rows, cols, dtype, 3);
+        const want = quantizeFp8Rows(v, rows, cols);
+        const x = cuda(g.loadWeight(host('x', [rows, cols], v, dtype)));
+        g.ctx.arena.reset();
+        const codes = g.ctx.arena.alloc(rows * cols);
+        const scales = g.ctx.arena.alloc(rows * 4);
+        // 0xff bytes: the e4m3 code -NaN (never written by quantization) and a NaN scale.
+        g.ctx.drv.fill32(codes, 0xffffffff, (rows * cols) / 4);
+        g.ctx.drv.fill32(scales, 0xffffffff, rows);
+        quantizeRows(g.ctx, codes, scales, x.ptr, rows, cols);
+        assert.deepEqual(download(g, codes, rows * cols), want.codes, `codes [${rows}, ${cols}]`);
+        assert.deepEqual(
+          new Float32Array(download(g, scales, rows * 4).buffer),
+          want.scales,
+          `scales [${rows}, ${cols}]`,
+        );
+      }
+    });
+
+    test(`loadWeight: a 16-bit matrix quantized on the device as the twin does; f8_e4m3 kept; dummy random FP8 (${dtype})`, {
+      skip,
+    }, () => {
+      const g = gpu(dtype);
+      const [rows, cols] = [96, 528];
+      const v = matrix(rows, cols, dtype, 5);
+      const w = g.loadWeight(host('w', [rows, cols], v, dtype), { quantize: 'fp8' });
+      assert.ok(w instanceof Fp8CudaTensor);
+      const want = quantizeFp8Rows(v, rows, cols);
+      assert.deepEqual(deviceRows(g, w), want);
+      const kept = g.loadWeight({
+        name: 'k',
+        shape: [rows, cols],
+        dtype: 'f8_e4m3',
+        bytes: want.codes,
+        rowScales: want.scales,
+      });
+      assert.ok(kept instanceof Fp8CudaTensor);
+      assert.deepEqual(deviceRows(g, kept), want);
+      const odd = g.loadWeight(host('odd', [rows, 100], matrix(rows, 100, dtype), dtype), { quantize: 'fp8' });
+      assert.ok(!(odd instanceof Fp8CudaTensor), 'a side not a multiple of 16 stays 16-bit');
+      const dummy = g.loadWeight(
+        { name: 'd', shape: [rows, cols], dtype: 'bf16', bytes: new Uint8Array(0) },
+        { quantize: 'fp8' },
+      );
+      assert.ok(dummy instanceof Fp8CudaTensor);
+      const d = deviceRows(g, dummy);
+      for (let r = 0; r < rows; r++) {
+        const row = d.codes.subarray(r * cols, (r + 1) * cols);
+        assert.ok(
+          row.some((c) => (c & 0x7f) === 0x7e),
+          `dummy row ${r} reaches ±448`,
+        );
+        assert.ok(
+          row.every((c) => (c & 0x7f) !== 0x7f),
+          `dummy row ${r} has no NaN code`,
+        );
+        // Uniform in ±1/sqrt(cols): the row maximum is within a few percent of it.
+        const s = d.scales[r]! * 448 * Math.sqrt(cols);
+        assert.ok(s > 0.9 && s <= 1.01, `dummy row ${r}: amax · sqrt(cols) = ${s}`);
+      }
+      g.releaseLoadStaging();
+    });
+
+    test(`the FP8 GEMV (1, 2, 5, 8 rows; bias; gated SiLU / GELU) against float64 of the dequantized weights (${dtype})`, {
+      skip,
+    }, () => {
+      const g = gpu(dtype);
+      assert.equal(FP8_GEMV_MAX_ROWS, 8);
+      for (const [K, M] of [
+        [4096, 112],
+        [272, 1040],
+      ] as const) {
+        const wv = matrix(2 * M, K, dtype);
+        const w = g.loadWeight(host('w', [2 * M, K], wv, dtype), { quantize: 'fp8' }) as Fp8CudaTensor;
+        const wq = quantizeFp8Rows(wv, 2 * M, K);
+        const bv = rounded(randomValues(2 * M, seed++, 0.5), dtype);
+        const bias = g.loadWeight(host('b', [2 * M], bv, dtype));
+        for (const T of [1, 2, 5, 8]) {
+          assert.equal(fp8Path(T, g.linears.gemv), 'gemv');
+          const xv = rounded(randomValues(T * K, seed++, 1), dtype);
+          const x = g.loadWeight(host('x', [T, K], xv, dtype));
+          const { y, mag } = reference(Float64Array.from(xv), T, wq, 2 * M, K);
+          g.ctx.arena.reset();
+          g.ctx.arena.poison();
+          const plain = g.toHost(g.linear(x, w));
+          within(`gemv ${T}x${K}x${2 * M}`, plain, y, mag, OUT_REL[dtype], 2 ** -16);
+          const withBias = g.toHost(g.linear(x, w, bias));
+          const yb = y.map((v, i) => v + bv[i % (2 * M)]!);
+          within(`gemv+bias ${T}x${K}x${2 * M}`, withBias, yb, mag, OUT_REL[dtype], 2 ** -16);
+          for (const [act, f] of [
+            ['silu', silu],
+            ['gelu_tanh', geluTanh],
+          ] as [GatedActivation, (g: number) => number][]) {
+            const got = g.toHost(g.linearActMul(x, w, bias, act));
+            const want = new Float64Array(T * M);
+            const gmag = new Float64Array(T * M);
+            for (let t = 0; t < T; t++) {
+              for (let m = 0; m < M; m++) {
+                const gate = yb[t * 2 * M + m]!;
+                const up = yb[t * 2 * M + M + m]!;
+                want[t * M + m] = f(gate) * up;
+                // act' is at most ~1.13: an accumulation error in gate or up moves the output by at most this.
+                gmag[t * M + m] =
+                  1.2 * (mag[t * 2 * M + m]! * Math.abs(up) + mag[t * 2 * M + M + m]! * Math.abs(f(gate)));
+              }
+            }
+            within(`gated ${act} ${T}x${K}x${M}`, got, want, gmag, OUT_REL[dtype], 2 ** -16);
+          }
+        }
+      }
+    });
+
+    test(`the FP8 GEMM path (37 and 300 rows, and 5 with the GEMV off) against float64 of per-token-quantized x (${dtype})`, {
+      skip,
+    }, () => {
+      const g = gpu(dtype);
+      const [K, M] = [1024, 784];
+      const wv = matrix(M, K, dtype);
+      const w = g.loadWeight(host('w', [M, K], wv, dtype), { quantize: 'fp8' }) as Fp8CudaTensor;
+      const wq = quantizeFp8Rows(wv, M, K);
+      const bv = rounded(randomValues(M, seed++, 0.5), dtype);
+      const bias = g.loadWeight(host('b', [M], bv, dtype));
+      const saved = g.linears.gemv;
+      try {
+        for (const [T, gemv] of [
+          [37, true],
+          [300, true],
+          [5, false],
+        ] as const) {
+          g.linears.gemv = gemv;
+          assert.equal(fp8Path(T, gemv), 'gemm');
+          // Tokens of different magnitudes: each takes its own scale.
+          const xv = rounded(
+            randomValues(T * K, seed++, 1).map((v, i) => v * 10 ** ((Math.floor(i / K) % 4) - 2)),
+            dtype,
+          );
+          const xq = quantizeFp8Rows(xv, T, K);
+          const xd = Float64Array.from(xq.codes, (c, i) => E4M3[c]! * xq.scales[Math.floor(i / K)]!);
+          const { y, mag } = reference(xd, T, wq, M, K);
+          const yb = y.map((v, i) => v + bv[i % M]!);
+          const x = g.loadWeight(host('x', [T, K], xv, dtype));
+          g.ctx.arena.reset();
+          g.ctx.arena.poison();
+          const got = g.toHost(g.linear(x, w, bias));
+          // cuBLASLt's unscaled bf16 product (2^-9), then the output's rounding; its FP8 tensor-core sums keep about
+          // 14 bits between promotions to float32 (DeepSeek-V3's measurement on Hopper), hence 2^-13 of the terms.
+          const worst = within(`gemm ${T}x${K}x${M}`, got, yb, mag, 2 ** -9 + OUT_REL[dtype], 2 ** -13);
+          const plain = g.toHost(g.linear(x, w));
+          within(`gemm no bias ${T}x${K}x${M}`, plain, y, mag, 2 ** -9 + OUT_REL[dtype], 2 ** -13);
+          // Not vacuous: unquantized activations are further away than the bound.
+          const unq = reference(Float64Array.from(xv), T, wq, M, K).y.map((v, i) => v + bv[i % M]!);
+          assert.ok(relL2(got, unq) > relL2(got, yb), `${T} rows: per-token quantization is what was computed`);
+          assert.ok(worst <= 1);
+        }
+      } finally {
+        g.linears.gemv = saved;
+      }
+    });
+  }
+});
+
+/** A prompt of 24 tokens, then 24 tokens teacher-forced one decode step at a time. */
+const PROMPT = Array.from({ length: 24 }, (_, i) => (i * 37 + 11) % 250);
+
+/** Teacher-forced logits: the prompt as one prefill (the FP8 GEMM), then decode steps (the FP8 GEMV). */
+function forced(model: Model, tokens: readonly number[]): Float32Array[] {
+  return teacherForced(model, PROMPT, tokens);
+}
+
+/** The model's own greedy continuation of PROMPT, 24 tokens. */
+function greedy(model: Model): number[] {
+  const s = new PagedSession(model);
+  let logits = s.step([{ seq: 0, tokens: PROMPT }])[0]!;
+  const tokens: number[] = [];
+  for (let i = 0; i < 24; i++) {
+    tokens.push(argmax(logits));
+    logits = s.step([{ seq: 0, tokens: [tokens.at(-1)!] }])[0]!;
+  }
+  return tokens;
+}
+
+/**
+ * End to end against two references. The CPU twin (test/helpers/fp8-cpu.ts: the same FP8 codes and scales, per-token
+ * activations where the device takes the GEMM, float32 elsewhere) is what the device must compute up to its bf16
+ * activations: bf16 alone moves these fixtures' logits by up to 4 % (relative L2, measured on the CPU with
+ * LowPrecisionCpu) and never their top-1. bf16 weights are what FP8 approximates: on these random fixtures e4m3's
+ * 3 mantissa bits move the logits by 10-28 % and the top-1 on 20-30 % of steps (the CPU twin: 20/25 and 17/25 of
+ * the greedy continuation), which the test reports; a trained model's agreement is bench/fp8-weights-device.sh's.
+ */
+for (const name of ['tiny-llama-256', 'tiny-qwen2-256']) {
+  const fixture = modelFixture(name);
+  test(`${name} end to end with --quantization fp8: the CPU twin's logits and top-1, graphs on and off`, {
+    skip: skip || fixture.skip,
+  }, (t) => {
+    const load = (graphs: boolean, fp8: boolean) =>
+      loadModel(
+        fixture.path,
+        new CudaBackend({ dtype: 'bf16', graphs }),
+        fp8 ? { quantization: FP8_QUANTIZATION } : {},
+      );
+    const tokens = greedy(load(false, false));
+    const bf16 = forced(load(false, false), tokens);
+    const twin = forced(loadModel(fixture.path, new Fp8Cpu(), { quantization: FP8_QUANTIZATION }), tokens);
+    const eager = forced(load(false, true), tokens);
+    const graphed = forced(load(true, true), tokens);
+    let withTwin = 0;
+    let withBf16 = 0;
+    for (let i = 0; i < eager.length; i++) {
+      assert.deepEqual(graphed[i], eager[i], `step ${i}: a replayed decode graph computes what the eager step does`);
+      const e = relL2(eager[i]!, twin[i]!);
+      assert.ok(e < 8e-2, `step ${i}: relative L2 ${e} against the CPU twin`);
+      if (argmax(eager[i]!) === argmax(twin[i]!)) withTwin++;
+      if (argmax(eager[i]!) === argmax(bf16[i]!)) withBf16++;
+    }
+    const pct = (n: number) => `${((100 * n) / eager.length).toFixed(1)} %`;
+    t.diagnostic(`${name}: fp8 top-1 agreement with bf16 ${pct(withBf16)}, with the CPU twin ${pct(withTwin)}`);
+    assert.ok(withTwin >= 0.9 * eager.length, `${name}: top-1 agreement with the CPU twin ${pct(withTwin)}`);
+  });
+}
+
+test('a decode batch of 12 sequences (past the GEMV: the FP8 GEMM in a graph) matches its eager run', {
+  skip: skip || modelFixture('tiny-llama-256').skip,
+}, () => {
+  const dir = modelFixture('tiny-llama-256').path;
+  const run = (graphs: boolean) => {
+    const s = new PagedSession(
+      loadModel(dir, new CudaBackend({ dtype: 'bf16', graphs }), { quantization: FP8_QUANTIZATION }),
+    );
+    const seqs = Array.from({ length: 12 }, (_, i) => i);
+    s.step(seqs.map((seq) => ({ seq, tokens: PROMPT.slice(0, 4 + seq) })));
+    const rows: Float32Array[] = [];
+    for (let k = 0; k < 3; k++) rows.push(...s.step(seqs.map((seq) => ({ seq, tokens: [(seq * 7 + k) % 250] }))));
+    return rows.map((r) => Float32Array.from(r));
+  };
+  const eager = run(false);
+  assert.ok(eager.every((r) => r.every(Number.isFinite)));
+  assert.deepEqual(run(true), eager);
+});
