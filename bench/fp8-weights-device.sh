@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# --quantization fp8 in one device call (compute capability 8.9+): the FP8 GPU tests (device quantization against
+# the CPU twin, the FP8 GEMV and GEMM against float64, the tiny-*-256 fixtures end to end, FP8 checkpoints) and the
+# GEMV's 16-bit regressions; Llama-3-8B-shaped (dummy weights) batch-1 latency and offline nano-vllm throughput, bf16
+# then fp8 in the same call (targets: fp8 <= 2.6 ms/token, fp8 >= 1.4x bf16's output tok/s); FP8 weight quality
+# (stories260K and the tiny fixtures teacher-forced against bf16 on the device, and the CPU twin against f32).
+# Run from the project root after `source .device/env.sh; export PAGODA_FIXTURES=$PWD/.fixtures`; logs go to $OUT.
+# Usage: bench/fp8-weights-device.sh [tests] [bench] [quality]   (no argument: all three; about 5 minutes)
+set -uo pipefail
+OUT=${OUT:-/tmp/pagoda-out}
+mkdir -p "$OUT"
+STAGES=" ${*:-tests bench quality} "
+has() { [[ "$STAGES" == *" $1 "* ]]; }
+nvidia-smi --query-gpu=name,compute_cap,memory.used,memory.total,clocks.sm --format=csv,noheader | tee "$OUT/gpu.txt"
+MODEL=bench/configs/llama3-8b
+if has tests; then
+  timeout 240 node --import tsx --test --test-concurrency=1 --test-reporter=spec test/gpu/fp8-weights.test.ts \
+    test/gpu/fp8-checkpoints.test.ts 2>&1 | tee "$OUT/test-fp8-weights.log" | grep -E 'agreement|✔|✖|ℹ (tests|pass|fail)' | tail -40
+  timeout 120 node --import tsx --test --test-reporter=spec --test-name-pattern='GEMV|gemv|linear' \
+    test/gpu/cuda-kernels.test.ts 2>&1 | tee "$OUT/test-gemv.log" | grep -E '✖|ℹ (tests|pass|fail)' | tail -10
+fi
+if has bench; then
+  for q in bf16 fp8; do
+    flag=$([[ $q == fp8 ]] && echo "--quantization fp8")
+    timeout 120 node bin/pagoda.mjs bench latency --model "$MODEL" --device cuda --load-format dummy $flag \
+      --batch-size 1 --input-len 128 --output-len 256 --max-model-len 4096 --save "$OUT/fp8-latency.md" 2>&1 \
+      | tee "$OUT/latency-$q.log" | tail -4
+  done
+  for q in bf16 fp8; do
+    flag=$([[ $q == fp8 ]] && echo "--quantization fp8")
+    timeout 150 node bin/pagoda.mjs bench throughput --model "$MODEL" --device cuda --load-format dummy $flag \
+      --max-model-len 2048 --save "$OUT/fp8-throughput.md" 2>&1 | tee "$OUT/throughput-$q.log" | tail -4
+  done
+fi
+if has quality; then
+  timeout 240 npx tsx bench/fp8-weights-quality.ts cuda 2>&1 | tee "$OUT/quality.log" | tail -12
+  cp bench/RESULTS.md "$OUT/RESULTS.md"
+fi
