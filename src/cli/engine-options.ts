@@ -56,7 +56,7 @@ export function addEngineOptions(cmd: Command): Command {
     )
     .option(
       '--quantization <type>',
-      'quantize the weights at load (CPU): q8_0, q4_0, q4_k_m, q5_k_m, q6_k, … (default: $PAGODA_QUANTIZATION)',
+      'quantize the weights at load: q8_0, q4_0, q4_k_m, q5_k_m, q6_k, … (CPU), fp8 (CUDA, compute capability 8.9+) (default: $PAGODA_QUANTIZATION)',
     )
     .option(
       '--speculative <ngram|model>',
