@@ -57,14 +57,21 @@ typedef T W;
 #define PRAGMA_STR(x) _Pragma(#x)
 #define UNROLL_BY(n) PRAGMA_STR(unroll n)
 
-// Weight e of a 16-byte load, as float (W_FP8: divided by 2^8, which the row's scale puts back).
-__device__ __forceinline__ float w_at(const uint4& wu, int e) {
+// One 16-byte load of a weight row as floats: W_FP8's 16 codes decoded once, before the rows of x use them (each
+// divided by 2^8, which the row scale puts back); otherwise VEC values of the storage type, converted as read.
 #if W_FP8
-  return e4m3_to_float_div256(reinterpret_cast<const unsigned char*>(&wu)[e]);
+struct WVals {
+  float v[16];
+  __device__ __forceinline__ void set(const uint4& u) { e4m3x16_div256(u, v); }
+  __device__ __forceinline__ float operator[](int e) const { return v[e]; }
+};
 #else
-  return to_f(reinterpret_cast<const T*>(&wu)[e]);
+struct WVals {
+  uint4 u;
+  __device__ __forceinline__ void set(const uint4& raw) { u = raw; }
+  __device__ __forceinline__ float operator[](int e) const { return to_f(reinterpret_cast<const T*>(&u)[e]); }
+};
 #endif
-}
 
 // Weight row `row`'s dot products times its scale (W_FP8; 1 otherwise).
 __device__ __forceinline__ float row_scale(const float* __restrict__ scales, int row) {
@@ -121,6 +128,9 @@ gemv(T* __restrict__ y, const T* __restrict__ x, const W* __restrict__ w, const 
       uint4 wu[ROWS];
 #pragma unroll
       for (int r = 0; r < ROWS; r++) wu[r] = __ldg(wr[r] + i);
+      WVals wv[ROWS];
+#pragma unroll
+      for (int r = 0; r < ROWS; r++) wv[r].set(wu[r]);
 #pragma unroll
       for (int t = 0; t < TMAX; t++) {
         if (t >= rows) break;
@@ -132,7 +142,7 @@ gemv(T* __restrict__ y, const T* __restrict__ x, const W* __restrict__ w, const 
 #pragma unroll
           for (int r = 0; r < ROWS; r++) {
 #pragma unroll
-            for (int e = 0; e < VEC; e++) acc[r][t] += w_at(wu[r], h * VEC + e) * to_f(xv[e]);
+            for (int e = 0; e < VEC; e++) acc[r][t] += wv[r][h * VEC + e] * to_f(xv[e]);
           }
         }
       }
