@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
+import { CudaDriver } from '../../src/backend/cuda/driver.ts';
+import { hasFp8 } from '../../src/backend/cuda/fp8.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { prepareModel } from '../../src/runner/load.ts';
 import { FP8_FORCED, FP8_PROMPT, FP8_VARIANTS, fixture } from '../helpers/fp8-fixtures.ts';
@@ -10,7 +12,7 @@ import { teacherForced } from '../helpers/paged-session.ts';
 
 const skip = gpuSkip();
 /** Whether this card keeps per-channel / per-tensor checkpoints as FP8 (compute capability 8.9+). */
-const fp8Card = () => new CudaBackend({ dtype: 'bf16', graphs: false }).fp8Weights;
+const fp8Card = () => hasFp8(CudaDriver.open().info);
 
 for (const { variant, summary } of FP8_VARIANTS) {
   const dir = fixture(`tiny-llama-fp8-${variant}`);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { DType, GatedActivation, HostTensor } from '../../src/backend/backend.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
+import { CudaDriver } from '../../src/backend/cuda/driver.ts';
 import { Fp8CudaTensor, hasFp8, quantizeRows } from '../../src/backend/cuda/fp8.ts';
 import { FP8_GEMV_MAX_ROWS, fp8Path } from '../../src/backend/cuda/fp8-linear.ts';
 import { cuda } from '../../src/backend/cuda/tensor.ts';
@@ -26,7 +27,7 @@ function gpu(dtype: DType): CudaBackend {
   }
   return b;
 }
-const skip = gpuWhy || (!hasFp8(gpu('bf16').ctx.drv.info) && 'the GPU has no FP8 (compute capability < 8.9)');
+const skip = gpuWhy || (!hasFp8(CudaDriver.open().info) && 'the GPU has no FP8 (compute capability < 8.9)');
 const DTYPES: DType[] = ['bf16', 'f16'];
 let seed = (Date.now() & 0xffff) * 1000;
 
@@ -327,7 +328,8 @@ for (const name of ['tiny-llama-256', 'tiny-qwen2-256']) {
     let withTwin = 0;
     let withBf16 = 0;
     for (let i = 0; i < eager.length; i++) {
-      assert.deepEqual(graphed[i], eager[i], `step ${i}: a replayed decode graph computes what the eager step does`);
+      const g = relL2(graphed[i]!, eager[i]!);
+      assert.ok(g < 1e-2, `step ${i}: relative L2 ${g} between a replayed decode graph and the eager step`);
       const e = relL2(eager[i]!, twin[i]!);
       assert.ok(e < 8e-2, `step ${i}: relative L2 ${e} against the CPU twin`);
       if (argmax(eager[i]!) === argmax(twin[i]!)) withTwin++;
@@ -339,21 +341,25 @@ for (const name of ['tiny-llama-256', 'tiny-qwen2-256']) {
   });
 }
 
-test('a decode batch of 12 sequences (past the GEMV: the FP8 GEMM in a graph) matches its eager run', {
+test('a decode batch of 12 sequences (past the GEMV: the FP8 GEMM, padded to 16 in a graph): the CPU twin, eager', {
   skip: skip || modelFixture('tiny-llama-256').skip,
 }, () => {
   const dir = modelFixture('tiny-llama-256').path;
-  const run = (graphs: boolean) => {
-    const s = new PagedSession(
-      loadModel(dir, new CudaBackend({ dtype: 'bf16', graphs }), { quantization: FP8_QUANTIZATION }),
-    );
+  const run = (backend: CudaBackend | Fp8Cpu) => {
+    const s = new PagedSession(loadModel(dir, backend, { quantization: FP8_QUANTIZATION }));
     const seqs = Array.from({ length: 12 }, (_, i) => i);
     s.step(seqs.map((seq) => ({ seq, tokens: PROMPT.slice(0, 4 + seq) })));
     const rows: Float32Array[] = [];
     for (let k = 0; k < 3; k++) rows.push(...s.step(seqs.map((seq) => ({ seq, tokens: [(seq * 7 + k) % 250] }))));
     return rows.map((r) => Float32Array.from(r));
   };
-  const eager = run(false);
-  assert.ok(eager.every((r) => r.every(Number.isFinite)));
-  assert.deepEqual(run(true), eager);
+  const twin = run(new Fp8Cpu());
+  const eager = run(new CudaBackend({ dtype: 'bf16', graphs: false }));
+  const graphed = run(new CudaBackend({ dtype: 'bf16', graphs: true }));
+  for (let i = 0; i < twin.length; i++) {
+    const e = relL2(eager[i]!, twin[i]!);
+    assert.ok(e < 8e-2, `row ${i}: relative L2 ${e} against the CPU twin`);
+    const g = relL2(graphed[i]!, eager[i]!);
+    assert.ok(g < 1e-2, `row ${i}: relative L2 ${g} between the replayed graph and the eager step`);
+  }
 });
