@@ -2,8 +2,9 @@
 # --quantization fp8 in one device call (compute capability 8.9+): the FP8 GPU tests (device quantization against
 # the CPU twin, the FP8 GEMV and GEMM against float64, the tiny-*-256 fixtures end to end, FP8 checkpoints) and the
 # GEMV's 16-bit regressions; Llama-3-8B-shaped (dummy weights) batch-1 latency and offline nano-vllm throughput, bf16
-# then fp8 in the same call (targets: fp8 <= 2.6 ms/token, fp8 >= 1.4x bf16's output tok/s); FP8 weight quality
-# (stories260K and the tiny fixtures teacher-forced against bf16 on the device, and the CPU twin against f32).
+# then fp8 in the same call (targets: fp8 <= 2.6 ms/token, fp8 >= 1.4x bf16's output tok/s; throughput also with
+# PAGODA_FP8_CUBLASLT_SCALES=1); FP8 weight quality (stories260K and the tiny fixtures teacher-forced against bf16 on
+# the device; the CPU twin's figures are in bench/RESULTS.md).
 # Run from the project root after `source .device/env.sh; export PAGODA_FIXTURES=$PWD/.fixtures`; logs go to $OUT.
 # Usage: bench/fp8-weights-device.sh [tests] [bench] [quality]   (no argument: all three; about 5 minutes)
 set -uo pipefail
@@ -26,10 +27,12 @@ if has bench; then
       --batch-size 1 --input-len 128 --output-len 256 --max-model-len 4096 --save "$OUT/fp8-latency.md" 2>&1 \
       | tee "$OUT/latency-$q.log" | tail -4
   done
-  for q in bf16 fp8; do
-    flag=$([[ $q == fp8 ]] && echo "--quantization fp8")
-    timeout 150 node bin/pagoda.mjs bench throughput --model "$MODEL" --device cuda --load-format dummy $flag \
-      --max-model-len 2048 --save "$OUT/fp8-throughput.md" 2>&1 | tee "$OUT/throughput-$q.log" | tail -4
+  # fp8-lt: the FP8 GEMMs' scales applied by cuBLASLt (outer-vector modes) instead of the epilogue kernel.
+  for q in bf16 fp8 fp8-lt; do
+    flag=$([[ $q == fp8* ]] && echo "--quantization fp8")
+    PAGODA_FP8_CUBLASLT_SCALES=$([[ $q == fp8-lt ]] && echo 1 || echo 0) timeout 150 node bin/pagoda.mjs bench \
+      throughput --model "$MODEL" --device cuda --load-format dummy $flag --max-model-len 2048 \
+      --save "$OUT/fp8-throughput.md" 2>&1 | tee "$OUT/throughput-$q.log" | tail -4
   done
 fi
 if has quality; then

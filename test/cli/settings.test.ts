@@ -29,6 +29,7 @@ test('each PAGODA_* variable keeps its meaning: device, CPU threads, tensor-para
     PAGODA_CUDA_DEVICE: '1',
     PAGODA_PDL: '0',
     PAGODA_GEMV: '0',
+    PAGODA_FP8_CUBLASLT_SCALES: '1',
     PAGODA_SIMPLE_ATTENTION: '1',
     CUDA_HOME: '/opt/cuda',
     CUDA_PATH: '/usr/local/cuda-13',
@@ -42,21 +43,23 @@ test('each PAGODA_* variable keeps its meaning: device, CPU threads, tensor-para
       device: 1,
       pdl: false,
       gemv: false,
+      fp8CublasltScales: true,
       simpleAttention: true,
       cudaRoots: ['/opt/cuda', '/usr/local/cuda-13'],
     },
   });
-  // Only 0 turns PDL and the GEMV off, only 1 turns the simple attention on; a bad thread count is ignored.
+  // Only 0 turns PDL and the GEMV off, only 1 turns cuBLASLt's FP8 scales and the simple attention on; a bad thread count is ignored.
   const other = settingsFromEnv({
     PAGODA_PDL: '1',
     PAGODA_GEMV: 'yes',
+    PAGODA_FP8_CUBLASLT_SCALES: 'yes',
     PAGODA_SIMPLE_ATTENTION: '0',
     PAGODA_CPU_THREADS: 'x',
   });
   assert.deepEqual(other, {
     device: undefined,
     cpuThreads: undefined,
-    cuda: { pdl: true, gemv: true, simpleAttention: false },
+    cuda: { pdl: true, gemv: true, fp8CublasltScales: false, simpleAttention: false },
   });
 });
 

@@ -29,6 +29,12 @@ const CUDA_TYPE: Record<GemmType, number> = { f32: 0, f16: 2, bf16: 14, e4m3: 28
 const COMPUTE_32F = 68;
 const DESC_TRANSA = 3;
 const DESC_TRANSB = 4;
+const DESC_A_SCALE_POINTER = 17;
+const DESC_B_SCALE_POINTER = 18;
+const DESC_A_SCALE_MODE = 31;
+const DESC_B_SCALE_MODE = 32;
+/** cublasLtMatmulMatrixScale_t: a float32 per row of op(A) and per column of op(B) (cuBLAS 12.9+). */
+const SCALE_OUTER_VEC_32F = 3;
 const PREF_MAX_WORKSPACE = 1;
 /** sizeof(cublasLtMatmulHeuristicResult_t): algo (64 bytes), workspaceSize, state, wavesCount, reserved[4]. */
 const HEURISTIC_BYTES = 96;
@@ -48,7 +54,8 @@ interface Plan {
 export class CublasLt {
   private readonly api: ReturnType<typeof bindLt>;
   private readonly handle: Handle;
-  private readonly plans = new Map<string, Plan>();
+  /** Per shape and types; null: cuBLASLt has no algorithm for that FP8 shape with outer-vector scales. */
+  private readonly plans = new Map<string, Plan | null>();
   private readonly pref: Handle;
   readonly workspaceBytes = 32 << 20;
   private readonly workspace: DevPtr;
@@ -83,10 +90,17 @@ export class CublasLt {
     if (rc !== 0) throw new Error(`${what} failed: cuBLAS status ${rc}`);
   }
 
-  private plan(t: number, out: number, inF: number, inType: GemmType, outType: DType): Plan {
-    const key = `${t},${out},${inF},${inType},${outType}`;
+  private plan(
+    t: number,
+    out: number,
+    inF: number,
+    inType: GemmType,
+    outType: DType,
+    outerScales = false,
+  ): Plan | null {
+    const key = `${t},${out},${inF},${inType},${outType},${outerScales}`;
     const hit = this.plans.get(key);
-    if (hit) return hit;
+    if (hit !== undefined) return hit;
     const a = this.api;
     const d = [null];
     this.check(a.descCreate(d, COMPUTE_32F, CUDA_TYPE.f32), 'cublasLtMatmulDescCreate');
@@ -94,6 +108,16 @@ export class CublasLt {
     // Column-major view: Yᵀ[out, T] = op(W)[out, in] · Xᵀ[in, T], with W stored as col-major [in, out].
     this.check(a.descSet(desc, DESC_TRANSA, new Int32Array([1]), 4), 'set TRANSA');
     this.check(a.descSet(desc, DESC_TRANSB, new Int32Array([0]), 4), 'set TRANSB');
+    if (outerScales) {
+      // A library without the scale modes refuses the attributes. The scale vectors are set per call; the heuristic
+      // sees the workspace in their place.
+      const mode = new Int32Array([SCALE_OUTER_VEC_32F]);
+      if (a.descSet(desc, DESC_A_SCALE_MODE, mode, 4) !== 0 || a.descSet(desc, DESC_B_SCALE_MODE, mode, 4) !== 0) {
+        this.plans.set(key, null);
+        return null;
+      }
+      this.setScales(desc, this.workspace, this.workspace);
+    }
     const layout = (type: GemmType, rows: number, cols: number, ld: number) => {
       const l = [null];
       this.check(
@@ -107,11 +131,48 @@ export class CublasLt {
     const C = layout(outType, out, t, out);
     const results = new Uint8Array(HEURISTIC_BYTES);
     const n = [0];
-    this.check(a.heuristic(this.handle, desc, A, B, C, C, this.pref, 1, results, n), 'cublasLtMatmulAlgoGetHeuristic');
+    const rc = a.heuristic(this.handle, desc, A, B, C, C, this.pref, 1, results, n);
+    if (outerScales && (rc !== 0 || n[0] === 0)) {
+      this.plans.set(key, null);
+      return null;
+    }
+    this.check(rc, 'cublasLtMatmulAlgoGetHeuristic');
     if (n[0] === 0) throw new Error(`cuBLASLt has no algorithm for [${t}, ${inF}] x [${out}, ${inF}]^T (${inType})`);
     const plan = { desc, a: A, b: B, c: C, algo: results.slice(0, 64) };
     this.plans.set(key, plan);
     return plan;
+  }
+
+  private setScales(desc: Handle, a: DevPtr, b: DevPtr): void {
+    this.check(this.api.descSet(desc, DESC_A_SCALE_POINTER, new BigUint64Array([a]), 8), 'set A_SCALE_POINTER');
+    this.check(this.api.descSet(desc, DESC_B_SCALE_POINTER, new BigUint64Array([b]), 8), 'set B_SCALE_POINTER');
+  }
+
+  /**
+   * y[T, out] = (x · wᵀ) · xScales[t] · wScales[o] for e4m3 x and w, the scales applied by cuBLASLt's outer-vector
+   * scale modes (cuBLAS 12.9+; the weight's scales are op(A)'s rows, the tokens' op(B)'s columns). False, with nothing
+   * launched, where cuBLASLt has no algorithm for it (older libraries, other cards, f16 or f32 output).
+   */
+  matmulFp8Scaled(
+    y: DevPtr,
+    x: DevPtr,
+    w: DevPtr,
+    t: number,
+    out: number,
+    inF: number,
+    outType: DType,
+    scales: { x: DevPtr; w: DevPtr },
+  ): boolean {
+    const p = this.plan(t, out, inF, 'e4m3', outType, true);
+    if (!p) return false;
+    this.setScales(p.desc, scales.w, scales.x);
+    this.launch(p, y, x, w, t, out, inF);
+    return true;
+  }
+
+  /** Whether matmulFp8Scaled has an algorithm for this shape (tests and benches say which path ran). */
+  hasFp8Scaled(t: number, out: number, inF: number, outType: DType): boolean {
+    return this.plan(t, out, inF, 'e4m3', outType, true) !== null;
   }
 
   /**
@@ -120,7 +181,10 @@ export class CublasLt {
    * layout is the one FP8 matmuls take.
    */
   matmul(y: DevPtr, x: DevPtr, w: DevPtr, t: number, out: number, inF: number, inType: GemmType, outType: DType): void {
-    const p = this.plan(t, out, inF, inType, outType);
+    this.launch(this.plan(t, out, inF, inType, outType)!, y, x, w, t, out, inF);
+  }
+
+  private launch(p: Plan, y: DevPtr, x: DevPtr, w: DevPtr, t: number, out: number, inF: number): void {
     const rc = this.api.matmul(
       this.handle,
       p.desc,

@@ -1,6 +1,6 @@
 import type { GatedActivation, Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
-import { actMul } from './elementwise.ts';
+import { actMul, addBias } from './elementwise.ts';
 import { FP8_SCALE_ROWS, type Fp8CudaTensor, quantizeRows } from './fp8.ts';
 import type { CudaLinear } from './linear.ts';
 import { cuda, rowsCols } from './tensor.ts';
@@ -64,9 +64,10 @@ export function fp8LinearActMul(
 
 /**
  * The prefill path: x quantized per token (fp8_quantize_rows, into the step arena), cuBLASLt's e4m3 × e4m3 product
- * with fp32 accumulation written unscaled as bf16 (the one 16-bit type whose range holds 448² · K; cuBLASLt's
- * per-row / per-column scale modes, CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F from cuBLAS 12.9, are left for a
- * measured follow-up), then fp8_scale_rows: token scale × weight-row scale (+ bias), rounded once to the dtype.
+ * with fp32 accumulation written unscaled as bf16 (the one 16-bit type whose range holds 448² · K), then
+ * fp8_scale_rows: token scale × weight-row scale (+ bias), rounded once to the dtype. With
+ * `fp8CublasltScales` cuBLASLt applies the scales itself where it can (outer-vector scale modes, cuBLAS 12.9+),
+ * saving the bf16 product's round trip; the bias then takes its own pass. Off by default until measured on a GPU.
  */
 function fp8Gemm(
   ctx: CudaContext,
@@ -81,6 +82,13 @@ function fp8Gemm(
   const codes = ctx.arena.alloc(T * n);
   const scales = ctx.arena.alloc(T * 4);
   quantizeRows(ctx, codes, scales, x, T, n);
+  if (ctx.settings.fp8CublasltScales) {
+    const scaled = { x: scales, w: w.scales };
+    if (linear.lt.matmulFp8Scaled(y, codes, w.codes, T, m, n, ctx.dtype, scaled)) {
+      if (bias) addBias(ctx, y, bias, T, m);
+      return;
+    }
+  }
   const acc = ctx.empty([T, m], 'bf16');
   linear.lt.matmul(acc.ptr, codes, w.codes, T, m, n, 'e4m3', 'bf16');
   ctx.kernel(FP8_SCALE_ROWS).launch([T, Math.ceil(m / SCALE_COLS_PER_BLOCK)], [256], {

@@ -12,6 +12,11 @@ export interface CudaSettings {
   pdl: boolean;
   /** Decode GEMMs through kernels/gemv.cu where the table picks it (PAGODA_GEMV=0: always cuBLASLt). */
   gemv: boolean;
+  /**
+   * FP8 GEMMs with the token and weight-row scales applied by cuBLASLt (its outer-vector scale modes, cuBLAS 12.9+)
+   * instead of the own epilogue kernel, where cuBLASLt has an algorithm for them (PAGODA_FP8_CUBLASLT_SCALES=1).
+   */
+  fp8CublasltScales: boolean;
   /** Attention always through the simple kernel (PAGODA_SIMPLE_ATTENTION=1, `serve --flash-attention 0`). */
   simpleAttention: boolean;
   /** Where compiled kernels are cached (PAGODA_KERNEL_CACHE, else $XDG_CACHE_HOME/pagoda/kernels). */
@@ -24,6 +29,7 @@ export const DEFAULT_CUDA_SETTINGS: Readonly<CudaSettings> = {
   device: 0,
   pdl: true,
   gemv: true,
+  fp8CublasltScales: false,
   simpleAttention: false,
   kernelCache: join(homedir(), '.cache', 'pagoda', 'kernels'),
   cudaRoots: [],
@@ -36,6 +42,7 @@ export function cudaSettings(given: Partial<CudaSettings> = {}): CudaSettings {
     device: given.device ?? d.device,
     pdl: given.pdl ?? d.pdl,
     gemv: given.gemv ?? d.gemv,
+    fp8CublasltScales: given.fp8CublasltScales ?? d.fp8CublasltScales,
     simpleAttention: given.simpleAttention ?? d.simpleAttention,
     kernelCache: given.kernelCache ?? d.kernelCache,
     cudaRoots: given.cudaRoots ?? d.cudaRoots,
