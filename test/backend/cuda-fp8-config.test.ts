@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fp8Bytes, fp8Fits } from '../../src/backend/cuda/fp8.ts';
+import type { HostTensor } from '../../src/backend/backend.ts';
+import { fp8Bytes, fp8Fits, storesFp8 } from '../../src/backend/cuda/fp8.ts';
 import { FP8_GEMV_MAX_ROWS, fp8Path } from '../../src/backend/cuda/fp8-linear.ts';
 
 test('a matrix is FP8 on CUDA only when both sides are multiples of 16 (cuBLASLt FP8 layouts, 16-byte GEMV loads)', () => {
@@ -23,4 +24,18 @@ test('decode rows up to 8 take the FP8 GEMV, more rows (or the GEMV switched off
     ['gemv', 'gemv', 'gemv', 'gemv', 'gemm', 'gemm'],
   );
   assert.equal(fp8Path(1, false), 'gemm');
+});
+
+test('FP8 where asked (quantize) or stored (f8_e4m3), never for a transposed weight or a side off the multiples of 16', () => {
+  const t = (dtype: HostTensor['dtype'], shape: number[]): HostTensor => ({
+    name: 'w',
+    shape,
+    dtype,
+    bytes: new Uint8Array(0),
+  });
+  assert.equal(storesFp8(t('bf16', [64, 64]), { quantize: 'fp8' }), true);
+  assert.equal(storesFp8(t('f8_e4m3', [64, 64])), true, "a checkpoint's codes");
+  assert.equal(storesFp8(t('bf16', [64, 64])), false, 'not asked');
+  assert.equal(storesFp8(t('bf16', [64, 64]), { quantize: 'fp8', transpose: true }), false, "GPT-2's Conv1D");
+  assert.equal(storesFp8(t('f8_e4m3', [64, 172])), false, 'dequantized instead');
 });

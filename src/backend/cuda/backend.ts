@@ -22,7 +22,7 @@ import { CudaAttention } from './attention.ts';
 import { CudaContext, type CudaContextOptions } from './context.ts';
 import * as elementwise from './elementwise.ts';
 import { embedding, gatherLogitRows } from './embedding.ts';
-import { Fp8Staging, fp8Fits, hasFp8, loadFp8Weight } from './fp8.ts';
+import { Fp8Staging, hasFp8, loadFp8Weight, storesFp8 } from './fp8.ts';
 import { DecodeGraphs } from './graphs.ts';
 import { KvCaches } from './kv-cache.ts';
 import * as kvCompression from './kv-compression.ts';
@@ -43,8 +43,9 @@ export interface CudaBackendOptions extends CudaContextOptions {
 }
 
 /** Host bytes of a tensor's elements as float32. */
-const decoded = (bytes: Uint8Array, dtype: DType): Float32Array =>
-  dtype === 'f32' ? new Float32Array(bytes.buffer) : decodeFrom(bytes, dtype);
+function decoded(bytes: Uint8Array, dtype: DType): Float32Array {
+  return dtype === 'f32' ? new Float32Array(bytes.buffer) : decodeFrom(bytes, dtype);
+}
 
 /** Quantized weights have no CUDA kernels yet: one line naming the tensor and its type, never a silent dequantization. */
 function refuseQuantized(w: HostTensor): void {
@@ -97,7 +98,7 @@ export class CudaBackend implements Backend {
   }
 
   loadWeight(w: HostTensor, opts?: WeightLoadOptions): Tensor {
-    if (this.storesFp8(w, opts)) return loadFp8Weight(this.ctx, this.fp8Staging, w, this.dummySeed++);
+    if (this.fp8Weights && storesFp8(w, opts)) return loadFp8Weight(this.ctx, this.fp8Staging, w, this.dummySeed++);
     refuseQuantized(w);
     const { dtype, weights } = this.ctx;
     const shape = opts?.transpose && w.shape.length === 2 ? [w.shape[1]!, w.shape[0]!] : [...w.shape];
@@ -112,12 +113,6 @@ export class CudaBackend implements Backend {
     }
     this.ctx.drv.upload(ptr, hostBytesAs(w, dtype, opts?.transpose === true));
     return out;
-  }
-
-  /** FP8 asked for or stored so, where the card and the shape allow (else the compute dtype, f8_e4m3 dequantized). */
-  private storesFp8(w: HostTensor, opts?: WeightLoadOptions): boolean {
-    const wanted = opts?.quantize === 'fp8' || w.dtype === 'f8_e4m3';
-    return wanted && this.fp8Weights && !opts?.transpose && fp8Fits(w.shape);
   }
 
   /** Frees the buffer 16-bit weights passed through on their way to FP8 (call once the model is loaded). */
@@ -340,7 +335,8 @@ export class CudaBackend implements Backend {
   /** What the device holds, for the start-up report. */
   memoryReport(): string {
     const { drv, weights, arena, steps, dtype } = this.ctx;
-    const [{ free, total }, i] = [drv.memInfo(), drv.info];
+    const { free, total } = drv.memInfo();
+    const i = drv.info;
     return [
       `${i.name} (sm_${i.ccMajor}${i.ccMinor}, ${i.smCount} SMs), ${gib(total)} total, ${gib(free)} free`,
       `weights ${gib(weights.usedBytes)} in ${weights.allocations} allocation(s) (${dtype})`,

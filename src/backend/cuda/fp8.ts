@@ -1,4 +1,4 @@
-import type { DType, HostTensor, Tensor } from '../backend.ts';
+import type { DType, HostTensor, Tensor, WeightLoadOptions } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { fillUniform } from './elementwise.ts';
@@ -36,6 +36,16 @@ export function hasFp8(info: { ccMajor: number; ccMinor: number }): boolean {
  */
 export function fp8Fits(shape: readonly number[]): boolean {
   return shape.length === 2 && shape[0]! % 16 === 0 && shape[1]! % 16 === 0;
+}
+
+/**
+ * Whether a backend with FP8 weights stores this one as FP8: asked for (`quantize: 'fp8'`) or stored so (an FP8
+ * checkpoint's codes), not transposed, with sides `fp8Fits`; anything else loads in the compute dtype (an `f8_e4m3`
+ * tensor dequantized through its row scales).
+ */
+export function storesFp8(w: HostTensor, opts?: WeightLoadOptions): boolean {
+  const wanted = opts?.quantize === 'fp8' || w.dtype === 'f8_e4m3';
+  return wanted && !opts?.transpose && fp8Fits(w.shape);
 }
 
 /** Device bytes of an FP8 matrix: one byte per value, a float32 scale per row, each part 256-byte aligned. */
