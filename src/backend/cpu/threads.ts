@@ -11,7 +11,7 @@ import type { QuantPart } from './quant-tensor.ts';
 /** Integer slots of the control block shared with the workers; job parameters follow `params`. */
 export const CTRL = { seq: 0, done: 1, error: 2, kind: 3, parts: 4, params: 5, length: 24 } as const;
 /** Float slots (f64, after the integer ones): the attention scale and soft-cap, then the K and V planes' scales. */
-const FLOAT_OFFSET = CTRL.length * 4;
+export const FLOAT_OFFSET = CTRL.length * 4;
 export const JOB = { linear: 1, attention: 2, linearQuant: 3 } as const;
 /** Buffer ids of the shared scratch input, output and step metadata (weights and caches take ids from 1). */
 export const X_ID = -1;
@@ -49,7 +49,7 @@ export const MIN_PARALLEL_MACS = 1 << 18;
 const STALL_MS = 60_000;
 
 /** The attention job's integer parameters, in slot order after CTRL.params. */
-const ATTENTION_PARAMS = [
+export const ATTENTION_PARAMS = [
   'k',
   'v',
   'kvType',
@@ -65,78 +65,16 @@ const ATTENTION_PARAMS = [
   'T',
   'withLse',
 ] as const;
-type AttentionParams = Record<(typeof ATTENTION_PARAMS)[number], number>;
+export type AttentionParams = Record<(typeof ATTENTION_PARAMS)[number], number>;
 
 /** A shared buffer as a worker sees it. */
 export type SharedArray = Float32Array | Int32Array | Uint8Array;
 
 /** KV plane types by the index a job names them with. */
-const KV_TYPES: readonly KvPlane['type'][] = ['f32', 'fp8', 'q8_0', 'q4_0'];
+export const KV_TYPES: readonly KvPlane['type'][] = ['f32', 'fp8', 'q8_0', 'q4_0'];
 
 /** Quant types by the index a job names them with. */
-const QUANT_TYPES = GGML_TYPES.flatMap((t) => (t.stored && isQuantType(t.stored) ? [t.stored] : []));
-
-/** Reads a job's parameters and shared buffers on the worker side and runs its share. */
-export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, SharedArray>): void {
-  const p = CTRL.params;
-  const get = <A extends SharedArray>(id: number, type: { new (n: number): A }): A => {
-    const b = buffers.get(id);
-    if (!(b instanceof type)) throw new Error(`buffer ${id} was never announced`);
-    return b;
-  };
-  const f32 = (id: number) => get(id, Float32Array);
-  const u8 = (id: number) => get(id, Uint8Array);
-  const parts = ctrl[CTRL.parts]!;
-  if (ctrl[CTRL.kind] === JOB.linear) {
-    const [weight, T, n, m, offset] = [ctrl[p]!, ctrl[p + 1]!, ctrl[p + 2]!, ctrl[p + 3]!, ctrl[p + 4]!];
-    const [start, end] = partRange(m, parts, part);
-    linearRows(f32(X_ID), f32(weight).subarray(offset), f32(OUT_ID), T, n, m, start, end);
-    return;
-  }
-  if (ctrl[CTRL.kind] === JOB.linearQuant) {
-    const [blocks, type, T, n, m, first, rows, rowBytes] = ctrl.subarray(p, p + 8);
-    const qp: QuantPart = { type: QUANT_TYPES[type!]!, rows: rows!, bytes: u8(blocks!), rowBytes: rowBytes! };
-    const [start, end] = partRange(rows!, parts, part);
-    linearQuantRows(f32(X_ID), qp, f32(OUT_ID), T!, n!, m!, first!, start, end);
-    return;
-  }
-  const a = Object.fromEntries(ATTENTION_PARAMS.map((k, i) => [k, ctrl[p + i]!])) as AttentionParams;
-  const floats = new Float64Array(ctrl.buffer, FLOAT_OFFSET, 4);
-  const spec: AttentionSpec = {
-    numHeads: a.Hq,
-    numKvHeads: a.Hk,
-    headDim: a.D,
-    scale: floats[0]!,
-    slidingWindow: a.window,
-    softcap: floats[1]!,
-  };
-  const type = KV_TYPES[a.kvType]!;
-  const plane = (id: number, scale: number): KvPlane => ({ type, data: type === 'f32' ? f32(id) : u8(id), scale });
-  const cache: PagedKv = {
-    k: plane(a.k, floats[2]!),
-    v: plane(a.v, floats[3]!),
-    numKvHeads: a.numKvHeads,
-    headDim: a.headDim,
-  };
-  const batch = unpackBatch(buffers.get(META_ID) as Int32Array, a.numSeqs, a.maxBlocks, a.blockSize);
-  const [h0, h1] = partRange(a.Hq, parts, part, 1);
-  // The LSE rows, when asked for, follow the T x Hq x D outputs in the output scratch.
-  const out = f32(OUT_ID);
-  const lse = a.withLse ? out.subarray(a.T * a.Hq * a.D) : undefined;
-  pagedAttention(f32(X_ID), cache, spec, batch, out, h0, h1, lse);
-}
-
-/** The step metadata attention reads, laid out as cuSeqlensQ | contextLens | blockTables. */
-function unpackBatch(meta: Int32Array, S: number, maxBlocks: number, blockSize: number): AttentionBatch {
-  return {
-    numSeqs: S,
-    cuSeqlensQ: meta.subarray(0, S + 1),
-    contextLens: meta.subarray(S + 1, 2 * S + 1),
-    blockTables: meta.subarray(2 * S + 1, 2 * S + 1 + S * maxBlocks),
-    maxBlocksPerSeq: maxBlocks,
-    blockSize,
-  };
-}
+export const QUANT_TYPES = GGML_TYPES.flatMap((t) => (t.stored && isQuantType(t.stored) ? [t.stored] : []));
 
 /**
  * A pool of worker threads that split linear() by output columns and attention by query heads. The caller runs

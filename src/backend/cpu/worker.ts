@@ -1,6 +1,7 @@
 /** A CPU worker thread: waits for a job from CpuThreads, computes its share, reports. */
 import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { type BufferMessage, CTRL, runJob, type SharedArray } from './threads.ts';
+import { type BufferMessage, CTRL, type SharedArray } from './threads.ts';
+import { runJob } from './worker-jobs.ts';
 
 const { ctrl: ctrlBuffer, port, part } = workerData as { ctrl: SharedArrayBuffer; port: MessagePort; part: number };
 const ctrl = new Int32Array(ctrlBuffer, 0, CTRL.length);
