@@ -1,0 +1,246 @@
+;; Quantized weight rows times one activation row quantized to 8 bits, with 128-bit SIMD: the same integer sums as
+;; quant-dot.ts's JavaScript loops (exact, so their order does not matter), then the same float64 scale steps in the
+;; same order, so each row's result is bit-identical to theirs.
+;;
+;; Every export has the signature (w, rowBytes, rows, lv, ds, sums, out): `rows` rows of blocks from byte w, rowBytes
+;; apart; the activation row's int8 levels at lv, its per-block scale d (f32) at ds and, for Q4_K, each block's eight
+;; sums of 32 levels (i16) at sums; one f32 result per row from out. The memory starts with the f32 value of every
+;; half (65536 × 4 bytes from address 0), so a block's half scale is one load.
+(module
+  (import "env" "memory" (memory 1 32768 shared))
+
+  ;; The half at address p, as f64.
+  (func $half (param $p i32) (result f64)
+    (f64.promote_f32 (f32.load (i32.shl (i32.load16_u (local.get $p)) (i32.const 2)))))
+
+  ;; The four i32 lanes of v added.
+  (func $hsum (param $v v128) (result i32)
+    (i32.add
+      (i32.add (i32x4.extract_lane 0 (local.get $v)) (i32x4.extract_lane 1 (local.get $v)))
+      (i32.add (i32x4.extract_lane 2 (local.get $v)) (i32x4.extract_lane 3 (local.get $v)))))
+
+  ;; 16 int8 products summed in pairs as an i16x8: activation levels are within ±127, so a lane is at most 2·128·127.
+  (func $mul16 (param $w v128) (param $a v128) (result v128)
+    (i16x8.add (i16x8.extmul_low_i8x16_s (local.get $w) (local.get $a))
+               (i16x8.extmul_high_i8x16_s (local.get $w) (local.get $a))))
+
+  ;; Q8_0: d (half) | 32 int8 levels. acc += d_w · d_a · Σ w·a.
+  (func (export "q8_0") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
+        (param $sums i32) (param $out i32)
+    (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $acc f64)
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
+    (block $done (loop $row
+      (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+      (local.set $acc (f64.const 0))
+      (local.set $p (local.get $w))
+      (local.set $blockEnd (i32.add (local.get $w) (local.get $rowBytes)))
+      (local.set $a (local.get $lv))
+      (local.set $d (local.get $ds))
+      (block $rowDone (loop $block
+        (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
+        (local.set $acc (f64.add (local.get $acc)
+          (f64.mul
+            (f64.mul (call $half (local.get $p)) (f64.promote_f32 (f32.load (local.get $d))))
+            (f64.convert_i32_s (call $hsum (i32x4.add
+              (i32x4.extadd_pairwise_i16x8_s
+                (call $mul16 (v128.load offset=2 (local.get $p)) (v128.load (local.get $a))))
+              (i32x4.extadd_pairwise_i16x8_s
+                (call $mul16 (v128.load offset=18 (local.get $p)) (v128.load offset=16 (local.get $a))))))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 34)))
+        (local.set $a (i32.add (local.get $a) (i32.const 32)))
+        (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (br $block)))
+      (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
+      (local.set $w (local.get $blockEnd))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $row))))
+
+  ;; Q4_0: d (half) | 16 bytes, value j the low nibble of byte j, value j + 16 its high nibble, levels stored + 8.
+  (func (export "q4_0") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
+        (param $sums i32) (param $out i32)
+    (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $acc f64)
+    (local $q v128)
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
+    (block $done (loop $row
+      (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+      (local.set $acc (f64.const 0))
+      (local.set $p (local.get $w))
+      (local.set $blockEnd (i32.add (local.get $w) (local.get $rowBytes)))
+      (local.set $a (local.get $lv))
+      (local.set $d (local.get $ds))
+      (block $rowDone (loop $block
+        (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
+        (local.set $q (v128.load offset=2 (local.get $p)))
+        (local.set $acc (f64.add (local.get $acc)
+          (f64.mul
+            (f64.mul (call $half (local.get $p)) (f64.promote_f32 (f32.load (local.get $d))))
+            (f64.convert_i32_s (call $hsum (i32x4.extadd_pairwise_i16x8_s (i16x8.add
+              (call $mul16 (i8x16.sub (v128.and (local.get $q) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+                                      (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8))
+                           (v128.load (local.get $a)))
+              (call $mul16 (i8x16.sub (i8x16.shr_u (local.get $q) (i32.const 4))
+                                      (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8))
+                           (v128.load offset=16 (local.get $a))))))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 18)))
+        (local.set $a (i32.add (local.get $a) (i32.const 32)))
+        (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (br $block)))
+      (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
+      (local.set $w (local.get $blockEnd))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $row))))
+
+  ;; Q4_K (144 bytes): d | dmin (halves) | 12 bytes of 6-bit scales and mins | 128 bytes of nibbles, chunk c of 32
+  ;; bytes holding values 64c + l (low nibble) and 64c + 32 + l (high nibble). Σ over sub-blocks j of scale_j·Σ q·a
+  ;; is isum, Σ min_j·(sum of sub-block j's levels) is msum; acc += d_a · (d·isum − dmin·msum).
+  (func (export "q4_k") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
+        (param $sums i32) (param $out i32)
+    (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $s i32)
+    (local $acc f64) (local $u0 i32) (local $u1 i32) (local $u2 i32)
+    (local $scales v128) (local $isum v128) (local $q v128) (local $c i32) (local $j i32)
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
+    (block $done (loop $row
+      (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+      (local.set $acc (f64.const 0))
+      (local.set $p (local.get $w))
+      (local.set $blockEnd (i32.add (local.get $w) (local.get $rowBytes)))
+      (local.set $a (local.get $lv))
+      (local.set $d (local.get $ds))
+      (local.set $s (local.get $sums))
+      (block $rowDone (loop $block
+        (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
+        ;; ggml's unpacking of the 12 scale bytes: bytes 0..7 of $scales the scales, bytes 8..15 the mins.
+        (local.set $u0 (i32.load offset=4 (local.get $p)))
+        (local.set $u1 (i32.load offset=8 (local.get $p)))
+        (local.set $u2 (i32.load offset=12 (local.get $p)))
+        (local.set $scales (i32x4.replace_lane 3 (i32x4.replace_lane 2 (i32x4.replace_lane 1 (i32x4.splat
+          (i32.and (local.get $u0) (i32.const 0x3f3f3f3f)))
+          (i32.or (i32.and (local.get $u2) (i32.const 0x0f0f0f0f))
+                  (i32.shl (i32.and (i32.shr_u (local.get $u0) (i32.const 6)) (i32.const 0x03030303)) (i32.const 4))))
+          (i32.and (local.get $u1) (i32.const 0x3f3f3f3f)))
+          (i32.or (i32.and (i32.shr_u (local.get $u2) (i32.const 4)) (i32.const 0x0f0f0f0f))
+                  (i32.shl (i32.and (i32.shr_u (local.get $u1) (i32.const 6)) (i32.const 0x03030303)) (i32.const 4)))))
+        (local.set $isum (v128.const i32x4 0 0 0 0))
+        (local.set $c (i32.const 0))
+        (loop $chunk
+          (local.set $q (v128.load offset=16 (local.get $p)))
+          (local.set $j (i32.shl (local.get $c) (i32.const 1)))
+          ;; Low nibbles with the chunk's first 32 levels under scale 2c, high nibbles with the next 32 under 2c + 1
+          ;; (a scale broadcast to every i16 lane by a swizzle whose odd indices, 0x80, give 0).
+          (local.set $isum (i32x4.add (local.get $isum) (i32x4.dot_i16x8_s
+            (i16x8.add
+              (call $mul16 (v128.and (local.get $q) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+                           (v128.load (local.get $a)))
+              (call $mul16 (v128.and (v128.load offset=32 (local.get $p))
+                                     (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+                           (v128.load offset=16 (local.get $a))))
+            (i8x16.swizzle (local.get $scales) (i16x8.splat (i32.or (local.get $j) (i32.const 0x8000)))))))
+          (local.set $isum (i32x4.add (local.get $isum) (i32x4.dot_i16x8_s
+            (i16x8.add
+              (call $mul16 (i8x16.shr_u (local.get $q) (i32.const 4)) (v128.load offset=32 (local.get $a)))
+              (call $mul16 (i8x16.shr_u (v128.load offset=32 (local.get $p)) (i32.const 4))
+                           (v128.load offset=48 (local.get $a))))
+            (i8x16.swizzle (local.get $scales) (i16x8.splat (i32.or (local.get $j) (i32.const 0x8001)))))))
+          (local.set $p (i32.add (local.get $p) (i32.const 32)))
+          (local.set $a (i32.add (local.get $a) (i32.const 64)))
+          (local.set $c (i32.add (local.get $c) (i32.const 1)))
+          (br_if $chunk (i32.lt_u (local.get $c) (i32.const 4))))
+        ;; $p and $a advanced by 128 and 256 over the chunks.
+        (local.set $p (i32.sub (local.get $p) (i32.const 128)))
+        (local.set $acc (f64.add (local.get $acc) (f64.mul
+          (f64.promote_f32 (f32.load (local.get $d)))
+          (f64.sub
+            (f64.mul (call $half (local.get $p)) (f64.convert_i32_s (call $hsum (local.get $isum))))
+            (f64.mul (call $half (i32.add (local.get $p) (i32.const 2)))
+                     (f64.convert_i32_s (call $hsum (i32x4.dot_i16x8_s
+                       (i16x8.extend_high_i8x16_u (local.get $scales))
+                       (v128.load (local.get $s))))))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 144)))
+        (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (local.set $s (i32.add (local.get $s) (i32.const 16)))
+        (br $block)))
+      (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
+      (local.set $w (local.get $blockEnd))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $row))))
+
+  ;; Q6_K (210 bytes): ql[128] | qh[64] | int8 scales[16] | d (half). Half h of 128 values: value 128h + 32k + l is
+  ;; the low (k < 2) or high nibble of ql[64h + 32(k mod 2) + l] with bits 2k, 2k + 1 of qh[32h + l] above it,
+  ;; stored + 32; sub-block (value / 16) has scale[8h + 2k + l/16]. acc += d · d_a · Σ scale·Σ (q − 32)·a.
+  (func (export "q6_k") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
+        (param $sums i32) (param $out i32)
+    (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $acc f64)
+    (local $isum v128) (local $ql v128) (local $qm v128) (local $qh v128) (local $i i32) (local $x i32) (local $sc i32)
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
+    (block $done (loop $row
+      (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+      (local.set $acc (f64.const 0))
+      (local.set $p (local.get $w))
+      (local.set $blockEnd (i32.add (local.get $w) (local.get $rowBytes)))
+      (local.set $a (local.get $lv))
+      (local.set $d (local.get $ds))
+      (block $rowDone (loop $block
+        (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
+        (local.set $isum (v128.const i32x4 0 0 0 0))
+        ;; i = 0..3: half h = i/2, l from 16·(i mod 2). $x: offset of the 16 ql bytes; $sc: the first scale's.
+        (local.set $i (i32.const 0))
+        (loop $quarter
+          (local.set $x (i32.add (local.get $p)
+            (i32.add (i32.shl (i32.shr_u (local.get $i) (i32.const 1)) (i32.const 6))
+                     (i32.shl (i32.and (local.get $i) (i32.const 1)) (i32.const 4)))))
+          (local.set $sc (i32.add (local.get $p)
+            (i32.add (i32.const 192) (i32.add (i32.shl (i32.shr_u (local.get $i) (i32.const 1)) (i32.const 3))
+                                              (i32.and (local.get $i) (i32.const 1))))))
+          (local.set $ql (v128.load (local.get $x)))
+          (local.set $qm (v128.load offset=32 (local.get $x)))
+          ;; qh at 128 + 32h + 16·(i mod 2).
+          (local.set $qh (v128.load offset=128 (i32.add (local.get $p)
+            (i32.add (i32.shl (i32.shr_u (local.get $i) (i32.const 1)) (i32.const 5))
+                     (i32.shl (i32.and (local.get $i) (i32.const 1)) (i32.const 4))))))
+          (local.set $isum (i32x4.add (local.get $isum) (i32x4.add
+            (i32x4.dot_i16x8_s
+              (call $mul16
+                (i8x16.sub (v128.or (v128.and (local.get $ql) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+                                    (i8x16.shl (v128.and (local.get $qh) (v128.const i8x16 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3)) (i32.const 4)))
+                           (v128.const i8x16 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32))
+                (v128.load (local.get $a)))
+              (i16x8.splat (i32.load8_s (local.get $sc))))
+            (i32x4.dot_i16x8_s
+              (call $mul16
+                (i8x16.sub (v128.or (v128.and (local.get $qm) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+                                    (i8x16.shl (v128.and (local.get $qh) (v128.const i8x16 12 12 12 12 12 12 12 12 12 12 12 12 12 12 12 12)) (i32.const 2)))
+                           (v128.const i8x16 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32))
+                (v128.load offset=32 (local.get $a)))
+              (i16x8.splat (i32.load8_s offset=2 (local.get $sc)))))))
+          (local.set $isum (i32x4.add (local.get $isum) (i32x4.add
+            (i32x4.dot_i16x8_s
+              (call $mul16
+                (i8x16.sub (v128.or (i8x16.shr_u (local.get $ql) (i32.const 4))
+                                    (v128.and (local.get $qh) (v128.const i8x16 48 48 48 48 48 48 48 48 48 48 48 48 48 48 48 48)))
+                           (v128.const i8x16 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32))
+                (v128.load offset=64 (local.get $a)))
+              (i16x8.splat (i32.load8_s offset=4 (local.get $sc))))
+            (i32x4.dot_i16x8_s
+              (call $mul16
+                (i8x16.sub (v128.or (i8x16.shr_u (local.get $qm) (i32.const 4))
+                                    (v128.and (i8x16.shr_u (local.get $qh) (i32.const 2))
+                                              (v128.const i8x16 48 48 48 48 48 48 48 48 48 48 48 48 48 48 48 48)))
+                           (v128.const i8x16 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32))
+                (v128.load offset=96 (local.get $a)))
+              (i16x8.splat (i32.load8_s offset=6 (local.get $sc)))))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          ;; The next quarter's activations: 16 on within a half, then on to the next half's 128.
+          (local.set $a (i32.add (local.get $a)
+            (select (i32.const 16) (i32.const 112) (i32.and (local.get $i) (i32.const 1)))))
+          (br_if $quarter (i32.lt_u (local.get $i) (i32.const 4))))
+        (local.set $acc (f64.add (local.get $acc) (f64.mul
+          (f64.mul (call $half (i32.add (local.get $p) (i32.const 208))) (f64.promote_f32 (f32.load (local.get $d))))
+          (f64.convert_i32_s (call $hsum (local.get $isum))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 210)))
+        (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (br $block)))
+      (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
+      (local.set $w (local.get $blockEnd))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $row))))
+)
