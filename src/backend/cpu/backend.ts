@@ -30,6 +30,8 @@ import { applyRope, ropeTables } from './rope.ts';
 import { allocCpuKvCache, CpuStepContext, copyCpuKvBlocks, pagedOf, stepOf } from './step-context.ts';
 import { CpuTensor, cpu, dummyValues, rowsCols } from './tensor.ts';
 import { CpuThreads, defaultThreads, MIN_PARALLEL_MACS, sharedFloat32 } from './threads.ts';
+import type { WasmArena } from './wasm/arena.ts';
+import { simdArena } from './wasm/kernels.ts';
 
 /**
  * The reference backend: plain TypeScript over Float32Array, everything computed in f32 (sums in f64).
@@ -41,10 +43,13 @@ export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
   readonly computeDtype = 'f32' as const;
   readonly threads: number;
+  private readonly arena: WasmArena | null;
   private dummySeed = 1;
 
-  constructor(opts?: { threads?: number }) {
+  /** Quantized weights' blocks go to WebAssembly memory for the SIMD kernels, unless `simd: false` (same results). */
+  constructor(opts?: { threads?: number; simd?: boolean }) {
     this.threads = opts?.threads ?? defaultThreads();
+    this.arena = opts?.simd === false ? null : simdArena();
   }
 
   loadWeight(w: HostTensor, opts?: { transpose?: boolean }): Tensor {
@@ -69,7 +74,7 @@ export class CpuBackend implements Backend {
   }
 
   loadStacked(parts: readonly HostTensor[]): Tensor {
-    const w = stackQuantized(parts, this.threads > 1);
+    const w = stackQuantized(parts, this.threads > 1, this.arena);
     if (this.threads > 1 && w.shape[0] * w.shape[1] >= MIN_PARALLEL_MACS) CpuThreads.get(this.threads);
     return w;
   }

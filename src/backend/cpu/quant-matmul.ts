@@ -5,6 +5,7 @@ import { ACT_BLOCK, ACT_TYPE, dequantizeActivations, quantizeActivations } from 
 import { ROW_DOT, ROWS4_DOT } from './quant-dot.ts';
 import type { QuantCpuTensor, QuantPart } from './quant-tensor.ts';
 import type { CpuThreads } from './threads.ts';
+import { wasmRows } from './wasm/kernels.ts';
 
 /** Weight rows dequantized per batch of tokens (ROWS of them at a time), for the f32 kernel to reuse across tokens. */
 const ROWS = 16;
@@ -76,10 +77,12 @@ export function linearQuantized(
 
 /**
  * Rows r0..r1 of one part of a quantized weight against `input` (quantInput's, for T tokens of n values):
- * out[t, first + r] = x[t] · row r. A few tokens (decode) take each dot product straight from the blocks
- * (quant-dot.ts); more tokens (prefill, batched decode) dequantize ROWS rows at a time and run the register-blocked
- * f32 kernel over them, so the dequantization is paid once per row for the whole batch (except Q4_1/Q5_1, which
- * always take the dot products: see viaFloatRows).
+ * out[t, first + r] = x[t] · row r, computed on thread `slot` (0 the caller, i worker i). A few tokens (decode) take
+ * each dot product straight from the blocks: with the SIMD kernels where the blocks lie in a WebAssembly memory and
+ * the type has one (wasm/kernels.ts), else with quant-dot.ts's loops, bit-identical either way. More tokens (prefill,
+ * batched decode) dequantize ROWS rows at a time and run the register-blocked f32 kernel over them, so the
+ * dequantization is paid once per row for the whole batch (except Q4_1/Q5_1, which always take the dot products: see
+ * viaFloatRows).
  */
 export function linearQuantRows(
   input: Float32Array,
@@ -91,11 +94,13 @@ export function linearQuantRows(
   first: number,
   r0: number,
   r1: number,
+  slot = 0,
 ): void {
   if (viaFloatRows(part.type, T)) {
     dequantizedRows(input, part, out, T, n, m, first, r0, r1);
     return;
   }
+  if (part.home && wasmRows(input, part.type, part.home, part.rowBytes, out, T, n, m, first, r0, r1, slot)) return;
   const dot = ROW_DOT[part.type];
   const q = part.bytes;
   const s = new Int8Array(q.buffer, q.byteOffset, q.byteLength);

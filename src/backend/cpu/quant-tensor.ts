@@ -2,6 +2,7 @@ import { isQuantType, type QuantType } from '../../primitives/ggml-types.ts';
 import type { HostTensor } from '../../primitives/host-tensor.ts';
 import { codecOf, quantBytes } from '../../primitives/quant/index.ts';
 import type { Tensor } from '../backend.ts';
+import type { WasmArena, WasmHome } from './wasm/arena.ts';
 
 /** Consecutive rows of a quantized matrix stored as blocks of one type. */
 export interface QuantPart {
@@ -10,6 +11,8 @@ export interface QuantPart {
   /** `rows` rows of `rowBytes` bytes each, in shared memory when worker threads read them. */
   readonly bytes: Uint8Array;
   readonly rowBytes: number;
+  /** Where `bytes` lie in a WebAssembly memory, when they do (the SIMD kernels then read them there). */
+  readonly home?: WasmHome;
 }
 
 /**
@@ -49,11 +52,20 @@ export class QuantCpuTensor implements Tensor {
 }
 
 /**
- * Stacks 2-D quantized host tensors (same column count) into one QuantCpuTensor, copying their blocks (into shared
- * memory when worker threads will read them).
+ * Stacks 2-D quantized host tensors (same column count) into one QuantCpuTensor, copying their blocks: into `arena`'s
+ * WebAssembly memories when given (shared, and read by the SIMD kernels), else into shared memory when worker threads
+ * will read them.
  */
-export function stackQuantized(parts: readonly HostTensor[], shared: boolean): QuantCpuTensor {
-  const alloc = (n: number) => (shared ? new Uint8Array(new SharedArrayBuffer(n)) : new Uint8Array(n));
+export function stackQuantized(
+  parts: readonly HostTensor[],
+  shared: boolean,
+  arena: WasmArena | null = null,
+): QuantCpuTensor {
+  const alloc = (n: number): { bytes: Uint8Array; home?: WasmHome } => {
+    const placed = arena?.allocate(n);
+    if (placed) return { bytes: placed.view, home: placed.home };
+    return { bytes: shared ? new Uint8Array(new SharedArrayBuffer(n)) : new Uint8Array(n) };
+  };
   const cols = parts[0]!.shape[1]!;
   const groups: { type: QuantType; hosts: HostTensor[] }[] = [];
   for (const h of parts) {
@@ -67,7 +79,7 @@ export function stackQuantized(parts: readonly HostTensor[], shared: boolean): Q
   const out = groups.map(({ type, hosts }): QuantPart => {
     const rowBytes = quantBytes(type, cols, hosts[0]!.name);
     const rows = hosts.reduce((a, h) => a + h.shape[0]!, 0);
-    const bytes = alloc(rows * rowBytes);
+    const { bytes, home } = alloc(rows * rowBytes);
     let at = 0;
     for (const h of hosts) {
       const size = h.shape[0]! * rowBytes;
@@ -76,7 +88,7 @@ export function stackQuantized(parts: readonly HostTensor[], shared: boolean): Q
       bytes.set(h.bytes.subarray(0, size), at);
       at += size;
     }
-    return { type, rows, bytes, rowBytes };
+    return { type, rows, bytes, rowBytes, home };
   });
   return new QuantCpuTensor([out.reduce((a, p) => a + p.rows, 0), cols], out);
 }

@@ -18,14 +18,10 @@ export const X_ID = -1;
 export const OUT_ID = -2;
 export const META_ID = -3;
 
-/** Message that tells a worker about a shared buffer. */
-export interface BufferMessage {
-  id: number;
-  type: 'f32' | 'i32' | 'u8';
-  buffer: SharedArrayBuffer;
-  offset: number;
-  length: number;
-}
+/** Message that tells a worker about a shared buffer, or a shared WebAssembly memory holding weights' blocks. */
+export type BufferMessage =
+  | { id: number; type: 'f32' | 'i32' | 'u8'; buffer: SharedArrayBuffer; offset: number; length: number }
+  | { id: number; type: 'memory'; memory: WebAssembly.Memory };
 
 /** Items [start, end) of part p when `total` items are split in `parts`, in multiples of `align`. */
 export function partRange(total: number, parts: number, p: number, align = 8): [number, number] {
@@ -68,7 +64,7 @@ export const ATTENTION_PARAMS = [
 export type AttentionParams = Record<(typeof ATTENTION_PARAMS)[number], number>;
 
 /** A shared buffer as a worker sees it. */
-export type SharedArray = Float32Array | Int32Array | Uint8Array;
+export type SharedArray = Float32Array | Int32Array | Uint8Array | WebAssembly.Memory;
 
 /** KV plane types by the index a job names them with. */
 export const KV_TYPES: readonly KvPlane['type'][] = ['f32', 'fp8', 'q8_0', 'q4_0'];
@@ -85,7 +81,7 @@ export class CpuThreads {
   private static readonly pools = new Map<number, CpuThreads>();
   private readonly ctrl = new Int32Array(new SharedArrayBuffer(FLOAT_OFFSET + 32));
   private readonly ports: MessagePort[] = [];
-  private readonly ids = new WeakMap<Float32Array | Uint8Array, number>();
+  private readonly ids = new WeakMap<Float32Array | Uint8Array | WebAssembly.Memory, number>();
   private nextId = 1;
   private x = sharedFloat32(0);
   private out = sharedFloat32(0);
@@ -150,7 +146,9 @@ export class CpuThreads {
     for (const [i, p] of parts.entries()) {
       const input = inputs[i]!;
       if (input !== staged) this.stage((staged = input), input.length, T * m);
-      this.post(JOB.linearQuant, [this.idOf(p.bytes), QUANT_TYPES.indexOf(p.type), T, n, m, first, p.rows, p.rowBytes]);
+      const memory = p.home ? this.idOf(p.home.memory) : -1;
+      const params = [this.idOf(p.bytes), QUANT_TYPES.indexOf(p.type), T, n, m, first, p.rows, p.rowBytes];
+      this.post(JOB.linearQuant, [...params, memory, p.home?.offset ?? 0]);
       const [start, end] = partRange(p.rows, this.parts, 0);
       linearQuantRows(this.x, p, this.out, T, n, m, first, start, end);
       this.wait();
@@ -256,16 +254,19 @@ export class CpuThreads {
     if (c[CTRL.error]) throw new Error('a CPU worker thread failed (run with PAGODA_CPU_THREADS=1 to compute inline)');
   }
 
-  /** The id workers know a shared array by, announcing it to them the first time. */
-  private idOf(a: Float32Array | Uint8Array): number {
+  /** The id workers know a shared array (or memory) by, announcing it to them the first time. */
+  private idOf(a: Float32Array | Uint8Array | WebAssembly.Memory): number {
     let id = this.ids.get(a);
     if (id === undefined) {
       if (!(a.buffer instanceof SharedArrayBuffer))
         throw new Error('a threaded op needs its operands in shared memory');
       id = this.nextId++;
       this.ids.set(a, id);
-      const type = a instanceof Uint8Array ? 'u8' : 'f32';
-      this.announce({ id, type, buffer: a.buffer, offset: a.byteOffset, length: a.length });
+      if (a instanceof WebAssembly.Memory) this.announce({ id, type: 'memory', memory: a });
+      else {
+        const type = a instanceof Uint8Array ? 'u8' : 'f32';
+        this.announce({ id, type, buffer: a.buffer, offset: a.byteOffset, length: a.length });
+      }
     }
     return id;
   }

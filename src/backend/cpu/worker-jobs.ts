@@ -22,7 +22,7 @@ import {
 /** Reads a job's parameters and shared buffers on the worker side and runs its share. */
 export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, SharedArray>): void {
   const p = CTRL.params;
-  const get = <A extends SharedArray>(id: number, type: { new (n: number): A }): A => {
+  const get = <A extends SharedArray>(id: number, type: abstract new (...args: never[]) => A): A => {
     const b = buffers.get(id);
     if (!(b instanceof type)) throw new Error(`buffer ${id} was never announced`);
     return b;
@@ -37,10 +37,12 @@ export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, Shar
     return;
   }
   if (ctrl[CTRL.kind] === JOB.linearQuant) {
-    const [blocks, type, T, n, m, first, rows, rowBytes] = ctrl.subarray(p, p + 8);
-    const qp: QuantPart = { type: QUANT_TYPES[type!]!, rows: rows!, bytes: u8(blocks!), rowBytes: rowBytes! };
+    const [blocks, type, T, n, m, first, rows, rowBytes, memory, offset] = ctrl.subarray(p, p + 10);
+    // Blocks in a WebAssembly memory (memory >= 0) take the SIMD kernels there.
+    const home = memory! >= 0 ? { memory: get(memory!, WebAssembly.Memory), offset: offset! } : undefined;
+    const qp: QuantPart = { type: QUANT_TYPES[type!]!, rows: rows!, bytes: u8(blocks!), rowBytes: rowBytes!, home };
     const [start, end] = partRange(rows!, parts, part);
-    linearQuantRows(f32(X_ID), qp, f32(OUT_ID), T!, n!, m!, first!, start, end);
+    linearQuantRows(f32(X_ID), qp, f32(OUT_ID), T!, n!, m!, first!, start, end, part);
     return;
   }
   const a = Object.fromEntries(ATTENTION_PARAMS.map((k, i) => [k, ctrl[p + i]!])) as AttentionParams;

@@ -13,7 +13,12 @@ for (;;) {
   seen = Atomics.load(ctrl, CTRL.seq);
   // Buffers announced before this job was posted are already queued on the port.
   for (let msg = receiveMessageOnPort(port); msg; msg = receiveMessageOnPort(port)) {
-    const { id, type, buffer, offset, length } = msg.message as BufferMessage;
+    const m = msg.message as BufferMessage;
+    if (m.type === 'memory') {
+      buffers.set(m.id, m.memory);
+      continue;
+    }
+    const { id, type, buffer, offset, length } = m;
     const view =
       type === 'f32'
         ? new Float32Array(buffer, offset, length)

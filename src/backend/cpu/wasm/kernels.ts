@@ -1,0 +1,119 @@
+import { readFileSync } from 'node:fs';
+import type { QuantType } from '../../../primitives/ggml-types.ts';
+import { ACT_BLOCK, ACT_TYPE } from '../quant-act.ts';
+import { ACT_BYTES, OUT_ROWS, SLOTS, slotAt, WasmArena, type WasmHome } from './arena.ts';
+
+/** One export of quant-dot.wat: `rows` rows from byte w against one packed activation row, f32 results at out. */
+type Kernel = (w: number, rowBytes: number, rows: number, lv: number, ds: number, sums: number, out: number) => void;
+
+/** The weight types quant-dot.wat has a kernel for (the others take the JavaScript kernels). */
+const KERNEL_TYPES: readonly QuantType[] = ['q8_0', 'q4_0', 'q4_k', 'q6_k'];
+
+/** quant-dot.wat assembled (bin/assemble-wasm.ts), or null where this runtime lacks WebAssembly SIMD. */
+const BINARY = readFileSync(new URL('./quant-dot.wasm', import.meta.url));
+export const SIMD_MODULE: WebAssembly.Module | null = WebAssembly.validate(BINARY)
+  ? new WebAssembly.Module(BINARY)
+  : null;
+
+let arena: WasmArena | null = null;
+
+/** The process's arena for quantized weights, or null where the SIMD kernels cannot run. */
+export function simdArena(): WasmArena | null {
+  if (SIMD_MODULE) arena ??= new WasmArena();
+  return arena;
+}
+
+/** This thread's instance of the module over each memory. */
+const instances = new WeakMap<WebAssembly.Memory, Record<string, Kernel>>();
+
+function kernelsOf(memory: WebAssembly.Memory): Record<string, Kernel> {
+  let k = instances.get(memory);
+  if (!k) {
+    const instance = new WebAssembly.Instance(SIMD_MODULE!, { env: { memory } });
+    instances.set(memory, (k = instance.exports as Record<string, Kernel>));
+  }
+  return k;
+}
+
+/** Where one thread's packed activations lie: per token, levels, block scales and (q8_K) sums of 32 levels. */
+interface Packed {
+  lv: number;
+  ds: number;
+  sums: number;
+  /** Bytes from one token's levels, scales and sums to the next token's. */
+  lvStride: number;
+  dsStride: number;
+  sumsStride: number;
+}
+
+const align16 = (x: number) => Math.ceil(x / 16) * 16;
+
+/**
+ * Packs activations quantized by quant-act.ts (levels as floats, then each block's scale data) into slot `slot` of
+ * `memory` as the kernels read them: int8 levels, each block's d as f32, and for q8_K each block's eight sums of 32
+ * levels as i16 (Q4_K's mins multiply those). Null when they do not fit the slot.
+ */
+function pack(memory: WebAssembly.Memory, slot: number, input: Float32Array, type: QuantType, T: number, n: number) {
+  const act = ACT_TYPE[type];
+  const { size, floats } = ACT_BLOCK[act];
+  const blocks = n / size;
+  const p: Packed = { lv: slotAt(slot), ds: 0, sums: 0, lvStride: n, dsStride: 4 * blocks, sumsStride: 0 };
+  p.ds = p.lv + align16(T * n);
+  p.sums = p.ds + align16(T * blocks * 4);
+  if (act === 'q8_k') p.sumsStride = 16 * blocks;
+  if (p.sums + T * p.sumsStride - p.lv > ACT_BYTES) return null;
+  const buffer = memory.buffer;
+  new Int8Array(buffer, p.lv, T * n).set(input.subarray(0, T * n));
+  const ds = new Float32Array(buffer, p.ds, T * blocks);
+  const sums = new Int16Array(buffer, p.sums, (T * p.sumsStride) / 2);
+  for (let b = 0, s = T * n; b < T * blocks; b++, s += floats) {
+    ds[b] = input[s]!;
+    // q8_K's scale data is d, then the sums of each 16 levels: paired into sums of 32.
+    for (let j = 0; act === 'q8_k' && j < 8; j++) sums[8 * b + j] = input[s + 1 + 2 * j]! + input[s + 2 + 2 * j]!;
+  }
+  return p;
+}
+
+/**
+ * Rows r0..r1 of a part whose blocks lie in an arena (`home`) against `input` (quant-act.ts's quantized rows, T
+ * tokens of n values), through the SIMD kernels: out[t, first + r] = x[t] · row r, bit-identical to the JavaScript
+ * kernels. Thread `slot` packs the activations into its own scratch slot, so threads never share one. False, having
+ * done nothing, when the type has no kernel, the slot does not exist or the activations do not fit it.
+ */
+export function wasmRows(
+  input: Float32Array,
+  type: QuantType,
+  home: WasmHome,
+  rowBytes: number,
+  out: Float32Array,
+  T: number,
+  n: number,
+  m: number,
+  first: number,
+  r0: number,
+  r1: number,
+  slot: number,
+): boolean {
+  if (!SIMD_MODULE || !KERNEL_TYPES.includes(type) || slot >= SLOTS) return false;
+  const p = pack(home.memory, slot, input, type, T, n);
+  if (!p) return false;
+  const kernel = kernelsOf(home.memory)[type]!;
+  const outAt = slotAt(slot) + ACT_BYTES;
+  const results = new Float32Array(home.memory.buffer, outAt, OUT_ROWS);
+  for (let t = 0; t < T; t++) {
+    for (let r = r0; r < r1; r += OUT_ROWS) {
+      const rows = Math.min(OUT_ROWS, r1 - r);
+      kernel(
+        home.offset + r * rowBytes,
+        rowBytes,
+        rows,
+        p.lv + t * p.lvStride,
+        p.ds + t * p.dsStride,
+        p.sums + t * p.sumsStride,
+        outAt,
+      );
+      out.set(results.subarray(0, rows), t * m + first + r);
+    }
+  }
+  return true;
+}

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { CpuBackend } from '../../../src/backend/cpu/backend.ts';
+import { linearQuantized, linearQuantRows, quantInput } from '../../../src/backend/cpu/quant-matmul.ts';
+import { type QuantCpuTensor, type QuantPart, stackQuantized } from '../../../src/backend/cpu/quant-tensor.ts';
+import { CpuTensor } from '../../../src/backend/cpu/tensor.ts';
+import { WasmArena } from '../../../src/backend/cpu/wasm/arena.ts';
+import { SIMD_MODULE, wasmRows } from '../../../src/backend/cpu/wasm/kernels.ts';
+import type { QuantType } from '../../../src/primitives/ggml-types.ts';
+import type { HostTensor } from '../../../src/primitives/host-tensor.ts';
+import { quantize } from '../../../src/primitives/quant/index.ts';
+import { randomBlocks } from '../../../src/primitives/quant/random.ts';
+import { mulberry32 } from '../../../src/util/random.ts';
+
+function random(n: number, seed: number): Float32Array {
+  const rnd = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => rnd() - 0.5);
+}
+
+/** Random levels and scales straight as blocks (every byte pattern, Q8_0's −128 included), or quantized values. */
+function host(type: QuantType, rows: number, cols: number, seed: number, blocks: boolean): HostTensor {
+  const bytes = blocks ? randomBlocks(type, rows * cols, 0.1, seed, 'w') : quantize(type, random(rows * cols, seed));
+  return { name: `w${seed}`, shape: [rows, cols], dtype: type, bytes };
+}
+
+/** The JavaScript kernels' rows (quant-dot.ts): the twin every SIMD result must equal bit for bit. */
+function jsRows(x: Float32Array, p: QuantPart, T: number, n: number): Float32Array {
+  const out = new Float32Array(T * p.rows);
+  linearQuantRows(quantInput(p.type, x, T, n), { ...p, home: undefined }, out, T, n, p.rows, 0, 0, p.rows);
+  return out;
+}
+
+const WIDTHS: Record<string, number[]> = {
+  q8_0: [32, 96, 4096],
+  q4_0: [32, 160, 2048],
+  q4_k: [256, 768, 4096],
+  q6_k: [256, 1280, 4096],
+};
+
+test('this runtime compiles the SIMD module (Node 20 has WebAssembly SIMD)', () => {
+  assert.ok(SIMD_MODULE);
+});
+
+test('each SIMD kernel equals its JavaScript twin bit for bit, on random blocks of several widths, 1 to 3 tokens', () => {
+  const arena = new WasmArena();
+  for (const [type, widths] of Object.entries(WIDTHS) as [QuantType, number[]][]) {
+    for (const [i, n] of widths.entries()) {
+      for (const blocks of [true, false]) {
+        const w = stackQuantized([host(type, 37, n, 10 * i + 1, blocks)], false, arena);
+        const p = w.parts[0]!;
+        assert.ok(p.home, `${type} lies in the arena`);
+        for (const T of [1, 2, 3]) {
+          const x = random(T * n, 7 + T);
+          const got = new Float32Array(T * 37).fill(Number.NaN);
+          const taken = wasmRows(quantInput(type, x, T, n), type, p.home, p.rowBytes, got, T, n, 37, 0, 0, 37, 0);
+          assert.ok(taken, `${type} n=${n} has a SIMD kernel`);
+          assert.deepEqual(got, jsRows(x, p, T, n), `${type} n=${n} T=${T} ${blocks ? 'random blocks' : 'quantized'}`);
+        }
+      }
+    }
+  }
+});
+
+test('rows r0..r1 land at the output rows a part starts at, past a slot of outputs, from any thread slot', () => {
+  const arena = new WasmArena();
+  // More rows than one kernel call writes into a slot (16384): the rest in a second call.
+  const [rows, n, m, first, T] = [16392, 32, 16400, 5, 2];
+  const p = stackQuantized([host('q8_0', rows, n, 3, true)], false, arena).parts[0]!;
+  const x = random(T * n, 2);
+  const want = jsRows(x, p, T, n);
+  for (const slot of [0, 3, 15]) {
+    const got = new Float32Array(T * m).fill(Number.NaN);
+    const [r0, r1] = [3, rows - 1];
+    assert.ok(wasmRows(quantInput('q8_0', x, T, n), 'q8_0', p.home!, p.rowBytes, got, T, n, m, first, r0, r1, slot));
+    for (let t = 0; t < T; t++) {
+      for (let r = 0; r < m; r++) {
+        const inside = r >= first + r0 && r < first + r1;
+        const value = got[t * m + r]!;
+        if (inside) assert.equal(value, want[t * rows + r - first]!, `slot ${slot} t=${t} row ${r}`);
+        else assert.ok(Number.isNaN(value), `slot ${slot} t=${t} row ${r} written outside its range`);
+      }
+    }
+  }
+});
+
+test('types without a kernel, slots beyond the last and activations too wide for a slot are left to the JavaScript kernels', () => {
+  const arena = new WasmArena();
+  const q5 = stackQuantized([host('q5_k', 4, 256, 1, true)], false, arena).parts[0]!;
+  const out = new Float32Array(4).fill(Number.NaN);
+  assert.equal(
+    wasmRows(quantInput('q5_k', random(256, 1), 1, 256), 'q5_k', q5.home!, q5.rowBytes, out, 1, 256, 4, 0, 0, 4, 0),
+    false,
+  );
+  const q4 = stackQuantized([host('q4_k', 4, 256, 2, true)], false, arena).parts[0]!;
+  const x = quantInput('q4_k', random(256, 1), 1, 256);
+  assert.equal(wasmRows(x, 'q4_k', q4.home!, q4.rowBytes, out, 1, 256, 4, 0, 0, 4, 16), false);
+  const wide = 256 * 1024;
+  const big = stackQuantized([host('q4_k', 1, wide, 3, true)], false, arena).parts[0]!;
+  const xw = quantInput('q4_k', random(wide, 1), 1, wide);
+  assert.equal(wasmRows(xw, 'q4_k', big.home!, big.rowBytes, out, 1, wide, 1, 0, 0, 1, 0), false);
+  assert.ok(out.every(Number.isNaN), 'nothing written');
+  // Through linear(), each still gives the JavaScript result.
+  for (const [w, n] of [
+    [q5, 256],
+    [big, wide],
+  ] as const) {
+    const tensor = { shape: [w.rows, n], parts: [w] } as unknown as QuantCpuTensor;
+    const xs = random(n, 4);
+    assert.deepEqual(linearQuantized(xs, tensor, 1, n, null, null), jsRows(xs, w, 1, n));
+  }
+});
+
+test('a weight whose parts lie in two memories (an arena spills over at 2 GiB) gives the JavaScript result', () => {
+  const arena = new WasmArena();
+  // Fill the first memory (reserved, never touched: no resident pages) but for room for the first part's 11520 bytes.
+  assert.ok(arena.allocate(WasmArena.maxPartBytes - 12000));
+  const parts = [host('q4_k', 40, 512, 1, true), host('q6_k', 24, 512, 2, true)];
+  const w = stackQuantized(parts, false, arena);
+  assert.notEqual(w.parts[0]!.home!.memory, w.parts[1]!.home!.memory);
+  const twin = stackQuantized(parts, false, null);
+  assert.equal(twin.parts[0]!.home, undefined);
+  for (const T of [1, 3]) {
+    const x = random(T * 512, T);
+    assert.deepEqual(linearQuantized(x, w, T, 512, null, null), linearQuantized(x, twin, T, 512, null, null), `T=${T}`);
+  }
+});
+
+test('SIMD linear over worker threads equals the JavaScript kernels on one thread, bias included', () => {
+  const js = new CpuBackend({ threads: 1, simd: false });
+  const three = new CpuBackend({ threads: 3 });
+  const parts = [host('q4_k', 200, 1024, 1, true), host('q6_k', 136, 1024, 2, true), host('q4_0', 64, 1024, 3, true)];
+  const bias = new CpuTensor([400], random(400, 5));
+  const wJs = js.loadStacked(parts) as QuantCpuTensor;
+  const w3 = three.loadStacked(parts) as QuantCpuTensor;
+  assert.ok(w3.parts.every((p) => p.home) && wJs.parts.every((p) => !p.home));
+  for (const T of [1, 2, 3]) {
+    const x = new CpuTensor([T, 1024], random(T * 1024, 8));
+    const want = js.toHost(js.linear(x, wJs, bias));
+    for (let r = 0; r < 2; r++) assert.deepEqual(three.toHost(three.linear(x, w3, bias)), want, `T=${T}`);
+  }
+});

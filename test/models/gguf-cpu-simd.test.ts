@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import type { HostTensor, Tensor } from '../../src/backend/backend.ts';
+import { CpuBackend } from '../../src/backend/cpu/backend.ts';
+import { QuantCpuTensor } from '../../src/backend/cpu/quant-tensor.ts';
+import { quantizeToGguf } from '../../src/loader/gguf/quantize.ts';
+import { loadModel } from '../../src/models/load.ts';
+import { parseQuantization } from '../../src/primitives/quant/mix.ts';
+import { modelFixture } from '../helpers/fixtures.ts';
+import { teacherForced } from '../helpers/paged-session.ts';
+
+/** The CPU backend, keeping the quantized weights it made. */
+class RecordingCpu extends CpuBackend {
+  readonly quantized: QuantCpuTensor[] = [];
+  override loadStacked(parts: readonly HostTensor[]): Tensor {
+    const w = super.loadStacked(parts);
+    if (w instanceof QuantCpuTensor) this.quantized.push(w);
+    return w;
+  }
+}
+
+const fixture = modelFixture('tiny-llama-256');
+const out = mkdtempSync(join(tmpdir(), 'pagoda-cpu-simd-'));
+after(() => rmSync(out, { recursive: true, force: true }));
+
+for (const type of ['q4_k_m', 'q8_0', 'q4_0']) {
+  test(`tiny-llama-256 ${type.toUpperCase()}: decode logits with the SIMD kernels, on 1 and 2 threads, are the JavaScript kernels' exactly`, {
+    skip: fixture.skip,
+  }, () => {
+    const path = join(out, `${type}.gguf`);
+    quantizeToGguf(fixture.path, path, parseQuantization(type, 'type'));
+    const p = JSON.parse(readFileSync(join(fixture.path, 'golden.json'), 'utf8')).prompts[0];
+    // The prompt as one step, then each greedy token as its own decode step (one token: the dot products' path).
+    const run = (backend: CpuBackend) => teacherForced(loadModel(path, backend), p.input_ids, p.greedy_ids);
+    const want = run(new CpuBackend({ threads: 1, simd: false }));
+    for (const threads of [1, 2]) {
+      const backend = new RecordingCpu({ threads });
+      assert.deepEqual(run(backend), want, `${threads} thread(s)`);
+      assert.ok(backend.quantized.length > 0);
+      for (const w of backend.quantized)
+        assert.ok(
+          w.parts.every((part) => part.home),
+          'blocks in WebAssembly memory',
+        );
+    }
+  });
+}
