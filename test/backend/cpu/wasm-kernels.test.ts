@@ -34,6 +34,7 @@ const WIDTHS: Record<string, number[]> = {
   q8_0: [32, 96, 4096],
   q4_0: [32, 160, 2048],
   q4_k: [256, 768, 4096],
+  q5_k: [256, 1024, 4096],
   q6_k: [256, 1280, 4096],
 };
 
@@ -85,10 +86,10 @@ test('rows r0..r1 land at the output rows a part starts at, past a slot of outpu
 
 test('types without a kernel, slots beyond the last and activations too wide for a slot are left to the JavaScript kernels', () => {
   const arena = new WasmArena();
-  const q5 = stackQuantized([host('q5_k', 4, 256, 1, true)], false, arena).parts[0]!;
+  const q3 = stackQuantized([host('q3_k', 4, 256, 1, true)], false, arena).parts[0]!;
   const out = new Float32Array(4).fill(Number.NaN);
   assert.equal(
-    wasmRows(quantInput('q5_k', random(256, 1), 1, 256), 'q5_k', q5.home!, q5.rowBytes, out, 1, 256, 4, 0, 0, 4, 0),
+    wasmRows(quantInput('q3_k', random(256, 1), 1, 256), 'q3_k', q3.home!, q3.rowBytes, out, 1, 256, 4, 0, 0, 4, 0),
     false,
   );
   const q4 = stackQuantized([host('q4_k', 4, 256, 2, true)], false, arena).parts[0]!;
@@ -101,7 +102,7 @@ test('types without a kernel, slots beyond the last and activations too wide for
   assert.ok(out.every(Number.isNaN), 'nothing written');
   // Through linear(), each still gives the JavaScript result.
   for (const [w, n] of [
-    [q5, 256],
+    [q3, 256],
     [big, wide],
   ] as const) {
     const tensor = { shape: [w.rows, n], parts: [w] } as unknown as QuantCpuTensor;

@@ -7,7 +7,7 @@ import { ACT_BYTES, OUT_ROWS, SLOTS, slotAt, WasmArena, type WasmHome } from './
 type Kernel = (w: number, rowBytes: number, rows: number, lv: number, ds: number, sums: number, out: number) => void;
 
 /** The weight types quant-dot.wat has a kernel for (the others take the JavaScript kernels). */
-const KERNEL_TYPES: readonly QuantType[] = ['q8_0', 'q4_0', 'q4_k', 'q6_k'];
+const KERNEL_TYPES: readonly QuantType[] = ['q8_0', 'q4_0', 'q4_k', 'q5_k', 'q6_k'];
 
 /** quant-dot.wat assembled (bin/assemble-wasm.ts), or null where this runtime lacks WebAssembly SIMD. */
 const BINARY = readFileSync(new URL('./quant-dot.wasm', import.meta.url));
@@ -51,7 +51,7 @@ const align16 = (x: number) => Math.ceil(x / 16) * 16;
 /**
  * Packs activations quantized by quant-act.ts (levels as floats, then each block's scale data) into slot `slot` of
  * `memory` as the kernels read them: int8 levels, each block's d as f32, and for q8_K each block's eight sums of 32
- * levels as i16 (Q4_K's mins multiply those). Null when they do not fit the slot.
+ * levels as i16 (Q4_K's and Q5_K's mins multiply those). Null when they do not fit the slot.
  */
 function pack(memory: WebAssembly.Memory, slot: number, input: Float32Array, type: QuantType, T: number, n: number) {
   const act = ACT_TYPE[type];

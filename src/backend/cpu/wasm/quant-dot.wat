@@ -3,8 +3,8 @@
 ;; same order, so each row's result is bit-identical to theirs.
 ;;
 ;; Every export has the signature (w, rowBytes, rows, lv, ds, sums, out): `rows` rows of blocks from byte w, rowBytes
-;; apart; the activation row's int8 levels at lv, its per-block scale d (f32) at ds and, for Q4_K, each block's eight
-;; sums of 32 levels (i16) at sums; one f32 result per row from out. The memory starts with the f32 value of every
+;; apart; the activation row's int8 levels at lv, its per-block scale d (f32) at ds and, for Q4_K and Q5_K, each
+;; block's eight sums of 32 levels (i16) at sums; one f32 result per row from out. The memory starts with the f32 value of every
 ;; half (65536 × 4 bytes from address 0), so a block's half scale is one load.
 (module
   (import "env" "memory" (memory 1 32768 shared))
@@ -156,6 +156,89 @@
                        (i16x8.extend_high_i8x16_u (local.get $scales))
                        (v128.load (local.get $s))))))))))
         (local.set $p (i32.add (local.get $p) (i32.const 144)))
+        (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (local.set $s (i32.add (local.get $s) (i32.const 16)))
+        (br $block)))
+      (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
+      (local.set $w (local.get $blockEnd))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $row))))
+
+  ;; Q5_K (176 bytes): Q4_K's d | dmin | scales, then qh[32] | qs[128]: Q4_K's nibbles with a fifth bit, bit j of
+  ;; qh[l] for sub-block j's value l (so chunk c takes bits 2c and 2c + 1: the qh vectors shift right by 2 a chunk).
+  (func (export "q5_k") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
+        (param $sums i32) (param $out i32)
+    (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $s i32)
+    (local $acc f64) (local $u0 i32) (local $u1 i32) (local $u2 i32)
+    (local $scales v128) (local $isum v128) (local $q0 v128) (local $q1 v128) (local $h0 v128) (local $h1 v128)
+    (local $c i32) (local $j i32)
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
+    (block $done (loop $row
+      (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+      (local.set $acc (f64.const 0))
+      (local.set $p (local.get $w))
+      (local.set $blockEnd (i32.add (local.get $w) (local.get $rowBytes)))
+      (local.set $a (local.get $lv))
+      (local.set $d (local.get $ds))
+      (local.set $s (local.get $sums))
+      (block $rowDone (loop $block
+        (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
+        (local.set $u0 (i32.load offset=4 (local.get $p)))
+        (local.set $u1 (i32.load offset=8 (local.get $p)))
+        (local.set $u2 (i32.load offset=12 (local.get $p)))
+        (local.set $scales (i32x4.replace_lane 3 (i32x4.replace_lane 2 (i32x4.replace_lane 1 (i32x4.splat
+          (i32.and (local.get $u0) (i32.const 0x3f3f3f3f)))
+          (i32.or (i32.and (local.get $u2) (i32.const 0x0f0f0f0f))
+                  (i32.shl (i32.and (i32.shr_u (local.get $u0) (i32.const 6)) (i32.const 0x03030303)) (i32.const 4))))
+          (i32.and (local.get $u1) (i32.const 0x3f3f3f3f)))
+          (i32.or (i32.and (i32.shr_u (local.get $u2) (i32.const 4)) (i32.const 0x0f0f0f0f))
+                  (i32.shl (i32.and (i32.shr_u (local.get $u1) (i32.const 6)) (i32.const 0x03030303)) (i32.const 4)))))
+        (local.set $h0 (v128.load offset=16 (local.get $p)))
+        (local.set $h1 (v128.load offset=32 (local.get $p)))
+        (local.set $isum (v128.const i32x4 0 0 0 0))
+        (local.set $c (i32.const 0))
+        (loop $chunk
+          (local.set $q0 (v128.load offset=48 (local.get $p)))
+          (local.set $q1 (v128.load offset=64 (local.get $p)))
+          (local.set $j (i32.shl (local.get $c) (i32.const 1)))
+          (local.set $isum (i32x4.add (local.get $isum) (i32x4.dot_i16x8_s
+            (i16x8.add
+              (call $mul16
+                (v128.or (v128.and (local.get $q0) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+                         (i8x16.shl (v128.and (local.get $h0) (v128.const i8x16 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1)) (i32.const 4)))
+                (v128.load (local.get $a)))
+              (call $mul16
+                (v128.or (v128.and (local.get $q1) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+                         (i8x16.shl (v128.and (local.get $h1) (v128.const i8x16 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1)) (i32.const 4)))
+                (v128.load offset=16 (local.get $a))))
+            (i8x16.swizzle (local.get $scales) (i16x8.splat (i32.or (local.get $j) (i32.const 0x8000)))))))
+          (local.set $isum (i32x4.add (local.get $isum) (i32x4.dot_i16x8_s
+            (i16x8.add
+              (call $mul16
+                (v128.or (i8x16.shr_u (local.get $q0) (i32.const 4))
+                         (i8x16.shl (v128.and (local.get $h0) (v128.const i8x16 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2)) (i32.const 3)))
+                (v128.load offset=32 (local.get $a)))
+              (call $mul16
+                (v128.or (i8x16.shr_u (local.get $q1) (i32.const 4))
+                         (i8x16.shl (v128.and (local.get $h1) (v128.const i8x16 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2)) (i32.const 3)))
+                (v128.load offset=48 (local.get $a))))
+            (i8x16.swizzle (local.get $scales) (i16x8.splat (i32.or (local.get $j) (i32.const 0x8001)))))))
+          (local.set $h0 (i8x16.shr_u (local.get $h0) (i32.const 2)))
+          (local.set $h1 (i8x16.shr_u (local.get $h1) (i32.const 2)))
+          (local.set $p (i32.add (local.get $p) (i32.const 32)))
+          (local.set $a (i32.add (local.get $a) (i32.const 64)))
+          (local.set $c (i32.add (local.get $c) (i32.const 1)))
+          (br_if $chunk (i32.lt_u (local.get $c) (i32.const 4))))
+        (local.set $p (i32.sub (local.get $p) (i32.const 128)))
+        (local.set $acc (f64.add (local.get $acc) (f64.mul
+          (f64.promote_f32 (f32.load (local.get $d)))
+          (f64.sub
+            (f64.mul (call $half (local.get $p)) (f64.convert_i32_s (call $hsum (local.get $isum))))
+            (f64.mul (call $half (i32.add (local.get $p) (i32.const 2)))
+                     (f64.convert_i32_s (call $hsum (i32x4.dot_i16x8_s
+                       (i16x8.extend_high_i8x16_u (local.get $scales))
+                       (v128.load (local.get $s))))))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 176)))
         (local.set $d (i32.add (local.get $d) (i32.const 4)))
         (local.set $s (i32.add (local.get $s) (i32.const 16)))
         (br $block)))
