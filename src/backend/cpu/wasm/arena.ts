@@ -47,11 +47,15 @@ export class WasmArena {
   /** Largest part that fits one memory. */
   static readonly maxPartBytes = MAX_PAGES * PAGE - BLOCKS_AT;
 
-  /** `bytes` bytes of zeros in the last memory with room (a new memory when none has), or null when too large. */
+  /**
+   * `bytes` bytes of zeros in the last memory with room (a new memory when none has), or null when too large or
+   * when the runtime will not reserve another memory (the caller then keeps the blocks in ordinary memory).
+   */
   allocate(bytes: number): { home: WasmHome; view: Uint8Array } | null {
     if (bytes > WasmArena.maxPartBytes) return null;
     let i = this.memories.length - 1;
     if (i < 0 || this.ends[i]! + bytes > MAX_PAGES * PAGE) i = this.addMemory();
+    if (i < 0) return null;
     const memory = this.memories[i]!;
     const offset = this.ends[i]!;
     const end = offset + bytes;
@@ -61,8 +65,15 @@ export class WasmArena {
     return { home: { memory, offset }, view: new Uint8Array(memory.buffer, offset, bytes) };
   }
 
+  /** Index of a new memory, or −1 when the runtime refuses to reserve one (its address space for them is spent). */
   private addMemory(): number {
-    const memory = new WebAssembly.Memory({ initial: Math.ceil(BLOCKS_AT / PAGE), maximum: MAX_PAGES, shared: true });
+    let memory: WebAssembly.Memory;
+    try {
+      memory = new WebAssembly.Memory({ initial: Math.ceil(BLOCKS_AT / PAGE), maximum: MAX_PAGES, shared: true });
+    } catch (e) {
+      if (e instanceof RangeError) return -1;
+      throw e;
+    }
     new Float32Array(memory.buffer, 0, 65536).set(HALF);
     this.memories.push(memory);
     this.ends.push(BLOCKS_AT);

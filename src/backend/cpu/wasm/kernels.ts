@@ -15,12 +15,12 @@ export const SIMD_MODULE: WebAssembly.Module | null = WebAssembly.validate(BINAR
   ? new WebAssembly.Module(BINARY)
   : null;
 
-let arena: WasmArena | null = null;
-
-/** The process's arena for quantized weights, or null where the SIMD kernels cannot run. */
+/**
+ * A new arena for one backend's quantized weights (its memories freed with them when the backend is dropped), or
+ * null where the SIMD kernels cannot run.
+ */
 export function simdArena(): WasmArena | null {
-  if (SIMD_MODULE) arena ??= new WasmArena();
-  return arena;
+  return SIMD_MODULE ? new WasmArena() : null;
 }
 
 /** This thread's instance of the module over each memory. */
