@@ -54,7 +54,7 @@ for (const [T, n, m] of [
 // quantization included. Decode twice, rounds interleaved: the JavaScript kernels (blocks in ordinary memory) and
 // the SIMD kernels (blocks in WebAssembly memory); a prefill takes dequantized rows either way.
 const arena = simdArena();
-for (const type of ['q8_0', 'q4_0', 'q4_k', 'q5_k', 'q6_k'] as QuantType[]) {
+for (const type of ['q8_0', 'q4_0', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'] as QuantType[]) {
   const n = 2048;
   const values = Float32Array.from({ length: n * n }, (_, i) => Math.sin(i));
   const host = { name: 'w', shape: [n, n], dtype: type, bytes: quantize(type, values) };

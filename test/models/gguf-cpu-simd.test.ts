@@ -26,7 +26,7 @@ const fixture = modelFixture('tiny-llama-256');
 const out = mkdtempSync(join(tmpdir(), 'pagoda-cpu-simd-'));
 after(() => rmSync(out, { recursive: true, force: true }));
 
-for (const type of ['q4_k_m', 'q5_k_m', 'q8_0', 'q4_0']) {
+for (const type of ['q4_k_m', 'q5_k_m', 'q2_k', 'q8_0', 'q4_0']) {
   test(`tiny-llama-256 ${type.toUpperCase()}: decode logits with the SIMD kernels, on 1 and 2 threads, are the JavaScript kernels' exactly`, {
     skip: fixture.skip,
   }, () => {

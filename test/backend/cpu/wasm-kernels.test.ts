@@ -33,6 +33,8 @@ function jsRows(x: Float32Array, p: QuantPart, T: number, n: number): Float32Arr
 const WIDTHS: Record<string, number[]> = {
   q8_0: [32, 96, 4096],
   q4_0: [32, 160, 2048],
+  q2_k: [256, 512, 4096],
+  q3_k: [256, 768, 4096],
   q4_k: [256, 768, 4096],
   q5_k: [256, 1024, 4096],
   q6_k: [256, 1280, 4096],
@@ -86,10 +88,10 @@ test('rows r0..r1 land at the output rows a part starts at, past a slot of outpu
 
 test('types without a kernel, slots beyond the last and activations too wide for a slot are left to the JavaScript kernels', () => {
   const arena = new WasmArena();
-  const q3 = stackQuantized([host('q3_k', 4, 256, 1, true)], false, arena).parts[0]!;
+  const q41 = stackQuantized([host('q4_1', 4, 256, 1, true)], false, arena).parts[0]!;
   const out = new Float32Array(4).fill(Number.NaN);
   assert.equal(
-    wasmRows(quantInput('q3_k', random(256, 1), 1, 256), 'q3_k', q3.home!, q3.rowBytes, out, 1, 256, 4, 0, 0, 4, 0),
+    wasmRows(quantInput('q4_1', random(256, 1), 1, 256), 'q4_1', q41.home!, q41.rowBytes, out, 1, 256, 4, 0, 0, 4, 0),
     false,
   );
   const q4 = stackQuantized([host('q4_k', 4, 256, 2, true)], false, arena).parts[0]!;
@@ -102,7 +104,7 @@ test('types without a kernel, slots beyond the last and activations too wide for
   assert.ok(out.every(Number.isNaN), 'nothing written');
   // Through linear(), each still gives the JavaScript result.
   for (const [w, n] of [
-    [q3, 256],
+    [q41, 256],
     [big, wide],
   ] as const) {
     const tensor = { shape: [w.rows, n], parts: [w] } as unknown as QuantCpuTensor;

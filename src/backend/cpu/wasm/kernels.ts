@@ -7,7 +7,7 @@ import { ACT_BYTES, OUT_ROWS, SLOTS, slotAt, WasmArena, type WasmHome } from './
 type Kernel = (w: number, rowBytes: number, rows: number, lv: number, ds: number, sums: number, out: number) => void;
 
 /** The weight types quant-dot.wat has a kernel for (the others take the JavaScript kernels). */
-const KERNEL_TYPES: readonly QuantType[] = ['q8_0', 'q4_0', 'q4_k', 'q5_k', 'q6_k'];
+const KERNEL_TYPES: readonly QuantType[] = ['q8_0', 'q4_0', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'];
 
 /** quant-dot.wat assembled (bin/assemble-wasm.ts), or null where this runtime lacks WebAssembly SIMD. */
 const BINARY = readFileSync(new URL('./quant-dot.wasm', import.meta.url));
@@ -35,7 +35,7 @@ function kernelsOf(memory: WebAssembly.Memory): Record<string, Kernel> {
   return k;
 }
 
-/** Where one thread's packed activations lie: per token, levels, block scales and (q8_K) sums of 32 levels. */
+/** Where one thread's packed activations lie: per token, levels, block scales and (q8_K) sums of levels. */
 interface Packed {
   lv: number;
   ds: number;
@@ -50,8 +50,8 @@ const align16 = (x: number) => Math.ceil(x / 16) * 16;
 
 /**
  * Packs activations quantized by quant-act.ts (levels as floats, then each block's scale data) into slot `slot` of
- * `memory` as the kernels read them: int8 levels, each block's d as f32, and for q8_K each block's eight sums of 32
- * levels as i16 (Q4_K's and Q5_K's mins multiply those). Null when they do not fit the slot.
+ * `memory` as the kernels read them: int8 levels, each block's d as f32, and for q8_K each block's 16 sums of 16
+ * levels and 8 sums of 32 as i16 (what Q2_K's and Q4_K's / Q5_K's mins multiply). Null when they do not fit the slot.
  */
 function pack(memory: WebAssembly.Memory, slot: number, input: Float32Array, type: QuantType, T: number, n: number) {
   const act = ACT_TYPE[type];
@@ -60,7 +60,7 @@ function pack(memory: WebAssembly.Memory, slot: number, input: Float32Array, typ
   const p: Packed = { lv: slotAt(slot), ds: 0, sums: 0, lvStride: n, dsStride: 4 * blocks, sumsStride: 0 };
   p.ds = p.lv + align16(T * n);
   p.sums = p.ds + align16(T * blocks * 4);
-  if (act === 'q8_k') p.sumsStride = 16 * blocks;
+  if (act === 'q8_k') p.sumsStride = 48 * blocks;
   if (p.sums + T * p.sumsStride - p.lv > ACT_BYTES) return null;
   const buffer = memory.buffer;
   new Int8Array(buffer, p.lv, T * n).set(input.subarray(0, T * n));
@@ -68,8 +68,9 @@ function pack(memory: WebAssembly.Memory, slot: number, input: Float32Array, typ
   const sums = new Int16Array(buffer, p.sums, (T * p.sumsStride) / 2);
   for (let b = 0, s = T * n; b < T * blocks; b++, s += floats) {
     ds[b] = input[s]!;
-    // q8_K's scale data is d, then the sums of each 16 levels: paired into sums of 32.
-    for (let j = 0; act === 'q8_k' && j < 8; j++) sums[8 * b + j] = input[s + 1 + 2 * j]! + input[s + 2 + 2 * j]!;
+    // q8_K's scale data is d, then the sums of each 16 levels: those (Q2_K's mins), then paired into sums of 32.
+    for (let j = 0; act === 'q8_k' && j < 16; j++) sums[24 * b + j] = input[s + 1 + j]!;
+    for (let j = 0; act === 'q8_k' && j < 8; j++) sums[24 * b + 16 + j] = input[s + 1 + 2 * j]! + input[s + 2 + 2 * j]!;
   }
   return p;
 }

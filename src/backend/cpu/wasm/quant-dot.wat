@@ -3,8 +3,8 @@
 ;; same order, so each row's result is bit-identical to theirs.
 ;;
 ;; Every export has the signature (w, rowBytes, rows, lv, ds, sums, out): `rows` rows of blocks from byte w, rowBytes
-;; apart; the activation row's int8 levels at lv, its per-block scale d (f32) at ds and, for Q4_K and Q5_K, each
-;; block's eight sums of 32 levels (i16) at sums; one f32 result per row from out. The memory starts with the f32 value of every
+;; apart; the activation row's int8 levels at lv, its per-block scale d (f32) at ds and, for the k-quants, each
+;; block's 16 sums of 16 levels then 8 sums of 32 (i16, 48 bytes) at sums; one f32 result per row from out. The memory starts with the f32 value of every
 ;; half (65536 × 4 bytes from address 0), so a block's half scale is one load.
 (module
   (import "env" "memory" (memory 1 32768 shared))
@@ -90,6 +90,155 @@
       (local.set $out (i32.add (local.get $out) (i32.const 4)))
       (br $row))))
 
+  ;; Q2_K (84 bytes): scales[16] (a sub-block's scale in the low nibble, its min in the high one) | qs[64] | d | dmin.
+  ;; Value 128h + 32k + l is bits 2k, 2k + 1 of qs[32h + l]; sub-block (value / 16) weights it by its scale and takes
+  ;; min × (its 16 levels' sum) off. acc += d_a · (d·isum − dmin·msum), as Q4_K.
+  (func (export "q2_k") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
+        (param $sums i32) (param $out i32)
+    (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $s i32)
+    (local $acc f64) (local $sc v128) (local $isum v128) (local $q0 v128) (local $q1 v128) (local $i i32) (local $j i32)
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
+    (block $done (loop $row
+      (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+      (local.set $acc (f64.const 0))
+      (local.set $p (local.get $w))
+      (local.set $blockEnd (i32.add (local.get $w) (local.get $rowBytes)))
+      (local.set $a (local.get $lv))
+      (local.set $d (local.get $ds))
+      (local.set $s (local.get $sums))
+      (block $rowDone (loop $block
+        (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
+        (local.set $sc (v128.load (local.get $p)))
+        (local.set $isum (v128.const i32x4 0 0 0 0))
+        ;; i = 4h + k: 2-bit levels k of half h; sub-blocks j = 2i and 2i + 1 (the scale index is 8h + 2k = 2i).
+        (local.set $i (i32.const 0))
+        (loop $quarter
+          (if (i32.eqz (i32.and (local.get $i) (i32.const 3)))
+            (then
+              (local.set $q0 (v128.load offset=16 (i32.add (local.get $p) (i32.shl (local.get $i) (i32.const 3)))))
+              (local.set $q1 (v128.load offset=32 (i32.add (local.get $p) (i32.shl (local.get $i) (i32.const 3)))))))
+          (local.set $j (i32.shl (local.get $i) (i32.const 1)))
+          (local.set $isum (i32x4.add (local.get $isum) (i32x4.add
+            (i32x4.dot_i16x8_s
+              (call $mul16 (v128.and (local.get $q0) (v128.const i8x16 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3))
+                           (v128.load (local.get $a)))
+              (v128.and (i8x16.swizzle (local.get $sc) (i16x8.splat (i32.or (local.get $j) (i32.const 0x8000))))
+                        (v128.const i16x8 15 15 15 15 15 15 15 15)))
+            (i32x4.dot_i16x8_s
+              (call $mul16 (v128.and (local.get $q1) (v128.const i8x16 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3))
+                           (v128.load offset=16 (local.get $a)))
+              (v128.and (i8x16.swizzle (local.get $sc) (i16x8.splat (i32.or (local.get $j) (i32.const 0x8001))))
+                        (v128.const i16x8 15 15 15 15 15 15 15 15))))))
+          (local.set $q0 (i8x16.shr_u (local.get $q0) (i32.const 2)))
+          (local.set $q1 (i8x16.shr_u (local.get $q1) (i32.const 2)))
+          (local.set $a (i32.add (local.get $a) (i32.const 32)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $quarter (i32.lt_u (local.get $i) (i32.const 8))))
+        (local.set $acc (f64.add (local.get $acc) (f64.mul
+          (f64.promote_f32 (f32.load (local.get $d)))
+          (f64.sub
+            (f64.mul (call $half (i32.add (local.get $p) (i32.const 80)))
+                     (f64.convert_i32_s (call $hsum (local.get $isum))))
+            (f64.mul (call $half (i32.add (local.get $p) (i32.const 82)))
+                     (f64.convert_i32_s (call $hsum (i32x4.add
+                       (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_u (i8x16.shr_u (local.get $sc) (i32.const 4)))
+                                          (v128.load (local.get $s)))
+                       (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_u (i8x16.shr_u (local.get $sc) (i32.const 4)))
+                                          (v128.load offset=16 (local.get $s)))))))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 84)))
+        (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (local.set $s (i32.add (local.get $s) (i32.const 48)))
+        (br $block)))
+      (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
+      (local.set $w (local.get $blockEnd))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $row))))
+
+  ;; Q3_K (110 bytes): hmask[32] | qs[64] | scales[12] | d. Value 128h + 32k + l is bits 2k, 2k + 1 of qs[32h + l]
+  ;; with bit 4h + k of hmask[l] above them, stored + 4; sub-block j's 6-bit scale (stored + 32) is the low or high
+  ;; nibble of scales[j mod 8] with two bits of scales[8 + j mod 4] above. acc += d · d_a · Σ scale·Σ (q − 4)·a.
+  (func (export "q3_k") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
+        (param $sums i32) (param $out i32)
+    (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $acc f64)
+    (local $u0 i32) (local $u1 i32) (local $u2 i32) (local $lo v128) (local $hi v128) (local $sc v128)
+    (local $isum v128) (local $q0 v128) (local $q1 v128) (local $m0 v128) (local $m1 v128) (local $i i32) (local $j i32)
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
+    (block $done (loop $row
+      (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+      (local.set $acc (f64.const 0))
+      (local.set $p (local.get $w))
+      (local.set $blockEnd (i32.add (local.get $w) (local.get $rowBytes)))
+      (local.set $a (local.get $lv))
+      (local.set $d (local.get $ds))
+      (block $rowDone (loop $block
+        (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
+        ;; ggml's unpacking of the 12 scale bytes into 16 bytes, then − 32 and widened to i16: $lo sub-blocks 0..7,
+        ;; $hi 8..15.
+        (local.set $u0 (i32.load offset=96 (local.get $p)))
+        (local.set $u1 (i32.load offset=100 (local.get $p)))
+        (local.set $u2 (i32.load offset=104 (local.get $p)))
+        (local.set $sc (i8x16.sub
+          (i32x4.replace_lane 3 (i32x4.replace_lane 2 (i32x4.replace_lane 1 (i32x4.splat
+            (i32.or (i32.and (local.get $u0) (i32.const 0x0f0f0f0f))
+                    (i32.shl (i32.and (local.get $u2) (i32.const 0x03030303)) (i32.const 4))))
+            (i32.or (i32.and (local.get $u1) (i32.const 0x0f0f0f0f))
+                    (i32.shl (i32.and (i32.shr_u (local.get $u2) (i32.const 2)) (i32.const 0x03030303)) (i32.const 4))))
+            (i32.or (i32.and (i32.shr_u (local.get $u0) (i32.const 4)) (i32.const 0x0f0f0f0f))
+                    (i32.shl (i32.and (i32.shr_u (local.get $u2) (i32.const 4)) (i32.const 0x03030303)) (i32.const 4))))
+            (i32.or (i32.and (i32.shr_u (local.get $u1) (i32.const 4)) (i32.const 0x0f0f0f0f))
+                    (i32.shl (i32.and (i32.shr_u (local.get $u2) (i32.const 6)) (i32.const 0x03030303)) (i32.const 4))))
+          (v128.const i8x16 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32)))
+        (local.set $lo (i16x8.extend_low_i8x16_s (local.get $sc)))
+        (local.set $hi (i16x8.extend_high_i8x16_s (local.get $sc)))
+        (local.set $m0 (v128.load (local.get $p)))
+        (local.set $m1 (v128.load offset=16 (local.get $p)))
+        (local.set $isum (v128.const i32x4 0 0 0 0))
+        ;; i = 4h + k as in Q2_K; the scales of sub-blocks 2i, 2i + 1 are i16 lanes 2k, 2k + 1 of $lo (h = 0) or $hi.
+        (local.set $i (i32.const 0))
+        (loop $quarter
+          (if (i32.eqz (i32.and (local.get $i) (i32.const 3)))
+            (then
+              (local.set $q0 (v128.load offset=32 (i32.add (local.get $p) (i32.shl (local.get $i) (i32.const 3)))))
+              (local.set $q1 (v128.load offset=48 (i32.add (local.get $p) (i32.shl (local.get $i) (i32.const 3)))))))
+          (if (i32.eq (local.get $i) (i32.const 4)) (then (local.set $lo (local.get $hi))))
+          ;; Byte indices 4k, 4k + 1 broadcast lane 2k; 4k + 2, 4k + 3 lane 2k + 1.
+          (local.set $j (i32.shl (i32.and (local.get $i) (i32.const 3)) (i32.const 2)))
+          (local.set $isum (i32x4.add (local.get $isum) (i32x4.add
+            (i32x4.dot_i16x8_s
+              (call $mul16
+                (i8x16.sub (v128.or (v128.and (local.get $q0) (v128.const i8x16 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3))
+                                    (i8x16.shl (v128.and (local.get $m0) (v128.const i8x16 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1)) (i32.const 2)))
+                           (v128.const i8x16 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4))
+                (v128.load (local.get $a)))
+              (i8x16.swizzle (local.get $lo)
+                (i16x8.splat (i32.or (local.get $j) (i32.shl (i32.add (local.get $j) (i32.const 1)) (i32.const 8))))))
+            (i32x4.dot_i16x8_s
+              (call $mul16
+                (i8x16.sub (v128.or (v128.and (local.get $q1) (v128.const i8x16 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3))
+                                    (i8x16.shl (v128.and (local.get $m1) (v128.const i8x16 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1)) (i32.const 2)))
+                           (v128.const i8x16 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4))
+                (v128.load offset=16 (local.get $a)))
+              (i8x16.swizzle (local.get $lo)
+                (i16x8.splat (i32.or (i32.add (local.get $j) (i32.const 2))
+                                     (i32.shl (i32.add (local.get $j) (i32.const 3)) (i32.const 8)))))))))
+          (local.set $q0 (i8x16.shr_u (local.get $q0) (i32.const 2)))
+          (local.set $q1 (i8x16.shr_u (local.get $q1) (i32.const 2)))
+          (local.set $m0 (i8x16.shr_u (local.get $m0) (i32.const 1)))
+          (local.set $m1 (i8x16.shr_u (local.get $m1) (i32.const 1)))
+          (local.set $a (i32.add (local.get $a) (i32.const 32)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $quarter (i32.lt_u (local.get $i) (i32.const 8))))
+        (local.set $acc (f64.add (local.get $acc) (f64.mul
+          (f64.mul (call $half (i32.add (local.get $p) (i32.const 108))) (f64.promote_f32 (f32.load (local.get $d))))
+          (f64.convert_i32_s (call $hsum (local.get $isum))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 110)))
+        (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (br $block)))
+      (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
+      (local.set $w (local.get $blockEnd))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $row))))
+
   ;; Q4_K (144 bytes): d | dmin (halves) | 12 bytes of 6-bit scales and mins | 128 bytes of nibbles, chunk c of 32
   ;; bytes holding values 64c + l (low nibble) and 64c + 32 + l (high nibble). Σ over sub-blocks j of scale_j·Σ q·a
   ;; is isum, Σ min_j·(sum of sub-block j's levels) is msum; acc += d_a · (d·isum − dmin·msum).
@@ -154,10 +303,10 @@
             (f64.mul (call $half (i32.add (local.get $p) (i32.const 2)))
                      (f64.convert_i32_s (call $hsum (i32x4.dot_i16x8_s
                        (i16x8.extend_high_i8x16_u (local.get $scales))
-                       (v128.load (local.get $s))))))))))
+                       (v128.load offset=32 (local.get $s))))))))))
         (local.set $p (i32.add (local.get $p) (i32.const 144)))
         (local.set $d (i32.add (local.get $d) (i32.const 4)))
-        (local.set $s (i32.add (local.get $s) (i32.const 16)))
+        (local.set $s (i32.add (local.get $s) (i32.const 48)))
         (br $block)))
       (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
       (local.set $w (local.get $blockEnd))
@@ -237,10 +386,10 @@
             (f64.mul (call $half (i32.add (local.get $p) (i32.const 2)))
                      (f64.convert_i32_s (call $hsum (i32x4.dot_i16x8_s
                        (i16x8.extend_high_i8x16_u (local.get $scales))
-                       (v128.load (local.get $s))))))))))
+                       (v128.load offset=32 (local.get $s))))))))))
         (local.set $p (i32.add (local.get $p) (i32.const 176)))
         (local.set $d (i32.add (local.get $d) (i32.const 4)))
-        (local.set $s (i32.add (local.get $s) (i32.const 16)))
+        (local.set $s (i32.add (local.get $s) (i32.const 48)))
         (br $block)))
       (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
       (local.set $w (local.get $blockEnd))
