@@ -24,11 +24,19 @@ const dtypesOf = (f: string) =>
   readFileSync(join(kernelsDir, f), 'utf8').includes('#include "attention_common.cuh"') ? [1, 2] : [0, 1, 2];
 
 // Builds beyond a source's defaults that the launchers use (bf16 only: the code paths are the same in every type).
+// PAGODA_KV_QUANT 1 / 2: the fp8 and q8_0 caches' builds (kv-layout.ts), at the head-256 shapes too.
+const KV_QUANTS = ['PAGODA_KV_QUANT=1', 'PAGODA_KV_QUANT=2'];
 const VARIANTS: Record<string, string[][]> = {
-  'attention.cu': [['SELF=1', 'CAUSAL=0'], ['SELF=1']],
+  'attention.cu': [['SELF=1', 'CAUSAL=0'], ['SELF=1'], ...KV_QUANTS.map((q) => [q])],
+  'kv_cache.cu': KV_QUANTS.map((q) => [q]),
+  'paged_decode.cu': KV_QUANTS.flatMap((q) => [[q], [q, 'PAGODA_HEAD_DIM=256', 'PAGODA_DECODE_TILE=16']]),
   'elementwise.cu': [['ACT=1']],
   'norm.cu': [['W_OFFSET=1', 'RES_IN_F32=1']],
-  'flash_prefill.cu': [['PAGODA_PREFILL_SELF=1'], ['PAGODA_PREFILL_SELF=1', 'PAGODA_PREFILL_CAUSAL=0']],
+  'flash_prefill.cu': [
+    ['PAGODA_PREFILL_SELF=1'],
+    ['PAGODA_PREFILL_SELF=1', 'PAGODA_PREFILL_CAUSAL=0'],
+    ...KV_QUANTS.flatMap((q) => [[q], [q, 'PAGODA_HEAD_DIM=256', 'PAGODA_PREFILL_WARPS=4', 'PAGODA_PREFILL_MT=1']]),
+  ],
   'gemv.cu': [
     ['TMAX=32', 'SPLIT=2', 'ROWS=4'],
     ['TMAX=8', 'SPLIT=4', 'GATED=1', 'UNROLL=2'],
@@ -36,7 +44,7 @@ const VARIANTS: Record<string, string[][]> = {
     ['W_FP8=1', 'TMAX=1', 'SPLIT=8', 'ROWS=2'],
     ['W_FP8=1', 'TMAX=8', 'SPLIT=4', 'GATED=1'],
   ],
-  'kv_compression.cu': [['SCATTER=1']],
+  'kv_compression.cu': [['SCATTER=1'], ...KV_QUANTS.flatMap((q) => [[q], [q, 'SCATTER=1']])],
 };
 const buildsOf = (f: string) => [
   ...dtypesOf(f).map((dtype) => ({ dtype, defines: [] as string[] })),

@@ -7,11 +7,12 @@ import {
   cudaAttentionRuntime,
   type DecodeWorkspace,
   FlashAttention,
-  HEAD_DIMS,
 } from './flash-attention.ts';
+import { HEAD_DIMS } from './flash-kernels.ts';
 import { decodeWorkspaceBytes } from './flash-sizing.ts';
 import { declareKernel } from './kernel.ts';
-import { kvOf } from './kv-cache.ts';
+import { type CudaLayerKv, kvOf, type QuantKv } from './kv-cache.ts';
+import { KV_QUANT_DEFINE, tilesReadQuant } from './kv-layout.ts';
 import type { CudaStepContext } from './step-buffers.ts';
 import { type CudaTensor, cuda } from './tensor.ts';
 
@@ -39,6 +40,10 @@ export const PAGED_ATTENTION = declareKernel('attention', 'paged_attention', {
   window: 'i32',
   softcap: 'f32',
   lse: 'ptr',
+  kScales: 'ptr',
+  vScales: 'ptr',
+  kScale: 'f32',
+  vScale: 'f32',
 });
 
 /**
@@ -61,9 +66,10 @@ export class CudaAttention {
       : null;
   }
 
-  private fast(spec: AttentionSpec, blockSize: number): boolean {
+  private fast(spec: AttentionSpec, blockSize: number, quant?: QuantKv['type']): boolean {
     return (
       (HEAD_DIMS as readonly number[]).includes(spec.headDim) &&
+      tilesReadQuant(quant, spec.headDim) &&
       blockSize >= 16 &&
       (blockSize & (blockSize - 1)) === 0 &&
       !this.ctx.settings.simpleAttention
@@ -97,8 +103,7 @@ export class CudaAttention {
     const qt = cuda(q);
     const out = this.ctx.empty(qt.shape);
     const lse = this.ctx.empty([qt.shape[0]!, spec.numHeads], 'f32');
-    const c = kvOf(cache);
-    this.run(out, lse, qt, c.k, c.v, spec, stepOf(step));
+    this.run(out, lse, qt, kvOf(cache), spec, stepOf(step));
     return { out, lse };
   }
 
@@ -106,23 +111,22 @@ export class CudaAttention {
     out: CudaTensor,
     lse: CudaTensor,
     q: CudaTensor,
-    k: CudaTensor,
-    v: CudaTensor,
+    cache: CudaLayerKv,
     spec: AttentionSpec,
     step: CudaStepContext,
   ): void {
     const b = step.batch;
     const T = b.inputIds.length;
     if (T === 0) return;
-    if (!this.flash || !this.fast(spec, b.blockSize)) {
-      this.simple(out, q, k, v, spec, step, {}, lse.ptr);
+    if (!this.flash || !this.fast(spec, b.blockSize, cache.quant?.type)) {
+      this.simple(out, q, { k: cache.kPtr, v: cache.vPtr, quant: cache.quant }, spec, step, lse.ptr);
       return;
     }
     const args = {
       q: q.ptr,
       qStride: spec.numHeads * spec.headDim,
-      kCache: k.ptr,
-      vCache: v.ptr,
+      kCache: cache.kPtr,
+      vCache: cache.vPtr,
       blockTables: step.blockTables,
       maxBlocksPerSeq: step.tableWidth,
       contextLens: step.contextLens,
@@ -139,6 +143,7 @@ export class CudaAttention {
       scale: spec.scale,
       slidingWindow: spec.slidingWindow,
       softcap: spec.softcap,
+      kvQuant: cache.quant,
     };
     if (b.maxSeqlenQ === 1 && T === b.numSeqs) this.flash.decode(args, this.workspace(b.numSeqs, spec));
     else this.flash.prefill(args);
@@ -158,7 +163,7 @@ export class CudaAttention {
     if (T === 0) return out;
     const causal = spec.causal !== false;
     if (!this.flash || !this.fast(spec, 16)) {
-      this.simple(out, qt, kt, vt, spec, s, { SELF: 1, CAUSAL: causal ? 1 : 0 });
+      this.simple(out, qt, { k: kt.ptr, v: vt.ptr, quant: null }, spec, s, 0n, { SELF: 1, CAUSAL: causal ? 1 : 0 });
       return out;
     }
     const stride = spec.numHeads * spec.headDim;
@@ -192,19 +197,20 @@ export class CudaAttention {
   }
 
   /**
-   * One block per (query token, KV head); a warp per key with an online softmax (kernels/attention.cu). `variant`:
-   * its no-cache build (SELF, CAUSAL).
+   * One block per (query token, KV head); a warp per key with an online softmax (kernels/attention.cu), over the
+   * paged cache (a quantized one is dequantized value by value) or, with `variant` its no-cache build (SELF,
+   * CAUSAL), over this step's k and v.
    */
   private simple(
     out: CudaTensor,
     q: CudaTensor,
-    k: CudaTensor,
-    v: CudaTensor,
+    kv: { k: DevPtr; v: DevPtr; quant: QuantKv | null },
     spec: AttentionSpec,
     step: CudaStepContext,
+    lse: DevPtr,
     variant: Readonly<Record<string, number>> = {},
-    lse: DevPtr = 0n,
   ): void {
+    const quant = kv.quant;
     const { numHeads, numKvHeads, headDim, scale, slidingWindow } = spec;
     const group = numHeads / numKvHeads;
     if (!Number.isInteger(group) || group > 16 || headDim > 256) {
@@ -215,13 +221,14 @@ export class CudaAttention {
     const kernel = this.ctx.kernel(PAGED_ATTENTION, {
       EPL: pow2(Math.ceil(headDim / 32)),
       GMAX: pow2(group),
+      ...(quant ? { PAGODA_KV_QUANT: KV_QUANT_DEFINE[quant.type] } : {}),
       ...variant,
     });
     kernel.launch([numKvHeads, step.batch.inputIds.length], [128], {
       out: out.ptr,
       q: q.ptr,
-      kCache: k.ptr,
-      vCache: v.ptr,
+      kCache: kv.k,
+      vCache: kv.v,
       cuSeqlensQ: step.cuSeqlensQ,
       contextLens: step.contextLens,
       blockTables: step.blockTables,
@@ -235,6 +242,10 @@ export class CudaAttention {
       window: slidingWindow,
       softcap: spec.softcap ?? 0,
       lse,
+      kScales: quant?.kScales ?? 0n,
+      vScales: quant?.vScales ?? 0n,
+      kScale: quant?.kScale ?? 1,
+      vScale: quant?.vScale ?? 1,
     });
   }
 }

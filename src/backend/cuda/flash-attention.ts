@@ -5,11 +5,13 @@
  * exp(scale * q.k)). Q, the KV cache and O share one 16-bit type; each type is its own build of the same sources
  * (PAGODA_DTYPE).
  * `prefill` serves any step (mixed prefill/decode, chunked prefill, prefix hits); `decode` is the faster path when
- * every sequence has exactly one query token (token s belongs to sequence s).
+ * every sequence has exactly one query token (token s belongs to sequence s). A quantized cache (`kvQuant`: fp8 or
+ * q8_0, kv-layout.ts) is read by its own builds (PAGODA_KV_QUANT), which dequantize K and V tiles in shared memory.
  */
 
 import type { DType } from '../backend.ts';
 import type { CudaDriver, DevPtr } from './driver.ts';
+import { FLASH_PREFILL, HEAD_DIMS, PAGED_DECODE, PAGED_DECODE_MERGE } from './flash-kernels.ts';
 import {
   DECODE,
   type DecodeConfig,
@@ -20,7 +22,9 @@ import {
   type PrefillConfig,
   prefillSharedBytes,
 } from './flash-sizing.ts';
-import { type ArgList, declareKernel, type Kernel, type KernelDecl } from './kernel.ts';
+import type { ArgList, Kernel, KernelDecl } from './kernel.ts';
+import type { QuantKv } from './kv-cache.ts';
+import { KV_QUANT_DEFINE } from './kv-layout.ts';
 import type { KernelModules } from './modules.ts';
 import { DTYPE_DEFINE } from './tensor.ts';
 
@@ -73,6 +77,8 @@ export interface PagedAttentionArgs {
   slidingWindow: number;
   /** Attention-logit soft-cap (`AttentionSpec.softcap`); 0 or absent = off. */
   softcap?: number;
+  /** A quantized cache's form, q8_0 scale planes and fp8 scales; absent: the cache is in the 16-bit type. */
+  kvQuant?: QuantKv | null;
 }
 
 /** Scratch for split-KV decode: fp32 partial outputs and their LSE. */
@@ -84,72 +90,15 @@ export interface DecodeWorkspace {
 }
 
 const LOG2E = Math.LOG2E;
-/** The head sizes the tensor-core kernels are built for. */
-export const HEAD_DIMS = [64, 80, 96, 128, 256] as const;
-
-/** A kernel the .cu instantiates once per head size (`flash_prefill_hd64`, `flash_prefill_hd128`, ...). */
-function perHeadDim<const A extends ArgList>(file: string, prefix: string, args: A) {
-  return {
-    64: declareKernel(file, `${prefix}64`, args),
-    80: declareKernel(file, `${prefix}80`, args),
-    96: declareKernel(file, `${prefix}96`, args),
-    128: declareKernel(file, `${prefix}128`, args),
-    256: declareKernel(file, `${prefix}256`, args),
-  };
+/** The define of a quantized cache's builds (none for the 16-bit cache, whose builds stay as they were). */
+function quantDefine(quant: QuantKv['type'] | undefined): Record<string, number> {
+  return quant ? { PAGODA_KV_QUANT: KV_QUANT_DEFINE[quant] } : {};
 }
 
-/** kernels/flash_prefill.cu (PAGODA_FLASH_PREFILL(D)): grid (KV heads, sequences, query-row tiles). */
-export const FLASH_PREFILL = perHeadDim('flash_prefill', 'flash_prefill_hd', {
-  q: 'ptr',
-  qStride: 'i32',
-  kCache: 'ptr',
-  vCache: 'ptr',
-  blockTables: 'ptr',
-  maxBlocksPerSeq: 'i32',
-  contextLens: 'ptr',
-  cuSeqlensQ: 'ptr',
-  out: 'ptr',
-  oStride: 'i32',
-  lse: 'ptr',
-  numHeads: 'i32',
-  numKvHeads: 'i32',
-  blockSizeLog2: 'i32',
-  scaleLog2: 'f32',
-  slidingWindow: 'i32',
-  softcap: 'f32',
-});
-/** kernels/paged_decode.cu (PAGODA_PAGED_DECODE(D)): grid (splits, KV heads x head groups, sequences). */
-export const PAGED_DECODE = perHeadDim('paged_decode', 'paged_decode_hd', {
-  q: 'ptr',
-  qStride: 'i32',
-  kCache: 'ptr',
-  vCache: 'ptr',
-  blockTables: 'ptr',
-  maxBlocksPerSeq: 'i32',
-  contextLens: 'ptr',
-  out: 'ptr',
-  oStride: 'i32',
-  lse: 'ptr',
-  partialO: 'ptr',
-  partialLse: 'ptr',
-  numHeads: 'i32',
-  numKvHeads: 'i32',
-  blockSizeLog2: 'i32',
-  scaleLog2: 'f32',
-  slidingWindow: 'i32',
-  softcap: 'f32',
-});
-/** Combines paged_decode's split partials by LSE: grid (heads, sequences), head_dim threads. */
-export const PAGED_DECODE_MERGE = declareKernel('paged_decode', 'paged_decode_merge', {
-  partialO: 'ptr',
-  partialLse: 'ptr',
-  out: 'ptr',
-  oStride: 'i32',
-  lse: 'ptr',
-  numHeads: 'i32',
-  numSplits: 'i32',
-  headDim: 'i32',
-});
+/** The kernels' quantized-cache arguments (unread by the 16-bit builds). */
+function quantArgs(kv: QuantKv | null | undefined) {
+  return { kScales: kv?.kScales ?? 0n, vScales: kv?.vScales ?? 0n, kScale: kv?.kScale ?? 1, vScale: kv?.vScale ?? 1 };
+}
 
 /** Refuses shapes the kernels are not built for; returns the head size, one the kernels are instantiated for. */
 function checkShapes(a: PagedAttentionArgs): (typeof HEAD_DIMS)[number] {
@@ -191,9 +140,14 @@ export class FlashAttention {
     return this.opts.decode ?? defaultConfigs(headDim).decode;
   }
 
-  private prefillKernel(headDim: (typeof HEAD_DIMS)[number], variant: Readonly<Record<string, number>>) {
+  private prefillKernel(
+    headDim: (typeof HEAD_DIMS)[number],
+    variant: Readonly<Record<string, number>>,
+    quant: QuantKv['type'] | undefined,
+  ) {
     const cfg = this.prefillConfig(headDim);
-    return this.rt.kernel(FLASH_PREFILL[headDim], prefillSharedBytes(headDim, cfg), {
+    return this.rt.kernel(FLASH_PREFILL[headDim], prefillSharedBytes(headDim, cfg, quant), {
+      ...quantDefine(quant),
       PAGODA_DTYPE: this.dtypeDefine,
       PAGODA_HEAD_DIM: headDim,
       PAGODA_PREFILL_WARPS: cfg.warps,
@@ -203,9 +157,10 @@ export class FlashAttention {
     });
   }
 
-  private decodeKernel(headDim: (typeof HEAD_DIMS)[number]) {
+  private decodeKernel(headDim: (typeof HEAD_DIMS)[number], quant: QuantKv['type'] | undefined) {
     const cfg = this.decodeConfig(headDim);
-    return this.rt.kernel(PAGED_DECODE[headDim], decodeSharedBytes(headDim, cfg), {
+    return this.rt.kernel(PAGED_DECODE[headDim], decodeSharedBytes(headDim, cfg, quant), {
+      ...quantDefine(quant),
       PAGODA_DTYPE: this.dtypeDefine,
       PAGODA_HEAD_DIM: headDim,
       PAGODA_DECODE_WARPS: cfg.warps,
@@ -222,7 +177,7 @@ export class FlashAttention {
       numKvHeads: a.numKvHeads,
       maxContext: a.maxBlocksPerSeq * a.blockSize,
       smCount: this.rt.smCount,
-      ctasPerSm: decodeCtasPerSm(a.headDim, this.decodeConfig(a.headDim)),
+      ctasPerSm: decodeCtasPerSm(a.headDim, this.decodeConfig(a.headDim), a.kvQuant?.type),
       maxSplits: Math.min(DECODE.maxSplits, maxSplits),
     });
   }
@@ -247,8 +202,11 @@ export class FlashAttention {
     const cfg = this.prefillConfig(headDim);
     const mBlocks = Math.ceil((a.maxSeqlenQ * group) / (16 * cfg.warps * cfg.mTiles));
     if (mBlocks === 0 || a.numSeqs === 0) return;
-    const smem = prefillSharedBytes(headDim, cfg);
-    this.prefillKernel(headDim, variant).launch(
+    const quant = a.kvQuant?.type;
+    if (quant && variant.PAGODA_PREFILL_SELF)
+      throw new Error('attention kernels: the no-cache prefill reads 16-bit K and V');
+    const smem = prefillSharedBytes(headDim, cfg, quant);
+    this.prefillKernel(headDim, variant, quant).launch(
       [a.numKvHeads, a.numSeqs, mBlocks],
       [32 * cfg.warps],
       {
@@ -269,6 +227,7 @@ export class FlashAttention {
         scaleLog2: a.scale * LOG2E,
         slidingWindow: a.slidingWindow,
         softcap: a.softcap ?? 0,
+        ...quantArgs(a.kvQuant),
       },
       smem,
     );
@@ -286,7 +245,8 @@ export class FlashAttention {
       throw new Error(`attention decode: ${splits} splits, workspace holds ${ws.maxSplits}`);
     const headGroups = Math.ceil(a.numHeads / a.numKvHeads / 16);
     const cfg = this.decodeConfig(headDim);
-    this.decodeKernel(headDim).launch(
+    const quant = a.kvQuant?.type;
+    this.decodeKernel(headDim, quant).launch(
       [splits, a.numKvHeads * headGroups, a.numSeqs],
       [32 * cfg.warps],
       {
@@ -308,8 +268,9 @@ export class FlashAttention {
         scaleLog2: a.scale * LOG2E,
         slidingWindow: a.slidingWindow,
         softcap: a.softcap ?? 0,
+        ...quantArgs(a.kvQuant),
       },
-      decodeSharedBytes(headDim, cfg),
+      decodeSharedBytes(headDim, cfg, quant),
     );
     if (splits === 1) return;
     // PAGODA_HEAD_DIM 0: the merge's module builds none of the decode kernels.

@@ -1,3 +1,5 @@
+import type { CudaKvQuant } from './kv-layout.ts';
+
 /** The attention kernels' tile shapes, and the shared memory, occupancy and split-KV sizes that follow from them. */
 
 /** flash_prefill's tile shape: `warps` warps of `mTiles` 16-row tiles each, K/V tiles of `blockN` keys. */
@@ -31,18 +33,30 @@ export function defaultConfigs(headDim: number): { prefill: PrefillConfig; decod
 /** Split-KV decode's limits, and the decode kernel's registers per thread (ptxas) for the occupancy estimate. */
 export const DECODE = { maxSplits: 32, minKeysPerSplit: 256, regsPerThread: 164 } as const;
 
-export function prefillSharedBytes(headDim: number, cfg: PrefillConfig = DEFAULT_PREFILL): number {
-  // Q tile, double-buffered K and V tiles (rows padded by 8 elements), double-buffered block ids of a K/V tile.
-  return (16 * cfg.warps * cfg.mTiles + 4 * cfg.blockN) * (headDim + 8) * 2 + 2 * (cfg.blockN / 16) * 4;
+/** Bytes of one key's row in the K/V copy buffers: 16-bit rows padded by 8 elements, or the quantized bytes + 16. */
+const rowBytes = (headDim: number, quant?: CudaKvQuant) => (quant ? headDim + 16 : (headDim + 8) * 2);
+/** Bytes of one key's q8_0 scales for one head (a half per 32 values). */
+const scaleBytes = (headDim: number, quant?: CudaKvQuant) => (quant === 'q8_0' ? headDim / 16 : 0);
+
+export function prefillSharedBytes(headDim: number, cfg: PrefillConfig = DEFAULT_PREFILL, quant?: CudaKvQuant): number {
+  // Q tile, double-buffered K and V tiles, double-buffered block ids of a K/V tile; a quantized cache adds the
+  // dequantized K and V tiles and double-buffered q8_0 scales (kernels/flash_prefill.cu).
+  const q = 16 * cfg.warps * cfg.mTiles * (headDim + 8) * 2;
+  const dequant = quant ? 2 * cfg.blockN * (headDim + 8) * 2 + 4 * cfg.blockN * scaleBytes(headDim, quant) : 0;
+  return q + 4 * cfg.blockN * rowBytes(headDim, quant) + dequant + 2 * (cfg.blockN / 16) * 4;
 }
 
-export function decodeSharedBytes(headDim: number, cfg: DecodeConfig = DEFAULT_DECODE): number {
-  return (16 + cfg.warps * cfg.stages * 2 * cfg.tileN) * (headDim + 8) * 2;
+export function decodeSharedBytes(headDim: number, cfg: DecodeConfig = DEFAULT_DECODE, quant?: CudaKvQuant): number {
+  // The query tile, then per warp its ring of K and V tiles; a quantized cache adds one dequantized tile and the
+  // ring's q8_0 scales (kernels/paged_decode.cu).
+  const ring = cfg.stages * 2 * cfg.tileN * (rowBytes(headDim, quant) + scaleBytes(headDim, quant));
+  const dequant = quant ? cfg.tileN * (headDim + 8) * 2 : 0;
+  return 16 * (headDim + 8) * 2 + cfg.warps * (ring + dequant);
 }
 
 /** Decode CTAs resident per SM (H100/A100: 228 KB shared memory and 64K registers per SM; ptxas: 164 registers). */
-export function decodeCtasPerSm(headDim: number, cfg: DecodeConfig = DEFAULT_DECODE): number {
-  const bySmem = Math.floor((228 * 1024) / (decodeSharedBytes(headDim, cfg) + 1024));
+export function decodeCtasPerSm(headDim: number, cfg: DecodeConfig = DEFAULT_DECODE, quant?: CudaKvQuant): number {
+  const bySmem = Math.floor((228 * 1024) / (decodeSharedBytes(headDim, cfg, quant) + 1024));
   const byRegs = Math.floor(65536 / (32 * cfg.warps * DECODE.regsPerThread));
   return Math.max(1, Math.min(bySmem, byRegs));
 }

@@ -3,8 +3,9 @@ import type { AttentionSpec, LayerKvCache, StepContext, Tensor } from '../backen
 import { type CudaContext, stepOf } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { declareKernel } from './kernel.ts';
-import { kvOf } from './kv-cache.ts';
-import { cuda } from './tensor.ts';
+import { type CudaLayerKv, kvOf } from './kv-cache.ts';
+import { KV_QUANT_DEFINE } from './kv-layout.ts';
+import { cuda, DTYPE_BYTES } from './tensor.ts';
 
 /** kernels/kv_compression.cu: SnapKV's raw key scores, a thread per (plan, KV head, key). */
 export const SNAPKV_SCORES = declareKernel('kv_compression', 'snapkv_scores', {
@@ -23,6 +24,8 @@ export const SNAPKV_SCORES = declareKernel('kv_compression', 'snapkv_scores', {
   headDim: 'i32',
   scale: 'f32',
   slidingWindow: 'i32',
+  kScales: 'ptr',
+  kScale: 'f32',
 });
 
 /** The scores max-pooled over SNAPKV.poolKernel neighbours (built with POOL). */
@@ -45,7 +48,15 @@ export const KV_MOVE = declareKernel('kv_compression', 'kv_move', {
   blockSize: 'i32',
   numKvHeads: 'i32',
   headDim: 'i32',
+  kScales: 'ptr',
+  vScales: 'ptr',
+  scaleScratch: 'ptr',
 });
+
+/** The build of kernels/kv_compression.cu for a layer's cache (PAGODA_KV_QUANT for a quantized one). */
+function quantDefine(kv: CudaLayerKv): Record<string, number> {
+  return kv.quant ? { PAGODA_KV_QUANT: KV_QUANT_DEFINE[kv.quant.type] } : {};
+}
 
 const THREADS = 128;
 
@@ -84,11 +95,12 @@ export function keyScores(
   if (plans.length === 0) return out;
   const metaPtr = upload(ctx, meta);
   const grid: [number, number, number] = [Math.ceil(maxKeys / THREADS), Hk, plans.length];
-  ctx.kernel(SNAPKV_SCORES).launch(grid, [THREADS], {
+  const kv = kvOf(cache);
+  ctx.kernel(SNAPKV_SCORES, quantDefine(kv)).launch(grid, [THREADS], {
     raw: raw.ptr,
     q: ctx.own(q).ptr,
     lse: cuda(lse).ptr,
-    kCache: kvOf(cache).k.ptr,
+    kCache: kv.kPtr,
     plans: metaPtr,
     cuSeqlensQ: s.cuSeqlensQ,
     contextLens: s.contextLens,
@@ -100,6 +112,8 @@ export function keyScores(
     headDim: spec.headDim,
     scale: spec.scale,
     slidingWindow: spec.slidingWindow,
+    kScales: kv.quant?.kScales ?? 0n,
+    kScale: kv.quant?.kScale ?? 1,
   });
   ctx.kernel(SNAPKV_POOL, { POOL: SNAPKV.poolKernel }).launch(grid, [THREADS], {
     out: out.ptr,
@@ -115,8 +129,8 @@ export function compact(ctx: CudaContext, cache: LayerKvCache, keep: Int32Array,
   const s = stepOf(step);
   const plans = s.batch.kvCompression ?? [];
   if (plans.length === 0) return;
-  const { k, v } = kvOf(cache);
-  const [, , Hk, D] = k.shape as [number, number, number, number];
+  const kv = kvOf(cache);
+  const [, , Hk, D] = kv.shape;
   const meta = new Int32Array(4 * plans.length);
   let kept = 0;
   let maxBudget = 1;
@@ -126,11 +140,14 @@ export function compact(ctx: CudaContext, cache: LayerKvCache, keep: Int32Array,
     maxBudget = Math.max(maxBudget, p.budget);
   });
   if (keep.length !== kept) throw new Error(`compactKv: ${keep.length} kept entries, the plans need ${kept}`);
-  const scratch = ctx.empty([kept, 2 * D]);
+  // Scratch rows hold a head's K and V as stored (one byte a value when quantized), and for q8_0 its scales.
+  const quant = kv.quant;
+  const scratch = ctx.arena.alloc(kept * 2 * D * (quant ? 1 : DTYPE_BYTES[ctx.dtype]));
+  const scaleScratch = quant?.type === 'q8_0' ? ctx.arena.alloc(kept * 2 * (D / 32) * 2) : 0n;
   const args = {
-    kCache: k.ptr,
-    vCache: v.ptr,
-    scratch: scratch.ptr,
+    kCache: kv.kPtr,
+    vCache: kv.vPtr,
+    scratch,
     keep: upload(ctx, keep),
     plans: upload(ctx, meta),
     blockTables: s.blockTables,
@@ -138,9 +155,12 @@ export function compact(ctx: CudaContext, cache: LayerKvCache, keep: Int32Array,
     blockSize: s.batch.blockSize,
     numKvHeads: Hk,
     headDim: D,
+    kScales: quant?.kScales ?? 0n,
+    vScales: quant?.vScales ?? 0n,
+    scaleScratch,
   };
   const threads: [number] = [Math.min(D, 256)];
   for (const scatter of [0, 1]) {
-    ctx.kernel(KV_MOVE, { SCATTER: scatter }).launch([maxBudget, Hk, plans.length], threads, args);
+    ctx.kernel(KV_MOVE, { SCATTER: scatter, ...quantDefine(kv) }).launch([maxBudget, Hk, plans.length], threads, args);
   }
 }

@@ -3,6 +3,7 @@ import { type CudaContext, stepOf } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { declareKernel } from './kernel.ts';
 import { type CudaLayerKv, kvOf } from './kv-cache.ts';
+import { KV_QUANT_DEFINE } from './kv-layout.ts';
 import { type CudaTensor, cuda, rowsCols } from './tensor.ts';
 
 /**
@@ -35,6 +36,23 @@ export const RESHAPE_AND_CACHE = declareKernel('kv_cache', 'reshape_and_cache', 
   row: 'i32',
 });
 
+/**
+ * kernels/kv_cache.cu built with PAGODA_KV_QUANT (kv-layout.ts), one block per token: k and v quantized to their
+ * slot, as the CPU twin stores them (fp8 with the layer's scales; q8_0 values and scales to their planes).
+ */
+export const QUANTIZE_AND_CACHE = declareKernel('kv_cache', 'quantize_and_cache', {
+  k: 'ptr',
+  v: 'ptr',
+  kCache: 'ptr',
+  vCache: 'ptr',
+  kScales: 'ptr',
+  vScales: 'ptr',
+  slotMapping: 'ptr',
+  row: 'i32',
+  kScale: 'f32',
+  vScale: 'f32',
+});
+
 /** Rotary position embeddings (kernels/rope.cu) and the KV cache write (kernels/kv_cache.cu). */
 export class CudaRope {
   /** Each RoPE table's inverse frequencies on the device, uploaded on first use after the weights. */
@@ -48,8 +66,14 @@ export class CudaRope {
 
   ropeWriteKv(q: Tensor, k: Tensor, v: Tensor, rope: RopeSpec, cache: LayerKvCache, step: StepContext): void {
     const kv = kvOf(cache);
+    if (kv.quant) {
+      // The fused rope+write stores 16-bit rows; a quantized cache is rotated, then written by its own kernel.
+      this.launchRope(q, k, kv.shape[3], rope, step, null);
+      this.writeKv(k, v, cache, step);
+      return;
+    }
     this.ctx.arena.markLayer();
-    this.launchRope(q, k, kv.k.shape[3]!, rope, step, { v: cuda(v), cache: kv });
+    this.launchRope(q, k, kv.shape[3], rope, step, { v: cuda(v), cache: kv });
   }
 
   /** k and v of the step's tokens into their cache slots (models without RoPE; slot -1 is skipped). */
@@ -60,6 +84,25 @@ export class CudaRope {
     if (T === 0) return;
     const c = kvOf(cache);
     this.ctx.arena.markLayer();
+    if (c.quant) {
+      const q = c.quant;
+      // q8_0: a warp per 32 values (row is whole blocks, checked at load).
+      this.ctx
+        .kernel(QUANTIZE_AND_CACHE, { PAGODA_KV_QUANT: KV_QUANT_DEFINE[q.type] })
+        .launch([T], this.ctx.rowThreads(row), {
+          k: kt.ptr,
+          v: cuda(v).ptr,
+          kCache: c.kPtr,
+          vCache: c.vPtr,
+          kScales: q.kScales,
+          vScales: q.vScales,
+          slotMapping: s.slots,
+          row,
+          kScale: q.kScale,
+          vScale: q.vScale,
+        });
+      return;
+    }
     this.ctx.kernel(RESHAPE_AND_CACHE).launch([T], this.ctx.rowThreads(row), {
       k: kt.ptr,
       v: cuda(v).ptr,

@@ -10,7 +10,9 @@
 // SELF = 1: no cache (embedding models): k_cache / v_cache are this step's K and V rows [T, Hk*D], key j of sequence
 // s at row cu_seqlens_q[s] + j, every sequence whole. CAUSAL = 0: every query sees every key of its sequence.
 // lse [T, Hq] (skipped when null): each query row's log-sum-exp of its scaled scores, as the flash kernels write it.
-#include "common.cuh"
+// PAGODA_KV_QUANT (kv_read.cuh): the cache is fp8 or q8_0, each value dequantized as it is read (k_scales / v_scales:
+// q8_0's scale planes; k_scale / v_scale: fp8's layer scales).
+#include "kv_read.cuh"
 
 #ifndef EPL
 #define EPL 4
@@ -27,11 +29,12 @@
 #define NW 4
 
 extern "C" __global__ void __launch_bounds__(NW * 32)
-paged_attention(T* __restrict__ out, const T* __restrict__ q, const T* __restrict__ k_cache,
-                const T* __restrict__ v_cache, const int* __restrict__ cu_seqlens_q,
+paged_attention(T* __restrict__ out, const T* __restrict__ q, const kv_t* __restrict__ k_cache,
+                const kv_t* __restrict__ v_cache, const int* __restrict__ cu_seqlens_q,
                 const int* __restrict__ context_lens, const int* __restrict__ block_tables, int num_seqs,
                 int max_blocks, int block_size, int num_q_heads, int num_kv_heads, int head_dim, float scale,
-                int window, float softcap, float* __restrict__ lse) {
+                int window, float softcap, float* __restrict__ lse, const unsigned short* __restrict__ k_scales,
+                const unsigned short* __restrict__ v_scales, float k_scale, float v_scale) {
   PDL_ENTER();
   const int t = blockIdx.y, kvh = blockIdx.x;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -74,8 +77,8 @@ paged_attention(T* __restrict__ out, const T* __restrict__ q, const T* __restric
 #pragma unroll
     for (int e = 0; e < EPL; e++) {
       const int d = lane + 32 * e;
-      kr[e] = d < head_dim ? to_f(k_cache[base + d]) : 0.f;
-      vr[e] = d < head_dim ? to_f(v_cache[base + d]) : 0.f;
+      kr[e] = d < head_dim ? kv_value(k_cache, k_scales, k_scale, base + d) : 0.f;
+      vr[e] = d < head_dim ? kv_value(v_cache, v_scales, v_scale, base + d) : 0.f;
     }
 #pragma unroll
     for (int g = 0; g < GMAX; g++) {

@@ -4,7 +4,11 @@
 // PAGODA_DTYPE (the define common.cuh reads) picks the 16-bit storage of Q, K, V and O: 1 = float16, 2 = bfloat16
 // (the default). Only the fp32 -> 16-bit packing and the mma's operand type differ; float32 storage has no
 // tensor-core path here (the backend keeps kernels/attention.cu for it).
+//
+// PAGODA_KV_QUANT (kv_quant.cuh) picks the cache's stored form: 0 the 16-bit type; 1 fp8, 2 q8_0, whose tiles are
+// copied as bytes and dequantized into 16-bit tiles in shared memory before the tensor-core math (dequant_tile).
 #pragma once
+#include "kv_quant.cuh"
 #include "pdl.cuh"
 
 #ifndef PAGODA_DTYPE
@@ -22,6 +26,20 @@
 
 typedef unsigned short elem16_t;  // raw bits of one stored element (float16 or bfloat16)
 typedef unsigned int u32;
+
+// One stored element of the KV cache: the 16-bit type, or a byte of a quantized cache.
+#if PAGODA_KV_QUANT == 0
+typedef elem16_t kv_t;
+#else
+typedef unsigned char kv_t;
+#endif
+constexpr bool kKvQuant = PAGODA_KV_QUANT != 0;
+constexpr int kKvBytes = sizeof(kv_t);
+// Bytes of one head's q8_0 scales in a slot (D / 32 halves); 0 for the other forms, which have none.
+template <int D>
+__host__ __device__ constexpr int kv_scale_bytes() {
+  return PAGODA_KV_QUANT == KV_Q8_0 ? D / KV_Q8_BLOCK * 2 : 0;
+}
 
 #define ATTN_NEG_INF (__int_as_float(0xff800000))
 #define ATTN_LN2 0.6931471805599453f
@@ -54,6 +72,11 @@ __device__ __forceinline__ void cp_async16(u32 dst, const void* src, bool valid)
 // 4-byte global->shared copy (through L1), zero-filled when !valid.
 __device__ __forceinline__ void cp_async4(u32 dst, const void* src, bool valid) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 4 : 0));
+}
+// N-byte (4, 8 or 16) global->shared copy through L1, zero-filled when !valid.
+template <int N>
+__device__ __forceinline__ void cp_async_ca(u32 dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(dst), "l"(src), "n"(N), "r"(valid ? N : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -183,4 +206,48 @@ __device__ __forceinline__ void pv_tile(float (&o)[MT][D / 8][4], const float (&
 // A fragment of the 16 x 16 tile at (row 0, column kk*16) of a row-major 16-bit matrix in shared memory.
 __device__ __forceinline__ void load_a_fragment(u32 (&a)[4], const elem16_t* smem, int ld, int kk, int lane) {
   ldsm_x4(a, smem_addr(smem + (lane & 15) * ld + kk * 16 + ((lane >> 4) << 3)));
+}
+
+// Dequantizes ROWS rows of a quantized K or V tile in shared memory (D bytes a row at stride LDB, and for q8_0 each
+// row's D / 32 half scales, packed) into 16-bit rows at stride LD: value = stored value x scale (fp8: `scale`, the
+// layer's; q8_0: the row's scale of its 32 values). Thread t of N takes every N-th 16-value chunk (head size 80:
+// five a row, so the last round's surplus threads stop).
+template <int D, int ROWS, int LDB, int LD, int N>
+__device__ __forceinline__ void dequant_tile(elem16_t* dst, const unsigned char* src, const unsigned short* scales,
+                                             float scale, int t) {
+  constexpr int CH = D / 16;
+  static_assert(PAGODA_KV_QUANT != 0, "only a quantized cache is dequantized");
+  static_assert(PAGODA_KV_QUANT != KV_Q8_0 || D % 64 == 0, "q8_0 tiles hold whole 64-value heads (4, 8, 16 scale bytes)");
+#if PAGODA_KV_QUANT == KV_FP8
+  const float scale256 = scale * 256.f;
+#endif
+#pragma unroll
+  for (int i = 0; i < ceil_div(ROWS * CH, N); i++) {
+    const int c = t + i * N;
+    if ((ROWS * CH) % N != 0 && c >= ROWS * CH) break;
+    const int r = c / CH, ch = c % CH;
+    const uint4 raw = *reinterpret_cast<const uint4*>(src + r * LDB + ch * 16);
+    const u32 w[4] = {raw.x, raw.y, raw.z, raw.w};
+    u32 out[8];
+#if PAGODA_KV_QUANT == KV_FP8
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      const float2 a = fp8x2_to_f2(w[j] & 0xffffu, scale256);
+      const float2 b = fp8x2_to_f2(w[j] >> 16, scale256);
+      out[2 * j] = pack_x2(a.x, a.y);
+      out[2 * j + 1] = pack_x2(b.x, b.y);
+    }
+#elif PAGODA_KV_QUANT == KV_Q8_0
+    const float d = half_bits_to_f(scales[r * (D / KV_Q8_BLOCK) + ch / 2]);
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      const int x = (int)w[j];
+      out[2 * j] = pack_x2((float)((x << 24) >> 24) * d, (float)((x << 16) >> 24) * d);
+      out[2 * j + 1] = pack_x2((float)((x << 8) >> 24) * d, (float)(x >> 24) * d);
+    }
+#endif
+    uint4* o = reinterpret_cast<uint4*>(dst + r * LD + ch * 16);
+    o[0] = make_uint4(out[0], out[1], out[2], out[3]);
+    o[1] = make_uint4(out[4], out[5], out[6], out[7]);
+  }
 }

@@ -13,6 +13,8 @@
 // PAGODA_PREFILL_SELF=1 builds the variant with no cache (embedding models): k_cache / v_cache are this step's K and V
 // rows [T, Hk*D], sequence s's key j at row cu_seqlens_q[s] + j, every sequence whole (ctx = q_len, no block table).
 // PAGODA_PREFILL_CAUSAL=0 drops the causal mask: every query sees every key of its sequence (encoders).
+// A quantized cache (PAGODA_KV_QUANT, paged only) double-buffers its bytes (and q8_0 scales) instead; once a tile
+// has landed the CTA dequantizes its K and V into one pair of 16-bit tiles, which the mma then reads.
 #include "attention_common.cuh"
 
 // Tile shape, chosen at compile time (the launcher passes the same values; these defaults are its defaults):
@@ -45,27 +47,39 @@ constexpr int kTableSlots = kBlockN / 16;  // cache blocks a K/V tile can touch 
 constexpr int kPrefillMinBlocks = kPrefillWarps * kPrefillMT <= 4 ? 2 : 1;
 constexpr bool kSelf = PAGODA_PREFILL_SELF != 0;
 constexpr bool kCausal = PAGODA_PREFILL_CAUSAL != 0;
+static_assert(!(kSelf && kKvQuant), "the no-cache build reads this step's 16-bit K and V");
 
 template <int D>
 __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int q_stride,
-                                             const elem16_t* __restrict__ k_cache, const elem16_t* __restrict__ v_cache,
+                                             const kv_t* __restrict__ k_cache, const kv_t* __restrict__ v_cache,
                                              const int* __restrict__ block_tables, int max_blocks_per_seq,
                                              const int* __restrict__ context_lens,
                                              const int* __restrict__ cu_seqlens_q, elem16_t* __restrict__ out,
                                              int o_stride, float* __restrict__ lse, int num_heads, int num_kv_heads,
                                              int block_size_log2, float scale_log2, int sliding_window,
-                                             float softcap) {
+                                             float softcap, const unsigned short* __restrict__ k_scales,
+                                             const unsigned short* __restrict__ v_scales, float k_scale,
+                                             float v_scale) {
   constexpr int LD = D + 8;  // padded row: ldmatrix rows hit distinct banks
   constexpr int CHUNKS = D / 8;
+  // The K/V buffers' rows: the stored type's padded rows, or a quantized cache's D bytes (+16, chunks aligned).
+  constexpr int ROW_BYTES = kKvQuant ? D + 16 : LD * 2;
+  constexpr int KV_CHUNKS = D * kKvBytes / 16;
+  constexpr int SCALE_BYTES = kv_scale_bytes<D>();  // one key's q8_0 scales
   constexpr int THREADS = 32 * kPrefillWarps;
   constexpr int MT = kPrefillMT;
   // Q fragments in registers cost D / 4 registers a thread: at head size 256, beside O's D / 2, they would spill.
   constexpr bool Q_IN_REGS = MT == 1 && D <= 128;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   elem16_t* q_s = reinterpret_cast<elem16_t*>(smem_raw);
-  elem16_t* k_s = q_s + kBlockM * LD;      // [2][kBlockN][LD]
-  elem16_t* v_s = k_s + 2 * kBlockN * LD;  // [2][kBlockN][LD]
-  int* blk_s = reinterpret_cast<int*>(v_s + 2 * kBlockN * LD);  // [2][kTableSlots]
+  unsigned char* k_s = reinterpret_cast<unsigned char*>(q_s + kBlockM * LD);  // [2][kBlockN][ROW_BYTES]
+  unsigned char* v_s = k_s + 2 * kBlockN * ROW_BYTES;                          // [2][kBlockN][ROW_BYTES]
+  // Quantized caches only: the dequantized K and V tiles ([kBlockN][LD] each), then [2][K, V][kBlockN] q8_0 scales.
+  elem16_t* k_deq = reinterpret_cast<elem16_t*>(v_s + 2 * kBlockN * ROW_BYTES);
+  elem16_t* v_deq = k_deq + kBlockN * LD;
+  unsigned char* scale_s = reinterpret_cast<unsigned char*>(v_deq + kBlockN * LD);
+  constexpr int QUANT_BYTES = kKvQuant ? 2 * kBlockN * LD * 2 + 4 * kBlockN * SCALE_BYTES : 0;
+  int* blk_s = reinterpret_cast<int*>(v_s + 2 * kBlockN * ROW_BYTES + QUANT_BYTES);  // [2][kTableSlots]
 
   const int kvh = blockIdx.x;
   const int seq = blockIdx.y;
@@ -90,6 +104,7 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
   const int* table = block_tables + (long long)seq * max_blocks_per_seq;
   const int kv_stride = num_kv_heads * D;
   const int kv_head_off = kvh * D;
+  const int scale_stride = num_kv_heads * SCALE_BYTES / 2;  // a slot's q8_0 scales (halves)
 
   // Q rows -> shared memory (rows past the sequence are zero). A tile's 16-byte chunks need not divide among the
   // threads (head size 80: 10 a row); the last round's surplus threads stop (a test that compiles away otherwise).
@@ -121,19 +136,28 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
     const int* blocks = blk_s + buf * kTableSlots;
     const int first = (tile * kBlockN) >> block_size_log2;
 #pragma unroll
-    for (int i = 0; i < ceil_div(kBlockN * CHUNKS, THREADS); i++) {
+    for (int i = 0; i < ceil_div(kBlockN * KV_CHUNKS, THREADS); i++) {
       const int c = tid + i * THREADS;
-      if ((kBlockN * CHUNKS) % THREADS != 0 && c >= kBlockN * CHUNKS) break;
-      const int r = c / CHUNKS;
-      const int ch = c % CHUNKS;
+      if ((kBlockN * KV_CHUNKS) % THREADS != 0 && c >= kBlockN * KV_CHUNKS) break;
+      const int r = c / KV_CHUNKS;
+      const int ch = c % KV_CHUNKS;
       const int key = tile * kBlockN + r;
       const bool valid = key < ctx;
       const long long slot =
           kSelf ? (long long)(q_begin + key)
                 : ((long long)blocks[(key >> block_size_log2) - first] << block_size_log2) | (key & block_mask);
-      const long long off = valid ? slot * kv_stride + kv_head_off + ch * 8 : 0;
-      cp_async16(smem_addr(k_s + (buf * kBlockN + r) * LD + ch * 8), k_cache + off, valid);
-      cp_async16(smem_addr(v_s + (buf * kBlockN + r) * LD + ch * 8), v_cache + off, valid);
+      const long long off = valid ? slot * kv_stride + kv_head_off + ch * (16 / kKvBytes) : 0;
+      cp_async16(smem_addr(k_s + (buf * kBlockN + r) * ROW_BYTES + ch * 16), k_cache + off, valid);
+      cp_async16(smem_addr(v_s + (buf * kBlockN + r) * ROW_BYTES + ch * 16), v_cache + off, valid);
+      // The thread with a row's first chunk copies its q8_0 scales.
+      if constexpr (SCALE_BYTES > 0) {
+        if (ch == 0) {
+          unsigned char* ks_dst = scale_s + (buf * 2 * kBlockN + r) * SCALE_BYTES;
+          const long long s_off = valid ? slot * scale_stride + kvh * (SCALE_BYTES / 2) : 0;
+          cp_async_ca<SCALE_BYTES>(smem_addr(ks_dst), k_scales + s_off, valid);
+          cp_async_ca<SCALE_BYTES>(smem_addr(ks_dst + kBlockN * SCALE_BYTES), v_scales + s_off, valid);
+        }
+      }
     }
   };
 
@@ -182,6 +206,18 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
       if (tile - 1 > tile_lo) fetch_blocks(tile - 2, buf);
       cp_async_commit();
     }
+    const elem16_t* k_tile = reinterpret_cast<const elem16_t*>(k_s + buf * kBlockN * ROW_BYTES);
+    const elem16_t* v_tile = reinterpret_cast<const elem16_t*>(v_s + buf * kBlockN * ROW_BYTES);
+    if constexpr (kKvQuant) {
+      const unsigned short* tile_scales = reinterpret_cast<const unsigned short*>(scale_s + buf * 2 * kBlockN * SCALE_BYTES);
+      dequant_tile<D, kBlockN, ROW_BYTES, LD, THREADS>(k_deq, k_s + buf * kBlockN * ROW_BYTES, tile_scales, k_scale,
+                                                       tid);
+      dequant_tile<D, kBlockN, ROW_BYTES, LD, THREADS>(v_deq, v_s + buf * kBlockN * ROW_BYTES,
+                                                       tile_scales + kBlockN * SCALE_BYTES / 2, v_scale, tid);
+      __syncthreads();
+      k_tile = k_deq;
+      v_tile = v_deq;
+    }
     if (Q_IN_REGS && tile == tile_hi) {
 #pragma unroll
       for (int kk = 0; kk < D / 16; kk++) load_a_fragment(qf[Q_IN_REGS ? kk : 0], q_warp, LD, kk, lane);
@@ -202,7 +238,7 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
             load_a_fragment(a, q_warp + mt * 16 * LD, LD, kk, lane);
           }
         },
-        k_s + buf * kBlockN * LD, LD, lane);
+        k_tile, LD, lane);
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) softcap_scores<kBlockN / 8>(s[mt], softcap, scale_log2);
 
@@ -226,7 +262,7 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
     }
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) online_softmax<kBlockN / 8, D / 8>(s[mt], o[mt], m[mt], l[mt], scale_log2);
-    pv_tile<D, kBlockN / 16, MT>(o, s, v_s + buf * kBlockN * LD, LD, lane);
+    pv_tile<D, kBlockN / 16, MT>(o, s, v_tile, LD, lane);
   }
 
 #pragma unroll
@@ -254,23 +290,26 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
 
 #define PAGODA_FLASH_PREFILL(D)                                                                                      \
   extern "C" __global__ void __launch_bounds__(32 * kPrefillWarps, kPrefillMinBlocks) flash_prefill_hd##D(      \
-      const elem16_t* q, int q_stride, const elem16_t* k_cache, const elem16_t* v_cache, const int* block_tables,          \
+      const elem16_t* q, int q_stride, const kv_t* k_cache, const kv_t* v_cache, const int* block_tables,          \
       int max_blocks_per_seq, const int* context_lens, const int* cu_seqlens_q, elem16_t* out, int o_stride,          \
       float* lse, int num_heads, int num_kv_heads, int block_size_log2, float scale_log2, int sliding_window,       \
-      float softcap) {                                                                                               \
+      float softcap, const unsigned short* k_scales, const unsigned short* v_scales, float k_scale,                 \
+      float v_scale) {                                                                                               \
     PDL_ENTER();                                                                                                     \
     prefill_impl<D>(q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq, context_lens, cu_seqlens_q, out, \
-                    o_stride, lse, num_heads, num_kv_heads, block_size_log2, scale_log2, sliding_window, softcap);   \
+                    o_stride, lse, num_heads, num_kv_heads, block_size_log2, scale_log2, sliding_window, softcap,    \
+                    k_scales, v_scales, k_scale, v_scale);                                                           \
   }
 
-// The launcher builds one head size per module (PAGODA_HEAD_DIM); without it every size is built.
+// The launcher builds one head size per module (PAGODA_HEAD_DIM); without it every size is built (a q8_0 cache's
+// tiles need whole 64-value heads: its heads of 80 and 96 go to the simple kernel).
 #if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 64
 PAGODA_FLASH_PREFILL(64)
 #endif
-#if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 80
+#if (!defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 80) && PAGODA_KV_QUANT != KV_Q8_0
 PAGODA_FLASH_PREFILL(80)
 #endif
-#if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 96
+#if (!defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 96) && PAGODA_KV_QUANT != KV_Q8_0
 PAGODA_FLASH_PREFILL(96)
 #endif
 #if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 128

@@ -6,7 +6,9 @@
 // snapkv_pool: scores max-pooled over the POOL neighbouring keys (within the keys before the window).
 // kv_move: compaction. Entry keep[i] of each (plan, KV head) moves to entry i; in place those moves
 // race (a thread may overwrite an entry another still reads), so the kept rows go through a scratch buffer.
-#include "common.cuh"
+// A quantized cache (PAGODA_KV_QUANT, kv_quant.cuh): the scores dequantize K; compaction moves the stored bytes and,
+// for q8_0, each head's scales (whole blocks of 32: head_dim is a multiple of 32).
+#include "kv_read.cuh"
 
 #ifndef POOL
 #define POOL 7
@@ -18,11 +20,12 @@ __device__ __forceinline__ long long slot_of(const int* table, int j, int block_
 
 // Grid (key blocks, Hk, P), one thread per key: it walks the window's queries (read by every thread at once).
 extern "C" __global__ void snapkv_scores(float* __restrict__ raw, const T* __restrict__ q, const float* __restrict__ lse,
-                                         const T* __restrict__ k_cache, const int* __restrict__ plans,
+                                         const kv_t* __restrict__ k_cache, const int* __restrict__ plans,
                                          const int* __restrict__ cu_seqlens_q, const int* __restrict__ context_lens,
                                          const int* __restrict__ block_tables, int max_blocks, int block_size,
                                          int num_q_heads, int num_kv_heads, int head_dim, float scale,
-                                         int sliding_window) {
+                                         int sliding_window, const unsigned short* __restrict__ k_scales,
+                                         float k_scale) {
   PDL_ENTER();
   const int* plan = plans + 4 * blockIdx.z;
   const int s = plan[0], window = plan[1];
@@ -30,7 +33,8 @@ extern "C" __global__ void snapkv_scores(float* __restrict__ raw, const T* __res
   const int j = blockIdx.x * blockDim.x + threadIdx.x, g = blockIdx.y;
   if (j >= keys) return;
   const int group = num_q_heads / num_kv_heads;
-  const T* k = k_cache + (slot_of(block_tables + (long long)s * max_blocks, j, block_size) * num_kv_heads + g) * head_dim;
+  const long long head_row = slot_of(block_tables + (long long)s * max_blocks, j, block_size) * num_kv_heads + g;
+  const long long k = head_row * head_dim;
   const int q_end = cu_seqlens_q[s + 1];
   float sum = 0.f;
   for (int i = 0; i < window; i++) {
@@ -39,7 +43,7 @@ extern "C" __global__ void snapkv_scores(float* __restrict__ raw, const T* __res
     for (int h = g * group; h < (g + 1) * group; h++) {
       const T* qr = q + ((long long)row * num_q_heads + h) * head_dim;
       float dot = 0.f;
-      for (int d = 0; d < head_dim; d++) dot += to_f(qr[d]) * to_f(k[d]);
+      for (int d = 0; d < head_dim; d++) dot += to_f(qr[d]) * kv_value(k_cache, k_scales, k_scale, k + d);
       sum += expf(dot * scale - lse[(long long)row * num_q_heads + h]);
     }
   }
@@ -66,10 +70,11 @@ extern "C" __global__ void snapkv_pool(float* __restrict__ out, const float* __r
 #ifndef SCATTER
 #define SCATTER 0
 #endif
-extern "C" __global__ void kv_move(T* __restrict__ k_cache, T* __restrict__ v_cache, T* __restrict__ scratch,
+extern "C" __global__ void kv_move(kv_t* __restrict__ k_cache, kv_t* __restrict__ v_cache, kv_t* __restrict__ scratch,
                                    const int* __restrict__ keep, const int* __restrict__ plans,
                                    const int* __restrict__ block_tables, int max_blocks, int block_size,
-                                   int num_kv_heads, int head_dim) {
+                                   int num_kv_heads, int head_dim, unsigned short* __restrict__ k_scales,
+                                   unsigned short* __restrict__ v_scales, unsigned short* __restrict__ scale_scratch) {
   PDL_ENTER();
   const int* plan = plans + 4 * blockIdx.z;
   const int budget = plan[1], i = blockIdx.x, g = blockIdx.y;
@@ -78,7 +83,8 @@ extern "C" __global__ void kv_move(T* __restrict__ k_cache, T* __restrict__ v_ca
   const int entry = SCATTER ? i : keep[plan[2] + g * budget + i];
   const long long at = (slot_of(table, entry, block_size) * num_kv_heads + g) * head_dim;
   // Scratch rows: K then V of each (head, entry), head_dim each.
-  T* row = scratch + ((long long)plan[3] + (long long)g * budget + i) * 2 * head_dim;
+  const long long entry_row = (long long)plan[3] + (long long)g * budget + i;
+  kv_t* row = scratch + entry_row * 2 * head_dim;
   for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
     if (SCATTER) {
       k_cache[at + d] = row[d];
@@ -88,4 +94,19 @@ extern "C" __global__ void kv_move(T* __restrict__ k_cache, T* __restrict__ v_ca
       row[head_dim + d] = v_cache[at + d];
     }
   }
+#if PAGODA_KV_QUANT == KV_Q8_0
+  // The head's q8_0 scales, K then V, through their own scratch rows.
+  const int n = head_dim / KV_Q8_BLOCK;
+  const long long sat = at / KV_Q8_BLOCK;
+  unsigned short* srow = scale_scratch + entry_row * 2 * n;
+  for (int b = threadIdx.x; b < n; b += blockDim.x) {
+    if (SCATTER) {
+      k_scales[sat + b] = srow[b];
+      v_scales[sat + b] = srow[n + b];
+    } else {
+      srow[b] = k_scales[sat + b];
+      srow[n + b] = v_scales[sat + b];
+    }
+  }
+#endif
 }

@@ -8,6 +8,8 @@
 // its own online softmax, and the warps are merged through shared memory at the end. With one split the CTA writes
 // O (the stored type) and the LSE directly; with several it writes normalized fp32 partials and their LSE, which
 // paged_decode_merge combines. Token s of the step is sequence s's query, at position context_lens[s] - 1.
+// A quantized cache (PAGODA_KV_QUANT) streams its bytes (and q8_0 scales) through the ring instead; the warp
+// dequantizes a tile's K, then its V, into one 16-bit tile just before the mma that reads it.
 #include "attention_common.cuh"
 
 // Compile-time shape (the launcher passes the same values; these defaults are its defaults): warps per CTA, keys per warp tile, cp.async ring depth.
@@ -29,21 +31,32 @@ constexpr int kDecodeStages = PAGODA_DECODE_STAGES;
 
 template <int D>
 __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int q_stride,
-                                            const elem16_t* __restrict__ k_cache, const elem16_t* __restrict__ v_cache,
+                                            const kv_t* __restrict__ k_cache, const kv_t* __restrict__ v_cache,
                                             const int* __restrict__ block_tables, int max_blocks_per_seq,
                                             const int* __restrict__ context_lens, elem16_t* __restrict__ out,
                                             int o_stride, float* __restrict__ lse, float* __restrict__ partial_o,
                                             float* __restrict__ partial_lse, int num_heads, int num_kv_heads,
                                             int block_size_log2, float scale_log2, int sliding_window,
-                                            float softcap) {
+                                            float softcap, const unsigned short* __restrict__ k_scales,
+                                            const unsigned short* __restrict__ v_scales, float k_scale,
+                                            float v_scale) {
   constexpr int LD = D + 8;
   constexpr int CHUNKS = D / 8;
   constexpr int THREADS = 32 * kDecodeWarps;
   constexpr int TILE_ELEMS = kDecodeTileN * LD;
-  static_assert(kDecodeStages * 2 * TILE_ELEMS * 2 >= (16 * D + 32) * 4, "the warp merge must fit in the K/V ring");
+  // The ring's rows: the stored type's padded rows, or a quantized cache's D bytes (+16, keeping chunks aligned).
+  constexpr int ROW_BYTES = kKvQuant ? D + 16 : LD * 2;
+  constexpr int KV_CHUNKS = D * kKvBytes / 16;
+  constexpr int TILE_BYTES = kDecodeTileN * ROW_BYTES;
+  constexpr int SCALE_BYTES = kv_scale_bytes<D>();  // one key's q8_0 scales
+  constexpr int SCALE_TILE = kDecodeTileN * SCALE_BYTES;
+  // A warp's region: [16-bit tile, quantized caches only][stages][K, V] tiles [stages][K, V] q8_0 scale tiles.
+  constexpr int DEQ_BYTES = kKvQuant ? TILE_ELEMS * 2 : 0;
+  constexpr int WARP_BYTES = DEQ_BYTES + kDecodeStages * 2 * (TILE_BYTES + SCALE_TILE);
+  static_assert(WARP_BYTES >= (16 * D + 32) * 4, "the warp merge must fit in the K/V ring");
   extern __shared__ __align__(16) unsigned char smem_raw[];
   elem16_t* q_s = reinterpret_cast<elem16_t*>(smem_raw);                    // [16][LD]
-  elem16_t* kv_s = q_s + 16 * LD;                                         // [warps][stages][K, V][TILE_N][LD]
+  unsigned char* kv_s = reinterpret_cast<unsigned char*>(q_s + 16 * LD);   // [warps][WARP_BYTES]
   float* merge_s = reinterpret_cast<float*>(kv_s);                      // reused after the main loop
 
   const int num_splits = gridDim.x;
@@ -85,38 +98,50 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
   const int* table = block_tables + (long long)seq * max_blocks_per_seq;
   const int kv_stride = num_kv_heads * D;
   const int kv_head_off = kvh * D;
-  elem16_t* ring = kv_s + warp * kDecodeStages * 2 * TILE_ELEMS;
+  elem16_t* deq = reinterpret_cast<elem16_t*>(kv_s + warp * WARP_BYTES);
+  unsigned char* ring = kv_s + warp * WARP_BYTES + DEQ_BYTES;
+  unsigned char* scale_ring = ring + kDecodeStages * 2 * TILE_BYTES;
+  const int scale_stride = num_kv_heads * SCALE_BYTES / 2;  // a slot's q8_0 scales (halves)
 
   // Warp `warp` takes tiles warp, warp + kDecodeWarps, ...; its i-th tile goes to ring slot i % kDecodeStages.
   const int my_tiles = n_tiles > warp ? (n_tiles - warp + kDecodeWarps - 1) / kDecodeWarps : 0;
-  // Each lane copies ITERS 16-byte chunks of a tile (rows (lane + 32 j) / CHUNKS); their cache blocks are looked up
+  // Each lane copies ITERS 16-byte chunks of a tile (rows (lane + 32 j) / KV_CHUNKS); their cache blocks are looked up
   // one tile ahead of the copy (lookup), so the block-table load does not stall the warp.
-  constexpr int ITERS = kDecodeTileN * CHUNKS / 32;
-  static_assert(kDecodeTileN * CHUNKS % 32 == 0, "a tile's 16-byte chunks must divide among a warp's lanes");
+  constexpr int ITERS = kDecodeTileN * KV_CHUNKS / 32;
+  static_assert(kDecodeTileN * KV_CHUNKS % 32 == 0, "a tile's 16-byte chunks must divide among a warp's lanes");
   const int block_mask = (1 << block_size_log2) - 1;
   auto lookup = [&](int i, int (&blocks)[ITERS]) {
     const int n0 = k_begin + (warp + i * kDecodeWarps) * kDecodeTileN;
 #pragma unroll
     for (int j = 0; j < ITERS; j++) {
-      const int key = n0 + (lane + j * 32) / CHUNKS;
+      const int key = n0 + (lane + j * 32) / KV_CHUNKS;
       blocks[j] = key < k_end ? table[key >> block_size_log2] : -1;
     }
   };
   auto load_tile = [&](int i, const int (&blocks)[ITERS]) {
     const int n0 = k_begin + (warp + i * kDecodeWarps) * kDecodeTileN;
-    elem16_t* k_dst = ring + (i % kDecodeStages) * 2 * TILE_ELEMS;
-    elem16_t* v_dst = k_dst + TILE_ELEMS;
+    unsigned char* k_dst = ring + (i % kDecodeStages) * 2 * TILE_BYTES;
+    unsigned char* v_dst = k_dst + TILE_BYTES;
 #pragma unroll
     for (int j = 0; j < ITERS; j++) {
       const int c = lane + j * 32;
-      const int r = c / CHUNKS;
-      const int ch = c % CHUNKS;
+      const int r = c / KV_CHUNKS;
+      const int ch = c % KV_CHUNKS;
       const int key = n0 + r;
       const bool valid = blocks[j] >= 0;
       const long long slot = ((long long)blocks[j] << block_size_log2) | (key & block_mask);
-      const long long off = valid ? slot * kv_stride + kv_head_off + ch * 8 : 0;
-      cp_async16(smem_addr(k_dst + r * LD + ch * 8), k_cache + off, valid);
-      cp_async16(smem_addr(v_dst + r * LD + ch * 8), v_cache + off, valid);
+      const long long off = valid ? slot * kv_stride + kv_head_off + ch * (16 / kKvBytes) : 0;
+      cp_async16(smem_addr(k_dst + r * ROW_BYTES + ch * 16), k_cache + off, valid);
+      cp_async16(smem_addr(v_dst + r * ROW_BYTES + ch * 16), v_cache + off, valid);
+      // The lane with a row's first chunk copies its q8_0 scales.
+      if constexpr (SCALE_BYTES > 0) {
+        if (ch == 0) {
+          unsigned char* ks_dst = scale_ring + (i % kDecodeStages) * 2 * SCALE_TILE + r * SCALE_BYTES;
+          const long long s_off = valid ? slot * scale_stride + kvh * (SCALE_BYTES / 2) : 0;
+          cp_async_ca<SCALE_BYTES>(smem_addr(ks_dst), k_scales + s_off, valid);
+          cp_async_ca<SCALE_BYTES>(smem_addr(ks_dst + SCALE_TILE), v_scales + s_off, valid);
+        }
+      }
     }
   };
   int blocks[ITERS];
@@ -145,7 +170,14 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
     cp_async_commit();
     cp_async_wait<kDecodeStages - 1>();
     __syncwarp();
-    const elem16_t* k_src = ring + (i % kDecodeStages) * 2 * TILE_ELEMS;
+    const unsigned char* kv_tile = ring + (i % kDecodeStages) * 2 * TILE_BYTES;
+    const unsigned short* tile_scales =
+        reinterpret_cast<const unsigned short*>(scale_ring + (i % kDecodeStages) * 2 * SCALE_TILE);
+    if constexpr (kKvQuant) {
+      dequant_tile<D, kDecodeTileN, ROW_BYTES, LD, 32>(deq, kv_tile, tile_scales, k_scale, lane);
+      __syncwarp();
+    }
+    const elem16_t* k_src = kKvQuant ? deq : reinterpret_cast<const elem16_t*>(kv_tile);
     float s[1][kDecodeTileN / 8][4];
 #pragma unroll
     for (int j = 0; j < kDecodeTileN / 8; j++) s[0][j][0] = s[0][j][1] = s[0][j][2] = s[0][j][3] = 0.f;
@@ -166,7 +198,14 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
           if (n0 + j * 8 + tig * 2 + (e & 1) >= k_end) s[0][j][e] = ATTN_NEG_INF;
     }
     online_softmax<kDecodeTileN / 8, D / 8>(s[0], o[0], m, l, scale_log2);
-    pv_tile<D, kDecodeTileN / 16, 1>(o, s, k_src + TILE_ELEMS, LD, lane);
+    if constexpr (kKvQuant) {
+      __syncwarp();  // every lane's ldmatrix of K is done before V overwrites the tile
+      dequant_tile<D, kDecodeTileN, ROW_BYTES, LD, 32>(deq, kv_tile + TILE_BYTES, tile_scales + SCALE_TILE / 2,
+                                                       v_scale, lane);
+      __syncwarp();
+    }
+    pv_tile<D, kDecodeTileN / 16, 1>(o, s, kKvQuant ? deq : reinterpret_cast<const elem16_t*>(kv_tile + TILE_BYTES),
+                                     LD, lane);
     __syncwarp();
   }
   cp_async_wait<0>();
@@ -230,24 +269,26 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
 
 #define PAGODA_PAGED_DECODE(D)                                                                                      \
   extern "C" __global__ void __launch_bounds__(32 * kDecodeWarps, 2) paged_decode_hd##D(                       \
-      const elem16_t* q, int q_stride, const elem16_t* k_cache, const elem16_t* v_cache, const int* block_tables,         \
+      const elem16_t* q, int q_stride, const kv_t* k_cache, const kv_t* v_cache, const int* block_tables,         \
       int max_blocks_per_seq, const int* context_lens, elem16_t* out, int o_stride, float* lse, float* partial_o,     \
       float* partial_lse, int num_heads, int num_kv_heads, int block_size_log2, float scale_log2,                  \
-      int sliding_window, float softcap) {                                                                          \
+      int sliding_window, float softcap, const unsigned short* k_scales, const unsigned short* v_scales,            \
+      float k_scale, float v_scale) {                                                                               \
     PDL_ENTER();                                                                                                    \
     decode_impl<D>(q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq, context_lens, out, o_stride,    \
                    lse, partial_o, partial_lse, num_heads, num_kv_heads, block_size_log2, scale_log2,              \
-                   sliding_window, softcap);                                                                        \
+                   sliding_window, softcap, k_scales, v_scales, k_scale, v_scale);                                 \
   }
 
-// The launcher builds one head size per module (PAGODA_HEAD_DIM); without it every size is built.
+// The launcher builds one head size per module (PAGODA_HEAD_DIM); without it every size is built (a q8_0 cache's
+// tiles need whole 64-value heads: its heads of 80 and 96 go to the simple kernel).
 #if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 64
 PAGODA_PAGED_DECODE(64)
 #endif
-#if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 80
+#if (!defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 80) && PAGODA_KV_QUANT != KV_Q8_0
 PAGODA_PAGED_DECODE(80)
 #endif
-#if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 96
+#if (!defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 96) && PAGODA_KV_QUANT != KV_Q8_0
 PAGODA_PAGED_DECODE(96)
 #endif
 #if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 128

@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { allocPlane, writeRows } from '../../src/backend/cpu/kv-store.ts';
+import {
+  DECODE_HD256,
+  DEFAULT_DECODE,
+  DEFAULT_PREFILL,
+  decodeCtasPerSm,
+  decodeSharedBytes,
+  PREFILL_HD256,
+  prefillSharedBytes,
+} from '../../src/backend/cuda/flash-sizing.ts';
+import {
+  kvBlockBytesOf,
+  kvPlaneOffsets,
+  q8PlanesOf,
+  slotBytes,
+  tilesReadQuant,
+} from '../../src/backend/cuda/kv-layout.ts';
+import { HALF } from '../../src/primitives/quant/codec.ts';
+import { Q8_0 } from '../../src/primitives/quant/legacy.ts';
+
+// GQA 32/8, head 128: the shape of the brief's decode benchmark.
+const shape = { numLayers: 32, blockSize: 16, numKvHeads: 8, headDim: 128 };
+
+test('a quantized block takes one byte a value, q8_0 a half more per 32 values: about 2x and 1.88x the bf16 tokens', () => {
+  const bf16 = kvBlockBytesOf(shape, undefined, 2);
+  assert.equal(bf16, 2 * 32 * 16 * 8 * 128 * 2);
+  assert.equal(kvBlockBytesOf(shape, 'fp8', 2), bf16 / 2);
+  assert.equal(kvBlockBytesOf(shape, 'q8_0', 2), (bf16 / 2) * (34 / 32));
+  assert.equal((bf16 / kvBlockBytesOf(shape, 'q8_0', 2)).toFixed(2), '1.88');
+  assert.deepEqual(slotBytes('q8_0', 1024, 2), { values: 1024, scales: 64 });
+  assert.deepEqual(slotBytes('fp8', 1024, 2), { values: 1024, scales: 0 });
+  assert.deepEqual(slotBytes(undefined, 1024, 4), { values: 4096, scales: 0 });
+});
+
+test("each layer's planes are disjoint, 256-byte aligned and inside the one allocation", () => {
+  for (const quant of [undefined, 'fp8', 'q8_0'] as const) {
+    const spec = { numLayers: 3, numBlocks: 5, blockSize: 16, numKvHeads: 2, headDim: 48 };
+    const p = kvPlaneOffsets(spec, quant, 2);
+    const slots = 5 * 16;
+    const per = slotBytes(quant, 96, 2);
+    const ranges: [number, number][] = [];
+    for (const l of p.layers) {
+      ranges.push([l.k, l.k + slots * per.values], [l.v, l.v + slots * per.values]);
+      if (per.scales)
+        ranges.push([l.kScales, l.kScales + slots * per.scales], [l.vScales, l.vScales + slots * per.scales]);
+    }
+    ranges.sort((a, b) => a[0] - b[0]);
+    for (let i = 0; i < ranges.length; i++) {
+      assert.equal(ranges[i]![0] % 256, 0, `${quant} plane ${i} aligned`);
+      if (i > 0) assert.ok(ranges[i]![0] >= ranges[i - 1]![1], `${quant} planes ${i - 1} and ${i} overlap`);
+    }
+    assert.ok(ranges.at(-1)![1] <= p.totalBytes);
+    assert.equal(p.totalBytes % 4, 0, 'the poison fill writes 32-bit words');
+  }
+});
+
+test("q8PlanesOf splits the CPU twin's q8_0 rows into the values and scales planes, decoding to the same values", () => {
+  const row = 64;
+  const slots = 3;
+  const src = Float32Array.from({ length: slots * row }, (_, i) => Math.sin(i * 0.37) * (1 + (i % 7)));
+  const plane = allocPlane('q8_0', slots, row, false);
+  writeRows(plane, src, Int32Array.from([0, 1, 2]), row);
+  const { values, scales } = q8PlanesOf(plane.data as Uint8Array, slots, row);
+  assert.equal(values.length, slots * row);
+  assert.equal(scales.length, (slots * row) / 32);
+  const cpu = new Float32Array(32);
+  for (let b = 0; b < (slots * row) / 32; b++) {
+    Q8_0.dequantizeBlock(plane.data as Uint8Array, b * 34, cpu, 0);
+    for (let j = 0; j < 32; j++) {
+      const gpu = ((values[b * 32 + j]! << 24) >> 24) * HALF[scales[b]!]!;
+      assert.equal(gpu, cpu[j], `block ${b} value ${j}`);
+    }
+  }
+});
+
+test("the kernels' shared memory: the 16-bit sizes unchanged, quantized caches within the 227 KB a CTA may use", () => {
+  // The bf16 cache's sizes, as before the quantized builds.
+  assert.equal(decodeSharedBytes(128, DEFAULT_DECODE), (16 + 4 * 2 * 2 * 32) * 136 * 2);
+  assert.equal(prefillSharedBytes(128, DEFAULT_PREFILL), (16 * 8 * 2 + 4 * 64) * 136 * 2 + 2 * 4 * 4);
+  for (const quant of ['fp8', 'q8_0'] as const) {
+    for (const [d, decode, prefill] of [
+      [64, DEFAULT_DECODE, DEFAULT_PREFILL],
+      [80, DEFAULT_DECODE, DEFAULT_PREFILL],
+      [96, DEFAULT_DECODE, DEFAULT_PREFILL],
+      [128, DEFAULT_DECODE, DEFAULT_PREFILL],
+      [256, DECODE_HD256, PREFILL_HD256],
+    ] as const) {
+      assert.ok(decodeSharedBytes(d, decode, quant) <= 227 * 1024, `${quant} decode hd${d}`);
+      assert.ok(prefillSharedBytes(d, prefill, quant) <= 227 * 1024, `${quant} prefill hd${d}`);
+      // The decode warp merge reuses the ring: each warp's region must hold 16 x D floats and 16 (m, l) pairs.
+      const perWarp = (decodeSharedBytes(d, decode, quant) - 16 * (d + 8) * 2) / decode.warps;
+      assert.ok(perWarp >= (16 * d + 32) * 4, `${quant} decode hd${d} merge fits`);
+    }
+  }
+  // fp8 hd128, by hand: the query tile, then per warp 2 stages x (K, V) x 32 rows of 144 bytes and one 16-bit tile.
+  assert.equal(decodeSharedBytes(128, DEFAULT_DECODE, 'fp8'), 16 * 136 * 2 + 4 * (2 * 2 * 32 * 144 + 32 * 136 * 2));
+  assert.equal(
+    decodeSharedBytes(128, DEFAULT_DECODE, 'q8_0'),
+    decodeSharedBytes(128, DEFAULT_DECODE, 'fp8') + 4 * 2 * 2 * 32 * 8,
+  );
+  assert.ok(decodeCtasPerSm(128, DEFAULT_DECODE, 'fp8') >= decodeCtasPerSm(128, DEFAULT_DECODE));
+});
+
+test("the tensor-core kernels read fp8 heads of every size they are built for, q8_0's only in whole 64-value heads", () => {
+  for (const d of [64, 80, 96, 128, 256]) {
+    assert.equal(tilesReadQuant(undefined, d), true);
+    assert.equal(tilesReadQuant('fp8', d), true);
+    assert.equal(tilesReadQuant('q8_0', d), d % 64 === 0, `q8_0 head ${d}`);
+  }
+});
