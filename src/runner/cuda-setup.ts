@@ -7,6 +7,7 @@ import { loadDummyModel } from '../models/dummy.ts';
 import { loadModel } from '../models/load.ts';
 import type { Model } from '../models/model.ts';
 import { type LoadedPoolingModel, loadPoolingModel } from '../models/pooling-load.ts';
+import type { KvQuant } from '../primitives/kv-cache-type.ts';
 import { FP8_QUANTIZATION } from '../primitives/quant/mix.ts';
 import { UserError } from '../util/errors.ts';
 import { profileKvBlocks } from './kv-sizing.ts';
@@ -20,6 +21,8 @@ export interface CudaModelOptions {
   gpuMemoryUtilization?: number;
   /** Explicit KV cache bytes; otherwise sized by profiling. */
   kvCacheMemory?: number;
+  /** The cache's quantized storage (runner/kv-cache-choice.ts); absent: the compute dtype. */
+  kvQuant?: KvQuant;
   blockSize: number;
   maxNumBatchedTokens: number;
   maxNumSeqs: number;
@@ -96,7 +99,8 @@ export function loadCudaModel(
       blocksPerSeq: Math.ceil(o.maxModelLen / o.blockSize),
     });
     backend.graphs?.setMaxBatch(o.maxNumSeqs);
-    numBlocks = Math.floor(o.kvCacheMemory / backend.kvBlockBytes({ ...model.kvShape, blockSize: o.blockSize }));
+    const blockBytes = backend.kvBlockBytes({ ...model.kvShape, blockSize: o.blockSize, quant: o.kvQuant });
+    numBlocks = Math.floor(o.kvCacheMemory / blockBytes);
   } else {
     const sizing = profileKvBlocks(backend, model, { ...o, gpuMemoryUtilization: util });
     o.log(sizing.report);

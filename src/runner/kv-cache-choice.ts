@@ -19,8 +19,9 @@ export function kvCacheDtype(type: KvCacheType | undefined, dtype: string | unde
 /**
  * The quantized storage `type` means for a model on `device` (undefined: the backend's float cache), or a one-line
  * refusal: the CPU computes in f32 and stores f32 or quantized caches; block-quantized rows must be whole blocks. The
- * CUDA backend's quantized caches are not built yet: it keeps its float cache (the compute dtype) and `warn` says so, as Ollama falls
- * back to f16 where a quantized cache cannot run (a server started with OLLAMA_KV_CACHE_TYPE keeps serving).
+ * CUDA backend stores fp8 and q8_0 (backend/cuda/kv-layout.ts); for q4_0 it keeps its float cache (the compute dtype)
+ * and `warn` says so, as Ollama falls back to f16 where a quantized cache cannot run (a server started with
+ * OLLAMA_KV_CACHE_TYPE keeps serving).
  */
 export function kvCacheQuant(
   type: KvCacheType | undefined,
@@ -37,8 +38,8 @@ export function kvCacheQuant(
     }
     return undefined;
   }
-  if (device === 'cuda') {
-    warn(`KV cache type ${type}: the CUDA backend's quantized KV cache is not built yet; using its float cache`);
+  if (device === 'cuda' && type === 'q4_0') {
+    warn(`KV cache type ${type}: the CUDA backend stores fp8 and q8_0 KV caches, not q4_0; using its float cache`);
     return undefined;
   }
   const mismatch = kvQuantMismatch(type, shape.numKvHeads, shape.headDim);
@@ -46,7 +47,10 @@ export function kvCacheQuant(
   return type;
 }
 
-/** Bytes one cached value takes: the quantized type's, else the backend's float (4 on the CPU, 2 on the GPU). */
+/**
+ * Bytes one cached value takes: the quantized type's (on CUDA q8_0's scales sit in their own plane, the same bytes),
+ * else the backend's float (4 on the CPU, 2 on the GPU).
+ */
 export function kvBytesPerValue(quant: KvQuant | undefined, device: 'cpu' | 'cuda'): number {
   return quant ? KV_QUANT_BYTES[quant] : device === 'cpu' ? 4 : 2;
 }

@@ -1,6 +1,7 @@
 import type { LayerKvCache } from '../backend/backend.ts';
 import type { CudaBackend } from '../backend/cuda/backend.ts';
 import type { Model } from '../models/model.ts';
+import type { KvQuant } from '../primitives/kv-cache-type.ts';
 import { UserError } from '../util/errors.ts';
 import { buildStepBatch, type ScheduledChunk } from './step-batch.ts';
 
@@ -11,10 +12,19 @@ export interface KvSizingOptions {
   maxModelLen: number;
   /** Fraction of the device's memory pagoda may use in all (vLLM's --gpu-memory-utilization). */
   gpuMemoryUtilization: number;
+  /** The cache's quantized storage; absent: the compute dtype. */
+  kvQuant?: KvQuant;
 }
 
 /** Memory kept back for CUDA graphs, the context and fragmentation. */
 const RESERVE = 512 << 20;
+
+/** A quantized cache's tokens per byte against the float cache's, as the start-up line says it ("" for a float cache). */
+function quantGain(backend: CudaBackend, model: Model, o: KvSizingOptions, blockBytes: number): string {
+  if (!o.kvQuant) return '';
+  const float = backend.kvBlockBytes({ ...model.kvShape, blockSize: o.blockSize });
+  return `, ${o.kvQuant}: ${(float / blockBytes).toFixed(2)}x a ${backend.ctx.dtype} cache's`;
+}
 
 /** Runs one prefill step of `tokens` prompt tokens on a throwaway cache. */
 function runPrefill(backend: CudaBackend, model: Model, o: KvSizingOptions, tokens: number): void {
@@ -62,7 +72,7 @@ export function profileKvBlocks(
   backend.releaseKvCaches();
 
   const { free, total } = backend.ctx.drv.memInfo();
-  const blockBytes = backend.kvBlockBytes({ ...model.kvShape, blockSize: o.blockSize });
+  const blockBytes = backend.kvBlockBytes({ ...model.kvShape, blockSize: o.blockSize, quant: o.kvQuant });
   const budget = free - total * (1 - o.gpuMemoryUtilization) - RESERVE;
   // No more than every sequence at full length could use (a small model would otherwise take the whole card).
   const useful = o.maxNumSeqs * blocksPerSeq;
@@ -76,6 +86,6 @@ export function profileKvBlocks(
   const tokens = numBlocks * o.blockSize;
   return {
     numBlocks,
-    report: `KV cache: ${numBlocks} blocks of ${o.blockSize} tokens (${tokens} tokens, ${gib(numBlocks * blockBytes)}) from ${gib(free)} free x utilization ${o.gpuMemoryUtilization}${numBlocks === useful ? ` (capped at max-num-seqs x max-model-len)` : ''}; the profiling step of ${o.maxNumBatchedTokens} tokens runs in a ${(backend.ctx.arena.capacityBytes / 2 ** 20).toFixed(0)} MiB activation arena`,
+    report: `KV cache: ${numBlocks} blocks of ${o.blockSize} tokens (${tokens} tokens${quantGain(backend, model, o, blockBytes)}, ${gib(numBlocks * blockBytes)}) from ${gib(free)} free x utilization ${o.gpuMemoryUtilization}${numBlocks === useful ? ` (capped at max-num-seqs x max-model-len)` : ''}; the profiling step of ${o.maxNumBatchedTokens} tokens runs in a ${(backend.ctx.arena.capacityBytes / 2 ** 20).toFixed(0)} MiB activation arena`,
   };
 }

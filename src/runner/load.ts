@@ -207,6 +207,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
       dummy,
       gpuMemoryUtilization: options.gpuMemoryUtilization,
       kvCacheMemory: options.kvCacheMemory,
+      kvQuant,
       blockSize,
       maxNumBatchedTokens,
       maxNumSeqs,
@@ -217,7 +218,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
     });
     m = cuda.model;
     numBlocks = cuda.numBlocks;
-    kvCacheBytes = numBlocks * cuda.backend.kvBlockBytes({ ...m.kvShape, blockSize });
+    kvCacheBytes = numBlocks * cuda.backend.kvBlockBytes({ ...m.kvShape, blockSize, quant: kvQuant });
   } else {
     const backend = options.backend ?? cpuBackend(ranks, options.cpuThreads);
     const build = { maxModelLen, quantization };

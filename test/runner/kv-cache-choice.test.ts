@@ -30,8 +30,14 @@ test('a KV cache type means storage on the CPU, a compute dtype on the GPU, or o
     undefined,
   );
   assert.deepEqual(warnings, [
-    "KV cache type q4_0: the CUDA backend's quantized KV cache is not built yet; using its float cache",
+    'KV cache type q4_0: the CUDA backend stores fp8 and q8_0 KV caches, not q4_0; using its float cache',
   ]);
+  assert.equal(kvCacheQuant('fp8', 'cuda', shape, fail), 'fp8');
+  assert.equal(kvCacheQuant('q8_0', 'cuda', shape, fail), 'q8_0');
+  assert.throws(
+    () => kvCacheQuant('q8_0', 'cuda', { numKvHeads: 1, headDim: 16 }, fail),
+    /^UserError: KV cache type q8_0: a q8_0 KV cache stores each token's 1 × 16 = 16 key values in blocks of 32/,
+  );
   assert.throws(
     () => kvCacheQuant('q8_0', 'cpu', { numKvHeads: 1, headDim: 16 }, fail),
     /^UserError: KV cache type q8_0: a q8_0 KV cache stores each token's 1 × 16 = 16 key values in blocks of 32, which 16 is not a multiple of \(use fp8\)$/,
