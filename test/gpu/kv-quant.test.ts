@@ -1,0 +1,334 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { allocPlane, writeRows } from '../../src/backend/cpu/kv-store.ts';
+import type { CudaDriver } from '../../src/backend/cuda/driver.ts';
+import { FlashAttention, type PagedAttentionArgs } from '../../src/backend/cuda/flash-attention.ts';
+import { decodeWorkspaceBytes } from '../../src/backend/cuda/flash-sizing.ts';
+import type { QuantKv } from '../../src/backend/cuda/kv-cache.ts';
+import { type CudaKvQuant, KV_QUANT_DEFINE, q8PlanesOf } from '../../src/backend/cuda/kv-layout.ts';
+import { QUANTIZE_AND_CACHE } from '../../src/backend/cuda/rope.ts';
+import { E4M3 } from '../../src/primitives/fp8.ts';
+import { HALF } from '../../src/primitives/quant/codec.ts';
+import { openCudaAttention } from '../helpers/cuda-attention.ts';
+import {
+  fromStorageArray,
+  makePagedProblem,
+  maxAbsDiff,
+  type PagedAttentionProblem,
+  referencePagedAttention,
+  relativeL2,
+  type SeqShape,
+  toStorageArray,
+} from '../helpers/paged-attention-reference.ts';
+
+const gpu = openCudaAttention();
+const QUANTS: CudaKvQuant[] = ['fp8', 'q8_0'];
+
+/** Device buffers freed at the end of each test. */
+function buffers(h: CudaDriver) {
+  const all: bigint[] = [];
+  return {
+    put(data: ArrayBufferView): bigint {
+      const p = h.alloc(Math.max(4, data.byteLength));
+      h.upload(p, data);
+      all.push(p);
+      return p;
+    },
+    alloc(bytes: number): bigint {
+      const p = h.alloc(bytes);
+      all.push(p);
+      return p;
+    },
+    free() {
+      for (const p of all) h.free(p);
+    },
+  };
+}
+
+/** The CPU twin's stored planes of `values` (`slots` rows of `row`): fp8 bytes, or q8_0 values and scales. */
+function cpuPlanes(quant: CudaKvQuant, values: Float32Array, slots: number, row: number, scale: number) {
+  const plane = allocPlane(quant, slots, row, false, scale);
+  writeRows(
+    plane,
+    values,
+    Int32Array.from({ length: slots }, (_, i) => i),
+    row,
+  );
+  const bytes = plane.data as Uint8Array;
+  if (quant === 'fp8') return { values: bytes, scales: new Uint16Array(0) };
+  return q8PlanesOf(bytes, slots, row);
+}
+
+/** What the stored planes decode to (value = stored value x scale), as the CPU twin reads them. */
+function decode(quant: CudaKvQuant, p: { values: Uint8Array; scales: Uint16Array }, scale: number): Float32Array {
+  return Float32Array.from(p.values, (b, i) =>
+    quant === 'fp8' ? E4M3[b]! * scale : ((b << 24) >> 24) * HALF[p.scales[Math.floor(i / 32)]!]!,
+  );
+}
+
+test('quantize_and_cache stores the bytes the CPU twin stores (rounding, saturation, NaN, q8_0 scales), slot -1 skipped', {
+  skip: gpu.skip,
+}, () => {
+  const h = gpu.drv!;
+  const row = 4 * 64;
+  const T = 6;
+  const slots = 10;
+  const slotMapping = Int32Array.from([7, -1, 0, 3, 9, -1]);
+  // bf16 inputs over the whole e4m3 range: ties, subnormals, values past 448 (saturating), NaN, -0.
+  const x = new Float32Array(T * row);
+  for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 1.7) * 2 ** ((i % 23) - 11);
+  x[5] = Number.NaN;
+  x[70] = 1000;
+  x[71] = -460;
+  x[72] = -0;
+  x[73] = 2 ** -10;
+  x[74] = 1.0625; // halfway between two e4m3 values: to even
+  for (let i = 3 * row; i < 3 * row + 32; i++) x[i] = 0; // an all-zero q8_0 block
+  const bits = toStorageArray(x, 'bf16');
+  const xs = fromStorageArray(bits, 'bf16');
+  for (const quant of QUANTS) {
+    const b = buffers(h);
+    try {
+      const kScale = quant === 'fp8' ? 0.75 : 1;
+      const k = b.put(bits);
+      const v = b.put(
+        toStorageArray(
+          xs.map((y) => -y),
+          'bf16',
+        ),
+      );
+      const kCache = b.alloc(slots * row);
+      const vCache = b.alloc(slots * row);
+      const kScales = b.alloc(slots * (row / 32) * 2);
+      const vScales = b.alloc(slots * (row / 32) * 2);
+      for (const p of [kCache, vCache, kScales, vScales])
+        h.fill32(p, 0xa5a5a5a5, (slots * row) / 4 / (p === kCache || p === vCache ? 1 : 16));
+      gpu
+        .rt!.kernel(QUANTIZE_AND_CACHE, 0, { PAGODA_DTYPE: 2, PAGODA_KV_QUANT: KV_QUANT_DEFINE[quant] })
+        .launch([T], [128], {
+          k,
+          v,
+          kCache,
+          vCache,
+          kScales,
+          vScales,
+          slotMapping: b.put(slotMapping),
+          row,
+          kScale,
+          vScale: 1,
+        });
+      h.sync();
+      const got = { k: new Uint8Array(slots * row), v: new Uint8Array(slots * row) };
+      const gotScales = { k: new Uint16Array(slots * (row / 32)), v: new Uint16Array(slots * (row / 32)) };
+      h.download(got.k, kCache);
+      h.download(got.v, vCache);
+      h.download(gotScales.k, kScales);
+      h.download(gotScales.v, vScales);
+      for (const side of ['k', 'v'] as const) {
+        const src = side === 'k' ? xs : xs.map((y) => -y);
+        const want = cpuPlanes(quant, src, T, row, side === 'k' ? kScale : 1);
+        for (let t = 0; t < T; t++) {
+          const slot = slotMapping[t]!;
+          if (slot < 0) continue;
+          assert.deepEqual(
+            got[side].subarray(slot * row, (slot + 1) * row),
+            want.values.subarray(t * row, (t + 1) * row),
+            `${quant} ${side} token ${t}`,
+          );
+          if (quant === 'q8_0') {
+            const n = row / 32;
+            assert.deepEqual(
+              gotScales[side].subarray(slot * n, (slot + 1) * n),
+              want.scales.subarray(t * n, (t + 1) * n),
+            );
+          }
+        }
+        for (const slot of [1, 2, 4, 5, 6, 8]) {
+          assert.ok(
+            got[side].subarray(slot * row, (slot + 1) * row).every((y) => y === 0xa5),
+            `${quant} slot ${slot} untouched`,
+          );
+        }
+      }
+    } finally {
+      b.free();
+    }
+  }
+});
+
+interface Case {
+  name: string;
+  seqs: SeqShape[];
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  slidingWindow?: number;
+  softcap?: number;
+}
+
+const CASES: Case[] = [
+  {
+    name: 'hd128 GQA 4, ragged contexts, prefix hits',
+    seqs: [
+      { qLen: 1, ctxLen: 333 },
+      { qLen: 40, ctxLen: 77 },
+      { qLen: 1, ctxLen: 17 },
+    ],
+    numHeads: 8,
+    numKvHeads: 2,
+    headDim: 128,
+  },
+  {
+    name: 'hd256 GQA 2, soft-cap 0.5, sliding window 40',
+    seqs: [
+      { qLen: 30, ctxLen: 130 },
+      { qLen: 1, ctxLen: 77 },
+    ],
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 256,
+    slidingWindow: 40,
+    softcap: 0.5,
+  },
+  {
+    name: 'hd64 GQA 8, long context',
+    seqs: [
+      { qLen: 1, ctxLen: 1000 },
+      { qLen: 20, ctxLen: 520 },
+    ],
+    numHeads: 16,
+    numKvHeads: 2,
+    headDim: 64,
+  },
+];
+
+/** The problem's cache quantized by the CPU twin, and the problem over what it decodes to (the reference's input). */
+function quantized(p: PagedAttentionProblem, quant: CudaKvQuant, scales: { k: number; v: number }) {
+  const row = p.numKvHeads * p.headDim;
+  const slots = p.numBlocks * p.blockSize;
+  const k = cpuPlanes(quant, p.kCache, slots, row, scales.k);
+  const v = cpuPlanes(quant, p.vCache, slots, row, scales.v);
+  const kCache = decode(quant, k, scales.k);
+  const vCache = decode(quant, v, scales.v);
+  const logical = (cache: Float32Array, si: number) => {
+    const out = new Float32Array(p.seqs[si]!.ctxLen * row);
+    for (let t = 0; t < p.seqs[si]!.ctxLen; t++) {
+      const slot =
+        p.blockTables[si * p.maxBlocksPerSeq + Math.floor(t / p.blockSize)]! * p.blockSize + (t % p.blockSize);
+      out.set(cache.subarray(slot * row, (slot + 1) * row), t * row);
+    }
+    return out;
+  };
+  const dequantized: PagedAttentionProblem = {
+    ...p,
+    kCache,
+    vCache,
+    logicalK: p.seqs.map((_, si) => logical(kCache, si)),
+    logicalV: p.seqs.map((_, si) => logical(vCache, si)),
+  };
+  return { k, v, dequantized };
+}
+
+// Against a float64 reference over the dequantized cache, the error is the 16-bit rounding of the dequantized K/V
+// tiles, of P and of O: the bf16 cache's tolerances of attention-kernels.test.ts.
+const O_TOL = 1e-2;
+const LSE_TOL = 2e-3;
+
+for (const quant of QUANTS) {
+  for (const c of CASES) {
+    test(`${quant} cache: paged decode and paged-context prefill match float64 over the dequantized cache, ${c.name}`, {
+      skip: gpu.skip,
+    }, () => {
+      const h = gpu.drv!;
+      const scales = quant === 'fp8' ? { k: 0.5, v: 0.25 } : { k: 1, v: 1 };
+      const p = makePagedProblem({ ...c, blockSize: 16, seed: 18 + c.headDim, qRange: 2 });
+      const { k, v, dequantized } = quantized(p, quant, scales);
+      const ref = referencePagedAttention(dequantized);
+      const flash = new FlashAttention(gpu.rt!, 'bf16');
+      const b = buffers(h);
+      try {
+        const totalQ = p.cuSeqlensQ[p.seqs.length]!;
+        const qElems = totalQ * p.numHeads * p.headDim;
+        const kvQuant: QuantKv = {
+          type: quant,
+          kScales: quant === 'q8_0' ? b.put(k.scales) : 0n,
+          vScales: quant === 'q8_0' ? b.put(v.scales) : 0n,
+          kScale: scales.k,
+          vScale: scales.v,
+        };
+        const out = b.alloc(qElems * 2);
+        const lse = b.alloc(totalQ * p.numHeads * 4);
+        const args: PagedAttentionArgs = {
+          q: b.put(toStorageArray(p.q, 'bf16')),
+          qStride: p.numHeads * p.headDim,
+          kCache: b.put(k.values),
+          vCache: b.put(v.values),
+          blockTables: b.put(p.blockTables),
+          maxBlocksPerSeq: p.maxBlocksPerSeq,
+          contextLens: b.put(p.contextLens),
+          cuSeqlensQ: b.put(p.cuSeqlensQ),
+          out,
+          oStride: p.numHeads * p.headDim,
+          lse,
+          numSeqs: p.seqs.length,
+          maxSeqlenQ: Math.max(...p.seqs.map((s) => s.qLen)),
+          numHeads: p.numHeads,
+          numKvHeads: p.numKvHeads,
+          headDim: p.headDim,
+          blockSize: 16,
+          scale: p.scale,
+          slidingWindow: p.slidingWindow,
+          softcap: p.softcap,
+          kvQuant,
+        };
+        const read = () => {
+          h.sync();
+          const bits = new Uint16Array(qElems);
+          const l = new Float32Array(totalQ * p.numHeads);
+          h.download(bits, out);
+          h.download(l, lse);
+          return { out: fromStorageArray(bits, 'bf16'), lse: l };
+        };
+        const poison = () => {
+          h.fill32(out, 0x7fc07fc0, qElems / 2);
+          h.fill32(lse, 0x7fc00000, totalQ * p.numHeads);
+        };
+        const check = (what: string, got: { out: Float32Array; lse: Float32Array }, want: typeof ref) => {
+          const errO = relativeL2(got.out, want.out);
+          const errLse = maxAbsDiff(got.lse, want.lse);
+          assert.ok(errO <= O_TOL, `${what}: relative L2 error of O ${errO} > ${O_TOL}`);
+          assert.ok(errLse <= LSE_TOL, `${what}: max LSE error ${errLse} > ${LSE_TOL}`);
+        };
+        poison();
+        flash.prefill(args);
+        check('prefill', read(), ref);
+        // Decode: every sequence's last query token alone (the same keys).
+        const lastRows = p.seqs.map((_, si) => p.cuSeqlensQ[si + 1]! - 1);
+        const width = p.numHeads * p.headDim;
+        const qDecode = new Float32Array(p.seqs.length * width);
+        for (const [si, r] of lastRows.entries()) qDecode.set(p.q.subarray(r * width, (r + 1) * width), si * width);
+        const ws = decodeWorkspaceBytes(p.seqs.length, p.numHeads, p.headDim);
+        const workspace = { partialO: b.alloc(ws.partialO), partialLse: b.alloc(ws.partialLse), maxSplits: 32 };
+        for (const splits of [1, 3]) {
+          poison();
+          flash.decode(
+            { ...args, q: b.put(toStorageArray(qDecode, 'bf16')), numSeqs: p.seqs.length, maxSeqlenQ: 1 },
+            workspace,
+            splits,
+          );
+          const got = read();
+          const pick = (a: ArrayLike<number>, n: number) =>
+            Float64Array.from({ length: p.seqs.length * n }, (_, i) => a[lastRows[Math.floor(i / n)]! * n + (i % n)]!);
+          const decodeRef = { out: pick(ref.out, width), lse: pick(ref.lse, p.numHeads) };
+          check(
+            `decode, ${splits} split(s)`,
+            { out: got.out.subarray(0, p.seqs.length * width), lse: got.lse.subarray(0, p.seqs.length * p.numHeads) },
+            decodeRef,
+          );
+        }
+      } finally {
+        b.free();
+      }
+    });
+  }
+}
