@@ -4,8 +4,10 @@
  * head counts scaled to keep the model width, so FLOPs and bytes match across sizes). PyTorch SDPA (FLASH, CUDNN) runs from
  * bench/sdpa_baseline.py in the same device call. Each kernel runs in every tile shape of the sweep below; the first is
  * the launcher's default, in each storage type of --dtype (default both, bf16 then fp16: the same shapes and values
- * range). Usage: node --import tsx bench/kernels.ts [--dtype bf16,f16] [--head-dims 128,256] [--json out.json] [--profile]
- * (--profile: only the default kernels on the first prefill and decode shapes, a few calls each, for ncu).
+ * range). Usage: node --import tsx bench/kernels.ts [--dtype bf16,f16] [--head-dims 128,256] [--kv-cache-type fp8,q8_0]
+ * [--json out.json] [--profile] (--profile: only the default kernels on the first prefill and decode shapes, a few calls
+ * each, for ncu). --kv-cache-type: each shape also over quantized caches (random stored bytes), and the decode
+ * tokens/s and prefill time of each against the 16-bit cache's.
  */
 import { writeFileSync } from 'node:fs';
 import {
@@ -22,6 +24,8 @@ import {
   defaultConfigs,
   type PrefillConfig,
 } from '../src/backend/cuda/flash-sizing.ts';
+import type { QuantKv } from '../src/backend/cuda/kv-cache.ts';
+import { type CudaKvQuant, isCudaKvQuant } from '../src/backend/cuda/kv-layout.ts';
 import { mulberry32 } from '../src/util/random.ts';
 import { openCudaAttention } from '../test/helpers/cuda-attention.ts';
 import { STORAGE16 } from '../test/helpers/paged-attention-reference.ts';
@@ -38,6 +42,12 @@ for (const d of dtypes) if (!(d in STORAGE16)) throw new Error(`--dtype ${d}: ex
 const headDimsAt = process.argv.indexOf('--head-dims');
 const headDims = (headDimsAt > 0 ? process.argv[headDimsAt + 1]! : '128').split(',').map(Number);
 for (const d of headDims) if (![64, 128, 256].includes(d)) throw new Error(`--head-dims ${d}: expected 64, 128 or 256`);
+const kvTypesAt = process.argv.indexOf('--kv-cache-type');
+const kvQuants = (kvTypesAt > 0 ? process.argv[kvTypesAt + 1]!.split(',') : []) as CudaKvQuant[];
+for (const q of kvQuants) if (!isCudaKvQuant(q)) throw new Error(`--kv-cache-type ${q}: expected fp8 and/or q8_0`);
+/** The caches each shape runs over: the 16-bit one, then the quantized ones asked for. */
+const caches: (CudaKvQuant | undefined)[] = [undefined, ...kvQuants];
+const cacheName = (q: CudaKvQuant | undefined) => (q ? `, ${q} cache` : '');
 const prefillConfigs: PrefillConfig[] = profile
   ? [DEFAULT_PREFILL]
   : [DEFAULT_PREFILL, { warps: 8, mTiles: 1, blockN: 128 }, { warps: 8, mTiles: 1, blockN: 64 }];
@@ -61,6 +71,35 @@ function randomDevice(bytes: number, dtype: AttentionDtype): bigint {
   return p;
 }
 
+/**
+ * `bytes` of random quantized cache: fp8 bytes (no NaN codes; the layer scale makes them about [-1, 1]) or q8_0
+ * int8s, whose half scales (1/127) are `scales`.
+ */
+function randomQuantDevice(bytes: number, quant: CudaKvQuant): bigint {
+  const r = mulberry32(5);
+  const tile = new Uint8Array(Math.min(bytes, 32 << 20)).map(() => {
+    const b = Math.floor(r() * 256);
+    return quant === 'fp8' && (b & 0x7f) === 0x7f ? b - 1 : b;
+  });
+  const p = h.alloc(bytes);
+  for (let off = 0; off < bytes; off += tile.byteLength) {
+    h.upload(p + BigInt(off), tile.subarray(0, Math.min(tile.byteLength, bytes - off)));
+  }
+  return p;
+}
+const Q8_SCALE = 0x2008; // half 1/127
+
+/** A quantized cache's scales: q8_0's planes (one half per 32 values) or fp8's layer scales. */
+function quantKv(quant: CudaKvQuant, values: number): QuantKv {
+  if (quant === 'fp8') return { type: quant, kScales: 0n, vScales: 0n, kScale: 1 / 448, vScale: 1 / 448 };
+  const planes = [0, 1].map(() => {
+    const p = h.alloc((values / 32) * 2);
+    h.fill32(p, Q8_SCALE * 0x10001, values / 64);
+    return p;
+  });
+  return { type: quant, kScales: planes[0]!, vScales: planes[1]!, kScale: 1, vScale: 1 };
+}
+
 /** A paged problem of `numSeqs` sequences of `ctx` keys, the last `qLen` of them queries; blocks shuffled. */
 function setup(
   dtype: AttentionDtype,
@@ -70,6 +109,7 @@ function setup(
   numHeads: number,
   numKvHeads: number,
   headDim: number,
+  quant?: CudaKvQuant,
 ) {
   const blocksPer = Math.ceil(ctx / BLOCK_SIZE);
   const numBlocks = numSeqs * blocksPer;
@@ -84,13 +124,15 @@ function setup(
     h.upload(p, a);
     return p;
   };
-  const cacheBytes = numBlocks * BLOCK_SIZE * numKvHeads * headDim * 2;
+  const cacheValues = numBlocks * BLOCK_SIZE * numKvHeads * headDim;
+  const cacheBytes = cacheValues * (quant ? 1 : 2);
+  const cache = () => (quant ? randomQuantDevice(cacheBytes, quant) : randomDevice(cacheBytes, dtype));
   const totalQ = numSeqs * qLen;
   const args: PagedAttentionArgs = {
     q: randomDevice(totalQ * numHeads * headDim * 2, dtype),
     qStride: numHeads * headDim,
-    kCache: randomDevice(cacheBytes, dtype),
-    vCache: randomDevice(cacheBytes, dtype),
+    kCache: cache(),
+    vCache: cache(),
     blockTables: put(Int32Array.from(perm)),
     maxBlocksPerSeq: blocksPer,
     contextLens: put(new Int32Array(numSeqs).fill(ctx)),
@@ -106,8 +148,10 @@ function setup(
     blockSize: BLOCK_SIZE,
     scale: 1 / Math.sqrt(headDim),
     slidingWindow: 0,
+    kvQuant: quant ? quantKv(quant, cacheValues) : null,
   };
   const free = () => {
+    if (args.kvQuant?.kScales) for (const p of [args.kvQuant.kScales, args.kvQuant.vScales]) h.free(p);
     for (const p of [args.q, args.kCache, args.vCache, args.blockTables, args.contextLens, args.cuSeqlensQ]) h.free(p);
     h.free(args.out);
     h.free(args.lse);
@@ -142,22 +186,22 @@ interface Row {
 }
 const rows: Row[] = [];
 
-for (const [batch, seqLen, dtype, D] of (profile
+for (const [batch, seqLen, dtype, D, quant] of (profile
   ? ([[4, 4096]] as const)
   : ([
       [4, 4096],
       [1, 16384],
     ] as const)
-).flatMap(([b, s]) => dtypes.flatMap((d) => headDims.map((hd) => [b, s, d, hd] as const)))) {
+).flatMap(([b, s]) => dtypes.flatMap((d) => headDims.flatMap((hd) => caches.map((q) => [b, s, d, hd, q] as const))))) {
   const heads = (16 * 128) / D;
-  const { args, free } = setup(dtype, batch, seqLen, seqLen, heads, heads, D);
+  const { args, free } = setup(dtype, batch, seqLen, seqLen, heads, heads, D, quant);
   const flops = (4 * batch * heads * seqLen * seqLen * D) / 2;
   // The sweep's other shapes are head size 128's; other sizes run their own default.
   for (const cfg of D === 128 ? prefillConfigs : [defaultConfigs(D).prefill]) {
     const fa = new FlashAttention(rt, dtype, { prefill: cfg });
     const ms = timeMs(() => fa.prefill(args), 5);
     rows.push({
-      kernel: `pagoda flash_prefill ${dtype}`,
+      kernel: `pagoda flash_prefill ${dtype}${cacheName(quant)}`,
       shape: `causal hd${D} B${batch} S${seqLen} H${heads} (paged, bs ${BLOCK_SIZE})`,
       ms,
       figure: flops / (ms / 1e3) / 1e12,
@@ -168,34 +212,35 @@ for (const [batch, seqLen, dtype, D] of (profile
   free();
 }
 
-for (const [batch, ctx, dtype, D] of (profile
+for (const [batch, ctx, dtype, D, quant] of (profile
   ? ([[64, 4096]] as const)
   : ([
       [64, 4096],
       [256, 1024],
     ] as const)
-).flatMap(([b, c]) => dtypes.flatMap((d) => headDims.map((hd) => [b, c, d, hd] as const)))) {
+).flatMap(([b, c]) => dtypes.flatMap((d) => headDims.flatMap((hd) => caches.map((q) => [b, c, d, hd, q] as const))))) {
   const [heads, kvHeads] = [(32 * 128) / D, (8 * 128) / D];
-  const { args, free } = setup(dtype, batch, 1, ctx, heads, kvHeads, D);
+  const { args, free } = setup(dtype, batch, 1, ctx, heads, kvHeads, D, quant);
   const wsBytes = decodeWorkspaceBytes(batch, heads, D);
   const ws: DecodeWorkspace = {
     partialO: h.alloc(wsBytes.partialO),
     partialLse: h.alloc(wsBytes.partialLse),
     maxSplits: 32,
   };
-  const kvBytes = batch * ctx * kvHeads * D * 2 * 2;
+  // Stored bytes read: K and V, plus q8_0's scales.
+  const kvBytes = batch * ctx * kvHeads * D * 2 * (quant ? 1 + (quant === 'q8_0' ? 2 / 32 : 0) : 2);
   for (const cfg of D === 128 ? decodeConfigs : [defaultConfigs(D).decode]) {
     const fa = new FlashAttention(rt, dtype, { decode: cfg });
     const auto = fa.decodeSplitsFor(args);
     for (const splits of profile ? [auto] : [auto, 2 * auto]) {
       const ms = timeMs(() => fa.decode(args, ws, splits), 20);
       rows.push({
-        kernel: `pagoda paged_decode ${dtype}`,
+        kernel: `pagoda paged_decode ${dtype}${cacheName(quant)}`,
         shape: `GQA ${heads}/${kvHeads} hd${D} B${batch} ctx${ctx} (paged, bs ${BLOCK_SIZE})`,
         ms,
         figure: kvBytes / (ms / 1e3) / 1e9,
         unit: 'GB/s KV',
-        note: `${shape(cfg)}, ${splits} split(s)${splits === auto ? ' (auto)' : ''}`,
+        note: `${shape(cfg)}, ${splits} split(s)${splits === auto ? ' (auto)' : ''}, ${(batch / (ms / 1e3)).toFixed(0)} tok/s`,
       });
     }
   }
@@ -209,5 +254,14 @@ console.log('| kernel | shape | ms | figure | note |');
 console.log('|---|---|---|---|---|');
 for (const r of rows)
   console.log(`| ${r.kernel} | ${r.shape} | ${r.ms.toFixed(3)} | ${r.figure.toFixed(0)} ${r.unit} | ${r.note ?? ''} |`);
+// Each quantized cache against the 16-bit cache on the same shape, both in the default tile shape (and for decode the
+// automatic split count): the first row of each (kernel, shape).
+const firstRow = (kernel: string, shape: string) => rows.find((r) => r.kernel === kernel && r.shape === shape);
+for (const q of kvQuants) {
+  for (const r of rows.filter((r) => r.kernel.endsWith(cacheName(q)) && firstRow(r.kernel, r.shape) === r)) {
+    const base = firstRow(r.kernel.slice(0, -cacheName(q).length), r.shape);
+    if (base) console.log(`${r.kernel} ${r.shape}: ${(base.ms / r.ms).toFixed(2)}x the 16-bit cache's speed`);
+  }
+}
 const jsonAt = process.argv.indexOf('--json');
 if (jsonAt > 0) writeFileSync(process.argv[jsonAt + 1]!, JSON.stringify({ device: h.info.name, rows }, null, 2));
