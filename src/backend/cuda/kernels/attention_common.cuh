@@ -208,46 +208,68 @@ __device__ __forceinline__ void load_a_fragment(u32 (&a)[4], const elem16_t* sme
   ldsm_x4(a, smem_addr(smem + (lane & 15) * ld + kk * 16 + ((lane >> 4) << 3)));
 }
 
+// 16 bytes as four words, for 128-bit shared-memory loads and stores.
+struct __align__(16) u32x4 {
+  u32 x, y, z, w;
+};
+
+// Four e4m3 bytes of x as four stored 16-bit values (two pairs, the first byte in lo's low half), each value x 2^-8:
+// exact in both types. float16: a bit move; bfloat16: fp8_byte_2m8's floats packed (exact, no rounding). NaN bytes
+// (an unwritten, poisoned slot) decode to NaN on a rarely taken branch.
+__device__ __forceinline__ void fp8x4_to_elem16x4(u32 x, u32& lo, u32& hi) {
+#if PAGODA_DTYPE == 1
+  lo = fp8x2_to_h2bits(x & 0xffffu);
+  hi = fp8x2_to_h2bits(x >> 16);
+#else
+  lo = pack_x2(fp8_byte_2m8<0>(x), fp8_byte_2m8<1>(x));
+  hi = pack_x2(fp8_byte_2m8<2>(x), fp8_byte_2m8<3>(x));
+#endif
+  if (fp8_nan_bytes(x)) {
+#pragma unroll
+    for (int b = 0; b < 4; b++)
+      if (((x >> (8 * b)) & 0x7fu) == 0x7fu) (b < 2 ? lo : hi) |= 0x7fffu << (16 * (b & 1));
+  }
+}
+
+// What the kernels multiply raw scores (K's factor) and outputs (V's) by for a quantized cache's tiles: an fp8 tile
+// holds e4m3 x 2^-8 exactly (dequant_tile), so the layer's scale and 2^8 are applied once, to the fp32 scores and O,
+// instead of to every value; a q8_0 tile holds the values themselves.
+__device__ __forceinline__ float kv_tile_factor(float layer_scale) {
+  return PAGODA_KV_QUANT == KV_FP8 ? layer_scale * 256.f : 1.f;
+}
+
 // Dequantizes ROWS rows of a quantized K or V tile in shared memory (D bytes a row at stride LDB, and for q8_0 each
-// row's D / 32 half scales, packed) into 16-bit rows at stride LD: value = stored value x scale (fp8: `scale`, the
-// layer's; q8_0: the row's scale of its 32 values). Thread t of N takes every N-th 16-value chunk (head size 80:
-// five a row, so the last round's surplus threads stop).
+// row's D / 32 half scales, packed) into 16-bit rows at stride LD. fp8: each value x 2^-8 (an exact bit move; the
+// rest of the scale is kv_tile_factor's); q8_0: int8 x the row's scale of its 32 values. Thread t of N takes every
+// N-th 16-value chunk (head size 80: five a row, so the last round's surplus threads stop).
 template <int D, int ROWS, int LDB, int LD, int N>
 __device__ __forceinline__ void dequant_tile(elem16_t* dst, const unsigned char* src, const unsigned short* scales,
-                                             float scale, int t) {
+                                             int t) {
   constexpr int CH = D / 16;
   static_assert(PAGODA_KV_QUANT != 0, "only a quantized cache is dequantized");
   static_assert(PAGODA_KV_QUANT != KV_Q8_0 || D % 64 == 0, "q8_0 tiles hold whole 64-value heads (4, 8, 16 scale bytes)");
-#if PAGODA_KV_QUANT == KV_FP8
-  const float scale256 = scale * 256.f;
-#endif
 #pragma unroll
   for (int i = 0; i < ceil_div(ROWS * CH, N); i++) {
     const int c = t + i * N;
     if ((ROWS * CH) % N != 0 && c >= ROWS * CH) break;
     const int r = c / CH, ch = c % CH;
-    const uint4 raw = *reinterpret_cast<const uint4*>(src + r * LDB + ch * 16);
+    const u32x4 raw = *reinterpret_cast<const u32x4*>(src + r * LDB + ch * 16);
     const u32 w[4] = {raw.x, raw.y, raw.z, raw.w};
     u32 out[8];
 #if PAGODA_KV_QUANT == KV_FP8
 #pragma unroll
-    for (int j = 0; j < 4; j++) {
-      const float2 a = fp8x2_to_f2(w[j] & 0xffffu, scale256);
-      const float2 b = fp8x2_to_f2(w[j] >> 16, scale256);
-      out[2 * j] = pack_x2(a.x, a.y);
-      out[2 * j + 1] = pack_x2(b.x, b.y);
-    }
+    for (int j = 0; j < 4; j++) fp8x4_to_elem16x4(w[j], out[2 * j], out[2 * j + 1]);
 #elif PAGODA_KV_QUANT == KV_Q8_0
     const float d = half_bits_to_f(scales[r * (D / KV_Q8_BLOCK) + ch / 2]);
 #pragma unroll
     for (int j = 0; j < 4; j++) {
-      const int x = (int)w[j];
-      out[2 * j] = pack_x2((float)((x << 24) >> 24) * d, (float)((x << 16) >> 24) * d);
-      out[2 * j + 1] = pack_x2((float)((x << 8) >> 24) * d, (float)(x >> 24) * d);
+      const u32 biased = w[j] ^ 0x80808080u;
+      out[2 * j] = pack_x2(s8_byte<0>(biased) * d, s8_byte<1>(biased) * d);
+      out[2 * j + 1] = pack_x2(s8_byte<2>(biased) * d, s8_byte<3>(biased) * d);
     }
 #endif
-    uint4* o = reinterpret_cast<uint4*>(dst + r * LD + ch * 16);
-    o[0] = make_uint4(out[0], out[1], out[2], out[3]);
-    o[1] = make_uint4(out[4], out[5], out[6], out[7]);
+    u32x4* o = reinterpret_cast<u32x4*>(dst + r * LD + ch * 16);
+    o[0] = {out[0], out[1], out[2], out[3]};
+    o[1] = {out[4], out[5], out[6], out[7]};
   }
 }

@@ -81,6 +81,9 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
   constexpr int QUANT_BYTES = kKvQuant ? 2 * kBlockN * LD * 2 + 4 * kBlockN * SCALE_BYTES : 0;
   int* blk_s = reinterpret_cast<int*>(v_s + 2 * kBlockN * ROW_BYTES + QUANT_BYTES);  // [2][kTableSlots]
 
+  // A quantized cache's factors (kv_tile_factor): K's into the softmax scale, V's into O.
+  if constexpr (kKvQuant) scale_log2 *= kv_tile_factor(k_scale);
+  const float o_factor = kKvQuant ? kv_tile_factor(v_scale) : 1.f;
   const int kvh = blockIdx.x;
   const int seq = blockIdx.y;
   const int group = num_heads / num_kv_heads;
@@ -210,10 +213,9 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
     const elem16_t* v_tile = reinterpret_cast<const elem16_t*>(v_s + buf * kBlockN * ROW_BYTES);
     if constexpr (kKvQuant) {
       const unsigned short* tile_scales = reinterpret_cast<const unsigned short*>(scale_s + buf * 2 * kBlockN * SCALE_BYTES);
-      dequant_tile<D, kBlockN, ROW_BYTES, LD, THREADS>(k_deq, k_s + buf * kBlockN * ROW_BYTES, tile_scales, k_scale,
-                                                       tid);
+      dequant_tile<D, kBlockN, ROW_BYTES, LD, THREADS>(k_deq, k_s + buf * kBlockN * ROW_BYTES, tile_scales, tid);
       dequant_tile<D, kBlockN, ROW_BYTES, LD, THREADS>(v_deq, v_s + buf * kBlockN * ROW_BYTES,
-                                                       tile_scales + kBlockN * SCALE_BYTES / 2, v_scale, tid);
+                                                       tile_scales + kBlockN * SCALE_BYTES / 2, tid);
       __syncthreads();
       k_tile = k_deq;
       v_tile = v_deq;
@@ -274,7 +276,7 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
       sum += __shfl_xor_sync(0xffffffffu, sum, 2);
       const int R = warp_row0 + mt * 16 + g + 8 * i;
       if (R >= rows) continue;
-      const float inv = sum > 0.f ? 1.f / sum : 0.f;
+      const float inv = sum > 0.f ? o_factor / sum : 0.f;
       const int token = q_begin + R / group;
       const int head = kvh * group + R % group;
       elem16_t* dst = out + (long long)token * o_stride + head * D + tig * 2;

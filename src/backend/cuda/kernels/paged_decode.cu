@@ -59,6 +59,9 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
   unsigned char* kv_s = reinterpret_cast<unsigned char*>(q_s + 16 * LD);   // [warps][WARP_BYTES]
   float* merge_s = reinterpret_cast<float*>(kv_s);                      // reused after the main loop
 
+  // A quantized cache's factors (kv_tile_factor): K's into the softmax scale, V's into O.
+  if constexpr (kKvQuant) scale_log2 *= kv_tile_factor(k_scale);
+  const float o_factor = kKvQuant ? kv_tile_factor(v_scale) : 1.f;
   const int num_splits = gridDim.x;
   const int split = blockIdx.x;
   const int seq = blockIdx.z;
@@ -174,7 +177,7 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
     const unsigned short* tile_scales =
         reinterpret_cast<const unsigned short*>(scale_ring + (i % kDecodeStages) * 2 * SCALE_TILE);
     if constexpr (kKvQuant) {
-      dequant_tile<D, kDecodeTileN, ROW_BYTES, LD, 32>(deq, kv_tile, tile_scales, k_scale, lane);
+      dequant_tile<D, kDecodeTileN, ROW_BYTES, LD, 32>(deq, kv_tile, tile_scales, lane);
       __syncwarp();
     }
     const elem16_t* k_src = kKvQuant ? deq : reinterpret_cast<const elem16_t*>(kv_tile);
@@ -200,8 +203,7 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
     online_softmax<kDecodeTileN / 8, D / 8>(s[0], o[0], m, l, scale_log2);
     if constexpr (kKvQuant) {
       __syncwarp();  // every lane's ldmatrix of K is done before V overwrites the tile
-      dequant_tile<D, kDecodeTileN, ROW_BYTES, LD, 32>(deq, kv_tile + TILE_BYTES, tile_scales + SCALE_TILE / 2,
-                                                       v_scale, lane);
+      dequant_tile<D, kDecodeTileN, ROW_BYTES, LD, 32>(deq, kv_tile + TILE_BYTES, tile_scales + SCALE_TILE / 2, lane);
       __syncwarp();
     }
     pv_tile<D, kDecodeTileN / 16, 1>(o, s, kKvQuant ? deq : reinterpret_cast<const elem16_t*>(kv_tile + TILE_BYTES),
@@ -251,7 +253,7 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
         acc += merge_s[(w * 16 + r) * D + d] * scale;
       }
     }
-    const float inv = sum > 0.f ? 1.f / sum : 0.f;
+    const float inv = sum > 0.f ? o_factor / sum : 0.f;
     const float lse_r = sum > 0.f ? (m_max + __log2f(sum)) * ATTN_LN2 : ATTN_NEG_INF;
     const int head = kvh * group + g_begin + r;
     if (num_splits == 1) {

@@ -1,0 +1,91 @@
+// The quantized KV cache's scalar encoders, bit-identical to the CPU twins (src/primitives/fp8.ts e4m3Bits,
+// float-bits.ts f16Bits, kv-store.ts writeRows' fp8 arithmetic, legacy.ts Q8_0), and the attention kernels' byte
+// decoders. Plain float and integer code on a few CUDA intrinsics, so test/backend/kv-codec-host.test.ts also builds
+// it for the host and compares it with the twins over every bf16 input and every byte.
+#pragma once
+
+// float -> e4m3 bits as e4m3Bits does: round to nearest even, saturate to +-448, NaN -> 0x7f.
+__device__ __forceinline__ unsigned char e4m3_bits(float x) {
+  if (x != x) return 0x7f;
+  const unsigned sign = (__float_as_uint(x) >> 24) & 0x80;
+  const float a = fabsf(x);
+  if (a >= 448.f) return (unsigned char)(sign | 0x7e);
+  int e = (int)((__float_as_uint(a) >> 23) & 0xff) - 127;
+  // Below the smallest normal (2^-6) values are multiples of 2^-9; a rounded-up 8 is exactly the smallest normal.
+  if (e < -6) return (unsigned char)(sign | (unsigned)rintf(a * 512.f));
+  int m = (int)rintf((a * __uint_as_float((unsigned)(127 - e) << 23) - 1.f) * 8.f);
+  if (m == 8) {
+    m = 0;
+    e++;
+  }
+  return (unsigned char)min(sign | ((e + 7) << 3) | m, sign | 0x7e);
+}
+
+// float -> IEEE half bits as f16Bits does (round to nearest even, overflow to infinity, below 2^-25 to zero).
+__device__ __forceinline__ unsigned short f16_bits(float x) {
+  const unsigned u = __float_as_uint(x);
+  const unsigned sign = (u >> 16) & 0x8000;
+  const int exp = (u >> 23) & 0xff;
+  unsigned mant = u & 0x7fffff;
+  if (exp == 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  int e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const int shift = 14 - e;
+    const unsigned half = 1u << (shift - 1);
+    unsigned m = mant >> shift;
+    const unsigned rest = mant & ((1u << shift) - 1);
+    if (rest > half || (rest == half && (m & 1))) m++;
+    return sign | m;
+  }
+  unsigned m = mant >> 13;
+  const unsigned rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest == 0x1000 && (m & 1))) {
+    m++;
+    if (m == 0x400) {
+      m = 0;
+      e++;
+      if (e >= 0x1f) return sign | 0x7c00;
+    }
+  }
+  return sign | (e << 10) | m;
+}
+
+// One fp8 value as the CPU writes it: x times the inverse scale in double, rounded to float, then to e4m3.
+__device__ __forceinline__ unsigned char fp8_encode(float x, double inv_scale) {
+  return e4m3_bits(__double2float_rn((double)x * inv_scale));
+}
+
+// A q8_0 block's scale d from its largest magnitude, in double as the CPU twin's arithmetic (ggml's
+// quantize_row_q8_0_ref): amax / 127, NaN when the block holds a NaN (the CPU's Math.max propagates it).
+__device__ __forceinline__ double q8_scale(float amax, bool any_nan) {
+  return any_nan ? __longlong_as_double(0x7ff8000000000000ll) : (double)amax / 127.0;
+}
+
+// Value x's int8 level (as a byte) in a block of scale d: x / d rounded half away from zero (roundf); a NaN scale
+// or product gives 0, as the CPU's `Math.round(NaN) & 0xff` does.
+__device__ __forceinline__ unsigned char q8_level(float x, double d) {
+  const double id = d != 0.0 && d == d ? 1.0 / d : 0.0;
+  const double v = (double)x * id;
+  int level = v != v ? 0 : (int)round(fabs(v));
+  if (v < 0.0) level = -level;
+  return (unsigned char)(level & 0xff);
+}
+
+// e4m3 byte B of x as its value x 2^-8, exactly (NaN bytes are not special: callers check fp8_nan_bytes): the byte's
+// sign and 7 bits placed as a float's sign, low exponent and top mantissa bits (the value x 2^-120, subnormal below
+// 2^-6), times 2^112. Integer and FMUL work only, no conversion instructions.
+template <int B>
+__device__ __forceinline__ float fp8_byte_2m8(unsigned x) {
+  const unsigned y = x >> (8 * B);
+  return __uint_as_float(((y << 24) & 0x80000000u) | ((y << 20) & 0x07f00000u)) * __uint_as_float(0x77800000u);
+}
+
+// Byte B of a q8_0 word whose bytes had their sign bits flipped (`biased` = x ^ 0x80808080, so the byte is the int8
+// plus 128) as the int8's value: the byte as the low mantissa of 2^23, minus 2^23 + 128 (exact; no I2F).
+template <int B>
+__device__ __forceinline__ float s8_byte(unsigned biased) {
+  return __uint_as_float(0x4b000000u | ((biased >> (8 * B)) & 0xffu)) - 8388736.f;
+}
