@@ -5,7 +5,9 @@
 # bf16, fp8 and q8_0 caches (paged decode GQA 32/8, head 128, batch 64 x context 4,096: tokens/s against bf16, target
 # fp8 >= 1.8x; flash prefill from the paged context: within 10% of bf16) and stories260K's teacher-forced top-1
 # agreement of each cache against the bf16 cache on CUDA (target fp8 >= 97%). Run from the project root after
-# `source .device/env.sh; export PAGODA_FIXTURES=$PWD/.fixtures`; logs go to $OUT.
+# `source .device/env.sh; export PAGODA_FIXTURES=$PWD/.fixtures`; logs go to $OUT. With BASE=DIR (a tree of the
+# commit before the quantized cache, e.g. `git worktree add .base fcb8900`, carried) the bf16 kernels also run there,
+# interleaved with this tree's, to show the 16-bit cache's kernels kept their speed.
 set -uo pipefail
 OUT=${OUT:-/tmp/pagoda-out}
 mkdir -p "$OUT"
@@ -16,6 +18,13 @@ timeout ${TEST_TIMEOUT:-420} node --import tsx --test --test-concurrency=1 --tes
   test/gpu/cuda-engine.test.ts test/gpu/kv-compression.test.ts 2>&1 | tee "$OUT/test-gpu.log" | grep -vE '^\s*$' | tail -40
 timeout ${BENCH_TIMEOUT:-240} node --import tsx bench/kernels.ts --dtype bf16 --kv-cache-type fp8,q8_0 \
   --json "$OUT/kernels.json" 2>&1 | tee "$OUT/kernels.log" | grep -E "^\||16-bit cache's speed"
+if [ -n "${BASE:-}" ]; then
+  [ -e "$BASE/node_modules" ] || ln -s "$PWD/node_modules" "$BASE/node_modules"
+  for tree in "$BASE" "$PWD" "$BASE" "$PWD"; do
+    echo "== bf16 kernels in $tree"
+    (cd "$tree" && timeout 120 node --import tsx bench/kernels.ts --dtype bf16 2>&1 | grep -E '^\| pagoda' | grep -E 'auto|warps:8,mTiles:2')
+  done | tee "$OUT/bf16-before-after.log"
+fi
 timeout ${QUALITY_TIMEOUT:-240} node --import tsx bench/kv-cache-quality.ts --device cuda 2>&1 | tee "$OUT/quality.log" |
   grep -E '^\|'
 echo '=== summary ==='

@@ -1,15 +1,23 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { AttentionSpec, Backend, LayerKvCache } from '../../src/backend/backend.ts';
+import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { allocPlane, writeRows } from '../../src/backend/cpu/kv-store.ts';
+import { pagedOf } from '../../src/backend/cpu/step-context.ts';
+import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import type { CudaDriver } from '../../src/backend/cuda/driver.ts';
 import { FlashAttention, type PagedAttentionArgs } from '../../src/backend/cuda/flash-attention.ts';
 import { decodeWorkspaceBytes } from '../../src/backend/cuda/flash-sizing.ts';
-import type { QuantKv } from '../../src/backend/cuda/kv-cache.ts';
+import { kvOf, type QuantKv } from '../../src/backend/cuda/kv-cache.ts';
 import { type CudaKvQuant, KV_QUANT_DEFINE, q8PlanesOf } from '../../src/backend/cuda/kv-layout.ts';
 import { QUANTIZE_AND_CACHE } from '../../src/backend/cuda/rope.ts';
+import { selectKeys } from '../../src/models/kv-compression.ts';
 import { E4M3 } from '../../src/primitives/fp8.ts';
+import type { KvCompressionPlan } from '../../src/primitives/kv-compression.ts';
 import { HALF } from '../../src/primitives/quant/codec.ts';
+import type { StepBatch } from '../../src/primitives/step-batch.ts';
 import { openCudaAttention } from '../helpers/cuda-attention.ts';
+import { hostTensor, relL2 } from '../helpers/gpu.ts';
 import {
   fromStorageArray,
   makePagedProblem,
@@ -18,8 +26,10 @@ import {
   referencePagedAttention,
   relativeL2,
   type SeqShape,
+  STORAGE16,
   toStorageArray,
 } from '../helpers/paged-attention-reference.ts';
+import { problemBatch, referenceSnapKvScores } from '../helpers/snapkv-reference.ts';
 
 const gpu = openCudaAttention();
 const QUANTS: CudaKvQuant[] = ['fp8', 'q8_0'];
@@ -137,9 +147,12 @@ test('quantize_and_cache stores the bytes the CPU twin stores (rounding, saturat
           );
           if (quant === 'q8_0') {
             const n = row / 32;
+            // A NaN scale (the block with x[5]) is compared as NaN: its sign bit is V8's arithmetic's.
+            const scaleBits = (h: number) => ((h & 0x7c00) === 0x7c00 && h & 0x3ff ? 'NaN' : h);
             assert.deepEqual(
-              gotScales[side].subarray(slot * n, (slot + 1) * n),
-              want.scales.subarray(t * n, (t + 1) * n),
+              [...gotScales[side].subarray(slot * n, (slot + 1) * n)].map(scaleBits),
+              [...want.scales.subarray(t * n, (t + 1) * n)].map(scaleBits),
+              `${quant} ${side} token ${t} scales`,
             );
           }
         }
@@ -202,14 +215,21 @@ const CASES: Case[] = [
   },
 ];
 
-/** The problem's cache quantized by the CPU twin, and the problem over what it decodes to (the reference's input). */
-function quantized(p: PagedAttentionProblem, quant: CudaKvQuant, scales: { k: number; v: number }) {
+/**
+ * The problem's cache quantized by the CPU twin, and the problem over what it decodes to (the reference's input).
+ * `tiles16`: as the tensor-core kernels' dequantized tiles hold it. An fp8 tile holds e4m3 x 2^-8 exactly (the scale
+ * is applied to fp32 scores and outputs), but a q8_0 value, int8 x its half scale, is rounded to bf16 there; the
+ * simple kernel reads every value exactly.
+ */
+function quantized(p: PagedAttentionProblem, quant: CudaKvQuant, scales: { k: number; v: number }, tiles16: boolean) {
   const row = p.numKvHeads * p.headDim;
   const slots = p.numBlocks * p.blockSize;
   const k = cpuPlanes(quant, p.kCache, slots, row, scales.k);
   const v = cpuPlanes(quant, p.vCache, slots, row, scales.v);
-  const kCache = decode(quant, k, scales.k);
-  const vCache = decode(quant, v, scales.v);
+  const { toBits, fromBits } = STORAGE16.bf16;
+  const asRead = (x: Float32Array) => (tiles16 && quant === 'q8_0' ? x.map((y) => fromBits(toBits(y))) : x);
+  const kCache = asRead(decode(quant, k, scales.k));
+  const vCache = asRead(decode(quant, v, scales.v));
   const logical = (cache: Float32Array, si: number) => {
     const out = new Float32Array(p.seqs[si]!.ctxLen * row);
     for (let t = 0; t < p.seqs[si]!.ctxLen; t++) {
@@ -242,7 +262,7 @@ for (const quant of QUANTS) {
       const h = gpu.drv!;
       const scales = quant === 'fp8' ? { k: 0.5, v: 0.25 } : { k: 1, v: 1 };
       const p = makePagedProblem({ ...c, blockSize: 16, seed: 18 + c.headDim, qRange: 2 });
-      const { k, v, dequantized } = quantized(p, quant, scales);
+      const { k, v, dequantized } = quantized(p, quant, scales, true);
       const ref = referencePagedAttention(dequantized);
       const flash = new FlashAttention(gpu.rt!, 'bf16');
       const b = buffers(h);
@@ -329,6 +349,116 @@ for (const quant of QUANTS) {
       } finally {
         b.free();
       }
+    });
+  }
+}
+
+/** Writes the problem's whole cache (every slot) through `backend.writeKv` with slots 0..N-1. */
+function fillCache(backend: Backend, p: PagedAttentionProblem, cache: LayerKvCache): void {
+  const slots = p.numBlocks * p.blockSize;
+  const row = p.numKvHeads * p.headDim;
+  const batch: StepBatch = {
+    ...problemBatch(p, []),
+    inputIds: new Int32Array(slots),
+    positions: new Int32Array(slots),
+    slotMapping: Int32Array.from({ length: slots }, (_, i) => i),
+    cuSeqlensQ: Int32Array.from([0, slots]),
+    contextLens: Int32Array.from([slots]),
+    numSeqs: 1,
+    maxSeqlenQ: slots,
+  };
+  const step = backend.beginStep(batch);
+  const k = backend.loadWeight(hostTensor('k', [slots, row], p.kCache));
+  const v = backend.loadWeight(hostTensor('v', [slots, row], p.vCache));
+  backend.writeKv(k, v, cache, step);
+}
+
+/** A CUDA layer's stored planes, read back: values bytes and (q8_0) half scales. */
+function storedPlanes(g: CudaBackend, cache: LayerKvCache, side: 'k' | 'v') {
+  const kv = kvOf(cache);
+  const [blocks, blockSize, Hk, D] = kv.shape;
+  const values = new Uint8Array(blocks * blockSize * Hk * D);
+  g.ctx.drv.download(values, side === 'k' ? kv.kPtr : kv.vPtr);
+  const scales = new Uint16Array(kv.quant?.type === 'q8_0' ? values.length / 32 : 0);
+  if (scales.length) g.ctx.drv.download(scales, side === 'k' ? kv.quant!.kScales : kv.quant!.vScales);
+  return { values, scales };
+}
+
+/** The CPU cache's plane as the CUDA layout stores it. */
+function cpuStored(quant: CudaKvQuant, cache: LayerKvCache, side: 'k' | 'v', slots: number, row: number) {
+  const bytes = pagedOf(cache)[side].data as Uint8Array;
+  return quant === 'fp8' ? { values: bytes, scales: new Uint16Array(0) } : q8PlanesOf(bytes, slots, row);
+}
+
+// Head size 64: the flash prefill; 32: the simple kernel (q8_0's blocks are whole heads in both, as SnapKV needs).
+for (const quant of QUANTS) {
+  for (const headDim of [64, 32]) {
+    test(`a ${quant} cache through the backend (head_dim ${headDim}): stored bytes, attention, SnapKV scores, compaction and block copies match the CPU twin`, {
+      skip: gpu.skip,
+    }, () => {
+      const g = new CudaBackend({ dtype: 'bf16', graphs: false });
+      const cpu = new CpuBackend({ threads: 1 });
+      const p = makePagedProblem({
+        seqs: [
+          { qLen: 48, ctxLen: 300 },
+          { qLen: 1, ctxLen: 40 },
+          { qLen: 70, ctxLen: 70 },
+        ],
+        numHeads: 8,
+        numKvHeads: 2,
+        headDim,
+        blockSize: 16,
+        seed: 7 + headDim,
+        qRange: 2,
+      });
+      const scales = quant === 'fp8' ? [{ k: 0.5, v: 0.25 }] : undefined;
+      const kvSpec = { numLayers: 1, numBlocks: p.numBlocks, blockSize: 16, numKvHeads: 2, headDim, quant, scales };
+      const cache = g.allocKvCache(kvSpec)[0]!;
+      const ccache = cpu.allocKvCache(kvSpec)[0]!;
+      fillCache(g, p, cache);
+      fillCache(cpu, p, ccache);
+      const slots = p.numBlocks * 16;
+      const row = 2 * headDim;
+      const same = (what: string) => {
+        for (const side of ['k', 'v'] as const) {
+          const got = storedPlanes(g, cache, side);
+          const want = cpuStored(quant, ccache, side, slots, row);
+          assert.deepEqual(got.values, new Uint8Array(want.values), `${what}: ${side} values`);
+          assert.deepEqual(got.scales, new Uint16Array(want.scales), `${what}: ${side} scales`);
+        }
+      };
+      same('written');
+
+      // Attention and SnapKV's scores against float64 over what the stored bytes decode to.
+      // Head size 64 reads through the tensor-core tiles, 32 through the simple kernel.
+      const { dequantized } = quantized(p, quant, scales?.[0] ?? { k: 1, v: 1 }, headDim === 64);
+      const plans: KvCompressionPlan[] = [
+        { seq: 0, window: 32, budget: 100 },
+        { seq: 2, window: 20, budget: 40 },
+      ];
+      const spec: AttentionSpec = { numHeads: 8, numKvHeads: 2, headDim, scale: p.scale, slidingWindow: 0 };
+      const step = g.beginStep(problemBatch(p, plans));
+      const q = g.loadWeight(hostTensor('q', [p.q.length / (8 * headDim), 8 * headDim], p.q));
+      const { out, lse } = g.attentionWithLse(q, cache, spec, step);
+      const ref = referencePagedAttention(dequantized);
+      const errO = relativeL2(g.toHost(out), ref.out);
+      assert.ok(errO <= O_TOL, `O relative L2 ${errO}`);
+      assert.ok(maxAbsDiff(g.toHost(lse), ref.lse) <= LSE_TOL, 'LSE');
+      const scores = g.toHost(g.kvKeyScores(q, lse, cache, spec, step));
+      const want = Float64Array.from(referenceSnapKvScores(dequantized, plans).flatMap((w) => [...w]));
+      assert.ok(relL2(scores, want) < 5e-3, `SnapKV scores relative L2 ${relL2(scores, want)}`);
+
+      // Compaction and copy-on-write move stored bytes (and q8_0 scales) only: the same bytes as the CPU's.
+      const keep = selectKeys(Float32Array.from(want), plans, p.contextLens, 2);
+      g.compactKv(cache, keep, step);
+      cpu.compactKv(ccache, keep, cpu.beginStep(problemBatch(p, plans)));
+      same('compacted');
+      const src = Int32Array.from([0, 3, 5]);
+      const dst = Int32Array.from([p.numBlocks - 1, 1, 2]);
+      g.copyKvBlocks([cache], src, dst);
+      cpu.copyKvBlocks([ccache], src, dst);
+      same('block copies');
+      g.releaseKvCaches();
     });
   }
 }
