@@ -24,7 +24,7 @@ import {
 } from './flash-sizing.ts';
 import type { ArgList, Kernel, KernelDecl } from './kernel.ts';
 import type { QuantKv } from './kv-cache.ts';
-import { KV_QUANT_DEFINE } from './kv-layout.ts';
+import { KV_QUANT_DEFINE, tilesReadQuant } from './kv-layout.ts';
 import type { KernelModules } from './modules.ts';
 import { DTYPE_DEFINE } from './tensor.ts';
 
@@ -113,6 +113,9 @@ function checkShapes(a: PagedAttentionArgs): (typeof HEAD_DIMS)[number] {
   }
   if (a.blockSize < 16 || (a.blockSize & (a.blockSize - 1)) !== 0) {
     throw new Error(`attention kernels: block size ${a.blockSize} must be a power of two >= 16`);
+  }
+  if (!tilesReadQuant(a.kvQuant?.type, headDim)) {
+    throw new Error(`attention kernels: a q8_0 cache's heads of ${headDim} are read by the simple kernel only`);
   }
   return headDim;
 }
