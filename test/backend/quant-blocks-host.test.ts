@@ -22,8 +22,8 @@ function hasGxx(): boolean {
   }
 }
 
-// quant_blocks.cuh's device functions built as host C++: CUDA's half conversion and round-to-nearest intrinsics
-// stood in for by their IEEE meaning, multiply-add contraction off (as the intrinsics forbid it on the device).
+// quant_blocks.cuh's device functions built as host C++: CUDA's half conversion, bit cast, uint2 and round-to-nearest
+// intrinsics stood in for by their IEEE meaning, multiply-add contraction off (as the intrinsics forbid it on the device).
 const HARNESS = `#include <cstdio>
 #include <cstring>
 #include <vector>
@@ -43,6 +43,14 @@ static float __half2float(unsigned short h) {
   memcpy(&f, &bits, 4);
   return f;
 }
+static float __int_as_float(unsigned u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+struct uint2 {
+  unsigned x, y;
+};
 static float __fmul_rn(float a, float b) { return a * b; }
 static float __fadd_rn(float a, float b) { return a + b; }
 static float __fsub_rn(float a, float b) { return a - b; }

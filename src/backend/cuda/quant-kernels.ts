@@ -15,7 +15,7 @@ export const QTYPE: Record<QuantType, number> = {
   q6_k: 9,
 };
 
-// kernels/quant.cu, built per QTYPE (and the GEMV per TMAX).
+// kernels/quant.cu, built per QTYPE.
 export const QUANT_DEQUANT = declareKernel('quant', 'quant_dequant', {
   out: 'ptr',
   w: 'ptr',
@@ -23,7 +23,7 @@ export const QUANT_DEQUANT = declareKernel('quant', 'quant_dequant', {
   cols: 'i32',
   rowBytes: 'i64',
 });
-export const QUANT_GEMV = declareKernel('quant', 'quant_gemv', {
+const GEMV_ARGS = {
   y: 'ptr',
   x: 'ptr',
   w: 'ptr',
@@ -33,7 +33,14 @@ export const QUANT_GEMV = declareKernel('quant', 'quant_gemv', {
   k: 'i32',
   rowBytes: 'i64',
   ldy: 'i32',
-});
+} as const;
+/** The decode GEMV by its rows' power of two (quant_gemv_t1 .. _t8, quant-tensor.ts `quantGemvTmax`). */
+export const QUANT_GEMV = {
+  1: declareKernel('quant', 'quant_gemv_t1', GEMV_ARGS),
+  2: declareKernel('quant', 'quant_gemv_t2', GEMV_ARGS),
+  4: declareKernel('quant', 'quant_gemv_t4', GEMV_ARGS),
+  8: declareKernel('quant', 'quant_gemv_t8', GEMV_ARGS),
+};
 export const QUANT_EMBEDDING = declareKernel('quant', 'quant_embedding', {
   out: 'ptr',
   table: 'ptr',

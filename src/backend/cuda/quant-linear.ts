@@ -70,7 +70,7 @@ export class QuantLinear {
     w.parts.forEach((p, i) => {
       const col = BigInt(firsts[i]! * size);
       this.ctx
-        .kernel(QUANT_GEMV, { QTYPE: QTYPE[p.type], TMAX: quantGemvTmax(T) })
+        .kernel(QUANT_GEMV[quantGemvTmax(T)], { QTYPE: QTYPE[p.type] })
         .launch([Math.ceil(p.rows / GEMV_WARPS)], [GEMV_WARPS * 32], {
           y: out.ptr + col,
           x: x.ptr,

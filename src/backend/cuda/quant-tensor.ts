@@ -50,9 +50,9 @@ export function quantLinearPath(rows: number): 'gemv' | 'dequantize' {
 }
 
 /** The GEMV build for `rows` rows: its accumulators per lane, the next power of two (1, 2, 4, 8). */
-export function quantGemvTmax(rows: number): number {
+export function quantGemvTmax(rows: number): 1 | 2 | 4 | 8 {
   if (rows < 1 || rows > QUANT_GEMV_MAX_ROWS) throw new Error(`quant_gemv: ${rows} rows, built for 1 to 8`);
-  return 2 ** Math.ceil(Math.log2(rows));
+  return (2 ** Math.ceil(Math.log2(rows))) as 1 | 2 | 4 | 8;
 }
 
 /** Bytes of the dequantization scratch a quantized weight of `shape` needs: the whole matrix in the compute type. */

@@ -11,9 +11,6 @@
 #include "common.cuh"
 #include "quant_blocks.cuh"
 
-#ifndef TMAX
-#define TMAX 1
-#endif
 #define WARPS 8
 
 // 8 values of a row of x as float (16-bit storage: one 16-byte load).
@@ -59,15 +56,16 @@ extern "C" __global__ void quant_dequant(T* __restrict__ out, const u8* __restri
 }
 
 // y[t, c] (rows ldy apart) = sum_k x[t, k] w[c, k] (+ bias[c]; null: none) for t < rows <= TMAX and c < n: the part
-// of a stacked weight whose first output column y and bias point at.
-extern "C" __global__ void __launch_bounds__(WARPS * 32)
-quant_gemv(T* __restrict__ y, const T* __restrict__ x, const u8* __restrict__ w, const T* __restrict__ bias, int rows,
-           int n, int k, long long row_bytes, int ldy) {
+// of a stacked weight whose first output column y and bias point at. One build per type holds the four widths
+// (quant_gemv_t1 .. _t8: TMAX accumulators per lane), so a model's GEMVs compile once per type.
+template <int TMAX>
+__device__ __forceinline__ void gemv_rows(T* __restrict__ y, const T* __restrict__ x, const u8* __restrict__ w,
+                                          const T* __restrict__ bias, int rows, int n, int k, long long row_bytes,
+                                          int ldy) {
   const int lane = threadIdx.x & 31;
   const int c = blockIdx.x * WARPS + (threadIdx.x >> 5);
   const u8* row = w + (long long)min(c, n - 1) * row_bytes;
   const int chunks = k / 8;
-  PDL_ENTER();
   float acc[TMAX];
 #pragma unroll
   for (int t = 0; t < TMAX; t++) acc[t] = 0.f;
@@ -97,6 +95,18 @@ quant_gemv(T* __restrict__ y, const T* __restrict__ x, const u8* __restrict__ w,
     }
   }
 }
+
+#define PAGODA_QUANT_GEMV(R)                                                                                          \
+  extern "C" __global__ void __launch_bounds__(WARPS * 32)                                                           \
+      quant_gemv_t##R(T* __restrict__ y, const T* __restrict__ x, const u8* __restrict__ w, const T* __restrict__ bias, \
+                      int rows, int n, int k, long long row_bytes, int ldy) {                                        \
+    PDL_ENTER();                                                                                                      \
+    gemv_rows<R>(y, x, w, bias, rows, n, k, row_bytes, ldy);                                                          \
+  }
+PAGODA_QUANT_GEMV(1)
+PAGODA_QUANT_GEMV(2)
+PAGODA_QUANT_GEMV(4)
+PAGODA_QUANT_GEMV(8)
 
 // out[t, :] = row index[t] - first of a table part of part_rows rows (a block per token; rows outside the part are
 // left to the launch of the part that holds them).
