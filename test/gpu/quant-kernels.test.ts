@@ -83,19 +83,19 @@ function firstBitDifference(got: Uint8Array, want: Uint8Array, size: number): st
   return null;
 }
 
-/** Counts calls of the dequantize path (the prefill route) while `f` runs. */
+/** Counts the scratch runs dequantized (the prefill route) while `f` runs. */
 function countingDequantize<R>(g: CudaBackend, f: () => R): { result: R; dequantized: number } {
   const q = g.linears.quant;
-  const original = q.dequantize.bind(q);
+  const original = q.dequantizeRows.bind(q);
   let dequantized = 0;
-  q.dequantize = (w, dst) => {
+  q.dequantizeRows = (...args) => {
     dequantized++;
-    original(w, dst);
+    original(...args);
   };
   try {
     return { result: f(), dequantized };
   } finally {
-    q.dequantize = original;
+    q.dequantizeRows = original;
   }
 }
 
@@ -109,16 +109,31 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
           const h = quantHost(type, 24, 512, wild);
           const w = g.loadWeight(h);
           assert.ok(w instanceof QuantCudaTensor, `${type} stays in blocks`);
-          const bytes = 24 * 512 * size;
-          const p = poisoned(g, bytes);
-          try {
-            g.linears.quant.dequantize(w, p);
-            const got = new Uint8Array(bytes);
-            g.ctx.drv.download(got, p);
-            const diff = firstBitDifference(got, encodeAs(valuesOf(h), dtype), size);
-            assert.equal(diff, null, `${type}${wild ? ' (random levels)' : ''}: ${diff} differs`);
-          } finally {
-            g.ctx.drv.free(p);
+          const want = encodeAs(valuesOf(h), dtype);
+          // All 24 rows, and rows 5..14 alone (a run starting inside the part).
+          for (const [first, rows] of [
+            [0, 24],
+            [5, 10],
+          ] as const) {
+            const bytes = rows * 512 * size;
+            const p = poisoned(g, bytes);
+            try {
+              g.linears.quant.dequantizeRows(w.parts[0]!, first, rows, 512, p);
+              const got = new Uint8Array(bytes);
+              g.ctx.drv.download(got, p);
+              const diff = firstBitDifference(
+                got,
+                want.subarray(first * 512 * size, (first + rows) * 512 * size),
+                size,
+              );
+              assert.equal(
+                diff,
+                null,
+                `${type}${wild ? ' (random levels)' : ''} rows ${first}+${rows}: ${diff} differs`,
+              );
+            } finally {
+              g.ctx.drv.free(p);
+            }
           }
         }
       }
@@ -139,13 +154,15 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
           const gx = g.loadWeight(hostTensor('x', [T, k], x));
           freshArena(g);
           const { result, dequantized } = countingDequantize(g, () => g.toHost(g.linear(gx, w)));
-          assert.equal(dequantized, T > 8 ? 1 : 0, `${type} ${T} rows: the path taken`);
+          assert.equal(dequantized, T > 8 ? 1 : 0, `${type} ${T} rows: the path taken (scratch runs)`);
           check(dtype, `${type} linear ${T}x${k}x${m}`, result, reference(wv, x, T, m, k));
         }
       }
     });
 
-    test(`a stacked weight of three types, with a bias, through linear and linearActMul (${dtype})`, { skip }, () => {
+    test(`a stacked weight of three types, with a bias, through linear and linearActMul, in scratch runs of 40 rows (${dtype})`, {
+      skip,
+    }, () => {
       const g = gpu(dtype);
       const k = 512;
       // q/k/v-like parts; two runs of q4_k around a q6_k part stay three parts.
@@ -175,23 +192,33 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
       }
       const bias = randomValues(m, freshSeed(), 1, dtype);
       const gb = g.loadWeight(hostTensor('b', [m], bias));
-      for (const T of [3, 37]) {
-        const x = randomValues(T * k, freshSeed(), 1, dtype);
-        const gx = g.loadWeight(hostTensor('x', [T, k], x));
-        const want = reference(wv, x, T, m, k, bias);
-        freshArena(g);
-        check(dtype, `stacked linear + bias ${T} rows`, g.toHost(g.linear(gx, w, gb)), want);
-        // act(gate) * up over the packed halves, the bias in both.
-        const half = m / 2;
-        const gated = new Float64Array(T * half);
-        for (let t = 0; t < T; t++) {
-          for (let c = 0; c < half; c++) {
-            const gate = want[t * m + c]!;
-            gated[t * half + c] = (gate / (1 + Math.exp(-gate))) * want[t * m + half + c]!;
+      const q = g.linears.quant;
+      // Runs of 40 rows: the 64-row part in two (40 + 24), the others whole; each GEMM writes its own columns.
+      const savedRun = q.runBytes;
+      q.runBytes = 40 * k * DTYPE_BYTES[dtype];
+      try {
+        for (const T of [3, 37]) {
+          const x = randomValues(T * k, freshSeed(), 1, dtype);
+          const gx = g.loadWeight(hostTensor('x', [T, k], x));
+          const want = reference(wv, x, T, m, k, bias);
+          freshArena(g);
+          check(dtype, `stacked linear + bias ${T} rows`, g.toHost(g.linear(gx, w, gb)), want);
+          // act(gate) * up over the packed halves, the bias in both.
+          const half = m / 2;
+          const gated = new Float64Array(T * half);
+          for (let t = 0; t < T; t++) {
+            for (let c = 0; c < half; c++) {
+              const gate = want[t * m + c]!;
+              gated[t * half + c] = (gate / (1 + Math.exp(-gate))) * want[t * m + half + c]!;
+            }
           }
+          freshArena(g);
+          const act = countingDequantize(g, (): Float32Array => g.toHost(g.linearActMul(gx, w, gb, 'silu')));
+          assert.equal(act.dequantized, T > 8 ? 5 : 0, `${T} rows: scratch runs`);
+          check(dtype, `stacked linearActMul ${T} rows`, act.result, gated);
         }
-        freshArena(g);
-        check(dtype, `stacked linearActMul ${T} rows`, g.toHost(g.linearActMul(gx, w, gb, 'silu')), gated);
+      } finally {
+        q.runBytes = savedRun;
       }
     });
 

@@ -4,7 +4,15 @@ import type { CublasLt } from './cublaslt.ts';
 import type { DevPtr } from './driver.ts';
 import { addBias } from './elementwise.ts';
 import { QTYPE, QUANT_DEQUANT, QUANT_EMBEDDING, QUANT_GEMV } from './quant-kernels.ts';
-import { dequantScratchBytes, type QuantCudaTensor, quantGemvTmax, quantLinearPath } from './quant-tensor.ts';
+import {
+  dequantScratchBytes,
+  QUANT_SCRATCH_BYTES,
+  type QuantCudaPart,
+  type QuantCudaTensor,
+  quantGemvTmax,
+  quantLinearPath,
+  scratchRuns,
+} from './quant-tensor.ts';
 import { type CudaTensor, cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
 
 /** Warps per block of quant_gemv: one output feature each. */
@@ -13,12 +21,15 @@ const GEMV_WARPS = 8;
 /**
  * Linear layers and embedding gathers over quantized weights (kernels/quant.cu). Decode rows (up to 8) run the GEMV
  * that dequantizes in registers, each part writing its columns of the output; more rows dequantize the weight into
- * a persistent scratch in the compute type (the parts side by side, one matrix), then one cuBLASLt GEMM. The scratch
- * is sized as weights load, to the largest quantized weight, so nothing is allocated once graphs are captured.
+ * a persistent scratch in the compute type, a run of rows at a time (quant-tensor.ts `scratchRuns`), each followed by
+ * its cuBLASLt GEMM into its columns of the output. The scratch is sized as weights load, for the largest run, so
+ * nothing is allocated once graphs are captured.
  */
 export class QuantLinear {
   private scratch: DevPtr = 0n;
   private scratchSize = 0;
+  /** Bytes per scratch run (QUANT_SCRATCH_BYTES; tests lower it to make a small weight take several runs). */
+  runBytes = QUANT_SCRATCH_BYTES;
 
   constructor(
     private readonly ctx: CudaContext,
@@ -31,7 +42,7 @@ export class QuantLinear {
 
   /** Grows the scratch to hold `w` dequantized; true when it moved (graphs captured over the old one are stale). */
   reserveFor(w: QuantCudaTensor): boolean {
-    const need = dequantScratchBytes(w.shape, this.ctx.dtype);
+    const need = dequantScratchBytes(w.shape, this.ctx.dtype, this.runBytes);
     if (need <= this.scratchSize) return false;
     const drv = this.ctx.drv;
     if (this.scratchSize) {
@@ -56,8 +67,15 @@ export class QuantLinear {
       this.gemv(out, xt, w, b);
       return out;
     }
-    this.dequantize(w, this.scratchFor(w));
-    this.lt.matmul(out.ptr, xt.ptr, this.scratch, T, m, k, ctx.dtype, ctx.dtype);
+    const scratch = this.scratchFor(w);
+    const size = DTYPE_BYTES[ctx.dtype];
+    const firsts = w.firstRows;
+    for (const run of scratchRuns(w, ctx.dtype, this.runBytes)) {
+      const p = w.parts[run.part]!;
+      this.dequantizeRows(p, run.row, run.rows, k, scratch);
+      const col = BigInt((firsts[run.part]! + run.row) * size);
+      this.lt.matmul(out.ptr + col, xt.ptr, scratch, T, run.rows, k, ctx.dtype, ctx.dtype, m);
+    }
     if (b) addBias(ctx, out.ptr, b.ptr, T, m);
     return out;
   }
@@ -85,25 +103,20 @@ export class QuantLinear {
     });
   }
 
-  /** Writes `w` as a `[rows, cols]` matrix in the compute type at `dst` (the parts' rows one after another). */
-  dequantize(w: QuantCudaTensor, dst: DevPtr): void {
-    const cols = w.shape[1];
-    const size = DTYPE_BYTES[this.ctx.dtype];
-    const firsts = w.firstRows;
-    w.parts.forEach((p, i) => {
-      this.ctx.kernel(QUANT_DEQUANT, { QTYPE: QTYPE[p.type] }).launch(this.ctx.grid1d((p.rows * cols) / 8), [256], {
-        out: dst + BigInt(firsts[i]! * cols * size),
-        w: p.ptr,
-        rows: p.rows,
-        cols,
-        rowBytes: p.rowBytes,
-      });
+  /** Writes rows [first, first + rows) of a part as a `[rows, cols]` matrix in the compute type at `dst`. */
+  dequantizeRows(p: QuantCudaPart, first: number, rows: number, cols: number, dst: DevPtr): void {
+    this.ctx.kernel(QUANT_DEQUANT, { QTYPE: QTYPE[p.type] }).launch(this.ctx.grid1d((rows * cols) / 8), [256], {
+      out: dst,
+      w: p.ptr + BigInt(first * p.rowBytes),
+      rows,
+      cols,
+      rowBytes: p.rowBytes,
     });
   }
 
   /** The scratch, checked to hold `w` (loadWeight reserves it for every quantized weight). */
   private scratchFor(w: QuantCudaTensor): DevPtr {
-    if (dequantScratchBytes(w.shape, this.ctx.dtype) > this.scratchSize)
+    if (dequantScratchBytes(w.shape, this.ctx.dtype, this.runBytes) > this.scratchSize)
       throw new Error(`quantized weight [${w.shape}] was loaded without reserving its dequantization scratch`);
     return this.scratch;
   }
