@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { quantizeToGguf } from '../../src/loader/gguf/quantize.ts';
 import { parseQuantization } from '../../src/primitives/quant/mix.ts';
 import { weightBytes } from '../../src/runner/weight-bytes.ts';
-import { projectRoot } from '../helpers/fixtures.ts';
+import { modelFixture, projectRoot } from '../helpers/fixtures.ts';
 import { FP8_VARIANTS, fixture } from '../helpers/fp8-fixtures.ts';
 
 test('an FP8 checkpoint is sized as it will load: per-block scales dequantized, per-channel / per-tensor kept FP8', () => {
@@ -39,4 +42,18 @@ test('a dummy model quantized at load is sized as its blocks, counted without ma
   assert.ok(Math.abs(bf16 - 16.06e9) < 0.01e9, `bf16 ${bf16}`);
   assert.ok(Math.abs(q4km - 4.92e9) < 0.05e9, `q4_k_m ${q4km}`);
   assert.ok(Math.abs(q8 - 8.54e9) < 0.05e9, `q8_0 ${q8}`);
+});
+
+const tinyLlama = modelFixture('tiny-llama-256');
+test('a GGUF file is sized from its tensor table: quantized matrices as stored, as a dummy load of that mix counts', {
+  skip: tinyLlama.skip,
+}, () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'pagoda-weight-bytes-')), 'q4_k_m.gguf');
+  const scheme = parseQuantization('q4_k_m', 'test');
+  quantizeToGguf(tinyLlama.path, path, scheme);
+  const fromFile = weightBytes(path, 'bf16', false);
+  const counted = weightBytes(tinyLlama.path, 'bf16', true, false, scheme);
+  // The same matrices in the same types; alignment differs (per tensor in the file, per stacked part when counted).
+  assert.ok(Math.abs(fromFile - counted) <= 0.02 * counted, `GGUF ${fromFile}, counted ${counted}`);
+  assert.ok(fromFile < 0.5 * weightBytes(tinyLlama.path, 'bf16', true), 'well under the bf16 weights');
 });
