@@ -2,14 +2,15 @@
 # GGUF quantized weights on the GPU in one device call: the quantized kernels (every type, bf16/f16/f32, against the
 # CPU codecs and float64 products) and the quantized GGUF fixtures end to end against the CPU; then the
 # Llama-3-8B shape with dummy weights (random blocks made on the device): batch-1 latency in bf16, Q4_K_M and Q8_0
-# (targets: Q4_K_M <= 2.2 ms/token, Q8_0 <= 3.0), the offline nano-vllm workload Q4_K_M vs bf16 (target >= 0.8x),
-# and the time to first token of one 2,048-token prompt Q4_K_M vs bf16 (target <= 1.3x). About 5-6 minutes.
+# (targets: Q4_K_M <= 2.2 ms/token, Q8_0 <= 3.0), a Q4_K_M decode step kernel by kernel, the offline nano-vllm
+# workload Q4_K_M vs bf16 (target >= 0.8x), and the time to first token of one 2,048-token prompt Q4_K_M vs bf16
+# (target <= 1.3x). About 6 minutes.
 # Run from the project root after `source .device/env.sh; export PAGODA_FIXTURES=$PWD/.fixtures`; logs go to $OUT.
-# Usage: bench/quant-device.sh [tests] [latency] [throughput] [ttft]   (no argument: all four)
+# Usage: bench/quant-device.sh [tests] [latency] [profile] [throughput] [ttft]   (no argument: all five)
 set -uo pipefail
 OUT=${OUT:-/tmp/pagoda-out}
 mkdir -p "$OUT"
-STAGES=" ${*:-tests latency throughput ttft} "
+STAGES=" ${*:-tests latency profile throughput ttft} "
 has() { [[ "$STAGES" == *" $1 "* ]]; }
 nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv,noheader | tee "$OUT/gpu.txt"
 MODEL=bench/configs/llama3-8b
@@ -25,6 +26,10 @@ if has latency; then
     timeout 100 node bin/pagoda.mjs bench latency "${COMMON[@]}" $(quant $q) --max-num-seqs 64 \
       --save "$OUT/quant-latency.md" 2>&1 | tee "$OUT/latency-$q.log" | grep -E 'weights|ms|quantized' | tail -5
   done
+fi
+if has profile; then
+  # Where a Q4_K_M decode step's time goes, kernel by kernel (the quantized GEMV per type and shape).
+  timeout 120 node --import tsx bench/decode-profile.ts "$MODEL" q4_k_m 2>&1 | tee "$OUT/profile-q4_k_m.log" | head -40
 fi
 if has throughput; then
   for q in bf16 q4_k_m; do
