@@ -22,8 +22,9 @@ function hasGxx(): boolean {
   }
 }
 
-// quant_blocks.cuh's device functions built as host C++: CUDA's half conversion, bit cast, uint2 and round-to-nearest
-// intrinsics stood in for by their IEEE meaning, multiply-add contraction off (as the intrinsics forbid it on the device).
+// quant_blocks.cuh's device functions built as host C++: CUDA's half conversion, bit cast, byte permute, uint2 and
+// round-to-nearest intrinsics stood in for by their meaning, multiply-add contraction off (as the intrinsics forbid
+// it on the device).
 const HARNESS = `#include <cstdio>
 #include <cstring>
 #include <vector>
@@ -51,6 +52,12 @@ static float __int_as_float(unsigned u) {
 struct uint2 {
   unsigned x, y;
 };
+static unsigned __byte_perm(unsigned x, unsigned y, unsigned s) {
+  const unsigned long long v = ((unsigned long long)y << 32) | x;
+  unsigned r = 0;
+  for (int n = 0; n < 4; n++) r |= (unsigned)((v >> (8 * ((s >> (4 * n)) & 7))) & 255) << (8 * n);
+  return r;
+}
 static float __fmul_rn(float a, float b) { return a * b; }
 static float __fadd_rn(float a, float b) { return a + b; }
 static float __fsub_rn(float a, float b) { return a - b; }

@@ -24,6 +24,13 @@ __device__ __forceinline__ float q_float(unsigned q, int bias = 0) {
 }
 // A signed byte as float, exactly (offset to 0..255 first).
 __device__ __forceinline__ float q_int8(unsigned b) { return q_float(b ^ 0x80u, 128); }
+// Byte i of w (a level 0..255) minus bias as float, exactly: one byte permute puts it under 2^23's exponent. The
+// decoders assemble four levels per 32-bit word with a few whole-word operations, then take them out one by one.
+__device__ __forceinline__ float q_level(unsigned w, int i, int bias) {
+  return __int_as_float(__byte_perm(w, 0x4B000000u, 0x7540 | i)) - (8388608.f + (float)bias);
+}
+// Bits 0..3 of b spread to bit 0 of bytes 0..3 (the shifted copies do not overlap, so nothing carries).
+__device__ __forceinline__ unsigned q_spread4(unsigned b) { return ((b & 15u) * 0x00204081u) & 0x01010101u; }
 __device__ __forceinline__ float q_mul(float a, float b) { return __fmul_rn(a, b); }
 // step * q - min, rounded after the product and after the difference (the product is exact for every type here).
 __device__ __forceinline__ float q_mul_sub(float step, float q, float min) { return __fsub_rn(__fmul_rn(step, q), min); }
@@ -62,10 +69,9 @@ __device__ __forceinline__ float q_mul_add(float step, float q, float off) { ret
 // two up to 8; every run of 8 level bytes a chunk reads sits at a multiple of that within its block.
 #define QALIGN (QBYTES % 8 == 0 ? 8 : QBYTES % 4 == 0 ? 4 : 2)
 
-// The 8 bytes at p in as few loads as their alignment allows.
+// The 8 bytes at p in as few loads as their alignment allows (bytes 0..3 in lo, 4..7 in hi).
 struct q_bytes8 {
   unsigned lo, hi;
-  __device__ __forceinline__ unsigned operator[](int i) const { return ((i < 4 ? lo : hi) >> (8 * (i & 3))) & 255u; }
 };
 __device__ __forceinline__ q_bytes8 q_load8(const u8* p) {
 #if QALIGN == 8
@@ -80,6 +86,7 @@ __device__ __forceinline__ q_bytes8 q_load8(const u8* p) {
 #endif
 }
 
+// Each decoder builds w[0], w[1]: the levels of values 0..3 and 4..7 of its chunk, one per byte.
 #if QTYPE == 0 || QTYPE == 1
 // q4_0: d | qs[16]; q4_1: d | m | qs[16]. Nibble e mod 16 of byte e mod 16, the high one for e >= 16; value
 // (q - 8) d, or q d + m.
@@ -88,13 +95,13 @@ __device__ __forceinline__ void qdecode8(const u8* b, int j, float (&v)[8]) {
   const int head = QTYPE == 0 ? 2 : 4;
   const q_bytes8 qs = q_load8(b + head + 8 * (j & 1));
   const int shift = 4 * (j >> 1);
+  const unsigned w[2] = {(qs.lo >> shift) & 0x0F0F0F0Fu, (qs.hi >> shift) & 0x0F0F0F0Fu};
 #pragma unroll
   for (int i = 0; i < 8; i++) {
-    const unsigned q = (qs[i] >> shift) & 15u;
 #if QTYPE == 0
-    v[i] = q_mul(q_float(q, 8), d);
+    v[i] = q_mul(q_level(w[i >> 2], i & 3, 8), d);
 #else
-    v[i] = q_mul_add(d, q_float(q), q_half(b + 2));
+    v[i] = q_mul_add(d, q_level(w[i >> 2], i & 3, 0), q_half(b + 2));
 #endif
   }
 }
@@ -107,23 +114,25 @@ __device__ __forceinline__ void qdecode8(const u8* b, int j, float (&v)[8]) {
   const unsigned qh = (h[0] | ((unsigned)h[1] << 16)) >> (8 * j);
   const q_bytes8 qs = q_load8(b + head + 4 + 8 * (j & 1));
   const int shift = 4 * (j >> 1);
+  const unsigned w[2] = {((qs.lo >> shift) & 0x0F0F0F0Fu) | (q_spread4(qh) << 4),
+                         ((qs.hi >> shift) & 0x0F0F0F0Fu) | (q_spread4(qh >> 4) << 4)};
 #pragma unroll
   for (int i = 0; i < 8; i++) {
-    const unsigned q = ((qs[i] >> shift) & 15u) | (((qh >> i) & 1u) << 4);
 #if QTYPE == 2
-    v[i] = q_mul(q_float(q, 16), d);
+    v[i] = q_mul(q_level(w[i >> 2], i & 3, 16), d);
 #else
-    v[i] = q_mul_add(d, q_float(q), q_half(b + 2));
+    v[i] = q_mul_add(d, q_level(w[i >> 2], i & 3, 0), q_half(b + 2));
 #endif
   }
 }
 #elif QTYPE == 4
-// d | qs[32] (int8): value q d.
+// d | qs[32] (int8): value q d (the signed bytes offset by 128).
 __device__ __forceinline__ void qdecode8(const u8* b, int j, float (&v)[8]) {
   const float d = q_half(b);
   const q_bytes8 qs = q_load8(b + 2 + 8 * j);
+  const unsigned w[2] = {qs.lo ^ 0x80808080u, qs.hi ^ 0x80808080u};
 #pragma unroll
-  for (int i = 0; i < 8; i++) v[i] = q_mul(q_int8(qs[i]), d);
+  for (int i = 0; i < 8; i++) v[i] = q_mul(q_level(w[i >> 2], i & 3, 128), d);
 }
 #elif QTYPE == 5
 // scales[16] | qs[64] | d | dmin: sub-block e / 16 has step d (sc & 15) and min dmin (sc >> 4); the 2-bit level of
@@ -134,8 +143,9 @@ __device__ __forceinline__ void qdecode8(const u8* b, int j, float (&v)[8]) {
   const float step = q_mul(q_half(b + 80), q_float(sc & 15u)), min = q_mul(q_half(b + 82), q_float(sc >> 4));
   const q_bytes8 qs = q_load8(b + 16 + 32 * (e >> 7) + (e & 31));
   const int shift = 2 * ((e >> 5) & 3);
+  const unsigned w[2] = {(qs.lo >> shift) & 0x03030303u, (qs.hi >> shift) & 0x03030303u};
 #pragma unroll
-  for (int i = 0; i < 8; i++) v[i] = q_mul_sub(step, q_float((qs[i] >> shift) & 3u), min);
+  for (int i = 0; i < 8; i++) v[i] = q_mul_sub(step, q_level(w[i >> 2], i & 3, 0), min);
 }
 #elif QTYPE == 6
 // hmask[32] | qs[64] | scales[12] | d: Q2_K's 2-bit levels, a third bit (bit e / 32 of hmask[e mod 32]; clear: -4),
@@ -149,12 +159,11 @@ __device__ __forceinline__ void qdecode8(const u8* b, int j, float (&v)[8]) {
   const q_bytes8 qs = q_load8(b + 32 + 32 * (e >> 7) + (e & 31));
   const q_bytes8 hm = q_load8(b + (e & 31));
   const int shift = 2 * ((e >> 5) & 3), bit = e >> 5;
+  // Levels 0..7 with the high bit set stand for -4..3.
+  const unsigned w[2] = {((qs.lo >> shift) & 0x03030303u) | (((hm.lo >> bit) & 0x01010101u) << 2),
+                         ((qs.hi >> shift) & 0x03030303u) | (((hm.hi >> bit) & 0x01010101u) << 2)};
 #pragma unroll
-  for (int i = 0; i < 8; i++) {
-    // Levels 0..7 with the high bit set stand for -4..3.
-    const unsigned q = ((qs[i] >> shift) & 3u) | (((hm[i] >> bit) & 1u) << 2);
-    v[i] = q_mul(step, q_float(q, 4));
-  }
+  for (int i = 0; i < 8; i++) v[i] = q_mul(step, q_level(w[i >> 2], i & 3, 4));
 }
 #elif QTYPE == 7 || QTYPE == 8
 // d | dmin | scales[12] (sub-block j < 8: 6-bit scale and min, split for j >= 4) (| qh[32] for q5_k) | qs[128]:
@@ -167,18 +176,15 @@ __device__ __forceinline__ void qdecode8(const u8* b, int j, float (&v)[8]) {
   const unsigned m = sub < 4 ? s[sub + 4] & 63u : (s[sub + 4] >> 4) | ((s[sub] >> 6) << 4);
   const float step = q_mul(q_half(b), q_float(sc)), min = q_mul(q_half(b + 2), q_float(m));
   const q_bytes8 qs = q_load8(b + (QTYPE == 7 ? 16 : 48) + 32 * (e >> 6) + (e & 31));
+  const int shift = 4 * (sub & 1);
+  unsigned w[2] = {(qs.lo >> shift) & 0x0F0F0F0Fu, (qs.hi >> shift) & 0x0F0F0F0Fu};
 #if QTYPE == 8
   const q_bytes8 qh = q_load8(b + 16 + (e & 31));
+  w[0] |= ((qh.lo >> sub) & 0x01010101u) << 4;
+  w[1] |= ((qh.hi >> sub) & 0x01010101u) << 4;
 #endif
-  const int shift = 4 * (sub & 1);
 #pragma unroll
-  for (int i = 0; i < 8; i++) {
-    unsigned q = (qs[i] >> shift) & 15u;
-#if QTYPE == 8
-    q |= ((qh[i] >> sub) & 1u) << 4;
-#endif
-    v[i] = q_mul_sub(step, q_float(q), min);
-  }
+  for (int i = 0; i < 8; i++) v[i] = q_mul_sub(step, q_level(w[i >> 2], i & 3, 0), min);
 }
 #else
 // q6_k: ql[128] | qh[64] | scales[16] (int8) | d: value e = 128 n + 32 k + l: low nibble of ql[64 n + 32 (k mod 2) + l]
@@ -189,11 +195,10 @@ __device__ __forceinline__ void qdecode8(const u8* b, int j, float (&v)[8]) {
   const q_bytes8 ql = q_load8(b + 64 * n + 32 * (k & 1) + l);
   const q_bytes8 qh = q_load8(b + 128 + 32 * n + l);
   const int shift = k < 2 ? 0 : 4;
+  const unsigned w[2] = {((ql.lo >> shift) & 0x0F0F0F0Fu) | (((qh.lo >> (2 * k)) & 0x03030303u) << 4),
+                         ((ql.hi >> shift) & 0x0F0F0F0Fu) | (((qh.hi >> (2 * k)) & 0x03030303u) << 4)};
 #pragma unroll
-  for (int i = 0; i < 8; i++) {
-    const unsigned q = ((ql[i] >> shift) & 15u) | (((qh[i] >> (2 * k)) & 3u) << 4);
-    v[i] = q_mul(step, q_float(q, 32));
-  }
+  for (int i = 0; i < 8; i++) v[i] = q_mul(step, q_level(w[i >> 2], i & 3, 32));
 }
 #endif
 
