@@ -59,7 +59,6 @@ static unsigned __byte_perm(unsigned x, unsigned y, unsigned s) {
   return r;
 }
 static float __fmul_rn(float a, float b) { return a * b; }
-static float __fadd_rn(float a, float b) { return a + b; }
 static float __fsub_rn(float a, float b) { return a - b; }
 #include "quant_blocks.cuh"
 int main() {

@@ -2,12 +2,13 @@
 // type (the prefill path: a persistent scratch, then cuBLASLt), a decode GEMV that dequantizes in registers, the
 // embedding gather of a quantized table, and random blocks for --load-format dummy.
 //
-// The GEMV dequantizes each weight to float and multiplies in float (FMA), rather than llama.cpp's mmvq route
-// (activations quantized to q8_1 by a separate kernel, integer dot products by dp4a): its products equal the
-// dequantize + cuBLASLt path's up to summation order and add no activation rounding, one kernel serves every type,
-// and at 1-8 rows the kernel is bound by reading the weight, not by arithmetic. A warp owns one output feature and
-// its lanes take consecutive 8-value chunks, so a warp's loads cover whole blocks (a q4_k block per iteration,
-// eight q4_0 blocks); x comes through L1, shared by every warp.
+// The GEMV multiplies the weight's levels, as exact floats, with x in float (FMA), rather than llama.cpp's mmvq route
+// (activations quantized to q8_1 by a separate kernel, integer dot products by dp4a): it adds no activation rounding
+// (the dequantize + cuBLASLt path's products up to rounding order), one kernel serves every type, and it needs no
+// second kernel per linear. Per 8-value chunk it takes step * sum(q x) - min * sum(x) (the chunk shares one step and
+// min), so a value costs a byte permute, the exponent subtraction and the FMA. A warp owns one output feature and its
+// lanes take consecutive 8-value chunks, so a warp's loads cover whole blocks (a q4_k block per iteration, eight
+// q4_0 blocks); x comes through L1, shared by every warp.
 #include "common.cuh"
 #include "quant_blocks.cuh"
 
@@ -72,15 +73,21 @@ __device__ __forceinline__ void gemv_rows(T* __restrict__ y, const T* __restrict
   if (c < n) {
 #pragma unroll 4
     for (int i = lane; i < chunks; i += 32) {
-      float v[8];
-      qdecode_row8(row, i, v);
+      q_chunk ch;
+      qlevels_row8(row, i, ch);
 #pragma unroll
       for (int t = 0; t < TMAX; t++) {
         if (t >= rows) break;
         float xv[8];
         load8(x + (long long)t * k + 8 * i, xv);
+        float dot = 0.f, sum = 0.f;
 #pragma unroll
-        for (int e = 0; e < 8; e++) acc[t] += v[e] * xv[e];
+        for (int e = 0; e < 8; e++) {
+          dot += ch.q[e] * xv[e];
+          if (QHAS_MIN) sum += xv[e];
+        }
+        acc[t] += ch.step * dot;
+        if (QHAS_MIN) acc[t] -= ch.min * sum;
       }
     }
   }

@@ -1,10 +1,10 @@
 // ggml's block layouts (ggml-common.h), one type per build: QTYPE 0 q4_0, 1 q4_1, 2 q5_0, 3 q5_1, 4 q8_0, 5 q2_k,
 // 6 q3_k, 7 q4_k, 8 q5_k, 9 q6_k (src/backend/cuda/quant-kernels.ts `QTYPE`). Every kernel of quant.cu decodes
-// through qdecode8: values 8j .. 8j + 7 of the block at b, as float. The arithmetic is the CPU codecs'
-// (src/primitives/quant/) rounded once per operation as ggml's reference is, with __fmul_rn / __fadd_rn so the
-// compiler cannot contract a multiply and an add into one FMA: a dequantized value equals the CPU's float bit for bit.
-// Needs __half2float, __ushort_as_half and the _rn intrinsics (common.cuh; test/backend/quant-blocks-host.test.ts
-// builds it for the host with stand-ins to check it against the CPU codecs).
+// through qlevels8: values 8j .. 8j + 7 of the block at b as levels and one affine map. The arithmetic is the CPU
+// codecs' (src/primitives/quant/) rounded once per operation as ggml's reference is, with __fmul_rn / __fsub_rn so
+// the compiler cannot contract a multiply and a subtraction into one FMA: a dequantized value equals the CPU's float
+// bit for bit. Needs __half2float, __ushort_as_half, __byte_perm and the _rn intrinsics (common.cuh;
+// test/backend/quant-blocks-host.test.ts builds it for the host with stand-ins to check it against the CPU codecs).
 #pragma once
 
 #ifndef QTYPE
@@ -34,7 +34,6 @@ __device__ __forceinline__ unsigned q_spread4(unsigned b) { return ((b & 15u) * 
 __device__ __forceinline__ float q_mul(float a, float b) { return __fmul_rn(a, b); }
 // step * q - min, rounded after the product and after the difference (the product is exact for every type here).
 __device__ __forceinline__ float q_mul_sub(float step, float q, float min) { return __fsub_rn(__fmul_rn(step, q), min); }
-__device__ __forceinline__ float q_mul_add(float step, float q, float off) { return __fadd_rn(__fmul_rn(step, q), off); }
 
 // Values and bytes per block (ggml's type_traits).
 #if QTYPE <= 4
@@ -86,28 +85,34 @@ __device__ __forceinline__ q_bytes8 q_load8(const u8* p) {
 #endif
 }
 
+// A chunk of 8 values as its levels (exact floats) and one affine map: value = step * q - min, rounded after the
+// product and after the difference as the CPU codecs round (min is 0 for the types without one, -m for q4_1 and
+// q5_1's added m: the same roundings).
+struct q_chunk {
+  float q[8];
+  float step, min;
+};
+// Whether the type's values have a min (an offset) besides the step.
+#define QHAS_MIN (QTYPE == 1 || QTYPE == 3 || QTYPE == 5 || QTYPE == 7 || QTYPE == 8)
+
 // Each decoder builds w[0], w[1]: the levels of values 0..3 and 4..7 of its chunk, one per byte.
 #if QTYPE == 0 || QTYPE == 1
 // q4_0: d | qs[16]; q4_1: d | m | qs[16]. Nibble e mod 16 of byte e mod 16, the high one for e >= 16; value
 // (q - 8) d, or q d + m.
-__device__ __forceinline__ void qdecode8(const u8* b, int j, float (&v)[8]) {
+__device__ __forceinline__ void qlevels8(const u8* b, int j, q_chunk& c) {
   const float d = q_half(b);
   const int head = QTYPE == 0 ? 2 : 4;
   const q_bytes8 qs = q_load8(b + head + 8 * (j & 1));
   const int shift = 4 * (j >> 1);
   const unsigned w[2] = {(qs.lo >> shift) & 0x0F0F0F0Fu, (qs.hi >> shift) & 0x0F0F0F0Fu};
+  c.step = d;
+  c.min = QTYPE == 0 ? 0.f : -q_half(b + 2);
 #pragma unroll
-  for (int i = 0; i < 8; i++) {
-#if QTYPE == 0
-    v[i] = q_mul(q_level(w[i >> 2], i & 3, 8), d);
-#else
-    v[i] = q_mul_add(d, q_level(w[i >> 2], i & 3, 0), q_half(b + 2));
-#endif
-  }
+  for (int i = 0; i < 8; i++) c.q[i] = q_level(w[i >> 2], i & 3, QTYPE == 0 ? 8 : 0);
 }
 #elif QTYPE == 2 || QTYPE == 3
 // d (| m) | qh (u32, bit e: value e's fifth bit) | qs[16] as Q4_0's; q5_0: (q - 16) d, q5_1: q d + m.
-__device__ __forceinline__ void qdecode8(const u8* b, int j, float (&v)[8]) {
+__device__ __forceinline__ void qlevels8(const u8* b, int j, q_chunk& c) {
   const float d = q_half(b);
   const int head = QTYPE == 2 ? 2 : 4;
   const unsigned short* h = reinterpret_cast<const unsigned short*>(b + head);
@@ -116,28 +121,26 @@ __device__ __forceinline__ void qdecode8(const u8* b, int j, float (&v)[8]) {
   const int shift = 4 * (j >> 1);
   const unsigned w[2] = {((qs.lo >> shift) & 0x0F0F0F0Fu) | (q_spread4(qh) << 4),
                          ((qs.hi >> shift) & 0x0F0F0F0Fu) | (q_spread4(qh >> 4) << 4)};
+  c.step = d;
+  c.min = QTYPE == 2 ? 0.f : -q_half(b + 2);
 #pragma unroll
-  for (int i = 0; i < 8; i++) {
-#if QTYPE == 2
-    v[i] = q_mul(q_level(w[i >> 2], i & 3, 16), d);
-#else
-    v[i] = q_mul_add(d, q_level(w[i >> 2], i & 3, 0), q_half(b + 2));
-#endif
-  }
+  for (int i = 0; i < 8; i++) c.q[i] = q_level(w[i >> 2], i & 3, QTYPE == 2 ? 16 : 0);
 }
 #elif QTYPE == 4
 // d | qs[32] (int8): value q d (the signed bytes offset by 128).
-__device__ __forceinline__ void qdecode8(const u8* b, int j, float (&v)[8]) {
+__device__ __forceinline__ void qlevels8(const u8* b, int j, q_chunk& c) {
   const float d = q_half(b);
   const q_bytes8 qs = q_load8(b + 2 + 8 * j);
   const unsigned w[2] = {qs.lo ^ 0x80808080u, qs.hi ^ 0x80808080u};
 #pragma unroll
-  for (int i = 0; i < 8; i++) v[i] = q_mul(q_level(w[i >> 2], i & 3, 128), d);
+  for (int i = 0; i < 8; i++) c.q[i] = q_level(w[i >> 2], i & 3, 128);
+  c.step = d;
+  c.min = 0.f;
 }
 #elif QTYPE == 5
 // scales[16] | qs[64] | d | dmin: sub-block e / 16 has step d (sc & 15) and min dmin (sc >> 4); the 2-bit level of
 // value e is in byte 32 (e / 128) + e mod 32 at bit 2 ((e / 32) mod 4); value step q - min.
-__device__ __forceinline__ void qdecode8(const u8* b, int j, float (&v)[8]) {
+__device__ __forceinline__ void qlevels8(const u8* b, int j, q_chunk& c) {
   const int e = 8 * j;
   const unsigned sc = b[e >> 4];
   const float step = q_mul(q_half(b + 80), q_float(sc & 15u)), min = q_mul(q_half(b + 82), q_float(sc >> 4));
@@ -145,12 +148,14 @@ __device__ __forceinline__ void qdecode8(const u8* b, int j, float (&v)[8]) {
   const int shift = 2 * ((e >> 5) & 3);
   const unsigned w[2] = {(qs.lo >> shift) & 0x03030303u, (qs.hi >> shift) & 0x03030303u};
 #pragma unroll
-  for (int i = 0; i < 8; i++) v[i] = q_mul_sub(step, q_level(w[i >> 2], i & 3, 0), min);
+  for (int i = 0; i < 8; i++) c.q[i] = q_level(w[i >> 2], i & 3, 0);
+  c.step = step;
+  c.min = min;
 }
 #elif QTYPE == 6
 // hmask[32] | qs[64] | scales[12] | d: Q2_K's 2-bit levels, a third bit (bit e / 32 of hmask[e mod 32]; clear: -4),
 // sub-block i's 6-bit scale (stored + 32) in nibbles of scales[i mod 8] and 2 bits of scales[8 + i mod 4].
-__device__ __forceinline__ void qdecode8(const u8* b, int j, float (&v)[8]) {
+__device__ __forceinline__ void qlevels8(const u8* b, int j, q_chunk& c) {
   const int e = 8 * j, sub = e >> 4;
   const u8* sc = b + 96;
   const unsigned low = sub < 8 ? sc[sub] & 15u : sc[sub - 8] >> 4;
@@ -163,13 +168,15 @@ __device__ __forceinline__ void qdecode8(const u8* b, int j, float (&v)[8]) {
   const unsigned w[2] = {((qs.lo >> shift) & 0x03030303u) | (((hm.lo >> bit) & 0x01010101u) << 2),
                          ((qs.hi >> shift) & 0x03030303u) | (((hm.hi >> bit) & 0x01010101u) << 2)};
 #pragma unroll
-  for (int i = 0; i < 8; i++) v[i] = q_mul(step, q_level(w[i >> 2], i & 3, 4));
+  for (int i = 0; i < 8; i++) c.q[i] = q_level(w[i >> 2], i & 3, 4);
+  c.step = step;
+  c.min = 0.f;
 }
 #elif QTYPE == 7 || QTYPE == 8
 // d | dmin | scales[12] (sub-block j < 8: 6-bit scale and min, split for j >= 4) (| qh[32] for q5_k) | qs[128]:
 // value e's nibble in byte 32 (e / 64) + e mod 32, the high one when (e / 32) is odd; q5_k's fifth bit is bit e / 32
 // of qh[e mod 32]; value d sc q - dmin m.
-__device__ __forceinline__ void qdecode8(const u8* b, int j, float (&v)[8]) {
+__device__ __forceinline__ void qlevels8(const u8* b, int j, q_chunk& c) {
   const int e = 8 * j, sub = e >> 5;
   const u8* s = b + 4;
   const unsigned sc = sub < 4 ? s[sub] & 63u : (s[sub + 4] & 15u) | ((s[sub - 4] >> 6) << 4);
@@ -184,12 +191,14 @@ __device__ __forceinline__ void qdecode8(const u8* b, int j, float (&v)[8]) {
   w[1] |= ((qh.hi >> sub) & 0x01010101u) << 4;
 #endif
 #pragma unroll
-  for (int i = 0; i < 8; i++) v[i] = q_mul_sub(step, q_level(w[i >> 2], i & 3, 0), min);
+  for (int i = 0; i < 8; i++) c.q[i] = q_level(w[i >> 2], i & 3, 0);
+  c.step = step;
+  c.min = min;
 }
 #else
 // q6_k: ql[128] | qh[64] | scales[16] (int8) | d: value e = 128 n + 32 k + l: low nibble of ql[64 n + 32 (k mod 2) + l]
 // (high for k >= 2), 2 high bits at bit 2k of qh[32 n + l], level stored + 32; value d sc (q - 32).
-__device__ __forceinline__ void qdecode8(const u8* b, int j, float (&v)[8]) {
+__device__ __forceinline__ void qlevels8(const u8* b, int j, q_chunk& c) {
   const int e = 8 * j, n = e >> 7, k = (e >> 5) & 3, l = e & 31;
   const float step = q_mul(q_half(b + 208), q_int8(b[192 + (e >> 4)]));
   const q_bytes8 ql = q_load8(b + 64 * n + 32 * (k & 1) + l);
@@ -198,14 +207,24 @@ __device__ __forceinline__ void qdecode8(const u8* b, int j, float (&v)[8]) {
   const unsigned w[2] = {((ql.lo >> shift) & 0x0F0F0F0Fu) | (((qh.lo >> (2 * k)) & 0x03030303u) << 4),
                          ((ql.hi >> shift) & 0x0F0F0F0Fu) | (((qh.hi >> (2 * k)) & 0x03030303u) << 4)};
 #pragma unroll
-  for (int i = 0; i < 8; i++) v[i] = q_mul(step, q_level(w[i >> 2], i & 3, 32));
+  for (int i = 0; i < 8; i++) c.q[i] = q_level(w[i >> 2], i & 3, 32);
+  c.step = step;
+  c.min = 0.f;
 }
 #endif
 
 // Value chunks of 8 per block.
 #define QCHUNKS (QK / 8)
 
-// Values 8c .. 8c + 7 of a row of blocks.
+// The levels and map of values 8c .. 8c + 7 of a row of blocks.
+__device__ __forceinline__ void qlevels_row8(const u8* row, int c, q_chunk& chunk) {
+  qlevels8(row + (long long)(c / QCHUNKS) * QBYTES, c % QCHUNKS, chunk);
+}
+
+// Values 8c .. 8c + 7 of a row of blocks, as the CPU codecs compute them.
 __device__ __forceinline__ void qdecode_row8(const u8* row, int c, float (&v)[8]) {
-  qdecode8(row + (long long)(c / QCHUNKS) * QBYTES, c % QCHUNKS, v);
+  q_chunk chunk;
+  qlevels_row8(row, c, chunk);
+#pragma unroll
+  for (int i = 0; i < 8; i++) v[i] = q_mul_sub(chunk.step, chunk.q[i], chunk.min);
 }
