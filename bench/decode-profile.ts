@@ -20,7 +20,7 @@ const BLOCK = 16;
 const backend = new CudaBackend({
   ...settingsFromEnv().cuda,
   dtype: 'bf16',
-  weightBytes: weightBytes(dir, 'bf16', true, false, quantization),
+  weightBytes: weightBytes(dir, 'bf16', true, false, false, quantization),
 });
 const model = loadDummyModel(dir, backend, { quantization });
 const kv = backend.allocKvCache({ ...model.kvShape, numBlocks: 64, blockSize: BLOCK });

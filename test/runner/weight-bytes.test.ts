@@ -52,7 +52,7 @@ test('a GGUF file is sized from its tensor table: quantized matrices as stored, 
   const scheme = parseQuantization('q4_k_m', 'test');
   quantizeToGguf(tinyLlama.path, path, scheme);
   const fromFile = weightBytes(path, 'bf16', false);
-  const counted = weightBytes(tinyLlama.path, 'bf16', true, false, scheme);
+  const counted = weightBytes(tinyLlama.path, 'bf16', true, false, false, scheme);
   // The same matrices in the same types; alignment differs (per tensor in the file, per stacked part when counted).
   assert.ok(Math.abs(fromFile - counted) <= 0.02 * counted, `GGUF ${fromFile}, counted ${counted}`);
   assert.ok(fromFile < 0.5 * weightBytes(tinyLlama.path, 'bf16', true), 'well under the bf16 weights');
