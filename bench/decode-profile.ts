@@ -1,25 +1,28 @@
 /**
  * Where a batch-1 decode step's time goes on the GPU: every kernel of one eager decode step timed alone with events
  * (summed per kernel and grid) and the replayed graph of the same step. The decode GEMV's read rate per weight shape
- * and configuration is bench/gemv-sweep.ts's job. Run on the device:
- *   node --import tsx bench/decode-profile.ts [model-config-dir]
+ * and configuration is bench/gemv-sweep.ts's job. With a quantization (q4_k_m, q8_0, ...), the matrices are random
+ * blocks of its mix and the quantized GEMV's kernels show per type. Run on the device:
+ *   node --import tsx bench/decode-profile.ts [model-config-dir] [quantization]
  */
 
 import { CudaBackend } from '../src/backend/cuda/backend.ts';
 import type { Handle } from '../src/backend/cuda/driver.ts';
 import { settingsFromEnv } from '../src/cli/settings.ts';
 import { loadDummyModel } from '../src/models/dummy.ts';
+import { parseQuantization } from '../src/primitives/quant/mix.ts';
 import { buildStepBatch, type ScheduledChunk } from '../src/runner/step-batch.ts';
 import { weightBytes } from '../src/runner/weight-bytes.ts';
 
 const dir = process.argv[2] ?? 'bench/configs/llama3-8b';
+const quantization = process.argv[3] ? parseQuantization(process.argv[3], 'quantization') : undefined;
 const BLOCK = 16;
 const backend = new CudaBackend({
   ...settingsFromEnv().cuda,
   dtype: 'bf16',
-  weightBytes: weightBytes(dir, 'bf16', true),
+  weightBytes: weightBytes(dir, 'bf16', true, false, false, quantization),
 });
-const model = loadDummyModel(dir, backend);
+const model = loadDummyModel(dir, backend, { quantization });
 const kv = backend.allocKvCache({ ...model.kvShape, numBlocks: 64, blockSize: BLOCK });
 const drv = backend.ctx.drv;
 const prompt = Array.from({ length: 128 }, (_, i) => (i * 7919) % model.config.vocabSize);

@@ -48,7 +48,8 @@ export function dummyWeights(
 
 /**
  * Builds the model of `dir/config.json` with dummy weights (see DummyWeights); with `quantization`, the matrices it
- * quantizes are random blocks of their type, made on the host, or for fp8 random FP8 weights the backend makes.
+ * quantizes are random blocks of their type, made on the host for the CPU backend and on the device by the CUDA one,
+ * or for fp8 random FP8 weights the backend makes.
  */
 export function loadDummyModel(
   dir: string,
@@ -58,7 +59,7 @@ export function loadDummyModel(
   const config = loadModelConfig(dir);
   const arch = pickArchitecture(config, join(dir, 'config.json'));
   checkTensorParallel(arch, backend.tensorParallelSize ?? 1, join(dir, 'config.json'));
-  const { convert, fp8 } = loadHooks(options.quantization, config, false);
+  const { convert, fp8 } = loadHooks(options.quantization, config, false, backend.name === 'cuda');
   return arch.build(config, dummyWeights(dir, backend, convert, fp8), backend, options);
 }
 

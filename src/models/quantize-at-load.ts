@@ -47,12 +47,15 @@ export function hfWeightRole(name: string, cols: number, cfg: ModelConfig, tied:
 
 /**
  * `--quantization`: a hook for ModelWeights that turns each float matrix of a checkpoint into the blocks `scheme`
- * gives it; a dummy tensor (no bytes) becomes random blocks of that type. Other tensors pass through unchanged.
+ * gives it; a dummy tensor (no bytes) becomes random blocks of that type, made here, or with `blocksOnBackend` left
+ * without bytes for the backend to make (the CUDA backend makes them on the device: an 8B model's take the host
+ * ~50 s). Other tensors pass through unchanged.
  */
 export function quantizeAtLoad(
   scheme: QuantScheme,
   cfg: ModelConfig,
   hasLmHead: boolean,
+  blocksOnBackend = false,
 ): (h: HostTensor) => HostTensor {
   refuseGpt2(scheme.name, cfg);
   let seed = 1;
@@ -62,6 +65,7 @@ export function quantizeAtLoad(
     const role = hfWeightRole(h.name, cols, cfg, cfg.tieWordEmbeddings && !hasLmHead);
     const type = role && quantTypeFor(scheme, role);
     if (!type) return h;
+    if (h.bytes.byteLength === 0 && blocksOnBackend) return { ...h, dtype: type };
     const bytes =
       h.bytes.byteLength > 0
         ? quantize(type, toFloat32(h), h.name)
@@ -99,7 +103,8 @@ export function loadHooks(
   q: LoadQuantization | undefined,
   cfg: ModelConfig,
   hasLmHead: boolean,
+  blocksOnBackend = false,
 ): { convert?: (h: HostTensor) => HostTensor; fp8?: (h: HostTensor) => boolean } {
   if (!q) return {};
-  return isFp8(q) ? { fp8: fp8AtLoad(cfg) } : { convert: quantizeAtLoad(q, cfg, hasLmHead) };
+  return isFp8(q) ? { fp8: fp8AtLoad(cfg) } : { convert: quantizeAtLoad(q, cfg, hasLmHead, blocksOnBackend) };
 }

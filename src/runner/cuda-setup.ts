@@ -8,7 +8,7 @@ import { loadModel } from '../models/load.ts';
 import type { Model } from '../models/model.ts';
 import { type LoadedPoolingModel, loadPoolingModel } from '../models/pooling-load.ts';
 import type { KvQuant } from '../primitives/kv-cache-type.ts';
-import { FP8_QUANTIZATION } from '../primitives/quant/mix.ts';
+import { FP8_QUANTIZATION, type QuantScheme } from '../primitives/quant/mix.ts';
 import { UserError } from '../util/errors.ts';
 import { profileKvBlocks } from './kv-sizing.ts';
 import { weightBytes } from './weight-bytes.ts';
@@ -29,8 +29,10 @@ export interface CudaModelOptions {
   maxModelLen: number;
   log: (line: string) => void;
   cuda?: Partial<CudaSettings>;
-  /** --quantization: fp8 (the one scheme CUDA runs; runner/load.ts refuses the others). */
+  /** --quantization fp8, as spelled (FP8 weights); GGUF block schemes come as `quantScheme`. */
   quantization?: string;
+  /** --quantization q4_k_m, q8_0, ...: the matrices as that scheme's blocks (dummy blocks made on the device). */
+  quantScheme?: QuantScheme;
 }
 
 /** The one line refusing `--quantization fp8` where FP8 weights cannot run, and `why`. */
@@ -41,13 +43,19 @@ export function fp8Refusal(spelling: string, why: string): string {
 /** The CUDA backend for the model in `dir`, after checking the device, with `build`'s weights in one allocation. */
 function loadOnCuda<M>(
   dir: string,
-  o: { dtype?: string; dummy?: boolean; log: (line: string) => void; cuda?: Partial<CudaSettings> },
+  o: {
+    dtype?: string;
+    dummy?: boolean;
+    log: (line: string) => void;
+    cuda?: Partial<CudaSettings>;
+    quantScheme?: QuantScheme;
+  },
   pooling: boolean,
   build: (backend: CudaBackend) => M,
   fp8 = false,
 ): { model: M; backend: CudaBackend } {
   const dtype = cudaDtype(loadModelConfig(dir).dtype, o.dtype ?? 'auto');
-  const bytes = weightBytes(dir, dtype, o.dummy === true, pooling, fp8);
+  const bytes = weightBytes(dir, dtype, o.dummy === true, pooling, fp8, o.quantScheme);
   const probe = probeCuda({ weightBytes: bytes, cuda: o.cuda });
   if (probe instanceof CudaUnavailable) throw new UserError(`--device cuda: ${probe.reason}. ${probe.fix}`);
   const t0 = performance.now();
@@ -80,7 +88,7 @@ export function loadCudaModel(
         const { name, ccMajor, ccMinor } = b.ctx.drv.info;
         throw new UserError(fp8Refusal(o.quantization!, `and ${name} is ${ccMajor}.${ccMinor}`));
       }
-      const build = { maxModelLen: o.maxModelLen, quantization: fp8 ? FP8_QUANTIZATION : undefined };
+      const build = { maxModelLen: o.maxModelLen, quantization: fp8 ? FP8_QUANTIZATION : o.quantScheme };
       const model = o.dummy ? loadDummyModel(dir, b, build) : loadModel(dir, b, { ...build, log: o.log });
       b.releaseLoadStaging();
       return model;

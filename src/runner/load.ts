@@ -214,7 +214,9 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
       maxModelLen,
       log,
       cuda: options.cuda,
-      quantization: options.quantization,
+      // The spelling of fp8, which CUDA keeps as FP8; GGUF block schemes as parsed.
+      quantization: quantization && isFp8(quantization) ? options.quantization : undefined,
+      quantScheme: quantization && !isFp8(quantization) ? quantization : undefined,
     });
     m = cuda.model;
     numBlocks = cuda.numBlocks;
@@ -225,7 +227,6 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
     m = dummy ? loadDummyModel(modelDir, backend, build) : loadModel(modelDir, backend, { ...build, log });
     if (ranks > 1)
       log(`tensor parallel: ${ranks} ranks simulated on the CPU, each with its own KV cache of the size below`);
-    if (quantization) log(`weights: quantized to ${quantization.name} at load${dummy ? ' (random blocks)' : ''}`);
     const blockBytes = kvBlockBytes(m, blockSize, kvBytesPerValue(kvQuant, device));
     // Without an explicit size, take no more than every sequence at full length could use.
     const useful = maxNumSeqs * Math.ceil(maxModelLen / blockSize) * blockBytes;
@@ -246,6 +247,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
         `up to ${numBlocks * blockSize} concurrent tokens${gain}`,
     );
   }
+  if (quantization) log(`weights: quantized to ${quantization.name} at load${dummy ? ' (random blocks)' : ''}`);
   if (options.kvCompression) checkKvCompression(m, maxModelLen, kvQuant);
   // An fp8 cache takes the checkpoint's own K/V scales where it has them (FP8 checkpoints with a KV cache scheme).
   const kvScales = kvQuant === 'fp8' && !dummy ? checkpointKvScales(modelDir, m.kvShape.numLayers) : null;
@@ -298,17 +300,12 @@ function startupLine(backend: Backend, modelMs: number, textMs: number): string 
 }
 
 /**
- * --quantization's scheme where the backend runs it: GGUF types on the CPU, FP8 on CUDA (a given backend must have
- * FP8 weights; the CUDA loader checks the device's compute capability); anything else one line.
+ * --quantization's scheme where the backend runs it: GGUF types on both backends, FP8 on CUDA (a given backend must
+ * have FP8 weights; the CUDA loader checks the device's compute capability); anything else one line.
  */
 function weightQuantization(spelling: string, onCpu: boolean, backend: Backend | undefined): LoadQuantization {
   const scheme = parseLoadQuantization(spelling, '--quantization');
-  if (!isFp8(scheme)) {
-    if (onCpu) return scheme;
-    throw new UserError(
-      `--quantization ${spelling}: quantized weights run on the CPU backend only for now; use --device cpu`,
-    );
-  }
+  if (!isFp8(scheme)) return scheme;
   if (onCpu) {
     throw new UserError(
       `--quantization ${spelling}: the CPU backend has no FP8 arithmetic; use --quantization q8_0 for 8-bit weights on the CPU`,

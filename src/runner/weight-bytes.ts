@@ -2,27 +2,43 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend, DType, HostTensor, Tensor, WeightLoadOptions } from '../backend/backend.ts';
 import { fp8Bytes, fp8Fits } from '../backend/cuda/fp8.ts';
+import { keepsBlocks } from '../backend/cuda/quant-load.ts';
 import { DTYPE_BYTES } from '../backend/cuda/tensor.ts';
 import { keepsFp8 } from '../loader/fp8-weights.ts';
+import { ggufHeader, isGgufPath } from '../loader/gguf/files.ts';
 import { loadModelConfig } from '../loader/hf-config.ts';
 import { parseQuantizationConfig } from '../loader/quantization-config.ts';
 import { openSafetensors } from '../loader/safetensors.ts';
 import { loadDummyModel } from '../models/dummy.ts';
 import { loadPoolingModel } from '../models/pooling-load.ts';
-import { FP8_QUANTIZATION } from '../primitives/quant/mix.ts';
+import { isQuantType } from '../primitives/ggml-types.ts';
+import { FP8_QUANTIZATION, type QuantScheme } from '../primitives/quant/mix.ts';
+import { quantStackGroups } from '../primitives/quant/stack.ts';
 
-/** A stand-in backend that only counts the bytes the model's weights take in `dtype` (FP8 where asked and fitting). */
+const aligned = (n: number) => Math.ceil(n / 256) * 256;
+
+/**
+ * A stand-in backend that only counts the bytes the model's weights take in `dtype` (quantized matrices as blocks,
+ * FP8 where asked and fitting).
+ */
 function countingBackend(dtype: DType): { backend: Backend; bytes: () => number } {
   let bytes = 0;
+  const loadStacked = (parts: readonly HostTensor[]): Tensor => {
+    const groups = quantStackGroups(parts);
+    for (const g of groups) bytes += aligned(g.rows * g.rowBytes);
+    return { shape: [groups.reduce((a, g) => a + g.rows, 0), parts[0]!.shape[1]!], dtype };
+  };
   const loadWeight = (w: HostTensor, opts?: WeightLoadOptions): Tensor => {
+    if (keepsBlocks(w, opts?.transpose === true)) return loadStacked([w]);
     const fp8 = opts?.quantize === 'fp8' && fp8Fits(w.shape);
-    bytes += fp8 ? fp8Bytes(w.shape) : Math.ceil((w.shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype]) / 256) * 256;
+    bytes += fp8 ? fp8Bytes(w.shape) : aligned(w.shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype]);
     const shape = opts?.transpose && w.shape.length === 2 ? [w.shape[1]!, w.shape[0]!] : [...w.shape];
     return { shape, dtype };
   };
   const backend = new Proxy({} as Backend, {
     get: (_, key) => {
       if (key === 'loadWeight') return loadWeight;
+      if (key === 'loadStacked') return loadStacked;
       if (key === 'name') return 'cuda';
       if (key === 'fp8Weights') return true;
       // A stand-in for one rank: the model's weights whole.
@@ -37,18 +53,28 @@ function countingBackend(dtype: DType): { backend: Backend; bytes: () => number 
 
 /**
  * Bytes the weights of the model in `dir` take on the device in `dtype`, so they can be one allocation: counted
- * exactly by building the model (`pooling`: as an embedding or reranking model) on a counting backend for dummy
- * weights and for `fp8` (`--quantization fp8`: the checkpoint's shapes as config.json gives them), estimated from the
- * safetensors file sizes otherwise (headers make it a slight overestimate), or for an FP8 checkpoint from the tensors'
- * element counts (scales included): one byte per FP8 value where a card with FP8 keeps them, else dequantized.
+ * exactly by building the model (`pooling`: as an embedding or reranking model; `quantization`: its matrices as
+ * that scheme's blocks) on a counting backend for dummy weights and for `fp8` (`--quantization fp8`: the checkpoint's
+ * shapes as config.json gives them), from a GGUF file's tensor table (quantized matrices as stored), estimated from
+ * the safetensors file sizes otherwise (headers make it a slight overestimate, and a checkpoint quantized to blocks at
+ * load takes less), or for an FP8 checkpoint from the tensors' element counts (scales included): one byte per FP8
+ * value where a card with FP8 keeps them, else dequantized.
  */
-export function weightBytes(dir: string, dtype: DType, dummy: boolean, pooling = false, fp8 = false): number {
+export function weightBytes(
+  dir: string,
+  dtype: DType,
+  dummy: boolean,
+  pooling = false,
+  fp8 = false,
+  quantization?: QuantScheme,
+): number {
   if (dummy || fp8) {
     const c = countingBackend(dtype);
     if (pooling) loadPoolingModel(dir, c.backend, { dummy: true });
-    else loadDummyModel(dir, c.backend, fp8 ? { quantization: FP8_QUANTIZATION } : {});
+    else loadDummyModel(dir, c.backend, { quantization: fp8 ? FP8_QUANTIZATION : quantization });
     return c.bytes();
   }
+  if (isGgufPath(dir)) return ggufWeightBytes(dir, dtype);
   const config = loadModelConfig(dir);
   const fp8Checkpoint = parseQuantizationConfig(config.raw, join(dir, 'config.json'));
   if (fp8Checkpoint) return checkpointBytes(dir, dtype, keepsFp8(fp8Checkpoint));
@@ -70,4 +96,15 @@ function checkpointBytes(dir: string, dtype: DType, keepFp8: boolean): number {
   } finally {
     source.close();
   }
+}
+
+/** A GGUF file's tensors on the device: quantized matrices as their blocks, everything else in `dtype`. */
+function ggufWeightBytes(path: string, dtype: DType): number {
+  let total = 0;
+  for (const t of ggufHeader(path).tensors.values()) {
+    const stored = t.type.stored;
+    const quantMatrix = stored !== undefined && isQuantType(stored) && t.dims.length === 2;
+    total += aligned(quantMatrix ? t.byteLength : t.dims.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype]);
+  }
+  return total;
 }

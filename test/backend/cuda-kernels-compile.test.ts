@@ -45,6 +45,8 @@ const VARIANTS: Record<string, string[][]> = {
     ['W_FP8=1', 'TMAX=8', 'SPLIT=4', 'GATED=1'],
   ],
   'kv_compression.cu': [['SCATTER=1'], ...KV_QUANTS.flatMap((q) => [[q], [q, 'SCATTER=1']])],
+  // Every block type (the default build is q4_k).
+  'quant.cu': [0, 1, 2, 3, 4, 5, 6, 8, 9].map((q) => [`QTYPE=${q}`]),
 };
 const buildsOf = (f: string) => [
   ...dtypesOf(f).map((dtype) => ({ dtype, defines: [] as string[] })),

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { quantizeToGguf } from '../../src/loader/gguf/quantize.ts';
+import { parseQuantization } from '../../src/primitives/quant/mix.ts';
 import { weightBytes } from '../../src/runner/weight-bytes.ts';
+import { modelFixture, projectRoot } from '../helpers/fixtures.ts';
 import { FP8_VARIANTS, fixture } from '../helpers/fp8-fixtures.ts';
 
 test('an FP8 checkpoint is sized as it will load: per-block scales dequantized, per-channel / per-tensor kept FP8', () => {
@@ -21,4 +27,33 @@ test('--quantization fp8 counts its decoder matrices at one byte a value plus a 
   const fp8 = weightBytes(dir, 'bf16', false, false, true);
   assert.equal(fp8, weightBytes(dir, 'bf16', true, false, true), 'a checkpoint counts as its config.json shapes');
   assert.ok(fp8 < bf16 && fp8 > bf16 / 2, `${fp8} bytes against ${bf16} in bf16`);
+});
+
+test('a dummy model quantized at load is sized as its blocks, counted without making them on the host', () => {
+  const dir = join(projectRoot, 'bench', 'configs', 'llama3-8b');
+  const bf16 = weightBytes(dir, 'bf16', true);
+  const t0 = performance.now();
+  const q4km = weightBytes(dir, 'bf16', true, false, false, parseQuantization('q4_k_m', 'test'));
+  const q8 = weightBytes(dir, 'bf16', true, false, false, parseQuantization('q8_0', 'test'));
+  // Counting builds no blocks: the host would take tens of seconds to make an 8B model's.
+  assert.ok(performance.now() - t0 < 5000, `counting took ${performance.now() - t0} ms`);
+  // Llama-3-8B: 8.03e9 weights, 16.06 GB in bf16; llama.cpp's Q4_K_M file is 4.92 GB, its Q8_0 8.54 GB. Norms
+  // (1-D) stay in bf16.
+  assert.ok(Math.abs(bf16 - 16.06e9) < 0.01e9, `bf16 ${bf16}`);
+  assert.ok(Math.abs(q4km - 4.92e9) < 0.05e9, `q4_k_m ${q4km}`);
+  assert.ok(Math.abs(q8 - 8.54e9) < 0.05e9, `q8_0 ${q8}`);
+});
+
+const tinyLlama = modelFixture('tiny-llama-256');
+test('a GGUF file is sized from its tensor table: quantized matrices as stored, as a dummy load of that mix counts', {
+  skip: tinyLlama.skip,
+}, () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'pagoda-weight-bytes-')), 'q4_k_m.gguf');
+  const scheme = parseQuantization('q4_k_m', 'test');
+  quantizeToGguf(tinyLlama.path, path, scheme);
+  const fromFile = weightBytes(path, 'bf16', false);
+  const counted = weightBytes(tinyLlama.path, 'bf16', true, false, false, scheme);
+  // The same matrices in the same types; alignment differs (per tensor in the file, per stacked part when counted).
+  assert.ok(Math.abs(fromFile - counted) <= 0.02 * counted, `GGUF ${fromFile}, counted ${counted}`);
+  assert.ok(fromFile < 0.5 * weightBytes(tinyLlama.path, 'bf16', true), 'well under the bf16 weights');
 });

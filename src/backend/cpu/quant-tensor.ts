@@ -1,6 +1,7 @@
-import { isQuantType, type QuantType } from '../../primitives/ggml-types.ts';
+import type { QuantType } from '../../primitives/ggml-types.ts';
 import type { HostTensor } from '../../primitives/host-tensor.ts';
-import { codecOf, quantBytes } from '../../primitives/quant/index.ts';
+import { codecOf } from '../../primitives/quant/index.ts';
+import { groupBlocks, quantStackGroups } from '../../primitives/quant/stack.ts';
 import type { Tensor } from '../backend.ts';
 import type { WasmArena, WasmHome } from './wasm/arena.ts';
 
@@ -52,9 +53,9 @@ export class QuantCpuTensor implements Tensor {
 }
 
 /**
- * Stacks 2-D quantized host tensors (same column count) into one QuantCpuTensor, copying their blocks: into `arena`'s
- * WebAssembly memories when given (shared, and read by the SIMD kernels), else into shared memory when worker threads
- * will read them.
+ * Stacks 2-D quantized host tensors (same column count) into one QuantCpuTensor, one part per run of a type
+ * (quantStackGroups), copying their blocks: into `arena`'s WebAssembly memories when given (shared, and read by the
+ * SIMD kernels), else into shared memory when worker threads will read them.
  */
 export function stackQuantized(
   parts: readonly HostTensor[],
@@ -66,29 +67,15 @@ export function stackQuantized(
     if (placed) return { bytes: placed.view, home: placed.home };
     return { bytes: shared ? new Uint8Array(new SharedArrayBuffer(n)) : new Uint8Array(n) };
   };
-  const cols = parts[0]!.shape[1]!;
-  const groups: { type: QuantType; hosts: HostTensor[] }[] = [];
-  for (const h of parts) {
-    if (!isQuantType(h.dtype) || h.shape.length !== 2 || h.shape[1] !== cols) {
-      throw new Error(`${h.name}: [${h.shape}] ${h.dtype} cannot be stacked with quantized rows of ${cols} columns`);
-    }
-    const last = groups.at(-1);
-    if (last?.type === h.dtype) last.hosts.push(h);
-    else groups.push({ type: h.dtype, hosts: [h] });
-  }
-  const out = groups.map(({ type, hosts }): QuantPart => {
-    const rowBytes = quantBytes(type, cols, hosts[0]!.name);
-    const rows = hosts.reduce((a, h) => a + h.shape[0]!, 0);
-    const { bytes, home } = alloc(rows * rowBytes);
+  const out = quantStackGroups(parts).map((g): QuantPart => {
+    const { bytes, home } = alloc(g.rows * g.rowBytes);
     let at = 0;
-    for (const h of hosts) {
-      const size = h.shape[0]! * rowBytes;
-      if (h.bytes.byteLength < size)
-        throw new Error(`${h.name}: ${type} needs ${size} bytes, has ${h.bytes.byteLength}`);
-      bytes.set(h.bytes.subarray(0, size), at);
-      at += size;
+    for (const h of g.hosts) {
+      const blocks = groupBlocks(h, g);
+      bytes.set(blocks, at);
+      at += blocks.byteLength;
     }
-    return { type, rows, bytes, rowBytes, home };
+    return { type: g.type, rows: g.rows, bytes, rowBytes: g.rowBytes, home };
   });
-  return new QuantCpuTensor([out.reduce((a, p) => a + p.rows, 0), cols], out);
+  return new QuantCpuTensor([out.reduce((a, p) => a + p.rows, 0), parts[0]!.shape[1]!], out);
 }

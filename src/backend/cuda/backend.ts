@@ -1,6 +1,5 @@
-import { ggmlTypeOf, isQuantType } from '../../primitives/ggml-types.ts';
+import { isQuantType } from '../../primitives/ggml-types.ts';
 import type { StepBatch } from '../../primitives/step-batch.ts';
-import { UserError } from '../../util/errors.ts';
 import type {
   AttentionSpec,
   Backend,
@@ -30,6 +29,7 @@ import { CudaLinear } from './linear.ts';
 import { moe } from './moe.ts';
 import * as norm from './norm.ts';
 import * as pooling from './pooling.ts';
+import { keepsBlocks, loadQuantized } from './quant-load.ts';
 import { Readbacks } from './readback.ts';
 import { CudaRope } from './rope.ts';
 import { DeviceSampler } from './sampling.ts';
@@ -45,15 +45,6 @@ export interface CudaBackendOptions extends CudaContextOptions {
 /** Host bytes of a tensor's elements as float32. */
 function decoded(bytes: Uint8Array, dtype: DType): Float32Array {
   return dtype === 'f32' ? new Float32Array(bytes.buffer) : decodeFrom(bytes, dtype);
-}
-
-/** Quantized weights have no CUDA kernels yet: one line naming the tensor and its type, never a silent dequantization. */
-function refuseQuantized(w: HostTensor): void {
-  if (isQuantType(w.dtype)) {
-    throw new UserError(
-      `${w.name} is ${ggmlTypeOf(w.dtype).name}: quantized weights run on the CPU backend only for now; use --device cpu`,
-    );
-  }
 }
 
 const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
@@ -79,6 +70,8 @@ export class CudaBackend implements Backend {
   private dummySeed = 1;
   /** FP8 weights (compute capability 8.9+): see Backend.fp8Weights. */
   readonly fp8Weights: boolean;
+  /** Quantized weights dequantized at load (1-D, 3-D, transposed), named in the start-up report. */
+  private dequantizedAtLoad = 0;
 
   get computeDtype(): DType {
     return this.ctx.dtype;
@@ -98,8 +91,9 @@ export class CudaBackend implements Backend {
   }
 
   loadWeight(w: HostTensor, opts?: WeightLoadOptions): Tensor {
+    if (keepsBlocks(w, opts?.transpose === true)) return this.loadStacked([w]);
     if (this.fp8Weights && storesFp8(w, opts)) return loadFp8Weight(this.ctx, this.fp8Staging, w, this.dummySeed++);
-    refuseQuantized(w);
+    if (isQuantType(w.dtype)) this.dequantizedAtLoad++;
     const { dtype, weights } = this.ctx;
     const shape = opts?.transpose && w.shape.length === 2 ? [w.shape[1]!, w.shape[0]!] : [...w.shape];
     const n = shape.reduce((a, d) => a * d, 1);
@@ -120,9 +114,11 @@ export class CudaBackend implements Backend {
     this.fp8Staging.release();
   }
 
+  /** Quantized 2-D weights as stored, one part per type; the dequantization scratch grows to the largest. */
   loadStacked(parts: readonly HostTensor[]): Tensor {
-    for (const p of parts) refuseQuantized(p);
-    throw new Error(`${parts.map((p) => p.name).join(' + ')}: only quantized parts are stacked`);
+    const w = loadQuantized(this.ctx, parts, () => this.dummySeed++);
+    if (this.linears.quant.reserveFor(w)) this.graphs?.clear();
+    return w;
   }
 
   allocKvCache(spec: KvCacheSpec): LayerKvCache[] {
@@ -343,6 +339,10 @@ export class CudaBackend implements Backend {
       `KV cache ${gib(this.kv.bytes)}`,
       `activation arena ${mib(arena.capacityBytes)}`,
       `GEMM workspace ${mib(this.linears.lt.workspaceBytes)}, pinned step staging ${mib(steps.pinnedBytes)}`,
+      ...(this.linears.quant.scratchBytes ? [`dequantization scratch ${mib(this.linears.quant.scratchBytes)}`] : []),
+      ...(this.dequantizedAtLoad
+        ? [`${this.dequantizedAtLoad} quantized 1-D/3-D/transposed weights dequantized at load`]
+        : []),
     ].join('; ');
   }
 }

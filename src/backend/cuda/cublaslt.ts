@@ -97,8 +97,9 @@ export class CublasLt {
     inType: GemmType,
     outType: DType,
     outerScales = false,
+    ldy = out,
   ): Plan | null {
-    const key = `${t},${out},${inF},${inType},${outType},${outerScales}`;
+    const key = `${t},${out},${inF},${inType},${outType},${outerScales},${ldy}`;
     const hit = this.plans.get(key);
     if (hit !== undefined) return hit;
     const a = this.api;
@@ -128,7 +129,7 @@ export class CublasLt {
     };
     const A = layout(inType, inF, out, inF);
     const B = layout(inType, inF, t, inF);
-    const C = layout(outType, out, t, out);
+    const C = layout(outType, out, t, ldy);
     const results = new Uint8Array(HEURISTIC_BYTES);
     const n = [0];
     const rc = a.heuristic(this.handle, desc, A, B, C, C, this.pref, 1, results, n);
@@ -176,12 +177,22 @@ export class CublasLt {
   }
 
   /**
-   * y[T, out] = x[T, in] · w[out, in]ᵀ (all row-major), on the driver's stream. `e4m3` inputs (FP8: cuBLASLt 12.1+
-   * on compute capability 8.9+) need `in` and `out` to be multiples of 16 and a bf16 or f32 `outType`; this TN
-   * layout is the one FP8 matmuls take.
+   * y[T, out] = x[T, in] · w[out, in]ᵀ (all row-major), on the driver's stream; y's rows `ldy` apart (default `out`:
+   * a column block of a wider output otherwise). `e4m3` inputs (FP8: cuBLASLt 12.1+ on compute capability 8.9+)
+   * need `in` and `out` to be multiples of 16 and a bf16 or f32 `outType`; this TN layout is the one FP8 matmuls take.
    */
-  matmul(y: DevPtr, x: DevPtr, w: DevPtr, t: number, out: number, inF: number, inType: GemmType, outType: DType): void {
-    this.launch(this.plan(t, out, inF, inType, outType)!, y, x, w, t, out, inF);
+  matmul(
+    y: DevPtr,
+    x: DevPtr,
+    w: DevPtr,
+    t: number,
+    out: number,
+    inF: number,
+    inType: GemmType,
+    outType: DType,
+    ldy = out,
+  ): void {
+    this.launch(this.plan(t, out, inF, inType, outType, false, ldy)!, y, x, w, t, out, inF);
   }
 
   private launch(p: Plan, y: DevPtr, x: DevPtr, w: DevPtr, t: number, out: number, inF: number): void {

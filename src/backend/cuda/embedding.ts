@@ -1,6 +1,8 @@
 import type { StepContext, Tensor } from '../backend.ts';
 import { type CudaContext, stepOf } from './context.ts';
 import { declareKernel } from './kernel.ts';
+import { quantEmbedding } from './quant-linear.ts';
+import { QuantCudaTensor } from './quant-tensor.ts';
 import { cuda, rowsCols } from './tensor.ts';
 
 // kernels/embedding.cu: one block per output row.
@@ -17,26 +19,25 @@ export const GATHER_ROWS = declareKernel('embedding', 'gather_rows', {
   cols: 'i32',
 });
 
-/** Rows of `table` picked by the step's token ids (or positions: learned position embeddings; or token types). */
+/**
+ * Rows of `table` picked by the step's token ids (or positions: learned position embeddings; or token types); a
+ * quantized table's rows dequantized as they are gathered.
+ */
 export function embedding(
   ctx: CudaContext,
   table: Tensor,
   step: StepContext,
   index: 'tokens' | 'positions' | 'tokenTypes',
 ): Tensor {
-  const tab = cuda(table);
   const s = stepOf(step);
-  const [, dim] = rowsCols(tab);
   const T = s.batch.inputIds.length;
+  const ids = index === 'tokens' ? s.ids : index === 'positions' ? s.positions : s.tokenTypes;
+  if (table instanceof QuantCudaTensor) return quantEmbedding(ctx, table, ids, T);
+  const tab = cuda(table);
+  const [, dim] = rowsCols(tab);
   const out = ctx.empty([T, dim]);
-  if (T > 0) {
-    ctx.kernel(EMBEDDING).launch([T], ctx.rowThreads(dim), {
-      out: out.ptr,
-      table: tab.ptr,
-      index: index === 'tokens' ? s.ids : index === 'positions' ? s.positions : s.tokenTypes,
-      hidden: dim,
-    });
-  }
+  if (T > 0)
+    ctx.kernel(EMBEDDING).launch([T], ctx.rowThreads(dim), { out: out.ptr, table: tab.ptr, index: ids, hidden: dim });
   return out;
 }
 

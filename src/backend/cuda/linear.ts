@@ -18,6 +18,8 @@ import {
   readGemvTable,
 } from './gemv-config.ts';
 import { declareKernel, type Kernel } from './kernel.ts';
+import { QuantLinear } from './quant-linear.ts';
+import { QuantCudaTensor } from './quant-tensor.ts';
 import { cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
 
 /**
@@ -50,7 +52,7 @@ export interface GemvOptions {
 
 /**
  * Linear layers: decode rows through kernels/gemv.cu where it beats cuBLASLt (gemv-table.json), everything else
- * through cuBLASLt then a bias add.
+ * through cuBLASLt then a bias add; quantized weights through QuantLinear.
  */
 export class CudaLinear {
   readonly lt: CublasLt;
@@ -59,13 +61,18 @@ export class CudaLinear {
   /** The GEMV configuration measured best per shape, and where it beats cuBLASLt (src/backend/cuda/gemv-table.json). */
   gemvTable: GemvTable = readGemvTable();
 
+  /** Linear layers over GGUF blocks (kernels/quant.cu), with their dequantization scratch. */
+  readonly quant: QuantLinear;
+
   constructor(readonly ctx: CudaContext) {
     this.lt = new CublasLt(ctx.drv, ctx.settings.cudaRoots);
     this.gemv = ctx.settings.gemv;
+    this.quant = new QuantLinear(ctx, this.lt);
   }
 
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
     if (weight instanceof Fp8CudaTensor) return fp8Linear(this, x, weight, bias);
+    if (weight instanceof QuantCudaTensor) return this.quant.linear(x, weight, bias);
     const ctx = this.ctx;
     const xt = ctx.own(x);
     const w = cuda(weight);
@@ -85,9 +92,13 @@ export class CudaLinear {
     return out;
   }
 
-  /** Decode rows: one gated GEMV writes act(gate + bias) * (up + bias); otherwise linear, then actMul. */
+  /**
+   * Decode rows: one gated GEMV writes act(gate + bias) * (up + bias); otherwise (and for quantized weights, whose
+   * parts may differ in type) linear, then actMul.
+   */
   linearActMul(x: Tensor, weight: Tensor, bias: Tensor | undefined, act: GatedActivation): Tensor {
     if (weight instanceof Fp8CudaTensor) return fp8LinearActMul(this, x, weight, bias, act);
+    if (weight instanceof QuantCudaTensor) return actMul(this.ctx, this.quant.linear(x, weight, bias), act);
     const xt = this.ctx.own(x);
     const w = cuda(weight);
     const [T, n] = rowsCols(xt);

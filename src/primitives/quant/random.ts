@@ -5,6 +5,20 @@ import { codecOf, quantBytes, quantize } from './index.ts';
 /** Distinct blocks the scales of random weights are drawn from (a prime, so they never line up with rows). */
 const POOL = 61;
 
+/** POOL blocks quantized from uniform values in ±`scale`. */
+function poolOf(type: QuantType, scale: number, rnd: () => number): Uint8Array {
+  const n = POOL * codecOf(type).blockSize;
+  return quantize(
+    type,
+    Float32Array.from({ length: n }, () => (2 * rnd() - 1) * scale),
+  );
+}
+
+/** The valid blocks random weights take their scales from (a device that makes the levels itself needs only these). */
+export function randomBlockPool(type: QuantType, scale: number, seed: number): Uint8Array {
+  return poolOf(type, scale, mulberry32(seed));
+}
+
 /**
  * Random weights of a quant type made directly as blocks (`--load-format dummy`): every block takes its scales from
  * a small pool of blocks quantized from uniform values in ±`scale`, and random levels. Cheap at any size
@@ -13,10 +27,7 @@ const POOL = 61;
 export function randomBlocks(type: QuantType, count: number, scale: number, seed: number, what: string): Uint8Array {
   const c = codecOf(type);
   const rnd = mulberry32(seed);
-  const pool = quantize(
-    type,
-    Float32Array.from({ length: POOL * c.blockSize }, () => (2 * rnd() - 1) * scale),
-  );
+  const pool = poolOf(type, scale, rnd);
   const size = quantBytes(type, count, what);
   const words = new Uint32Array(Math.ceil(size / 4));
   for (let i = 0; i < words.length; i++) words[i] = rnd() * 2 ** 32;

@@ -1,0 +1,157 @@
+// GGUF block-quantized weights (one QTYPE per build, quant_blocks.cuh decodes them): dequantization into the compute
+// type (the prefill path: a persistent scratch, then cuBLASLt), a decode GEMV that dequantizes in registers, the
+// embedding gather of a quantized table, and random blocks for --load-format dummy.
+//
+// The GEMV multiplies the weight's levels, as exact floats, with x in float (FMA), rather than llama.cpp's mmvq route
+// (activations quantized to q8_1 by a separate kernel, integer dot products by dp4a): it adds no activation rounding
+// (the dequantize + cuBLASLt path's products up to rounding order), one kernel serves every type, and it needs no
+// second kernel per linear. Per 8-value chunk it takes step * sum(q x) - min * sum(x) (the chunk shares one step and
+// min), so a value costs a byte permute, the exponent subtraction and the FMA. A warp owns one output feature and its
+// lanes take consecutive 8-value chunks, so a warp's loads cover whole blocks (a q4_k block per iteration, eight
+// q4_0 blocks); x comes through L1, shared by every warp.
+#include "common.cuh"
+#include "quant_blocks.cuh"
+
+#define WARPS 8
+
+// 8 values of a row of x as float (16-bit storage: one 16-byte load).
+__device__ __forceinline__ void load8(const T* __restrict__ p, float (&f)[8]) {
+#if PAGODA_DTYPE == 0
+  const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+  f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+#else
+  const uint4 u = *reinterpret_cast<const uint4*>(p);
+  const T* h = reinterpret_cast<const T*>(&u);
+#pragma unroll
+  for (int i = 0; i < 8; i++) f[i] = to_f(h[i]);
+#endif
+}
+
+// Stores 8 floats rounded to the storage type (16-bit: one 16-byte store).
+__device__ __forceinline__ void store8(T* __restrict__ p, const float (&f)[8]) {
+#if PAGODA_DTYPE == 0
+  reinterpret_cast<float4*>(p)[0] = make_float4(f[0], f[1], f[2], f[3]);
+  reinterpret_cast<float4*>(p)[1] = make_float4(f[4], f[5], f[6], f[7]);
+#else
+  uint4 u;
+  T* h = reinterpret_cast<T*>(&u);
+#pragma unroll
+  for (int i = 0; i < 8; i++) h[i] = from_f(f[i]);
+  *reinterpret_cast<uint4*>(p) = u;
+#endif
+}
+
+// out[r, :] = the rows of blocks w[r] (row_bytes apart) as values, for r < rows; cols a multiple of QK.
+extern "C" __global__ void quant_dequant(T* __restrict__ out, const u8* __restrict__ w, int rows, int cols,
+                                         long long row_bytes) {
+  PDL_ENTER();
+  const int chunks = cols / 8;
+  const long long total = (long long)rows * chunks;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+    const long long r = i / chunks;
+    const int c = (int)(i - r * chunks);
+    float v[8];
+    qdecode_row8(w + r * row_bytes, c, v);
+    store8(out + r * cols + 8 * c, v);
+  }
+}
+
+// y[t, c] (rows ldy apart) = sum_k x[t, k] w[c, k] (+ bias[c]; null: none) for t < rows <= TMAX and c < n: the part
+// of a stacked weight whose first output column y and bias point at. One build per type holds the four widths
+// (quant_gemv_t1 .. _t8: TMAX accumulators per lane), so a model's GEMVs compile once per type.
+template <int TMAX>
+__device__ __forceinline__ void gemv_rows(T* __restrict__ y, const T* __restrict__ x, const u8* __restrict__ w,
+                                          const T* __restrict__ bias, int rows, int n, int k, long long row_bytes,
+                                          int ldy) {
+  const int lane = threadIdx.x & 31;
+  const int c = blockIdx.x * WARPS + (threadIdx.x >> 5);
+  const u8* row = w + (long long)min(c, n - 1) * row_bytes;
+  const int chunks = k / 8;
+  float acc[TMAX];
+#pragma unroll
+  for (int t = 0; t < TMAX; t++) acc[t] = 0.f;
+  if (c < n) {
+#pragma unroll 4
+    for (int i = lane; i < chunks; i += 32) {
+      q_chunk ch;
+      qlevels_row8(row, i, ch);
+#pragma unroll
+      for (int t = 0; t < TMAX; t++) {
+        if (t >= rows) break;
+        float xv[8];
+        load8(x + (long long)t * k + 8 * i, xv);
+        float dot = 0.f, sum = 0.f;
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+          dot += ch.q[e] * xv[e];
+          if (QHAS_MIN) sum += xv[e];
+        }
+        acc[t] += ch.step * dot;
+        if (QHAS_MIN) acc[t] -= ch.min * sum;
+      }
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < TMAX; t++) acc[t] = warp_sum(acc[t]);
+  if (lane == 0 && c < n) {
+    const float b = bias ? to_f(bias[c]) : 0.f;
+#pragma unroll
+    for (int t = 0; t < TMAX; t++) {
+      if (t >= rows) break;
+      y[(long long)t * ldy + c] = from_f(acc[t] + b);
+    }
+  }
+}
+
+#define PAGODA_QUANT_GEMV(R)                                                                                          \
+  extern "C" __global__ void __launch_bounds__(WARPS * 32)                                                           \
+      quant_gemv_t##R(T* __restrict__ y, const T* __restrict__ x, const u8* __restrict__ w, const T* __restrict__ bias, \
+                      int rows, int n, int k, long long row_bytes, int ldy) {                                        \
+    PDL_ENTER();                                                                                                      \
+    gemv_rows<R>(y, x, w, bias, rows, n, k, row_bytes, ldy);                                                          \
+  }
+PAGODA_QUANT_GEMV(1)
+PAGODA_QUANT_GEMV(2)
+PAGODA_QUANT_GEMV(4)
+PAGODA_QUANT_GEMV(8)
+
+// out[t, :] = row index[t] - first of a table part of part_rows rows (a block per token; rows outside the part are
+// left to the launch of the part that holds them).
+extern "C" __global__ void quant_embedding(T* __restrict__ out, const u8* __restrict__ table,
+                                           const int* __restrict__ index, int hidden, long long row_bytes, int first,
+                                           int part_rows) {
+  PDL_ENTER();
+  const int r = index[blockIdx.x] - first;
+  if (r < 0 || r >= part_rows) return;
+  const u8* row = table + (long long)r * row_bytes;
+  T* dst = out + (long long)blockIdx.x * hidden;
+  for (int c = threadIdx.x; c < hidden / 8; c += blockDim.x) {
+    float v[8];
+    qdecode_row8(row, c, v);
+    store8(dst + 8 * c, v);
+  }
+}
+
+// A counter-based hash (splitmix64's finalizer): the same bytes for the same seed on every launch shape.
+__device__ __forceinline__ unsigned q_hash(unsigned seed, unsigned long long i) {
+  unsigned long long z = i * 0x9E3779B97F4A7C15ull + seed;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return (unsigned)(z ^ (z >> 31));
+}
+
+// --load-format dummy: `blocks` random blocks, each taking its non-level bytes (scales, mins) from one of the
+// pool_blocks valid blocks at pool and random bytes in [level_start, level_end), the levels (any bytes are valid
+// there): src/primitives/quant/random.ts's recipe, made where the weights live. A thread per byte.
+extern "C" __global__ void quant_random_blocks(u8* __restrict__ out, const u8* __restrict__ pool, long long blocks,
+                                               int pool_blocks, int level_start, int level_end, unsigned seed) {
+  PDL_ENTER();
+  const long long total = blocks * QBYTES;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+    const long long blk = i / QBYTES;
+    const int j = (int)(i - blk * QBYTES);
+    const unsigned pick = q_hash(seed ^ 0x5bd1e995u, (unsigned long long)blk) % pool_blocks;
+    out[i] = j >= level_start && j < level_end ? (u8)(q_hash(seed, (unsigned long long)i) >> 24)
+                                               : pool[pick * QBYTES + j];
+  }
+}

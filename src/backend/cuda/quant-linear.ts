@@ -1,0 +1,143 @@
+import type { Tensor } from '../backend.ts';
+import type { CudaContext } from './context.ts';
+import type { CublasLt } from './cublaslt.ts';
+import type { DevPtr } from './driver.ts';
+import { addBias } from './elementwise.ts';
+import { QTYPE, QUANT_DEQUANT, QUANT_EMBEDDING, QUANT_GEMV } from './quant-kernels.ts';
+import {
+  dequantScratchBytes,
+  QUANT_SCRATCH_BYTES,
+  type QuantCudaPart,
+  type QuantCudaTensor,
+  quantGemvTmax,
+  quantLinearPath,
+  scratchRuns,
+} from './quant-tensor.ts';
+import { type CudaTensor, cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
+
+/** Warps per block of quant_gemv: one output feature each. */
+const GEMV_WARPS = 8;
+
+/**
+ * Linear layers and embedding gathers over quantized weights (kernels/quant.cu). Decode rows (up to 8) run the GEMV
+ * that dequantizes in registers, each part writing its columns of the output; more rows dequantize the weight into
+ * a persistent scratch in the compute type, a run of rows at a time (quant-tensor.ts `scratchRuns`), each followed by
+ * its cuBLASLt GEMM into its columns of the output. The scratch is sized as weights load, for the largest run, so
+ * nothing is allocated once graphs are captured.
+ */
+export class QuantLinear {
+  private scratch: DevPtr = 0n;
+  private scratchSize = 0;
+  /** Bytes per scratch run (QUANT_SCRATCH_BYTES; tests lower it to make a small weight take several runs). */
+  runBytes = QUANT_SCRATCH_BYTES;
+
+  constructor(
+    private readonly ctx: CudaContext,
+    private readonly lt: CublasLt,
+  ) {}
+
+  get scratchBytes(): number {
+    return this.scratchSize;
+  }
+
+  /** Grows the scratch to hold `w` dequantized; true when it moved (graphs captured over the old one are stale). */
+  reserveFor(w: QuantCudaTensor): boolean {
+    const need = dequantScratchBytes(w.shape, this.ctx.dtype, this.runBytes);
+    if (need <= this.scratchSize) return false;
+    const drv = this.ctx.drv;
+    if (this.scratchSize) {
+      drv.sync();
+      drv.free(this.scratch);
+    }
+    this.scratch = drv.alloc(need);
+    this.scratchSize = need;
+    return true;
+  }
+
+  linear(x: Tensor, w: QuantCudaTensor, bias?: Tensor): Tensor {
+    const ctx = this.ctx;
+    const xt = ctx.own(x);
+    const [T, k] = rowsCols(xt);
+    const [m, wk] = w.shape;
+    if (wk !== k) throw new Error(`linear: input has ${k} features, quantized weight is [${w.shape}]`);
+    const out = ctx.empty([T, m]);
+    if (T === 0) return out;
+    const b = bias && cuda(bias);
+    if (quantLinearPath(T) === 'gemv') {
+      this.gemv(out, xt, w, b);
+      return out;
+    }
+    const scratch = this.scratchFor(w);
+    const size = DTYPE_BYTES[ctx.dtype];
+    const firsts = w.firstRows;
+    for (const run of scratchRuns(w, ctx.dtype, this.runBytes)) {
+      const p = w.parts[run.part]!;
+      this.dequantizeRows(p, run.row, run.rows, k, scratch);
+      const col = BigInt((firsts[run.part]! + run.row) * size);
+      this.lt.matmul(out.ptr + col, xt.ptr, scratch, T, run.rows, k, ctx.dtype, ctx.dtype, m);
+    }
+    if (b) addBias(ctx, out.ptr, b.ptr, T, m);
+    return out;
+  }
+
+  /** out[T, m] = x w^T (+ bias) by quant_gemv, one launch per part into its columns (bias in the epilogue). */
+  private gemv(out: CudaTensor, x: CudaTensor, w: QuantCudaTensor, bias: CudaTensor | undefined): void {
+    const [T, k] = rowsCols(x);
+    const size = DTYPE_BYTES[this.ctx.dtype];
+    const firsts = w.firstRows;
+    w.parts.forEach((p, i) => {
+      const col = BigInt(firsts[i]! * size);
+      this.ctx
+        .kernel(QUANT_GEMV[quantGemvTmax(T)], { QTYPE: QTYPE[p.type] })
+        .launch([Math.ceil(p.rows / GEMV_WARPS)], [GEMV_WARPS * 32], {
+          y: out.ptr + col,
+          x: x.ptr,
+          w: p.ptr,
+          bias: bias ? bias.ptr + col : 0n,
+          rows: T,
+          n: p.rows,
+          k,
+          rowBytes: p.rowBytes,
+          ldy: w.shape[0],
+        });
+    });
+  }
+
+  /** Writes rows [first, first + rows) of a part as a `[rows, cols]` matrix in the compute type at `dst`. */
+  dequantizeRows(p: QuantCudaPart, first: number, rows: number, cols: number, dst: DevPtr): void {
+    this.ctx.kernel(QUANT_DEQUANT, { QTYPE: QTYPE[p.type] }).launch(this.ctx.grid1d((rows * cols) / 8), [256], {
+      out: dst,
+      w: p.ptr + BigInt(first * p.rowBytes),
+      rows,
+      cols,
+      rowBytes: p.rowBytes,
+    });
+  }
+
+  /** The scratch, checked to hold `w` (loadWeight reserves it for every quantized weight). */
+  private scratchFor(w: QuantCudaTensor): DevPtr {
+    if (dequantScratchBytes(w.shape, this.ctx.dtype, this.runBytes) > this.scratchSize)
+      throw new Error(`quantized weight [${w.shape}] was loaded without reserving its dequantization scratch`);
+    return this.scratch;
+  }
+}
+
+/** out[t] = row index[t] of a quantized table, dequantized as it is gathered (one launch per part). */
+export function quantEmbedding(ctx: CudaContext, table: QuantCudaTensor, index: DevPtr, T: number): CudaTensor {
+  const hidden = table.shape[1];
+  const out = ctx.empty([T, hidden]);
+  if (T === 0) return out;
+  const firsts = table.firstRows;
+  table.parts.forEach((p, i) => {
+    ctx.kernel(QUANT_EMBEDDING, { QTYPE: QTYPE[p.type] }).launch([T], ctx.rowThreads(hidden), {
+      out: out.ptr,
+      table: p.ptr,
+      index,
+      hidden,
+      rowBytes: p.rowBytes,
+      first: firsts[i]!,
+      partRows: p.rows,
+    });
+  });
+  return out;
+}

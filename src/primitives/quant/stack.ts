@@ -1,0 +1,42 @@
+import { isQuantType, type QuantType } from '../ggml-types.ts';
+import type { HostTensor } from '../host-tensor.ts';
+import { quantBytes } from './index.ts';
+
+/** Consecutive host tensors of one quant type in a stacked weight: its rows, their bytes each, and the tensors. */
+export interface QuantStackGroup {
+  readonly type: QuantType;
+  readonly rows: number;
+  readonly rowBytes: number;
+  readonly hosts: readonly HostTensor[];
+}
+
+/**
+ * How 2-D quantized host tensors of one column count stack into one `[rows, cols]` weight: runs of one type join,
+ * and a packed q/k/v or gate/up whose parts have different types (llama.cpp's mixes give v more bits than q and k)
+ * keeps one group per run. Every backend that keeps blocks lays its parts out this way.
+ */
+export function quantStackGroups(parts: readonly HostTensor[]): QuantStackGroup[] {
+  const cols = parts[0]!.shape[1]!;
+  const runs: { type: QuantType; hosts: HostTensor[] }[] = [];
+  for (const h of parts) {
+    if (!isQuantType(h.dtype) || h.shape.length !== 2 || h.shape[1] !== cols) {
+      throw new Error(`${h.name}: [${h.shape}] ${h.dtype} cannot be stacked with quantized rows of ${cols} columns`);
+    }
+    const last = runs.at(-1);
+    if (last?.type === h.dtype) last.hosts.push(h);
+    else runs.push({ type: h.dtype, hosts: [h] });
+  }
+  return runs.map(({ type, hosts }) => ({
+    type,
+    rows: hosts.reduce((a, h) => a + h.shape[0]!, 0),
+    rowBytes: quantBytes(type, cols, hosts[0]!.name),
+    hosts,
+  }));
+}
+
+/** The `rows` x `rowBytes` blocks of a group's host tensor `h`, checked to be all there. */
+export function groupBlocks(h: HostTensor, g: QuantStackGroup): Uint8Array {
+  const size = h.shape[0]! * g.rowBytes;
+  if (h.bytes.byteLength < size) throw new Error(`${h.name}: ${g.type} needs ${size} bytes, has ${h.bytes.byteLength}`);
+  return h.bytes.subarray(0, size);
+}

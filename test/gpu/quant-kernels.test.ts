@@ -1,0 +1,278 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { DType, HostTensor } from '../../src/backend/backend.ts';
+import { CudaBackend } from '../../src/backend/cuda/backend.ts';
+import type { DevPtr } from '../../src/backend/cuda/driver.ts';
+import { QuantCudaTensor } from '../../src/backend/cuda/quant-tensor.ts';
+import { DTYPE_BYTES, decodeFrom } from '../../src/backend/cuda/tensor.ts';
+import { encodeAs } from '../../src/primitives/float-bits.ts';
+import type { QuantType } from '../../src/primitives/ggml-types.ts';
+import { dequantize, quantize } from '../../src/primitives/quant/index.ts';
+import { randomBlocks } from '../../src/primitives/quant/random.ts';
+import { buildStepBatch } from '../../src/runner/step-batch.ts';
+import { mulberry32 } from '../../src/util/random.ts';
+import { gpuSkip, hostTensor, randomValues, relL2 } from '../helpers/gpu.ts';
+
+const skip = gpuSkip();
+const TYPES: QuantType[] = ['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'];
+const DTYPES: DType[] = ['bf16', 'f16', 'f32'];
+/** Relative L2 against float64 products, as the float GEMV tests allow (test/gpu/cuda-kernels.test.ts). */
+const TOL: Record<DType, number> = { f32: 2e-5, f16: 5e-3, bf16: 1e-2 };
+
+const backends = new Map<DType, CudaBackend>();
+function gpu(dtype: DType): CudaBackend {
+  let b = backends.get(dtype);
+  if (!b) {
+    b = new CudaBackend({ dtype, graphs: false });
+    backends.set(dtype, b);
+  }
+  return b;
+}
+let seed = (Date.now() & 0xffff) * 1000;
+const freshSeed = () => seed++;
+
+/** A quantized weight: blocks quantized from uniform values, or (`wild`) random levels under pooled scales. */
+function quantHost(type: QuantType, rows: number, cols: number, wild = false, name = `${type}`): HostTensor {
+  const bytes = wild
+    ? randomBlocks(type, rows * cols, 0.5, freshSeed(), name)
+    : quantize(type, randomValues(rows * cols, freshSeed()), name);
+  return { name, shape: [rows, cols], dtype: type, bytes };
+}
+
+/** What the blocks mean, by the CPU codecs. */
+const valuesOf = (h: HostTensor) => dequantize(h.dtype as QuantType, h.bytes, h.shape[0]! * h.shape[1]!);
+
+/** A fresh arena, poisoned (NaN) so an output element no kernel wrote fails the comparison. */
+function freshArena(g: CudaBackend): void {
+  g.ctx.arena.reset();
+  g.ctx.arena.poison();
+}
+
+/** `bytes` of device memory filled with NaN. */
+function poisoned(g: CudaBackend, bytes: number): DevPtr {
+  const p = g.ctx.drv.alloc(bytes);
+  g.ctx.drv.fill32(p, 0x7fc07fc0, Math.ceil(bytes / 4));
+  return p;
+}
+
+/** y[t, r] = Σ_j w[r, j] x[t, j] (+ bias[r]) in float64. */
+function reference(w: Float32Array, x: Float32Array, T: number, m: number, k: number, bias?: Float32Array) {
+  const out = new Float64Array(T * m);
+  for (let t = 0; t < T; t++) {
+    for (let r = 0; r < m; r++) {
+      let s = bias ? bias[r]! : 0;
+      for (let j = 0; j < k; j++) s += w[r * k + j]! * x[t * k + j]!;
+      out[t * m + r] = s;
+    }
+  }
+  return out;
+}
+
+function check(dtype: DType, what: string, got: Float32Array, want: ArrayLike<number>): void {
+  const e = relL2(got, want);
+  assert.ok(e <= TOL[dtype], `${what} (${dtype}): relative L2 ${e} > ${TOL[dtype]} (seed base ${seed})`);
+}
+
+/** The first element whose bits differ, or null. */
+function firstBitDifference(got: Uint8Array, want: Uint8Array, size: number): string | null {
+  for (let i = 0; i < want.length; i += size) {
+    for (let b = 0; b < size; b++) {
+      if (got[i + b] !== want[i + b]) return `element ${i / size}`;
+    }
+  }
+  return null;
+}
+
+/** Counts the scratch runs dequantized (the prefill route) while `f` runs. */
+function countingDequantize<R>(g: CudaBackend, f: () => R): { result: R; dequantized: number } {
+  const q = g.linears.quant;
+  const original = q.dequantizeRows.bind(q);
+  let dequantized = 0;
+  q.dequantizeRows = (...args) => {
+    dequantized++;
+    original(...args);
+  };
+  try {
+    return { result: f(), dequantized };
+  } finally {
+    q.dequantizeRows = original;
+  }
+}
+
+describe('CUDA quantized kernels (kernels/quant.cu)', () => {
+  for (const dtype of DTYPES) {
+    test(`dequantization equals the CPU codec rounded to ${dtype}, bit for bit, every type`, { skip }, () => {
+      const g = gpu(dtype);
+      const size = DTYPE_BYTES[dtype];
+      for (const type of TYPES) {
+        for (const wild of [false, true]) {
+          const h = quantHost(type, 24, 512, wild);
+          const w = g.loadWeight(h);
+          assert.ok(w instanceof QuantCudaTensor, `${type} stays in blocks`);
+          const want = encodeAs(valuesOf(h), dtype);
+          // All 24 rows, and rows 5..14 alone (a run starting inside the part).
+          for (const [first, rows] of [
+            [0, 24],
+            [5, 10],
+          ] as const) {
+            const bytes = rows * 512 * size;
+            const p = poisoned(g, bytes);
+            try {
+              g.linears.quant.dequantizeRows(w.parts[0]!, first, rows, 512, p);
+              const got = new Uint8Array(bytes);
+              g.ctx.drv.download(got, p);
+              const diff = firstBitDifference(
+                got,
+                want.subarray(first * 512 * size, (first + rows) * 512 * size),
+                size,
+              );
+              assert.equal(
+                diff,
+                null,
+                `${type}${wild ? ' (random levels)' : ''} rows ${first}+${rows}: ${diff} differs`,
+              );
+            } finally {
+              g.ctx.drv.free(p);
+            }
+          }
+        }
+      }
+    });
+
+    test(`the GEMV at 1, 2, 5 and 8 rows and the dequantize + GEMM path at 37 against float64 (${dtype})`, {
+      skip,
+    }, () => {
+      const g = gpu(dtype);
+      // 200 outputs: a ragged last block of warps; 512 inputs: two k-quant super-blocks, sixteen legacy blocks.
+      const [m, k] = [200, 512];
+      for (const type of TYPES) {
+        const h = quantHost(type, m, k);
+        const w = g.loadWeight(h);
+        const wv = valuesOf(h);
+        for (const T of [1, 2, 5, 8, 37]) {
+          const x = randomValues(T * k, freshSeed(), 1, dtype);
+          const gx = g.loadWeight(hostTensor('x', [T, k], x));
+          freshArena(g);
+          const { result, dequantized } = countingDequantize(g, () => g.toHost(g.linear(gx, w)));
+          assert.equal(dequantized, T > 8 ? 1 : 0, `${type} ${T} rows: the path taken (scratch runs)`);
+          check(dtype, `${type} linear ${T}x${k}x${m}`, result, reference(wv, x, T, m, k));
+        }
+      }
+    });
+
+    test(`a stacked weight of three types, with a bias, through linear and linearActMul, in scratch runs of 40 rows (${dtype})`, {
+      skip,
+    }, () => {
+      const g = gpu(dtype);
+      const k = 512;
+      // q/k/v-like parts; two runs of q4_k around a q6_k part stay three parts.
+      const hosts = [
+        quantHost('q4_k', 64, k),
+        quantHost('q6_k', 32, k),
+        quantHost('q8_0', 40, k),
+        quantHost('q4_k', 8, k),
+      ];
+      const m = 144;
+      const w = g.loadStacked(hosts);
+      assert.ok(w instanceof QuantCudaTensor);
+      assert.deepEqual(
+        w.parts.map((p) => [p.type, p.rows]),
+        [
+          ['q4_k', 64],
+          ['q6_k', 32],
+          ['q8_0', 40],
+          ['q4_k', 8],
+        ],
+      );
+      const wv = new Float32Array(m * k);
+      let at = 0;
+      for (const h of hosts) {
+        wv.set(valuesOf(h), at);
+        at += h.shape[0]! * k;
+      }
+      const bias = randomValues(m, freshSeed(), 1, dtype);
+      const gb = g.loadWeight(hostTensor('b', [m], bias));
+      const q = g.linears.quant;
+      // Runs of 40 rows: the 64-row part in two (40 + 24), the others whole; each GEMM writes its own columns.
+      const savedRun = q.runBytes;
+      q.runBytes = 40 * k * DTYPE_BYTES[dtype];
+      try {
+        for (const T of [3, 37]) {
+          const x = randomValues(T * k, freshSeed(), 1, dtype);
+          const gx = g.loadWeight(hostTensor('x', [T, k], x));
+          const want = reference(wv, x, T, m, k, bias);
+          freshArena(g);
+          check(dtype, `stacked linear + bias ${T} rows`, g.toHost(g.linear(gx, w, gb)), want);
+          // act(gate) * up over the packed halves, the bias in both.
+          const half = m / 2;
+          const gated = new Float64Array(T * half);
+          for (let t = 0; t < T; t++) {
+            for (let c = 0; c < half; c++) {
+              const gate = want[t * m + c]!;
+              gated[t * half + c] = (gate / (1 + Math.exp(-gate))) * want[t * m + half + c]!;
+            }
+          }
+          freshArena(g);
+          const act = countingDequantize(g, (): Float32Array => g.toHost(g.linearActMul(gx, w, gb, 'silu')));
+          assert.equal(act.dequantized, T > 8 ? 5 : 0, `${T} rows: scratch runs`);
+          check(dtype, `stacked linearActMul ${T} rows`, act.result, gated);
+        }
+      } finally {
+        q.runBytes = savedRun;
+      }
+    });
+
+    test(`embedding rows gathered from a quantized table of two parts, bit for bit (${dtype})`, { skip }, () => {
+      const g = gpu(dtype);
+      const hidden = 512;
+      const hosts = [quantHost('q4_k', 50, hidden, false, 'a'), quantHost('q8_0', 30, hidden, false, 'b')];
+      const table = g.loadStacked(hosts);
+      const values = new Float32Array(80 * hidden);
+      values.set(valuesOf(hosts[0]!), 0);
+      values.set(valuesOf(hosts[1]!), 50 * hidden);
+      const rnd = mulberry32(freshSeed());
+      const ids = [0, 49, 50, 79, ...Array.from({ length: 7 }, () => Math.floor(rnd() * 80))];
+      const batch = buildStepBatch([{ tokenIds: ids, startPos: 0, blockTable: [0], logits: 'last' }], 16);
+      const step = g.beginStep(batch);
+      g.ctx.arena.poison();
+      const got = g.toHost(g.embedding(table, step, 'tokens'));
+      const rows = new Float32Array(ids.length * hidden);
+      ids.forEach((id, t) => {
+        rows.set(values.subarray(id * hidden, (id + 1) * hidden), t * hidden);
+      });
+      const want = decodeFrom(encodeAs(rows, dtype), dtype);
+      for (let i = 0; i < want.length; i++) {
+        if (!Object.is(got[i], want[i]))
+          assert.fail(
+            `token ${Math.floor(i / hidden)} (id ${ids[Math.floor(i / hidden)]}), column ${i % hidden}: ${got[i]} for ${want[i]}`,
+          );
+      }
+    });
+  }
+
+  test('dummy blocks made on the device are valid blocks: finite, varied, the GEMV and the GEMM path agree', {
+    skip,
+  }, () => {
+    const g = gpu('bf16');
+    const [m, k] = [96, 1024];
+    for (const type of TYPES) {
+      const w = g.loadWeight({ name: `dummy ${type}`, shape: [m, k], dtype: type, bytes: new Uint8Array(0) });
+      assert.ok(w instanceof QuantCudaTensor);
+      const part = w.parts[0]!;
+      const blocks = new Uint8Array(part.rows * part.rowBytes);
+      g.ctx.drv.download(blocks, part.ptr);
+      const values = dequantize(type, blocks, m * k);
+      assert.ok(values.every(Number.isFinite), `${type}: finite`);
+      assert.ok(new Set(values).size > 16, `${type}: varied values`);
+      const x = randomValues(37 * k, freshSeed(), 1, 'bf16');
+      const gx = g.loadWeight(hostTensor('x', [37, k], x));
+      const want = reference(values, x, 37, m, k);
+      freshArena(g);
+      check('bf16', `${type} dummy, dequantize + GEMM`, g.toHost(g.linear(gx, w)), want);
+      const x1 = x.subarray(0, 4 * k);
+      const gx1 = g.loadWeight(hostTensor('x', [4, k], Float32Array.from(x1)));
+      freshArena(g);
+      check('bf16', `${type} dummy, GEMV`, g.toHost(g.linear(gx1, w)), want.subarray(0, 4 * m));
+    }
+  });
+});
