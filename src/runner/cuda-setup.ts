@@ -50,7 +50,7 @@ function loadOnCuda<M>(
   const t0 = performance.now();
   const backend = new CudaBackend({ ...o.cuda, dtype, weightBytes: bytes });
   const model = build(backend);
-  backend.ctx.drv.sync();
+  backend.finishLoading();
   o.log(
     `weights: ${(bytes / 2 ** 30).toFixed(2)} GiB ${dtype}${o.dummy ? ' (dummy)' : ''} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );

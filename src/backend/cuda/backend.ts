@@ -1,6 +1,5 @@
-import { ggmlTypeOf, isQuantType } from '../../primitives/ggml-types.ts';
+import { hostByteLength } from '../../primitives/lazy-tensor.ts';
 import type { StepBatch } from '../../primitives/step-batch.ts';
-import { UserError } from '../../util/errors.ts';
 import type {
   AttentionSpec,
   Backend,
@@ -35,7 +34,9 @@ import { CudaRope } from './rope.ts';
 import { DeviceSampler } from './sampling.ts';
 import type { StepCapacity } from './step-buffers.ts';
 import { CudaEvent } from './stream-event.ts';
-import { CudaTensor, cuda, DTYPE_BYTES, decodeFrom, hostBytesAs } from './tensor.ts';
+import { CudaTensor, cuda, DTYPE_BYTES, decodeFrom } from './tensor.ts';
+import { launchConvert, refuseQuantized } from './weight-convert.ts';
+import { type UploadStats, WeightUploader } from './weight-upload.ts';
 
 export interface CudaBackendOptions extends CudaContextOptions {
   /** Capture decode steps as CUDA graphs per batch-size bucket (default true). */
@@ -45,15 +46,6 @@ export interface CudaBackendOptions extends CudaContextOptions {
 /** Host bytes of a tensor's elements as float32. */
 function decoded(bytes: Uint8Array, dtype: DType): Float32Array {
   return dtype === 'f32' ? new Float32Array(bytes.buffer) : decodeFrom(bytes, dtype);
-}
-
-/** Quantized weights have no CUDA kernels yet: one line naming the tensor and its type, never a silent dequantization. */
-function refuseQuantized(w: HostTensor): void {
-  if (isQuantType(w.dtype)) {
-    throw new UserError(
-      `${w.name} is ${ggmlTypeOf(w.dtype).name}: quantized weights run on the CPU backend only for now; use --device cpu`,
-    );
-  }
 }
 
 const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
@@ -76,6 +68,7 @@ export class CudaBackend implements Backend {
   private readonly attn: CudaAttention;
   private readonly readbacks: Readbacks;
   private readonly fp8Staging: Fp8Staging;
+  private readonly uploader: WeightUploader;
   private dummySeed = 1;
   /** FP8 weights (compute capability 8.9+): see Backend.fp8Weights. */
   readonly fp8Weights: boolean;
@@ -95,6 +88,7 @@ export class CudaBackend implements Backend {
     this.readbacks = new Readbacks(this.ctx.drv, () => new CudaEvent(this.ctx.drv));
     this.fp8Staging = new Fp8Staging(this.ctx);
     this.fp8Weights = hasFp8(this.ctx.drv.info);
+    this.uploader = new WeightUploader(this.ctx.drv, (job) => launchConvert(this.ctx, job));
   }
 
   loadWeight(w: HostTensor, opts?: WeightLoadOptions): Tensor {
@@ -105,19 +99,24 @@ export class CudaBackend implements Backend {
     const n = shape.reduce((a, d) => a * d, 1);
     const ptr = weights.alloc(n * DTYPE_BYTES[dtype]);
     const out = new CudaTensor(shape, dtype, ptr);
-    if (w.bytes.byteLength === 0 && n > 0) {
+    if (hostByteLength(w) === 0 && n > 0) {
       // --load-format dummy: no bytes on the host; fill on the device (norm weights and biases 1, matrices small).
       if (shape.length === 1) elementwise.fillConst(this.ctx, ptr, n, 1);
       else elementwise.fillUniform(this.ctx, ptr, n, this.dummySeed++, 1 / Math.sqrt(shape[shape.length - 1]!));
       return out;
     }
-    this.ctx.drv.upload(ptr, hostBytesAs(w, dtype, opts?.transpose === true));
+    this.uploader.upload(w, ptr, dtype, opts?.transpose === true);
     return out;
   }
 
   /** Frees the buffer 16-bit weights passed through on their way to FP8 (call once the model is loaded). */
   releaseLoadStaging(): void {
     this.fp8Staging.release();
+  }
+
+  /** Waits for the weights queued so far to be on the device and frees the staging ring; what was uploaded. */
+  finishLoading(): UploadStats {
+    return this.uploader.finish();
   }
 
   loadStacked(parts: readonly HostTensor[]): Tensor {
