@@ -168,9 +168,40 @@ function checkShapes(a: PagedAttentionArgs): (typeof HEAD_DIMS)[number] {
   return headDim;
 }
 
-export class FlashAttention {
-  private readonly dtypeDefine: number;
+/** The build of the prefill kernel for a head size, tile configuration and variant (no-cache, non-causal). */
+export function prefillDefines(
+  dtype: AttentionDtype,
+  headDim: number,
+  cfg: PrefillConfig,
+  variant: Readonly<Record<string, number>> = {},
+): Record<string, number> {
+  return {
+    PAGODA_DTYPE: DTYPE_DEFINE[dtype],
+    PAGODA_HEAD_DIM: headDim,
+    PAGODA_PREFILL_WARPS: cfg.warps,
+    PAGODA_PREFILL_MT: cfg.mTiles,
+    PAGODA_PREFILL_BN: cfg.blockN,
+    ...variant,
+  };
+}
 
+/** The build of the decode kernel for a head size and tile configuration. */
+export function decodeDefines(dtype: AttentionDtype, headDim: number, cfg: DecodeConfig): Record<string, number> {
+  return {
+    PAGODA_DTYPE: DTYPE_DEFINE[dtype],
+    PAGODA_HEAD_DIM: headDim,
+    PAGODA_DECODE_WARPS: cfg.warps,
+    PAGODA_DECODE_TILE: cfg.tileN,
+    PAGODA_DECODE_STAGES: cfg.stages,
+  };
+}
+
+/** The split-KV merge's build: PAGODA_HEAD_DIM 0, so its module builds none of the decode kernels. */
+export function mergeDefines(dtype: AttentionDtype): Record<string, number> {
+  return { PAGODA_DTYPE: DTYPE_DEFINE[dtype], PAGODA_HEAD_DIM: 0 };
+}
+
+export class FlashAttention {
   /**
    * Kernels for Q / KV cache / O stored as `dtype`. `opts` overrides the tile shapes for every head size
    * (benchmarks and tests sweep them; the defaults, per head size, are `defaultConfigs`).
@@ -179,9 +210,7 @@ export class FlashAttention {
     private readonly rt: AttentionRuntime,
     readonly dtype: AttentionDtype,
     private readonly opts: { prefill?: PrefillConfig; decode?: DecodeConfig } = {},
-  ) {
-    this.dtypeDefine = DTYPE_DEFINE[dtype];
-  }
+  ) {}
 
   private prefillConfig(headDim: number): PrefillConfig {
     return this.opts.prefill ?? defaultConfigs(headDim).prefill;
@@ -193,25 +222,20 @@ export class FlashAttention {
 
   private prefillKernel(headDim: (typeof HEAD_DIMS)[number], variant: Readonly<Record<string, number>>) {
     const cfg = this.prefillConfig(headDim);
-    return this.rt.kernel(FLASH_PREFILL[headDim], prefillSharedBytes(headDim, cfg), {
-      PAGODA_DTYPE: this.dtypeDefine,
-      PAGODA_HEAD_DIM: headDim,
-      PAGODA_PREFILL_WARPS: cfg.warps,
-      PAGODA_PREFILL_MT: cfg.mTiles,
-      PAGODA_PREFILL_BN: cfg.blockN,
-      ...variant,
-    });
+    return this.rt.kernel(
+      FLASH_PREFILL[headDim],
+      prefillSharedBytes(headDim, cfg),
+      prefillDefines(this.dtype, headDim, cfg, variant),
+    );
   }
 
   private decodeKernel(headDim: (typeof HEAD_DIMS)[number]) {
     const cfg = this.decodeConfig(headDim);
-    return this.rt.kernel(PAGED_DECODE[headDim], decodeSharedBytes(headDim, cfg), {
-      PAGODA_DTYPE: this.dtypeDefine,
-      PAGODA_HEAD_DIM: headDim,
-      PAGODA_DECODE_WARPS: cfg.warps,
-      PAGODA_DECODE_TILE: cfg.tileN,
-      PAGODA_DECODE_STAGES: cfg.stages,
-    });
+    return this.rt.kernel(
+      PAGED_DECODE[headDim],
+      decodeSharedBytes(headDim, cfg),
+      decodeDefines(this.dtype, headDim, cfg),
+    );
   }
 
   /** The split count `decode` uses for these arguments when none is given. */
@@ -312,8 +336,7 @@ export class FlashAttention {
       decodeSharedBytes(headDim, cfg),
     );
     if (splits === 1) return;
-    // PAGODA_HEAD_DIM 0: the merge's module builds none of the decode kernels.
-    this.rt.kernel(PAGED_DECODE_MERGE, 0, { PAGODA_DTYPE: this.dtypeDefine, PAGODA_HEAD_DIM: 0 }).launch(
+    this.rt.kernel(PAGED_DECODE_MERGE, 0, mergeDefines(this.dtype)).launch(
       [a.numHeads, a.numSeqs],
       [headDim],
       {
