@@ -1,7 +1,10 @@
 import { CudaBackend } from '../backend/cuda/backend.ts';
+import type { CompilePool } from '../backend/cuda/compile-pool.ts';
 import { cudaDtype, probeCuda } from '../backend/cuda/device.ts';
+import { prefetchKernels } from '../backend/cuda/kernel-prefetch.ts';
 import { CudaUnavailable } from '../backend/cuda/libs.ts';
 import type { CudaSettings } from '../backend/cuda/settings.ts';
+import type { UploadStats } from '../backend/cuda/weight-upload.ts';
 import { loadModelConfig } from '../loader/hf-config.ts';
 import { loadDummyModel } from '../models/dummy.ts';
 import { loadModel } from '../models/load.ts';
@@ -9,7 +12,9 @@ import type { Model } from '../models/model.ts';
 import { type LoadedPoolingModel, loadPoolingModel } from '../models/pooling-load.ts';
 import { FP8_QUANTIZATION } from '../primitives/quant/mix.ts';
 import { UserError } from '../util/errors.ts';
+import { kernelPlanModel } from './kernel-plan-model.ts';
 import { profileKvBlocks } from './kv-sizing.ts';
+import { startupLine } from './startup-report.ts';
 import { weightBytes } from './weight-bytes.ts';
 
 export interface CudaModelOptions {
@@ -35,26 +40,67 @@ export function fp8Refusal(spelling: string, why: string): string {
   return `--quantization ${spelling}: FP8 weights need a GPU of compute capability 8.9 or newer (Ada, Hopper), ${why}; run the checkpoint's own dtype`;
 }
 
-/** The CUDA backend for the model in `dir`, after checking the device, with `build`'s weights in one allocation. */
+/** What loading the weights took, for the start-up line. */
+interface Loaded<M> {
+  model: M;
+  backend: CudaBackend;
+  pool: CompilePool;
+  t0: number;
+  weights: { upload: UploadStats; ms: number };
+  hiddenMs: number;
+}
+
+/**
+ * The CUDA backend for the model in `dir`, after checking the device, with `build`'s weights in one allocation; the
+ * kernels the model will need compile in worker threads meanwhile.
+ */
 function loadOnCuda<M>(
   dir: string,
-  o: { dtype?: string; dummy?: boolean; log: (line: string) => void; cuda?: Partial<CudaSettings> },
+  o: { dtype?: string; dummy?: boolean; log: (line: string) => void; cuda?: Partial<CudaSettings>; maxNumSeqs: number },
   pooling: boolean,
   build: (backend: CudaBackend) => M,
   fp8 = false,
-): { model: M; backend: CudaBackend } {
-  const dtype = cudaDtype(loadModelConfig(dir).dtype, o.dtype ?? 'auto');
+): Loaded<M> {
+  const config = loadModelConfig(dir);
+  const dtype = cudaDtype(config.dtype, o.dtype ?? 'auto');
   const bytes = weightBytes(dir, dtype, o.dummy === true, pooling, fp8);
   const probe = probeCuda({ weightBytes: bytes, cuda: o.cuda });
   if (probe instanceof CudaUnavailable) throw new UserError(`--device cuda: ${probe.reason}. ${probe.fix}`);
   const t0 = performance.now();
   const backend = new CudaBackend({ ...o.cuda, dtype, weightBytes: bytes });
+  const pool = prefetchKernels(backend, kernelPlanModel(config, pooling ? 1 : o.maxNumSeqs));
+  const loadStart = performance.now();
   const model = build(backend);
-  backend.finishLoading();
+  const upload = backend.finishLoading();
+  const loadEnd = performance.now();
+  pool.poll();
   o.log(
-    `weights: ${(bytes / 2 ** 30).toFixed(2)} GiB ${dtype}${o.dummy ? ' (dummy)' : ''} loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    `weights: ${(bytes / 2 ** 30).toFixed(2)} GiB ${dtype}${o.dummy ? ' (dummy)' : ''} loaded in ${((loadEnd - t0) / 1000).toFixed(1)} s`,
   );
-  return { model, backend };
+  return {
+    model,
+    backend,
+    pool,
+    t0,
+    weights: { upload, ms: loadEnd - loadStart },
+    hiddenMs: pool.busyWithin(loadStart, loadEnd),
+  };
+}
+
+/** The start-up line once the engine is ready (decode kernels may still be compiling: the first decode takes them). */
+function reportStartup(l: Loaded<unknown>, kvMs: number | null, log: (line: string) => void): void {
+  l.pool.poll();
+  const nvrtc = l.backend.ctx.mods.nvrtc.stats;
+  const times = {
+    weights: l.weights,
+    prefetch: l.pool.stats,
+    hiddenMs: l.hiddenMs,
+    firstUse: { compiled: nvrtc.compiled, cached: nvrtc.cached, compileMs: nvrtc.compileMs },
+    kvMs,
+    graphs: l.backend.graphs !== null,
+    totalMs: performance.now() - l.t0,
+  };
+  log(startupLine(times));
 }
 
 /**
@@ -68,7 +114,7 @@ export function loadCudaModel(
   const util = o.gpuMemoryUtilization ?? 0.9;
   if (!(util > 0 && util <= 1)) throw new UserError(`--gpu-memory-utilization ${util}: expected a fraction in (0, 1]`);
   const fp8 = o.quantization !== undefined;
-  const { model, backend } = loadOnCuda(
+  const loaded = loadOnCuda(
     dir,
     o,
     false,
@@ -88,6 +134,8 @@ export function loadCudaModel(
     o.log(
       `weights: decoder matrices quantized to FP8 e4m3 per output row at load${o.dummy ? ' (random, on the device)' : ''}`,
     );
+  const { model, backend } = loaded;
+  const kvStart = performance.now();
   let numBlocks: number;
   if (o.kvCacheMemory !== undefined) {
     backend.reserveSteps({
@@ -102,6 +150,7 @@ export function loadCudaModel(
     o.log(sizing.report);
     numBlocks = sizing.numBlocks;
   }
+  reportStartup(loaded, o.kvCacheMemory === undefined ? performance.now() - kvStart : null, o.log);
   return { model, backend, numBlocks };
 }
 
@@ -120,7 +169,9 @@ export function loadCudaPoolingModel(
     cuda?: Partial<CudaSettings>;
   },
 ): { loaded: LoadedPoolingModel; backend: CudaBackend } {
-  const { model, backend } = loadOnCuda(dir, o, true, (b) => loadPoolingModel(dir, b, { dummy: o.dummy }));
+  const loaded = loadOnCuda(dir, o, true, (b) => loadPoolingModel(dir, b, { dummy: o.dummy }));
+  const { model, backend } = loaded;
   backend.reserveSteps({ tokens: o.maxNumBatchedTokens, seqs: o.maxNumSeqs, blocksPerSeq: 1 });
+  reportStartup(loaded, null, o.log);
   return { loaded: model, backend };
 }
