@@ -14,7 +14,7 @@ import { FP8_QUANTIZATION } from '../primitives/quant/mix.ts';
 import { UserError } from '../util/errors.ts';
 import { kernelPlanModel } from './kernel-plan-model.ts';
 import { profileKvBlocks } from './kv-sizing.ts';
-import { startupLine } from './startup-report.ts';
+import { cudaStartupParts } from './startup-report.ts';
 import { weightBytes } from './weight-bytes.ts';
 
 export interface CudaModelOptions {
@@ -30,6 +30,8 @@ export interface CudaModelOptions {
   maxNumSeqs: number;
   maxModelLen: number;
   log: (line: string) => void;
+  /** A terminal's status line: loading progress while weights upload, null to clear it. */
+  progress?: (line: string | null) => void;
   cuda?: Partial<CudaSettings>;
   /** --quantization: fp8 (the one scheme CUDA runs; runner/load.ts refuses the others). */
   quantization?: string;
@@ -40,12 +42,29 @@ export function fp8Refusal(spelling: string, why: string): string {
   return `--quantization ${spelling}: FP8 weights need a GPU of compute capability 8.9 or newer (Ada, Hopper), ${why}; run the checkpoint's own dtype`;
 }
 
+/** Loading progress for a status line, at most four times a second: `weights 5.21 / 16.06 GB, 5.4 GB/s`. */
+export function progressLine(
+  total: number,
+  show: ((line: string) => void) | undefined,
+  now: () => number = () => performance.now(),
+): ((bytes: number) => void) | undefined {
+  if (!show) return undefined;
+  const t0 = now();
+  let last = t0;
+  return (bytes) => {
+    const t = now();
+    if (t - last < 250) return;
+    last = t;
+    const rate = bytes / 1e9 / ((t - t0) / 1000);
+    show(`weights ${(bytes / 1e9).toFixed(2)} / ${(total / 1e9).toFixed(2)} GB, ${rate.toFixed(1)} GB/s`);
+  };
+}
+
 /** What loading the weights took, for the start-up line. */
 interface Loaded<M> {
   model: M;
   backend: CudaBackend;
   pool: CompilePool;
-  t0: number;
   weights: { upload: UploadStats; ms: number };
   hiddenMs: number;
 }
@@ -56,7 +75,7 @@ interface Loaded<M> {
  */
 function loadOnCuda<M>(
   dir: string,
-  o: { dtype?: string; dummy?: boolean; log: (line: string) => void; cuda?: Partial<CudaSettings>; maxNumSeqs: number },
+  o: Pick<CudaModelOptions, 'dtype' | 'dummy' | 'log' | 'progress' | 'cuda' | 'maxNumSeqs'>,
   pooling: boolean,
   build: (backend: CudaBackend) => M,
   fp8 = false,
@@ -67,11 +86,17 @@ function loadOnCuda<M>(
   const probe = probeCuda({ weightBytes: bytes, cuda: o.cuda });
   if (probe instanceof CudaUnavailable) throw new UserError(`--device cuda: ${probe.reason}. ${probe.fix}`);
   const t0 = performance.now();
-  const backend = new CudaBackend({ ...o.cuda, dtype, weightBytes: bytes });
+  const backend = new CudaBackend({
+    ...o.cuda,
+    dtype,
+    weightBytes: bytes,
+    loadProgress: progressLine(bytes, o.progress),
+  });
   const pool = prefetchKernels(backend, kernelPlanModel(config, pooling ? 1 : o.maxNumSeqs));
   const loadStart = performance.now();
   const model = build(backend);
   const upload = backend.finishLoading();
+  o.progress?.(null);
   const loadEnd = performance.now();
   pool.poll();
   o.log(
@@ -81,26 +106,25 @@ function loadOnCuda<M>(
     model,
     backend,
     pool,
-    t0,
     weights: { upload, ms: loadEnd - loadStart },
     hiddenMs: pool.busyWithin(loadStart, loadEnd),
   };
 }
 
-/** The start-up line once the engine is ready (decode kernels may still be compiling: the first decode takes them). */
-function reportStartup(l: Loaded<unknown>, kvMs: number | null, log: (line: string) => void): void {
-  l.pool.poll();
-  const nvrtc = l.backend.ctx.mods.nvrtc.stats;
-  const times = {
-    weights: l.weights,
-    prefetch: l.pool.stats,
-    hiddenMs: l.hiddenMs,
-    firstUse: { compiled: nvrtc.compiled, cached: nvrtc.cached, compileMs: nvrtc.compileMs },
-    kvMs,
-    graphs: l.backend.graphs !== null,
-    totalMs: performance.now() - l.t0,
+/** The CUDA part of the start-up line, as of now (decode kernels may still be compiling: the first decode takes them). */
+function startupReport(l: Loaded<unknown>, kvMs: number | null): () => string {
+  return () => {
+    l.pool.poll();
+    const nvrtc = l.backend.ctx.mods.nvrtc.stats;
+    return cudaStartupParts({
+      weights: l.weights,
+      prefetch: l.pool.stats,
+      hiddenMs: l.hiddenMs,
+      firstUse: { compiled: nvrtc.compiled, cached: nvrtc.cached, compileMs: nvrtc.compileMs },
+      kvMs,
+      graphs: l.backend.graphs !== null,
+    });
   };
-  log(startupLine(times));
 }
 
 /**
@@ -110,7 +134,7 @@ function reportStartup(l: Loaded<unknown>, kvMs: number | null, log: (line: stri
 export function loadCudaModel(
   dir: string,
   o: CudaModelOptions,
-): { model: Model; backend: CudaBackend; numBlocks: number } {
+): { model: Model; backend: CudaBackend; numBlocks: number; startup: () => string } {
   const util = o.gpuMemoryUtilization ?? 0.9;
   if (!(util > 0 && util <= 1)) throw new UserError(`--gpu-memory-utilization ${util}: expected a fraction in (0, 1]`);
   const fp8 = o.quantization !== undefined;
@@ -150,8 +174,8 @@ export function loadCudaModel(
     o.log(sizing.report);
     numBlocks = sizing.numBlocks;
   }
-  reportStartup(loaded, o.kvCacheMemory === undefined ? performance.now() - kvStart : null, o.log);
-  return { model, backend, numBlocks };
+  const startup = startupReport(loaded, o.kvCacheMemory === undefined ? performance.now() - kvStart : null);
+  return { model, backend, numBlocks, startup };
 }
 
 /**
@@ -166,12 +190,12 @@ export function loadCudaPoolingModel(
     maxNumBatchedTokens: number;
     maxNumSeqs: number;
     log: (line: string) => void;
+    progress?: (line: string | null) => void;
     cuda?: Partial<CudaSettings>;
   },
-): { loaded: LoadedPoolingModel; backend: CudaBackend } {
+): { loaded: LoadedPoolingModel; backend: CudaBackend; startup: () => string } {
   const loaded = loadOnCuda(dir, o, true, (b) => loadPoolingModel(dir, b, { dummy: o.dummy }));
   const { model, backend } = loaded;
   backend.reserveSteps({ tokens: o.maxNumBatchedTokens, seqs: o.maxNumSeqs, blocksPerSeq: 1 });
-  reportStartup(loaded, null, o.log);
-  return { loaded: model, backend };
+  return { loaded: model, backend, startup: startupReport(loaded, null) };
 }

@@ -1,8 +1,8 @@
 import type { CompilePoolStats } from '../backend/cuda/compile-pool.ts';
 import type { UploadStats } from '../backend/cuda/weight-upload.ts';
 
-/** What start-up took, for the one line `pagoda run` and `serve` print once the engine is ready. */
-export interface StartupTimes {
+/** What a CUDA start-up took, for the start-up line `pagoda run` and `serve` print once the engine is ready. */
+export interface CudaStartupTimes {
   weights: { upload: UploadStats; ms: number };
   /** The compile pool's stats (null: no kernel was prefetched). */
   prefetch: CompilePoolStats | null;
@@ -13,16 +13,15 @@ export interface StartupTimes {
   /** The profiling pass that sizes the KV cache, with the KV allocation; null when there was none. */
   kvMs: number | null;
   graphs: boolean;
-  totalMs: number;
 }
 
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 /**
- * `start-up 5.2 s: weights 16.06 GB in 2.9 s (5.5 GB/s; 2.5 s reading, 0.2 s waiting on copies); kernels ...; KV
- * sizing 0.4 s; CUDA graphs captured per batch size on first decode`.
+ * The CUDA part of the start-up line: `weights 16.06 GB in 2.9 s (5.5 GB/s; 2.5 s reading, 0.2 s waiting on
+ * copies); kernels: ...; KV sizing (profiling pass) 0.4 s; CUDA graphs captured per batch size on first decode`.
  */
-export function startupLine(t: StartupTimes): string {
+export function cudaStartupParts(t: CudaStartupTimes): string {
   const { upload } = t.weights;
   const gb = upload.bytes / 1e9;
   const rate = t.weights.ms > 0 ? ` (${(gb / (t.weights.ms / 1000)).toFixed(1)} GB/s` : ' (';
@@ -30,10 +29,10 @@ export function startupLine(t: StartupTimes): string {
   const parts = [weights, kernelsPart(t)];
   if (t.kvMs !== null) parts.push(`KV sizing (profiling pass) ${s(t.kvMs)}`);
   parts.push(t.graphs ? 'CUDA graphs captured per batch size on first decode' : 'CUDA graphs off');
-  return `start-up ${s(t.totalMs)}: ${parts.join('; ')}`;
+  return parts.join('; ');
 }
 
-function kernelsPart(t: StartupTimes): string {
+function kernelsPart(t: CudaStartupTimes): string {
   const p = t.prefetch;
   const out: string[] = [];
   if (p && p.submitted > 0) {

@@ -156,7 +156,7 @@ interface Case {
 /** Uploads `cases` in order through a ring of `slots` x `slotBytes` into one device region; returns what arrived. */
 function uploadAll(cases: Case[], to: DType, slots: number, slotBytes: number) {
   const dev = new LazyStream();
-  const ring = new WeightUploader(dev, dev.convert, slots, slotBytes);
+  const ring = new WeightUploader(dev, dev.convert, { slots, slotBytes });
   const placed = cases.map((c, i) => {
     const n = c.shape.reduce((a, d) => a * d, 1);
     const bytes = stored(c.from, values(n, i + 1));
@@ -233,7 +233,7 @@ test('conversions on the device equal the host path bit for bit: f32 and f16 to 
 
 test('a small upload takes one pinned slot, not the whole ring', () => {
   const dev = new LazyStream();
-  const ring = new WeightUploader(dev, dev.convert, 3, 1 << 20);
+  const ring = new WeightUploader(dev, dev.convert, { slots: 3, slotBytes: 1 << 20 });
   const bytes = stored('bf16', values(100, 1));
   ring.upload(lazy(dev, 'w', [100], 'bf16', bytes), dev.alloc(200), 'bf16', false);
   assert.equal(dev.hosts.size, 1);

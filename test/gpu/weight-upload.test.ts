@@ -50,7 +50,7 @@ for (const to of ['bf16', 'f16', 'f32'] as const) {
   test(`weights through the upload ring equal the host path bit for bit (${to})`, { skip }, () => {
     const b = new CudaBackend({ dtype: to, graphs: false });
     // 4 KiB slots: every tensor crosses many chunk and slot boundaries, small ones share slots.
-    const ring = new WeightUploader(b.ctx.drv, (job) => launchConvert(b.ctx, job), 3, 4096);
+    const ring = new WeightUploader(b.ctx.drv, (job) => launchConvert(b.ctx, job), { slots: 3, slotBytes: 4096 });
     CASES.forEach((c, i) => {
       const n = c.shape.reduce((a, d) => a * d, 1);
       const bytes = storedBytes(n, c.from, i + 1);

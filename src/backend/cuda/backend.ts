@@ -41,6 +41,8 @@ import { type UploadStats, WeightUploader } from './weight-upload.ts';
 export interface CudaBackendOptions extends CudaContextOptions {
   /** Capture decode steps as CUDA graphs per batch-size bucket (default true). */
   graphs?: boolean;
+  /** Hears the weight bytes uploaded so far, after every chunk (a terminal's progress line). */
+  loadProgress?: (bytes: number) => void;
 }
 
 /** Host bytes of a tensor's elements as float32. */
@@ -88,7 +90,9 @@ export class CudaBackend implements Backend {
     this.readbacks = new Readbacks(this.ctx.drv, () => new CudaEvent(this.ctx.drv));
     this.fp8Staging = new Fp8Staging(this.ctx);
     this.fp8Weights = hasFp8(this.ctx.drv.info);
-    this.uploader = new WeightUploader(this.ctx.drv, (job) => launchConvert(this.ctx, job));
+    this.uploader = new WeightUploader(this.ctx.drv, (job) => launchConvert(this.ctx, job), {
+      progress: opts.loadProgress,
+    });
   }
 
   loadWeight(w: HostTensor, opts?: WeightLoadOptions): Tensor {

@@ -56,12 +56,21 @@ export class WeightUploader {
   private used = 0;
   private stats: UploadStats = { bytes: 0, tensors: 0, readMs: 0, waitMs: 0 };
 
+  private readonly slotCount: number;
+  private readonly slotBytes: number;
+
+  /** `progress` hears the bytes uploaded since the last `finish`, after every chunk. */
   constructor(
     private readonly dev: UploadDevice,
     private readonly convert: (job: ConvertJob) => void,
-    private readonly slotCount = UPLOAD_SLOTS,
-    private readonly slotBytes = UPLOAD_SLOT_BYTES,
-  ) {}
+    opts: { slots?: number; slotBytes?: number; progress?: (bytes: number) => void } = {},
+  ) {
+    this.slotCount = opts.slots ?? UPLOAD_SLOTS;
+    this.slotBytes = opts.slotBytes ?? UPLOAD_SLOT_BYTES;
+    this.progress = opts.progress ?? null;
+  }
+
+  private readonly progress: ((bytes: number) => void) | null;
 
   /** Queues `w` (stored bytes, any float dtype) to become the `dtype` weight at `dst`, transposed when asked. */
   upload(w: HostTensor, dst: DevPtr, dtype: DType, transpose: boolean): void {
@@ -92,6 +101,7 @@ export class WeightUploader {
       this.used += n;
       pos += n;
       if (this.used === this.slotBytes) this.advance();
+      this.progress?.(this.stats.bytes);
     }
   }
 
