@@ -23,6 +23,8 @@ export class KernelModules {
   private readonly headers: string;
   readonly arch: string;
   private pool: CompilePool | null = null;
+  /** Modules asked for that no prefetch planned (`file|defines`): each compiled on the critical path. */
+  readonly unplanned: string[] = [];
 
   /** `cacheDir`: where compiled kernels are kept (CudaSettings.kernelCache). */
   constructor(
@@ -53,8 +55,10 @@ export class KernelModules {
     let mod = this.modules.get(modKey);
     if (!mod) {
       const b = this.build(file, defs);
-      const cubin = this.pool?.has(modKey)
-        ? this.pool.take(modKey)
+      const planned = this.pool?.has(modKey) === true;
+      if (this.pool && !planned) this.unplanned.push(modKey);
+      const cubin = planned
+        ? this.pool!.take(modKey)
         : this.nvrtc.cubin(file, b.source, b.hashSource, b.options, this.arch, this.cacheDir);
       mod = this.drv.loadModule(cubin);
       this.modules.set(modKey, mod);
