@@ -56,8 +56,9 @@ for (const to of ['bf16', 'f16', 'f32'] as const) {
       const bytes = storedBytes(n, c.from, i + 1);
       const host: HostTensor = { name: c.name, shape: c.shape, dtype: c.from, bytes };
       const expected = hostBytesAs(host, to, c.transpose === true);
-      const ptr = b.ctx.drv.alloc(expected.length);
-      b.ctx.drv.fill32(ptr, 0x7fa57fa5, expected.length / 4); // poisoned: a byte never written shows
+      const words = Math.ceil(expected.length / 4);
+      const ptr = b.ctx.drv.alloc(words * 4);
+      b.ctx.drv.fill32(ptr, 0x7fa57fa5, words); // poisoned: a byte never written shows
       ring.upload(lazyWeight(c.name, c.shape, c.from, bytes), ptr, to, c.transpose === true);
       ring.finish();
       assert.deepEqual(download(b, ptr, expected.length), Buffer.from(expected), `${c.name} → ${to}`);

@@ -64,7 +64,8 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
     const key = `${decl.file}|${JSON.stringify(Object.entries(d).sort(([x], [y]) => x.localeCompare(y)))}`;
     out.set(key, { file: decl.file, defines: d });
   };
-  for (const decl of [EMBEDDING, ROPE, RESHAPE_AND_CACHE, SAMPLE_ROWS, CONVERT_WEIGHT]) add(decl, {});
+  // The weight conversion first: a checkpoint stored in another dtype needs it while it loads.
+  for (const decl of [CONVERT_WEIGHT, EMBEDDING, ROPE, RESHAPE_AND_CACHE, SAMPLE_ROWS]) add(decl, {});
   add(ADD_BIAS, {});
   add(ACT_MUL, actDefines(m.act));
   add(RMS_NORM, offsetDefines(m.normOffset));

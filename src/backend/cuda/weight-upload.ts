@@ -58,6 +58,7 @@ export class WeightUploader {
 
   private readonly slotCount: number;
   private readonly slotBytes: number;
+  private readonly progress: ((bytes: number) => void) | null;
 
   /** `progress` hears the bytes uploaded since the last `finish`, after every chunk. */
   constructor(
@@ -67,10 +68,9 @@ export class WeightUploader {
   ) {
     this.slotCount = opts.slots ?? UPLOAD_SLOTS;
     this.slotBytes = opts.slotBytes ?? UPLOAD_SLOT_BYTES;
+    if (this.slotBytes < 4) throw new Error(`upload slots of ${this.slotBytes} bytes cannot hold one f32 element`);
     this.progress = opts.progress ?? null;
   }
-
-  private readonly progress: ((bytes: number) => void) | null;
 
   /** Queues `w` (stored bytes, any float dtype) to become the `dtype` weight at `dst`, transposed when asked. */
   upload(w: HostTensor, dst: DevPtr, dtype: DType, transpose: boolean): void {
