@@ -46,6 +46,9 @@ async function startOnce(kernelCache: string) {
   } finally {
     await loaded.engine.shutdown();
   }
+  console.log(
+    `CUDA graphs: ${JSON.stringify(backend.graphs?.stats)} (capture is lazy: per batch-size bucket, first decode)`,
+  );
   return { lines, unplanned: backend.ctx.mods.unplanned };
 }
 
