@@ -18,8 +18,8 @@ function job(dir: string, name: string, source = `// ${name}`): CompileJob {
   };
 }
 
-const decode = (b: Uint8Array) =>
-  JSON.parse(new TextDecoder().decode(b)) as {
+const decode = (b: Uint8Array | null) =>
+  JSON.parse(new TextDecoder().decode(b ?? undefined)) as {
     name: string;
     options: string[];
     threadId: number;
@@ -57,7 +57,7 @@ test('a cached module is read at once and never reaches a worker; a module is su
   pool.submit(j);
   pool.submit(j);
   assert.equal(pool.stats.workers, 0, 'no worker started');
-  assert.equal(new TextDecoder().decode(pool.take(j.key)), 'CUBIN');
+  assert.equal(new TextDecoder().decode(pool.take(j.key) ?? undefined), 'CUBIN');
   assert.deepEqual([pool.stats.submitted, pool.stats.cached, pool.stats.compiled], [1, 1, 0]);
   assert.ok(pool.has(j.key));
   assert.ok(!pool.has('other'));
@@ -87,6 +87,20 @@ test('a failed compile is one line naming the kernel and its build, thrown where
   assert.ok(!existsSync(bad.cachePath), 'nothing cached for a failure');
   assert.ok(readFileSync(good.cachePath).length > 0);
   pool.close();
+});
+
+test('a pool whose workers never come up gives the module back to the caller (null) instead of hanging', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pagoda-pool-'));
+  const stuck = { module: new URL('../helpers/stuck-kernel-compiler.ts', import.meta.url).href };
+  const pool = new CompilePool(stuck, 2, { startMs: 1500, takeMs: 60_000 });
+  const j = job(dir, 'never');
+  pool.submit(j);
+  const t0 = performance.now();
+  assert.equal(pool.take(j.key), null);
+  const waited = performance.now() - t0;
+  assert.ok(waited >= 1400 && waited < 10_000, `gave up after ${waited} ms`);
+  assert.equal(pool.stats.workers, 1, 'one job, one worker');
+  assert.ok(!pool.has(j.key), "the module is the caller's to compile now");
 });
 
 test('the pool takes every core but one, at most 8, and no more workers than jobs', () => {

@@ -42,8 +42,10 @@ export interface CompilePoolStats {
   workers: number;
 }
 
-/** How long `take` waits for a worker before calling it lost. */
+/** How long `take` waits for one module before the main thread compiles it itself. */
 const TAKE_TIMEOUT_MS = 300_000;
+/** How long `take` waits for the first worker to come up (a worker that cannot start never answers). */
+const START_TIMEOUT_MS = 20_000;
 
 /** Worker threads a pool gets: every core but the main thread's, at most 8 (NVRTC's compiles are single-threaded). */
 export function compileWorkerCount(jobs: number, cores = availableParallelism()): number {
@@ -60,7 +62,8 @@ export class CompilePool {
   private readonly results = new Map<string, CompileResult>();
   private readonly queued = new Set<string>();
   private readonly workers: { worker: Worker; port: MessagePort; pending: number }[] = [];
-  private readonly signal = new Int32Array(new SharedArrayBuffer(4));
+  /** [0] results posted, [1] workers started: bumped by the workers, slept on by `take`. */
+  private readonly signal = new Int32Array(new SharedArrayBuffer(8));
   private firstQueued = 0;
   private lastDone = 0;
   readonly stats: CompilePoolStats = {
@@ -77,6 +80,7 @@ export class CompilePool {
   constructor(
     private readonly compiler: CompilerSource,
     private readonly size: number,
+    private readonly timeouts = { startMs: START_TIMEOUT_MS, takeMs: TAKE_TIMEOUT_MS },
   ) {}
 
   /** Queues a module unless it is cached (then its cubin is ready now) or already known. */
@@ -102,8 +106,11 @@ export class CompilePool {
     return this.results.has(key) || this.queued.has(key);
   }
 
-  /** The module's cubin, waiting for its worker if it is still compiling; a failure throws its one line. */
-  take(key: string): Uint8Array {
+  /**
+   * The module's cubin, waiting for its worker if it is still compiling; a failed compile throws its one line. Null
+   * when no worker came up, or none answered in time: the caller compiles the module itself (the pool is closed).
+   */
+  take(key: string): Uint8Array | null {
     const t0 = performance.now();
     for (;;) {
       const seen = Atomics.load(this.signal, 0);
@@ -115,9 +122,14 @@ export class CompilePool {
         return r.cubin!;
       }
       if (!this.queued.has(key)) throw new Error(`kernel module ${key} was never submitted to the compile pool`);
-      if (Atomics.wait(this.signal, 0, seen, TAKE_TIMEOUT_MS) === 'timed-out') {
-        throw new Error(`kernel module ${key}: no compile worker answered in ${TAKE_TIMEOUT_MS / 1000} s`);
+      const waited = performance.now() - t0;
+      const started = Atomics.load(this.signal, 1) > 0;
+      if ((!started && waited > this.timeouts.startMs) || waited > this.timeouts.takeMs) {
+        this.stats.waitMs += waited;
+        this.close();
+        return null;
       }
+      Atomics.wait(this.signal, 0, seen, 200);
     }
   }
 

@@ -57,9 +57,9 @@ export class KernelModules {
       const b = this.build(file, defs);
       const planned = this.pool?.has(modKey) === true;
       if (this.pool && !planned) this.unplanned.push(modKey);
-      const cubin = planned
-        ? this.pool!.take(modKey)
-        : this.nvrtc.cubin(file, b.source, b.hashSource, b.options, this.arch, this.cacheDir);
+      const cubin =
+        (planned ? this.pool!.take(modKey) : null) ??
+        this.nvrtc.cubin(file, b.source, b.hashSource, b.options, this.arch, this.cacheDir);
       mod = this.drv.loadModule(cubin);
       this.modules.set(modKey, mod);
     }

@@ -25,6 +25,7 @@ async function open(): Promise<KernelCompiler> {
 }
 
 const compiler: KernelCompiler | Error = await open().catch((err: Error) => err);
+Atomics.add(signal, 1, 1); // started: the pool stops waiting for workers that never come up
 
 parentPort!.on('message', (job: CompileJob) => {
   const start = performance.timeOrigin + performance.now();
