@@ -59,9 +59,10 @@ test('with an empty kernel cache the prefetch plan covers every kernel prefill a
   const cold = await startOnce(cache);
   const line = cold.lines.find((l) => l.startsWith('start-up '));
   console.log(line);
+  // Decode's kernels may still be compiling when the line is written (the first decode takes them).
   assert.match(
     line ?? '',
-    /weights 0\.\d\d GB in [\d.]+ s \([\d.]+ GB\/s; .*kernels: (\d+) prefetched, \1 compiled on \d+ threads/,
+    /weights 0\.\d\d GB in [\d.]+ s \([\d.]+ GB\/s; .*kernels: \d+ prefetched, \d+ compiled on \d+ threads/,
   );
   assert.deepEqual(cold.unplanned, [], 'modules the plan missed (compiled on the critical path)');
   assert.ok(
