@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { DType, HostTensor } from '../../src/backend/backend.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
+import { CudaEvent } from '../../src/backend/cuda/stream-event.ts';
 import { cuda, DTYPE_BYTES, hostBytesAs } from '../../src/backend/cuda/tensor.ts';
 import { launchConvert } from '../../src/backend/cuda/weight-convert.ts';
 import { UPLOAD_SLOT_BYTES, WeightUploader } from '../../src/backend/cuda/weight-upload.ts';
@@ -50,7 +51,12 @@ for (const to of ['bf16', 'f16', 'f32'] as const) {
   test(`weights through the upload ring equal the host path bit for bit (${to})`, { skip }, () => {
     const b = new CudaBackend({ dtype: to, graphs: false });
     // 4 KiB slots: every tensor crosses many chunk and slot boundaries, small ones share slots.
-    const ring = new WeightUploader(b.ctx.drv, (job) => launchConvert(b.ctx, job), { slots: 3, slotBytes: 4096 });
+    const ring = new WeightUploader(
+      b.ctx.drv,
+      () => new CudaEvent(b.ctx.drv),
+      (job) => launchConvert(b.ctx, job),
+      { slots: 3, slotBytes: 4096 },
+    );
     CASES.forEach((c, i) => {
       const n = c.shape.reduce((a, d) => a * d, 1);
       const bytes = storedBytes(n, c.from, i + 1);

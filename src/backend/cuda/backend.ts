@@ -87,10 +87,11 @@ export class CudaBackend implements Backend {
     this.rotary = new CudaRope(this.ctx);
     this.sampler = new DeviceSampler(this.ctx);
     this.attn = new CudaAttention(this.ctx);
-    this.readbacks = new Readbacks(this.ctx.drv, () => new CudaEvent(this.ctx.drv));
+    const events = () => new CudaEvent(this.ctx.drv);
+    this.readbacks = new Readbacks(this.ctx.drv, events);
     this.fp8Staging = new Fp8Staging(this.ctx);
     this.fp8Weights = hasFp8(this.ctx.drv.info);
-    this.uploader = new WeightUploader(this.ctx.drv, (job) => launchConvert(this.ctx, job), {
+    this.uploader = new WeightUploader(this.ctx.drv, events, (job) => launchConvert(this.ctx, job), {
       progress: opts.loadProgress,
     });
   }

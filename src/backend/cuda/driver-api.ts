@@ -47,7 +47,6 @@ export function bindDriver(lib: LibraryHandle) {
     cuEventCreate: f('int cuEventCreate(_Out_ void **e, unsigned int flags)'),
     cuEventRecord: f('int cuEventRecord(void *e, void *stream)'),
     cuEventSynchronize: f('int cuEventSynchronize(void *e)'),
-    cuEventDestroy: f('int cuEventDestroy_v2(void *e)'),
     cuEventQuery: f('int cuEventQuery(void *e)'),
     cuEventElapsedTime: f('int cuEventElapsedTime(_Out_ float *ms, void *start, void *end)'),
   };

@@ -329,25 +329,6 @@ export class CudaDriver {
     this.check(this.api.cuGraphExecDestroy(exec), 'cuGraphExecDestroy');
   }
 
-  /** An event for ordering only (no timing: cheaper to record). */
-  eventCreate(): Handle {
-    const e = [null];
-    this.check(this.api.cuEventCreate(e, 2), 'cuEventCreate'); // CU_EVENT_DISABLE_TIMING
-    return e[0];
-  }
-
-  eventRecord(e: Handle): void {
-    this.check(this.api.cuEventRecord(e, this.stream), 'cuEventRecord');
-  }
-
-  eventSync(e: Handle): void {
-    this.check(this.api.cuEventSynchronize(e), 'cuEventSynchronize');
-  }
-
-  eventDestroy(e: Handle): void {
-    this.check(this.api.cuEventDestroy(e), 'cuEventDestroy');
-  }
-
   /** Milliseconds the stream spends on `body`, measured with events. */
   time(body: () => void): number {
     const a = [null];

@@ -1,6 +1,7 @@
 import { hostByteLength, readHostBytes } from '../../primitives/lazy-tensor.ts';
 import type { DType, HostTensor } from '../backend.ts';
 import type { DevPtr, Handle } from './driver.ts';
+import type { StreamEvent } from './stream-event.ts';
 import { type ConvertJob, weightLayout } from './weight-convert.ts';
 
 /** What the upload ring asks of the driver (CudaDriver; a fake in tests). */
@@ -11,11 +12,6 @@ export interface UploadDevice {
   free(p: DevPtr): void;
   /** Host → device on the stream, from a pinned address. */
   uploadFrom(dst: DevPtr, srcAddr: bigint, bytes: number): void;
-  eventCreate(): Handle;
-  /** Marks the stream's position: the event completes when everything queued before it has. */
-  eventRecord(e: Handle): void;
-  eventSync(e: Handle): void;
-  eventDestroy(e: Handle): void;
   sync(): void;
 }
 
@@ -26,7 +22,6 @@ export const UPLOAD_SLOT_BYTES = 64 << 20;
 interface Slot {
   host: { buffer: ArrayBuffer; addr: bigint; handle: Handle };
   view: Uint8Array;
-  event: Handle;
   /** Device staging for chunks the conversion kernel reads (allocated on the first conversion). */
   staging: DevPtr | null;
   /** An event was recorded after this slot's last copy and not yet waited on. */
@@ -51,6 +46,8 @@ export interface UploadStats {
  */
 export class WeightUploader {
   private readonly slots: Slot[] = [];
+  /** One event per slot, made once and kept across loads. */
+  private readonly events: StreamEvent[] = [];
   private current = 0;
   /** Bytes of the current slot already holding chunks. */
   private used = 0;
@@ -63,6 +60,7 @@ export class WeightUploader {
   /** `progress` hears the bytes uploaded since the last `finish`, after every chunk. */
   constructor(
     private readonly dev: UploadDevice,
+    private readonly newEvent: () => StreamEvent,
     private readonly convert: (job: ConvertJob) => void,
     opts: { slots?: number; slotBytes?: number; progress?: (bytes: number) => void } = {},
   ) {
@@ -110,12 +108,13 @@ export class WeightUploader {
     let slot = this.slots[this.current];
     if (!slot) {
       const host = this.dev.allocHost(this.slotBytes);
-      slot = { host, view: new Uint8Array(host.buffer), event: this.dev.eventCreate(), staging: null, inFlight: false };
+      slot = { host, view: new Uint8Array(host.buffer), staging: null, inFlight: false };
       this.slots[this.current] = slot;
+      this.events[this.current] ??= this.newEvent();
     }
     if (slot.inFlight) {
       const t0 = performance.now();
-      this.dev.eventSync(slot.event);
+      this.events[this.current]!.sync();
       this.stats.waitMs += performance.now() - t0;
       slot.inFlight = false;
     }
@@ -126,7 +125,7 @@ export class WeightUploader {
   private advance(): void {
     const slot = this.slots[this.current];
     if (slot && this.used > 0) {
-      this.dev.eventRecord(slot.event);
+      this.events[this.current]!.record();
       slot.inFlight = true;
     }
     this.current = (this.current + 1) % this.slotCount;
@@ -138,7 +137,6 @@ export class WeightUploader {
     if (this.slots.length) this.dev.sync();
     for (const s of this.slots) {
       this.dev.freeHost(s.host.handle);
-      this.dev.eventDestroy(s.event);
       if (s.staging !== null) this.dev.free(s.staging);
     }
     this.slots.length = 0;
