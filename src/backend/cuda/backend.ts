@@ -34,7 +34,7 @@ import { CudaRope } from './rope.ts';
 import { DeviceSampler } from './sampling.ts';
 import type { StepCapacity } from './step-buffers.ts';
 import { CudaEvent } from './stream-event.ts';
-import { CudaTensor, cuda, DTYPE_BYTES, decodeFrom } from './tensor.ts';
+import { CudaTensor, cuda, DTYPE_BYTES, decoded } from './tensor.ts';
 import { launchConvert, refuseQuantized } from './weight-convert.ts';
 import { type UploadStats, WeightUploader } from './weight-upload.ts';
 
@@ -43,11 +43,6 @@ export interface CudaBackendOptions extends CudaContextOptions {
   graphs?: boolean;
   /** Hears the weight bytes uploaded so far, after every chunk (a terminal's progress line). */
   loadProgress?: (bytes: number) => void;
-}
-
-/** Host bytes of a tensor's elements as float32. */
-function decoded(bytes: Uint8Array, dtype: DType): Float32Array {
-  return dtype === 'f32' ? new Float32Array(bytes.buffer) : decodeFrom(bytes, dtype);
 }
 
 const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
@@ -91,7 +86,7 @@ export class CudaBackend implements Backend {
     this.readbacks = new Readbacks(this.ctx.drv, events);
     this.fp8Staging = new Fp8Staging(this.ctx);
     this.fp8Weights = hasFp8(this.ctx.drv.info);
-    this.uploader = new WeightUploader(this.ctx.drv, events, (job) => launchConvert(this.ctx, job), {
+    this.uploader = new WeightUploader(this.ctx.drv, events, (j) => launchConvert(this.ctx, j), {
       progress: opts.loadProgress,
     });
   }
