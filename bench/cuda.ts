@@ -214,7 +214,9 @@ if (REQUESTS > 0) {
   throughput(`offline throughput, ${REQUESTS} requests, in/out uniform 100..1024 (nano-vllm)`, reqs);
 }
 
-console.log(`graphs: ${backend.graphs?.stats.captures} captured, ${backend.graphs?.stats.replays} replays`);
+console.log(
+  `graphs: ${backend.graphs?.stats.captures} captured in ${backend.graphs?.stats.captureMs.toFixed(0)} ms (warm-up steps included), ${backend.graphs?.stats.replays} replays`,
+);
 const pdl = backend.ctx.drv.pdl ? 'PDL on' : `PDL off${backend.ctx.drv.pdlAvailable ? '' : ' (unavailable)'}`;
 console.log(
   `\n| ${backend.ctx.drv.info.name} | pagoda (${DTYPE}, dummy ${model.config.architecture}, ${pdl}) | notes |\n|---|---|---|`,

@@ -2,9 +2,10 @@
  * Weight loading speed: writes a checkpoint of a benchmark shape (random bf16 safetensors, sharded at 4 GiB as
  * transformers saves them), reads every shard once (the warm page cache's own speed: the baseline), then times
  * pagoda loading it onto a backend, and transformers' from_pretrained where Python has it, in the same call.
- * Usage: npx tsx bench/load.ts [--config DIR] [--device cpu|cuda] [--out DIR] [--runs N]
+ * Usage: npx tsx bench/load.ts [--config DIR] [--device cpu|cuda] [--out DIR] [--runs N] [--keep] [--tokenizer FILE]
  *   default: ../shared/bench-configs/qwen3-0.6b (1.2 GB in bf16), the CPU backend. Prints a table and appends it
- *   to bench/RESULTS.md.
+ *   to bench/RESULTS.md. On CUDA the weights' own time (the start-up line's, kernels compiling beside it) is a row
+ *   of its own. --keep leaves the checkpoint in --out for what runs next (bench/load-device.sh).
  */
 import { spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -28,6 +29,8 @@ const { values: args } = parseArgs({
     device: { type: 'string', default: 'cpu' },
     out: { type: 'string' },
     runs: { type: 'string', default: '2' },
+    keep: { type: 'boolean', default: false },
+    tokenizer: { type: 'string' },
   },
 });
 const SHARD = 4 * 2 ** 30;
@@ -69,9 +72,10 @@ function randomBf16(count: number): Uint8Array {
 
 /** Writes the checkpoint (shards of at most 4 GiB and their index); returns its bytes. */
 function writeCheckpoint(configDir: string): number {
-  rmSync(dir, { recursive: true, force: true });
+  if (!args.keep) rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   copyFileSync(join(configDir, 'config.json'), join(dir, 'config.json'));
+  if (args.tokenizer) copyFileSync(args.tokenizer, join(dir, 'tokenizer.json'));
   const shards: { name: string; shape: readonly number[] }[][] = [[]];
   let size = 0;
   for (const t of tensorsOf(configDir)) {
@@ -126,11 +130,16 @@ function readAll(): number {
   return (performance.now() - t0) / 1000;
 }
 
-function loadSeconds(): number {
+/** Seconds to a loaded model, and on CUDA the weights' part as the start-up line gives it. */
+function loadSeconds(): { total: number; weights: number | null } {
   const t0 = performance.now();
+  const lines: string[] = [];
   if (args.device === 'cpu') loadModel(dir, new CpuBackend());
-  else prepareModel(dir, { device: 'cuda', log: () => {}, maxModelLen: 256 });
-  return (performance.now() - t0) / 1000;
+  else prepareModel(dir, { device: 'cuda', log: (l) => lines.push(l), maxModelLen: 256 });
+  const total = (performance.now() - t0) / 1000;
+  for (const l of lines) console.log(l);
+  const weights = lines.join('\n').match(/weights [\d.]+ GB in ([\d.]+) s/);
+  return { total, weights: weights ? Number(weights[1]) : null };
 }
 
 /** transformers' from_pretrained of the same folder, in seconds; null where Python has no transformers. */
@@ -155,7 +164,10 @@ const row = (what: string, s: number | null) =>
   rows.push([what, s === null ? 'n/a' : s.toFixed(2), s === null ? 'n/a' : (gb / s).toFixed(2)]);
 for (let r = 0; r < Number(args.runs); r++) {
   row(`read every shard (baseline), run ${r + 1}`, readAll());
-  row(`pagoda load on ${args.device}, run ${r + 1}`, loadSeconds());
+  const load = loadSeconds();
+  const what = args.device === 'cpu' ? '' : ' (weights, kernels, KV sizing, tokenizer)';
+  row(`pagoda load on ${args.device}${what}, run ${r + 1}`, load.total);
+  if (load.weights !== null) row(`pagoda weights on the GPU, run ${r + 1}`, load.weights);
 }
 row('transformers from_pretrained', transformersSeconds());
 const header = ['what', 's', 'GB/s'];
@@ -171,4 +183,4 @@ appendBenchResult(
   header,
   rows,
 );
-rmSync(dir, { recursive: true, force: true });
+if (!args.keep) rmSync(dir, { recursive: true, force: true });

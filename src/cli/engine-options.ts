@@ -8,6 +8,7 @@ import {
 } from '../primitives/kv-compression.ts';
 import type { EngineOptions, SpeculativeOptions } from '../runner/load.ts';
 import { UserError } from '../util/errors.ts';
+import { statusLine } from './progress.ts';
 import { type EnvSettings, type SpeculativeEnv, settingsFromEnv } from './settings.ts';
 
 /** The engine flags every command that runs a model shares (run, serve, bench). */
@@ -141,6 +142,7 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
         ? undefined
         : parseNumberFlag(String(opts.gpuMemoryUtilization), '--gpu-memory-utilization'),
     loadFormat: opts.loadFormat === 'dummy' ? 'dummy' : 'auto',
+    progress: statusLine(),
     speculative: speculativeOptionsFrom(opts, env.speculative),
     quantization: opts.quantization === undefined ? env.quantization : String(opts.quantization),
     kvCacheType:

@@ -108,3 +108,12 @@ export function formatTable(rows: string[][]): string {
     )
     .join('\n');
 }
+
+/**
+ * A status line redrawn in place (`\r`, erased to the end) on a terminal with a size; null clears it. Undefined on
+ * anything else (a log, a pipe), where the one summary line says it all.
+ */
+export function statusLine(stream: NodeJS.WriteStream = process.stderr): ((line: string | null) => void) | undefined {
+  if (!stream.isTTY || !(stream.columns > 0)) return undefined;
+  return (line) => stream.write(line === null ? '\r\x1b[K' : `\r${line.slice(0, stream.columns - 1)}\x1b[K`);
+}

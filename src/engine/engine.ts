@@ -250,7 +250,9 @@ export class Engine implements EngineApi {
 
   /** One iteration: schedule, run the model once, sample, stream. Returns false when there was nothing to do. */
   step(): boolean {
-    this.failBrokenGrammars();
+    // A grammar worker that failed took its matchers with it: their requests fail, the others go on.
+    if (this.config.grammar?.failedMatchers)
+      this.failWhere((r) => r.seqs.map((s) => s.grammar?.failure).find((f) => f));
     if (!this.scheduler.hasWork) return false;
     const drafts = this.speculator?.propose(this.scheduler.running);
     const step = this.scheduler.schedule(drafts);
@@ -308,31 +310,24 @@ export class Engine implements EngineApi {
       try {
         this.step();
       } catch (err) {
-        this.failAll(err instanceof Error ? err : new Error(String(err)));
+        const error = err instanceof Error ? err : new Error(String(err));
+        this.failWhere(() => error);
       }
     }
   }
 
-  private failAll(err: Error): void {
-    for (const { req, sink } of [...this.live.values()]) this.failRequest(req, sink, err);
-  }
-
-  /** Requests whose grammar worker failed lose their matchers: they fail, and the others go on. */
-  private failBrokenGrammars(): void {
-    if (!this.config.grammar?.failedMatchers) return;
+  /** Fails each live request `why` gives a reason for, and only those (grammar failures: their own requests). */
+  private failWhere(why: (req: Request) => Error | null | undefined): void {
     for (const { req, sink } of [...this.live.values()]) {
-      const failure = req.seqs.map((s) => s.grammar?.failure).find((f) => f);
-      if (failure) this.failRequest(req, sink, failure);
+      const err = why(req);
+      if (!err) continue;
+      req.finished = true;
+      this.scheduler.remove(req);
+      for (const s of req.seqs) s.grammar?.release();
+      this.live.delete(req.id);
+      this.deferred.delete(req);
+      sink.fail(err);
     }
-  }
-
-  private failRequest(req: Request, sink: OutputSink, err: Error): void {
-    req.finished = true;
-    this.scheduler.remove(req);
-    for (const s of req.seqs) s.grammar?.release();
-    this.live.delete(req.id);
-    this.deferred.delete(req);
-    sink.fail(err);
   }
 
   private finishRequest(r: Request, sink: OutputSink): void {

@@ -1,13 +1,15 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DType, HostTensor } from '../primitives/host-tensor.ts';
+import { LazyHostTensor } from '../primitives/lazy-tensor.ts';
 import { UserError } from '../util/errors.ts';
+import { readRange } from './read-range.ts';
 
 /** Reads tensors lazily from one or more safetensors files: only the header is read up front. */
 export interface WeightSource {
   names(): string[];
   has(name: string): boolean;
-  /** Reads one tensor's bytes from disk. */
+  /** One tensor; its bytes are read from disk when first asked for. */
   get(name: string): HostTensor;
   close(): void;
 }
@@ -108,6 +110,8 @@ class SafetensorsFile {
 
 class SafetensorsSource implements SafetensorsWeights {
   private readonly index = new Map<string, Entry>();
+  /** A lazy tensor read after close() would read whatever file reused the descriptor. */
+  private closed = false;
   constructor(private readonly files: SafetensorsFile[]) {
     for (const f of files) for (const [name, e] of f.entries) this.index.set(name, { ...e, file: f });
   }
@@ -128,19 +132,24 @@ class SafetensorsSource implements SafetensorsWeights {
   stored(name: string): StoredTensor {
     const e = this.entry(name);
     const bytes = new Uint8Array(e.end - e.begin);
-    readSync(e.file.fd, bytes, 0, bytes.length, e.begin);
+    readRange(e.file.fd, bytes, e.begin, e.file.path);
     return { name, shape: e.shape, dtype: e.dtype, bytes };
   }
   get(name: string): HostTensor {
-    const t = this.stored(name);
-    if (t.dtype === 'f8_e4m3') {
+    const e = this.entry(name);
+    if (e.dtype === 'f8_e4m3') {
       throw new UserError(
-        `${this.entry(name).file.path}: tensor ${name} is F8_E4M3, but config.json has no FP8 quantization_config to give its scales`,
+        `${e.file.path}: tensor ${name} is F8_E4M3, but config.json has no FP8 quantization_config to give its scales`,
       );
     }
-    return { ...t, dtype: t.dtype };
+    return new LazyHostTensor(name, e.shape, e.dtype, e.end - e.begin, (dst, from) => {
+      if (this.closed) throw new Error(`${e.file.path}: tensor ${name} read after its file was closed`);
+      readRange(e.file.fd, dst, e.begin + from, e.file.path);
+    });
   }
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     for (const f of this.files) closeSync(f.fd);
   }
 }

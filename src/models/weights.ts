@@ -3,6 +3,7 @@ import type { WeightSource } from '../loader/safetensors.ts';
 import { encodeAs } from '../primitives/float-bits.ts';
 import { isQuantType } from '../primitives/ggml-types.ts';
 import { toFloat32 } from '../primitives/host-tensor.ts';
+import { concatHostTensors } from '../primitives/lazy-tensor.ts';
 import { UserError } from '../util/errors.ts';
 
 const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
@@ -84,12 +85,6 @@ export class ModelWeights {
       }
     }
     if (mixedQuant) return this.backend.loadStacked(hosts);
-    const bytes = new Uint8Array(hosts.reduce((a, h) => a + h.bytes.byteLength, 0));
-    let offset = 0;
-    for (const h of hosts) {
-      bytes.set(h.bytes, offset);
-      offset += h.bytes.byteLength;
-    }
     const rows = hosts.reduce((a, h) => a + h.shape[0]!, 0);
     const packed = [rows, ...first.shape.slice(1)];
     const size = (dims: readonly number[]) => dims.reduce((a, d) => a * d, 1);
@@ -97,10 +92,9 @@ export class ModelWeights {
     const name = hosts.map((h) => h.name).join(' + ');
     const rowScales = first.dtype === 'f8_e4m3' ? concatScales(hosts) : undefined;
     const opts: WeightLoadOptions = { shard, ...(!shape && this.fp8?.(first) ? { quantize: 'fp8' } : {}) };
-    return this.backend.loadWeight(
-      { name, shape: [...(shape ?? packed)], dtype: first.dtype, bytes, ...(rowScales ? { rowScales } : {}) },
-      opts,
-    );
+    const whole = concatHostTensors(name, shape ?? packed, first.dtype, hosts);
+    // FP8 codes travel with their row scales as a plain tensor; everything else is read from the files when uploaded.
+    return this.backend.loadWeight(rowScales ? { ...whole, rowScales } : whole, opts);
   }
 }
 

@@ -77,6 +77,8 @@ export interface EngineOptions {
   kvCacheType?: KvCacheType;
   /** Start-up lines (KV cache size); default: stderr. */
   log?: (line: string) => void;
+  /** A terminal's status line (weight loading progress on the GPU), null to clear it; default: none. */
+  progress?: (line: string | null) => void;
   /** Which texts the tokenizer worker encodes, and its entry (tests hold the worker on a latch). */
   /**
    * The vocabulary structured output masks over, when it is not the model folder's tokenizer.json (benchmarks on
@@ -200,6 +202,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   let m: Model;
   let numBlocks: number;
   let kvCacheBytes: number;
+  let cudaStartup: (() => string) | null = null;
   const t0 = performance.now();
   if (device === 'cuda' && !options.backend) {
     const cuda = loadCudaModel(modelDir, {
@@ -213,6 +216,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
       maxNumSeqs,
       maxModelLen,
       log,
+      progress: options.progress,
       cuda: options.cuda,
       // The spelling of fp8, which CUDA keeps as FP8; GGUF block schemes as parsed.
       quantization: quantization && isFp8(quantization) ? options.quantization : undefined,
@@ -220,6 +224,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
     });
     m = cuda.model;
     numBlocks = cuda.numBlocks;
+    cudaStartup = cuda.startup;
     kvCacheBytes = numBlocks * cuda.backend.kvBlockBytes({ ...m.kvShape, blockSize, quant: kvQuant });
   } else {
     const backend = options.backend ?? cpuBackend(ranks, options.cpuThreads);
@@ -262,7 +267,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
       ? dummyTokenizer(config.vocabSize, generation)
       : loadTokenizer(modelDir, generation);
   const chatTemplate = storedChatTemplate(manifest, loadChatTemplate(modelDir));
-  log(startupLine(m.backend, t1 - t0, performance.now() - t1));
+  log(startupLine(t1 - t0, performance.now() - t1, cudaStartup?.() ?? null));
 
   return {
     runner,
@@ -286,17 +291,13 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
 }
 
 /**
- * One line of where start-up went: weights and KV cache sizing (on the GPU including the kernels its profiling pass
- * compiled or read from the cache), then tokenizer and template. CUDA graphs are captured later, on first use.
+ * One line of where start-up went: weights and KV cache sizing (on the GPU broken down: weights, kernels, KV sizing,
+ * graphs: `cuda`), then tokenizer and template. CUDA graphs are captured later, on first use.
  */
-function startupLine(backend: Backend, modelMs: number, textMs: number): string {
+function startupLine(modelMs: number, textMs: number, cuda: string | null): string {
   const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-  const kernels =
-    backend instanceof CudaBackend
-      ? (({ compiled, cached, compileMs }) =>
-          `, of which kernels ${s(compileMs)} (${compiled} compiled, ${cached} cached)`)(backend.ctx.mods.nvrtc.stats)
-      : '';
-  return `start-up ${s(modelMs + textMs)}: weights and KV cache ${s(modelMs)}${kernels}; tokenizer and template ${s(textMs)}`;
+  const model = cuda ?? `weights and KV cache ${s(modelMs)}`;
+  return `start-up ${s(modelMs + textMs)}: ${model}; tokenizer and template ${s(textMs)}`;
 }
 
 /**

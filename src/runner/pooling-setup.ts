@@ -65,11 +65,13 @@ export function preparePoolingModel(model: string, options: EngineOptions = {}):
       maxNumBatchedTokens: budget,
       maxNumSeqs,
       log,
+      progress: options.progress,
       cuda: options.cuda,
     });
     loaded = cuda.loaded;
     deviceName = cuda.backend.ctx.drv.info.name;
     log(cuda.backend.memoryReport());
+    log(`start-up: ${cuda.startup()}`);
   } else {
     loaded = loadPoolingModel(modelDir, options.backend ?? new CpuBackend());
   }

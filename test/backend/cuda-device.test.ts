@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { probeCuda, selectDevice } from '../../src/backend/cuda/device.ts';
+import { kernelCacheKey } from '../../src/backend/cuda/kernel-cache.ts';
 import { CudaUnavailable } from '../../src/backend/cuda/libs.ts';
-import { kernelCacheKey } from '../../src/backend/cuda/nvrtc.ts';
 import { UserError } from '../../src/util/errors.ts';
 
 const probe = probeCuda();

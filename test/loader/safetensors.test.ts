@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { encodeSafetensors, openSafetensors } from '../../src/loader/safetensors.ts';
 import { toFloat32 } from '../../src/primitives/host-tensor.ts';
+import { LazyHostTensor } from '../../src/primitives/lazy-tensor.ts';
 
 function folderWith(bytes: Buffer): string {
   const dir = mkdtempSync(join(tmpdir(), 'pagoda-st-'));
@@ -67,4 +68,29 @@ test('F8_E4M3 tensors are read as stored; get() refuses them, since only a check
   assert.deepEqual([...src.stored('w').bytes], [0x38, 0xc0, 0x00, 0x7e]);
   assert.throws(() => src.get('w'), /tensor w is F8_E4M3, but config\.json has no FP8 quantization_config/);
   src.close();
+});
+
+test('a tensor from get() reads its bytes lazily: any range, and the whole, equal what stored() reads', () => {
+  const a = new Float32Array(Array.from({ length: 37 }, (_, i) => i * 1.25 - 9));
+  const b = new Float32Array([7, 8, 9]);
+  const dir = folderWith(
+    encodeSafetensors([
+      { name: 'a', shape: [37], data: a },
+      { name: 'b', shape: [3], data: b },
+    ]),
+  );
+  const src = openSafetensors(dir);
+  for (const name of ['a', 'b']) {
+    const stored = src.stored(name).bytes;
+    const t = src.get(name) as LazyHostTensor;
+    assert.ok(t instanceof LazyHostTensor);
+    assert.equal(t.byteLength, stored.byteLength);
+    const part = new Uint8Array(Math.min(11, stored.length - 1));
+    t.readInto(part, 1);
+    assert.deepEqual(part, stored.subarray(1, 1 + part.length), `${name}: a range from byte 1`);
+    assert.deepEqual(t.bytes, stored, `${name}: the whole`);
+  }
+  const late = src.get('a');
+  src.close();
+  assert.throws(() => late.bytes, /model\.safetensors: tensor a read after its file was closed/);
 });

@@ -18,6 +18,21 @@ import { type CudaTensor, cuda } from './tensor.ts';
 
 const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 
+/** kernels/attention.cu's build for a head size and query heads per KV head; `variant` its no-cache build. */
+export function simpleAttentionDefines(
+  headDim: number,
+  group: number,
+  variant: Readonly<Record<string, number>> = {},
+  quant?: QuantKv['type'],
+): Record<string, number> {
+  return {
+    EPL: pow2(Math.ceil(headDim / 32)),
+    GMAX: pow2(group),
+    ...(quant ? { PAGODA_KV_QUANT: KV_QUANT_DEFINE[quant] } : {}),
+    ...variant,
+  };
+}
+
 /**
  * kernels/attention.cu, the simple kernel: a block per (KV head, query token), built per EPL (head_dim / 32 rounded
  * up to a power of two) and GMAX (query heads per KV head, likewise).
@@ -218,12 +233,7 @@ export class CudaAttention {
         `attention: ${numHeads} query heads over ${numKvHeads} KV heads of size ${headDim} not supported`,
       );
     }
-    const kernel = this.ctx.kernel(PAGED_ATTENTION, {
-      EPL: pow2(Math.ceil(headDim / 32)),
-      GMAX: pow2(group),
-      ...(quant ? { PAGODA_KV_QUANT: KV_QUANT_DEFINE[quant.type] } : {}),
-      ...variant,
-    });
+    const kernel = this.ctx.kernel(PAGED_ATTENTION, simpleAttentionDefines(headDim, group, variant, quant?.type));
     kernel.launch([numKvHeads, step.batch.inputIds.length], [128], {
       out: out.ptr,
       q: q.ptr,

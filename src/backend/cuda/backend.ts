@@ -1,4 +1,6 @@
 import { isQuantType } from '../../primitives/ggml-types.ts';
+import { toFloat32 } from '../../primitives/host-tensor.ts';
+import { hostByteLength } from '../../primitives/lazy-tensor.ts';
 import type { StepBatch } from '../../primitives/step-batch.ts';
 import type {
   AttentionSpec,
@@ -30,21 +32,20 @@ import { moe } from './moe.ts';
 import * as norm from './norm.ts';
 import * as pooling from './pooling.ts';
 import { keepsBlocks, loadQuantized } from './quant-load.ts';
-import { Readbacks } from './readback.ts';
+import { downloadRows, Readbacks } from './readback.ts';
 import { CudaRope } from './rope.ts';
 import { DeviceSampler } from './sampling.ts';
 import type { StepCapacity } from './step-buffers.ts';
 import { CudaEvent } from './stream-event.ts';
-import { CudaTensor, cuda, DTYPE_BYTES, decodeFrom, hostBytesAs } from './tensor.ts';
+import { CudaTensor, cuda, DTYPE_BYTES, decoded } from './tensor.ts';
+import { launchConvert } from './weight-convert.ts';
+import { type UploadStats, WeightUploader } from './weight-upload.ts';
 
 export interface CudaBackendOptions extends CudaContextOptions {
   /** Capture decode steps as CUDA graphs per batch-size bucket (default true). */
   graphs?: boolean;
-}
-
-/** Host bytes of a tensor's elements as float32. */
-function decoded(bytes: Uint8Array, dtype: DType): Float32Array {
-  return dtype === 'f32' ? new Float32Array(bytes.buffer) : decodeFrom(bytes, dtype);
+  /** Hears the weight bytes uploaded so far, after every chunk (a terminal's progress line). */
+  loadProgress?: (bytes: number) => void;
 }
 
 const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
@@ -67,6 +68,7 @@ export class CudaBackend implements Backend {
   private readonly attn: CudaAttention;
   private readonly readbacks: Readbacks;
   private readonly fp8Staging: Fp8Staging;
+  private readonly uploader: WeightUploader;
   private dummySeed = 1;
   /** FP8 weights (compute capability 8.9+): see Backend.fp8Weights. */
   readonly fp8Weights: boolean;
@@ -85,33 +87,47 @@ export class CudaBackend implements Backend {
     this.rotary = new CudaRope(this.ctx);
     this.sampler = new DeviceSampler(this.ctx);
     this.attn = new CudaAttention(this.ctx);
-    this.readbacks = new Readbacks(this.ctx.drv, () => new CudaEvent(this.ctx.drv));
+    const events = () => new CudaEvent(this.ctx.drv);
+    this.readbacks = new Readbacks(this.ctx.drv, events);
     this.fp8Staging = new Fp8Staging(this.ctx);
     this.fp8Weights = hasFp8(this.ctx.drv.info);
+    this.uploader = new WeightUploader(this.ctx.drv, events, (j) => launchConvert(this.ctx, j), {
+      progress: opts.loadProgress,
+    });
   }
 
   loadWeight(w: HostTensor, opts?: WeightLoadOptions): Tensor {
     if (keepsBlocks(w, opts?.transpose === true)) return this.loadStacked([w]);
     if (this.fp8Weights && storesFp8(w, opts)) return loadFp8Weight(this.ctx, this.fp8Staging, w, this.dummySeed++);
-    if (isQuantType(w.dtype)) this.dequantizedAtLoad++;
+    if (isQuantType(w.dtype) && hostByteLength(w) > 0) {
+      // A quantized 1-D, 3-D (GGUF experts) or transposed weight: dequantized on the host, as the CPU backend keeps
+      // it in float; the ring converts and transposes it on the way up.
+      this.dequantizedAtLoad++;
+      w = { name: w.name, shape: w.shape, dtype: 'f32', bytes: new Uint8Array(toFloat32(w).buffer) };
+    }
     const { dtype, weights } = this.ctx;
     const shape = opts?.transpose && w.shape.length === 2 ? [w.shape[1]!, w.shape[0]!] : [...w.shape];
     const n = shape.reduce((a, d) => a * d, 1);
     const ptr = weights.alloc(n * DTYPE_BYTES[dtype]);
     const out = new CudaTensor(shape, dtype, ptr);
-    if (w.bytes.byteLength === 0 && n > 0) {
+    if (hostByteLength(w) === 0 && n > 0) {
       // --load-format dummy: no bytes on the host; fill on the device (norm weights and biases 1, matrices small).
       if (shape.length === 1) elementwise.fillConst(this.ctx, ptr, n, 1);
       else elementwise.fillUniform(this.ctx, ptr, n, this.dummySeed++, 1 / Math.sqrt(shape[shape.length - 1]!));
       return out;
     }
-    this.ctx.drv.upload(ptr, hostBytesAs(w, dtype, opts?.transpose === true));
+    this.uploader.upload(w, ptr, dtype, opts?.transpose === true);
     return out;
   }
 
   /** Frees the buffer 16-bit weights passed through on their way to FP8 (call once the model is loaded). */
   releaseLoadStaging(): void {
     this.fp8Staging.release();
+  }
+
+  /** Waits for the weights queued so far to be on the device and frees the staging ring; what was uploaded. */
+  finishLoading(): UploadStats {
+    return this.uploader.finish();
   }
 
   /** Quantized 2-D weights as stored, one part per type; the dequantization scratch grows to the largest. */
@@ -301,22 +317,7 @@ export class CudaBackend implements Backend {
 
   toHost(t: Tensor, rows?: readonly number[]): Float32Array {
     const c = cuda(t);
-    const drv = this.ctx.drv;
-    if (!rows) {
-      const bytes = new Uint8Array(c.bytes);
-      if (bytes.length) drv.download(bytes, c.ptr);
-      return decoded(bytes, c.dtype);
-    }
-    // One copy per run of consecutive rows (a step's prompt-logprob rows are one run).
-    const rowBytes = c.bytes / c.shape[0]!;
-    const bytes = new Uint8Array(rows.length * rowBytes);
-    for (let i = 0; i < rows.length; ) {
-      let n = 1;
-      while (i + n < rows.length && rows[i + n] === rows[i]! + n) n++;
-      drv.download(bytes.subarray(i * rowBytes, (i + n) * rowBytes), c.ptr + BigInt(rows[i]! * rowBytes));
-      i += n;
-    }
-    return decoded(bytes, c.dtype);
+    return decoded(downloadRows(this.ctx.drv, c.ptr, c.bytes, c.shape[0]!, rows), c.dtype);
   }
 
   /** Sizes the sampler's buffers for `rows` x `vocab` so sampling allocates nothing later. */

@@ -120,9 +120,48 @@ function checkShapes(a: PagedAttentionArgs): (typeof HEAD_DIMS)[number] {
   return headDim;
 }
 
-export class FlashAttention {
-  private readonly dtypeDefine: number;
+/** The build of the prefill kernel for a head size, tile configuration and variant (no-cache, non-causal). */
+export function prefillDefines(
+  dtype: AttentionDtype,
+  headDim: number,
+  cfg: PrefillConfig,
+  variant: Readonly<Record<string, number>> = {},
+  quant?: QuantKv['type'],
+): Record<string, number> {
+  return {
+    ...quantDefine(quant),
+    PAGODA_DTYPE: DTYPE_DEFINE[dtype],
+    PAGODA_HEAD_DIM: headDim,
+    PAGODA_PREFILL_WARPS: cfg.warps,
+    PAGODA_PREFILL_MT: cfg.mTiles,
+    PAGODA_PREFILL_BN: cfg.blockN,
+    ...variant,
+  };
+}
 
+/** The build of the decode kernel for a head size and tile configuration. */
+export function decodeDefines(
+  dtype: AttentionDtype,
+  headDim: number,
+  cfg: DecodeConfig,
+  quant?: QuantKv['type'],
+): Record<string, number> {
+  return {
+    ...quantDefine(quant),
+    PAGODA_DTYPE: DTYPE_DEFINE[dtype],
+    PAGODA_HEAD_DIM: headDim,
+    PAGODA_DECODE_WARPS: cfg.warps,
+    PAGODA_DECODE_TILE: cfg.tileN,
+    PAGODA_DECODE_STAGES: cfg.stages,
+  };
+}
+
+/** The split-KV merge's build: PAGODA_HEAD_DIM 0, so its module builds none of the decode kernels. */
+export function mergeDefines(dtype: AttentionDtype): Record<string, number> {
+  return { PAGODA_DTYPE: DTYPE_DEFINE[dtype], PAGODA_HEAD_DIM: 0 };
+}
+
+export class FlashAttention {
   /**
    * Kernels for Q / KV cache / O stored as `dtype`. `opts` overrides the tile shapes for every head size
    * (benchmarks and tests sweep them; the defaults, per head size, are `defaultConfigs`).
@@ -131,9 +170,7 @@ export class FlashAttention {
     private readonly rt: AttentionRuntime,
     readonly dtype: AttentionDtype,
     private readonly opts: { prefill?: PrefillConfig; decode?: DecodeConfig } = {},
-  ) {
-    this.dtypeDefine = DTYPE_DEFINE[dtype];
-  }
+  ) {}
 
   private prefillConfig(headDim: number): PrefillConfig {
     return this.opts.prefill ?? defaultConfigs(headDim).prefill;
@@ -149,27 +186,20 @@ export class FlashAttention {
     quant: QuantKv['type'] | undefined,
   ) {
     const cfg = this.prefillConfig(headDim);
-    return this.rt.kernel(FLASH_PREFILL[headDim], prefillSharedBytes(headDim, cfg, quant), {
-      ...quantDefine(quant),
-      PAGODA_DTYPE: this.dtypeDefine,
-      PAGODA_HEAD_DIM: headDim,
-      PAGODA_PREFILL_WARPS: cfg.warps,
-      PAGODA_PREFILL_MT: cfg.mTiles,
-      PAGODA_PREFILL_BN: cfg.blockN,
-      ...variant,
-    });
+    return this.rt.kernel(
+      FLASH_PREFILL[headDim],
+      prefillSharedBytes(headDim, cfg, quant),
+      prefillDefines(this.dtype, headDim, cfg, variant, quant),
+    );
   }
 
   private decodeKernel(headDim: (typeof HEAD_DIMS)[number], quant: QuantKv['type'] | undefined) {
     const cfg = this.decodeConfig(headDim);
-    return this.rt.kernel(PAGED_DECODE[headDim], decodeSharedBytes(headDim, cfg, quant), {
-      ...quantDefine(quant),
-      PAGODA_DTYPE: this.dtypeDefine,
-      PAGODA_HEAD_DIM: headDim,
-      PAGODA_DECODE_WARPS: cfg.warps,
-      PAGODA_DECODE_TILE: cfg.tileN,
-      PAGODA_DECODE_STAGES: cfg.stages,
-    });
+    return this.rt.kernel(
+      PAGED_DECODE[headDim],
+      decodeSharedBytes(headDim, cfg, quant),
+      decodeDefines(this.dtype, headDim, cfg, quant),
+    );
   }
 
   /** The split count `decode` uses for these arguments when none is given. */
@@ -276,8 +306,7 @@ export class FlashAttention {
       decodeSharedBytes(headDim, cfg, quant),
     );
     if (splits === 1) return;
-    // PAGODA_HEAD_DIM 0: the merge's module builds none of the decode kernels.
-    this.rt.kernel(PAGED_DECODE_MERGE, 0, { PAGODA_DTYPE: this.dtypeDefine, PAGODA_HEAD_DIM: 0 }).launch(
+    this.rt.kernel(PAGED_DECODE_MERGE, 0, mergeDefines(this.dtype)).launch(
       [a.numHeads, a.numSeqs],
       [headDim],
       {

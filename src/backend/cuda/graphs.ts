@@ -29,8 +29,8 @@ interface Captured {
 export class DecodeGraphs {
   private readonly captured = new Map<number, Captured>();
   private buckets: number[] = graphBuckets(256);
-  /** Replays and captures so far (for the bench notes and tests). */
-  readonly stats = { replays: 0, captures: 0 };
+  /** Replays and captures so far, and the host milliseconds capturing took (eager warm-up step included). */
+  readonly stats = { replays: 0, captures: 0, captureMs: 0 };
 
   constructor(
     private readonly ctx: CudaContext,
@@ -67,6 +67,7 @@ export class DecodeGraphs {
       c = undefined;
     }
     if (!c) {
+      const t0 = performance.now();
       forward(step);
       step = this.ctx.beginStep(padded);
       let out: Tensor | null = null;
@@ -76,6 +77,7 @@ export class DecodeGraphs {
       c = { exec, out: cuda(out!), generation: this.generation() };
       this.captured.set(size, c);
       this.stats.captures++;
+      this.stats.captureMs += performance.now() - t0;
     }
     this.ctx.drv.replay(c.exec);
     this.stats.replays++;

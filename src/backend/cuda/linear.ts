@@ -38,6 +38,22 @@ export const GEMV = declareKernel('gemv', 'gemv', {
   k: 'i32',
 });
 
+/** kernels/gemv.cu's build for one shape's TMAX / GATED (with its activation), a configuration, FP8 weights or not. */
+export function gemvDefines(
+  shape: GemvShape,
+  cfg: GemvConfig,
+  act: GatedActivation = 'silu',
+  fp8 = false,
+): Record<string, number> {
+  return {
+    ...(fp8 ? { W_FP8: 1 } : {}),
+    TMAX: shape.tmax,
+    SPLIT: cfg.split,
+    ...(shape.gated ? { GATED: 1, ...actDefines(act) } : cfg.rows !== 1 ? { ROWS: cfg.rows } : {}),
+    ...(cfg.unroll !== 4 ? { UNROLL: cfg.unroll } : {}),
+  };
+}
+
 /** A decode GEMV's options: the gated gate/up epilogue; a configuration other than the table's (the sweep). */
 export interface GemvOptions {
   gated?: boolean;
@@ -154,12 +170,6 @@ export class CudaLinear {
 
   /** kernels/gemv.cu built for one shape's TMAX / GATED (with its activation), a configuration, FP8 weights or not. */
   gemvKernel(shape: GemvShape, cfg: GemvConfig, act: GatedActivation = 'silu', fp8 = false): Kernel<typeof GEMV.args> {
-    return this.ctx.kernel(GEMV, {
-      ...(fp8 ? { W_FP8: 1 } : {}),
-      TMAX: shape.tmax,
-      SPLIT: cfg.split,
-      ...(shape.gated ? { GATED: 1, ...actDefines(act) } : cfg.rows !== 1 ? { ROWS: cfg.rows } : {}),
-      ...(cfg.unroll !== 4 ? { UNROLL: cfg.unroll } : {}),
-    });
+    return this.ctx.kernel(GEMV, gemvDefines(shape, cfg, act, fp8));
   }
 }

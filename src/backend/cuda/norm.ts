@@ -31,7 +31,7 @@ export const LAYER_NORM = declareKernel('norm', 'layer_norm', {
 });
 
 /** The defines of a weight offset: none for 0, W_OFFSET for Gemma's 1 (kernels/norm.cu). */
-function offsetDefines(weightOffset: number): Record<string, number> {
+export function offsetDefines(weightOffset: number): Record<string, number> {
   if (weightOffset !== 0 && weightOffset !== 1) throw new Error(`rmsNorm: weight offset ${weightOffset} is not 0 or 1`);
   return weightOffset ? { W_OFFSET: 1 } : {};
 }

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LibraryHandle } from 'koffi';
+import { kernelCacheKey, kernelCachePath, readCachedKernel, writeCachedKernel } from './kernel-cache.ts';
 import { cudaLibraryDirs, loadCudaLibrary } from './libs.ts';
 
 function bindNvrtc(lib: LibraryHandle) {
@@ -20,27 +20,26 @@ function bindNvrtc(lib: LibraryHandle) {
   };
 }
 
-/** The file a compiled kernel is cached under: keyed by source (headers included), options, arch and compiler. */
-export function kernelCacheKey(source: string, options: readonly string[], arch: string, compiler: string): string {
-  return createHash('sha256')
-    .update(source)
-    .update('\0')
-    .update(options.join('\0'))
-    .update('\0')
-    .update(arch)
-    .update('\0')
-    .update(compiler)
-    .digest('hex');
-}
-
 /** Include folders for the CUDA headers NVRTC needs (cuda_bf16.h, cuda_fp16.h). */
 function cudaIncludeDirs(roots: readonly string[]): string[] {
   const dirs = cudaLibraryDirs(roots).map((d) => join(d, '..', 'include'));
   return [...new Set(dirs)].filter((d) => existsSync(join(d, 'cuda_bf16.h')));
 }
 
+/** Compiles one kernel source to a cubin (NVRTC, or a fake in tests); `version` enters the cache key. */
+export interface KernelCompiler {
+  readonly version: string;
+  /** The cubin of `source`; `options` include `--gpu-architecture`. Throws with the compiler's log. */
+  compile(name: string, source: string, options: readonly string[]): Uint8Array;
+}
+
+/** The key a kernel is cached under for `compiler` (NVRTC's version named). */
+export function compilerKey(compiler: Pick<KernelCompiler, 'version'>): string {
+  return `nvrtc ${compiler.version}`;
+}
+
 /** NVRTC (libnvrtc.so.13, else .12) with an on-disk cubin cache. */
-export class Nvrtc {
+export class Nvrtc implements KernelCompiler {
   private readonly api: ReturnType<typeof bindNvrtc>;
   readonly version: string;
   private readonly includes: string[];
@@ -84,28 +83,21 @@ export class Nvrtc {
     arch: string,
     dir: string,
   ): Uint8Array {
-    const key = kernelCacheKey(hashSource, options, arch, `nvrtc ${this.version}`);
-    const path = join(dir, `${name.replace(/[^A-Za-z0-9_.-]/g, '_')}-${key.slice(0, 24)}.cubin`);
-    if (existsSync(path)) {
+    const path = kernelCachePath(dir, name, kernelCacheKey(hashSource, options, arch, compilerKey(this)));
+    const cached = readCachedKernel(path);
+    if (cached) {
       this.stats.cached++;
-      return new Uint8Array(readFileSync(path));
+      return cached;
     }
     const t0 = performance.now();
     const cubin = this.compile(name, source, [...options, `--gpu-architecture=${arch}`]);
     this.stats.compiled++;
     this.stats.compileMs += performance.now() - t0;
-    try {
-      mkdirSync(dir, { recursive: true });
-      const tmp = `${path}.${process.pid}.tmp`;
-      writeFileSync(tmp, cubin);
-      renameSync(tmp, path); // atomic: a concurrent reader sees the whole file or none
-    } catch {
-      // A read-only cache folder only costs a recompile next time.
-    }
+    writeCachedKernel(path, cubin);
     return cubin;
   }
 
-  private compile(name: string, source: string, options: readonly string[]): Uint8Array {
+  compile(name: string, source: string, options: readonly string[]): Uint8Array {
     const a = this.api;
     const prog = [null];
     let rc = a.nvrtcCreateProgram(prog, source, name, 0, null, null);

@@ -49,3 +49,30 @@ export class Readbacks {
     return { ...this.drv.allocHost(pow2(bytes)), copied: smallest?.copied ?? this.newEvent() };
   }
 }
+
+/**
+ * A tensor's bytes (`rows` given: those rows, in order) copied to the host now, waiting for the stream: one copy per
+ * run of consecutive rows (a step's prompt-logprob rows are one run).
+ */
+export function downloadRows(
+  drv: Pick<CudaDriver, 'download'>,
+  ptr: DevPtr,
+  bytes: number,
+  numRows: number,
+  rows?: readonly number[],
+): Uint8Array {
+  if (!rows) {
+    const all = new Uint8Array(bytes);
+    if (all.length) drv.download(all, ptr);
+    return all;
+  }
+  const rowBytes = bytes / numRows;
+  const out = new Uint8Array(rows.length * rowBytes);
+  for (let i = 0; i < rows.length; ) {
+    let n = 1;
+    while (i + n < rows.length && rows[i + n] === rows[i]! + n) n++;
+    drv.download(out.subarray(i * rowBytes, (i + n) * rowBytes), ptr + BigInt(rows[i]! * rowBytes));
+    i += n;
+  }
+  return out;
+}

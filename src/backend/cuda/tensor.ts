@@ -41,7 +41,15 @@ export function decodeFrom(bytes: Uint8Array, dtype: DType, shape: readonly numb
   return toFloat32({ name: '', shape, dtype, bytes });
 }
 
-/** A weight's bytes in the backend's storage type, transposed when asked (2-D only). */
+/** Host bytes of a tensor's elements as float32 (an f32 tensor's bytes viewed, not copied). */
+export function decoded(bytes: Uint8Array, dtype: DType): Float32Array {
+  return dtype === 'f32' ? new Float32Array(bytes.buffer) : decodeFrom(bytes, dtype);
+}
+
+/**
+ * A weight's bytes in the backend's storage type, transposed when asked (2-D only), converted on the host: the path
+ * weights took before the upload ring (weight-upload.ts), kept as the reference its device conversions are held to.
+ */
 export function hostBytesAs(w: HostTensor, dtype: DType, transpose: boolean): Uint8Array {
   let bytes = w.dtype === dtype ? w.bytes : encodeAs(toFloat32(w), dtype);
   if (transpose) {

@@ -1,7 +1,9 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { GGML_TYPES, type GgmlTypeInfo, ggmlTypeById } from '../../primitives/ggml-types.ts';
 import type { HostTensor } from '../../primitives/host-tensor.ts';
+import { LazyHostTensor } from '../../primitives/lazy-tensor.ts';
 import { UserError } from '../../util/errors.ts';
+import { readRange } from '../read-range.ts';
 import {
   GGUF_DEFAULT_ALIGNMENT,
   GGUF_MAGIC,
@@ -238,14 +240,19 @@ export class GgufFile {
   /** Reads one tensor's raw bytes. */
   readBytes(info: GgufTensorInfo): Uint8Array {
     const bytes = new Uint8Array(info.byteLength);
-    this.fd ??= openSync(this.path, 'r');
-    readSync(this.fd, bytes, 0, bytes.length, info.offset);
+    this.readAt(bytes, info.offset);
     return bytes;
+  }
+
+  private readAt(dst: Uint8Array, position: number): void {
+    this.fd ??= openSync(this.path, 'r');
+    readRange(this.fd, dst, position, this.path);
   }
 
   /**
    * One tensor as pagoda stores it: shape in row-major order (ggml's dims reversed, so a matrix is [rows, cols]),
-   * dtype the float type or the quant type whose blocks `bytes` holds. Types pagoda cannot compute with are refused.
+   * dtype the float type or the quant type whose blocks `bytes` holds, read from the file when first asked for. Types
+   * pagoda cannot compute with are refused.
    */
   readTensor(name: string): HostTensor {
     const info = this.tensors.get(name);
@@ -253,15 +260,20 @@ export class GgufFile {
     return this.tensorAt(info);
   }
 
-  /** readTensor for an info of this file's, or a part of one (one expert's rows of a stacked tensor). */
-  tensorAt(info: GgufTensorInfo): HostTensor {
+  /**
+   * readTensor for an info of this file's, or a part of one (one expert's rows of a stacked tensor), named `as` (a
+   * transformers name) when given.
+   */
+  tensorAt(info: GgufTensorInfo, as: string = info.name): HostTensor {
     if (!info.type.stored) {
       const ok = GGML_TYPES.filter((x) => x.stored).map((x) => x.name);
       throw new UserError(
         `${this.path}: tensor ${info.name} is ${info.type.name}, which pagoda cannot load (supported: ${ok.join(', ')})`,
       );
     }
-    return { name: info.name, shape: [...info.dims].reverse(), dtype: info.type.stored, bytes: this.readBytes(info) };
+    return new LazyHostTensor(as, [...info.dims].reverse(), info.type.stored, info.byteLength, (dst, from) =>
+      this.readAt(dst, info.offset + from),
+    );
   }
 
   /** Closes the descriptor; a later read opens it again. */

@@ -117,9 +117,9 @@ export class GgufWeightSource implements WeightSource {
         offset: e.info.offset + e.expert! * per,
         byteLength: per,
       };
-      return { ...this.file.tensorAt(one), name };
+      return this.file.tensorAt(one, name);
     }
-    const t = { ...this.file.readTensor(e.info.name), name };
+    const t = this.file.tensorAt(e.info, name);
     if (!c) return t;
     const [rows, cols] = [t.shape[0]!, t.shape[1] ?? 1];
     switch (c.kind) {

@@ -7,6 +7,7 @@ import { type GgufValue, gguf } from '../../../src/loader/gguf/format.ts';
 import { GgufFile, hasGgufMagic } from '../../../src/loader/gguf/read.ts';
 import { encodeGguf, writeGguf } from '../../../src/loader/gguf/write.ts';
 import { toFloat32 } from '../../../src/primitives/host-tensor.ts';
+import { LazyHostTensor } from '../../../src/primitives/lazy-tensor.ts';
 import { mulberry32 } from '../../../src/util/random.ts';
 import { sharedFixture } from '../../helpers/fixtures.ts';
 
@@ -60,7 +61,7 @@ test('every metadata value type and tensors round-trip through the writer and th
   const back = file.readTensor('w');
   assert.deepEqual(back.shape, [2, 3]);
   assert.deepEqual([...toFloat32(back)], [...new Float32Array(w)]);
-  assert.deepEqual(file.readTensor('q'), q);
+  assert.deepEqual({ ...file.readTensor('q') }, q);
   assert.deepEqual([...toFloat32(file.readTensor('b'))], [1, 2, 3]);
   file.close();
 });
@@ -170,5 +171,22 @@ test('stories260K.gguf: llama.cpp-written metadata and tensors', { skip: stories
   const embd = file.readTensor('token_embd.weight');
   assert.deepEqual(embd.shape, [512, 64]);
   assert.equal(embd.dtype, 'f32');
+  file.close();
+});
+
+test('a tensor reads its bytes lazily: any range, and the whole, equal readBytes, after close() too', () => {
+  const rnd = mulberry32(5);
+  const w = Array.from({ length: 45 }, () => rnd());
+  const path = fileWith(encodeGguf(EVERY_TYPE, [f32('w', [5, 9], w), f32('b', [3], [1, 2, 3])]));
+  const file = GgufFile.open(path);
+  const whole = file.readBytes(file.tensors.get('w')!);
+  const t = file.readTensor('w') as LazyHostTensor;
+  assert.ok(t instanceof LazyHostTensor);
+  file.close();
+  const part = new Uint8Array(50);
+  t.readInto(part, 13);
+  assert.deepEqual(part, whole.subarray(13, 63));
+  assert.deepEqual(t.bytes, whole);
+  assert.deepEqual(file.tensorAt(file.tensors.get('b')!, 'model.bias').name, 'model.bias');
   file.close();
 });

@@ -1,0 +1,97 @@
+import type { DType, GatedActivation } from '../backend.ts';
+import { PAGED_ATTENTION, simpleAttentionDefines } from './attention.ts';
+import { ACT_MUL, ADD, ADD_BIAS, actDefines } from './elementwise.ts';
+import { EMBEDDING } from './embedding.ts';
+import {
+  ATTENTION_DTYPES,
+  type AttentionDtype,
+  decodeDefines,
+  mergeDefines,
+  prefillDefines,
+} from './flash-attention.ts';
+import { FLASH_PREFILL, HEAD_DIMS, PAGED_DECODE, PAGED_DECODE_MERGE } from './flash-kernels.ts';
+import { defaultConfigs } from './flash-sizing.ts';
+import { GEMV_MAX_ROWS, type GemvDevice, type GemvTable, gemvShape, gemvWins, pickGemvConfig } from './gemv-config.ts';
+import type { KernelDecl } from './kernel.ts';
+import { GEMV, gemvDefines } from './linear.ts';
+import type { Defines } from './modules.ts';
+import { ADD_RMS_NORM, offsetDefines, RMS_NORM } from './norm.ts';
+import { RESHAPE_AND_CACHE, ROPE } from './rope.ts';
+import { SAMPLE_ROWS } from './sampling.ts';
+import { DTYPE_BYTES, DTYPE_DEFINE } from './tensor.ts';
+import { CONVERT_WEIGHT } from './weight-convert.ts';
+
+/** One module build: a `.cu` file with the defines KernelModules.get receives for it. */
+export interface ModuleRequest {
+  file: string;
+  defines: Defines;
+}
+
+/** What the plan needs to know of a model, all of it in its config (no weight read). */
+export interface KernelPlanModel {
+  /** Each attention shape: head size and query heads per KV head. */
+  attention: { headDim: number; group: number }[];
+  /** The linear layers of a decode step: `m` outputs (gated: half the packed gate/up's rows), `k` inputs. */
+  linears: { m: number; k: number; gated: boolean }[];
+  act: GatedActivation;
+  /** The norms' weight offset (Gemma's 1 + w), 0 for most. */
+  normOffset: number;
+  /** The most rows a decode step's linears see (--max-num-seqs): GEMV builds up to that many. */
+  maxDecodeRows: number;
+}
+
+/** What the plan needs to know of the backend: its storage type and the GEMV choices for its card. */
+export interface KernelPlanBackend {
+  dtype: DType;
+  device: GemvDevice;
+  gemvTable: GemvTable;
+  gemv: boolean;
+}
+
+/**
+ * The kernel modules a model will ask for, built with the launchers' own define functions so each request is the very
+ * module the launcher later gets: the per-file kernels (embedding, norms, RoPE and the KV cache write, elementwise
+ * ops, sampling, weight conversion), attention for each head size, and the decode GEMV for each linear shape and
+ * row count where it beats cuBLASLt. Anything missed compiles on first use, as before.
+ */
+export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequest[] {
+  const out = new Map<string, ModuleRequest>();
+  const add = (decl: KernelDecl, defines: Defines, withDtype = true) => {
+    const d = withDtype ? { PAGODA_DTYPE: DTYPE_DEFINE[b.dtype], ...defines } : defines;
+    const key = `${decl.file}|${JSON.stringify(Object.entries(d).sort(([x], [y]) => x.localeCompare(y)))}`;
+    out.set(key, { file: decl.file, defines: d });
+  };
+  // The weight conversion first: a checkpoint stored in another dtype needs it while it loads.
+  for (const decl of [CONVERT_WEIGHT, EMBEDDING, ROPE, RESHAPE_AND_CACHE, SAMPLE_ROWS]) add(decl, {});
+  add(ADD_BIAS, {});
+  add(ACT_MUL, actDefines(m.act));
+  add(RMS_NORM, offsetDefines(m.normOffset));
+  for (const f32 of [0, 1]) {
+    add(ADD, { B_F32: f32 });
+    add(ADD_RMS_NORM, { RES_IN_F32: f32, ...offsetDefines(m.normOffset) });
+  }
+  for (const { headDim, group } of m.attention) {
+    const flash =
+      ATTENTION_DTYPES.includes(b.dtype as AttentionDtype) && (HEAD_DIMS as readonly number[]).includes(headDim);
+    if (!flash) {
+      add(PAGED_ATTENTION, simpleAttentionDefines(headDim, group));
+      continue;
+    }
+    const dtype = b.dtype as AttentionDtype;
+    const hd = headDim as (typeof HEAD_DIMS)[number];
+    const cfg = defaultConfigs(headDim);
+    add(FLASH_PREFILL[hd], prefillDefines(dtype, headDim, cfg.prefill), false);
+    add(PAGED_DECODE[hd], decodeDefines(dtype, headDim, cfg.decode), false);
+    add(PAGED_DECODE_MERGE, mergeDefines(dtype), false);
+  }
+  if (b.gemv) {
+    for (let T = 1; T < 2 * m.maxDecodeRows && T <= GEMV_MAX_ROWS; T *= 2) {
+      for (const l of m.linears) {
+        const shape = gemvShape(T, l.m, l.k, l.gated);
+        if ((l.k * DTYPE_BYTES[b.dtype]) % 16 !== 0 || !gemvWins(b.gemvTable, shape, b.device)) continue;
+        add(GEMV, gemvDefines(shape, pickGemvConfig(b.gemvTable, shape, b.device), m.act));
+      }
+    }
+  }
+  return [...out.values()];
+}
