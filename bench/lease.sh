@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# A whole device lease (about 30 minutes) in calls of at most 9.5 minutes, most important first: every GPU test
+# (the quantized weights, FP8 weights, quantized KV cache, upload ring, compile pool, overlapped pooling steps and
+# head sizes 80/96 have never run on a GPU), then each open issue's GPU targets with their baselines. Each part
+# stops its stages at its own deadline and packs what it has: $OUT/logs.tgz (one folder per stage) and
+# $OUT/RESULTS.md (bench/RESULTS.md with the rows the stages appended).
+# Before the lease, here: `../shared/device/prepare`, and copy the fixtures the tests read into .fixtures
+# (models/, gguf/, tokenizers/ from ../shared/fixtures). Each call: carry [".device", ".fixtures"] and run
+#   source .device/env.sh; export PAGODA_FIXTURES=$PWD/.fixtures; bench/lease.sh 1      (then 2, 3, 4)
+# Call N+1 right after call N returns: an idle machine goes back after about 30 s, and a fresh one costs its start.
+set -uo pipefail
+OUT=${OUT:-/tmp/pagoda-out}
+L=$OUT/logs
+mkdir -p "$L"
+export PAGODA_KERNEL_CACHE=${PAGODA_KERNEL_CACHE:-/tmp/pagoda-kernel-cache}
+END=$((SECONDS + ${BUDGET:-560}))
+pack() { tar czf "$OUT/logs.tgz" -C "$L" . && cp bench/RESULTS.md "$OUT/RESULTS.md"; }
+# stage NAME SECONDS COMMAND...: runs with its own $OUT, cut at SECONDS or the part's deadline, whichever is first.
+stage() {
+  local name=$1 limit=$2 t=$SECONDS
+  shift 2
+  local left=$((END - SECONDS))
+  if [ "$left" -lt 20 ]; then
+    echo "$name: skipped (no time left)"
+    return
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  mkdir -p "$L/$name"
+  OUT="$L/$name" timeout "$limit" "$@" >"$L/$name.log" 2>&1
+  echo "$name: rc=$? in $((SECONDS - t)) s"
+  grep -hE '^ℹ (tests|pass|fail|skipped)|✖|^\|' "$L/$name.log" | head -40
+  pack
+}
+gpu_tests() {
+  node --import tsx --test --test-concurrency=1 --test-reporter=spec $(find test/gpu -name '*.test.ts' | sort)
+}
+nvidia-smi --query-gpu=name,compute_cap,memory.used,memory.total,clocks.sm --format=csv,noheader | tee "$L/gpu.txt"
+case ${1:-1} in
+1)
+  stage test-gpu 480 gpu_tests
+  stage structured 70 bench/structured-device.sh
+  ;;
+2)
+  stage quant 200 bench/quant-device.sh latency throughput ttft
+  stage fp8 170 bench/fp8-weights-device.sh bench
+  # TEST_TIMEOUT=1: these scripts' GPU tests ran in part 1; only their benches here.
+  stage kvquant 180 env TEST_TIMEOUT=1 bench/kvquant-device.sh
+  ;;
+3)
+  stage moe 230 bench/moe-device.sh bench baseline
+  stage gemma 130 bench/gemma-device.sh bench baseline
+  stage kernels 90 node --import tsx bench/kernels.ts --dtype bf16 --head-dims 64,80,96,128,256
+  stage snapkv 120 env TEST_TIMEOUT=1 bench/kv-compression-device.sh
+  ;;
+4)
+  stage load 300 bench/load-device.sh
+  stage embed 250 bench/embed-device.sh bench baseline
+  ;;
+*)
+  echo "usage: bench/lease.sh 1|2|3|4" >&2
+  exit 2
+  ;;
+esac
+pack
