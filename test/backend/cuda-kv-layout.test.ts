@@ -20,7 +20,7 @@ import {
 import { HALF } from '../../src/primitives/quant/codec.ts';
 import { Q8_0 } from '../../src/primitives/quant/legacy.ts';
 
-// GQA 32/8, head 128: the shape of the brief's decode benchmark.
+// GQA 32/8, head 128: the shape of issue #18's decode benchmark.
 const shape = { numLayers: 32, blockSize: 16, numKvHeads: 8, headDim: 128 };
 
 test('a quantized block takes one byte a value, q8_0 a half more per 32 values: about 2x and 1.88x the bf16 tokens', () => {
