@@ -3,6 +3,7 @@
  * transformers saves them), reads every shard once (the warm page cache's own speed: the baseline), then times
  * pagoda loading it onto a backend, and transformers' from_pretrained where Python has it, in the same call.
  * Usage: npx tsx bench/load.ts [--config DIR] [--device cpu|cuda] [--out DIR] [--runs N] [--keep] [--tokenizer FILE]
+ *   [--dtype bf16|f32]   (f32: a checkpoint stored as the test fixtures are, the CPU backend's own type)
  *   default: ../shared/bench-configs/qwen3-0.6b (1.2 GB in bf16), the CPU backend. Prints a table and appends it
  *   to bench/RESULTS.md. On CUDA the weights' own time (the start-up line's, kernels compiling beside it) is a row
  *   of its own. --keep leaves the checkpoint in --out for what runs next (bench/load-device.sh).
@@ -31,9 +32,13 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '2' },
     keep: { type: 'boolean', default: false },
     tokenizer: { type: 'string' },
+    dtype: { type: 'string', default: 'bf16' },
   },
 });
 const SHARD = 4 * 2 ** 30;
+if (args.dtype !== 'bf16' && args.dtype !== 'f32') throw new Error(`--dtype ${args.dtype}: expected bf16 or f32`);
+/** Bytes a stored value takes. */
+const WIDTH = args.dtype === 'f32' ? 4 : 2;
 const dir = args.out ?? join(tmpdir(), 'pagoda-load-bench');
 
 /** The tensors the architecture reads for this shape (names and shapes from config.json alone, nothing allocated). */
@@ -62,12 +67,18 @@ function tensorsOf(configDir: string): { name: string; shape: readonly number[] 
   return seen;
 }
 
-/** Random bf16 values of magnitude 2^-7..2^-6 (sign, exponent 120, random mantissa): finite, like trained weights. */
-function randomBf16(count: number): Uint8Array {
+/**
+ * Random values of magnitude 2^-7..2^-6 (sign, exponent 120, random bf16 mantissa; f32: the same values widened):
+ * finite, like trained weights.
+ */
+function randomValues(count: number): Uint8Array {
   const bits = new Uint16Array(count);
   randomFillSync(bits);
   for (let i = 0; i < count; i++) bits[i] = (bits[i]! & 0x807f) | (120 << 7);
-  return new Uint8Array(bits.buffer);
+  if (WIDTH === 2) return new Uint8Array(bits.buffer);
+  const wide = new Uint32Array(count);
+  for (let i = 0; i < count; i++) wide[i] = bits[i]! << 16;
+  return new Uint8Array(wide.buffer);
 }
 
 /** Writes the checkpoint (shards of at most 4 GiB and their index); returns its bytes. */
@@ -79,7 +90,7 @@ function writeCheckpoint(configDir: string): number {
   const shards: { name: string; shape: readonly number[] }[][] = [[]];
   let size = 0;
   for (const t of tensorsOf(configDir)) {
-    const bytes = t.shape.reduce((a, d) => a * d, 1) * 2;
+    const bytes = t.shape.reduce((a, d) => a * d, 1) * WIDTH;
     if (size + bytes > SHARD && shards.at(-1)!.length) {
       shards.push([]);
       size = 0;
@@ -94,8 +105,8 @@ function writeCheckpoint(configDir: string): number {
     const header: Record<string, unknown> = {};
     let offset = 0;
     for (const t of tensors) {
-      const n = t.shape.reduce((a, d) => a * d, 1) * 2;
-      header[t.name] = { dtype: 'BF16', shape: t.shape, data_offsets: [offset, offset + n] };
+      const n = t.shape.reduce((a, d) => a * d, 1) * WIDTH;
+      header[t.name] = { dtype: WIDTH === 4 ? 'F32' : 'BF16', shape: t.shape, data_offsets: [offset, offset + n] };
       offset += n;
       weightMap[t.name] = file;
     }
@@ -105,7 +116,7 @@ function writeCheckpoint(configDir: string): number {
     len.writeBigUInt64LE(BigInt(json.length));
     writeSync(fd, len);
     writeSync(fd, json);
-    for (const t of tensors) writeSync(fd, randomBf16(t.shape.reduce((a, d) => a * d, 1)));
+    for (const t of tensors) writeSync(fd, randomValues(t.shape.reduce((a, d) => a * d, 1)));
     closeSync(fd);
     total += statSync(join(dir, file)).size;
   });
@@ -178,7 +189,7 @@ appendBenchResult(
     name: 'Weight loading',
     deviceName: args.device === 'cpu' ? 'CPU' : 'CUDA',
     command: `npx tsx bench/load.ts ${process.argv.slice(2).join(' ')}`.trim(),
-    about: `${cfg.architecture} shape from ${args.config.split('/').slice(-1)[0]}, ${gb.toFixed(2)} GB of bf16 safetensors, warm page cache`,
+    about: `${cfg.architecture} shape from ${args.config.split('/').slice(-1)[0]}, ${gb.toFixed(2)} GB of ${args.dtype} safetensors, warm page cache`,
   },
   header,
   rows,

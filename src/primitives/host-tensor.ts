@@ -1,5 +1,6 @@
 import { dequantizeFp8Rows } from './fp8.ts';
 import { isQuantType, type QuantType } from './ggml-types.ts';
+import { hostByteLength, readHostBytes } from './lazy-tensor.ts';
 import { HALF } from './quant/codec.ts';
 import { dequantize } from './quant/index.ts';
 
@@ -42,8 +43,13 @@ export function toFloat32(t: HostTensor, out?: Float32Array): Float32Array {
     out.set(values);
     return out;
   }
-  const n = t.bytes.byteLength / (t.dtype === 'f32' ? 4 : 2);
+  const n = hostByteLength(t) / (t.dtype === 'f32' ? 4 : 2);
   const dst = out ?? new Float32Array(n);
+  if (t.dtype === 'f32' && out) {
+    // Stored as computed: the bytes go from the file (a lazy tensor) or the buffer straight into `out`.
+    readHostBytes(t, new Uint8Array(out.buffer, out.byteOffset, n * 4), 0);
+    return out;
+  }
   // Views need aligned offsets; a misaligned tensor (rare in safetensors) is copied to an aligned buffer first.
   const width = t.dtype === 'f32' ? 4 : 2;
   const bytes = t.bytes.byteOffset % width === 0 ? t.bytes : t.bytes.slice();
