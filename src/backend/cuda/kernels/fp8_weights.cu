@@ -27,7 +27,7 @@ extern "C" __global__ void fp8_quantize_rows(unsigned char* __restrict__ codes, 
 #pragma unroll
       for (int b = 0; b < 4; b++) {
         const float q = __fdiv_rn(to_f(xr[v * 16 + w * 4 + b]), scale);
-        word |= (unsigned)e4m3_from_float(q) << (8 * b);
+        word |= (unsigned)e4m3_bits(q) << (8 * b);
       }
       words[w] = word;
     }
