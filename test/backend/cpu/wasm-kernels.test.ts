@@ -5,7 +5,7 @@ import { linearQuantized, linearQuantRows, quantInput } from '../../../src/backe
 import { type QuantCpuTensor, type QuantPart, stackQuantized } from '../../../src/backend/cpu/quant-tensor.ts';
 import { CpuTensor } from '../../../src/backend/cpu/tensor.ts';
 import { WasmArena } from '../../../src/backend/cpu/wasm/arena.ts';
-import { SIMD_MODULE, wasmRows } from '../../../src/backend/cpu/wasm/kernels.ts';
+import { SIMD_BUILDS, SIMD_MODULE, wasmRows } from '../../../src/backend/cpu/wasm/kernels.ts';
 import type { QuantType } from '../../../src/primitives/ggml-types.ts';
 import type { HostTensor } from '../../../src/primitives/host-tensor.ts';
 import { quantize } from '../../../src/primitives/quant/index.ts';
@@ -40,29 +40,38 @@ const WIDTHS: Record<string, number[]> = {
   q6_k: [256, 1280, 4096],
 };
 
-test('this runtime compiles the SIMD module (Node 20 has WebAssembly SIMD)', () => {
-  assert.ok(SIMD_MODULE);
+test('this runtime compiles both builds and runs the relaxed one (Node 20: SIMD, relaxed SIMD behind its flag)', () => {
+  assert.ok(SIMD_BUILDS.simd);
+  assert.ok(SIMD_BUILDS.relaxed);
+  assert.equal(SIMD_MODULE, SIMD_BUILDS.relaxed);
 });
 
-test('each SIMD kernel equals its JavaScript twin bit for bit, on random blocks of several widths, 1 to 3 tokens', () => {
-  const arena = new WasmArena();
-  for (const [type, widths] of Object.entries(WIDTHS) as [QuantType, number[]][]) {
-    for (const [i, n] of widths.entries()) {
-      for (const blocks of [true, false]) {
-        const w = stackQuantized([host(type, 37, n, 10 * i + 1, blocks)], false, arena);
-        const p = w.parts[0]!;
-        assert.ok(p.home, `${type} lies in the arena`);
-        for (const T of [1, 2, 3]) {
-          const x = random(T * n, 7 + T);
-          const got = new Float32Array(T * 37).fill(Number.NaN);
-          const taken = wasmRows(quantInput(type, x, T, n), type, p.home, p.rowBytes, got, T, n, 37, 0, 0, 37, 0);
-          assert.ok(taken, `${type} n=${n} has a SIMD kernel`);
-          assert.deepEqual(got, jsRows(x, p, T, n), `${type} n=${n} T=${T} ${blocks ? 'random blocks' : 'quantized'}`);
+for (const [build, module] of Object.entries(SIMD_BUILDS)) {
+  test(`each ${build} SIMD kernel equals its JavaScript twin bit for bit, on random blocks of several widths, 1 to 3 tokens`, () => {
+    const arena = new WasmArena();
+    for (const [type, widths] of Object.entries(WIDTHS) as [QuantType, number[]][]) {
+      for (const [i, n] of widths.entries()) {
+        for (const blocks of [true, false]) {
+          const w = stackQuantized([host(type, 37, n, 10 * i + 1, blocks)], false, arena);
+          const p = w.parts[0]!;
+          assert.ok(p.home, `${type} lies in the arena`);
+          for (const T of [1, 2, 3]) {
+            const x = random(T * n, 7 + T);
+            const got = new Float32Array(T * 37).fill(Number.NaN);
+            const input = quantInput(type, x, T, n);
+            const taken = wasmRows(input, type, p.home, p.rowBytes, got, T, n, 37, 0, 0, 37, 0, module);
+            assert.ok(taken, `${type} n=${n} has a SIMD kernel`);
+            assert.deepEqual(
+              got,
+              jsRows(x, p, T, n),
+              `${type} n=${n} T=${T} ${blocks ? 'random blocks' : 'quantized'}`,
+            );
+          }
         }
       }
     }
-  }
-});
+  });
+}
 
 test('rows r0..r1 land at the output rows a part starts at, past a slot of outputs, from any thread slot', () => {
   const arena = new WasmArena();

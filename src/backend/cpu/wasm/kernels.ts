@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 import type { QuantType } from '../../../primitives/ggml-types.ts';
 import { ACT_BLOCK, ACT_TYPE } from '../quant-act.ts';
 import { ACT_BYTES, OUT_ROWS, SLOTS, slotAt, WasmArena, type WasmHome } from './arena.ts';
@@ -9,11 +10,23 @@ type Kernel = (w: number, rowBytes: number, rows: number, lv: number, ds: number
 /** The weight types quant-dot.wat has a kernel for (the others take the JavaScript kernels). */
 const KERNEL_TYPES: readonly QuantType[] = ['q8_0', 'q4_0', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'];
 
-/** quant-dot.wat assembled (bin/assemble-wasm.ts), or null where this runtime lacks WebAssembly SIMD. */
-const BINARY = readFileSync(new URL('./quant-dot.wasm', import.meta.url));
-export const SIMD_MODULE: WebAssembly.Module | null = WebAssembly.validate(BINARY)
-  ? new WebAssembly.Module(BINARY)
-  : null;
+const compile = (binary: Uint8Array<ArrayBuffer>) =>
+  WebAssembly.validate(binary) ? new WebAssembly.Module(binary) : null;
+
+/**
+ * quant-dot.wat assembled (bin/assemble-wasm.ts) twice: with WebAssembly SIMD alone, and with relaxed SIMD's 8-bit
+ * dot product for the k-quants (1.4-1.7x on Q6_K and Q4_K rows), each null where this runtime cannot compile it. Node
+ * 20's V8 validates relaxed SIMD only behind a flag (on by default from Node 22), so the flag is set before trying;
+ * it only adds the relaxed opcodes to what validates, and the build uses them where their result is exact.
+ */
+export const SIMD_BUILDS = (() => {
+  const relaxed = readFileSync(new URL('./quant-dot-relaxed.wasm', import.meta.url));
+  if (!WebAssembly.validate(relaxed)) setFlagsFromString('--experimental-wasm-relaxed-simd');
+  return { simd: compile(readFileSync(new URL('./quant-dot.wasm', import.meta.url))), relaxed: compile(relaxed) };
+})();
+
+/** The build the kernels run: relaxed SIMD where it compiles, else plain SIMD, else none (the JavaScript kernels). */
+export const SIMD_MODULE: WebAssembly.Module | null = SIMD_BUILDS.relaxed ?? SIMD_BUILDS.simd;
 
 /**
  * A new arena for one backend's quantized weights (its memories freed with them when the backend is dropped), or
@@ -23,14 +36,16 @@ export function simdArena(): WasmArena | null {
   return SIMD_MODULE ? new WasmArena() : null;
 }
 
-/** This thread's instance of the module over each memory. */
-const instances = new WeakMap<WebAssembly.Memory, Record<string, Kernel>>();
+/** This thread's instance of each build over each memory. */
+const instances = new WeakMap<WebAssembly.Module, WeakMap<WebAssembly.Memory, Record<string, Kernel>>>();
 
-function kernelsOf(memory: WebAssembly.Memory): Record<string, Kernel> {
-  let k = instances.get(memory);
+function kernelsOf(module: WebAssembly.Module, memory: WebAssembly.Memory): Record<string, Kernel> {
+  let byMemory = instances.get(module);
+  if (!byMemory) instances.set(module, (byMemory = new WeakMap()));
+  let k = byMemory.get(memory);
   if (!k) {
-    const instance = new WebAssembly.Instance(SIMD_MODULE!, { env: { memory } });
-    instances.set(memory, (k = instance.exports as Record<string, Kernel>));
+    const instance = new WebAssembly.Instance(module, { env: { memory } });
+    byMemory.set(memory, (k = instance.exports as Record<string, Kernel>));
   }
   return k;
 }
@@ -79,7 +94,8 @@ function pack(memory: WebAssembly.Memory, slot: number, input: Float32Array, typ
  * Rows r0..r1 of a part whose blocks lie in an arena (`home`) against `input` (quant-act.ts's quantized rows, T
  * tokens of n values), through the SIMD kernels: out[t, first + r] = x[t] · row r, bit-identical to the JavaScript
  * kernels. Thread `slot` packs the activations into its own scratch slot, so threads never share one. False, having
- * done nothing, when the type has no kernel, the slot does not exist or the activations do not fit it.
+ * done nothing, when the type has no kernel, the slot does not exist or the activations do not fit it. `module`
+ * picks a build other than the one the backend runs (tests compare both).
  */
 export function wasmRows(
   input: Float32Array,
@@ -94,11 +110,12 @@ export function wasmRows(
   r0: number,
   r1: number,
   slot: number,
+  module = SIMD_MODULE,
 ): boolean {
-  if (!SIMD_MODULE || !KERNEL_TYPES.includes(type) || slot >= SLOTS) return false;
+  if (!module || !KERNEL_TYPES.includes(type) || slot >= SLOTS) return false;
   const p = pack(home.memory, slot, input, type, T, n);
   if (!p) return false;
-  const kernel = kernelsOf(home.memory)[type]!;
+  const kernel = kernelsOf(module, home.memory)[type]!;
   const outAt = slotAt(slot) + ACT_BYTES;
   const results = new Float32Array(home.memory.buffer, outAt, OUT_ROWS);
   for (let t = 0; t < T; t++) {

@@ -24,6 +24,13 @@
     (i16x8.add (i16x8.extmul_low_i8x16_s (local.get $w) (local.get $a))
                (i16x8.extmul_high_i8x16_s (local.get $w) (local.get $a))))
 
+  ;; $mul16 for weight levels within 0..127 (the k-quants' unsigned levels, their offsets taken off through the
+  ;; activations' sums): the relaxed-SIMD build replaces it by i16x8.relaxed_dot_i8x16_i7x16_s, one pmaddubsw on x86,
+  ;; which pairs other lanes; every caller sums all eight lanes under one factor, so the result is the same.
+  (func $mulu7 (param $w v128) (param $a v128) (result v128)
+    (i16x8.add (i16x8.extmul_low_i8x16_s (local.get $w) (local.get $a))
+               (i16x8.extmul_high_i8x16_s (local.get $w) (local.get $a))))
+
   ;; Q8_0: d (half) | 32 int8 levels. acc += d_w · d_a · Σ w·a.
   (func (export "q8_0") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
         (param $sums i32) (param $out i32)
@@ -120,12 +127,12 @@
           (local.set $j (i32.shl (local.get $i) (i32.const 1)))
           (local.set $isum (i32x4.add (local.get $isum) (i32x4.add
             (i32x4.dot_i16x8_s
-              (call $mul16 (v128.and (local.get $q0) (v128.const i8x16 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3))
+              (call $mulu7 (v128.and (local.get $q0) (v128.const i8x16 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3))
                            (v128.load (local.get $a)))
               (v128.and (i8x16.swizzle (local.get $sc) (i16x8.splat (i32.or (local.get $j) (i32.const 0x8000))))
                         (v128.const i16x8 15 15 15 15 15 15 15 15)))
             (i32x4.dot_i16x8_s
-              (call $mul16 (v128.and (local.get $q1) (v128.const i8x16 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3))
+              (call $mulu7 (v128.and (local.get $q1) (v128.const i8x16 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3))
                            (v128.load offset=16 (local.get $a)))
               (v128.and (i8x16.swizzle (local.get $sc) (i16x8.splat (i32.or (local.get $j) (i32.const 0x8001))))
                         (v128.const i16x8 15 15 15 15 15 15 15 15))))))
@@ -160,7 +167,7 @@
   (func (export "q3_k") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
         (param $sums i32) (param $out i32)
     (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $acc f64)
-    (local $u0 i32) (local $u1 i32) (local $u2 i32) (local $lo v128) (local $hi v128) (local $sc v128)
+    (local $s i32) (local $u0 i32) (local $u1 i32) (local $u2 i32) (local $lo v128) (local $hi v128) (local $sc v128)
     (local $isum v128) (local $q0 v128) (local $q1 v128) (local $m0 v128) (local $m1 v128) (local $i i32) (local $j i32)
     (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
     (block $done (loop $row
@@ -170,6 +177,7 @@
       (local.set $blockEnd (i32.add (local.get $w) (local.get $rowBytes)))
       (local.set $a (local.get $lv))
       (local.set $d (local.get $ds))
+      (local.set $s (local.get $sums))
       (block $rowDone (loop $block
         (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
         ;; ggml's unpacking of the 12 scale bytes into 16 bytes, then − 32 and widened to i16: $lo sub-blocks 0..7,
@@ -190,9 +198,12 @@
           (v128.const i8x16 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32)))
         (local.set $lo (i16x8.extend_low_i8x16_s (local.get $sc)))
         (local.set $hi (i16x8.extend_high_i8x16_s (local.get $sc)))
+        ;; The levels go in without their offset 4: it comes off here as 4 · Σ scale · (sub-block's sum of levels).
+        (local.set $isum (i32x4.sub (v128.const i32x4 0 0 0 0) (i32x4.shl (i32x4.add
+          (i32x4.dot_i16x8_s (local.get $lo) (v128.load (local.get $s)))
+          (i32x4.dot_i16x8_s (local.get $hi) (v128.load offset=16 (local.get $s)))) (i32.const 2))))
         (local.set $m0 (v128.load (local.get $p)))
         (local.set $m1 (v128.load offset=16 (local.get $p)))
-        (local.set $isum (v128.const i32x4 0 0 0 0))
         ;; i = 4h + k as in Q2_K; the scales of sub-blocks 2i, 2i + 1 are i16 lanes 2k, 2k + 1 of $lo (h = 0) or $hi.
         (local.set $i (i32.const 0))
         (loop $quarter
@@ -205,18 +216,16 @@
           (local.set $j (i32.shl (i32.and (local.get $i) (i32.const 3)) (i32.const 2)))
           (local.set $isum (i32x4.add (local.get $isum) (i32x4.add
             (i32x4.dot_i16x8_s
-              (call $mul16
-                (i8x16.sub (v128.or (v128.and (local.get $q0) (v128.const i8x16 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3))
+              (call $mulu7
+                (v128.or (v128.and (local.get $q0) (v128.const i8x16 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3))
                                     (i8x16.shl (v128.and (local.get $m0) (v128.const i8x16 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1)) (i32.const 2)))
-                           (v128.const i8x16 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4))
                 (v128.load (local.get $a)))
               (i8x16.swizzle (local.get $lo)
                 (i16x8.splat (i32.or (local.get $j) (i32.shl (i32.add (local.get $j) (i32.const 1)) (i32.const 8))))))
             (i32x4.dot_i16x8_s
-              (call $mul16
-                (i8x16.sub (v128.or (v128.and (local.get $q1) (v128.const i8x16 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3))
+              (call $mulu7
+                (v128.or (v128.and (local.get $q1) (v128.const i8x16 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3))
                                     (i8x16.shl (v128.and (local.get $m1) (v128.const i8x16 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1)) (i32.const 2)))
-                           (v128.const i8x16 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4))
                 (v128.load offset=16 (local.get $a)))
               (i8x16.swizzle (local.get $lo)
                 (i16x8.splat (i32.or (i32.add (local.get $j) (i32.const 2))
@@ -233,6 +242,7 @@
           (f64.convert_i32_s (call $hsum (local.get $isum))))))
         (local.set $p (i32.add (local.get $p) (i32.const 110)))
         (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (local.set $s (i32.add (local.get $s) (i32.const 48)))
         (br $block)))
       (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
       (local.set $w (local.get $blockEnd))
@@ -278,16 +288,16 @@
           ;; (a scale broadcast to every i16 lane by a swizzle whose odd indices, 0x80, give 0).
           (local.set $isum (i32x4.add (local.get $isum) (i32x4.dot_i16x8_s
             (i16x8.add
-              (call $mul16 (v128.and (local.get $q) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+              (call $mulu7 (v128.and (local.get $q) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
                            (v128.load (local.get $a)))
-              (call $mul16 (v128.and (v128.load offset=32 (local.get $p))
+              (call $mulu7 (v128.and (v128.load offset=32 (local.get $p))
                                      (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
                            (v128.load offset=16 (local.get $a))))
             (i8x16.swizzle (local.get $scales) (i16x8.splat (i32.or (local.get $j) (i32.const 0x8000)))))))
           (local.set $isum (i32x4.add (local.get $isum) (i32x4.dot_i16x8_s
             (i16x8.add
-              (call $mul16 (i8x16.shr_u (local.get $q) (i32.const 4)) (v128.load offset=32 (local.get $a)))
-              (call $mul16 (i8x16.shr_u (v128.load offset=32 (local.get $p)) (i32.const 4))
+              (call $mulu7 (i8x16.shr_u (local.get $q) (i32.const 4)) (v128.load offset=32 (local.get $a)))
+              (call $mulu7 (i8x16.shr_u (v128.load offset=32 (local.get $p)) (i32.const 4))
                            (v128.load offset=48 (local.get $a))))
             (i8x16.swizzle (local.get $scales) (i16x8.splat (i32.or (local.get $j) (i32.const 0x8001)))))))
           (local.set $p (i32.add (local.get $p) (i32.const 32)))
@@ -352,22 +362,22 @@
           (local.set $j (i32.shl (local.get $c) (i32.const 1)))
           (local.set $isum (i32x4.add (local.get $isum) (i32x4.dot_i16x8_s
             (i16x8.add
-              (call $mul16
+              (call $mulu7
                 (v128.or (v128.and (local.get $q0) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
                          (i8x16.shl (v128.and (local.get $h0) (v128.const i8x16 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1)) (i32.const 4)))
                 (v128.load (local.get $a)))
-              (call $mul16
+              (call $mulu7
                 (v128.or (v128.and (local.get $q1) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
                          (i8x16.shl (v128.and (local.get $h1) (v128.const i8x16 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1)) (i32.const 4)))
                 (v128.load offset=16 (local.get $a))))
             (i8x16.swizzle (local.get $scales) (i16x8.splat (i32.or (local.get $j) (i32.const 0x8000)))))))
           (local.set $isum (i32x4.add (local.get $isum) (i32x4.dot_i16x8_s
             (i16x8.add
-              (call $mul16
+              (call $mulu7
                 (v128.or (i8x16.shr_u (local.get $q0) (i32.const 4))
                          (i8x16.shl (v128.and (local.get $h0) (v128.const i8x16 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2)) (i32.const 3)))
                 (v128.load offset=32 (local.get $a)))
-              (call $mul16
+              (call $mulu7
                 (v128.or (i8x16.shr_u (local.get $q1) (i32.const 4))
                          (i8x16.shl (v128.and (local.get $h1) (v128.const i8x16 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2)) (i32.const 3)))
                 (v128.load offset=48 (local.get $a))))
@@ -402,7 +412,7 @@
   (func (export "q6_k") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
         (param $sums i32) (param $out i32)
     (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $acc f64)
-    (local $isum v128) (local $ql v128) (local $qm v128) (local $qh v128) (local $i i32) (local $x i32) (local $sc i32)
+    (local $s i32) (local $isum v128) (local $ql v128) (local $qm v128) (local $qh v128) (local $i i32) (local $x i32) (local $sc i32)
     (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
     (block $done (loop $row
       (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
@@ -411,9 +421,14 @@
       (local.set $blockEnd (i32.add (local.get $w) (local.get $rowBytes)))
       (local.set $a (local.get $lv))
       (local.set $d (local.get $ds))
+      (local.set $s (local.get $sums))
       (block $rowDone (loop $block
         (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
-        (local.set $isum (v128.const i32x4 0 0 0 0))
+        ;; The levels go in without their offset 32: it comes off here as 32 · Σ scale · (sub-block's sum of levels).
+        (local.set $isum (i32x4.sub (v128.const i32x4 0 0 0 0) (i32x4.shl (i32x4.add
+          (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (v128.load offset=192 (local.get $p))) (v128.load (local.get $s)))
+          (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (v128.load offset=192 (local.get $p)))
+                             (v128.load offset=16 (local.get $s)))) (i32.const 5))))
         ;; i = 0..3: half h = i/2, l from 16·(i mod 2). $x: offset of the 16 ql bytes; $sc: the first scale's.
         (local.set $i (i32.const 0))
         (loop $quarter
@@ -431,33 +446,29 @@
                      (i32.shl (i32.and (local.get $i) (i32.const 1)) (i32.const 4))))))
           (local.set $isum (i32x4.add (local.get $isum) (i32x4.add
             (i32x4.dot_i16x8_s
-              (call $mul16
-                (i8x16.sub (v128.or (v128.and (local.get $ql) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+              (call $mulu7
+                (v128.or (v128.and (local.get $ql) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
                                     (i8x16.shl (v128.and (local.get $qh) (v128.const i8x16 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3)) (i32.const 4)))
-                           (v128.const i8x16 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32))
                 (v128.load (local.get $a)))
               (i16x8.splat (i32.load8_s (local.get $sc))))
             (i32x4.dot_i16x8_s
-              (call $mul16
-                (i8x16.sub (v128.or (v128.and (local.get $qm) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+              (call $mulu7
+                (v128.or (v128.and (local.get $qm) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
                                     (i8x16.shl (v128.and (local.get $qh) (v128.const i8x16 12 12 12 12 12 12 12 12 12 12 12 12 12 12 12 12)) (i32.const 2)))
-                           (v128.const i8x16 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32))
                 (v128.load offset=32 (local.get $a)))
               (i16x8.splat (i32.load8_s offset=2 (local.get $sc)))))))
           (local.set $isum (i32x4.add (local.get $isum) (i32x4.add
             (i32x4.dot_i16x8_s
-              (call $mul16
-                (i8x16.sub (v128.or (i8x16.shr_u (local.get $ql) (i32.const 4))
+              (call $mulu7
+                (v128.or (i8x16.shr_u (local.get $ql) (i32.const 4))
                                     (v128.and (local.get $qh) (v128.const i8x16 48 48 48 48 48 48 48 48 48 48 48 48 48 48 48 48)))
-                           (v128.const i8x16 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32))
                 (v128.load offset=64 (local.get $a)))
               (i16x8.splat (i32.load8_s offset=4 (local.get $sc))))
             (i32x4.dot_i16x8_s
-              (call $mul16
-                (i8x16.sub (v128.or (i8x16.shr_u (local.get $qm) (i32.const 4))
+              (call $mulu7
+                (v128.or (i8x16.shr_u (local.get $qm) (i32.const 4))
                                     (v128.and (i8x16.shr_u (local.get $qh) (i32.const 2))
                                               (v128.const i8x16 48 48 48 48 48 48 48 48 48 48 48 48 48 48 48 48)))
-                           (v128.const i8x16 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32))
                 (v128.load offset=96 (local.get $a)))
               (i16x8.splat (i32.load8_s offset=6 (local.get $sc)))))))
           (local.set $i (i32.add (local.get $i) (i32.const 1)))
@@ -470,6 +481,7 @@
           (f64.convert_i32_s (call $hsum (local.get $isum))))))
         (local.set $p (i32.add (local.get $p) (i32.const 210)))
         (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (local.set $s (i32.add (local.get $s) (i32.const 48)))
         (br $block)))
       (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
       (local.set $w (local.get $blockEnd))
