@@ -20,6 +20,8 @@ const PROMPT_TOKENS = 16;
 interface Measured {
   engine: string;
   loadS: number;
+  /** Prompt tokens a second: the prompt's one evaluation, up to its first token. */
+  promptTokS: number;
   decodeTokS: number;
   maxRssGiB: number;
 }
@@ -56,11 +58,13 @@ async function pagoda(file: string): Promise<Measured> {
     for (let i = 1; i < vocab; i++) if (logits[i]! > logits[best]!) best = i;
     return best;
   };
+  t0 = performance.now();
   let next = step(prompt, 0);
+  const promptTokS = PROMPT_TOKENS / ((performance.now() - t0) / 1000);
   t0 = performance.now();
   for (let i = 0; i < tokens; i++) next = step([next], PROMPT_TOKENS + i);
   const decodeTokS = tokens / ((performance.now() - t0) / 1000);
-  return { engine: 'pagoda', loadS, decodeTokS, maxRssGiB: process.resourceUsage().maxRSS / 2 ** 20 };
+  return { engine: 'pagoda', loadS, promptTokS, decodeTokS, maxRssGiB: process.resourceUsage().maxRSS / 2 ** 20 };
 }
 
 /** llama.cpp: the same prompt ids, then greedy tokens one evaluation at a time. */
@@ -72,10 +76,14 @@ async function llamaCpp(file: string): Promise<Measured> {
   const loadS = (performance.now() - t0) / 1000;
   const ctx = await model.createContext({ contextSize: 256, batchSize: 64, threads, flashAttention: false });
   let n = 0;
-  t0 = 0;
+  let promptTokS = 0;
+  t0 = performance.now();
   for await (const _ of ctx.getSequence().evaluate(prompt as never, { temperature: 0 })) {
     // The first token ends the prompt's evaluation; time the ones after it.
-    if (n === 0) t0 = performance.now();
+    if (n === 0) {
+      promptTokS = PROMPT_TOKENS / ((performance.now() - t0) / 1000);
+      t0 = performance.now();
+    }
     if (++n > tokens) break;
   }
   const decodeTokS = tokens / ((performance.now() - t0) / 1000);
@@ -83,7 +91,7 @@ async function llamaCpp(file: string): Promise<Measured> {
   await ctx.dispose();
   await model.dispose();
   await llama.dispose();
-  return { engine: 'llama.cpp', loadS, decodeTokS, maxRssGiB };
+  return { engine: 'llama.cpp', loadS, promptTokS, decodeTokS, maxRssGiB };
 }
 
 function defaultFile(): string {
@@ -148,20 +156,32 @@ if (opts.child) {
     return {
       engine,
       loadS: Math.min(...mine.map((m) => m.loadS)),
+      promptTokS: Math.max(...mine.map((m) => m.promptTokS)),
       decodeTokS: Math.max(...mine.map((m) => m.decodeTokS)),
       maxRssGiB: Math.max(...mine.map((m) => m.maxRssGiB)),
     };
   };
   const [theirs, ours] = [best('llama.cpp'), best('pagoda')];
+  const roundRatios = () =>
+    runs.flatMap((m, i) => (m.engine === 'pagoda' ? [(m.decodeTokS / runs[i - 1]!.decodeTokS).toFixed(2)] : []));
   const rows = [theirs, ours].map((m) => [
     m.engine,
     m.loadS.toFixed(1),
+    m.promptTokS.toFixed(2),
     m.decodeTokS.toFixed(3),
     m.maxRssGiB.toFixed(2),
     (m.decodeTokS / theirs.decodeTokS).toFixed(2),
     (m.maxRssGiB / theirs.maxRssGiB).toFixed(2),
   ]);
-  const head = ['engine', 'load s', 'decode tok/s', 'peak RSS GiB', 'speed vs llama.cpp', 'memory vs llama.cpp'];
+  const head = [
+    'engine',
+    'load s',
+    'prompt tok/s',
+    'decode tok/s',
+    'peak RSS GiB',
+    'speed vs llama.cpp',
+    'memory vs llama.cpp',
+  ];
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
   const line = (cells: string[]) => `| ${cells.map((x, c) => x.padEnd(widths[c]!)).join(' | ')} |`;
   const lines = [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
@@ -172,6 +192,8 @@ if (opts.child) {
     `Command: \`npx tsx bench/gguf-vs-llama-cpp.ts --threads ${threads} --tokens ${tokens} --rounds ${opts.rounds}\` on ${opts.file ? 'the given file' : 'the Llama-3-8B-shaped random Q4_K_M file'} (${gb} GB); ${PROMPT_TOKENS}-token prompt, then ${tokens} greedy tokens at batch 1; each engine in its own process, rounds interleaved, best round.`,
     '',
     ...lines,
+    '',
+    `Each round's decode ratio (pagoda / llama.cpp, interleaved): ${roundRatios().join(', ')}.`,
     '',
   ].join('\n');
   console.log(lines.join('\n'));

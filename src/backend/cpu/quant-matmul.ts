@@ -1,11 +1,10 @@
-import type { QuantType } from '../../primitives/ggml-types.ts';
 import { codecOf } from '../../primitives/quant/index.ts';
 import { addBias, linearRows } from './matmul.ts';
 import { ACT_BLOCK, ACT_TYPE, dequantizeActivations, quantizeActivations } from './quant-act.ts';
 import { ROW_DOT, ROWS4_DOT } from './quant-dot.ts';
 import type { QuantCpuTensor, QuantPart } from './quant-tensor.ts';
 import type { CpuThreads } from './threads.ts';
-import { wasmRows } from './wasm/kernels.ts';
+import { hasSimdKernel, wasmRows } from './wasm/kernels.ts';
 
 /** Weight rows dequantized per batch of tokens (ROWS of them at a time), for the f32 kernel to reuse across tokens. */
 const ROWS = 16;
@@ -14,22 +13,30 @@ const DEQUANTIZE_FROM_TOKENS = 4;
 let scratch = new Float32Array(0);
 
 /**
- * Whether T tokens meet a part of `type` as dequantized weight rows times dequantized 8-bit activations in the f32
- * kernel: the same products as the integer dot products, rounded in another order, and the row's dequantization
- * paid once for every token. Not for q8_1 activations (Q4_1, Q5_1), whose offset term takes s rounded to a half.
+ * Whether T tokens meet `part` as dequantized weight rows times dequantized 8-bit activations in the f32 kernel:
+ * the same products as the integer dot products, rounded in another order, and the row's dequantization paid once
+ * for every token. Not where the SIMD kernels take the part (its blocks in an arena, its type with a kernel): their
+ * integer dot products beat the f32 kernel at any T, the rows staying in cache across the tokens. Not for q8_1
+ * activations (Q4_1, Q5_1) either, whose offset term takes s rounded to a half.
  */
-export function viaFloatRows(type: QuantType, T: number): boolean {
-  return T >= DEQUANTIZE_FROM_TOKENS && ACT_TYPE[type] !== 'q8_1';
+export function viaFloatRows(part: Pick<QuantPart, 'type' | 'home'>, T: number): boolean {
+  const simd = part.home !== undefined && hasSimdKernel(part.type);
+  return T >= DEQUANTIZE_FROM_TOKENS && ACT_TYPE[part.type] !== 'q8_1' && !simd;
 }
 
 /**
- * What a part of `type` multiplies: x `[T, n]` quantized to the type's activation type (quant-act.ts), as levels
- * and scales for the dot products from the blocks, or dequantized again for the f32 kernel (viaFloatRows).
+ * What `part` multiplies: x `[T, n]` quantized to its type's activation type (quant-act.ts), as levels and scales
+ * for the dot products from the blocks, or dequantized again for the f32 kernel (viaFloatRows).
  */
-export function quantInput(type: QuantType, x: Float32Array, T: number, n: number): Float32Array {
-  const act = ACT_TYPE[type];
+export function quantInput(
+  part: Pick<QuantPart, 'type' | 'home'>,
+  x: Float32Array,
+  T: number,
+  n: number,
+): Float32Array {
+  const act = ACT_TYPE[part.type];
   const acts = quantizeActivations(act, x, T, n);
-  return viaFloatRows(type, T) ? dequantizeActivations(act, acts, T, n) : acts;
+  return viaFloatRows(part, T) ? dequantizeActivations(act, acts, T, n) : acts;
 }
 
 /**
@@ -49,25 +56,18 @@ export function linearQuantized(
   if (wn !== n) throw new Error(`linear: input has ${n} features, weight is [${w.shape}]`);
   const out = new Float32Array(T * m);
   const inputs = new Map<string, Float32Array>();
-  const inputOf = (type: QuantType): Float32Array => {
-    const key = `${ACT_TYPE[type]} ${viaFloatRows(type, T)}`;
+  const inputOf = (part: QuantPart): Float32Array => {
+    const key = `${ACT_TYPE[part.type]} ${viaFloatRows(part, T)}`;
     let input = inputs.get(key);
-    if (!input) inputs.set(key, (input = quantInput(type, x, T, n)));
+    if (!input) inputs.set(key, (input = quantInput(part, x, T, n)));
     return input;
   };
   if (pool?.worthIt(T * n * m) && m >= 16) {
-    pool.linearQuant(
-      w.parts.map((p) => inputOf(p.type)),
-      w.parts,
-      out,
-      T,
-      n,
-      m,
-    );
+    pool.linearQuant(w.parts.map(inputOf), w.parts, out, T, n, m);
   } else {
     let first = 0;
     for (const p of w.parts) {
-      linearQuantRows(inputOf(p.type), p, out, T, n, m, first, 0, p.rows);
+      linearQuantRows(inputOf(p), p, out, T, n, m, first, 0, p.rows);
       first += p.rows;
     }
   }
@@ -77,12 +77,12 @@ export function linearQuantized(
 
 /**
  * Rows r0..r1 of one part of a quantized weight against `input` (quantInput's, for T tokens of n values):
- * out[t, first + r] = x[t] · row r, computed on thread `slot` (0 the caller, i worker i). A few tokens (decode) take
- * each dot product straight from the blocks: with the SIMD kernels where the blocks lie in a WebAssembly memory and
- * the type has one (wasm/kernels.ts), else with quant-dot.ts's loops, bit-identical either way. More tokens (prefill,
- * batched decode) dequantize ROWS rows at a time and run the register-blocked f32 kernel over them, so the
- * dequantization is paid once per row for the whole batch (except Q4_1/Q5_1, which always take the dot products: see
- * viaFloatRows).
+ * out[t, first + r] = x[t] · row r, computed on thread `slot` (0 the caller, i worker i). Where the blocks lie in a
+ * WebAssembly memory and the type has a SIMD kernel (wasm/kernels.ts), every token's dot products come straight
+ * from the blocks there. Elsewhere a few tokens (decode) take quant-dot.ts's loops, bit-identical to the SIMD
+ * kernels, and more tokens (prefill, batched decode) dequantize ROWS rows at a time and run the register-blocked f32
+ * kernel over them, so the dequantization is paid once per row for the whole batch (except Q4_1/Q5_1, which always
+ * take the dot products: see viaFloatRows).
  */
 export function linearQuantRows(
   input: Float32Array,
@@ -96,7 +96,7 @@ export function linearQuantRows(
   r1: number,
   slot = 0,
 ): void {
-  if (viaFloatRows(part.type, T)) {
+  if (viaFloatRows(part, T)) {
     dequantizedRows(input, part, out, T, n, m, first, r0, r1);
     return;
   }

@@ -23,10 +23,17 @@ function host(type: QuantType, rows: number, cols: number, seed: number, blocks:
   return { name: `w${seed}`, shape: [rows, cols], dtype: type, bytes };
 }
 
-/** The JavaScript kernels' rows (quant-dot.ts): the twin every SIMD result must equal bit for bit. */
+/**
+ * The JavaScript dot-product loops' rows (quant-dot.ts), a token at a time (more tokens would take the f32 kernel
+ * there): the twin every SIMD result must equal bit for bit.
+ */
 function jsRows(x: Float32Array, p: QuantPart, T: number, n: number): Float32Array {
   const out = new Float32Array(T * p.rows);
-  linearQuantRows(quantInput(p.type, x, T, n), { ...p, home: undefined }, out, T, n, p.rows, 0, 0, p.rows);
+  const js = { ...p, home: undefined };
+  for (let t = 0; t < T; t++) {
+    const row = out.subarray(t * p.rows, (t + 1) * p.rows);
+    linearQuantRows(quantInput(js, x.subarray(t * n, (t + 1) * n), 1, n), js, row, 1, n, p.rows, 0, 0, p.rows);
+  }
   return out;
 }
 
@@ -47,7 +54,7 @@ test('this runtime compiles both builds and runs the relaxed one (Node 20: SIMD,
 });
 
 for (const [build, module] of Object.entries(SIMD_BUILDS)) {
-  test(`each ${build} SIMD kernel equals its JavaScript twin bit for bit, on random blocks of several widths, 1 to 3 tokens`, () => {
+  test(`each ${build} SIMD kernel equals its JavaScript twin bit for bit, on random blocks of several widths, 1 to 5 tokens`, () => {
     const arena = new WasmArena();
     for (const [type, widths] of Object.entries(WIDTHS) as [QuantType, number[]][]) {
       for (const [i, n] of widths.entries()) {
@@ -55,10 +62,10 @@ for (const [build, module] of Object.entries(SIMD_BUILDS)) {
           const w = stackQuantized([host(type, 37, n, 10 * i + 1, blocks)], false, arena);
           const p = w.parts[0]!;
           assert.ok(p.home, `${type} lies in the arena`);
-          for (const T of [1, 2, 3]) {
+          for (const T of [1, 2, 5]) {
             const x = random(T * n, 7 + T);
             const got = new Float32Array(T * 37).fill(Number.NaN);
-            const input = quantInput(type, x, T, n);
+            const input = quantInput(p, x, T, n);
             const taken = wasmRows(input, type, p.home, p.rowBytes, got, T, n, 37, 0, 0, 37, 0, module);
             assert.ok(taken, `${type} n=${n} has a SIMD kernel`);
             assert.deepEqual(
@@ -83,7 +90,7 @@ test('rows r0..r1 land at the output rows a part starts at, past a slot of outpu
   for (const slot of [0, 3, 15]) {
     const got = new Float32Array(T * m).fill(Number.NaN);
     const [r0, r1] = [3, rows - 1];
-    assert.ok(wasmRows(quantInput('q8_0', x, T, n), 'q8_0', p.home!, p.rowBytes, got, T, n, m, first, r0, r1, slot));
+    assert.ok(wasmRows(quantInput(p, x, T, n), 'q8_0', p.home!, p.rowBytes, got, T, n, m, first, r0, r1, slot));
     for (let t = 0; t < T; t++) {
       for (let r = 0; r < m; r++) {
         const inside = r >= first + r0 && r < first + r1;
@@ -95,20 +102,31 @@ test('rows r0..r1 land at the output rows a part starts at, past a slot of outpu
   }
 });
 
+test('more tokens than one slot holds go in groups, each group taking the rows while they are in cache', () => {
+  const arena = new WasmArena();
+  // 4096 q8_K-packed values take 4,928 bytes a token: 53 tokens a group in a 256 KiB slot, so 60 make two groups.
+  const [rows, n, T] = [70, 4096, 60];
+  const p = stackQuantized([host('q4_k', rows, n, 5, true)], false, arena).parts[0]!;
+  const x = random(T * n, 3);
+  const got = new Float32Array(T * rows).fill(Number.NaN);
+  assert.ok(wasmRows(quantInput(p, x, T, n), 'q4_k', p.home!, p.rowBytes, got, T, n, rows, 0, 0, rows, 1));
+  assert.deepEqual(got, jsRows(x, p, T, n));
+});
+
 test('types without a kernel, slots beyond the last and activations too wide for a slot are left to the JavaScript kernels', () => {
   const arena = new WasmArena();
   const q41 = stackQuantized([host('q4_1', 4, 256, 1, true)], false, arena).parts[0]!;
   const out = new Float32Array(4).fill(Number.NaN);
   assert.equal(
-    wasmRows(quantInput('q4_1', random(256, 1), 1, 256), 'q4_1', q41.home!, q41.rowBytes, out, 1, 256, 4, 0, 0, 4, 0),
+    wasmRows(quantInput(q41, random(256, 1), 1, 256), 'q4_1', q41.home!, q41.rowBytes, out, 1, 256, 4, 0, 0, 4, 0),
     false,
   );
   const q4 = stackQuantized([host('q4_k', 4, 256, 2, true)], false, arena).parts[0]!;
-  const x = quantInput('q4_k', random(256, 1), 1, 256);
+  const x = quantInput(q4, random(256, 1), 1, 256);
   assert.equal(wasmRows(x, 'q4_k', q4.home!, q4.rowBytes, out, 1, 256, 4, 0, 0, 4, 16), false);
   const wide = 256 * 1024;
   const big = stackQuantized([host('q4_k', 1, wide, 3, true)], false, arena).parts[0]!;
-  const xw = quantInput('q4_k', random(wide, 1), 1, wide);
+  const xw = quantInput(big, random(wide, 1), 1, wide);
   assert.equal(wasmRows(xw, 'q4_k', big.home!, big.rowBytes, out, 1, wide, 1, 0, 0, 1, 0), false);
   assert.ok(out.every(Number.isNaN), 'nothing written');
   // Through linear(), each still gives the JavaScript result.

@@ -36,6 +36,11 @@ export function simdArena(): WasmArena | null {
   return SIMD_MODULE ? new WasmArena() : null;
 }
 
+/** Whether the backend's SIMD kernels take rows of `type` (in an arena). */
+export function hasSimdKernel(type: QuantType): boolean {
+  return SIMD_MODULE !== null && KERNEL_TYPES.includes(type);
+}
+
 /** This thread's instance of each build over each memory. */
 const instances = new WeakMap<WebAssembly.Module, WeakMap<WebAssembly.Memory, Record<string, Kernel>>>();
 
@@ -63,25 +68,42 @@ interface Packed {
 
 const align16 = (x: number) => Math.ceil(x / 16) * 16;
 
+/** Bytes of one token's packed activations (levels, scales, sums), with room for the three sections' alignment. */
+function packedBytes(type: QuantType, n: number, tokens: number): number {
+  const act = ACT_TYPE[type];
+  const blocks = n / ACT_BLOCK[act].size;
+  return tokens * (n + 4 * blocks + (act === 'q8_k' ? 48 * blocks : 0)) + 32;
+}
+
 /**
- * Packs activations quantized by quant-act.ts (levels as floats, then each block's scale data) into slot `slot` of
- * `memory` as the kernels read them: int8 levels, each block's d as f32, and for q8_K each block's 16 sums of 16
- * levels and 8 sums of 32 as i16 (what Q2_K's and Q4_K's / Q5_K's mins multiply). Null when they do not fit the slot.
+ * Packs tokens t0..t1 of T activation rows quantized by quant-act.ts (all rows' levels as floats, then each row's
+ * block scale data) into slot `slot` of `memory` as the kernels read them: int8 levels, each block's d as f32, and
+ * for q8_K each block's 16 sums of 16 levels and 8 sums of 32 as i16 (what the k-quants' mins and level offsets
+ * multiply). The caller has checked that they fit the slot (packedBytes).
  */
-function pack(memory: WebAssembly.Memory, slot: number, input: Float32Array, type: QuantType, T: number, n: number) {
+function pack(
+  memory: WebAssembly.Memory,
+  slot: number,
+  input: Float32Array,
+  type: QuantType,
+  T: number,
+  n: number,
+  t0: number,
+  t1: number,
+) {
   const act = ACT_TYPE[type];
   const { size, floats } = ACT_BLOCK[act];
   const blocks = n / size;
+  const count = t1 - t0;
   const p: Packed = { lv: slotAt(slot), ds: 0, sums: 0, lvStride: n, dsStride: 4 * blocks, sumsStride: 0 };
-  p.ds = p.lv + align16(T * n);
-  p.sums = p.ds + align16(T * blocks * 4);
+  p.ds = p.lv + align16(count * n);
+  p.sums = p.ds + align16(count * blocks * 4);
   if (act === 'q8_k') p.sumsStride = 48 * blocks;
-  if (p.sums + T * p.sumsStride - p.lv > ACT_BYTES) return null;
   const buffer = memory.buffer;
-  new Int8Array(buffer, p.lv, T * n).set(input.subarray(0, T * n));
-  const ds = new Float32Array(buffer, p.ds, T * blocks);
-  const sums = new Int16Array(buffer, p.sums, (T * p.sumsStride) / 2);
-  for (let b = 0, s = T * n; b < T * blocks; b++, s += floats) {
+  new Int8Array(buffer, p.lv, count * n).set(input.subarray(t0 * n, t1 * n));
+  const ds = new Float32Array(buffer, p.ds, count * blocks);
+  const sums = new Int16Array(buffer, p.sums, (count * p.sumsStride) / 2);
+  for (let b = 0, s = T * n + t0 * blocks * floats; b < count * blocks; b++, s += floats) {
     ds[b] = input[s]!;
     // q8_K's scale data is d, then the sums of each 16 levels: those (Q2_K's mins), then paired into sums of 32.
     for (let j = 0; act === 'q8_k' && j < 16; j++) sums[24 * b + j] = input[s + 1 + j]!;
@@ -91,10 +113,18 @@ function pack(memory: WebAssembly.Memory, slot: number, input: Float32Array, typ
 }
 
 /**
+ * Weight bytes one kernel call reads when several tokens take the same rows: small enough to stay in the core's L2
+ * while each token of the group reads them again, so the group streams the weight from memory once.
+ */
+const CACHED_ROW_BYTES = 128 * 1024;
+
+/**
  * Rows r0..r1 of a part whose blocks lie in an arena (`home`) against `input` (quant-act.ts's quantized rows, T
  * tokens of n values), through the SIMD kernels: out[t, first + r] = x[t] · row r, bit-identical to the JavaScript
- * kernels. Thread `slot` packs the activations into its own scratch slot, so threads never share one. False, having
- * done nothing, when the type has no kernel, the slot does not exist or the activations do not fit it. `module`
+ * dot-product loops. Thread `slot` packs the activations into its own scratch slot, so threads never share one; with
+ * several tokens the rows go a few at a time (CACHED_ROW_BYTES), each token of a group taking them while they are in
+ * cache. False, having done nothing, when the type has no kernel, the slot does not exist or one token's
+ * activations do not fit it. `module`
  * picks a build other than the one the backend runs (tests compare both).
  */
 export function wasmRows(
@@ -113,24 +143,24 @@ export function wasmRows(
   module = SIMD_MODULE,
 ): boolean {
   if (!module || !KERNEL_TYPES.includes(type) || slot >= SLOTS) return false;
-  const p = pack(home.memory, slot, input, type, T, n);
-  if (!p) return false;
+  // As many tokens as the slot's activations hold go at a time.
+  const group = Math.min(T, Math.floor(ACT_BYTES / packedBytes(type, n, 1)));
+  if (group === 0 || packedBytes(type, n, group) > ACT_BYTES) return false;
   const kernel = kernelsOf(module, home.memory)[type]!;
   const outAt = slotAt(slot) + ACT_BYTES;
   const results = new Float32Array(home.memory.buffer, outAt, OUT_ROWS);
-  for (let t = 0; t < T; t++) {
-    for (let r = r0; r < r1; r += OUT_ROWS) {
-      const rows = Math.min(OUT_ROWS, r1 - r);
-      kernel(
-        home.offset + r * rowBytes,
-        rowBytes,
-        rows,
-        p.lv + t * p.lvStride,
-        p.ds + t * p.dsStride,
-        p.sums + t * p.sumsStride,
-        outAt,
-      );
-      out.set(results.subarray(0, rows), t * m + first + r);
+  const rowsPerCall = T === 1 ? OUT_ROWS : Math.max(1, Math.min(OUT_ROWS, Math.floor(CACHED_ROW_BYTES / rowBytes)));
+  for (let t0 = 0; t0 < T; t0 += group) {
+    const t1 = Math.min(T, t0 + group);
+    const p = pack(home.memory, slot, input, type, T, n, t0, t1);
+    for (let r = r0; r < r1; r += rowsPerCall) {
+      const rows = Math.min(rowsPerCall, r1 - r);
+      for (let t = t0; t < t1; t++) {
+        const i = t - t0;
+        const w = home.offset + r * rowBytes;
+        kernel(w, rowBytes, rows, p.lv + i * p.lvStride, p.ds + i * p.dsStride, p.sums + i * p.sumsStride, outAt);
+        out.set(results.subarray(0, rows), t * m + first + r);
+      }
     }
   }
   return true;
