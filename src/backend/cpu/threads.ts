@@ -9,7 +9,7 @@ import { linearQuantRows } from './quant-matmul.ts';
 import type { QuantPart } from './quant-tensor.ts';
 
 /** Integer slots of the control block shared with the workers; job parameters follow `params`. */
-export const CTRL = { seq: 0, done: 1, error: 2, kind: 3, parts: 4, params: 5, length: 24 } as const;
+export const CTRL = { seq: 0, done: 1, error: 2, kind: 3, parts: 4, next: 5, params: 6, length: 24 } as const;
 /** Float slots (f64, after the integer ones): the attention scale and soft-cap, then the K and V planes' scales. */
 export const FLOAT_OFFSET = CTRL.length * 4;
 export const JOB = { linear: 1, attention: 2, linearQuant: 3 } as const;
@@ -27,6 +27,22 @@ export type BufferMessage =
 export function partRange(total: number, parts: number, p: number, align = 8): [number, number] {
   const chunk = Math.ceil(total / parts / align) * align;
   return [Math.min(total, p * chunk), Math.min(total, (p + 1) * chunk)];
+}
+
+/** Chunks of a quantized linear's rows per thread: enough that the threads finish together. */
+const CLAIMS_PER_THREAD = 8;
+
+/**
+ * Runs `run` over chunks of rows [0, total) that this thread claims one at a time from the job's shared counter
+ * (CTRL.next, zeroed when the job is posted) until none is left. A thread that falls behind (descheduled, or its
+ * rows slower) takes fewer chunks instead of holding the others up; each row is computed by the same code
+ * whichever thread takes it, so results do not depend on the split.
+ */
+export function claimRows(ctrl: Int32Array, total: number, threads: number, run: (start: number, end: number) => void) {
+  const chunk = Math.max(16, Math.ceil(total / (threads * CLAIMS_PER_THREAD) / 16) * 16);
+  for (let c = Atomics.add(ctrl, CTRL.next, 1); c * chunk < total; c = Atomics.add(ctrl, CTRL.next, 1)) {
+    run(c * chunk, Math.min(total, (c + 1) * chunk));
+  }
 }
 
 /** Threads the CPU backend uses unless told (PAGODA_CPU_THREADS, read by the CLI): the machine's parallelism up to 8. */
@@ -130,7 +146,7 @@ export class CpuThreads {
   }
 
   /**
-   * out = x · wᵀ for a quantized weight, one job per part (each split by rows over all threads), part i reading
+   * out = x · wᵀ for a quantized weight, one job per part (its rows claimed in chunks by all threads), part i reading
    * inputs[i] (x quantized for its type: quant-matmul.ts's quantInput). The blocks must be in shared memory.
    */
   linearQuant(
@@ -149,8 +165,9 @@ export class CpuThreads {
       const memory = p.home ? this.idOf(p.home.memory) : -1;
       const params = [this.idOf(p.bytes), QUANT_TYPES.indexOf(p.type), T, n, m, first, p.rows, p.rowBytes];
       this.post(JOB.linearQuant, [...params, memory, p.home?.offset ?? 0]);
-      const [start, end] = partRange(p.rows, this.parts, 0);
-      linearQuantRows(this.x, p, this.out, T, n, m, first, start, end);
+      claimRows(this.ctrl, p.rows, this.parts, (start, end) => {
+        linearQuantRows(this.x, p, this.out, T, n, m, first, start, end);
+      });
       this.wait();
       first += p.rows;
     }
@@ -233,6 +250,7 @@ export class CpuThreads {
       c[CTRL.params + i] = v;
     });
     Atomics.store(c, CTRL.done, 0);
+    Atomics.store(c, CTRL.next, 0);
     Atomics.add(c, CTRL.seq, 1);
     Atomics.notify(c, CTRL.seq);
   }

@@ -8,6 +8,7 @@ import {
   ATTENTION_PARAMS,
   type AttentionParams,
   CTRL,
+  claimRows,
   FLOAT_OFFSET,
   JOB,
   KV_TYPES,
@@ -41,8 +42,9 @@ export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, Shar
     // Blocks in a WebAssembly memory (memory >= 0) take the SIMD kernels there.
     const home = memory! >= 0 ? { memory: get(memory!, WebAssembly.Memory), offset: offset! } : undefined;
     const qp: QuantPart = { type: QUANT_TYPES[type!]!, rows: rows!, bytes: u8(blocks!), rowBytes: rowBytes!, home };
-    const [start, end] = partRange(rows!, parts, part);
-    linearQuantRows(f32(X_ID), qp, f32(OUT_ID), T!, n!, m!, first!, start, end, part);
+    claimRows(ctrl, rows!, parts, (start, end) => {
+      linearQuantRows(f32(X_ID), qp, f32(OUT_ID), T!, n!, m!, first!, start, end, part);
+    });
     return;
   }
   const a = Object.fromEntries(ATTENTION_PARAMS.map((k, i) => [k, ctrl[p + i]!])) as AttentionParams;
