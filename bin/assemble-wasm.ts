@@ -22,10 +22,15 @@ const QUANT_DOT = fileURLToPath(new URL('../src/backend/cpu/wasm/quant-dot.wat',
 export const WASM_BUILDS: readonly WasmBuild[] = [
   { wat: QUANT_DOT, wasm: QUANT_DOT.replace(/\.wat$/, '.wasm'), overrides: {}, relaxedSimd: false },
   {
-    // Unsigned 7-bit weight levels times int8 activations in one instruction (pmaddubsw), where the runtime has it.
+    // Unsigned 7-bit weight levels times int8 activations in one instruction (pmaddubsw), and broadcasts by a swizzle
+    // without the range fix-up, where the runtime has relaxed SIMD.
     wat: QUANT_DOT,
     wasm: QUANT_DOT.replace(/\.wat$/, '-relaxed.wasm'),
-    overrides: { $mulu7: '(i16x8.relaxed_dot_i8x16_i7x16_s (local.get $a) (local.get $w))' },
+    overrides: {
+      $mulu7: '(i16x8.relaxed_dot_i8x16_i7x16_s (local.get $a) (local.get $w))',
+      $lane16:
+        '(i8x16.relaxed_swizzle (local.get $v) (i16x8.splat (i32.add (i32.mul (local.get $l) (i32.const 0x0202)) (i32.const 0x0100))))',
+    },
     relaxedSimd: true,
   },
 ];

@@ -26,6 +26,12 @@
     (v128.and (i16x8.shr_u (local.get $v) (i32.const 4))
               (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)))
 
+  ;; Lane l of an i16x8 in every lane: i8x16.swizzle's indices 2l, 2l + 1 in each lane. The relaxed build swaps in
+  ;; i8x16.relaxed_swizzle (one pshufb: indices all in range, so its result is exact); the plain swizzle adds a
+  ;; range fix-up.
+  (func $lane16 (param $v v128) (param $l i32) (result v128)
+    (i8x16.swizzle (local.get $v) (i16x8.splat (i32.add (i32.mul (local.get $l) (i32.const 0x0202)) (i32.const 0x0100)))))
+
   ;; 16 int8 products summed in pairs as an i16x8: activation levels are within ±127, so a lane is at most 2·128·127.
   (func $mul16 (param $w v128) (param $a v128) (result v128)
     (i16x8.add (i16x8.extmul_low_i8x16_s (local.get $w) (local.get $a))
@@ -263,7 +269,7 @@
         (param $sums i32) (param $out i32)
     (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $s i32)
     (local $acc f64) (local $u0 i32) (local $u1 i32) (local $u2 i32)
-    (local $scales v128) (local $isum v128) (local $q v128) (local $c i32) (local $j i32)
+    (local $scales v128) (local $sc16 v128) (local $isum v128) (local $q v128) (local $c i32) (local $j i32)
     (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
     (block $done (loop $row
       (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
@@ -286,13 +292,14 @@
           (i32.and (local.get $u1) (i32.const 0x3f3f3f3f)))
           (i32.or (i32.and (i32.shr_u (local.get $u2) (i32.const 4)) (i32.const 0x0f0f0f0f))
                   (i32.shl (i32.and (i32.shr_u (local.get $u1) (i32.const 6)) (i32.const 0x03030303)) (i32.const 4)))))
+        (local.set $sc16 (i16x8.extend_low_i8x16_u (local.get $scales)))
         (local.set $isum (v128.const i32x4 0 0 0 0))
         (local.set $c (i32.const 0))
         (loop $chunk
           (local.set $q (v128.load offset=16 (local.get $p)))
           (local.set $j (i32.shl (local.get $c) (i32.const 1)))
           ;; Low nibbles with the chunk's first 32 levels under scale 2c, high nibbles with the next 32 under 2c + 1
-          ;; (a scale broadcast to every i16 lane by a swizzle whose odd indices, 0x80, give 0).
+          ;; (each scale broadcast to every i16 lane from the scales widened to i16).
           (local.set $isum (i32x4.add (local.get $isum) (i32x4.dot_i16x8_s
             (i16x8.add
               (call $mulu7 (v128.and (local.get $q) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
@@ -300,13 +307,13 @@
               (call $mulu7 (v128.and (v128.load offset=32 (local.get $p))
                                      (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
                            (v128.load offset=16 (local.get $a))))
-            (i8x16.swizzle (local.get $scales) (i16x8.splat (i32.or (local.get $j) (i32.const 0x8000)))))))
+            (call $lane16 (local.get $sc16) (local.get $j)))))
           (local.set $isum (i32x4.add (local.get $isum) (i32x4.dot_i16x8_s
             (i16x8.add
               (call $mulu7 (call $hi4 (local.get $q)) (v128.load offset=32 (local.get $a)))
               (call $mulu7 (call $hi4 (v128.load offset=32 (local.get $p)))
                            (v128.load offset=48 (local.get $a))))
-            (i8x16.swizzle (local.get $scales) (i16x8.splat (i32.or (local.get $j) (i32.const 0x8001)))))))
+            (call $lane16 (local.get $sc16) (i32.add (local.get $j) (i32.const 1))))))
           (local.set $p (i32.add (local.get $p) (i32.const 32)))
           (local.set $a (i32.add (local.get $a) (i32.const 64)))
           (local.set $c (i32.add (local.get $c) (i32.const 1)))
@@ -336,7 +343,7 @@
         (param $sums i32) (param $out i32)
     (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $s i32)
     (local $acc f64) (local $u0 i32) (local $u1 i32) (local $u2 i32)
-    (local $scales v128) (local $isum v128) (local $q0 v128) (local $q1 v128) (local $h0 v128) (local $h1 v128)
+    (local $scales v128) (local $sc16 v128) (local $isum v128) (local $q0 v128) (local $q1 v128) (local $h0 v128) (local $h1 v128)
     (local $c i32) (local $j i32)
     (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
     (block $done (loop $row
@@ -361,6 +368,7 @@
                   (i32.shl (i32.and (i32.shr_u (local.get $u1) (i32.const 6)) (i32.const 0x03030303)) (i32.const 4)))))
         (local.set $h0 (v128.load offset=16 (local.get $p)))
         (local.set $h1 (v128.load offset=32 (local.get $p)))
+        (local.set $sc16 (i16x8.extend_low_i8x16_u (local.get $scales)))
         (local.set $isum (v128.const i32x4 0 0 0 0))
         (local.set $c (i32.const 0))
         (loop $chunk
@@ -377,7 +385,7 @@
                 (v128.or (v128.and (local.get $q1) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
                          (i8x16.shl (v128.and (local.get $h1) (v128.const i8x16 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1)) (i32.const 4)))
                 (v128.load offset=16 (local.get $a))))
-            (i8x16.swizzle (local.get $scales) (i16x8.splat (i32.or (local.get $j) (i32.const 0x8000)))))))
+            (call $lane16 (local.get $sc16) (local.get $j)))))
           (local.set $isum (i32x4.add (local.get $isum) (i32x4.dot_i16x8_s
             (i16x8.add
               (call $mulu7
@@ -388,7 +396,7 @@
                 (v128.or (call $hi4 (local.get $q1))
                          (i8x16.shl (v128.and (local.get $h1) (v128.const i8x16 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2)) (i32.const 3)))
                 (v128.load offset=48 (local.get $a))))
-            (i8x16.swizzle (local.get $scales) (i16x8.splat (i32.or (local.get $j) (i32.const 0x8001)))))))
+            (call $lane16 (local.get $sc16) (i32.add (local.get $j) (i32.const 1))))))
           (local.set $h0 (i16x8.shr_u (local.get $h0) (i32.const 2)))
           (local.set $h1 (i16x8.shr_u (local.get $h1) (i32.const 2)))
           (local.set $p (i32.add (local.get $p) (i32.const 32)))
