@@ -1,7 +1,7 @@
 import type { QuantType } from '../../primitives/ggml-types.ts';
 import type { HostTensor } from '../../primitives/host-tensor.ts';
 import { codecOf } from '../../primitives/quant/index.ts';
-import { groupBlocks, quantStackGroups } from '../../primitives/quant/stack.ts';
+import { quantStackGroups, readGroupBlocks } from '../../primitives/quant/stack.ts';
 import type { Tensor } from '../backend.ts';
 import type { WasmArena, WasmHome } from './wasm/arena.ts';
 
@@ -54,8 +54,8 @@ export class QuantCpuTensor implements Tensor {
 
 /**
  * Stacks 2-D quantized host tensors (same column count) into one QuantCpuTensor, one part per run of a type
- * (quantStackGroups), copying their blocks: into `arena`'s WebAssembly memories when given (shared, and read by the
- * SIMD kernels), else into shared memory when worker threads will read them.
+ * (quantStackGroups), their blocks read (from the file, for lazy tensors) into `arena`'s WebAssembly memories when
+ * given (shared, and read by the SIMD kernels), else into shared memory when worker threads will read them.
  */
 export function stackQuantized(
   parts: readonly HostTensor[],
@@ -70,11 +70,7 @@ export function stackQuantized(
   const out = quantStackGroups(parts).map((g): QuantPart => {
     const { bytes, home } = alloc(g.rows * g.rowBytes);
     let at = 0;
-    for (const h of g.hosts) {
-      const blocks = groupBlocks(h, g);
-      bytes.set(blocks, at);
-      at += blocks.byteLength;
-    }
+    for (const h of g.hosts) at += readGroupBlocks(h, g, bytes.subarray(at));
     return { type: g.type, rows: g.rows, bytes, rowBytes: g.rowBytes, home };
   });
   return new QuantCpuTensor([out.reduce((a, p) => a + p.rows, 0), parts[0]!.shape[1]!], out);

@@ -2,7 +2,7 @@ import { isQuantType } from '../../primitives/ggml-types.ts';
 import type { HostTensor } from '../../primitives/host-tensor.ts';
 import { codecOf } from '../../primitives/quant/index.ts';
 import { randomBlockPool } from '../../primitives/quant/random.ts';
-import { groupBlocks, quantStackGroups } from '../../primitives/quant/stack.ts';
+import { quantStackGroups, readGroupBlocks } from '../../primitives/quant/stack.ts';
 import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { QTYPE, QUANT_RANDOM_BLOCKS } from './quant-kernels.ts';
@@ -28,7 +28,11 @@ export function loadQuantized(ctx: CudaContext, hosts: readonly HostTensor[], se
     for (const h of g.hosts) {
       const rows = h.shape[0]!;
       if (h.bytes.byteLength === 0) randomBlocksOnDevice(ctx, h, at, rows * g.rowBytes, seed());
-      else ctx.drv.upload(at, groupBlocks(h, g));
+      else {
+        const blocks = new Uint8Array(rows * g.rowBytes);
+        readGroupBlocks(h, g, blocks);
+        ctx.drv.upload(at, blocks);
+      }
       at += BigInt(rows * g.rowBytes);
     }
     return { type: g.type, rows: g.rows, ptr, rowBytes: g.rowBytes };

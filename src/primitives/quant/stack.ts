@@ -1,5 +1,6 @@
 import { isQuantType, type QuantType } from '../ggml-types.ts';
 import type { HostTensor } from '../host-tensor.ts';
+import { hostByteLength, readHostBytes } from '../lazy-tensor.ts';
 import { quantBytes } from './index.ts';
 
 /** Consecutive host tensors of one quant type in a stacked weight: its rows, their bytes each, and the tensors. */
@@ -34,9 +35,14 @@ export function quantStackGroups(parts: readonly HostTensor[]): QuantStackGroup[
   }));
 }
 
-/** The `rows` x `rowBytes` blocks of a group's host tensor `h`, checked to be all there. */
-export function groupBlocks(h: HostTensor, g: QuantStackGroup): Uint8Array {
+/**
+ * Copies the `rows` x `rowBytes` blocks of a group's host tensor `h`, checked to be all there, into the start of
+ * `dst` (straight from the file for a lazy tensor: no buffer in between), and returns how many bytes that was.
+ */
+export function readGroupBlocks(h: HostTensor, g: QuantStackGroup, dst: Uint8Array): number {
   const size = h.shape[0]! * g.rowBytes;
-  if (h.bytes.byteLength < size) throw new Error(`${h.name}: ${g.type} needs ${size} bytes, has ${h.bytes.byteLength}`);
-  return h.bytes.subarray(0, size);
+  const stored = hostByteLength(h);
+  if (stored < size) throw new Error(`${h.name}: ${g.type} needs ${size} bytes, has ${stored}`);
+  readHostBytes(h, dst.subarray(0, size), 0);
+  return size;
 }

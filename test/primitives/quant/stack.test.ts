@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { HostTensor } from '../../../src/primitives/host-tensor.ts';
-import { groupBlocks, quantStackGroups } from '../../../src/primitives/quant/stack.ts';
+import { quantStackGroups, readGroupBlocks } from '../../../src/primitives/quant/stack.ts';
 
 const host = (name: string, dtype: HostTensor['dtype'], rows: number, cols = 256): HostTensor => ({
   name,
@@ -36,6 +36,14 @@ test('stacking refuses float, 1-D, other widths and rows that are not whole bloc
   assert.throws(() => quantStackGroups([host('a', 'q8_0', 2), host('b', 'q8_0', 2, 512)]), /b: \[2,512\] q8_0/);
   assert.throws(() => quantStackGroups([host('a', 'q4_k', 2, 96)]), /a: 96 values are not a whole number of q4_k/);
   const [g] = quantStackGroups([{ ...host('w', 'q8_0', 2, 32), bytes: new Uint8Array(70) }]);
-  assert.equal(groupBlocks({ ...host('w', 'q8_0', 2, 32), bytes: new Uint8Array(70) }, g!).byteLength, 68);
-  assert.throws(() => groupBlocks({ ...host('w', 'q8_0', 2, 32), bytes: new Uint8Array(67) }, g!), /w: q8_0 needs 68/);
+  const stored = Uint8Array.from({ length: 70 }, (_, i) => i + 1);
+  const dst = new Uint8Array(72);
+  assert.equal(readGroupBlocks({ ...host('w', 'q8_0', 2, 32), bytes: stored }, g!, dst), 68);
+  assert.deepEqual(
+    dst,
+    Uint8Array.from({ length: 72 }, (_, i) => (i < 68 ? i + 1 : 0)),
+    'the blocks, nothing past them',
+  );
+  const short = { ...host('w', 'q8_0', 2, 32), bytes: new Uint8Array(67) };
+  assert.throws(() => readGroupBlocks(short, g!, dst), /w: q8_0 needs 68/);
 });
