@@ -259,3 +259,29 @@ test('the layout: bytes as stored when the dtype matches, else a conversion on s
     /q: q8_0 values have no conversion/,
   );
 });
+
+test('quantized blocks go through the ring as stored: the asked-for bytes at their offset, read from the file in chunks', () => {
+  const dev = new LazyStream();
+  const ring = new WeightUploader(dev, dev.newEvent, dev.convert, { slots: 2, slotBytes: 48 });
+  const rnd = mulberry32(9);
+  const blocks = Uint8Array.from({ length: 170 }, () => Math.floor(rnd() * 256));
+  const w = new LazyHostTensor('blk.0.attn_q.weight', [5, 32], 'q8_0', blocks.length, (dst, from) => {
+    assert.ok(!dev.pendingReadOf(dst), `bytes [${from}, ${from + dst.length}) overwrite a slot still copying`);
+    dev.log.push(`read ${from}+${dst.length}`);
+    dst.set(blocks.subarray(from, from + dst.length));
+  });
+  const ptr = dev.alloc(200);
+  dev.device.fill(0xee, Number(ptr), Number(ptr) + 200);
+  ring.uploadStored(w, ptr, 136);
+  const stats = ring.finish();
+  assert.deepEqual(dev.device.subarray(Number(ptr), Number(ptr) + 136), blocks.subarray(0, 136));
+  assert.ok(
+    dev.device.subarray(Number(ptr) + 136, Number(ptr) + 200).every((b) => b === 0xee),
+    'nothing past them',
+  );
+  assert.deepEqual(stats.bytes, 136);
+  assert.deepEqual(
+    dev.log.filter((l) => l.startsWith('read')),
+    ['read 0+48', 'read 48+48', 'read 96+40'],
+  );
+});

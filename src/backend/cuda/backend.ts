@@ -132,7 +132,7 @@ export class CudaBackend implements Backend {
 
   /** Quantized 2-D weights as stored, one part per type; the dequantization scratch grows to the largest. */
   loadStacked(parts: readonly HostTensor[]): Tensor {
-    const w = loadQuantized(this.ctx, parts, () => this.dummySeed++);
+    const w = loadQuantized(this.ctx, parts, () => this.dummySeed++, this.uploader);
     if (this.linears.quant.reserveFor(w)) this.graphs?.clear();
     return w;
   }

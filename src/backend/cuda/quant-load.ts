@@ -1,12 +1,14 @@
 import { isQuantType } from '../../primitives/ggml-types.ts';
 import type { HostTensor } from '../../primitives/host-tensor.ts';
+import { hostByteLength } from '../../primitives/lazy-tensor.ts';
 import { codecOf } from '../../primitives/quant/index.ts';
 import { randomBlockPool } from '../../primitives/quant/random.ts';
-import { quantStackGroups, readGroupBlocks } from '../../primitives/quant/stack.ts';
+import { groupBlockBytes, quantStackGroups } from '../../primitives/quant/stack.ts';
 import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { QTYPE, QUANT_RANDOM_BLOCKS } from './quant-kernels.ts';
 import { type QuantCudaPart, QuantCudaTensor } from './quant-tensor.ts';
+import type { WeightUploader } from './weight-upload.ts';
 
 /**
  * Whether a weight stays in blocks on the device: a quantized 2-D matrix loaded as stored. A quantized 1-D (norm),
@@ -19,20 +21,22 @@ export function keepsBlocks(w: HostTensor, transpose: boolean): boolean {
 
 /**
  * Stacks 2-D quantized host tensors into one QuantCudaTensor in the weight slab: one part per run of a type
- * (quantStackGroups), each part's blocks uploaded as stored, or for a dummy tensor (no bytes) made on the device.
+ * (quantStackGroups), each part's blocks queued on the backend's staging ring as stored (read from the file into
+ * pinned memory, copied asynchronously), or for a dummy tensor (no bytes) made on the device.
  */
-export function loadQuantized(ctx: CudaContext, hosts: readonly HostTensor[], seed: () => number): QuantCudaTensor {
+export function loadQuantized(
+  ctx: CudaContext,
+  hosts: readonly HostTensor[],
+  seed: () => number,
+  uploader: Pick<WeightUploader, 'uploadStored'>,
+): QuantCudaTensor {
   const parts = quantStackGroups(hosts).map((g): QuantCudaPart => {
     const ptr = ctx.weights.alloc(g.rows * g.rowBytes);
     let at = ptr;
     for (const h of g.hosts) {
       const rows = h.shape[0]!;
-      if (h.bytes.byteLength === 0) randomBlocksOnDevice(ctx, h, at, rows * g.rowBytes, seed());
-      else {
-        const blocks = new Uint8Array(rows * g.rowBytes);
-        readGroupBlocks(h, g, blocks);
-        ctx.drv.upload(at, blocks);
-      }
+      if (hostByteLength(h) === 0) randomBlocksOnDevice(ctx, h, at, rows * g.rowBytes, seed());
+      else uploader.uploadStored(h, at, groupBlockBytes(h, g));
       at += BigInt(rows * g.rowBytes);
     }
     return { type: g.type, rows: g.rows, ptr, rowBytes: g.rowBytes };

@@ -2,7 +2,7 @@ import { hostByteLength, readHostBytes } from '../../primitives/lazy-tensor.ts';
 import type { DType, HostTensor } from '../backend.ts';
 import type { DevPtr, Handle } from './driver.ts';
 import type { StreamEvent } from './stream-event.ts';
-import { type ConvertJob, weightLayout } from './weight-convert.ts';
+import { type Conversion, type ConvertJob, weightLayout } from './weight-convert.ts';
 
 /** What the upload ring asks of the driver (CudaDriver; a fake in tests). */
 export interface UploadDevice {
@@ -73,7 +73,15 @@ export class WeightUploader {
   /** Queues `w` (stored bytes, any float dtype) to become the `dtype` weight at `dst`, transposed when asked. */
   upload(w: HostTensor, dst: DevPtr, dtype: DType, transpose: boolean): void {
     const { conversion, unit } = weightLayout(w, dtype, transpose);
-    const total = hostByteLength(w);
+    this.stream(w, dst, hostByteLength(w), unit, conversion);
+  }
+
+  /** Queues the first `bytes` bytes of `w` to land at `dst` exactly as stored (quantized blocks). */
+  uploadStored(w: HostTensor, dst: DevPtr, bytes: number): void {
+    this.stream(w, dst, bytes, 1, null);
+  }
+
+  private stream(w: HostTensor, dst: DevPtr, total: number, unit: number, conversion: Conversion | null): void {
     this.stats.tensors++;
     for (let pos = 0; pos < total; ) {
       const slot = this.slot();

@@ -40,9 +40,15 @@ export function quantStackGroups(parts: readonly HostTensor[]): QuantStackGroup[
  * `dst` (straight from the file for a lazy tensor: no buffer in between), and returns how many bytes that was.
  */
 export function readGroupBlocks(h: HostTensor, g: QuantStackGroup, dst: Uint8Array): number {
+  const size = groupBlockBytes(h, g);
+  readHostBytes(h, dst.subarray(0, size), 0);
+  return size;
+}
+
+/** Bytes of the `rows` x `rowBytes` blocks of a group's host tensor `h`, checked to be all there. */
+export function groupBlockBytes(h: HostTensor, g: QuantStackGroup): number {
   const size = h.shape[0]! * g.rowBytes;
   const stored = hostByteLength(h);
   if (stored < size) throw new Error(`${h.name}: ${g.type} needs ${size} bytes, has ${stored}`);
-  readHostBytes(h, dst.subarray(0, size), 0);
   return size;
 }
