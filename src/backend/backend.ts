@@ -186,6 +186,11 @@ export interface Backend {
    */
   loadStacked(parts: readonly HostTensor[]): Tensor;
   allocKvCache(spec: KvCacheSpec): LayerKvCache[];
+  /**
+   * Frees what this backend holds (weights, KV caches, scratch; the CPU's worker threads drop their views of them)
+   * once its model is unloaded: nothing may use the backend or its tensors afterwards.
+   */
+  release(): void;
   /** Copies whole blocks src[i] -> dst[i] in every layer's K and V (copy-on-write of forked sequences). */
   copyKvBlocks(cache: readonly LayerKvCache[], src: Int32Array, dst: Int32Array): void;
   beginStep(batch: StepBatch): StepContext;

@@ -33,6 +33,8 @@ export interface EngineConfig {
   promptEncoder?: PromptEncoder;
   /** Steps run only when `step()` is called (tests drive the engine step by step). */
   manual?: boolean;
+  /** Frees the model's memory once the engine has stopped (the loader's backend); absent: the caller's to free. */
+  release?: () => void;
   /** Structured output (compiles grammars in workers; closed at shutdown); absent: requests with one are refused. */
   grammar?: GrammarService;
   /** KV cache compression of long prompts; absent: none (requests with a `kvBudget` are refused). */
@@ -239,6 +241,7 @@ export class Engine implements EngineApi {
     while (this.loop) await this.loop;
     await this.encoder.close();
     await this.config.grammar?.close();
+    this.config.release?.();
   }
 
   /** Compiles a request's grammar in a worker (cached by spec); the request queues once it is ready. */

@@ -1,3 +1,4 @@
+import type { Backend } from '../backend/backend.ts';
 import { GrammarService } from '../grammar/grammar-service.ts';
 import { loadGrammarVocabulary } from '../grammar/vocabulary.ts';
 import { BackgroundTokenizer } from '../loader/background-tokenizer.ts';
@@ -19,6 +20,10 @@ export interface LoadedEngine extends Omit<PreparedModel, 'runner'> {
 export function loadEngine(model: string | undefined, options: EngineOptions = {}): LoadedEngine {
   const { runner, ...loaded } = prepareModel(model, options);
   const { tokenizer, generation, manifest, modelDir } = loaded;
+  // Backends loaded here go with the engine (freed at its shutdown); one the caller passed in stays the caller's.
+  const loadedBackends = options.backend ? [] : [runner.model.backend];
+  const speculative =
+    options.speculative && speculativeConfig(options.speculative, options, runner.vocabSize, loadedBackends);
   const engine = new Engine({
     runner,
     tokenizer,
@@ -45,16 +50,25 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
       capacity: 4 * loaded.maxNumSeqs,
       workers: options.grammarWorkers,
     }),
-    speculative: options.speculative && speculativeConfig(options.speculative, options, runner.vocabSize),
+    speculative,
+    release: () => {
+      for (const b of loadedBackends) b.release();
+    },
   });
   return { ...loaded, engine };
 }
 
 /**
  * --speculative: n-gram lookup, or a draft model loaded beside the target with its own KV cache (the same device and
- * engine options); the draft must have the target's vocabulary, so its token ids mean the same.
+ * engine options; its backend joins `loadedBackends`); the draft must have the target's vocabulary, so its token ids
+ * mean the same.
  */
-function speculativeConfig(spec: SpeculativeOptions, options: EngineOptions, vocabSize: number): SpeculativeConfig {
+function speculativeConfig(
+  spec: SpeculativeOptions,
+  options: EngineOptions,
+  vocabSize: number,
+  loadedBackends: Backend[],
+): SpeculativeConfig {
   const numTokens = spec.numTokens;
   if (spec.proposer === 'ngram')
     return { numTokens, method: 'ngram', ngram: { min: spec.ngramMin, max: spec.ngramMax } };
@@ -65,6 +79,7 @@ function speculativeConfig(spec: SpeculativeOptions, options: EngineOptions, voc
     );
   }
   const { runner, numBlocks, blockSize, maxModelLen } = draft;
+  if (!options.backend) loadedBackends.push(runner.model.backend);
   return { numTokens, method: 'draft', draft: { runner, numBlocks, blockSize, maxModelLen } };
 }
 

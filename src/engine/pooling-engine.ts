@@ -19,6 +19,8 @@ export interface PoolingEngineConfig {
   maxNumSeqs: number;
   /** Steps run only when `step()` is called (tests drive the engine step by step). */
   manual?: boolean;
+  /** Frees the model's memory once the engine has stopped (the loader's backend); absent: the caller's to free. */
+  release?: () => void;
 }
 
 interface Pending {
@@ -210,6 +212,7 @@ export class PoolingEngine implements EngineApi {
     if (force) for (const p of this.waiting.splice(0)) p.reject(new Error('the engine shut down'));
     while (this.loop) await this.loop;
     await this.encoder.close();
+    this.config.release?.();
   }
 
   private kick(): void {

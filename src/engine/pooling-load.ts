@@ -17,6 +17,10 @@ export function loadPoolingEngine(model: string, options: EngineOptions = {}): L
     maxModelLen: loaded.maxModelLen,
     maxNumBatchedTokens: loaded.maxNumBatchedTokens,
     maxNumSeqs: loaded.maxNumSeqs,
+    // A backend the caller passed in stays the caller's; the one loaded here goes with the engine.
+    release: () => {
+      if (!options.backend) runner.model.backend.release();
+    },
   });
   return { ...loaded, engine };
 }

@@ -1,5 +1,4 @@
 import { isQuantType } from '../../primitives/ggml-types.ts';
-import { toFloat32 } from '../../primitives/host-tensor.ts';
 import type { StepBatch } from '../../primitives/step-batch.ts';
 import type {
   AttentionSpec,
@@ -25,13 +24,12 @@ import { type MatMul, moeInto } from './moe.ts';
 import { layerNormRows, rmsNormRows } from './norm.ts';
 import { l2NormalizeRows, poolRows } from './pooling.ts';
 import { linearQuantized } from './quant-matmul.ts';
-import { QuantCpuTensor, stackQuantized } from './quant-tensor.ts';
+import { QuantCpuTensor } from './quant-tensor.ts';
 import { applyRope, ropeTables } from './rope.ts';
-import { allocCpuKvCache, CpuStepContext, copyCpuKvBlocks, pagedOf, stepOf } from './step-context.ts';
-import { CpuTensor, cpu, dummyValues, rowsCols } from './tensor.ts';
-import { CpuThreads, defaultThreads, MIN_PARALLEL_MACS, sharedFloat32 } from './threads.ts';
-import type { WasmArena } from './wasm/arena.ts';
-import { simdArena } from './wasm/kernels.ts';
+import { CpuStepContext, copyCpuKvBlocks, pagedOf, stepOf } from './step-context.ts';
+import { CpuTensor, cpu, rowsCols } from './tensor.ts';
+import { CpuThreads, defaultThreads } from './threads.ts';
+import { CpuWeights } from './weights.ts';
 
 /**
  * The reference backend: plain TypeScript over Float32Array, everything computed in f32 (sums in f64).
@@ -43,45 +41,31 @@ export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
   readonly computeDtype = 'f32' as const;
   readonly threads: number;
-  private readonly arena: WasmArena | null;
-  private dummySeed = 1;
+  private readonly memory: CpuWeights;
 
   /** Quantized weights' blocks go to WebAssembly memory for the SIMD kernels, unless `simd: false` (same results). */
   constructor(opts?: { threads?: number; simd?: boolean }) {
     this.threads = opts?.threads ?? defaultThreads();
-    this.arena = opts?.simd === false ? null : simdArena();
+    this.memory = new CpuWeights(this.threads, opts?.simd !== false);
   }
 
   loadWeight(w: HostTensor, opts?: { transpose?: boolean }): Tensor {
     // A quantized matrix stays in blocks; anything else quantized (a 1-D norm, a weight to transpose) becomes float.
     if (isQuantType(w.dtype) && w.shape.length === 2 && !opts?.transpose) return this.loadStacked([w]);
-    const count = w.shape.reduce((a, d) => a * d, 1);
-    // A weight big enough to split starts the workers now, so they boot while the rest of the model loads.
-    if (this.threads > 1 && count >= MIN_PARALLEL_MACS) CpuThreads.get(this.threads);
-    // Weights live in shared memory when worker threads will read them; stored values convert straight into it.
-    const alloc = () => (this.threads > 1 ? sharedFloat32(count) : new Float32Array(count));
-    const dummy = w.bytes.byteLength === 0;
-    if (!opts?.transpose) {
-      const out = dummy ? dummyValues(w.shape, this.dummySeed++, alloc()) : toFloat32(w, alloc());
-      return new CpuTensor([...w.shape], out);
-    }
-    const data = dummy ? dummyValues(w.shape, this.dummySeed++) : toFloat32(w);
-    const out = alloc();
-    if (w.shape.length !== 2) throw new Error(`${w.name}: only a 2-D weight can be transposed, shape [${w.shape}]`);
-    const [r, c] = w.shape as [number, number];
-    for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = data[i * c + j];
-    return new CpuTensor([c, r], out);
+    return this.memory.loadFloat(w, opts);
   }
 
   loadStacked(parts: readonly HostTensor[]): Tensor {
-    const w = stackQuantized(parts, this.threads > 1, this.arena);
-    if (this.threads > 1 && w.shape[0] * w.shape[1] >= MIN_PARALLEL_MACS) CpuThreads.get(this.threads);
-    return w;
+    return this.memory.loadStacked(parts);
   }
 
   allocKvCache(spec: KvCacheSpec): LayerKvCache[] {
-    // In shared memory when worker threads will read it.
-    return allocCpuKvCache(spec, this.threads > 1);
+    return this.memory.allocKvCache(spec);
+  }
+
+  /** The worker threads (shared by every CPU backend of the process) drop their views of this one's memory. */
+  release(): void {
+    this.memory.release();
   }
 
   copyKvBlocks(cache: readonly LayerKvCache[], src: Int32Array, dst: Int32Array): void {

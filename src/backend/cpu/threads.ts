@@ -12,16 +12,24 @@ import type { QuantPart } from './quant-tensor.ts';
 export const CTRL = { seq: 0, done: 1, error: 2, kind: 3, parts: 4, next: 5, params: 6, length: 24 } as const;
 /** Float slots (f64, after the integer ones): the attention scale and soft-cap, then the K and V planes' scales. */
 export const FLOAT_OFFSET = CTRL.length * 4;
-export const JOB = { linear: 1, attention: 2, linearQuant: 3 } as const;
+/** Job kinds; `census` has each worker report how many shared buffers it holds, `none` only reads the messages. */
+export const JOB = { none: 0, linear: 1, attention: 2, linearQuant: 3, census: 4 } as const;
 /** Buffer ids of the shared scratch input, output and step metadata (weights and caches take ids from 1). */
 export const X_ID = -1;
 export const OUT_ID = -2;
 export const META_ID = -3;
 
-/** Message that tells a worker about a shared buffer, or a shared WebAssembly memory holding weights' blocks. */
+/**
+ * Message that tells a worker about a shared buffer, or a shared WebAssembly memory holding weights' blocks, or that
+ * buffers it was told about are gone (their model unloaded): it drops its views, so the memory can be freed.
+ */
 export type BufferMessage =
   | { id: number; type: 'f32' | 'i32' | 'u8'; buffer: SharedArrayBuffer; offset: number; length: number }
-  | { id: number; type: 'memory'; memory: WebAssembly.Memory };
+  | { id: number; type: 'memory'; memory: WebAssembly.Memory }
+  | { type: 'forget'; ids: number[] };
+
+/** An array or memory that worker threads read by id. */
+export type SharedOperand = Float32Array | Uint8Array | WebAssembly.Memory;
 
 /** Items [start, end) of part p when `total` items are split in `parts`, in multiples of `align`. */
 export function partRange(total: number, parts: number, p: number, align = 8): [number, number] {
@@ -97,11 +105,16 @@ export class CpuThreads {
   private static readonly pools = new Map<number, CpuThreads>();
   private readonly ctrl = new Int32Array(new SharedArrayBuffer(FLOAT_OFFSET + 32));
   private readonly ports: MessagePort[] = [];
-  private readonly ids = new WeakMap<Float32Array | Uint8Array | WebAssembly.Memory, number>();
+  private readonly ids = new WeakMap<SharedOperand, number>();
   private nextId = 1;
   private x = sharedFloat32(0);
   private out = sharedFloat32(0);
   private meta = new Int32Array(new SharedArrayBuffer(0));
+
+  /** The process-wide pool for `threads` threads, if one was started. */
+  static running(threads: number): CpuThreads | undefined {
+    return CpuThreads.pools.get(threads);
+  }
 
   /** The process-wide pool for `threads` threads (the caller included), started on first use. */
   static get(threads: number): CpuThreads {
@@ -231,6 +244,32 @@ export class CpuThreads {
     lse?.set(this.out.subarray(out.length, out.length + lse.length));
   }
 
+  /**
+   * Makes the workers drop their views of `operands` (a released backend's weights and caches), now: each reads its
+   * messages before the no-op job this posts.
+   */
+  forget(operands: Iterable<SharedOperand>): void {
+    const ids: number[] = [];
+    for (const a of operands) {
+      const id = this.ids.get(a);
+      if (id === undefined) continue;
+      ids.push(id);
+      this.ids.delete(a);
+    }
+    if (ids.length === 0) return;
+    this.announce({ type: 'forget', ids });
+    this.post(JOB.none, []);
+    this.wait();
+  }
+
+  /** How many shared buffers each worker holds a view of (for tests: a released model's must be gone). */
+  census(): number[] {
+    this.post(JOB.census, []);
+    this.wait();
+    // One slot per worker after the parameters: the first CTRL.length - CTRL.params workers report.
+    return Array.from(this.ctrl.subarray(CTRL.params, Math.min(CTRL.length, CTRL.params + this.ports.length)));
+  }
+
   private get parts(): number {
     return this.ports.length + 1;
   }
@@ -273,7 +312,7 @@ export class CpuThreads {
   }
 
   /** The id workers know a shared array (or memory) by, announcing it to them the first time. */
-  private idOf(a: Float32Array | Uint8Array | WebAssembly.Memory): number {
+  private idOf(a: SharedOperand): number {
     let id = this.ids.get(a);
     if (id === undefined) {
       if (!(a.buffer instanceof SharedArrayBuffer))

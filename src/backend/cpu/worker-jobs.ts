@@ -23,6 +23,11 @@ import {
 /** Reads a job's parameters and shared buffers on the worker side and runs its share. */
 export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, SharedArray>): void {
   const p = CTRL.params;
+  if (ctrl[CTRL.kind] === JOB.none) return;
+  if (ctrl[CTRL.kind] === JOB.census) {
+    ctrl[p + part - 1] = buffers.size;
+    return;
+  }
   const get = <A extends SharedArray>(id: number, type: abstract new (...args: never[]) => A): A => {
     const b = buffers.get(id);
     if (!(b instanceof type)) throw new Error(`buffer ${id} was never announced`);

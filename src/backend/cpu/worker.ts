@@ -14,6 +14,10 @@ for (;;) {
   // Buffers announced before this job was posted are already queued on the port.
   for (let msg = receiveMessageOnPort(port); msg; msg = receiveMessageOnPort(port)) {
     const m = msg.message as BufferMessage;
+    if (m.type === 'forget') {
+      for (const id of m.ids) buffers.delete(id);
+      continue;
+    }
     if (m.type === 'memory') {
       buffers.set(m.id, m.memory);
       continue;

@@ -1,5 +1,3 @@
-import { isQuantType } from '../../primitives/ggml-types.ts';
-import { toFloat32 } from '../../primitives/host-tensor.ts';
 import { hostByteLength } from '../../primitives/lazy-tensor.ts';
 import type { StepBatch } from '../../primitives/step-batch.ts';
 import type {
@@ -31,7 +29,7 @@ import { CudaLinear } from './linear.ts';
 import { moe } from './moe.ts';
 import * as norm from './norm.ts';
 import * as pooling from './pooling.ts';
-import { keepsBlocks, loadQuantized } from './quant-load.ts';
+import { dequantizedOnHost, keepsBlocks, loadQuantized } from './quant-load.ts';
 import { downloadRows, Readbacks } from './readback.ts';
 import { CudaRope } from './rope.ts';
 import { DeviceSampler } from './sampling.ts';
@@ -99,12 +97,8 @@ export class CudaBackend implements Backend {
   loadWeight(w: HostTensor, opts?: WeightLoadOptions): Tensor {
     if (keepsBlocks(w, opts?.transpose === true)) return this.loadStacked([w]);
     if (this.fp8Weights && storesFp8(w, opts)) return loadFp8Weight(this.ctx, this.fp8Staging, w, this.dummySeed++);
-    if (isQuantType(w.dtype) && hostByteLength(w) > 0) {
-      // A quantized 1-D, 3-D (GGUF experts) or transposed weight: dequantized on the host, as the CPU backend keeps
-      // it in float; the ring converts and transposes it on the way up.
-      this.dequantizedAtLoad++;
-      w = { name: w.name, shape: w.shape, dtype: 'f32', bytes: new Uint8Array(toFloat32(w).buffer) };
-    }
+    const floats = dequantizedOnHost(w);
+    if (floats) [w, this.dequantizedAtLoad] = [floats, this.dequantizedAtLoad + 1];
     const { dtype, weights } = this.ctx;
     const shape = opts?.transpose && w.shape.length === 2 ? [w.shape[1]!, w.shape[0]!] : [...w.shape];
     const n = shape.reduce((a, d) => a * d, 1);
@@ -139,6 +133,12 @@ export class CudaBackend implements Backend {
 
   allocKvCache(spec: KvCacheSpec): LayerKvCache[] {
     return this.kv.alloc(spec);
+  }
+
+  /** Frees all this backend allocated (weights, caches, scratch, staging): its model unloaded; nothing may use it after. */
+  release(): void {
+    this.graphs?.clear();
+    this.ctx.release();
   }
 
   /** Frees every KV cache allocated so far (and the graphs captured over them). */

@@ -5,6 +5,7 @@ import type { ArgList, Kernel, KernelDecl } from './kernel.ts';
 import { Arena, Slab } from './memory.ts';
 import { type Defines, KernelModules } from './modules.ts';
 import { Nvrtc } from './nvrtc.ts';
+import { type OwningDriver, owningDriver } from './owning-driver.ts';
 import { type CudaSettings, cudaSettings } from './settings.ts';
 import { CudaStepContext, StepBuffers } from './step-buffers.ts';
 import { CudaEvent } from './stream-event.ts';
@@ -28,7 +29,8 @@ export function stepOf(step: StepContext): CudaStepContext {
  */
 export class CudaContext {
   readonly settings: CudaSettings;
-  readonly drv: CudaDriver;
+  /** The process's driver, its allocations recorded for `release`. */
+  readonly drv: OwningDriver;
   readonly mods: KernelModules;
   readonly dtype: DType;
   readonly weights: Slab;
@@ -38,7 +40,7 @@ export class CudaContext {
 
   constructor(opts: CudaContextOptions) {
     this.settings = cudaSettings(opts);
-    this.drv = CudaDriver.open(this.settings);
+    this.drv = owningDriver(CudaDriver.open(this.settings));
     this.mods = new KernelModules(this.drv, Nvrtc.open(this.settings.cudaRoots), this.settings.kernelCache);
     this.dtype = opts.dtype;
     this.weights = new Slab(this.drv);
@@ -70,6 +72,11 @@ export class CudaContext {
   empty(shape: readonly number[], dtype: DType = this.dtype): CudaTensor {
     const n = shape.reduce((a, d) => a * d, 1);
     return new CudaTensor([...shape], dtype, this.arena.alloc(n * DTYPE_BYTES[dtype]));
+  }
+
+  /** Frees every device and pinned allocation of this context (its backend's model unloaded). */
+  release(): void {
+    this.drv.releaseAll();
   }
 
   /** Starts a step: the arena from its start, the step's metadata uploaded to its fixed buffers. */

@@ -1,5 +1,5 @@
 import { isQuantType } from '../../primitives/ggml-types.ts';
-import type { HostTensor } from '../../primitives/host-tensor.ts';
+import { type HostTensor, toFloat32 } from '../../primitives/host-tensor.ts';
 import { hostByteLength } from '../../primitives/lazy-tensor.ts';
 import { codecOf } from '../../primitives/quant/index.ts';
 import { randomBlockPool } from '../../primitives/quant/random.ts';
@@ -17,6 +17,15 @@ import type { WeightUploader } from './weight-upload.ts';
  */
 export function keepsBlocks(w: HostTensor, transpose: boolean): boolean {
   return isQuantType(w.dtype) && w.shape.length === 2 && !transpose;
+}
+
+/**
+ * A quantized 1-D, 3-D (GGUF experts) or transposed weight dequantized on the host, as the CPU backend keeps it in
+ * float (the staging ring converts and transposes it on the way up); null for any other weight.
+ */
+export function dequantizedOnHost(w: HostTensor): HostTensor | null {
+  if (!isQuantType(w.dtype) || hostByteLength(w) === 0) return null;
+  return { name: w.name, shape: w.shape, dtype: 'f32', bytes: new Uint8Array(toFloat32(w).buffer) };
 }
 
 /**

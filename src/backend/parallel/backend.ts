@@ -103,6 +103,10 @@ export class ParallelBackend implements Backend {
     return perRank[0]!.map((_, layer) => new RankKv(perRank.map((caches) => caches[layer]!)));
   }
 
+  release(): void {
+    for (const b of this.ranks) b.release();
+  }
+
   copyKvBlocks(cache: readonly LayerKvCache[], src: Int32Array, dst: Int32Array): void {
     this.ranks.forEach((b, r) => {
       b.copyKvBlocks(

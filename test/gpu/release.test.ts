@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { CudaDriver } from '../../src/backend/cuda/driver.ts';
+import { loadEngine } from '../../src/engine/load.ts';
+import { modelFixture } from '../helpers/fixtures.ts';
+import { gpuSkip } from '../helpers/gpu.ts';
+
+const fixture = modelFixture('tiny-llama');
+
+test('an engine shut down frees its CUDA memory: a model loaded, run and unloaded three times leaves the free memory as it was', {
+  skip: gpuSkip() || fixture.skip,
+}, async () => {
+  const load = () =>
+    loadEngine(fixture.path, { device: 'cuda', dtype: 'bfloat16', gpuMemoryUtilization: 0.5, log: () => {} }).engine;
+  // A first load and unload compiles and loads the kernels (module memory stays with the process).
+  const first = load();
+  for await (const _ of first.generate({ prompt: [1, 5, 9], params: { maxTokens: 4 } }));
+  await first.shutdown();
+  const drv = CudaDriver.open();
+  const free0 = drv.memInfo().free;
+  for (let i = 0; i < 3; i++) {
+    // Each load takes half the card for its KV cache: without the release, the second would not fit.
+    const engine = load();
+    for await (const _ of engine.generate({ prompt: [1, 5, 9], params: { maxTokens: 4 } }));
+    assert.ok(free0 - drv.memInfo().free > drv.info.totalBytes / 4, 'the loaded model holds its KV cache');
+    await engine.shutdown();
+    const taken = free0 - drv.memInfo().free;
+    assert.ok(taken < 64 * 2 ** 20, `after unload ${i + 1}: ${(taken / 2 ** 20).toFixed(1)} MiB still taken`);
+  }
+});
