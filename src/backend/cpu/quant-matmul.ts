@@ -3,6 +3,7 @@ import { addBias, linearRows } from './matmul.ts';
 import { ACT_BLOCK, ACT_TYPE, dequantizeActivations, quantizeActivations } from './quant-act.ts';
 import { ROW_DOT, ROWS4_DOT } from './quant-dot.ts';
 import type { QuantCpuTensor, QuantPart } from './quant-tensor.ts';
+import { type RowSource, rowRange } from './row-source.ts';
 import type { CpuThreads } from './threads.ts';
 import { hasSimdKernel, wasmRows } from './wasm/kernels.ts';
 
@@ -67,7 +68,7 @@ export function linearQuantized(
   } else {
     let first = 0;
     for (const p of w.parts) {
-      linearQuantRows(inputOf(p), p, out, T, n, m, first, 0, p.rows);
+      linearQuantRows(inputOf(p), p, out, T, n, m, first, rowRange(0, p.rows));
       first += p.rows;
     }
   }
@@ -76,7 +77,7 @@ export function linearQuantized(
 }
 
 /**
- * Rows r0..r1 of one part of a quantized weight against `input` (quantInput's, for T tokens of n values):
+ * The `rows` of one part of a quantized weight against `input` (quantInput's, for T tokens of n values):
  * out[t, first + r] = x[t] · row r, computed on thread `slot` (0 the caller, i worker i). Where the blocks lie in a
  * WebAssembly memory and the type has a SIMD kernel (wasm/kernels.ts), every token's dot products come straight
  * from the blocks there. Elsewhere a few tokens (decode) take quant-dot.ts's loops, bit-identical to the SIMD
@@ -92,15 +93,27 @@ export function linearQuantRows(
   n: number,
   m: number,
   first: number,
-  r0: number,
-  r1: number,
+  rows: RowSource,
   slot = 0,
 ): void {
-  if (viaFloatRows(part, T)) {
-    dequantizedRows(input, part, out, T, n, m, first, r0, r1);
-    return;
+  if (viaFloatRows(part, T)) rows((r0, r1) => dequantizedRows(input, part, out, T, n, m, first, r0, r1));
+  else if (!part.home || !wasmRows(input, part.type, part.home, part.rowBytes, out, T, n, m, first, rows, slot)) {
+    rows((r0, r1) => dotRows(input, part, out, T, n, m, first, r0, r1));
   }
-  if (part.home && wasmRows(input, part.type, part.home, part.rowBytes, out, T, n, m, first, r0, r1, slot)) return;
+}
+
+/** quant-dot.ts's loops over rows r0..r1: the dot products straight from the blocks, in JavaScript. */
+function dotRows(
+  input: Float32Array,
+  part: QuantPart,
+  out: Float32Array,
+  T: number,
+  n: number,
+  m: number,
+  first: number,
+  r0: number,
+  r1: number,
+): void {
   const dot = ROW_DOT[part.type];
   const q = part.bytes;
   const s = new Int8Array(q.buffer, q.byteOffset, q.byteLength);

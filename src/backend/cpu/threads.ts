@@ -178,9 +178,7 @@ export class CpuThreads {
       const memory = p.home ? this.idOf(p.home.memory) : -1;
       const params = [this.idOf(p.bytes), QUANT_TYPES.indexOf(p.type), T, n, m, first, p.rows, p.rowBytes];
       this.post(JOB.linearQuant, [...params, memory, p.home?.offset ?? 0]);
-      claimRows(this.ctrl, p.rows, this.parts, (start, end) => {
-        linearQuantRows(this.x, p, this.out, T, n, m, first, start, end);
-      });
+      linearQuantRows(this.x, p, this.out, T, n, m, first, (run) => claimRows(this.ctrl, p.rows, this.parts, run));
       this.wait();
       first += p.rows;
     }

@@ -4,6 +4,7 @@ import type { KvPlane } from './kv-store.ts';
 import { linearRows } from './matmul.ts';
 import { linearQuantRows } from './quant-matmul.ts';
 import type { QuantPart } from './quant-tensor.ts';
+import type { RowSource } from './row-source.ts';
 import {
   ATTENTION_PARAMS,
   type AttentionParams,
@@ -47,9 +48,8 @@ export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, Shar
     // Blocks in a WebAssembly memory (memory >= 0) take the SIMD kernels there.
     const home = memory! >= 0 ? { memory: get(memory!, WebAssembly.Memory), offset: offset! } : undefined;
     const qp: QuantPart = { type: QUANT_TYPES[type!]!, rows: rows!, bytes: u8(blocks!), rowBytes: rowBytes!, home };
-    claimRows(ctrl, rows!, parts, (start, end) => {
-      linearQuantRows(f32(X_ID), qp, f32(OUT_ID), T!, n!, m!, first!, start, end, part);
-    });
+    const claimed: RowSource = (run) => claimRows(ctrl, rows!, parts, run);
+    linearQuantRows(f32(X_ID), qp, f32(OUT_ID), T!, n!, m!, first!, claimed, part);
     return;
   }
   const a = Object.fromEntries(ATTENTION_PARAMS.map((k, i) => [k, ctrl[p + i]!])) as AttentionParams;

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { CpuBackend } from '../../../src/backend/cpu/backend.ts';
 import { linearQuantized, linearQuantRows, quantInput } from '../../../src/backend/cpu/quant-matmul.ts';
 import { type QuantCpuTensor, type QuantPart, stackQuantized } from '../../../src/backend/cpu/quant-tensor.ts';
+import { type RowSource, rowRange } from '../../../src/backend/cpu/row-source.ts';
 import { CpuTensor } from '../../../src/backend/cpu/tensor.ts';
 import { WasmArena } from '../../../src/backend/cpu/wasm/arena.ts';
 import { SIMD_BUILDS, SIMD_MODULE, wasmRows } from '../../../src/backend/cpu/wasm/kernels.ts';
@@ -32,7 +33,16 @@ function jsRows(x: Float32Array, p: QuantPart, T: number, n: number): Float32Arr
   const js = { ...p, home: undefined };
   for (let t = 0; t < T; t++) {
     const row = out.subarray(t * p.rows, (t + 1) * p.rows);
-    linearQuantRows(quantInput(js, x.subarray(t * n, (t + 1) * n), 1, n), js, row, 1, n, p.rows, 0, 0, p.rows);
+    linearQuantRows(
+      quantInput(js, x.subarray(t * n, (t + 1) * n), 1, n),
+      js,
+      row,
+      1,
+      n,
+      p.rows,
+      0,
+      rowRange(0, p.rows),
+    );
   }
   return out;
 }
@@ -66,7 +76,7 @@ for (const [build, module] of Object.entries(SIMD_BUILDS)) {
             const x = random(T * n, 7 + T);
             const got = new Float32Array(T * 37).fill(Number.NaN);
             const input = quantInput(p, x, T, n);
-            const taken = wasmRows(input, type, p.home, p.rowBytes, got, T, n, 37, 0, 0, 37, 0, module);
+            const taken = wasmRows(input, type, p.home, p.rowBytes, got, T, n, 37, 0, rowRange(0, 37), 0, module);
             assert.ok(taken, `${type} n=${n} has a SIMD kernel`);
             assert.deepEqual(
               got,
@@ -90,7 +100,9 @@ test('rows r0..r1 land at the output rows a part starts at, past a slot of outpu
   for (const slot of [0, 3, 15]) {
     const got = new Float32Array(T * m).fill(Number.NaN);
     const [r0, r1] = [3, rows - 1];
-    assert.ok(wasmRows(quantInput(p, x, T, n), 'q8_0', p.home!, p.rowBytes, got, T, n, m, first, r0, r1, slot));
+    assert.ok(
+      wasmRows(quantInput(p, x, T, n), 'q8_0', p.home!, p.rowBytes, got, T, n, m, first, rowRange(r0, r1), slot),
+    );
     for (let t = 0; t < T; t++) {
       for (let r = 0; r < m; r++) {
         const inside = r >= first + r0 && r < first + r1;
@@ -109,8 +121,35 @@ test('more tokens than one slot holds go in groups, each group taking the rows w
   const p = stackQuantized([host('q4_k', rows, n, 5, true)], false, arena).parts[0]!;
   const x = random(T * n, 3);
   const got = new Float32Array(T * rows).fill(Number.NaN);
-  assert.ok(wasmRows(quantInput(p, x, T, n), 'q4_k', p.home!, p.rowBytes, got, T, n, rows, 0, 0, rows, 1));
+  assert.ok(wasmRows(quantInput(p, x, T, n), 'q4_k', p.home!, p.rowBytes, got, T, n, rows, 0, rowRange(0, rows), 1));
   assert.deepEqual(got, jsRows(x, p, T, n));
+});
+
+test('a thread taking several ranges (claimed chunks, out of order) packs once per token group and fills exactly them', () => {
+  const arena = new WasmArena();
+  const [rows, n] = [90, 4096];
+  const p = stackQuantized([host('q6_k', rows, n, 6, true)], false, arena).parts[0]!;
+  const ranges: RowSource = (run) => {
+    for (const [a, b] of [
+      [40, 90],
+      [0, 7],
+      [12, 40],
+    ])
+      run(a!, b!);
+  };
+  for (const T of [1, 3, 60]) {
+    const x = random(T * n, T);
+    const want = jsRows(x, p, T, n);
+    const got = new Float32Array(T * rows).fill(Number.NaN);
+    assert.ok(wasmRows(quantInput(p, x, T, n), 'q6_k', p.home!, p.rowBytes, got, T, n, rows, 0, ranges, 2));
+    for (let t = 0; t < T; t++) {
+      for (let r = 0; r < rows; r++) {
+        const v = got[t * rows + r]!;
+        if (r >= 7 && r < 12) assert.ok(Number.isNaN(v), `T=${T} row ${r} is not in a range`);
+        else assert.equal(v, want[t * rows + r], `T=${T} token ${t} row ${r}`);
+      }
+    }
+  }
 });
 
 test('types without a kernel, slots beyond the last and activations too wide for a slot are left to the JavaScript kernels', () => {
@@ -118,16 +157,28 @@ test('types without a kernel, slots beyond the last and activations too wide for
   const q41 = stackQuantized([host('q4_1', 4, 256, 1, true)], false, arena).parts[0]!;
   const out = new Float32Array(4).fill(Number.NaN);
   assert.equal(
-    wasmRows(quantInput(q41, random(256, 1), 1, 256), 'q4_1', q41.home!, q41.rowBytes, out, 1, 256, 4, 0, 0, 4, 0),
+    wasmRows(
+      quantInput(q41, random(256, 1), 1, 256),
+      'q4_1',
+      q41.home!,
+      q41.rowBytes,
+      out,
+      1,
+      256,
+      4,
+      0,
+      rowRange(0, 4),
+      0,
+    ),
     false,
   );
   const q4 = stackQuantized([host('q4_k', 4, 256, 2, true)], false, arena).parts[0]!;
   const x = quantInput(q4, random(256, 1), 1, 256);
-  assert.equal(wasmRows(x, 'q4_k', q4.home!, q4.rowBytes, out, 1, 256, 4, 0, 0, 4, 16), false);
+  assert.equal(wasmRows(x, 'q4_k', q4.home!, q4.rowBytes, out, 1, 256, 4, 0, rowRange(0, 4), 16), false);
   const wide = 256 * 1024;
   const big = stackQuantized([host('q4_k', 1, wide, 3, true)], false, arena).parts[0]!;
   const xw = quantInput(big, random(wide, 1), 1, wide);
-  assert.equal(wasmRows(xw, 'q4_k', big.home!, big.rowBytes, out, 1, wide, 1, 0, 0, 1, 0), false);
+  assert.equal(wasmRows(xw, 'q4_k', big.home!, big.rowBytes, out, 1, wide, 1, 0, rowRange(0, 1), 0), false);
   assert.ok(out.every(Number.isNaN), 'nothing written');
   // Through linear(), each still gives the JavaScript result.
   for (const [w, n] of [

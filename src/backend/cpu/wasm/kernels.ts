@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import type { QuantType } from '../../../primitives/ggml-types.ts';
 import { ACT_BLOCK, ACT_TYPE } from '../quant-act.ts';
+import type { RowSource } from '../row-source.ts';
 import { ACT_BYTES, OUT_ROWS, SLOTS, slotAt, WasmArena, type WasmHome } from './arena.ts';
 
 /** One export of quant-dot.wat: `rows` rows from byte w against one packed activation row, f32 results at out. */
@@ -119,7 +120,7 @@ function pack(
 const CACHED_ROW_BYTES = 128 * 1024;
 
 /**
- * Rows r0..r1 of a part whose blocks lie in an arena (`home`) against `input` (quant-act.ts's quantized rows, T
+ * The `rows` of a part whose blocks lie in an arena (`home`) against `input` (quant-act.ts's quantized rows, T
  * tokens of n values), through the SIMD kernels: out[t, first + r] = x[t] · row r, bit-identical to the JavaScript
  * dot-product loops. Thread `slot` packs the activations into its own scratch slot, so threads never share one; with
  * several tokens the rows go a few at a time (CACHED_ROW_BYTES), each token of a group taking them while they are in
@@ -137,8 +138,7 @@ export function wasmRows(
   n: number,
   m: number,
   first: number,
-  r0: number,
-  r1: number,
+  rows: RowSource,
   slot: number,
   module = SIMD_MODULE,
 ): boolean {
@@ -150,18 +150,23 @@ export function wasmRows(
   const outAt = slotAt(slot) + ACT_BYTES;
   const results = new Float32Array(home.memory.buffer, outAt, OUT_ROWS);
   const rowsPerCall = T === 1 ? OUT_ROWS : Math.max(1, Math.min(OUT_ROWS, Math.floor(CACHED_ROW_BYTES / rowBytes)));
-  for (let t0 = 0; t0 < T; t0 += group) {
-    const t1 = Math.min(T, t0 + group);
-    const p = pack(home.memory, slot, input, type, T, n, t0, t1);
-    for (let r = r0; r < r1; r += rowsPerCall) {
-      const rows = Math.min(rowsPerCall, r1 - r);
-      for (let t = t0; t < t1; t++) {
-        const i = t - t0;
-        const w = home.offset + r * rowBytes;
-        kernel(w, rowBytes, rows, p.lv + i * p.lvStride, p.ds + i * p.dsStride, p.sums + i * p.sumsStride, outAt);
-        out.set(results.subarray(0, rows), t * m + first + r);
+  // The group of tokens packed in the slot: with one group, packed once for every range the thread takes.
+  let packed: { t0: number; p: Packed } | null = null;
+  rows((r0, r1) => {
+    for (let t0 = 0; t0 < T; t0 += group) {
+      const t1 = Math.min(T, t0 + group);
+      if (packed?.t0 !== t0) packed = { t0, p: pack(home.memory, slot, input, type, T, n, t0, t1) };
+      const { p } = packed;
+      for (let r = r0; r < r1; r += rowsPerCall) {
+        const count = Math.min(rowsPerCall, r1 - r);
+        for (let t = t0; t < t1; t++) {
+          const i = t - t0;
+          const w = home.offset + r * rowBytes;
+          kernel(w, rowBytes, count, p.lv + i * p.lvStride, p.ds + i * p.dsStride, p.sums + i * p.sumsStride, outAt);
+          out.set(results.subarray(0, count), t * m + first + r);
+        }
       }
     }
-  }
+  });
   return true;
 }
