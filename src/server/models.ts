@@ -163,6 +163,8 @@ export class ModelRegistry {
       discover?: (name: string) => ModelEntry | null;
       /** How long `acquire` waits for a model still loading before a 503; 0 or absent = no limit. */
       loadTimeoutMs?: number;
+      /** Hears what went wrong where no request waits for it (a model unloading when its keep-alive ran out). */
+      log?: (line: string) => void;
     },
   ) {
     for (const entry of entries) {
@@ -328,7 +330,9 @@ export class ModelRegistry {
     slot.timer = null;
     if (keepAliveMs < 0 || (slot.entry.pinned && !(slot.keepAliveAsked && keepAliveMs === 0))) return;
     slot.resident!.expiresAt = new Date(Date.now() + keepAliveMs);
-    slot.timer = setTimeout(() => void this.evict(slot), keepAliveMs);
+    slot.timer = setTimeout(() => {
+      this.evict(slot).catch((err: Error) => this.opts.log?.(`unloading ${slot.entry.name}: ${err.message}`));
+    }, keepAliveMs);
     slot.timer.unref();
   }
 

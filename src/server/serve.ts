@@ -92,6 +92,7 @@ export async function startServer(
     keepAliveMs: config.keepAliveMs,
     discover: storeEntry,
     loadTimeoutMs: config.loadTimeoutMs,
+    log: say,
   });
   const version = pagodaVersion();
   const starting = new Set(preload.map((e) => e.name));

@@ -70,3 +70,25 @@ test('a model that fails to load is a 500 naming it, and the next request tries 
   lease.release();
   await registry.shutdown();
 });
+
+test('a model whose unloading fails when its keep-alive runs out is logged, and the server goes on', async () => {
+  const source = new FakeSource();
+  const lines: string[] = [];
+  const registry = new ModelRegistry([entry('a')], source, {
+    maxLoaded: 1,
+    keepAliveMs: -1,
+    log: (l) => lines.push(l),
+  });
+  const a = await registry.acquire(entry('a'), 10);
+  source.engines.get('a')!.shutdown = async () => {
+    throw new Error('the device is gone');
+  };
+  a.release();
+  await eventually(() => lines.length > 0, 2000, 'the failure logged');
+  assert.deepEqual(lines, ['unloading a: the device is gone']);
+  assert.equal(registry.resident().length, 0, 'forgotten all the same');
+  const again = await registry.acquire(entry('a'));
+  assert.equal(source.loads, 2, 'the next request loads it afresh');
+  again.release();
+  await registry.shutdown();
+});
