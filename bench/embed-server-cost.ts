@@ -44,6 +44,8 @@ function simulatedStep(inputs: readonly PoolingInput[]): Promise<Float32Array> {
 
 const engine = new PoolingEngine({
   ...real,
+  // The loaded engine frees the backend at its own shutdown, not this copy.
+  release: undefined,
   maxNumBatchedTokens: budget,
   maxNumSeqs: usPerToken > 0 ? 256 : 1024,
   runner: {

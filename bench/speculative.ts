@@ -84,6 +84,8 @@ const engines = names.map(
       ...target.engine.config,
       promptEncoder: undefined,
       grammar: undefined,
+      // The target's engine frees the backend at its own shutdown, not each copy.
+      release: undefined,
       speculative: speculativeFor(name),
     }),
 );

@@ -54,7 +54,9 @@ function asHelper(func: Node[]): Helper | null {
   const rest: Node[] = [];
   for (const part of func.slice(2)) {
     if (head(part) === 'export' || head(part) === 'local') return null;
-    if (head(part) === 'param' && (part as Node[]).length === 3) {
+    // An unnamed parameter list, (param i32 i32), leaves nothing to rename.
+    if (head(part) === 'param' && !/^\$/.test((part as string[])[1] ?? '')) return null;
+    if (head(part) === 'param' && (part as Node[]).length === 3 && /^\$/.test((part as string[])[1]!)) {
       params.push({ name: (part as string[])[1]!, type: (part as string[])[2]! });
     } else if (head(part) === 'result') result = (part as string[])[1]!;
     else rest.push(part);
@@ -116,7 +118,9 @@ function inlineInto(func: Node[], helpers: Map<string, Helper>): Node[] {
     site++;
     return ['block', ['result', helper.result], ...sets, expand(renameLocals(helper.body, rename))];
   };
-  const declarations = func.filter((part, i) => i < 2 || ['export', 'param', 'result', 'local'].includes(head(part)!));
-  const body = func.slice(declarations.length).map(expand);
-  return [...declarations, ...locals, ...body];
+  // The declarations are the leading run of the function's fields (after `func` and its name, when it has one).
+  let split = typeof func[1] === 'string' ? 2 : 1;
+  while (split < func.length && ['export', 'param', 'result', 'local'].includes(head(func[split]!) ?? '')) split++;
+  const body = func.slice(split).map(expand);
+  return [...func.slice(0, split), ...locals, ...body];
 }

@@ -239,9 +239,7 @@ export class Engine implements EngineApi {
     this.closed = true;
     if (force) for (const id of [...this.live.keys()]) this.abort(id);
     while (this.loop) await this.loop;
-    await this.encoder.close();
-    await this.config.grammar?.close();
-    this.config.release?.();
+    await Promise.all([this.encoder.close(), this.config.grammar?.close()]).finally(() => this.config.release?.());
   }
 
   /** Compiles a request's grammar in a worker (cached by spec); the request queues once it is ready. */

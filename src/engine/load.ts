@@ -1,10 +1,12 @@
 import type { Backend } from '../backend/backend.ts';
+import { releasingOnError } from '../backend/release-on-error.ts';
 import { GrammarService } from '../grammar/grammar-service.ts';
 import { loadGrammarVocabulary } from '../grammar/vocabulary.ts';
 import { BackgroundTokenizer } from '../loader/background-tokenizer.ts';
 import type { GenerationConfig } from '../loader/hf-config.ts';
 import { samplingFrom } from '../primitives/sampling-names.ts';
 import { type EngineOptions, type PreparedModel, prepareModel, type SpeculativeOptions } from '../runner/load.ts';
+import type { ModelRunner } from '../runner/model-runner.ts';
 import type { Manifest } from '../store/manifest.ts';
 import { UserError } from '../util/errors.ts';
 import { IncrementalDetokenizer } from './detokenizer.ts';
@@ -19,12 +21,26 @@ export interface LoadedEngine extends Omit<PreparedModel, 'runner'> {
 /** Loads one model (see `prepareModel`) and builds its engine. */
 export function loadEngine(model: string | undefined, options: EngineOptions = {}): LoadedEngine {
   const { runner, ...loaded } = prepareModel(model, options);
-  const { tokenizer, generation, manifest, modelDir } = loaded;
-  // Backends loaded here go with the engine (freed at its shutdown); one the caller passed in stays the caller's.
+  // Backends loaded here go with the engine (freed at its shutdown, or now if building it fails); one the caller
+  // passed in stays the caller's.
   const loadedBackends = options.backend ? [] : [runner.model.backend];
+  const engine = releasingOnError(
+    () => loadedBackends,
+    () => newEngine(runner, loaded, options, loadedBackends),
+  );
+  return { ...loaded, engine };
+}
+
+function newEngine(
+  runner: ModelRunner,
+  loaded: Omit<PreparedModel, 'runner'>,
+  options: EngineOptions,
+  loadedBackends: Backend[],
+): Engine {
+  const { tokenizer, generation, manifest, modelDir } = loaded;
   const speculative =
     options.speculative && speculativeConfig(options.speculative, options, runner.vocabSize, loadedBackends);
-  const engine = new Engine({
+  return new Engine({
     runner,
     tokenizer,
     newTextStream: (promptIds, skipSpecialTokens = true) =>
@@ -55,7 +71,6 @@ export function loadEngine(model: string | undefined, options: EngineOptions = {
       for (const b of loadedBackends) b.release();
     },
   });
-  return { ...loaded, engine };
 }
 
 /**
@@ -73,13 +88,13 @@ function speculativeConfig(
   if (spec.proposer === 'ngram')
     return { numTokens, method: 'ngram', ngram: { min: spec.ngramMin, max: spec.ngramMax } };
   const draft = prepareModel(spec.proposer, { ...options, speculative: undefined });
+  if (!options.backend) loadedBackends.push(draft.runner.model.backend);
   if (draft.runner.vocabSize !== vocabSize) {
     throw new UserError(
       `--speculative ${spec.proposer}: its vocabulary has ${draft.runner.vocabSize} tokens, the model's ${vocabSize}; a draft model needs the same vocabulary`,
     );
   }
   const { runner, numBlocks, blockSize, maxModelLen } = draft;
-  if (!options.backend) loadedBackends.push(runner.model.backend);
   return { numTokens, method: 'draft', draft: { runner, numBlocks, blockSize, maxModelLen } };
 }
 

@@ -211,8 +211,7 @@ export class PoolingEngine implements EngineApi {
     this.closed = true;
     if (force) for (const p of this.waiting.splice(0)) p.reject(new Error('the engine shut down'));
     while (this.loop) await this.loop;
-    await this.encoder.close();
-    this.config.release?.();
+    await this.encoder.close().finally(() => this.config.release?.());
   }
 
   private kick(): void {

@@ -5,6 +5,7 @@ import { prefetchKernels } from '../backend/cuda/kernel-prefetch.ts';
 import { CudaUnavailable } from '../backend/cuda/libs.ts';
 import type { CudaSettings } from '../backend/cuda/settings.ts';
 import type { UploadStats } from '../backend/cuda/weight-upload.ts';
+import { releasingOnError } from '../backend/release-on-error.ts';
 import { loadModelConfig } from '../loader/hf-config.ts';
 import { loadDummyModel } from '../models/dummy.ts';
 import { loadModel } from '../models/load.ts';
@@ -99,7 +100,10 @@ function loadOnCuda<M>(
   });
   const pool = prefetchKernels(backend, kernelPlanModel(config, pooling ? 1 : o.maxNumSeqs));
   const loadStart = performance.now();
-  const model = build(backend);
+  const model = releasingOnError(
+    () => [backend],
+    () => build(backend),
+  );
   const upload = backend.finishLoading();
   o.progress?.(null);
   const loadEnd = performance.now();
@@ -165,21 +169,24 @@ export function loadCudaModel(
     );
   const { model, backend } = loaded;
   const kvStart = performance.now();
-  let numBlocks: number;
-  if (o.kvCacheMemory !== undefined) {
-    backend.reserveSteps({
-      tokens: Math.max(o.maxNumBatchedTokens, o.maxNumSeqs),
-      seqs: o.maxNumSeqs,
-      blocksPerSeq: Math.ceil(o.maxModelLen / o.blockSize),
-    });
-    backend.graphs?.setMaxBatch(o.maxNumSeqs);
-    const blockBytes = backend.kvBlockBytes({ ...model.kvShape, blockSize: o.blockSize, quant: o.kvQuant });
-    numBlocks = Math.floor(o.kvCacheMemory / blockBytes);
-  } else {
-    const sizing = profileKvBlocks(backend, model, { ...o, gpuMemoryUtilization: util });
-    o.log(sizing.report);
-    numBlocks = sizing.numBlocks;
-  }
+  const numBlocks = releasingOnError(
+    () => [backend],
+    () => {
+      if (o.kvCacheMemory === undefined) {
+        const sizing = profileKvBlocks(backend, model, { ...o, gpuMemoryUtilization: util });
+        o.log(sizing.report);
+        return sizing.numBlocks;
+      }
+      backend.reserveSteps({
+        tokens: Math.max(o.maxNumBatchedTokens, o.maxNumSeqs),
+        seqs: o.maxNumSeqs,
+        blocksPerSeq: Math.ceil(o.maxModelLen / o.blockSize),
+      });
+      backend.graphs?.setMaxBatch(o.maxNumSeqs);
+      const blockBytes = backend.kvBlockBytes({ ...model.kvShape, blockSize: o.blockSize, quant: o.kvQuant });
+      return Math.floor(o.kvCacheMemory / blockBytes);
+    },
+  );
   const startup = startupReport(loaded, o.kvCacheMemory === undefined ? performance.now() - kvStart : null);
   return { model, backend, numBlocks, startup };
 }
@@ -202,6 +209,9 @@ export function loadCudaPoolingModel(
 ): { loaded: LoadedPoolingModel; backend: CudaBackend; startup: () => string } {
   const loaded = loadOnCuda(dir, o, true, (b) => loadPoolingModel(dir, b, { dummy: o.dummy }));
   const { model, backend } = loaded;
-  backend.reserveSteps({ tokens: o.maxNumBatchedTokens, seqs: o.maxNumSeqs, blocksPerSeq: 1 });
+  releasingOnError(
+    () => [backend],
+    () => backend.reserveSteps({ tokens: o.maxNumBatchedTokens, seqs: o.maxNumSeqs, blocksPerSeq: 1 }),
+  );
   return { loaded: model, backend, startup: startupReport(loaded, null) };
 }

@@ -4,6 +4,7 @@ import type { Backend } from '../backend/backend.ts';
 import { CudaBackend } from '../backend/cuda/backend.ts';
 import { selectDevice } from '../backend/cuda/device.ts';
 import type { CudaSettings } from '../backend/cuda/settings.ts';
+import { releasingOnError } from '../backend/release-on-error.ts';
 import type { GrammarVocabulary } from '../grammar/vocabulary.ts';
 import type { TokenizerWorkerOptions } from '../loader/background-tokenizer.ts';
 import { loadChatTemplate } from '../loader/chat-template.ts';
@@ -199,95 +200,101 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
     options.maxNumBatchedTokens ?? (onCpu ? 256 : 8192),
     'max num batched tokens',
   );
-  let m: Model;
+  let m: Model | undefined;
   let numBlocks: number;
   let kvCacheBytes: number;
   let cudaStartup: (() => string) | null = null;
   const t0 = performance.now();
-  if (device === 'cuda' && !options.backend) {
-    const cuda = loadCudaModel(modelDir, {
-      dtype: kvCacheDtype(options.kvCacheType, options.dtype),
-      dummy,
-      gpuMemoryUtilization: options.gpuMemoryUtilization,
-      kvCacheMemory: options.kvCacheMemory,
-      kvQuant,
-      blockSize,
-      maxNumBatchedTokens,
-      maxNumSeqs,
-      maxModelLen,
-      log,
-      progress: options.progress,
-      cuda: options.cuda,
-      // The spelling of fp8, which CUDA keeps as FP8; GGUF block schemes as parsed.
-      quantization: quantization && isFp8(quantization) ? options.quantization : undefined,
-      quantScheme: quantization && !isFp8(quantization) ? quantization : undefined,
-    });
-    m = cuda.model;
-    numBlocks = cuda.numBlocks;
-    cudaStartup = cuda.startup;
-    kvCacheBytes = numBlocks * cuda.backend.kvBlockBytes({ ...m.kvShape, blockSize, quant: kvQuant });
-  } else {
-    const backend = options.backend ?? cpuBackend(ranks, options.cpuThreads);
-    const build = { maxModelLen, quantization };
-    m = dummy ? loadDummyModel(modelDir, backend, build) : loadModel(modelDir, backend, { ...build, log });
-    if (ranks > 1)
-      log(`tensor parallel: ${ranks} ranks simulated on the CPU, each with its own KV cache of the size below`);
-    const blockBytes = kvBlockBytes(m, blockSize, kvBytesPerValue(kvQuant, device));
-    // Without an explicit size, take no more than every sequence at full length could use.
-    const useful = maxNumSeqs * Math.ceil(maxModelLen / blockSize) * blockBytes;
-    const bytes = options.kvCacheMemory ?? Math.min(DEFAULT_CPU_KV_BYTES, useful);
-    numBlocks = Math.floor(bytes / blockBytes);
-    kvCacheBytes = numBlocks * blockBytes * ranks;
-    if (numBlocks < 1) {
-      throw new UserError(
-        `KV cache memory of ${bytes} bytes holds no block (one block of ${blockSize} tokens takes ${blockBytes} bytes)`,
-      );
-    }
-    // A quantized cache holds more tokens in the same memory: say how many times an f32 cache's.
-    const gain = kvQuant
-      ? ` (${kvQuant}: ${(4 / kvBytesPerValue(kvQuant, device)).toFixed(2)}x an f32 cache's tokens)`
-      : '';
-    log(
-      `KV cache: ${numBlocks} blocks of ${blockSize} tokens (${((numBlocks * blockBytes) / 2 ** 20).toFixed(1)} MiB), ` +
-        `up to ${numBlocks * blockSize} concurrent tokens${gain}`,
-    );
-  }
-  if (quantization) log(`weights: quantized to ${quantization.name} at load${dummy ? ' (random blocks)' : ''}`);
-  if (options.kvCompression) checkKvCompression(m, maxModelLen, kvQuant);
-  // An fp8 cache takes the checkpoint's own K/V scales where it has them (FP8 checkpoints with a KV cache scheme).
-  const kvScales = kvQuant === 'fp8' && !dummy ? checkpointKvScales(modelDir, m.kvShape.numLayers) : null;
-  if (kvScales) log(`KV cache: fp8 with the checkpoint's per-layer K and V scales`);
-  const runner = new ModelRunner(m, numBlocks, blockSize, kvQuant, kvScales ?? undefined);
-  if (m.backend instanceof CudaBackend) log(m.backend.memoryReport());
-  const t1 = performance.now();
-  const config = m.config;
-  const generation = loadGenerationConfig(modelDir, config);
-  const tokenizer =
-    dummy && !isGgufPath(modelDir) && !existsSync(join(modelDir, 'tokenizer.json'))
-      ? dummyTokenizer(config.vocabSize, generation)
-      : loadTokenizer(modelDir, generation);
-  const chatTemplate = storedChatTemplate(manifest, loadChatTemplate(modelDir));
-  log(startupLine(t1 - t0, performance.now() - t1, cudaStartup?.() ?? null));
+  // A backend made here is freed if anything after its weights fails; one the caller passed in stays theirs.
+  return releasingOnError(
+    () => (options.backend || !m ? [] : [m.backend]),
+    (): PreparedModel => {
+      if (device === 'cuda' && !options.backend) {
+        const cuda = loadCudaModel(modelDir, {
+          dtype: kvCacheDtype(options.kvCacheType, options.dtype),
+          dummy,
+          gpuMemoryUtilization: options.gpuMemoryUtilization,
+          kvCacheMemory: options.kvCacheMemory,
+          kvQuant,
+          blockSize,
+          maxNumBatchedTokens,
+          maxNumSeqs,
+          maxModelLen,
+          log,
+          progress: options.progress,
+          cuda: options.cuda,
+          // The spelling of fp8, which CUDA keeps as FP8; GGUF block schemes as parsed.
+          quantization: quantization && isFp8(quantization) ? options.quantization : undefined,
+          quantScheme: quantization && !isFp8(quantization) ? quantization : undefined,
+        });
+        m = cuda.model;
+        numBlocks = cuda.numBlocks;
+        cudaStartup = cuda.startup;
+        kvCacheBytes = numBlocks * cuda.backend.kvBlockBytes({ ...m.kvShape, blockSize, quant: kvQuant });
+      } else {
+        const backend = options.backend ?? cpuBackend(ranks, options.cpuThreads);
+        const build = { maxModelLen, quantization };
+        m = dummy ? loadDummyModel(modelDir, backend, build) : loadModel(modelDir, backend, { ...build, log });
+        if (ranks > 1)
+          log(`tensor parallel: ${ranks} ranks simulated on the CPU, each with its own KV cache of the size below`);
+        const blockBytes = kvBlockBytes(m, blockSize, kvBytesPerValue(kvQuant, device));
+        // Without an explicit size, take no more than every sequence at full length could use.
+        const useful = maxNumSeqs * Math.ceil(maxModelLen / blockSize) * blockBytes;
+        const bytes = options.kvCacheMemory ?? Math.min(DEFAULT_CPU_KV_BYTES, useful);
+        numBlocks = Math.floor(bytes / blockBytes);
+        kvCacheBytes = numBlocks * blockBytes * ranks;
+        if (numBlocks < 1) {
+          throw new UserError(
+            `KV cache memory of ${bytes} bytes holds no block (one block of ${blockSize} tokens takes ${blockBytes} bytes)`,
+          );
+        }
+        // A quantized cache holds more tokens in the same memory: say how many times an f32 cache's.
+        const gain = kvQuant
+          ? ` (${kvQuant}: ${(4 / kvBytesPerValue(kvQuant, device)).toFixed(2)}x an f32 cache's tokens)`
+          : '';
+        log(
+          `KV cache: ${numBlocks} blocks of ${blockSize} tokens (${((numBlocks * blockBytes) / 2 ** 20).toFixed(1)} MiB), ` +
+            `up to ${numBlocks * blockSize} concurrent tokens${gain}`,
+        );
+      }
+      if (quantization) log(`weights: quantized to ${quantization.name} at load${dummy ? ' (random blocks)' : ''}`);
+      if (options.kvCompression) checkKvCompression(m, maxModelLen, kvQuant);
+      // An fp8 cache takes the checkpoint's own K/V scales where it has them (FP8 checkpoints with a KV cache scheme).
+      const kvScales = kvQuant === 'fp8' && !dummy ? checkpointKvScales(modelDir, m.kvShape.numLayers) : null;
+      if (kvScales) log(`KV cache: fp8 with the checkpoint's per-layer K and V scales`);
+      const runner = new ModelRunner(m, numBlocks, blockSize, kvQuant, kvScales ?? undefined);
+      if (m.backend instanceof CudaBackend) log(m.backend.memoryReport());
+      const t1 = performance.now();
+      const config = m.config;
+      const generation = loadGenerationConfig(modelDir, config);
+      const tokenizer =
+        dummy && !isGgufPath(modelDir) && !existsSync(join(modelDir, 'tokenizer.json'))
+          ? dummyTokenizer(config.vocabSize, generation)
+          : loadTokenizer(modelDir, generation);
+      const chatTemplate = storedChatTemplate(manifest, loadChatTemplate(modelDir));
+      log(startupLine(t1 - t0, performance.now() - t1, cudaStartup?.() ?? null));
 
-  return {
-    runner,
-    numBlocks,
-    kvCacheBytes,
-    blockSize,
-    maxModelLen,
-    maxNumBatchedTokens,
-    maxNumSeqs,
-    modelDir,
-    modelName: !resolved ? DEMO_MODEL_NAME : resolved.origin === 'path' ? basename(modelDir) : resolved.name,
-    isDemo,
-    backend: m.backend.name,
-    deviceName: m.backend instanceof CudaBackend ? m.backend.ctx.drv.info.name : 'CPU',
-    config,
-    generation,
-    tokenizer,
-    chatTemplate,
-    manifest,
-  };
+      return {
+        runner,
+        numBlocks,
+        kvCacheBytes,
+        blockSize,
+        maxModelLen,
+        maxNumBatchedTokens,
+        maxNumSeqs,
+        modelDir,
+        modelName: !resolved ? DEMO_MODEL_NAME : resolved.origin === 'path' ? basename(modelDir) : resolved.name,
+        isDemo,
+        backend: m.backend.name,
+        deviceName: m.backend instanceof CudaBackend ? m.backend.ctx.drv.info.name : 'CPU',
+        config,
+        generation,
+        tokenizer,
+        chatTemplate,
+        manifest,
+      };
+    },
+  );
 }
 
 /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { keepsBlocks } from '../../src/backend/cuda/quant-load.ts';
+import { dequantizedOnHost, keepsBlocks } from '../../src/backend/cuda/quant-load.ts';
 import {
   dequantScratchBytes,
   QUANT_GEMV_MAX_ROWS,
@@ -11,7 +11,8 @@ import {
   scratchRows,
   scratchRuns,
 } from '../../src/backend/cuda/quant-tensor.ts';
-import type { HostTensor } from '../../src/primitives/host-tensor.ts';
+import { type HostTensor, toFloat32 } from '../../src/primitives/host-tensor.ts';
+import { quantize } from '../../src/primitives/quant/index.ts';
 
 const host = (shape: number[], dtype: HostTensor['dtype']): HostTensor => ({
   name: 'w',
@@ -56,9 +57,11 @@ test('the dequantization scratch holds one run of rows (32 MiB), or a smaller we
   // Llama-3-8B's LM head (1002 MiB in bf16) goes through in runs of 4096 rows of 4096 columns.
   assert.equal(scratchRows(4096, 'bf16'), 4096);
   assert.equal(dequantScratchBytes([128256, 4096], 'bf16'), 32 << 20);
-  // Its down projection: 14336 columns, 1170 rows a run.
-  assert.equal(scratchRows(14336, 'bf16'), 1170);
-  assert.equal(dequantScratchBytes([4096, 14336], 'bf16'), 1170 * 14336 * 2);
+  // Its down projection: 14336 columns, 1170 rows fit a run, rounded down to 1152 so that every run's output columns
+  // start 256 bytes apart (cuBLASLt's algorithms assume aligned outputs).
+  assert.equal(scratchRows(14336, 'bf16'), 1152);
+  assert.equal(scratchRows(14336, 'f32'), 576);
+  assert.equal(dequantScratchBytes([4096, 14336], 'bf16'), 1152 * 14336 * 2);
   assert.equal(dequantScratchBytes([32, 256], 'f32'), 32 * 256 * 4);
   // A row wider than a run still takes one row at a time.
   assert.equal(scratchRows(1 << 24, 'f32'), 1);
@@ -86,4 +89,27 @@ test('scratch runs cover every row of every part once, in output column order, n
       [2, 0, 8],
     ],
   );
+});
+
+test('weights the CUDA backend keeps in neither blocks nor FP8 go up as f32 dequantized on the host; others as stored', () => {
+  const codes = Uint8Array.from([0x38, 0xb8, 0x40, 0x00, 0x30, 0x3c]); // e4m3: 1, -1, 2, 0, 0.5, 1.5
+  const fp8: HostTensor = {
+    name: 'w',
+    shape: [2, 3],
+    dtype: 'f8_e4m3',
+    bytes: codes,
+    rowScales: Float32Array.from([2, 0.25]),
+  };
+  const got = dequantizedOnHost(fp8)!;
+  assert.equal(got.dtype, 'f32');
+  assert.deepEqual(new Float32Array(got.bytes.buffer), Float32Array.from([2, -2, 4, 0, 0.125, 0.375]));
+  const norm: HostTensor = {
+    name: 'n',
+    shape: [32],
+    dtype: 'q8_0',
+    bytes: quantize('q8_0', new Float32Array(32).fill(0.5)),
+  };
+  assert.deepEqual(new Float32Array(dequantizedOnHost(norm)!.bytes.buffer), toFloat32(norm));
+  assert.equal(dequantizedOnHost({ name: 'b', shape: [4], dtype: 'bf16', bytes: new Uint8Array(8) }), null);
+  assert.equal(dequantizedOnHost({ name: 'd', shape: [32], dtype: 'q8_0', bytes: new Uint8Array(0) }), null, 'a dummy');
 });

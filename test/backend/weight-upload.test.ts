@@ -22,7 +22,7 @@ const SIZE: Record<number, number> = { 0: 4, 1: 2, 2: 2 };
  * slot refilled before its copy ran sends the wrong bytes. Host and device memory are byte arrays at fake addresses.
  */
 class LazyStream implements UploadDevice {
-  readonly device = new Uint8Array(4 << 20);
+  readonly device = new Uint8Array(8 << 20);
   private deviceTop = 0;
   readonly hosts = new Map<number, { addr: bigint; bytes: Uint8Array }>();
   private nextHandle = 1;
@@ -42,9 +42,10 @@ class LazyStream implements UploadDevice {
   freeHost(handle: unknown) {
     assert.ok(this.hosts.delete(handle as number), 'a pinned buffer freed once');
   }
+  /** 256-byte aligned, as cuMemAlloc's pointers are. */
   alloc(bytes: number): DevPtr {
     const p = BigInt(this.deviceTop);
-    this.deviceTop += bytes;
+    this.deviceTop += Math.ceil(bytes / 256) * 256;
     this.allocs++;
     return p;
   }
@@ -284,4 +285,31 @@ test('quantized blocks go through the ring as stored: the asked-for bytes at the
     dev.log.filter((l) => l.startsWith('read')),
     ['read 0+48', 'read 48+48', 'read 96+40'],
   );
+});
+
+test('each tensor starts 16-byte aligned in its slot, so a conversion never reads f32 values at an odd offset', () => {
+  const dev = new LazyStream();
+  const jobs: ConvertJob[] = [];
+  const convert = (j: ConvertJob) => {
+    jobs.push(j);
+    dev.convert(j);
+  };
+  const ring = new WeightUploader(dev, dev.newEvent, convert, { slots: 2, slotBytes: 96 });
+  const cases: Case[] = [
+    { name: 'odd16', shape: [3], from: 'bf16' },
+    { name: 'f32', shape: [5], from: 'f32' },
+    { name: 'odd16b', shape: [7], from: 'bf16' },
+    { name: 'f32b', shape: [2, 3], from: 'f32' },
+  ];
+  const placed = cases.map((c, i) => {
+    const n = c.shape.reduce((a, d) => a * d, 1);
+    const bytes = stored(c.from, values(n, i + 1));
+    const ptr = dev.alloc(n * 2);
+    ring.upload(lazy(dev, c.name, c.shape, c.from, bytes), ptr, 'bf16', false);
+    return { c, ptr, expected: hostBytesAs({ name: c.name, shape: c.shape, dtype: c.from, bytes }, 'bf16', false) };
+  });
+  const stats = ring.finish();
+  assertArrived({ dev, placed, stats });
+  assert.equal(jobs.length, 2, 'the two f32 tensors converted on the device');
+  for (const j of jobs) assert.equal(Number(j.in) % 16, 0, `staged at ${j.in}`);
 });

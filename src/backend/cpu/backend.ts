@@ -43,7 +43,10 @@ export class CpuBackend implements Backend {
   readonly threads: number;
   private readonly memory: CpuWeights;
 
-  /** Quantized weights' blocks go to WebAssembly memory for the SIMD kernels, unless `simd: false` (same results). */
+  /**
+   * Quantized weights' blocks go to WebAssembly memory for the SIMD kernels, unless `simd: false`: the same results
+   * for up to 3 tokens a step; from 4 on the JavaScript path multiplies dequantized f32 rows (other float rounding).
+   */
   constructor(opts?: { threads?: number; simd?: boolean }) {
     this.threads = opts?.threads ?? defaultThreads();
     this.memory = new CpuWeights(this.threads, opts?.simd !== false);

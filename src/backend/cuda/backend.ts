@@ -87,11 +87,11 @@ export class CudaBackend implements Backend {
     this.attn = new CudaAttention(this.ctx);
     const events = () => new CudaEvent(this.ctx.drv);
     this.readbacks = new Readbacks(this.ctx.drv, events);
-    this.fp8Staging = new Fp8Staging(this.ctx);
-    this.fp8Weights = hasFp8(this.ctx.drv.info);
     this.uploader = new WeightUploader(this.ctx.drv, events, (j) => launchConvert(this.ctx, j), {
       progress: opts.loadProgress,
     });
+    this.fp8Staging = new Fp8Staging(this.ctx, this.uploader);
+    this.fp8Weights = hasFp8(this.ctx.drv.info);
   }
 
   loadWeight(w: HostTensor, opts?: WeightLoadOptions): Tensor {
@@ -139,6 +139,7 @@ export class CudaBackend implements Backend {
   release(): void {
     this.graphs?.clear();
     this.ctx.release();
+    this.linears.lt.release();
   }
 
   /** Frees every KV cache allocated so far (and the graphs captured over them). */

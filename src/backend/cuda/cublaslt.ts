@@ -7,12 +7,14 @@ function bindLt(lib: LibraryHandle) {
   const f = (s: string) => lib.func(s);
   return {
     create: f('int cublasLtCreate(_Out_ void **handle)'),
+    destroy: f('int cublasLtDestroy(void *handle)'),
     descCreate: f('int cublasLtMatmulDescCreate(_Out_ void **desc, int computeType, int scaleType)'),
     descSet: f('int cublasLtMatmulDescSetAttribute(void *desc, int attr, const void *buf, size_t n)'),
     layoutCreate: f(
       'int cublasLtMatrixLayoutCreate(_Out_ void **layout, int type, uint64_t rows, uint64_t cols, int64_t ld)',
     ),
     prefCreate: f('int cublasLtMatmulPreferenceCreate(_Out_ void **pref)'),
+    prefDestroy: f('int cublasLtMatmulPreferenceDestroy(void *pref)'),
     prefSet: f('int cublasLtMatmulPreferenceSetAttribute(void *pref, int attr, const void *buf, size_t n)'),
     heuristic: f(
       'int cublasLtMatmulAlgoGetHeuristic(void *handle, void *desc, void *a, void *b, void *c, void *d, void *pref, int requested, _Out_ uint8_t *results, _Out_ int *returned)',
@@ -61,6 +63,7 @@ export class CublasLt {
   private readonly workspace: DevPtr;
   private readonly one = new Float32Array([1]);
   private readonly zero = new Float32Array([0]);
+  private released = false;
 
   /** `roots`: toolkit folders searched for the library (CudaSettings.cudaRoots). */
   constructor(
@@ -84,6 +87,14 @@ export class CublasLt {
     const ws = new BigUint64Array([BigInt(this.workspaceBytes)]);
     this.check(this.api.prefSet(this.pref, PREF_MAX_WORKSPACE, ws, 8), 'cublasLtMatmulPreferenceSetAttribute');
     this.workspace = drv.alloc(this.workspaceBytes);
+  }
+
+  /** Destroys the handle and the preference, once (the workspace goes with the backend's other allocations). */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.check(this.api.prefDestroy(this.pref), 'cublasLtMatmulPreferenceDestroy');
+    this.check(this.api.destroy(this.handle), 'cublasLtDestroy');
   }
 
   private check(rc: number, what: string): void {

@@ -31,6 +31,7 @@ export function bindDriver(lib: LibraryHandle) {
     cuMemsetD32Async: f('int cuMemsetD32Async(uint64_t dst, unsigned int value, size_t n, void *stream)'),
     cuModuleLoadData: f('int cuModuleLoadData(_Out_ void **m, const void *image)'),
     cuModuleGetFunction: f('int cuModuleGetFunction(_Out_ void **fn, void *m, const char *name)'),
+    cuModuleUnload: f('int cuModuleUnload(void *m)'),
     cuFuncSetAttribute: f('int cuFuncSetAttribute(void *fn, int attr, int value)'),
     cuFuncGetAttribute: f('int cuFuncGetAttribute(_Out_ int *v, int attr, void *fn)'),
     cuLaunchKernel: f(

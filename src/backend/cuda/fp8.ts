@@ -1,9 +1,11 @@
+import { hostByteLength } from '../../primitives/lazy-tensor.ts';
 import type { DType, HostTensor, Tensor, WeightLoadOptions } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { fillUniform } from './elementwise.ts';
 import { declareKernel } from './kernel.ts';
-import { DTYPE_BYTES, hostBytesAs } from './tensor.ts';
+import { DTYPE_BYTES } from './tensor.ts';
+import type { WeightUploader } from './weight-upload.ts';
 
 /** kernels/fp8_weights.cu: each row of x `[rows, cols]` to e4m3 codes and its float32 scale (amax / 448). */
 export const FP8_QUANTIZE_ROWS = declareKernel('fp8_weights', 'fp8_quantize_rows', {
@@ -81,7 +83,11 @@ export class Fp8Staging {
   private ptr: DevPtr = 0n;
   private capacity = 0;
 
-  constructor(private readonly ctx: CudaContext) {}
+  /** `uploader`: the backend's staging ring, which brings each weight here from its file (converted on the way). */
+  constructor(
+    private readonly ctx: CudaContext,
+    readonly uploader: Pick<WeightUploader, 'upload' | 'uploadStored'>,
+  ) {}
 
   /** The buffer, at least `bytes` large; the stream is drained before a smaller one is replaced. */
   get(bytes: number): DevPtr {
@@ -115,13 +121,13 @@ export function loadFp8Weight(ctx: CudaContext, staging: Fp8Staging, w: HostTens
   const out = new Fp8CudaTensor([rows, cols], ctx.dtype, codes, scales);
   if (w.dtype === 'f8_e4m3') {
     if (w.rowScales?.length !== rows) throw new Error(`${w.name}: an f8_e4m3 tensor needs one scale per row`);
-    ctx.drv.upload(codes, w.bytes);
+    staging.uploader.uploadStored(w, codes, rows * cols);
     ctx.drv.upload(scales, w.rowScales);
     return out;
   }
   const x = staging.get(rows * cols * DTYPE_BYTES[ctx.dtype]);
-  if (w.bytes.byteLength === 0) fillUniform(ctx, x, rows * cols, seed, 1 / Math.sqrt(cols));
-  else ctx.drv.upload(x, hostBytesAs(w, ctx.dtype, false));
+  if (hostByteLength(w) === 0) fillUniform(ctx, x, rows * cols, seed, 1 / Math.sqrt(cols));
+  else staging.uploader.upload(w, x, ctx.dtype, false);
   quantizeRows(ctx, codes, scales, x, rows, cols);
   return out;
 }

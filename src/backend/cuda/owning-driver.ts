@@ -1,44 +1,64 @@
 import type { CudaDriver, DevPtr, Handle } from './driver.ts';
 
-/** The driver as one backend sees it: its allocations recorded, for `releaseAll`. */
+/** The driver as one backend sees it: its allocations and kernel modules recorded, for `releaseAll`. */
 export type OwningDriver = CudaDriver & {
-  /** Waits for the stream, then frees every device and pinned allocation made through this view and not yet freed. */
+  /**
+   * Waits for the stream, then frees every device and pinned allocation made through this view and not yet freed,
+   * and unloads its kernel modules. The view refuses to allocate afterwards.
+   */
   releaseAll(): void;
 };
 
 /**
- * The process's one driver seen by one backend: alloc and free (device and pinned host) go through this view and
- * are recorded, so that `releaseAll` frees whatever the backend still holds when its model unloads. Everything else
- * is the driver's own: the view's prototype is the driver, whose fields are set once, in its constructor.
+ * The process's one driver seen by one backend: alloc and free (device and pinned host) and module loads go through
+ * this view and are recorded, so that `releaseAll` frees whatever the backend still holds when its model unloads.
+ * A free of memory the view does not hold (already freed by `releaseAll`) does nothing: that address may belong to
+ * another backend by then. Everything else is the driver's own: the view's prototype is the driver, whose fields
+ * are set once, in its constructor.
  */
 export function owningDriver(drv: CudaDriver): OwningDriver {
   const device = new Set<DevPtr>();
   const host = new Set<Handle>();
+  const modules: Handle[] = [];
+  let released = false;
+  const live = () => {
+    if (released) throw new Error('this CUDA backend was released (its model unloaded)');
+  };
   const view = Object.create(drv) as OwningDriver;
   view.alloc = (bytes) => {
+    live();
     const p = drv.alloc(bytes);
     device.add(p);
     return p;
   };
   view.free = (p) => {
-    device.delete(p);
-    drv.free(p);
+    if (device.delete(p)) drv.free(p);
   };
   view.allocHost = (bytes) => {
+    live();
     const h = drv.allocHost(bytes);
     host.add(h.handle);
     return h;
   };
   view.freeHost = (handle) => {
-    host.delete(handle);
-    drv.freeHost(handle);
+    if (host.delete(handle)) drv.freeHost(handle);
+  };
+  view.loadModule = (image) => {
+    live();
+    const m = drv.loadModule(image);
+    modules.push(m);
+    return m;
   };
   view.releaseAll = () => {
+    if (released) return;
+    released = true;
     drv.sync();
     for (const p of device) drv.free(p);
     for (const h of host) drv.freeHost(h);
+    for (const m of modules) drv.check(drv.api.cuModuleUnload(m), 'cuModuleUnload');
     device.clear();
     host.clear();
+    modules.length = 0;
   };
   return view;
 }

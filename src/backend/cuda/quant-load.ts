@@ -20,11 +20,13 @@ export function keepsBlocks(w: HostTensor, transpose: boolean): boolean {
 }
 
 /**
- * A quantized 1-D, 3-D (GGUF experts) or transposed weight dequantized on the host, as the CPU backend keeps it in
- * float (the staging ring converts and transposes it on the way up); null for any other weight.
+ * A weight in blocks or codes that the backend does not keep so, dequantized on the host as the CPU backend keeps it
+ * (the staging ring converts and transposes it on the way up): a quantized 1-D, 3-D (GGUF experts) or transposed
+ * one, or an FP8 checkpoint's `f8_e4m3` matrix that is not stored as FP8 (a side off the multiples of 16, a card
+ * without FP8) through its row scales. Null for any other weight.
  */
 export function dequantizedOnHost(w: HostTensor): HostTensor | null {
-  if (!isQuantType(w.dtype) || hostByteLength(w) === 0) return null;
+  if (!(isQuantType(w.dtype) || w.dtype === 'f8_e4m3') || hostByteLength(w) === 0) return null;
   return { name: w.name, shape: w.shape, dtype: 'f32', bytes: new Uint8Array(toFloat32(w).buffer) };
 }
 

@@ -63,9 +63,15 @@ export function quantGemvTmax(rows: number): 1 | 2 | 4 | 8 {
  */
 export const QUANT_SCRATCH_BYTES = 32 << 20;
 
-/** Rows of a `cols`-wide weight per scratch run of at most `runBytes` (at least one row). */
+/**
+ * Rows of a `cols`-wide weight per scratch run of at most `runBytes` (at least one row), a multiple of 256 bytes' worth
+ * of output columns where a run holds that many: each run's GEMM writes at its first column, and cuBLASLt's
+ * algorithms (picked once per shape) assume 256-byte-aligned outputs.
+ */
 export function scratchRows(cols: number, dtype: DType, runBytes = QUANT_SCRATCH_BYTES): number {
-  return Math.max(1, Math.floor(runBytes / (cols * DTYPE_BYTES[dtype])));
+  const rows = Math.floor(runBytes / (cols * DTYPE_BYTES[dtype]));
+  const align = 256 / DTYPE_BYTES[dtype];
+  return rows >= align ? rows - (rows % align) : Math.max(1, rows);
 }
 
 /** Bytes of the dequantization scratch a quantized weight of `shape` needs: its rows per run, or all of them. */

@@ -4,6 +4,8 @@ import type { DevPtr, Handle } from './driver.ts';
 import type { StreamEvent } from './stream-event.ts';
 import { type Conversion, type ConvertJob, weightLayout } from './weight-convert.ts';
 
+/** Where in a slot each tensor's bytes start (a multiple of this). */
+const STAGE_ALIGN = 16;
 /** What the upload ring asks of the driver (CudaDriver; a fake in tests). */
 export interface UploadDevice {
   allocHost(bytes: number): { buffer: ArrayBuffer; addr: bigint; handle: Handle };
@@ -83,6 +85,9 @@ export class WeightUploader {
 
   private stream(w: HostTensor, dst: DevPtr, total: number, unit: number, conversion: Conversion | null): void {
     this.stats.tensors++;
+    // Each tensor starts 16-byte aligned in its slot: a conversion reads its staged values in place (an f32 after an
+    // odd count of 16-bit values or of quantized bytes would be misaligned, and that error ends the CUDA context).
+    this.used = Math.min(this.slotBytes, Math.ceil(this.used / STAGE_ALIGN) * STAGE_ALIGN);
     for (let pos = 0; pos < total; ) {
       const slot = this.slot();
       let n = Math.min(total - pos, this.slotBytes - this.used);

@@ -66,3 +66,18 @@ test('an engine shut down releases the backend it loaded (a server unloading a m
     `workers held ${held} buffers before the shutdown, ${after} after`,
   );
 });
+
+test('an engine given a backend leaves it alone at shutdown: the caller frees it', async () => {
+  const backend = new CpuBackend({ threads: THREADS });
+  const loaded = loadEngine(undefined, { device: 'cpu', backend, log: () => {} });
+  for await (const _ of loaded.engine.generate({ prompt: 'Once upon a time', params: { maxTokens: 4 } }));
+  const pool = CpuThreads.running(THREADS)!;
+  const held = pool.census();
+  await loaded.engine.shutdown();
+  assert.deepEqual(pool.census(), held);
+  backend.release();
+  assert.ok(
+    pool.census().every((n, i) => n < held[i]!),
+    'released by its owner',
+  );
+});

@@ -220,3 +220,14 @@ test('SIMD linear over worker threads equals the JavaScript kernels on one threa
     for (let r = 0; r < 2; r++) assert.deepEqual(three.toHost(three.linear(x, w3, bias)), want, `T=${T}`);
   }
 });
+
+test('quantized linear over worker threads, prefill-sized too (row chunks claimed, token groups), equals one thread', () => {
+  const one = new CpuBackend({ threads: 1 });
+  const three = new CpuBackend({ threads: 3 });
+  const parts = [host('q4_k', 200, 4096, 1, true), host('q6_k', 136, 4096, 2, true), host('q8_0', 64, 4096, 3, true)];
+  const [w1, w3] = [one.loadStacked(parts), three.loadStacked(parts)];
+  for (const T of [4, 17, 60]) {
+    const x = new CpuTensor([T, 4096], random(T * 4096, T));
+    assert.deepEqual(three.toHost(three.linear(x, w3)), one.toHost(one.linear(x, w1)), `T=${T}`);
+  }
+});

@@ -38,3 +38,14 @@ test('an override replaces a helper body; naming a helper that does not exist is
   assert.equal((await run(text)).f(2), 1 * 3 + 20);
   assert.throws(() => inlineHelpers(MODULE, { $nope: '(i32.const 0)' }), /no helper \$nope/);
 });
+
+test('a function with unnamed parameters stays a function; an unnamed exported one keeps its declarations in front', async () => {
+  const text = `(module
+    (func $add (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+    (func $twice (param $x i32) (result i32) (i32.add (local.get $x) (local.get $x)))
+    (func (export "f") (param $p i32) (result i32) (call $add (call $twice (local.get $p)) (i32.const 1))))`;
+  const inlined = inlineHelpers(text);
+  assert.match(inlined, /call \$add/);
+  assert.doesNotMatch(inlined, /call \$twice/);
+  assert.equal((await run(inlined)).f(5), 11);
+});

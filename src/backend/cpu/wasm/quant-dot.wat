@@ -32,6 +32,21 @@
   (func $lane16 (param $v v128) (param $l i32) (result v128)
     (i8x16.swizzle (local.get $v) (i16x8.splat (i32.add (i32.mul (local.get $l) (i32.const 0x0202)) (i32.const 0x0100)))))
 
+  ;; Q4_K's and Q5_K's 12 scale bytes (at p + 4) unpacked as ggml does: bytes 0..7 the sub-blocks' 6-bit scales,
+  ;; bytes 8..15 their mins.
+  (func $kScales (param $p i32) (result v128)
+    (call $kScaleWords (i32.load offset=4 (local.get $p)) (i32.load offset=8 (local.get $p))
+                       (i32.load offset=12 (local.get $p))))
+
+  (func $kScaleWords (param $u0 i32) (param $u1 i32) (param $u2 i32) (result v128)
+    (i32x4.replace_lane 3 (i32x4.replace_lane 2 (i32x4.replace_lane 1 (i32x4.splat
+      (i32.and (local.get $u0) (i32.const 0x3f3f3f3f)))
+      (i32.or (i32.and (local.get $u2) (i32.const 0x0f0f0f0f))
+              (i32.shl (i32.and (i32.shr_u (local.get $u0) (i32.const 6)) (i32.const 0x03030303)) (i32.const 4))))
+      (i32.and (local.get $u1) (i32.const 0x3f3f3f3f)))
+      (i32.or (i32.and (i32.shr_u (local.get $u2) (i32.const 4)) (i32.const 0x0f0f0f0f))
+              (i32.shl (i32.and (i32.shr_u (local.get $u1) (i32.const 6)) (i32.const 0x03030303)) (i32.const 4)))))
+
   ;; 16 int8 products summed in pairs as an i16x8: activation levels are within ±127, so a lane is at most 2·128·127.
   (func $mul16 (param $w v128) (param $a v128) (result v128)
     (i16x8.add (i16x8.extmul_low_i8x16_s (local.get $w) (local.get $a))
@@ -268,7 +283,7 @@
   (func (export "q4_k") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
         (param $sums i32) (param $out i32)
     (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $s i32)
-    (local $acc f64) (local $u0 i32) (local $u1 i32) (local $u2 i32)
+    (local $acc f64)
     (local $scales v128) (local $sc16 v128) (local $isum v128) (local $q v128) (local $c i32) (local $j i32)
     (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
     (block $done (loop $row
@@ -281,17 +296,7 @@
       (local.set $s (local.get $sums))
       (block $rowDone (loop $block
         (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
-        ;; ggml's unpacking of the 12 scale bytes: bytes 0..7 of $scales the scales, bytes 8..15 the mins.
-        (local.set $u0 (i32.load offset=4 (local.get $p)))
-        (local.set $u1 (i32.load offset=8 (local.get $p)))
-        (local.set $u2 (i32.load offset=12 (local.get $p)))
-        (local.set $scales (i32x4.replace_lane 3 (i32x4.replace_lane 2 (i32x4.replace_lane 1 (i32x4.splat
-          (i32.and (local.get $u0) (i32.const 0x3f3f3f3f)))
-          (i32.or (i32.and (local.get $u2) (i32.const 0x0f0f0f0f))
-                  (i32.shl (i32.and (i32.shr_u (local.get $u0) (i32.const 6)) (i32.const 0x03030303)) (i32.const 4))))
-          (i32.and (local.get $u1) (i32.const 0x3f3f3f3f)))
-          (i32.or (i32.and (i32.shr_u (local.get $u2) (i32.const 4)) (i32.const 0x0f0f0f0f))
-                  (i32.shl (i32.and (i32.shr_u (local.get $u1) (i32.const 6)) (i32.const 0x03030303)) (i32.const 4)))))
+        (local.set $scales (call $kScales (local.get $p)))
         (local.set $sc16 (i16x8.extend_low_i8x16_u (local.get $scales)))
         (local.set $isum (v128.const i32x4 0 0 0 0))
         (local.set $c (i32.const 0))
@@ -342,7 +347,7 @@
   (func (export "q5_k") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
         (param $sums i32) (param $out i32)
     (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $s i32)
-    (local $acc f64) (local $u0 i32) (local $u1 i32) (local $u2 i32)
+    (local $acc f64)
     (local $scales v128) (local $sc16 v128) (local $isum v128) (local $q0 v128) (local $q1 v128) (local $h0 v128) (local $h1 v128)
     (local $c i32) (local $j i32)
     (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
@@ -356,16 +361,7 @@
       (local.set $s (local.get $sums))
       (block $rowDone (loop $block
         (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
-        (local.set $u0 (i32.load offset=4 (local.get $p)))
-        (local.set $u1 (i32.load offset=8 (local.get $p)))
-        (local.set $u2 (i32.load offset=12 (local.get $p)))
-        (local.set $scales (i32x4.replace_lane 3 (i32x4.replace_lane 2 (i32x4.replace_lane 1 (i32x4.splat
-          (i32.and (local.get $u0) (i32.const 0x3f3f3f3f)))
-          (i32.or (i32.and (local.get $u2) (i32.const 0x0f0f0f0f))
-                  (i32.shl (i32.and (i32.shr_u (local.get $u0) (i32.const 6)) (i32.const 0x03030303)) (i32.const 4))))
-          (i32.and (local.get $u1) (i32.const 0x3f3f3f3f)))
-          (i32.or (i32.and (i32.shr_u (local.get $u2) (i32.const 4)) (i32.const 0x0f0f0f0f))
-                  (i32.shl (i32.and (i32.shr_u (local.get $u1) (i32.const 6)) (i32.const 0x03030303)) (i32.const 4)))))
+        (local.set $scales (call $kScales (local.get $p)))
         (local.set $h0 (v128.load offset=16 (local.get $p)))
         (local.set $h1 (v128.load offset=32 (local.get $p)))
         (local.set $sc16 (i16x8.extend_low_i8x16_u (local.get $scales)))
