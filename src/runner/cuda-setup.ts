@@ -17,7 +17,7 @@ import { UserError } from '../util/errors.ts';
 import { kernelPlanModel } from './kernel-plan-model.ts';
 import { profileKvBlocks } from './kv-sizing.ts';
 import { cudaStartupParts } from './startup-report.ts';
-import { weightBytes } from './weight-bytes.ts';
+import { weightBlockTypes, weightBytes } from './weight-bytes.ts';
 
 export interface CudaModelOptions {
   /** --dtype: auto | bfloat16 | float16 | float32. */
@@ -98,7 +98,8 @@ function loadOnCuda<M>(
     weightBytes: bytes,
     loadProgress: progressLine(bytes, o.progress),
   });
-  const pool = prefetchKernels(backend, kernelPlanModel(config, pooling ? 1 : o.maxNumSeqs));
+  const blockTypes = weightBlockTypes(dir, o.quantScheme);
+  const pool = prefetchKernels(backend, kernelPlanModel(config, pooling ? 1 : o.maxNumSeqs, blockTypes));
   const loadStart = performance.now();
   const model = releasingOnError(
     () => [backend],

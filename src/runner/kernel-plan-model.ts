@@ -1,12 +1,18 @@
 import type { KernelPlanModel } from '../backend/cuda/kernel-plan.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
+import type { QuantType } from '../primitives/ggml-types.ts';
 
 /**
  * The shapes a decoder's kernels are built for, from its config alone: attention per head size, and the decode
- * linears of a Llama-shaped layer (packed q/k/v, o, packed gate/up, down) and the LM head. Models shaped otherwise
- * still run: a module the plan misses compiles on first use.
+ * linears of a Llama-shaped layer (packed q/k/v, o, packed gate/up, down) and the LM head, and `quantTypes`, the
+ * quantized matrices' block types (runner/weight-bytes.ts's weightBlockTypes). Models shaped otherwise still run: a
+ * module the plan misses compiles on first use.
  */
-export function kernelPlanModel(c: ModelConfig, maxNumSeqs: number): KernelPlanModel {
+export function kernelPlanModel(
+  c: ModelConfig,
+  maxNumSeqs: number,
+  quantTypes: readonly QuantType[] = [],
+): KernelPlanModel {
   const { headDim: D, numHeads: H, numKvHeads: Hk, hiddenSize: hidden, intermediateSize: I } = c;
   return {
     attention: [{ headDim: D, group: H / Hk }],
@@ -20,5 +26,6 @@ export function kernelPlanModel(c: ModelConfig, maxNumSeqs: number): KernelPlanM
     act: c.hiddenAct.includes('gelu') ? 'gelu_tanh' : 'silu',
     normOffset: c.modelType.startsWith('gemma') ? 1 : 0,
     maxDecodeRows: maxNumSeqs,
+    quantTypes,
   };
 }

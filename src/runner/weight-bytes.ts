@@ -11,7 +11,7 @@ import { parseQuantizationConfig } from '../loader/quantization-config.ts';
 import { openSafetensors } from '../loader/safetensors.ts';
 import { loadDummyModel } from '../models/dummy.ts';
 import { loadPoolingModel } from '../models/pooling-load.ts';
-import { isQuantType } from '../primitives/ggml-types.ts';
+import { isQuantType, type QuantType } from '../primitives/ggml-types.ts';
 import { FP8_QUANTIZATION, type QuantScheme } from '../primitives/quant/mix.ts';
 import { quantStackGroups } from '../primitives/quant/stack.ts';
 
@@ -21,11 +21,15 @@ const aligned = (n: number) => Math.ceil(n / 256) * 256;
  * A stand-in backend that only counts the bytes the model's weights take in `dtype` (quantized matrices as blocks,
  * FP8 where asked and fitting).
  */
-function countingBackend(dtype: DType): { backend: Backend; bytes: () => number } {
+function countingBackend(dtype: DType): { backend: Backend; bytes: () => number; blockTypes: Set<QuantType> } {
   let bytes = 0;
+  const blockTypes = new Set<QuantType>();
   const loadStacked = (parts: readonly HostTensor[]): Tensor => {
     const groups = quantStackGroups(parts);
-    for (const g of groups) bytes += aligned(g.rows * g.rowBytes);
+    for (const g of groups) {
+      bytes += aligned(g.rows * g.rowBytes);
+      blockTypes.add(g.type);
+    }
     return { shape: [groups.reduce((a, g) => a + g.rows, 0), parts[0]!.shape[1]!], dtype };
   };
   const loadWeight = (w: HostTensor, opts?: WeightLoadOptions): Tensor => {
@@ -48,7 +52,7 @@ function countingBackend(dtype: DType): { backend: Backend; bytes: () => number 
       };
     },
   });
-  return { backend, bytes: () => bytes };
+  return { backend, bytes: () => bytes, blockTypes };
 }
 
 /**
@@ -96,6 +100,25 @@ function checkpointBytes(dir: string, dtype: DType, keepFp8: boolean): number {
   } finally {
     source.close();
   }
+}
+
+/**
+ * The block types the device keeps the model's quantized matrices in (one kernels/quant.cu build each, which the
+ * kernel plan compiles ahead): a GGUF file's, or those `quantization` gives the matrices at load. None otherwise.
+ */
+export function weightBlockTypes(dir: string, quantization?: QuantScheme): QuantType[] {
+  if (quantization) {
+    const c = countingBackend('bf16');
+    loadDummyModel(dir, c.backend, { quantization });
+    return [...c.blockTypes];
+  }
+  if (!isGgufPath(dir)) return [];
+  const types = new Set<QuantType>();
+  for (const t of ggufHeader(dir).tensors.values()) {
+    const stored = t.type.stored;
+    if (stored !== undefined && isQuantType(stored) && t.dims.length === 2) types.add(stored);
+  }
+  return [...types];
 }
 
 /** A GGUF file's tensors on the device: quantized matrices as their blocks, everything else in `dtype`. */

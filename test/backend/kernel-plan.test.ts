@@ -69,3 +69,11 @@ test('f32 takes the simple attention kernel; with the GEMV off no GEMV is built'
   assert.ok(gemma.includes(key({ file: 'norm', defines: { PAGODA_DTYPE: 2, W_OFFSET: 1 } })));
   assert.ok(gemma.includes(key({ file: 'elementwise', defines: { PAGODA_DTYPE: 2, ACT: 1 } })));
 });
+
+test('a model with quantized matrices: one quant.cu module per block type, in the storage dtype, as the launchers ask', () => {
+  const plan = keys('bf16', { ...llama, quantTypes: ['q4_k', 'q6_k'] });
+  for (const QTYPE of [7, 9])
+    assert.ok(plan.includes(key({ file: 'quant', defines: { PAGODA_DTYPE: 2, QTYPE } })), `QTYPE ${QTYPE}`);
+  assert.equal(plan.filter((k) => k.startsWith('quant ')).length, 2);
+  assert.ok(!keys('bf16').some((k) => k.startsWith('quant ')), 'none for a 16-bit model');
+});

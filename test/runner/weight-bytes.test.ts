@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { quantizeToGguf } from '../../src/loader/gguf/quantize.ts';
 import { parseQuantization } from '../../src/primitives/quant/mix.ts';
-import { weightBytes } from '../../src/runner/weight-bytes.ts';
+import { weightBlockTypes, weightBytes } from '../../src/runner/weight-bytes.ts';
 import { modelFixture, projectRoot } from '../helpers/fixtures.ts';
 import { FP8_VARIANTS, fixture } from '../helpers/fp8-fixtures.ts';
 
@@ -56,4 +56,16 @@ test('a GGUF file is sized from its tensor table: quantized matrices as stored, 
   // The same matrices in the same types; alignment differs (per tensor in the file, per stacked part when counted).
   assert.ok(Math.abs(fromFile - counted) <= 0.02 * counted, `GGUF ${fromFile}, counted ${counted}`);
   assert.ok(fromFile < 0.5 * weightBytes(tinyLlama.path, 'bf16', true), 'well under the bf16 weights');
+});
+
+test('the block types the kernel plan builds ahead: a GGUF file its own, a mix quantized at load the same, else none', {
+  skip: tinyLlama.skip,
+}, () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'pagoda-block-types-')), 'q4_k_m.gguf');
+  const scheme = parseQuantization('q4_k_m', 'test');
+  quantizeToGguf(tinyLlama.path, path, scheme);
+  // Q4_K_M: Q4_K, with Q6_K for the LM head (tied embeddings here), the V projection and half the down projections.
+  assert.deepEqual(weightBlockTypes(path).sort(), ['q4_k', 'q6_k']);
+  assert.deepEqual(weightBlockTypes(tinyLlama.path, scheme).sort(), ['q4_k', 'q6_k']);
+  assert.deepEqual(weightBlockTypes(tinyLlama.path), []);
 });

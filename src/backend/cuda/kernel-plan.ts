@@ -1,3 +1,4 @@
+import type { QuantType } from '../../primitives/ggml-types.ts';
 import type { DType, GatedActivation } from '../backend.ts';
 import { PAGED_ATTENTION, simpleAttentionDefines } from './attention.ts';
 import { ACT_MUL, ADD, ADD_BIAS, actDefines } from './elementwise.ts';
@@ -16,6 +17,7 @@ import type { KernelDecl } from './kernel.ts';
 import { GEMV, gemvDefines } from './linear.ts';
 import type { Defines } from './modules.ts';
 import { ADD_RMS_NORM, offsetDefines, RMS_NORM } from './norm.ts';
+import { QTYPE, QUANT_DEQUANT } from './quant-kernels.ts';
 import { RESHAPE_AND_CACHE, ROPE } from './rope.ts';
 import { SAMPLE_ROWS } from './sampling.ts';
 import { DTYPE_BYTES, DTYPE_DEFINE } from './tensor.ts';
@@ -38,6 +40,8 @@ export interface KernelPlanModel {
   normOffset: number;
   /** The most rows a decode step's linears see (--max-num-seqs): GEMV builds up to that many. */
   maxDecodeRows: number;
+  /** The block types of the quantized matrices (GGUF, or quantized at load): one kernels/quant.cu module each. */
+  quantTypes: readonly QuantType[];
 }
 
 /** What the plan needs to know of the backend: its storage type and the GEMV choices for its card. */
@@ -51,8 +55,9 @@ export interface KernelPlanBackend {
 /**
  * The kernel modules a model will ask for, built with the launchers' own define functions so each request is the very
  * module the launcher later gets: the per-file kernels (embedding, norms, RoPE and the KV cache write, elementwise
- * ops, sampling, weight conversion), attention for each head size, and the decode GEMV for each linear shape and
- * row count where it beats cuBLASLt. Anything missed compiles on first use, as before.
+ * ops, sampling, weight conversion), attention for each head size, the decode GEMV for each linear shape and row
+ * count where it beats cuBLASLt, and the quantized matrices' kernels per block type. Anything missed compiles on
+ * first use, as before.
  */
 export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequest[] {
   const out = new Map<string, ModuleRequest>();
@@ -84,6 +89,8 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
     add(PAGED_DECODE[hd], decodeDefines(dtype, headDim, cfg.decode), false);
     add(PAGED_DECODE_MERGE, mergeDefines(dtype), false);
   }
+  // Every quant.cu kernel of a type (GEMV, dequantization, embedding gather) lies in that type's one module.
+  for (const t of m.quantTypes) add(QUANT_DEQUANT, { QTYPE: QTYPE[t] });
   if (b.gemv) {
     for (let T = 1; T < 2 * m.maxDecodeRows && T <= GEMV_MAX_ROWS; T *= 2) {
       for (const l of m.linears) {
