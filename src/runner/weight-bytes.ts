@@ -59,9 +59,9 @@ function countingBackend(dtype: DType): { backend: Backend; bytes: () => number;
  * Bytes the weights of the model in `dir` take on the device in `dtype`, so they can be one allocation: counted
  * exactly by building the model (`pooling`: as an embedding or reranking model; `quantization`: its matrices as
  * that scheme's blocks) on a counting backend for dummy weights and for `fp8` (`--quantization fp8`: the checkpoint's
- * shapes as config.json gives them), from a GGUF file's tensor table (quantized matrices as stored), estimated from
- * the safetensors file sizes otherwise (headers make it a slight overestimate, and a checkpoint quantized to blocks at
- * load takes less), or for an FP8 checkpoint from the tensors' element counts (scales included): one byte per FP8
+ * shapes as config.json gives them) and for a checkpoint quantized to blocks at load (`quantization`), from a GGUF
+ * file's tensor table (quantized matrices as stored), estimated from the safetensors file sizes otherwise (headers
+ * make it a slight overestimate), or for an FP8 checkpoint from the tensors' element counts (scales included): one byte per FP8
  * value where a card with FP8 keeps them, else dequantized.
  */
 export function weightBytes(
@@ -72,7 +72,8 @@ export function weightBytes(
   fp8 = false,
   quantization?: QuantScheme,
 ): number {
-  if (dummy || fp8) {
+  // A checkpoint quantized at load takes its blocks' bytes, not its files': counted like a dummy of that mix.
+  if (dummy || fp8 || (quantization && !isGgufPath(dir))) {
     const c = countingBackend(dtype);
     if (pooling) loadPoolingModel(dir, c.backend, { dummy: true });
     else loadDummyModel(dir, c.backend, { quantization: fp8 ? FP8_QUANTIZATION : quantization });

@@ -69,3 +69,10 @@ test('the block types the kernel plan builds ahead: a GGUF file its own, a mix q
   assert.deepEqual(weightBlockTypes(tinyLlama.path, scheme).sort(), ['q4_k', 'q6_k']);
   assert.deepEqual(weightBlockTypes(tinyLlama.path), []);
 });
+
+test('a 16-bit checkpoint quantized at load reserves its blocks, not its files', { skip: tinyLlama.skip }, () => {
+  const scheme = parseQuantization('q4_k_m', 'test');
+  const atLoad = weightBytes(tinyLlama.path, 'bf16', false, false, false, scheme);
+  assert.equal(atLoad, weightBytes(tinyLlama.path, 'bf16', true, false, false, scheme));
+  assert.ok(atLoad < 0.5 * weightBytes(tinyLlama.path, 'bf16', false), 'well under the checkpoint in bf16');
+});
