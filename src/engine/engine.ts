@@ -239,7 +239,9 @@ export class Engine implements EngineApi {
     this.closed = true;
     if (force) for (const id of [...this.live.keys()]) this.abort(id);
     while (this.loop) await this.loop;
-    await Promise.all([this.encoder.close(), this.config.grammar?.close()]).finally(() => this.config.release?.());
+    const closed = await Promise.allSettled([this.encoder.close(), this.config.grammar?.close()]);
+    this.config.release?.();
+    for (const c of closed) if (c.status === 'rejected') throw c.reason;
   }
 
   /** Compiles a request's grammar in a worker (cached by spec); the request queues once it is ready. */

@@ -98,14 +98,22 @@ function loadOnCuda<M>(
     weightBytes: bytes,
     loadProgress: progressLine(bytes, o.progress),
   });
-  const blockTypes = weightBlockTypes(dir, o.quantScheme);
-  const pool = prefetchKernels(backend, kernelPlanModel(config, pooling ? 1 : o.maxNumSeqs, blockTypes));
-  const loadStart = performance.now();
-  const model = releasingOnError(
+  // Anything failing from here on frees the backend and stops the compile workers.
+  const { pool, loadStart, model, upload } = releasingOnError(
     () => [backend],
-    () => build(backend),
+    () => {
+      const blockTypes = weightBlockTypes(dir, o.quantScheme);
+      const pool = prefetchKernels(backend, kernelPlanModel(config, pooling ? 1 : o.maxNumSeqs, blockTypes));
+      try {
+        const loadStart = performance.now();
+        const model = build(backend);
+        return { pool, loadStart, model, upload: backend.finishLoading() };
+      } catch (e) {
+        pool.close();
+        throw e;
+      }
+    },
   );
-  const upload = backend.finishLoading();
   o.progress?.(null);
   const loadEnd = performance.now();
   pool.poll();

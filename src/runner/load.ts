@@ -200,14 +200,15 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
     options.maxNumBatchedTokens ?? (onCpu ? 256 : 8192),
     'max num batched tokens',
   );
-  let m: Model | undefined;
+  let m: Model;
+  let made: Backend | undefined;
   let numBlocks: number;
   let kvCacheBytes: number;
   let cudaStartup: (() => string) | null = null;
   const t0 = performance.now();
-  // A backend made here is freed if anything after its weights fails; one the caller passed in stays theirs.
+  // A backend made here (`made`) is freed if anything after it fails; one the caller passed in stays theirs.
   return releasingOnError(
-    () => (options.backend || !m ? [] : [m.backend]),
+    () => (made ? [made] : []),
     (): PreparedModel => {
       if (device === 'cuda' && !options.backend) {
         const cuda = loadCudaModel(modelDir, {
@@ -227,12 +228,12 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
           quantization: quantization && isFp8(quantization) ? options.quantization : undefined,
           quantScheme: quantization && !isFp8(quantization) ? quantization : undefined,
         });
-        m = cuda.model;
+        [m, made] = [cuda.model, cuda.backend];
         numBlocks = cuda.numBlocks;
         cudaStartup = cuda.startup;
         kvCacheBytes = numBlocks * cuda.backend.kvBlockBytes({ ...m.kvShape, blockSize, quant: kvQuant });
       } else {
-        const backend = options.backend ?? cpuBackend(ranks, options.cpuThreads);
+        const backend = options.backend ?? (made = cpuBackend(ranks, options.cpuThreads));
         const build = { maxModelLen, quantization };
         m = dummy ? loadDummyModel(modelDir, backend, build) : loadModel(modelDir, backend, { ...build, log });
         if (ranks > 1)
@@ -273,7 +274,6 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
           : loadTokenizer(modelDir, generation);
       const chatTemplate = storedChatTemplate(manifest, loadChatTemplate(modelDir));
       log(startupLine(t1 - t0, performance.now() - t1, cudaStartup?.() ?? null));
-
       return {
         runner,
         numBlocks,

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Backend } from '../backend/backend.ts';
 import { CpuBackend } from '../backend/cpu/backend.ts';
+import { releasingOnError } from '../backend/release-on-error.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import type { SentenceTransformersConfig } from '../loader/sentence-transformers.ts';
 import { loadTokenizer, readTokenizerConfig, type TextTokenizer } from '../loader/tokenizer.ts';
@@ -58,46 +59,53 @@ export function preparePoolingModel(model: string, options: EngineOptions = {}):
   const budget = positiveInt(options.maxNumBatchedTokens ?? (onCpu ? 256 : 8192), 'max num batched tokens');
   let loaded: LoadedPoolingModel;
   let deviceName = 'CPU';
-  if (device === 'cuda' && !options.backend) {
-    const cuda = loadCudaPoolingModel(modelDir, {
-      dtype: options.dtype,
-      dummy,
-      maxNumBatchedTokens: budget,
-      maxNumSeqs,
-      log,
-      progress: options.progress,
-      cuda: options.cuda,
-    });
-    loaded = cuda.loaded;
-    deviceName = cuda.backend.ctx.drv.info.name;
-    log(cuda.backend.memoryReport());
-    log(`start-up: ${cuda.startup()}`);
-  } else {
-    loaded = loadPoolingModel(modelDir, options.backend ?? new CpuBackend());
-  }
-  const { model: m, sentenceTransformers: st } = loaded;
-  const config = m.config;
-  const tokenizer =
-    dummy && !existsSync(join(modelDir, 'tokenizer.json'))
-      ? dummyTokenizer(config.vocabSize, { bosTokenId: null, eosTokenIds: [] })
-      : loadTokenizer(modelDir);
-  const tokenizerMax = Number(readTokenizerConfig(modelDir).model_max_length);
-  const limits = [m.encoder.maxPositions, st?.maxSeqLength ?? (tokenizerMax > 0 ? tokenizerMax : Infinity)];
-  // --max-model-len (PAGODA_CONTEXT_LENGTH) may lower the limit, never past the positions the model has.
-  const wanted = positiveInt(options.maxModelLen ?? Math.min(...limits), 'max model length');
-  const maxModelLen = Math.min(wanted, m.encoder.maxPositions);
-  return {
-    runner: new PoolingRunner(m),
-    task: m.task,
-    maxModelLen,
-    maxNumBatchedTokens: Math.max(budget, maxModelLen),
-    maxNumSeqs,
-    modelDir,
-    modelName: resolved.origin === 'path' ? basename(modelDir) : resolved.name,
-    backend: m.backend.name,
-    deviceName,
-    config,
-    tokenizer,
-    sentenceTransformers: st,
-  };
+  let made: Backend | undefined;
+  // A backend made here is freed if anything after it fails (a missing tokenizer); one passed in stays the caller's.
+  return releasingOnError(
+    () => (made ? [made] : []),
+    (): PreparedPoolingModel => {
+      if (device === 'cuda' && !options.backend) {
+        const cuda = loadCudaPoolingModel(modelDir, {
+          dtype: options.dtype,
+          dummy,
+          maxNumBatchedTokens: budget,
+          maxNumSeqs,
+          log,
+          progress: options.progress,
+          cuda: options.cuda,
+        });
+        [loaded, made] = [cuda.loaded, cuda.backend];
+        deviceName = cuda.backend.ctx.drv.info.name;
+        log(cuda.backend.memoryReport());
+        log(`start-up: ${cuda.startup()}`);
+      } else {
+        loaded = loadPoolingModel(modelDir, options.backend ?? (made = new CpuBackend()));
+      }
+      const { model: m, sentenceTransformers: st } = loaded;
+      const config = m.config;
+      const tokenizer =
+        dummy && !existsSync(join(modelDir, 'tokenizer.json'))
+          ? dummyTokenizer(config.vocabSize, { bosTokenId: null, eosTokenIds: [] })
+          : loadTokenizer(modelDir);
+      const tokenizerMax = Number(readTokenizerConfig(modelDir).model_max_length);
+      const limits = [m.encoder.maxPositions, st?.maxSeqLength ?? (tokenizerMax > 0 ? tokenizerMax : Infinity)];
+      // --max-model-len (PAGODA_CONTEXT_LENGTH) may lower the limit, never past the positions the model has.
+      const wanted = positiveInt(options.maxModelLen ?? Math.min(...limits), 'max model length');
+      const maxModelLen = Math.min(wanted, m.encoder.maxPositions);
+      return {
+        runner: new PoolingRunner(m),
+        task: m.task,
+        maxModelLen,
+        maxNumBatchedTokens: Math.max(budget, maxModelLen),
+        maxNumSeqs,
+        modelDir,
+        modelName: resolved.origin === 'path' ? basename(modelDir) : resolved.name,
+        backend: m.backend.name,
+        deviceName,
+        config,
+        tokenizer,
+        sentenceTransformers: st,
+      };
+    },
+  );
 }

@@ -61,8 +61,9 @@ function countingBackend(dtype: DType): { backend: Backend; bytes: () => number;
  * that scheme's blocks) on a counting backend for dummy weights and for `fp8` (`--quantization fp8`: the checkpoint's
  * shapes as config.json gives them) and for a checkpoint quantized to blocks at load (`quantization`), from a GGUF
  * file's tensor table (quantized matrices as stored), estimated from the safetensors file sizes otherwise (headers
- * make it a slight overestimate), or for an FP8 checkpoint from the tensors' element counts (scales included): one byte per FP8
- * value where a card with FP8 keeps them, else dequantized.
+ * make it a slight overestimate), or for an FP8 checkpoint from the tensors' element counts (scales included): one
+ * byte per FP8 value where a card with FP8 keeps them, else dequantized. A checkpoint that stores an LM head its
+ * config.json says is tied takes more than counted; the weight slab then grows by another allocation.
  */
 export function weightBytes(
   dir: string,
@@ -108,12 +109,12 @@ function checkpointBytes(dir: string, dtype: DType, keepFp8: boolean): number {
  * kernel plan compiles ahead): a GGUF file's, or those `quantization` gives the matrices at load. None otherwise.
  */
 export function weightBlockTypes(dir: string, quantization?: QuantScheme): QuantType[] {
-  if (quantization) {
+  if (!isGgufPath(dir)) {
+    if (!quantization) return [];
     const c = countingBackend('bf16');
     loadDummyModel(dir, c.backend, { quantization });
     return [...c.blockTypes];
   }
-  if (!isGgufPath(dir)) return [];
   const types = new Set<QuantType>();
   for (const t of ggufHeader(dir).tensors.values()) {
     const stored = t.type.stored;

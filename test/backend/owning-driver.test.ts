@@ -43,6 +43,8 @@ test("a backend's view of the driver frees, at release, what it still holds and 
   view.freeHost('h32');
   const m = view.loadModule(new Uint8Array(1));
   view.free(a);
+  assert.throws(() => view.free(a), /freed twice/, 'a double free while the backend lives is an error');
+  assert.throws(() => view.freeHost('h32'), /freed twice/);
   assert.equal((view as unknown as typeof drv).describe(), 'the fake', 'other methods are the driver own');
   log.length = 0;
   view.releaseAll();
@@ -63,7 +65,7 @@ test('two views of one driver keep their own records', () => {
   const [one, two] = [owningDriver(drv as unknown as CudaDriver), owningDriver(drv as unknown as CudaDriver)];
   const p = one.alloc(8);
   const q = two.alloc(8);
-  one.free(q);
+  assert.throws(() => one.free(q), /not allocated by this backend/);
   log.length = 0;
   one.releaseAll();
   assert.deepEqual(log, ['sync', `free ${p.toString(16)}`], "one's release frees its own memory only");

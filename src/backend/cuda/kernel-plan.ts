@@ -68,6 +68,8 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
   };
   // The weight conversion first: a checkpoint stored in another dtype needs it while it loads.
   for (const decl of [CONVERT_WEIGHT, EMBEDDING, ROPE, RESHAPE_AND_CACHE, SAMPLE_ROWS]) add(decl, {});
+  // Every quant.cu kernel of a type (dummy blocks while loading, GEMV, dequantization, gather) is in its one module.
+  for (const t of m.quantTypes) add(QUANT_DEQUANT, { QTYPE: QTYPE[t] });
   add(ADD_BIAS, {});
   add(ACT_MUL, actDefines(m.act));
   add(RMS_NORM, offsetDefines(m.normOffset));
@@ -89,8 +91,6 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
     add(PAGED_DECODE[hd], decodeDefines(dtype, headDim, cfg.decode), false);
     add(PAGED_DECODE_MERGE, mergeDefines(dtype), false);
   }
-  // Every quant.cu kernel of a type (GEMV, dequantization, embedding gather) lies in that type's one module.
-  for (const t of m.quantTypes) add(QUANT_DEQUANT, { QTYPE: QTYPE[t] });
   if (b.gemv) {
     for (let T = 1; T < 2 * m.maxDecodeRows && T <= GEMV_MAX_ROWS; T *= 2) {
       for (const l of m.linears) {

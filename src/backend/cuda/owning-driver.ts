@@ -12,8 +12,8 @@ export type OwningDriver = CudaDriver & {
 /**
  * The process's one driver seen by one backend: alloc and free (device and pinned host) and module loads go through
  * this view and are recorded, so that `releaseAll` frees whatever the backend still holds when its model unloads.
- * A free of memory the view does not hold (already freed by `releaseAll`) does nothing: that address may belong to
- * another backend by then. Everything else is the driver's own: the view's prototype is the driver, whose fields
+ * A free of memory the view does not hold is an error while the backend lives (a double free), and does nothing after
+ * `releaseAll` (that address may belong to another backend by then). Everything else is the driver's own: the view's prototype is the driver, whose fields
  * are set once, in its constructor.
  */
 export function owningDriver(drv: CudaDriver): OwningDriver {
@@ -33,6 +33,7 @@ export function owningDriver(drv: CudaDriver): OwningDriver {
   };
   view.free = (p) => {
     if (device.delete(p)) drv.free(p);
+    else if (!released) throw new Error(`cuMemFree of ${p}: not allocated by this backend, or freed twice`);
   };
   view.allocHost = (bytes) => {
     live();
@@ -42,6 +43,7 @@ export function owningDriver(drv: CudaDriver): OwningDriver {
   };
   view.freeHost = (handle) => {
     if (host.delete(handle)) drv.freeHost(handle);
+    else if (!released) throw new Error('cuMemFreeHost: memory not allocated by this backend, or freed twice');
   };
   view.loadModule = (image) => {
     live();
