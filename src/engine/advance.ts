@@ -66,10 +66,12 @@ export function advanceRequest(ctx: StepContext, r: Request): boolean {
 
 /**
  * Masks the tokens the sequence's grammar forbids; a complete grammar (only stop tokens left) ends the sequence
- * instead, and returns false.
+ * instead, and returns false, as it does when the grammar's worker failed.
  */
 function applyGrammar(ctx: StepContext, seq: Sequence, logits: Float32Array): boolean {
   const state = seq.grammar!.state();
+  // Its worker failed: the next step fails this request (with the worker's error), and only it.
+  if (state === SlotState.Failed) return false;
   if (state === SlotState.Rejected) throw new Error('a token drawn under a grammar was rejected by it');
   if (state !== SlotState.Running) {
     finishSeq(ctx, seq, 'stop', null);

@@ -4,7 +4,7 @@ import {
   type GrammarReply,
   type GrammarRequest,
   maskWords,
-  type SlotState,
+  SlotState,
   stateIndex,
   versionIndex,
 } from './shared-state.ts';
@@ -150,21 +150,29 @@ export class GrammarService {
     return this.slotFailure[slot]!;
   }
 
-  /** @internal Waits (blocking: the worker answers in microseconds unless it compiles) for the slot's last answer. */
+  /**
+   * @internal Waits (blocking: the worker answers in microseconds unless it compiles) for the slot's last answer.
+   * A worker that failed, or stays silent past the timeout, fails its own matchers (their requests fail at the next
+   * step) and this returns `Failed`: no one else's request is touched.
+   */
   waitFor(slot: number): SlotState {
-    const failure = this.slotFailure[slot];
-    if (failure) throw failure;
+    if (this.slotFailure[slot]) return SlotState.Failed;
+    const worker = this.slotWorker[slot]!;
     const at = versionIndex(slot);
     const version = this.issued[slot]!;
     const deadline = Date.now() + MASK_TIMEOUT_MS;
     for (let v = Atomics.load(this.status, at); v < version; v = Atomics.load(this.status, at)) {
       const left = deadline - Date.now();
-      if (left <= 0 || !this.workers.includes(this.slotWorker[slot]!)) {
-        throw new Error('the grammar worker did not answer');
+      if (left <= 0) {
+        this.failWorker(worker, new Error(`the grammar worker did not answer in ${MASK_TIMEOUT_MS / 1000} s`));
+        return SlotState.Failed;
       }
       Atomics.wait(this.status, at, v, left);
     }
-    return Atomics.load(this.status, stateIndex(slot)) as SlotState;
+    const state = Atomics.load(this.status, stateIndex(slot)) as SlotState;
+    // Its 'failed' message (with the error) may still be queued behind this step: fail it now, by its state.
+    if (state === SlotState.Failed) this.failWorker(worker, new Error('a grammar worker failed'));
+    return state;
   }
 
   /** @internal */

@@ -4,6 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { compileSpec } from './compile.ts';
 import {
+  FAILED_VERSION_STEP,
   type GrammarReply,
   type GrammarRequest,
   type GrammarWorkerData,
@@ -176,7 +177,30 @@ async function handle(req: GrammarRequest): Promise<void> {
   }
 }
 
+/**
+ * Tells the step loop at once, through shared memory, that the slots this worker serves (and the request's own) will
+ * get no more answers: it may be blocked waiting for one, deaf to messages until it has it.
+ */
+function publishFailure(req: GrammarRequest): void {
+  const slots = new Set(matchers.keys());
+  if (req.op === 'open' || req.op === 'close') slots.add(req.slot);
+  if (req.op === 'advance') for (let i = 0; i < req.items.length; i += 2) slots.add(req.items[i]!);
+  for (const slot of slots) {
+    Atomics.store(status, stateIndex(slot), SlotState.Failed);
+    Atomics.add(status, versionIndex(slot), FAILED_VERSION_STEP);
+    Atomics.notify(status, versionIndex(slot));
+  }
+}
+
+/** After a failure the matchers' state is unknown: every later request is answered with the failure too. */
+let failed = false;
 let chain = Promise.resolve();
 parentPort!.on('message', (req: GrammarRequest) => {
-  chain = chain.then(() => handle(req)).catch((err: Error) => post({ op: 'failed', error: err.message }));
+  chain = chain
+    .then(() => (failed ? publishFailure(req) : handle(req)))
+    .catch((err: Error) => {
+      failed = true;
+      publishFailure(req);
+      post({ op: 'failed', error: err.message });
+    });
 });

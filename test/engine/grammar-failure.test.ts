@@ -33,7 +33,8 @@ function outcome() {
   return { seen, sink };
 }
 
-test('a grammar worker that dies fails only the requests whose matchers it held', { skip: fixture.skip }, async () => {
+/** An engine on the CPU with one grammar worker, stepped by hand. */
+function setup() {
   const dir = fixture.path;
   const model = loadModel(dir, new CpuBackend({ threads: 1 }));
   const tokenizer = loadTokenizer(dir);
@@ -58,6 +59,13 @@ test('a grammar worker that dies fails only the requests whose matchers it held'
     manual: true,
     grammar,
   });
+  // The service's one worker thread (reached past its privates on purpose).
+  const thread = () => (grammar as unknown as { workers: { thread: Worker }[] }).workers[0]!.thread;
+  return { grammar, engine, thread };
+}
+
+/** A request under a 100-letter grammar and a plain one, both running after four steps. */
+async function twoRunning(engine: Engine, grammar: GrammarService) {
   const letters: GrammarSpec = { type: 'regex', pattern: '[a-z]{100}' };
   const key = await grammar.compile(letters);
   const doomed = outcome();
@@ -70,10 +78,15 @@ test('a grammar worker that dies fails only the requests whose matchers it held'
   engine.submit({ prompt: [1, 7, 2], params: { maxTokens: 30, ignoreEos: true } }, plain.sink);
   for (let i = 0; i < 4; i++) engine.step();
   assert.ok(doomed.seen.tokens > 0 && doomed.seen.error === null);
+  return { doomed, plain };
+}
 
-  // The thread dies as an out-of-memory abort would take it (reached past the service's privates on purpose).
-  const { workers } = grammar as unknown as { workers: { thread: Worker }[] };
-  await workers[0]!.thread.terminate();
+test('a grammar worker that dies fails only the requests whose matchers it held', { skip: fixture.skip }, async () => {
+  const { grammar, engine, thread } = setup();
+  const { doomed, plain } = await twoRunning(engine, grammar);
+
+  // The thread dies as an out-of-memory abort would take it.
+  await thread().terminate();
   runToEnd(engine);
 
   assert.match(String(doomed.seen.error), /a grammar worker stopped/);
@@ -90,4 +103,21 @@ test('a grammar worker that dies fails only the requests whose matchers it held'
   runToEnd(engine);
   assert.deepEqual(again.seen, { tokens: again.seen.tokens, finish: 'stop', error: null });
   assert.equal(engine.stats().running, 0);
+});
+
+test('a worker that fails while the step loop waits on it fails its requests at once, through shared memory', {
+  skip: fixture.skip,
+}, async () => {
+  const { grammar, engine, thread } = setup();
+  const { doomed, plain } = await twoRunning(engine, grammar);
+  // A request that throws in the worker (a grammar that cannot compile, opened without the service's checks). The
+  // steps below never yield to the event loop, so the worker's 'failed' message cannot reach the service: only the
+  // shared status can stop the doomed request from waiting on, or from running on masks of a failed worker.
+  thread().postMessage({ op: 'open', slot: 7, key: 'broken', spec: { type: 'regex', pattern: '(' } });
+  runToEnd(engine);
+
+  assert.match(String(doomed.seen.error), /a grammar worker failed/);
+  assert.ok(doomed.seen.tokens < 100, `${doomed.seen.tokens} tokens drawn`);
+  assert.deepEqual(plain.seen, { tokens: 30, finish: 'length', error: null });
+  assert.equal(grammar.failedMatchers, 0, 'the failed matcher was released');
 });
