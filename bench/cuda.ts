@@ -13,7 +13,7 @@ import { loadDummyModel } from '../src/models/dummy.ts';
 import type { Model } from '../src/models/model.ts';
 import { profileKvBlocks } from '../src/runner/kv-sizing.ts';
 import { buildStepBatch, type ScheduledChunk } from '../src/runner/step-batch.ts';
-import { weightBytes } from '../src/runner/weight-bytes.ts';
+import { deviceWeights } from '../src/runner/weight-bytes.ts';
 
 const args = process.argv.slice(2);
 const dir = args[0] ?? 'bench/configs/llama3-8b';
@@ -40,7 +40,7 @@ const t0 = performance.now();
 const backend = new CudaBackend({
   ...settingsFromEnv().cuda,
   dtype: DTYPE,
-  weightBytes: weightBytes(dir, DTYPE, true),
+  weightBytes: deviceWeights(dir, { dtype: DTYPE, dummy: true }).bytes,
 });
 const MAX_MODEL_LEN = 2048;
 const model: Model = loadDummyModel(dir, backend, { maxModelLen: MAX_MODEL_LEN });

@@ -12,7 +12,7 @@ import { settingsFromEnv } from '../src/cli/settings.ts';
 import { loadDummyModel } from '../src/models/dummy.ts';
 import { parseQuantization } from '../src/primitives/quant/mix.ts';
 import { buildStepBatch, type ScheduledChunk } from '../src/runner/step-batch.ts';
-import { weightBytes } from '../src/runner/weight-bytes.ts';
+import { deviceWeights } from '../src/runner/weight-bytes.ts';
 
 const dir = process.argv[2] ?? 'bench/configs/llama3-8b';
 const quantization = process.argv[3] ? parseQuantization(process.argv[3], 'quantization') : undefined;
@@ -20,7 +20,7 @@ const BLOCK = 16;
 const backend = new CudaBackend({
   ...settingsFromEnv().cuda,
   dtype: 'bf16',
-  weightBytes: weightBytes(dir, 'bf16', true, false, false, quantization),
+  weightBytes: deviceWeights(dir, { dtype: 'bf16', dummy: true, quantization }).bytes,
 });
 const model = loadDummyModel(dir, backend, { quantization });
 const kv = backend.allocKvCache({ ...model.kvShape, numBlocks: 64, blockSize: BLOCK });

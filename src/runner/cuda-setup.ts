@@ -17,7 +17,7 @@ import { UserError } from '../util/errors.ts';
 import { kernelPlanModel } from './kernel-plan-model.ts';
 import { profileKvBlocks } from './kv-sizing.ts';
 import { cudaStartupParts } from './startup-report.ts';
-import { weightBlockTypes, weightBytes } from './weight-bytes.ts';
+import { deviceWeights } from './weight-bytes.ts';
 
 export interface CudaModelOptions {
   /** --dtype: auto | bfloat16 | float16 | float32. */
@@ -88,7 +88,13 @@ function loadOnCuda<M>(
 ): Loaded<M> {
   const config = loadModelConfig(dir);
   const dtype = cudaDtype(config.dtype, o.dtype ?? 'auto');
-  const bytes = weightBytes(dir, dtype, o.dummy === true, pooling, fp8, o.quantScheme);
+  const { bytes, blockTypes } = deviceWeights(dir, {
+    dtype,
+    dummy: o.dummy,
+    pooling,
+    fp8,
+    quantization: o.quantScheme,
+  });
   const probe = probeCuda({ weightBytes: bytes, cuda: o.cuda });
   if (probe instanceof CudaUnavailable) throw new UserError(`--device cuda: ${probe.reason}. ${probe.fix}`);
   const t0 = performance.now();
@@ -102,7 +108,6 @@ function loadOnCuda<M>(
   const { pool, loadStart, model, upload } = releasingOnError(
     () => [backend],
     () => {
-      const blockTypes = weightBlockTypes(dir, o.quantScheme);
       const pool = prefetchKernels(backend, kernelPlanModel(config, pooling ? 1 : o.maxNumSeqs, blockTypes));
       try {
         const loadStart = performance.now();

@@ -5,7 +5,7 @@ import type { QuantType } from '../primitives/ggml-types.ts';
 /**
  * The shapes a decoder's kernels are built for, from its config alone: attention per head size, and the decode
  * linears of a Llama-shaped layer (packed q/k/v, o, packed gate/up, down) and the LM head, and `quantTypes`, the
- * quantized matrices' block types (runner/weight-bytes.ts's weightBlockTypes). Models shaped otherwise still run: a
+ * quantized matrices' block types (runner/weight-bytes.ts's deviceWeights). Models shaped otherwise still run: a
  * module the plan misses compiles on first use.
  */
 export function kernelPlanModel(

@@ -55,39 +55,46 @@ function countingBackend(dtype: DType): { backend: Backend; bytes: () => number;
   return { backend, bytes: () => bytes, blockTypes };
 }
 
+/** How the model in `dir` is loaded onto the device. */
+export interface DeviceWeightOptions {
+  dtype: DType;
+  /** Random weights from config.json. */
+  dummy?: boolean;
+  /** As an embedding or reranking model. */
+  pooling?: boolean;
+  /** `--quantization fp8`. */
+  fp8?: boolean;
+  /** Its matrices as this scheme's blocks (a 16-bit checkpoint quantized at load, or dummy weights of that mix). */
+  quantization?: QuantScheme;
+}
+
 /**
- * Bytes the weights of the model in `dir` take on the device in `dtype`, so they can be one allocation: counted
- * exactly by building the model (`pooling`: as an embedding or reranking model; `quantization`: its matrices as
- * that scheme's blocks) on a counting backend for dummy weights and for `fp8` (`--quantization fp8`: the checkpoint's
- * shapes as config.json gives them) and for a checkpoint quantized to blocks at load (`quantization`), from a GGUF
- * file's tensor table (quantized matrices as stored), estimated from the safetensors file sizes otherwise (headers
- * make it a slight overestimate), or for an FP8 checkpoint from the tensors' element counts (scales included): one
- * byte per FP8 value where a card with FP8 keeps them, else dequantized. A checkpoint that stores an LM head its
- * config.json says is tied takes more than counted; the weight slab then grows by another allocation.
+ * What the weights of the model in `dir` take on the device: their bytes, so they can be one allocation, and the
+ * block types its quantized matrices are kept in (one kernels/quant.cu build each, which the kernel plan compiles
+ * ahead). Counted exactly by building the model once on a counting backend for dummy weights, for `fp8` (the
+ * checkpoint's shapes as config.json gives them) and for a checkpoint quantized at load; from a GGUF file's tensor
+ * table (quantized matrices as stored); estimated from the safetensors file sizes otherwise (headers make it a slight
+ * overestimate), or for an FP8 checkpoint from the tensors' element counts (scales included): one byte per FP8 value
+ * where a card with FP8 keeps them, else dequantized. A checkpoint that stores an LM head its config.json says is tied
+ * takes more than counted; the weight slab then grows by another allocation.
  */
-export function weightBytes(
-  dir: string,
-  dtype: DType,
-  dummy: boolean,
-  pooling = false,
-  fp8 = false,
-  quantization?: QuantScheme,
-): number {
+export function deviceWeights(dir: string, o: DeviceWeightOptions): { bytes: number; blockTypes: QuantType[] } {
+  const { dtype, quantization } = o;
   // A checkpoint quantized at load takes its blocks' bytes, not its files': counted like a dummy of that mix.
-  if (dummy || fp8 || (quantization && !isGgufPath(dir))) {
+  if (o.dummy || o.fp8 || (quantization && !isGgufPath(dir))) {
     const c = countingBackend(dtype);
-    if (pooling) loadPoolingModel(dir, c.backend, { dummy: true });
-    else loadDummyModel(dir, c.backend, { quantization: fp8 ? FP8_QUANTIZATION : quantization });
-    return c.bytes();
+    if (o.pooling) loadPoolingModel(dir, c.backend, { dummy: true });
+    else loadDummyModel(dir, c.backend, { quantization: o.fp8 ? FP8_QUANTIZATION : quantization });
+    return { bytes: c.bytes(), blockTypes: [...c.blockTypes] };
   }
-  if (isGgufPath(dir)) return ggufWeightBytes(dir, dtype);
+  if (isGgufPath(dir)) return ggufWeights(dir, dtype);
   const config = loadModelConfig(dir);
   const fp8Checkpoint = parseQuantizationConfig(config.raw, join(dir, 'config.json'));
-  if (fp8Checkpoint) return checkpointBytes(dir, dtype, keepsFp8(fp8Checkpoint));
+  if (fp8Checkpoint) return { bytes: checkpointBytes(dir, dtype, keepsFp8(fp8Checkpoint)), blockTypes: [] };
   const stored = config.dtype === 'float32' ? 4 : 2;
   let total = 0;
   for (const f of readdirSync(dir)) if (f.endsWith('.safetensors')) total += statSync(join(dir, f)).size;
-  return Math.ceil((total * DTYPE_BYTES[dtype]) / stored);
+  return { bytes: Math.ceil((total * DTYPE_BYTES[dtype]) / stored), blockTypes: [] };
 }
 
 function checkpointBytes(dir: string, dtype: DType, keepFp8: boolean): number {
@@ -104,32 +111,15 @@ function checkpointBytes(dir: string, dtype: DType, keepFp8: boolean): number {
   }
 }
 
-/**
- * The block types the device keeps the model's quantized matrices in (one kernels/quant.cu build each, which the
- * kernel plan compiles ahead): a GGUF file's, or those `quantization` gives the matrices at load. None otherwise.
- */
-export function weightBlockTypes(dir: string, quantization?: QuantScheme): QuantType[] {
-  if (!isGgufPath(dir)) {
-    if (!quantization) return [];
-    const c = countingBackend('bf16');
-    loadDummyModel(dir, c.backend, { quantization });
-    return [...c.blockTypes];
-  }
-  const types = new Set<QuantType>();
-  for (const t of ggufHeader(dir).tensors.values()) {
-    const stored = t.type.stored;
-    if (stored !== undefined && isQuantType(stored) && t.dims.length === 2) types.add(stored);
-  }
-  return [...types];
-}
-
 /** A GGUF file's tensors on the device: quantized matrices as their blocks, everything else in `dtype`. */
-function ggufWeightBytes(path: string, dtype: DType): number {
-  let total = 0;
+function ggufWeights(path: string, dtype: DType): { bytes: number; blockTypes: QuantType[] } {
+  let bytes = 0;
+  const types = new Set<QuantType>();
   for (const t of ggufHeader(path).tensors.values()) {
     const stored = t.type.stored;
     const quantMatrix = stored !== undefined && isQuantType(stored) && t.dims.length === 2;
-    total += aligned(quantMatrix ? t.byteLength : t.dims.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype]);
+    if (quantMatrix) types.add(stored);
+    bytes += aligned(quantMatrix ? t.byteLength : t.dims.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype]);
   }
-  return total;
+  return { bytes, blockTypes: [...types] };
 }

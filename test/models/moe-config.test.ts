@@ -10,7 +10,7 @@ import type { WeightSource } from '../../src/loader/safetensors.ts';
 import { loadDummyModel } from '../../src/models/dummy.ts';
 import { pickArchitecture } from '../../src/models/registry.ts';
 import { ModelWeights } from '../../src/models/weights.ts';
-import { weightBytes } from '../../src/runner/weight-bytes.ts';
+import { deviceWeights } from '../../src/runner/weight-bytes.ts';
 import { mulberry32 } from '../../src/util/random.ts';
 import { projectRoot } from '../helpers/fixtures.ts';
 import { PagedSession } from '../helpers/paged-session.ts';
@@ -150,11 +150,14 @@ test("the weight bytes of Qwen3-30B-A3B's full shape count every expert (about 6
     bytes(E * 2 * I * H) + // experts' gate/up
     bytes(E * H * I); // experts' down
   const want = L * perLayer + 2 * bytes(c.vocab_size * H) + bytes(H);
-  const got = weightBytes(configDir(QWEN3_30B_A3B), 'bf16', true);
+  const got = deviceWeights(configDir(QWEN3_30B_A3B), { dtype: 'bf16', dummy: true }).bytes;
   assert.equal(got, want);
   assert.ok(got > 60e9 && got < 62e9, `${got} bytes`);
   // The benchmarks' copy of the published config is the same shape.
-  assert.equal(weightBytes(join(projectRoot, 'bench', 'configs', 'qwen3-30b-a3b'), 'bf16', true), want);
+  assert.equal(
+    deviceWeights(join(projectRoot, 'bench', 'configs', 'qwen3-30b-a3b'), { dtype: 'bf16', dummy: true }).bytes,
+    want,
+  );
 });
 
 test('decoder_sparse_step and mlp_only_layers keep some layers dense, with the dense intermediate_size', () => {

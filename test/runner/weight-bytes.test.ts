@@ -5,17 +5,21 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { quantizeToGguf } from '../../src/loader/gguf/quantize.ts';
 import { parseQuantization } from '../../src/primitives/quant/mix.ts';
-import { weightBlockTypes, weightBytes } from '../../src/runner/weight-bytes.ts';
+import { type DeviceWeightOptions, deviceWeights } from '../../src/runner/weight-bytes.ts';
 import { modelFixture, projectRoot } from '../helpers/fixtures.ts';
 import { FP8_VARIANTS, fixture } from '../helpers/fp8-fixtures.ts';
+
+const bytesOf = (dir: string, o: DeviceWeightOptions) => deviceWeights(dir, o).bytes;
+const blockTypesOf = (dir: string, quantization?: DeviceWeightOptions['quantization']) =>
+  deviceWeights(dir, { dtype: 'bf16', quantization }).blockTypes.sort();
 
 test('an FP8 checkpoint is sized as it will load: per-block scales dequantized, per-channel / per-tensor kept FP8', () => {
   for (const { variant } of FP8_VARIANTS) {
     const dir = fixture(`tiny-llama-fp8-${variant}`);
     for (const dtype of ['bf16', 'f32'] as const) {
       // The dummy path counts exactly what the model's weights take on the device (with FP8 decoder matrices).
-      const exact = weightBytes(dir, dtype, true, false, variant !== 'block');
-      const estimate = weightBytes(dir, dtype, false);
+      const exact = bytesOf(dir, { dtype, dummy: true, fp8: variant !== 'block' });
+      const estimate = bytesOf(dir, { dtype });
       assert.ok(estimate >= exact && estimate < exact * 1.05, `${variant} ${dtype}: ${estimate} for ${exact} bytes`);
     }
   }
@@ -23,18 +27,22 @@ test('an FP8 checkpoint is sized as it will load: per-block scales dequantized, 
 
 test('--quantization fp8 counts its decoder matrices at one byte a value plus a float scale per row', () => {
   const dir = fixture('tiny-llama-fp8-block-dequantized');
-  const bf16 = weightBytes(dir, 'bf16', true);
-  const fp8 = weightBytes(dir, 'bf16', false, false, true);
-  assert.equal(fp8, weightBytes(dir, 'bf16', true, false, true), 'a checkpoint counts as its config.json shapes');
+  const bf16 = bytesOf(dir, { dtype: 'bf16', dummy: true });
+  const fp8 = bytesOf(dir, { dtype: 'bf16', fp8: true });
+  assert.equal(
+    fp8,
+    bytesOf(dir, { dtype: 'bf16', dummy: true, fp8: true }),
+    'a checkpoint counts as its config.json shapes',
+  );
   assert.ok(fp8 < bf16 && fp8 > bf16 / 2, `${fp8} bytes against ${bf16} in bf16`);
 });
 
 test('a dummy model quantized at load is sized as its blocks, counted without making them on the host', () => {
   const dir = join(projectRoot, 'bench', 'configs', 'llama3-8b');
-  const bf16 = weightBytes(dir, 'bf16', true);
+  const bf16 = bytesOf(dir, { dtype: 'bf16', dummy: true });
   const t0 = performance.now();
-  const q4km = weightBytes(dir, 'bf16', true, false, false, parseQuantization('q4_k_m', 'test'));
-  const q8 = weightBytes(dir, 'bf16', true, false, false, parseQuantization('q8_0', 'test'));
+  const q4km = bytesOf(dir, { dtype: 'bf16', dummy: true, quantization: parseQuantization('q4_k_m', 'test') });
+  const q8 = bytesOf(dir, { dtype: 'bf16', dummy: true, quantization: parseQuantization('q8_0', 'test') });
   // Counting builds no blocks: the host would take tens of seconds to make an 8B model's.
   assert.ok(performance.now() - t0 < 5000, `counting took ${performance.now() - t0} ms`);
   // Llama-3-8B: 8.03e9 weights, 16.06 GB in bf16; llama.cpp's Q4_K_M file is 4.92 GB, its Q8_0 8.54 GB. Norms
@@ -51,11 +59,11 @@ test('a GGUF file is sized from its tensor table: quantized matrices as stored, 
   const path = join(mkdtempSync(join(tmpdir(), 'pagoda-weight-bytes-')), 'q4_k_m.gguf');
   const scheme = parseQuantization('q4_k_m', 'test');
   quantizeToGguf(tinyLlama.path, path, scheme);
-  const fromFile = weightBytes(path, 'bf16', false);
-  const counted = weightBytes(tinyLlama.path, 'bf16', true, false, false, scheme);
+  const fromFile = bytesOf(path, { dtype: 'bf16' });
+  const counted = bytesOf(tinyLlama.path, { dtype: 'bf16', dummy: true, quantization: scheme });
   // The same matrices in the same types; alignment differs (per tensor in the file, per stacked part when counted).
   assert.ok(Math.abs(fromFile - counted) <= 0.02 * counted, `GGUF ${fromFile}, counted ${counted}`);
-  assert.ok(fromFile < 0.5 * weightBytes(tinyLlama.path, 'bf16', true), 'well under the bf16 weights');
+  assert.ok(fromFile < 0.5 * bytesOf(tinyLlama.path, { dtype: 'bf16', dummy: true }), 'well under the bf16 weights');
 });
 
 test('the block types the kernel plan builds ahead: a GGUF file its own, a mix quantized at load the same, else none', {
@@ -65,14 +73,17 @@ test('the block types the kernel plan builds ahead: a GGUF file its own, a mix q
   const scheme = parseQuantization('q4_k_m', 'test');
   quantizeToGguf(tinyLlama.path, path, scheme);
   // Q4_K_M: Q4_K, with Q6_K for the LM head (tied embeddings here), the V projection and half the down projections.
-  assert.deepEqual(weightBlockTypes(path).sort(), ['q4_k', 'q6_k']);
-  assert.deepEqual(weightBlockTypes(tinyLlama.path, scheme).sort(), ['q4_k', 'q6_k']);
-  assert.deepEqual(weightBlockTypes(tinyLlama.path), []);
+  assert.deepEqual(blockTypesOf(path), ['q4_k', 'q6_k']);
+  assert.deepEqual(blockTypesOf(tinyLlama.path, scheme), ['q4_k', 'q6_k']);
+  assert.deepEqual(blockTypesOf(tinyLlama.path), []);
+  // Dummy weights of a mix: its types, counted in the same pass as the bytes.
+  const dummy = deviceWeights(tinyLlama.path, { dtype: 'bf16', dummy: true, quantization: scheme });
+  assert.deepEqual(dummy.blockTypes.sort(), ['q4_k', 'q6_k']);
 });
 
 test('a 16-bit checkpoint quantized at load reserves its blocks, not its files', { skip: tinyLlama.skip }, () => {
   const scheme = parseQuantization('q4_k_m', 'test');
-  const atLoad = weightBytes(tinyLlama.path, 'bf16', false, false, false, scheme);
-  assert.equal(atLoad, weightBytes(tinyLlama.path, 'bf16', true, false, false, scheme));
-  assert.ok(atLoad < 0.5 * weightBytes(tinyLlama.path, 'bf16', false), 'well under the checkpoint in bf16');
+  const atLoad = bytesOf(tinyLlama.path, { dtype: 'bf16', quantization: scheme });
+  assert.equal(atLoad, bytesOf(tinyLlama.path, { dtype: 'bf16', dummy: true, quantization: scheme }));
+  assert.ok(atLoad < 0.5 * bytesOf(tinyLlama.path, { dtype: 'bf16' }), 'well under the checkpoint in bf16');
 });
