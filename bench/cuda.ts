@@ -8,6 +8,7 @@
 
 import type { SamplingRow } from '../src/backend/backend.ts';
 import { CudaBackend } from '../src/backend/cuda/backend.ts';
+import { streamMillis } from '../src/backend/cuda/stream-event.ts';
 import { settingsFromEnv } from '../src/cli/settings.ts';
 import { loadDummyModel } from '../src/models/dummy.ts';
 import type { Model } from '../src/models/model.ts';
@@ -130,7 +131,7 @@ function batch1(label: string): void {
   const ts = performance.now();
   for (let i = 0; i < n; i++) step([decodeChunk(r)], [r], 0);
   const ms = (performance.now() - ts) / n;
-  const gpuMs = backend.ctx.drv.time(() =>
+  const gpuMs = streamMillis(backend.ctx.drv, () =>
     backend.forwardStep(buildStepBatch([decodeChunk(r)], BLOCK), (s) => model.forward(s, kv)),
   );
   freeBlocks.push(...r.blocks);

@@ -8,6 +8,7 @@
 
 import { CudaBackend } from '../src/backend/cuda/backend.ts';
 import type { Handle } from '../src/backend/cuda/driver.ts';
+import { streamMillis } from '../src/backend/cuda/stream-event.ts';
 import { settingsFromEnv } from '../src/cli/settings.ts';
 import { loadDummyModel } from '../src/models/dummy.ts';
 import { parseQuantization } from '../src/primitives/quant/mix.ts';
@@ -38,7 +39,7 @@ let pos = 128;
 for (let i = 0; i < 4; i++) backend.forwardStep(buildStepBatch([decode(pos++)], BLOCK), (s) => model.forward(s, kv));
 const replays = 50;
 const graphMs =
-  drv.time(() => {
+  streamMillis(drv, () => {
     for (let i = 0; i < replays; i++)
       backend.forwardStep(buildStepBatch([decode(pos)], BLOCK), (s) => model.forward(s, kv));
   }) / replays;
@@ -47,7 +48,7 @@ const graphMs =
 const perKernel = new Map<string, { count: number; ms: number }>();
 const launch = drv.launch.bind(drv);
 drv.launch = (fn: Handle, name, grid, block, smem, kinds, args) => {
-  const ms = drv.time(() => launch(fn, name, grid, block, smem, kinds, args));
+  const ms = streamMillis(drv, () => launch(fn, name, grid, block, smem, kinds, args));
   const key = `${name.replace(/\(.*\)/, '')} [${grid.join('x')}]`;
   const e = perKernel.get(key) ?? { count: 0, ms: 0 };
   e.count++;

@@ -26,6 +26,7 @@ import {
 } from '../src/backend/cuda/flash-sizing.ts';
 import type { QuantKv } from '../src/backend/cuda/kv-cache.ts';
 import { type CudaKvQuant, isCudaKvQuant } from '../src/backend/cuda/kv-layout.ts';
+import { streamMillis } from '../src/backend/cuda/stream-event.ts';
 import { mulberry32 } from '../src/util/random.ts';
 import { openCudaAttention } from '../test/helpers/cuda-attention.ts';
 import { STORAGE16 } from '../test/helpers/paged-attention-reference.ts';
@@ -167,7 +168,7 @@ function timeMs(body: () => void, reps: number): number {
   const rounds: number[] = [];
   for (let r = 0; r < 7; r++) {
     rounds.push(
-      h.time(() => {
+      streamMillis(h, () => {
         for (let i = 0; i < reps; i++) body();
       }) / reps,
     );

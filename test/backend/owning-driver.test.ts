@@ -18,6 +18,8 @@ function fakeDriver() {
     allocHost: (bytes: number) => ({ buffer: new ArrayBuffer(bytes), addr: 0n, handle: `h${bytes}` }),
     freeHost: (h: unknown) => log.push(`freeHost ${h}`),
     loadModule: () => `m${log.length}`,
+    createEvent: () => `e${log.length}`,
+    destroyEvent: (e: string) => log.push(`destroy ${e}`),
     sync: () => log.push('sync'),
     check: (rc: number, what: string) => log.push(`${what} ${rc}`),
     api: {
@@ -42,22 +44,33 @@ test("a backend's view of the driver frees, at release, what it still holds and 
   view.allocHost(32);
   view.freeHost('h32');
   const m = view.loadModule(new Uint8Array(1));
+  const [e1, e2] = [view.createEvent(0), (log.push('-'), view.createEvent(0))];
+  view.destroyEvent(e1);
   view.free(a);
   assert.throws(() => view.free(a), /freed twice/, 'a double free while the backend lives is an error');
   assert.throws(() => view.freeHost('h32'), /freed twice/);
   assert.equal((view as unknown as typeof drv).describe(), 'the fake', 'other methods are the driver own');
   log.length = 0;
   view.releaseAll();
-  assert.deepEqual(log, ['sync', `free ${b.toString(16)}`, 'freeHost h64', `unload ${m}`, 'cuModuleUnload 0']);
+  assert.deepEqual(log, [
+    'sync',
+    `free ${b.toString(16)}`,
+    'freeHost h64',
+    `unload ${m}`,
+    'cuModuleUnload 0',
+    `destroy ${e2}`,
+  ]);
   log.length = 0;
   view.free(b);
   view.free(a);
   view.freeHost('h64');
+  view.destroyEvent(e2);
   view.releaseAll();
   assert.deepEqual(log, [], 'a late free or a second release reaches nothing (the address may be another backend)');
   assert.throws(() => view.alloc(1), /this CUDA backend was released/);
   assert.throws(() => view.allocHost(1), /released/);
   assert.throws(() => view.loadModule(new Uint8Array(1)), /released/);
+  assert.throws(() => view.createEvent(0), /released/);
 });
 
 test('two views of one driver keep their own records', () => {

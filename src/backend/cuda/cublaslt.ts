@@ -10,9 +10,11 @@ function bindLt(lib: LibraryHandle) {
     destroy: f('int cublasLtDestroy(void *handle)'),
     descCreate: f('int cublasLtMatmulDescCreate(_Out_ void **desc, int computeType, int scaleType)'),
     descSet: f('int cublasLtMatmulDescSetAttribute(void *desc, int attr, const void *buf, size_t n)'),
+    descDestroy: f('int cublasLtMatmulDescDestroy(void *desc)'),
     layoutCreate: f(
       'int cublasLtMatrixLayoutCreate(_Out_ void **layout, int type, uint64_t rows, uint64_t cols, int64_t ld)',
     ),
+    layoutDestroy: f('int cublasLtMatrixLayoutDestroy(void *layout)'),
     prefCreate: f('int cublasLtMatmulPreferenceCreate(_Out_ void **pref)'),
     prefDestroy: f('int cublasLtMatmulPreferenceDestroy(void *pref)'),
     prefSet: f('int cublasLtMatmulPreferenceSetAttribute(void *pref, int attr, const void *buf, size_t n)'),
@@ -43,6 +45,8 @@ const HEURISTIC_BYTES = 96;
 
 interface Plan {
   desc: Handle;
+  /** Every layout made for it (a, b and c), destroyed with it. */
+  layouts: Handle[];
   a: Handle;
   b: Handle;
   c: Handle;
@@ -89,12 +93,22 @@ export class CublasLt {
     this.workspace = drv.alloc(this.workspaceBytes);
   }
 
-  /** Destroys the handle and the preference, once (the workspace goes with the backend's other allocations). */
+  /**
+   * Destroys the plans' descriptors, the preference and the handle, once (the workspace goes with the backend's other
+   * allocations).
+   */
   release(): void {
     if (this.released) return;
     this.released = true;
+    for (const p of this.plans.values()) if (p) this.destroyPlan(p);
+    this.plans.clear();
     this.check(this.api.prefDestroy(this.pref), 'cublasLtMatmulPreferenceDestroy');
     this.check(this.api.destroy(this.handle), 'cublasLtDestroy');
+  }
+
+  private destroyPlan(p: Pick<Plan, 'desc' | 'layouts'>): void {
+    for (const l of p.layouts) this.check(this.api.layoutDestroy(l), 'cublasLtMatrixLayoutDestroy');
+    this.check(this.api.descDestroy(p.desc), 'cublasLtMatmulDescDestroy');
   }
 
   private check(rc: number, what: string): void {
@@ -116,7 +130,31 @@ export class CublasLt {
     const a = this.api;
     const d = [null];
     this.check(a.descCreate(d, COMPUTE_32F, CUDA_TYPE.f32), 'cublasLtMatmulDescCreate');
-    const desc = d[0];
+    const made = { desc: d[0] as Handle, layouts: [] as Handle[] };
+    try {
+      const plan = this.describe(made, t, out, inF, inType, outType, outerScales, ldy);
+      this.plans.set(key, plan);
+      if (!plan) this.destroyPlan(made);
+      return plan;
+    } catch (e) {
+      this.destroyPlan(made);
+      throw e;
+    }
+  }
+
+  /** Sets up `made.desc` and its layouts (recorded in `made`) and asks the heuristic; null as `plan` says. */
+  private describe(
+    made: { desc: Handle; layouts: Handle[] },
+    t: number,
+    out: number,
+    inF: number,
+    inType: GemmType,
+    outType: DType,
+    outerScales: boolean,
+    ldy: number,
+  ): Plan | null {
+    const a = this.api;
+    const { desc } = made;
     // Column-major view: Yᵀ[out, T] = op(W)[out, in] · Xᵀ[in, T], with W stored as col-major [in, out].
     this.check(a.descSet(desc, DESC_TRANSA, new Int32Array([1]), 4), 'set TRANSA');
     this.check(a.descSet(desc, DESC_TRANSB, new Int32Array([0]), 4), 'set TRANSB');
@@ -125,7 +163,6 @@ export class CublasLt {
       // sees the workspace in their place.
       const mode = new Int32Array([SCALE_OUTER_VEC_32F]);
       if (a.descSet(desc, DESC_A_SCALE_MODE, mode, 4) !== 0 || a.descSet(desc, DESC_B_SCALE_MODE, mode, 4) !== 0) {
-        this.plans.set(key, null);
         return null;
       }
       this.setScales(desc, this.workspace, this.workspace);
@@ -136,6 +173,7 @@ export class CublasLt {
         a.layoutCreate(l, CUDA_TYPE[type], BigInt(rows), BigInt(cols), BigInt(ld)),
         'cublasLtMatrixLayoutCreate',
       );
+      made.layouts.push(l[0]);
       return l[0];
     };
     const A = layout(inType, inF, out, inF);
@@ -144,15 +182,10 @@ export class CublasLt {
     const results = new Uint8Array(HEURISTIC_BYTES);
     const n = [0];
     const rc = a.heuristic(this.handle, desc, A, B, C, C, this.pref, 1, results, n);
-    if (outerScales && (rc !== 0 || n[0] === 0)) {
-      this.plans.set(key, null);
-      return null;
-    }
+    if (outerScales && (rc !== 0 || n[0] === 0)) return null;
     this.check(rc, 'cublasLtMatmulAlgoGetHeuristic');
     if (n[0] === 0) throw new Error(`cuBLASLt has no algorithm for [${t}, ${inF}] x [${out}, ${inF}]^T (${inType})`);
-    const plan = { desc, a: A, b: B, c: C, algo: results.slice(0, 64) };
-    this.plans.set(key, plan);
-    return plan;
+    return { desc, layouts: made.layouts, a: A, b: B, c: C, algo: results.slice(0, 64) };
   }
 
   private setScales(desc: Handle, a: DevPtr, b: DevPtr): void {

@@ -46,6 +46,7 @@ export function bindDriver(lib: LibraryHandle) {
     cuGraphDestroy: f('int cuGraphDestroy(void *graph)'),
     cuGraphExecDestroy: f('int cuGraphExecDestroy(void *exec)'),
     cuEventCreate: f('int cuEventCreate(_Out_ void **e, unsigned int flags)'),
+    cuEventDestroy: f('int cuEventDestroy_v2(void *e)'),
     cuEventRecord: f('int cuEventRecord(void *e, void *stream)'),
     cuEventSynchronize: f('int cuEventSynchronize(void *e)'),
     cuEventQuery: f('int cuEventQuery(void *e)'),

@@ -329,18 +329,14 @@ export class CudaDriver {
     this.check(this.api.cuGraphExecDestroy(exec), 'cuGraphExecDestroy');
   }
 
-  /** Milliseconds the stream spends on `body`, measured with events. */
-  time(body: () => void): number {
-    const a = [null];
-    const b = [null];
-    this.check(this.api.cuEventCreate(a, 0), 'cuEventCreate');
-    this.check(this.api.cuEventCreate(b, 0), 'cuEventCreate');
-    this.check(this.api.cuEventRecord(a[0], this.stream), 'cuEventRecord');
-    body();
-    this.check(this.api.cuEventRecord(b[0], this.stream), 'cuEventRecord');
-    this.check(this.api.cuEventSynchronize(b[0]), 'cuEventSynchronize');
-    const ms = [0];
-    this.check(this.api.cuEventElapsedTime(ms, a[0], b[0]), 'cuEventElapsedTime');
-    return ms[0]!;
+  /** A CUDA event (cuEventCreate flags); destroy it with destroyEvent. */
+  createEvent(flags: number): Handle {
+    const e = [null];
+    this.check(this.api.cuEventCreate(e, flags), 'cuEventCreate');
+    return e[0];
+  }
+
+  destroyEvent(e: Handle): void {
+    this.check(this.api.cuEventDestroy(e), 'cuEventDestroy');
   }
 }

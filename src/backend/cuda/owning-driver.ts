@@ -1,25 +1,26 @@
 import type { CudaDriver, DevPtr, Handle } from './driver.ts';
 
-/** The driver as one backend sees it: its allocations and kernel modules recorded, for `releaseAll`. */
+/** The driver as one backend sees it: its allocations, kernel modules and events recorded, for `releaseAll`. */
 export type OwningDriver = CudaDriver & {
   /**
    * Waits for the stream, then frees every device and pinned allocation made through this view and not yet freed,
-   * and unloads its kernel modules. The view refuses to allocate afterwards.
+   * unloads its kernel modules and destroys its events. The view refuses to allocate afterwards.
    */
   releaseAll(): void;
 };
 
 /**
- * The process's one driver seen by one backend: alloc and free (device and pinned host) and module loads go through
- * this view and are recorded, so that `releaseAll` frees whatever the backend still holds when its model unloads.
- * A free of memory the view does not hold is an error while the backend lives (a double free), and does nothing after
- * `releaseAll` (that address may belong to another backend by then). Everything else is the driver's own: the view's prototype is the driver, whose fields
- * are set once, in its constructor.
+ * The process's one driver seen by one backend: alloc and free (device and pinned host), module loads and events go
+ * through this view and are recorded, so that `releaseAll` frees whatever the backend still holds when its model
+ * unloads. A free of memory the view does not hold is an error while the backend lives (a double free), and does
+ * nothing after `releaseAll` (that address may belong to another backend by then). Everything else is the driver's
+ * own: the view's prototype is the driver, whose fields are set once, in its constructor.
  */
 export function owningDriver(drv: CudaDriver): OwningDriver {
   const device = new Set<DevPtr>();
   const host = new Set<Handle>();
   const modules: Handle[] = [];
+  const events = new Set<Handle>();
   let released = false;
   const live = () => {
     if (released) throw new Error('this CUDA backend was released (its model unloaded)');
@@ -51,6 +52,15 @@ export function owningDriver(drv: CudaDriver): OwningDriver {
     modules.push(m);
     return m;
   };
+  view.createEvent = (flags) => {
+    live();
+    const e = drv.createEvent(flags);
+    events.add(e);
+    return e;
+  };
+  view.destroyEvent = (e) => {
+    if (events.delete(e)) drv.destroyEvent(e);
+  };
   view.releaseAll = () => {
     if (released) return;
     released = true;
@@ -58,7 +68,9 @@ export function owningDriver(drv: CudaDriver): OwningDriver {
     for (const p of device) drv.free(p);
     for (const h of host) drv.freeHost(h);
     for (const m of modules) drv.check(drv.api.cuModuleUnload(m), 'cuModuleUnload');
+    for (const e of events) drv.destroyEvent(e);
     device.clear();
+    events.clear();
     host.clear();
     modules.length = 0;
   };

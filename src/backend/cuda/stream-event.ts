@@ -23,10 +23,9 @@ const CU_EVENT_DISABLE_TIMING = 2;
 export class CudaEvent implements StreamEvent {
   private readonly event: Handle;
 
+  /** `drv`: a backend's view of the driver, which destroys the event when the backend is released. */
   constructor(private readonly drv: CudaDriver) {
-    const e = [null];
-    drv.check(drv.api.cuEventCreate(e, CU_EVENT_DISABLE_TIMING), 'cuEventCreate');
-    this.event = e[0];
+    this.event = drv.createEvent(CU_EVENT_DISABLE_TIMING);
   }
 
   record(): void {
@@ -46,5 +45,22 @@ export class CudaEvent implements StreamEvent {
 
   sync(): void {
     this.drv.check(this.drv.api.cuEventSynchronize(this.event), 'cuEventSynchronize');
+  }
+}
+
+/** Milliseconds the driver's stream spends on `body`, measured with events (benchmarks). */
+export function streamMillis(drv: CudaDriver, body: () => void): number {
+  const [a, b] = [drv.createEvent(0), drv.createEvent(0)];
+  try {
+    drv.check(drv.api.cuEventRecord(a, drv.stream), 'cuEventRecord');
+    body();
+    drv.check(drv.api.cuEventRecord(b, drv.stream), 'cuEventRecord');
+    drv.check(drv.api.cuEventSynchronize(b), 'cuEventSynchronize');
+    const ms = [0];
+    drv.check(drv.api.cuEventElapsedTime(ms, a, b), 'cuEventElapsedTime');
+    return ms[0]!;
+  } finally {
+    drv.destroyEvent(a);
+    drv.destroyEvent(b);
   }
 }
