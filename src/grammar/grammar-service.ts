@@ -12,6 +12,10 @@ import { type GrammarSpec, grammarKey } from './spec.ts';
 import type { GrammarVocabulary } from './vocabulary.ts';
 import { compileWorker, defaultGrammarWorkers, matcherWorker, type WorkerLoad } from './worker-placement.ts';
 
+/** A failure seen in the shared state before the worker's message saying why arrived. */
+const FAILED_UNTOLD = 'a grammar worker failed';
+const STOPPED = 'a grammar worker stopped';
+
 /** How long the step loop waits for a mask before deciding the worker is gone. */
 const MASK_TIMEOUT_MS = 60_000;
 
@@ -32,6 +36,8 @@ interface GrammarWorker extends WorkerLoad {
   thread: Worker;
   /** Set once the worker failed: resolves when its thread has stopped. */
   stopped?: Promise<unknown>;
+  /** Why it failed, as its matchers' requests are told. */
+  failure?: Error;
 }
 
 /**
@@ -171,7 +177,7 @@ export class GrammarService {
     }
     const state = Atomics.load(this.status, stateIndex(slot)) as SlotState;
     // Its 'failed' message (with the error) may still be queued behind this step: fail it now, by its state.
-    if (state === SlotState.Failed) this.failWorker(worker, new Error('a grammar worker failed'));
+    if (state === SlotState.Failed) this.failWorker(worker, new Error(FAILED_UNTOLD));
     return state;
   }
 
@@ -233,7 +239,7 @@ export class GrammarService {
     const worker: GrammarWorker = { thread, compiling: 0, open: 0 };
     thread.on('message', (m: GrammarReply) => this.onReply(worker, m));
     thread.on('error', (err) => this.failWorker(worker, err));
-    thread.on('exit', () => this.failWorker(worker, new Error('a grammar worker stopped')));
+    thread.on('exit', () => this.failWorker(worker, new Error(STOPPED)));
     thread.unref();
     this.workers.push(worker);
     return worker;
@@ -258,6 +264,18 @@ export class GrammarService {
   }
 
   private failWorker(worker: GrammarWorker, err: Error): void {
+    const known = worker.failure;
+    if (known) {
+      // Seen first in the shared state: the requests not yet failed get the worker's own reason when it comes.
+      if (known.message === FAILED_UNTOLD && err.message !== STOPPED) {
+        this.slotFailure.forEach((f, slot) => {
+          if (f === known) this.slotFailure[slot] = err;
+        });
+        worker.failure = err;
+      }
+      return;
+    }
+    worker.failure = err;
     const i = this.workers.indexOf(worker);
     if (i >= 0) this.workers.splice(i, 1);
     // A worker that reported a failure may still be running: end it, so that no thread outlives its service.

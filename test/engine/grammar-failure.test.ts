@@ -5,6 +5,7 @@ import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { IncrementalDetokenizer } from '../../src/engine/detokenizer.ts';
 import { Engine, type OutputSink } from '../../src/engine/engine.ts';
 import { GrammarService } from '../../src/grammar/grammar-service.ts';
+import { SlotState, stateIndex, versionIndex } from '../../src/grammar/shared-state.ts';
 import type { GrammarSpec } from '../../src/grammar/spec.ts';
 import { loadGrammarVocabulary } from '../../src/grammar/vocabulary.ts';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
@@ -110,13 +111,25 @@ test('a worker that fails while the step loop waits on it fails its requests at 
 }, async () => {
   const { grammar, engine, thread } = setup();
   const { doomed, plain } = await twoRunning(engine, grammar);
-  // A request that throws in the worker (a grammar that cannot compile, opened without the service's checks). The
-  // steps below never yield to the event loop, so the worker's 'failed' message cannot reach the service: only the
-  // shared status can stop the doomed request from waiting on, or from running on masks of a failed worker.
+  const told = new Promise<void>((resolve) => thread().on('message', (m) => m.op === 'failed' && resolve()));
+  // A request that throws in the worker (a grammar that cannot compile, opened past the service's checks).
   thread().postMessage({ op: 'open', slot: 7, key: 'broken', spec: { type: 'regex', pattern: '(' } });
+  // Until the worker has failed, without yielding to the event loop: its 'failed' message stays queued, so only the
+  // shared status can tell the next step (reached past the service's privates on purpose).
+  const { status } = grammar as unknown as { status: Int32Array };
+  const slot = 0; // the doomed request's matcher, in the first slot given out
+  for (let i = 0; Atomics.load(status, stateIndex(slot)) !== SlotState.Failed; i++) {
+    assert.ok(i < 100, 'the worker publishes its failure in the shared status');
+    Atomics.wait(status, versionIndex(slot), Atomics.load(status, versionIndex(slot)), 100);
+  }
+  engine.step();
+  assert.equal(grammar.failedMatchers, 1, 'the step saw the failure, and drew nothing for the doomed request');
+  // The worker's message, once the event loop runs, says why; the request fails with that at the next step.
+  await told;
+  await new Promise((resolve) => setImmediate(resolve));
   runToEnd(engine);
 
-  assert.match(String(doomed.seen.error), /a grammar worker failed/);
+  assert.match(String(doomed.seen.error), /^Error: grammar worker: ./);
   assert.ok(doomed.seen.tokens < 100, `${doomed.seen.tokens} tokens drawn`);
   assert.deepEqual(plain.seen, { tokens: 30, finish: 'length', error: null });
   assert.equal(grammar.failedMatchers, 0, 'the failed matcher was released');
