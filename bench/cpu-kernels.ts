@@ -51,10 +51,11 @@ for (const [T, n, m] of [
 }
 
 // Quantized weights of a 1-2B model's width: decode (one token) and a 32-token prefill, the activations' 8-bit
-// quantization included. Decode twice, rounds interleaved: the JavaScript kernels (blocks in ordinary memory) and
-// the SIMD kernels (blocks in WebAssembly memory); a prefill takes dequantized rows either way.
+// quantization included. Each twice, rounds interleaved: the JavaScript kernels (blocks in ordinary memory: dot
+// products for one token, dequantized rows and the f32 kernel for 32, but for Q4_1/Q5_1) and the SIMD kernels
+// (blocks in WebAssembly memory).
 const arena = simdArena();
-for (const type of ['q8_0', 'q4_0', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'] as QuantType[]) {
+for (const type of ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'] as QuantType[]) {
   const n = 2048;
   const values = Float32Array.from({ length: n * n }, (_, i) => Math.sin(i));
   const host = { name: 'w', shape: [n, n], dtype: type, bytes: quantize(type, values) };
@@ -62,7 +63,7 @@ for (const type of ['q8_0', 'q4_0', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'] as Q
   const simd = stackQuantized([host], false, arena);
   for (const T of [1, 32]) {
     const x = Float32Array.from({ length: T * n }, (_, i) => Math.cos(i));
-    const variants = T === 1 && arena ? { js, simd } : { js };
+    const variants = arena ? { js, simd } : { js };
     const best = { js: Number.POSITIVE_INFINITY, simd: Number.POSITIVE_INFINITY };
     for (let round = 0; round < 3; round++) {
       for (const [k, w] of Object.entries(variants) as ['js' | 'simd', typeof js][]) {
@@ -73,7 +74,7 @@ for (const type of ['q8_0', 'q4_0', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'] as Q
       }
     }
     for (const k of Object.keys(variants) as ('js' | 'simd')[]) {
-      record(`linear ${type}${T === 1 ? ` ${k}` : ''}`, `T${T} ${n}->${n}`, best[k], 2 * T * n * n);
+      record(`linear ${type} ${k}`, `T${T} ${n}->${n}`, best[k], 2 * T * n * n);
     }
   }
 }

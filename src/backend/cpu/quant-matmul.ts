@@ -83,7 +83,8 @@ export function linearQuantized(
  * from the blocks there. Elsewhere a few tokens (decode) take quant-dot.ts's loops, bit-identical to the SIMD
  * kernels, and more tokens (prefill, batched decode) dequantize ROWS rows at a time and run the register-blocked f32
  * kernel over them, so the dequantization is paid once per row for the whole batch (except Q4_1/Q5_1, which always
- * take the dot products: see viaFloatRows).
+ * take the dot products: see viaFloatRows). Every block type has a SIMD kernel; the other paths serve runtimes
+ * without WebAssembly SIMD and blocks outside an arena.
  */
 export function linearQuantRows(
   input: Float32Array,

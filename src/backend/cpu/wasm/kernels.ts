@@ -8,9 +8,6 @@ import { ACT_BYTES, OUT_ROWS, SLOTS, slotAt, WasmArena, type WasmHome } from './
 /** One export of quant-dot.wat: `rows` rows from byte w against one packed activation row, f32 results at out. */
 type Kernel = (w: number, rowBytes: number, rows: number, lv: number, ds: number, sums: number, out: number) => void;
 
-/** The weight types quant-dot.wat has a kernel for (the others take the JavaScript kernels). */
-const KERNEL_TYPES: readonly QuantType[] = ['q8_0', 'q4_0', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'];
-
 const compile = (binary: Uint8Array<ArrayBuffer>) =>
   WebAssembly.validate(binary) ? new WebAssembly.Module(binary) : null;
 
@@ -29,6 +26,9 @@ export const SIMD_BUILDS = (() => {
 /** The build the kernels run: relaxed SIMD where it compiles, else plain SIMD, else none (the JavaScript kernels). */
 export const SIMD_MODULE: WebAssembly.Module | null = SIMD_BUILDS.relaxed ?? SIMD_BUILDS.simd;
 
+/** The weight types quant-dot.wat has a kernel for, by export name (any other takes the JavaScript kernels). */
+const KERNEL_TYPES = new Set(SIMD_MODULE ? WebAssembly.Module.exports(SIMD_MODULE).map((e) => e.name) : []);
+
 /**
  * A new arena for one backend's quantized weights (its memories freed with them when the backend is dropped), or
  * null where the SIMD kernels cannot run.
@@ -39,7 +39,7 @@ export function simdArena(): WasmArena | null {
 
 /** Whether the backend's SIMD kernels take rows of `type` (in an arena). */
 export function hasSimdKernel(type: QuantType): boolean {
-  return SIMD_MODULE !== null && KERNEL_TYPES.includes(type);
+  return KERNEL_TYPES.has(type);
 }
 
 /** This thread's instance of each build over each memory. */
@@ -69,18 +69,21 @@ interface Packed {
 
 const align16 = (x: number) => Math.ceil(x / 16) * 16;
 
+/** f32 scale values per block the kernels read: d, and for q8_1 its s too. */
+const scaleFloats = (type: QuantType) => (ACT_TYPE[type] === 'q8_1' ? 2 : 1);
+
 /** Bytes of one token's packed activations (levels, scales, sums), with room for the three sections' alignment. */
 function packedBytes(type: QuantType, n: number, tokens: number): number {
   const act = ACT_TYPE[type];
   const blocks = n / ACT_BLOCK[act].size;
-  return tokens * (n + 4 * blocks + (act === 'q8_k' ? 48 * blocks : 0)) + 32;
+  return tokens * (n + 4 * scaleFloats(type) * blocks + (act === 'q8_k' ? 48 * blocks : 0)) + 32;
 }
 
 /**
  * Packs tokens t0..t1 of T activation rows quantized by quant-act.ts (all rows' levels as floats, then each row's
- * block scale data) into slot `slot` of `memory` as the kernels read them: int8 levels, each block's d as f32, and
- * for q8_K each block's 16 sums of 16 levels and 8 sums of 32 as i16 (what the k-quants' mins and level offsets
- * multiply). The caller has checked that they fit the slot (packedBytes).
+ * block scale data) into slot `slot` of `memory` as the kernels read them: int8 levels, each block's d as f32 (q8_1:
+ * d and s), and for q8_K each block's 16 sums of 16 levels and 8 sums of 32 as i16 (what the k-quants' mins and level
+ * offsets multiply). The caller has checked that they fit the slot (packedBytes).
  */
 function pack(
   memory: WebAssembly.Memory,
@@ -96,16 +99,17 @@ function pack(
   const { size, floats } = ACT_BLOCK[act];
   const blocks = n / size;
   const count = t1 - t0;
-  const p: Packed = { lv: slotAt(slot), ds: 0, sums: 0, lvStride: n, dsStride: 4 * blocks, sumsStride: 0 };
+  const dsFloats = scaleFloats(type);
+  const p: Packed = { lv: slotAt(slot), ds: 0, sums: 0, lvStride: n, dsStride: 4 * dsFloats * blocks, sumsStride: 0 };
   p.ds = p.lv + align16(count * n);
-  p.sums = p.ds + align16(count * blocks * 4);
+  p.sums = p.ds + align16(count * p.dsStride);
   if (act === 'q8_k') p.sumsStride = 48 * blocks;
   const buffer = memory.buffer;
   new Int8Array(buffer, p.lv, count * n).set(input.subarray(t0 * n, t1 * n));
-  const ds = new Float32Array(buffer, p.ds, count * blocks);
+  const ds = new Float32Array(buffer, p.ds, count * blocks * dsFloats);
   const sums = new Int16Array(buffer, p.sums, (count * p.sumsStride) / 2);
   for (let b = 0, s = T * n + t0 * blocks * floats; b < count * blocks; b++, s += floats) {
-    ds[b] = input[s]!;
+    for (let j = 0; j < dsFloats; j++) ds[dsFloats * b + j] = input[s + j]!;
     // q8_K's scale data is d, then the sums of each 16 levels: those (Q2_K's mins), then paired into sums of 32.
     for (let j = 0; act === 'q8_k' && j < 16; j++) sums[24 * b + j] = input[s + 1 + j]!;
     for (let j = 0; act === 'q8_k' && j < 8; j++) sums[24 * b + 16 + j] = input[s + 1 + 2 * j]! + input[s + 2 + 2 * j]!;
@@ -142,7 +146,7 @@ export function wasmRows(
   slot: number,
   module = SIMD_MODULE,
 ): boolean {
-  if (!module || !KERNEL_TYPES.includes(type) || slot >= SLOTS) return false;
+  if (!module || !KERNEL_TYPES.has(type) || slot >= SLOTS) return false;
   // As many tokens as the slot's activations hold go at a time.
   const group = Math.min(T, Math.floor(ACT_BYTES / packedBytes(type, n, 1)));
   if (group === 0 || packedBytes(type, n, group) > ACT_BYTES) return false;

@@ -3,9 +3,10 @@
 ;; same order, so each row's result is bit-identical to theirs.
 ;;
 ;; Every export has the signature (w, rowBytes, rows, lv, ds, sums, out): `rows` rows of blocks from byte w, rowBytes
-;; apart; the activation row's int8 levels at lv, its per-block scale d (f32) at ds and, for the k-quants, each
-;; block's 16 sums of 16 levels then 8 sums of 32 (i16, 48 bytes) at sums; one f32 result per row from out. The memory starts with the f32 value of every
-;; half (65536 × 4 bytes from address 0), so a block's half scale is one load.
+;; apart; the activation row's int8 levels at lv, its per-block scale d (f32) at ds (for q8_1, Q4_1's and Q5_1's,
+;; d then s, the block's level sum times d) and, for the k-quants, each block's 16 sums of 16 levels then 8 sums of 32
+;; (i16, 48 bytes) at sums; one f32 result per row from out. The memory starts with the f32 value of every half
+;; (65536 × 4 bytes from address 0), so a block's half scale is one load.
 (module
   (import "env" "memory" (memory 1 32768 shared))
 
@@ -31,6 +32,17 @@
   ;; range fix-up.
   (func $lane16 (param $v v128) (param $l i32) (result v128)
     (i8x16.swizzle (local.get $v) (i16x8.splat (i32.add (i32.mul (local.get $l) (i32.const 0x0202)) (i32.const 0x0100)))))
+
+  ;; The fifth bits of 16 Q5 values, bits 0..15 of $qh, as 16 bytes of 0 or 16: byte j takes byte j / 8 of $qh and
+  ;; keeps bit j mod 8.
+  (func $bit5 (param $qh i32) (result v128)
+    (v128.and
+      (i8x16.eq
+        (v128.and (i8x16.swizzle (i32x4.splat (local.get $qh))
+                                 (v128.const i8x16 0 0 0 0 0 0 0 0 1 1 1 1 1 1 1 1))
+                  (v128.const i8x16 1 2 4 8 16 32 64 -128 1 2 4 8 16 32 64 -128))
+        (v128.const i8x16 1 2 4 8 16 32 64 -128 1 2 4 8 16 32 64 -128))
+      (v128.const i8x16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16)))
 
   ;; Q4_K's and Q5_K's 12 scale bytes (at p + 4) unpacked as ggml does: bytes 0..7 the sub-blocks' 6-bit scales,
   ;; bytes 8..15 their mins.
@@ -59,7 +71,15 @@
     (i16x8.add (i16x8.extmul_low_i8x16_s (local.get $w) (local.get $a))
                (i16x8.extmul_high_i8x16_s (local.get $w) (local.get $a))))
 
-  ;; Q8_0: d (half) | 32 int8 levels. acc += d_w · d_a · Σ w·a.
+;; A Q4_1 or Q5_1 block's term: d_w · d_a · isum + m · s_a, for the block at $p (d, then m, as halves) and the
+  ;; activation block's d, s at $ds.
+  (func $withMin (param $p i32) (param $ds i32) (param $isum i32) (result f64)
+    (f64.add
+      (f64.mul (f64.mul (call $half (local.get $p)) (f64.promote_f32 (f32.load (local.get $ds))))
+               (f64.convert_i32_s (local.get $isum)))
+      (f64.mul (call $half (i32.add (local.get $p) (i32.const 2))) (f64.promote_f32 (f32.load offset=4 (local.get $ds))))))
+
+    ;; Q8_0: d (half) | 32 int8 levels. acc += d_w · d_a · Σ w·a.
   (func (export "q8_0") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
         (param $sums i32) (param $out i32)
     (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $acc f64)
@@ -119,6 +139,107 @@
         (local.set $p (i32.add (local.get $p) (i32.const 18)))
         (local.set $a (i32.add (local.get $a) (i32.const 32)))
         (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (br $block)))
+      (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
+      (local.set $w (local.get $blockEnd))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $row))))
+
+  ;; Q4_1: d (half) | m (half) | 16 bytes as Q4_0's, levels unsigned. acc += d_w · d_a · Σ w·a + m · s_a.
+  (func (export "q4_1") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
+        (param $sums i32) (param $out i32)
+    (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $acc f64)
+    (local $q v128)
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
+    (block $done (loop $row
+      (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+      (local.set $acc (f64.const 0))
+      (local.set $p (local.get $w))
+      (local.set $blockEnd (i32.add (local.get $w) (local.get $rowBytes)))
+      (local.set $a (local.get $lv))
+      (local.set $d (local.get $ds))
+      (block $rowDone (loop $block
+        (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
+        (local.set $q (v128.load offset=4 (local.get $p)))
+        (local.set $acc (f64.add (local.get $acc) (call $withMin (local.get $p) (local.get $d)
+          (call $hsum (i32x4.extadd_pairwise_i16x8_s (i16x8.add
+            (call $mulu7 (v128.and (local.get $q) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+                         (v128.load (local.get $a)))
+            (call $mulu7 (call $hi4 (local.get $q)) (v128.load offset=16 (local.get $a)))))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 20)))
+        (local.set $a (i32.add (local.get $a) (i32.const 32)))
+        (local.set $d (i32.add (local.get $d) (i32.const 8)))
+        (br $block)))
+      (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
+      (local.set $w (local.get $blockEnd))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $row))))
+
+  ;; Q5_0: d (half) | qh (u32: bit j the fifth bit of value j) | 16 bytes as Q4_0's, levels stored + 16.
+  (func (export "q5_0") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
+        (param $sums i32) (param $out i32)
+    (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $acc f64)
+    (local $q v128) (local $qh i32)
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
+    (block $done (loop $row
+      (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+      (local.set $acc (f64.const 0))
+      (local.set $p (local.get $w))
+      (local.set $blockEnd (i32.add (local.get $w) (local.get $rowBytes)))
+      (local.set $a (local.get $lv))
+      (local.set $d (local.get $ds))
+      (block $rowDone (loop $block
+        (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
+        (local.set $q (v128.load offset=6 (local.get $p)))
+        (local.set $qh (i32.load offset=2 (local.get $p)))
+        (local.set $acc (f64.add (local.get $acc)
+          (f64.mul
+            (f64.mul (call $half (local.get $p)) (f64.promote_f32 (f32.load (local.get $d))))
+            (f64.convert_i32_s (call $hsum (i32x4.extadd_pairwise_i16x8_s (i16x8.add
+              (call $mul16 (i8x16.sub (v128.or (v128.and (local.get $q) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+                                               (call $bit5 (local.get $qh)))
+                                      (v128.const i8x16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16))
+                           (v128.load (local.get $a)))
+              (call $mul16 (i8x16.sub (v128.or (call $hi4 (local.get $q))
+                                               (call $bit5 (i32.shr_u (local.get $qh) (i32.const 16))))
+                                      (v128.const i8x16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16))
+                           (v128.load offset=16 (local.get $a))))))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 22)))
+        (local.set $a (i32.add (local.get $a) (i32.const 32)))
+        (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (br $block)))
+      (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
+      (local.set $w (local.get $blockEnd))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $row))))
+
+  ;; Q5_1: d (half) | m (half) | qh (u32) | 16 bytes, as Q5_0's with levels unsigned. acc as Q4_1.
+  (func (export "q5_1") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
+        (param $sums i32) (param $out i32)
+    (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $acc f64)
+    (local $q v128) (local $qh i32)
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
+    (block $done (loop $row
+      (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+      (local.set $acc (f64.const 0))
+      (local.set $p (local.get $w))
+      (local.set $blockEnd (i32.add (local.get $w) (local.get $rowBytes)))
+      (local.set $a (local.get $lv))
+      (local.set $d (local.get $ds))
+      (block $rowDone (loop $block
+        (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
+        (local.set $q (v128.load offset=8 (local.get $p)))
+        (local.set $qh (i32.load offset=4 (local.get $p)))
+        (local.set $acc (f64.add (local.get $acc) (call $withMin (local.get $p) (local.get $d)
+          (call $hsum (i32x4.extadd_pairwise_i16x8_s (i16x8.add
+            (call $mulu7 (v128.or (v128.and (local.get $q) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+                                  (call $bit5 (local.get $qh)))
+                         (v128.load (local.get $a)))
+            (call $mulu7 (v128.or (call $hi4 (local.get $q)) (call $bit5 (i32.shr_u (local.get $qh) (i32.const 16))))
+                         (v128.load offset=16 (local.get $a)))))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 24)))
+        (local.set $a (i32.add (local.get $a) (i32.const 32)))
+        (local.set $d (i32.add (local.get $d) (i32.const 8)))
         (br $block)))
       (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
       (local.set $w (local.get $blockEnd))
