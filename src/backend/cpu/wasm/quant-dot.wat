@@ -110,11 +110,12 @@
       (local.set $out (i32.add (local.get $out) (i32.const 4)))
       (br $row))))
 
-  ;; Q4_0: d (half) | 16 bytes, value j the low nibble of byte j, value j + 16 its high nibble, levels stored + 8.
+  ;; Q4_0: d (half) | 16 bytes, value j the low nibble of byte j, value j + 16 its high nibble, levels stored + 8. The
+  ;; levels go in unsigned (for relaxed SIMD's dot) and the offset comes off as 8 · the activations' sum, as in Q5_0.
   (func (export "q4_0") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
         (param $sums i32) (param $out i32)
     (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $acc f64)
-    (local $q v128)
+    (local $q v128) (local $a0 v128) (local $a1 v128)
     (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
     (block $done (loop $row
       (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
@@ -126,16 +127,19 @@
       (block $rowDone (loop $block
         (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
         (local.set $q (v128.load offset=2 (local.get $p)))
+        (local.set $a0 (v128.load (local.get $a)))
+        (local.set $a1 (v128.load offset=16 (local.get $a)))
         (local.set $acc (f64.add (local.get $acc)
           (f64.mul
             (f64.mul (call $half (local.get $p)) (f64.promote_f32 (f32.load (local.get $d))))
-            (f64.convert_i32_s (call $hsum (i32x4.extadd_pairwise_i16x8_s (i16x8.add
-              (call $mul16 (i8x16.sub (v128.and (local.get $q) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
-                                      (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8))
-                           (v128.load (local.get $a)))
-              (call $mul16 (i8x16.sub (call $hi4 (local.get $q))
-                                      (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8))
-                           (v128.load offset=16 (local.get $a))))))))))
+            (f64.convert_i32_s (call $hsum (i32x4.extadd_pairwise_i16x8_s (i16x8.sub
+              (i16x8.add
+                (call $mulu7 (v128.and (local.get $q) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+                             (local.get $a0))
+                (call $mulu7 (call $hi4 (local.get $q)) (local.get $a1)))
+              (i16x8.add
+                (call $mulu7 (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8) (local.get $a0))
+                (call $mulu7 (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8) (local.get $a1))))))))))
         (local.set $p (i32.add (local.get $p) (i32.const 18)))
         (local.set $a (i32.add (local.get $a) (i32.const 32)))
         (local.set $d (i32.add (local.get $d) (i32.const 4)))
@@ -175,11 +179,12 @@
       (local.set $out (i32.add (local.get $out) (i32.const 4)))
       (br $row))))
 
-  ;; Q5_0: d (half) | qh (u32: bit j the fifth bit of value j) | 16 bytes as Q4_0's, levels stored + 16.
+  ;; Q5_0: d (half) | qh (u32: bit j the fifth bit of value j) | 16 bytes as Q4_0's, levels stored + 16. The levels go
+  ;; in unsigned (for relaxed SIMD's dot) and the offset comes off as 16 · the activations' sum, by the same products.
   (func (export "q5_0") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
         (param $sums i32) (param $out i32)
     (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $acc f64)
-    (local $q v128) (local $qh i32)
+    (local $q v128) (local $qh i32) (local $a0 v128) (local $a1 v128)
     (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
     (block $done (loop $row
       (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
@@ -192,18 +197,21 @@
         (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
         (local.set $q (v128.load offset=6 (local.get $p)))
         (local.set $qh (i32.load offset=2 (local.get $p)))
+        (local.set $a0 (v128.load (local.get $a)))
+        (local.set $a1 (v128.load offset=16 (local.get $a)))
         (local.set $acc (f64.add (local.get $acc)
           (f64.mul
             (f64.mul (call $half (local.get $p)) (f64.promote_f32 (f32.load (local.get $d))))
-            (f64.convert_i32_s (call $hsum (i32x4.extadd_pairwise_i16x8_s (i16x8.add
-              (call $mul16 (i8x16.sub (v128.or (v128.and (local.get $q) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
-                                               (call $bit5 (local.get $qh)))
-                                      (v128.const i8x16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16))
-                           (v128.load (local.get $a)))
-              (call $mul16 (i8x16.sub (v128.or (call $hi4 (local.get $q))
-                                               (call $bit5 (i32.shr_u (local.get $qh) (i32.const 16))))
-                                      (v128.const i8x16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16))
-                           (v128.load offset=16 (local.get $a))))))))))
+            (f64.convert_i32_s (call $hsum (i32x4.extadd_pairwise_i16x8_s (i16x8.sub
+              (i16x8.add
+                (call $mulu7 (v128.or (v128.and (local.get $q) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+                                      (call $bit5 (local.get $qh)))
+                             (local.get $a0))
+                (call $mulu7 (v128.or (call $hi4 (local.get $q)) (call $bit5 (i32.shr_u (local.get $qh) (i32.const 16))))
+                             (local.get $a1)))
+              (i16x8.add
+                (call $mulu7 (v128.const i8x16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16) (local.get $a0))
+                (call $mulu7 (v128.const i8x16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16) (local.get $a1))))))))))
         (local.set $p (i32.add (local.get $p) (i32.const 22)))
         (local.set $a (i32.add (local.get $a) (i32.const 32)))
         (local.set $d (i32.add (local.get $d) (i32.const 4)))
