@@ -18,6 +18,8 @@ const STOPPED = 'a grammar worker stopped';
 
 /** How long the step loop waits for a mask before deciding the worker is gone. */
 const MASK_TIMEOUT_MS = 60_000;
+/** The longest single wait: a worker's failure flag set just before a wait began is seen within this. */
+const WAIT_SLICE_MS = 100;
 
 export interface GrammarServiceOptions {
   /** Read when the first worker starts (the first request with a grammar). */
@@ -38,6 +40,8 @@ interface GrammarWorker extends WorkerLoad {
   stopped?: Promise<unknown>;
   /** Why it failed, as its matchers' requests are told. */
   failure?: Error;
+  /** Shared with the thread, which sets it to 1 once it failed (see grammar-worker.ts `publishFailure`). */
+  failedFlag: Int32Array;
 }
 
 /**
@@ -168,17 +172,19 @@ export class GrammarService {
     const version = this.issued[slot]!;
     const deadline = Date.now() + MASK_TIMEOUT_MS;
     for (let v = Atomics.load(this.status, at); v < version; v = Atomics.load(this.status, at)) {
+      // Its 'failed' message (with the reason) may still be queued behind this step: fail it now, by its flag.
+      if (Atomics.load(worker.failedFlag, 0) !== 0) {
+        this.failWorker(worker, new Error(FAILED_UNTOLD));
+        return SlotState.Failed;
+      }
       const left = deadline - Date.now();
       if (left <= 0) {
         this.failWorker(worker, new Error(`the grammar worker did not answer in ${MASK_TIMEOUT_MS / 1000} s`));
         return SlotState.Failed;
       }
-      Atomics.wait(this.status, at, v, left);
+      Atomics.wait(this.status, at, v, Math.min(left, WAIT_SLICE_MS));
     }
-    const state = Atomics.load(this.status, stateIndex(slot)) as SlotState;
-    // Its 'failed' message (with the error) may still be queued behind this step: fail it now, by its state.
-    if (state === SlotState.Failed) this.failWorker(worker, new Error(FAILED_UNTOLD));
-    return state;
+    return Atomics.load(this.status, stateIndex(slot)) as SlotState;
   }
 
   /** @internal */
@@ -227,6 +233,7 @@ export class GrammarService {
   private startWorker(): GrammarWorker {
     this.vocabulary ??= this.options.vocabulary();
     const { vocabSize, stopTokenIds } = this.options;
+    const failedFlag = new Int32Array(new SharedArrayBuffer(4));
     const thread = new Worker(new URL('./grammar-worker-entry.mjs', import.meta.url), {
       workerData: {
         ...this.vocabulary,
@@ -234,9 +241,10 @@ export class GrammarService {
         stopTokenIds,
         status: this.status.buffer,
         masks: this.masks.buffer,
+        failed: failedFlag.buffer,
       },
     });
-    const worker: GrammarWorker = { thread, compiling: 0, open: 0 };
+    const worker: GrammarWorker = { thread, compiling: 0, open: 0, failedFlag };
     thread.on('message', (m: GrammarReply) => this.onReply(worker, m));
     thread.on('error', (err) => this.failWorker(worker, err));
     thread.on('exit', () => this.failWorker(worker, new Error(STOPPED)));

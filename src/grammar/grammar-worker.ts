@@ -4,7 +4,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { compileSpec } from './compile.ts';
 import {
-  FAILED_VERSION_STEP,
   type GrammarReply,
   type GrammarRequest,
   type GrammarWorkerData,
@@ -177,19 +176,20 @@ async function handle(req: GrammarRequest): Promise<void> {
   }
 }
 
+const failedFlag = new Int32Array(data.failed);
+
 /**
- * Tells the step loop at once, through shared memory, that the slots this worker serves (and the request's own) will
- * get no more answers: it may be blocked waiting for one, deaf to messages until it has it.
+ * Tells the step loop at once, through shared memory, that this worker failed: its flag set, then every slot the step
+ * loop could be waiting on here (its matchers' and the request's) woken, for the loop may be blocked in a wait, deaf
+ * to messages until it has an answer. Only the flag is written: a slot may already belong to another worker.
  */
 function publishFailure(req: GrammarRequest): void {
+  Atomics.store(failedFlag, 0, 1);
+  Atomics.notify(failedFlag, 0);
   const slots = new Set(matchers.keys());
   if (req.op === 'open' || req.op === 'close') slots.add(req.slot);
   if (req.op === 'advance') for (let i = 0; i < req.items.length; i += 2) slots.add(req.items[i]!);
-  for (const slot of slots) {
-    Atomics.store(status, stateIndex(slot), SlotState.Failed);
-    Atomics.add(status, versionIndex(slot), FAILED_VERSION_STEP);
-    Atomics.notify(status, versionIndex(slot));
-  }
+  for (const slot of slots) Atomics.notify(status, versionIndex(slot));
 }
 
 /** After a failure the matchers' state is unknown: every later request is answered with the failure too. */

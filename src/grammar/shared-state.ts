@@ -15,15 +15,9 @@ export enum SlotState {
   Rejected = 2,
   /** The grammar is complete: only stop tokens remain allowed. */
   Complete = 3,
-  /** The worker holding the matcher failed: nothing more will come from it. */
+  /** The worker holding the matcher failed (the service's answer; no worker writes it). */
   Failed = 4,
 }
-
-/**
- * A failed worker moves its slots' versions this far ahead, past any answer the step loop could be waiting for (the
- * service sets a released slot's version back to what it issued).
- */
-export const FAILED_VERSION_STEP = 1 << 24;
 
 export const versionIndex = (slot: number) => 2 * slot;
 export const stateIndex = (slot: number) => 2 * slot + 1;
@@ -38,6 +32,8 @@ export interface GrammarWorkerData {
   stopTokenIds: number[];
   status: SharedArrayBuffer;
   masks: SharedArrayBuffer;
+  /** One Int32, this worker's own: set to 1 (and notified) once it failed. */
+  failed: SharedArrayBuffer;
 }
 
 /** Messages to the worker. `advance.items` is flat: slot, token, slot, token, ... */

@@ -5,7 +5,6 @@ import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { IncrementalDetokenizer } from '../../src/engine/detokenizer.ts';
 import { Engine, type OutputSink } from '../../src/engine/engine.ts';
 import { GrammarService } from '../../src/grammar/grammar-service.ts';
-import { SlotState, stateIndex, versionIndex } from '../../src/grammar/shared-state.ts';
 import type { GrammarSpec } from '../../src/grammar/spec.ts';
 import { loadGrammarVocabulary } from '../../src/grammar/vocabulary.ts';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
@@ -114,16 +113,16 @@ test('a worker that fails while the step loop waits on it fails its requests at 
   const told = new Promise<void>((resolve) => thread().on('message', (m) => m.op === 'failed' && resolve()));
   // A request that throws in the worker (a grammar that cannot compile, opened past the service's checks).
   thread().postMessage({ op: 'open', slot: 7, key: 'broken', spec: { type: 'regex', pattern: '(' } });
-  // Until the worker has failed, without yielding to the event loop: its 'failed' message stays queued, so only the
-  // shared status can tell the next step (reached past the service's privates on purpose).
-  const { status } = grammar as unknown as { status: Int32Array };
-  const slot = 0; // the doomed request's matcher, in the first slot given out
-  for (let i = 0; Atomics.load(status, stateIndex(slot)) !== SlotState.Failed; i++) {
-    assert.ok(i < 100, 'the worker publishes its failure in the shared status');
-    Atomics.wait(status, versionIndex(slot), Atomics.load(status, versionIndex(slot)), 100);
+  // Until the worker has failed, without yielding to the event loop: its 'failed' message stays queued, so only its
+  // shared flag can tell the next step (reached past the service's privates on purpose).
+  const { failedFlag } = (grammar as unknown as { workers: { failedFlag: Int32Array }[] }).workers[0]!;
+  for (let i = 0; Atomics.load(failedFlag, 0) === 0; i++) {
+    assert.ok(i < 100, 'the worker sets its failure flag');
+    Atomics.wait(failedFlag, 0, 0, 100);
   }
-  engine.step();
-  assert.equal(grammar.failedMatchers, 1, 'the step saw the failure, and drew nothing for the doomed request');
+  // The mask published before the failure still serves one step; the next one waits on the worker and sees the flag.
+  for (let i = 0; i < 2 && grammar.failedMatchers === 0; i++) engine.step();
+  assert.equal(grammar.failedMatchers, 1, 'a step waiting on the worker saw the failure, and drew nothing');
   // The worker's message, once the event loop runs, says why; the request fails with that at the next step.
   await told;
   await new Promise((resolve) => setImmediate(resolve));
