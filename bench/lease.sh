@@ -36,13 +36,12 @@ stage() {
   grep -hE '^ℹ (tests|pass|fail|skipped)|✖|^\|' "$L/$name.log" | head -40
   pack
 }
-gpu_tests() {
-  node --import tsx --test --test-concurrency=1 --test-reporter=spec $(find test/gpu -name '*.test.ts' | sort)
-}
+# `timeout` runs programs, not shell functions: the suite goes through bash -c.
+GPU_TESTS="node --import tsx --test --test-concurrency=1 --test-reporter=spec \$(find test/gpu -name '*.test.ts' | sort)"
 nvidia-smi --query-gpu=name,compute_cap,memory.used,memory.total,clocks.sm --format=csv,noheader | tee "$L/gpu.txt"
 case ${1:-1} in
 1)
-  stage test-gpu 480 gpu_tests
+  stage test-gpu 480 bash -c "$GPU_TESTS"
   # TEST_TIMEOUT=1: its GPU tests ran in the suite above; only its bench here.
   stage structured 100 env TEST_TIMEOUT=1 bench/structured-device.sh
   ;;
