@@ -21,7 +21,9 @@ for (const { variant, summary } of FP8_VARIANTS) {
       skip,
     }, () => {
       // Kept as FP8 (per channel / per tensor on an FP8 card), the GEMV multiplies code · scale in float32 where the
-      // dequantized run reads code · scale rounded to 16 bits: the same weights up to that one rounding (2^-9 in bf16).
+      // dequantized run reads code · scale rounded to 16 bits: the same weights up to that one rounding (2^-9 in bf16),
+      // whose effect through the layers is of the size of the 16-bit run's own rounding (2.03e-2 relative L2 at bf16
+      // on an H100): so the kept run must be as close to float32 as the dequantized run, within 1.25x.
       const kept = variant !== 'block' && fp8Card();
       const cpu = teacherForced(
         loadModel(`${dir}-dequantized`, new CpuBackend({ threads: 1 })),
@@ -34,11 +36,14 @@ for (const { variant, summary } of FP8_VARIANTS) {
         const fp8 = run(dir);
         const reference = run(`${dir}-dequantized`);
         for (let i = 0; i < fp8.length; i++) {
-          if (kept) {
-            const d = relL2(fp8[i]!, reference[i]!);
-            assert.ok(d < 2e-2, `${dtype} step ${i}: relative L2 ${d} against the dequantized weights on the device`);
-          } else assert.deepEqual(fp8[i], reference[i], `${dtype} step ${i}: same weights on the device, same logits`);
           const e = relL2(fp8[i]!, cpu[i]!);
+          if (kept) {
+            const eRef = relL2(reference[i]!, cpu[i]!);
+            assert.ok(
+              e <= 1.25 * eRef,
+              `${dtype} step ${i}: relative L2 ${e} to float32, the dequantized run's ${eRef}`,
+            );
+          } else assert.deepEqual(fp8[i], reference[i], `${dtype} step ${i}: same weights on the device, same logits`);
           assert.ok(e < 5e-2, `${dtype} step ${i}: relative L2 ${e} against float32 on the CPU`);
         }
       }
