@@ -200,7 +200,9 @@ parentPort!.on('message', (req: GrammarRequest) => {
     .then(() => (failed ? publishFailure(req) : handle(req)))
     .catch((err: Error) => {
       failed = true;
-      publishFailure(req);
+      // The reason first: the service ends this thread once it sees the flag, and a message posted before that
+      // still arrives.
       post({ op: 'failed', error: err.message });
+      publishFailure(req);
     });
 });

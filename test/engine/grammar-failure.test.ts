@@ -124,7 +124,9 @@ test('a worker that fails while the step loop waits on it fails its requests at 
   for (let i = 0; i < 2 && grammar.failedMatchers === 0; i++) engine.step();
   assert.equal(grammar.failedMatchers, 1, 'a step waiting on the worker saw the failure, and drew nothing');
   // The worker's message, once the event loop runs, says why; the request fails with that at the next step.
+  const late = setTimeout(() => assert.fail('the worker posted no failure message'), 10_000);
   await told;
+  clearTimeout(late);
   await new Promise((resolve) => setImmediate(resolve));
   runToEnd(engine);
 
