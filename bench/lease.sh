@@ -46,7 +46,7 @@ case ${1:-1} in
   stage structured 100 env TEST_TIMEOUT=1 bench/structured-device.sh
   ;;
 2)
-  stage quant 200 bench/quant-device.sh latency throughput ttft
+  stage quant 230 bench/quant-device.sh profile latency throughput ttft
   stage fp8 170 bench/fp8-weights-device.sh bench
   # TEST_TIMEOUT=1: these scripts' GPU tests ran in part 1; only their benches here.
   stage kvquant 180 env TEST_TIMEOUT=1 bench/kvquant-device.sh

@@ -11,6 +11,6 @@ timeout ${TEST_TIMEOUT:-300} node --import tsx --test --test-concurrency=1 --tes
   --test-name-pattern='sampl|bitmask|engine' test/gpu/cuda-kernels.test.ts test/gpu/cuda-engine.test.ts 2>&1 \
   | tee "$OUT/test-gpu.log" | grep -vE '^\s*$' | tail -30
 timeout ${BENCH_TIMEOUT:-400} node --import tsx bench/structured-output.ts --model bench/configs/llama3-8b \
-  --device cuda --load-format dummy --vocab gpt2 --grammar schema --requests 64 --max-tokens 128 --rounds 2 2>&1 \
+  --device cuda --load-format dummy --vocab gpt2 --grammar schema --requests 64 --max-tokens 256 --rounds 4 2>&1 \
   | tee "$OUT/structured-bench.log" | tail -8
 cp bench/RESULTS.md "$OUT/RESULTS.md"
