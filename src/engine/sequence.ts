@@ -1,4 +1,4 @@
-import type { SequenceGrammar } from '../grammar/grammar-service.ts';
+import type { SequenceGrammar } from '../grammar/sequence-grammar.ts';
 import type { FinishReason, RequestMetrics, SamplingParams, TokenLogprob } from './types.ts';
 
 /** Turns generated token ids into text a piece at a time (never a broken UTF-8 character). */

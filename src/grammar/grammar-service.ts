@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../util/errors.ts';
+import { SequenceGrammar } from './sequence-grammar.ts';
 import {
   type GrammarReply,
   type GrammarRequest,
@@ -63,6 +64,11 @@ export class GrammarService {
   private readonly grammars = new Map<string, { spec: GrammarSpec; holders: GrammarWorker[]; done: Promise<string> }>();
   private readonly waiters = new Map<string, { resolve: (key: string) => void; reject: (e: Error) => void }>();
   private readonly freeSlots: number[];
+  /**
+   * Released slots whose last worker may still owe answers (an accept flushed after the close, or queued behind a
+   * compile): a slot is reused only once its version has caught up, or it would read its old worker's late writes.
+   */
+  private readonly draining: { slot: number; worker: GrammarWorker }[] = [];
   private readonly slotWorker: (GrammarWorker | null)[];
   /** Per slot, why its worker failed (its matcher is gone), or null. */
   private readonly slotFailure: (Error | null)[];
@@ -107,6 +113,7 @@ export class GrammarService {
   open(key: string, stopTokenIds: readonly number[]): SequenceGrammar {
     const grammar = this.grammars.get(key);
     if (!grammar) throw new Error(`grammar ${key} is not compiled`);
+    this.reclaimDrained();
     if (this.freeSlots.length === 0) {
       throw new UserError(`too many requests with structured output at once (at most ${this.options.capacity})`);
     }
@@ -202,18 +209,30 @@ export class GrammarService {
     const worker = this.slotWorker[slot]!;
     worker.open--;
     this.slotWorker[slot] = null;
-    if (!this.slotFailure[slot]) {
-      this.send(worker, { op: 'close', slot });
+    if (this.slotFailure[slot]) this.failedMatchers--;
+    else this.send(worker, { op: 'close', slot });
+    this.draining.push({ slot, worker });
+    if (worker.stopped) void worker.stopped.then(() => this.settle(worker));
+  }
+
+  /** Frees the draining slots whose versions have caught up with what was issued. */
+  private reclaimDrained(): void {
+    for (let i = this.draining.length - 1; i >= 0; i--) {
+      const { slot } = this.draining[i]!;
+      if (!this.isPublished(slot)) continue;
+      this.draining.splice(i, 1);
       this.freeSlots.push(slot);
-      return;
     }
-    this.failedMatchers--;
-    // The failed worker's thread never publishes the versions it owed: once it has stopped (no late write can
-    // come), the slot counts them as published, so a new matcher in it waits only for its own answers.
-    void worker.stopped?.then(() => {
-      Atomics.store(this.status, versionIndex(slot), this.issued[slot]!);
-      this.freeSlots.push(slot);
-    });
+  }
+
+  /**
+   * A failed worker never publishes the versions it owed: once its thread has stopped (no late write can come), its
+   * draining slots count them as published, so a new matcher in one waits only for its own answers.
+   */
+  private settle(worker: GrammarWorker): void {
+    for (const d of this.draining) {
+      if (d.worker === worker) Atomics.store(this.status, versionIndex(d.slot), this.issued[d.slot]!);
+    }
   }
 
   private placed(choice: GrammarWorker | 'new'): GrammarWorker {
@@ -288,6 +307,7 @@ export class GrammarService {
     if (i >= 0) this.workers.splice(i, 1);
     // A worker that reported a failure may still be running: end it, so that no thread outlives its service.
     worker.stopped ??= worker.thread.terminate();
+    void worker.stopped.then(() => this.settle(worker));
     // Its matchers are gone: their requests fail (the engine asks `failure` before each step), no one else's.
     this.slotWorker.forEach((w, slot) => {
       if (w !== worker || this.slotFailure[slot]) return;
@@ -302,51 +322,5 @@ export class GrammarService {
       this.waiters.get(key)?.reject(err);
       this.waiters.delete(key);
     }
-  }
-}
-
-/** One sequence's matcher: the mask of its next token, then the token drawn. */
-export class SequenceGrammar {
-  private released = false;
-
-  constructor(
-    private readonly service: GrammarService,
-    private readonly slot: number,
-  ) {}
-
-  /** Why this matcher is gone (its worker failed), or null: its request must fail, and only it. */
-  get failure(): Error | null {
-    return this.service.failureOf(this.slot);
-  }
-
-  /** Whether the next mask is already published (no wait). */
-  get ready(): boolean {
-    return this.service.isPublished(this.slot);
-  }
-
-  /** Whether its worker is compiling, so that waiting for an unpublished mask could take as long as a compile. */
-  get blocked(): boolean {
-    return this.service.isBlocked(this.slot);
-  }
-
-  /** The state after the last token, waiting for the worker if needed. */
-  state(): SlotState {
-    return this.service.waitFor(this.slot);
-  }
-
-  /** The allowed next tokens (valid until the next `accept`); call after `state()` says Running or Complete. */
-  mask(): Int32Array {
-    return this.service.mask(this.slot);
-  }
-
-  /** Records the drawn token; the worker advances and computes the next mask after the step's `flush()`. */
-  accept(token: number): void {
-    this.service.queueAccept(this.slot, token);
-  }
-
-  release(): void {
-    if (this.released) return;
-    this.released = true;
-    this.service.release(this.slot);
   }
 }

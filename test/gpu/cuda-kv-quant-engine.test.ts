@@ -65,13 +65,16 @@ for (const kvCacheType of ['fp8', 'q8_0'] as const) {
       try {
         const copies = prompts.flatMap((_, i) => [i, i, i, i]);
         const runs = await Promise.all(copies.map((i) => greedy(engine, prompts[i]!, maxTokens)));
+        let compared = 0;
         for (const [r, run] of runs.entries()) {
           const w = want[copies[r]!]!;
           // Up to the first close step, not including it: that step's token may be either of its top two.
           const close = w.gaps.findIndex((g) => g < GAP_TOL);
           const n = close < 0 ? maxTokens : close;
           assert.deepEqual(run.ids.slice(0, n), w.ids.slice(0, n), `request ${r}: the first ${n} ids`);
+          compared += n;
         }
+        assert.ok(compared >= (runs.length * maxTokens) / 4, `${compared} ids compared: too few decisive steps`);
         const s = engine.stats();
         assert.equal(s.totalBlocks, 10, lines.join('\n'));
         assert.ok(s.preemptions > 0, 'the cache was too small for everything at once');

@@ -175,7 +175,16 @@ describe('grammar service (xgrammar in a worker)', { skip: fixture.skip }, () =>
         capacity: 1,
         workers: 1,
       });
-  after(() => Promise.all([spread?.close(), single?.close(), paddedOnly?.close()]));
+  const oneSlot = fixture.skip
+    ? null
+    : new GrammarService({
+        vocabulary: () => loadGrammarVocabulary(fixture.path),
+        vocabSize,
+        stopTokenIds: stops,
+        capacity: 1,
+        workers: 1,
+      });
+  after(() => Promise.all([spread?.close(), single?.close(), paddedOnly?.close(), oneSlot?.close()]));
   const allowedIds = (mask: Int32Array) => {
     const ids: number[] = [];
     for (let id = 0; id < mask.length * 32; id++) if ((mask[id >> 5]! >>> (id & 31)) & 1) ids.push(id);
@@ -259,5 +268,33 @@ describe('grammar service (xgrammar in a worker)', { skip: fixture.skip }, () =>
     assert.equal(g.state(), SlotState.Running);
     assert.ok(allowedIds(g.mask()).length > 0);
     g.release();
+  });
+
+  test('a released slot is reused only once its worker has answered all it owed (no late write into a new matcher)', async () => {
+    const svc = oneSlot!;
+    const digits = await svc.compile({ type: 'regex', pattern: '[0-9]{4}' });
+    const letters = await svc.compile({ type: 'regex', pattern: '[a-z]{4}' });
+    const first = svc.open(digits, stops);
+    assert.equal(first.state(), SlotState.Running);
+    // As an engine step ends a request: its last token accepted, the matcher released (close sent), then the step's
+    // flush sends the accept after the close. Until the worker has answered it, the one slot is not free.
+    first.accept(allowedIds(first.mask())[0]!);
+    first.release();
+    assert.throws(() => svc.open(letters, stops), /too many requests with structured output/);
+    svc.flush();
+    let second: ReturnType<typeof svc.open> | null = null;
+    for (let i = 0; i < 400 && !second; i++) {
+      try {
+        second = svc.open(letters, stops);
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    }
+    assert.ok(second, 'the slot is free once the worker has answered');
+    assert.equal(second.state(), SlotState.Running);
+    const allowed = allowedIds(second.mask());
+    const text = tokenizer!.decode(allowed.slice(0, 50));
+    assert.ok(allowed.length > 0 && /^[a-z]+$/.test(text), `the new matcher's own mask: ${JSON.stringify(text)}`);
+    second.release();
   });
 });

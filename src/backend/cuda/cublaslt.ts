@@ -137,7 +137,9 @@ export class CublasLt {
       if (!plan) this.destroyPlan(made);
       return plan;
     } catch (e) {
-      this.destroyPlan(made);
+      // Unchecked: the error that brought us here is the one to report.
+      for (const l of made.layouts) this.api.layoutDestroy(l);
+      this.api.descDestroy(made.desc);
       throw e;
     }
   }

@@ -50,8 +50,10 @@ export class CudaEvent implements StreamEvent {
 
 /** Milliseconds the driver's stream spends on `body`, measured with events (benchmarks). */
 export function streamMillis(drv: CudaDriver, body: () => void): number {
-  const [a, b] = [drv.createEvent(0), drv.createEvent(0)];
+  const a = drv.createEvent(0);
+  let b: Handle | null = null;
   try {
+    b = drv.createEvent(0);
     drv.check(drv.api.cuEventRecord(a, drv.stream), 'cuEventRecord');
     body();
     drv.check(drv.api.cuEventRecord(b, drv.stream), 'cuEventRecord');
@@ -61,6 +63,6 @@ export function streamMillis(drv: CudaDriver, body: () => void): number {
     return ms[0]!;
   } finally {
     drv.destroyEvent(a);
-    drv.destroyEvent(b);
+    if (b !== null) drv.destroyEvent(b);
   }
 }
