@@ -19,48 +19,34 @@ export type OwningDriver = CudaDriver & {
 export function owningDriver(drv: CudaDriver): OwningDriver {
   const device = new Set<DevPtr>();
   const host = new Set<Handle>();
-  const modules: Handle[] = [];
+  const modules = new Set<Handle>();
   const events = new Set<Handle>();
   let released = false;
-  const live = () => {
+  /** Records what `make` returns (or its `key`) in `held`; refused once the backend was released. */
+  const acquire = <H>(held: Set<unknown>, make: () => H, key: (h: H) => unknown = (h) => h): H => {
     if (released) throw new Error('this CUDA backend was released (its model unloaded)');
-  };
-  const view = Object.create(drv) as OwningDriver;
-  view.alloc = (bytes) => {
-    live();
-    const p = drv.alloc(bytes);
-    device.add(p);
-    return p;
-  };
-  view.free = (p) => {
-    if (device.delete(p)) drv.free(p);
-    else if (!released) throw new Error(`cuMemFree of ${p}: not allocated by this backend, or freed twice`);
-  };
-  view.allocHost = (bytes) => {
-    live();
-    const h = drv.allocHost(bytes);
-    host.add(h.handle);
+    const h = make();
+    held.add(key(h));
     return h;
   };
-  view.freeHost = (handle) => {
-    if (host.delete(handle)) drv.freeHost(handle);
-    else if (!released) throw new Error('cuMemFreeHost: memory not allocated by this backend, or freed twice');
+  /** Frees `h` if this view holds it; anything else is a double free while the backend lives, and nothing after. */
+  const give = <H>(held: Set<H>, h: H, free: (h: H) => void, what: string): void => {
+    if (held.delete(h)) free(h);
+    else if (!released) throw new Error(`${what}: not allocated by this backend, or freed twice`);
   };
-  view.loadModule = (image) => {
-    live();
-    const m = drv.loadModule(image);
-    modules.push(m);
-    return m;
-  };
-  view.createEvent = (flags) => {
-    live();
-    const e = drv.createEvent(flags);
-    events.add(e);
-    return e;
-  };
-  view.destroyEvent = (e) => {
-    if (events.delete(e)) drv.destroyEvent(e);
-  };
+  const view = Object.create(drv) as OwningDriver;
+  view.alloc = (bytes) => acquire(device, () => drv.alloc(bytes));
+  view.free = (p) => give(device, p, (x) => drv.free(x), `cuMemFree of ${p}`);
+  view.allocHost = (bytes) =>
+    acquire(
+      host,
+      () => drv.allocHost(bytes),
+      (pinned) => pinned.handle,
+    );
+  view.freeHost = (handle) => give(host, handle, (h) => drv.freeHost(h), 'cuMemFreeHost');
+  view.loadModule = (image) => acquire(modules, () => drv.loadModule(image));
+  view.createEvent = (flags) => acquire(events, () => drv.createEvent(flags));
+  view.destroyEvent = (e) => give(events, e, (x) => drv.destroyEvent(x), 'cuEventDestroy');
   view.releaseAll = () => {
     if (released) return;
     released = true;
@@ -72,7 +58,7 @@ export function owningDriver(drv: CudaDriver): OwningDriver {
     device.clear();
     events.clear();
     host.clear();
-    modules.length = 0;
+    modules.clear();
   };
   return view;
 }
