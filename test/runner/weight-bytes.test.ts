@@ -9,6 +9,7 @@ import { type DeviceWeightOptions, deviceWeights } from '../../src/runner/weight
 import { modelFixture, projectRoot } from '../helpers/fixtures.ts';
 import { FP8_VARIANTS, fixture } from '../helpers/fp8-fixtures.ts';
 
+const scheme = parseQuantization('q4_k_m', 'test');
 const bytesOf = (dir: string, o: DeviceWeightOptions) => deviceWeights(dir, o).bytes;
 const blockTypesOf = (dir: string, quantization?: DeviceWeightOptions['quantization']) =>
   deviceWeights(dir, { dtype: 'bf16', quantization }).blockTypes.sort();
@@ -41,7 +42,7 @@ test('a dummy model quantized at load is sized as its blocks, counted without ma
   const dir = join(projectRoot, 'bench', 'configs', 'llama3-8b');
   const bf16 = bytesOf(dir, { dtype: 'bf16', dummy: true });
   const t0 = performance.now();
-  const q4km = bytesOf(dir, { dtype: 'bf16', dummy: true, quantization: parseQuantization('q4_k_m', 'test') });
+  const q4km = bytesOf(dir, { dtype: 'bf16', dummy: true, quantization: scheme });
   const q8 = bytesOf(dir, { dtype: 'bf16', dummy: true, quantization: parseQuantization('q8_0', 'test') });
   // Counting builds no blocks: the host would take tens of seconds to make an 8B model's.
   assert.ok(performance.now() - t0 < 5000, `counting took ${performance.now() - t0} ms`);
@@ -53,12 +54,19 @@ test('a dummy model quantized at load is sized as its blocks, counted without ma
 });
 
 const tinyLlama = modelFixture('tiny-llama-256');
+let q4kmPath: string | null = null;
+/** tiny-llama-256 written as a Q4_K_M GGUF file, once. */
+function q4kmFile(): string {
+  if (!q4kmPath) {
+    q4kmPath = join(mkdtempSync(join(tmpdir(), 'pagoda-weight-bytes-')), 'q4_k_m.gguf');
+    quantizeToGguf(tinyLlama.path, q4kmPath, scheme);
+  }
+  return q4kmPath;
+}
 test('a GGUF file is sized from its tensor table: quantized matrices as stored, as a dummy load of that mix counts', {
   skip: tinyLlama.skip,
 }, () => {
-  const path = join(mkdtempSync(join(tmpdir(), 'pagoda-weight-bytes-')), 'q4_k_m.gguf');
-  const scheme = parseQuantization('q4_k_m', 'test');
-  quantizeToGguf(tinyLlama.path, path, scheme);
+  const path = q4kmFile();
   const fromFile = bytesOf(path, { dtype: 'bf16' });
   const counted = bytesOf(tinyLlama.path, { dtype: 'bf16', dummy: true, quantization: scheme });
   // The same matrices in the same types; alignment differs (per tensor in the file, per stacked part when counted).
@@ -69,9 +77,7 @@ test('a GGUF file is sized from its tensor table: quantized matrices as stored, 
 test('the block types the kernel plan builds ahead: a GGUF file its own, a mix quantized at load the same, else none', {
   skip: tinyLlama.skip,
 }, () => {
-  const path = join(mkdtempSync(join(tmpdir(), 'pagoda-block-types-')), 'q4_k_m.gguf');
-  const scheme = parseQuantization('q4_k_m', 'test');
-  quantizeToGguf(tinyLlama.path, path, scheme);
+  const path = q4kmFile();
   // Q4_K_M: Q4_K, with Q6_K for the LM head (tied embeddings here), the V projection and half the down projections.
   assert.deepEqual(blockTypesOf(path), ['q4_k', 'q6_k']);
   assert.deepEqual(blockTypesOf(tinyLlama.path, scheme), ['q4_k', 'q6_k']);
@@ -82,7 +88,6 @@ test('the block types the kernel plan builds ahead: a GGUF file its own, a mix q
 });
 
 test('a 16-bit checkpoint quantized at load reserves its blocks, not its files', { skip: tinyLlama.skip }, () => {
-  const scheme = parseQuantization('q4_k_m', 'test');
   const atLoad = bytesOf(tinyLlama.path, { dtype: 'bf16', quantization: scheme });
   assert.equal(atLoad, bytesOf(tinyLlama.path, { dtype: 'bf16', dummy: true, quantization: scheme }));
   assert.ok(atLoad < 0.5 * bytesOf(tinyLlama.path, { dtype: 'bf16' }), 'well under the checkpoint in bf16');
