@@ -13,10 +13,6 @@ import { type GrammarSpec, grammarKey } from './spec.ts';
 import type { GrammarVocabulary } from './vocabulary.ts';
 import { compileWorker, defaultGrammarWorkers, matcherWorker, type WorkerLoad } from './worker-placement.ts';
 
-/** A failure seen in the shared state before the worker's message saying why arrived. */
-const FAILED_UNTOLD = 'a grammar worker failed';
-const STOPPED = 'a grammar worker stopped';
-
 /** How long the step loop waits for a mask before deciding the worker is gone. */
 const MASK_TIMEOUT_MS = 60_000;
 /** The longest single wait: a worker's failure flag set just before a wait began is seen within this. */
@@ -41,6 +37,8 @@ interface GrammarWorker extends WorkerLoad {
   stopped?: Promise<unknown>;
   /** Why it failed, as its matchers' requests are told. */
   failure?: Error;
+  /** Whether `failure` is the worker's own reason, not only what its flag or its exit showed. */
+  failureTold?: boolean;
   /** Shared with the thread, which sets it to 1 once it failed (see grammar-worker.ts `publishFailure`). */
   failedFlag: Int32Array;
 }
@@ -181,7 +179,7 @@ export class GrammarService {
     for (let v = Atomics.load(this.status, at); v < version; v = Atomics.load(this.status, at)) {
       // Its 'failed' message (with the reason) may still be queued behind this step: fail it now, by its flag.
       if (Atomics.load(worker.failedFlag, 0) !== 0) {
-        this.failWorker(worker, new Error(FAILED_UNTOLD));
+        this.failWorker(worker, new Error('a grammar worker failed'), false);
         return SlotState.Failed;
       }
       const left = deadline - Date.now();
@@ -266,7 +264,7 @@ export class GrammarService {
     const worker: GrammarWorker = { thread, compiling: 0, open: 0, failedFlag };
     thread.on('message', (m: GrammarReply) => this.onReply(worker, m));
     thread.on('error', (err) => this.failWorker(worker, err));
-    thread.on('exit', () => this.failWorker(worker, new Error(STOPPED)));
+    thread.on('exit', () => this.failWorker(worker, new Error('a grammar worker stopped'), false));
     thread.unref();
     this.workers.push(worker);
     return worker;
@@ -290,19 +288,22 @@ export class GrammarService {
     if (worker.compiling === 0) worker.thread.unref();
   }
 
-  private failWorker(worker: GrammarWorker, err: Error): void {
+  /** `told`: `err` is the worker's own reason (its message or an error it threw), not what its flag or exit showed. */
+  private failWorker(worker: GrammarWorker, err: Error, told = true): void {
     const known = worker.failure;
     if (known) {
-      // Seen first in the shared state: the requests not yet failed get the worker's own reason when it comes.
-      if (known.message === FAILED_UNTOLD && err.message !== STOPPED) {
+      // Seen first by its flag: the requests not yet failed get the worker's own reason when it comes.
+      if (told && !worker.failureTold) {
         this.slotFailure.forEach((f, slot) => {
           if (f === known) this.slotFailure[slot] = err;
         });
         worker.failure = err;
+        worker.failureTold = true;
       }
       return;
     }
     worker.failure = err;
+    worker.failureTold = told;
     const i = this.workers.indexOf(worker);
     if (i >= 0) this.workers.splice(i, 1);
     // A worker that reported a failure may still be running: end it, so that no thread outlives its service.
