@@ -76,4 +76,7 @@ test('a model with quantized matrices: one quant.cu module per block type, in th
     assert.ok(plan.includes(key({ file: 'quant', defines: { PAGODA_DTYPE: 2, QTYPE } })), `QTYPE ${QTYPE}`);
   assert.equal(plan.filter((k) => k.startsWith('quant ')).length, 2);
   assert.ok(!keys('bf16').some((k) => k.startsWith('quant ')), 'none for a 16-bit model');
+  // The integer GEMV's activation quantization: once per dtype, on the 16-bit route only.
+  assert.ok(plan.includes(key({ file: 'quant_act', defines: { PAGODA_DTYPE: 2 } })));
+  assert.ok(!keys('f32', { ...llama, quantTypes: ['q4_k'] }).some((k) => k.startsWith('quant_act ')), 'f32: exact x');
 });

@@ -22,9 +22,10 @@ function hasGxx(): boolean {
   }
 }
 
-// quant_blocks.cuh's device functions built as host C++: CUDA's half conversion, bit cast, byte permute, uint2 and
-// round-to-nearest intrinsics stood in for by their meaning, multiply-add contraction off (as the intrinsics forbid
-// it on the device).
+// quant_blocks.cuh's and quant_groups.cuh's device functions built as host C++: CUDA's half conversion, bit cast,
+// byte permute, funnel shift, dp4a, vector types and round-to-nearest intrinsics stood in for by their meaning,
+// multiply-add contraction off (as the intrinsics forbid it on the device). With no argument it writes every 8-value
+// chunk's values; with "groups", every 32-value group's levels and its halves' steps and mins.
 const HARNESS = `#include <cstdio>
 #include <cstring>
 #include <vector>
@@ -49,9 +50,20 @@ static float __int_as_float(unsigned u) {
   memcpy(&f, &u, 4);
   return f;
 }
+#define __align__(n) alignas(n)
 struct uint2 {
   unsigned x, y;
 };
+struct uint4 {
+  unsigned x, y, z, w;
+};
+static unsigned __funnelshift_r(unsigned lo, unsigned hi, unsigned s) {
+  return (unsigned)((((unsigned long long)hi << 32) | lo) >> (s & 31));
+}
+static int __dp4a(int a, int b, int c) {
+  for (int i = 0; i < 4; i++) c += (signed char)(a >> (8 * i)) * (signed char)(b >> (8 * i));
+  return c;
+}
 static unsigned __byte_perm(unsigned x, unsigned y, unsigned s) {
   const unsigned long long v = ((unsigned long long)y << 32) | x;
   unsigned r = 0;
@@ -61,10 +73,24 @@ static unsigned __byte_perm(unsigned x, unsigned y, unsigned s) {
 static float __fmul_rn(float a, float b) { return a * b; }
 static float __fsub_rn(float a, float b) { return a - b; }
 #include "quant_blocks.cuh"
-int main() {
+#include "quant_groups.cuh"
+int main(int argc, char** argv) {
   std::vector<unsigned char> in;
   int c;
   while ((c = getchar()) != EOF) in.push_back((unsigned char)c);
+  if (argc > 1) {
+    const long long groups = (long long)in.size() / QBYTES * QGROUPS;
+    std::vector<float> out(groups * 36);
+    for (long long i = 0; i < groups; i++) {
+      q_group g;
+      qgroup(in.data() + i / QGROUPS * QBYTES, (int)(i % QGROUPS), g);
+      for (int v = 0; v < 32; v++) out[i * 36 + v] = (float)(signed char)(g.w[v / 4] >> (8 * (v % 4)));
+      const float maps[4] = {g.step[0], g.min[0], g.step[1], g.min[1]};
+      memcpy(&out[i * 36 + 32], maps, sizeof maps);
+    }
+    fwrite(out.data(), 4, out.size(), stdout);
+    return 0;
+  }
   const long long chunks = (long long)in.size() / QBYTES * QCHUNKS;
   std::vector<float> out(chunks * 8);
   for (long long i = 0; i < chunks; i++) {
@@ -78,7 +104,7 @@ int main() {
 
 // The GPU's decoding is checked on the device (test/gpu/quant-kernels.test.ts); this checks its one source of block
 // layouts here, bit for bit against the CPU codecs, so a layout slip cannot wait for a GPU.
-test('quant_blocks.cuh decodes every type exactly as the CPU codecs', {
+test('quant_blocks.cuh decodes every type exactly as the CPU codecs; quant_groups.cuh to levels and maps that mean the same', {
   skip: !hasGxx() && 'g++ not on PATH',
 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pagoda-qblocks-'));
@@ -93,12 +119,32 @@ test('quant_blocks.cuh decodes every type exactly as the CPU codecs', {
         const count = 64 * c.blockSize;
         const blocks = randomBlocks(type, count, 0.3, 7, type);
         writeFileSync(join(dir, `${type}.in`), blocks);
-        const raw = execFileSync('sh', ['-c', `"${exe}" < "${join(dir, `${type}.in`)}"`]);
+        const input = join(dir, `${type}.in`);
+        const raw = execFileSync('sh', ['-c', `"${exe}" < "${input}"`]);
         const got = new Uint32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
-        const want = new Uint32Array(dequantize(type, blocks, count).buffer);
+        const values = dequantize(type, blocks, count);
+        const want = new Uint32Array(values.buffer);
         assert.equal(got.length, want.length, type);
         for (let i = 0; i < want.length; i++) {
           if (got[i] !== want[i]) assert.fail(`${type}: value ${i} decodes to bits ${got[i]}, the codec's ${want[i]}`);
+        }
+        // The integer GEMV's groups: step * level - min in float64 is the codec's value up to the codec's two float
+        // roundings (a wrong level, bit or scale is off by at least a step).
+        const rawGroups = execFileSync('sh', ['-c', `"${exe}" groups < "${input}"`]);
+        const groups = new Float32Array(rawGroups.buffer, rawGroups.byteOffset, rawGroups.byteLength / 4);
+        assert.equal(groups.length, (count / 32) * 36, `${type}: groups`);
+        for (let v = 0; v < count; v++) {
+          const at = Math.floor(v / 32) * 36;
+          const level = groups[at + (v % 32)]!;
+          const h = (v % 32) >> 4;
+          const [step, min] = [groups[at + 32 + 2 * h]!, groups[at + 33 + 2 * h]!];
+          assert.ok(Number.isInteger(level) && level >= -128 && level <= 127, `${type}: value ${v}: level ${level}`);
+          const value = step * level - min;
+          const bound = 2 ** -22 * (Math.abs(step * level) + Math.abs(min));
+          if (!(Math.abs(value - values[v]!) <= bound))
+            assert.fail(
+              `${type}: value ${v}: group decodes ${step} * ${level} - ${min} = ${value}, codec ${values[v]}`,
+            );
         }
       }),
     );

@@ -1,16 +1,19 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { DType, HostTensor } from '../../src/backend/backend.ts';
+import { quantizeQ8Groups } from '../../src/backend/cpu/quant-act.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import type { DevPtr } from '../../src/backend/cuda/driver.ts';
-import { QuantCudaTensor } from '../../src/backend/cuda/quant-tensor.ts';
-import { DTYPE_BYTES, decodeFrom } from '../../src/backend/cuda/tensor.ts';
+import { quantizeActivations } from '../../src/backend/cuda/quant-linear.ts';
+import { QuantCudaTensor, quantGemvRoute, quantLinearPath } from '../../src/backend/cuda/quant-tensor.ts';
+import { cuda, DTYPE_BYTES, decodeFrom } from '../../src/backend/cuda/tensor.ts';
 import { encodeAs } from '../../src/primitives/float-bits.ts';
 import type { QuantType } from '../../src/primitives/ggml-types.ts';
 import { dequantize, quantize } from '../../src/primitives/quant/index.ts';
 import { randomBlocks } from '../../src/primitives/quant/random.ts';
 import { buildStepBatch } from '../../src/runner/step-batch.ts';
 import { mulberry32 } from '../../src/util/random.ts';
+import { q8RoundTrip } from '../helpers/dequantizing-cpu.ts';
 import { gpuSkip, hostTensor, randomValues, relL2 } from '../helpers/gpu.ts';
 
 const skip = gpuSkip();
@@ -66,6 +69,14 @@ function reference(w: Float32Array, x: Float32Array, T: number, m: number, k: nu
     }
   }
   return out;
+}
+
+/**
+ * What a quantized linear multiplies `T` rows of x by: on the integer GEMV route, x's 8-bit levels times their
+ * group's d; else x itself.
+ */
+function linearInput(dtype: DType, x: Float32Array, T: number): Float32Array {
+  return quantLinearPath(T) === 'gemv' && quantGemvRoute(dtype) === 'q8' ? q8RoundTrip(x) : x;
 }
 
 function check(dtype: DType, what: string, got: Float32Array, want: ArrayLike<number>): void {
@@ -139,6 +150,37 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
       }
     });
 
+    test(`activations quantized for the integer GEMV equal the CPU twin bit for bit: levels, d, half sums (${dtype})`, {
+      skip,
+    }, () => {
+      const g = gpu(dtype);
+      const [T, k] = [5, 512];
+      const x = randomValues(T * k, freshSeed(), 3, dtype);
+      x.fill(0, 64, 96); // a group of zeros: d = 0, levels 0
+      x.set([127, 2.5, -2.5, 0.5], 96); // d = 1: ties, rounded away from zero
+      const gx = cuda(g.loadWeight(hostTensor('x', [T, k], x)));
+      freshArena(g);
+      const { xq, xs } = quantizeActivations(g.ctx, gx);
+      const groups = (T * k) / 32;
+      const levels = new Int8Array(T * k);
+      const scales = new Uint8Array(groups * 8);
+      g.ctx.drv.download(new Uint8Array(levels.buffer), xq);
+      g.ctx.drv.download(scales, xs);
+      const want = quantizeQ8Groups(decodeFrom(encodeAs(x, dtype), dtype));
+      const view = new DataView(scales.buffer);
+      for (let i = 0; i < groups; i++) {
+        const [d, sums] = [view.getFloat32(8 * i, true), view.getInt32(8 * i + 4, true)];
+        assert.ok(Object.is(d, want.d[i]), `group ${i}: d ${d}, the twin's ${want.d[i]}`);
+        assert.deepEqual(
+          [(sums << 16) >> 16, sums >> 16],
+          [want.sums[2 * i], want.sums[2 * i + 1]],
+          `group ${i}: sums`,
+        );
+      }
+      const diff = levels.findIndex((l, i) => l !== want.levels[i]);
+      assert.equal(diff, -1, `level ${diff}: ${levels[diff]}, the twin's ${want.levels[diff]}`);
+    });
+
     test(`the GEMV at 1, 2, 5 and 8 rows and the dequantize + GEMM path at 37 against float64 (${dtype})`, {
       skip,
     }, () => {
@@ -155,7 +197,7 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
           freshArena(g);
           const { result, dequantized } = countingDequantize(g, () => g.toHost(g.linear(gx, w)));
           assert.equal(dequantized, T > 8 ? 1 : 0, `${type} ${T} rows: the path taken (scratch runs)`);
-          check(dtype, `${type} linear ${T}x${k}x${m}`, result, reference(wv, x, T, m, k));
+          check(dtype, `${type} linear ${T}x${k}x${m}`, result, reference(wv, linearInput(dtype, x, T), T, m, k));
         }
       }
     });
@@ -200,7 +242,7 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
         for (const T of [3, 37]) {
           const x = randomValues(T * k, freshSeed(), 1, dtype);
           const gx = g.loadWeight(hostTensor('x', [T, k], x));
-          const want = reference(wv, x, T, m, k, bias);
+          const want = reference(wv, linearInput(dtype, x, T), T, m, k, bias);
           freshArena(g);
           check(dtype, `stacked linear + bias ${T} rows`, g.toHost(g.linear(gx, w, gb)), want);
           // act(gate) * up over the packed halves, the bias in both.
@@ -272,7 +314,8 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
       const x1 = x.subarray(0, 4 * k);
       const gx1 = g.loadWeight(hostTensor('x', [4, k], Float32Array.from(x1)));
       freshArena(g);
-      check('bf16', `${type} dummy, GEMV`, g.toHost(g.linear(gx1, w)), want.subarray(0, 4 * m));
+      const want1 = reference(values, linearInput('bf16', Float32Array.from(x1), 4), 4, m, k);
+      check('bf16', `${type} dummy, GEMV`, g.toHost(g.linear(gx1, w)), want1);
     }
   });
 });

@@ -1,7 +1,17 @@
 import type { HostTensor, Tensor } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
+import { quantizeQ8Groups } from '../../src/backend/cpu/quant-act.ts';
 import { isQuantType } from '../../src/primitives/ggml-types.ts';
 import { toFloat32 } from '../../src/primitives/host-tensor.ts';
+
+/**
+ * What the CUDA integer GEMV multiplies x by: its 8-bit levels times their group's d (quantizeQ8Groups, the CPU twin
+ * of the device's activation quantization).
+ */
+export function q8RoundTrip(x: Float32Array): Float32Array {
+  const q = quantizeQ8Groups(x);
+  return Float32Array.from(q.levels, (l, i) => l * q.d[i >> 5]!);
+}
 
 /** A host tensor's values as float32 (a quantized one dequantized by the CPU codecs). */
 export function asFloat(h: HostTensor): HostTensor {

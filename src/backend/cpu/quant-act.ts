@@ -95,6 +95,30 @@ const QUANTIZE: Record<ActType, BlockQuantizer> = {
   },
 };
 
+/** x quantized per 32 values for the CUDA integer GEMV: levels, each group's d and its two 16-level sums. */
+export interface Q8Groups {
+  readonly levels: Int8Array;
+  readonly d: Float32Array;
+  /** Per group: the sum of levels 0..15, then of 16..31. */
+  readonly sums: Int32Array;
+}
+
+/**
+ * The CPU twin of kernels/quant_act.cu: x (a multiple of 32 values) as q8_0's levels with d kept in float32 (not
+ * rounded to a half) and each 16 levels' sum (what the weights' mins multiply).
+ */
+export function quantizeQ8Groups(x: Float32Array): Q8Groups {
+  const groups = x.length / 32;
+  const levels = new Float32Array(x.length);
+  const d = new Float32Array(groups);
+  const sums = new Int32Array(2 * groups);
+  for (let g = 0; g < groups; g++) {
+    d[g] = q8Levels(x, 32 * g, levels);
+    for (let j = 0; j < 32; j++) sums[2 * g + (j >> 4)]! += levels[32 * g + j]!;
+  }
+  return { levels: Int8Array.from(levels), d, sums };
+}
+
 /** x `[T, n]` (n a multiple of the block size) quantized to `type`: levels, then scale data (see above). */
 export function quantizeActivations(type: ActType, x: Float32Array, T: number, n: number): Float32Array {
   const { size, floats } = ACT_BLOCK[type];

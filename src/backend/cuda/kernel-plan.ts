@@ -17,7 +17,8 @@ import type { KernelDecl } from './kernel.ts';
 import { GEMV, gemvDefines } from './linear.ts';
 import type { Defines } from './modules.ts';
 import { ADD_RMS_NORM, offsetDefines, RMS_NORM } from './norm.ts';
-import { QTYPE, QUANT_DEQUANT } from './quant-kernels.ts';
+import { QTYPE, QUANT_ACT_Q8, QUANT_DEQUANT } from './quant-kernels.ts';
+import { quantGemvRoute } from './quant-tensor.ts';
 import { RESHAPE_AND_CACHE, ROPE } from './rope.ts';
 import { SAMPLE_ROWS } from './sampling.ts';
 import { DTYPE_BYTES, DTYPE_DEFINE } from './tensor.ts';
@@ -70,6 +71,7 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
   for (const decl of [CONVERT_WEIGHT, EMBEDDING, ROPE, RESHAPE_AND_CACHE, SAMPLE_ROWS]) add(decl, {});
   // Every quant.cu kernel of a type (dummy blocks while loading, GEMV, dequantization, gather) is in its one module.
   for (const t of m.quantTypes) add(QUANT_DEQUANT, { QTYPE: QTYPE[t] });
+  if (m.quantTypes.length > 0 && quantGemvRoute(b.dtype) === 'q8') add(QUANT_ACT_Q8, {});
   add(ADD_BIAS, {});
   add(ACT_MUL, actDefines(m.act));
   add(RMS_NORM, offsetDefines(m.normOffset));

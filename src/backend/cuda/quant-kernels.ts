@@ -41,6 +41,32 @@ export const QUANT_GEMV = {
   4: declareKernel('quant', 'quant_gemv_t4', GEMV_ARGS),
   8: declareKernel('quant', 'quant_gemv_t8', GEMV_ARGS),
 };
+const GEMV_Q8_ARGS = {
+  y: 'ptr',
+  xq: 'ptr',
+  xs: 'ptr',
+  w: 'ptr',
+  bias: 'ptr',
+  rows: 'i32',
+  n: 'i32',
+  k: 'i32',
+  rowBytes: 'i64',
+  ldy: 'i32',
+} as const;
+/** The integer decode GEMV over activations from QUANT_ACT_Q8, by its rows' power of two. */
+export const QUANT_GEMV_Q8 = {
+  1: declareKernel('quant', 'quant_gemv_q8_t1', GEMV_Q8_ARGS),
+  2: declareKernel('quant', 'quant_gemv_q8_t2', GEMV_Q8_ARGS),
+  4: declareKernel('quant', 'quant_gemv_q8_t4', GEMV_Q8_ARGS),
+  8: declareKernel('quant', 'quant_gemv_q8_t8', GEMV_Q8_ARGS),
+};
+/** kernels/quant_act.cu: x quantized to 8 bits per 32 values for QUANT_GEMV_Q8 (one build per dtype). */
+export const QUANT_ACT_Q8 = declareKernel('quant_act', 'quant_act_q8', {
+  q: 'ptr',
+  scales: 'ptr',
+  x: 'ptr',
+  groups: 'i32',
+});
 export const QUANT_EMBEDDING = declareKernel('quant', 'quant_embedding', {
   out: 'ptr',
   table: 'ptr',

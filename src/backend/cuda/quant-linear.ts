@@ -3,12 +3,13 @@ import type { CudaContext } from './context.ts';
 import type { CublasLt } from './cublaslt.ts';
 import type { DevPtr } from './driver.ts';
 import { addBias } from './elementwise.ts';
-import { QTYPE, QUANT_DEQUANT, QUANT_EMBEDDING, QUANT_GEMV } from './quant-kernels.ts';
+import { QTYPE, QUANT_ACT_Q8, QUANT_DEQUANT, QUANT_EMBEDDING, QUANT_GEMV, QUANT_GEMV_Q8 } from './quant-kernels.ts';
 import {
   dequantScratchBytes,
   QUANT_SCRATCH_BYTES,
   type QuantCudaPart,
   type QuantCudaTensor,
+  quantGemvRoute,
   quantGemvTmax,
   quantLinearPath,
   scratchRuns,
@@ -17,6 +18,8 @@ import { type CudaTensor, cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
 
 /** Warps per block of quant_gemv: one output feature each. */
 const GEMV_WARPS = 8;
+/** Bytes of a q8_scale (kernels/q8_act.cuh): d and two level sums. */
+const Q8_SCALE_BYTES = 8;
 
 /**
  * Linear layers and embedding gathers over quantized weights (kernels/quant.cu). Decode rows (up to 8) run the GEMV
@@ -80,26 +83,33 @@ export class QuantLinear {
     return out;
   }
 
-  /** out[T, m] = x w^T (+ bias) by quant_gemv, one launch per part into its columns (bias in the epilogue). */
+  /**
+   * out[T, m] = x w^T (+ bias) by the decode GEMV, one launch per part into its columns (bias in the epilogue); on
+   * the integer route x is quantized once for all parts.
+   */
   private gemv(out: CudaTensor, x: CudaTensor, w: QuantCudaTensor, bias: CudaTensor | undefined): void {
     const [T, k] = rowsCols(x);
     const size = DTYPE_BYTES[this.ctx.dtype];
     const firsts = w.firstRows;
+    const q8 = quantGemvRoute(this.ctx.dtype) === 'q8' ? quantizeActivations(this.ctx, x) : null;
+    const tmax = quantGemvTmax(T);
     w.parts.forEach((p, i) => {
       const col = BigInt(firsts[i]! * size);
-      this.ctx
-        .kernel(QUANT_GEMV[quantGemvTmax(T)], { QTYPE: QTYPE[p.type] })
-        .launch([Math.ceil(p.rows / GEMV_WARPS)], [GEMV_WARPS * 32], {
-          y: out.ptr + col,
-          x: x.ptr,
-          w: p.ptr,
-          bias: bias ? bias.ptr + col : 0n,
-          rows: T,
-          n: p.rows,
-          k,
-          rowBytes: p.rowBytes,
-          ldy: w.shape[0],
-        });
+      const grid = [Math.ceil(p.rows / GEMV_WARPS)] as const;
+      const block = [GEMV_WARPS * 32] as const;
+      const common = {
+        y: out.ptr + col,
+        w: p.ptr,
+        bias: bias ? bias.ptr + col : 0n,
+        rows: T,
+        n: p.rows,
+        k,
+        rowBytes: p.rowBytes,
+        ldy: w.shape[0],
+      };
+      const defines = { QTYPE: QTYPE[p.type] };
+      if (q8) this.ctx.kernel(QUANT_GEMV_Q8[tmax], defines).launch(grid, block, { ...common, ...q8 });
+      else this.ctx.kernel(QUANT_GEMV[tmax], defines).launch(grid, block, { ...common, x: x.ptr });
     });
   }
 
@@ -120,6 +130,19 @@ export class QuantLinear {
       throw new Error(`quantized weight [${w.shape}] was loaded without reserving its dequantization scratch`);
     return this.scratch;
   }
+}
+
+/**
+ * x [T, k] quantized to 8 bits per 32 values in the step arena (kernels/q8_act.cuh's layout): the levels at `xq`, the
+ * scales at `xs`.
+ */
+export function quantizeActivations(ctx: CudaContext, x: CudaTensor): { xq: DevPtr; xs: DevPtr } {
+  const [T, k] = rowsCols(x);
+  const groups = (T * k) / 32;
+  const xq = ctx.arena.alloc(T * k);
+  const xs = ctx.arena.alloc(groups * Q8_SCALE_BYTES);
+  ctx.kernel(QUANT_ACT_Q8).launch([Math.ceil(groups / 8)], [256], { q: xq, scales: xs, x: x.ptr, groups });
+  return { xq, xs };
 }
 
 /** out[t] = row index[t] of a quantized table, dequantized as it is gathered (one launch per part). */

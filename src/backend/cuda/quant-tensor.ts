@@ -49,6 +49,16 @@ export function quantLinearPath(rows: number): 'gemv' | 'dequantize' {
   return rows <= QUANT_GEMV_MAX_ROWS ? 'gemv' : 'dequantize';
 }
 
+/**
+ * How the decode GEMV multiplies. In 16-bit compute it quantizes x to 8 bits per 32 values once per linear and takes
+ * integer dot products (llama.cpp's mmvq route: a quarter of the instructions per value of float products, which
+ * left the GEMV bound by its instructions); the rounding it adds is about that of 16-bit activations. float32
+ * compute keeps x exact (float products over the levels), as the reference the other dtypes are held to.
+ */
+export function quantGemvRoute(dtype: DType): 'q8' | 'float' {
+  return dtype === 'f32' ? 'float' : 'q8';
+}
+
 /** The GEMV build for `rows` rows: its accumulators per lane, the next power of two (1, 2, 4, 8). */
 export function quantGemvTmax(rows: number): 1 | 2 | 4 | 8 {
   if (rows < 1 || rows > QUANT_GEMV_MAX_ROWS) throw new Error(`quant_gemv: ${rows} rows, built for 1 to 8`);

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ACT_BLOCK, dequantizeActivations, quantizeActivations } from '../../../src/backend/cpu/quant-act.ts';
+import {
+  ACT_BLOCK,
+  dequantizeActivations,
+  quantizeActivations,
+  quantizeQ8Groups,
+} from '../../../src/backend/cpu/quant-act.ts';
 import { halfAt } from '../../../src/primitives/quant/codec.ts';
 import { Q8_0 } from '../../../src/primitives/quant/legacy.ts';
 import { mulberry32 } from '../../../src/util/random.ts';
@@ -83,4 +88,18 @@ test('dequantized activations are within half a step of x, row after row', () =>
       assert.ok(Math.abs(back[i]! - x[i]!) <= d * (0.5 + 127 * 2 ** -11), `${type} value ${i}`);
     }
   }
+});
+
+test("the CUDA integer GEMV's groups (quantizeQ8Groups): q8_0's levels, d kept in float32, each 16 levels' sum", () => {
+  const x = block(64, { 0: 1, 1: 0.5, 2: -0.5, 3: 0.99603, 4: -0.25, 20: -0.75, 32: 127, 33: 2.5, 34: -2.5 });
+  const q = quantizeQ8Groups(x);
+  assert.deepEqual(plain(q.levels.subarray(0, 6)), [127, 64, -64, 126, -32, 0]);
+  assert.equal(q.levels[20], -95);
+  assert.deepEqual(plain(q.levels.subarray(32, 35)), [127, 3, -3]);
+  assert.deepEqual(Array.from(q.d), [Math.fround(1 / 127), 1]);
+  assert.deepEqual(Array.from(q.sums), [127 + 64 - 64 + 126 - 32, -95, 127, 0]);
+  const rnd = mulberry32(3);
+  const y = Float32Array.from({ length: 256 }, () => (rnd() - 0.5) * 8);
+  const acts = quantizeActivations('q8_0', y, 1, 256);
+  assert.deepEqual(plain(quantizeQ8Groups(y).levels), plain(acts.subarray(0, 256)));
 });

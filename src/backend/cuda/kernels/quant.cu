@@ -11,6 +11,7 @@
 // q4_0 blocks); x comes through L1, shared by every warp.
 #include "common.cuh"
 #include "quant_blocks.cuh"
+#include "quant_groups.cuh"
 
 #define WARPS 8
 
@@ -114,6 +115,62 @@ PAGODA_QUANT_GEMV(1)
 PAGODA_QUANT_GEMV(2)
 PAGODA_QUANT_GEMV(4)
 PAGODA_QUANT_GEMV(8)
+
+// The integer route (llama.cpp's mmvq; quant_groups.cuh): y[t, c] = sum over 32-value groups of the weight's levels
+// dotted with x's 8-bit levels (quant_act.cu: xq [rows, k], xs [rows, k / 32]) by dp4a, scaled once a group, for
+// t < rows <= TMAX and c < n, with gemv_rows' layout and outputs. A warp owns one output feature, its lanes
+// consecutive groups: a q4_k block takes 8 lanes, each with two 16-byte loads of levels and its own scale bytes.
+template <int TMAX>
+__device__ __forceinline__ void gemv_q8_rows(T* __restrict__ y, const signed char* __restrict__ xq,
+                                             const q8_scale* __restrict__ xs, const u8* __restrict__ w,
+                                             const T* __restrict__ bias, int rows, int n, int k, long long row_bytes,
+                                             int ldy) {
+  const int lane = threadIdx.x & 31;
+  const int c = blockIdx.x * WARPS + (threadIdx.x >> 5);
+  const u8* row = w + (long long)min(c, n - 1) * row_bytes;
+  const int groups = k / 32;
+  float acc[TMAX];
+#pragma unroll
+  for (int t = 0; t < TMAX; t++) acc[t] = 0.f;
+  if (c < n) {
+#pragma unroll 2
+    for (int G = lane; G < groups; G += 32) {
+      q_group g;
+      qgroup(row + (long long)(G / QGROUPS) * QBYTES, G % QGROUPS, g);
+#pragma unroll
+      for (int t = 0; t < TMAX; t++) {
+        if (t >= rows) break;
+        const int4* p = reinterpret_cast<const int4*>(xq + (long long)t * k + 32 * G);
+        const int4 a = p[0], b = p[1];
+        const int words[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+        acc[t] += q_group_dot(g, words, xs[(long long)t * groups + G]);
+      }
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < TMAX; t++) acc[t] = warp_sum(acc[t]);
+  if (lane == 0 && c < n) {
+    const float b = bias ? to_f(bias[c]) : 0.f;
+#pragma unroll
+    for (int t = 0; t < TMAX; t++) {
+      if (t >= rows) break;
+      y[(long long)t * ldy + c] = from_f(acc[t] + b);
+    }
+  }
+}
+
+#define PAGODA_QUANT_GEMV_Q8(R)                                                                                       \
+  extern "C" __global__ void __launch_bounds__(WARPS * 32)                                                           \
+      quant_gemv_q8_t##R(T* __restrict__ y, const signed char* __restrict__ xq, const q8_scale* __restrict__ xs,      \
+                         const u8* __restrict__ w, const T* __restrict__ bias, int rows, int n, int k,                \
+                         long long row_bytes, int ldy) {                                                              \
+    PDL_ENTER();                                                                                                      \
+    gemv_q8_rows<R>(y, xq, xs, w, bias, rows, n, k, row_bytes, ldy);                                                  \
+  }
+PAGODA_QUANT_GEMV_Q8(1)
+PAGODA_QUANT_GEMV_Q8(2)
+PAGODA_QUANT_GEMV_Q8(4)
+PAGODA_QUANT_GEMV_Q8(8)
 
 // out[t, :] = row index[t] - first of a table part of part_rows rows (a block per token; rows outside the part are
 // left to the launch of the part that holds them).

@@ -1,0 +1,156 @@
+/**
+ * The quantized decode GEMV's two routes on the Llama-3-8B weight shapes (Q4_K_M's types, and Q8_0), bf16: float
+ * products over the levels (quant_gemv_tN, x exact) against the integer route (quant_act_q8 then quant_gemv_q8_tN:
+ * x quantized to 8 bits per 32 values, dp4a), with the bf16 weight of the same shape through the backend's own linear
+ * as the baseline of the same run. Weights are random blocks made on the device, rotated over >= 256 MB so they come
+ * from HBM. Each integer result is checked against the float route's first. Prints a table and appends it to
+ * bench/RESULTS.md. Run on the device:
+ *   node --import tsx bench/quant-gemv.ts [--rows 1,4]
+ */
+
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CudaBackend } from '../src/backend/cuda/backend.ts';
+import type { DevPtr } from '../src/backend/cuda/driver.ts';
+import { fillUniform } from '../src/backend/cuda/elementwise.ts';
+import { QTYPE, QUANT_ACT_Q8, QUANT_GEMV, QUANT_GEMV_Q8 } from '../src/backend/cuda/quant-kernels.ts';
+import { type QuantCudaPart, type QuantCudaTensor, quantGemvTmax } from '../src/backend/cuda/quant-tensor.ts';
+import { streamMillis } from '../src/backend/cuda/stream-event.ts';
+import { CudaTensor } from '../src/backend/cuda/tensor.ts';
+import { settingsFromEnv } from '../src/cli/settings.ts';
+import type { QuantType } from '../src/primitives/ggml-types.ts';
+import { relL2 } from '../test/helpers/gpu.ts';
+
+const args = process.argv.slice(2);
+const rowsArg = args.indexOf('--rows');
+const rowCounts = (rowsArg >= 0 ? args[rowsArg + 1]! : '1,4').split(',').map(Number);
+
+const backend = new CudaBackend({ ...settingsFromEnv().cuda, dtype: 'bf16', graphs: false });
+const ctx = backend.ctx;
+const drv = ctx.drv;
+
+interface Case {
+  label: string;
+  m: number;
+  k: number;
+  type: QuantType;
+}
+const cases: Case[] = [
+  { label: 'q/k/v 6144 x 4096', m: 6144, k: 4096, type: 'q4_k' },
+  { label: 'o 4096 x 4096', m: 4096, k: 4096, type: 'q4_k' },
+  { label: 'gate/up 28672 x 4096', m: 28672, k: 4096, type: 'q4_k' },
+  { label: 'down 4096 x 14336', m: 4096, k: 14336, type: 'q4_k' },
+  { label: 'down 4096 x 14336', m: 4096, k: 14336, type: 'q6_k' },
+  { label: 'lm_head 128256 x 4096', m: 128256, k: 4096, type: 'q6_k' },
+  { label: 'gate/up 28672 x 4096', m: 28672, k: 4096, type: 'q8_0' },
+  { label: 'down 4096 x 14336', m: 4096, k: 14336, type: 'q8_0' },
+];
+
+/** Enough random copies of a weight to exceed L2 several times over. */
+function copies(bytes: number): number {
+  return Math.max(2, Math.ceil((256 << 20) / bytes));
+}
+
+const maxT = Math.max(...rowCounts);
+const maxK = Math.max(...cases.map((c) => c.k));
+const maxM = Math.max(...cases.map((c) => c.m));
+const x = drv.alloc(maxT * maxK * 2);
+fillUniform(ctx, x, maxT * maxK, 1, 1);
+const y = drv.alloc(maxT * maxM * 2);
+const ref = drv.alloc(maxT * maxM * 2);
+const xq = drv.alloc(maxT * maxK);
+const xs = drv.alloc((maxT * maxK) / 4);
+
+/** Microseconds per launch of `body` over the rotated weights (best of two passes of 4 rounds). */
+function time(n: number, body: (i: number) => void): number {
+  const reps = 4 * n;
+  for (let i = 0; i < n; i++) body(i);
+  let best = Number.POSITIVE_INFINITY;
+  for (let pass = 0; pass < 2; pass++) {
+    const ms = streamMillis(drv, () => {
+      for (let i = 0; i < reps; i++) body(i % n);
+    });
+    best = Math.min(best, (ms * 1000) / reps);
+  }
+  return best;
+}
+
+const host = (p: DevPtr, n: number) => backend.toHost(new CudaTensor([n], 'bf16', p));
+const r1 = (v: number) => Math.round(v * 10) / 10;
+
+function floatRoute(p: QuantCudaPart, T: number, k: number, out: DevPtr): void {
+  ctx.kernel(QUANT_GEMV[quantGemvTmax(T)], { QTYPE: QTYPE[p.type] }).launch([Math.ceil(p.rows / 8)], [256], {
+    y: out,
+    x,
+    w: p.ptr,
+    bias: 0n,
+    rows: T,
+    n: p.rows,
+    k,
+    rowBytes: p.rowBytes,
+    ldy: p.rows,
+  });
+}
+function quantizeX(T: number, k: number): void {
+  const groups = (T * k) / 32;
+  ctx.kernel(QUANT_ACT_Q8).launch([Math.ceil(groups / 8)], [256], { q: xq, scales: xs, x, groups });
+}
+function integerRoute(p: QuantCudaPart, T: number, k: number, out: DevPtr): void {
+  quantizeX(T, k);
+  ctx.kernel(QUANT_GEMV_Q8[quantGemvTmax(T)], { QTYPE: QTYPE[p.type] }).launch([Math.ceil(p.rows / 8)], [256], {
+    y: out,
+    xq,
+    xs,
+    w: p.ptr,
+    bias: 0n,
+    rows: T,
+    n: p.rows,
+    k,
+    rowBytes: p.rowBytes,
+    ldy: p.rows,
+  });
+}
+
+const header =
+  '| weight | type | rows | float route us | integer route us (x quantized, us) | GB/s integer | bf16 linear us | integer vs float | integer vs bf16 | rel. L2 integer vs float |\n|---|---|---|---|---|---|---|---|---|---|';
+const lines: string[] = [];
+console.log(header);
+for (const c of cases) {
+  // Dummy blocks (no bytes): random blocks of the type, made on the device.
+  const load = () =>
+    backend.loadWeight({
+      name: c.label,
+      shape: [c.m, c.k],
+      dtype: c.type,
+      bytes: new Uint8Array(0),
+    }) as QuantCudaTensor;
+  const first = load();
+  const bytes = first.byteLength;
+  const n = copies(bytes);
+  const parts = [first, ...Array.from({ length: n - 1 }, load)].map((w) => w.parts[0]!);
+  const dense = Array.from({ length: copies(c.m * c.k * 2) }, () => {
+    const p = drv.alloc(c.m * c.k * 2);
+    fillUniform(ctx, p, c.m * c.k, 2, 1 / Math.sqrt(c.k));
+    return new CudaTensor([c.m, c.k], 'bf16', p);
+  });
+  for (const T of rowCounts) {
+    floatRoute(parts[0]!, T, c.k, ref);
+    integerRoute(parts[0]!, T, c.k, y);
+    const err = relL2(host(y, T * c.m), host(ref, T * c.m));
+    const floatUs = time(n, (i) => floatRoute(parts[i]!, T, c.k, y));
+    const intUs = time(n, (i) => integerRoute(parts[i]!, T, c.k, y));
+    const actUs = time(n, () => quantizeX(T, c.k));
+    const xt = new CudaTensor([T, c.k], 'bf16', x);
+    const bf16Us = time(dense.length, (i) => {
+      ctx.arena.reset();
+      backend.linear(xt, dense[i]!);
+    });
+    const line = `| ${c.label} | ${c.type} | ${T} | ${r1(floatUs)} | ${r1(intUs)} (${r1(actUs)}) | ${Math.round(bytes / (intUs * 1e3))} | ${r1(bf16Us)} | ${(floatUs / intUs).toFixed(2)}x | ${(bf16Us / intUs).toFixed(2)}x | ${err.toExponential(1)} |`;
+    console.log(line);
+    lines.push(line);
+  }
+  for (const d of dense) drv.free(d.ptr);
+}
+
+const section = `## Quantized decode GEMV, float vs integer route (${new Date().toISOString().slice(0, 10)}, ${drv.info.name})\n\n\`node --import tsx bench/quant-gemv.ts --rows ${rowCounts.join(',')}\`: Llama-3-8B weight shapes, random blocks, bf16 x; the bf16 weight of the same shape through the backend's linear is the baseline of the same run.\n\n${header}\n${lines.join('\n')}\n`;
+appendFileSync(join(import.meta.dirname, 'RESULTS.md'), `\n${section}`);
