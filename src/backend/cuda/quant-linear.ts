@@ -20,6 +20,8 @@ import { type CudaTensor, cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
 const GEMV_WARPS = 8;
 /** Bytes of a q8_scale (kernels/q8_act.cuh): d and two level sums. */
 const Q8_SCALE_BYTES = 8;
+/** The largest grid y the driver launches. */
+const MAX_GRID_Y = 65535;
 
 /**
  * Linear layers and embedding gathers over quantized weights (kernels/quant.cu). Decode rows (up to 8) run the GEMV
@@ -115,7 +117,8 @@ export class QuantLinear {
 
   /** Writes rows [first, first + rows) of a part as a `[rows, cols]` matrix in the compute type at `dst`. */
   dequantizeRows(p: QuantCudaPart, first: number, rows: number, cols: number, dst: DevPtr): void {
-    this.ctx.kernel(QUANT_DEQUANT, { QTYPE: QTYPE[p.type] }).launch(this.ctx.grid1d((rows * cols) / 8), [256], {
+    const grid = [Math.ceil(cols / 8 / 256), Math.min(rows, MAX_GRID_Y)] as const;
+    this.ctx.kernel(QUANT_DEQUANT, { QTYPE: QTYPE[p.type] }).launch(grid, [256], {
       out: dst,
       w: p.ptr + BigInt(first * p.rowBytes),
       rows,

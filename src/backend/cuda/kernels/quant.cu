@@ -42,18 +42,18 @@ __device__ __forceinline__ void store8(T* __restrict__ p, const float (&f)[8]) {
 #endif
 }
 
-// out[r, :] = the rows of blocks w[r] (row_bytes apart) as values, for r < rows; cols a multiple of QK.
+// out[r, :] = the rows of blocks w[r] (row_bytes apart) as values, for r < rows; cols a multiple of QK. A thread
+// per 8 values: blockIdx.x over a row's chunks, blockIdx.y over rows (strided past gridDim.y), so no thread divides
+// a flat index.
 extern "C" __global__ void quant_dequant(T* __restrict__ out, const u8* __restrict__ w, int rows, int cols,
                                          long long row_bytes) {
   PDL_ENTER();
-  const int chunks = cols / 8;
-  const long long total = (long long)rows * chunks;
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
-    const long long r = i / chunks;
-    const int c = (int)(i - r * chunks);
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= cols / 8) return;
+  for (int r = blockIdx.y; r < rows; r += gridDim.y) {
     float v[8];
     qdecode_row8(w + r * row_bytes, c, v);
-    store8(out + r * cols + 8 * c, v);
+    store8(out + (long long)r * cols + 8 * c, v);
   }
 }
 
