@@ -141,11 +141,15 @@ export class QuantLinear {
  */
 export function quantizeActivations(ctx: CudaContext, x: CudaTensor): { xq: DevPtr; xs: DevPtr } {
   const [T, k] = rowsCols(x);
-  const groups = (T * k) / 32;
-  const xq = ctx.arena.alloc(T * k);
-  const xs = ctx.arena.alloc(groups * Q8_SCALE_BYTES);
-  ctx.kernel(QUANT_ACT_Q8).launch([Math.ceil(groups / 8)], [256], { q: xq, scales: xs, x: x.ptr, groups });
-  return { xq, xs };
+  const q = { xq: ctx.arena.alloc(T * k), xs: ctx.arena.alloc((T * k * Q8_SCALE_BYTES) / 32) };
+  quantizeActivationsInto(ctx, x.ptr, T * k, q);
+  return q;
+}
+
+/** `values` values of x (a multiple of 32) quantized to 8 bits into `q` (a lane per 8 values). */
+export function quantizeActivationsInto(ctx: CudaContext, x: DevPtr, values: number, q: { xq: DevPtr; xs: DevPtr }) {
+  const groups = values / 32;
+  ctx.kernel(QUANT_ACT_Q8).launch([Math.ceil(values / 8 / 256)], [256], { q: q.xq, scales: q.xs, x, groups });
 }
 
 /** out[t] = row index[t] of a quantized table, dequantized as it is gathered (one launch per part). */

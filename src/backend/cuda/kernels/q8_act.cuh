@@ -1,10 +1,55 @@
-// Activations quantized to 8 bits for the integer GEMV (quant_act.cu writes them, quant_groups.cuh reads them):
-// per 32 values, levels round(x / d) with d = amax / 127 kept in float, and the sums of each 16 levels (what the
-// weights' mins multiply). The levels of a [rows, k] input lie in a [rows, k] int8 array, the scales in a
-// [rows, k / 32] array of these.
+// Activations quantized to 8 bits for the integer GEMV (quant_act.cu writes them to memory, quant.cu's
+// quant_gemv_q8s to shared memory; quant_groups.cuh reads them): per 32 values, levels round(x / d) with d = amax / 127
+// kept in float, and the sums of each 16 levels (what the weights' mins multiply). The levels of a [rows, k] input
+// lie in a [rows, k] int8 array, the scales in a [rows, k / 32] array of q8_scale. The arithmetic is
+// src/backend/cpu/quant-act.ts's q8 levels (quantizeQ8Groups, the CPU twin): d and its reciprocal rounded as IEEE
+// float division, levels rounded half away from zero.
 #pragma once
+#include "common.cuh"
 
 struct __align__(8) q8_scale {
   float d;
   int sums;  // the 16-value halves' level sums as two int16: low, high
 };
+
+// 8 values of a row of x as float (16-bit storage: one 16-byte load).
+__device__ __forceinline__ void load8(const T* __restrict__ p, float (&f)[8]) {
+#if PAGODA_DTYPE == 0
+  const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+  f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+#else
+  const uint4 u = *reinterpret_cast<const uint4*>(p);
+  const T* h = reinterpret_cast<const T*>(&u);
+#pragma unroll
+  for (int i = 0; i < 8; i++) f[i] = to_f(h[i]);
+#endif
+}
+
+// Chunk c (values 8c .. 8c + 7) of x quantized by a lane; the 4 lanes of a group (lanes 4i .. 4i + 3, chunks
+// 4g .. 4g + 3) share its amax, and the first writes its scale. Every lane of the warp calls it (shuffles); one
+// with `store` false (past the end, quantizing a valid chunk) writes nothing.
+__device__ __forceinline__ void q8_quantize_chunk(const T* __restrict__ x, long long c, signed char* q, q8_scale* s,
+                                                  bool store) {
+  float v[8];
+  load8(x + 8 * c, v);
+  float amax = 0.f;
+#pragma unroll
+  for (int i = 0; i < 8; i++) amax = fmaxf(amax, fabsf(v[i]));
+  amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+  amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+  const float d = __fdiv_rn(amax, 127.f);
+  const float id = d != 0.f ? __fdiv_rn(1.f, d) : 0.f;
+  unsigned w[2] = {0u, 0u};
+  int sum = 0;
+#pragma unroll
+  for (int i = 0; i < 8; i++) {
+    const int level = (int)roundf(__fmul_rn(v[i], id));
+    sum += level;
+    w[i >> 2] |= (unsigned)(level & 0xFF) << (8 * (i & 3));
+  }
+  if (store) *reinterpret_cast<uint2*>(q + 8 * c) = make_uint2(w[0], w[1]);
+  // Lanes 4i, 4i + 1 hold values 0..15 of the group, 4i + 2, 4i + 3 values 16..31.
+  sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+  const int high = __shfl_down_sync(0xffffffffu, sum, 2);
+  if (store && (c & 3) == 0) s[c >> 2] = {d, (sum & 0xFFFF) | (high << 16)};
+}

@@ -15,19 +15,6 @@
 
 #define WARPS 8
 
-// 8 values of a row of x as float (16-bit storage: one 16-byte load).
-__device__ __forceinline__ void load8(const T* __restrict__ p, float (&f)[8]) {
-#if PAGODA_DTYPE == 0
-  const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
-  f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
-#else
-  const uint4 u = *reinterpret_cast<const uint4*>(p);
-  const T* h = reinterpret_cast<const T*>(&u);
-#pragma unroll
-  for (int i = 0; i < 8; i++) f[i] = to_f(h[i]);
-#endif
-}
-
 // Stores 8 floats rounded to the storage type (16-bit: one 16-byte store).
 __device__ __forceinline__ void store8(T* __restrict__ p, const float (&f)[8]) {
 #if PAGODA_DTYPE == 0
@@ -171,6 +158,34 @@ PAGODA_QUANT_GEMV_Q8(1)
 PAGODA_QUANT_GEMV_Q8(2)
 PAGODA_QUANT_GEMV_Q8(4)
 PAGODA_QUANT_GEMV_Q8(8)
+
+// The integer route with x quantized by each block into its shared memory (dynamic: 1.25 rows k bytes, q8_act.cuh's
+// layout) instead of by a launch of its own: every block reads all of x (from L2) once.
+template <int TMAX>
+__device__ __forceinline__ void gemv_q8_shared(T* __restrict__ y, const T* __restrict__ x, const u8* __restrict__ w,
+                                               const T* __restrict__ bias, int rows, int n, int k,
+                                               long long row_bytes, int ldy, signed char* smem) {
+  q8_scale* xs = reinterpret_cast<q8_scale*>(smem + rows * k);
+  const int chunks = rows * k / 8;
+#pragma unroll 4
+  for (int base = 0; base < chunks; base += WARPS * 32) {
+    const int c = base + threadIdx.x;
+    q8_quantize_chunk(x, c < chunks ? c : chunks - 4 + (c & 3), smem, xs, c < chunks);
+  }
+  __syncthreads();
+  gemv_q8_rows<TMAX>(y, smem, xs, w, bias, rows, n, k, row_bytes, ldy);
+}
+
+#define PAGODA_QUANT_GEMV_Q8S(R)                                                                                      \
+  extern "C" __global__ void __launch_bounds__(WARPS * 32)                                                           \
+      quant_gemv_q8s_t##R(T* __restrict__ y, const T* __restrict__ x, const u8* __restrict__ w,                      \
+                          const T* __restrict__ bias, int rows, int n, int k, long long row_bytes, int ldy) {         \
+    PDL_ENTER();                                                                                                      \
+    extern __shared__ __align__(16) signed char q8_smem[];                                                            \
+    gemv_q8_shared<R>(y, x, w, bias, rows, n, k, row_bytes, ldy, q8_smem);                                            \
+  }
+PAGODA_QUANT_GEMV_Q8S(1)
+PAGODA_QUANT_GEMV_Q8S(4)
 
 // out[t, :] = row index[t] - first of a table part of part_rows rows (a block per token; rows outside the part are
 // left to the launch of the part that holds them).
