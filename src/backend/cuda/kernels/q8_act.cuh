@@ -6,11 +6,7 @@
 // float division, levels rounded half away from zero.
 #pragma once
 #include "common.cuh"
-
-struct __align__(8) q8_scale {
-  float d;
-  int sums;  // the 16-value halves' level sums as two int16: low, high
-};
+#include "q8_scale.cuh"
 
 // 8 values of a row of x as float (16-bit storage: one 16-byte load).
 __device__ __forceinline__ void load8(const T* __restrict__ p, float (&f)[8]) {

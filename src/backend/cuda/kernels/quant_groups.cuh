@@ -5,7 +5,7 @@
 // q4_0's 8 is folded into min). Built with quant_blocks.cuh (its QTYPE, QK, QBYTES, QALIGN and helpers); also
 // built for the host by test/backend/quant-blocks-host.test.ts with stand-ins for the intrinsics.
 #pragma once
-#include "q8_act.cuh"
+#include "q8_scale.cuh"
 
 // 32 values' levels (w[i]: values 4i .. 4i + 3, one per byte) and the affine maps of values 0..15 and 16..31.
 struct q_group {
