@@ -12,6 +12,7 @@
 #include "common.cuh"
 #include "quant_blocks.cuh"
 #include "quant_groups.cuh"
+#include "q8_act.cuh"
 
 #define WARPS 8
 
