@@ -634,10 +634,12 @@ describe('CUDA kernels against the CPU backend', () => {
       const [gl, , values] = pair(g, [R, V], dtype, 4);
       const r = mulberry32(freshSeed());
       const words = Math.ceil(V / 32);
-      // Random sparse masks (about 1 id in 50), one with a single allowed id, and an unmasked row between them.
+      // Random sparse masks (about 1 id in 50), one with a single allowed id, one that stops at id 2016 (a grammar
+      // vocabulary shorter than the model's: nothing past it is allowed), and an unmasked row between them.
       const masks = Array.from({ length: R }, (_, k) => {
-        const m = new Int32Array(words);
+        const m = new Int32Array(k === 3 ? 63 : words);
         if (k === 2) m[1234 >> 5] = 1 << (1234 & 31);
+        else if (k === 3) for (let i = 0; i < 2016; i++) if (r() < 0.02) m[i >> 5]! |= 1 << (i & 31);
         else for (let i = 0; i < V; i++) if (r() < 0.02) m[i >> 5]! |= 1 << (i & 31);
         return m;
       });
@@ -648,7 +650,7 @@ describe('CUDA kernels against the CPU backend', () => {
         topK: k === 5 ? 5 : 0,
         seed: Math.floor(r() * 2 ** 40),
         step: k,
-        logitBias: k === 1 ? { 7: 100 } : undefined,
+        logitBias: k === 1 ? { 7: 100 } : k === 3 ? { 2500: 100 } : undefined,
         allowedTokens: k === 4 ? undefined : m,
       }));
       const ids = g.sampleTokens(gl, rows);
@@ -665,6 +667,7 @@ describe('CUDA kernels against the CPU backend', () => {
         assert.ok(best - score[id]! <= 1e-3 * Math.max(1, Math.abs(best)), `row ${k}: id ${id} is not the best`);
       });
       assert.equal(ids[2], 1234, 'the one allowed id');
+      assert.ok(ids[3]! < 2016, `row 3: id ${ids[3]} past its mask`);
     });
   }
 });

@@ -38,6 +38,24 @@ class Grow {
   }
 }
 
+/**
+ * Page-locked host memory that only grows: the metadata is written here and copied from it, so a step's upload (up
+ * to a megabyte of masks) neither allocates a fresh buffer nor goes through the driver's pageable staging. Reused at
+ * once: each `sample` waits for its ids, so its upload has finished before the next one writes.
+ */
+class PinnedGrow {
+  private pinned: ReturnType<CudaContext['drv']['allocHost']> | null = null;
+  constructor(private readonly ctx: CudaContext) {}
+  need(bytes: number): { buffer: ArrayBuffer; addr: bigint } {
+    if (!this.pinned || this.pinned.buffer.byteLength < bytes) {
+      const old = this.pinned;
+      if (old) this.ctx.drv.freeHost(old.handle);
+      this.pinned = this.ctx.drv.allocHost(Math.max(bytes, 2 * (old?.buffer.byteLength ?? 0), 65536));
+    }
+    return this.pinned;
+  }
+}
+
 /** Splits a seed (any safe integer, negative ones as two's complement) into two 32-bit Philox key words. */
 export function seedWords(seed: number): [number, number] {
   const u = BigInt.asUintN(64, BigInt(Math.trunc(seed)));
@@ -52,11 +70,13 @@ export class DeviceSampler {
   private readonly scratch: Grow;
   private readonly meta: Grow;
   private readonly ids: Grow;
+  private readonly host: PinnedGrow;
 
   constructor(private readonly ctx: CudaContext) {
     this.scratch = new Grow(ctx);
     this.meta = new Grow(ctx);
     this.ids = new Grow(ctx);
+    this.host = new PinnedGrow(ctx);
   }
 
   reserve(rows: number, vocab: number): void {
@@ -73,22 +93,29 @@ export class DeviceSampler {
     let seen = 0;
     let bias = 0;
     let masked = 0;
-    const maskWords = Math.ceil(V / 32);
+    // Mask rows as long as the longest mask (a grammar's vocabulary may stop short of a padded model vocabulary):
+    // the kernel allows no token past a row's words.
+    let maskWords = 0;
     for (const r of rows) {
       seen += r.seenTokens?.length ?? 0;
       bias += r.logitBias ? Object.keys(r.logitBias).length : 0;
-      if (r.allowedTokens) masked++;
+      if (r.allowedTokens) {
+        masked++;
+        maskWords = Math.max(maskWords, Math.min(r.allowedTokens.length, Math.ceil(V / 32)));
+      }
     }
     // One host buffer: params [R, 16] | seen tokens | seen counts | bias tokens | bias values | masks [masked, words].
     const words = R * PARAM_WORDS + 2 * seen + 2 * bias + masked * maskWords;
-    const host = new ArrayBuffer(words * 4);
-    const f = new Float32Array(host);
-    const i32 = new Int32Array(host);
+    const host = this.host.need(words * 4);
+    const f = new Float32Array(host.buffer, 0, words);
+    const i32 = new Int32Array(host.buffer, 0, words);
     const seenAt = R * PARAM_WORDS;
     const countsAt = seenAt + seen;
     const biasAt = countsAt + seen;
     const biasValAt = biasAt + bias;
     const masksAt = biasValAt + bias;
+    // A shorter row's words past its end stay 0: its tokens there are not allowed.
+    i32.fill(0, masksAt);
     let s = 0;
     let b = 0;
     let m = 0;
@@ -126,14 +153,13 @@ export class DeviceSampler {
       i32[o + 14] = from;
       i32[o + 15] = -1;
       if (r.allowedTokens) {
-        // Words past the row's end (a vocabulary padded beyond the mask) stay 0: those tokens are not allowed.
         i32.set(r.allowedTokens.subarray(0, maskWords), masksAt + m * maskWords);
         i32[o + 15] = m++;
       }
     });
     const drv = this.ctx.drv;
     const meta = this.meta.need(words * 4);
-    drv.upload(meta, i32);
+    drv.uploadFrom(meta, host.addr, words * 4);
     const ids = this.ids.need(R * 4);
     const scratch = this.scratch.need(R * V * 4);
     const at = (w: number) => meta + BigInt(w * 4);

@@ -72,7 +72,7 @@ sample_rows(int* __restrict__ out_ids, const T* __restrict__ logits, float* __re
   const T* src = logits + (long long)p.logit_row * vocab;
   const unsigned int* mask = p.mask_row >= 0 ? masks + (long long)p.mask_row * mask_words : nullptr;
   for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-    x[i] = (mask && !((mask[i >> 5] >> (i & 31)) & 1u)) ? -INFINITY : to_f(src[i]);
+    x[i] = (mask && ((i >> 5) >= mask_words || !((mask[i >> 5] >> (i & 31)) & 1u))) ? -INFINITY : to_f(src[i]);
   }
   __syncthreads();
   for (int j = p.bias_begin + threadIdx.x; j < p.bias_end; j += blockDim.x) x[bias_tokens[j]] += bias_values[j];
