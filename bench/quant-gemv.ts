@@ -3,8 +3,9 @@
  * products over the levels (quant_gemv_tN, x exact) against the integer route (quant_act_q8 then quant_gemv_q8_tN:
  * x quantized to 8 bits per 32 values, dp4a), with the bf16 weight of the same shape through the backend's own linear
  * as the baseline of the same run. Weights are random blocks made on the device, rotated over >= 256 MB so they come
- * from HBM. Each integer result is checked against the float route's first. Prints a table and appends it to
- * bench/RESULTS.md. Run on the device:
+ * from HBM. Each integer result is checked against the float route's first. Then the prefill path (dequantize into
+ * the scratch + cuBLASLt) at 256 rows for several scratch run sizes, against the bf16 GEMM. Prints the tables and
+ * appends them to bench/RESULTS.md. Run on the device:
  *   node --import tsx bench/quant-gemv.ts [--rows 1,4]
  */
 
@@ -61,6 +62,12 @@ const y = drv.alloc(maxT * maxM * 2);
 const ref = drv.alloc(maxT * maxM * 2);
 const xq = drv.alloc(maxT * maxK);
 const xs = drv.alloc((maxT * maxK) / 4);
+const PREFILL_ROWS = 256;
+const xBig = drv.alloc(PREFILL_ROWS * maxK * 2);
+fillUniform(ctx, xBig, PREFILL_ROWS * maxK, 3, 1);
+/** The whole largest weight dequantized at once (the dequantization alone is timed into it). */
+const scratchAll = drv.alloc(Math.max(...cases.map((c) => c.m * c.k)) * 2);
+const prefillLines: string[] = [];
 
 /** Microseconds per launch of `body` over the rotated weights (best of two passes of 4 rounds). */
 function time(n: number, body: (i: number) => void): number {
@@ -138,7 +145,8 @@ for (const c of cases) {
   const first = load();
   const bytes = first.byteLength;
   const n = copies(bytes);
-  const parts = [first, ...Array.from({ length: n - 1 }, load)].map((w) => w.parts[0]!);
+  const weights = [first, ...Array.from({ length: n - 1 }, load)];
+  const parts = weights.map((w) => w.parts[0]!);
   const dense = Array.from({ length: copies(c.m * c.k * 2) }, () => {
     const p = drv.alloc(c.m * c.k * 2);
     fillUniform(ctx, p, c.m * c.k, 2, 1 / Math.sqrt(c.k));
@@ -165,8 +173,39 @@ for (const c of cases) {
     console.log(line);
     lines.push(line);
   }
+  if (c.type === 'q4_k' || c.label.startsWith('lm_head')) prefillRows(c, weights, dense, bytes);
   for (const d of dense) drv.free(d.ptr);
 }
 
-const section = `## Quantized decode GEMV, float vs integer route (${new Date().toISOString().slice(0, 10)}, ${drv.info.name})\n\n\`node --import tsx bench/quant-gemv.ts --rows ${rowCounts.join(',')}\`: Llama-3-8B weight shapes, random blocks, bf16 x; the bf16 weight of the same shape through the backend's linear is the baseline of the same run.\n\n${header}\n${lines.join('\n')}\n`;
+/**
+ * The prefill path at PREFILL_ROWS rows (the offline workload's decode batches): the weight dequantized into the
+ * scratch a run at a time, each run's GEMM after it, for several run sizes; the dequantization alone; the bf16 weight's
+ * GEMM.
+ */
+function prefillRows(c: Case, weights: QuantCudaTensor[], dense: CudaTensor[], bytes: number): void {
+  const q = backend.linears.quant;
+  const xt = new CudaTensor([PREFILL_ROWS, c.k], 'bf16', xBig);
+  const linear = (w: CudaTensor | QuantCudaTensor) => {
+    ctx.arena.reset();
+    backend.linear(xt, w);
+  };
+  const bf16Us = time(dense.length, (i) => linear(dense[i]!));
+  const saved = q.runBytes;
+  for (const mb of [8, 16, 32, 64]) {
+    q.runBytes = mb << 20;
+    q.reserveFor(weights[0]!);
+    const us = time(weights.length, (i) => linear(weights[i]!));
+    const p = weights[0]!.parts[0]!;
+    const dequantUs = time(weights.length, (i) => q.dequantizeRows(weights[i]!.parts[0]!, 0, p.rows, c.k, scratchAll));
+    const line = `| ${c.label} | ${c.type} | ${PREFILL_ROWS} | ${mb} | ${r1(us)} | ${r1(dequantUs)} (${Math.round(bytes / (dequantUs * 1e3))} GB/s read) | ${r1(bf16Us)} | ${(bf16Us / us).toFixed(2)}x |`;
+    console.log(line);
+    prefillLines.push(line);
+  }
+  q.runBytes = saved;
+}
+
+const prefillHeader =
+  '| weight | type | rows | scratch run MB | dequantize + GEMM us | dequantize alone us | bf16 GEMM us | vs bf16 |\n|---|---|---|---|---|---|---|---|';
+console.log(`\n${prefillHeader}\n${prefillLines.join('\n')}`);
+const section = `## Quantized linear, decode GEMV routes and the prefill path (${new Date().toISOString().slice(0, 10)}, ${drv.info.name})\n\n\`node --import tsx bench/quant-gemv.ts --rows ${rowCounts.join(',')}\`: Llama-3-8B weight shapes, random blocks, bf16 x; the bf16 weight of the same shape through the backend's linear is the baseline of the same run.\n\n${header}\n${lines.join('\n')}\n\n${prefillHeader}\n${prefillLines.join('\n')}\n`;
 appendFileSync(join(import.meta.dirname, 'RESULTS.md'), `\n${section}`);

@@ -644,13 +644,15 @@ describe('CUDA kernels against the CPU backend', () => {
         return m;
       });
       const base = { topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, presencePenalty: 0, frequencyPenalty: 0 };
+      // Row 3's bias pulls toward an id past its mask.
+      const biases: Record<number, Record<number, number>> = { 1: { 7: 100 }, 3: { 2500: 100 } };
       const rows: SamplingRow[] = masks.map((m, k) => ({
         ...base,
         temperature: k % 2 === 0 ? 0 : 1,
         topK: k === 5 ? 5 : 0,
         seed: Math.floor(r() * 2 ** 40),
         step: k,
-        logitBias: k === 1 ? { 7: 100 } : k === 3 ? { 2500: 100 } : undefined,
+        logitBias: biases[k],
         allowedTokens: k === 4 ? undefined : m,
       }));
       const ids = g.sampleTokens(gl, rows);
