@@ -639,8 +639,10 @@ describe('CUDA kernels against the CPU backend', () => {
       const masks = Array.from({ length: R }, (_, k) => {
         const m = new Int32Array(k === 3 ? 63 : words);
         if (k === 2) m[1234 >> 5] = 1 << (1234 & 31);
-        else if (k === 3) for (let i = 0; i < 2016; i++) if (r() < 0.02) m[i >> 5]! |= 1 << (i & 31);
-        else for (let i = 0; i < V; i++) if (r() < 0.02) m[i >> 5]! |= 1 << (i & 31);
+        else {
+          const end = k === 3 ? 2016 : V;
+          for (let i = 0; i < end; i++) if (r() < 0.02) m[i >> 5]! |= 1 << (i & 31);
+        }
         return m;
       });
       const base = { topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, presencePenalty: 0, frequencyPenalty: 0 };
