@@ -14,11 +14,11 @@ import { join } from 'node:path';
 import { CudaBackend } from '../src/backend/cuda/backend.ts';
 import type { DevPtr } from '../src/backend/cuda/driver.ts';
 import { fillUniform } from '../src/backend/cuda/elementwise.ts';
-import { QTYPE, QUANT_GEMV, QUANT_GEMV_Q8, QUANT_GEMV_Q8S } from '../src/backend/cuda/quant-kernels.ts';
+import { QTYPE, QUANT_GEMV, QUANT_GEMV_Q8 } from '../src/backend/cuda/quant-kernels.ts';
 import { quantizeActivationsInto } from '../src/backend/cuda/quant-linear.ts';
 import { type QuantCudaPart, type QuantCudaTensor, quantGemvTmax } from '../src/backend/cuda/quant-tensor.ts';
 import { streamMillis } from '../src/backend/cuda/stream-event.ts';
-import { CudaTensor, DTYPE_DEFINE } from '../src/backend/cuda/tensor.ts';
+import { CudaTensor } from '../src/backend/cuda/tensor.ts';
 import { settingsFromEnv } from '../src/cli/settings.ts';
 import type { QuantType } from '../src/primitives/ggml-types.ts';
 import { relL2 } from '../test/helpers/gpu.ts';
@@ -116,21 +116,8 @@ function integerRoute(p: QuantCudaPart, T: number, k: number, out: DevPtr): void
   });
 }
 
-/** The third route: x quantized by each block into shared memory (1.25 T k bytes), no launch of its own. */
-function sharedRoute(p: QuantCudaPart, T: 1 | 4, k: number, out: DevPtr): void {
-  const smem = (5 * T * k) / 4;
-  ctx.mods
-    .get(QUANT_GEMV_Q8S[T], { PAGODA_DTYPE: DTYPE_DEFINE.bf16, QTYPE: QTYPE[p.type] }, 227 * 1024)
-    .launch(
-      [Math.ceil(p.rows / 8)],
-      [256],
-      { y: out, x, w: p.ptr, bias: 0n, rows: T, n: p.rows, k, rowBytes: p.rowBytes, ldy: p.rows },
-      smem,
-    );
-}
-
 const header =
-  '| weight | type | rows | float route us | integer route us (x quantized, us) | x in shared memory us | GB/s integer | bf16 linear us | integer vs float | integer vs bf16 | rel. L2 integer, shared vs float |\n|---|---|---|---|---|---|---|---|---|---|---|';
+  '| weight | type | rows | float route us | integer route us (x quantized, us) | GB/s integer | bf16 linear us | integer vs float | integer vs bf16 | rel. L2 integer vs float |\n|---|---|---|---|---|---|---|---|---|---|';
 const lines: string[] = [];
 console.log(header);
 for (const c of cases) {
@@ -157,19 +144,15 @@ for (const c of cases) {
     integerRoute(parts[0]!, T, c.k, y);
     const want = host(ref, T * c.m);
     const err = relL2(host(y, T * c.m), want);
-    const shared = T === 1 || T === 4;
-    if (shared) sharedRoute(parts[0]!, T, c.k, y);
-    const errShared = shared ? relL2(host(y, T * c.m), want).toExponential(1) : '-';
     const floatUs = time(n, (i) => floatRoute(parts[i]!, T, c.k, y));
     const intUs = time(n, (i) => integerRoute(parts[i]!, T, c.k, y));
     const actUs = time(n, () => quantizeX(T, c.k));
-    const sharedUs = shared ? r1(time(n, (i) => sharedRoute(parts[i]!, T, c.k, y))) : '-';
     const xt = new CudaTensor([T, c.k], 'bf16', x);
     const bf16Us = time(dense.length, (i) => {
       ctx.arena.reset();
       backend.linear(xt, dense[i]!);
     });
-    const line = `| ${c.label} | ${c.type} | ${T} | ${r1(floatUs)} | ${r1(intUs)} (${r1(actUs)}) | ${sharedUs} | ${Math.round(bytes / (intUs * 1e3))} | ${r1(bf16Us)} | ${(floatUs / intUs).toFixed(2)}x | ${(bf16Us / intUs).toFixed(2)}x | ${err.toExponential(1)}, ${errShared} |`;
+    const line = `| ${c.label} | ${c.type} | ${T} | ${r1(floatUs)} | ${r1(intUs)} (${r1(actUs)}) | ${Math.round(bytes / (intUs * 1e3))} | ${r1(bf16Us)} | ${(floatUs / intUs).toFixed(2)}x | ${(bf16Us / intUs).toFixed(2)}x | ${err.toExponential(1)} |`;
     console.log(line);
     lines.push(line);
   }

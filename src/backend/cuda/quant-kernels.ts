@@ -60,11 +60,6 @@ export const QUANT_GEMV_Q8 = {
   4: declareKernel('quant', 'quant_gemv_q8_t4', GEMV_Q8_ARGS),
   8: declareKernel('quant', 'quant_gemv_q8_t8', GEMV_Q8_ARGS),
 };
-/** The integer GEMV quantizing x into each block's shared memory (1.25 rows k bytes): bench/quant-gemv.ts's third route. */
-export const QUANT_GEMV_Q8S = {
-  1: declareKernel('quant', 'quant_gemv_q8s_t1', GEMV_ARGS),
-  4: declareKernel('quant', 'quant_gemv_q8s_t4', GEMV_ARGS),
-};
 /** kernels/quant_act.cu: x quantized to 8 bits per 32 values for QUANT_GEMV_Q8 (one build per dtype). */
 export const QUANT_ACT_Q8 = declareKernel('quant_act', 'quant_act_q8', {
   q: 'ptr',

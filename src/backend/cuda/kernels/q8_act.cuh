@@ -1,5 +1,4 @@
-// Activations quantized to 8 bits for the integer GEMV (quant_act.cu writes them to memory, quant.cu's
-// quant_gemv_q8s to shared memory; quant_groups.cuh reads them): per 32 values, levels round(x / d) with d = amax / 127
+// Activations quantized to 8 bits for the integer GEMV (quant_act.cu writes them, quant_groups.cuh reads them): per 32 values, levels round(x / d) with d = amax / 127
 // kept in float, and the sums of each 16 levels (what the weights' mins multiply). The levels of a [rows, k] input
 // lie in a [rows, k] int8 array, the scales in a [rows, k / 32] array of q8_scale. The arithmetic is
 // src/backend/cpu/quant-act.ts's q8 levels (quantizeQ8Groups, the CPU twin): d and its reciprocal rounded as IEEE

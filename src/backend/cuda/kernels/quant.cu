@@ -1,14 +1,14 @@
 // GGUF block-quantized weights (one QTYPE per build, quant_blocks.cuh decodes them): dequantization into the compute
-// type (the prefill path: a persistent scratch, then cuBLASLt), a decode GEMV that dequantizes in registers, the
+// type (the prefill path: a persistent scratch, then cuBLASLt), two decode GEMVs that decode in registers, the
 // embedding gather of a quantized table, and random blocks for --load-format dummy.
 //
-// The GEMV multiplies the weight's levels, as exact floats, with x in float (FMA), rather than llama.cpp's mmvq route
-// (activations quantized to q8_1 by a separate kernel, integer dot products by dp4a): it adds no activation rounding
-// (the dequantize + cuBLASLt path's products up to rounding order), one kernel serves every type, and it needs no
-// second kernel per linear. Per 8-value chunk it takes step * sum(q x) - min * sum(x) (the chunk shares one step and
-// min), so a value costs a byte permute, the exponent subtraction and the FMA. A warp owns one output feature and its
-// lanes take consecutive 8-value chunks, so a warp's loads cover whole blocks (a q4_k block per iteration, eight
-// q4_0 blocks); x comes through L1, shared by every warp.
+// The decode GEMVs. 16-bit compute takes the integer route (quant_gemv_q8, llama.cpp's mmvq): x quantized once per
+// linear to 8 bits per 32 values (quant_act.cu), then dp4a over the levels packed four to a word (quant_groups.cuh),
+// a step and min per 16 values: 1.1-2.2x the float route on an H100 at one row, 2.1-4.5x at four (bench/RESULTS.md).
+// float32 compute keeps the float route (quant_gemv), exact x and no activation rounding, as the reference the others
+// are held to: per 8-value chunk step * sum(q x) - min * sum(x), a value costing a byte permute, the exponent
+// subtraction and the FMA. In both a warp owns one output feature and its lanes take consecutive chunks or groups,
+// so a warp's loads cover whole blocks; x comes through L1, shared by every warp.
 #include "common.cuh"
 #include "quant_blocks.cuh"
 #include "quant_groups.cuh"
@@ -159,34 +159,6 @@ PAGODA_QUANT_GEMV_Q8(1)
 PAGODA_QUANT_GEMV_Q8(2)
 PAGODA_QUANT_GEMV_Q8(4)
 PAGODA_QUANT_GEMV_Q8(8)
-
-// The integer route with x quantized by each block into its shared memory (dynamic: 1.25 rows k bytes, q8_act.cuh's
-// layout) instead of by a launch of its own: every block reads all of x (from L2) once.
-template <int TMAX>
-__device__ __forceinline__ void gemv_q8_shared(T* __restrict__ y, const T* __restrict__ x, const u8* __restrict__ w,
-                                               const T* __restrict__ bias, int rows, int n, int k,
-                                               long long row_bytes, int ldy, signed char* smem) {
-  q8_scale* xs = reinterpret_cast<q8_scale*>(smem + rows * k);
-  const int chunks = rows * k / 8;
-#pragma unroll 4
-  for (int base = 0; base < chunks; base += WARPS * 32) {
-    const int c = base + threadIdx.x;
-    q8_quantize_chunk(x, c < chunks ? c : chunks - 4 + (c & 3), smem, xs, c < chunks);
-  }
-  __syncthreads();
-  gemv_q8_rows<TMAX>(y, smem, xs, w, bias, rows, n, k, row_bytes, ldy);
-}
-
-#define PAGODA_QUANT_GEMV_Q8S(R)                                                                                      \
-  extern "C" __global__ void __launch_bounds__(WARPS * 32)                                                           \
-      quant_gemv_q8s_t##R(T* __restrict__ y, const T* __restrict__ x, const u8* __restrict__ w,                      \
-                          const T* __restrict__ bias, int rows, int n, int k, long long row_bytes, int ldy) {         \
-    PDL_ENTER();                                                                                                      \
-    extern __shared__ __align__(16) signed char q8_smem[];                                                            \
-    gemv_q8_shared<R>(y, x, w, bias, rows, n, k, row_bytes, ldy, q8_smem);                                            \
-  }
-PAGODA_QUANT_GEMV_Q8S(1)
-PAGODA_QUANT_GEMV_Q8S(4)
 
 // out[t, :] = row index[t] - first of a table part of part_rows rows (a block per token; rows outside the part are
 // left to the launch of the part that holds them).
