@@ -8,9 +8,11 @@
 # must stay under 64 MiB and .device takes 34, so the shared fixtures go in small sets: .fixtures with
 # models/stories260K, gguf/stories260K.gguf and gguf/ggml-vocab-gpt-2.gguf (4 MB; the other tiny models are
 # committed) for parts 1-3; tokenizers/llama2 instead of the GGUFs for part 4; and the uncommitted tiny-llama-256 and
-# tiny-qwen2-256 (15 MB, in an excluded .fixtures-256/models) in a call of their own that carries only them, on the
-# still-warm machine, copies them into .fixtures/models and runs test/gpu/cuda-models, cuda-quantized-models and
-# fp8-weights again (part 1 skips what needs them). Each call: carry [".device", ".fixtures"] and run
+# tiny-qwen2-256 (15 MB, in .fixtures-256/models) in a call of their own that carries only them, on the still-warm
+# machine, copies them into .fixtures/models and runs test/gpu/cuda-models, cuda-quantized-models and fp8-weights
+# again (part 1 skips what needs them). The device keeps ignored paths between calls only if .gitignore names them
+# (.device, .fixtures, .fixtures-256 are): a folder excluded some other way is gone at the next call. Each call:
+# carry [".device", ".fixtures"] and run
 #   source .device/env.sh; export PAGODA_FIXTURES=$PWD/.fixtures; bench/lease.sh 1      (then 2, 3, 4)
 # Call N+1 right after call N returns: an idle machine goes back after about 30 s, and a fresh one costs its start.
 set -uo pipefail
