@@ -52,16 +52,16 @@ test('decode rows (up to 8) take the GEMV, built for the next power of two; more
   assert.throws(() => quantGemvTmax(0), /0 rows/);
 });
 
-test('the dequantization scratch holds one run of rows (32 MiB), or a smaller weight whole', () => {
-  assert.equal(QUANT_SCRATCH_BYTES, 32 << 20);
-  // Llama-3-8B's LM head (1002 MiB in bf16) goes through in runs of 4096 rows of 4096 columns.
-  assert.equal(scratchRows(4096, 'bf16'), 4096);
-  assert.equal(dequantScratchBytes([128256, 4096], 'bf16'), 32 << 20);
-  // Its down projection: 14336 columns, 1170 rows fit a run, rounded down to 1152 so that every run's output columns
+test('the dequantization scratch holds one run of rows (64 MiB), or a smaller weight whole', () => {
+  assert.equal(QUANT_SCRATCH_BYTES, 64 << 20);
+  // Llama-3-8B's LM head (1002 MiB in bf16) goes through in runs of 8192 rows of 4096 columns.
+  assert.equal(scratchRows(4096, 'bf16'), 8192);
+  assert.equal(dequantScratchBytes([128256, 4096], 'bf16'), 64 << 20);
+  // Its down projection: 14336 columns, 2340 rows fit a run, rounded down to 2304 so that every run's output columns
   // start 256 bytes apart (cuBLASLt's algorithms assume aligned outputs).
-  assert.equal(scratchRows(14336, 'bf16'), 1152);
-  assert.equal(scratchRows(14336, 'f32'), 576);
-  assert.equal(dequantScratchBytes([4096, 14336], 'bf16'), 1152 * 14336 * 2);
+  assert.equal(scratchRows(14336, 'bf16'), 2304);
+  assert.equal(scratchRows(14336, 'f32'), 1152);
+  assert.equal(dequantScratchBytes([4096, 14336], 'bf16'), 2304 * 14336 * 2);
   assert.equal(dequantScratchBytes([32, 256], 'f32'), 32 * 256 * 4);
   // A row wider than a run still takes one row at a time.
   assert.equal(scratchRows(1 << 24, 'f32'), 1);
@@ -73,7 +73,8 @@ test('scratch runs cover every row of every part once, in output column order, n
     { type: 'q4_k' as const, rows: 5120, ptr: 0n, rowBytes: 16 * 144 },
     { type: 'q6_k' as const, rows: 1024, ptr: 0n, rowBytes: 16 * 210 },
   ];
-  assert.deepEqual(scratchRuns({ parts, shape: [6144, 4096] }, 'bf16'), [
+  // Runs of 32 MiB: 4096 rows of 4096 columns.
+  assert.deepEqual(scratchRuns({ parts, shape: [6144, 4096] }, 'bf16', 32 << 20), [
     { part: 0, row: 0, rows: 4096 },
     { part: 0, row: 4096, rows: 1024 },
     { part: 1, row: 0, rows: 1024 },

@@ -67,11 +67,11 @@ export function quantGemvTmax(rows: number): 1 | 2 | 4 | 8 {
 
 /**
  * The most bytes of a weight dequantized at a time on the prefill path: its rows go through the scratch in runs of
- * this size, each followed by its GEMM into its output columns, so the scratch stays in L2 (50 MB on an H100) between
- * the write and the GEMM's read instead of making a round trip through memory (and a whole LM head, 1 GiB for
- * Llama-3-8B in bf16, needs no scratch of its size). Not yet measured against other sizes.
+ * this size, each followed by its GEMM into its output columns (a whole LM head, 1 GiB for Llama-3-8B in bf16, needs
+ * no scratch of its size). Measured on an H100 at 256 rows (bench/quant-gemv.ts): runs of 64 MB took 5-13% less
+ * time than 32 MB (whose runs at least stay in L2) and half that of 8 MB: fewer, larger GEMMs win over L2 residency.
  */
-export const QUANT_SCRATCH_BYTES = 32 << 20;
+export const QUANT_SCRATCH_BYTES = 64 << 20;
 
 /**
  * Rows of a `cols`-wide weight per scratch run of at most `runBytes` (at least one row), a multiple of 256 bytes' worth
