@@ -672,6 +672,9 @@ describe('CUDA kernels against the CPU backend', () => {
       });
       assert.equal(ids[2], 1234, 'the one allowed id');
       assert.ok(ids[3]! < 2016, `row 3: id ${ids[3]} past its mask`);
+      // Row 3 alone: the masks are 63 words wide, so the kernel itself must refuse every id past them.
+      const [alone] = g.sampleTokens(gl, [{ ...rows[3]!, logitRow: 3 }]);
+      assert.ok(alone! < 2016 && (masks[3]![alone! >> 5]! >>> (alone! & 31)) & 1, `row 3 alone: id ${alone}`);
     });
   }
 });

@@ -158,6 +158,8 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
       const x = randomValues(T * k, freshSeed(), 3, dtype);
       x.fill(0, 64, 96); // a group of zeros: d = 0, levels 0
       x.set([127, 2.5, -2.5, 0.5], 96); // d = 1: ties, rounded away from zero
+      x[130] = Number.NaN; // a NaN: its group's d NaN, levels 0
+      for (let i = 160; i < 192; i++) x[i]! *= 1e-37; // d below float's smallest normal: levels 0 (f16: all 0)
       const gx = cuda(g.loadWeight(hostTensor('x', [T, k], x)));
       freshArena(g);
       const { xq, xs } = quantizeActivations(g.ctx, gx);
@@ -167,6 +169,7 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
       g.ctx.drv.download(new Uint8Array(levels.buffer), xq);
       g.ctx.drv.download(scales, xs);
       const want = quantizeQ8Groups(decodeFrom(encodeAs(x, dtype), dtype));
+      assert.ok(Number.isNaN(want.d[4]!) && want.d[5]! < 2 ** -126, 'the twin sees the NaN and the tiny group');
       const view = new DataView(scales.buffer);
       for (let i = 0; i < groups; i++) {
         const [d, sums] = [view.getFloat32(8 * i, true), view.getInt32(8 * i + 4, true)];

@@ -45,15 +45,22 @@ const f32 = Math.fround;
 /** Writes block `b`'s levels over `out[i ..]` and its scale data at `out[s ..]`. */
 type BlockQuantizer = (x: Float32Array, i: number, out: Float32Array, s: number) => void;
 
-/** q8_0's levels for x[i .. i + 32) into out[i ..]; returns d in float32 (before it is stored as a half). */
-function q8Levels(x: Float32Array, i: number, out: Float32Array): number {
+/** Float32's smallest normal number: below it 1/d overflows. */
+const MIN_NORMAL = 2 ** -126;
+
+/**
+ * q8_0's levels for x[i .. i + 32) into out[i ..]; returns d in float32 (before it is stored as a half). `device`:
+ * the CUDA kernel's rules where ggml's reference leaves the result undefined (an int8 cast of an infinity or a NaN):
+ * levels 0 for a d that is NaN or below the smallest normal number.
+ */
+function q8Levels(x: Float32Array, i: number, out: Float32Array, device = false): number {
   let amax = 0;
   for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[i + j]));
   const d = f32(amax / 127);
-  const id = d ? f32(1 / d) : 0;
+  const id = (device ? d >= MIN_NORMAL : d) ? f32(1 / d) : 0;
   for (let j = 0; j < 32; j++) {
     const v = f32(x[i + j] * id);
-    out[i + j] = Math.sign(v) * Math.round(Math.abs(v));
+    out[i + j] = device && Number.isNaN(v) ? 0 : Math.sign(v) * Math.round(Math.abs(v));
   }
   return d;
 }
@@ -105,7 +112,8 @@ export interface Q8Groups {
 
 /**
  * The CPU twin of kernels/quant_act.cu: x (a multiple of 32 values) as q8_0's levels with d kept in float32 (not
- * rounded to a half) and each 16 levels' sum (what the weights' mins multiply).
+ * rounded to a half) and each 16 levels' sum (what the weights' mins multiply). A group with a NaN keeps d NaN, its
+ * levels 0.
  */
 export function quantizeQ8Groups(x: Float32Array): Q8Groups {
   const groups = x.length / 32;
@@ -113,7 +121,7 @@ export function quantizeQ8Groups(x: Float32Array): Q8Groups {
   const d = new Float32Array(groups);
   const sums = new Int32Array(2 * groups);
   for (let g = 0; g < groups; g++) {
-    d[g] = q8Levels(x, 32 * g, levels);
+    d[g] = q8Levels(x, 32 * g, levels, true);
     for (let j = 0; j < 32; j++) sums[2 * g + (j >> 4)]! += levels[32 * g + j]!;
   }
   return { levels: Int8Array.from(levels), d, sums };

@@ -103,3 +103,13 @@ test("the CUDA integer GEMV's groups (quantizeQ8Groups): q8_0's levels, d kept i
   const acts = quantizeActivations('q8_0', y, 1, 256);
   assert.deepEqual(plain(quantizeQ8Groups(y).levels), plain(acts.subarray(0, 256)));
 });
+
+test('quantizeQ8Groups follows the CUDA kernel where ggml leaves it undefined: a NaN makes d NaN, a tiny d levels 0', () => {
+  const x = block(96, { 0: 1, 3: Number.NaN, 32: 1e-37, 33: -5e-38, 64: 2 });
+  const q = quantizeQ8Groups(x);
+  assert.ok(Number.isNaN(q.d[0]!));
+  assert.deepEqual(plain(q.levels.subarray(0, 64)), new Array(64).fill(0));
+  assert.ok(q.d[1]! > 0 && q.d[1]! < 2 ** -126);
+  assert.deepEqual(Array.from(q.sums.subarray(0, 4)), [0, 0, 0, 0]);
+  assert.equal(q.levels[64], 127);
+});

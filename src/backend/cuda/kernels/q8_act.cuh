@@ -1,8 +1,10 @@
-// Activations quantized to 8 bits for the integer GEMV (quant_act.cu writes them, quant_groups.cuh reads them): per 32 values, levels round(x / d) with d = amax / 127
-// kept in float, and the sums of each 16 levels (what the weights' mins multiply). The levels of a [rows, k] input
-// lie in a [rows, k] int8 array, the scales in a [rows, k / 32] array of q8_scale. The arithmetic is
-// src/backend/cpu/quant-act.ts's q8 levels (quantizeQ8Groups, the CPU twin): d and its reciprocal rounded as IEEE
-// float division, levels rounded half away from zero.
+// Activations quantized to 8 bits for the integer GEMV (quant_act.cu writes them, quant_groups.cuh reads them): per
+// 32 values, levels round(x / d) with d = amax / 127 kept in float, and the sums of each 16 levels (what the
+// weights' mins multiply). The levels of a [rows, k] input lie in a [rows, k] int8 array, the scales in a
+// [rows, k / 32] array of q8_scale. The arithmetic is src/backend/cpu/quant-act.ts's (quantizeQ8Groups, the CPU
+// twin): d and its reciprocal rounded as IEEE float division, levels rounded half away from zero; a NaN makes its
+// group's d NaN (so the GEMV's outputs are NaN, as the float route's would be) and a d below float's smallest normal
+// number (whose reciprocal overflows) gives levels 0.
 #pragma once
 #include "common.cuh"
 #include "q8_scale.cuh"
@@ -23,17 +25,21 @@ __device__ __forceinline__ void load8(const T* __restrict__ p, float (&f)[8]) {
 // Chunk c (values 8c .. 8c + 7) of x quantized by a lane; the 4 lanes of a group (lanes 4i .. 4i + 3, chunks
 // 4g .. 4g + 3) share its amax, and the first writes its scale. Every lane of the warp calls it (shuffles); one
 // with `store` false (past the end, quantizing a valid chunk) writes nothing.
+// The larger of a and b, NaN if either is (fmaxf returns the other operand).
+__device__ __forceinline__ float q8_max(float a, float b) { return a > b || a != a ? a : b; }
+
 __device__ __forceinline__ void q8_quantize_chunk(const T* __restrict__ x, long long c, signed char* q, q8_scale* s,
                                                   bool store) {
   float v[8];
   load8(x + 8 * c, v);
   float amax = 0.f;
 #pragma unroll
-  for (int i = 0; i < 8; i++) amax = fmaxf(amax, fabsf(v[i]));
-  amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
-  amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+  for (int i = 0; i < 8; i++) amax = q8_max(amax, fabsf(v[i]));
+  amax = q8_max(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+  amax = q8_max(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
   const float d = __fdiv_rn(amax, 127.f);
-  const float id = d != 0.f ? __fdiv_rn(1.f, d) : 0.f;
+  // False for NaN too; a NaN value's level converts to 0.
+  const float id = d >= 1.17549435e-38f ? __fdiv_rn(1.f, d) : 0.f;
   unsigned w[2] = {0u, 0u};
   int sum = 0;
 #pragma unroll

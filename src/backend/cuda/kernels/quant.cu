@@ -45,6 +45,23 @@ extern "C" __global__ void quant_dequant(T* __restrict__ out, const u8* __restri
   }
 }
 
+// A GEMV warp's epilogue: its lanes' partial sums for output feature c reduced, the bias added, and rows t < rows
+// stored by lane 0 (ldy apart).
+template <int TMAX>
+__device__ __forceinline__ void gemv_store(T* __restrict__ y, float (&acc)[TMAX], const T* __restrict__ bias, int rows,
+                                           int c, int n, int ldy) {
+#pragma unroll
+  for (int t = 0; t < TMAX; t++) acc[t] = warp_sum(acc[t]);
+  if ((threadIdx.x & 31) == 0 && c < n) {
+    const float b = bias ? to_f(bias[c]) : 0.f;
+#pragma unroll
+    for (int t = 0; t < TMAX; t++) {
+      if (t >= rows) break;
+      y[(long long)t * ldy + c] = from_f(acc[t] + b);
+    }
+  }
+}
+
 // y[t, c] (rows ldy apart) = sum_k x[t, k] w[c, k] (+ bias[c]; null: none) for t < rows <= TMAX and c < n: the part
 // of a stacked weight whose first output column y and bias point at. One build per type holds the four widths
 // (quant_gemv_t1 .. _t8: TMAX accumulators per lane), so a model's GEMVs compile once per type.
@@ -80,16 +97,7 @@ __device__ __forceinline__ void gemv_rows(T* __restrict__ y, const T* __restrict
       }
     }
   }
-#pragma unroll
-  for (int t = 0; t < TMAX; t++) acc[t] = warp_sum(acc[t]);
-  if (lane == 0 && c < n) {
-    const float b = bias ? to_f(bias[c]) : 0.f;
-#pragma unroll
-    for (int t = 0; t < TMAX; t++) {
-      if (t >= rows) break;
-      y[(long long)t * ldy + c] = from_f(acc[t] + b);
-    }
-  }
+  gemv_store<TMAX>(y, acc, bias, rows, c, n, ldy);
 }
 
 #define PAGODA_QUANT_GEMV(R)                                                                                          \
@@ -135,16 +143,7 @@ __device__ __forceinline__ void gemv_q8_rows(T* __restrict__ y, const signed cha
       }
     }
   }
-#pragma unroll
-  for (int t = 0; t < TMAX; t++) acc[t] = warp_sum(acc[t]);
-  if (lane == 0 && c < n) {
-    const float b = bias ? to_f(bias[c]) : 0.f;
-#pragma unroll
-    for (int t = 0; t < TMAX; t++) {
-      if (t >= rows) break;
-      y[(long long)t * ldy + c] = from_f(acc[t] + b);
-    }
-  }
+  gemv_store<TMAX>(y, acc, bias, rows, c, n, ldy);
 }
 
 #define PAGODA_QUANT_GEMV_Q8(R)                                                                                       \

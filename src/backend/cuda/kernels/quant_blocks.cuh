@@ -64,8 +64,9 @@ __device__ __forceinline__ float q_mul_sub(float step, float q, float min) { ret
 #else
 #error "QTYPE: 0..9"
 #endif
-// Rows of blocks start 256-byte aligned and are whole blocks, so a block is aligned to its size's largest power of
-// two up to 16; every run of level bytes a decoder reads sits at a multiple of that within its block.
+// A part's blocks start 256-byte aligned (its allocation) and lie QBYTES apart (rows are whole blocks), so a block is
+// aligned to its size's largest power of two up to 16; every run of level bytes a decoder reads sits at a multiple
+// of that within its block.
 #define QALIGN (QBYTES % 16 == 0 ? 16 : QBYTES % 8 == 0 ? 8 : QBYTES % 4 == 0 ? 4 : 2)
 
 // The 8 bytes at p in as few loads as their alignment allows (bytes 0..3 in lo, 4..7 in hi).
