@@ -44,7 +44,7 @@ nvidia-smi --query-gpu=name,compute_cap,memory.used,memory.total,clocks.sm --for
 case ${1:-1} in
 1)
   stage test-gpu 480 bash -c "$GPU_TESTS"
-  stage quant-gemv 80 node --import tsx bench/quant-gemv.ts --rows 1,4
+  stage quant-gemv 120 node --import tsx bench/quant-gemv.ts --rows 1,4
   ;;
 2)
   stage quant 230 bench/quant-device.sh profile latency throughput ttft

@@ -3,7 +3,9 @@
  * products over the levels (quant_gemv_tN, x exact) against the integer route (quant_act_q8 then quant_gemv_q8_tN:
  * x quantized to 8 bits per 32 values, dp4a), with the bf16 weight of the same shape through the backend's own linear
  * as the baseline of the same run. Weights are random blocks made on the device, rotated over >= 256 MB so they come
- * from HBM. Each integer result is checked against the float route's first. Then the prefill path (dequantize into
+ * from HBM. Each integer result is checked against the float route's first. The integer GEMV alone (x already
+ * quantized) is then swept over its tuning defines (Q8_ROWS output features per warp, Q8_UNROLL), each configuration's
+ * output checked against the default's; the backend launches the default. Then the prefill path (dequantize into
  * the scratch + cuBLASLt) at 256 rows for several scratch run sizes, against the bf16 GEMM. Prints the tables and
  * appends them to bench/RESULTS.md. Run on the device:
  *   node --import tsx bench/quant-gemv.ts [--rows 1,4]
@@ -12,13 +14,15 @@
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CudaBackend } from '../src/backend/cuda/backend.ts';
+import { CompilePool, compileWorkerCount } from '../src/backend/cuda/compile-pool.ts';
 import type { DevPtr } from '../src/backend/cuda/driver.ts';
 import { fillUniform } from '../src/backend/cuda/elementwise.ts';
-import { QTYPE, QUANT_GEMV, QUANT_GEMV_Q8 } from '../src/backend/cuda/quant-kernels.ts';
+import type { Defines } from '../src/backend/cuda/modules.ts';
+import { QTYPE, QUANT_ACT_Q8, QUANT_GEMV, QUANT_GEMV_Q8 } from '../src/backend/cuda/quant-kernels.ts';
 import { quantizeActivationsInto } from '../src/backend/cuda/quant-linear.ts';
 import { type QuantCudaPart, type QuantCudaTensor, quantGemvTmax } from '../src/backend/cuda/quant-tensor.ts';
 import { streamMillis } from '../src/backend/cuda/stream-event.ts';
-import { CudaTensor } from '../src/backend/cuda/tensor.ts';
+import { CudaTensor, DTYPE_DEFINE } from '../src/backend/cuda/tensor.ts';
 import { settingsFromEnv } from '../src/cli/settings.ts';
 import type { QuantType } from '../src/primitives/ggml-types.ts';
 import { relL2 } from '../test/helpers/gpu.ts';
@@ -47,6 +51,31 @@ const cases: Case[] = [
   { label: 'gate/up 28672 x 4096', m: 28672, k: 4096, type: 'q8_0' },
   { label: 'down 4096 x 14336', m: 4096, k: 14336, type: 'q8_0' },
 ];
+
+/** The integer GEMV's tuning defines swept (kernels/quant.cu); the first is the default the backend launches. */
+interface Q8Config {
+  rows: number;
+  unroll: number;
+}
+const CONFIGS: Q8Config[] = [
+  { rows: 1, unroll: 2 },
+  { rows: 1, unroll: 4 },
+  { rows: 2, unroll: 2 },
+  { rows: 2, unroll: 4 },
+  { rows: 4, unroll: 2 },
+];
+const configDefines = (type: QuantType, cfg: Q8Config): Defines =>
+  cfg === CONFIGS[0] ? { QTYPE: QTYPE[type] } : { QTYPE: QTYPE[type], Q8_ROWS: cfg.rows, Q8_UNROLL: cfg.unroll };
+const configName = (cfg: Q8Config) => `R${cfg.rows} U${cfg.unroll}`;
+
+// Every module this run launches, compiled in parallel up front (a cold cache would otherwise compile them one by one).
+const types = [...new Set(cases.map((c) => c.type))];
+const requests = [
+  { file: QUANT_ACT_Q8.file, defines: {} as Defines },
+  ...types.flatMap((t) => CONFIGS.map((cfg) => ({ file: QUANT_GEMV_Q8[1].file, defines: configDefines(t, cfg) }))),
+].map((r) => ({ file: r.file, defines: { PAGODA_DTYPE: DTYPE_DEFINE.bf16, ...r.defines } }));
+const pool = new CompilePool({ nvrtcRoots: ctx.settings.cudaRoots }, compileWorkerCount(requests.length));
+ctx.mods.prefetch(requests, pool);
 
 /** Enough random copies of a weight to exceed L2 several times over. */
 function copies(bytes: number): number {
@@ -100,9 +129,10 @@ function floatRoute(p: QuantCudaPart, T: number, k: number, out: DevPtr): void {
   });
 }
 const quantizeX = (T: number, k: number) => quantizeActivationsInto(ctx, x, T * k, { xq, xs });
-function integerRoute(p: QuantCudaPart, T: number, k: number, out: DevPtr): void {
-  quantizeX(T, k);
-  ctx.kernel(QUANT_GEMV_Q8[quantGemvTmax(T)], { QTYPE: QTYPE[p.type] }).launch([Math.ceil(p.rows / 8)], [256], {
+/** The integer GEMV alone over x quantized by `quantizeX`, in configuration `cfg`. */
+function integerGemv(p: QuantCudaPart, T: number, k: number, out: DevPtr, cfg = CONFIGS[0]!): void {
+  const grid = [Math.ceil(p.rows / (8 * cfg.rows))] as const;
+  ctx.kernel(QUANT_GEMV_Q8[quantGemvTmax(T)], configDefines(p.type, cfg)).launch(grid, [256], {
     y: out,
     xq,
     xs,
@@ -115,9 +145,13 @@ function integerRoute(p: QuantCudaPart, T: number, k: number, out: DevPtr): void
     ldy: p.rows,
   });
 }
+function integerRoute(p: QuantCudaPart, T: number, k: number, out: DevPtr): void {
+  quantizeX(T, k);
+  integerGemv(p, T, k, out);
+}
 
 const header =
-  '| weight | type | rows | float route us | integer route us (x quantized, us) | GB/s integer | bf16 linear us | integer vs float | integer vs bf16 | rel. L2 integer vs float |\n|---|---|---|---|---|---|---|---|---|---|';
+  '| weight | type | rows | float route us | integer route us (x quantized, us) | GB/s integer | bf16 linear us | integer vs float | integer vs bf16 | rel. L2 integer vs float | integer GEMV alone by config us |\n|---|---|---|---|---|---|---|---|---|---|---|';
 const lines: string[] = [];
 console.log(header);
 for (const c of cases) {
@@ -152,12 +186,27 @@ for (const c of cases) {
       ctx.arena.reset();
       backend.linear(xt, dense[i]!);
     });
-    const line = `| ${c.label} | ${c.type} | ${T} | ${r1(floatUs)} | ${r1(intUs)} (${r1(actUs)}) | ${Math.round(bytes / (intUs * 1e3))} | ${r1(bf16Us)} | ${(floatUs / intUs).toFixed(2)}x | ${(bf16Us / intUs).toFixed(2)}x | ${err.toExponential(1)} |`;
+    const line = `| ${c.label} | ${c.type} | ${T} | ${r1(floatUs)} | ${r1(intUs)} (${r1(actUs)}) | ${Math.round(bytes / (intUs * 1e3))} | ${r1(bf16Us)} | ${(floatUs / intUs).toFixed(2)}x | ${(bf16Us / intUs).toFixed(2)}x | ${err.toExponential(1)} | ${sweep(parts, T, c.k, bytes)} |`;
     console.log(line);
     lines.push(line);
   }
   if (c.type === 'q4_k' || c.label.startsWith('lm_head')) prefillRows(c, weights, dense, bytes);
   for (const d of dense) drv.free(d.ptr);
+}
+
+/** The integer GEMV alone in each configuration (read rate), each checked against the default's output first. */
+function sweep(parts: QuantCudaPart[], T: number, k: number, bytes: number): string {
+  const p = parts[0]!;
+  quantizeX(T, k);
+  integerGemv(p, T, k, ref);
+  const want = host(ref, T * p.rows);
+  return CONFIGS.map((cfg) => {
+    integerGemv(p, T, k, y, cfg);
+    const err = relL2(host(y, T * p.rows), want);
+    const us = time(parts.length, (i) => integerGemv(parts[i]!, T, k, y, cfg));
+    const checked = err <= 1e-6 ? '' : ` MISMATCH ${err.toExponential(1)}`;
+    return `${configName(cfg)} ${r1(us)} (${Math.round(bytes / (us * 1e3))} GB/s)${checked}`;
+  }).join(', ');
 }
 
 /**
@@ -192,3 +241,4 @@ const prefillHeader =
 console.log(`\n${prefillHeader}\n${prefillLines.join('\n')}`);
 const section = `## Quantized linear, decode GEMV routes and the prefill path (${new Date().toISOString().slice(0, 10)}, ${drv.info.name})\n\n\`node --import tsx bench/quant-gemv.ts --rows ${rowCounts.join(',')}\`: Llama-3-8B weight shapes, random blocks, bf16 x; the bf16 weight of the same shape through the backend's linear is the baseline of the same run.\n\n${header}\n${lines.join('\n')}\n\n${prefillHeader}\n${prefillLines.join('\n')}\n`;
 appendFileSync(join(import.meta.dirname, 'RESULTS.md'), `\n${section}`);
+pool.close();

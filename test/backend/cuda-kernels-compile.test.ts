@@ -46,7 +46,12 @@ const VARIANTS: Record<string, string[][]> = {
   ],
   'kv_compression.cu': [['SCATTER=1'], ...KV_QUANTS.flatMap((q) => [[q], [q, 'SCATTER=1']])],
   // Every block type (the default build is q4_k).
-  'quant.cu': [0, 1, 2, 3, 4, 5, 6, 8, 9].map((q) => [`QTYPE=${q}`]),
+  'quant.cu': [
+    ...[0, 1, 2, 3, 4, 5, 6, 8, 9].map((q) => [`QTYPE=${q}`]),
+    // The integer GEMV's tuning defines as bench/quant-gemv.ts sweeps them.
+    ['QTYPE=9', 'Q8_ROWS=4', 'Q8_UNROLL=2'],
+    ['QTYPE=2', 'Q8_ROWS=2', 'Q8_UNROLL=4'],
+  ],
 };
 const buildsOf = (f: string) => [
   ...dtypesOf(f).map((dtype) => ({ dtype, defines: [] as string[] })),

@@ -10,6 +10,10 @@
 #define INFINITY __int_as_float(0x7f800000)
 #endif
 
+// `#pragma unroll N` with N from a define (a pragma's argument is not macro-expanded).
+#define PRAGMA_STR(x) _Pragma(#x)
+#define UNROLL_BY(n) PRAGMA_STR(unroll n)
+
 #ifndef PAGODA_DTYPE
 #define PAGODA_DTYPE 2
 #endif

@@ -54,8 +54,6 @@ typedef T W;
 #define WVEC VEC
 #endif
 #define XLOADS (WVEC / VEC)
-#define PRAGMA_STR(x) _Pragma(#x)
-#define UNROLL_BY(n) PRAGMA_STR(unroll n)
 
 // One 16-byte load of a weight row as floats: W_FP8's 16 codes decoded once, before the rows of x use them (each
 // divided by 2^8, which the row scale puts back); otherwise VEC values of the storage type, converted as read.

@@ -112,9 +112,18 @@ PAGODA_QUANT_GEMV(2)
 PAGODA_QUANT_GEMV(4)
 PAGODA_QUANT_GEMV(8)
 
+// The integer route's tuning, swept by bench/quant-gemv.ts: output features per warp (x's loads shared between
+// them) and the unroll of the group loop (loads in flight). The backend launches the defaults.
+#ifndef Q8_ROWS
+#define Q8_ROWS 1
+#endif
+#ifndef Q8_UNROLL
+#define Q8_UNROLL 2
+#endif
+
 // The integer route (llama.cpp's mmvq; quant_groups.cuh): y[t, c] = sum over 32-value groups of the weight's levels
 // dotted with x's 8-bit levels (quant_act.cu: xq [rows, k], xs [rows, k / 32]) by dp4a, scaled once a group, for
-// t < rows <= TMAX and c < n, with gemv_rows' layout and outputs. A warp owns one output feature, its lanes
+// t < rows <= TMAX and c < n, with gemv_rows' outputs. A warp owns Q8_ROWS consecutive output features, its lanes
 // consecutive groups: a q4_k block takes 8 lanes, each with two 16-byte loads of levels and its own scale bytes.
 template <int TMAX>
 __device__ __forceinline__ void gemv_q8_rows(T* __restrict__ y, const signed char* __restrict__ xq,
@@ -122,28 +131,43 @@ __device__ __forceinline__ void gemv_q8_rows(T* __restrict__ y, const signed cha
                                              const T* __restrict__ bias, int rows, int n, int k, long long row_bytes,
                                              int ldy) {
   const int lane = threadIdx.x & 31;
-  const int c = blockIdx.x * WARPS + (threadIdx.x >> 5);
-  const u8* row = w + (long long)min(c, n - 1) * row_bytes;
+  const int c0 = (blockIdx.x * WARPS + (threadIdx.x >> 5)) * Q8_ROWS;
   const int groups = k / 32;
-  float acc[TMAX];
+  float acc[Q8_ROWS][TMAX];
 #pragma unroll
-  for (int t = 0; t < TMAX; t++) acc[t] = 0.f;
-  if (c < n) {
-#pragma unroll 2
+  for (int r = 0; r < Q8_ROWS; r++)
+#pragma unroll
+    for (int t = 0; t < TMAX; t++) acc[r][t] = 0.f;
+  if (c0 < n) {
+    UNROLL_BY(Q8_UNROLL)
     for (int G = lane; G < groups; G += 32) {
-      q_group g;
-      qgroup(row + (long long)(G / QGROUPS) * QBYTES, G % QGROUPS, g);
+      int words[TMAX][8];
+      q8_scale scale[TMAX];
 #pragma unroll
       for (int t = 0; t < TMAX; t++) {
         if (t >= rows) break;
         const int4* p = reinterpret_cast<const int4*>(xq + (long long)t * k + 32 * G);
         const int4 a = p[0], b = p[1];
-        const int words[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
-        acc[t] += q_group_dot(g, words, xs[(long long)t * groups + G]);
+        words[t][0] = a.x, words[t][1] = a.y, words[t][2] = a.z, words[t][3] = a.w;
+        words[t][4] = b.x, words[t][5] = b.y, words[t][6] = b.z, words[t][7] = b.w;
+        scale[t] = xs[(long long)t * groups + G];
+      }
+#pragma unroll
+      for (int r = 0; r < Q8_ROWS; r++) {
+        // A feature past n reads the last row again and stores nothing.
+        const u8* row = w + (long long)min(c0 + r, n - 1) * row_bytes;
+        q_group g;
+        qgroup(row + (long long)(G / QGROUPS) * QBYTES, G % QGROUPS, g);
+#pragma unroll
+        for (int t = 0; t < TMAX; t++) {
+          if (t >= rows) break;
+          acc[r][t] += q_group_dot(g, words[t], scale[t]);
+        }
       }
     }
   }
-  gemv_store<TMAX>(y, acc, bias, rows, c, n, ldy);
+#pragma unroll
+  for (int r = 0; r < Q8_ROWS; r++) gemv_store<TMAX>(y, acc[r], bias, rows, c0 + r, n, ldy);
 }
 
 #define PAGODA_QUANT_GEMV_Q8(R)                                                                                       \
