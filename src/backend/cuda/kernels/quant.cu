@@ -141,27 +141,21 @@ __device__ __forceinline__ void gemv_q8_rows(T* __restrict__ y, const signed cha
   if (c0 < n) {
     UNROLL_BY(Q8_UNROLL)
     for (int G = lane; G < groups; G += 32) {
-      int words[TMAX][8];
-      q8_scale scale[TMAX];
-#pragma unroll
-      for (int t = 0; t < TMAX; t++) {
-        if (t >= rows) break;
-        const int4* p = reinterpret_cast<const int4*>(xq + (long long)t * k + 32 * G);
-        const int4 a = p[0], b = p[1];
-        words[t][0] = a.x, words[t][1] = a.y, words[t][2] = a.z, words[t][3] = a.w;
-        words[t][4] = b.x, words[t][5] = b.y, words[t][6] = b.z, words[t][7] = b.w;
-        scale[t] = xs[(long long)t * groups + G];
-      }
 #pragma unroll
       for (int r = 0; r < Q8_ROWS; r++) {
         // A feature past n reads the last row again and stores nothing.
         const u8* row = w + (long long)min(c0 + r, n - 1) * row_bytes;
         q_group g;
         qgroup(row + (long long)(G / QGROUPS) * QBYTES, G % QGROUPS, g);
+        // x's words are loaded where they are used (the same loads for every r, which the compiler may share): held
+        // for all t at once they would cost TMAX x 8 registers.
 #pragma unroll
         for (int t = 0; t < TMAX; t++) {
           if (t >= rows) break;
-          acc[r][t] += q_group_dot(g, words[t], scale[t]);
+          const int4* p = reinterpret_cast<const int4*>(xq + (long long)t * k + 32 * G);
+          const int4 a = p[0], b = p[1];
+          const int words[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+          acc[r][t] += q_group_dot(g, words, xs[(long long)t * groups + G]);
         }
       }
     }
