@@ -4,8 +4,14 @@ import type { DType, HostTensor } from '../../src/backend/backend.ts';
 import { quantizeQ8Groups } from '../../src/backend/cpu/quant-act.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import type { DevPtr } from '../../src/backend/cuda/driver.ts';
+import { QTYPE, QUANT_GEMV_Q8 } from '../../src/backend/cuda/quant-kernels.ts';
 import { quantizeActivations } from '../../src/backend/cuda/quant-linear.ts';
-import { QuantCudaTensor, quantGemvRoute, quantLinearPath } from '../../src/backend/cuda/quant-tensor.ts';
+import {
+  QuantCudaTensor,
+  quantGemvRoute,
+  quantGemvTmax,
+  quantLinearPath,
+} from '../../src/backend/cuda/quant-tensor.ts';
 import { cuda, DTYPE_BYTES, decodeFrom } from '../../src/backend/cuda/tensor.ts';
 import { encodeAs } from '../../src/primitives/float-bits.ts';
 import type { QuantType } from '../../src/primitives/ggml-types.ts';
@@ -201,6 +207,49 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
           const { result, dequantized } = countingDequantize(g, () => g.toHost(g.linear(gx, w)));
           assert.equal(dequantized, T > 8 ? 1 : 0, `${type} ${T} rows: the path taken (scratch runs)`);
           check(dtype, `${type} linear ${T}x${k}x${m}`, result, reference(wv, linearInput(dtype, x, T), T, m, k));
+        }
+      }
+    });
+
+    test(`the integer GEMV's tuning builds (features per warp, unroll) against float64, ragged outputs (${dtype})`, {
+      skip: skip || (quantGemvRoute(dtype) !== 'q8' && 'float32 takes the float route'),
+    }, () => {
+      const g = gpu(dtype);
+      // 200 outputs: 25 features past the last whole block of 4 x 8 warps; 512 inputs.
+      const [m, k] = [200, 512];
+      for (const type of ['q4_k', 'q6_k', 'q8_0', 'q5_0'] as const) {
+        const h = quantHost(type, m, k);
+        const part = (g.loadWeight(h) as QuantCudaTensor).parts[0]!;
+        const wv = valuesOf(h);
+        for (const [rows, unroll] of [
+          [2, 4],
+          [4, 2],
+        ]) {
+          for (const T of [1, 5]) {
+            const x = randomValues(T * k, freshSeed(), 1, dtype);
+            const gx = cuda(g.loadWeight(hostTensor('x', [T, k], x)));
+            freshArena(g);
+            const q = quantizeActivations(g.ctx, gx);
+            const out = g.ctx.empty([T, m]);
+            const defines = { QTYPE: QTYPE[type], Q8_ROWS: rows, Q8_UNROLL: unroll };
+            g.ctx.kernel(QUANT_GEMV_Q8[quantGemvTmax(T)], defines).launch([Math.ceil(m / (8 * rows))], [256], {
+              y: out.ptr,
+              ...q,
+              w: part.ptr,
+              bias: 0n,
+              rows: T,
+              n: m,
+              k,
+              rowBytes: part.rowBytes,
+              ldy: m,
+            });
+            check(
+              dtype,
+              `${type} R${rows} U${unroll} ${T} rows`,
+              g.toHost(out),
+              reference(wv, q8RoundTrip(x), T, m, k),
+            );
+          }
         }
       }
     });
