@@ -6,7 +6,8 @@
  * from HBM. Each integer result is checked against the float route's first. The integer GEMV alone (x already
  * quantized) is then swept over its tuning defines (Q8_ROWS output features per warp, Q8_UNROLL), each configuration's
  * output checked against the default's; the backend launches the default. Then the prefill path (dequantize into
- * the scratch + cuBLASLt) at 256 rows for several scratch run sizes, against the bf16 GEMM. Prints the tables and
+ * the scratch + cuBLASLt) at 256 rows for several scratch run sizes, against the bf16 GEMM, and at 12-32 rows against
+ * the integer GEMV in launches of 8 rows (where the GEMV's 8-row limit should lie). Prints the tables and
  * appends them to bench/RESULTS.md. Run on the device:
  *   node --import tsx bench/quant-gemv.ts [--rows 1,4]
  */
@@ -97,6 +98,14 @@ fillUniform(ctx, xBig, PREFILL_ROWS * maxK, 3, 1);
 /** The whole largest weight dequantized at once (the dequantization alone is timed into it). */
 const scratchAll = drv.alloc(Math.max(...cases.map((c) => c.m * c.k)) * 2);
 const prefillLines: string[] = [];
+/** Row counts past the GEMV's 8 where the integer GEMV in launches of up to 8 rows is timed against the prefill path. */
+const MID_ROWS = [12, 16, 24, 32];
+const midQ = {
+  xq: drv.alloc(Math.max(...MID_ROWS) * maxK),
+  xs: drv.alloc((Math.max(...MID_ROWS) * maxK) / 4),
+};
+const midY = drv.alloc(Math.max(...MID_ROWS) * maxM * 2);
+const midLines: string[] = [];
 
 /** Microseconds per launch of `body` over the rotated weights (best of two passes of 4 rounds). */
 function time(n: number, body: (i: number) => void): number {
@@ -190,7 +199,10 @@ for (const c of cases) {
     console.log(line);
     lines.push(line);
   }
-  if (c.type === 'q4_k' || c.label.startsWith('lm_head')) prefillRows(c, weights, dense, bytes);
+  if (c.type === 'q4_k' || c.label.startsWith('lm_head')) {
+    prefillRows(c, weights, dense, bytes);
+    midRows(c, weights);
+  }
   for (const d of dense) drv.free(d.ptr);
 }
 
@@ -236,9 +248,54 @@ function prefillRows(c: Case, weights: QuantCudaTensor[], dense: CudaTensor[], b
   q.runBytes = saved;
 }
 
+/**
+ * 12-32 rows (a server's decode batches past 8): x quantized once, then the integer GEMV in launches of up to 8 rows
+ * (each reading the whole weight again), against the dequantize + GEMM path the backend takes there; each integer
+ * result checked against the prefill path's.
+ */
+function midRows(c: Case, weights: QuantCudaTensor[]): void {
+  const xt = (T: number) => new CudaTensor([T, c.k], 'bf16', xBig);
+  const integer = (w: QuantCudaTensor, T: number) => {
+    const p = w.parts[0]!;
+    quantizeActivationsInto(ctx, xBig, T * c.k, midQ);
+    for (let t0 = 0; t0 < T; t0 += 8) {
+      const rows = Math.min(8, T - t0);
+      ctx.kernel(QUANT_GEMV_Q8[quantGemvTmax(rows)], { QTYPE: QTYPE[p.type] }).launch([Math.ceil(p.rows / 8)], [256], {
+        y: midY + BigInt(t0 * c.m * 2),
+        xq: midQ.xq + BigInt(t0 * c.k),
+        xs: midQ.xs + BigInt((t0 * c.k) / 4),
+        w: p.ptr,
+        bias: 0n,
+        rows,
+        n: p.rows,
+        k: c.k,
+        rowBytes: p.rowBytes,
+        ldy: c.m,
+      });
+    }
+  };
+  const prefill = (w: QuantCudaTensor, T: number) => {
+    ctx.arena.reset();
+    return backend.linear(xt(T), w);
+  };
+  for (const T of MID_ROWS) {
+    const want = backend.toHost(prefill(weights[0]!, T));
+    integer(weights[0]!, T);
+    const err = relL2(host(midY, T * c.m), want);
+    const intUs = time(weights.length, (i) => integer(weights[i]!, T));
+    const prefillUs = time(weights.length, (i) => prefill(weights[i]!, T));
+    const line = `| ${c.label} | ${c.type} | ${T} | ${r1(intUs)} | ${r1(prefillUs)} | ${(prefillUs / intUs).toFixed(2)}x | ${err.toExponential(1)} |`;
+    console.log(line);
+    midLines.push(line);
+  }
+}
+
+const midHeader =
+  '| weight | type | rows | integer GEMV, launches of 8 rows us | dequantize + GEMM us | GEMV speed-up | rel. L2 |\n|---|---|---|---|---|---|---|';
+console.log(`\n${midHeader}\n${midLines.join('\n')}`);
 const prefillHeader =
   '| weight | type | rows | scratch run MB | dequantize + GEMM us | dequantize alone us | bf16 GEMM us | vs bf16 |\n|---|---|---|---|---|---|---|---|';
 console.log(`\n${prefillHeader}\n${prefillLines.join('\n')}`);
-const section = `## Quantized linear, decode GEMV routes and the prefill path (${new Date().toISOString().slice(0, 10)}, ${drv.info.name})\n\n\`node --import tsx bench/quant-gemv.ts --rows ${rowCounts.join(',')}\`: Llama-3-8B weight shapes, random blocks, bf16 x; the bf16 weight of the same shape through the backend's linear is the baseline of the same run.\n\n${header}\n${lines.join('\n')}\n\n${prefillHeader}\n${prefillLines.join('\n')}\n`;
+const section = `## Quantized linear, decode GEMV routes and the prefill path (${new Date().toISOString().slice(0, 10)}, ${drv.info.name})\n\n\`node --import tsx bench/quant-gemv.ts --rows ${rowCounts.join(',')}\`: Llama-3-8B weight shapes, random blocks, bf16 x; the bf16 weight of the same shape through the backend's linear is the baseline of the same run.\n\n${header}\n${lines.join('\n')}\n\n${prefillHeader}\n${prefillLines.join('\n')}\n\n${midHeader}\n${midLines.join('\n')}\n`;
 appendFileSync(join(import.meta.dirname, 'RESULTS.md'), `\n${section}`);
 pool.close();
