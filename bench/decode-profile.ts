@@ -47,8 +47,8 @@ const graphMs =
 // One eager step with each launch timed alone (the stream idles between launches, so this is kernel time only).
 const perKernel = new Map<string, { count: number; ms: number }>();
 const launch = drv.launch.bind(drv);
-drv.launch = (fn: Handle, name, grid, block, smem, kinds, args) => {
-  const ms = streamMillis(drv, () => launch(fn, name, grid, block, smem, kinds, args));
+drv.launch = (fn: Handle, name, grid, block, smem, kinds, args, stream) => {
+  const ms = streamMillis(drv, () => launch(fn, name, grid, block, smem, kinds, args, stream));
   const key = `${name.replace(/\(.*\)/, '')} [${grid.join('x')}]`;
   const e = perKernel.get(key) ?? { count: 0, ms: 0 };
   e.count++;

@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import { dequantizedOnHost, keepsBlocks } from '../../src/backend/cuda/quant-load.ts';
 import {
   dequantScratchBytes,
+  type OverlapStep,
+  overlapSchedule,
   QUANT_GEMV_MAX_ROWS,
   QUANT_SCRATCH_BYTES,
   QuantCudaTensor,
@@ -113,4 +115,63 @@ test('weights the CUDA backend keeps in neither blocks nor FP8 go up as f32 dequ
   assert.deepEqual(new Float32Array(dequantizedOnHost(norm)!.bytes.buffer), toFloat32(norm));
   assert.equal(dequantizedOnHost({ name: 'b', shape: [4], dtype: 'bf16', bytes: new Uint8Array(8) }), null);
   assert.equal(dequantizedOnHost({ name: 'd', shape: [32], dtype: 'q8_0', bytes: new Uint8Array(0) }), null, 'a dummy');
+});
+
+/**
+ * The overlapped prefill path's order as the device sees it: each stream runs its steps in queue order, and a wait
+ * follows the last record of its event queued before it. Returns whether step a happens before step b.
+ */
+function happensBefore(steps: readonly OverlapStep[]): (a: number, b: number) => boolean {
+  const stream = (s: OverlapStep) =>
+    s.op === 'dequantize' || s.op === 'dequantized' || s.op === 'await-read' ? 'side' : 'main';
+  const edges = steps.map(() => [] as number[]);
+  const lastOn = new Map<string, number>();
+  const lastRecord = new Map<string, number>();
+  steps.forEach((s, i) => {
+    const on = s.op === 'fork' ? 'main' : stream(s);
+    const prev = lastOn.get(on);
+    if (prev !== undefined) edges[prev]!.push(i);
+    lastOn.set(on, i);
+    // The fork is the stream's record and the side stream's wait for it: the side's later work follows it.
+    if (s.op === 'fork') lastOn.set('side', i);
+    if (s.op === 'dequantized' || s.op === 'read') lastRecord.set(`${s.op} ${s.buffer}`, i);
+    if (s.op === 'await-dequantized' || s.op === 'await-read') {
+      const r = lastRecord.get(`${s.op === 'await-read' ? 'read' : 'dequantized'} ${s.buffer}`);
+      if (r !== undefined) edges[r]!.push(i);
+    }
+  });
+  return (a, b) => {
+    const seen = new Set<number>([a]);
+    const todo = [a];
+    while (todo.length) {
+      for (const n of edges[todo.pop()!]!) {
+        if (seen.has(n)) continue;
+        seen.add(n);
+        todo.push(n);
+      }
+    }
+    return a !== b && seen.has(b);
+  };
+}
+
+test('the overlapped prefill path: each GEMM after its dequantization, a buffer refilled only after its GEMM, the next dequantization beside this GEMM', () => {
+  for (const runs of [1, 2, 3, 7]) {
+    const steps = overlapSchedule(runs);
+    const before = happensBefore(steps);
+    const at = (op: 'dequantize' | 'gemm', run: number) =>
+      steps.findIndex((s) => s.op === op && 'run' in s && s.run === run);
+    for (let run = 0; run < runs; run++) {
+      assert.ok(before(at('dequantize', run), at('gemm', run)), `${runs} runs: GEMM ${run} after its dequantization`);
+      if (run >= 2)
+        assert.ok(before(at('gemm', run - 2), at('dequantize', run)), `${runs} runs: buffer of run ${run} free`);
+      if (run + 1 < runs) {
+        const [d, g] = [at('dequantize', run + 1), at('gemm', run)];
+        assert.ok(!before(d, g) && !before(g, d), `${runs} runs: dequantization ${run + 1} beside GEMM ${run}`);
+      }
+      assert.equal((steps[at('dequantize', run)] as { buffer: number }).buffer, run % 2);
+    }
+    // Joined: the side stream's last step happens before the stream's last.
+    assert.ok(before(at('dequantize', runs - 1), steps.length - 1), `${runs} runs: joined`);
+    assert.equal(steps[0]!.op, 'fork');
+  }
 });

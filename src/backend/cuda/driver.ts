@@ -4,6 +4,7 @@ import {
   LAUNCH_ATTRIBUTE,
   LAUNCH_CONFIG,
   writeLaunchShape,
+  writeLaunchStream,
   writeLaunchTarget,
   writeProgrammaticSerialization,
 } from './launch-config.ts';
@@ -262,7 +263,10 @@ export class CudaDriver {
     this.check(this.api.cuFuncSetAttribute(fn, 8, bytes), 'cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)');
   }
 
-  /** Launches `fn` on the stream; `kinds` packs `args` one letter each (kernel.ts `KernelDecl.kinds`). */
+  /**
+   * Launches `fn` on the stream (or on `stream`, one of createStream's); `kinds` packs `args` one letter each
+   * (kernel.ts `KernelDecl.kinds`).
+   */
   launch(
     fn: Handle,
     name: string,
@@ -271,6 +275,7 @@ export class CudaDriver {
     smem: number,
     kinds: string,
     args: readonly (number | bigint)[],
+    stream: Handle = this.stream,
   ): void {
     if (args.length !== kinds.length) throw new Error(`kernel ${name}: ${args.length} arguments for "${kinds}"`);
     const v = this.paramValues;
@@ -283,7 +288,11 @@ export class CudaDriver {
     }
     if (this.pdl) {
       writeLaunchShape(this.launchConfig, grid, block, smem);
+      // The configuration names the stream: another one for this launch only.
+      const other = stream !== this.stream;
+      if (other) writeLaunchStream(this.launchConfig, koffi.address(stream));
       const rc = this.launchEx!(this.launchConfigAddr, fn, this.paramsAddr, null);
+      if (other) writeLaunchStream(this.launchConfig, koffi.address(this.stream));
       if (rc !== 0) this.check(rc, `launch ${name} grid [${grid}] block [${block}] (cuLaunchKernelEx, PDL)`);
       return;
     }
@@ -296,7 +305,7 @@ export class CudaDriver {
       block[1] ?? 1,
       block[2] ?? 1,
       smem,
-      this.stream,
+      stream,
       this.paramsAddr,
       null,
     );
@@ -338,5 +347,26 @@ export class CudaDriver {
 
   destroyEvent(e: Handle): void {
     this.check(this.api.cuEventDestroy(e), 'cuEventDestroy');
+  }
+
+  /** Records `e` on `stream` (default: the stream): the work queued there so far. */
+  recordEvent(e: Handle, stream: Handle = this.stream): void {
+    this.check(this.api.cuEventRecord(e, stream), 'cuEventRecord');
+  }
+
+  /** Work queued on `stream` from now on waits for `e`'s last record (also across streams inside a graph capture). */
+  waitEvent(stream: Handle, e: Handle): void {
+    this.check(this.api.cuStreamWaitEvent(stream, e, 0), 'cuStreamWaitEvent');
+  }
+
+  /** A second stream (non-blocking), for work that runs beside the stream's; destroy it with destroyStream. */
+  createStream(): Handle {
+    const s = [null];
+    this.check(this.api.cuStreamCreate(s, 1), 'cuStreamCreate');
+    return s[0];
+  }
+
+  destroyStream(s: Handle): void {
+    this.check(this.api.cuStreamDestroy(s), 'cuStreamDestroy');
   }
 }

@@ -69,7 +69,7 @@ export class KernelModules {
     const name = `${file}.${fn}(${defs.join(' ')})`;
     const kernel: Kernel<A> = {
       name,
-      launch: (grid, block, args: Readonly<Record<string, number | bigint>>, smem = 0) =>
+      launch: (grid, block, args: Readonly<Record<string, number | bigint>>, smem = 0, stream?: Handle) =>
         drv.launch(
           handle,
           name,
@@ -78,6 +78,7 @@ export class KernelModules {
           smem,
           decl.kinds,
           decl.names.map((n) => args[n]!),
+          stream,
         ),
       resources: () => drv.funcResources(handle),
     };

@@ -10,7 +10,7 @@ export type OwningDriver = CudaDriver & {
 };
 
 /**
- * The process's one driver seen by one backend: alloc and free (device and pinned host), module loads and events go
+ * The process's one driver seen by one backend: alloc and free (device and pinned host), module loads, events and streams go
  * through this view and are recorded, so that `releaseAll` frees whatever the backend still holds when its model
  * unloads. A free of memory the view does not hold is an error while the backend lives (a double free), and does
  * nothing after `releaseAll` (that address may belong to another backend by then). Everything else is the driver's
@@ -21,6 +21,7 @@ export function owningDriver(drv: CudaDriver): OwningDriver {
   const host = new Set<Handle>();
   const modules = new Set<Handle>();
   const events = new Set<Handle>();
+  const streams = new Set<Handle>();
   let released = false;
   /** Records what `make` returns (or its `key`) in `held`; refused once the backend was released. */
   const acquire = <H>(held: Set<unknown>, make: () => H, key: (h: H) => unknown = (h) => h): H => {
@@ -47,6 +48,8 @@ export function owningDriver(drv: CudaDriver): OwningDriver {
   view.loadModule = (image) => acquire(modules, () => drv.loadModule(image));
   view.createEvent = (flags) => acquire(events, () => drv.createEvent(flags));
   view.destroyEvent = (e) => give(events, e, (x) => drv.destroyEvent(x), 'cuEventDestroy');
+  view.createStream = () => acquire(streams, () => drv.createStream());
+  view.destroyStream = (st) => give(streams, st, (x) => drv.destroyStream(x), 'cuStreamDestroy');
   view.releaseAll = () => {
     if (released) return;
     released = true;
@@ -55,8 +58,11 @@ export function owningDriver(drv: CudaDriver): OwningDriver {
     for (const h of host) drv.freeHost(h);
     for (const m of modules) drv.check(drv.api.cuModuleUnload(m), 'cuModuleUnload');
     for (const e of events) drv.destroyEvent(e);
+    // A second stream's work is always joined back into the stream (its last work waited for), so the sync covers it.
+    for (const st of streams) drv.destroyStream(st);
     device.clear();
     events.clear();
+    streams.clear();
     host.clear();
     modules.clear();
   };

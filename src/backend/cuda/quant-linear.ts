@@ -1,11 +1,12 @@
 import type { Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import type { CublasLt } from './cublaslt.ts';
-import type { DevPtr } from './driver.ts';
+import type { CudaDriver, DevPtr, Handle } from './driver.ts';
 import { addBias } from './elementwise.ts';
 import { QTYPE, QUANT_ACT_Q8, QUANT_DEQUANT, QUANT_EMBEDDING, QUANT_GEMV, QUANT_GEMV_Q8 } from './quant-kernels.ts';
 import {
   dequantScratchBytes,
+  overlapSchedule,
   QUANT_SCRATCH_BYTES,
   type QuantCudaPart,
   type QuantCudaTensor,
@@ -14,6 +15,7 @@ import {
   quantLinearPath,
   scratchRuns,
 } from './quant-tensor.ts';
+import { CU_EVENT_DISABLE_TIMING } from './stream-event.ts';
 import { type CudaTensor, cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
 
 /** Warps per block of quant_gemv: one output feature each. */
@@ -22,6 +24,19 @@ const GEMV_WARPS = 8;
 const Q8_SCALE_BYTES = 8;
 /** The largest grid y the driver launches. */
 const MAX_GRID_Y = 65535;
+
+/** The overlapped prefill path's second stream and its events (quant-tensor.ts `overlapSchedule`). */
+interface SideStream {
+  stream: Handle;
+  fork: Handle;
+  dequantized: [Handle, Handle];
+  read: [Handle, Handle];
+}
+
+function sideStream(drv: CudaDriver): SideStream {
+  const event = () => drv.createEvent(CU_EVENT_DISABLE_TIMING);
+  return { stream: drv.createStream(), fork: event(), dequantized: [event(), event()], read: [event(), event()] };
+}
 
 /**
  * Linear layers and embedding gathers over quantized weights (kernels/quant.cu). Decode rows (up to 8) run the GEMV
@@ -35,6 +50,13 @@ export class QuantLinear {
   private scratchSize = 0;
   /** Bytes per scratch run (QUANT_SCRATCH_BYTES; tests lower it to make a small weight take several runs). */
   runBytes = QUANT_SCRATCH_BYTES;
+  /**
+   * The prefill path's next run dequantized on a second stream while this run's GEMM runs, two scratch buffers taking
+   * turns. Off until bench/quant-gemv.ts has measured it against one stream; set it before weights load (or call
+   * reserveFor again) so the scratch holds both buffers.
+   */
+  overlap = false;
+  private side: SideStream | null = null;
 
   constructor(
     private readonly ctx: CudaContext,
@@ -47,7 +69,7 @@ export class QuantLinear {
 
   /** Grows the scratch to hold `w` dequantized; true when it moved (graphs captured over the old one are stale). */
   reserveFor(w: QuantCudaTensor): boolean {
-    const need = dequantScratchBytes(w.shape, this.ctx.dtype, this.runBytes);
+    const need = this.scratchNeed(w);
     if (need <= this.scratchSize) return false;
     const drv = this.ctx.drv;
     if (this.scratchSize) {
@@ -75,14 +97,48 @@ export class QuantLinear {
     const scratch = this.scratchFor(w);
     const size = DTYPE_BYTES[ctx.dtype];
     const firsts = w.firstRows;
-    for (const run of scratchRuns(w, ctx.dtype, this.runBytes)) {
-      const p = w.parts[run.part]!;
-      this.dequantizeRows(p, run.row, run.rows, k, scratch);
+    const runs = scratchRuns(w, ctx.dtype, this.runBytes);
+    const dequantize = (i: number, dst: DevPtr, stream?: Handle) => {
+      const run = runs[i]!;
+      this.dequantizeRows(w.parts[run.part]!, run.row, run.rows, k, dst, stream);
+    };
+    const gemm = (i: number, src: DevPtr) => {
+      const run = runs[i]!;
       const col = BigInt((firsts[run.part]! + run.row) * size);
-      this.lt.matmul(out.ptr + col, xt.ptr, scratch, T, run.rows, k, ctx.dtype, ctx.dtype, m);
+      this.lt.matmul(out.ptr + col, xt.ptr, src, T, run.rows, k, ctx.dtype, ctx.dtype, m);
+    };
+    if (this.overlap && runs.length > 1) {
+      this.overlapped(runs.length, [scratch, scratch + BigInt(this.scratchSize / 2)], dequantize, gemm);
+    } else {
+      for (let i = 0; i < runs.length; i++) {
+        dequantize(i, scratch);
+        gemm(i, scratch);
+      }
     }
     if (b) addBias(ctx, out.ptr, b.ptr, T, m);
     return out;
+  }
+
+  /** Runs `runs` scratch runs as overlapSchedule orders them over the stream and the side stream. */
+  private overlapped(
+    runs: number,
+    buffers: [DevPtr, DevPtr],
+    dequantize: (i: number, dst: DevPtr, stream: Handle) => void,
+    gemm: (i: number, src: DevPtr) => void,
+  ): void {
+    const drv = this.ctx.drv;
+    const side = (this.side ??= sideStream(drv));
+    for (const s of overlapSchedule(runs)) {
+      if (s.op === 'fork') {
+        drv.recordEvent(side.fork);
+        drv.waitEvent(side.stream, side.fork);
+      } else if (s.op === 'dequantize') dequantize(s.run, buffers[s.buffer], side.stream);
+      else if (s.op === 'dequantized') drv.recordEvent(side.dequantized[s.buffer], side.stream);
+      else if (s.op === 'await-dequantized') drv.waitEvent(drv.stream, side.dequantized[s.buffer]);
+      else if (s.op === 'gemm') gemm(s.run, buffers[s.buffer]);
+      else if (s.op === 'read') drv.recordEvent(side.read[s.buffer]);
+      else drv.waitEvent(side.stream, side.read[s.buffer]);
+    }
   }
 
   /**
@@ -115,21 +171,31 @@ export class QuantLinear {
     });
   }
 
-  /** Writes rows [first, first + rows) of a part as a `[rows, cols]` matrix in the compute type at `dst`. */
-  dequantizeRows(p: QuantCudaPart, first: number, rows: number, cols: number, dst: DevPtr): void {
+  /**
+   * Writes rows [first, first + rows) of a part as a `[rows, cols]` matrix in the compute type at `dst` (on the
+   * driver's stream, or on `stream`).
+   */
+  dequantizeRows(p: QuantCudaPart, first: number, rows: number, cols: number, dst: DevPtr, stream?: Handle): void {
     const grid = [Math.ceil(cols / 8 / 256), Math.min(rows, MAX_GRID_Y)] as const;
-    this.ctx.kernel(QUANT_DEQUANT, { QTYPE: QTYPE[p.type] }).launch(grid, [256], {
-      out: dst,
-      w: p.ptr + BigInt(first * p.rowBytes),
-      rows,
-      cols,
-      rowBytes: p.rowBytes,
-    });
+    this.ctx
+      .kernel(QUANT_DEQUANT, { QTYPE: QTYPE[p.type] })
+      .launch(
+        grid,
+        [256],
+        { out: dst, w: p.ptr + BigInt(first * p.rowBytes), rows, cols, rowBytes: p.rowBytes },
+        0,
+        stream,
+      );
+  }
+
+  /** Scratch bytes `w` needs: one run's buffer, two when the path overlaps. */
+  private scratchNeed(w: QuantCudaTensor): number {
+    return dequantScratchBytes(w.shape, this.ctx.dtype, this.runBytes) * (this.overlap ? 2 : 1);
   }
 
   /** The scratch, checked to hold `w` (loadWeight reserves it for every quantized weight). */
   private scratchFor(w: QuantCudaTensor): DevPtr {
-    if (dequantScratchBytes(w.shape, this.ctx.dtype, this.runBytes) > this.scratchSize)
+    if (this.scratchNeed(w) > this.scratchSize)
       throw new Error(`quantized weight [${w.shape}] was loaded without reserving its dequantization scratch`);
     return this.scratch;
   }

@@ -106,3 +106,30 @@ export function scratchRuns(
   });
   return runs;
 }
+
+/**
+ * One step of the prefill path with the dequantization beside the GEMMs (quant-linear.ts `overlap`): the next run
+ * dequantized on a second stream into the other of two scratch buffers while this run's GEMM reads its own.
+ * 'fork': the side stream waits for the stream's work so far; 'dequantized' / 'read': a buffer's events recorded
+ * after its dequantization (side) or after the GEMM that read it (stream); 'await-*': the other stream waits for one.
+ */
+export type OverlapStep =
+  | { op: 'fork' }
+  | { op: 'dequantize' | 'gemm'; run: number; buffer: 0 | 1 }
+  | { op: 'dequantized' | 'await-dequantized' | 'read' | 'await-read'; buffer: 0 | 1 };
+
+/**
+ * The steps for `runs` scratch runs, in the order the host queues them: run i's GEMM after its dequantization, run
+ * i + 2's dequantization (into the same buffer) after run i's GEMM, and nothing else ordering the two streams, so
+ * run i + 1's dequantization overlaps run i's GEMM. The stream's last wait joins the side stream back.
+ */
+export function overlapSchedule(runs: number): OverlapStep[] {
+  const steps: OverlapStep[] = [{ op: 'fork' }];
+  for (let run = 0; run < runs; run++) {
+    const buffer = (run % 2) as 0 | 1;
+    if (run >= 2) steps.push({ op: 'await-read', buffer });
+    steps.push({ op: 'dequantize', run, buffer }, { op: 'dequantized', buffer });
+    steps.push({ op: 'await-dequantized', buffer }, { op: 'gemm', run, buffer }, { op: 'read', buffer });
+  }
+  return steps;
+}
