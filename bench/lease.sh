@@ -44,12 +44,13 @@ nvidia-smi --query-gpu=name,compute_cap,memory.used,memory.total,clocks.sm --for
 case ${1:-1} in
 1)
   stage test-gpu 480 bash -c "$GPU_TESTS"
-  stage quant-gemv 120 node --import tsx bench/quant-gemv.ts --rows 1,4
+  # TEST_TIMEOUT=1: its GPU tests ran in the suite above; only its bench here.
+  stage structured 100 env TEST_TIMEOUT=1 bench/structured-device.sh
   ;;
 2)
+  # The quantized linear's open choices first: the integer GEMV's tuning, the overlapped prefill path, 9-32 rows.
+  stage quant-gemv 120 node --import tsx bench/quant-gemv.ts --rows 1,4
   stage quant 230 bench/quant-device.sh profile latency throughput ttft
-  # TEST_TIMEOUT=1: its GPU tests ran in part 1's suite; only its bench here.
-  stage structured 100 env TEST_TIMEOUT=1 bench/structured-device.sh
   stage fp8 170 bench/fp8-weights-device.sh bench
   # TEST_TIMEOUT=1: these scripts' GPU tests ran in part 1; only their benches here.
   stage kvquant 180 env TEST_TIMEOUT=1 bench/kvquant-device.sh
