@@ -224,8 +224,8 @@ function sweep(parts: QuantCudaPart[], T: number, k: number, bytes: number): str
 
 /**
  * The prefill path at PREFILL_ROWS rows (the offline workload's decode batches): the weight dequantized into the
- * scratch a run at a time, each run's GEMM after it, for several run sizes; the dequantization alone; the bf16 weight's
- * GEMM.
+ * scratch a run at a time, each run's GEMM after it, for several run sizes, on one stream and overlapped (the next
+ * run's dequantization on a second stream); the dequantization alone; the bf16 weight's GEMM.
  */
 function prefillRows(c: Case, weights: QuantCudaTensor[], dense: CudaTensor[], bytes: number): void {
   const q = backend.linears.quant;

@@ -46,13 +46,15 @@ export class CudaError extends Error {
 }
 
 /**
- * The CUDA driver API through koffi (versioned `_v2` symbols), one device, one primary context and one stream.
- * Device pointers are BigInt; handles are koffi externals.
+ * The CUDA driver API through koffi (versioned `_v2` symbols), one device, one primary context and its stream (work
+ * beside it goes on a second stream from createStream, joined back by events: side-stream.ts). Device pointers are
+ * BigInt; handles are koffi externals.
  */
 export class CudaDriver {
   readonly api: ReturnType<typeof bindDriver>;
   readonly info: DeviceInfo;
   readonly stream: Handle;
+  private readonly streamAddr: bigint;
   private readonly ctx: Handle;
   /** One stable parameter block for cuLaunchKernel: 64 value slots of 8 bytes, then 64 pointers to them. */
   private readonly paramBlock: unknown;
@@ -116,6 +118,7 @@ export class CudaDriver {
     const s = [null];
     this.check(a.cuStreamCreate(s, 1), 'cuStreamCreate'); // CU_STREAM_NON_BLOCKING
     this.stream = s[0];
+    this.streamAddr = koffi.address(this.stream);
     this.paramBlock = koffi.alloc('uint64_t', 128);
     const base = koffi.address(this.paramBlock);
     this.paramValues = new DataView(koffi.view(this.paramBlock, 1024));
@@ -127,12 +130,7 @@ export class CudaDriver {
     this.launchBlock = koffi.alloc('uint64_t', cfgBytes / 8);
     this.launchConfigAddr = koffi.address(this.launchBlock);
     this.launchConfig = new DataView(koffi.view(this.launchBlock, cfgBytes));
-    writeLaunchTarget(
-      this.launchConfig,
-      koffi.address(this.stream),
-      this.launchConfigAddr + BigInt(LAUNCH_CONFIG.bytes),
-      1,
-    );
+    writeLaunchTarget(this.launchConfig, this.streamAddr, this.launchConfigAddr + BigInt(LAUNCH_CONFIG.bytes), 1);
     writeProgrammaticSerialization(this.launchConfig, LAUNCH_CONFIG.bytes);
     this.pdlAvailable =
       this.launchEx !== null && this.info.ccMajor >= 9 && this.info.driverVersion >= PDL_MIN_DRIVER_VERSION;
@@ -288,11 +286,8 @@ export class CudaDriver {
     }
     if (this.pdl) {
       writeLaunchShape(this.launchConfig, grid, block, smem);
-      // The configuration names the stream: another one for this launch only.
-      const other = stream !== this.stream;
-      if (other) writeLaunchStream(this.launchConfig, koffi.address(stream));
+      writeLaunchStream(this.launchConfig, stream === this.stream ? this.streamAddr : koffi.address(stream));
       const rc = this.launchEx!(this.launchConfigAddr, fn, this.paramsAddr, null);
-      if (other) writeLaunchStream(this.launchConfig, koffi.address(this.stream));
       if (rc !== 0) this.check(rc, `launch ${name} grid [${grid}] block [${block}] (cuLaunchKernelEx, PDL)`);
       return;
     }
@@ -312,32 +307,6 @@ export class CudaDriver {
     if (rc !== 0) this.check(rc, `launch ${name} grid [${grid}] block [${block}]`);
   }
 
-  /** Records the stream's work done by `body` into an executable graph. */
-  capture(body: () => void): Handle {
-    this.check(this.api.cuStreamBeginCapture(this.stream, 2), 'cuStreamBeginCapture'); // RELAXED
-    let graph: Handle = null;
-    try {
-      body();
-    } finally {
-      const g = [null];
-      const rc = this.api.cuStreamEndCapture(this.stream, g);
-      graph = g[0];
-      this.check(rc, 'cuStreamEndCapture');
-    }
-    const exec = [null];
-    this.check(this.api.cuGraphInstantiate(exec, graph, 0n), 'cuGraphInstantiateWithFlags');
-    this.check(this.api.cuGraphDestroy(graph), 'cuGraphDestroy');
-    return exec[0];
-  }
-
-  replay(exec: Handle): void {
-    this.check(this.api.cuGraphLaunch(exec, this.stream), 'cuGraphLaunch');
-  }
-
-  destroyGraph(exec: Handle): void {
-    this.check(this.api.cuGraphExecDestroy(exec), 'cuGraphExecDestroy');
-  }
-
   /** A CUDA event (cuEventCreate flags); destroy it with destroyEvent. */
   createEvent(flags: number): Handle {
     const e = [null];
@@ -349,17 +318,7 @@ export class CudaDriver {
     this.check(this.api.cuEventDestroy(e), 'cuEventDestroy');
   }
 
-  /** Records `e` on `stream` (default: the stream): the work queued there so far. */
-  recordEvent(e: Handle, stream: Handle = this.stream): void {
-    this.check(this.api.cuEventRecord(e, stream), 'cuEventRecord');
-  }
-
-  /** Work queued on `stream` from now on waits for `e`'s last record (also across streams inside a graph capture). */
-  waitEvent(stream: Handle, e: Handle): void {
-    this.check(this.api.cuStreamWaitEvent(stream, e, 0), 'cuStreamWaitEvent');
-  }
-
-  /** A second stream (non-blocking), for work that runs beside the stream's; destroy it with destroyStream. */
+  /** A second stream (non-blocking), for work beside the stream's (side-stream.ts); destroy it with destroyStream. */
   createStream(): Handle {
     const s = [null];
     this.check(this.api.cuStreamCreate(s, 1), 'cuStreamCreate');

@@ -2,6 +2,7 @@ import type { StepBatch } from '../../primitives/step-batch.ts';
 import type { StepContext, Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import type { Handle } from './driver.ts';
+import { captureGraph, destroyGraph, replayGraph } from './graph-capture.ts';
 import type { KvCaches } from './kv-cache.ts';
 import { isPlainDecode, padDecodeBatch } from './step-buffers.ts';
 import { CudaTensor, cuda } from './tensor.ts';
@@ -44,7 +45,7 @@ export class DecodeGraphs {
   }
 
   clear(): void {
-    for (const c of this.captured.values()) this.ctx.drv.destroyGraph(c.exec);
+    for (const c of this.captured.values()) destroyGraph(this.ctx.drv, c.exec);
     this.captured.clear();
   }
 
@@ -71,7 +72,7 @@ export class DecodeGraphs {
       forward(step);
       step = this.ctx.beginStep(padded);
       let out: Tensor | null = null;
-      const exec = this.ctx.drv.capture(() => {
+      const exec = captureGraph(this.ctx.drv, () => {
         out = forward(step);
       });
       c = { exec, out: cuda(out!), generation: this.generation() };
@@ -79,7 +80,7 @@ export class DecodeGraphs {
       this.stats.captures++;
       this.stats.captureMs += performance.now() - t0;
     }
-    this.ctx.drv.replay(c.exec);
+    replayGraph(this.ctx.drv, c.exec);
     this.stats.replays++;
     const vocab = c.out.shape[c.out.shape.length - 1]!;
     return new CudaTensor([batch.numSeqs, vocab], c.out.dtype, c.out.ptr);

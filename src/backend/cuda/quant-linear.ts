@@ -15,7 +15,7 @@ import {
   quantLinearPath,
   scratchRuns,
 } from './quant-tensor.ts';
-import { CU_EVENT_DISABLE_TIMING } from './stream-event.ts';
+import { SideStream } from './side-stream.ts';
 import { type CudaTensor, cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
 
 /** Warps per block of quant_gemv: one output feature each. */
@@ -25,18 +25,21 @@ const Q8_SCALE_BYTES = 8;
 /** The largest grid y the driver launches. */
 const MAX_GRID_Y = 65535;
 
-/** The overlapped prefill path's second stream and its events (quant-tensor.ts `overlapSchedule`). */
-interface SideStream {
-  stream: Handle;
+/** The overlapped prefill path's side stream and its events: the fork, and per buffer 'dequantized' and 'read'. */
+interface Overlap {
+  side: SideStream;
   fork: Handle;
-  dequantized: [Handle, Handle];
-  read: [Handle, Handle];
+  events: Record<'dequantized' | 'read', [Handle, Handle]>;
 }
 
-function sideStream(drv: CudaDriver): SideStream {
-  const event = () => drv.createEvent(CU_EVENT_DISABLE_TIMING);
-  return { stream: drv.createStream(), fork: event(), dequantized: [event(), event()], read: [event(), event()] };
+function makeOverlap(drv: CudaDriver): Overlap {
+  const side = new SideStream(drv);
+  const pair = (): [Handle, Handle] => [side.event(), side.event()];
+  return { side, fork: side.event(), events: { dequantized: pair(), read: pair() } };
 }
+
+/** Bytes rounded up to 256: where the second scratch buffer starts (cuBLASLt's preferred alignment). */
+const align256 = (n: number) => Math.ceil(n / 256) * 256;
 
 /**
  * Linear layers and embedding gathers over quantized weights (kernels/quant.cu). Decode rows (up to 8) run the GEMV
@@ -56,7 +59,7 @@ export class QuantLinear {
    * reserveFor again) so the scratch holds both buffers.
    */
   overlap = false;
-  private side: SideStream | null = null;
+  private overlapState: Overlap | null = null;
 
   constructor(
     private readonly ctx: CudaContext,
@@ -74,6 +77,7 @@ export class QuantLinear {
     const drv = this.ctx.drv;
     if (this.scratchSize) {
       drv.sync();
+      this.overlapState?.side.sync();
       drv.free(this.scratch);
     }
     this.scratch = drv.alloc(need);
@@ -108,7 +112,8 @@ export class QuantLinear {
       this.lt.matmul(out.ptr + col, xt.ptr, src, T, run.rows, k, ctx.dtype, ctx.dtype, m);
     };
     if (this.overlap && runs.length > 1) {
-      this.overlapped(runs.length, [scratch, scratch + BigInt(this.scratchSize / 2)], dequantize, gemm);
+      const second = scratch + BigInt(align256(dequantScratchBytes(w.shape, ctx.dtype, this.runBytes)));
+      this.overlapped(runs.length, [scratch, second], dequantize, gemm);
     } else {
       for (let i = 0; i < runs.length; i++) {
         dequantize(i, scratch);
@@ -126,18 +131,15 @@ export class QuantLinear {
     dequantize: (i: number, dst: DevPtr, stream: Handle) => void,
     gemm: (i: number, src: DevPtr) => void,
   ): void {
-    const drv = this.ctx.drv;
-    const side = (this.side ??= sideStream(drv));
+    const o = (this.overlapState ??= makeOverlap(this.ctx.drv));
     for (const s of overlapSchedule(runs)) {
       if (s.op === 'fork') {
-        drv.recordEvent(side.fork);
-        drv.waitEvent(side.stream, side.fork);
-      } else if (s.op === 'dequantize') dequantize(s.run, buffers[s.buffer], side.stream);
-      else if (s.op === 'dequantized') drv.recordEvent(side.dequantized[s.buffer], side.stream);
-      else if (s.op === 'await-dequantized') drv.waitEvent(drv.stream, side.dequantized[s.buffer]);
+        o.side.record(o.fork, 'main');
+        o.side.wait('side', o.fork);
+      } else if (s.op === 'dequantize') dequantize(s.run, buffers[s.buffer], o.side.handle(s.stream));
       else if (s.op === 'gemm') gemm(s.run, buffers[s.buffer]);
-      else if (s.op === 'read') drv.recordEvent(side.read[s.buffer]);
-      else drv.waitEvent(side.stream, side.read[s.buffer]);
+      else if (s.op === 'record') o.side.record(o.events[s.event][s.buffer], s.stream);
+      else o.side.wait(s.stream, o.events[s.event][s.buffer]);
     }
   }
 
@@ -188,15 +190,19 @@ export class QuantLinear {
       );
   }
 
-  /** Scratch bytes `w` needs: one run's buffer, two when the path overlaps. */
+  /** Scratch bytes `w` needs: one run's buffer, or two (the second 256-aligned) when the path overlaps its runs. */
   private scratchNeed(w: QuantCudaTensor): number {
-    return dequantScratchBytes(w.shape, this.ctx.dtype, this.runBytes) * (this.overlap ? 2 : 1);
+    const one = dequantScratchBytes(w.shape, this.ctx.dtype, this.runBytes);
+    const overlaps = this.overlap && scratchRuns(w, this.ctx.dtype, this.runBytes).length > 1;
+    return overlaps ? 2 * align256(one) : one;
   }
 
   /** The scratch, checked to hold `w` (loadWeight reserves it for every quantized weight). */
   private scratchFor(w: QuantCudaTensor): DevPtr {
     if (this.scratchNeed(w) > this.scratchSize)
-      throw new Error(`quantized weight [${w.shape}] was loaded without reserving its dequantization scratch`);
+      throw new Error(
+        `quantized weight [${w.shape}] has no dequantization scratch reserved (reserveFor after loading it or changing runBytes or overlap)`,
+      );
     return this.scratch;
   }
 }
