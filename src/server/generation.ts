@@ -107,7 +107,9 @@ export async function withModel<T>(
       ticket.release();
     }
   } finally {
-    lease.release();
+    // keep_alive 0 unloads the model before the request ends (Ollama's way to free its memory).
+    if (keepAliveMs === 0) await lease.unload();
+    else lease.release();
   }
 }
 

@@ -136,6 +136,8 @@ export interface Lease {
   /** Milliseconds this request spent loading the model (0 when it was resident). */
   loadMs: number;
   release(): void;
+  /** Releases the lease and, when no other request holds the model and its keep-alive is 0, unloads it now. */
+  unload(): Promise<void>;
 }
 
 /** The name a model folder is served under. */
@@ -260,15 +262,23 @@ export class ModelRegistry {
     resident.active++;
     resident.expiresAt = null;
     let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      resident.active--;
+      slot.lastUsed = performance.now();
+      if (resident.active === 0 && slot.resident === resident) this.scheduleUnload(slot, slot.keepAliveMs);
+    };
     return {
       resident,
       loadMs,
-      release: () => {
-        if (released) return;
-        released = true;
-        resident.active--;
-        slot.lastUsed = performance.now();
-        if (resident.active === 0 && slot.resident === resident) this.scheduleUnload(slot, slot.keepAliveMs);
+      release,
+      unload: async () => {
+        release();
+        // Its keep-alive (the latest request's) 0 and nothing else running: unloaded before the answer, so that a
+        // client's next /api/ps no longer lists it (the timer scheduleUnload set would fire only after).
+        const due = slot.keepAliveMs === 0 && slot.timer !== null;
+        if (due && resident.active === 0 && slot.resident === resident) await this.evict(slot);
       },
     };
   }

@@ -42,7 +42,7 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
       });
       if (messages.length === 0) {
         const unload = keepAlive === 0;
-        if (unload) a.lease.release();
+        if (unload) await a.lease.unload();
         return loadOnly(a.entry.name, { message: { role: 'assistant', content: '' } }, unload);
       }
       const tools = resolveTools(a.model.chatTemplate, a.entry.name, body.tools, 'auto', undefined);

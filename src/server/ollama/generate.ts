@@ -46,7 +46,7 @@ export function registerGenerate(app: FastifyInstance, ctx: ServerContext): void
     return withModel(ctx, body.model, reply, keepAlive, async (a) => {
       if (!body.prompt && !body.context?.length) {
         const unload = keepAlive === 0;
-        if (unload) a.lease.release();
+        if (unload) await a.lease.unload();
         return loadOnly(a.entry.name, { response: '' }, unload);
       }
       const { ids, mode } = await promptIds(a, body);
