@@ -125,35 +125,29 @@ function time(n: number, body: (i: number) => void): number {
 const host = (p: DevPtr, n: number) => backend.toHost(new CudaTensor([n], 'bf16', p));
 const r1 = (v: number) => Math.round(v * 10) / 10;
 
+/** A GEMV launch's arguments after its input: part `p` against `rows` rows of x, no bias, outputs p.rows apart. */
+const weightArgs = (p: QuantCudaPart, rows: number, k: number) => ({
+  w: p.ptr,
+  bias: 0n,
+  rows,
+  n: p.rows,
+  k,
+  rowBytes: p.rowBytes,
+  ldy: p.rows,
+});
+
 function floatRoute(p: QuantCudaPart, T: number, k: number, out: DevPtr): void {
-  ctx.kernel(QUANT_GEMV[quantGemvTmax(T)], { QTYPE: QTYPE[p.type] }).launch([Math.ceil(p.rows / 8)], [256], {
-    y: out,
-    x,
-    w: p.ptr,
-    bias: 0n,
-    rows: T,
-    n: p.rows,
-    k,
-    rowBytes: p.rowBytes,
-    ldy: p.rows,
-  });
+  ctx
+    .kernel(QUANT_GEMV[quantGemvTmax(T)], { QTYPE: QTYPE[p.type] })
+    .launch([Math.ceil(p.rows / 8)], [256], { y: out, x, ...weightArgs(p, T, k) });
 }
 const quantizeX = (T: number, k: number) => quantizeActivationsInto(ctx, x, T * k, { xq, xs });
 /** The integer GEMV alone over x quantized by `quantizeX`, in configuration `cfg`. */
 function integerGemv(p: QuantCudaPart, T: number, k: number, out: DevPtr, cfg = CONFIGS[0]!): void {
   const grid = [Math.ceil(p.rows / (8 * cfg.rows))] as const;
-  ctx.kernel(QUANT_GEMV_Q8[quantGemvTmax(T)], configDefines(p.type, cfg)).launch(grid, [256], {
-    y: out,
-    xq,
-    xs,
-    w: p.ptr,
-    bias: 0n,
-    rows: T,
-    n: p.rows,
-    k,
-    rowBytes: p.rowBytes,
-    ldy: p.rows,
-  });
+  ctx
+    .kernel(QUANT_GEMV_Q8[quantGemvTmax(T)], configDefines(p.type, cfg))
+    .launch(grid, [256], { y: out, xq, xs, ...weightArgs(p, T, k) });
 }
 function integerRoute(p: QuantCudaPart, T: number, k: number, out: DevPtr): void {
   quantizeX(T, k);
@@ -271,13 +265,7 @@ function midRows(c: Case, weights: QuantCudaTensor[]): void {
         y: midY + BigInt(t0 * c.m * 2),
         xq: midQ.xq + BigInt(t0 * c.k),
         xs: midQ.xs + BigInt((t0 * c.k) / 4),
-        w: p.ptr,
-        bias: 0n,
-        rows,
-        n: p.rows,
-        k: c.k,
-        rowBytes: p.rowBytes,
-        ldy: c.m,
+        ...weightArgs(p, rows, c.k),
       });
     }
   };

@@ -23,9 +23,8 @@ export const QUANT_DEQUANT = declareKernel('quant', 'quant_dequant', {
   cols: 'i32',
   rowBytes: 'i64',
 });
-const GEMV_ARGS = {
-  y: 'ptr',
-  x: 'ptr',
+/** Both GEMVs' parameters after their input (the weight part, bias, shapes and output stride). */
+const GEMV_WEIGHT_ARGS = {
   w: 'ptr',
   bias: 'ptr',
   rows: 'i32',
@@ -34,6 +33,7 @@ const GEMV_ARGS = {
   rowBytes: 'i64',
   ldy: 'i32',
 } as const;
+const GEMV_ARGS = { y: 'ptr', x: 'ptr', ...GEMV_WEIGHT_ARGS } as const;
 /** The decode GEMV by its rows' power of two (quant_gemv_t1 .. _t8, quant-tensor.ts `quantGemvTmax`). */
 export const QUANT_GEMV = {
   1: declareKernel('quant', 'quant_gemv_t1', GEMV_ARGS),
@@ -41,18 +41,7 @@ export const QUANT_GEMV = {
   4: declareKernel('quant', 'quant_gemv_t4', GEMV_ARGS),
   8: declareKernel('quant', 'quant_gemv_t8', GEMV_ARGS),
 };
-const GEMV_Q8_ARGS = {
-  y: 'ptr',
-  xq: 'ptr',
-  xs: 'ptr',
-  w: 'ptr',
-  bias: 'ptr',
-  rows: 'i32',
-  n: 'i32',
-  k: 'i32',
-  rowBytes: 'i64',
-  ldy: 'i32',
-} as const;
+const GEMV_Q8_ARGS = { y: 'ptr', xq: 'ptr', xs: 'ptr', ...GEMV_WEIGHT_ARGS } as const;
 /** The integer decode GEMV over activations from QUANT_ACT_Q8, by its rows' power of two. */
 export const QUANT_GEMV_Q8 = {
   1: declareKernel('quant', 'quant_gemv_q8_t1', GEMV_Q8_ARGS),
