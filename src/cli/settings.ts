@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { PREFILL_KERNELS, type PrefillKernel } from '../backend/cuda/flash-prefill-sm90a.ts';
 import type { CudaSettings } from '../backend/cuda/settings.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -37,7 +38,7 @@ export interface SpeculativeEnv {
 /**
  * Reads every backend setting from the environment, once at start-up, so nothing below the CLI looks at it:
  * PAGODA_DEVICE, PAGODA_CPU_THREADS, PAGODA_TENSOR_PARALLEL_SIZE, PAGODA_GRAMMAR_WORKERS, PAGODA_QUANTIZATION, PAGODA_KV_CACHE_TYPE, PAGODA_KV_COMPRESSION, PAGODA_KV_BUDGET, PAGODA_CUDA_DEVICE, PAGODA_PDL=0, PAGODA_GEMV=0, PAGODA_FP8_CUBLASLT_SCALES=1, PAGODA_SIMPLE_ATTENTION=1,
- * PAGODA_KERNEL_CACHE (else $XDG_CACHE_HOME/pagoda/kernels), the CUDA toolkit roots $CUDA_HOME and $CUDA_PATH, and
+ * PAGODA_PREFILL_KERNEL (mma or wgmma), PAGODA_KERNEL_CACHE (else $XDG_CACHE_HOME/pagoda/kernels), the CUDA toolkit roots $CUDA_HOME and $CUDA_PATH, and
  * speculative decoding's PAGODA_SPECULATIVE, PAGODA_NUM_SPECULATIVE_TOKENS, PAGODA_SPECULATIVE_NGRAM_MIN and _MAX.
  */
 export function settingsFromEnv(env: Env = process.env): EnvSettings {
@@ -51,6 +52,12 @@ export function settingsFromEnv(env: Env = process.env): EnvSettings {
   if (env.PAGODA_GEMV !== undefined) cuda.gemv = env.PAGODA_GEMV !== '0';
   if (env.PAGODA_FP8_CUBLASLT_SCALES !== undefined) cuda.fp8CublasltScales = env.PAGODA_FP8_CUBLASLT_SCALES === '1';
   if (env.PAGODA_SIMPLE_ATTENTION !== undefined) cuda.simpleAttention = env.PAGODA_SIMPLE_ATTENTION === '1';
+  const prefill = env.PAGODA_PREFILL_KERNEL;
+  if (prefill) {
+    if (!(PREFILL_KERNELS as readonly string[]).includes(prefill))
+      throw new UserError(`PAGODA_PREFILL_KERNEL ${prefill}: expected ${PREFILL_KERNELS.join(' or ')}`);
+    cuda.prefillKernel = prefill as PrefillKernel;
+  }
   if (env.PAGODA_KERNEL_CACHE) cuda.kernelCache = env.PAGODA_KERNEL_CACHE;
   else if (env.XDG_CACHE_HOME) cuda.kernelCache = join(env.XDG_CACHE_HOME, 'pagoda', 'kernels');
   const roots = [env.CUDA_HOME, env.CUDA_PATH].filter((r): r is string => !!r);

@@ -19,9 +19,10 @@ function nvccVersion(): string | null {
 
 const nvcc = nvccVersion();
 const sources = readdirSync(kernelsDir).filter((f) => f.endsWith('.cu'));
-// The tensor-core attention kernels (attention_common.cuh) exist for 16-bit storage only; the rest for all three.
+// The tensor-core attention kernels (attention_common.cuh, or wgmma.cuh which includes it) exist for 16-bit storage
+// only; the rest for all three.
 const dtypesOf = (f: string) =>
-  readFileSync(join(kernelsDir, f), 'utf8').includes('#include "attention_common.cuh"') ? [1, 2] : [0, 1, 2];
+  /#include "(attention_common|wgmma)\.cuh"/.test(readFileSync(join(kernelsDir, f), 'utf8')) ? [1, 2] : [0, 1, 2];
 
 // Builds beyond a source's defaults that the launchers use (bf16 only: the code paths are the same in every type).
 // PAGODA_KV_QUANT 1 / 2: the fp8 and q8_0 caches' builds (kv-layout.ts), at the head-256 shapes too.
@@ -58,25 +59,42 @@ const buildsOf = (f: string) => [
   ...(VARIANTS[f] ?? []).map((defines) => ({ dtype: 2, defines })),
 ];
 
+// Sources of the architecture-specific Hopper target (wgmma, setmaxnreg): built for sm_90a alone, as modules.ts does,
+// and held to no register spills (their consumers keep S and O tiles in registers).
+const sm90a = (f: string) => f.endsWith('_sm90a.cu');
+
 test('there are kernel sources, the attention kernels among them in both 16-bit types', () => {
   assert.ok(sources.length >= 6, `found ${sources.join(', ')}`);
-  for (const f of ['flash_prefill.cu', 'paged_decode.cu']) assert.deepEqual(dtypesOf(f), [1, 2], f);
+  for (const f of ['flash_prefill.cu', 'flash_prefill_sm90a.cu', 'paged_decode.cu'])
+    assert.deepEqual(dtypesOf(f), [1, 2], f);
 });
 
 // Every kernel, in each storage type it serves (PAGODA_DTYPE 0 float, 1 float16, 2 bfloat16) and the variants above,
-// for sm_80 and sm_90: a kernel that does not compile cannot land.
-test('every .cu compiles with nvcc for sm_80 and sm_90', { skip: nvcc ? false : 'nvcc not on PATH' }, async () => {
+// for sm_80 and sm_90 (the *_sm90a sources for sm_90a): a kernel that does not compile cannot land.
+test('every .cu compiles with nvcc for sm_80 and sm_90, and sm_90a', {
+  skip: nvcc ? false : 'nvcc not on PATH',
+}, async () => {
   const out = mkdtempSync(join(tmpdir(), 'pagoda-nvcc-'));
   try {
     const jobs = sources.flatMap((f) =>
       buildsOf(f).map(({ dtype, defines }, i) => async () => {
         const args = ['--fatbin', '-std=c++17', `-DPAGODA_DTYPE=${dtype}`, ...defines.map((d) => `-D${d}`)];
         args.push(`-I${kernelsDir}`);
-        for (const sm of [80, 90]) args.push('-gencode', `arch=compute_${sm},code=sm_${sm}`);
+        if (sm90a(f)) args.push('-gencode', 'arch=compute_90a,code=sm_90a', '-Xptxas', '-v');
+        else for (const sm of [80, 90]) args.push('-gencode', `arch=compute_${sm},code=sm_${sm}`);
         args.push('-o', join(out, `${f}.${i}.fatbin`), join(kernelsDir, f));
         try {
-          await run('nvcc', args);
+          const { stderr } = await run('nvcc', args);
+          if (sm90a(f)) {
+            const spills = [...stderr.matchAll(/(\d+) bytes spill (stores|loads)/g)].map((m) => Number(m[1]));
+            assert.ok(spills.length > 0, `ptxas reported no spill counts for ${f}:\n${stderr}`);
+            assert.ok(
+              spills.every((n) => n === 0),
+              `${f} (PAGODA_DTYPE=${dtype} ${defines.join(' ')}) spills registers:\n${stderr}`,
+            );
+          }
         } catch (err) {
+          if (err instanceof assert.AssertionError) throw err;
           const what = [`PAGODA_DTYPE=${dtype}`, ...defines].join(' ');
           assert.fail(`nvcc ${f} (${what}):\n${(err as { stderr?: string }).stderr ?? err}`);
         }

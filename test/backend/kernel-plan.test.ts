@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeDefines, mergeDefines, prefillDefines } from '../../src/backend/cuda/flash-attention.ts';
+import { sm90aPrefillDefines } from '../../src/backend/cuda/flash-prefill-sm90a.ts';
 import { defaultConfigs } from '../../src/backend/cuda/flash-sizing.ts';
 import { gemvShape, gemvWins, pickGemvConfig, readGemvTable } from '../../src/backend/cuda/gemv-config.ts';
 import { type KernelPlanModel, kernelPlan } from '../../src/backend/cuda/kernel-plan.ts';
@@ -15,6 +16,16 @@ const key = (r: { file: string; defines: object }) =>
   `${r.file} ${JSON.stringify(Object.entries(r.defines).sort(([a], [b]) => a.localeCompare(b)))}`;
 const keys = (dtype: 'bf16' | 'f32', model: KernelPlanModel = llama, gemv = true) =>
   kernelPlan({ dtype, device: h100, gemvTable: table, gemv }, model).map(key);
+
+test('the sm_90a prefill module is planned only where the backend runs it (PAGODA_PREFILL_KERNEL=wgmma on Hopper)', () => {
+  const sm90a = { file: 'flash_prefill_sm90a', defines: sm90aPrefillDefines('bf16', 128) };
+  const plan = (sm90aPrefill: boolean) =>
+    kernelPlan({ dtype: 'bf16', device: h100, gemvTable: table, gemv: true, sm90aPrefill }, llama).map(key);
+  assert.ok(plan(true).includes(key(sm90a)));
+  assert.ok(!plan(false).some((k) => k.startsWith('flash_prefill_sm90a ')));
+  // The mma.sync kernel stays planned: it serves what the sm_90a kernel leaves (soft-caps, quantized caches).
+  assert.ok(plan(true).some((k) => k.startsWith('flash_prefill ')));
+});
 
 test('a Llama-3-8B shape: the linears of a layer and the LM head, one head size, SiLU', () => {
   assert.deepEqual(llama.attention, [{ headDim: 128, group: 4 }]);

@@ -1,12 +1,5 @@
-import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { CudaDriver } from '../../src/backend/cuda/driver.ts';
-import {
-  ATTENTION_DTYPES,
-  type AttentionDtype,
-  FlashAttention,
-  type PagedAttentionArgs,
-} from '../../src/backend/cuda/flash-attention.ts';
+import { ATTENTION_DTYPES, FlashAttention } from '../../src/backend/cuda/flash-attention.ts';
 import {
   type DecodeConfig,
   decodeSharedBytes,
@@ -15,248 +8,12 @@ import {
   type PrefillConfig,
   prefillSharedBytes,
 } from '../../src/backend/cuda/flash-sizing.ts';
+import { prefillCases } from '../helpers/attention-cases.ts';
 import { openCudaAttention } from '../helpers/cuda-attention.ts';
-import {
-  fromStorageArray,
-  makePagedProblem,
-  maxAbsDiff,
-  type PagedAttentionProblem,
-  referencePagedAttention,
-  relativeL2,
-  type SeqShape,
-  toStorageArray,
-} from '../helpers/paged-attention-reference.ts';
+import { type Case, check, runOnGpu } from '../helpers/gpu-attention-check.ts';
+import { makePagedProblem, referencePagedAttention } from '../helpers/paged-attention-reference.ts';
 
 const gpu = openCudaAttention();
-/** Two NaNs of the storage type, the outputs' poison. */
-const NAN_PAIR: Record<AttentionDtype, number> = { bf16: 0x7fc07fc0, f16: 0x7e007e00 };
-const F32_NAN = 0x7fc00000;
-/**
- * Bounds on O's relative L2 error. Inputs are exact in both types; the error is the rounding of the probabilities
- * to the storage type before P.V and of O itself. Emulating exactly that on the CPU over these cases gives bf16
- * 1.0e-3..2.2e-3 and fp16 8x less (three more mantissa bits), 1.2e-4..2.8e-4; each bound is ~4.5x its worst case.
- * The LSE comes from fp32 scores of exact inputs, the same arithmetic in both types.
- */
-const O_TOL: Record<AttentionDtype, number> = { bf16: 1e-2, f16: 1.25e-3 };
-const LSE_TOL = 2e-3;
-
-interface Case {
-  name: string;
-  seqs: SeqShape[];
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  blockSize: number;
-  slidingWindow?: number;
-  softcap?: number;
-}
-
-/** Uploads the problem in `dtype`, poisons the outputs, runs `kernel`, returns O and LSE as read back. */
-function runOnGpu(p: PagedAttentionProblem, dtype: AttentionDtype, kernel: (a: PagedAttentionArgs) => void) {
-  const h: CudaDriver = gpu.drv!;
-  const totalQ = p.cuSeqlensQ[p.seqs.length]!;
-  const qElems = totalQ * p.numHeads * p.headDim;
-  const bufs: bigint[] = [];
-  const put = (data: ArrayBufferView) => {
-    const ptr = h.alloc(data.byteLength);
-    h.upload(ptr, data);
-    bufs.push(ptr);
-    return ptr;
-  };
-  const q = put(toStorageArray(p.q, dtype));
-  const kCache = put(toStorageArray(p.kCache, dtype));
-  const vCache = put(toStorageArray(p.vCache, dtype));
-  const blockTables = put(p.blockTables);
-  const contextLens = put(p.contextLens);
-  const cuSeqlensQ = put(p.cuSeqlensQ);
-  const out = h.alloc(qElems * 2);
-  const lse = h.alloc(totalQ * p.numHeads * 4);
-  bufs.push(out, lse);
-  h.fill32(out, NAN_PAIR[dtype], qElems / 2);
-  h.fill32(lse, F32_NAN, totalQ * p.numHeads);
-  const args: PagedAttentionArgs = {
-    q,
-    qStride: p.numHeads * p.headDim,
-    kCache,
-    vCache,
-    blockTables,
-    maxBlocksPerSeq: p.maxBlocksPerSeq,
-    contextLens,
-    cuSeqlensQ,
-    out,
-    oStride: p.numHeads * p.headDim,
-    lse,
-    numSeqs: p.seqs.length,
-    maxSeqlenQ: Math.max(...p.seqs.map((s) => s.qLen)),
-    numHeads: p.numHeads,
-    numKvHeads: p.numKvHeads,
-    headDim: p.headDim,
-    blockSize: p.blockSize,
-    scale: p.scale,
-    slidingWindow: p.slidingWindow,
-    softcap: p.softcap,
-  };
-  kernel(args);
-  h.sync();
-  const outBits = new Uint16Array(qElems);
-  const lseHost = new Float32Array(totalQ * p.numHeads);
-  h.download(outBits, out);
-  h.download(lseHost, lse);
-  for (const b of bufs) h.free(b);
-  return { out: fromStorageArray(outBits, dtype), lse: lseHost };
-}
-
-type Reference = ReturnType<typeof referencePagedAttention>;
-
-function check(name: string, dtype: AttentionDtype, got: { out: Float32Array; lse: Float32Array }, ref: Reference) {
-  const errO = relativeL2(got.out, ref.out);
-  const errLse = maxAbsDiff(got.lse, ref.lse);
-  assert.ok(errO <= O_TOL[dtype], `${name} (${dtype}): relative L2 error of O ${errO} > ${O_TOL[dtype]}`);
-  assert.ok(errLse <= LSE_TOL, `${name} (${dtype}): max LSE error ${errLse} > ${LSE_TOL}`);
-}
-
-const prefillCases: Case[] = [
-  {
-    name: 'hd128 MHA, ragged prompts',
-    seqs: [
-      { qLen: 37, ctxLen: 37 },
-      { qLen: 130, ctxLen: 130 },
-      { qLen: 1, ctxLen: 1 },
-      { qLen: 64, ctxLen: 64 },
-    ],
-    numHeads: 4,
-    numKvHeads: 4,
-    headDim: 128,
-    blockSize: 16,
-  },
-  {
-    name: 'hd64 GQA 4, prefix hits not block-aligned',
-    seqs: [
-      { qLen: 50, ctxLen: 77 },
-      { qLen: 200, ctxLen: 233 },
-      { qLen: 5, ctxLen: 300 },
-    ],
-    numHeads: 8,
-    numKvHeads: 2,
-    headDim: 64,
-    blockSize: 16,
-  },
-  {
-    name: 'hd128 GQA 8, block size 32, chunked',
-    seqs: [
-      { qLen: 70, ctxLen: 100 },
-      { qLen: 129, ctxLen: 129 },
-      { qLen: 17, ctxLen: 48 },
-    ],
-    numHeads: 16,
-    numKvHeads: 2,
-    headDim: 128,
-    blockSize: 32,
-  },
-  {
-    name: 'hd128 GQA 4, sliding window 48',
-    seqs: [
-      { qLen: 150, ctxLen: 170 },
-      { qLen: 3, ctxLen: 90 },
-      { qLen: 40, ctxLen: 40 },
-    ],
-    numHeads: 8,
-    numKvHeads: 2,
-    headDim: 128,
-    blockSize: 16,
-    slidingWindow: 48,
-  },
-  {
-    // Scores of about +-1 through a cap of 0.5: the cap bends them all (Gemma 2 caps at 50 with larger scores).
-    name: 'hd128 GQA 2, soft-cap 0.5 and sliding window 40 (Gemma 2-27B: head size 128)',
-    seqs: [
-      { qLen: 100, ctxLen: 130 },
-      { qLen: 1, ctxLen: 77 },
-      { qLen: 33, ctxLen: 33 },
-    ],
-    numHeads: 4,
-    numKvHeads: 2,
-    headDim: 128,
-    blockSize: 16,
-    slidingWindow: 40,
-    softcap: 0.5,
-  },
-  {
-    name: 'hd64 MHA, soft-cap 2',
-    seqs: [
-      { qLen: 64, ctxLen: 64 },
-      { qLen: 7, ctxLen: 200 },
-    ],
-    numHeads: 4,
-    numKvHeads: 4,
-    headDim: 64,
-    blockSize: 16,
-    softcap: 2,
-  },
-  {
-    name: 'hd64 GQA 7 (rows straddle tiles), mixed decode + prefill',
-    seqs: [
-      { qLen: 1, ctxLen: 33 },
-      { qLen: 41, ctxLen: 41 },
-      { qLen: 1, ctxLen: 16 },
-    ],
-    numHeads: 14,
-    numKvHeads: 2,
-    headDim: 64,
-    blockSize: 16,
-  },
-  {
-    name: 'hd256 GQA 2, soft-cap 0.5 and sliding window 40 (Gemma 2-9B: head size 256)',
-    seqs: [
-      { qLen: 100, ctxLen: 130 },
-      { qLen: 1, ctxLen: 77 },
-      { qLen: 70, ctxLen: 70 },
-    ],
-    numHeads: 4,
-    numKvHeads: 2,
-    headDim: 256,
-    blockSize: 16,
-    slidingWindow: 40,
-    softcap: 0.5,
-  },
-  {
-    // Head size 80: a row's 10 16-byte chunks do not divide among a CTA's threads (the loaders' ragged last round).
-    name: 'hd80 MHA (Phi-2: head size 80), ragged prompts and a prefix hit',
-    seqs: [
-      { qLen: 37, ctxLen: 37 },
-      { qLen: 70, ctxLen: 130 },
-      { qLen: 1, ctxLen: 50 },
-    ],
-    numHeads: 4,
-    numKvHeads: 4,
-    headDim: 80,
-    blockSize: 16,
-  },
-  {
-    name: 'hd96 GQA 3 (Phi-3-mini: head size 96), sliding window 48, block size 32',
-    seqs: [
-      { qLen: 150, ctxLen: 170 },
-      { qLen: 3, ctxLen: 90 },
-      { qLen: 65, ctxLen: 65 },
-    ],
-    numHeads: 6,
-    numKvHeads: 2,
-    headDim: 96,
-    blockSize: 32,
-    slidingWindow: 48,
-  },
-  {
-    name: 'hd256 GQA 4 (Gemma 3-1B: 4 / 1 heads), block size 32, prefix hits',
-    seqs: [
-      { qLen: 45, ctxLen: 200 },
-      { qLen: 129, ctxLen: 129 },
-    ],
-    numHeads: 4,
-    numKvHeads: 1,
-    headDim: 256,
-    blockSize: 32,
-  },
-];
 
 const decodeSeqs = (lens: number[]) => lens.map((ctxLen) => ({ qLen: 1, ctxLen }));
 const decodeCases: Case[] = [
@@ -401,7 +158,7 @@ for (const dtype of ATTENTION_DTYPES) {
         check(
           `${c.name} (${shape(cfg)}, seed ${seed})`,
           dtype,
-          runOnGpu(p, dtype, (a) => fa.prefill(a)),
+          runOnGpu(gpu.drv!, p, dtype, (a) => fa.prefill(a)),
           ref,
         );
       }
@@ -426,7 +183,7 @@ for (const dtype of ATTENTION_DTYPES) {
             check(
               `${c.name} (${shape(cfg)}, ${splits ?? 'auto'} splits, seed ${seed})`,
               dtype,
-              runOnGpu(p, dtype, (a) => fa.decode(a, ws, splits)),
+              runOnGpu(gpu.drv!, p, dtype, (a) => fa.decode(a, ws, splits)),
               ref,
             );
           }
@@ -435,7 +192,7 @@ for (const dtype of ATTENTION_DTYPES) {
         check(
           `${c.name} (prefill kernel, seed ${seed})`,
           dtype,
-          runOnGpu(p, dtype, (a) => fa.prefill(a)),
+          runOnGpu(gpu.drv!, p, dtype, (a) => fa.prefill(a)),
           ref,
         );
       } finally {

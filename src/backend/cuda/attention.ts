@@ -77,7 +77,9 @@ export class CudaAttention {
   constructor(private readonly ctx: CudaContext) {
     const dtype = ctx.dtype;
     this.flash = ATTENTION_DTYPES.includes(dtype as AttentionDtype)
-      ? new FlashAttention(cudaAttentionRuntime(ctx.drv, ctx.mods), dtype as AttentionDtype)
+      ? new FlashAttention(cudaAttentionRuntime(ctx.drv, ctx.mods), dtype as AttentionDtype, {
+          prefillKernel: ctx.settings.prefillKernel,
+        })
       : null;
   }
 

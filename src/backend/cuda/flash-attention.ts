@@ -12,6 +12,7 @@
 import type { DType } from '../backend.ts';
 import type { CudaDriver, DevPtr } from './driver.ts';
 import { FLASH_PREFILL, HEAD_DIMS, PAGED_DECODE, PAGED_DECODE_MERGE } from './flash-kernels.ts';
+import { launchSm90aPrefill, type PrefillKernel, sm90aCovers } from './flash-prefill-sm90a.ts';
 import {
   DECODE,
   type DecodeConfig,
@@ -36,6 +37,8 @@ export const ATTENTION_DTYPES: readonly AttentionDtype[] = ['bf16', 'f16'];
 export interface AttentionRuntime {
   /** Streaming multiprocessors of the device (sizes the decode split). */
   readonly smCount: number;
+  /** The device's compute capability, major * 10 + minor (90: Hopper, where the sm_90a prefill kernel runs). */
+  readonly computeCapability: number;
   /** The declared kernel compiled with `defines`, allowed `dynamicSmem` bytes of dynamic shared memory. */
   kernel<A extends ArgList>(
     decl: KernelDecl<A>,
@@ -48,6 +51,7 @@ export interface AttentionRuntime {
 export function cudaAttentionRuntime(drv: CudaDriver, modules: KernelModules): AttentionRuntime {
   return {
     smCount: drv.info.smCount,
+    computeCapability: drv.info.ccMajor * 10 + drv.info.ccMinor,
     kernel: (decl, dynamicSmem, defines = {}) => modules.get(decl, defines, dynamicSmem),
   };
 }
@@ -164,13 +168,19 @@ export function mergeDefines(dtype: AttentionDtype): Record<string, number> {
 export class FlashAttention {
   /**
    * Kernels for Q / KV cache / O stored as `dtype`. `opts` overrides the tile shapes for every head size
-   * (benchmarks and tests sweep them; the defaults, per head size, are `defaultConfigs`).
+   * (benchmarks and tests sweep them; the defaults, per head size, are `defaultConfigs`). `prefillKernel` 'wgmma'
+   * sends the prefill calls the sm_90a kernel covers to it on a Hopper card (default 'mma': flash_prefill.cu).
    */
   constructor(
     private readonly rt: AttentionRuntime,
     readonly dtype: AttentionDtype,
-    private readonly opts: { prefill?: PrefillConfig; decode?: DecodeConfig } = {},
+    private readonly opts: { prefill?: PrefillConfig; decode?: DecodeConfig; prefillKernel?: PrefillKernel } = {},
   ) {}
+
+  /** The kernel `prefill(a)` runs. */
+  prefillKernelFor(a: PagedAttentionArgs): PrefillKernel {
+    return this.opts.prefillKernel === 'wgmma' && sm90aCovers(a, this.rt.computeCapability) ? 'wgmma' : 'mma';
+  }
 
   private prefillConfig(headDim: number): PrefillConfig {
     return this.opts.prefill ?? defaultConfigs(headDim).prefill;
@@ -217,7 +227,12 @@ export class FlashAttention {
 
   /** Varlen causal attention of every query token of the step over its sequence's cached keys. */
   prefill(a: PagedAttentionArgs): void {
-    this.launchPrefill(a, {});
+    if (this.prefillKernelFor(a) === 'wgmma') {
+      checkShapes(a);
+      launchSm90aPrefill(this.rt, this.dtype, a);
+    } else {
+      this.launchPrefill(a, {});
+    }
   }
 
   /**

@@ -1,4 +1,7 @@
-/** The tensor-core attention kernels' declarations (kernels/flash_prefill.cu, kernels/paged_decode.cu). */
+/**
+ * The tensor-core attention kernels' declarations (kernels/flash_prefill.cu, kernels/flash_prefill_sm90a.cu,
+ * kernels/paged_decode.cu).
+ */
 import { type ArgList, declareKernel } from './kernel.ts';
 
 /** The head sizes the tensor-core kernels are built for. */
@@ -75,3 +78,32 @@ export const PAGED_DECODE_MERGE = declareKernel('paged_decode', 'paged_decode_me
   numSplits: 'i32',
   headDim: 'i32',
 });
+/** The head sizes kernels/flash_prefill_sm90a.cu (Hopper only) is built for. */
+export const SM90A_HEAD_DIMS = [64, 128, 256] as const;
+const sm90aArgs = {
+  q: 'ptr',
+  qStride: 'i32',
+  kCache: 'ptr',
+  vCache: 'ptr',
+  blockTables: 'ptr',
+  maxBlocksPerSeq: 'i32',
+  contextLens: 'ptr',
+  cuSeqlensQ: 'ptr',
+  out: 'ptr',
+  oStride: 'i32',
+  lse: 'ptr',
+  numHeads: 'i32',
+  numKvHeads: 'i32',
+  blockSizeLog2: 'i32',
+  scaleLog2: 'f32',
+  slidingWindow: 'i32',
+} as const;
+/**
+ * kernels/flash_prefill_sm90a.cu (PAGODA_FLASH_PREFILL_SM90A(D)), built for sm_90a: grid (KV heads, sequences,
+ * 128-row tiles), three warpgroups.
+ */
+export const FLASH_PREFILL_SM90A = {
+  64: declareKernel('flash_prefill_sm90a', 'flash_prefill_sm90a_hd64', sm90aArgs),
+  128: declareKernel('flash_prefill_sm90a', 'flash_prefill_sm90a_hd128', sm90aArgs),
+  256: declareKernel('flash_prefill_sm90a', 'flash_prefill_sm90a_hd256', sm90aArgs),
+};

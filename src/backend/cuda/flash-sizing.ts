@@ -14,6 +14,28 @@ export const DEFAULT_PREFILL: PrefillConfig = { warps: 8, mTiles: 2, blockN: 64 
  * so 4 warps of one row tile each (64 query rows, Q re-read from shared memory) over 64-key tiles: 169 KB.
  */
 export const PREFILL_HD256: PrefillConfig = { warps: 4, mTiles: 1, blockN: 64 };
+/** flash_prefill_sm90a's shape for a head size: keys per K/V tile and the K/V ring's stages (PAGODA_WGMMA_*). */
+export interface Sm90aPrefillConfig {
+  blockN: number;
+  stages: number;
+}
+/** Query rows per CTA (two consumer warpgroups of 64) and threads per CTA (and a producer warpgroup). */
+export const SM90A_PREFILL = { blockM: 128, threads: 384 } as const;
+/**
+ * 128-key tiles, two stages at head size 128 (161 KB) and four at 64 (145 KB); head size 256 keeps O in 128
+ * registers a thread, so its S tile is 64 keys wide (193 KB).
+ */
+export function sm90aPrefillConfig(headDim: number): Sm90aPrefillConfig {
+  if (headDim === 256) return { blockN: 64, stages: 2 };
+  return { blockN: 128, stages: headDim === 64 ? 4 : 2 };
+}
+/** The consumers' Q tiles and the K/V ring, plus 1 KB the kernel may skip to align its tiles to 1024 bytes. */
+export function sm90aPrefillSharedBytes(
+  headDim: number,
+  cfg: Sm90aPrefillConfig = sm90aPrefillConfig(headDim),
+): number {
+  return SM90A_PREFILL.blockM * headDim * 2 + cfg.stages * 2 * cfg.blockN * headDim * 2 + 1024;
+}
 /** paged_decode's shape: warps per CTA, keys per warp tile, cp.async ring depth (PAGODA_DECODE_*). */
 export interface DecodeConfig {
   warps: number;

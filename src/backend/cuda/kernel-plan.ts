@@ -10,7 +10,15 @@ import {
   mergeDefines,
   prefillDefines,
 } from './flash-attention.ts';
-import { FLASH_PREFILL, HEAD_DIMS, PAGED_DECODE, PAGED_DECODE_MERGE } from './flash-kernels.ts';
+import {
+  FLASH_PREFILL,
+  FLASH_PREFILL_SM90A,
+  HEAD_DIMS,
+  PAGED_DECODE,
+  PAGED_DECODE_MERGE,
+  SM90A_HEAD_DIMS,
+} from './flash-kernels.ts';
+import { sm90aPrefillDefines } from './flash-prefill-sm90a.ts';
 import { defaultConfigs } from './flash-sizing.ts';
 import { GEMV_MAX_ROWS, type GemvDevice, type GemvTable, gemvShape, gemvWins, pickGemvConfig } from './gemv-config.ts';
 import type { KernelDecl } from './kernel.ts';
@@ -51,6 +59,8 @@ export interface KernelPlanBackend {
   device: GemvDevice;
   gemvTable: GemvTable;
   gemv: boolean;
+  /** Prefill goes through the sm_90a kernel where it covers the call (PAGODA_PREFILL_KERNEL=wgmma on compute 9.0). */
+  sm90aPrefill?: boolean;
 }
 
 /**
@@ -90,6 +100,9 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
     const hd = headDim as (typeof HEAD_DIMS)[number];
     const cfg = defaultConfigs(headDim);
     add(FLASH_PREFILL[hd], prefillDefines(dtype, headDim, cfg.prefill), false);
+    if (b.sm90aPrefill && (SM90A_HEAD_DIMS as readonly number[]).includes(headDim)) {
+      add(FLASH_PREFILL_SM90A[headDim as (typeof SM90A_HEAD_DIMS)[number]], sm90aPrefillDefines(dtype, headDim), false);
+    }
     add(PAGED_DECODE[hd], decodeDefines(dtype, headDim, cfg.decode), false);
     add(PAGED_DECODE_MERGE, mergeDefines(dtype), false);
   }

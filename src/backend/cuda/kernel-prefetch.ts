@@ -9,7 +9,13 @@ import { type KernelPlanModel, kernelPlan } from './kernel-plan.ts';
 export function prefetchKernels(backend: CudaBackend, model: KernelPlanModel): CompilePool {
   const { ctx, linears } = backend;
   const plan = kernelPlan(
-    { dtype: ctx.dtype, device: ctx.drv.info, gemvTable: linears.gemvTable, gemv: linears.gemv },
+    {
+      dtype: ctx.dtype,
+      device: ctx.drv.info,
+      gemvTable: linears.gemvTable,
+      gemv: linears.gemv,
+      sm90aPrefill: ctx.settings.prefillKernel === 'wgmma' && ctx.drv.info.ccMajor === 9 && ctx.drv.info.ccMinor === 0,
+    },
     model,
   );
   const pool = new CompilePool({ nvrtcRoots: ctx.settings.cudaRoots }, compileWorkerCount(plan.length));

@@ -10,6 +10,15 @@ import { compilerKey, type Nvrtc } from './nvrtc.ts';
 /** The folder of the `.cu` kernel sources. */
 export const kernelsDir = join(dirname(fileURLToPath(import.meta.url)), 'kernels');
 
+/**
+ * The target a module is built for: sources named `*_sm90a` (wgmma, setmaxnreg: instructions of the
+ * architecture-specific target alone) for sm_90a, whose launchers pick them on compute capability 9.0 only; the rest
+ * for the device's own arch.
+ */
+export function moduleArch(file: string, deviceArch: string): string {
+  return file.endsWith('_sm90a') ? 'sm_90a' : deviceArch;
+}
+
 /** Compile-time defines that pick a kernel variant (dtype, head size, ...). */
 export type Defines = Readonly<Record<string, number | string>>;
 
@@ -59,7 +68,7 @@ export class KernelModules {
       if (this.pool && !planned) this.unplanned.push(modKey);
       const cubin =
         (planned ? this.pool!.take(modKey) : null) ??
-        this.nvrtc.cubin(file, b.source, b.hashSource, b.options, this.arch, this.cacheDir);
+        this.nvrtc.cubin(file, b.source, b.hashSource, b.options, moduleArch(file, this.arch), this.cacheDir);
       mod = this.drv.loadModule(cubin);
       this.modules.set(modKey, mod);
     }
@@ -103,14 +112,15 @@ export class KernelModules {
       const modKey = `${r.file}|${defs.join(' ')}`;
       if (this.modules.has(modKey)) continue;
       const b = this.build(r.file, defs);
-      const key = kernelCacheKey(b.hashSource, b.options, this.arch, compilerKey(this.nvrtc));
+      const arch = moduleArch(r.file, this.arch);
+      const key = kernelCacheKey(b.hashSource, b.options, arch, compilerKey(this.nvrtc));
       pool.submit({
         key: modKey,
         name: r.file,
         source: b.source,
-        options: [...b.options, `--gpu-architecture=${this.arch}`],
+        options: [...b.options, `--gpu-architecture=${arch}`],
         cachePath: kernelCachePath(this.cacheDir, r.file, key),
-        label: `${r.file}.cu (${[this.arch, ...defs].join(' ')})`,
+        label: `${r.file}.cu (${[arch, ...defs].join(' ')})`,
       });
     }
   }

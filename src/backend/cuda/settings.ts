@@ -1,5 +1,6 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { PrefillKernel } from './flash-prefill-sm90a.ts';
 
 /**
  * The CUDA backend's settings. The CLI reads them from the environment once (src/cli/settings.ts names each
@@ -19,6 +20,12 @@ export interface CudaSettings {
   fp8CublasltScales: boolean;
   /** Attention always through the simple kernel (PAGODA_SIMPLE_ATTENTION=1, `serve --flash-attention 0`). */
   simpleAttention: boolean;
+  /**
+   * The prefill attention kernel (PAGODA_PREFILL_KERNEL=mma|wgmma): 'wgmma' runs the sm_90a kernel on compute
+   * capability 9.0 wherever it covers the call; 'mma' (the default until a GPU run has checked the new one) always
+   * the mma.sync kernel.
+   */
+  prefillKernel: PrefillKernel;
   /** Where compiled kernels are cached (PAGODA_KERNEL_CACHE, else $XDG_CACHE_HOME/pagoda/kernels). */
   kernelCache: string;
   /** CUDA toolkit folders searched for libraries and headers before the usual ones ($CUDA_HOME, $CUDA_PATH). */
@@ -31,6 +38,7 @@ export const DEFAULT_CUDA_SETTINGS: Readonly<CudaSettings> = {
   gemv: true,
   fp8CublasltScales: false,
   simpleAttention: false,
+  prefillKernel: 'mma',
   kernelCache: join(homedir(), '.cache', 'pagoda', 'kernels'),
   cudaRoots: [],
 };
@@ -44,6 +52,7 @@ export function cudaSettings(given: Partial<CudaSettings> = {}): CudaSettings {
     gemv: given.gemv ?? d.gemv,
     fp8CublasltScales: given.fp8CublasltScales ?? d.fp8CublasltScales,
     simpleAttention: given.simpleAttention ?? d.simpleAttention,
+    prefillKernel: given.prefillKernel ?? d.prefillKernel,
     kernelCache: given.kernelCache ?? d.kernelCache,
     cudaRoots: given.cudaRoots ?? d.cudaRoots,
   };
