@@ -1,5 +1,6 @@
 /**
- * Attention kernel throughput on the GPU: flash_prefill (TFLOP/s, causal) and paged_decode (GB/s of K/V read from the
+ * Attention kernel throughput on the GPU: flash_prefill (TFLOP/s, causal; on a Hopper card also the sm_90a kernel,
+ * flash_prefill_sm90a, on the 16-bit cache) and paged_decode (GB/s of K/V read from the
  * paged cache), on the shapes of the project's baselines at head size 128 (with --head-dims, at other sizes too, the
  * head counts scaled to keep the model width, so FLOPs and bytes match across sizes). PyTorch SDPA (FLASH, CUDNN) runs from
  * bench/sdpa_baseline.py in the same device call. Each kernel runs in every tile shape of the sweep below; the first is
@@ -23,6 +24,7 @@ import {
   decodeWorkspaceBytes,
   defaultConfigs,
   type PrefillConfig,
+  sm90aPrefillConfig,
 } from '../src/backend/cuda/flash-sizing.ts';
 import type { QuantKv } from '../src/backend/cuda/kv-cache.ts';
 import { type CudaKvQuant, isCudaKvQuant } from '../src/backend/cuda/kv-layout.ts';
@@ -198,16 +200,30 @@ for (const [batch, seqLen, dtype, D, quant] of (profile
   const { args, free } = setup(dtype, batch, seqLen, seqLen, heads, heads, D, quant);
   const flops = (4 * batch * heads * seqLen * seqLen * D) / 2;
   // The sweep's other shapes are head size 128's; other sizes run their own default.
+  const shapeName = `causal hd${D} B${batch} S${seqLen} H${heads} (paged, bs ${BLOCK_SIZE})`;
   for (const cfg of D === 128 ? prefillConfigs : [defaultConfigs(D).prefill]) {
     const fa = new FlashAttention(rt, dtype, { prefill: cfg });
     const ms = timeMs(() => fa.prefill(args), 5);
     rows.push({
       kernel: `pagoda flash_prefill ${dtype}${cacheName(quant)}`,
-      shape: `causal hd${D} B${batch} S${seqLen} H${heads} (paged, bs ${BLOCK_SIZE})`,
+      shape: shapeName,
       ms,
       figure: flops / (ms / 1e3) / 1e12,
       unit: 'TFLOP/s',
       note: shape(cfg),
+    });
+  }
+  // The sm_90a kernel beside it, where it covers the shape (Hopper, 16-bit cache).
+  const sm90a = new FlashAttention(rt, dtype, { prefillKernel: 'wgmma' });
+  if (sm90a.prefillKernelFor(args) === 'wgmma') {
+    const ms = timeMs(() => sm90a.prefill(args), 5);
+    rows.push({
+      kernel: `pagoda flash_prefill_sm90a ${dtype}`,
+      shape: shapeName,
+      ms,
+      figure: flops / (ms / 1e3) / 1e12,
+      unit: 'TFLOP/s',
+      note: shape(sm90aPrefillConfig(D)),
     });
   }
   free();

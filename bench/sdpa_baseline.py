@@ -1,6 +1,7 @@
 """PyTorch SDPA baselines (FLASH and CUDNN backends) for bench/kernels.ts, same shapes, same card.
 
-Prefill: causal, head_dim 128, 16 heads, B4 S4096 and B1 S16384 (TFLOP/s, FlashAttention's 4*B*H*S^2*D/2).
+Prefill: causal, head_dim 128 with 16 heads (and 64 / 256 with 32 / 8, the same width), B4 S4096 and B1 S16384
+(TFLOP/s, FlashAttention's 4*B*H*S^2*D/2).
 Decode: one query, GQA 32/8, head_dim 128, B64 ctx4096 and B256 ctx1024, contiguous K/V (GB/s of K/V read).
 Reference only: PyTorch is never part of pagoda.
 """
@@ -31,16 +32,18 @@ def time_ms(fn, reps):
 
 rows = []
 backends = [("FLASH", SDPBackend.FLASH_ATTENTION), ("CUDNN", SDPBackend.CUDNN_ATTENTION)]
-for batch, seq in [(4, 4096), (1, 16384)]:
-    q, k, v = (torch.rand(batch, 16, seq, 128, device="cuda", dtype=torch.bfloat16) * 2 - 1 for _ in range(3))
-    flops = 4 * batch * 16 * seq * seq * 128 / 2
+for batch, seq, hd in [(b, s, d) for b, s in [(4, 4096), (1, 16384)] for d in (64, 128, 256)]:
+    heads = 16 * 128 // hd
+    q, k, v = (torch.rand(batch, heads, seq, hd, device="cuda", dtype=torch.bfloat16) * 2 - 1 for _ in range(3))
+    flops = 4 * batch * heads * seq * seq * hd / 2
+    shape = f"causal hd{hd} B{batch} S{seq} H{heads}"
     for name, be in backends:
         try:
             with sdpa_kernel(be):
                 ms = time_ms(lambda: sdpa(q, k, v, is_causal=True), 5)
-            rows.append((f"torch SDPA {name}", f"causal hd128 B{batch} S{seq} H16", ms, flops / ms / 1e9, "TFLOP/s"))
+            rows.append((f"torch SDPA {name}", shape, ms, flops / ms / 1e9, "TFLOP/s"))
         except Exception as e:  # a backend that refuses the shape is reported, not fatal
-            rows.append((f"torch SDPA {name}", f"causal hd128 B{batch} S{seq} H16", float("nan"), float("nan"), str(e).splitlines()[0][:80]))
+            rows.append((f"torch SDPA {name}", shape, float("nan"), float("nan"), str(e).splitlines()[0][:80]))
     del q, k, v
 
 for batch, ctx in [(64, 4096), (256, 1024)]:
