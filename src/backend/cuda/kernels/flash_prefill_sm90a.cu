@@ -28,7 +28,7 @@ constexpr int kProducerRegs = 40;
 constexpr int kConsumerRegs = 232;
 static_assert(!kKvQuant, "the wgmma kernel reads a 16-bit cache");
 
-// Keys per K/V tile and ring depth for head size D (the launcher passes flash-sizing.ts's WGMMA_PREFILL values as
+// Keys per K/V tile and ring depth for head size D (the launcher passes flash-sizing.ts's sm90aPrefillConfig as
 // PAGODA_WGMMA_BN / _STAGES; these defaults are the same), and the byte offsets of the tiles from the 1024-aligned
 // base: the consumers' Q tiles, then the K and V rings.
 template <int D>
@@ -218,6 +218,7 @@ __device__ __forceinline__ void prefill_sm90a(const elem16_t* __restrict__ q, in
       p[kk][3] = pack_x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
     }
     pin_registers(o);
+    pin_registers(p);
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; kk++) {
@@ -233,6 +234,7 @@ __device__ __forceinline__ void prefill_sm90a(const elem16_t* __restrict__ q, in
     wgmma_commit();
     wgmma_wait<0>();
     pin_registers(o);
+    pin_registers(p);
     mbar_arrive(empty_bar + 8 * stage);
   }
 

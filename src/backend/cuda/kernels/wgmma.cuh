@@ -93,14 +93,22 @@ template <int N>
 __device__ __forceinline__ void wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
-// Pins an accumulator array at this point of the program: the compiler sees the asm operands of a wgmma as written
-// when it is issued, so without this it could move reads of them above the wait (or writes below the fence).
+// Pins a register array at this point of the program. The compiler sees a wgmma's operands as read and written when
+// it is issued: without a pin after the wait it could move reads of the accumulators above it, or reuse an A
+// fragment's registers while the tensor cores still read them (and without one before the fence, move writes below).
 template <int NJ>
 __device__ __forceinline__ void pin_registers(float (&d)[NJ][4]) {
 #pragma unroll
   for (int j = 0; j < NJ; j++)
 #pragma unroll
     for (int e = 0; e < 4; e++) asm volatile("" : "+f"(d[j][e])::"memory");
+}
+template <int NJ>
+__device__ __forceinline__ void pin_registers(u32 (&a)[NJ][4]) {
+#pragma unroll
+  for (int j = 0; j < NJ; j++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) asm volatile("" : "+r"(a[j][e])::"memory");
 }
 
 // ---- Synchronization.
