@@ -3,7 +3,7 @@
 # tests, `pagoda bench embed` on the BERT-base and Qwen3-Embedding-0.6B shapes (dummy bf16 weights, 10,000 inputs of
 # 16-512 tokens, offline and through /v1/embeddings with 64 clients) and the sentence-transformers baseline on the
 # same inputs. Run from the project root after `source .device/env.sh`; results and logs go to $OUT.
-# Usage: bench/embed-device.sh [fixtures] [tests] [bench] [baseline] [host] [all-tests]   (no argument: the first
+# Usage: [MODELS="bert-base ..."] bench/embed-device.sh [fixtures] [tests] [bench] [baseline] [host] [all-tests]   (no argument: the first
 # four, about 6 minutes; host adds the server's CPU per request and the engine's pipelining on a simulated device,
 # about 1 more; all-tests runs the whole `npm run test:gpu`, about 4 more)
 set -uo pipefail
@@ -12,7 +12,7 @@ mkdir -p "$OUT"
 STAGES=" ${*:-fixtures tests bench baseline} "
 has() { [[ "$STAGES" == *" $1 "* ]]; }
 nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv,noheader | tee "$OUT/gpu.txt"
-MODELS="bert-base qwen3-embedding-0.6b"
+MODELS=${MODELS:-"bert-base qwen3-embedding-0.6b"}
 if has fixtures; then
   # Writes tiny-{bert,xlmr}-reranker into $OUT/reranker-fixtures.tgz: unpack it into test/fixtures/models/ to commit them.
   python3 test/fixtures/generate-cross-encoder.py "$OUT/models" 2>&1 | tee "$OUT/fixtures.log" | tail -4
