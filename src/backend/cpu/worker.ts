@@ -1,6 +1,6 @@
 /** A CPU worker thread: waits for a job from CpuThreads, computes its share, reports. */
 import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { type BufferMessage, CTRL, type SharedArray } from './threads.ts';
+import { type BufferMessage, CTRL, type SharedArray } from './job-layout.ts';
 import { runJob } from './worker-jobs.ts';
 
 const { ctrl: ctrlBuffer, port, part } = workerData as { ctrl: SharedArrayBuffer; port: MessagePort; part: number };
@@ -8,6 +8,7 @@ const ctrl = new Int32Array(ctrlBuffer, 0, CTRL.length);
 const buffers = new Map<number, SharedArray>();
 
 let seen = 0;
+Atomics.add(ctrl, CTRL.ready, 1);
 for (;;) {
   Atomics.wait(ctrl, CTRL.seq, seen);
   seen = Atomics.load(ctrl, CTRL.seq);
@@ -26,9 +27,11 @@ for (;;) {
     const view =
       type === 'f32'
         ? new Float32Array(buffer, offset, length)
-        : type === 'i32'
-          ? new Int32Array(buffer, offset, length)
-          : new Uint8Array(buffer, offset, length);
+        : type === 'f64'
+          ? new Float64Array(buffer, offset, length)
+          : type === 'i32'
+            ? new Int32Array(buffer, offset, length)
+            : new Uint8Array(buffer, offset, length);
     buffers.set(id, view);
   }
   try {
