@@ -44,5 +44,5 @@ export function fillValues(
     if (lo < hi) readRange(fd, bytes.subarray(lo - from, hi - from), position + lo - at, `file descriptor ${fd}`);
     at += length;
   }
-  if (width === 2) widen16(dtype as 'bf16' | 'f16', staging.subarray(0, end - start), out.subarray(start, end));
+  if (dtype !== 'f32') widen16(dtype, staging.subarray(0, end - start), out.subarray(start, end));
 }
