@@ -145,9 +145,12 @@ function readAll(): number {
 function loadSeconds(): { total: number; weights: number | null } {
   const t0 = performance.now();
   const lines: string[] = [];
-  if (args.device === 'cpu') loadModel(dir, new CpuBackend());
+  const cpu = args.device === 'cpu' ? new CpuBackend() : null;
+  if (cpu) loadModel(dir, cpu);
   else prepareModel(dir, { device: 'cuda', log: (l) => lines.push(l), maxModelLen: 256 });
   const total = (performance.now() - t0) / 1000;
+  // Unloaded as a server unloads a model: the worker threads forget its weights, so its memory can be freed.
+  cpu?.release();
   for (const l of lines) console.log(l);
   const weights = lines.join('\n').match(/weights [\d.]+ GB in ([\d.]+) s/);
   return { total, weights: weights ? Number(weights[1]) : null };

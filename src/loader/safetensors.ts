@@ -2,8 +2,8 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } fr
 import { join } from 'node:path';
 import type { DType, HostTensor } from '../primitives/host-tensor.ts';
 import { LazyHostTensor } from '../primitives/lazy-tensor.ts';
+import { readRange } from '../primitives/read-range.ts';
 import { UserError } from '../util/errors.ts';
-import { readRange } from './read-range.ts';
 
 /** Reads tensors lazily from one or more safetensors files: only the header is read up front. */
 export interface WeightSource {
@@ -142,10 +142,18 @@ class SafetensorsSource implements SafetensorsWeights {
         `${e.file.path}: tensor ${name} is F8_E4M3, but config.json has no FP8 quantization_config to give its scales`,
       );
     }
-    return new LazyHostTensor(name, e.shape, e.dtype, e.end - e.begin, (dst, from) => {
+    const open = () => {
       if (this.closed) throw new Error(`${e.file.path}: tensor ${name} read after its file was closed`);
+    };
+    const read = (dst: Uint8Array, from: number) => {
+      open();
       readRange(e.file.fd, dst, e.begin + from, e.file.path);
-    });
+    };
+    const extents = () => {
+      open();
+      return [{ fd: e.file.fd, position: e.begin, length: e.end - e.begin }];
+    };
+    return new LazyHostTensor(name, e.shape, e.dtype, e.end - e.begin, read, extents);
   }
   close(): void {
     if (this.closed) return;

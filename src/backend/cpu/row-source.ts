@@ -1,6 +1,6 @@
 /**
  * The rows of a matrix one thread computes: it calls `run` for each range [r0, r1) it takes, one fixed range or
- * chunks claimed from the other threads' shared counter (threads.ts's claimRows). A kernel that prepares per call
+ * chunks claimed from the other threads' shared counter (job-layout.ts's claimRows). A kernel that prepares per call
  * (packs the activations) does so once and then takes every range.
  */
 export type RowSource = (run: (r0: number, r1: number) => void) => void;

@@ -1,57 +1,32 @@
 import { availableParallelism } from 'node:os';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
-import { GGML_TYPES, isQuantType } from '../../primitives/ggml-types.ts';
+import type { DType } from '../../primitives/host-tensor.ts';
+import type { FileExtent } from '../../primitives/lazy-tensor.ts';
 import type { AttentionSpec } from '../backend.ts';
 import { type AttentionBatch, type PagedKv, pagedAttention } from './attention.ts';
-import type { KvPlane } from './kv-store.ts';
+import {
+  ATTENTION_PARAMS,
+  type AttentionParams,
+  type BufferMessage,
+  CTRL,
+  claimRows,
+  FLOAT_OFFSET,
+  JOB,
+  KV_TYPES,
+  META_ID,
+  OUT_ID,
+  partRange,
+  QUANT_TYPES,
+  RUNS_ID,
+  X_ID,
+} from './job-layout.ts';
 import { linearRows } from './matmul.ts';
 import { linearQuantRows } from './quant-matmul.ts';
 import type { QuantPart } from './quant-tensor.ts';
-
-/** Integer slots of the control block shared with the workers; job parameters follow `params`. */
-export const CTRL = { seq: 0, done: 1, error: 2, kind: 3, parts: 4, next: 5, params: 6, length: 24 } as const;
-/** Float slots (f64, after the integer ones): the attention scale and soft-cap, then the K and V planes' scales. */
-export const FLOAT_OFFSET = CTRL.length * 4;
-/** Job kinds; `census` has each worker report how many shared buffers it holds, `none` only reads the messages. */
-export const JOB = { none: 0, linear: 1, attention: 2, linearQuant: 3, census: 4 } as const;
-/** Buffer ids of the shared scratch input, output and step metadata (weights and caches take ids from 1). */
-export const X_ID = -1;
-export const OUT_ID = -2;
-export const META_ID = -3;
-
-/**
- * Message that tells a worker about a shared buffer, or a shared WebAssembly memory holding weights' blocks, or that
- * buffers it was told about are gone (their model unloaded): it drops its views, so the memory can be freed.
- */
-export type BufferMessage =
-  | { id: number; type: 'f32' | 'i32' | 'u8'; buffer: SharedArrayBuffer; offset: number; length: number }
-  | { id: number; type: 'memory'; memory: WebAssembly.Memory }
-  | { type: 'forget'; ids: number[] };
+import { FILL_CHUNK, FILL_DTYPES, fillValues, runsOf } from './weight-fill.ts';
 
 /** An array or memory that worker threads read by id. */
 export type SharedOperand = Float32Array | Uint8Array | WebAssembly.Memory;
-
-/** Items [start, end) of part p when `total` items are split in `parts`, in multiples of `align`. */
-export function partRange(total: number, parts: number, p: number, align = 8): [number, number] {
-  const chunk = Math.ceil(total / parts / align) * align;
-  return [Math.min(total, p * chunk), Math.min(total, (p + 1) * chunk)];
-}
-
-/** Chunks of a quantized linear's rows per thread: enough that the threads finish together. */
-const CLAIMS_PER_THREAD = 8;
-
-/**
- * Runs `run` over chunks of rows [0, total) that this thread claims one at a time from the job's shared counter
- * (CTRL.next, zeroed when the job is posted) until none is left. A thread that falls behind (descheduled, or its
- * rows slower) takes fewer chunks instead of holding the others up; each row is computed by the same code
- * whichever thread takes it, so results do not depend on the split.
- */
-export function claimRows(ctrl: Int32Array, total: number, threads: number, run: (start: number, end: number) => void) {
-  const chunk = Math.max(16, Math.ceil(total / (threads * CLAIMS_PER_THREAD) / 16) * 16);
-  for (let c = Atomics.add(ctrl, CTRL.next, 1); c * chunk < total; c = Atomics.add(ctrl, CTRL.next, 1)) {
-    run(c * chunk, Math.min(total, (c + 1) * chunk));
-  }
-}
 
 /** Threads the CPU backend uses unless told (PAGODA_CPU_THREADS, read by the CLI): the machine's parallelism up to 8. */
 export function defaultThreads(): number {
@@ -68,34 +43,6 @@ export const MIN_PARALLEL_MACS = 1 << 18;
 /** A step that makes no progress for this long means a worker died. */
 const STALL_MS = 60_000;
 
-/** The attention job's integer parameters, in slot order after CTRL.params. */
-export const ATTENTION_PARAMS = [
-  'k',
-  'v',
-  'kvType',
-  'numKvHeads',
-  'headDim',
-  'Hq',
-  'Hk',
-  'D',
-  'window',
-  'numSeqs',
-  'maxBlocks',
-  'blockSize',
-  'T',
-  'withLse',
-] as const;
-export type AttentionParams = Record<(typeof ATTENTION_PARAMS)[number], number>;
-
-/** A shared buffer as a worker sees it. */
-export type SharedArray = Float32Array | Int32Array | Uint8Array | WebAssembly.Memory;
-
-/** KV plane types by the index a job names them with. */
-export const KV_TYPES: readonly KvPlane['type'][] = ['f32', 'fp8', 'q8_0', 'q4_0'];
-
-/** Quant types by the index a job names them with. */
-export const QUANT_TYPES = GGML_TYPES.flatMap((t) => (t.stored && isQuantType(t.stored) ? [t.stored] : []));
-
 /**
  * A pool of worker threads that split linear() by output columns and attention by query heads. The caller runs
  * part 0 itself and waits on an Atomics counter for the rest: the forward pass stays synchronous, as every backend
@@ -110,6 +57,7 @@ export class CpuThreads {
   private x = sharedFloat32(0);
   private out = sharedFloat32(0);
   private meta = new Int32Array(new SharedArrayBuffer(0));
+  private runs = new Float64Array(new SharedArrayBuffer(0));
 
   /** The process-wide pool for `threads` threads, if one was started. */
   static running(threads: number): CpuThreads | undefined {
@@ -139,6 +87,29 @@ export class CpuThreads {
       port1.unref();
       this.ports.push(port1);
     }
+  }
+
+  /** Whether every worker has started (booting takes a few hundred milliseconds: tsx compiles the worker's code). */
+  started(): boolean {
+    return Atomics.load(this.ctrl, CTRL.ready) === this.ports.length;
+  }
+
+  /**
+   * Fills values [from, end) of a weight in shared memory from its file runs (stored as `dtype`), every thread
+   * claiming FILL_CHUNK values at a time: their reads, the first touch of the fresh pages and the widening of 16-bit
+   * values run side by side.
+   */
+  fill(out: Float32Array, dtype: DType, extents: readonly FileExtent[], from = 0): void {
+    if (this.runs.length < extents.length * 3) {
+      this.runs = new Float64Array(new SharedArrayBuffer(extents.length * 3 * 8));
+      const buffer = this.runs.buffer as SharedArrayBuffer;
+      this.announce({ id: RUNS_ID, type: 'f64', buffer, offset: 0, length: this.runs.length });
+    }
+    runsOf(extents, this.runs);
+    this.post(JOB.fill, [this.idOf(out), FILL_DTYPES.indexOf(dtype), extents.length, from]);
+    const fill = (s: number, e: number) => fillValues(this.runs, extents.length, dtype, out, from + s, from + e);
+    claimRows(this.ctrl, out.length - from, this.parts, fill, FILL_CHUNK);
+    this.wait();
   }
 
   /** Whether this many multiply-adds are worth splitting. */

@@ -1,5 +1,5 @@
 import { toFloat32 } from '../../primitives/host-tensor.ts';
-import { hostByteLength } from '../../primitives/lazy-tensor.ts';
+import { fileExtentsOf, hostByteLength } from '../../primitives/lazy-tensor.ts';
 import type { HostTensor, KvCacheSpec, LayerKvCache, Tensor } from '../backend.ts';
 import { stackQuantized } from './quant-tensor.ts';
 import { allocCpuKvCache } from './step-context.ts';
@@ -7,6 +7,7 @@ import { CpuTensor, dummyValues } from './tensor.ts';
 import { CpuThreads, MIN_PARALLEL_MACS, type SharedOperand, sharedFloat32 } from './threads.ts';
 import type { WasmArena } from './wasm/arena.ts';
 import { simdArena } from './wasm/kernels.ts';
+import { FILL_CHUNK, fillValues, runsOf } from './weight-fill.ts';
 
 /**
  * Where one CPU backend's weights and KV caches live: shared memory when worker threads read them (quantized blocks
@@ -34,7 +35,7 @@ export class CpuWeights {
     const alloc = () => (this.threads > 1 ? this.own(sharedFloat32(count)) : new Float32Array(count));
     const dummy = hostByteLength(w) === 0;
     if (!opts?.transpose) {
-      const out = dummy ? dummyValues(w.shape, this.dummySeed++, alloc()) : toFloat32(w, alloc());
+      const out = dummy ? dummyValues(w.shape, this.dummySeed++, alloc()) : this.fill(w, alloc());
       return new CpuTensor([...w.shape], out);
     }
     const data = dummy ? dummyValues(w.shape, this.dummySeed++) : toFloat32(w);
@@ -43,6 +44,26 @@ export class CpuWeights {
     const [r, c] = w.shape as [number, number];
     for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = data[i * c + j];
     return new CpuTensor([c, r], out);
+  }
+
+  /**
+   * A weight's values into `out`: a float tensor still in its file is read there a chunk at a time (no buffer the
+   * size of the weight), by this thread until the worker pool has started, then by every thread when the weight is
+   * worth splitting; anything else converts through toFloat32.
+   */
+  private fill(w: HostTensor, out: Float32Array): Float32Array {
+    const dtype = w.dtype;
+    const extents = fileExtentsOf(w);
+    if (!extents || (dtype !== 'f32' && dtype !== 'bf16' && dtype !== 'f16')) return toFloat32(w, out);
+    const split = this.threads > 1 && out.length >= MIN_PARALLEL_MACS && out.buffer instanceof SharedArrayBuffer;
+    const pool = split ? CpuThreads.running(this.threads) : undefined;
+    const runs = runsOf(extents);
+    let done = 0;
+    for (; done < out.length && !pool?.started(); done += FILL_CHUNK) {
+      fillValues(runs, extents.length, dtype, out, done, Math.min(out.length, done + FILL_CHUNK));
+    }
+    if (done < out.length) pool!.fill(out, dtype, extents, done);
+    return out;
   }
 
   loadStacked(parts: readonly HostTensor[]): Tensor {

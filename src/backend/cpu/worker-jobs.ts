@@ -1,10 +1,5 @@
 import type { AttentionSpec } from '../backend.ts';
 import { type AttentionBatch, type PagedKv, pagedAttention } from './attention.ts';
-import type { KvPlane } from './kv-store.ts';
-import { linearRows } from './matmul.ts';
-import { linearQuantRows } from './quant-matmul.ts';
-import type { QuantPart } from './quant-tensor.ts';
-import type { RowSource } from './row-source.ts';
 import {
   ATTENTION_PARAMS,
   type AttentionParams,
@@ -17,9 +12,16 @@ import {
   OUT_ID,
   partRange,
   QUANT_TYPES,
+  RUNS_ID,
   type SharedArray,
   X_ID,
-} from './threads.ts';
+} from './job-layout.ts';
+import type { KvPlane } from './kv-store.ts';
+import { linearRows } from './matmul.ts';
+import { linearQuantRows } from './quant-matmul.ts';
+import type { QuantPart } from './quant-tensor.ts';
+import type { RowSource } from './row-source.ts';
+import { FILL_CHUNK, FILL_DTYPES, fillValues } from './weight-fill.ts';
 
 /** Reads a job's parameters and shared buffers on the worker side and runs its share. */
 export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, SharedArray>): void {
@@ -41,6 +43,13 @@ export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, Shar
     const [weight, T, n, m, offset] = [ctrl[p]!, ctrl[p + 1]!, ctrl[p + 2]!, ctrl[p + 3]!, ctrl[p + 4]!];
     const [start, end] = partRange(m, parts, part);
     linearRows(f32(X_ID), f32(weight).subarray(offset), f32(OUT_ID), T, n, m, start, end);
+    return;
+  }
+  if (ctrl[CTRL.kind] === JOB.fill) {
+    const [weight, dtype, count, from] = ctrl.subarray(p, p + 4);
+    const [out, runs, stored] = [f32(weight!), get(RUNS_ID, Float64Array), FILL_DTYPES[dtype!]!];
+    const fill = (s: number, e: number) => fillValues(runs, count!, stored, out, from! + s, from! + e);
+    claimRows(ctrl, out.length - from!, parts, fill, FILL_CHUNK);
     return;
   }
   if (ctrl[CTRL.kind] === JOB.linearQuant) {

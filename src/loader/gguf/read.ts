@@ -2,8 +2,8 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { GGML_TYPES, type GgmlTypeInfo, ggmlTypeById } from '../../primitives/ggml-types.ts';
 import type { HostTensor } from '../../primitives/host-tensor.ts';
 import { LazyHostTensor } from '../../primitives/lazy-tensor.ts';
+import { readRange } from '../../primitives/read-range.ts';
 import { UserError } from '../../util/errors.ts';
-import { readRange } from '../read-range.ts';
 import {
   GGUF_DEFAULT_ALIGNMENT,
   GGUF_MAGIC,

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { HostTensor } from '../../../src/backend/backend.ts';
 import { CpuBackend } from '../../../src/backend/cpu/backend.ts';
 import { CpuTensor } from '../../../src/backend/cpu/tensor.ts';
@@ -80,4 +82,28 @@ test('an engine given a backend leaves it alone at shutdown: the caller frees it
     pool.census().every((n, i) => n < held[i]!),
     'released by its owner',
   );
+});
+
+test("a released backend's weight memory is freed, though idle workers held views of it", () => {
+  // The test's own isolate collects on demand the way a worker does (worker.ts).
+  setFlagsFromString('--expose-gc');
+  const collect = runInNewContext('gc') as () => void;
+  setFlagsFromString('--no-expose-gc');
+  const MB = 2 ** 20;
+  const rss = () => process.memoryUsage().rss / MB;
+  /** A backend holding a 256 MiB weight that the workers have computed with; only its release is returned. */
+  const loaded = () => {
+    const b = new CpuBackend({ threads: THREADS });
+    const w = b.loadWeight({ name: 'big', shape: [1024, MB / 16], dtype: 'f32', bytes: new Uint8Array(256 * MB) });
+    b.linear(new CpuTensor([1, MB / 16], values(MB / 16, 21)), w);
+    return () => b.release();
+  };
+  const release = loaded();
+  collect();
+  const before = rss();
+  release();
+  // A second collection finishes the first one's sweep of array buffers, which frees their memory.
+  collect();
+  collect();
+  assert.ok(rss() < before - 200, `${before.toFixed(0)} MiB resident before the release, ${rss().toFixed(0)} after`);
 });

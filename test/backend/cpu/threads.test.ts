@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CpuBackend } from '../../../src/backend/cpu/backend.ts';
+import { partRange } from '../../../src/backend/cpu/job-layout.ts';
 import { CpuTensor } from '../../../src/backend/cpu/tensor.ts';
-import { partRange } from '../../../src/backend/cpu/threads.ts';
 import { buildStepBatch } from '../../../src/runner/step-batch.ts';
 
 const f32 = (n: number, f: (i: number) => number) => Float32Array.from({ length: n }, (_, i) => f(i));
