@@ -34,9 +34,10 @@ export interface Fp8GemvConfig {
 }
 
 /**
- * Not yet swept on a device. Each warp keeps eight 16-byte weight loads in flight (UNROLL × TILES × 2), about as
- * many as the 16-bit GEMV's best configurations; a tile group is split over all 8 warps of a block, as gemv.cu's
- * rule does at one row: 256-896 blocks on the Llama-3-8B shapes, two waves or more of 132 SMs.
+ * Not yet swept on a device (bench/fp8-gemv.ts sweeps it). Each lane keeps eight 16-byte weight loads in flight
+ * (UNROLL × TILES × 2), about as many as the 16-bit GEMV's best configurations; a tile group is split over all 8
+ * warps of a block, as gemv.cu's rule does at one row: 256-896 blocks on the Llama-3-8B shapes, every SM of an
+ * H100 / H200 busy.
  */
 export function fp8GemvRule(gated: boolean): Fp8GemvConfig {
   return gated ? { split: 8, tiles: 2, unroll: 2 } : { split: 8, tiles: 1, unroll: 4 };
