@@ -1,11 +1,12 @@
 // y[t, c] = (sum_k xq[t, k] wq[c, k]) * xs[t] * ws[c] (+ bias[c]) for the few rows of a decode step (t < rows <= 8)
 // against an FP8 weight (e4m3 codes wq, a float32 scale ws per row), x already quantized per token to e4m3 (codes
 // xq, a scale xs per row: fp8_quantize_rows, as the FP8 GEMM's activations). The products run on the FP8 tensor
-// cores (mma.sync m16n8k32 e4m3, sm_89+), so the kernel spends about one instruction per 16 weight bytes where
-// decoding e4m3 in registers for float FMAs cost about four a byte: bandwidth-bound, not instruction-bound.
+// cores (mma.sync m16n8k32 e4m3, sm_89+; sm_90 runs it as e4m3 -> f16 conversions and two f16 mmas): a lane spends
+// 5-30 instructions on 32 weight bytes where decoding e4m3 for float FMAs cost about four a byte, so the kernel is
+// bound by memory, not by instructions.
 //
-// One mma: A = 16 weight rows x 32 k, B = 32 k x the 8 rows of x as its columns (rows of x past `rows` are zero: 1
-// to 8 rows cost the same), D = 16 x 8 float32 accumulators. The dot product does not care about the order of k, so
+// One mma: A = 16 weight rows x 32 k, B = 32 k x the 8 rows of x as its columns (columns past `rows` repeat x's last
+// row and are not written: 1 to 8 rows cost the same), D = 16 x 8 float32 accumulators. The dot product does not care about the order of k, so
 // each thread loads whole 16-byte vectors and the mma's k slots are permuted to match. Lane (g = lane / 4,
 // q = lane % 4) holds A's rows g and g + 8 and B's column g at k slots 4q..4q+3 and 16+4q..16+4q+3 (the PTX
 // fragment layout); at k-step j (64 bytes of k) the lane loads the 16 bytes at k = 64 j + 16 q of weight rows g and
