@@ -1,8 +1,8 @@
 /**
  * FP8 weight quality (`--quantization fp8`): each model with FP8 decoder matrices against the same model without,
  * teacher-forced over its own stories (sampled at temperature 1 from BOS by the f32 model on the CPU). Prefill rows
- * (one step, logits at every position: the FP8 GEMM with per-token activations on CUDA) and decode rows (one token
- * per step: the FP8 GEMV) are counted apart. On the CPU the FP8 path is its twin (test/helpers/fp8-cpu.ts) against
+ * (one step, logits at every position: the FP8 GEMM on CUDA) and decode rows (one token per step: the FP8 GEMV) are
+ * counted apart; both quantize activations per token to e4m3. On the CPU the FP8 path is its twin (test/helpers/fp8-cpu.ts) against
  * f32; on CUDA (compute capability 8.9+) the device's FP8 path against bf16. A matrix whose sides are not multiples
  * of 16 stays 16-bit on CUDA (stories260K's MLP, width 172); the table says how many matrices were FP8.
  * stories260K is a trained model; the tiny-*-256 fixtures have random weights, whose near-ties make their top-1 noisy.

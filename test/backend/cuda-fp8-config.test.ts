@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { HostTensor } from '../../src/backend/backend.ts';
 import { fp8Bytes, fp8Fits, storesFp8 } from '../../src/backend/cuda/fp8.ts';
-import { FP8_GEMV_MAX_ROWS, fp8Path } from '../../src/backend/cuda/fp8-linear.ts';
+import { FP8_GEMV_MAX_ROWS, fp8GemvBlocks, fp8GemvDefines, fp8GemvRule } from '../../src/backend/cuda/fp8-gemv.ts';
+import { fp8Path } from '../../src/backend/cuda/fp8-linear.ts';
 
 test('a matrix is FP8 on CUDA only when both sides are multiples of 16 (cuBLASLt FP8 layouts, 16-byte GEMV loads)', () => {
   assert.equal(fp8Fits([4096, 14336]), true);
@@ -24,6 +25,32 @@ test('decode rows up to 8 take the FP8 GEMV, more rows (or the GEMV switched off
     ['gemv', 'gemv', 'gemv', 'gemv', 'gemm', 'gemm'],
   );
   assert.equal(fp8Path(1, false), 'gemm');
+});
+
+test("the FP8 GEMV's builds: tiles of 16 rows (gated: a gate and an up tile), every output feature's tile launched", () => {
+  const plain = fp8GemvRule(false);
+  const gated = fp8GemvRule(true);
+  assert.deepEqual(fp8GemvDefines(plain, false), { SPLIT: plain.split, UNROLL: plain.unroll, TILES: plain.tiles });
+  assert.deepEqual(fp8GemvDefines(gated, true, 'gelu_tanh'), {
+    SPLIT: gated.split,
+    UNROLL: gated.unroll,
+    GATED: 1,
+    ACT: 1,
+  });
+  assert.deepEqual(fp8GemvDefines(gated, true, 'silu'), { SPLIT: gated.split, UNROLL: gated.unroll, GATED: 1 });
+  // Eight warps a block, `split` of them per group of `tiles` x 16 rows (gated: 16 outputs, 32 weight rows).
+  const cfg = { split: 4, tiles: 2, unroll: 2 };
+  assert.equal(fp8GemvBlocks(6144, false, cfg), 96);
+  assert.equal(fp8GemvBlocks(1040, false, cfg), 17, 'a ragged last group of 16 rows of 32');
+  assert.equal(fp8GemvBlocks(1048, true, cfg), 33, 'gated: 66 groups of 16 outputs, the last one ragged');
+  assert.equal(fp8GemvBlocks(4096, false, { split: 1, tiles: 1, unroll: 4 }), 32);
+  // Every Llama-3-8B decoder shape fills an H100 / H200's 132 SMs at the rule.
+  for (const [n, g] of [
+    [6144, false],
+    [4096, false],
+    [14336, true],
+  ] as const)
+    assert.ok(fp8GemvBlocks(n, g, fp8GemvRule(g)) >= 256, `${n} outputs${g ? ', gated' : ''}`);
 });
 
 test('FP8 where asked (quantize) or stored (f8_e4m3), never for a transposed weight or a side off the multiples of 16', () => {

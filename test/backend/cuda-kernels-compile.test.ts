@@ -23,6 +23,9 @@ const sources = readdirSync(kernelsDir).filter((f) => f.endsWith('.cu'));
 // only; the rest for all three.
 const dtypesOf = (f: string) =>
   /#include "(attention_common|wgmma)\.cuh"/.test(readFileSync(join(kernelsDir, f), 'utf8')) ? [1, 2] : [0, 1, 2];
+// The *_sm90a sources exist for sm_90a only, the FP8 tensor-core GEMV for FP8 cards (sm_89+: Ada, Hopper), everything
+// else from Ampere on.
+const archsOf = (f: string) => (sm90a(f) ? ['90a'] : f === 'fp8_gemv.cu' ? ['89', '90'] : ['80', '90']);
 
 // Builds beyond a source's defaults that the launchers use (bf16 only: the code paths are the same in every type).
 // PAGODA_KV_QUANT 1 / 2: the fp8 and q8_0 caches' builds (kv-layout.ts), at the head-256 shapes too.
@@ -42,8 +45,12 @@ const VARIANTS: Record<string, string[][]> = {
     ['TMAX=32', 'SPLIT=2', 'ROWS=4'],
     ['TMAX=8', 'SPLIT=4', 'GATED=1', 'UNROLL=2'],
     ['TMAX=1', 'SPLIT=8', 'GATED=1', 'ACT=1'],
-    ['W_FP8=1', 'TMAX=1', 'SPLIT=8', 'ROWS=2'],
-    ['W_FP8=1', 'TMAX=8', 'SPLIT=4', 'GATED=1'],
+  ],
+  'fp8_gemv.cu': [
+    ['TILES=2', 'SPLIT=4', 'UNROLL=2'],
+    ['SPLIT=1', 'UNROLL=8'],
+    ['GATED=1', 'UNROLL=2'],
+    ['GATED=1', 'ACT=1', 'SPLIT=2'],
   ],
   'kv_compression.cu': [['SCATTER=1'], ...KV_QUANTS.flatMap((q) => [[q], [q, 'SCATTER=1']])],
   // Every block type (the default build is q4_k).
@@ -70,8 +77,9 @@ test('there are kernel sources, the attention kernels among them in both 16-bit 
 });
 
 // Every kernel, in each storage type it serves (PAGODA_DTYPE 0 float, 1 float16, 2 bfloat16) and the variants above,
-// for sm_80 and sm_90 (the *_sm90a sources for sm_90a): a kernel that does not compile cannot land.
-test('every .cu compiles with nvcc for sm_80 and sm_90, and sm_90a', {
+// for sm_80 (sm_89 where it needs FP8) and sm_90 (the *_sm90a sources for sm_90a): a kernel that does not compile
+// cannot land.
+test('every .cu compiles with nvcc for sm_80 (FP8 kernels: sm_89) and sm_90, and sm_90a', {
   skip: nvcc ? false : 'nvcc not on PATH',
 }, async () => {
   const out = mkdtempSync(join(tmpdir(), 'pagoda-nvcc-'));
@@ -80,8 +88,8 @@ test('every .cu compiles with nvcc for sm_80 and sm_90, and sm_90a', {
       buildsOf(f).map(({ dtype, defines }, i) => async () => {
         const args = ['--fatbin', '-std=c++17', `-DPAGODA_DTYPE=${dtype}`, ...defines.map((d) => `-D${d}`)];
         args.push(`-I${kernelsDir}`);
-        if (sm90a(f)) args.push('-gencode', 'arch=compute_90a,code=sm_90a', '-Xptxas', '-v');
-        else for (const sm of [80, 90]) args.push('-gencode', `arch=compute_${sm},code=sm_${sm}`);
+        for (const sm of archsOf(f)) args.push('-gencode', `arch=compute_${sm},code=sm_${sm}`);
+        if (sm90a(f)) args.push('-Xptxas', '-v');
         args.push('-o', join(out, `${f}.${i}.fatbin`), join(kernelsDir, f));
         try {
           const { stderr } = await run('nvcc', args);

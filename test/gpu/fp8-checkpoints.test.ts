@@ -6,6 +6,7 @@ import { CudaDriver } from '../../src/backend/cuda/driver.ts';
 import { hasFp8 } from '../../src/backend/cuda/fp8.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { prepareModel } from '../../src/runner/load.ts';
+import { Fp8LowPrecisionCpu } from '../helpers/fp8-cpu.ts';
 import { FP8_FORCED, FP8_PROMPT, FP8_VARIANTS, fixture } from '../helpers/fp8-fixtures.ts';
 import { gpuSkip, relL2 } from '../helpers/gpu.ts';
 import { teacherForced } from '../helpers/paged-session.ts';
@@ -17,14 +18,14 @@ const fp8Card = () => hasFp8(CudaDriver.open().info);
 for (const { variant, summary } of FP8_VARIANTS) {
   const dir = fixture(`tiny-llama-fp8-${variant}`);
   describe(`CUDA: FP8 checkpoint ${variant}`, () => {
-    test('bf16 and f16: logits of the numpy-dequantized weights (exactly where dequantized), within 5e-2 of float32', {
+    test("bf16 and f16: the numpy-dequantized weights' logits where dequantized, the FP8 twin's where kept", {
       skip,
     }, () => {
-      // Kept as FP8 (per channel / per tensor on an FP8 card), the GEMV multiplies code · scale in float32 where the
-      // dequantized run reads code · scale rounded to 16 bits: the same weights up to that one rounding (2^-9 in bf16),
-      // whose effect through the layers is of the size of the 16-bit run's own rounding (2.03e-2 relative L2 at bf16
-      // on an H100): so the kept run must be as close to float32 as the dequantized run, within 1.25x, or within 2e-2
-      // (the prompt's step goes through the FP8 GEMM, whose activations are FP8 too).
+      // Kept as FP8 (per channel / per tensor on an FP8 card), the linears quantize x per token to e4m3 at every
+      // step, as vLLM does: that moves these logits by 5-8 % from float32's (the CPU twin's figure), so the kept run
+      // is held to its twin (the same codes and scales, bf16 or f16 where the device stores), as close as the
+      // dequantized 16-bit run is to float32 (its own rounding: 2.03e-2 relative L2 at bf16 on an H100), within
+      // 1.25x, or within 2e-2. Dequantized (blocks, or a card without FP8) it is the same weights as the reference.
       const kept = variant !== 'block' && fp8Card();
       const cpu = teacherForced(
         loadModel(`${dir}-dequantized`, new CpuBackend({ threads: 1 })),
@@ -36,15 +37,19 @@ for (const { variant, summary } of FP8_VARIANTS) {
           teacherForced(loadModel(path, new CudaBackend({ dtype, graphs: false })), FP8_PROMPT, FP8_FORCED);
         const fp8 = run(dir);
         const reference = run(`${dir}-dequantized`);
+        const twin = kept ? teacherForced(loadModel(dir, new Fp8LowPrecisionCpu(dtype)), FP8_PROMPT, FP8_FORCED) : [];
         for (let i = 0; i < fp8.length; i++) {
-          const e = relL2(fp8[i]!, cpu[i]!);
           if (kept) {
+            const e = relL2(fp8[i]!, twin[i]!);
             const eRef = relL2(reference[i]!, cpu[i]!);
             assert.ok(
               e <= Math.max(2e-2, 1.25 * eRef),
-              `${dtype} step ${i}: relative L2 ${e} to float32, the dequantized run's ${eRef}`,
+              `${dtype} step ${i}: relative L2 ${e} to the FP8 twin, the dequantized run's ${eRef} to float32`,
             );
-          } else assert.deepEqual(fp8[i], reference[i], `${dtype} step ${i}: same weights on the device, same logits`);
+            continue;
+          }
+          assert.deepEqual(fp8[i], reference[i], `${dtype} step ${i}: same weights on the device, same logits`);
+          const e = relL2(fp8[i]!, cpu[i]!);
           assert.ok(e < 5e-2, `${dtype} step ${i}: relative L2 ${e} against float32 on the CPU`);
         }
       }

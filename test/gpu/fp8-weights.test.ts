@@ -4,8 +4,9 @@ import type { DType, GatedActivation, HostTensor } from '../../src/backend/backe
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { CudaDriver } from '../../src/backend/cuda/driver.ts';
 import { Fp8CudaTensor, hasFp8, quantizeRows } from '../../src/backend/cuda/fp8.ts';
-import { FP8_GEMV_MAX_ROWS, fp8Path } from '../../src/backend/cuda/fp8-linear.ts';
-import { cuda } from '../../src/backend/cuda/tensor.ts';
+import { FP8_GEMV_MAX_ROWS, fp8GemvLauncher } from '../../src/backend/cuda/fp8-gemv.ts';
+import { fp8Path } from '../../src/backend/cuda/fp8-linear.ts';
+import { CudaTensor, cuda, DTYPE_BYTES } from '../../src/backend/cuda/tensor.ts';
 import { loadModel } from '../../src/models/load.ts';
 import type { Model } from '../../src/models/model.ts';
 import { encodeAs } from '../../src/primitives/float-bits.ts';
@@ -13,7 +14,7 @@ import { E4M3, type Fp8Rows, quantizeFp8Rows } from '../../src/primitives/fp8.ts
 import { toFloat32 } from '../../src/primitives/host-tensor.ts';
 import { FP8_QUANTIZATION } from '../../src/primitives/quant/mix.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
-import { Fp8Cpu } from '../helpers/fp8-cpu.ts';
+import { Fp8LowPrecisionCpu } from '../helpers/fp8-cpu.ts';
 import { gpuSkip, randomValues, relL2 } from '../helpers/gpu.ts';
 import { argmax, PagedSession, teacherForced } from '../helpers/paged-session.ts';
 
@@ -92,9 +93,8 @@ const geluTanh = (g: number) => 0.5 * g * (1 + Math.tanh(0.7978845608028654 * (g
 /**
  * Every output within `rel` of its float64 value plus `sumRel` of its terms' magnitude Σ|x_k w_k| plus `abs`: `rel`
  * covers the output's rounding to the storage type (bf16 2^-9, f16 2^-11, doubled) and any intermediate rounding,
- * `sumRel` the accumulation (the GEMV's float32 lanes each add at most K / 32 terms in order: 2^-24 · 128 < 2^-16),
- * `abs` an output too small for a normal number of its type (OUT_ABS). A NaN (a poisoned output never written)
- * fails. All are far below FP8's own error (2^-5 relative per value), so a wrong scale or row fails.
+ * `sumRel` the accumulation (FP8_SUM_REL), `abs` an output too small for a normal number of its type (OUT_ABS). A
+ * NaN (a poisoned output never written) fails.
  */
 function within(
   what: string,
@@ -116,6 +116,14 @@ function within(
 }
 
 const OUT_REL: Record<DType, number> = { f32: 2 ** -20, bf16: 2 ** -8, f16: 2 ** -10 };
+/**
+ * The FP8 GEMV's and GEMM's sums, relative to Σ|x_k w_k|. Products of two e4m3 values are exact, but FP8 tensor-core
+ * sums keep about 14 bits between promotions to float32 (DeepSeek-V3's measurement on Hopper), each of a chunk's
+ * additions truncating: a random walk of about 2^-12 of the terms, which H100 runs of the GEMM reached (1.2x past
+ * 2^-13, then 1.05x past 2^-12 on one output of 29,008). 2^-10 bounds the walk; a wrong scale, row or k-slot is off
+ * by O(1), a dropped 16-byte vector of K = 272 by about 1 %.
+ */
+const FP8_SUM_REL = 2 ** -10;
 /** One step of the storage type's subnormals (f16's start below 6.1e-5: an H100 rounded a 1.1e-5 output by 2.7e-8). */
 const OUT_ABS: Record<DType, number> = { f32: 0, bf16: 0, f16: 2 ** -24 };
 
@@ -193,14 +201,15 @@ describe('CUDA FP8 weights', () => {
       g.releaseLoadStaging();
     });
 
-    test(`the FP8 GEMV (1, 2, 5, 8 rows; bias; gated SiLU / GELU) against float64 of the dequantized weights (${dtype})`, {
+    test(`the FP8 GEMV (1, 2, 5, 8 rows; bias; gated SiLU / GELU; ragged K and n) against float64 of FP8 x and W (${dtype})`, {
       skip,
     }, () => {
       const g = gpu(dtype);
       assert.equal(FP8_GEMV_MAX_ROWS, 8);
+      // K = 272: a last k-step of one 16-byte vector in four; 2 x 1048 rows: gated, a last group of 8 outputs.
       for (const [K, M] of [
         [4096, 112],
-        [272, 1040],
+        [272, 1048],
       ] as const) {
         const wv = matrix(2 * M, K, dtype);
         const w = g.loadWeight(host('w', [2 * M, K], wv, dtype), { quantize: 'fp8' }) as Fp8CudaTensor;
@@ -209,16 +218,27 @@ describe('CUDA FP8 weights', () => {
         const bias = g.loadWeight(host('b', [2 * M], bv, dtype));
         for (const T of [1, 2, 5, 8]) {
           assert.equal(fp8Path(T, g.linears.gemv), 'gemv');
-          const xv = rounded(randomValues(T * K, seed++, 1), dtype);
+          // Tokens of different magnitudes: each takes its own scale.
+          const xv = rounded(
+            randomValues(T * K, seed++, 1).map((v, i) => v * 10 ** ((Math.floor(i / K) % 4) - 2)),
+            dtype,
+          );
           const x = g.loadWeight(host('x', [T, K], xv, dtype));
-          const { y, mag } = reference(Float64Array.from(xv), T, wq, 2 * M, K);
+          // The device quantizes x per token exactly as the twin does (fp8_quantize_rows is bit-identical).
+          const xq = quantizeFp8Rows(xv, T, K);
+          const xd = Float64Array.from(xq.codes, (c, i) => E4M3[c]! * xq.scales[Math.floor(i / K)]!);
+          const { y, mag } = reference(xd, T, wq, 2 * M, K);
+          const yb = y.map((v, i) => v + bv[i % (2 * M)]!);
+          const what = `${T}x${K}x${2 * M}`;
           g.ctx.arena.reset();
           g.ctx.arena.poison();
           const plain = g.toHost(g.linear(x, w));
-          within(`gemv ${T}x${K}x${2 * M}`, plain, y, mag, OUT_REL[dtype], 2 ** -16, OUT_ABS[dtype]);
+          within(`gemv ${what}`, plain, y, mag, OUT_REL[dtype], FP8_SUM_REL, OUT_ABS[dtype]);
           const withBias = g.toHost(g.linear(x, w, bias));
-          const yb = y.map((v, i) => v + bv[i % (2 * M)]!);
-          within(`gemv+bias ${T}x${K}x${2 * M}`, withBias, yb, mag, OUT_REL[dtype], 2 ** -16, OUT_ABS[dtype]);
+          within(`gemv+bias ${what}`, withBias, yb, mag, OUT_REL[dtype], FP8_SUM_REL, OUT_ABS[dtype]);
+          // Not vacuous: what the unquantized activations give is further away than what was computed.
+          const unq = reference(Float64Array.from(xv), T, wq, 2 * M, K).y.map((v, i) => v + bv[i % (2 * M)]!);
+          assert.ok(relL2(withBias, unq) > 4 * relL2(withBias, yb), `${what}: x was quantized per token`);
           for (const [act, f] of [
             ['silu', silu],
             ['gelu_tanh', geluTanh],
@@ -236,7 +256,25 @@ describe('CUDA FP8 weights', () => {
                   1.2 * (mag[t * 2 * M + m]! * Math.abs(up) + mag[t * 2 * M + M + m]! * Math.abs(f(gate)));
               }
             }
-            within(`gated ${act} ${T}x${K}x${M}`, got, want, gmag, OUT_REL[dtype], 2 ** -16, OUT_ABS[dtype]);
+            within(`gated ${act} ${T}x${K}x${M}`, got, want, gmag, OUT_REL[dtype], FP8_SUM_REL, OUT_ABS[dtype]);
+          }
+          // Builds other than the rule's (the bench sweeps them): two tiles a warp (a ragged last pair of tiles at
+          // 2096 rows), one warp per group with no shared-memory sum.
+          for (const config of [
+            { split: 4, tiles: 2, unroll: 2 },
+            { split: 1, tiles: 1, unroll: 8 },
+          ]) {
+            g.ctx.arena.reset();
+            g.ctx.arena.poison();
+            const codes = g.ctx.arena.alloc(T * K);
+            const scales = g.ctx.arena.alloc(T * 4);
+            const out = g.ctx.arena.alloc(T * 2 * M * DTYPE_BYTES[dtype]);
+            quantizeRows(g.ctx, codes, scales, cuda(x).ptr, T, K);
+            const { launch } = fp8GemvLauncher(g.ctx, T, 2 * M, K, { config });
+            launch(out, codes, scales, w.codes, w.scales, cuda(bias).ptr);
+            const got = g.toHost(new CudaTensor([T, 2 * M], dtype, out));
+            const how = `s${config.split} t${config.tiles} u${config.unroll}`;
+            within(`gemv ${how} ${what}`, got, yb, mag, OUT_REL[dtype], FP8_SUM_REL, OUT_ABS[dtype]);
           }
         }
       }
@@ -279,14 +317,11 @@ describe('CUDA FP8 weights', () => {
             g.ctx.arena.poison();
             const got = g.toHost(g.linear(x, w, bias));
             // The epilogue path rounds cuBLASLt's unscaled product to bf16 (2^-9), then the output; with the bias in
-            // its own pass (cuBLASLt's scales) the output is rounded twice. FP8 tensor-core sums keep about 14 bits
-            // between promotions to float32 (DeepSeek-V3's measurement on Hopper), each of a chunk's additions
-            // truncating: a random walk of about 2^-12 of the terms, which H100 runs reached (1.2x past 2^-13, then
-            // 1.05x past 2^-12 on one output of 29,008). 2^-10 bounds the walk; a wrong scale is off by O(1).
+            // its own pass (cuBLASLt's scales) the output is rounded twice.
             const what = `gemm ${T}x${K}x${M} (${how})`;
-            within(what, got, yb, mag, 2 ** -9 + 2 * OUT_REL[dtype], 2 ** -10, OUT_ABS[dtype]);
+            within(what, got, yb, mag, 2 ** -9 + 2 * OUT_REL[dtype], FP8_SUM_REL, OUT_ABS[dtype]);
             const plain = g.toHost(g.linear(x, w));
-            within(`${what}, no bias`, plain, y, mag, 2 ** -9 + OUT_REL[dtype], 2 ** -10, OUT_ABS[dtype]);
+            within(`${what}, no bias`, plain, y, mag, 2 ** -9 + OUT_REL[dtype], FP8_SUM_REL, OUT_ABS[dtype]);
             // Not vacuous: unquantized activations are further away than the bound.
             const unq = reference(Float64Array.from(xv), T, wq, M, K).y.map((v, i) => v + bv[i % M]!);
             assert.ok(relL2(got, unq) > relL2(got, yb), `${what}: per-token quantization is what was computed`);
@@ -300,18 +335,20 @@ describe('CUDA FP8 weights', () => {
   }
 });
 
-/** A prompt of 24 tokens, then 24 tokens teacher-forced one decode step at a time. */
+/** The 12-sequence test's prompts are slices of these 24 tokens. */
 const PROMPT = Array.from({ length: 24 }, (_, i) => (i * 37 + 11) % 250);
+/** A prompt of 8 tokens (the GEMV's rows), then 24 tokens teacher-forced one decode step at a time. */
+const GEMV_PROMPT = PROMPT.slice(0, FP8_GEMV_MAX_ROWS);
 
-/** Teacher-forced logits: the prompt as one prefill (the FP8 GEMM), then decode steps (the FP8 GEMV). */
+/** Teacher-forced logits: the prompt as one step, then decode steps, every one through the FP8 GEMV. */
 function forced(model: Model, tokens: readonly number[]): Float32Array[] {
-  return teacherForced(model, PROMPT, tokens);
+  return teacherForced(model, GEMV_PROMPT, tokens);
 }
 
-/** The model's own greedy continuation of PROMPT, 24 tokens. */
+/** The model's own greedy continuation of GEMV_PROMPT, 24 tokens. */
 function greedy(model: Model): number[] {
   const s = new PagedSession(model);
-  let logits = s.step([{ seq: 0, tokens: PROMPT }])[0]!;
+  let logits = s.step([{ seq: 0, tokens: GEMV_PROMPT }])[0]!;
   const tokens: number[] = [];
   for (let i = 0; i < 24; i++) {
     tokens.push(argmax(logits));
@@ -321,12 +358,16 @@ function greedy(model: Model): number[] {
 }
 
 /**
- * End to end against two references. The CPU twin (test/helpers/fp8-cpu.ts: the same FP8 codes and scales, per-token
- * activations where the device takes the GEMM, float32 elsewhere) is what the device must compute up to its bf16
- * activations: bf16 alone moves these fixtures' logits by up to 4 % (relative L2, measured on the CPU with
- * LowPrecisionCpu) and never their top-1. bf16 weights are what FP8 approximates: on these random fixtures e4m3's
- * 3 mantissa bits move the logits by 10-28 % and the top-1 on 20-30 % of steps (the CPU twin: 20/25 and 17/25 of
- * the greedy continuation), which the test reports; a trained model's agreement is bench/fp8-weights-device.sh's.
+ * End to end against two references. The CPU twin (test/helpers/fp8-cpu.ts Fp8LowPrecisionCpu: the same FP8 codes
+ * and scales, x quantized per token at every row count, exact code products, bf16 where the device stores) is what
+ * the device must compute up to its float32 sums and float arithmetic: the twin's own float32 sums against exact ones
+ * move its logits by less than 1e-3, and the float32 twin (no bf16 storage) is 10-20 % away, since a bf16 step in
+ * x can cross an e4m3 rounding boundary. Such a crossing anywhere moves all later logits: on the CPU, noise of
+ * 2^-16 of Σ|x·w| in the twin's GEMM sums (cuBLASLt's FP8 sums are not exact) moved them by 5-9 %. So every step
+ * here takes the GEMV, whose float32 sums of exact e4m3 products round to the twin's bf16 outputs all but never;
+ * the GEMM path end to end is the 12-sequence test's. bf16 weights are what FP8 approximates: on these random fixtures e4m3's 3 mantissa bits
+ * move the logits by 10-28 % and the top-1 on 20-30 % of steps, which the test reports; a trained model's agreement
+ * is bench/fp8-weights-device.sh's.
  */
 for (const name of ['tiny-llama-256', 'tiny-qwen2-256']) {
   const fixture = modelFixture(name);
@@ -341,7 +382,10 @@ for (const name of ['tiny-llama-256', 'tiny-qwen2-256']) {
       );
     const tokens = greedy(load(false, false));
     const bf16 = forced(load(false, false), tokens);
-    const twin = forced(loadModel(fixture.path, new Fp8Cpu(), { quantization: FP8_QUANTIZATION }), tokens);
+    const twin = forced(
+      loadModel(fixture.path, new Fp8LowPrecisionCpu('bf16'), { quantization: FP8_QUANTIZATION }),
+      tokens,
+    );
     const eager = forced(load(false, true), tokens);
     const graphed = forced(load(true, true), tokens);
     let withTwin = 0;
@@ -364,7 +408,7 @@ test('a decode batch of 12 sequences (past the GEMV: the FP8 GEMM, padded to 16 
   skip: skip || modelFixture('tiny-llama-256').skip,
 }, () => {
   const dir = modelFixture('tiny-llama-256').path;
-  const run = (backend: CudaBackend | Fp8Cpu) => {
+  const run = (backend: CudaBackend | Fp8LowPrecisionCpu) => {
     const s = new PagedSession(loadModel(dir, backend, { quantization: FP8_QUANTIZATION }));
     const seqs = Array.from({ length: 12 }, (_, i) => i);
     s.step(seqs.map((seq) => ({ seq, tokens: PROMPT.slice(0, 4 + seq) })));
@@ -372,7 +416,7 @@ test('a decode batch of 12 sequences (past the GEMV: the FP8 GEMM, padded to 16 
     for (let k = 0; k < 3; k++) rows.push(...s.step(seqs.map((seq) => ({ seq, tokens: [(seq * 7 + k) % 250] }))));
     return rows.map((r) => Float32Array.from(r));
   };
-  const twin = run(new Fp8Cpu());
+  const twin = run(new Fp8LowPrecisionCpu('bf16'));
   const eager = run(new CudaBackend({ dtype: 'bf16', graphs: false }));
   const graphed = run(new CudaBackend({ dtype: 'bf16', graphs: true }));
   for (let i = 0; i < twin.length; i++) {

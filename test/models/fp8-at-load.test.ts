@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { HostTensor, Tensor, WeightLoadOptions } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
+import { CpuTensor } from '../../src/backend/cpu/tensor.ts';
 import { openCheckpoint } from '../../src/loader/fp8-weights.ts';
 import { loadModelConfig } from '../../src/loader/hf-config.ts';
 import type { WeightSource } from '../../src/loader/safetensors.ts';
@@ -54,9 +55,9 @@ test('FP8 weights (the CPU twin) keep the fixture close to its float32 logits', 
   const fp8 = teacherForced(loadModel(LLAMA, new Fp8Cpu(), { quantization: FP8_QUANTIZATION }), FP8_PROMPT, FP8_FORCED);
   for (let i = 0; i < f32.length; i++) {
     const e = relL2(fp8[i]!, f32[i]!);
-    // e4m3 keeps 3 mantissa bits (each weight within 2^-4 relative); on this random fixture the logits move by
-    // 13-20 % (relative L2 measured), a trained model far less (bench/fp8-weights-device.sh: stories260K top-1).
-    assert.ok(e > 0 && e < 0.25, `step ${i}: relative L2 ${e}`);
+    // e4m3 keeps 3 mantissa bits (each weight and each activation within 2^-4 relative); on this random fixture
+    // the logits move by 13-30 % (relative L2 measured), a trained model far less (bench/fp8-weights-quality.ts).
+    assert.ok(e > 0 && e < 0.4, `step ${i}: relative L2 ${e}`);
   }
 });
 
@@ -169,15 +170,36 @@ for (const { variant, summary } of FP8_VARIANTS) {
   });
 }
 
-test('an FP8 checkpoint on a backend with FP8 weights computes what its dequantized weights do', () => {
+/** The float32 CPU backend with the decoder matrices' inputs quantized per token to e4m3, as FP8 linears take them. */
+class Fp8ActivationsCpu extends CpuBackend {
+  private readonly decoder = new WeakSet<Tensor>();
+  override loadWeight(w: HostTensor, opts?: WeightLoadOptions): Tensor {
+    const t = super.loadWeight(w, opts);
+    if (/\.layers\.\d+\./.test(w.name) && w.shape.length === 2) this.decoder.add(t);
+    return t;
+  }
+  override linear(x: Tensor, w: Tensor, bias?: Tensor): Tensor {
+    if (!this.decoder.has(w)) return super.linear(x, w, bias);
+    const cols = x.shape.at(-1)!;
+    const data = (x as CpuTensor).data;
+    const xq = dequantizeFp8Rows(quantizeFp8Rows(data, data.length / cols, cols), cols);
+    return super.linear(new CpuTensor(x.shape, xq), w, bias);
+  }
+}
+
+test('an FP8 checkpoint on a backend with FP8 weights computes what its dequantized weights do with FP8 activations', () => {
   const dir = fixture('tiny-llama-fp8-channel');
   const b = new Fp8Cpu();
   const fp8 = teacherForced(loadModel(dir, b), FP8_PROMPT, FP8_FORCED);
   assert.ok(b.fp8.length > 0, 'its matrices came as f8_e4m3');
   const reference = teacherForced(
-    loadModel(`${dir}-dequantized`, new CpuBackend({ threads: 1 })),
+    loadModel(`${dir}-dequantized`, new Fp8ActivationsCpu({ threads: 1 })),
     FP8_PROMPT,
     FP8_FORCED,
   );
-  for (let i = 0; i < fp8.length; i++) assert.deepEqual(fp8[i], reference[i], `step ${i}`);
+  // Exact code products against float32 ones: 1e-7 measured; FP8 activations alone move these logits by 2-8 %.
+  for (let i = 0; i < fp8.length; i++) {
+    const e = relL2(fp8[i]!, reference[i]!);
+    assert.ok(e < 1e-5, `step ${i}: relative L2 ${e}`);
+  }
 });

@@ -2,17 +2,15 @@ import type { GatedActivation, Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import { actMul, addBias } from './elementwise.ts';
 import { FP8_SCALE_ROWS, type Fp8CudaTensor, quantizeRows } from './fp8.ts';
+import { FP8_GEMV_MAX_ROWS, fp8GemvInto } from './fp8-gemv.ts';
 import type { CudaLinear } from './linear.ts';
 import { cuda, rowsCols } from './tensor.ts';
 
 /**
- * Rows of x that an FP8 weight multiplies through the GEMV (kernels/gemv.cu with W_FP8): a decode step's few rows
- * read each weight byte once and skip the GEMM path's activation quantization and epilogue launches. Above them,
- * cuBLASLt's FP8 tensor cores. Not timed per shape yet (gemv-table.json is measured in bf16).
+ * Which path `rows` rows take against an FP8 weight: the FP8 GEMV (kernels/fp8_gemv.cu: a decode step's few rows
+ * read each weight byte once, no epilogue launch) up to FP8_GEMV_MAX_ROWS when the GEMV is enabled, else cuBLASLt's
+ * FP8 GEMM. Both quantize x per token the same way, so the path changes the summation, not what is computed.
  */
-export const FP8_GEMV_MAX_ROWS = 8;
-
-/** Which path `rows` rows take against an FP8 weight: the GEMV (when enabled) up to FP8_GEMV_MAX_ROWS, else the GEMM. */
 export function fp8Path(rows: number, gemv: boolean): 'gemv' | 'gemm' {
   return gemv && rows <= FP8_GEMV_MAX_ROWS ? 'gemv' : 'gemm';
 }
@@ -31,7 +29,7 @@ export function fp8Linear(linear: CudaLinear, x: Tensor, w: Fp8CudaTensor, bias?
   if (T === 0) return out;
   const b = bias && cuda(bias).ptr;
   if (fp8Path(T, linear.gemv) === 'gemv') {
-    linear.gemvInto(out.ptr, xt.ptr, w.codes, T, m, n, { bias: b, fp8Scales: w.scales });
+    fp8GemvInto(ctx, out.ptr, xt.ptr, w, T, m, n, { bias: b });
     return out;
   }
   fp8Gemm(ctx, linear, out.ptr, xt.ptr, w, T, b ?? 0n);
@@ -53,12 +51,7 @@ export function fp8LinearActMul(
   if (T === 0 || fp8Path(T, linear.gemv) === 'gemm') return actMul(ctx, fp8Linear(linear, x, w, bias), act);
   if (wn !== n) throw new Error(`linearActMul: input has ${n} features, FP8 weight is [${w.shape}]`);
   const out = ctx.empty([T, m2 / 2]);
-  linear.gemvInto(out.ptr, xt.ptr, w.codes, T, m2 / 2, n, {
-    gated: true,
-    act,
-    bias: bias && cuda(bias).ptr,
-    fp8Scales: w.scales,
-  });
+  fp8GemvInto(ctx, out.ptr, xt.ptr, w, T, m2 / 2, n, { gated: true, act, bias: bias && cuda(bias).ptr });
   return out;
 }
 

@@ -11,7 +11,6 @@ import {
   type GemvShape,
   type GemvTable,
   gemvBlocks,
-  gemvRule,
   gemvShape,
   gemvWins,
   pickGemvConfig,
@@ -24,29 +23,21 @@ import { cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
 
 /**
  * kernels/gemv.cu: y[rows, n] = x[rows, k] w[n, k]^T (+ bias, null: none), built per TMAX (rows rounded up to a
- * power of two) and configuration (SPLIT, ROWS, UNROLL); GATED = 1 reads w as packed gate/up [2n, k]; W_FP8 = 1
- * reads w as e4m3 codes with a float32 scale per row (`scales`, else null).
+ * power of two) and configuration (SPLIT, ROWS, UNROLL); GATED = 1 reads w as packed gate/up [2n, k].
  */
 export const GEMV = declareKernel('gemv', 'gemv', {
   y: 'ptr',
   x: 'ptr',
   w: 'ptr',
-  scales: 'ptr',
   bias: 'ptr',
   rows: 'i32',
   n: 'i32',
   k: 'i32',
 });
 
-/** kernels/gemv.cu's build for one shape's TMAX / GATED (with its activation), a configuration, FP8 weights or not. */
-export function gemvDefines(
-  shape: GemvShape,
-  cfg: GemvConfig,
-  act: GatedActivation = 'silu',
-  fp8 = false,
-): Record<string, number> {
+/** kernels/gemv.cu's build for one shape's TMAX / GATED (with its activation) and a configuration. */
+export function gemvDefines(shape: GemvShape, cfg: GemvConfig, act: GatedActivation = 'silu'): Record<string, number> {
   return {
-    ...(fp8 ? { W_FP8: 1 } : {}),
     TMAX: shape.tmax,
     SPLIT: cfg.split,
     ...(shape.gated ? { GATED: 1, ...actDefines(act) } : cfg.rows !== 1 ? { ROWS: cfg.rows } : {}),
@@ -62,8 +53,6 @@ export interface GemvOptions {
   config?: GemvConfig;
   /** A bias added in the GEMV's epilogue (gated: the packed gate/up bias). */
   bias?: DevPtr;
-  /** The weight is FP8 e4m3 codes (kernels/gemv.cu W_FP8) with these float32 scales, one per weight row. */
-  fp8Scales?: DevPtr;
 }
 
 /**
@@ -159,17 +148,14 @@ export class CudaLinear {
   ): (y: DevPtr, x: DevPtr, w: DevPtr, bias?: DevPtr) => void {
     if (T > GEMV_MAX_ROWS) throw new Error(`gemv: ${T} rows, the kernel is built for at most ${GEMV_MAX_ROWS}`);
     const shape = gemvShape(T, m, n, opts.gated === true);
-    const fp8 = opts.fp8Scales !== undefined;
-    // The table was measured with 16-bit weights: FP8 rows (half the bytes) take the rule until swept.
-    const cfg = opts.config ?? (fp8 ? gemvRule(shape) : pickGemvConfig(this.gemvTable, shape, this.ctx.drv.info));
-    const kernel = this.gemvKernel(shape, cfg, opts.act, fp8);
+    const cfg = opts.config ?? pickGemvConfig(this.gemvTable, shape, this.ctx.drv.info);
+    const kernel = this.gemvKernel(shape, cfg, opts.act);
     const grid: [number] = [gemvBlocks(shape, cfg)];
-    const scales = opts.fp8Scales ?? 0n;
-    return (y, x, w, bias = 0n) => kernel.launch(grid, [256], { y, x, w, scales, bias, rows: T, n: m, k: n });
+    return (y, x, w, bias = 0n) => kernel.launch(grid, [256], { y, x, w, bias, rows: T, n: m, k: n });
   }
 
-  /** kernels/gemv.cu built for one shape's TMAX / GATED (with its activation), a configuration, FP8 weights or not. */
-  gemvKernel(shape: GemvShape, cfg: GemvConfig, act: GatedActivation = 'silu', fp8 = false): Kernel<typeof GEMV.args> {
-    return this.ctx.kernel(GEMV, gemvDefines(shape, cfg, act, fp8));
+  /** kernels/gemv.cu built for one shape's TMAX / GATED (with its activation) and a configuration. */
+  gemvKernel(shape: GemvShape, cfg: GemvConfig, act: GatedActivation = 'silu'): Kernel<typeof GEMV.args> {
+    return this.ctx.kernel(GEMV, gemvDefines(shape, cfg, act));
   }
 }

@@ -1,5 +1,5 @@
 // float -> FP8 e4m3 bits, bit-identical to src/primitives/fp8.ts e4m3Bits on every card (arch-independent bit
-// arithmetic): shared by the FP8 weights (fp8_weights.cuh) and the fp8 KV cache (kv_codec.cuh).
+// arithmetic): shared by the FP8 weights and activations (fp8_weights.cu) and the fp8 KV cache (kv_codec.cuh).
 #pragma once
 
 // Round to nearest even, saturate to +-448, NaN -> 0x7f.

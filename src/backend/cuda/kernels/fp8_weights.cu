@@ -1,12 +1,12 @@
 // FP8 e4m3 matrices with one float32 scale per row (src/backend/cuda/fp8.ts launches these).
 // fp8_quantize_rows: a block per row: the row's largest magnitude gives its scale amax / 448 (1 for an all-zero row),
 // then each value divided by the scale in float32 and rounded to e4m3, exactly as src/primitives/fp8.ts
-// quantizeFp8Rows does: weights at load (per output row), activations before the FP8 GEMM (per token).
+// quantizeFp8Rows does: weights at load (per output row), activations before the FP8 GEMM and GEMV (per token).
 // fp8_scale_rows: the FP8 GEMM's epilogue: cuBLASLt's unscaled product (bf16) times the token's and the output
 // feature's scales, plus bias (null: none), rounded once to T.
 // Needs cols to be a multiple of 16 (16 codes per 16-byte store, 8 outputs per thread; the launcher checks).
 #include "common.cuh"
-#include "fp8_weights.cuh"
+#include "e4m3.cuh"
 
 extern "C" __global__ void fp8_quantize_rows(unsigned char* __restrict__ codes, float* __restrict__ scales,
                                              const T* __restrict__ x, int cols) {

@@ -11,11 +11,8 @@
 // the H100 (bench/NOTES.md run 6). TMAX 16 and 32 (acc[ROWS][TMAX] in registers: up to 128 floats at ROWS 4) run only
 // where the sweep measured this beating cuBLASLt (gemv-config.ts `gemvWins`): on an H100 no Llama-3-8B shape does
 // (one fp32 FMA per weight element per row on the CUDA cores: 2.3-3.3x slower at 16 rows; bench/NOTES.md run 10).
-// W_FP8 = 1 reads e4m3 weights (16 per 16-byte load, dequantized in registers: fp8_weights.cuh) and multiplies each
-// output by its row's float32 scale (`scales`) once, after the sum; otherwise `scales` is null.
 // Needs K to be a multiple of the 16-byte vector and 16-byte aligned rows (the launcher checks).
 #include "common.cuh"
-#include "fp8_weights.cuh"
 
 #ifndef TMAX
 #define TMAX 1
@@ -41,66 +38,29 @@
 #endif
 #define WARPS 8
 #define GROUPS_PER_BLOCK (WARPS / SPLIT)
-#ifndef W_FP8
-#define W_FP8 0
-#endif
 #define VEC (16 / (int)sizeof(T))
-// Weights per 16-byte load, and the 16-byte loads of x that match them.
-#if W_FP8
-typedef unsigned char W;
-#define WVEC 16
-#else
-typedef T W;
-#define WVEC VEC
-#endif
-#define XLOADS (WVEC / VEC)
 
-// One 16-byte load of a weight row as floats: W_FP8's 16 codes decoded once, before the rows of x use them (each
-// divided by 2^8, which the row scale puts back); otherwise VEC values of the storage type, converted as read.
-#if W_FP8
-struct WVals {
-  float v[16];
-  __device__ __forceinline__ void set(const uint4& u) { e4m3x16_div256(u, v); }
-  __device__ __forceinline__ float operator[](int e) const { return v[e]; }
-};
-#else
-struct WVals {
-  uint4 u;
-  __device__ __forceinline__ void set(const uint4& raw) { u = raw; }
-  __device__ __forceinline__ float operator[](int e) const { return to_f(reinterpret_cast<const T*>(&u)[e]); }
-};
-#endif
-
-// Weight row `row`'s dot products times its scale (W_FP8; 1 otherwise).
-__device__ __forceinline__ float row_scale(const float* __restrict__ scales, int row) {
-#if W_FP8
-  return scales[row] * E4M3_HALF_SCALE;
-#else
-  return 1.f;
-#endif
-}
-
-// The group's output features start at g * OUTS; s[r] is weight row r's dot product with one row of x. The row
-// scale (W_FP8) and the bias (null: none) are applied in float before the one rounding, as a GEMM epilogue does.
-__device__ __forceinline__ void emit(T* __restrict__ y, const float* __restrict__ scales, const T* __restrict__ bias,
-                                     int n, int t, int g, const float (&s)[ROWS]) {
+// The group's output features start at g * OUTS; s[r] is weight row r's dot product with one row of x. The bias
+// (null: none) is added in float before the one rounding, as a GEMM epilogue does.
+__device__ __forceinline__ void emit(T* __restrict__ y, const T* __restrict__ bias, int n, int t, int g,
+                                     const float (&s)[ROWS]) {
 #if GATED
-  const float gate = s[0] * row_scale(scales, g) + (bias ? to_f(bias[g]) : 0.f);
-  const float up = s[1] * row_scale(scales, n + g) + (bias ? to_f(bias[n + g]) : 0.f);
+  const float gate = s[0] + (bias ? to_f(bias[g]) : 0.f);
+  const float up = s[1] + (bias ? to_f(bias[n + g]) : 0.f);
   y[(long long)t * n + g] = from_f(gate_act(gate) * up);
 #else
 #pragma unroll
   for (int r = 0; r < ROWS; r++) {
     const int c = g * ROWS + r;
-    if (c < n) y[(long long)t * n + c] = from_f(s[r] * row_scale(scales, c) + (bias ? to_f(bias[c]) : 0.f));
+    if (c < n) y[(long long)t * n + c] = from_f(s[r] + (bias ? to_f(bias[c]) : 0.f));
   }
 #endif
 }
 
 // n: output features (GATED: the weight has 2n rows).
 extern "C" __global__ void __launch_bounds__(WARPS * 32)
-gemv(T* __restrict__ y, const T* __restrict__ x, const W* __restrict__ w, const float* __restrict__ scales,
-     const T* __restrict__ bias, int rows, int n, int k) {
+gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias, int rows, int n,
+     int k) {
   __shared__ float partial[WARPS][ROWS][TMAX];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int part = warp % SPLIT;
@@ -113,7 +73,7 @@ gemv(T* __restrict__ y, const T* __restrict__ x, const W* __restrict__ w, const 
     const long long row = GATED ? (long long)g + (long long)r * n : (long long)min(g * ROWS + r, n - 1);
     wr[r] = reinterpret_cast<const uint4*>(w + row * k);
   }
-  const int kv = k / WVEC;
+  const int kv = k / VEC;
   PDL_ENTER();
   float acc[ROWS][TMAX];
 #pragma unroll
@@ -126,22 +86,16 @@ gemv(T* __restrict__ y, const T* __restrict__ x, const W* __restrict__ w, const 
       uint4 wu[ROWS];
 #pragma unroll
       for (int r = 0; r < ROWS; r++) wu[r] = __ldg(wr[r] + i);
-      WVals wv[ROWS];
-#pragma unroll
-      for (int r = 0; r < ROWS; r++) wv[r].set(wu[r]);
 #pragma unroll
       for (int t = 0; t < TMAX; t++) {
         if (t >= rows) break;
-        const uint4* xp = reinterpret_cast<const uint4*>(x + (long long)t * k) + (long long)i * XLOADS;
+        const uint4 xu = reinterpret_cast<const uint4*>(x + (long long)t * k)[i];
+        const T* xv = reinterpret_cast<const T*>(&xu);
 #pragma unroll
-        for (int h = 0; h < XLOADS; h++) {
-          const uint4 xu = xp[h];
-          const T* xv = reinterpret_cast<const T*>(&xu);
+        for (int r = 0; r < ROWS; r++) {
+          const T* wv = reinterpret_cast<const T*>(&wu[r]);
 #pragma unroll
-          for (int r = 0; r < ROWS; r++) {
-#pragma unroll
-            for (int e = 0; e < VEC; e++) acc[r][t] += wv[r][h * VEC + e] * to_f(xv[e]);
-          }
+          for (int e = 0; e < VEC; e++) acc[r][t] += to_f(wv[e]) * to_f(xv[e]);
         }
       }
     }
@@ -158,7 +112,7 @@ gemv(T* __restrict__ y, const T* __restrict__ x, const W* __restrict__ w, const 
         float s[ROWS];
 #pragma unroll
         for (int r = 0; r < ROWS; r++) s[r] = acc[r][t];
-        emit(y, scales, bias, n, t, g, s);
+        emit(y, bias, n, t, g, s);
       }
     }
     return;
@@ -181,6 +135,6 @@ gemv(T* __restrict__ y, const T* __restrict__ x, const W* __restrict__ w, const 
 #pragma unroll
       for (int p = 0; p < SPLIT; p++) s[r] += partial[q * SPLIT + p][r][t];
     }
-    emit(y, scales, bias, n, t, gq, s);
+    emit(y, bias, n, t, gq, s);
   }
 }

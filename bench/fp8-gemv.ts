@@ -1,0 +1,164 @@
+/**
+ * The FP8 decode GEMV (kernels/fp8_gemv.cu, mma.sync e4m3) on the Llama-3-8B decoder shapes, bf16 activations: the
+ * linear as the backend runs it (x quantized per token by fp8_quantize_rows, then the GEMV), the GEMV alone and the
+ * quantizing launch alone, in us and in GB/s of FP8 weight bytes (codes and row scales), against the bf16 weight of
+ * the same shape through the backend's own linear (the 16-bit GEMV) in the same run. Then the GEMV's builds (SPLIT x
+ * TILES x UNROLL) at each row count, each output checked against the rule's (the same products, summed in another
+ * order); the backend launches the rule (fp8-gemv.ts `fp8GemvRule`). Weights random on the device (FP8 ones
+ * quantized there), rotated over >= 256 MB so they come from HBM. Prints the tables and appends them to
+ * bench/RESULTS.md. Run on the device (compute capability 8.9+):
+ *   node --import tsx bench/fp8-gemv.ts [--rows 1,2,4,8]
+ */
+
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CudaBackend } from '../src/backend/cuda/backend.ts';
+import { CompilePool, compileWorkerCount } from '../src/backend/cuda/compile-pool.ts';
+import type { DevPtr } from '../src/backend/cuda/driver.ts';
+import { fillUniform } from '../src/backend/cuda/elementwise.ts';
+import { FP8_QUANTIZE_ROWS, type Fp8CudaTensor, fp8Bytes, quantizeRows } from '../src/backend/cuda/fp8.ts';
+import {
+  FP8_GEMV,
+  type Fp8GemvConfig,
+  fp8GemvDefines,
+  fp8GemvLauncher,
+  fp8GemvRule,
+} from '../src/backend/cuda/fp8-gemv.ts';
+import { streamMillis } from '../src/backend/cuda/stream-event.ts';
+import { CudaTensor, DTYPE_DEFINE } from '../src/backend/cuda/tensor.ts';
+import { settingsFromEnv } from '../src/cli/settings.ts';
+import { relL2 } from '../test/helpers/gpu.ts';
+
+const args = process.argv.slice(2);
+const rowsArg = args.indexOf('--rows');
+const rowCounts = (rowsArg >= 0 ? args[rowsArg + 1]! : '1,2,4,8').split(',').map(Number);
+
+const backend = new CudaBackend({ ...settingsFromEnv().cuda, dtype: 'bf16', graphs: false });
+const ctx = backend.ctx;
+const drv = ctx.drv;
+if (!backend.fp8Weights) throw new Error(`${drv.info.name} has no FP8 (compute capability < 8.9)`);
+
+interface Case {
+  label: string;
+  /** Output features (gated: half the packed gate/up's rows). */
+  n: number;
+  k: number;
+  gated: boolean;
+}
+const cases: Case[] = [
+  { label: 'q/k/v 6144 x 4096', n: 6144, k: 4096, gated: false },
+  { label: 'o 4096 x 4096', n: 4096, k: 4096, gated: false },
+  { label: 'gate/up gated 2 x 14336 x 4096', n: 14336, k: 4096, gated: true },
+  { label: 'down 4096 x 14336', n: 4096, k: 14336, gated: false },
+];
+
+/** The builds swept per shape; the rule's is timed first and is the reference. */
+function configs(gated: boolean): Fp8GemvConfig[] {
+  const out = [fp8GemvRule(gated)];
+  for (const split of [2, 4, 8])
+    for (const tiles of gated ? [2] : [1, 2])
+      for (const unroll of [1, 2, 4, 8]) {
+        const cfg = { split, tiles, unroll };
+        if (!out.some((c) => c.split === split && c.tiles === tiles && c.unroll === unroll)) out.push(cfg);
+      }
+  return out;
+}
+const configName = (c: Fp8GemvConfig) => `s${c.split} t${c.tiles} u${c.unroll}`;
+
+// Every module this run launches, compiled in parallel up front.
+const requests = [
+  { file: FP8_QUANTIZE_ROWS.file, defines: {} },
+  ...[false, true].flatMap((gated) =>
+    configs(gated).map((cfg) => ({ file: FP8_GEMV.file, defines: fp8GemvDefines(cfg, gated) })),
+  ),
+].map((r) => ({ file: r.file, defines: { PAGODA_DTYPE: DTYPE_DEFINE.bf16, ...r.defines } }));
+const pool = new CompilePool({ nvrtcRoots: ctx.settings.cudaRoots }, compileWorkerCount(requests.length));
+ctx.mods.prefetch(requests, pool);
+
+/** Enough random copies of a weight to exceed L2 several times over. */
+const copies = (bytes: number) => Math.max(2, Math.ceil((256 << 20) / bytes));
+
+const maxT = Math.max(...rowCounts);
+const maxK = Math.max(...cases.map((c) => c.k));
+const maxN = Math.max(...cases.map((c) => c.n));
+const x = drv.alloc(maxT * maxK * 2);
+fillUniform(ctx, x, maxT * maxK, 1, 1);
+const xq = drv.alloc(maxT * maxK);
+const xs = drv.alloc(maxT * 4);
+const y = drv.alloc(maxT * maxN * 2);
+const ref = drv.alloc(maxT * maxN * 2);
+
+/** Microseconds per launch of `body` over the rotated weights (best of two passes of 4 rounds). */
+function time(n: number, body: (i: number) => void): number {
+  const reps = 4 * n;
+  for (let i = 0; i < n; i++) body(i);
+  let best = Number.POSITIVE_INFINITY;
+  for (let pass = 0; pass < 2; pass++) {
+    const ms = streamMillis(drv, () => {
+      for (let i = 0; i < reps; i++) body(i % n);
+    });
+    best = Math.min(best, (ms * 1000) / reps);
+  }
+  return best;
+}
+
+const host = (p: DevPtr, n: number) => backend.toHost(new CudaTensor([n], 'bf16', p));
+const r1 = (v: number) => Math.round(v * 10) / 10;
+const gbs = (bytes: number, us: number) => Math.round(bytes / (us * 1e3));
+
+const header =
+  '| weight | rows | FP8 linear us (GB/s) | GEMV alone us (GB/s) | x quantized us | bf16 linear us (GB/s) | FP8 vs bf16 | builds: GEMV alone us (GB/s) |\n|---|---|---|---|---|---|---|---|';
+const lines: string[] = [];
+console.log(header);
+for (const c of cases) {
+  const rows = c.gated ? 2 * c.n : c.n;
+  const bytes = fp8Bytes([rows, c.k]);
+  // Dummy bf16 weights (no bytes) asked as FP8: uniform values made and quantized on the device.
+  const load = () =>
+    backend.loadWeight(
+      { name: c.label, shape: [rows, c.k], dtype: 'bf16', bytes: new Uint8Array(0) },
+      { quantize: 'fp8' },
+    ) as Fp8CudaTensor;
+  const weights = Array.from({ length: copies(bytes) }, load);
+  backend.releaseLoadStaging();
+  const dense = Array.from({ length: copies(rows * c.k * 2) }, (_, i) => {
+    const p = drv.alloc(rows * c.k * 2);
+    fillUniform(ctx, p, rows * c.k, 2 + i, 1 / Math.sqrt(c.k));
+    return new CudaTensor([rows, c.k], 'bf16', p);
+  });
+  for (const T of rowCounts) {
+    const xt = new CudaTensor([T, c.k], 'bf16', x);
+    const linear = (w: CudaTensor | Fp8CudaTensor) => {
+      ctx.arena.reset();
+      return c.gated ? backend.linearActMul(xt, w, undefined, 'silu') : backend.linear(xt, w);
+    };
+    const fp8Us = time(weights.length, (i) => linear(weights[i]!));
+    const bf16Us = time(dense.length, (i) => linear(dense[i]!));
+    const quantUs = time(weights.length, () => quantizeRows(ctx, xq, xs, x, T, c.k));
+    quantizeRows(ctx, xq, xs, x, T, c.k);
+    const gemv = (cfg: Fp8GemvConfig) => fp8GemvLauncher(ctx, T, c.n, c.k, { gated: c.gated, config: cfg }).launch;
+    const builds = configs(c.gated).map((cfg, b) => {
+      const launch = gemv(cfg);
+      launch(b === 0 ? ref : y, xq, xs, weights[0]!.codes, weights[0]!.scales);
+      const err = b === 0 ? 0 : relL2(host(y, T * c.n), host(ref, T * c.n));
+      const us = time(weights.length, (i) => launch(y, xq, xs, weights[i]!.codes, weights[i]!.scales));
+      return { cfg, us, err };
+    });
+    const rule = builds[0]!;
+    const best = builds.filter((b) => b.err <= 1e-3).reduce((a, b) => (b.us < a.us ? b : a));
+    const sweep = builds
+      .map((b) => {
+        const mark = b === best ? '**' : '';
+        const bad = b.err > 1e-3 ? ` MISMATCH ${b.err.toExponential(1)}` : '';
+        return `${mark}${configName(b.cfg)} ${r1(b.us)} (${gbs(bytes, b.us)})${mark}${bad}`;
+      })
+      .join(', ');
+    const line = `| ${c.label} | ${T} | ${r1(fp8Us)} (${gbs(bytes, fp8Us)}) | ${r1(rule.us)} (${gbs(bytes, rule.us)}) | ${r1(quantUs)} | ${r1(bf16Us)} (${gbs(rows * c.k * 2, bf16Us)}) | ${(bf16Us / fp8Us).toFixed(2)}x | ${sweep} |`;
+    console.log(line);
+    lines.push(line);
+  }
+}
+
+const section = `## FP8 decode GEMV on tensor cores (${new Date().toISOString().slice(0, 10)}, ${drv.info.name})\n\n\`node --import tsx bench/fp8-gemv.ts --rows ${rowCounts.join(',')}\`: Llama-3-8B decoder shapes, random weights, bf16 x; the FP8 linear is x's quantizing launch + the GEMV (gated: act(gate) · up), the rule's build; GB/s of FP8 weight bytes (bf16: of its own). Builds: the rule's first, the fastest in bold.\n\n${header}\n${lines.join('\n')}\n`;
+appendFileSync(join(import.meta.dirname, 'RESULTS.md'), `\n${section}`);
+pool.close();

@@ -1,0 +1,111 @@
+import type { GatedActivation } from '../backend.ts';
+import type { CudaContext } from './context.ts';
+import type { DevPtr } from './driver.ts';
+import { actDefines } from './elementwise.ts';
+import { quantizeRows } from './fp8.ts';
+import { declareKernel, type Kernel } from './kernel.ts';
+
+/**
+ * kernels/fp8_gemv.cu: y[rows, n] = xq[rows, k] wq[n, k]ᵀ · xs[t] · ws[c] (+ bias, null: none) on the FP8 tensor
+ * cores, x's codes and scales from fp8_quantize_rows; GATED = 1 reads w as packed gate/up [2n, k] and writes
+ * act(gate) · up.
+ */
+export const FP8_GEMV = declareKernel('fp8_gemv', 'fp8_gemv', {
+  y: 'ptr',
+  xq: 'ptr',
+  xs: 'ptr',
+  w: 'ptr',
+  ws: 'ptr',
+  bias: 'ptr',
+  rows: 'i32',
+  n: 'i32',
+  k: 'i32',
+});
+
+/** The rows of x one launch takes: the eight columns of the mma's B. */
+export const FP8_GEMV_MAX_ROWS = 8;
+
+/** kernels/fp8_gemv.cu's compile-time choices: SPLIT warps per tile group, TILES of 16 weight rows, UNROLL k-steps. */
+export interface Fp8GemvConfig {
+  split: number;
+  /** Ignored by the gated build (always the gate tile and the up tile). */
+  tiles: number;
+  unroll: number;
+}
+
+/**
+ * Not yet swept on a device (bench/fp8-gemv.ts sweeps it). Each lane keeps eight 16-byte weight loads in flight
+ * (UNROLL × TILES × 2), about as many as the 16-bit GEMV's best configurations; a tile group is split over all 8
+ * warps of a block, as gemv.cu's rule does at one row: 256-896 blocks on the Llama-3-8B shapes, every SM of an
+ * H100 / H200 busy.
+ */
+export function fp8GemvRule(gated: boolean): Fp8GemvConfig {
+  return gated ? { split: 8, tiles: 2, unroll: 2 } : { split: 8, tiles: 1, unroll: 4 };
+}
+
+const WARPS = 8;
+
+/** Blocks of a launch over `n` output features. */
+export function fp8GemvBlocks(n: number, gated: boolean, cfg: Fp8GemvConfig): number {
+  const groups = Math.ceil(n / (gated ? 16 : 16 * cfg.tiles));
+  return Math.ceil((groups * cfg.split) / WARPS);
+}
+
+/** The build for a configuration, gated (with its activation) or not. */
+export function fp8GemvDefines(
+  cfg: Fp8GemvConfig,
+  gated: boolean,
+  act: GatedActivation = 'silu',
+): Record<string, number> {
+  return {
+    SPLIT: cfg.split,
+    UNROLL: cfg.unroll,
+    ...(gated ? { GATED: 1, ...actDefines(act) } : { TILES: cfg.tiles }),
+  };
+}
+
+/** An FP8 GEMV's options: the gated gate/up epilogue and its activation; a configuration other than the rule. */
+export interface Fp8GemvOptions {
+  gated?: boolean;
+  act?: GatedActivation;
+  config?: Fp8GemvConfig;
+}
+
+/** One launch's pointers: output, x's codes and scales, the weight's codes and row scales, bias (0n: none). */
+export type Fp8GemvLaunch = (y: DevPtr, xq: DevPtr, xs: DevPtr, w: DevPtr, ws: DevPtr, bias?: DevPtr) => void;
+
+/**
+ * The kernel and grid for `T` rows against `n` outputs (gated: 2n weight rows) of K = `k`, chosen once (the bench
+ * times launches without the choice in the loop).
+ */
+export function fp8GemvLauncher(ctx: CudaContext, T: number, n: number, k: number, opts: Fp8GemvOptions = {}) {
+  if (T < 1 || T > FP8_GEMV_MAX_ROWS) throw new Error(`fp8_gemv: ${T} rows, built for 1 to ${FP8_GEMV_MAX_ROWS}`);
+  if (k % 16) throw new Error(`fp8_gemv: K = ${k}, expected a multiple of 16`);
+  const gated = opts.gated === true;
+  const cfg = opts.config ?? fp8GemvRule(gated);
+  const kernel: Kernel<typeof FP8_GEMV.args> = ctx.kernel(FP8_GEMV, fp8GemvDefines(cfg, gated, opts.act));
+  const grid: [number] = [fp8GemvBlocks(n, gated, cfg)];
+  const launch: Fp8GemvLaunch = (y, xq, xs, w, ws, bias = 0n) =>
+    kernel.launch(grid, [WARPS * 32], { y, xq, xs, w, ws, bias, rows: T, n, k });
+  return { kernel, launch };
+}
+
+/**
+ * y[T, n] = x[T, k] w[n, k]ᵀ (+ bias) for decode rows: x quantized per token to e4m3 into the step arena (the
+ * prefill path's fp8_quantize_rows, once for the whole packed weight), then one fp8_gemv launch.
+ */
+export function fp8GemvInto(
+  ctx: CudaContext,
+  y: DevPtr,
+  x: DevPtr,
+  w: { codes: DevPtr; scales: DevPtr },
+  T: number,
+  n: number,
+  k: number,
+  opts: Fp8GemvOptions & { bias?: DevPtr } = {},
+): void {
+  const xq = ctx.arena.alloc(T * k);
+  const xs = ctx.arena.alloc(T * 4);
+  quantizeRows(ctx, xq, xs, x, T, k);
+  fp8GemvLauncher(ctx, T, n, k, opts).launch(y, xq, xs, w.codes, w.scales, opts.bias);
+}
