@@ -4,6 +4,7 @@ import type { TextTokenizer } from '../loader/tokenizer.ts';
 import type { PoolingInput } from '../runner/pooling-batch.ts';
 import type { StepPooler } from '../runner/pooling-runner.ts';
 import { UserError } from '../util/errors.ts';
+import { StepPacer } from './step-pacer.ts';
 import type { EngineApi, EngineStats, RequestOutput } from './types.ts';
 
 export interface PoolingEngineConfig {
@@ -52,6 +53,7 @@ export class PoolingEngine implements EngineApi {
   private closed = false;
   private counters = { promptTokens: 0, steps: 0 };
   private readonly encoder: PromptEncoder;
+  private readonly pacer = new StepPacer();
 
   constructor(readonly config: PoolingEngineConfig) {
     this.encoder = config.promptEncoder ?? inlineEncoder(config.tokenizer);
@@ -150,17 +152,31 @@ export class PoolingEngine implements EngineApi {
       n++;
     }
     const batch = this.waiting.splice(0, n);
+    const at = performance.now();
     let rows: Promise<Float32Array>;
     try {
       rows = this.config.runner.run(batch.map((p) => p.input));
     } catch (err) {
       rows = Promise.reject(err);
     }
+    this.pacer.launched(tokens, at, performance.now() - at);
     const outcome = rows.then(
       (out) => ({ out }),
       (err: unknown) => ({ err: err instanceof Error ? err : new Error(String(err)) }),
     );
     return { batch, outcome };
+  }
+
+  /** The queue holds at least a whole step: more requests could not join the next one. */
+  private queueFillsStep(): boolean {
+    const { maxNumBatchedTokens, maxNumSeqs } = this.config;
+    if (this.waiting.length >= maxNumSeqs) return true;
+    let tokens = 0;
+    for (const p of this.waiting) {
+      tokens += p.input.tokenIds.length;
+      if (tokens >= maxNumBatchedTokens) return true;
+    }
+    return false;
   }
 
   /** Resolves a step's requests with their rows, or rejects them all with its error. */
@@ -228,15 +244,17 @@ export class PoolingEngine implements EngineApi {
 
   /**
    * Runs steps while there is work. A device computing apart from this thread (CUDA) keeps two steps in flight: the
-   * next one is launched as soon as requests are waiting, while the last one still computes (the stream runs them in
-   * order), so the device does not idle while the host launches. Answers are delivered in launch order. The CPU
+   * next one is launched while the last one still computes (the stream runs them in order), so the device does not
+   * idle while the host launches. It is launched when the queue holds a whole step, or when the step in flight is
+   * about to end (`StepPacer`): until then, arriving requests join it. Answers are delivered in launch order. The CPU
    * computes inside `run`: one step at a time.
    */
   private async runLoop(): Promise<void> {
     const depth = this.config.runner.computesApart ? 2 : 1;
     const inFlight: Launched[] = [];
+    const due = () => inFlight.length === 0 || this.queueFillsStep() || this.pacer.delay(performance.now()) === 0;
     const fill = () => {
-      while (inFlight.length < depth) {
+      while (inFlight.length < depth && due()) {
         const next = this.launch();
         if (!next) return;
         inFlight.push(next);
@@ -251,15 +269,20 @@ export class PoolingEngine implements EngineApi {
       }
       const oldest = inFlight[0];
       if (!oldest) return;
-      // The oldest step's end, or a request that can start beside it.
-      const arrival =
-        inFlight.length < depth ? new Promise<null>((resolve) => (this.wake = () => resolve(null))) : null;
-      const outcome = await (arrival ? Promise.race([oldest.outcome, arrival]) : oldest.outcome);
+      // The oldest step's end, or a request that can start beside it, or the moment the next step is due.
+      const room = inFlight.length < depth;
+      const arrival = room ? new Promise<null>((resolve) => (this.wake = () => resolve(null))) : null;
+      const wait = room && this.waiting.length > 0 ? this.pacer.delay(performance.now()) : 0;
+      let timer: NodeJS.Timeout | undefined;
+      const dueAt = wait > 0 ? new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), wait))) : null;
+      const outcome = await Promise.race([oldest.outcome, ...(arrival ? [arrival] : []), ...(dueAt ? [dueAt] : [])]);
+      clearTimeout(timer);
       this.wake = null;
       if (!outcome) continue;
       inFlight.shift();
-      // A device computing apart starts on whatever has queued meanwhile before these answers are written, so the
-      // writing overlaps its work.
+      this.pacer.finished(performance.now());
+      // A device computing apart starts on whatever is due before these answers are written, so the writing overlaps
+      // its work.
       if (depth > 1) fill();
       this.deliver(oldest.batch, outcome);
     }

@@ -132,6 +132,43 @@ describe('pooling engine: steps in flight', () => {
     }
   });
 
+  test('once a step has finished, a request arriving beside a step in flight waits until that step is about to end, unless the queue fills a step', async () => {
+    const pooler = new HandPooler();
+    const engine = engineOf(pooler, 2);
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const a = watch(engine.pool(one(1, 8)));
+    await turns();
+    await sleep(200);
+    pooler.steps[0]!.finish(); // about 25 ms a token
+    await turns();
+    assert.deepEqual(firstIdOf(a.value), [1]);
+    watch(engine.pool(one(2, 8))); // launched at once: nothing in flight; due to end about 200 ms later
+    await turns();
+    const c = watch(engine.pool(one(3, 8)));
+    await turns();
+    assert.deepEqual(pooler.launched, [[1], [2]], 'the lone request waits to join the next step');
+    watch(engine.pool(one(4, 8)));
+    await turns();
+    assert.deepEqual(pooler.launched, [[1], [2], [3, 4]], 'two requests fill a step of two: launched at once');
+    pooler.steps[1]!.finish();
+    pooler.steps[2]!.finish();
+    await turns();
+    assert.deepEqual(firstIdOf(c.value), [3]);
+    const e = watch(engine.pool(one(5, 8)));
+    await turns();
+    const f = watch(engine.pool(one(6, 8)));
+    await turns();
+    assert.equal(pooler.steps.length, 4, 'the lone request waits');
+    await sleep(400);
+    assert.deepEqual(pooler.launched.at(-1), [6], 'launched when the step in flight was due to end, before it did');
+    assert.equal(pooler.steps[3]!.settled, false);
+    pooler.steps[3]!.finish();
+    pooler.steps[4]!.finish();
+    await turns();
+    assert.deepEqual([firstIdOf(e.value), firstIdOf(f.value)], [[5], [6]]);
+    await engine.shutdown();
+  });
+
   test('a failed step fails only its own requests; the step beside it and later ones run', async () => {
     const pooler = new HandPooler();
     const engine = engineOf(pooler);
