@@ -23,6 +23,7 @@ import {
 import { linearRows } from './matmul.ts';
 import { linearQuantRows } from './quant-matmul.ts';
 import type { QuantPart } from './quant-tensor.ts';
+import type { RowSource } from './row-source.ts';
 import { FILL_CHUNK, FILL_DTYPES, fillValues, runsOf } from './weight-fill.ts';
 
 /** An array or memory that worker threads read by id. */
@@ -108,8 +109,7 @@ export class CpuThreads {
     runsOf(extents, this.runs);
     this.post(JOB.fill, [this.idOf(out), FILL_DTYPES.indexOf(dtype), extents.length, from]);
     const fill = (s: number, e: number) => fillValues(this.runs, extents.length, dtype, out, from + s, from + e);
-    claimRows(this.ctrl, out.length - from, this.parts, fill, FILL_CHUNK);
-    this.wait();
+    this.share(() => claimRows(this.ctrl, out.length - from, this.parts, fill, FILL_CHUNK));
   }
 
   /** Whether this many multiply-adds are worth splitting. */
@@ -125,8 +125,8 @@ export class CpuThreads {
     this.stage(x, T * n, T * m);
     this.post(JOB.linear, [this.idOf(w), T, n, m, wOffset]);
     const [start, end] = partRange(m, this.parts, 0);
-    linearRows(this.x, w.subarray(wOffset), this.out, T, n, m, start, end);
-    this.finish(out, T * m);
+    this.share(() => linearRows(this.x, w.subarray(wOffset), this.out, T, n, m, start, end));
+    out.set(this.out.subarray(0, T * m));
   }
 
   /**
@@ -149,8 +149,8 @@ export class CpuThreads {
       const memory = p.home ? this.idOf(p.home.memory) : -1;
       const params = [this.idOf(p.bytes), QUANT_TYPES.indexOf(p.type), T, n, m, first, p.rows, p.rowBytes];
       this.post(JOB.linearQuant, [...params, memory, p.home?.offset ?? 0]);
-      linearQuantRows(this.x, p, this.out, T, n, m, first, (run) => claimRows(this.ctrl, p.rows, this.parts, run));
-      this.wait();
+      const claimed: RowSource = (run) => claimRows(this.ctrl, p.rows, this.parts, run);
+      this.share(() => linearQuantRows(this.x, p, this.out, T, n, m, first, claimed));
       first += p.rows;
     }
     out.set(this.out.subarray(0, T * m));
@@ -208,8 +208,10 @@ export class CpuThreads {
       ATTENTION_PARAMS.map((k) => a[k]),
     );
     const [h0, h1] = partRange(spec.numHeads, this.parts, 0, 1);
-    pagedAttention(this.x, cache, spec, batch, this.out, h0, h1, lse && this.out.subarray(out.length));
-    this.finish(out, out.length);
+    this.share(() =>
+      pagedAttention(this.x, cache, spec, batch, this.out, h0, h1, lse && this.out.subarray(out.length)),
+    );
+    out.set(this.out.subarray(0, out.length));
     lse?.set(this.out.subarray(out.length, out.length + lse.length));
   }
 
@@ -254,6 +256,8 @@ export class CpuThreads {
     const c = this.ctrl;
     c[CTRL.kind] = kind;
     c[CTRL.parts] = this.parts;
+    // Each job reports its own failure: one failed job does not fail every later one.
+    c[CTRL.error] = 0;
     params.forEach((v, i) => {
       c[CTRL.params + i] = v;
     });
@@ -263,10 +267,19 @@ export class CpuThreads {
     Atomics.notify(c, CTRL.seq);
   }
 
-  /** Waits for every worker's share, then copies the shared output out. */
-  private finish(out: Float32Array, length: number): void {
+  /**
+   * Runs this thread's share of the job posted last, then waits for the workers' shares, even when its own failed:
+   * the next job must not be posted while workers still run this one.
+   */
+  private share(mine: () => void): void {
+    let failure: unknown;
+    try {
+      mine();
+    } catch (err) {
+      failure = err;
+    }
     this.wait();
-    out.set(this.out.subarray(0, length));
+    if (failure !== undefined) throw failure;
   }
 
   /** Waits for every worker's share of the job posted last. */

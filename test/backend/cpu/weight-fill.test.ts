@@ -140,3 +140,21 @@ test("a tensor's file runs: its own range, its parts' in order when packed, none
     rmSync(dir, { recursive: true });
   }
 });
+
+test('a fill whose file is gone fails with the reason; the pool waits for its workers and its next jobs succeed', () => {
+  const { dir, expected } = writeCheckpoint();
+  const source = openSafetensors(dir);
+  try {
+    const pool = startedPool();
+    const want = toFloat32(expected.get('f32')!);
+    const shared = sharedFloat32(want.length).fill(Number.NaN);
+    // A descriptor no file has: every thread's reads fail, the workers' and this thread's alike.
+    const gone = [{ fd: 1 << 20, position: 0, length: want.length * 4 }];
+    assert.throws(() => pool.fill(shared, 'f32', gone), /file descriptor|worker thread failed/);
+    pool.fill(shared, 'f32', fileExtentsOf(source.get('f32'))!);
+    assert.ok(same(shared, want), 'the next job on the same pool fills every value');
+  } finally {
+    source.close();
+    rmSync(dir, { recursive: true });
+  }
+});
