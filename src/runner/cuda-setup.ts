@@ -17,6 +17,7 @@ import { UserError } from '../util/errors.ts';
 import { kernelPlanModel } from './kernel-plan-model.ts';
 import { profileKvBlocks } from './kv-sizing.ts';
 import { cudaStartupParts } from './startup-report.ts';
+import { cudaThroughNccl, ncclBackend } from './tensor-parallel.ts';
 import { deviceWeights } from './weight-bytes.ts';
 
 export interface CudaModelOptions {
@@ -152,7 +153,8 @@ function startupReport(l: Loaded<unknown>, kvMs: number | null): () => string {
 
 /**
  * Loads a model onto the GPU for the engine: weights in one allocation (streamed from safetensors, or dummy), then
- * the KV cache block count from a profiling pass of the largest step and --gpu-memory-utilization.
+ * the KV cache block count from a profiling pass of the largest step and --gpu-memory-utilization. `backend` is the
+ * device's; the model's may be a one-rank ParallelBackend over it (PAGODA_TP_FORCE_NCCL=1), whose release frees both.
  */
 export function loadCudaModel(
   dir: string,
@@ -171,7 +173,12 @@ export function loadCudaModel(
         throw new UserError(fp8Refusal(o.quantization!, `and ${name} is ${ccMajor}.${ccMinor}`));
       }
       const build = { maxModelLen: o.maxModelLen, quantization: fp8 ? FP8_QUANTIZATION : o.quantScheme };
-      const model = o.dummy ? loadDummyModel(dir, b, build) : loadModel(dir, b, { ...build, log: o.log });
+      // The model's backend: the device's, or its one rank of the NCCL path (runner/tensor-parallel.ts).
+      const target = cudaThroughNccl(1, o.cuda) ? ncclBackend([b], o.log) : b;
+      const model = releasingOnError(
+        () => (target === b ? [] : [target]),
+        () => (o.dummy ? loadDummyModel(dir, target, build) : loadModel(dir, target, { ...build, log: o.log })),
+      );
       b.releaseLoadStaging();
       return model;
     },
@@ -184,7 +191,7 @@ export function loadCudaModel(
   const { model, backend } = loaded;
   const kvStart = performance.now();
   const numBlocks = releasingOnError(
-    () => [backend],
+    () => [model.backend],
     () => {
       if (o.kvCacheMemory === undefined) {
         const sizing = profileKvBlocks(backend, model, { ...o, gpuMemoryUtilization: util });

@@ -26,7 +26,7 @@ function quantGain(backend: CudaBackend, model: Model, o: KvSizingOptions, block
   return `, ${o.kvQuant}: ${(float / blockBytes).toFixed(2)}x a ${backend.ctx.dtype} cache's`;
 }
 
-/** Runs one prefill step of `tokens` prompt tokens on a throwaway cache. */
+/** Runs one prefill step of `tokens` prompt tokens on a throwaway cache (through the model's own backend). */
 function runPrefill(backend: CudaBackend, model: Model, o: KvSizingOptions, tokens: number): void {
   const chunks: ScheduledChunk[] = [];
   let next = 0;
@@ -42,8 +42,9 @@ function runPrefill(backend: CudaBackend, model: Model, o: KvSizingOptions, toke
     next += blocks;
     left -= n;
   }
-  const kv: LayerKvCache[] = backend.allocKvCache({ ...model.kvShape, numBlocks: next, blockSize: o.blockSize });
-  model.forward(backend.beginStep(buildStepBatch(chunks, o.blockSize)), kv);
+  const b = model.backend;
+  const kv: LayerKvCache[] = b.allocKvCache({ ...model.kvShape, numBlocks: next, blockSize: o.blockSize });
+  model.forward(b.beginStep(buildStepBatch(chunks, o.blockSize)), kv);
   backend.ctx.drv.sync();
   backend.releaseKvCaches();
 }

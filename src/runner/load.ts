@@ -202,6 +202,8 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   );
   let m: Model;
   let made: Backend | undefined;
+  /** The CUDA device's backend (the model's own, or its one rank through NCCL), for the memory report and its name. */
+  let gpu = options.backend instanceof CudaBackend ? options.backend : undefined;
   let numBlocks: number;
   let kvCacheBytes: number;
   let cudaStartup: (() => string) | null = null;
@@ -228,7 +230,8 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
           quantization: quantization && isFp8(quantization) ? options.quantization : undefined,
           quantScheme: quantization && !isFp8(quantization) ? quantization : undefined,
         });
-        [m, made] = [cuda.model, cuda.backend];
+        // The model's backend is the one to free: a ParallelBackend over the device's frees it and NCCL's state.
+        [m, made, gpu] = [cuda.model, cuda.model.backend, cuda.backend];
         numBlocks = cuda.numBlocks;
         cudaStartup = cuda.startup;
         kvCacheBytes = numBlocks * cuda.backend.kvBlockBytes({ ...m.kvShape, blockSize, quant: kvQuant });
@@ -264,7 +267,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
       const kvScales = kvQuant === 'fp8' && !dummy ? checkpointKvScales(modelDir, m.kvShape.numLayers) : null;
       if (kvScales) log(`KV cache: fp8 with the checkpoint's per-layer K and V scales`);
       const runner = new ModelRunner(m, numBlocks, blockSize, kvQuant, kvScales ?? undefined);
-      if (m.backend instanceof CudaBackend) log(m.backend.memoryReport());
+      if (gpu) log(gpu.memoryReport());
       const t1 = performance.now();
       const config = m.config;
       const generation = loadGenerationConfig(modelDir, config);
@@ -286,7 +289,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
         modelName: !resolved ? DEMO_MODEL_NAME : resolved.origin === 'path' ? basename(modelDir) : resolved.name,
         isDemo,
         backend: m.backend.name,
-        deviceName: m.backend instanceof CudaBackend ? m.backend.ctx.drv.info.name : 'CPU',
+        deviceName: gpu ? gpu.ctx.drv.info.name : 'CPU',
         config,
         generation,
         tokenizer,

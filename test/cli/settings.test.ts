@@ -20,7 +20,7 @@ test('an empty environment leaves every setting at its default', () => {
   assert.deepEqual(cudaSettings(s.cuda), DEFAULT_CUDA_SETTINGS);
 });
 
-test('each PAGODA_* variable keeps its meaning: device, CPU threads, tensor-parallel size, quantization, CUDA device, PDL, GEMV, simple attention', () => {
+test('each PAGODA_* variable keeps its meaning: device, CPU threads, tensor-parallel size, quantization, CUDA device, PDL, GEMV, simple attention, forced NCCL', () => {
   const s = settingsFromEnv({
     PAGODA_DEVICE: 'cpu',
     PAGODA_CPU_THREADS: '3',
@@ -31,6 +31,7 @@ test('each PAGODA_* variable keeps its meaning: device, CPU threads, tensor-para
     PAGODA_GEMV: '0',
     PAGODA_FP8_CUBLASLT_SCALES: '1',
     PAGODA_SIMPLE_ATTENTION: '1',
+    PAGODA_TP_FORCE_NCCL: '1',
     CUDA_HOME: '/opt/cuda',
     CUDA_PATH: '/usr/local/cuda-13',
   });
@@ -45,21 +46,24 @@ test('each PAGODA_* variable keeps its meaning: device, CPU threads, tensor-para
       gemv: false,
       fp8CublasltScales: true,
       simpleAttention: true,
+      tpForceNccl: true,
       cudaRoots: ['/opt/cuda', '/usr/local/cuda-13'],
     },
   });
-  // Only 0 turns PDL and the GEMV off, only 1 turns cuBLASLt's FP8 scales and the simple attention on; a bad thread count is ignored.
+  // Only 0 turns PDL and the GEMV off, only 1 turns cuBLASLt's FP8 scales, the simple attention and the forced NCCL
+  // path on; a bad thread count is ignored.
   const other = settingsFromEnv({
     PAGODA_PDL: '1',
     PAGODA_GEMV: 'yes',
     PAGODA_FP8_CUBLASLT_SCALES: 'yes',
     PAGODA_SIMPLE_ATTENTION: '0',
+    PAGODA_TP_FORCE_NCCL: 'yes',
     PAGODA_CPU_THREADS: 'x',
   });
   assert.deepEqual(other, {
     device: undefined,
     cpuThreads: undefined,
-    cuda: { pdl: true, gemv: true, fp8CublasltScales: false, simpleAttention: false },
+    cuda: { pdl: true, gemv: true, fp8CublasltScales: false, simpleAttention: false, tpForceNccl: false },
   });
 });
 

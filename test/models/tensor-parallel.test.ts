@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Tensor } from '../../src/backend/backend.ts';
+import type { StepContext, Tensor } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { ParallelBackend } from '../../src/backend/parallel/backend.ts';
 import type { ModelConfig } from '../../src/loader/hf-config.ts';
 import { loadDummyModel } from '../../src/models/dummy.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { rankShare } from '../../src/models/tensor-parallel.ts';
+import type { StepBatch } from '../../src/primitives/step-batch.ts';
 import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
 import { argmax, maxAbsDiff, PagedSession } from '../helpers/paged-session.ts';
 
@@ -96,3 +97,29 @@ for (const name of ['tiny-gemma2', 'tiny-qwen3-moe', 'tiny-gpt2']) {
     assert.throws(() => loadDummyModel(fixture.path, ranksOf(2)), /cannot run with --tensor-parallel-size 2/);
   });
 }
+
+/** A CPU backend with a forwardStep, as a CUDA rank's graph replays: counts the steps it ran. */
+class SteppedCpu extends CpuBackend {
+  steps = 0;
+  forwardStep(batch: StepBatch, forward: (step: StepContext) => Tensor): Tensor {
+    this.steps++;
+    return forward(this.beginStep(batch));
+  }
+}
+
+test('one rank runs every step through its own forwardStep (graph replays) with the same logits; several run eagerly', {
+  skip: tinyLlama.skip,
+}, () => {
+  const whole = run(new PagedSession(loadModel(tinyLlama.path, new CpuBackend({ threads: 1 }))), 3);
+  const one = new SteppedCpu({ threads: 1 });
+  const parallel = new ParallelBackend([one]);
+  assert.equal(parallel.sampleTokens, undefined, 'no sampler where rank 0 has none');
+  assert.deepEqual(run(new PagedSession(loadModel(tinyLlama.path, parallel)), 3), whole);
+  assert.equal(one.steps, 4);
+  const two = [new SteppedCpu({ threads: 1 }), new SteppedCpu({ threads: 1 })];
+  run(new PagedSession(loadModel(tinyLlama.path, new ParallelBackend(two))), 1);
+  assert.deepEqual(
+    two.map((b) => b.steps),
+    [0, 0],
+  );
+});

@@ -182,7 +182,7 @@ export class CudaBackend implements Backend {
     index: 'tokens' | 'positions' | 'tokenTypes',
     rowOffset?: number,
   ): Tensor {
-    // Only tensor parallelism splits a table, and the CUDA backend refuses it (runner/tensor-parallel.ts).
+    // Only several tensor-parallel ranks split a table, which CUDA does not run yet (runner/tensor-parallel.ts).
     if (rowOffset !== undefined) throw new Error('a vocabulary-parallel embedding is not built for the CUDA backend');
     return embedding(this.ctx, table, step, index);
   }
@@ -301,7 +301,7 @@ export class CudaBackend implements Backend {
     return new CudaTensor([...shape], c.dtype, c.ptr);
   }
 
-  /** One device: nothing to sum (tensor parallelism over NCCL is not built yet). */
+  /** One device: nothing to sum (ranks over NCCL are a ParallelBackend over CUDA backends: nccl-communicator.ts). */
   allReduce(x: Tensor): Tensor {
     return x;
   }

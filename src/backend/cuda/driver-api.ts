@@ -28,6 +28,8 @@ export function bindDriver(lib: LibraryHandle) {
     cuMemcpyDtoHAsync: f('int cuMemcpyDtoHAsync_v2(void *dst, uint64_t src, size_t n, void *stream)'),
     cuMemcpyDtoHAsyncAddr: f('int cuMemcpyDtoHAsync_v2(uint64_t dst, uint64_t src, size_t n, void *stream)'),
     cuMemcpyDtoDAsync: f('int cuMemcpyDtoDAsync_v2(uint64_t dst, uint64_t src, size_t n, void *stream)'),
+    /** The copy's CUDA_MEMCPY2D as 16 64-bit words (driver.ts copy2d writes them). */
+    cuMemcpy2DAsync: f('int cuMemcpy2DAsync_v2(const uint64_t *copy, void *stream)'),
     cuMemsetD32Async: f('int cuMemsetD32Async(uint64_t dst, unsigned int value, size_t n, void *stream)'),
     cuModuleLoadData: f('int cuModuleLoadData(_Out_ void **m, const void *image)'),
     cuModuleGetFunction: f('int cuModuleGetFunction(_Out_ void **fn, void *m, const char *name)'),

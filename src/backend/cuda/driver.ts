@@ -226,6 +226,24 @@ export class CudaDriver {
     this.check(this.api.cuMemcpyDtoDAsync(dst, src, bytes, this.stream), 'cuMemcpyDtoDAsync');
   }
 
+  /**
+   * Copies `height` rows of `widthBytes` bytes, device to device on the stream: row i from src + i·srcPitch to
+   * dst + i·dstPitch (a block of columns moved between matrices of different widths).
+   */
+  copy2d(dst: DevPtr, dstPitch: number, src: DevPtr, srcPitch: number, widthBytes: number, height: number): void {
+    const DEVICE = 2n; // CU_MEMORYTYPE_DEVICE
+    // CUDA_MEMCPY2D, as 64-bit words: for src then dst, x in bytes, y, memory type, host pointer, device pointer,
+    // array and pitch; then the width in bytes and the height.
+    const side = (ptr: DevPtr, pitch: number) => [0n, 0n, DEVICE, 0n, ptr, 0n, BigInt(pitch)];
+    const words = BigUint64Array.from([
+      ...side(src, srcPitch),
+      ...side(dst, dstPitch),
+      BigInt(widthBytes),
+      BigInt(height),
+    ]);
+    this.check(this.api.cuMemcpy2DAsync(words, this.stream), 'cuMemcpy2DAsync');
+  }
+
   fill32(dst: DevPtr, value: number, count: number): void {
     this.check(this.api.cuMemsetD32Async(dst, value >>> 0, count, this.stream), 'cuMemsetD32Async');
   }

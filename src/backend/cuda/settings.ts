@@ -28,6 +28,11 @@ export interface CudaSettings {
   prefillKernel: PrefillKernel;
   /** Where compiled kernels are cached (PAGODA_KERNEL_CACHE, else $XDG_CACHE_HOME/pagoda/kernels). */
   kernelCache: string;
+  /**
+   * One tensor-parallel rank through the NCCL path instead of the plain one (PAGODA_TP_FORCE_NCCL=1): the one-GPU
+   * check that the sharded forward and its collectives change no logit.
+   */
+  tpForceNccl: boolean;
   /** CUDA toolkit folders searched for libraries and headers before the usual ones ($CUDA_HOME, $CUDA_PATH). */
   cudaRoots: readonly string[];
 }
@@ -40,6 +45,7 @@ export const DEFAULT_CUDA_SETTINGS: Readonly<CudaSettings> = {
   simpleAttention: false,
   prefillKernel: 'mma',
   kernelCache: join(homedir(), '.cache', 'pagoda', 'kernels'),
+  tpForceNccl: false,
   cudaRoots: [],
 };
 
@@ -54,6 +60,7 @@ export function cudaSettings(given: Partial<CudaSettings> = {}): CudaSettings {
     simpleAttention: given.simpleAttention ?? d.simpleAttention,
     prefillKernel: given.prefillKernel ?? d.prefillKernel,
     kernelCache: given.kernelCache ?? d.kernelCache,
+    tpForceNccl: given.tpForceNccl ?? d.tpForceNccl,
     cudaRoots: given.cudaRoots ?? d.cudaRoots,
   };
 }

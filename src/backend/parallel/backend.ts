@@ -12,6 +12,7 @@ import type {
   MoeWeights,
   PoolingMode,
   RopeSpec,
+  SamplingRow,
   ShardSpec,
   StepContext,
   Tensor,
@@ -58,12 +59,14 @@ const stepAt = (s: StepContext, r: number) => rankPart<StepContext>(s, RankSteps
 /**
  * Tensor parallelism as one program over N rank backends of one kind (SPMD in one process): weights are split per
  * rank by their shard specs at load, every op runs on each rank's share, and `allReduce` / `allGather` combine the
- * ranks through a `Communicator`. `toHost` reads rank 0 (sampling happens on one rank).
+ * ranks through a `Communicator`. `toHost` reads rank 0, and rank 0 samples where its backend can.
  */
 export class ParallelBackend implements Backend {
   readonly name: Backend['name'];
   readonly computeDtype: Backend['computeDtype'];
   readonly tensorParallelSize: number;
+  /** Rank 0's sampler, on its copy of the logits (every rank holds them all after the LM head's gather). */
+  readonly sampleTokens?: (logits: Tensor, rows: readonly SamplingRow[]) => Int32Array;
 
   constructor(
     readonly ranks: readonly Backend[],
@@ -75,6 +78,18 @@ export class ParallelBackend implements Backend {
     this.name = ranks[0]!.name;
     this.computeDtype = ranks[0]!.computeDtype;
     this.tensorParallelSize = ranks.length;
+    const first = ranks[0]!;
+    if (first.sampleTokens) this.sampleTokens = (logits, rows) => first.sampleTokens!(at(logits, 0), rows);
+  }
+
+  /**
+   * One rank runs the step through its own forwardStep (a CUDA rank replays decode steps from graphs, the
+   * collectives captured in them); several ranks run it eagerly.
+   */
+  forwardStep(batch: StepBatch, forward: (step: StepContext) => Tensor): Tensor {
+    const only = this.ranks.length === 1 ? this.ranks[0]! : undefined;
+    if (!only?.forwardStep) return forward(this.beginStep(batch));
+    return new RankTensors([only.forwardStep(batch, (step) => at(forward(new RankSteps(step.batch, [step])), 0))]);
   }
 
   private each(op: (b: Backend, r: number) => Tensor): Tensor {
@@ -105,6 +120,7 @@ export class ParallelBackend implements Backend {
 
   release(): void {
     for (const b of this.ranks) b.release();
+    this.comm.release?.();
   }
 
   copyKvBlocks(cache: readonly LayerKvCache[], src: Int32Array, dst: Int32Array): void {

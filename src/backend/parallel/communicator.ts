@@ -1,10 +1,12 @@
 import type { Backend, Tensor } from '../backend.ts';
 
 /**
- * The collectives tensor parallelism needs, over one tensor per rank (rank order). NCCL will implement it on the
- * GPU; `HostCommunicator` simulates it through host memory.
+ * The collectives tensor parallelism needs, over one tensor per rank (rank order). `NcclCommunicator` implements it
+ * on CUDA devices (cuda/nccl-communicator.ts); `HostCommunicator` simulates it through host memory.
  */
 export interface Communicator {
+  /** Frees what the collectives hold (NCCL's communicators), after the rank backends were released. */
+  release?(): void;
   /** The elementwise sum of every rank's tensor, on every rank. */
   allReduce(parts: readonly Tensor[]): Tensor[];
   /** Every rank's `[T, c]` side by side in rank order → `[T, N·c]` on every rank. */
