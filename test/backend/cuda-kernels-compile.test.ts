@@ -24,7 +24,9 @@ const sources = readdirSync(kernelsDir).filter((f) => f.endsWith('.cu'));
 // The tensor-core attention kernels (attention_common.cuh, or wgmma.cuh / prefill_sm90a.cuh, which include it) exist for 16-bit storage
 // only; the rest for all three.
 const dtypesOf = (f: string) =>
-  /#include "(attention_common|wgmma|prefill_sm90a)\.cuh"/.test(readFileSync(join(kernelsDir, f), 'utf8')) ? [1, 2] : [0, 1, 2];
+  /#include "(attention_common|wgmma|prefill_sm90a)\.cuh"/.test(readFileSync(join(kernelsDir, f), 'utf8'))
+    ? [1, 2]
+    : [0, 1, 2];
 // The *_sm90a sources exist for sm_90a only, the FP8 tensor-core GEMV for FP8 cards (sm_89+: Ada, Hopper), everything
 // else from Ampere on.
 const archsOf = (f: string) => (sm90a(f) ? ['90a'] : f === 'fp8_gemv.cu' ? ['89', '90'] : ['80', '90']);
