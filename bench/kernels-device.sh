@@ -6,9 +6,9 @@ OUT=${OUT:-/tmp/kernels-out}
 mkdir -p "$OUT"
 export PAGODA_KERNEL_CACHE=/tmp/pagoda-kernel-cache
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv
-timeout 300 node --import tsx --test --test-reporter=spec test/gpu/attention-kernels.test.ts \
+timeout 420 node --import tsx --test --test-reporter=spec test/gpu/attention-kernels.test.ts \
   test/gpu/attention-sm90a.test.ts 2>&1 | tee "$OUT/test-gpu.log"
-timeout 180 node --import tsx bench/kernels.ts --head-dims 64,128,256 2>&1 | tee "$OUT/bench.log"
+timeout 360 node --import tsx bench/kernels.ts --head-dims 64,128,256 2>&1 | tee "$OUT/bench.log"
 PYTHONUNBUFFERED=1 timeout 120 python3 bench/sdpa_baseline.py 2>&1 | tee "$OUT/sdpa.log"
 if [ "${PROFILE:-1}" = 1 ]; then
   for k in flash_prefill_hd flash_prefill_sm90a paged_decode_hd; do

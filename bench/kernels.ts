@@ -1,6 +1,7 @@
 /**
  * Attention kernel throughput on the GPU: flash_prefill (TFLOP/s, causal; on a Hopper card also the sm_90a kernel,
- * flash_prefill_sm90a, on the 16-bit cache) and paged_decode (GB/s of K/V read from the
+ * flash_prefill_sm90a, on the 16-bit cache, in every build of sm90aPrefillSweep, each build's output checked against
+ * the launcher default's) and paged_decode (GB/s of K/V read from the
  * paged cache), on the shapes of the project's baselines at head size 128 (with --head-dims, at other sizes too, the
  * head counts scaled to keep the model width, so FLOPs and bytes match across sizes). PyTorch SDPA (FLASH, CUDNN) runs from
  * bench/sdpa_baseline.py in the same device call. Each kernel runs in every tile shape of the sweep below; the first is
@@ -24,14 +25,16 @@ import {
   decodeWorkspaceBytes,
   defaultConfigs,
   type PrefillConfig,
+  sm90aConfigName,
   sm90aPrefillConfig,
+  sm90aPrefillSweep,
 } from '../src/backend/cuda/flash-sizing.ts';
 import type { QuantKv } from '../src/backend/cuda/kv-cache.ts';
 import { type CudaKvQuant, isCudaKvQuant } from '../src/backend/cuda/kv-layout.ts';
 import { streamMillis } from '../src/backend/cuda/stream-event.ts';
 import { mulberry32 } from '../src/util/random.ts';
 import { openCudaAttention } from '../test/helpers/cuda-attention.ts';
-import { STORAGE16 } from '../test/helpers/paged-attention-reference.ts';
+import { fromStorageArray, relativeL2, STORAGE16 } from '../test/helpers/paged-attention-reference.ts';
 
 const gpu = openCudaAttention();
 if (gpu.skip) throw new Error(gpu.skip);
@@ -56,6 +59,12 @@ const prefillConfigs: PrefillConfig[] = profile
   : [DEFAULT_PREFILL, { warps: 8, mTiles: 1, blockN: 128 }, { warps: 8, mTiles: 1, blockN: 64 }];
 const decodeConfigs: DecodeConfig[] = profile ? [DEFAULT_DECODE] : [DEFAULT_DECODE, { warps: 4, tileN: 16, stages: 3 }];
 const shape = (c: object) => JSON.stringify(c).replace(/["{}]/g, '');
+/**
+ * How far (relative L2) a swept sm_90a build's O may be from the default build's: the same sums in another order
+ * (other tile widths round P and rescale O at other points), each within bf16's O bound of the float64 reference
+ * in the GPU tests; a wrong build (a missed tile, a race on the ring) is off by far more.
+ */
+const SM90A_AGREE = 1e-2;
 
 /** Fills `bytes` of device memory with random `dtype` values in [-1, 1) by tiling one 32 MiB random host buffer. */
 const tiles = new Map<AttentionDtype, Uint16Array>();
@@ -213,18 +222,34 @@ for (const [batch, seqLen, dtype, D, quant] of (profile
       note: shape(cfg),
     });
   }
-  // The sm_90a kernel beside it, where it covers the shape (Hopper, 16-bit cache).
-  const sm90a = new FlashAttention(rt, dtype, { prefillKernel: 'wgmma' });
-  if (sm90a.prefillKernelFor(args) === 'wgmma') {
-    const ms = timeMs(() => sm90a.prefill(args), 5);
-    rows.push({
-      kernel: `pagoda flash_prefill_sm90a ${dtype}`,
-      shape: shapeName,
-      ms,
-      figure: flops / (ms / 1e3) / 1e12,
-      unit: 'TFLOP/s',
-      note: shape(sm90aPrefillConfig(D)),
-    });
+  // The sm_90a kernel beside it, where it covers the shape (Hopper, 16-bit cache): every swept build, the launcher's
+  // default first, each build's output checked against the default's.
+  if (new FlashAttention(rt, dtype, { prefillKernel: 'wgmma' }).prefillKernelFor(args) === 'wgmma') {
+    const outElems = batch * seqLen * heads * D;
+    const readOut = () => {
+      const bits = new Uint16Array(outElems);
+      h.sync();
+      h.download(bits, args.out);
+      return fromStorageArray(bits, dtype);
+    };
+    let want: Float32Array | undefined;
+    for (const cfg of profile ? [sm90aPrefillConfig(D)] : sm90aPrefillSweep(D)) {
+      const fa = new FlashAttention(rt, dtype, { prefillKernel: 'wgmma', sm90a: cfg });
+      h.fill32(args.out, 0x7fc07fc0 /* NaN in bf16 and fp16 */, outElems / 2);
+      fa.prefill(args);
+      const got = readOut();
+      want ??= got;
+      const err = relativeL2(got, want);
+      const ms = timeMs(() => fa.prefill(args), 5);
+      rows.push({
+        kernel: `pagoda flash_prefill_sm90a ${dtype}`,
+        shape: shapeName,
+        ms,
+        figure: flops / (ms / 1e3) / 1e12,
+        unit: 'TFLOP/s',
+        note: `${sm90aConfigName(cfg)}${got === want ? ' (default)' : `, rel. L2 vs default ${err.toExponential(1)}${err <= SM90A_AGREE ? '' : ' MISMATCH'}`}`,
+      });
+    }
   }
   free();
 }

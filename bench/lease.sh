@@ -48,7 +48,7 @@ case ${1:-1} in
   stage test-gpu 480 bash -c "$GPU_TESTS"
   # TEST_TIMEOUT=1: its GPU tests ran in the suite above; only its bench here.
   stage structured 100 env TEST_TIMEOUT=1 bench/structured-device.sh
-  stage sm90a 90 bash -c "$GPU_TEST test/gpu/attention-sm90a.test.ts"
+  stage sm90a 240 bash -c "$GPU_TEST test/gpu/attention-sm90a.test.ts"
   ;;
 2)
   # The quantized linear's open choices first: the integer GEMV's tuning, the overlapped prefill path, 9-32 rows.

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { sm90aPrefillDefines } from '../../src/backend/cuda/flash-prefill-sm90a.ts';
+import { sm90aPrefillSweep } from '../../src/backend/cuda/flash-sizing.ts';
 import { kernelsDir } from '../../src/backend/cuda/modules.ts';
 
 const run = promisify(execFile);
@@ -19,10 +21,12 @@ function nvccVersion(): string | null {
 
 const nvcc = nvccVersion();
 const sources = readdirSync(kernelsDir).filter((f) => f.endsWith('.cu'));
-// The tensor-core attention kernels (attention_common.cuh, or wgmma.cuh which includes it) exist for 16-bit storage
+// The tensor-core attention kernels (attention_common.cuh, or wgmma.cuh / prefill_sm90a.cuh, which include it) exist for 16-bit storage
 // only; the rest for all three.
 const dtypesOf = (f: string) =>
-  /#include "(attention_common|wgmma)\.cuh"/.test(readFileSync(join(kernelsDir, f), 'utf8')) ? [1, 2] : [0, 1, 2];
+  /#include "(attention_common|wgmma|prefill_sm90a)\.cuh"/.test(readFileSync(join(kernelsDir, f), 'utf8'))
+    ? [1, 2]
+    : [0, 1, 2];
 // The *_sm90a sources exist for sm_90a only, the FP8 tensor-core GEMV for FP8 cards (sm_89+: Ada, Hopper), everything
 // else from Ampere on.
 const archsOf = (f: string) => (sm90a(f) ? ['90a'] : f === 'fp8_gemv.cu' ? ['89', '90'] : ['80', '90']);
@@ -41,6 +45,14 @@ const VARIANTS: Record<string, string[][]> = {
     ['PAGODA_PREFILL_SELF=1', 'PAGODA_PREFILL_CAUSAL=0'],
     ...KV_QUANTS.flatMap((q) => [[q], [q, 'PAGODA_HEAD_DIM=256', 'PAGODA_PREFILL_WARPS=4', 'PAGODA_PREFILL_MT=1']]),
   ],
+  // Every build bench/kernels.ts sweeps (its default is the plain build of each head size), held to no spills below.
+  'flash_prefill_sm90a.cu': [64, 128, 256].flatMap((headDim) =>
+    sm90aPrefillSweep(headDim).map((cfg) =>
+      Object.entries(sm90aPrefillDefines('bf16', headDim, cfg))
+        .filter(([name]) => name !== 'PAGODA_DTYPE')
+        .map(([name, value]) => `${name}=${value}`),
+    ),
+  ),
   'gemv.cu': [
     ['TMAX=32', 'SPLIT=2', 'ROWS=4'],
     ['TMAX=8', 'SPLIT=4', 'GATED=1', 'UNROLL=2'],

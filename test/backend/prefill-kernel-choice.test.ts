@@ -6,7 +6,13 @@ import {
   type PagedAttentionArgs,
 } from '../../src/backend/cuda/flash-attention.ts';
 import { sm90aPrefillDefines } from '../../src/backend/cuda/flash-prefill-sm90a.ts';
-import { sm90aPrefillConfig, sm90aPrefillSharedBytes } from '../../src/backend/cuda/flash-sizing.ts';
+import {
+  SM90_MAX_BLOCK_SMEM,
+  sm90aConfigName,
+  sm90aPrefillConfig,
+  sm90aPrefillSharedBytes,
+  sm90aPrefillSweep,
+} from '../../src/backend/cuda/flash-sizing.ts';
 import type { Kernel } from '../../src/backend/cuda/kernel.ts';
 import { moduleArch } from '../../src/backend/cuda/modules.ts';
 
@@ -88,15 +94,50 @@ test('the sm_90a launch: 384 threads over (KV heads, sequences, 128-row tiles of
     PAGODA_HEAD_DIM: 128,
     PAGODA_WGMMA_BN: 128,
     PAGODA_WGMMA_STAGES: 2,
+    PAGODA_WGMMA_OVERLAP: 0,
+    PAGODA_WGMMA_PINGPONG: 0,
   });
 });
 
-test('the sm_90a kernel shared memory fits a Hopper block (227 KB) at every head size it is built for', () => {
+test('an sm_90a build override reaches the launch: its defines and its shared memory', () => {
+  const { rt, launches } = recordingRuntime(90);
+  const cfg = { blockN: 64, stages: 4, overlap: true, pingpong: true };
+  new FlashAttention(rt, 'bf16', { prefillKernel: 'wgmma', sm90a: cfg }).prefill(args());
+  assert.equal(launches.length, 1);
+  assert.deepEqual(launches[0]!.defines, {
+    PAGODA_DTYPE: 2,
+    PAGODA_HEAD_DIM: 128,
+    PAGODA_WGMMA_BN: 64,
+    PAGODA_WGMMA_STAGES: 4,
+    PAGODA_WGMMA_OVERLAP: 1,
+    PAGODA_WGMMA_PINGPONG: 1,
+  });
+  assert.equal(launches[0]!.smem, 128 * 128 * 2 + 4 * 2 * 64 * 128 * 2 + 1024);
+});
+
+test('the sm_90a sweep: the launcher default first, then distinct builds, overlap and ping-pong each on and off', () => {
   for (const headDim of [64, 128, 256]) {
-    const cfg = sm90aPrefillConfig(headDim);
-    const bytes = sm90aPrefillSharedBytes(headDim);
-    assert.equal(bytes, 128 * headDim * 2 + cfg.stages * 2 * cfg.blockN * headDim * 2 + 1024);
-    assert.ok(bytes <= 227 * 1024, `head size ${headDim}: ${bytes} bytes`);
+    const sweep = sm90aPrefillSweep(headDim);
+    assert.deepEqual(sweep[0], sm90aPrefillConfig(headDim));
+    assert.deepEqual(sm90aPrefillConfig(headDim), { ...sweep[0]!, overlap: false, pingpong: false });
+    const names = sweep.map(sm90aConfigName);
+    assert.equal(new Set(names).size, names.length, names.join(', '));
+    for (const overlap of [false, true])
+      for (const pingpong of [false, true])
+        assert.ok(
+          sweep.some((c) => c.overlap === overlap && c.pingpong === pingpong),
+          `head size ${headDim}: overlap ${overlap}, ping-pong ${pingpong}`,
+        );
+  }
+});
+
+test('the sm_90a kernel shared memory fits a Hopper block (227 KB) in every build it is swept in', () => {
+  for (const headDim of [64, 128, 256]) {
+    for (const cfg of sm90aPrefillSweep(headDim)) {
+      const bytes = sm90aPrefillSharedBytes(headDim, cfg);
+      assert.equal(bytes, 128 * headDim * 2 + cfg.stages * 2 * cfg.blockN * headDim * 2 + 1024);
+      assert.ok(bytes <= SM90_MAX_BLOCK_SMEM, `head size ${headDim} ${sm90aConfigName(cfg)}: ${bytes} bytes`);
+    }
   }
 });
 

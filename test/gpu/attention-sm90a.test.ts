@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ATTENTION_DTYPES, FlashAttention } from '../../src/backend/cuda/flash-attention.ts';
 import { SM90A_HEAD_DIMS } from '../../src/backend/cuda/flash-kernels.ts';
+import { sm90aConfigName, sm90aPrefillSweep } from '../../src/backend/cuda/flash-sizing.ts';
 import { prefillCases } from '../helpers/attention-cases.ts';
 import { openCudaAttention } from '../helpers/cuda-attention.ts';
 import { type Case, check, runOnGpu } from '../helpers/gpu-attention-check.ts';
@@ -9,7 +10,8 @@ import { makePagedProblem, referencePagedAttention } from '../helpers/paged-atte
 
 // kernels/flash_prefill_sm90a.cu against the float64 reference, fresh random inputs each run, outputs poisoned: every
 // shared prefill case it covers (no soft-cap, head sizes 64 / 128 / 256), then cases around its own shapes: 128-row
-// CTAs of two 64-row warpgroups, 128-key tiles (64 at head size 256), a K/V ring of 2-4 stages.
+// CTAs of two 64-row warpgroups, 128-key tiles (64 at head size 256), a K/V ring of 2-4 stages; then every other
+// build the bench sweeps on those own cases.
 const gpu = openCudaAttention();
 const cc = gpu.rt?.computeCapability;
 const skip =
@@ -46,6 +48,18 @@ const ownCases: Case[] = [
     numKvHeads: 2,
     headDim: 128,
     blockSize: 64,
+  },
+  {
+    // 128-key tiles over 1,800 keys: 15 tiles, so the swept 6-stage ring wraps too.
+    name: 'hd64 GQA 2, long prefixes (every swept ring wraps), block size 16',
+    seqs: [
+      { qLen: 90, ctxLen: 1800 },
+      { qLen: 300, ctxLen: 1100 },
+    ],
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 64,
+    blockSize: 16,
   },
   {
     name: 'hd64 GQA 8, chunked prefill and decode rows in one step, block size 32',
@@ -113,6 +127,23 @@ for (const dtype of ATTENTION_DTYPES) {
     });
   });
 }
+
+// Every build bench/kernels.ts sweeps beside the default (overlap, ping-pong, other rings), on this file's own cases
+// of its head size (bf16: the code paths are the same in fp16), so the build a bench run picks is checked already.
+// One problem and reference per case, every build run on it.
+ownCases.forEach((c, i) => {
+  const builds = sm90aPrefillSweep(c.headDim).slice(1);
+  test(`flash_prefill_sm90a swept builds (${builds.map(sm90aConfigName).join(', ')}): ${c.name}`, { skip }, () => {
+    const seed = 5000 + i * 7 + (Date.now() % 1000);
+    const p = makePagedProblem({ ...c, seed, dtype: 'bf16' });
+    const ref = referencePagedAttention(p);
+    for (const cfg of builds) {
+      const fa = new FlashAttention(gpu.rt!, 'bf16', { prefillKernel: 'wgmma', sm90a: cfg });
+      const got = runOnGpu(gpu.drv!, p, 'bf16', (a) => fa.prefill(a));
+      check(`${c.name} (sm_90a ${sm90aConfigName(cfg)}, seed ${seed})`, 'bf16', got, ref);
+    }
+  });
+});
 
 test('the sm_90a kernel leaves soft-capped calls and head sizes 80 / 96 to flash_prefill.cu', { skip }, () => {
   const fa = new FlashAttention(gpu.rt!, 'bf16', { prefillKernel: 'wgmma' });

@@ -22,6 +22,7 @@ import {
   defaultConfigs,
   type PrefillConfig,
   prefillSharedBytes,
+  type Sm90aPrefillConfig,
 } from './flash-sizing.ts';
 import type { ArgList, Kernel, KernelDecl } from './kernel.ts';
 import type { QuantKv } from './kv-cache.ts';
@@ -169,12 +170,18 @@ export class FlashAttention {
   /**
    * Kernels for Q / KV cache / O stored as `dtype`. `opts` overrides the tile shapes for every head size
    * (benchmarks and tests sweep them; the defaults, per head size, are `defaultConfigs`). `prefillKernel` 'wgmma'
-   * sends the prefill calls the sm_90a kernel covers to it on a Hopper card (default 'mma': flash_prefill.cu).
+   * sends the prefill calls the sm_90a kernel covers to it on a Hopper card (default 'mma': flash_prefill.cu);
+   * `sm90a` overrides that kernel's build (default `sm90aPrefillConfig` per head size).
    */
   constructor(
     private readonly rt: AttentionRuntime,
     readonly dtype: AttentionDtype,
-    private readonly opts: { prefill?: PrefillConfig; decode?: DecodeConfig; prefillKernel?: PrefillKernel } = {},
+    private readonly opts: {
+      prefill?: PrefillConfig;
+      decode?: DecodeConfig;
+      prefillKernel?: PrefillKernel;
+      sm90a?: Sm90aPrefillConfig;
+    } = {},
   ) {}
 
   /** The kernel `prefill(a)` runs. */
@@ -229,7 +236,7 @@ export class FlashAttention {
   prefill(a: PagedAttentionArgs): void {
     if (this.prefillKernelFor(a) === 'wgmma') {
       checkShapes(a);
-      launchSm90aPrefill(this.rt, this.dtype, a);
+      launchSm90aPrefill(this.rt, this.dtype, a, this.opts.sm90a);
     } else {
       this.launchPrefill(a, {});
     }

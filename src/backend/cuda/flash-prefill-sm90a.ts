@@ -8,7 +8,7 @@
 
 import type { AttentionDtype, AttentionRuntime, PagedAttentionArgs } from './flash-attention.ts';
 import { FLASH_PREFILL_SM90A, SM90A_HEAD_DIMS } from './flash-kernels.ts';
-import { SM90A_PREFILL, sm90aPrefillConfig, sm90aPrefillSharedBytes } from './flash-sizing.ts';
+import { SM90A_PREFILL, type Sm90aPrefillConfig, sm90aPrefillConfig, sm90aPrefillSharedBytes } from './flash-sizing.ts';
 import { DTYPE_DEFINE } from './tensor.ts';
 
 /** The prefill kernels: flash_prefill.cu (mma.sync, every card) or flash_prefill_sm90a.cu (wgmma, Hopper). */
@@ -27,24 +27,34 @@ export function sm90aCovers(a: PagedAttentionArgs, computeCapability: number): b
   );
 }
 
-/** The kernel's build for a storage type and head size. */
-export function sm90aPrefillDefines(dtype: AttentionDtype, headDim: number): Record<string, number> {
-  const cfg = sm90aPrefillConfig(headDim);
+/** The kernel's build for a storage type and head size (`cfg`: the launcher's unless a sweep asks for another). */
+export function sm90aPrefillDefines(
+  dtype: AttentionDtype,
+  headDim: number,
+  cfg: Sm90aPrefillConfig = sm90aPrefillConfig(headDim),
+): Record<string, number> {
   return {
     PAGODA_DTYPE: DTYPE_DEFINE[dtype],
     PAGODA_HEAD_DIM: headDim,
     PAGODA_WGMMA_BN: cfg.blockN,
     PAGODA_WGMMA_STAGES: cfg.stages,
+    PAGODA_WGMMA_OVERLAP: cfg.overlap ? 1 : 0,
+    PAGODA_WGMMA_PINGPONG: cfg.pingpong ? 1 : 0,
   };
 }
 
-/** Launches the kernel over `a` (which `sm90aCovers`); `scaleLog2` is the softmax scale times log2(e). */
-export function launchSm90aPrefill(rt: AttentionRuntime, dtype: AttentionDtype, a: PagedAttentionArgs): void {
+/** Launches the kernel over `a` (which `sm90aCovers`) in build `cfg`. */
+export function launchSm90aPrefill(
+  rt: AttentionRuntime,
+  dtype: AttentionDtype,
+  a: PagedAttentionArgs,
+  cfg: Sm90aPrefillConfig = sm90aPrefillConfig(a.headDim),
+): void {
   const headDim = a.headDim as Sm90aHeadDim;
   const mBlocks = Math.ceil((a.maxSeqlenQ * (a.numHeads / a.numKvHeads)) / SM90A_PREFILL.blockM);
   if (mBlocks === 0 || a.numSeqs === 0) return;
-  const smem = sm90aPrefillSharedBytes(headDim);
-  rt.kernel(FLASH_PREFILL_SM90A[headDim], smem, sm90aPrefillDefines(dtype, headDim)).launch(
+  const smem = sm90aPrefillSharedBytes(headDim, cfg);
+  rt.kernel(FLASH_PREFILL_SM90A[headDim], smem, sm90aPrefillDefines(dtype, headDim, cfg)).launch(
     [a.numKvHeads, a.numSeqs, mBlocks],
     [SM90A_PREFILL.threads],
     {

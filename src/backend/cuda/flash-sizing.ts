@@ -14,20 +14,55 @@ export const DEFAULT_PREFILL: PrefillConfig = { warps: 8, mTiles: 2, blockN: 64 
  * so 4 warps of one row tile each (64 query rows, Q re-read from shared memory) over 64-key tiles: 169 KB.
  */
 export const PREFILL_HD256: PrefillConfig = { warps: 4, mTiles: 1, blockN: 64 };
-/** flash_prefill_sm90a's shape for a head size: keys per K/V tile and the K/V ring's stages (PAGODA_WGMMA_*). */
+/**
+ * flash_prefill_sm90a's build for a head size (PAGODA_WGMMA_*): keys per K/V tile, the K/V ring's stages, and its
+ * pipelining: FA3's intra-warpgroup overlap (a tile's softmax under the previous tile's P V) and the two consumer
+ * warpgroups' ping-pong (one's softmax under the other's products).
+ */
 export interface Sm90aPrefillConfig {
   blockN: number;
   stages: number;
+  overlap: boolean;
+  pingpong: boolean;
 }
 /** Query rows per CTA (two consumer warpgroups of 64) and threads per CTA (and a producer warpgroup). */
 export const SM90A_PREFILL = { blockM: 128, threads: 384 } as const;
+/** Dynamic shared memory one Hopper block may take (227 KB). */
+export const SM90_MAX_BLOCK_SMEM = 227 * 1024;
 /**
- * 128-key tiles, two stages at head size 128 (161 KB) and four at 64 (145 KB); head size 256 keeps O in 128
- * registers a thread, so its S tile is 64 keys wide (193 KB).
+ * The launcher's build: 128-key tiles, two stages at head size 128 (161 KB) and four at 64 (145 KB); head size 256
+ * keeps O in 128 registers a thread, so its S tile is 64 keys wide (193 KB). No overlap and no ping-pong: the build
+ * the GPU tests first passed with; bench/kernels.ts times the pipelined builds (sm90aPrefillSweep) beside it.
  */
 export function sm90aPrefillConfig(headDim: number): Sm90aPrefillConfig {
-  if (headDim === 256) return { blockN: 64, stages: 2 };
-  return { blockN: 128, stages: headDim === 64 ? 4 : 2 };
+  const ring = headDim === 256 ? { blockN: 64, stages: 2 } : { blockN: 128, stages: headDim === 64 ? 4 : 2 };
+  return { ...ring, overlap: false, pingpong: false };
+}
+/** Rings tried with both pipelining features on, besides the default's: deeper, or narrower and deeper. */
+const SWEEP_RINGS: Record<number, { blockN: number; stages: number }[]> = {
+  64: [
+    { blockN: 128, stages: 6 },
+    { blockN: 64, stages: 4 },
+  ],
+  128: [
+    { blockN: 128, stages: 3 },
+    { blockN: 64, stages: 4 },
+  ],
+  256: [],
+};
+/**
+ * The builds bench/kernels.ts times side by side and test/gpu/attention-sm90a.test.ts checks against float64: the
+ * default first, then its ring with each combination of overlap and ping-pong, then other rings with both.
+ */
+export function sm90aPrefillSweep(headDim: number): Sm90aPrefillConfig[] {
+  const base = sm90aPrefillConfig(headDim);
+  const pipelined = [
+    { overlap: false, pingpong: true },
+    { overlap: true, pingpong: false },
+    { overlap: true, pingpong: true },
+  ].map((p) => ({ ...base, ...p }));
+  const rings = (SWEEP_RINGS[headDim] ?? []).map((r) => ({ ...r, overlap: true, pingpong: true }));
+  return [base, ...pipelined, ...rings];
 }
 /** The consumers' Q tiles and the K/V ring, plus 1 KB the kernel may skip to align its tiles to 1024 bytes. */
 export function sm90aPrefillSharedBytes(
@@ -35,6 +70,11 @@ export function sm90aPrefillSharedBytes(
   cfg: Sm90aPrefillConfig = sm90aPrefillConfig(headDim),
 ): number {
   return SM90A_PREFILL.blockM * headDim * 2 + cfg.stages * 2 * cfg.blockN * headDim * 2 + 1024;
+}
+/** A build's name in bench tables and test names. */
+export function sm90aConfigName(cfg: Sm90aPrefillConfig): string {
+  const pipelining = [cfg.overlap && 'overlap', cfg.pingpong && 'pingpong'].filter(Boolean).join('+') || 'plain';
+  return `bn${cfg.blockN} s${cfg.stages} ${pipelining}`;
 }
 /** paged_decode's shape: warps per CTA, keys per warp tile, cp.async ring depth (PAGODA_DECODE_*). */
 export interface DecodeConfig {

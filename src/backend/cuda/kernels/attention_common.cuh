@@ -115,12 +115,12 @@ __device__ __forceinline__ void softcap_scores(float (&s)[NT][4], float softcap,
     for (int e = 0; e < 4; e++) s[j][e] = out * tanhf(s[j][e] * in);
 }
 
-// Online-softmax update of a 16-row warp tile held as mma accumulators: s[NT][4] raw scores (masked entries are
-// -inf), rows g (regs 0,1) and g+8 (regs 2,3). m is in log2 units (scores times scale*log2e); l holds this thread's
-// partial row sums. On return s holds the probabilities and o has been rescaled.
-template <int NT, int DT>
-__device__ __forceinline__ void online_softmax(float (&s)[NT][4], float (&o)[DT][4], float (&m)[2], float (&l)[2],
-                                               float scale_log2) {
+// Online-softmax step of a 16-row warp tile held as mma accumulators: s[NT][4] raw scores (masked entries are -inf),
+// rows g (regs 0,1) and g+8 (regs 2,3). m is in log2 units (scores times scale*log2e); l holds this thread's partial
+// row sums. On return s holds the probabilities and alpha each row's factor for the output accumulated so far.
+template <int NT>
+__device__ __forceinline__ void softmax_rows(float (&s)[NT][4], float (&m)[2], float (&l)[2], float scale_log2,
+                                             float (&alpha)[2]) {
 #pragma unroll
   for (int i = 0; i < 2; i++) {
     float mx = ATTN_NEG_INF;
@@ -130,7 +130,7 @@ __device__ __forceinline__ void online_softmax(float (&s)[NT][4], float (&o)[DT]
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
     const float m_new = fmaxf(m[i], mx * scale_log2);
     const float base = m_new == ATTN_NEG_INF ? 0.f : m_new;
-    const float alpha = fast_exp2(m[i] - base);
+    alpha[i] = fast_exp2(m[i] - base);
     m[i] = m_new;
     float sum = 0.f;
 #pragma unroll
@@ -139,13 +139,29 @@ __device__ __forceinline__ void online_softmax(float (&s)[NT][4], float (&o)[DT]
       s[j][2 * i + 1] = fast_exp2(fmaf(s[j][2 * i + 1], scale_log2, -base));
       sum += s[j][2 * i] + s[j][2 * i + 1];
     }
-    l[i] = l[i] * alpha + sum;
-#pragma unroll
-    for (int d = 0; d < DT; d++) {
-      o[d][2 * i] *= alpha;
-      o[d][2 * i + 1] *= alpha;
-    }
+    l[i] = l[i] * alpha[i] + sum;
   }
+}
+
+// Scales rows g and g+8 of the output accumulators by softmax_rows' alpha.
+template <int DT>
+__device__ __forceinline__ void rescale_rows(float (&o)[DT][4], const float (&alpha)[2]) {
+#pragma unroll
+  for (int d = 0; d < DT; d++) {
+    o[d][0] *= alpha[0];
+    o[d][1] *= alpha[0];
+    o[d][2] *= alpha[1];
+    o[d][3] *= alpha[1];
+  }
+}
+
+// softmax_rows, then the output rescaled at once.
+template <int NT, int DT>
+__device__ __forceinline__ void online_softmax(float (&s)[NT][4], float (&o)[DT][4], float (&m)[2], float (&l)[2],
+                                               float scale_log2) {
+  float alpha[2];
+  softmax_rows(s, m, l, scale_log2, alpha);
+  rescale_rows(o, alpha);
 }
 
 // S (MT*16 x 16*NN) += Q * K^T with K rows in shared memory (row stride `ld` elements). Each K fragment is loaded

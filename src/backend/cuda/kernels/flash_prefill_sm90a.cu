@@ -14,74 +14,12 @@
 // Each consumer (setmaxnreg up) loads its own Q rows, then per tile: S = Q K^T by wgmma from shared memory (fp32 in
 // registers), the mask where the tile needs one, the online softmax in base 2, and O += P V with P packed to 16 bits
 // straight from S's registers as wgmma's A operand (no shared-memory round trip), V read MN-major (transposed) from
-// the same swizzled layout as K. Tiles past every row's position are never loaded (causal tile skipping); the two
-// consumers overlap each other's softmax with their matrix work on the SM's schedulers.
-#include "wgmma.cuh"
+// the same swizzled layout as K. Tiles past every row's position are never loaded (causal tile skipping). The plain
+// build leaves the overlap of softmax and matrix work to the SM's schedulers between the two consumers; the switches
+// in prefill_sm90a.cuh add FA3's pipelining (intra-warpgroup overlap, ping-pong turns), each a build of its own.
+#include "prefill_sm90a.cuh"
 
 namespace {
-
-constexpr int kConsumers = 2;  // consumer warpgroups, 64 query rows each
-constexpr int kBlockM = 64 * kConsumers;
-constexpr int kThreads = 128 * (1 + kConsumers);
-// 128 x 40 + 256 x 232 = 64,512 of the SM's 65,536 registers.
-constexpr int kProducerRegs = 40;
-constexpr int kConsumerRegs = 232;
-static_assert(!kKvQuant, "the wgmma kernel reads a 16-bit cache");
-
-// Keys per K/V tile and ring depth for head size D (the launcher passes flash-sizing.ts's sm90aPrefillConfig as
-// PAGODA_WGMMA_BN / _STAGES; these defaults are the same), and the byte offsets of the tiles from the 1024-aligned
-// base: the consumers' Q tiles, then the K and V rings.
-template <int D>
-struct Layout {
-#ifdef PAGODA_WGMMA_BN
-  static constexpr int n = PAGODA_WGMMA_BN;
-#else
-  static constexpr int n = D == 256 ? 64 : 128;  // head size 256: O takes 128 registers, S gets 32
-#endif
-#ifdef PAGODA_WGMMA_STAGES
-  static constexpr int stages = PAGODA_WGMMA_STAGES;
-#else
-  static constexpr int stages = D == 64 ? 4 : 2;
-#endif
-  static_assert(n == 64 || n == 128, "S = Q K^T is one wgmma wide");
-  static constexpr int q_bytes = 64 * D * 2;
-  static constexpr int kv_bytes = n * D * 2;
-  static constexpr int k = kConsumers * q_bytes;
-  static constexpr int v = k + stages * kv_bytes;
-};
-
-// Producer: K and V of tile `tile` (keys tile * kBlockN ...) into stage buffers for every tile of the CTA, from the
-// highest down, each once the consumers have released its stage. Keys at or past the context are zero-filled.
-template <int D>
-__device__ __forceinline__ void produce(u32 base, u32 full_bar, u32 empty_bar, const elem16_t* __restrict__ k_cache,
-                                        const elem16_t* __restrict__ v_cache, const int* __restrict__ table,
-                                        int block_size_log2, int ctx, int kv_stride, int kv_head_off, int tile_lo,
-                                        int tile_hi, int t) {
-  using L = Layout<D>;
-  constexpr int kBlockN = L::n, kStages = L::stages;
-  constexpr int CHUNKS = D / 8;  // 16-byte chunks a row
-  constexpr int ROWS_PER_PASS = 128 / CHUNKS;
-  const int chunk = t % CHUNKS;
-  const int block_mask = (1 << block_size_log2) - 1;
-  for (int tile = tile_hi, it = 0; tile >= tile_lo; tile--, it++) {
-    const int stage = it % kStages;
-    mbar_wait(empty_bar + 8 * stage, ((it / kStages) & 1) ^ 1);
-    const u32 k_dst = base + L::k + stage * L::kv_bytes;
-    const u32 v_dst = base + L::v + stage * L::kv_bytes;
-#pragma unroll 4
-    for (int r = t / CHUNKS; r < kBlockN; r += ROWS_PER_PASS) {
-      const int key = tile * kBlockN + r;
-      const bool valid = key < ctx;
-      const long long slot = valid ? ((long long)table[key >> block_size_log2] << block_size_log2) | (key & block_mask) : 0;
-      const long long off = slot * kv_stride + kv_head_off + chunk * 8;
-      const u32 dst = swizzled_offset(r, chunk, kBlockN);
-      cp_async16(k_dst + dst, k_cache + off, valid);
-      cp_async16(v_dst + dst, v_cache + off, valid);
-    }
-    mbar_arrive_on_copies(full_bar + 8 * stage);
-  }
-  asm volatile("cp.async.wait_all;\n" ::: "memory");
-}
 
 template <int D>
 __device__ __forceinline__ void prefill_sm90a(const elem16_t* __restrict__ q, int q_stride,
@@ -94,10 +32,12 @@ __device__ __forceinline__ void prefill_sm90a(const elem16_t* __restrict__ q, in
   using L = Layout<D>;
   constexpr int kBlockN = L::n, kStages = L::stages;
   extern __shared__ unsigned char smem_raw[];
-  __shared__ __align__(8) unsigned long long full_bars[kStages], empty_bars[kStages];
+  // full K, empty K, then (kSplitKv) full V, empty V: kStages each.
+  constexpr int kBarSets = kSplitKv ? 4 : 2;
+  __shared__ __align__(8) unsigned long long bars[kBarSets * kStages];
   const u32 base = (smem_addr(smem_raw) + 1023u) & ~1023u;  // the launcher adds 1 KB for this
-  const u32 full_bar = smem_addr(full_bars);
-  const u32 empty_bar = smem_addr(empty_bars);
+  auto bar_set = [&](int b) { return smem_addr(bars) + 8 * kStages * b; };
+  const Ring<kStages> ring{bar_set(0), bar_set(kSplitKv ? 2 : 0), bar_set(1), bar_set(kSplitKv ? 3 : 1)};
 
   const int kvh = blockIdx.x;
   const int seq = blockIdx.y;
@@ -113,28 +53,29 @@ __device__ __forceinline__ void prefill_sm90a(const elem16_t* __restrict__ q, in
   const int key_lo = sliding_window > 0 ? max(0, pos0 + row0 / group - sliding_window + 1) : 0;
   const int tile_lo = key_lo / kBlockN;
   const int tile_hi = max_pos / kBlockN;
+  const int n_tiles = tile_hi - tile_lo + 1;
 
   const int tid = threadIdx.x;
   if (tid == 0) {
+    // full: every producer thread, once its copies land; empty: every consumer thread, once done with the stage.
 #pragma unroll
-    for (int s = 0; s < kStages; s++) {
-      mbar_init(full_bar + 8 * s, 128);                // every producer thread, once its copies land
-      mbar_init(empty_bar + 8 * s, 128 * kConsumers);  // every consumer thread, once its P V has read the stage
-    }
+    for (int b = 0; b < kBarSets * kStages; b++)
+      mbar_init(smem_addr(bars + b), b / kStages % 2 == 0 ? 128 : 128 * kConsumers);
   }
   __syncthreads();
 
   const int wg = tid / 128;
   const int t = tid % 128;
   if (wg == 0) {
-    setmaxnreg_dec<kProducerRegs>();
-    produce<D>(base, full_bar, empty_bar, k_cache, v_cache, block_tables + (long long)seq * max_blocks_per_seq,
-               block_size_log2, ctx, num_kv_heads * D, kvh * D, tile_lo, tile_hi, t);
+    setmaxnreg_dec<L::producer_regs>();
+    produce<D>(base, ring, k_cache, v_cache, block_tables + (long long)seq * max_blocks_per_seq, block_size_log2, ctx,
+               num_kv_heads * D, kvh * D, tile_lo, tile_hi, t);
     return;
   }
-  setmaxnreg_inc<kConsumerRegs>();
+  setmaxnreg_inc<L::consumer_regs>();
   const int cw = wg - 1;
   const int wg_row0 = row0 + cw * 64;
+  const Turns turns(cw);
 
   // This warpgroup's Q rows -> its swizzled tile (rows past the sequence are zero), visible to wgmma.
   constexpr int CHUNKS = D / 8;
@@ -173,29 +114,47 @@ __device__ __forceinline__ void prefill_sm90a(const elem16_t* __restrict__ q, in
   const unsigned long long k_desc = smem_desc(base + L::k, 16, 1024);
   const unsigned long long v_desc = smem_desc(base + L::v, kBlockN * 128, 1024);
   auto k_step = [](int kk, int rows) { return (unsigned long long)(((kk >> 2) * rows * 128 + (kk & 3) * 32) >> 4); };
+  auto stage_off = [](int it) { return (unsigned long long)((it % kStages) * L::kv_bytes) >> 4; };
 
   float o[D / 8][4];
 #pragma unroll
   for (int d = 0; d < D / 8; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
   float m[2] = {ATTN_NEG_INF, ATTN_NEG_INF};
   float l[2] = {0.f, 0.f};
+  float s[kBlockN / 8][4];
+  u32 p[kBlockN / 16][4];
+  float alpha[2];
 
-  for (int tile = tile_hi, it = 0; tile >= tile_lo; tile--, it++) {
-    const int stage = it % kStages;
-    const unsigned long long stage_off = (unsigned long long)(stage * L::kv_bytes) >> 4;
-    mbar_wait(full_bar + 8 * stage, (it / kStages) & 1);
-    fence_proxy_async();
-
-    float s[kBlockN / 8][4];
+  // S = Q K^T of the CTA's it-th tile, issued and committed (not waited for).
+  auto issue_qk = [&](int it) {
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++)
-      wgmma_ss<kBlockN>(s, q_desc + k_step(kk, 64), k_desc + stage_off + k_step(kk, kBlockN), kk > 0);
+      wgmma_ss<kBlockN>(s, q_desc + k_step(kk, 64), k_desc + stage_off(it) + k_step(kk, kBlockN), kk > 0);
     wgmma_commit();
-    wgmma_wait<0>();
-    pin_registers(s);
-
-    const int n0 = tile * kBlockN;
+  };
+  // O += P V of the it-th tile, issued and committed.
+  auto issue_pv = [&](int it) {
+    pin_registers(o);
+    pin_registers(p);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; kk++) {
+      // 16 keys = two 8-row groups of 1024 bytes; head sizes past 128 take two 128-column halves.
+      const unsigned long long v_kk = v_desc + stage_off(it) + ((kk * 16 * 128) >> 4);
+      if constexpr (D <= 128) {
+        wgmma_rs<D>(o, p[kk], v_kk);
+      } else {
+        wgmma_rs<128, 0>(o, p[kk], v_kk);
+        wgmma_rs<128, 16>(o, p[kk], v_kk + ((2 * kBlockN * 128) >> 4));
+      }
+    }
+    wgmma_commit();
+  };
+  // S of the it-th tile -> its probabilities, the mask only on tiles that cross a row's causal or window edge (with
+  // the tiles in reverse, the first and, under a window, the last few); alpha: O's factor, applied by the caller.
+  auto softmax_tile = [&](int it) {
+    const int n0 = (tile_hi - it) * kBlockN;
     if (n0 + kBlockN - 1 > wg_min_pos || (sliding_window > 0 && n0 <= wg_max_pos - sliding_window)) {
 #pragma unroll
       for (int j = 0; j < kBlockN / 8; j++)
@@ -206,10 +165,11 @@ __device__ __forceinline__ void prefill_sm90a(const elem16_t* __restrict__ q, in
           if (key > pos || (sliding_window > 0 && key <= pos - sliding_window)) s[j][e] = ATTN_NEG_INF;
         }
     }
-    online_softmax<kBlockN / 8, D / 8>(s, o, m, l, scale_log2);
-
-    // P (16-bit) as wgmma A fragments, 16 keys each: the accumulator layout of two n8 chunks is the A layout.
-    u32 p[kBlockN / 16][4];
+    softmax_rows<kBlockN / 8>(s, m, l, scale_log2, alpha);
+  };
+  // The probabilities as P, 16-bit wgmma A fragments of 16 keys each (the accumulator layout of two n8 chunks is the
+  // A layout).
+  auto pack_p = [&]() {
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; kk++) {
       p[kk][0] = pack_x2(s[2 * kk][0], s[2 * kk][1]);
@@ -217,25 +177,70 @@ __device__ __forceinline__ void prefill_sm90a(const elem16_t* __restrict__ q, in
       p[kk][2] = pack_x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
       p[kk][3] = pack_x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
     }
-    pin_registers(o);
-    pin_registers(p);
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; kk++) {
-      // 16 keys = two 8-row groups of 1024 bytes; head sizes past 128 take two 128-column halves.
-      const unsigned long long v_kk = v_desc + stage_off + ((kk * 16 * 128) >> 4);
-      if constexpr (D <= 128) {
-        wgmma_rs<D>(o, p[kk], v_kk);
-      } else {
-        wgmma_rs<128, 0>(o, p[kk], v_kk);
-        wgmma_rs<128, 16>(o, p[kk], v_kk + ((2 * kBlockN * 128) >> 4));
-      }
+  };
+
+  if constexpr (kOverlap) {
+    // FA3's order: tile 0's S and softmax alone, then per tile S of this tile and P V of the previous issued in one
+    // turn, this tile's softmax while that P V runs, O rescaled only before the next P V; the last P V after the loop.
+    ring.wait_full(ring.full_k, 0);
+    fence_proxy_async();
+    turns.begin();
+    issue_qk(0);
+    turns.end(false);
+    wgmma_wait<0>();
+    pin_registers(s);
+    ring.release(ring.empty_k, 0);
+    softmax_tile(0);
+    pack_p();
+    for (int it = 1; it < n_tiles; it++) {
+      ring.wait_full(ring.full_k, it);
+      ring.wait_full(ring.full_v, it - 1);
+      fence_proxy_async();
+      turns.begin();
+      issue_qk(it);
+      rescale_rows(o, alpha);
+      issue_pv(it - 1);
+      turns.end(false);
+      wgmma_wait<1>();
+      pin_registers(s);
+      ring.release(ring.empty_k, it);
+      softmax_tile(it);
+      pin_registers(s);  // the softmax before the wait, so it runs under the P V
+      wgmma_wait<0>();
+      pin_registers(o);
+      pin_registers(p);  // the previous P, read by that P V until now
+      ring.release(ring.empty_v, it - 1);
+      pack_p();
     }
-    wgmma_commit();
+    ring.wait_full(ring.full_v, n_tiles - 1);
+    fence_proxy_async();
+    rescale_rows(o, alpha);
+    turns.begin();
+    issue_pv(n_tiles - 1);
+    turns.end(true);
     wgmma_wait<0>();
     pin_registers(o);
-    pin_registers(p);
-    mbar_arrive(empty_bar + 8 * stage);
+    ring.release(ring.empty_v, n_tiles - 1);
+  } else {
+    for (int it = 0; it < n_tiles; it++) {
+      ring.wait_full(ring.full_k, it);
+      fence_proxy_async();
+      turns.begin();
+      issue_qk(it);
+      turns.end(false);
+      wgmma_wait<0>();
+      pin_registers(s);
+      softmax_tile(it);
+      pack_p();
+      rescale_rows(o, alpha);
+      turns.begin();
+      issue_pv(it);
+      turns.end(it == n_tiles - 1);
+      wgmma_wait<0>();
+      pin_registers(o);
+      pin_registers(p);
+      ring.release(ring.empty_v, it);
+    }
   }
 
 #pragma unroll
