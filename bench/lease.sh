@@ -13,7 +13,7 @@
 # again (part 1 skips what needs them). The device keeps ignored paths between calls only if .gitignore names them
 # (.device, .fixtures, .fixtures-256 are): a folder excluded some other way is gone at the next call. Each call:
 # carry [".device", ".fixtures"] and run
-#   source .device/env.sh; export PAGODA_FIXTURES=$PWD/.fixtures; bench/lease.sh 1      (then 2, 3, 4)
+#   source .device/env.sh; export PAGODA_FIXTURES=$PWD/.fixtures; bench/lease.sh 1      (then 2, 3, 4, 5)
 # Call N+1 right after call N returns: an idle machine goes back after about 30 s, and a fresh one costs its start.
 set -uo pipefail
 OUT=${OUT:-/tmp/pagoda-out}
@@ -45,31 +45,37 @@ GPU_TESTS="$GPU_TEST \$(find test/gpu -name '*.test.ts' ! -name 'attention-sm90a
 nvidia-smi --query-gpu=name,compute_cap,memory.used,memory.total,clocks.sm --format=csv,noheader | tee "$L/gpu.txt"
 case ${1:-1} in
 1)
-  stage test-gpu 480 bash -c "$GPU_TESTS"
-  # TEST_TIMEOUT=1: its GPU tests ran in the suite above; only its bench here.
-  stage structured 100 env TEST_TIMEOUT=1 bench/structured-device.sh
-  stage sm90a 240 bash -c "$GPU_TEST test/gpu/attention-sm90a.test.ts"
+  # The suite (every GPU test but the sm_90a kernel's), then #15's open figure: bert-base through /v1/embeddings
+  # against offline and sentence-transformers, with the paced second step.
+  stage test-gpu 440 bash -c "$GPU_TESTS"
+  stage embed-bert 130 env MODELS=bert-base bench/embed-device.sh bench baseline
   ;;
 2)
-  # The quantized linear's open choices first: the integer GEMV's tuning, the overlapped prefill path, 9-32 rows.
-  stage quant-gemv 120 node --import tsx bench/quant-gemv.ts --rows 1,4
-  stage quant 230 bench/quant-device.sh profile latency throughput ttft
-  stage fp8 170 bench/fp8-weights-device.sh bench
-  # TEST_TIMEOUT=1: these scripts' GPU tests ran in part 1; only their benches here.
-  stage kvquant 180 env TEST_TIMEOUT=1 bench/kvquant-device.sh
+  # #19's sm_90a prefill builds (plain, overlap, ping-pong, rings): their tests, then their speed beside mma.sync and
+  # PyTorch's SDPA (FLASH, cuDNN) on the same card; then #18's FP8 GEMV on tensor cores and batch-1 latency.
+  stage sm90a 180 bash -c "$GPU_TEST test/gpu/attention-sm90a.test.ts"
+  stage kernels 160 bash -c "node --import tsx bench/kernels.ts --dtype bf16 --head-dims 64,128,256 && python3 bench/sdpa_baseline.py"
+  stage fp8 230 bench/fp8-weights-device.sh kernels bench
   ;;
 3)
-  stage moe 230 bench/moe-device.sh bench baseline
-  stage gemma 130 bench/gemma-device.sh bench baseline
-  stage kernels 90 node --import tsx bench/kernels.ts --dtype bf16 --head-dims 64,80,96,128,256
-  stage snapkv 120 env TEST_TIMEOUT=1 bench/kv-compression-device.sh
+  # #12's quantized linear (the integer GEMV's tuning, 9-32 rows, the overlapped prefill path), its latency with x
+  # quantized by the norms, throughput and TTFT; then #15's second shape and the XLM-R reranker fixture.
+  stage quant-gemv 120 node --import tsx bench/quant-gemv.ts --rows 1,4
+  stage quant 230 bench/quant-device.sh profile latency throughput ttft
+  stage embed-qwen3 130 env MODELS=qwen3-embedding-0.6b bench/embed-device.sh fixtures bench baseline
+  stage kvquant 90 env TEST_TIMEOUT=1 bench/kvquant-device.sh
   ;;
 4)
+  stage moe 230 bench/moe-device.sh bench baseline
+  stage gemma 130 bench/gemma-device.sh bench baseline
+  stage snapkv 120 env TEST_TIMEOUT=1 bench/kv-compression-device.sh
+  ;;
+5)
   stage load 300 bench/load-device.sh
-  stage embed 250 bench/embed-device.sh fixtures bench baseline
+  stage tp 200 bench/tp-device.sh
   ;;
 *)
-  echo "usage: bench/lease.sh 1|2|3|4" >&2
+  echo "usage: bench/lease.sh 1|2|3|4|5" >&2
   exit 2
   ;;
 esac
