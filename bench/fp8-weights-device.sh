@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # --quantization fp8 in one device call (compute capability 8.9+): the FP8 GPU tests (device quantization against
-# the CPU twin, the FP8 GEMV and GEMM against float64, the tiny-*-256 fixtures end to end, FP8 checkpoints) and the
+# the CPU twin, the norms that write x as e4m3 (bit for bit the separate launch), the FP8 GEMV and GEMM against
+# float64, the tiny-*-256 fixtures end to end, FP8 checkpoints) and the
 # GEMV's 16-bit regressions; the FP8 decode GEMV per Llama-3-8B shape against the bf16 GEMV (bench/fp8-gemv.ts: us,
 # GB/s, its builds); Llama-3-8B-shaped (dummy weights) batch-1 latency and offline nano-vllm throughput, bf16 then
 # fp8 in the same call (targets: fp8 <= 2.6 ms/token, fp8 >= 1.4x bf16's output tok/s; throughput also with
@@ -17,7 +18,7 @@ nvidia-smi --query-gpu=name,compute_cap,memory.used,memory.total,clocks.sm --for
 MODEL=bench/configs/llama3-8b
 if has tests; then
   timeout 240 node --import tsx --test --test-concurrency=1 --test-reporter=spec test/gpu/fp8-weights.test.ts \
-    test/gpu/fp8-checkpoints.test.ts 2>&1 | tee "$OUT/test-fp8-weights.log" | grep -E 'agreement|✔|✖|ℹ (tests|pass|fail)' | tail -40
+    test/gpu/norm-x-forms.test.ts test/gpu/fp8-checkpoints.test.ts 2>&1 | tee "$OUT/test-fp8-weights.log" | grep -E 'agreement|✔|✖|ℹ (tests|pass|fail)' | tail -40
   timeout 120 node --import tsx --test --test-reporter=spec --test-name-pattern='GEMV|gemv|linear' \
     test/gpu/cuda-kernels.test.ts 2>&1 | tee "$OUT/test-gemv.log" | grep -E '✖|ℹ (tests|pass|fail)' | tail -10
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GGUF quantized weights on the GPU in one device call: the quantized kernels (every type, bf16/f16/f32, against the
-# CPU codecs and float64 products) and the quantized GGUF fixtures end to end against the CPU; then the
+# CPU codecs and float64 products), the norms that write x quantized (bit for bit the separate launch) and the
+# quantized GGUF fixtures end to end against the CPU; then the
 # Llama-3-8B shape with dummy weights (random blocks made on the device): batch-1 latency in bf16, Q4_K_M and Q8_0
 # (targets: Q4_K_M <= 2.2 ms/token, Q8_0 <= 3.0), a Q4_K_M decode step kernel by kernel, the offline nano-vllm
 # workload Q4_K_M vs bf16 (target >= 0.8x), and the time to first token of one 2,048-token prompt Q4_K_M vs bf16
@@ -18,7 +19,7 @@ COMMON=(--model "$MODEL" --device cuda --load-format dummy --max-model-len 2048)
 quant() { [[ "$1" == bf16 ]] || echo "--quantization $1"; }
 if has tests; then
   timeout 240 node --import tsx --test --test-concurrency=1 --test-reporter=spec test/gpu/quant-kernels.test.ts \
-    test/gpu/cuda-quantized-models.test.ts 2>&1 | tee "$OUT/test-gpu-quant.log" | grep -E 'relative L2|✔|✖|ℹ (tests|pass|fail)' | tail -60
+    test/gpu/norm-x-forms.test.ts test/gpu/cuda-quantized-models.test.ts 2>&1 | tee "$OUT/test-gpu-quant.log" | grep -E 'relative L2|✔|✖|ℹ (tests|pass|fail)' | tail -60
 fi
 if has latency; then
   for q in bf16 q4_k_m q8_0; do

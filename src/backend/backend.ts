@@ -207,9 +207,12 @@ export interface Backend {
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor;
   /**
    * x / rms(x) times (`weightOffset` + weight), the sum taken in float32: Gemma's norms scale by (1 + w) with the
-   * offset 1, as transformers computes it, never rounded to the storage type (default 0).
+   * offset 1, as transformers computes it, never rounded to the storage type (default 0). `feeds`: the weight of the
+   * linear layer that reads the output next (`linear` or `linearActMul`), a hint that changes no value: a backend
+   * may write beside the output the form that linear reads its input in (CUDA: x quantized for GGUF blocks or FP8
+   * weights), sparing the linear its own pass over it.
    */
-  rmsNorm(x: Tensor, weight: Tensor, eps: number, weightOffset?: number): Tensor;
+  rmsNorm(x: Tensor, weight: Tensor, eps: number, weightOffset?: number, feeds?: Tensor): Tensor;
   /** residual += x, then returns rmsNorm(residual) and the updated residual (fused as vLLM does). */
   addRmsNorm(
     x: Tensor,
@@ -217,6 +220,7 @@ export interface Backend {
     weight: Tensor,
     eps: number,
     weightOffset?: number,
+    feeds?: Tensor,
   ): { out: Tensor; residual: Tensor };
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor;
   add(a: Tensor, b: Tensor): Tensor;

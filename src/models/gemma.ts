@@ -53,23 +53,24 @@ export class GemmaModel implements Model {
     const eps = this.config.normEps;
     // transformers multiplies by sqrt(hidden) as a tensor of the embeddings' dtype: scale() rounds it alike.
     let residual = b.scale(b.embedding(this.embedTable, step, 'tokens'), Math.sqrt(this.config.hiddenSize));
-    let x = b.rmsNorm(residual, this.layers[0]!.inputNorm, eps, OFFSET);
+    // Each norm names the linear its output feeds, whose input form a backend may write beside it (Backend.rmsNorm).
+    let x = b.rmsNorm(residual, this.layers[0]!.inputNorm, eps, OFFSET, this.layers[0]!.qkv);
     let mlp: Tensor | null = null;
     for (let i = 0; i < this.layers.length; i++) {
       const layer = this.layers[i]!;
-      if (mlp) ({ out: x, residual } = b.addRmsNorm(mlp, residual, layer.inputNorm, eps, OFFSET));
+      if (mlp) ({ out: x, residual } = b.addRmsNorm(mlp, residual, layer.inputNorm, eps, OFFSET, layer.qkv));
       let attn = this.attention(x, layer, kvCache[i]!, step);
       if (layer.preFeedforwardNorm) {
         attn = b.rmsNorm(attn, layer.postAttentionNorm, eps, OFFSET);
-        ({ out: x, residual } = b.addRmsNorm(attn, residual, layer.preFeedforwardNorm, eps, OFFSET));
+        ({ out: x, residual } = b.addRmsNorm(attn, residual, layer.preFeedforwardNorm, eps, OFFSET, layer.gateUp));
       } else {
-        ({ out: x, residual } = b.addRmsNorm(attn, residual, layer.postAttentionNorm, eps, OFFSET));
+        ({ out: x, residual } = b.addRmsNorm(attn, residual, layer.postAttentionNorm, eps, OFFSET, layer.gateUp));
       }
       mlp = b.linear(b.linearActMul(x, layer.gateUp, undefined, this.settings.activation), layer.down);
       if (layer.postFeedforwardNorm) mlp = b.rmsNorm(mlp, layer.postFeedforwardNorm, eps, OFFSET);
     }
     const last = b.gatherLogitRows(b.add(mlp!, residual), step);
-    const logits = b.linear(b.rmsNorm(last, this.finalNorm, eps, OFFSET), this.lmHead);
+    const logits = b.linear(b.rmsNorm(last, this.finalNorm, eps, OFFSET, this.lmHead), this.lmHead);
     const cap = this.settings.finalSoftcap;
     return cap > 0 ? b.softcap(logits, cap) : logits;
   }

@@ -75,13 +75,14 @@ class LlamaStack {
     const b = this.backend;
     const eps = this.config.normEps;
     let residual = b.embedding(this.embedTable, step, 'tokens');
-    let x = b.rmsNorm(residual, this.layers[0]!.inputNorm, eps);
+    // Each norm names the linear its output feeds, whose input form a backend may write beside it (Backend.rmsNorm).
+    let x = b.rmsNorm(residual, this.layers[0]!.inputNorm, eps, 0, this.layers[0]!.qkv.weight);
     let mlp: Tensor | null = null;
     for (let i = 0; i < this.layers.length; i++) {
       const layer = this.layers[i]!;
-      if (mlp) ({ out: x, residual } = b.addRmsNorm(mlp, residual, layer.inputNorm, eps));
+      if (mlp) ({ out: x, residual } = b.addRmsNorm(mlp, residual, layer.inputNorm, eps, 0, layer.qkv.weight));
       const attn = this.attention(x, layer, kvCache?.[i] ?? null, step);
-      ({ out: x, residual } = b.addRmsNorm(attn, residual, layer.postNorm, eps));
+      ({ out: x, residual } = b.addRmsNorm(attn, residual, layer.postNorm, eps, 0, mlpInput(layer.mlp)));
       mlp = 'moe' in layer.mlp ? b.moe(x, layer.mlp.moe.weights, layer.mlp.moe.spec) : denseMlp(b, x, layer.mlp);
     }
     return b.add(mlp!, residual);
@@ -129,7 +130,8 @@ export class LlamaModel implements Model {
     const b = this.backend;
     const last = b.gatherLogitRows(this.stack.run(step, kvCache), step);
     // Each rank's vocabulary slice, gathered so every rank holds whole logits.
-    return b.allGather(b.linear(b.rmsNorm(last, this.stack.finalNorm, this.config.normEps), this.lmHead));
+    const x = b.rmsNorm(last, this.stack.finalNorm, this.config.normEps, 0, this.lmHead);
+    return b.allGather(b.linear(x, this.lmHead));
   }
 }
 
@@ -152,6 +154,11 @@ export class LlamaEncoder implements Encoder {
 
 function linear(b: Backend, x: Tensor, l: Linear): Tensor {
   return b.linear(x, l.weight, l.bias);
+}
+
+/** The weight an MLP reads its input with first: a dense MLP's gate/up (none for experts: their router and GEMMs). */
+function mlpInput(mlp: LlamaLayer['mlp']): Tensor | undefined {
+  return 'moe' in mlp ? undefined : mlp.gateUp.weight;
 }
 
 function denseMlp(b: Backend, x: Tensor, mlp: DenseMlp): Tensor {

@@ -68,8 +68,13 @@ export function quantizeFp8Rows(values: Float32Array, rows: number, cols: number
   const scales = new Float32Array(rows);
   for (let r = 0; r < rows; r++) {
     const row = values.subarray(r * cols, (r + 1) * cols);
+    // The largest magnitude of the values that are numbers, as the kernels' fmaxf takes it (a NaN is skipped and
+    // coded 0x7f, its row scaled by the rest).
     let amax = 0;
-    for (let j = 0; j < cols; j++) amax = Math.max(amax, Math.abs(row[j]!));
+    for (let j = 0; j < cols; j++) {
+      const a = Math.abs(row[j]!);
+      if (a > amax) amax = a;
+    }
     const scale = fp8RowScale(amax);
     scales[r] = scale;
     for (let j = 0; j < cols; j++) codes[r * cols + j] = e4m3Bits(Math.fround(row[j]! / scale));

@@ -39,7 +39,8 @@ const VARIANTS: Record<string, string[][]> = {
   'kv_cache.cu': KV_QUANTS.map((q) => [q]),
   'paged_decode.cu': KV_QUANTS.flatMap((q) => [[q], [q, 'PAGODA_HEAD_DIM=256', 'PAGODA_DECODE_TILE=16']]),
   'elementwise.cu': [['ACT=1']],
-  'norm.cu': [['W_OFFSET=1', 'RES_IN_F32=1']],
+  // XQ 1 / 2: the RMSNorms that also write x as q8 groups or e4m3 codes for the linear they feed (x-form.ts).
+  'norm.cu': [['W_OFFSET=1', 'RES_IN_F32=1'], ['XQ=1'], ['XQ=2', 'RES_IN_F32=1'], ['XQ=1', 'W_OFFSET=1']],
   'flash_prefill.cu': [
     ['PAGODA_PREFILL_SELF=1'],
     ['PAGODA_PREFILL_SELF=1', 'PAGODA_PREFILL_CAUSAL=0'],

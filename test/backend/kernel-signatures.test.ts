@@ -102,7 +102,7 @@ test('a kernel without a declaration, a new macro instance and a mistyped declar
   const added = sourcesWith('flash_prefill', (t) => `${t}\nPAGODA_FLASH_PREFILL(112)\n`);
   assert.deepEqual(signatureProblems(added, decls), ['kernels/flash_prefill.cu flash_prefill_hd112: no declaration']);
 
-  const mistyped = declareKernel('norm', 'rms_norm', { out: 'ptr', x: 'ptr', w: 'ptr', eps: 'i32', hidden: 'i32' });
+  const mistyped = declareKernel('norm', 'rms_norm', { ...RMS_NORM.args, eps: 'i32' });
   const sources = kernelSources(read);
   const others = decls.filter((d) => d !== RMS_NORM);
   assert.deepEqual(signatureProblems(sources, [...others, mistyped]), [

@@ -234,7 +234,8 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
             const defines = { QTYPE: QTYPE[type], Q8_ROWS: rows, Q8_UNROLL: unroll };
             g.ctx.kernel(QUANT_GEMV_Q8[quantGemvTmax(T)], defines).launch([Math.ceil(m / (8 * rows))], [256], {
               y: out.ptr,
-              ...q,
+              xq: q.xq,
+              xs: q.xs,
               w: part.ptr,
               bias: 0n,
               rows: T,

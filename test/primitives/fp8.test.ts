@@ -65,6 +65,13 @@ test('per-row FP8: each row scaled by amax / 448, its largest value at ±448, an
   }
 });
 
+test("per-row FP8: a NaN is skipped by the row maximum, as the kernels' fmaxf skips it, and coded 0x7f", () => {
+  const values = Float32Array.of(...[1, Number.NaN, -2, 0.5], ...[Number.NaN, Number.NaN, Number.NaN, Number.NaN]);
+  const { codes, scales } = quantizeFp8Rows(values, 2, 4);
+  assert.deepEqual([...scales], [Math.fround(2 / 448), 1], 'the rest of the row sets its scale; a row of NaNs takes 1');
+  assert.deepEqual([codes[1], codes[2], ...codes.subarray(4)], [0x7f, 0xfe, 0x7f, 0x7f, 0x7f, 0x7f]);
+});
+
 test('per-row FP8 round trip: within half an e4m3 step (2^-4 relative, 2^-10 · scale absolute) of every value', () => {
   const rows = 16;
   const cols = 64;

@@ -35,7 +35,7 @@ import { CudaRope } from './rope.ts';
 import { DeviceSampler } from './sampling.ts';
 import type { StepCapacity } from './step-buffers.ts';
 import { CudaEvent } from './stream-event.ts';
-import { CudaTensor, cuda, DTYPE_BYTES, decoded } from './tensor.ts';
+import { CudaTensor, cuda, DTYPE_BYTES, decoded, viewOf } from './tensor.ts';
 import { launchConvert } from './weight-convert.ts';
 import { type UploadStats, WeightUploader } from './weight-upload.ts';
 
@@ -199,8 +199,8 @@ export class CudaBackend implements Backend {
     return moe(this.ctx, this.linears, x, weights, spec);
   }
 
-  rmsNorm(x: Tensor, weight: Tensor, eps: number, weightOffset?: number): Tensor {
-    return norm.rmsNorm(this.ctx, x, weight, eps, weightOffset);
+  rmsNorm(x: Tensor, weight: Tensor, eps: number, weightOffset?: number, feeds?: Tensor): Tensor {
+    return norm.rmsNorm(this.ctx, x, weight, eps, weightOffset, this.linears.inputForm(x, feeds));
   }
 
   addRmsNorm(
@@ -209,8 +209,9 @@ export class CudaBackend implements Backend {
     weight: Tensor,
     eps: number,
     weightOffset?: number,
+    feeds?: Tensor,
   ): { out: Tensor; residual: Tensor } {
-    return norm.addRmsNorm(this.ctx, x, residual, weight, eps, weightOffset);
+    return norm.addRmsNorm(this.ctx, x, residual, weight, eps, weightOffset, this.linears.inputForm(x, feeds));
   }
 
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {
@@ -295,10 +296,7 @@ export class CudaBackend implements Backend {
   }
 
   view(t: Tensor, shape: readonly number[]): Tensor {
-    const c = cuda(t);
-    const n = shape.reduce((a, d) => a * d, 1);
-    if (n !== c.numel) throw new Error(`view: [${c.shape}] has ${c.numel} elements, [${shape}] has ${n}`);
-    return new CudaTensor([...shape], c.dtype, c.ptr);
+    return viewOf(cuda(t), shape);
   }
 
   /** One device: nothing to sum (ranks over NCCL are a ParallelBackend over CUDA backends: nccl-communicator.ts). */

@@ -2,8 +2,8 @@ import type { GatedActivation } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { actDefines } from './elementwise.ts';
-import { quantizeRows } from './fp8.ts';
 import { declareKernel, type Kernel } from './kernel.ts';
+import type { QuantizedX } from './x-form.ts';
 
 /**
  * kernels/fp8_gemv.cu: y[rows, n] = xq[rows, k] wq[n, k]ᵀ · xs[t] · ws[c] (+ bias, null: none) on the FP8 tensor
@@ -91,21 +91,18 @@ export function fp8GemvLauncher(ctx: CudaContext, T: number, n: number, k: numbe
 }
 
 /**
- * y[T, n] = x[T, k] w[n, k]ᵀ (+ bias) for decode rows: x quantized per token to e4m3 into the step arena (the
- * prefill path's fp8_quantize_rows, once for the whole packed weight), then one fp8_gemv launch.
+ * y[T, n] = x[T, k] w[n, k]ᵀ (+ bias) for decode rows: one fp8_gemv launch over x's e4m3 codes and per-token scales
+ * (fp8.ts fp8Activations: once for the whole packed weight, by x's producer or its own launch).
  */
 export function fp8GemvInto(
   ctx: CudaContext,
   y: DevPtr,
-  x: DevPtr,
+  x: QuantizedX,
   w: { codes: DevPtr; scales: DevPtr },
   T: number,
   n: number,
   k: number,
   opts: Fp8GemvOptions & { bias?: DevPtr } = {},
 ): void {
-  const xq = ctx.arena.alloc(T * k);
-  const xs = ctx.arena.alloc(T * 4);
-  quantizeRows(ctx, xq, xs, x, T, k);
-  fp8GemvLauncher(ctx, T, n, k, opts).launch(y, xq, xs, w.codes, w.scales, opts.bias);
+  fp8GemvLauncher(ctx, T, n, k, opts).launch(y, x.xq, x.xs, w.codes, w.scales, opts.bias);
 }

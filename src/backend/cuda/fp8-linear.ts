@@ -1,10 +1,11 @@
 import type { GatedActivation, Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import { actMul, addBias } from './elementwise.ts';
-import { FP8_SCALE_ROWS, type Fp8CudaTensor, quantizeRows } from './fp8.ts';
+import { FP8_SCALE_ROWS, type Fp8CudaTensor, fp8Activations } from './fp8.ts';
 import { FP8_GEMV_MAX_ROWS, fp8GemvInto } from './fp8-gemv.ts';
 import type { CudaLinear } from './linear.ts';
 import { cuda, rowsCols } from './tensor.ts';
+import type { QuantizedX } from './x-form.ts';
 
 /**
  * Which path `rows` rows take against an FP8 weight: the FP8 GEMV (kernels/fp8_gemv.cu: a decode step's few rows
@@ -29,10 +30,10 @@ export function fp8Linear(linear: CudaLinear, x: Tensor, w: Fp8CudaTensor, bias?
   if (T === 0) return out;
   const b = bias && cuda(bias).ptr;
   if (fp8Path(T, linear.gemv) === 'gemv') {
-    fp8GemvInto(ctx, out.ptr, xt.ptr, w, T, m, n, { bias: b });
+    fp8GemvInto(ctx, out.ptr, fp8Activations(ctx, xt), w, T, m, n, { bias: b });
     return out;
   }
-  fp8Gemm(ctx, linear, out.ptr, xt.ptr, w, T, b ?? 0n);
+  fp8Gemm(ctx, linear, out.ptr, fp8Activations(ctx, xt), w, T, b ?? 0n);
   return out;
 }
 
@@ -51,12 +52,13 @@ export function fp8LinearActMul(
   if (T === 0 || fp8Path(T, linear.gemv) === 'gemm') return actMul(ctx, fp8Linear(linear, x, w, bias), act);
   if (wn !== n) throw new Error(`linearActMul: input has ${n} features, FP8 weight is [${w.shape}]`);
   const out = ctx.empty([T, m2 / 2]);
-  fp8GemvInto(ctx, out.ptr, xt.ptr, w, T, m2 / 2, n, { gated: true, act, bias: bias && cuda(bias).ptr });
+  const gemv = { gated: true, act, bias: bias && cuda(bias).ptr };
+  fp8GemvInto(ctx, out.ptr, fp8Activations(ctx, xt), w, T, m2 / 2, n, gemv);
   return out;
 }
 
 /**
- * The prefill path: x quantized per token (fp8_quantize_rows, into the step arena), cuBLASLt's e4m3 × e4m3 product
+ * The prefill path: x's per-token codes and scales (fp8Activations), cuBLASLt's e4m3 × e4m3 product
  * with fp32 accumulation written unscaled as bf16 (the one 16-bit type whose range holds 448² · K), then
  * fp8_scale_rows: token scale × weight-row scale (+ bias), rounded once to the dtype. With
  * `fp8CublasltScales` cuBLASLt applies the scales itself where it can (outer-vector scale modes, cuBLAS 12.9+),
@@ -66,15 +68,13 @@ function fp8Gemm(
   ctx: CudaContext,
   linear: CudaLinear,
   y: bigint,
-  x: bigint,
+  x: QuantizedX,
   w: Fp8CudaTensor,
   T: number,
   bias: bigint,
 ): void {
   const [m, n] = w.shape;
-  const codes = ctx.arena.alloc(T * n);
-  const scales = ctx.arena.alloc(T * 4);
-  quantizeRows(ctx, codes, scales, x, T, n);
+  const { xq: codes, xs: scales } = x;
   if (ctx.settings.fp8CublasltScales) {
     const scaled = { x: scales, w: w.scales };
     if (linear.lt.matmulFp8Scaled(y, codes, w.codes, T, m, n, ctx.dtype, scaled)) {

@@ -4,8 +4,9 @@ import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { fillUniform } from './elementwise.ts';
 import { declareKernel } from './kernel.ts';
-import { DTYPE_BYTES } from './tensor.ts';
+import { type CudaTensor, DTYPE_BYTES, rowsCols } from './tensor.ts';
 import type { WeightUploader } from './weight-upload.ts';
+import { allocQuantizedX, type QuantizedX } from './x-form.ts';
 
 /** kernels/fp8_weights.cu: each row of x `[rows, cols]` to e4m3 codes and its float32 scale (amax / 448). */
 export const FP8_QUANTIZE_ROWS = declareKernel('fp8_weights', 'fp8_quantize_rows', {
@@ -73,6 +74,18 @@ export class Fp8CudaTensor implements Tensor {
 export function quantizeRows(ctx: CudaContext, codes: DevPtr, scales: DevPtr, x: DevPtr, rows: number, cols: number) {
   if (cols % 16) throw new Error(`fp8 quantize: ${cols} columns, expected a multiple of 16`);
   if (rows > 0) ctx.kernel(FP8_QUANTIZE_ROWS).launch([rows], ctx.rowThreads(cols), { codes, scales, x, cols });
+}
+
+/**
+ * x's e4m3 codes and per-token scales for an FP8 linear: the ones its producer wrote beside it (an RMSNorm told it
+ * feeds this linear, bit for bit these), else quantized now into the step arena.
+ */
+export function fp8Activations(ctx: CudaContext, x: CudaTensor): QuantizedX {
+  if (x.quantized?.form === 'e4m3') return x.quantized;
+  const [rows, cols] = rowsCols(x);
+  const q = allocQuantizedX(ctx, 'e4m3', rows, cols);
+  quantizeRows(ctx, q.xq, q.xs, x.ptr, rows, cols);
+  return q;
 }
 
 /**

@@ -31,6 +31,7 @@ import { RESHAPE_AND_CACHE, ROPE } from './rope.ts';
 import { SAMPLE_ROWS } from './sampling.ts';
 import { DTYPE_BYTES, DTYPE_DEFINE } from './tensor.ts';
 import { CONVERT_WEIGHT } from './weight-convert.ts';
+import { xFormDefines } from './x-form.ts';
 
 /** One module build: a `.cu` file with the defines KernelModules.get receives for it. */
 export interface ModuleRequest {
@@ -81,13 +82,17 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
   for (const decl of [CONVERT_WEIGHT, EMBEDDING, ROPE, RESHAPE_AND_CACHE, SAMPLE_ROWS]) add(decl, {});
   // Every quant.cu kernel of a type (dummy blocks while loading, GEMV, dequantization, gather) is in its one module.
   for (const t of m.quantTypes) add(QUANT_DEQUANT, { QTYPE: QTYPE[t] });
-  if (m.quantTypes.length > 0 && quantGemvRoute(b.dtype) === 'q8') add(QUANT_ACT_Q8, {});
+  // The integer GEMV's x: quantized by the norms before it (x-form.ts), else by its own launch (attention's output,
+  // the gated product).
+  const integerRoute = m.quantTypes.length > 0 && quantGemvRoute(b.dtype) === 'q8';
+  if (integerRoute) add(QUANT_ACT_Q8, {});
   add(ADD_BIAS, {});
   add(ACT_MUL, actDefines(m.act));
-  add(RMS_NORM, offsetDefines(m.normOffset));
-  for (const f32 of [0, 1]) {
-    add(ADD, { B_F32: f32 });
-    add(ADD_RMS_NORM, { RES_IN_F32: f32, ...offsetDefines(m.normOffset) });
+  for (const f32 of [0, 1]) add(ADD, { B_F32: f32 });
+  for (const form of integerRoute ? [null, 'q8' as const] : [null]) {
+    const norm = { ...offsetDefines(m.normOffset), ...xFormDefines(form) };
+    add(RMS_NORM, norm);
+    for (const f32 of [0, 1]) add(ADD_RMS_NORM, { RES_IN_F32: f32, ...norm });
   }
   for (const { headDim, group } of m.attention) {
     const flash =

@@ -20,6 +20,7 @@ import { declareKernel, type Kernel } from './kernel.ts';
 import { QuantLinear } from './quant-linear.ts';
 import { QuantCudaTensor } from './quant-tensor.ts';
 import { cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
+import type { XForm } from './x-form.ts';
 
 /**
  * kernels/gemv.cu: y[rows, n] = x[rows, k] w[n, k]^T (+ bias, null: none), built per TMAX (rows rounded up to a
@@ -95,6 +96,17 @@ export class CudaLinear {
     this.lt.matmul(out.ptr, xt.ptr, w.ptr, T, m, n, ctx.dtype, ctx.dtype);
     if (bias) addBias(ctx, out.ptr, cuda(bias).ptr, T, m);
     return out;
+  }
+
+  /**
+   * The quantized form the linear over `weight` reads x's rows in (null: x itself, or no weight), which the op making
+   * x can write beside it (an RMSNorm: norm.ts), sparing the linear its quantizing launch: e4m3 per token for FP8
+   * weights (the GEMV and the GEMM alike), q8 groups for GGUF blocks on the integer decode GEMV.
+   */
+  inputForm(x: Tensor, weight: Tensor | undefined): XForm | null {
+    if (weight instanceof Fp8CudaTensor) return 'e4m3';
+    if (weight instanceof QuantCudaTensor) return this.quant.inputForm(rowsCols(x)[0]);
+    return null;
   }
 
   /**

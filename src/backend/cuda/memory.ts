@@ -134,9 +134,12 @@ export class Arena {
     return p;
   }
 
-  /** Fills the whole arena with NaN (as f32 and as bf16 pairs): tests check that every output element was written. */
-  poison(): void {
-    this.drv.fill32(this.base, 0x7fc07fc0, this.capacity / 4);
+  /**
+   * Fills the whole arena with NaN (as f32 and as bf16 pairs), or with `word` (a byte pattern no quantized output
+   * takes): tests check that every output element was written.
+   */
+  poison(word = 0x7fc07fc0): void {
+    this.drv.fill32(this.base, word, this.capacity / 4);
   }
 
   get capacityBytes(): number {

@@ -17,11 +17,10 @@ import {
 } from './quant-tensor.ts';
 import { SideStream } from './side-stream.ts';
 import { type CudaTensor, cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
+import { allocQuantizedX, type QuantizedX, type XForm } from './x-form.ts';
 
 /** Warps per block of quant_gemv: one output feature each. */
 const GEMV_WARPS = 8;
-/** Bytes of a q8_scale (kernels/q8_act.cuh): d and two level sums. */
-const Q8_SCALE_BYTES = 8;
 /** The largest grid y the driver launches. */
 const MAX_GRID_Y = 65535;
 
@@ -65,6 +64,11 @@ export class QuantLinear {
     private readonly ctx: CudaContext,
     private readonly lt: CublasLt,
   ) {}
+
+  /** The form the linear reads `rows` rows of x in: q8 on the integer decode GEMV, else x itself (null). */
+  inputForm(rows: number): XForm | null {
+    return quantLinearPath(rows) === 'gemv' && quantGemvRoute(this.ctx.dtype) === 'q8' ? 'q8' : null;
+  }
 
   get scratchBytes(): number {
     return this.scratchSize;
@@ -168,7 +172,7 @@ export class QuantLinear {
         ldy: w.shape[0],
       };
       const defines = { QTYPE: QTYPE[p.type] };
-      if (q8) this.ctx.kernel(QUANT_GEMV_Q8[tmax], defines).launch(grid, block, { ...common, ...q8 });
+      if (q8) this.ctx.kernel(QUANT_GEMV_Q8[tmax], defines).launch(grid, block, { ...common, xq: q8.xq, xs: q8.xs });
       else this.ctx.kernel(QUANT_GEMV[tmax], defines).launch(grid, block, { ...common, x: x.ptr });
     });
   }
@@ -208,12 +212,14 @@ export class QuantLinear {
 }
 
 /**
- * x [T, k] quantized to 8 bits per 32 values in the step arena (kernels/q8_act.cuh's layout): the levels at `xq`, the
- * scales at `xs`.
+ * x [T, k] quantized to 8 bits per 32 values (kernels/q8_act.cuh's layout): the levels at `xq`, the scales at `xs`.
+ * Those its producer wrote beside it (an RMSNorm told it feeds this linear, bit for bit these), else quantized now
+ * into the step arena.
  */
-export function quantizeActivations(ctx: CudaContext, x: CudaTensor): { xq: DevPtr; xs: DevPtr } {
+export function quantizeActivations(ctx: CudaContext, x: CudaTensor): QuantizedX {
+  if (x.quantized?.form === 'q8') return x.quantized;
   const [T, k] = rowsCols(x);
-  const q = { xq: ctx.arena.alloc(T * k), xs: ctx.arena.alloc((T * k * Q8_SCALE_BYTES) / 32) };
+  const q = allocQuantizedX(ctx, 'q8', T, k);
   quantizeActivationsInto(ctx, x.ptr, T * k, q);
   return q;
 }

@@ -2,17 +2,23 @@ import { encodeAs } from '../../primitives/float-bits.ts';
 import { toFloat32 } from '../../primitives/host-tensor.ts';
 import type { DType, HostTensor, Tensor } from '../backend.ts';
 import type { DevPtr } from './driver.ts';
+import type { QuantizedX } from './x-form.ts';
 
 export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f16: 2, bf16: 2 };
 /** The `PAGODA_DTYPE` define the kernels are compiled with for each storage type. */
 export const DTYPE_DEFINE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2 };
 
-/** A row-major tensor in device memory (weights, KV cache, or a slice of the step's activation arena). */
+/**
+ * A row-major tensor in device memory (weights, KV cache, or a slice of the step's activation arena). `quantized`:
+ * the same values in the form the linear layer it feeds reads them, written beside them by the op that made them
+ * (an RMSNorm told what it feeds), so that linear skips its own quantizing pass.
+ */
 export class CudaTensor implements Tensor {
   constructor(
     readonly shape: readonly number[],
     readonly dtype: DType,
     readonly ptr: DevPtr,
+    readonly quantized?: QuantizedX,
   ) {}
 
   get numel(): number {
@@ -27,6 +33,13 @@ export class CudaTensor implements Tensor {
 export function cuda(t: Tensor): CudaTensor {
   if (!(t instanceof CudaTensor)) throw new Error('tensor does not belong to the CUDA backend');
   return t;
+}
+
+/** The same elements under another shape (no quantized copy: its groups follow the old rows). */
+export function viewOf(c: CudaTensor, shape: readonly number[]): CudaTensor {
+  const n = shape.reduce((a, d) => a * d, 1);
+  if (n !== c.numel) throw new Error(`view: [${c.shape}] has ${c.numel} elements, [${shape}] has ${n}`);
+  return new CudaTensor([...shape], c.dtype, c.ptr);
 }
 
 /** `[rows, cols]` of a tensor seen as a matrix over its last dimension. */

@@ -149,11 +149,13 @@ export class ParallelBackend implements Backend {
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
     return this.each((b, r) => b.linear(at(x, r), at(weight, r), bias && at(bias, r)));
   }
-  rmsNorm(x: Tensor, weight: Tensor, eps: number, weightOffset?: number): Tensor {
-    return this.each((b, r) => b.rmsNorm(at(x, r), at(weight, r), eps, weightOffset));
+  rmsNorm(x: Tensor, weight: Tensor, eps: number, weightOffset?: number, feeds?: Tensor): Tensor {
+    return this.each((b, r) => b.rmsNorm(at(x, r), at(weight, r), eps, weightOffset, feeds && at(feeds, r)));
   }
-  addRmsNorm(x: Tensor, residual: Tensor, weight: Tensor, eps: number, weightOffset?: number) {
-    const outs = this.ranks.map((b, r) => b.addRmsNorm(at(x, r), at(residual, r), at(weight, r), eps, weightOffset));
+  addRmsNorm(x: Tensor, residual: Tensor, weight: Tensor, eps: number, weightOffset?: number, feeds?: Tensor) {
+    const outs = this.ranks.map((b, r) =>
+      b.addRmsNorm(at(x, r), at(residual, r), at(weight, r), eps, weightOffset, feeds && at(feeds, r)),
+    );
     return { out: new RankTensors(outs.map((o) => o.out)), residual: new RankTensors(outs.map((o) => o.residual)) };
   }
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {

@@ -6,7 +6,7 @@
 // feature's scales, plus bias (null: none), rounded once to T.
 // Needs cols to be a multiple of 16 (16 codes per 16-byte store, 8 outputs per thread; the launcher checks).
 #include "common.cuh"
-#include "e4m3.cuh"
+#include "fp8_rows.cuh"
 
 extern "C" __global__ void fp8_quantize_rows(unsigned char* __restrict__ codes, float* __restrict__ scales,
                                              const T* __restrict__ x, int cols) {
@@ -16,7 +16,7 @@ extern "C" __global__ void fp8_quantize_rows(unsigned char* __restrict__ codes, 
   float amax = 0.f;
   for (int j = threadIdx.x; j < cols; j += blockDim.x) amax = fmaxf(amax, fabsf(to_f(xr[j])));
   amax = block_max(amax);
-  const float scale = amax > 0.f ? __fdiv_rn(amax, 448.f) : 1.f;
+  const float scale = e4m3_row_scale(amax);
   if (threadIdx.x == 0) scales[row] = scale;
   uint4* out = reinterpret_cast<uint4*>(codes + row * cols);
   for (int v = threadIdx.x; v < cols / 16; v += blockDim.x) {
@@ -26,8 +26,7 @@ extern "C" __global__ void fp8_quantize_rows(unsigned char* __restrict__ codes, 
       unsigned word = 0;
 #pragma unroll
       for (int b = 0; b < 4; b++) {
-        const float q = __fdiv_rn(to_f(xr[v * 16 + w * 4 + b]), scale);
-        word |= (unsigned)e4m3_bits(q) << (8 * b);
+        word |= (unsigned)e4m3_code(to_f(xr[v * 16 + w * 4 + b]), scale) << (8 * b);
       }
       words[w] = word;
     }

@@ -1,5 +1,7 @@
 // Row normalizations, one block per row, float accumulation.
 #include "common.cuh"
+#include "fp8_rows.cuh"
+#include "q8_act.cuh"
 
 // Each thread keeps its first PER elements in registers, all loaded before any is used (one memory latency per
 // pass, not one per element: these run on a single row per decode step); rows wider than PER x blockDim go round
@@ -13,8 +15,62 @@
 #endif
 #define WEIGHT(i) (W_OFFSET + to_f(w[i]))
 
+// XQ: the RMSNorms also write their output as the next linear reads it, quantized from the ROUNDED output values,
+// so bit for bit what the linear's own quantizing launch would write from the output (src/backend/cuda/x-form.ts):
+// 1 = 8 bits per 32 values for the integer GEMV (q8_act.cuh's layout: levels xq, q8_scale records xs; hidden a
+// multiple of 32, so at each step a warp's lanes hold one group's values and branch alike), 2 = e4m3 codes xq with a
+// float scale per row xs (fp8_quantize_rows's). 0: xq and xs are not touched.
+#ifndef XQ
+#define XQ 0
+#endif
+
+// out[at] = y rounded to T; returns the rounded value (XQ 1: quantized with the warp's other lanes' values).
+__device__ __forceinline__ float store_normed(T* __restrict__ out, long long at, float y, void* __restrict__ xq,
+                                              void* __restrict__ xs) {
+  const T r = from_f(y);
+  out[at] = r;
+  const float f = to_f(r);
+#if XQ == 1
+  q8_quantize_lane(f, static_cast<signed char*>(xq) + at, static_cast<q8_scale*>(xs) + (at >> 5));
+#endif
+  return f;
+}
+
+// Row `row`'s output: v · inv · WEIGHT rounded to T, v being the thread's first PER values (strided by blockDim.x)
+// and `tail` holding the rest. XQ 2 then takes the row's largest rounded magnitude (fmaxf: NaNs skipped, as
+// fp8_quantize_rows does) and writes the codes from the rounded values (v's, then the tail's read back from out).
+template <typename S>
+__device__ __forceinline__ void store_row(T* __restrict__ out, const S* tail, long long row, int hidden,
+                                          float (&v)[PER], float inv, const T* __restrict__ w, void* __restrict__ xq,
+                                          void* __restrict__ xs) {
+  const long long base = row * hidden;
+  const int stride = blockDim.x;
+  float amax = 0.f;
+#pragma unroll
+  for (int j = 0; j < PER; j++) {
+    const int i = threadIdx.x + j * stride;
+    if (i < hidden) {
+      v[j] = store_normed(out, base + i, v[j] * inv * WEIGHT(i), xq, xs);
+      amax = fmaxf(amax, fabsf(v[j]));
+    }
+  }
+  for (int i = threadIdx.x + PER * stride; i < hidden; i += stride)
+    amax = fmaxf(amax, fabsf(store_normed(out, base + i, as_f(tail[base + i]) * inv * WEIGHT(i), xq, xs)));
+#if XQ == 2
+  const float scale = e4m3_row_scale(block_max(amax));
+  unsigned char* codes = static_cast<unsigned char*>(xq) + base;
+  if (threadIdx.x == 0) static_cast<float*>(xs)[row] = scale;
+#pragma unroll
+  for (int j = 0; j < PER; j++) {
+    const int i = threadIdx.x + j * stride;
+    if (i < hidden) codes[i] = e4m3_code(v[j], scale);
+  }
+  for (int i = threadIdx.x + PER * stride; i < hidden; i += stride) codes[i] = e4m3_code(to_f(out[base + i]), scale);
+#endif
+}
+
 extern "C" __global__ void rms_norm(T* __restrict__ out, const T* __restrict__ x, const T* __restrict__ w, float eps,
-                                    int hidden) {
+                                    int hidden, void* __restrict__ xq, void* __restrict__ xs) {
   PDL_ENTER();
   const long long base = (long long)blockIdx.x * hidden;
   const int stride = blockDim.x;
@@ -32,13 +88,7 @@ extern "C" __global__ void rms_norm(T* __restrict__ out, const T* __restrict__ x
     ss += a * a;
   }
   const float inv = rsqrtf(block_sum(ss) / hidden + eps);
-#pragma unroll
-  for (int j = 0; j < PER; j++) {
-    const int i = threadIdx.x + j * stride;
-    if (i < hidden) out[base + i] = from_f(v[j] * inv * WEIGHT(i));
-  }
-  for (int i = threadIdx.x + PER * stride; i < hidden; i += stride)
-    out[base + i] = from_f(to_f(x[base + i]) * inv * WEIGHT(i));
+  store_row(out, x, blockIdx.x, hidden, v, inv, w, xq, xs);
 }
 
 // residual_out = x + residual, out = rms_norm(residual_out). The residual stream is kept in float so the layers'
@@ -54,7 +104,8 @@ typedef T RIn;
 
 extern "C" __global__ void add_rms_norm(T* __restrict__ out, float* __restrict__ residual_out,
                                         const T* __restrict__ x, const RIn* __restrict__ residual,
-                                        const T* __restrict__ w, float eps, int hidden) {
+                                        const T* __restrict__ w, float eps, int hidden, void* __restrict__ xq,
+                                        void* __restrict__ xs) {
   PDL_ENTER();
   const long long base = (long long)blockIdx.x * hidden;
   const int stride = blockDim.x;
@@ -77,14 +128,7 @@ extern "C" __global__ void add_rms_norm(T* __restrict__ out, float* __restrict__
     ss += r * r;
   }
   const float inv = rsqrtf(block_sum(ss) / hidden + eps);
-#pragma unroll
-  for (int j = 0; j < PER; j++) {
-    const int i = threadIdx.x + j * stride;
-    if (i < hidden) out[base + i] = from_f(v[j] * inv * WEIGHT(i));
-  }
-  for (int i = threadIdx.x + PER * stride; i < hidden; i += stride) {
-    out[base + i] = from_f(residual_out[base + i] * inv * WEIGHT(i));
-  }
+  store_row(out, residual_out, blockIdx.x, hidden, v, inv, w, xq, xs);
 }
 
 extern "C" __global__ void layer_norm(T* __restrict__ out, const T* __restrict__ x, const T* __restrict__ w,

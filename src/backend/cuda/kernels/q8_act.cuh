@@ -1,4 +1,5 @@
-// Activations quantized to 8 bits for the integer GEMV (quant_act.cu writes them, quant_groups.cuh reads them): per
+// Activations quantized to 8 bits for the integer GEMV (quant_act.cu writes them, or the RMSNorm before the linear,
+// norm.cu; quant_groups.cuh reads them): per
 // 32 values, levels round(x / d) with d = amax / 127 kept in float, and the sums of each 16 levels (what the
 // weights' mins multiply). The levels of a [rows, k] input lie in a [rows, k] int8 array, the scales in a
 // [rows, k / 32] array of q8_scale. The arithmetic is src/backend/cpu/quant-act.ts's (quantizeQ8Groups, the CPU
@@ -22,12 +23,24 @@ __device__ __forceinline__ void load8(const T* __restrict__ p, float (&f)[8]) {
 #endif
 }
 
-// Chunk c (values 8c .. 8c + 7) of x quantized by a lane; the 4 lanes of a group (lanes 4i .. 4i + 3, chunks
-// 4g .. 4g + 3) share its amax, and the first writes its scale. Every lane of the warp calls it (shuffles); one
-// with `store` false (past the end, quantizing a valid chunk) writes nothing.
 // The larger of a and b, NaN if either is (fmaxf returns the other operand).
 __device__ __forceinline__ float q8_max(float a, float b) { return a > b || a != a ? a : b; }
 
+// A group's scale d from its largest magnitude, kept in float.
+__device__ __forceinline__ float q8_d(float amax) { return __fdiv_rn(amax, 127.f); }
+
+// The reciprocal levels are taken with: 0 for a d below float's smallest normal number or NaN (false for NaN too).
+__device__ __forceinline__ float q8_inverse(float d) { return d >= 1.17549435e-38f ? __fdiv_rn(1.f, d) : 0.f; }
+
+// A value's level, rounded half away from zero; a NaN value's level converts to 0.
+__device__ __forceinline__ int q8_level(float v, float id) { return (int)roundf(__fmul_rn(v, id)); }
+
+// A group's scale record: d and the level sums of its values 0..15 (low) and 16..31 (high) as two int16.
+__device__ __forceinline__ q8_scale q8_record(float d, int low, int high) { return {d, (low & 0xFFFF) | (high << 16)}; }
+
+// Chunk c (values 8c .. 8c + 7) of x quantized by a lane; the 4 lanes of a group (lanes 4i .. 4i + 3, chunks
+// 4g .. 4g + 3) share its amax, and the first writes its scale. Every lane of the warp calls it (shuffles); one
+// with `store` false (past the end, quantizing a valid chunk) writes nothing.
 __device__ __forceinline__ void q8_quantize_chunk(const T* __restrict__ x, long long c, signed char* q, q8_scale* s,
                                                   bool store) {
   float v[8];
@@ -37,14 +50,13 @@ __device__ __forceinline__ void q8_quantize_chunk(const T* __restrict__ x, long 
   for (int i = 0; i < 8; i++) amax = q8_max(amax, fabsf(v[i]));
   amax = q8_max(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
   amax = q8_max(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
-  const float d = __fdiv_rn(amax, 127.f);
-  // False for NaN too; a NaN value's level converts to 0.
-  const float id = d >= 1.17549435e-38f ? __fdiv_rn(1.f, d) : 0.f;
+  const float d = q8_d(amax);
+  const float id = q8_inverse(d);
   unsigned w[2] = {0u, 0u};
   int sum = 0;
 #pragma unroll
   for (int i = 0; i < 8; i++) {
-    const int level = (int)roundf(__fmul_rn(v[i], id));
+    const int level = q8_level(v[i], id);
     sum += level;
     w[i >> 2] |= (unsigned)(level & 0xFF) << (8 * (i & 3));
   }
@@ -52,5 +64,22 @@ __device__ __forceinline__ void q8_quantize_chunk(const T* __restrict__ x, long 
   // Lanes 4i, 4i + 1 hold values 0..15 of the group, 4i + 2, 4i + 3 values 16..31.
   sum += __shfl_xor_sync(0xffffffffu, sum, 1);
   const int high = __shfl_down_sync(0xffffffffu, sum, 2);
-  if (store && (c & 3) == 0) s[c >> 2] = {d, (sum & 0xFFFF) | (high << 16)};
+  if (store && (c & 3) == 0) s[c >> 2] = q8_record(d, sum, high);
+}
+
+// One 32-value group quantized by a whole warp, lane l holding value l (a producer that keeps its values strided
+// by warps, as the RMSNorms do): the same arithmetic as q8_quantize_chunk, so the same bits. Lane l writes level
+// *q, lane 0 the group's scale record *s.
+__device__ __forceinline__ void q8_quantize_lane(float v, signed char* q, q8_scale* s) {
+  float amax = fabsf(v);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) amax = q8_max(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  const float d = q8_d(amax);
+  const int level = q8_level(v, q8_inverse(d));
+  *q = (signed char)level;
+  int sum = level;
+#pragma unroll
+  for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  const int high = __shfl_down_sync(0xffffffffu, sum, 16);
+  if ((threadIdx.x & 31) == 0) *s = q8_record(d, sum, high);
 }
