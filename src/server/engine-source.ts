@@ -16,7 +16,8 @@ import type { Manifest, ParameterValue } from '../store/manifest.ts';
 import { resolveModel } from '../store/resolve.ts';
 import { summarizeSafetensors } from '../store/safetensors-summary.ts';
 import type { ServeConfig } from './config.ts';
-import type { LoadedModel, ModelEntry, ModelInfo, ModelSource } from './models.ts';
+import type { ModelInfo } from './model-info.ts';
+import type { LoadedModel, ModelEntry, ModelSource } from './models.ts';
 
 const BYTES_PER_WEIGHT: Record<string, number> = { float32: 4, float16: 2, bfloat16: 2 };
 

@@ -2,11 +2,11 @@ import { basename } from 'node:path';
 import type { EngineApi } from '../engine/types.ts';
 import type { ChatMessage, ChatRenderOptions } from '../loader/chat-template.ts';
 import type { TextTokenizer } from '../loader/tokenizer.ts';
-import type { ModelTask } from '../models/pooling-load.ts';
 import type { PoolingTask } from '../models/pooling-model.ts';
 import type { PoolingInput } from '../runner/pooling-batch.ts';
-import type { Manifest, ParameterValue } from '../store/manifest.ts';
+import type { Manifest } from '../store/manifest.ts';
 import { ApiError } from './errors.ts';
+import type { ModelInfo } from './model-info.ts';
 
 export type { ChatMessage, ChatRenderOptions };
 
@@ -17,35 +17,6 @@ export interface ChatTemplate {
   /** True for a stored model's Go template: like Ollama, it leaves BOS to the tokenizer (Jinja writes its own). */
   readonly addSpecialTokens?: boolean;
   render(messages: readonly ChatMessage[], opts: ChatRenderOptions): string;
-}
-
-/** What /api/tags, /api/show and /v1/models tell about a model without loading it. */
-export interface ModelInfo {
-  architecture: string;
-  family: string;
-  /** 'safetensors' | 'gguf' | 'demo'. */
-  format: string;
-  parameterCount: number;
-  /** Weight dtype as stored, e.g. 'float32', 'bfloat16'. */
-  quantization: string;
-  sizeBytes: number;
-  modifiedAt: Date;
-  /** The model's own maximum sequence length. */
-  maxContextLength: number;
-  /** config.json as shipped, for /api/show's model_info. */
-  config: Record<string, unknown>;
-  /** A GGUF file's own metadata, which /api/show's model_info gives as it is (Ollama's keys). */
-  ggufMetadata?: Record<string, unknown>;
-  chatTemplate: string | null;
-  /** A stored model's Modelfile layers (system prompt, Go template, parameters, license); absent for folders. */
-  manifest?: Manifest | null;
-  /**
-   * The model's request defaults under Ollama's names, as /api/show's `parameters` lists them: generation_config.json's
-   * sampling values beneath the Modelfile's PARAMETERs. Absent: the Modelfile's alone.
-   */
-  parameters?: Record<string, ParameterValue>;
-  /** What the model serves (default 'generate'): text, embeddings ('embed') or rerank scores ('score'). */
-  task?: ModelTask;
 }
 
 /** What the embedding and rerank routes need of an embedding or reranking model. */

@@ -14,7 +14,8 @@ import type {
   TokenLogprob,
 } from '../../src/engine/types.ts';
 import type { TextTokenizer } from '../../src/loader/tokenizer.ts';
-import type { ChatTemplate, LoadedModel, ModelEntry, ModelInfo, ModelSource } from '../../src/server/models.ts';
+import type { ModelInfo } from '../../src/server/model-info.ts';
+import type { ChatTemplate, LoadedModel, ModelEntry, ModelSource } from '../../src/server/models.ts';
 
 const TEXT = 'the quick brown fox jumps over the lazy dog. ';
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Ollama } from 'ollama';
-import type { ModelEntry, ModelInfo } from '../../src/server/models.ts';
+import type { ModelInfo } from '../../src/server/model-info.ts';
+import type { ModelEntry } from '../../src/server/models.ts';
 import { FakeSource } from './fake-engine.ts';
 import { startTestServer, type TestServer } from './harness.ts';
 
