@@ -4,6 +4,7 @@ import type { HostTensor } from '../../src/backend/backend.ts';
 import { fp8Bytes, fp8Fits, storesFp8 } from '../../src/backend/cuda/fp8.ts';
 import { FP8_GEMV_MAX_ROWS, fp8GemvBlocks, fp8GemvDefines, fp8GemvRule } from '../../src/backend/cuda/fp8-gemv.ts';
 import { fp8Path } from '../../src/backend/cuda/fp8-linear.ts';
+import { versionAtLeast } from '../../src/backend/cuda/nvrtc.ts';
 
 test('a matrix is FP8 on CUDA only when both sides are multiples of 16 (cuBLASLt FP8 layouts, 16-byte GEMV loads)', () => {
   assert.equal(fp8Fits([4096, 14336]), true);
@@ -65,4 +66,11 @@ test('FP8 where asked (quantize) or stored (f8_e4m3), never for a transposed wei
   assert.equal(storesFp8(t('bf16', [64, 64])), false, 'not asked');
   assert.equal(storesFp8(t('bf16', [64, 64]), { quantize: 'fp8', transpose: true }), false, "GPT-2's Conv1D");
   assert.equal(storesFp8(t('f8_e4m3', [64, 172])), false, 'dequantized instead');
+});
+
+test('the FP8 GEMV needs NVRTC 12.4 or later (its e4m3 mma is PTX ISA 8.4); an unparsable version counts as older', () => {
+  assert.deepEqual(
+    ['12.1', '12.3', '12.4', '12.9', '13.0', 'fake'].map((v) => versionAtLeast(v, 12, 4)),
+    [false, false, true, true, true, false],
+  );
 });

@@ -217,7 +217,7 @@ describe('CUDA FP8 weights', () => {
         const bv = rounded(randomValues(2 * M, seed++, 0.5), dtype);
         const bias = g.loadWeight(host('b', [2 * M], bv, dtype));
         for (const T of [1, 2, 5, 8]) {
-          assert.equal(fp8Path(T, g.linears.gemv), 'gemv');
+          assert.equal(fp8Path(T, g.linears.fp8Gemv), 'gemv');
           // Tokens of different magnitudes: each takes its own scale.
           const xv = rounded(
             randomValues(T * K, seed++, 1).map((v, i) => v * 10 ** ((Math.floor(i / K) % 4) - 2)),
@@ -300,7 +300,7 @@ describe('CUDA FP8 weights', () => {
             [5, false],
           ] as const) {
             g.linears.gemv = gemv;
-            assert.equal(fp8Path(T, gemv), 'gemm');
+            assert.equal(fp8Path(T, g.linears.fp8Gemv), 'gemm');
             const how = inCublas && g.linears.lt.hasFp8Scaled(T, M, K, dtype) ? 'cuBLASLt scales' : 'epilogue';
             if (inCublas) t.diagnostic(`${dtype} ${T} rows: ${how}`);
             // Tokens of different magnitudes: each takes its own scale.

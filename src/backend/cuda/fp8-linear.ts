@@ -29,7 +29,7 @@ export function fp8Linear(linear: CudaLinear, x: Tensor, w: Fp8CudaTensor, bias?
   const out = ctx.empty([T, m]);
   if (T === 0) return out;
   const b = bias && cuda(bias).ptr;
-  if (fp8Path(T, linear.gemv) === 'gemv') {
+  if (fp8Path(T, linear.fp8Gemv) === 'gemv') {
     fp8GemvInto(ctx, out.ptr, fp8Activations(ctx, xt), w, T, m, n, { bias: b });
     return out;
   }
@@ -49,7 +49,7 @@ export function fp8LinearActMul(
   const xt = ctx.own(x);
   const [T, n] = rowsCols(xt);
   const [m2, wn] = w.shape;
-  if (T === 0 || fp8Path(T, linear.gemv) === 'gemm') return actMul(ctx, fp8Linear(linear, x, w, bias), act);
+  if (T === 0 || fp8Path(T, linear.fp8Gemv) === 'gemm') return actMul(ctx, fp8Linear(linear, x, w, bias), act);
   if (wn !== n) throw new Error(`linearActMul: input has ${n} features, FP8 weight is [${w.shape}]`);
   const out = ctx.empty([T, m2 / 2]);
   const gemv = { gated: true, act, bias: bias && cuda(bias).ptr };

@@ -17,6 +17,7 @@ import {
   readGemvTable,
 } from './gemv-config.ts';
 import { declareKernel, type Kernel } from './kernel.ts';
+import { versionAtLeast } from './nvrtc.ts';
 import { QuantLinear } from './quant-linear.ts';
 import { QuantCudaTensor } from './quant-tensor.ts';
 import { cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
@@ -69,11 +70,19 @@ export class CudaLinear {
 
   /** Linear layers over GGUF blocks (kernels/quant.cu), with their dequantization scratch. */
   readonly quant: QuantLinear;
+  /** NVRTC compiles the FP8 GEMV's e4m3 mma (PTX ISA 8.4: CUDA 12.4 on); before that FP8 weights take the GEMM. */
+  private readonly fp8GemvBuilds: boolean;
 
   constructor(readonly ctx: CudaContext) {
     this.lt = new CublasLt(ctx.drv, ctx.settings.cudaRoots);
     this.gemv = ctx.settings.gemv;
     this.quant = new QuantLinear(ctx, this.lt);
+    this.fp8GemvBuilds = versionAtLeast(ctx.mods.nvrtc.version, 12, 4);
+  }
+
+  /** FP8 weights' decode rows take kernels/fp8_gemv.cu (fp8-linear.ts fp8Path). */
+  get fp8Gemv(): boolean {
+    return this.gemv && this.fp8GemvBuilds;
   }
 
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {

@@ -38,6 +38,12 @@ export function compilerKey(compiler: Pick<KernelCompiler, 'version'>): string {
   return `nvrtc ${compiler.version}`;
 }
 
+/** Whether a compiler version ("major.minor") is at least major.minor (an unparsable one: no). */
+export function versionAtLeast(version: string, major: number, minor: number): boolean {
+  const [a, b] = version.split('.').map(Number);
+  return a! > major || (a === major && b! >= minor);
+}
+
 /** NVRTC (libnvrtc.so.13, else .12) with an on-disk cubin cache. */
 export class Nvrtc implements KernelCompiler {
   private readonly api: ReturnType<typeof bindNvrtc>;
