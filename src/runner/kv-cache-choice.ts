@@ -54,3 +54,40 @@ export function kvCacheQuant(
 export function kvBytesPerValue(quant: KvQuant | undefined, device: 'cpu' | 'cuda'): number {
   return quant ? KV_QUANT_BYTES[quant] : device === 'cpu' ? 4 : 2;
 }
+
+const DEFAULT_CPU_KV_BYTES = 256 * 2 ** 20;
+
+/**
+ * KV blocks of `blockBytes` for a backend the runner made or was given (not a GPU it sized itself): `kvCacheMemory` bytes, else no more than every sequence at full length could
+ * use, up to 256 MiB; logs the size (and a quantized cache's gain in tokens). None fitting is a user error.
+ */
+export function cpuKvBlocks(
+  blockBytes: number,
+  o: {
+    blockSize: number;
+    maxNumSeqs: number;
+    maxModelLen: number;
+    kvQuant: KvQuant | undefined;
+    device: 'cpu' | 'cuda';
+  },
+  kvCacheMemory: number | undefined,
+  log: (line: string) => void,
+): number {
+  const useful = o.maxNumSeqs * Math.ceil(o.maxModelLen / o.blockSize) * blockBytes;
+  const bytes = kvCacheMemory ?? Math.min(DEFAULT_CPU_KV_BYTES, useful);
+  const numBlocks = Math.floor(bytes / blockBytes);
+  if (numBlocks < 1) {
+    throw new UserError(
+      `KV cache memory of ${bytes} bytes holds no block (one block of ${o.blockSize} tokens takes ${blockBytes} bytes)`,
+    );
+  }
+  // A quantized cache holds more tokens in the same memory: say how many times an f32 cache's.
+  const gain = o.kvQuant
+    ? ` (${o.kvQuant}: ${(4 / kvBytesPerValue(o.kvQuant, o.device)).toFixed(2)}x an f32 cache's tokens)`
+    : '';
+  log(
+    `KV cache: ${numBlocks} blocks of ${o.blockSize} tokens (${((numBlocks * blockBytes) / 2 ** 20).toFixed(1)} MiB), ` +
+      `up to ${numBlocks * o.blockSize} concurrent tokens${gain}`,
+  );
+  return numBlocks;
+}

@@ -26,7 +26,7 @@ import { type PromptTemplate, storedChatTemplate } from '../store/model-prompt.t
 import { resolveModel } from '../store/resolve.ts';
 import { UserError } from '../util/errors.ts';
 import { fp8Refusal, loadCudaModel } from './cuda-setup.ts';
-import { kvBytesPerValue, kvCacheDtype, kvCacheQuant } from './kv-cache-choice.ts';
+import { cpuKvBlocks, kvBytesPerValue, kvCacheDtype, kvCacheQuant } from './kv-cache-choice.ts';
 import { kvBlockBytes, ModelRunner } from './model-runner.ts';
 import { checkTensorParallelLoad, cpuBackend } from './tensor-parallel.ts';
 
@@ -129,8 +129,6 @@ export interface PreparedModel {
   /** A stored model's manifest (Modelfile parameters, system prompt, template); null for folders and cache repos. */
   manifest: Manifest | null;
 }
-
-const DEFAULT_CPU_KV_BYTES = 256 * 2 ** 20;
 
 /**
  * True when `arg` names a model rather than being a prompt: the demo model, a folder, a GGUF file, or a stored or
@@ -242,24 +240,13 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
         if (ranks > 1)
           log(`tensor parallel: ${ranks} ranks simulated on the CPU, each with its own KV cache of the size below`);
         const blockBytes = kvBlockBytes(m, blockSize, kvBytesPerValue(kvQuant, device));
-        // Without an explicit size, take no more than every sequence at full length could use.
-        const useful = maxNumSeqs * Math.ceil(maxModelLen / blockSize) * blockBytes;
-        const bytes = options.kvCacheMemory ?? Math.min(DEFAULT_CPU_KV_BYTES, useful);
-        numBlocks = Math.floor(bytes / blockBytes);
-        kvCacheBytes = numBlocks * blockBytes * ranks;
-        if (numBlocks < 1) {
-          throw new UserError(
-            `KV cache memory of ${bytes} bytes holds no block (one block of ${blockSize} tokens takes ${blockBytes} bytes)`,
-          );
-        }
-        // A quantized cache holds more tokens in the same memory: say how many times an f32 cache's.
-        const gain = kvQuant
-          ? ` (${kvQuant}: ${(4 / kvBytesPerValue(kvQuant, device)).toFixed(2)}x an f32 cache's tokens)`
-          : '';
-        log(
-          `KV cache: ${numBlocks} blocks of ${blockSize} tokens (${((numBlocks * blockBytes) / 2 ** 20).toFixed(1)} MiB), ` +
-            `up to ${numBlocks * blockSize} concurrent tokens${gain}`,
+        numBlocks = cpuKvBlocks(
+          blockBytes,
+          { blockSize, maxNumSeqs, maxModelLen, kvQuant, device },
+          options.kvCacheMemory,
+          log,
         );
+        kvCacheBytes = numBlocks * blockBytes * ranks;
       }
       if (quantization) log(`weights: quantized to ${quantization.name} at load${dummy ? ' (random blocks)' : ''}`);
       if (options.kvCompression) checkKvCompression(m, maxModelLen, kvQuant);
