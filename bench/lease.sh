@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # A whole device lease (about 30 minutes) in calls of at most 9.5 minutes, most important first: every GPU test
-# (the quantized weights, FP8 weights, quantized KV cache, upload ring, compile pool, overlapped pooling steps and
-# head sizes 80/96 have never run on a GPU), then each open issue's GPU targets with their baselines. Each part
+# (the FP8 GEMV on tensor cores, the norms' quantized copies, the NCCL one-rank path and the pipelined sm_90a builds
+# have never run on a GPU), then each open issue's GPU targets with their baselines. Each part
 # stops its stages at its own deadline and packs what it has: $OUT/logs.tgz (one folder per stage) and
 # $OUT/RESULTS.md (bench/RESULTS.md with the rows the stages appended).
 # Before the lease, here: `../shared/device/prepare`. A call's tree (tracked files, about 23 MB, plus what it carries)
 # must stay under 64 MiB and .device takes 34, so the shared fixtures go in small sets: .fixtures with
 # models/stories260K, gguf/stories260K.gguf and gguf/ggml-vocab-gpt-2.gguf (4 MB; the other tiny models are
-# committed) for parts 1-3; tokenizers/llama2 instead of the GGUFs for part 4; and the uncommitted tiny-llama-256 and
+# committed) for parts 1-4; tokenizers/llama2 instead of the GGUFs for part 5; and the uncommitted tiny-llama-256 and
 # tiny-qwen2-256 (15 MB, in .fixtures-256/models) in a call of their own that carries only them, on the still-warm
 # machine, copies them into .fixtures/models and runs test/gpu/cuda-models, cuda-quantized-models and fp8-weights
 # again (part 1 skips what needs them). The device keeps ignored paths between calls only if .gitignore names them
 # (.device, .fixtures, .fixtures-256 are): a folder excluded some other way is gone at the next call. Each call:
 # carry [".device", ".fixtures"] and run
 #   source .device/env.sh; export PAGODA_FIXTURES=$PWD/.fixtures; bench/lease.sh 1      (then 2, 3, 4, 5)
-# Call N+1 right after call N returns: an idle machine goes back after about 30 s, and a fresh one costs its start.
+# Call N+1 right after call N returns (have its command written before): an idle machine goes back after about 30 s,
+# a fresh one costs its start, and a refused start costs 90-180 s of the lease.
 set -uo pipefail
 OUT=${OUT:-/tmp/pagoda-out}
 L=$OUT/logs
