@@ -24,7 +24,7 @@ import {
   fp8GemvLauncher,
   fp8GemvRule,
 } from '../src/backend/cuda/fp8-gemv.ts';
-import { streamMillis } from '../src/backend/cuda/stream-event.ts';
+import { rotatedLaunchMicros } from '../src/backend/cuda/stream-event.ts';
 import { CudaTensor, DTYPE_DEFINE } from '../src/backend/cuda/tensor.ts';
 import { settingsFromEnv } from '../src/cli/settings.ts';
 import { relL2 } from '../test/helpers/gpu.ts';
@@ -88,19 +88,8 @@ const xs = drv.alloc(maxT * 4);
 const y = drv.alloc(maxT * maxN * 2);
 const ref = drv.alloc(maxT * maxN * 2);
 
-/** Microseconds per launch of `body` over the rotated weights (best of two passes of 4 rounds). */
-function time(n: number, body: (i: number) => void): number {
-  const reps = 4 * n;
-  for (let i = 0; i < n; i++) body(i);
-  let best = Number.POSITIVE_INFINITY;
-  for (let pass = 0; pass < 2; pass++) {
-    const ms = streamMillis(drv, () => {
-      for (let i = 0; i < reps; i++) body(i % n);
-    });
-    best = Math.min(best, (ms * 1000) / reps);
-  }
-  return best;
-}
+/** Microseconds per launch of `body` over the rotated weights. */
+const time = (n: number, body: (i: number) => void) => rotatedLaunchMicros(drv, n, body);
 
 const host = (p: DevPtr, n: number) => backend.toHost(new CudaTensor([n], 'bf16', p));
 const r1 = (v: number) => Math.round(v * 10) / 10;

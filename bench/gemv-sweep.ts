@@ -25,7 +25,7 @@ import {
   pickGemvConfig,
   readGemvTable,
 } from '../src/backend/cuda/gemv-config.ts';
-import { streamMillis } from '../src/backend/cuda/stream-event.ts';
+import { rotatedLaunchMicros } from '../src/backend/cuda/stream-event.ts';
 import { CudaTensor } from '../src/backend/cuda/tensor.ts';
 import { settingsFromEnv } from '../src/cli/settings.ts';
 import { relL2 } from '../test/helpers/gpu.ts';
@@ -98,16 +98,7 @@ const wide = drv.alloc(maxT * maxOut * 2);
 
 /** Microseconds per launch of `body` over the rotated weights (best of two passes of 4 rounds). */
 function time(c: Loaded, body: (w: DevPtr, i: number) => void): number {
-  const reps = 4 * c.ws.length;
-  for (let i = 0; i < c.ws.length; i++) body(c.ws[i]!, i);
-  let best = Number.POSITIVE_INFINITY;
-  for (let pass = 0; pass < 2; pass++) {
-    const ms = streamMillis(drv, () => {
-      for (let i = 0; i < reps; i++) body(c.ws[i % c.ws.length]!, i);
-    });
-    best = Math.min(best, (ms * 1000) / reps);
-  }
-  return best;
+  return rotatedLaunchMicros(drv, c.ws.length, (i) => body(c.ws[i]!, i));
 }
 
 const gbs = (c: Loaded, us: number) => c.bytes / (us * 1e3);

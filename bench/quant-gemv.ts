@@ -23,7 +23,7 @@ import type { Defines } from '../src/backend/cuda/modules.ts';
 import { QTYPE, QUANT_ACT_Q8, QUANT_GEMV, QUANT_GEMV_Q8 } from '../src/backend/cuda/quant-kernels.ts';
 import { quantizeActivationsInto } from '../src/backend/cuda/quant-linear.ts';
 import { type QuantCudaPart, type QuantCudaTensor, quantGemvTmax } from '../src/backend/cuda/quant-tensor.ts';
-import { streamMillis } from '../src/backend/cuda/stream-event.ts';
+import { rotatedLaunchMicros } from '../src/backend/cuda/stream-event.ts';
 import { CudaTensor, DTYPE_DEFINE } from '../src/backend/cuda/tensor.ts';
 import { settingsFromEnv } from '../src/cli/settings.ts';
 import type { QuantType } from '../src/primitives/ggml-types.ts';
@@ -108,19 +108,8 @@ const midQ = {
 const midY = drv.alloc(Math.max(...MID_ROWS) * maxM * 2);
 const midLines: string[] = [];
 
-/** Microseconds per launch of `body` over the rotated weights (best of two passes of 4 rounds). */
-function time(n: number, body: (i: number) => void): number {
-  const reps = 4 * n;
-  for (let i = 0; i < n; i++) body(i);
-  let best = Number.POSITIVE_INFINITY;
-  for (let pass = 0; pass < 2; pass++) {
-    const ms = streamMillis(drv, () => {
-      for (let i = 0; i < reps; i++) body(i % n);
-    });
-    best = Math.min(best, (ms * 1000) / reps);
-  }
-  return best;
-}
+/** Microseconds per launch of `body` over the rotated weights. */
+const time = (n: number, body: (i: number) => void) => rotatedLaunchMicros(drv, n, body);
 
 const host = (p: DevPtr, n: number) => backend.toHost(new CudaTensor([n], 'bf16', p));
 const r1 = (v: number) => Math.round(v * 10) / 10;

@@ -12,7 +12,7 @@ import { loadModel } from '../../src/models/load.ts';
 import { prepareModel } from '../../src/runner/load.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { gpuSkip, hostTensor, randomValues } from '../helpers/gpu.ts';
-import { argmax, maxAbsDiff, PagedSession } from '../helpers/paged-session.ts';
+import { maxAbsDiff, PagedSession, twoSequenceGreedy } from '../helpers/paged-session.ts';
 
 const gpu = gpuSkip();
 const devices = gpu ? 0 : CudaDriver.open().info.deviceCount;
@@ -29,24 +29,6 @@ function ncclSkip(): false | string {
 }
 const nccl = ncclSkip();
 const tinyLlama = modelFixture('tiny-llama');
-
-/** Two sequences: a batched prefill of different lengths, then greedy decode steps of both in one batch (graphed). */
-function run(session: PagedSession, steps: number): { logits: Float32Array[]; ids: number[] } {
-  const logits = session.step([
-    { seq: 0, tokens: [1, 17, 230, 5, 99, 42, 7, 300, 11, 64, 3] },
-    { seq: 1, tokens: [1, 400, 8, 250] },
-  ]);
-  const ids = logits.map((l) => argmax(l));
-  for (let s = 0; s < steps; s++) {
-    const next = session.step([
-      { seq: 0, tokens: [ids.at(-2)!] },
-      { seq: 1, tokens: [ids.at(-1)!] },
-    ]);
-    logits.push(...next);
-    ids.push(...next.map((l) => argmax(l)));
-  }
-  return { logits, ids };
-}
 
 /** Elements whose float32 bits differ (NaN-safe). */
 function bitsDiffer(a: Float32Array, b: Float32Array): number {
@@ -105,10 +87,10 @@ for (const name of FIXTURES) {
       skip: nccl || fixture.skip,
     }, () => {
       const plain = new CudaBackend({ dtype });
-      const whole = run(new PagedSession(loadModel(fixture.path, plain)), 6);
+      const whole = twoSequenceGreedy(new PagedSession(loadModel(fixture.path, plain)), 6);
       const rank = new CudaBackend({ dtype });
       const parallel = new ParallelBackend([rank], new NcclCommunicator([rank], Nccl.open([])));
-      const split = run(new PagedSession(loadModel(fixture.path, parallel)), 6);
+      const split = twoSequenceGreedy(new PagedSession(loadModel(fixture.path, parallel)), 6);
       assert.equal(split.logits.length, whole.logits.length);
       whole.logits.forEach((l, i) => {
         const differ = bitsDiffer(l, split.logits[i]!);
@@ -172,8 +154,8 @@ for (const ranks of [2, 4]) {
       const load = (tensorParallelSize: number) =>
         prepareModel(fixture.path, { device: 'cuda', dtype: 'float32', tensorParallelSize, log: () => {} }).runner
           .model;
-      const whole = run(new PagedSession(load(1)), 4);
-      const split = run(new PagedSession(load(ranks)), 4);
+      const whole = twoSequenceGreedy(new PagedSession(load(1)), 4);
+      const split = twoSequenceGreedy(new PagedSession(load(ranks)), 4);
       const diff = Math.max(...whole.logits.map((l, i) => maxAbsDiff(l, split.logits[i]!)));
       assert.ok(diff <= 1e-3, `${name}: max |Δlogit| ${diff}`);
       assert.deepEqual(split.ids, whole.ids, name);

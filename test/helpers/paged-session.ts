@@ -92,3 +92,21 @@ export function teacherForced(model: Model, prompt: readonly number[], forced: r
   for (const t of forced) rows.push(session.step([{ seq: 0, tokens: [t] }])[0]!);
   return rows.map((r) => Float32Array.from(r));
 }
+
+/** Two sequences: a batched prefill of different lengths, then greedy decode steps of both in one batch. */
+export function twoSequenceGreedy(session: PagedSession, steps: number): { logits: Float32Array[]; ids: number[] } {
+  const logits = session.step([
+    { seq: 0, tokens: [1, 17, 230, 5, 99, 42, 7, 300, 11, 64, 3] },
+    { seq: 1, tokens: [1, 400, 8, 250] },
+  ]);
+  const ids = logits.map((l) => argmax(l));
+  for (let s = 0; s < steps; s++) {
+    const next = session.step([
+      { seq: 0, tokens: [ids.at(-2)!] },
+      { seq: 1, tokens: [ids.at(-1)!] },
+    ]);
+    logits.push(...next);
+    ids.push(...next.map((l) => argmax(l)));
+  }
+  return { logits, ids };
+}

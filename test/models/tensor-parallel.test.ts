@@ -9,27 +9,9 @@ import { loadModel } from '../../src/models/load.ts';
 import { rankShare } from '../../src/models/tensor-parallel.ts';
 import type { StepBatch } from '../../src/primitives/step-batch.ts';
 import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
-import { argmax, maxAbsDiff, PagedSession } from '../helpers/paged-session.ts';
+import { maxAbsDiff, PagedSession, twoSequenceGreedy } from '../helpers/paged-session.ts';
 
 const ranksOf = (n: number) => new ParallelBackend(Array.from({ length: n }, () => new CpuBackend({ threads: 1 })));
-
-/** Two sequences: a batched prefill of different lengths, then greedy decode steps of both in one batch. */
-function run(session: PagedSession, steps: number): { logits: Float32Array[]; ids: number[] } {
-  const logits = session.step([
-    { seq: 0, tokens: [1, 17, 230, 5, 99, 42, 7, 300, 11, 64, 3] },
-    { seq: 1, tokens: [1, 400, 8, 250] },
-  ]);
-  const ids = logits.map((l) => argmax(l));
-  for (let s = 0; s < steps; s++) {
-    const next = session.step([
-      { seq: 0, tokens: [ids.at(-2)!] },
-      { seq: 1, tokens: [ids.at(-1)!] },
-    ]);
-    logits.push(...next);
-    ids.push(...next.map((l) => argmax(l)));
-  }
-  return { logits, ids };
-}
 
 const FIXTURES = [
   // At 4 ranks the 2 KV heads of tiny-llama (and most others) are replicated, at 2 and 4 tiny-mistral's one.
@@ -47,14 +29,14 @@ for (const [name, fixture] of FIXTURES) {
   test(`${name}: logits over 2 and 4 ranks within 1e-5 of one rank over a prefill and decode steps, greedy ids equal`, {
     skip: fixture.skip,
   }, () => {
-    const whole = run(new PagedSession(loadModel(fixture.path, new CpuBackend({ threads: 1 }))), 4);
+    const whole = twoSequenceGreedy(new PagedSession(loadModel(fixture.path, new CpuBackend({ threads: 1 }))), 4);
     for (const ranks of [2, 4]) {
       const model = loadModel(fixture.path, ranksOf(ranks));
       assert.equal(model.kvShape.numKvHeads, Math.max(1, model.config.numKvHeads / ranks), 'per-rank KV heads');
       // The embedding table is split by vocabulary too: each rank holds its slice of the rows.
       const { embedTable } = (model as unknown as { stack: { embedTable: Tensor } }).stack;
       assert.deepEqual(embedTable.shape, [model.config.vocabSize / ranks, model.config.hiddenSize], 'per-rank table');
-      const split = run(new PagedSession(model), 4);
+      const split = twoSequenceGreedy(new PagedSession(model), 4);
       assert.equal(split.logits.length, whole.logits.length);
       const diff = Math.max(...whole.logits.map((l, i) => maxAbsDiff(l, split.logits[i]!)));
       assert.ok(diff <= 1e-5, `${ranks} ranks: max |Δlogit| ${diff}`);
@@ -110,14 +92,14 @@ class SteppedCpu extends CpuBackend {
 test('one rank runs every step through its own forwardStep (graph replays) with the same logits; several run eagerly', {
   skip: tinyLlama.skip,
 }, () => {
-  const whole = run(new PagedSession(loadModel(tinyLlama.path, new CpuBackend({ threads: 1 }))), 3);
+  const whole = twoSequenceGreedy(new PagedSession(loadModel(tinyLlama.path, new CpuBackend({ threads: 1 }))), 3);
   const one = new SteppedCpu({ threads: 1 });
   const parallel = new ParallelBackend([one]);
   assert.equal(parallel.sampleTokens, undefined, 'no sampler where rank 0 has none');
-  assert.deepEqual(run(new PagedSession(loadModel(tinyLlama.path, parallel)), 3), whole);
+  assert.deepEqual(twoSequenceGreedy(new PagedSession(loadModel(tinyLlama.path, parallel)), 3), whole);
   assert.equal(one.steps, 4);
   const two = [new SteppedCpu({ threads: 1 }), new SteppedCpu({ threads: 1 })];
-  run(new PagedSession(loadModel(tinyLlama.path, new ParallelBackend(two))), 1);
+  twoSequenceGreedy(new PagedSession(loadModel(tinyLlama.path, new ParallelBackend(two))), 1);
   assert.deepEqual(
     two.map((b) => b.steps),
     [0, 0],

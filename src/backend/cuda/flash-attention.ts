@@ -12,7 +12,7 @@
 import type { DType } from '../backend.ts';
 import type { CudaDriver, DevPtr } from './driver.ts';
 import { FLASH_PREFILL, HEAD_DIMS, PAGED_DECODE, PAGED_DECODE_MERGE } from './flash-kernels.ts';
-import { launchSm90aPrefill, type PrefillKernel, sm90aCovers } from './flash-prefill-sm90a.ts';
+import { launchSm90aPrefill, type PrefillKernel, prefillArgs, sm90aCovers } from './flash-prefill-sm90a.ts';
 import {
   DECODE,
   type DecodeConfig,
@@ -265,22 +265,7 @@ export class FlashAttention {
       [a.numKvHeads, a.numSeqs, mBlocks],
       [32 * cfg.warps],
       {
-        q: a.q,
-        qStride: a.qStride,
-        kCache: a.kCache,
-        vCache: a.vCache,
-        blockTables: a.blockTables,
-        maxBlocksPerSeq: a.maxBlocksPerSeq,
-        contextLens: a.contextLens,
-        cuSeqlensQ: a.cuSeqlensQ,
-        out: a.out,
-        oStride: a.oStride,
-        lse: a.lse,
-        numHeads: a.numHeads,
-        numKvHeads: a.numKvHeads,
-        blockSizeLog2: Math.log2(a.blockSize),
-        scaleLog2: a.scale * LOG2E,
-        slidingWindow: a.slidingWindow,
+        ...prefillArgs(a),
         softcap: a.softcap ?? 0,
         ...quantArgs(a.kvQuant),
       },

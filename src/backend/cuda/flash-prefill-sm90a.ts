@@ -57,24 +57,29 @@ export function launchSm90aPrefill(
   rt.kernel(FLASH_PREFILL_SM90A[headDim], smem, sm90aPrefillDefines(dtype, headDim, cfg)).launch(
     [a.numKvHeads, a.numSeqs, mBlocks],
     [SM90A_PREFILL.threads],
-    {
-      q: a.q,
-      qStride: a.qStride,
-      kCache: a.kCache,
-      vCache: a.vCache,
-      blockTables: a.blockTables,
-      maxBlocksPerSeq: a.maxBlocksPerSeq,
-      contextLens: a.contextLens,
-      cuSeqlensQ: a.cuSeqlensQ,
-      out: a.out,
-      oStride: a.oStride,
-      lse: a.lse,
-      numHeads: a.numHeads,
-      numKvHeads: a.numKvHeads,
-      blockSizeLog2: Math.log2(a.blockSize),
-      scaleLog2: a.scale * Math.LOG2E,
-      slidingWindow: a.slidingWindow,
-    },
+    prefillArgs(a),
     smem,
   );
+}
+
+/** The arguments both prefill kernels take (kernels' PREFILL_ARGS; flash_prefill.cu adds soft-capping and scales). */
+export function prefillArgs(a: PagedAttentionArgs) {
+  return {
+    q: a.q,
+    qStride: a.qStride,
+    kCache: a.kCache,
+    vCache: a.vCache,
+    blockTables: a.blockTables,
+    maxBlocksPerSeq: a.maxBlocksPerSeq,
+    contextLens: a.contextLens,
+    cuSeqlensQ: a.cuSeqlensQ,
+    out: a.out,
+    oStride: a.oStride,
+    lse: a.lse,
+    numHeads: a.numHeads,
+    numKvHeads: a.numKvHeads,
+    blockSizeLog2: Math.log2(a.blockSize),
+    scaleLog2: a.scale * Math.LOG2E,
+    slidingWindow: a.slidingWindow,
+  };
 }

@@ -67,3 +67,20 @@ export function streamMillis(drv: CudaDriver, body: () => void): number {
     if (b !== null) drv.destroyEvent(b);
   }
 }
+
+/**
+ * Microseconds per launch of `body(i)` over `n` rotated operands (weights larger together than the L2): one warm-up
+ * round, then the best of two passes of 4 rounds (benchmarks).
+ */
+export function rotatedLaunchMicros(drv: CudaDriver, n: number, body: (i: number) => void): number {
+  const reps = 4 * n;
+  for (let i = 0; i < n; i++) body(i);
+  let best = Number.POSITIVE_INFINITY;
+  for (let pass = 0; pass < 2; pass++) {
+    const ms = streamMillis(drv, () => {
+      for (let i = 0; i < reps; i++) body(i % n);
+    });
+    best = Math.min(best, (ms * 1000) / reps);
+  }
+  return best;
+}
