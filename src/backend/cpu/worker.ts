@@ -11,10 +11,14 @@ const buffers = new Map<number, SharedArray>();
 
 // A worker idles in Atomics.wait and allocates nothing, so it would never collect the views of a released model's
 // buffers it drops, and its isolate would keep their memory alive: it collects once it has dropped some. (The flag
-// makes `gc` a global of contexts created while it is set; it is cleared again at once.)
+// makes `gc` a global of contexts created while it is set; it is cleared again at once. Flags are process-wide and
+// the workers start together: the lock keeps another worker from clearing it between this one's set and capture.)
+while (Atomics.compareExchange(ctrl, CTRL.flagLock, 0, 1) !== 0) Atomics.wait(ctrl, CTRL.flagLock, 1);
 setFlagsFromString('--expose-gc');
 const collect = runInNewContext('gc') as () => void;
 setFlagsFromString('--no-expose-gc');
+Atomics.store(ctrl, CTRL.flagLock, 0);
+Atomics.notify(ctrl, CTRL.flagLock, 1);
 
 /**
  * Applies the buffer messages queued before this job; true when views were dropped. A function of its own, so that

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { CpuBackend } from '../../../src/backend/cpu/backend.ts';
 import { partRange } from '../../../src/backend/cpu/job-layout.ts';
 import { CpuTensor } from '../../../src/backend/cpu/tensor.ts';
+import { CpuThreads } from '../../../src/backend/cpu/threads.ts';
 import { buildStepBatch } from '../../../src/runner/step-batch.ts';
 
 const f32 = (n: number, f: (i: number) => number) => Float32Array.from({ length: n }, (_, i) => f(i));
@@ -92,4 +93,20 @@ test('paged attention split over worker threads by query heads gives exactly the
   });
   assert.deepEqual(outputs[1], outputs[0]);
   assert.notDeepEqual(outputs[0]![2], outputs[0]![0], 'the workers received the soft-cap');
+});
+
+test('sixteen workers starting together all start: each sets and clears a process-wide V8 flag in turn', async () => {
+  // Without the turn one worker could clear the flag between another's set and its use (seen on a 16-core machine).
+  const errors: unknown[] = [];
+  const record = (e: unknown) => errors.push(e);
+  process.on('uncaughtException', record);
+  try {
+    const pool = CpuThreads.get(16);
+    const deadline = Date.now() + 120_000;
+    while (!pool.started() && errors.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(errors.map(String), []);
+    assert.ok(pool.started(), 'every worker reported ready');
+  } finally {
+    process.off('uncaughtException', record);
+  }
 });
