@@ -211,7 +211,7 @@ for (const [batch, seqLen, dtype, D, quant] of (profile
   // The sweep's other shapes are head size 128's; other sizes run their own default.
   const shapeName = `causal hd${D} B${batch} S${seqLen} H${heads} (paged, bs ${BLOCK_SIZE})`;
   for (const cfg of D === 128 ? prefillConfigs : [defaultConfigs(D).prefill]) {
-    const fa = new FlashAttention(rt, dtype, { prefill: cfg });
+    const fa = new FlashAttention(rt, dtype, { prefill: cfg, prefillKernel: 'mma' });
     const ms = timeMs(() => fa.prefill(args), 5);
     rows.push({
       kernel: `pagoda flash_prefill ${dtype}${cacheName(quant)}`,

@@ -57,7 +57,7 @@ const args = (over: Partial<PagedAttentionArgs> = {}): PagedAttentionArgs => ({
   ...over,
 });
 
-test('prefill runs the sm_90a kernel only when asked for, on compute capability 9.0, for the calls it covers', () => {
+test('prefill runs the sm_90a kernel by default on compute capability 9.0, for the calls it covers', () => {
   const hopper = recordingRuntime(90);
   const wgmma = new FlashAttention(hopper.rt, 'bf16', { prefillKernel: 'wgmma' });
   for (const headDim of [64, 128, 256]) assert.equal(wgmma.prefillKernelFor(args({ headDim })), 'wgmma');
@@ -68,8 +68,9 @@ test('prefill runs the sm_90a kernel only when asked for, on compute capability 
   assert.equal(wgmma.prefillKernelFor(args({ headDim: 80 })), 'mma');
   const fp8 = { type: 'fp8', kScales: 0n, vScales: 0n, kScale: 1, vScale: 1 } as const;
   assert.equal(wgmma.prefillKernelFor(args({ kvQuant: fp8 })), 'mma');
-  // The default, and other cards (Ampere, Ada, Blackwell: no sm_90a code runs there).
-  assert.equal(new FlashAttention(hopper.rt, 'bf16').prefillKernelFor(args()), 'mma');
+  // The default, asking for mma.sync, and other cards (Ampere, Ada, Blackwell: no sm_90a code runs there).
+  assert.equal(new FlashAttention(hopper.rt, 'bf16').prefillKernelFor(args()), 'wgmma');
+  assert.equal(new FlashAttention(hopper.rt, 'bf16', { prefillKernel: 'mma' }).prefillKernelFor(args()), 'mma');
   for (const cc of [80, 89, 100, 120])
     assert.equal(
       new FlashAttention(recordingRuntime(cc).rt, 'bf16', { prefillKernel: 'wgmma' }).prefillKernelFor(args()),

@@ -70,7 +70,7 @@ test('each PAGODA_* variable keeps its meaning: device, CPU threads, tensor-para
 test('PAGODA_PREFILL_KERNEL picks the prefill attention kernel, mma or wgmma, and refuses anything else', () => {
   assert.equal(settingsFromEnv({ PAGODA_PREFILL_KERNEL: 'wgmma' }).cuda.prefillKernel, 'wgmma');
   assert.equal(settingsFromEnv({ PAGODA_PREFILL_KERNEL: 'mma' }).cuda.prefillKernel, 'mma');
-  assert.equal(cudaSettings(settingsFromEnv({}).cuda).prefillKernel, 'mma');
+  assert.equal(cudaSettings(settingsFromEnv({}).cuda).prefillKernel, 'wgmma');
   assert.throws(
     () => settingsFromEnv({ PAGODA_PREFILL_KERNEL: 'tma' }),
     (e: Error) => e instanceof UserError && e.message === 'PAGODA_PREFILL_KERNEL tma: expected mma or wgmma',

@@ -154,7 +154,7 @@ for (const dtype of ATTENTION_DTYPES) {
         prefillSharedBytes(c.headDim, g),
       );
       for (const cfg of configs) {
-        const fa = new FlashAttention(gpu.rt!, dtype, { prefill: cfg });
+        const fa = new FlashAttention(gpu.rt!, dtype, { prefill: cfg, prefillKernel: 'mma' });
         check(
           `${c.name} (${shape(cfg)}, seed ${seed})`,
           dtype,

@@ -9,7 +9,18 @@ import type { KvPlane } from './kv-store.ts';
  * Integer slots of the control block shared with the workers (`ready`: how many have started; `flagLock`: held by a
  * starting worker while it sets a V8 flag); job parameters follow `params`.
  */
-export const CTRL = { seq: 0, done: 1, error: 2, kind: 3, parts: 4, next: 5, ready: 6, flagLock: 7, params: 8, length: 26 } as const;
+export const CTRL = {
+  seq: 0,
+  done: 1,
+  error: 2,
+  kind: 3,
+  parts: 4,
+  next: 5,
+  ready: 6,
+  flagLock: 7,
+  params: 8,
+  length: 26,
+} as const;
 /** Float slots (f64, after the integer ones): the attention scale and soft-cap, then the K and V planes' scales. */
 export const FLOAT_OFFSET = CTRL.length * 4;
 /** Job kinds; `census` has each worker report how many shared buffers it holds, `none` only reads the messages. */

@@ -170,7 +170,7 @@ export class FlashAttention {
   /**
    * Kernels for Q / KV cache / O stored as `dtype`. `opts` overrides the tile shapes for every head size
    * (benchmarks and tests sweep them; the defaults, per head size, are `defaultConfigs`). `prefillKernel` 'wgmma'
-   * sends the prefill calls the sm_90a kernel covers to it on a Hopper card (default 'mma': flash_prefill.cu);
+   * (the default; 'mma': always flash_prefill.cu) sends the prefill calls the sm_90a kernel covers to it on a Hopper card;
    * `sm90a` overrides that kernel's build (default `sm90aPrefillConfig` per head size).
    */
   constructor(
@@ -186,7 +186,9 @@ export class FlashAttention {
 
   /** The kernel `prefill(a)` runs. */
   prefillKernelFor(a: PagedAttentionArgs): PrefillKernel {
-    return this.opts.prefillKernel === 'wgmma' && sm90aCovers(a, this.rt.computeCapability) ? 'wgmma' : 'mma';
+    return (this.opts.prefillKernel ?? 'wgmma') === 'wgmma' && sm90aCovers(a, this.rt.computeCapability)
+      ? 'wgmma'
+      : 'mma';
   }
 
   private prefillConfig(headDim: number): PrefillConfig {
