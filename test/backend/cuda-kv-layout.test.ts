@@ -3,11 +3,12 @@ import { test } from 'node:test';
 import { allocPlane, writeRows } from '../../src/backend/cpu/kv-store.ts';
 import {
   DECODE_HD256,
+  DECODE_QUANT,
   DEFAULT_DECODE,
   DEFAULT_PREFILL,
   decodeCtasPerSm,
   decodeSharedBytes,
-  PREFILL_HD256,
+  defaultConfigs,
   prefillSharedBytes,
 } from '../../src/backend/cuda/flash-sizing.ts';
 import {
@@ -80,20 +81,21 @@ test("the kernels' shared memory: the 16-bit sizes unchanged, quantized caches w
   assert.equal(decodeSharedBytes(128, DEFAULT_DECODE), (16 + 4 * 2 * 2 * 32) * 136 * 2);
   assert.equal(prefillSharedBytes(128, DEFAULT_PREFILL), (16 * 8 * 2 + 4 * 64) * 136 * 2 + 2 * 4 * 4);
   for (const quant of ['fp8', 'q8_0'] as const) {
-    for (const [d, decode, prefill] of [
-      [64, DEFAULT_DECODE, DEFAULT_PREFILL],
-      [80, DEFAULT_DECODE, DEFAULT_PREFILL],
-      [96, DEFAULT_DECODE, DEFAULT_PREFILL],
-      [128, DEFAULT_DECODE, DEFAULT_PREFILL],
-      [256, DECODE_HD256, PREFILL_HD256],
-    ] as const) {
-      assert.ok(decodeSharedBytes(d, decode, quant) <= 227 * 1024, `${quant} decode hd${d}`);
-      assert.ok(prefillSharedBytes(d, prefill, quant) <= 227 * 1024, `${quant} prefill hd${d}`);
-      // The decode warp merge reuses the ring: each warp's region must hold 16 x D floats and 16 (m, l) pairs.
-      const perWarp = (decodeSharedBytes(d, decode, quant) - 16 * (d + 8) * 2) / decode.warps;
-      assert.ok(perWarp >= (16 * d + 32) * 4, `${quant} decode hd${d} merge fits`);
+    for (const d of [64, 80, 96, 128, 256]) {
+      // The defaults a quantized cache runs with (16-key tiles, three in flight, below head size 256), and the
+      // 16-bit defaults, which the sweeps also run over quantized caches.
+      for (const { decode, prefill } of [defaultConfigs(d, quant), defaultConfigs(d)]) {
+        assert.ok(decodeSharedBytes(d, decode, quant) <= 227 * 1024, `${quant} decode hd${d}`);
+        assert.ok(prefillSharedBytes(d, prefill, quant) <= 227 * 1024, `${quant} prefill hd${d}`);
+        // The decode warp merge reuses the ring: each warp's region must hold 16 x D floats and 16 (m, l) pairs.
+        const perWarp = (decodeSharedBytes(d, decode, quant) - 16 * (d + 8) * 2) / decode.warps;
+        assert.ok(perWarp >= (16 * d + 32) * 4, `${quant} decode hd${d} merge fits`);
+      }
     }
+    assert.deepEqual(defaultConfigs(128, quant).decode, DECODE_QUANT);
+    assert.deepEqual(defaultConfigs(256, quant).decode, DECODE_HD256);
   }
+  assert.deepEqual(defaultConfigs(128).decode, DEFAULT_DECODE);
   // fp8 hd128, by hand: the query tile, then per warp 2 stages x (K, V) x 32 rows of 144 bytes and one 16-bit tile.
   assert.equal(decodeSharedBytes(128, DEFAULT_DECODE, 'fp8'), 16 * 136 * 2 + 4 * (2 * 2 * 32 * 144 + 32 * 136 * 2));
   assert.equal(

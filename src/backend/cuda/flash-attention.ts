@@ -195,8 +195,8 @@ export class FlashAttention {
     return this.opts.prefill ?? defaultConfigs(headDim).prefill;
   }
 
-  private decodeConfig(headDim: number): DecodeConfig {
-    return this.opts.decode ?? defaultConfigs(headDim).decode;
+  private decodeConfig(headDim: number, quant: QuantKv['type'] | undefined): DecodeConfig {
+    return this.opts.decode ?? defaultConfigs(headDim, quant).decode;
   }
 
   private prefillKernel(
@@ -213,7 +213,7 @@ export class FlashAttention {
   }
 
   private decodeKernel(headDim: (typeof HEAD_DIMS)[number], quant: QuantKv['type'] | undefined) {
-    const cfg = this.decodeConfig(headDim);
+    const cfg = this.decodeConfig(headDim, quant);
     return this.rt.kernel(
       PAGED_DECODE[headDim],
       decodeSharedBytes(headDim, cfg, quant),
@@ -229,7 +229,7 @@ export class FlashAttention {
       numKvHeads: a.numKvHeads,
       maxContext: a.maxBlocksPerSeq * a.blockSize,
       smCount: this.rt.smCount,
-      ctasPerSm: decodeCtasPerSm(a.headDim, this.decodeConfig(a.headDim), a.kvQuant?.type),
+      ctasPerSm: decodeCtasPerSm(a.headDim, this.decodeConfig(a.headDim, a.kvQuant?.type), a.kvQuant?.type),
       maxSplits: Math.min(DECODE.maxSplits, maxSplits),
     });
   }
@@ -286,8 +286,8 @@ export class FlashAttention {
     if (splits < 1 || splits > ws.maxSplits)
       throw new Error(`attention decode: ${splits} splits, workspace holds ${ws.maxSplits}`);
     const headGroups = Math.ceil(a.numHeads / a.numKvHeads / 16);
-    const cfg = this.decodeConfig(headDim);
     const quant = a.kvQuant?.type;
+    const cfg = this.decodeConfig(headDim, quant);
     this.decodeKernel(headDim, quant).launch(
       [splits, a.numKvHeads * headGroups, a.numSeqs],
       [32 * cfg.warps],
