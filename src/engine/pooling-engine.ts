@@ -92,17 +92,8 @@ export class PoolingEngine implements EngineApi {
    */
   pool(inputs: readonly PoolingInput[], signal?: AbortSignal): Promise<Float32Array[]> {
     if (this.closed) return Promise.reject(new UserError('the engine is shutting down'));
-    const vocab = this.config.runner.vocabSize;
-    inputs.forEach((input, i) => {
-      const n = input.tokenIds.length;
-      if (n === 0) throw new UserError(`input ${i} is empty (expected at least one token)`);
-      if (n > this.config.maxModelLen) {
-        throw new UserError(`input ${i} is ${n} tokens, more than this model's maximum of ${this.config.maxModelLen}`);
-      }
-      const bad = input.tokenIds.find((t) => !Number.isInteger(t) || t < 0 || t >= vocab);
-      if (bad !== undefined)
-        throw new UserError(`input ${i}: token id ${bad} is outside the vocabulary (0..${vocab - 1})`);
-    });
+    let tokens = 0;
+    for (let i = 0; i < inputs.length; i++) tokens += this.checked(inputs[i]!, i);
     if (signal?.aborted) return Promise.reject(signal.reason ?? new Error('aborted'));
     const mine: Pending[] = [];
     const rows = Promise.all(
@@ -115,7 +106,7 @@ export class PoolingEngine implements EngineApi {
           }),
       ),
     );
-    this.counters.promptTokens += inputs.reduce((a, s) => a + s.tokenIds.length, 0);
+    this.counters.promptTokens += tokens;
     const onAbort = () => {
       for (const p of mine) {
         const i = this.waiting.indexOf(p);
@@ -126,6 +117,24 @@ export class PoolingEngine implements EngineApi {
     signal?.addEventListener('abort', onAbort, { once: true });
     this.kick();
     return rows.finally(() => signal?.removeEventListener('abort', onAbort));
+  }
+
+  /** The input's length once it is known to fit and hold only ids of the vocabulary (a loop: every request passes here). */
+  private checked(input: PoolingInput, i: number): number {
+    const ids = input.tokenIds;
+    const n = ids.length;
+    if (n === 0) throw new UserError(`input ${i} is empty (expected at least one token)`);
+    if (n > this.config.maxModelLen) {
+      throw new UserError(`input ${i} is ${n} tokens, more than this model's maximum of ${this.config.maxModelLen}`);
+    }
+    const vocab = this.config.runner.vocabSize;
+    for (let j = 0; j < n; j++) {
+      const t = ids[j]!;
+      if (!Number.isInteger(t) || t < 0 || t >= vocab) {
+        throw new UserError(`input ${i}: token id ${t} is outside the vocabulary (0..${vocab - 1})`);
+      }
+    }
+    return n;
   }
 
   /**
@@ -189,7 +198,8 @@ export class PoolingEngine implements EngineApi {
     const runner = this.config.runner;
     const w = runner.outputSize;
     batch.forEach((p, i) => {
-      const row = outcome.out.slice(i * w, (i + 1) * w);
+      // A view, not a copy: each step's rows come in a buffer of their own.
+      const row = outcome.out.subarray(i * w, (i + 1) * w);
       if (runner.task === 'score') for (let j = 0; j < w; j++) row[j] = 1 / (1 + Math.exp(-row[j]!));
       p.resolve(row);
     });

@@ -18,7 +18,10 @@ export interface StepPooler {
    * and the device runs the steps in launch order. The engine keeps at most two steps in flight.
    */
   readonly computesApart: boolean;
-  /** Launches the sequences as one step: `[inputs.length, outputSize]` row-major once done. */
+  /**
+   * Launches the sequences as one step: `[inputs.length, outputSize]` row-major once done, in a buffer of the step's
+   * own (the engine hands out views of it).
+   */
   run(inputs: readonly PoolingInput[]): Promise<Float32Array>;
 }
 

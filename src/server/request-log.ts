@@ -35,6 +35,8 @@ export function registerRequestLog(app: FastifyInstance, log: Logger, onStatus: 
     reply.raw.once('close', () => {
       const status = reply.raw.statusCode;
       onStatus(status);
+      // Nothing is gathered for a line that would not be written (the benches log nothing).
+      if (!log.isLevelEnabled('info')) return;
       const g = request.generation;
       const generation = g && {
         model: g.model,

@@ -59,3 +59,24 @@ test('other requests keep the short line', async () => {
   assert.equal(line.model, undefined);
   assert.equal(line.prompt_tokens, undefined);
 });
+
+test('a request that fails with a 500 logs an error line naming its method and URL', async () => {
+  const failing = capturedLog('info');
+  const source = new FakeSource();
+  source.load = async () => {
+    throw new Error('no weights here');
+  };
+  const broken = await startTestServer(source, [{ name: 'broken', path: '/b', ref: 'b' }], {}, failing.log);
+  try {
+    const r = await request(`${broken.url}/v1/completions`, { method: 'POST', body: { model: 'broken', prompt: 'x' } });
+    assert.equal(r.status, 500);
+    await eventually(() => failing.lines.some((l) => l.msg === 'request failed'), 2000, 'the error line');
+    const line = failing.lines.find((l) => l.msg === 'request failed')!;
+    assert.equal(line.level, 50);
+    assert.equal(line.method, 'POST');
+    assert.equal(line.url, '/v1/completions');
+    assert.match(String((line.err as { message: string }).message), /failed to load: no weights here/);
+  } finally {
+    await broken.close();
+  }
+});

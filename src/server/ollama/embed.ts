@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { asJson, floatsJson, ollamaEmbedJson } from '../embedding-json.ts';
 import { badRequest } from '../errors.ts';
 import { type Admitted, type ServerContext, withModel } from '../generation.ts';
 import { keepAlive } from '../openai/schemas.ts';
@@ -75,15 +76,10 @@ export function registerEmbed(app: FastifyInstance, ctx: ServerContext): void {
         // Ollama normalizes every embedding, and again after cutting it to `dimensions`.
         const embeddings = rows.map((r) => {
           const unit = normalized(r);
-          return Array.from(dims && dims < unit.length ? normalized(unit.subarray(0, dims)) : unit);
+          return dims && dims < unit.length ? normalized(unit.subarray(0, dims)) : unit;
         });
-        return {
-          model: a.entry.name,
-          embeddings,
-          total_duration: ns(performance.now() - a.arrival),
-          load_duration: ns(a.lease.loadMs),
-          prompt_eval_count: tokens,
-        };
+        const totalNs = ns(performance.now() - a.arrival);
+        return asJson(reply, ollamaEmbedJson(a.entry.name, embeddings, totalNs, ns(a.lease.loadMs), tokens));
       },
       'pooling',
     );
@@ -101,7 +97,7 @@ export function registerEmbed(app: FastifyInstance, ctx: ServerContext): void {
         const rule = { limit: limitOf(a, body.options), truncate: true, param: 'prompt' };
         // The older route returns the model's own output, without Ollama's extra normalization.
         const { rows } = await embedTexts(ctx, a, [body.prompt], rule);
-        return { embedding: Array.from(rows[0]!) };
+        return asJson(reply, `{"embedding":${floatsJson(rows[0]!)}}`);
       },
       'pooling',
     );

@@ -1,6 +1,6 @@
-import { endianness } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { asJson, openAiEmbeddingsJson } from '../embedding-json.ts';
 import { badRequest } from '../errors.ts';
 import { type Admitted, type ServerContext, withModel } from '../generation.ts';
 import { acceptAnything, IGNORED_OPENAI_FIELDS } from '../ignored-fields.ts';
@@ -82,16 +82,6 @@ function outputSize(a: Admitted, dimensions: number | null | undefined): number 
   return dimensions;
 }
 
-const LITTLE_ENDIAN = endianness() === 'LE';
-
-/** Little-endian float32 bytes in base64, as OpenAI's clients decode them (on such a host, the row's own bytes). */
-function base64(v: Float32Array): string {
-  if (LITTLE_ENDIAN) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
-  const le = new DataView(new ArrayBuffer(v.length * 4));
-  for (const [i, x] of v.entries()) le.setFloat32(i * 4, x, true);
-  return Buffer.from(le.buffer).toString('base64');
-}
-
 /** POST /v1/embeddings */
 export function registerEmbeddings(app: FastifyInstance, ctx: ServerContext): void {
   app.post('/v1/embeddings', async (request, reply) => {
@@ -126,16 +116,7 @@ export function registerEmbeddings(app: FastifyInstance, ctx: ServerContext): vo
         const shaped = rows.map((r) =>
           size === r.length ? r : side.engine.normalized ? normalized(r.subarray(0, size)) : r.slice(0, size),
         );
-        return {
-          object: 'list',
-          data: shaped.map((e, index) => ({
-            object: 'embedding',
-            index,
-            embedding: body.encoding_format === 'base64' ? base64(e) : Array.from(e),
-          })),
-          model: a.entry.name,
-          usage: { prompt_tokens: tokens, total_tokens: tokens },
-        };
+        return asJson(reply, openAiEmbeddingsJson(shaped, body.encoding_format ?? 'float', a.entry.name, tokens));
       },
       'pooling',
     );
