@@ -78,7 +78,7 @@ export interface MoeRouting {
   /** [T, k] each token's experts, most probable first, and their routing weights (float). */
   ids: DevPtr;
   weights: DevPtr;
-  /** [E + 1] each expert's first grouped row; [T k] the pair (token * k + slot) of each grouped row, and its inverse. */
+  /** [E + 1] each expert's first grouped row; [T k] the pair (token * k + slot) of each grouped row; its inverse. */
   offsets: DevPtr;
   pairs: DevPtr;
   pos: DevPtr;
@@ -174,8 +174,8 @@ export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeig
 /**
  * kernels/moe_gemv.cu over `T` tokens' grouped rows: a block per (entry of the active list, `blocksY` of them; tile
  * of output features). SPLIT (warps sharing a weight row group, interleaved over K) is the largest of 8, 4, 2 that
- * leaves every lane at least two 16-byte loads a row: K 2,048 in bf16 (256 vectors) takes 4, K 768 (96) takes 1; at one row the dense GEMV measured
- * split 8 best for K 4,096 (gemv-config.ts), which this rule also picks.
+ * leaves every lane at least two 16-byte loads a row: K 2,048 in bf16 (256 vectors) takes 4, K 768 (96) takes 1; at
+ * one row the dense GEMV measured split 8 best for K 4,096 (gemv-config.ts), which this rule also picks.
  */
 function groupedGemv(
   ctx: CudaContext,

@@ -1,7 +1,7 @@
 // Mixture-of-experts block: route (softmax, top-k), group the (token, slot) pairs by expert (one launch for both at
 // decode), one grouped GEMM launch per projection over the grouped rows (moe_gemv.cu for a decode step's few tokens),
-// then a weighted combine back into token order. Every grid depends on the token count alone (no host decisions), so decode steps capture into
-// CUDA graphs.
+// then a weighted combine back into token order. Every grid depends on the token count alone (no host decisions), so
+// decode steps capture into CUDA graphs.
 #include "common.cuh"
 
 // A grouped GEMM tile: MOE_BM grouped rows of one expert x MOE_BN output columns, MOE_BK inputs at a time.
@@ -11,8 +11,8 @@
 #define MOE_THREADS 256
 
 // One warp per token t: softmax over its `experts` router logits (float), the k most probable experts (the lower id
-// first on a tie) into ids [tokens, k], their probabilities (divided by their sum when norm) into weights. Each of the k
-// rounds is a strided scan and a warp arg-max under one total order, so every lane agrees on the winner.
+// first on a tie) into ids [tokens, k], their probabilities (divided by their sum when norm) into weights. Each of the
+// k rounds is a strided scan and a warp arg-max under one total order, so every lane agrees on the winner.
 __device__ void route_token(int* __restrict__ ids, float* __restrict__ weights, const T* __restrict__ logits, int t,
                             int experts, int k, int norm) {
   const int lane = threadIdx.x & 31;
@@ -114,7 +114,8 @@ extern "C" __global__ void moe_route_group(int* ids, float* __restrict__ weights
                                            const T* __restrict__ logits, int tokens, int experts, int k, int norm) {
   PDL_ENTER();
   __shared__ int count[1024];
-  for (int t = threadIdx.x >> 5; t < tokens; t += blockDim.x >> 5) route_token(ids, weights, logits, t, experts, k, norm);
+  for (int t = threadIdx.x >> 5; t < tokens; t += blockDim.x >> 5)
+    route_token(ids, weights, logits, t, experts, k, norm);
   __syncthreads();
   group_pairs(offsets, pairs, pos, active, ids, tokens * k, experts, count);
 }
