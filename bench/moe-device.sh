@@ -2,13 +2,14 @@
 # Mixture of experts in one device call: the Qwen2-MoE and Mixtral fixtures made with transformers (they come back as
 # $OUT/moe-fixtures.tgz: unpack it into test/fixtures/models/ to commit them) and their CPU goldens; the MoE kernels
 # and the fixture models end to end on the GPU; batch-1 latency and offline throughput of the Qwen3-30B-A3B shape
-# (dummy bf16 weights, about 61 GB: an H200); transformers on the same shape (batch 1 and 32 requests).
+# (dummy bf16 weights, about 61 GB: an H200); a batch-1 decode step of that shape kernel by kernel; transformers on the
+# same shape (batch 1 and 32 requests).
 # Run from the project root after `source .device/env.sh`; logs go to $OUT.
-# Usage: bench/moe-device.sh [fixtures] [tests] [bench] [baseline]   (no argument: all four)
+# Usage: bench/moe-device.sh [fixtures] [tests] [bench] [profile] [baseline]   (no argument: all five)
 set -uo pipefail
 OUT=${OUT:-/tmp/pagoda-out}
 mkdir -p "$OUT"
-STAGES=" ${*:-fixtures tests bench baseline} "
+STAGES=" ${*:-fixtures tests bench profile baseline} "
 has() { [[ "$STAGES" == *" $1 "* ]]; }
 nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv,noheader | tee "$OUT/gpu.txt"
 MODEL=bench/configs/qwen3-30b-a3b
@@ -24,6 +25,10 @@ fi
 if has bench; then
   timeout 200 node bin/pagoda.mjs bench latency --model "$MODEL" --device cuda --load-format dummy --batch-size 1 --input-len 128 --output-len 256 --max-model-len 4096 --save "$OUT/moe-latency.md" 2>&1 | tee "$OUT/latency.log" | tail -10
   timeout 300 node bin/pagoda.mjs bench throughput --model "$MODEL" --device cuda --load-format dummy --num-prompts 256 --input-len-range 100,1024 --output-len-range 100,1024 --max-model-len 2048 --save "$OUT/moe-throughput.md" 2>&1 | tee "$OUT/throughput.log" | tail -12
+fi
+if has profile; then
+  # Where a batch-1 decode step's time goes: moe_route_group, moe_gemv (gate/up, down), moe_combine per layer.
+  timeout 180 node --import tsx bench/decode-profile.ts "$MODEL" 2>&1 | tee "$OUT/profile-moe.log" | head -40
 fi
 if has baseline; then
   PYTHONUNBUFFERED=1 timeout 300 python3 bench/hf_baseline.py "$MODEL" --cb-requests 32 2>&1 | tee "$OUT/baseline.log" | tail -10

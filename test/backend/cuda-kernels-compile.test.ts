@@ -59,6 +59,12 @@ const VARIANTS: Record<string, string[][]> = {
     ['TMAX=8', 'SPLIT=4', 'GATED=1', 'UNROLL=2'],
     ['TMAX=1', 'SPLIT=8', 'GATED=1', 'ACT=1'],
   ],
+  // The decode builds moe.ts picks: gate/up (gated, split over K) and down, up to 8 tokens.
+  'moe_gemv.cu': [
+    ['TMAX=8', 'SPLIT=4', 'GATED=1'],
+    ['TMAX=2', 'SPLIT=8', 'GATED=1', 'ACT=1'],
+    ['TMAX=4', 'SPLIT=1'],
+  ],
   'fp8_gemv.cu': [
     ['TILES=2', 'SPLIT=4', 'UNROLL=2'],
     ['SPLIT=1', 'UNROLL=8'],

@@ -1,27 +1,22 @@
 import type { MoeSpec, MoeWeights, Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
+import type { DevPtr } from './driver.ts';
 import { actMulInto } from './elementwise.ts';
 import { type ArgValues, declareKernel } from './kernel.ts';
 import type { CudaLinear } from './linear.ts';
 import { cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
 
 // kernels/moe.cu
-export const MOE_ROUTE = declareKernel('moe', 'moe_route', {
+const ROUTE_ARGS = { logits: 'ptr', tokens: 'i32', experts: 'i32', k: 'i32', norm: 'i32' } as const;
+export const MOE_ROUTE = declareKernel('moe', 'moe_route', { ids: 'ptr', weights: 'ptr', ...ROUTE_ARGS });
+const GROUP_OUT = { offsets: 'ptr', pairs: 'ptr', pos: 'ptr', active: 'ptr' } as const;
+export const MOE_GROUP = declareKernel('moe', 'moe_group', { ...GROUP_OUT, ids: 'ptr', n: 'i32', experts: 'i32' });
+/** A decode step's routing and grouping in one launch (one block). */
+export const MOE_ROUTE_GROUP = declareKernel('moe', 'moe_route_group', {
   ids: 'ptr',
   weights: 'ptr',
-  logits: 'ptr',
-  tokens: 'i32',
-  experts: 'i32',
-  k: 'i32',
-  norm: 'i32',
-});
-export const MOE_GROUP = declareKernel('moe', 'moe_group', {
-  offsets: 'ptr',
-  pairs: 'ptr',
-  pos: 'ptr',
-  ids: 'ptr',
-  n: 'i32',
-  experts: 'i32',
+  ...GROUP_OUT,
+  ...ROUTE_ARGS,
 });
 export const MOE_GEMM = declareKernel('moe', 'moe_gemm', {
   y: 'ptr',
@@ -35,8 +30,18 @@ export const MOE_GEMM = declareKernel('moe', 'moe_gemm', {
   k: 'i32',
   gatherK: 'i32',
 });
-/** The grouped GEMV for few rows: moe_gemm's arguments. */
-export const MOE_GEMV = declareKernel('moe', 'moe_gemv', MOE_GEMM.args);
+/** kernels/moe_gemv.cu: the grouped GEMV for a decode step's few tokens (GATED: act(gate) * up). */
+export const MOE_GEMV = declareKernel('moe_gemv', 'moe_gemv', {
+  y: 'ptr',
+  x: 'ptr',
+  w: 'ptr',
+  offsets: 'ptr',
+  pairs: 'ptr',
+  active: 'ptr',
+  n: 'i32',
+  k: 'i32',
+  gatherK: 'i32',
+});
 /** kernels/moe_mma.cu: the grouped GEMM on tensor cores (16-bit storage), moe_gemm's arguments. */
 export const MOE_GEMM_MMA = declareKernel('moe_mma', 'moe_gemm_mma', MOE_GEMM.args);
 export const MOE_COMBINE = declareKernel('moe', 'moe_combine', {
@@ -57,22 +62,63 @@ const TILE_COLS = 64;
 /** moe_group's shared table holds one entry per expert. */
 const MAX_EXPERTS = 1024;
 /**
- * Grouped rows (tokens x top-k) up to which moe_gemv runs instead of the tile kernel: a decode step of up to 8 tokens at
- * top-8. Each row reads its expert's weights once, so past a few rows per expert the tiles' weight reuse wins.
+ * Tokens up to which a step routes and groups in one launch and multiplies through moe_gemv (a decode step): an expert
+ * then has at most this many rows, each weight row read once for all of them (TMAX = tokens rounded up to a power of
+ * two, its accumulators in registers). Past it the tiles' weight reuse wins.
  */
-const GEMV_MAX_ROWS = 64;
-/** Output columns per moe_gemv block (MOE_GEMV_WARPS x MOE_GEMV_COLS in kernels/moe.cu). */
-const GEMV_BLOCK_COLS = 16;
+export const MOE_GEMV_MAX_TOKENS = 8;
+/** moe_gemv's warps per block (WARPS) and weight rows per warp group when not gated (ROWS). */
+const GEMV_WARPS = 8;
+const GEMV_ROWS = 2;
 /** moe_gemm_mma's tile (MMA_BM x MMA_BN, MMA_WARPS warps, in kernels/moe_mma.cu). */
 const MMA_TILE = 64;
 
+/** Routing and grouping on the device: int32 / float32 arrays of the arena. */
+export interface MoeRouting {
+  /** [T, k] each token's experts, most probable first, and their routing weights (float). */
+  ids: DevPtr;
+  weights: DevPtr;
+  /** [E + 1] each expert's first grouped row; [T k] the pair (token * k + slot) of each grouped row; its inverse. */
+  offsets: DevPtr;
+  pairs: DevPtr;
+  pos: DevPtr;
+  /** [min(T k, E)] the experts with rows, ascending, then -1: moe_gemv's blocks. */
+  active: DevPtr;
+}
+
+/**
+ * kernels/moe.cu's top-k routing over router logits [T, E] and the grouping of the (token, slot) pairs by expert: one
+ * launch of one block for a decode step's few tokens, else a warp per token then one block.
+ */
+export function routeAndGroup(ctx: CudaContext, logits: DevPtr, T: number, E: number, spec: MoeSpec): MoeRouting {
+  const k = spec.topK;
+  const n = T * k;
+  const ints = (count: number) => ctx.arena.alloc(count * 4);
+  const r = {
+    ids: ints(n),
+    weights: ints(n),
+    offsets: ints(E + 1),
+    pairs: ints(n),
+    pos: ints(n),
+    active: ints(Math.min(n, E)),
+  };
+  const route = { logits, tokens: T, experts: E, k, norm: spec.normTopK ? 1 : 0 };
+  if (T <= MOE_GEMV_MAX_TOKENS) {
+    ctx.kernel(MOE_ROUTE_GROUP).launch([1], [32 * MOE_GEMV_MAX_TOKENS], { ...r, ...route });
+  } else {
+    ctx.kernel(MOE_ROUTE).launch([Math.ceil(T / 8)], [256], { ids: r.ids, weights: r.weights, ...route });
+    ctx.kernel(MOE_GROUP).launch([1], [1024], { ...r, ids: r.ids, n, experts: E });
+  }
+  return r;
+}
+
 /**
  * The mixture-of-experts block (`Backend.moe`): router logits by the linear layer, then kernels/moe.cu: top-k
- * routing, the (token, slot) pairs grouped by expert, one grouped GEMM launch for every expert's gate/up and one for
- * down (each tile reading only its own expert's weights, so a decode step reads just the chosen experts; a grouped
- * GEMV for a decode step's few rows), and a
- * combine that applies the routing weights and adds the shared expert. Launch shapes depend on the token count
- * alone, so decode steps capture into graphs.
+ * routing and the (token, slot) pairs grouped by expert; the experts' gate/up and down projections over the grouped
+ * rows, each reading only the chosen experts' weights: for a decode step's few tokens kernels/moe_gemv.cu (the whole
+ * grid streaming every chosen expert at once, act(gate) * up written by the first), else one grouped GEMM launch per
+ * projection and the activation between; a combine applies the routing weights and adds the shared expert. Launch
+ * shapes depend on the token count alone, so decode steps capture into graphs.
  */
 export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeights, spec: MoeSpec): Tensor {
   const xt = ctx.own(x);
@@ -87,48 +133,23 @@ export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeig
   if (T === 0) return out;
   const n = T * k;
   const logits = ctx.own(linears.linear(xt, w.router));
-  const ints = (count: number) => ctx.arena.alloc(count * 4);
-  const [ids, routing, offsets, pairs, pos] = [ints(n), ints(n), ints(E + 1), ints(n), ints(n)];
-  ctx.kernel(MOE_ROUTE).launch([Math.ceil(T / 128)], [128], {
-    ids,
-    weights: routing,
-    logits: logits.ptr,
-    tokens: T,
-    experts: E,
-    k,
-    norm: spec.normTopK ? 1 : 0,
-  });
-  ctx
-    .kernel(MOE_GROUP)
-    .launch([1], [Math.min(MAX_EXPERTS, Math.ceil(E / 32) * 32)], { offsets, pairs, pos, ids, n, experts: E });
-  const gu = ctx.empty([n, 2 * I]);
-  groupedLinear(ctx, {
-    y: gu.ptr,
-    x: xt.ptr,
-    w: gateUp.ptr,
-    offsets,
-    pairs,
-    rows: n,
-    experts: E,
-    n: 2 * I,
-    k: H,
-    gatherK: k,
-  });
+  const r = routeAndGroup(ctx, logits.ptr, T, E, spec);
   const act = ctx.empty([n, I]);
-  actMulInto(ctx, act.ptr, gu.ptr, n, I, 'silu');
   const d = ctx.empty([n, H]);
-  groupedLinear(ctx, {
-    y: d.ptr,
-    x: act.ptr,
-    w: cuda(w.down).ptr,
-    offsets,
-    pairs,
-    rows: n,
-    experts: E,
-    n: H,
-    k: I,
-    gatherK: 0,
-  });
+  const down = cuda(w.down).ptr;
+  const vector = 16 / DTYPE_BYTES[ctx.dtype];
+  if (T <= MOE_GEMV_MAX_TOKENS && H % vector === 0 && I % vector === 0) {
+    const grouped = { offsets: r.offsets, pairs: r.pairs, active: r.active };
+    const blocksY = Math.min(n, E);
+    groupedGemv(ctx, T, blocksY, true, { y: act.ptr, x: xt.ptr, w: gateUp.ptr, ...grouped, n: I, k: H, gatherK: k });
+    groupedGemv(ctx, T, blocksY, false, { y: d.ptr, x: act.ptr, w: down, ...grouped, n: H, k: I, gatherK: 0 });
+  } else {
+    const gu = ctx.empty([n, 2 * I]);
+    const grouped = { offsets: r.offsets, pairs: r.pairs, rows: n, experts: E };
+    groupedGemm(ctx, { y: gu.ptr, x: xt.ptr, w: gateUp.ptr, ...grouped, n: 2 * I, k: H, gatherK: k });
+    actMulInto(ctx, act.ptr, gu.ptr, n, I, 'silu');
+    groupedGemm(ctx, { y: d.ptr, x: act.ptr, w: down, ...grouped, n: H, k: I, gatherK: 0 });
+  }
   let shared = 0n;
   let sharedGate = 0n;
   if (w.shared) {
@@ -139,8 +160,8 @@ export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeig
   ctx.kernel(MOE_COMBINE).launch(ctx.grid1d(T * H), [256], {
     out: out.ptr,
     d: d.ptr,
-    pos,
-    weights: routing,
+    pos: r.pos,
+    weights: r.weights,
     s: shared,
     sharedGate,
     tokens: T,
@@ -151,15 +172,34 @@ export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeig
 }
 
 /**
- * y[r] = x[src(r)] w[expert(r)]^T over the grouped rows: the grouped GEMV for a decode step's few rows, the tensor-core
- * GEMM for more in 16-bit storage, each when k is a whole number of their 16-byte loads; else the tile kernel. The
- * choice depends on the row count alone, so captured graphs stay valid.
+ * kernels/moe_gemv.cu over `T` tokens' grouped rows: a block per (entry of the active list, `blocksY` of them; tile
+ * of output features). SPLIT (warps sharing a weight row group, interleaved over K) is the largest of 8, 4, 2 that
+ * leaves every lane at least two 16-byte loads a row: K 2,048 in bf16 (256 vectors) takes 4, K 768 (96) takes 1; at
+ * one row the dense GEMV measured split 8 best for K 4,096 (gemv-config.ts), which this rule also picks.
  */
-function groupedLinear(ctx: CudaContext, a: ArgValues<typeof MOE_GEMM.args>): void {
+function groupedGemv(
+  ctx: CudaContext,
+  T: number,
+  blocksY: number,
+  gated: boolean,
+  a: ArgValues<typeof MOE_GEMV.args>,
+): void {
+  const kv = a.k / (16 / DTYPE_BYTES[ctx.dtype]);
+  const split = [8, 4, 2].find((s) => kv >= 64 * s) ?? 1;
+  const groups = gated ? a.n : Math.ceil(a.n / GEMV_ROWS);
+  const defines = { TMAX: 2 ** Math.ceil(Math.log2(T)), SPLIT: split, ...(gated ? { GATED: 1 } : {}) };
+  const grid: [number, number] = [Math.ceil((groups * split) / GEMV_WARPS), blocksY];
+  ctx.kernel(MOE_GEMV, defines).launch(grid, [32 * GEMV_WARPS], a);
+}
+
+/**
+ * y[r] = x[src(r)] w[expert(r)]^T over the grouped rows past a decode step: the tensor-core GEMM in 16-bit storage
+ * when k is a whole number of its 16-byte loads, else the tile kernel. The choice depends on the row count alone, so
+ * captured graphs stay valid.
+ */
+function groupedGemm(ctx: CudaContext, a: ArgValues<typeof MOE_GEMM.args>): void {
   const vector = 16 / DTYPE_BYTES[ctx.dtype];
-  if (a.k % vector === 0 && a.rows <= GEMV_MAX_ROWS) {
-    ctx.kernel(MOE_GEMV).launch([Math.ceil(a.n / GEMV_BLOCK_COLS), a.rows], [256], a);
-  } else if (a.k % vector === 0 && ctx.dtype !== 'f32') {
+  if (a.k % vector === 0 && ctx.dtype !== 'f32') {
     ctx.kernel(MOE_GEMM_MMA).launch([Math.ceil(a.n / MMA_TILE), Math.ceil(a.rows / MMA_TILE) + a.experts], [128], a);
   } else {
     ctx.kernel(MOE_GEMM).launch([Math.ceil(a.n / TILE_COLS), Math.ceil(a.rows / TILE_ROWS) + a.experts], [256], a);

@@ -1,7 +1,7 @@
-// Mixture-of-experts block: route (softmax, top-k), group the (token, slot) pairs by expert, one grouped GEMM launch
-// per projection over the grouped rows (a grouped GEMV for a decode step's few rows), then a weighted combine back
-// into token order. Every grid depends on the token count alone (no host decisions), so decode steps capture into
-// CUDA graphs.
+// Mixture-of-experts block: route (softmax, top-k), group the (token, slot) pairs by expert (one launch for both at
+// decode), one grouped GEMM launch per projection over the grouped rows (moe_gemv.cu for a decode step's few tokens),
+// then a weighted combine back into token order. Every grid depends on the token count alone (no host decisions), so
+// decode steps capture into CUDA graphs.
 #include "common.cuh"
 
 // A grouped GEMM tile: MOE_BM grouped rows of one expert x MOE_BN output columns, MOE_BK inputs at a time.
@@ -10,69 +10,114 @@
 #define MOE_BK 32
 #define MOE_THREADS 256
 
-// One thread per token: softmax over its `experts` router logits (float), the k most probable experts (the lower id
-// first on a tie) into ids [tokens, k], their probabilities (divided by their sum when norm) into weights.
-extern "C" __global__ void moe_route(int* __restrict__ ids, float* __restrict__ weights, const T* __restrict__ logits,
-                                     int tokens, int experts, int k, int norm) {
-  PDL_ENTER();
-  const int t = blockIdx.x * blockDim.x + threadIdx.x;
-  if (t >= tokens) return;
+// One warp per token t: softmax over its `experts` router logits (float), the k most probable experts (the lower id
+// first on a tie) into ids [tokens, k], their probabilities (divided by their sum when norm) into weights. Each of the
+// k rounds is a strided scan and a warp arg-max under one total order, so every lane agrees on the winner.
+__device__ void route_token(int* __restrict__ ids, float* __restrict__ weights, const T* __restrict__ logits, int t,
+                            int experts, int k, int norm) {
+  const int lane = threadIdx.x & 31;
   const T* l = logits + (long long)t * experts;
   float mx = -INFINITY;
-  for (int e = 0; e < experts; e++) mx = fmaxf(mx, to_f(l[e]));
+  for (int e = lane; e < experts; e += 32) mx = fmaxf(mx, to_f(l[e]));
+  mx = warp_max(mx);
   float z = 0.f;
-  for (int e = 0; e < experts; e++) z += expf(to_f(l[e]) - mx);
+  for (int e = lane; e < experts; e += 32) z += expf(to_f(l[e]) - mx);
+  z = warp_sum(z);
   float kept = 0.f, prev = INFINITY;
   int prev_id = -1;
   for (int j = 0; j < k; j++) {
     // The next expert after (prev, prev_id) in the order (logit descending, id ascending).
     int best = -1;
     float bv = -INFINITY;
-    for (int e = 0; e < experts; e++) {
+    for (int e = lane; e < experts; e += 32) {
       const float v = to_f(l[e]);
       const bool after = v < prev || (v == prev && e > prev_id);
       if (after && (best < 0 || v > bv)) best = e, bv = v;
     }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+      const int ob = __shfl_xor_sync(0xffffffffu, best, o);
+      if (ob >= 0 && (best < 0 || ov > bv || (ov == bv && ob < best))) best = ob, bv = ov;
+    }
     const float p = expf(bv - mx);
-    ids[t * k + j] = best;
-    weights[t * k + j] = p;
+    if (lane == 0) ids[t * k + j] = best, weights[t * k + j] = p;
     kept += p;
     prev = bv, prev_id = best;
   }
   const float s = norm ? 1.f / kept : 1.f / z;
-  for (int j = 0; j < k; j++) weights[t * k + j] *= s;
+  if (lane == 0)
+    for (int j = 0; j < k; j++) weights[t * k + j] *= s;  // this lane's own writes above
 }
 
-// One block (experts <= 1024): per expert, the pairs p = token * k + slot routed to it, in pair order: offsets
-// [experts + 1] into pairs [n]; pos [n] is the inverse (where pair p sits in the grouped order).
-extern "C" __global__ void moe_group(int* __restrict__ offsets, int* __restrict__ pairs, int* __restrict__ pos,
-                                     const int* __restrict__ ids, int n, int experts) {
+// The whole block (experts <= 1024, count: shared [experts]): per expert, the pairs p = token * k + slot routed to it:
+// offsets [experts + 1] into pairs [n]; pos [n] is the inverse (where pair p sits in the grouped order). Within an
+// expert the pairs land in any order (shared atomics): every grouped row is computed on its own, so no result depends
+// on it. active [min(n, experts)]: the experts with pairs, ascending, then -1 (moe_gemv's blocks, one per entry).
+__device__ void group_pairs(int* __restrict__ offsets, int* __restrict__ pairs, int* __restrict__ pos,
+                            int* __restrict__ active, const int* ids, int n, int experts, int* count) {
+  const int lane = threadIdx.x & 31;
+  for (int e = threadIdx.x; e < experts; e += blockDim.x) count[e] = 0;
+  __syncthreads();
+  for (int p = threadIdx.x; p < n; p += blockDim.x) atomicAdd(&count[ids[p]], 1);
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    // Exclusive scan of the counts, 32 experts a step; count[e] becomes expert e's cursor.
+    int base = 0, used = 0;
+    for (int e0 = 0; e0 < experts; e0 += 32) {
+      const int e = e0 + lane;
+      const int c = e < experts ? count[e] : 0;
+      int incl = c;
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) {
+        const int v = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += v;
+      }
+      const unsigned nonempty = __ballot_sync(0xffffffffu, c > 0);
+      if (e < experts) offsets[e] = count[e] = base + incl - c;
+      if (c > 0) active[used + __popc(nonempty & ((1u << lane) - 1u))] = e;
+      base += __shfl_sync(0xffffffffu, incl, 31);
+      used += __popc(nonempty);
+    }
+    if (lane == 0) offsets[experts] = base;
+    for (int j = used + lane; j < min(n, experts); j += 32) active[j] = -1;
+  }
+  __syncthreads();
+  for (int p = threadIdx.x; p < n; p += blockDim.x) {
+    const int o = atomicAdd(&count[ids[p]], 1);
+    pairs[o] = p;
+    pos[p] = o;
+  }
+}
+
+// Routing for any token count: a warp per token.
+extern "C" __global__ void moe_route(int* __restrict__ ids, float* __restrict__ weights, const T* __restrict__ logits,
+                                     int tokens, int experts, int k, int norm) {
   PDL_ENTER();
-  __shared__ int start[1024];
-  for (int e = threadIdx.x; e < experts; e += blockDim.x) {
-    int c = 0;
-    for (int p = 0; p < n; p++) c += ids[p] == e;
-    start[e] = c;
-  }
+  const int t = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  if (t < tokens) route_token(ids, weights, logits, t, experts, k, norm);
+}
+
+// Grouping for any pair count: one block.
+extern "C" __global__ void moe_group(int* __restrict__ offsets, int* __restrict__ pairs, int* __restrict__ pos,
+                                     int* __restrict__ active, const int* __restrict__ ids, int n, int experts) {
+  PDL_ENTER();
+  __shared__ int count[1024];
+  group_pairs(offsets, pairs, pos, active, ids, n, experts, count);
+}
+
+// A decode step's routing and grouping in one launch: one block, a warp per token, then the grouping (the block's
+// own writes of ids are visible to it after the barrier; ids is not __restrict__ so they are not read through the
+// read-only cache).
+extern "C" __global__ void moe_route_group(int* ids, float* __restrict__ weights, int* __restrict__ offsets,
+                                           int* __restrict__ pairs, int* __restrict__ pos, int* __restrict__ active,
+                                           const T* __restrict__ logits, int tokens, int experts, int k, int norm) {
+  PDL_ENTER();
+  __shared__ int count[1024];
+  for (int t = threadIdx.x >> 5; t < tokens; t += blockDim.x >> 5)
+    route_token(ids, weights, logits, t, experts, k, norm);
   __syncthreads();
-  if (threadIdx.x == 0) {
-    int s = 0;
-    for (int e = 0; e < experts; e++) {
-      const int c = start[e];
-      offsets[e] = start[e] = s;
-      s += c;
-    }
-    offsets[experts] = s;
-  }
-  __syncthreads();
-  for (int e = threadIdx.x; e < experts; e += blockDim.x) {
-    int o = start[e];
-    for (int p = 0; p < n; p++) {
-      if (ids[p] != e) continue;
-      pairs[o] = p;
-      pos[p] = o++;
-    }
-  }
+  group_pairs(offsets, pairs, pos, active, ids, tokens * k, experts, count);
 }
 
 // Grouped GEMM: y[r, :] = x[src(r), :] w[e(r)]^T for the grouped rows r < rows, w [experts, n, k]. src(r) is
@@ -140,62 +185,6 @@ extern "C" __global__ void __launch_bounds__(MOE_THREADS) moe_gemm(T* __restrict
 #pragma unroll
     for (int j = 0; j < 4; j++)
       if (c0 + tc + j < n) y[(long long)r * n + c0 + tc + j] = from_f(acc[i][j]);
-  }
-}
-
-// The expert of grouped row r (r < offsets[experts]): the largest e with offsets[e] <= r, which is never an empty one.
-__device__ __forceinline__ int expert_of(const int* __restrict__ offsets, int experts, int r) {
-  int lo = 0, hi = experts - 1;
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) >> 1;
-    if (offsets[mid] <= r) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
-}
-
-// The same product as moe_gemm for the few grouped rows of a decode step, as a matrix-vector product: block row
-// blockIdx.y is one grouped row, each warp MOE_GEMV_COLS of its expert's weight rows, read once in 16-byte vectors
-// along k (the tile kernel's 32-row tiles would be nearly empty and its scalar loads latency-bound). Needs k to be a
-// multiple of the vector (the launcher checks) and 16-byte aligned bases (arena and weight allocations are).
-#define MOE_GEMV_WARPS 8
-#define MOE_GEMV_COLS 2
-extern "C" __global__ void __launch_bounds__(MOE_GEMV_WARPS * 32)
-    moe_gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, const int* __restrict__ offsets,
-             const int* __restrict__ pairs, int rows, int experts, int n, int k, int gather_k) {
-  PDL_WAIT();
-  PDL_LAUNCH_DEPENDENTS();
-  const int r = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int c0 = (blockIdx.x * MOE_GEMV_WARPS + warp) * MOE_GEMV_COLS;
-  if (r >= rows || c0 >= n) return;  // whole warps: the shuffles below see every lane
-  const int e = expert_of(offsets, experts, r);
-  const int src = gather_k > 0 ? pairs[r] / gather_k : r;
-  constexpr int VEC = 16 / (int)sizeof(T);
-  const uint4* xr = reinterpret_cast<const uint4*>(x + (long long)src * k);
-  const uint4* wr[MOE_GEMV_COLS];
-#pragma unroll
-  for (int j = 0; j < MOE_GEMV_COLS; j++) {
-    // A ragged last pair re-reads the last row (its sum is not written).
-    wr[j] = reinterpret_cast<const uint4*>(w + ((long long)e * n + min(c0 + j, n - 1)) * k);
-  }
-  float acc[MOE_GEMV_COLS] = {};
-  for (int i = lane; i < k / VEC; i += 32) {
-    const uint4 xu = xr[i];
-    const T* xv = reinterpret_cast<const T*>(&xu);
-#pragma unroll
-    for (int j = 0; j < MOE_GEMV_COLS; j++) {
-      const uint4 wu = __ldg(wr[j] + i);
-      const T* wv = reinterpret_cast<const T*>(&wu);
-#pragma unroll
-      for (int v = 0; v < VEC; v++) acc[j] += to_f(wv[v]) * to_f(xv[v]);
-    }
-  }
-#pragma unroll
-  for (int j = 0; j < MOE_GEMV_COLS; j++) acc[j] = warp_sum(acc[j]);
-  if (lane == 0) {
-#pragma unroll
-    for (int j = 0; j < MOE_GEMV_COLS; j++)
-      if (c0 + j < n) y[(long long)r * n + c0 + j] = from_f(acc[j]);
   }
 }
 
