@@ -240,8 +240,9 @@ export interface Backend {
   /**
    * `actMul(linear(x, weight, bias), act)` for a packed gate/up weight `[2I, in]` → `[T, I]`. A backend may fuse the
    * two (CUDA does for decode rows: the gate/up products are not stored, nor rounded, before the activation).
+   * `feeds`: the weight of the linear that reads the output next (the down projection), a hint as rmsNorm's.
    */
-  linearActMul(x: Tensor, weight: Tensor, bias: Tensor | undefined, act: GatedActivation): Tensor;
+  linearActMul(x: Tensor, weight: Tensor, bias: Tensor | undefined, act: GatedActivation, feeds?: Tensor): Tensor;
   gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor;
   /**
    * A mixture-of-experts MLP over x `[T, H]` → `[T, H]`: per token, the top-k experts of the router's softmax

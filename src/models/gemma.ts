@@ -66,7 +66,7 @@ export class GemmaModel implements Model {
       } else {
         ({ out: x, residual } = b.addRmsNorm(attn, residual, layer.postAttentionNorm, eps, OFFSET, layer.gateUp));
       }
-      mlp = b.linear(b.linearActMul(x, layer.gateUp, undefined, this.settings.activation), layer.down);
+      mlp = b.linear(b.linearActMul(x, layer.gateUp, undefined, this.settings.activation, layer.down), layer.down);
       if (layer.postFeedforwardNorm) mlp = b.rmsNorm(mlp, layer.postFeedforwardNorm, eps, OFFSET);
     }
     const last = b.gatherLogitRows(b.add(mlp!, residual), step);

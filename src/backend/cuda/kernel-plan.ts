@@ -82,14 +82,14 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
   for (const decl of [CONVERT_WEIGHT, EMBEDDING, ROPE, RESHAPE_AND_CACHE, SAMPLE_ROWS]) add(decl, {});
   // Every quant.cu kernel of a type (dummy blocks while loading, GEMV, dequantization, gather) is in its one module.
   for (const t of m.quantTypes) add(QUANT_DEQUANT, { QTYPE: QTYPE[t] });
-  // The integer GEMV's x: quantized by the norms before it (x-form.ts), else by its own launch (attention's output,
-  // the gated product).
+  // The integer GEMV's x: quantized by the norms and the gated product before it (x-form.ts), else by its own launch
+  // (attention's output).
   const integerRoute = m.quantTypes.length > 0 && quantGemvRoute(b.dtype) === 'q8';
   if (integerRoute) add(QUANT_ACT_Q8, {});
   add(ADD_BIAS, {});
-  add(ACT_MUL, actDefines(m.act));
   for (const f32 of [0, 1]) add(ADD, { B_F32: f32 });
   for (const form of integerRoute ? [null, 'q8' as const] : [null]) {
+    add(ACT_MUL, { ...actDefines(m.act), ...xFormDefines(form) });
     const norm = { ...offsetDefines(m.normOffset), ...xFormDefines(form) };
     add(RMS_NORM, norm);
     for (const f32 of [0, 1]) add(ADD_RMS_NORM, { RES_IN_F32: f32, ...norm });

@@ -178,8 +178,10 @@ export class ParallelBackend implements Backend {
   actMul(x: Tensor, act: GatedActivation): Tensor {
     return this.each((b, r) => b.actMul(at(x, r), act));
   }
-  linearActMul(x: Tensor, weight: Tensor, bias: Tensor | undefined, act: GatedActivation): Tensor {
-    return this.each((b, r) => b.linearActMul(at(x, r), at(weight, r), bias && at(bias, r), act));
+  linearActMul(x: Tensor, weight: Tensor, bias: Tensor | undefined, act: GatedActivation, feeds?: Tensor): Tensor {
+    return this.each((b, r) =>
+      b.linearActMul(at(x, r), at(weight, r), bias && at(bias, r), act, feeds && at(feeds, r)),
+    );
   }
   gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor {
     return this.each((b, r) => b.gelu(at(x, r), approximate));
