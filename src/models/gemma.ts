@@ -87,7 +87,7 @@ export class GemmaModel implements Model {
       k = headNorm(b, k, numKvHeads, headDim, layer.kNorm, eps, OFFSET);
     }
     b.ropeWriteKv(q, k, qkv[2]!, layer.rope, cache, step);
-    return b.linear(b.attention(q, cache, layer.attention, step), layer.o);
+    return b.linear(b.attention(q, cache, layer.attention, step, layer.o), layer.o);
   }
 }
 

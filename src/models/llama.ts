@@ -104,7 +104,7 @@ class LlamaStack {
       return b.allReduce(linear(b, b.selfAttention(q, k, v, layer.attention, step), layer.o));
     }
     b.ropeWriteKv(q, k, v, this.rope, cache, step);
-    return b.allReduce(linear(b, cachedAttention(b, q, cache, layer.attention, step), layer.o));
+    return b.allReduce(linear(b, cachedAttention(b, q, cache, layer.attention, step, layer.o.weight), layer.o));
   }
 }
 

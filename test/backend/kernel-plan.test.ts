@@ -100,6 +100,12 @@ test('a model with quantized matrices: one quant.cu module per block type, in th
       plan.includes(key({ file: 'elementwise', defines: { PAGODA_DTYPE: 2, ...defines } })),
       key({ file: 'elementwise', defines }),
     );
+  // Decode attention writing O for o_proj (head size 128: whole groups per head), the split merge too.
+  const cfg = defaultConfigs(128).decode;
+  for (const form of [null, 'q8' as const]) {
+    assert.ok(plan.includes(key({ file: 'paged_decode', defines: decodeDefines('bf16', 128, cfg, undefined, form) })));
+    assert.ok(plan.includes(key({ file: 'paged_decode', defines: mergeDefines('bf16', form) })), `merge ${form}`);
+  }
   const f32 = keys('f32', { ...llama, quantTypes: ['q4_k'] });
   assert.ok(!f32.some((k) => k.startsWith('quant_act ') || k.includes('"XQ"')), 'f32: exact x');
   assert.ok(!keys('bf16').some((k) => k.includes('"XQ"')), 'none for a 16-bit model');

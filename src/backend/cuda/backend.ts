@@ -258,8 +258,8 @@ export class CudaBackend implements Backend {
     this.rotary.writeKv(k, v, cache, step);
   }
 
-  attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {
-    return this.attn.attention(q, cache, spec, step);
+  attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext, feeds?: Tensor): Tensor {
+    return this.attn.attention(q, cache, spec, step, this.linears.inputForm(q, feeds));
   }
 
   attentionWithLse(

@@ -215,8 +215,8 @@ export class ParallelBackend implements Backend {
       b.ropeWriteKv(at(q, r), at(k, r), at(v, r), rope, kvAt(cache, r), stepAt(step, r));
     });
   }
-  attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {
-    return this.each((b, r) => b.attention(at(q, r), kvAt(cache, r), spec, stepAt(step, r)));
+  attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext, feeds?: Tensor): Tensor {
+    return this.each((b, r) => b.attention(at(q, r), kvAt(cache, r), spec, stepAt(step, r), feeds && at(feeds, r)));
   }
   attentionWithLse(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext) {
     const outs = this.ranks.map((b, r) => b.attentionWithLse(at(q, r), kvAt(cache, r), spec, stepAt(step, r)));
