@@ -33,9 +33,10 @@ function gpu(dtype: DType): CudaBackend {
 let seed = (Date.now() & 0xffff) * 1000 + 500;
 
 /**
- * [rows, n] of the output, x being [rows, 2n]: decode's 1 to 8 rows, 14336 (Llama-3-8B's MLP width: 14 values per
- * thread of 1,024) among them, 96 a single warp of threads going round three times; e4m3 needs 16-value rows only:
- * 272 and 48 (not multiples of 32) are its own.
+ * [rows, n] of the output, x being [rows, 2n]: decode's 1 to 8 rows, 14336 (Llama-3-8B's MLP width) among them. q8
+ * runs grid-stride, a warp per group wherever the group starts; e4m3 a block per row (14336: 14 values per thread
+ * of 1,024; 96: a single warp going round three times), and needs 16-value rows only: 272 and 48 (not multiples of
+ * 32) are its own.
  */
 const SHAPES: Record<XForm, [number, number][]> = {
   q8: [

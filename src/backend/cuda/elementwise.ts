@@ -9,7 +9,7 @@ import { type QuantizedX, quantizedOutput, type XForm, xFormArgs, xFormDefines }
 // kernels/elementwise.cu: grid-stride loops over 256-thread blocks (CudaContext.grid1d).
 /**
  * ACT (common.cuh): 0 SiLU, 1 GELU's tanh form. The XQ builds (x-form.ts) also write the output quantized at xq / xs
- * (null in the plain build), one block per row.
+ * (null in the plain build).
  */
 export const ACT_MUL = declareKernel('elementwise', 'act_mul', {
   out: 'ptr',
@@ -71,7 +71,7 @@ export function addBias(ctx: CudaContext, y: DevPtr, bias: DevPtr, rows: number,
 
 /**
  * act(gate) * up of x [rows, 2n] (gate and up side by side) into out [rows, n]; with `q`, also quantized into it
- * (kernels/elementwise.cu XQ: one block per row), in the same launch.
+ * (kernels/elementwise.cu XQ: e4m3 one block per row, q8 grid-stride as the plain build), in the same launch.
  */
 export function actMulInto(
   ctx: CudaContext,
@@ -84,7 +84,7 @@ export function actMulInto(
 ): void {
   const args = { out, x, rows, n, ...xFormArgs(q) };
   const kernel = ctx.kernel(ACT_MUL, { ...actDefines(act), ...xFormDefines(q?.form ?? null) });
-  if (q) kernel.launch([rows], ctx.rowThreads(n), args);
+  if (q?.form === 'e4m3') kernel.launch([rows], ctx.rowThreads(n), args);
   else kernel.launch(ctx.grid1d(rows * n), [256], args);
 }
 

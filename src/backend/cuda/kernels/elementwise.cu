@@ -10,48 +10,40 @@
 // (the activation by ACT, common.cuh).
 //
 // XQ (as norm.cu's, src/backend/cuda/x-form.ts): also write the output as the down projection reads it, quantized
-// from the ROUNDED output values, so bit for bit what that linear's own quantizing launch would write: 1 = q8 groups
-// (q8_act.cuh: levels xq, q8_scale records xs), 2 = e4m3 codes xq with a float scale per row xs (fp8_quantize_rows's).
-// These builds take one block per row (a row's scale needs the whole row; n a multiple of 32 for 1, of 16 for 2), so
-// at each step a warp's lanes hold one 32-value group of the row. 0: grid-stride, xq and xs are not touched.
+// from the ROUNDED output values, so bit for bit what that linear's own quantizing launch would write. 1 = q8 groups
+// (q8_act.cuh: levels xq, q8_scale records xs): grid-stride as the plain build, rows * n a multiple of 32 and blocks
+// of whole warps, so a warp's lanes hold one 32-value group at each step; 2 = e4m3 codes xq with a float scale per
+// row xs (fp8_quantize_rows's): one block per row, whose scale needs the whole row. 0: xq and xs are not touched.
 #ifndef XQ
 #define XQ 0
 #endif
 
-__device__ __forceinline__ T act_mul_value(const T* __restrict__ x, long long r, long long c, int n) {
-  return from_f(gate_act(to_f(x[2 * r * n + c])) * to_f(x[(2 * r + 1) * n + c]));
-}
-
 extern "C" __global__ void act_mul(T* __restrict__ out, const T* __restrict__ x, long long rows, int n,
                                    void* __restrict__ xq, void* __restrict__ xs) {
   PDL_ENTER();
-#if XQ == 0
+#if XQ != 2
   GRID_STRIDE(i, rows * n) {
     const long long r = i / n, c = i - r * n;
-    out[i] = act_mul_value(x, r, c, n);
+    const T v = from_f(gate_act(to_f(x[2 * r * n + c])) * to_f(x[(2 * r + 1) * n + c]));
+    out[i] = v;
+#if XQ == 1
+    q8_quantize_lane(to_f(v), static_cast<signed char*>(xq) + i, static_cast<q8_scale*>(xs) + (i >> 5));
+#endif
   }
 #else
   const long long r = blockIdx.x, base = r * n;
-#if XQ == 2
+  const T* gate = x + 2 * base;
   float amax = 0.f;
-#endif
-  // A warp's lanes are all in the row or all past it (blockDim.x and n multiples of 32): the shuffles see whole warps.
   for (int c = threadIdx.x; c < n; c += blockDim.x) {
-    const T v = act_mul_value(x, r, c, n);
+    const T v = from_f(gate_act(to_f(gate[c])) * to_f(gate[n + c]));
     out[base + c] = v;
-#if XQ == 1
-    q8_quantize_lane(to_f(v), static_cast<signed char*>(xq) + base + c, static_cast<q8_scale*>(xs) + ((base + c) >> 5));
-#else
     amax = fmaxf(amax, fabsf(to_f(v)));  // NaNs skipped, as fp8_quantize_rows does
-#endif
   }
-#if XQ == 2
   const float scale = e4m3_row_scale(block_max(amax));
   if (threadIdx.x == 0) static_cast<float*>(xs)[r] = scale;
   // Each thread reads back the outputs it wrote itself.
   for (int c = threadIdx.x; c < n; c += blockDim.x)
     static_cast<unsigned char*>(xq)[base + c] = e4m3_code(to_f(out[base + c]), scale);
-#endif
 #endif
 }
 
