@@ -18,7 +18,7 @@ nvidia-smi --query-gpu=name,compute_cap,memory.used,memory.total,clocks.sm --for
 MODEL=bench/configs/llama3-8b
 if has tests; then
   timeout 240 node --import tsx --test --test-concurrency=1 --test-reporter=spec test/gpu/fp8-weights.test.ts \
-    test/gpu/norm-x-forms.test.ts test/gpu/fp8-checkpoints.test.ts 2>&1 | tee "$OUT/test-fp8-weights.log" | grep -E 'agreement|✔|✖|ℹ (tests|pass|fail)' | tail -40
+    test/gpu/norm-x-forms.test.ts test/gpu/act-mul-x-forms.test.ts test/gpu/fp8-checkpoints.test.ts 2>&1 | tee "$OUT/test-fp8-weights.log" | grep -E 'agreement|✔|✖|ℹ (tests|pass|fail)' | tail -40
   timeout 120 node --import tsx --test --test-reporter=spec --test-name-pattern='GEMV|gemv|linear' \
     test/gpu/cuda-kernels.test.ts 2>&1 | tee "$OUT/test-gemv.log" | grep -E '✖|ℹ (tests|pass|fail)' | tail -10
 fi

@@ -19,7 +19,8 @@ COMMON=(--model "$MODEL" --device cuda --load-format dummy --max-model-len 2048)
 quant() { [[ "$1" == bf16 ]] || echo "--quantization $1"; }
 if has tests; then
   timeout 240 node --import tsx --test --test-concurrency=1 --test-reporter=spec test/gpu/quant-kernels.test.ts \
-    test/gpu/norm-x-forms.test.ts test/gpu/cuda-quantized-models.test.ts 2>&1 | tee "$OUT/test-gpu-quant.log" | grep -E 'relative L2|✔|✖|ℹ (tests|pass|fail)' | tail -60
+    test/gpu/norm-x-forms.test.ts test/gpu/act-mul-x-forms.test.ts test/gpu/attention-x-forms.test.ts \
+    test/gpu/cuda-quantized-models.test.ts 2>&1 | tee "$OUT/test-gpu-quant.log" | grep -E 'relative L2|✔|✖|ℹ (tests|pass|fail)' | tail -60
 fi
 if has latency; then
   for q in bf16 q4_k_m q8_0; do

@@ -240,8 +240,9 @@ export interface Backend {
   /**
    * `actMul(linear(x, weight, bias), act)` for a packed gate/up weight `[2I, in]` → `[T, I]`. A backend may fuse the
    * two (CUDA does for decode rows: the gate/up products are not stored, nor rounded, before the activation).
+   * `feeds`: the weight of the linear that reads the output next (the down projection), a hint as rmsNorm's.
    */
-  linearActMul(x: Tensor, weight: Tensor, bias: Tensor | undefined, act: GatedActivation): Tensor;
+  linearActMul(x: Tensor, weight: Tensor, bias: Tensor | undefined, act: GatedActivation, feeds?: Tensor): Tensor;
   gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor;
   /**
    * A mixture-of-experts MLP over x `[T, H]` → `[T, H]`: per token, the top-k experts of the router's softmax
@@ -254,8 +255,11 @@ export interface Backend {
   writeKv(k: Tensor, v: Tensor, cache: LayerKvCache, step: StepContext): void;
   /** `rope(q, k)` (heads of the cache's head_dim) then `writeKv(k, v)`: one launch per layer on the GPU. */
   ropeWriteKv(q: Tensor, k: Tensor, v: Tensor, rope: RopeSpec, cache: LayerKvCache, step: StepContext): void;
-  /** Causal paged attention of q `[T, Hq*D]` over the cache (this step's K/V already written) → `[T, Hq*D]`. */
-  attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor;
+  /**
+   * Causal paged attention of q `[T, Hq*D]` over the cache (this step's K/V already written) → `[T, Hq*D]`. `feeds`:
+   * the weight of the linear that reads the output next (o_proj), a hint as rmsNorm's.
+   */
+  attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext, feeds?: Tensor): Tensor;
   /**
    * `attention`, and each query row's log-sum-exp `[T, Hq]` f32: the natural log of Σ exp(scaled score) over the keys
    * the row sees, so exp(q·k · scale − lse) is the probability softmax gives key k.

@@ -66,7 +66,7 @@ export class GemmaModel implements Model {
       } else {
         ({ out: x, residual } = b.addRmsNorm(attn, residual, layer.postAttentionNorm, eps, OFFSET, layer.gateUp));
       }
-      mlp = b.linear(b.linearActMul(x, layer.gateUp, undefined, this.settings.activation), layer.down);
+      mlp = b.linear(b.linearActMul(x, layer.gateUp, undefined, this.settings.activation, layer.down), layer.down);
       if (layer.postFeedforwardNorm) mlp = b.rmsNorm(mlp, layer.postFeedforwardNorm, eps, OFFSET);
     }
     const last = b.gatherLogitRows(b.add(mlp!, residual), step);
@@ -87,7 +87,7 @@ export class GemmaModel implements Model {
       k = headNorm(b, k, numKvHeads, headDim, layer.kNorm, eps, OFFSET);
     }
     b.ropeWriteKv(q, k, qkv[2]!, layer.rope, cache, step);
-    return b.linear(b.attention(q, cache, layer.attention, step), layer.o);
+    return b.linear(b.attention(q, cache, layer.attention, step, layer.o), layer.o);
   }
 }
 

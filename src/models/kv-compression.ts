@@ -5,6 +5,7 @@ import { type KvCompressionPlan, SNAPKV } from '../primitives/kv-compression.ts'
  * Paged attention over a layer's cache, which the step's `kvCompression` plans then compact (SnapKV): attention
  * with its LSE, the key scores of the plans' windows, the kept entries chosen here, then gathered in the cache.
  * Later layers read their own caches, so compacting this one right after its attention changes nothing in the step.
+ * `feeds`: the o projection's weight (Backend.attention's hint).
  */
 export function cachedAttention(
   b: Backend,
@@ -12,9 +13,10 @@ export function cachedAttention(
   cache: LayerKvCache,
   spec: AttentionSpec,
   step: StepContext,
+  feeds?: Tensor,
 ): Tensor {
   const plans = step.batch.kvCompression;
-  if (!plans?.length) return b.attention(q, cache, spec, step);
+  if (!plans?.length) return b.attention(q, cache, spec, step, feeds);
   const { out, lse } = b.attentionWithLse(q, cache, spec, step);
   const scores = b.toHost(b.kvKeyScores(q, lse, cache, spec, step));
   b.compactKv(cache, selectKeys(scores, plans, step.batch.contextLens, spec.numKvHeads), step);

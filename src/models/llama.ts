@@ -104,7 +104,7 @@ class LlamaStack {
       return b.allReduce(linear(b, b.selfAttention(q, k, v, layer.attention, step), layer.o));
     }
     b.ropeWriteKv(q, k, v, this.rope, cache, step);
-    return b.allReduce(linear(b, cachedAttention(b, q, cache, layer.attention, step), layer.o));
+    return b.allReduce(linear(b, cachedAttention(b, q, cache, layer.attention, step, layer.o.weight), layer.o));
   }
 }
 
@@ -162,7 +162,8 @@ function mlpInput(mlp: LlamaLayer['mlp']): Tensor | undefined {
 }
 
 function denseMlp(b: Backend, x: Tensor, mlp: DenseMlp): Tensor {
-  return b.allReduce(linear(b, b.linearActMul(x, mlp.gateUp.weight, mlp.gateUp.bias, 'silu'), mlp.down));
+  const act = b.linearActMul(x, mlp.gateUp.weight, mlp.gateUp.bias, 'silu', mlp.down.weight);
+  return b.allReduce(linear(b, act, mlp.down));
 }
 
 /** RMSNorm over each head of x `[T, heads * headDim]` (Gemma 3's with its weight offset). */

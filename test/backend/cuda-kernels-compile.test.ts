@@ -37,8 +37,14 @@ const KV_QUANTS = ['PAGODA_KV_QUANT=1', 'PAGODA_KV_QUANT=2'];
 const VARIANTS: Record<string, string[][]> = {
   'attention.cu': [['SELF=1', 'CAUSAL=0'], ['SELF=1'], ...KV_QUANTS.map((q) => [q])],
   'kv_cache.cu': KV_QUANTS.map((q) => [q]),
-  'paged_decode.cu': KV_QUANTS.flatMap((q) => [[q], [q, 'PAGODA_HEAD_DIM=256', 'PAGODA_DECODE_TILE=16']]),
-  'elementwise.cu': [['ACT=1']],
+  // XQ 1: O also written as q8 groups for o_proj's integer GEMV (x-form.ts).
+  'paged_decode.cu': [
+    ...KV_QUANTS.flatMap((q) => [[q], [q, 'PAGODA_HEAD_DIM=256', 'PAGODA_DECODE_TILE=16']]),
+    ['XQ=1'],
+    ['XQ=1', 'PAGODA_KV_QUANT=2', 'PAGODA_HEAD_DIM=256', 'PAGODA_DECODE_TILE=16'],
+  ],
+  // XQ 1 / 2 (act_mul): the gated product also written as q8 groups or e4m3 codes for the down projection.
+  'elementwise.cu': [['ACT=1'], ['XQ=1'], ['XQ=2', 'ACT=1']],
   // XQ 1 / 2: the RMSNorms that also write x as q8 groups or e4m3 codes for the linear they feed (x-form.ts).
   'norm.cu': [['W_OFFSET=1', 'RES_IN_F32=1'], ['XQ=1'], ['XQ=2', 'RES_IN_F32=1'], ['XQ=1', 'W_OFFSET=1']],
   'flash_prefill.cu': [

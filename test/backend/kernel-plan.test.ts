@@ -88,13 +88,24 @@ test('a model with quantized matrices: one quant.cu module per block type, in th
   assert.equal(plan.filter((k) => k.startsWith('quant ')).length, 2);
   assert.ok(!keys('bf16').some((k) => k.startsWith('quant ')), 'none for a 16-bit model');
   // The integer GEMV's activation quantization: once per dtype, on the 16-bit route only, by its own launch and by
-  // the norms' builds that write it (XQ 1) beside the plain ones.
+  // the norms' and the gated product's builds that write it (XQ 1) beside the plain ones.
   assert.ok(plan.includes(key({ file: 'quant_act', defines: { PAGODA_DTYPE: 2 } })));
   for (const defines of [{}, { XQ: 1 }, { RES_IN_F32: 1, XQ: 1 }, { RES_IN_F32: 0, XQ: 1 }])
     assert.ok(
       plan.includes(key({ file: 'norm', defines: { PAGODA_DTYPE: 2, ...defines } })),
       key({ file: 'norm', defines }),
     );
+  for (const defines of [{}, { XQ: 1 }])
+    assert.ok(
+      plan.includes(key({ file: 'elementwise', defines: { PAGODA_DTYPE: 2, ...defines } })),
+      key({ file: 'elementwise', defines }),
+    );
+  // Decode attention writing O for o_proj (head size 128: whole groups per head), the split merge too.
+  const cfg = defaultConfigs(128).decode;
+  for (const form of [null, 'q8' as const]) {
+    assert.ok(plan.includes(key({ file: 'paged_decode', defines: decodeDefines('bf16', 128, cfg, undefined, form) })));
+    assert.ok(plan.includes(key({ file: 'paged_decode', defines: mergeDefines('bf16', form) })), `merge ${form}`);
+  }
   const f32 = keys('f32', { ...llama, quantTypes: ['q4_k'] });
   assert.ok(!f32.some((k) => k.startsWith('quant_act ') || k.includes('"XQ"')), 'f32: exact x');
   assert.ok(!keys('bf16').some((k) => k.includes('"XQ"')), 'none for a 16-bit model');

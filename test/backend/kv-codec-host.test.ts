@@ -65,10 +65,10 @@ int main() {
     float amax = 0.f;
     bool any_nan = false;
     for (float v : x32) { any_nan |= v != v; amax = std::fmax(amax, std::fabs(v)); }
-    const double d = q8_scale(amax, any_nan);
+    const double d = kv_q8_scale(amax, any_nan);
     const unsigned short h = f16_bits(__double2float_rn(d));
     fwrite(&h, 2, 1, stdout);
-    for (float v : x32) putchar(q8_level(v, d));
+    for (float v : x32) putchar(kv_q8_level(v, d));
   }
   return 0;
 }

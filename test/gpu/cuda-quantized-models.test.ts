@@ -6,6 +6,7 @@ import { describe, test } from 'node:test';
 import type { HostTensor, Tensor } from '../../src/backend/backend.ts';
 import { CpuTensor } from '../../src/backend/cpu/tensor.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
+import { QUANT_ACT_Q8 } from '../../src/backend/cuda/quant-kernels.ts';
 import { quantLinearPath } from '../../src/backend/cuda/quant-tensor.ts';
 import { quantizeToGguf } from '../../src/loader/gguf/quantize.ts';
 import { loadModel } from '../../src/models/load.ts';
@@ -17,6 +18,7 @@ import { modelFixture } from '../helpers/fixtures.ts';
 import { gpuSkip, relL2 } from '../helpers/gpu.ts';
 import { LowPrecisionCpu } from '../helpers/low-precision-cpu.ts';
 import { argmax, maxAbsDiff, PagedSession, teacherForced } from '../helpers/paged-session.ts';
+import { assertSameRows, greedyDecode, withoutForms } from '../helpers/x-forms.ts';
 
 /**
  * GGUF files written by pagoda's own quantizer, run on CUDA against the CPU backend on the same file. The CPU
@@ -144,6 +146,26 @@ for (const name of ['tiny-llama-256', 'tiny-qwen2-256']) {
         assert.ok(sum <= 1.3 * sumEmu, `mean relative L2 ${sum / steps} against the emulation's ${sumEmu / steps}`);
       });
     }
+
+    test('q4_k_m in bf16: decode with the producers writing x quantized and without (each linear its own launch), the same logits bit for bit and greedy ids; no quant_act_q8 left', {
+      skip: why,
+    }, () => {
+      const path = quantized(name, fixture.path, 'q4_k_m');
+      const seqs = prompts(fixture.path).map((p) => p.input_ids);
+      const steps = 6;
+      const run = (forms: boolean) => {
+        const backend = new CudaBackend({ dtype: 'bf16', graphs: false });
+        const model = loadModel(path, forms ? backend : withoutForms(backend));
+        return { layers: model.kvShape.numLayers, ...greedyDecode(backend, model, seqs, steps, QUANT_ACT_Q8) };
+      };
+      const [fused, own] = [run(true), run(false)];
+      assert.deepEqual(fused.ids, own.ids, 'greedy ids');
+      assertSameRows(fused.logits, own.logits, 'logits');
+      // Without the forms q/k/v, o, gate/up and down each quantize x on their own; with them the norms, the decode
+      // attention kernel (heads of 64) and act_mul write it, and the final norm the LM head's.
+      assert.equal(fused.launches, 0, 'quant_act_q8 at decode');
+      assert.ok(own.launches >= 4 * steps * own.layers, `quant_act_q8 without the forms: ${own.launches}`);
+    });
 
     test('q4_k_m: twelve sequences decoded together through a graph (dequantize + GEMM inside it) match eager, the dequantization overlapped or not', {
       skip: why,

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import type { DType, GatedActivation, HostTensor } from '../../src/backend/backend.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { CudaDriver } from '../../src/backend/cuda/driver.ts';
-import { Fp8CudaTensor, hasFp8, quantizeRows } from '../../src/backend/cuda/fp8.ts';
+import { FP8_QUANTIZE_ROWS, Fp8CudaTensor, hasFp8, quantizeRows } from '../../src/backend/cuda/fp8.ts';
 import { FP8_GEMV_MAX_ROWS, fp8GemvLauncher } from '../../src/backend/cuda/fp8-gemv.ts';
 import { fp8Path } from '../../src/backend/cuda/fp8-linear.ts';
 import { CudaTensor, cuda, DTYPE_BYTES } from '../../src/backend/cuda/tensor.ts';
@@ -17,6 +17,7 @@ import { modelFixture } from '../helpers/fixtures.ts';
 import { Fp8LowPrecisionCpu } from '../helpers/fp8-cpu.ts';
 import { gpuSkip, randomValues, relL2 } from '../helpers/gpu.ts';
 import { argmax, PagedSession, teacherForced } from '../helpers/paged-session.ts';
+import { assertSameRows, greedyDecode, withoutForms } from '../helpers/x-forms.ts';
 
 const gpuWhy = gpuSkip();
 const backends = new Map<DType, CudaBackend>();
@@ -424,5 +425,30 @@ test('a decode batch of 12 sequences (past the GEMV: the FP8 GEMM, padded to 16 
     assert.ok(e < 8e-2, `row ${i}: relative L2 ${e} against the CPU twin`);
     const g = relL2(graphed[i]!, eager[i]!);
     assert.ok(g < 1e-2, `row ${i}: relative L2 ${g} between the replayed graph and the eager step`);
+  }
+});
+
+test(`producers writing x as e4m3 (the norms; act_mul past the gated GEMV) or not (each linear its own launch): the same logits bit for bit and greedy ids, at the GEMV's rows and the GEMM's`, {
+  skip: skip || modelFixture('tiny-llama-256').skip,
+}, () => {
+  const dir = modelFixture('tiny-llama-256').path;
+  const steps = 4;
+  const run = (forms: boolean, sequences: number) => {
+    const backend = new CudaBackend({ dtype: 'bf16', graphs: false });
+    const model = loadModel(dir, forms ? backend : withoutForms(backend), { quantization: FP8_QUANTIZATION });
+    const seqs = Array.from({ length: sequences }, (_, i) => PROMPT.slice(0, 4 + i));
+    return { layers: model.kvShape.numLayers, ...greedyDecode(backend, model, seqs, steps, FP8_QUANTIZE_ROWS) };
+  };
+  // 3 sequences take the gated GEMV, which writes no form (down quantizes its own x); 12 the GEMM, then act_mul.
+  for (const [sequences, perLayer] of [
+    [3, 2],
+    [12, 1],
+  ] as const) {
+    const [fused, own] = [run(true, sequences), run(false, sequences)];
+    assert.deepEqual(fused.ids, own.ids, `${sequences} sequences: greedy ids`);
+    assertSameRows(fused.logits, own.logits, `${sequences} sequences: logits`);
+    // Left to quantize their own x: o (attention's output), and down behind the gated GEMV.
+    assert.equal(fused.launches, perLayer * steps * fused.layers, `${sequences} sequences: fp8_quantize_rows`);
+    assert.ok(own.launches >= 4 * steps * own.layers, `${sequences} sequences without the forms: ${own.launches}`);
   }
 });

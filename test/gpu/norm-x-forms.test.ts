@@ -1,21 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { DType, Tensor } from '../../src/backend/backend.ts';
-import { quantizeQ8Groups } from '../../src/backend/cpu/quant-act.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
-import type { CudaContext } from '../../src/backend/cuda/context.ts';
 import { CudaDriver } from '../../src/backend/cuda/driver.ts';
-import { FP8_QUANTIZE_ROWS, Fp8CudaTensor, hasFp8, quantizeRows } from '../../src/backend/cuda/fp8.ts';
-import type { KernelDecl } from '../../src/backend/cuda/kernel.ts';
+import { FP8_QUANTIZE_ROWS, Fp8CudaTensor, hasFp8 } from '../../src/backend/cuda/fp8.ts';
 import { addRmsNorm, rmsNorm } from '../../src/backend/cuda/norm.ts';
 import { QUANT_ACT_Q8 } from '../../src/backend/cuda/quant-kernels.ts';
-import { quantizeActivationsInto } from '../../src/backend/cuda/quant-linear.ts';
 import { quantGemvRoute } from '../../src/backend/cuda/quant-tensor.ts';
-import { CudaTensor, cuda, DTYPE_BYTES } from '../../src/backend/cuda/tensor.ts';
-import { allocQuantizedX, type QuantizedX, type XForm } from '../../src/backend/cuda/x-form.ts';
-import { quantizeFp8Rows } from '../../src/primitives/fp8.ts';
+import { CudaTensor, cuda } from '../../src/backend/cuda/tensor.ts';
+import type { XForm } from '../../src/backend/cuda/x-form.ts';
 import { quantize } from '../../src/primitives/quant/index.ts';
 import { gpuSkip, hostTensor, randomValues } from '../helpers/gpu.ts';
+import { checkProducer, requestsOf, upload } from '../helpers/x-forms.ts';
 
 // The RMSNorms that also write their output as the next linear reads it (kernels/norm.cu XQ): the quantized copy
 // must be bit for bit what the linear's own quantizing launch writes from the norm's 16-bit output, and the 16-bit
@@ -34,13 +30,6 @@ function gpu(dtype: DType): CudaBackend {
   return b;
 }
 let seed = (Date.now() & 0xffff) * 1000;
-
-/**
- * Arena poison no quantized output holds: q8 bytes 0x80 (level -128, d a negative number, sums of -32640; levels
- * lie in ±127, d ≥ 0 or NaN, sums in ±2032); e4m3 bytes 0xff (the code -NaN, which quantization never writes, and a
- * NaN scale, which no row takes).
- */
-const POISON: Record<XForm, number> = { q8: 0x80808080, e4m3: 0xffffffff };
 
 /**
  * Rows up to 4096 keep their values in registers; 14336 (Llama-3-8B's MLP width, 1,024 threads of 8) also goes round
@@ -62,11 +51,6 @@ const SHAPES: Record<XForm, [number, number][]> = {
     [4, 272],
   ],
 };
-
-/** Values rounded to the storage type, uploaded. */
-function upload(g: CudaBackend, shape: number[], v: Float32Array): CudaTensor {
-  return cuda(g.loadWeight(hostTensor('t', shape, v)));
-}
 
 /**
  * x `[rows, n]` and a norm weight with the edge cases of the activation-quantization tests, where the row is wide
@@ -95,72 +79,6 @@ function floatTensor(g: CudaBackend, shape: number[], v: Float32Array): CudaTens
   return new CudaTensor(shape, 'f32', p);
 }
 
-function bytes(g: CudaBackend, ptr: bigint, n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  g.ctx.drv.download(out, ptr);
-  return out;
-}
-
-/** Bytes of the quantized copy: levels or codes, then scales. */
-function quantizedBytes(g: CudaBackend, q: QuantizedX, rows: number, n: number) {
-  return { xq: bytes(g, q.xq, rows * n), xs: bytes(g, q.xs, q.form === 'q8' ? (rows * n) / 4 : rows * 4) };
-}
-
-/** The linear's own quantizing launch over `out` into fresh arena buffers (poisoned as the arena is). */
-function separately(g: CudaBackend, form: XForm, out: CudaTensor, rows: number, n: number): QuantizedX {
-  const q = allocQuantizedX(g.ctx, form, rows, n);
-  if (form === 'q8') quantizeActivationsInto(g.ctx, out.ptr, rows * n, q);
-  else quantizeRows(g.ctx, q.xq, q.xs, out.ptr, rows, n);
-  return q;
-}
-
-/** The first index where two byte arrays differ, -1 if none. */
-const firstDiff = (a: Uint8Array, b: Uint8Array) => (a.length !== b.length ? 0 : a.findIndex((v, i) => v !== b[i]));
-
-/** The quantized copy against the CPU twin of the norm's own output: levels, d (NaN as NaN) and sums; codes, scales. */
-function checkTwin(form: XForm, got: { xq: Uint8Array; xs: Uint8Array }, out: Float32Array, rows: number, n: number) {
-  if (form === 'q8') {
-    const want = quantizeQ8Groups(out);
-    const levels = new Int8Array(got.xq.buffer);
-    const bad = levels.findIndex((l, i) => l !== want.levels[i]);
-    assert.equal(bad, -1, `level ${bad}: ${levels[bad]}, the twin's ${want.levels[bad]}`);
-    const view = new DataView(got.xs.buffer);
-    for (let i = 0; i < want.d.length; i++) {
-      const [d, sums] = [view.getFloat32(8 * i, true), view.getInt32(8 * i + 4, true)];
-      assert.ok(Object.is(d, want.d[i]), `group ${i}: d ${d}, the twin's ${want.d[i]}`);
-      assert.deepEqual([(sums << 16) >> 16, sums >> 16], [want.sums[2 * i], want.sums[2 * i + 1]], `group ${i}: sums`);
-    }
-    return;
-  }
-  const want = quantizeFp8Rows(out, rows, n);
-  const bad = firstDiff(got.xq, want.codes);
-  assert.equal(bad, -1, `code ${bad}: ${got.xq[bad]}, the twin's ${want.codes[bad]}`);
-  assert.deepEqual(new Float32Array(got.xs.buffer), want.scales, 'row scales');
-}
-
-type Norm = (ctx: CudaContext, form: XForm | null) => Tensor;
-
-/**
- * `norm` once plain and once writing `form`, in an arena poisoned with POISON[form]: the same 16-bit output, and its
- * quantized copy equal to the separate launch's over that output bit for bit, and to the CPU twin.
- */
-function checkNorm(g: CudaBackend, what: string, form: XForm, rows: number, n: number, norm: Norm): void {
-  g.ctx.arena.reset();
-  g.ctx.arena.poison(POISON[form]);
-  const size = rows * n * DTYPE_BYTES[g.ctx.dtype];
-  const plain = cuda(norm(g.ctx, null));
-  const fused = cuda(norm(g.ctx, form));
-  assert.equal(plain.quantized, undefined, `${what}: the plain build writes no copy`);
-  assert.equal(fused.quantized?.form, form, `${what}: the copy is attached to the output`);
-  const outBytes = bytes(g, fused.ptr, size);
-  assert.equal(firstDiff(outBytes, bytes(g, plain.ptr, size)), -1, `${what}: the 16-bit output is unchanged`);
-  const got = quantizedBytes(g, fused.quantized!, rows, n);
-  const want = quantizedBytes(g, separately(g, form, fused, rows, n), rows, n);
-  assert.equal(firstDiff(got.xq, want.xq), -1, `${what}: levels/codes equal the separate launch's`);
-  assert.equal(firstDiff(got.xs, want.xs), -1, `${what}: scales equal the separate launch's`);
-  checkTwin(form, got, g.toHost(fused), rows, n);
-}
-
 describe('RMSNorms writing x quantized for the next linear (kernels/norm.cu XQ)', () => {
   for (const dtype of DTYPES) {
     for (const form of ['q8', 'e4m3'] as const) {
@@ -178,11 +96,13 @@ describe('RMSNorms writing x quantized for the next linear (kernels/norm.cu XQ)'
           };
           const shape = `${rows}x${n}`;
           try {
-            checkNorm(g, `rmsNorm ${shape}`, form, rows, n, (ctx, f) => rmsNorm(ctx, gx, gw, 1e-5, 0, f));
-            checkNorm(g, `rmsNorm (1 + w) ${shape}`, form, rows, n, (ctx, f) => rmsNorm(ctx, gx, gw, 1e-6, 1, f));
+            checkProducer(g, `rmsNorm ${shape}`, form, rows, n, (f) => cuda(rmsNorm(g.ctx, gx, gw, 1e-5, 0, f)));
+            checkProducer(g, `rmsNorm (1 + w) ${shape}`, form, rows, n, (f) =>
+              cuda(rmsNorm(g.ctx, gx, gw, 1e-6, 1, f)),
+            );
             for (const [name, r] of Object.entries(residuals)) {
-              checkNorm(g, `addRmsNorm (${name} residual) ${shape}`, form, rows, n, (ctx, f) => {
-                return addRmsNorm(ctx, gx, r, gw, 1e-6, 0, f).out;
+              checkProducer(g, `addRmsNorm (${name} residual) ${shape}`, form, rows, n, (f) => {
+                return cuda(addRmsNorm(g.ctx, gx, r, gw, 1e-6, 0, f).out);
               });
             }
           } finally {
@@ -193,23 +113,6 @@ describe('RMSNorms writing x quantized for the next linear (kernels/norm.cu XQ)'
     }
   }
 });
-
-/** Counts the launches' requests of `decl` while `run` runs. */
-function requestsOf(g: CudaBackend, decl: KernelDecl, run: () => void): number {
-  const ctx = g.ctx;
-  const original = ctx.kernel;
-  let n = 0;
-  ctx.kernel = ((d: KernelDecl, defines?: Record<string, number>) => {
-    if (d === decl) n++;
-    return original.call(ctx, d, defines);
-  }) as typeof ctx.kernel;
-  try {
-    run();
-  } finally {
-    ctx.kernel = original;
-  }
-  return n;
-}
 
 describe('the backend: a norm told what it feeds, and the linear reading its copy', () => {
   for (const dtype of DTYPES) {

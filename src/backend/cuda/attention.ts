@@ -6,6 +6,7 @@ import {
   type AttentionDtype,
   cudaAttentionRuntime,
   type DecodeWorkspace,
+  decodeWritesQ8,
   FlashAttention,
 } from './flash-attention.ts';
 import { HEAD_DIMS } from './flash-kernels.ts';
@@ -15,6 +16,7 @@ import { type CudaLayerKv, kvOf, type QuantKv } from './kv-cache.ts';
 import { KV_QUANT_DEFINE, tilesReadQuant } from './kv-layout.ts';
 import type { CudaStepContext } from './step-buffers.ts';
 import { type CudaTensor, cuda } from './tensor.ts';
+import { quantizedOutput, type XForm } from './x-form.ts';
 
 const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 
@@ -105,9 +107,13 @@ export class CudaAttention {
     return this.ws;
   }
 
-  /** Attention of the step's queries `q` [T, numHeads * headDim] over the layer's cache, into a new tensor. */
-  attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {
-    return this.attentionWithLse(q, cache, spec, step).out;
+  /**
+   * Attention of the step's queries `q` [T, numHeads * headDim] over the layer's cache, into a new tensor. `form`:
+   * the input form of the linear the output feeds (CudaLinear.inputForm); the decode kernels write q8 groups beside
+   * O where their heads hold whole groups (an e4m3 row's scale spans every head: the linear quantizes its own).
+   */
+  attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext, form: XForm | null = null): Tensor {
+    return this.attentionWithLse(q, cache, spec, step, form).out;
   }
 
   /** `attention` and each query row's LSE `[T, numHeads]` (f32), which every kernel writes. */
@@ -116,12 +122,22 @@ export class CudaAttention {
     cache: LayerKvCache,
     spec: AttentionSpec,
     step: StepContext,
+    form: XForm | null = null,
   ): { out: Tensor; lse: Tensor } {
     const qt = cuda(q);
-    const out = this.ctx.empty(qt.shape);
+    const [kv, s] = [kvOf(cache), stepOf(step)];
+    const q8 = form === 'q8' && this.decodes(spec, s, kv) && decodeWritesQ8(spec.headDim);
+    const out = quantizedOutput(this.ctx, qt.shape, q8 ? 'q8' : null);
     const lse = this.ctx.empty([qt.shape[0]!, spec.numHeads], 'f32');
-    this.run(out, lse, qt, kvOf(cache), spec, stepOf(step));
+    this.run(out, lse, qt, kv, spec, s);
     return { out, lse };
+  }
+
+  /** Whether the step's attention takes the flash decode kernels: one query token per sequence. */
+  private decodes(spec: AttentionSpec, step: CudaStepContext, cache: CudaLayerKv): boolean {
+    const b = step.batch;
+    const fast = this.flash !== null && this.fast(spec, b.blockSize, cache.quant?.type);
+    return fast && b.maxSeqlenQ === 1 && b.inputIds.length === b.numSeqs;
   }
 
   private run(
@@ -162,7 +178,8 @@ export class CudaAttention {
       softcap: spec.softcap,
       kvQuant: cache.quant,
     };
-    if (b.maxSeqlenQ === 1 && T === b.numSeqs) this.flash.decode(args, this.workspace(b.numSeqs, spec));
+    if (this.decodes(spec, step, cache))
+      this.flash.decode({ ...args, xq: out.quantized }, this.workspace(b.numSeqs, spec));
     else this.flash.prefill(args);
   }
 

@@ -191,8 +191,8 @@ export class CudaBackend implements Backend {
     return this.linears.linear(x, weight, bias);
   }
 
-  linearActMul(x: Tensor, weight: Tensor, bias: Tensor | undefined, act: GatedActivation): Tensor {
-    return this.linears.linearActMul(x, weight, bias, act);
+  linearActMul(x: Tensor, weight: Tensor, bias: Tensor | undefined, act: GatedActivation, feeds?: Tensor): Tensor {
+    return this.linears.linearActMul(x, weight, bias, act, this.linears.inputForm(x, feeds));
   }
 
   moe(x: Tensor, weights: MoeWeights, spec: MoeSpec): Tensor {
@@ -258,8 +258,8 @@ export class CudaBackend implements Backend {
     this.rotary.writeKv(k, v, cache, step);
   }
 
-  attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {
-    return this.attn.attention(q, cache, spec, step);
+  attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext, feeds?: Tensor): Tensor {
+    return this.attn.attention(q, cache, spec, step, this.linears.inputForm(q, feeds));
   }
 
   attentionWithLse(

@@ -4,10 +4,21 @@ import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { declareKernel } from './kernel.ts';
 import { CudaTensor, cuda, DTYPE_BYTES, decodeFrom, rowsCols } from './tensor.ts';
+import { type QuantizedX, quantizedOutput, type XForm, xFormArgs, xFormDefines } from './x-form.ts';
 
 // kernels/elementwise.cu: grid-stride loops over 256-thread blocks (CudaContext.grid1d).
-/** ACT (common.cuh): 0 SiLU, 1 GELU's tanh form. */
-export const ACT_MUL = declareKernel('elementwise', 'act_mul', { out: 'ptr', x: 'ptr', rows: 'i64', n: 'i32' });
+/**
+ * ACT (common.cuh): 0 SiLU, 1 GELU's tanh form. The XQ builds (x-form.ts) also write the output quantized at xq / xs
+ * (null in the plain build).
+ */
+export const ACT_MUL = declareKernel('elementwise', 'act_mul', {
+  out: 'ptr',
+  x: 'ptr',
+  rows: 'i64',
+  n: 'i32',
+  xq: 'ptr',
+  xs: 'ptr',
+});
 export const SPLIT_COLUMNS = declareKernel('elementwise', 'split_columns', {
   x: 'ptr',
   rows: 'i64',
@@ -58,7 +69,10 @@ export function addBias(ctx: CudaContext, y: DevPtr, bias: DevPtr, rows: number,
   ctx.kernel(ADD_BIAS).launch(ctx.grid1d(rows * cols), [256], { y, bias, n: rows * cols, cols });
 }
 
-/** act(gate) * up of x [rows, 2n] (gate and up side by side) into out [rows, n]. */
+/**
+ * act(gate) * up of x [rows, 2n] (gate and up side by side) into out [rows, n]; with `q`, also quantized into it
+ * (kernels/elementwise.cu XQ: e4m3 one block per row, q8 grid-stride as the plain build), in the same launch.
+ */
 export function actMulInto(
   ctx: CudaContext,
   out: DevPtr,
@@ -66,17 +80,22 @@ export function actMulInto(
   rows: number,
   n: number,
   act: GatedActivation,
+  q?: QuantizedX,
 ): void {
-  ctx.kernel(ACT_MUL, actDefines(act)).launch(ctx.grid1d(rows * n), [256], { out, x, rows, n });
+  const args = { out, x, rows, n, ...xFormArgs(q) };
+  const kernel = ctx.kernel(ACT_MUL, { ...actDefines(act), ...xFormDefines(q?.form ?? null) });
+  if (q?.form === 'e4m3') kernel.launch([rows], ctx.rowThreads(n), args);
+  else kernel.launch(ctx.grid1d(rows * n), [256], args);
 }
 
-export function actMul(ctx: CudaContext, x: Tensor, act: GatedActivation): Tensor {
+/** `form`: also write the output as the linear it feeds reads it (CudaLinear.inputForm), attached to it. */
+export function actMul(ctx: CudaContext, x: Tensor, act: GatedActivation, form: XForm | null = null): Tensor {
   const xt = ctx.own(x);
   const [T, width] = rowsCols(xt);
   if (width % 2) throw new Error(`actMul: input [${xt.shape}] has an odd number of columns`);
   const n = width / 2;
-  const out = ctx.empty([T, n]);
-  if (T * n > 0) actMulInto(ctx, out.ptr, xt.ptr, T, n, act);
+  const out = quantizedOutput(ctx, [T, n], form);
+  if (T * n > 0) actMulInto(ctx, out.ptr, xt.ptr, T, n, act, out.quantized);
   return out;
 }
 

@@ -29,6 +29,7 @@ import type { QuantKv } from './kv-cache.ts';
 import { KV_QUANT_DEFINE, tilesReadQuant } from './kv-layout.ts';
 import type { KernelModules } from './modules.ts';
 import { DTYPE_DEFINE } from './tensor.ts';
+import { type QuantizedX, type XForm, xFormArgs, xFormDefines } from './x-form.ts';
 
 /** The storage types the tensor-core kernels serve (float32 stays on kernels/attention.cu). */
 export type AttentionDtype = Exclude<DType, 'f32'>;
@@ -84,6 +85,13 @@ export interface PagedAttentionArgs {
   softcap?: number;
   /** A quantized cache's form, q8_0 scale planes and fp8 scales; absent: the cache is in the 16-bit type. */
   kvQuant?: QuantKv | null;
+  /** decode only: O also written as q8 groups here (`decodeWritesQ8`), for the o projection's integer GEMV. */
+  xq?: QuantizedX;
+}
+
+/** Whether decode can write O as q8 groups too: each 32-value group within one head, O's rows dense. */
+export function decodeWritesQ8(headDim: number): boolean {
+  return headDim % 32 === 0;
 }
 
 /** Scratch for split-KV decode: fp32 partial outputs and their LSE. */
@@ -150,9 +158,11 @@ export function decodeDefines(
   headDim: number,
   cfg: DecodeConfig,
   quant?: QuantKv['type'],
+  form: XForm | null = null,
 ): Record<string, number> {
   return {
     ...quantDefine(quant),
+    ...xFormDefines(form),
     PAGODA_DTYPE: DTYPE_DEFINE[dtype],
     PAGODA_HEAD_DIM: headDim,
     PAGODA_DECODE_WARPS: cfg.warps,
@@ -162,8 +172,8 @@ export function decodeDefines(
 }
 
 /** The split-KV merge's build: PAGODA_HEAD_DIM 0, so its module builds none of the decode kernels. */
-export function mergeDefines(dtype: AttentionDtype): Record<string, number> {
-  return { PAGODA_DTYPE: DTYPE_DEFINE[dtype], PAGODA_HEAD_DIM: 0 };
+export function mergeDefines(dtype: AttentionDtype, form: XForm | null = null): Record<string, number> {
+  return { PAGODA_DTYPE: DTYPE_DEFINE[dtype], PAGODA_HEAD_DIM: 0, ...xFormDefines(form) };
 }
 
 export class FlashAttention {
@@ -212,12 +222,12 @@ export class FlashAttention {
     );
   }
 
-  private decodeKernel(headDim: (typeof HEAD_DIMS)[number], quant: QuantKv['type'] | undefined) {
+  private decodeKernel(headDim: (typeof HEAD_DIMS)[number], quant: QuantKv['type'] | undefined, form: XForm | null) {
     const cfg = this.decodeConfig(headDim, quant);
     return this.rt.kernel(
       PAGED_DECODE[headDim],
       decodeSharedBytes(headDim, cfg, quant),
-      decodeDefines(this.dtype, headDim, cfg, quant),
+      decodeDefines(this.dtype, headDim, cfg, quant, form),
     );
   }
 
@@ -288,7 +298,10 @@ export class FlashAttention {
     const headGroups = Math.ceil(a.numHeads / a.numKvHeads / 16);
     const quant = a.kvQuant?.type;
     const cfg = this.decodeConfig(headDim, quant);
-    this.decodeKernel(headDim, quant).launch(
+    const form = a.xq?.form ?? null;
+    if (form && (form !== 'q8' || !decodeWritesQ8(headDim) || a.oStride !== a.numHeads * headDim))
+      throw new Error(`attention decode: O as ${form} at head size ${headDim}, stride ${a.oStride}`);
+    this.decodeKernel(headDim, quant, form).launch(
       [splits, a.numKvHeads * headGroups, a.numSeqs],
       [32 * cfg.warps],
       {
@@ -311,11 +324,12 @@ export class FlashAttention {
         slidingWindow: a.slidingWindow,
         softcap: a.softcap ?? 0,
         ...quantArgs(a.kvQuant),
+        ...xFormArgs(a.xq),
       },
       decodeSharedBytes(headDim, cfg, quant),
     );
     if (splits === 1) return;
-    this.rt.kernel(PAGED_DECODE_MERGE, 0, mergeDefines(this.dtype)).launch(
+    this.rt.kernel(PAGED_DECODE_MERGE, 0, mergeDefines(this.dtype, form)).launch(
       [a.numHeads, a.numSeqs],
       [headDim],
       {
@@ -327,6 +341,7 @@ export class FlashAttention {
         numHeads: a.numHeads,
         numSplits: splits,
         headDim,
+        ...xFormArgs(a.xq),
       },
       0,
     );

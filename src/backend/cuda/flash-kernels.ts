@@ -73,8 +73,13 @@ export const PAGED_DECODE = perHeadDim('paged_decode', 'paged_decode_hd', {
   vScales: 'ptr',
   kScale: 'f32',
   vScale: 'f32',
+  xq: 'ptr',
+  xs: 'ptr',
 });
-/** Combines paged_decode's split partials by LSE: grid (heads, sequences), head_dim threads. */
+/**
+ * Combines paged_decode's split partials by LSE: grid (heads, sequences), head_dim threads. Both kernels' XQ builds
+ * also write O as q8 groups at xq / xs (x-form.ts; null in the plain build).
+ */
 export const PAGED_DECODE_MERGE = declareKernel('paged_decode', 'paged_decode_merge', {
   partialO: 'ptr',
   partialLse: 'ptr',
@@ -84,6 +89,8 @@ export const PAGED_DECODE_MERGE = declareKernel('paged_decode', 'paged_decode_me
   numHeads: 'i32',
   numSplits: 'i32',
   headDim: 'i32',
+  xq: 'ptr',
+  xs: 'ptr',
 });
 /** The head sizes kernels/flash_prefill_sm90a.cu (Hopper only) is built for. */
 export const SM90A_HEAD_DIMS = [64, 128, 256] as const;

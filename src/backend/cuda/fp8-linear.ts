@@ -5,7 +5,7 @@ import { FP8_SCALE_ROWS, type Fp8CudaTensor, fp8Activations } from './fp8.ts';
 import { FP8_GEMV_MAX_ROWS, fp8GemvInto } from './fp8-gemv.ts';
 import type { CudaLinear } from './linear.ts';
 import { cuda, rowsCols } from './tensor.ts';
-import type { QuantizedX } from './x-form.ts';
+import type { QuantizedX, XForm } from './x-form.ts';
 
 /**
  * Which path `rows` rows take against an FP8 weight: the FP8 GEMV (kernels/fp8_gemv.cu: a decode step's few rows
@@ -37,19 +37,23 @@ export function fp8Linear(linear: CudaLinear, x: Tensor, w: Fp8CudaTensor, bias?
   return out;
 }
 
-/** Decode rows: one gated FP8 GEMV writes act(gate) * up; otherwise the FP8 linear, then actMul. */
+/**
+ * Decode rows: one gated FP8 GEMV writes act(gate) * up; otherwise the FP8 linear, then actMul, writing its output
+ * in `form` too where asked (CudaLinear.linearActMul).
+ */
 export function fp8LinearActMul(
   linear: CudaLinear,
   x: Tensor,
   w: Fp8CudaTensor,
   bias: Tensor | undefined,
   act: GatedActivation,
+  form: XForm | null = null,
 ): Tensor {
   const ctx = linear.ctx;
   const xt = ctx.own(x);
   const [T, n] = rowsCols(xt);
   const [m2, wn] = w.shape;
-  if (T === 0 || fp8Path(T, linear.fp8Gemv) === 'gemm') return actMul(ctx, fp8Linear(linear, x, w, bias), act);
+  if (T === 0 || fp8Path(T, linear.fp8Gemv) === 'gemm') return actMul(ctx, fp8Linear(linear, x, w, bias), act, form);
   if (wn !== n) throw new Error(`linearActMul: input has ${n} features, FP8 weight is [${w.shape}]`);
   const out = ctx.empty([T, m2 / 2]);
   const gemv = { gated: true, act, bias: bias && cuda(bias).ptr };

@@ -7,6 +7,7 @@ import {
   ATTENTION_DTYPES,
   type AttentionDtype,
   decodeDefines,
+  decodeWritesQ8,
   mergeDefines,
   prefillDefines,
 } from './flash-attention.ts';
@@ -82,14 +83,14 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
   for (const decl of [CONVERT_WEIGHT, EMBEDDING, ROPE, RESHAPE_AND_CACHE, SAMPLE_ROWS]) add(decl, {});
   // Every quant.cu kernel of a type (dummy blocks while loading, GEMV, dequantization, gather) is in its one module.
   for (const t of m.quantTypes) add(QUANT_DEQUANT, { QTYPE: QTYPE[t] });
-  // The integer GEMV's x: quantized by the norms before it (x-form.ts), else by its own launch (attention's output,
-  // the gated product).
+  // The integer GEMV's x: quantized by the norms, the gated product and decode attention before it (x-form.ts), else
+  // by its own launch (prefill attention's output).
   const integerRoute = m.quantTypes.length > 0 && quantGemvRoute(b.dtype) === 'q8';
   if (integerRoute) add(QUANT_ACT_Q8, {});
   add(ADD_BIAS, {});
-  add(ACT_MUL, actDefines(m.act));
   for (const f32 of [0, 1]) add(ADD, { B_F32: f32 });
   for (const form of integerRoute ? [null, 'q8' as const] : [null]) {
+    add(ACT_MUL, { ...actDefines(m.act), ...xFormDefines(form) });
     const norm = { ...offsetDefines(m.normOffset), ...xFormDefines(form) };
     add(RMS_NORM, norm);
     for (const f32 of [0, 1]) add(ADD_RMS_NORM, { RES_IN_F32: f32, ...norm });
@@ -108,8 +109,11 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
     if (b.sm90aPrefill && (SM90A_HEAD_DIMS as readonly number[]).includes(headDim)) {
       add(FLASH_PREFILL_SM90A[headDim as (typeof SM90A_HEAD_DIMS)[number]], sm90aPrefillDefines(dtype, headDim), false);
     }
-    add(PAGED_DECODE[hd], decodeDefines(dtype, headDim, cfg.decode), false);
-    add(PAGED_DECODE_MERGE, mergeDefines(dtype), false);
+    // The decode kernels that also write O as q8 groups for o_proj on the integer GEMV (x-form.ts).
+    for (const form of integerRoute && decodeWritesQ8(headDim) ? [null, 'q8' as const] : [null]) {
+      add(PAGED_DECODE[hd], decodeDefines(dtype, headDim, cfg.decode, undefined, form), false);
+      add(PAGED_DECODE_MERGE, mergeDefines(dtype, form), false);
+    }
   }
   if (b.gemv) {
     for (let T = 1; T < 2 * m.maxDecodeRows && T <= GEMV_MAX_ROWS; T *= 2) {

@@ -109,7 +109,8 @@ export class CudaLinear {
 
   /**
    * The quantized form the linear over `weight` reads x's rows in (null: x itself, or no weight), which the op making
-   * x can write beside it (an RMSNorm: norm.ts), sparing the linear its quantizing launch: e4m3 per token for FP8
+   * x can write beside it (an RMSNorm: norm.ts; the gated product: elementwise.ts actMul), sparing the linear its
+   * quantizing launch: e4m3 per token for FP8
    * weights (the GEMV and the GEMM alike), q8 groups for GGUF blocks on the integer decode GEMV.
    */
   inputForm(x: Tensor, weight: Tensor | undefined): XForm | null {
@@ -120,16 +121,25 @@ export class CudaLinear {
 
   /**
    * Decode rows: one gated GEMV writes act(gate + bias) * (up + bias); otherwise (and for quantized weights, whose
-   * parts may differ in type) linear, then actMul.
+   * parts may differ in type) linear, then actMul, which also writes its output in `form` (the input form of the
+   * linear it feeds: inputForm) where asked. The gated GEMVs write no form (a row's scale spans their blocks).
    */
-  linearActMul(x: Tensor, weight: Tensor, bias: Tensor | undefined, act: GatedActivation): Tensor {
-    if (weight instanceof Fp8CudaTensor) return fp8LinearActMul(this, x, weight, bias, act);
-    if (weight instanceof QuantCudaTensor) return actMul(this.ctx, this.quant.linear(x, weight, bias), act);
+  linearActMul(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | undefined,
+    act: GatedActivation,
+    form: XForm | null = null,
+  ): Tensor {
+    if (weight instanceof Fp8CudaTensor) return fp8LinearActMul(this, x, weight, bias, act, form);
+    if (weight instanceof QuantCudaTensor) return actMul(this.ctx, this.quant.linear(x, weight, bias), act, form);
     const xt = this.ctx.own(x);
     const w = cuda(weight);
     const [T, n] = rowsCols(xt);
     const [m2, wn] = w.shape as [number, number];
-    if (T === 0 || !this.gemvFits(T, m2 / 2, n, true)) return actMul(this.ctx, this.linear(x, weight, bias), act);
+    if (T === 0 || !this.gemvFits(T, m2 / 2, n, true)) {
+      return actMul(this.ctx, this.linear(x, weight, bias), act, form);
+    }
     if (wn !== n) throw new Error(`linearActMul: input has ${n} features, weight is [${w.shape}]`);
     if (m2 % 2) throw new Error(`linearActMul: weight [${w.shape}] has an odd number of rows`);
     const out = this.ctx.empty([T, m2 / 2]);

@@ -154,7 +154,8 @@ export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeig
   let sharedGate = 0n;
   if (w.shared) {
     const s = w.shared;
-    shared = ctx.own(linears.linear(linears.linearActMul(xt, s.gateUp, undefined, 'silu'), s.down)).ptr;
+    const act = linears.linearActMul(xt, s.gateUp, undefined, 'silu', linears.inputForm(xt, s.down));
+    shared = ctx.own(linears.linear(act, s.down)).ptr;
     if (s.gate) sharedGate = ctx.own(linears.linear(xt, s.gate)).ptr;
   }
   ctx.kernel(MOE_COMBINE).launch(ctx.grid1d(T * H), [256], {

@@ -1,8 +1,8 @@
 import type { Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import { declareKernel } from './kernel.ts';
-import { CudaTensor, cuda, rowsCols } from './tensor.ts';
-import { allocQuantizedX, type QuantizedX, type XForm, xFormDefines } from './x-form.ts';
+import { cuda, rowsCols } from './tensor.ts';
+import { quantizedOutput, type XForm, xFormArgs, xFormDefines } from './x-form.ts';
 
 // kernels/norm.cu: one block per row of `hidden` elements (CudaContext.rowThreads); W_OFFSET = 1 scales by (1 + w).
 // The RMSNorms built with XQ also write their output quantized (x-form.ts) at xq / xs (null in the plain build).
@@ -42,20 +42,6 @@ export function offsetDefines(weightOffset: number): Record<string, number> {
   return weightOffset ? { W_OFFSET: 1 } : {};
 }
 
-/**
- * The output tensor of an RMSNorm over `[rows, n]`, with room for its quantized copy when `form` asks for one (the
- * linear it feeds reads x so: CudaLinear.inputForm).
- */
-function normOutput(ctx: CudaContext, shape: readonly number[], form: XForm | null): CudaTensor {
-  const out = ctx.empty(shape);
-  const [rows, n] = rowsCols(out);
-  if (!form || rows === 0) return out;
-  return new CudaTensor(out.shape, out.dtype, out.ptr, allocQuantizedX(ctx, form, rows, n));
-}
-
-/** The kernel arguments of the quantized copy (0n: the plain build writes none). */
-const sink = (q: QuantizedX | undefined) => ({ xq: q?.xq ?? 0n, xs: q?.xs ?? 0n });
-
 /** `form`: also write the output as the linear it feeds reads it (kernels/norm.cu XQ), in one launch. */
 export function rmsNorm(
   ctx: CudaContext,
@@ -67,7 +53,7 @@ export function rmsNorm(
 ): Tensor {
   const xt = ctx.own(x);
   const [rows, n] = rowsCols(xt);
-  const out = normOutput(ctx, xt.shape, form);
+  const out = quantizedOutput(ctx, xt.shape, form);
   if (rows > 0) {
     const defines = { ...offsetDefines(weightOffset), ...xFormDefines(form) };
     ctx.kernel(RMS_NORM, defines).launch([rows], ctx.rowThreads(n), {
@@ -76,7 +62,7 @@ export function rmsNorm(
       w: cuda(weight).ptr,
       eps,
       hidden: n,
-      ...sink(out.quantized),
+      ...xFormArgs(out.quantized),
     });
   }
   return out;
@@ -98,7 +84,7 @@ export function addRmsNorm(
   const xt = ctx.own(x);
   const r = cuda(residual);
   const [rows, n] = rowsCols(xt);
-  const out = normOutput(ctx, xt.shape, form);
+  const out = quantizedOutput(ctx, xt.shape, form);
   const res = ctx.empty(xt.shape, 'f32');
   if (rows > 0) {
     const defines = { RES_IN_F32: r.dtype === 'f32' ? 1 : 0, ...offsetDefines(weightOffset), ...xFormDefines(form) };
@@ -110,7 +96,7 @@ export function addRmsNorm(
       w: cuda(weight).ptr,
       eps,
       hidden: n,
-      ...sink(out.quantized),
+      ...xFormArgs(out.quantized),
     });
   }
   return { out, residual: res };

@@ -1,5 +1,6 @@
 import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
+import { CudaTensor, rowsCols } from './tensor.ts';
 
 /**
  * The quantized forms a linear layer reads its input in, besides x itself: `q8`, 8 bits per 32 values for the
@@ -33,7 +34,23 @@ export function allocQuantizedX(ctx: CudaContext, form: XForm, rows: number, col
   return { form, xq: ctx.arena.alloc(rows * cols), xs: ctx.arena.alloc(scaleBytes) };
 }
 
-/** kernels/norm.cu's XQ: the form an RMSNorm also writes its output in (none: the plain build). */
+/**
+ * The output tensor `[rows, n]` of an op that writes the linear's input form beside it (an RMSNorm, the gated
+ * product), with room for the quantized copy when `form` asks for one (CudaLinear.inputForm).
+ */
+export function quantizedOutput(ctx: CudaContext, shape: readonly number[], form: XForm | null): CudaTensor {
+  const out = ctx.empty(shape);
+  const [rows, n] = rowsCols(out);
+  if (!form || rows === 0) return out;
+  return new CudaTensor(out.shape, out.dtype, out.ptr, allocQuantizedX(ctx, form, rows, n));
+}
+
+/** The XQ define of the producers' builds (kernels/norm.cu, elementwise.cu act_mul): none for the plain build. */
 export function xFormDefines(form: XForm | null): Record<string, number> {
   return form ? { XQ: form === 'q8' ? 1 : 2 } : {};
+}
+
+/** The producers' kernel arguments for the quantized copy (0n: the plain build writes none). */
+export function xFormArgs(q: QuantizedX | undefined): { xq: DevPtr; xs: DevPtr } {
+  return { xq: q?.xq ?? 0n, xs: q?.xs ?? 0n };
 }

@@ -178,8 +178,10 @@ export class ParallelBackend implements Backend {
   actMul(x: Tensor, act: GatedActivation): Tensor {
     return this.each((b, r) => b.actMul(at(x, r), act));
   }
-  linearActMul(x: Tensor, weight: Tensor, bias: Tensor | undefined, act: GatedActivation): Tensor {
-    return this.each((b, r) => b.linearActMul(at(x, r), at(weight, r), bias && at(bias, r), act));
+  linearActMul(x: Tensor, weight: Tensor, bias: Tensor | undefined, act: GatedActivation, feeds?: Tensor): Tensor {
+    return this.each((b, r) =>
+      b.linearActMul(at(x, r), at(weight, r), bias && at(bias, r), act, feeds && at(feeds, r)),
+    );
   }
   gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor {
     return this.each((b, r) => b.gelu(at(x, r), approximate));
@@ -213,8 +215,8 @@ export class ParallelBackend implements Backend {
       b.ropeWriteKv(at(q, r), at(k, r), at(v, r), rope, kvAt(cache, r), stepAt(step, r));
     });
   }
-  attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {
-    return this.each((b, r) => b.attention(at(q, r), kvAt(cache, r), spec, stepAt(step, r)));
+  attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext, feeds?: Tensor): Tensor {
+    return this.each((b, r) => b.attention(at(q, r), kvAt(cache, r), spec, stepAt(step, r), feeds && at(feeds, r)));
   }
   attentionWithLse(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext) {
     const outs = this.ranks.map((b, r) => b.attentionWithLse(at(q, r), kvAt(cache, r), spec, stepAt(step, r)));

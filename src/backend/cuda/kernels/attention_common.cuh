@@ -59,6 +59,15 @@ __device__ __forceinline__ u32 pack_x2(float lo, float hi) {
 // One float rounded to a stored element.
 __device__ __forceinline__ elem16_t to_elem16(float x) { return (elem16_t)(pack_x2(x, 0.f) & 0xffffu); }
 
+// A stored element as float.
+__device__ __forceinline__ float elem16_to_f(elem16_t e) {
+#if PAGODA_DTYPE == 1
+  return half_bits_to_f(e);
+#else
+  return __uint_as_float((u32)e << 16);
+#endif
+}
+
 __device__ __forceinline__ float fast_exp2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));

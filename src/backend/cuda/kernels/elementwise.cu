@@ -1,17 +1,50 @@
 // Elementwise ops over n elements, grid-stride.
 #include "common.cuh"
+#include "fp8_rows.cuh"
+#include "q8_act.cuh"
 
 #define GRID_STRIDE(i, n) \
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
 
 // vLLM's SiluAndMul / GeluAndMul: x [rows, 2n] holds gate and up side by side; out [rows, n] = act(gate) * up
 // (the activation by ACT, common.cuh).
-extern "C" __global__ void act_mul(T* __restrict__ out, const T* __restrict__ x, long long rows, int n) {
+//
+// XQ (as norm.cu's, src/backend/cuda/x-form.ts): also write the output as the down projection reads it, quantized
+// from the ROUNDED output values, so bit for bit what that linear's own quantizing launch would write. 1 = q8 groups
+// (q8_act.cuh: levels xq, q8_scale records xs): grid-stride as the plain build, rows * n a multiple of 32 and blocks
+// of whole warps, so a warp's lanes hold one 32-value group at each step; 2 = e4m3 codes xq with a float scale per
+// row xs (fp8_quantize_rows's): one block per row, whose scale needs the whole row. 0: xq and xs are not touched.
+#ifndef XQ
+#define XQ 0
+#endif
+
+extern "C" __global__ void act_mul(T* __restrict__ out, const T* __restrict__ x, long long rows, int n,
+                                   void* __restrict__ xq, void* __restrict__ xs) {
   PDL_ENTER();
+#if XQ != 2
   GRID_STRIDE(i, rows * n) {
     const long long r = i / n, c = i - r * n;
-    out[i] = from_f(gate_act(to_f(x[2 * r * n + c])) * to_f(x[(2 * r + 1) * n + c]));
+    const T v = from_f(gate_act(to_f(x[2 * r * n + c])) * to_f(x[(2 * r + 1) * n + c]));
+    out[i] = v;
+#if XQ == 1
+    q8_quantize_lane(to_f(v), static_cast<signed char*>(xq) + i, static_cast<q8_scale*>(xs) + (i >> 5));
+#endif
   }
+#else
+  const long long r = blockIdx.x, base = r * n;
+  const T* gate = x + 2 * base;
+  float amax = 0.f;
+  for (int c = threadIdx.x; c < n; c += blockDim.x) {
+    const T v = from_f(gate_act(to_f(gate[c])) * to_f(gate[n + c]));
+    out[base + c] = v;
+    amax = fmaxf(amax, fabsf(to_f(v)));  // NaNs skipped, as fp8_quantize_rows does
+  }
+  const float scale = e4m3_row_scale(block_max(amax));
+  if (threadIdx.x == 0) static_cast<float*>(xs)[r] = scale;
+  // Each thread reads back the outputs it wrote itself.
+  for (int c = threadIdx.x; c < n; c += blockDim.x)
+    static_cast<unsigned char*>(xq)[base + c] = e4m3_code(to_f(out[base + c]), scale);
+#endif
 }
 
 // splitColumns for more than one row: columns [c0, c0 + w0 + w1 + w2 + w3) of x [rows, cols] into up to four

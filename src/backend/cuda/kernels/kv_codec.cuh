@@ -44,13 +44,13 @@ __device__ __forceinline__ unsigned char fp8_encode(float x, double inv_scale) {
 
 // A q8_0 block's scale d from its largest magnitude, in double as the CPU twin's arithmetic (ggml's
 // quantize_row_q8_0_ref): amax / 127, NaN when the block holds a NaN (the CPU's Math.max propagates it).
-__device__ __forceinline__ double q8_scale(float amax, bool any_nan) {
+__device__ __forceinline__ double kv_q8_scale(float amax, bool any_nan) {
   return any_nan ? __longlong_as_double(0x7ff8000000000000ll) : (double)amax / 127.0;
 }
 
 // Value x's int8 level (as a byte) in a block of scale d: x / d rounded half away from zero (roundf); a NaN scale
 // or product gives 0, as the CPU's `Math.round(NaN) & 0xff` does.
-__device__ __forceinline__ unsigned char q8_level(float x, double d) {
+__device__ __forceinline__ unsigned char kv_q8_level(float x, double d) {
   const double id = d != 0.0 && d == d ? 1.0 / d : 0.0;
   const double v = (double)x * id;
   int level = v != v ? 0 : (int)round(fabs(v));

@@ -18,14 +18,14 @@
 #include "kv_codec.cuh"
 
 // A q8_0 block of 32 values, lane j holding x (a full warp): stores lane j's int8 at q[j] and, from lane 0, the
-// block's half scale at *scale (kv_codec.cuh's q8_scale and q8_level over the warp's largest magnitude).
+// block's half scale at *scale (kv_codec.cuh's kv_q8_scale and kv_q8_level over the warp's largest magnitude).
 __device__ __forceinline__ void q8_encode_block(float x, unsigned char* q, unsigned short* scale, int lane) {
   const bool any_nan = __any_sync(0xffffffffu, x != x);
   float amax = fabsf(x);
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-  const double d = q8_scale(amax, any_nan);
-  q[lane] = q8_level(x, d);
+  const double d = kv_q8_scale(amax, any_nan);
+  q[lane] = kv_q8_level(x, d);
   if (lane == 0) *scale = f16_bits(__double2float_rn(d));
 }
 

@@ -11,6 +11,25 @@
 // A quantized cache (PAGODA_KV_QUANT) streams its bytes (and q8_0 scales) through the ring instead; the warp
 // dequantizes a tile's K, then its V, into one 16-bit tile just before the mma that reads it.
 #include "attention_common.cuh"
+#include "q8_lane.cuh"
+
+// XQ 1 (src/backend/cuda/x-form.ts): O is also written as q8 groups (levels xq, q8_scale records xs, laid out over
+// out's rows) for the o projection's integer GEMV, from the ROUNDED values, so bit for bit its own quantizing launch:
+// by the CTA with one split, else by paged_decode_merge. Needs D a multiple of 32 (a group lies within one head, and
+// a warp's 32 consecutive outputs are one group) and o_stride = heads x D. 0: xq and xs are not touched.
+#ifndef XQ
+#define XQ 0
+#endif
+
+// out[at] = o rounded; XQ 1: the warp's 32 values (consecutive `at`, all lanes here) quantized as one group.
+__device__ __forceinline__ void store_o(elem16_t* __restrict__ out, long long at, float o, signed char* __restrict__ xq,
+                                        q8_scale* __restrict__ xs) {
+  const elem16_t r = to_elem16(o);
+  out[at] = r;
+#if XQ == 1
+  q8_quantize_lane(elem16_to_f(r), xq + at, xs + (at >> 5));
+#endif
+}
 
 // Compile-time shape (the launcher passes the same values; these defaults are its defaults): warps per CTA, keys per warp tile, cp.async ring depth.
 #ifndef PAGODA_DECODE_WARPS
@@ -39,7 +58,8 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
                                             int block_size_log2, float scale_log2, int sliding_window,
                                             float softcap, const unsigned short* __restrict__ k_scales,
                                             const unsigned short* __restrict__ v_scales, float k_scale,
-                                            float v_scale) {
+                                            float v_scale, signed char* __restrict__ xq,
+                                            q8_scale* __restrict__ xs) {
   constexpr int LD = D + 8;
   constexpr int CHUNKS = D / 8;
   constexpr int THREADS = 32 * kDecodeWarps;
@@ -257,7 +277,7 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
     const float lse_r = sum > 0.f ? (m_max + __log2f(sum)) * ATTN_LN2 : ATTN_NEG_INF;
     const int head = kvh * group + g_begin + r;
     if (num_splits == 1) {
-      out[(long long)seq * o_stride + head * D + d] = to_elem16(acc * inv);
+      store_o(out, (long long)seq * o_stride + head * D + d, acc * inv, xq, xs);
       if (d == 0) lse[(long long)seq * num_heads + head] = lse_r;
     } else {
       const long long idx = ((long long)seq * num_heads + head) * num_splits + split;
@@ -275,11 +295,11 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
       int max_blocks_per_seq, const int* context_lens, elem16_t* out, int o_stride, float* lse, float* partial_o,     \
       float* partial_lse, int num_heads, int num_kv_heads, int block_size_log2, float scale_log2,                  \
       int sliding_window, float softcap, const unsigned short* k_scales, const unsigned short* v_scales,            \
-      float k_scale, float v_scale) {                                                                               \
+      float k_scale, float v_scale, signed char* xq, q8_scale* xs) {                                                \
     PDL_ENTER();                                                                                                    \
     decode_impl<D>(q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq, context_lens, out, o_stride,    \
                    lse, partial_o, partial_lse, num_heads, num_kv_heads, block_size_log2, scale_log2,              \
-                   sliding_window, softcap, k_scales, v_scales, k_scale, v_scale);                                 \
+                   sliding_window, softcap, k_scales, v_scales, k_scale, v_scale, xq, xs);                         \
   }
 
 // The launcher builds one head size per module (PAGODA_HEAD_DIM); without it every size is built (a q8_0 cache's
@@ -304,7 +324,7 @@ PAGODA_PAGED_DECODE(256)
 extern "C" __global__ void paged_decode_merge(const float* __restrict__ partial_o,
                                               const float* __restrict__ partial_lse, elem16_t* __restrict__ out,
                                               int o_stride, float* __restrict__ lse, int num_heads, int num_splits,
-                                              int head_dim) {
+                                              int head_dim, signed char* __restrict__ xq, q8_scale* __restrict__ xs) {
   PDL_ENTER();
   const int head = blockIdx.x;
   const int seq = blockIdx.y;
@@ -321,7 +341,6 @@ extern "C" __global__ void paged_decode_merge(const float* __restrict__ partial_
       acc += w * partial_o[(base + s) * head_dim + d];
     }
   }
-  out[(long long)seq * o_stride + head * head_dim + d] =
-      to_elem16(sum > 0.f ? acc / sum : 0.f);
+  store_o(out, (long long)seq * o_stride + head * head_dim + d, sum > 0.f ? acc / sum : 0.f, xq, xs);
   if (d == 0) lse[(long long)seq * num_heads + head] = sum > 0.f ? m_max + __logf(sum) : ATTN_NEG_INF;
 }
