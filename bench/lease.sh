@@ -77,15 +77,15 @@ case ${1:-1} in
   stage tp 200 bench/tp-device.sh
   ;;
 6)
-  # A short lease's check: #15's deciding figure, then the GPU tests in the order of what changed last (files named
+  # A short lease's check: the GPU tests in the order of what changed last (files named
   # in $FIRST, space-separated, ahead of the rest; node sorts the files of one run, so each file runs alone), a
-  # line each; the files the deadline cuts print no line.
-  stage embed-bert 100 env MODELS=bert-base bench/embed-device.sh bench
+  # line each (the files the deadline cuts print none); then #15's deciding figure if time is left.
   ORDER="${FIRST:-} test/gpu/cuda-embeddings.test.ts test/gpu/cuda-engine.test.ts test/gpu/fp8-weights.test.ts"
   ORDER="$ORDER test/gpu/norm-x-forms.test.ts test/gpu/kv-quant.test.ts test/gpu/tensor-parallel.test.ts"
   ORDER="$ORDER $(find test/gpu -name '*.test.ts' ! -name 'attention-sm90a.test.ts' | sort)"
   FILES=$(echo "$ORDER" | tr ' ' '\n' | grep . | awk '!seen[$0]++' | tr '\n' ' ')
-  stage test-gpu-first 400 bash -c "for f in $FILES; do l=\$OUT/\$(basename \$f).log; $GPU_TEST \$f > \$l 2>&1; echo \"| \$f | rc=\$? | \$(grep -hE '^ℹ (pass|fail|skipped)' \$l | tr '\n' ' ')\"; grep -h '✖' \$l | head -5; done"
+  stage test-gpu-first 480 bash -c "for f in $FILES; do l=\$OUT/\$(basename \$f).log; $GPU_TEST \$f > \$l 2>&1; echo \"| \$f | rc=\$? | \$(grep -hE '^ℹ (pass|fail|skipped)' \$l | tr '\n' ' ')\"; grep -h '✖' \$l | head -5; done"
+  stage embed-bert 100 env MODELS=bert-base bench/embed-device.sh bench
   ;;
 *)
   echo "usage: bench/lease.sh 1|2|3|4|5|6" >&2
