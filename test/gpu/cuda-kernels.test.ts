@@ -4,12 +4,13 @@ import type { AttentionSpec, Backend, DType, RopeSpec, SamplingRow, Tensor } fro
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { pagedOf } from '../../src/backend/cpu/step-context.ts';
 import { CpuTensor } from '../../src/backend/cpu/tensor.ts';
-import { CudaBackend } from '../../src/backend/cuda/backend.ts';
+import type { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { gemvShape } from '../../src/backend/cuda/gemv-config.ts';
 import { kvOf } from '../../src/backend/cuda/kv-cache.ts';
 import { cuda, DTYPE_BYTES } from '../../src/backend/cuda/tensor.ts';
 import { buildStepBatch, type ScheduledChunk } from '../../src/runner/step-batch.ts';
 import { mulberry32 } from '../../src/util/random.ts';
+import { backendPerDtype } from '../helpers/cuda-backends.ts';
 import { gpuSkip, hostTensor, randomValues, relL2 } from '../helpers/gpu.ts';
 import { shuffled } from '../helpers/paged-session.ts';
 import { referenceScores } from '../helpers/sampling-reference.ts';
@@ -19,15 +20,7 @@ const skip = gpuSkip();
 const TOL: Record<DType, number> = { f32: 2e-5, f16: 5e-3, bf16: 1e-2 };
 const DTYPES: DType[] = ['f32', 'bf16', 'f16'];
 
-const backends = new Map<DType, CudaBackend>();
-function gpu(dtype: DType): CudaBackend {
-  let b = backends.get(dtype);
-  if (!b) {
-    b = new CudaBackend({ dtype, graphs: false });
-    backends.set(dtype, b);
-  }
-  return b;
-}
+const gpu = backendPerDtype();
 const cpu = new CpuBackend();
 let seed = (Date.now() & 0xffff) * 1000;
 const freshSeed = () => seed++;

@@ -13,6 +13,7 @@ import { encodeAs } from '../../src/primitives/float-bits.ts';
 import { E4M3, type Fp8Rows, quantizeFp8Rows } from '../../src/primitives/fp8.ts';
 import { toFloat32 } from '../../src/primitives/host-tensor.ts';
 import { FP8_QUANTIZATION } from '../../src/primitives/quant/mix.ts';
+import { backendPerDtype } from '../helpers/cuda-backends.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { Fp8LowPrecisionCpu } from '../helpers/fp8-cpu.ts';
 import { gpuSkip, randomValues, relL2 } from '../helpers/gpu.ts';
@@ -20,15 +21,7 @@ import { argmax, PagedSession, teacherForced } from '../helpers/paged-session.ts
 import { assertSameRows, greedyDecode, withoutForms } from '../helpers/x-forms.ts';
 
 const gpuWhy = gpuSkip();
-const backends = new Map<DType, CudaBackend>();
-function gpu(dtype: DType): CudaBackend {
-  let b = backends.get(dtype);
-  if (!b) {
-    b = new CudaBackend({ dtype, graphs: false });
-    backends.set(dtype, b);
-  }
-  return b;
-}
+const gpu = backendPerDtype();
 const skip = gpuWhy || (!hasFp8(CudaDriver.open().info) && 'the GPU has no FP8 (compute capability < 8.9)');
 const DTYPES: DType[] = ['bf16', 'f16'];
 let seed = (Date.now() & 0xffff) * 1000;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { DType, Tensor } from '../../src/backend/backend.ts';
-import { CudaBackend } from '../../src/backend/cuda/backend.ts';
+import type { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { CudaDriver } from '../../src/backend/cuda/driver.ts';
 import { FP8_QUANTIZE_ROWS, Fp8CudaTensor, hasFp8 } from '../../src/backend/cuda/fp8.ts';
 import { addRmsNorm, rmsNorm } from '../../src/backend/cuda/norm.ts';
@@ -10,6 +10,7 @@ import { quantGemvRoute } from '../../src/backend/cuda/quant-tensor.ts';
 import { CudaTensor, cuda } from '../../src/backend/cuda/tensor.ts';
 import type { XForm } from '../../src/backend/cuda/x-form.ts';
 import { quantize } from '../../src/primitives/quant/index.ts';
+import { backendPerDtype } from '../helpers/cuda-backends.ts';
 import { gpuSkip, hostTensor, randomValues } from '../helpers/gpu.ts';
 import { checkProducer, requestsOf, upload } from '../helpers/x-forms.ts';
 
@@ -20,15 +21,7 @@ import { checkProducer, requestsOf, upload } from '../helpers/x-forms.ts';
 const skip = gpuSkip();
 const noFp8 = skip || (!hasFp8(CudaDriver.open().info) && 'the GPU has no FP8 (compute capability < 8.9)');
 const DTYPES: DType[] = ['bf16', 'f16', 'f32'];
-const backends = new Map<DType, CudaBackend>();
-function gpu(dtype: DType): CudaBackend {
-  let b = backends.get(dtype);
-  if (!b) {
-    b = new CudaBackend({ dtype, graphs: false });
-    backends.set(dtype, b);
-  }
-  return b;
-}
+const gpu = backendPerDtype();
 let seed = (Date.now() & 0xffff) * 1000;
 
 /**

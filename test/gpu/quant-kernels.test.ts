@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { DType, HostTensor } from '../../src/backend/backend.ts';
 import { quantizeQ8Groups } from '../../src/backend/cpu/quant-act.ts';
-import { CudaBackend } from '../../src/backend/cuda/backend.ts';
+import type { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import type { DevPtr } from '../../src/backend/cuda/driver.ts';
 import { QTYPE, QUANT_GEMV_Q8 } from '../../src/backend/cuda/quant-kernels.ts';
 import { quantizeActivations } from '../../src/backend/cuda/quant-linear.ts';
@@ -19,6 +19,7 @@ import { dequantize, quantize } from '../../src/primitives/quant/index.ts';
 import { randomBlocks } from '../../src/primitives/quant/random.ts';
 import { buildStepBatch } from '../../src/runner/step-batch.ts';
 import { mulberry32 } from '../../src/util/random.ts';
+import { backendPerDtype } from '../helpers/cuda-backends.ts';
 import { q8RoundTrip } from '../helpers/dequantizing-cpu.ts';
 import { gpuSkip, hostTensor, randomValues, relL2 } from '../helpers/gpu.ts';
 
@@ -28,15 +29,7 @@ const DTYPES: DType[] = ['bf16', 'f16', 'f32'];
 /** Relative L2 against float64 products, as the float GEMV tests allow (test/gpu/cuda-kernels.test.ts). */
 const TOL: Record<DType, number> = { f32: 2e-5, f16: 5e-3, bf16: 1e-2 };
 
-const backends = new Map<DType, CudaBackend>();
-function gpu(dtype: DType): CudaBackend {
-  let b = backends.get(dtype);
-  if (!b) {
-    b = new CudaBackend({ dtype, graphs: false });
-    backends.set(dtype, b);
-  }
-  return b;
-}
+const gpu = backendPerDtype();
 let seed = (Date.now() & 0xffff) * 1000;
 const freshSeed = () => seed++;
 
