@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# A whole device lease (about 30 minutes) in calls of at most 9.5 minutes, most important first: every GPU test
-# (the FP8 GEMV on tensor cores, the norms' quantized copies, the NCCL one-rank path and the pipelined sm_90a builds
-# have never run on a GPU), then each open issue's GPU targets with their baselines. Each part
+# A whole device lease (about 30 minutes) in calls of at most 9.5 minutes, most important first. Never run on a GPU
+# yet (2026-12-06): the MoE decode kernels (moe_gemv.cu, moe_route_group), act_mul's and decode attention's quantized
+# copies of x (act-mul-x-forms, attention-x-forms), the quantized cache's decode tiles and the sm_90a prefill as the
+# engine's defaults, the NCCL one-rank path. So part 6 first (every GPU test, those first, a line per file), then
+# the 256-wide fixtures' call, then the issues' GPU targets with their baselines (3: GGUF decode with the fused forms,
+# 4: MoE with its profile, Gemma and Phi, SnapKV; 1-2 re-measure what this lease measured). Each part
 # stops its stages at its own deadline and packs what it has: $OUT/logs.tgz (one folder per stage) and
 # $OUT/RESULTS.md (bench/RESULTS.md with the rows the stages appended).
 # Before the lease, here: `../shared/device/prepare`. A call's tree (tracked files, about 23 MB, plus what it carries)
@@ -13,7 +16,7 @@
 # again (part 1 skips what needs them). The device keeps ignored paths between calls only if .gitignore names them
 # (.device, .fixtures, .fixtures-256 are): a folder excluded some other way is gone at the next call. Each call:
 # carry [".device", ".fixtures"] and run
-#   source .device/env.sh; export PAGODA_FIXTURES=$PWD/.fixtures; bench/lease.sh 1      (then 2, 3, 4, 5)
+#   source .device/env.sh; export PAGODA_FIXTURES=$PWD/.fixtures; bench/lease.sh 6      (then 3, 4, 5, 1, 2)
 # Call N+1 right after call N returns (have its command written before): an idle machine goes back after about 30 s,
 # a fresh one costs its start, and a refused start costs 90-180 s of the lease.
 set -uo pipefail
@@ -67,7 +70,7 @@ case ${1:-1} in
   stage kvquant 90 env TEST_TIMEOUT=1 bench/kvquant-device.sh
   ;;
 4)
-  stage moe 230 bench/moe-device.sh bench baseline
+  stage moe 230 bench/moe-device.sh bench profile baseline
   stage gemma 130 bench/gemma-device.sh bench baseline
   # 12 requests (as many as fit uncompressed on an H100): 32 took 101 s uncompressed and cut the budgeted run.
   stage snapkv 120 env TEST_TIMEOUT=1 REQUESTS=12 bench/kv-compression-device.sh
