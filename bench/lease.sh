@@ -83,7 +83,8 @@ case ${1:-1} in
   # A short lease's check: the GPU tests in the order of what changed last (files named
   # in $FIRST, space-separated, ahead of the rest; node sorts the files of one run, so each file runs alone), a
   # line each (the files the deadline cuts print none); then #15's deciding figure if time is left.
-  ORDER="${FIRST:-} test/gpu/cuda-embeddings.test.ts test/gpu/cuda-engine.test.ts test/gpu/fp8-weights.test.ts"
+  ORDER="${FIRST:-} test/gpu/moe-kernels.test.ts test/gpu/act-mul-x-forms.test.ts test/gpu/attention-x-forms.test.ts"
+  ORDER="$ORDER test/gpu/cuda-embeddings.test.ts test/gpu/cuda-engine.test.ts test/gpu/fp8-weights.test.ts"
   ORDER="$ORDER test/gpu/norm-x-forms.test.ts test/gpu/kv-quant.test.ts test/gpu/tensor-parallel.test.ts"
   ORDER="$ORDER $(find test/gpu -name '*.test.ts' ! -name 'attention-sm90a.test.ts' | sort)"
   FILES=$(echo "$ORDER" | tr ' ' '\n' | grep . | awk '!seen[$0]++' | tr '\n' ' ')
