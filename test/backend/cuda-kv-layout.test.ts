@@ -93,6 +93,7 @@ test("the kernels' shared memory: the 16-bit sizes unchanged, quantized caches w
       }
     }
     assert.deepEqual(defaultConfigs(128, quant).decode, DECODE_QUANT);
+    assert.deepEqual(defaultConfigs(80, quant).decode, DEFAULT_DECODE, 'a 16-key tile of head size 80 splits unevenly');
     assert.deepEqual(defaultConfigs(256, quant).decode, DECODE_HD256);
   }
   assert.deepEqual(defaultConfigs(128).decode, DEFAULT_DECODE);

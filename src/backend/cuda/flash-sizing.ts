@@ -86,15 +86,16 @@ export const DEFAULT_DECODE: DecodeConfig = { warps: 4, tileN: 32, stages: 2 };
 /** Head size 256: 16-key warp tiles keep the K/V rings at 143 KB (32-key tiles would need 279 KB). */
 export const DECODE_HD256: DecodeConfig = { warps: 4, tileN: 16, stages: 2 };
 /**
- * A quantized cache (head sizes up to 128): smaller tiles, one more in flight, so the dequantization of one tile
- * overlaps more loads (H100, hd128 B64 ctx4096: fp8 0.375 -> 0.330 ms, q8_0 0.513 -> 0.306; bf16 0.375 either way).
+ * A quantized cache (head sizes 64, 96, 128: a 16-key tile's 16-byte chunks must divide among a warp's lanes, which
+ * head size 80 does not): smaller tiles, one more in flight, so the dequantization of one tile overlaps more loads
+ * (H100, hd128 B64 ctx4096: fp8 0.375 -> 0.330 ms, q8_0 0.513 -> 0.306; bf16 0.375 either way).
  */
 export const DECODE_QUANT: DecodeConfig = { warps: 4, tileN: 16, stages: 3 };
 
 /** The tile shapes a head size (and cache type) runs with unless the caller overrides them. */
 export function defaultConfigs(headDim: number, quant?: CudaKvQuant): { prefill: PrefillConfig; decode: DecodeConfig } {
   if (headDim === 256) return { prefill: PREFILL_HD256, decode: DECODE_HD256 };
-  return { prefill: DEFAULT_PREFILL, decode: quant ? DECODE_QUANT : DEFAULT_DECODE };
+  return { prefill: DEFAULT_PREFILL, decode: quant && headDim % 32 === 0 ? DECODE_QUANT : DEFAULT_DECODE };
 }
 /** Split-KV decode's limits, and the decode kernel's registers per thread (ptxas) for the occupancy estimate. */
 export const DECODE = { maxSplits: 32, minKeysPerSplit: 256, regsPerThread: 164 } as const;

@@ -30,7 +30,9 @@ __device__ void route_token(int* __restrict__ ids, float* __restrict__ weights, 
     int best = -1;
     float bv = -INFINITY;
     for (int e = lane; e < experts; e += 32) {
-      const float v = to_f(l[e]);
+      // A NaN logit ranks last (as -inf), so k experts are always chosen and no id is -1.
+      const float f = to_f(l[e]);
+      const float v = f != f ? -INFINITY : f;
       const bool after = v < prev || (v == prev && e > prev_id);
       if (after && (best < 0 || v > bv)) best = e, bv = v;
     }
