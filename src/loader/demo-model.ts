@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { join } from 'node:path';
 import { pagodaHome } from '../util/paths.ts';
 import { mulberry32 } from '../util/random.ts';
+import { bpeModelJson } from './bpe-model-json.ts';
 import { encodeSafetensors } from './safetensors.ts';
 
 /** The name under which the CLI and server offer the built-in model. */
@@ -158,18 +159,7 @@ export function demoTokenizerJson(): Record<string, unknown> {
       special_tokens: { '<s>': { id: '<s>', ids: [BOS_ID], tokens: ['<s>'] } },
     },
     decoder: byteLevel,
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      merges: [],
-    },
+    model: bpeModelJson(vocab, []),
   };
 }
 

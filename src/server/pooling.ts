@@ -1,8 +1,10 @@
+import type { FastifyReply } from 'fastify';
 import type { PoolingInput } from '../runner/pooling-batch.ts';
 import { UserError } from '../util/errors.ts';
 import { ApiError, badRequest } from './errors.ts';
-import { type Admitted, encodePrompt, type ServerContext } from './generation.ts';
+import { type Admitted, encodePrompt, type ServerContext, withModel } from './generation.ts';
 import type { PoolingSide } from './models.ts';
+import { keepAliveMs } from './ollama/options.ts';
 
 /** Most inputs one embeddings or rerank request may carry (OpenAI's limit for embeddings). */
 export const MAX_INPUTS = 2048;
@@ -10,6 +12,25 @@ export const MAX_INPUTS = 2048;
 /** The model's pooling side: withModel(..., 'pooling') has checked it is there. */
 export function poolingOf(a: Admitted): PoolingSide {
   return a.model.pooling!;
+}
+
+/** Runs an embeddings or rerank route's work with the embedding or reranking model its body names. */
+export function withPoolingModel<T>(
+  ctx: ServerContext,
+  body: { model: unknown; keep_alive?: string | number | null },
+  reply: FastifyReply,
+  fn: (a: Admitted) => Promise<T>,
+): Promise<T> {
+  return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), fn, 'pooling');
+}
+
+/** The pooling side of a model that embeds; a reranker has no embeddings (a 400). */
+export function embeddingSide(a: Admitted): PoolingSide {
+  const side = poolingOf(a);
+  if (side.engine.task !== 'embed') {
+    throw badRequest(`model "${a.entry.name}" is a reranking model: it has no embeddings (use /v1/rerank)`, 'model');
+  }
+  return side;
 }
 
 /** How over-long texts are handled: cut to `limit` tokens (Ollama's truncate), or refused naming `param[i]` (an index
@@ -101,14 +122,18 @@ export function checkIds(a: Admitted, ids: number[], index: number, rule: Length
 
 /**
  * Runs the inputs on the model's pooling engine (batched with every other request's), counting their tokens for
- * metrics and the log line; one row per input.
+ * metrics, the log line and the response's usage; one row per input.
  */
-export async function runPooling(ctx: ServerContext, a: Admitted, inputs: PoolingInput[]): Promise<Float32Array[]> {
+export async function runPooling(
+  ctx: ServerContext,
+  a: Admitted,
+  inputs: PoolingInput[],
+): Promise<{ rows: Float32Array[]; tokens: number }> {
   const tokens = inputs.reduce((n, s) => n + s.tokenIds.length, 0);
   a.record.promptTokens = tokens;
   ctx.metrics.promptTokens.inc({ model_name: a.entry.name }, tokens);
   try {
-    return await poolingOf(a).engine.pool(inputs, a.signal);
+    return { rows: await poolingOf(a).engine.pool(inputs, a.signal), tokens };
   } catch (err) {
     if (err instanceof UserError) throw badRequest(err.message);
     throw err;

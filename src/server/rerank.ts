@@ -2,12 +2,11 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { PoolingInput } from '../runner/pooling-batch.ts';
 import { ApiError, badRequest } from './errors.ts';
-import { type Admitted, type ServerContext, withModel } from './generation.ts';
+import type { Admitted, ServerContext } from './generation.ts';
 import { acceptAnything, IGNORED_OPENAI_FIELDS } from './ignored-fields.ts';
-import { keepAliveMs } from './ollama/options.ts';
 import { completionId } from './openai/common.ts';
 import { keepAlive } from './openai/schemas.ts';
-import { cosine, encodeText, MAX_INPUTS, poolingOf, runPooling } from './pooling.ts';
+import { cosine, encodeText, MAX_INPUTS, poolingOf, runPooling, withPoolingModel } from './pooling.ts';
 import { parseBody } from './validate.ts';
 
 const opt = <T extends z.ZodType>(t: T) => t.nullish();
@@ -37,8 +36,11 @@ async function scores(ctx: ServerContext, a: Admitted, query: string, docs: stri
       query0,
       ...(await Promise.all(docs.map(async (t, i) => ({ tokenIds: await encodeText(a, t, i, rule) })))),
     ];
-    const [q, ...rows] = await runPooling(ctx, a, seqs);
-    return { scores: rows.map((r) => cosine(q!, r)), tokens: seqs.reduce((n, s) => n + s.tokenIds.length, 0) };
+    const {
+      rows: [q, ...rows],
+      tokens,
+    } = await runPooling(ctx, a, seqs);
+    return { scores: rows.map((r) => cosine(q!, r)), tokens };
   }
   const tok = a.model.tokenizer;
   if (!tok.encodePair) throw new ApiError(500, `model "${a.entry.name}": its tokenizer has no pair template`);
@@ -55,8 +57,8 @@ async function scores(ctx: ServerContext, a: Admitted, query: string, docs: stri
     }
     return { tokenIds: ids, tokenTypeIds: side.pairTypes ? typeIds : undefined };
   });
-  const rows = await runPooling(ctx, a, seqs);
-  return { scores: rows.map((r) => r[0]!), tokens: seqs.reduce((n, s) => n + s.tokenIds.length, 0) };
+  const { rows, tokens } = await runPooling(ctx, a, seqs);
+  return { scores: rows.map((r) => r[0]!), tokens };
 }
 
 /** POST /v1/rerank and /rerank */
@@ -67,28 +69,21 @@ export function registerRerank(app: FastifyInstance, ctx: ServerContext): void {
       const docs = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
       const empty = docs.indexOf('');
       if (empty >= 0) throw badRequest(`documents[${empty}]: must not be empty`, `documents[${empty}]`);
-      return withModel(
-        ctx,
-        body.model,
-        reply,
-        keepAliveMs(body.keep_alive),
-        async (a) => {
-          const r = await scores(ctx, a, body.query, docs);
-          const ranked = r.scores
-            .map((relevance_score, index) => ({ index, relevance_score }))
-            .sort((x, y) => y.relevance_score - x.relevance_score || x.index - y.index)
-            .slice(0, body.top_n || docs.length);
-          return {
-            id: completionId('rerank'),
-            model: a.entry.name,
-            usage: { prompt_tokens: r.tokens, total_tokens: r.tokens },
-            results: ranked.map((x) =>
-              body.return_documents === false ? x : { ...x, document: { text: docs[x.index]! } },
-            ),
-          };
-        },
-        'pooling',
-      );
+      return withPoolingModel(ctx, body, reply, async (a) => {
+        const r = await scores(ctx, a, body.query, docs);
+        const ranked = r.scores
+          .map((relevance_score, index) => ({ index, relevance_score }))
+          .sort((x, y) => y.relevance_score - x.relevance_score || x.index - y.index)
+          .slice(0, body.top_n || docs.length);
+        return {
+          id: completionId('rerank'),
+          model: a.entry.name,
+          usage: { prompt_tokens: r.tokens, total_tokens: r.tokens },
+          results: ranked.map((x) =>
+            body.return_documents === false ? x : { ...x, document: { text: docs[x.index]! } },
+          ),
+        };
+      });
     });
   }
 }

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
-import { IncrementalDetokenizer } from '../../src/engine/detokenizer.ts';
-import { Engine } from '../../src/engine/engine.ts';
+import type { Engine } from '../../src/engine/engine.ts';
 import { logSoftmax } from '../../src/engine/sampling.ts';
 import { Rng } from '../../src/engine/sequence.ts';
 import type { SamplingParams } from '../../src/engine/types.ts';
@@ -10,10 +9,10 @@ import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadModel } from '../../src/models/load.ts';
 import type { Model } from '../../src/models/model.ts';
 import type { KvQuant } from '../../src/primitives/kv-cache-type.ts';
-import { ModelRunner } from '../../src/runner/model-runner.ts';
 import { buildStepBatch } from '../../src/runner/step-batch.ts';
 import { assertAllBlocksFree, type Collected, runToEnd, submit } from '../helpers/engine.ts';
 import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
+import { modelEngine } from '../helpers/model-engine.ts';
 
 const tinyLlama = modelFixture('tiny-llama');
 const stories = sharedFixture('models/stories260K');
@@ -29,19 +28,11 @@ function engineFor(
     kvQuant?: KvQuant;
   } = {},
 ) {
-  const numBlocks = opts.numBlocks ?? 256;
-  const tokenizer = loadTokenizer(dir);
-  return new Engine({
-    runner: new ModelRunner(model, numBlocks, 16, opts.kvQuant),
-    tokenizer,
-    newTextStream: (promptIds) => new IncrementalDetokenizer(tokenizer, { promptIds, skipSpecialTokens: true }),
-    eosTokenIds: tokenizer.eosTokenIds,
-    maxModelLen: model.config.maxPositionEmbeddings,
-    numBlocks,
-    blockSize: 16,
+  return modelEngine(dir, model, {
+    numBlocks: opts.numBlocks ?? 256,
+    kvQuant: opts.kvQuant,
     enablePrefixCaching: opts.prefixCaching ?? true,
     scheduler: { maxNumBatchedTokens: opts.batchTokens ?? 64, maxNumSeqs: 64, policy: 'fcfs' },
-    manual: true,
     ...(opts.kvBudget !== undefined && { kvCompression: { method: 'snapkv' as const, budget: opts.kvBudget } }),
   });
 }

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
-import { IncrementalDetokenizer } from '../../src/engine/detokenizer.ts';
-import { Engine } from '../../src/engine/engine.ts';
+import type { Engine } from '../../src/engine/engine.ts';
 import type { SpeculativeConfig } from '../../src/engine/speculation.ts';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadModel } from '../../src/models/load.ts';
@@ -10,25 +9,13 @@ import type { Model } from '../../src/models/model.ts';
 import { ModelRunner } from '../../src/runner/model-runner.ts';
 import { assertAllBlocksFree, type Collected, submit } from '../helpers/engine.ts';
 import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
+import { modelEngine } from '../helpers/model-engine.ts';
 
 const tinyLlama = modelFixture('tiny-llama');
 const stories = sharedFixture('models/stories260K');
 
 function engineFor(dir: string, model: Model, speculative?: SpeculativeConfig, numBlocks = 128): Engine {
-  const tokenizer = loadTokenizer(dir);
-  return new Engine({
-    runner: new ModelRunner(model, numBlocks, 16),
-    tokenizer,
-    newTextStream: (promptIds) => new IncrementalDetokenizer(tokenizer, { promptIds, skipSpecialTokens: true }),
-    eosTokenIds: tokenizer.eosTokenIds,
-    maxModelLen: model.config.maxPositionEmbeddings,
-    numBlocks,
-    blockSize: 16,
-    enablePrefixCaching: true,
-    scheduler: { maxNumBatchedTokens: 64, maxNumSeqs: 16, policy: 'fcfs' },
-    manual: true,
-    speculative,
-  });
+  return modelEngine(dir, model, { numBlocks, speculative });
 }
 
 /** The requests, submitted two steps apart (continuous batching), to the end; their token ids and texts. */

@@ -2,32 +2,18 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { ParallelBackend } from '../../src/backend/parallel/backend.ts';
-import { IncrementalDetokenizer } from '../../src/engine/detokenizer.ts';
-import { Engine } from '../../src/engine/engine.ts';
-import { loadTokenizer } from '../../src/loader/tokenizer.ts';
+import type { Engine } from '../../src/engine/engine.ts';
 import { loadModel } from '../../src/models/load.ts';
 import type { Model } from '../../src/models/model.ts';
-import { ModelRunner } from '../../src/runner/model-runner.ts';
 import { assertAllBlocksFree, runToEnd, submit } from '../helpers/engine.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
+import { modelEngine } from '../helpers/model-engine.ts';
 
 const tinyMistral = modelFixture('tiny-mistral');
 
 /** An engine with a small cache (preemptions) and prefix caching, over `model`. */
 function engineFor(dir: string, model: Model): Engine {
-  const tokenizer = loadTokenizer(dir);
-  return new Engine({
-    runner: new ModelRunner(model, 10, 16),
-    tokenizer,
-    newTextStream: (promptIds) => new IncrementalDetokenizer(tokenizer, { promptIds, skipSpecialTokens: true }),
-    eosTokenIds: tokenizer.eosTokenIds,
-    maxModelLen: model.config.maxPositionEmbeddings,
-    numBlocks: 10,
-    blockSize: 16,
-    enablePrefixCaching: true,
-    scheduler: { maxNumBatchedTokens: 64, maxNumSeqs: 16, policy: 'fcfs' },
-    manual: true,
-  });
+  return modelEngine(dir, model, { numBlocks: 10 });
 }
 
 /** 12 greedy requests sharing a 20-token prefix, submitted together, one with two completions (copy-on-write). */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LoopbackServer } from './loopback-server.ts';
 import { sendRangedBody } from './ranged-body.ts';
 
 /** A repo served by the fake Hub. Files of at least `lfsThreshold` bytes are served like LFS files. */
@@ -24,7 +24,7 @@ export interface FakeHubRequest {
  * X-Linked-Size / X-Repo-Commit headers, LFS files redirected to a CDN path, and Range requests.
  * Faults can be injected: cut a transfer after N bytes, or serve corrupted bytes.
  */
-export class FakeHub {
+export class FakeHub extends LoopbackServer {
   readonly repos = new Map<string, FakeRepo>();
   readonly requests: FakeHubRequest[] = [];
   /** file path -> bytes after which the next GET of that file drops the connection (consumed once per entry). */
@@ -32,29 +32,13 @@ export class FakeHub {
   /** file paths whose content is served with one byte flipped. */
   readonly corrupt = new Set<string>();
   lfsThreshold = 1024;
-  private server: Server | null = null;
-
-  get endpoint(): string {
-    return `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`;
-  }
-
-  async start(): Promise<this> {
-    this.server = createServer((req, res) => this.handle(req, res));
-    await new Promise<void>((done) => this.server!.listen(0, '127.0.0.1', done));
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((done) => this.server?.close(() => done()));
-  }
 
   static etagOf(content: Buffer, lfs: boolean): string {
     if (lfs) return createHash('sha256').update(content).digest('hex');
     return createHash('sha1').update(`blob ${content.length}\0`).update(content).digest('hex');
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
+  protected handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x');
     this.requests.push({
       method: req.method ?? '',

@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LoopbackServer } from './loopback-server.ts';
 import { type FakeLayer, ollamaManifest, sha256 } from './ollama-store.ts';
 import { sendRangedBody } from './ranged-body.ts';
 
@@ -8,18 +8,13 @@ import { sendRangedBody } from './ranged-body.ts';
  * digest redirected to a CDN path that honours Range, as registry.ollama.ai does. Faults can be injected: cut a
  * blob's transfer after N bytes (once per entry), or serve it with one byte flipped.
  */
-export class FakeRegistry {
+export class FakeRegistry extends LoopbackServer {
   /** `<ns>/<model>:<tag>` -> its layers (or a manifest body as given). */
   readonly models = new Map<string, FakeLayer[] | string>();
   readonly blobs = new Map<string, Buffer>();
   readonly requests: { url: string; range: string | undefined }[] = [];
   readonly cutAfter = new Map<string, number[]>();
   readonly corrupt = new Set<string>();
-  private server: Server | null = null;
-
-  get endpoint(): string {
-    return `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`;
-  }
 
   /** Serves a model and its blobs; returns the manifest. */
   add(name: string, layers: FakeLayer[]) {
@@ -28,18 +23,7 @@ export class FakeRegistry {
     return ollamaManifest(layers);
   }
 
-  async start(): Promise<this> {
-    this.server = createServer((req, res) => this.handle(req, res));
-    await new Promise<void>((done) => this.server!.listen(0, '127.0.0.1', done));
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((done) => this.server?.close(() => done()));
-  }
-
-  private handle(req: IncomingMessage, res: ServerResponse): void {
+  protected handle(req: IncomingMessage, res: ServerResponse): void {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     this.requests.push({ url: path, range: req.headers.range });
     const manifest = /^\/v2\/([^/]+\/[^/]+)\/manifests\/([^/]+)$/.exec(path);

@@ -18,6 +18,17 @@ export const GOLDEN_MODELS = [
   'tiny-gemma3',
 ];
 
+/** The fixtures with goldens that convert to GGUF, checked against their goldens and against llama.cpp. */
+export const GGUF_FIXTURES = [
+  'tiny-llama',
+  'tiny-qwen2',
+  'tiny-qwen3',
+  'tiny-mistral',
+  'tiny-gpt2',
+  'tiny-llama-256',
+  'tiny-qwen2-256',
+];
+
 export const GOLDEN_CASES: readonly GoldenCase[] = [
   ...GOLDEN_MODELS.map((name) => ({ name, file: 'golden.json' })),
   // LongRoPE: golden.json stays within the 64 trained positions (short factors); golden_long.json has the long ones,

@@ -10,9 +10,9 @@ import {
   fromStorageArray,
   maxAbsDiff,
   type PagedAttentionProblem,
+  type PagedShape,
   type referencePagedAttention,
   relativeL2,
-  type SeqShape,
   toStorageArray,
 } from './paged-attention-reference.ts';
 
@@ -28,15 +28,8 @@ const F32_NAN = 0x7fc00000;
 export const O_TOL: Record<AttentionDtype, number> = { bf16: 1e-2, f16: 1.25e-3 };
 export const LSE_TOL = 2e-3;
 
-export interface Case {
+export interface Case extends PagedShape {
   name: string;
-  seqs: SeqShape[];
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  blockSize: number;
-  slidingWindow?: number;
-  softcap?: number;
 }
 
 /** Uploads the problem in `dtype`, poisons the outputs, runs `kernel`, returns O and LSE as read back. */

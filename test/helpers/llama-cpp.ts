@@ -1,4 +1,21 @@
-import type { LlamaModel } from 'node-llama-cpp';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before } from 'node:test';
+import { getLlama, type Llama, type LlamaModel } from 'node-llama-cpp';
+import type { Model } from '../../src/models/model.ts';
+import { PagedSession } from './paged-session.ts';
+
+/** node-llama-cpp's CPU build, loaded before the file's tests and disposed after them; call the getter in a test. */
+export function cpuLlamaForTests(): () => Llama {
+  let llama: Llama | undefined;
+  before(async () => {
+    llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never });
+  });
+  after(async () => {
+    await llama?.dispose();
+  });
+  return () => llama!;
+}
 
 export function logSoftmax(x: ArrayLike<number>): Float64Array {
   let max = Number.NEGATIVE_INFINITY;
@@ -35,5 +52,24 @@ export async function llamaCppLogits(
     });
   } finally {
     await ctx.dispose();
+  }
+}
+
+/**
+ * Each golden prompt of the fixture in `dir` with its greedy continuation, teacher-forced: at every step from the
+ * prompt's last token on, pagoda's logits (`ours`) and llama.cpp's log-probabilities (`want`); `k` counts the
+ * prompt's steps.
+ */
+export async function* teacherForcedSteps(
+  ours: Model,
+  theirs: LlamaModel,
+  dir: string,
+): AsyncGenerator<{ row: Float32Array; want: Float64Array; k: number }> {
+  for (const p of JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8')).prompts) {
+    const seq: number[] = [...p.input_ids, ...p.greedy_ids];
+    const from = p.input_ids.length - 1;
+    const rows = new PagedSession(ours, 4).step([{ seq: 0, tokens: seq, logits: 'all' }]).slice(from);
+    const ref = await llamaCppLogits(theirs, seq, from, ours.config.vocabSize);
+    for (const [k, row] of rows.entries()) yield { row, want: ref[k]!, k };
   }
 }

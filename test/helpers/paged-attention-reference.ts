@@ -76,12 +76,8 @@ export function fromStorageArray(x: Uint16Array, dtype: Storage16): Float32Array
   return out;
 }
 
-/**
- * A random problem: `dtype` (default bf16) values uniform in [-qRange, qRange] for queries and [-1, 1] for keys and values, and each
- * sequence's blocks drawn from a shuffled pool so tables are not contiguous. Cache slots no sequence owns hold
- * large garbage values that must never be read.
- */
-export function makePagedProblem(opts: {
+/** A paged attention problem's sizes: its sequences, heads, block size, and sliding window and softcap if any. */
+export interface PagedShape {
   seqs: readonly SeqShape[];
   numHeads: number;
   numKvHeads: number;
@@ -89,10 +85,16 @@ export function makePagedProblem(opts: {
   blockSize: number;
   slidingWindow?: number;
   softcap?: number;
-  seed: number;
-  qRange?: number;
-  dtype?: Storage16;
-}): PagedAttentionProblem {
+}
+
+/**
+ * A random problem: `dtype` (default bf16) values uniform in [-qRange, qRange] for queries and [-1, 1] for keys and values, and each
+ * sequence's blocks drawn from a shuffled pool so tables are not contiguous. Cache slots no sequence owns hold
+ * large garbage values that must never be read.
+ */
+export function makePagedProblem(
+  opts: PagedShape & { seed: number; qRange?: number; dtype?: Storage16 },
+): PagedAttentionProblem {
   const { seqs, numHeads, numKvHeads, headDim: D, blockSize } = opts;
   const rand = mulberry32(opts.seed);
   const { toBits, fromBits } = STORAGE16[opts.dtype ?? 'bf16'];

@@ -9,6 +9,7 @@ import { convertToGguf } from '../../src/loader/gguf/convert.ts';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
+import { GGUF_FIXTURES } from '../helpers/golden-cases.ts';
 import { argmax, maxAbsDiff, PagedSession } from '../helpers/paged-session.ts';
 
 interface GoldenPrompt {
@@ -51,17 +52,8 @@ test(
 );
 
 const out = mkdtempSync(join(tmpdir(), 'pagoda-convert-'));
-const FIXTURES = [
-  'tiny-llama',
-  'tiny-qwen2',
-  'tiny-qwen3',
-  'tiny-mistral',
-  'tiny-gpt2',
-  'tiny-llama-256',
-  'tiny-qwen2-256',
-];
 
-for (const name of FIXTURES) {
+for (const name of GGUF_FIXTURES) {
   const fixture = modelFixture(name);
   describe(`${name} converted to an F32 GGUF`, { skip: fixture.skip }, () => {
     const path = join(out, `${name}.gguf`);

@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { getLlama, type Llama } from 'node-llama-cpp';
+import { describe, test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { convertToGguf } from '../../src/loader/gguf/convert.ts';
 import { GgufFile } from '../../src/loader/gguf/read.ts';
@@ -11,8 +10,9 @@ import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadModel } from '../../src/models/load.ts';
 import type { DType } from '../../src/primitives/host-tensor.ts';
 import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
-import { llamaCppLogits, logSoftmax } from '../helpers/llama-cpp.ts';
-import { argmax, PagedSession } from '../helpers/paged-session.ts';
+import { GGUF_FIXTURES } from '../helpers/golden-cases.ts';
+import { cpuLlamaForTests, logSoftmax, teacherForcedSteps } from '../helpers/llama-cpp.ts';
+import { argmax } from '../helpers/paged-session.ts';
 
 /**
  * pagoda and llama.cpp (node-llama-cpp's CPU build) on the same GGUF file, teacher-forced over each golden prompt
@@ -27,52 +27,29 @@ const TOLERANCE: Record<string, number> = { f32: 1e-3, f16: 0.03 };
 const GPT2_F32 = 5e-3;
 
 const F32_CHECKED = ['tiny-llama-256', 'tiny-qwen2-256', 'tiny-gpt2'];
-const FIXTURES = [
-  'tiny-llama',
-  'tiny-qwen2',
-  'tiny-qwen3',
-  'tiny-mistral',
-  'tiny-gpt2',
-  'tiny-llama-256',
-  'tiny-qwen2-256',
-];
 const out = mkdtempSync(join(tmpdir(), 'pagoda-llama-cpp-'));
-let llama: Llama;
-before(async () => {
-  llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never });
-});
-after(async () => {
-  await llama?.dispose();
-});
+const llama = cpuLlamaForTests();
 
 async function agree(name: string, dir: string, type: DType): Promise<void> {
   const path = join(out, `${name}-${type}.gguf`);
   convertToGguf(dir, path, type);
   const ours = loadModel(path, new CpuBackend());
-  const theirs = await llama.loadModel({ modelPath: path });
+  const theirs = await llama().loadModel({ modelPath: path });
   const tol = type === 'f32' && name === 'tiny-gpt2' ? GPT2_F32 : TOLERANCE[type]!;
   let steps = 0;
   try {
-    const prompts = JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8')).prompts;
-    for (const p of prompts) {
-      const seq: number[] = [...p.input_ids, ...p.greedy_ids];
-      const from = p.input_ids.length - 1;
-      const rows = new PagedSession(ours, 4).step([{ seq: 0, tokens: seq, logits: 'all' }]).slice(from);
-      const ref = await llamaCppLogits(theirs, seq, from, ours.config.vocabSize);
-      rows.forEach((row, k) => {
-        const want = ref[k]!;
-        steps++;
-        assert.equal(argmax(row), argmax(Float32Array.from(want)), `${name} ${type}: top-1 differs at step ${k}`);
-        const [a, b] = [logSoftmax(row), logSoftmax(want)];
-        const top = [...want.keys()].sort((x, y) => want[y]! - want[x]!).slice(0, 8);
-        for (const id of top) {
-          const d = Math.abs(a[id]! - b[id]!);
-          assert.ok(
-            d < tol,
-            `${name} ${type}: log-probability of token ${id} at step ${k} differs by ${d} (limit ${tol})`,
-          );
-        }
-      });
+    for await (const { row, want, k } of teacherForcedSteps(ours, theirs, dir)) {
+      steps++;
+      assert.equal(argmax(row), argmax(Float32Array.from(want)), `${name} ${type}: top-1 differs at step ${k}`);
+      const [a, b] = [logSoftmax(row), logSoftmax(want)];
+      const top = [...want.keys()].sort((x, y) => want[y]! - want[x]!).slice(0, 8);
+      for (const id of top) {
+        const d = Math.abs(a[id]! - b[id]!);
+        assert.ok(
+          d < tol,
+          `${name} ${type}: log-probability of token ${id} at step ${k} differs by ${d} (limit ${tol})`,
+        );
+      }
     }
   } finally {
     await theirs.dispose();
@@ -80,7 +57,7 @@ async function agree(name: string, dir: string, type: DType): Promise<void> {
   assert.ok(steps >= 50, `${name}: only ${steps} steps compared`);
 }
 
-for (const name of FIXTURES) {
+for (const name of GGUF_FIXTURES) {
   const fixture = modelFixture(name);
   describe(`${name}: pagoda and llama.cpp on the same GGUF`, { skip: fixture.skip }, () => {
     test('F16: top-1 identical on every teacher-forced step, top-8 log-probabilities within 0.03', () =>
@@ -137,7 +114,7 @@ describe('converted tokenizers: Hugging Face, pagoda on the GGUF and llama.cpp a
       file.close();
       const hf = loadTokenizer(dir);
       const ours = loadTokenizer(path);
-      const model = await llama.loadModel({ modelPath: path });
+      const model = await llama().loadModel({ modelPath: path });
       try {
         for (const text of tokenizerTexts()) {
           const want = hf.encode(text, { addSpecialTokens: false });

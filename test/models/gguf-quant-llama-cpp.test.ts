@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { getLlama, type Llama } from 'node-llama-cpp';
+import { describe, test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { quantizeToGguf } from '../../src/loader/gguf/quantize.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { parseQuantization } from '../../src/primitives/quant/mix.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
-import { llamaCppLogits, logSoftmax } from '../helpers/llama-cpp.ts';
-import { argmax, PagedSession } from '../helpers/paged-session.ts';
+import { cpuLlamaForTests, logSoftmax, teacherForcedSteps } from '../helpers/llama-cpp.ts';
+import { argmax } from '../helpers/paged-session.ts';
 
 /**
  * `pagoda quantize`'s files run in pagoda and in llama.cpp (node-llama-cpp's CPU build), teacher-forced over each
@@ -37,13 +36,7 @@ const MAX_RELATIVE = 0.025;
 const MIN_TOP1 = 0.96;
 const TYPES = ['q8_0', 'q4_0', 'q4_k_m', 'q5_k_m', 'q6_k', 'q2_k'];
 const out = mkdtempSync(join(tmpdir(), 'pagoda-quant-llama-cpp-'));
-let llama: Llama;
-before(async () => {
-  llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never });
-});
-after(async () => {
-  await llama?.dispose();
-});
+const llama = cpuLlamaForTests();
 
 interface Agreement {
   top1: number;
@@ -56,31 +49,24 @@ async function agreement(name: string, dir: string, type: string): Promise<Agree
   const path = join(out, `${name}-${type}.gguf`);
   quantizeToGguf(dir, path, parseQuantization(type, 'type'));
   const ours = loadModel(path, new CpuBackend());
-  const theirs = await llama.loadModel({ modelPath: path });
+  const theirs = await llama().loadModel({ modelPath: path });
   let [steps, same, relative] = [0, 0, 0];
   const decisiveMisses: string[] = [];
   try {
-    for (const p of JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8')).prompts) {
-      const seq: number[] = [...p.input_ids, ...p.greedy_ids];
-      const from = p.input_ids.length - 1;
-      const rows = new PagedSession(ours, 4).step([{ seq: 0, tokens: seq, logits: 'all' }]).slice(from);
-      const ref = await llamaCppLogits(theirs, seq, from, ours.config.vocabSize);
-      rows.forEach((row, k) => {
-        const want = ref[k]!;
-        steps++;
-        // Both sides as log-probabilities: their range is the logits' range.
-        const ours = logSoftmax(row);
-        let [lo, hi, diff] = [Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0];
-        for (let i = 0; i < want.length; i++) {
-          lo = Math.min(lo, want[i]!);
-          hi = Math.max(hi, want[i]!);
-          diff = Math.max(diff, Math.abs(ours[i]! - want[i]!));
-        }
-        relative = Math.max(relative, diff / (hi - lo));
-        const [first, second] = [...want].sort((a, b) => b - a);
-        if (argmax(row) === argmax(Float32Array.from(want))) same++;
-        else if (first! - second! > 2 * MAX_RELATIVE * (hi - lo)) decisiveMisses.push(`step ${steps - 1}`);
-      });
+    for await (const { row, want } of teacherForcedSteps(ours, theirs, dir)) {
+      steps++;
+      // Both sides as log-probabilities: their range is the logits' range.
+      const ours = logSoftmax(row);
+      let [lo, hi, diff] = [Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0];
+      for (let i = 0; i < want.length; i++) {
+        lo = Math.min(lo, want[i]!);
+        hi = Math.max(hi, want[i]!);
+        diff = Math.max(diff, Math.abs(ours[i]! - want[i]!));
+      }
+      relative = Math.max(relative, diff / (hi - lo));
+      const [first, second] = [...want].sort((a, b) => b - a);
+      if (argmax(row) === argmax(Float32Array.from(want))) same++;
+      else if (first! - second! > 2 * MAX_RELATIVE * (hi - lo)) decisiveMisses.push(`step ${steps - 1}`);
     }
   } finally {
     await theirs.dispose();

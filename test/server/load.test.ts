@@ -28,26 +28,18 @@ test('200 concurrent streaming requests, OpenAI and Ollama mixed, all complete',
     const kind = i % 4;
     let finish = '';
     let tokens = 0;
-    if (kind === 0) {
-      const s = await openai.chat.completions.create({
+    if (kind < 2) {
+      // Both OpenAI routes stream the same chunks' finish_reason and a last usage chunk.
+      const streamed = {
         model: server.model,
-        messages: [{ role: 'user', content: `request ${i}` }],
         max_tokens: maxTokens,
-        stream: true,
+        stream: true as const,
         stream_options: { include_usage: true },
-      });
-      for await (const c of s) {
-        finish = c.choices[0]?.finish_reason ?? finish;
-        tokens = c.usage?.completion_tokens ?? tokens;
-      }
-    } else if (kind === 1) {
-      const s = await openai.completions.create({
-        model: server.model,
-        prompt: `request ${i}`,
-        max_tokens: maxTokens,
-        stream: true,
-        stream_options: { include_usage: true },
-      });
+      };
+      const s =
+        kind === 0
+          ? await openai.chat.completions.create({ ...streamed, messages: [{ role: 'user', content: `request ${i}` }] })
+          : await openai.completions.create({ ...streamed, prompt: `request ${i}` });
       for await (const c of s) {
         finish = c.choices[0]?.finish_reason ?? finish;
         tokens = c.usage?.completion_tokens ?? tokens;

@@ -1,4 +1,5 @@
 import { UserError } from '../../util/errors.ts';
+import { bpeModelJson } from '../bpe-model-json.ts';
 import { PRE_TOKENIZERS } from './pre-tokenizers.ts';
 import type { GgufFile } from './read.ts';
 
@@ -90,6 +91,11 @@ function mergesFromScores(tokens: string[], scores: number[], types: number[]): 
   return merges.map((m) => [m.l, m.r]);
 }
 
+/** Each token's id by its text, as tokenizer.json's model.vocab holds them. */
+function vocabIds(v: Vocab): Record<string, number> {
+  return Object.fromEntries(v.tokens.map((t, i) => [t, i]));
+}
+
 function spmTokenizer(file: GgufFile, v: Vocab): TokenizerFiles {
   const scores = (file.value('tokenizer.ggml.scores') as number[] | undefined) ?? v.tokens.map(() => 0);
   const addPrefix = v.flag('add_space_prefix') ?? true;
@@ -115,18 +121,10 @@ function spmTokenizer(file: GgufFile, v: Vocab): TokenizerFiles {
         ...(addPrefix ? [{ type: 'Strip', content: ' ', start: 1, stop: 0 }] : []),
       ],
     },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: v.tokens[unk],
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: true,
-      byte_fallback: true,
-      ignore_merges: false,
-      vocab: Object.fromEntries(v.tokens.map((t, i) => [t, i])),
-      merges: mergesFromScores(v.tokens, scores, v.types),
-    },
+    model: bpeModelJson(vocabIds(v), mergesFromScores(v.tokens, scores, v.types), {
+      unkToken: v.tokens[unk],
+      byteFallback: true,
+    }),
   };
   return { json, config: specialsConfig(v, { addBos: true, addEos: false, cleanSpaces: false }) };
 }
@@ -154,18 +152,7 @@ function bpeTokenizer(file: GgufFile, v: Vocab): TokenizerFiles {
     },
     post_processor: null,
     decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: spec.ignoreMerges ?? false,
-      vocab: Object.fromEntries(v.tokens.map((t, i) => [t, i])),
-      merges: merges.map(String),
-    },
+    model: bpeModelJson(vocabIds(v), merges.map(String), { ignoreMerges: spec.ignoreMerges ?? false }),
   };
   const defaults = { addBos: spec.addBos ?? false, addEos: false, cleanSpaces: spec.cleanSpaces ?? true };
   return { json, config: specialsConfig(v, defaults) };

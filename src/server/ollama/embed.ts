@@ -2,11 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { asJson, floatsJson, ollamaEmbedJson } from '../embedding-json.ts';
 import { badRequest } from '../errors.ts';
-import { type Admitted, type ServerContext, withModel } from '../generation.ts';
+import type { Admitted, ServerContext } from '../generation.ts';
 import { keepAlive } from '../openai/schemas.ts';
-import { encodeText, type LengthRule, normalized, poolingOf, runPooling } from '../pooling.ts';
+import { embeddingSide, encodeText, type LengthRule, normalized, runPooling, withPoolingModel } from '../pooling.ts';
 import { parseBody } from '../validate.ts';
-import { keepAliveMs } from './options.ts';
 import { type Options, options } from './schemas.ts';
 
 const opt = <T extends z.ZodType>(t: T) => t.nullish();
@@ -49,12 +48,9 @@ function limitOf(a: Admitted, opts: Options | null | undefined): number {
 
 /** The model's embeddings of `texts`; a reranker has none. */
 async function embedTexts(ctx: ServerContext, a: Admitted, texts: string[], rule: LengthRule) {
-  if (poolingOf(a).engine.task !== 'embed') {
-    throw badRequest(`model "${a.entry.name}" is a reranking model: it has no embeddings (use /v1/rerank)`, 'model');
-  }
+  embeddingSide(a);
   const seqs = await Promise.all(texts.map(async (t, i) => ({ tokenIds: await encodeText(a, t, i, rule) })));
-  const rows = await runPooling(ctx, a, seqs);
-  return { rows, tokens: seqs.reduce((n, s) => n + s.tokenIds.length, 0) };
+  return runPooling(ctx, a, seqs);
 }
 
 /** POST /api/embed and the older POST /api/embeddings */
@@ -62,44 +58,30 @@ export function registerEmbed(app: FastifyInstance, ctx: ServerContext): void {
   app.post('/api/embed', async (request, reply) => {
     const body = parseBody(embedRequest, request.body);
     const texts = textsOf(body.input);
-    return withModel(
-      ctx,
-      body.model,
-      reply,
-      keepAliveMs(body.keep_alive),
-      async (a) => {
-        if (texts.length === 0) return { model: a.entry.name, embeddings: [] };
-        // Ollama truncates by default; with truncate: false an input that does not fit is refused.
-        const rule = { limit: limitOf(a, body.options), truncate: body.truncate !== false, param: 'input' };
-        const { rows, tokens } = await embedTexts(ctx, a, texts, rule);
-        const dims = body.dimensions;
-        // Ollama normalizes every embedding, and again after cutting it to `dimensions`.
-        const embeddings = rows.map((r) => {
-          const unit = normalized(r);
-          return dims && dims < unit.length ? normalized(unit.subarray(0, dims)) : unit;
-        });
-        const totalNs = ns(performance.now() - a.arrival);
-        return asJson(reply, ollamaEmbedJson(a.entry.name, embeddings, totalNs, ns(a.lease.loadMs), tokens));
-      },
-      'pooling',
-    );
+    return withPoolingModel(ctx, body, reply, async (a) => {
+      if (texts.length === 0) return { model: a.entry.name, embeddings: [] };
+      // Ollama truncates by default; with truncate: false an input that does not fit is refused.
+      const rule = { limit: limitOf(a, body.options), truncate: body.truncate !== false, param: 'input' };
+      const { rows, tokens } = await embedTexts(ctx, a, texts, rule);
+      const dims = body.dimensions;
+      // Ollama normalizes every embedding, and again after cutting it to `dimensions`.
+      const embeddings = rows.map((r) => {
+        const unit = normalized(r);
+        return dims && dims < unit.length ? normalized(unit.subarray(0, dims)) : unit;
+      });
+      const totalNs = ns(performance.now() - a.arrival);
+      return asJson(reply, ollamaEmbedJson(a.entry.name, embeddings, totalNs, ns(a.lease.loadMs), tokens));
+    });
   });
 
   app.post('/api/embeddings', async (request, reply) => {
     const body = parseBody(embeddingsRequest, request.body);
-    return withModel(
-      ctx,
-      body.model,
-      reply,
-      keepAliveMs(body.keep_alive),
-      async (a) => {
-        if (!body.prompt) return { embedding: [] };
-        const rule = { limit: limitOf(a, body.options), truncate: true, param: 'prompt' };
-        // The older route returns the model's own output, without Ollama's extra normalization.
-        const { rows } = await embedTexts(ctx, a, [body.prompt], rule);
-        return asJson(reply, `{"embedding":${floatsJson(rows[0]!)}}`);
-      },
-      'pooling',
-    );
+    return withPoolingModel(ctx, body, reply, async (a) => {
+      if (!body.prompt) return { embedding: [] };
+      const rule = { limit: limitOf(a, body.options), truncate: true, param: 'prompt' };
+      // The older route returns the model's own output, without Ollama's extra normalization.
+      const { rows } = await embedTexts(ctx, a, [body.prompt], rule);
+      return asJson(reply, `{"embedding":${floatsJson(rows[0]!)}}`);
+    });
   });
 }

@@ -2,10 +2,19 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { asJson, openAiEmbeddingsJson } from '../embedding-json.ts';
 import { badRequest } from '../errors.ts';
-import { type Admitted, type ServerContext, withModel } from '../generation.ts';
+import type { Admitted, ServerContext } from '../generation.ts';
 import { acceptAnything, IGNORED_OPENAI_FIELDS } from '../ignored-fields.ts';
-import { keepAliveMs } from '../ollama/options.ts';
-import { checkIds, encodeText, type LengthRule, MAX_INPUTS, normalized, poolingOf, runPooling } from '../pooling.ts';
+import {
+  checkIds,
+  embeddingSide,
+  encodeText,
+  type LengthRule,
+  MAX_INPUTS,
+  normalized,
+  poolingOf,
+  runPooling,
+  withPoolingModel,
+} from '../pooling.ts';
 import { parseBody } from '../validate.ts';
 import { keepAlive } from './schemas.ts';
 
@@ -87,38 +96,24 @@ export function registerEmbeddings(app: FastifyInstance, ctx: ServerContext): vo
   app.post('/v1/embeddings', async (request, reply) => {
     const body = parseBody(embeddingRequest, request.body);
     const inputs = inputsOf(body.input);
-    return withModel(
-      ctx,
-      body.model,
-      reply,
-      keepAliveMs(body.keep_alive),
-      async (a) => {
-        const side = poolingOf(a);
-        if (side.engine.task !== 'embed') {
-          throw badRequest(
-            `model "${a.entry.name}" is a reranking model: it has no embeddings (use /v1/rerank)`,
-            'model',
-          );
-        }
-        const size = outputSize(a, body.dimensions);
-        if (body.prompt_name && inputs.some((x) => 'ids' in x)) {
-          throw badRequest('prompt_name applies to text inputs, not token ids', 'prompt_name');
-        }
-        // OpenAI refuses an input longer than the model takes, naming it.
-        const rule: LengthRule = { limit: a.model.contextLength, truncate: false, param: 'input' };
-        const seqs = await Promise.all(
-          inputs.map(async (x, i) => ({
-            tokenIds: 'ids' in x ? checkIds(a, x.ids, i, rule) : await encodeText(a, x.text, i, rule, body.prompt_name),
-          })),
-        );
-        const rows = await runPooling(ctx, a, seqs);
-        const tokens = seqs.reduce((n, s) => n + s.tokenIds.length, 0);
-        const shaped = rows.map((r) =>
-          size === r.length ? r : side.engine.normalized ? normalized(r.subarray(0, size)) : r.slice(0, size),
-        );
-        return asJson(reply, openAiEmbeddingsJson(shaped, body.encoding_format ?? 'float', a.entry.name, tokens));
-      },
-      'pooling',
-    );
+    return withPoolingModel(ctx, body, reply, async (a) => {
+      const side = embeddingSide(a);
+      const size = outputSize(a, body.dimensions);
+      if (body.prompt_name && inputs.some((x) => 'ids' in x)) {
+        throw badRequest('prompt_name applies to text inputs, not token ids', 'prompt_name');
+      }
+      // OpenAI refuses an input longer than the model takes, naming it.
+      const rule: LengthRule = { limit: a.model.contextLength, truncate: false, param: 'input' };
+      const seqs = await Promise.all(
+        inputs.map(async (x, i) => ({
+          tokenIds: 'ids' in x ? checkIds(a, x.ids, i, rule) : await encodeText(a, x.text, i, rule, body.prompt_name),
+        })),
+      );
+      const { rows, tokens } = await runPooling(ctx, a, seqs);
+      const shaped = rows.map((r) =>
+        size === r.length ? r : side.engine.normalized ? normalized(r.subarray(0, size)) : r.slice(0, size),
+      );
+      return asJson(reply, openAiEmbeddingsJson(shaped, body.encoding_format ?? 'float', a.entry.name, tokens));
+    });
   });
 }

@@ -3,13 +3,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { getLlama, type Llama } from 'node-llama-cpp';
+import { test } from 'node:test';
 import { CpuBackend } from '../../../src/backend/cpu/backend.ts';
 import { logSoftmax } from '../../../src/engine/sampling.ts';
 import { GgufFile } from '../../../src/loader/gguf/read.ts';
 import { loadModel } from '../../../src/models/load.ts';
 import { sharedFixture } from '../../helpers/fixtures.ts';
+import { cpuLlamaForTests } from '../../helpers/llama-cpp.ts';
 import { PagedSession } from '../../helpers/paged-session.ts';
 
 const vocab = sharedFixture('tokenizers/llama2');
@@ -30,11 +30,7 @@ const config = {
 };
 writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
 const file = join(dir, 'dummy-q4_k_m.gguf');
-let llama: Llama;
-before(async () => {
-  llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never });
-});
-after(() => llama?.dispose());
+const llama = cpuLlamaForTests();
 
 test('pagoda quantize --load-format dummy writes random Q4_K_M blocks that pagoda and llama.cpp both run', {
   skip: vocab.skip,
@@ -59,7 +55,7 @@ test('pagoda quantize --load-format dummy writes random Q4_K_M blocks that pagod
   ])[0]!;
   assert.equal(ours.length, 32128);
   assert.ok(ours.every(Number.isFinite));
-  const theirs = await llama.loadModel({ modelPath: file });
+  const theirs = await llama().loadModel({ modelPath: file });
   const ctx = await theirs.createContext({ contextSize: 64, threads: 1 });
   const res = await ctx
     .getSequence()
