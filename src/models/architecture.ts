@@ -1,6 +1,7 @@
 import type { Backend } from '../backend/backend.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import type { Model } from './model.ts';
+import type { MoeFamily } from './moe.ts';
 import type { ModelWeights } from './weights.ts';
 
 /** Engine settings a model's build depends on. */
@@ -18,6 +19,8 @@ export interface Architecture {
   names: readonly string[];
   /** `model_type` values, used when `architectures` is absent. */
   modelTypes: readonly string[];
+  /** Its MLPs' mixture-of-experts family (moe.ts), for the kernel plan; absent: dense MLPs. */
+  moe?: MoeFamily;
   /** Its forward runs over tensor-parallel ranks (`Backend.tensorParallelSize` > 1). */
   tensorParallel?: boolean;
   build(config: ModelConfig, weights: ModelWeights, backend: Backend, options: BuildOptions): Model;

@@ -6,6 +6,7 @@ import { MIXTRAL } from './moe.ts';
 export const mixtral: Architecture = {
   names: ['MixtralForCausalLM'],
   modelTypes: ['mixtral'],
+  moe: MIXTRAL,
   build: (cfg, w, backend, options) =>
     buildLlama({ qkvBias: false, qkNorm: false, moe: MIXTRAL }, cfg, w, backend, options),
 };

@@ -6,6 +6,7 @@ import { QWEN2_MOE } from './moe.ts';
 export const qwen2Moe: Architecture = {
   names: ['Qwen2MoeForCausalLM'],
   modelTypes: ['qwen2_moe'],
+  moe: QWEN2_MOE,
   build: (cfg, w, backend, options) =>
     buildLlama({ qkvBias: cfg.raw.qkv_bias !== false, qkNorm: false, moe: QWEN2_MOE }, cfg, w, backend, options),
 };

@@ -1,7 +1,9 @@
+import { join } from 'node:path';
 import { CudaBackend } from '../backend/cuda/backend.ts';
 import type { CompilePool } from '../backend/cuda/compile-pool.ts';
 import { cudaDtype, probeCuda } from '../backend/cuda/device.ts';
 import { prefetchKernels } from '../backend/cuda/kernel-prefetch.ts';
+import { isCudaKvQuant } from '../backend/cuda/kv-layout.ts';
 import { CudaUnavailable } from '../backend/cuda/libs.ts';
 import type { CudaSettings } from '../backend/cuda/settings.ts';
 import type { UploadStats } from '../backend/cuda/weight-upload.ts';
@@ -11,6 +13,7 @@ import { loadDummyModel } from '../models/dummy.ts';
 import { loadModel } from '../models/load.ts';
 import type { Model } from '../models/model.ts';
 import { type LoadedPoolingModel, loadPoolingModel } from '../models/pooling-load.ts';
+import { pickArchitecture } from '../models/registry.ts';
 import type { KvQuant } from '../primitives/kv-cache-type.ts';
 import { FP8_QUANTIZATION, type QuantScheme } from '../primitives/quant/mix.ts';
 import { UserError } from '../util/errors.ts';
@@ -82,14 +85,18 @@ interface Loaded<M> {
  */
 function loadOnCuda<M>(
   dir: string,
-  o: Pick<CudaModelOptions, 'dtype' | 'dummy' | 'log' | 'progress' | 'cuda' | 'maxNumSeqs' | 'quantScheme'>,
+  o: Pick<CudaModelOptions, 'dtype' | 'dummy' | 'log' | 'progress' | 'cuda' | 'maxNumSeqs' | 'quantScheme' | 'kvQuant'>,
   pooling: boolean,
   build: (backend: CudaBackend) => M,
   fp8 = false,
 ): Loaded<M> {
   const config = loadModelConfig(dir);
   const dtype = cudaDtype(config.dtype, o.dtype ?? 'auto');
-  const { bytes, blockTypes } = deviceWeights(dir, {
+  const {
+    bytes,
+    blockTypes,
+    fp8: fp8Stored,
+  } = deviceWeights(dir, {
     dtype,
     dummy: o.dummy,
     pooling,
@@ -109,7 +116,13 @@ function loadOnCuda<M>(
   const { pool, loadStart, model, upload } = releasingOnError(
     () => [backend],
     () => {
-      const pool = prefetchKernels(backend, kernelPlanModel(config, pooling ? 1 : o.maxNumSeqs, blockTypes));
+      const plan = kernelPlanModel(config, pooling ? 1 : o.maxNumSeqs, {
+        quantTypes: blockTypes,
+        fp8: fp8Stored && backend.fp8Weights,
+        kvQuant: isCudaKvQuant(o.kvQuant) ? o.kvQuant : undefined,
+        moe: pooling ? undefined : pickArchitecture(config, join(dir, 'config.json')).moe,
+      });
+      const pool = prefetchKernels(backend, plan);
       try {
         const loadStart = performance.now();
         const model = build(backend);

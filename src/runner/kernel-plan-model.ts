@@ -1,31 +1,58 @@
 import type { KernelPlanModel } from '../backend/cuda/kernel-plan.ts';
+import type { CudaKvQuant } from '../backend/cuda/kv-layout.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
+import { type MoeFamily, moeConfigOf } from '../models/moe.ts';
 import type { QuantType } from '../primitives/ggml-types.ts';
+
+/** What the plan knows of the weights and the cache besides the config. */
+export interface KernelPlanChoices {
+  /** The quantized matrices' block types (runner/weight-bytes.ts's deviceWeights). */
+  quantTypes?: readonly QuantType[];
+  /** The decoder layers' matrices are FP8 (--quantization fp8, or an FP8 checkpoint kept so); the LM head stays 16-bit. */
+  fp8?: boolean;
+  /** The KV cache's quantized storage. */
+  kvQuant?: CudaKvQuant;
+  /** The architecture's mixture-of-experts family (Architecture.moe). */
+  moe?: MoeFamily;
+}
 
 /**
  * The shapes a decoder's kernels are built for, from its config alone: attention per head size, and the decode
- * linears of a Llama-shaped layer (packed q/k/v, o, packed gate/up, down) and the LM head, and `quantTypes`, the
- * quantized matrices' block types (runner/weight-bytes.ts's deviceWeights). Models shaped otherwise still run: a
- * module the plan misses compiles on first use.
+ * linears of a Llama-shaped layer (packed q/k/v, o, packed gate/up, down; a sparse layer's router and shared expert
+ * instead of the last two) and the LM head, with the weights' and the cache's storage (`choices`). Models shaped
+ * otherwise still run: a module the plan misses compiles on first use.
  */
-export function kernelPlanModel(
-  c: ModelConfig,
-  maxNumSeqs: number,
-  quantTypes: readonly QuantType[] = [],
-): KernelPlanModel {
+export function kernelPlanModel(c: ModelConfig, maxNumSeqs: number, choices: KernelPlanChoices = {}): KernelPlanModel {
   const { headDim: D, numHeads: H, numKvHeads: Hk, hiddenSize: hidden, intermediateSize: I } = c;
+  const fp8 = choices.fp8 === true;
+  const mlp = (width: number) => [
+    { m: width, k: hidden, gated: true, fp8 },
+    { m: hidden, k: width, gated: false, fp8 },
+  ];
+  const moe = choices.moe && moeConfigOf(choices.moe, c);
+  const layers = Array.from({ length: c.numLayers }, (_, l) => l);
+  // Mixture-of-experts weights stay 16-bit (quantize-at-load.ts fp8AtLoad): the router and shared expert too.
+  const sparse = moe
+    ? [
+        { m: moe.numExperts, k: hidden, gated: false },
+        ...(moe.sharedWidth ? [...mlp(moe.sharedWidth), { m: 1, k: hidden, gated: false }] : []),
+      ]
+    : [];
+  const dense = !moe || layers.some((l) => !moe.isSparse(l)) ? mlp(I) : [];
   return {
     attention: [{ headDim: D, group: H / Hk }],
     linears: [
-      { m: (H + 2 * Hk) * D, k: hidden, gated: false },
-      { m: hidden, k: H * D, gated: false },
-      { m: I, k: hidden, gated: true },
-      { m: hidden, k: I, gated: false },
-      { m: c.vocabSize, k: hidden, gated: false },
+      { m: (H + 2 * Hk) * D, k: hidden, gated: false, fp8 },
+      { m: hidden, k: H * D, gated: false, fp8 },
+      ...dense,
+      ...sparse.map((l) => ({ ...l, fp8: false })),
+      { m: c.vocabSize, k: hidden, gated: false, fp8: false },
     ],
     act: c.hiddenAct.includes('gelu') ? 'gelu_tanh' : 'silu',
     normOffset: c.modelType.startsWith('gemma') ? 1 : 0,
     maxDecodeRows: maxNumSeqs,
-    quantTypes,
+    quantTypes: choices.quantTypes ?? [],
+    ...(choices.kvQuant && { kvQuant: choices.kvQuant }),
+    ...(moe && moe.numExperts > 0 && { moe: { hidden, expertWidth: moe.expertWidth } }),
   };
 }

@@ -71,30 +71,36 @@ export interface DeviceWeightOptions {
 /**
  * What the weights of the model in `dir` take on the device: their bytes, so they can be one allocation, and the
  * block types its quantized matrices are kept in (one kernels/quant.cu build each, which the kernel plan compiles
- * ahead). Counted exactly by building the model once on a counting backend for dummy weights, for `fp8` (the
+ * ahead), and whether its decoder matrices are FP8 (asked for, or an FP8 checkpoint whose layout keeps them). Counted exactly by building the model once on a counting backend for dummy weights, for `fp8` (the
  * checkpoint's shapes as config.json gives them) and for a checkpoint quantized at load; from a GGUF file's tensor
  * table (quantized matrices as stored); estimated from the safetensors file sizes otherwise (headers make it a slight
  * overestimate), or for an FP8 checkpoint from the tensors' element counts (scales included): one byte per FP8 value
  * where a card with FP8 keeps them, else dequantized. A checkpoint that stores an LM head its config.json says is tied
  * takes more than counted; the weight slab then grows by another allocation.
  */
-export function deviceWeights(dir: string, o: DeviceWeightOptions): { bytes: number; blockTypes: QuantType[] } {
+export function deviceWeights(
+  dir: string,
+  o: DeviceWeightOptions,
+): { bytes: number; blockTypes: QuantType[]; fp8: boolean } {
   const { dtype, quantization } = o;
   // A checkpoint quantized at load takes its blocks' bytes, not its files': counted like a dummy of that mix.
   if (o.dummy || o.fp8 || (quantization && !isGgufPath(dir))) {
     const c = countingBackend(dtype);
     if (o.pooling) loadPoolingModel(dir, c.backend, { dummy: true });
     else loadDummyModel(dir, c.backend, { quantization: o.fp8 ? FP8_QUANTIZATION : quantization });
-    return { bytes: c.bytes(), blockTypes: [...c.blockTypes] };
+    return { bytes: c.bytes(), blockTypes: [...c.blockTypes], fp8: o.fp8 === true };
   }
-  if (isGgufPath(dir)) return ggufWeights(dir, dtype);
+  if (isGgufPath(dir)) return { ...ggufWeights(dir, dtype), fp8: false };
   const config = loadModelConfig(dir);
   const fp8Checkpoint = parseQuantizationConfig(config.raw, join(dir, 'config.json'));
-  if (fp8Checkpoint) return { bytes: checkpointBytes(dir, dtype, keepsFp8(fp8Checkpoint)), blockTypes: [] };
+  if (fp8Checkpoint) {
+    const fp8 = keepsFp8(fp8Checkpoint);
+    return { bytes: checkpointBytes(dir, dtype, fp8), blockTypes: [], fp8 };
+  }
   const stored = config.dtype === 'float32' ? 4 : 2;
   let total = 0;
   for (const f of readdirSync(dir)) if (f.endsWith('.safetensors')) total += statSync(join(dir, f)).size;
-  return { bytes: Math.ceil((total * DTYPE_BYTES[dtype]) / stored), blockTypes: [] };
+  return { bytes: Math.ceil((total * DTYPE_BYTES[dtype]) / stored), blockTypes: [], fp8: false };
 }
 
 function checkpointBytes(dir: string, dtype: DType, keepFp8: boolean): number {

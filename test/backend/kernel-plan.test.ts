@@ -3,10 +3,14 @@ import { test } from 'node:test';
 import { decodeDefines, mergeDefines, prefillDefines } from '../../src/backend/cuda/flash-attention.ts';
 import { sm90aPrefillDefines } from '../../src/backend/cuda/flash-prefill-sm90a.ts';
 import { defaultConfigs } from '../../src/backend/cuda/flash-sizing.ts';
+import { fp8GemvDefines, fp8GemvRule } from '../../src/backend/cuda/fp8-gemv.ts';
 import { gemvShape, gemvWins, pickGemvConfig, readGemvTable } from '../../src/backend/cuda/gemv-config.ts';
 import { type KernelPlanModel, kernelPlan } from '../../src/backend/cuda/kernel-plan.ts';
+import { kvQuantDefines } from '../../src/backend/cuda/kv-layout.ts';
 import { gemvDefines } from '../../src/backend/cuda/linear.ts';
+import { groupedGemmKernel, moeGemvDefines } from '../../src/backend/cuda/moe.ts';
 import { loadModelConfig } from '../../src/loader/hf-config.ts';
+import { QWEN_MOE } from '../../src/models/moe.ts';
 import { kernelPlanModel } from '../../src/runner/kernel-plan-model.ts';
 
 const table = readGemvTable();
@@ -30,11 +34,11 @@ test('the sm_90a prefill module is planned only where the backend runs it (PAGOD
 test('a Llama-3-8B shape: the linears of a layer and the LM head, one head size, SiLU', () => {
   assert.deepEqual(llama.attention, [{ headDim: 128, group: 4 }]);
   assert.deepEqual(llama.linears, [
-    { m: 6144, k: 4096, gated: false },
-    { m: 4096, k: 4096, gated: false },
-    { m: 14336, k: 4096, gated: true },
-    { m: 4096, k: 14336, gated: false },
-    { m: 128256, k: 4096, gated: false },
+    { m: 6144, k: 4096, gated: false, fp8: false },
+    { m: 4096, k: 4096, gated: false, fp8: false },
+    { m: 14336, k: 4096, gated: true, fp8: false },
+    { m: 4096, k: 14336, gated: false, fp8: false },
+    { m: 128256, k: 4096, gated: false, fp8: false },
   ]);
   assert.equal(llama.act, 'silu');
   assert.equal(llama.normOffset, 0);
@@ -109,4 +113,93 @@ test('a model with quantized matrices: one quant.cu module per block type, in th
   const f32 = keys('f32', { ...llama, quantTypes: ['q4_k'] });
   assert.ok(!f32.some((k) => k.startsWith('quant_act ') || k.includes('"XQ"')), 'f32: exact x');
   assert.ok(!keys('bf16').some((k) => k.includes('"XQ"')), 'none for a 16-bit model');
+});
+
+test('a quantized KV cache: its write and its attention builds (quantized decode tiles), none of the 16-bit cache', () => {
+  for (const quant of ['fp8', 'q8_0'] as const) {
+    const plan = keys('bf16', { ...llama, kvQuant: quant });
+    const cfg = defaultConfigs(128, quant);
+    assert.notDeepEqual(cfg.decode, defaultConfigs(128).decode, 'the quantized cache picks its own decode tiles');
+    for (const want of [
+      { file: 'kv_cache', defines: { PAGODA_DTYPE: 2, ...kvQuantDefines(quant) } },
+      { file: 'flash_prefill', defines: prefillDefines('bf16', 128, cfg.prefill, {}, quant) },
+      { file: 'paged_decode', defines: decodeDefines('bf16', 128, cfg.decode, quant) },
+      { file: 'paged_decode', defines: mergeDefines('bf16') },
+    ])
+      assert.ok(plan.includes(key(want)), `${quant}: ${key(want)}`);
+    assert.ok(!plan.includes(key({ file: 'kv_cache', defines: { PAGODA_DTYPE: 2 } })), 'no 16-bit cache write');
+    const quantized = plan.filter((k) => k.includes('PAGODA_KV_QUANT'));
+    assert.equal(quantized.length, 3, `${quant}: the write, prefill and decode`);
+    assert.ok(!plan.some((k) => k.startsWith('flash_prefill ') && !k.includes('PAGODA_KV_QUANT')));
+  }
+  assert.ok(!keys('bf16').some((k) => k.includes('PAGODA_KV_QUANT')), 'none for a 16-bit cache');
+  // q8_0 heads of 80 go to the simple kernel, its quantized build; no sm_90a prefill for a quantized cache.
+  const hd80 = keys('bf16', { ...llama, attention: [{ headDim: 80, group: 4 }], kvQuant: 'q8_0' });
+  assert.ok(
+    hd80.includes(key({ file: 'attention', defines: { PAGODA_DTYPE: 2, EPL: 4, GMAX: 4, PAGODA_KV_QUANT: 2 } })),
+  );
+  assert.ok(!hd80.some((k) => k.startsWith('flash_prefill ') || k.startsWith('paged_decode ')));
+  const sm90a = kernelPlan(
+    { dtype: 'bf16', device: h100, gemvTable: table, gemv: true, sm90aPrefill: true },
+    {
+      ...llama,
+      kvQuant: 'fp8',
+    },
+  );
+  assert.ok(!sm90a.some((r) => r.file === 'flash_prefill_sm90a'));
+});
+
+test('FP8 layer weights: fp8_weights, one fp8_gemv build gated and one not, the e4m3 producers; no 16-bit GEMV for them', () => {
+  const config = loadModelConfig(new URL('../../bench/configs/llama3-8b', import.meta.url).pathname);
+  const fp8 = kernelPlanModel(config, 3, { fp8: true });
+  const plan = (fp8Gemv: boolean) =>
+    kernelPlan({ dtype: 'bf16', device: h100, gemvTable: table, gemv: true, fp8Gemv }, fp8).map(key);
+  const with8 = plan(true);
+  assert.ok(with8.includes(key({ file: 'fp8_weights', defines: { PAGODA_DTYPE: 2 } })));
+  for (const gated of [false, true])
+    assert.ok(
+      with8.includes(
+        key({ file: 'fp8_gemv', defines: { PAGODA_DTYPE: 2, ...fp8GemvDefines(fp8GemvRule(gated), gated, 'silu') } }),
+      ),
+      `gated ${gated}`,
+    );
+  assert.equal(with8.filter((k) => k.startsWith('fp8_gemv ')).length, 2);
+  assert.ok(!plan(false).some((k) => k.startsWith('fp8_gemv ')), 'the FP8 GEMV off: cuBLASLt only');
+  for (const defines of [{ XQ: 2 }, { RES_IN_F32: 0, XQ: 2 }, { RES_IN_F32: 1, XQ: 2 }])
+    assert.ok(with8.includes(key({ file: 'norm', defines: { PAGODA_DTYPE: 2, ...defines } })));
+  assert.ok(with8.includes(key({ file: 'elementwise', defines: { PAGODA_DTYPE: 2, XQ: 2 } })));
+  // Only the LM head (16-bit) keeps 16-bit GEMV builds.
+  const gemvs = with8.filter((k) => k.startsWith('gemv '));
+  const head = keys('bf16', { ...llama, linears: [llama.linears.at(-1)!] }).filter((k) => k.startsWith('gemv '));
+  assert.deepEqual(gemvs, head);
+  const plain = keys('bf16');
+  assert.ok(!plain.some((k) => k.startsWith('fp8_') || k.includes('"XQ",2')), 'none for 16-bit weights');
+});
+
+test('a mixture-of-experts model (Qwen3-30B-A3B): routing, moe_gemv per token bucket, the grouped GEMM, no dense MLP', () => {
+  const config = loadModelConfig(new URL('../../bench/configs/qwen3-30b-a3b', import.meta.url).pathname);
+  const moe = kernelPlanModel(config, 3, { moe: QWEN_MOE });
+  assert.deepEqual(moe.moe, { hidden: 2048, expertWidth: 768 });
+  assert.ok(
+    moe.linears.some((l) => l.m === 128 && l.k === 2048),
+    'the router',
+  );
+  assert.ok(!moe.linears.some((l) => l.m === 6144 || l.k === 6144), 'no dense MLP: every layer is sparse');
+  const plan = keys('bf16', moe);
+  assert.ok(plan.includes(key({ file: 'moe', defines: { PAGODA_DTYPE: 2 } })));
+  for (const T of [1, 2, 4]) {
+    for (const [k, gated] of [
+      [2048, true],
+      [768, false],
+    ] as const)
+      assert.ok(
+        plan.includes(key({ file: 'moe_gemv', defines: { PAGODA_DTYPE: 2, ...moeGemvDefines('bf16', T, k, gated) } })),
+      );
+  }
+  assert.equal(plan.filter((k) => k.startsWith('moe_gemv ')).length, 6, 'TMAX 1, 2, 4: 3 sequences');
+  assert.equal(groupedGemmKernel('bf16', 768).file, 'moe_mma');
+  assert.ok(plan.includes(key({ file: 'moe_mma', defines: { PAGODA_DTYPE: 2 } })));
+  const dense = kernelPlanModel(config, 3);
+  assert.equal(dense.moe, undefined);
+  assert.ok(!keys('bf16').some((k) => k.startsWith('moe')), 'none for a dense model');
 });

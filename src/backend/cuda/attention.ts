@@ -13,7 +13,7 @@ import { HEAD_DIMS } from './flash-kernels.ts';
 import { decodeWorkspaceBytes } from './flash-sizing.ts';
 import { declareKernel } from './kernel.ts';
 import { type CudaLayerKv, kvOf, type QuantKv } from './kv-cache.ts';
-import { KV_QUANT_DEFINE, tilesReadQuant } from './kv-layout.ts';
+import { kvQuantDefines, tilesReadQuant } from './kv-layout.ts';
 import type { CudaStepContext } from './step-buffers.ts';
 import { type CudaTensor, cuda } from './tensor.ts';
 import { quantizedOutput, type XForm } from './x-form.ts';
@@ -30,7 +30,7 @@ export function simpleAttentionDefines(
   return {
     EPL: pow2(Math.ceil(headDim / 32)),
     GMAX: pow2(group),
-    ...(quant ? { PAGODA_KV_QUANT: KV_QUANT_DEFINE[quant] } : {}),
+    ...kvQuantDefines(quant),
     ...variant,
   };
 }

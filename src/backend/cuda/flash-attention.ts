@@ -26,7 +26,7 @@ import {
 } from './flash-sizing.ts';
 import type { ArgList, Kernel, KernelDecl } from './kernel.ts';
 import type { QuantKv } from './kv-cache.ts';
-import { KV_QUANT_DEFINE, tilesReadQuant } from './kv-layout.ts';
+import { kvQuantDefines, tilesReadQuant } from './kv-layout.ts';
 import type { KernelModules } from './modules.ts';
 import { DTYPE_DEFINE } from './tensor.ts';
 import { type QuantizedX, type XForm, xFormArgs, xFormDefines } from './x-form.ts';
@@ -103,11 +103,6 @@ export interface DecodeWorkspace {
 }
 
 const LOG2E = Math.LOG2E;
-/** The define of a quantized cache's builds (none for the 16-bit cache, whose builds stay as they were). */
-function quantDefine(quant: QuantKv['type'] | undefined): Record<string, number> {
-  return quant ? { PAGODA_KV_QUANT: KV_QUANT_DEFINE[quant] } : {};
-}
-
 /** The kernels' quantized-cache arguments (unread by the 16-bit builds). */
 function quantArgs(kv: QuantKv | null | undefined) {
   return { kScales: kv?.kScales ?? 0n, vScales: kv?.vScales ?? 0n, kScale: kv?.kScale ?? 1, vScale: kv?.vScale ?? 1 };
@@ -142,7 +137,7 @@ export function prefillDefines(
   quant?: QuantKv['type'],
 ): Record<string, number> {
   return {
-    ...quantDefine(quant),
+    ...kvQuantDefines(quant),
     PAGODA_DTYPE: DTYPE_DEFINE[dtype],
     PAGODA_HEAD_DIM: headDim,
     PAGODA_PREFILL_WARPS: cfg.warps,
@@ -161,7 +156,7 @@ export function decodeDefines(
   form: XForm | null = null,
 ): Record<string, number> {
   return {
-    ...quantDefine(quant),
+    ...kvQuantDefines(quant),
     ...xFormDefines(form),
     PAGODA_DTYPE: DTYPE_DEFINE[dtype],
     PAGODA_HEAD_DIM: headDim,

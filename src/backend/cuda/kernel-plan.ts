@@ -21,18 +21,29 @@ import {
 } from './flash-kernels.ts';
 import { sm90aPrefillDefines } from './flash-prefill-sm90a.ts';
 import { defaultConfigs } from './flash-sizing.ts';
+import { FP8_QUANTIZE_ROWS } from './fp8.ts';
+import { FP8_GEMV, fp8GemvDefines, fp8GemvRule } from './fp8-gemv.ts';
 import { GEMV_MAX_ROWS, type GemvDevice, type GemvTable, gemvShape, gemvWins, pickGemvConfig } from './gemv-config.ts';
 import type { KernelDecl } from './kernel.ts';
+import { type CudaKvQuant, kvQuantDefines, tilesReadQuant } from './kv-layout.ts';
 import { GEMV, gemvDefines } from './linear.ts';
 import type { Defines } from './modules.ts';
+import {
+  groupedGemmKernel,
+  MOE_GEMV,
+  MOE_GEMV_MAX_TOKENS,
+  MOE_ROUTE_GROUP,
+  moeGemvDefines,
+  moeTakesGemv,
+} from './moe.ts';
 import { ADD_RMS_NORM, offsetDefines, RMS_NORM } from './norm.ts';
 import { QTYPE, QUANT_ACT_Q8, QUANT_DEQUANT } from './quant-kernels.ts';
 import { quantGemvRoute } from './quant-tensor.ts';
-import { RESHAPE_AND_CACHE, ROPE } from './rope.ts';
+import { QUANTIZE_AND_CACHE, RESHAPE_AND_CACHE, ROPE } from './rope.ts';
 import { SAMPLE_ROWS } from './sampling.ts';
 import { DTYPE_BYTES, DTYPE_DEFINE } from './tensor.ts';
 import { CONVERT_WEIGHT } from './weight-convert.ts';
-import { xFormDefines } from './x-form.ts';
+import { type XForm, xFormDefines } from './x-form.ts';
 
 /** One module build: a `.cu` file with the defines KernelModules.get receives for it. */
 export interface ModuleRequest {
@@ -44,8 +55,11 @@ export interface ModuleRequest {
 export interface KernelPlanModel {
   /** Each attention shape: head size and query heads per KV head. */
   attention: { headDim: number; group: number }[];
-  /** The linear layers of a decode step: `m` outputs (gated: half the packed gate/up's rows), `k` inputs. */
-  linears: { m: number; k: number; gated: boolean }[];
+  /**
+   * The linear layers of a decode step: `m` outputs (gated: half the packed gate/up's rows), `k` inputs; `fp8`: stored
+   * as FP8 (--quantization fp8, an FP8 checkpoint kept so), read by kernels/fp8_gemv.cu instead of the GEMV.
+   */
+  linears: { m: number; k: number; gated: boolean; fp8?: boolean }[];
   act: GatedActivation;
   /** The norms' weight offset (Gemma's 1 + w), 0 for most. */
   normOffset: number;
@@ -53,6 +67,10 @@ export interface KernelPlanModel {
   maxDecodeRows: number;
   /** The block types of the quantized matrices (GGUF, or quantized at load): one kernels/quant.cu module each. */
   quantTypes: readonly QuantType[];
+  /** The KV cache's quantized storage (--kv-cache-type fp8 | q8_0); absent: the compute dtype. */
+  kvQuant?: CudaKvQuant;
+  /** The sparse MLPs (moe.ts): hidden size and each expert's width; absent: a dense model. */
+  moe?: { hidden: number; expertWidth: number };
 }
 
 /** What the plan needs to know of the backend: its storage type and the GEMV choices for its card. */
@@ -61,6 +79,8 @@ export interface KernelPlanBackend {
   device: GemvDevice;
   gemvTable: GemvTable;
   gemv: boolean;
+  /** FP8 weights' decode rows take kernels/fp8_gemv.cu (CudaLinear.fp8Gemv). */
+  fp8Gemv?: boolean;
   /** Prefill goes through the sm_90a kernel where it covers the call (PAGODA_PREFILL_KERNEL=wgmma on compute 9.0). */
   sm90aPrefill?: boolean;
 }
@@ -80,7 +100,13 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
     out.set(key, { file: decl.file, defines: d });
   };
   // The weight conversion first: a checkpoint stored in another dtype needs it while it loads.
-  for (const decl of [CONVERT_WEIGHT, EMBEDDING, ROPE, RESHAPE_AND_CACHE, SAMPLE_ROWS]) add(decl, {});
+  for (const decl of [CONVERT_WEIGHT, EMBEDDING, ROPE, SAMPLE_ROWS]) add(decl, {});
+  // A quantized cache is written by its own build after RoPE (rope.ts ropeWriteKv).
+  if (m.kvQuant) add(QUANTIZE_AND_CACHE, kvQuantDefines(m.kvQuant));
+  else add(RESHAPE_AND_CACHE, {});
+  const fp8 = m.linears.some((l) => l.fp8);
+  // FP8 weights: quantized at load and x per token (fp8_quantize_rows), the GEMM's epilogue (fp8_scale_rows).
+  if (fp8) add(FP8_QUANTIZE_ROWS, {});
   // Every quant.cu kernel of a type (dummy blocks while loading, GEMV, dequantization, gather) is in its one module.
   for (const t of m.quantTypes) add(QUANT_DEQUANT, { QTYPE: QTYPE[t] });
   // The integer GEMV's x: quantized by the norms, the gated product and decode attention before it (x-form.ts), else
@@ -89,40 +115,74 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
   if (integerRoute) add(QUANT_ACT_Q8, {});
   add(ADD_BIAS, {});
   for (const f32 of [0, 1]) add(ADD, { B_F32: f32 });
-  for (const form of integerRoute ? [null, 'q8' as const] : [null]) {
+  // The producers' builds that also write x as the linear they feed reads it (q8 groups, or e4m3 for FP8 weights).
+  const forms: (XForm | null)[] = [null, ...(integerRoute ? ['q8' as const] : []), ...(fp8 ? ['e4m3' as const] : [])];
+  for (const form of forms) {
     add(ACT_MUL, { ...actDefines(m.act), ...xFormDefines(form) });
     const norm = { ...offsetDefines(m.normOffset), ...xFormDefines(form) };
     add(RMS_NORM, norm);
     for (const f32 of [0, 1]) add(ADD_RMS_NORM, { RES_IN_F32: f32, ...norm });
   }
+  const quant = m.kvQuant;
   for (const { headDim, group } of m.attention) {
     const flash =
-      ATTENTION_DTYPES.includes(b.dtype as AttentionDtype) && (HEAD_DIMS as readonly number[]).includes(headDim);
+      ATTENTION_DTYPES.includes(b.dtype as AttentionDtype) &&
+      (HEAD_DIMS as readonly number[]).includes(headDim) &&
+      tilesReadQuant(quant, headDim);
     if (!flash) {
-      add(PAGED_ATTENTION, simpleAttentionDefines(headDim, group));
+      add(PAGED_ATTENTION, simpleAttentionDefines(headDim, group, {}, quant));
       continue;
     }
     const dtype = b.dtype as AttentionDtype;
     const hd = headDim as (typeof HEAD_DIMS)[number];
-    const cfg = defaultConfigs(headDim);
-    add(FLASH_PREFILL[hd], prefillDefines(dtype, headDim, cfg.prefill), false);
-    if (b.sm90aPrefill && (SM90A_HEAD_DIMS as readonly number[]).includes(headDim)) {
+    const cfg = defaultConfigs(headDim, quant);
+    add(FLASH_PREFILL[hd], prefillDefines(dtype, headDim, cfg.prefill, {}, quant), false);
+    // The sm_90a kernel reads 16-bit caches only (sm90aCovers).
+    if (b.sm90aPrefill && !quant && (SM90A_HEAD_DIMS as readonly number[]).includes(headDim)) {
       add(FLASH_PREFILL_SM90A[headDim as (typeof SM90A_HEAD_DIMS)[number]], sm90aPrefillDefines(dtype, headDim), false);
     }
     // The decode kernels that also write O as q8 groups for o_proj on the integer GEMV (x-form.ts).
     for (const form of integerRoute && decodeWritesQ8(headDim) ? [null, 'q8' as const] : [null]) {
-      add(PAGED_DECODE[hd], decodeDefines(dtype, headDim, cfg.decode, undefined, form), false);
+      add(PAGED_DECODE[hd], decodeDefines(dtype, headDim, cfg.decode, quant, form), false);
       add(PAGED_DECODE_MERGE, mergeDefines(dtype, form), false);
     }
   }
   if (b.gemv) {
     for (let T = 1; T < 2 * m.maxDecodeRows && T <= GEMV_MAX_ROWS; T *= 2) {
       for (const l of m.linears) {
+        if (l.fp8) continue;
         const shape = gemvShape(T, l.m, l.k, l.gated);
         if ((l.k * DTYPE_BYTES[b.dtype]) % 16 !== 0 || !gemvWins(b.gemvTable, shape, b.device)) continue;
         add(GEMV, gemvDefines(shape, pickGemvConfig(b.gemvTable, shape, b.device), m.act));
       }
     }
   }
+  if (fp8 && b.fp8Gemv) {
+    // One build per gated-ness: the row count is an argument (fp8-gemv.ts).
+    for (const gated of new Set(m.linears.filter((l) => l.fp8).map((l) => l.gated)))
+      add(FP8_GEMV, fp8GemvDefines(fp8GemvRule(gated), gated, m.act));
+  }
+  if (m.moe) planMoe(b.dtype, m.moe, m.maxDecodeRows, add);
   return [...out.values()];
+}
+
+/**
+ * A sparse MLP's modules (moe.ts): kernels/moe.cu (routing, grouping, the tile GEMM, the combine), moe_gemv per
+ * decode token bucket (TMAX), the tensor-core grouped GEMM where it takes the prefill's rows, and the SiLU product
+ * between the grouped GEMMs.
+ */
+function planMoe(
+  dtype: DType,
+  { hidden: H, expertWidth: I }: { hidden: number; expertWidth: number },
+  maxDecodeRows: number,
+  add: (decl: KernelDecl, defines: Defines) => void,
+): void {
+  add(MOE_ROUTE_GROUP, {});
+  for (let T = 1; T < 2 * maxDecodeRows && T <= MOE_GEMV_MAX_TOKENS; T *= 2) {
+    if (!moeTakesGemv(dtype, T, H, I)) continue;
+    add(MOE_GEMV, moeGemvDefines(dtype, T, H, true));
+    add(MOE_GEMV, moeGemvDefines(dtype, T, I, false));
+  }
+  for (const k of [H, I]) add(groupedGemmKernel(dtype, k), {});
+  add(ACT_MUL, actDefines('silu'));
 }

@@ -14,6 +14,7 @@ export function prefetchKernels(backend: CudaBackend, model: KernelPlanModel): C
       device: ctx.drv.info,
       gemvTable: linears.gemvTable,
       gemv: linears.gemv,
+      fp8Gemv: linears.fp8Gemv,
       sm90aPrefill: ctx.settings.prefillKernel === 'wgmma' && ctx.drv.info.ccMajor === 9 && ctx.drv.info.ccMinor === 0,
     },
     model,

@@ -3,8 +3,8 @@ import type { AttentionSpec, LayerKvCache, StepContext, Tensor } from '../backen
 import { type CudaContext, stepOf } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { declareKernel } from './kernel.ts';
-import { type CudaLayerKv, kvOf } from './kv-cache.ts';
-import { KV_QUANT_DEFINE } from './kv-layout.ts';
+import { kvOf } from './kv-cache.ts';
+import { kvQuantDefines } from './kv-layout.ts';
 import { cuda, DTYPE_BYTES } from './tensor.ts';
 
 /** kernels/kv_compression.cu: SnapKV's raw key scores, a thread per (plan, KV head, key). */
@@ -53,11 +53,6 @@ export const KV_MOVE = declareKernel('kv_compression', 'kv_move', {
   scaleScratch: 'ptr',
 });
 
-/** The build of kernels/kv_compression.cu for a layer's cache (PAGODA_KV_QUANT for a quantized one). */
-function quantDefine(kv: CudaLayerKv): Record<string, number> {
-  return kv.quant ? { PAGODA_KV_QUANT: KV_QUANT_DEFINE[kv.quant.type] } : {};
-}
-
 const THREADS = 128;
 
 /** Uploads small int32 metadata into the step arena; waits, so the host array may go at once. */
@@ -96,7 +91,7 @@ export function keyScores(
   const metaPtr = upload(ctx, meta);
   const grid: [number, number, number] = [Math.ceil(maxKeys / THREADS), Hk, plans.length];
   const kv = kvOf(cache);
-  ctx.kernel(SNAPKV_SCORES, quantDefine(kv)).launch(grid, [THREADS], {
+  ctx.kernel(SNAPKV_SCORES, kvQuantDefines(kv.quant?.type)).launch(grid, [THREADS], {
     raw: raw.ptr,
     q: ctx.own(q).ptr,
     lse: cuda(lse).ptr,
@@ -161,6 +156,8 @@ export function compact(ctx: CudaContext, cache: LayerKvCache, keep: Int32Array,
   };
   const threads: [number] = [Math.min(D, 256)];
   for (const scatter of [0, 1]) {
-    ctx.kernel(KV_MOVE, { SCATTER: scatter, ...quantDefine(kv) }).launch([maxBudget, Hk, plans.length], threads, args);
+    ctx
+      .kernel(KV_MOVE, { SCATTER: scatter, ...kvQuantDefines(kv.quant?.type) })
+      .launch([maxBudget, Hk, plans.length], threads, args);
   }
 }

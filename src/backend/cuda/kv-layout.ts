@@ -11,6 +11,11 @@ export type CudaKvQuant = Extract<KvQuant, 'fp8' | 'q8_0'>;
 /** The kernels' PAGODA_KV_QUANT for each stored form (0: the compute dtype). */
 export const KV_QUANT_DEFINE: Record<CudaKvQuant, number> = { fp8: 1, q8_0: 2 };
 
+/** The kernels' define for a `quant` cache's builds (none for the compute-dtype cache, whose builds stay as they were). */
+export function kvQuantDefines(quant: CudaKvQuant | undefined): Record<string, number> {
+  return quant ? { PAGODA_KV_QUANT: KV_QUANT_DEFINE[quant] } : {};
+}
+
 /** The quantized types the CUDA backend stores (q4_0 keeps the float cache: runner/kv-cache-choice.ts). */
 export function isCudaKvQuant(quant: string | undefined): quant is CudaKvQuant {
   return isKvQuant(quant) && quant !== 'q4_0';

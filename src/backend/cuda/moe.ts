@@ -1,4 +1,4 @@
-import type { MoeSpec, MoeWeights, Tensor } from '../backend.ts';
+import type { DType, MoeSpec, MoeWeights, Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { actMulInto } from './elementwise.ts';
@@ -137,8 +137,7 @@ export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeig
   const act = ctx.empty([n, I]);
   const d = ctx.empty([n, H]);
   const down = cuda(w.down).ptr;
-  const vector = 16 / DTYPE_BYTES[ctx.dtype];
-  if (T <= MOE_GEMV_MAX_TOKENS && H % vector === 0 && I % vector === 0) {
+  if (moeTakesGemv(ctx.dtype, T, H, I)) {
     const grouped = { offsets: r.offsets, pairs: r.pairs, active: r.active };
     const blocksY = Math.min(n, E);
     groupedGemv(ctx, T, blocksY, true, { y: act.ptr, x: xt.ptr, w: gateUp.ptr, ...grouped, n: I, k: H, gatherK: k });
@@ -185,12 +184,28 @@ function groupedGemv(
   gated: boolean,
   a: ArgValues<typeof MOE_GEMV.args>,
 ): void {
-  const kv = a.k / (16 / DTYPE_BYTES[ctx.dtype]);
-  const split = [8, 4, 2].find((s) => kv >= 64 * s) ?? 1;
+  const defines = moeGemvDefines(ctx.dtype, T, a.k, gated);
   const groups = gated ? a.n : Math.ceil(a.n / GEMV_ROWS);
-  const defines = { TMAX: 2 ** Math.ceil(Math.log2(T)), SPLIT: split, ...(gated ? { GATED: 1 } : {}) };
-  const grid: [number, number] = [Math.ceil((groups * split) / GEMV_WARPS), blocksY];
+  const grid: [number, number] = [Math.ceil((groups * defines.SPLIT) / GEMV_WARPS), blocksY];
   ctx.kernel(MOE_GEMV, defines).launch(grid, [32 * GEMV_WARPS], a);
+}
+
+/** kernels/moe_gemv.cu's build for `T` tokens over inputs of `k` (SPLIT: see groupedGemv). */
+export function moeGemvDefines(dtype: DType, T: number, k: number, gated: boolean) {
+  const kv = k / (16 / DTYPE_BYTES[dtype]);
+  const split = [8, 4, 2].find((s) => kv >= 64 * s) ?? 1;
+  return { TMAX: 2 ** Math.ceil(Math.log2(T)), SPLIT: split, ...(gated ? { GATED: 1 } : {}) };
+}
+
+/** Whether `T` tokens' experts (hidden `H`, expert width `I`) take moe_gemv: a decode step's, whole 16-byte loads. */
+export function moeTakesGemv(dtype: DType, T: number, H: number, I: number): boolean {
+  const vector = 16 / DTYPE_BYTES[dtype];
+  return T <= MOE_GEMV_MAX_TOKENS && H % vector === 0 && I % vector === 0;
+}
+
+/** The grouped GEMM over inputs of `k`: on tensor cores in 16-bit storage when k is whole 16-byte loads. */
+export function groupedGemmKernel(dtype: DType, k: number): typeof MOE_GEMM_MMA | typeof MOE_GEMM {
+  return k % (16 / DTYPE_BYTES[dtype]) === 0 && dtype !== 'f32' ? MOE_GEMM_MMA : MOE_GEMM;
 }
 
 /**
@@ -199,8 +214,7 @@ function groupedGemv(
  * captured graphs stay valid.
  */
 function groupedGemm(ctx: CudaContext, a: ArgValues<typeof MOE_GEMM.args>): void {
-  const vector = 16 / DTYPE_BYTES[ctx.dtype];
-  if (a.k % vector === 0 && ctx.dtype !== 'f32') {
+  if (groupedGemmKernel(ctx.dtype, a.k) === MOE_GEMM_MMA) {
     ctx.kernel(MOE_GEMM_MMA).launch([Math.ceil(a.n / MMA_TILE), Math.ceil(a.rows / MMA_TILE) + a.experts], [128], a);
   } else {
     ctx.kernel(MOE_GEMM).launch([Math.ceil(a.n / TILE_COLS), Math.ceil(a.rows / TILE_ROWS) + a.experts], [256], a);

@@ -3,7 +3,7 @@ import { type CudaContext, stepOf } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { declareKernel } from './kernel.ts';
 import { type CudaLayerKv, kvOf } from './kv-cache.ts';
-import { KV_QUANT_DEFINE } from './kv-layout.ts';
+import { kvQuantDefines } from './kv-layout.ts';
 import { type CudaTensor, cuda, rowsCols } from './tensor.ts';
 
 /**
@@ -87,20 +87,18 @@ export class CudaRope {
     if (c.quant) {
       const q = c.quant;
       // q8_0: a warp per 32 values (row is whole blocks, checked at load).
-      this.ctx
-        .kernel(QUANTIZE_AND_CACHE, { PAGODA_KV_QUANT: KV_QUANT_DEFINE[q.type] })
-        .launch([T], this.ctx.rowThreads(row), {
-          k: kt.ptr,
-          v: cuda(v).ptr,
-          kCache: c.kPtr,
-          vCache: c.vPtr,
-          kScales: q.kScales,
-          vScales: q.vScales,
-          slotMapping: s.slots,
-          row,
-          kScale: q.kScale,
-          vScale: q.vScale,
-        });
+      this.ctx.kernel(QUANTIZE_AND_CACHE, kvQuantDefines(q.type)).launch([T], this.ctx.rowThreads(row), {
+        k: kt.ptr,
+        v: cuda(v).ptr,
+        kCache: c.kPtr,
+        vCache: c.vPtr,
+        kScales: q.kScales,
+        vScales: q.vScales,
+        slotMapping: s.slots,
+        row,
+        kScale: q.kScale,
+        vScale: q.vScale,
+      });
       return;
     }
     this.ctx.kernel(RESHAPE_AND_CACHE).launch([T], this.ctx.rowThreads(row), {
