@@ -33,6 +33,11 @@ const DECODERS: Record<string, LlamaOptions> = {
   MistralForCausalLM: PLAIN,
 };
 
+/** A pooling model's stack: a decoder embedder (the Llama stack, causal) or a BERT-style encoder. */
+export function poolingStack(cfg: ModelConfig): 'encoder' | 'decoder' {
+  return DECODERS[cfg.architecture] ? 'decoder' : 'encoder';
+}
+
 /**
  * The task of a model folder: a sequence classifier scores, a bare encoder or decoder (`BertModel`, `Qwen3Model`)
  * embeds, and so does a causal LM shipped as a sentence-transformers model (modules.json, as Qwen3-Embedding is);

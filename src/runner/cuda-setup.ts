@@ -12,7 +12,7 @@ import { loadModelConfig } from '../loader/hf-config.ts';
 import { loadDummyModel } from '../models/dummy.ts';
 import { loadModel } from '../models/load.ts';
 import type { Model } from '../models/model.ts';
-import { type LoadedPoolingModel, loadPoolingModel } from '../models/pooling-load.ts';
+import { type LoadedPoolingModel, loadPoolingModel, poolingStack } from '../models/pooling-load.ts';
 import { pickArchitecture } from '../models/registry.ts';
 import type { KvQuant } from '../primitives/kv-cache-type.ts';
 import { FP8_QUANTIZATION, type QuantScheme } from '../primitives/quant/mix.ts';
@@ -85,7 +85,10 @@ interface Loaded<M> {
  */
 function loadOnCuda<M>(
   dir: string,
-  o: Pick<CudaModelOptions, 'dtype' | 'dummy' | 'log' | 'progress' | 'cuda' | 'maxNumSeqs' | 'quantScheme' | 'kvQuant'>,
+  o: Pick<
+    CudaModelOptions,
+    'dtype' | 'dummy' | 'log' | 'progress' | 'cuda' | 'maxNumSeqs' | 'maxNumBatchedTokens' | 'quantScheme' | 'kvQuant'
+  >,
   pooling: boolean,
   build: (backend: CudaBackend) => M,
   fp8 = false,
@@ -116,11 +119,13 @@ function loadOnCuda<M>(
   const { pool, loadStart, model, upload } = releasingOnError(
     () => [backend],
     () => {
-      const plan = kernelPlanModel(config, pooling ? 1 : o.maxNumSeqs, {
+      // A pooling step's rows are its tokens: the smallest steps are GEMV-sized too.
+      const plan = kernelPlanModel(config, pooling ? o.maxNumBatchedTokens : o.maxNumSeqs, {
         quantTypes: blockTypes,
         fp8: fp8Stored && backend.fp8Weights,
         kvQuant: isCudaKvQuant(o.kvQuant) ? o.kvQuant : undefined,
         moe: pooling ? undefined : pickArchitecture(config, join(dir, 'config.json')).moe,
+        pooling: pooling ? poolingStack(config) : undefined,
       });
       const pool = prefetchKernels(backend, plan);
       try {

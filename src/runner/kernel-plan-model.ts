@@ -14,19 +14,25 @@ export interface KernelPlanChoices {
   kvQuant?: CudaKvQuant;
   /** The architecture's mixture-of-experts family (Architecture.moe). */
   moe?: MoeFamily;
+  /**
+   * An embedding or reranking model (models/pooling-load.ts): a BERT-style encoder (LayerNorm, learned positions,
+   * GELU MLP, bidirectional attention) or a decoder embedder (the Llama stack, causal), either with no LM head.
+   */
+  pooling?: 'encoder' | 'decoder';
 }
 
 /**
  * The shapes a decoder's kernels are built for, from its config alone: attention per head size, and the decode
  * linears of a Llama-shaped layer (packed q/k/v, o, packed gate/up, down; a sparse layer's router and shared expert
- * instead of the last two) and the LM head, with the weights' and the cache's storage (`choices`). Models shaped
+ * instead of the last two; an encoder's ungated up and down) and the LM head (none for a pooling model), with the weights' and the cache's storage (`choices`). Models shaped
  * otherwise still run: a module the plan misses compiles on first use.
  */
 export function kernelPlanModel(c: ModelConfig, maxNumSeqs: number, choices: KernelPlanChoices = {}): KernelPlanModel {
   const { headDim: D, numHeads: H, numKvHeads: Hk, hiddenSize: hidden, intermediateSize: I } = c;
   const fp8 = choices.fp8 === true;
+  const encoder = choices.pooling === 'encoder';
   const mlp = (width: number) => [
-    { m: width, k: hidden, gated: true, fp8 },
+    { m: width, k: hidden, gated: !encoder, fp8 },
     { m: hidden, k: width, gated: false, fp8 },
   ];
   const moe = choices.moe && moeConfigOf(choices.moe, c);
@@ -46,9 +52,12 @@ export function kernelPlanModel(c: ModelConfig, maxNumSeqs: number, choices: Ker
       { m: hidden, k: H * D, gated: false, fp8 },
       ...dense,
       ...sparse.map((l) => ({ ...l, fp8: false })),
-      { m: c.vocabSize, k: hidden, gated: false, fp8: false },
+      ...(choices.pooling ? [] : [{ m: c.vocabSize, k: hidden, gated: false, fp8: false }]),
     ],
-    act: c.hiddenAct.includes('gelu') ? 'gelu_tanh' : 'silu',
+    act: encoder ? null : c.hiddenAct.includes('gelu') ? 'gelu_tanh' : 'silu',
+    norm: encoder ? 'layer' : 'rms',
+    rope: !encoder,
+    ...(choices.pooling && { selfAttention: { causal: choices.pooling === 'decoder' } }),
     normOffset: c.modelType.startsWith('gemma') ? 1 : 0,
     maxDecodeRows: maxNumSeqs,
     quantTypes: choices.quantTypes ?? [],

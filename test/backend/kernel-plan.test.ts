@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeDefines, mergeDefines, prefillDefines } from '../../src/backend/cuda/flash-attention.ts';
+import { simpleAttentionDefines, simpleSelfVariant } from '../../src/backend/cuda/attention.ts';
+import { actDefines } from '../../src/backend/cuda/elementwise.ts';
+import {
+  decodeDefines,
+  mergeDefines,
+  prefillDefines,
+  selfPrefillVariant,
+} from '../../src/backend/cuda/flash-attention.ts';
 import { sm90aPrefillDefines } from '../../src/backend/cuda/flash-prefill-sm90a.ts';
 import { defaultConfigs } from '../../src/backend/cuda/flash-sizing.ts';
 import { fp8GemvDefines, fp8GemvRule } from '../../src/backend/cuda/fp8-gemv.ts';
@@ -11,6 +18,7 @@ import { gemvDefines } from '../../src/backend/cuda/linear.ts';
 import { groupedGemmKernel, moeGemvDefines } from '../../src/backend/cuda/moe.ts';
 import { loadModelConfig } from '../../src/loader/hf-config.ts';
 import { QWEN_MOE } from '../../src/models/moe.ts';
+import { poolingStack } from '../../src/models/pooling-load.ts';
 import { kernelPlanModel } from '../../src/runner/kernel-plan-model.ts';
 
 const table = readGemvTable();
@@ -202,4 +210,96 @@ test('a mixture-of-experts model (Qwen3-30B-A3B): routing, moe_gemv per token bu
   const dense = kernelPlanModel(config, 3);
   assert.equal(dense.moe, undefined);
   assert.ok(!keys('bf16').some((k) => k.startsWith('moe')), 'none for a dense model');
+});
+
+const poolingModel = (name: string) => {
+  const config = loadModelConfig(new URL(`../../bench/configs/${name}`, import.meta.url).pathname);
+  return kernelPlanModel(config, 8192, { pooling: poolingStack(config) });
+};
+// Distinct keys, sorted: SiLU's act_mul build is elementwise.cu's plain one.
+const sorted = (ks: string[]) => [...new Set(ks)].sort();
+
+test('a BERT-like encoder: LayerNorm, learned positions, the bidirectional no-cache prefill, pooling; nothing of decode', () => {
+  const bert = poolingModel('bert-base');
+  assert.deepEqual(bert.selfAttention, { causal: false });
+  assert.deepEqual(
+    bert.linears.map((l) => [l.m, l.k, l.gated]),
+    [
+      [2304, 768, false],
+      [768, 768, false],
+      [3072, 768, false],
+      [768, 3072, false],
+    ],
+    'q/k/v, o, the ungated up and down; no LM head',
+  );
+  const T = (defines: object) => ({ PAGODA_DTYPE: 2, ...defines });
+  assert.deepEqual(
+    sorted(keys('bf16', bert, false)),
+    sorted(
+      [
+        { file: 'convert', defines: T({}) },
+        { file: 'embedding', defines: T({}) },
+        { file: 'pooling', defines: T({}) },
+        { file: 'elementwise', defines: T({}) },
+        { file: 'elementwise', defines: T({ B_F32: 0 }) },
+        { file: 'norm', defines: T({}) },
+        {
+          file: 'flash_prefill',
+          defines: prefillDefines('bf16', 64, defaultConfigs(64).prefill, selfPrefillVariant(false)),
+        },
+      ].map(key),
+    ),
+  );
+  // float32: the simple kernel's no-cache build (SELF, CAUSAL 0).
+  const f32 = keys('f32', bert, false);
+  const simple = {
+    file: 'attention',
+    defines: { PAGODA_DTYPE: 0, ...simpleAttentionDefines(64, 1, simpleSelfVariant(false)) },
+  };
+  assert.ok(f32.includes(key(simple)));
+  assert.ok(key(simple).includes('["SELF",1]'));
+  assert.ok(!f32.some((k) => k.startsWith('flash_prefill')));
+});
+
+test('a Qwen3-Embedding-like decoder: RMSNorm, RoPE, SiLU product, the causal no-cache prefill, pooling', () => {
+  const qwen = poolingModel('qwen3-embedding-0.6b');
+  assert.deepEqual(qwen.selfAttention, { causal: true });
+  const T = (defines: object) => ({ PAGODA_DTYPE: 2, ...defines });
+  const plan = (gemv: boolean, sm90aPrefill = false) =>
+    kernelPlan({ dtype: 'bf16', device: h100, gemvTable: table, gemv, sm90aPrefill }, qwen).map(key);
+  assert.deepEqual(
+    sorted(plan(false)),
+    sorted(
+      [
+        { file: 'convert', defines: T({}) },
+        { file: 'embedding', defines: T({}) },
+        { file: 'rope', defines: T({}) },
+        { file: 'pooling', defines: T({}) },
+        { file: 'elementwise', defines: T({}) },
+        { file: 'elementwise', defines: T({ B_F32: 0 }) },
+        { file: 'elementwise', defines: T({ B_F32: 1 }) },
+        { file: 'elementwise', defines: T(actDefines('silu')) },
+        { file: 'norm', defines: T({}) },
+        { file: 'norm', defines: T({ RES_IN_F32: 0 }) },
+        { file: 'norm', defines: T({ RES_IN_F32: 1 }) },
+        {
+          file: 'flash_prefill',
+          defines: prefillDefines('bf16', 128, defaultConfigs(128).prefill, selfPrefillVariant(true)),
+        },
+      ].map(key),
+    ),
+  );
+  // Steps of up to 32 tokens (a short query) take the GEMV where it wins, as CudaLinear.gemvFits asks; no LM head.
+  const withGemv = plan(true);
+  const want = new Set<string>();
+  for (const rows of [1, 2, 4, 8, 16, 32])
+    for (const l of qwen.linears) {
+      const shape = gemvShape(rows, l.m, l.k, l.gated);
+      if (gemvWins(table, shape, h100))
+        want.add(key({ file: 'gemv', defines: T(gemvDefines(shape, pickGemvConfig(table, shape, h100), 'silu')) }));
+    }
+  assert.ok(want.size > 0);
+  assert.deepEqual(sorted(withGemv.filter((k) => k.startsWith('gemv '))), sorted([...want]));
+  // The no-cache prefill never takes the sm_90a kernel (it reads a paged cache).
+  assert.deepEqual(sorted(plan(false, true)), sorted(plan(false)));
 });

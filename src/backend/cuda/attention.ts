@@ -35,6 +35,11 @@ export function simpleAttentionDefines(
   };
 }
 
+/** The simple kernel's no-cache variant (`simpleAttentionDefines`' `variant`): causal for decoders. */
+export function simpleSelfVariant(causal: boolean): Record<string, number> {
+  return { SELF: 1, CAUSAL: causal ? 1 : 0 };
+}
+
 /**
  * kernels/attention.cu, the simple kernel: a block per (KV head, query token), built per EPL (head_dim / 32 rounded
  * up to a power of two) and GMAX (query heads per KV head, likewise).
@@ -197,7 +202,7 @@ export class CudaAttention {
     if (T === 0) return out;
     const causal = spec.causal !== false;
     if (!this.flash || !this.fast(spec, 16)) {
-      this.simple(out, qt, { k: kt.ptr, v: vt.ptr, quant: null }, spec, s, 0n, { SELF: 1, CAUSAL: causal ? 1 : 0 });
+      this.simple(out, qt, { k: kt.ptr, v: vt.ptr, quant: null }, spec, s, 0n, simpleSelfVariant(causal));
       return out;
     }
     const stride = spec.numHeads * spec.headDim;

@@ -147,6 +147,11 @@ export function prefillDefines(
   };
 }
 
+/** The prefill kernel's no-cache variant (`prefillDefines`' `variant`): causal for decoders, not for encoders. */
+export function selfPrefillVariant(causal: boolean): Record<string, number> {
+  return { PAGODA_PREFILL_SELF: 1, PAGODA_PREFILL_CAUSAL: causal ? 1 : 0 };
+}
+
 /** The build of the decode kernel for a head size and tile configuration. */
 export function decodeDefines(
   dtype: AttentionDtype,
@@ -255,7 +260,7 @@ export class FlashAttention {
    * false lets every query see its whole sequence (encoders).
    */
   selfPrefill(a: PagedAttentionArgs, causal: boolean): void {
-    this.launchPrefill(a, { PAGODA_PREFILL_SELF: 1, PAGODA_PREFILL_CAUSAL: causal ? 1 : 0 });
+    this.launchPrefill(a, selfPrefillVariant(causal));
   }
 
   private launchPrefill(a: PagedAttentionArgs, variant: Readonly<Record<string, number>>): void {

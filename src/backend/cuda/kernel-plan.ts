@@ -1,6 +1,6 @@
 import type { QuantType } from '../../primitives/ggml-types.ts';
 import type { DType, GatedActivation } from '../backend.ts';
-import { PAGED_ATTENTION, simpleAttentionDefines } from './attention.ts';
+import { PAGED_ATTENTION, simpleAttentionDefines, simpleSelfVariant } from './attention.ts';
 import { ACT_MUL, ADD, ADD_BIAS, actDefines } from './elementwise.ts';
 import { EMBEDDING } from './embedding.ts';
 import {
@@ -10,6 +10,7 @@ import {
   decodeWritesQ8,
   mergeDefines,
   prefillDefines,
+  selfPrefillVariant,
 } from './flash-attention.ts';
 import {
   FLASH_PREFILL,
@@ -36,7 +37,8 @@ import {
   moeGemvDefines,
   moeTakesGemv,
 } from './moe.ts';
-import { ADD_RMS_NORM, offsetDefines, RMS_NORM } from './norm.ts';
+import { ADD_RMS_NORM, LAYER_NORM, offsetDefines, RMS_NORM } from './norm.ts';
+import { POOL_ROWS } from './pooling.ts';
 import { QTYPE, QUANT_ACT_Q8, QUANT_DEQUANT } from './quant-kernels.ts';
 import { quantGemvRoute } from './quant-tensor.ts';
 import { QUANTIZE_AND_CACHE, RESHAPE_AND_CACHE, ROPE } from './rope.ts';
@@ -60,10 +62,23 @@ export interface KernelPlanModel {
    * as FP8 (--quantization fp8, an FP8 checkpoint kept so), read by kernels/fp8_gemv.cu instead of the GEMV.
    */
   linears: { m: number; k: number; gated: boolean; fp8?: boolean }[];
-  act: GatedActivation;
+  /** The gated MLP's activation; null: no gated product (BERT's GELU runs in elementwise.cu's plain build). */
+  act: GatedActivation | null;
+  /** RMSNorm (with the residual-add builds) or LayerNorm (norm.cu's plain build, as BERT's encoders). */
+  norm: 'rms' | 'layer';
+  /** Rotary positions (false: learned position embeddings, gathered by the embedding kernel). */
+  rope: boolean;
+  /**
+   * An embedding or reranking model: attention over each sequence's own rows of the step with no KV cache (causal for
+   * decoder embedders, not for encoders), then pooling; no cache write, decode attention or sampling.
+   */
+  selfAttention?: { causal: boolean };
   /** The norms' weight offset (Gemma's 1 + w), 0 for most. */
   normOffset: number;
-  /** The most rows a decode step's linears see (--max-num-seqs): GEMV builds up to that many. */
+  /**
+   * The most rows a decode-sized step's linears see (--max-num-seqs; a pooling model's smallest steps, up to
+   * --max-num-batched-tokens): GEMV builds up to that many.
+   */
   maxDecodeRows: number;
   /** The block types of the quantized matrices (GGUF, or quantized at load): one kernels/quant.cu module each. */
   quantTypes: readonly QuantType[];
@@ -89,8 +104,9 @@ export interface KernelPlanBackend {
  * The kernel modules a model will ask for, built with the launchers' own define functions so each request is the very
  * module the launcher later gets: the per-file kernels (embedding, norms, RoPE and the KV cache write, elementwise
  * ops, sampling, weight conversion), attention for each head size, the decode GEMV for each linear shape and row
- * count where it beats cuBLASLt, and the quantized matrices' kernels per block type. Anything missed compiles on
- * first use, as before.
+ * count where it beats cuBLASLt, and the quantized matrices' kernels per block type. An embedding model's instead:
+ * the no-cache attention builds, LayerNorm where it has it, and pooling, with no cache write, decode or sampling.
+ * Anything missed compiles on first use, as before.
  */
 export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequest[] {
   const out = new Map<string, ModuleRequest>();
@@ -100,10 +116,13 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
     out.set(key, { file: decl.file, defines: d });
   };
   // The weight conversion first: a checkpoint stored in another dtype needs it while it loads.
-  for (const decl of [CONVERT_WEIGHT, EMBEDDING, ROPE, SAMPLE_ROWS]) add(decl, {});
+  for (const decl of [CONVERT_WEIGHT, EMBEDDING]) add(decl, {});
+  if (m.rope) add(ROPE, {});
+  if (m.selfAttention) add(POOL_ROWS, {});
   // A quantized cache is written by its own build after RoPE (rope.ts ropeWriteKv).
-  if (m.kvQuant) add(QUANTIZE_AND_CACHE, kvQuantDefines(m.kvQuant));
+  else if (m.kvQuant) add(QUANTIZE_AND_CACHE, kvQuantDefines(m.kvQuant));
   else add(RESHAPE_AND_CACHE, {});
+  if (!m.selfAttention) add(SAMPLE_ROWS, {});
   const fp8 = m.linears.some((l) => l.fp8);
   // FP8 weights: quantized at load and x per token (fp8_quantize_rows), the GEMM's epilogue (fp8_scale_rows).
   if (fp8) add(FP8_QUANTIZE_ROWS, {});
@@ -114,17 +133,21 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
   const integerRoute = m.quantTypes.length > 0 && quantGemvRoute(b.dtype) === 'q8';
   if (integerRoute) add(QUANT_ACT_Q8, {});
   add(ADD_BIAS, {});
-  for (const f32 of [0, 1]) add(ADD, { B_F32: f32 });
+  // The float residual stream is RMSNorm models' (add_rms_norm); LayerNorm models add in the storage type.
+  for (const f32 of m.norm === 'layer' ? [0] : [0, 1]) add(ADD, { B_F32: f32 });
   // The producers' builds that also write x as the linear they feed reads it (q8 groups, or e4m3 for FP8 weights).
   const forms: (XForm | null)[] = [null, ...(integerRoute ? ['q8' as const] : []), ...(fp8 ? ['e4m3' as const] : [])];
   for (const form of forms) {
-    add(ACT_MUL, { ...actDefines(m.act), ...xFormDefines(form) });
+    if (m.act) add(ACT_MUL, { ...actDefines(m.act), ...xFormDefines(form) });
+    if (m.norm === 'layer') continue;
     const norm = { ...offsetDefines(m.normOffset), ...xFormDefines(form) };
     add(RMS_NORM, norm);
     for (const f32 of [0, 1]) add(ADD_RMS_NORM, { RES_IN_F32: f32, ...norm });
   }
+  if (m.norm === 'layer') add(LAYER_NORM, {});
+  if (m.selfAttention) planSelfAttention(b.dtype, m.attention, m.selfAttention.causal, add);
   const quant = m.kvQuant;
-  for (const { headDim, group } of m.attention) {
+  for (const { headDim, group } of m.selfAttention ? [] : m.attention) {
     const flash =
       ATTENTION_DTYPES.includes(b.dtype as AttentionDtype) &&
       (HEAD_DIMS as readonly number[]).includes(headDim) &&
@@ -153,17 +176,40 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
         if (l.fp8) continue;
         const shape = gemvShape(T, l.m, l.k, l.gated);
         if ((l.k * DTYPE_BYTES[b.dtype]) % 16 !== 0 || !gemvWins(b.gemvTable, shape, b.device)) continue;
-        add(GEMV, gemvDefines(shape, pickGemvConfig(b.gemvTable, shape, b.device), m.act));
+        add(GEMV, gemvDefines(shape, pickGemvConfig(b.gemvTable, shape, b.device), m.act ?? undefined));
       }
     }
   }
   if (fp8 && b.fp8Gemv) {
     // One build per gated-ness: the row count is an argument (fp8-gemv.ts).
     for (const gated of new Set(m.linears.filter((l) => l.fp8).map((l) => l.gated)))
-      add(FP8_GEMV, fp8GemvDefines(fp8GemvRule(gated), gated, m.act));
+      add(FP8_GEMV, fp8GemvDefines(fp8GemvRule(gated), gated, m.act ?? undefined));
   }
   if (m.moe) planMoe(b.dtype, m.moe, m.maxDecodeRows, add);
   return [...out.values()];
+}
+
+/**
+ * An embedding model's attention (CudaAttention.selfAttention): the flash prefill kernel's no-cache build where its
+ * tiles take the head size, else the simple kernel's; never the sm_90a kernel, which reads a paged cache.
+ */
+function planSelfAttention(
+  dtype: DType,
+  attention: KernelPlanModel['attention'],
+  causal: boolean,
+  add: (decl: KernelDecl, defines: Defines, withDtype?: boolean) => void,
+): void {
+  for (const { headDim, group } of attention) {
+    if (ATTENTION_DTYPES.includes(dtype as AttentionDtype) && (HEAD_DIMS as readonly number[]).includes(headDim)) {
+      const cfg = defaultConfigs(headDim).prefill;
+      const variant = selfPrefillVariant(causal);
+      add(
+        FLASH_PREFILL[headDim as (typeof HEAD_DIMS)[number]],
+        prefillDefines(dtype as AttentionDtype, headDim, cfg, variant),
+        false,
+      );
+    } else add(PAGED_ATTENTION, simpleAttentionDefines(headDim, group, simpleSelfVariant(causal)));
+  }
 }
 
 /**
