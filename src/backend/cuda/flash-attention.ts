@@ -12,7 +12,13 @@
 import type { DType } from '../backend.ts';
 import type { CudaDriver, DevPtr } from './driver.ts';
 import { FLASH_PREFILL, HEAD_DIMS, PAGED_DECODE, PAGED_DECODE_MERGE } from './flash-kernels.ts';
-import { launchSm90aPrefill, type PrefillKernel, prefillArgs, sm90aCovers } from './flash-prefill-sm90a.ts';
+import {
+  launchSm90aPrefill,
+  type PrefillKernel,
+  pagedCacheArgs,
+  prefillArgs,
+  sm90aCovers,
+} from './flash-prefill-sm90a.ts';
 import {
   DECODE,
   type DecodeConfig,
@@ -102,7 +108,6 @@ export interface DecodeWorkspace {
   maxSplits: number;
 }
 
-const LOG2E = Math.LOG2E;
 /** The kernels' quantized-cache arguments (unread by the 16-bit builds). */
 function quantArgs(kv: QuantKv | null | undefined) {
   return { kScales: kv?.kScales ?? 0n, vScales: kv?.vScales ?? 0n, kScale: kv?.kScale ?? 1, vScale: kv?.vScale ?? 1 };
@@ -305,23 +310,9 @@ export class FlashAttention {
       [splits, a.numKvHeads * headGroups, a.numSeqs],
       [32 * cfg.warps],
       {
-        q: a.q,
-        qStride: a.qStride,
-        kCache: a.kCache,
-        vCache: a.vCache,
-        blockTables: a.blockTables,
-        maxBlocksPerSeq: a.maxBlocksPerSeq,
-        contextLens: a.contextLens,
-        out: a.out,
-        oStride: a.oStride,
-        lse: a.lse,
+        ...pagedCacheArgs(a),
         partialO: ws.partialO,
         partialLse: ws.partialLse,
-        numHeads: a.numHeads,
-        numKvHeads: a.numKvHeads,
-        blockSizeLog2: Math.log2(a.blockSize),
-        scaleLog2: a.scale * LOG2E,
-        slidingWindow: a.slidingWindow,
         softcap: a.softcap ?? 0,
         ...quantArgs(a.kvQuant),
         ...xFormArgs(a.xq),

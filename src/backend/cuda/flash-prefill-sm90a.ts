@@ -62,8 +62,8 @@ export function launchSm90aPrefill(
   );
 }
 
-/** The arguments both prefill kernels take (kernels' PREFILL_ARGS; flash_prefill.cu adds soft-capping and scales). */
-export function prefillArgs(a: PagedAttentionArgs) {
+/** The arguments every paged-cache attention kernel takes (the prefill kernels and paged_decode). */
+export function pagedCacheArgs(a: PagedAttentionArgs) {
   return {
     q: a.q,
     qStride: a.qStride,
@@ -72,7 +72,6 @@ export function prefillArgs(a: PagedAttentionArgs) {
     blockTables: a.blockTables,
     maxBlocksPerSeq: a.maxBlocksPerSeq,
     contextLens: a.contextLens,
-    cuSeqlensQ: a.cuSeqlensQ,
     out: a.out,
     oStride: a.oStride,
     lse: a.lse,
@@ -82,4 +81,9 @@ export function prefillArgs(a: PagedAttentionArgs) {
     scaleLog2: a.scale * Math.LOG2E,
     slidingWindow: a.slidingWindow,
   };
+}
+
+/** The arguments both prefill kernels take (kernels' PREFILL_ARGS; flash_prefill.cu adds soft-capping and scales). */
+export function prefillArgs(a: PagedAttentionArgs) {
+  return { ...pagedCacheArgs(a), cuSeqlensQ: a.cuSeqlensQ };
 }
