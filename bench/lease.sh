@@ -10,7 +10,7 @@
 # Before the lease, here: `../shared/device/prepare`. A call's tree (tracked files, about 23 MB, plus what it carries)
 # must stay under 64 MiB and .device takes 34, so the shared fixtures go in small sets: .fixtures with
 # models/stories260K, gguf/stories260K.gguf and gguf/ggml-vocab-gpt-2.gguf (4 MB; the other tiny models are
-# committed) for parts 1-4; tokenizers/llama2 instead of the GGUFs for part 5; and the uncommitted tiny-llama-256 and
+# committed) for parts 1-5; and the uncommitted tiny-llama-256 and
 # tiny-qwen2-256 (15 MB, in .fixtures-256/models) in a call of their own that carries only them, on the still-warm
 # machine, copies them into .fixtures/models and runs test/gpu/cuda-models, cuda-quantized-models and fp8-weights
 # again (part 1 skips what needs them). The device keeps ignored paths between calls only if .gitignore names them

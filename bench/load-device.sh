@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start-up on the GPU in one device call (issue #17). Writes a real Llama-3-8B-shaped bf16 checkpoint (random weights,
-# 4 shards of at most 4 GiB, a fixture tokenizer), then, with the page cache warm:
+# 4 shards of at most 4 GiB, the committed tiny-llama's tokenizer: "Hello" needs only a few ids), then, with the
+# page cache warm:
 #   1. bench/load.ts: reading every shard, pagoda's load (the start-up line's weights-on-the-GPU seconds and GB/s)
 #      and transformers' from_pretrained, appended to bench/RESULTS.md;
 #   2. `cat` of the shards, one reader and four at once (whether parallel reads would pay on this host);
@@ -26,7 +27,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 
 # 1. Write the checkpoint; pagoda's and transformers' loads (bench/load.ts keeps the checkpoint).
 timeout 330 npx tsx bench/load.ts --config bench/configs/llama3-8b --device cuda --out "$CKPT" --runs 1 --keep \
-  --tokenizer "$PAGODA_FIXTURES/tokenizers/llama2/tokenizer.json" 2>&1 | tee -a "$LOG" | grep -E '^\||start-up|weights'
+  --tokenizer test/fixtures/models/tiny-llama/tokenizer.json 2>&1 | tee -a "$LOG" | grep -E '^\||start-up|weights'
 
 # 2. The page cache's own speed.
 say "cat, one reader: $(secs sh -c "cat $CKPT/*.safetensors > /dev/null") s"
