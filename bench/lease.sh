@@ -91,8 +91,14 @@ case ${1:-1} in
   stage test-gpu-first 480 bash -c "for f in $FILES; do l=\$OUT/\$(basename \$f).log; $GPU_TEST \$f > \$l 2>&1; echo \"| \$f | rc=\$? | \$(grep -hE '^ℹ (pass|fail|skipped)' \$l | tr '\n' ' ')\"; grep -h '✖' \$l | head -5; done"
   stage embed-bert 100 env MODELS=bert-base bench/embed-device.sh bench
   ;;
+7)
+  # After part 6 on the still-warm machine: #17's start-up figures (never measured on a GPU), then the MoE decode
+  # rewrite's speed beside transformers.
+  stage load 300 bench/load-device.sh
+  stage moe 230 bench/moe-device.sh bench baseline
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|3|4|5|6" >&2
+  echo "usage: bench/lease.sh 1|2|3|4|5|6|7" >&2
   exit 2
   ;;
 esac
