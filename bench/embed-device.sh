@@ -3,7 +3,7 @@
 # tests, `pagoda bench embed` on the BERT-base and Qwen3-Embedding-0.6B shapes (dummy bf16 weights, 10,000 inputs of
 # 16-512 tokens, offline and through /v1/embeddings with 64 clients) and the sentence-transformers baseline on the
 # same inputs. Run from the project root after `source .device/env.sh`; results and logs go to $OUT.
-# Usage: [MODELS="bert-base ..."] bench/embed-device.sh [fixtures] [tests] [bench] [baseline] [host] [all-tests]   (no argument: the first
+# Usage: [MODELS="bert-base ..."] [RUNNER_THREAD="on off"] bench/embed-device.sh [fixtures] [tests] [bench] [baseline] [host] [all-tests]   (no argument: the first
 # four, about 6 minutes; host adds the server's CPU per request and the engine's pipelining on a simulated device,
 # about 1 more; all-tests runs the whole `npm run test:gpu`, about 4 more)
 set -uo pipefail
@@ -36,9 +36,13 @@ if has host; then
   timeout 120 node --import tsx bench/embed-server-cost.ts --device-us-per-token 0.9 --launch-us 1500 2>&1 | tee -a "$OUT/server-cost.log" | tail -2
 fi
 if has bench; then
+  # RUNNER_THREAD="on off": each model with the pooling runner thread and without it, one after the other.
   for m in $MODELS; do
-    timeout 150 node bin/pagoda.mjs bench embed --model "bench/configs/$m" --device cuda --load-format dummy \
-      --max-model-len 512 --max-num-batched-tokens "${BUDGET:-16384}" --clients 64 --save "$OUT/embed-$m.md" 2>&1 | tee "$OUT/bench-$m.log" | tail -12
+    for rt in ${RUNNER_THREAD:-on}; do
+      flag=--runner-thread; [ "$rt" = off ] && flag=--no-runner-thread
+      timeout 150 node bin/pagoda.mjs bench embed --model "bench/configs/$m" --device cuda --load-format dummy $flag \
+        --max-model-len 512 --max-num-batched-tokens "${BUDGET:-16384}" --clients 64 --save "$OUT/embed-$m.md" 2>&1 | tee "$OUT/bench-$m-$rt.log" | tail -12
+    done
   done
 fi
 if has baseline; then
