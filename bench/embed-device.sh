@@ -3,7 +3,7 @@
 # tests, `pagoda bench embed` on the BERT-base and Qwen3-Embedding-0.6B shapes (dummy bf16 weights, 10,000 inputs of
 # 16-512 tokens, offline and through /v1/embeddings with 64 clients) and the sentence-transformers baseline on the
 # same inputs. Run from the project root after `source .device/env.sh`; results and logs go to $OUT.
-# Usage: [MODELS="bert-base ..."] bench/embed-device.sh [fixtures] [tests] [bench] [baseline] [host] [all-tests]   (no argument: the first
+# Usage: [MODELS="bert-base ..."] [RUNNER_THREAD="on off"] bench/embed-device.sh [fixtures] [tests] [bench] [baseline] [host] [all-tests]   (no argument: the first
 # four, about 6 minutes; host adds the server's CPU per request and the engine's pipelining on a simulated device,
 # about 1 more; all-tests runs the whole `npm run test:gpu`, about 4 more)
 set -uo pipefail
@@ -38,11 +38,15 @@ fi
 if has bench; then
   # STEP_TOKENS: the step's token budgets to run (8192 is the engine's default on CUDA). Not BUDGET: bench/lease.sh's
   # deadline has that name, and leaked into the budget of a lease's runs until 2026-12-06.
+  # RUNNER_THREAD="on off": each with the pooling runner thread and without it, one after the other.
   for m in $MODELS; do
     for t in ${STEP_TOKENS:-8192 16384}; do
-      timeout 150 node bin/pagoda.mjs bench embed --model "bench/configs/$m" --device cuda --load-format dummy \
-        --max-model-len 512 --max-num-batched-tokens "$t" --clients 64 --save "$OUT/embed-$m-$t.md" 2>&1 |
-        tee "$OUT/bench-$m-$t.log" | tail -12
+      for rt in ${RUNNER_THREAD:-on}; do
+        flag=--runner-thread; [ "$rt" = off ] && flag=--no-runner-thread
+        timeout 150 node bin/pagoda.mjs bench embed --model "bench/configs/$m" --device cuda --load-format dummy $flag \
+          --max-model-len 512 --max-num-batched-tokens "$t" --clients 64 --save "$OUT/embed-$m-$t-$rt.md" 2>&1 |
+          tee "$OUT/bench-$m-$t-$rt.log" | tail -12
+      done
     done
   done
 fi

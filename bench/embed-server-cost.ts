@@ -28,7 +28,7 @@ const width = flag('--width', 768);
 const usPerToken = flag('--device-us-per-token', 0);
 const launchUs = flag('--launch-us', 0);
 const budget = flag('--budget', usPerToken > 0 ? 16384 : 1 << 20);
-const loaded = loadPoolingEngine('test/fixtures/models/tiny-bert', { device: 'cpu' });
+const loaded = await loadPoolingEngine('test/fixtures/models/tiny-bert', { device: 'cpu' });
 const real = loaded.engine.config;
 
 /** When the simulated device finishes the work queued so far (ms, performance.now()). */

@@ -49,6 +49,14 @@ export function addEngineOptions(cmd: Command): Command {
         .choices(['auto', 'bfloat16', 'float16', 'float32'])
         .default('auto'),
     )
+    .option(
+      '--runner-thread',
+      "embedding and reranking models: weights and step launches in a thread apart from the server's (default: $PAGODA_RUNNER_THREAD, else on for CUDA)",
+    )
+    .option(
+      '--no-runner-thread',
+      'embedding and reranking models: steps launched on the main thread (default on the CPU)',
+    )
     .option('--gpu-memory-utilization <fraction>', 'share of GPU memory to use; the KV cache gets the rest', '0.9')
     .addOption(
       new Option('--load-format <format>', 'dummy: random weights made from config.json (benchmarks)')
@@ -137,6 +145,7 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
     ),
     grammarWorkers: positiveIntFrom(opts.grammarWorkers, '--grammar-workers', env.grammarWorkers, 'GRAMMAR_WORKERS'),
     dtype: opts.dtype === undefined ? undefined : String(opts.dtype),
+    runnerThread: opts.runnerThread === undefined ? env.runnerThread : opts.runnerThread === true,
     gpuMemoryUtilization:
       opts.gpuMemoryUtilization === undefined
         ? undefined

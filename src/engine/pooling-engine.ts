@@ -20,8 +20,11 @@ export interface PoolingEngineConfig {
   maxNumSeqs: number;
   /** Steps run only when `step()` is called (tests drive the engine step by step). */
   manual?: boolean;
-  /** Frees the model's memory once the engine has stopped (the loader's backend); absent: the caller's to free. */
-  release?: () => void;
+  /**
+   * Frees the model's memory once the engine has stopped (the loader's backend, or its runner thread, awaited);
+   * absent: the caller's to free.
+   */
+  release?: () => void | Promise<void>;
 }
 
 interface Pending {
@@ -162,13 +165,15 @@ export class PoolingEngine implements EngineApi {
     }
     const batch = this.waiting.splice(0, n);
     const at = performance.now();
+    const runner = this.config.runner;
     let rows: Promise<Float32Array>;
     try {
-      rows = this.config.runner.run(batch.map((p) => p.input));
+      rows = runner.run(batch.map((p) => p.input));
     } catch (err) {
       rows = Promise.reject(err);
     }
-    this.pacer.launched(tokens, at, performance.now() - at);
+    // A runner thread's `run` only plans and posts the step: the launch itself is the thread's (`StepPooler.launchMs`).
+    this.pacer.launched(tokens, at, performance.now() - at + (runner.launchMs ?? 0));
     const outcome = rows.then(
       (out) => ({ out }),
       (err: unknown) => ({ err: err instanceof Error ? err : new Error(String(err)) }),

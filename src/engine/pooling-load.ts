@@ -3,13 +3,13 @@ import type { EngineOptions } from '../runner/load.ts';
 import { type PreparedPoolingModel, preparePoolingModel } from '../runner/pooling-setup.ts';
 import { PoolingEngine } from './pooling-engine.ts';
 
-export interface LoadedPoolingEngine extends Omit<PreparedPoolingModel, 'runner'> {
+export interface LoadedPoolingEngine extends Omit<PreparedPoolingModel, 'runner' | 'release'> {
   engine: PoolingEngine;
 }
 
 /** Loads an embedding or reranking model (see `preparePoolingModel`) and builds its engine. */
-export function loadPoolingEngine(model: string, options: EngineOptions = {}): LoadedPoolingEngine {
-  const { runner, ...loaded } = preparePoolingModel(model, options);
+export async function loadPoolingEngine(model: string, options: EngineOptions = {}): Promise<LoadedPoolingEngine> {
+  const { runner, release, ...loaded } = await preparePoolingModel(model, options);
   const engine = new PoolingEngine({
     runner,
     tokenizer: loaded.tokenizer,
@@ -17,10 +17,8 @@ export function loadPoolingEngine(model: string, options: EngineOptions = {}): L
     maxModelLen: loaded.maxModelLen,
     maxNumBatchedTokens: loaded.maxNumBatchedTokens,
     maxNumSeqs: loaded.maxNumSeqs,
-    // A backend the caller passed in stays the caller's; the one loaded here goes with the engine.
-    release: () => {
-      if (!options.backend) runner.model.backend.release();
-    },
+    // A backend the caller passed in stays the caller's; the one loaded here (or the runner thread) goes with the engine.
+    release,
   });
   return { ...loaded, engine };
 }

@@ -89,6 +89,12 @@ export interface EngineOptions {
   /** --grammar-workers: threads computing structured output's masks (default: from the host's cores). */
   grammarWorkers?: number;
   tokenizerWorker?: TokenizerWorkerOptions;
+  /**
+   * --runner-thread / PAGODA_RUNNER_THREAD: an embedding or reranking model's weights, backend and step launches in a
+   * worker thread of their own, apart from the thread that serves HTTP (default: on for CUDA, whose launches are host
+   * work; off for the CPU, which computes on its own thread pool). Not with a `backend` passed in.
+   */
+  runnerThread?: boolean;
   /** Speculative decoding; absent: off. */
   speculative?: SpeculativeOptions;
 }

@@ -1,4 +1,5 @@
 import type { PoolingModel, PoolingTask } from '../models/pooling-model.ts';
+import type { StepBatch } from '../primitives/step-batch.ts';
 import { buildPoolingBatch, type PoolingInput } from './pooling-batch.ts';
 
 /**
@@ -18,6 +19,12 @@ export interface StepPooler {
    * and the device runs the steps in launch order. The engine keeps at most two steps in flight.
    */
   readonly computesApart: boolean;
+  /**
+   * How long the latest step's launch took on another thread, counted from its post (a runner thread: `run` only plans
+   * and posts the step, so the time it holds the engine's thread misses the launch). The engine's pacer adds it to that
+   * time and starts the next step so much before the device would idle. Absent: the launch is all in `run`.
+   */
+  readonly launchMs?: number;
   /**
    * Launches the sequences as one step: `[inputs.length, outputSize]` row-major once done, in a buffer of the step's
    * own (the engine hands out views of it).
@@ -42,8 +49,13 @@ export class PoolingRunner implements StepPooler {
   }
 
   async run(inputs: readonly PoolingInput[]): Promise<Float32Array> {
+    return this.runBatch(buildPoolingBatch(inputs));
+  }
+
+  /** A step already planned (the runner thread receives it so). */
+  async runBatch(batch: StepBatch): Promise<Float32Array> {
     const backend = this.model.backend;
-    const rows = this.model.forward(backend.beginStep(buildPoolingBatch(inputs)));
+    const rows = this.model.forward(backend.beginStep(batch));
     // Queued behind the forward, before any later step reuses the activation arena the rows sit in.
     return backend.toHostAsync(rows);
   }

@@ -124,9 +124,9 @@ export class EngineModelSource implements ModelSource {
   }
 
   /** An embedding or reranking model: its pooling engine (no KV cache) and sentence-transformers settings. */
-  private loadPooling(entry: ModelEntry): LoadedModel {
+  private async loadPooling(entry: ModelEntry): Promise<LoadedModel> {
     return servedPoolingModel(
-      loadPoolingEngine(entry.ref, {
+      await loadPoolingEngine(entry.ref, {
         ...this.engineOptions,
         dtype: kvCacheDtype(this.config.kvCacheType, this.engineOptions.dtype),
         maxModelLen: this.engineOptions.maxModelLen ?? this.config.contextLength ?? undefined,

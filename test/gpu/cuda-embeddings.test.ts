@@ -5,6 +5,7 @@ import { describe, test } from 'node:test';
 import type { Backend, DType } from '../../src/backend/backend.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { PoolingEngine } from '../../src/engine/pooling-engine.ts';
+import { loadPoolingEngine } from '../../src/engine/pooling-load.ts';
 import { loadPoolingModel } from '../../src/models/pooling-load.ts';
 import { buildPoolingBatch } from '../../src/runner/pooling-batch.ts';
 import { PoolingRunner, type StepPooler } from '../../src/runner/pooling-runner.ts';
@@ -148,6 +149,52 @@ for (const name of ['tiny-bert', 'tiny-qwen3-embed']) {
             `input ${i}`,
           );
         });
+      });
+    }
+
+    for (const dtype of ['float32', 'bfloat16'] as const) {
+      test(`${dtype}: the runner thread on and off give the same rows, bit for bit; its start-up lines reach the log`, {
+        skip: why,
+      }, async () => {
+        const g = golden();
+        const rows: Float32Array[][] = [];
+        for (const runnerThread of [true, false]) {
+          const lines: string[] = [];
+          const loaded = await loadPoolingEngine(fixture.path, {
+            device: 'cuda',
+            dtype,
+            runnerThread,
+            maxNumSeqs: 3,
+            log: (line) => lines.push(line),
+          });
+          try {
+            assert.equal(loaded.backend, 'cuda');
+            assert.notEqual(loaded.deviceName, 'CPU');
+            assert.ok(
+              lines.some((l) => l.startsWith('start-up: ')),
+              lines.join('\n'),
+            );
+            const vocab = loaded.config.vocabSize;
+            // The goldens, then inputs of 3..60 tokens: steps of three, two in flight, every one a different shape.
+            const inputs = [
+              ...g.input_ids,
+              ...Array.from({ length: 24 }, (_, i) =>
+                Array.from({ length: 3 + ((i * 37) % 58) }, (_, j) => (i * 7919 + j * 104729 + 5) % vocab),
+              ),
+            ];
+            const got = await Promise.all(inputs.map((tokenIds) => loaded.engine.pool([{ tokenIds }])));
+            rows.push(got.map(([row]) => row!));
+          } finally {
+            await loaded.engine.shutdown();
+          }
+        }
+        const [threaded, here] = rows as [Float32Array[], Float32Array[]];
+        if (dtype === 'float32') {
+          for (const [i, want] of g.embeddings.entries())
+            assert.ok(maxAbsDiff(threaded[i]!, want) < 1e-4, `sentence ${i}`);
+        }
+        const bits = (r: Float32Array) => [...new Uint32Array(r.slice().buffer)];
+        assert.deepEqual(threaded.map(bits), here.map(bits));
       });
     }
   });

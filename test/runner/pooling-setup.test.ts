@@ -13,26 +13,33 @@ const variants = new FolderVariants(join(fixtures, 'tiny-bert'));
 after(() => variants.cleanup());
 const cpu = () => ({ backend: new CpuBackend({ threads: 1 }), log: () => {} });
 
-test('the longest input: max_seq_length, else the tokenizer limit; --max-model-len lowers it, never past the positions', () => {
-  const qwen = preparePoolingModel(join(fixtures, 'tiny-qwen3-embed'), cpu());
+test('the longest input: max_seq_length, else the tokenizer limit; --max-model-len lowers it, never past the positions', async () => {
+  const qwen = await preparePoolingModel(join(fixtures, 'tiny-qwen3-embed'), cpu());
   assert.equal(qwen.task, 'embed');
   assert.equal(qwen.maxModelLen, 512); // sentence_bert_config.json
-  const bert = preparePoolingModel(join(fixtures, 'tiny-bert'), cpu());
+  const bert = await preparePoolingModel(join(fixtures, 'tiny-bert'), cpu());
   assert.equal(bert.maxModelLen, 512); // tokenizer_config.json model_max_length (6.x files carry no max_seq_length)
-  assert.equal(preparePoolingModel(join(fixtures, 'tiny-bert'), { ...cpu(), maxModelLen: 128 }).maxModelLen, 128);
-  assert.equal(preparePoolingModel(join(fixtures, 'tiny-bert'), { ...cpu(), maxModelLen: 4096 }).maxModelLen, 512);
+  assert.equal(
+    (await preparePoolingModel(join(fixtures, 'tiny-bert'), { ...cpu(), maxModelLen: 128 })).maxModelLen,
+    128,
+  );
+  assert.equal(
+    (await preparePoolingModel(join(fixtures, 'tiny-bert'), { ...cpu(), maxModelLen: 4096 })).maxModelLen,
+    512,
+  );
   const short = variants.withFiles({ 'sentence_bert_config.json': { max_seq_length: 64 } });
-  assert.equal(preparePoolingModel(short, cpu()).maxModelLen, 64);
+  assert.equal((await preparePoolingModel(short, cpu())).maxModelLen, 64);
   // The token budget holds the longest input (inputs are never split).
   assert.equal(
-    preparePoolingModel(join(fixtures, 'tiny-bert'), { ...cpu(), maxNumBatchedTokens: 100 }).maxNumBatchedTokens,
+    (await preparePoolingModel(join(fixtures, 'tiny-bert'), { ...cpu(), maxNumBatchedTokens: 100 }))
+      .maxNumBatchedTokens,
     512,
   );
 });
 
-test('a reranker loads with its task; pagoda run refuses embedding and reranking models in one line', () => {
+test('a reranker loads with its task; pagoda run refuses embedding and reranking models in one line', async () => {
   const reranker = crossEncoderVariant(variants, join(fixtures, 'tiny-bert'), false);
-  assert.equal(preparePoolingModel(reranker.dir, cpu()).task, 'score');
+  assert.equal((await preparePoolingModel(reranker.dir, cpu())).task, 'score');
   for (const [dir, pattern] of [
     [
       join(fixtures, 'tiny-bert'),

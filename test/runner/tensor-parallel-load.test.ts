@@ -25,8 +25,8 @@ test('quantized weights and KV compression refuse more than one rank in one line
 });
 
 const embed = modelFixture('tiny-qwen3-embed');
-test('an embedding model refuses more than one rank in one line', { skip: embed.skip }, () => {
-  assert.throws(
+test('an embedding model refuses more than one rank in one line', { skip: embed.skip }, async () => {
+  await assert.rejects(
     () => preparePoolingModel(embed.path, { device: 'cpu', tensorParallelSize: 2, log: () => {} }),
     /^UserError: --tensor-parallel-size 2: \S+ is an embedding or reranking model, which runs on one rank$/,
   );

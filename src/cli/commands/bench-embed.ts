@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import pino from 'pino';
-import { loadPoolingEngine } from '../../engine/pooling-load.ts';
+import { type LoadedPoolingEngine, loadPoolingEngine } from '../../engine/pooling-load.ts';
 import { buildApp } from '../../server/app.ts';
 import { resolveServeConfig } from '../../server/config.ts';
 import { servedPoolingModel } from '../../server/engine-source.ts';
@@ -46,7 +46,7 @@ export function embedBenchCommand(): Command {
   cmd.action(async (opts: Record<string, unknown>) => {
     const save = saveFile(opts);
     const clients = atLeast(opts.clients, '--clients', 0);
-    const loaded = loadPoolingEngine(opts.model as string, engineOptionsFrom(opts));
+    const loaded = await loadPoolingEngine(opts.model as string, engineOptionsFrom(opts));
     if (loaded.task !== 'embed') throw new UserError(`${opts.model}: a reranking model; bench embed needs an embedder`);
     const base = loaded.backend === 'cpu' ? CPU_EMBED_WORKLOAD : GPU_EMBED_WORKLOAD;
     const w: EmbedWorkload = {
@@ -101,7 +101,7 @@ export function embedBenchCommand(): Command {
  * engine steps they took.
  */
 export async function throughServer(
-  loaded: ReturnType<typeof loadPoolingEngine>,
+  loaded: LoadedPoolingEngine,
   inputs: number[][],
   clients: number,
   threads?: number,

@@ -54,7 +54,7 @@ test('client threads: 16 clients each, at most 4, two cores left to the server, 
 });
 
 test('clients spread over threads send every input once through the server', async () => {
-  const loaded = loadPoolingEngine(join(projectRoot, 'test/fixtures/models/tiny-bert'), { device: 'cpu' });
+  const loaded = await loadPoolingEngine(join(projectRoot, 'test/fixtures/models/tiny-bert'), { device: 'cpu' });
   try {
     const inputs = embedInputs(loaded.config.vocabSize, { numInputs: 30, inputLen: [4, 20], seed: 1 });
     const before = loaded.engine.stats().promptTokens;
