@@ -83,17 +83,18 @@ case ${1:-1} in
   # A short lease's check: the GPU tests in the order of what changed last (files named
   # in $FIRST, space-separated, ahead of the rest; node sorts the files of one run, so each file runs alone), a
   # line each (the files the deadline cuts print none); then #15's deciding figure if time is left.
-  ORDER="${FIRST:-} test/gpu/moe-kernels.test.ts test/gpu/act-mul-x-forms.test.ts test/gpu/attention-x-forms.test.ts"
+  ORDER="${FIRST:-} test/gpu/cuda-embeddings.test.ts test/gpu/moe-kernels.test.ts test/gpu/act-mul-x-forms.test.ts test/gpu/attention-x-forms.test.ts"
   ORDER="$ORDER test/gpu/cuda-embeddings.test.ts test/gpu/cuda-engine.test.ts test/gpu/fp8-weights.test.ts"
   ORDER="$ORDER test/gpu/norm-x-forms.test.ts test/gpu/kv-quant.test.ts test/gpu/tensor-parallel.test.ts"
   ORDER="$ORDER $(find test/gpu -name '*.test.ts' ! -name 'attention-sm90a.test.ts' | sort)"
   FILES=$(echo "$ORDER" | tr ' ' '\n' | grep . | awk '!seen[$0]++' | tr '\n' ' ')
   stage test-gpu-first 480 bash -c "for f in $FILES; do l=\$OUT/\$(basename \$f).log; $GPU_TEST \$f > \$l 2>&1; echo \"| \$f | rc=\$? | \$(grep -hE '^ℹ (pass|fail|skipped)' \$l | tr '\n' ' ')\"; grep -h '✖' \$l | head -5; done"
-  stage embed-bert 100 env MODELS=bert-base bench/embed-device.sh bench
+  stage embed-bert 100 env MODELS=bert-base STEP_TOKENS=8192 RUNNER_THREAD="on off" bench/embed-device.sh bench
   ;;
 7)
-  # After part 6 on the still-warm machine: #17's start-up figures (never measured on a GPU), then the MoE decode
-  # rewrite's speed beside transformers.
+  # After part 6 on the still-warm machine: #15's figure with 16,384-token steps and sentence-transformers, #17's
+  # start-up figures (never measured on a GPU), then the MoE decode rewrite's speed if time is left.
+  stage embed-bert 150 env MODELS=bert-base STEP_TOKENS=16384 RUNNER_THREAD="on off" bench/embed-device.sh bench baseline
   stage load 300 bench/load-device.sh
   stage moe 230 bench/moe-device.sh bench baseline
   ;;

@@ -2,6 +2,7 @@
 // current on this thread), then launches the steps posted to it in order and posts back each one's rows. In its own
 // file: it runs on import.
 import { parentPort, workerData } from 'node:worker_threads';
+import { CudaDriver } from '../backend/cuda/driver.ts';
 import type { PoolingRunner } from './pooling-runner.ts';
 import { type LoadedPoolingWeights, loadPoolingWeights } from './pooling-setup.ts';
 import { type FromRunner, now, type PoolingWorkerData, postedError, type ToRunner } from './pooling-thread.ts';
@@ -31,6 +32,8 @@ if (weights) {
       let error: ReturnType<typeof postedError> | undefined;
       try {
         weights.release();
+        // This thread's CUDA driver (if it opened one) goes with it: its stream, its hold on the context.
+        CudaDriver.close();
       } catch (e) {
         error = postedError(e);
       }

@@ -16,6 +16,7 @@ export function bindDriver(lib: LibraryHandle) {
     cuDeviceGetAttribute: f('int cuDeviceGetAttribute(_Out_ int *v, int attr, int dev)'),
     cuDeviceTotalMem: f('int cuDeviceTotalMem_v2(_Out_ size_t *bytes, int dev)'),
     cuDevicePrimaryCtxRetain: f('int cuDevicePrimaryCtxRetain(_Out_ void **ctx, int dev)'),
+    cuDevicePrimaryCtxRelease: f('int cuDevicePrimaryCtxRelease_v2(int dev)'),
     cuCtxSetCurrent: f('int cuCtxSetCurrent(void *ctx)'),
     cuCtxSynchronize: f('int cuCtxSynchronize()'),
     cuMemGetInfo: f('int cuMemGetInfo_v2(_Out_ size_t *free, _Out_ size_t *total)'),

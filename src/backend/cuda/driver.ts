@@ -56,6 +56,8 @@ export class CudaDriver {
   readonly stream: Handle;
   private readonly streamAddr: bigint;
   private readonly ctx: Handle;
+  /** The device's handle (the primary context is retained on it, and released by `close`). */
+  private readonly device: number;
   /** One stable parameter block for cuLaunchKernel: 64 value slots of 8 bytes, then 64 pointers to them. */
   private readonly paramBlock: unknown;
   private readonly paramValues: DataView;
@@ -112,6 +114,7 @@ export class CudaDriver {
       maxSharedPerBlockOptin: attr(ATTR.maxSharedPerBlockOptin),
     };
     const ctx = [null];
+    this.device = dev[0]!;
     this.check(a.cuDevicePrimaryCtxRetain(ctx, dev[0]), 'cuDevicePrimaryCtxRetain');
     this.ctx = ctx[0];
     this.check(a.cuCtxSetCurrent(this.ctx), 'cuCtxSetCurrent');
@@ -162,6 +165,20 @@ export class CudaDriver {
     const drv = new CudaDriver(lib, settings.device, settings.pdl);
     CudaDriver.instance = drv;
     return drv;
+  }
+
+  /**
+   * Ends this thread's driver, opened once per thread: a pooling runner thread about to exit destroys its stream and
+   * lets go of the primary context (the main thread's driver lives as long as the process). Nothing may use it after.
+   */
+  static close(): void {
+    const drv = CudaDriver.instance;
+    if (!drv) return;
+    CudaDriver.instance = undefined;
+    const a = drv.api;
+    drv.check(a.cuStreamSynchronize(drv.stream), 'cuStreamSynchronize');
+    drv.check(a.cuStreamDestroy(drv.stream), 'cuStreamDestroy');
+    drv.check(a.cuDevicePrimaryCtxRelease(drv.device), 'cuDevicePrimaryCtxRelease');
   }
 
   errorName(code: number): string {
