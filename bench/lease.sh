@@ -46,6 +46,19 @@ stage() {
 # The sm_90a prefill kernel's tests run apart, in a stage of their own: a first run of a new barrier protocol may hang.
 GPU_TEST="node --import tsx --test --test-concurrency=1 --test-reporter=spec"
 GPU_TESTS="$GPU_TEST \$(find test/gpu -name '*.test.ts' ! -name 'attention-sm90a.test.ts' | sort)"
+# gpu_tests SECONDS: every GPU test file alone, a line each, those that changed last first (files named in $FIRST,
+# space-separated, ahead of the rest); a file that ran is listed in $DONE, so a later call on the same machine goes
+# on with the rest (the files the deadline cuts print none).
+DONE=/tmp/pagoda-gpu-tests-done
+gpu_tests() {
+  local order="${FIRST:-} test/gpu/cuda-embeddings.test.ts test/gpu/moe-kernels.test.ts"
+  order="$order test/gpu/act-mul-x-forms.test.ts test/gpu/attention-x-forms.test.ts test/gpu/cuda-engine.test.ts"
+  order="$order test/gpu/fp8-weights.test.ts test/gpu/norm-x-forms.test.ts test/gpu/kv-quant.test.ts"
+  order="$order test/gpu/tensor-parallel.test.ts $(find test/gpu -name '*.test.ts' | sort)"
+  local files
+  files=$(echo "$order" | tr ' ' '\n' | grep . | awk '!seen[$0]++' | tr '\n' ' ')
+  stage test-gpu "$1" bash -c "touch $DONE; for f in $files; do grep -qx \$f $DONE && continue; l=\$OUT/\$(basename \$f).log; $GPU_TEST \$f > \$l 2>&1; echo \"| \$f | rc=\$? | \$(grep -hE '^ℹ (pass|fail|skipped)' \$l | tr '\n' ' ')\"; grep -h '✖' \$l | head -5; echo \$f >> $DONE; done"
+}
 nvidia-smi --query-gpu=name,compute_cap,memory.used,memory.total,clocks.sm --format=csv,noheader | tee "$L/gpu.txt"
 case ${1:-1} in
 1)
@@ -80,21 +93,17 @@ case ${1:-1} in
   stage tp 200 bench/tp-device.sh
   ;;
 6)
-  # A short lease's check: the GPU tests in the order of what changed last (files named
-  # in $FIRST, space-separated, ahead of the rest; node sorts the files of one run, so each file runs alone), a
-  # line each (the files the deadline cuts print none); then #15's deciding figure if time is left.
-  ORDER="${FIRST:-} test/gpu/cuda-embeddings.test.ts test/gpu/moe-kernels.test.ts test/gpu/act-mul-x-forms.test.ts test/gpu/attention-x-forms.test.ts"
-  ORDER="$ORDER test/gpu/cuda-embeddings.test.ts test/gpu/cuda-engine.test.ts test/gpu/fp8-weights.test.ts"
-  ORDER="$ORDER test/gpu/norm-x-forms.test.ts test/gpu/kv-quant.test.ts test/gpu/tensor-parallel.test.ts"
-  ORDER="$ORDER $(find test/gpu -name '*.test.ts' ! -name 'attention-sm90a.test.ts' | sort)"
-  FILES=$(echo "$ORDER" | tr ' ' '\n' | grep . | awk '!seen[$0]++' | tr '\n' ' ')
-  stage test-gpu-first 480 bash -c "for f in $FILES; do l=\$OUT/\$(basename \$f).log; $GPU_TEST \$f > \$l 2>&1; echo \"| \$f | rc=\$? | \$(grep -hE '^ℹ (pass|fail|skipped)' \$l | tr '\n' ' ')\"; grep -h '✖' \$l | head -5; done"
-  stage embed-bert 100 env MODELS=bert-base STEP_TOKENS=8192 RUNNER_THREAD="on off" bench/embed-device.sh bench
+  # A short lease's one call: #15's deciding figures (bert-base with the pooling runner thread and without, at the
+  # engine's default step and at 16,384 tokens, beside sentence-transformers), then the GPU tests (gpu_tests), then
+  # the second embedding shape.
+  stage embed-bert 170 env MODELS=bert-base STEP_TOKENS="8192 16384" RUNNER_THREAD="on off" bench/embed-device.sh bench baseline
+  gpu_tests 330
+  stage embed-qwen3 100 env MODELS=qwen3-embedding-0.6b STEP_TOKENS=8192 bench/embed-device.sh bench baseline
   ;;
 7)
-  # After part 6 on the still-warm machine: #15's figure with 16,384-token steps and sentence-transformers, #17's
-  # start-up figures (never measured on a GPU), then the MoE decode rewrite's speed if time is left.
-  stage embed-bert 150 env MODELS=bert-base STEP_TOKENS=16384 RUNNER_THREAD="on off" bench/embed-device.sh bench baseline
+  # After part 6 on the still-warm machine: the GPU test files part 6 did not reach, #17's start-up figures (never
+  # measured on a GPU), then the MoE decode rewrite's speed if time is left.
+  gpu_tests 300
   stage load 300 bench/load-device.sh
   stage moe 230 bench/moe-device.sh bench baseline
   ;;
