@@ -43,6 +43,6 @@ if has bench; then
   done
 fi
 if has quality; then
-  timeout 240 npx tsx bench/fp8-weights-quality.ts cuda 2>&1 | tee "$OUT/quality.log" | tail -12
+  timeout 240 node --import tsx bench/fp8-weights-quality.ts cuda 2>&1 | tee "$OUT/quality.log" | tail -12
   cp bench/RESULTS.md "$OUT/RESULTS.md"
 fi

@@ -26,7 +26,7 @@ secs() {
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$LOG"
 
 # 1. Write the checkpoint; pagoda's and transformers' loads (bench/load.ts keeps the checkpoint).
-timeout 330 npx tsx bench/load.ts --config bench/configs/llama3-8b --device cuda --out "$CKPT" --runs 1 --keep \
+timeout 330 node --import tsx bench/load.ts --config bench/configs/llama3-8b --device cuda --out "$CKPT" --runs 1 --keep \
   --tokenizer test/fixtures/models/tiny-llama/tokenizer.json 2>&1 | tee -a "$LOG" | grep -E '^\||start-up|weights'
 
 # 2. The page cache's own speed.
