@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# A whole device lease (about 30 minutes) in calls of at most 9.5 minutes, most important first. Never run on a GPU
-# yet (2026-12-06): the MoE decode kernels (moe_gemv.cu, moe_route_group), act_mul's and decode attention's quantized
-# copies of x (act-mul-x-forms, attention-x-forms), the quantized cache's decode tiles and the sm_90a prefill as the
-# engine's defaults, the NCCL one-rank path. So part 6 first (every GPU test, those first, a line per file), then
-# the 256-wide fixtures' call, then the issues' GPU targets with their baselines (3: GGUF decode with the fused forms,
-# 4: MoE with its profile, Gemma and Phi, SnapKV; 1-2 re-measure what this lease measured). Each part
-# stops its stages at its own deadline and packs what it has: $OUT/logs.tgz (one folder per stage) and
-# $OUT/RESULTS.md (bench/RESULTS.md with the rows the stages appended).
+# A whole device lease (about 30 minutes) in calls of at most 9.5 minutes, most important first. Every kernel merged
+# so far passed its GPU test on an H100 (2026-12-06, second lease) but for the FP8 GEMV test fixed after it ran, and
+# #17's start-up has never been measured on a GPU: so part 6 first (those, and the MoE step's profile), then part 7
+# (every GPU test file, a line each; the MoE shape's speed), the 256-wide fixtures' call, then the issues' GPU targets
+# with their baselines (3: GGUF decode with the fused forms, 4: MoE, Gemma and Phi, SnapKV; 1-2: the suite and #15,
+# sm_90a prefill and FP8). Each part stops its stages at its own deadline and packs what it has: $OUT/logs.tgz (one
+# folder per stage) and $OUT/RESULTS.md (bench/RESULTS.md with the rows the stages appended).
 # Before the lease, here: `../shared/device/prepare`. A call's tree (tracked files, about 23 MB, plus what it carries)
 # must stay under 64 MiB and .device takes 34, so the shared fixtures go in small sets: .fixtures with
 # models/stories260K, gguf/stories260K.gguf and gguf/ggml-vocab-gpt-2.gguf (4 MB; the other tiny models are
@@ -16,9 +15,10 @@
 # again (part 1 skips what needs them). The device keeps ignored paths between calls only if .gitignore names them
 # (.device, .fixtures, .fixtures-256 are): a folder excluded some other way is gone at the next call. Each call:
 # carry [".device", ".fixtures"] and run
-#   source .device/env.sh; export PAGODA_FIXTURES=$PWD/.fixtures; bench/lease.sh 6      (then 3, 4, 5, 1, 2)
+#   source .device/env.sh; export PAGODA_FIXTURES=$PWD/.fixtures; bench/lease.sh 6      (then 7, 3, 4, 5, 1, 2)
 # Call N+1 right after call N returns (have its command written before): an idle machine goes back after about 30 s,
-# a fresh one costs its start, and a refused start costs 90-180 s of the lease.
+# a fresh one costs its start, and a refused start costs 80-180 s of the lease: on a day of few machines, wait ten
+# minutes or more between tries rather than try again at once.
 set -uo pipefail
 OUT=${OUT:-/tmp/pagoda-out}
 L=$OUT/logs
@@ -93,18 +93,16 @@ case ${1:-1} in
   stage tp 200 bench/tp-device.sh
   ;;
 6)
-  # A short lease's one call: #15's deciding figures (bert-base with the pooling runner thread and without, at the
-  # engine's default step and at 16,384 tokens, beside sentence-transformers), then the GPU tests (gpu_tests), then
-  # the second embedding shape.
-  stage embed-bert 170 env MODELS=bert-base STEP_TOKENS="8192 16384" RUNNER_THREAD="on off" bench/embed-device.sh bench baseline
-  gpu_tests 330
-  stage embed-qwen3 100 env MODELS=qwen3-embedding-0.6b STEP_TOKENS=8192 bench/embed-device.sh bench baseline
+  # A short lease's one call (what the second lease of 2026-12-06 left): the FP8 GEMV test fixed after it ran, #17's
+  # start-up figures (never measured on a GPU), then where the MoE decode step's time goes.
+  stage fp8-test 90 bash -c "$GPU_TEST test/gpu/fp8-weights.test.ts"
+  stage load 300 bench/load-device.sh
+  stage moe-profile 180 bench/moe-device.sh profile
   ;;
 7)
-  # After part 6 on the still-warm machine: the GPU test files part 6 did not reach, #17's start-up figures (never
-  # measured on a GPU), then the MoE decode rewrite's speed if time is left.
-  gpu_tests 300
-  stage load 300 bench/load-device.sh
+  # Every GPU test file on the tree of the day (those part 6 ran are skipped on the same machine), then the MoE
+  # shape's speed beside transformers.
+  gpu_tests 480
   stage moe 230 bench/moe-device.sh bench baseline
   ;;
 *)
