@@ -1,30 +1,23 @@
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.ts';
 import { openCheckpoint } from '../loader/fp8-weights.ts';
+import { ggufHeader, isGgufPath } from '../loader/gguf/files.ts';
+import { GgufWeightSource } from '../loader/gguf/weights.ts';
 import { loadModelConfig, type ModelConfig } from '../loader/hf-config.ts';
+import { isPoolingDecoder, modelTask, type PoolingDecoder } from '../loader/model-task.ts';
+import type { WeightSource } from '../loader/safetensors.ts';
 import { readSentenceTransformers, type SentenceTransformersConfig } from '../loader/sentence-transformers.ts';
+import type { PoolingMode } from '../primitives/pooling.ts';
 import { UserError } from '../util/errors.ts';
 import { bertRoot, buildBertEncoder, isRoberta } from './bert.ts';
 import { dummyWeights } from './dummy.ts';
 import { buildLlamaEncoder, type LlamaOptions } from './llama.ts';
 import type { Encoder } from './model.ts';
-import { CrossEncoderModel, EmbeddingModel, type PoolingModel, type PoolingTask } from './pooling-model.ts';
+import { CrossEncoderModel, EmbeddingModel, type PoolingModel } from './pooling-model.ts';
 import { ModelWeights } from './weights.ts';
 
-/** What a model folder serves: generated text, embeddings, or relevance scores. */
-export type ModelTask = 'generate' | PoolingTask;
-
-const BERT_EMBED = ['BertModel', 'XLMRobertaModel', 'RobertaModel'];
-const BERT_SCORE = [
-  'BertForSequenceClassification',
-  'XLMRobertaForSequenceClassification',
-  'RobertaForSequenceClassification',
-];
-const BERT_TYPES = ['bert', 'xlm-roberta', 'roberta'];
 const PLAIN: LlamaOptions = { qkvBias: false, qkNorm: false };
-/** Decoders that embed with causal attention and last-token pooling (Qwen3-Embedding, e5-mistral). */
-const DECODERS: Record<string, LlamaOptions> = {
+const DECODERS: Record<PoolingDecoder, LlamaOptions> = {
   Qwen3Model: { qkvBias: false, qkNorm: true },
   Qwen3ForCausalLM: { qkvBias: false, qkNorm: true },
   LlamaModel: PLAIN,
@@ -35,20 +28,7 @@ const DECODERS: Record<string, LlamaOptions> = {
 
 /** A pooling model's stack: a decoder embedder (the Llama stack, causal) or a BERT-style encoder. */
 export function poolingStack(cfg: ModelConfig): 'encoder' | 'decoder' {
-  return DECODERS[cfg.architecture] ? 'decoder' : 'encoder';
-}
-
-/**
- * The task of a model folder: a sequence classifier scores, a bare encoder or decoder (`BertModel`, `Qwen3Model`)
- * embeds, and so does a causal LM shipped as a sentence-transformers model (modules.json, as Qwen3-Embedding is);
- * everything else generates.
- */
-export function modelTask(dir: string, cfg: ModelConfig): ModelTask {
-  const a = cfg.architecture;
-  if (BERT_SCORE.includes(a)) return 'score';
-  if (BERT_EMBED.includes(a) || (!a && BERT_TYPES.includes(cfg.modelType))) return 'embed';
-  if (a in DECODERS && (a.endsWith('Model') || existsSync(join(dir, 'modules.json')))) return 'embed';
-  return 'generate';
+  return isPoolingDecoder(cfg.architecture) ? 'decoder' : 'encoder';
 }
 
 /** A pooling model with what its folder says about inputs (sentence-transformers settings, when present). */
@@ -65,24 +45,41 @@ export interface LoadedPoolingModel {
 export function loadPoolingModel(dir: string, backend: Backend, opts: { dummy?: boolean } = {}): LoadedPoolingModel {
   const cfg = loadModelConfig(dir);
   const task = modelTask(dir, cfg);
+  const gguf = isGgufPath(dir);
   if (task === 'generate') {
-    throw new UserError(
-      `${join(dir, 'config.json')}: architecture "${cfg.architecture || cfg.modelType}" generates text; it is not an embedding or reranking model`,
-    );
+    const what = gguf
+      ? `${dir}: GGUF architecture "${ggufHeader(dir).value('general.architecture')}" without a pooling type`
+      : `${join(dir, 'config.json')}: architecture "${cfg.architecture || cfg.modelType}"`;
+    throw new UserError(`${what} generates text; it is not an embedding or reranking model`);
   }
   // A reranker's sentence-transformers files (if any) describe CrossEncoder, not pooling: only embedders read them.
-  const st = task === 'embed' ? readSentenceTransformers(dir, cfg.hiddenSize) : null;
-  const source = opts.dummy ? null : openCheckpoint(dir, cfg, backend.computeDtype).weights;
+  const st = task === 'embed' && !gguf ? readSentenceTransformers(dir, cfg.hiddenSize) : null;
+  const source = opts.dummy ? null : openWeights(dir, cfg, backend);
   try {
     const w = source ? new ModelWeights(source, backend, dir) : dummyWeights(dir, backend);
-    const decoder = DECODERS[cfg.architecture];
+    const decoder = isPoolingDecoder(cfg.architecture) ? DECODERS[cfg.architecture] : undefined;
     const encoder: Encoder = decoder ? buildLlamaEncoder(decoder, cfg, w, backend) : buildBertEncoder(cfg, w, backend);
     if (task === 'score') return { model: crossEncoder(encoder, cfg, w), sentenceTransformers: st };
-    const pooling = st?.pooling ?? (decoder ? 'last' : 'cls');
+    // A GGUF's pooling type (none: the architecture's default), normalized as llama.cpp's embeddings are by default.
+    const named = GGUF_POOLED[String(cfg.raw.gguf_pooling_type)];
+    const pooling = st?.pooling ?? named ?? (decoder ? 'last' : 'cls');
     return { model: new EmbeddingModel(encoder, pooling, st ? st.normalize : true), sentenceTransformers: st };
   } finally {
     source?.close();
   }
+}
+
+/** llama.cpp's pooling types that name a pooling. */
+const GGUF_POOLED: Record<string, PoolingMode> = { mean: 'mean', cls: 'cls', last: 'last' };
+
+/**
+ * A folder's checkpoint, or a GGUF file's tensors under transformers' names with quantized ones dequantized to the
+ * compute type (the pooling models have no quantized path).
+ */
+function openWeights(dir: string, cfg: ModelConfig, backend: Backend): WeightSource {
+  if (!isGgufPath(dir)) return openCheckpoint(dir, cfg, backend.computeDtype).weights;
+  const header = ggufHeader(dir);
+  return new GgufWeightSource(header, String(header.value('general.architecture')), cfg, backend.computeDtype);
 }
 
 /** The classification head of a one-label sequence classifier (BERT's pooler + classifier, RoBERTa's head). */

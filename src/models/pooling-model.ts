@@ -1,9 +1,10 @@
 import type { Backend, PoolingMode, StepContext, Tensor } from '../backend/backend.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
+import type { ModelTask } from '../loader/model-task.ts';
 import type { Encoder } from './model.ts';
 
 /** What a pooling model computes per sequence: an embedding, or a relevance score (a cross-encoder reranker). */
-export type PoolingTask = 'embed' | 'score';
+export type PoolingTask = Exclude<ModelTask, 'generate'>;
 
 /** A model whose step gives one row per sequence instead of logits: embeddings or rerank scores. */
 export interface PoolingModel {

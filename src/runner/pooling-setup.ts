@@ -79,7 +79,7 @@ export interface PreparedPoolingModel {
 }
 
 /**
- * Loads an embedding or reranking model (a folder, stored name or Hugging Face cache repo): weights on the backend,
+ * Loads an embedding or reranking model (a folder, GGUF file, stored name or Hugging Face cache repo): weights on the backend,
  * tokenizer, sentence-transformers settings. Every input runs whole in one step, so the token budget is raised to
  * the longest input when smaller. With the runner thread (`EngineOptions.runnerThread`, default on CUDA) the weights
  * and their backend live in a worker thread (pooling-thread.ts), so the step's launches leave this thread to the
@@ -87,11 +87,6 @@ export interface PreparedPoolingModel {
  */
 export async function preparePoolingModel(model: string, options: EngineOptions = {}): Promise<PreparedPoolingModel> {
   const resolved = resolveModel(model, { allowPaths: true });
-  if (resolved.format === 'gguf') {
-    throw new UserError(
-      `${model}: GGUF embedding and reranking models are not supported yet; use the safetensors folder`,
-    );
-  }
   const modelDir = resolved.path;
   if ((options.tensorParallelSize ?? 1) > 1) {
     throw new UserError(

@@ -1,4 +1,4 @@
-import type { ModelTask } from '../models/pooling-load.ts';
+import type { ModelTask } from '../loader/model-task.ts';
 import type { Manifest, ParameterValue } from '../store/manifest.ts';
 
 /** What /api/tags, /api/show and /v1/models tell about a model without loading it. */

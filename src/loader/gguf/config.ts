@@ -154,6 +154,23 @@ function ropeScaling(m: MetaReader): Record<string, unknown> | null {
 
 const idOf = (v: unknown) => (typeof v === 'number' ? v : undefined);
 
+/** llama.cpp's `{arch}.pooling_type` values (LLAMA_POOLING_TYPE_*), by number. */
+export const GGUF_POOLING = ['none', 'mean', 'cls', 'last', 'rank'] as const;
+export type GgufPooling = (typeof GGUF_POOLING)[number];
+
+/** The pooling an embedding or reranking GGUF names; undefined for a file without the key (a generating model). */
+function poolingType(m: MetaReader): GgufPooling | undefined {
+  const n = m.num('pooling_type');
+  if (n === undefined) return undefined;
+  const name = GGUF_POOLING[n];
+  if (!name) {
+    throw new UserError(
+      `${m.view.path}: metadata ${m.arch}.pooling_type is ${n} (expected 0 none, 1 mean, 2 cls, 3 last or 4 rank)`,
+    );
+  }
+  return name;
+}
+
 /**
  * The config.json transformers would have written for this GGUF file, from its `{arch}.*` keys and tensor list, so
  * hf-config.ts's parseModelConfig gives the same ModelConfig the safetensors path does.
@@ -200,6 +217,9 @@ export function hfConfigFromGguf(view: GgufMetadataView): Record<string, unknown
     eos_token_id: idOf(view.value('tokenizer.ggml.eos_token_id')),
     ...info.extra?.(m),
   };
+  // Not a transformers key: what pooling-load.ts reads for a GGUF's task and pooling (config.json has modules.json).
+  const pooling = poolingType(m);
+  if (pooling) config.gguf_pooling_type = pooling;
   if (arch === 'gpt2') config.n_positions = config.max_position_embeddings;
   return config;
 }

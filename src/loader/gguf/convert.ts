@@ -2,12 +2,16 @@ import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { encodeAs } from '../../primitives/float-bits.ts';
 import { type DType, type HostTensor, toFloat32 } from '../../primitives/host-tensor.ts';
+import type { PoolingMode } from '../../primitives/pooling.ts';
 import { UserError } from '../../util/errors.ts';
 import { loadChatTemplate } from '../chat-template.ts';
 import { openCheckpoint } from '../fp8-weights.ts';
 import { loadGenerationConfig, loadModelConfig, type ModelConfig, readJson } from '../hf-config.ts';
+import { modelTask } from '../model-task.ts';
 import { FP8_SCALE_TENSOR } from '../quantization-config.ts';
+import { readSentenceTransformers } from '../sentence-transformers.ts';
 import { readTokenizerConfig } from '../tokenizer.ts';
+import { GGUF_POOLING, type GgufPooling } from './config.ts';
 import { type GgufValue, gguf } from './format.ts';
 import { ggufTensorName, hfTensorName, type TensorChange } from './tensor-names.ts';
 import { ggufTokenizerMetadata } from './tokenizer-export.ts';
@@ -20,8 +24,23 @@ export const GGUF_ARCH: Record<string, string> = {
   MistralForCausalLM: 'llama',
   Qwen2ForCausalLM: 'qwen2',
   Qwen3ForCausalLM: 'qwen3',
+  Qwen3Model: 'qwen3',
   GPT2LMHeadModel: 'gpt2',
+  BertModel: 'bert',
 };
+
+/** sentence-transformers' pooling → llama.cpp's `{arch}.pooling_type` (GGUF_POOLING's index). */
+const POOLING_TYPE: Partial<Record<PoolingMode, GgufPooling>> = { mean: 'mean', cls: 'cls', last: 'last' };
+
+/** The pooling an embedding model's GGUF names: its sentence-transformers pooling; none for a generating model. */
+function poolingMetadata(dir: string, cfg: ModelConfig, arch: string): Map<string, GgufValue> {
+  const task = modelTask(dir, cfg);
+  if (task === 'generate') return new Map();
+  const mode = readSentenceTransformers(dir, cfg.hiddenSize)?.pooling ?? (arch === 'bert' ? 'cls' : 'last');
+  const pooling = POOLING_TYPE[mode];
+  if (!pooling) throw new UserError(`${join(dir, 'modules.json')}: ${mode} pooling has no llama.cpp pooling type`);
+  return new Map([[`${arch}.pooling_type`, gguf.u32(GGUF_POOLING.indexOf(pooling))]]);
+}
 
 /** llama.cpp's `general.file_type` (LLAMA_FTYPE) of an all-F32/F16/BF16 file. */
 const FILE_TYPE: Record<DType, number> = { f32: 0, f16: 1, bf16: 32 };
@@ -30,6 +49,8 @@ const FILE_TYPE: Record<DType, number> = { f32: 0, f16: 1, bf16: 32 };
 const BUFFERS = /\.(attn\.bias|attn\.masked_bias|rotary_emb\.inv_freq)$/;
 /** Not written: buffers, and an FP8 checkpoint's scales (its weights are read dequantized). */
 const notWeight = (name: string) => BUFFERS.test(name) || FP8_SCALE_TENSOR.test(name);
+/** Tensors llama.cpp's converter drops: BERT's pooler (its embeddings pool the last hidden states). */
+const DROPPED: Record<string, RegExp> = { bert: /^(bert\.)?pooler\.dense\.(weight|bias)$/ };
 
 export function archMetadata(cfg: ModelConfig, arch: string, name: string, type: DType): Map<string, GgufValue> {
   const k = (key: string) => `${arch}.${key}`;
@@ -44,8 +65,12 @@ export function archMetadata(cfg: ModelConfig, arch: string, name: string, type:
     [k('feed_forward_length'), gguf.u32(cfg.intermediateSize)],
     [k('attention.head_count'), gguf.u32(cfg.numHeads)],
   ]);
-  if (arch === 'gpt2') {
+  if (arch === 'gpt2' || arch === 'bert') {
     meta.set(k('attention.layer_norm_epsilon'), gguf.f32(cfg.normEps));
+    if (arch === 'bert') {
+      meta.set(k('attention.causal'), gguf.bool(false));
+      meta.set('tokenizer.ggml.token_type_count', gguf.u32(Number(cfg.raw.type_vocab_size ?? 2)));
+    }
     return meta;
   }
   meta.set(k('attention.head_count_kv'), gguf.u32(cfg.numKvHeads));
@@ -78,7 +103,8 @@ export interface PlannedTensor {
 }
 
 export function planTensor(arch: string, hf: string, shape: readonly number[], type: DType): PlannedTensor {
-  const name = ggufTensorName(arch, hf) ?? ggufTensorName(arch, `transformer.${hf}`);
+  // GPT-2 and bare decoders (Qwen3Model) store their tensors without the prefix the name tables have.
+  const name = ['', 'transformer.', 'model.'].map((p) => ggufTensorName(arch, `${p}${hf}`)).find((n) => n !== null);
   if (!name) throw new UserError(`${hf}: no llama.cpp tensor name for it in a ${arch} GGUF file`);
   const change = hfTensorName(arch, name)?.change ?? null;
   return {
@@ -115,6 +141,7 @@ export function convertToGguf(dir: string, out: string, type: DType): { tensors:
     );
   }
   const meta = archMetadata(cfg, arch, basename(dir), type);
+  for (const [key, v] of poolingMetadata(dir, cfg, arch)) meta.set(key, v);
   const tokenizerPath = join(dir, 'tokenizer.json');
   if (existsSync(tokenizerPath)) {
     const generation = loadGenerationConfig(dir, cfg);
@@ -133,7 +160,9 @@ export function convertToGguf(dir: string, out: string, type: DType): { tensors:
   const source = openCheckpoint(dir, cfg, 'f32').weights;
   try {
     // A tied checkpoint may still carry lm_head.weight; llama.cpp reuses token_embd when output is absent.
-    const names = source.names().filter((n) => !notWeight(n) && !(cfg.tieWordEmbeddings && n === 'lm_head.weight'));
+    const names = source
+      .names()
+      .filter((n) => !notWeight(n) && !DROPPED[arch]?.test(n) && !(cfg.tieWordEmbeddings && n === 'lm_head.weight'));
     const tensors: GgufTensorOut[] = names.map((n) => {
       const p = planTensor(arch, n, source.describe(n).shape, type);
       return { ...p, bytes: () => tensorBytes(p, source.get(n), cfg) };

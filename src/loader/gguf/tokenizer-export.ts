@@ -12,6 +12,7 @@ const PRE_NAMES: Record<string, string> = {
 
 interface HfBpeModel {
   type?: string;
+  continuing_subword_prefix?: string;
   vocab?: Record<string, number>;
   merges?: (string | [string, string])[];
   byte_fallback?: boolean;
@@ -55,7 +56,51 @@ function adds(json: Json, config: Json, key: 'add_bos_token' | 'add_eos_token', 
 }
 
 /**
- * `tokenizer.ggml.*` for a tokenizer.json: byte-level BPE as llama.cpp's `gpt2` model (merges, pre-tokenizer name),
+ * A WordPiece tokenizer.json as llama.cpp's `bert` (WPM) model: control tokens as they are, word-initial pieces
+ * behind ▁ and continuations without their `##`; the template's first and last special tokens are CLS and SEP.
+ */
+function wordPieceMetadata(json: Json, config: Json, vocabSize: number, path: string): Map<string, GgufValue> {
+  const model = json.model as HfBpeModel;
+  const prefix = model.continuing_subword_prefix ?? '##';
+  const special = new Map(((json.added_tokens ?? []) as AddedToken[]).filter((t) => t.special).map((t) => [t.id, t]));
+  const tokens: string[] = Array.from({ length: vocabSize }, (_, i) => `▁[PAD${i}]`);
+  const types: number[] = tokens.map(() => TOKEN_TYPE.unused);
+  for (const [text, id] of Object.entries(model.vocab ?? {})) {
+    if (id >= vocabSize) throw new UserError(`${path}: token ${JSON.stringify(text)} has id ${id}, past ${vocabSize}`);
+    const control = special.has(id);
+    tokens[id] = control ? text : text.startsWith(prefix) ? text.slice(prefix.length) : `▁${text}`;
+    types[id] = control ? TOKEN_TYPE.control : TOKEN_TYPE.normal;
+  }
+  const single = ((json.post_processor as Json | null)?.single ?? []) as Json[];
+  const specialIds = single.flatMap((s) => {
+    const id = (s.SpecialToken as { id?: string } | undefined)?.id;
+    return id === undefined ? [] : [model.vocab?.[id]];
+  });
+  const idOf = (text: unknown) => (typeof text === 'string' ? model.vocab?.[text] : undefined);
+  const cls = specialIds[0] ?? idOf(config.cls_token);
+  const sep = specialIds.at(-1) ?? idOf(config.sep_token);
+  // BOS and EOS too, as llama.cpp's converter writes them for BERT (its WPM defaults are bert-base's ids otherwise).
+  const ids: [string, number | undefined][] = [
+    ['cls', cls],
+    ['seperator', sep],
+    ['bos', cls],
+    ['eos', sep],
+    ['unknown', idOf(model.unk_token)],
+    ['padding', idOf(config.pad_token)],
+    ['mask', idOf(config.mask_token)],
+  ];
+  const meta = new Map<string, GgufValue>([
+    ['tokenizer.ggml.model', gguf.str('bert')],
+    ['tokenizer.ggml.pre', gguf.str('default')],
+    ['tokenizer.ggml.tokens', gguf.array('string', tokens)],
+    ['tokenizer.ggml.token_type', gguf.array('i32', types)],
+  ]);
+  for (const [key, id] of ids) if (id !== undefined) meta.set(`tokenizer.ggml.${key}_token_id`, gguf.u32(id));
+  return meta;
+}
+
+/**
+ * `tokenizer.ggml.*` for a tokenizer.json: WordPiece as llama.cpp's `bert` model (wordPieceMetadata), byte-level BPE as llama.cpp's `gpt2` model (merges, pre-tokenizer name),
  * SentencePiece-style BPE as its `llama` model (scores ranking each merged piece by its merge's rank, so llama.cpp's
  * highest-score-first merging follows the merge order). The vocabulary is padded to `vocabSize` (the embedding rows)
  * with unused placeholders, as llama.cpp's converter does.
@@ -68,9 +113,10 @@ export function ggufTokenizerMetadata(
   path: string,
 ): Map<string, GgufValue> {
   const model = json.model as HfBpeModel;
+  if (model?.type === 'WordPiece' && model.vocab) return wordPieceMetadata(json, config, vocabSize, path);
   if (model?.type !== 'BPE' || !model.vocab) {
     throw new UserError(
-      `${path}: a ${model?.type ?? 'missing'} tokenizer model cannot be written to GGUF (expected BPE)`,
+      `${path}: a ${model?.type ?? 'missing'} tokenizer model cannot be written to GGUF (expected BPE or WordPiece)`,
     );
   }
   const tokens: string[] = Array.from({ length: vocabSize }, (_, i) => `[PAD${i}]`);

@@ -158,6 +158,74 @@ function bpeTokenizer(file: GgufFile, v: Vocab): TokenizerFiles {
   return { json, config: specialsConfig(v, defaults) };
 }
 
+/**
+ * llama.cpp's WPM vocabulary back to WordPiece's: its converter marks word-initial pieces with a leading ▁ and
+ * strips `##` from continuations; control tokens ([CLS], [SEP], ...) are stored as they are.
+ */
+function wordPieceTokens(v: Vocab): string[] {
+  return v.tokens.map((t, id) => {
+    if (v.types[id] === TOKEN_TYPE.control) return t;
+    return t.startsWith('▁') ? t.slice(1) : `##${t}`;
+  });
+}
+
+/**
+ * A WordPiece tokenizer.json: BERT's normalizer (lowercasing and accent stripping for an uncased vocabulary, which
+ * has no upper-case piece), pre-tokenizer and [CLS] $A [SEP] template with the file's ids.
+ */
+function wordPieceTokenizer(file: GgufFile, v: Vocab): TokenizerFiles {
+  const bert = { ...v, tokens: wordPieceTokens(v) };
+  const cls = v.id('cls') ?? v.id('bos');
+  const sep = v.id('seperator') ?? v.id('eos');
+  const unk = v.id('unknown');
+  if (cls === null || sep === null || unk === null) {
+    throw new UserError(
+      `${file.path}: a bert tokenizer needs tokenizer.ggml.cls_token_id, seperator_token_id and unknown_token_id`,
+    );
+  }
+  const cased = bert.tokens.some((t, id) => v.types[id] === TOKEN_TYPE.normal && t !== t.toLowerCase());
+  const special = (id: number, typeId: number) => ({ SpecialToken: { id: bert.tokens[id], type_id: typeId } });
+  const seq = (id: 'A' | 'B', typeId: number) => ({ Sequence: { id, type_id: typeId } });
+  const json = {
+    version: '1.0',
+    added_tokens: addedTokens(bert),
+    normalizer: {
+      type: 'BertNormalizer',
+      clean_text: true,
+      handle_chinese_chars: true,
+      strip_accents: null,
+      lowercase: !cased,
+    },
+    pre_tokenizer: { type: 'BertPreTokenizer' },
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [special(cls, 0), seq('A', 0), special(sep, 0)],
+      pair: [special(cls, 0), seq('A', 0), special(sep, 0), seq('B', 1), special(sep, 1)],
+      special_tokens: Object.fromEntries(
+        [cls, sep].map((id) => [bert.tokens[id], { id: bert.tokens[id], ids: [id], tokens: [bert.tokens[id]] }]),
+      ),
+    },
+    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
+    model: {
+      type: 'WordPiece',
+      unk_token: bert.tokens[unk],
+      continuing_subword_prefix: '##',
+      max_input_chars_per_word: 100,
+      vocab: vocabIds(bert),
+    },
+  };
+  const text = (id: number | null) => (id === null ? undefined : bert.tokens[id]);
+  const config = {
+    cls_token: text(cls),
+    sep_token: text(sep),
+    unk_token: text(unk),
+    pad_token: text(v.id('padding')),
+    mask_token: text(v.id('mask')),
+    do_lower_case: !cased,
+  };
+  return { json, config };
+}
+
 /** tokenizer_config.json: the special tokens' texts, add_bos/add_eos as llama.cpp decides them, the chat template. */
 function specialsConfig(v: Vocab, defaults: { addBos: boolean; addEos: boolean; cleanSpaces: boolean }) {
   const text = (key: string) => {
@@ -182,9 +250,10 @@ export function tokenizerFilesFromGguf(file: GgufFile): TokenizerFiles {
   let files: TokenizerFiles;
   if (model === 'llama') files = spmTokenizer(file, v);
   else if (model === 'gpt2') files = bpeTokenizer(file, v);
+  else if (model === 'bert') files = wordPieceTokenizer(file, v);
   else {
     throw new UserError(
-      `${file.path}: tokenizer.ggml.model "${String(model)}" is not supported (supported: llama, gpt2)`,
+      `${file.path}: tokenizer.ggml.model "${String(model)}" is not supported (supported: llama, gpt2, bert)`,
     );
   }
   const template = file.value('tokenizer.chat_template');

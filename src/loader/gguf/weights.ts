@@ -1,5 +1,6 @@
+import { encodeAs } from '../../primitives/float-bits.ts';
 import { isQuantType } from '../../primitives/ggml-types.ts';
-import type { HostTensor } from '../../primitives/host-tensor.ts';
+import { type DType, type HostTensor, toFloat32 } from '../../primitives/host-tensor.ts';
 import { UserError } from '../../util/errors.ts';
 import type { WeightSource } from '../safetensors.ts';
 import type { GgufFile, GgufTensorInfo } from './read.ts';
@@ -71,10 +72,12 @@ interface Entry {
 export class GgufWeightSource implements WeightSource {
   private readonly index = new Map<string, Entry>();
 
+  /** `dequantizeTo`: quantized tensors come back as this float type (for models with no quantized path). */
   constructor(
     private readonly file: GgufFile,
     arch: string,
     private readonly shape: GgufWeightShape,
+    private readonly dequantizeTo?: DType,
   ) {
     for (const info of file.tensors.values()) {
       const mapped = hfTensorName(arch, info.name);
@@ -104,6 +107,12 @@ export class GgufWeightSource implements WeightSource {
   }
 
   get(name: string): HostTensor {
+    const t = this.stored(name);
+    const to = this.dequantizeTo;
+    return to && isQuantType(t.dtype) ? { ...t, dtype: to, bytes: encodeAs(toFloat32(t), to) } : t;
+  }
+
+  private stored(name: string): HostTensor {
     const e = this.index.get(name);
     if (!e) throw new UserError(`${this.file.path}: tensor ${name} not found`);
     const c = e.change;

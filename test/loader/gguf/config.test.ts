@@ -142,6 +142,20 @@ test('the families landing on other branches map their keys (gemma2/3, phi3, qwe
   assert.equal(bert.raw.type_vocab_size, 2);
 });
 
+test("{arch}.pooling_type names the pooling (llama.cpp's numbers); a number past rank is refused", () => {
+  const names = [0, 1, 2, 3, 4].map((n) => hfConfigFromGguf(view(common('bert', { 'bert.pooling_type': n }))));
+  assert.deepEqual(
+    names.map((c) => c.gguf_pooling_type),
+    ['none', 'mean', 'cls', 'last', 'rank'],
+  );
+  assert.equal(hfConfigFromGguf(view(common('qwen3', { 'qwen3.pooling_type': 3 }))).gguf_pooling_type, 'last');
+  assert.equal(hfConfigFromGguf(view(common('qwen3'))).gguf_pooling_type, undefined);
+  assert.throws(
+    () => hfConfigFromGguf(view(common('bert', { 'bert.pooling_type': 7 }))),
+    /x\.gguf: metadata bert\.pooling_type is 7 \(expected 0 none/,
+  );
+});
+
 test('an unknown architecture or a missing key is refused in one line naming the file and the key', () => {
   assert.throws(
     () => hfConfigFromGguf(view(common('mamba'))),

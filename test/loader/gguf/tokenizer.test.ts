@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { loadChatTemplate } from '../../../src/loader/chat-template.ts';
+import { convertToGguf } from '../../../src/loader/gguf/convert.ts';
+import { ggufHeader } from '../../../src/loader/gguf/files.ts';
+import { type GgufValue, gguf } from '../../../src/loader/gguf/format.ts';
+import { tokenizerFilesFromGguf } from '../../../src/loader/gguf/tokenizer.ts';
+import { encodeGguf } from '../../../src/loader/gguf/write.ts';
 import { loadTokenizer } from '../../../src/loader/tokenizer.ts';
 import { modelFixture, sharedFixture } from '../../helpers/fixtures.ts';
 
@@ -64,4 +70,63 @@ test('stories260K.gguf tokenizes the golden prompts as its Hugging Face tokenize
     assert.equal(tok.decode(p.greedy_ids), p.greedy_text);
   }
   assert.equal(loadChatTemplate(stories.path), null);
+});
+
+const bert = modelFixture('tiny-bert');
+describe('WordPiece (llama.cpp bert / WPM)', { skip: bert.skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pagoda-gguf-wpm-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const TEXTS = [
+    'Hello, World! How are you?',
+    'Café naïve résumé ÉCOLE Ångström',
+    'punctuation: (a)[b]{c} "quoted" don\'t — end… ¿qué?',
+    'unknownwordzzqx supercalifragilistic 🙂 ∰',
+    '将S写入到HBM 中文和English混合',
+    '  tabs\tand\nnewlines   12345.678 ',
+    '',
+  ];
+
+  test("the tiny-bert fixture's tokenizer and the one rebuilt from its GGUF give the same ids", () => {
+    const out = join(dir, 'tiny-bert.gguf');
+    convertToGguf(bert.path, out, 'f32');
+    const file = ggufHeader(out);
+    const tokens = file.value('tokenizer.ggml.tokens') as string[];
+    // llama.cpp's layout: control tokens as they are, ▁ before word-initial pieces, no ## on continuations.
+    assert.deepEqual([tokens[2], tokens[36]], ['[CLS]', '▁a']);
+    assert.ok(tokens.some((t) => !t.startsWith('▁') && !t.startsWith('[')));
+    assert.equal(file.value('tokenizer.ggml.model'), 'bert');
+    const [hf, gg] = [loadTokenizer(bert.path), loadTokenizer(out)];
+    for (const text of TEXTS) {
+      assert.deepEqual(gg.encode(text), hf.encode(text), JSON.stringify(text));
+      assert.deepEqual(gg.encode(text, { addSpecialTokens: false }), hf.encode(text, { addSpecialTokens: false }));
+      assert.equal(
+        gg.decode(gg.encode(text), { skipSpecialTokens: true }),
+        hf.decode(hf.encode(text), { skipSpecialTokens: true }),
+      );
+    }
+    assert.ok(hf.encode(TEXTS[3]!).includes(1), 'an unknown word gives [UNK]');
+    const config = tokenizerFilesFromGguf(file).config;
+    assert.deepEqual(
+      [config.cls_token, config.sep_token, config.pad_token, config.do_lower_case],
+      ['[CLS]', '[SEP]', '[PAD]', true],
+    );
+  });
+
+  test('a vocabulary with upper-case pieces is cased: no lowercasing, no accent stripping', () => {
+    const out = join(dir, 'cased.gguf');
+    const tokens = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '▁Hello', '▁hello', '▁é', 'llo'];
+    const meta = new Map<string, GgufValue>([
+      ['general.architecture', gguf.str('bert')],
+      ['tokenizer.ggml.model', gguf.str('bert')],
+      ['tokenizer.ggml.tokens', gguf.array('string', tokens)],
+      ['tokenizer.ggml.token_type', gguf.array('i32', [3, 3, 3, 3, 1, 1, 1, 1])],
+      ['tokenizer.ggml.unknown_token_id', gguf.u32(1)],
+      ['tokenizer.ggml.cls_token_id', gguf.u32(2)],
+      ['tokenizer.ggml.seperator_token_id', gguf.u32(3)],
+    ]);
+    writeFileSync(out, encodeGguf(meta, []));
+    const tok = loadTokenizer(out);
+    assert.deepEqual(tok.encode('Hello hello é'), [2, 4, 5, 6, 3]);
+    assert.deepEqual(tok.encode('HELLO'), [2, 1, 3]);
+  });
 });

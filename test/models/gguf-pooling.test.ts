@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { CpuBackend } from '../../src/backend/cpu/backend.ts';
+import { convertToGguf } from '../../src/loader/gguf/convert.ts';
+import { quantizeToGguf } from '../../src/loader/gguf/quantize.ts';
+import { loadTokenizer } from '../../src/loader/tokenizer.ts';
+import { loadPoolingModel } from '../../src/models/pooling-load.ts';
+import { parseQuantization } from '../../src/primitives/quant/mix.ts';
+import { buildPoolingBatch } from '../../src/runner/pooling-batch.ts';
+import { modelFixture } from '../helpers/fixtures.ts';
+import { maxAbsDiff } from '../helpers/paged-session.ts';
+
+interface Golden {
+  sentences: string[];
+  input_ids: number[][];
+  embeddings: number[][];
+}
+
+const tmp = mkdtempSync(join(tmpdir(), 'pagoda-gguf-pooling-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Each golden sentence's embedding from the model at `path` (its own tokenizer), on the CPU. */
+function embed(path: string, g: Golden): number[][] {
+  const tok = loadTokenizer(path);
+  const { model } = loadPoolingModel(path, new CpuBackend({ threads: 1 }));
+  assert.equal(model.task, 'embed');
+  const inputs = g.sentences.map((s) => ({ tokenIds: tok.encode(s) }));
+  assert.deepEqual(
+    inputs.map((i) => i.tokenIds),
+    g.input_ids,
+  );
+  const out = model.backend.toHost(model.forward(model.backend.beginStep(buildPoolingBatch(inputs))));
+  const n = model.outputSize;
+  return g.sentences.map((_, i) => [...out.subarray(i * n, (i + 1) * n)]);
+}
+
+for (const name of ['tiny-bert', 'tiny-qwen3-embed']) {
+  const fixture = modelFixture(name);
+  describe(`${name} as GGUF`, { skip: fixture.skip }, () => {
+    const golden = () => JSON.parse(readFileSync(join(fixture.path, 'golden.json'), 'utf8')) as Golden;
+    test('F32: the tokenizer rebuilt from the file gives the golden ids, the embeddings match within 1e-4', () => {
+      const out = join(tmp, `${name}-f32.gguf`);
+      convertToGguf(fixture.path, out, 'f32');
+      const g = golden();
+      const got = embed(out, g);
+      for (const [i, row] of got.entries()) assert.ok(maxAbsDiff(row, g.embeddings[i]!) < 1e-4, `sentence ${i}`);
+    });
+
+    // Q8_0 rounds each weight to 1/127 of its 32-weight block's largest: ~0.4% at most. Through these tiny models
+    // that moves the unit embeddings by a cosine distance of at most 8e-4 (measured over the goldens); a misplaced
+    // or misread tensor moves them by orders of magnitude more.
+    test('Q8_0: dequantized at load, each embedding within a cosine distance of 2e-3 of the golden', () => {
+      const out = join(tmp, `${name}-q8_0.gguf`);
+      const report = quantizeToGguf(fixture.path, out, parseQuantization('q8_0', '--type'));
+      assert.ok(report.types.q8_0! >= 4, JSON.stringify(report.types));
+      const g = golden();
+      for (const [i, row] of embed(out, g).entries()) {
+        const cosine = row.reduce((a, v, j) => a + v * g.embeddings[i]![j]!, 0);
+        assert.ok(1 - cosine < 2e-3, `sentence ${i}: cosine ${cosine}`);
+      }
+    });
+  });
+}
