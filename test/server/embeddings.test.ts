@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Ollama } from 'ollama';
 import OpenAI from 'openai';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
+import { convertToGguf } from '../../src/loader/gguf/convert.ts';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadPoolingModel } from '../../src/models/pooling-load.ts';
 import { buildPoolingBatch } from '../../src/runner/pooling-batch.ts';
@@ -34,8 +36,11 @@ let ollama: Ollama;
 const variants = new FolderVariants(BERT);
 let reranker: ReturnType<typeof crossEncoderVariant>;
 let matryoshka: string;
+const ggufDir = mkdtempSync(join(tmpdir(), 'pagoda-embed-gguf-'));
+const BERT_GGUF = join(ggufDir, 'tiny-bert.gguf');
 
 before(async () => {
+  convertToGguf(BERT, BERT_GGUF, 'f32');
   reranker = crossEncoderVariant(variants, BERT, false);
   const config = JSON.parse(readFileSync(join(BERT, 'config.json'), 'utf8'));
   const st = JSON.parse(readFileSync(join(BERT, 'config_sentence_transformers.json'), 'utf8'));
@@ -54,6 +59,7 @@ before(async () => {
     source,
     [
       entry('tiny-bert', BERT),
+      entry('tiny-bert-gguf', BERT_GGUF),
       entry('tiny-qwen3-embed', QWEN),
       entry('tiny-llama', LLAMA),
       entry('reranker', reranker.dir),
@@ -68,6 +74,7 @@ before(async () => {
 after(async () => {
   await server.close();
   variants.cleanup();
+  rmSync(ggufDir, { recursive: true, force: true });
 });
 
 const post = (path: string, body: unknown) => request(`${server.url}${path}`, { method: 'POST', body });
@@ -97,6 +104,14 @@ describe('/v1/embeddings with the openai client', () => {
       }
     });
   }
+
+  test('a GGUF embedder (tiny-bert written as F32 GGUF) serves the golden embeddings', async () => {
+    const g = golden(BERT);
+    const r = await openai.embeddings.create({ model: 'tiny-bert-gguf', input: g.sentences, encoding_format: 'float' });
+    for (const [i, d] of r.data.entries()) assert.ok(maxAbsDiff(d.embedding, g.embeddings[i]!) < TOL, `sentence ${i}`);
+    const tokens = g.input_ids.reduce((n, ids) => n + ids.length, 0);
+    assert.deepEqual(r.usage, { prompt_tokens: tokens, total_tokens: tokens });
+  });
 
   test('token ids (one list, or a list of lists) embed as their text does', async () => {
     const g = golden(BERT);
