@@ -59,6 +59,11 @@ export function loadPoolingModel(dir: string, backend: Backend, opts: { dummy?: 
     const w = source ? new ModelWeights(source, backend, dir) : dummyWeights(dir, backend);
     const decoder = isPoolingDecoder(cfg.architecture) ? DECODERS[cfg.architecture] : undefined;
     const encoder: Encoder = decoder ? buildLlamaEncoder(decoder, cfg, w, backend) : buildBertEncoder(cfg, w, backend);
+    if (task === 'score' && gguf && source && !w.has('pooler.dense.weight')) {
+      throw new UserError(
+        `${dir}: a reranking GGUF without cls.weight (the head's dense layer, BERT's pooler, which llama.cpp's converter leaves out) is not supported`,
+      );
+    }
     if (task === 'score') return { model: crossEncoder(encoder, cfg, w), sentenceTransformers: st };
     // A GGUF's pooling type (none: the architecture's default), normalized as llama.cpp's embeddings are by default.
     const named = GGUF_POOLED[String(cfg.raw.gguf_pooling_type)];

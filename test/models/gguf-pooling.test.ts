@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { convertToGguf } from '../../src/loader/gguf/convert.ts';
+import { ggufHeader } from '../../src/loader/gguf/files.ts';
 import { quantizeToGguf } from '../../src/loader/gguf/quantize.ts';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadPoolingModel } from '../../src/models/pooling-load.ts';
@@ -95,3 +96,38 @@ for (const name of ['tiny-bert', 'tiny-qwen3-embed']) {
     });
   });
 }
+
+const reranker = modelFixture('tiny-bert-reranker');
+test('tiny-bert-reranker as F32 GGUF (rank: pooler as cls, classifier as cls.output) gives the golden pairs and logits', {
+  skip: reranker.skip,
+}, () => {
+  const out = join(tmp, 'tiny-bert-reranker-f32.gguf');
+  convertToGguf(reranker.path, out, 'f32');
+  const header = ggufHeader(out);
+  assert.equal(header.value('bert.pooling_type'), 4);
+  assert.ok(header.tensors.has('cls.weight') && header.tensors.has('cls.output.bias'));
+  const g = JSON.parse(readFileSync(join(reranker.path, 'golden.json'), 'utf8')) as {
+    query: string;
+    pairs: { document: string; input_ids: number[]; token_type_ids: number[]; logit: number }[];
+  };
+  const tok = loadTokenizer(out);
+  const inputs = g.pairs.map((p) => {
+    const pair = tok.encodePair!(g.query, p.document);
+    assert.deepEqual([pair.ids, pair.typeIds], [p.input_ids, p.token_type_ids]);
+    return { tokenIds: pair.ids, tokenTypeIds: pair.typeIds };
+  });
+  const { model } = loadPoolingModel(out, new CpuBackend({ threads: 1 }));
+  assert.equal(model.task, 'score');
+  const logits = model.backend.toHost(model.forward(model.backend.beginStep(buildPoolingBatch(inputs))));
+  for (const [i, p] of g.pairs.entries()) assert.ok(Math.abs(logits[i]! - p.logit) < 1e-4, `pair ${i}`);
+});
+
+test('a GGUF that neither embeds nor ranks is refused in one line', { skip: reranker.skip }, () => {
+  const llamaFixture = modelFixture('tiny-llama');
+  const out = join(tmp, 'tiny-llama.gguf');
+  convertToGguf(llamaFixture.path, out, 'f32');
+  assert.throws(
+    () => loadPoolingModel(out, new CpuBackend({ threads: 1 })),
+    /tiny-llama\.gguf: GGUF architecture "llama" without a pooling type generates text; it is not an embedding or reranking model/,
+  );
+});

@@ -158,10 +158,13 @@ const idOf = (v: unknown) => (typeof v === 'number' ? v : undefined);
 export const GGUF_POOLING = ['none', 'mean', 'cls', 'last', 'rank'] as const;
 export type GgufPooling = (typeof GGUF_POOLING)[number];
 
-/** The pooling an embedding or reranking GGUF names; undefined for a file without the key (a generating model). */
+/**
+ * The pooling an embedding or reranking GGUF names; undefined for a file without the key (a generating model). A
+ * classifier head (`cls.output`) without the key ranks, as llama.cpp's converter leaves the key to modules.json.
+ */
 function poolingType(m: MetaReader): GgufPooling | undefined {
   const n = m.num('pooling_type');
-  if (n === undefined) return undefined;
+  if (n === undefined) return m.view.hasTensor('cls.output.weight') ? 'rank' : undefined;
   const name = GGUF_POOLING[n];
   if (!name) {
     throw new UserError(
@@ -220,6 +223,10 @@ export function hfConfigFromGguf(view: GgufMetadataView): Record<string, unknown
   // Not a transformers key: what pooling-load.ts reads for a GGUF's task and pooling (config.json has modules.json).
   const pooling = poolingType(m);
   if (pooling) config.gguf_pooling_type = pooling;
+  if (pooling === 'rank') {
+    const labels = view.value(`${arch}.classifier.output_labels`);
+    config.num_labels = Array.isArray(labels) ? labels.length : 1;
+  }
   if (arch === 'gpt2') config.n_positions = config.max_position_embeddings;
   return config;
 }

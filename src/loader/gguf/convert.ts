@@ -27,15 +27,20 @@ export const GGUF_ARCH: Record<string, string> = {
   Qwen3Model: 'qwen3',
   GPT2LMHeadModel: 'gpt2',
   BertModel: 'bert',
+  BertForSequenceClassification: 'bert',
 };
 
 /** sentence-transformers' pooling → llama.cpp's `{arch}.pooling_type` (GGUF_POOLING's index). */
 const POOLING_TYPE: Partial<Record<PoolingMode, GgufPooling>> = { mean: 'mean', cls: 'cls', last: 'last' };
 
-/** The pooling an embedding model's GGUF names: its sentence-transformers pooling; none for a generating model. */
+/**
+ * The pooling a pooling model's GGUF names: rank for a reranker, else its sentence-transformers pooling; none for a
+ * generating model.
+ */
 function poolingMetadata(dir: string, cfg: ModelConfig, arch: string): Map<string, GgufValue> {
   const task = modelTask(dir, cfg);
   if (task === 'generate') return new Map();
+  if (task === 'score') return new Map([[`${arch}.pooling_type`, gguf.u32(GGUF_POOLING.indexOf('rank'))]]);
   const mode = readSentenceTransformers(dir, cfg.hiddenSize)?.pooling ?? (arch === 'bert' ? 'cls' : 'last');
   const pooling = POOLING_TYPE[mode];
   if (!pooling) throw new UserError(`${join(dir, 'modules.json')}: ${mode} pooling has no llama.cpp pooling type`);
@@ -49,8 +54,8 @@ const FILE_TYPE: Record<DType, number> = { f32: 0, f16: 1, bf16: 32 };
 const BUFFERS = /\.(attn\.bias|attn\.masked_bias|rotary_emb\.inv_freq)$/;
 /** Not written: buffers, and an FP8 checkpoint's scales (its weights are read dequantized). */
 const notWeight = (name: string) => BUFFERS.test(name) || FP8_SCALE_TENSOR.test(name);
-/** Tensors llama.cpp's converter drops: BERT's pooler (its embeddings pool the last hidden states). */
-const DROPPED: Record<string, RegExp> = { bert: /^(bert\.)?pooler\.dense\.(weight|bias)$/ };
+/** BERT's pooler: an embedder's is dropped, as llama.cpp's converter does; a reranker's is its head's `cls`. */
+const POOLER = /^(bert\.)?pooler\.dense\.(weight|bias)$/;
 
 export function archMetadata(cfg: ModelConfig, arch: string, name: string, type: DType): Map<string, GgufValue> {
   const k = (key: string) => `${arch}.${key}`;
@@ -103,8 +108,10 @@ export interface PlannedTensor {
 }
 
 export function planTensor(arch: string, hf: string, shape: readonly number[], type: DType): PlannedTensor {
-  // GPT-2 and bare decoders (Qwen3Model) store their tensors without the prefix the name tables have.
-  const name = ['', 'transformer.', 'model.'].map((p) => ggufTensorName(arch, `${p}${hf}`)).find((n) => n !== null);
+  // GPT-2 and bare decoders (Qwen3Model) store their tensors without the prefix the name tables have, BERT's task
+  // models with one ("bert.") that llama.cpp's names leave out.
+  const names = [hf, `transformer.${hf}`, `model.${hf}`, hf.replace(/^bert\./, '')];
+  const name = names.map((n) => ggufTensorName(arch, n)).find((n) => n !== null);
   if (!name) throw new UserError(`${hf}: no llama.cpp tensor name for it in a ${arch} GGUF file`);
   const change = hfTensorName(arch, name)?.change ?? null;
   return {
@@ -160,9 +167,12 @@ export function convertToGguf(dir: string, out: string, type: DType): { tensors:
   const source = openCheckpoint(dir, cfg, 'f32').weights;
   try {
     // A tied checkpoint may still carry lm_head.weight; llama.cpp reuses token_embd when output is absent.
+    const dropPooler = arch === 'bert' && modelTask(dir, cfg) !== 'score';
     const names = source
       .names()
-      .filter((n) => !notWeight(n) && !DROPPED[arch]?.test(n) && !(cfg.tieWordEmbeddings && n === 'lm_head.weight'));
+      .filter(
+        (n) => !notWeight(n) && !(dropPooler && POOLER.test(n)) && !(cfg.tieWordEmbeddings && n === 'lm_head.weight'),
+      );
     const tensors: GgufTensorOut[] = names.map((n) => {
       const p = planTensor(arch, n, source.describe(n).shape, type);
       return { ...p, bytes: () => tensorBytes(p, source.get(n), cfg) };

@@ -100,6 +100,9 @@ const TABLES: Record<string, NameTable> = {
       position_embd: 'embeddings.position_embeddings',
       token_types: 'embeddings.token_type_embeddings',
       token_embd_norm: 'embeddings.LayerNorm',
+      // A reranker's head, BERT's pooler and classifier (RoBERTa's dense and out_proj compute the same).
+      cls: 'pooler.dense',
+      'cls.output': 'classifier',
     },
     block: (n) => `encoder.layer.${n}.`,
     layer: {
