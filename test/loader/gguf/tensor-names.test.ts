@@ -35,6 +35,17 @@ const PAIRS: [string, string, string][] = [
   ['bert', 'token_types.weight', 'embeddings.token_type_embeddings.weight'],
   ['bert', 'blk.2.attn_output_norm.bias', 'encoder.layer.2.attention.output.LayerNorm.bias'],
   ['bert', 'blk.2.layer_output_norm.weight', 'encoder.layer.2.output.LayerNorm.weight'],
+  ['bert', 'token_embd.weight', 'embeddings.word_embeddings.weight'],
+  ['bert', 'position_embd.weight', 'embeddings.position_embeddings.weight'],
+  ['bert', 'token_embd_norm.bias', 'embeddings.LayerNorm.bias'],
+  ['bert', 'blk.0.attn_q.bias', 'encoder.layer.0.attention.self.query.bias'],
+  ['bert', 'blk.0.attn_k.weight', 'encoder.layer.0.attention.self.key.weight'],
+  ['bert', 'blk.0.attn_v.weight', 'encoder.layer.0.attention.self.value.weight'],
+  ['bert', 'blk.1.attn_output.weight', 'encoder.layer.1.attention.output.dense.weight'],
+  ['bert', 'blk.1.ffn_up.bias', 'encoder.layer.1.intermediate.dense.bias'],
+  ['bert', 'blk.1.ffn_down.weight', 'encoder.layer.1.output.dense.weight'],
+  ['bert', 'cls.weight', 'pooler.dense.weight'],
+  ['bert', 'cls.output.bias', 'classifier.bias'],
 ];
 
 test("llama.cpp's tensor names map to transformers' and back", () => {
