@@ -90,7 +90,7 @@ export function deviceWeights(
     else loadDummyModel(dir, c.backend, { quantization: o.fp8 ? FP8_QUANTIZATION : quantization });
     return { bytes: c.bytes(), blockTypes: [...c.blockTypes], fp8: o.fp8 === true };
   }
-  if (isGgufPath(dir)) return { ...ggufWeights(dir, dtype), fp8: false };
+  if (isGgufPath(dir)) return { ...ggufWeights(dir, dtype, o.pooling === true), fp8: false };
   const config = loadModelConfig(dir);
   const fp8Checkpoint = parseQuantizationConfig(config.raw, join(dir, 'config.json'));
   if (fp8Checkpoint) {
@@ -117,13 +117,16 @@ function checkpointBytes(dir: string, dtype: DType, keepFp8: boolean): number {
   }
 }
 
-/** A GGUF file's tensors on the device: quantized matrices as their blocks, everything else in `dtype`. */
-function ggufWeights(path: string, dtype: DType): { bytes: number; blockTypes: QuantType[] } {
+/**
+ * A GGUF file's tensors on the device: quantized matrices as their blocks, everything else in `dtype`; all in
+ * `dtype` for a pooling model, whose quantized tensors are dequantized at load (pooling-load.ts).
+ */
+function ggufWeights(path: string, dtype: DType, dequantized: boolean): { bytes: number; blockTypes: QuantType[] } {
   let bytes = 0;
   const types = new Set<QuantType>();
   for (const t of ggufHeader(path).tensors.values()) {
     const stored = t.type.stored;
-    const quantMatrix = stored !== undefined && isQuantType(stored) && t.dims.length === 2;
+    const quantMatrix = !dequantized && stored !== undefined && isQuantType(stored) && t.dims.length === 2;
     if (quantMatrix) types.add(stored);
     bytes += aligned(quantMatrix ? t.byteLength : t.dims.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype]);
   }

@@ -92,3 +92,17 @@ test('a 16-bit checkpoint quantized at load reserves its blocks, not its files',
   assert.equal(atLoad, bytesOf(tinyLlama.path, { dtype: 'bf16', dummy: true, quantization: scheme }));
   assert.ok(atLoad < 0.5 * bytesOf(tinyLlama.path, { dtype: 'bf16' }), 'well under the checkpoint in bf16');
 });
+
+const tinyBert = modelFixture('tiny-bert');
+test('a quantized GGUF pooling model reserves its tensors dequantized (as it loads), with no block types', {
+  skip: tinyBert.skip,
+}, () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'pagoda-weight-bytes-')), 'bert-q8_0.gguf');
+  quantizeToGguf(tinyBert.path, path, parseQuantization('q8_0', '--type'));
+  const pooled = deviceWeights(path, { dtype: 'bf16', pooling: true });
+  const counted = deviceWeights(tinyBert.path, { dtype: 'bf16', dummy: true, pooling: true });
+  assert.deepEqual(pooled.blockTypes, []);
+  // The same tensors in bf16 (Q8_0 blocks would take ~half): the file leaves out the pooler, aligns per tensor.
+  assert.ok(Math.abs(pooled.bytes - counted.bytes) <= 0.03 * counted.bytes, `${pooled.bytes} vs ${counted.bytes}`);
+  assert.deepEqual(deviceWeights(path, { dtype: 'bf16' }).blockTypes, ['q8_0']);
+});
