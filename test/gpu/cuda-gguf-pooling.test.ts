@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { loadPoolingEngine } from '../../src/engine/pooling-load.ts';
+import { convertToGguf } from '../../src/loader/gguf/convert.ts';
+import { quantizeToGguf } from '../../src/loader/gguf/quantize.ts';
+import { loadTokenizer } from '../../src/loader/tokenizer.ts';
+import { parseQuantization } from '../../src/primitives/quant/mix.ts';
+import { modelFixture } from '../helpers/fixtures.ts';
+import { gpuSkip } from '../helpers/gpu.ts';
+import { maxAbsDiff } from '../helpers/paged-session.ts';
+
+const skip = gpuSkip();
+const tmp = mkdtempSync(join(tmpdir(), 'pagoda-cuda-gguf-pooling-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+interface Golden {
+  input_ids: number[][];
+  embeddings: number[][];
+}
+
+/** The golden inputs' embeddings from a GGUF file served on CUDA (runner thread, the start-up path a server takes). */
+async function embedOnCuda(path: string, ids: number[][], dtype: string): Promise<Float32Array[]> {
+  const loaded = await loadPoolingEngine(path, { device: 'cuda', dtype, log: () => {} });
+  try {
+    assert.equal(loaded.backend, 'cuda');
+    return (await Promise.all(ids.map((tokenIds) => loaded.engine.pool([{ tokenIds }])))).map(([row]) => row!);
+  } finally {
+    await loaded.engine.shutdown();
+  }
+}
+
+for (const name of ['tiny-bert', 'tiny-qwen3-embed']) {
+  const fixture = modelFixture(name);
+  describe(`CUDA GGUF embeddings: ${name}`, { skip: skip || fixture.skip }, () => {
+    const golden = (): Golden => JSON.parse(readFileSync(join(fixture.path, 'golden.json'), 'utf8'));
+
+    test('F32 file in float32: every embedding within 1e-4 of sentence-transformers', async () => {
+      const out = join(tmp, `${name}-f32.gguf`);
+      convertToGguf(fixture.path, out, 'f32');
+      const g = golden();
+      const got = await embedOnCuda(out, g.input_ids, 'float32');
+      for (const [i, want] of g.embeddings.entries()) assert.ok(maxAbsDiff(got[i]!, want) < 1e-4, `sentence ${i}`);
+    });
+
+    // The CPU test's bound for Q8_0 (cosine distance < 2e-3: measured at most 8e-4); float32 adds nothing to it.
+    test('Q8_0 file in float32: dequantized at load, within the CPU test’s Q8_0 bound', async () => {
+      const out = join(tmp, `${name}-q8_0.gguf`);
+      quantizeToGguf(fixture.path, out, parseQuantization('q8_0', '--type'));
+      const g = golden();
+      const got = await embedOnCuda(out, g.input_ids, 'float32');
+      for (const [i, want] of g.embeddings.entries()) {
+        const cosine = got[i]!.reduce((a, v, j) => a + v * want[j]!, 0);
+        assert.ok(1 - cosine < 2e-3, `sentence ${i}: cosine ${cosine}`);
+      }
+    });
+  });
+}
+
+const reranker = modelFixture('tiny-bert-reranker');
+test('CUDA GGUF reranker: tiny-bert-reranker as F32 GGUF scores the golden pairs in float32', {
+  skip: skip || reranker.skip,
+}, async () => {
+  const out = join(tmp, 'tiny-bert-reranker-f32.gguf');
+  convertToGguf(reranker.path, out, 'f32');
+  const g = JSON.parse(readFileSync(join(reranker.path, 'golden.json'), 'utf8')) as {
+    query: string;
+    pairs: { document: string; score: number }[];
+  };
+  const tok = loadTokenizer(out);
+  const loaded = await loadPoolingEngine(out, { device: 'cuda', dtype: 'float32', log: () => {} });
+  try {
+    assert.equal(loaded.task, 'score');
+    const inputs = g.pairs.map((p) => {
+      const pair = tok.encodePair!(g.query, p.document);
+      return { tokenIds: pair.ids, tokenTypeIds: pair.typeIds };
+    });
+    const rows = await loaded.engine.pool(inputs);
+    for (const [i, p] of g.pairs.entries()) assert.ok(Math.abs(rows[i]![0]! - p.score) < 1e-5, `pair ${i}`);
+  } finally {
+    await loaded.engine.shutdown();
+  }
+});
