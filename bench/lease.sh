@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A whole device lease (about 30 minutes) in calls of at most 9.5 minutes, most important first. Every kernel merged
-# so far passed its GPU test on an H100 (2026-12-06, second lease) but for the FP8 GEMV test fixed after it ran, and
+# so far passed its GPU test on an H100 (2026-12-06, second lease) but GGUF pooling models (merged after it) and the
+# FP8 GEMV test fixed after it ran, and
 # #17's start-up has never been measured on a GPU: so part 6 first (those, and the MoE step's profile), then part 7
 # (every GPU test file, a line each; the MoE shape's speed), the 256-wide fixtures' call, then the issues' GPU targets
 # with their baselines (3: GGUF decode with the fused forms, 4: MoE, Gemma and Phi, SnapKV; 1-2: the suite and #15,
@@ -93,9 +94,10 @@ case ${1:-1} in
   stage tp 200 bench/tp-device.sh
   ;;
 6)
-  # A short lease's one call (what the second lease of 2026-12-06 left): the FP8 GEMV test fixed after it ran, #17's
-  # start-up figures (never measured on a GPU), then where the MoE decode step's time goes.
-  stage fp8-test 90 bash -c "$GPU_TEST test/gpu/fp8-weights.test.ts"
+  # A short lease's one call (what the second lease of 2026-12-06 left): GGUF pooling models on CUDA (never run) and
+  # the FP8 GEMV test fixed after it ran, #17's start-up figures (never measured on a GPU), then where the MoE decode
+  # step's time goes.
+  stage first-tests 120 bash -c "$GPU_TEST test/gpu/cuda-gguf-pooling.test.ts test/gpu/fp8-weights.test.ts"
   stage load 300 bench/load-device.sh
   stage moe-profile 180 bench/moe-device.sh profile
   ;;
