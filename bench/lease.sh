@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # A whole device lease (about 30 minutes) in calls of at most 9.5 minutes, most important first. Every kernel merged
 # so far passed its GPU test on an H100 (2026-12-06, second lease) but GGUF pooling models (merged after it) and the
-# FP8 GEMV test fixed after it ran, and
-# #17's start-up has never been measured on a GPU: so part 6 first (those, and the MoE step's profile), then part 7
-# (every GPU test file, a line each; the MoE shape's speed), the 256-wide fixtures' call, then the issues' GPU targets
-# with their baselines (3: GGUF decode with the fused forms, 4: MoE, Gemma and Phi, SnapKV; 1-2: the suite and #15,
-# sm_90a prefill and FP8). Each part stops its stages at its own deadline and packs what it has: $OUT/logs.tgz (one
-# folder per stage) and $OUT/RESULTS.md (bench/RESULTS.md with the rows the stages appended).
+# FP8 GEMV test fixed after it ran, and #17's start-up has never been measured on a GPU: so part 6 first (those, and
+# the MoE step's profile), then part 7 (every GPU test file, a line each; the MoE shape's speed), the 256-wide
+# fixtures' call, then the issues' GPU targets with their baselines (3: GGUF decode with the fused forms, 4: MoE,
+# Gemma and Phi, SnapKV; 1-2: the suite and #15, sm_90a prefill and FP8). Each part stops its stages at its own
+# deadline and packs what it has: $OUT/logs.tgz (one folder per stage) and $OUT/RESULTS.md (bench/RESULTS.md with the
+# rows the stages appended).
 # Before the lease, here: `../shared/device/prepare`. A call's tree (tracked files, about 23 MB, plus what it carries)
 # must stay under 64 MiB and .device takes 34, so the shared fixtures go in small sets: .fixtures with
 # models/stories260K, gguf/stories260K.gguf and gguf/ggml-vocab-gpt-2.gguf (4 MB; the other tiny models are
