@@ -28,7 +28,18 @@ export const GGUF_ARCH: Record<string, string> = {
   GPT2LMHeadModel: 'gpt2',
   BertModel: 'bert',
   BertForSequenceClassification: 'bert',
+  XLMRobertaModel: 'bert',
+  XLMRobertaForSequenceClassification: 'bert',
 };
+
+/**
+ * XLM-R numbers positions from padding_idx + 1: llama.cpp's converter drops the rows before it (and counts the
+ * context without them), so position p reads row p.
+ */
+function positionOffset(cfg: ModelConfig): number {
+  const pad = cfg.raw.pad_token_id;
+  return cfg.modelType === 'xlm-roberta' && typeof pad === 'number' ? pad + 1 : 0;
+}
 
 /** sentence-transformers' pooling → llama.cpp's `{arch}.pooling_type` (GGUF_POOLING's index). */
 const POOLING_TYPE: Partial<Record<PoolingMode, GgufPooling>> = { mean: 'mean', cls: 'cls', last: 'last' };
@@ -55,7 +66,7 @@ const BUFFERS = /\.(attn\.bias|attn\.masked_bias|rotary_emb\.inv_freq)$/;
 /** Not written: buffers, and an FP8 checkpoint's scales (its weights are read dequantized). */
 const notWeight = (name: string) => BUFFERS.test(name) || FP8_SCALE_TENSOR.test(name);
 /** BERT's pooler: an embedder's is dropped, as llama.cpp's converter does; a reranker's is its head's `cls`. */
-const POOLER = /^(bert\.)?pooler\.dense\.(weight|bias)$/;
+const POOLER = /^(bert\.|roberta\.)?pooler\.dense\.(weight|bias)$/;
 
 export function archMetadata(cfg: ModelConfig, arch: string, name: string, type: DType): Map<string, GgufValue> {
   const k = (key: string) => `${arch}.${key}`;
@@ -64,7 +75,7 @@ export function archMetadata(cfg: ModelConfig, arch: string, name: string, type:
     ['general.name', gguf.str(name)],
     ['general.file_type', gguf.u32(FILE_TYPE[type])],
     [k('vocab_size'), gguf.u32(cfg.vocabSize)],
-    [k('context_length'), gguf.u32(cfg.maxPositionEmbeddings)],
+    [k('context_length'), gguf.u32(cfg.maxPositionEmbeddings - positionOffset(cfg))],
     [k('embedding_length'), gguf.u32(cfg.hiddenSize)],
     [k('block_count'), gguf.u32(cfg.numLayers)],
     [k('feed_forward_length'), gguf.u32(cfg.intermediateSize)],
@@ -109,8 +120,10 @@ export interface PlannedTensor {
 
 export function planTensor(arch: string, hf: string, shape: readonly number[], type: DType): PlannedTensor {
   // GPT-2 and bare decoders (Qwen3Model) store their tensors without the prefix the name tables have, BERT's task
-  // models with one ("bert.") that llama.cpp's names leave out.
-  const names = [hf, `transformer.${hf}`, `model.${hf}`, hf.replace(/^bert\./, '')];
+  // models with one ("bert.", "roberta.") that llama.cpp's names leave out. RoBERTa's head (dense, out_proj) is
+  // stored where BERT's pooler and classifier are.
+  const head = hf.replace(/^classifier\.dense\./, 'pooler.dense.').replace(/^classifier\.out_proj\./, 'classifier.');
+  const names = [hf, `transformer.${hf}`, `model.${hf}`, hf.replace(/^(bert|roberta)\./, ''), head];
   const name = names.map((n) => ggufTensorName(arch, n)).find((n) => n !== null);
   if (!name) throw new UserError(`${hf}: no llama.cpp tensor name for it in a ${arch} GGUF file`);
   const change = hfTensorName(arch, name)?.change ?? null;
@@ -173,9 +186,18 @@ export function convertToGguf(dir: string, out: string, type: DType): { tensors:
       .filter(
         (n) => !notWeight(n) && !(dropPooler && POOLER.test(n)) && !(cfg.tieWordEmbeddings && n === 'lm_head.weight'),
       );
+    const offset = positionOffset(cfg);
     const tensors: GgufTensorOut[] = names.map((n) => {
       const p = planTensor(arch, n, source.describe(n).shape, type);
-      return { ...p, bytes: () => tensorBytes(p, source.get(n), cfg) };
+      if (offset === 0 || p.name !== 'position_embd.weight') {
+        return { ...p, bytes: () => tensorBytes(p, source.get(n), cfg) };
+      }
+      const [rows, cols] = p.shape as [number, number];
+      const bytes = () => {
+        const all = tensorBytes(p, source.get(n), cfg);
+        return all.subarray((all.byteLength / rows) * offset);
+      };
+      return { ...p, shape: [rows - offset, cols], bytes };
     });
     writeGguf(out, meta, tensors);
     return { tensors: tensors.length, arch };

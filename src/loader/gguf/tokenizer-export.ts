@@ -100,7 +100,65 @@ function wordPieceMetadata(json: Json, config: Json, vocabSize: number, path: st
 }
 
 /**
- * `tokenizer.ggml.*` for a tokenizer.json: WordPiece as llama.cpp's `bert` model (wordPieceMetadata), byte-level BPE as llama.cpp's `gpt2` model (merges, pre-tokenizer name),
+ * A Unigram tokenizer.json (XLM-R's SentencePiece) as llama.cpp's `t5` (UGM) model, as its converter writes one:
+ * pieces with their scores and types, the precompiled charsmap's bytes, the space options from the normalizer and
+ * Metaspace, and BOS/EOS added around each text.
+ */
+function unigramMetadata(json: Json, config: Json, vocabSize: number, path: string): Map<string, GgufValue> {
+  const model = json.model as { vocab: [string, number][]; unk_id?: number | null };
+  const tokens: string[] = Array.from({ length: vocabSize }, (_, i) => `[PAD${i}]`);
+  const scores: number[] = tokens.map(() => -10000);
+  const types: number[] = tokens.map(() => TOKEN_TYPE.unused);
+  const place = (text: string, id: number, score: number, type: number) => {
+    if (id >= vocabSize) throw new UserError(`${path}: token ${JSON.stringify(text)} has id ${id}, past ${vocabSize}`);
+    [tokens[id], scores[id], types[id]] = [text, score, type];
+  };
+  model.vocab.forEach(([text, score], id) => {
+    place(text, id, score, id === model.unk_id ? TOKEN_TYPE.unknown : TOKEN_TYPE.normal);
+  });
+  for (const t of (json.added_tokens ?? []) as AddedToken[]) {
+    if (t.id === model.unk_id) continue;
+    place(t.content, t.id, 0, t.special ? TOKEN_TYPE.control : TOKEN_TYPE.userDefined);
+  }
+  const normalizer = json.normalizer as Json | null;
+  const steps = normalizer?.type === 'Sequence' ? (normalizer.normalizers as Json[]) : normalizer ? [normalizer] : [];
+  const charsmap = steps.find((n) => n.type === 'Precompiled')?.precompiled_charsmap;
+  const collapses = steps.some((n) => n.type === 'Replace' && (n.pattern as Json).Regex === ' {2,}');
+  const pre = JSON.stringify(json.pre_tokenizer ?? {});
+  const idOf = (text: unknown) =>
+    typeof text === 'string' && tokens.includes(text) ? tokens.indexOf(text) : undefined;
+  const bos = idOf(config.bos_token) ?? idOf(config.cls_token);
+  const eos = idOf(config.eos_token) ?? idOf(config.sep_token);
+  const meta = new Map<string, GgufValue>([
+    ['tokenizer.ggml.model', gguf.str('t5')],
+    ['tokenizer.ggml.pre', gguf.str('default')],
+    ['tokenizer.ggml.tokens', gguf.array('string', tokens)],
+    ['tokenizer.ggml.scores', gguf.array('f32', scores)],
+    ['tokenizer.ggml.token_type', gguf.array('i32', types)],
+    ['tokenizer.ggml.add_space_prefix', gguf.bool(!pre.includes('"prepend_scheme":"never"'))],
+    ['tokenizer.ggml.remove_extra_whitespaces', gguf.bool(collapses)],
+    ['tokenizer.ggml.add_bos_token', gguf.bool(bos !== undefined)],
+    ['tokenizer.ggml.add_eos_token', gguf.bool(eos !== undefined)],
+  ]);
+  if (typeof charsmap === 'string') {
+    meta.set('tokenizer.ggml.precompiled_charsmap', gguf.array('u8', [...Buffer.from(charsmap, 'base64')]));
+  }
+  const ids: [string, number | undefined][] = [
+    ['bos', bos],
+    ['eos', eos],
+    ['seperator', idOf(config.sep_token) ?? eos],
+    ['cls', idOf(config.cls_token) ?? bos],
+    ['unknown', model.unk_id ?? undefined],
+    ['padding', idOf(config.pad_token)],
+    ['mask', idOf(config.mask_token)],
+  ];
+  for (const [key, id] of ids) if (id !== undefined) meta.set(`tokenizer.ggml.${key}_token_id`, gguf.u32(id));
+  return meta;
+}
+
+/**
+ * `tokenizer.ggml.*` for a tokenizer.json: WordPiece as llama.cpp's `bert` model (wordPieceMetadata), Unigram as its
+ * `t5` model (unigramMetadata), byte-level BPE as llama.cpp's `gpt2` model (merges, pre-tokenizer name),
  * SentencePiece-style BPE as its `llama` model (scores ranking each merged piece by its merge's rank, so llama.cpp's
  * highest-score-first merging follows the merge order). The vocabulary is padded to `vocabSize` (the embedding rows)
  * with unused placeholders, as llama.cpp's converter does.
@@ -114,9 +172,10 @@ export function ggufTokenizerMetadata(
 ): Map<string, GgufValue> {
   const model = json.model as HfBpeModel;
   if (model?.type === 'WordPiece' && model.vocab) return wordPieceMetadata(json, config, vocabSize, path);
+  if (model?.type === 'Unigram' && Array.isArray(model.vocab)) return unigramMetadata(json, config, vocabSize, path);
   if (model?.type !== 'BPE' || !model.vocab) {
     throw new UserError(
-      `${path}: a ${model?.type ?? 'missing'} tokenizer model cannot be written to GGUF (expected BPE or WordPiece)`,
+      `${path}: a ${model?.type ?? 'missing'} tokenizer model cannot be written to GGUF (expected BPE, WordPiece or Unigram)`,
     );
   }
   const tokens: string[] = Array.from({ length: vocabSize }, (_, i) => `[PAD${i}]`);

@@ -183,6 +183,9 @@ function wordPieceTokenizer(file: GgufFile, v: Vocab): TokenizerFiles {
       `${file.path}: a bert tokenizer needs tokenizer.ggml.cls_token_id, seperator_token_id and unknown_token_id`,
     );
   }
+  // One token type: an XLM-R (RoBERTa) model, whose pairs are <s> A </s></s> B </s> (what llama.cpp's rerank
+  // prompt, BOS A EOS SEP B EOS, gives too).
+  const roberta = file.value('tokenizer.ggml.token_type_count') === 1;
   const cased = bert.tokens.some((t, id) => v.types[id] === TOKEN_TYPE.normal && t !== t.toLowerCase());
   const special = (id: number, typeId: number) => ({ SpecialToken: { id: bert.tokens[id], type_id: typeId } });
   const seq = (id: 'A' | 'B', typeId: number) => ({ Sequence: { id, type_id: typeId } });
@@ -200,7 +203,9 @@ function wordPieceTokenizer(file: GgufFile, v: Vocab): TokenizerFiles {
     post_processor: {
       type: 'TemplateProcessing',
       single: [special(cls, 0), seq('A', 0), special(sep, 0)],
-      pair: [special(cls, 0), seq('A', 0), special(sep, 0), seq('B', 1), special(sep, 1)],
+      pair: roberta
+        ? [special(cls, 0), seq('A', 0), special(sep, 0), special(sep, 0), seq('B', 0), special(sep, 0)]
+        : [special(cls, 0), seq('A', 0), special(sep, 0), seq('B', 1), special(sep, 1)],
       special_tokens: Object.fromEntries(
         [cls, sep].map((id) => [bert.tokens[id], { id: bert.tokens[id], ids: [id], tokens: [bert.tokens[id]] }]),
       ),
@@ -222,6 +227,78 @@ function wordPieceTokenizer(file: GgufFile, v: Vocab): TokenizerFiles {
     pad_token: text(v.id('padding')),
     mask_token: text(v.id('mask')),
     do_lower_case: !cased,
+  };
+  return { json, config };
+}
+
+/**
+ * llama.cpp's UGM (`t5`) vocabulary, XLM-R's SentencePiece Unigram, as a Unigram tokenizer.json. Only normal pieces
+ * are matched there, so the others take the lowest normal score (which sets the unknown piece's, 10 below it).
+ * Normalization as llama.cpp's: the precompiled charsmap (which tokenizers.js approximates with NFKC), extra
+ * whitespace removed, spaces as ▁ and one prepended; XLM-R's `<s> A </s>` / `<s> A </s></s> B </s>` templates.
+ */
+function unigramTokenizer(file: GgufFile, v: Vocab): TokenizerFiles {
+  const raw = file.value('tokenizer.ggml.scores');
+  const scores = Array.isArray(raw) ? raw.map(Number) : v.tokens.map(() => 0);
+  const [bos, eos, unk] = [v.id('bos'), v.id('eos'), v.id('unknown')];
+  const sep = v.id('seperator') ?? eos;
+  if (bos === null || eos === null || sep === null || unk === null) {
+    throw new UserError(
+      `${file.path}: a t5 tokenizer needs tokenizer.ggml.bos_token_id, eos_token_id and unknown_token_id`,
+    );
+  }
+  const floor = Math.min(...scores.filter((_, id) => v.types[id] === TOKEN_TYPE.normal));
+  const charsmap = file.value('tokenizer.ggml.precompiled_charsmap');
+  const prepend = (v.flag('add_space_prefix') ?? true) ? 'always' : 'never';
+  const metaspace = { type: 'Metaspace', replacement: '▁', prepend_scheme: prepend, split: false };
+  const special = (id: number) => ({ SpecialToken: { id: v.tokens[id], type_id: 0 } });
+  const seq = (id: 'A' | 'B') => ({ Sequence: { id, type_id: 0 } });
+  const json = {
+    version: '1.0',
+    added_tokens: addedTokens(v),
+    normalizer: {
+      type: 'Sequence',
+      normalizers: [
+        ...(Array.isArray(charsmap) && charsmap.length > 0
+          ? [{ type: 'Precompiled', precompiled_charsmap: Buffer.from(charsmap.map(Number)).toString('base64') }]
+          : []),
+        ...((v.flag('remove_extra_whitespaces') ?? true)
+          ? [
+              { type: 'Strip', strip_left: true, strip_right: true },
+              { type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' },
+            ]
+          : []),
+      ],
+    },
+    pre_tokenizer: metaspace,
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [special(bos), seq('A'), special(eos)],
+      pair: [special(bos), seq('A'), special(eos), special(sep), seq('B'), special(eos)],
+      special_tokens: Object.fromEntries(
+        [...new Set([bos, eos, sep])].map((id) => [
+          v.tokens[id],
+          { id: v.tokens[id], ids: [id], tokens: [v.tokens[id]] },
+        ]),
+      ),
+    },
+    decoder: metaspace,
+    model: {
+      type: 'Unigram',
+      unk_id: unk,
+      byte_fallback: false,
+      vocab: v.tokens.map((t, id) => [t, v.types[id] === TOKEN_TYPE.normal ? scores[id] : floor]),
+    },
+  };
+  const text = (id: number | null) => (id === null ? undefined : v.tokens[id]);
+  const config = {
+    bos_token: text(bos),
+    eos_token: text(eos),
+    sep_token: text(sep),
+    cls_token: text(v.id('cls') ?? bos),
+    unk_token: text(unk),
+    pad_token: text(v.id('padding')),
+    mask_token: text(v.id('mask')),
   };
   return { json, config };
 }
@@ -251,9 +328,10 @@ export function tokenizerFilesFromGguf(file: GgufFile): TokenizerFiles {
   if (model === 'llama') files = spmTokenizer(file, v);
   else if (model === 'gpt2') files = bpeTokenizer(file, v);
   else if (model === 'bert') files = wordPieceTokenizer(file, v);
+  else if (model === 't5') files = unigramTokenizer(file, v);
   else {
     throw new UserError(
-      `${file.path}: tokenizer.ggml.model "${String(model)}" is not supported (supported: llama, gpt2, bert)`,
+      `${file.path}: tokenizer.ggml.model "${String(model)}" is not supported (supported: llama, gpt2, bert, t5)`,
     );
   }
   const template = file.value('tokenizer.chat_template');
