@@ -99,6 +99,13 @@ function wordPieceMetadata(json: Json, config: Json, vocabSize: number, path: st
   return meta;
 }
 
+/** A special token's id, given as text or as tokenizer_config.json's `{content}` object; undefined if not a token. */
+function idIn(tokens: string[], token: unknown): number | undefined {
+  const text = typeof token === 'string' ? token : (token as { content?: string } | null)?.content;
+  const id = text === undefined ? -1 : tokens.indexOf(text);
+  return id < 0 ? undefined : id;
+}
+
 /**
  * A Unigram tokenizer.json (XLM-R's SentencePiece) as llama.cpp's `t5` (UGM) model, as its converter writes one:
  * pieces with their scores and types, the precompiled charsmap's bytes, the space options from the normalizer and
@@ -125,8 +132,7 @@ function unigramMetadata(json: Json, config: Json, vocabSize: number, path: stri
   const charsmap = steps.find((n) => n.type === 'Precompiled')?.precompiled_charsmap;
   const collapses = steps.some((n) => n.type === 'Replace' && (n.pattern as Json).Regex === ' {2,}');
   const pre = JSON.stringify(json.pre_tokenizer ?? {});
-  const idOf = (text: unknown) =>
-    typeof text === 'string' && tokens.includes(text) ? tokens.indexOf(text) : undefined;
+  const idOf = (token: unknown) => idIn(tokens, token);
   const bos = idOf(config.bos_token) ?? idOf(config.cls_token);
   const eos = idOf(config.eos_token) ?? idOf(config.sep_token);
   const meta = new Map<string, GgufValue>([
@@ -198,11 +204,7 @@ export function ggufTokenizerMetadata(
     place(t.content, t.id, type);
   }
   const merges = (model.merges ?? []).map((m) => (Array.isArray(m) ? m.join(' ') : m));
-  const idOf = (text: unknown) => {
-    const s = typeof text === 'string' ? text : (text as { content?: string } | null)?.content;
-    const id = s === undefined ? -1 : tokens.indexOf(s);
-    return id < 0 ? undefined : id;
-  };
+  const idOf = (token: unknown) => idIn(tokens, token);
   const bosText = typeof config.bos_token === 'string' ? config.bos_token : undefined;
   const eosText = typeof config.eos_token === 'string' ? config.eos_token : undefined;
   const bos = idOf(config.bos_token);

@@ -247,7 +247,8 @@ function unigramTokenizer(file: GgufFile, v: Vocab): TokenizerFiles {
       `${file.path}: a t5 tokenizer needs tokenizer.ggml.bos_token_id, eos_token_id and unknown_token_id`,
     );
   }
-  const floor = Math.min(...scores.filter((_, id) => v.types[id] === TOKEN_TYPE.normal));
+  // A loop, not Math.min(...scores): XLM-R's 250k scores are past what a call's arguments may hold.
+  const floor = scores.reduce((m, s, id) => (v.types[id] === TOKEN_TYPE.normal && s < m ? s : m), Infinity);
   const charsmap = file.value('tokenizer.ggml.precompiled_charsmap');
   const prepend = (v.flag('add_space_prefix') ?? true) ? 'always' : 'never';
   const metaspace = { type: 'Metaspace', replacement: '▁', prepend_scheme: prepend, split: false };

@@ -130,3 +130,29 @@ describe('WordPiece (llama.cpp bert / WPM)', { skip: bert.skip }, () => {
     assert.deepEqual(tok.encode('HELLO'), [2, 1, 3]);
   });
 });
+
+test("t5 (UGM): XLM-R's 250k pieces load; the best-scoring split wins; the charsmap becomes a Precompiled normalizer", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pagoda-gguf-t5-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const out = join(dir, 't5.gguf');
+  const filler = Array.from({ length: 250_000 }, (_, i) => `▁x${i}`);
+  const tokens = ['<s>', '<pad>', '</s>', '<unk>', '▁ab', '▁a', 'b', '▁', ...filler];
+  const meta = new Map<string, GgufValue>([
+    ['general.architecture', gguf.str('bert')],
+    ['tokenizer.ggml.model', gguf.str('t5')],
+    ['tokenizer.ggml.tokens', gguf.array('string', tokens)],
+    ['tokenizer.ggml.scores', gguf.array('f32', [0, 0, 0, 0, -1, -2, -2, -3, ...filler.map((_, i) => -4 - i / 1e5)])],
+    ['tokenizer.ggml.token_type', gguf.array('i32', [3, 3, 3, 2, ...tokens.slice(4).map(() => 1)])],
+    ['tokenizer.ggml.precompiled_charsmap', gguf.array('u8', [1, 2, 3])],
+    ['tokenizer.ggml.bos_token_id', gguf.u32(0)],
+    ['tokenizer.ggml.eos_token_id', gguf.u32(2)],
+    ['tokenizer.ggml.unknown_token_id', gguf.u32(3)],
+  ]);
+  writeFileSync(out, encodeGguf(meta, []));
+  const tok = loadTokenizer(out);
+  assert.deepEqual(tok.encode('ab'), [0, 4, 2]);
+  assert.deepEqual(tok.encode(' b  x7 ☃☃', { addSpecialTokens: false }), [7, 6, 15, 7, 3]);
+  assert.deepEqual(tok.encodePair!('ab', 'b').ids, [0, 4, 2, 2, 7, 6, 2]);
+  const normalizer = JSON.stringify(tokenizerFilesFromGguf(ggufHeader(out)).json.normalizer);
+  assert.ok(normalizer.includes('{"type":"Precompiled","precompiled_charsmap":"AQID"}'), normalizer);
+});
