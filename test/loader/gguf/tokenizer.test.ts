@@ -153,6 +153,7 @@ test("t5 (UGM): XLM-R's 250k pieces load; the best-scoring split wins; the chars
   assert.deepEqual(tok.encode('ab'), [0, 4, 2]);
   assert.deepEqual(tok.encode(' b  x7 ☃☃', { addSpecialTokens: false }), [7, 6, 15, 7, 3]);
   assert.deepEqual(tok.encodePair!('ab', 'b').ids, [0, 4, 2, 2, 7, 6, 2]);
+  assert.equal(tok.decode(tok.encode('ab b x7'), { skipSpecialTokens: true }), 'ab b x7');
   const normalizer = JSON.stringify(tokenizerFilesFromGguf(ggufHeader(out)).json.normalizer);
   assert.ok(normalizer.includes('{"type":"Precompiled","precompiled_charsmap":"AQID"}'), normalizer);
 });
