@@ -11,6 +11,7 @@ import { loadPoolingModel } from '../../src/models/pooling-load.ts';
 import { buildPoolingBatch } from '../../src/runner/pooling-batch.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { cpuLlamaForTests } from '../helpers/llama-cpp.ts';
+import { maxAbsDiff } from '../helpers/paged-session.ts';
 
 interface Golden {
   query: string;
@@ -121,6 +122,46 @@ describe('tiny-xlmr-reranker as GGUF', { skip: fixture.skip }, () => {
     });
     const [fromGguf, fromFolder] = [logits(out, inputs), logits(dir, inputs)];
     for (let i = 0; i < inputs.length; i++) assert.ok(Math.abs(fromGguf[i]! - fromFolder[i]!) < 1e-4, `pair ${i}`);
+  });
+
+  // The reranker's encoder as XLMRobertaModel (its head is written too, unread): CLS pooling, as bge-m3 embeds.
+  test('an XLM-R embedder: the GGUF embeds as its folder does and as llama.cpp does', async () => {
+    const dir = join(tmp, 'tiny-xlmr-embed');
+    mkdirSync(dir, { recursive: true });
+    for (const f of ['model.safetensors', 'tokenizer.json', 'tokenizer_config.json']) {
+      copyFileSync(join(fixture.path, f), join(dir, f));
+    }
+    const config = JSON.parse(readFileSync(join(fixture.path, 'config.json'), 'utf8'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, architectures: ['XLMRobertaModel'] }));
+    const out = join(tmp, 'tiny-xlmr-embed-f32.gguf');
+    convertToGguf(dir, out, 'f32');
+    assert.equal(ggufHeader(out).value('bert.pooling_type'), 2);
+    const embed = (path: string) => {
+      const tok = loadTokenizer(path);
+      const { model } = loadPoolingModel(path, new CpuBackend({ threads: 1 }));
+      assert.equal(model.task, 'embed');
+      const batch = buildPoolingBatch(TEXTS.map((t) => ({ tokenIds: tok.encode(t) })));
+      const flat = model.backend.toHost(model.forward(model.backend.beginStep(batch)));
+      return TEXTS.map((_, i) => [...flat.subarray(i * model.outputSize, (i + 1) * model.outputSize)]);
+    };
+    const [ours, folder] = [embed(out), embed(dir)];
+    for (const [i, row] of ours.entries()) assert.ok(maxAbsDiff(row, folder[i]!) < 1e-4, `text ${i}`);
+    const model = await llama().loadModel({ modelPath: out });
+    const ctx = await model.createEmbeddingContext({ contextSize: 256, threads: 1 });
+    try {
+      for (const [i, text] of TEXTS.entries()) {
+        const theirs = [...(await ctx.getEmbeddingFor(text)).vector];
+        const norm = Math.hypot(...theirs);
+        const diff = maxAbsDiff(
+          ours[i]!,
+          theirs.map((v) => v / norm),
+        );
+        assert.ok(diff < 2e-3, `text ${i}: ${diff}`);
+      }
+    } finally {
+      await ctx.dispose();
+      await model.dispose();
+    }
   });
 
   test('llama.cpp (node-llama-cpp) tokenizes the t5 file as pagoda does and ranks within its F16 rounding', async () => {
