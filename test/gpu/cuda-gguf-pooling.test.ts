@@ -59,27 +59,31 @@ for (const name of ['tiny-bert', 'tiny-qwen3-embed']) {
   });
 }
 
-const reranker = modelFixture('tiny-bert-reranker');
-test('CUDA GGUF reranker: tiny-bert-reranker as F32 GGUF scores the golden pairs in float32', {
-  skip: skip || reranker.skip,
-}, async () => {
-  const out = join(tmp, 'tiny-bert-reranker-f32.gguf');
-  convertToGguf(reranker.path, out, 'f32');
-  const g = JSON.parse(readFileSync(join(reranker.path, 'golden.json'), 'utf8')) as {
-    query: string;
-    pairs: { document: string; score: number }[];
-  };
-  const tok = loadTokenizer(out);
-  const loaded = await loadPoolingEngine(out, { device: 'cuda', dtype: 'float32', log: () => {} });
-  try {
-    assert.equal(loaded.task, 'score');
-    const inputs = g.pairs.map((p) => {
-      const pair = tok.encodePair!(g.query, p.document);
-      return { tokenIds: pair.ids, tokenTypeIds: pair.typeIds };
-    });
-    const rows = await loaded.engine.pool(inputs);
-    for (const [i, p] of g.pairs.entries()) assert.ok(Math.abs(rows[i]![0]! - p.score) < 1e-5, `pair ${i}`);
-  } finally {
-    await loaded.engine.shutdown();
-  }
-});
+// BERT (pooler as cls) and XLM-R (RoBERTa's head; the position table without its padding rows) as llama.cpp writes them.
+for (const name of ['tiny-bert-reranker', 'tiny-xlmr-reranker']) {
+  const reranker = modelFixture(name);
+  test(`CUDA GGUF reranker: ${name} as F32 GGUF scores the golden pairs in float32`, {
+    skip: skip || reranker.skip,
+  }, async () => {
+    const out = join(tmp, `${name}-f32.gguf`);
+    convertToGguf(reranker.path, out, 'f32');
+    const g = JSON.parse(readFileSync(join(reranker.path, 'golden.json'), 'utf8')) as {
+      query: string;
+      pairs: { document: string; input_ids: number[]; score: number }[];
+    };
+    const tok = loadTokenizer(out);
+    const loaded = await loadPoolingEngine(out, { device: 'cuda', dtype: 'float32', log: () => {} });
+    try {
+      assert.equal(loaded.task, 'score');
+      const inputs = g.pairs.map((p) => {
+        const pair = tok.encodePair!(g.query, p.document);
+        assert.deepEqual(pair.ids, p.input_ids);
+        return { tokenIds: pair.ids, tokenTypeIds: pair.typeIds };
+      });
+      const rows = await loaded.engine.pool(inputs);
+      for (const [i, p] of g.pairs.entries()) assert.ok(Math.abs(rows[i]![0]! - p.score) < 1e-5, `pair ${i}`);
+    } finally {
+      await loaded.engine.shutdown();
+    }
+  });
+}
