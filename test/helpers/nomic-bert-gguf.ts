@@ -12,9 +12,10 @@ export const TINY_NOMIC = { hidden: 64, heads: 4, layers: 2, ff: 96, context: 12
 /**
  * Writes a tiny random nomic-bert GGUF as llama.cpp's converter lays one out (fused attn_qkv, ffn_up / ffn_gate /
  * ffn_down without biases, token_types, mean pooling), with the WordPiece vocabulary of the BERT fixture at
- * `bertFixture` (1024 tokens). F32 throughout; weights are seeded, scaled so activations stay O(1).
+ * `bertFixture` (1024 tokens). F32 throughout; weights are seeded, scaled so activations stay O(1). `attentionBias`:
+ * attn_qkv and attn_output biases too, which llama.cpp adds where a file has them (nomic-embed-text has none).
  */
-export function writeTinyNomicBert(out: string, bertFixture: string, seed = 7): void {
+export function writeTinyNomicBert(out: string, bertFixture: string, opts: { attentionBias?: boolean } = {}): void {
   const { hidden: H, heads, layers, ff: I, context, ropeBase, eps } = TINY_NOMIC;
   const vocab = 1024;
   const arch = 'nomic-bert';
@@ -43,7 +44,7 @@ export function writeTinyNomicBert(out: string, bertFixture: string, seed = 7): 
     tokenizerPath,
   );
   for (const [key, v] of tokenizer) meta.set(key, v);
-  const rand = mulberry32(seed);
+  const rand = mulberry32(7);
   const tensor = (name: string, shape: number[], scale: number, center = 0): GgufTensorOut => ({
     name,
     shape,
@@ -66,6 +67,9 @@ export function writeTinyNomicBert(out: string, bertFixture: string, seed = 7): 
     tensors.push(
       matrix(`${b}.attn_qkv.weight`, 3 * H, H),
       matrix(`${b}.attn_output.weight`, H, H),
+      ...(opts.attentionBias
+        ? [tensor(`${b}.attn_qkv.bias`, [3 * H], 0.5), tensor(`${b}.attn_output.bias`, [H], 0.5)]
+        : []),
       ...norm(`${b}.attn_output_norm`),
       matrix(`${b}.ffn_up.weight`, I, H),
       matrix(`${b}.ffn_gate.weight`, I, H),
