@@ -54,7 +54,7 @@ for (const attentionBias of [false, true]) {
             ours[i]!,
             theirs.map((v) => v / norm),
           );
-        assert.ok(diff < 2e-3, `${text}: max abs diff ${diff}`);
+          assert.ok(diff < 2e-3, `${text}: max abs diff ${diff}`);
         }
       } finally {
         await ctx.dispose();
