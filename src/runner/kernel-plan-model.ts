@@ -1,6 +1,7 @@
 import type { KernelPlanModel } from '../backend/cuda/kernel-plan.ts';
 import type { CudaKvQuant } from '../backend/cuda/kv-layout.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
+import { isNomicBert } from '../models/bert.ts';
 import { type MoeFamily, moeConfigOf } from '../models/moe.ts';
 import type { QuantType } from '../primitives/ggml-types.ts';
 
@@ -15,8 +16,9 @@ export interface KernelPlanChoices {
   /** The architecture's mixture-of-experts family (Architecture.moe). */
   moe?: MoeFamily;
   /**
-   * An embedding or reranking model (models/pooling-load.ts): a BERT-style encoder (LayerNorm, learned positions,
-   * GELU MLP, bidirectional attention) or a decoder embedder (the Llama stack, causal), either with no LM head.
+   * An embedding or reranking model (models/pooling-load.ts): a BERT-style encoder (LayerNorm, learned positions and
+   * a GELU MLP, or nomic-bert's rotary positions and SwiGLU MLP; bidirectional attention) or a decoder embedder (the
+   * Llama stack, causal), either with no LM head.
    */
   pooling?: 'encoder' | 'decoder';
 }
@@ -31,8 +33,10 @@ export function kernelPlanModel(c: ModelConfig, maxNumSeqs: number, choices: Ker
   const { headDim: D, numHeads: H, numKvHeads: Hk, hiddenSize: hidden, intermediateSize: I } = c;
   const fp8 = choices.fp8 === true;
   const encoder = choices.pooling === 'encoder';
+  // nomic-bert: an encoder with a decoder's rotary positions and gated MLP.
+  const llamaLike = !encoder || isNomicBert(c);
   const mlp = (width: number) => [
-    { m: width, k: hidden, gated: !encoder, fp8 },
+    { m: width, k: hidden, gated: llamaLike, fp8 },
     { m: hidden, k: width, gated: false, fp8 },
   ];
   const moe = choices.moe && moeConfigOf(choices.moe, c);
@@ -54,9 +58,9 @@ export function kernelPlanModel(c: ModelConfig, maxNumSeqs: number, choices: Ker
       ...sparse.map((l) => ({ ...l, fp8: false })),
       ...(choices.pooling ? [] : [{ m: c.vocabSize, k: hidden, gated: false, fp8: false }]),
     ],
-    act: encoder ? null : c.hiddenAct.includes('gelu') ? 'gelu_tanh' : 'silu',
+    act: llamaLike ? (c.hiddenAct.includes('gelu') ? 'gelu_tanh' : 'silu') : null,
     norm: encoder ? 'layer' : 'rms',
-    rope: !encoder,
+    rope: llamaLike,
     ...(choices.pooling && { selfAttention: { causal: choices.pooling === 'decoder' } }),
     normOffset: c.modelType.startsWith('gemma') ? 1 : 0,
     maxDecodeRows: maxNumSeqs,

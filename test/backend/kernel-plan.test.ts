@@ -16,7 +16,8 @@ import { type KernelPlanModel, kernelPlan } from '../../src/backend/cuda/kernel-
 import { kvQuantDefines } from '../../src/backend/cuda/kv-layout.ts';
 import { gemvDefines } from '../../src/backend/cuda/linear.ts';
 import { groupedGemmKernel, moeGemvDefines } from '../../src/backend/cuda/moe.ts';
-import { loadModelConfig } from '../../src/loader/hf-config.ts';
+import { hfConfigFromGguf } from '../../src/loader/gguf/config.ts';
+import { loadModelConfig, parseModelConfig } from '../../src/loader/hf-config.ts';
 import { QWEN_MOE } from '../../src/models/moe.ts';
 import { poolingStack } from '../../src/models/pooling-load.ts';
 import { kernelPlanModel } from '../../src/runner/kernel-plan-model.ts';
@@ -259,6 +260,51 @@ test('a BERT-like encoder: LayerNorm, learned positions, the bidirectional no-ca
   assert.ok(f32.includes(key(simple)));
   assert.ok(key(simple).includes('["SELF",1]'));
   assert.ok(!f32.some((k) => k.startsWith('flash_prefill')));
+});
+
+test('a nomic-bert encoder (nomic-embed-text): LayerNorm with RoPE and the SiLU product, the bidirectional prefill', () => {
+  const meta: Record<string, number | string> = {
+    'general.architecture': 'nomic-bert',
+    'nomic-bert.embedding_length': 768,
+    'nomic-bert.feed_forward_length': 3072,
+    'nomic-bert.block_count': 12,
+    'nomic-bert.attention.head_count': 12,
+    'nomic-bert.context_length': 2048,
+    'nomic-bert.attention.layer_norm_epsilon': 1e-12,
+    'nomic-bert.rope.freq_base': 1000,
+    'nomic-bert.pooling_type': 1,
+    'nomic-bert.vocab_size': 30522,
+  };
+  const view = { path: 'x.gguf', value: (k: string) => meta[k], hasTensor: () => false };
+  const config = parseModelConfig(hfConfigFromGguf(view), 'x.gguf');
+  const nomic = kernelPlanModel(config, 8192, { pooling: poolingStack(config) });
+  assert.deepEqual(
+    [nomic.selfAttention, nomic.norm, nomic.rope, nomic.act],
+    [{ causal: false }, 'layer', true, 'silu'],
+  );
+  assert.deepEqual(
+    nomic.linears.map((l) => [l.m, l.k, l.gated]),
+    [
+      [2304, 768, false],
+      [768, 768, false],
+      [3072, 768, true],
+      [768, 3072, false],
+    ],
+    'fused q/k/v, o, the packed gate/up and down; no LM head',
+  );
+  const T = (defines: object) => ({ PAGODA_DTYPE: 2, ...defines });
+  const plan = keys('bf16', nomic, false);
+  for (const want of [
+    { file: 'rope', defines: T({}) },
+    { file: 'elementwise', defines: T(actDefines('silu')) },
+    { file: 'norm', defines: T({}) },
+    {
+      file: 'flash_prefill',
+      defines: prefillDefines('bf16', 64, defaultConfigs(64).prefill, selfPrefillVariant(false)),
+    },
+  ])
+    assert.ok(plan.includes(key(want)), key(want));
+  assert.ok(!plan.some((k) => k.includes('RES_IN_F32')), 'no RMSNorm builds');
 });
 
 test('a Qwen3-Embedding-like decoder: RMSNorm, RoPE, SiLU product, the causal no-cache prefill, pooling', () => {

@@ -2,14 +2,18 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
+import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { loadPoolingEngine } from '../../src/engine/pooling-load.ts';
 import { convertToGguf } from '../../src/loader/gguf/convert.ts';
 import { quantizeToGguf } from '../../src/loader/gguf/quantize.ts';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
+import { loadPoolingModel } from '../../src/models/pooling-load.ts';
 import { parseQuantization } from '../../src/primitives/quant/mix.ts';
+import { buildPoolingBatch } from '../../src/runner/pooling-batch.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { gpuSkip } from '../helpers/gpu.ts';
+import { writeTinyNomicBert } from '../helpers/nomic-bert-gguf.ts';
 import { maxAbsDiff } from '../helpers/paged-session.ts';
 
 const skip = gpuSkip();
@@ -85,5 +89,59 @@ for (const name of ['tiny-bert-reranker', 'tiny-xlmr-reranker']) {
     } finally {
       await loaded.engine.shutdown();
     }
+  });
+}
+
+/** The CPU's float32 embeddings of the token sequences, one step (the reference the device is held to). */
+function embedOnCpu(path: string, ids: number[][]): Float32Array[] {
+  const { model } = loadPoolingModel(path, new CpuBackend({ threads: 1 }));
+  const out = model.backend.toHost(
+    model.forward(model.backend.beginStep(buildPoolingBatch(ids.map((tokenIds) => ({ tokenIds }))))),
+  );
+  return ids.map((_, i) => out.slice(i * model.outputSize, (i + 1) * model.outputSize));
+}
+
+function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let [dot, na, nb] = [0, 0, 0];
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! ** 2;
+    nb += b[i]! ** 2;
+  }
+  return dot / Math.sqrt(na * nb);
+}
+
+// nomic-bert (nomic-embed-text's architecture) as a tiny random file, with and without attention biases: rotary q/k,
+// the SiLU gate product and LayerNorm on the device against the CPU's float32 forward of the same file (which the
+// CPU test holds to llama.cpp). A CPU emulation of bf16 storage puts this model's cosine near 0.99998.
+const bert = modelFixture('tiny-bert');
+for (const attentionBias of [false, true]) {
+  describe(`CUDA GGUF embeddings: tiny nomic-bert${attentionBias ? ' with attention biases' : ''}`, {
+    skip: skip || bert.skip,
+  }, () => {
+    const path = join(tmp, `tiny-nomic-bert-${attentionBias}.gguf`);
+    const texts = ['the quick brown fox jumps over the lazy dog', 'hello world, this is a test.', 'search_query: fox'];
+    let ids: number[][] = [];
+    let want: Float32Array[] = [];
+    before(() => {
+      writeTinyNomicBert(path, bert.path, { attentionBias });
+      const tok = loadTokenizer(path);
+      ids = texts.map((t) => tok.encode(t));
+      want = embedOnCpu(path, ids);
+    });
+
+    test('float32: every embedding within 1e-4 of the CPU', async () => {
+      const got = await embedOnCuda(path, ids, 'float32');
+      for (const [i, row] of want.entries()) assert.ok(maxAbsDiff(got[i]!, row) < 1e-4, `text ${i}`);
+    });
+
+    test('bfloat16: cosine with the CPU float32 >= 0.9999', async () => {
+      const got = await embedOnCuda(path, ids, 'bfloat16');
+      for (const [i, row] of want.entries()) {
+        const cos = cosine(got[i]!, row);
+        console.log(`nomic-bert (attention bias ${attentionBias}) bf16 text ${i}: cosine ${cos.toFixed(6)}`);
+        assert.ok(cos >= 0.9999, `text ${i}: cosine ${cos}`);
+      }
+    });
   });
 }

@@ -49,6 +49,12 @@ function gemmaQueryScalar(m: MetaReader, layers27b: number): Record<string, unkn
   return { query_pre_attn_scalar: m.need('block_count') === layers27b ? hidden / heads : headDim };
 }
 
+/** The rotated share of each head (`rope.dimension_count`; all of it where the key is absent). */
+function partialRotary(m: MetaReader): Record<string, unknown> {
+  const rot = m.num('rope.dimension_count');
+  return { partial_rotary_factor: rot ? rot / (m.need('embedding_length') / m.need('attention.head_count')) : 1 };
+}
+
 const moe = (m: MetaReader) => ({
   num_experts: m.num('expert_count'),
   num_experts_per_tok: m.num('expert_used_count'),
@@ -99,14 +105,7 @@ const ARCHS: Record<string, ArchInfo> = {
   phi3: {
     architecture: 'Phi3ForCausalLM',
     modelType: 'phi3',
-    extra: (m) => {
-      const heads = m.need('attention.head_count');
-      const rot = m.num('rope.dimension_count');
-      return {
-        sliding_window: m.num('attention.sliding_window') ?? null,
-        partial_rotary_factor: rot ? rot / (m.need('embedding_length') / heads) : 1,
-      };
-    },
+    extra: (m) => ({ sliding_window: m.num('attention.sliding_window') ?? null, ...partialRotary(m) }),
   },
   qwen2moe: {
     architecture: 'Qwen2MoeForCausalLM',
@@ -124,6 +123,16 @@ const ARCHS: Record<string, ArchInfo> = {
     extra: (m) => ({
       type_vocab_size: m.view.value('tokenizer.ggml.token_type_count') ?? 2,
       hidden_act: 'gelu',
+    }),
+  },
+  // Not a transformers architecture (NomicBertModel is remote code): models/bert.ts knows it by its model type.
+  'nomic-bert': {
+    architecture: 'NomicBertModel',
+    modelType: 'nomic_bert',
+    extra: (m) => ({
+      type_vocab_size: m.view.value('tokenizer.ggml.token_type_count') ?? 2,
+      hidden_act: 'swiglu',
+      ...partialRotary(m),
     }),
   },
 };

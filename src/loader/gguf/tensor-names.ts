@@ -116,6 +116,24 @@ const TABLES: Record<string, NameTable> = {
       layer_output_norm: 'output.LayerNorm',
     },
   },
+  // NomicBertModel's checkpoint names (fc11: the up projection, fc12: the gate; llama.cpp's ffn_up, ffn_gate).
+  'nomic-bert': {
+    global: {
+      token_embd: 'embeddings.word_embeddings',
+      token_types: 'embeddings.token_type_embeddings',
+      token_embd_norm: 'emb_ln',
+    },
+    block: (n) => `encoder.layers.${n}.`,
+    layer: {
+      attn_qkv: 'attn.Wqkv',
+      attn_output: 'attn.out_proj',
+      attn_output_norm: 'norm1',
+      ffn_up: 'mlp.fc11',
+      ffn_gate: 'mlp.fc12',
+      ffn_down: 'mlp.fc2',
+      layer_output_norm: 'norm2',
+    },
+  },
 };
 
 /** llama.cpp tensors that are not weights of the transformers model (RoPE factors become config). */

@@ -142,6 +142,26 @@ test('the families landing on other branches map their keys (gemma2/3, phi3, qwe
   assert.equal(bert.raw.type_vocab_size, 2);
 });
 
+test('nomic-bert maps to NomicBertModel: rope base, LayerNorm epsilon, token types, SwiGLU; nomic-bert-moe is refused', () => {
+  const meta = common('nomic-bert', {
+    'nomic-bert.attention.layer_norm_epsilon': 1e-12,
+    'nomic-bert.rope.freq_base': 1000,
+    'nomic-bert.pooling_type': 1,
+    'tokenizer.ggml.token_type_count': 2,
+  });
+  delete (meta as Record<string, unknown>)['nomic-bert.attention.layer_norm_rms_epsilon'];
+  const c = parseModelConfig(hfConfigFromGguf(view(meta, ['blk.0.attn_qkv.weight'])), 'x');
+  assert.deepEqual(
+    [c.architecture, c.modelType, c.ropeTheta, c.normEps, c.partialRotaryFactor, c.hiddenAct, c.raw.type_vocab_size],
+    ['NomicBertModel', 'nomic_bert', 1000, 1e-12, 1, 'swiglu', 2],
+  );
+  assert.equal(c.raw.gguf_pooling_type, 'mean');
+  assert.throws(
+    () => hfConfigFromGguf(view(common('nomic-bert-moe'))),
+    /^UserError: x\.gguf: GGUF architecture "nomic-bert-moe" is not supported \(supported: .*nomic-bert\)$/,
+  );
+});
+
 test("{arch}.pooling_type names the pooling (llama.cpp's numbers); a number past rank is refused", () => {
   const names = [0, 1, 2, 3, 4].map((n) => hfConfigFromGguf(view(common('bert', { 'bert.pooling_type': n }))));
   assert.deepEqual(

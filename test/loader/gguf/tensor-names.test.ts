@@ -46,6 +46,17 @@ const PAIRS: [string, string, string][] = [
   ['bert', 'blk.1.ffn_down.weight', 'encoder.layer.1.output.dense.weight'],
   ['bert', 'cls.weight', 'pooler.dense.weight'],
   ['bert', 'cls.output.bias', 'classifier.bias'],
+  // NomicBertModel's checkpoint names; fc11 is the up projection, fc12 the gate (llama.cpp's tensor_mapping.py).
+  ['nomic-bert', 'token_embd.weight', 'embeddings.word_embeddings.weight'],
+  ['nomic-bert', 'token_types.weight', 'embeddings.token_type_embeddings.weight'],
+  ['nomic-bert', 'token_embd_norm.bias', 'emb_ln.bias'],
+  ['nomic-bert', 'blk.0.attn_qkv.weight', 'encoder.layers.0.attn.Wqkv.weight'],
+  ['nomic-bert', 'blk.1.attn_output.weight', 'encoder.layers.1.attn.out_proj.weight'],
+  ['nomic-bert', 'blk.1.attn_output_norm.weight', 'encoder.layers.1.norm1.weight'],
+  ['nomic-bert', 'blk.2.ffn_up.weight', 'encoder.layers.2.mlp.fc11.weight'],
+  ['nomic-bert', 'blk.2.ffn_gate.weight', 'encoder.layers.2.mlp.fc12.weight'],
+  ['nomic-bert', 'blk.2.ffn_down.weight', 'encoder.layers.2.mlp.fc2.weight'],
+  ['nomic-bert', 'blk.11.layer_output_norm.bias', 'encoder.layers.11.norm2.bias'],
 ];
 
 test("llama.cpp's tensor names map to transformers' and back", () => {
