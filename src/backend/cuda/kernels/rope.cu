@@ -53,11 +53,11 @@ extern "C" __global__ void rope(T* __restrict__ q, T* __restrict__ k, const int*
   const int kv_head = head - num_q_heads;
   T* x = is_q ? q + ((long long)t * num_q_heads + head) * head_dim
               : k + ((long long)t * num_kv_heads + kv_head) * head_dim;
+  const float pos = (float)positions[t];  // read before the norm, so the two loads overlap
   if (q_norm != nullptr) {
     norm_head(x, is_q ? q_norm : k_norm, weight_offset, eps, head_dim, lane);
     __syncwarp();  // the pairs below read values other lanes normalized
   }
-  const float pos = (float)positions[t];
   const int half_rot = rot / 2;
   for (int i = lane; i < half_rot; i += 32) {
     const float angle = pos * inv_freq[i];
