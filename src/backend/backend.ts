@@ -43,6 +43,18 @@ export interface RopeSpec {
   rotaryDim: number;
 }
 
+/**
+ * A per-head RMSNorm of q and k before their rotation (Qwen3's and Gemma 3's q_norm / k_norm): each head of q by
+ * `q`, each of k by `k` (`[head_dim]` each), as `rmsNorm` of a `[T * heads, head_dim]` view computes it.
+ */
+export interface HeadNorm {
+  q: Tensor;
+  k: Tensor;
+  eps: number;
+  /** As rmsNorm's: Gemma's 1 (it scales by 1 + w), else 0. */
+  weightOffset: number;
+}
+
 export interface AttentionSpec {
   numHeads: number;
   numKvHeads: number;
@@ -231,8 +243,11 @@ export interface Backend {
   scale(x: Tensor, factor: number): Tensor;
   /** cap * tanh(x / cap) elementwise (Gemma 2's final-logit soft-capping). */
   softcap(x: Tensor, cap: number): Tensor;
-  /** Rotates q `[T, Hq*D]` and k `[T, Hk*D]` in place at the step's positions. */
-  rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext): void;
+  /**
+   * Rotates q `[T, Hq*D]` and k `[T, Hk*D]` in place at the step's positions; with `norm`, each head is first
+   * normalized in place (the norm's output rounded to the storage type, then rotated). One launch on the GPU.
+   */
+  rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext, norm?: HeadNorm): void;
   /**
    * vLLM's SiluAndMul / GeluAndMul: x `[T, 2I]` (gate and up packed side by side) → act(x[:, :I]) * x[:, I:] `[T, I]`.
    */
@@ -253,8 +268,16 @@ export interface Backend {
   tanh(x: Tensor): Tensor;
   /** Writes this step's k, v `[T, Hk*D]` into the cache at the step's slot_mapping (slot -1 is skipped). */
   writeKv(k: Tensor, v: Tensor, cache: LayerKvCache, step: StepContext): void;
-  /** `rope(q, k)` (heads of the cache's head_dim) then `writeKv(k, v)`: one launch per layer on the GPU. */
-  ropeWriteKv(q: Tensor, k: Tensor, v: Tensor, rope: RopeSpec, cache: LayerKvCache, step: StepContext): void;
+  /** `rope(q, k, norm)` (heads of the cache's head_dim) then `writeKv(k, v)`: one launch per layer on the GPU. */
+  ropeWriteKv(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    rope: RopeSpec,
+    cache: LayerKvCache,
+    step: StepContext,
+    norm?: HeadNorm,
+  ): void;
   /**
    * Causal paged attention of q `[T, Hq*D]` over the cache (this step's K/V already written) → `[T, Hq*D]`. `feeds`:
    * the weight of the linear that reads the output next (o_proj), a hint as rmsNorm's.

@@ -2,7 +2,7 @@ import type { AttentionSpec, Backend, LayerKvCache, RopeSpec, StepContext, Tenso
 import type { ModelConfig } from '../loader/hf-config.ts';
 import type { Architecture } from './architecture.ts';
 import { type GemmaGeneration, type GemmaSettings, gemmaSettings } from './gemma-config.ts';
-import { headNorm } from './llama.ts';
+import { headNormOf } from './llama.ts';
 import type { Model } from './model.ts';
 import type { ModelWeights } from './weights.ts';
 
@@ -77,16 +77,11 @@ export class GemmaModel implements Model {
 
   private attention(x: Tensor, layer: GemmaLayer, cache: LayerKvCache, step: StepContext): Tensor {
     const b = this.backend;
-    const eps = this.config.normEps;
     const { numHeads, numKvHeads, headDim } = layer.attention;
     const kvDim = numKvHeads * headDim;
     const qkv = b.splitColumns(b.linear(x, layer.qkv), [numHeads * headDim, kvDim, kvDim]);
-    let [q, k] = [qkv[0]!, qkv[1]!];
-    if (layer.qNorm && layer.kNorm) {
-      q = headNorm(b, q, numHeads, headDim, layer.qNorm, eps, OFFSET);
-      k = headNorm(b, k, numKvHeads, headDim, layer.kNorm, eps, OFFSET);
-    }
-    b.ropeWriteKv(q, k, qkv[2]!, layer.rope, cache, step);
+    const [q, k, v] = [qkv[0]!, qkv[1]!, qkv[2]!];
+    b.ropeWriteKv(q, k, v, layer.rope, cache, step, headNormOf(layer, this.config.normEps, OFFSET));
     return b.linear(b.attention(q, cache, layer.attention, step, layer.o), layer.o);
   }
 }

@@ -1,6 +1,7 @@
 import type {
   AttentionSpec,
   Backend,
+  HeadNorm,
   LayerKvCache,
   RopeSpec,
   ShardSpec,
@@ -93,17 +94,13 @@ class LlamaStack {
     const { numHeads, numKvHeads, headDim } = layer.attention;
     const kvDim = numKvHeads * headDim;
     const qkv = b.splitColumns(linear(b, x, layer.qkv), [numHeads * headDim, kvDim, kvDim]);
-    let [q, k] = [qkv[0]!, qkv[1]!];
-    const v = qkv[2]!;
-    if (layer.qNorm && layer.kNorm) {
-      q = headNorm(b, q, numHeads, headDim, layer.qNorm, this.config.normEps);
-      k = headNorm(b, k, numKvHeads, headDim, layer.kNorm, this.config.normEps);
-    }
+    const [q, k, v] = [qkv[0]!, qkv[1]!, qkv[2]!];
+    const norm = headNormOf(layer, this.config.normEps);
     if (!cache) {
-      b.rope(q, k, headDim, this.rope, step);
+      b.rope(q, k, headDim, this.rope, step, norm);
       return b.allReduce(linear(b, b.selfAttention(q, k, v, layer.attention, step), layer.o));
     }
-    b.ropeWriteKv(q, k, v, this.rope, cache, step);
+    b.ropeWriteKv(q, k, v, this.rope, cache, step, norm);
     return b.allReduce(linear(b, cachedAttention(b, q, cache, layer.attention, step, layer.o.weight), layer.o));
   }
 }
@@ -166,18 +163,13 @@ function denseMlp(b: Backend, x: Tensor, mlp: DenseMlp): Tensor {
   return b.allReduce(linear(b, act, mlp.down));
 }
 
-/** RMSNorm over each head of x `[T, heads * headDim]` (Gemma 3's with its weight offset). */
-export function headNorm(
-  b: Backend,
-  x: Tensor,
-  heads: number,
-  headDim: number,
-  w: Tensor,
+/** A layer's q_norm / k_norm as RoPE applies them first (Qwen3; Gemma 3 with its weight offset); none without. */
+export function headNormOf(
+  layer: { qNorm?: Tensor; kNorm?: Tensor },
   eps: number,
   weightOffset = 0,
-): Tensor {
-  const T = x.shape[0]!;
-  return b.view(b.rmsNorm(b.view(x, [T * heads, headDim]), w, eps, weightOffset), [T, heads * headDim]);
+): HeadNorm | undefined {
+  return layer.qNorm && layer.kNorm ? { q: layer.qNorm, k: layer.kNorm, eps, weightOffset } : undefined;
 }
 
 /** Per-layer sliding window: `layer_types` names sliding layers where present, else the window applies to all. */

@@ -2,6 +2,7 @@ import type {
   AttentionSpec,
   DType,
   GatedActivation,
+  HeadNorm,
   HostTensor,
   LayerKvCache,
   PoolingMode,
@@ -170,8 +171,8 @@ export class LowPrecisionCpu extends CpuBackend {
   override add(a: Tensor, b: Tensor): Tensor {
     return this.round(super.add(a, b), 'add');
   }
-  override rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext): void {
-    super.rope(q, k, headDim, rope, step);
+  override rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext, norm?: HeadNorm): void {
+    super.rope(q, k, headDim, rope, step, norm);
     this.round(q, 'rope');
     this.round(k, 'rope');
   }

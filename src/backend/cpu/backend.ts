@@ -4,6 +4,7 @@ import type {
   AttentionSpec,
   Backend,
   GatedActivation,
+  HeadNorm,
   HostTensor,
   KvCacheSpec,
   LayerKvCache,
@@ -189,15 +190,21 @@ export class CpuBackend implements Backend {
     return out;
   }
 
-  rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext): void {
+  /** With `norm`: each head through this backend's own rmsNorm (overrides included), in place, then the rotation. */
+  rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext, norm?: HeadNorm): void {
     const ctx = stepOf(step);
     let tables = ctx.ropeCache.get(rope);
     if (!tables) {
       tables = ropeTables(rope, ctx.batch.positions);
       ctx.ropeCache.set(rope, tables);
     }
-    for (const x of [cpu(q), cpu(k)]) {
+    for (const [x, w] of [
+      [cpu(q), norm?.q],
+      [cpu(k), norm?.k],
+    ] as const) {
       const [T, width] = rowsCols(x);
+      const heads = this.view(x, [(T * width) / headDim, headDim]);
+      if (norm && w) x.data.set(cpu(this.rmsNorm(heads, w, norm.eps, norm.weightOffset)).data);
       applyRope(x.data, T, width / headDim, headDim, rope, tables.cos, tables.sin);
     }
   }
@@ -232,8 +239,16 @@ export class CpuBackend implements Backend {
     writeKvCache(cpu(k).data, cpu(v).data, pagedOf(cache), step.batch.slotMapping);
   }
 
-  ropeWriteKv(q: Tensor, k: Tensor, v: Tensor, rope: RopeSpec, cache: LayerKvCache, step: StepContext): void {
-    this.rope(q, k, pagedOf(cache).headDim, rope, step);
+  ropeWriteKv(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    rope: RopeSpec,
+    cache: LayerKvCache,
+    step: StepContext,
+    norm?: HeadNorm,
+  ): void {
+    this.rope(q, k, pagedOf(cache).headDim, rope, step, norm);
     this.writeKv(k, v, cache, step);
   }
 

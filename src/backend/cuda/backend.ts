@@ -11,7 +11,6 @@ import type {
   MoeSpec,
   MoeWeights,
   PoolingMode,
-  RopeSpec,
   SamplingRow,
   StepContext,
   Tensor,
@@ -246,12 +245,12 @@ export class CudaBackend implements Backend {
     return elementwise.tanh(this.ctx, x);
   }
 
-  rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext): void {
-    this.rotary.rope(q, k, headDim, rope, step);
+  rope(...args: Parameters<Backend['rope']>): void {
+    this.rotary.rope(...args);
   }
 
-  ropeWriteKv(q: Tensor, k: Tensor, v: Tensor, rope: RopeSpec, cache: LayerKvCache, step: StepContext): void {
-    this.rotary.ropeWriteKv(q, k, v, rope, cache, step);
+  ropeWriteKv(...args: Parameters<Backend['ropeWriteKv']>): void {
+    this.rotary.ropeWriteKv(...args);
   }
 
   writeKv(k: Tensor, v: Tensor, cache: LayerKvCache, step: StepContext): void {

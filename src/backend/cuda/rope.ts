@@ -1,4 +1,4 @@
-import type { LayerKvCache, RopeSpec, StepContext, Tensor } from '../backend.ts';
+import type { HeadNorm, LayerKvCache, RopeSpec, StepContext, Tensor } from '../backend.ts';
 import { type CudaContext, stepOf } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { declareKernel } from './kernel.ts';
@@ -7,8 +7,9 @@ import { kvQuantDefines } from './kv-layout.ts';
 import { type CudaTensor, cuda, rowsCols } from './tensor.ts';
 
 /**
- * kernels/rope.cu, one block per token: rotates q and k in place; with v, the caches and the slots (else null
- * pointers) it also stores the token's rotated k and its v at its slot.
+ * kernels/rope.cu, one warp per (token, head): rotates q and k in place; with the norm weights (else null pointers)
+ * it first RMS-normalizes each head; with v, the caches and the slots (else null pointers) it also stores each
+ * token's rotated k and its v at its slot.
  */
 export const ROPE = declareKernel('rope', 'rope', {
   q: 'ptr',
@@ -21,11 +22,19 @@ export const ROPE = declareKernel('rope', 'rope', {
   rot: 'i32',
   neox: 'i32',
   mscale: 'f32',
+  numTokens: 'i32',
+  qNorm: 'ptr',
+  kNorm: 'ptr',
+  weightOffset: 'f32',
+  eps: 'f32',
   v: 'ptr',
   kCache: 'ptr',
   vCache: 'ptr',
   slotMapping: 'ptr',
 });
+/** Warps (each a (token, head)) per block of kernels/rope.cu: small blocks spread a decode step's heads over SMs. */
+const WARPS_PER_BLOCK = 4;
+
 /** kernels/kv_cache.cu, one block per token: its `row` elements of k and v to its slot (slot -1: skipped). */
 export const RESHAPE_AND_CACHE = declareKernel('kv_cache', 'reshape_and_cache', {
   k: 'ptr',
@@ -60,20 +69,28 @@ export class CudaRope {
 
   constructor(private readonly ctx: CudaContext) {}
 
-  rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext): void {
-    this.launchRope(q, k, headDim, rope, step, null);
+  rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext, norm?: HeadNorm): void {
+    this.launchRope(q, k, headDim, rope, step, norm, null);
   }
 
-  ropeWriteKv(q: Tensor, k: Tensor, v: Tensor, rope: RopeSpec, cache: LayerKvCache, step: StepContext): void {
+  ropeWriteKv(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    rope: RopeSpec,
+    cache: LayerKvCache,
+    step: StepContext,
+    norm?: HeadNorm,
+  ): void {
     const kv = kvOf(cache);
     if (kv.quant) {
       // The fused rope+write stores 16-bit rows; a quantized cache is rotated, then written by its own kernel.
-      this.launchRope(q, k, kv.shape[3], rope, step, null);
+      this.launchRope(q, k, kv.shape[3], rope, step, norm, null);
       this.writeKv(k, v, cache, step);
       return;
     }
     this.ctx.arena.markLayer();
-    this.launchRope(q, k, kv.shape[3], rope, step, { v: cuda(v), cache: kv });
+    this.launchRope(q, k, kv.shape[3], rope, step, norm, { v: cuda(v), cache: kv });
   }
 
   /** k and v of the step's tokens into their cache slots (models without RoPE; slot -1 is skipped). */
@@ -111,13 +128,17 @@ export class CudaRope {
     });
   }
 
-  /** kernels/rope.cu: rotates q and k in place; with `write`, also stores k and v at the step's slots. */
+  /**
+   * kernels/rope.cu: normalizes (with `norm`) and rotates q and k in place; with `write`, also stores k and v at the
+   * step's slots.
+   */
   private launchRope(
     q: Tensor,
     k: Tensor,
     headDim: number,
     rope: RopeSpec,
     step: StepContext,
+    norm: HeadNorm | undefined,
     write: { v: CudaTensor; cache: CudaLayerKv } | null,
   ): void {
     const s = stepOf(step);
@@ -132,19 +153,23 @@ export class CudaRope {
       this.ctx.drv.upload(inv, rope.invFreq);
       this.invFreq.set(rope, inv);
     }
-    const pairs = ((qw + kw) / headDim) * (rope.rotaryDim / 2);
-    const threads = Math.min(512, Math.max(32, Math.ceil(Math.max(pairs, write ? kw : 0) / 32) * 32));
-    this.ctx.kernel(ROPE).launch([T], [threads], {
+    const warps = T * ((qw + kw) / headDim);
+    this.ctx.kernel(ROPE).launch([Math.ceil(warps / WARPS_PER_BLOCK)], [32 * WARPS_PER_BLOCK], {
       q: qt.ptr,
       k: kt.ptr,
       positions: s.positions,
       invFreq: inv,
+      numTokens: T,
       numQHeads: qw / headDim,
       numKvHeads: kw / headDim,
       headDim,
       rot: rope.rotaryDim,
       neox: rope.style === 'neox' ? 1 : 0,
       mscale: rope.mscale,
+      qNorm: norm ? cuda(norm.q).ptr : 0n,
+      kNorm: norm ? cuda(norm.k).ptr : 0n,
+      weightOffset: norm?.weightOffset ?? 0,
+      eps: norm?.eps ?? 0,
       v: write ? write.v.ptr : 0n,
       kCache: write ? write.cache.k.ptr : 0n,
       vCache: write ? write.cache.v.ptr : 0n,

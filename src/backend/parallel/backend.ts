@@ -5,6 +5,7 @@ import type {
   AttentionSpec,
   Backend,
   GatedActivation,
+  HeadNorm,
   HostTensor,
   KvCacheSpec,
   LayerKvCache,
@@ -55,6 +56,8 @@ function rankPart<T>(x: unknown, kind: new (...args: never[]) => { parts: readon
 const at = (t: Tensor, r: number) => rankPart<Tensor>(t, RankTensors, r);
 const kvAt = (c: LayerKvCache, r: number) => rankPart<LayerKvCache>(c, RankKv, r);
 const stepAt = (s: StepContext, r: number) => rankPart<StepContext>(s, RankSteps, r);
+const normAt = (n: HeadNorm | undefined, r: number): HeadNorm | undefined =>
+  n && { ...n, q: at(n.q, r), k: at(n.k, r) };
 
 /**
  * Tensor parallelism as one program over N rank backends of one kind (SPMD in one process): weights are split per
@@ -170,9 +173,9 @@ export class ParallelBackend implements Backend {
   softcap(x: Tensor, cap: number): Tensor {
     return this.each((b, r) => b.softcap(at(x, r), cap));
   }
-  rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext): void {
+  rope(q: Tensor, k: Tensor, headDim: number, rope: RopeSpec, step: StepContext, norm?: HeadNorm): void {
     this.ranks.forEach((b, r) => {
-      b.rope(at(q, r), at(k, r), headDim, rope, stepAt(step, r));
+      b.rope(at(q, r), at(k, r), headDim, rope, stepAt(step, r), normAt(norm, r));
     });
   }
   actMul(x: Tensor, act: GatedActivation): Tensor {
@@ -210,9 +213,17 @@ export class ParallelBackend implements Backend {
       b.writeKv(at(k, r), at(v, r), kvAt(cache, r), stepAt(step, r));
     });
   }
-  ropeWriteKv(q: Tensor, k: Tensor, v: Tensor, rope: RopeSpec, cache: LayerKvCache, step: StepContext): void {
+  ropeWriteKv(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    rope: RopeSpec,
+    cache: LayerKvCache,
+    step: StepContext,
+    norm?: HeadNorm,
+  ): void {
     this.ranks.forEach((b, r) => {
-      b.ropeWriteKv(at(q, r), at(k, r), at(v, r), rope, kvAt(cache, r), stepAt(step, r));
+      b.ropeWriteKv(at(q, r), at(k, r), at(v, r), rope, kvAt(cache, r), stepAt(step, r), normAt(norm, r));
     });
   }
   attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext, feeds?: Tensor): Tensor {

@@ -1,23 +1,65 @@
-// Rotary position embedding, in place on q [T, Hq*D] and k [T, Hk*D]; one block per token.
+// Rotary position embedding, in place on q [T, Hq*D] and k [T, Hk*D]; one warp per (token, head), q heads first.
 // neox = 1 rotates pairs (i, i + rot/2) (HF Llama); 0 rotates (2i, 2i + 1) (GPT-J). Only the first rot dims turn.
-// With a cache (k_cache non-null) the block then writes its token's rotated k and its v row to the paged cache at
-// slot_mapping[t] (-1 skipped), as reshape_and_cache does: one launch instead of two per layer.
+// With norm weights (q_norm non-null: Qwen3's and Gemma 3's q_norm / k_norm, [D] each) the head is first
+// RMS-normalized in place, by (weight_offset + w): Gemma's 1 + w. With a cache (k_cache non-null) a k head's warp then
+// writes its rotated k and the head's v to the paged cache at slot_mapping[t] (-1 skipped), as reshape_and_cache
+// does: one launch per layer for the head norms, RoPE and the cache write.
 #include "common.cuh"
+
+// A head's values per lane held in registers while its sum of squares is taken; longer heads go round through memory.
+#define PER 8
+
+// RMSNorm of the warp's head x[0, D) in place, bit for bit what norm.cu's rms_norm writes for a row of up to
+// 32 * PER values (rowThreads gives it one warp there): the same per-lane strided sum of squares, warp sum, rsqrtf
+// and rounding of x * inv * weight to T.
+__device__ __forceinline__ void norm_head(T* __restrict__ x, const T* __restrict__ w, float weight_offset,
+                                          float eps, int head_dim, int lane) {
+  float v[PER];
+  float ss = 0.f;
+#pragma unroll
+  for (int j = 0; j < PER; j++) {
+    const int i = lane + j * 32;
+    v[j] = i < head_dim ? to_f(x[i]) : 0.f;
+  }
+#pragma unroll
+  for (int j = 0; j < PER; j++) ss += v[j] * v[j];
+  for (int i = lane + PER * 32; i < head_dim; i += 32) {
+    const float a = to_f(x[i]);
+    ss += a * a;
+  }
+  const float inv = rsqrtf(warp_sum(ss) / head_dim + eps);
+#pragma unroll
+  for (int j = 0; j < PER; j++) {
+    const int i = lane + j * 32;
+    if (i < head_dim) x[i] = from_f(v[j] * inv * (weight_offset + to_f(w[i])));
+  }
+  for (int i = lane + PER * 32; i < head_dim; i += 32)
+    x[i] = from_f(to_f(x[i]) * inv * (weight_offset + to_f(w[i])));
+}
 
 extern "C" __global__ void rope(T* __restrict__ q, T* __restrict__ k, const int* __restrict__ positions,
                                 const float* __restrict__ inv_freq, int num_q_heads, int num_kv_heads, int head_dim,
-                                int rot, int neox, float mscale, const T* __restrict__ v,
-                                T* __restrict__ k_cache, T* __restrict__ v_cache,
+                                int rot, int neox, float mscale, int num_tokens, const T* __restrict__ q_norm,
+                                const T* __restrict__ k_norm, float weight_offset, float eps,
+                                const T* __restrict__ v, T* __restrict__ k_cache, T* __restrict__ v_cache,
                                 const int* __restrict__ slot_mapping) {
   PDL_ENTER();
-  const int t = blockIdx.x;
-  const float pos = (float)positions[t];
+  const int lane = threadIdx.x & 31;
+  const int heads = num_q_heads + num_kv_heads;
+  const long long g = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  if (g >= (long long)num_tokens * heads) return;
+  const int t = (int)(g / heads), head = (int)(g % heads);
+  const bool is_q = head < num_q_heads;
+  const int kv_head = head - num_q_heads;
+  T* x = is_q ? q + ((long long)t * num_q_heads + head) * head_dim
+              : k + ((long long)t * num_kv_heads + kv_head) * head_dim;
+  const float pos = (float)positions[t];  // read before the norm, so the two loads overlap
+  if (q_norm != nullptr) {
+    norm_head(x, is_q ? q_norm : k_norm, weight_offset, eps, head_dim, lane);
+    __syncwarp();  // the pairs below read values other lanes normalized
+  }
   const int half_rot = rot / 2;
-  const int pairs = (num_q_heads + num_kv_heads) * half_rot;
-  for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
-    const int head = p / half_rot, i = p % half_rot;
-    T* x = head < num_q_heads ? q + ((long long)t * num_q_heads + head) * head_dim
-                              : k + ((long long)t * num_kv_heads + (head - num_q_heads)) * head_dim;
+  for (int i = lane; i < half_rot; i += 32) {
     const float angle = pos * inv_freq[i];
     const float c = cosf(angle) * mscale, s = sinf(angle) * mscale;
     const int a = neox ? i : 2 * i, b = neox ? i + half_rot : 2 * i + 1;
@@ -25,14 +67,14 @@ extern "C" __global__ void rope(T* __restrict__ q, T* __restrict__ k, const int*
     x[a] = from_f(x0 * c - x1 * s);
     x[b] = from_f(x1 * c + x0 * s);
   }
-  if (k_cache == nullptr) return;
+  if (is_q || k_cache == nullptr) return;
   const long long slot = slot_mapping[t];
   if (slot < 0) return;
-  __syncthreads();  // the block's rotated k is visible to all its threads
-  const int row = num_kv_heads * head_dim;
-  const long long src = (long long)t * row, dst = slot * row;
-  for (int i = threadIdx.x; i < row; i += blockDim.x) {
-    k_cache[dst + i] = k[src + i];
+  __syncwarp();  // the head's rotated k is visible to all its lanes
+  const long long src = ((long long)t * num_kv_heads + kv_head) * head_dim;
+  const long long dst = (slot * num_kv_heads + kv_head) * head_dim;
+  for (int i = lane; i < head_dim; i += 32) {
+    k_cache[dst + i] = x[i];
     v_cache[dst + i] = v[src + i];
   }
 }
