@@ -324,7 +324,7 @@ describe('CUDA mixture-of-experts kernels against float64', () => {
       for (const { H, E, spec } of FAMILIES)
         for (let T = 1; T <= MOE_GEMV_MAX_TOKENS; T++)
           for (const oneHot of [true, false])
-            for (let run = 0; run < 2; run++) checkRouterRoute(g, dtype, T, H, E, spec, oneHot);
+            for (let twice = 0; twice < 2; twice++) checkRouterRoute(g, dtype, T, H, E, spec, oneHot);
       // Hidden sizes no whole number of 16-byte loads in 16 bits: the linear layer then moe_route_group.
       checkRouterRoute(g, dtype, 3, 60, 8, { topK: 2, normTopK: true }, true);
     }
