@@ -27,7 +27,7 @@ if has bench; then
   timeout 300 node bin/pagoda.mjs bench throughput --model "$MODEL" --device cuda --load-format dummy --num-prompts 256 --input-len-range 100,1024 --output-len-range 100,1024 --max-model-len 2048 --save "$OUT/moe-throughput.md" 2>&1 | tee "$OUT/throughput.log" | tail -12
 fi
 if has profile; then
-  # Where a batch-1 decode step's time goes: moe_route_group, moe_gemv (gate/up, down), moe_combine per layer.
+  # Where a batch-1 decode step's time goes: moe_router_route, moe_gemv (gate/up), moe_down_combine per layer.
   timeout 180 node --import tsx bench/decode-profile.ts "$MODEL" 2>&1 | tee "$OUT/profile-moe.log" | head -40
 fi
 if has baseline; then

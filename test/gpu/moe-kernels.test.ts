@@ -3,8 +3,15 @@ import { describe, test } from 'node:test';
 import type { Backend, DType, MoeSpec, MoeWeights } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
-import { MOE_GEMV_MAX_TOKENS, moe, routeAndGroup } from '../../src/backend/cuda/moe.ts';
-import { cuda } from '../../src/backend/cuda/tensor.ts';
+import { actMulInto } from '../../src/backend/cuda/elementwise.ts';
+import { groupedGemm, MOE_COMBINE, MOE_GEMV, moe, moeGemvLaunch, moeTakesGemv } from '../../src/backend/cuda/moe.ts';
+import {
+  MOE_GEMV_MAX_TOKENS,
+  type MoeRouting,
+  routeAndGroup,
+  routeTokens,
+} from '../../src/backend/cuda/moe-routing.ts';
+import { type CudaTensor, cuda } from '../../src/backend/cuda/tensor.ts';
 import { gpuSkip, hostTensor, randomValues, relL2 } from '../helpers/gpu.ts';
 import { type MoeArrays, referenceMoe } from '../helpers/moe-reference.ts';
 
@@ -32,8 +39,63 @@ interface Case {
   hot?: number;
 }
 
+/**
+ * Before the decode step's router kernel and down-projection combine: the router by the linear layer, moe_route_group
+ * (or the two routing launches), both projections through moe_gemv (or the tile kernels) and moe_combine.
+ */
+function separateLaunches(g: CudaBackend, x: CudaTensor, w: MoeWeights, spec: MoeSpec): CudaTensor {
+  const ctx = g.ctx;
+  const [T, H] = x.shape as [number, number];
+  const [E, twoI] = cuda(w.gateUp).shape as [number, number, number];
+  const I = twoI / 2;
+  const k = spec.topK;
+  const n = T * k;
+  const r = routeAndGroup(ctx, cuda(g.linears.linear(x, w.router)).ptr, T, E, spec);
+  const act = ctx.empty([n, I]);
+  const d = ctx.empty([n, H]);
+  const [gateUp, down] = [cuda(w.gateUp).ptr, cuda(w.down).ptr];
+  if (moeTakesGemv(ctx.dtype, T, H, I)) {
+    const grouped = { offsets: r.offsets, pairs: r.pairs, active: r.active };
+    for (const [y, xs, wp, m, kk, gated] of [
+      [act.ptr, x.ptr, gateUp, I, H, true],
+      [d.ptr, act.ptr, down, H, I, false],
+    ] as const) {
+      const l = moeGemvLaunch(ctx.dtype, T, Math.min(n, E), m, kk, gated);
+      ctx
+        .kernel(MOE_GEMV, l.defines)
+        .launch(l.grid, l.block, { y, x: xs, w: wp, ...grouped, n: m, k: kk, gatherK: gated ? k : 0 });
+    }
+  } else {
+    const gu = ctx.empty([n, 2 * I]);
+    const grouped = { offsets: r.offsets, pairs: r.pairs, rows: n, experts: E };
+    groupedGemm(ctx, { y: gu.ptr, x: x.ptr, w: gateUp, ...grouped, n: 2 * I, k: H, gatherK: k });
+    actMulInto(ctx, act.ptr, gu.ptr, n, I, 'silu');
+    groupedGemm(ctx, { y: d.ptr, x: act.ptr, w: down, ...grouped, n: H, k: I, gatherK: 0 });
+  }
+  let s = 0n;
+  let sharedGate = 0n;
+  if (w.shared) {
+    s = cuda(g.linears.linear(g.linears.linearActMul(x, w.shared.gateUp, undefined, 'silu'), w.shared.down)).ptr;
+    if (w.shared.gate) sharedGate = cuda(g.linears.linear(x, w.shared.gate)).ptr;
+  }
+  const out = ctx.empty([T, H]);
+  const combine = { out: out.ptr, d: d.ptr, pos: r.pos, weights: r.weights, s, sharedGate, tokens: T, hidden: H, k };
+  ctx.kernel(MOE_COMBINE).launch(ctx.grid1d(T * H), [256], combine);
+  return out;
+}
+
+interface Run {
+  /** moe() twice (the second after its launch counters were reset by the first), poisoned arena both times. */
+  got: Float32Array;
+  again: Float32Array;
+  /** The same GPU weights through separateLaunches. */
+  separate: Float32Array;
+  twin: Float32Array;
+  want: Float64Array;
+}
+
 /** The same random MoE weights and input on the GPU, the CPU twin and float64; the GPU arena is poisoned first. */
-function run(g: CudaBackend, dtype: DType, c: Case): { got: Float32Array; twin: Float32Array; want: Float64Array } {
+function run(g: CudaBackend, dtype: DType, c: Case): Run {
   const load = (b: Backend, name: string, shape: number[], v: Float32Array) => b.loadWeight(hostTensor(name, shape, v));
   const rand = (shape: number[], scale: number) =>
     randomValues(
@@ -64,9 +126,14 @@ function run(g: CudaBackend, dtype: DType, c: Case): { got: Float32Array; twin: 
   };
   const gw = weights(g);
   const gx = load(g, 'x', [T, H], x);
-  g.ctx.arena.reset();
-  g.ctx.arena.poison();
-  const got = g.toHost(moe(g.ctx, g.linears, gx, gw, c.spec));
+  const poisoned = <R>(f: () => R): R => {
+    g.ctx.arena.reset();
+    g.ctx.arena.poison();
+    return f();
+  };
+  const got = poisoned(() => g.toHost(moe(g.ctx, g.linears, gx, gw, c.spec)));
+  const again = poisoned(() => g.toHost(moe(g.ctx, g.linears, gx, gw, c.spec)));
+  const separate = poisoned(() => g.toHost(separateLaunches(g, cuda(gx), gw, c.spec)));
   const twin = cpu.toHost(cpu.moe(load(cpu, 'x', [T, H], x), weights(cpu), c.spec));
   const [, gateUp, down, sharedGateUp, sharedDown, sharedGate] = parts.map(([, , v]) => v);
   const arrays: MoeArrays = {
@@ -75,7 +142,7 @@ function run(g: CudaBackend, dtype: DType, c: Case): { got: Float32Array; twin: 
     down: down!,
     shared: sharedGateUp && sharedDown ? { gateUp: sharedGateUp, down: sharedDown, gate: sharedGate } : undefined,
   };
-  return { got, twin, want: referenceMoe(x, T, H, E, I, arrays, c.spec) };
+  return { got, again, separate, twin, want: referenceMoe(x, T, H, E, I, arrays, c.spec) };
 }
 
 const CASES: Case[] = [
@@ -124,19 +191,20 @@ function routeReference(logits: Float32Array, T: number, E: number, spec: MoeSpe
 }
 
 /**
- * moe.ts routeAndGroup on random logits (coarse ones: many exact ties) against float64: the same experts, the weights
- * to float rounding, and a grouping that is exactly the pairs of each expert (offsets, pairs, their inverse pos, the
- * active list then -1), every output read back from a poisoned arena.
+ * A routing read back from the device against float64 over the logits it routed: the same experts, the weights to
+ * float rounding, and a grouping that is exactly the pairs of each expert (offsets, pairs, their inverse pos, the
+ * active list then -1).
  */
-function checkRouting(g: CudaBackend, dtype: DType, T: number, E: number, spec: MoeSpec, coarse: boolean): void {
-  const k = spec.topK;
-  const n = T * k;
-  const logits = randomValues(T * E, seed++, 4, dtype);
-  if (coarse) for (let i = 0; i < logits.length; i++) logits[i] = Math.round(logits[i]!);
-  const gl = g.loadWeight(hostTensor('logits', [T, E], logits));
-  g.ctx.arena.reset();
-  g.ctx.arena.poison();
-  const r = routeAndGroup(g.ctx, cuda(gl).ptr, T, E, spec);
+function verifyRouting(
+  g: CudaBackend,
+  logits: Float32Array,
+  r: MoeRouting,
+  T: number,
+  E: number,
+  spec: MoeSpec,
+  what: string,
+) {
+  const n = T * spec.topK;
   const ints = (ptr: bigint, count: number) => {
     const a = new Int32Array(count);
     g.ctx.drv.download(a, ptr);
@@ -146,7 +214,6 @@ function checkRouting(g: CudaBackend, dtype: DType, T: number, E: number, spec: 
   g.ctx.drv.download(weights, r.weights);
   const [ids, offsets, pairs, pos] = [ints(r.ids, n), ints(r.offsets, E + 1), ints(r.pairs, n), ints(r.pos, n)];
   const active = ints(r.active, Math.min(n, E));
-  const what = `${dtype} T ${T} E ${E} k ${k}${coarse ? ' coarse' : ''} (seed ${seed})`;
   const want = routeReference(logits, T, E, spec);
   assert.deepEqual(ids, want.ids, `${what}: experts`);
   for (const [i, w] of want.weights.entries())
@@ -166,6 +233,74 @@ function checkRouting(g: CudaBackend, dtype: DType, T: number, E: number, spec: 
   }
   assert.equal(offsets[E], n, `${what}: offsets[E]`);
   assert.deepEqual(active, [...chosen, ...Array(Math.min(n, E) - chosen.length).fill(-1)], `${what}: active experts`);
+  return { ids, weights: Array.from(weights) };
+}
+
+/** moe-routing.ts routeAndGroup on random logits (coarse ones: many exact ties), outputs in a poisoned arena. */
+function checkRouting(g: CudaBackend, dtype: DType, T: number, E: number, spec: MoeSpec, coarse: boolean): void {
+  const logits = randomValues(T * E, seed++, 4, dtype);
+  if (coarse) for (let i = 0; i < logits.length; i++) logits[i] = Math.round(logits[i]!);
+  const gl = g.loadWeight(hostTensor('logits', [T, E], logits));
+  g.ctx.arena.reset();
+  g.ctx.arena.poison();
+  const r = routeAndGroup(g.ctx, cuda(gl).ptr, T, E, spec);
+  verifyRouting(
+    g,
+    logits,
+    r,
+    T,
+    E,
+    spec,
+    `${dtype} T ${T} E ${E} k ${spec.topK}${coarse ? ' coarse' : ''} (seed ${seed})`,
+  );
+}
+
+/** The routed families' shapes (hidden sizes cut down, Qwen3-30B-A3B's whole): experts, top-k, renormalised. */
+const FAMILIES: { name: string; H: number; E: number; spec: MoeSpec }[] = [
+  { name: 'Qwen3-MoE', H: 2048, E: 128, spec: { topK: 8, normTopK: true } },
+  { name: 'Qwen2-MoE', H: 512, E: 60, spec: { topK: 4, normTopK: false } },
+  { name: 'Mixtral', H: 1024, E: 8, spec: { topK: 2, normTopK: true } },
+];
+
+/**
+ * moe-routing.ts routeTokens for T tokens of x: a decode step's moe_router_route (its logits against float64 from x and
+ * the router, its routing against float64 over those logits) launched twice on fresh inputs (the second finds the
+ * launch counter the first reset), and for a one-hot router (exact logits) the same bits as the router by the linear
+ * layer then moe_route_group.
+ */
+function checkRouterRoute(
+  g: CudaBackend,
+  dtype: DType,
+  T: number,
+  H: number,
+  E: number,
+  spec: MoeSpec,
+  oneHot: boolean,
+) {
+  const x = randomValues(T * H, seed++, 2, dtype);
+  const router = oneHot ? new Float32Array(E * H) : randomValues(E * H, seed++, 1 / Math.sqrt(H), dtype);
+  if (oneHot) for (let e = 0; e < E; e++) router[e * H + e] = 1;
+  const gx = cuda(g.loadWeight(hostTensor('x', [T, H], x)));
+  const gr = g.loadWeight(hostTensor('router', [E, H], router));
+  const what = `${dtype} T ${T} H ${H} E ${E} k ${spec.topK}${oneHot ? ' one-hot' : ''} (seed ${seed})`;
+  g.ctx.arena.reset();
+  g.ctx.arena.poison();
+  const r = routeTokens(g.ctx, g.linears, gx, gr, E, spec);
+  const logits = g.toHost(r.logits);
+  const exact = new Float64Array(T * E);
+  for (let t = 0; t < T; t++)
+    for (let e = 0; e < E; e++) for (let h = 0; h < H; h++) exact[t * E + e]! += x[t * H + h]! * router[e * H + h]!;
+  assert.ok(relL2(logits, exact) <= TOL[dtype], `${what}: logits relative L2 ${relL2(logits, exact)}`);
+  const fused = verifyRouting(g, logits, r, T, E, spec, what);
+  if (!oneHot) return;
+  g.ctx.arena.reset();
+  g.ctx.arena.poison();
+  const separate = routeAndGroup(g.ctx, cuda(g.linears.linear(gx, gr)).ptr, T, E, spec);
+  assert.deepEqual(
+    verifyRouting(g, logits, separate, T, E, spec, `${what} separate`),
+    fused,
+    `${what}: as separate launches`,
+  );
 }
 
 describe('CUDA mixture-of-experts kernels against float64', () => {
@@ -183,14 +318,29 @@ describe('CUDA mixture-of-experts kernels against float64', () => {
     }
   });
 
+  test("a decode step's router and routing in one launch: every routed family, 1 to 8 tokens, twice", { skip }, () => {
+    for (const dtype of ['f32', 'bf16'] as const) {
+      const g = new CudaBackend({ dtype, graphs: false });
+      for (const { H, E, spec } of FAMILIES)
+        for (let T = 1; T <= MOE_GEMV_MAX_TOKENS; T++)
+          for (const oneHot of [true, false])
+            for (let twice = 0; twice < 2; twice++) checkRouterRoute(g, dtype, T, H, E, spec, oneHot);
+      // Hidden sizes no whole number of 16-byte loads in 16 bits: the linear layer then moe_route_group.
+      checkRouterRoute(g, dtype, 3, 60, 8, { topK: 2, normTopK: true }, true);
+    }
+  });
+
   for (const dtype of ['f32', 'bf16', 'f16'] as const) {
     test(`routing, grouped GEMVs / GEMMs and combine over ragged shapes (${dtype})`, { skip }, () => {
       const g = new CudaBackend({ dtype, graphs: false });
       for (const c of CASES) {
-        const { got, twin, want } = run(g, dtype, c);
+        const { got, again, separate, twin, want } = run(g, dtype, c);
         const what = `T ${c.T} H ${c.H} E ${c.E} I ${c.I} k ${c.spec.topK} hot ${c.hot ?? 0} (seed ${seed})`;
         assert.ok(relL2(got, want) <= TOL[dtype], `${what}: GPU relative L2 ${relL2(got, want)}`);
         assert.ok(relL2(twin, want) <= TOL.f32, `${what}: CPU twin relative L2 ${relL2(twin, want)}`);
+        // One-hot routers give exact logits: the fused launches must give the separate launches' bits, every time.
+        assert.deepEqual(got, separate, `${what}: as separate launches`);
+        assert.deepEqual(again, got, `${what}: a second run`);
       }
     });
   }

@@ -29,14 +29,8 @@ import type { KernelDecl } from './kernel.ts';
 import { type CudaKvQuant, kvQuantDefines, tilesReadQuant } from './kv-layout.ts';
 import { GEMV, gemvDefines } from './linear.ts';
 import type { Defines } from './modules.ts';
-import {
-  groupedGemmKernel,
-  MOE_GEMV,
-  MOE_GEMV_MAX_TOKENS,
-  MOE_ROUTE_GROUP,
-  moeGemvDefines,
-  moeTakesGemv,
-} from './moe.ts';
+import { groupedGemmKernel, MOE_DOWN_COMBINE, MOE_GEMV, moeGemvDefines, moeTakesGemv } from './moe.ts';
+import { MOE_GEMV_MAX_TOKENS, MOE_ROUTE_GROUP } from './moe-routing.ts';
 import { ADD_RMS_NORM, LAYER_NORM, offsetDefines, RMS_NORM } from './norm.ts';
 import { POOL_ROWS } from './pooling.ts';
 import { QTYPE, QUANT_ACT_Q8, QUANT_DEQUANT } from './quant-kernels.ts';
@@ -213,7 +207,7 @@ function planSelfAttention(
 }
 
 /**
- * A sparse MLP's modules (moe.ts): kernels/moe.cu (routing, grouping, the tile GEMM, the combine), moe_gemv per
+ * A sparse MLP's modules (moe.ts): kernels/moe.cu (router, routing, grouping, the tile GEMM, the combine), moe_gemv per
  * decode token bucket (TMAX), the tensor-core grouped GEMM where it takes the prefill's rows, and the SiLU product
  * between the grouped GEMMs.
  */
@@ -227,7 +221,7 @@ function planMoe(
   for (let T = 1; T < 2 * maxDecodeRows && T <= MOE_GEMV_MAX_TOKENS; T *= 2) {
     if (!moeTakesGemv(dtype, T, H, I)) continue;
     add(MOE_GEMV, moeGemvDefines(dtype, T, H, true));
-    add(MOE_GEMV, moeGemvDefines(dtype, T, I, false));
+    add(MOE_DOWN_COMBINE, moeGemvDefines(dtype, T, I, false));
   }
   for (const k of [H, I]) add(groupedGemmKernel(dtype, k), {});
   add(ACT_MUL, actDefines('silu'));

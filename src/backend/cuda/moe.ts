@@ -1,23 +1,12 @@
 import type { DType, MoeSpec, MoeWeights, Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
-import type { DevPtr } from './driver.ts';
 import { actMulInto } from './elementwise.ts';
 import { type ArgValues, declareKernel } from './kernel.ts';
 import type { CudaLinear } from './linear.ts';
+import { launchCounters, MAX_EXPERTS, MOE_GEMV_MAX_TOKENS, routeTokens } from './moe-routing.ts';
 import { cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
 
 // kernels/moe.cu
-const ROUTE_ARGS = { logits: 'ptr', tokens: 'i32', experts: 'i32', k: 'i32', norm: 'i32' } as const;
-export const MOE_ROUTE = declareKernel('moe', 'moe_route', { ids: 'ptr', weights: 'ptr', ...ROUTE_ARGS });
-const GROUP_OUT = { offsets: 'ptr', pairs: 'ptr', pos: 'ptr', active: 'ptr' } as const;
-export const MOE_GROUP = declareKernel('moe', 'moe_group', { ...GROUP_OUT, ids: 'ptr', n: 'i32', experts: 'i32' });
-/** A decode step's routing and grouping in one launch (one block). */
-export const MOE_ROUTE_GROUP = declareKernel('moe', 'moe_route_group', {
-  ids: 'ptr',
-  weights: 'ptr',
-  ...GROUP_OUT,
-  ...ROUTE_ARGS,
-});
 export const MOE_GEMM = declareKernel('moe', 'moe_gemm', {
   y: 'ptr',
   x: 'ptr',
@@ -44,81 +33,49 @@ export const MOE_GEMV = declareKernel('moe_gemv', 'moe_gemv', {
 });
 /** kernels/moe_mma.cu: the grouped GEMM on tensor cores (16-bit storage), moe_gemm's arguments. */
 export const MOE_GEMM_MMA = declareKernel('moe_mma', 'moe_gemm_mma', MOE_GEMM.args);
+const COMBINE_ARGS = { pos: 'ptr', weights: 'ptr', s: 'ptr', sharedGate: 'ptr' } as const;
 export const MOE_COMBINE = declareKernel('moe', 'moe_combine', {
   out: 'ptr',
   d: 'ptr',
-  pos: 'ptr',
-  weights: 'ptr',
-  s: 'ptr',
-  sharedGate: 'ptr',
+  ...COMBINE_ARGS,
   tokens: 'i32',
   hidden: 'i32',
   k: 'i32',
+});
+/** kernels/moe_gemv.cu: the down projection's moe_gemv with moe_combine in its last blocks (`done`: launchCounters). */
+export const MOE_DOWN_COMBINE = declareKernel('moe_gemv', 'moe_down_combine', {
+  out: 'ptr',
+  d: 'ptr',
+  x: 'ptr',
+  w: 'ptr',
+  offsets: 'ptr',
+  pairs: 'ptr',
+  active: 'ptr',
+  ...COMBINE_ARGS,
+  done: 'ptr',
+  tokens: 'i32',
+  n: 'i32',
+  k: 'i32',
+  topK: 'i32',
 });
 
 /** Tile of the grouped GEMM (MOE_BM x MOE_BN in kernels/moe.cu). */
 const TILE_ROWS = 32;
 const TILE_COLS = 64;
-/** moe_group's shared table holds one entry per expert. */
-const MAX_EXPERTS = 1024;
-/**
- * Tokens up to which a step routes and groups in one launch and multiplies through moe_gemv (a decode step): an expert
- * then has at most this many rows, each weight row read once for all of them (TMAX = tokens rounded up to a power of
- * two, its accumulators in registers). Past it the tiles' weight reuse wins.
- */
-export const MOE_GEMV_MAX_TOKENS = 8;
 /** moe_gemv's warps per block (WARPS) and weight rows per warp group when not gated (ROWS). */
 const GEMV_WARPS = 8;
 const GEMV_ROWS = 2;
 /** moe_gemm_mma's tile (MMA_BM x MMA_BN, MMA_WARPS warps, in kernels/moe_mma.cu). */
 const MMA_TILE = 64;
 
-/** Routing and grouping on the device: int32 / float32 arrays of the arena. */
-export interface MoeRouting {
-  /** [T, k] each token's experts, most probable first, and their routing weights (float). */
-  ids: DevPtr;
-  weights: DevPtr;
-  /** [E + 1] each expert's first grouped row; [T k] the pair (token * k + slot) of each grouped row; its inverse. */
-  offsets: DevPtr;
-  pairs: DevPtr;
-  pos: DevPtr;
-  /** [min(T k, E)] the experts with rows, ascending, then -1: moe_gemv's blocks. */
-  active: DevPtr;
-}
-
 /**
- * kernels/moe.cu's top-k routing over router logits [T, E] and the grouping of the (token, slot) pairs by expert: one
- * launch of one block for a decode step's few tokens, else a warp per token then one block.
- */
-export function routeAndGroup(ctx: CudaContext, logits: DevPtr, T: number, E: number, spec: MoeSpec): MoeRouting {
-  const k = spec.topK;
-  const n = T * k;
-  const ints = (count: number) => ctx.arena.alloc(count * 4);
-  const r = {
-    ids: ints(n),
-    weights: ints(n),
-    offsets: ints(E + 1),
-    pairs: ints(n),
-    pos: ints(n),
-    active: ints(Math.min(n, E)),
-  };
-  const route = { logits, tokens: T, experts: E, k, norm: spec.normTopK ? 1 : 0 };
-  if (T <= MOE_GEMV_MAX_TOKENS) {
-    ctx.kernel(MOE_ROUTE_GROUP).launch([1], [32 * MOE_GEMV_MAX_TOKENS], { ...r, ...route });
-  } else {
-    ctx.kernel(MOE_ROUTE).launch([Math.ceil(T / 8)], [256], { ids: r.ids, weights: r.weights, ...route });
-    ctx.kernel(MOE_GROUP).launch([1], [1024], { ...r, ids: r.ids, n, experts: E });
-  }
-  return r;
-}
-
-/**
- * The mixture-of-experts block (`Backend.moe`): router logits by the linear layer, then kernels/moe.cu: top-k
- * routing and the (token, slot) pairs grouped by expert; the experts' gate/up and down projections over the grouped
- * rows, each reading only the chosen experts' weights: for a decode step's few tokens kernels/moe_gemv.cu (the whole
- * grid streaming every chosen expert at once, act(gate) * up written by the first), else one grouped GEMM launch per
- * projection and the activation between; a combine applies the routing weights and adds the shared expert. Launch
- * shapes depend on the token count alone, so decode steps capture into graphs.
+ * The mixture-of-experts block (`Backend.moe`): router logits, top-k routing and the (token, slot) pairs grouped by
+ * expert (moe-routing.ts); the shared expert by the linear layer; the experts' gate/up and down projections over the
+ * grouped rows, each reading only the chosen experts' weights: for a decode step's few tokens kernels/moe_gemv.cu (the
+ * whole grid streaming every chosen expert at once, act(gate) * up written by the first, the combine by the last
+ * blocks of the second), else one grouped GEMM launch per projection, the activation between and a combine that
+ * applies the routing weights and adds the shared expert. Launch shapes depend on the token count alone, so decode
+ * steps capture into graphs.
  */
 export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeights, spec: MoeSpec): Tensor {
   const xt = ctx.own(x);
@@ -132,65 +89,68 @@ export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeig
   const out = ctx.empty([T, H]);
   if (T === 0) return out;
   const n = T * k;
-  const logits = ctx.own(linears.linear(xt, w.router));
-  const r = routeAndGroup(ctx, logits.ptr, T, E, spec);
+  const r = routeTokens(ctx, linears, xt, w.router, E, spec);
+  // The shared expert first: the decode path's down projection combines it in.
+  let s = 0n;
+  let sharedGate = 0n;
+  if (w.shared) {
+    const sw = w.shared;
+    const act = linears.linearActMul(xt, sw.gateUp, undefined, 'silu', linears.inputForm(xt, sw.down));
+    s = ctx.own(linears.linear(act, sw.down)).ptr;
+    if (sw.gate) sharedGate = ctx.own(linears.linear(xt, sw.gate)).ptr;
+  }
+  const combine = { pos: r.pos, weights: r.weights, s, sharedGate };
   const act = ctx.empty([n, I]);
   const d = ctx.empty([n, H]);
   const down = cuda(w.down).ptr;
   if (moeTakesGemv(ctx.dtype, T, H, I)) {
     const grouped = { offsets: r.offsets, pairs: r.pairs, active: r.active };
     const blocksY = Math.min(n, E);
-    groupedGemv(ctx, T, blocksY, true, { y: act.ptr, x: xt.ptr, w: gateUp.ptr, ...grouped, n: I, k: H, gatherK: k });
-    groupedGemv(ctx, T, blocksY, false, { y: d.ptr, x: act.ptr, w: down, ...grouped, n: H, k: I, gatherK: 0 });
-  } else {
-    const gu = ctx.empty([n, 2 * I]);
-    const grouped = { offsets: r.offsets, pairs: r.pairs, rows: n, experts: E };
-    groupedGemm(ctx, { y: gu.ptr, x: xt.ptr, w: gateUp.ptr, ...grouped, n: 2 * I, k: H, gatherK: k });
-    actMulInto(ctx, act.ptr, gu.ptr, n, I, 'silu');
-    groupedGemm(ctx, { y: d.ptr, x: act.ptr, w: down, ...grouped, n: H, k: I, gatherK: 0 });
+    const gu = moeGemvLaunch(ctx.dtype, T, blocksY, I, H, true);
+    const up = { y: act.ptr, x: xt.ptr, w: gateUp.ptr, ...grouped, n: I, k: H, gatherK: k };
+    ctx.kernel(MOE_GEMV, gu.defines).launch(gu.grid, gu.block, up);
+    const dn = moeGemvLaunch(ctx.dtype, T, blocksY, H, I, false);
+    const done = launchCounters(ctx, dn.grid[0]);
+    ctx.kernel(MOE_DOWN_COMBINE, dn.defines).launch(dn.grid, dn.block, {
+      out: out.ptr,
+      d: d.ptr,
+      x: act.ptr,
+      w: down,
+      ...grouped,
+      ...combine,
+      done,
+      tokens: T,
+      n: H,
+      k: I,
+      topK: k,
+    });
+    return out;
   }
-  let shared = 0n;
-  let sharedGate = 0n;
-  if (w.shared) {
-    const s = w.shared;
-    const act = linears.linearActMul(xt, s.gateUp, undefined, 'silu', linears.inputForm(xt, s.down));
-    shared = ctx.own(linears.linear(act, s.down)).ptr;
-    if (s.gate) sharedGate = ctx.own(linears.linear(xt, s.gate)).ptr;
-  }
-  ctx.kernel(MOE_COMBINE).launch(ctx.grid1d(T * H), [256], {
-    out: out.ptr,
-    d: d.ptr,
-    pos: r.pos,
-    weights: r.weights,
-    s: shared,
-    sharedGate,
-    tokens: T,
-    hidden: H,
-    k,
-  });
+  const gu = ctx.empty([n, 2 * I]);
+  const grouped = { offsets: r.offsets, pairs: r.pairs, rows: n, experts: E };
+  groupedGemm(ctx, { y: gu.ptr, x: xt.ptr, w: gateUp.ptr, ...grouped, n: 2 * I, k: H, gatherK: k });
+  actMulInto(ctx, act.ptr, gu.ptr, n, I, 'silu');
+  groupedGemm(ctx, { y: d.ptr, x: act.ptr, w: down, ...grouped, n: H, k: I, gatherK: 0 });
+  const combined = { out: out.ptr, d: d.ptr, ...combine, tokens: T, hidden: H, k };
+  ctx.kernel(MOE_COMBINE).launch(ctx.grid1d(T * H), [256], combined);
   return out;
 }
 
 /**
- * kernels/moe_gemv.cu over `T` tokens' grouped rows: a block per (entry of the active list, `blocksY` of them; tile
- * of output features). SPLIT (warps sharing a weight row group, interleaved over K) is the largest of 8, 4, 2 that
- * leaves every lane at least two 16-byte loads a row: K 2,048 in bf16 (256 vectors) takes 4, K 768 (96) takes 1; at
- * one row the dense GEMV measured split 8 best for K 4,096 (gemv-config.ts), which this rule also picks.
+ * kernels/moe_gemv.cu's build and grid over `T` tokens' grouped rows, `n` outputs over inputs of `k`: a block per
+ * (tile of output features, entry of the active list: `blocksY` of them). SPLIT (warps sharing a weight row group,
+ * interleaved over K) is the largest of 8, 4, 2 that leaves every lane at least two 16-byte loads a row: K 2,048 in
+ * bf16 (256 vectors) takes 4, K 768 (96) takes 1; at one row the dense GEMV measured split 8 best for K 4,096
+ * (gemv-config.ts), which this rule also picks.
  */
-function groupedGemv(
-  ctx: CudaContext,
-  T: number,
-  blocksY: number,
-  gated: boolean,
-  a: ArgValues<typeof MOE_GEMV.args>,
-): void {
-  const defines = moeGemvDefines(ctx.dtype, T, a.k, gated);
-  const groups = gated ? a.n : Math.ceil(a.n / GEMV_ROWS);
+export function moeGemvLaunch(dtype: DType, T: number, blocksY: number, n: number, k: number, gated: boolean) {
+  const defines = moeGemvDefines(dtype, T, k, gated);
+  const groups = gated ? n : Math.ceil(n / GEMV_ROWS);
   const grid: [number, number] = [Math.ceil((groups * defines.SPLIT) / GEMV_WARPS), blocksY];
-  ctx.kernel(MOE_GEMV, defines).launch(grid, [32 * GEMV_WARPS], a);
+  return { defines, grid, block: [32 * GEMV_WARPS] as [number] };
 }
 
-/** kernels/moe_gemv.cu's build for `T` tokens over inputs of `k` (SPLIT: see groupedGemv). */
+/** kernels/moe_gemv.cu's build for `T` tokens over inputs of `k` (SPLIT: see moeGemvLaunch). */
 export function moeGemvDefines(dtype: DType, T: number, k: number, gated: boolean) {
   const kv = k / (16 / DTYPE_BYTES[dtype]);
   const split = [8, 4, 2].find((s) => kv >= 64 * s) ?? 1;
@@ -213,7 +173,7 @@ export function groupedGemmKernel(dtype: DType, k: number): typeof MOE_GEMM_MMA 
  * when k is a whole number of its 16-byte loads, else the tile kernel. The choice depends on the row count alone, so
  * captured graphs stay valid.
  */
-function groupedGemm(ctx: CudaContext, a: ArgValues<typeof MOE_GEMM.args>): void {
+export function groupedGemm(ctx: CudaContext, a: ArgValues<typeof MOE_GEMM.args>): void {
   if (groupedGemmKernel(ctx.dtype, a.k) === MOE_GEMM_MMA) {
     ctx.kernel(MOE_GEMM_MMA).launch([Math.ceil(a.n / MMA_TILE), Math.ceil(a.rows / MMA_TILE) + a.experts], [128], a);
   } else {

@@ -3,6 +3,7 @@
 // then a weighted combine back into token order. Every grid depends on the token count alone (no host decisions), so
 // decode steps capture into CUDA graphs.
 #include "common.cuh"
+#include "moe_combine.cuh"
 
 // A grouped GEMM tile: MOE_BM grouped rows of one expert x MOE_BN output columns, MOE_BK inputs at a time.
 #define MOE_BM 32
@@ -12,16 +13,17 @@
 
 // One warp per token t: softmax over its `experts` router logits (float), the k most probable experts (the lower id
 // first on a tie) into ids [tokens, k], their probabilities (divided by their sum when norm) into weights. Each of the
-// k rounds is a strided scan and a warp arg-max under one total order, so every lane agrees on the winner.
-__device__ void route_token(int* __restrict__ ids, float* __restrict__ weights, const T* __restrict__ logits, int t,
-                            int experts, int k, int norm) {
+// k rounds is a strided scan and a warp arg-max under one total order, so every lane agrees on the winner. The logits
+// are read through L2 (ld.cg): moe_router_route's last block reads those other blocks of its grid just wrote.
+__device__ void route_token(int* __restrict__ ids, float* __restrict__ weights, const T* logits, int t, int experts,
+                            int k, int norm) {
   const int lane = threadIdx.x & 31;
   const T* l = logits + (long long)t * experts;
   float mx = -INFINITY;
-  for (int e = lane; e < experts; e += 32) mx = fmaxf(mx, to_f(l[e]));
+  for (int e = lane; e < experts; e += 32) mx = fmaxf(mx, to_f(__ldcg(l + e)));
   mx = warp_max(mx);
   float z = 0.f;
-  for (int e = lane; e < experts; e += 32) z += expf(to_f(l[e]) - mx);
+  for (int e = lane; e < experts; e += 32) z += expf(to_f(__ldcg(l + e)) - mx);
   z = warp_sum(z);
   float kept = 0.f, prev = INFINITY;
   int prev_id = -1;
@@ -31,7 +33,7 @@ __device__ void route_token(int* __restrict__ ids, float* __restrict__ weights, 
     float bv = -INFINITY;
     for (int e = lane; e < experts; e += 32) {
       // A NaN logit ranks last (as -inf), so k experts are always chosen and no id is -1.
-      const float f = to_f(l[e]);
+      const float f = to_f(__ldcg(l + e));
       const float v = f != f ? -INFINITY : f;
       const bool after = v < prev || (v == prev && e > prev_id);
       if (after && (best < 0 || v > bv)) best = e, bv = v;
@@ -122,6 +124,73 @@ extern "C" __global__ void moe_route_group(int* ids, float* __restrict__ weights
   group_pairs(offsets, pairs, pos, active, ids, tokens * k, experts, count);
 }
 
+// A decode step's router logits [tokens <= ROUTER_TOKENS, experts] = x router^T (rounded to T, as the linear layer
+// writes them) and, in the block that finishes last, moe_route_group's routing and grouping: no launch of its own.
+// ROUTER_SPLIT warps share an expert's row, interleaved over the hidden size in 16-byte loads (hidden a whole number
+// of them: the launcher checks); their sums meet in shared memory in a fixed order. Each block fences its logits
+// before counting itself in `done`, which is zero between launches (the last block resets it; the next launch waits
+// for this grid), so the last block sees every logit.
+#define ROUTER_SPLIT 4
+#define ROUTER_ROWS (MOE_THREADS / 32 / ROUTER_SPLIT)
+#define ROUTER_TOKENS 8
+extern "C" __global__ void __launch_bounds__(MOE_THREADS)
+    moe_router_route(T* logits, int* ids, float* __restrict__ weights, int* __restrict__ offsets,
+                     int* __restrict__ pairs, int* __restrict__ pos, int* __restrict__ active,
+                     unsigned* __restrict__ done, const T* __restrict__ x, const T* __restrict__ router, int tokens,
+                     int hidden, int experts, int k, int norm) {
+  PDL_ENTER();
+  __shared__ float partial[MOE_THREADS / 32][ROUTER_TOKENS];
+  __shared__ int count[1024];
+  __shared__ bool last;
+  constexpr int VEC = 16 / sizeof(T);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int e = blockIdx.x * ROUTER_ROWS + warp / ROUTER_SPLIT;
+  float acc[ROUTER_TOKENS];
+#pragma unroll
+  for (int t = 0; t < ROUTER_TOKENS; t++) acc[t] = 0.f;
+  if (e < experts) {
+    const uint4* w = reinterpret_cast<const uint4*>(router + (long long)e * hidden);
+#pragma unroll 2
+    for (int i = (warp % ROUTER_SPLIT) * 32 + lane; i < hidden / VEC; i += 32 * ROUTER_SPLIT) {
+      const uint4 wu = __ldg(w + i);
+      const T* wv = reinterpret_cast<const T*>(&wu);
+#pragma unroll
+      for (int t = 0; t < ROUTER_TOKENS; t++) {
+        if (t >= tokens) break;
+        const uint4 xu = reinterpret_cast<const uint4*>(x + (long long)t * hidden)[i];
+        const T* xv = reinterpret_cast<const T*>(&xu);
+#pragma unroll
+        for (int v = 0; v < VEC; v++) acc[t] += to_f(wv[v]) * to_f(xv[v]);
+      }
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < ROUTER_TOKENS; t++) acc[t] = warp_sum(acc[t]);
+  if (lane == 0)
+#pragma unroll
+    for (int t = 0; t < ROUTER_TOKENS; t++) partial[warp][t] = acc[t];
+  __syncthreads();
+  // One thread per (expert of this block, token) adds the ROUTER_SPLIT partial sums in order.
+  const int q = threadIdx.x / ROUTER_TOKENS, t = threadIdx.x % ROUTER_TOKENS;
+  const int eq = blockIdx.x * ROUTER_ROWS + q;
+  if (q < ROUTER_ROWS && t < tokens && eq < experts) {
+    float s = 0.f;
+#pragma unroll
+    for (int p = 0; p < ROUTER_SPLIT; p++) s += partial[q * ROUTER_SPLIT + p][t];
+    logits[(long long)t * experts + eq] = from_f(s);
+  }
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(done, 1u) == gridDim.x - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  if (threadIdx.x == 0) *done = 0;
+  for (int tk = warp; tk < tokens; tk += MOE_THREADS / 32) route_token(ids, weights, logits, tk, experts, k, norm);
+  __syncthreads();
+  group_pairs(offsets, pairs, pos, active, ids, tokens * k, experts, count);
+}
+
 // Grouped GEMM: y[r, :] = x[src(r), :] w[e(r)]^T for the grouped rows r < rows, w [experts, n, k]. src(r) is
 // pairs[r] / gather_k (a token's row, for the first projection) when gather_k > 0, else r (rows already grouped).
 // blockIdx.y counts tiles expert by expert, each expert's rows padded to whole tiles: gridDim.y = ceil(rows / MOE_BM)
@@ -190,8 +259,7 @@ extern "C" __global__ void __launch_bounds__(MOE_THREADS) moe_gemm(T* __restrict
   }
 }
 
-// out[t, :] = sum_j weights[t * k + j] * d[pos[t * k + j], :] (slots in order), plus the shared expert's s[t, :]
-// scaled by sigmoid(shared_gate[t]) (by 1 when shared_gate is null; no shared term when s is null).
+// out[t, :] = the mixture (moe_combined) for any token count; moe_down_combine does it for a decode step.
 extern "C" __global__ void moe_combine(T* __restrict__ out, const T* __restrict__ d, const int* __restrict__ pos,
                                        const float* __restrict__ weights, const T* __restrict__ s,
                                        const T* __restrict__ shared_gate, int tokens, int hidden, int k) {
@@ -199,12 +267,6 @@ extern "C" __global__ void moe_combine(T* __restrict__ out, const T* __restrict_
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (long long)tokens * hidden;
        i += (long long)gridDim.x * blockDim.x) {
     const int t = (int)(i / hidden), h = (int)(i - (long long)t * hidden);
-    float acc = 0.f;
-    for (int j = 0; j < k; j++) acc += weights[t * k + j] * to_f(d[(long long)pos[t * k + j] * hidden + h]);
-    if (s) {
-      const float g = shared_gate ? 1.f / (1.f + expf(-to_f(shared_gate[t]))) : 1.f;
-      acc += g * to_f(s[i]);
-    }
-    out[i] = from_f(acc);
+    out[i] = moe_combined(d, pos, weights, s, shared_gate, t, h, hidden, k);
   }
 }

@@ -8,7 +8,9 @@
 // as the dense GEMV reads x. With GATED the weight is a packed gate/up [experts, 2n, k] and y = act(gate) * up, the
 // activation by ACT (no [rows, 2n] round trip, no second launch). y [rows, n] in grouped order. Needs k to be a whole
 // number of 16-byte vectors and 16-byte aligned bases (the launcher checks; arena and weight allocations are).
+// moe_down_combine is the down projection with moe_combine folded in (a decode step's launch fewer).
 #include "common.cuh"
+#include "moe_combine.cuh"
 
 #ifndef TMAX
 #define TMAX 1
@@ -26,12 +28,11 @@
 #define GROUPS_PER_BLOCK (WARPS / SPLIT)
 #define VEC (16 / (int)sizeof(T))
 
-// n: output features (GATED: the weight has 2n rows per expert).
-extern "C" __global__ void __launch_bounds__(WARPS * 32)
-    moe_gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, const int* __restrict__ offsets,
-             const int* __restrict__ pairs, const int* __restrict__ active, int n, int k, int gather_k) {
+// n: output features (GATED: the weight has 2n rows per expert). Called by the whole block after PDL_ENTER.
+__device__ __forceinline__ void grouped_gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w,
+                                             const int* __restrict__ offsets, const int* __restrict__ pairs,
+                                             const int* __restrict__ active, int n, int k, int gather_k) {
   __shared__ float partial[WARPS][ROWS][TMAX];
-  PDL_ENTER();
   const int e = active[blockIdx.y];
   if (e < 0) return;  // the whole block: no barrier below is skipped by part of it
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -110,3 +111,39 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32)
     if (feature + q < n) yr[feature + q] = from_f(s[q]);
 #endif
 }
+
+extern "C" __global__ void __launch_bounds__(WARPS * 32)
+    moe_gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, const int* __restrict__ offsets,
+             const int* __restrict__ pairs, const int* __restrict__ active, int n, int k, int gather_k) {
+  PDL_ENTER();
+  grouped_gemv(y, x, w, offsets, pairs, active, n, k, gather_k);
+}
+
+#if !GATED
+// The down projection d [rows, n] (grouped order) as moe_gemv, then moe_combine's out [tokens, n] for this block's
+// features, written by the last of the gridDim.y blocks of its column to finish: each block fences its rows of d before
+// counting itself in done[blockIdx.x], which is zero between launches (the last block resets it; the next launch waits
+// for this grid). The sum over a token's experts runs in slot order, as moe_combine's: no float atomics, the same bits.
+extern "C" __global__ void __launch_bounds__(WARPS * 32)
+    moe_down_combine(T* __restrict__ out, T* __restrict__ d, const T* __restrict__ x, const T* __restrict__ w,
+                     const int* __restrict__ offsets, const int* __restrict__ pairs, const int* __restrict__ active,
+                     const int* __restrict__ pos, const float* __restrict__ weights, const T* __restrict__ s,
+                     const T* __restrict__ shared_gate, unsigned* __restrict__ done, int tokens, int n, int k,
+                     int top_k) {
+  __shared__ bool last;
+  PDL_ENTER();
+  grouped_gemv(d, x, w, offsets, pairs, active, n, k, 0);
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(done + blockIdx.x, 1u) == gridDim.y - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  if (threadIdx.x == 0) done[blockIdx.x] = 0;
+  const int f0 = blockIdx.x * GROUPS_PER_BLOCK * OUTS, width = min(GROUPS_PER_BLOCK * OUTS, n - f0);
+  for (int i = threadIdx.x; i < tokens * width; i += blockDim.x) {
+    const int t = i / width, h = f0 + i % width;
+    out[(long long)t * n + h] = moe_combined(d, pos, weights, s, shared_gate, t, h, n, top_k);
+  }
+}
+#endif
