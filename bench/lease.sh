@@ -107,8 +107,17 @@ case ${1:-1} in
   gpu_tests 480
   stage moe 230 bench/moe-device.sh bench baseline
   ;;
+8)
+  # A short call after kernels merged without a GPU: their tests first (the rope launch with the q/k head norm, which
+  # every RoPE model now takes; the MoE step's fused routing and combine; nomic-bert), the MoE step's graph replay
+  # after them, then #17's cold page cache (on the 1B shape, whose checkpoint a short call can write).
+  stage first-tests 120 bash -c "$GPU_TEST test/gpu/rope-head-norm.test.ts test/gpu/cuda-models.test.ts \
+    test/gpu/moe-kernels.test.ts test/gpu/cuda-gguf-pooling.test.ts test/gpu/cuda-embeddings.test.ts"
+  stage moe-profile 40 bench/moe-device.sh profile
+  stage load-cold 90 env STEPS=cold CONFIG=bench/configs/llama3.2-1b bench/load-device.sh
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|3|4|5|6|7" >&2
+  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8" >&2
   exit 2
   ;;
 esac

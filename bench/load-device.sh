@@ -13,6 +13,8 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/pagoda-out}
 CKPT=${CKPT:-/tmp/pagoda-load-8b}
+# CONFIG: the shape written (the 8B one the targets name; a smaller one where a call has little time).
+CONFIG=${CONFIG:-bench/configs/llama3-8b}
 mkdir -p "$OUT"
 LOG="$OUT/load.log"
 # STEPS: which of cat (2), runs (3's warm run; its empty-cache run always goes), hf (4), cold (5) run after step 1.
@@ -30,7 +32,7 @@ secs() {
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$LOG"
 
 # 1. Write the checkpoint; pagoda's and transformers' loads (bench/load.ts keeps the checkpoint).
-timeout 330 node --import tsx bench/load.ts --config bench/configs/llama3-8b --device cuda --out "$CKPT" --runs 1 --keep \
+timeout 330 node --import tsx bench/load.ts --config "$CONFIG" --device cuda --out "$CKPT" --runs 1 --keep \
   --tokenizer test/fixtures/models/tiny-llama/tokenizer.json 2>&1 | tee -a "$LOG" | grep -E '^\||start-up|weights'
 
 # 2. The page cache's own speed.
