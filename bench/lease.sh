@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# A whole device lease (about 30 minutes) in calls of at most 9.5 minutes, most important first. Every kernel merged
-# so far passed its GPU test on an H100 (2026-12-06, second lease) but GGUF pooling models (merged after it) and the
-# FP8 GEMV test fixed after it ran, and #17's start-up has never been measured on a GPU: so part 6 first (those, and
-# the MoE step's profile), then part 7 (every GPU test file, a line each; the MoE shape's speed), the 256-wide
-# fixtures' call, then the issues' GPU targets with their baselines (3: GGUF decode with the fused forms, 4: MoE,
-# Gemma and Phi, SnapKV; 1-2: the suite and #15, sm_90a prefill and FP8). Each part stops its stages at its own
-# deadline and packs what it has: $OUT/logs.tgz (one folder per stage) and $OUT/RESULTS.md (bench/RESULTS.md with the
-# rows the stages appended).
+# A whole device lease (about 30 minutes) in calls of at most 9.5 minutes, most important first. Every GPU test file
+# passed on an H200 on 2026-12-06 (third lease), and what merged after it (the rope launch's q/k head norm, the MoE
+# step's fused routing and combine, nomic-bert) passed its first run on an H100 (part 8). Next: part 9 (where the
+# batch-1 step's host time goes, 0.31 ms a token outside the graph; the MoE shape after its fusions, against 3.85
+# ms/token and 3,757 tok/s on the H200 before), the 256-wide fixtures' call (the FP8 12-sequence test's new bounds),
+# then part 7 (every GPU test file, a line each), then the issues' GPU targets with their baselines (3: GGUF decode,
+# 4: MoE, Gemma and Phi, SnapKV; 1-2: the suite and #15, sm_90a prefill and FP8; 5: start-up and tensor parallelism).
+# Each part stops its stages at its own deadline and packs what it has: $OUT/logs.tgz (one folder per stage) and
+# $OUT/RESULTS.md (bench/RESULTS.md with the rows the stages appended).
 # Before the lease, here: `../shared/device/prepare`. A call's tree (tracked files, about 23 MB, plus what it carries)
 # must stay under 64 MiB and .device takes 34, so the shared fixtures go in small sets: .fixtures with
 # models/stories260K, gguf/stories260K.gguf and gguf/ggml-vocab-gpt-2.gguf (4 MB; the other tiny models are
@@ -14,9 +15,10 @@
 # tiny-qwen2-256 (15 MB, in .fixtures-256/models) in a call of their own that carries only them, on the still-warm
 # machine, copies them into .fixtures/models and runs test/gpu/cuda-models, cuda-quantized-models and fp8-weights
 # again (part 1 skips what needs them). The device keeps ignored paths between calls only if .gitignore names them
-# (.device, .fixtures, .fixtures-256 are): a folder excluded some other way is gone at the next call. Each call:
+# (.device, .fixtures, .fixtures-256 are): a folder excluded some other way is gone at the next call, and a carried
+# path replaces the device's copy (carrying .fixtures again drops the 256-wide models copied into it). Each call:
 # carry [".device", ".fixtures"] and run
-#   source .device/env.sh; export PAGODA_FIXTURES=$PWD/.fixtures; bench/lease.sh 6      (then 7, 3, 4, 5, 1, 2)
+#   source .device/env.sh; export PAGODA_FIXTURES=$PWD/.fixtures; bench/lease.sh 9      (then 7, 3, 4, 1, 2, 5)
 # Call N+1 right after call N returns (have its command written before): an idle machine goes back after about 30 s,
 # a fresh one costs its start, and a refused start costs 80-180 s of the lease: on a day of few machines, wait ten
 # minutes or more between tries rather than try again at once.
@@ -116,8 +118,17 @@ case ${1:-1} in
   stage moe-profile 40 bench/moe-device.sh profile
   stage load-cold 90 env STEPS=cold CONFIG=bench/configs/llama3.2-1b bench/load-device.sh
   ;;
+9)
+  # The batch-1 step's host time: a V8 profile of `pagoda bench latency` on the 8B shape (Q4_K_M's step replayed its
+  # graph in 3.02 ms of its 3.33 ms a token on the H200; the engine's own host work is 0.05 ms, bench/engine-host.ts),
+  # then the MoE shape after its launches were fused.
+  stage host-profile 100 bash -c "node --cpu-prof --cpu-prof-dir=\$OUT/prof bin/pagoda.mjs bench latency \
+    --model bench/configs/llama3-8b --device cuda --load-format dummy --batch-size 1 --input-len 128 --output-len 256 \
+    --max-model-len 4096 && node --import tsx bench/cpuprofile-summary.ts \$OUT/prof/*.cpuprofile --top 30"
+  stage moe 200 bench/moe-device.sh bench profile
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8" >&2
+  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9" >&2
   exit 2
   ;;
 esac
