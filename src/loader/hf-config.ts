@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { UserError } from '../util/errors.ts';
 import { textModelConfig } from './config-defaults.ts';
 import { ggufConfigJson, ggufGenerationJson, isGgufPath } from './gguf/files.ts';
+import { withNomicBertKeys } from './nomic-bert-config.ts';
 
 /** rope_scaling / rope_parameters as the model ships them, with the type under one name. */
 export interface RopeScaling {
@@ -99,7 +100,7 @@ function ids(v: unknown): number[] {
 }
 
 export function parseModelConfig(file: Record<string, unknown>, path = 'config.json'): ModelConfig {
-  const raw = textModelConfig(file);
+  const raw = withNomicBertKeys(textModelConfig(file), path);
   const num = (keys: string[], fallback?: number): number => {
     for (const k of keys) if (typeof raw[k] === 'number') return raw[k] as number;
     if (fallback !== undefined) return fallback;

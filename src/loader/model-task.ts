@@ -5,7 +5,7 @@ import type { ModelConfig } from './hf-config.ts';
 /** What a model folder or GGUF file serves: generated text, embeddings, or relevance scores. */
 export type ModelTask = 'generate' | 'embed' | 'score';
 
-const BERT_EMBED = ['BertModel', 'XLMRobertaModel', 'RobertaModel'];
+const BERT_EMBED = ['BertModel', 'XLMRobertaModel', 'RobertaModel', 'NomicBertModel'];
 const BERT_SCORE = [
   'BertForSequenceClassification',
   'XLMRobertaForSequenceClassification',
