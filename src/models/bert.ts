@@ -104,7 +104,8 @@ export function isRoberta(cfg: ModelConfig): boolean {
 
 /**
  * nomic-bert (NomicBertModel, nomic-embed-text v1/v1.5): BERT with rotary positions (NeoX pairing over the whole
- * head), fused QKV and a SwiGLU MLP, without biases. Read from GGUF files only (llama.cpp's `nomic-bert`).
+ * head), fused QKV and a SwiGLU MLP, without biases. From a GGUF file (llama.cpp's `nomic-bert`) or a folder whose
+ * NomicBertConfig loader/nomic-bert-config.ts maps to the same config.
  */
 export function isNomicBert(cfg: ModelConfig): boolean {
   return cfg.modelType === 'nomic_bert';
