@@ -8,7 +8,6 @@ const DEFAULTS = {
   n_embd: 768,
   n_head: 12,
   n_layer: 12,
-  n_positions: 1024,
   layer_norm_epsilon: 1e-5,
   activation_function: 'gelu_new',
   rotary_emb_base: 1000,
@@ -26,6 +25,7 @@ const DEFAULTS = {
 
 /** The settings pagoda's nomic-bert (models/bert.ts, as llama.cpp's) computes, each with what it means otherwise. */
 const REQUIRED: [key: keyof typeof DEFAULTS, value: unknown, otherwise: string][] = [
+  ['moe_every_n_layers', 0, 'no mixture-of-experts layers; nomic-embed-text-v2-moe is not supported'],
   ['activation_function', 'swiglu', 'the MLP is a SwiGLU'],
   ['rotary_emb_fraction', 1, 'rotary positions over the whole head'],
   ['rotary_emb_interleaved', false, "NeoX pairing (each half's dims with the other half's)"],
@@ -35,7 +35,6 @@ const REQUIRED: [key: keyof typeof DEFAULTS, value: unknown, otherwise: string][
   ['parallel_block', false, 'attention then MLP, in sequence'],
   ['mlp_fc1_bias', false, 'the MLP without biases'],
   ['mlp_fc2_bias', false, 'the MLP without biases'],
-  ['moe_every_n_layers', 0, 'no mixture-of-experts layers (nomic-embed-text-v2-moe is not supported)'],
 ];
 
 /**
@@ -55,7 +54,9 @@ export function withNomicBertKeys(raw: Record<string, unknown>, path: string): R
       );
     }
   }
-  const positions = Math.min(Number(c.n_positions), Number(c.max_trained_positions));
+  // GPT2Config saves max_position_embeddings as n_positions; either may name it, 1024 where neither does.
+  const declared = Number(c.n_positions ?? c.max_position_embeddings ?? 1024);
+  const positions = Math.min(declared, Number(c.max_trained_positions));
   return {
     ...c,
     hidden_size: c.n_embd,

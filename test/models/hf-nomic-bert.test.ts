@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
-import { loadModelConfig, type ModelConfig } from '../../src/loader/hf-config.ts';
+import { loadModelConfig, type ModelConfig, parseModelConfig } from '../../src/loader/hf-config.ts';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadPoolingModel } from '../../src/models/pooling-load.ts';
 import { buildPoolingBatch } from '../../src/runner/pooling-batch.ts';
@@ -84,6 +84,15 @@ describe('nomic-bert HF folder: sentence-transformers files and refused settings
     assert.equal(st?.normalize, true);
     assert.equal(st?.prompts.search_query, 'search_query: ');
     assert.equal(st?.prompts.search_document, 'search_document: ');
+  });
+
+  test('positions: the smaller of n_positions (or max_position_embeddings) and max_trained_positions (2048 unset)', () => {
+    const { n_positions: _, max_trained_positions: __, ...rest } = tinyNomicConfig();
+    const positions = (keys: Record<string, unknown>) => parseModelConfig({ ...rest, ...keys }).maxPositionEmbeddings;
+    assert.equal(positions({ n_positions: 8192 }), 2048);
+    assert.equal(positions({ n_positions: 8192, max_trained_positions: 512 }), 512);
+    assert.equal(positions({ max_position_embeddings: 300 }), 300);
+    assert.equal(positions({}), 1024);
   });
 
   const refused: [what: string, field: string, patch: Record<string, unknown>][] = [
