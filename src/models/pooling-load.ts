@@ -94,10 +94,16 @@ function openWeights(dir: string, cfg: ModelConfig, backend: Backend): WeightSou
 }
 
 /**
- * What llama.cpp's converter writes for a Qwen3-Reranker, which the decoder reranker needs: the rerank template with
+ * What llama.cpp's converter writes for a Qwen3-Reranker, which the decoder reranker needs: a qwen3 stack, the rerank template with
  * both placeholders (the text a query and document become) and `cls.output` as the LM head's "yes" and "no" rows.
  */
 function checkDecoderReranker(dir: string, cfg: ModelConfig, source: WeightSource | null): void {
+  // llama.cpp takes the last token and the softmax for qwen3 alone; other decoders rank from the first token, raw.
+  if (cfg.modelType !== 'qwen3') {
+    throw new UserError(
+      `${dir}: a reranking GGUF of a ${cfg.modelType} decoder is not supported (decoder rerankers: qwen3)`,
+    );
+  }
   const template = cfg.raw.gguf_rerank_template;
   if (typeof template !== 'string' || !template.includes('{query}') || !template.includes('{document}')) {
     throw new UserError(

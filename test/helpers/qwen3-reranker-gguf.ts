@@ -18,7 +18,7 @@ export interface RerankerGgufOptions {
 }
 
 /**
- * Rewrites a qwen3 GGUF that generates (`generating`, as `pagoda convert` writes one) as llama.cpp's converter writes a
+ * Rewrites a qwen3 (or other decoder's) GGUF that generates (`generating`, as `pagoda convert` writes one) as llama.cpp's converter writes a
  * Qwen3-Reranker: rank pooling, output labels yes / no, the rerank template, and `cls.output.weight` made of the LM
  * head's rows (`output.weight`, kept as the converter keeps it only for tied heads: dropped here, as for an untied one).
  * F32 throughout, as the source.
@@ -26,8 +26,9 @@ export interface RerankerGgufOptions {
 export function writeQwen3Reranker(generating: string, out: string, opts: RerankerGgufOptions): void {
   const file = ggufHeader(generating);
   const meta = new Map<string, GgufValue>(file.metadata);
-  meta.set('qwen3.pooling_type', gguf.u32(4));
-  meta.set('qwen3.classifier.output_labels', gguf.array('string', ['yes', 'no']));
+  const arch = String(file.value('general.architecture'));
+  meta.set(`${arch}.pooling_type`, gguf.u32(4));
+  meta.set(`${arch}.classifier.output_labels`, gguf.array('string', ['yes', 'no']));
   if (opts.template !== null) meta.set('tokenizer.chat_template.rerank', gguf.str(opts.template));
   const head = file.readTensor('output.weight');
   const [, hidden] = head.shape as [number, number];

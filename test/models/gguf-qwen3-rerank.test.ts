@@ -155,7 +155,7 @@ describe('a Qwen3-Reranker GGUF (qwen3, rank pooling, cls.output of yes / no)', 
     }
   });
 
-  test('refused in one line: no rerank template, a template without {document}, cls.output not two rows', () => {
+  test('refused in one line: no rerank template, a template without {document}, cls.output not two rows, a llama', () => {
     const cases: [string, Parameters<typeof writeQwen3Reranker>[2], RegExp][] = [
       [
         'none',
@@ -178,6 +178,16 @@ describe('a Qwen3-Reranker GGUF (qwen3, rank pooling, cls.output of yes / no)', 
         name,
       );
     }
+    // llama.cpp ranks other decoders from the first token without the softmax: not this head.
+    const llamaFixture = modelFixture('tiny-llama');
+    if (llamaFixture.skip) return;
+    const [llamaGen, llamaRank] = [join(tmp, 'tiny-llama.gguf'), join(tmp, 'tiny-llama-rank.gguf')];
+    convertToGguf(llamaFixture.path, llamaGen, 'f32');
+    writeQwen3Reranker(llamaGen, llamaRank, { template: QWEN3_RERANK_TEMPLATE, rows: [1, 2] });
+    assert.throws(
+      () => loadPoolingModel(llamaRank, new CpuBackend({ threads: 1 })),
+      /tiny-llama-rank\.gguf: a reranking GGUF of a llama decoder is not supported \(decoder rerankers: qwen3\)$/,
+    );
   });
 
   test("/v1/rerank fills the converter's template and tokenizes it whole, as llama.cpp's server does", async () => {
