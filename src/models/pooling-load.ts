@@ -94,8 +94,8 @@ function openWeights(dir: string, cfg: ModelConfig, backend: Backend): WeightSou
 }
 
 /**
- * What llama.cpp's converter writes for a Qwen3-Reranker, which the decoder reranker needs: a qwen3 stack, the rerank template with
- * both placeholders (the text a query and document become) and `cls.output` as the LM head's "yes" and "no" rows.
+ * What the decoder reranker needs, as llama.cpp's converter writes a Qwen3-Reranker: a qwen3 stack, the rerank template
+ * with both placeholders (the text a query and document become) and `cls.output` as the LM head's "yes" and "no" rows.
  */
 function checkDecoderReranker(dir: string, cfg: ModelConfig, source: WeightSource | null): void {
   // llama.cpp takes the last token and the softmax for qwen3 alone; other decoders rank from the first token, raw.

@@ -79,9 +79,9 @@ export class CrossEncoderModel implements PoolingModel {
 
 /**
  * A decoder reranker as llama.cpp runs a Qwen3-Reranker GGUF: the last token's final-normed state through `cls.output`
- * (the LM head's "yes" and "no" rows, in that order). llama.cpp's score, the softmax of the two's first, is
- * sigmoid(yes - no): this gives the difference as the one logit, which the pooling engine turns into that sigmoid as
- * it does a cross-encoder's.
+ * (the LM head's "yes" and "no" rows, in that order). llama.cpp's score, the first of the pair's softmax, is
+ * sigmoid(yes - no): the difference is this model's one logit, which the pooling engine turns into that sigmoid as it
+ * does a cross-encoder's.
  */
 export class DecoderRerankerModel implements PoolingModel {
   readonly task = 'score' as const;
