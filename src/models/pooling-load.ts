@@ -13,7 +13,7 @@ import { bertRoot, buildBertEncoder, isRoberta } from './bert.ts';
 import { dummyWeights } from './dummy.ts';
 import { buildLlamaEncoder, type LlamaOptions } from './llama.ts';
 import type { Encoder } from './model.ts';
-import { CrossEncoderModel, EmbeddingModel, type PoolingModel } from './pooling-model.ts';
+import { CrossEncoderModel, DecoderRerankerModel, EmbeddingModel, type PoolingModel } from './pooling-model.ts';
 import { ModelWeights } from './weights.ts';
 
 const PLAIN: LlamaOptions = { qkvBias: false, qkNorm: false };
@@ -59,6 +59,12 @@ export function loadPoolingModel(dir: string, backend: Backend, opts: { dummy?: 
     const w = source ? new ModelWeights(source, backend, dir) : dummyWeights(dir, backend);
     const decoder = isPoolingDecoder(cfg.architecture) ? DECODERS[cfg.architecture] : undefined;
     const encoder: Encoder = decoder ? buildLlamaEncoder(decoder, cfg, w, backend) : buildBertEncoder(cfg, w, backend);
+    if (task === 'score' && decoder) {
+      checkDecoderReranker(dir, cfg, source);
+      const bias = w.has('score.bias') ? w.load('score.bias', [2]) : undefined;
+      const model = new DecoderRerankerModel(encoder, { weight: w.load('score.weight', [2, cfg.hiddenSize]), bias });
+      return { model, sentenceTransformers: st };
+    }
     if (task === 'score' && gguf && source && !w.has('pooler.dense.weight')) {
       throw new UserError(
         `${dir}: a reranking GGUF without cls.weight (the head's dense layer, BERT's pooler, which llama.cpp's converter leaves out) is not supported`,
@@ -85,6 +91,32 @@ function openWeights(dir: string, cfg: ModelConfig, backend: Backend): WeightSou
   if (!isGgufPath(dir)) return openCheckpoint(dir, cfg, backend.computeDtype).weights;
   const header = ggufHeader(dir);
   return new GgufWeightSource(header, String(header.value('general.architecture')), cfg, backend.computeDtype);
+}
+
+/**
+ * What the decoder reranker needs, as llama.cpp's converter writes a Qwen3-Reranker: a qwen3 stack, the rerank template
+ * with both placeholders (the text a query and document become) and `cls.output` as the LM head's "yes" and "no" rows.
+ */
+function checkDecoderReranker(dir: string, cfg: ModelConfig, source: WeightSource | null): void {
+  // llama.cpp takes the last token and the softmax for qwen3 alone; other decoders rank from the first token, raw.
+  if (cfg.modelType !== 'qwen3') {
+    throw new UserError(
+      `${dir}: a reranking GGUF of a ${cfg.modelType} decoder is not supported (decoder rerankers: qwen3)`,
+    );
+  }
+  const template = cfg.raw.gguf_rerank_template;
+  if (typeof template !== 'string' || !template.includes('{query}') || !template.includes('{document}')) {
+    throw new UserError(
+      `${dir}: a decoder reranking GGUF needs tokenizer.chat_template.rerank with {query} and {document} (the text a pair becomes); this file has ${typeof template === 'string' ? 'one without them' : 'none'}`,
+    );
+  }
+  if (!source) return;
+  const shape = source.has('score.weight') ? source.get('score.weight').shape : undefined;
+  if (shape?.length !== 2 || shape[0] !== 2 || shape[1] !== cfg.hiddenSize) {
+    throw new UserError(
+      `${dir}: a decoder reranking GGUF needs cls.output.weight as 2 rows ("yes", "no") of ${cfg.hiddenSize}; this file has ${shape ? `[${shape.join(', ')}]` : 'none'}`,
+    );
+  }
 }
 
 /** The classification head of a one-label sequence classifier (BERT's pooler + classifier, RoBERTa's head). */

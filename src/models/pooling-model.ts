@@ -76,3 +76,33 @@ export class CrossEncoderModel implements PoolingModel {
     return b.linear(h, this.out.weight, this.out.bias);
   }
 }
+
+/**
+ * A decoder reranker as llama.cpp runs a Qwen3-Reranker GGUF: the last token's final-normed state through `cls.output`
+ * (the LM head's "yes" and "no" rows, in that order). llama.cpp's score, the first of the pair's softmax, is
+ * sigmoid(yes - no): the difference is this model's one logit, which the pooling engine turns into that sigmoid as it
+ * does a cross-encoder's.
+ */
+export class DecoderRerankerModel implements PoolingModel {
+  readonly task = 'score' as const;
+  readonly outputSize = 1;
+  readonly normalized = false;
+  readonly config: ModelConfig;
+  readonly backend: Backend;
+
+  constructor(
+    readonly encoder: Encoder,
+    /** `[2, hidden]`: the "yes" row, then the "no" row; its bias, when the file has one. */
+    private readonly yesNo: { weight: Tensor; bias?: Tensor },
+  ) {
+    this.config = encoder.config;
+    this.backend = encoder.backend;
+  }
+
+  forward(step: StepContext): Tensor {
+    const b = this.backend;
+    const last = b.pool(this.encoder.hiddenStates(step), step, 'last');
+    const [yes, no] = b.splitColumns(b.linear(last, this.yesNo.weight, this.yesNo.bias), [1, 1]) as [Tensor, Tensor];
+    return b.add(yes, b.scale(no, -1));
+  }
+}

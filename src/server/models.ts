@@ -41,6 +41,8 @@ export interface PoolingSide {
   includePrompt: boolean;
   /** Token types from the tokenizer's pair template reach the model (false: it has one token type). */
   pairTypes: boolean;
+  /** A decoder reranker's input text, {query} and {document} filled in (a GGUF's rerank template); null: a pair. */
+  rerankTemplate: string | null;
   /** Output sizes a request may truncate to (`dimensions`): any up to the full size (true), a list, or none. */
   matryoshka: boolean | readonly number[];
 }

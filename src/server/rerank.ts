@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { PoolingInput } from '../runner/pooling-batch.ts';
 import { ApiError, badRequest } from './errors.ts';
-import type { Admitted, ServerContext } from './generation.ts';
+import { type Admitted, encodePrompt, type ServerContext } from './generation.ts';
 import { acceptAnything, IGNORED_OPENAI_FIELDS } from './ignored-fields.ts';
 import { completionId } from './openai/common.ts';
 import { keepAlive } from './openai/schemas.ts';
@@ -42,23 +42,39 @@ async function scores(ctx: ServerContext, a: Admitted, query: string, docs: stri
     } = await runPooling(ctx, a, seqs);
     return { scores: rows.map((r) => cosine(q!, r)), tokens };
   }
+  const seqs = await Promise.all(
+    docs.map(async (d, i): Promise<PoolingInput> => {
+      const { ids, typeIds } = await pairInput(a, query, d);
+      if (ids.length > limit) {
+        throw new ApiError(
+          400,
+          `documents[${i}]: the query and document are ${ids.length} tokens, more than this model's maximum of ${limit}`,
+          `documents[${i}]`,
+          'context_length_exceeded',
+        );
+      }
+      return { tokenIds: ids, tokenTypeIds: side.pairTypes ? typeIds : undefined };
+    }),
+  );
+  const { rows, tokens } = await runPooling(ctx, a, seqs);
+  return { scores: rows.map((r) => r[0]!), tokens };
+}
+
+/**
+ * A reranker's input for one pair: a decoder reranker's template with the texts filled in, tokenized with its special
+ * tokens read as such and none added (as llama.cpp's server does; here in one pass, so a query's own "{document}"
+ * stays text); else the tokenizer's pair template (`[CLS] query [SEP] document [SEP]`) with its token types.
+ */
+async function pairInput(a: Admitted, query: string, doc: string): Promise<{ ids: number[]; typeIds?: number[] }> {
+  const side = poolingOf(a);
+  if (side.rerankTemplate !== null) {
+    const text = side.rerankTemplate.replace(/\{(query|document)\}/g, (_, name) => (name === 'query' ? query : doc));
+    return { ids: await encodePrompt(a.model, text, false) };
+  }
   const tok = a.model.tokenizer;
   if (!tok.encodePair) throw new ApiError(500, `model "${a.entry.name}": its tokenizer has no pair template`);
   const lower = (t: string) => (side.doLowerCase ? t.toLowerCase() : t);
-  const seqs = docs.map((d, i): PoolingInput => {
-    const { ids, typeIds } = tok.encodePair!(lower(query), lower(d));
-    if (ids.length > limit) {
-      throw new ApiError(
-        400,
-        `documents[${i}]: the query and document are ${ids.length} tokens, more than this model's maximum of ${limit}`,
-        `documents[${i}]`,
-        'context_length_exceeded',
-      );
-    }
-    return { tokenIds: ids, tokenTypeIds: side.pairTypes ? typeIds : undefined };
-  });
-  const { rows, tokens } = await runPooling(ctx, a, seqs);
-  return { scores: rows.map((r) => r[0]!), tokens };
+  return tok.encodePair(lower(query), lower(doc));
 }
 
 /** POST /v1/rerank and /rerank */

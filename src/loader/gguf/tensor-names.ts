@@ -71,7 +71,8 @@ const MOE: NameTable = {
 const TABLES: Record<string, NameTable> = {
   llama: LLAMA,
   qwen2: LLAMA,
-  qwen3: LLAMA,
+  // A Qwen3-Reranker's head, the LM head's "yes" and "no" rows, under Qwen3ForSequenceClassification's name.
+  qwen3: { ...LLAMA, global: { ...LLAMA.global, 'cls.output': 'score' } },
   gemma: LLAMA,
   gemma2: GEMMA2,
   gemma3: GEMMA2,
