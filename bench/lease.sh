@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # A whole device lease (about 30 minutes) in calls of at most 9.5 minutes, most important first. Every GPU test file
 # passed on an H200 on 2026-12-06 (third lease), and what merged after it (the rope launch's q/k head norm, the MoE
-# step's fused routing and combine, nomic-bert) passed its first run on an H100 (part 8). Next: part 9 (where the
-# batch-1 step's host time goes, 0.31 ms a token outside the graph; the MoE shape after its fusions, against 3.85
-# ms/token and 3,757 tok/s on the H200 before), the 256-wide fixtures' call (the FP8 12-sequence test's new bounds),
-# then part 7 (every GPU test file, a line each), then the issues' GPU targets with their baselines (3: GGUF decode,
-# 4: MoE, Gemma and Phi, SnapKV; 1-2: the suite and #15, sm_90a prefill and FP8; 5: start-up and tensor parallelism).
+# step's fused routing and combine, nomic-bert) passed its first run on an H100 (part 8). Next: part 9 (the
+# Qwen3-Reranker GGUF case merged after that, never run on a GPU; where the batch-1 step's host time goes, 0.31 ms a
+# token outside the graph; the MoE shape after its fusions, against 3.85 ms/token and 3,757 tok/s on the H200
+# before), the 256-wide fixtures' call (the FP8 12-sequence test's new bounds), then part 7 (every GPU test file, a
+# line each), then the issues' GPU targets with their baselines (3: GGUF decode, 4: MoE, Gemma and Phi, SnapKV; 1-2:
+# the suite, sm_90a prefill and FP8; 5: start-up and tensor parallelism).
 # Each part stops its stages at its own deadline and packs what it has: $OUT/logs.tgz (one folder per stage) and
 # $OUT/RESULTS.md (bench/RESULTS.md with the rows the stages appended).
 # Before the lease, here: `../shared/device/prepare`. A call's tree (tracked files, about 23 MB, plus what it carries)
@@ -121,7 +122,9 @@ case ${1:-1} in
 9)
   # The batch-1 step's host time: a V8 profile of `pagoda bench latency` on the 8B shape (Q4_K_M's step replayed its
   # graph in 3.02 ms of its 3.33 ms a token on the H200; the engine's own host work is 0.05 ms, bench/engine-host.ts),
-  # then the MoE shape after its launches were fused.
+  # then the MoE shape after its launches were fused. First, the GGUF pooling test's Qwen3-Reranker case (merged after
+  # part 8 ran; never run on a GPU).
+  stage first-tests 60 bash -c "$GPU_TEST test/gpu/cuda-gguf-pooling.test.ts"
   stage host-profile 100 bash -c "node --cpu-prof --cpu-prof-dir=\$OUT/prof bin/pagoda.mjs bench latency \
     --model bench/configs/llama3-8b --device cuda --load-format dummy --batch-size 1 --input-len 128 --output-len 256 \
     --max-model-len 4096 && node --import tsx bench/cpuprofile-summary.ts \$OUT/prof/*.cpuprofile --top 30"
