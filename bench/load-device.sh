@@ -44,8 +44,9 @@ fi
 
 # 3. pagoda run end to end: an empty kernel cache, then the same cache warm (the cold run's kernel cache).
 KC=$(mktemp -d)
+RUNS="empty warm"
 has runs || RUNS=empty
-for run in ${RUNS:-empty warm}; do
+for run in $RUNS; do
   s=$(secs sh -c "PAGODA_KERNEL_CACHE=$KC timeout 120 node bin/pagoda.mjs run $CKPT Hello --max-tokens 1 --device cuda \
     >$OUT/run-$run.out 2>$OUT/run-$run.err")
   say "pagoda run --max-tokens 1, $run kernel cache: $s s"

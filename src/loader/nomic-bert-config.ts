@@ -42,10 +42,10 @@ const REQUIRED: [key: keyof typeof DEFAULTS, value: unknown, otherwise: string][
  * reads, as gguf/config.ts writes them for llama.cpp's `nomic-bert`; a setting the forward does not compute is refused
  * in one line naming the field. Positions stop at max_trained_positions as llama.cpp's converter and vLLM stop them
  * (n_positions 8192 is the rotary extension, and rotary_scaling_factor's dynamic NTK only acts beyond it). Other
- * configs, and those gguf/config.ts wrote (no `n_embd`), come back as they are.
+ * configs, and those gguf/config.ts wrote (with `hidden_size`), come back as they are.
  */
 export function withNomicBertKeys(raw: Record<string, unknown>, path: string): Record<string, unknown> {
-  if (raw.model_type !== 'nomic_bert' || raw.n_embd === undefined) return raw;
+  if (raw.model_type !== 'nomic_bert' || raw.hidden_size !== undefined) return raw;
   const c: Record<string, unknown> = { ...DEFAULTS, ...raw };
   for (const [key, value, otherwise] of REQUIRED) {
     if (c[key] !== value) {

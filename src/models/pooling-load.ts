@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Backend } from '../backend/backend.ts';
+import type { Backend, Tensor } from '../backend/backend.ts';
 import { openCheckpoint } from '../loader/fp8-weights.ts';
 import { ggufHeader, isGgufPath } from '../loader/gguf/files.ts';
 import { GgufWeightSource } from '../loader/gguf/weights.ts';
@@ -7,6 +7,7 @@ import { loadModelConfig, type ModelConfig } from '../loader/hf-config.ts';
 import { isPoolingDecoder, modelTask, type PoolingDecoder } from '../loader/model-task.ts';
 import type { WeightSource } from '../loader/safetensors.ts';
 import { readSentenceTransformers, type SentenceTransformersConfig } from '../loader/sentence-transformers.ts';
+import { toFloat32 } from '../primitives/host-tensor.ts';
 import type { PoolingMode } from '../primitives/pooling.ts';
 import { UserError } from '../util/errors.ts';
 import { bertRoot, buildBertEncoder, isRoberta } from './bert.ts';
@@ -58,12 +59,14 @@ export function loadPoolingModel(dir: string, backend: Backend, opts: { dummy?: 
   try {
     const w = source ? new ModelWeights(source, backend, dir) : dummyWeights(dir, backend);
     const decoder = isPoolingDecoder(cfg.architecture) ? DECODERS[cfg.architecture] : undefined;
+    // Refused before any weight reaches the device.
+    if (task === 'score' && decoder) checkDecoderReranker(dir, cfg, source);
     const encoder: Encoder = decoder ? buildLlamaEncoder(decoder, cfg, w, backend) : buildBertEncoder(cfg, w, backend);
     if (task === 'score' && decoder) {
-      checkDecoderReranker(dir, cfg, source);
-      const bias = w.has('score.bias') ? w.load('score.bias', [2]) : undefined;
-      const model = new DecoderRerankerModel(encoder, { weight: w.load('score.weight', [2, cfg.hiddenSize]), bias });
-      return { model, sentenceTransformers: st };
+      return {
+        model: new DecoderRerankerModel(encoder, yesMinusNo(w, backend, cfg.hiddenSize)),
+        sentenceTransformers: st,
+      };
     }
     if (task === 'score' && gguf && source && !w.has('pooler.dense.weight')) {
       throw new UserError(
@@ -132,4 +135,21 @@ function crossEncoder(encoder: Encoder, cfg: ModelConfig, w: ModelWeights): Cros
   });
   if (isRoberta(cfg)) return new CrossEncoderModel(encoder, lin('classifier.dense', H), lin('classifier.out_proj', 1));
   return new CrossEncoderModel(encoder, lin(`${bertRoot(w, cfg)}pooler.dense`, H), lin('classifier', 1));
+}
+
+/**
+ * A decoder reranker's head as one logit: llama.cpp's score, the first of softmax(yes, no), is sigmoid(yes - no), so
+ * `cls.output`'s "no" row is taken from its "yes" row at load (in float32), and the difference is computed and rounded
+ * once on the device rather than as two large logits rounded to the storage type and then subtracted.
+ */
+function yesMinusNo(w: ModelWeights, backend: Backend, hidden: number): { weight: Tensor; bias?: Tensor } {
+  const rows = toFloat32(w.host('score.weight', [2, hidden]));
+  const weight = rows.subarray(0, hidden).map((yes, i) => yes - rows[hidden + i]!);
+  const f32 = (name: string, shape: number[], v: Float32Array): Tensor =>
+    backend.loadWeight({ name, shape, dtype: 'f32', bytes: new Uint8Array(v.buffer, v.byteOffset, v.byteLength) });
+  const bias = w.has('score.bias') ? toFloat32(w.host('score.bias', [2])) : undefined;
+  return {
+    weight: f32('score.weight', [1, hidden], weight),
+    bias: bias && f32('score.bias', [1], Float32Array.of(bias[0]! - bias[1]!)),
+  };
 }

@@ -78,10 +78,10 @@ export class CrossEncoderModel implements PoolingModel {
 }
 
 /**
- * A decoder reranker as llama.cpp runs a Qwen3-Reranker GGUF: the last token's final-normed state through `cls.output`
- * (the LM head's "yes" and "no" rows, in that order). llama.cpp's score, the first of the pair's softmax, is
- * sigmoid(yes - no): the difference is this model's one logit, which the pooling engine turns into that sigmoid as it
- * does a cross-encoder's.
+ * A decoder reranker as llama.cpp runs a Qwen3-Reranker GGUF: the last token's final-normed state through
+ * `cls.output`, whose "yes" and "no" rows pooling-load.ts folds into one (yes - no): llama.cpp's score, the first of
+ * the pair's softmax, is sigmoid(yes - no), and the pooling engine turns this model's one logit into that sigmoid as
+ * it does a cross-encoder's.
  */
 export class DecoderRerankerModel implements PoolingModel {
   readonly task = 'score' as const;
@@ -92,17 +92,15 @@ export class DecoderRerankerModel implements PoolingModel {
 
   constructor(
     readonly encoder: Encoder,
-    /** `[2, hidden]`: the "yes" row, then the "no" row; its bias, when the file has one. */
-    private readonly yesNo: { weight: Tensor; bias?: Tensor },
+    /** `[1, hidden]`: the "yes" row minus the "no" row; the same of the bias, when the file has one. */
+    private readonly yesMinusNo: { weight: Tensor; bias?: Tensor },
   ) {
     this.config = encoder.config;
     this.backend = encoder.backend;
   }
 
   forward(step: StepContext): Tensor {
-    const b = this.backend;
-    const last = b.pool(this.encoder.hiddenStates(step), step, 'last');
-    const [yes, no] = b.splitColumns(b.linear(last, this.yesNo.weight, this.yesNo.bias), [1, 1]) as [Tensor, Tensor];
-    return b.add(yes, b.scale(no, -1));
+    const last = this.backend.pool(this.encoder.hiddenStates(step), step, 'last');
+    return this.backend.linear(last, this.yesMinusNo.weight, this.yesMinusNo.bias);
   }
 }

@@ -134,8 +134,9 @@ const counters = new WeakMap<CudaContext, { ptr: DevPtr; count: number }>();
 
 /**
  * `count` zeroed uint32 counters of the "last block done" kernels (moe_router_route, moe_down_combine), kept with the
- * weights: each kernel's last block sets its counter back to zero, and launches on the stream never overlap, so the
- * kernels share them. Allocated (or grown) on a step's first use, which runs eagerly before any graph is captured.
+ * weights: each kernel's last block sets its counter back to zero before it exits, and every counter access follows
+ * PDL_ENTER (the wait for the previous grid), so kernels that overlap under PDL still touch them in launch order and
+ * may share them. Allocated (or grown) on a step's first use, which runs eagerly before any graph is captured.
  */
 export function launchCounters(ctx: CudaContext, count: number): DevPtr {
   const have = counters.get(ctx);

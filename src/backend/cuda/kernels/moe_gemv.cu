@@ -112,6 +112,8 @@ __device__ __forceinline__ void grouped_gemv(T* __restrict__ y, const T* __restr
 #endif
 }
 
+// The first projection (GATED) of a decode step; built without GATED it is the separate down projection that
+// test/gpu/moe-kernels.test.ts holds moe_down_combine to, bit for bit.
 extern "C" __global__ void __launch_bounds__(WARPS * 32)
     moe_gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, const int* __restrict__ offsets,
              const int* __restrict__ pairs, const int* __restrict__ active, int n, int k, int gather_k) {
