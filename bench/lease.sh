@@ -122,9 +122,9 @@ case ${1:-1} in
 9)
   # The batch-1 step's host time: a V8 profile of `pagoda bench latency` on the 8B shape (Q4_K_M's step replayed its
   # graph in 3.02 ms of its 3.33 ms a token on the H200; the engine's own host work is 0.05 ms, bench/engine-host.ts),
-  # then the MoE shape after its launches were fused. First, the GGUF pooling test's Qwen3-Reranker case (merged after
-  # part 8 ran; never run on a GPU).
-  stage first-tests 60 bash -c "$GPU_TEST test/gpu/cuda-gguf-pooling.test.ts"
+  # then the MoE shape after its launches were fused. First, what changed after part 8 ran, never run on a GPU: the GGUF
+  # pooling test's Qwen3-Reranker case, and rope's test at head_dim 80 and 96.
+  stage first-tests 80 bash -c "$GPU_TEST test/gpu/cuda-gguf-pooling.test.ts test/gpu/rope-head-norm.test.ts"
   stage host-profile 100 bash -c "node --cpu-prof --cpu-prof-dir=\$OUT/prof bin/pagoda.mjs bench latency \
     --model bench/configs/llama3-8b --device cuda --load-format dummy --batch-size 1 --input-len 128 --output-len 256 \
     --max-model-len 4096 && node --import tsx bench/cpuprofile-summary.ts \$OUT/prof/*.cpuprofile --top 30"
