@@ -14,7 +14,7 @@ import { bertRoot, buildBertEncoder, isRoberta } from './bert.ts';
 import { dummyWeights } from './dummy.ts';
 import { buildLlamaEncoder, type LlamaOptions } from './llama.ts';
 import type { Encoder } from './model.ts';
-import { CrossEncoderModel, DecoderRerankerModel, EmbeddingModel, type PoolingModel } from './pooling-model.ts';
+import { EmbeddingModel, type Linear, type PoolingModel, RerankerModel } from './pooling-model.ts';
 import { ModelWeights } from './weights.ts';
 
 const PLAIN: LlamaOptions = { qkvBias: false, qkNorm: false };
@@ -64,7 +64,7 @@ export function loadPoolingModel(dir: string, backend: Backend, opts: { dummy?: 
     const encoder: Encoder = decoder ? buildLlamaEncoder(decoder, cfg, w, backend) : buildBertEncoder(cfg, w, backend);
     if (task === 'score' && decoder) {
       return {
-        model: new DecoderRerankerModel(encoder, yesMinusNo(w, backend, cfg.hiddenSize)),
+        model: new RerankerModel(encoder, 'last', undefined, yesMinusNo(w, backend, cfg.hiddenSize)),
         sentenceTransformers: st,
       };
     }
@@ -123,7 +123,7 @@ function checkDecoderReranker(dir: string, cfg: ModelConfig, source: WeightSourc
 }
 
 /** The classification head of a one-label sequence classifier (BERT's pooler + classifier, RoBERTa's head). */
-function crossEncoder(encoder: Encoder, cfg: ModelConfig, w: ModelWeights): CrossEncoderModel {
+function crossEncoder(encoder: Encoder, cfg: ModelConfig, w: ModelWeights): RerankerModel {
   const labels = cfg.raw.id2label ? Object.keys(cfg.raw.id2label as object).length : Number(cfg.raw.num_labels ?? 2);
   if (labels !== 1) {
     throw new UserError(`config.json: ${labels} labels; a reranker (cross-encoder) has one (id2label / num_labels)`);
@@ -133,8 +133,9 @@ function crossEncoder(encoder: Encoder, cfg: ModelConfig, w: ModelWeights): Cros
     weight: w.load(`${name}.weight`, [out, H]),
     bias: w.load(`${name}.bias`, [out]),
   });
-  if (isRoberta(cfg)) return new CrossEncoderModel(encoder, lin('classifier.dense', H), lin('classifier.out_proj', 1));
-  return new CrossEncoderModel(encoder, lin(`${bertRoot(w, cfg)}pooler.dense`, H), lin('classifier', 1));
+  if (isRoberta(cfg))
+    return new RerankerModel(encoder, 'cls', lin('classifier.dense', H), lin('classifier.out_proj', 1));
+  return new RerankerModel(encoder, 'cls', lin(`${bertRoot(w, cfg)}pooler.dense`, H), lin('classifier', 1));
 }
 
 /**
@@ -142,7 +143,7 @@ function crossEncoder(encoder: Encoder, cfg: ModelConfig, w: ModelWeights): Cros
  * `cls.output`'s "no" row is taken from its "yes" row at load (in float32), and the difference is computed and rounded
  * once on the device rather than as two large logits rounded to the storage type and then subtracted.
  */
-function yesMinusNo(w: ModelWeights, backend: Backend, hidden: number): { weight: Tensor; bias?: Tensor } {
+function yesMinusNo(w: ModelWeights, backend: Backend, hidden: number): Linear {
   const rows = toFloat32(w.host('score.weight', [2, hidden]));
   const weight = rows.subarray(0, hidden).map((yes, i) => yes - rows[hidden + i]!);
   const f32 = (name: string, shape: number[], v: Float32Array): Tensor =>

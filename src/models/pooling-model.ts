@@ -46,14 +46,17 @@ export class EmbeddingModel implements PoolingModel {
 
 export interface Linear {
   weight: Tensor;
-  bias: Tensor;
+  bias?: Tensor;
 }
 
 /**
- * A cross-encoder (BertForSequenceClassification / XLMRobertaForSequenceClassification with one label): the first
- * token's state through dense + tanh, then the one-logit classifier.
+ * A reranker: one token's state to a relevance logit. A cross-encoder (BertForSequenceClassification /
+ * XLMRobertaForSequenceClassification with one label) takes the first token through dense + tanh, then its one-logit
+ * classifier. A decoder reranker as llama.cpp runs a Qwen3-Reranker GGUF takes the last token's final-normed state
+ * through `cls.output`, whose "yes" and "no" rows pooling-load.ts folds into one (yes - no): llama.cpp's score, the
+ * first of the pair's softmax, is sigmoid(yes - no). The pooling engine turns the logit into a sigmoid either way.
  */
-export class CrossEncoderModel implements PoolingModel {
+export class RerankerModel implements PoolingModel {
   readonly task = 'score' as const;
   readonly outputSize = 1;
   readonly normalized = false;
@@ -62,7 +65,9 @@ export class CrossEncoderModel implements PoolingModel {
 
   constructor(
     readonly encoder: Encoder,
-    private readonly dense: Linear,
+    private readonly token: 'cls' | 'last',
+    /** The cross-encoder's dense layer before tanh; none for a decoder reranker. */
+    private readonly dense: Linear | undefined,
     private readonly out: Linear,
   ) {
     this.config = encoder.config;
@@ -71,36 +76,8 @@ export class CrossEncoderModel implements PoolingModel {
 
   forward(step: StepContext): Tensor {
     const b = this.backend;
-    const cls = b.pool(this.encoder.hiddenStates(step), step, 'cls');
-    const h = b.tanh(b.linear(cls, this.dense.weight, this.dense.bias));
+    const pooled = b.pool(this.encoder.hiddenStates(step), step, this.token);
+    const h = this.dense ? b.tanh(b.linear(pooled, this.dense.weight, this.dense.bias)) : pooled;
     return b.linear(h, this.out.weight, this.out.bias);
-  }
-}
-
-/**
- * A decoder reranker as llama.cpp runs a Qwen3-Reranker GGUF: the last token's final-normed state through
- * `cls.output`, whose "yes" and "no" rows pooling-load.ts folds into one (yes - no): llama.cpp's score, the first of
- * the pair's softmax, is sigmoid(yes - no), and the pooling engine turns this model's one logit into that sigmoid as
- * it does a cross-encoder's.
- */
-export class DecoderRerankerModel implements PoolingModel {
-  readonly task = 'score' as const;
-  readonly outputSize = 1;
-  readonly normalized = false;
-  readonly config: ModelConfig;
-  readonly backend: Backend;
-
-  constructor(
-    readonly encoder: Encoder,
-    /** `[1, hidden]`: the "yes" row minus the "no" row; the same of the bias, when the file has one. */
-    private readonly yesMinusNo: { weight: Tensor; bias?: Tensor },
-  ) {
-    this.config = encoder.config;
-    this.backend = encoder.backend;
-  }
-
-  forward(step: StepContext): Tensor {
-    const last = this.backend.pool(this.encoder.hiddenStates(step), step, 'last');
-    return this.backend.linear(last, this.yesMinusNo.weight, this.yesMinusNo.bias);
   }
 }
