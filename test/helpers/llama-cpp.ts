@@ -26,6 +26,29 @@ export function logSoftmax(x: ArrayLike<number>): Float64Array {
   return Float64Array.from({ length: x.length }, (_, i) => x[i]! - log);
 }
 
+/** llama.cpp's embeddings of `texts` from the GGUF at `path`, each scaled to unit length (as pagoda's are). */
+export async function llamaCppUnitEmbeddings(
+  llama: Llama,
+  path: string,
+  texts: readonly string[],
+  contextSize = 128,
+): Promise<number[][]> {
+  const model = await llama.loadModel({ modelPath: path });
+  const ctx = await model.createEmbeddingContext({ contextSize, threads: 1 });
+  try {
+    const rows: number[][] = [];
+    for (const text of texts) {
+      const v = [...(await ctx.getEmbeddingFor(text)).vector];
+      const norm = Math.hypot(...v);
+      rows.push(v.map((x) => x / norm));
+    }
+    return rows;
+  } finally {
+    await ctx.dispose();
+    await model.dispose();
+  }
+}
+
 /** llama.cpp's log-probabilities (its full next-token distribution) at every position from `from` on, for one token sequence. */
 export async function llamaCppLogits(
   model: LlamaModel,

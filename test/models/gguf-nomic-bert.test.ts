@@ -8,7 +8,7 @@ import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadPoolingModel } from '../../src/models/pooling-load.ts';
 import { buildPoolingBatch } from '../../src/runner/pooling-batch.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
-import { cpuLlamaForTests } from '../helpers/llama-cpp.ts';
+import { cpuLlamaForTests, llamaCppUnitEmbeddings } from '../helpers/llama-cpp.ts';
 import { writeTinyNomicBert } from '../helpers/nomic-bert-gguf.ts';
 import { maxAbsDiff } from '../helpers/paged-session.ts';
 
@@ -44,21 +44,10 @@ for (const attentionBias of [false, true]) {
     // swapped gate/up or a dropped attention bias each moves it by 0.04 to 0.17.
     test('llama.cpp (node-llama-cpp) loads the file and embeds as pagoda does', async () => {
       const ours = embedIds(path, ids());
-      const llamaModel = await llama().loadModel({ modelPath: path });
-      const ctx = await llamaModel.createEmbeddingContext({ contextSize: 128, threads: 1 });
-      try {
-        for (const [i, text] of TEXTS.entries()) {
-          const theirs = [...(await ctx.getEmbeddingFor(text)).vector];
-          const norm = Math.hypot(...theirs);
-          const diff = maxAbsDiff(
-            ours[i]!,
-            theirs.map((v) => v / norm),
-          );
-          assert.ok(diff < 2e-3, `${text}: max abs diff ${diff}`);
-        }
-      } finally {
-        await ctx.dispose();
-        await llamaModel.dispose();
+      const theirs = await llamaCppUnitEmbeddings(llama(), path, TEXTS);
+      for (const [i, text] of TEXTS.entries()) {
+        const diff = maxAbsDiff(ours[i]!, theirs[i]!);
+        assert.ok(diff < 2e-3, `${text}: max abs diff ${diff}`);
       }
     });
 

@@ -12,7 +12,7 @@ import { loadPoolingModel } from '../../src/models/pooling-load.ts';
 import { parseQuantization } from '../../src/primitives/quant/mix.ts';
 import { buildPoolingBatch } from '../../src/runner/pooling-batch.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
-import { cpuLlamaForTests } from '../helpers/llama-cpp.ts';
+import { cpuLlamaForTests, llamaCppUnitEmbeddings } from '../helpers/llama-cpp.ts';
 import { maxAbsDiff } from '../helpers/paged-session.ts';
 
 interface Golden {
@@ -59,26 +59,10 @@ for (const name of ['tiny-bert', 'tiny-qwen3-embed']) {
     // F32 ones by ~5e-4 here; a tokenizer or pooling mismatch would move them by orders of magnitude more.
     test('llama.cpp (node-llama-cpp) loads the written file and embeds as pagoda does', async () => {
       const out = join(tmp, `${name}-f32.gguf`);
-      const llamaModel = await llama().loadModel({ modelPath: out });
-      const ctx = await llamaModel.createEmbeddingContext({ contextSize: 128, threads: 1 });
-      try {
-        const texts = ['the quick brown fox jumps over the lazy dog', 'hello world, this is a test.'];
-        const ours = embed(out, { sentences: texts });
-        for (const [i, text] of texts.entries()) {
-          const theirs = [...(await ctx.getEmbeddingFor(text)).vector];
-          const norm = Math.hypot(...theirs);
-          assert.ok(
-            maxAbsDiff(
-              ours[i]!,
-              theirs.map((v) => v / norm),
-            ) < 2e-3,
-            text,
-          );
-        }
-      } finally {
-        await ctx.dispose();
-        await llamaModel.dispose();
-      }
+      const texts = ['the quick brown fox jumps over the lazy dog', 'hello world, this is a test.'];
+      const ours = embed(out, { sentences: texts });
+      const theirs = await llamaCppUnitEmbeddings(llama(), out, texts);
+      for (const [i, text] of texts.entries()) assert.ok(maxAbsDiff(ours[i]!, theirs[i]!) < 2e-3, text);
     });
 
     // Q8_0 rounds each weight to 1/127 of its 32-weight block's largest: ~0.4% at most. Through these tiny models

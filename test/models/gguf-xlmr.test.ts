@@ -10,7 +10,7 @@ import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadPoolingModel } from '../../src/models/pooling-load.ts';
 import { buildPoolingBatch } from '../../src/runner/pooling-batch.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
-import { cpuLlamaForTests } from '../helpers/llama-cpp.ts';
+import { cpuLlamaForTests, llamaCppUnitEmbeddings } from '../helpers/llama-cpp.ts';
 import { maxAbsDiff } from '../helpers/paged-session.ts';
 
 interface Golden {
@@ -146,21 +146,10 @@ describe('tiny-xlmr-reranker as GGUF', { skip: fixture.skip }, () => {
     };
     const [ours, folder] = [embed(out), embed(dir)];
     for (const [i, row] of ours.entries()) assert.ok(maxAbsDiff(row, folder[i]!) < 1e-4, `text ${i}`);
-    const model = await llama().loadModel({ modelPath: out });
-    const ctx = await model.createEmbeddingContext({ contextSize: 256, threads: 1 });
-    try {
-      for (const [i, text] of TEXTS.entries()) {
-        const theirs = [...(await ctx.getEmbeddingFor(text)).vector];
-        const norm = Math.hypot(...theirs);
-        const diff = maxAbsDiff(
-          ours[i]!,
-          theirs.map((v) => v / norm),
-        );
-        assert.ok(diff < 2e-3, `text ${i}: ${diff}`);
-      }
-    } finally {
-      await ctx.dispose();
-      await model.dispose();
+    const theirs = await llamaCppUnitEmbeddings(llama(), out, TEXTS, 256);
+    for (const [i, row] of theirs.entries()) {
+      const diff = maxAbsDiff(ours[i]!, row);
+      assert.ok(diff < 2e-3, `text ${i}: ${diff}`);
     }
   });
 
