@@ -125,6 +125,7 @@ case ${1:-1} in
   # then the MoE shape after its launches were fused. First, what changed after part 8 ran, never run on a GPU: the GGUF
   # pooling test's Qwen3-Reranker case, and rope's test at head_dim 80 and 96.
   stage first-tests 80 bash -c "$GPU_TEST test/gpu/cuda-gguf-pooling.test.ts test/gpu/rope-head-norm.test.ts"
+  stage step-gaps 110 bash -c "node --import tsx bench/step-gaps.ts && node --import tsx bench/step-gaps.ts bench/configs/llama3-8b q4_k_m"
   stage host-profile 100 bash -c "node --cpu-prof --cpu-prof-dir=\$OUT/prof bin/pagoda.mjs bench latency \
     --model bench/configs/llama3-8b --device cuda --load-format dummy --batch-size 1 --input-len 128 --output-len 256 \
     --max-model-len 4096 && node --import tsx bench/cpuprofile-summary.ts \$OUT/prof/*.cpuprofile --top 30"
