@@ -131,8 +131,17 @@ case ${1:-1} in
     --max-model-len 4096 && node --import tsx bench/cpuprofile-summary.ts \$OUT/prof/*.cpuprofile --top 30"
   stage moe 200 bench/moe-device.sh bench profile
   ;;
+10)
+  # Async scheduling (the next decode step launched while one runs, its tokens taken on the device): the engine's GPU
+  # tests (the new one compares it with stepping synchronously), then its worth at batch 1 and offline on one card,
+  # and where the batch-1 token's time goes now.
+  stage first-tests 150 bash -c "$GPU_TEST test/gpu/cuda-engine.test.ts test/gpu/cuda-kv-quant-engine.test.ts \
+    test/gpu/cuda-speculative.test.ts ${FIRST:-}"
+  stage async 330 bench/async-device.sh
+  stage step-gaps 60 node --import tsx bench/step-gaps.ts
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9" >&2
+  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9|10" >&2
   exit 2
   ;;
 esac

@@ -344,10 +344,24 @@ export interface Backend {
    */
   sampleTokens?(logits: Tensor, rows: readonly SamplingRow[]): Int32Array;
   /**
-   * Optional: runs one step's forward, replaying a captured CUDA graph for decode steps; returns the logit rows of
-   * `batch.logitsIndices`. Callers use `forward(beginStep(batch))` when it is absent.
+   * Optional: `sampleTokens` queued behind the work so far, returning at once; the ids stay on the device, where the
+   * next step may take them as its input tokens (`forwardStep`'s `inputs`), and come to the host on `collect()`.
    */
-  forwardStep?(batch: StepBatch, forward: (step: StepContext) => Tensor): Tensor;
+  sampleTokensAsync?(logits: Tensor, rows: readonly SamplingRow[]): SampledIds;
+  /**
+   * Optional: runs one step's forward, replaying a captured CUDA graph for decode steps; returns the logit rows of
+   * `batch.logitsIndices`. `inputs` (from this backend's `sampleTokensAsync`): the batch's first `inputs.count` input
+   * ids are those sampled ids, in order, taken on the device (the batch holds placeholders there). Callers use
+   * `forward(beginStep(batch))` when it is absent.
+   */
+  forwardStep?(batch: StepBatch, forward: (step: StepContext) => Tensor, inputs?: SampledIds): Tensor;
+}
+
+/** Token ids sampled on the device and not yet read: one per sampling row, in the rows' order. */
+export interface SampledIds {
+  readonly count: number;
+  /** Waits for the device to get there and returns the ids (once). */
+  collect(): Int32Array;
 }
 
 /** Throws unless `sizes` (positive integers) add up to the last dim of `shape`: the precondition of splitColumns. */

@@ -21,6 +21,10 @@ export function addEngineOptions(cmd: Command): Command {
     .option('--max-model-len <n>', 'longest prompt + output (default: the model maximum)')
     .option('--no-prefix-caching', 'turn automatic prefix caching off')
     .option(
+      '--no-async-scheduling',
+      "plan each step only after the last one's tokens are back (default: the next decode step is launched while one runs, where the device samples)",
+    )
+    .option(
       '--kv-cache-type <type>',
       `KV cache storage: ${KV_CACHE_TYPES.join(', ')} (default: $PAGODA_KV_CACHE_TYPE; serve also reads $OLLAMA_KV_CACHE_TYPE)`,
     )
@@ -132,6 +136,7 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
     maxNumSeqs: int('maxNumSeqs', '--max-num-seqs'),
     maxModelLen: int('maxModelLen', '--max-model-len'),
     enablePrefixCaching: opts.prefixCaching !== false,
+    asyncScheduling: opts.asyncScheduling !== false && env.asyncScheduling !== false,
     schedulingPolicy: opts.schedulingPolicy as 'fcfs' | 'priority',
     kvCompression: kvCompressionFrom(opts, env),
     device: opts.device === undefined ? env.device : String(opts.device),

@@ -22,6 +22,8 @@ export interface EnvSettings {
   kvCacheType?: string;
   /** PAGODA_RUNNER_THREAD: 1 or 0 (--runner-thread / --no-runner-thread). */
   runnerThread?: boolean;
+  /** PAGODA_ASYNC_SCHEDULING=0: as --no-async-scheduling. */
+  asyncScheduling?: boolean;
   /** PAGODA_KV_COMPRESSION and PAGODA_KV_BUDGET as written (checked with the flags they stand for). */
   kvCompression?: string;
   kvBudget?: string;
@@ -39,7 +41,7 @@ export interface SpeculativeEnv {
 
 /**
  * Reads every backend setting from the environment, once at start-up, so nothing below the CLI looks at it:
- * PAGODA_DEVICE, PAGODA_CPU_THREADS, PAGODA_RUNNER_THREAD, PAGODA_TENSOR_PARALLEL_SIZE, PAGODA_GRAMMAR_WORKERS, PAGODA_QUANTIZATION, PAGODA_KV_CACHE_TYPE, PAGODA_KV_COMPRESSION, PAGODA_KV_BUDGET, PAGODA_CUDA_DEVICE, PAGODA_PDL=0, PAGODA_GEMV=0, PAGODA_FP8_CUBLASLT_SCALES=1, PAGODA_SIMPLE_ATTENTION=1,
+ * PAGODA_DEVICE, PAGODA_CPU_THREADS, PAGODA_RUNNER_THREAD, PAGODA_ASYNC_SCHEDULING=0, PAGODA_TENSOR_PARALLEL_SIZE, PAGODA_GRAMMAR_WORKERS, PAGODA_QUANTIZATION, PAGODA_KV_CACHE_TYPE, PAGODA_KV_COMPRESSION, PAGODA_KV_BUDGET, PAGODA_CUDA_DEVICE, PAGODA_PDL=0, PAGODA_GEMV=0, PAGODA_FP8_CUBLASLT_SCALES=1, PAGODA_SIMPLE_ATTENTION=1,
  * PAGODA_TP_FORCE_NCCL=1, PAGODA_PREFILL_KERNEL (mma or wgmma), PAGODA_KERNEL_CACHE (else $XDG_CACHE_HOME/pagoda/kernels), the CUDA toolkit roots $CUDA_HOME and $CUDA_PATH, and
  * speculative decoding's PAGODA_SPECULATIVE, PAGODA_NUM_SPECULATIVE_TOKENS, PAGODA_SPECULATIVE_NGRAM_MIN and _MAX.
  */
@@ -74,6 +76,7 @@ export function settingsFromEnv(env: Env = process.env): EnvSettings {
     cuda,
     cpuThreads: Number.isInteger(threads) && threads > 0 ? threads : undefined,
     ...(runnerThread !== undefined && { runnerThread: runnerThread === '1' }),
+    ...(env.PAGODA_ASYNC_SCHEDULING === '0' && { asyncScheduling: false }),
     ...(env.PAGODA_TENSOR_PARALLEL_SIZE && { tensorParallelSize: env.PAGODA_TENSOR_PARALLEL_SIZE }),
     ...(env.PAGODA_GRAMMAR_WORKERS && { grammarWorkers: env.PAGODA_GRAMMAR_WORKERS }),
     ...(env.PAGODA_QUANTIZATION && { quantization: env.PAGODA_QUANTIZATION }),

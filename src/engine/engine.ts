@@ -7,12 +7,14 @@ import { UserError } from '../util/errors.ts';
 import { type AdmissionLimits, admit, checkTextLength } from './admission.ts';
 import { advanceRequest } from './advance.ts';
 import { AsyncQueue } from './async-queue.ts';
+import { StepPipeline } from './async-scheduling.ts';
 import { checkKvBudget, kvBudgetFor } from './kv-budget.ts';
 import { takeLogits } from './logits.ts';
 import { takeOutput } from './output.ts';
 import { type KvCacheUsage, Scheduler, type SchedulerConfig } from './scheduler.ts';
 import { liveSeqs, type Request, Rng, Sequence, type TextStream } from './sequence.ts';
 import { type SpeculativeConfig, Speculator } from './speculation.ts';
+import { stepChunks } from './step-chunks.ts';
 import { type StepContext, tokenHistory } from './step-context.ts';
 import type { EngineApi, EngineStats, GenerateRequest, RequestOutput, SamplingParams } from './types.ts';
 
@@ -41,6 +43,11 @@ export interface EngineConfig {
   kvCompression?: KvCompressionConfig;
   /** Speculative decoding; absent: one token per sequence and step. */
   speculative?: SpeculativeConfig;
+  /**
+   * Async scheduling (async-scheduling.ts) where the runner samples on its device; default on. Speculative decoding
+   * turns it off.
+   */
+  asyncScheduling?: boolean;
 }
 
 /** A request whose prompt is already token ids: what `submit()` takes (`generate()` encodes text first). */
@@ -86,6 +93,8 @@ export class Engine implements EngineApi {
   private readonly deferred = new Set<Request>();
   private ranForward = false;
   private readonly speculator: Speculator | null;
+  /** Async scheduling's step in flight; null when off. */
+  private readonly pipeline: StepPipeline | null;
 
   constructor(readonly config: EngineConfig) {
     this.scheduler = new Scheduler(config.scheduler, config);
@@ -124,6 +133,15 @@ export class Engine implements EngineApi {
         this.counters.acceptedDraftTokens += accepted;
       },
     };
+    const pipelined = config.asyncScheduling !== false && !this.speculator;
+    this.pipeline = pipelined
+      ? new StepPipeline({
+          ctx: this.ctx,
+          runner: config.runner,
+          advance: (requests) => this.advance(requests),
+          launched: () => this.counters.steps++,
+        })
+      : null;
   }
 
   /** The KV cache's bookkeeping, read-only: the scheduler owns the blocks. */
@@ -251,12 +269,23 @@ export class Engine implements EngineApi {
     return this.config.grammar.compile(request.grammar!);
   }
 
-  /** One iteration: schedule, run the model once, sample, stream. Returns false when there was nothing to do. */
+  /**
+   * One iteration: schedule, run the model once, sample, stream. With a step in flight (async scheduling), launches
+   * the step after it first where it can. Returns false when there was nothing to do.
+   */
   step(): boolean {
     // A grammar worker that failed took its matchers with it: their requests fail, the others go on.
     if (this.config.grammar?.failedMatchers)
       this.failWhere((r) => r.seqs.map((s) => s.grammar?.failure).find((f) => f));
-    if (!this.scheduler.hasWork) return false;
+    let drained = false;
+    if (this.pipeline?.busy) {
+      if (this.pipeline.followUp(this.deferred.size === 0)) {
+        this.ranForward = true;
+        return true;
+      }
+      drained = true;
+    }
+    if (!this.scheduler.hasWork) return drained;
     const drafts = this.speculator?.propose(this.scheduler.running);
     const step = this.scheduler.schedule(drafts);
     this.ranForward = step.seqs.length > 0;
@@ -264,26 +293,24 @@ export class Engine implements EngineApi {
       throw new Error('scheduler made no progress with requests queued');
     }
     if (step.seqs.length > 0) {
-      const chunks = step.seqs.map(({ seq, start, cached, numTokens, logits, compress, draft }) => ({
-        tokenIds: draft
-          ? [...seq.tokenIds.slice(start), ...draft.tokens]
-          : seq.tokenIds.slice(start, start + numTokens),
-        startPos: start,
-        cached,
-        blockTable: seq.blockTable,
-        logits,
-        compress,
-      }));
-      const logits = this.config.runner.execute(chunks, step.copies);
+      const logits = this.config.runner.execute(stepChunks(step), step.copies);
       this.counters.steps++;
       for (const { seq, start, numTokens } of step.seqs) {
         this.counters.promptTokensComputed += Math.max(0, Math.min(numTokens, seq.promptLen - start));
       }
       this.scheduler.update(step);
+      if (this.deferred.size === 0 && this.pipeline?.start(step, logits)) return true;
       takeLogits(this.ctx, this.config.runner.vocabSize, step.seqs, logits);
     }
+    this.advance([...this.deferred, ...step.seqs.map((s) => s.request)]);
+    // The workers advance the matchers and compute their next masks while the next forward runs.
+    this.config.grammar?.flush();
+    return true;
+  }
 
-    const touched = new Set([...this.deferred, ...step.seqs.map((s) => s.request)]);
+  /** Takes the next tokens of `requests` whose sequences all have one ready, streams them and ends finished ones. */
+  private advance(requests: readonly Request[]): void {
+    const touched = new Set(requests);
     this.deferred.clear();
     for (const r of touched) {
       if (r.finished) continue;
@@ -292,21 +319,18 @@ export class Engine implements EngineApi {
       if (r.seqs.every((s) => s.finished) || r.finished) this.finishRequest(r, entry.sink);
       else this.emit(r, entry.sink);
     }
-    // The workers advance the matchers and compute their next masks while the next forward runs.
-    this.config.grammar?.flush();
-    return true;
   }
 
   private kick(): void {
     if (this.config.manual || this.loop) return;
     this.loop = this.runLoop().finally(() => {
       this.loop = null;
-      if (this.scheduler.hasWork) this.kick();
+      if (this.scheduler.hasWork || this.pipeline?.busy) this.kick();
     });
   }
 
   private async runLoop(): Promise<void> {
-    while (this.scheduler.hasWork) {
+    while (this.scheduler.hasWork || this.pipeline?.busy) {
       // Only deferred requests left: wait for the grammar worker without spinning.
       if (this.ranForward || this.deferred.size === 0) await new Promise<void>((resolve) => setImmediate(resolve));
       else await new Promise<void>((resolve) => setTimeout(resolve, 1));

@@ -50,6 +50,7 @@ function newEngine(
     numBlocks: loaded.numBlocks,
     blockSize: loaded.blockSize,
     enablePrefixCaching: options.enablePrefixCaching ?? true,
+    asyncScheduling: options.asyncScheduling,
     scheduler: {
       maxNumBatchedTokens: loaded.maxNumBatchedTokens,
       maxNumSeqs: loaded.maxNumSeqs,

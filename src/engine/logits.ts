@@ -94,7 +94,7 @@ function samplesOnDevice(r: Request): boolean {
  * The device sampler's description of a sequence's next draw: the same processors as `applyLogitsProcessors`
  * (min_tokens as a -inf bias on the stop ids), keyed by the request's seed and counted by the output length.
  */
-function samplingRow(ctx: StepContext, r: Request, seq: Sequence, logitRow: number): SamplingRow {
+export function samplingRow(ctx: StepContext, r: Request, seq: Sequence, logitRow: number): SamplingRow {
   const p = r.params;
   let logitBias: Record<number, number> | undefined = Object.keys(p.logitBias).length > 0 ? p.logitBias : undefined;
   if (seq.outputLen < p.minTokens) {

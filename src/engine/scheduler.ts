@@ -118,6 +118,13 @@ export class Scheduler {
     }
   }
 
+  /** Whether every one of `seqs` can take one more token into the cache without preempting anything. */
+  fitsOneMoreEach(seqs: readonly Sequence[]): boolean {
+    let blocks = 0;
+    for (const seq of seqs) blocks += this.cache.blocksNeeded(seq, 1);
+    return blocks <= this.cache.numFree;
+  }
+
   /** The first `accepted` draft tokens of the last step are now the sequence's; the rejected ones' blocks go back. */
   acceptDraft(seq: Sequence, accepted: number): void {
     this.cache.markComputed(seq, accepted);

@@ -44,6 +44,8 @@ export interface EngineOptions {
   maxModelLen?: number;
   /** Automatic prefix caching (default on). */
   enablePrefixCaching?: boolean;
+  /** --no-async-scheduling / PAGODA_ASYNC_SCHEDULING=0 turn it off (EngineConfig.asyncScheduling). */
+  asyncScheduling?: boolean;
   schedulingPolicy?: 'fcfs' | 'priority';
   /** KV cache compression of long prompts (--kv-compression, --kv-budget); absent: none. */
   kvCompression?: KvCompressionConfig;

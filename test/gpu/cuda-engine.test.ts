@@ -78,6 +78,44 @@ test('the engine on CUDA (device sampling for plain requests, host rows for logp
   }
 });
 
+test('async scheduling on CUDA (follow-up steps take their tokens on the device) draws what stepping synchronously does', {
+  skip,
+}, async () => {
+  const golden = JSON.parse(readFileSync(join(fixture.path, 'golden.json'), 'utf8')).prompts as GoldenPrompt[];
+  const draws = async (asyncScheduling: boolean) => {
+    const { engine } = await loadEngine(fixture.path, {
+      device: 'cuda',
+      dtype: 'float32',
+      asyncScheduling,
+      log: () => {},
+    });
+    try {
+      const req = (p: GoldenPrompt, seed: number, temperature: number): GenerateRequest => ({
+        prompt: p.input_ids,
+        params: { temperature, maxTokens: 24, seed, ignoreEos: true },
+      });
+      // Alone (batch 1, graph replays back to back), then all at once with a late arrival that drains the pipeline.
+      const alone = [];
+      for (const [i, p] of golden.entries()) alone.push((await tokens(engine, req(p, i, 0))).ids);
+      const late = new Promise<{ ids: number[] }>((resolve) =>
+        setTimeout(() => resolve(tokens(engine, req(golden[0]!, 9, 1))), 5),
+      );
+      const batched = await Promise.all([...golden.map((p, i) => tokens(engine, req(p, 20 + i, 0.8))), late]);
+      const s = engine.stats();
+      assert.equal(s.freeBlocks, s.totalBlocks, 'every block free at the end');
+      return { alone, batched: batched.map((r) => r.ids) };
+    } finally {
+      await engine.shutdown();
+    }
+  };
+  const [pipelined, stepped] = [await draws(true), await draws(false)];
+  assert.deepEqual(pipelined, stepped);
+  golden.forEach((p, i) => {
+    const n = Math.min(p.greedy_ids.length, 24);
+    assert.deepEqual(pipelined.alone[i]!.slice(0, n), p.greedy_ids.slice(0, n), `prompt ${i}: golden greedy ids`);
+  });
+});
+
 test('the engine on CUDA under pressure (tiny KV cache: preemption, prefix-cache hits) keeps the golden greedy ids', {
   skip,
 }, async () => {

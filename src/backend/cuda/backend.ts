@@ -11,6 +11,7 @@ import type {
   MoeSpec,
   MoeWeights,
   PoolingMode,
+  SampledIds,
   SamplingRow,
   StepContext,
   Tensor,
@@ -31,7 +32,7 @@ import * as pooling from './pooling.ts';
 import { dequantizedOnHost, keepsBlocks, loadQuantized } from './quant-load.ts';
 import { downloadRows, Readbacks } from './readback.ts';
 import { CudaRope } from './rope.ts';
-import { DeviceSampler } from './sampling.ts';
+import { DeviceSampledIds, DeviceSampler } from './sampling.ts';
 import type { StepCapacity } from './step-buffers.ts';
 import { CudaEvent } from './stream-event.ts';
 import { CudaTensor, cuda, DTYPE_BYTES, decoded, viewOf } from './tensor.ts';
@@ -82,9 +83,9 @@ export class CudaBackend implements Backend {
     this.kv = new KvCaches(this.ctx);
     this.graphs = opts.graphs === false ? null : new DecodeGraphs(this.ctx, this.kv);
     this.rotary = new CudaRope(this.ctx);
-    this.sampler = new DeviceSampler(this.ctx);
-    this.attn = new CudaAttention(this.ctx);
     const events = () => new CudaEvent(this.ctx.drv);
+    this.sampler = new DeviceSampler(this.ctx, events);
+    this.attn = new CudaAttention(this.ctx);
     this.readbacks = new Readbacks(this.ctx.drv, events);
     this.uploader = new WeightUploader(this.ctx.drv, events, (j) => launchConvert(this.ctx, j), {
       progress: opts.loadProgress,
@@ -169,10 +170,11 @@ export class CudaBackend implements Backend {
    * Runs one step's forward. Decode batches are replayed from a CUDA graph captured for their batch-size bucket;
    * other steps run eagerly. Returns the logit rows of `batch.logitsIndices`.
    */
-  forwardStep(batch: StepBatch, forward: (step: StepContext) => Tensor): Tensor {
-    const replayed = this.graphs?.run(batch, forward);
+  forwardStep(batch: StepBatch, forward: (step: StepContext) => Tensor, inputs?: SampledIds): Tensor {
+    if (inputs && !(inputs instanceof DeviceSampledIds)) throw new Error('forwardStep: inputs from another backend');
+    const replayed = this.graphs?.run(batch, forward, inputs);
     if (replayed) return replayed;
-    return forward(this.beginStep(batch));
+    return forward(this.ctx.beginStep(batch, inputs));
   }
 
   embedding(
@@ -325,6 +327,12 @@ export class CudaBackend implements Backend {
 
   sampleTokens(logits: Tensor, rows: readonly SamplingRow[]): Int32Array {
     return this.sampler.sample(logits, rows);
+  }
+
+  sampleTokensAsync(logits: Tensor, rows: readonly SamplingRow[]): SampledIds {
+    if (rows.length === 0) throw new Error('sampleTokensAsync: no rows');
+    const ids = this.sampler.launch(logits, rows);
+    return new DeviceSampledIds(ids, rows.length, this.readbacks.start(ids, 4 * rows.length));
   }
 
   /** What the device holds, for the start-up report. */

@@ -1,6 +1,6 @@
 import type { StepBatch } from '../../primitives/step-batch.ts';
 import type { DType, StepContext, Tensor } from '../backend.ts';
-import { CudaDriver } from './driver.ts';
+import { CudaDriver, type DevPtr } from './driver.ts';
 import type { ArgList, Kernel, KernelDecl } from './kernel.ts';
 import { Arena, Slab } from './memory.ts';
 import { type Defines, KernelModules } from './modules.ts';
@@ -80,9 +80,15 @@ export class CudaContext {
   }
 
   /** Starts a step: the arena from its start, the step's metadata uploaded to its fixed buffers. */
-  beginStep(batch: StepBatch): CudaStepContext {
+  /**
+   * Resets the arena and uploads a step's metadata; `inputs`: device-sampled ids (`DeviceSampledIds`) copied over the
+   * batch's first `count` input ids, on the stream after the upload.
+   */
+  beginStep(batch: StepBatch, inputs?: { ptr: DevPtr; count: number }): CudaStepContext {
     this.arena.reset();
-    return this.steps.upload(batch);
+    const step = this.steps.upload(batch);
+    if (inputs) this.drv.copy(step.ids, inputs.ptr, 4 * inputs.count);
+    return step;
   }
 
   /** Blocks of 256 threads for a grid-stride loop over `n` elements (at most 16 per SM). */

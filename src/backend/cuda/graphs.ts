@@ -1,7 +1,7 @@
 import type { StepBatch } from '../../primitives/step-batch.ts';
 import type { StepContext, Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
-import type { Handle } from './driver.ts';
+import type { DevPtr, Handle } from './driver.ts';
 import { captureGraph, destroyGraph, replayGraph } from './graph-capture.ts';
 import type { KvCaches } from './kv-cache.ts';
 import { isPlainDecode, padDecodeBatch } from './step-buffers.ts';
@@ -55,13 +55,17 @@ export class DecodeGraphs {
   }
 
   /** Replays (capturing first if needed) the step's graph; null when the step is not a graphable decode step. */
-  run(batch: StepBatch, forward: (step: StepContext) => Tensor): Tensor | null {
+  run(
+    batch: StepBatch,
+    forward: (step: StepContext) => Tensor,
+    inputs?: { ptr: DevPtr; count: number },
+  ): Tensor | null {
     if (!isPlainDecode(batch)) return null;
     const size = this.buckets.find((b) => b >= batch.numSeqs);
     if (size === undefined) return null;
     const padded = padDecodeBatch(batch, size);
     // Upload first: it may grow the step buffers, which invalidates graphs captured over the old ones.
-    let step = this.ctx.beginStep(padded);
+    let step = this.ctx.beginStep(padded, inputs);
     let c = this.captured.get(size);
     if (c && c.generation !== this.generation()) {
       this.clear();
@@ -70,7 +74,7 @@ export class DecodeGraphs {
     if (!c) {
       const t0 = performance.now();
       forward(step);
-      step = this.ctx.beginStep(padded);
+      step = this.ctx.beginStep(padded, inputs);
       let out: Tensor | null = null;
       const exec = captureGraph(this.ctx.drv, () => {
         out = forward(step);

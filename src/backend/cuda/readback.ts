@@ -11,6 +11,14 @@ interface Pinned {
   copied: StreamEvent;
 }
 
+/** A queued device → host copy. */
+export interface PendingRead {
+  /** Resolves once the stream has run the copy (polled: the event loop stays free). */
+  ready(): Promise<void>;
+  /** Blocks until the copy has run; its bytes. Call once. */
+  take(): Uint8Array;
+}
+
 const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(256, n)));
 
 /**
@@ -28,16 +36,40 @@ export class Readbacks {
 
   /** Queues a copy of `bytes` at `src`; resolves with them once the stream has run it (the event loop free meanwhile). */
   async read(src: DevPtr, bytes: number): Promise<Uint8Array> {
-    if (bytes === 0) return new Uint8Array(0);
+    const pending = this.start(src, bytes);
+    // A failed wait shows again in take(), which gives the buffer back either way.
+    await pending.ready().catch(() => {});
+    return pending.take();
+  }
+
+  /**
+   * Queues a copy of `bytes` at `src` and returns at once; `take()` blocks until the stream has run it and returns the
+   * bytes (once: the buffer goes back to the idle ones).
+   */
+  start(src: DevPtr, bytes: number): PendingRead {
+    if (bytes === 0) return { ready: async () => {}, take: () => new Uint8Array(0) };
     const pinned = this.take(bytes);
     try {
       this.drv.downloadTo(pinned.addr, src, bytes);
       pinned.copied.record();
-      await pinned.copied.wait();
-      return new Uint8Array(pinned.buffer, 0, bytes).slice();
-    } finally {
+    } catch (err) {
       this.idle.push(pinned);
+      throw err;
     }
+    let taken = false;
+    return {
+      ready: () => pinned.copied.wait(),
+      take: () => {
+        if (taken) throw new Error('Readbacks: a pending read was taken twice');
+        taken = true;
+        try {
+          pinned.copied.sync();
+          return new Uint8Array(pinned.buffer, 0, bytes).slice();
+        } finally {
+          this.idle.push(pinned);
+        }
+      },
+    };
   }
 
   /** An idle buffer of at least `bytes`, else a new one (replacing the smallest idle one, which is too small). */

@@ -1,7 +1,9 @@
-import type { SamplingRow, Tensor } from '../backend.ts';
+import type { SampledIds, SamplingRow, Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { declareKernel } from './kernel.ts';
+import type { PendingRead } from './readback.ts';
+import type { StreamEvent } from './stream-event.ts';
 import { cuda, rowsCols } from './tensor.ts';
 
 /** kernels/sampling.cu: one 1024-thread block per row; `params` is a RowParams [rows] array (PARAM_WORDS each). */
@@ -40,12 +42,16 @@ class Grow {
 
 /**
  * Page-locked host memory that only grows: the metadata is written here and copied from it, so a step's upload (up
- * to a megabyte of masks) neither allocates a fresh buffer nor goes through the driver's pageable staging. Reused at
- * once: each `sample` waits for its ids, so its upload has finished before the next one writes.
+ * to a megabyte of masks) neither allocates a fresh buffer nor goes through the driver's pageable staging. The
+ * sampler takes two in turn: a launch that does not wait for its ids (async scheduling) leaves its upload queued
+ * behind the step while the next launch's metadata is written; `copied` marks where the upload was queued.
  */
 class PinnedGrow {
   private pinned: ReturnType<CudaContext['drv']['allocHost']> | null = null;
-  constructor(private readonly ctx: CudaContext) {}
+  constructor(
+    private readonly ctx: CudaContext,
+    readonly copied: StreamEvent,
+  ) {}
   need(bytes: number): { buffer: ArrayBuffer; addr: bigint } {
     if (!this.pinned || this.pinned.buffer.byteLength < bytes) {
       const old = this.pinned;
@@ -70,13 +76,17 @@ export class DeviceSampler {
   private readonly scratch: Grow;
   private readonly meta: Grow;
   private readonly ids: Grow;
-  private readonly host: PinnedGrow;
+  private readonly hosts: PinnedGrow[];
+  private turn = 0;
 
-  constructor(private readonly ctx: CudaContext) {
+  constructor(
+    private readonly ctx: CudaContext,
+    newEvent: () => StreamEvent,
+  ) {
     this.scratch = new Grow(ctx);
     this.meta = new Grow(ctx);
     this.ids = new Grow(ctx);
-    this.host = new PinnedGrow(ctx);
+    this.hosts = [new PinnedGrow(ctx, newEvent()), new PinnedGrow(ctx, newEvent())];
   }
 
   reserve(rows: number, vocab: number): void {
@@ -85,11 +95,21 @@ export class DeviceSampler {
     this.meta.need(rows * 64 + rows * Math.ceil(vocab / 32) * 4 + 65536);
   }
 
+  /** Samples `rows` and waits for their ids. */
   sample(logits: Tensor, rows: readonly SamplingRow[]): Int32Array {
+    const out = new Int32Array(rows.length);
+    if (rows.length > 0) this.ctx.drv.download(out, this.launch(logits, rows));
+    return out;
+  }
+
+  /**
+   * Queues the sampling of `rows` (at least one) and returns where their ids will be: `[rows]` int32 on the device,
+   * valid until the next launch's kernel runs.
+   */
+  launch(logits: Tensor, rows: readonly SamplingRow[]): DevPtr {
     const lt = cuda(logits);
     const [logitRows, V] = rowsCols(lt);
     const R = rows.length;
-    if (R === 0) return new Int32Array(0);
     let seen = 0;
     let bias = 0;
     let masked = 0;
@@ -106,7 +126,11 @@ export class DeviceSampler {
     }
     // One host buffer: params [R, 16] | seen tokens | seen counts | bias tokens | bias values | masks [masked, words].
     const words = R * PARAM_WORDS + 2 * seen + 2 * bias + masked * maskWords;
-    const host = this.host.need(words * 4);
+    const pinned = this.hosts[this.turn]!;
+    this.turn = 1 - this.turn;
+    // Its last upload (two launches ago) normally ran long since.
+    pinned.copied.sync();
+    const host = pinned.need(words * 4);
     const f = new Float32Array(host.buffer, 0, words);
     const i32 = new Int32Array(host.buffer, 0, words);
     const seenAt = R * PARAM_WORDS;
@@ -160,6 +184,7 @@ export class DeviceSampler {
     const drv = this.ctx.drv;
     const meta = this.meta.need(words * 4);
     drv.uploadFrom(meta, host.addr, words * 4);
+    pinned.copied.record();
     const ids = this.ids.need(R * 4);
     const scratch = this.scratch.need(R * V * 4);
     const at = (w: number) => meta + BigInt(w * 4);
@@ -176,8 +201,20 @@ export class DeviceSampler {
       maskWords,
       vocab: V,
     });
-    const out = new Int32Array(R);
-    drv.download(out, ids);
-    return out;
+    return ids;
+  }
+}
+
+/** Ids the device sampler wrote at `ptr` (`DeviceSampler.launch`), with their copy to the host under way. */
+export class DeviceSampledIds implements SampledIds {
+  constructor(
+    readonly ptr: DevPtr,
+    readonly count: number,
+    private readonly copy: PendingRead,
+  ) {}
+
+  collect(): Int32Array {
+    const bytes = this.copy.take();
+    return new Int32Array(bytes.buffer, bytes.byteOffset, this.count);
   }
 }
