@@ -62,8 +62,8 @@ export function fp8Linear(linear: CudaLinear, x: Tensor, w: Fp8CudaTensor, bias?
 }
 
 /**
- * Decode rows: one gated FP8 GEMV (either route) writes act(gate) * up; otherwise the FP8 linear, then actMul, writing its output
- * in `form` too where asked (CudaLinear.linearActMul).
+ * Decode rows: one gated FP8 GEMV (either route) writes act(gate) * up; otherwise the FP8 linear, then actMul,
+ * writing its output in `form` too where asked (CudaLinear.linearActMul).
  */
 export function fp8LinearActMul(
   linear: CudaLinear,
