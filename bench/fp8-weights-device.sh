@@ -2,9 +2,9 @@
 # --quantization fp8 in one device call (compute capability 8.9+): the FP8 GPU tests (device quantization against
 # the CPU twin, the norms that write x as e4m3 (bit for bit the separate launch), the FP8 GEMV and GEMM against
 # float64, the tiny-*-256 fixtures end to end, FP8 checkpoints) and the
-# GEMV's 16-bit regressions; the FP8 decode GEMV per Llama-3-8B shape against the bf16 GEMV (bench/fp8-gemv.ts: us,
-# GB/s, its builds); Llama-3-8B-shaped (dummy weights) batch-1 latency and offline nano-vllm throughput, bf16 then
-# fp8 in the same call (targets: fp8 <= 2.6 ms/token, fp8 >= 1.4x bf16's output tok/s; throughput also with
+# GEMV's 16-bit regressions; both FP8 decode GEMVs (tensor cores, CUDA cores) per Llama-3-8B shape against the bf16
+# GEMV (bench/fp8-gemv.ts: us, GB/s, their builds); Llama-3-8B-shaped (dummy weights) batch-1 latency (fp8 on each
+# PAGODA_FP8_GEMV route) and offline nano-vllm throughput, bf16 then fp8 in the same call (targets: fp8 <= 2.6 ms/token, fp8 >= 1.4x bf16's output tok/s; throughput also with
 # PAGODA_FP8_CUBLASLT_SCALES=1); FP8 weight quality (stories260K and the tiny fixtures teacher-forced against bf16 on
 # the device; the CPU twin's figures are in bench/RESULTS.md).
 # Run from the project root after `source .device/env.sh; export PAGODA_FIXTURES=$PWD/.fixtures`; logs go to $OUT.
@@ -23,14 +23,15 @@ if has tests; then
     test/gpu/cuda-kernels.test.ts 2>&1 | tee "$OUT/test-gemv.log" | grep -E '✖|ℹ (tests|pass|fail)' | tail -10
 fi
 if has kernels; then
-  timeout 150 node --import tsx bench/fp8-gemv.ts --rows 1,2,4,8 2>&1 | tee "$OUT/fp8-gemv.log" | grep -E '^\|'
+  timeout 300 node --import tsx bench/fp8-gemv.ts --rows 1,2,4,8 2>&1 | tee "$OUT/fp8-gemv.log" | grep -E '^\|'
   cp bench/RESULTS.md "$OUT/RESULTS.md"
 fi
 if has bench; then
-  # Batch-1 decode, bf16 then fp8, on the same warm card (the target is the fp8 figure; bf16 is its baseline).
-  for q in bf16 fp8; do
-    flag=$([[ $q == fp8 ]] && echo "--quantization fp8")
-    timeout 120 node bin/pagoda.mjs bench latency --model "$MODEL" --device cuda --load-format dummy $flag \
+  # Batch-1 decode, bf16 then fp8 on each decode GEMV route (fp8-cc: CUDA cores), on the same warm card (the target
+  # is the fp8 figure; bf16 is its baseline).
+  for q in bf16 fp8 fp8-cc; do
+    flag=$([[ $q == fp8* ]] && echo "--quantization fp8")
+    PAGODA_FP8_GEMV=$([[ $q == fp8-cc ]] && echo cuda-cores || echo tensor-cores) timeout 120 node bin/pagoda.mjs bench latency --model "$MODEL" --device cuda --load-format dummy $flag \
       --batch-size 1 --input-len 128 --output-len 256 --max-model-len 4096 --save "$OUT/fp8-latency.md" 2>&1 \
       | tee "$OUT/latency-$q.log" | tail -4
   done

@@ -2,8 +2,16 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { HostTensor } from '../../src/backend/backend.ts';
 import { fp8Bytes, fp8Fits, storesFp8 } from '../../src/backend/cuda/fp8.ts';
-import { FP8_GEMV_MAX_ROWS, fp8GemvBlocks, fp8GemvDefines, fp8GemvRule } from '../../src/backend/cuda/fp8-gemv.ts';
-import { fp8Path } from '../../src/backend/cuda/fp8-linear.ts';
+import {
+  FP8_GEMV_MAX_ROWS,
+  FP8_GEMV_ROUTES,
+  fp8GemvBlocks,
+  fp8GemvDefines,
+  fp8GemvRule,
+} from '../../src/backend/cuda/fp8-gemv.ts';
+import { fp8InputForm, fp8Path } from '../../src/backend/cuda/fp8-linear.ts';
+import { fp8CudaCoreGemvRule, gemvBlocks, gemvShape } from '../../src/backend/cuda/gemv-config.ts';
+import { fp8CudaCoreGemvDefines } from '../../src/backend/cuda/linear.ts';
 import { versionAtLeast } from '../../src/backend/cuda/nvrtc.ts';
 
 test('a matrix is FP8 on CUDA only when both sides are multiples of 16 (cuBLASLt FP8 layouts, 16-byte GEMV loads)', () => {
@@ -19,13 +27,46 @@ test("an FP8 matrix's device bytes: a byte per value and a float per row, each 2
   assert.equal(fp8Bytes([48, 16]), 768 + 256);
 });
 
-test('decode rows up to 8 take the FP8 GEMV, more rows (or the GEMV switched off) the FP8 GEMM', () => {
+test('decode rows up to 8 take the FP8 GEMV of either route, more rows (or the GEMV switched off) the FP8 GEMM', () => {
   assert.equal(FP8_GEMV_MAX_ROWS, 8);
+  for (const route of FP8_GEMV_ROUTES)
+    assert.deepEqual(
+      [1, 2, 5, 8, 9, 37].map((rows) => fp8Path(rows, route)),
+      ['gemv', 'gemv', 'gemv', 'gemv', 'gemm', 'gemm'],
+    );
+  assert.equal(fp8Path(1, null), 'gemm');
+});
+
+test("x's producers write e4m3 for the FP8 GEMM and the tensor-core GEMV, nothing for the CUDA-core GEMV's rows", () => {
   assert.deepEqual(
-    [1, 2, 5, 8, 9, 37].map((rows) => fp8Path(rows, true)),
-    ['gemv', 'gemv', 'gemv', 'gemv', 'gemm', 'gemm'],
+    [1, 8, 9, 37].map((rows) => fp8InputForm(rows, 'cuda-cores')),
+    [null, null, 'e4m3', 'e4m3'],
   );
-  assert.equal(fp8Path(1, false), 'gemm');
+  assert.deepEqual(
+    [1, 8, 9].map((rows) => fp8InputForm(rows, 'tensor-cores')),
+    ['e4m3', 'e4m3', 'e4m3'],
+  );
+  assert.equal(fp8InputForm(1, null), 'e4m3', 'the GEMV off: the GEMM reads e4m3');
+});
+
+test("the CUDA-core FP8 GEMV's builds: gemv.cu's defines with WFP8, split by K, every group of output features launched", () => {
+  for (const [k, split] of [
+    [4096, 4],
+    [14336, 8],
+  ] as const) {
+    const shape = gemvShape(3, 6144, k, false);
+    const cfg = fp8CudaCoreGemvRule(shape);
+    assert.deepEqual(cfg, { split, rows: 2, unroll: 4 });
+    assert.deepEqual(fp8CudaCoreGemvDefines(shape, cfg), { TMAX: 4, SPLIT: split, ROWS: 2, WFP8: 1 });
+    // 6144 outputs in pairs, `split` warps a pair, 8 warps a block.
+    assert.equal(gemvBlocks(shape, cfg), (6144 / 2) * (split / 8));
+  }
+  const gated = gemvShape(1, 14336, 4096, true);
+  const cfg = fp8CudaCoreGemvRule(gated);
+  assert.deepEqual(fp8CudaCoreGemvDefines(gated, cfg, 'gelu_tanh'), { TMAX: 1, SPLIT: 4, GATED: 1, ACT: 1, WFP8: 1 });
+  assert.equal(gemvBlocks(gated, cfg), (14336 * 4) / 8, 'one gate/up pair per group');
+  const wide = { split: 1, rows: 4, unroll: 4 };
+  assert.equal(gemvBlocks(gemvShape(1, 1048, 4096, false), wide), 33, '262 groups of 4 rows: a ragged last block');
 });
 
 test("the FP8 GEMV's builds: tiles of 16 rows (gated: a gate and an up tile), every output feature's tile launched", () => {

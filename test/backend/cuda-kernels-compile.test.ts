@@ -27,9 +27,10 @@ const dtypesOf = (f: string) =>
   /#include "(attention_common|wgmma|prefill_sm90a)\.cuh"/.test(readFileSync(join(kernelsDir, f), 'utf8'))
     ? [1, 2]
     : [0, 1, 2];
-// The *_sm90a sources exist for sm_90a only, the FP8 tensor-core GEMV for FP8 cards (sm_89+: Ada, Hopper), everything
-// else from Ampere on.
-const archsOf = (f: string) => (sm90a(f) ? ['90a'] : f === 'fp8_gemv.cu' ? ['89', '90'] : ['80', '90']);
+// The *_sm90a sources exist for sm_90a only, the FP8 GEMVs (the tensor-core one, gemv.cu's WFP8 build) for FP8 cards
+// (sm_89+: Ada, Hopper), everything else from Ampere on.
+const archsOf = (f: string, defines: readonly string[]) =>
+  sm90a(f) ? ['90a'] : f === 'fp8_gemv.cu' || defines.includes('WFP8=1') ? ['89', '90'] : ['80', '90'];
 
 // Builds beyond a source's defaults that the launchers use (bf16 only: the code paths are the same in every type).
 // PAGODA_KV_QUANT 1 / 2: the fp8 and q8_0 caches' builds (kv-layout.ts), at the head-256 shapes too.
@@ -60,10 +61,14 @@ const VARIANTS: Record<string, string[][]> = {
         .map(([name, value]) => `${name}=${value}`),
     ),
   ),
+  // WFP8 1: the CUDA-core FP8 GEMV (gemv_fp8) at the rule's and the sweep's shapes.
   'gemv.cu': [
     ['TMAX=32', 'SPLIT=2', 'ROWS=4'],
     ['TMAX=8', 'SPLIT=4', 'GATED=1', 'UNROLL=2'],
     ['TMAX=1', 'SPLIT=8', 'GATED=1', 'ACT=1'],
+    ['WFP8=1', 'TMAX=1', 'SPLIT=4', 'ROWS=2'],
+    ['WFP8=1', 'TMAX=8', 'SPLIT=1', 'ROWS=4', 'UNROLL=2'],
+    ['WFP8=1', 'TMAX=4', 'SPLIT=8', 'GATED=1', 'ACT=1'],
   ],
   // The decode builds moe.ts picks: gate/up (gated, split over K) and down, up to 8 tokens.
   'moe_gemv.cu': [
@@ -113,7 +118,7 @@ test('every .cu compiles with nvcc for sm_80 (FP8 kernels: sm_89) and sm_90, and
       buildsOf(f).map(({ dtype, defines }, i) => async () => {
         const args = ['--fatbin', '-std=c++17', `-DPAGODA_DTYPE=${dtype}`, ...defines.map((d) => `-D${d}`)];
         args.push(`-I${kernelsDir}`);
-        for (const sm of archsOf(f)) args.push('-gencode', `arch=compute_${sm},code=sm_${sm}`);
+        for (const sm of archsOf(f, defines)) args.push('-gencode', `arch=compute_${sm},code=sm_${sm}`);
         if (sm90a(f)) args.push('-Xptxas', '-v');
         args.push('-o', join(out, `${f}.${i}.fatbin`), join(kernelsDir, f));
         try {

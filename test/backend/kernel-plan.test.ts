@@ -10,11 +10,17 @@ import {
 } from '../../src/backend/cuda/flash-attention.ts';
 import { sm90aPrefillDefines } from '../../src/backend/cuda/flash-prefill-sm90a.ts';
 import { defaultConfigs } from '../../src/backend/cuda/flash-sizing.ts';
-import { fp8GemvDefines, fp8GemvRule } from '../../src/backend/cuda/fp8-gemv.ts';
-import { gemvShape, gemvWins, pickGemvConfig, readGemvTable } from '../../src/backend/cuda/gemv-config.ts';
+import { type Fp8GemvRoute, fp8GemvDefines, fp8GemvRule } from '../../src/backend/cuda/fp8-gemv.ts';
+import {
+  fp8CudaCoreGemvRule,
+  gemvShape,
+  gemvWins,
+  pickGemvConfig,
+  readGemvTable,
+} from '../../src/backend/cuda/gemv-config.ts';
 import { type KernelPlanModel, kernelPlan } from '../../src/backend/cuda/kernel-plan.ts';
 import { kvQuantDefines } from '../../src/backend/cuda/kv-layout.ts';
-import { gemvDefines } from '../../src/backend/cuda/linear.ts';
+import { fp8CudaCoreGemvDefines, gemvDefines } from '../../src/backend/cuda/linear.ts';
 import { groupedGemmKernel, moeGemvDefines } from '../../src/backend/cuda/moe.ts';
 import { hfConfigFromGguf } from '../../src/loader/gguf/config.ts';
 import { loadModelConfig, parseModelConfig } from '../../src/loader/hf-config.ts';
@@ -161,9 +167,9 @@ test('a quantized KV cache: its write and its attention builds (quantized decode
 test('FP8 layer weights: fp8_weights, one fp8_gemv build gated and one not, the e4m3 producers; no 16-bit GEMV for them', () => {
   const config = loadModelConfig(new URL('../../bench/configs/llama3-8b', import.meta.url).pathname);
   const fp8 = kernelPlanModel(config, 3, { fp8: true });
-  const plan = (fp8Gemv: boolean) =>
+  const plan = (fp8Gemv: Fp8GemvRoute | null) =>
     kernelPlan({ dtype: 'bf16', device: h100, gemvTable: table, gemv: true, fp8Gemv }, fp8).map(key);
-  const with8 = plan(true);
+  const with8 = plan('tensor-cores');
   assert.ok(with8.includes(key({ file: 'fp8_weights', defines: { PAGODA_DTYPE: 2 } })));
   for (const gated of [false, true])
     assert.ok(
@@ -173,7 +179,7 @@ test('FP8 layer weights: fp8_weights, one fp8_gemv build gated and one not, the 
       `gated ${gated}`,
     );
   assert.equal(with8.filter((k) => k.startsWith('fp8_gemv ')).length, 2);
-  assert.ok(!plan(false).some((k) => k.startsWith('fp8_gemv ')), 'the FP8 GEMV off: cuBLASLt only');
+  assert.ok(!plan(null).some((k) => k.startsWith('fp8_gemv ')), 'the FP8 GEMV off: cuBLASLt only');
   for (const defines of [{ XQ: 2 }, { RES_IN_F32: 0, XQ: 2 }, { RES_IN_F32: 1, XQ: 2 }])
     assert.ok(with8.includes(key({ file: 'norm', defines: { PAGODA_DTYPE: 2, ...defines } })));
   assert.ok(with8.includes(key({ file: 'elementwise', defines: { PAGODA_DTYPE: 2, XQ: 2 } })));
@@ -183,6 +189,25 @@ test('FP8 layer weights: fp8_weights, one fp8_gemv build gated and one not, the 
   assert.deepEqual(gemvs, head);
   const plain = keys('bf16');
   assert.ok(!plain.some((k) => k.startsWith('fp8_') || k.includes('"XQ",2')), 'none for 16-bit weights');
+  // The CUDA-core route: gemv.cu's FP8 build per FP8 linear and row bucket up to 3 sequences (TMAX 1, 2, 4), as the
+  // launcher picks it; no fp8_gemv; the e4m3 producers still, for the GEMM's rows (prefill).
+  const cudaCores = plan('cuda-cores');
+  assert.ok(!cudaCores.some((k) => k.startsWith('fp8_gemv ')));
+  const fp8Linears = fp8.linears.filter((l) => l.fp8);
+  assert.ok(fp8Linears.length >= 4, 'q/k/v, o, gate/up, down');
+  const want = [1, 2, 4].flatMap((T) =>
+    fp8Linears.map((l) => {
+      const shape = gemvShape(T, l.m, l.k, l.gated);
+      const defines = fp8CudaCoreGemvDefines(shape, fp8CudaCoreGemvRule(shape), 'silu');
+      return key({ file: 'gemv', defines: { PAGODA_DTYPE: 2, ...defines } });
+    }),
+  );
+  for (const k of want) assert.ok(cudaCores.includes(k), k);
+  assert.deepEqual(
+    cudaCores.filter((k) => k.includes('"WFP8",1')),
+    [...new Set(want)],
+  );
+  assert.ok(cudaCores.includes(key({ file: 'norm', defines: { PAGODA_DTYPE: 2, XQ: 2 } })));
 });
 
 test('a mixture-of-experts model (Qwen3-30B-A3B): routing, moe_gemv per token bucket, the grouped GEMM, no dense MLP', () => {

@@ -4,13 +4,20 @@ import type { DType, GatedActivation, HostTensor } from '../../src/backend/backe
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { CudaDriver } from '../../src/backend/cuda/driver.ts';
 import { FP8_QUANTIZE_ROWS, Fp8CudaTensor, hasFp8, quantizeRows } from '../../src/backend/cuda/fp8.ts';
-import { FP8_GEMV_MAX_ROWS, fp8GemvLauncher } from '../../src/backend/cuda/fp8-gemv.ts';
+import {
+  FP8_GEMV_MAX_ROWS,
+  FP8_GEMV_ROUTES,
+  type Fp8GemvRoute,
+  fp8GemvLauncher,
+} from '../../src/backend/cuda/fp8-gemv.ts';
 import { fp8Path } from '../../src/backend/cuda/fp8-linear.ts';
+import type { KernelDecl } from '../../src/backend/cuda/kernel.ts';
+import { GEMV_FP8 } from '../../src/backend/cuda/linear.ts';
 import { CudaTensor, cuda, DTYPE_BYTES } from '../../src/backend/cuda/tensor.ts';
 import { loadModel } from '../../src/models/load.ts';
 import type { Model } from '../../src/models/model.ts';
 import { encodeAs } from '../../src/primitives/float-bits.ts';
-import { E4M3, type Fp8Rows, quantizeFp8Rows } from '../../src/primitives/fp8.ts';
+import { dequantizeFp8Rows, E4M3, type Fp8Rows, quantizeFp8Rows } from '../../src/primitives/fp8.ts';
 import { toFloat32 } from '../../src/primitives/host-tensor.ts';
 import { FP8_QUANTIZATION } from '../../src/primitives/quant/mix.ts';
 import { backendPerDtype } from '../helpers/cuda-backends.ts';
@@ -62,9 +69,19 @@ function deviceRows(g: CudaBackend, w: Fp8CudaTensor): Fp8Rows {
 
 /** x[T, K] · W[M, K]ᵀ in float64 from dequantized FP8 rows (codes · scale), and Σ|x_k w_k| per output (for bounds). */
 function reference(x: Float64Array, T: number, w: Fp8Rows, M: number, K: number) {
+  return products(
+    x,
+    T,
+    Float64Array.from(w.codes, (c, i) => E4M3[c]! * w.scales[Math.floor(i / K)]!),
+    M,
+    K,
+  );
+}
+
+/** x[T, K] · wv[M, K]ᵀ in float64, and Σ|x_k w_k| per output (for bounds). */
+function products(x: Float64Array, T: number, wv: Float64Array, M: number, K: number) {
   const y = new Float64Array(T * M);
   const mag = new Float64Array(T * M);
-  const wv = Float64Array.from(w.codes, (c, i) => E4M3[c]! * w.scales[Math.floor(i / K)]!);
   for (let t = 0; t < T; t++) {
     for (let m = 0; m < M; m++) {
       let s = 0;
@@ -139,6 +156,13 @@ const OUT_REL: Record<DType, number> = { f32: 2 ** -20, bf16: 2 ** -8, f16: 2 **
  * by O(1), a dropped 16-byte vector of K = 272 by about 1 %.
  */
 const FP8_SUM_REL = 2 ** -10;
+/**
+ * The CUDA-core GEMV's sums, relative to Σ|x_k w_k|: float32 FMAs of exact e4m3 values (as halves) and 16-bit x, a
+ * lane's chain of at most K / 16 / 32 · 16 terms (448 at K = 14336 unsplit) then the warp's and the split's sums, each
+ * adding at most 2^-24 of the running total; the dequantized reference rounds each weight to float32 (2^-24). 2^-14
+ * bounds that with room; x quantized to e4m3 instead moves outputs by about 2^-5 of their terms.
+ */
+const CUDA_CORE_SUM_REL = 2 ** -14;
 /** One step of the storage type's subnormals (f16's start below 6.1e-5: an H100 rounded a 1.1e-5 output by 2.7e-8). */
 const OUT_ABS: Record<DType, number> = { f32: 0, bf16: 0, f16: 2 ** -24 };
 
@@ -297,6 +321,101 @@ describe('CUDA FP8 weights', () => {
       }
     });
 
+    test(`the CUDA-core FP8 GEMV (W8A16: 1, 2, 4, 8 rows; bias or none; gated SiLU / GELU; K 4096, 14336, 272; ragged blocks) against float64 of 16-bit x and the dequantized W (${dtype})`, {
+      skip,
+    }, () => {
+      const g = gpu(dtype);
+      const saved = g.ctx.settings.fp8GemvRoute;
+      g.ctx.settings.fp8GemvRoute = 'cuda-cores';
+      try {
+        for (const [K, M] of [
+          [4096, 112],
+          [14336, 56],
+          [272, 1048],
+        ] as const) {
+          const wv = matrix(2 * M, K, dtype);
+          const w = g.loadWeight(host('w', [2 * M, K], wv, dtype), { quantize: 'fp8' }) as Fp8CudaTensor;
+          // The reference's weights: the CPU twin's dequantization of the device's own codes and scales.
+          const wd = Float64Array.from(dequantizeFp8Rows(deviceRows(g, w), K));
+          const bv = rounded(randomValues(2 * M, seed++, 0.5), dtype);
+          const bias = g.loadWeight(host('b', [2 * M], bv, dtype));
+          for (const T of [1, 2, 4, 8]) {
+            assert.equal(fp8Path(T, g.linears.fp8Gemv), 'gemv');
+            const xv = rounded(
+              randomValues(T * K, seed++, 1).map((v, i) => v * 10 ** ((Math.floor(i / K) % 4) - 2)),
+              dtype,
+            );
+            const x = g.loadWeight(host('x', [T, K], xv, dtype));
+            assert.equal(g.linears.inputForm(x, w), null, 'no e4m3 copy of x is asked of its producer');
+            const { y, mag } = products(Float64Array.from(xv), T, wd, 2 * M, K);
+            const yb = y.map((v, i) => v + bv[i % (2 * M)]!);
+            const what = `${T}x${K}x${2 * M}`;
+            g.ctx.arena.reset();
+            g.ctx.arena.poison();
+            const plain = g.toHost(g.linear(x, w));
+            within(`cuda-core gemv ${what}`, plain, y, mag, OUT_REL[dtype], CUDA_CORE_SUM_REL, OUT_ABS[dtype]);
+            const withBias = g.toHost(g.linear(x, w, bias));
+            within(`cuda-core gemv+bias ${what}`, withBias, yb, mag, OUT_REL[dtype], CUDA_CORE_SUM_REL, OUT_ABS[dtype]);
+            // Not vacuous: x quantized per token (the tensor-core route's input) is much further away.
+            const xq = quantizeFp8Rows(xv, T, K);
+            const xd = Float64Array.from(xq.codes, (c, i) => E4M3[c]! * xq.scales[Math.floor(i / K)]!);
+            const quantized = products(xd, T, wd, 2 * M, K).y;
+            assert.ok(relL2(plain, quantized) > 4 * relL2(plain, y), `${what}: x was read as it is`);
+            for (const [act, f] of [
+              ['silu', silu],
+              ['gelu_tanh', geluTanh],
+            ] as [GatedActivation, (g: number) => number][]) {
+              for (const b of [bias, undefined]) {
+                const want = new Float64Array(T * M);
+                const gmag = new Float64Array(T * M);
+                const ref = b ? yb : y;
+                for (let t = 0; t < T; t++) {
+                  for (let m = 0; m < M; m++) {
+                    const gate = ref[t * 2 * M + m]!;
+                    const up = ref[t * 2 * M + M + m]!;
+                    want[t * M + m] = f(gate) * up;
+                    gmag[t * M + m] =
+                      1.2 * (mag[t * 2 * M + m]! * Math.abs(up) + mag[t * 2 * M + M + m]! * Math.abs(f(gate)));
+                  }
+                }
+                g.ctx.arena.reset();
+                g.ctx.arena.poison();
+                const got = g.toHost(g.linearActMul(x, w, b, act));
+                const gated = `cuda-core gated ${act}${b ? '+bias' : ''} ${T}x${K}x${M}`;
+                within(gated, got, want, gmag, OUT_REL[dtype], CUDA_CORE_SUM_REL, OUT_ABS[dtype], OUT_RANGE[dtype]);
+              }
+            }
+            // Builds other than the rule's (the bench sweeps them): four weight rows a warp and one warp a group
+            // (32 outputs a block: a ragged last block), over the first 2M - 6 rows (a ragged last group, which
+            // re-reads the last row); one row a warp over all 8 warps.
+            for (const [config, n] of [
+              [{ split: 1, rows: 4, unroll: 2 }, 2 * M - 6],
+              [{ split: 8, rows: 1, unroll: 1 }, 2 * M],
+            ] as const) {
+              g.ctx.arena.reset();
+              g.ctx.arena.poison();
+              const out = g.ctx.arena.alloc(T * n * DTYPE_BYTES[dtype]);
+              g.linears.fp8CudaCoreLauncher(T, n, K, { config })(out, cuda(x).ptr, w, cuda(bias).ptr);
+              const got = g.toHost(new CudaTensor([T, n], dtype, out));
+              const rowsOf = (v: Float64Array) => v.filter((_, i) => i % (2 * M) < n);
+              const how = `s${config.split} r${config.rows} u${config.unroll}`;
+              within(
+                `cuda-core gemv ${how} ${T}x${K}x${n}`,
+                got,
+                rowsOf(yb),
+                rowsOf(mag),
+                OUT_REL[dtype],
+                CUDA_CORE_SUM_REL,
+                OUT_ABS[dtype],
+              );
+            }
+          }
+        }
+      } finally {
+        g.ctx.settings.fp8GemvRoute = saved;
+      }
+    });
+
     test(`the FP8 GEMM path (37 and 300 rows, 5 with the GEMV off), scales in the epilogue or in cuBLASLt (${dtype})`, {
       skip,
     }, (t) => {
@@ -388,36 +507,41 @@ function greedy(model: Model): number[] {
  */
 for (const name of ['tiny-llama-256', 'tiny-qwen2-256']) {
   const fixture = modelFixture(name);
-  test(`${name} end to end with --quantization fp8: the CPU twin's logits and top-1, graphs on and off`, {
+  test(`${name} end to end with --quantization fp8, each FP8 GEMV route: the CPU twin's logits and top-1, graphs on and off`, {
     skip: skip || fixture.skip,
   }, (t) => {
-    const load = (graphs: boolean, fp8: boolean) =>
+    const load = (graphs: boolean, fp8: Fp8GemvRoute | null) =>
       loadModel(
         fixture.path,
-        new CudaBackend({ dtype: 'bf16', graphs }),
+        new CudaBackend({ dtype: 'bf16', graphs, ...(fp8 && { fp8GemvRoute: fp8 }) }),
         fp8 ? { quantization: FP8_QUANTIZATION } : {},
       );
-    const tokens = greedy(load(false, false));
-    const bf16 = forced(load(false, false), tokens);
-    const twin = forced(
-      loadModel(fixture.path, new Fp8LowPrecisionCpu('bf16'), { quantization: FP8_QUANTIZATION }),
-      tokens,
-    );
-    const eager = forced(load(false, true), tokens);
-    const graphed = forced(load(true, true), tokens);
-    let withTwin = 0;
-    let withBf16 = 0;
-    for (let i = 0; i < eager.length; i++) {
-      const g = relL2(graphed[i]!, eager[i]!);
-      assert.ok(g < 1e-2, `step ${i}: relative L2 ${g} between a replayed decode graph and the eager step`);
-      const e = relL2(eager[i]!, twin[i]!);
-      assert.ok(e < 8e-2, `step ${i}: relative L2 ${e} against the CPU twin`);
-      if (argmax(eager[i]!) === argmax(twin[i]!)) withTwin++;
-      if (argmax(eager[i]!) === argmax(bf16[i]!)) withBf16++;
+    const tokens = greedy(load(false, null));
+    const bf16 = forced(load(false, null), tokens);
+    for (const route of FP8_GEMV_ROUTES) {
+      const cpu = new Fp8LowPrecisionCpu('bf16');
+      cpu.route = route;
+      const twin = forced(loadModel(fixture.path, cpu, { quantization: FP8_QUANTIZATION }), tokens);
+      const eager = forced(load(false, route), tokens);
+      const graphed = forced(load(true, route), tokens);
+      let withTwin = 0;
+      let withBf16 = 0;
+      let worst = 0;
+      for (let i = 0; i < eager.length; i++) {
+        const g = relL2(graphed[i]!, eager[i]!);
+        assert.ok(g < 1e-2, `${route} step ${i}: relative L2 ${g} between a replayed decode graph and the eager step`);
+        const e = relL2(eager[i]!, twin[i]!);
+        worst = Math.max(worst, e);
+        assert.ok(e < 8e-2, `${route} step ${i}: relative L2 ${e} against the CPU twin`);
+        if (argmax(eager[i]!) === argmax(twin[i]!)) withTwin++;
+        if (argmax(eager[i]!) === argmax(bf16[i]!)) withBf16++;
+      }
+      const pct = (n: number) => `${((100 * n) / eager.length).toFixed(1)} %`;
+      t.diagnostic(
+        `${name} ${route}: fp8 top-1 agreement with bf16 ${pct(withBf16)}, with the CPU twin ${pct(withTwin)}; worst relative L2 against the twin ${worst.toFixed(4)}`,
+      );
+      assert.ok(withTwin >= 0.9 * eager.length, `${name} ${route}: top-1 agreement with the CPU twin ${pct(withTwin)}`);
     }
-    const pct = (n: number) => `${((100 * n) / eager.length).toFixed(1)} %`;
-    t.diagnostic(`${name}: fp8 top-1 agreement with bf16 ${pct(withBf16)}, with the CPU twin ${pct(withTwin)}`);
-    assert.ok(withTwin >= 0.9 * eager.length, `${name}: top-1 agreement with the CPU twin ${pct(withTwin)}`);
   });
 }
 
@@ -472,4 +596,14 @@ test(`producers writing x as e4m3 (the norms; act_mul past the gated GEMV) or no
     assert.equal(fused.launches, perLayer * steps * fused.layers, `${sequences} sequences: fp8_quantize_rows`);
     assert.ok(own.launches >= 4 * steps * own.layers, `${sequences} sequences without the forms: ${own.launches}`);
   }
+  // The CUDA-core route reads x itself: its decode steps quantize nothing, every linear one gemv_fp8 launch.
+  const cudaCores = (decl: KernelDecl) => {
+    const backend = new CudaBackend({ dtype: 'bf16', graphs: false, fp8GemvRoute: 'cuda-cores' });
+    const model = loadModel(dir, backend, { quantization: FP8_QUANTIZATION });
+    const seqs = Array.from({ length: 3 }, (_, i) => PROMPT.slice(0, 4 + i));
+    return { layers: model.kvShape.numLayers, ...greedyDecode(backend, model, seqs, steps, decl) };
+  };
+  assert.equal(cudaCores(FP8_QUANTIZE_ROWS).launches, 0, 'cuda-cores: fp8_quantize_rows');
+  const gemvs = cudaCores(GEMV_FP8);
+  assert.equal(gemvs.launches, 4 * steps * gemvs.layers, 'cuda-cores: q/k/v, o, gate/up and down through gemv_fp8');
 });

@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import type { DType, GatedActivation, HostTensor, Tensor, WeightLoadOptions } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { CpuTensor } from '../../src/backend/cpu/tensor.ts';
+import type { Fp8GemvRoute } from '../../src/backend/cuda/fp8-gemv.ts';
 import { fp8Path } from '../../src/backend/cuda/fp8-linear.ts';
 import { decodeFrom } from '../../src/backend/cuda/tensor.ts';
 import { encodeAs } from '../../src/primitives/float-bits.ts';
-import { E4M3, type Fp8Rows, quantizeFp8Rows } from '../../src/primitives/fp8.ts';
+import { E4M3, quantizeFp8Rows } from '../../src/primitives/fp8.ts';
 import { toFloat32 } from '../../src/primitives/host-tensor.ts';
 import { LowPrecisionCpu } from './low-precision-cpu.ts';
 
@@ -18,12 +19,12 @@ interface Fp8Weight {
 }
 
 /**
- * Σ_k xq[t, k] · wq[m, k] over e4m3 values, [T, M]: each product of two e4m3 values is exact in float64 and so is
- * their sum (multiples of 2^-18 below 2^35). The CUDA FP8 GEMV and GEMM differ from it by their float32 summation.
+ * Σ_k x[t, k] · wq[m, k] over e4m3 weight values, [T, M], in float64: x per token as e4m3 values (each product of two
+ * e4m3 values exact, and so their sum: multiples of 2^-18 below 2^35), or x as stored (the CUDA-core GEMV). The CUDA
+ * FP8 GEMVs and GEMM differ from it by their float32 summation.
  */
-function codeProducts(x: Fp8Rows, T: number, w: Fp8Weight): Float64Array {
+function codeProducts(xv: Float64Array, T: number, w: Fp8Weight): Float64Array {
   const { rows: M, cols: K, values } = w;
-  const xv = Float64Array.from(x.codes, (c) => E4M3[c]!);
   const s = new Float64Array(T * M);
   for (let t = 0; t < T; t++) {
     const xr = xv.subarray(t * K, (t + 1) * K);
@@ -44,7 +45,8 @@ type CpuBackendClass = new (...args: any[]) => CpuBackend;
  * The CUDA backend's FP8 weights on a CPU backend class: it notes what it is asked to store as FP8, quantizes those
  * with the CPU twin (or takes an f8_e4m3 tensor's own codes) and multiplies them as the device does at every row
  * count, decode (the FP8 GEMV) and prefill (the FP8 GEMM) alike: x quantized per token to e4m3 (fp8_quantize_rows'
- * twin), exact products of the codes, then the token's and the row's scales and the bias. With `storage` (a 16-bit
+ * twin), exact products of the codes, then the token's and the row's scales and the bias; with `route` 'cuda-cores'
+ * decode rows multiply x as it is by the weight's e4m3 values, then the row's scale and the bias. With `storage` (a 16-bit
  * type) it also rounds where the device stores: the weight before it is quantized at load, the GEMM's unscaled bf16
  * product, the output; the gated decode GEMV keeps gate and up in float until act(gate) · up is stored.
  */
@@ -53,6 +55,8 @@ function withFp8Weights<B extends CpuBackendClass>(Base: B) {
     /** The 16-bit type the device stores activations in (null: none, float32 throughout). */
     storage: Exclude<DType, 'f32'> | null = null;
     readonly fp8Weights = true;
+    /** The device's FP8 GEMV route (CudaSettings.fp8GemvRoute), which decides how decode rows treat x. */
+    route: Fp8GemvRoute = 'tensor-cores';
     /** Names of the weights stored as FP8, and of the others, in load order. */
     readonly fp8: string[] = [];
     readonly plain: string[] = [];
@@ -87,16 +91,32 @@ function withFp8Weights<B extends CpuBackendClass>(Base: B) {
       return t;
     }
 
-    /** x's rows, its codes' products with `w` and the scale of each output (token × row), or null: not FP8. */
+    /** x's rows, its products with `w`'s codes and the scale of each output (token × row, or row), or null: not FP8. */
     private products(x: Tensor, weight: Tensor) {
       const w = this.fp8Tensors.get(weight);
       if (!w) return null;
       const cols = x.shape.at(-1)!;
       assert.equal(cols, w.cols, 'linear: input features against the FP8 weight');
       const T = x.shape.reduce((a, d) => a * d, 1) / cols;
-      const xq = quantizeFp8Rows((x as CpuTensor).data, T, cols);
+      const data = (x as CpuTensor).data;
+      const decode = fp8Path(T, this.route) === 'gemv';
+      if (decode && this.route === 'cuda-cores') {
+        const scale = (_t: number, m: number) => w.scales[m]!;
+        return { w, T, s: codeProducts(Float64Array.from(data), T, w), scale, decode };
+      }
+      const xq = quantizeFp8Rows(data, T, cols);
       const scale = (t: number, m: number) => Math.fround(xq.scales[t]! * w.scales[m]!);
-      return { w, T, s: codeProducts(xq, T, w), scale, decode: fp8Path(T, true) === 'gemv' };
+      return {
+        w,
+        T,
+        s: codeProducts(
+          Float64Array.from(xq.codes, (c) => E4M3[c]!),
+          T,
+          w,
+        ),
+        scale,
+        decode,
+      };
     }
 
     override linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {

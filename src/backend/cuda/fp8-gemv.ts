@@ -22,8 +22,16 @@ export const FP8_GEMV = declareKernel('fp8_gemv', 'fp8_gemv', {
   k: 'i32',
 });
 
-/** The rows of x one launch takes: the eight columns of the mma's B. */
+/** The rows of x one launch takes: the eight columns of the mma's B (the CUDA-core route's TMAX stops there too). */
 export const FP8_GEMV_MAX_ROWS = 8;
+
+/**
+ * The two FP8 decode GEMVs (CudaSettings.fp8GemvRoute): 'tensor-cores', this file's kernel over x quantized per token
+ * to e4m3; 'cuda-cores', kernels/gemv.cu's FP8 build (W8A16: 16-bit x read as it is, codes decoded in registers,
+ * float FMAs; CudaLinear.fp8CudaCoreLauncher).
+ */
+export const FP8_GEMV_ROUTES = ['tensor-cores', 'cuda-cores'] as const;
+export type Fp8GemvRoute = (typeof FP8_GEMV_ROUTES)[number];
 
 /** kernels/fp8_gemv.cu's compile-time choices: SPLIT warps per tile group, TILES of 16 weight rows, UNROLL k-steps. */
 export interface Fp8GemvConfig {

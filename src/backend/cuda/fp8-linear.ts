@@ -2,18 +2,42 @@ import type { GatedActivation, Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import { actMul, addBias } from './elementwise.ts';
 import { FP8_SCALE_ROWS, type Fp8CudaTensor, fp8Activations } from './fp8.ts';
-import { FP8_GEMV_MAX_ROWS, fp8GemvInto } from './fp8-gemv.ts';
+import { FP8_GEMV_MAX_ROWS, type Fp8GemvRoute, fp8GemvInto } from './fp8-gemv.ts';
 import type { CudaLinear } from './linear.ts';
-import { cuda, rowsCols } from './tensor.ts';
+import { type CudaTensor, cuda, rowsCols } from './tensor.ts';
 import type { QuantizedX, XForm } from './x-form.ts';
 
 /**
- * Which path `rows` rows take against an FP8 weight: the FP8 GEMV (kernels/fp8_gemv.cu: a decode step's few rows
- * read each weight byte once, no epilogue launch) up to FP8_GEMV_MAX_ROWS when the GEMV is enabled, else cuBLASLt's
- * FP8 GEMM. Both quantize x per token the same way, so the path changes the summation, not what is computed.
+ * Which path `rows` rows take against an FP8 weight: an FP8 GEMV (a decode step's few rows read each weight byte
+ * once, no epilogue launch) up to FP8_GEMV_MAX_ROWS when one is enabled (`route`: CudaLinear.fp8Gemv), else
+ * cuBLASLt's FP8 GEMM. The GEMM and the tensor-core GEMV quantize x per token the same way, so between them the path
+ * changes the summation, not what is computed; the CUDA-core GEMV multiplies x as it is.
  */
-export function fp8Path(rows: number, gemv: boolean): 'gemv' | 'gemm' {
-  return gemv && rows <= FP8_GEMV_MAX_ROWS ? 'gemv' : 'gemm';
+export function fp8Path(rows: number, route: Fp8GemvRoute | null): 'gemv' | 'gemm' {
+  return route && rows <= FP8_GEMV_MAX_ROWS ? 'gemv' : 'gemm';
+}
+
+/**
+ * The form an FP8 linear reads `rows` rows of x in, which x's producer writes beside it (CudaLinear.inputForm): e4m3
+ * codes and per-token scales for the GEMM and the tensor-core GEMV; none for the CUDA-core GEMV, which reads x itself.
+ */
+export function fp8InputForm(rows: number, route: Fp8GemvRoute | null): XForm | null {
+  return route === 'cuda-cores' && fp8Path(rows, route) === 'gemv' ? null : 'e4m3';
+}
+
+/** Decode rows through the route's GEMV: x itself on the CUDA cores, its e4m3 form on the tensor cores. */
+function fp8GemvRows(
+  linear: CudaLinear,
+  y: bigint,
+  x: CudaTensor,
+  w: Fp8CudaTensor,
+  T: number,
+  n: number,
+  opts: { gated?: boolean; act?: GatedActivation; bias?: bigint },
+): void {
+  const k = w.shape[1];
+  if (linear.fp8Gemv === 'cuda-cores') linear.fp8CudaCoreLauncher(T, n, k, opts)(y, x.ptr, w, opts.bias);
+  else fp8GemvInto(linear.ctx, y, fp8Activations(linear.ctx, x), w, T, n, k, opts);
 }
 
 /** Columns of output one block of fp8_scale_rows covers (256 threads, 8 each). */
@@ -30,7 +54,7 @@ export function fp8Linear(linear: CudaLinear, x: Tensor, w: Fp8CudaTensor, bias?
   if (T === 0) return out;
   const b = bias && cuda(bias).ptr;
   if (fp8Path(T, linear.fp8Gemv) === 'gemv') {
-    fp8GemvInto(ctx, out.ptr, fp8Activations(ctx, xt), w, T, m, n, { bias: b });
+    fp8GemvRows(linear, out.ptr, xt, w, T, m, { bias: b });
     return out;
   }
   fp8Gemm(ctx, linear, out.ptr, fp8Activations(ctx, xt), w, T, b ?? 0n);
@@ -38,8 +62,8 @@ export function fp8Linear(linear: CudaLinear, x: Tensor, w: Fp8CudaTensor, bias?
 }
 
 /**
- * Decode rows: one gated FP8 GEMV writes act(gate) * up; otherwise the FP8 linear, then actMul, writing its output
- * in `form` too where asked (CudaLinear.linearActMul).
+ * Decode rows: one gated FP8 GEMV (either route) writes act(gate) * up; otherwise the FP8 linear, then actMul,
+ * writing its output in `form` too where asked (CudaLinear.linearActMul).
  */
 export function fp8LinearActMul(
   linear: CudaLinear,
@@ -56,8 +80,7 @@ export function fp8LinearActMul(
   if (T === 0 || fp8Path(T, linear.fp8Gemv) === 'gemm') return actMul(ctx, fp8Linear(linear, x, w, bias), act, form);
   if (wn !== n) throw new Error(`linearActMul: input has ${n} features, FP8 weight is [${w.shape}]`);
   const out = ctx.empty([T, m2 / 2]);
-  const gemv = { gated: true, act, bias: bias && cuda(bias).ptr };
-  fp8GemvInto(ctx, out.ptr, fp8Activations(ctx, xt), w, T, m2 / 2, n, gemv);
+  fp8GemvRows(linear, out.ptr, xt, w, T, m2 / 2, { gated: true, act, bias: bias && cuda(bias).ptr });
   return out;
 }
 

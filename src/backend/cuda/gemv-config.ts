@@ -80,6 +80,16 @@ export function gemvRule(shape: GemvShape): GemvConfig {
   return { split: shape.tmax <= 2 || shape.k > 8192 ? 8 : 4, rows: shape.gated ? 1 : 2, unroll: 4 };
 }
 
+/**
+ * The CUDA-core FP8 GEMV's build (gemv.cu WFP8: a lane's vector is 16 weights, so a row of K = 4096 is 4 KB, half the
+ * bf16 GEMV's): the bf16 rule's split scaled to the FP8 row, each warp's share of a row as long as the bf16 GEMV's
+ * at one row of x (8 warps over K above 8192, else 4), two weight rows per warp. A guess until bench/fp8-gemv.ts
+ * has swept it on the device.
+ */
+export function fp8CudaCoreGemvRule(shape: GemvShape): GemvConfig {
+  return { split: shape.k > 8192 ? 8 : 4, rows: shape.gated ? 1 : 2, unroll: 4 };
+}
+
 /** The card a table was measured on: its name and SM count must both match for an entry to apply. */
 export interface GemvDevice {
   name: string;

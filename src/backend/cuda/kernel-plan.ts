@@ -23,11 +23,19 @@ import {
 import { sm90aPrefillDefines } from './flash-prefill-sm90a.ts';
 import { defaultConfigs } from './flash-sizing.ts';
 import { FP8_QUANTIZE_ROWS } from './fp8.ts';
-import { FP8_GEMV, fp8GemvDefines, fp8GemvRule } from './fp8-gemv.ts';
-import { GEMV_MAX_ROWS, type GemvDevice, type GemvTable, gemvShape, gemvWins, pickGemvConfig } from './gemv-config.ts';
+import { FP8_GEMV, FP8_GEMV_MAX_ROWS, type Fp8GemvRoute, fp8GemvDefines, fp8GemvRule } from './fp8-gemv.ts';
+import {
+  fp8CudaCoreGemvRule,
+  GEMV_MAX_ROWS,
+  type GemvDevice,
+  type GemvTable,
+  gemvShape,
+  gemvWins,
+  pickGemvConfig,
+} from './gemv-config.ts';
 import type { KernelDecl } from './kernel.ts';
 import { type CudaKvQuant, kvQuantDefines, tilesReadQuant } from './kv-layout.ts';
-import { GEMV, gemvDefines } from './linear.ts';
+import { fp8CudaCoreGemvDefines, GEMV, GEMV_FP8, gemvDefines } from './linear.ts';
 import type { Defines } from './modules.ts';
 import { groupedGemmKernel, MOE_DOWN_COMBINE, MOE_GEMV, moeGemvDefines, moeTakesGemv } from './moe.ts';
 import { MOE_GEMV_MAX_TOKENS, MOE_ROUTE_GROUP } from './moe-routing.ts';
@@ -88,8 +96,8 @@ export interface KernelPlanBackend {
   device: GemvDevice;
   gemvTable: GemvTable;
   gemv: boolean;
-  /** FP8 weights' decode rows take kernels/fp8_gemv.cu (CudaLinear.fp8Gemv). */
-  fp8Gemv?: boolean;
+  /** The GEMV FP8 weights' decode rows take (CudaLinear.fp8Gemv); none: the FP8 GEMM. */
+  fp8Gemv?: Fp8GemvRoute | null;
   /** Prefill goes through the sm_90a kernel where it covers the call (PAGODA_PREFILL_KERNEL=wgmma on compute 9.0). */
   sm90aPrefill?: boolean;
 }
@@ -174,10 +182,19 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
       }
     }
   }
-  if (fp8 && b.fp8Gemv) {
+  if (fp8 && b.fp8Gemv === 'tensor-cores') {
     // One build per gated-ness: the row count is an argument (fp8-gemv.ts).
     for (const gated of new Set(m.linears.filter((l) => l.fp8).map((l) => l.gated)))
       add(FP8_GEMV, fp8GemvDefines(fp8GemvRule(gated), gated, m.act ?? undefined));
+  }
+  if (fp8 && b.fp8Gemv === 'cuda-cores') {
+    // gemv.cu's FP8 build per shape and row bucket, as CudaLinear.fp8CudaCoreLauncher picks it.
+    for (let T = 1; T < 2 * m.maxDecodeRows && T <= FP8_GEMV_MAX_ROWS; T *= 2) {
+      for (const l of m.linears.filter((l) => l.fp8)) {
+        const shape = gemvShape(T, l.m, l.k, l.gated);
+        add(GEMV_FP8, fp8CudaCoreGemvDefines(shape, fp8CudaCoreGemvRule(shape), m.act ?? undefined));
+      }
+    }
   }
   if (m.moe) planMoe(b.dtype, m.moe, m.maxDecodeRows, add);
   return [...out.values()];

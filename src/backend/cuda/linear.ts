@@ -4,8 +4,10 @@ import { CublasLt } from './cublaslt.ts';
 import type { DevPtr } from './driver.ts';
 import { actDefines, actMul, addBias } from './elementwise.ts';
 import { Fp8CudaTensor } from './fp8.ts';
-import { fp8Linear, fp8LinearActMul } from './fp8-linear.ts';
+import { FP8_GEMV_MAX_ROWS, type Fp8GemvRoute } from './fp8-gemv.ts';
+import { fp8InputForm, fp8Linear, fp8LinearActMul } from './fp8-linear.ts';
 import {
+  fp8CudaCoreGemvRule,
   GEMV_MAX_ROWS,
   type GemvConfig,
   type GemvShape,
@@ -37,6 +39,21 @@ export const GEMV = declareKernel('gemv', 'gemv', {
   k: 'i32',
 });
 
+/**
+ * kernels/gemv.cu's WFP8 build (sm_89+): the same GEMV over an FP8 weight's e4m3 codes and float32 row scales `ws`, x
+ * read in the compute dtype (W8A16 on the CUDA cores: the 'cuda-cores' FP8 route).
+ */
+export const GEMV_FP8 = declareKernel('gemv', 'gemv_fp8', {
+  y: 'ptr',
+  x: 'ptr',
+  w: 'ptr',
+  ws: 'ptr',
+  bias: 'ptr',
+  rows: 'i32',
+  n: 'i32',
+  k: 'i32',
+});
+
 /** kernels/gemv.cu's build for one shape's TMAX / GATED (with its activation) and a configuration. */
 export function gemvDefines(shape: GemvShape, cfg: GemvConfig, act: GatedActivation = 'silu'): Record<string, number> {
   return {
@@ -46,6 +63,14 @@ export function gemvDefines(shape: GemvShape, cfg: GemvConfig, act: GatedActivat
     ...(cfg.unroll !== 4 ? { UNROLL: cfg.unroll } : {}),
   };
 }
+
+/** The same build over FP8 weights (gemv_fp8). */
+export function fp8CudaCoreGemvDefines(shape: GemvShape, cfg: GemvConfig, act?: GatedActivation) {
+  return { ...gemvDefines(shape, cfg, act), WFP8: 1 };
+}
+
+/** One CUDA-core FP8 GEMV launch: output, x, the weight's codes and row scales, bias (0n: none). */
+export type Fp8CudaCoreLaunch = (y: DevPtr, x: DevPtr, w: { codes: DevPtr; scales: DevPtr }, bias?: DevPtr) => void;
 
 /** A decode GEMV's options: the gated gate/up epilogue; a configuration other than the table's (the sweep). */
 export interface GemvOptions {
@@ -80,9 +105,13 @@ export class CudaLinear {
     this.fp8GemvBuilds = versionAtLeast(ctx.mods.nvrtc.version, 12, 4);
   }
 
-  /** FP8 weights' decode rows take kernels/fp8_gemv.cu (fp8-linear.ts fp8Path). */
-  get fp8Gemv(): boolean {
-    return this.gemv && this.fp8GemvBuilds;
+  /**
+   * The GEMV FP8 weights' decode rows take (fp8-linear.ts fp8Path): CudaSettings.fp8GemvRoute, or null (the FP8 GEMM)
+   * with the GEMV off or the tensor-core route without its NVRTC (the CUDA-core build's cvt is PTX ISA 7.8).
+   */
+  get fp8Gemv(): Fp8GemvRoute | null {
+    const route = this.ctx.settings.fp8GemvRoute;
+    return this.gemv && (route === 'cuda-cores' || this.fp8GemvBuilds) ? route : null;
   }
 
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
@@ -111,10 +140,11 @@ export class CudaLinear {
    * The quantized form the linear over `weight` reads x's rows in (null: x itself, or no weight), which the op making
    * x can write beside it (an RMSNorm: norm.ts; the gated product: elementwise.ts actMul), sparing the linear its
    * quantizing launch: e4m3 per token for FP8
-   * weights (the GEMV and the GEMM alike), q8 groups for GGUF blocks on the integer decode GEMV.
+   * weights (the GEMM and the tensor-core GEMV; fp8-linear.ts fp8InputForm), q8 groups for GGUF blocks on the integer
+   * decode GEMV.
    */
   inputForm(x: Tensor, weight: Tensor | undefined): XForm | null {
-    if (weight instanceof Fp8CudaTensor) return 'e4m3';
+    if (weight instanceof Fp8CudaTensor) return fp8InputForm(rowsCols(x)[0], this.fp8Gemv);
     if (weight instanceof QuantCudaTensor) return this.quant.inputForm(rowsCols(x)[0]);
     return null;
   }
@@ -183,6 +213,26 @@ export class CudaLinear {
     const kernel = this.gemvKernel(shape, cfg, opts.act);
     const grid: [number] = [gemvBlocks(shape, cfg)];
     return (y, x, w, bias = 0n) => kernel.launch(grid, [256], { y, x, w, bias, rows: T, n: m, k: n });
+  }
+
+  /**
+   * The CUDA-core FP8 GEMV's kernel and grid for `T` <= 8 rows against an FP8 weight of `m` outputs (gated: 2m rows)
+   * and K = `n`, chosen once: gemv-config.ts `fp8CudaCoreGemvRule`, or `opts.config` (the bench's sweep).
+   */
+  fp8CudaCoreLauncher(T: number, m: number, n: number, opts: Omit<GemvOptions, 'bias'> = {}): Fp8CudaCoreLaunch {
+    if (T > FP8_GEMV_MAX_ROWS) throw new Error(`gemv_fp8: ${T} rows, built for at most ${FP8_GEMV_MAX_ROWS}`);
+    if (n % 16) throw new Error(`gemv_fp8: K = ${n}, expected a multiple of 16`);
+    const shape = gemvShape(T, m, n, opts.gated === true);
+    const cfg = opts.config ?? fp8CudaCoreGemvRule(shape);
+    const kernel = this.fp8CudaCoreKernel(shape, cfg, opts.act);
+    const grid: [number] = [gemvBlocks(shape, cfg)];
+    return (y, x, w, bias = 0n) =>
+      kernel.launch(grid, [256], { y, x, w: w.codes, ws: w.scales, bias, rows: T, n: m, k: n });
+  }
+
+  /** gemv.cu's FP8 build for one shape and configuration (the bench reads its registers). */
+  fp8CudaCoreKernel(shape: GemvShape, cfg: GemvConfig, act?: GatedActivation): Kernel<typeof GEMV_FP8.args> {
+    return this.ctx.kernel(GEMV_FP8, fp8CudaCoreGemvDefines(shape, cfg, act));
   }
 
   /** kernels/gemv.cu built for one shape's TMAX / GATED (with its activation) and a configuration. */

@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { PrefillKernel } from './flash-prefill-sm90a.ts';
+import type { Fp8GemvRoute } from './fp8-gemv.ts';
 
 /**
  * The CUDA backend's settings. The CLI reads them from the environment once (src/cli/settings.ts names each
@@ -18,6 +19,12 @@ export interface CudaSettings {
    * instead of the own epilogue kernel, where cuBLASLt has an algorithm for them (PAGODA_FP8_CUBLASLT_SCALES=1).
    */
   fp8CublasltScales: boolean;
+  /**
+   * The GEMV FP8 weights' decode rows take (PAGODA_FP8_GEMV=tensor-cores|cuda-cores): 'tensor-cores' (the default until
+   * the device measures the other) mma.sync e4m3 over x quantized per token; 'cuda-cores' gemv.cu's FP8 build over
+   * 16-bit x as it is (W8A16), whose producers then write no e4m3 copy of x for it.
+   */
+  fp8GemvRoute: Fp8GemvRoute;
   /** Attention always through the simple kernel (PAGODA_SIMPLE_ATTENTION=1, `serve --flash-attention 0`). */
   simpleAttention: boolean;
   /**
@@ -42,6 +49,7 @@ export const DEFAULT_CUDA_SETTINGS: Readonly<CudaSettings> = {
   pdl: true,
   gemv: true,
   fp8CublasltScales: false,
+  fp8GemvRoute: 'tensor-cores',
   simpleAttention: false,
   prefillKernel: 'wgmma',
   kernelCache: join(homedir(), '.cache', 'pagoda', 'kernels'),
@@ -57,6 +65,7 @@ export function cudaSettings(given: Partial<CudaSettings> = {}): CudaSettings {
     pdl: given.pdl ?? d.pdl,
     gemv: given.gemv ?? d.gemv,
     fp8CublasltScales: given.fp8CublasltScales ?? d.fp8CublasltScales,
+    fp8GemvRoute: given.fp8GemvRoute ?? d.fp8GemvRoute,
     simpleAttention: given.simpleAttention ?? d.simpleAttention,
     prefillKernel: given.prefillKernel ?? d.prefillKernel,
     kernelCache: given.kernelCache ?? d.kernelCache,

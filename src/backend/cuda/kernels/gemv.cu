@@ -11,6 +11,11 @@
 // the H100 (bench/NOTES.md run 6). TMAX 16 and 32 (acc[ROWS][TMAX] in registers: up to 128 floats at ROWS 4) run only
 // where the sweep measured this beating cuBLASLt (gemv-config.ts `gemvWins`): on an H100 no Llama-3-8B shape does
 // (one fp32 FMA per weight element per row on the CUDA cores: 2.3-3.3x slower at 16 rows; bench/NOTES.md run 10).
+// WFP8 = 1 builds gemv_fp8, the same loop over an FP8 weight (W8A16 on the CUDA cores, sm_89+): e4m3 codes with a
+// float32 scale per row, applied in the epilogue before the bias. A lane's 16-byte vector is then 16 codes (the warp
+// still reads 512-byte runs of each row) against two 16-byte vectors of x, read as they are (no quantization of x);
+// the codes are decoded once per step, two a `cvt.rn.f16x2.e4m3x2` (exact: every e4m3 value is a half), to float for
+// every row of x. GATED scales gate and up by their own rows' scales.
 // Needs K to be a multiple of the 16-byte vector and 16-byte aligned rows (the launcher checks).
 #include "common.cuh"
 
@@ -36,31 +41,79 @@
 #ifndef UNROLL
 #define UNROLL 4
 #endif
+#ifndef WFP8
+#define WFP8 0
+#endif
 #define WARPS 8
 #define GROUPS_PER_BLOCK (WARPS / SPLIT)
-#define VEC (16 / (int)sizeof(T))
 
-// The group's output features start at g * OUTS; s[r] is weight row r's dot product with one row of x. The bias
-// (null: none) is added in float before the one rounding, as a GEMM epilogue does.
-__device__ __forceinline__ void emit(T* __restrict__ y, const T* __restrict__ bias, int n, int t, int g,
-                                     const float (&s)[ROWS]) {
+#if WFP8
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 890
+#error "gemv_fp8 decodes e4m3 with cvt.rn.f16x2.e4m3x2 (compute capability 8.9+)"
+#endif
+typedef unsigned char W;
+#define VEC 16
+// A weight vector's 16 codes decoded once per step, reused by every row of x.
+struct WeightVec {
+  float v[VEC];
+  __device__ __forceinline__ void set(const uint4& u) {
+    const unsigned* words = reinterpret_cast<const unsigned*>(&u);
+#pragma unroll
+    for (int i = 0; i < VEC / 2; i++) {
+      const unsigned short two = (unsigned short)(words[i / 2] >> (16 * (i % 2)));
+      unsigned h;
+      asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h) : "h"(two));
+      const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&h));
+      v[2 * i] = f.x;
+      v[2 * i + 1] = f.y;
+    }
+  }
+  __device__ __forceinline__ float operator[](int e) const { return v[e]; }
+};
+#else
+typedef T W;
+#define VEC (16 / (int)sizeof(T))
+// A weight vector read as it is, each value widened where it is used.
+struct WeightVec {
+  uint4 u;
+  __device__ __forceinline__ void set(const uint4& w) { u = w; }
+  __device__ __forceinline__ float operator[](int e) const { return to_f(reinterpret_cast<const T*>(&u)[e]); }
+};
+#endif
+// 16-byte vectors of x per weight vector: 1, or 2 (FP8 weights against 16-bit x).
+#define XVECS (VEC * (int)sizeof(T) / 16)
+
+// A weight row's dot product in the output's units: times the row's scale (FP8 weights; ws null otherwise).
+__device__ __forceinline__ float row_sum(float s, const float* __restrict__ ws, long long row) {
+#if WFP8
+  return s * ws[row];
+#else
+  return s;
+#endif
+}
+
+// The group's output features start at g * OUTS; s[r] is weight row r's dot product with one row of x. The row's
+// scale (FP8) and the bias (null: none) are applied in float before the one rounding, as a GEMM epilogue does.
+__device__ __forceinline__ void emit(T* __restrict__ y, const float* __restrict__ ws, const T* __restrict__ bias,
+                                     int n, int t, int g, const float (&s)[ROWS]) {
 #if GATED
-  const float gate = s[0] + (bias ? to_f(bias[g]) : 0.f);
-  const float up = s[1] + (bias ? to_f(bias[n + g]) : 0.f);
+  const float gate = row_sum(s[0], ws, g) + (bias ? to_f(bias[g]) : 0.f);
+  const float up = row_sum(s[1], ws, (long long)n + g) + (bias ? to_f(bias[n + g]) : 0.f);
   y[(long long)t * n + g] = from_f(gate_act(gate) * up);
 #else
 #pragma unroll
   for (int r = 0; r < ROWS; r++) {
     const int c = g * ROWS + r;
-    if (c < n) y[(long long)t * n + c] = from_f(s[r] + (bias ? to_f(bias[c]) : 0.f));
+    if (c < n) y[(long long)t * n + c] = from_f(row_sum(s[r], ws, c) + (bias ? to_f(bias[c]) : 0.f));
   }
 #endif
 }
 
-// n: output features (GATED: the weight has 2n rows).
-extern "C" __global__ void __launch_bounds__(WARPS * 32)
-gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias, int rows, int n,
-     int k) {
+// n: output features (GATED: the weight has 2n rows); ws: the FP8 weight's row scales (null for 16-bit weights). Both
+// kernels below run it after PDL_ENTER.
+__device__ __forceinline__ void gemv_rows(T* __restrict__ y, const T* __restrict__ x, const W* __restrict__ w,
+                                          const float* __restrict__ ws, const T* __restrict__ bias, int rows, int n,
+                                          int k) {
   __shared__ float partial[WARPS][ROWS][TMAX];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int part = warp % SPLIT;
@@ -74,7 +127,6 @@ gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, const 
     wr[r] = reinterpret_cast<const uint4*>(w + row * k);
   }
   const int kv = k / VEC;
-  PDL_ENTER();
   float acc[ROWS][TMAX];
 #pragma unroll
   for (int r = 0; r < ROWS; r++)
@@ -86,17 +138,21 @@ gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, const 
       uint4 wu[ROWS];
 #pragma unroll
       for (int r = 0; r < ROWS; r++) wu[r] = __ldg(wr[r] + i);
+      WeightVec wv[ROWS];
+#pragma unroll
+      for (int r = 0; r < ROWS; r++) wv[r].set(wu[r]);
 #pragma unroll
       for (int t = 0; t < TMAX; t++) {
         if (t >= rows) break;
-        const uint4 xu = reinterpret_cast<const uint4*>(x + (long long)t * k)[i];
-        const T* xv = reinterpret_cast<const T*>(&xu);
+        const uint4* xp = reinterpret_cast<const uint4*>(x + (long long)t * k) + (long long)i * XVECS;
+        uint4 xu[XVECS];
 #pragma unroll
-        for (int r = 0; r < ROWS; r++) {
-          const T* wv = reinterpret_cast<const T*>(&wu[r]);
+        for (int j = 0; j < XVECS; j++) xu[j] = xp[j];
+        const T* xv = reinterpret_cast<const T*>(xu);
 #pragma unroll
-          for (int e = 0; e < VEC; e++) acc[r][t] += to_f(wv[e]) * to_f(xv[e]);
-        }
+        for (int r = 0; r < ROWS; r++)
+#pragma unroll
+          for (int e = 0; e < VEC; e++) acc[r][t] += wv[r][e] * to_f(xv[e]);
       }
     }
   }
@@ -112,7 +168,7 @@ gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, const 
         float s[ROWS];
 #pragma unroll
         for (int r = 0; r < ROWS; r++) s[r] = acc[r][t];
-        emit(y, bias, n, t, g, s);
+        emit(y, ws, bias, n, t, g, s);
       }
     }
     return;
@@ -135,6 +191,22 @@ gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, const 
 #pragma unroll
       for (int p = 0; p < SPLIT; p++) s[r] += partial[q * SPLIT + p][r][t];
     }
-    emit(y, bias, n, t, gq, s);
+    emit(y, ws, bias, n, t, gq, s);
   }
 }
+
+#if WFP8
+extern "C" __global__ void __launch_bounds__(WARPS * 32)
+gemv_fp8(T* __restrict__ y, const T* __restrict__ x, const unsigned char* __restrict__ w, const float* __restrict__ ws,
+         const T* __restrict__ bias, int rows, int n, int k) {
+  PDL_ENTER();
+  gemv_rows(y, x, w, ws, bias, rows, n, k);
+}
+#else
+extern "C" __global__ void __launch_bounds__(WARPS * 32)
+gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias, int rows, int n,
+     int k) {
+  PDL_ENTER();
+  gemv_rows(y, x, w, nullptr, bias, rows, n, k);
+}
+#endif
