@@ -140,8 +140,18 @@ case ${1:-1} in
   stage async 330 bench/async-device.sh
   stage step-gaps 60 node --import tsx bench/step-gaps.ts
   ;;
+11)
+  # #19's first ask: where the offline throughput run's time goes, step by step (step classes, decode batch sizes,
+  # host time between launches, device time from events, the decode steps' read rate), with async scheduling on and
+  # off; each appends its table.
+  for mode in on off; do
+    stage "profile-async-$mode" 200 node --import tsx bench/throughput-profile.ts --model bench/configs/llama3-8b \
+      --device cuda --load-format dummy --max-model-len 2048 $([ $mode = off ] && echo --no-async-scheduling) \
+      --save bench/RESULTS.md
+  done
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9|10" >&2
+  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9|10|11" >&2
   exit 2
   ;;
 esac

@@ -1,5 +1,9 @@
+import type { Command } from 'commander';
 import type { Engine } from '../../engine/engine.ts';
 import { Rng } from '../../engine/sequence.ts';
+import { UserError } from '../../util/errors.ts';
+import { parseIntFlag, parseNumberFlag } from '../engine-options.ts';
+import { parseRange } from './flags.ts';
 
 /** An offline workload of random prompts (nano-vllm's bench.py: random token ids, ignore_eos). */
 export interface ThroughputWorkload {
@@ -26,6 +30,47 @@ export const CPU_WORKLOAD: ThroughputWorkload = {
   inputLen: [10, 102],
   outputLen: [10, 102],
 };
+
+/** The workload's flags, for `bench throughput` and the bench scripts that profile its run. */
+export function addWorkloadOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--num-prompts <n>',
+      `requests (default ${NANO_VLLM_WORKLOAD.numPrompts}; ${CPU_WORKLOAD.numPrompts} on the CPU)`,
+    )
+    .option('--input-len-range <a,b>', 'prompt lengths, uniform (default 100,1024; 10,102 on the CPU)')
+    .option('--output-len-range <a,b>', 'output lengths, uniform, EOS ignored (default 100,1024; 10,102 on the CPU)')
+    .option('--temperature <t>', 'sampling temperature', String(NANO_VLLM_WORKLOAD.temperature))
+    .option('--seed <n>', 'seed of the workload and of sampling', '0');
+}
+
+/** The workload the flags ask for (defaults: nano-vllm's, or `CPU_WORKLOAD`); refused when it cannot fit the model. */
+export function workloadFrom(opts: Record<string, unknown>, onCpu: boolean, maxModelLen: number): ThroughputWorkload {
+  const base = onCpu ? CPU_WORKLOAD : NANO_VLLM_WORKLOAD;
+  const w: ThroughputWorkload = {
+    numPrompts:
+      opts.numPrompts === undefined ? base.numPrompts : parseIntFlag(String(opts.numPrompts), '--num-prompts'),
+    inputLen:
+      opts.inputLenRange === undefined ? base.inputLen : parseRange(String(opts.inputLenRange), '--input-len-range'),
+    outputLen:
+      opts.outputLenRange === undefined
+        ? base.outputLen
+        : parseRange(String(opts.outputLenRange), '--output-len-range'),
+    temperature: parseNumberFlag(String(opts.temperature), '--temperature'),
+    seed: parseIntFlag(String(opts.seed), '--seed'),
+  };
+  if (w.inputLen[1] + w.outputLen[1] > maxModelLen) {
+    throw new UserError(
+      `input ${w.inputLen[1]} + output ${w.outputLen[1]} tokens exceed the model length ${maxModelLen}; lower --input-len-range / --output-len-range`,
+    );
+  }
+  return w;
+}
+
+/** The workload in words: stderr's line and a results file's heading. */
+export function workloadAbout(w: ThroughputWorkload): string {
+  return `${w.numPrompts} requests, input ${w.inputLen.join('..')}, output ${w.outputLen.join('..')}`;
+}
 
 export interface ThroughputResult {
   requests: number;

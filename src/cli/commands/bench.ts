@@ -1,57 +1,29 @@
 import { Command } from 'commander';
 import { loadEngine } from '../../engine/load.ts';
 import { UserError } from '../../util/errors.ts';
-import { atLeast, parseRange, printRows, saveFile } from '../bench/flags.ts';
+import { atLeast, printRows, saveFile } from '../bench/flags.ts';
 import { LATENCY_DEFAULTS, type LatencyWorkload, quantile, runLatency } from '../bench/latency.ts';
 import { appendBenchResult, benchCommand } from '../bench/results.ts';
 import { speculationRows } from '../bench/speculation.ts';
-import { CPU_WORKLOAD, NANO_VLLM_WORKLOAD, runThroughput, type ThroughputWorkload } from '../bench/throughput.ts';
-import { addEngineOptions, engineOptionsFrom, parseIntFlag, parseNumberFlag } from '../engine-options.ts';
+import { addWorkloadOptions, runThroughput, workloadAbout, workloadFrom } from '../bench/throughput.ts';
+import { addEngineOptions, engineOptionsFrom, parseIntFlag } from '../engine-options.ts';
 import { embedBenchCommand } from './bench-embed.ts';
 import type { RegisterCommand } from './index.ts';
 
 /** `pagoda bench <what>`: benchmarks that print a table, and append it to a markdown file with `--save FILE`. */
 export const registerBench: RegisterCommand = (program) => {
   const bench = new Command('bench').description('benchmarks (printed; --save FILE appends the table to FILE)');
-  const throughput = new Command('throughput')
-    .description("offline throughput on random prompts (nano-vllm's workload; scaled down on the CPU)")
-    .option('--model <model>', 'a Hugging Face model folder, or "demo"', 'demo')
-    .option(
-      '--num-prompts <n>',
-      `requests (default ${NANO_VLLM_WORKLOAD.numPrompts}; ${CPU_WORKLOAD.numPrompts} on the CPU)`,
-    )
-    .option('--input-len-range <a,b>', 'prompt lengths, uniform (default 100,1024; 10,102 on the CPU)')
-    .option('--output-len-range <a,b>', 'output lengths, uniform, EOS ignored (default 100,1024; 10,102 on the CPU)')
-    .option('--temperature <t>', 'sampling temperature', String(NANO_VLLM_WORKLOAD.temperature))
-    .option('--seed <n>', 'seed of the workload and of sampling', '0')
-    .option('--save <file>', 'also append the result (date, machine, command, table) to this markdown file');
+  const throughput = addWorkloadOptions(
+    new Command('throughput')
+      .description("offline throughput on random prompts (nano-vllm's workload; scaled down on the CPU)")
+      .option('--model <model>', 'a Hugging Face model folder, or "demo"', 'demo'),
+  ).option('--save <file>', 'also append the result (date, machine, command, table) to this markdown file');
   addEngineOptions(throughput);
   throughput.action(async (opts: Record<string, unknown>) => {
     const save = saveFile(opts);
     const loaded = loadEngine(opts.model as string, engineOptionsFrom(opts));
-    const onCpu = loaded.backend === 'cpu';
-    const base = onCpu ? CPU_WORKLOAD : NANO_VLLM_WORKLOAD;
-    const w: ThroughputWorkload = {
-      numPrompts:
-        opts.numPrompts === undefined ? base.numPrompts : parseIntFlag(String(opts.numPrompts), '--num-prompts'),
-      inputLen:
-        opts.inputLenRange === undefined ? base.inputLen : parseRange(String(opts.inputLenRange), '--input-len-range'),
-      outputLen:
-        opts.outputLenRange === undefined
-          ? base.outputLen
-          : parseRange(String(opts.outputLenRange), '--output-len-range'),
-      temperature: parseNumberFlag(String(opts.temperature), '--temperature'),
-      seed: parseIntFlag(String(opts.seed), '--seed'),
-    };
-    const maxLen = loaded.engine.config.maxModelLen;
-    if (w.inputLen[1] + w.outputLen[1] > maxLen) {
-      throw new UserError(
-        `input ${w.inputLen[1]} + output ${w.outputLen[1]} tokens exceed the model length ${maxLen}; lower --input-len-range / --output-len-range`,
-      );
-    }
-    process.stderr.write(
-      `${w.numPrompts} requests, input ${w.inputLen.join('..')}, output ${w.outputLen.join('..')} tokens, model ${loaded.modelName}\n`,
-    );
+    const w = workloadFrom(opts, loaded.backend === 'cpu', loaded.engine.config.maxModelLen);
+    process.stderr.write(`${workloadAbout(w)} tokens, model ${loaded.modelName}\n`);
     const before = loaded.engine.stats();
     const r = await runThroughput(loaded.engine, loaded.config.vocabSize, w);
     const spec = speculationRows(!!loaded.engine.config.speculative, before, loaded.engine.stats());
@@ -80,7 +52,7 @@ export const registerBench: RegisterCommand = (program) => {
         name: 'throughput',
         deviceName: loaded.deviceName,
         command: benchCommand('throughput'),
-        about: `model ${loaded.modelName}; ${w.numPrompts} requests, input ${w.inputLen.join('..')}, output ${w.outputLen.join('..')}, ignore_eos`,
+        about: `model ${loaded.modelName}; ${workloadAbout(w)}, ignore_eos`,
       },
       [
         'requests/s',
