@@ -150,8 +150,21 @@ case ${1:-1} in
       --save bench/RESULTS.md
   done
   ;;
+12)
+  # The FP8 GEMV on the CUDA cores (W8A16, no x quantization) merged without a GPU: its tests (and the bf16 GEMV's,
+  # whose kernel it shares), the two routes side by side at batch-1 shapes with their sweeps, batch-1 latency on each
+  # route; then where the offline run's time goes (async scheduling on).
+  stage first-tests 150 bash -c "$GPU_TEST test/gpu/fp8-weights.test.ts; $GPU_TEST --test-name-pattern='GEMV|gemv|linear' \
+    test/gpu/cuda-kernels.test.ts"
+  stage fp8-gemv 130 node --import tsx bench/fp8-gemv.ts --rows 1,4
+  stage fp8-latency 80 bash -c "for route in tensor-cores cuda-cores; do PAGODA_FP8_GEMV=\$route node bin/pagoda.mjs \
+    bench latency --model bench/configs/llama3-8b --device cuda --load-format dummy --batch-size 1 --input-len 128 \
+    --output-len 256 --max-model-len 4096 --quantization fp8 | grep -E 'ms per output token' | sed \"s/^/| \$route /\"; done"
+  stage profile 150 node --import tsx bench/throughput-profile.ts --model bench/configs/llama3-8b --device cuda \
+    --load-format dummy --max-model-len 2048 --save bench/RESULTS.md
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9|10|11" >&2
+  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9|10|11|12" >&2
   exit 2
   ;;
 esac
