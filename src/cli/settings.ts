@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { PREFILL_KERNELS, type PrefillKernel } from '../backend/cuda/flash-prefill-sm90a.ts';
-import { FP8_GEMV_ROUTES, type Fp8GemvRoute } from '../backend/cuda/fp8-gemv.ts';
+import { FP8_GEMV_CHOICES, type Fp8GemvChoice } from '../backend/cuda/fp8-gemv.ts';
 import type { CudaSettings } from '../backend/cuda/settings.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -42,7 +42,7 @@ export interface SpeculativeEnv {
 
 /**
  * Reads every backend setting from the environment, once at start-up, so nothing below the CLI looks at it:
- * PAGODA_DEVICE, PAGODA_CPU_THREADS, PAGODA_RUNNER_THREAD, PAGODA_ASYNC_SCHEDULING=0, PAGODA_TENSOR_PARALLEL_SIZE, PAGODA_GRAMMAR_WORKERS, PAGODA_QUANTIZATION, PAGODA_KV_CACHE_TYPE, PAGODA_KV_COMPRESSION, PAGODA_KV_BUDGET, PAGODA_CUDA_DEVICE, PAGODA_PDL=0, PAGODA_GEMV=0, PAGODA_FP8_CUBLASLT_SCALES=1, PAGODA_FP8_GEMV (tensor-cores or cuda-cores), PAGODA_SIMPLE_ATTENTION=1,
+ * PAGODA_DEVICE, PAGODA_CPU_THREADS, PAGODA_RUNNER_THREAD, PAGODA_ASYNC_SCHEDULING=0, PAGODA_TENSOR_PARALLEL_SIZE, PAGODA_GRAMMAR_WORKERS, PAGODA_QUANTIZATION, PAGODA_KV_CACHE_TYPE, PAGODA_KV_COMPRESSION, PAGODA_KV_BUDGET, PAGODA_CUDA_DEVICE, PAGODA_PDL=0, PAGODA_GEMV=0, PAGODA_FP8_CUBLASLT_SCALES=1, PAGODA_FP8_GEMV (auto, tensor-cores or cuda-cores), PAGODA_SIMPLE_ATTENTION=1,
  * PAGODA_TP_FORCE_NCCL=1, PAGODA_PREFILL_KERNEL (mma or wgmma), PAGODA_KERNEL_CACHE (else $XDG_CACHE_HOME/pagoda/kernels), the CUDA toolkit roots $CUDA_HOME and $CUDA_PATH, and
  * speculative decoding's PAGODA_SPECULATIVE, PAGODA_NUM_SPECULATIVE_TOKENS, PAGODA_SPECULATIVE_NGRAM_MIN and _MAX.
  */
@@ -60,9 +60,9 @@ export function settingsFromEnv(env: Env = process.env): EnvSettings {
   if (env.PAGODA_TP_FORCE_NCCL !== undefined) cuda.tpForceNccl = env.PAGODA_TP_FORCE_NCCL === '1';
   const fp8Gemv = env.PAGODA_FP8_GEMV;
   if (fp8Gemv) {
-    if (!(FP8_GEMV_ROUTES as readonly string[]).includes(fp8Gemv))
-      throw new UserError(`PAGODA_FP8_GEMV ${fp8Gemv}: expected ${FP8_GEMV_ROUTES.join(' or ')}`);
-    cuda.fp8GemvRoute = fp8Gemv as Fp8GemvRoute;
+    if (!(FP8_GEMV_CHOICES as readonly string[]).includes(fp8Gemv))
+      throw new UserError(`PAGODA_FP8_GEMV ${fp8Gemv}: expected ${FP8_GEMV_CHOICES.join(', ')}`);
+    cuda.fp8GemvRoute = fp8Gemv as Fp8GemvChoice;
   }
   const prefill = env.PAGODA_PREFILL_KERNEL;
   if (prefill) {

@@ -8,6 +8,7 @@ import {
   fp8GemvBlocks,
   fp8GemvDefines,
   fp8GemvRule,
+  fp8RouteFor,
 } from '../../src/backend/cuda/fp8-gemv.ts';
 import { fp8InputForm, fp8Path } from '../../src/backend/cuda/fp8-linear.ts';
 import { fp8CudaCoreGemvRule, gemvBlocks, gemvShape } from '../../src/backend/cuda/gemv-config.ts';
@@ -113,5 +114,22 @@ test('the FP8 GEMV needs NVRTC 12.4 or later (its e4m3 mma is PTX ISA 8.4); an u
   assert.deepEqual(
     ['12.1', '12.3', '12.4', '12.9', '13.0', 'fake'].map((v) => versionAtLeast(v, 12, 4)),
     [false, false, true, true, true, false],
+  );
+});
+
+test("'auto' takes the CUDA-core GEMV for one decode row and the tensor-core GEMV from two; a route stays itself", () => {
+  assert.deepEqual(
+    [1, 2, 8].map((rows) => fp8RouteFor(rows, 'auto')),
+    ['cuda-cores', 'tensor-cores', 'tensor-cores'],
+  );
+  for (const route of FP8_GEMV_ROUTES)
+    assert.deepEqual(
+      [1, 8].map((rows) => fp8RouteFor(rows, route)),
+      [route, route],
+    );
+  // x's producers follow: nothing for the one row the CUDA cores read as it is, e4m3 for the tensor cores and the GEMM.
+  assert.deepEqual(
+    [1, 2, 9].map((rows) => fp8InputForm(rows, 'auto')),
+    [null, 'e4m3', 'e4m3'],
   );
 });

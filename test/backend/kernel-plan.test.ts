@@ -10,7 +10,7 @@ import {
 } from '../../src/backend/cuda/flash-attention.ts';
 import { sm90aPrefillDefines } from '../../src/backend/cuda/flash-prefill-sm90a.ts';
 import { defaultConfigs } from '../../src/backend/cuda/flash-sizing.ts';
-import { type Fp8GemvRoute, fp8GemvDefines, fp8GemvRule } from '../../src/backend/cuda/fp8-gemv.ts';
+import { type Fp8GemvChoice, fp8GemvDefines, fp8GemvRule } from '../../src/backend/cuda/fp8-gemv.ts';
 import {
   fp8CudaCoreGemvRule,
   gemvShape,
@@ -167,7 +167,7 @@ test('a quantized KV cache: its write and its attention builds (quantized decode
 test('FP8 layer weights: fp8_weights, one fp8_gemv build gated and one not, the e4m3 producers; no 16-bit GEMV for them', () => {
   const config = loadModelConfig(new URL('../../bench/configs/llama3-8b', import.meta.url).pathname);
   const fp8 = kernelPlanModel(config, 3, { fp8: true });
-  const plan = (fp8Gemv: Fp8GemvRoute | null) =>
+  const plan = (fp8Gemv: Fp8GemvChoice | null) =>
     kernelPlan({ dtype: 'bf16', device: h100, gemvTable: table, gemv: true, fp8Gemv }, fp8).map(key);
   const with8 = plan('tensor-cores');
   assert.ok(with8.includes(key({ file: 'fp8_weights', defines: { PAGODA_DTYPE: 2 } })));
@@ -208,6 +208,13 @@ test('FP8 layer weights: fp8_weights, one fp8_gemv build gated and one not, the 
     [...new Set(want)],
   );
   assert.ok(cudaCores.includes(key({ file: 'norm', defines: { PAGODA_DTYPE: 2, XQ: 2 } })));
+  // 'auto' (the default): the CUDA-core builds of one row, and the tensor-core GEMV for two and more.
+  const auto = plan('auto');
+  assert.deepEqual(
+    auto.filter((k) => k.includes('"WFP8",1')),
+    [...new Set(want.slice(0, fp8Linears.length))],
+  );
+  assert.equal(auto.filter((k) => k.startsWith('fp8_gemv ')).length, 2);
 });
 
 test('a mixture-of-experts model (Qwen3-30B-A3B): routing, moe_gemv per token bucket, the grouped GEMM, no dense MLP', () => {

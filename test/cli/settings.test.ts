@@ -77,13 +77,15 @@ test('PAGODA_PREFILL_KERNEL picks the prefill attention kernel, mma or wgmma, an
   );
 });
 
-test('PAGODA_FP8_GEMV picks the FP8 decode GEMV, tensor-cores (the default) or cuda-cores, and refuses anything else', () => {
+test('PAGODA_FP8_GEMV picks the FP8 decode GEMV, auto (the default), tensor-cores or cuda-cores, and refuses anything else', () => {
   assert.equal(settingsFromEnv({ PAGODA_FP8_GEMV: 'cuda-cores' }).cuda.fp8GemvRoute, 'cuda-cores');
   assert.equal(settingsFromEnv({ PAGODA_FP8_GEMV: 'tensor-cores' }).cuda.fp8GemvRoute, 'tensor-cores');
-  assert.equal(cudaSettings(settingsFromEnv({}).cuda).fp8GemvRoute, 'tensor-cores');
+  assert.equal(settingsFromEnv({ PAGODA_FP8_GEMV: 'auto' }).cuda.fp8GemvRoute, 'auto');
+  assert.equal(cudaSettings(settingsFromEnv({}).cuda).fp8GemvRoute, 'auto');
   assert.throws(
     () => settingsFromEnv({ PAGODA_FP8_GEMV: 'cuda' }),
-    (e: Error) => e instanceof UserError && e.message === 'PAGODA_FP8_GEMV cuda: expected tensor-cores or cuda-cores',
+    (e: Error) =>
+      e instanceof UserError && e.message === 'PAGODA_FP8_GEMV cuda: expected auto, tensor-cores, cuda-cores',
   );
 });
 

@@ -5,9 +5,9 @@ import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { CudaDriver } from '../../src/backend/cuda/driver.ts';
 import { FP8_QUANTIZE_ROWS, Fp8CudaTensor, hasFp8, quantizeRows } from '../../src/backend/cuda/fp8.ts';
 import {
+  FP8_GEMV_CHOICES,
   FP8_GEMV_MAX_ROWS,
-  FP8_GEMV_ROUTES,
-  type Fp8GemvRoute,
+  type Fp8GemvChoice,
   fp8GemvLauncher,
 } from '../../src/backend/cuda/fp8-gemv.ts';
 import { fp8Path } from '../../src/backend/cuda/fp8-linear.ts';
@@ -507,10 +507,10 @@ function greedy(model: Model): number[] {
  */
 for (const name of ['tiny-llama-256', 'tiny-qwen2-256']) {
   const fixture = modelFixture(name);
-  test(`${name} end to end with --quantization fp8, each FP8 GEMV route: the CPU twin's logits and top-1, graphs on and off`, {
+  test(`${name} end to end with --quantization fp8, each FP8 GEMV route and 'auto': the CPU twin's logits and top-1, graphs on and off`, {
     skip: skip || fixture.skip,
   }, (t) => {
-    const load = (graphs: boolean, fp8: Fp8GemvRoute | null) =>
+    const load = (graphs: boolean, fp8: Fp8GemvChoice | null) =>
       loadModel(
         fixture.path,
         new CudaBackend({ dtype: 'bf16', graphs, ...(fp8 && { fp8GemvRoute: fp8 }) }),
@@ -518,7 +518,7 @@ for (const name of ['tiny-llama-256', 'tiny-qwen2-256']) {
       );
     const tokens = greedy(load(false, null));
     const bf16 = forced(load(false, null), tokens);
-    for (const route of FP8_GEMV_ROUTES) {
+    for (const route of FP8_GEMV_CHOICES) {
       const cpu = new Fp8LowPrecisionCpu('bf16');
       cpu.route = route;
       const twin = forced(loadModel(fixture.path, cpu, { quantization: FP8_QUANTIZATION }), tokens);

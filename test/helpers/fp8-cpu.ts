@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { DType, GatedActivation, HostTensor, Tensor, WeightLoadOptions } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { CpuTensor } from '../../src/backend/cpu/tensor.ts';
-import type { Fp8GemvRoute } from '../../src/backend/cuda/fp8-gemv.ts';
+import { type Fp8GemvChoice, fp8RouteFor } from '../../src/backend/cuda/fp8-gemv.ts';
 import { fp8Path } from '../../src/backend/cuda/fp8-linear.ts';
 import { decodeFrom } from '../../src/backend/cuda/tensor.ts';
 import { encodeAs } from '../../src/primitives/float-bits.ts';
@@ -45,7 +45,7 @@ type CpuBackendClass = new (...args: any[]) => CpuBackend;
  * The CUDA backend's FP8 weights on a CPU backend class: it notes what it is asked to store as FP8, quantizes those
  * with the CPU twin (or takes an f8_e4m3 tensor's own codes) and multiplies them as the device does at every row
  * count, decode (the FP8 GEMV) and prefill (the FP8 GEMM) alike: x quantized per token to e4m3 (fp8_quantize_rows'
- * twin), exact products of the codes, then the token's and the row's scales and the bias; with `route` 'cuda-cores'
+ * twin), exact products of the codes, then the token's and the row's scales and the bias; with `route` taking the CUDA-core route
  * decode rows multiply x as it is by the weight's e4m3 values, then the row's scale and the bias. With `storage` (a 16-bit
  * type) it also rounds where the device stores: the weight before it is quantized at load, the GEMM's unscaled bf16
  * product, the output; the gated decode GEMV keeps gate and up in float until act(gate) · up is stored.
@@ -56,7 +56,7 @@ function withFp8Weights<B extends CpuBackendClass>(Base: B) {
     storage: Exclude<DType, 'f32'> | null = null;
     readonly fp8Weights = true;
     /** The device's FP8 GEMV route (CudaSettings.fp8GemvRoute), which decides how decode rows treat x. */
-    route: Fp8GemvRoute = 'tensor-cores';
+    route: Fp8GemvChoice = 'tensor-cores';
     /** Names of the weights stored as FP8, and of the others, in load order. */
     readonly fp8: string[] = [];
     readonly plain: string[] = [];
@@ -100,7 +100,7 @@ function withFp8Weights<B extends CpuBackendClass>(Base: B) {
       const T = x.shape.reduce((a, d) => a * d, 1) / cols;
       const data = (x as CpuTensor).data;
       const decode = fp8Path(T, this.route) === 'gemv';
-      if (decode && this.route === 'cuda-cores') {
+      if (decode && fp8RouteFor(T, this.route) === 'cuda-cores') {
         const scale = (_t: number, m: number) => w.scales[m]!;
         return { w, T, s: codeProducts(Float64Array.from(data), T, w), scale, decode };
       }

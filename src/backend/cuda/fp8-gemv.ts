@@ -33,6 +33,24 @@ export const FP8_GEMV_MAX_ROWS = 8;
 export const FP8_GEMV_ROUTES = ['tensor-cores', 'cuda-cores'] as const;
 export type Fp8GemvRoute = (typeof FP8_GEMV_ROUTES)[number];
 
+/** What CudaSettings.fp8GemvRoute may say: a route, or 'auto' (`fp8RouteFor`). */
+export const FP8_GEMV_CHOICES = ['auto', ...FP8_GEMV_ROUTES] as const;
+export type Fp8GemvChoice = (typeof FP8_GEMV_CHOICES)[number];
+
+/** Rows up to which 'auto' takes the CUDA-core route. */
+export const FP8_CUDA_CORE_MAX_ROWS = 1;
+
+/**
+ * The route `rows` decode rows take under `choice`. 'auto': the CUDA-core GEMV for one row (no x quantization: on an
+ * H100 its linear took 0.56-0.94x the tensor-core one's time at one row, the 8B shape's batch-1 token 3.73 against
+ * 4.53 ms), the tensor-core GEMV from two (the CUDA cores read 2 bytes of x a weight byte per row: at four rows gate/up
+ * took 1.4x the tensor-core linear's time; bench/RESULTS.md).
+ */
+export function fp8RouteFor(rows: number, choice: Fp8GemvChoice): Fp8GemvRoute {
+  if (choice !== 'auto') return choice;
+  return rows <= FP8_CUDA_CORE_MAX_ROWS ? 'cuda-cores' : 'tensor-cores';
+}
+
 /** kernels/fp8_gemv.cu's compile-time choices: SPLIT warps per tile group, TILES of 16 weight rows, UNROLL k-steps. */
 export interface Fp8GemvConfig {
   split: number;

@@ -2,7 +2,7 @@ import type { GatedActivation, Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import { actMul, addBias } from './elementwise.ts';
 import { FP8_SCALE_ROWS, type Fp8CudaTensor, fp8Activations } from './fp8.ts';
-import { FP8_GEMV_MAX_ROWS, type Fp8GemvRoute, fp8GemvInto } from './fp8-gemv.ts';
+import { FP8_GEMV_MAX_ROWS, type Fp8GemvChoice, fp8GemvInto, fp8RouteFor } from './fp8-gemv.ts';
 import type { CudaLinear } from './linear.ts';
 import { type CudaTensor, cuda, rowsCols } from './tensor.ts';
 import type { QuantizedX, XForm } from './x-form.ts';
@@ -13,16 +13,16 @@ import type { QuantizedX, XForm } from './x-form.ts';
  * cuBLASLt's FP8 GEMM. The GEMM and the tensor-core GEMV quantize x per token the same way, so between them the path
  * changes the summation, not what is computed; the CUDA-core GEMV multiplies x as it is.
  */
-export function fp8Path(rows: number, route: Fp8GemvRoute | null): 'gemv' | 'gemm' {
-  return route && rows <= FP8_GEMV_MAX_ROWS ? 'gemv' : 'gemm';
+export function fp8Path(rows: number, choice: Fp8GemvChoice | null): 'gemv' | 'gemm' {
+  return choice && rows <= FP8_GEMV_MAX_ROWS ? 'gemv' : 'gemm';
 }
 
 /**
  * The form an FP8 linear reads `rows` rows of x in, which x's producer writes beside it (CudaLinear.inputForm): e4m3
  * codes and per-token scales for the GEMM and the tensor-core GEMV; none for the CUDA-core GEMV, which reads x itself.
  */
-export function fp8InputForm(rows: number, route: Fp8GemvRoute | null): XForm | null {
-  return route === 'cuda-cores' && fp8Path(rows, route) === 'gemv' ? null : 'e4m3';
+export function fp8InputForm(rows: number, choice: Fp8GemvChoice | null): XForm | null {
+  return choice && fp8Path(rows, choice) === 'gemv' && fp8RouteFor(rows, choice) === 'cuda-cores' ? null : 'e4m3';
 }
 
 /** Decode rows through the route's GEMV: x itself on the CUDA cores, its e4m3 form on the tensor cores. */
@@ -36,7 +36,8 @@ function fp8GemvRows(
   opts: { gated?: boolean; act?: GatedActivation; bias?: bigint },
 ): void {
   const k = w.shape[1];
-  if (linear.fp8Gemv === 'cuda-cores') linear.fp8CudaCoreLauncher(T, n, k, opts)(y, x.ptr, w, opts.bias);
+  if (fp8RouteFor(T, linear.fp8Gemv!) === 'cuda-cores')
+    linear.fp8CudaCoreLauncher(T, n, k, opts)(y, x.ptr, w, opts.bias);
   else fp8GemvInto(linear.ctx, y, fp8Activations(linear.ctx, x), w, T, n, k, opts);
 }
 

@@ -23,7 +23,14 @@ import {
 import { sm90aPrefillDefines } from './flash-prefill-sm90a.ts';
 import { defaultConfigs } from './flash-sizing.ts';
 import { FP8_QUANTIZE_ROWS } from './fp8.ts';
-import { FP8_GEMV, FP8_GEMV_MAX_ROWS, type Fp8GemvRoute, fp8GemvDefines, fp8GemvRule } from './fp8-gemv.ts';
+import {
+  FP8_GEMV,
+  FP8_GEMV_MAX_ROWS,
+  type Fp8GemvChoice,
+  fp8GemvDefines,
+  fp8GemvRule,
+  fp8RouteFor,
+} from './fp8-gemv.ts';
 import {
   fp8CudaCoreGemvRule,
   GEMV_MAX_ROWS,
@@ -97,7 +104,7 @@ export interface KernelPlanBackend {
   gemvTable: GemvTable;
   gemv: boolean;
   /** The GEMV FP8 weights' decode rows take (CudaLinear.fp8Gemv); none: the FP8 GEMM. */
-  fp8Gemv?: Fp8GemvRoute | null;
+  fp8Gemv?: Fp8GemvChoice | null;
   /** Prefill goes through the sm_90a kernel where it covers the call (PAGODA_PREFILL_KERNEL=wgmma on compute 9.0). */
   sm90aPrefill?: boolean;
 }
@@ -182,14 +189,17 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
       }
     }
   }
-  if (fp8 && b.fp8Gemv === 'tensor-cores') {
+  const fp8Buckets: number[] = [];
+  for (let T = 1; T < 2 * m.maxDecodeRows && T <= FP8_GEMV_MAX_ROWS; T *= 2) fp8Buckets.push(T);
+  const routes = new Set(b.fp8Gemv ? fp8Buckets.map((T) => fp8RouteFor(T, b.fp8Gemv!)) : []);
+  if (fp8 && routes.has('tensor-cores')) {
     // One build per gated-ness: the row count is an argument (fp8-gemv.ts).
     for (const gated of new Set(m.linears.filter((l) => l.fp8).map((l) => l.gated)))
       add(FP8_GEMV, fp8GemvDefines(fp8GemvRule(gated), gated, m.act ?? undefined));
   }
-  if (fp8 && b.fp8Gemv === 'cuda-cores') {
-    // gemv.cu's FP8 build per shape and row bucket, as CudaLinear.fp8CudaCoreLauncher picks it.
-    for (let T = 1; T < 2 * m.maxDecodeRows && T <= FP8_GEMV_MAX_ROWS; T *= 2) {
+  if (fp8 && routes.has('cuda-cores')) {
+    // gemv.cu's FP8 build per shape and row bucket the route takes, as CudaLinear.fp8CudaCoreLauncher picks it.
+    for (const T of fp8Buckets.filter((T) => fp8RouteFor(T, b.fp8Gemv!) === 'cuda-cores')) {
       for (const l of m.linears.filter((l) => l.fp8)) {
         const shape = gemvShape(T, l.m, l.k, l.gated);
         add(GEMV_FP8, fp8CudaCoreGemvDefines(shape, fp8CudaCoreGemvRule(shape), m.act ?? undefined));

@@ -4,7 +4,7 @@ import { CublasLt } from './cublaslt.ts';
 import type { DevPtr } from './driver.ts';
 import { actDefines, actMul, addBias } from './elementwise.ts';
 import { Fp8CudaTensor } from './fp8.ts';
-import { FP8_GEMV_MAX_ROWS, type Fp8GemvRoute } from './fp8-gemv.ts';
+import { FP8_GEMV_MAX_ROWS, type Fp8GemvChoice } from './fp8-gemv.ts';
 import { fp8InputForm, fp8Linear, fp8LinearActMul } from './fp8-linear.ts';
 import {
   fp8CudaCoreGemvRule,
@@ -109,9 +109,11 @@ export class CudaLinear {
    * The GEMV FP8 weights' decode rows take (fp8-linear.ts fp8Path): CudaSettings.fp8GemvRoute, or null (the FP8 GEMM)
    * with the GEMV off or the tensor-core route without its NVRTC (the CUDA-core build's cvt is PTX ISA 7.8).
    */
-  get fp8Gemv(): Fp8GemvRoute | null {
-    const route = this.ctx.settings.fp8GemvRoute;
-    return this.gemv && (route === 'cuda-cores' || this.fp8GemvBuilds) ? route : null;
+  get fp8Gemv(): Fp8GemvChoice | null {
+    const choice = this.ctx.settings.fp8GemvRoute;
+    if (!this.gemv) return null;
+    if (this.fp8GemvBuilds) return choice;
+    return choice === 'tensor-cores' ? null : 'cuda-cores';
   }
 
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {

@@ -1,7 +1,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { PrefillKernel } from './flash-prefill-sm90a.ts';
-import type { Fp8GemvRoute } from './fp8-gemv.ts';
+import type { Fp8GemvChoice } from './fp8-gemv.ts';
 
 /**
  * The CUDA backend's settings. The CLI reads them from the environment once (src/cli/settings.ts names each
@@ -24,7 +24,7 @@ export interface CudaSettings {
    * the device measures the other) mma.sync e4m3 over x quantized per token; 'cuda-cores' gemv.cu's FP8 build over
    * 16-bit x as it is (W8A16), whose producers then write no e4m3 copy of x for it.
    */
-  fp8GemvRoute: Fp8GemvRoute;
+  fp8GemvRoute: Fp8GemvChoice;
   /** Attention always through the simple kernel (PAGODA_SIMPLE_ATTENTION=1, `serve --flash-attention 0`). */
   simpleAttention: boolean;
   /**
@@ -49,7 +49,7 @@ export const DEFAULT_CUDA_SETTINGS: Readonly<CudaSettings> = {
   pdl: true,
   gemv: true,
   fp8CublasltScales: false,
-  fp8GemvRoute: 'tensor-cores',
+  fp8GemvRoute: 'auto',
   simpleAttention: false,
   prefillKernel: 'wgmma',
   kernelCache: join(homedir(), '.cache', 'pagoda', 'kernels'),
