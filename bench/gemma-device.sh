@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Gemma on the GPU in one device call: the kernels Gemma added (gated GELU-tanh, (1 + w) norms, scale, soft-cap,
+# Gemma on the GPU in one device call: the kernels Gemma added (gated GELU-tanh, (1 + w) norms, the fused sandwich norm, scale, soft-cap,
 # soft-capped and head-size-256 attention) against their CPU twins and the float64 attention reference, tiny-gemma2/3 end to end, then batch-1 latency on
 # the gemma-2-9b-, Phi-4-mini- and gemma-3-1b-it-shaped dummies beside the Llama-3-8B one (#13's per-GB ratio), with transformers' batch-1 baseline.
 # Run from the project root after `source .device/env.sh`; logs go to $OUT.
@@ -13,7 +13,7 @@ nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv,nohe
 SHAPES="test/fixtures/configs/gemma-2-9b bench/configs/phi4-mini test/fixtures/configs/gemma-3-1b-it bench/configs/llama3-8b"
 if has tests; then
   timeout 400 node --import tsx --test --test-concurrency=1 --test-reporter=spec test/gpu/cuda-kernels.test.ts \
-    test/gpu/attention-kernels.test.ts test/gpu/cuda-models.test.ts 2>&1 | tee "$OUT/test-gpu-gemma.log" | grep -E 'relative L2|✖|ℹ (tests|pass|fail)' | tail -40
+    test/gpu/sandwich-norm.test.ts test/gpu/attention-kernels.test.ts test/gpu/cuda-models.test.ts 2>&1 | tee "$OUT/test-gpu-gemma.log" | grep -E 'relative L2|✖|ℹ (tests|pass|fail)' | tail -40
 fi
 if has bench; then
   for m in $SHAPES; do

@@ -225,7 +225,11 @@ export interface Backend {
    * weights), sparing the linear its own pass over it.
    */
   rmsNorm(x: Tensor, weight: Tensor, eps: number, weightOffset?: number, feeds?: Tensor): Tensor;
-  /** residual += x, then returns rmsNorm(residual) and the updated residual (fused as vLLM does). */
+  /**
+   * residual += x, then returns rmsNorm(residual) and the updated residual (fused as vLLM does). `xNorm`: x's own norm
+   * weight, residual += rmsNorm(x, xNorm) (same eps and offset; its output as rmsNorm's, in the storage type) instead:
+   * Gemma 2/3's sandwich norm and the next norm, one launch on the GPU.
+   */
   addRmsNorm(
     x: Tensor,
     residual: Tensor,
@@ -233,6 +237,7 @@ export interface Backend {
     eps: number,
     weightOffset?: number,
     feeds?: Tensor,
+    xNorm?: Tensor,
   ): { out: Tensor; residual: Tensor };
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor;
   add(a: Tensor, b: Tensor): Tensor;

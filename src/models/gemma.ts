@@ -55,22 +55,27 @@ export class GemmaModel implements Model {
     let residual = b.scale(b.embedding(this.embedTable, step, 'tokens'), Math.sqrt(this.config.hiddenSize));
     // Each norm names the linear its output feeds, whose input form a backend may write beside it (Backend.rmsNorm).
     let x = b.rmsNorm(residual, this.layers[0]!.inputNorm, eps, OFFSET, this.layers[0]!.qkv);
+    // The last MLP output and, Gemma 2/3, its sandwich norm: applied by the next addRmsNorm (xNorm), in its launch.
     let mlp: Tensor | null = null;
+    let mlpNorm: Tensor | undefined;
     for (let i = 0; i < this.layers.length; i++) {
       const layer = this.layers[i]!;
-      if (mlp) ({ out: x, residual } = b.addRmsNorm(mlp, residual, layer.inputNorm, eps, OFFSET, layer.qkv));
-      let attn = this.attention(x, layer, kvCache[i]!, step);
-      if (layer.preFeedforwardNorm) {
-        attn = b.rmsNorm(attn, layer.postAttentionNorm, eps, OFFSET);
-        ({ out: x, residual } = b.addRmsNorm(attn, residual, layer.preFeedforwardNorm, eps, OFFSET, layer.gateUp));
-      } else {
-        ({ out: x, residual } = b.addRmsNorm(attn, residual, layer.postAttentionNorm, eps, OFFSET, layer.gateUp));
-      }
+      if (mlp) ({ out: x, residual } = b.addRmsNorm(mlp, residual, layer.inputNorm, eps, OFFSET, layer.qkv, mlpNorm));
+      const attn = this.attention(x, layer, kvCache[i]!, step);
+      // Gemma 2/3: residual += postAttentionNorm(attn), normed by the pre-feedforward norm; Gemma 1: the one norm.
+      const sandwich = layer.preFeedforwardNorm;
+      ({ out: x, residual } = sandwich
+        ? b.addRmsNorm(attn, residual, sandwich, eps, OFFSET, layer.gateUp, layer.postAttentionNorm)
+        : b.addRmsNorm(attn, residual, layer.postAttentionNorm, eps, OFFSET, layer.gateUp));
       mlp = b.linear(b.linearActMul(x, layer.gateUp, undefined, this.settings.activation, layer.down), layer.down);
-      if (layer.postFeedforwardNorm) mlp = b.rmsNorm(mlp, layer.postFeedforwardNorm, eps, OFFSET);
+      mlpNorm = layer.postFeedforwardNorm;
     }
-    const last = b.gatherLogitRows(b.add(mlp!, residual), step);
-    const logits = b.linear(b.rmsNorm(last, this.finalNorm, eps, OFFSET, this.lmHead), this.lmHead);
+    // Gemma 2/3: the last sandwich norm, the add and the final norm in one launch over every row, then the rows asked
+    // for (the gather keeps no quantized copy: the LM head quantizes its own); Gemma 1: those rows alone normed.
+    const normed = mlpNorm
+      ? b.gatherLogitRows(b.addRmsNorm(mlp!, residual, this.finalNorm, eps, OFFSET, undefined, mlpNorm).out, step)
+      : b.rmsNorm(b.gatherLogitRows(b.add(mlp!, residual), step), this.finalNorm, eps, OFFSET, this.lmHead);
+    const logits = b.linear(normed, this.lmHead);
     const cap = this.settings.finalSoftcap;
     return cap > 0 ? b.softcap(logits, cap) : logits;
   }

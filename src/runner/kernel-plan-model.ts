@@ -63,6 +63,7 @@ export function kernelPlanModel(c: ModelConfig, maxNumSeqs: number, choices: Ker
     rope: llamaLike,
     ...(choices.pooling && { selfAttention: { causal: choices.pooling === 'decoder' } }),
     normOffset: c.modelType.startsWith('gemma') ? 1 : 0,
+    sandwichNorms: /^gemma[23]/.test(c.modelType),
     maxDecodeRows: maxNumSeqs,
     quantTypes: choices.quantTypes ?? [],
     ...(choices.kvQuant && { kvQuant: choices.kvQuant }),

@@ -46,8 +46,17 @@ const VARIANTS: Record<string, string[][]> = {
   ],
   // XQ 1 / 2 (act_mul): the gated product also written as q8 groups or e4m3 codes for the down projection.
   'elementwise.cu': [['ACT=1'], ['XQ=1'], ['XQ=2', 'ACT=1']],
-  // XQ 1 / 2: the RMSNorms that also write x as q8 groups or e4m3 codes for the linear they feed (x-form.ts).
-  'norm.cu': [['W_OFFSET=1', 'RES_IN_F32=1'], ['XQ=1'], ['XQ=2', 'RES_IN_F32=1'], ['XQ=1', 'W_OFFSET=1']],
+  // XQ 1 / 2: the RMSNorms that also write x as q8 groups or e4m3 codes for the linear they feed (x-form.ts); NORM_X:
+  // add_rms_norm normalizing x first (Gemma 2/3's sandwich norms).
+  'norm.cu': [
+    ['W_OFFSET=1', 'RES_IN_F32=1'],
+    ['XQ=1'],
+    ['XQ=2', 'RES_IN_F32=1'],
+    ['XQ=1', 'W_OFFSET=1'],
+    ['NORM_X=1', 'W_OFFSET=1'],
+    ['NORM_X=1', 'W_OFFSET=1', 'RES_IN_F32=1', 'XQ=1'],
+    ['NORM_X=1', 'W_OFFSET=1', 'RES_IN_F32=1', 'XQ=2'],
+  ],
   'flash_prefill.cu': [
     ['PAGODA_PREFILL_SELF=1'],
     ['PAGODA_PREFILL_SELF=1', 'PAGODA_PREFILL_CAUSAL=0'],

@@ -100,6 +100,32 @@ test('f32 takes the simple attention kernel; with the GEMV off no GEMV is built'
   assert.ok(gemma.includes(key({ file: 'elementwise', defines: { PAGODA_DTYPE: 2, ACT: 1 } })));
 });
 
+test("Gemma 2/3's sandwich norms: add_rms_norm's NORM_X builds (both residual inputs, each x form) instead of the plain ones; Gemma 1 the plain ones", () => {
+  const config = (name: string) =>
+    kernelPlanModel(loadModelConfig(new URL(`../fixtures/configs/${name}`, import.meta.url).pathname), 3);
+  const norms = (model: KernelPlanModel) =>
+    keys('bf16', model).filter((k) => k.startsWith('norm ') && k.includes('RES_IN_F32'));
+  const addNorm = (defines: object) => key({ file: 'norm', defines: { PAGODA_DTYPE: 2, W_OFFSET: 1, ...defines } });
+  for (const name of ['gemma-2-9b', 'gemma-3-1b-it', 'gemma-3-4b-it']) {
+    const gemma = config(name);
+    assert.equal(gemma.sandwichNorms, true, name);
+    assert.deepEqual(norms(gemma).sort(), [0, 1].map((f32) => addNorm({ RES_IN_F32: f32, NORM_X: 1 })).sort(), name);
+    // GGUF blocks: the norms also write q8 groups for the integer GEMV.
+    const quantized = norms({ ...gemma, quantTypes: ['q4_k'] });
+    for (const f32 of [0, 1])
+      for (const defines of [{}, { XQ: 1 }])
+        assert.ok(
+          quantized.includes(addNorm({ RES_IN_F32: f32, NORM_X: 1, ...defines })),
+          `${name} ${f32} ${key({ file: '', defines })}`,
+        );
+    assert.ok(!quantized.some((k) => !k.includes('NORM_X')), `${name}: no plain add_rms_norm build`);
+  }
+  const gemma1 = config('gemma-2b');
+  assert.equal(gemma1.sandwichNorms, false);
+  assert.deepEqual(norms(gemma1).sort(), [0, 1].map((f32) => addNorm({ RES_IN_F32: f32 })).sort());
+  assert.equal(llama.sandwichNorms, false);
+});
+
 test('a model with quantized matrices: one quant.cu module per block type, in the storage dtype, as the launchers ask', () => {
   const plan = keys('bf16', { ...llama, quantTypes: ['q4_k', 'q6_k'] });
   for (const QTYPE of [7, 9])

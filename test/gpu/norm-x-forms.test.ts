@@ -76,7 +76,7 @@ function floatTensor(g: CudaBackend, shape: number[], v: Float32Array): CudaTens
 describe('RMSNorms writing x quantized for the next linear (kernels/norm.cu XQ)', () => {
   for (const dtype of DTYPES) {
     for (const form of ['q8', 'e4m3'] as const) {
-      test(`${form}: rmsNorm, Gemma's (1 + w) and addRmsNorm over a 16-bit and a float residual, bit for bit the separate launch and the CPU twin, outputs poisoned (${dtype})`, {
+      test(`${form}: rmsNorm, Gemma's (1 + w) and addRmsNorm over a 16-bit and a float residual (also with x's own norm: NORM_X), bit for bit the separate launch and the CPU twin, outputs poisoned (${dtype})`, {
         skip,
       }, () => {
         const g = gpu(dtype);
@@ -84,6 +84,8 @@ describe('RMSNorms writing x quantized for the next linear (kernels/norm.cu XQ)'
           const { x, w } = inputs(rows, n, dtype);
           const gx = upload(g, [rows, n], x);
           const gw = upload(g, [n], w);
+          // Gemma 2/3's sandwich norm of x (weights near 0: it scales by 1 + w).
+          const gxw = upload(g, [n], randomValues(n, seed++, 0.3, dtype));
           const residuals = {
             '16-bit': upload(g, [rows, n], randomValues(rows * n, seed++, 2, dtype)),
             float: floatTensor(g, [rows, n], randomValues(rows * n, seed++, 2)),
@@ -98,6 +100,9 @@ describe('RMSNorms writing x quantized for the next linear (kernels/norm.cu XQ)'
               checkProducer(g, `addRmsNorm (${name} residual) ${shape}`, form, rows, n, (f) => {
                 return cuda(addRmsNorm(g.ctx, gx, r, gw, 1e-6, 0, f).out);
               });
+              checkProducer(g, `addRmsNorm with x's (1 + w) norm (${name} residual) ${shape}`, form, rows, n, (f) =>
+                cuda(addRmsNorm(g.ctx, gx, r, gw, 1e-6, 1, f, gxw).out),
+              );
             }
           } finally {
             g.ctx.drv.free(residuals.float.ptr);

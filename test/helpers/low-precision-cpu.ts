@@ -161,8 +161,11 @@ export class LowPrecisionCpu extends CpuBackend {
     w: Tensor,
     eps: number,
     weightOffset?: number,
+    feeds?: Tensor,
+    xNorm?: Tensor,
   ): { out: Tensor; residual: Tensor } {
-    const o = super.addRmsNorm(x, residual, w, eps, weightOffset);
+    // x's own norm (xNorm) goes through rmsNorm above: rounded where the unfused norm's output is.
+    const o = super.addRmsNorm(x, residual, w, eps, weightOffset, feeds, xNorm);
     return { out: this.round(o.out, this.pointOf(w, 'norm')), residual: this.round(o.residual, 'fused_residual') };
   }
   override layerNorm(x: Tensor, w: Tensor, b: Tensor, eps: number): Tensor {

@@ -147,15 +147,18 @@ export class CpuBackend implements Backend {
     return out;
   }
 
+  /** With `xNorm`: x through this backend's own rmsNorm (overrides included), as the unfused ops would run it. */
   addRmsNorm(
     x: Tensor,
     residual: Tensor,
     weight: Tensor,
     eps: number,
     weightOffset = 0,
+    _feeds?: Tensor,
+    xNorm?: Tensor,
   ): { out: Tensor; residual: Tensor } {
     const r = cpu(residual);
-    addInto(r.data, cpu(x).data, r.data);
+    addInto(r.data, cpu(xNorm ? this.rmsNorm(x, xNorm, eps, weightOffset) : x).data, r.data);
     return { out: this.rmsNorm(r, weight, eps, weightOffset), residual: r };
   }
 

@@ -211,8 +211,10 @@ export class CudaBackend implements Backend {
     eps: number,
     weightOffset?: number,
     feeds?: Tensor,
+    xNorm?: Tensor,
   ): { out: Tensor; residual: Tensor } {
-    return norm.addRmsNorm(this.ctx, x, residual, weight, eps, weightOffset, this.linears.inputForm(x, feeds));
+    const form = this.linears.inputForm(x, feeds);
+    return norm.addRmsNorm(this.ctx, x, residual, weight, eps, weightOffset, form, xNorm ?? null);
   }
 
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {

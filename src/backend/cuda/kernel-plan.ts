@@ -46,7 +46,7 @@ import { fp8CudaCoreGemvDefines, GEMV, GEMV_FP8, gemvDefines } from './linear.ts
 import type { Defines } from './modules.ts';
 import { groupedGemmKernel, MOE_DOWN_COMBINE, MOE_GEMV, moeGemvDefines, moeTakesGemv } from './moe.ts';
 import { MOE_GEMV_MAX_TOKENS, MOE_ROUTE_GROUP } from './moe-routing.ts';
-import { ADD_RMS_NORM, LAYER_NORM, offsetDefines, RMS_NORM } from './norm.ts';
+import { ADD_RMS_NORM, LAYER_NORM, normXDefines, offsetDefines, RMS_NORM } from './norm.ts';
 import { POOL_ROWS } from './pooling.ts';
 import { QTYPE, QUANT_ACT_Q8, QUANT_DEQUANT } from './quant-kernels.ts';
 import { quantGemvRoute } from './quant-tensor.ts';
@@ -84,6 +84,11 @@ export interface KernelPlanModel {
   selfAttention?: { causal: boolean };
   /** The norms' weight offset (Gemma's 1 + w), 0 for most. */
   normOffset: number;
+  /**
+   * Gemma 2/3's sandwich norms: every residual add first normalizes its input (add_rms_norm's NORM_X builds, in place
+   * of the plain ones).
+   */
+  sandwichNorms: boolean;
   /**
    * The most rows a decode-sized step's linears see (--max-num-seqs; a pooling model's smallest steps, up to
    * --max-num-batched-tokens): GEMV builds up to that many.
@@ -151,7 +156,8 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
     if (m.norm === 'layer') continue;
     const norm = { ...offsetDefines(m.normOffset), ...xFormDefines(form) };
     add(RMS_NORM, norm);
-    for (const f32 of [0, 1]) add(ADD_RMS_NORM, { RES_IN_F32: f32, ...norm });
+    const normX = normXDefines(m.sandwichNorms);
+    for (const f32 of [0, 1]) add(ADD_RMS_NORM, { RES_IN_F32: f32, ...normX, ...norm });
   }
   if (m.norm === 'layer') add(LAYER_NORM, {});
   if (m.selfAttention) planSelfAttention(b.dtype, m.attention, m.selfAttention.causal, add);

@@ -15,13 +15,17 @@ export const RMS_NORM = declareKernel('norm', 'rms_norm', {
   xq: 'ptr',
   xs: 'ptr',
 });
-/** RES_IN_F32 = 1: the residual read is the float stream (0: the embeddings, stored as T). */
+/**
+ * RES_IN_F32 = 1: the residual read is the float stream (0: the embeddings, stored as T). NORM_X = 1: x is first
+ * normalized by xw (null in the plain build).
+ */
 export const ADD_RMS_NORM = declareKernel('norm', 'add_rms_norm', {
   out: 'ptr',
   residualOut: 'ptr',
   x: 'ptr',
   residual: 'ptr',
   w: 'ptr',
+  xw: 'ptr',
   eps: 'f32',
   hidden: 'i32',
   xq: 'ptr',
@@ -40,6 +44,11 @@ export const LAYER_NORM = declareKernel('norm', 'layer_norm', {
 export function offsetDefines(weightOffset: number): Record<string, number> {
   if (weightOffset !== 0 && weightOffset !== 1) throw new Error(`rmsNorm: weight offset ${weightOffset} is not 0 or 1`);
   return weightOffset ? { W_OFFSET: 1 } : {};
+}
+
+/** The define of add_rms_norm's build that first normalizes x (kernels/norm.cu NORM_X): none for the plain build. */
+export function normXDefines(normX: boolean): Record<string, number> {
+  return normX ? { NORM_X: 1 } : {};
 }
 
 /** `form`: also write the output as the linear it feeds reads it (kernels/norm.cu XQ), in one launch. */
@@ -70,7 +79,8 @@ export function rmsNorm(
 
 /**
  * The residual comes back in float (any input dtype): the stream accumulates every layer's update unrounded.
- * `form` as rmsNorm's.
+ * `form` as rmsNorm's. `xWeight`: x is first rmsNorm(x, xWeight) (same eps and offset), rounded to the storage type
+ * as rmsNorm's output is, in the same launch (kernels/norm.cu NORM_X).
  */
 export function addRmsNorm(
   ctx: CudaContext,
@@ -80,6 +90,7 @@ export function addRmsNorm(
   eps: number,
   weightOffset = 0,
   form: XForm | null = null,
+  xWeight: Tensor | null = null,
 ): { out: Tensor; residual: Tensor } {
   const xt = ctx.own(x);
   const r = cuda(residual);
@@ -87,13 +98,19 @@ export function addRmsNorm(
   const out = quantizedOutput(ctx, xt.shape, form);
   const res = ctx.empty(xt.shape, 'f32');
   if (rows > 0) {
-    const defines = { RES_IN_F32: r.dtype === 'f32' ? 1 : 0, ...offsetDefines(weightOffset), ...xFormDefines(form) };
+    const defines = {
+      RES_IN_F32: r.dtype === 'f32' ? 1 : 0,
+      ...normXDefines(xWeight !== null),
+      ...offsetDefines(weightOffset),
+      ...xFormDefines(form),
+    };
     ctx.kernel(ADD_RMS_NORM, defines).launch([rows], ctx.rowThreads(n), {
       out: out.ptr,
       residualOut: res.ptr,
       x: xt.ptr,
       residual: r.ptr,
       w: cuda(weight).ptr,
+      xw: xWeight ? cuda(xWeight).ptr : 0n,
       eps,
       hidden: n,
       ...xFormArgs(out.quantized),

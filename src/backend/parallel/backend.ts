@@ -155,9 +155,25 @@ export class ParallelBackend implements Backend {
   rmsNorm(x: Tensor, weight: Tensor, eps: number, weightOffset?: number, feeds?: Tensor): Tensor {
     return this.each((b, r) => b.rmsNorm(at(x, r), at(weight, r), eps, weightOffset, feeds && at(feeds, r)));
   }
-  addRmsNorm(x: Tensor, residual: Tensor, weight: Tensor, eps: number, weightOffset?: number, feeds?: Tensor) {
+  addRmsNorm(
+    x: Tensor,
+    residual: Tensor,
+    weight: Tensor,
+    eps: number,
+    weightOffset?: number,
+    feeds?: Tensor,
+    xNorm?: Tensor,
+  ) {
     const outs = this.ranks.map((b, r) =>
-      b.addRmsNorm(at(x, r), at(residual, r), at(weight, r), eps, weightOffset, feeds && at(feeds, r)),
+      b.addRmsNorm(
+        at(x, r),
+        at(residual, r),
+        at(weight, r),
+        eps,
+        weightOffset,
+        feeds && at(feeds, r),
+        xNorm && at(xNorm, r),
+      ),
     );
     return { out: new RankTensors(outs.map((o) => o.out)), residual: new RankTensors(outs.map((o) => o.residual)) };
   }

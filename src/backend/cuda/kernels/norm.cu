@@ -13,7 +13,14 @@
 #ifndef W_OFFSET
 #define W_OFFSET 0
 #endif
-#define WEIGHT(i) (W_OFFSET + to_f(w[i]))
+#define WEIGHT(w, i) (W_OFFSET + to_f((w)[i]))
+
+// NORM_X = 1 (add_rms_norm): x is first normalized by its own weight xw, with the same eps and offset, and rounded to
+// T before the add, exactly as rms_norm would store it (Gemma 2/3's sandwich norm of the attention or MLP output, then
+// the next norm: one launch for two). 0: x is added as it is and xw is not read.
+#ifndef NORM_X
+#define NORM_X 0
+#endif
 
 // XQ: the RMSNorms also write their output as the next linear reads it, quantized from the ROUNDED output values,
 // so bit for bit what the linear's own quantizing launch would write from the output (src/backend/cuda/x-form.ts):
@@ -36,6 +43,24 @@ __device__ __forceinline__ float store_normed(T* __restrict__ out, long long at,
   return f;
 }
 
+// The normalized value before rounding: one expression for every norm here, so the fused norm of x rounds the same
+// float as rms_norm does.
+__device__ __forceinline__ float normed(float v, float inv, const T* __restrict__ w, int i) {
+  return v * inv * WEIGHT(w, i);
+}
+
+// 1 / rms of a row whose first PER values per thread (strided by blockDim.x) are in v; the rest are read from `row`.
+__device__ __forceinline__ float row_inv_rms(const T* __restrict__ row, const float (&v)[PER], int hidden, float eps) {
+  float ss = 0.f;
+#pragma unroll
+  for (int j = 0; j < PER; j++) ss += v[j] * v[j];
+  for (int i = threadIdx.x + PER * blockDim.x; i < hidden; i += blockDim.x) {
+    const float a = to_f(row[i]);
+    ss += a * a;
+  }
+  return rsqrtf(block_sum(ss) / hidden + eps);
+}
+
 // Row `row`'s output: v · inv · WEIGHT rounded to T, v being the thread's first PER values (strided by blockDim.x)
 // and `tail` holding the rest. XQ 2 then takes the row's largest rounded magnitude (fmaxf: NaNs skipped, as
 // fp8_quantize_rows does) and writes the codes from the rounded values (v's, then the tail's read back from out).
@@ -50,12 +75,12 @@ __device__ __forceinline__ void store_row(T* __restrict__ out, const S* tail, lo
   for (int j = 0; j < PER; j++) {
     const int i = threadIdx.x + j * stride;
     if (i < hidden) {
-      v[j] = store_normed(out, base + i, v[j] * inv * WEIGHT(i), xq, xs);
+      v[j] = store_normed(out, base + i, normed(v[j], inv, w, i), xq, xs);
       amax = fmaxf(amax, fabsf(v[j]));
     }
   }
   for (int i = threadIdx.x + PER * stride; i < hidden; i += stride)
-    amax = fmaxf(amax, fabsf(store_normed(out, base + i, as_f(tail[base + i]) * inv * WEIGHT(i), xq, xs)));
+    amax = fmaxf(amax, fabsf(store_normed(out, base + i, normed(as_f(tail[base + i]), inv, w, i), xq, xs)));
 #if XQ == 2
   const float scale = e4m3_row_scale(block_max(amax));
   unsigned char* codes = static_cast<unsigned char*>(xq) + base;
@@ -75,24 +100,17 @@ extern "C" __global__ void rms_norm(T* __restrict__ out, const T* __restrict__ x
   const long long base = (long long)blockIdx.x * hidden;
   const int stride = blockDim.x;
   float v[PER];
-  float ss = 0.f;
 #pragma unroll
   for (int j = 0; j < PER; j++) {
     const int i = threadIdx.x + j * stride;
     v[j] = i < hidden ? to_f(x[base + i]) : 0.f;
   }
-#pragma unroll
-  for (int j = 0; j < PER; j++) ss += v[j] * v[j];
-  for (int i = threadIdx.x + PER * stride; i < hidden; i += stride) {
-    const float a = to_f(x[base + i]);
-    ss += a * a;
-  }
-  const float inv = rsqrtf(block_sum(ss) / hidden + eps);
-  store_row(out, x, blockIdx.x, hidden, v, inv, w, xq, xs);
+  store_row(out, x, blockIdx.x, hidden, v, row_inv_rms(x + base, v, hidden, eps), w, xq, xs);
 }
 
-// residual_out = x + residual, out = rms_norm(residual_out). The residual stream is kept in float so the layers'
-// small updates are not rounded away; RES_IN_F32 = 0 reads a first residual stored as T (the embeddings).
+// residual_out = x + residual (NORM_X: rms_norm(x, xw) + residual), out = rms_norm(residual_out). The residual stream
+// is kept in float so the layers' small updates are not rounded away; RES_IN_F32 = 0 reads a first residual stored as
+// T (the embeddings).
 #ifndef RES_IN_F32
 #define RES_IN_F32 0
 #endif
@@ -102,30 +120,45 @@ typedef float RIn;
 typedef T RIn;
 #endif
 
+// x's value at i as added to the residual (NORM_X: normalized with inv_x, rounded to T as rms_norm's output).
+#if NORM_X
+#define X_IN(a, i) to_f(from_f(normed(a, inv_x, xw, i)))
+#else
+#define X_IN(a, i) (a)
+#endif
+
 extern "C" __global__ void add_rms_norm(T* __restrict__ out, float* __restrict__ residual_out,
                                         const T* __restrict__ x, const RIn* __restrict__ residual,
-                                        const T* __restrict__ w, float eps, int hidden, void* __restrict__ xq,
-                                        void* __restrict__ xs) {
+                                        const T* __restrict__ w, const T* __restrict__ xw, float eps, int hidden,
+                                        void* __restrict__ xq, void* __restrict__ xs) {
   PDL_ENTER();
   const long long base = (long long)blockIdx.x * hidden;
   const int stride = blockDim.x;
-  float v[PER];
+  // Both inputs' first PER values loaded before any is used (NORM_X: before x's own sum, not after it).
+  float v[PER], r[PER];
+#pragma unroll
+  for (int j = 0; j < PER; j++) {
+    const int i = threadIdx.x + j * stride;
+    v[j] = i < hidden ? to_f(x[base + i]) : 0.f;
+    r[j] = i < hidden ? as_f(residual[base + i]) : 0.f;
+  }
+#if NORM_X
+  const float inv_x = row_inv_rms(x + base, v, hidden, eps);
+#endif
   float ss = 0.f;
 #pragma unroll
   for (int j = 0; j < PER; j++) {
     const int i = threadIdx.x + j * stride;
-    v[j] = i < hidden ? to_f(x[base + i]) + as_f(residual[base + i]) : 0.f;
-  }
-#pragma unroll
-  for (int j = 0; j < PER; j++) {
-    const int i = threadIdx.x + j * stride;
-    if (i < hidden) residual_out[base + i] = v[j];
+    if (i < hidden) {
+      v[j] = X_IN(v[j], i) + r[j];
+      residual_out[base + i] = v[j];
+    }
     ss += v[j] * v[j];
   }
   for (int i = threadIdx.x + PER * stride; i < hidden; i += stride) {
-    const float r = to_f(x[base + i]) + as_f(residual[base + i]);
-    residual_out[base + i] = r;
-    ss += r * r;
+    const float s = X_IN(to_f(x[base + i]), i) + as_f(residual[base + i]);
+    residual_out[base + i] = s;
+    ss += s * s;
   }
   const float inv = rsqrtf(block_sum(ss) / hidden + eps);
   store_row(out, residual_out, blockIdx.x, hidden, v, inv, w, xq, xs);
