@@ -78,8 +78,10 @@ __device__ void processed_logits(float* x, int lo, int hi, const RowParams& p, c
   for (int j = p.seen_begin + threadIdx.x; j < p.seen_end; j += blockDim.x) {
     const int id = in.seen_tokens[j], c = in.seen_counts[j];
     if (id < lo || id >= hi) continue;
+    // The roundings spelled out (a product on its own, frequency · count + presence fused), so no copy of this code
+    // can be contracted differently.
     float v = x[id - lo];
-    if (p.repetition != 1.f) v = v > 0.f ? v / p.repetition : v * p.repetition;
+    if (p.repetition != 1.f) v = v > 0.f ? v / p.repetition : __fmul_rn(v, p.repetition);
     v -= __fmaf_rn(p.frequency, (float)c, c > 0 ? p.presence : 0.f);
     x[id - lo] = v;
   }
