@@ -6,11 +6,17 @@ import type { PendingRead } from './readback.ts';
 import type { StreamEvent } from './stream-event.ts';
 import { cuda, rowsCols } from './tensor.ts';
 
-/** kernels/sampling.cu: one 1024-thread block per row; `params` is a RowParams [rows] array (PARAM_WORDS each). */
+/**
+ * kernels/sampling.cu: grid [rows, slices] of 1024-thread blocks, `slice` floats of dynamic shared memory;
+ * `params` is a RowParams [rows] array (PARAM_WORDS each), `partials` [rows, slices] (value, id) pairs, `done` one
+ * zeroed counter per row (the kernel sets each back to zero).
+ */
 export const SAMPLE_ROWS = declareKernel('sampling', 'sample_rows', {
   outIds: 'ptr',
   logits: 'ptr',
   scratch: 'ptr',
+  partials: 'ptr',
+  done: 'ptr',
   params: 'ptr',
   seenTokens: 'ptr',
   seenCounts: 'ptr',
@@ -19,22 +25,44 @@ export const SAMPLE_ROWS = declareKernel('sampling', 'sample_rows', {
   masks: 'ptr',
   maskWords: 'i32',
   vocab: 'i32',
+  slice: 'i32',
 });
 
 /** Words per row in the kernel's RowParams struct (6 floats, 10 ints; the last is the row's mask index, -1 none). */
 const PARAM_WORDS = 16;
 
-/** A device buffer that only grows. */
+/** Tokens one block of a row without threshold scores at most: its slice in shared memory (32 KiB, under 48). */
+const MAX_SLICE = 8192;
+/** Tokens per block at least: a few per thread, so a block's fixed costs stay small beside its work. */
+const MIN_SLICE = 2048;
+/** Blocks a launch spreads rows over: enough to fill a large card (132 SMs on an H100) at batch 1 to 4. */
+const TARGET_BLOCKS = 256;
+
+/**
+ * The vocabulary slice each block of a row without threshold takes: rows · vocab spread over TARGET_BLOCKS blocks,
+ * in whole 1024-token steps between MIN_SLICE and MAX_SLICE (at 1 row, 150k tokens: 74 slices of 2048; at 64
+ * rows: 19 of 8192).
+ */
+function sliceTokens(rows: number, vocab: number): number {
+  const even = Math.ceil((rows * vocab) / TARGET_BLOCKS / 1024) * 1024;
+  return Math.min(Math.max(even, MIN_SLICE), MAX_SLICE);
+}
+
+/** A device buffer that only grows; a `zeroed` one is zero-filled whenever it is (re)allocated. */
 class Grow {
   ptr: DevPtr = 0n;
   bytes = 0;
-  constructor(private readonly ctx: CudaContext) {}
+  constructor(
+    private readonly ctx: CudaContext,
+    private readonly zeroed = false,
+  ) {}
   need(bytes: number): DevPtr {
     if (bytes > this.bytes) {
       this.ctx.drv.sync();
       if (this.bytes) this.ctx.drv.free(this.ptr);
       this.bytes = Math.max(bytes, this.bytes * 2, 4096);
       this.ptr = this.ctx.drv.alloc(this.bytes);
+      if (this.zeroed) this.ctx.drv.fill32(this.ptr, 0, this.bytes / 4);
     }
     return this.ptr;
   }
@@ -69,11 +97,14 @@ export function seedWords(seed: number): [number, number] {
 }
 
 /**
- * Logits processing and sampling on the device (kernels/sampling.cu): one launch for all rows, then only the token
- * ids are copied back. Buffers are its own, not the step arena, so it also works after a graph replay.
+ * Logits processing and sampling on the device (kernels/sampling.cu): one launch for all rows, each spread over
+ * vocabulary slices unless it cuts by a threshold, then only the token ids are copied back. Buffers are its own, not
+ * the step arena, so it also works after a graph replay.
  */
 export class DeviceSampler {
   private readonly scratch: Grow;
+  private readonly partials: Grow;
+  private readonly done: Grow;
   private readonly meta: Grow;
   private readonly ids: Grow;
   private readonly hosts: PinnedGrow[];
@@ -84,6 +115,8 @@ export class DeviceSampler {
     newEvent: () => StreamEvent,
   ) {
     this.scratch = new Grow(ctx);
+    this.partials = new Grow(ctx);
+    this.done = new Grow(ctx, true);
     this.meta = new Grow(ctx);
     this.ids = new Grow(ctx);
     this.hosts = [new PinnedGrow(ctx, newEvent()), new PinnedGrow(ctx, newEvent())];
@@ -91,6 +124,8 @@ export class DeviceSampler {
 
   reserve(rows: number, vocab: number): void {
     this.scratch.need(rows * vocab * 4);
+    this.partials.need(rows * Math.ceil(vocab / sliceTokens(rows, vocab)) * 8);
+    this.done.need(rows * 4);
     this.ids.need(rows * 4);
     this.meta.need(rows * 64 + rows * Math.ceil(vocab / 32) * 4 + 65536);
   }
@@ -187,20 +222,32 @@ export class DeviceSampler {
     pinned.copied.record();
     const ids = this.ids.need(R * 4);
     const scratch = this.scratch.need(R * V * 4);
+    const slice = sliceTokens(R, V);
+    const slices = Math.ceil(V / slice);
+    const partials = this.partials.need(R * slices * 8);
+    const done = this.done.need(R * 4);
     const at = (w: number) => meta + BigInt(w * 4);
-    this.ctx.kernel(SAMPLE_ROWS).launch([R], [1024], {
-      outIds: ids,
-      logits: lt.ptr,
-      scratch,
-      params: meta,
-      seenTokens: at(seenAt),
-      seenCounts: at(countsAt),
-      biasTokens: at(biasAt),
-      biasValues: at(biasValAt),
-      masks: at(masksAt),
-      maskWords,
-      vocab: V,
-    });
+    this.ctx.kernel(SAMPLE_ROWS).launch(
+      [R, slices],
+      [1024],
+      {
+        outIds: ids,
+        logits: lt.ptr,
+        scratch,
+        partials,
+        done,
+        params: meta,
+        seenTokens: at(seenAt),
+        seenCounts: at(countsAt),
+        biasTokens: at(biasAt),
+        biasValues: at(biasValAt),
+        masks: at(masksAt),
+        maskWords,
+        vocab: V,
+        slice,
+      },
+      slice * 4,
+    );
     return ids;
   }
 }
