@@ -163,8 +163,19 @@ case ${1:-1} in
   stage profile 150 node --import tsx bench/throughput-profile.ts --model bench/configs/llama3-8b --device cuda \
     --load-format dummy --max-model-len 2048 --save bench/RESULTS.md
   ;;
+13)
+  # Merged without a GPU since part 12: the device sampler over vocabulary slices, Gemma's sandwich norms in one
+  # launch (add_rms_norm's NORM_X), the FP8 route 'auto' (the CUDA cores for one row). Their tests first, then the
+  # batch-1 token outside the graph, then batch-1 and offline figures with async scheduling on.
+  stage first-tests 230 bash -c "$GPU_TEST test/gpu/device-sampler.test.ts test/gpu/sandwich-norm.test.ts \
+    test/gpu/norm-x-forms.test.ts test/gpu/act-mul-x-forms.test.ts test/gpu/cuda-engine.test.ts; \
+    $GPU_TEST --test-name-pattern='sampl|Gemma|gemma' test/gpu/cuda-kernels.test.ts test/gpu/cuda-models.test.ts"
+  stage step-gaps 40 node --import tsx bench/step-gaps.ts
+  stage latency 250 env MODES=1 SHAPES="llama3-8b llama3-8b:fp8 llama3-8b:q4_k_m gemma-2-9b phi4-mini" \
+    bench/async-device.sh
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9|10|11|12" >&2
+  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9|10|11|12|13" >&2
   exit 2
   ;;
 esac
