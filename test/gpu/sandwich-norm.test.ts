@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { ADD } from '../../src/backend/cuda/elementwise.ts';
 import { ADD_RMS_NORM, addRmsNorm, RMS_NORM, rmsNorm } from '../../src/backend/cuda/norm.ts';
-import { CudaTensor, cuda, DTYPE_BYTES } from '../../src/backend/cuda/tensor.ts';
+import { CudaTensor, cuda } from '../../src/backend/cuda/tensor.ts';
 import { loadModelConfig } from '../../src/loader/hf-config.ts';
 import { bf16Bits, f16Bits, halfToFloat } from '../../src/primitives/float-bits.ts';
 import { backendPerDtype } from '../helpers/cuda-backends.ts';
@@ -86,7 +86,7 @@ function floatTensor(g: CudaBackend, shape: number[], v: Float32Array): CudaTens
 
 describe("addRmsNorm with x's own norm (kernels/norm.cu NORM_X)", () => {
   for (const dtype of ['bf16', 'f16'] as const) {
-    test(`against a float64 reference of rmsNorm then addRmsNorm, and bit for bit the two launches, outputs poisoned (${dtype})`, {
+    test(`against a float64 reference of rmsNorm then addRmsNorm, and the two launches (the residual bit for bit), outputs poisoned (${dtype})`, {
       skip,
     }, () => {
       const g = gpu(dtype);
@@ -140,9 +140,16 @@ describe("addRmsNorm with x's own norm (kernels/norm.cu NORM_X)", () => {
             assert.ok(e <= TOL[dtype], `${what}: out relative L2 ${e} > ${TOL[dtype]}`);
             // The two launches it replaces: rms_norm's stored output, then add_rms_norm.
             const twoOps = addRmsNorm(g.ctx, rmsNorm(g.ctx, gx, gxw, EPS, offset), gr, gw, EPS, offset);
-            const size = rows * n * DTYPE_BYTES[dtype];
-            const outDiff = firstDiff(bytes(g, cuda(fused.out).ptr, size), bytes(g, cuda(twoOps.out).ptr, size));
-            assert.equal(outDiff, -1, `${what}: out equals the two launches' bit for bit`);
+            // The output: the two launches' values, but for a rare one step of the output type (an H100 gave one
+            // element of 2,304 in bf16: the row's 1/rms a float step apart flips a rounding).
+            const [a, b] = [g.toHost(fused.out), g.toHost(twoOps.out)];
+            let stepsOff = 0;
+            for (let i = 0; i < rows * n; i++) {
+              if (a[i] === b[i]) continue;
+              stepsOff++;
+              assert.ok(Math.abs(a[i]! - b[i]!) <= ulp(dtype, b[i]!), `${what}: out ${i}: ${a[i]} vs ${b[i]}`);
+            }
+            assert.ok(stepsOff <= rare(rows * n), `${what}: ${stepsOff} outputs off the two launches'`);
             const resDiff = firstDiff(
               bytes(g, cuda(fused.residual).ptr, rows * n * 4),
               bytes(g, cuda(twoOps.residual).ptr, rows * n * 4),
