@@ -62,14 +62,17 @@ const cases: Case[] = [
 
 /**
  * Every configuration tried at `T` rows: the full grid at one row (the latency case), a smaller one above; from 16
- * rows 4 weight rows per warp again (more FMAs per x load, 4 x TMAX accumulators per thread).
+ * rows 4 weight rows per warp again (more FMAs per x load, 4 x TMAX accumulators per thread); up to 8 rows each also
+ * with its weights loaded past L1.
  */
 function configs(T: number, gated: boolean): GemvConfig[] {
   const out: GemvConfig[] = [];
   const rows = gated ? [1] : T === 1 || T >= 16 ? [1, 2, 4] : [1, 2];
   const unrolls = T === 1 ? [2, 4, 8] : [4];
-  for (const split of [1, 2, 4, 8])
-    for (const r of rows) for (const unroll of unrolls) out.push({ split, rows: r, unroll });
+  for (const stream of T <= 8 ? [false, true] : [false])
+    for (const split of [1, 2, 4, 8])
+      for (const r of rows)
+        for (const unroll of unrolls) out.push({ split, rows: r, unroll, ...(stream && { stream }) });
   return out;
 }
 
@@ -116,8 +119,9 @@ function reference(c: Loaded, T: number): Float32Array {
 }
 
 const shapeOf = (c: Case, T: number): GemvShape => gemvShape(T, c.m, c.k, c.gated);
-const key = (c: GemvConfig) => `s${c.split} r${c.rows} u${c.unroll}`;
-const same = (a: GemvConfig, b: GemvConfig) => a.split === b.split && a.rows === b.rows && a.unroll === b.unroll;
+const key = (c: GemvConfig) => `s${c.split} r${c.rows} u${c.unroll}${c.stream ? ' stream' : ''}`;
+const same = (a: GemvConfig, b: GemvConfig) =>
+  a.split === b.split && a.rows === b.rows && a.unroll === b.unroll && !a.stream === !b.stream;
 
 const copyGbs = new Map<Loaded, number>();
 for (const c of loaded)

@@ -10,6 +10,8 @@ export interface GemvConfig {
   rows: number;
   /** Unroll of the loop over K. */
   unroll: number;
+  /** Weight loads past L1 (kernels/gemv.cu WSTREAM); absent: through the read-only path. */
+  stream?: boolean;
 }
 
 /** One GEMV launch: `m` output features (gated: the weight has 2m rows), K = `k`, `tmax` = rows of x rounded up. */
@@ -118,5 +120,5 @@ export function gemvWins(table: GemvTable, shape: GemvShape, device: GemvDevice)
  */
 export function pickGemvConfig(table: GemvTable, shape: GemvShape, device: GemvDevice): GemvConfig {
   const e = entryFor(table, shape, device);
-  return e ? { split: e.split, rows: e.rows, unroll: e.unroll } : gemvRule(shape);
+  return e ? { split: e.split, rows: e.rows, unroll: e.unroll, ...(e.stream && { stream: true }) } : gemvRule(shape);
 }

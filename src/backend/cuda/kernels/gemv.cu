@@ -109,6 +109,21 @@ __device__ __forceinline__ void emit(T* __restrict__ y, const float* __restrict_
 #endif
 }
 
+// WSTREAM = 1: weight vectors loaded past L1 (ld.global.nc.L1::no_allocate: no later access of the block reuses them),
+// so x, read by every warp, stays there; 0: through the read-only path (__ldg). bench/gemv-sweep.ts times both.
+#ifndef WSTREAM
+#define WSTREAM 0
+#endif
+__device__ __forceinline__ uint4 load_weight(const uint4* p) {
+#if WSTREAM
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+#else
+  return __ldg(p);
+#endif
+}
+
 // n: output features (GATED: the weight has 2n rows); ws: the FP8 weight's row scales (null for 16-bit weights). Both
 // kernels below run it after PDL_ENTER.
 __device__ __forceinline__ void gemv_rows(T* __restrict__ y, const T* __restrict__ x, const W* __restrict__ w,
@@ -137,7 +152,7 @@ __device__ __forceinline__ void gemv_rows(T* __restrict__ y, const T* __restrict
     for (int i = part * 32 + lane; i < kv; i += 32 * SPLIT) {
       uint4 wu[ROWS];
 #pragma unroll
-      for (int r = 0; r < ROWS; r++) wu[r] = __ldg(wr[r] + i);
+      for (int r = 0; r < ROWS; r++) wu[r] = load_weight(wr[r] + i);
       WeightVec wv[ROWS];
 #pragma unroll
       for (int r = 0; r < ROWS; r++) wv[r].set(wu[r]);
