@@ -8,7 +8,7 @@ import { type AdmissionLimits, admit, checkTextLength } from './admission.ts';
 import { advanceRequest } from './advance.ts';
 import { AsyncQueue } from './async-queue.ts';
 import { StepPipeline } from './async-scheduling.ts';
-import { checkKvBudget, kvBudgetFor } from './kv-budget.ts';
+import { requestKvBudget } from './kv-budget.ts';
 import { takeLogits } from './logits.ts';
 import { takeOutput } from './output.ts';
 import { type KvCacheUsage, Scheduler, type SchedulerConfig } from './scheduler.ts';
@@ -178,7 +178,7 @@ export class Engine implements EngineApi {
     const id = request.id ?? `req-${this.nextId++}`;
     if (this.live.has(id)) throw new UserError(`request id "${id}" is already in use`);
     const { promptIds, params } = admit(request.prompt, request.params ?? {}, this.limits);
-    const kvBudget = this.kvBudget(request.kvBudget, promptIds.length);
+    const kvBudget = requestKvBudget(this.config.kvCompression, request.kvBudget, promptIds.length);
     const seed = params.seed ?? Math.floor(Math.random() * 2 ** 32);
     const r: Request = {
       id,
@@ -238,19 +238,6 @@ export class Engine implements EngineApi {
       specDraftTokens: this.counters.draftTokens,
       specAcceptedTokens: this.counters.acceptedDraftTokens,
     };
-  }
-
-  /** The entries a request's prompt KV is compressed to (its budget over the engine's), or null. */
-  private kvBudget(requested: number | undefined, promptLen: number): number | null {
-    const config = this.config.kvCompression;
-    if (requested !== undefined && !config) {
-      throw new UserError(
-        'kv_budget: this model runs without KV compression (start it with --kv-compression snapkv)',
-        'kv_budget',
-      );
-    }
-    const budget = requested === undefined ? config?.budget : checkKvBudget(requested, 'kv_budget');
-    return budget === undefined ? null : kvBudgetFor(budget, promptLen);
   }
 
   async shutdown(force = false): Promise<void> {

@@ -1,4 +1,4 @@
-import { SNAPKV } from '../primitives/kv-compression.ts';
+import { type KvCompressionConfig, SNAPKV } from '../primitives/kv-compression.ts';
 import { UserError } from '../util/errors.ts';
 
 /** Throws unless `value` is a KV budget: an integer number of tokens >= 1, or a fraction of the prompt in (0, 1). */
@@ -19,4 +19,23 @@ export function checkKvBudget(value: number, field: string): number {
 export function kvBudgetFor(budget: number, promptLen: number): number | null {
   const tokens = Math.max(SNAPKV.sinks + 1, budget < 1 ? Math.ceil(budget * promptLen) : budget);
   return promptLen > tokens ? tokens : null;
+}
+
+/**
+ * The entries a request's prompt KV is compressed to: its own budget (`kv_budget`) over the engine's, or null (none,
+ * or the prompt fits). A budget asked of an engine without KV compression is refused.
+ */
+export function requestKvBudget(
+  config: KvCompressionConfig | undefined,
+  requested: number | undefined,
+  promptLen: number,
+): number | null {
+  if (requested !== undefined && !config) {
+    throw new UserError(
+      'kv_budget: this model runs without KV compression (start it with --kv-compression snapkv)',
+      'kv_budget',
+    );
+  }
+  const budget = requested === undefined ? config?.budget : checkKvBudget(requested, 'kv_budget');
+  return budget === undefined ? null : kvBudgetFor(budget, promptLen);
 }
