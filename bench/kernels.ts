@@ -14,15 +14,15 @@
 import { writeFileSync } from 'node:fs';
 import {
   type AttentionDtype,
-  allocDecodeWorkspace,
+  type DecodeWorkspace,
   FlashAttention,
-  freeDecodeWorkspace,
   type PagedAttentionArgs,
 } from '../src/backend/cuda/flash-attention.ts';
 import {
   DEFAULT_DECODE,
   DEFAULT_PREFILL,
   type DecodeConfig,
+  decodeWorkspaceBytes,
   defaultConfigs,
   type PrefillConfig,
   sm90aConfigName,
@@ -263,7 +263,12 @@ for (const [batch, ctx, dtype, D, quant] of (profile
 ).flatMap(([b, c]) => dtypes.flatMap((d) => headDims.flatMap((hd) => caches.map((q) => [b, c, d, hd, q] as const))))) {
   const [heads, kvHeads] = [(32 * 128) / D, (8 * 128) / D];
   const { args, free } = setup(dtype, batch, 1, ctx, heads, kvHeads, D, quant);
-  const ws = allocDecodeWorkspace(h, batch, heads, D);
+  const wsBytes = decodeWorkspaceBytes(batch, heads, D);
+  const ws: DecodeWorkspace = {
+    partialO: h.alloc(wsBytes.partialO),
+    partialLse: h.alloc(wsBytes.partialLse),
+    maxSplits: 32,
+  };
   // Stored bytes read: K and V, plus q8_0's scales.
   const kvBytes = batch * ctx * kvHeads * D * 2 * (quant ? 1 + (quant === 'q8_0' ? 2 / 32 : 0) : 2);
   for (const cfg of D === 128 ? decodeConfigs : [defaultConfigs(D).decode]) {
@@ -281,7 +286,8 @@ for (const [batch, ctx, dtype, D, quant] of (profile
       });
     }
   }
-  freeDecodeWorkspace(h, ws);
+  h.free(ws.partialO);
+  h.free(ws.partialLse);
   free();
 }
 

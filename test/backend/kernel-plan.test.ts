@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { simpleAttentionDefines, simpleSelfVariant } from '../../src/backend/cuda/attention.ts';
 import { actDefines } from '../../src/backend/cuda/elementwise.ts';
-import { decodeDefines, prefillDefines, selfPrefillVariant } from '../../src/backend/cuda/flash-attention.ts';
+import {
+  decodeDefines,
+  mergeDefines,
+  prefillDefines,
+  selfPrefillVariant,
+} from '../../src/backend/cuda/flash-attention.ts';
 import { sm90aPrefillDefines } from '../../src/backend/cuda/flash-prefill-sm90a.ts';
 import { defaultConfigs } from '../../src/backend/cuda/flash-sizing.ts';
 import { type Fp8GemvChoice, fp8GemvDefines, fp8GemvRule } from '../../src/backend/cuda/fp8-gemv.ts';
@@ -61,6 +66,7 @@ test('bf16: the per-file modules, flash attention for head size 128, and the GEM
   for (const want of [
     { file: 'flash_prefill', defines: prefillDefines('bf16', 128, cfg.prefill) },
     { file: 'paged_decode', defines: decodeDefines('bf16', 128, cfg.decode) },
+    { file: 'paged_decode', defines: mergeDefines('bf16') },
     { file: 'embedding', defines: { PAGODA_DTYPE: 2 } },
     { file: 'norm', defines: { PAGODA_DTYPE: 2 } },
     { file: 'norm', defines: { PAGODA_DTYPE: 2, RES_IN_F32: 1 } },
@@ -69,8 +75,6 @@ test('bf16: the per-file modules, flash attention for head size 128, and the GEM
     { file: 'convert', defines: { PAGODA_DTYPE: 2 } },
   ])
     assert.ok(plan.includes(key(want)), `${key(want)} is planned`);
-  const decodeModules = plan.filter((k) => k.startsWith('paged_decode '));
-  assert.equal(decodeModules.length, 1, 'one decode module: its kernel merges the splits itself');
   for (const T of [1, 2, 4]) {
     const shape = gemvShape(T, 14336, 4096, true);
     const want = {
@@ -141,10 +145,11 @@ test('a model with quantized matrices: one quant.cu module per block type, in th
       plan.includes(key({ file: 'elementwise', defines: { PAGODA_DTYPE: 2, ...defines } })),
       key({ file: 'elementwise', defines }),
     );
-  // Decode attention writing O for o_proj (head size 128: whole groups per head).
+  // Decode attention writing O for o_proj (head size 128: whole groups per head), the split merge too.
   const cfg = defaultConfigs(128).decode;
   for (const form of [null, 'q8' as const]) {
     assert.ok(plan.includes(key({ file: 'paged_decode', defines: decodeDefines('bf16', 128, cfg, undefined, form) })));
+    assert.ok(plan.includes(key({ file: 'paged_decode', defines: mergeDefines('bf16', form) })), `merge ${form}`);
   }
   const f32 = keys('f32', { ...llama, quantTypes: ['q4_k'] });
   assert.ok(!f32.some((k) => k.startsWith('quant_act ') || k.includes('"XQ"')), 'f32: exact x');
@@ -160,6 +165,7 @@ test('a quantized KV cache: its write and its attention builds (quantized decode
       { file: 'kv_cache', defines: { PAGODA_DTYPE: 2, ...kvQuantDefines(quant) } },
       { file: 'flash_prefill', defines: prefillDefines('bf16', 128, cfg.prefill, {}, quant) },
       { file: 'paged_decode', defines: decodeDefines('bf16', 128, cfg.decode, quant) },
+      { file: 'paged_decode', defines: mergeDefines('bf16') },
     ])
       assert.ok(plan.includes(key(want)), `${quant}: ${key(want)}`);
     assert.ok(!plan.includes(key({ file: 'kv_cache', defines: { PAGODA_DTYPE: 2 } })), 'no 16-bit cache write');

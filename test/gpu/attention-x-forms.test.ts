@@ -3,12 +3,11 @@ import { describe, test } from 'node:test';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import {
   type AttentionDtype,
-  allocDecodeWorkspace,
   cudaAttentionRuntime,
   decodeWritesQ8,
   FlashAttention,
-  freeDecodeWorkspace,
 } from '../../src/backend/cuda/flash-attention.ts';
+import { decodeWorkspaceBytes } from '../../src/backend/cuda/flash-sizing.ts';
 import { CudaTensor } from '../../src/backend/cuda/tensor.ts';
 import type { QuantizedX } from '../../src/backend/cuda/x-form.ts';
 import { gpuSkip } from '../helpers/gpu.ts';
@@ -17,7 +16,7 @@ import { makePagedProblem, referencePagedAttention } from '../helpers/paged-atte
 import { bytes, checkTwin, firstDiff, POISON, quantizedBytes, separately } from '../helpers/x-forms.ts';
 
 // The decode attention kernels that also write O as q8 groups for o_proj's integer GEMV (kernels/paged_decode.cu
-// XQ 1): by the CTA with one split, by the CTA that merges them with several. The copy must be bit for bit what
+// XQ 1): by the CTA with one split, by paged_decode_merge with several. The copy must be bit for bit what
 // quant_act_q8 writes from O and what the CPU twin computes from it, O itself unchanged and float64's.
 
 const skip = gpuSkip();
@@ -64,7 +63,7 @@ const CASES: Case[] = [
 
 describe('decode attention writing O as q8 groups for o_proj (kernels/paged_decode.cu XQ)', () => {
   for (const dtype of ['bf16', 'f16'] as const satisfies AttentionDtype[]) {
-    test(`one split (the CTA writes it), 7 and the default (the merging CTA does): bit for bit quant_act_q8 and the CPU twin, O unchanged and float64's, outputs poisoned (${dtype})`, {
+    test(`one split (the CTA writes it), 7 and the default (the merge does): bit for bit quant_act_q8 and the CPU twin, O unchanged and float64's, outputs poisoned (${dtype})`, {
       skip,
     }, () => {
       const g = new CudaBackend({ dtype, graphs: false });
@@ -75,7 +74,8 @@ describe('decode attention writing O as q8 groups for o_proj (kernels/paged_deco
         const p = makePagedProblem({ ...c, seed: seed++, dtype });
         const ref = referencePagedAttention(p);
         const [rows, n] = [c.seqs.length, c.numHeads * c.headDim];
-        const ws = allocDecodeWorkspace(drv, rows, c.numHeads, c.headDim);
+        const wsBytes = decodeWorkspaceBytes(rows, c.numHeads, c.headDim);
+        const ws = { partialO: drv.alloc(wsBytes.partialO), partialLse: drv.alloc(wsBytes.partialLse), maxSplits: 32 };
         const q: QuantizedX = { form: 'q8', xq: drv.alloc(rows * n), xs: drv.alloc((rows * n) / 4) };
         try {
           for (const splits of [1, 7, undefined]) {
@@ -107,8 +107,7 @@ describe('decode attention writing O as q8 groups for o_proj (kernels/paged_deco
             assert.equal(firstDiff(got.xs, want.xs), -1, `${what}: scales equal quant_act_q8's`);
           }
         } finally {
-          freeDecodeWorkspace(drv, ws);
-          for (const ptr of [q.xq, q.xs]) drv.free(ptr);
+          for (const ptr of [ws.partialO, ws.partialLse, q.xq, q.xs]) drv.free(ptr);
         }
       }
     });
@@ -119,7 +118,7 @@ describe('decode attention writing O as q8 groups for o_proj (kernels/paged_deco
     const g = new CudaBackend({ dtype: 'bf16', graphs: false });
     const fa = new FlashAttention(cudaAttentionRuntime(g.ctx.drv, g.ctx.mods), 'bf16');
     const c = { seqs: decode([9]), numHeads: 2, numKvHeads: 2, blockSize: 16 };
-    const ws = { partialO: 0n, partialLse: 0n, splitDone: 0n, maxSplits: 32, maxRows: 0 };
+    const ws = { partialO: 0n, partialLse: 0n, maxSplits: 32 };
     for (const [headDim, form] of [
       [80, 'q8'],
       [128, 'e4m3'],

@@ -1,11 +1,11 @@
 /**
  * Runs the attention kernels on a paged problem on the GPU and checks them against the float64 reference: inputs
  * uploaded in the storage type, outputs poisoned with NaN first (test/gpu/attention-kernels.test.ts,
- * test/gpu/attention-sm90a.test.ts), and split-KV decode's merge against float64 over its own partials.
+ * test/gpu/attention-sm90a.test.ts).
  */
 import assert from 'node:assert/strict';
 import type { CudaDriver } from '../../src/backend/cuda/driver.ts';
-import type { AttentionDtype, DecodeWorkspace, PagedAttentionArgs } from '../../src/backend/cuda/flash-attention.ts';
+import type { AttentionDtype, PagedAttentionArgs } from '../../src/backend/cuda/flash-attention.ts';
 import {
   fromStorageArray,
   maxAbsDiff,
@@ -13,7 +13,6 @@ import {
   type PagedShape,
   type referencePagedAttention,
   relativeL2,
-  STORAGE16,
   toStorageArray,
 } from './paged-attention-reference.ts';
 
@@ -31,12 +30,6 @@ export const LSE_TOL = 2e-3;
 
 export interface Case extends PagedShape {
   name: string;
-}
-
-/** Fills the first `rows` rows of O and of the LSE with NaN (on the driver's stream). */
-export function poisonOutputs(h: CudaDriver, a: PagedAttentionArgs, rows: number, dtype: AttentionDtype): void {
-  h.fill32(a.out, NAN_PAIR[dtype], (rows * a.oStride) / 2);
-  h.fill32(a.lse, F32_NAN, rows * a.numHeads);
 }
 
 /** Uploads the problem in `dtype`, poisons the outputs, runs `kernel`, returns O and LSE as read back. */
@@ -64,6 +57,8 @@ export function runOnGpu(
   const out = h.alloc(qElems * 2);
   const lse = h.alloc(totalQ * p.numHeads * 4);
   bufs.push(out, lse);
+  h.fill32(out, NAN_PAIR[dtype], qElems / 2);
+  h.fill32(lse, F32_NAN, totalQ * p.numHeads);
   const args: PagedAttentionArgs = {
     q,
     qStride: p.numHeads * p.headDim,
@@ -86,7 +81,6 @@ export function runOnGpu(
     slidingWindow: p.slidingWindow,
     softcap: p.softcap,
   };
-  poisonOutputs(h, args, totalQ, dtype);
   kernel(args);
   h.sync();
   const outBits = new Uint16Array(qElems);
@@ -109,51 +103,4 @@ export function check(
   const errLse = maxAbsDiff(got.lse, ref.lse);
   assert.ok(errO <= O_TOL[dtype], `${name} (${dtype}): relative L2 error of O ${errO} > ${O_TOL[dtype]}`);
   assert.ok(errLse <= LSE_TOL, `${name} (${dtype}): max LSE error ${errLse} > ${LSE_TOL}`);
-}
-
-/**
- * Split-KV decode's merge against float64 over the kernel's own partials, as the last launch with `splits` splits left
- * them in `ws`: each O value must be the storage type's rounding of a value within 2e-5 x the largest |partial| of
- * the float64 merge, each LSE within 2e-5 (x (1 + |LSE|)), far inside the float64 reference's bounds, so a partial
- * missed, read from another row or split, or a row not merged fails.
- */
-export function checkSplitMerge(
-  name: string,
-  h: CudaDriver,
-  ws: DecodeWorkspace,
-  shape: { numSeqs: number; numHeads: number; headDim: number },
-  splits: number,
-  dtype: AttentionDtype,
-  got: { out: Float32Array; lse: Float32Array },
-) {
-  const { numHeads, headDim: D } = shape;
-  const rows = shape.numSeqs * numHeads;
-  const partialO = new Float32Array(rows * splits * D);
-  const partialLse = new Float32Array(rows * splits);
-  h.sync();
-  h.download(partialO, ws.partialO);
-  h.download(partialLse, ws.partialLse);
-  const { toBits, fromBits } = STORAGE16[dtype];
-  const round = (x: number) => fromBits(toBits(x));
-  for (let row = 0; row < rows; row++) {
-    const lses = partialLse.subarray(row * splits, (row + 1) * splits);
-    const m = Math.max(...lses);
-    const w = Array.from(lses, (l) => Math.exp(l - m));
-    const sum = w.reduce((a, b) => a + b, 0);
-    const lse = m + Math.log(sum);
-    const lseErr = Math.abs(got.lse[row]! - lse);
-    assert.ok(lseErr <= 2e-5 * (1 + Math.abs(lse)), `${name}: row ${row} LSE ${got.lse[row]}, merged ${lse}`);
-    for (let d = 0; d < D; d++) {
-      let acc = 0;
-      let big = 0;
-      for (let s = 0; s < splits; s++) {
-        const o = partialO[(row * splits + s) * D + d]!;
-        acc += w[s]! * o;
-        big = Math.max(big, Math.abs(o));
-      }
-      const [o, err] = [acc / sum, 2e-5 * big];
-      const v = got.out[row * D + d]!;
-      assert.ok(round(o - err) <= v && v <= round(o + err), `${name}: row ${row} O[${d}] ${v}, merged ${o}`);
-    }
-  }
 }

@@ -4,13 +4,13 @@ import type { DevPtr } from './driver.ts';
 import {
   ATTENTION_DTYPES,
   type AttentionDtype,
-  allocDecodeWorkspace,
   cudaAttentionRuntime,
   type DecodeWorkspace,
   decodeWritesQ8,
   FlashAttention,
 } from './flash-attention.ts';
 import { HEAD_DIMS } from './flash-kernels.ts';
+import { decodeWorkspaceBytes } from './flash-sizing.ts';
 import { declareKernel } from './kernel.ts';
 import { type CudaLayerKv, kvOf, type QuantKv } from './kv-cache.ts';
 import { kvQuantDefines, tilesReadQuant } from './kv-layout.ts';
@@ -103,7 +103,10 @@ export class CudaAttention {
   private workspace(numSeqs: number, spec: AttentionSpec): DecodeWorkspace {
     if (!this.ws || numSeqs > this.wsSeqs) {
       const seqs = Math.max(numSeqs, this.ctx.steps.capacity.seqs);
-      this.ws = allocDecodeWorkspace(this.ctx.drv, seqs, spec.numHeads, spec.headDim);
+      const bytes = decodeWorkspaceBytes(seqs, spec.numHeads, spec.headDim);
+      const partialO: DevPtr = this.ctx.drv.alloc(bytes.partialO);
+      const partialLse: DevPtr = this.ctx.drv.alloc(bytes.partialLse);
+      this.ws = { partialO, partialLse, maxSplits: 32 };
       this.wsSeqs = seqs;
     }
     return this.ws;

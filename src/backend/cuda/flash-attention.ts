@@ -11,7 +11,7 @@
 
 import type { DType } from '../backend.ts';
 import type { CudaDriver, DevPtr } from './driver.ts';
-import { FLASH_PREFILL, HEAD_DIMS, PAGED_DECODE } from './flash-kernels.ts';
+import { FLASH_PREFILL, HEAD_DIMS, PAGED_DECODE, PAGED_DECODE_MERGE } from './flash-kernels.ts';
 import {
   launchSm90aPrefill,
   type PrefillKernel,
@@ -25,7 +25,6 @@ import {
   decodeCtasPerSm,
   decodeSharedBytes,
   decodeSplits,
-  decodeWorkspaceBytes,
   defaultConfigs,
   type PrefillConfig,
   prefillSharedBytes,
@@ -101,36 +100,12 @@ export function decodeWritesQ8(headDim: number): boolean {
   return headDim % 32 === 0;
 }
 
-/**
- * Scratch for split-KV decode: fp32 partial outputs and their LSE, and a uint32 counter per (KV head x head group,
- * sequence) that the last CTA to finish resets, so zero between launches (graphs replay it as it is).
- */
+/** Scratch for split-KV decode: fp32 partial outputs and their LSE. */
 export interface DecodeWorkspace {
   partialO: DevPtr;
   partialLse: DevPtr;
-  splitDone: DevPtr;
-  /** Splits and (sequence, query head) rows the buffers hold (see `decodeWorkspaceBytes`). */
+  /** Bytes available at partialO and partialLse (see `decodeWorkspaceBytes`). */
   maxSplits: number;
-  maxRows: number;
-}
-
-/** A workspace for up to `numSeqs` sequences of `numHeads` heads, its counters zeroed (on the driver's stream). */
-export function allocDecodeWorkspace(
-  drv: Pick<CudaDriver, 'alloc' | 'fill32'>,
-  numSeqs: number,
-  numHeads: number,
-  headDim: number,
-): DecodeWorkspace {
-  const bytes = decodeWorkspaceBytes(numSeqs, numHeads, headDim);
-  const splitDone = drv.alloc(bytes.splitDone);
-  drv.fill32(splitDone, 0, bytes.splitDone / 4);
-  const partialO = drv.alloc(bytes.partialO);
-  const partialLse = drv.alloc(bytes.partialLse);
-  return { partialO, partialLse, splitDone, maxSplits: DECODE.maxSplits, maxRows: numSeqs * numHeads };
-}
-
-export function freeDecodeWorkspace(drv: Pick<CudaDriver, 'free'>, ws: DecodeWorkspace): void {
-  for (const ptr of [ws.partialO, ws.partialLse, ws.splitDone]) drv.free(ptr);
 }
 
 /** The kernels' quantized-cache arguments (unread by the 16-bit builds). */
@@ -199,6 +174,11 @@ export function decodeDefines(
     PAGODA_DECODE_TILE: cfg.tileN,
     PAGODA_DECODE_STAGES: cfg.stages,
   };
+}
+
+/** The split-KV merge's build: PAGODA_HEAD_DIM 0, so its module builds none of the decode kernels. */
+export function mergeDefines(dtype: AttentionDtype, form: XForm | null = null): Record<string, number> {
+  return { PAGODA_DTYPE: DTYPE_DEFINE[dtype], PAGODA_HEAD_DIM: 0, ...xFormDefines(form) };
 }
 
 export class FlashAttention {
@@ -312,8 +292,7 @@ export class FlashAttention {
 
   /**
    * One query token per sequence. `numSplits` defaults to `decodeSplits(...)` over the block-table capacity;
-   * with more than one split the partials go to `ws`, and the last CTA of each (KV head x head group, sequence)
-   * combines them.
+   * with more than one split the partials go to `ws` and a merge kernel combines them.
    */
   decode(a: PagedAttentionArgs, ws: DecodeWorkspace, numSplits?: number): void {
     const headDim = checkShapes(a);
@@ -321,8 +300,6 @@ export class FlashAttention {
     const splits = numSplits ?? this.decodeSplitsFor(a, ws.maxSplits);
     if (splits < 1 || splits > ws.maxSplits)
       throw new Error(`attention decode: ${splits} splits, workspace holds ${ws.maxSplits}`);
-    if (splits > 1 && a.numSeqs * a.numHeads > ws.maxRows)
-      throw new Error(`attention decode: ${a.numSeqs} x ${a.numHeads} rows, workspace holds ${ws.maxRows}`);
     const headGroups = Math.ceil(a.numHeads / a.numKvHeads / 16);
     const quant = a.kvQuant?.type;
     const cfg = this.decodeConfig(headDim, quant);
@@ -339,9 +316,25 @@ export class FlashAttention {
         softcap: a.softcap ?? 0,
         ...quantArgs(a.kvQuant),
         ...xFormArgs(a.xq),
-        splitDone: ws.splitDone,
       },
       decodeSharedBytes(headDim, cfg, quant),
+    );
+    if (splits === 1) return;
+    this.rt.kernel(PAGED_DECODE_MERGE, 0, mergeDefines(this.dtype, form)).launch(
+      [a.numHeads, a.numSeqs],
+      [headDim],
+      {
+        partialO: ws.partialO,
+        partialLse: ws.partialLse,
+        out: a.out,
+        oStride: a.oStride,
+        lse: a.lse,
+        numHeads: a.numHeads,
+        numSplits: splits,
+        headDim,
+        ...xFormArgs(a.xq),
+      },
+      0,
     );
   }
 }

@@ -49,11 +49,7 @@ export const FLASH_PREFILL = perHeadDim('flash_prefill', 'flash_prefill_hd', {
   kScale: 'f32',
   vScale: 'f32',
 });
-/**
- * kernels/paged_decode.cu (PAGODA_PAGED_DECODE(D)): grid (splits, KV heads x head groups, sequences). With several
- * splits, the partials and a counter per (KV head x head group, sequence) are the workspace's; the XQ builds also
- * write O as q8 groups at xq / xs (x-form.ts; null in the plain build).
- */
+/** kernels/paged_decode.cu (PAGODA_PAGED_DECODE(D)): grid (splits, KV heads x head groups, sequences). */
 export const PAGED_DECODE = perHeadDim('paged_decode', 'paged_decode_hd', {
   q: 'ptr',
   qStride: 'i32',
@@ -79,7 +75,22 @@ export const PAGED_DECODE = perHeadDim('paged_decode', 'paged_decode_hd', {
   vScale: 'f32',
   xq: 'ptr',
   xs: 'ptr',
-  splitDone: 'ptr',
+});
+/**
+ * Combines paged_decode's split partials by LSE: grid (heads, sequences), head_dim threads. Both kernels' XQ builds
+ * also write O as q8 groups at xq / xs (x-form.ts; null in the plain build).
+ */
+export const PAGED_DECODE_MERGE = declareKernel('paged_decode', 'paged_decode_merge', {
+  partialO: 'ptr',
+  partialLse: 'ptr',
+  out: 'ptr',
+  oStride: 'i32',
+  lse: 'ptr',
+  numHeads: 'i32',
+  numSplits: 'i32',
+  headDim: 'i32',
+  xq: 'ptr',
+  xs: 'ptr',
 });
 /** The head sizes kernels/flash_prefill_sm90a.cu (Hopper only) is built for. */
 export const SM90A_HEAD_DIMS = [64, 128, 256] as const;

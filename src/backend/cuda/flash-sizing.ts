@@ -128,13 +128,9 @@ export function decodeCtasPerSm(headDim: number, cfg: DecodeConfig = DEFAULT_DEC
   return Math.max(1, Math.min(bySmem, byRegs));
 }
 
-/**
- * Bytes of `partialO`, `partialLse` and the `splitDone` counters for up to `numSeqs` sequences (a counter a query head
- * covers the KV heads x head groups).
- */
+/** Bytes of `partialO` and `partialLse` for up to `numSeqs` sequences. */
 export function decodeWorkspaceBytes(numSeqs: number, numHeads: number, headDim: number, maxSplits = DECODE.maxSplits) {
-  const rows = numSeqs * numHeads;
-  return { partialO: rows * maxSplits * headDim * 4, partialLse: rows * maxSplits * 4, splitDone: rows * 4 };
+  return { partialO: numSeqs * numHeads * maxSplits * headDim * 4, partialLse: numSeqs * numHeads * maxSplits * 4 };
 }
 
 /**

@@ -8,10 +8,18 @@ import {
   type AttentionDtype,
   decodeDefines,
   decodeWritesQ8,
+  mergeDefines,
   prefillDefines,
   selfPrefillVariant,
 } from './flash-attention.ts';
-import { FLASH_PREFILL, FLASH_PREFILL_SM90A, HEAD_DIMS, PAGED_DECODE, SM90A_HEAD_DIMS } from './flash-kernels.ts';
+import {
+  FLASH_PREFILL,
+  FLASH_PREFILL_SM90A,
+  HEAD_DIMS,
+  PAGED_DECODE,
+  PAGED_DECODE_MERGE,
+  SM90A_HEAD_DIMS,
+} from './flash-kernels.ts';
 import { sm90aPrefillDefines } from './flash-prefill-sm90a.ts';
 import { defaultConfigs } from './flash-sizing.ts';
 import { FP8_QUANTIZE_ROWS } from './fp8.ts';
@@ -174,6 +182,7 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
     // The decode kernels that also write O as q8 groups for o_proj on the integer GEMV (x-form.ts).
     for (const form of integerRoute && decodeWritesQ8(headDim) ? [null, 'q8' as const] : [null]) {
       add(PAGED_DECODE[hd], decodeDefines(dtype, headDim, cfg.decode, quant, form), false);
+      add(PAGED_DECODE_MERGE, mergeDefines(dtype, form), false);
     }
   }
   if (b.gemv) {

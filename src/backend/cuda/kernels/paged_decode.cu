@@ -6,9 +6,8 @@
 // them. The CTA's key range (one split of the context, or of the sliding window) is dealt round-robin to its warps
 // in tiles of kDecodeTileN keys; each warp streams its tiles through its own cp.async ring (16-byte copies) and keeps
 // its own online softmax, and the warps are merged through shared memory at the end. With one split the CTA writes
-// O (the stored type) and the LSE directly; with several it writes normalized fp32 partials and their LSE, and the
-// last CTA of its (KV head x head group, sequence) to finish combines every split's (merge_splits): no launch of its
-// own. Token s of the step is sequence s's query, at position context_lens[s] - 1.
+// O (the stored type) and the LSE directly; with several it writes normalized fp32 partials and their LSE, which
+// paged_decode_merge combines. Token s of the step is sequence s's query, at position context_lens[s] - 1.
 // A quantized cache (PAGODA_KV_QUANT) streams its bytes (and q8_0 scales) through the ring instead; the warp
 // dequantizes a tile's K, then its V, into one 16-bit tile just before the mma that reads it.
 #include "attention_common.cuh"
@@ -16,8 +15,8 @@
 
 // XQ 1 (src/backend/cuda/x-form.ts): O is also written as q8 groups (levels xq, q8_scale records xs, laid out over
 // out's rows) for the o projection's integer GEMV, from the ROUNDED values, so bit for bit its own quantizing launch:
-// by the CTA with one split, else by the CTA that merges the splits. Needs D a multiple of 32 (a group lies within
-// one head, and a warp's 32 consecutive outputs are one group) and o_stride = heads x D. 0: xq and xs are not touched.
+// by the CTA with one split, else by paged_decode_merge. Needs D a multiple of 32 (a group lies within one head, and
+// a warp's 32 consecutive outputs are one group) and o_stride = heads x D. 0: xq and xs are not touched.
 #ifndef XQ
 #define XQ 0
 #endif
@@ -30,27 +29,6 @@ __device__ __forceinline__ void store_o(elem16_t* __restrict__ out, long long at
 #if XQ == 1
   q8_quantize_lane(elem16_to_f(r), xq + at, xs + (at >> 5));
 #endif
-}
-
-// Output d of one query head over the splits' normalized partials by their LSE (natural log), at base = (sequence x
-// heads + head) x num_splits; returns O and sets lse. The partials are read through L2 (ld.cg): other CTAs of the grid
-// just wrote them.
-__device__ __forceinline__ float merge_splits(const float* __restrict__ partial_o,
-                                              const float* __restrict__ partial_lse, long long base, int num_splits,
-                                              int head_dim, int d, float& lse) {
-  float m_max = ATTN_NEG_INF;
-  for (int s = 0; s < num_splits; s++) m_max = fmaxf(m_max, __ldcg(partial_lse + base + s));
-  float sum = 0.f;
-  float acc = 0.f;
-  if (m_max != ATTN_NEG_INF) {
-    for (int s = 0; s < num_splits; s++) {
-      const float w = __expf(__ldcg(partial_lse + base + s) - m_max);
-      sum += w;
-      acc += w * __ldcg(partial_o + (base + s) * head_dim + d);
-    }
-  }
-  lse = sum > 0.f ? m_max + __logf(sum) : ATTN_NEG_INF;
-  return sum > 0.f ? acc / sum : 0.f;
 }
 
 // Compile-time shape (the launcher passes the same values; these defaults are its defaults): warps per CTA, keys per warp tile, cp.async ring depth.
@@ -81,7 +59,7 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
                                             float softcap, const unsigned short* __restrict__ k_scales,
                                             const unsigned short* __restrict__ v_scales, float k_scale,
                                             float v_scale, signed char* __restrict__ xq,
-                                            q8_scale* __restrict__ xs, unsigned* __restrict__ split_done) {
+                                            q8_scale* __restrict__ xs) {
   constexpr int LD = D + 8;
   constexpr int CHUNKS = D / 8;
   constexpr int THREADS = 32 * kDecodeWarps;
@@ -307,29 +285,6 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
       if (d == 0) partial_lse[idx] = lse_r;
     }
   }
-  if (num_splits == 1) return;
-
-  // Split KV: each CTA fences its partials before counting itself in its (group, sequence) counter, which is zero
-  // between launches (the last CTA resets it; the next launch waits for this grid), so the last sees every split's.
-  __shared__ bool last;
-  __threadfence();
-  __syncthreads();
-  unsigned* done = split_done + (long long)seq * gridDim.y + blockIdx.y;
-  if (tid == 0) last = atomicAdd(done, 1u) == num_splits - 1;
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  if (tid == 0) *done = 0;
-  for (int c = tid; c < g_count * D; c += THREADS) {
-    const int r = c / D;
-    const int d = c % D;
-    const int head = kvh * group + g_begin + r;
-    float lse_r;
-    const float o_d =
-        merge_splits(partial_o, partial_lse, ((long long)seq * num_heads + head) * num_splits, num_splits, D, d, lse_r);
-    store_o(out, (long long)seq * o_stride + head * D + d, o_d, xq, xs);
-    if (d == 0) lse[(long long)seq * num_heads + head] = lse_r;
-  }
 }
 
 }  // namespace
@@ -340,11 +295,11 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
       int max_blocks_per_seq, const int* context_lens, elem16_t* out, int o_stride, float* lse, float* partial_o,     \
       float* partial_lse, int num_heads, int num_kv_heads, int block_size_log2, float scale_log2,                  \
       int sliding_window, float softcap, const unsigned short* k_scales, const unsigned short* v_scales,            \
-      float k_scale, float v_scale, signed char* xq, q8_scale* xs, unsigned* split_done) {                          \
+      float k_scale, float v_scale, signed char* xq, q8_scale* xs) {                                                \
     PDL_ENTER();                                                                                                    \
     decode_impl<D>(q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq, context_lens, out, o_stride,    \
                    lse, partial_o, partial_lse, num_heads, num_kv_heads, block_size_log2, scale_log2,              \
-                   sliding_window, softcap, k_scales, v_scales, k_scale, v_scale, xq, xs, split_done);             \
+                   sliding_window, softcap, k_scales, v_scales, k_scale, v_scale, xq, xs);                         \
   }
 
 // The launcher builds one head size per module (PAGODA_HEAD_DIM); without it every size is built (a q8_0 cache's
@@ -364,3 +319,28 @@ PAGODA_PAGED_DECODE(128)
 #if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 256
 PAGODA_PAGED_DECODE(256)
 #endif
+
+// Combines the per-split partials of paged_decode: grid (num_heads, num_seqs), D threads.
+extern "C" __global__ void paged_decode_merge(const float* __restrict__ partial_o,
+                                              const float* __restrict__ partial_lse, elem16_t* __restrict__ out,
+                                              int o_stride, float* __restrict__ lse, int num_heads, int num_splits,
+                                              int head_dim, signed char* __restrict__ xq, q8_scale* __restrict__ xs) {
+  PDL_ENTER();
+  const int head = blockIdx.x;
+  const int seq = blockIdx.y;
+  const int d = threadIdx.x;
+  const long long base = ((long long)seq * num_heads + head) * num_splits;
+  float m_max = ATTN_NEG_INF;
+  for (int s = 0; s < num_splits; s++) m_max = fmaxf(m_max, partial_lse[base + s]);
+  float sum = 0.f;
+  float acc = 0.f;
+  if (m_max != ATTN_NEG_INF) {
+    for (int s = 0; s < num_splits; s++) {
+      const float w = __expf(partial_lse[base + s] - m_max);
+      sum += w;
+      acc += w * partial_o[(base + s) * head_dim + d];
+    }
+  }
+  store_o(out, (long long)seq * o_stride + head * head_dim + d, sum > 0.f ? acc / sum : 0.f, xq, xs);
+  if (d == 0) lse[(long long)seq * num_heads + head] = sum > 0.f ? m_max + __logf(sum) : ATTN_NEG_INF;
+}
