@@ -175,8 +175,8 @@ case ${1:-1} in
     bench/async-device.sh
   ;;
 14)
-  # Split-KV decode merging in its last CTA (no paged_decode_merge launch): the decode tests first, then every
-  # headline batch-1 figure and the offline one with async scheduling on.
+  # The decode and model tests (written for the split-KV merge in the last CTA, which measured slower and was
+  # reverted: they run on any decode change), then every headline batch-1 figure and the offline one, async on.
   stage first-tests 230 bash -c "$GPU_TEST test/gpu/attention-kernels.test.ts test/gpu/attention-x-forms.test.ts \
     test/gpu/kv-quant.test.ts test/gpu/pdl.test.ts test/gpu/cuda-engine.test.ts test/gpu/cuda-models.test.ts ${FIRST:-}"
   stage latency 300 env MODES=1 SHAPES="llama3-8b llama3-8b:fp8 llama3-8b:q4_k_m llama3-8b:q8_0 gemma-2-9b \
