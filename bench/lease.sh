@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # A whole device lease (about 30 minutes) in calls of at most 9.5 minutes, most important first. Every GPU test file
-# passed on an H200 on 2026-12-06 (third lease), and what merged after it (the rope launch's q/k head norm, the MoE
-# step's fused routing and combine, nomic-bert) passed its first run on an H100 (part 8). Next: part 9 (the
-# Qwen3-Reranker GGUF case merged after that, never run on a GPU; where the batch-1 step's host time goes, 0.31 ms a
-# token outside the graph; the MoE shape after its fusions, against 3.85 ms/token and 3,757 tok/s on the H200
-# before), the 256-wide fixtures' call (the FP8 12-sequence test's new bounds), then part 7 (every GPU test file, a
-# line each), then the issues' GPU targets with their baselines (3: GGUF decode, 4: MoE, Gemma and Phi, SnapKV; 1-2:
-# the suite, sm_90a prefill and FP8; 5: start-up and tensor parallelism).
+# passed on an H200 on 2026-12-06 (third lease); the fourth lease (H100s) ran the first tests of everything merged
+# since (async scheduling, the sliced sampler, the CUDA-core FP8 GEMV and its 'auto' route, Gemma's fused sandwich
+# norms: parts 10, 12-14 and the 256-wide fixtures' call), all passing after two test fixes. Next: part 7 (every GPU
+# test file, a line each: the whole suite has not run since those merged), the 256-wide fixtures' call
+# (fp8-weights, cuda-models, cuda-quantized-models), then part 13's figures on an H200 (the issues' targets are an
+# H200's; this lease measured only on H100s), part 11 (the offline run step by step, async on and off), then 3, 4, 2,
+# 5 (GGUF decode, MoE/Gemma/Phi with their baselines, sm_90a prefill and FP8, start-up and tensor parallelism).
 # Each part stops its stages at its own deadline and packs what it has: $OUT/logs.tgz (one folder per stage) and
 # $OUT/RESULTS.md (bench/RESULTS.md with the rows the stages appended).
 # Before the lease, here: `../shared/device/prepare`. A call's tree (tracked files, about 23 MB, plus what it carries)
@@ -19,7 +19,7 @@
 # (.device, .fixtures, .fixtures-256 are): a folder excluded some other way is gone at the next call, and a carried
 # path replaces the device's copy (carrying .fixtures again drops the 256-wide models copied into it). Each call:
 # carry [".device", ".fixtures"] and run
-#   source .device/env.sh; export PAGODA_FIXTURES=$PWD/.fixtures; bench/lease.sh 9      (then 7, 3, 4, 1, 2, 5)
+#   source .device/env.sh; export PAGODA_FIXTURES=$PWD/.fixtures; bench/lease.sh 7      (then 13, 11, 3, 4, 2, 5)
 # Call N+1 right after call N returns (have its command written before): an idle machine goes back after about 30 s,
 # a fresh one costs its start, and a refused start costs 80-180 s of the lease: on a day of few machines, wait ten
 # minutes or more between tries rather than try again at once.
