@@ -289,15 +289,18 @@ export class Engine implements EngineApi {
       if (this.deferred.size === 0 && this.pipeline?.start(step, logits)) return true;
       takeLogits(this.ctx, this.config.runner.vocabSize, step.seqs, logits);
     }
-    this.advance([...this.deferred, ...step.seqs.map((s) => s.request)]);
+    this.advance(step.seqs.map((s) => s.request));
     // The workers advance the matchers and compute their next masks while the next forward runs.
     this.config.grammar?.flush();
     return true;
   }
 
-  /** Takes the next tokens of `requests` whose sequences all have one ready, streams them and ends finished ones. */
+  /**
+   * Takes the next tokens of `requests` and of the deferred ones whose sequences all have one ready, streams them and
+   * ends finished ones.
+   */
   private advance(requests: readonly Request[]): void {
-    const touched = new Set(requests);
+    const touched = new Set([...this.deferred, ...requests]);
     this.deferred.clear();
     for (const r of touched) {
       if (r.finished) continue;
