@@ -4,6 +4,7 @@ import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { CudaDriver } from '../../src/backend/cuda/driver.ts';
 import { hasFp8 } from '../../src/backend/cuda/fp8.ts';
+import { DEFAULT_CUDA_SETTINGS } from '../../src/backend/cuda/settings.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { prepareModel } from '../../src/runner/load.ts';
 import { Fp8LowPrecisionCpu } from '../helpers/fp8-cpu.ts';
@@ -37,7 +38,10 @@ for (const { variant, summary } of FP8_VARIANTS) {
           teacherForced(loadModel(path, new CudaBackend({ dtype, graphs: false })), FP8_PROMPT, FP8_FORCED);
         const fp8 = run(dir);
         const reference = run(`${dir}-dequantized`);
-        const twin = kept ? teacherForced(loadModel(dir, new Fp8LowPrecisionCpu(dtype)), FP8_PROMPT, FP8_FORCED) : [];
+        // The twin takes the device's default FP8 GEMV route ('auto': x as it is at one decode row).
+        const twinOf = () =>
+          Object.assign(new Fp8LowPrecisionCpu(dtype), { route: DEFAULT_CUDA_SETTINGS.fp8GemvRoute });
+        const twin = kept ? teacherForced(loadModel(dir, twinOf()), FP8_PROMPT, FP8_FORCED) : [];
         for (let i = 0; i < fp8.length; i++) {
           if (kept) {
             const e = relL2(fp8[i]!, twin[i]!);
