@@ -79,6 +79,24 @@ describe('CUDA readbacks (simulated stream)', () => {
     assert.equal(fake.hostAllocations, 2, 'one pinned buffer per copy pending at once');
   });
 
+  test("a started read is taken blocking (async scheduling's ids): the device runs up to its copy, no further", () => {
+    const fake = new FakeStream();
+    const reads = new Readbacks(fake, () => fake.event());
+    const ids = fake.alloc(8);
+    fake.kernel(() => fake.bytesAt(ids, 8).set([1, 0, 0, 0, 2, 0, 0, 0]));
+    const first = reads.start(ids, 8);
+    // The next step's work is queued behind the copy before the first ids are taken.
+    fake.kernel(() => fake.bytesAt(ids, 8).set([3, 0, 0, 0, 4, 0, 0, 0]));
+    const second = reads.start(ids, 8);
+    assert.deepEqual([...new Int32Array(first.take().buffer)], [1, 2]);
+    assert.ok(fake.pending > 0, 'the second step is still queued');
+    assert.deepEqual([...new Int32Array(second.take().buffer)], [3, 4]);
+    assert.throws(() => first.take(), /taken twice/);
+    assert.equal(fake.hostAllocations, 2, 'one pinned buffer per read pending at once');
+    reads.start(ids, 8).take();
+    assert.equal(fake.hostAllocations, 2, 'taken buffers are reused');
+  });
+
   test('buffers are reused once read, replaced when too small; an empty tensor needs no copy', async () => {
     const fake = new FakeStream();
     const reads = new Readbacks(fake, () => fake.event());
