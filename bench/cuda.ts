@@ -15,6 +15,7 @@ import type { Model } from '../src/models/model.ts';
 import { profileKvBlocks } from '../src/runner/kv-sizing.ts';
 import { buildStepBatch, type ScheduledChunk } from '../src/runner/step-batch.ts';
 import { deviceWeights } from '../src/runner/weight-bytes.ts';
+import { plainRow } from './dummy-decode.ts';
 
 const args = process.argv.slice(2);
 const dir = args[0] ?? 'bench/configs/llama3-8b';
@@ -69,17 +70,7 @@ interface Req {
 }
 
 function row(r: Req, temperature: number): SamplingRow {
-  return {
-    temperature,
-    topK: 0,
-    topP: 1,
-    minP: 0,
-    repetitionPenalty: 1,
-    presencePenalty: 0,
-    frequencyPenalty: 0,
-    seed: r.seed,
-    step: r.tokens.length,
-  };
+  return plainRow(temperature, r.seed, r.tokens.length);
 }
 
 function step(chunks: ScheduledChunk[], reqs: Req[], temperature: number): void {

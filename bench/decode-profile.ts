@@ -6,42 +6,28 @@
  *   node --import tsx bench/decode-profile.ts [model-config-dir] [quantization]
  */
 
-import { CudaBackend } from '../src/backend/cuda/backend.ts';
 import type { Handle } from '../src/backend/cuda/driver.ts';
 import { streamMillis } from '../src/backend/cuda/stream-event.ts';
-import { settingsFromEnv } from '../src/cli/settings.ts';
-import { loadDummyModel } from '../src/models/dummy.ts';
-import { parseQuantization } from '../src/primitives/quant/mix.ts';
-import { buildStepBatch, type ScheduledChunk } from '../src/runner/step-batch.ts';
-import { deviceWeights } from '../src/runner/weight-bytes.ts';
+import { buildStepBatch } from '../src/runner/step-batch.ts';
+import { dummyDecode, PROMPT_LEN } from './dummy-decode.ts';
 
-const dir = process.argv[2] ?? 'bench/configs/llama3-8b';
-const quantization = process.argv[3] ? parseQuantization(process.argv[3], 'quantization') : undefined;
-const BLOCK = 16;
-const backend = new CudaBackend({
-  ...settingsFromEnv().cuda,
-  dtype: 'bf16',
-  weightBytes: deviceWeights(dir, { dtype: 'bf16', dummy: true, quantization }).bytes,
-});
-const model = loadDummyModel(dir, backend, { quantization });
-const kv = backend.allocKvCache({ ...model.kvShape, numBlocks: 64, blockSize: BLOCK });
-const drv = backend.ctx.drv;
-const prompt = Array.from({ length: 128 }, (_, i) => (i * 7919) % model.config.vocabSize);
-const blocks = Array.from({ length: 32 }, (_, i) => i);
-backend.forwardStep(
-  buildStepBatch([{ tokenIds: prompt, startPos: 0, blockTable: blocks, logits: 'last' }], BLOCK),
-  (s) => model.forward(s, kv),
-);
-const decode = (pos: number): ScheduledChunk => ({ tokenIds: [1], startPos: pos, blockTable: blocks, logits: 'last' });
+const {
+  backend,
+  model,
+  kv,
+  drv,
+  blockSize: BLOCK,
+  run,
+  decodeChunk: decode,
+} = dummyDecode(process.argv[2], process.argv[3]);
 
 // The replayed graph (captured on first use), averaged over 50 replays.
-let pos = 128;
-for (let i = 0; i < 4; i++) backend.forwardStep(buildStepBatch([decode(pos++)], BLOCK), (s) => model.forward(s, kv));
+let pos = PROMPT_LEN;
+for (let i = 0; i < 4; i++) run(decode(pos++));
 const replays = 50;
 const graphMs =
   streamMillis(drv, () => {
-    for (let i = 0; i < replays; i++)
-      backend.forwardStep(buildStepBatch([decode(pos)], BLOCK), (s) => model.forward(s, kv));
+    for (let i = 0; i < replays; i++) run(decode(pos));
   }) / replays;
 
 // One eager step with each launch timed alone (the stream idles between launches, so this is kernel time only).

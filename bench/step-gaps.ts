@@ -6,42 +6,13 @@
  *   node --import tsx bench/step-gaps.ts [model-config-dir] [quantization]
  */
 
-import { CudaBackend } from '../src/backend/cuda/backend.ts';
 import { streamMillis } from '../src/backend/cuda/stream-event.ts';
-import { settingsFromEnv } from '../src/cli/settings.ts';
-import { loadDummyModel } from '../src/models/dummy.ts';
-import { parseQuantization } from '../src/primitives/quant/mix.ts';
-import { buildStepBatch, type ScheduledChunk } from '../src/runner/step-batch.ts';
-import { deviceWeights } from '../src/runner/weight-bytes.ts';
+import { dummyDecode, PROMPT_LEN, plainRow } from './dummy-decode.ts';
 
-const dir = process.argv[2] ?? 'bench/configs/llama3-8b';
-const quantization = process.argv[3] ? parseQuantization(process.argv[3], 'quantization') : undefined;
-const BLOCK = 16;
-const backend = new CudaBackend({
-  ...settingsFromEnv().cuda,
-  dtype: 'bf16',
-  weightBytes: deviceWeights(dir, { dtype: 'bf16', dummy: true, quantization }).bytes,
-});
-const model = loadDummyModel(dir, backend, { quantization });
-const kv = backend.allocKvCache({ ...model.kvShape, numBlocks: 64, blockSize: BLOCK });
-const drv = backend.ctx.drv;
-const blocks = Array.from({ length: 32 }, (_, i) => i);
-const prompt = Array.from({ length: 128 }, (_, i) => (i * 7919) % model.config.vocabSize);
-const run = (chunk: ScheduledChunk) => backend.forwardStep(buildStepBatch([chunk], BLOCK), (s) => model.forward(s, kv));
-run({ tokenIds: prompt, startPos: 0, blockTable: blocks, logits: 'last' });
-const pos = 128;
-const decode = () => run({ tokenIds: [1], startPos: pos, blockTable: blocks, logits: 'last' });
-const row = (temperature: number, step: number) => ({
-  temperature,
-  topK: 0,
-  topP: 1,
-  minP: 0,
-  repetitionPenalty: 1,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  seed: 7,
-  step,
-});
+const [dir, quantization] = [process.argv[2] ?? 'bench/configs/llama3-8b', process.argv[3]];
+const { backend, drv, run, decodeChunk } = dummyDecode(dir, quantization);
+const decode = () => run(decodeChunk(PROMPT_LEN));
+const row = (temperature: number, step: number) => plainRow(temperature, 7, step);
 for (let i = 0; i < 4; i++) backend.sampleTokens(decode(), [row(1, i)]);
 drv.sync();
 
