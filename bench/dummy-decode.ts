@@ -1,7 +1,9 @@
 /**
- * What the batch-1 decode benches share (bench/decode-profile.ts, bench/step-gaps.ts): a dummy-weight model of a
- * config (optionally quantized) on the CUDA backend with a small paged cache, a 128-token prompt prefilled, and a
- * decode step of one sequence at a given position; and a sampling row with no processor but the temperature.
+ * What the decode benches share (bench/decode-profile.ts, bench/step-gaps.ts): a dummy-weight model of a config
+ * (optionally quantized) on the CUDA backend with a paged cache for `seqs` sequences of `context` tokens, and a decode
+ * step of every sequence at a given position; and a sampling row with no processor but the temperature. One sequence
+ * has its 128-token prompt prefilled; several are timed over the cache as allocated (the kernels' time does not
+ * depend on the values, and prefilling 200 long prompts at once would not fit the activation arena).
  */
 
 import type { SamplingRow } from '../src/backend/backend.ts';
@@ -16,8 +18,12 @@ const BLOCK = 16;
 /** Tokens the prompt prefills: the first decode step's position. */
 export const PROMPT_LEN = 128;
 
-/** The model of `dir` (argv: config folder, then a quantization), its prompt prefilled. */
-export function dummyDecode(dir = 'bench/configs/llama3-8b', quantizationArg?: string) {
+/** The model of `dir` (argv: config folder, then a quantization) with its cache, one sequence's prompt prefilled. */
+export function dummyDecode(
+  dir = 'bench/configs/llama3-8b',
+  quantizationArg?: string,
+  { seqs = 1, context = PROMPT_LEN }: { seqs?: number; context?: number } = {},
+) {
   const quantization = quantizationArg ? parseQuantization(quantizationArg, 'quantization') : undefined;
   const backend = new CudaBackend({
     ...settingsFromEnv().cuda,
@@ -25,20 +31,20 @@ export function dummyDecode(dir = 'bench/configs/llama3-8b', quantizationArg?: s
     weightBytes: deviceWeights(dir, { dtype: 'bf16', dummy: true, quantization }).bytes,
   });
   const model = loadDummyModel(dir, backend, { quantization });
-  const kv = backend.allocKvCache({ ...model.kvShape, numBlocks: 64, blockSize: BLOCK });
-  const blocks = Array.from({ length: 32 }, (_, i) => i);
-  const run = (chunk: ScheduledChunk) =>
-    backend.forwardStep(buildStepBatch([chunk], BLOCK), (s) => model.forward(s, kv));
-  const prompt = Array.from({ length: PROMPT_LEN }, (_, i) => (i * 7919) % model.config.vocabSize);
-  run({ tokenIds: prompt, startPos: 0, blockTable: blocks, logits: 'last' });
-  /** One sequence's decode chunk at `pos`. */
-  const decodeChunk = (pos: number): ScheduledChunk => ({
-    tokenIds: [1],
-    startPos: pos,
-    blockTable: blocks,
-    logits: 'last',
-  });
-  return { backend, model, kv, drv: backend.ctx.drv, blockSize: BLOCK, run, decodeChunk };
+  // Room for 256 decode steps past the context.
+  const perSeq = Math.ceil((context + 256) / BLOCK);
+  const kv = backend.allocKvCache({ ...model.kvShape, numBlocks: seqs * perSeq, blockSize: BLOCK });
+  const tables = Array.from({ length: seqs }, (_, s) => Array.from({ length: perSeq }, (_, i) => s * perSeq + i));
+  const run = (chunks: ScheduledChunk[]) =>
+    backend.forwardStep(buildStepBatch(chunks, BLOCK), (s) => model.forward(s, kv));
+  if (seqs === 1) {
+    const prompt = Array.from({ length: context }, (_, i) => (i * 7919) % model.config.vocabSize);
+    run([{ tokenIds: prompt, startPos: 0, blockTable: tables[0], logits: 'last' }]);
+  }
+  /** Every sequence's decode chunk at `pos` (the first decode position is `context`). */
+  const decodeChunks = (pos: number): ScheduledChunk[] =>
+    tables.map((blockTable) => ({ tokenIds: [1], startPos: pos, blockTable, logits: 'last' }));
+  return { backend, model, kv, drv: backend.ctx.drv, blockSize: BLOCK, run, decodeChunks };
 }
 
 /** A sampling row with no processor but `temperature` (0: argmax), keyed by `seed` and `step`. */

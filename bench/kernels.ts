@@ -8,7 +8,8 @@
  * the launcher's default, in each storage type of --dtype (default both, bf16 then fp16: the same shapes and values
  * range). Usage: node --import tsx bench/kernels.ts [--dtype bf16,f16] [--head-dims 128,256] [--kv-cache-type fp8,q8_0]
  * [--json out.json] [--profile] (--profile: only the default kernels on the first prefill and decode shapes, a few calls
- * each, for ncu). --kv-cache-type: each shape also over quantized caches (random stored bytes), and the decode
+ * each, for ncu) [--decode-only] [--decode-configs 4:32:2,4:16:3] (paged_decode's builds at head size 128 as
+ * warps:tileN:stages, the first the one the other rows compare with; default the launcher's and 4:32:2). --kv-cache-type: each shape also over quantized caches (random stored bytes), and the decode
  * tokens/s and prefill time of each against the 16-bit cache's.
  */
 import { writeFileSync } from 'node:fs';
@@ -57,7 +58,16 @@ const cacheName = (q: CudaKvQuant | undefined) => (q ? `, ${q} cache` : '');
 const prefillConfigs: PrefillConfig[] = profile
   ? [DEFAULT_PREFILL]
   : [DEFAULT_PREFILL, { warps: 8, mTiles: 1, blockN: 128 }, { warps: 8, mTiles: 1, blockN: 64 }];
-const decodeConfigs: DecodeConfig[] = profile ? [DEFAULT_DECODE] : [DEFAULT_DECODE, { warps: 4, tileN: 16, stages: 3 }];
+const decodeConfigsAt = process.argv.indexOf('--decode-configs');
+const decodeConfigs: DecodeConfig[] = profile
+  ? [DEFAULT_DECODE]
+  : decodeConfigsAt > 0
+    ? process.argv[decodeConfigsAt + 1]!.split(',').map((c) => {
+        const [warps, tileN, stages] = c.split(':').map(Number);
+        return { warps: warps!, tileN: tileN!, stages: stages! };
+      })
+    : [DEFAULT_DECODE, { warps: 4, tileN: 32, stages: 2 }];
+const decodeOnly = process.argv.includes('--decode-only');
 const shape = (c: object) => JSON.stringify(c).replace(/["{}]/g, '');
 /**
  * How far (relative L2) a swept sm_90a build's O may be from the default build's: the same sums in another order
@@ -198,12 +208,14 @@ interface Row {
 }
 const rows: Row[] = [];
 
-for (const [batch, seqLen, dtype, D, quant] of (profile
-  ? ([[4, 4096]] as const)
-  : ([
-      [4, 4096],
-      [1, 16384],
-    ] as const)
+for (const [batch, seqLen, dtype, D, quant] of (decodeOnly
+  ? []
+  : profile
+    ? ([[4, 4096]] as const)
+    : ([
+        [4, 4096],
+        [1, 16384],
+      ] as const)
 ).flatMap(([b, s]) => dtypes.flatMap((d) => headDims.flatMap((hd) => caches.map((q) => [b, s, d, hd, q] as const))))) {
   const heads = (16 * 128) / D;
   const { args, free } = setup(dtype, batch, seqLen, seqLen, heads, heads, D, quant);
@@ -259,6 +271,7 @@ for (const [batch, ctx, dtype, D, quant] of (profile
   : ([
       [64, 4096],
       [256, 1024],
+      [256, 512],
     ] as const)
 ).flatMap(([b, c]) => dtypes.flatMap((d) => headDims.flatMap((hd) => caches.map((q) => [b, c, d, hd, q] as const))))) {
   const [heads, kvHeads] = [(32 * 128) / D, (8 * 128) / D];

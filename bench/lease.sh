@@ -182,8 +182,25 @@ case ${1:-1} in
   stage latency 300 env MODES=1 SHAPES="llama3-8b llama3-8b:fp8 llama3-8b:q4_k_m llama3-8b:q8_0 gemma-2-9b \
     phi4-mini qwen3-30b-a3b" bench/async-device.sh
   ;;
+15)
+  # #19's throughput, where a decode step of many sequences spends its time: each kernel and GEMM of a 256-sequence
+  # step at the offline run's mean context alone, and its graph at each batch size from 32 to 256 (the cost of
+  # padding to a bucket); paged_decode's tile shapes at the offline run's decode shapes; the sampler at 256 rows.
+  stage decode-256 100 node --import tsx bench/decode-profile.ts bench/configs/llama3-8b --seqs 256 --context 900 \
+    --sweep 32,64,128,160,192,224,256
+  stage decode-configs 120 node --import tsx bench/kernels.ts --dtype bf16 --decode-only --decode-configs \
+    4:16:3,4:32:2,4:16:2,4:16:4,2:32:2,2:32:3,2:16:3,2:16:4,8:16:2
+  stage sampler-256 50 node --import tsx bench/step-gaps.ts bench/configs/llama3-8b --seqs 256
+  ;;
+16)
+  # Graph buckets every 32 sequences past 32 and paged_decode's 16-key tiles three deep as the default: the tree before
+  # both (.base: `git archive` of src, bin, package.json and tsconfig.json, carried) against this one, interleaved
+  # (batch-1 and offline), then the decode kernels' tests.
+  stage before-after 260 bench/before-after.sh .base 2
+  stage decode-tests 250 bash -c "$GPU_TEST test/gpu/attention-kernels.test.ts test/gpu/kv-quant.test.ts"
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9|10|11|12|13|14" >&2
+  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16" >&2
   exit 2
   ;;
 esac

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { allocPlane, writeRows } from '../../src/backend/cpu/kv-store.ts';
 import {
   DECODE_HD256,
-  DECODE_QUANT,
+  DECODE_WIDE_TILES,
   DEFAULT_DECODE,
   DEFAULT_PREFILL,
   decodeCtasPerSm,
@@ -78,12 +78,13 @@ test("q8PlanesOf splits the CPU twin's q8_0 rows into the values and scales plan
 
 test("the kernels' shared memory: the 16-bit sizes unchanged, quantized caches within the 227 KB a CTA may use", () => {
   // The bf16 cache's sizes, as before the quantized builds.
-  assert.equal(decodeSharedBytes(128, DEFAULT_DECODE), (16 + 4 * 2 * 2 * 32) * 136 * 2);
+  assert.equal(decodeSharedBytes(128, DEFAULT_DECODE), (16 + 4 * 3 * 2 * 16) * 136 * 2);
+  assert.equal(decodeSharedBytes(128, DECODE_WIDE_TILES), (16 + 4 * 2 * 2 * 32) * 136 * 2);
   assert.equal(prefillSharedBytes(128, DEFAULT_PREFILL), (16 * 8 * 2 + 4 * 64) * 136 * 2 + 2 * 4 * 4);
   for (const quant of ['fp8', 'q8_0'] as const) {
     for (const d of [64, 80, 96, 128, 256]) {
-      // The defaults a quantized cache runs with (16-key tiles, three in flight, below head size 256), and the
-      // 16-bit defaults, which the sweeps also run over quantized caches.
+      // The defaults a quantized cache runs with (16-key tiles, three in flight, below head size 256, but 32-key
+      // tiles at head size 80), and the 16-bit defaults, which the sweeps also run over quantized caches.
       for (const { decode, prefill } of [defaultConfigs(d, quant), defaultConfigs(d)]) {
         assert.ok(decodeSharedBytes(d, decode, quant) <= 227 * 1024, `${quant} decode hd${d}`);
         assert.ok(prefillSharedBytes(d, prefill, quant) <= 227 * 1024, `${quant} prefill hd${d}`);
@@ -92,16 +93,21 @@ test("the kernels' shared memory: the 16-bit sizes unchanged, quantized caches w
         assert.ok(perWarp >= (16 * d + 32) * 4, `${quant} decode hd${d} merge fits`);
       }
     }
-    assert.deepEqual(defaultConfigs(128, quant).decode, DECODE_QUANT);
-    assert.deepEqual(defaultConfigs(80, quant).decode, DEFAULT_DECODE, 'a 16-key tile of head size 80 splits unevenly');
+    assert.deepEqual(defaultConfigs(128, quant).decode, DEFAULT_DECODE);
+    assert.deepEqual(
+      defaultConfigs(80, quant).decode,
+      DECODE_WIDE_TILES,
+      'a 16-key tile of head size 80 splits unevenly',
+    );
     assert.deepEqual(defaultConfigs(256, quant).decode, DECODE_HD256);
   }
   assert.deepEqual(defaultConfigs(128).decode, DEFAULT_DECODE);
+  assert.deepEqual(defaultConfigs(80).decode, DEFAULT_DECODE, 'a 16-bit tile of head size 80 splits evenly');
   // fp8 hd128, by hand: the query tile, then per warp 2 stages x (K, V) x 32 rows of 144 bytes and one 16-bit tile.
-  assert.equal(decodeSharedBytes(128, DEFAULT_DECODE, 'fp8'), 16 * 136 * 2 + 4 * (2 * 2 * 32 * 144 + 32 * 136 * 2));
+  assert.equal(decodeSharedBytes(128, DECODE_WIDE_TILES, 'fp8'), 16 * 136 * 2 + 4 * (2 * 2 * 32 * 144 + 32 * 136 * 2));
   assert.equal(
-    decodeSharedBytes(128, DEFAULT_DECODE, 'q8_0'),
-    decodeSharedBytes(128, DEFAULT_DECODE, 'fp8') + 4 * 2 * 2 * 32 * 8,
+    decodeSharedBytes(128, DECODE_WIDE_TILES, 'q8_0'),
+    decodeSharedBytes(128, DECODE_WIDE_TILES, 'fp8') + 4 * 2 * 2 * 32 * 8,
   );
   assert.ok(decodeCtasPerSm(128, DEFAULT_DECODE, 'fp8') >= decodeCtasPerSm(128, DEFAULT_DECODE));
 });
