@@ -164,15 +164,20 @@ __device__ int sample_whole_row(float* x, int vocab, const RowParams& p, const R
   return bi;
 }
 
-// The best (value, id) of tokens [lo, hi) of a row without threshold, in thread 0; x holds hi - lo floats.
+// The best (value, id) of tokens [lo, hi) of a row without threshold, in thread 0; x holds hi - lo floats. A row
+// with nothing to apply to its logits first (no mask, bias or seen tokens: plain sampling, the common case) scores
+// them as it reads them, skipping the shared-memory pass and its three barriers; the values are the same.
 __device__ void best_of_slice(float* x, int lo, int hi, const RowParams& p, const RowInputs& in, float& bv, int& bi) {
-  processed_logits(x, lo, hi, p, in);
+  const bool plain = !in.mask && p.bias_begin == p.bias_end && p.seen_begin == p.seen_end;
+  if (!plain) processed_logits(x, lo, hi, p, in);
   const bool greedy = p.temperature <= 0.f;
   const float inv_t = greedy ? 1.f : 1.f / p.temperature;
   bv = -INFINITY;
   bi = NO_ID;
-  for (int i = lo + threadIdx.x; i < hi; i += blockDim.x)
-    keep_best(bv, bi, greedy ? x[i - lo] : gumbel_score(__fmul_rn(x[i - lo], inv_t), i, p), i);
+  for (int i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+    const float v = plain ? to_f(in.logits[i]) : x[i - lo];
+    keep_best(bv, bi, greedy ? v : gumbel_score(__fmul_rn(v, inv_t), i, p), i);
+  }
   block_best(bv, bi);
 }
 
