@@ -199,8 +199,19 @@ case ${1:-1} in
   stage before-after 260 bench/before-after.sh .base 2
   stage decode-tests 250 bash -c "$GPU_TEST test/gpu/attention-kernels.test.ts test/gpu/kv-quant.test.ts"
   ;;
+17)
+  # GGUF linears of 9-256 rows on tensor cores (kernels/quant_mma.cu, never run before) and the sampler's plain rows
+  # scored as read: their tests and the files whose GGUF steps now take the new route, the offline run in bf16 and
+  # Q4_K_M (#12's 0.8x), the sampler at 256 rows, then the new kernel's table beside the dequantize path.
+  stage first-tests 220 bash -c "$GPU_TEST test/gpu/quant-kernels.test.ts test/gpu/device-sampler.test.ts \
+    test/gpu/cuda-quantized-models.test.ts test/gpu/cuda-gguf-pooling.test.ts test/gpu/norm-x-forms.test.ts \
+    test/gpu/act-mul-x-forms.test.ts"
+  stage quant 150 bench/quant-device.sh throughput
+  stage sampler-256 40 node --import tsx bench/step-gaps.ts bench/configs/llama3-8b --seqs 256
+  stage quant-gemv 150 node --import tsx bench/quant-gemv.ts --rows 1,4
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16" >&2
+  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17" >&2
   exit 2
   ;;
 esac
