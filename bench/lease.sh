@@ -203,12 +203,13 @@ case ${1:-1} in
   # GGUF linears of 9-256 rows on tensor cores (kernels/quant_mma.cu, never run before) and the sampler's plain rows
   # scored as read: their tests and the files whose GGUF steps now take the new route, the offline run in bf16 and
   # Q4_K_M (#12's 0.8x), the sampler at 256 rows, then the new kernel's table beside the dequantize path.
-  stage first-tests 220 bash -c "$GPU_TEST test/gpu/quant-kernels.test.ts test/gpu/device-sampler.test.ts \
-    test/gpu/cuda-quantized-models.test.ts test/gpu/cuda-gguf-pooling.test.ts test/gpu/norm-x-forms.test.ts \
+  FIRST="test/gpu/quant-kernels.test.ts test/gpu/device-sampler.test.ts test/gpu/cuda-quantized-models.test.ts \
+    test/gpu/cuda-gguf-pooling.test.ts test/gpu/cuda-engine.test.ts test/gpu/norm-x-forms.test.ts \
     test/gpu/act-mul-x-forms.test.ts"
-  stage quant 150 bench/quant-device.sh throughput
-  stage sampler-256 40 node --import tsx bench/step-gaps.ts bench/configs/llama3-8b --seqs 256
-  stage quant-gemv 150 node --import tsx bench/quant-gemv.ts --rows 1,4
+  stage first-tests 240 bash -c "for f in $FIRST; do echo \"| \$f |\"; $GPU_TEST \$f 2>&1 | grep -E '^ℹ (pass|fail)|✖' | head -8; done"
+  stage quant 120 bench/quant-device.sh throughput
+  stage sampler-256 35 node --import tsx bench/step-gaps.ts bench/configs/llama3-8b --seqs 256
+  stage quant-gemv 150 node --import tsx bench/quant-gemv.ts --rows 1
   ;;
 *)
   echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17" >&2
