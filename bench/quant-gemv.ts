@@ -5,13 +5,11 @@
  * as the baseline of the same run. Weights are random blocks made on the device, rotated over >= 256 MB so they come
  * from HBM. Each integer result is checked against the float route's first. The integer GEMV alone (x already
  * quantized) is then swept over its tuning defines (Q8_ROWS output features per warp, Q8_UNROLL), each configuration's
- * output checked against the default's; the backend launches the default. Then the dequantize path (dequantize into
- * the scratch + cuBLASLt, `QuantLinear.dequantizeGemm`) at 256 rows for several scratch run sizes, one stream against
- * the next run's dequantization on a second stream (QuantLinear.overlap), each against the bf16 GEMM; the tensor-core
- * kernel (quant_mma.cu, the backend's route at 9-256 rows in 16 bits) at 16-256 rows against the dequantize path and
- * the bf16 GEMM, its output checked against the dequantize path's; and the backend's linear at 12-32 rows against the
- * integer GEMV in launches of 8 rows (where the GEMV's 8-row limit should lie). Prints the tables and appends them to
- * bench/RESULTS.md. Run on the device:
+ * output checked against the default's; the backend launches the default. Then the prefill path (dequantize into
+ * the scratch + cuBLASLt) at 256 rows for several scratch run sizes, one stream against the next run's dequantization
+ * on a second stream (QuantLinear.overlap), each against the bf16 GEMM; and at 12-32 rows against
+ * the integer GEMV in launches of 8 rows (where the GEMV's 8-row limit should lie). Prints the tables and
+ * appends them to bench/RESULTS.md. Run on the device:
  *   node --import tsx bench/quant-gemv.ts [--rows 1,4]
  */
 
@@ -22,14 +20,9 @@ import { CompilePool, compileWorkerCount } from '../src/backend/cuda/compile-poo
 import type { DevPtr } from '../src/backend/cuda/driver.ts';
 import { fillUniform } from '../src/backend/cuda/elementwise.ts';
 import type { Defines } from '../src/backend/cuda/modules.ts';
-import { QTYPE, QUANT_ACT_Q8, QUANT_GEMV, QUANT_GEMV_Q8, QUANT_MMA } from '../src/backend/cuda/quant-kernels.ts';
+import { QTYPE, QUANT_ACT_Q8, QUANT_GEMV, QUANT_GEMV_Q8 } from '../src/backend/cuda/quant-kernels.ts';
 import { quantizeActivationsInto } from '../src/backend/cuda/quant-linear.ts';
-import {
-  type QuantCudaPart,
-  type QuantCudaTensor,
-  quantGemvTmax,
-  quantLinearPath,
-} from '../src/backend/cuda/quant-tensor.ts';
+import { type QuantCudaPart, type QuantCudaTensor, quantGemvTmax } from '../src/backend/cuda/quant-tensor.ts';
 import { rotatedLaunchMicros } from '../src/backend/cuda/stream-event.ts';
 import { CudaTensor, DTYPE_DEFINE } from '../src/backend/cuda/tensor.ts';
 import { settingsFromEnv } from '../src/cli/settings.ts';
@@ -82,7 +75,6 @@ const types = [...new Set(cases.map((c) => c.type))];
 const requests = [
   { file: QUANT_ACT_Q8.file, defines: {} as Defines },
   ...types.flatMap((t) => CONFIGS.map((cfg) => ({ file: QUANT_GEMV_Q8[1].file, defines: configDefines(t, cfg) }))),
-  ...types.map((t) => ({ file: QUANT_MMA[16].file, defines: { QTYPE: QTYPE[t] } as Defines })),
 ].map((r) => ({ file: r.file, defines: { PAGODA_DTYPE: DTYPE_DEFINE.bf16, ...r.defines } }));
 const pool = new CompilePool({ nvrtcRoots: ctx.settings.cudaRoots }, compileWorkerCount(requests.length));
 ctx.mods.prefetch(requests, pool);
@@ -115,9 +107,6 @@ const midQ = {
 };
 const midY = drv.alloc(Math.max(...MID_ROWS) * maxM * 2);
 const midLines: string[] = [];
-/** Row counts where the tensor-core kernel is timed against the dequantize path and the bf16 GEMM. */
-const MMA_ROWS = [16, 32, 64, 128, 256];
-const mmaLines: string[] = [];
 
 /** Microseconds per launch of `body` over the rotated weights. */
 const time = (n: number, body: (i: number) => void) => rotatedLaunchMicros(drv, n, body);
@@ -196,7 +185,6 @@ for (const c of cases) {
   }
   if (c.type === 'q4_k' || c.label.startsWith('lm_head')) {
     prefillRows(c, weights, dense, bytes);
-    mmaRows(c, weights, dense, bytes);
     midRows(c, weights);
   }
   for (const d of dense) drv.free(d.ptr);
@@ -217,28 +205,19 @@ function sweep(parts: QuantCudaPart[], T: number, k: number, bytes: number): str
   }).join(', ');
 }
 
-/** `T` rows of x [T, k] times `w` by the dequantize path (whatever the backend's route at T), into the step arena. */
-function dequantizeGemm(w: QuantCudaTensor, T: number): CudaTensor {
-  ctx.arena.reset();
-  const out = ctx.empty([T, w.shape[0]]);
-  backend.linears.quant.dequantizeGemm(out, new CudaTensor([T, w.shape[1]], 'bf16', xBig), w);
-  return out;
-}
-
-/** `T` rows of x times `w` by the backend's own linear, into the step arena. */
-function linearRows(w: CudaTensor | QuantCudaTensor, T: number): CudaTensor {
-  ctx.arena.reset();
-  return backend.linear(new CudaTensor([T, w.shape[1]!], 'bf16', xBig), w) as CudaTensor;
-}
-
 /**
- * The dequantize path at PREFILL_ROWS rows (the offline workload's decode batches): the weight dequantized into the
+ * The prefill path at PREFILL_ROWS rows (the offline workload's decode batches): the weight dequantized into the
  * scratch a run at a time, each run's GEMM after it, for several run sizes, on one stream and overlapped (the next
  * run's dequantization on a second stream); the dequantization alone; the bf16 weight's GEMM.
  */
 function prefillRows(c: Case, weights: QuantCudaTensor[], dense: CudaTensor[], bytes: number): void {
   const q = backend.linears.quant;
-  const bf16Us = time(dense.length, (i) => linearRows(dense[i]!, PREFILL_ROWS));
+  const xt = new CudaTensor([PREFILL_ROWS, c.k], 'bf16', xBig);
+  const linear = (w: CudaTensor | QuantCudaTensor) => {
+    ctx.arena.reset();
+    backend.linear(xt, w);
+  };
+  const bf16Us = time(dense.length, (i) => linear(dense[i]!));
   const saved = q.runBytes;
   for (const mb of [16, 32, 64]) {
     q.runBytes = mb << 20;
@@ -248,7 +227,7 @@ function prefillRows(c: Case, weights: QuantCudaTensor[], dense: CudaTensor[], b
     const [us, overlappedUs] = [false, true].map((overlap) => {
       q.overlap = overlap;
       q.reserveFor(weights[0]!);
-      const got = time(weights.length, (i) => dequantizeGemm(weights[i]!, PREFILL_ROWS));
+      const got = time(weights.length, (i) => linear(weights[i]!));
       q.overlap = false;
       return got;
     }) as [number, number];
@@ -260,29 +239,12 @@ function prefillRows(c: Case, weights: QuantCudaTensor[], dense: CudaTensor[], b
 }
 
 /**
- * The tensor-core kernel (the backend's linear at 9-256 rows in bf16) at MMA_ROWS rows: its time and read rate, the
- * dequantize path's and the bf16 GEMM's at the same rows, its time over the bf16 GEMM's, and its output against the
- * dequantize path's.
- */
-function mmaRows(c: Case, weights: QuantCudaTensor[], dense: CudaTensor[], bytes: number): void {
-  for (const T of MMA_ROWS) {
-    if (quantLinearPath(T, 'bf16') !== 'mma') throw new Error(`${T} rows: the backend does not take the tensor cores`);
-    const err = relL2(backend.toHost(linearRows(weights[0]!, T)), backend.toHost(dequantizeGemm(weights[0]!, T)));
-    const mmaUs = time(weights.length, (i) => linearRows(weights[i]!, T));
-    const dequantizeUs = time(weights.length, (i) => dequantizeGemm(weights[i]!, T));
-    const bf16Us = time(dense.length, (i) => linearRows(dense[i]!, T));
-    const line = `| ${c.label} | ${c.type} | ${T} | ${r1(mmaUs)} (${Math.round(bytes / (mmaUs * 1e3))} GB/s read) | ${r1(dequantizeUs)} | ${r1(bf16Us)} | ${(mmaUs / bf16Us).toFixed(2)}x | ${(dequantizeUs / mmaUs).toFixed(2)}x | ${err.toExponential(1)} |`;
-    console.log(line);
-    mmaLines.push(line);
-  }
-}
-
-/**
  * 12-32 rows (a server's decode batches past 8): x quantized once, then the integer GEMV in launches of up to 8 rows
- * (each reading the whole weight again), against the backend's linear there (the tensor-core kernel in bf16); each
- * integer result checked against the backend's.
+ * (each reading the whole weight again), against the dequantize + GEMM path the backend takes there; each integer
+ * result checked against the prefill path's.
  */
 function midRows(c: Case, weights: QuantCudaTensor[]): void {
+  const xt = (T: number) => new CudaTensor([T, c.k], 'bf16', xBig);
   const integer = (w: QuantCudaTensor, T: number) => {
     const p = w.parts[0]!;
     quantizeActivationsInto(ctx, xBig, T * c.k, midQ);
@@ -296,12 +258,16 @@ function midRows(c: Case, weights: QuantCudaTensor[]): void {
       });
     }
   };
+  const prefill = (w: QuantCudaTensor, T: number) => {
+    ctx.arena.reset();
+    return backend.linear(xt(T), w);
+  };
   for (const T of MID_ROWS) {
-    const want = backend.toHost(linearRows(weights[0]!, T));
+    const want = backend.toHost(prefill(weights[0]!, T));
     integer(weights[0]!, T);
     const err = relL2(host(midY, T * c.m), want);
     const intUs = time(weights.length, (i) => integer(weights[i]!, T));
-    const prefillUs = time(weights.length, (i) => linearRows(weights[i]!, T));
+    const prefillUs = time(weights.length, (i) => prefill(weights[i]!, T));
     const line = `| ${c.label} | ${c.type} | ${T} | ${r1(intUs)} | ${r1(prefillUs)} | ${(prefillUs / intUs).toFixed(2)}x | ${err.toExponential(1)} |`;
     console.log(line);
     midLines.push(line);
@@ -309,14 +275,11 @@ function midRows(c: Case, weights: QuantCudaTensor[]): void {
 }
 
 const midHeader =
-  '| weight | type | rows | integer GEMV, launches of 8 rows us | backend linear (tensor cores) us | GEMV speed-up | rel. L2 |\n|---|---|---|---|---|---|---|';
+  '| weight | type | rows | integer GEMV, launches of 8 rows us | dequantize + GEMM us | GEMV speed-up | rel. L2 |\n|---|---|---|---|---|---|---|';
 console.log(`\n${midHeader}\n${midLines.join('\n')}`);
 const prefillHeader =
   '| weight | type | rows | scratch run MB | dequantize + GEMM us | overlapped us | dequantize alone us | bf16 GEMM us | best vs bf16 |\n|---|---|---|---|---|---|---|---|---|';
 console.log(`\n${prefillHeader}\n${prefillLines.join('\n')}`);
-const mmaHeader =
-  '| weight | type | rows | tensor cores us | dequantize + GEMM us | bf16 GEMM us | tensor cores / bf16 | speed-up over dequantize | rel. L2 vs dequantize |\n|---|---|---|---|---|---|---|---|---|';
-console.log(`\n${mmaHeader}\n${mmaLines.join('\n')}`);
-const section = `## Quantized linear, decode GEMV routes and the prefill path (${new Date().toISOString().slice(0, 10)}, ${drv.info.name})\n\n\`node --import tsx bench/quant-gemv.ts --rows ${rowCounts.join(',')}\`: Llama-3-8B weight shapes, random blocks, bf16 x; the bf16 weight of the same shape through the backend's linear is the baseline of the same run.\n\n${header}\n${lines.join('\n')}\n\n${prefillHeader}\n${prefillLines.join('\n')}\n\n${mmaHeader}\n${mmaLines.join('\n')}\n\n${midHeader}\n${midLines.join('\n')}\n`;
+const section = `## Quantized linear, decode GEMV routes and the prefill path (${new Date().toISOString().slice(0, 10)}, ${drv.info.name})\n\n\`node --import tsx bench/quant-gemv.ts --rows ${rowCounts.join(',')}\`: Llama-3-8B weight shapes, random blocks, bf16 x; the bf16 weight of the same shape through the backend's linear is the baseline of the same run.\n\n${header}\n${lines.join('\n')}\n\n${prefillHeader}\n${prefillLines.join('\n')}\n\n${midHeader}\n${midLines.join('\n')}\n`;
 appendFileSync(join(import.meta.dirname, 'RESULTS.md'), `\n${section}`);
 pool.close();

@@ -99,7 +99,6 @@ const VARIANTS: Record<string, string[][]> = {
     ['QTYPE=9', 'Q8_ROWS=4', 'Q8_UNROLL=2'],
     ['QTYPE=2', 'Q8_ROWS=2', 'Q8_UNROLL=4'],
   ],
-  'quant_mma.cu': [0, 1, 2, 3, 4, 5, 6, 8, 9].map((q) => [`QTYPE=${q}`]),
 };
 const buildsOf = (f: string) => [
   ...dtypesOf(f).map((dtype) => ({ dtype, defines: [] as string[] })),

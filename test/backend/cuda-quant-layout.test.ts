@@ -6,12 +6,10 @@ import {
   type OverlapStep,
   overlapSchedule,
   QUANT_GEMV_MAX_ROWS,
-  QUANT_MMA_MAX_ROWS,
   QUANT_SCRATCH_BYTES,
   QuantCudaTensor,
   quantGemvTmax,
   quantLinearPath,
-  quantMmaTile,
   scratchRows,
   scratchRuns,
 } from '../../src/backend/cuda/quant-tensor.ts';
@@ -42,25 +40,11 @@ test('a stacked quantized weight: parts in row order, each writing from its firs
   assert.equal(t.byteLength, 5120 * 16 * 144 + 1024 * 16 * 210);
 });
 
-test('decode rows (up to 8) take the GEMV, built for the next power of two; more the tensor cores up to 256 in 16 bits, else dequantize into the scratch', () => {
+test('decode rows (up to 8) take the GEMV, built for the next power of two; more dequantize into the scratch', () => {
   assert.equal(QUANT_GEMV_MAX_ROWS, 8);
-  assert.equal(QUANT_MMA_MAX_ROWS, 256);
-  const rows = [1, 2, 3, 5, 8, 9, 37, 256, 257, 512];
-  for (const dtype of ['bf16', 'f16'] as const)
-    assert.deepEqual(
-      rows.map((r) => quantLinearPath(r, dtype)),
-      ['gemv', 'gemv', 'gemv', 'gemv', 'gemv', 'mma', 'mma', 'mma', 'dequantize', 'dequantize'],
-      dtype,
-    );
-  // float32 compute: no 16-bit operands for the tensor cores.
   assert.deepEqual(
-    rows.map((r) => quantLinearPath(r, 'f32')),
-    ['gemv', 'gemv', 'gemv', 'gemv', 'gemv', 'dequantize', 'dequantize', 'dequantize', 'dequantize', 'dequantize'],
-  );
-  // The smallest row tile that holds the rows, else tiles of 64.
-  assert.deepEqual(
-    [9, 16, 17, 32, 33, 64, 100, 256].map((r) => quantMmaTile(r)),
-    [16, 16, 32, 32, 64, 64, 64, 64],
+    [1, 2, 3, 5, 8, 9, 37, 512].map((r) => quantLinearPath(r)),
+    ['gemv', 'gemv', 'gemv', 'gemv', 'gemv', 'dequantize', 'dequantize', 'dequantize'],
   );
   assert.deepEqual(
     [1, 2, 3, 4, 5, 7, 8].map((r) => quantGemvTmax(r)),

@@ -126,16 +126,12 @@ test("Gemma 2/3's sandwich norms: add_rms_norm's NORM_X builds (both residual in
   assert.equal(llama.sandwichNorms, false);
 });
 
-test('a model with quantized matrices: one quant.cu and one quant_mma.cu module per block type, in the storage dtype, as the launchers ask', () => {
+test('a model with quantized matrices: one quant.cu module per block type, in the storage dtype, as the launchers ask', () => {
   const plan = keys('bf16', { ...llama, quantTypes: ['q4_k', 'q6_k'] });
-  for (const file of ['quant', 'quant_mma']) {
-    for (const QTYPE of [7, 9])
-      assert.ok(plan.includes(key({ file, defines: { PAGODA_DTYPE: 2, QTYPE } })), `${file} QTYPE ${QTYPE}`);
-    assert.equal(plan.filter((k) => k.startsWith(`${file} `)).length, 2, file);
-  }
-  assert.ok(!keys('bf16').some((k) => k.startsWith('quant')), 'none for a 16-bit model');
-  // float32 compute has no tensor-core linear: its prefill dequantizes.
-  assert.ok(!keys('f32', { ...llama, quantTypes: ['q4_k'] }).some((k) => k.startsWith('quant_mma ')), 'f32: no mma');
+  for (const QTYPE of [7, 9])
+    assert.ok(plan.includes(key({ file: 'quant', defines: { PAGODA_DTYPE: 2, QTYPE } })), `QTYPE ${QTYPE}`);
+  assert.equal(plan.filter((k) => k.startsWith('quant ')).length, 2);
+  assert.ok(!keys('bf16').some((k) => k.startsWith('quant ')), 'none for a 16-bit model');
   // The integer GEMV's activation quantization: once per dtype, on the 16-bit route only, by its own launch and by
   // the norms' and the gated product's builds that write it (XQ 1) beside the plain ones.
   assert.ok(plan.includes(key({ file: 'quant_act', defines: { PAGODA_DTYPE: 2 } })));

@@ -62,7 +62,7 @@ class DequantizingBf16 extends LowPrecisionCpu {
   override linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
     const xt = x as CpuTensor;
     const rows = xt.data.length / xt.shape[xt.shape.length - 1]!;
-    if (!this.quantized.has(w) || quantLinearPath(rows, 'bf16') !== 'gemv') return super.linear(x, w, b);
+    if (!this.quantized.has(w) || quantLinearPath(rows) !== 'gemv') return super.linear(x, w, b);
     return super.linear(new CpuTensor(xt.shape, q8RoundTrip(xt.data)), w, b);
   }
 }

@@ -5,7 +5,7 @@ import { quantizeQ8Groups } from '../../src/backend/cpu/quant-act.ts';
 import type { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import type { DevPtr } from '../../src/backend/cuda/driver.ts';
 import { QTYPE, QUANT_GEMV_Q8 } from '../../src/backend/cuda/quant-kernels.ts';
-import { quantizeActivations, quantMmaPart } from '../../src/backend/cuda/quant-linear.ts';
+import { quantizeActivations } from '../../src/backend/cuda/quant-linear.ts';
 import {
   QuantCudaTensor,
   quantGemvRoute,
@@ -75,7 +75,7 @@ function reference(w: Float32Array, x: Float32Array, T: number, m: number, k: nu
  * group's d; else x itself.
  */
 function linearInput(dtype: DType, x: Float32Array, T: number): Float32Array {
-  return quantLinearPath(T, dtype) === 'gemv' && quantGemvRoute(dtype) === 'q8' ? q8RoundTrip(x) : x;
+  return quantLinearPath(T) === 'gemv' && quantGemvRoute(dtype) === 'q8' ? q8RoundTrip(x) : x;
 }
 
 function check(dtype: DType, what: string, got: Float32Array, want: ArrayLike<number>): void {
@@ -183,7 +183,7 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
       assert.equal(diff, -1, `level ${diff}: ${levels[diff]}, the twin's ${want.levels[diff]}`);
     });
 
-    test(`the GEMV at 1, 2, 5 and 8 rows, 37 rows (16 bits: tensor cores) and 300 (dequantize + GEMM) against float64 (${dtype})`, {
+    test(`the GEMV at 1, 2, 5 and 8 rows and the dequantize + GEMM path at 37 against float64 (${dtype})`, {
       skip,
     }, () => {
       const g = gpu(dtype);
@@ -193,13 +193,12 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
         const h = quantHost(type, m, k);
         const w = g.loadWeight(h);
         const wv = valuesOf(h);
-        for (const T of [1, 2, 5, 8, 37, 300]) {
+        for (const T of [1, 2, 5, 8, 37]) {
           const x = randomValues(T * k, freshSeed(), 1, dtype);
           const gx = g.loadWeight(hostTensor('x', [T, k], x));
           freshArena(g);
           const { result, dequantized } = countingDequantize(g, () => g.toHost(g.linear(gx, w)));
-          const runs = quantLinearPath(T, dtype) === 'dequantize' ? 1 : 0;
-          assert.equal(dequantized, runs, `${type} ${T} rows: the path taken (scratch runs)`);
+          assert.equal(dequantized, T > 8 ? 1 : 0, `${type} ${T} rows: the path taken (scratch runs)`);
           check(dtype, `${type} linear ${T}x${k}x${m}`, result, reference(wv, linearInput(dtype, x, T), T, m, k));
         }
       }
@@ -286,13 +285,11 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
       const savedRun = q.runBytes;
       q.runBytes = 40 * k * DTYPE_BYTES[dtype];
       try {
-        // The GEMV, the tensor cores (16 bits; f32 dequantizes), then each run's dequantization on the stream, or the
-        // next one's on a second stream beside this one's GEMM.
+        // Each run's dequantization on the stream, or the next one's on a second stream beside this one's GEMM.
         for (const [T, overlap] of [
           [3, false],
           [37, false],
-          [300, false],
-          [300, true],
+          [37, true],
         ] as const) {
           q.overlap = overlap;
           q.reserveFor(w);
@@ -317,7 +314,7 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
           }
           freshArena(g);
           const act = countingDequantize(g, (): Float32Array => g.toHost(g.linearActMul(gx, w, gb, 'silu')));
-          assert.equal(act.dequantized, quantLinearPath(T, dtype) === 'dequantize' ? 5 : 0, `${T} rows: scratch runs`);
+          assert.equal(act.dequantized, T > 8 ? 5 : 0, `${T} rows: scratch runs`);
           check(dtype, `stacked linearActMul ${T} rows${overlap ? ', overlapped' : ''}`, act.result, gated);
         }
       } finally {
@@ -354,7 +351,7 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
     });
   }
 
-  test('dummy blocks made on the device are valid blocks: finite, varied, the GEMV and the 37-row path agree', {
+  test('dummy blocks made on the device are valid blocks: finite, varied, the GEMV and the GEMM path agree', {
     skip,
   }, () => {
     const g = gpu('bf16');
@@ -372,7 +369,7 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
       const gx = g.loadWeight(hostTensor('x', [37, k], x));
       const want = reference(values, x, 37, m, k);
       freshArena(g);
-      check('bf16', `${type} dummy, ${quantLinearPath(37, 'bf16')}`, g.toHost(g.linear(gx, w)), want);
+      check('bf16', `${type} dummy, dequantize + GEMM`, g.toHost(g.linear(gx, w)), want);
       const x1 = x.subarray(0, 4 * k);
       const gx1 = g.loadWeight(hostTensor('x', [4, k], Float32Array.from(x1)));
       freshArena(g);
@@ -380,96 +377,4 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
       check('bf16', `${type} dummy, GEMV`, g.toHost(g.linear(gx1, w)), want1);
     }
   });
-});
-
-describe('CUDA quantized linear on tensor cores (kernels/quant_mma.cu)', () => {
-  /** Random x rows whose values (multiples of 1/128 in [-1, 1)) both 16-bit types hold exactly: one reference for both. */
-  function exactX(values: number): Float32Array {
-    const rnd = mulberry32(freshSeed());
-    return Float32Array.from({ length: values }, () => (Math.floor(rnd() * 256) - 128) / 128);
-  }
-  /** The poison's 16-bit pattern (a NaN in both types). */
-  const POISON = 0x7fc0;
-  const QK_256 = new Set<QuantType>(['q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k']);
-  // Inputs of 512 / 768 values: whole k-quant super-blocks; 800: legacy blocks only, a last step of one 32-value slice.
-  const kOf = (type: QuantType, i: number) => (QK_256.has(type) ? [512, 768][i % 2]! : [512, 768, 800][i % 3]!);
-
-  test('every type, bf16 and f16, 9..256 rows, ragged outputs into a wider output: float64 products, nothing else written', {
-    skip,
-  }, () => {
-    const ROWS = [9, 17, 64, 100, 256];
-    const maxRows = ROWS[ROWS.length - 1]!;
-    TYPES.forEach((type, ti) => {
-      const k = kOf(type, ti);
-      for (const n of [200, 1000]) {
-        const h = quantHost(type, n, k, true);
-        const x = exactX(maxRows * k);
-        // Rows t < T of the reference are the first T rows' products.
-        const want = reference(valuesOf(h), x, maxRows, n, k);
-        for (const dtype of ['bf16', 'f16'] as const) {
-          const g = gpu(dtype);
-          const size = DTYPE_BYTES[dtype];
-          const part = (g.loadWeight(h) as QuantCudaTensor).parts[0]!;
-          const gx = cuda(g.loadWeight(hostTensor('x', [maxRows, k], x)));
-          // Output columns [col, col + n) of rows ldy wide, and one row past the last: all else stays poisoned.
-          const [col, ldy] = [8, n + 24];
-          for (const T of ROWS) {
-            const bytes = (T + 1) * ldy * size;
-            const y = poisoned(g, bytes);
-            try {
-              quantMmaPart(g.ctx, y + BigInt(col * size), ldy, gx.ptr, T, k, part);
-              const raw = new Uint8Array(bytes);
-              g.ctx.drv.download(raw, y);
-              const bits = new Uint16Array(raw.buffer);
-              const values = decodeFrom(raw, dtype);
-              const got = new Float32Array(T * n);
-              for (let t = 0; t <= T; t++) {
-                for (let c = 0; c < ldy; c++) {
-                  const inside = t < T && c >= col && c < col + n;
-                  if (inside) got[t * n + c - col] = values[t * ldy + c]!;
-                  else if (bits[t * ldy + c] !== POISON)
-                    assert.fail(`${type} ${dtype} ${T}x${k}x${n}: wrote row ${t} column ${c}`);
-                }
-              }
-              check(dtype, `${type} tensor-core linear ${T}x${k}x${n}`, got, want.subarray(0, T * n));
-            } finally {
-              g.ctx.drv.free(y);
-            }
-          }
-        }
-      }
-    });
-  });
-
-  for (const dtype of ['bf16', 'f16'] as const) {
-    test(`backend.linear at 24 rows takes the tensor cores and agrees with the dequantize path: two parts and a bias (${dtype})`, {
-      skip,
-    }, () => {
-      const g = gpu(dtype);
-      const k = 768;
-      const hosts = [quantHost('q4_k', 136, k), quantHost('q6_k', 72, k)];
-      const m = 208;
-      const w = g.loadStacked(hosts);
-      assert.ok(w instanceof QuantCudaTensor && w.parts.length === 2);
-      const wv = new Float32Array(m * k);
-      wv.set(valuesOf(hosts[0]!), 0);
-      wv.set(valuesOf(hosts[1]!), 136 * k);
-      const bias = randomValues(m, freshSeed(), 1, dtype);
-      const gb = g.loadWeight(hostTensor('b', [m], bias));
-      const T = 24;
-      assert.equal(quantLinearPath(T, dtype), 'mma');
-      const x = randomValues(T * k, freshSeed(), 1, dtype);
-      const gx = cuda(g.loadWeight(hostTensor('x', [T, k], x)));
-      freshArena(g);
-      const mma = countingDequantize(g, (): Float32Array => g.toHost(g.linear(gx, w, gb)));
-      assert.equal(mma.dequantized, 0, 'no scratch runs');
-      freshArena(g);
-      const out = g.ctx.empty([T, m]);
-      g.linears.quant.dequantizeGemm(out, gx, w);
-      const dequantized = g.toHost(out);
-      for (let t = 0; t < T; t++) for (let c = 0; c < m; c++) dequantized[t * m + c]! += bias[c]!;
-      check(dtype, 'tensor cores against float64', mma.result, reference(wv, x, T, m, k, bias));
-      check(dtype, 'tensor cores against the dequantize path', mma.result, dequantized);
-    });
-  }
 });

@@ -48,8 +48,8 @@ import { groupedGemmKernel, MOE_DOWN_COMBINE, MOE_GEMV, moeGemvDefines, moeTakes
 import { MOE_GEMV_MAX_TOKENS, MOE_ROUTE_GROUP } from './moe-routing.ts';
 import { ADD_RMS_NORM, LAYER_NORM, normXDefines, offsetDefines, RMS_NORM } from './norm.ts';
 import { POOL_ROWS } from './pooling.ts';
-import { QTYPE, QUANT_ACT_Q8, QUANT_DEQUANT, QUANT_MMA } from './quant-kernels.ts';
-import { quantGemvRoute, quantMmaServes } from './quant-tensor.ts';
+import { QTYPE, QUANT_ACT_Q8, QUANT_DEQUANT } from './quant-kernels.ts';
+import { quantGemvRoute } from './quant-tensor.ts';
 import { QUANTIZE_AND_CACHE, RESHAPE_AND_CACHE, ROPE } from './rope.ts';
 import { SAMPLE_ROWS } from './sampling.ts';
 import { DTYPE_BYTES, DTYPE_DEFINE } from './tensor.ts';
@@ -142,8 +142,6 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
   if (fp8) add(FP8_QUANTIZE_ROWS, {});
   // Every quant.cu kernel of a type (dummy blocks while loading, GEMV, dequantization, gather) is in its one module.
   for (const t of m.quantTypes) add(QUANT_DEQUANT, { QTYPE: QTYPE[t] });
-  // 16-bit compute: the tensor-core linear's module per type too (quant_mma.cu, all row tiles in one build).
-  if (quantMmaServes(b.dtype)) for (const t of m.quantTypes) add(QUANT_MMA[16], { QTYPE: QTYPE[t] });
   // The integer GEMV's x: quantized by the norms, the gated product and decode attention before it (x-form.ts), else
   // by its own launch (prefill attention's output).
   const integerRoute = m.quantTypes.length > 0 && quantGemvRoute(b.dtype) === 'q8';

@@ -49,25 +49,6 @@ export const QUANT_GEMV_Q8 = {
   4: declareKernel('quant', 'quant_gemv_q8_t4', GEMV_Q8_ARGS),
   8: declareKernel('quant', 'quant_gemv_q8_t8', GEMV_Q8_ARGS),
 };
-/** kernels/quant_mma.cu (16-bit compute, built per QTYPE): the tensor-core linear by its row tile (quant-tensor.ts `quantMmaTile`). */
-const MMA_ARGS = {
-  y: 'ptr',
-  x: 'ptr',
-  w: 'ptr',
-  rows: 'i32',
-  n: 'i32',
-  k: 'i32',
-  rowBytes: 'i64',
-  ldy: 'i32',
-} as const;
-export const QUANT_MMA = {
-  16: declareKernel('quant_mma', 'quant_mma_r16', MMA_ARGS),
-  32: declareKernel('quant_mma', 'quant_mma_r32', MMA_ARGS),
-  64: declareKernel('quant_mma', 'quant_mma_r64', MMA_ARGS),
-};
-/** quant_mma's output features per CTA (QM_BN) and threads per CTA (its warps: 2 feature groups x 4 k-slices). */
-export const QUANT_MMA_FEATURES = 64;
-export const QUANT_MMA_THREADS = 256;
 /** kernels/quant_act.cu: x quantized to 8 bits per 32 values for QUANT_GEMV_Q8 (one build per dtype). */
 export const QUANT_ACT_Q8 = declareKernel('quant_act', 'quant_act_q8', {
   q: 'ptr',

@@ -3,17 +3,7 @@ import type { CudaContext } from './context.ts';
 import type { CublasLt } from './cublaslt.ts';
 import type { CudaDriver, DevPtr, Handle } from './driver.ts';
 import { addBias } from './elementwise.ts';
-import {
-  QTYPE,
-  QUANT_ACT_Q8,
-  QUANT_DEQUANT,
-  QUANT_EMBEDDING,
-  QUANT_GEMV,
-  QUANT_GEMV_Q8,
-  QUANT_MMA,
-  QUANT_MMA_FEATURES,
-  QUANT_MMA_THREADS,
-} from './quant-kernels.ts';
+import { QTYPE, QUANT_ACT_Q8, QUANT_DEQUANT, QUANT_EMBEDDING, QUANT_GEMV, QUANT_GEMV_Q8 } from './quant-kernels.ts';
 import {
   dequantScratchBytes,
   overlapSchedule,
@@ -23,7 +13,6 @@ import {
   quantGemvRoute,
   quantGemvTmax,
   quantLinearPath,
-  quantMmaTile,
   scratchRuns,
 } from './quant-tensor.ts';
 import { SideStream } from './side-stream.ts';
@@ -52,12 +41,11 @@ function makeOverlap(drv: CudaDriver): Overlap {
 const align256 = (n: number) => Math.ceil(n / 256) * 256;
 
 /**
- * Linear layers and embedding gathers over quantized weights (kernels/quant.cu, quant_mma.cu), by quant-tensor.ts
- * `quantLinearPath`. Decode rows (up to 8) run the GEMV that dequantizes in registers, each part writing its columns
- * of the output; in 16-bit compute up to 256 rows the tensor-core kernel that decodes in registers does, the same
- * way; else the weight is dequantized into a persistent scratch in the compute type, a run of rows at a time
- * (quant-tensor.ts `scratchRuns`), each followed by its cuBLASLt GEMM into its columns of the output. The scratch is
- * sized as weights load, for the largest run, so nothing is allocated once graphs are captured.
+ * Linear layers and embedding gathers over quantized weights (kernels/quant.cu). Decode rows (up to 8) run the GEMV
+ * that dequantizes in registers, each part writing its columns of the output; more rows dequantize the weight into
+ * a persistent scratch in the compute type, a run of rows at a time (quant-tensor.ts `scratchRuns`), each followed by
+ * its cuBLASLt GEMM into its columns of the output. The scratch is sized as weights load, for the largest run, so
+ * nothing is allocated once graphs are captured.
  */
 export class QuantLinear {
   private scratch: DevPtr = 0n;
@@ -79,7 +67,7 @@ export class QuantLinear {
 
   /** The form the linear reads `rows` rows of x in: q8 on the integer decode GEMV, else x itself (null). */
   inputForm(rows: number): XForm | null {
-    return quantLinearPath(rows, this.ctx.dtype) === 'gemv' && quantGemvRoute(this.ctx.dtype) === 'q8' ? 'q8' : null;
+    return quantLinearPath(rows) === 'gemv' && quantGemvRoute(this.ctx.dtype) === 'q8' ? 'q8' : null;
   }
 
   get scratchBytes(): number {
@@ -110,30 +98,10 @@ export class QuantLinear {
     const out = ctx.empty([T, m]);
     if (T === 0) return out;
     const b = bias && cuda(bias);
-    const path = quantLinearPath(T, ctx.dtype);
-    if (path === 'gemv') {
+    if (quantLinearPath(T) === 'gemv') {
       this.gemv(out, xt, w, b);
       return out;
     }
-    if (path === 'mma') {
-      const size = DTYPE_BYTES[ctx.dtype];
-      const firsts = w.firstRows;
-      w.parts.forEach((p, i) => {
-        quantMmaPart(ctx, out.ptr + BigInt(firsts[i]! * size), m, xt.ptr, T, k, p);
-      });
-    } else this.dequantizeGemm(out, xt, w);
-    if (b) addBias(ctx, out.ptr, b.ptr, T, m);
-    return out;
-  }
-
-  /**
-   * out[T, m] = x w^T by the dequantize path whatever the row count: each scratch run dequantized, then its cuBLASLt
-   * GEMM into its columns (`overlap`: the next run dequantized beside this one's GEMM).
-   */
-  dequantizeGemm(out: CudaTensor, xt: CudaTensor, w: QuantCudaTensor): void {
-    const ctx = this.ctx;
-    const [T, k] = rowsCols(xt);
-    const m = w.shape[0];
     const scratch = this.scratchFor(w);
     const size = DTYPE_BYTES[ctx.dtype];
     const firsts = w.firstRows;
@@ -156,6 +124,8 @@ export class QuantLinear {
         gemm(i, scratch);
       }
     }
+    if (b) addBias(ctx, out.ptr, b.ptr, T, m);
+    return out;
   }
 
   /** Runs `runs` scratch runs as overlapSchedule orders them over the stream and the side stream. */
@@ -239,26 +209,6 @@ export class QuantLinear {
       );
     return this.scratch;
   }
-}
-
-/**
- * y[t, c] (rows `ldy` apart) = sum_j x[t, j] w[c, j] for t < rows and the part's rows c, on tensor cores
- * (kernels/quant_mma.cu, 16-bit compute): the part of a stacked weight whose first output column y points at.
- */
-export function quantMmaPart(
-  ctx: CudaContext,
-  y: DevPtr,
-  ldy: number,
-  x: DevPtr,
-  rows: number,
-  k: number,
-  p: QuantCudaPart,
-): void {
-  const tile = quantMmaTile(rows);
-  const grid = [Math.ceil(rows / tile), Math.ceil(p.rows / QUANT_MMA_FEATURES)] as const;
-  ctx
-    .kernel(QUANT_MMA[tile], { QTYPE: QTYPE[p.type] })
-    .launch(grid, [QUANT_MMA_THREADS], { y, x, w: p.ptr, rows, n: p.rows, k, rowBytes: p.rowBytes, ldy });
 }
 
 /**

@@ -42,35 +42,12 @@ export class QuantCudaTensor implements Tensor {
   }
 }
 
-/** Rows of x up to which a quantized linear runs the GEMV that dequantizes in registers. */
+/** Rows of x up to which a quantized linear runs the GEMV that dequantizes in registers (above: dequantize + GEMM). */
 export const QUANT_GEMV_MAX_ROWS = 8;
 
-/**
- * Rows of x up to which 16-bit compute runs the tensor-core kernel that decodes the blocks in registers
- * (kernels/quant_mma.cu). Past it prefill is bound by its products, where cuBLASLt's GEMM over the dequantized weight
- * is faster.
- */
-export const QUANT_MMA_MAX_ROWS = 256;
-
-/** Whether `dtype` compute has the tensor-core kernel (16-bit operands; float32 keeps the dequantize path). */
-export const quantMmaServes = (dtype: DType): boolean => dtype !== 'f32';
-
-/**
- * The quantized linear's path for `rows` rows of x in `dtype` compute: the GEMV for decode rows, then in 16 bits the
- * tensor-core kernel, else dequantize into the scratch + cuBLASLt (float32 compute, or prefill past
- * QUANT_MMA_MAX_ROWS). Fixed by the row count and the backend's dtype alone, so a captured graph replays it.
- */
-export function quantLinearPath(rows: number, dtype: DType): 'gemv' | 'mma' | 'dequantize' {
-  if (rows <= QUANT_GEMV_MAX_ROWS) return 'gemv';
-  return quantMmaServes(dtype) && rows <= QUANT_MMA_MAX_ROWS ? 'mma' : 'dequantize';
-}
-
-/**
- * The tensor-core kernel's row tile for `rows` rows of x (quant_mma_r16 / _r32 / _r64): the smallest that holds them,
- * else 64 rows a CTA (each tile's CTAs decode the weight again, from L2).
- */
-export function quantMmaTile(rows: number): 16 | 32 | 64 {
-  return rows <= 16 ? 16 : rows <= 32 ? 32 : 64;
+/** The quantized linear's path for `rows` rows of x: fixed by the row count alone, so a captured graph replays it. */
+export function quantLinearPath(rows: number): 'gemv' | 'dequantize' {
+  return rows <= QUANT_GEMV_MAX_ROWS ? 'gemv' : 'dequantize';
 }
 
 /**
