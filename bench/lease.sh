@@ -200,9 +200,9 @@ case ${1:-1} in
   stage decode-tests 250 bash -c "$GPU_TEST test/gpu/attention-kernels.test.ts test/gpu/kv-quant.test.ts"
   ;;
 17)
-  # GGUF linears of 9-256 rows on tensor cores (kernels/quant_mma.cu, never run before) and the sampler's plain rows
-  # scored as read: their tests and the files whose GGUF steps now take the new route, the offline run in bf16 and
-  # Q4_K_M (#12's 0.8x), the sampler at 256 rows, then the new kernel's table beside the dequantize path.
+  # The sampler's plain rows scored as read, and (on 2026-12-06 with the branch quant-mma merged, since reverted: its
+  # kernel ran 0.16-0.98x the dequantize path) GGUF linears of 9-256 rows on tensor cores: the files whose GGUF steps
+  # take that route, the offline run in bf16 and Q4_K_M (#12's 0.8x), the sampler at 256 rows, the GEMV table.
   FIRST="test/gpu/quant-kernels.test.ts test/gpu/device-sampler.test.ts test/gpu/cuda-quantized-models.test.ts \
     test/gpu/cuda-gguf-pooling.test.ts test/gpu/cuda-engine.test.ts test/gpu/norm-x-forms.test.ts \
     test/gpu/act-mul-x-forms.test.ts"
