@@ -9,8 +9,9 @@
  * range). Usage: node --import tsx bench/kernels.ts [--dtype bf16,f16] [--head-dims 128,256] [--kv-cache-type fp8,q8_0]
  * [--json out.json] [--profile] (--profile: only the default kernels on the first prefill and decode shapes, a few calls
  * each, for ncu) [--decode-only] [--decode-configs 4:32:2,4:16:3] (paged_decode's builds at head size 128 as
- * warps:tileN:stages, the first the one the other rows compare with; default the launcher's and 4:32:2). --kv-cache-type: each shape also over quantized caches (random stored bytes), and the decode
- * tokens/s and prefill time of each against the 16-bit cache's.
+ * warps:tileN:stages, the first the one the other rows compare with; default the launcher's and 4:32:2).
+ * --kv-cache-type: each shape also over quantized caches (random stored bytes), and the decode tokens/s and prefill
+ * time of each against the 16-bit cache's.
  */
 import { writeFileSync } from 'node:fs';
 import {

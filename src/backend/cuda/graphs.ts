@@ -7,6 +7,8 @@ import type { KvCaches } from './kv-cache.ts';
 import { isPlainDecode, padDecodeBatch } from './step-buffers.ts';
 import { CudaTensor, cuda } from './tensor.ts';
 
+const GRAPH_BUCKET_STEP = 32;
+
 /**
  * Batch-size buckets graphs are captured for: 1, 2, 4, 8, 16, 32, then every 32, and the largest batch itself. Past
  * 32 sequences a padded row costs its share of the step's GEMMs and small kernels (~0.27 ms a step per 32 rows on
@@ -18,7 +20,6 @@ export function graphBuckets(maxBatch: number): number[] {
   out.push(maxBatch);
   return out;
 }
-const GRAPH_BUCKET_STEP = 32;
 
 interface Captured {
   exec: Handle;
