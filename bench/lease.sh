@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # A whole device lease (about 30 minutes) in calls of at most 9.5 minutes, most important first. Every GPU test file
-# passed on an H200 on 2026-12-06 (third lease); the fourth lease (H100s) ran the first tests of everything merged
-# since (async scheduling, the sliced sampler, the CUDA-core FP8 GEMV and its 'auto' route, Gemma's fused sandwich
-# norms: parts 10, 12-14 and the 256-wide fixtures' call), all passing after two test fixes. Next: part 7 (every GPU
-# test file, a line each: the whole suite has not run since those merged), the 256-wide fixtures' call
-# (fp8-weights, cuda-models, cuda-quantized-models), then part 13's figures on an H200 (the issues' targets are an
-# H200's; this lease measured only on H100s), part 11 (the offline run step by step, async on and off), then 3, 4, 2,
-# 5 (GGUF decode, MoE/Gemma/Phi with their baselines, sm_90a prefill and FP8, start-up and tensor parallelism).
+# passed on an H200 on 2026-12-06 (third lease). The fifth lease (H100s, parts 15-17 and part 7 cut at 300 s) ran 19
+# of the files on the tree with the finer decode graphs, the 16-key decode tiles and the sampler's plain rows: all
+# pass. Not run since the fourth lease's merges: attention-sm90a, kv-compression, pooling-kernels, release,
+# rope-head-norm, sandwich-norm, startup, tensor-parallel, weight-upload. Next: part 7 with those as FIRST, the
+# 256-wide fixtures' call (fp8-weights, cuda-models, cuda-quantized-models), then part 14's figures on an H200 (the
+# issues' targets are an H200's; the last two leases measured only on H100s), part 11 (the offline run step by step),
+# then 3, 4, 2, 5 (GGUF decode, MoE/Gemma/Phi with their baselines, sm_90a prefill and FP8, start-up and tensor
+# parallelism).
 # Each part stops its stages at its own deadline and packs what it has: $OUT/logs.tgz (one folder per stage) and
 # $OUT/RESULTS.md (bench/RESULTS.md with the rows the stages appended).
 # Before the lease, here: `../shared/device/prepare`. A call's tree (tracked files, about 23 MB, plus what it carries)
