@@ -67,13 +67,14 @@ lt.matmul = (y, x, w, t, out, inF, inType, outType, ldy) =>
   timed(`cuBLASLt ${inType} [${t} x ${inF}] x [${out} x ${inF}]^T`, () =>
     matmul(y, x, w, t, out, inF, inType, outType, ldy),
   );
+// Timed only where cuBLASLt has the algorithm (false: nothing launched; the caller takes its own epilogue).
 const matmulFp8Scaled = lt.matmulFp8Scaled.bind(lt);
 lt.matmulFp8Scaled = (y, x, w, t, out, inF, outType, scales) => {
-  let ran = false;
-  timed(`cuBLASLt e4m3 scaled [${t} x ${inF}] x [${out} x ${inF}]^T`, () => {
-    ran = matmulFp8Scaled(y, x, w, t, out, inF, outType, scales);
-  });
-  return ran;
+  if (!lt.hasFp8Scaled(t, out, inF, outType)) return false;
+  timed(`cuBLASLt e4m3 scaled [${t} x ${inF}] x [${out} x ${inF}]^T`, () =>
+    matmulFp8Scaled(y, x, w, t, out, inF, outType, scales),
+  );
+  return true;
 };
 for (let rep = 0; rep < 2; rep++) {
   perKernel.clear();

@@ -1,9 +1,11 @@
 /**
  * What the decode benches share (bench/decode-profile.ts, bench/step-gaps.ts): a dummy-weight model of a config
  * (optionally quantized) on the CUDA backend with a paged cache for `seqs` sequences of `context` tokens, and a decode
- * step of every sequence at a given position; and a sampling row with no processor but the temperature. One sequence
- * has its 128-token prompt prefilled; several are timed over the cache as allocated (the kernels' time does not
- * depend on the values, and prefilling 200 long prompts at once would not fit the activation arena).
+ * step of every sequence at a given position, its graph captured at exactly `seqs` sequences; and a sampling row with
+ * no processor but the temperature. One sequence has its `context`-token prompt prefilled; several are timed over the
+ * cache as allocated (prefilling 200 long prompts at once would not fit the activation arena): a dense model's
+ * kernels take the same time whatever the values, but a mixture-of-experts model's routing of such values is not a
+ * real one, so time MoE configs with one sequence.
  */
 
 import type { SamplingRow } from '../src/backend/backend.ts';
@@ -31,6 +33,7 @@ export function dummyDecode(
     weightBytes: deviceWeights(dir, { dtype: 'bf16', dummy: true, quantization }).bytes,
   });
   const model = loadDummyModel(dir, backend, { quantization });
+  backend.graphs?.setMaxBatch(seqs);
   // Room for 256 decode steps past the context.
   const perSeq = Math.ceil((context + 256) / BLOCK);
   const kv = backend.allocKvCache({ ...model.kvShape, numBlocks: seqs * perSeq, blockSize: BLOCK });

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A whole device lease (about 30 minutes) in calls of at most 9.5 minutes, most important first. Every GPU test file
 # passed on an H200 on 2026-12-06 (third lease). The fifth lease (H100s, parts 15-17 and part 7 cut at 300 s) ran 19
-# of the files on the tree with the finer decode graphs, the 16-key decode tiles and the sampler's plain rows: all
-# pass. Not run since the fourth lease's merges: attention-sm90a, kv-compression, pooling-kernels, release,
+# of the files, all passing: attention-kernels and kv-quant with the finer decode graphs and 16-key decode tiles; four
+# (device-sampler, cuda-quantized-models, cuda-gguf-pooling, norm-x-forms) on that tree with the sampler's plain rows
+# and a GGUF kernel since reverted; 13 on the final tree. Not run since the fourth lease's merges: attention-sm90a, kv-compression, pooling-kernels, release,
 # rope-head-norm, sandwich-norm, startup, tensor-parallel, weight-upload. Next: part 7 with those as FIRST, the
 # 256-wide fixtures' call (fp8-weights, cuda-models, cuda-quantized-models), then part 14's figures on an H200 (the
 # issues' targets are an H200's; the last two leases measured only on H100s), part 11 (the offline run step by step),

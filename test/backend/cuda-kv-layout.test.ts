@@ -76,8 +76,8 @@ test("q8PlanesOf splits the CPU twin's q8_0 rows into the values and scales plan
   }
 });
 
-test("the kernels' shared memory: the 16-bit sizes unchanged, quantized caches within the 227 KB a CTA may use", () => {
-  // The bf16 cache's sizes, as before the quantized builds.
+test("the kernels' shared memory: the 16-bit sizes by hand, quantized caches within the 227 KB a CTA may use", () => {
+  // The bf16 cache's sizes: the default decode tiles (16 keys, three deep) and the 32-key tiles, two deep.
   assert.equal(decodeSharedBytes(128, DEFAULT_DECODE), (16 + 4 * 3 * 2 * 16) * 136 * 2);
   assert.equal(decodeSharedBytes(128, DECODE_WIDE_TILES), (16 + 4 * 2 * 2 * 32) * 136 * 2);
   assert.equal(prefillSharedBytes(128, DEFAULT_PREFILL), (16 * 8 * 2 + 4 * 64) * 136 * 2 + 2 * 4 * 4);

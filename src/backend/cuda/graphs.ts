@@ -11,7 +11,7 @@ const GRAPH_BUCKET_STEP = 32;
 
 /**
  * Batch-size buckets graphs are captured for: 1, 2, 4, 8, 16, 32, then every 32, and the largest batch itself. Past
- * 32 sequences a padded row costs its share of the step's GEMMs and small kernels (~0.27 ms a step per 32 rows on
+ * 32 sequences a padded row costs its share of the step's GEMMs and small kernels (~0.2 ms a step per 32 rows on
  * an H100 at 128-256 rows), so the buckets there are dense; a capture costs ~10 ms of host time, once.
  */
 export function graphBuckets(maxBatch: number): number[] {
