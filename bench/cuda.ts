@@ -15,7 +15,7 @@ import type { Model } from '../src/models/model.ts';
 import { profileKvBlocks } from '../src/runner/kv-sizing.ts';
 import { buildStepBatch, type ScheduledChunk } from '../src/runner/step-batch.ts';
 import { deviceWeights } from '../src/runner/weight-bytes.ts';
-import { plainRow } from './dummy-decode.ts';
+import { plainRow } from '../test/helpers/sampling-rows.ts';
 
 const args = process.argv.slice(2);
 const dir = args[0] ?? 'bench/configs/llama3-8b';

@@ -1,14 +1,12 @@
 /**
  * What the decode benches share (bench/decode-profile.ts, bench/step-gaps.ts): a dummy-weight model of a config
  * (optionally quantized) on the CUDA backend with a paged cache for `seqs` sequences of `context` tokens, and a decode
- * step of every sequence at a given position, its graph captured at exactly `seqs` sequences; and a sampling row with
- * no processor but the temperature. One sequence has its `context`-token prompt prefilled; several are timed over the
+ * step of every sequence at a given position, its graph captured at exactly `seqs` sequences. One sequence has its `context`-token prompt prefilled; several are timed over the
  * cache as allocated (prefilling 200 long prompts at once would not fit the activation arena): a dense model's
  * kernels take the same time whatever the values, but a mixture-of-experts model's routing of such values is not a
  * real one, so time MoE configs with one sequence.
  */
 
-import type { SamplingRow } from '../src/backend/backend.ts';
 import { CudaBackend } from '../src/backend/cuda/backend.ts';
 import { settingsFromEnv } from '../src/cli/settings.ts';
 import { loadDummyModel } from '../src/models/dummy.ts';
@@ -48,19 +46,4 @@ export function dummyDecode(
   const decodeChunks = (pos: number): ScheduledChunk[] =>
     tables.map((blockTable) => ({ tokenIds: [1], startPos: pos, blockTable, logits: 'last' }));
   return { backend, model, kv, drv: backend.ctx.drv, blockSize: BLOCK, run, decodeChunks };
-}
-
-/** A sampling row with no processor but `temperature` (0: argmax), keyed by `seed` and `step`. */
-export function plainRow(temperature: number, seed: number, step: number): SamplingRow {
-  return {
-    temperature,
-    topK: 0,
-    topP: 1,
-    minP: 0,
-    repetitionPenalty: 1,
-    presencePenalty: 0,
-    frequencyPenalty: 0,
-    seed,
-    step,
-  };
 }

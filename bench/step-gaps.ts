@@ -9,7 +9,8 @@
 
 import { parseArgs } from 'node:util';
 import { streamMillis } from '../src/backend/cuda/stream-event.ts';
-import { dummyDecode, PROMPT_LEN, plainRow } from './dummy-decode.ts';
+import { plainRow } from '../test/helpers/sampling-rows.ts';
+import { dummyDecode, PROMPT_LEN } from './dummy-decode.ts';
 
 const { values: opts, positionals } = parseArgs({
   allowPositionals: true,

@@ -14,6 +14,7 @@ import { backendPerDtype } from '../helpers/cuda-backends.ts';
 import { gpuSkip, hostTensor, randomValues, relL2 } from '../helpers/gpu.ts';
 import { shuffled } from '../helpers/paged-session.ts';
 import { referenceScores } from '../helpers/sampling-reference.ts';
+import { plainRow } from '../helpers/sampling-rows.ts';
 
 const skip = gpuSkip();
 /** Relative L2 allowed against the f32 CPU twin: f32 storage, and 16-bit storage (inputs already 16-bit values). */
@@ -554,17 +555,7 @@ describe('CUDA kernels against the CPU backend', () => {
       const [gl, , values] = pair(g, [R, V], dtype, 4);
       const r = mulberry32(freshSeed());
       const seen = Int32Array.from({ length: 40 }, (_, i) => i * 7);
-      const base: SamplingRow = {
-        temperature: 0.8,
-        topK: 0,
-        topP: 1,
-        minP: 0,
-        repetitionPenalty: 1,
-        presencePenalty: 0,
-        frequencyPenalty: 0,
-        seed: Math.floor(r() * 2 ** 40),
-        step: 3,
-      };
+      const base = plainRow(0.8, Math.floor(r() * 2 ** 40), 3);
       const rows: SamplingRow[] = [
         { ...base, temperature: 0 },
         {
@@ -638,15 +629,11 @@ describe('CUDA kernels against the CPU backend', () => {
         }
         return m;
       });
-      const base = { topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, presencePenalty: 0, frequencyPenalty: 0 };
       // Row 3's bias pulls toward an id past its mask.
       const biases: Record<number, Record<number, number>> = { 1: { 7: 100 }, 3: { 2500: 100 } };
       const rows: SamplingRow[] = masks.map((m, k) => ({
-        ...base,
-        temperature: k % 2 === 0 ? 0 : 1,
+        ...plainRow(k % 2 === 0 ? 0 : 1, Math.floor(r() * 2 ** 40), k),
         topK: k === 5 ? 5 : 0,
-        seed: Math.floor(r() * 2 ** 40),
-        step: k,
         logitBias: biases[k],
         allowedTokens: k === 4 ? undefined : m,
       }));

@@ -6,6 +6,7 @@ import { mulberry32 } from '../../src/util/random.ts';
 import { backendPerDtype } from '../helpers/cuda-backends.ts';
 import { gpuSkip, hostTensor, randomValues } from '../helpers/gpu.ts';
 import { referenceSample } from '../helpers/sampling-reference.ts';
+import { plainRow } from '../helpers/sampling-rows.ts';
 
 // The device sampler at a real model's vocabulary, where rows without a threshold are spread over many blocks.
 // Temperatures are powers of two and biases and penalties multiples of 1/4, so float32 keeps the order the float64
@@ -21,18 +22,9 @@ const seed = (Date.now() & 0xffff) * 1000;
 /** A random row of every kind: greedy or not, with or without top-k / top-p / min-p, mask, bias and penalties. */
 function randomRow(r: () => number, logitRow: number): SamplingRow {
   const pick = <X>(xs: readonly X[]): X => xs[Math.floor(r() * xs.length)]!;
-  const row: SamplingRow = {
-    logitRow,
-    temperature: pick([0, 0.5, 1, 2]),
-    topK: 0,
-    topP: 1,
-    minP: 0,
-    repetitionPenalty: 1,
-    presencePenalty: 0,
-    frequencyPenalty: 0,
-    seed: Math.floor(r() * 2 ** 40) - 2 ** 39,
-    step: Math.floor(r() * 1000),
-  };
+  const temperature = pick([0, 0.5, 1, 2]);
+  const seed = Math.floor(r() * 2 ** 40) - 2 ** 39;
+  const row: SamplingRow = { ...plainRow(temperature, seed, Math.floor(r() * 1000)), logitRow };
   // Half the rows cut by a threshold (ignored when greedy), the rest take the sliced path.
   const cut = pick(['none', 'none', 'none', 'topK', 'topP', 'minP', 'all'] as const);
   if (cut === 'topK' || cut === 'all') row.topK = 1 + Math.floor(r() * 100);
