@@ -2,6 +2,9 @@ import type { DType, HostTensor } from '../primitives/host-tensor.ts';
 import type { KvQuant } from '../primitives/kv-cache-type.ts';
 import type { PoolingMode } from '../primitives/pooling.ts';
 import type { StepBatch } from '../primitives/step-batch.ts';
+import type { MoeSpec, MoeWeights } from './moe-spec.ts';
+import type { HeadNorm, RopeSpec } from './rope-spec.ts';
+import type { ShardSpec } from './shard-spec.ts';
 
 export type { DType, HostTensor, PoolingMode };
 
@@ -31,30 +34,6 @@ export interface KvCacheSpec {
   scales?: readonly { k: number; v: number }[];
 }
 
-/** Rotary embedding parameters after the model's rope_scaling has been folded in. */
-export interface RopeSpec {
-  /** Per-pair inverse frequencies, length head_dim_rotary / 2 (scaling already applied). */
-  invFreq: Float32Array;
-  /** Multiplier on cos/sin (YaRN's attention factor; 1 otherwise). */
-  mscale: number;
-  /** 'neox': pairs (i, i + d/2) as HF Llama does; 'gptj': pairs (2i, 2i + 1). */
-  style: 'neox' | 'gptj';
-  /** How many leading dims of each head are rotated (head_dim unless partial rotary). */
-  rotaryDim: number;
-}
-
-/**
- * A per-head RMSNorm of q and k before their rotation (Qwen3's and Gemma 3's q_norm / k_norm): each head of q by
- * `q`, each of k by `k` (`[head_dim]` each), as `rmsNorm` of a `[T * heads, head_dim]` view computes it.
- */
-export interface HeadNorm {
-  q: Tensor;
-  k: Tensor;
-  eps: number;
-  /** As rmsNorm's: Gemma's 1 (it scales by 1 + w), else 0. */
-  weightOffset: number;
-}
-
 export interface AttentionSpec {
   numHeads: number;
   numKvHeads: number;
@@ -69,32 +48,6 @@ export interface AttentionSpec {
   causal?: boolean;
   /** Gemma 2's attention-logit soft-capping: each scaled score s becomes cap * tanh(s / cap) before the softmax; 0 or absent = off. */
   softcap?: number;
-}
-
-/** How a mixture-of-experts block routes: softmax over the experts' router logits, then the top k per token. */
-export interface MoeSpec {
-  /** Experts each token is sent to (`num_experts_per_tok`). */
-  topK: number;
-  /** Divide the top-k probabilities by their sum (`norm_topk_prob`; Mixtral always does). */
-  normTopK: boolean;
-}
-
-/**
- * A mixture-of-experts block's weights, every expert's stacked so a backend can run one grouped GEMM per projection
- * (E experts of width I over hidden size H).
- */
-export interface MoeWeights {
-  /** The router `[E, H]`: a token's router logits are `x · routerᵀ`. */
-  router: Tensor;
-  /** Each expert's gate_proj then up_proj rows `[E, 2I, H]` (the packed gate/up of `linearActMul`). */
-  gateUp: Tensor;
-  /** Each expert's down_proj `[E, H, I]`. */
-  down: Tensor;
-  /**
-   * An expert every token goes through (Qwen2-MoE), gate/up packed `[2Is, H]` and down `[H, Is]`, its output scaled
-   * by sigmoid(x · gateᵀ) where `gate` `[1, H]` is given.
-   */
-  shared?: { gateUp: Tensor; down: Tensor; gate?: Tensor };
 }
 
 /** The activation of a gated MLP's gate: SiLU (Llama's SwiGLU) or GELU's tanh form (Gemma's GeGLU). */
@@ -136,33 +89,11 @@ export interface SamplingRow {
   allowedTokens?: Int32Array;
 }
 
-/**
- * How a weight is split over tensor-parallel ranks (Megatron-style), as `loadWeight` is told; a backend of one rank
- * holds the whole weight whatever the spec.
- * - `replicate`: every rank holds all of it (norms).
- * - `out`: dim 0 split (the output features of `[out, in]`, or a 1-D bias): a column-parallel linear, or a
- *   vocabulary-parallel embedding table or LM head. `parts` are row ranges packed one after another (q/k/v, gate/up), each split on its
- *   own so a rank's packed weight holds its own share of every part.
- * - `in`: dim 1 split (the input features of `[out, in]`): a row-parallel linear, its partial outputs summed by
- *   `allReduce`.
- * - `first`: rank 0 holds it, the others zeros (a row-parallel linear's bias, added once by the all-reduce).
- */
-export type ShardSpec = { split: 'replicate' | 'in' | 'first' } | { split: 'out'; parts?: readonly ShardPart[] };
-
 /** How `loadWeight` stores a weight. */
 export interface WeightLoadOptions {
   transpose?: boolean;
   shard?: ShardSpec;
   quantize?: 'fp8';
-}
-
-/**
- * A part of an `out`-split weight: `rows` rows cut into `pieces` equal slices; rank r of N holds slice
- * ⌊r · pieces / N⌋ (pieces = N: a slice each; pieces < N, dividing N: KV heads replicated over N / pieces ranks).
- */
-export interface ShardPart {
-  rows: number;
-  pieces: number;
 }
 
 /**

@@ -8,11 +8,12 @@ import { type AdmissionLimits, admit, checkTextLength } from './admission.ts';
 import { advanceRequest } from './advance.ts';
 import { AsyncQueue } from './async-queue.ts';
 import { StepPipeline } from './async-scheduling.ts';
+import { EngineCounters } from './engine-counters.ts';
 import { requestKvBudget } from './kv-budget.ts';
 import { takeLogits } from './logits.ts';
 import { takeOutput } from './output.ts';
 import { type KvCacheUsage, Scheduler, type SchedulerConfig } from './scheduler.ts';
-import { liveSeqs, type Request, Rng, Sequence, type TextStream } from './sequence.ts';
+import { liveSeqs, newRequest, type Request, Rng, Sequence, type TextStream } from './sequence.ts';
 import { type SpeculativeConfig, Speculator } from './speculation.ts';
 import { stepChunks } from './step-chunks.ts';
 import { type StepContext, tokenHistory } from './step-context.ts';
@@ -74,14 +75,7 @@ export class Engine implements EngineApi {
   private readonly ctx: StepContext;
   private readonly limits: AdmissionLimits;
   private readonly encoder: PromptEncoder;
-  private counters = {
-    promptTokens: 0,
-    promptTokensComputed: 0,
-    generationTokens: 0,
-    steps: 0,
-    draftTokens: 0,
-    acceptedDraftTokens: 0,
-  };
+  private readonly counters = new EngineCounters();
   private loop: Promise<void> | null = null;
   private closed = false;
   private nextId = 0;
@@ -180,31 +174,17 @@ export class Engine implements EngineApi {
     const { promptIds, params } = admit(request.prompt, request.params ?? {}, this.limits);
     const kvBudget = requestKvBudget(this.config.kvCompression, request.kvBudget, promptIds.length);
     const seed = params.seed ?? Math.floor(Math.random() * 2 ** 32);
-    const r: Request = {
+    const r = newRequest({
       id,
       params,
       promptIds,
       priority: request.priority ?? 0,
       arrivalSeq: this.arrivals++,
       seed,
-      seqs: [],
-      beamDone: [],
-      metrics: {
-        arrivalTime: Date.now(),
-        firstScheduledTime: null,
-        firstTokenTime: null,
-        finishedTime: null,
-        promptTokens: promptIds.length,
-        cachedPromptTokens: 0,
-        generationTokens: 0,
-      },
-      promptLogprobs: params.promptLogprobs === null ? null : [null],
-      promptLogprobsSent: false,
-      finished: false,
       grammarKey,
       skipSpecialTokens: request.skipSpecialTokens,
       kvBudget,
-    };
+    });
     r.seqs.push(this.ctx.newSequence(r, [...promptIds], 0));
     this.counters.promptTokens += promptIds.length;
     this.live.set(id, { req: r, sink });
@@ -221,23 +201,7 @@ export class Engine implements EngineApi {
   }
 
   stats(): EngineStats {
-    return {
-      running: this.scheduler.running.length,
-      waiting: this.scheduler.waiting.length,
-      totalBlocks: this.blocks.numBlocks,
-      freeBlocks: this.blocks.numFree,
-      blockSize: this.blocks.blockSize,
-      preemptions: this.scheduler.preemptions,
-      promptTokens: this.counters.promptTokens,
-      promptTokensComputed: this.counters.promptTokensComputed,
-      generationTokens: this.counters.generationTokens,
-      prefixCacheHits: this.blocks.prefixHits,
-      prefixCacheQueries: this.blocks.prefixQueries,
-      steps: this.counters.steps,
-      kvBlocksSaved: this.scheduler.kvBlocksSaved,
-      specDraftTokens: this.counters.draftTokens,
-      specAcceptedTokens: this.counters.acceptedDraftTokens,
-    };
+    return this.counters.stats(this.scheduler);
   }
 
   async shutdown(force = false): Promise<void> {

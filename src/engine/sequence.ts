@@ -125,6 +125,32 @@ export interface Request {
   kvBudget: number | null;
 }
 
+/** A request's record as it is admitted: no sequences yet, its metrics starting now. */
+export function newRequest(
+  admitted: Pick<
+    Request,
+    'id' | 'params' | 'promptIds' | 'priority' | 'arrivalSeq' | 'seed' | 'grammarKey' | 'skipSpecialTokens' | 'kvBudget'
+  >,
+): Request {
+  return {
+    ...admitted,
+    seqs: [],
+    beamDone: [],
+    metrics: {
+      arrivalTime: Date.now(),
+      firstScheduledTime: null,
+      firstTokenTime: null,
+      finishedTime: null,
+      promptTokens: admitted.promptIds.length,
+      cachedPromptTokens: 0,
+      generationTokens: 0,
+    },
+    promptLogprobs: admitted.params.promptLogprobs === null ? null : [null],
+    promptLogprobsSent: false,
+    finished: false,
+  };
+}
+
 /** Live sequences (not yet finished) of a request. */
 export function liveSeqs(r: Request): Sequence[] {
   return r.seqs.filter((s) => !s.finished);

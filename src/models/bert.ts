@@ -1,4 +1,5 @@
-import type { AttentionSpec, Backend, HostTensor, RopeSpec, StepContext, Tensor } from '../backend/backend.ts';
+import type { AttentionSpec, Backend, HostTensor, StepContext, Tensor } from '../backend/backend.ts';
+import type { RopeSpec } from '../backend/rope-spec.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import { UserError } from '../util/errors.ts';
 import type { Encoder } from './model.ts';

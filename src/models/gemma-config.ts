@@ -1,4 +1,5 @@
-import type { GatedActivation, RopeSpec } from '../backend/backend.ts';
+import type { GatedActivation } from '../backend/backend.ts';
+import type { RopeSpec } from '../backend/rope-spec.ts';
 import type { ModelConfig, RopeScaling } from '../loader/hf-config.ts';
 import { UserError } from '../util/errors.ts';
 import { ropeSpecFromConfig } from './rope.ts';

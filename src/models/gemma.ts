@@ -1,4 +1,5 @@
-import type { AttentionSpec, Backend, LayerKvCache, RopeSpec, StepContext, Tensor } from '../backend/backend.ts';
+import type { AttentionSpec, Backend, LayerKvCache, StepContext, Tensor } from '../backend/backend.ts';
+import type { RopeSpec } from '../backend/rope-spec.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import type { Architecture } from './architecture.ts';
 import { type GemmaGeneration, type GemmaSettings, gemmaSettings } from './gemma-config.ts';

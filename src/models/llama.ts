@@ -1,13 +1,6 @@
-import type {
-  AttentionSpec,
-  Backend,
-  HeadNorm,
-  LayerKvCache,
-  RopeSpec,
-  ShardSpec,
-  StepContext,
-  Tensor,
-} from '../backend/backend.ts';
+import type { AttentionSpec, Backend, LayerKvCache, StepContext, Tensor } from '../backend/backend.ts';
+import type { HeadNorm, RopeSpec } from '../backend/rope-spec.ts';
+import type { ShardSpec } from '../backend/shard-spec.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import type { Architecture, BuildOptions } from './architecture.ts';
 import { cachedAttention } from './kv-compression.ts';

@@ -1,4 +1,4 @@
-import type { MoeSpec, MoeWeights } from '../backend/backend.ts';
+import type { MoeSpec, MoeWeights } from '../backend/moe-spec.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import { UserError } from '../util/errors.ts';
 import type { ModelWeights } from './weights.ts';

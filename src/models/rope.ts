@@ -1,4 +1,4 @@
-import type { RopeSpec } from '../backend/backend.ts';
+import type { RopeSpec } from '../backend/rope-spec.ts';
 import type { ModelConfig, RopeScaling } from '../loader/hf-config.ts';
 import { UserError } from '../util/errors.ts';
 

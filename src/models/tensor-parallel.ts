@@ -1,4 +1,4 @@
-import type { ShardSpec } from '../backend/backend.ts';
+import type { ShardSpec } from '../backend/shard-spec.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import { UserError } from '../util/errors.ts';
 import type { Architecture } from './architecture.ts';

@@ -1,4 +1,5 @@
-import type { Backend, HostTensor, ShardSpec, Tensor, WeightLoadOptions } from '../backend/backend.ts';
+import type { Backend, HostTensor, Tensor, WeightLoadOptions } from '../backend/backend.ts';
+import type { ShardSpec } from '../backend/shard-spec.ts';
 import type { WeightSource } from '../loader/safetensors.ts';
 import { encodeAs } from '../primitives/float-bits.ts';
 import { isQuantType } from '../primitives/ggml-types.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { AttentionSpec, Backend, DType, RopeSpec, SamplingRow, Tensor } from '../../src/backend/backend.ts';
+import type { AttentionSpec, Backend, DType, SamplingRow, Tensor } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { pagedOf } from '../../src/backend/cpu/step-context.ts';
 import { CpuTensor } from '../../src/backend/cpu/tensor.ts';
@@ -8,6 +8,7 @@ import type { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { gemvShape } from '../../src/backend/cuda/gemv-config.ts';
 import { kvOf } from '../../src/backend/cuda/kv-cache.ts';
 import { cuda, DTYPE_BYTES } from '../../src/backend/cuda/tensor.ts';
+import type { RopeSpec } from '../../src/backend/rope-spec.ts';
 import { buildStepBatch, type ScheduledChunk } from '../../src/runner/step-batch.ts';
 import { mulberry32 } from '../../src/util/random.ts';
 import { backendPerDtype } from '../helpers/cuda-backends.ts';

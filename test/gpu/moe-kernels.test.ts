@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Backend, DType, MoeSpec, MoeWeights } from '../../src/backend/backend.ts';
+import type { Backend, DType } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { actMulInto } from '../../src/backend/cuda/elementwise.ts';
@@ -12,6 +12,7 @@ import {
   routeTokens,
 } from '../../src/backend/cuda/moe-routing.ts';
 import { type CudaTensor, cuda } from '../../src/backend/cuda/tensor.ts';
+import type { MoeSpec, MoeWeights } from '../../src/backend/moe-spec.ts';
 import { gpuSkip, hostTensor, randomValues, relL2 } from '../helpers/gpu.ts';
 import { type MoeArrays, referenceMoe } from '../helpers/moe-reference.ts';
 

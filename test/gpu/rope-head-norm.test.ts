@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { DType, HeadNorm, LayerKvCache, RopeSpec, Tensor } from '../../src/backend/backend.ts';
+import type { DType, LayerKvCache, Tensor } from '../../src/backend/backend.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { kvOf } from '../../src/backend/cuda/kv-cache.ts';
 import { RMS_NORM, rmsNorm } from '../../src/backend/cuda/norm.ts';
 import { ROPE } from '../../src/backend/cuda/rope.ts';
 import type { CudaTensor } from '../../src/backend/cuda/tensor.ts';
+import type { HeadNorm, RopeSpec } from '../../src/backend/rope-spec.ts';
 import { encodeAs } from '../../src/primitives/float-bits.ts';
 import { buildStepBatch, type ScheduledChunk } from '../../src/runner/step-batch.ts';
 import { mulberry32 } from '../../src/util/random.ts';

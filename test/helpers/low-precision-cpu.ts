@@ -2,17 +2,16 @@ import type {
   AttentionSpec,
   DType,
   GatedActivation,
-  HeadNorm,
   HostTensor,
   LayerKvCache,
   PoolingMode,
-  RopeSpec,
   StepContext,
   Tensor,
 } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import type { CpuTensor } from '../../src/backend/cpu/tensor.ts';
 import { decodeFrom } from '../../src/backend/cuda/tensor.ts';
+import type { HeadNorm, RopeSpec } from '../../src/backend/rope-spec.ts';
 import { encodeAs } from '../../src/primitives/float-bits.ts';
 import { toFloat32 } from '../../src/primitives/host-tensor.ts';
 import { mulberry32 } from '../../src/util/random.ts';

@@ -1,4 +1,4 @@
-import type { MoeSpec } from '../../src/backend/backend.ts';
+import type { MoeSpec } from '../../src/backend/moe-spec.ts';
 
 /** A mixture-of-experts block's weights as flat arrays in `MoeWeights`' layouts (E experts, width I, hidden H). */
 export interface MoeArrays {

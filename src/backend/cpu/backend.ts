@@ -4,32 +4,28 @@ import type {
   AttentionSpec,
   Backend,
   GatedActivation,
-  HeadNorm,
   HostTensor,
   KvCacheSpec,
   LayerKvCache,
-  MoeSpec,
-  MoeWeights,
   PoolingMode,
-  RopeSpec,
   StepContext,
   Tensor,
 } from '../backend.ts';
-import { pagedAttention, selfAttention, writeKvCache } from './attention.ts';
+import type { MoeSpec, MoeWeights } from '../moe-spec.ts';
+import type { HeadNorm, RopeSpec } from '../rope-spec.ts';
+import { selfAttention, writeKvCache } from './attention.ts';
 import { pickRows, splitColumnsOf } from './columns.ts';
 import { actMulInto, addInto, geluInto, softcapInto } from './elementwise.ts';
 import { gatherRows } from './gather.ts';
 import { compactPagedKv, keyScoreCount, snapKvScores } from './kv-compression.ts';
-import { addBias, linearF32 } from './matmul.ts';
 import { type MatMul, moeInto } from './moe.ts';
 import { layerNormRows, rmsNormRows } from './norm.ts';
 import { l2NormalizeRows, poolRows } from './pooling.ts';
-import { linearQuantized } from './quant-matmul.ts';
-import { QuantCpuTensor } from './quant-tensor.ts';
 import { applyRope, ropeTables } from './rope.ts';
 import { CpuStepContext, copyCpuKvBlocks, pagedOf, stepOf } from './step-context.ts';
 import { CpuTensor, cpu, rowsCols } from './tensor.ts';
-import { CpuThreads, defaultThreads } from './threads.ts';
+import { threadedLinear, threadedMatMul, threadedPagedAttention } from './threaded-ops.ts';
+import { defaultThreads } from './threads.ts';
 import { CpuWeights } from './weights.ts';
 
 /**
@@ -43,6 +39,8 @@ export class CpuBackend implements Backend {
   readonly computeDtype = 'f32' as const;
   readonly threads: number;
   private readonly memory: CpuWeights;
+  /** `linear` without bias over a matrix inside a stacked weight: one expert's projection. */
+  private readonly matmul: MatMul;
 
   /**
    * Quantized weights' blocks go to WebAssembly memory for the SIMD kernels, unless `simd: false`: the same results
@@ -51,6 +49,7 @@ export class CpuBackend implements Backend {
   constructor(opts?: { threads?: number; simd?: boolean }) {
     this.threads = opts?.threads ?? defaultThreads();
     this.memory = new CpuWeights(this.threads, opts?.simd !== false);
+    this.matmul = threadedMatMul(this.threads);
   }
 
   loadWeight(w: HostTensor, opts?: { transpose?: boolean }): Tensor {
@@ -76,11 +75,6 @@ export class CpuBackend implements Backend {
     copyCpuKvBlocks(cache, src, dst);
   }
 
-  /** The worker pool, when this backend uses threads and `operand` is in shared memory. */
-  private workers(operand: Float32Array | Uint8Array): CpuThreads | null {
-    return this.threads > 1 && operand.buffer instanceof SharedArrayBuffer ? CpuThreads.get(this.threads) : null;
-  }
-
   beginStep(batch: StepBatch): StepContext {
     return new CpuStepContext(batch);
   }
@@ -102,34 +96,8 @@ export class CpuBackend implements Backend {
   }
 
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
-    if (weight instanceof QuantCpuTensor) {
-      const [T, n] = rowsCols(x);
-      const pool = this.workers(weight.parts[0]!.bytes);
-      const out = linearQuantized(cpu(x).data, weight, T, n, pool, bias ? cpu(bias).data : null);
-      return new CpuTensor([T, weight.shape[0]], out);
-    }
-    const xt = cpu(x);
-    const w = cpu(weight);
-    const [T, n] = rowsCols(xt);
-    const [m, wn] = w.shape as [number, number];
-    if (wn !== n) throw new Error(`linear: input has ${n} features, weight is [${w.shape}]`);
-    const out = CpuTensor.zeros([T, m]);
-    const pool = this.workers(w.data);
-    if (pool?.worthIt(T * n * m) && m >= 16) {
-      pool.linear(xt.data, w.data, out.data, T, n, m);
-      if (bias) addBias(out.data, cpu(bias).data, T, m);
-    } else {
-      linearF32(xt.data, w.data, bias ? cpu(bias).data : null, out.data, T, n, m);
-    }
-    return out;
+    return threadedLinear(x, weight, bias, this.threads);
   }
-
-  /** `linear` without bias over a matrix inside a stacked weight: one expert's projection. */
-  private readonly matmul: MatMul = (x, w, wOffset, out, T, n, m) => {
-    const pool = this.workers(w);
-    if (pool?.worthIt(T * n * m) && m >= 16) pool.linear(x, w, out, T, n, m, wOffset);
-    else linearF32(x, w.subarray(wOffset, wOffset + m * n), null, out, T, n, m);
-  };
 
   moe(x: Tensor, weights: MoeWeights, spec: MoeSpec): Tensor {
     const xt = cpu(x);
@@ -256,7 +224,7 @@ export class CpuBackend implements Backend {
   }
 
   attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {
-    return this.pagedAttention(q, cache, spec, step);
+    return threadedPagedAttention(q, cache, spec, step, this.threads);
   }
 
   attentionWithLse(
@@ -266,24 +234,7 @@ export class CpuBackend implements Backend {
     step: StepContext,
   ): { out: Tensor; lse: Tensor } {
     const lse = CpuTensor.zeros([cpu(q).shape[0]!, spec.numHeads]);
-    return { out: this.pagedAttention(q, cache, spec, step, lse), lse };
-  }
-
-  /** Paged attention on the worker pool when the step is big enough (query heads split), else on this thread. */
-  private pagedAttention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext, lse?: CpuTensor) {
-    const qt = cpu(q);
-    const out = CpuTensor.zeros(qt.shape);
-    const kv = pagedOf(cache);
-    const b = step.batch;
-    let pairs = 0;
-    for (let s = 0; s < b.numSeqs; s++) pairs += (b.cuSeqlensQ[s + 1] - b.cuSeqlensQ[s]) * b.contextLens[s];
-    const pool = this.workers(kv.k.data);
-    if (pool?.worthIt(2 * pairs * spec.numHeads * spec.headDim) && spec.numHeads > 1) {
-      pool.attention(qt.data, kv, spec, b, out.data, lse?.data);
-    } else {
-      pagedAttention(qt.data, kv, spec, b, out.data, 0, spec.numHeads, lse?.data);
-    }
-    return out;
+    return { out: threadedPagedAttention(q, cache, spec, step, this.threads, lse), lse };
   }
 
   kvKeyScores(q: Tensor, lse: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {

@@ -1,4 +1,4 @@
-import type { MoeSpec, MoeWeights } from '../backend.ts';
+import type { MoeSpec, MoeWeights } from '../moe-spec.ts';
 import { actMulInto } from './elementwise.ts';
 import { cpu } from './tensor.ts';
 

@@ -1,4 +1,4 @@
-import type { RopeSpec } from '../backend.ts';
+import type { RopeSpec } from '../rope-spec.ts';
 
 /** cos/sin `[T, rotaryDim / 2]` at each position, scaled by the spec's mscale (computed in f32 as HF does). */
 export function ropeTables(spec: RopeSpec, positions: Int32Array): { cos: Float32Array; sin: Float32Array } {

@@ -1,5 +1,6 @@
 import type { StepBatch } from '../../primitives/step-batch.ts';
-import type { KvCacheSpec, LayerKvCache, RopeSpec, StepContext } from '../backend.ts';
+import type { KvCacheSpec, LayerKvCache, StepContext } from '../backend.ts';
+import type { RopeSpec } from '../rope-spec.ts';
 import type { PagedKv } from './attention.ts';
 import { allocPlane, copySlots } from './kv-store.ts';
 

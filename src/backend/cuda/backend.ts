@@ -1,4 +1,3 @@
-import { hostByteLength } from '../../primitives/lazy-tensor.ts';
 import type { StepBatch } from '../../primitives/step-batch.ts';
 import type {
   AttentionSpec,
@@ -8,8 +7,6 @@ import type {
   HostTensor,
   KvCacheSpec,
   LayerKvCache,
-  MoeSpec,
-  MoeWeights,
   PoolingMode,
   SampledIds,
   SamplingRow,
@@ -17,27 +14,29 @@ import type {
   Tensor,
   WeightLoadOptions,
 } from '../backend.ts';
+import type { MoeSpec, MoeWeights } from '../moe-spec.ts';
 import { CudaAttention } from './attention.ts';
 import { CudaContext, type CudaContextOptions } from './context.ts';
 import * as elementwise from './elementwise.ts';
 import { embedding, gatherLogitRows } from './embedding.ts';
-import { Fp8Staging, hasFp8, loadFp8Weight, storesFp8 } from './fp8.ts';
+import { hasFp8 } from './fp8.ts';
 import { DecodeGraphs } from './graphs.ts';
 import { KvCaches } from './kv-cache.ts';
 import * as kvCompression from './kv-compression.ts';
 import { CudaLinear } from './linear.ts';
+import { memoryReport } from './memory-report.ts';
 import { moe } from './moe.ts';
 import * as norm from './norm.ts';
 import * as pooling from './pooling.ts';
-import { dequantizedOnHost, keepsBlocks, loadQuantized } from './quant-load.ts';
+import { keepsBlocks } from './quant-load.ts';
 import { downloadRows, Readbacks } from './readback.ts';
 import { CudaRope } from './rope.ts';
 import { DeviceSampledIds, DeviceSampler } from './sampling.ts';
 import type { StepCapacity } from './step-buffers.ts';
 import { CudaEvent } from './stream-event.ts';
-import { CudaTensor, cuda, DTYPE_BYTES, decoded, viewOf } from './tensor.ts';
-import { launchConvert } from './weight-convert.ts';
-import { type UploadStats, WeightUploader } from './weight-upload.ts';
+import { cuda, decoded, viewOf } from './tensor.ts';
+import { CudaWeightLoader } from './weight-loader.ts';
+import type { UploadStats } from './weight-upload.ts';
 
 export interface CudaBackendOptions extends CudaContextOptions {
   /** Capture decode steps as CUDA graphs per batch-size bucket (default true). */
@@ -45,9 +44,6 @@ export interface CudaBackendOptions extends CudaContextOptions {
   /** Hears the weight bytes uploaded so far, after every chunk (a terminal's progress line). */
   loadProgress?: (bytes: number) => void;
 }
-
-const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
-const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
 
 /**
  * The CUDA backend: weights in one device allocation, activations from a per-step arena, kernels compiled by NVRTC
@@ -65,13 +61,9 @@ export class CudaBackend implements Backend {
   private readonly sampler: DeviceSampler;
   private readonly attn: CudaAttention;
   private readonly readbacks: Readbacks;
-  private readonly fp8Staging: Fp8Staging;
-  private readonly uploader: WeightUploader;
-  private dummySeed = 1;
+  private readonly weightLoader: CudaWeightLoader;
   /** FP8 weights (compute capability 8.9+): see Backend.fp8Weights. */
   readonly fp8Weights: boolean;
-  /** Quantized weights dequantized at load (1-D, 3-D, transposed), named in the start-up report. */
-  private dequantizedAtLoad = 0;
 
   get computeDtype(): DType {
     return this.ctx.dtype;
@@ -87,46 +79,28 @@ export class CudaBackend implements Backend {
     this.sampler = new DeviceSampler(this.ctx, events);
     this.attn = new CudaAttention(this.ctx);
     this.readbacks = new Readbacks(this.ctx.drv, events);
-    this.uploader = new WeightUploader(this.ctx.drv, events, (j) => launchConvert(this.ctx, j), {
-      progress: opts.loadProgress,
-    });
-    this.fp8Staging = new Fp8Staging(this.ctx, this.uploader);
     this.fp8Weights = hasFp8(this.ctx.drv.info);
+    this.weightLoader = new CudaWeightLoader(this.ctx, events, this.fp8Weights, opts.loadProgress);
   }
 
   loadWeight(w: HostTensor, opts?: WeightLoadOptions): Tensor {
     if (keepsBlocks(w, opts?.transpose === true)) return this.loadStacked([w]);
-    if (this.fp8Weights && storesFp8(w, opts)) return loadFp8Weight(this.ctx, this.fp8Staging, w, this.dummySeed++);
-    const floats = dequantizedOnHost(w);
-    if (floats) [w, this.dequantizedAtLoad] = [floats, this.dequantizedAtLoad + 1];
-    const { dtype, weights } = this.ctx;
-    const shape = opts?.transpose && w.shape.length === 2 ? [w.shape[1]!, w.shape[0]!] : [...w.shape];
-    const n = shape.reduce((a, d) => a * d, 1);
-    const ptr = weights.alloc(n * DTYPE_BYTES[dtype]);
-    const out = new CudaTensor(shape, dtype, ptr);
-    if (hostByteLength(w) === 0 && n > 0) {
-      // --load-format dummy: no bytes on the host; fill on the device (norm weights and biases 1, matrices small).
-      if (shape.length === 1) elementwise.fillConst(this.ctx, ptr, n, 1);
-      else elementwise.fillUniform(this.ctx, ptr, n, this.dummySeed++, 1 / Math.sqrt(shape[shape.length - 1]!));
-      return out;
-    }
-    this.uploader.upload(w, ptr, dtype, opts?.transpose === true);
-    return out;
+    return this.weightLoader.load(w, opts);
   }
 
   /** Frees the buffer 16-bit weights passed through on their way to FP8 (call once the model is loaded). */
   releaseLoadStaging(): void {
-    this.fp8Staging.release();
+    this.weightLoader.releaseFp8Staging();
   }
 
   /** Waits for the weights queued so far to be on the device and frees the staging ring; what was uploaded. */
   finishLoading(): UploadStats {
-    return this.uploader.finish();
+    return this.weightLoader.finish();
   }
 
   /** Quantized 2-D weights as stored, one part per type; the dequantization scratch grows to the largest. */
   loadStacked(parts: readonly HostTensor[]): Tensor {
-    const w = loadQuantized(this.ctx, parts, () => this.dummySeed++, this.uploader);
+    const w = this.weightLoader.loadQuantized(parts);
     if (this.linears.quant.reserveFor(w)) this.graphs?.clear();
     return w;
   }
@@ -339,19 +313,11 @@ export class CudaBackend implements Backend {
 
   /** What the device holds, for the start-up report. */
   memoryReport(): string {
-    const { drv, weights, arena, steps, dtype } = this.ctx;
-    const { free, total } = drv.memInfo();
-    const i = drv.info;
-    return [
-      `${i.name} (sm_${i.ccMajor}${i.ccMinor}, ${i.smCount} SMs), ${gib(total)} total, ${gib(free)} free`,
-      `weights ${gib(weights.usedBytes)} in ${weights.allocations} allocation(s) (${dtype})`,
-      `KV cache ${gib(this.kv.bytes)}`,
-      `activation arena ${mib(arena.capacityBytes)}`,
-      `GEMM workspace ${mib(this.linears.lt.workspaceBytes)}, pinned step staging ${mib(steps.pinnedBytes)}`,
-      ...(this.linears.quant.scratchBytes ? [`dequantization scratch ${mib(this.linears.quant.scratchBytes)}`] : []),
-      ...(this.dequantizedAtLoad
-        ? [`${this.dequantizedAtLoad} quantized 1-D/3-D/transposed weights dequantized at load`]
-        : []),
-    ].join('; ');
+    return memoryReport(this.ctx, {
+      kvCacheBytes: this.kv.bytes,
+      gemmWorkspaceBytes: this.linears.lt.workspaceBytes,
+      dequantScratchBytes: this.linears.quant.scratchBytes,
+      dequantizedAtLoad: this.weightLoader.dequantizedAtLoad,
+    });
   }
 }

@@ -1,5 +1,6 @@
 import koffi, { type LibraryHandle } from 'koffi';
-import { ATTR, bindDriver, bindLaunchEx } from './driver-api.ts';
+import { type DeviceInfo, queryDevice } from './device-info.ts';
+import { bindDriver, bindLaunchEx } from './driver-api.ts';
 import {
   LAUNCH_ATTRIBUTE,
   LAUNCH_CONFIG,
@@ -8,7 +9,7 @@ import {
   writeLaunchTarget,
   writeProgrammaticSerialization,
 } from './launch-config.ts';
-import { CudaUnavailable, loadCudaLibrary } from './libs.ts';
+import { loadCudaLibrary } from './libs.ts';
 import { type CudaSettings, DEFAULT_CUDA_SETTINGS } from './settings.ts';
 
 /** A device address. */
@@ -20,19 +21,6 @@ export type Handle = unknown;
 export const MIN_DRIVER_VERSION = 12000;
 /** Programmatic dependent launch needs sm_90 and, to be captured into graphs, a CUDA 12.3 driver. */
 export const PDL_MIN_DRIVER_VERSION = 12030;
-
-export interface DeviceInfo {
-  index: number;
-  /** Devices the driver sees (CUDA_VISIBLE_DEVICES applied). */
-  deviceCount: number;
-  name: string;
-  ccMajor: number;
-  ccMinor: number;
-  smCount: number;
-  totalBytes: number;
-  driverVersion: number;
-  maxSharedPerBlockOptin: number;
-}
 
 /** A CUDA error with the driver's name for the code (e.g. CUDA_ERROR_OUT_OF_MEMORY). */
 export class CudaError extends Error {
@@ -81,41 +69,11 @@ export class CudaDriver {
     this.api = bindDriver(lib);
     const a = this.api;
     this.check(a.cuInit(0), 'cuInit');
-    const version = [0];
-    this.check(a.cuDriverGetVersion(version), 'cuDriverGetVersion');
-    const count = [0];
-    this.check(a.cuDeviceGetCount(count), 'cuDeviceGetCount');
-    if (count[0]! <= deviceIndex) {
-      throw new CudaUnavailable(
-        `no CUDA device ${deviceIndex}: the driver sees ${count[0]} device(s)`,
-        'Check CUDA_VISIBLE_DEVICES and nvidia-smi, or use --device cpu',
-      );
-    }
-    const dev = [0];
-    this.check(a.cuDeviceGet(dev, deviceIndex), 'cuDeviceGet');
-    const nameBuf = new Uint8Array(256);
-    this.check(a.cuDeviceGetName(nameBuf, nameBuf.length, dev[0]), 'cuDeviceGetName');
-    const attr = (k: number) => {
-      const v = [0];
-      this.check(a.cuDeviceGetAttribute(v, k, dev[0]), `cuDeviceGetAttribute(${k})`);
-      return v[0]!;
-    };
-    const total = [0];
-    this.check(a.cuDeviceTotalMem(total, dev[0]), 'cuDeviceTotalMem');
-    this.info = {
-      index: deviceIndex,
-      deviceCount: count[0]!,
-      name: Buffer.from(nameBuf).toString('utf8').replace(/\0.*$/s, ''),
-      ccMajor: attr(ATTR.ccMajor),
-      ccMinor: attr(ATTR.ccMinor),
-      smCount: attr(ATTR.multiprocessorCount),
-      totalBytes: Number(total[0]),
-      driverVersion: version[0]!,
-      maxSharedPerBlockOptin: attr(ATTR.maxSharedPerBlockOptin),
-    };
+    const { device, info } = queryDevice(a, deviceIndex, (rc, what) => this.check(rc, what));
+    this.device = device;
+    this.info = info;
     const ctx = [null];
-    this.device = dev[0]!;
-    this.check(a.cuDevicePrimaryCtxRetain(ctx, dev[0]), 'cuDevicePrimaryCtxRetain');
+    this.check(a.cuDevicePrimaryCtxRetain(ctx, this.device), 'cuDevicePrimaryCtxRetain');
     this.ctx = ctx[0];
     this.check(a.cuCtxSetCurrent(this.ctx), 'cuCtxSetCurrent');
     const s = [null];

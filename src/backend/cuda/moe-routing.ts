@@ -1,4 +1,5 @@
-import type { MoeSpec, Tensor } from '../backend.ts';
+import type { Tensor } from '../backend.ts';
+import type { MoeSpec } from '../moe-spec.ts';
 import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { declareKernel } from './kernel.ts';

@@ -1,4 +1,5 @@
-import type { DType, MoeSpec, MoeWeights, Tensor } from '../backend.ts';
+import type { DType, Tensor } from '../backend.ts';
+import type { MoeSpec, MoeWeights } from '../moe-spec.ts';
 import type { CudaContext } from './context.ts';
 import { actMulInto } from './elementwise.ts';
 import { type ArgValues, declareKernel } from './kernel.ts';

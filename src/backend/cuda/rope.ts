@@ -1,4 +1,5 @@
-import type { HeadNorm, LayerKvCache, RopeSpec, StepContext, Tensor } from '../backend.ts';
+import type { LayerKvCache, StepContext, Tensor } from '../backend.ts';
+import type { HeadNorm, RopeSpec } from '../rope-spec.ts';
 import { type CudaContext, stepOf } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { declareKernel } from './kernel.ts';

@@ -5,19 +5,17 @@ import type {
   AttentionSpec,
   Backend,
   GatedActivation,
-  HeadNorm,
   HostTensor,
   KvCacheSpec,
   LayerKvCache,
-  MoeSpec,
-  MoeWeights,
   PoolingMode,
-  RopeSpec,
   SamplingRow,
-  ShardSpec,
   StepContext,
   Tensor,
 } from '../backend.ts';
+import type { MoeSpec, MoeWeights } from '../moe-spec.ts';
+import type { HeadNorm, RopeSpec } from '../rope-spec.ts';
+import type { ShardSpec } from '../shard-spec.ts';
 import { type Communicator, HostCommunicator } from './communicator.ts';
 import { shardHost } from './shard.ts';
 

@@ -1,4 +1,5 @@
-import type { HostTensor, ShardSpec } from '../backend.ts';
+import type { HostTensor } from '../backend.ts';
+import type { ShardSpec } from '../shard-spec.ts';
 
 /**
  * Rank `rank`'s share of a stored weight under `spec` (see ShardSpec), in the stored dtype. A weight stored without

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { MoeSpec, MoeWeights } from '../../../src/backend/backend.ts';
 import { CpuBackend } from '../../../src/backend/cpu/backend.ts';
 import { routeTokens } from '../../../src/backend/cpu/moe.ts';
 import { CpuTensor } from '../../../src/backend/cpu/tensor.ts';
+import type { MoeSpec, MoeWeights } from '../../../src/backend/moe-spec.ts';
 import { mulberry32 } from '../../../src/util/random.ts';
 import { type MoeArrays, referenceMoe } from '../../helpers/moe-reference.ts';
 import { maxAbsDiff } from '../../helpers/paged-session.ts';

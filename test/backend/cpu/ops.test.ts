@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { RopeSpec } from '../../../src/backend/backend.ts';
 import { CpuBackend } from '../../../src/backend/cpu/backend.ts';
 import { erf } from '../../../src/backend/cpu/elementwise.ts';
 import { CpuTensor, cpu as cpuData } from '../../../src/backend/cpu/tensor.ts';
+import type { RopeSpec } from '../../../src/backend/rope-spec.ts';
 import { buildStepBatch } from '../../../src/runner/step-batch.ts';
 import { maxAbsDiff } from '../../helpers/paged-session.ts';
 
