@@ -6,8 +6,7 @@
  * from HBM. Each integer result is checked against the float route's first. The integer GEMV alone (x already
  * quantized) is then swept over its tuning defines (Q8_ROWS output features per warp, Q8_UNROLL), each configuration's
  * output checked against the default's; the backend launches the default. Then the prefill path (dequantize into
- * the scratch + cuBLASLt) at 256 rows for several scratch run sizes, one stream against the next run's dequantization
- * on a second stream (QuantLinear.overlap), each against the bf16 GEMM; and at 12-32 rows against
+ * the scratch + cuBLASLt) at 256 rows for several scratch run sizes, against the bf16 GEMM; and at 12-32 rows against
  * the integer GEMV in launches of 8 rows (where the GEMV's 8-row limit should lie). Prints the tables and
  * appends them to bench/RESULTS.md. Run on the device:
  *   node --import tsx bench/quant-gemv.ts [--rows 1,4]
@@ -207,8 +206,8 @@ function sweep(parts: QuantCudaPart[], T: number, k: number, bytes: number): str
 
 /**
  * The prefill path at PREFILL_ROWS rows (the offline workload's decode batches): the weight dequantized into the
- * scratch a run at a time, each run's GEMM after it, for several run sizes, on one stream and overlapped (the next
- * run's dequantization on a second stream); the dequantization alone; the bf16 weight's GEMM.
+ * scratch a run at a time, each run's GEMM after it, for several run sizes; the dequantization alone; the bf16
+ * weight's GEMM.
  */
 function prefillRows(c: Case, weights: QuantCudaTensor[], dense: CudaTensor[], bytes: number): void {
   const q = backend.linears.quant;
@@ -223,15 +222,9 @@ function prefillRows(c: Case, weights: QuantCudaTensor[], dense: CudaTensor[], b
     q.runBytes = mb << 20;
     const p = weights[0]!.parts[0]!;
     const dequantUs = time(weights.length, (i) => q.dequantizeRows(weights[i]!.parts[0]!, 0, p.rows, c.k, scratchAll));
-    // One stream, then the next run's dequantization on a second stream beside this run's GEMM.
-    const [us, overlappedUs] = [false, true].map((overlap) => {
-      q.overlap = overlap;
-      q.reserveFor(weights[0]!);
-      const got = time(weights.length, (i) => linear(weights[i]!));
-      q.overlap = false;
-      return got;
-    }) as [number, number];
-    const line = `| ${c.label} | ${c.type} | ${PREFILL_ROWS} | ${mb} | ${r1(us)} | ${r1(overlappedUs)} (${(us / overlappedUs).toFixed(2)}x) | ${r1(dequantUs)} (${Math.round(bytes / (dequantUs * 1e3))} GB/s read) | ${r1(bf16Us)} | ${(bf16Us / Math.min(us, overlappedUs)).toFixed(2)}x |`;
+    q.reserveFor(weights[0]!);
+    const us = time(weights.length, (i) => linear(weights[i]!));
+    const line = `| ${c.label} | ${c.type} | ${PREFILL_ROWS} | ${mb} | ${r1(us)} | ${r1(dequantUs)} (${Math.round(bytes / (dequantUs * 1e3))} GB/s read) | ${r1(bf16Us)} | ${(bf16Us / us).toFixed(2)}x |`;
     console.log(line);
     prefillLines.push(line);
   }
@@ -278,7 +271,7 @@ const midHeader =
   '| weight | type | rows | integer GEMV, launches of 8 rows us | dequantize + GEMM us | GEMV speed-up | rel. L2 |\n|---|---|---|---|---|---|---|';
 console.log(`\n${midHeader}\n${midLines.join('\n')}`);
 const prefillHeader =
-  '| weight | type | rows | scratch run MB | dequantize + GEMM us | overlapped us | dequantize alone us | bf16 GEMM us | best vs bf16 |\n|---|---|---|---|---|---|---|---|---|';
+  '| weight | type | rows | scratch run MB | dequantize + GEMM us | dequantize alone us | bf16 GEMM us | vs bf16 |\n|---|---|---|---|---|---|---|---|';
 console.log(`\n${prefillHeader}\n${prefillLines.join('\n')}`);
 const section = `## Quantized linear, decode GEMV routes and the prefill path (${new Date().toISOString().slice(0, 10)}, ${drv.info.name})\n\n\`node --import tsx bench/quant-gemv.ts --rows ${rowCounts.join(',')}\`: Llama-3-8B weight shapes, random blocks, bf16 x; the bf16 weight of the same shape through the backend's linear is the baseline of the same run.\n\n${header}\n${lines.join('\n')}\n\n${prefillHeader}\n${prefillLines.join('\n')}\n\n${midHeader}\n${midLines.join('\n')}\n`;
 appendFileSync(join(import.meta.dirname, 'RESULTS.md'), `\n${section}`);

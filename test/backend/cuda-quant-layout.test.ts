@@ -3,8 +3,6 @@ import { test } from 'node:test';
 import { dequantizedOnHost, keepsBlocks } from '../../src/backend/cuda/quant-load.ts';
 import {
   dequantScratchBytes,
-  type OverlapStep,
-  overlapSchedule,
   QUANT_GEMV_MAX_ROWS,
   QUANT_SCRATCH_BYTES,
   QuantCudaTensor,
@@ -115,64 +113,4 @@ test('weights the CUDA backend keeps in neither blocks nor FP8 go up as f32 dequ
   assert.deepEqual(new Float32Array(dequantizedOnHost(norm)!.bytes.buffer), toFloat32(norm));
   assert.equal(dequantizedOnHost({ name: 'b', shape: [4], dtype: 'bf16', bytes: new Uint8Array(8) }), null);
   assert.equal(dequantizedOnHost({ name: 'd', shape: [32], dtype: 'q8_0', bytes: new Uint8Array(0) }), null, 'a dummy');
-});
-
-/**
- * The overlapped prefill path's order as the device sees it: each stream runs its steps in queue order (the stream
- * each step names, as QuantLinear issues it), a wait follows the last record of its event queued before it, and the
- * fork is the stream's record followed by the side stream's wait. Returns whether step a happens before step b.
- */
-function happensBefore(steps: readonly OverlapStep[]): (a: number, b: number) => boolean {
-  const edges = steps.map(() => [] as number[]);
-  const lastOn = new Map<string, number>();
-  const lastRecord = new Map<string, number>();
-  steps.forEach((s, i) => {
-    const on = s.op === 'fork' ? 'main' : s.stream;
-    const prev = lastOn.get(on);
-    if (prev !== undefined) edges[prev]!.push(i);
-    lastOn.set(on, i);
-    if (s.op === 'fork') lastOn.set('side', i);
-    if (s.op === 'record') lastRecord.set(`${s.event} ${s.buffer}`, i);
-    if (s.op === 'wait') {
-      const r = lastRecord.get(`${s.event} ${s.buffer}`);
-      if (r !== undefined) edges[r]!.push(i);
-    }
-  });
-  return (a, b) => {
-    const seen = new Set<number>([a]);
-    const todo = [a];
-    while (todo.length) {
-      for (const n of edges[todo.pop()!]!) {
-        if (seen.has(n)) continue;
-        seen.add(n);
-        todo.push(n);
-      }
-    }
-    return a !== b && seen.has(b);
-  };
-}
-
-test('the overlapped prefill path: each GEMM after its dequantization, a buffer refilled only after its GEMM, the next dequantization beside this GEMM, the side stream joined back', () => {
-  for (const runs of [1, 2, 3, 7]) {
-    const steps = overlapSchedule(runs);
-    const before = happensBefore(steps);
-    const at = (op: 'dequantize' | 'gemm', run: number) => steps.findIndex((s) => s.op === op && s.run === run);
-    for (let run = 0; run < runs; run++) {
-      assert.ok(before(at('dequantize', run), at('gemm', run)), `${runs} runs: GEMM ${run} after its dequantization`);
-      if (run >= 2)
-        assert.ok(before(at('gemm', run - 2), at('dequantize', run)), `${runs} runs: buffer of run ${run} free`);
-      if (run + 1 < runs) {
-        const [d, g] = [at('dequantize', run + 1), at('gemm', run)];
-        assert.ok(!before(d, g) && !before(g, d), `${runs} runs: dequantization ${run + 1} beside GEMM ${run}`);
-      }
-      const step = steps[at('dequantize', run)]!;
-      assert.ok(step.op === 'dequantize' && step.buffer === run % 2);
-    }
-    // Joined: every side-stream step happens before the stream's last step (a capture could end there).
-    const lastMain = steps.reduce((last, s, i) => (s.op === 'fork' || s.stream === 'main' ? i : last), -1);
-    steps.forEach((s, i) => {
-      if (s.op !== 'fork' && s.stream === 'side') assert.ok(before(i, lastMain), `${runs} runs: side step ${i} joined`);
-    });
-    assert.equal(steps[0]!.op, 'fork');
-  }
 });

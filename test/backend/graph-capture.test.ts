@@ -42,7 +42,7 @@ test("captureGraph: the body's work becomes an executable graph; a failing body'
     'exec',
   );
   assert.deepEqual(ok.log, ['begin', 'body', 'end', 'instantiate', 'destroy graph']);
-  // A body that throws (a second stream left unjoined makes the capture's end fail too): its own error comes out.
+  // A body that throws (the capture's end then fails too): its own error comes out.
   const failing = fakeDriver(904);
   assert.throws(
     () =>

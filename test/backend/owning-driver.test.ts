@@ -20,17 +20,11 @@ function fakeDriver() {
     loadModule: () => `m${log.length}`,
     createEvent: () => `e${log.length}`,
     destroyEvent: (e: string) => log.push(`destroy ${e}`),
-    createStream: () => 's1',
-    destroyStream: (st: string) => log.push(`destroyStream ${st}`),
     sync: () => log.push('sync'),
     check: (rc: number, what: string) => log.push(`${what} ${rc}`),
     api: {
       cuModuleUnload: (m: string) => {
         log.push(`unload ${m}`);
-        return 0;
-      },
-      cuStreamSynchronize: (st: string) => {
-        log.push(`syncStream ${st}`);
         return 0;
       },
     },
@@ -53,7 +47,6 @@ test("a backend's view of the driver frees, at release, what it still holds and 
   const e1 = view.createEvent(0);
   log.push('-'); // the fake names events by the log's length
   const e2 = view.createEvent(0);
-  view.createStream();
   view.destroyEvent(e1);
   view.free(a);
   assert.throws(() => view.free(a), /freed twice/, 'a double free while the backend lives is an error');
@@ -63,15 +56,11 @@ test("a backend's view of the driver frees, at release, what it still holds and 
   view.releaseAll();
   assert.deepEqual(log, [
     'sync',
-    // A second stream is waited for too (after a failure its work may not have been joined back) and destroyed.
-    'syncStream s1',
-    'cuStreamSynchronize 0',
     `free ${b.toString(16)}`,
     'freeHost h64',
     `unload ${m}`,
     'cuModuleUnload 0',
     `destroy ${e2}`,
-    'destroyStream s1',
   ]);
   log.length = 0;
   view.free(b);
@@ -84,7 +73,6 @@ test("a backend's view of the driver frees, at release, what it still holds and 
   assert.throws(() => view.allocHost(1), /released/);
   assert.throws(() => view.loadModule(new Uint8Array(1)), /released/);
   assert.throws(() => view.createEvent(0), /released/);
-  assert.throws(() => view.createStream(), /released/);
 });
 
 test('two views of one driver keep their own records', () => {

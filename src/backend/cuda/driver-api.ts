@@ -43,7 +43,6 @@ export function bindDriver(lib: LibraryHandle) {
     cuStreamCreate: f('int cuStreamCreate(_Out_ void **s, unsigned int flags)'),
     cuStreamSynchronize: f('int cuStreamSynchronize(void *s)'),
     cuStreamDestroy: f('int cuStreamDestroy_v2(void *s)'),
-    cuStreamWaitEvent: f('int cuStreamWaitEvent(void *s, void *e, unsigned int flags)'),
     cuStreamBeginCapture: f('int cuStreamBeginCapture_v2(void *s, int mode)'),
     cuStreamEndCapture: f('int cuStreamEndCapture(void *s, _Out_ void **graph)'),
     cuGraphInstantiate: f('int cuGraphInstantiateWithFlags(_Out_ void **exec, void *graph, uint64_t flags)'),

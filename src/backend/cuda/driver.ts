@@ -34,9 +34,8 @@ export class CudaError extends Error {
 }
 
 /**
- * The CUDA driver API through koffi (versioned `_v2` symbols), one device, one primary context and its stream (work
- * beside it goes on a second stream from createStream, joined back by events: side-stream.ts). Device pointers are
- * BigInt; handles are koffi externals.
+ * The CUDA driver API through koffi (versioned `_v2` symbols), one device, one primary context and one stream.
+ * Device pointers are BigInt; handles are koffi externals.
  */
 export class CudaDriver {
   readonly api: ReturnType<typeof bindDriver>;
@@ -255,7 +254,7 @@ export class CudaDriver {
   }
 
   /**
-   * Launches `fn` on the stream (or on `stream`, one of createStream's); `kinds` packs `args` one letter each
+   * Launches `fn` on the stream (or on another stream's handle `stream`); `kinds` packs `args` one letter each
    * (kernel.ts `KernelDecl.kinds`).
    */
   launch(
@@ -309,16 +308,5 @@ export class CudaDriver {
 
   destroyEvent(e: Handle): void {
     this.check(this.api.cuEventDestroy(e), 'cuEventDestroy');
-  }
-
-  /** A second stream (non-blocking), for work beside the stream's (side-stream.ts); destroy it with destroyStream. */
-  createStream(): Handle {
-    const s = [null];
-    this.check(this.api.cuStreamCreate(s, 1), 'cuStreamCreate');
-    return s[0];
-  }
-
-  destroyStream(s: Handle): void {
-    this.check(this.api.cuStreamDestroy(s), 'cuStreamDestroy');
   }
 }

@@ -1,9 +1,8 @@
 import type { CudaDriver, Handle } from './driver.ts';
 
 /**
- * Records the stream's work done by `body` into an executable graph (relaxed capture mode). Work that `body` puts on
- * a second stream joins the capture through an event the stream recorded, and must be joined back (waited for by the
- * stream) before the capture ends. If `body` throws, its error is the one reported, not the capture's.
+ * Records the stream's work done by `body` into an executable graph (relaxed capture mode). If `body` throws, its
+ * error is the one reported, not the capture's.
  */
 export function captureGraph(drv: CudaDriver, body: () => void): Handle {
   drv.check(drv.api.cuStreamBeginCapture(drv.stream, 2), 'cuStreamBeginCapture'); // RELAXED

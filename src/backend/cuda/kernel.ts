@@ -1,4 +1,4 @@
-import type { DevPtr, Handle } from './driver.ts';
+import type { DevPtr } from './driver.ts';
 
 /** A kernel parameter's C type: any pointer, `int`, `unsigned int`, `long long` or `float`. */
 export type ArgType = 'ptr' | 'i32' | 'u32' | 'i64' | 'f32';
@@ -40,13 +40,12 @@ export function declareKernel<const A extends ArgList>(file: string, name: strin
 /** A kernel ready to launch with named arguments. */
 export interface Kernel<A extends ArgList = ArgList> {
   readonly name: string;
-  /** On the driver's stream, or on `stream` (one of its createStream's). */
+  /** On the driver's stream. */
   launch(
     grid: readonly [number, number?, number?],
     block: readonly [number, number?, number?],
     args: ArgValues<A>,
     smem?: number,
-    stream?: Handle,
   ): void;
   /** Registers per thread and local (spilled) bytes per thread of the compiled kernel (the GEMV sweep prints them). */
   resources(): { registers: number; localBytes: number };

@@ -78,7 +78,7 @@ export class KernelModules {
     const name = `${file}.${fn}(${defs.join(' ')})`;
     const kernel: Kernel<A> = {
       name,
-      launch: (grid, block, args: Readonly<Record<string, number | bigint>>, smem = 0, stream?: Handle) =>
+      launch: (grid, block, args: Readonly<Record<string, number | bigint>>, smem = 0) =>
         drv.launch(
           handle,
           name,
@@ -87,7 +87,6 @@ export class KernelModules {
           smem,
           decl.kinds,
           decl.names.map((n) => args[n]!),
-          stream,
         ),
       resources: () => drv.funcResources(handle),
     };

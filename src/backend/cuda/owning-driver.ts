@@ -1,19 +1,18 @@
 import type { CudaDriver, DevPtr, Handle } from './driver.ts';
 
-/** The driver as one backend sees it: its allocations, modules, events and streams recorded, for `releaseAll`. */
+/** The driver as one backend sees it: its allocations, kernel modules and events recorded, for `releaseAll`. */
 export type OwningDriver = CudaDriver & {
   /**
-   * Waits for the stream and its second streams, then frees every device and pinned allocation made through this
-   * view and not yet freed, unloads its kernel modules and destroys its events and second streams. The view refuses
-   * to allocate afterwards.
+   * Waits for the stream, then frees every device and pinned allocation made through this view and not yet freed,
+   * unloads its kernel modules and destroys its events. The view refuses to allocate afterwards.
    */
   releaseAll(): void;
 };
 
 /**
- * The process's one driver seen by one backend: alloc and free (device and pinned host), module loads, events and
- * second streams go through this view and are recorded, so that `releaseAll` frees whatever the backend still holds
- * when its model unloads. A free of memory the view does not hold is an error while the backend lives (a double free), and does
+ * The process's one driver seen by one backend: alloc and free (device and pinned host), module loads and events go
+ * through this view and are recorded, so that `releaseAll` frees whatever the backend still holds when its model
+ * unloads. A free of memory the view does not hold is an error while the backend lives (a double free), and does
  * nothing after `releaseAll` (that address may belong to another backend by then). Everything else is the driver's
  * own: the view's prototype is the driver, whose fields are set once, in its constructor.
  */
@@ -22,7 +21,6 @@ export function owningDriver(drv: CudaDriver): OwningDriver {
   const host = new Set<Handle>();
   const modules = new Set<Handle>();
   const events = new Set<Handle>();
-  const streams = new Set<Handle>();
   let released = false;
   /** Records what `make` returns (or its `key`) in `held`; refused once the backend was released. */
   const acquire = <H>(held: Set<unknown>, make: () => H, key: (h: H) => unknown = (h) => h): H => {
@@ -49,21 +47,16 @@ export function owningDriver(drv: CudaDriver): OwningDriver {
   view.loadModule = (image) => acquire(modules, () => drv.loadModule(image));
   view.createEvent = (flags) => acquire(events, () => drv.createEvent(flags));
   view.destroyEvent = (e) => give(events, e, (x) => drv.destroyEvent(x), 'cuEventDestroy');
-  view.createStream = () => acquire(streams, () => drv.createStream());
   view.releaseAll = () => {
     if (released) return;
     released = true;
     drv.sync();
-    // A second stream's work is joined back into the stream when nothing failed; after a failure it may not be.
-    for (const st of streams) drv.check(drv.api.cuStreamSynchronize(st), 'cuStreamSynchronize');
     for (const p of device) drv.free(p);
     for (const h of host) drv.freeHost(h);
     for (const m of modules) drv.check(drv.api.cuModuleUnload(m), 'cuModuleUnload');
     for (const e of events) drv.destroyEvent(e);
-    for (const st of streams) drv.destroyStream(st);
     device.clear();
     events.clear();
-    streams.clear();
     host.clear();
     modules.clear();
   };

@@ -1,12 +1,11 @@
 import type { Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import type { CublasLt } from './cublaslt.ts';
-import type { CudaDriver, DevPtr, Handle } from './driver.ts';
+import type { DevPtr } from './driver.ts';
 import { addBias } from './elementwise.ts';
 import { QTYPE, QUANT_ACT_Q8, QUANT_DEQUANT, QUANT_EMBEDDING, QUANT_GEMV, QUANT_GEMV_Q8 } from './quant-kernels.ts';
 import {
   dequantScratchBytes,
-  overlapSchedule,
   QUANT_SCRATCH_BYTES,
   type QuantCudaPart,
   type QuantCudaTensor,
@@ -15,7 +14,6 @@ import {
   quantLinearPath,
   scratchRuns,
 } from './quant-tensor.ts';
-import { SideStream } from './side-stream.ts';
 import { type CudaTensor, cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
 import { allocQuantizedX, type QuantizedX, type XForm } from './x-form.ts';
 
@@ -23,22 +21,6 @@ import { allocQuantizedX, type QuantizedX, type XForm } from './x-form.ts';
 const GEMV_WARPS = 8;
 /** The largest grid y the driver launches. */
 const MAX_GRID_Y = 65535;
-
-/** The overlapped prefill path's side stream and its events: the fork, and per buffer 'dequantized' and 'read'. */
-interface Overlap {
-  side: SideStream;
-  fork: Handle;
-  events: Record<'dequantized' | 'read', [Handle, Handle]>;
-}
-
-function makeOverlap(drv: CudaDriver): Overlap {
-  const side = new SideStream(drv);
-  const pair = (): [Handle, Handle] => [side.event(), side.event()];
-  return { side, fork: side.event(), events: { dequantized: pair(), read: pair() } };
-}
-
-/** Bytes rounded up to 256: where the second scratch buffer starts (cuBLASLt's preferred alignment). */
-const align256 = (n: number) => Math.ceil(n / 256) * 256;
 
 /**
  * Linear layers and embedding gathers over quantized weights (kernels/quant.cu). Decode rows (up to 8) run the GEMV
@@ -52,13 +34,6 @@ export class QuantLinear {
   private scratchSize = 0;
   /** Bytes per scratch run (QUANT_SCRATCH_BYTES; tests lower it to make a small weight take several runs). */
   runBytes = QUANT_SCRATCH_BYTES;
-  /**
-   * The prefill path's next run dequantized on a second stream while this run's GEMM runs, two scratch buffers taking
-   * turns. Off until bench/quant-gemv.ts has measured it against one stream; set it before weights load (or call
-   * reserveFor again) so the scratch holds both buffers.
-   */
-  overlap = false;
-  private overlapState: Overlap | null = null;
 
   constructor(
     private readonly ctx: CudaContext,
@@ -81,7 +56,6 @@ export class QuantLinear {
     const drv = this.ctx.drv;
     if (this.scratchSize) {
       drv.sync();
-      this.overlapState?.side.sync();
       drv.free(this.scratch);
     }
     this.scratch = drv.alloc(need);
@@ -105,46 +79,13 @@ export class QuantLinear {
     const scratch = this.scratchFor(w);
     const size = DTYPE_BYTES[ctx.dtype];
     const firsts = w.firstRows;
-    const runs = scratchRuns(w, ctx.dtype, this.runBytes);
-    const dequantize = (i: number, dst: DevPtr, stream?: Handle) => {
-      const run = runs[i]!;
-      this.dequantizeRows(w.parts[run.part]!, run.row, run.rows, k, dst, stream);
-    };
-    const gemm = (i: number, src: DevPtr) => {
-      const run = runs[i]!;
+    for (const run of scratchRuns(w, ctx.dtype, this.runBytes)) {
+      this.dequantizeRows(w.parts[run.part]!, run.row, run.rows, k, scratch);
       const col = BigInt((firsts[run.part]! + run.row) * size);
-      this.lt.matmul(out.ptr + col, xt.ptr, src, T, run.rows, k, ctx.dtype, ctx.dtype, m);
-    };
-    if (this.overlap && runs.length > 1) {
-      const second = scratch + BigInt(align256(dequantScratchBytes(w.shape, ctx.dtype, this.runBytes)));
-      this.overlapped(runs.length, [scratch, second], dequantize, gemm);
-    } else {
-      for (let i = 0; i < runs.length; i++) {
-        dequantize(i, scratch);
-        gemm(i, scratch);
-      }
+      this.lt.matmul(out.ptr + col, xt.ptr, scratch, T, run.rows, k, ctx.dtype, ctx.dtype, m);
     }
     if (b) addBias(ctx, out.ptr, b.ptr, T, m);
     return out;
-  }
-
-  /** Runs `runs` scratch runs as overlapSchedule orders them over the stream and the side stream. */
-  private overlapped(
-    runs: number,
-    buffers: [DevPtr, DevPtr],
-    dequantize: (i: number, dst: DevPtr, stream: Handle) => void,
-    gemm: (i: number, src: DevPtr) => void,
-  ): void {
-    const o = (this.overlapState ??= makeOverlap(this.ctx.drv));
-    for (const s of overlapSchedule(runs)) {
-      if (s.op === 'fork') {
-        o.side.record(o.fork, 'main');
-        o.side.wait('side', o.fork);
-      } else if (s.op === 'dequantize') dequantize(s.run, buffers[s.buffer], o.side.handle(s.stream));
-      else if (s.op === 'gemm') gemm(s.run, buffers[s.buffer]);
-      else if (s.op === 'record') o.side.record(o.events[s.event][s.buffer], s.stream);
-      else o.side.wait(s.stream, o.events[s.event][s.buffer]);
-    }
   }
 
   /**
@@ -177,35 +118,28 @@ export class QuantLinear {
     });
   }
 
-  /**
-   * Writes rows [first, first + rows) of a part as a `[rows, cols]` matrix in the compute type at `dst` (on the
-   * driver's stream, or on `stream`).
-   */
-  dequantizeRows(p: QuantCudaPart, first: number, rows: number, cols: number, dst: DevPtr, stream?: Handle): void {
+  /** Writes rows [first, first + rows) of a part as a `[rows, cols]` matrix in the compute type at `dst`. */
+  dequantizeRows(p: QuantCudaPart, first: number, rows: number, cols: number, dst: DevPtr): void {
     const grid = [Math.ceil(cols / 8 / 256), Math.min(rows, MAX_GRID_Y)] as const;
-    this.ctx
-      .kernel(QUANT_DEQUANT, { QTYPE: QTYPE[p.type] })
-      .launch(
-        grid,
-        [256],
-        { out: dst, w: p.ptr + BigInt(first * p.rowBytes), rows, cols, rowBytes: p.rowBytes },
-        0,
-        stream,
-      );
+    this.ctx.kernel(QUANT_DEQUANT, { QTYPE: QTYPE[p.type] }).launch(grid, [256], {
+      out: dst,
+      w: p.ptr + BigInt(first * p.rowBytes),
+      rows,
+      cols,
+      rowBytes: p.rowBytes,
+    });
   }
 
-  /** Scratch bytes `w` needs: one run's buffer, or two (the second 256-aligned) when the path overlaps its runs. */
+  /** Scratch bytes `w` needs: its largest run dequantized. */
   private scratchNeed(w: QuantCudaTensor): number {
-    const one = dequantScratchBytes(w.shape, this.ctx.dtype, this.runBytes);
-    const overlaps = this.overlap && scratchRuns(w, this.ctx.dtype, this.runBytes).length > 1;
-    return overlaps ? 2 * align256(one) : one;
+    return dequantScratchBytes(w.shape, this.ctx.dtype, this.runBytes);
   }
 
   /** The scratch, checked to hold `w` (loadWeight reserves it for every quantized weight). */
   private scratchFor(w: QuantCudaTensor): DevPtr {
     if (this.scratchNeed(w) > this.scratchSize)
       throw new Error(
-        `quantized weight [${w.shape}] has no dequantization scratch reserved (reserveFor after loading it or changing runBytes or overlap)`,
+        `quantized weight [${w.shape}] has no dequantization scratch reserved (reserveFor after loading it or changing runBytes)`,
       );
     return this.scratch;
   }

@@ -1,7 +1,6 @@
 import type { QuantType } from '../../primitives/ggml-types.ts';
 import type { DType, Tensor } from '../backend.ts';
 import type { DevPtr } from './driver.ts';
-import type { StreamName } from './side-stream.ts';
 import { DTYPE_BYTES } from './tensor.ts';
 
 /** Consecutive rows of a quantized weight on the device, stored as blocks of one type. */
@@ -106,35 +105,4 @@ export function scratchRuns(
     for (let row = 0; row < p.rows; row += per) runs.push({ part, row, rows: Math.min(per, p.rows - row) });
   });
   return runs;
-}
-
-/**
- * One step of the prefill path with the dequantization beside the GEMMs (quant-linear.ts `overlap`): the next run
- * dequantized on the side stream into the other of two scratch buffers while this run's GEMM reads its own. 'fork':
- * the side stream waits for the stream's work so far; 'record' / 'wait': a buffer's 'dequantized' event (recorded on
- * the side stream after its dequantization) or its 'read' event (on the stream, after the GEMM that read it).
- */
-export type OverlapStep =
-  | { op: 'fork' }
-  | { op: 'dequantize'; stream: 'side'; run: number; buffer: 0 | 1 }
-  | { op: 'gemm'; stream: 'main'; run: number; buffer: 0 | 1 }
-  | { op: 'record' | 'wait'; stream: StreamName; event: 'dequantized' | 'read'; buffer: 0 | 1 };
-
-/**
- * The steps for `runs` scratch runs, in the order the host queues them: run i's GEMM after its dequantization, run
- * i + 2's dequantization (into the same buffer) after run i's GEMM, and nothing else ordering the two streams, so
- * run i + 1's dequantization overlaps run i's GEMM. The stream's wait before the last GEMM joins the side stream back.
- */
-export function overlapSchedule(runs: number): OverlapStep[] {
-  const steps: OverlapStep[] = [{ op: 'fork' }];
-  for (let run = 0; run < runs; run++) {
-    const buffer = (run % 2) as 0 | 1;
-    if (run >= 2) steps.push({ op: 'wait', stream: 'side', event: 'read', buffer });
-    steps.push({ op: 'dequantize', stream: 'side', run, buffer });
-    steps.push({ op: 'record', stream: 'side', event: 'dequantized', buffer });
-    steps.push({ op: 'wait', stream: 'main', event: 'dequantized', buffer });
-    steps.push({ op: 'gemm', stream: 'main', run, buffer });
-    steps.push({ op: 'record', stream: 'main', event: 'read', buffer });
-  }
-  return steps;
 }

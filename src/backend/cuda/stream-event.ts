@@ -18,7 +18,7 @@ export interface StreamEvent {
 /** cuEventQuery's answer while the work before the event is still running. */
 const CUDA_ERROR_NOT_READY = 600;
 /** cuEventCreate's flag for events only ever waited on (no timing: cheaper to record). */
-export const CU_EVENT_DISABLE_TIMING = 2;
+const CU_EVENT_DISABLE_TIMING = 2;
 
 /** A CUDA event on the driver's one stream. */
 export class CudaEvent implements StreamEvent {
