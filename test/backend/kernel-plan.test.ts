@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import type { DType, Tensor } from '../../src/backend/backend.ts';
 import { simpleAttentionDefines, simpleSelfVariant } from '../../src/backend/cuda/attention.ts';
-import { actDefines } from '../../src/backend/cuda/elementwise.ts';
+import type { CudaContext } from '../../src/backend/cuda/context.ts';
+import { actDefines, actMul, add, addBias } from '../../src/backend/cuda/elementwise.ts';
 import {
   decodeDefines,
   mergeDefines,
@@ -18,10 +22,14 @@ import {
   pickGemvConfig,
   readGemvTable,
 } from '../../src/backend/cuda/gemv-config.ts';
+import type { KernelDecl } from '../../src/backend/cuda/kernel.ts';
 import { type KernelPlanModel, kernelPlan } from '../../src/backend/cuda/kernel-plan.ts';
 import { kvQuantDefines } from '../../src/backend/cuda/kv-layout.ts';
 import { fp8CudaCoreGemvDefines, gemvDefines } from '../../src/backend/cuda/linear.ts';
+import { type Defines, kernelsDir } from '../../src/backend/cuda/modules.ts';
 import { groupedGemmKernel, moeGemvDefines } from '../../src/backend/cuda/moe.ts';
+import { addRmsNorm, layerNorm, rmsNorm } from '../../src/backend/cuda/norm.ts';
+import { CudaTensor, DTYPE_DEFINE } from '../../src/backend/cuda/tensor.ts';
 import { hfConfigFromGguf } from '../../src/loader/gguf/config.ts';
 import { loadModelConfig, parseModelConfig } from '../../src/loader/hf-config.ts';
 import { QWEN_MOE } from '../../src/models/moe.ts';
@@ -70,7 +78,8 @@ test('bf16: the per-file modules, flash attention for head size 128, and the GEM
     { file: 'embedding', defines: { PAGODA_DTYPE: 2 } },
     { file: 'norm', defines: { PAGODA_DTYPE: 2 } },
     { file: 'norm', defines: { PAGODA_DTYPE: 2, RES_IN_F32: 1 } },
-    { file: 'elementwise', defines: { PAGODA_DTYPE: 2, B_F32: 0 } },
+    { file: 'elementwise', defines: { PAGODA_DTYPE: 2 } },
+    { file: 'elementwise', defines: { PAGODA_DTYPE: 2, B_F32: 1 } },
     { file: 'kv_cache', defines: { PAGODA_DTYPE: 2 } },
     { file: 'convert', defines: { PAGODA_DTYPE: 2 } },
   ])
@@ -100,29 +109,33 @@ test('f32 takes the simple attention kernel; with the GEMV off no GEMV is built'
   assert.ok(gemma.includes(key({ file: 'elementwise', defines: { PAGODA_DTYPE: 2, ACT: 1 } })));
 });
 
+const gemmaConfig = (name: string) =>
+  kernelPlanModel(loadModelConfig(new URL(`../fixtures/configs/${name}`, import.meta.url).pathname), 3);
+
 test("Gemma 2/3's sandwich norms: add_rms_norm's NORM_X builds (both residual inputs, each x form) instead of the plain ones; Gemma 1 the plain ones", () => {
-  const config = (name: string) =>
-    kernelPlanModel(loadModelConfig(new URL(`../fixtures/configs/${name}`, import.meta.url).pathname), 3);
-  const norms = (model: KernelPlanModel) =>
-    keys('bf16', model).filter((k) => k.startsWith('norm ') && k.includes('RES_IN_F32'));
+  // The norm modules besides rms_norm's own (W_OFFSET 1, and its x forms).
+  const addNorms = (model: KernelPlanModel) =>
+    keys('bf16', model).filter((k) => k.startsWith('norm ') && (k.includes('RES_IN_F32') || k.includes('NORM_X')));
   const addNorm = (defines: object) => key({ file: 'norm', defines: { PAGODA_DTYPE: 2, W_OFFSET: 1, ...defines } });
+  // The first residual add reads the embeddings (stored as T: rms_norm's defines), the rest the float stream.
+  const residuals = [{}, { RES_IN_F32: 1 }];
   for (const name of ['gemma-2-9b', 'gemma-3-1b-it', 'gemma-3-4b-it']) {
-    const gemma = config(name);
+    const gemma = gemmaConfig(name);
     assert.equal(gemma.sandwichNorms, true, name);
-    assert.deepEqual(norms(gemma).sort(), [0, 1].map((f32) => addNorm({ RES_IN_F32: f32, NORM_X: 1 })).sort(), name);
+    assert.deepEqual(addNorms(gemma).sort(), residuals.map((r) => addNorm({ ...r, NORM_X: 1 })).sort(), name);
     // GGUF blocks: the norms also write q8 groups for the integer GEMV.
-    const quantized = norms({ ...gemma, quantTypes: ['q4_k'] });
-    for (const f32 of [0, 1])
+    const quantized = addNorms({ ...gemma, quantTypes: ['q4_k'] });
+    for (const r of residuals)
       for (const defines of [{}, { XQ: 1 }])
         assert.ok(
-          quantized.includes(addNorm({ RES_IN_F32: f32, NORM_X: 1, ...defines })),
-          `${name} ${f32} ${key({ file: '', defines })}`,
+          quantized.includes(addNorm({ ...r, NORM_X: 1, ...defines })),
+          `${name} ${key({ file: '', defines: { ...r, ...defines } })}`,
         );
     assert.ok(!quantized.some((k) => !k.includes('NORM_X')), `${name}: no plain add_rms_norm build`);
   }
-  const gemma1 = config('gemma-2b');
+  const gemma1 = gemmaConfig('gemma-2b');
   assert.equal(gemma1.sandwichNorms, false);
-  assert.deepEqual(norms(gemma1).sort(), [0, 1].map((f32) => addNorm({ RES_IN_F32: f32 })).sort());
+  assert.deepEqual(addNorms(gemma1), [addNorm({ RES_IN_F32: 1 })], 'the embeddings add: rms_norm module');
   assert.equal(llama.sandwichNorms, false);
 });
 
@@ -135,7 +148,7 @@ test('a model with quantized matrices: one quant.cu module per block type, in th
   // The integer GEMV's activation quantization: once per dtype, on the 16-bit route only, by its own launch and by
   // the norms' and the gated product's builds that write it (XQ 1) beside the plain ones.
   assert.ok(plan.includes(key({ file: 'quant_act', defines: { PAGODA_DTYPE: 2 } })));
-  for (const defines of [{}, { XQ: 1 }, { RES_IN_F32: 1, XQ: 1 }, { RES_IN_F32: 0, XQ: 1 }])
+  for (const defines of [{}, { XQ: 1 }, { RES_IN_F32: 1, XQ: 1 }])
     assert.ok(
       plan.includes(key({ file: 'norm', defines: { PAGODA_DTYPE: 2, ...defines } })),
       key({ file: 'norm', defines }),
@@ -206,7 +219,7 @@ test('FP8 layer weights: fp8_weights, one fp8_gemv build gated and one not, the 
     );
   assert.equal(with8.filter((k) => k.startsWith('fp8_gemv ')).length, 2);
   assert.ok(!plan(null).some((k) => k.startsWith('fp8_gemv ')), 'the FP8 GEMV off: cuBLASLt only');
-  for (const defines of [{ XQ: 2 }, { RES_IN_F32: 0, XQ: 2 }, { RES_IN_F32: 1, XQ: 2 }])
+  for (const defines of [{ XQ: 2 }, { RES_IN_F32: 1, XQ: 2 }])
     assert.ok(with8.includes(key({ file: 'norm', defines: { PAGODA_DTYPE: 2, ...defines } })));
   assert.ok(with8.includes(key({ file: 'elementwise', defines: { PAGODA_DTYPE: 2, XQ: 2 } })));
   // Only the LM head (16-bit) keeps 16-bit GEMV builds.
@@ -300,7 +313,6 @@ test('a BERT-like encoder: LayerNorm, learned positions, the bidirectional no-ca
         { file: 'embedding', defines: T({}) },
         { file: 'pooling', defines: T({}) },
         { file: 'elementwise', defines: T({}) },
-        { file: 'elementwise', defines: T({ B_F32: 0 }) },
         { file: 'norm', defines: T({}) },
         {
           file: 'flash_prefill',
@@ -380,11 +392,9 @@ test('a Qwen3-Embedding-like decoder: RMSNorm, RoPE, SiLU product, the causal no
         { file: 'rope', defines: T({}) },
         { file: 'pooling', defines: T({}) },
         { file: 'elementwise', defines: T({}) },
-        { file: 'elementwise', defines: T({ B_F32: 0 }) },
         { file: 'elementwise', defines: T({ B_F32: 1 }) },
         { file: 'elementwise', defines: T(actDefines('silu')) },
         { file: 'norm', defines: T({}) },
-        { file: 'norm', defines: T({ RES_IN_F32: 0 }) },
         { file: 'norm', defines: T({ RES_IN_F32: 1 }) },
         {
           file: 'flash_prefill',
@@ -406,4 +416,86 @@ test('a Qwen3-Embedding-like decoder: RMSNorm, RoPE, SiLU product, the causal no
   assert.deepEqual(sorted(withGemv.filter((k) => k.startsWith('gemv '))), sorted([...want]));
   // The no-cache prefill never takes the sm_90a kernel (it reads a paged cache).
   assert.deepEqual(sorted(plan(false, true)), sorted(plan(false)));
+});
+
+/** The value each define of `file`'s module has when it is not given (`#ifndef NAME` / `#define NAME value`). */
+function sourceDefaults(file: string): Map<string, string> {
+  const source = readFileSync(join(kernelsDir, `${file}.cu`), 'utf8');
+  return new Map([...source.matchAll(/#ifndef (\w+)\s*\n#define \1 (\S+)/g)].map((m) => [m[1]!, m[2]!]));
+}
+
+/**
+ * The norm and elementwise modules the launchers ask for in a forward: the norm, then the residual adds: the first over
+ * the embeddings (stored as T), the later ones over the float stream (RMSNorm models; a LayerNorm model adds in the
+ * storage type); add_bias and the gated product.
+ */
+function residualLaunches(dtype: 'bf16' | 'f32', m: KernelPlanModel): string[] {
+  const asked: string[] = [];
+  const ctx = {
+    dtype,
+    own: (t: Tensor) => t as CudaTensor,
+    empty: (shape: readonly number[], dt: DType = dtype) => new CudaTensor([...shape], dt, 0n),
+    rowThreads: () => [256],
+    grid1d: () => [1],
+    kernel: (decl: KernelDecl, defines: Defines = {}) => {
+      asked.push(key({ file: decl.file, defines: { PAGODA_DTYPE: DTYPE_DEFINE[dtype], ...defines } }));
+      return { launch: () => {} };
+    },
+  } as unknown as CudaContext;
+  const rows = (width: number, dt: DType = dtype) => new CudaTensor([2, width], dt, 0n);
+  const w = rows(64);
+  const embeddings = rows(64);
+  if (m.norm === 'rms') {
+    const xNorm = m.sandwichNorms ? w : null;
+    rmsNorm(ctx, embeddings, w, 1e-6, m.normOffset);
+    const first = addRmsNorm(ctx, rows(64), embeddings, w, 1e-6, m.normOffset, null, xNorm);
+    assert.equal(first.residual.dtype, 'f32', 'the stream after the first add is float');
+    addRmsNorm(ctx, rows(64), first.residual, w, 1e-6, m.normOffset, null, xNorm);
+    add(ctx, rows(64), first.residual);
+  } else {
+    layerNorm(ctx, embeddings, w, w, 1e-12);
+    add(ctx, rows(64), embeddings);
+  }
+  addBias(ctx, 0n, 0n, 2, 64);
+  if (m.act) actMul(ctx, rows(128), m.act);
+  return asked;
+}
+
+test('the residual adds: each launched norm and add build planned once, and nothing else of norm.cu or elementwise.cu', () => {
+  const models: [string, KernelPlanModel][] = [
+    ['llama', llama],
+    ['gemma-2b', gemmaConfig('gemma-2b')],
+    ['gemma-2-9b (sandwich norms)', gemmaConfig('gemma-2-9b')],
+    ['bert-base (LayerNorm)', poolingModel('bert-base')],
+    ['qwen3-embedding', poolingModel('qwen3-embedding-0.6b')],
+  ];
+  for (const [name, m] of models)
+    for (const dtype of ['bf16', 'f32'] as const) {
+      const of = (file: string, ks: string[]) => sorted(ks.filter((k) => k.startsWith(`${file} `)));
+      const plan = keys(dtype, m, false);
+      const launched = residualLaunches(dtype, m);
+      for (const file of ['norm', 'elementwise'])
+        assert.deepEqual(of(file, plan), of(file, launched), `${name} ${dtype}: ${file} modules planned = launched`);
+    }
+});
+
+test('no module is planned twice under two keys: no two requests of a file differ only by a define at its default', () => {
+  const models = [
+    llama,
+    gemmaConfig('gemma-2-9b'),
+    poolingModel('bert-base'),
+    { ...llama, quantTypes: ['q4_k' as const] },
+    { ...llama, kvQuant: 'fp8' as const },
+  ];
+  for (const m of models)
+    for (const dtype of ['bf16', 'f32'] as const) {
+      const plan = kernelPlan({ dtype, device: h100, gemvTable: table, gemv: true }, m);
+      const builds = plan.map((r) => {
+        const defaults = sourceDefaults(r.file);
+        const given = Object.entries(r.defines).filter(([k, v]) => defaults.get(k) !== String(v));
+        return key({ file: r.file, defines: Object.fromEntries(given) });
+      });
+      const twice = builds.filter((b, i) => builds.indexOf(b) !== i);
+      assert.deepEqual(twice, [], `${dtype}: the same build under two keys`);
+    }
 });

@@ -1,5 +1,5 @@
 import { encodeAs } from '../../primitives/float-bits.ts';
-import { checkColumnSplit, type GatedActivation, type Tensor } from '../backend.ts';
+import { checkColumnSplit, type DType, type GatedActivation, type Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { declareKernel } from './kernel.ts';
@@ -42,7 +42,7 @@ export const SOFTCAP = declareKernel('elementwise', 'softcap', { out: 'ptr', x: 
 export function actDefines(act: GatedActivation): Record<string, number> {
   return act === 'silu' ? {} : { ACT: 1 };
 }
-/** B_F32 = 1: b is the float residual stream. */
+/** B_F32 = 1: b is the float residual stream (addInputDefines). */
 export const ADD = declareKernel('elementwise', 'add', { out: 'ptr', a: 'ptr', b: 'ptr', n: 'i64' });
 export const ADD_BIAS = declareKernel('elementwise', 'add_bias', { y: 'ptr', bias: 'ptr', n: 'i64', cols: 'i32' });
 export const FILL_UNIFORM = declareKernel('elementwise', 'fill_uniform', {
@@ -53,14 +53,22 @@ export const FILL_UNIFORM = declareKernel('elementwise', 'fill_uniform', {
 });
 export const FILL_CONST = declareKernel('elementwise', 'fill_const', { p: 'ptr', n: 'i64', value: 'f32' });
 
+/**
+ * The define of add's b (kernels/elementwise.cu B_F32): B_F32 for the float residual stream beside 16-bit storage;
+ * none for a b stored as T (float32 storage's stream included: the same code), which the file's plain module serves.
+ */
+export function addInputDefines(b: DType, storage: DType): Record<string, number> {
+  return b === 'f32' && storage !== 'f32' ? { B_F32: 1 } : {};
+}
+
 /** a + b in the storage type; either side may be the float residual stream. */
 export function add(ctx: CudaContext, a: Tensor, b: Tensor): Tensor {
   let [x, y] = [cuda(a), cuda(b)];
   if (x.dtype !== ctx.dtype) [x, y] = [y, x];
   const out = ctx.empty(ctx.own(x).shape);
   const n = x.numel;
-  const bF32 = y.dtype === 'f32' ? 1 : 0;
-  if (n > 0) ctx.kernel(ADD, { B_F32: bF32 }).launch(ctx.grid1d(n), [256], { out: out.ptr, a: x.ptr, b: y.ptr, n });
+  const defines = addInputDefines(y.dtype, ctx.dtype);
+  if (n > 0) ctx.kernel(ADD, defines).launch(ctx.grid1d(n), [256], { out: out.ptr, a: x.ptr, b: y.ptr, n });
   return out;
 }
 

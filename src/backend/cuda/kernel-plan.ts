@@ -1,7 +1,7 @@
 import type { QuantType } from '../../primitives/ggml-types.ts';
 import type { DType, GatedActivation } from '../backend.ts';
 import { PAGED_ATTENTION, simpleAttentionDefines, simpleSelfVariant } from './attention.ts';
-import { ACT_MUL, ADD, ADD_BIAS, actDefines } from './elementwise.ts';
+import { ACT_MUL, ADD, ADD_BIAS, actDefines, addInputDefines } from './elementwise.ts';
 import { EMBEDDING } from './embedding.ts';
 import {
   ATTENTION_DTYPES,
@@ -46,7 +46,7 @@ import { fp8CudaCoreGemvDefines, GEMV, GEMV_FP8, gemvDefines } from './linear.ts
 import type { Defines } from './modules.ts';
 import { groupedGemmKernel, MOE_DOWN_COMBINE, MOE_GEMV, moeGemvDefines, moeTakesGemv } from './moe.ts';
 import { MOE_GEMV_MAX_TOKENS, MOE_ROUTE_GROUP } from './moe-routing.ts';
-import { ADD_RMS_NORM, LAYER_NORM, normXDefines, offsetDefines, RMS_NORM } from './norm.ts';
+import { ADD_RMS_NORM, LAYER_NORM, normXDefines, offsetDefines, RMS_NORM, residualDefines } from './norm.ts';
 import { POOL_ROWS } from './pooling.ts';
 import { QTYPE, QUANT_ACT_Q8, QUANT_DEQUANT } from './quant-kernels.ts';
 import { quantGemvRoute } from './quant-tensor.ts';
@@ -147,8 +147,10 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
   const integerRoute = m.quantTypes.length > 0 && quantGemvRoute(b.dtype) === 'q8';
   if (integerRoute) add(QUANT_ACT_Q8, {});
   add(ADD_BIAS, {});
-  // The float residual stream is RMSNorm models' (add_rms_norm); LayerNorm models add in the storage type.
-  for (const f32 of m.norm === 'layer' ? [0] : [0, 1]) add(ADD, { B_F32: f32 });
+  // The residual: the embeddings in the storage type, then RMSNorm models' float stream (add_rms_norm); LayerNorm
+  // models add in the storage type. Where the two read alike (float32 storage) the defines, and so the module, agree.
+  const residuals: DType[] = m.norm === 'layer' ? [b.dtype] : [b.dtype, 'f32'];
+  for (const r of residuals) add(ADD, addInputDefines(r, b.dtype));
   // The producers' builds that also write x as the linear they feed reads it (q8 groups, or e4m3 for FP8 weights).
   const forms: (XForm | null)[] = [null, ...(integerRoute ? ['q8' as const] : []), ...(fp8 ? ['e4m3' as const] : [])];
   for (const form of forms) {
@@ -157,7 +159,7 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
     const norm = { ...offsetDefines(m.normOffset), ...xFormDefines(form) };
     add(RMS_NORM, norm);
     const normX = normXDefines(m.sandwichNorms);
-    for (const f32 of [0, 1]) add(ADD_RMS_NORM, { RES_IN_F32: f32, ...normX, ...norm });
+    for (const r of residuals) add(ADD_RMS_NORM, { ...residualDefines(r, b.dtype), ...normX, ...norm });
   }
   if (m.norm === 'layer') add(LAYER_NORM, {});
   if (m.selfAttention) planSelfAttention(b.dtype, m.attention, m.selfAttention.causal, add);

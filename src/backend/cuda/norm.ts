@@ -1,4 +1,4 @@
-import type { Tensor } from '../backend.ts';
+import type { DType, Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import { declareKernel } from './kernel.ts';
 import { cuda, rowsCols } from './tensor.ts';
@@ -16,8 +16,8 @@ export const RMS_NORM = declareKernel('norm', 'rms_norm', {
   xs: 'ptr',
 });
 /**
- * RES_IN_F32 = 1: the residual read is the float stream (0: the embeddings, stored as T). NORM_X = 1: x is first
- * normalized by xw (null in the plain build).
+ * RES_IN_F32 = 1: the residual read is the float stream (residualDefines). NORM_X = 1: x is first normalized by xw
+ * (null in the plain build).
  */
 export const ADD_RMS_NORM = declareKernel('norm', 'add_rms_norm', {
   out: 'ptr',
@@ -44,6 +44,15 @@ export const LAYER_NORM = declareKernel('norm', 'layer_norm', {
 export function offsetDefines(weightOffset: number): Record<string, number> {
   if (weightOffset !== 0 && weightOffset !== 1) throw new Error(`rmsNorm: weight offset ${weightOffset} is not 0 or 1`);
   return weightOffset ? { W_OFFSET: 1 } : {};
+}
+
+/**
+ * The define of add_rms_norm's residual input (kernels/norm.cu RES_IN_F32): RES_IN_F32 for the float stream beside
+ * 16-bit storage; none for a residual stored as T (the embeddings; any residual of a float32 model: the same code),
+ * which rms_norm's module serves.
+ */
+export function residualDefines(residual: DType, storage: DType): Record<string, number> {
+  return residual === 'f32' && storage !== 'f32' ? { RES_IN_F32: 1 } : {};
 }
 
 /** The define of add_rms_norm's build that first normalizes x (kernels/norm.cu NORM_X): none for the plain build. */
@@ -99,7 +108,7 @@ export function addRmsNorm(
   const res = ctx.empty(xt.shape, 'f32');
   if (rows > 0) {
     const defines = {
-      RES_IN_F32: r.dtype === 'f32' ? 1 : 0,
+      ...residualDefines(r.dtype, ctx.dtype),
       ...normXDefines(xWeight !== null),
       ...offsetDefines(weightOffset),
       ...xFormDefines(form),
