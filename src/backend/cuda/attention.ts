@@ -1,16 +1,15 @@
 import type { AttentionSpec, LayerKvCache, StepContext, Tensor } from '../backend.ts';
 import { type CudaContext, stepOf } from './context.ts';
+import { DecodeScratch } from './decode-scratch.ts';
 import type { DevPtr } from './driver.ts';
 import {
   ATTENTION_DTYPES,
   type AttentionDtype,
   cudaAttentionRuntime,
-  type DecodeWorkspace,
   decodeWritesQ8,
   FlashAttention,
 } from './flash-attention.ts';
 import { HEAD_DIMS } from './flash-kernels.ts';
-import { decodeWorkspaceBytes } from './flash-sizing.ts';
 import { declareKernel } from './kernel.ts';
 import { type CudaLayerKv, kvOf, type QuantKv } from './kv-cache.ts';
 import { kvQuantDefines, tilesReadQuant } from './kv-layout.ts';
@@ -77,9 +76,7 @@ export const PAGED_ATTENTION = declareKernel('attention', 'paged_attention', {
 export class CudaAttention {
   /** The tensor-core kernels in the backend's storage type; null for float32. */
   private readonly flash: FlashAttention | null;
-  /** Split-KV scratch, never freed, so graphs captured over an older (smaller) one stay valid. */
-  private ws: DecodeWorkspace | null = null;
-  private wsSeqs = 0;
+  private readonly scratch: DecodeScratch;
 
   constructor(private readonly ctx: CudaContext) {
     const dtype = ctx.dtype;
@@ -88,6 +85,10 @@ export class CudaAttention {
           prefillKernel: ctx.settings.prefillKernel,
         })
       : null;
+    this.scratch = new DecodeScratch(
+      (bytes) => ctx.drv.alloc(bytes),
+      () => ctx.steps.capacity.seqs,
+    );
   }
 
   private fast(spec: AttentionSpec, blockSize: number, quant?: QuantKv['type']): boolean {
@@ -98,18 +99,6 @@ export class CudaAttention {
       (blockSize & (blockSize - 1)) === 0 &&
       !this.ctx.settings.simpleAttention
     );
-  }
-
-  private workspace(numSeqs: number, spec: AttentionSpec): DecodeWorkspace {
-    if (!this.ws || numSeqs > this.wsSeqs) {
-      const seqs = Math.max(numSeqs, this.ctx.steps.capacity.seqs);
-      const bytes = decodeWorkspaceBytes(seqs, spec.numHeads, spec.headDim);
-      const partialO: DevPtr = this.ctx.drv.alloc(bytes.partialO);
-      const partialLse: DevPtr = this.ctx.drv.alloc(bytes.partialLse);
-      this.ws = { partialO, partialLse, maxSplits: 32 };
-      this.wsSeqs = seqs;
-    }
-    return this.ws;
   }
 
   /**
@@ -184,7 +173,7 @@ export class CudaAttention {
       kvQuant: cache.quant,
     };
     if (this.decodes(spec, step, cache))
-      this.flash.decode({ ...args, xq: out.quantized }, this.workspace(b.numSeqs, spec));
+      this.flash.decode({ ...args, xq: out.quantized }, this.scratch.get(b.numSeqs, spec));
     else this.flash.prefill(args);
   }
 
