@@ -21,10 +21,10 @@ function nvccVersion(): string | null {
 
 const nvcc = nvccVersion();
 const sources = readdirSync(kernelsDir).filter((f) => f.endsWith('.cu'));
-// The tensor-core attention kernels (attention_common.cuh, or wgmma.cuh / prefill_sm90a.cuh, which include it) exist for 16-bit storage
-// only; the rest for all three.
+// The tensor-core attention kernels (attention_common.cuh, or decode_out.cuh / wgmma.cuh / prefill_sm90a.cuh, which
+// include it) exist for 16-bit storage only; the rest for all three.
 const dtypesOf = (f: string) =>
-  /#include "(attention_common|wgmma|prefill_sm90a)\.cuh"/.test(readFileSync(join(kernelsDir, f), 'utf8'))
+  /#include "(attention_common|decode_out|wgmma|prefill_sm90a)\.cuh"/.test(readFileSync(join(kernelsDir, f), 'utf8'))
     ? [1, 2]
     : [0, 1, 2];
 // The *_sm90a sources exist for sm_90a only, the FP8 GEMVs (the tensor-core one, gemv.cu's WFP8 build) for FP8 cards
@@ -44,6 +44,7 @@ const VARIANTS: Record<string, string[][]> = {
     ['XQ=1'],
     ['XQ=1', 'PAGODA_KV_QUANT=2', 'PAGODA_HEAD_DIM=256', 'PAGODA_DECODE_TILE=16'],
   ],
+  'paged_decode_merge.cu': [['XQ=1']],
   // XQ 1 / 2 (act_mul): the gated product also written as q8 groups or e4m3 codes for the down projection.
   'elementwise.cu': [['ACT=1'], ['XQ=1'], ['XQ=2', 'ACT=1']],
   // XQ 1 / 2: the RMSNorms that also write x as q8 groups or e4m3 codes for the linear they feed (x-form.ts); NORM_X:
@@ -111,7 +112,7 @@ const sm90a = (f: string) => f.endsWith('_sm90a.cu');
 
 test('there are kernel sources, the attention kernels among them in both 16-bit types', () => {
   assert.ok(sources.length >= 6, `found ${sources.join(', ')}`);
-  for (const f of ['flash_prefill.cu', 'flash_prefill_sm90a.cu', 'paged_decode.cu'])
+  for (const f of ['flash_prefill.cu', 'flash_prefill_sm90a.cu', 'paged_decode.cu', 'paged_decode_merge.cu'])
     assert.deepEqual(dtypesOf(f), [1, 2], f);
 });
 

@@ -8,6 +8,7 @@ import {
   DEFAULT_PREFILL,
   decodeCtasPerSm,
   decodeSharedBytes,
+  decodesFp8InRegisters,
   defaultConfigs,
   prefillSharedBytes,
 } from '../../src/backend/cuda/flash-sizing.ts';
@@ -88,9 +89,10 @@ test("the kernels' shared memory: the 16-bit sizes by hand, quantized caches wit
       for (const { decode, prefill } of [defaultConfigs(d, quant), defaultConfigs(d)]) {
         assert.ok(decodeSharedBytes(d, decode, quant) <= 227 * 1024, `${quant} decode hd${d}`);
         assert.ok(prefillSharedBytes(d, prefill, quant) <= 227 * 1024, `${quant} prefill hd${d}`);
-        // The decode warp merge reuses the ring: each warp's region must hold 16 x D floats and 16 (m, l) pairs.
+        // The decode warp merge reuses the ring: each warp's region must hold 16 rows of D + 4 floats and 16 (m, l)
+        // pairs.
         const perWarp = (decodeSharedBytes(d, decode, quant) - 16 * (d + 8) * 2) / decode.warps;
-        assert.ok(perWarp >= (16 * d + 32) * 4, `${quant} decode hd${d} merge fits`);
+        assert.ok(perWarp >= (16 * (d + 4) + 32) * 4, `${quant} decode hd${d} merge fits`);
       }
     }
     assert.deepEqual(defaultConfigs(128, quant).decode, DEFAULT_DECODE);
@@ -103,12 +105,20 @@ test("the kernels' shared memory: the 16-bit sizes by hand, quantized caches wit
   }
   assert.deepEqual(defaultConfigs(128).decode, DEFAULT_DECODE);
   assert.deepEqual(defaultConfigs(80).decode, DEFAULT_DECODE, 'a 16-bit tile of head size 80 splits evenly');
-  // fp8 hd128, by hand: the query tile, then per warp 2 stages x (K, V) x 32 rows of 144 bytes and one 16-bit tile.
-  assert.equal(decodeSharedBytes(128, DECODE_WIDE_TILES, 'fp8'), 16 * 136 * 2 + 4 * (2 * 2 * 32 * 144 + 32 * 136 * 2));
+  // By hand: the query tile, then per warp 2 stages x (K, V) x 32 rows of D + 16 bytes; q8_0 adds the rows' scales
+  // and one 16-bit tile, as does fp8 at head size 96, but fp8 at 64, 128 and 256 reads its bytes into fragments.
+  assert.equal(decodeSharedBytes(128, DECODE_WIDE_TILES, 'fp8'), 16 * 136 * 2 + 4 * 2 * 2 * 32 * 144);
   assert.equal(
     decodeSharedBytes(128, DECODE_WIDE_TILES, 'q8_0'),
-    decodeSharedBytes(128, DECODE_WIDE_TILES, 'fp8') + 4 * 2 * 2 * 32 * 8,
+    16 * 136 * 2 + 4 * (2 * 2 * 32 * (144 + 8) + 32 * 136 * 2),
   );
+  assert.equal(decodeSharedBytes(96, DECODE_WIDE_TILES, 'fp8'), 16 * 104 * 2 + 4 * (2 * 2 * 32 * 112 + 32 * 104 * 2));
+  assert.deepEqual(
+    [64, 80, 96, 128, 256].map((d) => decodesFp8InRegisters(d, 'fp8')),
+    [true, false, false, true, true],
+  );
+  assert.equal(decodesFp8InRegisters(128, 'q8_0'), false);
+  assert.equal(decodesFp8InRegisters(128), false);
   assert.ok(decodeCtasPerSm(128, DEFAULT_DECODE, 'fp8') >= decodeCtasPerSm(128, DEFAULT_DECODE));
 });
 

@@ -74,7 +74,7 @@ test('bf16: the per-file modules, flash attention for head size 128, and the GEM
   for (const want of [
     { file: 'flash_prefill', defines: prefillDefines('bf16', 128, cfg.prefill) },
     { file: 'paged_decode', defines: decodeDefines('bf16', 128, cfg.decode) },
-    { file: 'paged_decode', defines: mergeDefines('bf16') },
+    { file: 'paged_decode_merge', defines: mergeDefines('bf16') },
     { file: 'embedding', defines: { PAGODA_DTYPE: 2 } },
     { file: 'norm', defines: { PAGODA_DTYPE: 2 } },
     { file: 'norm', defines: { PAGODA_DTYPE: 2, RES_IN_F32: 1 } },
@@ -162,7 +162,7 @@ test('a model with quantized matrices: one quant.cu module per block type, in th
   const cfg = defaultConfigs(128).decode;
   for (const form of [null, 'q8' as const]) {
     assert.ok(plan.includes(key({ file: 'paged_decode', defines: decodeDefines('bf16', 128, cfg, undefined, form) })));
-    assert.ok(plan.includes(key({ file: 'paged_decode', defines: mergeDefines('bf16', form) })), `merge ${form}`);
+    assert.ok(plan.includes(key({ file: 'paged_decode_merge', defines: mergeDefines('bf16', form) })), `merge ${form}`);
   }
   const f32 = keys('f32', { ...llama, quantTypes: ['q4_k'] });
   assert.ok(!f32.some((k) => k.startsWith('quant_act ') || k.includes('"XQ"')), 'f32: exact x');
@@ -178,7 +178,7 @@ test('a quantized KV cache: its write and its attention builds (quantized decode
       { file: 'kv_cache', defines: { PAGODA_DTYPE: 2, ...kvQuantDefines(quant) } },
       { file: 'flash_prefill', defines: prefillDefines('bf16', 128, cfg.prefill, {}, quant) },
       { file: 'paged_decode', defines: decodeDefines('bf16', 128, cfg.decode, quant) },
-      { file: 'paged_decode', defines: mergeDefines('bf16') },
+      { file: 'paged_decode_merge', defines: mergeDefines('bf16') },
     ])
       assert.ok(plan.includes(key(want)), `${quant}: ${key(want)}`);
     assert.ok(!plan.includes(key({ file: 'kv_cache', defines: { PAGODA_DTYPE: 2 } })), 'no 16-bit cache write');

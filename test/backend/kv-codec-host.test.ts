@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { kernelsDir } from '../../src/backend/cuda/modules.ts';
-import { f16Bits } from '../../src/primitives/float-bits.ts';
+import { f16Bits, halfToFloat } from '../../src/primitives/float-bits.ts';
 import { E4M3, e4m3Bits } from '../../src/primitives/fp8.ts';
 import { Q8_0 } from '../../src/primitives/quant/legacy.ts';
 import { mulberry32 } from '../../src/util/random.ts';
@@ -25,7 +25,7 @@ const cxx = compiler();
 // casts; float rounding and rintf round to nearest even, as on the device). For every bf16 value x (the KV write's
 // inputs) and each fp8 scale, fp8_encode(x, 1 / scale); then f16_bits of every bf16 value and of 2^20 float patterns;
 // then q8_0 blocks of the values given on stdin (the warp's max and vote done by the harness); then the attention
-// tiles' decoders of every byte at each of a word's four places: fp8_byte_2m8 (float bits), s8_byte.
+// tiles' decoders of every byte: fp8x2_to_h2bits (both places of a pair), s8_byte (each of a word's four places).
 const HARNESS = `
 #include <cmath>
 #include <cstdint>
@@ -55,9 +55,10 @@ int main() {
   }
   for (unsigned b = 0; b < 256; b++) {
     const unsigned x = b * 0x01010101u, biased = x ^ 0x80808080u;
-    const float f[8] = {fp8_byte_2m8<0>(x), fp8_byte_2m8<1>(x), fp8_byte_2m8<2>(x), fp8_byte_2m8<3>(x),
-                        s8_byte<0>(biased), s8_byte<1>(biased), s8_byte<2>(biased), s8_byte<3>(biased)};
-    fwrite(f, 4, 8, stdout);
+    const unsigned h = fp8x2_to_h2bits(x & 0xffffu);
+    const float f[4] = {s8_byte<0>(biased), s8_byte<1>(biased), s8_byte<2>(biased), s8_byte<3>(biased)};
+    fwrite(&h, 4, 1, stdout);
+    fwrite(f, 4, 4, stdout);
   }
   // q8_0 blocks read from stdin (32 floats each), written as ggml blocks: the half scale, then 32 levels.
   float x32[32];
@@ -137,14 +138,20 @@ test("the CUDA KV write's encoders give the CPU twins' bits for every bf16 input
         assert.fail(`f16 of 0x${x.toString(16)}: 0x${halves[65536 + i]!.toString(16)} != 0x${want.toString(16)}`);
     }
     at += 2 * (65536 + (1 << 20));
-    // Each byte decoded at each place of its word: e4m3 x 2^-8 and the int8, exactly (NaN bytes stay numbers here).
-    const decoded = new Float32Array(out.buffer.slice(out.byteOffset + at, out.byteOffset + at + 256 * 32));
+    // Each byte decoded at each place: e4m3 x 2^-8 as a half (NaN bytes stay numbers here) and the int8, exactly.
+    const decoded = new DataView(out.buffer, out.byteOffset + at, 256 * 20);
     for (let b = 0; b < 256; b++) {
       const fp8 = (b & 0x7f) === 0x7f ? (b & 0x80 ? -480 : 480) * 2 ** -8 : E4M3[b]! * 2 ** -8;
       const s8 = (b << 24) >> 24;
-      assert.deepEqual([...decoded.subarray(b * 8, b * 8 + 8)], [fp8, fp8, fp8, fp8, s8, s8, s8, s8], `byte ${b}`);
+      const h = decoded.getUint32(b * 20, true);
+      const s8s = [0, 1, 2, 3].map((i) => decoded.getFloat32(b * 20 + 4 + 4 * i, true));
+      assert.deepEqual(
+        [halfToFloat(h & 0xffff), halfToFloat(h >>> 16), ...s8s],
+        [fp8, fp8, s8, s8, s8, s8],
+        `byte ${b}`,
+      );
     }
-    at += 256 * 32;
+    at += 256 * 20;
     const want = new Uint8Array(34);
     for (let b = 0; b < blocks.length / 32; b++, at += 34) {
       Q8_0.quantizeBlock(blocks, b * 32, want, 0);

@@ -194,6 +194,16 @@ const CASES: Case[] = [
     headDim: 128,
   },
   {
+    name: 'hd128 GQA 12 (query rows past 8 in the mma tile)',
+    seqs: [
+      { qLen: 1, ctxLen: 150 },
+      { qLen: 9, ctxLen: 61 },
+    ],
+    numHeads: 24,
+    numKvHeads: 2,
+    headDim: 128,
+  },
+  {
     name: 'hd256 GQA 2, soft-cap 0.5, sliding window 40',
     seqs: [
       { qLen: 30, ctxLen: 130 },
@@ -230,9 +240,9 @@ const CASES: Case[] = [
 
 /**
  * The problem's cache quantized by the CPU twin, and the problem over what it decodes to (the reference's input).
- * `tiles16`: as the tensor-core kernels' dequantized tiles hold it. An fp8 tile holds e4m3 x 2^-8 exactly (the scale
- * is applied to fp32 scores and outputs), but a q8_0 value, int8 x its half scale, is rounded to bf16 there; the
- * simple kernel reads every value exactly.
+ * `tiles16`: as the tensor-core kernels' tiles hold it. An fp8 value is exact in their float16 (the scale is applied
+ * to fp32 scores and outputs), but a q8_0 value, int8 x its half scale, is rounded to bf16 there; the simple kernel
+ * reads every value exactly.
  */
 function quantized(p: PagedAttentionProblem, quant: CudaKvQuant, scales: { k: number; v: number }, tiles16: boolean) {
   const row = p.numKvHeads * p.headDim;

@@ -176,9 +176,9 @@ export function decodeDefines(
   };
 }
 
-/** The split-KV merge's build: PAGODA_HEAD_DIM 0, so its module builds none of the decode kernels. */
+/** The split-KV merge's build (kernels/paged_decode_merge.cu): the storage type and the output's forms. */
 export function mergeDefines(dtype: AttentionDtype, form: XForm | null = null): Record<string, number> {
-  return { PAGODA_DTYPE: DTYPE_DEFINE[dtype], PAGODA_HEAD_DIM: 0, ...xFormDefines(form) };
+  return { PAGODA_DTYPE: DTYPE_DEFINE[dtype], ...xFormDefines(form) };
 }
 
 export class FlashAttention {

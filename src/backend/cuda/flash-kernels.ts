@@ -77,10 +77,10 @@ export const PAGED_DECODE = perHeadDim('paged_decode', 'paged_decode_hd', {
   xs: 'ptr',
 });
 /**
- * Combines paged_decode's split partials by LSE: grid (heads, sequences), head_dim threads. Both kernels' XQ builds
- * also write O as q8 groups at xq / xs (x-form.ts; null in the plain build).
+ * kernels/paged_decode_merge.cu: paged_decode's split partials combined by LSE: grid (heads, sequences), head_dim
+ * threads. Both kernels' XQ builds also write O as q8 groups at xq / xs (x-form.ts; null in the plain build).
  */
-export const PAGED_DECODE_MERGE = declareKernel('paged_decode', 'paged_decode_merge', {
+export const PAGED_DECODE_MERGE = declareKernel('paged_decode_merge', 'paged_decode_merge', {
   partialO: 'ptr',
   partialLse: 'ptr',
   out: 'ptr',

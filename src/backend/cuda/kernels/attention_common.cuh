@@ -7,6 +7,10 @@
 //
 // PAGODA_KV_QUANT (kv_quant.cuh) picks the cache's stored form: 0 the 16-bit type; 1 fp8, 2 q8_0, whose tiles are
 // copied as bytes and dequantized into 16-bit tiles in shared memory before the tensor-core math (dequant_tile).
+// Over an fp8 cache the tile math runs in float16 whatever the storage type (ATTN_TILE_F16): every e4m3 value is
+// exact in float16 and sm_89+ converts two in one instruction; Q is rounded to float16 once in shared memory
+// (q_tile_to_f16; exact for |q| in [2^-14, 65504], larger values saturate) and P to float16 (3 more bits than
+// bfloat16); accumulation stays fp32 and O is stored in the storage type.
 #pragma once
 #include "kv_quant.cuh"
 #include "pdl.cuh"
@@ -16,12 +20,18 @@
 #endif
 #if PAGODA_DTYPE == 1
 #define ATTN_CVT_X2 "cvt.rn.f16x2.f32"
-#define ATTN_MMA_16816 "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"
 #elif PAGODA_DTYPE == 2
 #define ATTN_CVT_X2 "cvt.rn.bf16x2.f32"
-#define ATTN_MMA_16816 "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"
 #else
 #error "the tensor-core attention kernels need 16-bit storage: PAGODA_DTYPE 1 (float16) or 2 (bfloat16)"
+#endif
+#define ATTN_TILE_F16 (PAGODA_DTYPE == 1 || PAGODA_KV_QUANT == KV_FP8)
+#if ATTN_TILE_F16
+#define ATTN_TILE_CVT_X2 "cvt.rn.satfinite.f16x2.f32"
+#define ATTN_MMA_16816 "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"
+#else
+#define ATTN_TILE_CVT_X2 "cvt.rn.bf16x2.f32"
+#define ATTN_MMA_16816 "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"
 #endif
 
 typedef unsigned short elem16_t;  // raw bits of one stored element (float16 or bfloat16)
@@ -53,6 +63,13 @@ __host__ __device__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / 
 __device__ __forceinline__ u32 pack_x2(float lo, float hi) {
   u32 r;
   asm(ATTN_CVT_X2 " %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+
+// Two floats packed as the tile math's 16-bit type (pack_x2's, or float16 over an fp8 cache).
+__device__ __forceinline__ u32 pack_tile_x2(float lo, float hi) {
+  u32 r;
+  asm(ATTN_TILE_CVT_X2 " %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
   return r;
 }
 
@@ -104,7 +121,7 @@ __device__ __forceinline__ void ldsm_x4_trans(u32 (&r)[4], u32 addr) {
                : "r"(addr));
 }
 
-// c (16x8 f32) += a (16x16, row) * b (16x8, col), a and b in the stored 16-bit type.
+// c (16x8 f32) += a (16x16, row) * b (16x8, col), a and b in the tile math's 16-bit type.
 __device__ __forceinline__ void mma_16816(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
   asm(ATTN_MMA_16816 " {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
@@ -210,10 +227,10 @@ __device__ __forceinline__ void pv_tile(float (&o)[MT][D / 8][4], const float (&
     u32 a[MT][4];
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
-      a[mt][0] = pack_x2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-      a[mt][1] = pack_x2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-      a[mt][2] = pack_x2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-      a[mt][3] = pack_x2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      a[mt][0] = pack_tile_x2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+      a[mt][1] = pack_tile_x2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+      a[mt][2] = pack_tile_x2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+      a[mt][3] = pack_tile_x2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
     }
 #pragma unroll
     for (int dd = 0; dd < D / 16; dd++) {
@@ -238,34 +255,49 @@ struct __align__(16) u32x4 {
   u32 x, y, z, w;
 };
 
-// Four e4m3 bytes of x as four stored 16-bit values (two pairs, the first byte in lo's low half), each value x 2^-8:
-// exact in both types. float16: a bit move; bfloat16: fp8_byte_2m8's floats packed (exact, no rounding). NaN bytes
-// (an unwritten, poisoned slot) decode to NaN on a rarely taken branch.
-__device__ __forceinline__ void fp8x4_to_elem16x4(u32 x, u32& lo, u32& hi) {
-#if PAGODA_DTYPE == 1
-  lo = fp8x2_to_h2bits(x & 0xffffu);
-  hi = fp8x2_to_h2bits(x >> 16);
-#else
-  lo = pack_x2(fp8_byte_2m8<0>(x), fp8_byte_2m8<1>(x));
-  hi = pack_x2(fp8_byte_2m8<2>(x), fp8_byte_2m8<3>(x));
-#endif
-  if (fp8_nan_bytes(x)) {
-#pragma unroll
-    for (int b = 0; b < 4; b++)
-      if (((x >> (8 * b)) & 0x7fu) == 0x7fu) (b < 2 ? lo : hi) |= 0x7fffu << (16 * (b & 1));
+// The low (H = 0) or high (H = 1) two e4m3 bytes of w as float16 values, exactly (the lower byte in the low half);
+// NaN bytes (an unwritten, poisoned slot) give NaN. Before sm_89 (no e4m3 conversion): kv_codec.cuh's bit move
+// (value x 2^-8) times 2^8, exact.
+template <int H>
+__device__ __forceinline__ u32 fp8x2_to_f16x2(u32 w) {
+  u32 r;
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 890
+  if constexpr (H == 0) {
+    asm("{\n .reg .b16 lo, hi;\n mov.b32 {lo, hi}, %1;\n cvt.rn.f16x2.e4m3x2 %0, lo;\n}" : "=r"(r) : "r"(w));
+  } else {
+    asm("{\n .reg .b16 lo, hi;\n mov.b32 {lo, hi}, %1;\n cvt.rn.f16x2.e4m3x2 %0, hi;\n}" : "=r"(r) : "r"(w));
   }
+#else
+  const u32 two = (w >> (16 * H)) & 0xffffu;
+  asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(fp8x2_to_h2bits(two)), "r"(0x5c005c00u));
+  if ((two & 0x7fu) == 0x7fu) r |= 0x7fffu;
+  if ((two & 0x7f00u) == 0x7f00u) r |= 0x7fff0000u;
+#endif
+  return r;
 }
 
 // What the kernels multiply raw scores (K's factor) and outputs (V's) by for a quantized cache's tiles: an fp8 tile
-// holds e4m3 x 2^-8 exactly (dequant_tile), so the layer's scale and 2^8 are applied once, to the fp32 scores and O,
-// instead of to every value; a q8_0 tile holds the values themselves.
+// holds the e4m3 values, so the layer's scale is applied once, to the fp32 scores and O, instead of to every value;
+// a q8_0 tile holds the values themselves.
 __device__ __forceinline__ float kv_tile_factor(float layer_scale) {
-  return PAGODA_KV_QUANT == KV_FP8 ? layer_scale * 256.f : 1.f;
+  return PAGODA_KV_QUANT == KV_FP8 ? layer_scale : 1.f;
+}
+
+// Whether a query tile loaded in the storage type must be rounded to the tile math's (fp8 cache, bfloat16 storage).
+constexpr bool kQTileToF16 = PAGODA_KV_QUANT == KV_FP8 && PAGODA_DTYPE == 2;
+// `count` bfloat16 elements of a query tile in shared memory rounded to float16 in place, thread t of N taking every
+// N-th pair; callers sync before and after.
+__device__ __forceinline__ void q_tile_to_f16(elem16_t* q, int count, int t, int n) {
+  u32* pairs = reinterpret_cast<u32*>(q);
+  for (int i = t; i < count / 2; i += n) {
+    const u32 w = pairs[i];
+    pairs[i] = pack_tile_x2(__uint_as_float(w << 16), __uint_as_float(w & 0xffff0000u));
+  }
 }
 
 // Dequantizes ROWS rows of a quantized K or V tile in shared memory (D bytes a row at stride LDB, and for q8_0 each
-// row's D / 32 half scales, packed) into 16-bit rows at stride LD. fp8: each value x 2^-8 (an exact bit move; the
-// rest of the scale is kv_tile_factor's); q8_0: int8 x the row's scale of its 32 values. Thread t of N takes every
+// row's D / 32 half scales, packed) into 16-bit rows at stride LD. fp8: each value in float16, exactly (the scale is
+// kv_tile_factor's); q8_0: int8 x the row's scale of its 32 values, rounded to the storage type. Thread t of N takes every
 // N-th 16-value chunk (head size 80: five a row, so the last round's surplus threads stop).
 template <int D, int ROWS, int LDB, int LD, int N>
 __device__ __forceinline__ void dequant_tile(elem16_t* dst, const unsigned char* src, const unsigned short* scales,
@@ -283,7 +315,10 @@ __device__ __forceinline__ void dequant_tile(elem16_t* dst, const unsigned char*
     u32 out[8];
 #if PAGODA_KV_QUANT == KV_FP8
 #pragma unroll
-    for (int j = 0; j < 4; j++) fp8x4_to_elem16x4(w[j], out[2 * j], out[2 * j + 1]);
+    for (int j = 0; j < 4; j++) {
+      out[2 * j] = fp8x2_to_f16x2<0>(w[j]);
+      out[2 * j + 1] = fp8x2_to_f16x2<1>(w[j]);
+    }
 #elif PAGODA_KV_QUANT == KV_Q8_0
     const float d = half_bits_to_f(scales[r * (D / KV_Q8_BLOCK) + ch / 2]);
 #pragma unroll

@@ -168,6 +168,7 @@ __device__ __forceinline__ void prefill_impl(const elem16_t* __restrict__ q, int
   cp_async_commit();
   cp_async_wait<0>();
   __syncthreads();
+  if constexpr (kQTileToF16) q_tile_to_f16(q_s, kBlockM * LD, tid, THREADS);  // the tile loop syncs before reading
   load_kv(tile_hi, 0);
   if (tile_hi > tile_lo) fetch_blocks(tile_hi - 1, 1);
   cp_async_commit();

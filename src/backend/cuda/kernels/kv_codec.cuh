@@ -58,13 +58,12 @@ __device__ __forceinline__ unsigned char kv_q8_level(float x, double d) {
   return (unsigned char)(level & 0xff);
 }
 
-// e4m3 byte B of x as its value x 2^-8, exactly (NaN bytes are not special: callers check fp8_nan_bytes): the byte's
-// sign and 7 bits placed as a float's sign, low exponent and top mantissa bits (the value x 2^-120, subnormal below
-// 2^-6), times 2^112. Integer and FMUL work only, no conversion instructions.
-template <int B>
-__device__ __forceinline__ float fp8_byte_2m8(unsigned x) {
-  const unsigned y = x >> (8 * B);
-  return __uint_as_float(((y << 24) & 0x80000000u) | ((y << 20) & 0x07f00000u)) * __uint_as_float(0x77800000u);
+// Two e4m3 bytes (low 16 bits of `two`, the first in the low byte) as the bits of two halves (the first in the low
+// half) holding each value times 2^-8: exact by moving bits (the exponent bias goes from 7 to 15), subnormals
+// included. The NaN bytes (0x7f, 0xff) are not special here: callers check them.
+__device__ __forceinline__ unsigned fp8x2_to_h2bits(unsigned two) {
+  const unsigned y = (two & 0xffu) | ((two & 0xff00u) << 8);
+  return ((y & 0x00800080u) << 8) | ((y & 0x007f007fu) << 7);
 }
 
 // Byte B of a q8_0 word whose bytes had their sign bits flipped (`biased` = x ^ 0x80808080, so the byte is the int8

@@ -34,20 +34,6 @@ struct kv_f2 {
   float x, y;
 };
 
-// Two e4m3 bytes (low 16 bits of `two`, the first in the low byte) as the bits of two halves (the first in the low
-// half) holding each value times 2^-8: exact by moving bits (the exponent bias goes from 7 to 15), subnormals
-// included. The NaN bytes (0x7f, 0xff) are not special here: fp8_nan_bytes finds them.
-__device__ __forceinline__ unsigned fp8x2_to_h2bits(unsigned two) {
-  const unsigned y = (two & 0xffu) | ((two & 0xff00u) << 8);
-  return ((y & 0x00800080u) << 8) | ((y & 0x007f007fu) << 7);
-}
-
-// Whether any of the four e4m3 bytes of x is NaN (low 7 bits all set): a zero byte of ~(x | 0x80808080).
-__device__ __forceinline__ bool fp8_nan_bytes(unsigned x) {
-  const unsigned t = ~(x | 0x80808080u);
-  return ((t - 0x01010101u) & 0x80808080u) != 0;
-}
-
 // A half's bits as float.
 __device__ __forceinline__ float half_bits_to_f(unsigned short h) {
   float f;

@@ -7,29 +7,13 @@
 // in tiles of kDecodeTileN keys; each warp streams its tiles through its own cp.async ring (16-byte copies) and keeps
 // its own online softmax, and the warps are merged through shared memory at the end. With one split the CTA writes
 // O (the stored type) and the LSE directly; with several it writes normalized fp32 partials and their LSE, which
-// paged_decode_merge combines. Token s of the step is sequence s's query, at position context_lens[s] - 1.
-// A quantized cache (PAGODA_KV_QUANT) streams its bytes (and q8_0 scales) through the ring instead; the warp
+// paged_decode_merge.cu combines. Token s of the step is sequence s's query, at position context_lens[s] - 1.
+// A quantized cache (PAGODA_KV_QUANT) streams its bytes (and q8_0 scales) through the ring instead: an fp8 cache at
+// head sizes 64, 128 and 256 goes from those bytes into float16 fragments (fp8_decode_frags.cuh); otherwise the warp
 // dequantizes a tile's K, then its V, into one 16-bit tile just before the mma that reads it.
 #include "attention_common.cuh"
-#include "q8_lane.cuh"
-
-// XQ 1 (src/backend/cuda/x-form.ts): O is also written as q8 groups (levels xq, q8_scale records xs, laid out over
-// out's rows) for the o projection's integer GEMV, from the ROUNDED values, so bit for bit its own quantizing launch:
-// by the CTA with one split, else by paged_decode_merge. Needs D a multiple of 32 (a group lies within one head, and
-// a warp's 32 consecutive outputs are one group) and o_stride = heads x D. 0: xq and xs are not touched.
-#ifndef XQ
-#define XQ 0
-#endif
-
-// out[at] = o rounded; XQ 1: the warp's 32 values (consecutive `at`, all lanes here) quantized as one group.
-__device__ __forceinline__ void store_o(elem16_t* __restrict__ out, long long at, float o, signed char* __restrict__ xq,
-                                        q8_scale* __restrict__ xs) {
-  const elem16_t r = to_elem16(o);
-  out[at] = r;
-#if XQ == 1
-  q8_quantize_lane(elem16_to_f(r), xq + at, xs + (at >> 5));
-#endif
-}
+#include "decode_out.cuh"
+#include "fp8_decode_frags.cuh"
 
 // Compile-time shape (the launcher passes the same values; these defaults are its defaults): warps per CTA, keys per warp tile, cp.async ring depth.
 #ifndef PAGODA_DECODE_WARPS
@@ -61,6 +45,8 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
                                             float v_scale, signed char* __restrict__ xq,
                                             q8_scale* __restrict__ xs) {
   constexpr int LD = D + 8;
+  constexpr int LDO = D + 4;  // the warp merge's rows (padded: fewer bank conflicts as the fragments are stored)
+  constexpr bool kRegs = fp8_regs_path<D>();
   constexpr int CHUNKS = D / 8;
   constexpr int THREADS = 32 * kDecodeWarps;
   constexpr int TILE_ELEMS = kDecodeTileN * LD;
@@ -71,9 +57,9 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
   constexpr int SCALE_BYTES = kv_scale_bytes<D>();  // one key's q8_0 scales
   constexpr int SCALE_TILE = kDecodeTileN * SCALE_BYTES;
   // A warp's region: [16-bit tile, quantized caches only][stages][K, V] tiles [stages][K, V] q8_0 scale tiles.
-  constexpr int DEQ_BYTES = kKvQuant ? TILE_ELEMS * 2 : 0;
+  constexpr int DEQ_BYTES = kKvQuant && !kRegs ? TILE_ELEMS * 2 : 0;
   constexpr int WARP_BYTES = DEQ_BYTES + kDecodeStages * 2 * (TILE_BYTES + SCALE_TILE);
-  static_assert(WARP_BYTES >= (16 * D + 32) * 4, "the warp merge must fit in the K/V ring");
+  static_assert(WARP_BYTES >= (16 * LDO + 32) * 4, "the warp merge must fit in the K/V ring");
   extern __shared__ __align__(16) unsigned char smem_raw[];
   elem16_t* q_s = reinterpret_cast<elem16_t*>(smem_raw);                    // [16][LD]
   unsigned char* kv_s = reinterpret_cast<unsigned char*>(q_s + 16 * LD);   // [warps][WARP_BYTES]
@@ -114,9 +100,17 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
   cp_async_commit();
   cp_async_wait<0>();
   __syncthreads();
+  if constexpr (kQTileToF16) {
+    q_tile_to_f16(q_s, 16 * LD, tid, THREADS);
+    __syncthreads();
+  }
   u32 qf[D / 16][4];
+  if constexpr (kRegs) {
+    fp8_q_frags<D>(qf, q_s, LD, lane);
+  } else {
 #pragma unroll
-  for (int kk = 0; kk < D / 16; kk++) load_a_fragment(qf[kk], q_s, LD, kk, lane);
+    for (int kk = 0; kk < D / 16; kk++) load_a_fragment(qf[kk], q_s, LD, kk, lane);
+  }
 
   const int* table = block_tables + (long long)seq * max_blocks_per_seq;
   const int kv_stride = num_kv_heads * D;
@@ -196,7 +190,7 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
     const unsigned char* kv_tile = ring + (i % kDecodeStages) * 2 * TILE_BYTES;
     const unsigned short* tile_scales =
         reinterpret_cast<const unsigned short*>(scale_ring + (i % kDecodeStages) * 2 * SCALE_TILE);
-    if constexpr (kKvQuant) {
+    if constexpr (kKvQuant && !kRegs) {
       dequant_tile<D, kDecodeTileN, ROW_BYTES, LD, 32>(deq, kv_tile, tile_scales, lane);
       __syncwarp();
     }
@@ -204,13 +198,17 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
     float s[1][kDecodeTileN / 8][4];
 #pragma unroll
     for (int j = 0; j < kDecodeTileN / 8; j++) s[0][j][0] = s[0][j][1] = s[0][j][2] = s[0][j][3] = 0.f;
-    qk_tile<D, kDecodeTileN / 16, 1>(
-        s,
-        [&](int, int kk, u32(&a)[4]) {
+    if constexpr (kRegs) {
+      fp8_qk<D, kDecodeTileN / 8>(s[0], qf, kv_tile, ROW_BYTES, lane);
+    } else {
+      qk_tile<D, kDecodeTileN / 16, 1>(
+          s,
+          [&](int, int kk, u32(&a)[4]) {
 #pragma unroll
-          for (int e = 0; e < 4; e++) a[e] = qf[kk][e];
-        },
-        k_src, LD, lane);
+            for (int e = 0; e < 4; e++) a[e] = qf[kk][e];
+          },
+          k_src, LD, lane);
+    }
     softcap_scores<kDecodeTileN / 8>(s[0], softcap, scale_log2);
     const int n0 = k_begin + (warp + i * kDecodeWarps) * kDecodeTileN;
     if (n0 + kDecodeTileN > k_end) {
@@ -221,13 +219,18 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
           if (n0 + j * 8 + tig * 2 + (e & 1) >= k_end) s[0][j][e] = ATTN_NEG_INF;
     }
     online_softmax<kDecodeTileN / 8, D / 8>(s[0], o[0], m, l, scale_log2);
-    if constexpr (kKvQuant) {
-      __syncwarp();  // every lane's ldmatrix of K is done before V overwrites the tile
-      dequant_tile<D, kDecodeTileN, ROW_BYTES, LD, 32>(deq, kv_tile + TILE_BYTES, tile_scales + SCALE_TILE / 2, lane);
-      __syncwarp();
+    if constexpr (kRegs) {
+      fp8_pv<D, kDecodeTileN / 16>(o[0], s[0], kv_tile + TILE_BYTES, ROW_BYTES, lane);
+    } else {
+      if constexpr (kKvQuant) {
+        __syncwarp();  // every lane's ldmatrix of K is done before V overwrites the tile
+        dequant_tile<D, kDecodeTileN, ROW_BYTES, LD, 32>(deq, kv_tile + TILE_BYTES, tile_scales + SCALE_TILE / 2,
+                                                         lane);
+        __syncwarp();
+      }
+      pv_tile<D, kDecodeTileN / 16, 1>(o, s, kKvQuant ? deq : reinterpret_cast<const elem16_t*>(kv_tile + TILE_BYTES),
+                                       LD, lane);
     }
-    pv_tile<D, kDecodeTileN / 16, 1>(o, s, kKvQuant ? deq : reinterpret_cast<const elem16_t*>(kv_tile + TILE_BYTES),
-                                     LD, lane);
     __syncwarp();
   }
   cp_async_wait<0>();
@@ -239,16 +242,16 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
     l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
   }
   __syncthreads();
-  float* w_o = merge_s + warp * 16 * D;                  // [warps][16][D]
-  float* w_ml = merge_s + kDecodeWarps * 16 * D;         // [warps][16][2]
+  float* w_o = merge_s + warp * 16 * LDO;                // [warps][16][LDO]
+  float* w_ml = merge_s + kDecodeWarps * 16 * LDO;       // [warps][16][2]
   const int g = lane >> 2;
 #pragma unroll
   for (int i = 0; i < 2; i++) {
     const int r = g + 8 * i;
 #pragma unroll
     for (int d = 0; d < D / 8; d++) {
-      w_o[r * D + d * 8 + tig * 2] = o[0][d][2 * i];
-      w_o[r * D + d * 8 + tig * 2 + 1] = o[0][d][2 * i + 1];
+      w_o[r * LDO + decode_o_dim<D>(d, tig * 2)] = o[0][d][2 * i];
+      w_o[r * LDO + decode_o_dim<D>(d, tig * 2 + 1)] = o[0][d][2 * i + 1];
     }
     if (tig == 0) {
       w_ml[(warp * 16 + r) * 2] = m[i];
@@ -270,7 +273,7 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
       for (int w = 0; w < kDecodeWarps; w++) {
         const float scale = fast_exp2(w_ml[(w * 16 + r) * 2] - m_max);
         sum += w_ml[(w * 16 + r) * 2 + 1] * scale;
-        acc += merge_s[(w * 16 + r) * D + d] * scale;
+        acc += merge_s[(w * 16 + r) * LDO + d] * scale;
       }
     }
     const float inv = sum > 0.f ? o_factor / sum : 0.f;
@@ -319,28 +322,3 @@ PAGODA_PAGED_DECODE(128)
 #if !defined(PAGODA_HEAD_DIM) || PAGODA_HEAD_DIM == 256
 PAGODA_PAGED_DECODE(256)
 #endif
-
-// Combines the per-split partials of paged_decode: grid (num_heads, num_seqs), D threads.
-extern "C" __global__ void paged_decode_merge(const float* __restrict__ partial_o,
-                                              const float* __restrict__ partial_lse, elem16_t* __restrict__ out,
-                                              int o_stride, float* __restrict__ lse, int num_heads, int num_splits,
-                                              int head_dim, signed char* __restrict__ xq, q8_scale* __restrict__ xs) {
-  PDL_ENTER();
-  const int head = blockIdx.x;
-  const int seq = blockIdx.y;
-  const int d = threadIdx.x;
-  const long long base = ((long long)seq * num_heads + head) * num_splits;
-  float m_max = ATTN_NEG_INF;
-  for (int s = 0; s < num_splits; s++) m_max = fmaxf(m_max, partial_lse[base + s]);
-  float sum = 0.f;
-  float acc = 0.f;
-  if (m_max != ATTN_NEG_INF) {
-    for (int s = 0; s < num_splits; s++) {
-      const float w = __expf(partial_lse[base + s] - m_max);
-      sum += w;
-      acc += w * partial_o[(base + s) * head_dim + d];
-    }
-  }
-  store_o(out, (long long)seq * o_stride + head * head_dim + d, sum > 0.f ? acc / sum : 0.f, xq, xs);
-  if (d == 0) lse[(long long)seq * num_heads + head] = sum > 0.f ? m_max + __logf(sum) : ATTN_NEG_INF;
-}

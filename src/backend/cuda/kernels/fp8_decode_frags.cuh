@@ -1,0 +1,112 @@
+// paged_decode's fp8-cache path at head sizes 64, 128 and 256: K and V go from the cp.async ring's e4m3 bytes
+// straight into the float16 mma fragments (attention_common.cuh's ATTN_TILE_F16), with no dequantized tile in shared
+// memory and no ldmatrix.
+//
+// mma m16n8k16 (row.col) fragments for lane (g = lane / 4, t = lane % 4): A's rows g, g + 8 at k slots {2t, 2t + 1}
+// (a0, a1) and {2t + 8, 2t + 9} (a2, a3); B's column g at the same slots (b0, b1); C's rows g, g + 8 at columns 2t,
+// 2t + 1. A sum does not care which k a slot holds as long as A and B agree, so:
+// - S = Q K^T: lane t's slots in the kk-th k-step hold head dims t * D/4 + 4 kk + {0, 1} (a0/b0) and {2, 3} (a2/b1),
+//   so lane (g, t) reads D/4 contiguous bytes of key g's row (16-byte loads) and each 32-bit word is one k-step's
+//   b0 (low half) and b1 (high half).
+// - O = P V: C's column n of dim tile dt is head dim n * D/8 + dt, so lane (g, t) reads D/8 contiguous bytes of each
+//   of its four key rows (16kk + 2t, +1, +8, +9) and pairs them byte by byte (one byte permute per two dim tiles).
+//   decode_o_dim maps O's accumulators back to head dims.
+// Other head sizes dequantize into a tile (dequant_tile): their rows do not split into whole 16- and 8-byte loads.
+#pragma once
+#include "attention_common.cuh"
+
+// 8 bytes as two words (head size 64's V loads).
+struct __align__(8) u32x2 {
+  u32 x, y;
+};
+
+template <int D>
+__host__ __device__ constexpr bool fp8_regs_path() {
+  return PAGODA_KV_QUANT == KV_FP8 && D % 64 == 0;
+}
+
+// Q's A fragments for the permuted k slots: rows g and g + 8 of the query tile in shared memory (16 rows at stride
+// ld, already float16: q_tile_to_f16).
+template <int D>
+__device__ __forceinline__ void fp8_q_frags(u32 (&qf)[D / 16][4], const elem16_t* q_s, int ld, int lane) {
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; kk++) {
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      const u32* q = reinterpret_cast<const u32*>(q_s + (g + 8 * h) * ld + t * (D / 4) + 4 * kk);
+      qf[kk][h] = q[0];
+      qf[kk][h + 2] = q[1];
+    }
+  }
+}
+
+// S (16 x 8 NT) += Q K^T for NT key groups of 8 from a tile of e4m3 rows (row_bytes apart) in shared memory.
+template <int D, int NT>
+__device__ __forceinline__ void fp8_qk(float (&s)[NT][4], const u32 (&qf)[D / 16][4], const unsigned char* k_tile,
+                                       int row_bytes, int lane) {
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int j = 0; j < NT; j++) {
+    const u32x4* row = reinterpret_cast<const u32x4*>(k_tile + (j * 8 + g) * row_bytes + t * (D / 4));
+#pragma unroll
+    for (int c = 0; c < D / 64; c++) {
+      const u32x4 raw = row[c];
+      const u32 w[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+      for (int i = 0; i < 4; i++)
+        mma_16816(s[j], qf[4 * c + i], fp8x2_to_f16x2<0>(w[i]), fp8x2_to_f16x2<1>(w[i]));
+    }
+  }
+}
+
+// O (16 x D, dims permuted: decode_o_dim) += P V for the NN 16-key steps of a tile of e4m3 rows; P is s (the
+// probabilities of NN 16-key steps as mma accumulators).
+template <int D, int NN>
+__device__ __forceinline__ void fp8_pv(float (&o)[D / 8][4], const float (&s)[2 * NN][4], const unsigned char* v_tile,
+                                       int row_bytes, int lane) {
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int kk = 0; kk < NN; kk++) {
+    u32 a[4];
+    a[0] = pack_tile_x2(s[2 * kk][0], s[2 * kk][1]);
+    a[1] = pack_tile_x2(s[2 * kk][2], s[2 * kk][3]);
+    a[2] = pack_tile_x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+    a[3] = pack_tile_x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    // Keys 2t, 2t + 1 (b0) and 2t + 8, 2t + 9 (b1) of this step, D/8 bytes each from dim g * D/8.
+    const unsigned char* base = v_tile + (16 * kk + 2 * t) * row_bytes + g * (D / 8);
+#pragma unroll
+    for (int c = 0; c < D / 128 + (D % 128 != 0); c++) {
+      u32 r[4][4];
+#pragma unroll
+      for (int k = 0; k < 4; k++) {
+        const unsigned char* p = base + ((k & 1) + 8 * (k >> 1)) * row_bytes + 16 * c;
+        if constexpr (D / 8 >= 16) {
+          const u32x4 v = *reinterpret_cast<const u32x4*>(p);
+          r[k][0] = v.x, r[k][1] = v.y, r[k][2] = v.z, r[k][3] = v.w;
+        } else {
+          const u32x2 v = *reinterpret_cast<const u32x2*>(p);
+          r[k][0] = v.x, r[k][1] = v.y;
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < (D / 8 >= 16 ? 4 : 2); i++) {
+        // Bytes b, b + 1 of word i pair keys (2t, 2t + 1) and (2t + 8, 2t + 9) for dim tiles 4i + b.
+        const u32 lo01 = __byte_perm(r[0][i], r[1][i], 0x5140), hi01 = __byte_perm(r[0][i], r[1][i], 0x7362);
+        const u32 lo89 = __byte_perm(r[2][i], r[3][i], 0x5140), hi89 = __byte_perm(r[2][i], r[3][i], 0x7362);
+        const int dt = 16 * c + 4 * i;
+        mma_16816(o[dt], a, fp8x2_to_f16x2<0>(lo01), fp8x2_to_f16x2<0>(lo89));
+        mma_16816(o[dt + 1], a, fp8x2_to_f16x2<1>(lo01), fp8x2_to_f16x2<1>(lo89));
+        mma_16816(o[dt + 2], a, fp8x2_to_f16x2<0>(hi01), fp8x2_to_f16x2<0>(hi89));
+        mma_16816(o[dt + 3], a, fp8x2_to_f16x2<1>(hi01), fp8x2_to_f16x2<1>(hi89));
+      }
+    }
+  }
+}
+
+// The head dim of O's accumulator column `col` (0..7) in dim tile dt: the standard layout's dt * 8 + col, or
+// fp8_pv's col * D/8 + dt.
+template <int D>
+__device__ __forceinline__ int decode_o_dim(int dt, int col) {
+  return fp8_regs_path<D>() ? col * (D / 8) + dt : dt * 8 + col;
+}
