@@ -57,10 +57,8 @@ const timed = (key: string, body: () => void) => {
   perKernel.set(key, e);
 };
 const launch = drv.launch.bind(drv);
-drv.launch = (fn: Handle, name, grid, block, smem, kinds, args, stream) =>
-  timed(`${name.replace(/\(.*\)/, '')} [${grid.join('x')}]`, () =>
-    launch(fn, name, grid, block, smem, kinds, args, stream),
-  );
+drv.launch = (fn: Handle, name, grid, block, smem, kinds, args) =>
+  timed(`${name.replace(/\(.*\)/, '')} [${grid.join('x')}]`, () => launch(fn, name, grid, block, smem, kinds, args));
 const lt = backend.linears.lt;
 const matmul = lt.matmul.bind(lt);
 lt.matmul = (y, x, w, t, out, inF, inType, outType, ldy) =>

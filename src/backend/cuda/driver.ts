@@ -5,7 +5,6 @@ import {
   LAUNCH_ATTRIBUTE,
   LAUNCH_CONFIG,
   writeLaunchShape,
-  writeLaunchStream,
   writeLaunchTarget,
   writeProgrammaticSerialization,
 } from './launch-config.ts';
@@ -41,7 +40,6 @@ export class CudaDriver {
   readonly api: ReturnType<typeof bindDriver>;
   readonly info: DeviceInfo;
   readonly stream: Handle;
-  private readonly streamAddr: bigint;
   private readonly ctx: Handle;
   /** The device's handle (the primary context is retained on it, and released by `close`). */
   private readonly device: number;
@@ -78,7 +76,6 @@ export class CudaDriver {
     const s = [null];
     this.check(a.cuStreamCreate(s, 1), 'cuStreamCreate'); // CU_STREAM_NON_BLOCKING
     this.stream = s[0];
-    this.streamAddr = koffi.address(this.stream);
     this.paramBlock = koffi.alloc('uint64_t', 128);
     const base = koffi.address(this.paramBlock);
     this.paramValues = new DataView(koffi.view(this.paramBlock, 1024));
@@ -90,7 +87,12 @@ export class CudaDriver {
     this.launchBlock = koffi.alloc('uint64_t', cfgBytes / 8);
     this.launchConfigAddr = koffi.address(this.launchBlock);
     this.launchConfig = new DataView(koffi.view(this.launchBlock, cfgBytes));
-    writeLaunchTarget(this.launchConfig, this.streamAddr, this.launchConfigAddr + BigInt(LAUNCH_CONFIG.bytes), 1);
+    writeLaunchTarget(
+      this.launchConfig,
+      koffi.address(this.stream),
+      this.launchConfigAddr + BigInt(LAUNCH_CONFIG.bytes),
+      1,
+    );
     writeProgrammaticSerialization(this.launchConfig, LAUNCH_CONFIG.bytes);
     this.pdlAvailable =
       this.launchEx !== null && this.info.ccMajor >= 9 && this.info.driverVersion >= PDL_MIN_DRIVER_VERSION;
@@ -253,10 +255,7 @@ export class CudaDriver {
     this.check(this.api.cuFuncSetAttribute(fn, 8, bytes), 'cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)');
   }
 
-  /**
-   * Launches `fn` on the stream (or on another stream's handle `stream`); `kinds` packs `args` one letter each
-   * (kernel.ts `KernelDecl.kinds`).
-   */
+  /** Launches `fn` on the stream; `kinds` packs `args` one letter each (kernel.ts `KernelDecl.kinds`). */
   launch(
     fn: Handle,
     name: string,
@@ -265,7 +264,6 @@ export class CudaDriver {
     smem: number,
     kinds: string,
     args: readonly (number | bigint)[],
-    stream: Handle = this.stream,
   ): void {
     if (args.length !== kinds.length) throw new Error(`kernel ${name}: ${args.length} arguments for "${kinds}"`);
     const v = this.paramValues;
@@ -278,7 +276,6 @@ export class CudaDriver {
     }
     if (this.pdl) {
       writeLaunchShape(this.launchConfig, grid, block, smem);
-      writeLaunchStream(this.launchConfig, stream === this.stream ? this.streamAddr : koffi.address(stream));
       const rc = this.launchEx!(this.launchConfigAddr, fn, this.paramsAddr, null);
       if (rc !== 0) this.check(rc, `launch ${name} grid [${grid}] block [${block}] (cuLaunchKernelEx, PDL)`);
       return;
@@ -292,7 +289,7 @@ export class CudaDriver {
       block[1] ?? 1,
       block[2] ?? 1,
       smem,
-      stream,
+      this.stream,
       this.paramsAddr,
       null,
     );

@@ -32,11 +32,6 @@ export function writeLaunchTarget(view: DataView, stream: bigint, attrs: bigint,
   view.setUint32(LAUNCH_CONFIG.numAttrs + 4, 0, true);
 }
 
-/** Rewrites the config's stream (a launch on another stream than the one written by writeLaunchTarget). */
-export function writeLaunchStream(view: DataView, stream: bigint): void {
-  view.setBigUint64(LAUNCH_CONFIG.hStream, stream, true);
-}
-
 /** Writes the per-launch part of a config: grid, block and dynamic shared memory (7 consecutive u32). */
 export function writeLaunchShape(
   view: DataView,
