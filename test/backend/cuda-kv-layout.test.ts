@@ -8,7 +8,7 @@ import {
   DEFAULT_PREFILL,
   decodeCtasPerSm,
   decodeSharedBytes,
-  decodesFp8InRegisters,
+  decodesQuantInRegisters,
   defaultConfigs,
   prefillSharedBytes,
 } from '../../src/backend/cuda/flash-sizing.ts';
@@ -105,20 +105,18 @@ test("the kernels' shared memory: the 16-bit sizes by hand, quantized caches wit
   }
   assert.deepEqual(defaultConfigs(128).decode, DEFAULT_DECODE);
   assert.deepEqual(defaultConfigs(80).decode, DEFAULT_DECODE, 'a 16-bit tile of head size 80 splits evenly');
-  // By hand: the query tile, then per warp 2 stages x (K, V) x 32 rows of D + 16 bytes; q8_0 adds the rows' scales
-  // and one 16-bit tile, as does fp8 at head size 96, but fp8 at 64, 128 and 256 reads its bytes into fragments.
+  // By hand: the query tile, then per warp 2 stages x (K, V) x 32 rows of D + 16 bytes, for q8_0 and each row's
+  // scales; at head sizes 64, 128 and 256 the bytes go straight into fragments, elsewhere (fp8 at 96) the warp also
+  // has one dequantized 16-bit tile.
   assert.equal(decodeSharedBytes(128, DECODE_WIDE_TILES, 'fp8'), 16 * 136 * 2 + 4 * 2 * 2 * 32 * 144);
-  assert.equal(
-    decodeSharedBytes(128, DECODE_WIDE_TILES, 'q8_0'),
-    16 * 136 * 2 + 4 * (2 * 2 * 32 * (144 + 8) + 32 * 136 * 2),
-  );
+  assert.equal(decodeSharedBytes(128, DECODE_WIDE_TILES, 'q8_0'), 16 * 136 * 2 + 4 * 2 * 2 * 32 * (144 + 8));
   assert.equal(decodeSharedBytes(96, DECODE_WIDE_TILES, 'fp8'), 16 * 104 * 2 + 4 * (2 * 2 * 32 * 112 + 32 * 104 * 2));
-  assert.deepEqual(
-    [64, 80, 96, 128, 256].map((d) => decodesFp8InRegisters(d, 'fp8')),
-    [true, false, false, true, true],
-  );
-  assert.equal(decodesFp8InRegisters(128, 'q8_0'), false);
-  assert.equal(decodesFp8InRegisters(128), false);
+  for (const quant of ['fp8', 'q8_0'] as const)
+    assert.deepEqual(
+      [64, 80, 96, 128, 256].map((d) => decodesQuantInRegisters(d, quant)),
+      [true, false, false, true, true],
+    );
+  assert.equal(decodesQuantInRegisters(128), false);
   assert.ok(decodeCtasPerSm(128, DEFAULT_DECODE, 'fp8') >= decodeCtasPerSm(128, DEFAULT_DECODE));
 });
 

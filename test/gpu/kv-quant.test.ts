@@ -240,16 +240,16 @@ const CASES: Case[] = [
 
 /**
  * The problem's cache quantized by the CPU twin, and the problem over what it decodes to (the reference's input).
- * `tiles16`: as the tensor-core kernels' tiles hold it. An fp8 value is exact in their float16 (the scale is applied
- * to fp32 scores and outputs), but a q8_0 value, int8 x its half scale, is rounded to bf16 there; the simple kernel
- * reads every value exactly.
+ * `tiles16`: as the tensor-core kernels' float16 tiles hold it. An fp8 value is exact there (the scale is applied to
+ * fp32 scores and outputs), but a q8_0 value, int8 x its half scale, is rounded to float16; the simple kernel reads
+ * every value exactly.
  */
 function quantized(p: PagedAttentionProblem, quant: CudaKvQuant, scales: { k: number; v: number }, tiles16: boolean) {
   const row = p.numKvHeads * p.headDim;
   const slots = p.numBlocks * p.blockSize;
   const k = cpuPlanes(quant, p.kCache, slots, row, scales.k);
   const v = cpuPlanes(quant, p.vCache, slots, row, scales.v);
-  const { toBits, fromBits } = STORAGE16.bf16;
+  const { toBits, fromBits } = STORAGE16.f16;
   const asRead = (x: Float32Array) => (tiles16 && quant === 'q8_0' ? x.map((y) => fromBits(toBits(y))) : x);
   const kCache = asRead(decode(quant, k, scales.k));
   const vCache = asRead(decode(quant, v, scales.v));

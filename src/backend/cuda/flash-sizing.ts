@@ -116,14 +116,14 @@ export function prefillSharedBytes(headDim: number, cfg: PrefillConfig = DEFAULT
   return q + 4 * cfg.blockN * rowBytes(headDim, quant) + dequant + 2 * (cfg.blockN / 16) * 4;
 }
 
-/** Whether paged_decode reads an fp8 cache's bytes straight into its fragments (kernels/fp8_decode_frags.cuh). */
-export const decodesFp8InRegisters = (headDim: number, quant?: CudaKvQuant) => quant === 'fp8' && headDim % 64 === 0;
+/** Whether paged_decode reads a quantized cache's bytes straight into its fragments (kernels/kv_decode_frags.cuh). */
+export const decodesQuantInRegisters = (headDim: number, quant?: CudaKvQuant) => !!quant && headDim % 64 === 0;
 
 export function decodeSharedBytes(headDim: number, cfg: DecodeConfig = DEFAULT_DECODE, quant?: CudaKvQuant): number {
   // The query tile, then per warp its ring of K and V tiles; a quantized cache adds the ring's q8_0 scales and,
   // unless its bytes go straight into fragments, one dequantized tile (kernels/paged_decode.cu).
   const ring = cfg.stages * 2 * cfg.tileN * (rowBytes(headDim, quant) + scaleBytes(headDim, quant));
-  const dequant = quant && !decodesFp8InRegisters(headDim, quant) ? cfg.tileN * (headDim + 8) * 2 : 0;
+  const dequant = quant && !decodesQuantInRegisters(headDim, quant) ? cfg.tileN * (headDim + 8) * 2 : 0;
   return 16 * (headDim + 8) * 2 + cfg.warps * (ring + dequant);
 }
 

@@ -7,9 +7,10 @@
 //
 // PAGODA_KV_QUANT (kv_quant.cuh) picks the cache's stored form: 0 the 16-bit type; 1 fp8, 2 q8_0, whose tiles are
 // copied as bytes and dequantized into 16-bit tiles in shared memory before the tensor-core math (dequant_tile).
-// Over an fp8 cache the tile math runs in float16 whatever the storage type (ATTN_TILE_F16): every e4m3 value is
-// exact in float16 and sm_89+ converts two in one instruction; Q is rounded to float16 once in shared memory
-// (q_tile_to_f16; exact for |q| in [2^-14, 65504], larger values saturate) and P to float16 (3 more bits than
+// Over a quantized cache the tile math runs in float16 whatever the storage type (ATTN_TILE_F16): every e4m3 value
+// and every int8 is exact in float16 (sm_89+ converts two e4m3 in one instruction, two int8 take a byte permute and a
+// subtraction), and a q8_0 value, int8 x its half scale, is rounded once; Q is rounded to float16 once in shared
+// memory (q_tile_to_f16; exact for |q| in [2^-14, 65504], larger values saturate) and P to float16 (3 more bits than
 // bfloat16); accumulation stays fp32 and O is stored in the storage type.
 #pragma once
 #include "kv_quant.cuh"
@@ -25,7 +26,7 @@
 #else
 #error "the tensor-core attention kernels need 16-bit storage: PAGODA_DTYPE 1 (float16) or 2 (bfloat16)"
 #endif
-#define ATTN_TILE_F16 (PAGODA_DTYPE == 1 || PAGODA_KV_QUANT == KV_FP8)
+#define ATTN_TILE_F16 (PAGODA_DTYPE == 1 || PAGODA_KV_QUANT != 0)
 #if ATTN_TILE_F16
 #define ATTN_TILE_CVT_X2 "cvt.rn.satfinite.f16x2.f32"
 #define ATTN_MMA_16816 "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"
@@ -276,6 +277,16 @@ __device__ __forceinline__ u32 fp8x2_to_f16x2(u32 w) {
   return r;
 }
 
+// Bytes 2H, 2H + 1 of w as int8 values in a float16 pair, exactly: each byte (sign bit flipped, so 0..255) under the
+// exponent of 1024 (0x64), minus 1024 + 128.
+template <int H>
+__device__ __forceinline__ u32 s8x2_to_f16x2(u32 w) {
+  u32 r;
+  const u32 biased = __byte_perm(w ^ 0x80808080u, 0x64646464u, H ? 0x4342 : 0x4140);
+  asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(biased), "r"(0x64806480u));
+  return r;
+}
+
 // What the kernels multiply raw scores (K's factor) and outputs (V's) by for a quantized cache's tiles: an fp8 tile
 // holds the e4m3 values, so the layer's scale is applied once, to the fp32 scores and O, instead of to every value;
 // a q8_0 tile holds the values themselves.
@@ -283,8 +294,8 @@ __device__ __forceinline__ float kv_tile_factor(float layer_scale) {
   return PAGODA_KV_QUANT == KV_FP8 ? layer_scale : 1.f;
 }
 
-// Whether a query tile loaded in the storage type must be rounded to the tile math's (fp8 cache, bfloat16 storage).
-constexpr bool kQTileToF16 = PAGODA_KV_QUANT == KV_FP8 && PAGODA_DTYPE == 2;
+// Whether a query tile loaded in the storage type must be rounded to the tile math's (quantized cache, bfloat16).
+constexpr bool kQTileToF16 = PAGODA_KV_QUANT != 0 && PAGODA_DTYPE == 2;
 // `count` bfloat16 elements of a query tile in shared memory rounded to float16 in place, thread t of N taking every
 // N-th pair; callers sync before and after.
 __device__ __forceinline__ void q_tile_to_f16(elem16_t* q, int count, int t, int n) {
@@ -297,7 +308,7 @@ __device__ __forceinline__ void q_tile_to_f16(elem16_t* q, int count, int t, int
 
 // Dequantizes ROWS rows of a quantized K or V tile in shared memory (D bytes a row at stride LDB, and for q8_0 each
 // row's D / 32 half scales, packed) into 16-bit rows at stride LD. fp8: each value in float16, exactly (the scale is
-// kv_tile_factor's); q8_0: int8 x the row's scale of its 32 values, rounded to the storage type. Thread t of N takes every
+// kv_tile_factor's); q8_0: int8 x the row's scale of its 32 values, rounded to float16. Thread t of N takes every
 // N-th 16-value chunk (head size 80: five a row, so the last round's surplus threads stop).
 template <int D, int ROWS, int LDB, int LD, int N>
 __device__ __forceinline__ void dequant_tile(elem16_t* dst, const unsigned char* src, const unsigned short* scales,
@@ -324,8 +335,8 @@ __device__ __forceinline__ void dequant_tile(elem16_t* dst, const unsigned char*
 #pragma unroll
     for (int j = 0; j < 4; j++) {
       const u32 biased = w[j] ^ 0x80808080u;
-      out[2 * j] = pack_x2(s8_byte<0>(biased) * d, s8_byte<1>(biased) * d);
-      out[2 * j + 1] = pack_x2(s8_byte<2>(biased) * d, s8_byte<3>(biased) * d);
+      out[2 * j] = pack_tile_x2(s8_byte<0>(biased) * d, s8_byte<1>(biased) * d);
+      out[2 * j + 1] = pack_tile_x2(s8_byte<2>(biased) * d, s8_byte<3>(biased) * d);
     }
 #endif
     u32x4* o = reinterpret_cast<u32x4*>(dst + r * LD + ch * 16);

@@ -8,12 +8,12 @@
 // its own online softmax, and the warps are merged through shared memory at the end. With one split the CTA writes
 // O (the stored type) and the LSE directly; with several it writes normalized fp32 partials and their LSE, which
 // paged_decode_merge.cu combines. Token s of the step is sequence s's query, at position context_lens[s] - 1.
-// A quantized cache (PAGODA_KV_QUANT) streams its bytes (and q8_0 scales) through the ring instead: an fp8 cache at
-// head sizes 64, 128 and 256 goes from those bytes into float16 fragments (fp8_decode_frags.cuh); otherwise the warp
-// dequantizes a tile's K, then its V, into one 16-bit tile just before the mma that reads it.
+// A quantized cache (PAGODA_KV_QUANT) streams its bytes (and q8_0 scales) through the ring instead: at head sizes
+// 64, 128 and 256 they go straight into float16 fragments (kv_decode_frags.cuh); otherwise the warp dequantizes a
+// tile's K, then its V, into one 16-bit tile just before the mma that reads it.
 #include "attention_common.cuh"
 #include "decode_out.cuh"
-#include "fp8_decode_frags.cuh"
+#include "kv_decode_frags.cuh"
 
 // Compile-time shape (the launcher passes the same values; these defaults are its defaults): warps per CTA, keys per warp tile, cp.async ring depth.
 #ifndef PAGODA_DECODE_WARPS
@@ -46,7 +46,7 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
                                             q8_scale* __restrict__ xs) {
   constexpr int LD = D + 8;
   constexpr int LDO = D + 4;  // the warp merge's rows (padded: fewer bank conflicts as the fragments are stored)
-  constexpr bool kRegs = fp8_regs_path<D>();
+  constexpr bool kRegs = kv_regs_path<D>();
   constexpr int CHUNKS = D / 8;
   constexpr int THREADS = 32 * kDecodeWarps;
   constexpr int TILE_ELEMS = kDecodeTileN * LD;
@@ -106,7 +106,7 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
   }
   u32 qf[D / 16][4];
   if constexpr (kRegs) {
-    fp8_q_frags<D>(qf, q_s, LD, lane);
+    q_frags_permuted<D>(qf, q_s, LD, lane);
   } else {
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++) load_a_fragment(qf[kk], q_s, LD, kk, lane);
@@ -199,7 +199,7 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
 #pragma unroll
     for (int j = 0; j < kDecodeTileN / 8; j++) s[0][j][0] = s[0][j][1] = s[0][j][2] = s[0][j][3] = 0.f;
     if constexpr (kRegs) {
-      fp8_qk<D, kDecodeTileN / 8>(s[0], qf, kv_tile, ROW_BYTES, lane);
+      kv_qk<D, kDecodeTileN / 8>(s[0], qf, kv_tile, tile_scales, ROW_BYTES, lane);
     } else {
       qk_tile<D, kDecodeTileN / 16, 1>(
           s,
@@ -220,7 +220,7 @@ __device__ __forceinline__ void decode_impl(const elem16_t* __restrict__ q, int 
     }
     online_softmax<kDecodeTileN / 8, D / 8>(s[0], o[0], m, l, scale_log2);
     if constexpr (kRegs) {
-      fp8_pv<D, kDecodeTileN / 16>(o[0], s[0], kv_tile + TILE_BYTES, ROW_BYTES, lane);
+      kv_pv<D, kDecodeTileN / 16>(o[0], s[0], kv_tile + TILE_BYTES, tile_scales + SCALE_TILE / 2, ROW_BYTES, lane);
     } else {
       if constexpr (kKvQuant) {
         __syncwarp();  // every lane's ldmatrix of K is done before V overwrites the tile
