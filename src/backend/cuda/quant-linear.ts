@@ -3,6 +3,13 @@ import type { CudaContext } from './context.ts';
 import type { CublasLt } from './cublaslt.ts';
 import type { CudaDriver, DevPtr, Handle } from './driver.ts';
 import { addBias } from './elementwise.ts';
+import {
+  type QuantGemmRoute,
+  quantGemm,
+  quantGemmCovers,
+  quantGemmServes,
+  quantGemmWorkspaceBytes,
+} from './quant-gemm.ts';
 import { QTYPE, QUANT_ACT_Q8, QUANT_DEQUANT, QUANT_EMBEDDING, QUANT_GEMV, QUANT_GEMV_Q8 } from './quant-kernels.ts';
 import {
   dequantScratchBytes,
@@ -59,11 +66,18 @@ export class QuantLinear {
    */
   overlap = false;
   private overlapState: Overlap | null = null;
+  /** Past the GEMV's rows: the fused GEMM where it serves, or always dequantize (CudaSettings.quantGemm; benches flip it). */
+  route: QuantGemmRoute;
+  /** The fused GEMM's split-K partials, sized as weights load (quantGemmWorkspaceBytes). */
+  private workspace: DevPtr = 0n;
+  private workspaceSize = 0;
 
   constructor(
     private readonly ctx: CudaContext,
     private readonly lt: CublasLt,
-  ) {}
+  ) {
+    this.route = ctx.settings.quantGemm;
+  }
 
   /** The form the linear reads `rows` rows of x in: q8 on the integer decode GEMV, else x itself (null). */
   inputForm(rows: number): XForm | null {
@@ -76,8 +90,9 @@ export class QuantLinear {
 
   /** Grows the scratch to hold `w` dequantized; true when it moved (graphs captured over the old one are stale). */
   reserveFor(w: QuantCudaTensor): boolean {
+    const movedWorkspace = this.reserveWorkspace(w);
     const need = this.scratchNeed(w);
-    if (need <= this.scratchSize) return false;
+    if (need <= this.scratchSize) return movedWorkspace;
     const drv = this.ctx.drv;
     if (this.scratchSize) {
       drv.sync();
@@ -100,6 +115,11 @@ export class QuantLinear {
     const b = bias && cuda(bias);
     if (quantLinearPath(T) === 'gemv') {
       this.gemv(out, xt, w, b);
+      return out;
+    }
+    if (quantGemmServes(this.route, T, w, ctx.dtype)) {
+      quantGemm(ctx, out.ptr, xt.ptr, T, w, this.workspace);
+      if (b) addBias(ctx, out.ptr, b.ptr, T, m);
       return out;
     }
     const scratch = this.scratchFor(w);
@@ -192,6 +212,29 @@ export class QuantLinear {
         0,
         stream,
       );
+  }
+
+  /**
+   * Grows the fused GEMM's workspace to `w`'s parts' largest split partials (16-bit compute; nothing for types it
+   * does not decode); true when it moved.
+   */
+  private reserveWorkspace(w: QuantCudaTensor): boolean {
+    const { dtype, drv } = this.ctx;
+    const k = w.shape[1];
+    const need = Math.max(
+      0,
+      ...w.parts.map((p) =>
+        quantGemmCovers(p.type, k, dtype) ? quantGemmWorkspaceBytes(p.rows, k, p.type, drv.info.smCount) : 0,
+      ),
+    );
+    if (need <= this.workspaceSize) return false;
+    if (this.workspaceSize) {
+      drv.sync();
+      drv.free(this.workspace);
+    }
+    this.workspace = drv.alloc(need);
+    this.workspaceSize = need;
+    return true;
   }
 
   /** Scratch bytes `w` needs: one run's buffer, or two (the second 256-aligned) when the path overlaps its runs. */
