@@ -141,7 +141,7 @@ export function quantGemmWorkspaceBytes(n: number, k: number, type: QuantType, s
 /**
  * y[t, c] (rows `ldy` apart) = sum_j x[t, j] w[c, j] for t < rows and the part's rows c: the part of a stacked weight
  * whose first output column y points at (bias the caller's). `ws` holds the split partials (quantGemmWorkspaceBytes);
- * `split` overrides the plan's (tests).
+ * `force` overrides the plan's row tile or split (tests: every build, splits the plan would not take).
  */
 export function quantGemmPart(
   ctx: CudaContext,
@@ -152,19 +152,22 @@ export function quantGemmPart(
   k: number,
   p: QuantCudaPart,
   ws: DevPtr,
-  split?: number,
+  force: { tile?: QuantGemmTile; split?: number } = {},
 ): void {
   const plan = quantGemmPlan(rows, p.rows, k, p.type, ctx.drv.info.smCount);
-  const s = split ?? plan.split;
-  if (s < 1 || s > k / RUN) throw new Error(`quant_gemm: split ${s} of ${k / RUN} runs`);
+  const tile = force.tile ?? plan.tile;
+  const split = force.split ?? plan.split;
+  if (split < 1 || split > k / RUN) throw new Error(`quant_gemm: split ${split} of ${k / RUN} runs`);
+  const sharedBytes = quantGemmSharedBytes(p.type, tile);
   const defines = { PAGODA_DTYPE: DTYPE_DEFINE[ctx.dtype], QTYPE: QTYPE[p.type] };
-  const gemm = ctx.mods.get(QUANT_GEMM[plan.tile], defines, plan.sharedBytes);
-  const args = { y, ws, x, w: p.ptr, rows, n: p.rows, k, rowBytes: p.rowBytes, ldy, split: s };
-  gemm.launch([plan.featureTiles * s, plan.rowTiles], [THREADS], args, plan.sharedBytes);
-  if (s === 1) return;
+  const args = { y, ws, x, w: p.ptr, rows, n: p.rows, k, rowBytes: p.rowBytes, ldy, split };
+  ctx.mods
+    .get(QUANT_GEMM[tile], defines, sharedBytes)
+    .launch([plan.featureTiles * split, Math.ceil(rows / tile)], [THREADS], args, sharedBytes);
+  if (split === 1) return;
   ctx.mods
     .get(QUANT_GEMM_REDUCE, defines)
-    .launch([Math.ceil(p.rows / THREADS), rows], [THREADS], { y, ws, rows, n: p.rows, ldy, split: s });
+    .launch([Math.ceil(p.rows / THREADS), rows], [THREADS], { y, ws, rows, n: p.rows, ldy, split });
 }
 
 /** out[T, m] = x w^T by the fused GEMM, each part into its columns; `ws` as quantGemmPart's. */
