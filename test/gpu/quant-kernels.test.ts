@@ -463,7 +463,8 @@ describe('CUDA fused quantized GEMM (kernels/quant_gemm.cu)', () => {
         const part = (g.loadWeight(h) as QuantCudaTensor).parts[0]!;
         const gx = cuda(g.loadWeight(hostTensor('x', [maxRows, k], x)));
         const runs = k / 256;
-        const ws = g.ctx.drv.alloc(runs * maxRows * n * 4);
+        const wsBytes = runs * maxRows * n * 4;
+        const ws = { ptr: g.ctx.drv.alloc(wsBytes), bytes: wsBytes };
         // Output columns [col, col + n) of rows ldy wide, and one row past the last: all else stays poisoned.
         const [col, ldy] = [8, n + 24];
         try {
@@ -493,7 +494,7 @@ describe('CUDA fused quantized GEMM (kernels/quant_gemm.cu)', () => {
             }
           }
         } finally {
-          g.ctx.drv.free(ws);
+          g.ctx.drv.free(ws.ptr);
         }
       }
     }

@@ -140,8 +140,9 @@ export function quantGemmWorkspaceBytes(n: number, k: number, type: QuantType, s
 
 /**
  * y[t, c] (rows `ldy` apart) = sum_j x[t, j] w[c, j] for t < rows and the part's rows c: the part of a stacked weight
- * whose first output column y points at (bias the caller's). `ws` holds the split partials (quantGemmWorkspaceBytes);
- * `force` overrides the plan's row tile or split (tests: every build, splits the plan would not take).
+ * whose first output column y points at (bias the caller's). `ws` holds the split partials in its `wsBytes` bytes
+ * (quantGemmWorkspaceBytes); `force` overrides the plan's row tile or split (tests: every build, splits the plan would
+ * not take).
  */
 export function quantGemmPart(
   ctx: CudaContext,
@@ -151,27 +152,37 @@ export function quantGemmPart(
   rows: number,
   k: number,
   p: QuantCudaPart,
-  ws: DevPtr,
+  ws: { ptr: DevPtr; bytes: number },
   force: { tile?: QuantGemmTile; split?: number } = {},
 ): void {
   const plan = quantGemmPlan(rows, p.rows, k, p.type, ctx.drv.info.smCount);
   const tile = force.tile ?? plan.tile;
   const split = force.split ?? plan.split;
   if (split < 1 || split > k / RUN) throw new Error(`quant_gemm: split ${split} of ${k / RUN} runs`);
+  const partials = split > 1 ? split * rows * p.rows * 4 : 0;
+  if (partials > ws.bytes)
+    throw new Error(`quant_gemm: ${partials} bytes of split partials, a ${ws.bytes}-byte workspace`);
   const sharedBytes = quantGemmSharedBytes(p.type, tile);
   const defines = { PAGODA_DTYPE: DTYPE_DEFINE[ctx.dtype], QTYPE: QTYPE[p.type] };
-  const args = { y, ws, x, w: p.ptr, rows, n: p.rows, k, rowBytes: p.rowBytes, ldy, split };
+  const args = { y, ws: ws.ptr, x, w: p.ptr, rows, n: p.rows, k, rowBytes: p.rowBytes, ldy, split };
   ctx.mods
     .get(QUANT_GEMM[tile], defines, sharedBytes)
     .launch([plan.featureTiles * split, Math.ceil(rows / tile)], [THREADS], args, sharedBytes);
   if (split === 1) return;
   ctx.mods
     .get(QUANT_GEMM_REDUCE, defines)
-    .launch([Math.ceil(p.rows / THREADS), rows], [THREADS], { y, ws, rows, n: p.rows, ldy, split });
+    .launch([Math.ceil(p.rows / THREADS), rows], [THREADS], { y, ws: ws.ptr, rows, n: p.rows, ldy, split });
 }
 
 /** out[T, m] = x w^T by the fused GEMM, each part into its columns; `ws` as quantGemmPart's. */
-export function quantGemm(ctx: CudaContext, out: DevPtr, x: DevPtr, T: number, w: QuantCudaTensor, ws: DevPtr) {
+export function quantGemm(
+  ctx: CudaContext,
+  out: DevPtr,
+  x: DevPtr,
+  T: number,
+  w: QuantCudaTensor,
+  ws: { ptr: DevPtr; bytes: number },
+) {
   const size = DTYPE_BYTES[ctx.dtype];
   const firsts = w.firstRows;
   w.parts.forEach((p, i) => {

@@ -118,7 +118,7 @@ export class QuantLinear {
       return out;
     }
     if (quantGemmServes(this.route, T, w, ctx.dtype)) {
-      quantGemm(ctx, out.ptr, xt.ptr, T, w, this.workspace);
+      quantGemm(ctx, out.ptr, xt.ptr, T, w, { ptr: this.workspace, bytes: this.workspaceSize });
       if (b) addBias(ctx, out.ptr, b.ptr, T, m);
       return out;
     }
