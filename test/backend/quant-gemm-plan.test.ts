@@ -54,10 +54,10 @@ test("shared memory: kernels/quant_gemm.cu's layout, within a CTA's 227 KB for e
   // 256 rows of q4_k: x stages 3 x 256 rows and decoded tiles 2 x 128 rows of 144 bytes, two raw runs of 9 chunks a
   // row (144-byte blocks, 16-byte aligned), 16 bytes of slack.
   assert.equal(quantGemmSharedBytes('q4_k', 256), 2 * (3 * 256 + 2 * 128) * 72 + 2 * 128 * 144 + 16);
-  // q6_k's 210-byte blocks are 2-byte aligned: 14 chunks cover one from any even offset; q8_0's run of eight 34-byte
-  // blocks (272 bytes) 18.
-  assert.equal(quantGemmSharedBytes('q6_k', 16), 2 * (3 * 16 + 2 * 128) * 72 + 2 * 128 * 224 + 16);
-  assert.equal(quantGemmSharedBytes('q8_0', 64), 2 * (3 * 64 + 2 * 128) * 72 + 2 * 128 * 288 + 16);
+  // q6_k's 210-byte blocks are 2-byte aligned: 14 chunks cover one from any even offset, q8_0's run of eight 34-byte
+  // blocks (272 bytes) 18; rows take an odd number (15, 19) for distinct banks.
+  assert.equal(quantGemmSharedBytes('q6_k', 16), 2 * (3 * 16 + 2 * 128) * 72 + 2 * 128 * 240 + 16);
+  assert.equal(quantGemmSharedBytes('q8_0', 64), 2 * (3 * 64 + 2 * 128) * 72 + 2 * 128 * 304 + 16);
   for (const type of QUANT_GEMM_TYPES)
     for (const tile of QUANT_GEMM_TILES)
       assert.ok(quantGemmSharedBytes(type, tile) <= MAX_SHARED, `${type} ${tile}: ${quantGemmSharedBytes(type, tile)}`);

@@ -86,14 +86,14 @@ export function quantGemmTile(rows: number): QuantGemmTile {
 /**
  * Dynamic shared memory of a build (kernels/quant_gemm.cu's layout): three x stages and two decoded tiles of 144-byte
  * rows, two raw runs per weight row (whole 16-byte chunks covering the run from any offset its blocks' alignment
- * allows), 16 bytes of slack.
+ * allows, an odd number of them a row), 16 bytes of slack.
  */
 export function quantGemmSharedBytes(type: QuantType, tile: QuantGemmTile): number {
   const { blockSize, typeSize } = ggmlTypeOf(type);
   const runBytes = (RUN / blockSize) * typeSize;
   const align = [16, 8, 4].find((a) => typeSize % a === 0) ?? 2;
   const chunks = Math.ceil((runBytes + (align < 16 ? 16 - align : 0)) / 16);
-  return 2 * (3 * tile + 2 * BN) * (BK + 8) + 2 * BN * 16 * chunks + 16;
+  return 2 * (3 * tile + 2 * BN) * (BK + 8) + 2 * BN * 16 * (chunks | 1) + 16;
 }
 
 /** A launch of the fused GEMM over one part: its row tile, tiles of x's rows and of the part's features, K splits. */

@@ -29,7 +29,9 @@
 // Row stride of the x and decoded tiles in elements (144 bytes: eight rows of an ldmatrix hit distinct banks).
 #define QG_LD (QG_BK + 8)
 #define QG_X_STAGES 3
-#define QG_RAW_LD (16 * QG_RUN_CHUNKS)
+// Raw ring row stride: an odd number of 16-byte chunks (a word stride of 4 mod 8), so the decoders' word loads from
+// 16 rows of a warp fall in 8 distinct bank groups (q6_k's 14 chunks would put rows 4 apart on the same banks).
+#define QG_RAW_LD (16 * (QG_RUN_CHUNKS | 1))
 #define QG_RAW_STAGES 2
 #define QG_STEPS_PER_RUN (QG_RUN / QG_BK)
 
