@@ -7,8 +7,10 @@
  * quantized) is then swept over its tuning defines (Q8_ROWS output features per warp, Q8_UNROLL), each configuration's
  * output checked against the default's; the backend launches the default. Then the prefill path (dequantize into
  * the scratch + cuBLASLt) at 256 rows for several scratch run sizes, against the bf16 GEMM; and at 12-32 rows against
- * the integer GEMV in launches of 8 rows (where the GEMV's 8-row limit should lie). Prints the tables and
- * appends them to bench/RESULTS.md. Run on the device:
+ * the integer GEMV in launches of 8 rows (where the GEMV's 8-row limit should lie). Those tables time the dequantize
+ * route (QuantLinear.route); the fused table times the fused GEMM (kernels/quant_gemm.cu, the default route at 9-512
+ * rows) against it and the bf16 GEMM at 16-512 rows, each output checked against the dequantize route's. Prints the
+ * tables and appends them to bench/RESULTS.md. Run on the device:
  *   node --import tsx bench/quant-gemv.ts [--rows 1,4]
  */
 
@@ -19,6 +21,7 @@ import { CompilePool, compileWorkerCount } from '../src/backend/cuda/compile-poo
 import type { DevPtr } from '../src/backend/cuda/driver.ts';
 import { fillUniform } from '../src/backend/cuda/elementwise.ts';
 import type { Defines } from '../src/backend/cuda/modules.ts';
+import { QUANT_GEMM, quantGemmPlan } from '../src/backend/cuda/quant-gemm.ts';
 import { QTYPE, QUANT_ACT_Q8, QUANT_GEMV, QUANT_GEMV_Q8 } from '../src/backend/cuda/quant-kernels.ts';
 import { quantizeActivationsInto } from '../src/backend/cuda/quant-linear.ts';
 import { type QuantCudaPart, type QuantCudaTensor, quantGemvTmax } from '../src/backend/cuda/quant-tensor.ts';
@@ -35,6 +38,8 @@ const rowCounts = (rowsArg >= 0 ? args[rowsArg + 1]! : '1,4').split(',').map(Num
 const backend = new CudaBackend({ ...settingsFromEnv().cuda, dtype: 'bf16', graphs: false });
 const ctx = backend.ctx;
 const drv = ctx.drv;
+// The tables but the fused one time the dequantize route past 8 rows; fusedRows switches between the two.
+backend.linears.quant.route = 'dequantize';
 
 interface Case {
   label: string;
@@ -73,6 +78,7 @@ const configName = (cfg: Q8Config) => `R${cfg.rows} U${cfg.unroll}`;
 const types = [...new Set(cases.map((c) => c.type))];
 const requests = [
   { file: QUANT_ACT_Q8.file, defines: {} as Defines },
+  ...types.map((t) => ({ file: QUANT_GEMM[16].file, defines: { QTYPE: QTYPE[t] } as Defines })),
   ...types.flatMap((t) => CONFIGS.map((cfg) => ({ file: QUANT_GEMV_Q8[1].file, defines: configDefines(t, cfg) }))),
 ].map((r) => ({ file: r.file, defines: { PAGODA_DTYPE: DTYPE_DEFINE.bf16, ...r.defines } }));
 const pool = new CompilePool({ nvrtcRoots: ctx.settings.cudaRoots }, compileWorkerCount(requests.length));
@@ -106,6 +112,11 @@ const midQ = {
 };
 const midY = drv.alloc(Math.max(...MID_ROWS) * maxM * 2);
 const midLines: string[] = [];
+/** Row counts where the fused GEMM is timed against the dequantize route and the bf16 GEMM, and their x. */
+const FUSED_ROWS = [16, 64, 128, 256, 512];
+const xFused = drv.alloc(Math.max(...FUSED_ROWS) * maxK * 2);
+fillUniform(ctx, xFused, Math.max(...FUSED_ROWS) * maxK, 4, 1);
+const fusedLines: string[] = [];
 
 /** Microseconds per launch of `body` over the rotated weights. */
 const time = (n: number, body: (i: number) => void) => rotatedLaunchMicros(drv, n, body);
@@ -186,6 +197,8 @@ for (const c of cases) {
     prefillRows(c, weights, dense, bytes);
     midRows(c, weights);
   }
+  // The fused GEMM's shapes: Q4_K_M's q4_k projections and its q6_k down and LM head.
+  if (c.type !== 'q8_0') fusedRows(c, weights, dense, bytes);
   for (const d of dense) drv.free(d.ptr);
 }
 
@@ -267,12 +280,50 @@ function midRows(c: Case, weights: QuantCudaTensor[]): void {
   }
 }
 
+/**
+ * The fused GEMM (the backend's linear on the fused route) at FUSED_ROWS rows: its time and read rate, the dequantize
+ * route's and the bf16 GEMM's at the same rows, and its output against the dequantize route's; the plan's row tile and
+ * K split beside it.
+ */
+function fusedRows(c: Case, weights: QuantCudaTensor[], dense: CudaTensor[], bytes: number): void {
+  const q = backend.linears.quant;
+  const linear = (w: CudaTensor | QuantCudaTensor, T: number) => {
+    ctx.arena.reset();
+    return backend.linear(new CudaTensor([T, c.k], 'bf16', xFused), w) as CudaTensor;
+  };
+  const onRoute = <R>(route: 'fused' | 'dequantize', f: () => R): R => {
+    q.route = route;
+    try {
+      return f();
+    } finally {
+      q.route = 'dequantize';
+    }
+  };
+  for (const T of FUSED_ROWS) {
+    const want = onRoute('dequantize', () => backend.toHost(linear(weights[0]!, T)));
+    const err = relL2(
+      onRoute('fused', () => backend.toHost(linear(weights[0]!, T))),
+      want,
+    );
+    const fusedUs = onRoute('fused', () => time(weights.length, (i) => linear(weights[i]!, T)));
+    const dequantizeUs = onRoute('dequantize', () => time(weights.length, (i) => linear(weights[i]!, T)));
+    const bf16Us = time(dense.length, (i) => linear(dense[i]!, T));
+    const plan = quantGemmPlan(T, c.m, c.k, c.type, drv.info.smCount);
+    const line = `| ${c.label} | ${c.type} | ${T} | ${r1(fusedUs)} (${Math.round(bytes / (fusedUs * 1e3))} GB/s read) | ${r1(dequantizeUs)} | ${r1(bf16Us)} | ${(fusedUs / bf16Us).toFixed(2)}x | ${(dequantizeUs / fusedUs).toFixed(2)}x | ${err.toExponential(1)} | ${plan.tile} x ${plan.rowTiles}, split ${plan.split} |`;
+    console.log(line);
+    fusedLines.push(line);
+  }
+}
+
 const midHeader =
   '| weight | type | rows | integer GEMV, launches of 8 rows us | dequantize + GEMM us | GEMV speed-up | rel. L2 |\n|---|---|---|---|---|---|---|';
 console.log(`\n${midHeader}\n${midLines.join('\n')}`);
 const prefillHeader =
   '| weight | type | rows | scratch run MB | dequantize + GEMM us | dequantize alone us | bf16 GEMM us | vs bf16 |\n|---|---|---|---|---|---|---|---|';
 console.log(`\n${prefillHeader}\n${prefillLines.join('\n')}`);
-const section = `## Quantized linear, decode GEMV routes and the prefill path (${new Date().toISOString().slice(0, 10)}, ${drv.info.name})\n\n\`node --import tsx bench/quant-gemv.ts --rows ${rowCounts.join(',')}\`: Llama-3-8B weight shapes, random blocks, bf16 x; the bf16 weight of the same shape through the backend's linear is the baseline of the same run.\n\n${header}\n${lines.join('\n')}\n\n${prefillHeader}\n${prefillLines.join('\n')}\n\n${midHeader}\n${midLines.join('\n')}\n`;
+const fusedHeader =
+  '| weight | type | rows | fused us | dequantize + GEMM us | bf16 GEMM us | fused / bf16 | speed-up over dequantize | rel. L2 vs dequantize | row tile x tiles, K split |\n|---|---|---|---|---|---|---|---|---|---|';
+console.log(`\n${fusedHeader}\n${fusedLines.join('\n')}`);
+const section = `## Quantized linear, decode GEMV routes and the prefill path (${new Date().toISOString().slice(0, 10)}, ${drv.info.name})\n\n\`node --import tsx bench/quant-gemv.ts --rows ${rowCounts.join(',')}\`: Llama-3-8B weight shapes, random blocks, bf16 x; the bf16 weight of the same shape through the backend's linear is the baseline of the same run.\n\n${header}\n${lines.join('\n')}\n\n${prefillHeader}\n${prefillLines.join('\n')}\n\n${fusedHeader}\n${fusedLines.join('\n')}\n\n${midHeader}\n${midLines.join('\n')}\n`;
 appendFileSync(join(import.meta.dirname, 'RESULTS.md'), `\n${section}`);
 pool.close();

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { PREFILL_KERNELS, type PrefillKernel } from '../backend/cuda/flash-prefill-sm90a.ts';
 import { FP8_GEMV_CHOICES, type Fp8GemvChoice } from '../backend/cuda/fp8-gemv.ts';
+import { QUANT_GEMM_ROUTES, type QuantGemmRoute } from '../backend/cuda/quant-gemm.ts';
 import type { CudaSettings } from '../backend/cuda/settings.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -43,7 +44,7 @@ export interface SpeculativeEnv {
 /**
  * Reads every backend setting from the environment, once at start-up, so nothing below the CLI looks at it:
  * PAGODA_DEVICE, PAGODA_CPU_THREADS, PAGODA_RUNNER_THREAD, PAGODA_ASYNC_SCHEDULING=0, PAGODA_TENSOR_PARALLEL_SIZE, PAGODA_GRAMMAR_WORKERS, PAGODA_QUANTIZATION, PAGODA_KV_CACHE_TYPE, PAGODA_KV_COMPRESSION, PAGODA_KV_BUDGET, PAGODA_CUDA_DEVICE, PAGODA_PDL=0, PAGODA_GEMV=0, PAGODA_FP8_CUBLASLT_SCALES=1, PAGODA_FP8_GEMV (auto, tensor-cores or cuda-cores), PAGODA_SIMPLE_ATTENTION=1,
- * PAGODA_TP_FORCE_NCCL=1, PAGODA_PREFILL_KERNEL (mma or wgmma), PAGODA_KERNEL_CACHE (else $XDG_CACHE_HOME/pagoda/kernels), the CUDA toolkit roots $CUDA_HOME and $CUDA_PATH, and
+ * PAGODA_TP_FORCE_NCCL=1, PAGODA_PREFILL_KERNEL (mma or wgmma), PAGODA_QUANT_GEMM (fused or dequantize), PAGODA_KERNEL_CACHE (else $XDG_CACHE_HOME/pagoda/kernels), the CUDA toolkit roots $CUDA_HOME and $CUDA_PATH, and
  * speculative decoding's PAGODA_SPECULATIVE, PAGODA_NUM_SPECULATIVE_TOKENS, PAGODA_SPECULATIVE_NGRAM_MIN and _MAX.
  */
 export function settingsFromEnv(env: Env = process.env): EnvSettings {
@@ -69,6 +70,12 @@ export function settingsFromEnv(env: Env = process.env): EnvSettings {
     if (!(PREFILL_KERNELS as readonly string[]).includes(prefill))
       throw new UserError(`PAGODA_PREFILL_KERNEL ${prefill}: expected ${PREFILL_KERNELS.join(' or ')}`);
     cuda.prefillKernel = prefill as PrefillKernel;
+  }
+  const quantGemm = env.PAGODA_QUANT_GEMM;
+  if (quantGemm) {
+    if (!(QUANT_GEMM_ROUTES as readonly string[]).includes(quantGemm))
+      throw new UserError(`PAGODA_QUANT_GEMM ${quantGemm}: expected ${QUANT_GEMM_ROUTES.join(' or ')}`);
+    cuda.quantGemm = quantGemm as QuantGemmRoute;
   }
   if (env.PAGODA_KERNEL_CACHE) cuda.kernelCache = env.PAGODA_KERNEL_CACHE;
   else if (env.XDG_CACHE_HOME) cuda.kernelCache = join(env.XDG_CACHE_HOME, 'pagoda', 'kernels');

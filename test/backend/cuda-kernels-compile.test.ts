@@ -100,6 +100,8 @@ const VARIANTS: Record<string, string[][]> = {
     ['QTYPE=9', 'Q8_ROWS=4', 'Q8_UNROLL=2'],
     ['QTYPE=2', 'Q8_ROWS=2', 'Q8_UNROLL=4'],
   ],
+  // Every type the fused GEMM decodes (the default build is q4_k).
+  'quant_gemm.cu': [4, 8, 9].map((q) => [`QTYPE=${q}`]),
 };
 const buildsOf = (f: string) => [
   ...dtypesOf(f).map((dtype) => ({ dtype, defines: [] as string[] })),
@@ -109,6 +111,8 @@ const buildsOf = (f: string) => [
 // Sources of the architecture-specific Hopper target (wgmma, setmaxnreg): built for sm_90a alone, as modules.ts does,
 // and held to no register spills (their consumers keep S and O tiles in registers).
 const sm90a = (f: string) => f.endsWith('_sm90a.cu');
+// Held to no register spills: those sources, and the fused quantized GEMM (128 fp32 accumulators a thread at 256 rows).
+const spillChecked = (f: string) => sm90a(f) || f === 'quant_gemm.cu';
 
 test('there are kernel sources, the attention kernels among them in both 16-bit types', () => {
   assert.ok(sources.length >= 6, `found ${sources.join(', ')}`);
@@ -129,11 +133,11 @@ test('every .cu compiles with nvcc for sm_80 (FP8 kernels: sm_89) and sm_90, and
         const args = ['--fatbin', '-std=c++17', `-DPAGODA_DTYPE=${dtype}`, ...defines.map((d) => `-D${d}`)];
         args.push(`-I${kernelsDir}`);
         for (const sm of archsOf(f, defines)) args.push('-gencode', `arch=compute_${sm},code=sm_${sm}`);
-        if (sm90a(f)) args.push('-Xptxas', '-v');
+        if (spillChecked(f)) args.push('-Xptxas', '-v');
         args.push('-o', join(out, `${f}.${i}.fatbin`), join(kernelsDir, f));
         try {
           const { stderr } = await run('nvcc', args);
-          if (sm90a(f)) {
+          if (spillChecked(f)) {
             const spills = [...stderr.matchAll(/(\d+) bytes spill (stores|loads)/g)].map((m) => Number(m[1]));
             assert.ok(spills.length > 0, `ptxas reported no spill counts for ${f}:\n${stderr}`);
             assert.ok(

@@ -34,6 +34,7 @@ import { hfConfigFromGguf } from '../../src/loader/gguf/config.ts';
 import { loadModelConfig, parseModelConfig } from '../../src/loader/hf-config.ts';
 import { QWEN_MOE } from '../../src/models/moe.ts';
 import { poolingStack } from '../../src/models/pooling-load.ts';
+import type { QuantType } from '../../src/primitives/ggml-types.ts';
 import { kernelPlanModel } from '../../src/runner/kernel-plan-model.ts';
 
 const table = readGemvTable();
@@ -139,12 +140,20 @@ test("Gemma 2/3's sandwich norms: add_rms_norm's NORM_X builds (both residual in
   assert.equal(llama.sandwichNorms, false);
 });
 
-test('a model with quantized matrices: one quant.cu module per block type, in the storage dtype, as the launchers ask', () => {
+test('a model with quantized matrices: one quant.cu module per block type (and quant_gemm.cu per type it decodes), in the storage dtype, as the launchers ask', () => {
   const plan = keys('bf16', { ...llama, quantTypes: ['q4_k', 'q6_k'] });
   for (const QTYPE of [7, 9])
     assert.ok(plan.includes(key({ file: 'quant', defines: { PAGODA_DTYPE: 2, QTYPE } })), `QTYPE ${QTYPE}`);
   assert.equal(plan.filter((k) => k.startsWith('quant ')).length, 2);
   assert.ok(!keys('bf16').some((k) => k.startsWith('quant ')), 'none for a 16-bit model');
+  // The fused GEMM (quant_gemm.cu) for each type it decodes, in 16 bits only: q3_k keeps the dequantize path.
+  const gemm = (dtype: 'bf16' | 'f32', quantTypes: QuantType[]) =>
+    keys(dtype, { ...llama, quantTypes }).filter((k) => k.startsWith('quant_gemm '));
+  assert.deepEqual(
+    gemm('bf16', ['q4_k', 'q6_k', 'q3_k']).sort(),
+    [7, 9].map((QTYPE) => key({ file: 'quant_gemm', defines: { PAGODA_DTYPE: 2, QTYPE } })).sort(),
+  );
+  assert.deepEqual(gemm('f32', ['q4_k']), [], 'f32: no fused GEMM');
   // The integer GEMV's activation quantization: once per dtype, on the 16-bit route only, by its own launch and by
   // the norms' and the gated product's builds that write it (XQ 1) beside the plain ones.
   assert.ok(plan.includes(key({ file: 'quant_act', defines: { PAGODA_DTYPE: 2 } })));

@@ -26,7 +26,7 @@ function hasGxx(): boolean {
 // byte permute, funnel shift, dp4a, vector types and round-to-nearest intrinsics stood in for by their meaning,
 // multiply-add contraction off (as the intrinsics forbid it on the device). With no argument it writes every 8-value
 // chunk's values; with "groups", every 32-value group's levels and its halves' steps and mins.
-const HARNESS = `#include <cstdio>
+const PRELUDE = `#include <cstdio>
 #include <cstring>
 #include <vector>
 #define __device__
@@ -72,6 +72,8 @@ static unsigned __byte_perm(unsigned x, unsigned y, unsigned s) {
 }
 static float __fmul_rn(float a, float b) { return a * b; }
 static float __fsub_rn(float a, float b) { return a - b; }
+`;
+const HARNESS = `${PRELUDE}
 #include "quant_blocks.cuh"
 #include "quant_groups.cuh"
 int main(int argc, char** argv) {
@@ -144,6 +146,71 @@ test('quant_blocks.cuh decodes every type exactly as the CPU codecs; quant_group
           if (!(Math.abs(value - values[v]!) <= bound))
             assert.fail(
               `${type}: value ${v}: group decodes ${step} * ${level} - ${min} = ${value}, codec ${values[v]}`,
+            );
+        }
+      }),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// quant_gemm_decode.cuh: each 256-value run of a row copied to every offset within a 16-byte chunk its blocks'
+// alignment allows (as the GEMM's raw ring holds it), each 32-value sub-block decoded; values in order per offset.
+const GEMM_HARNESS = `${PRELUDE}
+typedef unsigned char u8;
+#include "quant_gemm_decode.cuh"
+int main() {
+  std::vector<unsigned char> in;
+  int c;
+  while ((c = getchar()) != EOF) in.push_back((unsigned char)c);
+  const long long runs = (long long)in.size() / QG_RUN_BYTES;
+  alignas(16) unsigned char buf[16 * QG_RUN_CHUNKS + 16];
+  std::vector<float> out;
+  for (int off = 0; off < 16; off += QALIGN) {
+    for (long long r = 0; r < runs; r++) {
+      memset(buf, 0xA5, sizeof buf);
+      memcpy(buf + off, in.data() + r * QG_RUN_BYTES, QG_RUN_BYTES);
+      for (int sb = 0; sb < 8; sb++) {
+        qg_sub s;
+        qg_prepare(buf + off, sb, s);
+        for (int j = 0; j < 4; j++) {
+          float f[8];
+          qg_values8(s, j, f);
+          out.insert(out.end(), f, f + 8);
+        }
+      }
+    }
+  }
+  fwrite(out.data(), 4, out.size(), stdout);
+}
+`;
+
+test('quant_gemm_decode.cuh decodes q8_0, q4_k, q5_k and q6_k runs at every offset exactly as the CPU codecs', {
+  skip: !hasGxx() && 'g++ not on PATH',
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pagoda-qgemm-'));
+  try {
+    writeFileSync(join(dir, 'harness.cpp'), GEMM_HARNESS);
+    await Promise.all(
+      (['q8_0', 'q4_k', 'q5_k', 'q6_k'] as const).map(async (type) => {
+        const exe = join(dir, type);
+        const args = ['-O1', '-ffp-contract=off', `-DQTYPE=${QTYPE[type]}`, `-I${kernelsDir}`, '-o', exe];
+        await run('g++', [...args, join(dir, 'harness.cpp')]);
+        const count = 3 * 256;
+        const blocks = randomBlocks(type, count, 0.3, 11, type);
+        const input = join(dir, `${type}.in`);
+        writeFileSync(input, blocks);
+        const raw = execFileSync('sh', ['-c', `"${exe}" < "${input}"`]);
+        const got = new Uint32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+        const want = new Uint32Array(dequantize(type, blocks, count).buffer);
+        // q4_k / q5_k blocks are 16-byte multiples (one offset); q8_0's and q6_k's are 2-byte aligned (eight).
+        const offsets = type === 'q4_k' || type === 'q5_k' ? 1 : 8;
+        assert.equal(got.length, offsets * count, `${type}: values decoded`);
+        for (let i = 0; i < got.length; i++) {
+          if (got[i] !== want[i % count])
+            assert.fail(
+              `${type}: offset ${2 * Math.floor(i / count)}, value ${i % count} decodes to bits ${got[i]}, the codec's ${want[i % count]}`,
             );
         }
       }),

@@ -77,6 +77,16 @@ test('PAGODA_PREFILL_KERNEL picks the prefill attention kernel, mma or wgmma, an
   );
 });
 
+test('PAGODA_QUANT_GEMM picks the quantized linear past 8 rows, fused (the default) or dequantize, and refuses anything else', () => {
+  assert.equal(settingsFromEnv({ PAGODA_QUANT_GEMM: 'dequantize' }).cuda.quantGemm, 'dequantize');
+  assert.equal(settingsFromEnv({ PAGODA_QUANT_GEMM: 'fused' }).cuda.quantGemm, 'fused');
+  assert.equal(cudaSettings(settingsFromEnv({}).cuda).quantGemm, 'fused');
+  assert.throws(
+    () => settingsFromEnv({ PAGODA_QUANT_GEMM: 'mma' }),
+    (e: Error) => e instanceof UserError && e.message === 'PAGODA_QUANT_GEMM mma: expected fused or dequantize',
+  );
+});
+
 test('PAGODA_FP8_GEMV picks the FP8 decode GEMV, auto (the default), tensor-cores or cuda-cores, and refuses anything else', () => {
   assert.equal(settingsFromEnv({ PAGODA_FP8_GEMV: 'cuda-cores' }).cuda.fp8GemvRoute, 'cuda-cores');
   assert.equal(settingsFromEnv({ PAGODA_FP8_GEMV: 'tensor-cores' }).cuda.fp8GemvRoute, 'tensor-cores');

@@ -4,6 +4,7 @@ import type { DType, HostTensor } from '../../src/backend/backend.ts';
 import { quantizeQ8Groups } from '../../src/backend/cpu/quant-act.ts';
 import type { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import type { DevPtr } from '../../src/backend/cuda/driver.ts';
+import { quantGemmPart } from '../../src/backend/cuda/quant-gemm.ts';
 import { QTYPE, QUANT_GEMV_Q8 } from '../../src/backend/cuda/quant-kernels.ts';
 import { quantizeActivations } from '../../src/backend/cuda/quant-linear.ts';
 import {
@@ -189,18 +190,24 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
       const g = gpu(dtype);
       // 200 outputs: a ragged last block of warps; 512 inputs: two k-quant super-blocks, sixteen legacy blocks.
       const [m, k] = [200, 512];
-      for (const type of TYPES) {
-        const h = quantHost(type, m, k);
-        const w = g.loadWeight(h);
-        const wv = valuesOf(h);
-        for (const T of [1, 2, 5, 8, 37]) {
-          const x = randomValues(T * k, freshSeed(), 1, dtype);
-          const gx = g.loadWeight(hostTensor('x', [T, k], x));
-          freshArena(g);
-          const { result, dequantized } = countingDequantize(g, () => g.toHost(g.linear(gx, w)));
-          assert.equal(dequantized, T > 8 ? 1 : 0, `${type} ${T} rows: the path taken (scratch runs)`);
-          check(dtype, `${type} linear ${T}x${k}x${m}`, result, reference(wv, linearInput(dtype, x, T), T, m, k));
+      // The dequantize path for every type (the fused GEMM's own tests are below).
+      g.linears.quant.route = 'dequantize';
+      try {
+        for (const type of TYPES) {
+          const h = quantHost(type, m, k);
+          const w = g.loadWeight(h);
+          const wv = valuesOf(h);
+          for (const T of [1, 2, 5, 8, 37]) {
+            const x = randomValues(T * k, freshSeed(), 1, dtype);
+            const gx = g.loadWeight(hostTensor('x', [T, k], x));
+            freshArena(g);
+            const { result, dequantized } = countingDequantize(g, () => g.toHost(g.linear(gx, w)));
+            assert.equal(dequantized, T > 8 ? 1 : 0, `${type} ${T} rows: the path taken (scratch runs)`);
+            check(dtype, `${type} linear ${T}x${k}x${m}`, result, reference(wv, linearInput(dtype, x, T), T, m, k));
+          }
         }
+      } finally {
+        g.linears.quant.route = 'fused';
       }
     });
 
@@ -282,8 +289,9 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
       const gb = g.loadWeight(hostTensor('b', [m], bias));
       const q = g.linears.quant;
       // Runs of 40 rows: the 64-row part in two (40 + 24), the others whole; each GEMM writes its own columns.
-      const savedRun = q.runBytes;
+      const [savedRun, savedRoute] = [q.runBytes, q.route];
       q.runBytes = 40 * k * DTYPE_BYTES[dtype];
+      q.route = 'dequantize';
       try {
         for (const T of [3, 37]) {
           const x = randomValues(T * k, freshSeed(), 1, dtype);
@@ -307,6 +315,7 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
         }
       } finally {
         q.runBytes = savedRun;
+        q.route = savedRoute;
       }
     });
 
@@ -364,4 +373,166 @@ describe('CUDA quantized kernels (kernels/quant.cu)', () => {
       check('bf16', `${type} dummy, GEMV`, g.toHost(g.linear(gx1, w)), want1);
     }
   });
+});
+
+describe('CUDA fused quantized GEMM (kernels/quant_gemm.cu)', () => {
+  /** Random x rows whose values (multiples of 1/128 in [-1, 1)) both 16-bit types hold exactly: one reference for both. */
+  function exactX(values: number): Float32Array {
+    const rnd = mulberry32(freshSeed());
+    return Float32Array.from({ length: values }, () => (Math.floor(rnd() * 256) - 128) / 128);
+  }
+  /** The poison's 16-bit pattern (a NaN in both types). */
+  const POISON = 0x7fc0;
+  /** Unit roundoff of the 16-bit output (8 and 11 significant bits). */
+  const UNIT: Record<'bf16' | 'f16', number> = { bf16: 2 ** -8, f16: 2 ** -11 };
+
+  /**
+   * Σ_j x[t, j] w[c, j] in float64 over the weight as the kernel holds it (the codec's values rounded to the 16-bit
+   * type, as quant_dequant stores them), and per element the bound the kernel must meet: products of 16-bit values
+   * are exact in fp32, their sum in any order (tensor-core accumulation, split partials) errs by at most
+   * 2 k 2^-24 Σ|x w| (twice the recursive-summation bound, for the tensor cores' internal alignment), then one rounding
+   * to the output type.
+   */
+  function bounded(w: Float32Array, x: Float32Array, T: number, n: number, k: number, dtype: 'bf16' | 'f16') {
+    const w16 = decodeFrom(encodeAs(w, dtype), dtype);
+    const want = new Float64Array(T * n);
+    const bound = new Float64Array(T * n);
+    for (let t = 0; t < T; t++) {
+      for (let c = 0; c < n; c++) {
+        let [s, abs] = [0, 0];
+        for (let j = 0; j < k; j++) {
+          const p = x[t * k + j]! * w16[c * k + j]!;
+          s += p;
+          abs += Math.abs(p);
+        }
+        const acc = 2 * k * 2 ** -24 * abs;
+        want[t * n + c] = s;
+        bound[t * n + c] = acc + UNIT[dtype] * (Math.abs(s) + acc);
+      }
+    }
+    return { want, bound };
+  }
+
+  function within(what: string, got: ArrayLike<number>, want: Float64Array, bound: Float64Array, scale = 1): void {
+    for (let i = 0; i < want.length; i++) {
+      const err = Math.abs(got[i]! - want[i]!);
+      if (!(err <= scale * bound[i]!))
+        assert.fail(
+          `${what}: element ${i}: ${got[i]}, float64 ${want[i]}, error ${err} > ${scale * bound[i]!} (seed base ${seed})`,
+        );
+    }
+  }
+
+  // k of 512 / 1024 inputs (2 / 4 runs of 256); n not a multiple of the CTA's 128 features; the row counts span every
+  // row tile and several tiles of rows; besides the plan, each row count runs split K (every run its own split, or 3
+  // of 4) and the 256-row build.
+  const CASES: { type: QuantType; n: number; k: number }[] = [
+    { type: 'q4_k', n: 1000, k: 1024 },
+    { type: 'q6_k', n: 200, k: 512 },
+    { type: 'q8_0', n: 200, k: 1024 },
+    { type: 'q5_k', n: 1000, k: 512 },
+  ];
+  const ROWS = [9, 16, 33, 64, 100, 256, 300];
+
+  test('every type, bf16 and f16, 9..300 rows, split K on and off, each row tile: float64 products within fp32 summation and one rounding, ragged outputs into a wider output, nothing else written', {
+    skip,
+  }, () => {
+    const maxRows = ROWS[ROWS.length - 1]!;
+    for (const { type, n, k } of CASES) {
+      const h = quantHost(type, n, k, true);
+      const x = exactX(maxRows * k);
+      const wv = valuesOf(h);
+      for (const dtype of ['bf16', 'f16'] as const) {
+        // Rows t < T of the reference are the first T rows' products.
+        const { want, bound } = bounded(wv, x, maxRows, n, k, dtype);
+        const g = gpu(dtype);
+        const size = DTYPE_BYTES[dtype];
+        const part = (g.loadWeight(h) as QuantCudaTensor).parts[0]!;
+        const gx = cuda(g.loadWeight(hostTensor('x', [maxRows, k], x)));
+        const runs = k / 256;
+        const wsBytes = runs * maxRows * n * 4;
+        const ws = { ptr: g.ctx.drv.alloc(wsBytes), bytes: wsBytes };
+        // Output columns [col, col + n) of rows ldy wide, and one row past the last: all else stays poisoned.
+        const [col, ldy] = [8, n + 24];
+        try {
+          for (const T of ROWS) {
+            for (const force of [{}, { split: runs === 4 ? 3 : runs }, { tile: 256 as const }]) {
+              const what = `${type} ${dtype} ${T}x${k}x${n} ${JSON.stringify(force)}`;
+              const bytes = (T + 1) * ldy * size;
+              const y = poisoned(g, bytes);
+              try {
+                quantGemmPart(g.ctx, y + BigInt(col * size), ldy, gx.ptr, T, k, part, ws, force);
+                const raw = new Uint8Array(bytes);
+                g.ctx.drv.download(raw, y);
+                const bits = new Uint16Array(raw.buffer);
+                const values = decodeFrom(raw, dtype);
+                const got = new Float32Array(T * n);
+                for (let t = 0; t <= T; t++) {
+                  for (let c = 0; c < ldy; c++) {
+                    const inside = t < T && c >= col && c < col + n;
+                    if (inside) got[t * n + c - col] = values[t * ldy + c]!;
+                    else if (bits[t * ldy + c] !== POISON) assert.fail(`${what}: wrote row ${t} column ${c}`);
+                  }
+                }
+                within(what, got, want.subarray(0, T * n), bound.subarray(0, T * n));
+              } finally {
+                g.ctx.drv.free(y);
+              }
+            }
+          }
+        } finally {
+          g.ctx.drv.free(ws.ptr);
+        }
+      }
+    }
+  });
+
+  for (const dtype of ['bf16', 'f16'] as const) {
+    test(`backend.linear: the fused GEMM for 24 and 300 rows (no scratch runs), the dequantize path past 512 or on its route, equal within their bounds: two parts and a bias (${dtype})`, {
+      skip,
+    }, () => {
+      const g = gpu(dtype);
+      const q = g.linears.quant;
+      const k = 768;
+      const hosts = [quantHost('q4_k', 136, k), quantHost('q6_k', 72, k)];
+      const m = 208;
+      const w = g.loadStacked(hosts);
+      assert.ok(w instanceof QuantCudaTensor && w.parts.length === 2);
+      const wv = new Float32Array(m * k);
+      wv.set(valuesOf(hosts[0]!), 0);
+      wv.set(valuesOf(hosts[1]!), 136 * k);
+      const bias = randomValues(m, freshSeed(), 1, dtype);
+      const gb = g.loadWeight(hostTensor('b', [m], bias));
+      for (const T of [24, 300, 600]) {
+        const x = exactX(T * k);
+        const gx = cuda(g.loadWeight(hostTensor('x', [T, k], x)));
+        const { want, bound } = bounded(wv, x, T, m, k, dtype);
+        const withBias = Float64Array.from(want, (v, i) => v + bias[i % m]!);
+        const run = (route: 'fused' | 'dequantize', b?: typeof gb) => {
+          q.route = route;
+          try {
+            freshArena(g);
+            return countingDequantize(g, (): Float32Array => g.toHost(g.linear(gx, w, b)));
+          } finally {
+            q.route = 'fused';
+          }
+        };
+        const fused = run('fused');
+        assert.equal(fused.dequantized, T <= 512 ? 0 : 2, `${T} rows: the path taken (scratch runs)`);
+        const dequantized = run('dequantize');
+        assert.equal(dequantized.dequantized, 2, `${T} rows on the dequantize route: its scratch runs`);
+        within(`${T} rows, fused`, fused.result, want, bound);
+        within(`${T} rows, dequantize path`, dequantized.result, want, bound);
+        // Both within their bound of the same sum: within twice it of each other.
+        within(
+          `${T} rows, fused against the dequantize path`,
+          fused.result,
+          Float64Array.from(dequantized.result),
+          bound,
+          2,
+        );
+        check(dtype, `${T} rows with a bias`, run('fused', gb).result, withBias);
+      }
+    });
+  }
 });

@@ -48,6 +48,7 @@ import { groupedGemmKernel, MOE_DOWN_COMBINE, MOE_GEMV, moeGemvDefines, moeTakes
 import { MOE_GEMV_MAX_TOKENS, MOE_ROUTE_GROUP } from './moe-routing.ts';
 import { ADD_RMS_NORM, LAYER_NORM, normXDefines, offsetDefines, RMS_NORM, residualDefines } from './norm.ts';
 import { POOL_ROWS } from './pooling.ts';
+import { QUANT_GEMM, QUANT_GEMM_TYPES } from './quant-gemm.ts';
 import { QTYPE, QUANT_ACT_Q8, QUANT_DEQUANT } from './quant-kernels.ts';
 import { quantGemvRoute } from './quant-tensor.ts';
 import { QUANTIZE_AND_CACHE, RESHAPE_AND_CACHE, ROPE } from './rope.ts';
@@ -142,6 +143,9 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
   if (fp8) add(FP8_QUANTIZE_ROWS, {});
   // Every quant.cu kernel of a type (dummy blocks while loading, GEMV, dequantization, gather) is in its one module.
   for (const t of m.quantTypes) add(QUANT_DEQUANT, { QTYPE: QTYPE[t] });
+  // 16-bit compute: the fused GEMM's module per type it decodes (quant_gemm.cu, every row tile in one build).
+  if (b.dtype !== 'f32')
+    for (const t of m.quantTypes) if (QUANT_GEMM_TYPES.includes(t)) add(QUANT_GEMM[16], { QTYPE: QTYPE[t] });
   // The integer GEMV's x: quantized by the norms, the gated product and decode attention before it (x-form.ts), else
   // by its own launch (prefill attention's output).
   const integerRoute = m.quantTypes.length > 0 && quantGemvRoute(b.dtype) === 'q8';

@@ -3,6 +3,13 @@ import type { CudaContext } from './context.ts';
 import type { CublasLt } from './cublaslt.ts';
 import type { DevPtr } from './driver.ts';
 import { addBias } from './elementwise.ts';
+import {
+  type QuantGemmRoute,
+  quantGemm,
+  quantGemmCovers,
+  quantGemmServes,
+  quantGemmWorkspaceBytes,
+} from './quant-gemm.ts';
 import { QTYPE, QUANT_ACT_Q8, QUANT_DEQUANT, QUANT_EMBEDDING, QUANT_GEMV, QUANT_GEMV_Q8 } from './quant-kernels.ts';
 import {
   dequantScratchBytes,
@@ -34,11 +41,18 @@ export class QuantLinear {
   private scratchSize = 0;
   /** Bytes per scratch run (QUANT_SCRATCH_BYTES; tests lower it to make a small weight take several runs). */
   runBytes = QUANT_SCRATCH_BYTES;
+  /** Past the GEMV's rows: the fused GEMM where it serves, or always dequantize (CudaSettings.quantGemm; benches flip it). */
+  route: QuantGemmRoute;
+  /** The fused GEMM's split-K partials, sized as weights load (quantGemmWorkspaceBytes). */
+  private workspace: DevPtr = 0n;
+  private workspaceSize = 0;
 
   constructor(
     private readonly ctx: CudaContext,
     private readonly lt: CublasLt,
-  ) {}
+  ) {
+    this.route = ctx.settings.quantGemm;
+  }
 
   /** The form the linear reads `rows` rows of x in: q8 on the integer decode GEMV, else x itself (null). */
   inputForm(rows: number): XForm | null {
@@ -51,8 +65,9 @@ export class QuantLinear {
 
   /** Grows the scratch to hold `w` dequantized; true when it moved (graphs captured over the old one are stale). */
   reserveFor(w: QuantCudaTensor): boolean {
+    const movedWorkspace = this.reserveWorkspace(w);
     const need = this.scratchNeed(w);
-    if (need <= this.scratchSize) return false;
+    if (need <= this.scratchSize) return movedWorkspace;
     const drv = this.ctx.drv;
     if (this.scratchSize) {
       drv.sync();
@@ -74,6 +89,11 @@ export class QuantLinear {
     const b = bias && cuda(bias);
     if (quantLinearPath(T) === 'gemv') {
       this.gemv(out, xt, w, b);
+      return out;
+    }
+    if (quantGemmServes(this.route, T, w, ctx.dtype)) {
+      quantGemm(ctx, out.ptr, xt.ptr, T, w, { ptr: this.workspace, bytes: this.workspaceSize });
+      if (b) addBias(ctx, out.ptr, b.ptr, T, m);
       return out;
     }
     const scratch = this.scratchFor(w);
@@ -128,6 +148,29 @@ export class QuantLinear {
       cols,
       rowBytes: p.rowBytes,
     });
+  }
+
+  /**
+   * Grows the fused GEMM's workspace to `w`'s parts' largest split partials (16-bit compute; nothing for types it
+   * does not decode); true when it moved.
+   */
+  private reserveWorkspace(w: QuantCudaTensor): boolean {
+    const { dtype, drv } = this.ctx;
+    const k = w.shape[1];
+    const need = Math.max(
+      0,
+      ...w.parts.map((p) =>
+        quantGemmCovers(p.type, k, dtype) ? quantGemmWorkspaceBytes(p.rows, k, p.type, drv.info.smCount) : 0,
+      ),
+    );
+    if (need <= this.workspaceSize) return false;
+    if (this.workspaceSize) {
+      drv.sync();
+      drv.free(this.workspace);
+    }
+    this.workspace = drv.alloc(need);
+    this.workspaceSize = need;
+    return true;
   }
 
   /** Scratch bytes `w` needs: its largest run dequantized. */

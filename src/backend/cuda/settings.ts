@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { PrefillKernel } from './flash-prefill-sm90a.ts';
 import type { Fp8GemvChoice } from './fp8-gemv.ts';
+import type { QuantGemmRoute } from './quant-gemm.ts';
 
 /**
  * The CUDA backend's settings. The CLI reads them from the environment once (src/cli/settings.ts names each
@@ -33,6 +34,12 @@ export interface CudaSettings {
    * call; 'mma' always the mma.sync kernel.
    */
   prefillKernel: PrefillKernel;
+  /**
+   * The quantized linear past the decode GEMV's rows (PAGODA_QUANT_GEMM=fused|dequantize): 'fused' (the default)
+   * decodes the blocks on tensor cores where kernels/quant_gemm.cu covers the type; 'dequantize' always writes the
+   * weight in 16 bits for cuBLASLt.
+   */
+  quantGemm: QuantGemmRoute;
   /** Where compiled kernels are cached (PAGODA_KERNEL_CACHE, else $XDG_CACHE_HOME/pagoda/kernels). */
   kernelCache: string;
   /**
@@ -52,6 +59,7 @@ export const DEFAULT_CUDA_SETTINGS: Readonly<CudaSettings> = {
   fp8GemvRoute: 'auto',
   simpleAttention: false,
   prefillKernel: 'wgmma',
+  quantGemm: 'fused',
   kernelCache: join(homedir(), '.cache', 'pagoda', 'kernels'),
   tpForceNccl: false,
   cudaRoots: [],
@@ -68,6 +76,7 @@ export function cudaSettings(given: Partial<CudaSettings> = {}): CudaSettings {
     fp8GemvRoute: given.fp8GemvRoute ?? d.fp8GemvRoute,
     simpleAttention: given.simpleAttention ?? d.simpleAttention,
     prefillKernel: given.prefillKernel ?? d.prefillKernel,
+    quantGemm: given.quantGemm ?? d.quantGemm,
     kernelCache: given.kernelCache ?? d.kernelCache,
     tpForceNccl: given.tpForceNccl ?? d.tpForceNccl,
     cudaRoots: given.cudaRoots ?? d.cudaRoots,
