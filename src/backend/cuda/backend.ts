@@ -317,6 +317,7 @@ export class CudaBackend implements Backend {
       kvCacheBytes: this.kv.bytes,
       gemmWorkspaceBytes: this.linears.lt.workspaceBytes,
       dequantScratchBytes: this.linears.quant.scratchBytes,
+      quantGemmWorkspaceBytes: this.linears.quant.workspaceBytes,
       dequantizedAtLoad: this.weightLoader.dequantizedAtLoad,
     });
   }

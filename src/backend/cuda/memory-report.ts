@@ -8,6 +8,8 @@ export interface HeldMemory {
   kvCacheBytes: number;
   gemmWorkspaceBytes: number;
   dequantScratchBytes: number;
+  /** The fused quantized GEMM's split-K partials. */
+  quantGemmWorkspaceBytes: number;
   /** Quantized weights dequantized at load (1-D, 3-D, transposed). */
   dequantizedAtLoad: number;
 }
@@ -24,6 +26,7 @@ export function memoryReport(ctx: CudaContext, held: HeldMemory): string {
     `activation arena ${mib(arena.capacityBytes)}`,
     `GEMM workspace ${mib(held.gemmWorkspaceBytes)}, pinned step staging ${mib(steps.pinnedBytes)}`,
     ...(held.dequantScratchBytes ? [`dequantization scratch ${mib(held.dequantScratchBytes)}`] : []),
+    ...(held.quantGemmWorkspaceBytes ? [`quantized GEMM workspace ${mib(held.quantGemmWorkspaceBytes)}`] : []),
     ...(held.dequantizedAtLoad
       ? [`${held.dequantizedAtLoad} quantized 1-D/3-D/transposed weights dequantized at load`]
       : []),

@@ -63,6 +63,11 @@ export class QuantLinear {
     return this.scratchSize;
   }
 
+  /** Bytes of the fused GEMM's split-K workspace. */
+  get workspaceBytes(): number {
+    return this.workspaceSize;
+  }
+
   /** Grows the scratch to hold `w` dequantized; true when it moved (graphs captured over the old one are stale). */
   reserveFor(w: QuantCudaTensor): boolean {
     const movedWorkspace = this.reserveWorkspace(w);
