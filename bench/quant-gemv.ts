@@ -11,7 +11,7 @@
  * route (QuantLinear.route); the fused table times the fused GEMM (kernels/quant_gemm.cu, the default route at 9-512
  * rows) against it and the bf16 GEMM at 16-512 rows, each output checked against the dequantize route's. Prints the
  * tables and appends them to bench/RESULTS.md. Run on the device:
- *   node --import tsx bench/quant-gemv.ts [--rows 1,4]
+ *   node --import tsx bench/quant-gemv.ts [--rows 1,4] [--fused-only]   (--fused-only: the fused table alone)
  */
 
 import { appendFileSync } from 'node:fs';
@@ -34,6 +34,7 @@ import { relL2 } from '../test/helpers/gpu.ts';
 const args = process.argv.slice(2);
 const rowsArg = args.indexOf('--rows');
 const rowCounts = (rowsArg >= 0 ? args[rowsArg + 1]! : '1,4').split(',').map(Number);
+const fusedOnly = args.includes('--fused-only');
 
 const backend = new CudaBackend({ ...settingsFromEnv().cuda, dtype: 'bf16', graphs: false });
 const ctx = backend.ctx;
@@ -176,7 +177,7 @@ for (const c of cases) {
     fillUniform(ctx, p, c.m * c.k, 2, 1 / Math.sqrt(c.k));
     return new CudaTensor([c.m, c.k], 'bf16', p);
   });
-  for (const T of rowCounts) {
+  for (const T of fusedOnly ? [] : rowCounts) {
     floatRoute(parts[0]!, T, c.k, ref);
     integerRoute(parts[0]!, T, c.k, y);
     const want = host(ref, T * c.m);
@@ -193,7 +194,7 @@ for (const c of cases) {
     console.log(line);
     lines.push(line);
   }
-  if (c.type === 'q4_k' || c.label.startsWith('lm_head')) {
+  if (!fusedOnly && (c.type === 'q4_k' || c.label.startsWith('lm_head'))) {
     prefillRows(c, weights, dense, bytes);
     midRows(c, weights);
   }
@@ -324,6 +325,15 @@ console.log(`\n${prefillHeader}\n${prefillLines.join('\n')}`);
 const fusedHeader =
   '| weight | type | rows | fused us | dequantize + GEMM us | bf16 GEMM us | fused / bf16 | speed-up over dequantize | rel. L2 vs dequantize | row tile x tiles, K split |\n|---|---|---|---|---|---|---|---|---|---|';
 console.log(`\n${fusedHeader}\n${fusedLines.join('\n')}`);
-const section = `## Quantized linear, decode GEMV routes and the prefill path (${new Date().toISOString().slice(0, 10)}, ${drv.info.name})\n\n\`node --import tsx bench/quant-gemv.ts --rows ${rowCounts.join(',')}\`: Llama-3-8B weight shapes, random blocks, bf16 x; the bf16 weight of the same shape through the backend's linear is the baseline of the same run.\n\n${header}\n${lines.join('\n')}\n\n${prefillHeader}\n${prefillLines.join('\n')}\n\n${fusedHeader}\n${fusedLines.join('\n')}\n\n${midHeader}\n${midLines.join('\n')}\n`;
+const tables = [
+  [header, lines],
+  [prefillHeader, prefillLines],
+  [fusedHeader, fusedLines],
+  [midHeader, midLines],
+] as const;
+const section = `## Quantized linear, decode GEMV routes and the prefill path (${new Date().toISOString().slice(0, 10)}, ${drv.info.name})\n\n\`node --import tsx bench/quant-gemv.ts ${args.join(' ')}\`: Llama-3-8B weight shapes, random blocks, bf16 x; the bf16 weight of the same shape through the backend's linear is the baseline of the same run.\n\n${tables
+  .filter(([, rows]) => rows.length > 0)
+  .map(([head, rows]) => `${head}\n${rows.join('\n')}\n`)
+  .join('\n')}`;
 appendFileSync(join(import.meta.dirname, 'RESULTS.md'), `\n${section}`);
 pool.close();
