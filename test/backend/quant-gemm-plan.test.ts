@@ -26,13 +26,13 @@ const weight = (types: QuantType[], k = 4096) =>
     types.map((type) => ({ type, rows: 128, ptr: 0n, rowBytes: 0 })),
   );
 
-test('the fused GEMM serves 9..512 rows of the types it decodes, in 16 bits, on its route; else the dequantize path', () => {
+test('the fused GEMM serves 9..64 rows of the types it decodes, in 16 bits, on its route; else the dequantize path', () => {
   const w = weight(['q4_k', 'q6_k']);
   assert.deepEqual(
-    [8, 9, 256, 512, 513].map((rows) => quantGemmServes('fused', rows, w, 'bf16')),
-    [false, true, true, true, false],
+    [8, 9, 64, 65, 256].map((rows) => quantGemmServes('fused', rows, w, 'bf16')),
+    [false, true, true, false, false],
   );
-  assert.equal(QUANT_GEMM_MAX_ROWS, 512);
+  assert.equal(QUANT_GEMM_MAX_ROWS, 64);
   assert.equal(quantGemmServes('dequantize', 64, w, 'bf16'), false, 'the switch');
   assert.equal(quantGemmServes('fused', 64, w, 'f16'), true);
   assert.equal(quantGemmServes('fused', 64, w, 'f32'), false, 'float32 has no 16-bit operands');
@@ -109,7 +109,7 @@ test('the workspace holds the largest split partials of any row count served; no
     }
     assert.equal(ws, most);
   }
-  // o at 256 rows: two splits of 256 x 4096 fp32 partials (8 MiB), as at 128 rows four of 128.
+  // o at 64 rows: eight splits of 64 x 4096 fp32 partials (8 MiB).
   assert.equal(quantGemmWorkspaceBytes(4096, 4096, 'q4_k', H100_SMS), 8 << 20);
   assert.equal(quantGemmWorkspaceBytes(28672, 4096, 'q4_k', H100_SMS), 0);
   assert.equal(quantGemmWorkspaceBytes(128256, 4096, 'q6_k', H100_SMS), 0);

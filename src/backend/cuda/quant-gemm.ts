@@ -20,11 +20,12 @@ export const QUANT_GEMM_ROUTES: readonly QuantGemmRoute[] = ['fused', 'dequantiz
 export const QUANT_GEMM_TYPES: readonly QuantType[] = ['q8_0', 'q4_k', 'q5_k', 'q6_k'];
 
 /**
- * Rows of x up to which the fused route runs (past the GEMV's). Beyond, a prefill chunk amortizes the dequantization
- * over many rows and cuBLASLt's Hopper GEMM outruns mma.sync: bench/quant-gemv.ts's fused table at 512 rows is where
- * this is to be checked.
+ * Rows of x up to which the fused route runs (past the GEMV's). On an H100 (bench/quant-gemv.ts --fused-only) it
+ * beats dequantize + cuBLASLt on every Llama-3-8B shape at 16 rows (1.4-2.7x) and 64 (1.05-1.7x), but not at 128
+ * (q/k/v 0.73x, o 0.81x) nor past it (0.4-0.8x at 256-512: mma.sync against cuBLASLt's Hopper GEMM, and each
+ * 128-256-row tile decodes the weight again); the offline run with it up to 512 rows lost 11 %.
  */
-export const QUANT_GEMM_MAX_ROWS = 512;
+export const QUANT_GEMM_MAX_ROWS = 64;
 
 /** Output features per CTA (QG_BN), threads per CTA, values per K step and per raw run (kernels/quant_gemm.cu). */
 const BN = 128;
