@@ -84,8 +84,8 @@ test("the kernels' shared memory: the 16-bit sizes by hand, quantized caches wit
   assert.equal(prefillSharedBytes(128, DEFAULT_PREFILL), (16 * 8 * 2 + 4 * 64) * 136 * 2 + 2 * 4 * 4);
   for (const quant of ['fp8', 'q8_0'] as const) {
     for (const d of [64, 80, 96, 128, 256]) {
-      // The defaults a quantized cache runs with (32-key tiles, two in flight, below head size 256), and the 16-bit
-      // defaults, which the sweeps also run over quantized caches.
+      // The defaults a quantized cache runs with (16-key tiles, three in flight, below head size 256, but 32-key
+      // tiles at head size 80), and the 16-bit defaults, which the sweeps also run over quantized caches.
       for (const { decode, prefill } of [defaultConfigs(d, quant), defaultConfigs(d)]) {
         assert.ok(decodeSharedBytes(d, decode, quant) <= 227 * 1024, `${quant} decode hd${d}`);
         assert.ok(prefillSharedBytes(d, prefill, quant) <= 227 * 1024, `${quant} prefill hd${d}`);
@@ -95,7 +95,12 @@ test("the kernels' shared memory: the 16-bit sizes by hand, quantized caches wit
         assert.ok(perWarp >= (16 * (d + 4) + 32) * 4, `${quant} decode hd${d} merge fits`);
       }
     }
-    for (const d of [64, 80, 96, 128]) assert.deepEqual(defaultConfigs(d, quant).decode, DECODE_WIDE_TILES, `hd${d}`);
+    assert.deepEqual(defaultConfigs(128, quant).decode, DEFAULT_DECODE);
+    assert.deepEqual(
+      defaultConfigs(80, quant).decode,
+      DECODE_WIDE_TILES,
+      'a 16-key tile of head size 80 splits unevenly',
+    );
     assert.deepEqual(defaultConfigs(256, quant).decode, DECODE_HD256);
   }
   assert.deepEqual(defaultConfigs(128).decode, DEFAULT_DECODE);

@@ -7,7 +7,7 @@ import { pagedOf } from '../../src/backend/cpu/step-context.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import type { CudaDriver } from '../../src/backend/cuda/driver.ts';
 import { FlashAttention, type PagedAttentionArgs } from '../../src/backend/cuda/flash-attention.ts';
-import { decodeWorkspaceBytes } from '../../src/backend/cuda/flash-sizing.ts';
+import { DECODE_WIDE_TILES, decodeWorkspaceBytes } from '../../src/backend/cuda/flash-sizing.ts';
 import { kvOf, type QuantKv } from '../../src/backend/cuda/kv-cache.ts';
 import { type CudaKvQuant, KV_QUANT_DEFINE, q8PlanesOf } from '../../src/backend/cuda/kv-layout.ts';
 import { QUANTIZE_AND_CACHE } from '../../src/backend/cuda/rope.ts';
@@ -352,9 +352,16 @@ for (const quant of QUANTS) {
         for (const [si, r] of lastRows.entries()) qDecode.set(p.q.subarray(r * width, (r + 1) * width), si * width);
         const ws = decodeWorkspaceBytes(p.seqs.length, p.numHeads, p.headDim);
         const workspace = { partialO: b.alloc(ws.partialO), partialLse: b.alloc(ws.partialLse), maxSplits: 32 };
-        for (const splits of [1, 3]) {
+        // The launcher's tiles, and 32-key tiles two deep (DECODE_WIDE_TILES, timed faster for quantized caches).
+        const wide = new FlashAttention(gpu.rt!, 'bf16', { decode: DECODE_WIDE_TILES });
+        for (const [tiles, fa, splits] of [
+          ['default tiles', flash, 1],
+          ['default tiles', flash, 3],
+          ['32-key tiles', wide, 1],
+          ['32-key tiles', wide, 3],
+        ] as const) {
           poison();
-          flash.decode(
+          fa.decode(
             { ...args, q: b.put(toStorageArray(qDecode, 'bf16')), numSeqs: p.seqs.length, maxSeqlenQ: 1 },
             workspace,
             splits,
@@ -364,7 +371,7 @@ for (const quant of QUANTS) {
             Float64Array.from({ length: p.seqs.length * n }, (_, i) => a[lastRows[Math.floor(i / n)]! * n + (i % n)]!);
           const decodeRef = { out: pick(ref.out, width), lse: pick(ref.lse, p.numHeads) };
           check(
-            `decode, ${splits} split(s)`,
+            `decode, ${tiles}, ${splits} split(s)`,
             { out: got.out.subarray(0, p.seqs.length * width), lse: got.lse.subarray(0, p.seqs.length * p.numHeads) },
             decodeRef,
           );

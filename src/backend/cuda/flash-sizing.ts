@@ -86,22 +86,23 @@ export interface DecodeConfig {
  * 16-key tiles, three in flight: on an H100 (bench/kernels.ts --decode-configs, bf16) even with 32-key tiles two deep
  * at B64 x 4,096 (0.363 against 0.361 ms) and faster at the offline run's shorter contexts (B256 x 1,024 0.363 against
  * 0.366, B256 x 512 0.189 against 0.201): two CTAs fit an SM instead of one, so one's ramp overlaps the other's loads.
- * A quantized cache reads its bytes straight into fragments and takes DECODE_WIDE_TILES.
+ * A quantized cache reads its bytes straight into fragments at head sizes 64, 128 and 256 (kv_decode_frags.cuh).
  */
 export const DEFAULT_DECODE: DecodeConfig = { warps: 4, tileN: 16, stages: 3 };
 /** Head size 256: 16-key warp tiles keep the K/V rings at 143 KB (32-key tiles would need 279 KB). */
 export const DECODE_HD256: DecodeConfig = { warps: 4, tileN: 16, stages: 2 };
 /**
- * A quantized cache below head size 256: 32-key tiles, two deep (half the bytes of a 16-bit tile each). On an H100
- * (bench/kernels.ts, GQA 32/8 hd128 B64 x 4,096) fp8 0.201 ms against 0.234 with 16-key tiles three deep, q8_0 0.220
- * against 0.222; at head size 80 a 16-key tile's 16-byte chunks would not divide among a warp's lanes.
+ * 32-key tiles, two deep: a quantized cache at head size 80, whose 16-key tile's 16-byte chunks do not divide among a
+ * warp's lanes. Timed on an H100 for quantized caches at head size 128 too (bench/kernels.ts, GQA 32/8 B64 x 4,096):
+ * fp8 0.201 ms against 0.234 with 16-key tiles three deep, q8_0 0.220 against 0.222; it becomes their default there
+ * once test/gpu/kv-quant.test.ts (which now decodes with it too) has passed on a GPU.
  */
 export const DECODE_WIDE_TILES: DecodeConfig = { warps: 4, tileN: 32, stages: 2 };
 
 /** The tile shapes a head size (and cache type) runs with unless the caller overrides them. */
 export function defaultConfigs(headDim: number, quant?: CudaKvQuant): { prefill: PrefillConfig; decode: DecodeConfig } {
   if (headDim === 256) return { prefill: PREFILL_HD256, decode: DECODE_HD256 };
-  return { prefill: DEFAULT_PREFILL, decode: quant ? DECODE_WIDE_TILES : DEFAULT_DECODE };
+  return { prefill: DEFAULT_PREFILL, decode: quant && headDim % 32 !== 0 ? DECODE_WIDE_TILES : DEFAULT_DECODE };
 }
 /** Split-KV decode's limits, and the decode kernel's registers per thread (ptxas) for the occupancy estimate. */
 export const DECODE = { maxSplits: 32, minKeysPerSplit: 256, regsPerThread: 164 } as const;
