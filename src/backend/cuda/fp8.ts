@@ -3,6 +3,7 @@ import type { DType, HostTensor, Tensor, WeightLoadOptions } from '../backend.ts
 import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { fillUniform } from './elementwise.ts';
+import { GrowingBuffer } from './growing-buffer.ts';
 import { declareKernel } from './kernel.ts';
 import { type CudaTensor, DTYPE_BYTES, rowsCols } from './tensor.ts';
 import type { WeightUploader } from './weight-upload.ts';
@@ -93,31 +94,24 @@ export function fp8Activations(ctx: CudaContext, x: CudaTensor): QuantizedX {
  * once the model is loaded.
  */
 export class Fp8Staging {
-  private ptr: DevPtr = 0n;
-  private capacity = 0;
+  private readonly buffer: GrowingBuffer;
 
   /** `uploader`: the backend's staging ring, which brings each weight here from its file (converted on the way). */
   constructor(
-    private readonly ctx: CudaContext,
+    ctx: CudaContext,
     readonly uploader: Pick<WeightUploader, 'upload' | 'uploadStored'>,
-  ) {}
+  ) {
+    this.buffer = new GrowingBuffer(ctx.drv);
+  }
 
   /** The buffer, at least `bytes` large; the stream is drained before a smaller one is replaced. */
   get(bytes: number): DevPtr {
-    if (bytes > this.capacity) {
-      this.release();
-      this.ptr = this.ctx.drv.alloc(bytes);
-      this.capacity = bytes;
-    }
-    return this.ptr;
+    this.buffer.grow(bytes);
+    return this.buffer.ptr;
   }
 
   release(): void {
-    if (!this.capacity) return;
-    this.ctx.drv.sync();
-    this.ctx.drv.free(this.ptr);
-    this.ptr = 0n;
-    this.capacity = 0;
+    this.buffer.release();
   }
 }
 

@@ -3,6 +3,7 @@ import type { CudaContext } from './context.ts';
 import type { CublasLt } from './cublaslt.ts';
 import type { DevPtr } from './driver.ts';
 import { addBias } from './elementwise.ts';
+import { GrowingBuffer } from './growing-buffer.ts';
 import {
   type QuantGemmRoute,
   quantGemm,
@@ -37,21 +38,21 @@ const MAX_GRID_Y = 65535;
  * nothing is allocated once graphs are captured.
  */
 export class QuantLinear {
-  private scratch: DevPtr = 0n;
-  private scratchSize = 0;
+  private readonly scratch: GrowingBuffer;
   /** Bytes per scratch run (QUANT_SCRATCH_BYTES; tests lower it to make a small weight take several runs). */
   runBytes = QUANT_SCRATCH_BYTES;
   /** Past the GEMV's rows: the fused GEMM where it serves, or always dequantize (CudaSettings.quantGemm; benches flip it). */
   route: QuantGemmRoute;
   /** The fused GEMM's split-K partials, sized as weights load (quantGemmWorkspaceBytes). */
-  private workspace: DevPtr = 0n;
-  private workspaceSize = 0;
+  private readonly workspace: GrowingBuffer;
 
   constructor(
     private readonly ctx: CudaContext,
     private readonly lt: CublasLt,
   ) {
     this.route = ctx.settings.quantGemm;
+    this.scratch = new GrowingBuffer(ctx.drv);
+    this.workspace = new GrowingBuffer(ctx.drv);
   }
 
   /** The form the linear reads `rows` rows of x in: q8 on the integer decode GEMV, else x itself (null). */
@@ -60,27 +61,18 @@ export class QuantLinear {
   }
 
   get scratchBytes(): number {
-    return this.scratchSize;
+    return this.scratch.bytes;
   }
 
   /** Bytes of the fused GEMM's split-K workspace. */
   get workspaceBytes(): number {
-    return this.workspaceSize;
+    return this.workspace.bytes;
   }
 
   /** Grows the scratch to hold `w` dequantized; true when it moved (graphs captured over the old one are stale). */
   reserveFor(w: QuantCudaTensor): boolean {
-    const movedWorkspace = this.reserveWorkspace(w);
-    const need = this.scratchNeed(w);
-    if (need <= this.scratchSize) return movedWorkspace;
-    const drv = this.ctx.drv;
-    if (this.scratchSize) {
-      drv.sync();
-      drv.free(this.scratch);
-    }
-    this.scratch = drv.alloc(need);
-    this.scratchSize = need;
-    return true;
+    const movedWorkspace = this.workspace.grow(this.workspaceNeed(w));
+    return this.scratch.grow(this.scratchNeed(w)) || movedWorkspace;
   }
 
   linear(x: Tensor, w: QuantCudaTensor, bias?: Tensor): Tensor {
@@ -97,7 +89,7 @@ export class QuantLinear {
       return out;
     }
     if (quantGemmServes(this.route, T, w, ctx.dtype)) {
-      quantGemm(ctx, out.ptr, xt.ptr, T, w, { ptr: this.workspace, bytes: this.workspaceSize });
+      quantGemm(ctx, out.ptr, xt.ptr, T, w, this.workspace);
       if (b) addBias(ctx, out.ptr, b.ptr, T, m);
       return out;
     }
@@ -155,27 +147,16 @@ export class QuantLinear {
     });
   }
 
-  /**
-   * Grows the fused GEMM's workspace to `w`'s parts' largest split partials (16-bit compute; nothing for types it
-   * does not decode); true when it moved.
-   */
-  private reserveWorkspace(w: QuantCudaTensor): boolean {
+  /** Bytes of the fused GEMM's workspace `w` needs: its parts' largest split partials (none for types it does not decode). */
+  private workspaceNeed(w: QuantCudaTensor): number {
     const { dtype, drv } = this.ctx;
     const k = w.shape[1];
-    const need = Math.max(
+    return Math.max(
       0,
       ...w.parts.map((p) =>
         quantGemmCovers(p.type, k, dtype) ? quantGemmWorkspaceBytes(p.rows, k, p.type, drv.info.smCount) : 0,
       ),
     );
-    if (need <= this.workspaceSize) return false;
-    if (this.workspaceSize) {
-      drv.sync();
-      drv.free(this.workspace);
-    }
-    this.workspace = drv.alloc(need);
-    this.workspaceSize = need;
-    return true;
   }
 
   /** Scratch bytes `w` needs: its largest run dequantized. */
@@ -185,11 +166,11 @@ export class QuantLinear {
 
   /** The scratch, checked to hold `w` (loadWeight reserves it for every quantized weight). */
   private scratchFor(w: QuantCudaTensor): DevPtr {
-    if (this.scratchNeed(w) > this.scratchSize)
+    if (this.scratchNeed(w) > this.scratch.bytes)
       throw new Error(
         `quantized weight [${w.shape}] has no dequantization scratch reserved (reserveFor after loading it or changing runBytes)`,
       );
-    return this.scratch;
+    return this.scratch.ptr;
   }
 }
 

@@ -1,6 +1,7 @@
 import type { SampledIds, SamplingRow, Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
+import { GrowingBuffer } from './growing-buffer.ts';
 import { declareKernel } from './kernel.ts';
 import type { PendingRead } from './readback.ts';
 import type { StreamEvent } from './stream-event.ts';
@@ -48,23 +49,22 @@ function sliceTokens(rows: number, vocab: number): number {
   return Math.min(Math.max(even, MIN_SLICE), MAX_SLICE);
 }
 
-/** A device buffer that only grows; a `zeroed` one is zero-filled whenever it is (re)allocated. */
+/** A device buffer that grows by at least doubling; a `zeroed` one is zero-filled whenever it is (re)allocated. */
 class Grow {
-  ptr: DevPtr = 0n;
-  bytes = 0;
+  private readonly buffer: GrowingBuffer;
   constructor(
     private readonly ctx: CudaContext,
     private readonly zeroed = false,
-  ) {}
+  ) {
+    this.buffer = new GrowingBuffer(ctx.drv);
+  }
   need(bytes: number): DevPtr {
-    if (bytes > this.bytes) {
-      this.ctx.drv.sync();
-      if (this.bytes) this.ctx.drv.free(this.ptr);
-      this.bytes = Math.max(bytes, this.bytes * 2, 4096);
-      this.ptr = this.ctx.drv.alloc(this.bytes);
-      if (this.zeroed) this.ctx.drv.fill32(this.ptr, 0, this.bytes / 4);
+    const b = this.buffer;
+    if (bytes > b.bytes) {
+      b.grow(Math.max(bytes, b.bytes * 2, 4096));
+      if (this.zeroed) this.ctx.drv.fill32(b.ptr, 0, b.bytes / 4);
     }
-    return this.ptr;
+    return b.ptr;
   }
 }
 
