@@ -177,12 +177,18 @@ __device__ __forceinline__ void qlevels8(const u8* b, int j, q_chunk& c) {
 // d | dmin | scales[12] (sub-block j < 8: 6-bit scale and min, split for j >= 4) (| qh[32] for q5_k) | qs[128]:
 // value e's nibble in byte 32 (e / 64) + e mod 32, the high one when (e / 32) is odd; q5_k's fifth bit is bit e / 32
 // of qh[e mod 32]; value d sc q - dmin m.
-__device__ __forceinline__ void qlevels8(const u8* b, int j, q_chunk& c) {
-  const int e = 8 * j, sub = e >> 5;
+// Sub-block `sub`'s affine map (d sc and dmin m, each rounded once) of the super-block at b.
+__device__ __forceinline__ void qk_step_min(const u8* b, int sub, float& step, float& min) {
   const u8* s = b + 4;
   const unsigned sc = sub < 4 ? s[sub] & 63u : (s[sub + 4] & 15u) | ((s[sub - 4] >> 6) << 4);
   const unsigned m = sub < 4 ? s[sub + 4] & 63u : (s[sub + 4] >> 4) | ((s[sub] >> 6) << 4);
-  const float step = q_mul(q_half(b), q_float(sc)), min = q_mul(q_half(b + 2), q_float(m));
+  step = q_mul(q_half(b), q_float(sc));
+  min = q_mul(q_half(b + 2), q_float(m));
+}
+__device__ __forceinline__ void qlevels8(const u8* b, int j, q_chunk& c) {
+  const int e = 8 * j, sub = e >> 5;
+  float step, min;
+  qk_step_min(b, sub, step, min);
   const q_bytes8 qs = q_load8(b + (QTYPE == 7 ? 16 : 48) + 32 * (e >> 6) + (e & 31));
   const int shift = 4 * (sub & 1);
   unsigned w[2] = {(qs.lo >> shift) & 0x0F0F0F0Fu, (qs.hi >> shift) & 0x0F0F0F0Fu};

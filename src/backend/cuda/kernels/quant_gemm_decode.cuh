@@ -60,11 +60,8 @@ __device__ __forceinline__ void qg_prepare(const u8* p, int sb, qg_sub& s) {
   s.min = 0.f;
 #elif QTYPE == 7 || QTYPE == 8
   // d | dmin | scales[12] (| qh[32]) | qs[128]: value e's nibble in byte 32 (e / 64) + e mod 32 (high for odd e / 32).
-  const u8* sc = p + 4;
-  const unsigned scale = sb < 4 ? sc[sb] & 63u : (sc[sb + 4] & 15u) | ((sc[sb - 4] >> 6) << 4);
-  const unsigned m = sb < 4 ? sc[sb + 4] & 63u : (sc[sb + 4] >> 4) | ((sc[sb] >> 6) << 4);
-  s.step = s.step_hi = q_mul(q_half(p), q_float(scale));
-  s.min = q_mul(q_half(p + 2), q_float(m));
+  qk_step_min(p, sb, s.step, s.min);
+  s.step_hi = s.step;
   qg_words(p + (QTYPE == 7 ? 16 : 48) + 32 * (sb >> 1), s.lv);
   const int shift = 4 * (sb & 1);
 #pragma unroll
