@@ -214,8 +214,28 @@ case ${1:-1} in
   stage sampler-256 35 node --import tsx bench/step-gaps.ts bench/configs/llama3-8b --seqs 256
   stage quant-gemv 150 node --import tsx bench/quant-gemv.ts --rows 1
   ;;
+18)
+  # Every GPU test file (FIRST: what changed last), then where a batch-1 decode step goes on the three shapes whose
+  # per-GB ratios #13 compares (Phi-4-mini 1.29x, Gemma-2-9B 1.16x against Llama-3-8B's; target 1.15x).
+  gpu_tests 450
+  for cfg in phi4-mini llama3-8b test/fixtures/configs/gemma-2-9b; do
+    dir=$cfg
+    [ -d "bench/configs/$cfg" ] && dir=bench/configs/$cfg
+    stage "profile-$(basename "$cfg")" 45 node --import tsx bench/decode-profile.ts "$dir"
+  done
+  ;;
+19)
+  # #18's fp8/q8_0 prefill from a paged quantized context against bf16's; #12's Q4_K_M offline run with the fused
+  # GEMM at 9-64 rows against PAGODA_QUANT_GEMM=dequantize and bf16; then the headline batch-1 figures.
+  stage kv-prefill 90 node --import tsx bench/kernels.ts --dtype bf16 --head-dims 128 --kv-cache-type fp8,q8_0
+  stage quant-offline 200 bash -c "bench/quant-device.sh throughput && PAGODA_QUANT_GEMM=dequantize timeout 110 \
+    node bin/pagoda.mjs bench throughput --model bench/configs/llama3-8b --device cuda --load-format dummy \
+    --max-model-len 2048 --quantization q4_k_m | tail -4"
+  stage latency 270 env MODES=1 THROUGHPUT= SHAPES="llama3-8b llama3-8b:fp8 llama3-8b:q4_k_m gemma-2-9b phi4-mini" \
+    bench/async-device.sh
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17" >&2
+  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19" >&2
   exit 2
   ;;
 esac

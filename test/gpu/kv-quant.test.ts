@@ -7,7 +7,7 @@ import { pagedOf } from '../../src/backend/cpu/step-context.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import type { CudaDriver } from '../../src/backend/cuda/driver.ts';
 import { FlashAttention, type PagedAttentionArgs } from '../../src/backend/cuda/flash-attention.ts';
-import { DECODE_WIDE_TILES, decodeWorkspaceBytes } from '../../src/backend/cuda/flash-sizing.ts';
+import { DEFAULT_DECODE, decodeWorkspaceBytes } from '../../src/backend/cuda/flash-sizing.ts';
 import { kvOf, type QuantKv } from '../../src/backend/cuda/kv-cache.ts';
 import { type CudaKvQuant, KV_QUANT_DEFINE, q8PlanesOf } from '../../src/backend/cuda/kv-layout.ts';
 import { QUANTIZE_AND_CACHE } from '../../src/backend/cuda/rope.ts';
@@ -352,14 +352,12 @@ for (const quant of QUANTS) {
         for (const [si, r] of lastRows.entries()) qDecode.set(p.q.subarray(r * width, (r + 1) * width), si * width);
         const ws = decodeWorkspaceBytes(p.seqs.length, p.numHeads, p.headDim);
         const workspace = { partialO: b.alloc(ws.partialO), partialLse: b.alloc(ws.partialLse), maxSplits: 32 };
-        // The launcher's tiles, and 32-key tiles two deep (DECODE_WIDE_TILES, timed faster for quantized caches).
-        const wide = new FlashAttention(gpu.rt!, 'bf16', { decode: DECODE_WIDE_TILES });
-        for (const [tiles, fa, splits] of [
-          ['default tiles', flash, 1],
-          ['default tiles', flash, 3],
-          ['32-key tiles', wide, 1],
-          ['32-key tiles', wide, 3],
-        ] as const) {
+        // The launcher's tiles (32-key, two deep, below head size 256), and at head sizes 64 and 128, whose quantized
+        // caches took 16-key tiles before, those three deep.
+        const narrow = new FlashAttention(gpu.rt!, 'bf16', { decode: DEFAULT_DECODE });
+        const configs = [flash, ...(p.headDim === 64 || p.headDim === 128 ? [narrow] : [])];
+        for (const [fa, splits] of configs.flatMap((fa) => [1, 3].map((n) => [fa, n] as const))) {
+          const tiles = fa === flash ? 'default tiles' : '16-key tiles';
           poison();
           fa.decode(
             { ...args, q: b.put(toStorageArray(qDecode, 'bf16')), numSeqs: p.seqs.length, maxSeqlenQ: 1 },

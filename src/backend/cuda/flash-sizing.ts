@@ -1,4 +1,4 @@
-import type { CudaKvQuant } from './kv-layout.ts';
+import { type CudaKvQuant, KV_QUANT_DEFINE } from './kv-layout.ts';
 
 /** The attention kernels' tile shapes, and the shared memory, occupancy and split-KV sizes that follow from them. */
 
@@ -92,20 +92,39 @@ export const DEFAULT_DECODE: DecodeConfig = { warps: 4, tileN: 16, stages: 3 };
 /** Head size 256: 16-key warp tiles keep the K/V rings at 143 KB (32-key tiles would need 279 KB). */
 export const DECODE_HD256: DecodeConfig = { warps: 4, tileN: 16, stages: 2 };
 /**
- * 32-key tiles, two deep: a quantized cache at head size 80, whose 16-key tile's 16-byte chunks do not divide among a
- * warp's lanes. Timed on an H100 for quantized caches at head size 128 too (bench/kernels.ts, GQA 32/8 B64 x 4,096):
- * fp8 0.201 ms against 0.234 with 16-key tiles three deep, q8_0 0.220 against 0.222; it becomes their default there
- * once test/gpu/kv-quant.test.ts (which now decodes with it too) has passed on a GPU.
+ * 32-key tiles, two deep: every quantized cache below head size 256. At head size 80 a 16-key tile's 16-byte chunks do
+ * not divide among a warp's lanes; at 128, timed on an H100 (bench/kernels.ts, GQA 32/8 B64 x 4,096), fp8 took 0.201
+ * ms against 0.234 with 16-key tiles three deep and q8_0 0.220 against 0.222: the fragment path's byte reads are half
+ * as many per key and a key tile's ring wait is paid half as often.
  */
 export const DECODE_WIDE_TILES: DecodeConfig = { warps: 4, tileN: 32, stages: 2 };
 
 /** The tile shapes a head size (and cache type) runs with unless the caller overrides them. */
 export function defaultConfigs(headDim: number, quant?: CudaKvQuant): { prefill: PrefillConfig; decode: DecodeConfig } {
   if (headDim === 256) return { prefill: PREFILL_HD256, decode: DECODE_HD256 };
-  return { prefill: DEFAULT_PREFILL, decode: quant && headDim % 32 !== 0 ? DECODE_WIDE_TILES : DEFAULT_DECODE };
+  return { prefill: DEFAULT_PREFILL, decode: quant ? DECODE_WIDE_TILES : DEFAULT_DECODE };
 }
-/** Split-KV decode's limits, and the decode kernel's registers per thread (ptxas) for the occupancy estimate. */
-export const DECODE = { maxSplits: 32, minKeysPerSplit: 256, regsPerThread: 164 } as const;
+/** Split-KV decode's limits. */
+export const DECODE = { maxSplits: 32, minKeysPerSplit: 256 } as const;
+/**
+ * paged_decode's registers per thread for the occupancy estimate, by head size and tile keys: [16-bit cache, fp8,
+ * q8_0] (ptxas -v, CUDA 13.0, sm_90, bf16). A build not listed counts 255, the most a thread can hold.
+ */
+const DECODE_REGS: Readonly<Record<string, readonly number[]>> = {
+  '64:16': [104, 110, 117],
+  '64:32': [138, 128, 142],
+  '80:16': [130],
+  '80:32': [164, 165],
+  '96:16': [152, 142],
+  '96:32': [193, 179],
+  '128:16': [163, 164, 178],
+  '128:32': [197, 182, 188],
+  '256:16': [250, 254, 255],
+};
+export function decodeRegsPerThread(headDim: number, cfg: DecodeConfig, quant?: CudaKvQuant): number {
+  const column = quant ? KV_QUANT_DEFINE[quant] : 0;
+  return DECODE_REGS[`${headDim}:${cfg.tileN}`]?.[column] ?? 255;
+}
 
 /** Bytes of one key's row in the K/V copy buffers: 16-bit rows padded by 8 elements, or the quantized bytes + 16. */
 const rowBytes = (headDim: number, quant?: CudaKvQuant) => (quant ? headDim + 16 : (headDim + 8) * 2);
@@ -134,7 +153,9 @@ export function decodeSharedBytes(headDim: number, cfg: DecodeConfig = DEFAULT_D
 /** Decode CTAs resident per SM (H100/A100: 228 KB shared memory and 64K registers per SM; ptxas: 164 registers). */
 export function decodeCtasPerSm(headDim: number, cfg: DecodeConfig = DEFAULT_DECODE, quant?: CudaKvQuant): number {
   const bySmem = Math.floor((228 * 1024) / (decodeSharedBytes(headDim, cfg, quant) + 1024));
-  const byRegs = Math.floor(65536 / (32 * cfg.warps * DECODE.regsPerThread));
+  // Registers are allocated 8 at a time per thread (256 per warp).
+  const regs = Math.ceil(decodeRegsPerThread(headDim, cfg, quant) / 8) * 8;
+  const byRegs = Math.floor(65536 / (32 * cfg.warps * regs));
   return Math.max(1, Math.min(bySmem, byRegs));
 }
 
