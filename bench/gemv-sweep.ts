@@ -7,11 +7,14 @@
  * shape next to the launcher's current choice and cuBLASLt; `--write-table FILE` writes the best as the backend's
  * table (src/backend/cuda/gemv-table.json; the launcher's rule is kept where it is within 1 % of the best) with both
  * times: the backend then runs the GEMV only where it beat cuBLASLt, at every row count measured. Entries of row counts
- * not measured in this run are kept. Run on the device:
- *   node --import tsx bench/gemv-sweep.ts [--batches 1,2,4,8,16,32] [--budget-s 120] [--write-table FILE]
+ * not measured in this run are kept. `--models DIR,...` sweeps those model configs' decode shapes instead (q/k/v
+ * packed, o, gate/up gated, down, the LM head). Run on the device:
+ *   node --import tsx bench/gemv-sweep.ts [--batches 1,2,4,8,16,32] [--models DIR,...] [--budget-s 120]
+ *     [--write-table FILE]
  */
 
 import { writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { CudaBackend } from '../src/backend/cuda/backend.ts';
 import type { DevPtr } from '../src/backend/cuda/driver.ts';
 import { actMulInto, fillUniform } from '../src/backend/cuda/elementwise.ts';
@@ -28,6 +31,7 @@ import {
 import { rotatedLaunchMicros } from '../src/backend/cuda/stream-event.ts';
 import { CudaTensor } from '../src/backend/cuda/tensor.ts';
 import { settingsFromEnv } from '../src/cli/settings.ts';
+import { loadModelConfig } from '../src/loader/hf-config.ts';
 import { relL2 } from '../test/helpers/gpu.ts';
 
 const args = process.argv.slice(2);
@@ -51,7 +55,7 @@ interface Case {
   k: number;
   gated: boolean;
 }
-const cases: Case[] = [
+const llama3Cases: Case[] = [
   { label: 'q/k/v packed 6144 x 4096', m: 6144, k: 4096, gated: false },
   { label: 'o 4096 x 4096', m: 4096, k: 4096, gated: false },
   { label: 'gate/up packed 28672 x 4096', m: 28672, k: 4096, gated: false },
@@ -59,6 +63,22 @@ const cases: Case[] = [
   { label: 'down 4096 x 14336', m: 4096, k: 14336, gated: false },
   { label: 'lm_head 128256 x 4096', m: 128256, k: 4096, gated: false },
 ];
+/** A dense decoder's decode GEMVs: q/k/v packed, o, gate/up through the gated kernel, down, the LM head. */
+function modelCases(dir: string): Case[] {
+  const c = loadModelConfig(dir);
+  const name = basename(dir);
+  const qkv = (c.numHeads + 2 * c.numKvHeads) * c.headDim;
+  const shapes: [string, number, number, boolean][] = [
+    ['q/k/v packed', qkv, c.hiddenSize, false],
+    ['o', c.hiddenSize, c.numHeads * c.headDim, false],
+    ['gate/up gated 2 x', c.intermediateSize, c.hiddenSize, true],
+    ['down', c.hiddenSize, c.intermediateSize, false],
+    ['lm_head', c.vocabSize, c.hiddenSize, false],
+  ];
+  return shapes.map(([what, m, k, gated]) => ({ label: `${name} ${what} ${m} x ${k}`, m, k, gated }));
+}
+const models = opt('models');
+const cases = models ? models.split(',').flatMap(modelCases) : llama3Cases;
 
 /**
  * Every configuration tried at `T` rows: the full grid at one row (the latency case), a smaller one above; from 16
@@ -197,7 +217,7 @@ if (tablePath) {
   const measured = new Set(entries.map(id));
   const sameCard = current.device === drv.info.name && current.smCount === sms;
   const kept = sameCard ? current.entries.filter((e) => !measured.has(id(e))) : [];
-  const run = `bench/gemv-sweep.ts --batches ${batches.join(',')}, ${new Date().toISOString().slice(0, 10)} (bench/RESULTS.md)`;
+  const run = `bench/gemv-sweep.ts --batches ${batches.join(',')}${models ? ` --models ${models}` : ''}, ${new Date().toISOString().slice(0, 10)} (bench/RESULTS.md)`;
   const table: GemvTable = {
     device: drv.info.name,
     smCount: sms,

@@ -206,11 +206,11 @@ function checkCache(
 
 describe('RoPE with the per-head RMSNorm of q and k (kernels/rope.cu)', () => {
   for (const dtype of DTYPES) {
-    test(`float64 reference and the separate rms_norm + rope launches: head_dim 64/80/96/128/256, neox and GPT-J, partial rotary, Gemma's offset, with and without the cache write, 1/3/37 tokens (${dtype})`, {
+    test(`float64 reference and the separate rms_norm + rope launches: head_dim 64/80/96/128/256/512, neox and GPT-J, partial rotary, Gemma's offset, with and without the cache write, 1/3/37 tokens (${dtype})`, {
       skip,
     }, () => {
-      // 80 and 96 (Phi-3): heads that are no whole number of warps' lanes.
-      for (const headDim of [64, 80, 96, 128, 256])
+      // 80 and 96 (Phi-3): heads that are no whole number of warps' lanes; 512: a head past one chunk of registers.
+      for (const headDim of [64, 80, 96, 128, 256, 512])
         for (const style of ['neox', 'gptj'] as const)
           for (const rotaryDim of [headDim, headDim / 2]) {
             const invFreq = new Float32Array(rotaryDim / 2).map((_, i) => 1 / 1e6 ** ((2 * i) / rotaryDim));

@@ -43,10 +43,18 @@ __device__ __forceinline__ float store_normed(T* __restrict__ out, long long at,
   return f;
 }
 
-// The normalized value before rounding: one expression for every norm here, so the fused norm of x rounds the same
-// float as rms_norm does.
-__device__ __forceinline__ float normed(float v, float inv, const T* __restrict__ w, int i) {
-  return v * inv * WEIGHT(w, i);
+// The normalized value before rounding, `weight` being WEIGHT(w, i): one expression for every norm here, so the fused
+// norm of x rounds the same float as rms_norm does.
+__device__ __forceinline__ float normed(float v, float inv, float weight) { return v * inv * weight; }
+
+// The weights of the thread's first PER values, loaded with the row's values rather than after the row's sum (one
+// memory latency less on the single-row decode step).
+__device__ __forceinline__ void load_weights(const T* __restrict__ w, int hidden, float (&wv)[PER]) {
+#pragma unroll
+  for (int j = 0; j < PER; j++) {
+    const int i = threadIdx.x + j * blockDim.x;
+    wv[j] = i < hidden ? WEIGHT(w, i) : 0.f;
+  }
 }
 
 // 1 / rms of a row whose first PER values per thread (strided by blockDim.x) are in v; the rest are read from `row`.
@@ -61,13 +69,13 @@ __device__ __forceinline__ float row_inv_rms(const T* __restrict__ row, const fl
   return rsqrtf(block_sum(ss) / hidden + eps);
 }
 
-// Row `row`'s output: v · inv · WEIGHT rounded to T, v being the thread's first PER values (strided by blockDim.x)
-// and `tail` holding the rest. XQ 2 then takes the row's largest rounded magnitude (fmaxf: NaNs skipped, as
+// Row `row`'s output: v · inv · WEIGHT rounded to T, v being the thread's first PER values (strided by blockDim.x),
+// wv their weights, and `tail` holding the rest. XQ 2 then takes the row's largest rounded magnitude (fmaxf: NaNs skipped, as
 // fp8_quantize_rows does) and writes the codes from the rounded values (v's, then the tail's read back from out).
 template <typename S>
 __device__ __forceinline__ void store_row(T* __restrict__ out, const S* tail, long long row, int hidden,
-                                          float (&v)[PER], float inv, const T* __restrict__ w, void* __restrict__ xq,
-                                          void* __restrict__ xs) {
+                                          float (&v)[PER], float inv, const float (&wv)[PER], const T* __restrict__ w,
+                                          void* __restrict__ xq, void* __restrict__ xs) {
   const long long base = row * hidden;
   const int stride = blockDim.x;
   float amax = 0.f;
@@ -75,12 +83,12 @@ __device__ __forceinline__ void store_row(T* __restrict__ out, const S* tail, lo
   for (int j = 0; j < PER; j++) {
     const int i = threadIdx.x + j * stride;
     if (i < hidden) {
-      v[j] = store_normed(out, base + i, normed(v[j], inv, w, i), xq, xs);
+      v[j] = store_normed(out, base + i, normed(v[j], inv, wv[j]), xq, xs);
       amax = fmaxf(amax, fabsf(v[j]));
     }
   }
   for (int i = threadIdx.x + PER * stride; i < hidden; i += stride)
-    amax = fmaxf(amax, fabsf(store_normed(out, base + i, normed(as_f(tail[base + i]), inv, w, i), xq, xs)));
+    amax = fmaxf(amax, fabsf(store_normed(out, base + i, normed(as_f(tail[base + i]), inv, WEIGHT(w, i)), xq, xs)));
 #if XQ == 2
   const float scale = e4m3_row_scale(block_max(amax));
   unsigned char* codes = static_cast<unsigned char*>(xq) + base;
@@ -99,13 +107,14 @@ extern "C" __global__ void rms_norm(T* __restrict__ out, const T* __restrict__ x
   PDL_ENTER();
   const long long base = (long long)blockIdx.x * hidden;
   const int stride = blockDim.x;
-  float v[PER];
+  float v[PER], wv[PER];
 #pragma unroll
   for (int j = 0; j < PER; j++) {
     const int i = threadIdx.x + j * stride;
     v[j] = i < hidden ? to_f(x[base + i]) : 0.f;
   }
-  store_row(out, x, blockIdx.x, hidden, v, row_inv_rms(x + base, v, hidden, eps), w, xq, xs);
+  load_weights(w, hidden, wv);
+  store_row(out, x, blockIdx.x, hidden, v, row_inv_rms(x + base, v, hidden, eps), wv, w, xq, xs);
 }
 
 // residual_out = x + residual (NORM_X: rms_norm(x, xw) + residual), out = rms_norm(residual_out). The residual stream
@@ -120,11 +129,12 @@ typedef float RIn;
 typedef T RIn;
 #endif
 
-// x's value at i as added to the residual (NORM_X: normalized with inv_x, rounded to T as rms_norm's output).
+// x's value as added to the residual, `weight` being WEIGHT(xw, i) (NORM_X: normalized with inv_x, rounded to T as
+// rms_norm's output).
 #if NORM_X
-#define X_IN(a, i) to_f(from_f(normed(a, inv_x, xw, i)))
+#define X_IN(a, weight) to_f(from_f(normed(a, inv_x, weight)))
 #else
-#define X_IN(a, i) (a)
+#define X_IN(a, weight) (a)
 #endif
 
 extern "C" __global__ void add_rms_norm(T* __restrict__ out, float* __restrict__ residual_out,
@@ -134,14 +144,20 @@ extern "C" __global__ void add_rms_norm(T* __restrict__ out, float* __restrict__
   PDL_ENTER();
   const long long base = (long long)blockIdx.x * hidden;
   const int stride = blockDim.x;
-  // Both inputs' first PER values loaded before any is used (NORM_X: before x's own sum, not after it).
-  float v[PER], r[PER];
+  // Both inputs' first PER values and their weights loaded before any is used (NORM_X: before x's own sum, not
+  // after it).
+  float v[PER], r[PER], wv[PER];
 #pragma unroll
   for (int j = 0; j < PER; j++) {
     const int i = threadIdx.x + j * stride;
     v[j] = i < hidden ? to_f(x[base + i]) : 0.f;
     r[j] = i < hidden ? as_f(residual[base + i]) : 0.f;
   }
+  load_weights(w, hidden, wv);
+#if NORM_X
+  float xwv[PER];
+  load_weights(xw, hidden, xwv);
+#endif
 #if NORM_X
   const float inv_x = row_inv_rms(x + base, v, hidden, eps);
 #endif
@@ -150,18 +166,18 @@ extern "C" __global__ void add_rms_norm(T* __restrict__ out, float* __restrict__
   for (int j = 0; j < PER; j++) {
     const int i = threadIdx.x + j * stride;
     if (i < hidden) {
-      v[j] = X_IN(v[j], i) + r[j];
+      v[j] = X_IN(v[j], xwv[j]) + r[j];
       residual_out[base + i] = v[j];
     }
     ss += v[j] * v[j];
   }
   for (int i = threadIdx.x + PER * stride; i < hidden; i += stride) {
-    const float s = X_IN(to_f(x[base + i]), i) + as_f(residual[base + i]);
+    const float s = X_IN(to_f(x[base + i]), WEIGHT(xw, i)) + as_f(residual[base + i]);
     residual_out[base + i] = s;
     ss += s * s;
   }
   const float inv = rsqrtf(block_sum(ss) / hidden + eps);
-  store_row(out, residual_out, blockIdx.x, hidden, v, inv, w, xq, xs);
+  store_row(out, residual_out, blockIdx.x, hidden, v, inv, wv, w, xq, xs);
 }
 
 extern "C" __global__ void layer_norm(T* __restrict__ out, const T* __restrict__ x, const T* __restrict__ w,

@@ -8,6 +8,24 @@
 
 // A head's values per lane held in registers while its sum of squares is taken; longer heads go round through memory.
 #define PER 8
+// Values per lane whose loads are all issued before the first is used (the rotation's pairs: CHUNK / 2 per lane; the
+// cache write's v and unrotated k: CHUNK): one memory latency per head of up to 256 dims, not one per value.
+#define CHUNK 8
+
+// Rotation pair i's two dims: (i, i + half) for neox, (2i, 2i + 1) for GPT-J.
+__device__ __forceinline__ int pair_a(int i, int neox) { return neox ? i : 2 * i; }
+__device__ __forceinline__ int pair_b(int i, int half, int neox) { return neox ? i + half : 2 * i + 1; }
+
+// v's dims [d0, d0 + 32 CHUNK) of this lane into vv, and k's (x's) unrotated ones (>= rot) into kt.
+__device__ __forceinline__ void load_chunk(const T* __restrict__ v, const T* __restrict__ x, int d0, int head_dim,
+                                           int rot, int lane, T (&vv)[CHUNK], T (&kt)[CHUNK]) {
+#pragma unroll
+  for (int j = 0; j < CHUNK; j++) {
+    const int d = d0 + lane + 32 * j;
+    if (d < head_dim) vv[j] = v[d];
+    if (d < head_dim && d >= rot) kt[j] = x[d];
+  }
+}
 
 // RMSNorm of the warp's head x[0, D) in place, bit for bit what norm.cu's rms_norm writes for a row of up to
 // 32 * PER values (rowThreads gives it one warp there): the same per-lane strided sum of squares, warp sum, rsqrtf
@@ -53,28 +71,62 @@ extern "C" __global__ void rope(T* __restrict__ q, T* __restrict__ k, const int*
   const int kv_head = head - num_q_heads;
   T* x = is_q ? q + ((long long)t * num_q_heads + head) * head_dim
               : k + ((long long)t * num_kv_heads + kv_head) * head_dim;
-  const float pos = (float)positions[t];  // read before the norm, so the two loads overlap
+  const float pos = (float)positions[t];  // read before the norm, so the loads overlap
+  const long long slot = is_q || k_cache == nullptr ? -1 : slot_mapping[t];
   if (q_norm != nullptr) {
     norm_head(x, is_q ? q_norm : k_norm, weight_offset, eps, head_dim, lane);
     __syncwarp();  // the pairs below read values other lanes normalized
   }
-  const int half_rot = rot / 2;
-  for (int i = lane; i < half_rot; i += 32) {
-    const float angle = pos * inv_freq[i];
-    const float c = cosf(angle) * mscale, s = sinf(angle) * mscale;
-    const int a = neox ? i : 2 * i, b = neox ? i + half_rot : 2 * i + 1;
-    const float x0 = to_f(x[a]), x1 = to_f(x[b]);
-    x[a] = from_f(x0 * c - x1 * s);
-    x[b] = from_f(x1 * c + x0 * s);
-  }
-  if (is_q || k_cache == nullptr) return;
-  const long long slot = slot_mapping[t];
-  if (slot < 0) return;
-  __syncwarp();  // the head's rotated k is visible to all its lanes
+  // A k head bound for the cache: v's first CHUNK values per lane and k's unrotated dims are loaded before the
+  // rotation, so their latency overlaps its loads; the rotated k is stored from registers.
   const long long src = ((long long)t * num_kv_heads + kv_head) * head_dim;
   const long long dst = (slot * num_kv_heads + kv_head) * head_dim;
-  for (int i = lane; i < head_dim; i += 32) {
-    k_cache[dst + i] = x[i];
-    v_cache[dst + i] = v[src + i];
+  T* kc = slot >= 0 ? k_cache + dst : nullptr;
+  T* vc = slot >= 0 ? v_cache + dst : nullptr;
+  T vv[CHUNK], kt[CHUNK];
+  if (slot >= 0) load_chunk(v + src, x, 0, head_dim, rot, lane, vv, kt);
+  const int half_rot = rot / 2;
+  for (int i0 = 0; i0 < half_rot; i0 += 32 * CHUNK / 2) {
+    float f[CHUNK / 2], x0[CHUNK / 2], x1[CHUNK / 2];
+#pragma unroll
+    for (int j = 0; j < CHUNK / 2; j++) {
+      const int i = i0 + lane + 32 * j;
+      if (i < half_rot) {
+        f[j] = inv_freq[i];
+        x0[j] = to_f(x[pair_a(i, neox)]);
+        x1[j] = to_f(x[pair_b(i, half_rot, neox)]);
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < CHUNK / 2; j++) {
+      const int i = i0 + lane + 32 * j;
+      if (i < half_rot) {
+        const float angle = pos * f[j];
+        float s, c;
+        sincosf(angle, &s, &c);
+        c *= mscale;
+        s *= mscale;
+        const int a = pair_a(i, neox), b = pair_b(i, half_rot, neox);
+        const T ra = from_f(x0[j] * c - x1[j] * s), rb = from_f(x1[j] * c + x0[j] * s);
+        x[a] = ra;
+        x[b] = rb;
+        if (slot >= 0) {
+          kc[a] = ra;
+          kc[b] = rb;
+        }
+      }
+    }
+  }
+  if (slot < 0) return;
+  for (int d0 = 0; d0 < head_dim; d0 += 32 * CHUNK) {
+    if (d0 > 0) load_chunk(v + src, x, d0, head_dim, rot, lane, vv, kt);
+#pragma unroll
+    for (int j = 0; j < CHUNK; j++) {
+      const int d = d0 + lane + 32 * j;
+      if (d < head_dim) {
+        vc[d] = vv[j];
+        if (d >= rot) kc[d] = kt[j];
+      }
+    }
   }
 }
