@@ -47,8 +47,9 @@ __device__ __forceinline__ float store_normed(T* __restrict__ out, long long at,
 // norm of x rounds the same float as rms_norm does.
 __device__ __forceinline__ float normed(float v, float inv, float weight) { return v * inv * weight; }
 
-// The weights of the thread's first PER values, loaded with the row's values rather than after the row's sum (one
-// memory latency less on the single-row decode step).
+// The weights of the thread's first PER values. The kernels load them before PDL_WAIT (weights are immutable,
+// pdl.cuh), while the previous kernel finishes, rather than after the row's sum: one memory round trip less on the
+// single-row decode step (two for NORM_X).
 __device__ __forceinline__ void load_weights(const T* __restrict__ w, int hidden, float (&wv)[PER]) {
 #pragma unroll
   for (int j = 0; j < PER; j++) {
@@ -104,16 +105,16 @@ __device__ __forceinline__ void store_row(T* __restrict__ out, const S* tail, lo
 
 extern "C" __global__ void rms_norm(T* __restrict__ out, const T* __restrict__ x, const T* __restrict__ w, float eps,
                                     int hidden, void* __restrict__ xq, void* __restrict__ xs) {
+  float v[PER], wv[PER];
+  load_weights(w, hidden, wv);
   PDL_ENTER();
   const long long base = (long long)blockIdx.x * hidden;
   const int stride = blockDim.x;
-  float v[PER], wv[PER];
 #pragma unroll
   for (int j = 0; j < PER; j++) {
     const int i = threadIdx.x + j * stride;
     v[j] = i < hidden ? to_f(x[base + i]) : 0.f;
   }
-  load_weights(w, hidden, wv);
   store_row(out, x, blockIdx.x, hidden, v, row_inv_rms(x + base, v, hidden, eps), wv, w, xq, xs);
 }
 
@@ -141,23 +142,23 @@ extern "C" __global__ void add_rms_norm(T* __restrict__ out, float* __restrict__
                                         const T* __restrict__ x, const RIn* __restrict__ residual,
                                         const T* __restrict__ w, const T* __restrict__ xw, float eps, int hidden,
                                         void* __restrict__ xq, void* __restrict__ xs) {
+  float wv[PER];
+  load_weights(w, hidden, wv);
+#if NORM_X
+  float xwv[PER];
+  load_weights(xw, hidden, xwv);
+#endif
   PDL_ENTER();
   const long long base = (long long)blockIdx.x * hidden;
   const int stride = blockDim.x;
-  // Both inputs' first PER values and their weights loaded before any is used (NORM_X: before x's own sum, not
-  // after it).
-  float v[PER], r[PER], wv[PER];
+  // Both inputs' first PER values loaded before any is used (NORM_X: before x's own sum, not after it).
+  float v[PER], r[PER];
 #pragma unroll
   for (int j = 0; j < PER; j++) {
     const int i = threadIdx.x + j * stride;
     v[j] = i < hidden ? to_f(x[base + i]) : 0.f;
     r[j] = i < hidden ? as_f(residual[base + i]) : 0.f;
   }
-  load_weights(w, hidden, wv);
-#if NORM_X
-  float xwv[PER];
-  load_weights(xw, hidden, xwv);
-#endif
 #if NORM_X
   const float inv_x = row_inv_rms(x + base, v, hidden, eps);
 #endif

@@ -61,8 +61,16 @@ extern "C" __global__ void rope(T* __restrict__ q, T* __restrict__ k, const int*
                                 const T* __restrict__ k_norm, float weight_offset, float eps,
                                 const T* __restrict__ v, T* __restrict__ k_cache, T* __restrict__ v_cache,
                                 const int* __restrict__ slot_mapping) {
-  PDL_ENTER();
   const int lane = threadIdx.x & 31;
+  const int half_rot = rot / 2;
+  // The first chunk's frequencies load before the wait: inv_freq is immutable (pdl.cuh).
+  float f0[CHUNK / 2];
+#pragma unroll
+  for (int j = 0; j < CHUNK / 2; j++) {
+    const int i = lane + 32 * j;
+    if (i < half_rot) f0[j] = inv_freq[i];
+  }
+  PDL_ENTER();
   const int heads = num_q_heads + num_kv_heads;
   const long long g = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
   if (g >= (long long)num_tokens * heads) return;
@@ -85,14 +93,13 @@ extern "C" __global__ void rope(T* __restrict__ q, T* __restrict__ k, const int*
   T* vc = slot >= 0 ? v_cache + dst : nullptr;
   T vv[CHUNK], kt[CHUNK];
   if (slot >= 0) load_chunk(v + src, x, 0, head_dim, rot, lane, vv, kt);
-  const int half_rot = rot / 2;
   for (int i0 = 0; i0 < half_rot; i0 += 32 * CHUNK / 2) {
     float f[CHUNK / 2], x0[CHUNK / 2], x1[CHUNK / 2];
 #pragma unroll
     for (int j = 0; j < CHUNK / 2; j++) {
       const int i = i0 + lane + 32 * j;
       if (i < half_rot) {
-        f[j] = inv_freq[i];
+        f[j] = i0 == 0 ? f0[j] : inv_freq[i];
         x0[j] = to_f(x[pair_a(i, neox)]);
         x1[j] = to_f(x[pair_b(i, half_rot, neox)]);
       }
