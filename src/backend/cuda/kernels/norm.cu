@@ -71,8 +71,9 @@ __device__ __forceinline__ float row_inv_rms(const T* __restrict__ row, const fl
 }
 
 // Row `row`'s output: v · inv · WEIGHT rounded to T, v being the thread's first PER values (strided by blockDim.x),
-// wv their weights, and `tail` holding the rest. XQ 2 then takes the row's largest rounded magnitude (fmaxf: NaNs skipped, as
-// fp8_quantize_rows does) and writes the codes from the rounded values (v's, then the tail's read back from out).
+// wv their weights, and `tail` holding the rest. XQ 2 then takes the row's largest rounded magnitude (fmaxf: NaNs
+// skipped, as fp8_quantize_rows does) and writes the codes from the rounded values (v's, then the tail's read back
+// from out).
 template <typename S>
 __device__ __forceinline__ void store_row(T* __restrict__ out, const S* tail, long long row, int hidden,
                                           float (&v)[PER], float inv, const float (&wv)[PER], const T* __restrict__ w,
