@@ -156,8 +156,9 @@ function checkCase(c: Case): void {
   const pos = batch.positions;
   check(fused.q, reference(q, D, pos, c.rope, norm && wq, offset), c.dtype, `${what}: q`);
   check(fused.k, reference(k, D, pos, c.rope, norm && wk, offset), c.dtype, `${what}: k`);
-  if (norm) {
-    // norm.cu's rms_norm over the [T * heads, D] rows (into the poisoned arena), then plain RoPE.
+  if (norm && D <= 256) {
+    // norm.cu's rms_norm over the [T * heads, D] rows (into the poisoned arena), then plain RoPE: the same sums while
+    // one warp holds the head (rope.cu's norm_head; rms_norm gives a wider row more warps, another summation order).
     const separate = run((x, heads, w) => {
       const rows = rmsNorm(g.ctx, g.view(x, [T * heads, D]), upload(g, [D], w), EPS, offset);
       return g.view(rows, [T, heads * D]);

@@ -73,12 +73,15 @@ export function gemvBlocks(shape: GemvShape, cfg: GemvConfig): number {
 }
 
 /**
- * Shapes the table does not name. From bench/gemv-sweep.ts on an H100 (bench/RESULTS.md, 2026-11-26), with PDL:
- * each row group split over 8 warps at 1-2 rows of x (4 above, 8 again for K > 8192) and 2 weight rows per warp came
- * within 5 % of every Llama-3-8B shape's best but one (down at 8 rows, 18 %), where the earlier rule (split only
- * narrow outputs, one row per warp) was 2-14 % slower at one row and up to 2.3x at 8 rows.
+ * Shapes the table does not name. One row of x (bench/gemv-sweep.ts --models on Phi-4-mini's and Gemma-2-9B's shapes,
+ * H100, bench/RESULTS.md 2026-12-06): each weight row over 8 warps, one row per warp, unrolled twice, loaded past L1,
+ * was the best or within 0.1 % of it on all eight plain shapes (the earlier rule, 2 rows per warp unrolled four times
+ * through L1, 2-17 % slower), and through L1 within 2.1 % on both gated ones. More rows of x, from the H100 sweep of
+ * 2026-11-26 with PDL: 8 warps at 2 rows (4 above, 8 again for K > 8192), 2 weight rows per warp, within 5 % of every
+ * Llama-3-8B shape's best but one (down at 8 rows, 18 %).
  */
 export function gemvRule(shape: GemvShape): GemvConfig {
+  if (shape.tmax === 1) return { split: 8, rows: 1, unroll: 2, ...(!shape.gated && { stream: true }) };
   return { split: shape.tmax <= 2 || shape.k > 8192 ? 8 : 4, rows: shape.gated ? 1 : 2, unroll: 4 };
 }
 
