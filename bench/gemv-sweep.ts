@@ -4,10 +4,10 @@
  * against a device copy of the same bytes (the ceiling) and against cuBLASLt for the same product (+ act_mul for the
  * gated kernel: what the backend runs instead). Each configuration's output is first checked against cuBLASLt; one
  * that disagrees is never chosen. Prints each configuration's registers and spilled bytes per thread, and the best per
- * shape next to the launcher's current choice and cuBLASLt; `--write-table FILE` writes the best as the backend's
- * table (src/backend/cuda/gemv-table.json; the launcher's rule is kept where it is within 1 % of the best) with both
- * times: the backend then runs the GEMV only where it beat cuBLASLt, at every row count measured. Entries of row counts
- * not measured in this run are kept. `--models DIR,...` sweeps those model configs' decode shapes instead (q/k/v
+ * shape next to the launcher's current choice and cuBLASLt; `--write-table FILE` writes the best as this card's
+ * table among the backend's (src/backend/cuda/gemv-table.json: one per card; the launcher's rule is kept where it is
+ * within 1 % of the best) with both times: the backend then runs the GEMV only where it beat cuBLASLt, at every row
+ * count measured. This card's entries not measured in this run are kept, and the other cards' tables. `--models DIR,...` sweeps those model configs' decode shapes instead (q/k/v
  * packed, o, gate/up gated, down, the LM head). Run on the device:
  *   node --import tsx bench/gemv-sweep.ts [--batches 1,2,4,8,16,32] [--models DIR,...] [--budget-s 120]
  *     [--write-table FILE]
@@ -27,6 +27,7 @@ import {
   gemvShape,
   pickGemvConfig,
   readGemvTable,
+  readGemvTables,
 } from '../src/backend/cuda/gemv-config.ts';
 import { rotatedLaunchMicros } from '../src/backend/cuda/stream-event.ts';
 import { CudaTensor } from '../src/backend/cuda/tensor.ts';
@@ -47,7 +48,7 @@ const tablePath = opt('write-table');
 const backend = new CudaBackend({ ...settingsFromEnv().cuda, dtype: 'bf16', graphs: false });
 const drv = backend.ctx.drv;
 const sms = drv.info.smCount;
-const current = readGemvTable();
+const current = readGemvTable(drv.info);
 
 interface Case {
   label: string;
@@ -212,11 +213,10 @@ console.log(
 );
 for (const line of summary) console.log(line);
 if (tablePath) {
-  // Entries this run did not (completely) measure stay, when the table is this card's.
+  // This card's entries that this run did not (completely) measure stay; other cards' tables stay as they are.
   const id = (e: GemvShape) => `${e.m},${e.k},${e.gated},${e.tmax}`;
   const measured = new Set(entries.map(id));
-  const sameCard = current.device === drv.info.name && current.smCount === sms;
-  const kept = sameCard ? current.entries.filter((e) => !measured.has(id(e))) : [];
+  const kept = current.entries.filter((e) => !measured.has(id(e)));
   const run = `bench/gemv-sweep.ts --batches ${batches.join(',')}${models ? ` --models ${models}` : ''}, ${new Date().toISOString().slice(0, 10)} (bench/RESULTS.md)`;
   const table: GemvTable = {
     device: drv.info.name,
@@ -225,6 +225,7 @@ if (tablePath) {
     measured: kept.length ? [...new Set([run, ...current.measured.split('; ')])].join('; ') : run,
     entries: [...kept, ...entries].sort((a, b) => a.tmax - b.tmax),
   };
-  writeFileSync(tablePath, `${JSON.stringify(table, null, 2)}\n`);
-  console.log(`\nwrote ${entries.length} entries to ${tablePath}`);
+  const others = readGemvTables().filter((t) => t.device !== table.device || t.smCount !== table.smCount);
+  writeFileSync(tablePath, `${JSON.stringify([...others, table], null, 2)}\n`);
+  console.log(`\nwrote ${entries.length} entries to ${tablePath} (${drv.info.name})`);
 }

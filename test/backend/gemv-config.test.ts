@@ -13,6 +13,7 @@ import {
   gemvWins,
   pickGemvConfig,
   readGemvTable,
+  readGemvTables,
 } from '../../src/backend/cuda/gemv-config.ts';
 
 const shape = (m: number, k: number, gated = false, tmax = 1) => ({ m, k, gated, tmax });
@@ -32,7 +33,7 @@ test('the GEMV rule: at one row 8 warps, one weight row each, streamed past L1 (
   assert.equal(gemvBlocks(shape(4099, 4096), { split: 2, rows: 4, unroll: 4 }), 257);
 });
 
-test('a measured table entry wins for its shape and SM count only; the committed table parses', () => {
+test('a measured table entry wins for its shape and SM count only; a table per card; the committed tables parse', () => {
   const table: GemvTable = {
     device: 'test',
     smCount: 132,
@@ -45,18 +46,27 @@ test('a measured table entry wins for its shape and SM count only; the committed
   assert.deepEqual(pickGemvConfig(table, shape(4096, 4096, false, 2), OTHER), gemvRule(shape(4096, 4096, false, 2)));
   const sameSms = { name: 'another card', smCount: 132 };
   assert.deepEqual(pickGemvConfig(table, shape(4096, 4096, false, 2), sameSms), gemvRule(shape(4096, 4096, false, 2)));
+  // A file of two cards' tables: each card reads its own; a card without one gets an empty table (the rule).
+  const other: GemvTable = { ...table, device: 'another card', entries: [] };
   const file = join(mkdtempSync(join(tmpdir(), 'gemv-table-')), 't.json');
-  writeFileSync(file, JSON.stringify(table));
-  assert.deepEqual(readGemvTable(file), table);
-  // The committed table names every Llama-3-8B decode shape at 1, 2, 4 and 8 rows (and some at 16 and 32), and
+  writeFileSync(file, JSON.stringify([other, table]));
+  assert.deepEqual(readGemvTables(file), [other, table]);
+  assert.deepEqual(readGemvTable(H100, file), table);
+  assert.deepEqual(readGemvTable(OTHER, file).entries, []);
+  assert.deepEqual(
+    pickGemvConfig(readGemvTable(OTHER, file), shape(4096, 4096, false, 2), OTHER),
+    gemvRule(shape(4096, 4096, false, 2)),
+  );
+  // The committed H100 table names every Llama-3-8B decode shape at 1, 2, 4 and 8 rows (and some at 16 and 32), and
   // Phi-4-mini's and Gemma-2-9B's five at one row, each with the GEMV's and cuBLASLt's measured times.
-  const committed = readGemvTable();
+  const committed = readGemvTable({ name: 'NVIDIA H100 80GB HBM3', smCount: 132 });
   assert.equal(committed.entries.filter((e) => e.tmax <= 8).length, 24 + 10);
-  for (const e of committed.entries) {
-    assert.ok([1, 2, 4, 8].includes(e.split) && [1, 2, 4].includes(e.rows) && e.unroll > 0, JSON.stringify(e));
-    assert.ok([1, 2, 4, 8, 16, 32].includes(e.tmax), JSON.stringify(e));
-    assert.ok(e.us! > 0 && e.cublasltUs! > 0, JSON.stringify(e));
-  }
+  for (const t of readGemvTables())
+    for (const e of t.entries) {
+      assert.ok([1, 2, 4, 8].includes(e.split) && [1, 2, 4].includes(e.rows) && e.unroll > 0, JSON.stringify(e));
+      assert.ok([1, 2, 4, 8, 16, 32].includes(e.tmax), JSON.stringify(e));
+      assert.ok(e.us! > 0 && e.cublasltUs! > 0, JSON.stringify(e));
+    }
 });
 
 test(`where an entry timed both the faster of GEMV and cuBLASLt runs; untimed, the GEMV up to ${GEMV_RULE_ROWS} rows`, () => {

@@ -37,8 +37,8 @@ import { poolingStack } from '../../src/models/pooling-load.ts';
 import type { QuantType } from '../../src/primitives/ggml-types.ts';
 import { kernelPlanModel } from '../../src/runner/kernel-plan-model.ts';
 
-const table = readGemvTable();
-const h100 = { name: table.device, smCount: table.smCount };
+const h100 = { name: 'NVIDIA H100 80GB HBM3', smCount: 132 };
+const table = readGemvTable(h100);
 const llama = kernelPlanModel(loadModelConfig(new URL('../../bench/configs/llama3-8b', import.meta.url).pathname), 3);
 const key = (r: { file: string; defines: object }) =>
   `${r.file} ${JSON.stringify(Object.entries(r.defines).sort(([a], [b]) => a.localeCompare(b)))}`;

@@ -29,8 +29,9 @@ export interface GemvTableEntry extends GemvShape, GemvConfig {
 }
 
 /**
- * The measured best configuration per shape for one device (bench/gemv-sweep.ts writes it). An entry with both
- * times also picks GEMV or cuBLASLt; a shape without them takes the GEMV up to `GEMV_RULE_ROWS` rows.
+ * The measured best configuration per shape for one device (bench/gemv-sweep.ts writes it; gemv-table.json holds one
+ * per card measured). An entry with both times also picks GEMV or cuBLASLt; a shape without them takes the GEMV up to
+ * `GEMV_RULE_ROWS` rows.
  */
 export interface GemvTable {
   device: string;
@@ -55,11 +56,17 @@ export function gemvShape(T: number, m: number, k: number, gated: boolean): Gemv
   return { m, k, gated, tmax: 2 ** Math.ceil(Math.log2(T)) };
 }
 
-/** The file the sweep writes and the backend reads. */
+/** The file the sweep writes and the backend reads: a table per card. */
 export const GEMV_TABLE_PATH = join(dirname(fileURLToPath(import.meta.url)), 'gemv-table.json');
 
-export function readGemvTable(path = GEMV_TABLE_PATH): GemvTable {
-  return JSON.parse(readFileSync(path, 'utf8')) as GemvTable;
+export function readGemvTables(path = GEMV_TABLE_PATH): GemvTable[] {
+  return JSON.parse(readFileSync(path, 'utf8')) as GemvTable[];
+}
+
+/** The table measured on `device` (its name and SM count), or an empty one for it: every shape then takes the rule. */
+export function readGemvTable(device: GemvDevice, path = GEMV_TABLE_PATH): GemvTable {
+  const measured = readGemvTables(path).find((t) => t.device === device.name && t.smCount === device.smCount);
+  return measured ?? { device: device.name, smCount: device.smCount, measured: 'never', entries: [] };
 }
 
 /** Weight-row groups (one per warp when unsplit) a shape has. */

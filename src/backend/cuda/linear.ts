@@ -91,8 +91,8 @@ export class CudaLinear {
   readonly lt: CublasLt;
   /** Small-row GEMMs through kernels/gemv.cu (false: always cuBLASLt); starts as CudaSettings.gemv. */
   gemv: boolean;
-  /** The GEMV configuration measured best per shape, and where it beats cuBLASLt (src/backend/cuda/gemv-table.json). */
-  gemvTable: GemvTable = readGemvTable();
+  /** The GEMV configuration measured best per shape on this card, and where it beats cuBLASLt (gemv-table.json). */
+  gemvTable: GemvTable;
 
   /** Linear layers over GGUF blocks (kernels/quant.cu), with their dequantization scratch. */
   readonly quant: QuantLinear;
@@ -102,6 +102,7 @@ export class CudaLinear {
   constructor(readonly ctx: CudaContext) {
     this.lt = new CublasLt(ctx.drv, ctx.settings.cudaRoots);
     this.gemv = ctx.settings.gemv;
+    this.gemvTable = readGemvTable(ctx.drv.info);
     this.quant = new QuantLinear(ctx, this.lt);
     this.fp8GemvBuilds = versionAtLeast(ctx.mods.nvrtc.version, 12, 4);
   }
