@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
 # A whole device lease (about 30 minutes) in calls of at most 9.5 minutes, most important first. Every GPU test file
-# passed on an H200 on 2026-12-06 (third lease); the fifth lease (H100s) ran 19 of them, all passing. The sixth lease
-# got one call (H100): kv-quant, attention-kernels and quant-kernels pass with the quantized caches' fragment path
-# and the fused GGUF GEMM. Since then kv-quant also decodes with 32-key tiles and quant-kernels' backend test takes
-# 24/64/300 rows: run those two first, then the whole suite (part 7 with FIRST empty): the CUDA backend's files were
-# split (weight loader, device info, memory report, decode scratch) and the side stream removed, none of it yet run on
-# a GPU. Then the 256-wide fixtures' call (fp8-weights, cuda-models, cuda-quantized-models), the fp8 prefill ratio
-# (`bench/kernels.ts --dtype bf16 --head-dims 128 --kv-cache-type fp8,q8_0`, not --profile), the Q4_K_M offline
-# figure with the fused GEMM at 9-64 rows against `PAGODA_QUANT_GEMM=dequantize`, part 14's figures on an H200 (the
-# issues' targets are an H200's), part 11 (the offline run step by step), then 3, 4, 2, 5 (GGUF decode,
-# MoE/Gemma/Phi with their baselines, sm_90a prefill and FP8, start-up and tensor parallelism).
+# passed on an H100 on 2026-12-06 (seventh lease, part 18 then 7: 28 files, 0 failures; the 256-wide fixtures' call
+# too). Since then: rope.cu and norm.cu changed (part 20 ran their tests: all pass but rope-head-norm's new head size
+# 512 against the separate norm launch in f32/f16, a test limit now fixed; rerun rope-head-norm first). Next, in order:
+# on an H200 (the issues' targets are an H200's, and gemv-table.json has no H200 table, so every shape there takes the
+# rule): `bench/gemv-sweep.ts --batches 1,4 --write-table src/backend/cuda/gemv-table.json` and again with `--models
+# bench/configs/phi4-mini,test/fixtures/configs/gemma-2-9b,bench/configs/qwen3-30b-a3b --batches 1` (commit the
+# table), then part 14's figures with that table; then part 11 (the offline run step by step), then 3, 4, 2, 5 (GGUF
+# decode, MoE/Gemma/Phi with their baselines, sm_90a prefill and FP8, start-up and tensor parallelism).
 # Each part stops its stages at its own deadline and packs what it has: $OUT/logs.tgz (one folder per stage) and
 # $OUT/RESULTS.md (bench/RESULTS.md with the rows the stages appended).
 # Before the lease, here: `../shared/device/prepare`. A call's tree (tracked files, about 23 MB, plus what it carries)
