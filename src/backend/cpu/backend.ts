@@ -8,10 +8,12 @@ import type {
   KvCacheSpec,
   LayerKvCache,
   PoolingMode,
+  QkvHeads,
   StepContext,
   Tensor,
 } from '../backend.ts';
 import type { MoeSpec, MoeWeights } from '../moe-spec.ts';
+import { composedQkvRopeWriteKv } from '../qkv-rope.ts';
 import type { HeadNorm, RopeSpec } from '../rope-spec.ts';
 import { selfAttention, writeKvCache } from './attention.ts';
 import { pickRows, splitColumnsOf } from './columns.ts';
@@ -221,6 +223,19 @@ export class CpuBackend implements Backend {
   ): void {
     this.rope(q, k, pagedOf(cache).headDim, rope, step, norm);
     this.writeKv(k, v, cache, step);
+  }
+
+  qkvRopeWriteKv(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | undefined,
+    heads: QkvHeads,
+    rope: RopeSpec,
+    cache: LayerKvCache,
+    step: StepContext,
+    norm?: HeadNorm,
+  ): [Tensor, Tensor, Tensor] {
+    return composedQkvRopeWriteKv(this, x, weight, bias, heads, rope, cache, step, norm);
   }
 
   attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {

@@ -4,17 +4,13 @@
 // RMS-normalized in place, by (weight_offset + w): Gemma's 1 + w. With a cache (k_cache non-null) a k head's warp then
 // writes its rotated k and the head's v to the paged cache at slot_mapping[t] (-1 skipped), as reshape_and_cache
 // does: one launch per layer for the head norms, RoPE and the cache write.
-#include "common.cuh"
+#include "rope_pair.cuh"
 
 // A head's values per lane held in registers while its sum of squares is taken; longer heads go round through memory.
 #define PER 8
 // Values per lane whose loads are all issued before the first is used (the rotation's pairs: CHUNK / 2 per lane; the
 // cache write's v and unrotated k: CHUNK): one memory latency per head of up to 256 dims, not one per value.
 #define CHUNK 8
-
-// Rotation pair i's two dims: (i, i + half) for neox, (2i, 2i + 1) for GPT-J.
-__device__ __forceinline__ int pair_a(int i, int neox) { return neox ? i : 2 * i; }
-__device__ __forceinline__ int pair_b(int i, int half, int neox) { return neox ? i + half : 2 * i + 1; }
 
 // v's dims [d0, d0 + 32 CHUNK) of this lane into vv, and k's (x's) unrotated ones (>= rot) into kt.
 __device__ __forceinline__ void load_chunk(const T* __restrict__ v, const T* __restrict__ x, int d0, int head_dim,
@@ -108,13 +104,9 @@ extern "C" __global__ void rope(T* __restrict__ q, T* __restrict__ k, const int*
     for (int j = 0; j < CHUNK / 2; j++) {
       const int i = i0 + lane + 32 * j;
       if (i < half_rot) {
-        const float angle = pos * f[j];
-        float s, c;
-        sincosf(angle, &s, &c);
-        c *= mscale;
-        s *= mscale;
         const int a = pair_a(i, neox), b = pair_b(i, half_rot, neox);
-        const T ra = from_f(x0[j] * c - x1[j] * s), rb = from_f(x1[j] * c + x0[j] * s);
+        T ra, rb;
+        rotate_pair(x0[j], x1[j], pos, f[j], mscale, ra, rb);
         x[a] = ra;
         x[b] = rb;
         if (slot >= 0) {
