@@ -2,7 +2,8 @@
 # A whole device lease (about 30 minutes) in calls of at most 9.5 minutes, most important first. Every GPU test file
 # passed on an H100 on 2026-12-06 (seventh lease, part 18 then 7: 28 files, 0 failures; the 256-wide fixtures' call
 # too). Since then: rope.cu and norm.cu changed (part 20 ran their tests: all pass but rope-head-norm's new head size
-# 512 against the separate norm launch in f32/f16, a test limit now fixed; rerun rope-head-norm first). Next, in order:
+# 512 against the separate norm launch in f32/f16, a test limit now fixed), and the q/k/v GEMV took over RoPE and the
+# cache write for decode rows (merged without a GPU): run part 21 first. Next, in order:
 # on an H200 (the issues' targets are an H200's, and gemv-table.json has no H200 table, so every shape there takes the
 # rule): `bench/gemv-sweep.ts --batches 1,4 --write-table src/backend/cuda/gemv-table.json` and again with `--models
 # bench/configs/phi4-mini,test/fixtures/configs/gemma-2-9b,bench/configs/qwen3-30b-a3b --batches 1` (commit the
@@ -252,8 +253,23 @@ case ${1:-1} in
     --write-table src/backend/cuda/gemv-table.json && cp src/backend/cuda/gemv-table.json \$OUT/"
   stage latency-after 45 env MODES=1 THROUGHPUT= SHAPES="$SHAPES3" bench/async-device.sh
   ;;
+21)
+  # The q/k/v GEMV with RoPE and the cache write as its epilogue (gemv.cu's ROPE build, merged without a GPU): its test
+  # (bit for bit the composition), the files it touches, then batch-1 on three shapes against the tree before it
+  # (.base: `mkdir .base && git archive a0db306 src bin package.json tsconfig.json | tar x -C .base`, untracked so
+  # it travels), interleaved. If qkv-rope-gemv fails, revert the merge (d7a1a03) before anything else.
+  FIRST="test/gpu/qkv-rope-gemv.test.ts test/gpu/rope-head-norm.test.ts test/gpu/cuda-models.test.ts \
+    test/gpu/tensor-parallel.test.ts test/gpu/cuda-engine.test.ts test/gpu/sandwich-norm.test.ts"
+  stage first-tests 200 bash -c "for f in $FIRST; do echo \"| \$f |\"; $GPU_TEST \$f 2>&1 | grep -E '^ℹ (pass|fail)|✖' | head -8; done"
+  [ -e .base/node_modules ] || ln -s "$PWD/node_modules" .base/node_modules
+  stage before-after 240 bash -c "for r in 1 2; do for tree in base new; do dir=\$([ \$tree = base ] && echo .base || echo .); \
+    for cfg in bench/configs/llama3-8b test/fixtures/configs/gemma-2-9b bench/configs/phi4-mini; do \
+    (cd \$dir && timeout 60 node bin/pagoda.mjs bench latency --model $PWD/\$cfg --device cuda --load-format dummy \
+    --batch-size 1 --input-len 128 --output-len 256 --max-model-len 4096 2>&1 | grep -m1 'ms per output token' | \
+    awk -v p=\"\$r | \$tree | \$(basename \$cfg)\" '{print \"| \" p \" | \" \$NF \" |\"}'); done; done; done"
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20" >&2
+  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21" >&2
   exit 2
   ;;
 esac
