@@ -150,7 +150,7 @@ export function decodeSharedBytes(headDim: number, cfg: DecodeConfig = DEFAULT_D
   return 16 * (headDim + 8) * 2 + cfg.warps * (ring + dequant);
 }
 
-/** Decode CTAs resident per SM (H100/A100: 228 KB shared memory and 64K registers per SM; ptxas: 164 registers). */
+/** Decode CTAs resident per SM (H100/A100: 228 KB shared memory and 64K registers per SM; registers: DECODE_REGS). */
 export function decodeCtasPerSm(headDim: number, cfg: DecodeConfig = DEFAULT_DECODE, quant?: CudaKvQuant): number {
   const bySmem = Math.floor((228 * 1024) / (decodeSharedBytes(headDim, cfg, quant) + 1024));
   // Registers are allocated 8 at a time per thread (256 per warp).
