@@ -227,6 +227,17 @@ const CASES: Case[] = [
     only: 'fp8',
   },
   {
+    name: 'hd96 MHA (Phi-3; fp8 only: q8_0 heads of 96 go to the simple kernel)',
+    seqs: [
+      { qLen: 1, ctxLen: 180 },
+      { qLen: 17, ctxLen: 70 },
+    ],
+    numHeads: 4,
+    numKvHeads: 4,
+    headDim: 96,
+    only: 'fp8',
+  },
+  {
     name: 'hd64 GQA 8, long context',
     seqs: [
       { qLen: 1, ctxLen: 1000 },

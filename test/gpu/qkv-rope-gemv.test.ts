@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { DType, KvCacheSpec, LayerKvCache, QkvHeads, Tensor } from '../../src/backend/backend.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
+import { gemvShape } from '../../src/backend/cuda/gemv-config.ts';
 import { kvOf } from '../../src/backend/cuda/kv-cache.ts';
 import { GEMV_ROPE } from '../../src/backend/cuda/qkv-rope.ts';
 import { ROPE } from '../../src/backend/cuda/rope.ts';
@@ -168,6 +169,59 @@ describe('the q/k/v GEMV with RoPE and the KV cache write (gemv.cu ROPE build)',
           checkShape({ dtype, heads: { numHeads, numKvHeads, headDim } });
     });
   }
+
+  test('bit for bit the composition at every GEMV configuration the table may pick: split 1/2/4/8, 1/2/4 weight rows, unroll 2/4, streamed or not', {
+    skip,
+  }, () => {
+    const g = gpu('bf16');
+    const heads = { numHeads: 8, numKvHeads: 2, headDim: 128 };
+    const m = 12 * 128;
+    // 513 16-byte vectors a row: every one of 8 split parts has work, and the loop's end is ragged.
+    const k = 4104;
+    const w = g.loadWeight(hostTensor('qkv', [m, k], randomValues(m * k, seed++, 1 / Math.sqrt(k), 'bf16')));
+    const b = g.loadWeight(hostTensor('qkv_bias', [m], randomValues(m, seed++, 0.5, 'bf16')));
+    const invFreq = new Float32Array(64).map((_, i) => 1 / 1e4 ** (i / 64));
+    const rope: RopeSpec = { invFreq, mscale: 1, style: 'neox', rotaryDim: 128 };
+    const kvSpec = { numLayers: 2, numBlocks: NUM_BLOCKS, blockSize: BLOCK_SIZE, numKvHeads: 2, headDim: 128 };
+    const table = g.linears.gemvTable;
+    const configs = [
+      { split: 1, rows: 1, unroll: 2 },
+      { split: 2, rows: 4, unroll: 4 },
+      { split: 4, rows: 2, unroll: 2, stream: true },
+      { split: 8, rows: 1, unroll: 4 },
+    ];
+    try {
+      for (const cfg of configs)
+        for (const rows of [1, 4]) {
+          const shape = gemvShape(rows, m, k, false);
+          const entry = { ...shape, ...cfg, us: 1, cublasltUs: 2 };
+          g.linears.gemvTable = {
+            device: g.ctx.drv.info.name,
+            smCount: g.ctx.drv.info.smCount,
+            measured: 'test',
+            entries: [entry],
+          };
+          const what = `${JSON.stringify(cfg)}, ${rows} rows`;
+          const { step } = decodeStep(g, rows);
+          const x = upload(g, [rows, k], randomValues(rows * k, seed++, 1, 'bf16'));
+          const [fusedKv, composedKv] = g.allocKvCache(kvSpec) as [LayerKvCache, LayerKvCache];
+          let fused: Tensor[] = [];
+          const launches = requestsOf(g, GEMV_ROPE, () => {
+            fused = g.qkvRopeWriteKv(x, w, b, heads, rope, fusedKv, step);
+          });
+          assert.equal(launches, 1, `${what}: the fused launch`);
+          const composed = composedQkvRopeWriteKv(g, x, w, b, heads, rope, composedKv, step);
+          ['q', 'k', 'v'].forEach((name, i) =>
+            assertSame(g.toHost(fused[i]!), g.toHost(composed[i]!), `${what}: ${name}`),
+          );
+          for (const side of ['k', 'v'] as const)
+            assertSame(g.toHost(kvOf(fusedKv)[side]), g.toHost(kvOf(composedKv)[side]), `${what}: ${side} cache`);
+          g.releaseKvCaches();
+        }
+    } finally {
+      g.linears.gemvTable = table;
+    }
+  });
 
   test('where it does not apply (rows past the GEMV, a quantized cache, a head norm) the composition runs', {
     skip,
