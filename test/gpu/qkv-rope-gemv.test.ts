@@ -211,9 +211,8 @@ describe('the q/k/v GEMV with RoPE and the KV cache write (gemv.cu ROPE build)',
           });
           assert.equal(launches, 1, `${what}: the fused launch`);
           const composed = composedQkvRopeWriteKv(g, x, w, b, heads, rope, composedKv, step);
-          ['q', 'k', 'v'].forEach((name, i) =>
-            assertSame(g.toHost(fused[i]!), g.toHost(composed[i]!), `${what}: ${name}`),
-          );
+          for (const [i, name] of ['q', 'k', 'v'].entries())
+            assertSame(g.toHost(fused[i]!), g.toHost(composed[i]!), `${what}: ${name}`);
           for (const side of ['k', 'v'] as const)
             assertSame(g.toHost(kvOf(fusedKv)[side]), g.toHost(kvOf(composedKv)[side]), `${what}: ${side} cache`);
           g.releaseKvCaches();
