@@ -1,5 +1,4 @@
-import type { Backend, LayerKvCache, QkvHeads, StepContext, Tensor } from './backend.ts';
-import type { HeadNorm, RopeSpec } from './rope-spec.ts';
+import type { Backend, Tensor } from './backend.ts';
 
 /**
  * `Backend.qkvRopeWriteKv` as the ops it stands for: the packed projection, its split into q, k and v, then
@@ -7,14 +6,7 @@ import type { HeadNorm, RopeSpec } from './rope-spec.ts';
  */
 export function composedQkvRopeWriteKv(
   b: Backend,
-  x: Tensor,
-  weight: Tensor,
-  bias: Tensor | undefined,
-  heads: QkvHeads,
-  rope: RopeSpec,
-  cache: LayerKvCache,
-  step: StepContext,
-  norm?: HeadNorm,
+  ...[x, weight, bias, heads, rope, cache, step, norm]: Parameters<Backend['qkvRopeWriteKv']>
 ): [Tensor, Tensor, Tensor] {
   const kvDim = heads.numKvHeads * heads.headDim;
   const [q, k, v] = b.splitColumns(b.linear(x, weight, bias), [heads.numHeads * heads.headDim, kvDim, kvDim]);

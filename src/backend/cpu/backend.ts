@@ -8,7 +8,6 @@ import type {
   KvCacheSpec,
   LayerKvCache,
   PoolingMode,
-  QkvHeads,
   StepContext,
   Tensor,
 } from '../backend.ts';
@@ -225,17 +224,8 @@ export class CpuBackend implements Backend {
     this.writeKv(k, v, cache, step);
   }
 
-  qkvRopeWriteKv(
-    x: Tensor,
-    weight: Tensor,
-    bias: Tensor | undefined,
-    heads: QkvHeads,
-    rope: RopeSpec,
-    cache: LayerKvCache,
-    step: StepContext,
-    norm?: HeadNorm,
-  ): [Tensor, Tensor, Tensor] {
-    return composedQkvRopeWriteKv(this, x, weight, bias, heads, rope, cache, step, norm);
+  qkvRopeWriteKv(...args: Parameters<Backend['qkvRopeWriteKv']>): [Tensor, Tensor, Tensor] {
+    return composedQkvRopeWriteKv(this, ...args);
   }
 
   attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {

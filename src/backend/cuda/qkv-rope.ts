@@ -1,5 +1,5 @@
-import type { LayerKvCache, QkvHeads, StepContext, Tensor } from '../backend.ts';
-import type { HeadNorm, RopeSpec } from '../rope-spec.ts';
+import type { Backend, QkvHeads, Tensor } from '../backend.ts';
+import type { HeadNorm } from '../rope-spec.ts';
 import { type CudaContext, stepOf } from './context.ts';
 import { type GemvConfig, type GemvShape, gemvBlocks, gemvShape, pickGemvConfig } from './gemv-config.ts';
 import { declareKernel } from './kernel.ts';
@@ -52,14 +52,7 @@ export class CudaQkvRope {
 
   /** Backend.qkvRopeWriteKv in one launch, or null where `fuses` says the composition must run. */
   tryFused(
-    x: Tensor,
-    weight: Tensor,
-    bias: Tensor | undefined,
-    heads: QkvHeads,
-    rope: RopeSpec,
-    cache: LayerKvCache,
-    step: StepContext,
-    norm?: HeadNorm,
+    ...[x, weight, bias, heads, rope, cache, step, norm]: Parameters<Backend['qkvRopeWriteKv']>
   ): [Tensor, Tensor, Tensor] | null {
     const xt = this.ctx.own(x);
     const kv = kvOf(cache);
