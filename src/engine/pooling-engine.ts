@@ -287,9 +287,15 @@ export class PoolingEngine implements EngineApi {
       // The oldest step's end, or a request that can start beside it, or the moment the next step is due.
       const room = inFlight.length < depth;
       const arrival = room ? new Promise<null>((resolve) => (this.wake = () => resolve(null))) : null;
-      const wait = room && this.waiting.length > 0 ? this.pacer.delay(performance.now()) : 0;
+      // Armed whenever a request waits, even at a delay of 0: time passes between fill()'s check and this one, and a
+      // step that became due in between must not wait for the oldest step's end.
       let timer: NodeJS.Timeout | undefined;
-      const dueAt = wait > 0 ? new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), wait))) : null;
+      const dueAt =
+        room && this.waiting.length > 0
+          ? new Promise<null>(
+              (resolve) => (timer = setTimeout(() => resolve(null), this.pacer.delay(performance.now()))),
+            )
+          : null;
       const outcome = await Promise.race([oldest.outcome, ...(arrival ? [arrival] : []), ...(dueAt ? [dueAt] : [])]);
       clearTimeout(timer);
       this.wake = null;
