@@ -2,8 +2,9 @@
 # A whole device lease (about 30 minutes) in calls of at most 9.5 minutes, most important first. Every GPU test file
 # passed on an H100 on 2026-12-06 (seventh lease, part 18 then 7: 28 files, 0 failures; the 256-wide fixtures' call
 # too). Since then: rope.cu and norm.cu changed (part 20 ran their tests: all pass but rope-head-norm's new head size
-# 512 against the separate norm launch in f32/f16, a test limit now fixed), and the q/k/v GEMV took over RoPE and the
-# cache write for decode rows (merged without a GPU): run part 21 first. Next, in order:
+# 512 against the separate norm launch in f32/f16, a test limit now fixed). The q/k/v GEMV that takes over RoPE and the
+# cache write for decode rows waits on the branch rope-gemv-pending (never run on a GPU, so kept off main): merge it,
+# run part 21 first, and revert the merge if qkv-rope-gemv or a model test fails. Next, in order:
 # on an H200 (the issues' targets are an H200's, and gemv-table.json has no H200 table, so every shape there takes the
 # rule): `bench/gemv-sweep.ts --batches 1,4 --write-table src/backend/cuda/gemv-table.json` and again with `--models
 # bench/configs/phi4-mini,test/fixtures/configs/gemma-2-9b,bench/configs/qwen3-30b-a3b --batches 1` (commit the
@@ -254,10 +255,10 @@ case ${1:-1} in
   stage latency-after 45 env MODES=1 THROUGHPUT= SHAPES="$SHAPES3" bench/async-device.sh
   ;;
 21)
-  # The q/k/v GEMV with RoPE and the cache write as its epilogue (gemv.cu's ROPE build, merged without a GPU): its test
-  # (bit for bit the composition), the files it touches, then batch-1 on three shapes against the tree before it
-  # (.base: `mkdir .base && git archive a0db306 src bin package.json tsconfig.json | tar x -C .base`, untracked so
-  # it travels), interleaved. If qkv-rope-gemv fails, revert the merge (d7a1a03) before anything else.
+  # The q/k/v GEMV with RoPE and the cache write as its epilogue (gemv.cu's ROPE build, on the branch rope-gemv-pending:
+  # merge it first): its test (bit for bit the composition), the files it touches, then batch-1 on three shapes against
+  # the tree before the merge (.base: `mkdir .base && git archive <main before the merge> src bin package.json
+  # tsconfig.json | tar x -C .base`, untracked so it travels), interleaved. If qkv-rope-gemv fails, revert the merge.
   FIRST="test/gpu/qkv-rope-gemv.test.ts test/gpu/rope-head-norm.test.ts test/gpu/cuda-models.test.ts \
     test/gpu/tensor-parallel.test.ts test/gpu/cuda-engine.test.ts test/gpu/sandwich-norm.test.ts"
   stage first-tests 200 bash -c "for f in $FIRST; do echo \"| \$f |\"; $GPU_TEST \$f 2>&1 | grep -E '^ℹ (pass|fail)|✖' | head -8; done"
