@@ -4,6 +4,7 @@ import { UserError } from '../util/errors.ts';
 import { textModelConfig } from './config-defaults.ts';
 import { ggufConfigJson, ggufGenerationJson, isGgufPath } from './gguf/files.ts';
 import { withNomicBertKeys } from './nomic-bert-config.ts';
+import { withQwen3RerankerKeys } from './qwen3-reranker.ts';
 
 /** rope_scaling / rope_parameters as the model ships them, with the type under one name. */
 export interface RopeScaling {
@@ -156,7 +157,7 @@ export function loadModelConfig(dir: string): ModelConfig {
   if (!existsSync(path)) {
     throw new UserError(`${path}: file not found (expected a Hugging Face model folder with config.json)`);
   }
-  return parseModelConfig(readJson(path), path);
+  return parseModelConfig(withQwen3RerankerKeys(readJson(path), dir), path);
 }
 
 export function loadGenerationConfig(dir: string, model: ModelConfig): GenerationConfig {

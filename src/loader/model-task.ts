@@ -13,10 +13,14 @@ const BERT_SCORE = [
 ];
 const BERT_TYPES = ['bert', 'xlm-roberta', 'roberta'];
 
-/** Decoders that embed with causal attention and last-token pooling (Qwen3-Embedding, e5-mistral). */
+/**
+ * Decoders that pool with causal attention from the last token: embedders (Qwen3-Embedding, e5-mistral) and
+ * Qwen3-Reranker (qwen3-reranker.ts), converted or not.
+ */
 export const POOLING_DECODERS = [
   'Qwen3Model',
   'Qwen3ForCausalLM',
+  'Qwen3ForSequenceClassification',
   'LlamaModel',
   'LlamaForCausalLM',
   'MistralModel',
@@ -30,12 +34,12 @@ export const isPoolingDecoder = (architecture: string): architecture is PoolingD
 /**
  * The task of a model folder: a sequence classifier scores, a bare encoder or decoder (`BertModel`, `Qwen3Model`)
  * embeds, and so does a causal LM shipped as a sentence-transformers model (modules.json, as Qwen3-Embedding is);
- * everything else generates. A GGUF file says it pools by its pooling type (gguf/config.ts): rank scores, the
- * others embed.
+ * everything else generates. A GGUF file says it pools by its pooling type (gguf/config.ts), and a Qwen3-Reranker
+ * folder is given rank pooling as its GGUF would be (qwen3-reranker.ts): rank scores, the others embed.
  */
 export function modelTask(dir: string, cfg: ModelConfig): ModelTask {
-  const gguf = cfg.raw.gguf_pooling_type;
-  if (gguf !== undefined) return gguf === 'rank' ? 'score' : 'embed';
+  const pooling = cfg.raw.pagoda_pooling_type;
+  if (pooling !== undefined) return pooling === 'rank' ? 'score' : 'embed';
   const a = cfg.architecture;
   if (BERT_SCORE.includes(a)) return 'score';
   if (BERT_EMBED.includes(a) || (!a && BERT_TYPES.includes(cfg.modelType))) return 'embed';

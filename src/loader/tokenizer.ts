@@ -17,6 +17,8 @@ export interface TextTokenizer {
    */
   encodePair?(first: string, second: string): { ids: number[]; typeIds: number[] };
   decode(ids: readonly number[], opts?: { skipSpecialTokens?: boolean }): string;
+  /** The id of a vocabulary entry (a token's own text, e.g. "yes" or "Ġyes"); null when there is none. */
+  tokenId?(token: string): number | null;
   readonly vocabSize: number;
   readonly bosTokenId: number | null;
   readonly eosTokenIds: readonly number[];
@@ -107,6 +109,10 @@ class HfTokenizer implements TextTokenizer {
     const ids = this.tok.encode(text, { add_special_tokens: false }).ids;
     const { bos, eos } = this.explicitSpecials;
     return [...(bos === null ? [] : [bos]), ...ids, ...(eos === null ? [] : [eos])];
+  }
+
+  tokenId(token: string): number | null {
+    return this.tok.token_to_id(token) ?? null;
   }
 
   encodePair(first: string, second: string): { ids: number[]; typeIds: number[] } {

@@ -5,9 +5,11 @@ import { ggufHeader, isGgufPath } from '../loader/gguf/files.ts';
 import { GgufWeightSource } from '../loader/gguf/weights.ts';
 import { loadModelConfig, type ModelConfig } from '../loader/hf-config.ts';
 import { isPoolingDecoder, modelTask, type PoolingDecoder } from '../loader/model-task.ts';
+import { QWEN3_RERANK_TOKENS } from '../loader/qwen3-reranker.ts';
 import type { WeightSource } from '../loader/safetensors.ts';
 import { readSentenceTransformers, type SentenceTransformersConfig } from '../loader/sentence-transformers.ts';
-import { toFloat32 } from '../primitives/host-tensor.ts';
+import { loadTokenizer } from '../loader/tokenizer.ts';
+import { hostRows, toFloat32 } from '../primitives/host-tensor.ts';
 import type { PoolingMode } from '../primitives/pooling.ts';
 import { UserError } from '../util/errors.ts';
 import { bertRoot, buildBertEncoder, isRoberta } from './bert.ts';
@@ -21,6 +23,7 @@ const PLAIN: LlamaOptions = { qkvBias: false, qkNorm: false };
 const DECODERS: Record<PoolingDecoder, LlamaOptions> = {
   Qwen3Model: { qkvBias: false, qkNorm: true },
   Qwen3ForCausalLM: { qkvBias: false, qkNorm: true },
+  Qwen3ForSequenceClassification: { qkvBias: false, qkNorm: true },
   LlamaModel: PLAIN,
   LlamaForCausalLM: PLAIN,
   MistralModel: PLAIN,
@@ -60,13 +63,13 @@ export function loadPoolingModel(dir: string, backend: Backend, opts: { dummy?: 
     const w = source ? new ModelWeights(source, backend, dir) : dummyWeights(dir, backend);
     const decoder = isPoolingDecoder(cfg.architecture) ? DECODERS[cfg.architecture] : undefined;
     // Refused before any weight reaches the device.
-    if (task === 'score' && decoder) checkDecoderReranker(dir, cfg, source);
+    const head =
+      task === 'score' && decoder
+        ? decoderRerankHead(dir, cfg, w, source ? (gguf ? 'gguf' : 'folder') : 'dummy')
+        : null;
     const encoder: Encoder = decoder ? buildLlamaEncoder(decoder, cfg, w, backend) : buildBertEncoder(cfg, w, backend);
-    if (task === 'score' && decoder) {
-      return {
-        model: new RerankerModel(encoder, 'last', undefined, yesMinusNo(w, backend, cfg.hiddenSize)),
-        sentenceTransformers: st,
-      };
+    if (head) {
+      return { model: new RerankerModel(encoder, 'last', undefined, head(backend)), sentenceTransformers: st };
     }
     if (task === 'score' && gguf && source && !w.has('pooler.dense.weight')) {
       throw new UserError(
@@ -75,7 +78,7 @@ export function loadPoolingModel(dir: string, backend: Backend, opts: { dummy?: 
     }
     if (task === 'score') return { model: crossEncoder(encoder, cfg, w), sentenceTransformers: st };
     // A GGUF's pooling type (none: the architecture's default), normalized as llama.cpp's embeddings are by default.
-    const named = GGUF_POOLED[String(cfg.raw.gguf_pooling_type)];
+    const named = GGUF_POOLED[String(cfg.raw.pagoda_pooling_type)];
     const pooling = st?.pooling ?? named ?? (decoder ? 'last' : 'cls');
     return { model: new EmbeddingModel(encoder, pooling, st ? st.normalize : true), sentenceTransformers: st };
   } finally {
@@ -97,34 +100,77 @@ function openWeights(dir: string, cfg: ModelConfig, backend: Backend): WeightSou
 }
 
 /**
- * What the decoder reranker needs, as llama.cpp's converter writes a Qwen3-Reranker: a qwen3 stack, the rerank template
- * with both placeholders (the text a query and document become) and `cls.output` as the LM head's "yes" and "no" rows.
+ * A decoder reranker's head, checked before any weight reaches the device (built by the returned function): a qwen3
+ * stack whose relevance logit is the LM head's "yes" row less its "no" row at the last token. A rank GGUF carries the
+ * two rows as `cls.output` (read as `score`) and its rerank template; a folder converted to
+ * Qwen3ForSequenceClassification has their difference as its one-row `score`; an unconverted Qwen3-Reranker folder
+ * has them in its LM head (or tied embeddings), at the vocabulary's ids of "yes" and "no". Dummy weights: a one-row
+ * `score` like the rest.
  */
-function checkDecoderReranker(dir: string, cfg: ModelConfig, source: WeightSource | null): void {
+function decoderRerankHead(
+  dir: string,
+  cfg: ModelConfig,
+  w: ModelWeights,
+  from: 'gguf' | 'folder' | 'dummy',
+): (backend: Backend) => Linear {
   // llama.cpp takes the last token and the softmax for qwen3 alone; other decoders rank from the first token, raw.
   if (cfg.modelType !== 'qwen3') {
     throw new UserError(
       `${dir}: a reranking GGUF of a ${cfg.modelType} decoder is not supported (decoder rerankers: qwen3)`,
     );
   }
-  const template = cfg.raw.gguf_rerank_template;
-  if (typeof template !== 'string' || !template.includes('{query}') || !template.includes('{document}')) {
-    throw new UserError(
-      `${dir}: a decoder reranking GGUF needs tokenizer.chat_template.rerank with {query} and {document} (the text a pair becomes); this file has ${typeof template === 'string' ? 'one without them' : 'none'}`,
-    );
+  const H = cfg.hiddenSize;
+  if (from === 'dummy') return () => ({ weight: w.load('score.weight', [1, H]) });
+  if (from === 'gguf') {
+    const template = cfg.raw.pagoda_rerank_template;
+    if (typeof template !== 'string' || !template.includes('{query}') || !template.includes('{document}')) {
+      throw new UserError(
+        `${dir}: a decoder reranking GGUF needs tokenizer.chat_template.rerank with {query} and {document} (the text a pair becomes); this file has ${typeof template === 'string' ? 'one without them' : 'none'}`,
+      );
+    }
+    const shape = w.storedShape('score.weight');
+    if (shape?.length !== 2 || shape[0] !== 2 || shape[1] !== H) {
+      throw new UserError(
+        `${dir}: a decoder reranking GGUF needs cls.output.weight as 2 rows ("yes", "no") of ${H}; this file has ${shape ? `[${shape.join(', ')}]` : 'none'}`,
+      );
+    }
+    const rows = toFloat32(w.host('score.weight', [2, H]));
+    const bias = w.has('score.bias') ? toFloat32(w.host('score.bias', [2])) : undefined;
+    return (backend) => yesMinusNo(backend, rows.subarray(0, H), rows.subarray(H), bias);
   }
-  if (!source) return;
-  const shape = source.has('score.weight') ? source.get('score.weight').shape : undefined;
-  if (shape?.length !== 2 || shape[0] !== 2 || shape[1] !== cfg.hiddenSize) {
-    throw new UserError(
-      `${dir}: a decoder reranking GGUF needs cls.output.weight as 2 rows ("yes", "no") of ${cfg.hiddenSize}; this file has ${shape ? `[${shape.join(', ')}]` : 'none'}`,
-    );
+  if (cfg.architecture === 'Qwen3ForSequenceClassification') {
+    const labels = labelCount(cfg);
+    const shape = w.storedShape('score.weight');
+    if (labels !== 1 || shape?.length !== 2 || shape[0] !== 1 || shape[1] !== H) {
+      throw new UserError(
+        `${join(dir, 'config.json')}: a Qwen3ForSequenceClassification reranker has one label and score.weight [1, ${H}]; this one has ${labels} label(s) and ${shape ? `[${shape.join(', ')}]` : 'no score.weight'}`,
+      );
+    }
+    return () => ({ weight: w.load('score.weight', [1, H]) });
   }
+  const tokenizer = loadTokenizer(dir);
+  const [yes, no] = QWEN3_RERANK_TOKENS.map((token) => {
+    const id = tokenizer.tokenId?.(token) ?? null;
+    if (id === null || id >= cfg.vocabSize) {
+      throw new UserError(
+        `${join(dir, 'tokenizer.json')}: a Qwen3-Reranker needs "${token}" in its vocabulary (the LM head's "yes" and "no" rows are its head); ${id === null ? 'it has none' : `its id ${id} is past the LM head's ${cfg.vocabSize} rows`}`,
+      );
+    }
+    return id;
+  });
+  const lmHead = w.has('lm_head.weight') || !cfg.tieWordEmbeddings ? 'lm_head.weight' : 'model.embed_tokens.weight';
+  const [yesRow, noRow] = hostRows(w.host(lmHead, [cfg.vocabSize, H]), [yes!, no!]);
+  return (backend) => yesMinusNo(backend, yesRow!, noRow!);
+}
+
+/** A sequence classifier's label count: id2label's, or num_labels (transformers' default 2). */
+function labelCount(cfg: ModelConfig): number {
+  return cfg.raw.id2label ? Object.keys(cfg.raw.id2label as object).length : Number(cfg.raw.num_labels ?? 2);
 }
 
 /** The classification head of a one-label sequence classifier (BERT's pooler + classifier, RoBERTa's head). */
 function crossEncoder(encoder: Encoder, cfg: ModelConfig, w: ModelWeights): RerankerModel {
-  const labels = cfg.raw.id2label ? Object.keys(cfg.raw.id2label as object).length : Number(cfg.raw.num_labels ?? 2);
+  const labels = labelCount(cfg);
   if (labels !== 1) {
     throw new UserError(`config.json: ${labels} labels; a reranker (cross-encoder) has one (id2label / num_labels)`);
   }
@@ -140,17 +186,15 @@ function crossEncoder(encoder: Encoder, cfg: ModelConfig, w: ModelWeights): Rera
 
 /**
  * A decoder reranker's head as one logit: llama.cpp's score, the first of softmax(yes, no), is sigmoid(yes - no), so
- * `cls.output`'s "no" row is taken from its "yes" row at load (in float32), and the difference is computed and rounded
- * once on the device rather than as two large logits rounded to the storage type and then subtracted.
+ * the "no" row is taken from the "yes" row at load (in float32), and the difference is computed and rounded once on the
+ * device rather than as two large logits rounded to the storage type and then subtracted.
  */
-function yesMinusNo(w: ModelWeights, backend: Backend, hidden: number): Linear {
-  const rows = toFloat32(w.host('score.weight', [2, hidden]));
-  const weight = rows.subarray(0, hidden).map((yes, i) => yes - rows[hidden + i]!);
+function yesMinusNo(backend: Backend, yes: Float32Array, no: Float32Array, bias?: Float32Array): Linear {
+  const weight = yes.map((y, i) => y - no[i]!);
   const f32 = (name: string, shape: number[], v: Float32Array): Tensor =>
     backend.loadWeight({ name, shape, dtype: 'f32', bytes: new Uint8Array(v.buffer, v.byteOffset, v.byteLength) });
-  const bias = w.has('score.bias') ? toFloat32(w.host('score.bias', [2])) : undefined;
   return {
-    weight: f32('score.weight', [1, hidden], weight),
+    weight: f32('score.weight', [1, yes.length], weight),
     bias: bias && f32('score.bias', [1], Float32Array.of(bias[0]! - bias[1]!)),
   };
 }

@@ -33,6 +33,11 @@ export class ModelWeights {
     return this.source.has(name);
   }
 
+  /** A stored tensor's shape, unchecked (for errors that say what a file has); undefined when it has none. */
+  storedShape(name: string): readonly number[] | undefined {
+    return this.has(name) ? this.source.get(name).shape : undefined;
+  }
+
   /** The stored tensor, which must have exactly `shape` (the on-disk layout, before any transpose). */
   host(name: string, shape: readonly number[]): HostTensor {
     if (!this.source.has(name)) {

@@ -62,6 +62,23 @@ export function toFloat32(t: HostTensor, out?: Float32Array): Float32Array {
 }
 
 /**
+ * Rows of a 2-D float tensor as float32, reading only their bytes (a lazy tensor's from disk): two rows of a 150k-row
+ * LM head without the whole matrix in memory.
+ */
+export function hostRows(t: HostTensor, rows: readonly number[]): Float32Array[] {
+  if (t.dtype !== 'f32' && t.dtype !== 'f16' && t.dtype !== 'bf16') {
+    throw new Error(`${t.name}: rows of a ${t.dtype} tensor (expected f32, f16 or bf16)`);
+  }
+  const cols = t.shape[1]!;
+  const rowBytes = cols * (t.dtype === 'f32' ? 4 : 2);
+  return rows.map((r) => {
+    const bytes = new Uint8Array(rowBytes);
+    readHostBytes(t, bytes, r * rowBytes);
+    return toFloat32({ name: t.name, shape: [cols], dtype: t.dtype, bytes });
+  });
+}
+
+/**
  * Stored 16-bit floats into f32 values: bf16 by shifts (exact), two values per 32-bit load where the source is
  * 4-byte aligned (int32 arithmetic throughout, about 30% faster in V8 than a value at a time); f16 by table lookup.
  */

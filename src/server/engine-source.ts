@@ -156,7 +156,7 @@ export function servedPoolingModel(loaded: LoadedPoolingEngine): LoadedModel {
       doLowerCase: st?.doLowerCase ?? false,
       includePrompt: st?.includePrompt ?? true,
       pairTypes: Number(raw.type_vocab_size ?? 2) > 1,
-      rerankTemplate: typeof raw.gguf_rerank_template === 'string' ? raw.gguf_rerank_template : null,
+      rerankTemplate: typeof raw.pagoda_rerank_template === 'string' ? raw.pagoda_rerank_template : null,
       matryoshka: Array.isArray(dims) ? dims.filter((d) => typeof d === 'number') : raw.is_matryoshka === true,
     },
   };

@@ -7,6 +7,7 @@ import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { loadPoolingEngine } from '../../src/engine/pooling-load.ts';
 import { convertToGguf } from '../../src/loader/gguf/convert.ts';
 import { quantizeToGguf } from '../../src/loader/gguf/quantize.ts';
+import { QWEN3_RERANK_TEMPLATE } from '../../src/loader/qwen3-reranker.ts';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadPoolingModel } from '../../src/models/pooling-load.ts';
 import { parseQuantization } from '../../src/primitives/quant/mix.ts';
@@ -15,7 +16,7 @@ import { modelFixture } from '../helpers/fixtures.ts';
 import { gpuSkip } from '../helpers/gpu.ts';
 import { writeTinyNomicBert } from '../helpers/nomic-bert-gguf.ts';
 import { maxAbsDiff } from '../helpers/paged-session.ts';
-import { QWEN3_RERANK_TEMPLATE, writeQwen3Reranker } from '../helpers/qwen3-reranker-gguf.ts';
+import { writeQwen3Reranker } from '../helpers/qwen3-reranker-gguf.ts';
 
 const skip = gpuSkip();
 const tmp = mkdtempSync(join(tmpdir(), 'pagoda-cuda-gguf-pooling-'));

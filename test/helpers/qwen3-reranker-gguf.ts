@@ -3,13 +3,6 @@ import { type GgufValue, gguf } from '../../src/loader/gguf/format.ts';
 import { type GgufTensorOut, writeGguf } from '../../src/loader/gguf/write.ts';
 import { toFloat32 } from '../../src/primitives/host-tensor.ts';
 
-/** The rerank template llama.cpp's converter writes for a Qwen3-Reranker (`tokenizer.chat_template.rerank`). */
-export const QWEN3_RERANK_TEMPLATE =
-  '<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct provided. ' +
-  'Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n<Instruct>: Given a web search query, ' +
-  'retrieve relevant passages that answer the query\n<Query>: {query}\n<Document>: {document}<|im_end|>\n' +
-  '<|im_start|>assistant\n<think>\n\n</think>\n\n';
-
 export interface RerankerGgufOptions {
   /** `tokenizer.chat_template.rerank`; null: none written. */
   template: string | null;

@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { convertToGguf } from '../../src/loader/gguf/convert.ts';
 import { ggufHeader } from '../../src/loader/gguf/files.ts';
+import { QWEN3_RERANK_TEMPLATE } from '../../src/loader/qwen3-reranker.ts';
 import { loadTokenizer, type TextTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadPoolingModel } from '../../src/models/pooling-load.ts';
 import { toFloat32 } from '../../src/primitives/host-tensor.ts';
@@ -14,7 +15,7 @@ import { resolveServeConfig } from '../../src/server/config.ts';
 import { EngineModelSource } from '../../src/server/engine-source.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { cpuLlamaForTests, llamaCppLogits } from '../helpers/llama-cpp.ts';
-import { QWEN3_RERANK_TEMPLATE, writeQwen3Reranker } from '../helpers/qwen3-reranker-gguf.ts';
+import { writeQwen3Reranker } from '../helpers/qwen3-reranker-gguf.ts';
 import { request, startTestServer } from '../server/harness.ts';
 
 const fixture = modelFixture('tiny-qwen3');

@@ -231,13 +231,13 @@ export function hfConfigFromGguf(view: GgufMetadataView): Record<string, unknown
   };
   // Not a transformers key: what pooling-load.ts reads for a GGUF's task and pooling (config.json has modules.json).
   const pooling = poolingType(m);
-  if (pooling) config.gguf_pooling_type = pooling;
+  if (pooling) config.pagoda_pooling_type = pooling;
   if (pooling === 'rank') {
     const labels = view.value(`${arch}.classifier.output_labels`);
     config.num_labels = Array.isArray(labels) ? labels.length : 1;
     // A decoder reranker's input: this text with {query} and {document} filled in (llama.cpp's rerank template).
     const template = view.value('tokenizer.chat_template.rerank');
-    if (typeof template === 'string') config.gguf_rerank_template = template;
+    if (typeof template === 'string') config.pagoda_rerank_template = template;
   }
   if (arch === 'gpt2') config.n_positions = config.max_position_embeddings;
   return config;

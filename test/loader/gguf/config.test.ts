@@ -155,7 +155,7 @@ test('nomic-bert maps to NomicBertModel: rope base, LayerNorm epsilon, token typ
     [c.architecture, c.modelType, c.ropeTheta, c.normEps, c.partialRotaryFactor, c.hiddenAct, c.raw.type_vocab_size],
     ['NomicBertModel', 'nomic_bert', 1000, 1e-12, 1, 'swiglu', 2],
   );
-  assert.equal(c.raw.gguf_pooling_type, 'mean');
+  assert.equal(c.raw.pagoda_pooling_type, 'mean');
   assert.throws(
     () => hfConfigFromGguf(view(common('nomic-bert-moe'))),
     /^UserError: x\.gguf: GGUF architecture "nomic-bert-moe" is not supported \(supported: .*nomic-bert\)$/,
@@ -165,11 +165,11 @@ test('nomic-bert maps to NomicBertModel: rope base, LayerNorm epsilon, token typ
 test("{arch}.pooling_type names the pooling (llama.cpp's numbers); a number past rank is refused", () => {
   const names = [0, 1, 2, 3, 4].map((n) => hfConfigFromGguf(view(common('bert', { 'bert.pooling_type': n }))));
   assert.deepEqual(
-    names.map((c) => c.gguf_pooling_type),
+    names.map((c) => c.pagoda_pooling_type),
     ['none', 'mean', 'cls', 'last', 'rank'],
   );
-  assert.equal(hfConfigFromGguf(view(common('qwen3', { 'qwen3.pooling_type': 3 }))).gguf_pooling_type, 'last');
-  assert.equal(hfConfigFromGguf(view(common('qwen3'))).gguf_pooling_type, undefined);
+  assert.equal(hfConfigFromGguf(view(common('qwen3', { 'qwen3.pooling_type': 3 }))).pagoda_pooling_type, 'last');
+  assert.equal(hfConfigFromGguf(view(common('qwen3'))).pagoda_pooling_type, undefined);
   assert.throws(
     () => hfConfigFromGguf(view(common('bert', { 'bert.pooling_type': 7 }))),
     /x\.gguf: metadata bert\.pooling_type is 7 \(expected 0 none/,
