@@ -1,5 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { hostRows } from '../primitives/host-tensor.ts';
+import { UserError } from '../util/errors.ts';
+import type { ModelConfig } from './hf-config.ts';
+import type { WeightSource } from './safetensors.ts';
+import { loadTokenizer } from './tokenizer.ts';
 
 /**
  * Qwen3-Reranker's input for a query and a document, as Qwen's model card builds it (the default instruction) and as
@@ -38,4 +43,31 @@ export function isQwen3Reranker(dir: string, raw: Record<string, unknown>): bool
 export function withQwen3RerankerKeys(raw: Record<string, unknown>, dir: string): Record<string, unknown> {
   if (!isQwen3Reranker(dir, raw)) return raw;
   return { ...raw, pagoda_pooling_type: 'rank', pagoda_rerank_template: QWEN3_RERANK_TEMPLATE };
+}
+
+/**
+ * An unconverted Qwen3-Reranker folder's head: its LM head's (or tied embeddings') rows at the vocabulary's "yes" and
+ * "no", as float32, read alone from disk. Refused in one line when the vocabulary lacks either.
+ */
+export function qwen3RerankRows(dir: string, cfg: ModelConfig, source: WeightSource): [Float32Array, Float32Array] {
+  const tokenizer = loadTokenizer(dir);
+  const ids = QWEN3_RERANK_TOKENS.map((token) => {
+    const id = tokenizer.tokenId?.(token) ?? null;
+    if (id === null || id >= cfg.vocabSize) {
+      throw new UserError(
+        `${join(dir, 'tokenizer.json')}: a Qwen3-Reranker needs "${token}" in its vocabulary (the LM head's "yes" and "no" rows are its head); ${id === null ? 'it has none' : `its id ${id} is past the LM head's ${cfg.vocabSize} rows`}`,
+      );
+    }
+    return id;
+  });
+  const name = source.has('lm_head.weight') || !cfg.tieWordEmbeddings ? 'lm_head.weight' : 'model.embed_tokens.weight';
+  if (!source.has(name)) throw new UserError(`${dir}: tensor ${name} is missing (a Qwen3-Reranker's head rows)`);
+  const head = source.get(name);
+  if (head.shape.length !== 2 || head.shape[0] !== cfg.vocabSize || head.shape[1] !== cfg.hiddenSize) {
+    throw new UserError(
+      `${dir}: tensor ${name} has shape [${head.shape.join(', ')}], expected [${cfg.vocabSize}, ${cfg.hiddenSize}] from config.json`,
+    );
+  }
+  const [yes, no] = hostRows(head, ids);
+  return [yes!, no!];
 }

@@ -5,11 +5,10 @@ import { ggufHeader, isGgufPath } from '../loader/gguf/files.ts';
 import { GgufWeightSource } from '../loader/gguf/weights.ts';
 import { loadModelConfig, type ModelConfig } from '../loader/hf-config.ts';
 import { isPoolingDecoder, modelTask, type PoolingDecoder } from '../loader/model-task.ts';
-import { QWEN3_RERANK_TOKENS } from '../loader/qwen3-reranker.ts';
+import { qwen3RerankRows } from '../loader/qwen3-reranker.ts';
 import type { WeightSource } from '../loader/safetensors.ts';
 import { readSentenceTransformers, type SentenceTransformersConfig } from '../loader/sentence-transformers.ts';
-import { loadTokenizer } from '../loader/tokenizer.ts';
-import { hostRows, toFloat32 } from '../primitives/host-tensor.ts';
+import { toFloat32 } from '../primitives/host-tensor.ts';
 import type { PoolingMode } from '../primitives/pooling.ts';
 import { UserError } from '../util/errors.ts';
 import { bertRoot, buildBertEncoder, isRoberta } from './bert.ts';
@@ -63,10 +62,7 @@ export function loadPoolingModel(dir: string, backend: Backend, opts: { dummy?: 
     const w = source ? new ModelWeights(source, backend, dir) : dummyWeights(dir, backend);
     const decoder = isPoolingDecoder(cfg.architecture) ? DECODERS[cfg.architecture] : undefined;
     // Refused before any weight reaches the device.
-    const head =
-      task === 'score' && decoder
-        ? decoderRerankHead(dir, cfg, w, source ? (gguf ? 'gguf' : 'folder') : 'dummy')
-        : null;
+    const head = task === 'score' && decoder ? decoderRerankHead(dir, cfg, w, source, gguf) : null;
     const encoder: Encoder = decoder ? buildLlamaEncoder(decoder, cfg, w, backend) : buildBertEncoder(cfg, w, backend);
     if (head) {
       return { model: new RerankerModel(encoder, 'last', undefined, head(backend)), sentenceTransformers: st };
@@ -111,7 +107,8 @@ function decoderRerankHead(
   dir: string,
   cfg: ModelConfig,
   w: ModelWeights,
-  from: 'gguf' | 'folder' | 'dummy',
+  source: WeightSource | null,
+  gguf: boolean,
 ): (backend: Backend) => Linear {
   // llama.cpp takes the last token and the softmax for qwen3 alone; other decoders rank from the first token, raw.
   if (cfg.modelType !== 'qwen3') {
@@ -120,8 +117,8 @@ function decoderRerankHead(
     );
   }
   const H = cfg.hiddenSize;
-  if (from === 'dummy') return () => ({ weight: w.load('score.weight', [1, H]) });
-  if (from === 'gguf') {
+  if (!source) return () => ({ weight: w.load('score.weight', [1, H]) });
+  if (gguf) {
     const template = cfg.raw.pagoda_rerank_template;
     if (typeof template !== 'string' || !template.includes('{query}') || !template.includes('{document}')) {
       throw new UserError(
@@ -148,19 +145,8 @@ function decoderRerankHead(
     }
     return () => ({ weight: w.load('score.weight', [1, H]) });
   }
-  const tokenizer = loadTokenizer(dir);
-  const [yes, no] = QWEN3_RERANK_TOKENS.map((token) => {
-    const id = tokenizer.tokenId?.(token) ?? null;
-    if (id === null || id >= cfg.vocabSize) {
-      throw new UserError(
-        `${join(dir, 'tokenizer.json')}: a Qwen3-Reranker needs "${token}" in its vocabulary (the LM head's "yes" and "no" rows are its head); ${id === null ? 'it has none' : `its id ${id} is past the LM head's ${cfg.vocabSize} rows`}`,
-      );
-    }
-    return id;
-  });
-  const lmHead = w.has('lm_head.weight') || !cfg.tieWordEmbeddings ? 'lm_head.weight' : 'model.embed_tokens.weight';
-  const [yesRow, noRow] = hostRows(w.host(lmHead, [cfg.vocabSize, H]), [yes!, no!]);
-  return (backend) => yesMinusNo(backend, yesRow!, noRow!);
+  const [yes, no] = qwen3RerankRows(dir, cfg, source);
+  return (backend) => yesMinusNo(backend, yes, no);
 }
 
 /** A sequence classifier's label count: id2label's, or num_labels (transformers' default 2). */

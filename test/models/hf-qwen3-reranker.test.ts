@@ -4,21 +4,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
+import { convertToGguf } from '../../src/loader/gguf/convert.ts';
+import { ggufHeader } from '../../src/loader/gguf/files.ts';
 import { loadModelConfig } from '../../src/loader/hf-config.ts';
 import { modelTask } from '../../src/loader/model-task.ts';
 import { QWEN3_RERANK_TEMPLATE } from '../../src/loader/qwen3-reranker.ts';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadPoolingModel } from '../../src/models/pooling-load.ts';
+import { toFloat32 } from '../../src/primitives/host-tensor.ts';
 import { buildPoolingBatch } from '../../src/runner/pooling-batch.ts';
 import { resolveServeConfig } from '../../src/server/config.ts';
 import { EngineModelSource } from '../../src/server/engine-source.ts';
 import { FolderVariants, readTensors, type Tensors } from '../helpers/bert-variants.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
+import { cpuLlamaForTests } from '../helpers/llama-cpp.ts';
 import { request, startTestServer } from '../server/harness.ts';
 
 const fixture = modelFixture('tiny-qwen3');
 const tmp = mkdtempSync(join(tmpdir(), 'pagoda-hf-qwen3-rerank-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
+const llama = cpuLlamaForTests();
 
 interface GoldenPrompt {
   input_ids: number[];
@@ -173,6 +178,60 @@ describe('Qwen3-Reranker from a Hugging Face folder', { skip: fixture.skip }, ()
           e.message,
         ),
     );
+  });
+
+  test("pagoda convert writes it as llama.cpp's converter does; llama.cpp ranks that file as pagoda scores the folder", async () => {
+    const file = join(tmp, 'tiny-qwen3-reranker.gguf');
+    convertToGguf(reranker, file, 'f32');
+    const header = ggufHeader(file);
+    const head = tensors.get('lm_head.weight')!;
+    const H = head.shape[1]!;
+    try {
+      assert.equal(header.value('qwen3.pooling_type'), 4, 'rank');
+      assert.deepEqual(header.value('qwen3.classifier.output_labels'), ['yes', 'no']);
+      assert.equal(header.value('tokenizer.chat_template.rerank'), QWEN3_RERANK_TEMPLATE);
+      assert.equal(header.tensors.has('output.weight'), false, 'the LM head is not written');
+      const cls = toFloat32(header.readTensor('cls.output.weight'));
+      assert.deepEqual(
+        cls,
+        Float32Array.of(...head.data.subarray(YES * H, (YES + 1) * H), ...head.data.subarray(NO * H, (NO + 1) * H)),
+      );
+    } finally {
+      header.close();
+    }
+    const ids = golden.map((p) => p.input_ids);
+    const fromFolder = logits(reranker, ids);
+    for (const [i, g] of logits(file, ids).entries()) assert.ok(Math.abs(g - fromFolder[i]!) < 1e-5, `prompt ${i}`);
+
+    // node-llama-cpp's ranking context tokenizes the template's pieces and the texts apart: pagoda scores those ids.
+    const tok = loadTokenizer(reranker);
+    const query = 'where does paged attention keep the kv cache';
+    const documents = [
+      'paged attention keeps kv blocks',
+      'the quick brown fox jumps',
+      'flash attention tiles the softmax',
+    ];
+    const [before, between, end] = QWEN3_RERANK_TEMPLATE.split(/\{query\}|\{document\}/) as [string, string, string];
+    const model = await llama().loadModel({ modelPath: file });
+    const ctx = await model.createRankingContext({ contextSize: 512, threads: 1 });
+    try {
+      const seqs = documents.map((d) =>
+        [before, query, between, d, end].flatMap((t) => {
+          const ours = tok.encode(t, { addSpecialTokens: false });
+          assert.deepEqual(model.tokenize(t, true), ours, JSON.stringify(t));
+          return ours;
+        }),
+      );
+      const ours = logits(reranker, seqs).map(sigmoid);
+      const theirs = await ctx.rankAll(query, documents);
+      // llama.cpp keeps K and V in F16 here; yes and no swapped would give 1 - p, another token an unrelated value.
+      for (const [i, p] of theirs.entries())
+        assert.ok(Math.abs(p - ours[i]!) < 5e-4, `document ${i}: ${p} vs ${ours[i]}`);
+      assert.ok(Math.max(...ours) - Math.min(...ours) > 1e-2, `${ours}`);
+    } finally {
+      await ctx.dispose();
+      await model.dispose();
+    }
   });
 
   test("/v1/rerank fills Qwen3-Reranker's template (as its GGUF's) and scores sigmoid(yes - no)", async () => {

@@ -9,6 +9,7 @@ import { openCheckpoint } from '../fp8-weights.ts';
 import { loadGenerationConfig, loadModelConfig, type ModelConfig, readJson } from '../hf-config.ts';
 import { modelTask } from '../model-task.ts';
 import { FP8_SCALE_TENSOR } from '../quantization-config.ts';
+import { QWEN3_RERANK_TEMPLATE, QWEN3_RERANK_TOKENS, qwen3RerankRows } from '../qwen3-reranker.ts';
 import { readSentenceTransformers } from '../sentence-transformers.ts';
 import { readTokenizerConfig } from '../tokenizer.ts';
 import { GGUF_POOLING, type GgufPooling } from './config.ts';
@@ -51,7 +52,16 @@ const POOLING_TYPE: Partial<Record<PoolingMode, GgufPooling>> = { mean: 'mean', 
 function poolingMetadata(dir: string, cfg: ModelConfig, arch: string): Map<string, GgufValue> {
   const task = modelTask(dir, cfg);
   if (task === 'generate') return new Map();
-  if (task === 'score') return new Map([[`${arch}.pooling_type`, gguf.u32(GGUF_POOLING.indexOf('rank'))]]);
+  const rank: [string, GgufValue] = [`${arch}.pooling_type`, gguf.u32(GGUF_POOLING.indexOf('rank'))];
+  if (task === 'score' && arch === 'qwen3') {
+    // As llama.cpp's converter writes a Qwen3-Reranker: its labels, and the text each pair becomes.
+    return new Map([
+      rank,
+      [`${arch}.classifier.output_labels`, gguf.array('string', [...QWEN3_RERANK_TOKENS])],
+      ['tokenizer.chat_template.rerank', gguf.str(QWEN3_RERANK_TEMPLATE)],
+    ]);
+  }
+  if (task === 'score') return new Map([rank]);
   const mode = readSentenceTransformers(dir, cfg.hiddenSize)?.pooling ?? (arch === 'bert' ? 'cls' : 'last');
   const pooling = POOLING_TYPE[mode];
   if (!pooling) throw new UserError(`${join(dir, 'modules.json')}: ${mode} pooling has no llama.cpp pooling type`);
@@ -179,12 +189,18 @@ export function convertToGguf(dir: string, out: string, type: DType): { tensors:
   // An FP8 checkpoint's weights are dequantized as they are read, then written in `type` like any other.
   const source = openCheckpoint(dir, cfg, 'f32').weights;
   try {
-    // A tied checkpoint may still carry lm_head.weight; llama.cpp reuses token_embd when output is absent.
-    const dropPooler = arch === 'bert' && modelTask(dir, cfg) !== 'score';
+    // A tied checkpoint may still carry lm_head.weight; llama.cpp reuses token_embd when output is absent. A
+    // Qwen3-Reranker's head is two of its rows (cls.output), so its LM head is not written either.
+    const task = modelTask(dir, cfg);
+    const dropPooler = arch === 'bert' && task !== 'score';
+    const reranker = arch === 'qwen3' && task === 'score';
     const names = source
       .names()
       .filter(
-        (n) => !notWeight(n) && !(dropPooler && POOLER.test(n)) && !(cfg.tieWordEmbeddings && n === 'lm_head.weight'),
+        (n) =>
+          !notWeight(n) &&
+          !(dropPooler && POOLER.test(n)) &&
+          !((cfg.tieWordEmbeddings || reranker) && n === 'lm_head.weight'),
       );
     const offset = positionOffset(cfg);
     const tensors: GgufTensorOut[] = names.map((n) => {
@@ -199,6 +215,15 @@ export function convertToGguf(dir: string, out: string, type: DType): { tensors:
       };
       return { ...p, shape: [rows - offset, cols], bytes };
     });
+    if (reranker) {
+      const rows = Float32Array.from(qwen3RerankRows(dir, cfg, source).flatMap((r) => [...r]));
+      tensors.push({
+        name: 'cls.output.weight',
+        shape: [QWEN3_RERANK_TOKENS.length, cfg.hiddenSize],
+        dtype: type,
+        bytes: () => encodeAs(rows, type),
+      });
+    }
     writeGguf(out, meta, tensors);
     return { tensors: tensors.length, arch };
   } finally {
