@@ -12,10 +12,12 @@ import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadPoolingModel } from '../../src/models/pooling-load.ts';
 import { parseQuantization } from '../../src/primitives/quant/mix.ts';
 import { buildPoolingBatch } from '../../src/runner/pooling-batch.ts';
+import { FolderVariants } from '../helpers/bert-variants.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { gpuSkip } from '../helpers/gpu.ts';
 import { writeTinyNomicBert } from '../helpers/nomic-bert-gguf.ts';
 import { maxAbsDiff } from '../helpers/paged-session.ts';
+import { qwen3RerankerFiles } from '../helpers/qwen3-reranker-folder.ts';
 import { writeQwen3Reranker } from '../helpers/qwen3-reranker-gguf.ts';
 
 const skip = gpuSkip();
@@ -149,33 +151,39 @@ for (const attentionBias of [false, true]) {
 }
 
 // A Qwen3-Reranker as llama.cpp's converter writes one (qwen3, rank pooling, cls.output of the LM head's "yes" and
-// "no" rows, the rerank template): the decoder's last token through the two rows on the device, one batched step,
-// against the CPU's float32 forward of the same file (which the CPU test holds to llama.cpp).
+// "no" rows, the rerank template), and as a Hugging Face folder (the LM head's rows read at load): the decoder's last
+// token through the two rows on the device, one batched step, against the CPU's float32 forward of the same model
+// (which the CPU tests hold to llama.cpp and to transformers).
 const qwen3 = modelFixture('tiny-qwen3');
-test('CUDA GGUF reranker: a tiny Qwen3-Reranker in float32 scores as the CPU does', {
+test('CUDA reranker: a tiny Qwen3-Reranker, GGUF and folder, in float32 scores as the CPU does', {
   skip: skip || qwen3.skip,
 }, async () => {
   const generating = join(tmp, 'tiny-qwen3-f32.gguf');
   convertToGguf(qwen3.path, generating, 'f32');
   const words = loadTokenizer(generating);
   const first = (t: string) => words.encode(t, { addSpecialTokens: false })[0]!;
-  const path = join(tmp, 'tiny-qwen3-reranker.gguf');
-  writeQwen3Reranker(generating, path, { template: QWEN3_RERANK_TEMPLATE, rows: [first('yes'), first('no')] });
+  const file = join(tmp, 'tiny-qwen3-reranker.gguf');
+  writeQwen3Reranker(generating, file, { template: QWEN3_RERANK_TEMPLATE, rows: [first('yes'), first('no')] });
+  const variants = new FolderVariants(qwen3.path);
+  const folder = variants.withFiles(qwen3RerankerFiles(qwen3.path));
   const docs = ['paged attention stores the kv cache in blocks', 'the quick brown fox', 'kv cache blocks are paged'];
   const ids = docs.map((d) =>
     words.encode(QWEN3_RERANK_TEMPLATE.replace('{query}', 'where is the kv cache').replace('{document}', d), {
       addSpecialTokens: false,
     }),
   );
-  const want = embedOnCpu(path, ids).map(([z]) => 1 / (1 + Math.exp(-z!)));
-  const loaded = await loadPoolingEngine(path, { device: 'cuda', dtype: 'float32', log: () => {} });
-  try {
-    assert.equal(loaded.task, 'score');
-    const rows = await loaded.engine.pool(ids.map((tokenIds) => ({ tokenIds })));
-    for (const [i, p] of want.entries()) {
-      assert.ok(Math.abs(rows[i]![0]! - p) < 1e-5, `document ${i}: CUDA ${rows[i]![0]}, CPU ${p}`);
+  for (const path of [file, folder]) {
+    const want = embedOnCpu(path, ids).map(([z]) => 1 / (1 + Math.exp(-z!)));
+    const loaded = await loadPoolingEngine(path, { device: 'cuda', dtype: 'float32', log: () => {} });
+    try {
+      assert.equal(loaded.task, 'score');
+      const rows = await loaded.engine.pool(ids.map((tokenIds) => ({ tokenIds })));
+      for (const [i, p] of want.entries()) {
+        assert.ok(Math.abs(rows[i]![0]! - p) < 1e-5, `${path} document ${i}: CUDA ${rows[i]![0]}, CPU ${p}`);
+      }
+    } finally {
+      await loaded.engine.shutdown();
     }
-  } finally {
-    await loaded.engine.shutdown();
   }
+  variants.cleanup();
 });

@@ -18,6 +18,7 @@ import { EngineModelSource } from '../../src/server/engine-source.ts';
 import { FolderVariants, readTensors, type Tensors } from '../helpers/bert-variants.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { cpuLlamaForTests } from '../helpers/llama-cpp.ts';
+import { RERANK_NO as NO, qwen3RerankerFiles, RERANK_YES as YES } from '../helpers/qwen3-reranker-folder.ts';
 import { request, startTestServer } from '../server/harness.ts';
 
 const fixture = modelFixture('tiny-qwen3');
@@ -28,19 +29,6 @@ const llama = cpuLlamaForTests();
 interface GoldenPrompt {
   input_ids: number[];
   last_logits: number[];
-}
-
-/**
- * The fixture's tiny vocabulary has neither "yes" nor "no": two entries no merge uses ("#" and "$") are renamed so,
- * which leaves every merge and the golden prompts' ids (none holds either) as they were.
- */
-const [YES, NO] = [5, 6];
-function withYesNo(tokenizer: Record<string, unknown>): Record<string, unknown> {
-  const model = tokenizer.model as { vocab: Record<string, number> };
-  const vocab = Object.fromEntries(
-    Object.entries(model.vocab).map(([k, id]) => [id === YES ? 'yes' : id === NO ? 'no' : k, id]),
-  );
-  return { ...tokenizer, model: { ...model, vocab } };
 }
 
 /** pagoda's relevance logits for token sequences, in one step on the CPU (float32). */
@@ -67,15 +55,12 @@ describe('Qwen3-Reranker from a Hugging Face folder', { skip: fixture.skip }, ()
 
   before(() => {
     variants = new FolderVariants(fixture.path);
-    const read = (f: string) => JSON.parse(readFileSync(join(fixture.path, f), 'utf8')) as Record<string, unknown>;
-    config = read('config.json');
-    tokenizer = withYesNo(read('tokenizer.json'));
+    const files = qwen3RerankerFiles(fixture.path);
+    config = JSON.parse(readFileSync(join(fixture.path, 'config.json'), 'utf8'));
+    tokenizer = files['tokenizer.json']!;
     tensors = readTensors(fixture.path);
-    golden = (read('golden.json') as { prompts: GoldenPrompt[] }).prompts;
-    reranker = variants.withFiles({
-      'config.json': { ...config, _name_or_path: 'Qwen/Qwen3-Reranker-0.6B' },
-      'tokenizer.json': tokenizer,
-    });
+    golden = JSON.parse(readFileSync(join(fixture.path, 'golden.json'), 'utf8')).prompts;
+    reranker = variants.withFiles(files);
   });
   after(() => variants.cleanup());
 
