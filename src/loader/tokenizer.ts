@@ -19,6 +19,8 @@ export interface TextTokenizer {
   decode(ids: readonly number[], opts?: { skipSpecialTokens?: boolean }): string;
   /** The id of a vocabulary entry (a token's own text, e.g. "yes" or "Ġyes"); null when there is none. */
   tokenId?(token: string): number | null;
+  /** The vocabulary entry of an id, as stored ("Ġyes", "<0x0A>"); null when there is none. */
+  tokenText?(id: number): string | null;
   readonly vocabSize: number;
   readonly bosTokenId: number | null;
   readonly eosTokenIds: readonly number[];
@@ -113,6 +115,10 @@ class HfTokenizer implements TextTokenizer {
 
   tokenId(token: string): number | null {
     return this.tok.token_to_id(token) ?? null;
+  }
+
+  tokenText(id: number): string | null {
+    return this.tok.id_to_token(id) ?? null;
   }
 
   encodePair(first: string, second: string): { ids: number[]; typeIds: number[] } {

@@ -19,7 +19,9 @@ import { registerEmbeddings } from './openai/embeddings.ts';
 import { registerModels } from './openai/models.ts';
 import { registerRequestLog } from './request-log.ts';
 import { registerRerank } from './rerank.ts';
+import { registerScore } from './score.ts';
 import { corsPolicy, requireApiKey } from './security.ts';
+import { registerTokenize } from './tokenize.ts';
 import { isPageRequest, registerUi, wantsHtml } from './ui/routes.ts';
 
 export interface App {
@@ -135,6 +137,8 @@ export function buildApp(
   registerCompletions(app, ctx);
   registerEmbeddings(app, ctx);
   registerRerank(app, ctx);
+  registerScore(app, ctx);
+  registerTokenize(app, ctx);
   registerModels(app, ctx);
   registerGenerate(app, ctx);
   registerChat(app, ctx);

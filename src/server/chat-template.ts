@@ -3,12 +3,15 @@ import { ApiError } from './errors.ts';
 import { encodePrompt } from './generation.ts';
 import type { ChatMessage, ChatRenderOptions, LoadedModel } from './models.ts';
 
-/** Renders a conversation with the model's chat template; a template's own refusal is the client's 400. */
+/**
+ * Renders a conversation with the model's chat template, the assistant's turn opened unless `addGenerationPrompt` is
+ * false; a template's own refusal is the client's 400.
+ */
 export function renderChat(
   model: LoadedModel,
   name: string,
   messages: ChatMessage[],
-  opts: Omit<ChatRenderOptions, 'addGenerationPrompt'> = {},
+  opts: ChatRenderOptions = {},
 ): string {
   if (!model.chatTemplate) {
     throw new ApiError(
@@ -18,7 +21,7 @@ export function renderChat(
     );
   }
   try {
-    return model.chatTemplate.render(messages, { ...opts, addGenerationPrompt: true });
+    return model.chatTemplate.render(messages, { addGenerationPrompt: true, ...opts });
   } catch (err) {
     // The loader's message starts with the template's file path, which is none of the client's business.
     const reason = (err as Error).message.replace(/^.*?chat template failed: /, '');
@@ -31,7 +34,7 @@ export async function encodeChat(
   model: LoadedModel,
   name: string,
   messages: ChatMessage[],
-  opts: Omit<ChatRenderOptions, 'addGenerationPrompt'> = {},
+  opts: ChatRenderOptions = {},
 ): Promise<{ prompt: string; ids: number[] }> {
   const prompt = renderChat(model, name, messages, opts);
   return { prompt, ids: await encodePrompt(model, prompt, model.chatTemplate?.addSpecialTokens === true) };

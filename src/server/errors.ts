@@ -36,8 +36,10 @@ export function badRequest(message: string, param: string | null = null, code: s
 }
 
 export function apiFamily(url: string): ApiFamily {
-  // /rerank is vLLM's (and Jina's) alias of /v1/rerank.
-  return url.startsWith('/v1/') || url === '/v1' || /^\/rerank(\?|$)/.test(url) ? 'openai' : 'ollama';
+  // /rerank is vLLM's (and Jina's) alias of /v1/rerank; /score, /tokenize and /detokenize are vLLM's.
+  return url.startsWith('/v1/') || url === '/v1' || /^\/(rerank|score|tokenize|detokenize)(\?|$)/.test(url)
+    ? 'openai'
+    : 'ollama';
 }
 
 export function errorBody(family: ApiFamily, err: ApiError): unknown {

@@ -79,7 +79,7 @@ export interface Admitted {
 
 /**
  * Resolves the model (404), admits the request (503), loads the model, checks it does what the route `wants`
- * (400: text generation, or embeddings / rerank scores), runs `fn`, and always releases; `signal` fires when the
+ * (400: text generation, or embeddings / rerank scores; `any` for the tokenizer's routes), runs `fn`, and always releases; `signal` fires when the
  * client behind `reply` goes away.
  */
 export async function withModel<T>(
@@ -88,7 +88,7 @@ export async function withModel<T>(
   reply: FastifyReply,
   keepAliveMs: number | undefined,
   fn: (a: Admitted) => Promise<T>,
-  wants: 'generate' | 'pooling' = 'generate',
+  wants: 'generate' | 'pooling' | 'any' = 'generate',
 ): Promise<T> {
   const arrival = performance.now();
   const entry = ctx.registry.resolve(modelField);
@@ -114,7 +114,7 @@ export async function withModel<T>(
 }
 
 /** One 400 when a text generator is asked for embeddings or rerank scores, or an embedding model to generate. */
-function checkTask(name: string, model: LoadedModel, wants: 'generate' | 'pooling'): void {
+function checkTask(name: string, model: LoadedModel, wants: 'generate' | 'pooling' | 'any'): void {
   const pooling = model.pooling;
   if (wants === 'pooling' && !pooling) {
     throw new ApiError(

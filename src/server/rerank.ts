@@ -25,31 +25,50 @@ const rerankRequest = z.strictObject({
   keep_alive: keepAlive,
 });
 
-/** Each document's relevance to the query: a cross-encoder's score of the pair, or an embedding model's cosine. */
-async function scores(ctx: ServerContext, a: Admitted, query: string, docs: string[]) {
+/** The request's names for its two sides, in errors: /v1/rerank's `query` and `documents`, /score's `text_1` and `text_2`. */
+export interface PairFields {
+  queries: string;
+  documents: string;
+}
+
+/**
+ * Each document's relevance to its query (`queries` holds one query for all documents, or one per document): a
+ * cross-encoder's score of the pair, or an embedding model's cosine.
+ */
+export async function relevanceScores(
+  ctx: ServerContext,
+  a: Admitted,
+  queries: readonly string[],
+  docs: readonly string[],
+  fields: PairFields,
+) {
   const side = poolingOf(a);
   const limit = a.model.contextLength;
+  const queryOf = (i: number) => (queries.length === 1 ? 0 : i);
   if (side.engine.task === 'embed') {
-    const query0 = { tokenIds: await encodeText(a, query, -1, { limit, truncate: false, param: 'query' }) };
-    const rule = { limit, truncate: false, param: 'documents' };
-    const seqs = [
-      query0,
-      ...(await Promise.all(docs.map(async (t, i) => ({ tokenIds: await encodeText(a, t, i, rule) })))),
-    ];
-    const {
-      rows: [q, ...rows],
-      tokens,
-    } = await runPooling(ctx, a, seqs);
-    return { scores: rows.map((r) => cosine(q!, r)), tokens };
+    const encodeAll = (texts: readonly string[], param: string) =>
+      Promise.all(
+        texts.map(async (t, i) => ({
+          tokenIds: await encodeText(a, t, texts.length === 1 && param === fields.queries ? -1 : i, {
+            limit,
+            truncate: false,
+            param,
+          }),
+        })),
+      );
+    const seqs = [...(await encodeAll(queries, fields.queries)), ...(await encodeAll(docs, fields.documents))];
+    const { rows, tokens } = await runPooling(ctx, a, seqs);
+    const [q, d] = [rows.slice(0, queries.length), rows.slice(queries.length)];
+    return { scores: d.map((r, i) => cosine(q[queryOf(i)]!, r)), tokens };
   }
   const seqs = await Promise.all(
     docs.map(async (d, i): Promise<PoolingInput> => {
-      const { ids, typeIds } = await pairInput(a, query, d);
+      const { ids, typeIds } = await pairInput(a, queries[queryOf(i)]!, d);
       if (ids.length > limit) {
         throw new ApiError(
           400,
-          `documents[${i}]: the query and document are ${ids.length} tokens, more than this model's maximum of ${limit}`,
-          `documents[${i}]`,
+          `${fields.documents}[${i}]: the query and document are ${ids.length} tokens, more than this model's maximum of ${limit}`,
+          `${fields.documents}[${i}]`,
           'context_length_exceeded',
         );
       }
@@ -86,7 +105,7 @@ export function registerRerank(app: FastifyInstance, ctx: ServerContext): void {
       const empty = docs.indexOf('');
       if (empty >= 0) throw badRequest(`documents[${empty}]: must not be empty`, `documents[${empty}]`);
       return withPoolingModel(ctx, body, reply, async (a) => {
-        const r = await scores(ctx, a, body.query, docs);
+        const r = await relevanceScores(ctx, a, [body.query], docs, { queries: 'query', documents: 'documents' });
         const ranked = r.scores
           .map((relevance_score, index) => ({ index, relevance_score }))
           .sort((x, y) => y.relevance_score - x.relevance_score || x.index - y.index)

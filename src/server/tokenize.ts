@@ -1,0 +1,101 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { encodeChat } from './chat-template.ts';
+import { badRequest } from './errors.ts';
+import { encodePrompt, type ServerContext, withModel } from './generation.ts';
+import { keepAliveMs } from './ollama/options.ts';
+import { toMessages } from './openai/chat-message.ts';
+import { chatMessage, keepAlive } from './openai/schemas.ts';
+import { toolsSchema } from './tool-requests.ts';
+import { parseBody } from './validate.ts';
+
+const opt = <T extends z.ZodType>(t: T) => t.nullish();
+
+/** vLLM's /tokenize: a prompt, or messages through the chat template (its two request shapes in one). */
+const tokenizeRequest = z
+  .strictObject({
+    model: z.string().min(1).max(1024),
+    prompt: opt(z.string()),
+    messages: opt(z.array(z.any()).min(1).max(4096).pipe(z.array(chatMessage))),
+    add_special_tokens: opt(z.boolean()),
+    add_generation_prompt: opt(z.boolean()),
+    tools: opt(toolsSchema),
+    chat_template_kwargs: opt(z.record(z.string(), z.unknown())),
+    return_token_strs: opt(z.boolean()),
+    keep_alive: keepAlive,
+  })
+  .superRefine((b, ctx) => {
+    if ((b.prompt == null) === (b.messages == null)) {
+      ctx.addIssue({ code: 'custom', path: ['prompt'], message: 'give either prompt or messages' });
+    }
+  });
+
+const detokenizeRequest = z.strictObject({
+  model: z.string().min(1).max(1024),
+  tokens: z.array(z.number().int()).max(1 << 20),
+  keep_alive: keepAlive,
+});
+
+/**
+ * POST /tokenize and /detokenize (vLLM's): a prompt's ids as the completions endpoint takes them (the tokenizer's
+ * special tokens unless `add_special_tokens` is false), or a conversation's as the chat endpoint renders it; and ids
+ * back to text. Any model: generating, embedding or reranking.
+ */
+export function registerTokenize(app: FastifyInstance, ctx: ServerContext): void {
+  app.post('/tokenize', async (request, reply) => {
+    const body = parseBody(tokenizeRequest, request.body);
+    return withModel(
+      ctx,
+      body.model,
+      reply,
+      keepAliveMs(body.keep_alive),
+      async (a) => {
+        let ids: number[];
+        if (body.messages) {
+          const render = {
+            addGenerationPrompt: body.add_generation_prompt ?? true,
+            tools: body.tools ?? undefined,
+            kwargs: body.chat_template_kwargs ?? undefined,
+          };
+          const chat = await encodeChat(a.model, a.entry.name, toMessages(body.messages), render);
+          ids =
+            body.add_special_tokens == null
+              ? chat.ids
+              : await encodePrompt(a.model, chat.prompt, body.add_special_tokens);
+        } else {
+          ids = await encodePrompt(a.model, body.prompt!, body.add_special_tokens ?? true);
+        }
+        const tok = a.model.tokenizer;
+        return {
+          count: ids.length,
+          max_model_len: a.model.contextLength,
+          tokens: ids,
+          token_strs: body.return_token_strs ? ids.map((id) => tok.tokenText?.(id) ?? tok.decode([id])) : null,
+        };
+      },
+      'any',
+    );
+  });
+
+  app.post('/detokenize', async (request, reply) => {
+    const body = parseBody(detokenizeRequest, request.body);
+    return withModel(
+      ctx,
+      body.model,
+      reply,
+      keepAliveMs(body.keep_alive),
+      async (a) => {
+        const vocab = a.model.tokenizer.vocabSize;
+        const bad = body.tokens.findIndex((t) => t < 0 || t >= vocab);
+        if (bad >= 0) {
+          throw badRequest(
+            `tokens[${bad}]: id ${body.tokens[bad]} is outside the vocabulary (0..${vocab - 1})`,
+            `tokens[${bad}]`,
+          );
+        }
+        return { prompt: a.model.tokenizer.decode(body.tokens) };
+      },
+      'any',
+    );
+  });
+}
