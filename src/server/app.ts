@@ -17,6 +17,7 @@ import { registerChatCompletions } from './openai/chat.ts';
 import { registerCompletions } from './openai/completions.ts';
 import { registerEmbeddings } from './openai/embeddings.ts';
 import { registerModels } from './openai/models.ts';
+import { registerResponses } from './openai/responses.ts';
 import { registerRequestLog } from './request-log.ts';
 import { registerRerank } from './rerank.ts';
 import { registerScore } from './score.ts';
@@ -135,6 +136,7 @@ export function buildApp(
 
   registerChatCompletions(app, ctx);
   registerCompletions(app, ctx);
+  registerResponses(app, ctx);
   registerEmbeddings(app, ctx);
   registerRerank(app, ctx);
   registerScore(app, ctx);

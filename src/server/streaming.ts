@@ -19,13 +19,17 @@ export function clientGone(
   return controller.signal;
 }
 
-/** Server-sent events (OpenAI) or newline-delimited JSON (Ollama), written straight to the socket. */
+/**
+ * Server-sent events (OpenAI) or newline-delimited JSON (Ollama), written straight to the socket. The Responses API's
+ * events are named (`event:` lines) and its stream ends without chat's `data: [DONE]` (`named`).
+ */
 export class EventStream {
   private ended = false;
 
   constructor(
     private readonly reply: FastifyReply,
     private readonly format: 'sse' | 'ndjson',
+    private readonly named = false,
   ) {
     reply.hijack();
     const headers: Record<string, string | number | string[]> = {};
@@ -40,16 +44,19 @@ export class EventStream {
     return !this.ended && !this.reply.raw.destroyed;
   }
 
+  /** Writes one event; a named stream's SSE event carries its `type` as the event name. */
   send(event: unknown): void {
     if (!this.open) return;
     const json = JSON.stringify(event);
-    this.reply.raw.write(this.format === 'sse' ? `data: ${json}\n\n` : `${json}\n`);
+    if (this.format === 'ndjson') this.reply.raw.write(`${json}\n`);
+    else if (this.named) this.reply.raw.write(`event: ${(event as { type: string }).type}\ndata: ${json}\n\n`);
+    else this.reply.raw.write(`data: ${json}\n\n`);
   }
 
-  /** Ends the stream; SSE streams close with OpenAI's `data: [DONE]`. */
+  /** Ends the stream; chat's SSE streams close with OpenAI's `data: [DONE]`. */
   end(): void {
     if (!this.open) return;
     this.ended = true;
-    this.reply.raw.end(this.format === 'sse' ? 'data: [DONE]\n\n' : undefined);
+    this.reply.raw.end(this.format === 'sse' && !this.named ? 'data: [DONE]\n\n' : undefined);
   }
 }

@@ -92,6 +92,25 @@ export function openaiGrammar(body: Fields): GrammarSpec | undefined {
   return found[0]?.[1];
 }
 
+/** The Responses API's `text.format`: plain text, any JSON object, or a named JSON schema (its fields alongside). */
+export const textFormat = z.discriminatedUnion('type', [
+  z.looseObject({ type: z.literal('text') }),
+  z.looseObject({ type: z.literal('json_object') }),
+  z.looseObject({
+    type: z.literal('json_schema'),
+    name: z.string().max(256).nullish(),
+    schema: schemaValue.nullish(),
+    strict: z.boolean().nullish(),
+  }),
+]);
+
+/** The grammar a Responses request's `text.format` asks for; none for plain text. */
+export function responsesGrammar(format: z.output<typeof textFormat> | null | undefined): GrammarSpec | undefined {
+  if (!format || format.type === 'text') return undefined;
+  if (format.type === 'json_object' || format.schema == null) return { type: 'json_object' };
+  return jsonSchema(schemaOf(format.schema, 'text.format.schema'));
+}
+
 /** `true` (any value) as a schema is any JSON object here, as OpenAI's json_object; `false` can match nothing. */
 function jsonSchema(schema: unknown): GrammarSpec {
   if (schema === true) return { type: 'json_object' };

@@ -96,6 +96,28 @@ const endpoints: Endpoint[] = [
     base: { model: MODEL, query: 'q', documents: ['d'] },
     fields: { model: 'string', query: 'string', documents: 'array', top_n: 'int', return_documents: 'boolean' },
   },
+  {
+    path: '/v1/responses',
+    base: { model: MODEL, input: 'hi', max_output_tokens: 2 },
+    fields: {
+      model: 'string',
+      input: 'array',
+      instructions: 'string',
+      max_output_tokens: 'int',
+      temperature: 'number',
+      stream: 'boolean',
+      tools: 'array',
+      tool_choice: 'object',
+      text: 'object',
+    },
+  },
+  { path: '/score', base: { model: MODEL, text_1: 'a', text_2: ['b'] }, fields: { text_1: 'array', text_2: 'array' } },
+  {
+    path: '/tokenize',
+    base: { model: MODEL, prompt: 'hi' },
+    fields: { model: 'string', prompt: 'string', messages: 'array', add_special_tokens: 'boolean' },
+  },
+  { path: '/detokenize', base: { model: MODEL, tokens: [1, 2] }, fields: { model: 'string' } },
 ];
 
 /** A value of the wrong JSON type for `kind`, or a value of the right type that is out of range. */
@@ -191,7 +213,8 @@ test('1,000 malformed or hostile bodies: each a 4xx JSON error in its API shape,
     while (next < cases.length) {
       const c = cases[next++];
       const res = await post(`${server.url}${c.path}`, c.body);
-      const openai = c.path.startsWith('/v1/');
+      // vLLM's routes outside /v1 answer in OpenAI's shape too.
+      const openai = c.path.startsWith('/v1/') || ['/score', '/tokenize', '/detokenize'].includes(c.path);
       const shapeOk = openai
         ? typeof (res.json.error as { message?: unknown })?.message === 'string'
         : typeof res.json.error === 'string';

@@ -6,7 +6,7 @@ import { chatLogprobs } from './common.ts';
 import type { ChatRequest } from './schemas.ts';
 
 /** JSON text as an object when it parses (templates iterate over arguments), else the text. */
-function parsedArguments(text: string): unknown {
+export function parsedArguments(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {

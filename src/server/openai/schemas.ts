@@ -80,13 +80,13 @@ export const chatMessage = z.strictObject({
 });
 
 /** A field pagoda cannot honour: absent, null or empty is fine, anything else is a 400 saying so. */
-export const unsupported = (what: string) =>
+export const unsupported = (what: string, instead?: string) =>
   z
     .unknown()
     .optional()
     .superRefine((v, ctx) => {
       if (v !== undefined && v !== null && !(Array.isArray(v) && v.length === 0)) {
-        ctx.addIssue({ code: 'custom', message: `${what} is not supported by pagoda` });
+        ctx.addIssue({ code: 'custom', message: `${what} is not supported by pagoda${instead ? `: ${instead}` : ''}` });
       }
     });
 

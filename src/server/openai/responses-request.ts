@@ -1,0 +1,158 @@
+import { z } from 'zod';
+import { badRequest } from '../errors.ts';
+import { acceptAnything, IGNORED_OPENAI_FIELDS } from '../ignored-fields.ts';
+import type { ChatMessage } from '../models.ts';
+import { textFormat } from '../structured-output.ts';
+import { type Tool, type ToolChoice, toolSchema } from '../tool-requests.ts';
+import { parsedArguments } from './chat-message.ts';
+import { keepAlive, unsupported } from './schemas.ts';
+
+const opt = <T extends z.ZodType>(t: T) => t.nullish();
+const MAX_ITEMS = 4096;
+
+/** POST /v1/responses: the fields of OpenAI's Responses API that a stateless server can honour. */
+export const responsesRequest = z.strictObject({
+  model: z.string().min(1).max(1024),
+  input: z.union([z.string(), z.array(z.looseObject({ type: opt(z.string()) })).max(MAX_ITEMS)]),
+  instructions: opt(z.string()),
+  max_output_tokens: opt(z.number().int().min(1)),
+  temperature: opt(z.number().min(0).max(2)),
+  top_p: opt(z.number().gt(0).max(1)),
+  stream: opt(z.boolean()),
+  tools: opt(z.array(z.looseObject({ type: z.string() })).max(256)),
+  tool_choice: opt(
+    z.union([z.enum(['none', 'auto', 'required']), z.looseObject({ type: z.string(), name: opt(z.string()) })]),
+  ),
+  parallel_tool_calls: opt(z.boolean()),
+  text: opt(z.strictObject({ format: opt(textFormat), verbosity: z.unknown().optional() })),
+  /** vLLM's extra: keyword arguments for the chat template (Qwen3's enable_thinking). */
+  chat_template_kwargs: opt(z.record(z.string(), z.unknown())),
+  ...acceptAnything([...IGNORED_OPENAI_FIELDS, 'reasoning', 'truncation', 'include', 'stream_options']),
+  previous_response_id: unsupported('a stored response', 'it keeps none; send the whole conversation in input'),
+  conversation: unsupported('a stored conversation', 'it keeps none; send the whole conversation in input'),
+  background: unsupported('background'),
+  prompt: unsupported('a stored prompt'),
+  top_logprobs: unsupported('top_logprobs'),
+  keep_alive: keepAlive,
+});
+export type ResponsesRequest = z.output<typeof responsesRequest>;
+
+/** An input message's text: a string, or its text parts joined (images and files are refused, naming the part). */
+function textOf(content: unknown, where: string): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) throw badRequest(`${where}: expected a string or a list of text parts`, where);
+  return content
+    .map((p: { type?: unknown; text?: unknown }, j) => {
+      const ok = p && ['input_text', 'output_text', 'text'].includes(String(p.type)) && typeof p.text === 'string';
+      if (!ok)
+        throw badRequest(`${where}[${j}]: type "${p?.type}" is not supported (text parts only)`, `${where}[${j}]`);
+      return p.text as string;
+    })
+    .join('');
+}
+
+const field = (item: Record<string, unknown>, key: string, where: string): string => {
+  const v = item[key];
+  if (typeof v !== 'string') throw badRequest(`${where}.${key}: expected a string`, `${where}.${key}`);
+  return v;
+};
+
+/**
+ * The conversation a Responses request describes, as chat templates read it: `instructions` first as the system
+ * message, messages (developer is system), a model's earlier function calls on its assistant turn (merged into the
+ * turn they follow), their outputs as tool messages under the function's name, and earlier reasoning on the next
+ * assistant turn.
+ */
+export function responsesMessages(body: ResponsesRequest): ChatMessage[] {
+  const out: ChatMessage[] = body.instructions ? [{ role: 'system', content: body.instructions }] : [];
+  if (typeof body.input === 'string') return [...out, { role: 'user', content: body.input }];
+  const names = new Map<string, string>();
+  let reasoning = '';
+  const assistantTurn = (): ChatMessage => {
+    const last = out.at(-1);
+    if (last?.role === 'assistant') return last;
+    const turn: ChatMessage = { role: 'assistant', content: '' };
+    out.push(turn);
+    return turn;
+  };
+  for (const [i, raw] of body.input.entries()) {
+    const item = raw as Record<string, unknown>;
+    const where = `input[${i}]`;
+    const type = item.type ?? 'message';
+    if (type === 'message') {
+      const role = item.role;
+      if (role !== 'user' && role !== 'system' && role !== 'developer' && role !== 'assistant') {
+        throw badRequest(`${where}.role: "${role}" is not one of user, system, developer, assistant`, `${where}.role`);
+      }
+      const message: ChatMessage = {
+        role: role === 'developer' ? 'system' : role,
+        content: textOf(item.content, `${where}.content`),
+      };
+      if (role === 'assistant' && reasoning) [message.reasoning_content, reasoning] = [reasoning, ''];
+      out.push(message);
+    } else if (type === 'function_call') {
+      const [callId, name] = [field(item, 'call_id', where), field(item, 'name', where)];
+      names.set(callId, name);
+      const turn = assistantTurn();
+      if (reasoning) [turn.reasoning_content, reasoning] = [reasoning, ''];
+      const call = {
+        id: callId,
+        type: 'function',
+        function: { name, arguments: parsedArguments(field(item, 'arguments', where)) },
+      };
+      turn.tool_calls = [...((turn.tool_calls as unknown[] | undefined) ?? []), call];
+    } else if (type === 'function_call_output') {
+      const callId = field(item, 'call_id', where);
+      const message: ChatMessage = {
+        role: 'tool',
+        content: textOf(item.output, `${where}.output`),
+        tool_call_id: callId,
+      };
+      const name = names.get(callId);
+      if (name) message.name = name;
+      out.push(message);
+    } else if (type === 'reasoning') {
+      const parts = [...((item.content as unknown[]) ?? []), ...((item.summary as unknown[]) ?? [])];
+      reasoning += parts
+        .map((p) => (p as { text?: unknown })?.text)
+        .filter((t) => typeof t === 'string')
+        .join('\n');
+    } else {
+      throw badRequest(
+        `${where}: item type "${type}" is not supported (message, function_call, function_call_output, reasoning)`,
+        where,
+      );
+    }
+  }
+  return out;
+}
+
+/** The request's function tools in chat's shape; any other tool type is refused, naming it. */
+export function responsesTools(body: ResponsesRequest): Tool[] | undefined {
+  return body.tools?.map((t, i) => {
+    if (t.type !== 'function') {
+      throw badRequest(`tools[${i}]: type "${t.type}" is not supported (function tools only)`, `tools[${i}]`);
+    }
+    const { type, ...fn } = t;
+    const parsed = toolSchema.safeParse({ type, function: fn });
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const path = issue.path.filter((k) => k !== 'function');
+      throw badRequest(`tools[${i}]${path.map((k) => `.${String(k)}`).join('')}: ${issue.message}`, `tools[${i}]`);
+    }
+    return parsed.data;
+  });
+}
+
+/** tool_choice in chat's shape: a named function becomes `{type: 'function', function: {name}}`. */
+export function responsesToolChoice(body: ResponsesRequest): ToolChoice | undefined {
+  const choice = body.tool_choice;
+  if (choice == null || typeof choice === 'string') return choice ?? undefined;
+  if (choice.type !== 'function' || !choice.name) {
+    throw badRequest(
+      `tool_choice: type "${choice.type}" is not supported (none, auto, required or a function)`,
+      'tool_choice',
+    );
+  }
+  return { type: 'function', function: { name: choice.name } };
+}

@@ -1,0 +1,259 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import OpenAI from 'openai';
+import { ChatTemplate } from '../../src/loader/chat-template.ts';
+import type { ChatTemplate as ServerTemplate } from '../../src/server/models.ts';
+import { projectRoot } from '../helpers/fixtures.ts';
+import { FakeSource, fakeTemplate } from './fake-engine.ts';
+import { request, startTestServer, type TestServer } from './harness.ts';
+
+const hermes = new ChatTemplate(
+  readFileSync(join(projectRoot, 'test', 'fixtures', 'tool-templates', 'hermes.jinja'), 'utf8'),
+  'hermes',
+  {},
+);
+/** A thinking template (Qwen3's shape): the completion opens with its reasoning in <think> tags. */
+const thinking = new ChatTemplate(
+  '{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}<|assistant|>{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% endif %}',
+  'thinking',
+  {},
+);
+
+const servers: TestServer[] = [];
+after(() => Promise.all(servers.map((s) => s.close())));
+
+/** A server whose one model answers `script` (one character a token) and renders with `template`. */
+async function serve(script: string, template: ServerTemplate) {
+  const source = new FakeSource({ tokenDelayMs: 0, script }, 4096, 8, template);
+  const server = await startTestServer(source, [{ name: 'm', path: '/nowhere', ref: '/nowhere' }]);
+  servers.push(server);
+  const engine = () => source.engines.get('m')!;
+  /** The last prompt the engine was given, as text (the fake tokenizer's bytes, BOS dropped). */
+  const prompt = () =>
+    new TextDecoder().decode(
+      Uint8Array.from((engine().lastRequest!.prompt as number[]).filter((t) => t >= 3).map((t) => t - 3)),
+    );
+  return {
+    url: server.url,
+    engine,
+    prompt,
+    openai: new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 }),
+  };
+}
+
+const weather = {
+  type: 'function' as const,
+  name: 'get_weather',
+  description: 'The weather in a city',
+  parameters: { type: 'object', properties: { city: { type: 'string', description: 'A city' } }, required: ['city'] },
+  strict: true,
+};
+const CALL = 'Checking.<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>';
+
+test('a text answer: instructions as the system message, one output_text message, usage counted', async () => {
+  const { openai, prompt, engine } = await serve('Hello there.', fakeTemplate);
+  const r = await openai.responses.create({ model: 'm', instructions: 'Be brief.', input: 'Hi', temperature: 0 });
+  assert.equal(r.object, 'response');
+  assert.match(r.id, /^resp_/);
+  assert.equal(r.status, 'completed');
+  assert.equal(r.output_text, 'Hello there.');
+  assert.equal(r.output.length, 1);
+  const msg = r.output[0]!;
+  assert.equal(msg.type, 'message');
+  assert.equal(msg.type === 'message' && msg.role, 'assistant');
+  assert.deepEqual(msg.type === 'message' && msg.content.map((p) => p.type), ['output_text']);
+  assert.equal(prompt(), '<|system|>Be brief.<|user|>Hi<|assistant|>');
+  assert.equal(engine().lastRequest!.params?.temperature, 0);
+  const promptTokens = (engine().lastRequest!.prompt as number[]).length;
+  assert.deepEqual(r.usage, {
+    input_tokens: promptTokens,
+    input_tokens_details: { cached_tokens: 0 },
+    output_tokens: 12,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: promptTokens + 12,
+  });
+});
+
+test('max_output_tokens cuts the answer: status incomplete, reason max_output_tokens', async () => {
+  const { openai } = await serve('Hello there.', fakeTemplate);
+  const r = await openai.responses.create({ model: 'm', input: 'Hi', max_output_tokens: 5 });
+  assert.equal(r.status, 'incomplete');
+  assert.deepEqual(r.incomplete_details, { reason: 'max_output_tokens' });
+  assert.equal(r.output_text, 'Hello');
+  assert.equal(r.output[0]!.type === 'message' && r.output[0]!.status, 'incomplete');
+});
+
+test('function tools (flat, as the Responses API sends them): the template gets them; the call is a function_call item', async () => {
+  const { openai, prompt } = await serve(CALL, hermes);
+  const r = await openai.responses.create({ model: 'm', input: 'Weather in Paris?', tools: [weather] });
+  assert.match(prompt(), /<tools> \{"type": "function", "function": \{"name": "get_weather"/);
+  assert.deepEqual(
+    r.output.map((o) => o.type),
+    ['message', 'function_call'],
+  );
+  assert.equal(r.output_text, 'Checking.');
+  const call = r.output[1]!;
+  assert.ok(call.type === 'function_call');
+  assert.equal(call.name, 'get_weather');
+  assert.deepEqual(JSON.parse(call.arguments), { city: 'Paris' });
+  assert.match(call.call_id, /^call_/);
+  assert.match(call.id!, /^fc_/);
+  assert.equal(call.status, 'completed');
+});
+
+test('streamed: the named events in order, numbered, deltas adding up to the final response', async () => {
+  const { openai } = await serve(CALL, hermes);
+  const stream = await openai.responses.create({
+    model: 'm',
+    input: 'Weather in Paris?',
+    tools: [weather],
+    stream: true,
+  });
+  const events: { type: string; sequence_number: number; delta?: string }[] = [];
+  for await (const e of stream) events.push(e as never);
+  assert.deepEqual(
+    events.map((e) => e.sequence_number),
+    events.map((_, i) => i),
+  );
+  const types = events.map((e) => e.type).filter((t, i, all) => t !== all[i - 1]);
+  assert.deepEqual(types, [
+    'response.created',
+    'response.in_progress',
+    'response.output_item.added',
+    'response.content_part.added',
+    'response.output_text.delta',
+    'response.output_text.done',
+    'response.content_part.done',
+    'response.output_item.done',
+    'response.output_item.added',
+    'response.function_call_arguments.delta',
+    'response.function_call_arguments.done',
+    'response.output_item.done',
+    'response.completed',
+  ]);
+  const text = events.filter((e) => e.type === 'response.output_text.delta').map((e) => e.delta);
+  assert.equal(text.join(''), 'Checking.', 'no tool-call markup leaks into the text');
+  const done = events.at(-1) as unknown as { response: OpenAI.Responses.Response };
+  assert.equal(done.response.status, 'completed');
+  const call = done.response.output[1]!;
+  assert.ok(call.type === 'function_call');
+  assert.deepEqual(JSON.parse(call.arguments), { city: 'Paris' });
+  // The SDK's own accumulation of the events agrees.
+  const helper = openai.responses.stream({ model: 'm', input: 'Weather in Paris?', tools: [weather] });
+  const final = await helper.finalResponse();
+  assert.equal(final.output_text, 'Checking.');
+  assert.deepEqual(
+    final.output.map((o) => o.type),
+    ['message', 'function_call'],
+  );
+});
+
+test('a thinking model: its reasoning as a reasoning item before the message, streamed as reasoning_text', async () => {
+  const { openai, url } = await serve('<think>ponder</think>Answer.', thinking);
+  const r = await openai.responses.create({ model: 'm', input: 'Why?' });
+  assert.deepEqual(
+    r.output.map((o) => o.type),
+    ['reasoning', 'message'],
+  );
+  const reasoning = r.output[0]!;
+  assert.ok(reasoning.type === 'reasoning');
+  assert.deepEqual(reasoning.content, [{ type: 'reasoning_text', text: 'ponder' }]);
+  assert.equal(r.output_text, 'Answer.');
+  const raw = await fetch(`${url}/v1/responses`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm', input: 'Why?', stream: true }),
+  });
+  const sse = await raw.text();
+  assert.match(sse, /^event: response\.created\ndata: \{/);
+  assert.ok(!sse.includes('[DONE]'), 'the Responses stream has no [DONE]');
+  const deltas = [...sse.matchAll(/event: response\.reasoning_text\.delta\ndata: (.*)\n/g)].map(
+    (m) => JSON.parse(m[1]!).delta,
+  );
+  assert.equal(deltas.join(''), 'ponder');
+});
+
+test('input items: a conversation with an earlier call and its output renders as chat completions renders it', async () => {
+  const { openai, prompt, url } = await serve('It is 21 degrees.', hermes);
+  await openai.responses.create({
+    model: 'm',
+    tools: [weather],
+    input: [
+      { role: 'developer', content: 'Answer in one line.' },
+      { role: 'user', content: [{ type: 'input_text', text: 'Weather in Paris?' }] },
+      { type: 'reasoning', id: 'rs_1', summary: [], content: [{ type: 'reasoning_text', text: 'look it up' }] },
+      { type: 'function_call', call_id: 'call_1', name: 'get_weather', arguments: '{"city":"Paris"}' },
+      { type: 'function_call_output', call_id: 'call_1', output: '{"temp": 21}' },
+    ],
+  });
+  const viaResponses = prompt();
+  // The output under its function's name (Hermes writes it), the call on the assistant turn.
+  assert.match(
+    viaResponses,
+    /<tool_response>\n\{"name": "get_weather", "content": "\{\\"temp\\": 21\}"\}\n<\/tool_response>/,
+  );
+  assert.match(
+    viaResponses,
+    /<\|im_start\|>assistant\n<tool_call>\n\{ "arguments": \{"city": "Paris"\}, "name": "get_weather"\}/,
+  );
+  const { parameters, description, name } = weather;
+  const chat = await request(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    body: {
+      model: 'm',
+      tools: [{ type: 'function', function: { name, description, parameters } }],
+      messages: [
+        { role: 'system', content: 'Answer in one line.' },
+        { role: 'user', content: 'Weather in Paris?' },
+        {
+          role: 'assistant',
+          content: '',
+          reasoning_content: 'look it up',
+          tool_calls: [{ id: 'call_1', type: 'function', function: { name, arguments: '{"city":"Paris"}' } }],
+        },
+        { role: 'tool', tool_call_id: 'call_1', name: 'get_weather', content: '{"temp": 21}' },
+      ],
+    },
+  });
+  assert.equal(chat.status, 200);
+  assert.equal(viaResponses, prompt());
+});
+
+test('text.format json_schema: the output is held to the schema', async () => {
+  const { openai, engine } = await serve('{"a": 1}', fakeTemplate);
+  const schema = { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] };
+  await openai.responses.create({
+    model: 'm',
+    input: 'JSON please',
+    text: { format: { type: 'json_schema', name: 'thing', schema, strict: true } },
+  });
+  assert.deepEqual(engine().lastRequest!.grammar, { type: 'json_schema', schema });
+});
+
+test('refusals, one 400 each in OpenAI shape, naming the field', async () => {
+  const { url } = await serve('x', hermes);
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [
+      { previous_response_id: 'resp_1' },
+      /^previous_response_id: a stored response is not supported by pagoda: it keeps none; send the whole conversation in input$/,
+    ],
+    [{ tools: [{ type: 'web_search' }] }, /^tools\[0\]: type "web_search" is not supported \(function tools only\)$/],
+    [
+      { input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'x' }] }] },
+      /^input\[0\]\.content\[0\]: type "input_image" is not supported \(text parts only\)$/,
+    ],
+    [{ input: [{ type: 'item_reference', id: 'x' }] }, /^input\[0\]: item type "item_reference" is not supported/],
+    [
+      { tools: [weather], tool_choice: { type: 'function', name: 'nope' } },
+      /tool_choice names "nope", which is not among the tools/,
+    ],
+    [{ tools: [{ ...weather, name: 'bad name' }] }, /^tools\[0\]\.name: a tool name is 1-128 letters/],
+  ];
+  for (const [extra, pattern] of cases) {
+    const r = await request(`${url}/v1/responses`, { method: 'POST', body: { model: 'm', input: 'hi', ...extra } });
+    assert.equal(r.status, 400, JSON.stringify(extra));
+    assert.match((r.json.error as { message: string }).message, pattern, JSON.stringify(extra));
+  }
+});
