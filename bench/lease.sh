@@ -4,7 +4,8 @@
 # too). Since then: rope.cu and norm.cu changed (part 20 ran their tests: all pass but rope-head-norm's new head size
 # 512 against the separate norm launch in f32/f16, a test limit now fixed). The q/k/v GEMV that takes over RoPE and the
 # cache write for decode rows waits on the branch rope-gemv-pending (never run on a GPU, so kept off main): merge it,
-# run part 21 first, and revert the merge if qkv-rope-gemv or a model test fails. Next, in order:
+# run part 21 first, and revert the merge if qkv-rope-gemv or a model test fails (part 21 also runs
+# cuda-gguf-pooling, whose Qwen3-Reranker case gained a Hugging Face folder since). Next, in order:
 # on an H200 (the issues' targets are an H200's, and gemv-table.json has no H200 table, so every shape there takes the
 # rule): `bench/gemv-sweep.ts --batches 1,4 --write-table src/backend/cuda/gemv-table.json` and again with `--models
 # bench/configs/phi4-mini,test/fixtures/configs/gemma-2-9b,bench/configs/qwen3-30b-a3b --batches 1` (commit the
@@ -260,7 +261,8 @@ case ${1:-1} in
   # the tree before the merge (.base: `mkdir .base && git archive <main before the merge> src bin package.json
   # tsconfig.json | tar x -C .base`, untracked so it travels), interleaved. If qkv-rope-gemv fails, revert the merge.
   FIRST="test/gpu/qkv-rope-gemv.test.ts test/gpu/rope-head-norm.test.ts test/gpu/cuda-models.test.ts \
-    test/gpu/tensor-parallel.test.ts test/gpu/cuda-engine.test.ts test/gpu/sandwich-norm.test.ts"
+    test/gpu/tensor-parallel.test.ts test/gpu/cuda-engine.test.ts test/gpu/sandwich-norm.test.ts \
+    test/gpu/cuda-gguf-pooling.test.ts"
   stage first-tests 200 bash -c "for f in $FIRST; do echo \"| \$f |\"; $GPU_TEST \$f 2>&1 | grep -E '^ℹ (pass|fail)|✖' | head -8; done"
   [ -e .base/node_modules ] || ln -s "$PWD/node_modules" .base/node_modules
   stage before-after 240 bash -c "for r in 1 2; do for tree in base new; do dir=\$([ \$tree = base ] && echo .base || echo .); \

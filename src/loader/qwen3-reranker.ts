@@ -23,17 +23,15 @@ export const QWEN3_RERANK_TOKENS = ['yes', 'no'] as const;
 const NAME = /qwen3-reranker/i;
 
 /**
- * A Qwen3-Reranker folder: its config says Qwen3ForCausalLM as any Qwen3 does, so it is told as llama.cpp's converter
- * tells it: a README headed "# Qwen3-Reranker…", the name in the folder's or in `_name_or_path`, or a checkpoint
- * converted to Qwen3ForSequenceClassification (its `score` already yes - no).
+ * A Qwen3-Reranker folder: its config says Qwen3ForCausalLM as any Qwen3 does (or Qwen3ForSequenceClassification once
+ * converted, as reward models are too), so it is told by its name, as llama.cpp's converter tells it: a README
+ * heading "Qwen3-Reranker…", or the name in the folder's or in `_name_or_path`.
  */
 export function isQwen3Reranker(dir: string, raw: Record<string, unknown>): boolean {
   if (raw.model_type !== 'qwen3') return false;
-  const architecture = Array.isArray(raw.architectures) ? String(raw.architectures[0]) : '';
-  if (architecture === 'Qwen3ForSequenceClassification') return true;
   if (NAME.test(basename(resolve(dir))) || NAME.test(String(raw._name_or_path ?? ''))) return true;
   const readme = join(dir, 'README.md');
-  return existsSync(readme) && /^#\s*qwen3-reranker/im.test(readFileSync(readme, 'utf8'));
+  return existsSync(readme) && /^#+\s*qwen3-reranker/im.test(readFileSync(readme, 'utf8'));
 }
 
 /**

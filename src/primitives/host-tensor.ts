@@ -1,3 +1,4 @@
+import { UserError } from '../util/errors.ts';
 import { dequantizeFp8Rows } from './fp8.ts';
 import { isQuantType, type QuantType } from './ggml-types.ts';
 import { hostByteLength, readHostBytes } from './lazy-tensor.ts';
@@ -67,7 +68,7 @@ export function toFloat32(t: HostTensor, out?: Float32Array): Float32Array {
  */
 export function hostRows(t: HostTensor, rows: readonly number[]): Float32Array[] {
   if (t.dtype !== 'f32' && t.dtype !== 'f16' && t.dtype !== 'bf16') {
-    throw new Error(`${t.name}: rows of a ${t.dtype} tensor (expected f32, f16 or bf16)`);
+    throw new UserError(`${t.name}: rows of a ${t.dtype} tensor are read only from f32, f16 or bf16`);
   }
   const cols = t.shape[1]!;
   const rowBytes = cols * (t.dtype === 'f32' ? 4 : 2);

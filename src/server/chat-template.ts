@@ -3,15 +3,22 @@ import { ApiError } from './errors.ts';
 import { encodePrompt } from './generation.ts';
 import type { ChatMessage, ChatRenderOptions, LoadedModel } from './models.ts';
 
+/** How a conversation is rendered: the template's options, and vLLM's continue_final_message. */
+export interface RenderOptions extends ChatRenderOptions {
+  /** The last (assistant) message left open for the model to go on with, instead of a new turn opened. */
+  continueFinalMessage?: boolean;
+}
+
 /**
  * Renders a conversation with the model's chat template, the assistant's turn opened unless `addGenerationPrompt` is
- * false; a template's own refusal is the client's 400.
+ * false, or the last message left open (`continueFinalMessage`: cut after its text, as transformers does); a
+ * template's own refusal is the client's 400.
  */
 export function renderChat(
   model: LoadedModel,
   name: string,
   messages: ChatMessage[],
-  opts: ChatRenderOptions = {},
+  opts: RenderOptions = {},
 ): string {
   if (!model.chatTemplate) {
     throw new ApiError(
@@ -20,13 +27,29 @@ export function renderChat(
       'messages',
     );
   }
+  const { continueFinalMessage, ...render } = opts;
+  let text: string;
   try {
-    return model.chatTemplate.render(messages, { addGenerationPrompt: true, ...opts });
+    text = model.chatTemplate.render(messages, {
+      ...render,
+      addGenerationPrompt: !continueFinalMessage && (opts.addGenerationPrompt ?? true),
+    });
   } catch (err) {
     // The loader's message starts with the template's file path, which is none of the client's business.
     const reason = (err as Error).message.replace(/^.*?chat template failed: /, '');
     throw new ApiError(400, `chat template: ${reason}`, 'messages');
   }
+  if (!continueFinalMessage) return text;
+  const last = messages.at(-1)!;
+  const at = last.content ? text.lastIndexOf(last.content) : -1;
+  if (last.role !== 'assistant' || at < 0) {
+    throw new ApiError(
+      400,
+      'continue_final_message needs a last assistant message with text the template writes',
+      'messages',
+    );
+  }
+  return text.slice(0, at + last.content.length);
 }
 
 /** A rendered conversation and its token ids (BOS added only when the template leaves it to the tokenizer). */
@@ -34,7 +57,7 @@ export async function encodeChat(
   model: LoadedModel,
   name: string,
   messages: ChatMessage[],
-  opts: ChatRenderOptions = {},
+  opts: RenderOptions = {},
 ): Promise<{ prompt: string; ids: number[] }> {
   const prompt = renderChat(model, name, messages, opts);
   return { prompt, ids: await encodePrompt(model, prompt, model.chatTemplate?.addSpecialTokens === true) };

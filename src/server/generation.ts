@@ -79,8 +79,8 @@ export interface Admitted {
 
 /**
  * Resolves the model (404), admits the request (503), loads the model, checks it does what the route `wants`
- * (400: text generation, or embeddings / rerank scores; `any` for the tokenizer's routes), runs `fn`, and always releases; `signal` fires when the
- * client behind `reply` goes away.
+ * (400: text generation, or embeddings / rerank scores; `any` for the tokenizer's routes), runs `fn`, and always
+ * releases; `signal` fires when the client behind `reply` goes away.
  */
 export async function withModel<T>(
   ctx: ServerContext,

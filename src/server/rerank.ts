@@ -25,7 +25,7 @@ const rerankRequest = z.strictObject({
   keep_alive: keepAlive,
 });
 
-/** The request's names for its two sides, in errors: /v1/rerank's `query` and `documents`, /score's `text_1` and `text_2`. */
+/** The request's names for its two sides, in errors: /v1/rerank's `query`, `documents`; /score's `text_1`, `text_2`. */
 export interface PairFields {
   queries: string;
   documents: string;
@@ -46,17 +46,17 @@ export async function relevanceScores(
   const limit = a.model.contextLength;
   const queryOf = (i: number) => (queries.length === 1 ? 0 : i);
   if (side.engine.task === 'embed') {
-    const encodeAll = (texts: readonly string[], param: string) =>
+    // Errors name `param[i]`, or `param` alone for the one query of a rerank (index -1).
+    const encodeAll = (texts: readonly string[], param: string, index: (i: number) => number) =>
       Promise.all(
         texts.map(async (t, i) => ({
-          tokenIds: await encodeText(a, t, texts.length === 1 && param === fields.queries ? -1 : i, {
-            limit,
-            truncate: false,
-            param,
-          }),
+          tokenIds: await encodeText(a, t, index(i), { limit, truncate: false, param }),
         })),
       );
-    const seqs = [...(await encodeAll(queries, fields.queries)), ...(await encodeAll(docs, fields.documents))];
+    const seqs = [
+      ...(await encodeAll(queries, fields.queries, (i) => (queries.length === 1 ? -1 : i))),
+      ...(await encodeAll(docs, fields.documents, (i) => i)),
+    ];
     const { rows, tokens } = await runPooling(ctx, a, seqs);
     const [q, d] = [rows.slice(0, queries.length), rows.slice(queries.length)];
     return { scores: d.map((r, i) => cosine(q[queryOf(i)]!, r)), tokens };

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { badRequest } from './errors.ts';
 import type { ServerContext } from './generation.ts';
 import { completionId, unixSeconds } from './openai/common.ts';
-import { keepAlive } from './openai/schemas.ts';
+import { keepAlive, unsupported } from './openai/schemas.ts';
 import { MAX_INPUTS, withPoolingModel } from './pooling.ts';
 import { relevanceScores } from './rerank.ts';
 import { parseBody } from './validate.ts';
@@ -16,6 +16,13 @@ const scoreRequest = z.strictObject({
   text_1: texts,
   text_2: texts,
   keep_alive: keepAlive,
+  // vLLM's scheduling hint; pagoda's pooling engine runs requests first come, first served.
+  priority: z.number().int().nullish(),
+  truncate_prompt_tokens: unsupported('truncate_prompt_tokens', 'pairs longer than the model takes are refused'),
+  activation: z
+    .boolean()
+    .nullish()
+    .refine((v) => v !== false, "false (raw logits) is not supported: a reranker's score is its sigmoid"),
 });
 
 /** POST /score and /v1/score (vLLM's): a reranker's score, or an embedding model's cosine, of each pair. */

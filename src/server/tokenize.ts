@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { encodeChat } from './chat-template.ts';
+import { prepareChat } from './chat-request.ts';
 import { badRequest } from './errors.ts';
 import { encodePrompt, type ServerContext, withModel } from './generation.ts';
 import { keepAliveMs } from './ollama/options.ts';
 import { toMessages } from './openai/chat-message.ts';
-import { chatMessage, keepAlive } from './openai/schemas.ts';
+import { chatMessage, keepAlive, unsupported } from './openai/schemas.ts';
 import { toolsSchema } from './tool-requests.ts';
 import { parseBody } from './validate.ts';
 
@@ -19,6 +19,8 @@ const tokenizeRequest = z
     messages: opt(z.array(z.any()).min(1).max(4096).pipe(z.array(chatMessage))),
     add_special_tokens: opt(z.boolean()),
     add_generation_prompt: opt(z.boolean()),
+    continue_final_message: opt(z.boolean()),
+    chat_template: unsupported('a chat template in the request', "the model's own is used"),
     tools: opt(toolsSchema),
     chat_template_kwargs: opt(z.record(z.string(), z.unknown())),
     return_token_strs: opt(z.boolean()),
@@ -27,6 +29,10 @@ const tokenizeRequest = z
   .superRefine((b, ctx) => {
     if ((b.prompt == null) === (b.messages == null)) {
       ctx.addIssue({ code: 'custom', path: ['prompt'], message: 'give either prompt or messages' });
+    }
+    if (b.continue_final_message && b.add_generation_prompt) {
+      const message = 'continue_final_message and add_generation_prompt cannot both be true';
+      ctx.addIssue({ code: 'custom', path: ['continue_final_message'], message });
     }
   });
 
@@ -52,12 +58,13 @@ export function registerTokenize(app: FastifyInstance, ctx: ServerContext): void
       async (a) => {
         let ids: number[];
         if (body.messages) {
-          const render = {
-            addGenerationPrompt: body.add_generation_prompt ?? true,
-            tools: body.tools ?? undefined,
+          const chat = await prepareChat(a, {
+            messages: toMessages(body.messages),
+            tools: body.tools,
             kwargs: body.chat_template_kwargs ?? undefined,
-          };
-          const chat = await encodeChat(a.model, a.entry.name, toMessages(body.messages), render);
+            addGenerationPrompt: body.add_generation_prompt ?? undefined,
+            continueFinalMessage: body.continue_final_message ?? undefined,
+          });
           ids =
             body.add_special_tokens == null
               ? chat.ids

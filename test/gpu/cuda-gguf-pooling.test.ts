@@ -172,18 +172,21 @@ test('CUDA reranker: a tiny Qwen3-Reranker, GGUF and folder, in float32 scores a
       addSpecialTokens: false,
     }),
   );
-  for (const path of [file, folder]) {
-    const want = embedOnCpu(path, ids).map(([z]) => 1 / (1 + Math.exp(-z!)));
-    const loaded = await loadPoolingEngine(path, { device: 'cuda', dtype: 'float32', log: () => {} });
-    try {
-      assert.equal(loaded.task, 'score');
-      const rows = await loaded.engine.pool(ids.map((tokenIds) => ({ tokenIds })));
-      for (const [i, p] of want.entries()) {
-        assert.ok(Math.abs(rows[i]![0]! - p) < 1e-5, `${path} document ${i}: CUDA ${rows[i]![0]}, CPU ${p}`);
+  try {
+    for (const path of [file, folder]) {
+      const want = embedOnCpu(path, ids).map(([z]) => 1 / (1 + Math.exp(-z!)));
+      const loaded = await loadPoolingEngine(path, { device: 'cuda', dtype: 'float32', log: () => {} });
+      try {
+        assert.equal(loaded.task, 'score');
+        const rows = await loaded.engine.pool(ids.map((tokenIds) => ({ tokenIds })));
+        for (const [i, p] of want.entries()) {
+          assert.ok(Math.abs(rows[i]![0]! - p) < 1e-5, `${path} document ${i}: CUDA ${rows[i]![0]}, CPU ${p}`);
+        }
+      } finally {
+        await loaded.engine.shutdown();
       }
-    } finally {
-      await loaded.engine.shutdown();
     }
+  } finally {
+    variants.cleanup();
   }
-  variants.cleanup();
 });

@@ -112,7 +112,12 @@ describe('Qwen3-Reranker from a Hugging Face folder', { skip: fixture.skip }, ()
     const converted = new Map(tensors);
     converted.delete('lm_head.weight');
     converted.set('score.weight', { shape: [1, H], data: score });
-    const cfg = { ...config, architectures: ['Qwen3ForSequenceClassification'], num_labels: 1 };
+    const cfg = {
+      ...config,
+      architectures: ['Qwen3ForSequenceClassification'],
+      num_labels: 1,
+      _name_or_path: 'tomaarsen/Qwen3-Reranker-0.6B-seq-cls',
+    };
     const dir = variants.make(cfg, converted);
     close(
       logits(
@@ -138,7 +143,11 @@ describe('Qwen3-Reranker from a Hugging Face folder', { skip: fixture.skip }, ()
     const named = join(tmp, 'Qwen3-Reranker-4B');
     cpSync(fixture.path, named, { recursive: true });
     const byReadme = variants.withFiles({});
-    writeFileSync(join(byReadme, 'README.md'), '---\nlicense: apache-2.0\n---\n# Qwen3-Reranker-0.6B\n\nText.\n');
+    writeFileSync(join(byReadme, 'README.md'), '---\nlicense: apache-2.0\n---\n## Qwen3-Reranker-0.6B\n\nText.\n');
+    // A one-label Qwen3ForSequenceClassification is also what reward models are: without the name, no reranker.
+    const reward = variants.withFiles({
+      'config.json': { ...config, architectures: ['Qwen3ForSequenceClassification'], num_labels: 1 },
+    });
     const mentionOnly = variants.withFiles({});
     writeFileSync(join(mentionOnly, 'README.md'), '# My model\n\nFine-tuned from Qwen3-Reranker-0.6B.\n');
     const llamaNamed = join(tmp, 'tiny-llama-qwen3-reranker');
@@ -150,6 +159,7 @@ describe('Qwen3-Reranker from a Hugging Face folder', { skip: fixture.skip }, ()
     assert.equal(task(byReadme), 'score');
     assert.equal(task(fixture.path), 'generate');
     assert.equal(task(mentionOnly), 'generate');
+    assert.equal(task(reward), 'generate');
     if (!llama.skip) assert.equal(task(llamaNamed), 'generate', 'a llama is no Qwen3-Reranker whatever its name');
     assert.equal(loadModelConfig(reranker).raw.pagoda_rerank_template, QWEN3_RERANK_TEMPLATE);
   });

@@ -30,6 +30,10 @@ async function serve(script: string, template: ServerTemplate) {
   const server = await startTestServer(source, [{ name: 'm', path: '/nowhere', ref: '/nowhere' }]);
   servers.push(server);
   const engine = () => source.engines.get('m')!;
+  /** Waits until the engine has been given a request. */
+  const asked = async () => {
+    for (let i = 0; i < 400 && !source.engines.get('m')?.lastRequest; i++) await new Promise((r) => setTimeout(r, 5));
+  };
   /** The last prompt the engine was given, as text (the fake tokenizer's bytes, BOS dropped). */
   const prompt = () =>
     new TextDecoder().decode(
@@ -38,6 +42,7 @@ async function serve(script: string, template: ServerTemplate) {
   return {
     url: server.url,
     engine,
+    asked,
     prompt,
     openai: new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 }),
   };
@@ -69,7 +74,7 @@ test('a text answer: instructions as the system message, one output_text message
   const promptTokens = (engine().lastRequest!.prompt as number[]).length;
   assert.deepEqual(r.usage, {
     input_tokens: promptTokens,
-    input_tokens_details: { cached_tokens: 0 },
+    input_tokens_details: { cached_tokens: 0, cache_write_tokens: 0 },
     output_tokens: 12,
     output_tokens_details: { reasoning_tokens: 0 },
     total_tokens: promptTokens + 12,
@@ -133,6 +138,19 @@ test('streamed: the named events in order, numbered, deltas adding up to the fin
     'response.output_item.done',
     'response.completed',
   ]);
+  // Every event of an item names the item and the index it was added with.
+  const added = new Map<number, string>();
+  for (const e of events as unknown as {
+    type: string;
+    output_index?: number;
+    item_id?: string;
+    item?: { id: string };
+  }[]) {
+    if (e.type === 'response.output_item.added') added.set(e.output_index!, e.item!.id);
+    else if (e.type === 'response.output_item.done') assert.equal(e.item!.id, added.get(e.output_index!));
+    else if (e.item_id !== undefined) assert.equal(e.item_id, added.get(e.output_index!), e.type);
+  }
+  assert.equal(added.size, 2);
   const text = events.filter((e) => e.type === 'response.output_text.delta').map((e) => e.delta);
   assert.equal(text.join(''), 'Checking.', 'no tool-call markup leaks into the text');
   const done = events.at(-1) as unknown as { response: OpenAI.Responses.Response };
@@ -173,6 +191,27 @@ test('a thinking model: its reasoning as a reasoning item before the message, st
     (m) => JSON.parse(m[1]!).delta,
   );
   assert.equal(deltas.join(''), 'ponder');
+  const counted = await openai.responses.create({ model: 'm', input: 'Why?' });
+  // The tokens pushed while the reasoning block is open: the opening tag and the reasoning, and as much of the closing
+  // tag as the parser holds back before it is sure.
+  const reasoningTokens = counted.usage!.output_tokens_details.reasoning_tokens;
+  assert.ok(reasoningTokens >= '<think>ponder'.length && reasoningTokens <= '<think>ponder</think>'.length);
+});
+
+test('chat_template_kwargs reach the template (thinking off: the prompt closes the block, the answer is all text)', async () => {
+  const { openai, prompt } = await serve('Answer.', thinking);
+  const r = await openai.responses.create({
+    model: 'm',
+    input: 'Why?',
+    // @ts-expect-error vLLM's extra field
+    chat_template_kwargs: { enable_thinking: false },
+  });
+  assert.match(prompt(), /<\|assistant\|><think>\n\n<\/think>\n\n$/);
+  assert.deepEqual(
+    r.output.map((o) => o.type),
+    ['message'],
+  );
+  assert.equal(r.usage!.output_tokens_details.reasoning_tokens, 0);
 });
 
 test('input items: a conversation with an earlier call and its output renders as chat completions renders it', async () => {
@@ -250,10 +289,81 @@ test('refusals, one 400 each in OpenAI shape, naming the field', async () => {
       /tool_choice names "nope", which is not among the tools/,
     ],
     [{ tools: [{ ...weather, name: 'bad name' }] }, /^tools\[0\]\.name: a tool name is 1-128 letters/],
+    [
+      { tools: [weather], tool_choice: { type: 'function' } },
+      /^tool_choice\.name: a function tool_choice names its function$/,
+    ],
+    [{ input: [] }, /^input: /],
+    [{ input: [{ type: 'reasoning', summary: [] }] }, /^input: no message to answer/],
+    [{ input: [{ type: 'reasoning', summary: {} }] }, /^input\[0\]\.summary: expected a list$/],
+    [{ input: [{ type: 'reasoning', content: 5 }] }, /^input\[0\]\.content: expected a list$/],
+    [
+      { text: { format: { type: 'json_object' } }, tools: [weather], tool_choice: 'required' },
+      /does not combine with structured output/,
+    ],
   ];
   for (const [extra, pattern] of cases) {
     const r = await request(`${url}/v1/responses`, { method: 'POST', body: { model: 'm', input: 'hi', ...extra } });
     assert.equal(r.status, 400, JSON.stringify(extra));
     assert.match((r.json.error as { message: string }).message, pattern, JSON.stringify(extra));
   }
+});
+
+test('streamed and cut at max_output_tokens: the stream ends with response.incomplete', async () => {
+  const { openai } = await serve('Hello there.', fakeTemplate);
+  const stream = await openai.responses.create({ model: 'm', input: 'Hi', max_output_tokens: 3, stream: true });
+  const types: string[] = [];
+  let last: { response?: OpenAI.Responses.Response } = {};
+  for await (const e of stream) {
+    types.push(e.type);
+    last = e as never;
+  }
+  assert.equal(types.at(-1), 'response.incomplete');
+  assert.equal(last.response!.status, 'incomplete');
+  assert.equal(last.response!.output_text, 'Hel');
+});
+
+test('a generation aborted by the server (a forced shutdown): status failed with its error, the text so far', async () => {
+  const { openai, engine, asked } = await serve('x'.repeat(400), fakeTemplate);
+  const pending = openai.responses.create({ model: 'm', input: 'Hi' });
+  await asked();
+  engine().abort(engine().lastRequest!.id!);
+  const r = await pending;
+  assert.equal(r.status, 'failed');
+  assert.deepEqual(r.error, { code: 'server_error', message: 'the generation was aborted' });
+  assert.ok(r.output_text.length < 400);
+});
+
+test("multi-turn: the last response's output sent back as input, with the call's output, renders the call", async () => {
+  const { openai, prompt } = await serve(CALL, hermes);
+  const first = await openai.responses.create({ model: 'm', input: 'Weather in Paris?', tools: [weather] });
+  const call = first.output.find((o) => o.type === 'function_call')!;
+  assert.ok(call.type === 'function_call');
+  const refused = { type: 'message', role: 'assistant', content: [{ type: 'refusal', refusal: 'No.' }] } as const;
+  const second = await openai.responses.create({
+    model: 'm',
+    tools: [weather],
+    input: [
+      { role: 'user', content: 'Weather in Paris?' },
+      ...(first.output as OpenAI.Responses.ResponseInputItem[]),
+      { type: 'function_call_output', call_id: call.call_id, output: '{"temp": 21}' },
+      refused as never,
+      { role: 'user', content: 'Thanks' },
+    ],
+  });
+  assert.equal(second.status, 'completed');
+  const p = prompt();
+  // The message and the call it came with are one assistant turn (Hermes writes only the call of such a turn).
+  assert.match(p, /<\|im_start\|>assistant\n<tool_call>\n\{ "arguments": \{"city": "Paris"\}, "name": "get_weather"\}/);
+  assert.equal(p.split('<|im_start|>assistant').length - 1, 3, 'the call turn, the refusal, the generation prompt');
+  assert.match(p, /"content": "\{\\"temp\\": 21\}"/);
+  assert.match(p, /No\.<\|im_end\|>/);
+});
+
+test("vLLM's sampling extras reach the engine", async () => {
+  const { openai, engine } = await serve('ok', fakeTemplate);
+  // @ts-expect-error vLLM's extra fields
+  await openai.responses.create({ model: 'm', input: 'Hi', top_k: 5, seed: 7, min_p: 0.1 });
+  const params = engine().lastRequest!.params!;
+  assert.deepEqual([params.topK, params.seed, params.minP], [5, 7, 0.1]);
 });

@@ -98,6 +98,23 @@ describe('/score and /v1/score (vLLM)', () => {
     }
   });
 
+  test('an embedding model pair by pair (N:N): each text_1 against its own text_2', async () => {
+    const g = JSON.parse(readFileSync(join(BERT, 'golden.json'), 'utf8')) as {
+      sentences: string[];
+      embeddings: number[][];
+    };
+    const cos = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i]!, 0);
+    const r = await post('/score', {
+      model: 'tiny-bert',
+      text_1: g.sentences.slice(0, 3),
+      text_2: g.sentences.slice(3, 6),
+    });
+    assert.equal(r.status, 200);
+    for (const d of r.json.data as { index: number; score: number }[]) {
+      assert.ok(Math.abs(d.score - cos(g.embeddings[d.index]!, g.embeddings[d.index + 3]!)) < 1e-4, `pair ${d.index}`);
+    }
+  });
+
   test('refusals in OpenAI shape: lists of different lengths, an empty text, a text generator', async () => {
     const cases: [unknown, RegExp][] = [
       [
@@ -106,6 +123,14 @@ describe('/score and /v1/score (vLLM)', () => {
       ],
       [{ model: 'reranker', text_1: 'a', text_2: ['x', ''] }, /^text_2\[1\]: must not be empty$/],
       [{ model: 'tiny-qwen3', text_1: 'a', text_2: 'b' }, /generates text: it is not an embedding or reranking model/],
+      [
+        { model: 'reranker', text_1: 'a', text_2: 'b', activation: false },
+        /^activation: false \(raw logits\) is not supported/,
+      ],
+      [
+        { model: 'reranker', text_1: 'a', text_2: 'b', truncate_prompt_tokens: 8 },
+        /^truncate_prompt_tokens: truncate_prompt_tokens is not supported by pagoda/,
+      ],
     ];
     for (const [body, pattern] of cases) {
       const r = await post('/score', body);
@@ -151,6 +176,13 @@ describe('/tokenize and /detokenize (vLLM)', () => {
     assert.equal(r.status, 200, JSON.stringify(r.json));
     const chat = await post('/v1/chat/completions', { model: 'tiny-qwen3', messages, max_tokens: 1 });
     assert.equal(r.json.count, (chat.json.usage as { prompt_tokens: number }).prompt_tokens);
+    // The ids themselves: the chat template rendered (transformers' rendering, in the fixture's golden) and tokenized.
+    const golden = JSON.parse(readFileSync(join(QWEN3, 'golden.json'), 'utf8')).chat as {
+      messages: unknown[];
+      input_ids: number[];
+    };
+    const again = await post('/tokenize', { model: 'tiny-qwen3', messages: golden.messages });
+    assert.deepEqual(again.json.tokens, golden.input_ids);
     const text = await post('/detokenize', { model: 'tiny-qwen3', tokens: r.json.tokens });
     assert.match(String(text.json.prompt), /Be brief\.[\s\S]*What is a KV cache\?[\s\S]*<\|im_start\|>assistant\n$/);
     const closed = await post('/tokenize', { model: 'tiny-qwen3', messages, add_generation_prompt: false });
@@ -158,6 +190,30 @@ describe('/tokenize and /detokenize (vLLM)', () => {
     const without = closed.json.tokens as number[];
     assert.ok(without.length < opened.length);
     assert.deepEqual(opened.slice(0, without.length), without);
+  });
+
+  test('continue_final_message leaves the last assistant message open; tools are checked as chat checks them', async () => {
+    const messages = [
+      { role: 'user', content: 'Say hello.' },
+      { role: 'assistant', content: 'Hello, wor' },
+    ];
+    const r = await post('/tokenize', { model: 'tiny-qwen3', messages, continue_final_message: true });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const text = await post('/detokenize', { model: 'tiny-qwen3', tokens: r.json.tokens });
+    assert.match(String(text.json.prompt), /<\|im_start\|>assistant\n(<think>\n\n<\/think>\n\n)?Hello, wor$/);
+    const both = await post('/tokenize', {
+      model: 'tiny-qwen3',
+      messages,
+      continue_final_message: true,
+      add_generation_prompt: true,
+    });
+    assert.equal(both.status, 400);
+    // Tools as chat completions takes them: a template that cannot write them refuses them (a 400), as chat does.
+    const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } }];
+    const withTools = await post('/tokenize', { model: 'tiny-qwen3', messages: messages.slice(0, 1), tools });
+    const chat = await post('/v1/chat/completions', { model: 'tiny-qwen3', messages: messages.slice(0, 1), tools });
+    assert.deepEqual([withTools.status, chat.status], [400, 400]);
+    assert.equal(message(withTools), 'the chat template of model "tiny-qwen3" cannot render tools');
   });
 
   test('any model: an embedding model tokenizes with its [CLS] and [SEP]', async () => {

@@ -1,11 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import { reasoningMode } from '../chat-output.ts';
-import { encodeChat } from '../chat-template.ts';
+import { prepareChat } from '../chat-request.ts';
 import { badRequest } from '../errors.ts';
 import { newTimes, primed, runEngine, type ServerContext, withModel } from '../generation.ts';
 import { keepAliveMs } from '../ollama/options.ts';
 import { openaiGrammar } from '../structured-output.ts';
-import { resolveTools } from '../tool-requests.ts';
 import { parseBody } from '../validate.ts';
 import { chatChunker, chatMessage, toMessages } from './chat-message.ts';
 import { chatLogprobs, collectChoices, completionId, streamChunks, totalTokens, unixSeconds, usage } from './common.ts';
@@ -20,23 +18,15 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
     if (body.stream_options && !body.stream)
       throw badRequest('stream_options is only allowed with stream: true', 'stream_options');
     return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
-      const tools = resolveTools(
-        a.model.chatTemplate,
-        a.entry.name,
-        body.tools,
-        body.tool_choice,
-        body.parallel_tool_calls,
-      );
-      const structured = openaiGrammar(body);
-      if (tools.grammar && structured) {
-        throw badRequest(
-          'tool_choice "required" or a named function does not combine with structured output',
-          'tool_choice',
-        );
-      }
-      const render = { tools: tools.templateTools, kwargs: body.chat_template_kwargs ?? undefined };
-      const { prompt, ids: promptIds } = await encodeChat(a.model, a.entry.name, toMessages(body.messages), render);
-      const mode = { reasoning: reasoningMode(a.model.chatTemplate?.source ?? '', prompt), tools: tools.format };
+      const chat = await prepareChat(a, {
+        messages: toMessages(body.messages),
+        tools: body.tools,
+        toolChoice: body.tool_choice,
+        parallelToolCalls: body.parallel_tool_calls,
+        kwargs: body.chat_template_kwargs ?? undefined,
+        structured: openaiGrammar(body),
+      });
+      const { ids: promptIds, mode } = chat;
       // max_completion_tokens is chat's newer name for max_tokens.
       const maxTokens = body.max_completion_tokens ?? body.max_tokens;
       // The engine names max_tokens (and logprobs) as vLLM does; say what this request sent.
@@ -47,12 +37,7 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
       const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
       const params = samplingParams({ ...body, max_tokens: maxTokens }, logprobs);
       const n = params.n ?? 1;
-      // Tool-call markers may be special tokens ([TOOL_CALLS], <|python_tag|>): keep them where calls are parsed.
-      const output = {
-        grammar: tools.grammar ?? structured,
-        skipSpecialTokens: tools.format?.start == null,
-        kvBudget: body.kv_budget ?? undefined,
-      };
+      const output = { ...chat.output, kvBudget: body.kv_budget ?? undefined };
       const outputs = await primed(runEngine(ctx, a, promptIds, params, newTimes(), fieldNames, output));
       const base = {
         id: completionId('chatcmpl'),

@@ -13,7 +13,13 @@ const MAX_ITEMS = 4096;
 /** POST /v1/responses: the fields of OpenAI's Responses API that a stateless server can honour. */
 export const responsesRequest = z.strictObject({
   model: z.string().min(1).max(1024),
-  input: z.union([z.string(), z.array(z.looseObject({ type: opt(z.string()) })).max(MAX_ITEMS)]),
+  input: z.union([
+    z.string(),
+    z
+      .array(z.looseObject({ type: opt(z.string()) }))
+      .min(1)
+      .max(MAX_ITEMS),
+  ]),
   instructions: opt(z.string()),
   max_output_tokens: opt(z.number().int().min(1)),
   temperature: opt(z.number().min(0).max(2)),
@@ -25,9 +31,31 @@ export const responsesRequest = z.strictObject({
   ),
   parallel_tool_calls: opt(z.boolean()),
   text: opt(z.strictObject({ format: opt(textFormat), verbosity: z.unknown().optional() })),
-  /** vLLM's extra: keyword arguments for the chat template (Qwen3's enable_thinking). */
+  /** vLLM's extras: keyword arguments for the chat template (Qwen3's enable_thinking), and sampling. */
   chat_template_kwargs: opt(z.record(z.string(), z.unknown())),
-  ...acceptAnything([...IGNORED_OPENAI_FIELDS, 'reasoning', 'truncation', 'include', 'stream_options']),
+  top_k: opt(z.number().int().min(-1)),
+  min_p: opt(z.number().min(0).max(1)),
+  seed: opt(
+    z
+      .number()
+      .int()
+      .min(-(2 ** 53) + 1)
+      .max(2 ** 53 - 1),
+  ),
+  repetition_penalty: opt(z.number().gt(0).max(10)),
+  presence_penalty: opt(z.number().min(-2).max(2)),
+  frequency_penalty: opt(z.number().min(-2).max(2)),
+  ...acceptAnything([
+    ...IGNORED_OPENAI_FIELDS,
+    'reasoning',
+    'truncation',
+    'include',
+    'stream_options',
+    'prompt_cache_retention',
+    'prompt_cache_options',
+    'context_management',
+    'moderation',
+  ]),
   previous_response_id: unsupported('a stored response', 'it keeps none; send the whole conversation in input'),
   conversation: unsupported('a stored conversation', 'it keeps none; send the whole conversation in input'),
   background: unsupported('background'),
@@ -42,11 +70,13 @@ function textOf(content: unknown, where: string): string {
   if (typeof content === 'string') return content;
   if (!Array.isArray(content)) throw badRequest(`${where}: expected a string or a list of text parts`, where);
   return content
-    .map((p: { type?: unknown; text?: unknown }, j) => {
-      const ok = p && ['input_text', 'output_text', 'text'].includes(String(p.type)) && typeof p.text === 'string';
+    .map((p: { type?: unknown; text?: unknown; refusal?: unknown }, j) => {
+      // An earlier answer sent back as it came: its text parts, and a refusal's text.
+      const text = p?.type === 'refusal' ? p.refusal : p?.text;
+      const ok = ['input_text', 'output_text', 'text', 'refusal'].includes(String(p?.type)) && typeof text === 'string';
       if (!ok)
         throw badRequest(`${where}[${j}]: type "${p?.type}" is not supported (text parts only)`, `${where}[${j}]`);
-      return p.text as string;
+      return text as string;
     })
     .join('');
 }
@@ -112,8 +142,13 @@ export function responsesMessages(body: ResponsesRequest): ChatMessage[] {
       if (name) message.name = name;
       out.push(message);
     } else if (type === 'reasoning') {
-      const parts = [...((item.content as unknown[]) ?? []), ...((item.summary as unknown[]) ?? [])];
-      reasoning += parts
+      const list = (key: string): unknown[] => {
+        const v = item[key];
+        if (v == null) return [];
+        if (!Array.isArray(v)) throw badRequest(`${where}.${key}: expected a list`, `${where}.${key}`);
+        return v;
+      };
+      reasoning += [...list('content'), ...list('summary')]
         .map((p) => (p as { text?: unknown })?.text)
         .filter((t) => typeof t === 'string')
         .join('\n');
@@ -123,6 +158,9 @@ export function responsesMessages(body: ResponsesRequest): ChatMessage[] {
         where,
       );
     }
+  }
+  if (!out.some((m) => m.role !== 'system')) {
+    throw badRequest('input: no message to answer (give a user message, or an earlier turn to go on from)', 'input');
   }
   return out;
 }
@@ -148,6 +186,9 @@ export function responsesTools(body: ResponsesRequest): Tool[] | undefined {
 export function responsesToolChoice(body: ResponsesRequest): ToolChoice | undefined {
   const choice = body.tool_choice;
   if (choice == null || typeof choice === 'string') return choice ?? undefined;
+  if (choice.type === 'function' && !choice.name) {
+    throw badRequest('tool_choice.name: a function tool_choice names its function', 'tool_choice.name');
+  }
   if (choice.type !== 'function' || !choice.name) {
     throw badRequest(
       `tool_choice: type "${choice.type}" is not supported (none, auto, required or a function)`,

@@ -1,15 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import type { RequestOutput } from '../../engine/types.ts';
 import { samplingFrom } from '../../primitives/sampling-names.ts';
-import { reasoningMode } from '../chat-output.ts';
-import { encodeChat } from '../chat-template.ts';
-import { badRequest } from '../errors.ts';
+import { prepareChat } from '../chat-request.ts';
 import { newTimes, primed, runEngine, type ServerContext, withModel } from '../generation.ts';
 import { keepAliveMs } from '../ollama/options.ts';
+import { type AnswerEnd, drainAnswer, OutputBlocks } from '../output-blocks.ts';
 import { EventStream } from '../streaming.ts';
 import { responsesGrammar } from '../structured-output.ts';
-import { resolveTools } from '../tool-requests.ts';
 import { parseBody } from '../validate.ts';
 import { unixSeconds } from './common.ts';
 import { type ResponseEvent, ResponseOutput } from './responses-output.ts';
@@ -20,13 +17,6 @@ import {
   responsesToolChoice,
   responsesTools,
 } from './responses-request.ts';
-
-/** Tokens in and out, as the Responses API counts them (cached: prompt tokens served from the prefix cache). */
-interface Counts {
-  input: number;
-  cached: number;
-  output: number;
-}
 
 /**
  * POST /v1/responses: OpenAI's Responses API over the chat machinery (template, tools, structured output, reasoning
@@ -40,79 +30,44 @@ export function registerResponses(app: FastifyInstance, ctx: ServerContext): voi
     const requested = { tools: responsesTools(body), choice: responsesToolChoice(body) };
     const structured = responsesGrammar(body.text?.format);
     return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
-      const tools = resolveTools(
-        a.model.chatTemplate,
-        a.entry.name,
-        requested.tools,
-        requested.choice,
-        body.parallel_tool_calls,
-      );
-      if (tools.grammar && structured) {
-        throw badRequest('tool_choice "required" or a named function does not combine with text.format', 'tool_choice');
-      }
-      const render = { tools: tools.templateTools, kwargs: body.chat_template_kwargs ?? undefined };
-      const { prompt, ids } = await encodeChat(a.model, a.entry.name, messages, render);
-      const mode = { reasoning: reasoningMode(a.model.chatTemplate?.source ?? '', prompt), tools: tools.format };
-      const params = samplingFrom('openai', {
-        temperature: body.temperature,
-        top_p: body.top_p,
-        max_tokens: body.max_output_tokens,
+      const { ids, mode, output } = await prepareChat(a, {
+        messages,
+        tools: requested.tools,
+        toolChoice: requested.choice,
+        parallelToolCalls: body.parallel_tool_calls,
+        kwargs: body.chat_template_kwargs ?? undefined,
+        structured,
       });
-      const output = { grammar: tools.grammar ?? structured, skipSpecialTokens: tools.format?.start == null };
+      const params = samplingFrom('openai', { ...body, max_tokens: body.max_output_tokens });
       const outputs = await primed(
         runEngine(ctx, a, ids, params, newTimes(), { max_tokens: 'max_output_tokens' }, output),
       );
       const shell = responseShell(body, a.entry.name);
-      const counts: Counts = { input: ids.length, cached: 0, output: 0 };
       if (!body.stream) {
-        const out = new ResponseOutput(mode);
-        const complete = await drain(outputs, out, counts);
-        return finished(shell, out, complete, counts);
+        const out = new ResponseOutput();
+        return finished(shell, out, ids.length, await drainAnswer(outputs, new OutputBlocks(mode, out)));
       }
       const stream = new EventStream(reply, 'sse', true);
       let sequence = 0;
       const send = (e: ResponseEvent) => stream.send({ ...e, sequence_number: sequence++ });
       send({ type: 'response.created', response: shell });
       send({ type: 'response.in_progress', response: shell });
-      const out = new ResponseOutput(mode, send);
+      const out = new ResponseOutput(send);
       try {
-        const complete = await drain(outputs, out, counts, () => stream.open);
-        const response = finished(shell, out, complete, counts);
-        send({ type: complete ? 'response.completed' : 'response.incomplete', response });
+        const end = await drainAnswer(outputs, new OutputBlocks(mode, out), () => stream.open);
+        const response = finished(shell, out, ids.length, end);
+        send({ type: `response.${response.status}`, response });
       } catch (err) {
+        // The API's two ends of a failed stream: the error, then the response as it stood, failed.
         const message = err instanceof Error ? err.message : String(err);
         send({ type: 'error', code: 'server_error', message, param: null });
+        const error = { code: 'server_error', message };
+        send({ type: 'response.failed', response: { ...shell, status: 'failed', error, output: out.items } });
       }
       stream.end();
       return reply;
     });
   });
-}
-
-/**
- * Feeds the completion's text to `out` until it ends (or `open` says the client went away); true when it stopped on
- * its own rather than at max_output_tokens.
- */
-async function drain(
-  outputs: AsyncIterable<RequestOutput>,
-  out: ResponseOutput,
-  counts: Counts,
-  open: () => boolean = () => true,
-): Promise<boolean> {
-  for await (const o of outputs) {
-    counts.cached = o.metrics?.cachedPromptTokens ?? counts.cached;
-    for (const d of o.outputs) {
-      counts.output += d.tokenIds.length;
-      out.push(d.text);
-      if (d.finishReason) {
-        const complete = d.finishReason !== 'length';
-        out.finish(complete);
-        return complete;
-      }
-    }
-    if (!open()) break;
-  }
-  return true;
 }
 
 /** The response object before any output: what was asked, status in progress. */
@@ -143,20 +98,25 @@ function responseShell(body: ResponsesRequest, model: string): Record<string, un
   };
 }
 
-/** The whole response: its output items, status and usage. */
-function finished(shell: Record<string, unknown>, out: ResponseOutput, complete: boolean, counts: Counts) {
+/**
+ * The whole response: its output items, status (incomplete: cut at max_output_tokens; failed: aborted, as at a forced
+ * shutdown) and usage.
+ */
+function finished(shell: Record<string, unknown>, out: ResponseOutput, inputTokens: number, end: AnswerEnd) {
+  const status = end.reason === 'stop' ? 'completed' : end.reason === 'length' ? 'incomplete' : 'failed';
   return {
     ...shell,
-    status: complete ? 'completed' : 'incomplete',
-    incomplete_details: complete ? null : { reason: 'max_output_tokens' },
+    status,
+    error: status === 'failed' ? { code: 'server_error', message: 'the generation was aborted' } : null,
+    incomplete_details: status === 'incomplete' ? { reason: 'max_output_tokens' } : null,
     output: out.items,
     output_text: out.text,
     usage: {
-      input_tokens: counts.input,
-      input_tokens_details: { cached_tokens: counts.cached },
-      output_tokens: counts.output,
-      output_tokens_details: { reasoning_tokens: 0 },
-      total_tokens: counts.input + counts.output,
+      input_tokens: inputTokens,
+      input_tokens_details: { cached_tokens: end.cachedTokens, cache_write_tokens: 0 },
+      output_tokens: end.outputTokens,
+      output_tokens_details: { reasoning_tokens: end.reasoningTokens },
+      total_tokens: inputTokens + end.outputTokens,
     },
   };
 }

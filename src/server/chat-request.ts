@@ -1,0 +1,59 @@
+import type { GrammarSpec } from '../grammar/spec.ts';
+import { type ChatOutputMode, reasoningMode } from './chat-output.ts';
+import { encodeChat } from './chat-template.ts';
+import { badRequest } from './errors.ts';
+import type { Admitted } from './generation.ts';
+import type { ChatMessage } from './models.ts';
+import { resolveTools, type Tool, type ToolChoice } from './tool-requests.ts';
+
+/** What a chat-shaped request (chat completions, the Responses API, Anthropic's Messages) asks of the model. */
+export interface ChatAsk {
+  messages: ChatMessage[];
+  tools?: Tool[] | null;
+  toolChoice?: ToolChoice | null;
+  parallelToolCalls?: boolean | null;
+  /** Extra variables for the chat template (chat_template_kwargs). */
+  kwargs?: Record<string, unknown>;
+  /** Whether the assistant's turn is opened (default), or the last message left open for the model to go on with. */
+  addGenerationPrompt?: boolean;
+  continueFinalMessage?: boolean;
+  /** The structured output the request asks for, if any. */
+  structured?: GrammarSpec;
+}
+
+/** A chat request made ready for the engine: the rendered prompt, its ids, how to parse the output, what to hold it to. */
+export interface PreparedChat {
+  prompt: string;
+  ids: number[];
+  mode: ChatOutputMode;
+  output: { grammar?: GrammarSpec; skipSpecialTokens: boolean };
+}
+
+/**
+ * Checks the request's tools against the model's template, renders the conversation and tokenizes it, and says how
+ * the answer is parsed (reasoning, the template's tool-call format) and constrained (a forced tool call's grammar or
+ * the structured output, never both).
+ */
+export async function prepareChat(a: Admitted, ask: ChatAsk): Promise<PreparedChat> {
+  const tools = resolveTools(a.model.chatTemplate, a.entry.name, ask.tools, ask.toolChoice, ask.parallelToolCalls);
+  if (tools.grammar && ask.structured) {
+    throw badRequest(
+      'tool_choice "required" or a named function does not combine with structured output',
+      'tool_choice',
+    );
+  }
+  const render = {
+    tools: tools.templateTools,
+    kwargs: ask.kwargs,
+    addGenerationPrompt: ask.addGenerationPrompt,
+    continueFinalMessage: ask.continueFinalMessage,
+  };
+  const { prompt, ids } = await encodeChat(a.model, a.entry.name, ask.messages, render);
+  return {
+    prompt,
+    ids,
+    mode: { reasoning: reasoningMode(a.model.chatTemplate?.source ?? '', prompt), tools: tools.format },
+    // Tool-call markers may be special tokens ([TOOL_CALLS], <|python_tag|>): keep them where calls are parsed.
+    output: { grammar: tools.grammar ?? ask.structured, skipSpecialTokens: tools.format?.start == null },
+  };
+}

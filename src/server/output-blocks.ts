@@ -1,0 +1,127 @@
+import type { FinishReason, RequestOutput } from '../engine/types.ts';
+import type { ParsedToolCall } from '../tools/tool-parser.ts';
+import { type ChatOutputMode, ChatOutputParser } from './chat-output.ts';
+
+/** A run of an answer's text: its reasoning, or what it says. */
+export type BlockKind = 'reasoning' | 'text';
+
+/**
+ * What a block-structured answer is told as it streams (the Responses API's output items, Anthropic's content
+ * blocks). Blocks are numbered in order, tool calls included.
+ */
+export interface BlockSink {
+  open(kind: BlockKind, index: number): void;
+  delta(kind: BlockKind, index: number, text: string): void;
+  /** The block's end with its whole text; `complete` is false when the answer was cut at the token limit. */
+  close(kind: BlockKind, index: number, text: string, complete: boolean): void;
+  /** A parsed tool call, a block of its own after the text. */
+  call(call: ParsedToolCall, index: number): void;
+}
+
+/**
+ * A completion's text as blocks, with chat completions' reasoning and tool-call parsing: reasoning and text blocks as
+ * the text alternates between them, then one block per tool call. An answer with neither text nor calls still has
+ * one (empty) text block.
+ */
+export class OutputBlocks {
+  private readonly parser: ChatOutputParser;
+  private open: { kind: BlockKind; index: number; text: string } | null = null;
+  private count = 0;
+  private hasText = false;
+
+  constructor(
+    mode: ChatOutputMode,
+    private readonly sink: BlockSink,
+  ) {
+    this.parser = new ChatOutputParser(mode);
+  }
+
+  push(text: string): void {
+    const part = this.parser.push(text);
+    this.write('reasoning', part.reasoning);
+    this.write('text', part.content);
+  }
+
+  /** Whether the answer is inside its reasoning (the tokens just pushed count as reasoning). */
+  get reasoning(): boolean {
+    return this.open?.kind === 'reasoning';
+  }
+
+  /** The completion ended (`complete`: on its own, not cut at the token limit): the last text, then its calls. */
+  finish(complete: boolean): ParsedToolCall[] {
+    const end = this.parser.finish();
+    this.write('reasoning', end.reasoning);
+    this.write('text', end.content);
+    if (end.calls.length === 0 && !this.hasText) this.start('text');
+    this.close(complete);
+    for (const call of end.calls) this.sink.call(call, this.count++);
+    return end.calls;
+  }
+
+  private write(kind: BlockKind, text: string): void {
+    if (!text) return;
+    const open = this.open?.kind === kind ? this.open : this.start(kind);
+    open.text += text;
+    this.sink.delta(kind, open.index, text);
+  }
+
+  private start(kind: BlockKind) {
+    this.close(true);
+    if (kind === 'text') this.hasText = true;
+    this.open = { kind, index: this.count++, text: '' };
+    this.sink.open(kind, this.open.index);
+    return this.open;
+  }
+
+  private close(complete: boolean): void {
+    if (!this.open) return;
+    const { kind, index, text } = this.open;
+    this.open = null;
+    this.sink.close(kind, index, text, complete);
+  }
+}
+
+/** How an answer ended: why (null when the client went away first), the stop string or id, its calls and counts. */
+export interface AnswerEnd {
+  reason: FinishReason | null;
+  stopReason: string | number | null;
+  calls: ParsedToolCall[];
+  outputTokens: number;
+  /** The output tokens that went to reasoning (those pushed while a reasoning block was open). */
+  reasoningTokens: number;
+  /** Prompt tokens served from the prefix cache. */
+  cachedTokens: number;
+}
+
+/** Feeds one completion's outputs to `blocks` until it ends, or until `open` says the client went away. */
+export async function drainAnswer(
+  outputs: AsyncIterable<RequestOutput>,
+  blocks: OutputBlocks,
+  open: () => boolean = () => true,
+): Promise<AnswerEnd> {
+  const end: AnswerEnd = {
+    reason: null,
+    stopReason: null,
+    calls: [],
+    outputTokens: 0,
+    reasoningTokens: 0,
+    cachedTokens: 0,
+  };
+  for await (const o of outputs) {
+    end.cachedTokens = o.metrics.cachedPromptTokens;
+    for (const d of o.outputs) {
+      end.outputTokens += d.tokenIds.length;
+      blocks.push(d.text);
+      if (blocks.reasoning) end.reasoningTokens += d.tokenIds.length;
+      if (d.finishReason) {
+        Object.assign(end, { reason: d.finishReason, stopReason: d.stopReason });
+        end.calls = blocks.finish(d.finishReason === 'stop');
+        return end;
+      }
+    }
+    if (!open()) break;
+  }
+  // Ended without a finish (the client went away): the blocks close as cut short.
+  end.calls = blocks.finish(false);
+  return end;
+}
