@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyRequest, LogController } from 'fastify';
 import type { Logger } from 'pino';
+import { registerMessages } from './anthropic/messages.ts';
 import { parseJsonBody } from './body.ts';
 import type { ServeConfig } from './config.ts';
 import { apiFamily, errorBody, toApiError } from './errors.ts';
@@ -137,6 +138,7 @@ export function buildApp(
   registerChatCompletions(app, ctx);
   registerCompletions(app, ctx);
   registerResponses(app, ctx);
+  registerMessages(app, ctx);
   registerEmbeddings(app, ctx);
   registerRerank(app, ctx);
   registerScore(app, ctx);

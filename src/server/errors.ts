@@ -1,9 +1,10 @@
 /**
- * API errors and their two wire shapes: OpenAI's `{error:{message,type,param,code}}` under /v1, Ollama's `{error}`
- * everywhere else. Routes throw `ApiError`; the app's error handler picks the shape from the URL.
+ * API errors and their wire shapes: OpenAI's `{error:{message,type,param,code}}` under /v1, Anthropic's
+ * `{type:'error',error:{type,message}}` under /v1/messages, Ollama's `{error}` everywhere else. Routes throw
+ * `ApiError`; the app's error handler picks the shape from the URL.
  */
 
-export type ApiFamily = 'openai' | 'ollama';
+export type ApiFamily = 'openai' | 'anthropic' | 'ollama';
 
 const OPENAI_TYPES: Record<number, string> = {
   400: 'invalid_request_error',
@@ -35,7 +36,19 @@ export function badRequest(message: string, param: string | null = null, code: s
   return new ApiError(400, message, param, code);
 }
 
+/** Anthropic's error types by status. */
+const ANTHROPIC_TYPES: Record<number, string> = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  403: 'permission_error',
+  404: 'not_found_error',
+  413: 'request_too_large',
+  429: 'rate_limit_error',
+  503: 'overloaded_error',
+};
+
 export function apiFamily(url: string): ApiFamily {
+  if (/^\/v1\/messages(\/|\?|$)/.test(url)) return 'anthropic';
   // /rerank is vLLM's (and Jina's) alias of /v1/rerank; /score, /tokenize and /detokenize are vLLM's.
   return url.startsWith('/v1/') || url === '/v1' || /^\/(rerank|score|tokenize|detokenize)(\?|$)/.test(url)
     ? 'openai'
@@ -44,6 +57,10 @@ export function apiFamily(url: string): ApiFamily {
 
 export function errorBody(family: ApiFamily, err: ApiError): unknown {
   if (family === 'ollama') return { error: err.message };
+  if (family === 'anthropic') {
+    const type = ANTHROPIC_TYPES[err.status] ?? (err.status >= 500 ? 'api_error' : 'invalid_request_error');
+    return { type: 'error', error: { type, message: err.message } };
+  }
   const type = OPENAI_TYPES[err.status] ?? (err.status >= 500 ? 'server_error' : 'invalid_request_error');
   return { error: { message: err.message, type, param: err.param, code: err.code } };
 }

@@ -5,17 +5,21 @@ import { hostOf, isAllowedHost } from './host-check.ts';
 
 const sha = (s: string) => createHash('sha256').update(s).digest();
 
-/** Bearer-token check for every route but /health; compares digests so timing says nothing about the key. */
+/**
+ * Bearer-token check for every route but /health (Anthropic's clients send the key as `x-api-key`); compares digests
+ * so timing says nothing about the key.
+ */
 export function requireApiKey(apiKey: string) {
   const expected = sha(apiKey);
   return (request: FastifyRequest): void => {
     if (request.url === '/health' || request.method === 'OPTIONS') return;
     const header = request.headers.authorization ?? '';
-    const m = /^Bearer\s+(.+)$/i.exec(header);
-    if (!m || !timingSafeEqual(sha(m[1].trim()), expected)) {
+    const xApiKey = request.headers['x-api-key'];
+    const given = /^Bearer\s+(.+)$/i.exec(header)?.[1] ?? (typeof xApiKey === 'string' ? xApiKey : undefined);
+    if (given === undefined || !timingSafeEqual(sha(given.trim()), expected)) {
       throw new ApiError(
         401,
-        m ? 'invalid API key' : 'missing API key: send "Authorization: Bearer <key>"',
+        given !== undefined ? 'invalid API key' : 'missing API key: send "Authorization: Bearer <key>"',
         null,
         'invalid_api_key',
         {
@@ -54,7 +58,7 @@ export function corsPolicy(origins: string[]) {
         reply.header('access-control-allow-methods', 'GET, POST, HEAD, OPTIONS');
         reply.header(
           'access-control-allow-headers',
-          'authorization, content-type, openai-organization, openai-project, x-stainless-*, *',
+          'authorization, content-type, openai-organization, openai-project, x-api-key, anthropic-version, x-stainless-*, *',
         );
         reply.header('access-control-max-age', '600');
         return 'preflight';

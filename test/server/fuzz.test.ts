@@ -111,6 +111,20 @@ const endpoints: Endpoint[] = [
       text: 'object',
     },
   },
+  {
+    path: '/v1/messages',
+    base: { model: MODEL, max_tokens: 2, messages: [{ role: 'user', content: 'hi' }] },
+    fields: {
+      model: 'string',
+      messages: 'array',
+      max_tokens: 'int',
+      temperature: 'number',
+      stream: 'boolean',
+      tools: 'array',
+      tool_choice: 'object',
+      stop_sequences: 'array',
+    },
+  },
   { path: '/score', base: { model: MODEL, text_1: 'a', text_2: ['b'] }, fields: { text_1: 'array', text_2: 'array' } },
   {
     path: '/tokenize',
@@ -213,7 +227,7 @@ test('1,000 malformed or hostile bodies: each a 4xx JSON error in its API shape,
     while (next < cases.length) {
       const c = cases[next++];
       const res = await post(`${server.url}${c.path}`, c.body);
-      // vLLM's routes outside /v1 answer in OpenAI's shape too.
+      // vLLM's routes outside /v1 answer in OpenAI's shape too; Anthropic's (/v1/messages) also nest the message.
       const openai = c.path.startsWith('/v1/') || ['/score', '/tokenize', '/detokenize'].includes(c.path);
       const shapeOk = openai
         ? typeof (res.json.error as { message?: unknown })?.message === 'string'

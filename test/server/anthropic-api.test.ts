@@ -1,0 +1,281 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import Anthropic from '@anthropic-ai/sdk';
+import { ChatTemplate } from '../../src/loader/chat-template.ts';
+import type { ServeConfig } from '../../src/server/config.ts';
+import type { ChatTemplate as ServerTemplate } from '../../src/server/models.ts';
+import { projectRoot } from '../helpers/fixtures.ts';
+import { FakeSource, fakeTemplate } from './fake-engine.ts';
+import { request, startTestServer, type TestServer } from './harness.ts';
+
+const hermes = new ChatTemplate(
+  readFileSync(join(projectRoot, 'test', 'fixtures', 'tool-templates', 'hermes.jinja'), 'utf8'),
+  'hermes',
+  {},
+);
+/** Qwen3's thinking switch: enable_thinking false writes an empty block into the prompt. */
+const thinking = new ChatTemplate(
+  '{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}<|assistant|>{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% endif %}',
+  'thinking',
+  {},
+);
+
+const servers: TestServer[] = [];
+after(() => Promise.all(servers.map((s) => s.close())));
+
+/** A server whose one model answers `script` (one character a token) and renders with `template`. */
+async function serve(script: string, template: ServerTemplate, config: Partial<ServeConfig> = {}) {
+  const source = new FakeSource({ tokenDelayMs: 0, script }, 4096, 8, template);
+  const server = await startTestServer(source, [{ name: 'm', path: '/nowhere', ref: '/nowhere' }], config);
+  servers.push(server);
+  const engine = () => source.engines.get('m')!;
+  /** The last prompt the engine was given, as text (the fake tokenizer's bytes, BOS dropped). */
+  const prompt = () =>
+    new TextDecoder().decode(
+      Uint8Array.from((engine().lastRequest!.prompt as number[]).filter((t) => t >= 3).map((t) => t - 3)),
+    );
+  return {
+    url: server.url,
+    engine,
+    prompt,
+    anthropic: new Anthropic({ baseURL: server.url, apiKey: config.apiKey ?? 'unused', maxRetries: 0 }),
+  };
+}
+
+const weather = {
+  name: 'get_weather',
+  description: 'The weather in a city',
+  input_schema: {
+    type: 'object' as const,
+    properties: { city: { type: 'string', description: 'A city' } },
+    required: ['city'],
+  },
+};
+const CALL = 'Checking.<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>';
+const user = (content: string) => [{ role: 'user' as const, content }];
+
+test('a text answer: system first, one text block, end_turn, usage counted', async () => {
+  const { anthropic, prompt, engine } = await serve('Hello there.', fakeTemplate);
+  const m = await anthropic.messages.create({ model: 'm', max_tokens: 64, system: 'Be brief.', messages: user('Hi') });
+  assert.equal(m.type, 'message');
+  assert.equal(m.role, 'assistant');
+  assert.match(m.id, /^msg_/);
+  assert.deepEqual(m.content, [{ type: 'text', text: 'Hello there.' }]);
+  assert.equal(m.stop_reason, 'end_turn');
+  assert.equal(m.stop_sequence, null);
+  assert.equal(prompt(), '<|system|>Be brief.<|user|>Hi<|assistant|>');
+  const promptTokens = (engine().lastRequest!.prompt as number[]).length;
+  assert.equal(m.usage.input_tokens, promptTokens);
+  assert.equal(m.usage.output_tokens, 12);
+  assert.equal(engine().lastRequest!.params?.maxTokens, 64);
+});
+
+test('stop reasons: the token limit, and a stop sequence named', async () => {
+  const { anthropic } = await serve('Hello there.', fakeTemplate);
+  const cut = await anthropic.messages.create({ model: 'm', max_tokens: 5, messages: user('Hi') });
+  assert.equal(cut.stop_reason, 'max_tokens');
+  assert.deepEqual(cut.content, [{ type: 'text', text: 'Hello' }]);
+  const stopped = await anthropic.messages.create({
+    model: 'm',
+    max_tokens: 64,
+    messages: user('Hi'),
+    stop_sequences: [' there'],
+  });
+  assert.equal(stopped.stop_reason, 'stop_sequence');
+  assert.equal(stopped.stop_sequence, ' there');
+  assert.deepEqual(stopped.content, [{ type: 'text', text: 'Hello' }]);
+});
+
+test('client tools: the template gets them; the call is a tool_use block, stop_reason tool_use', async () => {
+  const { anthropic, prompt } = await serve(CALL, hermes);
+  const m = await anthropic.messages.create({
+    model: 'm',
+    max_tokens: 200,
+    messages: user('Weather in Paris?'),
+    tools: [weather],
+  });
+  assert.match(prompt(), /<tools> \{"type": "function", "function": \{"name": "get_weather"/);
+  assert.equal(m.stop_reason, 'tool_use');
+  assert.deepEqual(
+    m.content.map((b) => b.type),
+    ['text', 'tool_use'],
+  );
+  const call = m.content[1]!;
+  assert.ok(call.type === 'tool_use');
+  assert.equal(call.name, 'get_weather');
+  assert.deepEqual(call.input, { city: 'Paris' });
+  assert.match(call.id, /^toolu_/);
+});
+
+test('streamed: the named events in order, and the SDK assembles the same message', async () => {
+  const { url, anthropic } = await serve(CALL, hermes);
+  const body = { model: 'm', max_tokens: 200, messages: user('Weather in Paris?'), tools: [weather], stream: true };
+  const raw = await fetch(`${url}/v1/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const sse = await raw.text();
+  const events = [...sse.matchAll(/event: (\S+)\ndata: (.*)\n/g)].map((m) => {
+    const data = JSON.parse(m[2]!);
+    assert.equal(data.type, m[1], 'the event name is its type');
+    return data as { type: string; index?: number; delta?: { type: string; text?: string; partial_json?: string } };
+  });
+  const types = events.map((e) => e.type).filter((t, i, all) => t !== all[i - 1]);
+  assert.deepEqual(types, [
+    'message_start',
+    'content_block_start',
+    'content_block_delta',
+    'content_block_stop',
+    'content_block_start',
+    'content_block_delta',
+    'content_block_stop',
+    'message_delta',
+    'message_stop',
+  ]);
+  const text = events.filter((e) => e.delta?.type === 'text_delta').map((e) => e.delta!.text);
+  assert.equal(text.join(''), 'Checking.', 'no tool-call markup leaks into the text');
+  const json = events.find((e) => e.delta?.type === 'input_json_delta')!;
+  assert.equal(json.index, 1);
+  assert.deepEqual(JSON.parse(json.delta!.partial_json!), { city: 'Paris' });
+  const final = await anthropic.messages
+    .stream({ model: 'm', max_tokens: 200, messages: user('Weather in Paris?'), tools: [weather] })
+    .finalMessage();
+  assert.equal(final.stop_reason, 'tool_use');
+  assert.deepEqual(final.content[0], { type: 'text', text: 'Checking.' });
+  assert.ok(final.content[1]!.type === 'tool_use');
+  assert.deepEqual(final.content[1]!.input, { city: 'Paris' });
+});
+
+test('thinking: a thinking block before the text; thinking disabled reaches the template as enable_thinking false', async () => {
+  const { anthropic } = await serve('<think>ponder</think>Answer.', thinking);
+  const m = await anthropic.messages.create({ model: 'm', max_tokens: 64, messages: user('Why?') });
+  assert.deepEqual(m.content, [
+    { type: 'thinking', thinking: 'ponder', signature: '' },
+    { type: 'text', text: 'Answer.' },
+  ]);
+  const off = await serve('Answer.', thinking);
+  const plain = await off.anthropic.messages.create({
+    model: 'm',
+    max_tokens: 64,
+    messages: user('Why?'),
+    thinking: { type: 'disabled' },
+  });
+  assert.match(off.prompt(), /<\|assistant\|><think>\n\n<\/think>\n\n$/);
+  assert.deepEqual(plain.content, [{ type: 'text', text: 'Answer.' }]);
+});
+
+test('a conversation with tool_use and tool_result renders as chat completions renders it; count_tokens counts it', async () => {
+  const { anthropic, prompt, url, engine } = await serve('It is 21 degrees.', hermes);
+  const messages: Anthropic.MessageParam[] = [
+    { role: 'user', content: [{ type: 'text', text: 'Weather in Paris?' }] },
+    {
+      role: 'assistant',
+      content: [
+        { type: 'thinking', thinking: 'look it up', signature: 'x' },
+        { type: 'text', text: 'Checking.' },
+        { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } },
+      ],
+    },
+    { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: '{"temp": 21}' }] },
+  ];
+  await anthropic.messages.create({
+    model: 'm',
+    max_tokens: 64,
+    system: 'Answer in one line.',
+    messages,
+    tools: [weather],
+  });
+  const viaMessages = prompt();
+  const promptTokens = (engine().lastRequest!.prompt as number[]).length;
+  assert.match(
+    viaMessages,
+    /<tool_response>\n\{"name": "get_weather", "content": "\{\\"temp\\": 21\}"\}\n<\/tool_response>/,
+  );
+  const { name, description, input_schema: parameters } = weather;
+  const chat = await request(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    body: {
+      model: 'm',
+      tools: [{ type: 'function', function: { name, description, parameters } }],
+      messages: [
+        { role: 'system', content: 'Answer in one line.' },
+        { role: 'user', content: 'Weather in Paris?' },
+        {
+          role: 'assistant',
+          content: 'Checking.',
+          reasoning_content: 'look it up',
+          tool_calls: [{ id: 'toolu_1', type: 'function', function: { name, arguments: '{"city":"Paris"}' } }],
+        },
+        { role: 'tool', tool_call_id: 'toolu_1', name: 'get_weather', content: '{"temp": 21}' },
+      ],
+    },
+  });
+  assert.equal(chat.status, 200);
+  assert.equal(viaMessages, prompt());
+  const count = await anthropic.messages.countTokens({
+    model: 'm',
+    system: 'Answer in one line.',
+    messages,
+    tools: [weather],
+  });
+  assert.equal(count.input_tokens, promptTokens);
+});
+
+test('output_config.format: the answer is held to the JSON schema', async () => {
+  const { anthropic, engine } = await serve('{"a": 1}', fakeTemplate);
+  const schema = { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] };
+  await anthropic.messages.create({
+    model: 'm',
+    max_tokens: 64,
+    messages: user('JSON please'),
+    output_config: { format: { type: 'json_schema', schema } },
+  });
+  assert.deepEqual(engine().lastRequest!.grammar, { type: 'json_schema', schema });
+});
+
+test("errors in Anthropic's shape, naming the field; the key also as x-api-key", async () => {
+  const { url } = await serve('x', hermes);
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ max_tokens: undefined }, /^max_tokens: /],
+    [
+      { messages: [{ role: 'user', content: [{ type: 'image', source: {} }] }] },
+      /^messages\[0\]\.content\[0\]: a user message's block type "image" is not supported$/,
+    ],
+    [
+      { tools: [{ type: 'web_search_20250305', name: 'web_search' }] },
+      /^tools\[0\]: type "web_search_20250305" is not supported \(client tools only\)$/,
+    ],
+    [{ tools: [weather], tool_choice: { type: 'tool' } }, /^tool_choice\.name: a tool tool_choice names its tool$/],
+    [
+      { tools: [weather], tool_choice: { type: 'tool', name: 'nope' } },
+      /tool_choice names "nope", which is not among the tools/,
+    ],
+  ];
+  for (const [extra, pattern] of cases) {
+    const body = { model: 'm', max_tokens: 8, messages: user('hi'), ...extra };
+    const r = await request(`${url}/v1/messages`, { method: 'POST', body });
+    assert.equal(r.status, 400, JSON.stringify(extra));
+    assert.equal(r.json.type, 'error');
+    const error = r.json.error as { type: string; message: string };
+    assert.equal(error.type, 'invalid_request_error');
+    assert.match(error.message, pattern, JSON.stringify(extra));
+  }
+  const missing = await request(`${url}/v1/messages`, {
+    method: 'POST',
+    body: { model: 'nope', max_tokens: 8, messages: user('hi') },
+  });
+  assert.equal(missing.status, 404);
+  assert.equal((missing.json.error as { type: string }).type, 'not_found_error');
+
+  const secured = await serve('Hello.', fakeTemplate, { apiKey: 'sekrit' });
+  const m = await secured.anthropic.messages.create({ model: 'm', max_tokens: 8, messages: user('Hi') });
+  assert.equal(m.content[0]!.type, 'text');
+  const wrong = new Anthropic({ baseURL: secured.url, apiKey: 'wrong', maxRetries: 0 });
+  await assert.rejects(wrong.messages.create({ model: 'm', max_tokens: 8, messages: user('Hi') }), (e: Error) => {
+    assert.ok(e instanceof Anthropic.AuthenticationError);
+    return true;
+  });
+});
