@@ -45,7 +45,7 @@ export function renderChat(
   if (last.role !== 'assistant' || at < 0) {
     throw new ApiError(
       400,
-      'continue_final_message needs a last assistant message with text the template writes',
+      "the last message, to go on from, must be the assistant's with text the template writes",
       'messages',
     );
   }

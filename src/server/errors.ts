@@ -59,7 +59,7 @@ export function errorBody(family: ApiFamily, err: ApiError): unknown {
   if (family === 'ollama') return { error: err.message };
   if (family === 'anthropic') {
     const type = ANTHROPIC_TYPES[err.status] ?? (err.status >= 500 ? 'api_error' : 'invalid_request_error');
-    return { type: 'error', error: { type, message: err.message } };
+    return { type: 'error', error: { type, message: err.message }, request_id: null };
   }
   const type = OPENAI_TYPES[err.status] ?? (err.status >= 500 ? 'server_error' : 'invalid_request_error');
   return { error: { message: err.message, type, param: err.param, code: err.code } };
@@ -74,4 +74,14 @@ export function toApiError(err: unknown): ApiError {
   if (e?.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new ApiError(415, 'unsupported content type');
   if (status >= 400 && status < 500) return new ApiError(status, e?.message ?? 'bad request');
   return new ApiError(500, 'internal server error');
+}
+
+/**
+ * An error met while a stream is open, as the client is told it: an ApiError stays itself; anything else is a 500
+ * whose text stays in the log.
+ */
+export function streamFailure(err: unknown, log: { error(obj: object, msg: string): void }): ApiError {
+  const api = toApiError(err);
+  if (api.status >= 500) log.error({ err }, 'stream failed');
+  return api;
 }

@@ -1,6 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import type { FinishReason, RequestOutput } from '../engine/types.ts';
 import type { ParsedToolCall } from '../tools/tool-parser.ts';
 import { type ChatOutputMode, ChatOutputParser } from './chat-output.ts';
+
+/** An output block's id as the APIs write them: `msg_…`, `fc_…`, `toolu_…`. */
+export const blockId = (prefix: string) => `${prefix}_${randomBytes(12).toString('hex')}`;
 
 /** A run of an answer's text: its reasoning, or what it says. */
 export type BlockKind = 'reasoning' | 'text';

@@ -19,7 +19,9 @@ export function requireApiKey(apiKey: string) {
     if (given === undefined || !timingSafeEqual(sha(given.trim()), expected)) {
       throw new ApiError(
         401,
-        given !== undefined ? 'invalid API key' : 'missing API key: send "Authorization: Bearer <key>"',
+        given !== undefined
+          ? 'invalid API key'
+          : 'missing API key: send "Authorization: Bearer <key>" (or "x-api-key: <key>")',
         null,
         'invalid_api_key',
         {

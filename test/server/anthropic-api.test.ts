@@ -26,8 +26,13 @@ const servers: TestServer[] = [];
 after(() => Promise.all(servers.map((s) => s.close())));
 
 /** A server whose one model answers `script` (one character a token) and renders with `template`. */
-async function serve(script: string, template: ServerTemplate, config: Partial<ServeConfig> = {}) {
-  const source = new FakeSource({ tokenDelayMs: 0, script }, 4096, 8, template);
+async function serve(
+  script: string,
+  template: ServerTemplate,
+  config: Partial<ServeConfig> = {},
+  contextLength = 4096,
+) {
+  const source = new FakeSource({ tokenDelayMs: 0, script }, contextLength, 8, template);
   const server = await startTestServer(source, [{ name: 'm', path: '/nowhere', ref: '/nowhere' }], config);
   servers.push(server);
   const engine = () => source.engines.get('m')!;
@@ -62,7 +67,7 @@ test('a text answer: system first, one text block, end_turn, usage counted', asy
   assert.equal(m.type, 'message');
   assert.equal(m.role, 'assistant');
   assert.match(m.id, /^msg_/);
-  assert.deepEqual(m.content, [{ type: 'text', text: 'Hello there.' }]);
+  assert.deepEqual(m.content, [{ type: 'text', text: 'Hello there.', citations: null }]);
   assert.equal(m.stop_reason, 'end_turn');
   assert.equal(m.stop_sequence, null);
   assert.equal(prompt(), '<|system|>Be brief.<|user|>Hi<|assistant|>');
@@ -76,7 +81,7 @@ test('stop reasons: the token limit, and a stop sequence named', async () => {
   const { anthropic } = await serve('Hello there.', fakeTemplate);
   const cut = await anthropic.messages.create({ model: 'm', max_tokens: 5, messages: user('Hi') });
   assert.equal(cut.stop_reason, 'max_tokens');
-  assert.deepEqual(cut.content, [{ type: 'text', text: 'Hello' }]);
+  assert.deepEqual(cut.content, [{ type: 'text', text: 'Hello', citations: null }]);
   const stopped = await anthropic.messages.create({
     model: 'm',
     max_tokens: 64,
@@ -85,7 +90,7 @@ test('stop reasons: the token limit, and a stop sequence named', async () => {
   });
   assert.equal(stopped.stop_reason, 'stop_sequence');
   assert.equal(stopped.stop_sequence, ' there');
-  assert.deepEqual(stopped.content, [{ type: 'text', text: 'Hello' }]);
+  assert.deepEqual(stopped.content, [{ type: 'text', text: 'Hello', citations: null }]);
 });
 
 test('client tools: the template gets them; the call is a tool_use block, stop_reason tool_use', async () => {
@@ -103,7 +108,7 @@ test('client tools: the template gets them; the call is a tool_use block, stop_r
     ['text', 'tool_use'],
   );
   const call = m.content[1]!;
-  assert.ok(call.type === 'tool_use');
+  assert.ok(call.type === 'tool_use', call.type);
   assert.equal(call.name, 'get_weather');
   assert.deepEqual(call.input, { city: 'Paris' });
   assert.match(call.id, /^toolu_/);
@@ -144,8 +149,8 @@ test('streamed: the named events in order, and the SDK assembles the same messag
     .stream({ model: 'm', max_tokens: 200, messages: user('Weather in Paris?'), tools: [weather] })
     .finalMessage();
   assert.equal(final.stop_reason, 'tool_use');
-  assert.deepEqual(final.content[0], { type: 'text', text: 'Checking.' });
-  assert.ok(final.content[1]!.type === 'tool_use');
+  assert.deepEqual(final.content[0], { type: 'text', text: 'Checking.', citations: null });
+  assert.ok(final.content[1]!.type === 'tool_use', final.content[1]!.type);
   assert.deepEqual(final.content[1]!.input, { city: 'Paris' });
 });
 
@@ -154,7 +159,7 @@ test('thinking: a thinking block before the text; thinking disabled reaches the 
   const m = await anthropic.messages.create({ model: 'm', max_tokens: 64, messages: user('Why?') });
   assert.deepEqual(m.content, [
     { type: 'thinking', thinking: 'ponder', signature: '' },
-    { type: 'text', text: 'Answer.' },
+    { type: 'text', text: 'Answer.', citations: null },
   ]);
   const off = await serve('Answer.', thinking);
   const plain = await off.anthropic.messages.create({
@@ -164,7 +169,7 @@ test('thinking: a thinking block before the text; thinking disabled reaches the 
     thinking: { type: 'disabled' },
   });
   assert.match(off.prompt(), /<\|assistant\|><think>\n\n<\/think>\n\n$/);
-  assert.deepEqual(plain.content, [{ type: 'text', text: 'Answer.' }]);
+  assert.deepEqual(plain.content, [{ type: 'text', text: 'Answer.', citations: null }]);
 });
 
 test('a conversation with tool_use and tool_result renders as chat completions renders it; count_tokens counts it', async () => {
@@ -175,7 +180,7 @@ test('a conversation with tool_use and tool_result renders as chat completions r
       role: 'assistant',
       content: [
         { type: 'thinking', thinking: 'look it up', signature: 'x' },
-        { type: 'text', text: 'Checking.' },
+        { type: 'text', text: 'Checking.', citations: null },
         { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } },
       ],
     },
@@ -246,7 +251,7 @@ test("errors in Anthropic's shape, naming the field; the key also as x-api-key",
     ],
     [
       { tools: [{ type: 'web_search_20250305', name: 'web_search' }] },
-      /^tools\[0\]: type "web_search_20250305" is not supported \(client tools only\)$/,
+      /^tools\[0\]: type "web_search_20250305" is not supported \(custom tools only\)$/,
     ],
     [{ tools: [weather], tool_choice: { type: 'tool' } }, /^tool_choice\.name: a tool tool_choice names its tool$/],
     [
@@ -275,7 +280,126 @@ test("errors in Anthropic's shape, naming the field; the key also as x-api-key",
   assert.equal(m.content[0]!.type, 'text');
   const wrong = new Anthropic({ baseURL: secured.url, apiKey: 'wrong', maxRetries: 0 });
   await assert.rejects(wrong.messages.create({ model: 'm', max_tokens: 8, messages: user('Hi') }), (e: Error) => {
-    assert.ok(e instanceof Anthropic.AuthenticationError);
+    assert.ok(e instanceof Anthropic.AuthenticationError, e.message);
     return true;
   });
+});
+
+/** Qwen3's way of writing an earlier turn's reasoning, enough to see it reach the template. */
+const writesReasoning = new ChatTemplate(
+  '{% for m in messages %}<|{{ m.role }}|>{% if m.reasoning_content %}<r>{{ m.reasoning_content }}</r>{% endif %}{{ m.content }}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}',
+  'writes reasoning',
+  {},
+);
+
+test('turns as the API reads them: system messages joined, same-role turns merged, thinking as reasoning, tool errors marked', async () => {
+  const { anthropic, prompt } = await serve('ok', writesReasoning);
+  await anthropic.messages.create({
+    model: 'm',
+    max_tokens: 8,
+    system: [{ type: 'text', text: 'S1' }],
+    messages: [
+      { role: 'system', content: 'S2' } as never,
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'A' },
+          { type: 'text', text: 'B' },
+        ],
+      },
+      { role: 'user', content: 'C' },
+      {
+        role: 'assistant',
+        content: [
+          { type: 'redacted_thinking', data: 'opaque' },
+          { type: 'thinking', thinking: 'look it up', signature: 'x' },
+          { type: 'text', text: 'Checking.' },
+          { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } },
+        ],
+      },
+      {
+        role: 'user',
+        content: [
+          { type: 'tool_result', tool_use_id: 'toolu_1', is_error: true, content: [{ type: 'text', text: 'boom' }] },
+        ],
+      },
+    ],
+  });
+  assert.equal(
+    prompt(),
+    '<|system|>S1\nS2<|user|>A\nB\nC<|assistant|><r>look it up</r>Checking.<|tool|>Error: boom<|assistant|>',
+  );
+});
+
+test('a last assistant turn is a prefill the answer goes on from (one with only thinking is left out)', async () => {
+  const { anthropic, prompt } = await serve('42)', fakeTemplate);
+  const m = await anthropic.messages.create({
+    model: 'm',
+    max_tokens: 8,
+    messages: [
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: 'The answer is (' },
+    ],
+  });
+  assert.equal(prompt(), '<|user|>Hi<|assistant|>The answer is (');
+  assert.equal(m.stop_reason, 'end_turn');
+  await anthropic.messages.create({
+    model: 'm',
+    max_tokens: 8,
+    messages: [
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: [{ type: 'thinking', thinking: 'hmm', signature: '' }] },
+    ],
+  });
+  assert.equal(prompt(), '<|user|>Hi<|assistant|>');
+});
+
+test("max_tokens is held to what the model's context leaves; a cut there is model_context_window_exceeded", async () => {
+  const { anthropic, engine } = await serve('x'.repeat(200), fakeTemplate, {}, 64);
+  const m = await anthropic.messages.create({ model: 'm', max_tokens: 16000, messages: user('Hi') });
+  const promptTokens = (engine().lastRequest!.prompt as number[]).length;
+  assert.equal(engine().lastRequest!.params?.maxTokens, 64 - promptTokens);
+  assert.equal(m.stop_reason, 'model_context_window_exceeded');
+  assert.equal(m.usage.output_tokens, 64 - promptTokens);
+});
+
+test('streamed thinking and a stop sequence: the SDK assembles both; message_delta says why it stopped', async () => {
+  const { anthropic, url } = await serve('<think>ponder</think>Answer. More.', thinking);
+  const final = await anthropic.messages
+    .stream({ model: 'm', max_tokens: 64, messages: user('Why?'), stop_sequences: [' More'] })
+    .finalMessage();
+  assert.deepEqual(final.content, [
+    { type: 'thinking', thinking: 'ponder', signature: '' },
+    { type: 'text', text: 'Answer.', citations: null },
+  ]);
+  assert.equal(final.stop_reason, 'stop_sequence');
+  assert.equal(final.stop_sequence, ' More');
+  assert.ok(final.usage.output_tokens > 0, 'output tokens counted');
+  const raw = await fetch(`${url}/v1/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: 'm',
+      max_tokens: 64,
+      messages: user('Why?'),
+      stop_sequences: [' More'],
+      stream: true,
+    }),
+  });
+  const sse = await raw.text();
+  const delta = JSON.parse(/event: message_delta\ndata: (.*)\n/.exec(sse)![1]!);
+  assert.deepEqual(delta.delta, {
+    stop_reason: 'stop_sequence',
+    stop_sequence: ' More',
+    stop_details: null,
+    container: null,
+  });
+  const starts = [...sse.matchAll(/event: content_block_start\ndata: (.*)\n/g)].map((x) => JSON.parse(x[1]!));
+  assert.deepEqual(
+    starts.map((x) => [x.index, x.content_block.type]),
+    [
+      [0, 'thinking'],
+      [1, 'text'],
+    ],
+  );
 });

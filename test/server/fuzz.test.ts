@@ -123,6 +123,9 @@ const endpoints: Endpoint[] = [
       tools: 'array',
       tool_choice: 'object',
       stop_sequences: 'array',
+      system: 'object',
+      thinking: 'object',
+      output_config: 'array',
     },
   },
   { path: '/score', base: { model: MODEL, text_1: 'a', text_2: ['b'] }, fields: { text_1: 'array', text_2: 'array' } },
@@ -229,9 +232,13 @@ test('1,000 malformed or hostile bodies: each a 4xx JSON error in its API shape,
       const res = await post(`${server.url}${c.path}`, c.body);
       // vLLM's routes outside /v1 answer in OpenAI's shape too; Anthropic's (/v1/messages) also nest the message.
       const openai = c.path.startsWith('/v1/') || ['/score', '/tokenize', '/detokenize'].includes(c.path);
-      const shapeOk = openai
-        ? typeof (res.json.error as { message?: unknown })?.message === 'string'
-        : typeof res.json.error === 'string';
+      const anthropic = c.path.startsWith('/v1/messages');
+      const nested = res.json.error as { message?: unknown; type?: unknown } | undefined;
+      const shapeOk = anthropic
+        ? res.json.type === 'error' && typeof nested?.type === 'string' && typeof nested?.message === 'string'
+        : openai
+          ? typeof nested?.message === 'string'
+          : typeof res.json.error === 'string';
       if (res.status < 400 || res.status >= 500 || !shapeOk) {
         failures.push(
           `case ${c.i} ${c.path} ${String(c.body).slice(0, 120)} -> ${res.status} ${res.text.slice(0, 200)}`,

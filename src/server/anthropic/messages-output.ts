@@ -1,11 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import type { ParsedToolCall } from '../../tools/tool-parser.ts';
-import type { AnswerEnd, BlockKind, BlockSink } from '../output-blocks.ts';
+import { type AnswerEnd, type BlockKind, type BlockSink, blockId } from '../output-blocks.ts';
 
 /** One Messages API streaming event: its type and fields. */
 export type MessageEvent = { type: string } & Record<string, unknown>;
-
-export const anthropicId = (prefix: string) => `${prefix}_${randomBytes(12).toString('hex')}`;
 
 /**
  * An answer's blocks as Anthropic's content blocks: `thinking`, `text`, and a `tool_use` block per call, each
@@ -18,7 +15,7 @@ export class MessageOutput implements BlockSink {
 
   open(kind: BlockKind, index: number): void {
     this.content[index] =
-      kind === 'text' ? { type: 'text', text: '' } : { type: 'thinking', thinking: '', signature: '' };
+      kind === 'text' ? { type: 'text', text: '', citations: null } : { type: 'thinking', thinking: '', signature: '' };
     this.emit({ type: 'content_block_start', index, content_block: { ...this.content[index] } });
   }
 
@@ -33,7 +30,13 @@ export class MessageOutput implements BlockSink {
   }
 
   call(call: ParsedToolCall, index: number): void {
-    const block = { type: 'tool_use', id: anthropicId('toolu'), name: call.name, input: call.arguments };
+    const block = {
+      type: 'tool_use',
+      id: blockId('toolu'),
+      name: call.name,
+      input: call.arguments,
+      caller: { type: 'direct' },
+    };
     this.content[index] = block;
     this.emit({ type: 'content_block_start', index, content_block: { ...block, input: {} } });
     const partial_json = JSON.stringify(call.arguments);
@@ -43,18 +46,32 @@ export class MessageOutput implements BlockSink {
 }
 
 /**
- * Why the answer stopped, as Anthropic says it: a tool call, one of the request's stop sequences (named), the token
- * limit, or its end of turn.
+ * Why the answer stopped, as Anthropic says it: its end of turn with tool calls, one of the request's stop sequences
+ * (named), the token limit (the model's context when that is what cut it: `contextBound`), or its end of turn.
  */
-export function stopOf(end: AnswerEnd, stopSequences: readonly string[]) {
-  const sequence = typeof end.stopReason === 'string' && stopSequences.includes(end.stopReason) ? end.stopReason : null;
+export function stopOf(end: AnswerEnd, stopSequences: readonly string[], contextBound: boolean) {
+  const sequence =
+    end.reason === 'stop' && typeof end.stopReason === 'string' && stopSequences.includes(end.stopReason)
+      ? end.stopReason
+      : null;
+  const limit = contextBound ? 'model_context_window_exceeded' : 'max_tokens';
   const reason =
-    end.calls.length > 0
-      ? 'tool_use'
-      : end.reason === 'length'
-        ? 'max_tokens'
-        : sequence
-          ? 'stop_sequence'
-          : 'end_turn';
-  return { stop_reason: reason, stop_sequence: sequence };
+    end.reason === 'length' ? limit : sequence ? 'stop_sequence' : end.calls.length > 0 ? 'tool_use' : 'end_turn';
+  return { stop_reason: reason, stop_sequence: sequence, stop_details: null, container: null };
+}
+
+/** Anthropic's usage of one answer: tokens in and out (so far: `end` null), the rest of its fields empty. */
+export function usageOf(inputTokens: number, end: AnswerEnd | null) {
+  return {
+    input_tokens: inputTokens,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 0,
+    cache_creation: null,
+    output_tokens: end?.outputTokens ?? 0,
+    output_tokens_details: { thinking_tokens: end?.reasoningTokens ?? 0 },
+    server_tool_use: null,
+    inference_geo: null,
+    service_tier: null,
+    speed: null,
+  };
 }

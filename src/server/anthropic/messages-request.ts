@@ -9,12 +9,13 @@ import { type Tool, type ToolChoice, toolSchema } from '../tool-requests.ts';
 const opt = <T extends z.ZodType>(t: T) => t.nullish();
 const block = z.looseObject({ type: z.string() });
 const content = z.union([z.string(), z.array(block).max(4096)]);
+const jsonFormat = z.looseObject({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()) });
 
 /** What /v1/messages and /v1/messages/count_tokens share: the conversation, its tools and how to think. */
 const conversation = {
   model: z.string().min(1).max(1024),
   messages: z
-    .array(z.looseObject({ role: z.enum(['user', 'assistant']), content }))
+    .array(z.looseObject({ role: z.enum(['user', 'assistant', 'system']), content }))
     .min(1)
     .max(4096),
   system: opt(content),
@@ -26,13 +27,10 @@ const conversation = {
       disable_parallel_tool_use: opt(z.boolean()),
     }),
   ),
-  thinking: opt(z.looseObject({ type: z.string() })),
-  output_config: opt(
-    z.looseObject({
-      format: opt(z.looseObject({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()) })),
-      effort: z.unknown().optional(),
-    }),
-  ),
+  thinking: opt(z.looseObject({ type: z.enum(['enabled', 'disabled', 'adaptive', 'between_tools']) })),
+  output_config: opt(z.looseObject({ format: opt(jsonFormat), effort: z.unknown().optional() })),
+  /** The beta API's name for output_config.format. */
+  output_format: opt(jsonFormat),
   /** Hints for Anthropic's own service (caching, billing, routing): nothing to do here. */
   cache_control: z.unknown().optional(),
   metadata: z.unknown().optional(),
@@ -42,6 +40,8 @@ const conversation = {
   user_profile_id: z.unknown().optional(),
   workspace_id: z.unknown().optional(),
   diagnostics: z.unknown().optional(),
+  context_management: z.unknown().optional(),
+  betas: z.unknown().optional(),
   container: unsupported('container'),
   mcp_servers: unsupported('mcp_servers'),
   keep_alive: keepAlive,
@@ -74,19 +74,36 @@ function textOf(value: unknown, where: string): string {
       }
       return b.text;
     })
-    .join('');
+    .join('\n');
 }
 
 /**
- * The conversation as chat templates read it: `system` first; a user turn's `tool_result` blocks as tool messages
- * (under the tool's name) before its text; an assistant turn's `thinking` as its reasoning, its text, and its
- * `tool_use` blocks as tool calls.
+ * The conversation as chat templates read it: `system` (and system messages) first; a user turn's `tool_result`
+ * blocks as tool messages (under the tool's name; a failed one's text marked) before its text; an assistant turn's
+ * `thinking` as its reasoning, its text, and its `tool_use` blocks as tool calls. Text blocks are joined by new lines,
+ * and consecutive turns of one role merged, as the API does.
  */
 export function anthropicMessages(body: Conversation): ChatMessage[] {
-  const out: ChatMessage[] = body.system ? [{ role: 'system', content: textOf(body.system, 'system') }] : [];
+  const system = [body.system ? textOf(body.system, 'system') : ''];
+  const out: ChatMessage[] = [];
   const names = new Map<string, string>();
+  const push = (m: ChatMessage) => {
+    const last = out.at(-1);
+    if (last?.role !== m.role || m.role === 'tool') {
+      out.push(m);
+      return;
+    }
+    last.content = [last.content, m.content].filter(Boolean).join('\n');
+    if (m.reasoning_content) last.reasoning_content = `${last.reasoning_content ?? ''}${m.reasoning_content}`;
+    if (m.tool_calls)
+      last.tool_calls = [...((last.tool_calls as unknown[] | undefined) ?? []), ...(m.tool_calls as unknown[])];
+  };
   for (const [i, m] of body.messages.entries()) {
     const where = `messages[${i}].content`;
+    if (m.role === 'system') {
+      system.push(textOf(m.content, where));
+      continue;
+    }
     const blocks = typeof m.content === 'string' ? [{ type: 'text', text: m.content }] : m.content;
     const text: string[] = [];
     const message: ChatMessage = { role: m.role, content: '' };
@@ -109,29 +126,27 @@ export function anthropicMessages(body: Conversation): ChatMessage[] {
         message.tool_calls = [...((message.tool_calls as unknown[] | undefined) ?? []), call];
       } else if (b.type === 'tool_result' && m.role === 'user') {
         const id = str('tool_use_id');
-        const result: ChatMessage = {
-          role: 'tool',
-          tool_call_id: id,
-          content: textOf(b.content ?? '', `${at}.content`),
-        };
+        const result = textOf(b.content ?? '', `${at}.content`);
+        const tool: ChatMessage = { role: 'tool', tool_call_id: id, content: b.is_error ? `Error: ${result}` : result };
         const name = names.get(id);
-        if (name) result.name = name;
-        out.push(result);
+        if (name) tool.name = name;
+        push(tool);
       } else {
         throw badRequest(`${at}: a ${m.role} message's block type "${b.type}" is not supported`, at);
       }
     }
-    message.content = text.join('');
-    if (m.role === 'assistant' || text.length > 0 || blocks.length === 0) out.push(message);
+    message.content = text.join('\n');
+    if (m.role === 'assistant' || text.length > 0 || blocks.length === 0) push(message);
   }
-  return out;
+  const instructions = system.filter(Boolean).join('\n');
+  return instructions ? [{ role: 'system', content: instructions }, ...out] : out;
 }
 
 /** The request's client tools in chat's shape; Anthropic's server tools (web search, code execution…) are refused. */
 function anthropicTools(body: Conversation): Tool[] | undefined {
   return body.tools?.map((t, i) => {
     if (t.type != null && t.type !== 'custom') {
-      throw badRequest(`tools[${i}]: type "${t.type}" is not supported (client tools only)`, `tools[${i}]`);
+      throw badRequest(`tools[${i}]: type "${t.type}" is not supported (custom tools only)`, `tools[${i}]`);
     }
     const fn = { name: t.name, description: t.description, parameters: t.input_schema, strict: t.strict };
     const parsed = toolSchema.safeParse({ type: 'function', function: fn });
@@ -156,18 +171,24 @@ function anthropicToolChoice(body: Conversation): ToolChoice | undefined {
 
 /**
  * What the conversation asks of the chat machinery: messages, tools, the choice among them, `thinking` as the
- * template's `enable_thinking` (Qwen3's switch; templates without it ignore it), and `output_config.format`.
+ * template's `enable_thinking` (Qwen3's switch; templates without it ignore it), `output_config.format`. A last
+ * assistant turn with text is a prefill the answer goes on from; one with nothing to go on from is left out.
  */
 export function anthropicAsk(body: Conversation): ChatAsk {
   const thinking = body.thinking?.type;
-  const format = body.output_config?.format;
+  const format = body.output_config?.format ?? body.output_format;
   const structured: GrammarSpec | undefined = format ? { type: 'json_schema', schema: format.schema } : undefined;
+  const messages = anthropicMessages(body);
+  const last = messages.at(-1);
+  const prefill = last?.role === 'assistant' && !last.tool_calls;
+  if (prefill && !last.content) messages.pop();
   return {
-    messages: anthropicMessages(body),
+    messages,
     tools: anthropicTools(body),
     toolChoice: anthropicToolChoice(body),
     parallelToolCalls: body.tool_choice?.disable_parallel_tool_use === true ? false : undefined,
     kwargs: thinking === undefined ? undefined : { enable_thinking: thinking !== 'disabled' },
+    continueFinalMessage: prefill && Boolean(last.content),
     structured,
   };
 }

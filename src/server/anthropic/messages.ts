@@ -1,34 +1,22 @@
 import type { FastifyInstance } from 'fastify';
 import { samplingFrom } from '../../primitives/sampling-names.ts';
 import { prepareChat } from '../chat-request.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, errorBody, streamFailure } from '../errors.ts';
 import { newTimes, primed, runEngine, type ServerContext, withModel } from '../generation.ts';
 import { keepAliveMs } from '../ollama/options.ts';
-import { type AnswerEnd, drainAnswer, OutputBlocks } from '../output-blocks.ts';
+import { blockId, drainAnswer, OutputBlocks } from '../output-blocks.ts';
 import { EventStream } from '../streaming.ts';
 import { parseBody } from '../validate.ts';
-import { anthropicId, type MessageEvent, MessageOutput, stopOf } from './messages-output.ts';
+import { type MessageEvent, MessageOutput, stopOf, usageOf } from './messages-output.ts';
 import { anthropicAsk, countTokensRequest, messagesRequest } from './messages-request.ts';
 
-/** Anthropic's usage: tokens in and out (a prefix-cache hit counts as a cache read). */
-function usage(inputTokens: number, end: AnswerEnd | null) {
-  const cached = end?.cachedTokens ?? 0;
-  return {
-    input_tokens: inputTokens - cached,
-    cache_creation_input_tokens: 0,
-    cache_read_input_tokens: cached,
-    output_tokens: end?.outputTokens ?? 0,
-  };
-}
-
-/** A generation cut by the server (a forced shutdown) is an error here: the API has no stop reason for it. */
-function aborted(end: AnswerEnd): ApiError | null {
-  return end.reason === 'abort' ? new ApiError(503, 'the generation was aborted (the server is shutting down)') : null;
-}
+/** The Messages API has no stop reason for a generation the server cut (a forced shutdown): an error instead. */
+const shutDown = () => new ApiError(503, 'the generation was aborted: the server is shutting down');
 
 /**
- * POST /v1/messages and /v1/messages/count_tokens: Anthropic's Messages API (what Claude Code and the Anthropic SDKs
- * send) over the chat machinery: template, tools, reasoning and tool-call parsing. Streams the API's named events.
+ * POST /v1/messages and /v1/messages/count_tokens: Anthropic's Messages API over the chat machinery (template, tools,
+ * reasoning and tool-call parsing). `max_tokens` is sized for the provider's own context, so it is held to what the
+ * model's context leaves after the prompt. Streams the API's named events.
  */
 export function registerMessages(app: FastifyInstance, ctx: ServerContext): void {
   app.post('/v1/messages', async (request, reply) => {
@@ -36,25 +24,39 @@ export function registerMessages(app: FastifyInstance, ctx: ServerContext): void
     const ask = anthropicAsk(body);
     return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
       const { ids, mode, output } = await prepareChat(a, ask);
+      const room = a.model.contextLength - ids.length;
+      const contextBound = room < body.max_tokens;
       const stops = body.stop_sequences ?? [];
-      const params = samplingFrom('openai', { ...body, max_tokens: body.max_tokens, stop: stops });
+      const params = samplingFrom('openai', {
+        ...body,
+        max_tokens: Math.max(1, Math.min(body.max_tokens, room)),
+        stop: stops,
+      });
       const outputs = await primed(runEngine(ctx, a, ids, params, newTimes(), { stop: 'stop_sequences' }, output));
       const message = {
-        id: anthropicId('msg'),
+        id: blockId('msg'),
         type: 'message',
         role: 'assistant',
         model: a.entry.name,
         content: [] as Record<string, unknown>[],
         stop_reason: null,
         stop_sequence: null,
-        usage: usage(ids.length, null),
+        stop_details: null,
+        container: null,
+        diagnostics: null,
+        usage: usageOf(ids.length, null),
       };
       if (!body.stream) {
         const out = new MessageOutput();
         const end = await drainAnswer(outputs, new OutputBlocks(mode, out));
-        const error = aborted(end);
-        if (error) throw error;
-        return { ...message, content: out.content, ...stopOf(end, stops), usage: usage(ids.length, end) };
+        // An abort is the client's going away (nobody to answer) or a forced shutdown.
+        if (end.reason === 'abort' && !reply.raw.destroyed) throw shutDown();
+        return {
+          ...message,
+          content: out.content,
+          ...stopOf(end, stops, contextBound),
+          usage: usageOf(ids.length, end),
+        };
       }
       const stream = new EventStream(reply, 'sse', true);
       const send = (e: MessageEvent) => stream.send(e);
@@ -62,13 +64,11 @@ export function registerMessages(app: FastifyInstance, ctx: ServerContext): void
       const out = new MessageOutput(send);
       try {
         const end = await drainAnswer(outputs, new OutputBlocks(mode, out), () => stream.open);
-        const error = aborted(end);
-        if (error) throw error;
-        send({ type: 'message_delta', delta: stopOf(end, stops), usage: usage(ids.length, end) });
+        if (end.reason === 'abort') throw shutDown();
+        send({ type: 'message_delta', delta: stopOf(end, stops, contextBound), usage: usageOf(ids.length, end) });
         send({ type: 'message_stop' });
       } catch (err) {
-        const text = err instanceof Error ? err.message : String(err);
-        send({ type: 'error', error: { type: 'api_error', message: text } });
+        send(errorBody('anthropic', streamFailure(err, request.log)) as MessageEvent);
       }
       stream.end();
       return reply;

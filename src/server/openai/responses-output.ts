@@ -1,12 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import type { ParsedToolCall } from '../../tools/tool-parser.ts';
 import { toolCallId } from '../chat-output.ts';
-import type { BlockKind, BlockSink } from '../output-blocks.ts';
+import { type BlockKind, type BlockSink, blockId as itemId } from '../output-blocks.ts';
 
 /** One Responses API streaming event, before its sequence number: its type and fields. */
 export type ResponseEvent = { type: string } & Record<string, unknown>;
-
-const itemId = (prefix: string) => `${prefix}_${randomBytes(12).toString('hex')}`;
 
 function part(kind: BlockKind, text: string) {
   return kind === 'text'

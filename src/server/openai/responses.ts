@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { samplingFrom } from '../../primitives/sampling-names.ts';
 import { prepareChat } from '../chat-request.ts';
+import { streamFailure } from '../errors.ts';
 import { newTimes, primed, runEngine, type ServerContext, withModel } from '../generation.ts';
 import { keepAliveMs } from '../ollama/options.ts';
 import { type AnswerEnd, drainAnswer, OutputBlocks } from '../output-blocks.ts';
@@ -59,9 +60,9 @@ export function registerResponses(app: FastifyInstance, ctx: ServerContext): voi
         send({ type: `response.${response.status}`, response });
       } catch (err) {
         // The API's two ends of a failed stream: the error, then the response as it stood, failed.
-        const message = err instanceof Error ? err.message : String(err);
-        send({ type: 'error', code: 'server_error', message, param: null });
-        const error = { code: 'server_error', message };
+        const api = streamFailure(err, request.log);
+        const error = { code: api.code ?? 'server_error', message: api.message };
+        send({ type: 'error', ...error, param: api.param });
         send({ type: 'response.failed', response: { ...shell, status: 'failed', error, output: out.items } });
       }
       stream.end();
