@@ -9,6 +9,7 @@ import { hostCheck } from './host-check.ts';
 import { ignoredFieldLog } from './ignored-fields.ts';
 import { ServerMetrics } from './metrics.ts';
 import type { ModelRegistry } from './models.ts';
+import { registerBlobRoutes } from './ollama/blob-routes.ts';
 import { registerChat } from './ollama/chat.ts';
 import { registerEmbed } from './ollama/embed.ts';
 import { registerGenerate } from './ollama/generate.ts';
@@ -148,6 +149,7 @@ export function buildApp(
   registerChat(app, ctx);
   registerEmbed(app, ctx);
   registerModelRoutes(app, ctx);
+  registerBlobRoutes(app);
   registerStoreRoutes(app, ctx);
   if (config.ui) registerUi(app);
   return { app, ctx };

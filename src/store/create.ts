@@ -1,7 +1,8 @@
-import { readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { TemplateError } from '../gotemplate/errors.ts';
 import { OllamaTemplate } from '../gotemplate/ollama.ts';
+import { hasGgufMagic } from '../loader/gguf/read.ts';
 import { parseQuantization } from '../primitives/quant/mix.ts';
 import { UserError } from '../util/errors.ts';
 import { findSnapshot } from './hf-cache.ts';
@@ -25,6 +26,8 @@ export interface CreateOptions {
   file?: string;
   /** A GGUF quantization (q4_k_m, q8_0, …): the base's weights are stored quantized, as a new blob. */
   quantize?: string;
+  /** The base is a GGUF blob already in the store (uploaded to /api/blobs), not FROM's name. */
+  fromBlob?: string;
 }
 
 /**
@@ -37,7 +40,9 @@ export async function createModel(name: string, mf: Modelfile, opts: CreateOptio
   const store = new ModelStore(modelsDir(env));
   const file = opts.file ?? 'Modelfile';
   const at = (line: number | undefined) => (line ? `${file}:${line}` : file);
-  const base = baseOf(mf.from, store, env, opts, at(mf.fromLine));
+  const base = opts.fromBlob
+    ? blobBase(store, opts.fromBlob, at(mf.fromLine))
+    : baseOf(mf.from, store, env, opts, at(mf.fromLine));
   const scheme = opts.quantize === undefined ? null : parseQuantization(opts.quantize, `${file}: quantize`);
   if (mf.template !== undefined) {
     try {
@@ -62,6 +67,14 @@ export async function createModel(name: string, mf: Modelfile, opts: CreateOptio
     createdAt: new Date().toISOString(),
   };
   return store.put(name, manifest);
+}
+
+/** A GGUF blob of the store as a model's base; refused in one line when it is missing or holds no GGUF. */
+function blobBase(store: ModelStore, digest: string, where: string): { source: ModelSource; inherited: null } {
+  const path = join(store.root, 'blobs', blobFileName(digest));
+  if (!existsSync(path)) throw new UserError(`${where}: blob ${digest} is not in the store (upload it first)`);
+  if (!hasGgufMagic(path)) throw new UserError(`${where}: blob ${digest} is not a GGUF file`);
+  return { source: { kind: 'blob', digest }, inherited: null };
 }
 
 function baseOf(

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { Ollama } from 'ollama';
 import { OllamaTemplate } from '../../src/gotemplate/ollama.ts';
+import { convertToGguf } from '../../src/loader/gguf/convert.ts';
 import { loadGenerationConfig, loadModelConfig } from '../../src/loader/hf-config.ts';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { resolveServeConfig } from '../../src/server/config.ts';
@@ -179,6 +181,66 @@ test('create from Modelfile text (the older form of the request); separate field
   const missing = await post(`${server.url}/api/create`, { model: 'x', modelfile: 'FROM nothing-here' });
   assert.equal(missing.status, 404);
   assert.match(String(missing.json.error), /^modelfile:1: FROM nothing-here: no such model/);
+});
+
+test("ollama create's upload: a GGUF sent to /api/blobs (digest checked) and named in /api/create's files, then served", async () => {
+  const gguf = join(root, 'tiny-llama.gguf');
+  convertToGguf(LLAMA, gguf, 'f32');
+  const bytes = readFileSync(gguf);
+  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const blob = (d: string, init: RequestInit = {}) => fetch(`${server.url}/api/blobs/${d}`, init);
+  assert.equal((await blob(digest, { method: 'HEAD' })).status, 404);
+  const wrong = `sha256:${'0'.repeat(64)}`;
+  const mismatch = await blob(wrong, {
+    method: 'POST',
+    body: bytes,
+    headers: { 'content-type': 'application/octet-stream' },
+  });
+  assert.equal(mismatch.status, 400);
+  assert.match(
+    String(((await mismatch.json()) as { error: string }).error),
+    /^digest mismatch: the body's is sha256:[0-9a-f]{64}, not sha256:0{64}$/,
+  );
+  assert.equal((await blob(wrong, { method: 'HEAD' })).status, 404, 'nothing kept of a mismatched upload');
+  // Go's client sends no content type: the body is read as it is either way.
+  assert.equal((await blob(digest, { method: 'POST', body: bytes })).status, 201);
+  assert.equal((await blob(digest, { method: 'HEAD' })).status, 200);
+  assert.equal((await blob(digest, { method: 'POST', body: bytes })).status, 200, 'already there');
+  assert.equal((await blob('sha256:nothex', { method: 'HEAD' })).status, 400);
+
+  const created = await post(`${server.url}/api/create`, {
+    model: 'uploaded',
+    files: { 'tiny-llama.gguf': digest },
+    parameters: { temperature: 0 },
+    stream: false,
+  });
+  assert.deepEqual(created.json, { status: 'success' });
+  const show = await ollama.show({ model: 'uploaded' });
+  assert.equal(show.details.format, 'gguf');
+  assert.match(show.parameters, /^temperature 0$/m);
+  const golden = JSON.parse(readFileSync(join(LLAMA, 'golden.json'), 'utf8')).prompts[0];
+  const r = await ollama.generate({ model: 'uploaded', prompt: golden.text, raw: true, options: { num_predict: 4 } });
+  assert.equal(r.eval_count, 4);
+
+  const text = Buffer.from('not a model');
+  const textDigest = `sha256:${createHash('sha256').update(text).digest('hex')}`;
+  assert.equal((await blob(textDigest, { method: 'POST', body: text })).status, 201);
+  const refusals: [unknown, number, RegExp][] = [
+    [
+      { 'a.gguf': digest, 'b.gguf': digest },
+      400,
+      /^files: pagoda creates from one \.gguf file \(got a\.gguf, b\.gguf\)$/,
+    ],
+    [{ 'model.safetensors': digest }, 400, /^files: pagoda creates from one \.gguf file/],
+    [{ 'x.gguf': 'sha256:1234' }, 400, /^files\["x\.gguf"\]: "sha256:1234" is not a digest/],
+    [{ 'x.gguf': textDigest }, 400, /: blob sha256:[0-9a-f]{64} is not a GGUF file$/],
+    [{ 'x.gguf': `sha256:${'f'.repeat(64)}` }, 404, /: blob sha256:f{64} is not in the store \(upload it first\)$/],
+  ];
+  for (const [files, status, message] of refusals) {
+    const res = await post(`${server.url}/api/create`, { model: 'nope', files, stream: false });
+    assert.equal(res.status, status, JSON.stringify(files));
+    assert.match(String(res.json.error), message, JSON.stringify(files));
+  }
 });
 
 test('every route that takes a model name refuses names that could escape the store', async () => {

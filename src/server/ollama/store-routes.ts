@@ -11,6 +11,7 @@ import type { ServerContext } from '../generation.ts';
 import { storeEntry } from '../store-entry.ts';
 import { clientGone, EventStream } from '../streaming.ts';
 import { parseBody } from '../validate.ts';
+import { blobPath } from './blob-routes.ts';
 
 const name = z.string().min(1).max(1024);
 const opt = <T extends z.ZodType>(t: T) => t.nullish();
@@ -39,6 +40,22 @@ const createRequest = z.strictObject({
   adapters: opt(z.record(z.string(), z.string())),
   files: opt(z.record(z.string(), z.string())),
 });
+
+/**
+ * The uploaded GGUF that `files` names (`ollama create` sends a Modelfile's `FROM ./model.gguf` so: its file name and
+ * the digest it uploaded to /api/blobs), or null without `files`. One GGUF file is what pagoda builds from.
+ */
+function ggufFile(files: Record<string, string> | null | undefined): { name: string; digest: string } | null {
+  const entries = Object.entries(files ?? {});
+  if (entries.length === 0) return null;
+  const [name, digest] = entries[0]!;
+  if (entries.length > 1 || !name.toLowerCase().endsWith('.gguf')) {
+    const given = entries.map(([n]) => n).join(', ');
+    throw new ApiError(400, `files: pagoda creates from one .gguf file (got ${given.slice(0, 200)})`, 'files');
+  }
+  blobPath(digest, `files["${name.slice(0, 100)}"]`);
+  return { name, digest };
+}
 
 /** A model name from a request: present, and unable to leave the store (400 naming the reason otherwise). */
 function checkedName(value: string | null | undefined, field: string): string {
@@ -108,12 +125,11 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
     const body = parseBody(createRequest, request.body);
     const model = checkedName(body.model ?? body.name, 'model');
     const base = fromModelfileText(body.modelfile);
-    const from = checkedName(body.from ?? base?.from, 'from');
-    for (const field of ['adapters', 'files'] as const) {
-      if (body[field] !== undefined && body[field] !== null) {
-        throw new ApiError(400, `${field} is not supported by pagoda (create from a model name with "from")`, field);
-      }
+    if (body.adapters != null && Object.keys(body.adapters).length > 0) {
+      throw new ApiError(400, 'adapters are not supported by pagoda', 'adapters');
     }
+    const blob = ggufFile(body.files);
+    const from = blob ? blob.name : checkedName(body.from ?? base?.from, 'from');
     const given: Modelfile['parameters'] = {};
     for (const [key, value] of Object.entries(body.parameters ?? {})) {
       setParameter(given, key, value, (msg) => {
@@ -135,6 +151,7 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
       await createModel(model, modelfile, {
         file: base ? 'modelfile' : '/api/create',
         quantize: body.quantize ?? undefined,
+        fromBlob: blob?.digest,
       });
     } catch (err) {
       throw storeError(err, 'from');
