@@ -33,8 +33,10 @@ export function kernelPlanModel(c: ModelConfig, maxNumSeqs: number, choices: Ker
   const { headDim: D, numHeads: H, numKvHeads: Hk, hiddenSize: hidden, intermediateSize: I } = c;
   const fp8 = choices.fp8 === true;
   const encoder = choices.pooling === 'encoder';
-  // nomic-bert: an encoder with a decoder's rotary positions and gated MLP.
-  const llamaLike = !encoder || isNomicBert(c);
+  // GPT-2 is a decoder with an encoder's parts (LayerNorm, learned positions, an ungated GELU MLP); nomic-bert an
+  // encoder with a decoder's rotary positions and gated MLP.
+  const layerNorm = encoder || c.modelType === 'gpt2';
+  const llamaLike = !layerNorm || isNomicBert(c);
   const mlp = (width: number) => [
     { m: width, k: hidden, gated: llamaLike, fp8 },
     { m: hidden, k: width, gated: false, fp8 },
@@ -59,7 +61,7 @@ export function kernelPlanModel(c: ModelConfig, maxNumSeqs: number, choices: Ker
       ...(choices.pooling ? [] : [{ m: c.vocabSize, k: hidden, gated: false, fp8: false }]),
     ],
     act: llamaLike ? (c.hiddenAct.includes('gelu') ? 'gelu_tanh' : 'silu') : null,
-    norm: encoder ? 'layer' : 'rms',
+    norm: layerNorm ? 'layer' : 'rms',
     rope: llamaLike,
     ...(choices.pooling && { selfAttention: { causal: choices.pooling === 'decoder' } }),
     normOffset: c.modelType.startsWith('gemma') ? 1 : 0,

@@ -341,6 +341,29 @@ test('a BERT-like encoder: LayerNorm, learned positions, the bidirectional no-ca
   assert.ok(!f32.some((k) => k.startsWith('flash_prefill')));
 });
 
+test('GPT-2: LayerNorm, learned positions and the ungated GELU MLP (elementwise.cu), so no RoPE, RMSNorm or gated build', () => {
+  const gpt2 = kernelPlanModel(loadModelConfig(new URL('../fixtures/models/tiny-gpt2', import.meta.url).pathname), 4);
+  assert.deepEqual([gpt2.norm, gpt2.rope, gpt2.act], ['layer', false, null]);
+  assert.ok(
+    gpt2.linears.every((l) => !l.gated),
+    'no gated linear',
+  );
+  // One build each of norm.cu (LayerNorm) and elementwise.cu (the adds in the storage type, GELU); a Llama's plan has
+  // rope.cu and the float32 residual's builds (RES_IN_F32, B_F32) besides.
+  const perFile = keys('bf16', gpt2).filter((k) => /^(norm|rope|elementwise) /.test(k));
+  assert.deepEqual(
+    sorted(perFile),
+    sorted([
+      key({ file: 'elementwise', defines: { PAGODA_DTYPE: 2 } }),
+      key({ file: 'norm', defines: { PAGODA_DTYPE: 2 } }),
+    ]),
+  );
+  assert.ok(
+    keys('bf16').some((k) => k.startsWith('rope ')),
+    "a Llama's plan has RoPE",
+  );
+});
+
 test('a nomic-bert encoder (nomic-embed-text): LayerNorm with RoPE and the SiLU product, the bidirectional prefill', () => {
   const meta: Record<string, number | string> = {
     'general.architecture': 'nomic-bert',
