@@ -1,8 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { prepareChat } from './chat-request.ts';
 import { badRequest } from './errors.ts';
-import { encodePrompt, type ServerContext, withModel } from './generation.ts';
+import { type Admitted, encodePrompt, type ServerContext, withModel } from './generation.ts';
 import { keepAliveMs } from './ollama/options.ts';
 import { toMessages } from './openai/chat-message.ts';
 import { chatMessage, keepAlive, unsupported } from './openai/schemas.ts';
@@ -48,61 +48,54 @@ const detokenizeRequest = z.strictObject({
  * back to text. Any model: generating, embedding or reranking.
  */
 export function registerTokenize(app: FastifyInstance, ctx: ServerContext): void {
+  /** The model a body names, whatever it does (only its tokenizer and template are used). */
+  const withAnyModel = <T>(
+    body: { model: string; keep_alive?: string | number | null },
+    reply: FastifyReply,
+    fn: (a: Admitted) => Promise<T>,
+  ) => withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), fn, 'any');
+
   app.post('/tokenize', async (request, reply) => {
     const body = parseBody(tokenizeRequest, request.body);
-    return withModel(
-      ctx,
-      body.model,
-      reply,
-      keepAliveMs(body.keep_alive),
-      async (a) => {
-        let ids: number[];
-        if (body.messages) {
-          const chat = await prepareChat(a, {
-            messages: toMessages(body.messages),
-            tools: body.tools,
-            kwargs: body.chat_template_kwargs ?? undefined,
-            addGenerationPrompt: body.add_generation_prompt ?? undefined,
-            continueFinalMessage: body.continue_final_message ?? undefined,
-          });
-          ids =
-            body.add_special_tokens == null
-              ? chat.ids
-              : await encodePrompt(a.model, chat.prompt, body.add_special_tokens);
-        } else {
-          ids = await encodePrompt(a.model, body.prompt!, body.add_special_tokens ?? true);
-        }
-        const tok = a.model.tokenizer;
-        return {
-          count: ids.length,
-          max_model_len: a.model.contextLength,
-          tokens: ids,
-          token_strs: body.return_token_strs ? ids.map((id) => tok.tokenText?.(id) ?? tok.decode([id])) : null,
-        };
-      },
-      'any',
-    );
+    return withAnyModel(body, reply, async (a) => {
+      let ids: number[];
+      if (body.messages) {
+        const chat = await prepareChat(a, {
+          messages: toMessages(body.messages),
+          tools: body.tools,
+          kwargs: body.chat_template_kwargs ?? undefined,
+          addGenerationPrompt: body.add_generation_prompt ?? undefined,
+          continueFinalMessage: body.continue_final_message ?? undefined,
+        });
+        ids =
+          body.add_special_tokens == null
+            ? chat.ids
+            : await encodePrompt(a.model, chat.prompt, body.add_special_tokens);
+      } else {
+        ids = await encodePrompt(a.model, body.prompt!, body.add_special_tokens ?? true);
+      }
+      const tok = a.model.tokenizer;
+      return {
+        count: ids.length,
+        max_model_len: a.model.contextLength,
+        tokens: ids,
+        token_strs: body.return_token_strs ? ids.map((id) => tok.tokenText?.(id) ?? tok.decode([id])) : null,
+      };
+    });
   });
 
   app.post('/detokenize', async (request, reply) => {
     const body = parseBody(detokenizeRequest, request.body);
-    return withModel(
-      ctx,
-      body.model,
-      reply,
-      keepAliveMs(body.keep_alive),
-      async (a) => {
-        const vocab = a.model.tokenizer.vocabSize;
-        const bad = body.tokens.findIndex((t) => t < 0 || t >= vocab);
-        if (bad >= 0) {
-          throw badRequest(
-            `tokens[${bad}]: id ${body.tokens[bad]} is outside the vocabulary (0..${vocab - 1})`,
-            `tokens[${bad}]`,
-          );
-        }
-        return { prompt: a.model.tokenizer.decode(body.tokens) };
-      },
-      'any',
-    );
+    return withAnyModel(body, reply, async (a) => {
+      const vocab = a.model.tokenizer.vocabSize;
+      const bad = body.tokens.findIndex((t) => t < 0 || t >= vocab);
+      if (bad >= 0) {
+        throw badRequest(
+          `tokens[${bad}]: id ${body.tokens[bad]} is outside the vocabulary (0..${vocab - 1})`,
+          `tokens[${bad}]`,
+        );
+      }
+      return { prompt: a.model.tokenizer.decode(body.tokens) };
+    });
   });
 }

@@ -1,52 +1,32 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import { ChatTemplate } from '../../src/loader/chat-template.ts';
 import type { ServeConfig } from '../../src/server/config.ts';
 import type { ChatTemplate as ServerTemplate } from '../../src/server/models.ts';
-import { projectRoot } from '../helpers/fixtures.ts';
-import { FakeSource, fakeTemplate } from './fake-engine.ts';
-import { request, startTestServer, type TestServer } from './harness.ts';
+import { fakeTemplate } from './fake-engine.ts';
+import { request } from './harness.ts';
+import {
+  WEATHER_CALL as CALL,
+  closeScriptedServers,
+  hermesTemplate as hermes,
+  serveScript,
+  thinkingTemplate as thinking,
+  weatherConversation,
+} from './scripted-model.ts';
 
-const hermes = new ChatTemplate(
-  readFileSync(join(projectRoot, 'test', 'fixtures', 'tool-templates', 'hermes.jinja'), 'utf8'),
-  'hermes',
-  {},
-);
-/** Qwen3's thinking switch: enable_thinking false writes an empty block into the prompt. */
-const thinking = new ChatTemplate(
-  '{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}<|assistant|>{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% endif %}',
-  'thinking',
-  {},
-);
+after(closeScriptedServers);
 
-const servers: TestServer[] = [];
-after(() => Promise.all(servers.map((s) => s.close())));
-
-/** A server whose one model answers `script` (one character a token) and renders with `template`. */
+/** A scripted model's server (scripted-model.ts) and an Anthropic client of it. */
 async function serve(
   script: string,
   template: ServerTemplate,
   config: Partial<ServeConfig> = {},
   contextLength = 4096,
 ) {
-  const source = new FakeSource({ tokenDelayMs: 0, script }, contextLength, 8, template);
-  const server = await startTestServer(source, [{ name: 'm', path: '/nowhere', ref: '/nowhere' }], config);
-  servers.push(server);
-  const engine = () => source.engines.get('m')!;
-  /** The last prompt the engine was given, as text (the fake tokenizer's bytes, BOS dropped). */
-  const prompt = () =>
-    new TextDecoder().decode(
-      Uint8Array.from((engine().lastRequest!.prompt as number[]).filter((t) => t >= 3).map((t) => t - 3)),
-    );
-  return {
-    url: server.url,
-    engine,
-    prompt,
-    anthropic: new Anthropic({ baseURL: server.url, apiKey: config.apiKey ?? 'unused', maxRetries: 0 }),
-  };
+  const served = await serveScript(script, template, { config, contextLength });
+  const anthropic = new Anthropic({ baseURL: served.url, apiKey: config.apiKey ?? 'unused', maxRetries: 0 });
+  return { ...served, anthropic };
 }
 
 const weather = {
@@ -58,7 +38,6 @@ const weather = {
     required: ['city'],
   },
 };
-const CALL = 'Checking.<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>';
 const user = (content: string) => [{ role: 'user' as const, content }];
 
 test('a text answer: system first, one text block, end_turn, usage counted', async () => {
@@ -202,21 +181,7 @@ test('a conversation with tool_use and tool_result renders as chat completions r
   const { name, description, input_schema: parameters } = weather;
   const chat = await request(`${url}/v1/chat/completions`, {
     method: 'POST',
-    body: {
-      model: 'm',
-      tools: [{ type: 'function', function: { name, description, parameters } }],
-      messages: [
-        { role: 'system', content: 'Answer in one line.' },
-        { role: 'user', content: 'Weather in Paris?' },
-        {
-          role: 'assistant',
-          content: 'Checking.',
-          reasoning_content: 'look it up',
-          tool_calls: [{ id: 'toolu_1', type: 'function', function: { name, arguments: '{"city":"Paris"}' } }],
-        },
-        { role: 'tool', tool_call_id: 'toolu_1', name: 'get_weather', content: '{"temp": 21}' },
-      ],
-    },
+    body: { model: 'm', ...weatherConversation({ id: 'toolu_1', name, description, parameters }, 'Checking.') },
   });
   assert.equal(chat.status, 200);
   assert.equal(viaMessages, prompt());

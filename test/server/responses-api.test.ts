@@ -1,51 +1,24 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
 import OpenAI from 'openai';
-import { ChatTemplate } from '../../src/loader/chat-template.ts';
 import type { ChatTemplate as ServerTemplate } from '../../src/server/models.ts';
-import { projectRoot } from '../helpers/fixtures.ts';
-import { FakeSource, fakeTemplate } from './fake-engine.ts';
-import { request, startTestServer, type TestServer } from './harness.ts';
+import { fakeTemplate } from './fake-engine.ts';
+import { request } from './harness.ts';
+import {
+  WEATHER_CALL as CALL,
+  closeScriptedServers,
+  hermesTemplate as hermes,
+  serveScript,
+  thinkingTemplate as thinking,
+  weatherConversation,
+} from './scripted-model.ts';
 
-const hermes = new ChatTemplate(
-  readFileSync(join(projectRoot, 'test', 'fixtures', 'tool-templates', 'hermes.jinja'), 'utf8'),
-  'hermes',
-  {},
-);
-/** A thinking template (Qwen3's shape): the completion opens with its reasoning in <think> tags. */
-const thinking = new ChatTemplate(
-  '{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}<|assistant|>{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% endif %}',
-  'thinking',
-  {},
-);
+after(closeScriptedServers);
 
-const servers: TestServer[] = [];
-after(() => Promise.all(servers.map((s) => s.close())));
-
-/** A server whose one model answers `script` (one character a token) and renders with `template`. */
+/** A scripted model's server (scripted-model.ts) and an OpenAI client of it. */
 async function serve(script: string, template: ServerTemplate) {
-  const source = new FakeSource({ tokenDelayMs: 0, script }, 4096, 8, template);
-  const server = await startTestServer(source, [{ name: 'm', path: '/nowhere', ref: '/nowhere' }]);
-  servers.push(server);
-  const engine = () => source.engines.get('m')!;
-  /** Waits until the engine has been given a request. */
-  const asked = async () => {
-    for (let i = 0; i < 400 && !source.engines.get('m')?.lastRequest; i++) await new Promise((r) => setTimeout(r, 5));
-  };
-  /** The last prompt the engine was given, as text (the fake tokenizer's bytes, BOS dropped). */
-  const prompt = () =>
-    new TextDecoder().decode(
-      Uint8Array.from((engine().lastRequest!.prompt as number[]).filter((t) => t >= 3).map((t) => t - 3)),
-    );
-  return {
-    url: server.url,
-    engine,
-    asked,
-    prompt,
-    openai: new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 }),
-  };
+  const served = await serveScript(script, template);
+  return { ...served, openai: new OpenAI({ baseURL: `${served.url}/v1`, apiKey: 'unused', maxRetries: 0 }) };
 }
 
 const weather = {
@@ -55,7 +28,6 @@ const weather = {
   parameters: { type: 'object', properties: { city: { type: 'string', description: 'A city' } }, required: ['city'] },
   strict: true,
 };
-const CALL = 'Checking.<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>';
 
 test('a text answer: instructions as the system message, one output_text message, usage counted', async () => {
   const { openai, prompt, engine } = await serve('Hello there.', fakeTemplate);
@@ -240,21 +212,7 @@ test('input items: a conversation with an earlier call and its output renders as
   const { parameters, description, name } = weather;
   const chat = await request(`${url}/v1/chat/completions`, {
     method: 'POST',
-    body: {
-      model: 'm',
-      tools: [{ type: 'function', function: { name, description, parameters } }],
-      messages: [
-        { role: 'system', content: 'Answer in one line.' },
-        { role: 'user', content: 'Weather in Paris?' },
-        {
-          role: 'assistant',
-          content: '',
-          reasoning_content: 'look it up',
-          tool_calls: [{ id: 'call_1', type: 'function', function: { name, arguments: '{"city":"Paris"}' } }],
-        },
-        { role: 'tool', tool_call_id: 'call_1', name: 'get_weather', content: '{"temp": 21}' },
-      ],
-    },
+    body: { model: 'm', ...weatherConversation({ id: 'call_1', name, description, parameters }, '') },
   });
   assert.equal(chat.status, 200);
   assert.equal(viaResponses, prompt());

@@ -1,39 +1,25 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Ollama } from 'ollama';
 import OpenAI from 'openai';
-import { ChatTemplate } from '../../src/loader/chat-template.ts';
 import type { ChatTemplate as ServerTemplate } from '../../src/server/models.ts';
-import { projectRoot } from '../helpers/fixtures.ts';
-import { FakeSource } from './fake-engine.ts';
-import { startTestServer, type TestServer } from './harness.ts';
+import {
+  WEATHER_CALL as CALL,
+  closeScriptedServers,
+  hermesTemplate as hermes,
+  serveScript,
+  thinkingTemplate as thinking,
+} from './scripted-model.ts';
 
-const hermes = new ChatTemplate(
-  readFileSync(join(projectRoot, 'test', 'fixtures', 'tool-templates', 'hermes.jinja'), 'utf8'),
-  'hermes',
-  {},
-);
-/** A thinking template: Qwen3's switch (enable_thinking false writes an empty block into the prompt). */
-const thinking = new ChatTemplate(
-  '{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}<|assistant|>{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% endif %}',
-  'thinking',
-  {},
-);
+after(closeScriptedServers);
 
-const servers: TestServer[] = [];
-after(() => Promise.all(servers.map((s) => s.close())));
-
-/** A server whose one model answers `script` (one character a token) and renders with `template`. */
+/** A scripted model's server (scripted-model.ts) with OpenAI and Ollama clients of it. */
 async function serve(script: string, template: ServerTemplate) {
-  const source = new FakeSource({ tokenDelayMs: 0, script }, 4096, 8, template);
-  const server = await startTestServer(source, [{ name: 'm', path: '/nowhere', ref: '/nowhere' }]);
-  servers.push(server);
+  const served = await serveScript(script, template);
   return {
-    source,
-    openai: new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 }),
-    ollama: new Ollama({ host: server.url }),
+    ...served,
+    openai: new OpenAI({ baseURL: `${served.url}/v1`, apiKey: 'unused', maxRetries: 0 }),
+    ollama: new Ollama({ host: served.url }),
   };
 }
 
@@ -52,10 +38,9 @@ const tools = [
   },
 ];
 const messages = [{ role: 'user' as const, content: 'Weather in Paris?' }];
-const CALL = 'Checking.<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>';
 
 test('OpenAI: a Hermes tool call, not streamed: content before it, tool_calls, finish_reason tool_calls', async () => {
-  const { openai, source } = await serve(CALL, hermes);
+  const { openai, prompt } = await serve(CALL, hermes);
   const r = await openai.chat.completions.create({ model: 'm', messages, tools });
   const choice = r.choices[0]!;
   assert.equal(choice.finish_reason, 'tool_calls');
@@ -66,10 +51,7 @@ test('OpenAI: a Hermes tool call, not streamed: content before it, tool_calls, f
   assert.equal(call.type === 'function' && call.function.name, 'get_weather');
   assert.deepEqual(call.type === 'function' && JSON.parse(call.function.arguments), { city: 'Paris' });
   // The template got the tools.
-  const prompt = new TextDecoder().decode(
-    Uint8Array.from((source.engines.get('m')!.lastRequest!.prompt as number[]).filter((t) => t >= 3).map((t) => t - 3)),
-  );
-  assert.match(prompt, /<tools> \{"type": "function", "function": \{"name": "get_weather"/);
+  assert.match(prompt(), /<tools> \{"type": "function", "function": \{"name": "get_weather"/);
 });
 
 test('OpenAI: a Hermes tool call, streamed: no tag text leaks into content, the call arrives whole', async () => {
@@ -98,7 +80,7 @@ test('OpenAI: a Hermes tool call, streamed: no tag text leaks into content, the 
 });
 
 test('OpenAI: an earlier call and its result go back to the template; tool_choice none renders no tools', async () => {
-  const { openai, source } = await serve('It is sunny.', hermes);
+  const { openai, prompt } = await serve('It is sunny.', hermes);
   const r = await openai.chat.completions.create({
     model: 'm',
     tools,
@@ -122,21 +104,20 @@ test('OpenAI: an earlier call and its result go back to the template; tool_choic
   });
   assert.equal(r.choices[0]!.message.content, 'It is sunny.');
   assert.equal(r.choices[0]!.finish_reason, 'stop');
-  const ids = source.engines.get('m')!.lastRequest!.prompt as number[];
-  const prompt = Buffer.from(ids.filter((t) => t >= 3).map((t) => t - 3)).toString('utf8');
-  assert.ok(!prompt.includes('<tools>'));
-  assert.match(prompt, /\{ "arguments": \{"city": "Paris"\}, "name": "get_weather"\}/);
-  assert.match(prompt, /<tool_response>\n\{"name": "get_weather", "content": "sunny"\}/);
+  const rendered = prompt();
+  assert.ok(!rendered.includes('<tools>'), 'no tools offered');
+  assert.match(rendered, /\{ "arguments": \{"city": "Paris"\}, "name": "get_weather"\}/);
+  assert.match(rendered, /<tool_response>\n\{"name": "get_weather", "content": "sunny"\}/);
 });
 
 test('OpenAI: tool_choice required and a named function are held to JSON calls by a grammar', async () => {
-  const { openai, source } = await serve('[{"name": "get_weather", "arguments": {"city": "Oslo"}}]', hermes);
+  const { openai, engine } = await serve('[{"name": "get_weather", "arguments": {"city": "Oslo"}}]', hermes);
   for (const tool_choice of ['required', { type: 'function', function: { name: 'get_weather' } }] as const) {
     const r = await openai.chat.completions.create({ model: 'm', messages, tools, tool_choice });
     assert.equal(r.choices[0]!.finish_reason, 'tool_calls');
     const call = r.choices[0]!.message.tool_calls![0]!;
     assert.deepEqual(call.type === 'function' && JSON.parse(call.function.arguments), { city: 'Oslo' });
-    const grammar = source.engines.get('m')!.lastRequest!.grammar;
+    const grammar = engine().lastRequest!.grammar;
     assert.equal(grammar?.type, 'json_schema');
     const schema =
       grammar?.type === 'json_schema' ? (grammar.schema as { items: { properties: { name: unknown } } }) : null;
@@ -163,7 +144,7 @@ test('OpenAI: 400 for a tool_choice naming an unknown tool, and for tools a temp
 });
 
 test('OpenAI: reasoning_content apart from the content, streamed and not; enable_thinking reaches the template', async () => {
-  const { openai, source } = await serve('<think>\nPlan it.\n</think>\n\nThe answer.', thinking);
+  const { openai, prompt } = await serve('<think>\nPlan it.\n</think>\n\nThe answer.', thinking);
   const r = await openai.chat.completions.create({ model: 'm', messages });
   const message = r.choices[0]!.message as { content: string; reasoning_content?: string };
   assert.equal(message.content, 'The answer.');
@@ -183,12 +164,7 @@ test('OpenAI: reasoning_content apart from the content, streamed and not; enable
     messages,
     ...({ chat_template_kwargs: { enable_thinking: false } } as object),
   });
-  const ids = source.engines.get('m')!.lastRequest!.prompt as number[];
-  assert.ok(
-    Buffer.from(ids.filter((t) => t >= 3).map((t) => t - 3))
-      .toString('utf8')
-      .endsWith('<think>\n\n</think>\n\n'),
-  );
+  assert.ok(prompt().endsWith('<think>\n\n</think>\n\n'));
 });
 
 test('Ollama: tool calls with arguments as an object, streamed and not', async () => {
