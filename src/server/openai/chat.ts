@@ -17,6 +17,12 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
     if (body.top_logprobs && !body.logprobs) throw badRequest('top_logprobs requires logprobs: true', 'top_logprobs');
     if (body.stream_options && !body.stream)
       throw badRequest('stream_options is only allowed with stream: true', 'stream_options');
+    if (body.continue_final_message && body.add_generation_prompt) {
+      throw badRequest(
+        'continue_final_message and add_generation_prompt cannot both be true',
+        'continue_final_message',
+      );
+    }
     return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
       const chat = await prepareChat(a, {
         messages: toMessages(body.messages),
@@ -24,6 +30,8 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
         toolChoice: body.tool_choice,
         parallelToolCalls: body.parallel_tool_calls,
         kwargs: body.chat_template_kwargs ?? undefined,
+        addGenerationPrompt: body.add_generation_prompt ?? undefined,
+        continueFinalMessage: body.continue_final_message ?? undefined,
         structured: openaiGrammar(body),
       });
       const { ids: promptIds, mode } = chat;

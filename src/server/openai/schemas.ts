@@ -101,6 +101,9 @@ export const chatRequest = z.strictObject({
   tool_choice: opt(toolChoiceSchema),
   parallel_tool_calls: opt(z.boolean()),
   chat_template_kwargs: opt(z.record(z.string(), z.unknown())),
+  // vLLM's: the assistant's turn opened (default), or the last message left open for the model to go on with.
+  add_generation_prompt: opt(z.boolean()),
+  continue_final_message: opt(z.boolean()),
   functions: unsupported('function calling'),
   function_call: unsupported('function calling'),
 });

@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { fakeTemplate } from './fake-engine.ts';
+import { request } from './harness.ts';
+import { closeScriptedServers, serveScript } from './scripted-model.ts';
+
+after(closeScriptedServers);
+
+test("chat completions, vLLM's prefill: continue_final_message leaves the last assistant message open", async () => {
+  const { url, prompt } = await serveScript('42)', fakeTemplate);
+  const chat = (body: object) =>
+    request(`${url}/v1/chat/completions`, { method: 'POST', body: { model: 'm', max_tokens: 8, ...body } });
+  const messages = [
+    { role: 'user', content: 'Hi' },
+    { role: 'assistant', content: 'The answer is (' },
+  ];
+  const r = await chat({ messages, add_generation_prompt: false, continue_final_message: true });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  assert.equal(prompt(), '<|user|>Hi<|assistant|>The answer is (');
+  await chat({ messages, add_generation_prompt: false });
+  assert.equal(prompt(), '<|user|>Hi<|assistant|>The answer is (', 'no new turn opened');
+  await chat({ messages });
+  assert.equal(prompt(), '<|user|>Hi<|assistant|>The answer is (<|assistant|>', 'a new turn by default');
+  const both = await chat({ messages, add_generation_prompt: true, continue_final_message: true });
+  assert.equal(both.status, 400);
+  const userLast = await chat({ messages: messages.slice(0, 1), continue_final_message: true });
+  assert.equal(userLast.status, 400);
+  assert.match(
+    (userLast.json.error as { message: string }).message,
+    /^the last message, to go on from, must be the assistant's with text the template writes$/,
+  );
+});
