@@ -3,8 +3,9 @@
 # passed on an H100 on 2026-12-06 (seventh lease, part 18 then 7: 28 files, 0 failures; the 256-wide fixtures' call
 # too). Since then: rope.cu and norm.cu changed (part 20 ran their tests: all pass but rope-head-norm's new head size
 # 512 against the separate norm launch in f32/f16, a test limit now fixed). The q/k/v GEMV that takes over RoPE and the
-# cache write for decode rows waits on the branch rope-gemv-pending (never run on a GPU, so kept off main): merge it,
-# run part 21 first, and revert the merge if qkv-rope-gemv or a model test fails (part 21 also runs
+# cache write for decode rows waits on the branch rope-gemv-pending (never run on a GPU, so kept off main; the branch
+# is main of 2026-12-06 plus the one commit that restores it): merge it (rebase it first if main moved on), run part
+# 21 first, and revert the merge if qkv-rope-gemv or a model test fails (part 21 also runs
 # cuda-gguf-pooling, whose Qwen3-Reranker case gained a Hugging Face folder since). Next, in order:
 # on an H200 (the issues' targets are an H200's, and gemv-table.json has no H200 table, so every shape there takes the
 # rule): `bench/gemv-sweep.ts --batches 1,4 --write-table src/backend/cuda/gemv-table.json` and again with `--models
