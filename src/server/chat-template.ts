@@ -73,7 +73,7 @@ export async function encodeOllamaChat(
   model: LoadedModel,
   name: string,
   messages: ChatMessage[],
-  opts: Omit<ChatRenderOptions, 'addGenerationPrompt'> = {},
+  opts: Omit<RenderOptions, 'addGenerationPrompt'> = {},
 ): Promise<{ prompt: string; ids: number[] }> {
   if (model.chatTemplate) return encodeChat(model, name, messages, opts);
   const prompt = ollamaDefault.render(messages);

@@ -30,3 +30,17 @@ test("chat completions, vLLM's prefill: continue_final_message leaves the last a
     /^the last message, to go on from, must be the assistant's with text the template writes$/,
   );
 });
+
+test("Ollama's /api/chat continues a conversation that ends in the assistant's words", async () => {
+  const { url, prompt } = await serveScript('42)', fakeTemplate);
+  const chat = (messages: object[]) =>
+    request(`${url}/api/chat`, { method: 'POST', body: { model: 'm', messages, stream: false } });
+  const r = await chat([
+    { role: 'user', content: 'Hi' },
+    { role: 'assistant', content: 'The answer is (' },
+  ]);
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  assert.equal(prompt(), '<|user|>Hi<|assistant|>The answer is (');
+  await chat([{ role: 'user', content: 'Hi' }]);
+  assert.equal(prompt(), '<|user|>Hi<|assistant|>', 'a user message opens a new turn');
+});

@@ -47,9 +47,12 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
       }
       const tools = resolveTools(a.model.chatTemplate, a.entry.name, body.tools, 'auto', undefined);
       const think = body.think == null ? undefined : body.think !== false;
+      // A conversation ending in the assistant's words is a prefill Ollama continues, rather than a new turn.
+      const last = messages.at(-1)!;
       const render = {
         tools: tools.templateTools,
         kwargs: think === undefined ? undefined : { enable_thinking: think },
+        continueFinalMessage: last.role === 'assistant' && Boolean(last.content) && !last.tool_calls,
       };
       const { prompt, ids } = await encodeOllamaChat(a.model, a.entry.name, messages, render);
       // Thinking comes apart from the content when asked for, as Ollama does.
