@@ -17,7 +17,7 @@ import { liveSeqs, newRequest, type Request, Rng, Sequence, type TextStream } fr
 import { type SpeculativeConfig, Speculator } from './speculation.ts';
 import { stepChunks } from './step-chunks.ts';
 import { type StepContext, tokenHistory } from './step-context.ts';
-import type { EngineApi, EngineStats, GenerateRequest, RequestOutput, SamplingParams } from './types.ts';
+import type { EncodeOptions, EngineApi, EngineStats, GenerateRequest, RequestOutput, SamplingParams } from './types.ts';
 
 export interface EngineConfig {
   runner: StepRunner;
@@ -148,8 +148,8 @@ export class Engine implements EngineApi {
     return this.config.numBlocks * this.config.blockSize;
   }
 
-  async encode(text: string, opts?: { addSpecialTokens?: boolean }): Promise<number[]> {
-    checkTextLength(text.length, this.config.maxModelLen, this.config.tokenizer.maxCharsPerToken);
+  async encode(text: string, opts?: EncodeOptions): Promise<number[]> {
+    if (!opts?.anyLength) checkTextLength(text.length, this.config.maxModelLen, this.config.tokenizer.maxCharsPerToken);
     return this.encoder.encode(text, opts);
   }
 

@@ -5,7 +5,7 @@ import type { PoolingInput } from '../runner/pooling-batch.ts';
 import type { StepPooler } from '../runner/pooling-runner.ts';
 import { UserError } from '../util/errors.ts';
 import { StepPacer } from './step-pacer.ts';
-import type { EngineApi, EngineStats, RequestOutput } from './types.ts';
+import type { EncodeOptions, EngineApi, EngineStats, RequestOutput } from './types.ts';
 
 export interface PoolingEngineConfig {
   runner: StepPooler;
@@ -84,7 +84,7 @@ export class PoolingEngine implements EngineApi {
    * Tokenizes request text off the event loop (long texts in a worker). Texts longer than the model takes are not
    * refused here: the embedding routes truncate or refuse them by their API's rule.
    */
-  encode(text: string, opts?: { addSpecialTokens?: boolean }): Promise<number[]> {
+  encode(text: string, opts?: EncodeOptions): Promise<number[]> {
     return this.encoder.encode(text, opts);
   }
 

@@ -89,12 +89,19 @@ export interface EngineStats {
   specAcceptedTokens: number;
 }
 
+/** How request text is tokenized: with the tokenizer's special tokens (default), and whatever its length. */
+export interface EncodeOptions {
+  addSpecialTokens?: boolean;
+  anyLength?: boolean;
+}
+
 export interface EngineApi {
   /**
    * Tokenizes request text off the event loop (long texts in a worker), after refusing a text too long to fit the
-   * context (a UserError naming both numbers, without tokenizing). `addSpecialTokens` defaults to true.
+   * context (a UserError naming both numbers, without tokenizing) unless `anyLength` (a count of tokens, not a
+   * prompt). `addSpecialTokens` defaults to true.
    */
-  encode(text: string, opts?: { addSpecialTokens?: boolean }): Promise<number[]>;
+  encode(text: string, opts?: EncodeOptions): Promise<number[]>;
   /** Streams incremental outputs until finished; breaking out of the loop aborts the request. */
   generate(request: GenerateRequest): AsyncIterable<RequestOutput>;
   abort(requestId: string): void;

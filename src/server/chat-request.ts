@@ -17,6 +17,8 @@ export interface ChatAsk {
   /** Whether the assistant's turn is opened (default), or the last message left open for the model to go on with. */
   addGenerationPrompt?: boolean;
   continueFinalMessage?: boolean;
+  /** Tokenized whatever its length (/tokenize's count), not refused as a prompt too long for the context. */
+  anyLength?: boolean;
   /** The structured output the request asks for, if any. */
   structured?: GrammarSpec;
 }
@@ -48,7 +50,7 @@ export async function prepareChat(a: Admitted, ask: ChatAsk): Promise<PreparedCh
     addGenerationPrompt: ask.addGenerationPrompt,
     continueFinalMessage: ask.continueFinalMessage,
   };
-  const { prompt, ids } = await encodeChat(a.model, a.entry.name, ask.messages, render);
+  const { prompt, ids } = await encodeChat(a.model, a.entry.name, ask.messages, render, ask.anyLength);
   return {
     prompt,
     ids,

@@ -58,9 +58,11 @@ export async function encodeChat(
   name: string,
   messages: ChatMessage[],
   opts: RenderOptions = {},
+  anyLength = false,
 ): Promise<{ prompt: string; ids: number[] }> {
   const prompt = renderChat(model, name, messages, opts);
-  return { prompt, ids: await encodePrompt(model, prompt, model.chatTemplate?.addSpecialTokens === true) };
+  const ids = await encodePrompt(model, prompt, model.chatTemplate?.addSpecialTokens === true, anyLength);
+  return { prompt, ids };
 }
 
 const ollamaDefault = new OllamaTemplate(OLLAMA_DEFAULT_TEMPLATE);

@@ -140,11 +140,16 @@ function checkTask(name: string, model: LoadedModel, wants: 'generate' | 'poolin
 
 /**
  * Request text as token ids, through the engine's one async call: long texts are tokenized in a worker, and a text
- * too long for the context is refused (400) before it is tokenized.
+ * too long for the context is refused (400) before it is tokenized, unless `anyLength` (/tokenize counts anything).
  */
-export async function encodePrompt(model: LoadedModel, text: string, addSpecialTokens: boolean): Promise<number[]> {
+export async function encodePrompt(
+  model: LoadedModel,
+  text: string,
+  addSpecialTokens: boolean,
+  anyLength = false,
+): Promise<number[]> {
   try {
-    return await model.engine.encode(text, { addSpecialTokens });
+    return await model.engine.encode(text, { addSpecialTokens, anyLength });
   } catch (err) {
     throw refused(err);
   }

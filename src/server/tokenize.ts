@@ -66,13 +66,14 @@ export function registerTokenize(app: FastifyInstance, ctx: ServerContext): void
           kwargs: body.chat_template_kwargs ?? undefined,
           addGenerationPrompt: body.add_generation_prompt ?? undefined,
           continueFinalMessage: body.continue_final_message ?? undefined,
+          anyLength: true,
         });
         ids =
           body.add_special_tokens == null
             ? chat.ids
-            : await encodePrompt(a.model, chat.prompt, body.add_special_tokens);
+            : await encodePrompt(a.model, chat.prompt, body.add_special_tokens, true);
       } else {
-        ids = await encodePrompt(a.model, body.prompt!, body.add_special_tokens ?? true);
+        ids = await encodePrompt(a.model, body.prompt!, body.add_special_tokens ?? true, true);
       }
       const tok = a.model.tokenizer;
       return {

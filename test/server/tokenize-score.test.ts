@@ -216,6 +216,19 @@ describe('/tokenize and /detokenize (vLLM)', () => {
     assert.equal(message(withTools), 'the chat template of model "tiny-qwen3" cannot render tools');
   });
 
+  test('a text longer than the context is counted, not refused (it is no prompt here)', async () => {
+    const text = 'paged attention keeps the cache in blocks. '.repeat(400);
+    const r = await post('/tokenize', { model: 'tiny-qwen3', prompt: text, add_special_tokens: false });
+    assert.equal(r.status, 200, JSON.stringify(r.json).slice(0, 200));
+    assert.deepEqual(r.json.tokens, tok.encode(text, { addSpecialTokens: false }));
+    assert.ok((r.json.count as number) > 512, `count ${r.json.count} past the context of 512`);
+    const chat = await post('/tokenize', { model: 'tiny-qwen3', messages: [{ role: 'user', content: text }] });
+    assert.equal(chat.status, 200);
+    assert.ok((chat.json.count as number) > (r.json.count as number), 'the conversation adds its template');
+    const generate = await post('/v1/completions', { model: 'tiny-qwen3', prompt: text, max_tokens: 1 });
+    assert.equal(generate.status, 400, 'as a prompt it is refused');
+  });
+
   test('any model: an embedding model tokenizes with its [CLS] and [SEP]', async () => {
     const r = await post('/tokenize', { model: 'tiny-bert', prompt: 'hello world' });
     assert.equal(r.status, 200);
