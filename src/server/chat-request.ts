@@ -1,6 +1,6 @@
 import type { GrammarSpec } from '../grammar/spec.ts';
 import { type ChatOutputMode, reasoningMode } from './chat-output.ts';
-import { encodeChat } from './chat-template.ts';
+import { encodeChat, type RenderOptions } from './chat-template.ts';
 import { badRequest } from './errors.ts';
 import type { Admitted } from './generation.ts';
 import type { ChatMessage } from './models.ts';
@@ -16,7 +16,7 @@ export interface ChatAsk {
   kwargs?: Record<string, unknown>;
   /** Whether the assistant's turn is opened (default), or the last message left open for the model to go on with. */
   addGenerationPrompt?: boolean;
-  continueFinalMessage?: boolean;
+  continueFinalMessage?: RenderOptions['continueFinalMessage'];
   /** Tokenized whatever its length (/tokenize's count), not refused as a prompt too long for the context. */
   anyLength?: boolean;
   /** The structured output the request asks for, if any. */

@@ -5,14 +5,22 @@ import type { ChatMessage, ChatRenderOptions, LoadedModel } from './models.ts';
 
 /** How a conversation is rendered: the template's options, and vLLM's continue_final_message. */
 export interface RenderOptions extends ChatRenderOptions {
-  /** The last (assistant) message left open for the model to go on with, instead of a new turn opened. */
-  continueFinalMessage?: boolean;
+  /**
+   * The last (assistant) message left open for the model to go on with, instead of a new turn opened: `required`
+   * refuses (400) a conversation where that cannot be done, `if-possible` renders it as it is then (Ollama's implicit
+   * prefill).
+   */
+  continueFinalMessage?: 'required' | 'if-possible';
 }
+
+/** Marks where the last message's text ends in the rendered prompt (private-use characters no text has). */
+const END_OF_PREFILL = '\uE000pagoda-prefill\uE001';
 
 /**
  * Renders a conversation with the model's chat template, the assistant's turn opened unless `addGenerationPrompt` is
- * false, or the last message left open (`continueFinalMessage`: cut after its text, as transformers does); a
- * template's own refusal is the client's 400.
+ * false, or the last message left open (`continueFinalMessage`): rendered with a marker after its text and cut there,
+ * so a template that trims or rewrites the text, or writes the same characters after it, still cuts in the right
+ * place. A template's own refusal is the client's 400.
  */
 export function renderChat(
   model: LoadedModel,
@@ -20,36 +28,38 @@ export function renderChat(
   messages: ChatMessage[],
   opts: RenderOptions = {},
 ): string {
-  if (!model.chatTemplate) {
+  const template = model.chatTemplate;
+  if (!template) {
     throw new ApiError(
       400,
       `model "${name}" has no chat template; use the completions endpoint with a plain prompt`,
       'messages',
     );
   }
-  const { continueFinalMessage, ...render } = opts;
-  let text: string;
-  try {
-    text = model.chatTemplate.render(messages, {
-      ...render,
-      addGenerationPrompt: !continueFinalMessage && (opts.addGenerationPrompt ?? true),
-    });
-  } catch (err) {
-    // The loader's message starts with the template's file path, which is none of the client's business.
-    const reason = (err as Error).message.replace(/^.*?chat template failed: /, '');
-    throw new ApiError(400, `chat template: ${reason}`, 'messages');
+  const { continueFinalMessage, ...options } = opts;
+  const render = (conversation: ChatMessage[], addGenerationPrompt: boolean) => {
+    try {
+      return template.render(conversation, { ...options, addGenerationPrompt });
+    } catch (err) {
+      // The loader's message starts with the template's file path, which is none of the client's business.
+      const reason = (err as Error).message.replace(/^.*?chat template failed: /, '');
+      throw new ApiError(400, `chat template: ${reason}`, 'messages');
+    }
+  };
+  const last = messages.at(-1);
+  if (continueFinalMessage && last?.role === 'assistant' && last.content) {
+    const marked = render([...messages.slice(0, -1), { ...last, content: last.content + END_OF_PREFILL }], false);
+    const at = marked.indexOf(END_OF_PREFILL);
+    if (at >= 0) return marked.slice(0, at);
   }
-  if (!continueFinalMessage) return text;
-  const last = messages.at(-1)!;
-  const at = last.content ? text.lastIndexOf(last.content) : -1;
-  if (last.role !== 'assistant' || at < 0) {
+  if (continueFinalMessage === 'required') {
     throw new ApiError(
       400,
       "the last message, to go on from, must be the assistant's with text the template writes",
       'messages',
     );
   }
-  return text.slice(0, at + last.content.length);
+  return render(messages, opts.addGenerationPrompt ?? true);
 }
 
 /** A rendered conversation and its token ids (BOS added only when the template leaves it to the tokenizer). */

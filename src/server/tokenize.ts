@@ -65,7 +65,7 @@ export function registerTokenize(app: FastifyInstance, ctx: ServerContext): void
           tools: body.tools,
           kwargs: body.chat_template_kwargs ?? undefined,
           addGenerationPrompt: body.add_generation_prompt ?? undefined,
-          continueFinalMessage: body.continue_final_message ?? undefined,
+          continueFinalMessage: body.continue_final_message ? 'required' : undefined,
           anyLength: true,
         });
         ids =

@@ -1,5 +1,5 @@
-import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { TemplateError } from '../gotemplate/errors.ts';
 import { OllamaTemplate } from '../gotemplate/ollama.ts';
 import { hasGgufMagic } from '../loader/gguf/read.ts';
@@ -72,8 +72,15 @@ export async function createModel(name: string, mf: Modelfile, opts: CreateOptio
 /** A GGUF blob of the store as a model's base; refused in one line when it is missing or holds no GGUF. */
 function blobBase(store: ModelStore, digest: string, where: string): { source: ModelSource; inherited: null } {
   const path = join(store.root, 'blobs', blobFileName(digest));
-  if (!existsSync(path)) throw new UserError(`${where}: blob ${digest} is not in the store (upload it first)`);
-  if (!hasGgufMagic(path)) throw new UserError(`${where}: blob ${digest} is not a GGUF file`);
+  // An upload waits apart (`uploads/`, which pruning leaves alone) until a model is made of it.
+  const upload = join(store.root, 'uploads', blobFileName(digest));
+  const found = existsSync(path) ? path : existsSync(upload) ? upload : null;
+  if (!found) throw new UserError(`${where}: blob ${digest} is not in the store (upload it first)`);
+  if (!hasGgufMagic(found)) throw new UserError(`${where}: blob ${digest} is not a GGUF file`);
+  if (found === upload) {
+    mkdirSync(dirname(path), { recursive: true });
+    renameSync(upload, path);
+  }
   return { source: { kind: 'blob', digest }, inherited: null };
 }
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
+import { ChatTemplate } from '../../src/loader/chat-template.ts';
 import { fakeTemplate } from './fake-engine.ts';
 import { request } from './harness.ts';
 import { closeScriptedServers, serveScript } from './scripted-model.ts';
@@ -43,4 +44,47 @@ test("Ollama's /api/chat continues a conversation that ends in the assistant's w
   assert.equal(prompt(), '<|user|>Hi<|assistant|>The answer is (');
   await chat([{ role: 'user', content: 'Hi' }]);
   assert.equal(prompt(), '<|user|>Hi<|assistant|>', 'a user message opens a new turn');
+});
+
+/** A template that trims each message and closes it with a tag ending in ">", as Llama 3's and ChatML's do. */
+const trimming = new ChatTemplate(
+  '{% for m in messages %}<|{{ m.role }}|>{{ m.content | trim }}<|end|>{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}',
+  'trimming',
+  {},
+);
+
+test('the prefill is cut where the message ends, whatever the template does to it or writes after it', async () => {
+  const { url, prompt } = await serveScript('x', trimming);
+  const chat = (content: string) =>
+    request(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      body: {
+        model: 'm',
+        max_tokens: 1,
+        add_generation_prompt: false,
+        continue_final_message: true,
+        messages: [
+          { role: 'user', content: 'Hi' },
+          { role: 'assistant', content },
+        ],
+      },
+    });
+  assert.equal((await chat('The answer is ')).status, 200);
+  assert.equal(prompt(), '<|user|>Hi<|end|><|assistant|>The answer is ');
+  // A one-character prefill that the closing tag also holds: the cut is at the message, not in the tag.
+  assert.equal((await chat('>')).status, 200);
+  assert.equal(prompt(), '<|user|>Hi<|end|><|assistant|>>');
+  // Ollama's /api/chat: an empty last assistant message is nothing to go on from, and a new turn opens.
+  await request(`${url}/api/chat`, {
+    method: 'POST',
+    body: {
+      model: 'm',
+      stream: false,
+      messages: [
+        { role: 'user', content: 'Hi' },
+        { role: 'assistant', content: '' },
+      ],
+    },
+  });
+  assert.equal(prompt(), '<|user|>Hi<|end|><|assistant|>');
 });

@@ -202,15 +202,28 @@ test("ollama create's upload: a GGUF sent to /api/blobs (digest checked) and nam
     /^digest mismatch: the body's is sha256:[0-9a-f]{64}, not sha256:0{64}$/,
   );
   assert.equal((await blob(wrong, { method: 'HEAD' })).status, 404, 'nothing kept of a mismatched upload');
-  // Go's client sends no content type: the body is read as it is either way.
-  assert.equal((await blob(digest, { method: 'POST', body: bytes })).status, 201);
+  // The body is read as it is whatever the content type says (Ollama's Go client sends application/json).
+  assert.equal(
+    (await blob(digest, { method: 'POST', body: bytes, headers: { 'content-type': 'application/json' } })).status,
+    201,
+  );
   assert.equal((await blob(digest, { method: 'HEAD' })).status, 200);
   assert.equal((await blob(digest, { method: 'POST', body: bytes })).status, 200, 'already there');
   assert.equal((await blob('sha256:nothex', { method: 'HEAD' })).status, 400);
 
+  // Removing another model takes its own blob only, not one uploaded for a create still to come.
+  await post(`${server.url}/api/copy`, { source: 'pagoda-test/tiny-qwen2', destination: 'short-lived' });
+  const deleted = await fetch(`${server.url}/api/delete`, {
+    method: 'DELETE',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'short-lived' }),
+  });
+  assert.equal(deleted.status, 200);
+  assert.equal((await blob(digest, { method: 'HEAD' })).status, 200, 'the upload survives an unrelated delete');
+
   const created = await post(`${server.url}/api/create`, {
     model: 'uploaded',
-    files: { 'tiny-llama.gguf': digest },
+    files: { 'tiny-llama.bin': digest },
     parameters: { temperature: 0 },
     stream: false,
   });
@@ -229,9 +242,9 @@ test("ollama create's upload: a GGUF sent to /api/blobs (digest checked) and nam
     [
       { 'a.gguf': digest, 'b.gguf': digest },
       400,
-      /^files: pagoda creates from one \.gguf file \(got a\.gguf, b\.gguf\)$/,
+      /^files: pagoda creates from one GGUF file \(got a\.gguf, b\.gguf\)$/,
     ],
-    [{ 'model.safetensors': digest }, 400, /^files: pagoda creates from one \.gguf file/],
+    [{ 'model.safetensors': digest }, 400, /^files: pagoda creates from one GGUF file/],
     [{ 'x.gguf': 'sha256:1234' }, 400, /^files\["x\.gguf"\]: "sha256:1234" is not a digest/],
     [{ 'x.gguf': textDigest }, 400, /: blob sha256:[0-9a-f]{64} is not a GGUF file$/],
     [{ 'x.gguf': `sha256:${'f'.repeat(64)}` }, 404, /: blob sha256:f{64} is not in the store \(upload it first\)$/],

@@ -188,7 +188,7 @@ export function anthropicAsk(body: Conversation): ChatAsk {
     toolChoice: anthropicToolChoice(body),
     parallelToolCalls: body.tool_choice?.disable_parallel_tool_use === true ? false : undefined,
     kwargs: thinking === undefined ? undefined : { enable_thinking: thinking !== 'disabled' },
-    continueFinalMessage: prefill && Boolean(last.content),
+    continueFinalMessage: prefill ? 'if-possible' : undefined,
     structured,
   };
 }

@@ -47,12 +47,16 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
       }
       const tools = resolveTools(a.model.chatTemplate, a.entry.name, body.tools, 'auto', undefined);
       const think = body.think == null ? undefined : body.think !== false;
-      // A conversation ending in the assistant's words is a prefill Ollama continues, rather than a new turn.
+      // A conversation ending in the assistant's words is a prefill Ollama continues, rather than a new turn (an empty
+      // one is left out: nothing to go on from).
+      if (messages.length > 1 && messages.at(-1)!.role === 'assistant' && !messages.at(-1)!.content) {
+        if (!messages.at(-1)!.tool_calls) messages.pop();
+      }
       const last = messages.at(-1)!;
       const render = {
         tools: tools.templateTools,
         kwargs: think === undefined ? undefined : { enable_thinking: think },
-        continueFinalMessage: last.role === 'assistant' && Boolean(last.content) && !last.tool_calls,
+        continueFinalMessage: last.role === 'assistant' && !last.tool_calls ? ('if-possible' as const) : undefined,
       };
       const { prompt, ids } = await encodeOllamaChat(a.model, a.entry.name, messages, render);
       // Thinking comes apart from the content when asked for, as Ollama does.

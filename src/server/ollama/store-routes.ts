@@ -11,7 +11,7 @@ import type { ServerContext } from '../generation.ts';
 import { storeEntry } from '../store-entry.ts';
 import { clientGone, EventStream } from '../streaming.ts';
 import { parseBody } from '../validate.ts';
-import { blobPath } from './blob-routes.ts';
+import { uploadPath } from './blob-routes.ts';
 
 const name = z.string().min(1).max(1024);
 const opt = <T extends z.ZodType>(t: T) => t.nullish();
@@ -49,11 +49,12 @@ function ggufFile(files: Record<string, string> | null | undefined): { name: str
   const entries = Object.entries(files ?? {});
   if (entries.length === 0) return null;
   const [name, digest] = entries[0]!;
-  if (entries.length > 1 || !name.toLowerCase().endsWith('.gguf')) {
+  // Ollama tells a GGUF by its magic bytes, not its name (create.ts checks them); a safetensors folder is refused.
+  if (entries.length > 1 || /\.(safetensors|json)$/i.test(name)) {
     const given = entries.map(([n]) => n).join(', ');
-    throw new ApiError(400, `files: pagoda creates from one .gguf file (got ${given.slice(0, 200)})`, 'files');
+    throw new ApiError(400, `files: pagoda creates from one GGUF file (got ${given.slice(0, 200)})`, 'files');
   }
-  blobPath(digest, `files["${name.slice(0, 100)}"]`);
+  uploadPath(digest, `files["${name.slice(0, 100)}"]`);
   return { name, digest };
 }
 

@@ -31,7 +31,7 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
         parallelToolCalls: body.parallel_tool_calls,
         kwargs: body.chat_template_kwargs ?? undefined,
         addGenerationPrompt: body.add_generation_prompt ?? undefined,
-        continueFinalMessage: body.continue_final_message ?? undefined,
+        continueFinalMessage: body.continue_final_message ? 'required' : undefined,
         structured: openaiGrammar(body),
       });
       const { ids: promptIds, mode } = chat;
