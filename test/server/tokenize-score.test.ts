@@ -227,6 +227,11 @@ describe('/tokenize and /detokenize (vLLM)', () => {
     assert.ok((chat.json.count as number) > (r.json.count as number), 'the conversation adds its template');
     const generate = await post('/v1/completions', { model: 'tiny-qwen3', prompt: text, max_tokens: 1 });
     assert.equal(generate.status, 400, 'as a prompt it is refused');
+    // Anthropic's count_tokens counts it as /tokenize does.
+    const messages = [{ role: 'user', content: text }];
+    const counted = await post('/v1/messages/count_tokens', { model: 'tiny-qwen3', messages });
+    assert.equal(counted.status, 200, JSON.stringify(counted.json).slice(0, 200));
+    assert.equal(counted.json.input_tokens, chat.json.count);
   });
 
   test('any model: an embedding model tokenizes with its [CLS] and [SEP]', async () => {

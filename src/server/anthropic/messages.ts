@@ -79,7 +79,8 @@ export function registerMessages(app: FastifyInstance, ctx: ServerContext): void
     const body = parseBody(countTokensRequest, request.body);
     const ask = anthropicAsk(body);
     return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
-      const { ids } = await prepareChat(a, ask);
+      // A count, not a prompt: a conversation longer than the context is counted too, as /tokenize counts it.
+      const { ids } = await prepareChat(a, { ...ask, anyLength: true });
       return { input_tokens: ids.length };
     });
   });
