@@ -1,3 +1,4 @@
+import type { EncodeOptions } from '../engine/types.ts';
 import type { GrammarSpec } from '../grammar/spec.ts';
 import { type ChatOutputMode, reasoningMode } from './chat-output.ts';
 import { encodeChat, type RenderOptions } from './chat-template.ts';
@@ -17,8 +18,8 @@ export interface ChatAsk {
   /** Whether the assistant's turn is opened (default), or the last message left open for the model to go on with. */
   addGenerationPrompt?: boolean;
   continueFinalMessage?: RenderOptions['continueFinalMessage'];
-  /** Tokenized whatever its length (/tokenize's count), not refused as a prompt too long for the context. */
-  anyLength?: boolean;
+  /** How the rendered prompt is tokenized: special tokens (default: the template's rule), any length (a count). */
+  encode?: EncodeOptions;
   /** The structured output the request asks for, if any. */
   structured?: GrammarSpec;
 }
@@ -50,7 +51,7 @@ export async function prepareChat(a: Admitted, ask: ChatAsk): Promise<PreparedCh
     addGenerationPrompt: ask.addGenerationPrompt,
     continueFinalMessage: ask.continueFinalMessage,
   };
-  const { prompt, ids } = await encodeChat(a.model, a.entry.name, ask.messages, render, ask.anyLength);
+  const { prompt, ids } = await encodeChat(a.model, a.entry.name, ask.messages, render, ask.encode);
   return {
     prompt,
     ids,

@@ -1,3 +1,4 @@
+import type { EncodeOptions } from '../engine/types.ts';
 import { OLLAMA_DEFAULT_TEMPLATE, OllamaTemplate } from '../gotemplate/ollama.ts';
 import { ApiError } from './errors.ts';
 import { encodePrompt } from './generation.ts';
@@ -62,17 +63,20 @@ export function renderChat(
   return render(messages, opts.addGenerationPrompt ?? true);
 }
 
-/** A rendered conversation and its token ids (BOS added only when the template leaves it to the tokenizer). */
+/**
+ * A rendered conversation and its token ids: BOS added only when the template leaves it to the tokenizer (unless
+ * `encode.addSpecialTokens` says otherwise), refused when too long for the context unless `encode.anyLength`.
+ */
 export async function encodeChat(
   model: LoadedModel,
   name: string,
   messages: ChatMessage[],
   opts: RenderOptions = {},
-  anyLength = false,
+  encode: EncodeOptions = {},
 ): Promise<{ prompt: string; ids: number[] }> {
   const prompt = renderChat(model, name, messages, opts);
-  const ids = await encodePrompt(model, prompt, model.chatTemplate?.addSpecialTokens === true, anyLength);
-  return { prompt, ids };
+  const add = encode.addSpecialTokens ?? model.chatTemplate?.addSpecialTokens === true;
+  return { prompt, ids: await encodePrompt(model, prompt, add, encode.anyLength) };
 }
 
 const ollamaDefault = new OllamaTemplate(OLLAMA_DEFAULT_TEMPLATE);

@@ -58,23 +58,18 @@ export function registerTokenize(app: FastifyInstance, ctx: ServerContext): void
   app.post('/tokenize', async (request, reply) => {
     const body = parseBody(tokenizeRequest, request.body);
     return withAnyModel(body, reply, async (a) => {
-      let ids: number[];
-      if (body.messages) {
-        const chat = await prepareChat(a, {
-          messages: toMessages(body.messages),
-          tools: body.tools,
-          kwargs: body.chat_template_kwargs ?? undefined,
-          addGenerationPrompt: body.add_generation_prompt ?? undefined,
-          continueFinalMessage: body.continue_final_message ? 'required' : undefined,
-          anyLength: true,
-        });
-        ids =
-          body.add_special_tokens == null
-            ? chat.ids
-            : await encodePrompt(a.model, chat.prompt, body.add_special_tokens, true);
-      } else {
-        ids = await encodePrompt(a.model, body.prompt!, body.add_special_tokens ?? true, true);
-      }
+      const ids = body.messages
+        ? (
+            await prepareChat(a, {
+              messages: toMessages(body.messages),
+              tools: body.tools,
+              kwargs: body.chat_template_kwargs ?? undefined,
+              addGenerationPrompt: body.add_generation_prompt ?? undefined,
+              continueFinalMessage: body.continue_final_message ? 'required' : undefined,
+              encode: { addSpecialTokens: body.add_special_tokens ?? undefined, anyLength: true },
+            })
+          ).ids
+        : await encodePrompt(a.model, body.prompt!, body.add_special_tokens ?? true, true);
       const tok = a.model.tokenizer;
       return {
         count: ids.length,

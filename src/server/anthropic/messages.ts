@@ -80,7 +80,7 @@ export function registerMessages(app: FastifyInstance, ctx: ServerContext): void
     const ask = anthropicAsk(body);
     return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
       // A count, not a prompt: a conversation longer than the context is counted too, as /tokenize counts it.
-      const { ids } = await prepareChat(a, { ...ask, anyLength: true });
+      const { ids } = await prepareChat(a, { ...ask, encode: { anyLength: true } });
       return { input_tokens: ids.length };
     });
   });

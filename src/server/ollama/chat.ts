@@ -49,9 +49,8 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
       const think = body.think == null ? undefined : body.think !== false;
       // A conversation ending in the assistant's words is a prefill Ollama continues, rather than a new turn (an empty
       // one is left out: nothing to go on from).
-      if (messages.length > 1 && messages.at(-1)!.role === 'assistant' && !messages.at(-1)!.content) {
-        if (!messages.at(-1)!.tool_calls) messages.pop();
-      }
+      const end = messages.at(-1)!;
+      if (messages.length > 1 && end.role === 'assistant' && !end.content && !end.tool_calls) messages.pop();
       const last = messages.at(-1)!;
       const render = {
         tools: tools.templateTools,
