@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { ReasoningParser, THINK_START } from '../tools/reasoning-parser.ts';
+import { ReasoningParser, THINK_END, THINK_START } from '../tools/reasoning-parser.ts';
 import { type ParsedToolCall, type ToolCallFormat, ToolCallParser } from '../tools/tool-parser.ts';
 
 /** What to separate from a chat answer's content. */
@@ -20,9 +20,17 @@ export function templateThinks(source: string): boolean {
   return /<think>|enable_thinking|\.Think\b|\.IsThinkSet\b/.test(source);
 }
 
-/** The reasoning part of a mode for a rendered prompt: inside the block when the prompt ends by opening it. */
-export function reasoningMode(templateSource: string, prompt: string): ChatOutputMode['reasoning'] {
-  return templateThinks(templateSource) ? { startsInside: prompt.trimEnd().endsWith(THINK_START) } : null;
+/**
+ * The reasoning part of a mode for a rendered prompt: inside the block when the prompt ends by opening it, or ends
+ * with the open block of `prefill` (the last assistant message the prompt goes on from, when one was asked).
+ */
+export function reasoningMode(templateSource: string, prompt: string, prefill?: string): ChatOutputMode['reasoning'] {
+  if (!templateThinks(templateSource)) return null;
+  const end = prompt.trimEnd();
+  const open = prefill?.lastIndexOf(THINK_START) ?? -1;
+  const insidePrefill =
+    prefill !== undefined && open > prefill.lastIndexOf(THINK_END) && end.endsWith(prefill.slice(open).trimEnd());
+  return { startsInside: end.endsWith(THINK_START) || insidePrefill };
 }
 
 /** Reasoning first, then tool calls, out of one completion's text as it streams. */

@@ -55,8 +55,14 @@ export async function prepareChat(a: Admitted, ask: ChatAsk): Promise<PreparedCh
   return {
     prompt,
     ids,
-    mode: { reasoning: reasoningMode(a.model.chatTemplate?.source ?? '', prompt), tools: tools.format },
+    mode: { reasoning: reasoningMode(a.model.chatTemplate?.source ?? '', prompt, prefillOf(ask)), tools: tools.format },
     // Tool-call markers may be special tokens ([TOOL_CALLS], <|python_tag|>): keep them where calls are parsed.
     output: { grammar: tools.grammar ?? ask.structured, skipSpecialTokens: tools.format?.start == null },
   };
+}
+
+/** The last message's text when the request goes on from it (a prefill), else undefined. */
+function prefillOf(ask: ChatAsk): string | undefined {
+  const last = ask.messages.at(-1);
+  return ask.continueFinalMessage && last?.role === 'assistant' ? last.content : undefined;
 }

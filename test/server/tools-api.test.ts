@@ -167,6 +167,33 @@ test('OpenAI: reasoning_content apart from the content, streamed and not; enable
   assert.ok(prompt().endsWith('<think>\n\n</think>\n\n'));
 });
 
+test('a prefill that leaves <think> open is gone on from inside the reasoning (vLLM continue_final_message, Ollama)', async () => {
+  const prefilled = [...messages, { role: 'assistant' as const, content: '<think>\nLet me' }];
+  const { openai, ollama, prompt } = await serve(' see.\n</think>\n\nThe answer.', thinking);
+  const r = await openai.chat.completions.create({
+    model: 'm',
+    messages: prefilled,
+    ...({ add_generation_prompt: false, continue_final_message: true } as object),
+  });
+  const message = r.choices[0]!.message as { content: string; reasoning_content?: string };
+  assert.ok(prompt().endsWith('<|assistant|><think>\nLet me'), prompt());
+  assert.equal(message.reasoning_content, ' see.\n');
+  assert.equal(message.content, 'The answer.');
+  const o = await ollama.chat({ model: 'm', messages: prefilled, think: true });
+  assert.equal(o.message.thinking, ' see.\n');
+  assert.equal(o.message.content, 'The answer.');
+  // A block the prefill closed is over: the answer is content.
+  const closed = await serve(' answer.', thinking);
+  const c = await closed.openai.chat.completions.create({
+    model: 'm',
+    messages: [...messages, { role: 'assistant', content: '<think>Done.</think>The' }],
+    ...({ add_generation_prompt: false, continue_final_message: true } as object),
+  });
+  const cm = c.choices[0]!.message as { content: string; reasoning_content?: string };
+  assert.equal(cm.content, ' answer.');
+  assert.equal(cm.reasoning_content ?? '', '');
+});
+
 test('Ollama: tool calls with arguments as an object, streamed and not', async () => {
   const { ollama } = await serve(CALL, hermes);
   const r = await ollama.chat({ model: 'm', messages, tools });

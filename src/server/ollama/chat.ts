@@ -59,7 +59,8 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
       };
       const { prompt, ids } = await encodeOllamaChat(a.model, a.entry.name, messages, render);
       // Thinking comes apart from the content when asked for, as Ollama does.
-      const reasoning = think ? reasoningMode(a.model.chatTemplate?.source ?? '', prompt) : null;
+      const prefill = render.continueFinalMessage ? last.content : undefined;
+      const reasoning = think ? reasoningMode(a.model.chatTemplate?.source ?? '', prompt, prefill) : null;
       const mode = reasoning || tools.format ? { reasoning, tools: tools.format } : undefined;
       return generateAndRespond(ctx, reply, a, ids, body, {
         piece: (text, extra) => ({ message: ollamaMessage(text, extra) }),
