@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import pino from 'pino';
 import { DEMO_MODEL_NAME, DEMO_MODEL_WARNING, ensureDemoModel } from '../loader/demo-model.ts';
 import type { EngineOptions } from '../runner/load.ts';
 import { listModels } from '../store/catalog.ts';
+import { modelsDir } from '../store/locations.ts';
 import { resolveModel } from '../store/resolve.ts';
+import { sweepUploads } from '../store/uploads.ts';
 import { UserError } from '../util/errors.ts';
 import { buildApp } from './app.ts';
 import type { ServeConfig } from './config.ts';
@@ -99,6 +102,8 @@ export async function startServer(
   const { app, ctx } = buildApp(config, registry, log, version, () => [...starting]);
 
   await listen(app, config);
+  const swept = sweepUploads(modelsDir());
+  if (swept.length) say(`removed ${swept.length} abandoned blob upload(s) from ${join(modelsDir(), 'uploads')}`);
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
