@@ -77,10 +77,13 @@ export interface Admitted {
   record: GenerationRecord;
 }
 
+/** What a route asks of its model: text generation, or embeddings / rerank scores; `any` for the tokenizer's routes. */
+export type ModelTask = 'generate' | 'pooling' | 'any';
+
 /**
- * Resolves the model (404), admits the request (503), loads the model, checks it does what the route `wants`
- * (400: text generation, or embeddings / rerank scores; `any` for the tokenizer's routes), runs `fn`, and always
- * releases; `signal` fires when the client behind `reply` goes away.
+ * Resolves the model (404), loads it, checks it does the route's task (400), admits the request (503) unless it
+ * only counts or converts tokens (`tokensOnly`: /tokenize, count_tokens, which take no room in the engine and never
+ * wait behind it), runs `fn`, and always releases; `signal` fires when the client behind `reply` goes away.
  */
 export async function withModel<T>(
   ctx: ServerContext,
@@ -88,7 +91,7 @@ export async function withModel<T>(
   reply: FastifyReply,
   keepAliveMs: number | undefined,
   fn: (a: Admitted) => Promise<T>,
-  wants: 'generate' | 'pooling' | 'any' = 'generate',
+  opts: { task?: ModelTask; tokensOnly?: boolean } = {},
 ): Promise<T> {
   const arrival = performance.now();
   const entry = ctx.registry.resolve(modelField);
@@ -99,12 +102,12 @@ export async function withModel<T>(
   const lease = await ctx.registry.acquire(entry, keepAliveMs);
   try {
     const model = lease.resident.model;
-    checkTask(entry.name, model, wants);
-    const ticket = ctx.gate.enter(entry.name, model.maxRunning, controller);
+    checkTask(entry.name, model, opts.task ?? 'generate');
+    const ticket = opts.tokensOnly ? null : ctx.gate.enter(entry.name, model.maxRunning, controller);
     try {
       return await fn({ entry, lease, model, signal, arrival, record });
     } finally {
-      ticket.release();
+      ticket?.release();
     }
   } finally {
     // keep_alive 0 unloads the model before the request ends (Ollama's way to free its memory).
@@ -114,7 +117,7 @@ export async function withModel<T>(
 }
 
 /** One 400 when a text generator is asked for embeddings or rerank scores, or an embedding model to generate. */
-function checkTask(name: string, model: LoadedModel, wants: 'generate' | 'pooling' | 'any'): void {
+function checkTask(name: string, model: LoadedModel, wants: ModelTask): void {
   const pooling = model.pooling;
   if (wants === 'pooling' && !pooling) {
     throw new ApiError(

@@ -21,7 +21,7 @@ export function withPoolingModel<T>(
   reply: FastifyReply,
   fn: (a: Admitted) => Promise<T>,
 ): Promise<T> {
-  return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), fn, 'pooling');
+  return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), fn, { task: 'pooling' });
 }
 
 /** The pooling side of a model that embeds; a reranker has no embeddings (a 400). */

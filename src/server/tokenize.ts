@@ -53,7 +53,7 @@ export function registerTokenize(app: FastifyInstance, ctx: ServerContext): void
     body: { model: string; keep_alive?: string | number | null },
     reply: FastifyReply,
     fn: (a: Admitted) => Promise<T>,
-  ) => withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), fn, 'any');
+  ) => withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), fn, { task: 'any', tokensOnly: true });
 
   app.post('/tokenize', async (request, reply) => {
     const body = parseBody(tokenizeRequest, request.body);

@@ -246,7 +246,12 @@ test('past the queue limit: 503 with Retry-After', async () => {
   const busy = await startServed({ numParallel: 1, maxQueue: 1 }, 20);
   try {
     const body = { model: busy.model, prompt: 'x', stream: false, options: { num_predict: 10 } };
-    const results = await Promise.all([1, 2, 3, 4].map(() => post(`${busy.url}/api/generate`, body)));
+    const running = Promise.all([1, 2, 3, 4].map(() => post(`${busy.url}/api/generate`, body)));
+    // Counting tokens takes no room in the engine: it is answered while the queue is full.
+    await new Promise((r) => setTimeout(r, 40));
+    const counted = await post(`${busy.url}/tokenize`, { model: busy.model, prompt: 'x' });
+    assert.equal(counted.status, 200, JSON.stringify(counted.body));
+    const results = await running;
     const statuses = results.map((r) => r.status).sort();
     assert.deepEqual(statuses, [200, 200, 503, 503]);
     const refused = results.find((r) => r.status === 503)!;

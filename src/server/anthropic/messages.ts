@@ -78,10 +78,17 @@ export function registerMessages(app: FastifyInstance, ctx: ServerContext): void
   app.post('/v1/messages/count_tokens', async (request, reply) => {
     const body = parseBody(countTokensRequest, request.body);
     const ask = anthropicAsk(body);
-    return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
-      // A count, not a prompt: a conversation longer than the context is counted too, as /tokenize counts it.
-      const { ids } = await prepareChat(a, { ...ask, encode: { anyLength: true } });
-      return { input_tokens: ids.length };
-    });
+    return withModel(
+      ctx,
+      body.model,
+      reply,
+      keepAliveMs(body.keep_alive),
+      async (a) => {
+        // A count, not a prompt: a conversation longer than the context is counted too, as /tokenize counts it.
+        const { ids } = await prepareChat(a, { ...ask, encode: { anyLength: true } });
+        return { input_tokens: ids.length };
+      },
+      { tokensOnly: true },
+    );
   });
 }
