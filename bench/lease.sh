@@ -271,6 +271,8 @@ case ${1:-1} in
     (cd \$dir && timeout 60 node bin/pagoda.mjs bench latency --model $PWD/\$cfg --device cuda --load-format dummy \
     --batch-size 1 --input-len 128 --output-len 256 --max-model-len 4096 2>&1 | grep -m1 'ms per output token' | \
     awk -v p=\"\$r | \$tree | \$(basename \$cfg)\" '{print \"| \" p \" | \" \$NF \" |\"}'); done; done; done"
+  # The CUDA-core FP8 GEMV's e4m3 codes decoded by bit moves against the conversion unit (gemv.cu E4M3_BITS).
+  stage fp8-gemv 100 node --import tsx bench/fp8-gemv.ts --rows 1
   ;;
 *)
   echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21" >&2
