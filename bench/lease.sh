@@ -274,8 +274,22 @@ case ${1:-1} in
   # The CUDA-core FP8 GEMV's e4m3 codes decoded by bit moves against the conversion unit (gemv.cu E4M3_BITS).
   stage fp8-gemv 100 node --import tsx bench/fp8-gemv.ts --rows 1
   ;;
+22)
+  # On an H200 (the issues' targets are an H200's, and gemv-table.json had no H200 table, so every shape took the
+  # rule): the decode GEMV swept on Llama-3-8B's shapes at 1 and 4 rows and on Phi-4-mini's, Gemma-2-9B's and the MoE
+  # shape's at 1, written as this card's table (copied to $OUT), then every headline batch-1 figure and the offline one
+  # with it, async scheduling on. $FIRST: test files to run before all that (what changed since part 21 ran).
+  [ -n "${FIRST:-}" ] && stage first-tests 120 bash -c "for f in $FIRST; do echo \"| \$f |\"; $GPU_TEST \$f 2>&1 | grep -E '^ℹ (pass|fail)|✖' | head -8; done"
+  stage gemv-sweep 150 bash -c "node --import tsx bench/gemv-sweep.ts --batches 1,4 --budget-s 120 \
+    --write-table src/backend/cuda/gemv-table.json && cp src/backend/cuda/gemv-table.json \$OUT/"
+  stage gemv-sweep-models 110 bash -c "node --import tsx bench/gemv-sweep.ts --batches 1 --budget-s 90 \
+    --models bench/configs/phi4-mini,test/fixtures/configs/gemma-2-9b,bench/configs/qwen3-30b-a3b \
+    --write-table src/backend/cuda/gemv-table.json && cp src/backend/cuda/gemv-table.json \$OUT/"
+  stage latency 280 env MODES=1 SHAPES="llama3-8b llama3-8b:fp8 llama3-8b:q4_k_m gemma-2-9b phi4-mini \
+    qwen3-30b-a3b" bench/async-device.sh
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21" >&2
+  echo "usage: bench/lease.sh 1|2|...|22" >&2
   exit 2
   ;;
 esac
