@@ -70,25 +70,18 @@ function configs(gated: boolean): Fp8GemvConfig[] {
 }
 const configName = (c: Fp8GemvConfig) => `s${c.split} t${c.tiles} u${c.unroll}`;
 
-/**
- * The CUDA-core GEMV's builds swept per shape and row count, each with the e4m3 codes decoded by the conversion unit
- * and by bit moves (`bits`, the same products: held to equal outputs); the rule's is timed first and is the reference.
- */
+/** The CUDA-core GEMV's builds swept per shape and row count; the rule's is timed first and is the reference. */
 function cudaCoreConfigs(c: Case, T: number): GemvConfig[] {
-  const rule = fp8CudaCoreGemvRule(gemvShape(T, c.n, c.k, c.gated));
-  const out = [rule];
-  const same = (a: GemvConfig, b: GemvConfig) =>
-    a.split === b.split && a.rows === b.rows && a.unroll === b.unroll && !a.bits === !b.bits;
-  for (const bits of [false, true])
-    for (const split of [2, 4, 8])
-      for (const rows of c.gated ? [1] : [1, 2, 4])
-        for (const unroll of [1, 2, 4]) {
-          const cfg = { ...rule, split, rows, unroll, bits };
-          if (!out.some((o) => same(o, cfg))) out.push(cfg);
-        }
+  const out = [fp8CudaCoreGemvRule(gemvShape(T, c.n, c.k, c.gated))];
+  for (const split of [2, 4, 8])
+    for (const rows of c.gated ? [1] : [1, 2, 4])
+      for (const unroll of [1, 2, 4]) {
+        if (!out.some((o) => o.split === split && o.rows === rows && o.unroll === unroll))
+          out.push({ split, rows, unroll });
+      }
   return out;
 }
-const cudaCoreName = (c: GemvConfig) => `s${c.split} r${c.rows} u${c.unroll}${c.bits ? ' bits' : ''}`;
+const cudaCoreName = (c: GemvConfig) => `s${c.split} r${c.rows} u${c.unroll}`;
 
 // Every module this run launches, compiled in parallel up front.
 const requests = [

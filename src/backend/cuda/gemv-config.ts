@@ -12,8 +12,6 @@ export interface GemvConfig {
   unroll: number;
   /** Weight loads past L1 (kernels/gemv.cu WSTREAM); absent: through the read-only path. */
   stream?: boolean;
-  /** FP8 builds: e4m3 codes decoded by bit moves (kernels/gemv.cu E4M3_BITS); absent: by the conversion unit. */
-  bits?: boolean;
 }
 
 /** One GEMV launch: `m` output features (gated: the weight has 2m rows), K = `k`, `tmax` = rows of x rounded up. */

@@ -62,7 +62,6 @@ export function gemvDefines(shape: GemvShape, cfg: GemvConfig, act: GatedActivat
     ...(shape.gated ? { GATED: 1, ...actDefines(act) } : cfg.rows !== 1 ? { ROWS: cfg.rows } : {}),
     ...(cfg.unroll !== 4 ? { UNROLL: cfg.unroll } : {}),
     ...(cfg.stream ? { WSTREAM: 1 } : {}),
-    ...(cfg.bits ? { E4M3_BITS: 1 } : {}),
   };
 }
 

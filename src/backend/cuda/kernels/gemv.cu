@@ -45,9 +45,6 @@
 #ifndef WFP8
 #define WFP8 0
 #endif
-#ifndef E4M3_BITS
-#define E4M3_BITS 0
-#endif
 #define WARPS 8
 #define GROUPS_PER_BLOCK (WARPS / SPLIT)
 
@@ -62,19 +59,6 @@ struct WeightVec {
   float v[VEC];
   __device__ __forceinline__ void set(const uint4& u) {
     const unsigned* words = reinterpret_cast<const unsigned*>(&u);
-#if E4M3_BITS
-    // By bit moves alone (no conversion unit): a code's sign stays at its half's top bit and its exponent and
-    // mantissa move down one bit, so the half holds the code's value times 2^-8 (f16's exponent bias 15 against
-    // e4m3's 7; subnormals too); row_sum multiplies the 2^8 back.
-#pragma unroll
-    for (int i = 0; i < VEC / 2; i++) {
-      const unsigned two = __byte_perm(words[i / 2], 0, i % 2 ? 0x3424 : 0x1404);  // [code 2i+1, 0, code 2i, 0]
-      const unsigned h = (two & 0x80008000u) | ((two & 0x7F007F00u) >> 1);
-      const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&h));
-      v[2 * i] = f.x;
-      v[2 * i + 1] = f.y;
-    }
-#else
 #pragma unroll
     for (int i = 0; i < VEC / 2; i++) {
       const unsigned short two = (unsigned short)(words[i / 2] >> (16 * (i % 2)));
@@ -84,7 +68,6 @@ struct WeightVec {
       v[2 * i] = f.x;
       v[2 * i + 1] = f.y;
     }
-#endif
   }
   __device__ __forceinline__ float operator[](int e) const { return v[e]; }
 };
@@ -103,9 +86,7 @@ struct WeightVec {
 
 // A weight row's dot product in the output's units: times the row's scale (FP8 weights; ws null otherwise).
 __device__ __forceinline__ float row_sum(float s, const float* __restrict__ ws, long long row) {
-#if WFP8 && E4M3_BITS
-  return s * 256.f * ws[row];
-#elif WFP8
+#if WFP8
   return s * ws[row];
 #else
   return s;
