@@ -1,17 +1,12 @@
 #!/usr/bin/env bash
 # A whole device lease (about 30 minutes) in calls of at most 9.5 minutes, most important first. Every GPU test file
 # passed on an H100 on 2026-12-06 (seventh lease, part 18 then 7: 28 files, 0 failures; the 256-wide fixtures' call
-# too). Since then: rope.cu and norm.cu changed (part 20 ran their tests: all pass but rope-head-norm's new head size
-# 512 against the separate norm launch in f32/f16, a test limit now fixed). The q/k/v GEMV that takes over RoPE and the
-# cache write for decode rows waits on the branch rope-gemv-pending (never run on a GPU, so kept off main; the branch
-# is main of 2026-12-06 plus the one commit that restores it): merge it (rebase it first if main moved on), run part
-# 21 first, and revert the merge if qkv-rope-gemv or a model test fails (part 21 also runs
-# cuda-gguf-pooling, whose Qwen3-Reranker case gained a Hugging Face folder since). Next, in order:
-# on an H200 (the issues' targets are an H200's, and gemv-table.json has no H200 table, so every shape there takes the
-# rule): `bench/gemv-sweep.ts --batches 1,4 --write-table src/backend/cuda/gemv-table.json` and again with `--models
-# bench/configs/phi4-mini,test/fixtures/configs/gemma-2-9b,bench/configs/qwen3-30b-a3b --batches 1` (commit the
-# table), then part 14's figures with that table; then part 11 (the offline run step by step), then 3, 4, 2, 5 (GGUF
-# decode, MoE/Gemma/Phi with their baselines, sm_90a prefill and FP8, start-up and tensor parallelism).
+# too). Since then rope.cu and norm.cu changed (part 20: their tests pass) and the q/k/v GEMV took over RoPE and the
+# cache write for decode rows (part 21, eighth lease: its test and the six files it touches pass on an H100). Next,
+# in order: part 22 on an H200 (the issues' targets are an H200's, and gemv-table.json has no H200 table, so every
+# shape there takes the rule: the sweeps write one, then part 14's figures with it); then part 11 (the offline run
+# step by step), then 3, 4, 2, 5 (GGUF decode, MoE/Gemma/Phi with their baselines, sm_90a prefill and FP8, start-up
+# and tensor parallelism).
 # Each part stops its stages at its own deadline and packs what it has: $OUT/logs.tgz (one folder per stage) and
 # $OUT/RESULTS.md (bench/RESULTS.md with the rows the stages appended).
 # Before the lease, here: `../shared/device/prepare`. A call's tree (tracked files, about 23 MB, plus what it carries)
@@ -272,8 +267,27 @@ case ${1:-1} in
     --batch-size 1 --input-len 128 --output-len 256 --max-model-len 4096 2>&1 | grep -m1 'ms per output token' | \
     awk -v p=\"\$r | \$tree | \$(basename \$cfg)\" '{print \"| \" p \" | \" \$NF \" |\"}'); done; done; done"
   ;;
+22)
+  # On an H200 (the issues' targets are an H200's, and gemv-table.json had no H200 table, so every shape took the
+  # rule): the decode GEMV swept on Llama-3-8B's shapes at 1 and 4 rows and on Phi-4-mini's, Gemma-2-9B's and the MoE
+  # shape's at 1, written as this card's table (copied to $OUT), then every headline batch-1 figure and the offline one
+  # with it, async scheduling on. $FIRST: test files to run before all that (what changed since part 21 ran).
+  [ -n "${FIRST:-}" ] && stage first-tests 120 bash -c "for f in $FIRST; do echo \"| \$f |\"; $GPU_TEST \$f 2>&1 | grep -E '^ℹ (pass|fail)|✖' | head -8; done"
+  # A card that has its table already (an H100) goes straight to the figures.
+  if grep -q "\"device\": \"$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)\"" src/backend/cuda/gemv-table.json; then
+    echo "gemv-sweep: skipped (this card has its table)"
+  else
+    stage gemv-sweep 150 bash -c "node --import tsx bench/gemv-sweep.ts --batches 1,4 --budget-s 120 \
+      --write-table src/backend/cuda/gemv-table.json && cp src/backend/cuda/gemv-table.json \$OUT/"
+    stage gemv-sweep-models 110 bash -c "node --import tsx bench/gemv-sweep.ts --batches 1 --budget-s 90 \
+      --models bench/configs/phi4-mini,test/fixtures/configs/gemma-2-9b,bench/configs/qwen3-30b-a3b \
+      --write-table src/backend/cuda/gemv-table.json && cp src/backend/cuda/gemv-table.json \$OUT/"
+  fi
+  stage latency 280 env MODES=1 SHAPES="llama3-8b llama3-8b:fp8 llama3-8b:q4_k_m gemma-2-9b phi4-mini \
+    qwen3-30b-a3b" bench/async-device.sh
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21" >&2
+  echo "usage: bench/lease.sh 1|2|...|22" >&2
   exit 2
   ;;
 esac

@@ -53,6 +53,9 @@ export interface AttentionSpec {
 /** The activation of a gated MLP's gate: SiLU (Llama's SwiGLU) or GELU's tanh form (Gemma's GeGLU). */
 export type GatedActivation = 'silu' | 'gelu_tanh';
 
+/** The heads a packed q/k/v projection's columns hold: Hq query heads, then Hk key and Hk value heads, of D each. */
+export type QkvHeads = Pick<AttentionSpec, 'numHeads' | 'numKvHeads' | 'headDim'>;
+
 /**
  * A step's batch metadata uploaded once by `beginStep`; every layer then runs with no host decisions.
  * Backends subclass it with their own buffers.
@@ -214,6 +217,21 @@ export interface Backend {
     step: StepContext,
     norm?: HeadNorm,
   ): void;
+  /**
+   * The packed q/k/v projection x `[T, in]` times weight `[(Hq + 2Hk) D, in]`ᵀ (+ bias) split into q `[T, Hq*D]`, k and
+   * v `[T, Hk*D]`, then `ropeWriteKv(q, k, v)`: `[q, k, v]`, q and k rotated. One launch for decode rows on the GPU
+   * where it can (a plain weight, a 16-bit cache, no head norm), bit for bit the composition.
+   */
+  qkvRopeWriteKv(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | undefined,
+    heads: QkvHeads,
+    rope: RopeSpec,
+    cache: LayerKvCache,
+    step: StepContext,
+    norm?: HeadNorm,
+  ): [Tensor, Tensor, Tensor];
   /**
    * Causal paged attention of q `[T, Hq*D]` over the cache (this step's K/V already written) → `[T, Hq*D]`. `feeds`:
    * the weight of the linear that reads the output next (o_proj), a hint as rmsNorm's.

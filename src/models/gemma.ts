@@ -83,11 +83,8 @@ export class GemmaModel implements Model {
 
   private attention(x: Tensor, layer: GemmaLayer, cache: LayerKvCache, step: StepContext): Tensor {
     const b = this.backend;
-    const { numHeads, numKvHeads, headDim } = layer.attention;
-    const kvDim = numKvHeads * headDim;
-    const qkv = b.splitColumns(b.linear(x, layer.qkv), [numHeads * headDim, kvDim, kvDim]);
-    const [q, k, v] = [qkv[0]!, qkv[1]!, qkv[2]!];
-    b.ropeWriteKv(q, k, v, layer.rope, cache, step, headNormOf(layer, this.config.normEps, OFFSET));
+    const norm = headNormOf(layer, this.config.normEps, OFFSET);
+    const [q] = b.qkvRopeWriteKv(x, layer.qkv, undefined, layer.attention, layer.rope, cache, step, norm);
     return b.linear(b.attention(q, cache, layer.attention, step, layer.o), layer.o);
   }
 }

@@ -85,15 +85,16 @@ class LlamaStack {
   private attention(x: Tensor, layer: LlamaLayer, cache: LayerKvCache | null, step: StepContext): Tensor {
     const b = this.backend;
     const { numHeads, numKvHeads, headDim } = layer.attention;
-    const kvDim = numKvHeads * headDim;
-    const qkv = b.splitColumns(linear(b, x, layer.qkv), [numHeads * headDim, kvDim, kvDim]);
-    const [q, k, v] = [qkv[0]!, qkv[1]!, qkv[2]!];
     const norm = headNormOf(layer, this.config.normEps);
     if (!cache) {
+      const kvDim = numKvHeads * headDim;
+      const qkv = b.splitColumns(linear(b, x, layer.qkv), [numHeads * headDim, kvDim, kvDim]);
+      const [q, k, v] = [qkv[0]!, qkv[1]!, qkv[2]!];
       b.rope(q, k, headDim, this.rope, step, norm);
       return b.allReduce(linear(b, b.selfAttention(q, k, v, layer.attention, step), layer.o));
     }
-    b.ropeWriteKv(q, k, v, this.rope, cache, step, norm);
+    const { weight, bias } = layer.qkv;
+    const [q] = b.qkvRopeWriteKv(x, weight, bias, layer.attention, this.rope, cache, step, norm);
     return b.allReduce(linear(b, cachedAttention(b, q, cache, layer.attention, step, layer.o.weight), layer.o));
   }
 }

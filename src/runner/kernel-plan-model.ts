@@ -51,10 +51,20 @@ export function kernelPlanModel(c: ModelConfig, maxNumSeqs: number, choices: Ker
       ]
     : [];
   const dense = !moe || layers.some((l) => !moe.isSparse(l)) ? mlp(I) : [];
+  const qkv = { m: (H + 2 * Hk) * D, k: hidden };
+  // The decoders whose packed q/k/v GEMV carries RoPE and the cache write: rotary ones, not Qwen3's or Gemma 3's
+  // (per-head q/k norms), nor over FP8 or GGUF weights or into a quantized cache.
+  const qkvRope =
+    llamaLike &&
+    !choices.pooling &&
+    !/^(qwen3|gemma3)/.test(c.modelType) &&
+    !fp8 &&
+    !choices.quantTypes?.length &&
+    !choices.kvQuant;
   return {
     attention: [{ headDim: D, group: H / Hk }],
     linears: [
-      { m: (H + 2 * Hk) * D, k: hidden, gated: false, fp8 },
+      { ...qkv, gated: false, fp8 },
       { m: hidden, k: H * D, gated: false, fp8 },
       ...dense,
       ...sparse.map((l) => ({ ...l, fp8: false })),
@@ -63,6 +73,7 @@ export function kernelPlanModel(c: ModelConfig, maxNumSeqs: number, choices: Ker
     act: llamaLike ? (c.hiddenAct.includes('gelu') ? 'gelu_tanh' : 'silu') : null,
     norm: layerNorm ? 'layer' : 'rms',
     rope: llamaLike,
+    ...(qkvRope && { qkvRope: qkv }),
     ...(choices.pooling && { selfAttention: { causal: choices.pooling === 'decoder' } }),
     normOffset: c.modelType.startsWith('gemma') ? 1 : 0,
     sandwichNorms: /^gemma[23]/.test(c.modelType),

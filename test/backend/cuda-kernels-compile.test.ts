@@ -76,6 +76,9 @@ const VARIANTS: Record<string, string[][]> = {
     ['TMAX=32', 'SPLIT=2', 'ROWS=4'],
     ['TMAX=8', 'SPLIT=4', 'GATED=1', 'UNROLL=2'],
     ['TMAX=1', 'SPLIT=8', 'GATED=1', 'ACT=1'],
+    // ROPE 1: the q/k/v GEMV with RoPE and the cache write (gemv_rope), at the one-row rule's and a 4-row config.
+    ['ROPE=1', 'TMAX=1', 'SPLIT=8', 'UNROLL=2', 'WSTREAM=1'],
+    ['ROPE=1', 'TMAX=4', 'SPLIT=4'],
     ['WFP8=1', 'TMAX=1', 'SPLIT=4', 'ROWS=2'],
     ['WFP8=1', 'TMAX=8', 'SPLIT=1', 'ROWS=4', 'UNROLL=2'],
     ['WFP8=1', 'TMAX=4', 'SPLIT=8', 'GATED=1', 'ACT=1'],

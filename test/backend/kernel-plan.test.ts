@@ -29,6 +29,7 @@ import { fp8CudaCoreGemvDefines, gemvDefines } from '../../src/backend/cuda/line
 import { type Defines, kernelsDir } from '../../src/backend/cuda/modules.ts';
 import { groupedGemmKernel, moeGemvDefines } from '../../src/backend/cuda/moe.ts';
 import { addRmsNorm, layerNorm, rmsNorm } from '../../src/backend/cuda/norm.ts';
+import { gemvRopeDefines } from '../../src/backend/cuda/qkv-rope.ts';
 import { CudaTensor, DTYPE_DEFINE } from '../../src/backend/cuda/tensor.ts';
 import { hfConfigFromGguf } from '../../src/loader/gguf/config.ts';
 import { loadModelConfig, parseModelConfig } from '../../src/loader/hf-config.ts';
@@ -99,6 +100,42 @@ test('bf16: the per-file modules, flash attention for head size 128, and the GEM
   );
   assert.ok(!plan.some((k) => k.includes('"TMAX",8')), 'no GEMV build past 3 sequences (TMAX 4)');
   assert.ok(!plan.some((k) => k.startsWith('attention ')), 'no simple attention kernel in bf16');
+});
+
+test("the q/k/v GEMV's ROPE build per row bucket where the plain one runs, with its configuration; none where RoPE has head norms or the weights or cache are not 16-bit", () => {
+  assert.deepEqual(llama.qkvRope, { m: 6144, k: 4096 });
+  const ropeBuilds = (model: KernelPlanModel) => keys('bf16', model).filter((k) => k.includes('"ROPE",1'));
+  const want = [1, 2, 4]
+    .map((T) => gemvShape(T, 6144, 4096, false))
+    .filter((shape) => gemvWins(table, shape, h100))
+    .map((shape) =>
+      key({
+        file: 'gemv',
+        defines: { PAGODA_DTYPE: 2, ...gemvRopeDefines(shape, pickGemvConfig(table, shape, h100)) },
+      }),
+    );
+  assert.ok(want.length > 0);
+  assert.deepEqual(ropeBuilds(llama), want);
+  assert.deepEqual(
+    keys('bf16', llama, false).filter((k) => k.includes('"ROPE",1')),
+    [],
+    'the GEMV off',
+  );
+  const config = (name: string) => loadModelConfig(new URL(`../../bench/configs/${name}`, import.meta.url).pathname);
+  assert.deepEqual(kernelPlanModel(config('phi4-mini'), 3).qkvRope, { m: 5120, k: 3072 });
+  const fixture = (name: string) => loadModelConfig(new URL(`../fixtures/configs/${name}`, import.meta.url).pathname);
+  assert.ok(kernelPlanModel(fixture('gemma-2-9b'), 3).qkvRope, 'Gemma 2');
+  for (const [what, model] of [
+    ['Qwen3 (head norms)', kernelPlanModel(config('qwen3-30b-a3b'), 3)],
+    ['Gemma 3 (head norms)', kernelPlanModel(fixture('gemma-3-1b-it'), 3)],
+    ['FP8 weights', kernelPlanModel(config('llama3-8b'), 3, { fp8: true })],
+    ['GGUF blocks', kernelPlanModel(config('llama3-8b'), 3, { quantTypes: ['q4_k'] })],
+    ['an fp8 cache', kernelPlanModel(config('llama3-8b'), 3, { kvQuant: 'fp8' })],
+    ['a decoder embedder', kernelPlanModel(config('qwen3-embedding-0.6b'), 3, { pooling: 'decoder' })],
+  ] as const) {
+    assert.equal(model.qkvRope, undefined, what);
+    assert.deepEqual(ropeBuilds(model), [], what);
+  }
 });
 
 test('f32 takes the simple attention kernel; with the GEMV off no GEMV is built', () => {
@@ -233,7 +270,8 @@ test('FP8 layer weights: fp8_weights, one fp8_gemv build gated and one not, the 
   assert.ok(with8.includes(key({ file: 'elementwise', defines: { PAGODA_DTYPE: 2, XQ: 2 } })));
   // Only the LM head (16-bit) keeps 16-bit GEMV builds.
   const gemvs = with8.filter((k) => k.startsWith('gemv '));
-  const head = keys('bf16', { ...llama, linears: [llama.linears.at(-1)!] }).filter((k) => k.startsWith('gemv '));
+  const lmHeadOnly = { ...llama, linears: [llama.linears.at(-1)!], qkvRope: undefined };
+  const head = keys('bf16', lmHeadOnly).filter((k) => k.startsWith('gemv '));
   assert.deepEqual(gemvs, head);
   const plain = keys('bf16');
   assert.ok(!plain.some((k) => k.startsWith('fp8_') || k.includes('"XQ",2')), 'none for 16-bit weights');

@@ -12,6 +12,7 @@ import type {
   Tensor,
 } from '../backend.ts';
 import type { MoeSpec, MoeWeights } from '../moe-spec.ts';
+import { composedQkvRopeWriteKv } from '../qkv-rope.ts';
 import type { HeadNorm, RopeSpec } from '../rope-spec.ts';
 import { selfAttention, writeKvCache } from './attention.ts';
 import { pickRows, splitColumnsOf } from './columns.ts';
@@ -221,6 +222,10 @@ export class CpuBackend implements Backend {
   ): void {
     this.rope(q, k, pagedOf(cache).headDim, rope, step, norm);
     this.writeKv(k, v, cache, step);
+  }
+
+  qkvRopeWriteKv(...args: Parameters<Backend['qkvRopeWriteKv']>): [Tensor, Tensor, Tensor] {
+    return composedQkvRopeWriteKv(this, ...args);
   }
 
   attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {

@@ -15,6 +15,7 @@ import type {
   WeightLoadOptions,
 } from '../backend.ts';
 import type { MoeSpec, MoeWeights } from '../moe-spec.ts';
+import { composedQkvRopeWriteKv } from '../qkv-rope.ts';
 import { CudaAttention } from './attention.ts';
 import { CudaContext, type CudaContextOptions } from './context.ts';
 import * as elementwise from './elementwise.ts';
@@ -28,6 +29,7 @@ import { memoryReport } from './memory-report.ts';
 import { moe } from './moe.ts';
 import * as norm from './norm.ts';
 import * as pooling from './pooling.ts';
+import { CudaQkvRope } from './qkv-rope.ts';
 import { keepsBlocks } from './quant-load.ts';
 import { downloadRows, Readbacks } from './readback.ts';
 import { CudaRope } from './rope.ts';
@@ -58,6 +60,7 @@ export class CudaBackend implements Backend {
   readonly graphs: DecodeGraphs | null;
   private readonly kv: KvCaches;
   private readonly rotary: CudaRope;
+  private readonly qkvRope: CudaQkvRope;
   private readonly sampler: DeviceSampler;
   private readonly attn: CudaAttention;
   private readonly readbacks: Readbacks;
@@ -75,6 +78,7 @@ export class CudaBackend implements Backend {
     this.kv = new KvCaches(this.ctx);
     this.graphs = opts.graphs === false ? null : new DecodeGraphs(this.ctx, this.kv);
     this.rotary = new CudaRope(this.ctx);
+    this.qkvRope = new CudaQkvRope(this.ctx, this.linears, this.rotary);
     const events = () => new CudaEvent(this.ctx.drv);
     this.sampler = new DeviceSampler(this.ctx, events);
     this.attn = new CudaAttention(this.ctx);
@@ -229,6 +233,11 @@ export class CudaBackend implements Backend {
 
   ropeWriteKv(...args: Parameters<Backend['ropeWriteKv']>): void {
     this.rotary.ropeWriteKv(...args);
+  }
+
+  /** Decode rows in one launch where CudaQkvRope takes them, else the ops it stands for. */
+  qkvRopeWriteKv(...args: Parameters<Backend['qkvRopeWriteKv']>): [Tensor, Tensor, Tensor] {
+    return this.qkvRope.tryFused(...args) ?? composedQkvRopeWriteKv(this, ...args);
   }
 
   writeKv(k: Tensor, v: Tensor, cache: LayerKvCache, step: StepContext): void {

@@ -48,6 +48,7 @@ import { groupedGemmKernel, MOE_DOWN_COMBINE, MOE_GEMV, moeGemvDefines, moeTakes
 import { MOE_GEMV_MAX_TOKENS, MOE_ROUTE_GROUP } from './moe-routing.ts';
 import { ADD_RMS_NORM, LAYER_NORM, normXDefines, offsetDefines, RMS_NORM, residualDefines } from './norm.ts';
 import { POOL_ROWS } from './pooling.ts';
+import { GEMV_ROPE, gemvRopeDefines } from './qkv-rope.ts';
 import { QUANT_GEMM, QUANT_GEMM_TYPES } from './quant-gemm.ts';
 import { QTYPE, QUANT_ACT_Q8, QUANT_DEQUANT } from './quant-kernels.ts';
 import { quantGemvRoute } from './quant-tensor.ts';
@@ -72,6 +73,11 @@ export interface KernelPlanModel {
    * as FP8 (--quantization fp8, an FP8 checkpoint kept so), read by kernels/fp8_gemv.cu instead of the GEMV.
    */
   linears: { m: number; k: number; gated: boolean; fp8?: boolean }[];
+  /**
+   * The packed q/k/v projection whose decode GEMV also applies RoPE and writes the cache (gemv.cu's ROPE build,
+   * qkv-rope.ts): a model with RoPE, a KV cache, no per-head q/k norm, 16-bit q/k/v weights and a 16-bit cache.
+   */
+  qkvRope?: { m: number; k: number };
   /** The gated MLP's activation; null: no gated product (BERT's GELU runs in elementwise.cu's plain build). */
   act: GatedActivation | null;
   /** RMSNorm (with the residual-add builds) or LayerNorm (norm.cu's plain build, as BERT's encoders). */
@@ -199,6 +205,10 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
         if ((l.k * DTYPE_BYTES[b.dtype]) % 16 !== 0 || !gemvWins(b.gemvTable, shape, b.device)) continue;
         add(GEMV, gemvDefines(shape, pickGemvConfig(b.gemvTable, shape, b.device), m.act ?? undefined));
       }
+      // The q/k/v GEMV's ROPE build where the plain one runs (CudaQkvRope.fuses), with its configuration.
+      const qkv = m.qkvRope && gemvShape(T, m.qkvRope.m, m.qkvRope.k, false);
+      if (qkv && (qkv.k * DTYPE_BYTES[b.dtype]) % 16 === 0 && gemvWins(b.gemvTable, qkv, b.device))
+        add(GEMV_ROPE, gemvRopeDefines(qkv, pickGemvConfig(b.gemvTable, qkv, b.device)));
     }
   }
   const fp8Buckets: number[] = [];

@@ -186,7 +186,7 @@ export class CudaLinear {
    * faster of it and cuBLASLt (up to 32 rows), else up to 4 rows (gemv-config.ts `gemvWins`); 16-byte loads need
    * 16-byte rows.
    */
-  private gemvFits(T: number, m: number, n: number, gated: boolean): boolean {
+  gemvFits(T: number, m: number, n: number, gated: boolean): boolean {
     return (
       this.gemv &&
       T <= GEMV_MAX_ROWS &&

@@ -129,6 +129,17 @@ export class CudaRope {
     });
   }
 
+  /** `rope`'s inverse frequencies on the device (uploaded on first use, beside the weights). */
+  invFreqOf(rope: RopeSpec): DevPtr {
+    let inv = this.invFreq.get(rope);
+    if (inv === undefined) {
+      inv = this.ctx.weights.alloc(rope.invFreq.byteLength);
+      this.ctx.drv.upload(inv, rope.invFreq);
+      this.invFreq.set(rope, inv);
+    }
+    return inv;
+  }
+
   /**
    * kernels/rope.cu: normalizes (with `norm`) and rotates q and k in place; with `write`, also stores k and v at the
    * step's slots.
@@ -148,18 +159,12 @@ export class CudaRope {
     const [T, qw] = rowsCols(qt);
     const [, kw] = rowsCols(kt);
     if (T === 0) return;
-    let inv = this.invFreq.get(rope);
-    if (inv === undefined) {
-      inv = this.ctx.weights.alloc(rope.invFreq.byteLength);
-      this.ctx.drv.upload(inv, rope.invFreq);
-      this.invFreq.set(rope, inv);
-    }
     const warps = T * ((qw + kw) / headDim);
     this.ctx.kernel(ROPE).launch([Math.ceil(warps / WARPS_PER_BLOCK)], [32 * WARPS_PER_BLOCK], {
       q: qt.ptr,
       k: kt.ptr,
       positions: s.positions,
-      invFreq: inv,
+      invFreq: this.invFreqOf(rope),
       numTokens: T,
       numQHeads: qw / headDim,
       numKvHeads: kw / headDim,

@@ -9,6 +9,7 @@ import type {
   KvCacheSpec,
   LayerKvCache,
   PoolingMode,
+  QkvHeads,
   SamplingRow,
   StepContext,
   Tensor,
@@ -239,6 +240,32 @@ export class ParallelBackend implements Backend {
     this.ranks.forEach((b, r) => {
       b.ropeWriteKv(at(q, r), at(k, r), at(v, r), rope, kvAt(cache, r), stepAt(step, r), normAt(norm, r));
     });
+  }
+  /** Each rank's own heads: its share of the packed q/k/v rows (models/tensor-parallel.ts), `heads` per rank. */
+  qkvRopeWriteKv(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | undefined,
+    heads: QkvHeads,
+    rope: RopeSpec,
+    cache: LayerKvCache,
+    step: StepContext,
+    norm?: HeadNorm,
+  ): [Tensor, Tensor, Tensor] {
+    const perRank = this.ranks.map((b, r) =>
+      b.qkvRopeWriteKv(
+        at(x, r),
+        at(weight, r),
+        bias && at(bias, r),
+        heads,
+        rope,
+        kvAt(cache, r),
+        stepAt(step, r),
+        normAt(norm, r),
+      ),
+    );
+    const part = (i: number) => new RankTensors(perRank.map((parts) => parts[i]!));
+    return [part(0), part(1), part(2)];
   }
   attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext, feeds?: Tensor): Tensor {
     return this.each((b, r) => b.attention(at(q, r), kvAt(cache, r), spec, stepAt(step, r), feeds && at(feeds, r)));

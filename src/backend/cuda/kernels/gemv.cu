@@ -15,7 +15,8 @@
 // float32 scale per row, applied in the epilogue before the bias. A lane's 16-byte vector is then 16 codes (the warp
 // still reads 512-byte runs of each row) against two 16-byte vectors of x, read as they are (no quantization of x);
 // the codes are decoded once per step, two a `cvt.rn.f16x2.e4m3x2` (exact: every e4m3 value is a half), to float for
-// every row of x. GATED scales gate and up by their own rows' scales.
+// every row of x. GATED scales gate and up by their own rows' scales. ROPE = 1 builds gemv_rope, the packed q/k/v
+// projection with RoPE and the KV cache write as its epilogue (gemv_rope.cuh): a group reads a rotation pair's two rows.
 // Needs K to be a multiple of the 16-byte vector and 16-byte aligned rows (the launcher checks).
 #include "common.cuh"
 
@@ -28,15 +29,15 @@
 #ifndef GATED
 #define GATED 0
 #endif
-#if GATED
+#ifndef ROPE
+#define ROPE 0
+#endif
+#if GATED || ROPE
 #undef ROWS
 #define ROWS 2
-#define OUTS 1
-#else
+#endif
 #ifndef ROWS
 #define ROWS 1
-#endif
-#define OUTS ROWS
 #endif
 #ifndef UNROLL
 #define UNROLL 4
@@ -92,22 +93,42 @@ __device__ __forceinline__ float row_sum(float s, const float* __restrict__ ws, 
 #endif
 }
 
-// The group's output features start at g * OUTS; s[r] is weight row r's dot product with one row of x. The row's
-// scale (FP8) and the bias (null: none) are applied in float before the one rounding, as a GEMM epilogue does.
-__device__ __forceinline__ void emit(T* __restrict__ y, const float* __restrict__ ws, const T* __restrict__ bias,
-                                     int n, int t, int g, const float (&s)[ROWS]) {
+// What a group reads and writes in the plain, gated and FP8 builds: its weight rows (ROWS consecutive output
+// features from g * ROWS, or GATED's gate row g and up row n + g) and y[t, n] from their sums. ws: the FP8 weight's
+// row scales (null for 16-bit weights); bias null: none.
+struct LinearOut {
+  T* __restrict__ y;
+  const float* __restrict__ ws;
+  const T* __restrict__ bias;
+  int n;
+
+  __device__ __forceinline__ bool has(int g) const { return g * (GATED ? 1 : ROWS) < n; }
+
+  // A ragged last group re-reads the last row instead of branching in the loop (its sum is not written).
+  __device__ __forceinline__ long long row(int g, int r) const {
+    return GATED ? (long long)g + (long long)r * n : (long long)min(g * ROWS + r, n - 1);
+  }
+
+  // s[r] is weight row r's dot product with row t of x. The row's scale (FP8) and the bias are applied in float
+  // before the one rounding, as a GEMM epilogue does.
+  __device__ __forceinline__ void emit(int t, int g, const float (&s)[ROWS]) const {
 #if GATED
-  const float gate = row_sum(s[0], ws, g) + (bias ? to_f(bias[g]) : 0.f);
-  const float up = row_sum(s[1], ws, (long long)n + g) + (bias ? to_f(bias[n + g]) : 0.f);
-  y[(long long)t * n + g] = from_f(gate_act(gate) * up);
+    const float gate = row_sum(s[0], ws, g) + (bias ? to_f(bias[g]) : 0.f);
+    const float up = row_sum(s[1], ws, (long long)n + g) + (bias ? to_f(bias[n + g]) : 0.f);
+    y[(long long)t * n + g] = from_f(gate_act(gate) * up);
 #else
 #pragma unroll
-  for (int r = 0; r < ROWS; r++) {
-    const int c = g * ROWS + r;
-    if (c < n) y[(long long)t * n + c] = from_f(row_sum(s[r], ws, c) + (bias ? to_f(bias[c]) : 0.f));
-  }
+    for (int r = 0; r < ROWS; r++) {
+      const int c = g * ROWS + r;
+      if (c < n) y[(long long)t * n + c] = from_f(row_sum(s[r], ws, c) + (bias ? to_f(bias[c]) : 0.f));
+    }
 #endif
-}
+  }
+};
+
+#if ROPE
+#include "gemv_rope.cuh"
+#endif
 
 // WSTREAM = 1: weight vectors loaded past L1 (ld.global.nc.L1::no_allocate: no later access of the block reuses them),
 // so x, read by every warp, stays there; 0: through the read-only path (__ldg). bench/gemv-sweep.ts times both.
@@ -124,23 +145,19 @@ __device__ __forceinline__ uint4 load_weight(const uint4* p) {
 #endif
 }
 
-// n: output features (GATED: the weight has 2n rows); ws: the FP8 weight's row scales (null for 16-bit weights). Both
-// kernels below run it after PDL_ENTER.
-__device__ __forceinline__ void gemv_rows(T* __restrict__ y, const T* __restrict__ x, const W* __restrict__ w,
-                                          const float* __restrict__ ws, const T* __restrict__ bias, int rows, int n,
+// The GEMV of `rows` rows of x against the weight rows `out` names, written by its epilogue. Every kernel below runs
+// it after PDL_ENTER.
+template <class Out>
+__device__ __forceinline__ void gemv_rows(const Out& out, const T* __restrict__ x, const W* __restrict__ w, int rows,
                                           int k) {
   __shared__ float partial[WARPS][ROWS][TMAX];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int part = warp % SPLIT;
   const int g = blockIdx.x * GROUPS_PER_BLOCK + warp / SPLIT;
-  const bool active = g * OUTS < n;
+  const bool active = out.has(g);
   const uint4* wr[ROWS];
 #pragma unroll
-  for (int r = 0; r < ROWS; r++) {
-    // A ragged last group re-reads the last row instead of branching in the loop (its sum is not written).
-    const long long row = GATED ? (long long)g + (long long)r * n : (long long)min(g * ROWS + r, n - 1);
-    wr[r] = reinterpret_cast<const uint4*>(w + row * k);
-  }
+  for (int r = 0; r < ROWS; r++) wr[r] = reinterpret_cast<const uint4*>(w + out.row(g, r) * k);
   const int kv = k / VEC;
   float acc[ROWS][TMAX];
 #pragma unroll
@@ -183,7 +200,7 @@ __device__ __forceinline__ void gemv_rows(T* __restrict__ y, const T* __restrict
         float s[ROWS];
 #pragma unroll
         for (int r = 0; r < ROWS; r++) s[r] = acc[r][t];
-        emit(y, ws, bias, n, t, g, s);
+        out.emit(t, g, s);
       }
     }
     return;
@@ -198,7 +215,7 @@ __device__ __forceinline__ void gemv_rows(T* __restrict__ y, const T* __restrict
   // One thread per (group of this block, row of x) adds the SPLIT partial sums in a fixed order.
   const int q = threadIdx.x / TMAX, t = threadIdx.x % TMAX;
   const int gq = blockIdx.x * GROUPS_PER_BLOCK + q;
-  if (q < GROUPS_PER_BLOCK && t < rows && gq * OUTS < n) {
+  if (q < GROUPS_PER_BLOCK && t < rows && out.has(gq)) {
     float s[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; r++) {
@@ -206,7 +223,7 @@ __device__ __forceinline__ void gemv_rows(T* __restrict__ y, const T* __restrict
 #pragma unroll
       for (int p = 0; p < SPLIT; p++) s[r] += partial[q * SPLIT + p][r][t];
     }
-    emit(y, ws, bias, n, t, gq, s);
+    out.emit(t, gq, s);
   }
 }
 
@@ -215,13 +232,25 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32)
 gemv_fp8(T* __restrict__ y, const T* __restrict__ x, const unsigned char* __restrict__ w, const float* __restrict__ ws,
          const T* __restrict__ bias, int rows, int n, int k) {
   PDL_ENTER();
-  gemv_rows(y, x, w, ws, bias, rows, n, k);
+  gemv_rows(LinearOut{y, ws, bias, n}, x, w, rows, k);
+}
+#elif ROPE
+// Writes q [rows, Hq D], k and v [rows, Hk D] (what splitColumns of the plain GEMV's output gives) and the cache.
+extern "C" __global__ void __launch_bounds__(WARPS * 32)
+gemv_rope(T* __restrict__ q, T* __restrict__ k, T* __restrict__ v, const T* __restrict__ x, const T* __restrict__ w,
+          const T* __restrict__ bias, int rows, int kdim, const int* __restrict__ positions,
+          const float* __restrict__ inv_freq, int num_q_heads, int num_kv_heads, int head_dim, int rot, int neox,
+          float mscale, T* __restrict__ k_cache, T* __restrict__ v_cache, const int* __restrict__ slot_mapping) {
+  PDL_ENTER();
+  const RopeOut out{q,           k,           v,          bias,         positions, inv_freq, k_cache, v_cache,
+                    slot_mapping, num_q_heads, num_kv_heads, head_dim, rot,       neox,     mscale};
+  gemv_rows(out, x, w, rows, kdim);
 }
 #else
 extern "C" __global__ void __launch_bounds__(WARPS * 32)
 gemv(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias, int rows, int n,
      int k) {
   PDL_ENTER();
-  gemv_rows(y, x, w, nullptr, bias, rows, n, k);
+  gemv_rows(LinearOut{y, nullptr, bias, n}, x, w, rows, k);
 }
 #endif

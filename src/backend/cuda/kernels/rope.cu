@@ -4,7 +4,7 @@
 // RMS-normalized in place, by (weight_offset + w): Gemma's 1 + w. With a cache (k_cache non-null) a k head's warp then
 // writes its rotated k and the head's v to the paged cache at slot_mapping[t] (-1 skipped), as reshape_and_cache
 // does: one launch per layer for the head norms, RoPE and the cache write.
-#include "common.cuh"
+#include "rope_pair.cuh"
 
 // A head's values per lane held in registers while its sum of squares is taken; longer heads go round through memory.
 #define PER 8
@@ -12,18 +12,14 @@
 // cache write's v and unrotated k: CHUNK): one memory latency per head of up to 256 dims, not one per value.
 #define CHUNK 8
 
-// Rotation pair i's two dims: (i, i + half) for neox, (2i, 2i + 1) for GPT-J.
-__device__ __forceinline__ int pair_a(int i, int neox) { return neox ? i : 2 * i; }
-__device__ __forceinline__ int pair_b(int i, int half, int neox) { return neox ? i + half : 2 * i + 1; }
-
-// v's dims [d0, d0 + 32 CHUNK) of this lane into vv, and k's (x's) unrotated ones (>= rot) into kt.
+// v's dims [d0, d0 + 32 CHUNK) of this lane into vv, and k's (x's) unturned ones (>= turned) into kt.
 __device__ __forceinline__ void load_chunk(const T* __restrict__ v, const T* __restrict__ x, int d0, int head_dim,
-                                           int rot, int lane, T (&vv)[CHUNK], T (&kt)[CHUNK]) {
+                                           int turned, int lane, T (&vv)[CHUNK], T (&kt)[CHUNK]) {
 #pragma unroll
   for (int j = 0; j < CHUNK; j++) {
     const int d = d0 + lane + 32 * j;
     if (d < head_dim) vv[j] = v[d];
-    if (d < head_dim && d >= rot) kt[j] = x[d];
+    if (d < head_dim && d >= turned) kt[j] = x[d];
   }
 }
 
@@ -92,7 +88,9 @@ extern "C" __global__ void rope(T* __restrict__ q, T* __restrict__ k, const int*
   T* kc = slot >= 0 ? k_cache + dst : nullptr;
   T* vc = slot >= 0 ? v_cache + dst : nullptr;
   T vv[CHUNK], kt[CHUNK];
-  if (slot >= 0) load_chunk(v + src, x, 0, head_dim, rot, lane, vv, kt);
+  // Dims from 2 * half_rot on are not turned (an odd rot's last dim included, as gemv_rope.cuh passes it through).
+  const int turned = 2 * half_rot;
+  if (slot >= 0) load_chunk(v + src, x, 0, head_dim, turned, lane, vv, kt);
   for (int i0 = 0; i0 < half_rot; i0 += 32 * CHUNK / 2) {
     float f[CHUNK / 2], x0[CHUNK / 2], x1[CHUNK / 2];
 #pragma unroll
@@ -108,13 +106,9 @@ extern "C" __global__ void rope(T* __restrict__ q, T* __restrict__ k, const int*
     for (int j = 0; j < CHUNK / 2; j++) {
       const int i = i0 + lane + 32 * j;
       if (i < half_rot) {
-        const float angle = pos * f[j];
-        float s, c;
-        sincosf(angle, &s, &c);
-        c *= mscale;
-        s *= mscale;
         const int a = pair_a(i, neox), b = pair_b(i, half_rot, neox);
-        const T ra = from_f(x0[j] * c - x1[j] * s), rb = from_f(x1[j] * c + x0[j] * s);
+        T ra, rb;
+        rotate_pair(x0[j], x1[j], pos, f[j], mscale, ra, rb);
         x[a] = ra;
         x[b] = rb;
         if (slot >= 0) {
@@ -126,13 +120,13 @@ extern "C" __global__ void rope(T* __restrict__ q, T* __restrict__ k, const int*
   }
   if (slot < 0) return;
   for (int d0 = 0; d0 < head_dim; d0 += 32 * CHUNK) {
-    if (d0 > 0) load_chunk(v + src, x, d0, head_dim, rot, lane, vv, kt);
+    if (d0 > 0) load_chunk(v + src, x, d0, head_dim, turned, lane, vv, kt);
 #pragma unroll
     for (int j = 0; j < CHUNK; j++) {
       const int d = d0 + lane + 32 * j;
       if (d < head_dim) {
         vc[d] = vv[j];
-        if (d >= rot) kc[d] = kt[j];
+        if (d >= turned) kc[d] = kt[j];
       }
     }
   }
