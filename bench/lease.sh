@@ -7,7 +7,7 @@
 # shape there takes the rule: the sweeps write one, then part 14's figures with it); then part 11 (the offline run
 # step by step), then 3, 4, 2, 5 (GGUF decode, MoE/Gemma/Phi with their baselines, sm_90a prefill and FP8, start-up
 # and tensor parallelism).
-# Waiting on the branch moe-route (never run on a GPU, so kept off main: main plus one commit): the MoE decode step's
+# Waiting on the branch moe-route (never run on a GPU, so kept off main): the MoE decode step's
 # routing from registers and moe_gemv's weight loads a step ahead. Merge it (it carries part 23), run part 23 first,
 # and drop it if moe-kernels or cuda-models fails.
 # Each part stops its stages at its own deadline and packs what it has: $OUT/logs.tgz (one folder per stage) and
