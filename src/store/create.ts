@@ -5,6 +5,7 @@ import { OllamaTemplate } from '../gotemplate/ollama.ts';
 import { hasGgufMagic } from '../loader/gguf/read.ts';
 import { parseQuantization } from '../primitives/quant/mix.ts';
 import { UserError } from '../util/errors.ts';
+import { blobFolderId, blobFolderPath, FOLDER_FILE } from './blob-folder.ts';
 import { findSnapshot } from './hf-cache.ts';
 import { expandHome, hubCacheDir, modelsDir, ollamaModelsDir } from './locations.ts';
 import type { Manifest, ModelSource } from './manifest.ts';
@@ -26,8 +27,11 @@ export interface CreateOptions {
   file?: string;
   /** A GGUF quantization (q4_k_m, q8_0, …): the base's weights are stored quantized, as a new blob. */
   quantize?: string;
-  /** The base is a GGUF blob already in the store (uploaded to /api/blobs), not FROM's name. */
-  fromBlob?: string;
+  /**
+   * The base is uploaded files (to /api/blobs; file name -> digest), not FROM's name: one GGUF file, or a safetensors
+   * model folder's files.
+   */
+  fromFiles?: Record<string, string>;
 }
 
 /**
@@ -40,8 +44,8 @@ export async function createModel(name: string, mf: Modelfile, opts: CreateOptio
   const store = new ModelStore(modelsDir(env));
   const file = opts.file ?? 'Modelfile';
   const at = (line: number | undefined) => (line ? `${file}:${line}` : file);
-  const base = opts.fromBlob
-    ? blobBase(store, opts.fromBlob, at(mf.fromLine))
+  const base = opts.fromFiles
+    ? uploadedBase(store, opts.fromFiles, at(mf.fromLine))
     : baseOf(mf.from, store, env, opts, at(mf.fromLine));
   const scheme = opts.quantize === undefined ? null : parseQuantization(opts.quantize, `${file}: quantize`);
   if (mf.template !== undefined) {
@@ -69,19 +73,58 @@ export async function createModel(name: string, mf: Modelfile, opts: CreateOptio
   return store.put(name, manifest);
 }
 
-/** A GGUF blob of the store as a model's base; refused in one line when it is missing or holds no GGUF. */
-function blobBase(store: ModelStore, digest: string, where: string): { source: ModelSource; inherited: null } {
+/**
+ * Uploaded files as a model's base: one GGUF file (a blob), or a safetensors folder's files (config.json and
+ * .safetensors weights at least: a folder of blobs). Refused in one line when a file is missing, or the files are
+ * neither. Uploads move into `blobs/` once they make a model.
+ */
+function uploadedBase(
+  store: ModelStore,
+  files: Record<string, string>,
+  where: string,
+): { source: ModelSource; inherited: null } {
+  const found = Object.entries(files).map(([name, digest]) => ({
+    name,
+    digest,
+    path: storedBlob(store, digest, where),
+  }));
+  const names = found.map((f) => f.name).join(', ');
+  if (found.length === 1 && !/\.(safetensors|json)$/i.test(found[0]!.name)) {
+    // Ollama tells a GGUF by its magic bytes, not its name.
+    const [{ digest, path }] = found as [(typeof found)[number]];
+    if (!hasGgufMagic(path)) throw new UserError(`${where}: blob ${digest} is not a GGUF file`);
+    keepUpload(store, digest, path);
+    return { source: { kind: 'blob', digest }, inherited: null };
+  }
+  const strange = found.find((f) => !FOLDER_FILE.test(f.name));
+  if (strange)
+    throw new UserError(`${where}: files: ${JSON.stringify(strange.name.slice(0, 100))} is not a plain file name`);
+  if (!found.some((f) => f.name === 'config.json') || !found.some((f) => f.name.endsWith('.safetensors'))) {
+    throw new UserError(
+      `${where}: files: one GGUF file, or a model folder's config.json and .safetensors weights (got ${names.slice(0, 200)})`,
+    );
+  }
+  for (const f of found) keepUpload(store, f.digest, f.path);
+  const source: ModelSource = { kind: 'blob-folder', files };
+  checkModelPath(blobFolderPath(store.root, files), `${where}: files`);
+  return { source, inherited: null };
+}
+
+/** Where the store holds a blob (`blobs/`, or `uploads/` until a model is made of it); one line when it has none. */
+function storedBlob(store: ModelStore, digest: string, where: string): string {
   const path = join(store.root, 'blobs', blobFileName(digest));
-  // An upload waits apart (`uploads/`, which pruning leaves alone) until a model is made of it.
   const upload = join(store.root, 'uploads', blobFileName(digest));
   const found = existsSync(path) ? path : existsSync(upload) ? upload : null;
   if (!found) throw new UserError(`${where}: blob ${digest} is not in the store (upload it first)`);
-  if (!hasGgufMagic(found)) throw new UserError(`${where}: blob ${digest} is not a GGUF file`);
-  if (found === upload) {
-    mkdirSync(dirname(path), { recursive: true });
-    renameSync(upload, path);
-  }
-  return { source: { kind: 'blob', digest }, inherited: null };
+  return found;
+}
+
+/** An upload a model is made of moves into `blobs/` (which pruning manages; `uploads/` waits apart). */
+function keepUpload(store: ModelStore, digest: string, found: string): void {
+  const path = join(store.root, 'blobs', blobFileName(digest));
+  if (found === path) return;
+  mkdirSync(dirname(path), { recursive: true });
+  renameSync(found, path);
 }
 
 function baseOf(
@@ -162,19 +205,30 @@ export function removeModel(name: string, env: Record<string, string | undefined
 }
 
 /**
- * Deletes the store's pulled blobs that no manifest names any more (a removed model's weights; the text layers,
- * whose contents live in the manifests). Partial downloads (`.incomplete`) are kept for a later pull to resume.
+ * Deletes the store's blobs that no manifest names any more (a removed model's weights; the text layers, whose
+ * contents live in the manifests) and the blob folders no manifest names. Partial downloads (`.incomplete`) are kept
+ * for a later pull to resume.
  */
 function pruneBlobs(store: ModelStore): void {
-  const dir = join(store.root, 'blobs');
+  const sources = store.list().map((m) => m.manifest.source);
   const used = new Set(
-    store.list().flatMap((m) => (m.manifest.source.kind === 'blob' ? [blobFileName(m.manifest.source.digest)] : [])),
+    sources
+      .flatMap((s) => (s.kind === 'blob' ? [s.digest] : s.kind === 'blob-folder' ? Object.values(s.files) : []))
+      .map(blobFileName),
   );
-  let files: string[];
-  try {
-    files = readdirSync(dir);
-  } catch {
-    return;
+  const folders = new Set(sources.flatMap((s) => (s.kind === 'blob-folder' ? [blobFolderId(s.files)] : [])));
+  for (const file of listing(join(store.root, 'blobs'))) {
+    if (/^sha256-[0-9a-f]{64}$/.test(file) && !used.has(file)) rmSync(join(store.root, 'blobs', file));
   }
-  for (const file of files) if (/^sha256-[0-9a-f]{64}$/.test(file) && !used.has(file)) rmSync(join(dir, file));
+  for (const folder of listing(join(store.root, 'folders'))) {
+    if (!folders.has(folder)) rmSync(join(store.root, 'folders', folder), { recursive: true, force: true });
+  }
 }
+
+const listing = (dir: string): string[] => {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+};

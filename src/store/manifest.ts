@@ -1,15 +1,21 @@
 import { z } from 'zod';
+import { FOLDER_FILE } from './blob-folder.ts';
 import { DIGEST } from './ollama/manifest.ts';
 
 /**
  * Where a stored model's weights live. HF repos resolve through the HF cache at load time; a `blob` (a GGUF pulled
- * from an Ollama-compatible registry) is `blobs/sha256-<hex>` in the store's own folder.
+ * from an Ollama-compatible registry or uploaded) is `blobs/sha256-<hex>` in the store's own folder; a `blob-folder`
+ * (an uploaded safetensors folder: file name -> digest) is a folder of links to such blobs (blob-folder.ts).
  */
 export const ModelSourceSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('hf-repo'), repo: z.string(), revision: z.string() }),
   z.object({ kind: z.literal('hf-folder'), path: z.string() }),
   z.object({ kind: z.literal('gguf'), path: z.string() }),
   z.object({ kind: z.literal('blob'), digest: z.string().regex(DIGEST) }),
+  z.object({
+    kind: z.literal('blob-folder'),
+    files: z.record(z.string().regex(FOLDER_FILE), z.string().regex(DIGEST)),
+  }),
 ]);
 export type ModelSource = z.infer<typeof ModelSourceSchema>;
 

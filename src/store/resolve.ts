@@ -3,6 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { hasGgufMagic } from '../loader/gguf/read.ts';
 import { UserError } from '../util/errors.ts';
+import { blobFolderPath } from './blob-folder.ts';
 import { findSnapshot } from './hf-cache.ts';
 import { findCachedGguf, HF_HOST, isHfGgufName } from './hf-gguf.ts';
 import { expandHome, hubCacheDir, modelsDir, ollamaModelsDir } from './locations.ts';
@@ -139,7 +140,7 @@ export function checkModelPath(path: string, shown: string): { format: 'safetens
   throw new UserError(`${shown}: not a model folder or a GGUF file`);
 }
 
-/** The files a manifest's source names: a cache snapshot, a folder, a GGUF file or a pulled blob. */
+/** The files a manifest's source names: a cache snapshot, a folder, a GGUF file, a blob or a folder of blobs. */
 export function sourcePath(
   source: ModelSource,
   name: string,
@@ -154,6 +155,11 @@ export function sourcePath(
     }
     return { path: snap.dir, format: 'safetensors' };
   }
-  const path = source.kind === 'blob' ? join(modelsDir(env), 'blobs', blobFileName(source.digest)) : source.path;
+  const path =
+    source.kind === 'blob'
+      ? join(modelsDir(env), 'blobs', blobFileName(source.digest))
+      : source.kind === 'blob-folder'
+        ? blobFolderPath(modelsDir(env), source.files)
+        : source.path;
   return { path, ...checkModelPath(path, `model "${name}" (${path})`) };
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -242,9 +242,18 @@ test("ollama create's upload: a GGUF sent to /api/blobs (digest checked) and nam
     [
       { 'a.gguf': digest, 'b.gguf': digest },
       400,
-      /^files: pagoda creates from one GGUF file \(got a\.gguf, b\.gguf\)$/,
+      /: files: one GGUF file, or a model folder's config\.json and \.safetensors weights \(got a\.gguf, b\.gguf\)$/,
     ],
-    [{ 'model.safetensors': digest }, 400, /^files: pagoda creates from one GGUF file/],
+    [
+      { 'model.safetensors': digest },
+      400,
+      /^\/api\/create: files: one GGUF file, or a model folder's config\.json and \.safetensors weights \(got model\.safetensors\)$/,
+    ],
+    [
+      { 'config.json': digest, '../model.safetensors': digest },
+      400,
+      /: files: "\.\.\/model\.safetensors" is not a plain file name$/,
+    ],
     [{ 'x.gguf': 'sha256:1234' }, 400, /^files\["x\.gguf"\]: "sha256:1234" is not a digest/],
     [{ 'x.gguf': textDigest }, 400, /: blob sha256:[0-9a-f]{64} is not a GGUF file$/],
     [{ 'x.gguf': `sha256:${'f'.repeat(64)}` }, 404, /: blob sha256:f{64} is not in the store \(upload it first\)$/],
@@ -254,6 +263,61 @@ test("ollama create's upload: a GGUF sent to /api/blobs (digest checked) and nam
     assert.equal(res.status, status, JSON.stringify(files));
     assert.match(String(res.json.error), message, JSON.stringify(files));
   }
+});
+
+test("ollama create's upload of a safetensors folder: each file a blob, served from their folder, removed with the model", async () => {
+  const files: Record<string, string> = {};
+  for (const name of [
+    'config.json',
+    'model.safetensors',
+    'tokenizer.json',
+    'tokenizer_config.json',
+    'chat_template.jinja',
+  ]) {
+    const bytes = readFileSync(join(LLAMA, name));
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    const sent = await fetch(`${server.url}/api/blobs/${digest}`, { method: 'POST', body: bytes });
+    assert.equal(sent.status, 201, name);
+    files[name] = digest;
+  }
+  const created = await post(`${server.url}/api/create`, { model: 'uploaded-folder', files, stream: false });
+  assert.deepEqual(created.json, { status: 'success' });
+  const show = await ollama.show({ model: 'uploaded-folder' });
+  assert.equal(show.details.format, 'safetensors');
+  const golden = JSON.parse(readFileSync(join(LLAMA, 'golden.json'), 'utf8')).prompts[0];
+  const body = { model: 'uploaded-folder', prompt: golden.text, max_tokens: golden.greedy_ids.length, temperature: 0 };
+  const completed = await post(`${server.url}/v1/completions`, body);
+  assert.equal((completed.json.choices as { text: string }[])[0]!.text, golden.greedy_text, 'the golden greedy text');
+  const blobs = join(root, 'models', 'blobs');
+  const blobFile = (d: string) => join(blobs, d.replace(':', '-'));
+  assert.ok(
+    Object.values(files).every((d) => existsSync(blobFile(d))),
+    'the uploads became blobs',
+  );
+
+  // The same files again under another name share the folder; removing one model keeps what the other uses.
+  await post(`${server.url}/api/create`, { model: 'uploaded-twice', files, stream: false });
+  const remove = (model: string) =>
+    fetch(`${server.url}/api/delete`, {
+      method: 'DELETE',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model }),
+    });
+  assert.equal((await remove('uploaded-folder')).status, 200);
+  assert.ok(
+    Object.values(files).every((d) => existsSync(blobFile(d))),
+    'still used by uploaded-twice',
+  );
+  assert.equal(
+    (await ollama.generate({ model: 'uploaded-twice', prompt: 'x', options: { num_predict: 1 } })).eval_count,
+    1,
+  );
+  assert.equal((await remove('uploaded-twice')).status, 200);
+  assert.ok(
+    Object.values(files).every((d) => !existsSync(blobFile(d))),
+    'the last model gone, its blobs go',
+  );
+  assert.deepEqual(readdirSync(join(root, 'models', 'folders')), [], 'and its folder');
 });
 
 test('every route that takes a model name refuses names that could escape the store', async () => {

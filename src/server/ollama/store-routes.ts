@@ -42,20 +42,25 @@ const createRequest = z.strictObject({
 });
 
 /**
- * The uploaded GGUF that `files` names (`ollama create` sends a Modelfile's `FROM ./model.gguf` so: its file name and
- * the digest it uploaded to /api/blobs), or null without `files`. One GGUF file is what pagoda builds from.
+ * The uploaded files that `files` names (`ollama create` sends a Modelfile's `FROM ./model.gguf` or `FROM ./folder`
+ * so: each file's base name and the digest it uploaded to /api/blobs), or null without `files`. create.ts checks they
+ * make one GGUF file or a safetensors model folder.
  */
-function ggufFile(files: Record<string, string> | null | undefined): { name: string; digest: string } | null {
+function uploadedFiles(files: Record<string, string> | null | undefined): Record<string, string> | null {
   const entries = Object.entries(files ?? {});
   if (entries.length === 0) return null;
-  const [name, digest] = entries[0]!;
-  // Ollama tells a GGUF by its magic bytes, not its name (create.ts checks them); a safetensors folder is refused.
-  if (entries.length > 1 || /\.(safetensors|json)$/i.test(name)) {
-    const given = entries.map(([n]) => n).join(', ');
-    throw new ApiError(400, `files: pagoda creates from one GGUF file (got ${given.slice(0, 200)})`, 'files');
-  }
-  uploadPath(digest, `files["${name.slice(0, 100)}"]`);
-  return { name, digest };
+  if (entries.length > MAX_FILES)
+    throw new ApiError(400, `files: ${entries.length} files, at most ${MAX_FILES}`, 'files');
+  for (const [name, digest] of entries) uploadPath(digest, `files["${name.slice(0, 100)}"]`);
+  return Object.fromEntries(entries);
+}
+/** More files than any model folder has (Ollama's client sends the weights' shards and the folder's JSON files). */
+const MAX_FILES = 1000;
+
+/** What a model made of uploaded files shows as FROM: the file, or the folder's files. */
+function filesLabel(files: Record<string, string>): string {
+  const names = Object.keys(files).sort().join(', ');
+  return names.length > 200 ? `${names.slice(0, 200)}...` : names;
 }
 
 /** A model name from a request: present, and unable to leave the store (400 naming the reason otherwise). */
@@ -129,8 +134,8 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
     if (body.adapters != null && Object.keys(body.adapters).length > 0) {
       throw new ApiError(400, 'adapters are not supported by pagoda', 'adapters');
     }
-    const blob = ggufFile(body.files);
-    const from = blob ? blob.name : checkedName(body.from ?? base?.from, 'from');
+    const files = uploadedFiles(body.files);
+    const from = files ? filesLabel(files) : checkedName(body.from ?? base?.from, 'from');
     const given: Modelfile['parameters'] = {};
     for (const [key, value] of Object.entries(body.parameters ?? {})) {
       setParameter(given, key, value, (msg) => {
@@ -152,7 +157,7 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
       await createModel(model, modelfile, {
         file: base ? 'modelfile' : '/api/create',
         quantize: body.quantize ?? undefined,
-        fromBlob: blob?.digest,
+        fromFiles: files ?? undefined,
       });
     } catch (err) {
       throw storeError(err, 'from');
