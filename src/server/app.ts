@@ -19,6 +19,7 @@ import { registerChatCompletions } from './openai/chat.ts';
 import { registerCompletions } from './openai/completions.ts';
 import { registerEmbeddings } from './openai/embeddings.ts';
 import { registerModels } from './openai/models.ts';
+import { ResponseStore } from './openai/response-store.ts';
 import { registerResponses } from './openai/responses.ts';
 import { registerRequestLog } from './request-log.ts';
 import { registerRerank } from './rerank.ts';
@@ -73,6 +74,7 @@ export function buildApp(
     registry,
     metrics,
     gate: new AdmissionGate(config.maxQueue),
+    responses: new ResponseStore(),
     version,
   };
 

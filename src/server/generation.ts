@@ -6,6 +6,7 @@ import type { ServeConfig } from './config.ts';
 import { ApiError } from './errors.ts';
 import type { ServerMetrics } from './metrics.ts';
 import type { Lease, LoadedModel, ModelEntry, ModelRegistry } from './models.ts';
+import type { ResponseStore } from './openai/response-store.ts';
 import { type GenerationRecord, recordGeneration } from './request-log.ts';
 import { clientGone } from './streaming.ts';
 
@@ -15,6 +16,8 @@ export interface ServerContext {
   registry: ModelRegistry;
   metrics: ServerMetrics;
   gate: AdmissionGate;
+  /** The Responses API's stored responses. */
+  responses: ResponseStore;
   version: string;
 }
 

@@ -218,6 +218,49 @@ test('input items: a conversation with an earlier call and its output renders as
   assert.equal(viaResponses, prompt());
 });
 
+test('stored responses: previous_response_id goes on from one, GET and input_items read it, store false and DELETE', async () => {
+  const { openai, prompt } = await serve('Hello there.', fakeTemplate);
+  const first = await openai.responses.create({ model: 'm', instructions: 'Be brief.', input: 'Hi' });
+  const stored = (r: object) => (r as { store?: boolean }).store;
+  assert.equal(stored(first), true, "the API's default");
+  const second = await openai.responses.create({ model: 'm', previous_response_id: first.id, input: 'Again' });
+  // The earlier turn and its answer before the new input; the earlier instructions are not carried over.
+  assert.equal(prompt(), '<|user|>Hi<|assistant|>Hello there.<|user|>Again<|assistant|>');
+  assert.equal(second.previous_response_id, first.id);
+  assert.deepEqual(await openai.responses.retrieve(second.id), second);
+  const items = await openai.responses.inputItems.list(second.id, { order: 'asc' });
+  assert.deepEqual(
+    items.data.map((i) => (i.type === 'message' ? `${i.role}: ${JSON.stringify(i.content)}` : i.type)),
+    [
+      'user: "Hi"',
+      `assistant: ${JSON.stringify([{ type: 'output_text', text: 'Hello there.', annotations: [], logprobs: [] }])}`,
+      'user: "Again"',
+    ],
+  );
+  assert.ok(items.data.every((i) => typeof i.id === 'string'));
+  const newest = await openai.responses.inputItems.list(second.id, { limit: 1 });
+  assert.equal(newest.data[0]!.id, items.data[2]!.id, 'newest first by default');
+
+  // A streamed response is kept too; one with store false is not.
+  const stream = await openai.responses.create({ model: 'm', input: 'Streamed', stream: true });
+  let streamedId = '';
+  for await (const e of stream) if (e.type === 'response.completed') streamedId = e.response.id;
+  assert.equal((await openai.responses.retrieve(streamedId)).output_text, 'Hello there.');
+  const unkept = await openai.responses.create({ model: 'm', input: 'Hi', store: false });
+  assert.equal(stored(unkept), false);
+  await assert.rejects(openai.responses.retrieve(unkept.id), (e: Error) => e instanceof OpenAI.NotFoundError);
+
+  // Deleting the first response leaves the second's conversation whole.
+  await openai.responses.delete(first.id);
+  await assert.rejects(openai.responses.retrieve(first.id), (e: Error) => e instanceof OpenAI.NotFoundError);
+  await assert.rejects(openai.responses.delete(first.id), (e: Error) => e instanceof OpenAI.NotFoundError);
+  await openai.responses.create({ model: 'm', previous_response_id: second.id, input: 'Third' });
+  assert.equal(
+    prompt(),
+    '<|user|>Hi<|assistant|>Hello there.<|user|>Again<|assistant|>Hello there.<|user|>Third<|assistant|>',
+  );
+});
+
 test('text.format json_schema: the output is held to the schema', async () => {
   const { openai, engine } = await serve('{"a": 1}', fakeTemplate);
   const schema = { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] };
@@ -232,10 +275,7 @@ test('text.format json_schema: the output is held to the schema', async () => {
 test('refusals, one 400 each in OpenAI shape, naming the field', async () => {
   const { url } = await serve('x', hermes);
   const cases: [Record<string, unknown>, RegExp][] = [
-    [
-      { previous_response_id: 'resp_1' },
-      /^previous_response_id: a stored response is not supported by pagoda: it keeps none; send the whole conversation in input$/,
-    ],
+    [{ previous_response_id: 'resp_1' }, /^Previous response with id 'resp_1' not found\.$/],
     [{ tools: [{ type: 'web_search' }] }, /^tools\[0\]: type "web_search" is not supported \(function tools only\)$/],
     [
       { input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'x' }] }] },

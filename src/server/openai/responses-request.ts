@@ -10,7 +10,7 @@ import { keepAlive, unsupported } from './schemas.ts';
 const opt = <T extends z.ZodType>(t: T) => t.nullish();
 const MAX_ITEMS = 4096;
 
-/** POST /v1/responses: the fields of OpenAI's Responses API that a stateless server can honour. */
+/** POST /v1/responses: the fields of OpenAI's Responses API that pagoda honours. */
 export const responsesRequest = z.strictObject({
   model: z.string().min(1).max(1024),
   input: z.union([
@@ -56,8 +56,11 @@ export const responsesRequest = z.strictObject({
     'context_management',
     'moderation',
   ]),
-  previous_response_id: unsupported('a stored response', 'it keeps none; send the whole conversation in input'),
-  conversation: unsupported('a stored conversation', 'it keeps none; send the whole conversation in input'),
+  /** The stored response this one goes on from (response-store.ts): its conversation comes before `input`. */
+  previous_response_id: opt(z.string().min(1).max(256)),
+  /** Whether to keep the response for GET and `previous_response_id` (the API's default: yes). */
+  store: opt(z.boolean()),
+  conversation: unsupported('a stored conversation', 'go on from a response with previous_response_id'),
   background: unsupported('background'),
   prompt: unsupported('a stored prompt'),
   top_logprobs: unsupported('top_logprobs'),
@@ -87,15 +90,24 @@ const field = (item: Record<string, unknown>, key: string, where: string): strin
   return v;
 };
 
+/** A request's `input` as a list of items (a string is one user message). */
+export function inputItems(body: ResponsesRequest): Record<string, unknown>[] {
+  return typeof body.input === 'string' ? [{ type: 'message', role: 'user', content: body.input }] : body.input;
+}
+
 /**
- * The conversation a Responses request describes, as chat templates read it: `instructions` first as the system
- * message, messages (developer is system), a model's earlier function calls on its assistant turn (merged into the
- * turn they follow), their outputs as tool messages under the function's name, and earlier reasoning on the next
- * assistant turn.
+ * The conversation of Responses input items (an earlier response's, then the request's), as chat templates read
+ * it: `instructions` first as the system message, messages (developer is system), a model's earlier function calls
+ * on its assistant turn (merged into the turn they follow), their outputs as tool messages under the function's name,
+ * and earlier reasoning on the next assistant turn.
  */
-export function responsesMessages(body: ResponsesRequest): ChatMessage[] {
-  const out: ChatMessage[] = body.instructions ? [{ role: 'system', content: body.instructions }] : [];
-  if (typeof body.input === 'string') return [...out, { role: 'user', content: body.input }];
+export function responsesMessages(
+  instructions: string | null | undefined,
+  items: unknown[],
+  /** Items before the request's own (an earlier response's), left out of the numbers errors give for `input`. */
+  earlier = 0,
+): ChatMessage[] {
+  const out: ChatMessage[] = instructions ? [{ role: 'system', content: instructions }] : [];
   const names = new Map<string, string>();
   let reasoning = '';
   const assistantTurn = (): ChatMessage => {
@@ -105,9 +117,9 @@ export function responsesMessages(body: ResponsesRequest): ChatMessage[] {
     out.push(turn);
     return turn;
   };
-  for (const [i, raw] of body.input.entries()) {
+  for (const [i, raw] of items.entries()) {
     const item = raw as Record<string, unknown>;
-    const where = `input[${i}]`;
+    const where = `input[${i - earlier}]`;
     const type = item.type ?? 'message';
     if (type === 'message') {
       const role = item.role;

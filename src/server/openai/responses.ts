@@ -1,17 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
 import { samplingFrom } from '../../primitives/sampling-names.ts';
 import { prepareChat } from '../chat-request.ts';
-import { streamFailure } from '../errors.ts';
+import { ApiError, badRequest, streamFailure } from '../errors.ts';
 import { newTimes, primed, runEngine, type ServerContext, withModel } from '../generation.ts';
 import { keepAliveMs } from '../ollama/options.ts';
-import { type AnswerEnd, drainAnswer, OutputBlocks } from '../output-blocks.ts';
+import { type AnswerEnd, blockId, drainAnswer, OutputBlocks } from '../output-blocks.ts';
 import { EventStream } from '../streaming.ts';
 import { responsesGrammar } from '../structured-output.ts';
 import { parseBody } from '../validate.ts';
 import { unixSeconds } from './common.ts';
+import type { ResponseStore, StoredResponse } from './response-store.ts';
 import { type ResponseEvent, ResponseOutput } from './responses-output.ts';
 import {
+  inputItems,
   type ResponsesRequest,
   responsesMessages,
   responsesRequest,
@@ -21,13 +24,21 @@ import {
 
 /**
  * POST /v1/responses: OpenAI's Responses API over the chat machinery (template, tools, structured output, reasoning
- * and tool-call parsing), stateless: nothing is stored, so `previous_response_id` is refused and the conversation
- * comes whole in `input`. Streams the API's named events.
+ * and tool-call parsing). Streams the API's named events. A response is kept (unless `store` is false) for GET
+ * /v1/responses/{id}, its input items, DELETE, and a later request's `previous_response_id`, which puts that
+ * response's conversation and output before the request's input (its `instructions` are not carried over, as the
+ * API says).
  */
 export function registerResponses(app: FastifyInstance, ctx: ServerContext): void {
   app.post('/v1/responses', async (request, reply) => {
     const body = parseBody(responsesRequest, request.body);
-    const messages = responsesMessages(body);
+    const earlier = body.previous_response_id ? conversationOf(ctx.responses, body.previous_response_id) : [];
+    const input = [...earlier, ...inputItems(body)];
+    const messages = responsesMessages(body.instructions, input, earlier.length);
+    const keep = (response: Record<string, unknown>) => {
+      if (body.store !== false) ctx.responses.put(response.id as string, { response, input: withIds(input) });
+      return response;
+    };
     const requested = { tools: responsesTools(body), choice: responsesToolChoice(body) };
     const structured = responsesGrammar(body.text?.format);
     return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
@@ -46,7 +57,7 @@ export function registerResponses(app: FastifyInstance, ctx: ServerContext): voi
       const shell = responseShell(body, a.entry.name);
       if (!body.stream) {
         const out = new ResponseOutput();
-        return finished(shell, out, ids.length, await drainAnswer(outputs, new OutputBlocks(mode, out)));
+        return keep(finished(shell, out, ids.length, await drainAnswer(outputs, new OutputBlocks(mode, out))));
       }
       const stream = new EventStream(reply, 'sse', true);
       let sequence = 0;
@@ -56,7 +67,7 @@ export function registerResponses(app: FastifyInstance, ctx: ServerContext): voi
       const out = new ResponseOutput(send);
       try {
         const end = await drainAnswer(outputs, new OutputBlocks(mode, out), () => stream.open);
-        const response = finished(shell, out, ids.length, end);
+        const response = keep(finished(shell, out, ids.length, end));
         send({ type: `response.${response.status}`, response });
       } catch (err) {
         // The API's two ends of a failed stream: the error, then the response as it stood, failed.
@@ -69,6 +80,69 @@ export function registerResponses(app: FastifyInstance, ctx: ServerContext): voi
       return reply;
     });
   });
+
+  app.get('/v1/responses/:id', async (request) => storedResponse(ctx.responses, request.params).response);
+
+  app.delete('/v1/responses/:id', async (request) => {
+    const { id } = request.params as { id: string };
+    if (!ctx.responses.delete(id)) throw notFound(id);
+    return { id, object: 'response', deleted: true };
+  });
+
+  app.get('/v1/responses/:id/input_items', async (request) => {
+    const { input } = storedResponse(ctx.responses, request.params);
+    const query = parseBody(inputItemsQuery, request.query ?? {});
+    const ordered = query.order === 'asc' ? input : [...input].reverse();
+    const start = query.after ? ordered.findIndex((item) => item.id === query.after) + 1 : 0;
+    if (query.after && start === 0) throw badRequest(`after: no input item "${query.after}"`, 'after');
+    const data = ordered.slice(start, start + query.limit);
+    return {
+      object: 'list',
+      data,
+      first_id: data[0]?.id ?? null,
+      last_id: data.at(-1)?.id ?? null,
+      has_more: start + data.length < ordered.length,
+    };
+  });
+}
+
+/** GET /v1/responses/{id}/input_items' query: OpenAI's paging (newest first unless `order` is asc). */
+const inputItemsQuery = z.strictObject({
+  order: z.enum(['asc', 'desc']).default('desc'),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  after: z.string().max(256).optional(),
+  include: z.unknown().optional(),
+});
+
+const notFound = (id: string) =>
+  new ApiError(404, `Response with id '${id.slice(0, 256)}' not found.`, 'response_id', 'not_found');
+
+function storedResponse(store: ResponseStore, params: unknown): StoredResponse {
+  const { id } = params as { id: string };
+  const stored = store.get(id);
+  if (!stored) throw notFound(id);
+  return stored;
+}
+
+/** What `previous_response_id` names: that response's input items, then its output items. */
+function conversationOf(store: ResponseStore, id: string): Record<string, unknown>[] {
+  const stored = store.get(id);
+  if (!stored) {
+    throw badRequest(
+      `Previous response with id '${id}' not found.`,
+      'previous_response_id',
+      'previous_response_not_found',
+    );
+  }
+  return [...stored.input, ...(stored.response.output as Record<string, unknown>[])];
+}
+
+/** Input items as stored: each with an id (the client's, or one given here) for input_items' paging. */
+function withIds(items: Record<string, unknown>[]): Record<string, unknown>[] {
+  const prefix: Record<string, string> = { function_call: 'fc', function_call_output: 'fco', reasoning: 'rs' };
+  return items.map((item) =>
+    typeof item.id === 'string' ? item : { id: blockId(prefix[String(item.type)] ?? 'msg'), ...item },
+  );
 }
 
 /** The response object before any output: what was asked, status in progress. */
@@ -85,9 +159,9 @@ function responseShell(body: ResponsesRequest, model: string): Record<string, un
     model,
     output: [],
     parallel_tool_calls: body.parallel_tool_calls ?? true,
-    previous_response_id: null,
+    previous_response_id: body.previous_response_id ?? null,
     reasoning: { effort: null, summary: null },
-    store: false,
+    store: body.store !== false,
     temperature: body.temperature ?? null,
     text: { format: body.text?.format ?? { type: 'text' } },
     tool_choice: body.tool_choice ?? 'auto',
