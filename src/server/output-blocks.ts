@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { FinishReason, RequestOutput } from '../engine/types.ts';
+import type { FinishReason, RequestOutput, TokenLogprob } from '../engine/types.ts';
 import type { ParsedToolCall } from '../tools/tool-parser.ts';
 import { type ChatOutputMode, ChatOutputParser } from './chat-output.ts';
 
@@ -15,7 +15,8 @@ export type BlockKind = 'reasoning' | 'text';
  */
 export interface BlockSink {
   open(kind: BlockKind, index: number): void;
-  delta(kind: BlockKind, index: number, text: string): void;
+  /** More of a block's text; `logprobs`: the tokens that made it, when the request asked for them (text blocks). */
+  delta(kind: BlockKind, index: number, text: string, logprobs?: readonly TokenLogprob[]): void;
   /** The block's end with its whole text; `complete` is false when the answer was cut at the token limit. */
   close(kind: BlockKind, index: number, text: string, complete: boolean): void;
   /** A parsed tool call, a block of its own after the text. */
@@ -40,10 +41,14 @@ export class OutputBlocks {
     this.parser = new ChatOutputParser(mode);
   }
 
-  push(text: string): void {
+  /**
+   * More of the completion's text, and the logprobs of the tokens that made it if asked for: they go with the text
+   * block's part of it (a token that ends the reasoning and starts the answer counts as the answer's).
+   */
+  push(text: string, logprobs?: readonly TokenLogprob[] | null): void {
     const part = this.parser.push(text);
     this.write('reasoning', part.reasoning);
-    this.write('text', part.content);
+    this.write('text', part.content, logprobs ?? undefined);
   }
 
   /** Whether the answer is inside its reasoning (the tokens just pushed count as reasoning). */
@@ -62,11 +67,11 @@ export class OutputBlocks {
     return end.calls;
   }
 
-  private write(kind: BlockKind, text: string): void {
+  private write(kind: BlockKind, text: string, logprobs?: readonly TokenLogprob[]): void {
     if (!text) return;
     const open = this.open?.kind === kind ? this.open : this.start(kind);
     open.text += text;
-    this.sink.delta(kind, open.index, text);
+    this.sink.delta(kind, open.index, text, logprobs);
   }
 
   private start(kind: BlockKind) {
@@ -115,7 +120,7 @@ export async function drainAnswer(
     end.cachedTokens = o.metrics.cachedPromptTokens;
     for (const d of o.outputs) {
       end.outputTokens += d.tokenIds.length;
-      blocks.push(d.text);
+      blocks.push(d.text, d.logprobs);
       if (blocks.reasoning) end.reasoningTokens += d.tokenIds.length;
       if (d.finishReason) {
         Object.assign(end, { reason: d.finishReason, stopReason: d.stopReason });

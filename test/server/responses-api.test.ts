@@ -261,6 +261,46 @@ test('stored responses: previous_response_id goes on from one, GET and input_ite
   );
 });
 
+test("logprobs: include message.output_text.logprobs and top_logprobs give the answer's tokens, streamed and whole", async () => {
+  const { openai, engine } = await serve('<think>ponder</think>Answer.', thinking);
+  const plain = await openai.responses.create({ model: 'm', input: 'Why?' });
+  assert.equal(engine().lastRequest!.params?.logprobs, null, 'not asked: none computed');
+  assert.deepEqual((plain.output[1] as { content: { logprobs: unknown[] }[] }).content[0]!.logprobs, []);
+  const r = await openai.responses.create({
+    model: 'm',
+    input: 'Why?',
+    include: ['message.output_text.logprobs'],
+    top_logprobs: 2,
+  });
+  assert.equal(engine().lastRequest!.params?.logprobs, 2);
+  const message = r.output[1]!;
+  assert.ok(message.type === 'message' && message.content[0]!.type === 'output_text');
+  const logprobs = message.content[0]!.logprobs!;
+  // The answer's tokens only (one a character here), not the reasoning's.
+  assert.deepEqual(
+    logprobs.map((l) => l.token),
+    [...'Answer.'],
+  );
+  assert.deepEqual(logprobs[0], {
+    token: 'A',
+    logprob: -0.25,
+    bytes: [65],
+    top_logprobs: [
+      { token: 'a', logprob: -0.25, bytes: [97] },
+      { token: 'b', logprob: -1.25, bytes: [98] },
+    ],
+  });
+  const stream = await openai.responses.create({ model: 'm', input: 'Why?', top_logprobs: 0, stream: true });
+  const streamed: string[] = [];
+  let done: unknown[] = [];
+  for await (const e of stream) {
+    if (e.type === 'response.output_text.delta') streamed.push(...e.logprobs.map((l) => l.token));
+    if (e.type === 'response.output_text.done') done = e.logprobs;
+  }
+  assert.deepEqual(streamed, [...'Answer.'], 'top_logprobs alone asks for them too');
+  assert.equal(done.length, 7);
+});
+
 test('text.format json_schema: the output is held to the schema', async () => {
   const { openai, engine } = await serve('{"a": 1}', fakeTemplate);
   const schema = { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] };

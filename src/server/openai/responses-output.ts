@@ -1,14 +1,14 @@
+import type { TokenLogprob } from '../../engine/types.ts';
 import type { ParsedToolCall } from '../../tools/tool-parser.ts';
 import { toolCallId } from '../chat-output.ts';
 import { type BlockKind, type BlockSink, blockId as itemId } from '../output-blocks.ts';
+import { chatLogprobs } from './common.ts';
 
 /** One Responses API streaming event, before its sequence number: its type and fields. */
 export type ResponseEvent = { type: string } & Record<string, unknown>;
 
-function part(kind: BlockKind, text: string) {
-  return kind === 'text'
-    ? { type: 'output_text', text, annotations: [], logprobs: [] }
-    : { type: 'reasoning_text', text };
+function part(kind: BlockKind, text: string, logprobs: unknown[] = []) {
+  return kind === 'text' ? { type: 'output_text', text, annotations: [], logprobs } : { type: 'reasoning_text', text };
 }
 
 /**
@@ -18,6 +18,8 @@ function part(kind: BlockKind, text: string) {
  */
 export class ResponseOutput implements BlockSink {
   readonly items: Record<string, unknown>[] = [];
+  /** Each text item's token logprobs so far (by output index), in the API's shape. */
+  private readonly logprobs = new Map<number, unknown[]>();
 
   constructor(private readonly emit: (e: ResponseEvent) => void = () => {}) {}
 
@@ -39,18 +41,21 @@ export class ResponseOutput implements BlockSink {
     this.emit({ type: 'response.content_part.added', ...this.at(index), part: part(kind, '') });
   }
 
-  delta(kind: BlockKind, index: number, text: string): void {
-    if (kind === 'text')
-      this.emit({ type: 'response.output_text.delta', ...this.at(index), delta: text, logprobs: [] });
-    else this.emit({ type: 'response.reasoning_text.delta', ...this.at(index), delta: text });
+  delta(kind: BlockKind, index: number, text: string, tokens?: readonly TokenLogprob[]): void {
+    if (kind === 'text') {
+      const logprobs = tokens ? chatLogprobs([...tokens]) : [];
+      this.logprobs.set(index, [...(this.logprobs.get(index) ?? []), ...logprobs]);
+      this.emit({ type: 'response.output_text.delta', ...this.at(index), delta: text, logprobs });
+    } else this.emit({ type: 'response.reasoning_text.delta', ...this.at(index), delta: text });
   }
 
   close(kind: BlockKind, index: number, text: string, complete: boolean): void {
-    if (kind === 'text') this.emit({ type: 'response.output_text.done', ...this.at(index), text, logprobs: [] });
+    const logprobs = this.logprobs.get(index) ?? [];
+    if (kind === 'text') this.emit({ type: 'response.output_text.done', ...this.at(index), text, logprobs });
     else this.emit({ type: 'response.reasoning_text.done', ...this.at(index), text });
-    this.emit({ type: 'response.content_part.done', ...this.at(index), part: part(kind, text) });
+    this.emit({ type: 'response.content_part.done', ...this.at(index), part: part(kind, text, logprobs) });
     const item = this.items[index]!;
-    item.content = [part(kind, text)];
+    item.content = [part(kind, text, logprobs)];
     if (kind === 'text') item.status = complete ? 'completed' : 'incomplete';
     this.emit({ type: 'response.output_item.done', output_index: index, item: { ...item } });
   }

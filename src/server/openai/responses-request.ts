@@ -49,7 +49,6 @@ export const responsesRequest = z.strictObject({
     ...IGNORED_OPENAI_FIELDS,
     'reasoning',
     'truncation',
-    'include',
     'stream_options',
     'prompt_cache_retention',
     'prompt_cache_options',
@@ -63,7 +62,11 @@ export const responsesRequest = z.strictObject({
   conversation: unsupported('a stored conversation', 'go on from a response with previous_response_id'),
   background: unsupported('background'),
   prompt: unsupported('a stored prompt'),
-  top_logprobs: unsupported('top_logprobs'),
+  /** Alternatives per token (0-20); with `include` naming message.output_text.logprobs, or alone, the output text's
+   * parts carry their tokens' logprobs. */
+  top_logprobs: opt(z.number().int().min(0).max(20)),
+  /** Extra output to include: message.output_text.logprobs is honoured; the others name what pagoda has none of. */
+  include: opt(z.array(z.string().max(100)).max(32)),
   keep_alive: keepAlive,
 });
 export type ResponsesRequest = z.output<typeof responsesRequest>;
@@ -89,6 +92,12 @@ const field = (item: Record<string, unknown>, key: string, where: string): strin
   if (typeof v !== 'string') throw badRequest(`${where}.${key}: expected a string`, `${where}.${key}`);
   return v;
 };
+
+/** How many alternatives per token the output text's logprobs carry, or null when they are not asked for. */
+export function responsesLogprobs(body: ResponsesRequest): number | null {
+  const asked = body.include?.includes('message.output_text.logprobs') || body.top_logprobs != null;
+  return asked ? (body.top_logprobs ?? 0) : null;
+}
 
 /** A request's `input` as a list of items (a string is one user message). */
 export function inputItems(body: ResponsesRequest): Record<string, unknown>[] {

@@ -16,6 +16,7 @@ import { type ResponseEvent, ResponseOutput } from './responses-output.ts';
 import {
   inputItems,
   type ResponsesRequest,
+  responsesLogprobs,
   responsesMessages,
   responsesRequest,
   responsesToolChoice,
@@ -50,10 +51,12 @@ export function registerResponses(app: FastifyInstance, ctx: ServerContext): voi
         kwargs: body.chat_template_kwargs ?? undefined,
         structured,
       });
-      const params = samplingFrom('openai', { ...body, max_tokens: body.max_output_tokens });
-      const outputs = await primed(
-        runEngine(ctx, a, ids, params, newTimes(), { max_tokens: 'max_output_tokens' }, output),
-      );
+      const params = {
+        ...samplingFrom('openai', { ...body, max_tokens: body.max_output_tokens }),
+        logprobs: responsesLogprobs(body),
+      };
+      const names = { max_tokens: 'max_output_tokens', logprobs: 'top_logprobs' };
+      const outputs = await primed(runEngine(ctx, a, ids, params, newTimes(), names, output));
       const shell = responseShell(body, a.entry.name);
       if (!body.stream) {
         const out = new ResponseOutput();
