@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ResponseStore } from '../../src/server/openai/response-store.ts';
 
-const entry = (text: string) => ({ response: { output_text: text }, input: [] });
+const entry = (text: string) => ({ response: { output_text: text }, input: [], own: 0 });
 
 test('the response store evicts the least recently used past its count and its bytes', () => {
   const store = new ResponseStore(2, 1000);

@@ -228,18 +228,24 @@ test('stored responses: previous_response_id goes on from one, GET and input_ite
   assert.equal(prompt(), '<|user|>Hi<|assistant|>Hello there.<|user|>Again<|assistant|>');
   assert.equal(second.previous_response_id, first.id);
   assert.deepEqual(await openai.responses.retrieve(second.id), second);
-  const items = await openai.responses.inputItems.list(second.id, { order: 'asc' });
-  assert.deepEqual(
-    items.data.map((i) => (i.type === 'message' ? `${i.role}: ${JSON.stringify(i.content)}` : i.type)),
-    [
-      'user: "Hi"',
-      `assistant: ${JSON.stringify([{ type: 'output_text', text: 'Hello there.', annotations: [], logprobs: [] }])}`,
-      'user: "Again"',
+  // A response's own input items, not those its previous_response_id brought.
+  const listed = async (id: string, query: { order?: 'asc' | 'desc'; limit?: number } = {}) =>
+    (await openai.responses.inputItems.list(id, query)).data.map((i) =>
+      i.type === 'message' ? `${i.role}: ${JSON.stringify(i.content)}` : i.type,
+    );
+  assert.deepEqual(await listed(second.id), ['user: "Again"']);
+  const third = await openai.responses.create({
+    model: 'm',
+    previous_response_id: second.id,
+    input: [
+      { role: 'user', content: 'One' },
+      { role: 'user', content: 'Two' },
     ],
-  );
+  });
+  assert.deepEqual(await listed(third.id), ['user: "Two"', 'user: "One"'], 'newest first by default');
+  assert.deepEqual(await listed(third.id, { order: 'asc', limit: 1 }), ['user: "One"']);
+  const items = await openai.responses.inputItems.list(third.id);
   assert.ok(items.data.every((i) => typeof i.id === 'string'));
-  const newest = await openai.responses.inputItems.list(second.id, { limit: 1 });
-  assert.equal(newest.data[0]!.id, items.data[2]!.id, 'newest first by default');
 
   // A streamed response is kept too; one with store false is not.
   const stream = await openai.responses.create({ model: 'm', input: 'Streamed', stream: true });
@@ -254,10 +260,11 @@ test('stored responses: previous_response_id goes on from one, GET and input_ite
   await openai.responses.delete(first.id);
   await assert.rejects(openai.responses.retrieve(first.id), (e: Error) => e instanceof OpenAI.NotFoundError);
   await assert.rejects(openai.responses.delete(first.id), (e: Error) => e instanceof OpenAI.NotFoundError);
-  await openai.responses.create({ model: 'm', previous_response_id: second.id, input: 'Third' });
+  await openai.responses.create({ model: 'm', previous_response_id: third.id, input: 'Last' });
   assert.equal(
     prompt(),
-    '<|user|>Hi<|assistant|>Hello there.<|user|>Again<|assistant|>Hello there.<|user|>Third<|assistant|>',
+    '<|user|>Hi<|assistant|>Hello there.<|user|>Again<|assistant|>Hello there.<|user|>One<|user|>Two' +
+      '<|assistant|>Hello there.<|user|>Last<|assistant|>',
   );
 });
 

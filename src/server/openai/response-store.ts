@@ -2,6 +2,8 @@
 export interface StoredResponse {
   response: Record<string, unknown>;
   input: Record<string, unknown>[];
+  /** How many of the last `input` items were the request's own (the rest came with `previous_response_id`). */
+  own: number;
 }
 
 /** At most this many responses are kept, and at most this many bytes of them (as JSON): the oldest go first. */

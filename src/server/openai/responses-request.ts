@@ -62,8 +62,10 @@ export const responsesRequest = z.strictObject({
   conversation: unsupported('a stored conversation', 'go on from a response with previous_response_id'),
   background: unsupported('background'),
   prompt: unsupported('a stored prompt'),
-  /** Alternatives per token (0-20); with `include` naming message.output_text.logprobs, or alone, the output text's
-   * parts carry their tokens' logprobs. */
+  /**
+   * Alternatives per token (0-20); with `include` naming message.output_text.logprobs, or alone, the output text's
+   * parts carry their tokens' logprobs.
+   */
   top_logprobs: opt(z.number().int().min(0).max(20)),
   /** Extra output to include: message.output_text.logprobs is honoured; the others name what pagoda has none of. */
   include: opt(z.array(z.string().max(100)).max(32)),

@@ -37,7 +37,8 @@ export function registerResponses(app: FastifyInstance, ctx: ServerContext): voi
     const input = [...earlier, ...inputItems(body)];
     const messages = responsesMessages(body.instructions, input, earlier.length);
     const keep = (response: Record<string, unknown>) => {
-      if (body.store !== false) ctx.responses.put(response.id as string, { response, input: withIds(input) });
+      const own = input.length - earlier.length;
+      if (body.store !== false) ctx.responses.put(response.id as string, { response, input: withIds(input), own });
       return response;
     };
     const requested = { tools: responsesTools(body), choice: responsesToolChoice(body) };
@@ -93,9 +94,11 @@ export function registerResponses(app: FastifyInstance, ctx: ServerContext): voi
   });
 
   app.get('/v1/responses/:id/input_items', async (request) => {
-    const { input } = storedResponse(ctx.responses, request.params);
+    // The request's own input items, as the API lists them (not those its previous_response_id brought).
+    const { input, own } = storedResponse(ctx.responses, request.params);
     const query = parseBody(inputItemsQuery, request.query ?? {});
-    const ordered = query.order === 'asc' ? input : [...input].reverse();
+    const mine = input.slice(input.length - own);
+    const ordered = query.order === 'asc' ? mine : mine.reverse();
     const start = query.after ? ordered.findIndex((item) => item.id === query.after) + 1 : 0;
     if (query.after && start === 0) throw badRequest(`after: no input item "${query.after}"`, 'after');
     const data = ordered.slice(start, start + query.limit);
@@ -140,12 +143,16 @@ function conversationOf(store: ResponseStore, id: string): Record<string, unknow
   return [...stored.input, ...(stored.response.output as Record<string, unknown>[])];
 }
 
-/** Input items as stored: each with an id (the client's, or one given here) for input_items' paging. */
+/**
+ * Input items as stored and listed: each with its type (a bare message's is `message`) and an id (the client's, or
+ * one given here) for input_items' paging.
+ */
 function withIds(items: Record<string, unknown>[]): Record<string, unknown>[] {
   const prefix: Record<string, string> = { function_call: 'fc', function_call_output: 'fco', reasoning: 'rs' };
-  return items.map((item) =>
-    typeof item.id === 'string' ? item : { id: blockId(prefix[String(item.type)] ?? 'msg'), ...item },
-  );
+  return items.map((item) => {
+    const type = String(item.type ?? 'message');
+    return { ...item, id: typeof item.id === 'string' ? item.id : blockId(prefix[type] ?? 'msg'), type };
+  });
 }
 
 /** The response object before any output: what was asked, status in progress. */
