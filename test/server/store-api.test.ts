@@ -297,6 +297,7 @@ test("ollama create's upload of a safetensors folder: each file a blob, served f
 
   // The same files again under another name share the folder; removing one model keeps what the other uses.
   await post(`${server.url}/api/create`, { model: 'uploaded-twice', files, stream: false });
+  assert.equal(readdirSync(join(root, 'models', 'folders')).length, 1, 'one folder for both');
   const remove = (model: string) =>
     fetch(`${server.url}/api/delete`, {
       method: 'DELETE',

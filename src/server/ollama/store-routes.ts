@@ -52,7 +52,7 @@ function uploadedFiles(files: Record<string, string> | null | undefined): Record
   if (entries.length > MAX_FILES)
     throw new ApiError(400, `files: ${entries.length} files, at most ${MAX_FILES}`, 'files');
   for (const [name, digest] of entries) uploadPath(digest, `files["${name.slice(0, 100)}"]`);
-  return Object.fromEntries(entries);
+  return files as Record<string, string>;
 }
 /** More files than any model folder has (Ollama's client sends the weights' shards and the folder's JSON files). */
 const MAX_FILES = 1000;
