@@ -48,6 +48,11 @@ export class ChatOutputParser {
     return { reasoning: r.reasoning, content: this.tools ? this.tools.push(r.content) : r.content };
   }
 
+  /** Whether text pushed so far is held back that may yet come out as content. */
+  get holdsContent(): boolean {
+    return Boolean(this.reasoning?.holdsContent || this.tools?.holdsContent);
+  }
+
   finish(): ChatOutputPart & { calls: ParsedToolCall[] } {
     const r = this.reasoning ? this.reasoning.finish() : { reasoning: '', content: '' };
     if (!this.tools) return { ...r, calls: [] };

@@ -33,6 +33,8 @@ export class OutputBlocks {
   private open: { kind: BlockKind; index: number; text: string } | null = null;
   private count = 0;
   private hasText = false;
+  /** The logprobs of tokens whose text the parser holds back and may yet give out as content. */
+  private held: TokenLogprob[] = [];
 
   constructor(
     mode: ChatOutputMode,
@@ -43,12 +45,17 @@ export class OutputBlocks {
 
   /**
    * More of the completion's text, and the logprobs of the tokens that made it if asked for: they go with the text
-   * block's part of it (a token that ends the reasoning and starts the answer counts as the answer's).
+   * block's part of it (a token that ends the reasoning and starts the answer counts as the answer's). A token whose
+   * text is held back (the start of what may be a tag) keeps its logprob until the text comes out as content, or
+   * turns out to be reasoning, a tag or a call.
    */
   push(text: string, logprobs?: readonly TokenLogprob[] | null): void {
     const part = this.parser.push(text);
+    const tokens = [...this.held, ...(logprobs ?? [])];
     this.write('reasoning', part.reasoning);
-    this.write('text', part.content, logprobs ?? undefined);
+    this.held = [];
+    if (part.content) this.write('text', part.content, tokens);
+    else if (this.parser.holdsContent) this.held = tokens;
   }
 
   /** Whether the answer is inside its reasoning (the tokens just pushed count as reasoning). */
@@ -60,7 +67,8 @@ export class OutputBlocks {
   finish(complete: boolean): ParsedToolCall[] {
     const end = this.parser.finish();
     this.write('reasoning', end.reasoning);
-    this.write('text', end.content);
+    this.write('text', end.content, this.held);
+    this.held = [];
     if (end.calls.length === 0 && !this.hasText) this.start('text');
     this.close(complete);
     for (const call of end.calls) this.sink.call(call, this.count++);

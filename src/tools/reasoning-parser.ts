@@ -60,6 +60,11 @@ export class ReasoningParser {
     }
   }
 
+  /** Whether text is held that may yet turn out to be content (what may be the start of `<think>`). */
+  get holdsContent(): boolean {
+    return this.state === 'start' && this.buffer !== '';
+  }
+
   /** The rest, at the end of the output. */
   finish(): ReasoningDelta {
     return this.push('', true);

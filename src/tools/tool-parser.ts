@@ -158,6 +158,11 @@ export class ToolCallParser {
     return out;
   }
 
+  /** Whether text is held that may yet turn out to be content (a possible tag, or a call that may not parse). */
+  get holdsContent(): boolean {
+    return this.inCall || this.buffer !== '';
+  }
+
   /** At the end: the remaining content and the calls (none when the held text did not parse as calls). */
   finish(): { content: string; calls: ParsedToolCall[] } {
     if (!this.inCall) return { content: this.buffer, calls: [] };

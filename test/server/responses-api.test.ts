@@ -308,6 +308,36 @@ test("logprobs: include message.output_text.logprobs and top_logprobs give the a
   assert.equal(done.length, 7);
 });
 
+test('logprobs of tokens the parser holds back go with the text they turn out to be', async () => {
+  const asked = { include: ['message.output_text.logprobs' as const], tools: [weather] };
+  const tokensOf = (r: OpenAI.Responses.Response) =>
+    r.output.flatMap((item) =>
+      item.type === 'message' ? item.content.flatMap((p) => (p.type === 'output_text' ? p.logprobs! : [])) : [],
+    );
+  // '<' may open <tool_call>: held until '1' shows it does not, then given out with it.
+  const tag = await serve('a <1', hermes);
+  const r = await tag.openai.responses.create({ model: 'm', input: 'Hi', ...asked });
+  assert.equal(r.output_text, 'a <1');
+  assert.deepEqual(
+    tokensOf(r).map((l) => l.token),
+    [...'a <1'],
+  );
+  // A call that does not parse is content after all, every token of it; one that does gives the text none of its own.
+  const broken = await serve('<tool_call>oops', hermes);
+  const b = await broken.openai.responses.create({ model: 'm', input: 'Hi', ...asked });
+  assert.deepEqual(
+    tokensOf(b).map((l) => l.token),
+    [...'<tool_call>oops'],
+  );
+  const call = await serve(CALL, hermes);
+  const c = await call.openai.responses.create({ model: 'm', input: 'Hi', ...asked });
+  assert.ok(c.output.some((item) => item.type === 'function_call'));
+  assert.deepEqual(
+    tokensOf(c).map((l) => l.token),
+    [...'Checking.'],
+  );
+});
+
 test('text.format json_schema: the output is held to the schema', async () => {
   const { openai, engine } = await serve('{"a": 1}', fakeTemplate);
   const schema = { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] };
