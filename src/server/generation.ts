@@ -86,7 +86,9 @@ export type ModelTask = 'generate' | 'pooling' | 'any';
 /**
  * Resolves the model (404), loads it, checks it does the route's task (400), admits the request (503) unless it
  * only counts or converts tokens (`tokensOnly`: /tokenize, count_tokens, which take no room in the engine and never
- * wait behind it), runs `fn`, and always releases; `signal` fires when the client behind `reply` goes away.
+ * wait behind it), runs `fn`, and always releases; `signal` fires when the client behind `reply` goes away, or for a
+ * `detached` generation (one that outlives its request: a background response) only when that controller aborts.
+ * Shutdown aborts both.
  */
 export async function withModel<T>(
   ctx: ServerContext,
@@ -94,14 +96,14 @@ export async function withModel<T>(
   reply: FastifyReply,
   keepAliveMs: number | undefined,
   fn: (a: Admitted) => Promise<T>,
-  opts: { task?: ModelTask; tokensOnly?: boolean } = {},
+  opts: { task?: ModelTask; tokensOnly?: boolean; detached?: AbortController } = {},
 ): Promise<T> {
   const arrival = performance.now();
   const entry = ctx.registry.resolve(modelField);
   const record = recordGeneration(reply, entry.name);
   // One controller for both ends (AbortSignal.any costs more than the rest of a small request's bookkeeping).
-  const controller = new AbortController();
-  const signal = clientGone(reply.request, reply, controller);
+  const controller = opts.detached ?? new AbortController();
+  const signal = opts.detached ? controller.signal : clientGone(reply.request, reply, controller);
   const lease = await ctx.registry.acquire(entry, keepAliveMs);
   try {
     const model = lease.resident.model;

@@ -63,9 +63,14 @@ export const closeScriptedServers = () => Promise.all(servers.splice(0).map((s) 
 export async function serveScript(
   script: string,
   template: ServerTemplate,
-  opts: { config?: Partial<ServeConfig>; contextLength?: number } = {},
+  opts: { config?: Partial<ServeConfig>; contextLength?: number; tokenDelayMs?: number } = {},
 ) {
-  const source = new FakeSource({ tokenDelayMs: 0, script }, opts.contextLength ?? 4096, 8, template);
+  const source = new FakeSource(
+    { tokenDelayMs: opts.tokenDelayMs ?? 0, script },
+    opts.contextLength ?? 4096,
+    8,
+    template,
+  );
   const server = await startTestServer(source, [{ name: 'm', path: '/nowhere', ref: '/nowhere' }], opts.config);
   servers.push(server);
   const engine = () => source.engines.get('m')!;

@@ -60,7 +60,8 @@ export const responsesRequest = z.strictObject({
   /** Whether to keep the response for GET and `previous_response_id` (the API's default: yes). */
   store: opt(z.boolean()),
   conversation: unsupported('a stored conversation', 'go on from a response with previous_response_id'),
-  background: unsupported('background'),
+  /** Answer at once as queued and generate on (background-run.ts); poll with GET, cancel with POST …/cancel. */
+  background: opt(z.boolean()),
   prompt: unsupported('a stored prompt'),
   /**
    * Alternatives per token (0-20); with `include` naming message.output_text.logprobs, or alone, the output text's

@@ -10,6 +10,7 @@ import { type AnswerEnd, blockId, drainAnswer, OutputBlocks } from '../output-bl
 import { EventStream } from '../streaming.ts';
 import { responsesGrammar } from '../structured-output.ts';
 import { parseBody } from '../validate.ts';
+import { BackgroundRun, type NumberedEvent } from './background-run.ts';
 import { unixSeconds } from './common.ts';
 import type { ResponseStore, StoredResponse } from './response-store.ts';
 import { type ResponseEvent, ResponseOutput } from './responses-output.ts';
@@ -33,59 +34,136 @@ import {
 export function registerResponses(app: FastifyInstance, ctx: ServerContext): void {
   app.post('/v1/responses', async (request, reply) => {
     const body = parseBody(responsesRequest, request.body);
+    if (body.background && body.store === false) {
+      throw badRequest('background: a background response is stored, so store cannot be false', 'store');
+    }
     const earlier = body.previous_response_id ? conversationOf(ctx.responses, body.previous_response_id) : [];
     const input = [...earlier, ...inputItems(body)];
     const messages = responsesMessages(body.instructions, input, earlier.length);
-    const keep = (response: Record<string, unknown>) => {
-      const own = input.length - earlier.length;
-      if (body.store !== false) ctx.responses.put(response.id as string, { response, input: withIds(input), own });
-      return response;
-    };
+    const stored = (response: Record<string, unknown>, events?: NumberedEvent[]): StoredResponse => ({
+      response,
+      input: withIds(input),
+      own: input.length - earlier.length,
+      events,
+    });
     const requested = { tools: responsesTools(body), choice: responsesToolChoice(body) };
     const structured = responsesGrammar(body.text?.format);
-    return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
-      const { ids, mode, output } = await prepareChat(a, {
-        messages,
-        tools: requested.tools,
-        toolChoice: requested.choice,
-        parallelToolCalls: body.parallel_tool_calls,
-        kwargs: body.chat_template_kwargs ?? undefined,
-        structured,
-      });
-      const params = {
-        ...samplingFrom('openai', { ...body, max_tokens: body.max_output_tokens }),
-        logprobs: responsesLogprobs(body),
-      };
-      const names = { max_tokens: 'max_output_tokens', logprobs: 'top_logprobs' };
-      const outputs = await primed(runEngine(ctx, a, ids, params, newTimes(), names, output));
-      const shell = responseShell(body, a.entry.name);
-      if (!body.stream) {
-        const out = new ResponseOutput();
-        return keep(finished(shell, out, ids.length, await drainAnswer(outputs, new OutputBlocks(mode, out))));
-      }
-      const stream = new EventStream(reply, 'sse', true);
-      let sequence = 0;
-      const send = (e: ResponseEvent) => stream.send({ ...e, sequence_number: sequence++ });
-      send({ type: 'response.created', response: shell });
-      send({ type: 'response.in_progress', response: shell });
-      const out = new ResponseOutput(send);
-      try {
-        const end = await drainAnswer(outputs, new OutputBlocks(mode, out), () => stream.open);
-        const response = keep(finished(shell, out, ids.length, end));
-        send({ type: `response.${response.status}`, response });
-      } catch (err) {
-        // The API's two ends of a failed stream: the error, then the response as it stood, failed.
-        const api = streamFailure(err, request.log);
-        const error = { code: api.code ?? 'server_error', message: api.message };
-        send({ type: 'error', ...error, param: api.param });
-        send({ type: 'response.failed', response: { ...shell, status: 'failed', error, output: out.items } });
-      }
-      stream.end();
-      return reply;
+    // A background response is answered as queued once its prompt is ready; its run goes on without the request.
+    let queued: (response: Record<string, unknown>) => void = () => {};
+    const answeredEarly = new Promise<Record<string, unknown>>((resolve) => {
+      queued = resolve;
     });
+    const detached = body.background ? new AbortController() : undefined;
+    const job = withModel(
+      ctx,
+      body.model,
+      reply,
+      keepAliveMs(body.keep_alive),
+      async (a) => {
+        const { ids, mode, output } = await prepareChat(a, {
+          messages,
+          tools: requested.tools,
+          toolChoice: requested.choice,
+          parallelToolCalls: body.parallel_tool_calls,
+          kwargs: body.chat_template_kwargs ?? undefined,
+          structured,
+        });
+        const params = {
+          ...samplingFrom('openai', { ...body, max_tokens: body.max_output_tokens }),
+          logprobs: responsesLogprobs(body),
+        };
+        const names = { max_tokens: 'max_output_tokens', logprobs: 'top_logprobs' };
+        const generate = () => primed(runEngine(ctx, a, ids, params, newTimes(), names, output));
+        const shell = responseShell(body, a.entry.name);
+        const id = shell.id as string;
+        if (!body.stream && !detached) {
+          const out = new ResponseOutput();
+          const response = finished(
+            shell,
+            out,
+            ids.length,
+            await drainAnswer(await generate(), new OutputBlocks(mode, out)),
+          );
+          if (body.store !== false) ctx.responses.put(id, stored(response));
+          return response;
+        }
+        const run = detached ? new BackgroundRun(detached, { ...shell, status: 'queued' }, body.stream === true) : null;
+        if (run) ctx.responses.begin(id, run, stored(run.response));
+        const stream = body.stream ? new EventStream(reply, 'sse', true) : null;
+        let sequence = 0;
+        const send = (e: ResponseEvent) => {
+          const event = { ...e, sequence_number: sequence++ };
+          run?.record(event);
+          stream?.send(event);
+        };
+        send({ type: 'response.created', response: run?.response ?? shell });
+        if (run && !stream) queued(run.response);
+        const out = new ResponseOutput(send);
+        const progress = { ...shell, status: 'in_progress', output: out.items };
+        let response: Record<string, unknown>;
+        try {
+          const outputs = await generate();
+          if (run) run.response = progress;
+          send({ type: 'response.in_progress', response: progress });
+          // A background response's run goes on when its client goes away; a plain stream's stops.
+          const open = () => !stream || run !== null || stream.open;
+          const end = await drainAnswer(outputs, new OutputBlocks(mode, out), open);
+          response = finished(shell, out, ids.length, end, run?.cancelled);
+          send({ type: `response.${response.status}`, response });
+        } catch (err) {
+          // The API's two ends of a failed stream: the error, then the response as it stood, failed.
+          const api = streamFailure(err, request.log);
+          const error = { code: api.code ?? 'server_error', message: api.message };
+          send({ type: 'error', ...error, param: api.param });
+          response = { ...shell, status: 'failed', error, output: out.items };
+          send({ type: 'response.failed', response });
+        }
+        if (run) ctx.responses.finish(id, run, stored(response, run.streamed ? run.events : undefined));
+        else if (body.store !== false) ctx.responses.put(id, stored(response));
+        stream?.end();
+        return stream ? reply : response;
+      },
+      { detached },
+    );
+    return body.background && !body.stream ? Promise.race([answeredEarly, job]) : job;
   });
 
-  app.get('/v1/responses/:id', async (request) => storedResponse(ctx.responses, request.params).response);
+  app.get('/v1/responses/:id', async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const query = parseBody(retrieveQuery, request.query ?? {});
+    const run = ctx.responses.running(id);
+    if (query.stream !== 'true') return run?.response ?? storedResponse(ctx.responses, request.params).response;
+    // A streamed background response's events again, past starting_after: as kept, then live until it ends.
+    const events = run ?? storedResponse(ctx.responses, request.params).events;
+    if (!(run ? run.streamed : events)) {
+      throw badRequest('stream: only a background response created with stream: true can be streamed again', 'stream');
+    }
+    const after = query.starting_after ?? -1;
+    const stream = new EventStream(reply, 'sse', true);
+    if (run) {
+      await new Promise<void>((resolve) => {
+        const stop = run.follow(after, (e) => (e ? stream.send(e) : resolve()));
+        reply.raw.once('close', () => {
+          stop();
+          resolve();
+        });
+      });
+    } else for (const e of events as NumberedEvent[]) if (e.sequence_number > after) stream.send(e);
+    stream.end();
+    return reply;
+  });
+
+  app.post('/v1/responses/:id/cancel', async (request) => {
+    const { id } = request.params as { id: string };
+    const run = ctx.responses.running(id);
+    if (run) {
+      run.cancel();
+      await run.whenEnded();
+    }
+    const { response } = storedResponse(ctx.responses, request.params);
+    if (!response.background) throw badRequest('Cannot cancel a synchronous response.', 'response_id');
+    return response;
+  });
 
   app.delete('/v1/responses/:id', async (request) => {
     const { id } = request.params as { id: string };
@@ -112,6 +190,15 @@ export function registerResponses(app: FastifyInstance, ctx: ServerContext): voi
   });
 }
 
+/** GET /v1/responses/{id}'s query: `stream` (with `starting_after`) follows a streamed background response again. */
+const retrieveQuery = z.strictObject({
+  stream: z.enum(['true', 'false']).optional(),
+  starting_after: z.coerce.number().int().min(-1).optional(),
+  include: z.unknown().optional(),
+  'include[]': z.unknown().optional(),
+  include_obfuscation: z.unknown().optional(),
+});
+
 /** GET /v1/responses/{id}/input_items' query: OpenAI's paging (newest first unless `order` is asc). */
 const inputItemsQuery = z.strictObject({
   order: z.enum(['asc', 'desc']).default('desc'),
@@ -132,6 +219,9 @@ function storedResponse(store: ResponseStore, params: unknown): StoredResponse {
 
 /** What `previous_response_id` names: that response's input items, then its output items. */
 function conversationOf(store: ResponseStore, id: string): Record<string, unknown>[] {
+  if (store.running(id)) {
+    throw badRequest(`Previous response with id '${id}' is still in progress.`, 'previous_response_id');
+  }
   const stored = store.get(id);
   if (!stored) {
     throw badRequest(
@@ -172,6 +262,7 @@ function responseShell(body: ResponsesRequest, model: string): Record<string, un
     previous_response_id: body.previous_response_id ?? null,
     reasoning: { effort: null, summary: null },
     store: body.store !== false,
+    background: body.background ?? false,
     temperature: body.temperature ?? null,
     text: { format: body.text?.format ?? { type: 'text' } },
     tool_choice: body.tool_choice ?? 'auto',
@@ -184,11 +275,18 @@ function responseShell(body: ResponsesRequest, model: string): Record<string, un
 }
 
 /**
- * The whole response: its output items, status (incomplete: cut at max_output_tokens; failed: aborted, as at a forced
- * shutdown) and usage.
+ * The whole response: its output items, status (incomplete: cut at max_output_tokens; cancelled: a background response
+ * cancelled; failed: aborted, as at a forced shutdown) and usage.
  */
-function finished(shell: Record<string, unknown>, out: ResponseOutput, inputTokens: number, end: AnswerEnd) {
-  const status = end.reason === 'stop' ? 'completed' : end.reason === 'length' ? 'incomplete' : 'failed';
+function finished(
+  shell: Record<string, unknown>,
+  out: ResponseOutput,
+  inputTokens: number,
+  end: AnswerEnd,
+  cancelled = false,
+) {
+  const status =
+    end.reason === 'stop' ? 'completed' : end.reason === 'length' ? 'incomplete' : cancelled ? 'cancelled' : 'failed';
   return {
     ...shell,
     status,
