@@ -48,6 +48,25 @@ export class OllamaTemplate {
     if (!this.vars.has('messages') && !this.vars.has('response')) this.nodes.push(RESPONSE_ACTION);
   }
 
+  /** Whether the template fills in the middle (Ollama's "insert" capability: it mentions `.Suffix`). */
+  get insert(): boolean {
+    return this.vars.has('suffix');
+  }
+
+  /** The fill-in-the-middle prompt for the text before (`.Prompt`) and after (`.Suffix`) the gap, as Ollama renders it. */
+  renderInsert(prompt: string, suffix: string): string {
+    return executeTemplate(this.nodes, {
+      Tools: [],
+      Think: false,
+      IsThinkSet: false,
+      System: '',
+      Messages: [],
+      Prompt: prompt,
+      Suffix: suffix,
+      Response: '',
+    });
+  }
+
   render(messages: readonly TemplateMessage[], opts: TemplateOptions = {}): string {
     const { system, collated } = collate(messages);
     const base = {

@@ -17,6 +17,8 @@ export interface ChatTemplate {
   /** True for a stored model's Go template: like Ollama, it leaves BOS to the tokenizer (Jinja writes its own). */
   readonly addSpecialTokens?: boolean;
   render(messages: readonly ChatMessage[], opts: ChatRenderOptions): string;
+  /** The fill-in-the-middle prompt around a gap, for a Go template that knows `.Suffix`. */
+  infill?(prefix: string, suffix: string): string;
 }
 
 /** What the embedding and rerank routes need of an embedding or reranking model. */

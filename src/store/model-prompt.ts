@@ -15,6 +15,19 @@ export interface PromptTemplate {
   /** True for Go templates: like Ollama, they leave BOS to the tokenizer (Jinja templates write it). */
   readonly addSpecialTokens?: boolean;
   render(messages: readonly PromptMessage[], opts?: ChatRenderOptions): string;
+  /** The fill-in-the-middle prompt around a gap, for a Go template that knows `.Suffix`. */
+  infill?(prefix: string, suffix: string): string;
+}
+
+/** A Go template (a Modelfile's TEMPLATE) as a prompt template: BOS left to the tokenizer, as Ollama leaves it. */
+export function goPromptTemplate(source: string): PromptTemplate {
+  const go = new OllamaTemplate(source);
+  return {
+    source: go.source,
+    addSpecialTokens: true,
+    render: (messages, opts) => go.render(messages, goOptions(opts)),
+    infill: go.insert ? (prefix, suffix) => go.renderInsert(prefix, suffix) : undefined,
+  };
 }
 
 /**
@@ -24,10 +37,7 @@ export interface PromptTemplate {
  */
 export function storedChatTemplate(manifest: Manifest | null, base: PromptTemplate | null): PromptTemplate | null {
   if (!manifest) return base;
-  const go = manifest.template !== undefined ? new OllamaTemplate(manifest.template) : null;
-  const inner: PromptTemplate | null = go
-    ? { source: go.source, addSpecialTokens: true, render: (messages, opts) => go.render(messages, goOptions(opts)) }
-    : base;
+  const inner = manifest.template !== undefined ? goPromptTemplate(manifest.template) : base;
   if (!inner) return null;
   const withLayers = (messages: readonly PromptMessage[]): PromptMessage[] => {
     const out = [...manifest.messages, ...messages];
@@ -40,6 +50,7 @@ export function storedChatTemplate(manifest: Manifest | null, base: PromptTempla
     source: inner.source,
     addSpecialTokens: inner.addSpecialTokens,
     render: (messages, opts) => inner.render(withLayers(messages), opts),
+    infill: inner.infill,
   };
 }
 

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { type ChatOutputMode, reasoningMode } from '../chat-output.ts';
 import { encodeChat } from '../chat-template.ts';
 import { badRequest } from '../errors.ts';
+import { infillIds } from '../fill-in-middle.ts';
 import { type Admitted, encodePrompt, type ServerContext, withModel } from '../generation.ts';
 import type { ChatMessage } from '../models.ts';
 import { parseBody } from '../validate.ts';
@@ -10,8 +11,9 @@ import { generateAndRespond, loadOnly } from './respond.ts';
 import { type GenerateRequest, generateRequest } from './schemas.ts';
 
 /**
- * The prompt's token ids: `context` (an earlier answer's) first, then the prompt, templated unless raw; and the
- * reasoning mode when thinking is asked for. The engine checks the ids against the model's vocabulary.
+ * The prompt's token ids: `context` (an earlier answer's) first, then the prompt, templated unless raw, or with a
+ * `suffix` the fill-in-the-middle prompt around the gap between them; and the reasoning mode when thinking is asked
+ * for. The engine checks the ids against the model's vocabulary.
  */
 async function promptIds(a: Admitted, body: GenerateRequest): Promise<{ ids: number[]; mode?: ChatOutputMode }> {
   const { model } = a;
@@ -19,7 +21,11 @@ async function promptIds(a: Admitted, body: GenerateRequest): Promise<{ ids: num
   const prompt = body.prompt ?? '';
   let ids: number[];
   let mode: ChatOutputMode | undefined;
-  if (body.raw || !model.chatTemplate) {
+  if (body.suffix) {
+    if (body.raw) throw badRequest('suffix cannot be combined with raw: true', 'suffix');
+    if (body.system) throw badRequest('system cannot be combined with suffix (a fill-in-the-middle prompt)', 'system');
+    ids = await infillIds(model, a.entry.name, prompt, body.suffix);
+  } else if (body.raw || !model.chatTemplate) {
     if (body.raw && body.system) throw badRequest('system cannot be combined with raw: true', 'system');
     const text = body.system ? `${body.system}\n\n${prompt}` : prompt;
     ids = await encodePrompt(model, text, context.length === 0);
@@ -44,7 +50,7 @@ export function registerGenerate(app: FastifyInstance, ctx: ServerContext): void
     const keepAlive = keepAliveMs(body.keep_alive);
     if (body.top_logprobs && !body.logprobs) throw badRequest('top_logprobs requires logprobs: true', 'top_logprobs');
     return withModel(ctx, body.model, reply, keepAlive, async (a) => {
-      if (!body.prompt && !body.context?.length) {
+      if (!body.prompt && !body.suffix && !body.context?.length) {
         const unload = keepAlive === 0;
         if (unload) await a.lease.unload();
         return loadOnly(a.entry.name, { response: '' }, unload);

@@ -74,11 +74,15 @@ function modelInfo(info: ModelInfo): Record<string, unknown> {
   return out;
 }
 
-/** What the model can do, as Ollama lists it: completion always; tools and thinking when its template knows them. */
+/**
+ * What the model can do, as Ollama lists it: completion always; tools, thinking and insert (fill-in-the-middle, a Go
+ * template's `.Suffix`) when its template knows them.
+ */
 function capabilities(template: string | null): string[] {
   const out = ['completion'];
   if (template && templateRendersTools(template)) out.push('tools');
   if (template && templateThinks(template)) out.push('thinking');
+  if (template && /\.Suffix\b/.test(template)) out.push('insert');
   return out;
 }
 

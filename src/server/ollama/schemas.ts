@@ -45,7 +45,8 @@ const common = {
 export const generateRequest = z.strictObject({
   ...common,
   prompt: opt(z.string()),
-  suffix: opt(z.string().max(0, 'suffix (fill-in-the-middle) is not supported by pagoda')),
+  /** The text after the gap: the answer is what goes between `prompt` and it (fill-in-the-middle). */
+  suffix: opt(z.string()),
   system: opt(z.string()),
   template: opt(
     z.string().max(0, 'a per-request template is not supported by pagoda (the model chat template is used)'),

@@ -1,8 +1,16 @@
 import type { FastifyInstance } from 'fastify';
 import type { CompletionDelta } from '../../engine/types.ts';
 import { badRequest } from '../errors.ts';
-import { encodePrompt, newTimes, primed, runEngine, type ServerContext, withModel } from '../generation.ts';
-import type { LoadedModel } from '../models.ts';
+import { infillIds } from '../fill-in-middle.ts';
+import {
+  type Admitted,
+  encodePrompt,
+  newTimes,
+  primed,
+  runEngine,
+  type ServerContext,
+  withModel,
+} from '../generation.ts';
 import { keepAliveMs } from '../ollama/options.ts';
 import { openaiGrammar } from '../structured-output.ts';
 import { parseBody } from '../validate.ts';
@@ -20,12 +28,21 @@ import { samplingParams } from './sampling.ts';
 import { completionRequest } from './schemas.ts';
 
 /**
- * A prompt as token ids and as text (for echo); strings get the tokenizer's special tokens (BOS). The engine checks
- * token ids against the model's vocabulary.
+ * A prompt as token ids and as text (for echo); strings get the tokenizer's special tokens (BOS), or with a `suffix`
+ * become the fill-in-the-middle prompt around the gap. The engine checks token ids against the model's vocabulary.
  */
-async function promptOf(model: LoadedModel, prompt: string | number[]): Promise<{ ids: number[]; text: string }> {
-  if (typeof prompt === 'string') return { ids: await encodePrompt(model, prompt, true), text: prompt };
-  return { ids: prompt, text: model.tokenizer.decode(prompt) };
+async function promptOf(
+  a: Admitted,
+  prompt: string | number[],
+  suffix: string | null | undefined,
+): Promise<{ ids: number[]; text: string }> {
+  const { model } = a;
+  if (typeof prompt !== 'string') {
+    if (suffix) throw badRequest('suffix needs text prompts, not token ids', 'suffix');
+    return { ids: prompt, text: model.tokenizer.decode(prompt) };
+  }
+  const ids = suffix ? await infillIds(model, a.entry.name, prompt, suffix) : await encodePrompt(model, prompt, true);
+  return { ids, text: prompt };
 }
 
 /** POST /v1/completions; a list of prompts is answered with n choices per prompt (index = prompt * n + sample). */
@@ -38,7 +55,7 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
     if (body.stream_options && !body.stream)
       throw badRequest('stream_options is only allowed with stream: true', 'stream_options');
     return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
-      const prompts = await Promise.all(promptList(body.prompt).map((p) => promptOf(a.model, p)));
+      const prompts = await Promise.all(promptList(body.prompt).map((p) => promptOf(a, p, body.suffix)));
       const logprobs = body.logprobs ?? null;
       const params = samplingParams(body, logprobs);
       const grammar = openaiGrammar(body);

@@ -127,6 +127,7 @@ export const completionRequest = z.strictObject({
   logprobs: opt(int().min(0).max(MAX_LOGPROBS)),
   echo: opt(z.boolean()),
   response_format: opt(responseFormat),
-  suffix: opt(z.string().max(0, 'suffix (fill-in-the-middle) is not supported by pagoda')),
+  /** The text after the gap: each answer is what goes between its prompt and this (fill-in-the-middle). */
+  suffix: opt(z.string()),
 });
 export type CompletionRequest = z.output<typeof completionRequest>;
