@@ -162,9 +162,9 @@ class SafetensorsSource implements SafetensorsWeights {
   }
 }
 
-/** Opens `model.safetensors`, or the shards listed in `model.safetensors.index.json`. */
-export function openSafetensors(dir: string): SafetensorsWeights {
-  const indexPath = join(dir, 'model.safetensors.index.json');
+/** Opens `model.safetensors` (or another single `file`), or the shards listed in `model.safetensors.index.json`. */
+export function openSafetensors(dir: string, file = 'model.safetensors'): SafetensorsWeights {
+  const indexPath = join(dir, `${file}.index.json`);
   if (existsSync(indexPath)) {
     let index: { weight_map?: Record<string, string> };
     try {
@@ -187,8 +187,8 @@ export function openSafetensors(dir: string): SafetensorsWeights {
     }
     return new SafetensorsSource(files);
   }
-  const single = join(dir, 'model.safetensors');
-  if (!existsSync(single)) throw new UserError(`${dir}: no model.safetensors or model.safetensors.index.json`);
+  const single = join(dir, file);
+  if (!existsSync(single)) throw new UserError(`${dir}: no ${file} or ${file}.index.json`);
   return new SafetensorsSource([new SafetensorsFile(single)]);
 }
 

@@ -4,6 +4,7 @@ import { openCheckpoint } from '../loader/fp8-weights.ts';
 import { ggufHeader, isGgufPath } from '../loader/gguf/files.ts';
 import { GgufWeightSource } from '../loader/gguf/weights.ts';
 import { loadModelConfig } from '../loader/hf-config.ts';
+import { readLoraAdapter, withLora } from '../loader/lora-adapter.ts';
 import type { WeightSource } from '../loader/safetensors.ts';
 import type { LoadQuantization } from '../primitives/quant/mix.ts';
 import type { BuildOptions } from './architecture.ts';
@@ -17,12 +18,13 @@ import { ModelWeights } from './weights.ts';
  * Reads the config and weights of a model folder (config.json, safetensors; an FP8 checkpoint dequantized as it
  * loads, or kept as FP8 on a backend with FP8 weights, which `log` notes) or a GGUF file, checks every tensor's shape,
  * and builds the model on `backend`; with `quantization`, the Llama family's matrices are quantized as they load
- * (quantize-at-load.ts: to GGUF blocks on the host, or to FP8 by the backend).
+ * (quantize-at-load.ts: to GGUF blocks on the host, or to FP8 by the backend). With `lora`, a PEFT LoRA adapter
+ * folder is merged into the weights it adapts as they load (before any quantization).
  */
 export function loadModel(
   path: string,
   backend: Backend,
-  options: BuildOptions & { quantization?: LoadQuantization; log?: (line: string) => void } = {},
+  options: BuildOptions & { quantization?: LoadQuantization; lora?: string; log?: (line: string) => void } = {},
 ): Model {
   const config = loadModelConfig(path);
   const gguf = isGgufPath(path);
@@ -38,6 +40,11 @@ export function loadModel(
     source = checkpoint.weights;
   }
   try {
+    if (options.lora) {
+      const adapter = readLoraAdapter(options.lora);
+      source = withLora(source, adapter);
+      options.log?.(`LoRA adapter ${options.lora}: merged into ${adapter.pairs.size} weights as they load`);
+    }
     const { convert, fp8 } = loadHooks(options.quantization, config, source.has('lm_head.weight'));
     return arch.build(config, new ModelWeights(source, backend, path, convert, fp8), backend, options);
   } finally {
