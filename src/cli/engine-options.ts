@@ -72,6 +72,10 @@ export function addEngineOptions(cmd: Command): Command {
       'quantize the weights at load: q8_0, q4_0, q4_k_m, q5_k_m, q6_k, … (CPU), fp8 (CUDA, compute capability 8.9+) (default: $PAGODA_QUANTIZATION)',
     )
     .option(
+      '--lora <folder>',
+      'a PEFT LoRA adapter folder, merged into the weights as they load (default: $PAGODA_LORA)',
+    )
+    .option(
       '--speculative <ngram|model>',
       'speculative decoding: ngram (prompt lookup) or a draft model (folder or name)',
     )
@@ -159,6 +163,7 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
     progress: statusLine(),
     speculative: speculativeOptionsFrom(opts, env.speculative),
     quantization: opts.quantization === undefined ? env.quantization : String(opts.quantization),
+    lora: opts.lora === undefined ? env.lora : String(opts.lora),
     kvCacheType:
       opts.kvCacheType !== undefined
         ? parseKvCacheType(String(opts.kvCacheType), '--kv-cache-type')

@@ -22,6 +22,8 @@ export interface EnvSettings {
   quantization?: string;
   /** PAGODA_KV_CACHE_TYPE as written (checked with --kv-cache-type). */
   kvCacheType?: string;
+  /** PAGODA_LORA: like --lora (a PEFT LoRA adapter folder). */
+  lora?: string;
   /** PAGODA_RUNNER_THREAD: 1 or 0 (--runner-thread / --no-runner-thread). */
   runnerThread?: boolean;
   /** PAGODA_ASYNC_SCHEDULING=0: as --no-async-scheduling. */
@@ -95,6 +97,7 @@ export function settingsFromEnv(env: Env = process.env): EnvSettings {
     ...(env.PAGODA_GRAMMAR_WORKERS && { grammarWorkers: env.PAGODA_GRAMMAR_WORKERS }),
     ...(env.PAGODA_QUANTIZATION && { quantization: env.PAGODA_QUANTIZATION }),
     ...(env.PAGODA_KV_CACHE_TYPE && { kvCacheType: env.PAGODA_KV_CACHE_TYPE }),
+    ...(env.PAGODA_LORA && { lora: env.PAGODA_LORA }),
     ...(env.PAGODA_KV_COMPRESSION && { kvCompression: env.PAGODA_KV_COMPRESSION }),
     ...(env.PAGODA_KV_BUDGET && { kvBudget: env.PAGODA_KV_BUDGET }),
   };

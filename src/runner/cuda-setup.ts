@@ -45,6 +45,8 @@ export interface CudaModelOptions {
   quantization?: string;
   /** --quantization q4_k_m, q8_0, ...: the matrices as that scheme's blocks (dummy blocks made on the device). */
   quantScheme?: QuantScheme;
+  /** A PEFT LoRA adapter folder merged into the weights as they load. */
+  lora?: string;
 }
 
 /** The one line refusing `--quantization fp8` where FP8 weights cannot run, and `why`. */
@@ -195,7 +197,7 @@ export function loadCudaModel(
       const target = cudaThroughNccl(1, o.cuda) ? ncclBackend([b], o.log) : b;
       const model = releasingOnError(
         () => (target === b ? [] : [target]),
-        () => (o.dummy ? loadDummyModel(dir, target, build) : loadModel(dir, target, { ...build, log: o.log })),
+        () => (o.dummy ? loadDummyModel(dir, target, build) : loadModel(dir, target, { ...build, lora: o.lora, log: o.log })),
       );
       b.releaseLoadStaging();
       return model;

@@ -23,7 +23,7 @@ import type { KvCompressionConfig } from '../primitives/kv-compression.ts';
 import { isFp8, type LoadQuantization, parseLoadQuantization } from '../primitives/quant/mix.ts';
 import type { Manifest } from '../store/manifest.ts';
 import { type PromptTemplate, storedChatTemplate } from '../store/model-prompt.ts';
-import { resolveModel } from '../store/resolve.ts';
+import { adapterPath, resolveModel } from '../store/resolve.ts';
 import { UserError } from '../util/errors.ts';
 import { fp8Refusal, loadCudaModel } from './cuda-setup.ts';
 import { cpuKvBlocks, kvBytesPerValue, kvCacheDtype, kvCacheQuant } from './kv-cache-choice.ts';
@@ -73,6 +73,8 @@ export interface EngineOptions {
    * q4_k_m, …); with dummy weights, random blocks of that type. CPU only for now.
    */
   quantization?: string;
+  /** --lora: a PEFT LoRA adapter folder, merged into the weights as they load (a stored model's ADAPTER otherwise). */
+  lora?: string;
   /**
    * --kv-cache-type: auto, a float type (on the GPU it picks --dtype; the CPU stores f32) or a quantized type the
    * CPU backend stores as such (fp8, q8_0, q4_0; see primitives/kv-cache-type.ts).
@@ -152,6 +154,15 @@ export function isModelReference(arg: string): boolean {
   }
 }
 
+/** The LoRA adapter folder to merge: --lora, or a stored model's ADAPTER; both, or either with dummy weights, refused. */
+function loraFolder(manifest: Manifest | null, flag: string | undefined, dummy: boolean): string | undefined {
+  const stored = manifest?.adapter ? adapterPath(manifest.adapter, process.env) : undefined;
+  if (flag && stored) throw new UserError(`--lora ${flag}: the model already has an adapter (${stored}); one at a time`);
+  const lora = flag ?? stored;
+  if (lora && dummy) throw new UserError(`--lora ${lora}: an adapter needs real weights, not --load-format dummy`);
+  return lora;
+}
+
 /**
  * Loads everything one model needs: config, generation config, tokenizer, chat template, weights on the backend,
  * KV cache sized from `kvCacheMemory`. `model` is a folder or the demo model (name or none).
@@ -172,6 +183,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   }
   const device = chooseDevice(options, log);
   const dummy = options.loadFormat === 'dummy';
+  const lora = loraFolder(manifest, options.lora, dummy);
   const onCpu = device === 'cpu';
   const quantization = options.quantization
     ? weightQuantization(options.quantization, onCpu, options.backend)
@@ -235,6 +247,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
           // The spelling of fp8, which CUDA keeps as FP8; GGUF block schemes as parsed.
           quantization: quantization && isFp8(quantization) ? options.quantization : undefined,
           quantScheme: quantization && !isFp8(quantization) ? quantization : undefined,
+          lora,
         });
         // The model's backend is the one to free: a ParallelBackend over the device's frees it and NCCL's state.
         [m, made, gpu] = [cuda.model, cuda.model.backend, cuda.backend];
@@ -244,7 +257,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
       } else {
         const backend = options.backend ?? (made = cpuBackend(ranks, options.cpuThreads));
         const build = { maxModelLen, quantization };
-        m = dummy ? loadDummyModel(modelDir, backend, build) : loadModel(modelDir, backend, { ...build, log });
+        m = dummy ? loadDummyModel(modelDir, backend, build) : loadModel(modelDir, backend, { ...build, lora, log });
         if (ranks > 1)
           log(`tensor parallel: ${ranks} ranks simulated on the CPU, each with its own KV cache of the size below`);
         const blockBytes = kvBlockBytes(m, blockSize, kvBytesPerValue(kvQuant, device));

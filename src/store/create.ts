@@ -1,14 +1,15 @@
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { TemplateError } from '../gotemplate/errors.ts';
 import { OllamaTemplate } from '../gotemplate/ollama.ts';
 import { hasGgufMagic } from '../loader/gguf/read.ts';
+import { readLoraAdapter } from '../loader/lora-adapter.ts';
 import { parseQuantization } from '../primitives/quant/mix.ts';
 import { UserError } from '../util/errors.ts';
 import { blobFolderId, blobFolderPath, FOLDER_FILE } from './blob-folder.ts';
 import { findSnapshot } from './hf-cache.ts';
 import { expandHome, hubCacheDir, modelsDir, ollamaModelsDir } from './locations.ts';
-import type { Manifest, ModelSource } from './manifest.ts';
+import type { AdapterSource, Manifest, ModelSource } from './manifest.ts';
 import { ModelStore, type StoredModel } from './model-store.ts';
 import type { Modelfile } from './modelfile.ts';
 import { isHubRepoId, looksLikePath, nameProblem, parseModelName } from './names.ts';
@@ -32,6 +33,8 @@ export interface CreateOptions {
    * model folder's files.
    */
   fromFiles?: Record<string, string>;
+  /** An uploaded PEFT LoRA adapter folder's files (file name -> digest): the API's ADAPTER. */
+  adapterFiles?: Record<string, string>;
 }
 
 /**
@@ -57,6 +60,12 @@ export async function createModel(name: string, mf: Modelfile, opts: CreateOptio
       throw new UserError(`${at(line)}: TEMPLATE is not a valid Go template: ${err.detail}`);
     }
   }
+  const adapter = adapterOf(mf, store, opts, base.inherited, at);
+  if (adapter && scheme) {
+    throw new UserError(
+      `${at(mf.adapterLine)}: ADAPTER with quantize: an adapter merges only into 16- or 32-bit weights (serve the model with --quantization instead)`,
+    );
+  }
   // New parameters replace inherited ones of the same name (stop lists included).
   const parameters = { ...(base.inherited?.parameters ?? {}), ...mf.parameters };
   const manifest: Manifest = {
@@ -68,9 +77,45 @@ export async function createModel(name: string, mf: Modelfile, opts: CreateOptio
     template: mf.template ?? base.inherited?.template,
     messages: mf.messages.length ? mf.messages : (base.inherited?.messages ?? []),
     license: mf.license.length ? mf.license : (base.inherited?.license ?? []),
+    adapter,
     createdAt: new Date().toISOString(),
   };
   return store.put(name, manifest);
+}
+
+/**
+ * The new model's LoRA adapter: uploaded files, or the Modelfile's ADAPTER folder (the CLI's; the API takes uploads),
+ * else the base model's. Read once here, so an adapter pagoda cannot merge is refused at create.
+ */
+function adapterOf(
+  mf: Modelfile,
+  store: ModelStore,
+  opts: CreateOptions,
+  inherited: Manifest | null,
+  at: (line: number | undefined) => string,
+): AdapterSource | undefined {
+  let adapter: AdapterSource;
+  let dir: string;
+  if (opts.adapterFiles) {
+    const where = `${at(undefined)}: adapters`;
+    const strange = Object.keys(opts.adapterFiles).find((f) => !FOLDER_FILE.test(f));
+    if (strange) throw new UserError(`${where}: ${JSON.stringify(strange.slice(0, 100))} is not a plain file name`);
+    for (const [file, digest] of Object.entries(opts.adapterFiles)) {
+      keepUpload(store, digest, storedBlob(store, digest, `${where}: ${file}`));
+    }
+    adapter = { kind: 'blob-folder', files: opts.adapterFiles };
+    dir = blobFolderPath(store.root, opts.adapterFiles);
+  } else if (mf.adapter !== undefined) {
+    const where = `${at(mf.adapterLine)}: ADAPTER ${mf.adapter}`;
+    if (!opts.allowPaths) throw new UserError(`${where}: paths are not accepted here, upload the adapter's files`);
+    dir = resolve(opts.baseDir ?? '.', expandHome(mf.adapter));
+    if (existsSync(dir) && statSync(dir).isFile() && hasGgufMagic(dir)) {
+      throw new UserError(`${where}: a GGUF LoRA adapter is not supported; give the PEFT adapter folder`);
+    }
+    adapter = { kind: 'hf-folder', path: dir };
+  } else return inherited?.adapter;
+  readLoraAdapter(dir).close();
+  return adapter;
 }
 
 /**
@@ -210,7 +255,7 @@ export function removeModel(name: string, env: Record<string, string | undefined
  * for a later pull to resume.
  */
 function pruneBlobs(store: ModelStore): void {
-  const sources = store.list().map((m) => m.manifest.source);
+  const sources = store.list().flatMap((m) => [m.manifest.source, ...(m.manifest.adapter ? [m.manifest.adapter] : [])]);
   const used = new Set(
     sources
       .flatMap((s) => (s.kind === 'blob' ? [s.digest] : s.kind === 'blob-folder' ? Object.values(s.files) : []))

@@ -7,17 +7,23 @@ import { DIGEST } from './ollama/manifest.ts';
  * from an Ollama-compatible registry or uploaded) is `blobs/sha256-<hex>` in the store's own folder; a `blob-folder`
  * (an uploaded safetensors folder: file name -> digest) is a folder of links to such blobs (blob-folder.ts).
  */
+const folder = z.object({ kind: z.literal('hf-folder'), path: z.string() });
+const blobFolder = z.object({
+  kind: z.literal('blob-folder'),
+  files: z.record(z.string().regex(FOLDER_FILE), z.string().regex(DIGEST)),
+});
 export const ModelSourceSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('hf-repo'), repo: z.string(), revision: z.string() }),
-  z.object({ kind: z.literal('hf-folder'), path: z.string() }),
+  folder,
   z.object({ kind: z.literal('gguf'), path: z.string() }),
   z.object({ kind: z.literal('blob'), digest: z.string().regex(DIGEST) }),
-  z.object({
-    kind: z.literal('blob-folder'),
-    files: z.record(z.string().regex(FOLDER_FILE), z.string().regex(DIGEST)),
-  }),
+  blobFolder,
 ]);
 export type ModelSource = z.infer<typeof ModelSourceSchema>;
+
+/** A Modelfile's ADAPTER: a PEFT LoRA folder merged into the weights as they load, by path or uploaded as blobs. */
+export const AdapterSourceSchema = z.discriminatedUnion('kind', [folder, blobFolder]);
+export type AdapterSource = z.infer<typeof AdapterSourceSchema>;
 
 export const ParameterValueSchema = z.union([z.number(), z.string(), z.boolean(), z.array(z.string())]);
 export type ParameterValue = z.infer<typeof ParameterValueSchema>;
@@ -38,6 +44,7 @@ export const ManifestSchema = z.object({
   template: z.string().optional(),
   messages: z.array(ChatMessageSchema),
   license: z.array(z.string()),
+  adapter: AdapterSourceSchema.optional(),
   createdAt: z.string(),
 });
 export type Manifest = z.infer<typeof ManifestSchema>;

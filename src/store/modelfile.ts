@@ -1,5 +1,5 @@
 import { UserError } from '../util/errors.ts';
-import type { ChatMessage, ParameterValue } from './manifest.ts';
+import type { AdapterSource, ChatMessage, ParameterValue } from './manifest.ts';
 
 /** A parsed Modelfile (Ollama's format). */
 export interface Modelfile {
@@ -11,6 +11,9 @@ export interface Modelfile {
   templateLine?: number;
   messages: ChatMessage[];
   license: string[];
+  /** ADAPTER: a PEFT LoRA adapter folder, as written. */
+  adapter?: string;
+  adapterLine?: number;
 }
 
 /** PARAMETER names pagoda honours, with their types (the sampling and context options of Ollama). */
@@ -98,10 +101,12 @@ export function parseModelfile(text: string, file = 'Modelfile'): Modelfile {
         out.license.push(readArg(rest));
         break;
       case 'ADAPTER':
-        fail('ADAPTER is not supported by pagoda');
+        if (out.adapter !== undefined) fail('one ADAPTER only');
+        out.adapterLine = lineNo;
+        out.adapter = readArg(rest);
         break;
       default:
-        fail(`unknown instruction ${m![1]} (expected FROM, PARAMETER, SYSTEM, TEMPLATE, MESSAGE or LICENSE)`);
+        fail(`unknown instruction ${m![1]} (expected FROM, ADAPTER, PARAMETER, SYSTEM, TEMPLATE, MESSAGE or LICENSE)`);
     }
   }
   if (out.from === undefined) throw new UserError(`${file}: no FROM line (FROM names the base model)`);
@@ -140,9 +145,13 @@ export function formatModelfile(m: {
   template?: string;
   messages: ChatMessage[];
   license: string[];
+  adapter?: AdapterSource;
 }): string {
   const quote = (s: string) => `"""${s}"""`;
   const lines = [`FROM ${m.from}`];
+  // An uploaded adapter has no path of its own to show: its files are named instead.
+  if (m.adapter?.kind === 'hf-folder') lines.push(`ADAPTER ${m.adapter.path}`);
+  if (m.adapter?.kind === 'blob-folder') lines.push(`# ADAPTER uploaded: ${Object.keys(m.adapter.files).join(', ')}`);
   if (m.template !== undefined) lines.push(`TEMPLATE ${quote(m.template)}`);
   if (m.system !== undefined) lines.push(`SYSTEM ${quote(m.system)}`);
   lines.push(...formatParameters(m.parameters).map((l) => `PARAMETER ${l}`));

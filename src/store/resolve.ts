@@ -7,7 +7,7 @@ import { blobFolderPath } from './blob-folder.ts';
 import { findSnapshot } from './hf-cache.ts';
 import { findCachedGguf, HF_HOST, isHfGgufName } from './hf-gguf.ts';
 import { expandHome, hubCacheDir, modelsDir, ollamaModelsDir } from './locations.ts';
-import type { Manifest, ModelSource } from './manifest.ts';
+import type { AdapterSource, Manifest, ModelSource } from './manifest.ts';
 import { ModelStore } from './model-store.ts';
 import { formatModelName, isHubRepoId, looksLikePath, nameProblem, parseModelName } from './names.ts';
 import { blobFileName } from './ollama/manifest.ts';
@@ -138,6 +138,11 @@ export function checkModelPath(path: string, shown: string): { format: 'safetens
   }
   if (hasGgufMagic(path)) return { format: 'gguf' };
   throw new UserError(`${shown}: not a model folder or a GGUF file`);
+}
+
+/** The folder a manifest's ADAPTER names: as given, or its uploaded files' folder of blobs. */
+export function adapterPath(adapter: AdapterSource, env: Record<string, string | undefined>): string {
+  return adapter.kind === 'hf-folder' ? adapter.path : blobFolderPath(modelsDir(env), adapter.files);
 }
 
 /** The files a manifest's source names: a cache snapshot, a folder, a GGUF file, a blob or a folder of blobs. */

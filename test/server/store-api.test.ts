@@ -22,6 +22,8 @@ import { post } from './harness.ts';
 const run = promisify(execFile);
 const QWEN = join(projectRoot, 'test/fixtures/models/tiny-qwen2');
 const LLAMA = join(projectRoot, 'test/fixtures/models/tiny-llama');
+const LORA = join(projectRoot, 'test/fixtures/models/tiny-llama-lora');
+const LORA_MERGED = join(projectRoot, 'test/fixtures/models/tiny-llama-lora-merged');
 // Ollama's published Llama 3 template (test/fixtures/ollama-templates/README.md says where it comes from).
 const LLAMA3_TEMPLATE = readFileSync(
   join(projectRoot, 'test/fixtures/ollama-templates/llama3-instruct.gotmpl'),
@@ -319,6 +321,54 @@ test("ollama create's upload of a safetensors folder: each file a blob, served f
     'the last model gone, its blobs go',
   );
   assert.deepEqual(readdirSync(join(root, 'models', 'folders')), [], 'and its folder');
+});
+
+test("ollama create's ADAPTER upload: a PEFT LoRA folder merged as the model loads, as if merged beforehand", async () => {
+  const upload = async (path: string) => {
+    const bytes = readFileSync(path);
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    const sent = await fetch(`${server.url}/api/blobs/${digest}`, { method: 'POST', body: bytes });
+    assert.ok(sent.status === 201 || sent.status === 200, `${path}: ${sent.status}`);
+    return digest;
+  };
+  const folder = async (dir: string, names: string[], from: Record<string, string> = {}) => {
+    const files: Record<string, string> = {};
+    for (const name of names) files[name] = await upload(join(from[name] ?? dir, name));
+    return files;
+  };
+  const model = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'];
+  const base = await folder(LLAMA, model);
+  const adapters = await folder(LORA, ['adapter_config.json', 'adapter_model.safetensors']);
+  // The reference: tiny-llama with the weights numpy merged (test/fixtures/generate-lora.py).
+  const merged = await folder(LLAMA, model, { 'model.safetensors': LORA_MERGED });
+  const create = (name: string, body: Record<string, unknown>) =>
+    post(`${server.url}/api/create`, { model: name, stream: false, ...body });
+  assert.deepEqual((await create('tuned', { files: base, adapters })).json, { status: 'success' });
+  assert.deepEqual((await create('merged', { files: merged })).json, { status: 'success' });
+  const greedy = async (name: string) => {
+    const body = { model: name, prompt: 'Once upon a time', max_tokens: 12, temperature: 0 };
+    return ((await post(`${server.url}/v1/completions`, body)).json.choices as { text: string }[])[0]!.text;
+  };
+  assert.deepEqual((await create('plain', { files: base })).json, { status: 'success' });
+  const tuned = await greedy('tuned');
+  assert.equal(tuned, await greedy('merged'));
+  assert.notEqual(tuned, await greedy('plain'), 'the adapter changes the answer');
+  assert.equal(
+    (await ollama.show({ model: 'tuned' })).modelfile.includes('# ADAPTER uploaded: adapter_config.json'),
+    true,
+  );
+  const refused = await create('bad', {
+    files: base,
+    adapters: { 'adapter_config.json': adapters['adapter_config.json']! },
+  });
+  assert.equal(refused.status, 400);
+  assert.match(String(refused.json.error), /adapter_model\.safetensors/);
+  for (const name of ['tuned', 'merged', 'plain', 'bad']) await ollama.delete({ model: name }).catch(() => {});
+  const blobFile = (d: string) => join(root, 'models', 'blobs', d.replace(':', '-'));
+  assert.ok(
+    Object.values(adapters).every((d) => !existsSync(blobFile(d))),
+    'the adapter blobs go with the model',
+  );
 });
 
 test('every route that takes a model name refuses names that could escape the store', async () => {

@@ -154,7 +154,7 @@ test('Modelfile errors name the line', async () => {
     ['FROM x\nMESSAGE robot hi', /Modelfile:2: MESSAGE role "robot" is not one of/],
     ['FROM x\nFROM y', /Modelfile:2: FROM given twice/],
     ['SYSTEM hi', /Modelfile: no FROM line/],
-    ['FROM x\nADAPTER ./lora', /Modelfile:2: ADAPTER is not supported/],
+    ['FROM x\nADAPTER ./a\nADAPTER ./b', /Modelfile:3: one ADAPTER only/],
   ];
   for (const [text, re] of cases) assert.throws(() => parseModelfile(text), re, text);
   addToHubCache(env.HF_HUB_CACHE!, 'acme/tiny', { 'config.json': config });

@@ -42,16 +42,20 @@ const createRequest = z.strictObject({
 });
 
 /**
- * The uploaded files that `files` names (`ollama create` sends a Modelfile's `FROM ./model.gguf` or `FROM ./folder`
- * so: each file's base name and the digest it uploaded to /api/blobs), or null without `files`. create.ts checks they
- * make one GGUF file or a safetensors model folder.
+ * The uploaded files that `files` (or `adapters`, the `field`) names (`ollama create` sends a Modelfile's `FROM
+ * ./model.gguf` or `FROM ./folder`, and `ADAPTER ./folder`, so: each file's base name and the digest it uploaded to
+ * /api/blobs), or null without any. create.ts checks they make one GGUF file, a safetensors model folder or a PEFT
+ * LoRA adapter folder.
  */
-function uploadedFiles(files: Record<string, string> | null | undefined): Record<string, string> | null {
+function uploadedFiles(
+  files: Record<string, string> | null | undefined,
+  field = 'files',
+): Record<string, string> | null {
   const entries = Object.entries(files ?? {});
   if (entries.length === 0) return null;
   if (entries.length > MAX_FILES)
-    throw new ApiError(400, `files: ${entries.length} files, at most ${MAX_FILES}`, 'files');
-  for (const [name, digest] of entries) uploadPath(digest, `files["${name.slice(0, 100)}"]`);
+    throw new ApiError(400, `${field}: ${entries.length} files, at most ${MAX_FILES}`, field);
+  for (const [name, digest] of entries) uploadPath(digest, `${field}["${name.slice(0, 100)}"]`);
   return files as Record<string, string>;
 }
 /** More files than any model folder has (Ollama's client sends the weights' shards and the folder's JSON files). */
@@ -131,10 +135,8 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
     const body = parseBody(createRequest, request.body);
     const model = checkedName(body.model ?? body.name, 'model');
     const base = fromModelfileText(body.modelfile);
-    if (body.adapters != null && Object.keys(body.adapters).length > 0) {
-      throw new ApiError(400, 'adapters are not supported by pagoda', 'adapters');
-    }
     const files = uploadedFiles(body.files);
+    const adapterFiles = uploadedFiles(body.adapters, 'adapters');
     const from = files ? filesLabel(files) : checkedName(body.from ?? base?.from, 'from');
     const given: Modelfile['parameters'] = {};
     for (const [key, value] of Object.entries(body.parameters ?? {})) {
@@ -152,12 +154,15 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
       templateLine: body.template ? undefined : base?.templateLine,
       messages: body.messages ?? base?.messages ?? [],
       license: license ?? base?.license ?? [],
+      adapter: base?.adapter,
+      adapterLine: base?.adapterLine,
     };
     try {
       await createModel(model, modelfile, {
         file: base ? 'modelfile' : '/api/create',
         quantize: body.quantize ?? undefined,
         fromFiles: files ?? undefined,
+        adapterFiles: adapterFiles ?? undefined,
       });
     } catch (err) {
       throw storeError(err, 'from');
