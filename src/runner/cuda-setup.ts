@@ -197,7 +197,8 @@ export function loadCudaModel(
       const target = cudaThroughNccl(1, o.cuda) ? ncclBackend([b], o.log) : b;
       const model = releasingOnError(
         () => (target === b ? [] : [target]),
-        () => (o.dummy ? loadDummyModel(dir, target, build) : loadModel(dir, target, { ...build, lora: o.lora, log: o.log })),
+        () =>
+          o.dummy ? loadDummyModel(dir, target, build) : loadModel(dir, target, { ...build, lora: o.lora, log: o.log }),
       );
       b.releaseLoadStaging();
       return model;

@@ -157,7 +157,8 @@ export function isModelReference(arg: string): boolean {
 /** The LoRA adapter folder to merge: --lora, or a stored model's ADAPTER; both, or either with dummy weights, refused. */
 function loraFolder(manifest: Manifest | null, flag: string | undefined, dummy: boolean): string | undefined {
   const stored = manifest?.adapter ? adapterPath(manifest.adapter, process.env) : undefined;
-  if (flag && stored) throw new UserError(`--lora ${flag}: the model already has an adapter (${stored}); one at a time`);
+  if (flag && stored)
+    throw new UserError(`--lora ${flag}: the model already has an adapter (${stored}); one at a time`);
   const lora = flag ?? stored;
   if (lora && dummy) throw new UserError(`--lora ${lora}: an adapter needs real weights, not --load-format dummy`);
   return lora;
