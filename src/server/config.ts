@@ -8,6 +8,8 @@ export interface ServeConfig {
   port: number;
   /** `--model` paths or names, in the order given; the first is the default. */
   models: string[];
+  /** `--lora-modules`: served names of the first model with a LoRA adapter folder merged in. */
+  loraModules: { name: string; folder: string }[];
   /** Concurrent sequences per model (the engine's max running sequences); null = the engine's default. */
   numParallel: number | null;
   flashAttention: 'auto' | 'on' | 'off';
@@ -42,6 +44,7 @@ export interface ServeFlags {
   host?: string;
   port?: string | number;
   model?: string[];
+  loraModules?: string[];
   numParallel?: string;
   flashAttention?: string;
   kvCacheType?: string;
@@ -204,6 +207,7 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
     host: parsedHost.host,
     port,
     models: flags.model ?? [],
+    loraModules: (flags.loraModules ?? []).map(loraModule),
     numParallel: numParallel ? int(numParallel, 0, 1, 4096) : null,
     flashAttention,
     kvCacheType,
@@ -226,4 +230,13 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
     loadTimeoutMs,
     ui: !noUi,
   };
+}
+
+/** A `--lora-modules` value, vLLM's NAME=FOLDER: the served name and the adapter folder. */
+function loraModule(spec: string): { name: string; folder: string } {
+  const at = spec.indexOf('=');
+  const name = spec.slice(0, at).trim();
+  const folder = spec.slice(at + 1).trim();
+  if (at <= 0 || !name || !folder) throw new UserError(`--lora-modules ${spec}: expected NAME=FOLDER`);
+  return { name, folder };
 }

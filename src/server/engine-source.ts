@@ -15,6 +15,7 @@ import { summarizeGguf } from '../store/gguf-summary.ts';
 import type { Manifest, ParameterValue } from '../store/manifest.ts';
 import { resolveModel } from '../store/resolve.ts';
 import { summarizeSafetensors } from '../store/safetensors-summary.ts';
+import { UserError } from '../util/errors.ts';
 import type { ServeConfig } from './config.ts';
 import type { ModelInfo } from './model-info.ts';
 import type { LoadedModel, ModelEntry, ModelSource } from './models.ts';
@@ -95,11 +96,16 @@ export class EngineModelSource implements ModelSource {
     // Cold files are read here without blocking the server; the synchronous load below then reads from memory.
     await warmWeightFiles(entry.path);
     const config = loadModelConfig(entry.path);
-    if (entry.ref !== DEMO_MODEL_NAME && modelTask(entry.path, config) !== 'generate') return this.loadPooling(entry);
+    if (entry.ref !== DEMO_MODEL_NAME && modelTask(entry.path, config) !== 'generate') {
+      if (entry.lora)
+        throw new UserError(`${entry.name}: a LoRA adapter merges into a text generator, not ${entry.path}`);
+      return this.loadPooling(entry);
+    }
     const modelMax = config.maxPositionEmbeddings;
     const wanted = this.engineOptions.maxModelLen ?? this.config.contextLength;
     const loaded = loadEngine(entry.ref, {
       ...this.engineOptions,
+      lora: entry.lora,
       kvCacheType: this.config.kvCacheType,
       maxModelLen: wanted === null || wanted === undefined ? undefined : Math.min(wanted, modelMax),
       maxNumSeqs: this.engineOptions.maxNumSeqs ?? this.config.numParallel ?? undefined,

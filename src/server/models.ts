@@ -76,6 +76,8 @@ export interface ModelEntry {
   ref: string;
   /** Named at start-up (`--model`): loaded then, never unloaded for being idle, outside the loaded-model limit. */
   pinned?: boolean;
+  /** A LoRA adapter folder merged into the weights as they load (`--lora-modules`). */
+  lora?: string;
 }
 
 /** Reads and loads models; the production one wraps the loader and engine, tests pass a double. */

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import pino from 'pino';
 import { DEMO_MODEL_NAME, DEMO_MODEL_WARNING, ensureDemoModel } from '../loader/demo-model.ts';
+import { readLoraAdapter } from '../loader/lora-adapter.ts';
 import type { EngineOptions } from '../runner/load.ts';
 import { listModels } from '../store/catalog.ts';
 import { modelsDir } from '../store/locations.ts';
@@ -46,10 +47,23 @@ export function resolveEntries(config: ServeConfig): { entries: ModelEntry[]; pr
     }
     if (!given.some((e) => e.name === entry.name)) given.push({ ...entry, pinned: true });
   }
+  // vLLM's --lora-modules: the first model with an adapter merged in, under the adapter's name, loaded on first use.
+  const adapted = config.loraModules.map(({ name, folder }) => {
+    if (given.some((g) => g.name === name)) {
+      throw new UserError(`--lora-modules ${name}=${folder}: "${name}" is already a served model's name`);
+    }
+    readLoraAdapter(folder).close();
+    return { ...given[0]!, name, pinned: false, lora: resolve(folder) };
+  });
   const known = listModels()
-    .filter((c) => c.path !== null && c.path.length > 0 && !given.some((g) => g.name === c.name || g.path === c.path))
+    .filter(
+      (c) =>
+        c.path !== null &&
+        c.path.length > 0 &&
+        ![...given, ...adapted].some((g) => g.name === c.name || g.path === c.path),
+    )
     .map((c) => ({ name: c.name, path: c.path!, ref: c.name }));
-  return { entries: [...given, ...known], preload: given };
+  return { entries: [...given, ...adapted, ...known], preload: given };
 }
 
 /** `app.listen`, with a busy or forbidden address said in one line. */

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { resolveServeConfig } from '../../server/config.ts';
 import { startServer } from '../../server/serve.ts';
+import { UserError } from '../../util/errors.ts';
 import { addEngineOptions, engineOptionsFrom } from '../engine-options.ts';
 import type { RegisterCommand } from './index.ts';
 
@@ -13,6 +14,11 @@ export const registerServe: RegisterCommand = (program) => {
     .option(
       '-m, --model <path|name>',
       'a model folder, a store name or "demo", kept loaded (repeatable; default: demo)',
+      collect,
+    )
+    .option(
+      '--lora-modules <name=folder>',
+      'serve the first --model with a PEFT LoRA adapter merged in, as its own model NAME (repeatable)',
       collect,
     )
     .option('--host <host>', 'address to listen on, optionally host:port [PAGODA_HOST]')
@@ -44,6 +50,11 @@ export const registerServe: RegisterCommand = (program) => {
     if (typeof opts.models === 'string') process.env.PAGODA_MODELS = opts.models;
     const config = resolveServeConfig(opts);
     const engineOptions = engineOptionsFrom(opts);
+    if (engineOptions.lora) {
+      throw new UserError(
+        `--lora ${engineOptions.lora}: serve takes --lora-modules NAME=FOLDER (the first model with the adapter, served as NAME)`,
+      );
+    }
     const say = (line: string) => process.stdout.write(`${line}\n`);
     const server = await startServer(config, engineOptions, say);
     let signals = 0;

@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { resolveServeConfig } from '../../src/server/config.ts';
+import { startServer } from '../../src/server/serve.ts';
+import { projectRoot } from '../helpers/fixtures.ts';
+import { post } from './harness.ts';
+
+const BASE = join(projectRoot, 'test/fixtures/models/tiny-llama');
+const ADAPTER = join(projectRoot, 'test/fixtures/models/tiny-llama-lora');
+const root = mkdtempSync(join(tmpdir(), 'pagoda-lora-modules-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+test('--lora-modules: the first model with the adapter merged, served under its own name beside the base', async () => {
+  // tiny-llama with the weights numpy merged (test/fixtures/generate-lora.py): the reference.
+  const merged = join(root, 'merged');
+  cpSync(BASE, merged, { recursive: true });
+  copyFileSync(
+    join(projectRoot, 'test/fixtures/models/tiny-llama-lora-merged/model.safetensors'),
+    join(merged, 'model.safetensors'),
+  );
+  const flags = { port: 0, host: '127.0.0.1', model: [BASE, merged], loraModules: [`tuned=${ADAPTER}`] };
+  const config = resolveServeConfig(flags, { PAGODA_MODELS: join(root, 'models'), HF_HUB_CACHE: join(root, 'hf') });
+  const server = await startServer(config, { log: () => {} }, () => {});
+  try {
+    await server.ready;
+    const listed = await fetch(`${server.url}/v1/models`).then((r) => r.json());
+    assert.ok((listed.data as { id: string }[]).some((m) => m.id === 'tuned'));
+    const greedy = async (model: string) => {
+      const body = { model, prompt: 'Once upon a time', max_tokens: 12, temperature: 0 };
+      return ((await post(`${server.url}/v1/completions`, body)).json.choices as { text: string }[])[0]!.text;
+    };
+    const tuned = await greedy('tuned');
+    assert.equal(tuned, await greedy('merged'));
+    assert.notEqual(tuned, await greedy('tiny-llama'));
+  } finally {
+    await server.shutdown();
+  }
+  assert.throws(
+    () => resolveServeConfig({ loraModules: ['no-equals-sign'] }, {}),
+    /^UserError: --lora-modules no-equals-sign: expected NAME=FOLDER$/,
+  );
+});
