@@ -2,6 +2,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bf16Bits, f16Bits } from '../primitives/float-bits.ts';
 import { type HostTensor, toFloat32 } from '../primitives/host-tensor.ts';
+
+const toFloat64 = (x: Float32Array) => Float64Array.from(x);
+
 import { UserError } from '../util/errors.ts';
 import { openSafetensors, type WeightSource } from './safetensors.ts';
 
@@ -150,23 +153,46 @@ function checkTargets(source: WeightSource, adapter: LoraAdapter): void {
   }
 }
 
-/** W + scale B A in W's dtype (see withLora). */
+/**
+ * W + scale B A in W's dtype (see withLora). Four rows of W at a time against A transposed, so each value of A read
+ * feeds four sums (about 2x one row at a time on V8); each sum still runs over the rank in order.
+ */
 function mergeLora(base: HostTensor, { a, b, scale }: LoraPair): Uint8Array {
   const [rows, cols] = base.shape as [number, number];
   const rank = a.shape[0]!;
   const w = toFloat32(base);
   const fa = toFloat32(a);
-  const fb = toFloat32(b);
-  const delta = new Float64Array(cols);
-  for (let o = 0; o < rows; o++) {
-    delta.fill(0);
-    for (let k = 0; k < rank; k++) {
-      const bk = fb[o * rank + k]!;
-      const ak = k * cols;
-      for (let i = 0; i < cols; i++) delta[i]! += bk * fa[ak + i]!;
-    }
+  const fb = toFloat64(toFloat32(b));
+  const at = new Float64Array(cols * rank);
+  for (let k = 0; k < rank; k++) for (let i = 0; i < cols; i++) at[i * rank + k] = fa[k * cols + i]!;
+  let o = 0;
+  for (; o + 4 <= rows; o += 4) {
+    const [b0, b1, b2, b3] = [0, 1, 2, 3].map((r) => (o + r) * rank) as [number, number, number, number];
     const row = o * cols;
-    for (let i = 0; i < cols; i++) w[row + i] = w[row + i]! + scale * delta[i]!;
+    for (let i = 0; i < cols; i++) {
+      let d0 = 0;
+      let d1 = 0;
+      let d2 = 0;
+      let d3 = 0;
+      for (let k = 0, j = i * rank; k < rank; k++, j++) {
+        const x = at[j]!;
+        d0 += fb[b0 + k]! * x;
+        d1 += fb[b1 + k]! * x;
+        d2 += fb[b2 + k]! * x;
+        d3 += fb[b3 + k]! * x;
+      }
+      w[row + i] = w[row + i]! + scale * d0;
+      w[row + cols + i] = w[row + cols + i]! + scale * d1;
+      w[row + 2 * cols + i] = w[row + 2 * cols + i]! + scale * d2;
+      w[row + 3 * cols + i] = w[row + 3 * cols + i]! + scale * d3;
+    }
+  }
+  for (; o < rows; o++) {
+    for (let i = 0; i < cols; i++) {
+      let d = 0;
+      for (let k = 0, j = i * rank; k < rank; k++, j++) d += fb[o * rank + k]! * at[j]!;
+      w[o * cols + i] = w[o * cols + i]! + scale * d;
+    }
   }
   if (base.dtype === 'f32') return new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
   const bits = base.dtype === 'bf16' ? bf16Bits : f16Bits;

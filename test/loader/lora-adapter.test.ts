@@ -122,3 +122,31 @@ test('what cannot be merged is refused in one line naming the file and the field
     /adapter_model\.safetensors: model\.layers\.0\.self_attn\.k_proj\.weight is \[64, 64\] in the model, but the adapter's factors make \[32, 64\]$/,
   );
 });
+
+test('a weight whose rows are not a multiple of four merges its last rows too', () => {
+  const f32 = (name: string, shape: number[], values: number[]) => ({
+    name,
+    shape,
+    dtype: 'f32' as const,
+    bytes: new Uint8Array(Float32Array.from(values).buffer),
+  });
+  const [rows, cols, rank] = [5, 3, 2];
+  const w = f32(
+    'w.weight',
+    [rows, cols],
+    Array.from({ length: rows * cols }, (_, i) => i / 7),
+  );
+  const a = f32('a', [rank, cols], [0.5, -1, 2, 0.25, 3, -0.5]);
+  const b = f32('b', [rows, rank], [1, 2, -1, 0.5, 3, 1, 0, -2, 0.125, 4]);
+  const source = { names: () => ['w.weight'], has: (n: string) => n === 'w.weight', get: () => w, close() {} };
+  const adapter = { dir: 'x', pairs: new Map([['w.weight', { a, b, scale: 1.5 }]]), close() {} };
+  const got = new Float32Array(withLora(source, adapter).get('w.weight').bytes.slice().buffer);
+  const [fw, fa, fb] = [toFloat32(w), toFloat32(a), toFloat32(b)];
+  for (let o = 0; o < rows; o++) {
+    for (let i = 0; i < cols; i++) {
+      let d = 0;
+      for (let k = 0; k < rank; k++) d += fb[o * rank + k]! * fa[k * cols + i]!;
+      assert.equal(got[o * cols + i], Math.fround(fw[o * cols + i]! + 1.5 * d), `[${o}, ${i}]`);
+    }
+  }
+});
