@@ -40,10 +40,14 @@ export function tokenLogprob(
     const full = tok.decode([...context, id]);
     return full.startsWith(prefix) ? full.slice(prefix.length) : tok.decode([id]);
   };
+  const logprob = lp[tokenId]!;
+  let above = 0;
+  for (let i = 0; i < lp.length; i++) if (lp[i]! > logprob) above++;
   return {
     tokenId,
     token: text(tokenId),
-    logprob: lp[tokenId]!,
+    logprob,
+    rank: above + 1,
     top: topEntries(lp, top).map(({ id, value }) => ({ tokenId: id, token: text(id), logprob: value })),
   };
 }

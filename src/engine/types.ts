@@ -9,6 +9,8 @@ export interface TokenLogprob {
   tokenId: number;
   token: string;
   logprob: number;
+  /** The token's place among the vocabulary by logprob, 1 for the most likely (vLLM's rank). */
+  rank?: number;
   /** The top candidates at this step, best first. */
   top: { tokenId: number; token: string; logprob: number }[];
 }

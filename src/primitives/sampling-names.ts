@@ -30,6 +30,7 @@ const NAMES: readonly { key: keyof SamplingParams; kind: Kind; openai?: string; 
   { key: 'useBeamSearch', kind: 'boolean', openai: 'use_beam_search' },
   { key: 'lengthPenalty', kind: 'number', openai: 'length_penalty' },
   { key: 'stopTokenIds', kind: 'ids', openai: 'stop_token_ids' },
+  { key: 'promptLogprobs', kind: 'number', openai: 'prompt_logprobs' },
   // Keys stay as written: admission refuses any that is not a token id of the model.
   { key: 'logitBias', kind: 'bias', openai: 'logit_bias' },
 ];

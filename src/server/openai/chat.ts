@@ -6,7 +6,17 @@ import { keepAliveMs } from '../ollama/options.ts';
 import { openaiGrammar } from '../structured-output.ts';
 import { parseBody } from '../validate.ts';
 import { chatChunker, chatMessage, toMessages } from './chat-message.ts';
-import { chatLogprobs, collectChoices, completionId, streamChunks, totalTokens, unixSeconds, usage } from './common.ts';
+import {
+  chatLogprobs,
+  collectChoices,
+  completionId,
+  streamChunks,
+  totalTokens,
+  unixSeconds,
+  usage,
+  vllmPromptLogprobs,
+  withPromptLogprobs,
+} from './common.ts';
 import { samplingParams } from './sampling.ts';
 import { chatRequest } from './schemas.ts';
 
@@ -72,10 +82,12 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
         return reply;
       }
 
-      const choices = await collectChoices(outputs, n);
+      const scored = withPromptLogprobs(outputs, n);
+      const choices = await collectChoices(scored.outputs, n);
       return {
         ...base,
         object: 'chat.completion',
+        ...(body.prompt_logprobs != null && { prompt_logprobs: vllmPromptLogprobs(scored.of(0)) }),
         choices: choices.map((c) => ({
           index: c.index,
           ...chatMessage(mode, c.text, c.finishReason),

@@ -78,6 +78,37 @@ export function chatLogprobs(lps: TokenLogprob[]) {
   }));
 }
 
+/**
+ * `outputs` passed through, keeping each prompt's logprobs as its request's first output brings them (by prompt:
+ * choice index / n).
+ */
+export function withPromptLogprobs(outputs: AsyncIterable<RequestOutput>, n: number) {
+  const byPrompt = new Map<number, (TokenLogprob | null)[]>();
+  const tapped = (async function* () {
+    for await (const out of outputs) {
+      const first = out.outputs[0];
+      if (out.promptLogprobs && first) byPrompt.set(Math.floor(first.index / n), out.promptLogprobs);
+      yield out;
+    }
+  })();
+  return { outputs: tapped, of: (choice: number) => byPrompt.get(Math.floor(choice / n)) ?? [] };
+}
+
+/**
+ * vLLM's `prompt_logprobs`: per prompt token (the first has none: null) a map from token id to its logprob, rank and
+ * text, for its top alternatives and the prompt's own token.
+ */
+export function vllmPromptLogprobs(lps: readonly (TokenLogprob | null)[]) {
+  return lps.map(
+    (lp) =>
+      lp &&
+      Object.fromEntries([
+        ...lp.top.map((t, i) => [t.tokenId, { logprob: t.logprob, rank: i + 1, decoded_token: t.token }]),
+        [lp.tokenId, { logprob: lp.logprob, rank: lp.rank ?? null, decoded_token: lp.token }],
+      ]),
+  );
+}
+
 /** The legacy completions `logprobs` object; `offset` is the text length before these tokens. */
 export function completionLogprobs(lps: TokenLogprob[], offset: number) {
   const textOffset: number[] = [];

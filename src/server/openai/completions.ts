@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import type { CompletionDelta } from '../../engine/types.ts';
+import type { CompletionDelta, TokenLogprob } from '../../engine/types.ts';
+import type { TextTokenizer } from '../../loader/tokenizer.ts';
 import { badRequest } from '../errors.ts';
 import { infillIds } from '../fill-in-middle.ts';
 import {
@@ -23,6 +24,8 @@ import {
   totalTokens,
   unixSeconds,
   usage,
+  vllmPromptLogprobs,
+  withPromptLogprobs,
 } from './common.ts';
 import { samplingParams } from './sampling.ts';
 import { completionRequest } from './schemas.ts';
@@ -49,8 +52,10 @@ async function promptOf(
 export function registerCompletions(app: FastifyInstance, ctx: ServerContext): void {
   app.post('/v1/completions', async (request, reply) => {
     const body = parseBody(completionRequest, request.body);
-    if (body.echo && body.logprobs !== null && body.logprobs !== undefined) {
-      throw badRequest('echo together with logprobs (prompt logprobs) is not supported', 'echo');
+    // echo with logprobs scores the prompt too (lm-evaluation-harness's loglikelihood requests).
+    const echoLogprobs = body.echo === true && body.logprobs != null;
+    if (echoLogprobs && body.stream) {
+      throw badRequest("echo with logprobs cannot be streamed (the prompt's logprobs come whole)", 'echo');
     }
     if (body.stream_options && !body.stream)
       throw badRequest('stream_options is only allowed with stream: true', 'stream_options');
@@ -58,6 +63,7 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
       const prompts = await Promise.all(promptList(body.prompt).map((p) => promptOf(a, p, body.suffix)));
       const logprobs = body.logprobs ?? null;
       const params = samplingParams(body, logprobs);
+      if (echoLogprobs) params.promptLogprobs = Math.max(params.promptLogprobs ?? 0, logprobs!);
       const grammar = openaiGrammar(body);
       const n = params.n ?? 1;
       const echoOf = (index: number) => (body.echo ? prompts[Math.floor(index / n)].text : '');
@@ -118,13 +124,27 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
           return reply;
         }
 
-        const choices = await collectChoices(outputs, prompts.length * n);
+        const scoredPrompts = withPromptLogprobs(outputs, n);
+        const choices = await collectChoices(scoredPrompts.outputs, prompts.length * n);
+        const scored = scoredPrompts.of;
         return {
           ...base,
           choices: choices.map((c) => ({
             index: c.index,
             text: echoOf(c.index) + c.text,
-            logprobs: logprobs === null ? null : completionLogprobs(c.logprobs, echoOf(c.index).length),
+            logprobs:
+              logprobs === null
+                ? null
+                : echoLogprobs
+                  ? echoedLogprobs(
+                      scored(c.index),
+                      prompts[Math.floor(c.index / n)]!.ids,
+                      a.model.tokenizer,
+                      logprobs,
+                      c.logprobs,
+                    )
+                  : completionLogprobs(c.logprobs, echoOf(c.index).length),
+            ...(body.prompt_logprobs != null && { prompt_logprobs: vllmPromptLogprobs(scored(c.index)) }),
             finish_reason: c.finishReason,
             stop_reason: c.stopReason,
           })),
@@ -135,4 +155,38 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
       }
     });
   });
+}
+
+/**
+ * echo with logprobs: the legacy logprobs object over the prompt's tokens, then the answer's. The first prompt token
+ * has none (null, as OpenAI and vLLM write it); each other's alternatives are its top `k` and itself.
+ */
+function echoedLogprobs(
+  prompt: readonly (TokenLogprob | null)[],
+  ids: readonly number[],
+  tokenizer: TextTokenizer,
+  k: number,
+  answer: TokenLogprob[],
+) {
+  const tokens: string[] = [];
+  const tokenLogprobs: (number | null)[] = [];
+  const top: (Record<string, number> | null)[] = [];
+  const offsets: number[] = [];
+  let at = 0;
+  ids.forEach((id, i) => {
+    const lp = prompt[i] ?? null;
+    const token = lp?.token ?? tokenizer.decode([id]);
+    tokens.push(token);
+    offsets.push(at);
+    at += token.length;
+    tokenLogprobs.push(lp ? lp.logprob : null);
+    top.push(lp ? Object.fromEntries([...lp.top.slice(0, k), lp].map((t) => [t.token, t.logprob])) : null);
+  });
+  const tail = completionLogprobs(answer, at);
+  return {
+    tokens: [...tokens, ...tail.tokens],
+    token_logprobs: [...tokenLogprobs, ...tail.token_logprobs],
+    top_logprobs: [...top, ...tail.top_logprobs],
+    text_offset: [...offsets, ...tail.text_offset],
+  };
 }

@@ -13,5 +13,8 @@ export function samplingParams(
 ): Partial<SamplingParams> {
   const n = body.n ?? 1;
   if (body.stream && (body.best_of ?? n) > n) throw badRequest('best_of greater than n cannot be streamed', 'best_of');
+  if (body.stream && body.prompt_logprobs != null) {
+    throw badRequest('prompt_logprobs are not available when stream is true', 'prompt_logprobs');
+  }
   return { ...samplingFrom('openai', body), logprobs };
 }
