@@ -12,6 +12,7 @@ import {
   completionId,
   streamChunks,
   totalTokens,
+  truncatePrompt,
   unixSeconds,
   usage,
   vllmPromptLogprobs,
@@ -43,8 +44,10 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
         addGenerationPrompt: body.add_generation_prompt ?? undefined,
         continueFinalMessage: body.continue_final_message ? 'required' : undefined,
         structured: openaiGrammar(body),
+        encode: body.truncate_prompt_tokens == null ? undefined : { anyLength: true },
       });
-      const { ids: promptIds, mode } = chat;
+      const { mode } = chat;
+      const promptIds = truncatePrompt(chat.ids, body.truncate_prompt_tokens, a.model.contextLength);
       // max_completion_tokens is chat's newer name for max_tokens.
       const maxTokens = body.max_completion_tokens ?? body.max_tokens;
       // The engine names max_tokens (and logprobs) as vLLM does; say what this request sent.

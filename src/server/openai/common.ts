@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply } from 'fastify';
 import type { CompletionDelta, FinishReason, RequestOutput, TokenLogprob } from '../../engine/types.ts';
+import { badRequest } from '../errors.ts';
 import { EventStream } from '../streaming.ts';
 
 export function completionId(prefix: string): string {
@@ -76,6 +77,22 @@ export function chatLogprobs(lps: TokenLogprob[]) {
     bytes: bytes(lp.token),
     top_logprobs: lp.top.map((t) => ({ token: t.token, logprob: t.logprob, bytes: bytes(t.token) })),
   }));
+}
+
+/**
+ * vLLM's truncate_prompt_tokens: the prompt's last `k` tokens (-1: the model's context length); more than the context
+ * is refused, naming the field.
+ */
+export function truncatePrompt(ids: number[], k: number | null | undefined, contextLength: number): number[] {
+  if (k == null) return ids;
+  if (k > contextLength) {
+    throw badRequest(
+      `truncate_prompt_tokens ${k}: more than the model's context length (${contextLength})`,
+      'truncate_prompt_tokens',
+    );
+  }
+  const keep = k === -1 ? contextLength : k;
+  return ids.length > keep ? ids.slice(ids.length - keep) : ids;
 }
 
 /**

@@ -22,13 +22,14 @@ import {
   completionLogprobs,
   streamChunks,
   totalTokens,
+  truncatePrompt,
   unixSeconds,
   usage,
   vllmPromptLogprobs,
   withPromptLogprobs,
 } from './common.ts';
 import { samplingParams } from './sampling.ts';
-import { completionRequest } from './schemas.ts';
+import { type CompletionRequest, completionRequest } from './schemas.ts';
 
 /**
  * A prompt as token ids and as text (for echo); strings get the tokenizer's special tokens (BOS), or with a `suffix`
@@ -37,15 +38,24 @@ import { completionRequest } from './schemas.ts';
 async function promptOf(
   a: Admitted,
   prompt: string | number[],
-  suffix: string | null | undefined,
+  body: Pick<CompletionRequest, 'suffix' | 'truncate_prompt_tokens'>,
 ): Promise<{ ids: number[]; text: string }> {
   const { model } = a;
+  const { suffix, truncate_prompt_tokens: truncate } = body;
+  if (suffix && truncate != null) {
+    throw badRequest('truncate_prompt_tokens cannot be combined with suffix (it would cut the prefix)', 'suffix');
+  }
   if (typeof prompt !== 'string') {
     if (suffix) throw badRequest('suffix needs text prompts, not token ids', 'suffix');
-    return { ids: prompt, text: model.tokenizer.decode(prompt) };
+    const ids = truncatePrompt(prompt, truncate, model.contextLength);
+    return { ids, text: model.tokenizer.decode(ids) };
   }
-  const ids = suffix ? await infillIds(model, a.entry.name, prompt, suffix) : await encodePrompt(model, prompt, true);
-  return { ids, text: prompt };
+  if (suffix) return { ids: await infillIds(model, a.entry.name, prompt, suffix), text: prompt };
+  if (truncate == null) return { ids: await encodePrompt(model, prompt, true), text: prompt };
+  // Cut to its last tokens: any length is taken, and the echo is what is left.
+  const all = await encodePrompt(model, prompt, true, true);
+  const ids = truncatePrompt(all, truncate, model.contextLength);
+  return { ids, text: ids.length < all.length ? model.tokenizer.decode(ids) : prompt };
 }
 
 /** POST /v1/completions; a list of prompts is answered with n choices per prompt (index = prompt * n + sample). */
@@ -60,7 +70,7 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
     if (body.stream_options && !body.stream)
       throw badRequest('stream_options is only allowed with stream: true', 'stream_options');
     return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
-      const prompts = await Promise.all(promptList(body.prompt).map((p) => promptOf(a, p, body.suffix)));
+      const prompts = await Promise.all(promptList(body.prompt).map((p) => promptOf(a, p, body)));
       const logprobs = body.logprobs ?? null;
       const params = samplingParams(body, logprobs);
       if (echoLogprobs) params.promptLogprobs = Math.max(params.promptLogprobs ?? 0, logprobs!);
