@@ -45,6 +45,17 @@ export function admit(prompt: readonly number[], given: Partial<SamplingParams>,
   if (badBias !== undefined) {
     throw new UserError(`logit_bias token id ${badBias} is outside the vocabulary (0..${vocab - 1})`, 'logit_bias');
   }
+  const badAllowed = resolved.allowedTokenIds && outside(resolved.allowedTokenIds);
+  if (badAllowed !== undefined && badAllowed !== null) {
+    throw new UserError(
+      `allowed_token_ids: ${badAllowed} is outside the vocabulary (0..${vocab - 1})`,
+      'allowed_token_ids',
+    );
+  }
+  const badWord = outside(resolved.badWords.flat());
+  if (badWord !== undefined) {
+    throw new UserError(`bad_words: token id ${badWord} is outside the vocabulary (0..${vocab - 1})`, 'bad_words');
+  }
   const badStop = outside(resolved.stopTokenIds);
   if (badStop !== undefined) {
     throw new UserError(`stop_token_ids: ${badStop} is outside the vocabulary (0..${vocab - 1})`, 'stop_token_ids');

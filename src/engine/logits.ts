@@ -2,7 +2,7 @@ import type { SamplingRow } from '../backend/backend.ts';
 import { SlotState } from '../grammar/shared-state.ts';
 import type { StepLogits } from '../runner/model-runner.ts';
 import { tokenLogprob } from './output.ts';
-import { isGreedy, logSoftmax } from './sampling.ts';
+import { bannedTokens, isGreedy, logSoftmax } from './sampling.ts';
 import type { ScheduledSeq } from './scheduler.ts';
 import type { Proposal, Request, Sequence } from './sequence.ts';
 import { type StepContext, tokenHistory } from './step-context.ts';
@@ -90,6 +90,26 @@ function samplesOnDevice(r: Request): boolean {
   return !p.useBeamSearch && p.bestOf === 1 && p.logprobs === null;
 }
 
+/** Each request's allowed_token_ids as a bitmask, made once (tokens past its words are not allowed). */
+const allowedMasks = new WeakMap<Request, Int32Array>();
+
+function allowedMask(r: Request, ids: readonly number[]): Int32Array {
+  let mask = allowedMasks.get(r);
+  if (!mask) {
+    mask = new Int32Array((ids.reduce((a, b) => Math.max(a, b), 0) >> 5) + 1);
+    for (const id of ids) mask[id >> 5]! |= 1 << (id & 31);
+    allowedMasks.set(r, mask);
+  }
+  return mask;
+}
+
+/** The tokens both masks allow (as long as the shorter). */
+function intersect(a: Int32Array, b: Int32Array): Int32Array {
+  const out = new Int32Array(Math.min(a.length, b.length));
+  for (let i = 0; i < out.length; i++) out[i] = a[i]! & b[i]!;
+  return out;
+}
+
 /**
  * The device sampler's description of a sequence's next draw: the same processors as `applyLogitsProcessors`
  * (min_tokens as a -inf bias on the stop ids), keyed by the request's seed and counted by the output length.
@@ -97,9 +117,11 @@ function samplesOnDevice(r: Request): boolean {
 export function samplingRow(ctx: StepContext, r: Request, seq: Sequence, logitRow: number): SamplingRow {
   const p = r.params;
   let logitBias: Record<number, number> | undefined = Object.keys(p.logitBias).length > 0 ? p.logitBias : undefined;
-  if (seq.outputLen < p.minTokens) {
+  const banned = bannedTokens(p.badWords, seq.outputIds);
+  if (seq.outputLen < p.minTokens) banned.push(...tokenHistory(ctx, r, seq).stopIds);
+  if (banned.length > 0) {
     logitBias = { ...p.logitBias };
-    for (const id of tokenHistory(ctx, r, seq).stopIds) logitBias[id] = Number.NEGATIVE_INFINITY;
+    for (const id of banned) logitBias[id] = Number.NEGATIVE_INFINITY;
   }
   const row: SamplingRow = {
     logitRow,
@@ -114,7 +136,10 @@ export function samplingRow(ctx: StepContext, r: Request, seq: Sequence, logitRo
     seed: r.seed,
     step: seq.outputLen,
   };
-  if (seq.grammar) row.allowedTokens = seq.grammar.mask();
+  const allowed = p.allowedTokenIds ? allowedMask(r, p.allowedTokenIds) : null;
+  const grammar = seq.grammar ? seq.grammar.mask() : null;
+  if (allowed && grammar) row.allowedTokens = intersect(allowed, grammar);
+  else if (allowed || grammar) row.allowedTokens = (allowed ?? grammar)!;
   if (p.repetitionPenalty !== 1 || p.presencePenalty !== 0 || p.frequencyPenalty !== 0) {
     // Repetition covers prompt and output tokens; presence and frequency count output occurrences only.
     const counts = new Map<number, number>();

@@ -14,6 +14,8 @@ const DEFAULTS: Omit<SamplingParams, 'maxTokens'> = {
   presencePenalty: 0,
   frequencyPenalty: 0,
   logitBias: {},
+  allowedTokenIds: null,
+  badWords: [],
   seed: null,
   stop: [],
   stopTokenIds: [],

@@ -16,15 +16,34 @@ export interface TokenHistory {
   stopIds: readonly number[];
 }
 
+/** The tokens `badWords` bans after `output`: each word's last token where the output ends with the rest of it. */
+export function bannedTokens(badWords: readonly (readonly number[])[], output: readonly number[]): number[] {
+  const banned: number[] = [];
+  for (const word of badWords) {
+    const rest = word.length - 1;
+    if (rest > output.length) continue;
+    let ends = true;
+    for (let i = 0; i < rest && ends; i++) ends = output[output.length - rest + i] === word[i];
+    if (ends) banned.push(word[rest]!);
+  }
+  return banned;
+}
+
 /**
- * The logits processors that change the distribution itself, in vLLM's order: logit_bias, min_tokens, then the
- * repetition (prompt and output tokens), frequency and presence (output tokens) penalties. In place.
+ * The logits processors that change the distribution itself, in vLLM's order: logit_bias, allowed_token_ids,
+ * bad_words, min_tokens, then the repetition (prompt and output tokens), frequency and presence (output tokens)
+ * penalties. In place.
  */
 export function applyLogitsProcessors(logits: Float32Array, p: SamplingParams, h: TokenHistory): void {
   for (const [id, bias] of Object.entries(p.logitBias)) {
     const i = Number(id);
     if (i >= 0 && i < logits.length) logits[i]! += bias;
   }
+  if (p.allowedTokenIds) {
+    const allowed = new Set(p.allowedTokenIds);
+    for (let i = 0; i < logits.length; i++) if (!allowed.has(i)) logits[i] = Number.NEGATIVE_INFINITY;
+  }
+  for (const id of bannedTokens(p.badWords, h.outputIds)) logits[id] = Number.NEGATIVE_INFINITY;
   if (h.outputIds.length < p.minTokens) for (const id of h.stopIds) logits[id] = Number.NEGATIVE_INFINITY;
 
   if (p.repetitionPenalty !== 1) {

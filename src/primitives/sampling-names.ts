@@ -31,6 +31,7 @@ const NAMES: readonly { key: keyof SamplingParams; kind: Kind; openai?: string; 
   { key: 'lengthPenalty', kind: 'number', openai: 'length_penalty' },
   { key: 'stopTokenIds', kind: 'ids', openai: 'stop_token_ids' },
   { key: 'promptLogprobs', kind: 'number', openai: 'prompt_logprobs' },
+  { key: 'allowedTokenIds', kind: 'ids', openai: 'allowed_token_ids' },
   // Keys stay as written: admission refuses any that is not a token id of the model.
   { key: 'logitBias', kind: 'bias', openai: 'logit_bias' },
 ];

@@ -11,6 +11,10 @@ export interface SamplingParams {
   frequencyPenalty: number;
   /** token id -> bias added to its logit. */
   logitBias: Record<number, number>;
+  /** Only these tokens may be drawn (vLLM's allowed_token_ids); null = any. */
+  allowedTokenIds: number[] | null;
+  /** Token sequences never generated: a word's last token is banned where the output ends with the rest of it. */
+  badWords: number[][];
   seed: number | null;
   stop: string[];
   stopTokenIds: number[];

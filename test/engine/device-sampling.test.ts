@@ -71,6 +71,39 @@ test('greedy requests sampled on the device equal the CPU sampler, with every lo
   }
 });
 
+test('allowed_token_ids and bad_words: the device draws what the CPU sampler draws, within the set, never a bad word', () => {
+  const allowed = [3, 9, 17, 40, 41, 63];
+  // Words of one token (always banned), of two (banned after their first) and of three.
+  const badWords = [[41], [9, 17], [3, 40, 63]];
+  const cases: Partial<SamplingParams>[] = [
+    { temperature: 0, maxTokens: 16, ignoreEos: true, allowedTokenIds: allowed },
+    { temperature: 0, maxTokens: 16, ignoreEos: true, badWords },
+    { temperature: 0, maxTokens: 16, ignoreEos: true, allowedTokenIds: allowed, badWords },
+  ];
+  // Not vacuous: within the set alone, the answers say bad words.
+  const unbanned = run(fakeEngine(), prompts(6, 21), cases[0]!).flat();
+  const said = (ids: number[], word: number[]) => `,${ids.join(',')},`.includes(`,${word.join(',')},`);
+  assert.ok(
+    badWords.every((word) => unbanned.some((ids) => said(ids, word))),
+    'each bad word is said when allowed',
+  );
+  for (const params of cases) {
+    const { host, device, runner } = engines();
+    const ps = prompts(6, 21);
+    const got = run(device, ps, params);
+    assert.deepEqual(got, run(host, ps, params), JSON.stringify(params));
+    assert.equal(runner.hostRows, 0, 'no logits row left the device');
+    for (const ids of got.flat()) {
+      if (params.allowedTokenIds)
+        assert.ok(
+          ids.every((id) => allowed.includes(id)),
+          `${ids} within the set`,
+        );
+      if (params.badWords) for (const word of badWords) assert.ok(!said(ids, word), `${ids} has no ${word}`);
+    }
+  }
+});
+
 test('min_tokens masks EOS on the device until the minimum is reached', () => {
   const { device, runner } = engines();
   run(device, prompts(4, 5), { temperature: 0, maxTokens: 8, minTokens: 3 });

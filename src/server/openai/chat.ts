@@ -56,7 +56,7 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
         logprobs: 'top_logprobs',
       };
       const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
-      const params = samplingParams({ ...body, max_tokens: maxTokens }, logprobs);
+      const params = samplingParams({ ...body, max_tokens: maxTokens }, logprobs, a.model.tokenizer);
       const n = params.n ?? 1;
       const output = { ...chat.output, kvBudget: body.kv_budget ?? undefined };
       const outputs = await primed(runEngine(ctx, a, promptIds, params, newTimes(), fieldNames, output));

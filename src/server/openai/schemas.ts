@@ -50,6 +50,10 @@ const sampling = {
   best_of: opt(int().min(1).max(MAX_N)),
   use_beam_search: opt(z.boolean()),
   stop_token_ids: opt(z.array(int().min(0)).max(MAX_STOP)),
+  /** vLLM's: only these tokens may be drawn. */
+  allowed_token_ids: opt(z.array(int().min(0)).min(1).max(1 << 20)),
+  /** vLLM's: words never generated (each as written and after a space). */
+  bad_words: opt(z.array(z.string().min(1).max(1000)).max(MAX_STOP)),
   /** vLLM's: keep only the prompt's last k tokens (-1: as many as the model takes). */
   truncate_prompt_tokens: opt(z.union([z.literal(-1), int().min(1)])),
   /** vLLM's: the prompt tokens' logprobs with this many alternatives each (not streamed). */
