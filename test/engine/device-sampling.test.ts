@@ -192,6 +192,8 @@ test('token ids the sampler would index with are checked at submission', () => {
     [{ logitBias: { 64: 1 } }, /logit_bias token id 64 is outside the vocabulary \(0\.\.63\)/],
     [{ logitBias: { '02': 1 } as Record<number, number> }, /logit_bias key "02" is not a token id/],
     [{ stopTokenIds: [5, 70] }, /stop_token_ids: 70 is outside the vocabulary/],
+    [{ allowedTokenIds: [3, 64] }, /allowed_token_ids: 64 is outside the vocabulary/],
+    [{ badWords: [[3], [4, -1]] }, /bad_words: token id -1 is outside the vocabulary/],
   ];
   for (const [params, message] of bad) assert.throws(() => submit(engine, { prompt: [1, 2], params }), message);
   assertAllBlocksFree(engine);
