@@ -51,7 +51,12 @@ const sampling = {
   use_beam_search: opt(z.boolean()),
   stop_token_ids: opt(z.array(int().min(0)).max(MAX_STOP)),
   /** vLLM's: only these tokens may be drawn. */
-  allowed_token_ids: opt(z.array(int().min(0)).min(1).max(1 << 20)),
+  allowed_token_ids: opt(
+    z
+      .array(int().min(0))
+      .min(1)
+      .max(1 << 20),
+  ),
   /** vLLM's: words never generated (each as written and after a space). */
   bad_words: opt(z.array(z.string().min(1).max(1000)).max(MAX_STOP)),
   /** vLLM's: keep only the prompt's last k tokens (-1: as many as the model takes). */
