@@ -2,15 +2,12 @@
 # A whole device lease (about 30 minutes) in calls of at most 9.5 minutes, most important first. Every GPU test file
 # passed on an H100 on 2026-12-06 (seventh lease, part 18 then 7: 28 files, 0 failures; the 256-wide fixtures' call
 # too). Since then rope.cu and norm.cu changed (part 20: their tests pass) and the q/k/v GEMV took over RoPE and the
-# cache write for decode rows (part 21, eighth lease: its test and the six files it touches pass on an H100). Next,
-# in order: part 25 (the pending MoE kernels, below), part 24, then part 22 on an H200 (the issues' targets are an
-# H200's, and gemv-table.json has no H200 table, so every shape there takes the rule: the sweeps write one, then part
-# 14's figures with it); then part 11 (the offline run step by step), then 3, 4, 2, 5 (GGUF decode, MoE/Gemma/Phi
-# with their baselines, sm_90a prefill and FP8, start-up and tensor parallelism).
-# Waiting for a GPU, kept off main as bench/pending/moe-route.patch (a branch does not outlive its session): the MoE
-# decode step's kernels. Part 25 applies it to its own copy and tests and times it; run it first. Its first GPU run
-# (2026-12-06, ninth lease) found NVRTC refusing a generic lambda that nvcc took; the fix (a template) is in the patch
-# and has not run yet. Part 24 (FP8 offline with an FP8 cache) needs nothing pending.
+# cache write for decode rows (part 21, eighth lease: its test and the six files it touches pass on an H100). On
+# 2026-12-07 the MoE decode kernels (then a pending patch) passed their tests and were merged, and parts 24 and 22
+# ran on an H100 (bench/RESULTS.md). Next, in order: part 22 on an H200 (the issues' targets are an H200's, and
+# gemv-table.json has no H200 table, so every shape there takes the rule: the sweeps write one, then the headline
+# figures with it); then part 11 (the offline run step by step), then 3, 4, 2, 5 (GGUF decode, MoE/Gemma/Phi with
+# their baselines, sm_90a prefill and FP8, start-up and tensor parallelism).
 # Each part stops its stages at its own deadline and packs what it has: $OUT/logs.tgz (one folder per stage) and
 # $OUT/RESULTS.md (bench/RESULTS.md with the rows the stages appended).
 # Before the lease, here: `../shared/device/prepare`. A call's tree (tracked files, about 23 MB, plus what it carries)
@@ -300,29 +297,8 @@ case ${1:-1} in
       --load-format dummy --max-model-len 2048 ${run#*|} 2>&1 | grep -E 'output tokens/s|preemptions|^KV cache' | sed 's/^/| ${run%%|*} | /'"
   done
   ;;
-25)
-  # The MoE decode step's kernels waiting for a GPU, kept as bench/pending/moe-route.patch (route_token's logits in
-  # registers, moe_gemv's weight loads a step ahead, moe_gemm_mma's 16-row tile build for large decode steps; their
-  # tests). The tree as it is goes to .base, the patch is applied to this call's copy, then: the MoE test file, and
-  # Qwen3-30B-A3B offline (#13: 5,000 tok/s) and batch 1 (#13: 3.0 ms) before and after, then the 256-sequence step
-  # kernel by kernel. If the tests pass, apply the patch on main (`patch -p1 < bench/pending/moe-route.patch`) and
-  # delete it; if not, fix it here.
-  rm -rf .base && mkdir .base && cp -r src bin package.json tsconfig.json .base/
-  ln -s "$PWD/node_modules" .base/node_modules
-  { patch -p1 -s < bench/pending/moe-route.patch || git apply bench/pending/moe-route.patch; } ||
-    { echo "bench/pending/moe-route.patch: not applied"; exit 1; }
-  stage first-tests 150 bash -c "for f in test/gpu/moe-kernels.test.ts test/gpu/cuda-models.test.ts; do echo \"| \$f |\"; \
-    $GPU_TEST \$f 2>&1 | grep -a -E '^ℹ (pass|fail)|✖|rror' | head -8; done"
-  MOE="--model $PWD/bench/configs/qwen3-30b-a3b --device cuda --load-format dummy"
-  stage moe 260 bash -c "for tree in base new; do dir=\$([ \$tree = base ] && echo .base || echo .); \
-    (cd \$dir && timeout 100 node bin/pagoda.mjs bench throughput $MOE --max-model-len 2048 2>&1 | \
-    grep -a -E -m2 'output tokens/s|preemptions' | sed \"s/^/| offline | \$tree | /\"; timeout 40 node bin/pagoda.mjs \
-    bench latency $MOE --batch-size 1 --input-len 128 --output-len 256 --max-model-len 4096 2>&1 | \
-    grep -a -m1 'ms per output token' | sed \"s/^/| batch 1 | \$tree | /\"); done"
-  stage decode-256 90 node --import tsx bench/decode-profile.ts bench/configs/qwen3-30b-a3b --seqs 256 --context 400
-  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|...|25" >&2
+  echo "usage: bench/lease.sh 1|2|...|24" >&2
   exit 2
   ;;
 esac

@@ -27,7 +27,7 @@ import { type KernelPlanModel, kernelPlan } from '../../src/backend/cuda/kernel-
 import { kvQuantDefines } from '../../src/backend/cuda/kv-layout.ts';
 import { fp8CudaCoreGemvDefines, gemvDefines } from '../../src/backend/cuda/linear.ts';
 import { type Defines, kernelsDir } from '../../src/backend/cuda/modules.ts';
-import { groupedGemmKernel, moeGemvDefines } from '../../src/backend/cuda/moe.ts';
+import { groupedGemmKernel, MMA_TILE_BUILDS, moeGemvDefines } from '../../src/backend/cuda/moe.ts';
 import { addRmsNorm, layerNorm, rmsNorm } from '../../src/backend/cuda/norm.ts';
 import { gemvRopeDefines } from '../../src/backend/cuda/qkv-rope.ts';
 import { CudaTensor, DTYPE_DEFINE } from '../../src/backend/cuda/tensor.ts';
@@ -325,7 +325,9 @@ test('a mixture-of-experts model (Qwen3-30B-A3B): routing, moe_gemv per token bu
   }
   assert.equal(plan.filter((k) => k.startsWith('moe_gemv ')).length, 6, 'TMAX 1, 2, 4: 3 sequences');
   assert.equal(groupedGemmKernel('bf16', 768).file, 'moe_mma');
-  assert.ok(plan.includes(key({ file: 'moe_mma', defines: { PAGODA_DTYPE: 2 } })));
+  for (const build of MMA_TILE_BUILDS)
+    assert.ok(plan.includes(key({ file: 'moe_mma', defines: { PAGODA_DTYPE: 2, ...build } })), JSON.stringify(build));
+  assert.equal(plan.filter((k) => k.startsWith('moe_mma ')).length, 2, 'the two tile builds');
   const dense = kernelPlanModel(config, 3);
   assert.equal(dense.moe, undefined);
   assert.ok(!keys('bf16').some((k) => k.startsWith('moe')), 'none for a dense model');

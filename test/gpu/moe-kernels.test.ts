@@ -4,7 +4,15 @@ import type { Backend, DType } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { actMulInto } from '../../src/backend/cuda/elementwise.ts';
-import { groupedGemm, MOE_COMBINE, MOE_GEMV, moe, moeGemvLaunch, moeTakesGemv } from '../../src/backend/cuda/moe.ts';
+import {
+  groupedGemm,
+  MMA_TILE_BUILDS,
+  MOE_COMBINE,
+  MOE_GEMV,
+  moe,
+  moeGemvLaunch,
+  moeTakesGemv,
+} from '../../src/backend/cuda/moe.ts';
 import {
   MOE_GEMV_MAX_TOKENS,
   type MoeRouting,
@@ -42,9 +50,16 @@ interface Case {
 
 /**
  * Before the decode step's router kernel and down-projection combine: the router by the linear layer, moe_route_group
- * (or the two routing launches), both projections through moe_gemv (or the tile kernels) and moe_combine.
+ * (or the two routing launches), both projections through moe_gemv (or the tile kernels, the tensor-core one in the
+ * tile build named) and moe_combine.
  */
-function separateLaunches(g: CudaBackend, x: CudaTensor, w: MoeWeights, spec: MoeSpec): CudaTensor {
+function separateLaunches(
+  g: CudaBackend,
+  x: CudaTensor,
+  w: MoeWeights,
+  spec: MoeSpec,
+  build: (typeof MMA_TILE_BUILDS)[number],
+): CudaTensor {
   const ctx = g.ctx;
   const [T, H] = x.shape as [number, number];
   const [E, twoI] = cuda(w.gateUp).shape as [number, number, number];
@@ -69,9 +84,9 @@ function separateLaunches(g: CudaBackend, x: CudaTensor, w: MoeWeights, spec: Mo
   } else {
     const gu = ctx.empty([n, 2 * I]);
     const grouped = { offsets: r.offsets, pairs: r.pairs, rows: n, experts: E };
-    groupedGemm(ctx, { y: gu.ptr, x: x.ptr, w: gateUp, ...grouped, n: 2 * I, k: H, gatherK: k });
+    groupedGemm(ctx, { y: gu.ptr, x: x.ptr, w: gateUp, ...grouped, n: 2 * I, k: H, gatherK: k }, build);
     actMulInto(ctx, act.ptr, gu.ptr, n, I, 'silu');
-    groupedGemm(ctx, { y: d.ptr, x: act.ptr, w: down, ...grouped, n: H, k: I, gatherK: 0 });
+    groupedGemm(ctx, { y: d.ptr, x: act.ptr, w: down, ...grouped, n: H, k: I, gatherK: 0 }, build);
   }
   let s = 0n;
   let sharedGate = 0n;
@@ -89,8 +104,8 @@ interface Run {
   /** moe() twice (the second after its launch counters were reset by the first), poisoned arena both times. */
   got: Float32Array;
   again: Float32Array;
-  /** The same GPU weights through separateLaunches. */
-  separate: Float32Array;
+  /** The same GPU weights through separateLaunches, in each of the tensor-core GEMM's tile builds. */
+  separate: Float32Array[];
   twin: Float32Array;
   want: Float64Array;
 }
@@ -134,7 +149,7 @@ function run(g: CudaBackend, dtype: DType, c: Case): Run {
   };
   const got = poisoned(() => g.toHost(moe(g.ctx, g.linears, gx, gw, c.spec)));
   const again = poisoned(() => g.toHost(moe(g.ctx, g.linears, gx, gw, c.spec)));
-  const separate = poisoned(() => g.toHost(separateLaunches(g, cuda(gx), gw, c.spec)));
+  const separate = MMA_TILE_BUILDS.map((b) => poisoned(() => g.toHost(separateLaunches(g, cuda(gx), gw, c.spec, b))));
   const twin = cpu.toHost(cpu.moe(load(cpu, 'x', [T, H], x), weights(cpu), c.spec));
   const [, gateUp, down, sharedGateUp, sharedDown, sharedGate] = parts.map(([, , v]) => v);
   const arrays: MoeArrays = {
@@ -169,6 +184,9 @@ const CASES: Case[] = [
   { T: 33, H: 64, E: 4, I: 32, spec: { topK: 1, normTopK: true }, Is: 64 },
   { T: 200, H: 64, E: 4, I: 40, spec: { topK: 2, normTopK: true } },
   { T: 512, H: 256, E: 32, I: 64, spec: { topK: 8, normTopK: true }, hot: 2 },
+  // At most 16 rows an expert on average past a decode step (the tensor-core GEMM's 16-row tiles): two experts with
+  // every token's rows (three tiles each), the rest a few; K 200 and 72 end in a partial 64-wide step.
+  { T: 40, H: 200, E: 64, I: 72, spec: { topK: 8, normTopK: true }, hot: 2 },
 ];
 
 /** Each token's experts (logit descending, the lower id first on a tie) and routing weights, in float64. */
@@ -340,8 +358,10 @@ describe('CUDA mixture-of-experts kernels against float64', () => {
         const what = `T ${c.T} H ${c.H} E ${c.E} I ${c.I} k ${c.spec.topK} hot ${c.hot ?? 0} (seed ${seed})`;
         assert.ok(relL2(got, want) <= TOL[dtype], `${what}: GPU relative L2 ${relL2(got, want)}`);
         assert.ok(relL2(twin, want) <= TOL.f32, `${what}: CPU twin relative L2 ${relL2(twin, want)}`);
-        // One-hot routers give exact logits: the fused launches must give the separate launches' bits, every time.
-        assert.deepEqual(got, separate, `${what}: as separate launches`);
+        // One-hot routers give exact logits: the fused launches must give the separate launches' bits, every time, and
+        // the tensor-core GEMM's tile builds the same bits.
+        for (const [i, sep] of separate.entries())
+          assert.deepEqual(got, sep, `${what}: as separate launches (${JSON.stringify(MMA_TILE_BUILDS[i])})`);
         assert.deepEqual(again, got, `${what}: a second run`);
       }
     });

@@ -44,7 +44,15 @@ import type { KernelDecl } from './kernel.ts';
 import { type CudaKvQuant, kvQuantDefines, tilesReadQuant } from './kv-layout.ts';
 import { fp8CudaCoreGemvDefines, GEMV, GEMV_FP8, gemvDefines } from './linear.ts';
 import type { Defines } from './modules.ts';
-import { groupedGemmKernel, MOE_DOWN_COMBINE, MOE_GEMV, moeGemvDefines, moeTakesGemv } from './moe.ts';
+import {
+  groupedGemmKernel,
+  MMA_TILE_BUILDS,
+  MOE_DOWN_COMBINE,
+  MOE_GEMM_MMA,
+  MOE_GEMV,
+  moeGemvDefines,
+  moeTakesGemv,
+} from './moe.ts';
 import { MOE_GEMV_MAX_TOKENS, MOE_ROUTE_GROUP } from './moe-routing.ts';
 import { ADD_RMS_NORM, LAYER_NORM, normXDefines, offsetDefines, RMS_NORM, residualDefines } from './norm.ts';
 import { POOL_ROWS } from './pooling.ts';
@@ -257,8 +265,8 @@ function planSelfAttention(
 
 /**
  * A sparse MLP's modules (moe.ts): kernels/moe.cu (router, routing, grouping, the tile GEMM, the combine), moe_gemv per
- * decode token bucket (TMAX), the tensor-core grouped GEMM where it takes the prefill's rows, and the SiLU product
- * between the grouped GEMMs.
+ * decode token bucket (TMAX), the tensor-core grouped GEMM's two tile builds where it takes the rows past a decode
+ * step, and the SiLU product between the grouped GEMMs.
  */
 function planMoe(
   dtype: DType,
@@ -272,6 +280,10 @@ function planMoe(
     add(MOE_GEMV, moeGemvDefines(dtype, T, H, true));
     add(MOE_DOWN_COMBINE, moeGemvDefines(dtype, T, I, false));
   }
-  for (const k of [H, I]) add(groupedGemmKernel(dtype, k), {});
+  for (const k of [H, I]) {
+    const gemm = groupedGemmKernel(dtype, k);
+    if (gemm === MOE_GEMM_MMA) for (const build of MMA_TILE_BUILDS) add(gemm, build);
+    else add(gemm, {});
+  }
   add(ACT_MUL, actDefines('silu'));
 }

@@ -66,8 +66,8 @@ const TILE_COLS = 64;
 /** moe_gemv's warps per block (WARPS) and weight rows per warp group when not gated (ROWS). */
 const GEMV_WARPS = 8;
 const GEMV_ROWS = 2;
-/** moe_gemm_mma's tile (MMA_BM x MMA_BN, MMA_WARPS warps, in kernels/moe_mma.cu). */
-const MMA_TILE = 64;
+/** moe_gemm_mma's tile columns (MMA_BN in kernels/moe_mma.cu). */
+const MMA_COLS = 64;
 
 /**
  * The mixture-of-experts block (`Backend.moe`): router logits, top-k routing and the (token, slot) pairs grouped by
@@ -170,13 +170,32 @@ export function groupedGemmKernel(dtype: DType, k: number): typeof MOE_GEMM_MMA 
 }
 
 /**
- * y[r] = x[src(r)] w[expert(r)]^T over the grouped rows past a decode step: the tensor-core GEMM in 16-bit storage
- * when k is a whole number of its 16-byte loads, else the tile kernel. The choice depends on the row count alone, so
- * captured graphs stay valid.
+ * kernels/moe_mma.cu's build for `rows` grouped rows over `experts`: 16-row tiles four stages deep where the experts
+ * average at most 16 rows (a large decode step: 256 tokens at top-8 of 128), else 64-row tiles two deep.
  */
-export function groupedGemm(ctx: CudaContext, a: ArgValues<typeof MOE_GEMM.args>): void {
+export function mmaTileBuild(rows: number, experts: number): (typeof MMA_TILE_BUILDS)[number] {
+  return MMA_TILE_BUILDS[rows <= 16 * experts ? 0 : 1];
+}
+
+/** kernels/moe_mma.cu's builds: mmaTileBuild's choice. */
+export const MMA_TILE_BUILDS = [
+  { MMA_BM: 16, MMA_STAGES: 4 },
+  { MMA_BM: 64, MMA_STAGES: 2 },
+] as const;
+
+/**
+ * y[r] = x[src(r)] w[expert(r)]^T over the grouped rows past a decode step: the tensor-core GEMM in 16-bit storage
+ * when k is a whole number of its 16-byte loads (in `build`, mmaTileBuild's unless a test names one), else the tile
+ * kernel. The choice depends on the row count alone, so captured graphs stay valid.
+ */
+export function groupedGemm(
+  ctx: CudaContext,
+  a: ArgValues<typeof MOE_GEMM.args>,
+  build: (typeof MMA_TILE_BUILDS)[number] = mmaTileBuild(a.rows, a.experts),
+): void {
   if (groupedGemmKernel(ctx.dtype, a.k) === MOE_GEMM_MMA) {
-    ctx.kernel(MOE_GEMM_MMA).launch([Math.ceil(a.n / MMA_TILE), Math.ceil(a.rows / MMA_TILE) + a.experts], [128], a);
+    const grid = [Math.ceil(a.n / MMA_COLS), Math.ceil(a.rows / build.MMA_BM) + a.experts] as [number, number];
+    ctx.kernel(MOE_GEMM_MMA, build).launch(grid, [128], a);
   } else {
     ctx.kernel(MOE_GEMM).launch([Math.ceil(a.n / TILE_COLS), Math.ceil(a.rows / TILE_ROWS) + a.experts], [256], a);
   }

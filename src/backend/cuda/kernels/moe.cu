@@ -10,6 +10,19 @@
 #define MOE_BN 64
 #define MOE_BK 32
 #define MOE_THREADS 256
+// Router logits a lane of route_token keeps in registers (a warp: 32 * ROUTE_CACHE experts'; more are read from L2).
+#define ROUTE_CACHE 8
+
+// Visits a lane's router logits (expert e, logit) in the strided scan's order: the first ROUTE_CACHE from `cached`,
+// the rest from L2. (A template, not a generic lambda: NVRTC compiles no unannotated call operator templates.)
+template <class Visit>
+__device__ __forceinline__ void each_logit(const float (&cached)[ROUTE_CACHE], const T* l, int lane, int experts,
+                                           Visit&& visit) {
+#pragma unroll
+  for (int i = 0; i < ROUTE_CACHE; i++)
+    if (lane + 32 * i < experts) visit(lane + 32 * i, cached[i]);
+  for (int e = lane + 32 * ROUTE_CACHE; e < experts; e += 32) visit(e, to_f(__ldcg(l + e)));
+}
 
 // One warp per token t: softmax over its `experts` router logits (float), the k most probable experts (the lower id
 // first on a tie) into ids [tokens, k], their probabilities (divided by their sum when norm) into weights. Each of the
@@ -19,11 +32,20 @@ __device__ void route_token(int* __restrict__ ids, float* __restrict__ weights, 
                             int k, int norm) {
   const int lane = threadIdx.x & 31;
   const T* l = logits + (long long)t * experts;
+  // The k + 2 scans below are dependent rounds (Qwen3-30B-A3B: ten for its top 8 of 128): a lane's first ROUTE_CACHE
+  // logits are read once into registers; experts past 32 * ROUTE_CACHE are read from L2 in every scan. The lane's
+  // visiting order, and so every sum, is the plain strided scan's.
+  float cached[ROUTE_CACHE];
+#pragma unroll
+  for (int i = 0; i < ROUTE_CACHE; i++) {
+    const int e = lane + 32 * i;
+    cached[i] = e < experts ? to_f(__ldcg(l + e)) : 0.f;
+  }
   float mx = -INFINITY;
-  for (int e = lane; e < experts; e += 32) mx = fmaxf(mx, to_f(__ldcg(l + e)));
+  each_logit(cached, l, lane, experts, [&](int, float f) { mx = fmaxf(mx, f); });
   mx = warp_max(mx);
   float z = 0.f;
-  for (int e = lane; e < experts; e += 32) z += expf(to_f(__ldcg(l + e)) - mx);
+  each_logit(cached, l, lane, experts, [&](int, float f) { z += expf(f - mx); });
   z = warp_sum(z);
   float kept = 0.f, prev = INFINITY;
   int prev_id = -1;
@@ -31,13 +53,12 @@ __device__ void route_token(int* __restrict__ ids, float* __restrict__ weights, 
     // The next expert after (prev, prev_id) in the order (logit descending, id ascending).
     int best = -1;
     float bv = -INFINITY;
-    for (int e = lane; e < experts; e += 32) {
+    each_logit(cached, l, lane, experts, [&](int e, float f) {
       // A NaN logit ranks last (as -inf), so k experts are always chosen and no id is -1.
-      const float f = to_f(__ldcg(l + e));
       const float v = f != f ? -INFINITY : f;
       const bool after = v < prev || (v == prev && e > prev_id);
       if (after && (best < 0 || v > bv)) best = e, bv = v;
-    }
+    });
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
       const float ov = __shfl_xor_sync(0xffffffffu, bv, o);

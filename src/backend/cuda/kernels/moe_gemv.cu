@@ -39,14 +39,6 @@ __device__ __forceinline__ void grouped_gemv(T* __restrict__ y, const T* __restr
   const int part = warp % SPLIT;
   const int g = blockIdx.x * GROUPS_PER_BLOCK + warp / SPLIT;
   const bool live = g * OUTS < n;
-  const int r0 = offsets[e], rows = min(offsets[e + 1] - r0, TMAX);
-  const int kv = k / VEC;
-  const uint4* xr[TMAX];
-#pragma unroll
-  for (int t = 0; t < TMAX; t++) {
-    const int r = r0 + min(t, rows - 1);  // past the expert's rows: a valid row, never summed
-    xr[t] = reinterpret_cast<const uint4*>(x + (long long)(gather_k > 0 ? pairs[r] / gather_k : r) * k);
-  }
   const T* we = w + (long long)e * (GATED ? 2 : 1) * n * k;
   const uint4* wr[ROWS];
 #pragma unroll
@@ -55,17 +47,34 @@ __device__ __forceinline__ void grouped_gemv(T* __restrict__ y, const T* __restr
     const long long row = GATED ? (long long)g + (long long)q * n : (long long)min(g * ROWS + q, n - 1);
     wr[q] = reinterpret_cast<const uint4*>(we + row * k);
   }
+  // The weight stream runs a load ahead of the sums, and its first load goes out before the x rows' addresses, which
+  // wait on offsets and then pairs.
+  const int kv = k / VEC, step = 32 * SPLIT;
+  int i = part * 32 + lane;
+  const bool streams = live && i < kv;
+  uint4 wu[ROWS];
+  if (streams)
+#pragma unroll
+    for (int q = 0; q < ROWS; q++) wu[q] = __ldg(wr[q] + i);
+  const int r0 = offsets[e], rows = min(offsets[e + 1] - r0, TMAX);
+  const uint4* xr[TMAX];
+#pragma unroll
+  for (int t = 0; t < TMAX; t++) {
+    const int r = r0 + min(t, rows - 1);  // past the expert's rows: a valid row, never summed
+    xr[t] = reinterpret_cast<const uint4*>(x + (long long)(gather_k > 0 ? pairs[r] / gather_k : r) * k);
+  }
   float acc[ROWS][TMAX];
 #pragma unroll
   for (int q = 0; q < ROWS; q++)
 #pragma unroll
     for (int t = 0; t < TMAX; t++) acc[q][t] = 0.f;
-  if (live) {
+  if (streams) {
 #pragma unroll 4
-    for (int i = part * 32 + lane; i < kv; i += 32 * SPLIT) {
-      uint4 wu[ROWS];
+    for (; i < kv; i += step) {
+      uint4 next[ROWS];
+      if (i + step < kv)
 #pragma unroll
-      for (int q = 0; q < ROWS; q++) wu[q] = __ldg(wr[q] + i);
+        for (int q = 0; q < ROWS; q++) next[q] = __ldg(wr[q] + i + step);
 #pragma unroll
       for (int t = 0; t < TMAX; t++) {
         if (t >= rows) break;
@@ -78,6 +87,8 @@ __device__ __forceinline__ void grouped_gemv(T* __restrict__ y, const T* __restr
           for (int v = 0; v < VEC; v++) acc[q][t] += to_f(wv[v]) * to_f(xv[v]);
         }
       }
+#pragma unroll
+      for (int q = 0; q < ROWS; q++) wu[q] = next[q];
     }
   }
 #pragma unroll
