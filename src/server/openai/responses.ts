@@ -87,6 +87,9 @@ export function registerResponses(app: FastifyInstance, ctx: ServerContext): voi
           if (body.store !== false) ctx.responses.put(id, stored(response));
           return response;
         }
+        // A stream waits for the engine's first output before any header, so a refused request keeps its status; a
+        // background response without one is answered first, and a refusal fails it.
+        let outputs = body.stream ? await generate() : undefined;
         const run = detached ? new BackgroundRun(detached, { ...shell, status: 'queued' }, body.stream === true) : null;
         if (run) ctx.responses.begin(id, run, stored(run.response));
         const stream = body.stream ? new EventStream(reply, 'sse', true) : null;
@@ -102,7 +105,7 @@ export function registerResponses(app: FastifyInstance, ctx: ServerContext): voi
         const progress = { ...shell, status: 'in_progress', output: out.items };
         let response: Record<string, unknown>;
         try {
-          const outputs = await generate();
+          outputs ??= await generate();
           if (run) run.response = progress;
           send({ type: 'response.in_progress', response: progress });
           // A background response's run goes on when its client goes away; a plain stream's stops.
