@@ -33,9 +33,12 @@ export const registerRun: RegisterCommand = (program) => {
   addEngineOptions(cmd);
   cmd.action(async (first: string | undefined, second: string | undefined, opts: Record<string, unknown>) => {
     const settings = { params: samplingParamsFrom(opts), raw: opts.raw === true };
-    // The interactive chat goes through a running server when it serves the model (Ollama's behaviour).
+    const engineOptions = engineOptionsFrom(opts);
+    // The interactive chat goes through a running server when it serves the model (Ollama's behaviour), unless a flag
+    // changes the weights the server has (an adapter, a quantization).
     const interactive = second === undefined && first !== undefined && process.stdin.isTTY;
-    if (interactive && !existsSync(first)) {
+    const ownWeights = engineOptions.lora !== undefined || engineOptions.quantization !== undefined;
+    if (interactive && !existsSync(first) && !ownWeights) {
       const base = serverUrl();
       if (await serverServes(base, first)) return runInteractiveRemote(base, first, settings);
     }
@@ -48,7 +51,7 @@ export const registerRun: RegisterCommand = (program) => {
         ? [first, second]
         : [undefined, first];
     const prompt = promptArg ?? (process.stdin.isTTY ? undefined : await readStdin());
-    const loaded = loadEngine(model, engineOptionsFrom(opts));
+    const loaded = loadEngine(model, engineOptions);
     if (loaded.isDemo) process.stderr.write(`note: using the built-in demo model. ${DEMO_MODEL_WARNING}\n`);
     try {
       if (prompt === undefined) await runInteractive(loaded, settings);
