@@ -2,11 +2,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bf16Bits, f16Bits } from '../primitives/float-bits.ts';
 import { type HostTensor, toFloat32 } from '../primitives/host-tensor.ts';
-
-const toFloat64 = (x: Float32Array) => Float64Array.from(x);
-
 import { UserError } from '../util/errors.ts';
 import { openSafetensors, type WeightSource } from './safetensors.ts';
+
+const toFloat64 = (x: Float32Array) => Float64Array.from(x);
 
 /** One adapted weight: its low-rank factors A [r, in] and B [out, r], and the scale of B A. */
 interface LoraPair {

@@ -48,7 +48,7 @@ test('a model loaded with --lora gives the logits of the merged model, not the b
   assert.notDeepEqual(adapted[0], base[0]);
 });
 
-test('into 16-bit weights: merged in float32, rounded once to the weight dtype', () => {
+test('into 16-bit weights: summed in float64, rounded to float32, then to the weight dtype', () => {
   const adapter = readLoraAdapter(ADAPTER);
   const name = 'model.layers.1.mlp.down_proj.weight';
   const source = openSafetensors(BASE);
