@@ -168,7 +168,9 @@ export class ModelRegistry {
       });
     }
     this.infos.delete(entry.name);
-    for (const alias of [entry.path, entry.ref, `${entry.name}:latest`, entry.name.replace(/:latest$/, '')]) {
+    // An adapted model shares its base's path and ref: those keep naming the base.
+    const files = entry.lora ? [] : [entry.path, entry.ref];
+    for (const alias of [...files, `${entry.name}:latest`, entry.name.replace(/:latest$/, '')]) {
       if (!this.aliases.has(alias) || alias === entry.ref) this.aliases.set(alias, entry.name);
     }
   }

@@ -34,7 +34,9 @@ test('--lora-modules: the first model with the adapter merged, served under its 
     };
     const tuned = await greedy('tuned');
     assert.equal(tuned, await greedy('merged'));
-    assert.notEqual(tuned, await greedy('tiny-llama'));
+    const base = await greedy('tiny-llama');
+    assert.notEqual(tuned, base);
+    assert.equal(await greedy(BASE), base, "the base's path still names the base");
   } finally {
     await server.shutdown();
   }
