@@ -2,7 +2,7 @@ import type { SamplingRow } from '../backend/backend.ts';
 import { SlotState } from '../grammar/shared-state.ts';
 import type { StepLogits } from '../runner/model-runner.ts';
 import { tokenLogprob } from './output.ts';
-import { bannedTokens, isGreedy, logSoftmax } from './sampling.ts';
+import { allowedTokenMask, bannedTokens, isGreedy, logSoftmax } from './sampling.ts';
 import type { ScheduledSeq } from './scheduler.ts';
 import type { Proposal, Request, Sequence } from './sequence.ts';
 import { type StepContext, tokenHistory } from './step-context.ts';
@@ -90,19 +90,6 @@ function samplesOnDevice(r: Request): boolean {
   return !p.useBeamSearch && p.bestOf === 1 && p.logprobs === null;
 }
 
-/** Each request's allowed_token_ids as a bitmask, made once (tokens past its words are not allowed). */
-const allowedMasks = new WeakMap<Request, Int32Array>();
-
-function allowedMask(r: Request, ids: readonly number[]): Int32Array {
-  let mask = allowedMasks.get(r);
-  if (!mask) {
-    mask = new Int32Array((ids.reduce((a, b) => Math.max(a, b), 0) >> 5) + 1);
-    for (const id of ids) mask[id >> 5]! |= 1 << (id & 31);
-    allowedMasks.set(r, mask);
-  }
-  return mask;
-}
-
 /** The tokens both masks allow (as long as the shorter). */
 function intersect(a: Int32Array, b: Int32Array): Int32Array {
   const out = new Int32Array(Math.min(a.length, b.length));
@@ -136,7 +123,7 @@ export function samplingRow(ctx: StepContext, r: Request, seq: Sequence, logitRo
     seed: r.seed,
     step: seq.outputLen,
   };
-  const allowed = p.allowedTokenIds ? allowedMask(r, p.allowedTokenIds) : null;
+  const allowed = p.allowedTokenIds ? allowedTokenMask(p.allowedTokenIds) : null;
   const grammar = seq.grammar ? seq.grammar.mask() : null;
   if (allowed && grammar) row.allowedTokens = intersect(allowed, grammar);
   else if (allowed || grammar) row.allowedTokens = (allowed ?? grammar)!;

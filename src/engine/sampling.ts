@@ -16,6 +16,19 @@ export interface TokenHistory {
   stopIds: readonly number[];
 }
 
+/** Each request's allowed_token_ids as a bitmask (bit i of word i >> 5; tokens past its words are not allowed), made once. */
+const allowedMasks = new WeakMap<readonly number[], Int32Array>();
+
+export function allowedTokenMask(ids: readonly number[]): Int32Array {
+  let mask = allowedMasks.get(ids);
+  if (!mask) {
+    mask = new Int32Array((ids.reduce((a, b) => Math.max(a, b), 0) >> 5) + 1);
+    for (const id of ids) mask[id >> 5]! |= 1 << (id & 31);
+    allowedMasks.set(ids, mask);
+  }
+  return mask;
+}
+
 /** The tokens `badWords` bans after `output`: each word's last token where the output ends with the rest of it. */
 export function bannedTokens(badWords: readonly (readonly number[])[], output: readonly number[]): number[] {
   const banned: number[] = [];
@@ -40,8 +53,10 @@ export function applyLogitsProcessors(logits: Float32Array, p: SamplingParams, h
     if (i >= 0 && i < logits.length) logits[i]! += bias;
   }
   if (p.allowedTokenIds) {
-    const allowed = new Set(p.allowedTokenIds);
-    for (let i = 0; i < logits.length; i++) if (!allowed.has(i)) logits[i] = Number.NEGATIVE_INFINITY;
+    const mask = allowedTokenMask(p.allowedTokenIds);
+    for (let i = 0; i < logits.length; i++) {
+      if (!((mask[i >> 5]! >>> (i & 31)) & 1)) logits[i] = Number.NEGATIVE_INFINITY;
+    }
   }
   for (const id of bannedTokens(p.badWords, h.outputIds)) logits[id] = Number.NEGATIVE_INFINITY;
   if (h.outputIds.length < p.minTokens) for (const id of h.stopIds) logits[id] = Number.NEGATIVE_INFINITY;
