@@ -98,8 +98,7 @@ function adapterOf(
   let dir: string;
   if (opts.adapterFiles) {
     const where = `${at(undefined)}: adapters`;
-    const strange = Object.keys(opts.adapterFiles).find((f) => !FOLDER_FILE.test(f));
-    if (strange) throw new UserError(`${where}: ${JSON.stringify(strange.slice(0, 100))} is not a plain file name`);
+    checkPlainNames(opts.adapterFiles, where);
     for (const [file, digest] of Object.entries(opts.adapterFiles)) {
       keepUpload(store, digest, storedBlob(store, digest, `${where}: ${file}`));
     }
@@ -141,9 +140,7 @@ function uploadedBase(
     keepUpload(store, digest, path);
     return { source: { kind: 'blob', digest }, inherited: null };
   }
-  const strange = found.find((f) => !FOLDER_FILE.test(f.name));
-  if (strange)
-    throw new UserError(`${where}: files: ${JSON.stringify(strange.name.slice(0, 100))} is not a plain file name`);
+  checkPlainNames(files, `${where}: files`);
   if (!found.some((f) => f.name === 'config.json') || !found.some((f) => f.name.endsWith('.safetensors'))) {
     throw new UserError(
       `${where}: files: one GGUF file, or a model folder's config.json and .safetensors weights (got ${names.slice(0, 200)})`,
@@ -153,6 +150,12 @@ function uploadedBase(
   const source: ModelSource = { kind: 'blob-folder', files };
   checkModelPath(blobFolderPath(store.root, files), `${where}: files`);
   return { source, inherited: null };
+}
+
+/** Uploaded files make a folder only under plain names (FOLDER_FILE); one line naming the first that is not. */
+function checkPlainNames(files: Record<string, string>, where: string): void {
+  const strange = Object.keys(files).find((f) => !FOLDER_FILE.test(f));
+  if (strange) throw new UserError(`${where}: ${JSON.stringify(strange.slice(0, 100))} is not a plain file name`);
 }
 
 /** Where the store holds a blob (`blobs/`, or `uploads/` until a model is made of it); one line when it has none. */
