@@ -286,6 +286,8 @@ case ${1:-1} in
   fi
   stage latency 280 env MODES=1 SHAPES="llama3-8b llama3-8b:fp8 llama3-8b:q4_k_m gemma-2-9b phi4-mini \
     qwen3-30b-a3b" bench/async-device.sh
+  # What time is left goes to the GPU test files (a later part 7 or 18 on the same machine goes on with the rest).
+  gpu_tests 600
   ;;
 24)
   # #18's offline figure (FP8 weights: 1.4x bf16's asked) with an FP8 KV cache as well, never measured (the decode

@@ -18,6 +18,7 @@ import { registerStoreRoutes } from './ollama/store-routes.ts';
 import { registerChatCompletions } from './openai/chat.ts';
 import { registerCompletions } from './openai/completions.ts';
 import { registerEmbeddings } from './openai/embeddings.ts';
+import { registerLoraAdapters } from './openai/lora-adapters.ts';
 import { registerModels } from './openai/models.ts';
 import { ResponseStore } from './openai/response-store.ts';
 import { registerResponses } from './openai/responses.ts';
@@ -147,6 +148,7 @@ export function buildApp(
   registerScore(app, ctx);
   registerTokenize(app, ctx);
   registerModels(app, ctx);
+  registerLoraAdapters(app, ctx);
   registerGenerate(app, ctx);
   registerChat(app, ctx);
   registerEmbed(app, ctx);

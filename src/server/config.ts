@@ -10,6 +10,8 @@ export interface ServeConfig {
   models: string[];
   /** `--lora-modules`: served names of the first model with a LoRA adapter folder merged in. */
   loraModules: { name: string; folder: string }[];
+  /** vLLM's /v1/load_lora_adapter and /v1/unload_lora_adapter answer (they read folders a request names). */
+  runtimeLoraUpdating: boolean;
   /** Concurrent sequences per model (the engine's max running sequences); null = the engine's default. */
   numParallel: number | null;
   flashAttention: 'auto' | 'on' | 'off';
@@ -62,6 +64,7 @@ export interface ServeFlags {
   loadTimeout?: string;
   /** false = `--no-ui` given (commander sets true when it is absent, so true says nothing). */
   ui?: boolean;
+  allowRuntimeLoraUpdating?: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -150,7 +153,15 @@ function timeout(v: { value: string; from: string } | null, fallback: number): n
   return Math.max(ms, 0);
 }
 
-const NO_UI: Record<string, boolean> = { '1': true, true: true, '0': false, false: false };
+const BOOLEAN: Record<string, boolean> = { '1': true, true: true, '0': false, false: false };
+
+/** An on/off setting: 1, 0, true or false. */
+function onOff(v: { value: string; from: string } | null): boolean {
+  if (!v) return false;
+  const on = BOOLEAN[v.value.trim().toLowerCase()];
+  if (on === undefined) throw new UserError(`${v.from}: "${v.value}" is not one of 1, 0, true, false`);
+  return on;
+}
 
 const FLASH: Record<string, ServeConfig['flashAttention']> = {
   auto: 'auto',
@@ -198,16 +209,20 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
     );
   }
   const loadTimeoutMs = timeout(pick(flags.loadTimeout, '--load-timeout', env, 'LOAD_TIMEOUT'), 5 * 60_000);
-  const noUiValue = pick(flags.ui === false ? '1' : undefined, '--no-ui', env, 'NO_UI');
-  const noUi = noUiValue ? NO_UI[noUiValue.value.trim().toLowerCase()] : false;
-  if (noUi === undefined)
-    throw new UserError(`${noUiValue!.from}: "${noUiValue!.value}" is not one of 1, 0, true, false`);
+  const noUi = onOff(pick(flags.ui === false ? '1' : undefined, '--no-ui', env, 'NO_UI'));
+  const runtimeLora = pick(
+    flags.allowRuntimeLoraUpdating ? '1' : undefined,
+    '--allow-runtime-lora-updating',
+    env,
+    'ALLOW_RUNTIME_LORA_UPDATING',
+  );
 
   return {
     host: parsedHost.host,
     port,
     models: flags.model ?? [],
     loraModules: (flags.loraModules ?? []).map(loraModule),
+    runtimeLoraUpdating: onOff(runtimeLora),
     numParallel: numParallel ? int(numParallel, 0, 1, 4096) : null,
     flashAttention,
     kvCacheType,

@@ -76,8 +76,10 @@ export interface ModelEntry {
   ref: string;
   /** Named at start-up (`--model`): loaded then, never unloaded for being idle, outside the loaded-model limit. */
   pinned?: boolean;
-  /** A LoRA adapter folder merged into the weights as they load (`--lora-modules`). */
+  /** A LoRA adapter folder merged into the weights as they load (`--lora-modules`, /v1/load_lora_adapter). */
   lora?: string;
+  /** The name of the model an adapted entry adapts. */
+  parent?: string;
 }
 
 /** Reads and loads models; the production one wraps the loader and engine, tests pass a double. */
@@ -115,6 +117,11 @@ export interface Lease {
   release(): void;
   /** Releases the lease and, when no other request holds the model and its keep-alive is 0, unloads it now. */
   unload(): Promise<void>;
+}
+
+/** `base` with a LoRA adapter folder merged in, served as `name`, loaded on first use. */
+export function adaptedEntry(base: ModelEntry, name: string, folder: string): ModelEntry {
+  return { name, path: base.path, ref: base.ref, pinned: false, lora: folder, parent: base.name };
 }
 
 /** The name a model folder is served under. */

@@ -12,7 +12,7 @@ import { UserError } from '../util/errors.ts';
 import { buildApp } from './app.ts';
 import type { ServeConfig } from './config.ts';
 import { EngineModelSource } from './engine-source.ts';
-import { type ModelEntry, ModelRegistry, modelName } from './models.ts';
+import { adaptedEntry, type ModelEntry, ModelRegistry, modelName } from './models.ts';
 import { storeEntry } from './store-entry.ts';
 
 export function pagodaVersion(): string {
@@ -53,7 +53,7 @@ export function resolveEntries(config: ServeConfig): { entries: ModelEntry[]; pr
       throw new UserError(`--lora-modules ${name}=${folder}: "${name}" is already a served model's name`);
     }
     readLoraAdapter(folder).close();
-    return { ...given[0]!, name, pinned: false, lora: resolve(folder) };
+    return adaptedEntry(given[0]!, name, resolve(folder));
   });
   const known = listModels()
     .filter(

@@ -21,6 +21,10 @@ export const registerServe: RegisterCommand = (program) => {
       'serve the first --model with a PEFT LoRA adapter merged in, as its own model NAME (repeatable)',
       collect,
     )
+    .option(
+      '--allow-runtime-lora-updating',
+      'answer /v1/load_lora_adapter and /v1/unload_lora_adapter [PAGODA_ALLOW_RUNTIME_LORA_UPDATING=1]',
+    )
     .option('--host <host>', 'address to listen on, optionally host:port [PAGODA_HOST]')
     .option('--port <port>', 'port to listen on (default 11434)')
     .option('--num-parallel <n>', 'concurrent sequences per model [PAGODA_NUM_PARALLEL]')

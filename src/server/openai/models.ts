@@ -12,6 +12,8 @@ export function registerModels(app: FastifyInstance, ctx: ServerContext): void {
       created: Math.floor(info.modifiedAt.getTime() / 1000),
       owned_by: 'pagoda',
       max_model_len: info.maxContextLength,
+      // vLLM's card of a LoRA adapter names the model it adapts.
+      ...(entry.parent && { parent: entry.parent }),
     };
   };
   app.get('/v1/models', async () => {
