@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { toolCallTag } from '../gotemplate/tool-call-tag.ts';
 import type { GrammarSpec } from '../grammar/spec.ts';
-import { FORCED_JSON, type ToolCallFormat, toolCallFormatOf } from '../tools/tool-parser.ts';
+import { FORCED_JSON, parameterTypesOf, type ToolCallFormat, toolCallFormatOf } from '../tools/tool-parser.ts';
 import { ApiError } from './errors.ts';
 import type { ChatTemplate } from './models.ts';
 
@@ -72,7 +72,7 @@ export function resolveTools(
   }
   if (named === null && choice !== 'required') {
     const format = toolCallFormatOf(template.source, toolCallTag(template.source)) ?? { ...FORCED_JSON, name: 'json' };
-    return { templateTools: tools, format };
+    return { templateTools: tools, format: { ...format, parameterTypes: parameterTypesOf(tools) } };
   }
   const allowed = named === null ? tools : tools.filter((t) => t.function.name === named);
   const call = (t: Tool) => ({

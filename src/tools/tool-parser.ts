@@ -17,6 +17,11 @@ export interface ToolCallFormat {
   end: string | null;
   /** JSON first in the output is a call too (Llama 3.x, templates whose calls have no tag, forced tool choice). */
   bare?: boolean;
+  /**
+   * The JSON schema type of each function's parameters (function name → parameter → type), for calls written as
+   * text rather than JSON (Qwen3-Coder's `<parameter=…>`), whose values the schema types.
+   */
+  parameterTypes?: ReadonlyMap<string, ReadonlyMap<string, string>>;
 }
 
 export const HERMES: ToolCallFormat = { name: 'hermes', start: '<tool_call>', end: '</tool_call>' };
@@ -44,8 +49,9 @@ export function toolCallFormatOf(templateSource: string, goTag: string | null = 
 }
 
 /** Calls in `body` (the text after the opening tag), or null when it is not a call. */
-export function parseCallBody(body: string): ParsedToolCall[] | null {
+export function parseCallBody(body: string, format?: ToolCallFormat): ParsedToolCall[] | null {
   const text = body.trim();
+  if (text.startsWith('<function=')) return parseXmlCalls(text, format?.parameterTypes);
   const mistral = /^([A-Za-z0-9_.-]+)\[ARGS\]/.exec(text);
   if (mistral) {
     const args = parseJsonPrefix(text.slice(mistral[0].length));
@@ -70,6 +76,73 @@ export function parseCallBody(body: string): ParsedToolCall[] | null {
     rest = skip(parsed.rest).trimEnd();
   }
   return calls.length > 0 ? calls : null;
+}
+
+const XML_FUNCTION = /<function=([^>\n]+)>([\s\S]*?)<\/function>/g;
+const XML_PARAMETER = /<parameter=([^>\n]+)>([\s\S]*?)<\/parameter>/g;
+
+/**
+ * Qwen3-Coder's calls: `<function=NAME>` then `<parameter=P>` value `</parameter>` for each argument, each value on
+ * lines of its own (one newline trimmed each side). A value is text: the function's schema types it (as vLLM's
+ * qwen3_coder parser does); a parameter the schema does not know stays a string.
+ */
+function parseXmlCalls(
+  text: string,
+  types: ReadonlyMap<string, ReadonlyMap<string, string>> | undefined,
+): ParsedToolCall[] | null {
+  const calls: ParsedToolCall[] = [];
+  let end = 0;
+  for (const fn of text.matchAll(XML_FUNCTION)) {
+    if (text.slice(end, fn.index).trim()) return null;
+    end = fn.index + fn[0].length;
+    const name = fn[1]!.trim();
+    const args: Record<string, unknown> = {};
+    let inner = 0;
+    for (const p of fn[2]!.matchAll(XML_PARAMETER)) {
+      if (fn[2]!.slice(inner, p.index).trim()) return null;
+      inner = p.index + p[0].length;
+      const param = p[1]!.trim();
+      args[param] = typedValue(p[2]!.replace(/^\n/, '').replace(/\n$/, ''), types?.get(name)?.get(param));
+    }
+    if (fn[2]!.slice(inner).trim()) return null;
+    calls.push({ name, arguments: args });
+  }
+  return calls.length > 0 && !text.slice(end).trim() ? calls : null;
+}
+
+/** A text value as its schema type asks: numbers, booleans, JSON objects and arrays parsed; "null" is null. */
+function typedValue(value: string, type: string | undefined): unknown {
+  if (value.trim().toLowerCase() === 'null') return null;
+  if (type === undefined || type === 'string') return value;
+  const v = value.trim();
+  if (type === 'integer') return /^-?\d+$/.test(v) ? Number(v) : value;
+  if (type === 'number') return v !== '' && Number.isFinite(Number(v)) ? Number(v) : value;
+  if (type === 'boolean') return v === 'true' ? true : v === 'false' ? false : value;
+  try {
+    return JSON.parse(v);
+  } catch {
+    return value;
+  }
+}
+
+/** Each function's parameters' JSON schema types (the first that is not "null" where a list is given). */
+export function parameterTypesOf(
+  tools: readonly { function: { name: string; parameters?: Record<string, unknown> | null } }[],
+): Map<string, Map<string, string>> {
+  const byFunction = new Map<string, Map<string, string>>();
+  for (const { function: fn } of tools) {
+    const properties = fn.parameters?.properties;
+    const types = new Map<string, string>();
+    if (isObject(properties)) {
+      for (const [param, schema] of Object.entries(properties)) {
+        const type = isObject(schema) ? schema.type : undefined;
+        const first = Array.isArray(type) ? type.find((t) => t !== 'null') : type;
+        if (typeof first === 'string') types.set(param, first);
+      }
+    }
+    byFunction.set(fn.name, types);
+  }
+  return byFunction;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -178,7 +251,7 @@ export class ToolCallParser {
         if (close >= 0) body = body.slice(0, close);
       }
       if (!body.trim()) continue;
-      const parsed = parseCallBody(body);
+      const parsed = parseCallBody(body, this.format);
       if (!parsed) return { content: text, calls: [] };
       calls.push(...parsed);
     }

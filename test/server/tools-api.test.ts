@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { Ollama } from 'ollama';
 import OpenAI from 'openai';
+import { ChatTemplate } from '../../src/loader/chat-template.ts';
 import type { ChatTemplate as ServerTemplate } from '../../src/server/models.ts';
 import {
   WEATHER_CALL as CALL,
@@ -77,6 +78,65 @@ test('OpenAI: a Hermes tool call, streamed: no tag text leaks into content, the 
     [['get_weather', { city: 'Paris' }]],
   );
   assert.equal(finish, 'tool_calls');
+});
+
+/** Calls written as Qwen3-Coder's template writes them (`<tool_call>` around `<function=…>`, one `<parameter=…>` each). */
+const xmlCallTemplate = new ChatTemplate(
+  '{% if tools %}<tools>{{ tools | length }}</tools>{% endif %}{% for m in messages %}<|{{ m.role }}|>{{ m.content }}' +
+    '{% endfor %}<|assistant|>{# a call: <tool_call>\n<function=NAME>\n<parameter=P>\nVALUE\n</parameter> #}',
+  'qwen3-coder-style',
+  {},
+);
+
+test('OpenAI: Qwen3-Coder calls (<function=…>, <parameter=…>) with their values typed by the tool schema', async () => {
+  const forecast = {
+    type: 'function' as const,
+    function: {
+      name: 'get_forecast',
+      parameters: {
+        type: 'object',
+        properties: {
+          city: { type: 'string' },
+          days: { type: 'integer' },
+          metric: { type: 'boolean' },
+          extra: { type: 'object' },
+          note: { type: ['string', 'null'] },
+        },
+      },
+    },
+  };
+  const call =
+    'Let me look.<tool_call>\n<function=get_forecast>\n<parameter=city>\n2024\n</parameter>\n' +
+    '<parameter=days>\n3\n</parameter>\n<parameter=metric>\ntrue\n</parameter>\n' +
+    '<parameter=extra>\n{"hours": [1, 2]}\n</parameter>\n<parameter=note>\nline one\nline two\n</parameter>\n' +
+    '<parameter=unknown>\n7\n</parameter>\n</function>\n</tool_call>';
+  const args = {
+    city: '2024',
+    days: 3,
+    metric: true,
+    extra: { hours: [1, 2] },
+    note: 'line one\nline two',
+    unknown: '7',
+  };
+  const { openai } = await serve(call, xmlCallTemplate);
+  const whole = await openai.chat.completions.create({ model: 'm', messages, tools: [forecast] });
+  const choice = whole.choices[0]!;
+  assert.equal(choice.finish_reason, 'tool_calls');
+  assert.equal(choice.message.content, 'Let me look.');
+  const first = choice.message.tool_calls![0]!;
+  assert.deepEqual(first.type === 'function' && [first.function.name, JSON.parse(first.function.arguments)], [
+    'get_forecast',
+    args,
+  ]);
+  const stream = await openai.chat.completions.create({ model: 'm', messages, tools: [forecast], stream: true });
+  let streamed = '';
+  let content = '';
+  for await (const chunk of stream) {
+    content += chunk.choices[0]?.delta.content ?? '';
+    for (const t of chunk.choices[0]?.delta.tool_calls ?? []) streamed += t.function?.arguments ?? '';
+  }
+  assert.equal(content, 'Let me look.');
+  assert.deepEqual(JSON.parse(streamed), args);
 });
 
 test('OpenAI: an earlier call and its result go back to the template; tool_choice none renders no tools', async () => {

@@ -60,6 +60,36 @@ test('Mistral: [TOOL_CALLS][…] and the newer [TOOL_CALLS]name[ARGS]{…}', () 
   assert.deepEqual(stream(MISTRAL, v11, 4).calls, [weather, { name: 't', arguments: {} }]);
 });
 
+test('Qwen3-Coder: <function=…> calls inside <tool_call>, values typed by the schema where it knows them', () => {
+  const text =
+    'Sure.<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n<parameter=unit>\nc\n' +
+    '</parameter>\n</function>\n</tool_call>\n<tool_call>\n<function=t>\n</function>\n</tool_call>';
+  for (const size of [1, 5, 1000]) {
+    const r = stream(HERMES, text, size);
+    assert.equal(r.content, 'Sure.');
+    assert.deepEqual(r.calls, [weather, { name: 't', arguments: {} }]);
+  }
+  const typed = (value: string, type?: string) => {
+    const types = new Map([['f', new Map(type ? [['p', type]] : [])]]);
+    const call = `<tool_call>\n<function=f>\n<parameter=p>\n${value}\n</parameter>\n</function>\n</tool_call>`;
+    return stream({ ...HERMES, parameterTypes: types }, call, 4).calls[0]?.arguments.p;
+  };
+  assert.equal(typed('12'), '12', 'no schema: a string');
+  assert.equal(typed('12', 'integer'), 12);
+  assert.equal(typed('1.5', 'integer'), '1.5', 'not an integer: kept as written');
+  assert.equal(typed('-2.5e3', 'number'), -2500);
+  assert.equal(typed('false', 'boolean'), false);
+  assert.deepEqual(typed('[1, "a"]', 'array'), [1, 'a']);
+  assert.equal(typed('{broken', 'object'), '{broken');
+  assert.equal(typed('null', 'string'), null);
+  assert.equal(typed('  two\nlines ', 'string'), '  two\nlines ', 'only the newline on each side is trimmed');
+  // Not well formed: the text is content after all.
+  const open = 'x<tool_call>\n<function=f>\n<parameter=p>\n1\n</function>\n</tool_call>';
+  assert.deepEqual(stream(HERMES, open, 3), { content: open, calls: [] });
+  const stray = 'x<tool_call>\n<function=f>\n</function>\ntrailing\n</tool_call>';
+  assert.deepEqual(stream(HERMES, stray, 3), { content: stray, calls: [] });
+});
+
 test('a call that does not parse comes back as content', () => {
   const r = stream(HERMES, 'x<tool_call>{"name": broken</tool_call>', 3);
   assert.equal(r.content, 'x<tool_call>{"name": broken</tool_call>');
