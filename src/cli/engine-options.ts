@@ -76,6 +76,10 @@ export function addEngineOptions(cmd: Command): Command {
       'a PEFT LoRA adapter folder, merged into the weights as they load (default: $PAGODA_LORA)',
     )
     .option(
+      '--chat-template <file|template>',
+      "a Jinja chat template (a file, or the text) used instead of the model's own (default: $PAGODA_CHAT_TEMPLATE)",
+    )
+    .option(
       '--speculative <ngram|model>',
       'speculative decoding: ngram (prompt lookup) or a draft model (folder or name)',
     )
@@ -164,6 +168,7 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
     speculative: speculativeOptionsFrom(opts, env.speculative),
     quantization: opts.quantization === undefined ? env.quantization : String(opts.quantization),
     lora: opts.lora === undefined ? env.lora : String(opts.lora),
+    chatTemplate: opts.chatTemplate === undefined ? env.chatTemplate : String(opts.chatTemplate),
     kvCacheType:
       opts.kvCacheType !== undefined
         ? parseKvCacheType(String(opts.kvCacheType), '--kv-cache-type')

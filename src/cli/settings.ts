@@ -24,6 +24,8 @@ export interface EnvSettings {
   kvCacheType?: string;
   /** PAGODA_LORA: like --lora (a PEFT LoRA adapter folder). */
   lora?: string;
+  /** PAGODA_CHAT_TEMPLATE: like --chat-template (a Jinja file or the template's text). */
+  chatTemplate?: string;
   /** PAGODA_RUNNER_THREAD: 1 or 0 (--runner-thread / --no-runner-thread). */
   runnerThread?: boolean;
   /** PAGODA_ASYNC_SCHEDULING=0: as --no-async-scheduling. */
@@ -98,6 +100,7 @@ export function settingsFromEnv(env: Env = process.env): EnvSettings {
     ...(env.PAGODA_QUANTIZATION && { quantization: env.PAGODA_QUANTIZATION }),
     ...(env.PAGODA_KV_CACHE_TYPE && { kvCacheType: env.PAGODA_KV_CACHE_TYPE }),
     ...(env.PAGODA_LORA && { lora: env.PAGODA_LORA }),
+    ...(env.PAGODA_CHAT_TEMPLATE && { chatTemplate: env.PAGODA_CHAT_TEMPLATE }),
     ...(env.PAGODA_KV_COMPRESSION && { kvCompression: env.PAGODA_KV_COMPRESSION }),
     ...(env.PAGODA_KV_BUDGET && { kvBudget: env.PAGODA_KV_BUDGET }),
   };

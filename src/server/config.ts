@@ -8,6 +8,8 @@ export interface ServeConfig {
   port: number;
   /** `--model` paths or names, in the order given; the first is the default. */
   models: string[];
+  /** `--served-model-name`: the first model's name in the APIs, then other names it answers to; empty = its own. */
+  servedModelNames: string[];
   /** `--lora-modules`: served names of the first model with a LoRA adapter folder merged in. */
   loraModules: { name: string; folder: string }[];
   /** vLLM's /v1/load_lora_adapter and /v1/unload_lora_adapter answer (they read folders a request names). */
@@ -46,6 +48,7 @@ export interface ServeFlags {
   host?: string;
   port?: string | number;
   model?: string[];
+  servedModelName?: string[];
   loraModules?: string[];
   numParallel?: string;
   flashAttention?: string;
@@ -221,6 +224,9 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
     host: parsedHost.host,
     port,
     models: flags.model ?? [],
+    servedModelNames: servedNames(
+      pick(flags.servedModelName?.join(' '), '--served-model-name', env, 'SERVED_MODEL_NAME'),
+    ),
     loraModules: (flags.loraModules ?? []).map(loraModule),
     runtimeLoraUpdating: onOff(runtimeLora),
     numParallel: numParallel ? int(numParallel, 0, 1, 4096) : null,
@@ -245,6 +251,11 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
     loadTimeoutMs,
     ui: !noUi,
   };
+}
+
+/** `--served-model-name` names, separated by spaces or commas. */
+function servedNames(v: { value: string; from: string } | null): string[] {
+  return v ? v.value.split(/[\s,]+/).filter(Boolean) : [];
 }
 
 /** A `--lora-modules` value, vLLM's NAME=FOLDER: the served name and the adapter folder. */

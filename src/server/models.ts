@@ -78,8 +78,12 @@ export interface ModelEntry {
   pinned?: boolean;
   /** A LoRA adapter folder merged into the weights as they load (`--lora-modules`, /v1/load_lora_adapter). */
   lora?: string;
+  /** Other names requests may give it (`--served-model-name`'s after the first). */
+  aliases?: string[];
   /** The name of the model an adapted entry adapts. */
   parent?: string;
+  /** `--chat-template` (a Jinja file or the text) for the start-up models and their adapted entries. */
+  chatTemplate?: string;
 }
 
 /** Reads and loads models; the production one wraps the loader and engine, tests pass a double. */
@@ -121,7 +125,8 @@ export interface Lease {
 
 /** `base` with a LoRA adapter folder merged in, served as `name`, loaded on first use. */
 export function adaptedEntry(base: ModelEntry, name: string, folder: string): ModelEntry {
-  return { name, path: base.path, ref: base.ref, pinned: false, lora: folder, parent: base.name };
+  const { path, ref, chatTemplate } = base;
+  return { name, path, ref, pinned: false, lora: folder, parent: base.name, ...(chatTemplate && { chatTemplate }) };
 }
 
 /** The name a model folder is served under. */
@@ -177,7 +182,8 @@ export class ModelRegistry {
     this.infos.delete(entry.name);
     // An adapted model shares its base's path and ref: those keep naming the base.
     const files = entry.lora ? [] : [entry.path, entry.ref];
-    for (const alias of [...files, `${entry.name}:latest`, entry.name.replace(/:latest$/, '')]) {
+    const names = [...(entry.aliases ?? []), `${entry.name}:latest`, entry.name.replace(/:latest$/, '')];
+    for (const alias of [...files, ...names]) {
       if (!this.aliases.has(alias) || alias === entry.ref) this.aliases.set(alias, entry.name);
     }
   }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
+import { chatTemplateOption } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME, DEMO_MODEL_WARNING, ensureDemoModel } from '../loader/demo-model.ts';
 import { readLoraAdapter } from '../loader/lora-adapter.ts';
 import type { EngineOptions } from '../runner/load.ts';
@@ -35,10 +36,15 @@ function entryFor(spec: string): ModelEntry {
  * `--model` values first (the demo model when none), pinned and loaded at start-up, then every other model the store
  * and the Hugging Face cache know, loaded on first use. Request names are matched against these entries only.
  */
-export function resolveEntries(config: ServeConfig): { entries: ModelEntry[]; preload: ModelEntry[] } {
+export function resolveEntries(
+  config: ServeConfig,
+  chatTemplate?: string,
+): { entries: ModelEntry[]; preload: ModelEntry[] } {
+  // A bad --chat-template fails here, before anything loads.
+  if (chatTemplate !== undefined) chatTemplateOption(chatTemplate);
   const given: ModelEntry[] = [];
   for (const spec of config.models.length ? config.models : [DEMO_MODEL_NAME]) {
-    const entry = entryFor(spec);
+    const entry = { ...entryFor(spec), ...(chatTemplate !== undefined && { chatTemplate }) };
     const clash = given.find((e) => e.name === entry.name && e.path !== entry.path);
     if (clash) {
       throw new UserError(
@@ -46,6 +52,14 @@ export function resolveEntries(config: ServeConfig): { entries: ModelEntry[]; pr
       );
     }
     if (!given.some((e) => e.name === entry.name)) given.push({ ...entry, pinned: true });
+  }
+  // vLLM's --served-model-name: the first model's public name, and more names it answers to.
+  const [served, ...aliases] = config.servedModelNames;
+  if (served !== undefined) {
+    const taken = [served, ...aliases].find((n) => given.slice(1).some((g) => g.name === n));
+    if (taken !== undefined)
+      throw new UserError(`--served-model-name ${taken}: another --model is served as "${taken}"`);
+    given[0] = { ...given[0]!, name: served, ...(aliases.length > 0 && { aliases }) };
   }
   // vLLM's --lora-modules: the first model with an adapter merged in, under the adapter's name, loaded on first use.
   const adapted = config.loraModules.map(({ name, folder }) => {
@@ -102,7 +116,7 @@ export async function startServer(
   say: (line: string) => void,
 ): Promise<RunningServer> {
   const log = pino({ level: process.env.PAGODA_LOG_LEVEL ?? 'info' }, pino.destination(2));
-  const { entries, preload } = resolveEntries(config);
+  const { entries, preload } = resolveEntries(config, engineOptions.chatTemplate);
   const source = new EngineModelSource(config, { ...engineOptions, log: say });
   const registry = new ModelRegistry(entries, source, {
     maxLoaded: config.maxLoadedModels,

@@ -35,10 +35,12 @@ export const registerRun: RegisterCommand = (program) => {
     const settings = { params: samplingParamsFrom(opts), raw: opts.raw === true };
     const engineOptions = engineOptionsFrom(opts);
     // The interactive chat goes through a running server when it serves the model (Ollama's behaviour), unless a flag
-    // changes the weights the server has (an adapter, a quantization).
+    // changes what the server has (an adapter, a quantization, the chat template).
     const interactive = second === undefined && first !== undefined && process.stdin.isTTY;
-    const ownWeights = engineOptions.lora !== undefined || engineOptions.quantization !== undefined;
-    if (interactive && !existsSync(first) && !ownWeights) {
+    const ownModel = [engineOptions.lora, engineOptions.quantization, engineOptions.chatTemplate].some(
+      (v) => v !== undefined,
+    );
+    if (interactive && !existsSync(first) && !ownModel) {
       const base = serverUrl();
       if (await serverServes(base, first)) return runInteractiveRemote(base, first, settings);
     }

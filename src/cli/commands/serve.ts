@@ -17,6 +17,10 @@ export const registerServe: RegisterCommand = (program) => {
       collect,
     )
     .option(
+      '--served-model-name <names...>',
+      "the first --model's name in the APIs (more names: aliases it also answers to) [PAGODA_SERVED_MODEL_NAME]",
+    )
+    .option(
       '--lora-modules <name=folder>',
       'serve the first --model with a PEFT LoRA adapter merged in, as its own model NAME (repeatable)',
       collect,
