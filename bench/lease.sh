@@ -4,7 +4,8 @@
 # too). Since then rope.cu and norm.cu changed (part 20: their tests pass) and the q/k/v GEMV took over RoPE and the
 # cache write for decode rows (part 21, eighth lease: its test and the six files it touches pass on an H100). On
 # 2026-12-07 the MoE decode kernels (then a pending patch) passed their tests and were merged, and parts 24 and 22
-# ran on an H100 (bench/RESULTS.md). Next, in order: part 22 on an H200 (the issues' targets are an H200's, and
+# ran on an H100 (bench/RESULTS.md); the second lease that day ran parts 22 and 7 on an H100 (every GPU test file
+# passes). Next, in order: part 26 (#18's FP8 offline run step by step, then the MoE shape's), part 22 on an H200 (the issues' targets are an H200's, and
 # gemv-table.json has no H200 table, so every shape there takes the rule: the sweeps write one, then the headline
 # figures with it); then part 11 (the offline run step by step), then 3, 4, 2, 5 (GGUF decode, MoE/Gemma/Phi with
 # their baselines, sm_90a prefill and FP8, start-up and tensor parallelism).
@@ -299,8 +300,19 @@ case ${1:-1} in
       --load-format dummy --max-model-len 2048 ${run#*|} 2>&1 | grep -E 'output tokens/s|preemptions|^KV cache' | sed 's/^/| ${run%%|*} | /'"
   done
   ;;
+26)
+  # #18's last few percent (FP8 weights with an FP8 cache offline: 1.33-1.36x bf16 on an H100 on 2026-12-07, 1.4x
+  # asked): where each run's time goes, step class by step class, bf16 first; then #13's MoE shape offline the same way
+  # (on an H200 its cache is about three times an H100's, so its many-sequence steps are what to look at).
+  for run in "bf16|" "fp8-kv-fp8|--quantization fp8 --kv-cache-type fp8"; do
+    stage "profile-${run%%|*}" 150 node --import tsx bench/throughput-profile.ts --model bench/configs/llama3-8b \
+      --device cuda --load-format dummy --max-model-len 2048 ${run#*|} --save bench/RESULTS.md
+  done
+  stage profile-moe 240 node --import tsx bench/throughput-profile.ts --model bench/configs/qwen3-30b-a3b \
+    --device cuda --load-format dummy --max-model-len 2048 --save bench/RESULTS.md
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|...|24" >&2
+  echo "usage: bench/lease.sh 1|2|...|26" >&2
   exit 2
   ;;
 esac
