@@ -28,6 +28,15 @@ export const HERMES: ToolCallFormat = { name: 'hermes', start: '<tool_call>', en
 export const MISTRAL: ToolCallFormat = { name: 'mistral', start: '[TOOL_CALLS]', end: null };
 /** Llama 3.x: `<|python_tag|>` may open the call; bare JSON at the start of the output is one too. */
 export const LLAMA3_JSON: ToolCallFormat = { name: 'llama3_json', start: '<|python_tag|>', end: null, bare: true };
+/**
+ * DeepSeek V3 and R1 (and R1's distilled models): `<｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME` then the arguments
+ * in a json code fence, each call closed by `<｜tool▁call▁end｜>`; V3.1 writes `NAME<｜tool▁sep｜>{…}` instead.
+ */
+export const DEEPSEEK: ToolCallFormat = {
+  name: 'deepseek',
+  start: '<｜tool▁calls▁begin｜>',
+  end: '<｜tool▁calls▁end｜>',
+};
 /** tool_choice "required" or a named function: the output is a JSON list of calls, held to it by a grammar. */
 export const FORCED_JSON: ToolCallFormat = { name: 'forced', start: null, end: null, bare: true };
 
@@ -42,6 +51,7 @@ export function toolCallFormatOf(templateSource: string, goTag: string | null = 
   }
   if (templateSource.includes('<tool_call>')) return HERMES;
   if (templateSource.includes('[TOOL_CALLS]')) return MISTRAL;
+  if (templateSource.includes(DEEPSEEK.start!)) return DEEPSEEK;
   if (/<\|python_tag\|>|"parameters"|<\|start_header_id\|>/.test(templateSource) && /\btools\b/.test(templateSource)) {
     return LLAMA3_JSON;
   }
@@ -52,6 +62,7 @@ export function toolCallFormatOf(templateSource: string, goTag: string | null = 
 export function parseCallBody(body: string, format?: ToolCallFormat): ParsedToolCall[] | null {
   const text = body.trim();
   if (text.startsWith('<function=')) return parseXmlCalls(text, format?.parameterTypes);
+  if (text.startsWith(DEEPSEEK_CALL)) return parseDeepSeekCalls(text);
   const mistral = /^([A-Za-z0-9_.-]+)\[ARGS\]/.exec(text);
   if (mistral) {
     const args = parseJsonPrefix(text.slice(mistral[0].length));
@@ -76,6 +87,30 @@ export function parseCallBody(body: string, format?: ToolCallFormat): ParsedTool
     rest = skip(parsed.rest).trimEnd();
   }
   return calls.length > 0 ? calls : null;
+}
+
+const DEEPSEEK_CALL = '<｜tool▁call▁begin｜>';
+const DEEPSEEK_CALLS = /<｜tool▁call▁begin｜>([\s\S]*?)<｜tool▁sep｜>([\s\S]*?)<｜tool▁call▁end｜>/g;
+
+/** DeepSeek's calls (see DEEPSEEK): V3 / R1's `function`, the name and a json fence, or V3.1's name and JSON. */
+function parseDeepSeekCalls(text: string): ParsedToolCall[] | null {
+  const calls: ParsedToolCall[] = [];
+  let end = 0;
+  for (const m of text.matchAll(DEEPSEEK_CALLS)) {
+    if (text.slice(end, m.index).trim()) return null;
+    end = m.index + m[0].length;
+    const fenced = m[1]!.trim() === 'function' && /^([^\n]+)\n```(?:json)?\n?([\s\S]*?)\n?```\s*$/.exec(m[2]!);
+    const [name, json] = fenced ? [fenced[1]!, fenced[2]!] : [m[1]!, m[2]!];
+    let args: unknown;
+    try {
+      args = JSON.parse(json);
+    } catch {
+      return null;
+    }
+    if (!isObject(args) || !name.trim()) return null;
+    calls.push({ name: name.trim(), arguments: args });
+  }
+  return calls.length > 0 && !text.slice(end).trim() ? calls : null;
 }
 
 const XML_FUNCTION = /<function=([^>\n]+)>([\s\S]*?)<\/function>/g;

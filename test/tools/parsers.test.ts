@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ReasoningParser } from '../../src/tools/reasoning-parser.ts';
 import {
+  DEEPSEEK,
   HERMES,
   LLAMA3_JSON,
   MISTRAL,
@@ -88,6 +89,24 @@ test('Qwen3-Coder: <function=…> calls inside <tool_call>, values typed by the 
   assert.deepEqual(stream(HERMES, open, 3), { content: open, calls: [] });
   const stray = 'x<tool_call>\n<function=f>\n</function>\ntrailing\n</tool_call>';
   assert.deepEqual(stream(HERMES, stray, 3), { content: stray, calls: [] });
+});
+
+test('DeepSeek: V3 / R1 calls (function, name, a json fence) and V3.1 calls (name, JSON)', () => {
+  const [b, sep, e] = ['<｜tool▁call▁begin｜>', '<｜tool▁sep｜>', '<｜tool▁call▁end｜>'];
+  const r1 =
+    `Checking.<｜tool▁calls▁begin｜>${b}function${sep}get_weather\n\`\`\`json\n{"city": "Paris", "unit": "c"}\n\`\`\`${e}` +
+    `\n${b}function${sep}t\n\`\`\`json\n{}\n\`\`\`${e}<｜tool▁calls▁end｜>`;
+  const v31 = `Checking.<｜tool▁calls▁begin｜>${b}get_weather${sep}{"city": "Paris", "unit": "c"}${e}${b}t${sep}{}${e}<｜tool▁calls▁end｜>`;
+  for (const text of [r1, v31]) {
+    for (const size of [1, 4, 1000]) {
+      const r = stream(DEEPSEEK, text, size);
+      assert.equal(r.content, 'Checking.');
+      assert.deepEqual(r.calls, [weather, { name: 't', arguments: {} }]);
+    }
+  }
+  const broken = `x<｜tool▁calls▁begin｜>${b}get_weather${sep}{"city": ${e}<｜tool▁calls▁end｜>`;
+  assert.deepEqual(stream(DEEPSEEK, broken, 5), { content: broken, calls: [] });
+  assert.equal(toolCallFormatOf(`{% if tools %}{{ tools }}{% endif %}<｜tool▁calls▁begin｜>`)?.name, 'deepseek');
 });
 
 test('a call that does not parse comes back as content', () => {
