@@ -304,6 +304,11 @@ case ${1:-1} in
   # #18's last few percent (FP8 weights with an FP8 cache offline: 1.33-1.36x bf16 on an H100 on 2026-12-07, 1.4x
   # asked): where each run's time goes, step class by step class, bf16 first; then #13's MoE shape offline the same way
   # (on an H200 its cache is about three times an H100's, so its many-sequence steps are what to look at).
+  # First the FP8 GEMM's scales applied by cuBLASLt (outer-vector scale modes) against the own epilogue kernel, which
+  # writes and rereads a bf16 [rows, out] product (~66 MB a layer at 256 rows): measured twice before, 1.15x and 0.99x.
+  stage fp8-scales 170 bash -c "for s in 0 1 0 1; do PAGODA_FP8_CUBLASLT_SCALES=\$s timeout 40 node bin/pagoda.mjs \
+    bench throughput --model bench/configs/llama3-8b --device cuda --load-format dummy --max-model-len 2048 \
+    --quantization fp8 --kv-cache-type fp8 2>&1 | grep -E 'output tokens/s' | sed \"s/^/| cuBLASLt scales \$s | /\"; done"
   for run in "bf16|" "fp8-kv-fp8|--quantization fp8 --kv-cache-type fp8"; do
     stage "profile-${run%%|*}" 150 node --import tsx bench/throughput-profile.ts --model bench/configs/llama3-8b \
       --device cuda --load-format dummy --max-model-len 2048 ${run#*|} --save bench/RESULTS.md
