@@ -1,11 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bf16Bits, f16Bits } from '../primitives/float-bits.ts';
+import { CpuThreads, defaultThreads, MIN_PARALLEL_MACS } from '../backend/cpu/threads.ts';
 import { type HostTensor, toFloat32 } from '../primitives/host-tensor.ts';
+import { type LoraDtype, mergeLoraRows } from '../primitives/lora-merge.ts';
 import { UserError } from '../util/errors.ts';
 import { openSafetensors, type WeightSource } from './safetensors.ts';
-
-const toFloat64 = (x: Float32Array) => Float64Array.from(x);
 
 /** One adapted weight: its low-rank factors A [r, in] and B [out, r], and the scale of B A. */
 interface LoraPair {
@@ -97,10 +96,10 @@ export function readLoraAdapter(dir: string): LoraAdapter {
 /**
  * `source` with `adapter` merged into the weights it adapts: W + scale B A, the product summed over the rank in
  * float64 in rank order, added to W in float64 and rounded once to float32, then to W's own dtype. Done when a
- * weight's bytes are first read (its shape alone reads nothing). Every adapted weight must be in `source`, of the
- * factors' shape, and 16- or 32-bit (a quantized weight cannot take a merge).
+ * weight's bytes are first read (its shape alone reads nothing), over `threads` host threads. Every adapted weight
+ * must be in `source`, of the factors' shape, and 16- or 32-bit (a quantized weight cannot take a merge).
  */
-export function withLora(source: WeightSource, adapter: LoraAdapter): WeightSource {
+export function withLora(source: WeightSource, adapter: LoraAdapter, threads = defaultThreads()): WeightSource {
   try {
     checkTargets(source, adapter);
   } catch (err) {
@@ -120,7 +119,7 @@ export function withLora(source: WeightSource, adapter: LoraAdapter): WeightSour
         shape: base.shape,
         dtype: base.dtype,
         get bytes() {
-          merged ??= mergeLora(base, pair);
+          merged ??= mergeLora(base, pair, threads);
           return merged;
         },
       };
@@ -153,49 +152,26 @@ function checkTargets(source: WeightSource, adapter: LoraAdapter): void {
 }
 
 /**
- * W + scale B A in W's dtype (see withLora). Four rows of W at a time against A transposed, so each value of A read
- * feeds four sums (about 2x one row at a time on V8); each sum still runs over the rank in order.
+ * W + scale B A in W's dtype (see withLora), its rows split over the CPU worker threads where the product is large
+ * enough to be worth waking them (the same sums either way: loraMergeRows).
  */
-function mergeLora(base: HostTensor, { a, b, scale }: LoraPair): Uint8Array {
+export function mergeLora(base: HostTensor, { a, b, scale }: LoraPair, threads = defaultThreads()): Uint8Array {
   const [rows, cols] = base.shape as [number, number];
   const rank = a.shape[0]!;
-  const w = toFloat32(base);
+  const dtype = base.dtype as LoraDtype;
+  const pool = threads > 1 && rows * cols * rank >= MIN_PARALLEL_MACS ? CpuThreads.get(threads) : null;
+  // The workers read and write the operands where they are: in shared memory when they take part.
+  const memory = (bytes: number) => (pool ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
+  const w = new Uint8Array(memory(base.bytes.byteLength));
+  w.set(base.bytes);
   const fa = toFloat32(a);
-  const fb = toFloat64(toFloat32(b));
-  const at = new Float64Array(cols * rank);
+  const fb = new Float64Array(memory(rows * rank * 8));
+  fb.set(toFloat32(b));
+  const at = new Float64Array(memory(cols * rank * 8));
   for (let k = 0; k < rank; k++) for (let i = 0; i < cols; i++) at[i * rank + k] = fa[k * cols + i]!;
-  let o = 0;
-  for (; o + 4 <= rows; o += 4) {
-    const [b0, b1, b2, b3] = [0, 1, 2, 3].map((r) => (o + r) * rank) as [number, number, number, number];
-    const row = o * cols;
-    for (let i = 0; i < cols; i++) {
-      let d0 = 0;
-      let d1 = 0;
-      let d2 = 0;
-      let d3 = 0;
-      for (let k = 0, j = i * rank; k < rank; k++, j++) {
-        const x = at[j]!;
-        d0 += fb[b0 + k]! * x;
-        d1 += fb[b1 + k]! * x;
-        d2 += fb[b2 + k]! * x;
-        d3 += fb[b3 + k]! * x;
-      }
-      w[row + i] = w[row + i]! + scale * d0;
-      w[row + cols + i] = w[row + cols + i]! + scale * d1;
-      w[row + 2 * cols + i] = w[row + 2 * cols + i]! + scale * d2;
-      w[row + 3 * cols + i] = w[row + 3 * cols + i]! + scale * d3;
-    }
-  }
-  for (; o < rows; o++) {
-    for (let i = 0; i < cols; i++) {
-      let d = 0;
-      for (let k = 0, j = i * rank; k < rank; k++, j++) d += fb[o * rank + k]! * at[j]!;
-      w[o * cols + i] = w[o * cols + i]! + scale * d;
-    }
-  }
-  if (base.dtype === 'f32') return new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
-  const bits = base.dtype === 'bf16' ? bf16Bits : f16Bits;
-  const half = new Uint16Array(w.length);
-  for (let i = 0; i < w.length; i++) half[i] = bits(w[i]!);
-  return new Uint8Array(half.buffer);
+  if (pool) {
+    pool.loraMerge(w, dtype, at, fb, scale, rows, cols, rank);
+    pool.forget([w, at, fb]);
+  } else mergeLoraRows(w, dtype, at, fb, scale, cols, rank, 0, rows);
+  return w;
 }

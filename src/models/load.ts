@@ -24,7 +24,13 @@ import { ModelWeights } from './weights.ts';
 export function loadModel(
   path: string,
   backend: Backend,
-  options: BuildOptions & { quantization?: LoadQuantization; lora?: string; log?: (line: string) => void } = {},
+  options: BuildOptions & {
+    quantization?: LoadQuantization;
+    lora?: string;
+    /** Threads the LoRA merge may use (the machine's parallelism up to 8 when absent). */
+    cpuThreads?: number;
+    log?: (line: string) => void;
+  } = {},
 ): Model {
   const config = loadModelConfig(path);
   const gguf = isGgufPath(path);
@@ -42,7 +48,7 @@ export function loadModel(
   try {
     if (options.lora) {
       const adapter = readLoraAdapter(options.lora);
-      source = withLora(source, adapter);
+      source = withLora(source, adapter, options.cpuThreads);
       options.log?.(`LoRA adapter ${options.lora}: merged into ${adapter.pairs.size} weights as they load`);
     }
     const { convert, fp8 } = loadHooks(options.quantization, config, source.has('lm_head.weight'));

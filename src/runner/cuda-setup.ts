@@ -47,6 +47,8 @@ export interface CudaModelOptions {
   quantScheme?: QuantScheme;
   /** A PEFT LoRA adapter folder merged into the weights as they load. */
   lora?: string;
+  /** Host threads a LoRA merge may use (the machine's parallelism up to 8 when absent). */
+  cpuThreads?: number;
 }
 
 /** The one line refusing `--quantization fp8` where FP8 weights cannot run, and `why`. */
@@ -198,7 +200,9 @@ export function loadCudaModel(
       const model = releasingOnError(
         () => (target === b ? [] : [target]),
         () =>
-          o.dummy ? loadDummyModel(dir, target, build) : loadModel(dir, target, { ...build, lora: o.lora, log: o.log }),
+          o.dummy
+            ? loadDummyModel(dir, target, build)
+            : loadModel(dir, target, { ...build, lora: o.lora, log: o.log, cpuThreads: o.cpuThreads }),
       );
       b.releaseLoadStaging();
       return model;

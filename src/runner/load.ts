@@ -251,6 +251,7 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
           quantization: quantization && isFp8(quantization) ? options.quantization : undefined,
           quantScheme: quantization && !isFp8(quantization) ? quantization : undefined,
           lora,
+          cpuThreads: options.cpuThreads,
         });
         // The model's backend is the one to free: a ParallelBackend over the device's frees it and NCCL's state.
         [m, made, gpu] = [cuda.model, cuda.model.backend, cuda.backend];
@@ -260,7 +261,9 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
       } else {
         const backend = options.backend ?? (made = cpuBackend(ranks, options.cpuThreads));
         const build = { maxModelLen, quantization };
-        m = dummy ? loadDummyModel(modelDir, backend, build) : loadModel(modelDir, backend, { ...build, lora, log });
+        m = dummy
+          ? loadDummyModel(modelDir, backend, build)
+          : loadModel(modelDir, backend, { ...build, lora, log, cpuThreads: options.cpuThreads });
         if (ranks > 1)
           log(`tensor parallel: ${ranks} ranks simulated on the CPU, each with its own KV cache of the size below`);
         const blockBytes = kvBlockBytes(m, blockSize, kvBytesPerValue(kvQuant, device));

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
-import { readLoraAdapter, withLora } from '../../src/loader/lora-adapter.ts';
+import { mergeLora, readLoraAdapter, withLora } from '../../src/loader/lora-adapter.ts';
 import { openSafetensors } from '../../src/loader/safetensors.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { bf16Bits } from '../../src/primitives/float-bits.ts';
@@ -147,6 +147,37 @@ test('a weight whose rows are not a multiple of four merges its last rows too', 
       let d = 0;
       for (let k = 0; k < rank; k++) d += fb[o * rank + k]! * fa[k * cols + i]!;
       assert.equal(got[o * cols + i], Math.fround(fw[o * cols + i]! + 1.5 * d), `[${o}, ${i}]`);
+    }
+  }
+});
+
+test('a merge large enough for the worker threads: the same bits as on one thread, every row merged', () => {
+  // 130 x 512 x 8 multiply-adds passes the threads' threshold; 130 rows end in a chunk the threads split unevenly.
+  const [rows, cols, rank] = [130, 512, 8];
+  const values = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed));
+  const tensor = (shape: number[], v: Float32Array, dtype: 'f32' | 'bf16') => ({
+    name: 't',
+    shape,
+    dtype,
+    bytes: dtype === 'f32' ? new Uint8Array(v.buffer) : new Uint8Array(Uint16Array.from(v, bf16Bits).buffer),
+  });
+  const pair = {
+    a: tensor([rank, cols], values(rank * cols, 1), 'f32'),
+    b: tensor([rows, rank], values(rows * rank, 2), 'f32'),
+    scale: 0.75,
+  };
+  for (const dtype of ['f32', 'bf16'] as const) {
+    const base = tensor([rows, cols], values(rows * cols, 3), dtype);
+    const threaded = mergeLora(base, pair, 2);
+    assert.deepEqual(threaded, mergeLora(base, pair, 1), dtype);
+    if (dtype === 'f32') {
+      const got = new Float32Array(threaded.slice().buffer);
+      const [fw, fa, fb] = [toFloat32(base), toFloat32(pair.a), toFloat32(pair.b)];
+      for (const o of [0, 64, 127, 128, 129]) {
+        let d = 0;
+        for (let k = 0; k < rank; k++) d += fb[o * rank + k]! * fa[k * cols + 5]!;
+        assert.equal(got[o * cols + 5], Math.fround(fw[o * cols + 5]! + 0.75 * d), `row ${o}`);
+      }
     }
   }
 });

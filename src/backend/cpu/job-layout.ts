@@ -24,7 +24,7 @@ export const CTRL = {
 /** Float slots (f64, after the integer ones): the attention scale and soft-cap, then the K and V planes' scales. */
 export const FLOAT_OFFSET = CTRL.length * 4;
 /** Job kinds; `census` has each worker report how many shared buffers it holds, `none` only reads the messages. */
-export const JOB = { none: 0, linear: 1, attention: 2, linearQuant: 3, census: 4, fill: 5 } as const;
+export const JOB = { none: 0, linear: 1, attention: 2, linearQuant: 3, census: 4, fill: 5, loraMerge: 6 } as const;
 /**
  * Buffer ids of the shared scratch input, output, step metadata and a fill job's file runs (weights and caches take
  * ids from 1).

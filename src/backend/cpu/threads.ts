@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { DType } from '../../primitives/host-tensor.ts';
 import type { FileExtent } from '../../primitives/lazy-tensor.ts';
+import { LORA_CHUNK_ROWS, LORA_DTYPES, type LoraDtype, mergeLoraRows } from '../../primitives/lora-merge.ts';
 import type { AttentionSpec } from '../backend.ts';
 import { type AttentionBatch, type PagedKv, pagedAttention } from './attention.ts';
 import {
@@ -27,7 +28,7 @@ import type { RowSource } from './row-source.ts';
 import { FILL_CHUNK, FILL_DTYPES, fillValues, runsOf } from './weight-fill.ts';
 
 /** An array or memory that worker threads read by id. */
-export type SharedOperand = Float32Array | Uint8Array | WebAssembly.Memory;
+export type SharedOperand = Float32Array | Float64Array | Uint8Array | WebAssembly.Memory;
 
 /** Threads the CPU backend uses unless told (PAGODA_CPU_THREADS, read by the CLI): the machine's parallelism up to 8. */
 export function defaultThreads(): number {
@@ -110,6 +111,34 @@ export class CpuThreads {
     this.post(JOB.fill, [this.idOf(out), FILL_DTYPES.indexOf(dtype), extents.length, from]);
     const fill = (s: number, e: number) => fillValues(this.runs, extents.length, dtype, out, from + s, from + e);
     this.share(() => claimRows(this.ctrl, out.length - from, this.parts, fill, FILL_CHUNK));
+  }
+
+  /**
+   * A LoRA merge, W += scale · B A in place on W's bytes (mergeLoraRows), chunks of rows claimed by all threads; the
+   * operands in shared memory.
+   */
+  loraMerge(
+    w: Uint8Array,
+    dtype: LoraDtype,
+    at: Float64Array,
+    fb: Float64Array,
+    scale: number,
+    rows: number,
+    cols: number,
+    rank: number,
+  ): void {
+    new Float64Array(this.ctrl.buffer, FLOAT_OFFSET, 1)[0] = scale;
+    this.post(JOB.loraMerge, [
+      this.idOf(w),
+      LORA_DTYPES.indexOf(dtype),
+      this.idOf(at),
+      this.idOf(fb),
+      rows,
+      cols,
+      rank,
+    ]);
+    const merge = (s: number, e: number) => mergeLoraRows(w, dtype, at, fb, scale, cols, rank, s, e);
+    this.share(() => claimRows(this.ctrl, rows, this.parts, merge, LORA_CHUNK_ROWS));
   }
 
   /** Whether this many multiply-adds are worth splitting. */
@@ -303,7 +332,7 @@ export class CpuThreads {
       this.ids.set(a, id);
       if (a instanceof WebAssembly.Memory) this.announce({ id, type: 'memory', memory: a });
       else {
-        const type = a instanceof Uint8Array ? 'u8' : 'f32';
+        const type = a instanceof Uint8Array ? 'u8' : a instanceof Float64Array ? 'f64' : 'f32';
         this.announce({ id, type, buffer: a.buffer, offset: a.byteOffset, length: a.length });
       }
     }

@@ -1,3 +1,4 @@
+import { LORA_CHUNK_ROWS, LORA_DTYPES, mergeLoraRows } from '../../primitives/lora-merge.ts';
 import type { AttentionSpec } from '../backend.ts';
 import { type AttentionBatch, type PagedKv, pagedAttention } from './attention.ts';
 import {
@@ -50,6 +51,15 @@ export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, Shar
     const [out, runs, stored] = [f32(weight!), get(RUNS_ID, Float64Array), FILL_DTYPES[dtype!]!];
     const fill = (s: number, e: number) => fillValues(runs, count!, stored, out, from! + s, from! + e);
     claimRows(ctrl, out.length - from!, parts, fill, FILL_CHUNK);
+    return;
+  }
+  if (ctrl[CTRL.kind] === JOB.loraMerge) {
+    const [w, dtype, at, fb, rows, cols, rank] = ctrl.subarray(p, p + 7);
+    const scale = new Float64Array(ctrl.buffer, FLOAT_OFFSET, 1)[0]!;
+    const [a, b] = [get(at!, Float64Array), get(fb!, Float64Array)];
+    const merge = (s: number, e: number) =>
+      mergeLoraRows(u8(w!), LORA_DTYPES[dtype!]!, a, b, scale, cols!, rank!, s, e);
+    claimRows(ctrl, rows!, parts, merge, LORA_CHUNK_ROWS);
     return;
   }
   if (ctrl[CTRL.kind] === JOB.linearQuant) {
