@@ -1,4 +1,5 @@
 import { heldBackLength } from '../util/held-back.ts';
+import { looksPythonic, parsePythonicCalls } from './pythonic-calls.ts';
 
 /** A parsed tool call: the function's name and its arguments as a JSON object. */
 export interface ParsedToolCall {
@@ -9,7 +10,8 @@ export interface ParsedToolCall {
 /**
  * How a model writes tool calls: the text that opens one (and closes it, if anything does), or none when a call is
  * bare JSON at the start of the output (Llama 3.x). The JSON is an object with `name` and `arguments` (or Llama's
- * `parameters`), a list of them, or Mistral's newer `name[ARGS]{…}`.
+ * `parameters`), a list of them, or Mistral's newer `name[ARGS]{…}`; a list of Python-style calls
+ * (`[name(key=value)]`, pythonic-calls.ts) is read wherever a JSON list would be.
  */
 export interface ToolCallFormat {
   name: string;
@@ -63,6 +65,7 @@ export function parseCallBody(body: string, format?: ToolCallFormat): ParsedTool
   const text = body.trim();
   if (text.startsWith('<function=')) return parseXmlCalls(text, format?.parameterTypes);
   if (text.startsWith(DEEPSEEK_CALL)) return parseDeepSeekCalls(text);
+  if (looksPythonic(text)) return parsePythonicCalls(text);
   const mistral = /^([A-Za-z0-9_.-]+)\[ARGS\]/.exec(text);
   if (mistral) {
     const args = parseJsonPrefix(text.slice(mistral[0].length));

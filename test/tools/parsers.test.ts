@@ -109,6 +109,32 @@ test('DeepSeek: V3 / R1 calls (function, name, a json fence) and V3.1 calls (nam
   assert.equal(toolCallFormatOf(`{% if tools %}{{ tools }}{% endif %}<｜tool▁calls▁begin｜>`)?.name, 'deepseek');
 });
 
+test('pythonic calls (Llama 3.2 / 4 templates): [name(key=value), …] with Python literals, in any chunking', () => {
+  const text =
+    '[get_weather(city="Paris", unit=\'c\'), t(), plan(days=3, ratio=-0.5e1, ok=True, off=False, none=None, ' +
+    'tags=["a", \'b\'], pair=(1, 2), opts={"deep": {"x": [1]}, 2: "two"}, note="line\\nnext \\"q\\" \\u00e9")]';
+  const plan = {
+    days: 3,
+    ratio: -5,
+    ok: true,
+    off: false,
+    none: null,
+    tags: ['a', 'b'],
+    pair: [1, 2],
+    opts: { deep: { x: [1] }, 2: 'two' },
+    note: 'line\nnext "q" é',
+  };
+  for (const size of [1, 6, 1000]) {
+    const r = stream(LLAMA3_JSON, text, size);
+    assert.equal(r.content, '');
+    assert.deepEqual(r.calls, [weather, { name: 't', arguments: {} }, { name: 'plan', arguments: plan }]);
+  }
+  // Not a call list after all (a positional argument, an unclosed string, text after the list): content.
+  for (const bad of ['[f(1)]', '[f(x="open)]', '[f(x=1)] and more', '[f(x=1),, g()]']) {
+    assert.deepEqual(stream(LLAMA3_JSON, bad, 3), { content: bad, calls: [] }, bad);
+  }
+});
+
 test('a call that does not parse comes back as content', () => {
   const r = stream(HERMES, 'x<tool_call>{"name": broken</tool_call>', 3);
   assert.equal(r.content, 'x<tool_call>{"name": broken</tool_call>');

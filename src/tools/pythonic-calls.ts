@@ -1,0 +1,145 @@
+import type { ParsedToolCall } from './tool-parser.ts';
+
+/** Whether `text` opens as a list of Python-style calls: `[name(`. */
+export function looksPythonic(text: string): boolean {
+  return /^\[\s*[A-Za-z_][\w.-]*\(/.test(text);
+}
+
+/**
+ * Calls written as a Python list of function calls with keyword arguments, `[get_weather(city="Paris", days=3), …]`
+ * (vLLM's `pythonic` parser: Llama 3.2 and Llama 4 with their pythonic templates). Argument values are Python
+ * literals: strings, numbers, True / False / None, lists, tuples and dicts. Null when the text is anything else.
+ */
+export function parsePythonicCalls(text: string): ParsedToolCall[] | null {
+  const p = new PythonLiterals(text.trim());
+  try {
+    p.expect('[');
+    const calls: ParsedToolCall[] = [];
+    while (!p.take(']')) {
+      if (calls.length > 0) p.expect(',');
+      if (p.take(']')) break;
+      const name = p.name();
+      p.expect('(');
+      const args: Record<string, unknown> = {};
+      while (!p.take(')')) {
+        if (Object.keys(args).length > 0) p.expect(',');
+        if (p.take(')')) break;
+        const key = p.name();
+        p.expect('=');
+        args[key] = p.value();
+      }
+      calls.push({ name, arguments: args });
+    }
+    return p.atEnd() && calls.length > 0 ? calls : null;
+  } catch (err) {
+    if (err instanceof NotPython) return null;
+    throw err;
+  }
+}
+
+class NotPython extends Error {}
+
+/** A recursive-descent reader of the Python literals a call's arguments use. */
+class PythonLiterals {
+  private at = 0;
+
+  constructor(private readonly text: string) {}
+
+  atEnd(): boolean {
+    this.space();
+    return this.at === this.text.length;
+  }
+
+  /** Consumes `c` (after any spaces) if it is next. */
+  take(c: string): boolean {
+    this.space();
+    if (this.text[this.at] !== c) return false;
+    this.at++;
+    return true;
+  }
+
+  expect(c: string): void {
+    if (!this.take(c)) throw new NotPython();
+  }
+
+  name(): string {
+    this.space();
+    const m = /^[A-Za-z_][\w.-]*/.exec(this.text.slice(this.at));
+    if (!m) throw new NotPython();
+    this.at += m[0].length;
+    return m[0];
+  }
+
+  value(): unknown {
+    this.space();
+    const c = this.text[this.at];
+    if (c === '"' || c === "'") return this.string(c);
+    if (c === '[' || c === '(') return this.sequence(c === '[' ? ']' : ')');
+    if (c === '{') return this.dict();
+    const rest = this.text.slice(this.at);
+    const number = /^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?/.exec(rest);
+    if (number) {
+      this.at += number[0].length;
+      return Number(number[0]);
+    }
+    const word = /^(True|False|None)\b/.exec(rest);
+    if (!word) throw new NotPython();
+    this.at += word[0].length;
+    return word[0] === 'None' ? null : word[0] === 'True';
+  }
+
+  private sequence(close: string): unknown[] {
+    this.at++;
+    const items: unknown[] = [];
+    while (!this.take(close)) {
+      if (items.length > 0) this.expect(',');
+      if (this.take(close)) break;
+      items.push(this.value());
+    }
+    return items;
+  }
+
+  private dict(): Record<string, unknown> {
+    this.at++;
+    const out: Record<string, unknown> = {};
+    let first = true;
+    while (!this.take('}')) {
+      if (!first) this.expect(',');
+      first = false;
+      if (this.take('}')) break;
+      const key = this.value();
+      if (typeof key !== 'string' && typeof key !== 'number') throw new NotPython();
+      this.expect(':');
+      out[String(key)] = this.value();
+    }
+    return out;
+  }
+
+  /** A quoted string with Python's common escapes (\n, \t, \\, the quotes, \uXXXX). */
+  private string(quote: string): string {
+    let out = '';
+    for (this.at++; this.at < this.text.length; this.at++) {
+      const c = this.text[this.at]!;
+      if (c === quote) {
+        this.at++;
+        return out;
+      }
+      if (c !== '\\') {
+        out += c;
+        continue;
+      }
+      const e = this.text[++this.at];
+      if (e === 'u' && /^[0-9a-fA-F]{4}$/.test(this.text.slice(this.at + 1, this.at + 5))) {
+        out += String.fromCharCode(Number.parseInt(this.text.slice(this.at + 1, this.at + 5), 16));
+        this.at += 4;
+      } else out += ESCAPES[e ?? ''] ?? `\\${e ?? ''}`;
+    }
+    throw new NotPython();
+  }
+
+  private space(): void {
+    while (this.at < this.text.length && /\s/.test(this.text[this.at]!)) this.at++;
+  }
+}
+
+const ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', '0': '\0' };
