@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { toolCallTag } from '../gotemplate/tool-call-tag.ts';
 import type { GrammarSpec } from '../grammar/spec.ts';
-import { FORCED_JSON, parameterTypesOf, type ToolCallFormat, toolCallFormatOf } from '../tools/tool-parser.ts';
+import { FORCED_JSON, type ToolCallFormat, toolCallFormatOf } from '../tools/tool-parser.ts';
+import { parameterTypesOf } from '../tools/xml-calls.ts';
 import { ApiError } from './errors.ts';
 import type { ChatTemplate } from './models.ts';
 

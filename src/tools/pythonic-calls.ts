@@ -1,3 +1,4 @@
+import { setOwn } from './call-text.ts';
 import type { ParsedToolCall } from './tool-parser.ts';
 
 /** Whether `text` opens as a list of Python-style calls: `[name(`. */
@@ -15,21 +16,17 @@ export function parsePythonicCalls(text: string): ParsedToolCall[] | null {
   try {
     p.expect('[');
     const calls: ParsedToolCall[] = [];
-    while (!p.take(']')) {
-      if (calls.length > 0) p.expect(',');
-      if (p.take(']')) break;
+    p.items(']', () => {
       const name = p.name();
-      p.expect('(');
       const args: Record<string, unknown> = {};
-      while (!p.take(')')) {
-        if (Object.keys(args).length > 0) p.expect(',');
-        if (p.take(')')) break;
+      p.expect('(');
+      p.items(')', () => {
         const key = p.name();
         p.expect('=');
-        args[key] = p.value();
-      }
+        setOwn(args, key, p.value());
+      });
       calls.push({ name, arguments: args });
-    }
+    });
     return p.atEnd() && calls.length > 0 ? calls : null;
   } catch (err) {
     if (err instanceof NotPython) return null;
@@ -62,6 +59,17 @@ class PythonLiterals {
     if (!this.take(c)) throw new NotPython();
   }
 
+  /** Items up to `close`, comma-separated (a trailing comma allowed), each read by `item`. */
+  items(close: string, item: () => void): void {
+    for (let first = true; !this.take(close); first = false) {
+      if (!first) {
+        this.expect(',');
+        if (this.take(close)) return;
+      }
+      item();
+    }
+  }
+
   name(): string {
     this.space();
     const m = /^[A-Za-z_][\w.-]*/.exec(this.text.slice(this.at));
@@ -91,27 +99,19 @@ class PythonLiterals {
   private sequence(close: string): unknown[] {
     this.at++;
     const items: unknown[] = [];
-    while (!this.take(close)) {
-      if (items.length > 0) this.expect(',');
-      if (this.take(close)) break;
-      items.push(this.value());
-    }
+    this.items(close, () => items.push(this.value()));
     return items;
   }
 
   private dict(): Record<string, unknown> {
     this.at++;
     const out: Record<string, unknown> = {};
-    let first = true;
-    while (!this.take('}')) {
-      if (!first) this.expect(',');
-      first = false;
-      if (this.take('}')) break;
+    this.items('}', () => {
       const key = this.value();
       if (typeof key !== 'string' && typeof key !== 'number') throw new NotPython();
       this.expect(':');
-      out[String(key)] = this.value();
-    }
+      setOwn(out, String(key), this.value());
+    });
     return out;
   }
 

@@ -1,5 +1,7 @@
 import { heldBackLength } from '../util/held-back.ts';
+import { DEEPSEEK_CALL, parseDeepSeekCalls } from './deepseek-calls.ts';
 import { looksPythonic, parsePythonicCalls } from './pythonic-calls.ts';
+import { parseXmlCalls } from './xml-calls.ts';
 
 /** A parsed tool call: the function's name and its arguments as a JSON object. */
 export interface ParsedToolCall {
@@ -90,97 +92,6 @@ export function parseCallBody(body: string, format?: ToolCallFormat): ParsedTool
     rest = skip(parsed.rest).trimEnd();
   }
   return calls.length > 0 ? calls : null;
-}
-
-const DEEPSEEK_CALL = '<｜tool▁call▁begin｜>';
-const DEEPSEEK_CALLS = /<｜tool▁call▁begin｜>([\s\S]*?)<｜tool▁sep｜>([\s\S]*?)<｜tool▁call▁end｜>/g;
-
-/** DeepSeek's calls (see DEEPSEEK): V3 / R1's `function`, the name and a json fence, or V3.1's name and JSON. */
-function parseDeepSeekCalls(text: string): ParsedToolCall[] | null {
-  const calls: ParsedToolCall[] = [];
-  let end = 0;
-  for (const m of text.matchAll(DEEPSEEK_CALLS)) {
-    if (text.slice(end, m.index).trim()) return null;
-    end = m.index + m[0].length;
-    const fenced = m[1]!.trim() === 'function' && /^([^\n]+)\n```(?:json)?\n?([\s\S]*?)\n?```\s*$/.exec(m[2]!);
-    const [name, json] = fenced ? [fenced[1]!, fenced[2]!] : [m[1]!, m[2]!];
-    let args: unknown;
-    try {
-      args = JSON.parse(json);
-    } catch {
-      return null;
-    }
-    if (!isObject(args) || !name.trim()) return null;
-    calls.push({ name: name.trim(), arguments: args });
-  }
-  return calls.length > 0 && !text.slice(end).trim() ? calls : null;
-}
-
-const XML_FUNCTION = /<function=([^>\n]+)>([\s\S]*?)<\/function>/g;
-const XML_PARAMETER = /<parameter=([^>\n]+)>([\s\S]*?)<\/parameter>/g;
-
-/**
- * Qwen3-Coder's calls: `<function=NAME>` then `<parameter=P>` value `</parameter>` for each argument, each value on
- * lines of its own (one newline trimmed each side). A value is text: the function's schema types it (as vLLM's
- * qwen3_coder parser does); a parameter the schema does not know stays a string.
- */
-function parseXmlCalls(
-  text: string,
-  types: ReadonlyMap<string, ReadonlyMap<string, string>> | undefined,
-): ParsedToolCall[] | null {
-  const calls: ParsedToolCall[] = [];
-  let end = 0;
-  for (const fn of text.matchAll(XML_FUNCTION)) {
-    if (text.slice(end, fn.index).trim()) return null;
-    end = fn.index + fn[0].length;
-    const name = fn[1]!.trim();
-    const args: Record<string, unknown> = {};
-    let inner = 0;
-    for (const p of fn[2]!.matchAll(XML_PARAMETER)) {
-      if (fn[2]!.slice(inner, p.index).trim()) return null;
-      inner = p.index + p[0].length;
-      const param = p[1]!.trim();
-      args[param] = typedValue(p[2]!.replace(/^\n/, '').replace(/\n$/, ''), types?.get(name)?.get(param));
-    }
-    if (fn[2]!.slice(inner).trim()) return null;
-    calls.push({ name, arguments: args });
-  }
-  return calls.length > 0 && !text.slice(end).trim() ? calls : null;
-}
-
-/** A text value as its schema type asks: numbers, booleans, JSON objects and arrays parsed; "null" is null. */
-function typedValue(value: string, type: string | undefined): unknown {
-  if (value.trim().toLowerCase() === 'null') return null;
-  if (type === undefined || type === 'string') return value;
-  const v = value.trim();
-  if (type === 'integer') return /^-?\d+$/.test(v) ? Number(v) : value;
-  if (type === 'number') return v !== '' && Number.isFinite(Number(v)) ? Number(v) : value;
-  if (type === 'boolean') return v === 'true' ? true : v === 'false' ? false : value;
-  try {
-    return JSON.parse(v);
-  } catch {
-    return value;
-  }
-}
-
-/** Each function's parameters' JSON schema types (the first that is not "null" where a list is given). */
-export function parameterTypesOf(
-  tools: readonly { function: { name: string; parameters?: Record<string, unknown> | null } }[],
-): Map<string, Map<string, string>> {
-  const byFunction = new Map<string, Map<string, string>>();
-  for (const { function: fn } of tools) {
-    const properties = fn.parameters?.properties;
-    const types = new Map<string, string>();
-    if (isObject(properties)) {
-      for (const [param, schema] of Object.entries(properties)) {
-        const type = isObject(schema) ? schema.type : undefined;
-        const first = Array.isArray(type) ? type.find((t) => t !== 'null') : type;
-        if (typeof first === 'string') types.set(param, first);
-      }
-    }
-    byFunction.set(fn.name, types);
-  }
-  return byFunction;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

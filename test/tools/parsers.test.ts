@@ -135,6 +135,20 @@ test('pythonic calls (Llama 3.2 / 4 templates): [name(key=value), …] with Pyth
   }
 });
 
+test('call text that only looks like calls is content; "__proto__" arguments are kept as arguments', () => {
+  const [b, sep, e] = ['<｜tool▁call▁begin｜>', '<｜tool▁sep｜>', '<｜tool▁call▁end｜>'];
+  // A call missing its separator must not swallow the next call's tokens into a name.
+  const swallowed = `<｜tool▁calls▁begin｜>${b}broken{"a":1}${e}${b}t${sep}{}${e}<｜tool▁calls▁end｜>`;
+  assert.deepEqual(stream(DEEPSEEK, swallowed, 7), { content: swallowed, calls: [] });
+  const unnamed = '<tool_call>\n<function= >\n</function>\n</tool_call>';
+  assert.deepEqual(stream(HERMES, unnamed, 7), { content: unnamed, calls: [] });
+  const own = (args: Record<string, unknown>) => [Object.hasOwn(args, '__proto__'), JSON.stringify(args)];
+  const pythonic = stream(LLAMA3_JSON, '[f(__proto__={"a": 1}, b={"__proto__": 2})]', 5).calls[0]!.arguments;
+  assert.deepEqual(own(pythonic), [true, '{"__proto__":{"a":1},"b":{"__proto__":2}}']);
+  const xml = '<tool_call>\n<function=f>\n<parameter=__proto__>\nx\n</parameter>\n</function>\n</tool_call>';
+  assert.deepEqual(own(stream(HERMES, xml, 5).calls[0]!.arguments), [true, '{"__proto__":"x"}']);
+});
+
 test('a call that does not parse comes back as content', () => {
   const r = stream(HERMES, 'x<tool_call>{"name": broken</tool_call>', 3);
   assert.equal(r.content, 'x<tool_call>{"name": broken</tool_call>');

@@ -1,0 +1,21 @@
+/** A function name as tools may declare one (the request schema's rule): letters, digits, _ . or -. */
+export const TOOL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+
+/**
+ * Every match of the global `pattern` in `text`, or null when there is none or anything but whitespace lies before,
+ * between or after them: text that is a run of calls and nothing else.
+ */
+export function wholeMatches(text: string, pattern: RegExp): RegExpMatchArray[] | null {
+  const matches = [...text.matchAll(pattern)];
+  let end = 0;
+  for (const m of matches) {
+    if (text.slice(end, m.index).trim()) return null;
+    end = m.index! + m[0].length;
+  }
+  return matches.length > 0 && !text.slice(end).trim() ? matches : null;
+}
+
+/** obj[key] = value as an own property, whatever the key ("__proto__" included). */
+export function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}

@@ -1,0 +1,31 @@
+import { TOOL_NAME, wholeMatches } from './call-text.ts';
+import type { ParsedToolCall } from './tool-parser.ts';
+
+/** What opens one DeepSeek call. */
+export const DEEPSEEK_CALL = '<｜tool▁call▁begin｜>';
+const CALL = /<｜tool▁call▁begin｜>((?:(?!<｜tool▁call▁end｜>)[\s\S])*?)<｜tool▁sep｜>([\s\S]*?)<｜tool▁call▁end｜>/g;
+const FENCED = /^([^\n]+)\n```(?:json)?\n?([\s\S]*?)\n?```\s*$/;
+
+/**
+ * DeepSeek's calls, each `<｜tool▁call▁begin｜>…<｜tool▁call▁end｜>`: V3 / R1's `function<｜tool▁sep｜>NAME` and the
+ * arguments in a json fence, or V3.1's `NAME<｜tool▁sep｜>{…}`. Null unless the text is such calls and nothing else.
+ */
+export function parseDeepSeekCalls(text: string): ParsedToolCall[] | null {
+  const matches = wholeMatches(text, CALL);
+  if (!matches) return null;
+  const calls: ParsedToolCall[] = [];
+  for (const m of matches) {
+    const fenced = m[1]!.trim() === 'function' && FENCED.exec(m[2]!);
+    const [name, json] = fenced ? [fenced[1]!.trim(), fenced[2]!] : [m[1]!.trim(), m[2]!];
+    if (!TOOL_NAME.test(name)) return null;
+    let args: unknown;
+    try {
+      args = JSON.parse(json);
+    } catch {
+      return null;
+    }
+    if (typeof args !== 'object' || args === null || Array.isArray(args)) return null;
+    calls.push({ name, arguments: args as Record<string, unknown> });
+  }
+  return calls;
+}
