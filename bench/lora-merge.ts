@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultThreads } from '../src/backend/cpu/threads.ts';
+import { defaultThreads, threadedLoraMerge } from '../src/backend/cpu/threads.ts';
 import { appendBenchResult } from '../src/cli/bench/results.ts';
 import { mergeLora } from '../src/loader/lora-adapter.ts';
 import { bf16Bits } from '../src/primitives/float-bits.ts';
@@ -48,13 +48,13 @@ function layerSeconds(n: number): number {
     const base = bf16([out, inp]);
     const pair = { a: f32([rank, inp]), b: f32([out, rank]), scale: 2 };
     const t0 = performance.now();
-    mergeLora(base, pair, n);
+    mergeLora(base, pair, threadedLoraMerge(n));
     total += performance.now() - t0;
   }
   return total / 1000;
 }
 
-mergeLora(bf16([256, 1024]), { a: f32([rank, 1024]), b: f32([256, rank]), scale: 1 }, threads);
+mergeLora(bf16([256, 1024]), { a: f32([rank, 1024]), b: f32([256, rank]), scale: 1 }, threadedLoraMerge(threads));
 const macs = SHAPES.reduce((s, [, out, inp]) => s + out * inp * rank, 0);
 const rows: string[][] = [];
 for (const n of [...new Set([1, threads])]) {

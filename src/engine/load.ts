@@ -88,7 +88,13 @@ function speculativeConfig(
   const numTokens = spec.numTokens;
   if (spec.proposer === 'ngram')
     return { numTokens, method: 'ngram', ngram: { min: spec.ngramMin, max: spec.ngramMax } };
-  const draft = prepareModel(spec.proposer, { ...options, speculative: undefined });
+  // The draft is its own model: the target's adapter and chat template are not its.
+  const draft = prepareModel(spec.proposer, {
+    ...options,
+    speculative: undefined,
+    lora: undefined,
+    chatTemplate: undefined,
+  });
   if (!options.backend) loadedBackends.push(draft.runner.model.backend);
   if (draft.runner.vocabSize !== vocabSize) {
     throw new UserError(

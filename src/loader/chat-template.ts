@@ -90,19 +90,28 @@ function templateFromConfig(value: unknown, path: string): string | null {
   throw new UserError(`${path}: "chat_template" is a ${typeof value}, expected a string or a list of {name, template}`);
 }
 
+/** A template's text and where it came from (a file, or the flag itself). */
+export interface TemplateText {
+  source: string;
+  origin: string;
+}
+
 /**
  * A `--chat-template` value, as vLLM takes it: the path of a Jinja file, or the template itself (text with `{{` or
  * `{%`). Returns the template's text and where it came from.
  */
-export function chatTemplateOption(value: string): { source: string; origin: string } {
+export function chatTemplateOption(value: string): TemplateText {
   if (existsSync(value) && statSync(value).isFile()) return { source: readFileSync(value, 'utf8'), origin: value };
   if (/\{[{%]/.test(value)) return { source: value, origin: '--chat-template' };
   throw new UserError(`--chat-template ${value}: no such file, and not a Jinja template either`);
 }
 
-/** A model's chat template replaced by a `--chat-template` value (its special tokens still the model's). */
-export function chatTemplateFrom(value: string, dir: string): ChatTemplate {
-  const { source, origin } = chatTemplateOption(value);
+/**
+ * A model's chat template replaced by a `--chat-template` value, or by its text read before (its special tokens still
+ * the model's).
+ */
+export function chatTemplateFrom(value: string | TemplateText, dir: string): ChatTemplate {
+  const { source, origin } = typeof value === 'string' ? chatTemplateOption(value) : value;
   return new ChatTemplate(source, origin, readTokenizerConfig(dir));
 }
 

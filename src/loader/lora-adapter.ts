@@ -1,8 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CpuThreads, defaultThreads, MIN_PARALLEL_MACS } from '../backend/cpu/threads.ts';
 import { type HostTensor, toFloat32 } from '../primitives/host-tensor.ts';
-import { type LoraDtype, mergeLoraRows } from '../primitives/lora-merge.ts';
+import { type LoraDtype, type LoraMergePool, mergeLoraRows } from '../primitives/lora-merge.ts';
 import { UserError } from '../util/errors.ts';
 import { openSafetensors, type WeightSource } from './safetensors.ts';
 
@@ -96,10 +95,10 @@ export function readLoraAdapter(dir: string): LoraAdapter {
 /**
  * `source` with `adapter` merged into the weights it adapts: W + scale B A, the product summed over the rank in
  * float64 in rank order, added to W in float64 and rounded once to float32, then to W's own dtype. Done when a
- * weight's bytes are first read (its shape alone reads nothing), over `threads` host threads. Every adapted weight
+ * weight's bytes are first read (its shape alone reads nothing), its rows through `pool` if given. Every adapted weight
  * must be in `source`, of the factors' shape, and 16- or 32-bit (a quantized weight cannot take a merge).
  */
-export function withLora(source: WeightSource, adapter: LoraAdapter, threads = defaultThreads()): WeightSource {
+export function withLora(source: WeightSource, adapter: LoraAdapter, pool?: LoraMergePool): WeightSource {
   try {
     checkTargets(source, adapter);
   } catch (err) {
@@ -119,7 +118,7 @@ export function withLora(source: WeightSource, adapter: LoraAdapter, threads = d
         shape: base.shape,
         dtype: base.dtype,
         get bytes() {
-          merged ??= mergeLora(base, pair, threads);
+          merged ??= mergeLora(base, pair, pool);
           return merged;
         },
       };
@@ -152,15 +151,14 @@ function checkTargets(source: WeightSource, adapter: LoraAdapter): void {
 }
 
 /**
- * W + scale B A in W's dtype (see withLora), its rows split over the CPU worker threads where the product is large
- * enough to be worth waking them (the same sums either way: loraMergeRows).
+ * W + scale B A in W's dtype (see withLora): its rows through `pool` where one is given (split over threads), else
+ * on this thread; the same bits either way (mergeLoraRows).
  */
-export function mergeLora(base: HostTensor, { a, b, scale }: LoraPair, threads = defaultThreads()): Uint8Array {
+export function mergeLora(base: HostTensor, { a, b, scale }: LoraPair, pool?: LoraMergePool): Uint8Array {
   const [rows, cols] = base.shape as [number, number];
   const rank = a.shape[0]!;
   const dtype = base.dtype as LoraDtype;
-  const pool = threads > 1 && rows * cols * rank >= MIN_PARALLEL_MACS ? CpuThreads.get(threads) : null;
-  // The workers read and write the operands where they are: in shared memory when they take part.
+  // A pool's threads read and write the operands where they are: in shared memory.
   const memory = (bytes: number) => (pool ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
   const w = new Uint8Array(memory(base.bytes.byteLength));
   w.set(base.bytes);
@@ -169,9 +167,7 @@ export function mergeLora(base: HostTensor, { a, b, scale }: LoraPair, threads =
   fb.set(toFloat32(b));
   const at = new Float64Array(memory(cols * rank * 8));
   for (let k = 0; k < rank; k++) for (let i = 0; i < cols; i++) at[i * rank + k] = fa[k * cols + i]!;
-  if (pool) {
-    pool.loraMerge(w, dtype, at, fb, scale, rows, cols, rank);
-    pool.forget([w, at, fb]);
-  } else mergeLoraRows(w, dtype, at, fb, scale, cols, rank, 0, rows);
+  if (pool) pool.mergeRows(w, dtype, at, fb, scale, rows, cols, rank);
+  else mergeLoraRows(w, dtype, at, fb, scale, cols, rank, 0, rows);
   return w;
 }

@@ -1,12 +1,16 @@
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.ts';
+import { threadedLoraMerge } from '../backend/cpu/threads.ts';
 import { openCheckpoint } from '../loader/fp8-weights.ts';
 import { ggufHeader, isGgufPath } from '../loader/gguf/files.ts';
 import { GgufWeightSource } from '../loader/gguf/weights.ts';
-import { loadModelConfig } from '../loader/hf-config.ts';
+import { loadModelConfig, type ModelConfig } from '../loader/hf-config.ts';
 import { readLoraAdapter, withLora } from '../loader/lora-adapter.ts';
+import { modelTask } from '../loader/model-task.ts';
 import type { WeightSource } from '../loader/safetensors.ts';
+import type { DType } from '../primitives/host-tensor.ts';
 import type { LoadQuantization } from '../primitives/quant/mix.ts';
+import { UserError } from '../util/errors.ts';
 import type { BuildOptions } from './architecture.ts';
 import type { Model } from './model.ts';
 import { loadHooks } from './quantize-at-load.ts';
@@ -37,23 +41,51 @@ export function loadModel(
   const configPath = gguf ? path : join(path, 'config.json');
   const arch = pickArchitecture(config, configPath);
   checkTensorParallel(arch, backend.tensorParallelSize ?? 1, configPath);
-  let source: WeightSource;
-  if (gguf) {
-    source = new GgufWeightSource(ggufHeader(path), String(ggufHeader(path).value('general.architecture')), config);
-  } else {
-    const checkpoint = openCheckpoint(path, config, backend.computeDtype, backend.fp8Weights === true);
-    if (checkpoint.note) options.log?.(checkpoint.note);
-    source = checkpoint.weights;
-  }
+  let source = openWeights(path, config, backend.computeDtype, backend.fp8Weights === true, options.log);
   try {
     if (options.lora) {
       const adapter = readLoraAdapter(options.lora);
-      source = withLora(source, adapter, options.cpuThreads);
+      source = withLora(source, adapter, threadedLoraMerge(options.cpuThreads));
       options.log?.(`LoRA adapter ${options.lora}: merged into ${adapter.pairs.size} weights as they load`);
     }
     const { convert, fp8 } = loadHooks(options.quantization, config, source.has('lm_head.weight'));
     return arch.build(config, new ModelWeights(source, backend, path, convert, fp8), backend, options);
   } finally {
     source.close();
+  }
+}
+
+/** A model's weights as stored: a GGUF file's tensors, or a folder's checkpoint (see openCheckpoint). */
+function openWeights(
+  path: string,
+  config: ModelConfig,
+  dtype: DType,
+  fp8Weights: boolean,
+  log?: (line: string) => void,
+): WeightSource {
+  if (isGgufPath(path)) {
+    return new GgufWeightSource(ggufHeader(path), String(ggufHeader(path).value('general.architecture')), config);
+  }
+  const checkpoint = openCheckpoint(path, config, dtype, fp8Weights);
+  if (checkpoint.note) log?.(checkpoint.note);
+  return checkpoint.weights;
+}
+
+/**
+ * Throws a UserError unless the LoRA adapter folder merges into the model at `path` (a text generator whose weights
+ * the adapter names, of its factors' shapes, 16- or 32-bit), reading headers only: what `loadModel` with `lora` would
+ * refuse, said before any load.
+ */
+export function checkLoraFits(path: string, folder: string): void {
+  const config = loadModelConfig(path);
+  if (modelTask(path, config) !== 'generate') {
+    throw new UserError(`${folder}: a LoRA adapter merges into a text generator, not ${path}`);
+  }
+  const source = openWeights(path, config, 'bf16', false);
+  let adapted: WeightSource | null = null;
+  try {
+    adapted = withLora(source, readLoraAdapter(folder));
+  } finally {
+    (adapted ?? source).close();
   }
 }

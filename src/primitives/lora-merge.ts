@@ -5,6 +5,23 @@ import { widen16 } from './host-tensor.ts';
 export const LORA_DTYPES = ['f32', 'f16', 'bf16'] as const;
 export type LoraDtype = (typeof LORA_DTYPES)[number];
 
+/**
+ * Runs a whole merge's rows (mergeLoraRows over [0, rows)), perhaps split over threads: its operands are then in
+ * shared memory (the CPU backend's pool, backend/cpu/threads.ts `threadedLoraMerge`).
+ */
+export interface LoraMergePool {
+  mergeRows(
+    w: Uint8Array,
+    dtype: LoraDtype,
+    at: Float64Array,
+    fb: Float64Array,
+    scale: number,
+    rows: number,
+    cols: number,
+    rank: number,
+  ): void;
+}
+
 /** Rows a merge handles at a time: one chunk's float32 copy stays small. */
 export const LORA_CHUNK_ROWS = 64;
 

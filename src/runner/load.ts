@@ -7,7 +7,7 @@ import type { CudaSettings } from '../backend/cuda/settings.ts';
 import { releasingOnError } from '../backend/release-on-error.ts';
 import type { GrammarVocabulary } from '../grammar/vocabulary.ts';
 import type { TokenizerWorkerOptions } from '../loader/background-tokenizer.ts';
-import { chatTemplateFrom, loadChatTemplate } from '../loader/chat-template.ts';
+import { chatTemplateFrom, loadChatTemplate, type TemplateText } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME, ensureDemoModel } from '../loader/demo-model.ts';
 import { isGgufPath } from '../loader/gguf/files.ts';
 import { type GenerationConfig, loadGenerationConfig, loadModelConfig, type ModelConfig } from '../loader/hf-config.ts';
@@ -75,8 +75,11 @@ export interface EngineOptions {
   quantization?: string;
   /** --lora: a PEFT LoRA adapter folder, merged into the weights as they load (a stored model's ADAPTER otherwise). */
   lora?: string;
-  /** --chat-template: a Jinja file or template text that replaces the model's own (and a Modelfile's TEMPLATE). */
-  chatTemplate?: string;
+  /**
+   * --chat-template: a Jinja file or template text that replaces the model's own (and a Modelfile's TEMPLATE), or
+   * that text as read already.
+   */
+  chatTemplate?: string | TemplateText;
   /**
    * --kv-cache-type: auto, a float type (on the GPU it picks --dtype; the CPU stores f32) or a quantized type the
    * CPU backend stores as such (fp8, q8_0, q4_0; see primitives/kv-cache-type.ts).

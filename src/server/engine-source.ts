@@ -2,7 +2,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadEngine, modelSamplingDefaults } from '../engine/load.ts';
 import { type LoadedPoolingEngine, loadPoolingEngine } from '../engine/pooling-load.ts';
-import { chatTemplateOption, loadChatTemplate } from '../loader/chat-template.ts';
+import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME } from '../loader/demo-model.ts';
 import { ggufHeader, isGgufPath } from '../loader/gguf/files.ts';
 import { loadGenerationConfig, loadModelConfig } from '../loader/hf-config.ts';
@@ -79,9 +79,7 @@ export class EngineModelSource implements ModelSource {
       modifiedAt: files.modified,
       maxContextLength: config.maxPositionEmbeddings,
       config: config.raw,
-      chatTemplate: entry.chatTemplate
-        ? chatTemplateOption(entry.chatTemplate).source
-        : (manifest?.template ?? loadChatTemplate(entry.path)?.source ?? null),
+      chatTemplate: entry.chatTemplate?.source ?? manifest?.template ?? loadChatTemplate(entry.path)?.source ?? null,
       manifest,
       parameters: {
         ...(samplingTo('ollama', modelSamplingDefaults(loadGenerationConfig(entry.path, config), null)) as Record<

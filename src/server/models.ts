@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import type { EngineApi } from '../engine/types.ts';
-import type { ChatMessage, ChatRenderOptions } from '../loader/chat-template.ts';
+import type { ChatMessage, ChatRenderOptions, TemplateText } from '../loader/chat-template.ts';
 import type { TextTokenizer } from '../loader/tokenizer.ts';
 import type { PoolingTask } from '../models/pooling-model.ts';
 import type { PoolingInput } from '../runner/pooling-batch.ts';
@@ -82,8 +82,8 @@ export interface ModelEntry {
   aliases?: string[];
   /** The name of the model an adapted entry adapts. */
   parent?: string;
-  /** `--chat-template` (a Jinja file or the text) for the start-up models and their adapted entries. */
-  chatTemplate?: string;
+  /** `--chat-template`'s text (read once, at start-up) for the start-up models and their adapted entries. */
+  chatTemplate?: TemplateText;
 }
 
 /** Reads and loads models; the production one wraps the loader and engine, tests pass a double. */
@@ -112,6 +112,8 @@ interface Slot {
   keepAliveMs: number;
   /** The latest request asked for its keep-alive (a pinned model heeds only an explicit 0: unload now). */
   keepAliveAsked: boolean;
+  /** Removed from the registry: its model goes as soon as nothing uses it (keep-alive ignored). */
+  retired?: boolean;
 }
 
 export interface Lease {
@@ -143,6 +145,8 @@ export class ModelRegistry {
   private readonly slots = new Map<string, Slot>();
   private readonly aliases = new Map<string, string>();
   private readonly infos = new Map<string, Promise<ModelInfo>>();
+  /** Removed slots whose model is still loading or in use. */
+  private readonly retired = new Set<Slot>();
 
   constructor(
     entries: ModelEntry[],
@@ -188,14 +192,37 @@ export class ModelRegistry {
     }
   }
 
-  /** Forgets a name (after a delete, or before re-creating it); its model unloads now if idle, else after use. */
+  /**
+   * Forgets a name (after a delete, before re-creating it, an adapter unloaded): at once, so the name is free when
+   * this returns its promise; its model unloads now if idle, else when its last request ends or its load finishes,
+   * whatever its keep-alive.
+   */
   async remove(name: string): Promise<void> {
     const slot = this.slots.get(name);
     if (!slot) return;
     this.slots.delete(name);
     this.infos.delete(name);
     for (const [alias, target] of this.aliases) if (target === name) this.aliases.delete(alias);
-    if (slot.resident && slot.resident.active === 0) await this.evict(slot);
+    slot.retired = true;
+    this.retired.add(slot);
+    await this.settleRetired(slot);
+  }
+
+  /** A removed slot's model, unloaded once it is loaded and idle. */
+  private async settleRetired(slot: Slot): Promise<void> {
+    if (slot.loading) return;
+    if (slot.resident && slot.resident.active > 0) return;
+    this.retired.delete(slot);
+    await this.evict(slot);
+  }
+
+  /** The entry a name or alias names now, or a model the store has under it (not added); null if none. */
+  nameInUse(name: string): ModelEntry | null {
+    return (
+      (this.slots.get(name) ?? this.slots.get(this.aliases.get(name) ?? ''))?.entry ??
+      this.opts.discover?.(name) ??
+      null
+    );
   }
 
   entries(): ModelEntry[] {
@@ -259,7 +286,9 @@ export class ModelRegistry {
       released = true;
       resident.active--;
       slot.lastUsed = performance.now();
-      if (resident.active === 0 && slot.resident === resident) this.scheduleUnload(slot, slot.keepAliveMs);
+      if (resident.active > 0 || slot.resident !== resident) return;
+      if (slot.retired) this.settleRetired(slot).catch((err: Error) => this.unloadFailed(slot, err));
+      else this.scheduleUnload(slot, slot.keepAliveMs);
     };
     return {
       resident,
@@ -294,6 +323,10 @@ export class ModelRegistry {
     });
     const done = () => {
       slot.loading = null;
+      // A removed model whose load just ended: the requests that waited for it take it first (they resume before
+      // the next macrotask), then it goes when they are done, or now if none waited.
+      if (slot.retired)
+        setImmediate(() => this.settleRetired(slot).catch((err: Error) => this.unloadFailed(slot, err)));
     };
     slot.loading.then(done, done);
   }
@@ -313,7 +346,8 @@ export class ModelRegistry {
   }
 
   async shutdown(): Promise<void> {
-    await Promise.all([...this.slots.values()].map((s) => (s.resident ? this.evict(s, true) : null)));
+    const slots = [...this.slots.values(), ...this.retired];
+    await Promise.all(slots.map((s) => (s.resident ? this.evict(s, true) : null)));
   }
 
   private async load(slot: Slot): Promise<ResidentModel> {
@@ -333,9 +367,13 @@ export class ModelRegistry {
     if (keepAliveMs < 0 || (slot.entry.pinned && !(slot.keepAliveAsked && keepAliveMs === 0))) return;
     slot.resident!.expiresAt = new Date(Date.now() + keepAliveMs);
     slot.timer = setTimeout(() => {
-      this.evict(slot).catch((err: Error) => this.opts.log?.(`unloading ${slot.entry.name}: ${err.message}`));
+      this.evict(slot).catch((err: Error) => this.unloadFailed(slot, err));
     }, keepAliveMs);
     slot.timer.unref();
+  }
+
+  private unloadFailed(slot: Slot, err: Error): void {
+    this.opts.log?.(`unloading ${slot.entry.name}: ${err.message}`);
   }
 
   private async evict(slot: Slot, force = false): Promise<void> {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
-import { chatTemplateOption } from '../loader/chat-template.ts';
+import { chatTemplateOption, type TemplateText } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME, DEMO_MODEL_WARNING, ensureDemoModel } from '../loader/demo-model.ts';
 import { readLoraAdapter } from '../loader/lora-adapter.ts';
 import type { EngineOptions } from '../runner/load.ts';
@@ -38,13 +38,13 @@ function entryFor(spec: string): ModelEntry {
  */
 export function resolveEntries(
   config: ServeConfig,
-  chatTemplate?: string,
+  chatTemplate?: string | TemplateText,
 ): { entries: ModelEntry[]; preload: ModelEntry[] } {
-  // A bad --chat-template fails here, before anything loads.
-  if (chatTemplate !== undefined) chatTemplateOption(chatTemplate);
+  // --chat-template is read once, here: a bad one fails before anything loads.
+  const template = typeof chatTemplate === 'string' ? chatTemplateOption(chatTemplate) : chatTemplate;
   const given: ModelEntry[] = [];
   for (const spec of config.models.length ? config.models : [DEMO_MODEL_NAME]) {
-    const entry = { ...entryFor(spec), ...(chatTemplate !== undefined && { chatTemplate }) };
+    const entry = { ...entryFor(spec), ...(template && { chatTemplate: template }) };
     const clash = given.find((e) => e.name === entry.name && e.path !== entry.path);
     if (clash) {
       throw new UserError(
@@ -63,7 +63,7 @@ export function resolveEntries(
   }
   // vLLM's --lora-modules: the first model with an adapter merged in, under the adapter's name, loaded on first use.
   const adapted = config.loraModules.map(({ name, folder }) => {
-    if (given.some((g) => g.name === name)) {
+    if (given.some((g) => g.name === name || g.aliases?.includes(name))) {
       throw new UserError(`--lora-modules ${name}=${folder}: "${name}" is already a served model's name`);
     }
     readLoraAdapter(folder).close();

@@ -22,7 +22,8 @@ test('/v1/load_lora_adapter serves an adapter merged into a model; /v1/unload_lo
     join(projectRoot, 'test/fixtures/models/tiny-llama-lora-merged/model.safetensors'),
     join(merged, 'model.safetensors'),
   );
-  const flags = { port: 0, host: '127.0.0.1', model: [BASE, merged], allowRuntimeLoraUpdating: true };
+  const mistral = join(projectRoot, 'test/fixtures/models/tiny-mistral');
+  const flags = { port: 0, host: '127.0.0.1', model: [BASE, merged, mistral], allowRuntimeLoraUpdating: true };
   const config = resolveServeConfig(flags, { PAGODA_MODELS: join(root, 'models'), HF_HUB_CACHE: join(root, 'hf') });
   const server = await startServer(config, { log: () => {} }, () => {});
   const load = (body: object) => post(`${server.url}/v1/load_lora_adapter`, body);
@@ -54,7 +55,17 @@ test('/v1/load_lora_adapter serves an adapter merged into a model; /v1/unload_lo
     );
     assert.equal((await load({ lora_name: 'tuned', lora_path: ADAPTER, load_inplace: true })).status, 200);
     assert.equal(await greedy('tuned'), tuned, 'the reloaded adapter serves the same weights');
-    assert.match(error(await load({ lora_name: 'merged', lora_path: ADAPTER })), /^400 "merged" is already a served/);
+    assert.match(error(await load({ lora_name: 'merged', lora_path: ADAPTER })), /^400 "merged" already names a model/);
+    assert.match(
+      error(await load({ lora_name: 'tiny-llama:latest', lora_path: ADAPTER })),
+      /^400 "tiny-llama:latest" already names a model \("tiny-llama"\)$/,
+      'an alias is taken too',
+    );
+    assert.match(
+      error(await load({ lora_name: 'other', lora_path: ADAPTER, base_model_name: 'tiny-mistral' })),
+      /^400 lora_path: .*tiny-llama-lora.*adapter_model\.safetensors: .*k_proj\.weight is \[\d+, 64\] in the model, but the adapter's factors make/,
+      'an adapter for another shape is refused before any load',
+    );
     assert.match(
       error(await load({ lora_name: 'other', lora_path: BASE })),
       /^400 lora_path: .*tiny-llama: not a LoRA adapter folder \(no adapter_config\.json\)$/,

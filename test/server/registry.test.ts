@@ -92,3 +92,40 @@ test('a model whose unloading fails when its keep-alive runs out is logged, and 
   again.release();
   await registry.shutdown();
 });
+
+test('a removed model goes once nothing uses it: after its last request, or when its load ends, keep-alive or not', async () => {
+  const source = new FakeSource();
+  const registry = new ModelRegistry([entry('busy'), entry('loading'), entry('idle')], source, {
+    maxLoaded: 8,
+    keepAliveMs: -1,
+  });
+  const busy = await registry.acquire(entry('busy'));
+  const idle = await registry.acquire(entry('idle'));
+  idle.release();
+  await registry.remove('idle');
+  assert.equal(source.engines.get('idle')!.shutdownCalls, 1, 'an idle model goes at once');
+  await registry.remove('busy');
+  assert.equal(registry.nameInUse('busy'), null, 'the name is free at once');
+  assert.equal(source.engines.get('busy')!.shutdownCalls, 0, 'not while a request uses it');
+  busy.release();
+  await eventually(() => source.engines.get('busy')!.shutdownCalls === 1, 2000, 'unload after the last request');
+
+  // Removed while loading: a request that waited gets the model, which goes when it is done; with none, at once.
+  let finish: () => void = () => {};
+  const load = source.load.bind(source);
+  source.load = async (e) => {
+    await new Promise<void>((r) => {
+      finish = r;
+    });
+    return load(e);
+  };
+  const waiting = registry.acquire(entry('loading'));
+  const removed = registry.remove('loading');
+  finish();
+  const lease = await waiting;
+  await removed;
+  assert.equal(source.engines.get('loading')!.shutdownCalls, 0, 'the waiting request has it');
+  lease.release();
+  await eventually(() => source.engines.get('loading')!.shutdownCalls === 1, 2000, 'unload after its request');
+  await registry.shutdown();
+});

@@ -2,7 +2,13 @@ import { availableParallelism } from 'node:os';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { DType } from '../../primitives/host-tensor.ts';
 import type { FileExtent } from '../../primitives/lazy-tensor.ts';
-import { LORA_CHUNK_ROWS, LORA_DTYPES, type LoraDtype, mergeLoraRows } from '../../primitives/lora-merge.ts';
+import {
+  LORA_CHUNK_ROWS,
+  LORA_DTYPES,
+  type LoraDtype,
+  type LoraMergePool,
+  mergeLoraRows,
+} from '../../primitives/lora-merge.ts';
 import type { AttentionSpec } from '../backend.ts';
 import { type AttentionBatch, type PagedKv, pagedAttention } from './attention.ts';
 import {
@@ -33,6 +39,25 @@ export type SharedOperand = Float32Array | Float64Array | Uint8Array | WebAssemb
 /** Threads the CPU backend uses unless told (PAGODA_CPU_THREADS, read by the CLI): the machine's parallelism up to 8. */
 export function defaultThreads(): number {
   return Math.min(8, availableParallelism());
+}
+
+/**
+ * LoRA merges over `threads` threads (the pool started on the first merge worth splitting), or undefined for one
+ * thread: what the loader's `withLora` takes.
+ */
+export function threadedLoraMerge(threads = defaultThreads()): LoraMergePool | undefined {
+  if (threads <= 1) return undefined;
+  return {
+    mergeRows(w, dtype, at, fb, scale, rows, cols, rank) {
+      if (rows * cols * rank < MIN_PARALLEL_MACS) return mergeLoraRows(w, dtype, at, fb, scale, cols, rank, 0, rows);
+      const pool = CpuThreads.get(threads);
+      try {
+        pool.loraMerge(w, dtype, at, fb, scale, rows, cols, rank);
+      } finally {
+        pool.forget([w, at, fb]);
+      }
+    },
+  };
 }
 
 /** A float32 array in shared memory, so workers can read it without a copy. */

@@ -1,7 +1,9 @@
 import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { readLoraAdapter } from '../../loader/lora-adapter.ts';
+import { DEMO_MODEL_NAME } from '../../loader/demo-model.ts';
+import { checkLoraFits } from '../../models/load.ts';
+import { resolveModel } from '../../store/resolve.ts';
 import { UserError } from '../../util/errors.ts';
 import { ApiError } from '../errors.ts';
 import type { ServerContext } from '../generation.ts';
@@ -39,43 +41,56 @@ export function registerLoraAdapters(app: FastifyInstance, ctx: ServerContext): 
       );
     }
   };
-  const adapterNamed = (loraName: string): ModelEntry | undefined =>
-    ctx.registry.entries().find((e) => e.name === loraName);
-
   app.post('/v1/load_lora_adapter', async (request, reply) => {
     allowed();
     const body = parseBody(loadRequest, request.body);
-    const existing = adapterNamed(body.lora_name);
-    if (existing && !(existing.lora && body.load_inplace)) {
+    // Any name a request could already mean (a model, an alias, a model of the store) is taken, but an adapter's own
+    // name with load_inplace.
+    const existing = ctx.registry.nameInUse(body.lora_name);
+    const replaces = existing?.lora !== undefined && existing.name === body.lora_name && body.load_inplace === true;
+    if (existing && !replaces) {
       const n = body.lora_name;
-      const message = existing.lora
-        ? `The lora adapter '${n}' has already been loaded (load_inplace: true replaces it).`
-        : `"${n}" is already a served model's name`;
+      const message =
+        existing.lora && existing.name === n
+          ? `The lora adapter '${n}' has already been loaded (load_inplace: true replaces it).`
+          : `"${n}" already names a model ("${existing.name}")`;
       throw new ApiError(400, message, 'lora_name');
     }
     const base = baseOf(ctx, body.base_model_name);
     const folder = resolve(body.lora_path);
     try {
-      readLoraAdapter(folder).close();
+      if (storedAdapter(base)) throw new UserError(`"${base.name}" already has an adapter (its Modelfile's ADAPTER)`);
+      checkLoraFits(base.path, folder);
     } catch (err) {
       if (err instanceof UserError) throw new ApiError(400, `lora_path: ${err.message}`, 'lora_path');
       throw err;
     }
-    // A replaced adapter's model (its old weights) unloads now if idle, else after its requests.
-    if (existing) await ctx.registry.remove(existing.name);
+    // The new entry takes the name at once; a replaced adapter's model (its old weights) unloads when idle.
+    const replaced = existing ? ctx.registry.remove(existing.name) : null;
     ctx.registry.add(adaptedEntry(base, body.lora_name, folder));
+    await replaced;
     return reply.type('text/plain').send(`Success: LoRA adapter '${body.lora_name}' added successfully.`);
   });
 
   app.post('/v1/unload_lora_adapter', async (request, reply) => {
     allowed();
     const body = parseBody(unloadRequest, request.body);
-    if (!adapterNamed(body.lora_name)?.lora) {
+    if (!ctx.registry.entries().some((e) => e.name === body.lora_name && e.lora)) {
       throw new ApiError(404, `The lora adapter '${body.lora_name}' cannot be found.`, 'lora_name');
     }
     await ctx.registry.remove(body.lora_name);
     return reply.type('text/plain').send(`Success: LoRA adapter '${body.lora_name}' removed successfully.`);
   });
+}
+
+/** The adapter a stored model's Modelfile gives it, if any (an adapted model cannot take another). */
+function storedAdapter(entry: ModelEntry): boolean {
+  if (entry.ref === DEMO_MODEL_NAME) return false;
+  try {
+    return resolveModel(entry.ref, { allowPaths: true }).manifest?.adapter !== undefined;
+  } catch {
+    return false;
+  }
 }
 
 /** The model an adapter adapts: the one named, else the first start-up model; never an adapted model itself. */
