@@ -31,9 +31,17 @@ const FACTOR = /^(.+)\.lora_([AB])\.weight$/;
 export function readLoraAdapter(dir: string): LoraAdapter {
   const configPath = join(dir, 'adapter_config.json');
   if (!existsSync(configPath)) throw new UserError(`${dir}: not a LoRA adapter folder (no adapter_config.json)`);
+  let text: string;
+  try {
+    text = readFileSync(configPath, 'utf8');
+  } catch (err) {
+    throw new UserError(
+      `${configPath}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
+  }
   let config: Record<string, unknown>;
   try {
-    config = JSON.parse(readFileSync(configPath, 'utf8'));
+    config = JSON.parse(text);
   } catch (err) {
     throw new UserError(`${configPath}: not valid JSON (${(err as Error).message})`);
   }

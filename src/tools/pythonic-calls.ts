@@ -115,7 +115,7 @@ class PythonLiterals {
     return out;
   }
 
-  /** A quoted string with Python's common escapes (\n, \t, \\, the quotes, \uXXXX). */
+  /** A quoted string with Python's common escapes (\n, \t, \\, the quotes, \xXX, \uXXXX). */
   private string(quote: string): string {
     let out = '';
     for (this.at++; this.at < this.text.length; this.at++) {
@@ -129,9 +129,11 @@ class PythonLiterals {
         continue;
       }
       const e = this.text[++this.at];
-      if (e === 'u' && /^[0-9a-fA-F]{4}$/.test(this.text.slice(this.at + 1, this.at + 5))) {
-        out += String.fromCharCode(Number.parseInt(this.text.slice(this.at + 1, this.at + 5), 16));
-        this.at += 4;
+      const digits = e === 'u' ? 4 : e === 'x' ? 2 : 0;
+      const hex = this.text.slice(this.at + 1, this.at + 1 + digits);
+      if (digits > 0 && hex.length === digits && /^[0-9a-fA-F]+$/.test(hex)) {
+        out += String.fromCharCode(Number.parseInt(hex, 16));
+        this.at += digits;
       } else out += ESCAPES[e ?? ''] ?? `\\${e ?? ''}`;
     }
     throw new NotPython();

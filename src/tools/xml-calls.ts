@@ -34,7 +34,7 @@ export function parseXmlCalls(
 }
 
 /**
- * A text value as its schema type asks: integers and numbers written in decimal, true / false, JSON objects and
+ * A text value as its schema type asks: integers and numbers written in decimal, true / false (any case), JSON objects and
  * arrays parsed; "null" is null; anything that does not read as its type stays the text.
  */
 function typedValue(value: string, type: string | undefined): unknown {
@@ -43,7 +43,8 @@ function typedValue(value: string, type: string | undefined): unknown {
   const v = value.trim();
   if (type === 'integer') return /^-?\d+$/.test(v) && Number.isSafeInteger(Number(v)) ? Number(v) : value;
   if (type === 'number') return /^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(v) ? Number(v) : value;
-  if (type === 'boolean') return v === 'true' ? true : v === 'false' ? false : value;
+  const word = v.toLowerCase();
+  if (type === 'boolean') return word === 'true' ? true : word === 'false' ? false : value;
   try {
     return JSON.parse(v);
   } catch {

@@ -80,6 +80,8 @@ test('Qwen3-Coder: <function=…> calls inside <tool_call>, values typed by the 
   assert.equal(typed('1.5', 'integer'), '1.5', 'not an integer: kept as written');
   assert.equal(typed('-2.5e3', 'number'), -2500);
   assert.equal(typed('false', 'boolean'), false);
+  assert.equal(typed('True', 'boolean'), true, 'Python-cased');
+  assert.equal(typed('0x10', 'number'), '0x10', 'decimal only');
   assert.deepEqual(typed('[1, "a"]', 'array'), [1, 'a']);
   assert.equal(typed('{broken', 'object'), '{broken');
   assert.equal(typed('null', 'string'), null);
@@ -112,7 +114,7 @@ test('DeepSeek: V3 / R1 calls (function, name, a json fence) and V3.1 calls (nam
 test('pythonic calls (Llama 3.2 / 4 templates): [name(key=value), …] with Python literals, in any chunking', () => {
   const text =
     '[get_weather(city="Paris", unit=\'c\'), t(), plan(days=3, ratio=-0.5e1, ok=True, off=False, none=None, ' +
-    'tags=["a", \'b\'], pair=(1, 2), opts={"deep": {"x": [1]}, 2: "two"}, note="line\\nnext \\"q\\" \\u00e9")]';
+    'tags=["a", \'b\'], pair=(1, 2), opts={"deep": {"x": [1]}, 2: "two"}, note="line\\nnext \\"q\\" \\u00e9\\x41")]';
   const plan = {
     days: 3,
     ratio: -5,
@@ -122,7 +124,7 @@ test('pythonic calls (Llama 3.2 / 4 templates): [name(key=value), …] with Pyth
     tags: ['a', 'b'],
     pair: [1, 2],
     opts: { deep: { x: [1] }, 2: 'two' },
-    note: 'line\nnext "q" é',
+    note: 'line\nnext "q" éA',
   };
   for (const size of [1, 6, 1000]) {
     const r = stream(LLAMA3_JSON, text, size);
