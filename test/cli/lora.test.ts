@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -7,10 +7,8 @@ import { engineOptionsFrom } from '../../src/cli/engine-options.ts';
 import { type LoadedEngine, loadEngine } from '../../src/engine/load.ts';
 import { createModel } from '../../src/store/create.ts';
 import { formatModelfile, parseModelfile } from '../../src/store/modelfile.ts';
-import { projectRoot } from '../helpers/fixtures.ts';
+import { LORA_ADAPTER as ADAPTER, LORA_BASE as BASE, mergedReference } from '../helpers/lora-fixtures.ts';
 
-const BASE = join(projectRoot, 'test/fixtures/models/tiny-llama');
-const ADAPTER = join(projectRoot, 'test/fixtures/models/tiny-llama-lora');
 let root = '';
 let merged = '';
 let env: Record<string, string> = {};
@@ -19,12 +17,7 @@ before(() => {
   root = mkdtempSync(join(tmpdir(), 'pagoda-lora-'));
   env = { PAGODA_HOME: root, PAGODA_MODELS: join(root, 'models'), HF_HUB_CACHE: join(root, 'hf') };
   // tiny-llama with the weights numpy merged (test/fixtures/generate-lora.py): the reference.
-  merged = join(root, 'merged');
-  cpSync(BASE, merged, { recursive: true });
-  copyFileSync(
-    join(projectRoot, 'test/fixtures/models/tiny-llama-lora-merged/model.safetensors'),
-    join(merged, 'model.safetensors'),
-  );
+  merged = mergedReference(join(root, 'merged'));
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 

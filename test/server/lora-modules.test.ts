@@ -1,26 +1,18 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { resolveServeConfig } from '../../src/server/config.ts';
 import { startServer } from '../../src/server/serve.ts';
-import { projectRoot } from '../helpers/fixtures.ts';
+import { LORA_ADAPTER as ADAPTER, LORA_BASE as BASE, mergedReference } from '../helpers/lora-fixtures.ts';
 import { post } from './harness.ts';
 
-const BASE = join(projectRoot, 'test/fixtures/models/tiny-llama');
-const ADAPTER = join(projectRoot, 'test/fixtures/models/tiny-llama-lora');
 const root = mkdtempSync(join(tmpdir(), 'pagoda-lora-modules-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
 test('--lora-modules: the first model with the adapter merged, served under its own name beside the base', async () => {
-  // tiny-llama with the weights numpy merged (test/fixtures/generate-lora.py): the reference.
-  const merged = join(root, 'merged');
-  cpSync(BASE, merged, { recursive: true });
-  copyFileSync(
-    join(projectRoot, 'test/fixtures/models/tiny-llama-lora-merged/model.safetensors'),
-    join(merged, 'model.safetensors'),
-  );
+  const merged = mergedReference(join(root, 'merged'));
   const flags = { port: 0, host: '127.0.0.1', model: [BASE, merged], loraModules: [`tuned=${ADAPTER}`] };
   const config = resolveServeConfig(flags, { PAGODA_MODELS: join(root, 'models'), HF_HUB_CACHE: join(root, 'hf') });
   const server = await startServer(config, { log: () => {} }, () => {});

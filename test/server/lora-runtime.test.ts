@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -7,21 +7,14 @@ import { resolveServeConfig } from '../../src/server/config.ts';
 import type { ModelSource } from '../../src/server/models.ts';
 import { startServer } from '../../src/server/serve.ts';
 import { projectRoot } from '../helpers/fixtures.ts';
+import { LORA_ADAPTER as ADAPTER, LORA_BASE as BASE, mergedReference } from '../helpers/lora-fixtures.ts';
 import { post, startTestServer } from './harness.ts';
 
-const BASE = join(projectRoot, 'test/fixtures/models/tiny-llama');
-const ADAPTER = join(projectRoot, 'test/fixtures/models/tiny-llama-lora');
 const root = mkdtempSync(join(tmpdir(), 'pagoda-lora-runtime-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
 test('/v1/load_lora_adapter serves an adapter merged into a model; /v1/unload_lora_adapter forgets it', async () => {
-  // tiny-llama with the weights numpy merged (test/fixtures/generate-lora.py): the reference.
-  const merged = join(root, 'merged');
-  cpSync(BASE, merged, { recursive: true });
-  copyFileSync(
-    join(projectRoot, 'test/fixtures/models/tiny-llama-lora-merged/model.safetensors'),
-    join(merged, 'model.safetensors'),
-  );
+  const merged = mergedReference(join(root, 'merged'));
   const mistral = join(projectRoot, 'test/fixtures/models/tiny-mistral');
   const flags = { port: 0, host: '127.0.0.1', model: [BASE, merged, mistral], allowRuntimeLoraUpdating: true };
   const config = resolveServeConfig(flags, { PAGODA_MODELS: join(root, 'models'), HF_HUB_CACHE: join(root, 'hf') });

@@ -2,13 +2,7 @@ import { availableParallelism } from 'node:os';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { DType } from '../../primitives/host-tensor.ts';
 import type { FileExtent } from '../../primitives/lazy-tensor.ts';
-import {
-  LORA_CHUNK_ROWS,
-  LORA_DTYPES,
-  type LoraDtype,
-  type LoraMergePool,
-  mergeLoraRows,
-} from '../../primitives/lora-merge.ts';
+import { LORA_CHUNK_ROWS, LORA_DTYPES, type LoraMergePool, mergeLoraRows } from '../../primitives/lora-merge.ts';
 import type { AttentionSpec } from '../backend.ts';
 import { type AttentionBatch, type PagedKv, pagedAttention } from './attention.ts';
 import {
@@ -142,16 +136,7 @@ export class CpuThreads {
    * A LoRA merge, W += scale · B A in place on W's bytes (mergeLoraRows), chunks of rows claimed by all threads; the
    * operands in shared memory.
    */
-  loraMerge(
-    w: Uint8Array,
-    dtype: LoraDtype,
-    at: Float64Array,
-    fb: Float64Array,
-    scale: number,
-    rows: number,
-    cols: number,
-    rank: number,
-  ): void {
+  loraMerge(...[w, dtype, at, fb, scale, rows, cols, rank]: Parameters<LoraMergePool['mergeRows']>): void {
     new Float64Array(this.ctrl.buffer, FLOAT_OFFSET, 1)[0] = scale;
     this.post(JOB.loraMerge, [
       this.idOf(w),
