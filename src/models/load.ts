@@ -7,6 +7,7 @@ import { GgufWeightSource } from '../loader/gguf/weights.ts';
 import { loadModelConfig, type ModelConfig } from '../loader/hf-config.ts';
 import { readLoraAdapter, withLora } from '../loader/lora-adapter.ts';
 import { modelTask } from '../loader/model-task.ts';
+import { parseQuantizationConfig } from '../loader/quantization-config.ts';
 import type { WeightSource } from '../loader/safetensors.ts';
 import type { DType } from '../primitives/host-tensor.ts';
 import type { LoadQuantization } from '../primitives/quant/mix.ts';
@@ -72,14 +73,19 @@ function openWeights(
 }
 
 /**
- * Throws a UserError unless the LoRA adapter folder merges into the model at `path` (a text generator whose weights
- * the adapter names, of its factors' shapes, 16- or 32-bit), reading headers only: what `loadModel` with `lora` would
- * refuse, said before any load.
+ * Throws a UserError unless the LoRA adapter folder merges into the model at `path` (a text generator, not an FP8
+ * checkpoint, whose weights the adapter names, of its factors' shapes, 16- or 32-bit), reading headers only: what
+ * `loadModel` with `lora` would refuse, said before any load.
  */
 export function checkLoraFits(path: string, folder: string): void {
   const config = loadModelConfig(path);
   if (modelTask(path, config) !== 'generate') {
     throw new UserError(`${folder}: a LoRA adapter merges into a text generator, not ${path}`);
+  }
+  if (!isGgufPath(path) && parseQuantizationConfig(config.raw, join(path, 'config.json'))) {
+    throw new UserError(
+      `${folder}: ${path} is an FP8 checkpoint; a LoRA adapter merges only into 16- or 32-bit weights`,
+    );
   }
   const source = openWeights(path, config, 'bf16', false);
   let adapted: WeightSource | null = null;

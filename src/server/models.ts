@@ -144,7 +144,8 @@ export function modelName(path: string): string {
 export class ModelRegistry {
   private readonly slots = new Map<string, Slot>();
   private readonly aliases = new Map<string, string>();
-  private readonly infos = new Map<string, Promise<ModelInfo>>();
+  /** Each name's inspected info, with the entry it describes (a replaced entry's is not the new one's). */
+  private readonly infos = new Map<string, { entry: ModelEntry; info: Promise<ModelInfo> }>();
   /** Removed slots whose model is still loading or in use. */
   private readonly retired = new Set<Slot>();
 
@@ -205,7 +206,8 @@ export class ModelRegistry {
     for (const [alias, target] of this.aliases) if (target === name) this.aliases.delete(alias);
     slot.retired = true;
     this.retired.add(slot);
-    await this.settleRetired(slot);
+    // The name is gone either way: a model that fails to unload is logged, not the caller's error.
+    await this.settleRetired(slot).catch((err: Error) => this.unloadFailed(slot, err));
   }
 
   /** A removed slot's model, unloaded once it is loaded and idle. */
@@ -246,13 +248,16 @@ export class ModelRegistry {
   }
 
   info(entry: ModelEntry): Promise<ModelInfo> {
-    let p = this.infos.get(entry.name);
-    if (!p) {
-      p = this.source.inspect(entry);
-      p.catch(() => this.infos.delete(entry.name));
-      this.infos.set(entry.name, p);
-    }
-    return p;
+    const cached = this.infos.get(entry.name);
+    if (cached?.entry === entry) return cached.info;
+    const info = this.source.inspect(entry);
+    // A retired entry's info is not cached: its name may name a new entry already.
+    if (this.slots.get(entry.name)?.entry !== entry) return info;
+    info.catch(() => {
+      if (this.infos.get(entry.name)?.info === info) this.infos.delete(entry.name);
+    });
+    this.infos.set(entry.name, { entry, info });
+    return info;
   }
 
   resident(): ResidentModel[] {
@@ -345,9 +350,20 @@ export class ModelRegistry {
     return Promise.race([slot.loading!, late]).finally(() => clearTimeout(timer));
   }
 
+  /** Unloads every model, those still loading once their load ends. */
   async shutdown(): Promise<void> {
     const slots = [...this.slots.values(), ...this.retired];
-    await Promise.all(slots.map((s) => (s.resident ? this.evict(s, true) : null)));
+    const settle = (s: Slot) => (s.resident ? this.evict(s, true) : null);
+    await Promise.all(
+      slots.map((s) =>
+        s.loading
+          ? s.loading.then(
+              () => settle(s),
+              () => null,
+            )
+          : settle(s),
+      ),
+    );
   }
 
   private async load(slot: Slot): Promise<ResidentModel> {

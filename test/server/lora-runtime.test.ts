@@ -15,8 +15,10 @@ after(() => rmSync(root, { recursive: true, force: true }));
 
 test('/v1/load_lora_adapter serves an adapter merged into a model; /v1/unload_lora_adapter forgets it', async () => {
   const merged = mergedReference(join(root, 'merged'));
-  const mistral = join(projectRoot, 'test/fixtures/models/tiny-mistral');
-  const flags = { port: 0, host: '127.0.0.1', model: [BASE, merged, mistral], allowRuntimeLoraUpdating: true };
+  const [mistral, fp8] = ['tiny-mistral', 'tiny-llama-fp8-channel'].map((m) =>
+    join(projectRoot, 'test/fixtures/models', m),
+  );
+  const flags = { port: 0, host: '127.0.0.1', model: [BASE, merged, mistral, fp8], allowRuntimeLoraUpdating: true };
   const config = resolveServeConfig(flags, { PAGODA_MODELS: join(root, 'models'), HF_HUB_CACHE: join(root, 'hf') });
   const server = await startServer(config, { log: () => {} }, () => {});
   const load = (body: object) => post(`${server.url}/v1/load_lora_adapter`, body);
@@ -68,6 +70,10 @@ test('/v1/load_lora_adapter serves an adapter merged into a model; /v1/unload_lo
       /^400 base_model_name: "tuned" is itself an adapted model$/,
     );
     assert.match(error(await load({ lora_name: 'other', lora_path: ADAPTER, base_model_name: 'nope' })), /^404 /);
+    assert.match(
+      error(await load({ lora_name: 'other', lora_path: ADAPTER, base_model_name: 'tiny-llama-fp8-channel' })),
+      /^400 lora_path: .*tiny-llama-fp8-channel is an FP8 checkpoint; a LoRA adapter merges only into 16- or 32-bit weights$/,
+    );
 
     assert.equal((await unload({ lora_name: 'tuned' })).text, "Success: LoRA adapter 'tuned' removed successfully.");
     assert.equal(await greedy('tuned'), 404);

@@ -90,6 +90,13 @@ test('a model whose unloading fails when its keep-alive runs out is logged, and 
   const again = await registry.acquire(entry('a'));
   assert.equal(source.loads, 2, 'the next request loads it afresh');
   again.release();
+  // Removed (an adapter replaced or unloaded): the name goes, and a failed unload is logged, not thrown.
+  source.engines.get('a')!.shutdown = async () => {
+    throw new Error('still gone');
+  };
+  await registry.remove('a');
+  assert.deepEqual(lines, ['unloading a: the device is gone', 'unloading a: still gone']);
+  assert.equal(registry.nameInUse('a'), null);
   await registry.shutdown();
 });
 
