@@ -350,20 +350,10 @@ export class ModelRegistry {
     return Promise.race([slot.loading!, late]).finally(() => clearTimeout(timer));
   }
 
-  /** Unloads every model, those still loading once their load ends. */
+  /** Unloads every loaded model (one still loading is not waited for: a stuck load must not hold the exit). */
   async shutdown(): Promise<void> {
     const slots = [...this.slots.values(), ...this.retired];
-    const settle = (s: Slot) => (s.resident ? this.evict(s, true) : null);
-    await Promise.all(
-      slots.map((s) =>
-        s.loading
-          ? s.loading.then(
-              () => settle(s),
-              () => null,
-            )
-          : settle(s),
-      ),
-    );
+    await Promise.all(slots.map((s) => (s.resident ? this.evict(s, true) : null)));
   }
 
   private async load(slot: Slot): Promise<ResidentModel> {
