@@ -30,7 +30,12 @@ test('--served-model-name names the first model (more names answer too); --chat-
   try {
     await server.ready;
     const ids = (await fetch(`${server.url}/v1/models`).then((r) => r.json())).data.map((m: { id: string }) => m.id);
-    assert.deepEqual(ids.slice(0, 3), ['llama', 'tiny-qwen2', 'tuned']);
+    assert.deepEqual(
+      ids.slice(0, 4),
+      ['llama', 'llama-alias', 'tiny-qwen2', 'tuned'],
+      'an alias has its card, as vLLM lists it',
+    );
+    assert.equal((await fetch(`${server.url}/v1/models/llama-alias`).then((r) => r.json())).id, 'llama-alias');
     assert.ok(!ids.includes('tiny-llama'), 'the folder name is no longer the served name');
     const prompt = async (model: string) => {
       const body = { model, messages: [{ role: 'user', content: 'Hi' }] };

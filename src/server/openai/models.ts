@@ -1,13 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../generation.ts';
+import type { ModelEntry } from '../models.ts';
 
 /** GET /v1/models and /v1/models/:model */
 export function registerModels(app: FastifyInstance, ctx: ServerContext): void {
-  const card = async (name: string) => {
-    const entry = ctx.registry.resolve(name);
+  /** A model's card under `id`: its name, or one of its `--served-model-name` aliases (vLLM lists each). */
+  const card = async (entry: ModelEntry, id: string) => {
     const info = await ctx.registry.info(entry);
     return {
-      id: entry.name,
+      id,
       object: 'model',
       created: Math.floor(info.modifiedAt.getTime() / 1000),
       owned_by: 'pagoda',
@@ -17,10 +18,13 @@ export function registerModels(app: FastifyInstance, ctx: ServerContext): void {
     };
   };
   app.get('/v1/models', async () => {
-    const cards = await Promise.all(ctx.registry.entries().map((e) => card(e.name).catch(() => null)));
+    const named = ctx.registry.entries().flatMap((e) => [e.name, ...(e.aliases ?? [])].map((id) => [e, id] as const));
+    const cards = await Promise.all(named.map(([e, id]) => card(e, id).catch(() => null)));
     return { object: 'list', data: cards.filter((c) => c !== null) };
   });
-  app.get<{ Params: { model: string } }>('/v1/models/*', async (request) =>
-    card((request.params as Record<string, string>)['*']),
-  );
+  app.get<{ Params: { model: string } }>('/v1/models/*', async (request) => {
+    const name = (request.params as Record<string, string>)['*'];
+    const entry = ctx.registry.resolve(name);
+    return card(entry, entry.aliases?.includes(name) ? name : entry.name);
+  });
 }
