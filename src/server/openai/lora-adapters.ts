@@ -83,7 +83,7 @@ export function registerLoraAdapters(app: FastifyInstance, ctx: ServerContext): 
   });
 }
 
-/** The adapter a stored model's Modelfile gives it, if any (an adapted model cannot take another). */
+/** Whether a stored model's Modelfile gives it an adapter already (an adapted model cannot take another). */
 function storedAdapter(entry: ModelEntry): boolean {
   if (entry.ref === DEMO_MODEL_NAME) return false;
   try {
