@@ -131,6 +131,12 @@ export function adaptedEntry(base: ModelEntry, name: string, folder: string): Mo
   return { name, path, ref, pinned: false, lora: folder, parent: base.name, ...(chatTemplate && { chatTemplate }) };
 }
 
+/** The 404 of a name that names no model. */
+function notFound(name: string): ApiError {
+  const shown = name.length > 200 ? `${name.slice(0, 200)}...` : name;
+  return new ApiError(404, `model "${shown}" not found`, 'model', 'model_not_found');
+}
+
 /** The name a model folder is served under. */
 export function modelName(path: string): string {
   return basename(path.replace(/[\\/]+$/, '')) || path;
@@ -240,10 +246,7 @@ export class ModelRegistry {
       this.add(found);
       slot = this.slots.get(found.name);
     }
-    if (!slot) {
-      const shown = name.length > 200 ? `${name.slice(0, 200)}...` : name;
-      throw new ApiError(404, `model "${shown}" not found`, 'model', 'model_not_found');
-    }
+    if (!slot) throw notFound(name);
     return slot.entry;
   }
 
@@ -274,7 +277,9 @@ export class ModelRegistry {
    * given) replaces that of earlier requests: when the last request in flight ends, the model stays loaded that long.
    */
   async acquire(entry: ModelEntry, keepAliveMs?: number): Promise<Lease> {
-    const slot = this.slots.get(entry.name)!;
+    // Removed since the request resolved it (deleted, an adapter unloaded): gone for this request too.
+    const slot = this.slots.get(entry.name);
+    if (!slot) throw notFound(entry.name);
     const t0 = performance.now();
     slot.keepAliveMs = keepAliveMs ?? this.opts.keepAliveMs;
     slot.keepAliveAsked = keepAliveMs !== undefined;

@@ -113,6 +113,7 @@ test('a removed model goes once nothing uses it: after its last request, or when
   assert.equal(source.engines.get('idle')!.shutdownCalls, 1, 'an idle model goes at once');
   await registry.remove('busy');
   assert.equal(registry.nameInUse('busy'), null, 'the name is free at once');
+  await assert.rejects(registry.acquire(entry('busy')), (e: unknown) => e instanceof ApiError && e.status === 404);
   assert.equal(source.engines.get('busy')!.shutdownCalls, 0, 'not while a request uses it');
   busy.release();
   await eventually(() => source.engines.get('busy')!.shutdownCalls === 1, 2000, 'unload after the last request');
