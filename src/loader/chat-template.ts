@@ -106,12 +106,8 @@ export function chatTemplateOption(value: string): TemplateText {
   throw new UserError(`--chat-template ${value}: no such file, and not a Jinja template either`);
 }
 
-/**
- * A model's chat template replaced by a `--chat-template` value, or by its text read before (its special tokens still
- * the model's).
- */
-export function chatTemplateFrom(value: string | TemplateText, dir: string): ChatTemplate {
-  const { source, origin } = typeof value === 'string' ? chatTemplateOption(value) : value;
+/** A model's chat template replaced by a `--chat-template`'s text (its special tokens still the model's). */
+export function chatTemplateFrom({ source, origin }: TemplateText, dir: string): ChatTemplate {
   return new ChatTemplate(source, origin, readTokenizerConfig(dir));
 }
 

@@ -7,7 +7,7 @@ import type { CudaSettings } from '../backend/cuda/settings.ts';
 import { releasingOnError } from '../backend/release-on-error.ts';
 import type { GrammarVocabulary } from '../grammar/vocabulary.ts';
 import type { TokenizerWorkerOptions } from '../loader/background-tokenizer.ts';
-import { chatTemplateFrom, loadChatTemplate, type TemplateText } from '../loader/chat-template.ts';
+import { chatTemplateFrom, chatTemplateOption, loadChatTemplate, type TemplateText } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME, ensureDemoModel } from '../loader/demo-model.ts';
 import { isGgufPath } from '../loader/gguf/files.ts';
 import { type GenerationConfig, loadGenerationConfig, loadModelConfig, type ModelConfig } from '../loader/hf-config.ts';
@@ -190,6 +190,9 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   const device = chooseDevice(options, log);
   const dummy = options.loadFormat === 'dummy';
   const lora = loraFolder(manifest, options.lora, dummy);
+  // --chat-template read before the weights load: a bad one fails first.
+  const template =
+    typeof options.chatTemplate === 'string' ? chatTemplateOption(options.chatTemplate) : options.chatTemplate;
   const onCpu = device === 'cpu';
   const quantization = options.quantization
     ? weightQuantization(options.quantization, onCpu, options.backend)
@@ -292,13 +295,9 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
         dummy && !isGgufPath(modelDir) && !existsSync(join(modelDir, 'tokenizer.json'))
           ? dummyTokenizer(config.vocabSize, generation)
           : loadTokenizer(modelDir, generation);
-      const chatTemplate =
-        options.chatTemplate === undefined
-          ? storedChatTemplate(manifest, loadChatTemplate(modelDir))
-          : storedChatTemplate(
-              manifest && { ...manifest, template: undefined },
-              chatTemplateFrom(options.chatTemplate, modelDir),
-            );
+      const chatTemplate = template
+        ? storedChatTemplate(manifest && { ...manifest, template: undefined }, chatTemplateFrom(template, modelDir))
+        : storedChatTemplate(manifest, loadChatTemplate(modelDir));
       log(startupLine(t1 - t0, performance.now() - t1, cudaStartup?.() ?? null));
       return {
         runner,

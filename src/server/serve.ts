@@ -3,13 +3,13 @@ import { join, resolve } from 'node:path';
 import pino from 'pino';
 import { chatTemplateOption, type TemplateText } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME, DEMO_MODEL_WARNING, ensureDemoModel } from '../loader/demo-model.ts';
-import { readLoraAdapter } from '../loader/lora-adapter.ts';
 import type { EngineOptions } from '../runner/load.ts';
 import { listModels } from '../store/catalog.ts';
 import { modelsDir } from '../store/locations.ts';
 import { resolveModel } from '../store/resolve.ts';
 import { sweepUploads } from '../store/uploads.ts';
 import { UserError } from '../util/errors.ts';
+import { checkAdapterFor } from './adapter-check.ts';
 import { buildApp } from './app.ts';
 import type { ServeConfig } from './config.ts';
 import { EngineModelSource } from './engine-source.ts';
@@ -66,8 +66,9 @@ export function resolveEntries(
     if (given.some((g) => g.name === name || g.aliases?.includes(name))) {
       throw new UserError(`--lora-modules ${name}=${folder}: "${name}" is already a served model's name`);
     }
-    readLoraAdapter(folder).close();
-    return adaptedEntry(given[0]!, name, resolve(folder));
+    const dir = resolve(folder);
+    checkAdapterFor(given[0]!, dir);
+    return adaptedEntry(given[0]!, name, dir);
   });
   const known = listModels()
     .filter(

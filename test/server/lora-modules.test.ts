@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { resolveServeConfig } from '../../src/server/config.ts';
-import { startServer } from '../../src/server/serve.ts';
+import { resolveEntries, startServer } from '../../src/server/serve.ts';
 import { LORA_ADAPTER as ADAPTER, LORA_BASE as BASE, mergedReference } from '../helpers/lora-fixtures.ts';
 import { post } from './harness.ts';
 
@@ -35,5 +35,12 @@ test('--lora-modules: the first model with the adapter merged, served under its 
   assert.throws(
     () => resolveServeConfig({ loraModules: ['no-equals-sign'] }, {}),
     /^UserError: --lora-modules no-equals-sign: expected NAME=FOLDER$/,
+  );
+  // An adapter whose shapes are not the first model's is refused at start-up, before anything loads.
+  const mistral = join(BASE, '../tiny-mistral');
+  const env = { PAGODA_MODELS: join(root, 'models'), HF_HUB_CACHE: join(root, 'hf') };
+  assert.throws(
+    () => resolveEntries(resolveServeConfig({ model: [mistral], loraModules: [`tuned=${ADAPTER}`] }, env)),
+    /^UserError: .*tiny-llama-lora.*k_proj\.weight is \[\d+, 64\] in the model, but the adapter's factors make/,
   );
 });

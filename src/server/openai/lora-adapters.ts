@@ -1,10 +1,8 @@
 import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { DEMO_MODEL_NAME } from '../../loader/demo-model.ts';
-import { checkLoraFits } from '../../models/load.ts';
-import { resolveModel } from '../../store/resolve.ts';
 import { UserError } from '../../util/errors.ts';
+import { checkAdapterFor } from '../adapter-check.ts';
 import { ApiError } from '../errors.ts';
 import type { ServerContext } from '../generation.ts';
 import { adaptedEntry, type ModelEntry } from '../models.ts';
@@ -59,8 +57,7 @@ export function registerLoraAdapters(app: FastifyInstance, ctx: ServerContext): 
     const base = baseOf(ctx, body.base_model_name);
     const folder = resolve(body.lora_path);
     try {
-      if (storedAdapter(base)) throw new UserError(`"${base.name}" already has an adapter (its Modelfile's ADAPTER)`);
-      checkLoraFits(base.path, folder);
+      checkAdapterFor(base, folder);
     } catch (err) {
       if (err instanceof UserError) throw new ApiError(400, `lora_path: ${err.message}`, 'lora_path');
       throw err;
@@ -81,16 +78,6 @@ export function registerLoraAdapters(app: FastifyInstance, ctx: ServerContext): 
     await ctx.registry.remove(body.lora_name);
     return reply.type('text/plain').send(`Success: LoRA adapter '${body.lora_name}' removed successfully.`);
   });
-}
-
-/** Whether a stored model's Modelfile gives it an adapter already (an adapted model cannot take another). */
-function storedAdapter(entry: ModelEntry): boolean {
-  if (entry.ref === DEMO_MODEL_NAME) return false;
-  try {
-    return resolveModel(entry.ref, { allowPaths: true }).manifest?.adapter !== undefined;
-  } catch {
-    return false;
-  }
 }
 
 /** The model an adapter adapts: the one named, else the first start-up model; never an adapted model itself. */
