@@ -306,7 +306,7 @@ case ${1:-1} in
   # (on an H200 its cache is about three times an H100's, so its many-sequence steps are what to look at).
   # First the FP8 GEMM's scales applied by cuBLASLt (outer-vector scale modes) against the own epilogue kernel, which
   # writes and rereads a bf16 [rows, out] product (~66 MB a layer at 256 rows): measured twice before, 1.15x and 0.99x.
-  stage fp8-scales 170 bash -c "for s in 0 1 0 1; do PAGODA_FP8_CUBLASLT_SCALES=\$s timeout 40 node bin/pagoda.mjs \
+  stage fp8-scales 230 bash -c "for s in 0 1 0 1; do PAGODA_FP8_CUBLASLT_SCALES=\$s timeout 55 node bin/pagoda.mjs \
     bench throughput --model bench/configs/llama3-8b --device cuda --load-format dummy --max-model-len 2048 \
     --quantization fp8 --kv-cache-type fp8 2>&1 | grep -E 'output tokens/s' | sed \"s/^/| cuBLASLt scales \$s | /\"; done"
   for run in "bf16|" "fp8-kv-fp8|--quantization fp8 --kv-cache-type fp8"; do

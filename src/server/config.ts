@@ -14,6 +14,8 @@ export interface ServeConfig {
   loraModules: { name: string; folder: string }[];
   /** vLLM's /v1/load_lora_adapter and /v1/unload_lora_adapter answer (they read folders a request names). */
   runtimeLoraUpdating: boolean;
+  /** `--load-format dummy`: random weights, into which no adapter merges. */
+  dummyWeights: boolean;
   /** Concurrent sequences per model (the engine's max running sequences); null = the engine's default. */
   numParallel: number | null;
   flashAttention: 'auto' | 'on' | 'off';
@@ -50,6 +52,7 @@ export interface ServeFlags {
   model?: string[];
   servedModelName?: string[];
   loraModules?: string[];
+  loadFormat?: string;
   numParallel?: string;
   flashAttention?: string;
   kvCacheType?: string;
@@ -229,6 +232,7 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
     ),
     loraModules: (flags.loraModules ?? []).map(loraModule),
     runtimeLoraUpdating: onOff(runtimeLora),
+    dummyWeights: flags.loadFormat === 'dummy',
     numParallel: numParallel ? int(numParallel, 0, 1, 4096) : null,
     flashAttention,
     kvCacheType,

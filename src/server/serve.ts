@@ -67,7 +67,7 @@ export function resolveEntries(
       throw new UserError(`--lora-modules ${name}=${folder}: "${name}" is already a served model's name`);
     }
     const dir = resolve(folder);
-    checkAdapterFor(given[0]!, dir);
+    checkAdapterFor(given[0]!, dir, config);
     return adaptedEntry(given[0]!, name, dir);
   });
   const known = listModels()

@@ -43,4 +43,10 @@ test('--lora-modules: the first model with the adapter merged, served under its 
     () => resolveEntries(resolveServeConfig({ model: [mistral], loraModules: [`tuned=${ADAPTER}`] }, env)),
     /^UserError: .*tiny-llama-lora.*k_proj\.weight is \[\d+, 64\] in the model, but the adapter's factors make/,
   );
+  // Random weights (--load-format dummy) take no adapter: said at start-up, not at the first request.
+  const dummy = resolveServeConfig({ model: [BASE], loraModules: [`tuned=${ADAPTER}`], loadFormat: 'dummy' }, env);
+  assert.throws(
+    () => resolveEntries(dummy),
+    /^UserError: .*tiny-llama-lora: an adapter needs real weights, not --load-format dummy$/,
+  );
 });

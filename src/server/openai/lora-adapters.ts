@@ -57,7 +57,7 @@ export function registerLoraAdapters(app: FastifyInstance, ctx: ServerContext): 
     const base = baseOf(ctx, body.base_model_name);
     const folder = resolve(body.lora_path);
     try {
-      checkAdapterFor(base, folder);
+      checkAdapterFor(base, folder, ctx.config);
     } catch (err) {
       if (err instanceof UserError) throw new ApiError(400, `lora_path: ${err.message}`, 'lora_path');
       throw err;
