@@ -1,22 +1,55 @@
+import type { StructuralTagFormat } from '@mlc-ai/web-xgrammar';
 import { rewriteNumericBounds } from './schema-rewrite.ts';
 import { choiceGrammar, type GrammarSpec } from './spec.ts';
-import { type CompiledGrammar, type GrammarCompiler, takeXgrammarError } from './xgrammar.ts';
+import { type CompiledGrammar, type GrammarCompiler, takeXgrammarError, xgrammar } from './xgrammar.ts';
 
 /** Output is one line: a random or confused model cannot run on in whitespace, and separators are fixed. */
 const COMPACT = { anyWhitespace: false, indent: -1 } as const;
 
-function compileRaw(compiler: GrammarCompiler, spec: GrammarSpec): Promise<CompiledGrammar> {
+/**
+ * xgrammar's JSON schema arguments for a JSON spec: `json_object` is any object (not strict: any properties);
+ * `json_schema` is strict (properties the schema does not name only where additionalProperties allows them).
+ */
+function jsonArguments(spec: GrammarSpec & { type: 'json_object' | 'json_schema' }) {
+  const schema = spec.type === 'json_object' ? '{"type":"object"}' : JSON.stringify(rewriteNumericBounds(spec.schema));
+  return [schema, COMPACT.anyWhitespace, COMPACT.indent, undefined, spec.type === 'json_schema'] as const;
+}
+
+/** A spec as a structural tag's part (JSON as the EBNF xgrammar makes of its schema). */
+async function asFormat(spec: GrammarSpec): Promise<StructuralTagFormat> {
   switch (spec.type) {
     case 'json_object':
-      // Not strict: any properties.
-      return compiler.compileJSONSchema('{"type":"object"}', COMPACT.anyWhitespace, COMPACT.indent, undefined, false);
     case 'json_schema':
-      // Strict: properties the schema does not name only where additionalProperties allows them.
-      return compiler.compileJSONSchema(
-        JSON.stringify(rewriteNumericBounds(spec.schema)),
-        COMPACT.anyWhitespace,
-        COMPACT.indent,
-      );
+      return { type: 'grammar', grammar: (await xgrammar().Grammar.fromJSONSchema(...jsonArguments(spec))).toString() };
+    case 'regex':
+      return { type: 'regex', pattern: spec.pattern };
+    case 'grammar':
+      return { type: 'grammar', grammar: spec.grammar };
+    case 'choice':
+      return { type: 'grammar', grammar: choiceGrammar(spec.choices) };
+    case 'structural_tag':
+      return spec.format;
+    case 'after_reasoning': {
+      const inner = await asFormat(spec.inner);
+      // Free text up to the block's end, a little whitespace (the models write a blank line), then the constraint.
+      const reasoned = (begin: string): StructuralTagFormat => ({
+        type: 'sequence',
+        elements: [
+          { type: 'tag', begin, content: { type: 'any_text' }, end: spec.end },
+          { type: 'regex', pattern: '\\s{0,2}' },
+          inner,
+        ],
+      });
+      return spec.startsInside ? reasoned('') : { type: 'or', elements: [reasoned(spec.begin), inner] };
+    }
+  }
+}
+
+async function compileRaw(compiler: GrammarCompiler, spec: GrammarSpec): Promise<CompiledGrammar> {
+  switch (spec.type) {
+    case 'json_object':
+    case 'json_schema':
+      return compiler.compileJSONSchema(...jsonArguments(spec));
     case 'regex':
       return compiler.compileStructuralTag({
         type: 'structural_tag',
@@ -27,7 +60,8 @@ function compileRaw(compiler: GrammarCompiler, spec: GrammarSpec): Promise<Compi
     case 'choice':
       return compiler.compileGrammar(choiceGrammar(spec.choices), 'root');
     case 'structural_tag':
-      return compiler.compileStructuralTag({ type: 'structural_tag', format: spec.format });
+    case 'after_reasoning':
+      return compiler.compileStructuralTag({ type: 'structural_tag', format: await asFormat(spec) });
   }
 }
 
@@ -38,6 +72,7 @@ const WHAT: Record<GrammarSpec['type'], string> = {
   grammar: 'grammar',
   choice: 'choice',
   structural_tag: 'tool call format',
+  after_reasoning: 'constraint',
 };
 
 /** Compiles a spec for the compiler's vocabulary; an invalid one throws an Error naming the problem in one line. */
@@ -46,6 +81,8 @@ export async function compileSpec(compiler: GrammarCompiler, spec: GrammarSpec):
     return await compileRaw(compiler, spec);
   } catch (err) {
     const reason = takeXgrammarError(err instanceof Error ? err.message : String(err));
-    throw new Error(`invalid ${WHAT[spec.type]}: ${reason.split('\n')[0]}`);
+    // A constraint after reasoning is named by what it constrains (the reasoning part cannot be wrong).
+    const what = WHAT[spec.type === 'after_reasoning' ? spec.inner.type : spec.type];
+    throw new Error(`invalid ${what}: ${reason.split('\n')[0]}`);
   }
 }

@@ -12,7 +12,13 @@ export type GrammarSpec =
   /** Exactly one of these strings. */
   | { type: 'choice'; choices: string[] }
   /** xgrammar's structural tag (tool calls: fixed text around JSON arguments). */
-  | { type: 'structural_tag'; format: StructuralTagFormat };
+  | { type: 'structural_tag'; format: StructuralTagFormat }
+  /**
+   * `inner` after the model's reasoning, which is free: a block from `begin` to `end` (`<think>`, `</think>`) that the
+   * prompt opened (`startsInside`), or that the model may open first (vLLM holds structured output only after its
+   * reasoning parser's end).
+   */
+  | { type: 'after_reasoning'; begin: string; end: string; startsInside: boolean; inner: GrammarSpec };
 
 /** JSON with object keys sorted, so that equal specs written differently share one compiled grammar. */
 function canonical(value: unknown): string {

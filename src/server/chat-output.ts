@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { GrammarSpec } from '../grammar/spec.ts';
 import { ReasoningParser, THINK_END, THINK_START } from '../tools/reasoning-parser.ts';
 import { type ParsedToolCall, type ToolCallFormat, ToolCallParser } from '../tools/tool-parser.ts';
 
@@ -31,6 +32,25 @@ export function reasoningMode(templateSource: string, prompt: string, prefill?: 
   const insidePrefill =
     prefill !== undefined && open > prefill.lastIndexOf(THINK_END) && end.endsWith(prefill.slice(open).trimEnd());
   return { startsInside: end.endsWith(THINK_START) || insidePrefill };
+}
+
+/**
+ * A request's constraint (structured output, a forced tool call) for an answer that reasons first: held only after
+ * the `<think>` block (the one the prompt opened, or one the model may open), so the model still thinks and the JSON
+ * or the call lands in the content, as vLLM does with a reasoning parser.
+ */
+export function afterReasoning(
+  grammar: GrammarSpec | undefined,
+  reasoning: ChatOutputMode['reasoning'],
+): GrammarSpec | undefined {
+  if (!grammar || !reasoning) return grammar;
+  return {
+    type: 'after_reasoning',
+    begin: THINK_START,
+    end: THINK_END,
+    startsInside: reasoning.startsInside,
+    inner: grammar,
+  };
 }
 
 /** Reasoning first, then tool calls, out of one completion's text as it streams. */

@@ -1,6 +1,6 @@
 import type { EncodeOptions } from '../engine/types.ts';
 import type { GrammarSpec } from '../grammar/spec.ts';
-import { type ChatOutputMode, reasoningMode } from './chat-output.ts';
+import { afterReasoning, type ChatOutputMode, reasoningMode } from './chat-output.ts';
 import { encodeChat, type RenderOptions } from './chat-template.ts';
 import { badRequest } from './errors.ts';
 import type { Admitted } from './generation.ts';
@@ -52,12 +52,16 @@ export async function prepareChat(a: Admitted, ask: ChatAsk): Promise<PreparedCh
     continueFinalMessage: ask.continueFinalMessage,
   };
   const { prompt, ids } = await encodeChat(a.model, a.entry.name, ask.messages, render, ask.encode);
+  const reasoning = reasoningMode(a.model.chatTemplate?.source ?? '', prompt, prefillOf(ask));
   return {
     prompt,
     ids,
-    mode: { reasoning: reasoningMode(a.model.chatTemplate?.source ?? '', prompt, prefillOf(ask)), tools: tools.format },
-    // Tool-call markers may be special tokens ([TOOL_CALLS], <|python_tag|>): keep them where calls are parsed.
-    output: { grammar: tools.grammar ?? ask.structured, skipSpecialTokens: tools.format?.start == null },
+    mode: { reasoning, tools: tools.format },
+    output: {
+      grammar: afterReasoning(tools.grammar ?? ask.structured, reasoning),
+      // Tool-call markers may be special tokens ([TOOL_CALLS], <|python_tag|>): keep them where calls are parsed.
+      skipSpecialTokens: tools.format?.start == null,
+    },
   };
 }
 

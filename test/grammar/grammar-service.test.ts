@@ -105,6 +105,56 @@ describe('grammar service (xgrammar in a worker)', { skip: fixture.skip }, () =>
     }
   });
 
+  /** Feeds `text`'s tokens to a matcher of `spec`: how many the masks allowed in turn, and whether it then ended. */
+  async function follow(spec: GrammarSpec, text: string) {
+    const svc = service!;
+    const g = svc.open(await svc.compile(spec), tokenizer!.eosTokenIds);
+    const ids = tokenizer!.encode(text, { addSpecialTokens: false });
+    let allowed = 0;
+    try {
+      for (const id of ids) {
+        if (g.state() !== SlotState.Running || !((g.mask()[id >> 5]! >>> (id & 31)) & 1)) break;
+        g.accept(id);
+        svc.flush();
+        allowed++;
+      }
+      return { allowed: allowed === ids.length ? 'all' : allowed, complete: g.state() === SlotState.Complete };
+    } finally {
+      g.release();
+    }
+  }
+
+  test('a constraint after reasoning: free text to </think>, a blank line, then the constraint; none before it', async () => {
+    const schema = { type: 'object', properties: { a: { type: 'boolean' } }, required: ['a'] };
+    const block = { type: 'after_reasoning', begin: '<think>', end: '</think>' } as const;
+    const inside: GrammarSpec = { ...block, startsInside: true, inner: { type: 'json_schema', schema } };
+    assert.deepEqual(await follow(inside, 'Let me see: {"b": 1} is wrong.\n</think>\n\n{"a": true}'), {
+      allowed: 'all',
+      complete: true,
+    });
+    // The prompt opened the block: JSON at once is reasoning text, the answer still to come.
+    assert.deepEqual(await follow(inside, '{"a": true}'), { allowed: 'all', complete: false });
+    assert.notEqual((await follow(inside, 'ok</think>{"a": 1}')).allowed, 'all');
+    // The model may open a block first, or answer at once; nothing else comes before the answer.
+    const optional: GrammarSpec = { ...block, startsInside: false, inner: { type: 'choice', choices: ['yes', 'no'] } };
+    assert.deepEqual(await follow(optional, '<think>hmm</think>\nno'), { allowed: 'all', complete: true });
+    assert.deepEqual(await follow(optional, 'yes'), { allowed: 'all', complete: true });
+    assert.equal((await follow(optional, 'maybe')).allowed, 0);
+    // Random walks end in the constraint's language after the block.
+    for (let seed = 0; seed < 3; seed++) {
+      const walk = await randomWalk(
+        { ...block, startsInside: false, inner: { type: 'regex', pattern: '[0-9]{3}' } },
+        seed,
+        60,
+      );
+      if (walk.finished === 'stop') assert.match(walk.text, /^(<think>[\s\S]*<\/think>\s{0,2})?[0-9]{3}$/);
+    }
+    await assert.rejects(
+      service!.compile({ ...block, startsInside: true, inner: { type: 'json_schema', schema: { type: 'strin' } } }),
+      /invalid JSON schema: .*Unsupported type "strin"/,
+    );
+  });
+
   test('an invalid schema, regex or grammar is a UserError naming the problem', async () => {
     const cases: [GrammarSpec, RegExp][] = [
       [{ type: 'json_schema', schema: { type: 'strin' } }, /invalid JSON schema: .*Unsupported type "strin"/],

@@ -227,6 +227,33 @@ test('OpenAI: reasoning_content apart from the content, streamed and not; enable
   assert.ok(prompt().endsWith('<think>\n\n</think>\n\n'));
 });
 
+test('on a thinking template, structured output and forced calls are held only after the reasoning (vLLM, Ollama think)', async () => {
+  const schema = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] };
+  const { openai, ollama, engine } = await serve('<think>\nPlan.\n</think>\n\n{"city": "Oslo"}', thinking);
+  const response_format = { type: 'json_schema' as const, json_schema: { name: 'c', schema } };
+  const r = await openai.chat.completions.create({ model: 'm', messages, response_format });
+  const message = r.choices[0]!.message as { content: string; reasoning_content?: string };
+  assert.deepEqual(JSON.parse(message.content), { city: 'Oslo' });
+  assert.equal(message.reasoning_content, '\nPlan.\n');
+  const block = { type: 'after_reasoning', begin: '<think>', end: '</think>' };
+  const inner = { type: 'json_schema', schema };
+  assert.deepEqual(engine().lastRequest!.grammar, { ...block, startsInside: false, inner });
+  // A prompt that opened the block (a prefill here; DeepSeek-R1's template does it itself) starts inside it.
+  await openai.chat.completions.create({
+    model: 'm',
+    messages: [...messages, { role: 'assistant', content: '<think>\n' }],
+    response_format,
+    ...({ add_generation_prompt: false, continue_final_message: true } as object),
+  });
+  assert.deepEqual(engine().lastRequest!.grammar, { ...block, startsInside: true, inner });
+  // Ollama holds `format` after the thinking it was asked to separate; without `think`, from the first token.
+  const o = await ollama.chat({ model: 'm', messages, format: schema, think: true });
+  assert.equal(o.message.thinking, '\nPlan.\n');
+  assert.deepEqual(engine().lastRequest!.grammar, { ...block, startsInside: false, inner });
+  await ollama.chat({ model: 'm', messages, format: schema });
+  assert.deepEqual(engine().lastRequest!.grammar, inner);
+});
+
 test('a prefill that leaves <think> open is gone on from inside the reasoning (vLLM continue_final_message, Ollama)', async () => {
   const prefilled = [...messages, { role: 'assistant' as const, content: '<think>\nLet me' }];
   const { openai, ollama, prompt } = await serve(' see.\n</think>\n\nThe answer.', thinking);

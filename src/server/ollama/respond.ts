@@ -2,7 +2,7 @@ import type { FastifyReply } from 'fastify';
 import type { z } from 'zod';
 import type { FinishReason, RequestOutput, TokenLogprob } from '../../engine/types.ts';
 import type { ParsedToolCall } from '../../tools/tool-parser.ts';
-import { type ChatOutputMode, ChatOutputParser } from '../chat-output.ts';
+import { afterReasoning, type ChatOutputMode, ChatOutputParser } from '../chat-output.ts';
 import { type Admitted, type GenerationTimes, newTimes, primed, runEngine, type ServerContext } from '../generation.ts';
 import { EventStream } from '../streaming.ts';
 import { type ollamaFormat, ollamaGrammar } from '../structured-output.ts';
@@ -149,9 +149,9 @@ export async function generateAndRespond(
     logprobs,
   );
   const times = newTimes();
-  // Tool-call markers may be special tokens: keep them where calls are parsed.
+  // Tool-call markers may be special tokens: keep them where calls are parsed. With `think`, the format holds after it.
   const output = {
-    grammar: ollamaGrammar(body.format),
+    grammar: afterReasoning(ollamaGrammar(body.format), shape.mode?.reasoning ?? null),
     skipSpecialTokens: shape.mode?.tools?.start == null,
     kvBudget: body.options?.kv_budget ?? undefined,
   };
