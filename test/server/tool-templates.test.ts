@@ -28,3 +28,23 @@ for (const name of Object.keys(expected)) {
     assert.equal(out, expected[name]);
   });
 }
+
+test("a message's text parts are joined by newlines, developer is system (as vLLM reads them)", () => {
+  const body = chatRequest.parse({
+    model: 'm',
+    messages: [
+      { role: 'developer', content: [{ type: 'text', text: 'Be brief.' }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'Hi' },
+          { type: 'text', text: 'there' },
+        ],
+      },
+    ],
+  });
+  assert.deepEqual(toMessages(body.messages), [
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: 'Hi\nthere' },
+  ]);
+});

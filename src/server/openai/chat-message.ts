@@ -15,14 +15,14 @@ export function parsedArguments(text: string): unknown {
 }
 
 /**
- * Request messages as templates read them: developer is system, text parts joined, earlier calls with their arguments
+ * Request messages as templates read them: developer is system, text parts joined by newlines (as vLLM does), earlier calls with their arguments
  * parsed (Jinja templates write `arguments | tojson`, as vLLM passes them), reasoning under `reasoning_content`.
  */
 export function toMessages(messages: ChatRequest['messages']): ChatMessage[] {
   return messages.map((m) => {
     const out: ChatMessage = {
       role: m.role === 'developer' ? 'system' : m.role,
-      content: typeof m.content === 'string' ? m.content : (m.content ?? []).map((p) => p.text).join(''),
+      content: typeof m.content === 'string' ? m.content : (m.content ?? []).map((p) => p.text).join('\n'),
     };
     if (m.name) out.name = m.name;
     if (m.tool_call_id) out.tool_call_id = m.tool_call_id;
