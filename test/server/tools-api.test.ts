@@ -327,6 +327,28 @@ test('Ollama: think true puts the thinking in message.thinking; a tool message c
   assert.equal(answer.message.content, 'ok');
 });
 
+test('Ollama: an assistant turn without content (as ollama-python sends it) and a tool_call_id are read', async () => {
+  const { url, prompt } = await serve('ok', hermes);
+  const res = await fetch(`${url}/api/chat`, {
+    method: 'POST',
+    body: JSON.stringify({
+      model: 'm',
+      stream: false,
+      tools,
+      messages: [
+        ...messages,
+        { role: 'assistant', tool_calls: [{ function: { name: 'get_weather', arguments: { city: 'Paris' } } }] },
+        { role: 'tool', content: 'sunny', tool_name: 'get_weather', tool_call_id: 'call_1' },
+        { role: 'user', content: null },
+      ],
+    }),
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  assert.equal((await res.json()).message.content, 'ok');
+  assert.match(prompt(), /<tool_call>\n\{ "arguments": \{"city": "Paris"\}, "name": "get_weather"\}\n<\/tool_call>/);
+  assert.match(prompt(), /<tool_response>\n\{"name": "get_weather", "content": "sunny"\}/);
+});
+
 test('/api/show lists tools and thinking among the capabilities when the template knows them', async () => {
   assert.deepEqual((await (await serve('x', hermes)).ollama.show({ model: 'm' })).capabilities, [
     'completion',

@@ -35,6 +35,7 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
           // Jinja templates read the tool's name as OpenAI's `name`.
           out.name = m.tool_name;
         }
+        if (m.tool_call_id) out.tool_call_id = m.tool_call_id;
         // Jinja templates read OpenAI's shape (function.arguments as an object, as vLLM passes it).
         if (m.tool_calls?.length)
           out.tool_calls = m.tool_calls.map((c) => ({ type: 'function', function: c.function }));

@@ -64,11 +64,13 @@ const toolCall = z.looseObject({
 
 const message = z.strictObject({
   role: z.enum(['system', 'user', 'assistant', 'tool']),
-  content: z.string(),
+  // Absent or null is empty, as Ollama's decoder reads it (ollama-python leaves out an empty content).
+  content: opt(z.string()).transform((c) => c ?? ''),
   images: unsupported('images'),
   thinking: opt(z.string()),
   tool_calls: opt(z.array(toolCall).max(256)),
   tool_name: opt(z.string().max(256)),
+  tool_call_id: opt(z.string().max(256)),
 });
 
 export const chatRequest = z.strictObject({
