@@ -116,11 +116,22 @@ test('an empty prompt loads the model; with keep_alive 0 it unloads it', async (
   assert.equal((await ollama.ps()).models.length, 0);
 });
 
-test('errors: unknown model, invalid format schema, too-long num_ctx', async () => {
+test('errors: unknown model, invalid format schema; a num_ctx past the loaded length is lowered to it', async () => {
   await assert.rejects(ollama.generate({ model: 'nope', prompt: 'x' }), /model "nope" not found/);
   await assert.rejects(
     ollama.chat({ model: server.model, messages: [{ role: 'user', content: 'x' }], format: { type: 'nope' } }),
     /invalid JSON schema: Unsupported type "nope"/,
   );
-  await assert.rejects(ollama.generate({ model: server.model, prompt: 'x', options: { num_ctx: 1 << 22 } }), /num_ctx/);
+  const long = await ollama.generate({
+    model: server.model,
+    prompt: 'x',
+    options: { num_ctx: 1 << 22, num_predict: 3 },
+  });
+  assert.equal(long.eval_count, 3);
+  const small = await ollama.generate({
+    model: server.model,
+    prompt: 'x',
+    options: { num_ctx: long.prompt_eval_count + 2 },
+  });
+  assert.equal(small.eval_count, 2, 'num_ctx below the loaded length bounds the answer');
 });

@@ -6,18 +6,12 @@ import { badRequest } from '../errors.ts';
 import { refused } from '../generation.ts';
 import type { Options } from './schemas.ts';
 
-/** The context a request may use: num_ctx when given (at most what the loaded engine holds). */
+/**
+ * The context a request may use: num_ctx when given, at most what the loaded engine holds (Ollama would reload the
+ * model at the larger length; the model here keeps the length it was loaded with, and a prompt past it is refused).
+ */
 function contextLimit(opts: Options | null | undefined, engineContext: number): number {
-  const numCtx = opts?.num_ctx;
-  if (numCtx === null || numCtx === undefined) return engineContext;
-  if (numCtx > engineContext) {
-    throw badRequest(
-      `options.num_ctx: ${numCtx} is larger than the context length the model was loaded with (${engineContext}); ` +
-        'restart the server with a larger PAGODA_CONTEXT_LENGTH',
-      'options.num_ctx',
-    );
-  }
-  return numCtx;
+  return Math.min(opts?.num_ctx ?? engineContext, engineContext);
 }
 
 /**
