@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { z } from 'zod';
+import { RUNNER_OPTIONS } from '../store/modelfile.ts';
 
 /** OpenAI request fields that change nothing here: bookkeeping and hints for OpenAI's own service. */
 export const IGNORED_OPENAI_FIELDS = [
@@ -10,23 +11,6 @@ export const IGNORED_OPENAI_FIELDS = [
   'safety_identifier',
   'verbosity',
   'user',
-] as const;
-
-/** Ollama options that tune llama.cpp's runner (threads, GPU layers, memory mapping, context shifting). */
-export const IGNORED_OLLAMA_OPTIONS = [
-  'num_thread',
-  'num_gpu',
-  'main_gpu',
-  'num_batch',
-  'num_keep',
-  'use_mmap',
-  'use_mlock',
-  'low_vram',
-  'f16_kv',
-  'vocab_only',
-  'logits_all',
-  'numa',
-  'penalize_newline',
 ] as const;
 
 /** Schema entries that accept the named fields with any value. */
@@ -41,7 +25,7 @@ function ignoredIn(route: string, body: unknown): string[] {
   if (route.startsWith('/v1/')) return IGNORED_OPENAI_FIELDS.filter((f) => b[f] !== undefined);
   const options = b.options as Record<string, unknown> | null | undefined;
   if ((route === '/api/generate' || route === '/api/chat') && options && typeof options === 'object') {
-    return IGNORED_OLLAMA_OPTIONS.filter((o) => options[o] !== undefined).map((o) => `options.${o}`);
+    return RUNNER_OPTIONS.filter((o) => options[o] !== undefined).map((o) => `options.${o}`);
   }
   return [];
 }

@@ -31,6 +31,26 @@ export const PARAMETER_TYPES: Record<string, 'int' | 'float' | 'strings'> = {
   frequency_penalty: 'float',
 };
 
+/**
+ * Ollama options that tune llama.cpp's runner (threads, GPU layers, memory mapping, context shifting): accepted and
+ * ignored, in requests and in a Modelfile's PARAMETER.
+ */
+export const RUNNER_OPTIONS = [
+  'num_thread',
+  'num_gpu',
+  'main_gpu',
+  'num_batch',
+  'num_keep',
+  'use_mmap',
+  'use_mlock',
+  'low_vram',
+  'f16_kv',
+  'vocab_only',
+  'logits_all',
+  'numa',
+  'penalize_newline',
+] as const;
+
 const ROLES = new Set(['system', 'user', 'assistant']);
 
 /** Parses Modelfile text; every error names `file:line`. */
@@ -124,6 +144,7 @@ export function setParameter(
   raw: string | number | boolean | string[],
   fail: (msg: string) => never,
 ): void {
+  if ((RUNNER_OPTIONS as readonly string[]).includes(key)) return;
   const type = PARAMETER_TYPES[key];
   if (!type) fail(`unknown parameter "${key}" (pagoda knows ${Object.keys(PARAMETER_TYPES).join(', ')})`);
   if (type === 'strings') {

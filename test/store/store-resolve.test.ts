@@ -157,6 +157,13 @@ test('Modelfile errors name the line', async () => {
     ['FROM x\nADAPTER ./a\nADAPTER ./b', /Modelfile:3: one ADAPTER only/],
   ];
   for (const [text, re] of cases) assert.throws(() => parseModelfile(text), re, text);
+  // llama.cpp's runner options are accepted and left out, as in a request's options.
+  assert.deepEqual(
+    parseModelfile('FROM x\nPARAMETER num_gpu 99\nPARAMETER num_keep 24\nPARAMETER top_k 5').parameters,
+    {
+      top_k: 5,
+    },
+  );
   addToHubCache(env.HF_HUB_CACHE!, 'acme/tiny', { 'config.json': config });
   await assert.rejects(
     async () => createModel('t', parseModelfile('FROM acme/tiny\nTEMPLATE """line one\n{{ if .System }}"""'), { env }),

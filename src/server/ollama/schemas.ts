@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { acceptAnything, IGNORED_OLLAMA_OPTIONS } from '../ignored-fields.ts';
+import { RUNNER_OPTIONS } from '../../store/modelfile.ts';
+import { acceptAnything } from '../ignored-fields.ts';
 import { keepAlive, unsupported } from '../openai/schemas.ts';
 import { ollamaFormat } from '../structured-output.ts';
 import { toolsSchema } from '../tool-requests.ts';
@@ -9,7 +10,7 @@ const int = () => z.number().int();
 
 /** Options pagoda honours, with Ollama's meaning, and runner options it accepts and ignores. */
 export const options = z.strictObject({
-  ...acceptAnything(IGNORED_OLLAMA_OPTIONS),
+  ...acceptAnything(RUNNER_OPTIONS),
   num_ctx: opt(int().min(1)),
   num_predict: opt(int().min(-2)),
   temperature: opt(z.number().min(0).max(100)),
