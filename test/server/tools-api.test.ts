@@ -311,6 +311,14 @@ test('Ollama: think true puts the thinking in message.thinking; a tool message c
   assert.equal(thinkingText, 'Hmm.');
   assert.equal(content, 'Done.');
   const withTool = await serve('ok', hermes);
+  // A template that cannot think is refused thinking, as Ollama refuses it; think false is fine.
+  for (const call of [
+    withTool.ollama.chat({ model: 'm', messages, think: true }),
+    withTool.ollama.generate({ model: 'm', prompt: 'x', think: true }),
+  ]) {
+    await assert.rejects(call, /"m" does not support thinking/);
+  }
+  assert.equal((await withTool.ollama.chat({ model: 'm', messages, think: false })).message.content, 'ok');
   const answer = await withTool.ollama.chat({
     model: 'm',
     tools,

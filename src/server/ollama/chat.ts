@@ -6,7 +6,7 @@ import { type ServerContext, withModel } from '../generation.ts';
 import type { ChatMessage } from '../models.ts';
 import { resolveTools } from '../tool-requests.ts';
 import { parseBody } from '../validate.ts';
-import { keepAliveMs } from './options.ts';
+import { keepAliveMs, thinkOption } from './options.ts';
 import { generateAndRespond, loadOnly, type PieceExtra } from './respond.ts';
 import { chatRequest } from './schemas.ts';
 
@@ -47,7 +47,7 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
         return loadOnly(a.entry.name, { message: { role: 'assistant', content: '' } }, unload);
       }
       const tools = resolveTools(a.model.chatTemplate, a.entry.name, body.tools, 'auto', undefined);
-      const think = body.think == null ? undefined : body.think !== false;
+      const think = thinkOption(body.think, a);
       // A conversation ending in the assistant's words is a prefill Ollama continues, rather than a new turn (an empty
       // one is left out: nothing to go on from).
       const end = messages.at(-1)!;

@@ -6,7 +6,7 @@ import { infillIds } from '../fill-in-middle.ts';
 import { type Admitted, encodePrompt, type ServerContext, withModel } from '../generation.ts';
 import type { ChatMessage } from '../models.ts';
 import { parseBody } from '../validate.ts';
-import { keepAliveMs } from './options.ts';
+import { keepAliveMs, thinkOption } from './options.ts';
 import { generateAndRespond, loadOnly } from './respond.ts';
 import { type GenerateRequest, generateRequest } from './schemas.ts';
 
@@ -33,7 +33,7 @@ async function promptIds(a: Admitted, body: GenerateRequest): Promise<{ ids: num
     const messages: ChatMessage[] = [];
     if (body.system) messages.push({ role: 'system', content: body.system });
     messages.push({ role: 'user', content: prompt });
-    const think = body.think == null ? undefined : body.think !== false;
+    const think = thinkOption(body.think, a);
     const kwargs = think === undefined ? undefined : { enable_thinking: think };
     const chat = await encodeChat(model, a.entry.name, messages, { kwargs });
     ids = chat.ids;

@@ -1,9 +1,10 @@
 import { checkContextLength } from '../../engine/admission.ts';
 import type { SamplingParams } from '../../engine/types.ts';
 import { samplingFrom } from '../../primitives/sampling-names.ts';
+import { templateThinks } from '../chat-output.ts';
 import { parseDuration } from '../config.ts';
 import { badRequest } from '../errors.ts';
-import { refused } from '../generation.ts';
+import { type Admitted, refused } from '../generation.ts';
 import type { Options } from './schemas.ts';
 
 /**
@@ -64,4 +65,16 @@ export function withStoredParameters(
   const merged: Record<string, unknown> = { ...defaults };
   for (const [k, v] of Object.entries(opts ?? {})) if (v !== null && v !== undefined) merged[k] = v;
   return merged as Options;
+}
+
+/**
+ * `think` as the template reads it (Ollama's levels, for gpt-oss, are on): undefined when not given; on for a model
+ * whose template cannot think, a 400 as Ollama answers.
+ */
+export function thinkOption(think: boolean | string | null | undefined, a: Admitted): boolean | undefined {
+  if (think == null) return undefined;
+  if (think !== false && !templateThinks(a.model.chatTemplate?.source ?? '')) {
+    throw badRequest(`"${a.entry.name}" does not support thinking`, 'think');
+  }
+  return think !== false;
 }
