@@ -251,8 +251,8 @@ describe('/api/embed and /api/embeddings with the ollama client', () => {
     assert.ok(maxAbsDiff(numCtx.embeddings[0]!, short.data[0]!.embedding) < 1e-6);
   });
 
-  test('embed: an empty input loads the model and embeds nothing; bad items and many inputs', async () => {
-    for (const input of ['', []]) {
+  test('embed: an empty or absent input loads the model and embeds nothing; bad items and many inputs', async () => {
+    for (const input of ['', [], undefined]) {
       const r = await post('/api/embed', { model: 'tiny-bert', input });
       assert.equal(r.status, 200);
       assert.deepEqual(r.json.embeddings, []);

@@ -14,7 +14,7 @@ const ns = (ms: number) => Math.max(0, Math.round(ms * 1e6));
 const embedRequest = z.strictObject({
   model: z.string().min(1).max(1024),
   // A string or a list of strings; checked by `textsOf` so a refusal names the item.
-  input: z.unknown(),
+  input: z.unknown().optional(),
   truncate: opt(z.boolean()),
   dimensions: opt(z.number().int().min(1)),
   keep_alive: keepAlive,
