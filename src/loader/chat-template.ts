@@ -16,6 +16,8 @@ export interface ChatRenderOptions {
   addGenerationPrompt?: boolean;
   tools?: readonly unknown[] | null;
   kwargs?: Record<string, unknown>;
+  /** A stored model's Modelfile MESSAGEs are left out (Ollama's generate going on from a `context`, which has them). */
+  omitStoredMessages?: boolean;
 }
 
 /** The special-token names transformers passes to chat templates (its special_tokens_map). */

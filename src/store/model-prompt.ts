@@ -39,8 +39,8 @@ export function storedChatTemplate(manifest: Manifest | null, base: PromptTempla
   if (!manifest) return base;
   const inner = manifest.template !== undefined ? goPromptTemplate(manifest.template) : base;
   if (!inner) return null;
-  const withLayers = (messages: readonly PromptMessage[]): PromptMessage[] => {
-    const out = [...manifest.messages, ...messages];
+  const withLayers = (messages: readonly PromptMessage[], omitMessages = false): PromptMessage[] => {
+    const out = [...(omitMessages ? [] : manifest.messages), ...messages];
     if (manifest.system !== undefined && !out.some((m) => m.role === 'system')) {
       out.unshift({ role: 'system', content: manifest.system });
     }
@@ -49,7 +49,7 @@ export function storedChatTemplate(manifest: Manifest | null, base: PromptTempla
   return {
     source: inner.source,
     addSpecialTokens: inner.addSpecialTokens,
-    render: (messages, opts) => inner.render(withLayers(messages), opts),
+    render: (messages, opts) => inner.render(withLayers(messages, opts?.omitStoredMessages), opts),
     infill: inner.infill,
   };
 }

@@ -170,6 +170,19 @@ test('create from Modelfile text (the older form of the request); separate field
   assert.doesNotMatch(show.parameters, /<\|end\|>/);
   assert.deepEqual(show.messages, [{ role: 'user', content: 'Hi' }]);
   assert.ok((await names()).includes('from-text:latest'));
+  // The MESSAGEs open the first turn only: a generate going on from its `context` does not repeat them.
+  const tokenizer = loadTokenizer(QWEN, loadGenerationConfig(QWEN, loadModelConfig(QWEN)));
+  const first = await ollama.generate({ model: 'from-text', prompt: 'P1', options: { num_predict: 2 } });
+  const second = await ollama.generate({
+    model: 'from-text',
+    prompt: 'P2',
+    context: first.context,
+    options: { num_predict: 2 },
+  });
+  const turns = (ids: number[]) => tokenizer.decode(ids).split('<|im_start|>user\nHi<|im_end|>').length - 1;
+  assert.equal(turns(first.context), 1);
+  assert.equal(turns(second.context), 1);
+  assert.match(tokenizer.decode(second.context), /P1[\s\S]*P2/);
 
   const bad = await post(`${server.url}/api/create`, {
     model: 'x',

@@ -35,7 +35,8 @@ async function promptIds(a: Admitted, body: GenerateRequest): Promise<{ ids: num
     messages.push({ role: 'user', content: prompt });
     const think = thinkOption(body.think, a);
     const kwargs = think === undefined ? undefined : { enable_thinking: think };
-    const chat = await encodeChat(model, a.entry.name, messages, { kwargs });
+    // Ollama puts the Modelfile's MESSAGEs in the first turn only: a `context` already holds them.
+    const chat = await encodeChat(model, a.entry.name, messages, { kwargs, omitStoredMessages: context.length > 0 });
     ids = chat.ids;
     const reasoning = think ? reasoningMode(model.chatTemplate.source, chat.prompt) : null;
     if (reasoning) mode = { reasoning, tools: null };
