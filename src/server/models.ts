@@ -84,6 +84,8 @@ export interface ModelEntry {
   parent?: string;
   /** `--chat-template`'s text (read once, at start-up) for the start-up models and their adapted entries. */
   chatTemplate?: TemplateText;
+  /** A stored model's digest as its store keeps it (a manifest's sha256, a Hub commit), listed as Ollama lists it. */
+  digest?: string;
 }
 
 /** Reads and loads models; the production one wraps the loader and engine, tests pass a double. */
@@ -163,6 +165,8 @@ export class ModelRegistry {
       keepAliveMs: number;
       /** Finds a model that appeared after start-up (created or pulled by the CLI); null when there is none. */
       discover?: (name: string) => ModelEntry | null;
+      /** The stores' models now (those that appeared after start-up are listed too). */
+      catalog?: () => ModelEntry[];
       /** How long `acquire` waits for a model still loading before a 503; 0 or absent = no limit. */
       loadTimeoutMs?: number;
       /** Hears what went wrong where no request waits for it (a model unloading when its keep-alive ran out). */
@@ -235,6 +239,16 @@ export class ModelRegistry {
 
   entries(): ModelEntry[] {
     return [...this.slots.values()].map((s) => s.entry);
+  }
+
+  /** Every model to list (/api/tags, /v1/models): the entries, with the stores' models that appeared since added. */
+  listed(): ModelEntry[] {
+    for (const entry of this.opts.catalog?.() ?? []) {
+      if (!this.slots.has(entry.name) && !this.aliases.has(entry.name) && !this.aliases.has(entry.path)) {
+        this.add(entry);
+      }
+    }
+    return this.entries();
   }
 
   /** The entry a request's `model` names, or a 404. */

@@ -4,7 +4,6 @@ import pino from 'pino';
 import { chatTemplateOption, type TemplateText } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME, DEMO_MODEL_WARNING, ensureDemoModel } from '../loader/demo-model.ts';
 import type { EngineOptions } from '../runner/load.ts';
-import { listModels } from '../store/catalog.ts';
 import { modelsDir } from '../store/locations.ts';
 import { resolveModel } from '../store/resolve.ts';
 import { sweepUploads } from '../store/uploads.ts';
@@ -14,7 +13,7 @@ import { buildApp } from './app.ts';
 import type { ServeConfig } from './config.ts';
 import { EngineModelSource } from './engine-source.ts';
 import { adaptedEntry, type ModelEntry, ModelRegistry, modelName } from './models.ts';
-import { storeEntry } from './store-entry.ts';
+import { catalogEntries, storeEntry } from './store-entry.ts';
 
 export function pagodaVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -70,14 +69,9 @@ export function resolveEntries(
     checkAdapterFor(given[0]!, dir, config);
     return adaptedEntry(given[0]!, name, dir);
   });
-  const known = listModels()
-    .filter(
-      (c) =>
-        c.path !== null &&
-        c.path.length > 0 &&
-        ![...given, ...adapted].some((g) => g.name === c.name || g.path === c.path),
-    )
-    .map((c) => ({ name: c.name, path: c.path!, ref: c.name }));
+  const known = catalogEntries().filter(
+    (c) => ![...given, ...adapted].some((g) => g.name === c.name || g.path === c.path),
+  );
   return { entries: [...given, ...adapted, ...known], preload: given };
 }
 
@@ -123,6 +117,7 @@ export async function startServer(
     maxLoaded: config.maxLoadedModels,
     keepAliveMs: config.keepAliveMs,
     discover: storeEntry,
+    catalog: catalogEntries,
     loadTimeoutMs: config.loadTimeoutMs,
     log: say,
   });

@@ -1,3 +1,4 @@
+import { listModels } from '../store/catalog.ts';
 import { nameProblem } from '../store/names.ts';
 import { resolveModel } from '../store/resolve.ts';
 import type { ModelEntry } from './models.ts';
@@ -11,4 +12,11 @@ export function storeEntry(name: string): ModelEntry | null {
   } catch {
     return null;
   }
+}
+
+/** The models the stores (pagoda's, Ollama's, the Hugging Face cache) hold that resolve, with their digests. */
+export function catalogEntries(): ModelEntry[] {
+  return listModels()
+    .filter((c) => c.path)
+    .map((c) => ({ name: c.name, path: c.path!, ref: c.name, ...(c.digest && { digest: c.digest }) }));
 }

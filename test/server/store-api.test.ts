@@ -13,6 +13,9 @@ import { loadGenerationConfig, loadModelConfig } from '../../src/loader/hf-confi
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { resolveServeConfig } from '../../src/server/config.ts';
 import { type RunningServer, startServer } from '../../src/server/serve.ts';
+import { listModels } from '../../src/store/catalog.ts';
+import { createModel } from '../../src/store/create.ts';
+import { parseModelfile } from '../../src/store/modelfile.ts';
 import { FakeHub } from '../helpers/fake-hub.ts';
 import { projectRoot } from '../helpers/fixtures.ts';
 import { addToHubCache, readModelFolder } from '../helpers/hf-cache.ts';
@@ -196,6 +199,18 @@ test('create from Modelfile text (the older form of the request); separate field
   const missing = await post(`${server.url}/api/create`, { model: 'x', modelfile: 'FROM nothing-here' });
   assert.equal(missing.status, 404);
   assert.match(String(missing.json.error), /^modelfile:1: FROM nothing-here: no such model/);
+});
+
+test('/api/tags lists a model created in the store after start-up (by the CLI), with its manifest digest', async () => {
+  await createModel('made-later', parseModelfile(`FROM ${QWEN}\nSYSTEM hi`), { allowPaths: true });
+  const tags = (await ollama.list()).models;
+  const listed = tags.find((m) => m.name === 'made-later:latest');
+  const stored = listModels().find((m) => m.name === 'made-later:latest')!;
+  assert.equal(listed?.digest, stored.digest.replace(/^sha256:/, ''));
+  // Two names over the same files are two models with two digests.
+  assert.notEqual(listed?.digest, tags.find((m) => m.name === 'pagoda-test/tiny-qwen2:latest')?.digest);
+  const v1 = (await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string }[] };
+  assert.ok(v1.data.some((m) => m.id === 'made-later:latest'));
 });
 
 test("ollama create's upload: a GGUF sent to /api/blobs (digest checked) and named in /api/create's files, then served", async () => {

@@ -40,10 +40,16 @@ function details(info: ModelInfo) {
   };
 }
 
-/** A stable identifier of the model's files as the server sees them (not a registry manifest digest). */
+/**
+ * A stored model's digest as its store has it (Ollama's manifest digest for Ollama's models), else a stable
+ * identifier of the model's files and name as the server sees them.
+ */
 function digest(entry: ModelEntry, info: ModelInfo): string {
+  if (entry.digest) return entry.digest.replace(/^sha256:/, '');
   return createHash('sha256')
-    .update(`${entry.path}\n${info.sizeBytes}\n${info.modifiedAt.toISOString()}\n${JSON.stringify(info.config)}`)
+    .update(
+      `${entry.name}\n${entry.path}\n${info.sizeBytes}\n${info.modifiedAt.toISOString()}\n${JSON.stringify(info.config)}`,
+    )
     .digest('hex');
 }
 
@@ -90,7 +96,7 @@ function capabilities(template: string | null): string[] {
 export function registerModelRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/api/tags', async () => {
     const models = await Promise.all(
-      ctx.registry.entries().map(async (entry) => {
+      ctx.registry.listed().map(async (entry) => {
         const info = await ctx.registry.info(entry).catch(() => null);
         if (!info) return null;
         return {

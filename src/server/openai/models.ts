@@ -18,7 +18,7 @@ export function registerModels(app: FastifyInstance, ctx: ServerContext): void {
     };
   };
   app.get('/v1/models', async () => {
-    const named = ctx.registry.entries().flatMap((e) => [e.name, ...(e.aliases ?? [])].map((id) => [e, id] as const));
+    const named = ctx.registry.listed().flatMap((e) => [e.name, ...(e.aliases ?? [])].map((id) => [e, id] as const));
     const cards = await Promise.all(named.map(([e, id]) => card(e, id).catch(() => null)));
     return { object: 'list', data: cards.filter((c) => c !== null) };
   });
