@@ -9,6 +9,8 @@ export interface ChatOutputMode {
   reasoning: { startsInside: boolean } | null;
   /** The tool-call format to parse, when the request has tools. */
   tools: ToolCallFormat | null;
+  /** tool_choice named a function: its call was asked for, and OpenAI finishes such an answer with "stop". */
+  namedTool?: boolean;
 }
 
 export interface ChatOutputPart {

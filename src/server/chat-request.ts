@@ -56,7 +56,11 @@ export async function prepareChat(a: Admitted, ask: ChatAsk): Promise<PreparedCh
   return {
     prompt,
     ids,
-    mode: { reasoning, tools: tools.format },
+    mode: {
+      reasoning,
+      tools: tools.format,
+      ...(typeof ask.toolChoice === 'object' && ask.toolChoice && { namedTool: true }),
+    },
     output: {
       grammar: afterReasoning(tools.grammar ?? ask.structured, reasoning),
       // Tool-call markers may be special tokens ([TOOL_CALLS], <|python_tag|>): keep them where calls are parsed.

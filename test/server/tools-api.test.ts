@@ -170,11 +170,16 @@ test('OpenAI: an earlier call and its result go back to the template; tool_choic
   assert.match(rendered, /<tool_response>\n\{"name": "get_weather", "content": "sunny"\}/);
 });
 
-test('OpenAI: tool_choice required and a named function are held to JSON calls by a grammar', async () => {
+test('OpenAI: tool_choice required and a named function are held to JSON calls by a grammar; a named one finishes as stop', async () => {
   const { openai, engine } = await serve('[{"name": "get_weather", "arguments": {"city": "Oslo"}}]', hermes);
   for (const tool_choice of ['required', { type: 'function', function: { name: 'get_weather' } }] as const) {
     const r = await openai.chat.completions.create({ model: 'm', messages, tools, tool_choice });
-    assert.equal(r.choices[0]!.finish_reason, 'tool_calls');
+    // OpenAI finishes a call it was told to make by name with "stop".
+    assert.equal(r.choices[0]!.finish_reason, tool_choice === 'required' ? 'tool_calls' : 'stop');
+    const stream = await openai.chat.completions.create({ model: 'm', messages, tools, tool_choice, stream: true });
+    let finish: string | null = null;
+    for await (const chunk of stream) finish = chunk.choices[0]?.finish_reason ?? finish;
+    assert.equal(finish, r.choices[0]!.finish_reason);
     const call = r.choices[0]!.message.tool_calls![0]!;
     assert.deepEqual(call.type === 'function' && JSON.parse(call.function.arguments), { city: 'Oslo' });
     const grammar = engine().lastRequest!.grammar;

@@ -47,9 +47,13 @@ function openaiCalls(calls: ParsedToolCall[]) {
   }));
 }
 
-/** A completion that stopped on its own with calls ends in `tool_calls`. */
-function finishReason(reason: FinishReason | null, calls: ParsedToolCall[]): FinishReason | 'tool_calls' | null {
-  return calls.length > 0 && reason === 'stop' ? 'tool_calls' : reason;
+/** A completion that stopped on its own with calls ends in `tool_calls`, unless the request named the function. */
+function finishReason(
+  reason: FinishReason | null,
+  calls: ParsedToolCall[],
+  mode: ChatOutputMode,
+): FinishReason | 'tool_calls' | null {
+  return calls.length > 0 && reason === 'stop' && !mode.namedTool ? 'tool_calls' : reason;
 }
 
 /** The streamed chunks of each choice: reasoning_content and content deltas, then its tool calls, then the finish. */
@@ -76,7 +80,7 @@ export function chatChunker(mode: ChatOutputMode): (d: CompletionDelta) => Recor
         index: d.index,
         delta: {},
         logprobs: null,
-        finish_reason: finishReason(d.finishReason, end.calls),
+        finish_reason: finishReason(d.finishReason, end.calls, mode),
         stop_reason: d.stopReason,
       });
     }
@@ -93,5 +97,5 @@ export function chatMessage(mode: ChatOutputMode, text: string, reason: FinishRe
   const message: Record<string, unknown> = { role: 'assistant', content: content || (end.calls.length ? null : '') };
   if (mode.reasoning) message.reasoning_content = part.reasoning + end.reasoning || null;
   if (end.calls.length > 0) message.tool_calls = openaiCalls(end.calls);
-  return { message, finish_reason: finishReason(reason, end.calls) };
+  return { message, finish_reason: finishReason(reason, end.calls, mode) };
 }
