@@ -10,7 +10,7 @@ export function appendToken(ctx: StepContext, r: Request, seq: Sequence, token: 
   ctx.countToken(r);
   if (!p.ignoreEos && ctx.eos.has(token)) finishSeq(ctx, seq, 'stop', null);
   else if (p.stopTokenIds.includes(token)) finishSeq(ctx, seq, 'stop', token);
-  else if (appendText(seq, token, p.stop)) ctx.scheduler.free(seq);
+  else if (appendText(seq, token, p.stop, p.includeStopStr)) ctx.scheduler.free(seq);
   if (!seq.finished && (seq.outputLen >= p.maxTokens || seq.tokenIds.length >= ctx.maxModelLen)) {
     finishSeq(ctx, seq, 'length', null);
   }

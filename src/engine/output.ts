@@ -10,13 +10,16 @@ import type { CompletionDelta, RequestOutput, TokenLogprob } from './types.ts';
  * incremental `RequestOutput` of each request.
  */
 
-/** Detokenizes a sequence's new token; a stop string in the text it completes ends the sequence (true). */
-export function appendText(seq: Sequence, token: number, stops: readonly string[]): boolean {
+/**
+ * Detokenizes a sequence's new token; a stop string in the text it completes ends the sequence (true), the text cut
+ * before it (after it with `keepStop`).
+ */
+export function appendText(seq: Sequence, token: number, stops: readonly string[], keepStop = false): boolean {
   const before = seq.text.length;
   seq.text += seq.detok.push(token);
   const hit = findStop(seq.text, stops, before);
   if (!hit) return false;
-  seq.text = seq.text.slice(0, hit.index);
+  seq.text = seq.text.slice(0, hit.index + (keepStop ? hit.stop.length : 0));
   seq.finishReason = 'stop';
   seq.stopReason = hit.stop;
   return true;

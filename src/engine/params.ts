@@ -18,6 +18,7 @@ const DEFAULTS: Omit<SamplingParams, 'maxTokens'> = {
   badWords: [],
   seed: null,
   stop: [],
+  includeStopStr: false,
   stopTokenIds: [],
   ignoreEos: false,
   minTokens: 0,

@@ -21,6 +21,7 @@ const NAMES: readonly { key: keyof SamplingParams; kind: Kind; openai?: string; 
   { key: 'frequencyPenalty', kind: 'number', openai: 'frequency_penalty', ollama: 'frequency_penalty' },
   { key: 'seed', kind: 'number', openai: 'seed', ollama: 'seed' },
   { key: 'stop', kind: 'stop', openai: 'stop', ollama: 'stop' },
+  { key: 'includeStopStr', kind: 'boolean', openai: 'include_stop_str_in_output' },
   // Ollama's -1 (no limit) and -2 (fill the context) are not counts: they leave max_tokens unset.
   { key: 'maxTokens', kind: 'count', openai: 'max_tokens', ollama: 'num_predict' },
   { key: 'n', kind: 'count', openai: 'n' },

@@ -17,6 +17,8 @@ export interface SamplingParams {
   badWords: number[][];
   seed: number | null;
   stop: string[];
+  /** A matched stop string stays at the end of the text (vLLM's include_stop_str_in_output). */
+  includeStopStr: boolean;
   stopTokenIds: number[];
   ignoreEos: boolean;
   maxTokens: number;

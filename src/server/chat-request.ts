@@ -22,6 +22,8 @@ export interface ChatAsk {
   encode?: EncodeOptions;
   /** The structured output the request asks for, if any. */
   structured?: GrammarSpec;
+  /** false: special tokens stay in the text (vLLM's skip_special_tokens). */
+  skipSpecialTokens?: boolean;
 }
 
 /** A chat request made ready for the engine: the rendered prompt, its ids, how to parse the output, what to hold it to. */
@@ -64,7 +66,7 @@ export async function prepareChat(a: Admitted, ask: ChatAsk): Promise<PreparedCh
     output: {
       grammar: afterReasoning(tools.grammar ?? ask.structured, reasoning),
       // Tool-call markers may be special tokens ([TOOL_CALLS], <|python_tag|>): keep them where calls are parsed.
-      skipSpecialTokens: tools.format?.start == null,
+      skipSpecialTokens: ask.skipSpecialTokens !== false && tools.format?.start == null,
     },
   };
 }

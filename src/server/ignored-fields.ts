@@ -11,6 +11,10 @@ export const IGNORED_OPENAI_FIELDS = [
   'safety_identifier',
   'verbosity',
   'user',
+  // OpenAI's predicted output: a hint for speed, the answer is the same.
+  'prediction',
+  // vLLM's: only slow (Python) tokenizers read it.
+  'spaces_between_special_tokens',
 ] as const;
 
 /** Schema entries that accept the named fields with any value. */

@@ -84,7 +84,7 @@ test('completions, streamed and not, agree', async () => {
   assert.equal(text, r.choices[0].text);
 });
 
-test('a stop string ends the text before it and is not emitted', async () => {
+test('a stop string ends the text before it and is not emitted (unless include_stop_str_in_output)', async () => {
   const base = await client.completions.create({
     model: server.model,
     prompt: 'Once upon a time',
@@ -104,6 +104,18 @@ test('a stop string ends the text before it and is not emitted', async () => {
   });
   assert.equal(r.choices[0].text, expected);
   assert.equal(r.choices[0].finish_reason, 'stop');
+  // vLLM's include_stop_str_in_output keeps it, streamed and not.
+  const keep = { model: server.model, prompt: 'Once upon a time', max_tokens: 24, temperature: 0, stop: [stop] };
+  const kept = await client.completions.create({ ...keep, ...({ include_stop_str_in_output: true } as object) });
+  assert.equal(kept.choices[0].text, expected + stop);
+  let keptStreamed = '';
+  const keptStream = await client.completions.create({
+    ...keep,
+    stream: true,
+    ...({ include_stop_str_in_output: true } as object),
+  });
+  for await (const chunk of keptStream) keptStreamed += chunk.choices[0]?.text ?? '';
+  assert.equal(keptStreamed, expected + stop);
   const stream = await client.chat.completions.create({
     model: server.model,
     messages,

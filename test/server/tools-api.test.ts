@@ -190,6 +190,25 @@ test('OpenAI: tool_choice required and a named function are held to JSON calls b
   }
 });
 
+test("vLLM's skip_special_tokens and OpenAI's reasoning_effort reach the engine and the template", async () => {
+  const effort = new ChatTemplate('{{ messages[0].content }}|{{ reasoning_effort }}|', 'effort', {});
+  const { openai, engine, prompt } = await serve('x', effort);
+  await openai.chat.completions.create({ model: 'm', messages, reasoning_effort: 'low' });
+  assert.equal(prompt(), 'Weather in Paris?|low|');
+  assert.equal(engine().lastRequest!.skipSpecialTokens, true);
+  const kwargs = { chat_template_kwargs: { reasoning_effort: 'high' }, skip_special_tokens: false };
+  await openai.chat.completions.create({ model: 'm', messages, reasoning_effort: 'low', ...(kwargs as object) });
+  assert.equal(prompt(), 'Weather in Paris?|high|', 'chat_template_kwargs win');
+  assert.equal(engine().lastRequest!.skipSpecialTokens, false);
+  await openai.completions.create({ model: 'm', prompt: 'x', ...({ skip_special_tokens: false } as object) });
+  assert.equal(engine().lastRequest!.skipSpecialTokens, false);
+  await assert.rejects(
+    openai.chat.completions.create({ model: 'm', messages, audio: { voice: 'alloy', format: 'mp3' } }),
+    /audio output is not supported/,
+  );
+  await openai.chat.completions.create({ model: 'm', messages, modalities: ['text'], audio: null });
+});
+
 test('OpenAI: 400 for a tool_choice naming an unknown tool, and for tools a template cannot render', async () => {
   const { openai } = await serve('x', hermes);
   await assert.rejects(

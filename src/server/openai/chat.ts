@@ -19,7 +19,7 @@ import {
   withPromptLogprobs,
 } from './common.ts';
 import { samplingParams } from './sampling.ts';
-import { chatRequest } from './schemas.ts';
+import { type ChatRequest, chatRequest } from './schemas.ts';
 
 /** POST /v1/chat/completions */
 export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext): void {
@@ -40,11 +40,12 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
         tools: body.tools,
         toolChoice: body.tool_choice,
         parallelToolCalls: body.parallel_tool_calls,
-        kwargs: body.chat_template_kwargs ?? undefined,
+        kwargs: templateKwargs(body),
         addGenerationPrompt: body.add_generation_prompt ?? undefined,
         continueFinalMessage: body.continue_final_message ? 'required' : undefined,
         structured: openaiGrammar(body),
         encode: body.truncate_prompt_tokens == null ? undefined : { anyLength: true },
+        skipSpecialTokens: body.skip_special_tokens ?? undefined,
       });
       const { mode } = chat;
       const promptIds = truncatePrompt(chat.ids, body.truncate_prompt_tokens, a.model.contextLength);
@@ -101,4 +102,11 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
       };
     });
   });
+}
+
+/** The template's extra variables: chat_template_kwargs, and reasoning_effort where those do not set it. */
+function templateKwargs(body: ChatRequest): Record<string, unknown> | undefined {
+  const kwargs = body.chat_template_kwargs ?? undefined;
+  if (!body.reasoning_effort) return kwargs;
+  return { reasoning_effort: body.reasoning_effort, ...kwargs };
 }

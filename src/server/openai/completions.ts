@@ -92,7 +92,11 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
                 params,
                 newTimes(),
                 {},
-                { grammar, kvBudget: body.kv_budget ?? undefined },
+                {
+                  grammar,
+                  kvBudget: body.kv_budget ?? undefined,
+                  skipSpecialTokens: body.skip_special_tokens ?? undefined,
+                },
               ),
             ),
           ),

@@ -63,6 +63,10 @@ const sampling = {
   truncate_prompt_tokens: opt(z.union([z.literal(-1), int().min(1)])),
   /** vLLM's: the prompt tokens' logprobs with this many alternatives each (not streamed). */
   prompt_logprobs: opt(int().min(0).max(MAX_LOGPROBS)),
+  /** vLLM's: a matched stop string stays at the end of the output. */
+  include_stop_str_in_output: opt(z.boolean()),
+  /** vLLM's: false keeps special tokens in the output text. */
+  skip_special_tokens: opt(z.boolean()),
   /** pagoda's: KV compression budget (tokens, or a fraction of the prompt), checked by the engine. */
   kv_budget: opt(z.number()),
   ...structuredOutputFields,
@@ -117,6 +121,10 @@ export const chatRequest = z.strictObject({
   // vLLM's: the assistant's turn opened (default), or the last message left open for the model to go on with.
   add_generation_prompt: opt(z.boolean()),
   continue_final_message: opt(z.boolean()),
+  /** OpenAI's, for reasoning models: reaches the template as `reasoning_effort` (gpt-oss reads it), as vLLM passes it. */
+  reasoning_effort: opt(z.enum(['none', 'minimal', 'low', 'medium', 'high'])),
+  modalities: opt(z.array(z.literal('text'))),
+  audio: unsupported('audio output'),
   functions: unsupported('function calling'),
   function_call: unsupported('function calling'),
 });
