@@ -84,6 +84,28 @@ test('continuous_usage_stats: every chunk carries the usage so far', async () =>
   );
   assert.equal(counts.at(-1), 4);
   assert.ok(chunks.every((c) => c.usage.prompt_tokens > 0));
+  // With n > 1 each chunk counts its own choice's tokens, as vLLM's do; the last chunk counts them all.
+  const two = await streamPost(`${server.url}/v1/completions`, {
+    model: server.model,
+    prompt: 'a',
+    max_tokens: 3,
+    n: 2,
+    temperature: 1,
+    ignore_eos: true,
+    stream: true,
+    stream_options: { include_usage: true, continuous_usage_stats: true },
+  });
+  const both = two.pieces
+    .map((p) => p.data)
+    .join('')
+    .split('\n\n')
+    .filter((e) => e.startsWith('data: {'))
+    .map((e) => JSON.parse(e.slice(6)));
+  for (const index of [0, 1]) {
+    const own = both.filter((c) => c.choices[0]?.index === index).map((c) => c.usage.completion_tokens);
+    assert.equal(Math.max(...own), 3, `choice ${index}: ${own}`);
+  }
+  assert.equal(both.at(-1).usage.completion_tokens, 6);
 });
 
 test('completions SSE without include_usage has no usage field', async () => {

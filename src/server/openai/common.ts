@@ -144,8 +144,8 @@ export function completionLogprobs(lps: TokenLogprob[], offset: number) {
 
 /**
  * Streams OpenAI chunks as SSE: `chunk` turns one choice's delta into a chunk's choice entries (none to skip);
- * with include_usage every chunk carries `usage: null` (vLLM's continuous_usage_stats: the usage so far) and a last
- * chunk with `choices: []` carries the usage.
+ * with include_usage every chunk carries `usage: null` (vLLM's continuous_usage_stats: the usage so far of the chunk's
+ * choice) and a last chunk with `choices: []` carries the whole usage.
  */
 export async function streamChunks(
   reply: FastifyReply,
@@ -161,20 +161,23 @@ export async function streamChunks(
   const stream = new EventStream(reply, 'sse');
   const includeUsage = opts.streamOptions?.include_usage === true;
   const continuous = includeUsage && opts.streamOptions?.continuous_usage_stats === true;
-  let completionTokens = 0;
+  /** Tokens generated so far, by choice index. */
+  const generated = new Map<number, number>();
   const send = (choices: Record<string, unknown>[]) => {
-    const extra = !includeUsage ? {} : { usage: continuous ? usage(opts.promptTokens, completionTokens) : null };
-    stream.send({ ...opts.base, choices, ...extra });
+    const index = choices[0]?.index as number;
+    const sofar = continuous ? usage(opts.promptTokens, generated.get(index) ?? 0) : null;
+    stream.send({ ...opts.base, choices, ...(includeUsage && { usage: sofar }) });
   };
   try {
     for (const c of opts.opening ?? []) send([c]);
     for await (const out of outputs) {
       for (const d of out.outputs) {
-        completionTokens += d.tokenIds.length;
+        generated.set(d.index, (generated.get(d.index) ?? 0) + d.tokenIds.length);
         for (const c of opts.chunk(d)) send([c]);
       }
       if (!stream.open) break;
     }
+    const completionTokens = [...generated.values()].reduce((a, b) => a + b, 0);
     if (includeUsage) stream.send({ ...opts.base, choices: [], usage: usage(opts.promptTokens, completionTokens) });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
