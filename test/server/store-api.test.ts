@@ -213,6 +213,31 @@ test('/api/tags lists a model created in the store after start-up (by the CLI), 
   assert.ok(v1.data.some((m) => m.id === 'made-later:latest'));
 });
 
+test('a start-up folder model (--model PATH) can be copied and built on, not deleted', async () => {
+  const config = { ...resolveServeConfig({ port: 0, host: '127.0.0.1' }, {}), models: [QWEN] };
+  const folderServer = await startServer(config, { log: () => {} }, () => {});
+  try {
+    await folderServer.ready;
+    const client = new Ollama({ host: folderServer.url });
+    await client.copy({ source: 'tiny-qwen2', destination: 'qwen-copy' });
+    await client.create({ model: 'qwen-terse', from: 'tiny-qwen2', system: 'Be terse.' });
+    assert.equal((await client.show({ model: 'qwen-terse' })).system, 'Be terse.');
+    const listed = (await client.list()).models.map((m) => m.name);
+    assert.ok(listed.includes('qwen-copy:latest') && listed.includes('qwen-terse:latest'), String(listed));
+    const answer = await client.generate({ model: 'qwen-copy', prompt: 'x', options: { num_predict: 2 } });
+    assert.equal(answer.eval_count, 2);
+    const refused = await fetch(`${folderServer.url}/api/delete`, {
+      method: 'DELETE',
+      body: JSON.stringify({ model: 'tiny-qwen2' }),
+    });
+    assert.equal(refused.status, 400);
+    assert.match((await refused.json()).error, /served from a folder given at start-up/);
+    assert.ok(existsSync(join(QWEN, 'config.json')));
+  } finally {
+    await folderServer.shutdown();
+  }
+});
+
 test("ollama create's upload: a GGUF sent to /api/blobs (digest checked) and named in /api/create's files, then served", async () => {
   const gguf = join(root, 'tiny-llama.gguf');
   convertToGguf(LLAMA, gguf, 'f32');

@@ -99,6 +99,15 @@ function fromModelfileText(text: string | null | undefined): Modelfile | null {
   }
 }
 
+/**
+ * The folder or GGUF file of a start-up model (`--model PATH`) that `name` names: a path the server was given, which
+ * create and copy may build on (a request itself never names a path); null for other names.
+ */
+function servedPath(ctx: ServerContext, name: string): string | null {
+  const entry = ctx.registry.nameInUse(name);
+  return entry && !entry.lora && entry.ref === entry.path ? entry.path : null;
+}
+
 /** Makes a stored or cached name servable at once (or replaces its entry after create / copy). */
 function register(ctx: ServerContext, model: string): void {
   const entry = storeEntry(model);
@@ -145,8 +154,9 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
       });
     }
     const license = body.license === undefined || body.license === null ? null : [body.license].flat();
+    const served = files ? null : servedPath(ctx, from);
     const modelfile: Modelfile = {
-      from,
+      from: served ?? from,
       fromLine: body.from ? 0 : (base?.fromLine ?? 0),
       parameters: { ...base?.parameters, ...given },
       system: body.system ?? base?.system,
@@ -163,6 +173,7 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
         quantize: body.quantize ?? undefined,
         fromFiles: files ?? undefined,
         adapterFiles: adapterFiles ?? undefined,
+        allowPaths: served !== null,
       });
     } catch (err) {
       throw storeError(err, 'from');
@@ -181,8 +192,12 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
     const body = parseBody(copyRequest, request.body);
     const source = checkedName(body.source, 'source');
     const destination = checkedName(body.destination, 'destination');
+    const served = servedPath(ctx, source);
     try {
-      copyModel(source, destination);
+      // A start-up folder model is copied as Ollama copies any: a stored name over the same files.
+      if (served)
+        await createModel(destination, parseModelfile(`FROM ${JSON.stringify(served)}`), { allowPaths: true });
+      else copyModel(source, destination);
     } catch (err) {
       throw storeError(err, 'source');
     }
@@ -194,6 +209,13 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
   app.delete('/api/delete', async (request) => {
     const body = parseBody(deleteRequest, request.body);
     const model = checkedName(body.model ?? body.name, 'model');
+    if (servedPath(ctx, model)) {
+      throw new ApiError(
+        400,
+        `"${model}" is served from a folder given at start-up (--model); its files are not the store's`,
+        'model',
+      );
+    }
     try {
       removeModel(model);
     } catch (err) {
