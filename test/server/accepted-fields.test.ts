@@ -68,8 +68,10 @@ test('Ollama runner options are accepted and ignored; options pagoda cannot hono
     assert.equal(bad.status, 400, JSON.stringify(refused));
     assert.match(String(bad.json.error), new RegExp(Object.keys(refused)[0]));
   }
-  const effort = await post(`${server.url}/v1/chat/completions`, { model: 'm', messages, reasoning_effort: 'high' });
+  // reasoning_effort reaches the template (tools-api.test.ts); a level OpenAI does not have is refused.
+  const effort = await post(`${server.url}/v1/chat/completions`, { model: 'm', messages, reasoning_effort: 'max' });
   assert.equal(effort.status, 400);
+  assert.match(JSON.stringify(effort.json.error), /reasoning_effort/);
 });
 
 test("keep_alive on the OpenAI routes is honoured as on Ollama's: 0 unloads the model after the request", async () => {

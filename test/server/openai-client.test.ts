@@ -133,6 +133,19 @@ test('a stop string ends the text before it and is not emitted (unless include_s
   assert.ok(!text.includes(stop));
 });
 
+test('completions without max_tokens answer 16 tokens, as OpenAI and vLLM do; chat runs on', async () => {
+  const r = await client.completions.create({ model: server.model, prompt: 'a', ...({ ignore_eos: true } as object) });
+  assert.equal(r.usage?.completion_tokens, 16);
+  assert.equal(r.choices[0].finish_reason, 'length');
+  const chat = await client.chat.completions.create({
+    model: server.model,
+    messages,
+    ...({ ignore_eos: true } as object),
+  });
+  assert.equal(chat.choices[0].finish_reason, 'length');
+  assert.ok(chat.usage!.completion_tokens > 16, 'chat runs to the end of the context');
+});
+
 test('n = 2 returns two choices, streamed and not', async () => {
   const r = await client.chat.completions.create({
     model: server.model,

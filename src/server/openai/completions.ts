@@ -72,7 +72,8 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
     return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), async (a) => {
       const prompts = await Promise.all(promptList(body.prompt).map((p) => promptOf(a, p, body)));
       const logprobs = body.logprobs ?? null;
-      const params = samplingParams(body, logprobs, a.model.tokenizer);
+      // The legacy API's default answer is 16 tokens (OpenAI's and vLLM's), not the rest of the context.
+      const params = samplingParams({ ...body, max_tokens: body.max_tokens ?? 16 }, logprobs, a.model.tokenizer);
       if (echoLogprobs) params.promptLogprobs = Math.max(params.promptLogprobs ?? 0, logprobs!);
       const grammar = openaiGrammar(body);
       const n = params.n ?? 1;
