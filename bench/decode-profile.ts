@@ -6,17 +6,24 @@
  * the next one). The decode GEMV's read rate per weight shape and configuration is bench/gemv-sweep.ts's job. With
  * a quantization (q4_k_m, q8_0, fp8, ...), the matrices are random weights of that type. Run on the device:
  *   node --import tsx bench/decode-profile.ts [model-config-dir] [quantization] [--seqs N --context C --sweep LIST]
+ *     [--kv-cache-type fp8|q8_0]
  */
 
 import { parseArgs } from 'node:util';
 import type { Handle } from '../src/backend/cuda/driver.ts';
 import { streamMillis } from '../src/backend/cuda/stream-event.ts';
+import { isKvQuant } from '../src/primitives/kv-cache-type.ts';
 import { buildStepBatch } from '../src/runner/step-batch.ts';
 import { dummyDecode, PROMPT_LEN } from './dummy-decode.ts';
 
 const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
-  options: { seqs: { type: 'string', default: '1' }, context: { type: 'string' }, sweep: { type: 'string' } },
+  options: {
+    seqs: { type: 'string', default: '1' },
+    context: { type: 'string' },
+    sweep: { type: 'string' },
+    'kv-cache-type': { type: 'string' },
+  },
 });
 const seqs = Number(opts.seqs);
 const context = Number(opts.context ?? PROMPT_LEN);
@@ -31,6 +38,7 @@ const {
 } = dummyDecode(positionals[0], positionals[1], {
   seqs,
   context,
+  kvQuant: isKvQuant(opts['kv-cache-type']) ? opts['kv-cache-type'] : undefined,
 });
 
 /** The mean of 50 replays of the step's graph at `n` sequences (captured on first use), after 4 warm-up steps. */

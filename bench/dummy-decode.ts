@@ -10,6 +10,7 @@
 import { CudaBackend } from '../src/backend/cuda/backend.ts';
 import { settingsFromEnv } from '../src/cli/settings.ts';
 import { loadDummyModel } from '../src/models/dummy.ts';
+import type { KvQuant } from '../src/primitives/kv-cache-type.ts';
 import { parseQuantization } from '../src/primitives/quant/mix.ts';
 import { buildStepBatch, type ScheduledChunk } from '../src/runner/step-batch.ts';
 import { deviceWeights } from '../src/runner/weight-bytes.ts';
@@ -22,7 +23,7 @@ export const PROMPT_LEN = 128;
 export function dummyDecode(
   dir = 'bench/configs/llama3-8b',
   quantizationArg?: string,
-  { seqs = 1, context = PROMPT_LEN }: { seqs?: number; context?: number } = {},
+  { seqs = 1, context = PROMPT_LEN, kvQuant }: { seqs?: number; context?: number; kvQuant?: KvQuant } = {},
 ) {
   const quantization = quantizationArg ? parseQuantization(quantizationArg, 'quantization') : undefined;
   const backend = new CudaBackend({
@@ -34,7 +35,7 @@ export function dummyDecode(
   backend.graphs?.setMaxBatch(seqs);
   // Room for 256 decode steps past the context.
   const perSeq = Math.ceil((context + 256) / BLOCK);
-  const kv = backend.allocKvCache({ ...model.kvShape, numBlocks: seqs * perSeq, blockSize: BLOCK });
+  const kv = backend.allocKvCache({ ...model.kvShape, numBlocks: seqs * perSeq, blockSize: BLOCK, quant: kvQuant });
   const tables = Array.from({ length: seqs }, (_, s) => Array.from({ length: perSeq }, (_, i) => s * perSeq + i));
   const run = (chunks: ScheduledChunk[]) =>
     backend.forwardStep(buildStepBatch(chunks, BLOCK), (s) => model.forward(s, kv));
