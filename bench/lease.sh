@@ -316,8 +316,18 @@ case ${1:-1} in
   stage profile-moe 240 node --import tsx bench/throughput-profile.ts --model bench/configs/qwen3-30b-a3b \
     --device cuda --load-format dummy --max-model-len 2048 --save bench/RESULTS.md
   ;;
+27)
+  # #18: the FP8 + FP8-cache decode step of 256 sequences read 1.79 TB/s where bf16's read 2.34 (part 26's profiles):
+  # one step at 256 sequences of ~700 tokens, every kernel timed alone, bf16, FP8 weights, the FP8 cache, and both, to
+  # split the gap between the FP8 GEMMs at 256 rows and the fp8-cache decode attention.
+  for run in "bf16||" "fp8-weights|fp8|" "fp8-cache||--kv-cache-type fp8" "fp8-both|fp8|--kv-cache-type fp8"; do
+    IFS='|' read -r name quant kv <<<"$run"
+    stage "step-$name" 90 node --import tsx bench/decode-profile.ts bench/configs/llama3-8b $quant --seqs 256 \
+      --context 700 $kv
+  done
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|...|26" >&2
+  echo "usage: bench/lease.sh 1|2|...|27" >&2
   exit 2
   ;;
 esac
