@@ -111,6 +111,19 @@ test('a one-word prompt that cannot be a model name still runs the demo', () => 
   assert.match(r.stderr, /demo model/);
 });
 
+// A random-weight model whose greedy continuation changes with any change of the prompt (the demo model's does not).
+const tinyLlama = join(projectRoot, 'test/fixtures/models/tiny-llama');
+const tinyFlags = ['--max-tokens', '8', '--device', 'cpu'];
+
+test('unquoted prompt words after the model are one prompt, joined by spaces (as ollama run joins them)', () => {
+  const quoted = pagoda(['run', tinyLlama, 'Why is the sky blue', ...tinyFlags]);
+  assert.equal(quoted.status, 0, quoted.stderr);
+  const words = pagoda(['run', tinyLlama, 'Why', 'is', 'the', 'sky', 'blue', ...tinyFlags]);
+  assert.equal(words.status, 0, words.stderr);
+  assert.equal(words.stdout, quoted.stdout);
+  assert.notEqual(pagoda(['run', tinyLlama, 'Why', ...tinyFlags]).stdout, quoted.stdout, 'every word was read');
+});
+
 test('pagoda run errors are one line with a non-zero exit', () => {
   const bad = pagoda(['run', 'demo', 'hi', '--top-p', 'lots']);
   assert.notEqual(bad.status, 0);

@@ -17,7 +17,7 @@ import type { RegisterCommand } from './index.ts';
 const DEFAULT_MAX_TOKENS = 256;
 
 /**
- * `pagoda run [model] [prompt]`: answers the prompt through the model's chat template (its continuation when the
+ * `pagoda run [model] [prompt...]`: answers the prompt through the model's chat template (its continuation when the
  * model has none, or with --raw) and streams the answer to stdout.
  */
 export const registerRun: RegisterCommand = (program) => {
@@ -27,11 +27,16 @@ export const registerRun: RegisterCommand = (program) => {
       '[model]',
       'a name in the store or Ollama\'s store, a Hub repo id (pulled when missing), a model folder or GGUF file, or "demo"',
     )
-    .argument('[prompt]', 'the prompt (read from stdin when piped; interactive chat otherwise)')
+    .argument(
+      '[prompt...]',
+      'the prompt, its words joined by spaces (read from stdin when piped; interactive chat otherwise)',
+    )
     .option('--raw', "continue the prompt as plain text, without the model's chat template");
   addSamplingOptions(cmd);
   addEngineOptions(cmd);
-  cmd.action(async (first: string | undefined, second: string | undefined, opts: Record<string, unknown>) => {
+  cmd.action(async (first: string | undefined, words: string[], opts: Record<string, unknown>) => {
+    // Unquoted words are one prompt, as `ollama run` joins them.
+    const second = words.length > 0 ? words.join(' ') : undefined;
     const settings = { params: samplingParamsFrom(opts), raw: opts.raw === true };
     const engineOptions = engineOptionsFrom(opts);
     // The interactive chat goes through a running server when it serves the model (Ollama's behaviour), unless a flag
