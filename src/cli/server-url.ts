@@ -1,13 +1,25 @@
+import { isIPv6 } from 'node:net';
+import { UserError } from '../util/errors.ts';
+
 /**
  * The server a client command talks to: `PAGODA_HOST` (or `OLLAMA_HOST`) as Ollama reads it — `host`,
- * `host:port`, `:port` or a URL — else 127.0.0.1:11434. A listen-on-all address is reached through localhost.
+ * `host:port`, `:port`, an IPv6 address or a URL — else 127.0.0.1:11434. A listen-on-all address is reached through
+ * localhost.
  */
 export function serverUrl(env: Record<string, string | undefined> = process.env): string {
-  const raw = (env.PAGODA_HOST || env.OLLAMA_HOST || '').trim();
-  const url = new URL(
-    /^[a-z]+:\/\//i.test(raw) ? raw : `http://${raw.startsWith(':') ? `127.0.0.1${raw}` : raw || '127.0.0.1'}`,
-  );
-  if (!url.port && !/^[a-z]+:\/\/[^/]*:\d+/i.test(raw)) url.port = '11434';
+  const name = env.PAGODA_HOST ? 'PAGODA_HOST' : 'OLLAMA_HOST';
+  const raw = (env[name] || '').trim();
+  // A bare IPv6 address (`::1`) is a host, as Ollama reads it, not a `:port`.
+  const spec = isIPv6(raw) ? `[${raw}]` : raw;
+  let url: URL;
+  try {
+    url = new URL(
+      /^[a-z]+:\/\//i.test(spec) ? spec : `http://${spec.startsWith(':') ? `127.0.0.1${spec}` : spec || '127.0.0.1'}`,
+    );
+  } catch {
+    throw new UserError(`${name}: "${raw}" is not a host, host:port, :port or URL`);
+  }
+  if (!url.port && !/^[a-z]+:\/\/[^/]*:\d+/i.test(spec)) url.port = '11434';
   if (url.hostname === '0.0.0.0') url.hostname = '127.0.0.1';
   if (url.hostname === '[::]') url.hostname = '[::1]';
   return url.origin;
