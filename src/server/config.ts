@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { type KvCacheType, parseKvCacheType } from '../primitives/kv-cache-type.ts';
 import { modelsDir as storeDir } from '../store/locations.ts';
 import { UserError } from '../util/errors.ts';
@@ -5,6 +6,8 @@ import { UserError } from '../util/errors.ts';
 /** Everything `pagoda serve` is configured with; resolved once from flags, then PAGODA_* / OLLAMA_* variables. */
 export interface ServeConfig {
   host: string;
+  /** Where `host` came from (--host, PAGODA_HOST or OLLAMA_HOST), for errors; null = the default. */
+  hostFrom: string | null;
   port: number;
   /** `--model` paths or names, in the order given; the first is the default. */
   models: string[];
@@ -148,6 +151,10 @@ export function parseHost(value: string, from: string): { host: string; port: nu
     if (port > 65535) throw new UserError(`${from}: port ${port} is out of range (expected 0..65535)`);
   }
   if (s.startsWith('[') && s.endsWith(']')) s = s.slice(1, -1);
+  // Refused here, not as a listen error once the models are in place: only an IP address or a DNS name can be bound.
+  if (s && !isIP(s) && !/^[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?$/i.test(s)) {
+    throw new UserError(`${from}: "${value}" is not a host, host:port, :port or URL`);
+  }
   return { host: s || '127.0.0.1', port };
 }
 
@@ -225,6 +232,7 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
 
   return {
     host: parsedHost.host,
+    hostFrom: hostValue?.from ?? null,
     port,
     models: flags.model ?? [],
     servedModelNames: servedNames(

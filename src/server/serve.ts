@@ -75,7 +75,7 @@ export function resolveEntries(
   return { entries: [...given, ...adapted, ...known], preload: given };
 }
 
-/** `app.listen`, with a busy or forbidden address said in one line. */
+/** `app.listen`, with a busy, forbidden or unknown address said in one line. */
 async function listen(app: ReturnType<typeof buildApp>['app'], config: ServeConfig): Promise<void> {
   try {
     await app.listen({ host: config.host, port: config.port });
@@ -88,7 +88,12 @@ async function listen(app: ReturnType<typeof buildApp>['app'], config: ServeConf
       );
     }
     if (code === 'EACCES') throw new UserError(`${where}: permission denied (ports below 1024 need privileges)`);
-    if (code === 'EADDRNOTAVAIL') throw new UserError(`${where}: no such address on this machine (--host)`);
+    const from = config.hostFrom ?? '--host';
+    if (code === 'EADDRNOTAVAIL') throw new UserError(`${where}: no such address on this machine (${from})`);
+    // A well-formed name (checked with the flags) that DNS does not know.
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+      throw new UserError(`${from}: "${config.host}" is not a known host name (${code})`);
+    }
     throw err;
   }
 }

@@ -122,6 +122,28 @@ test('durations and hosts as Ollama writes them', () => {
   assert.deepEqual(parseHost('example.org', 'x'), { host: 'example.org', port: null });
 });
 
+test('a host that is no IP address or DNS name is refused up front, naming the flag or variable; IPv6 kept', () => {
+  assert.throws(
+    () => resolveServeConfig({}, { PAGODA_HOST: '1.2.3.4:abc' }),
+    /^UserError: PAGODA_HOST: "1\.2\.3\.4:abc" is not a host, host:port, :port or URL$/,
+  );
+  assert.throws(
+    () => resolveServeConfig({ host: 'bad::host' }, { OLLAMA_HOST: 'fine' }),
+    /^UserError: --host: "bad::host" is not a host, host:port, :port or URL$/,
+  );
+  assert.throws(() => resolveServeConfig({}, { OLLAMA_HOST: 'a b:1' }), /^UserError: OLLAMA_HOST: "a b:1"/);
+  for (const [value, host, port] of [
+    ['::1', '::1', 11434],
+    ['[::1]:8080', '::1', 8080],
+    ['http://[fe80::1]:9/', 'fe80::1', 9],
+    ['my-host.example.', 'my-host.example.', 11434],
+  ] as const) {
+    const c = resolveServeConfig({ host: value }, {});
+    assert.deepEqual([c.host, c.port, c.hostFrom], [host, port, '--host'], value);
+  }
+  assert.equal(resolveServeConfig({}, {}).hostFrom, null);
+});
+
 test('the web page is on unless --no-ui or PAGODA_NO_UI / OLLAMA_NO_UI says otherwise', () => {
   assert.equal(resolveServeConfig({}, {}).ui, true);
   // commander sets ui: true when --no-ui is absent, which must not hide the variable.

@@ -118,6 +118,23 @@ test('serve: a busy port is one line, before any model loads', async () => {
   }
 });
 
+test('serve: a host name DNS does not know is one line naming where it came from, before any model loads', async () => {
+  const lines: string[] = [];
+  const config = {
+    ...resolveServeConfig({}, { PAGODA_HOST: 'nosuch.invalid:0' }),
+    models: [join(projectRoot, 'test/fixtures/models/tiny-llama')],
+  };
+  await assert.rejects(
+    startServer(config, { log: (l) => lines.push(l) }, (l) => lines.push(l)),
+    (e: unknown) => {
+      assert.ok(e instanceof UserError);
+      assert.match(e.message, /^PAGODA_HOST: "nosuch\.invalid" is not a known host name \((ENOTFOUND|EAI_AGAIN)\)$/);
+      return true;
+    },
+  );
+  assert.deepEqual(lines, [], 'nothing was loaded or announced');
+});
+
 test('serve: listens first, then loads the start-up model; ready settles once it is in', async () => {
   const lines: string[] = [];
   const model = join(projectRoot, 'test/fixtures/models/tiny-llama');
