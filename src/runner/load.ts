@@ -197,22 +197,22 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
   const quantization = options.quantization
     ? weightQuantization(options.quantization, onCpu, options.backend)
     : undefined;
-  const ranks = positiveInt(options.tensorParallelSize ?? 1, 'tensor parallel size');
+  const ranks = positiveInt(options.tensorParallelSize ?? 1, '--tensor-parallel-size');
   const { cuda, kvCompression } = options;
   if (!options.backend)
     checkTensorParallelLoad(ranks, { device, cuda, quantization: options.quantization, kvCompression });
   // Each rank caches its own share of the KV heads (one, replicated, when there are fewer KV heads than ranks).
   const rankKvHeads = Math.max(1, config0.numKvHeads / ranks);
   const kvQuant = kvCacheQuant(options.kvCacheType, device, { ...config0, numKvHeads: rankKvHeads }, log);
-  const blockSize = positiveInt(options.blockSize ?? 16, 'block size');
+  const blockSize = positiveInt(options.blockSize ?? 16, '--block-size');
   const numCtx = typeof manifest?.parameters.num_ctx === 'number' ? manifest.parameters.num_ctx : undefined;
   const maxModelLen = positiveInt(
     options.maxModelLen ?? Math.min(numCtx ?? Number.POSITIVE_INFINITY, config0.maxPositionEmbeddings),
-    'max model length',
+    options.maxModelLen === undefined ? 'max model length' : '--max-model-len',
   );
   if (maxModelLen > config0.maxPositionEmbeddings) {
     throw new UserError(
-      `max model length ${maxModelLen} exceeds the model's max_position_embeddings (${config0.maxPositionEmbeddings})`,
+      `--max-model-len ${maxModelLen}: exceeds the model's max_position_embeddings (${config0.maxPositionEmbeddings})`,
     );
   }
   const longRope = longRopeChoice(config0, maxModelLen);
@@ -222,10 +222,10 @@ export function prepareModel(model: string | undefined, options: EngineOptions =
       `LongRoPE: ${longRope.factors} factors (max model len ${maxModelLen} ${why} original_max_position_embeddings ${longRope.originalMax})`,
     );
   }
-  const maxNumSeqs = positiveInt(options.maxNumSeqs ?? (onCpu ? 64 : 256), 'max num seqs');
+  const maxNumSeqs = positiveInt(options.maxNumSeqs ?? (onCpu ? 64 : 256), '--max-num-seqs');
   const maxNumBatchedTokens = positiveInt(
     options.maxNumBatchedTokens ?? (onCpu ? 256 : 8192),
-    'max num batched tokens',
+    '--max-num-batched-tokens',
   );
   let m: Model;
   let made: Backend | undefined;
@@ -355,8 +355,9 @@ export function chooseDevice(options: EngineOptions, log: (line: string) => void
     : selectDevice(options.device ?? 'auto', { note: log, cuda: options.cuda });
 }
 
-export function positiveInt(v: number, what: string): number {
-  if (!Number.isInteger(v) || v < 1) throw new UserError(`${what} ${v}: expected a positive integer`);
+/** An engine setting that must be a positive integer; `flag` names it in the error as the user gave it. */
+export function positiveInt(v: number, flag: string): number {
+  if (!Number.isInteger(v) || v < 1) throw new UserError(`${flag} ${v}: expected a positive integer`);
   return v;
 }
 

@@ -100,8 +100,8 @@ export async function preparePoolingModel(model: string, options: EngineOptions 
     device,
     dtype: options.dtype,
     dummy: options.loadFormat === 'dummy',
-    maxNumSeqs: positiveInt(options.maxNumSeqs ?? (onCpu ? 64 : 256), 'max num seqs'),
-    maxNumBatchedTokens: positiveInt(options.maxNumBatchedTokens ?? (onCpu ? 256 : 8192), 'max num batched tokens'),
+    maxNumSeqs: positiveInt(options.maxNumSeqs ?? (onCpu ? 64 : 256), '--max-num-seqs'),
+    maxNumBatchedTokens: positiveInt(options.maxNumBatchedTokens ?? (onCpu ? 256 : 8192), '--max-num-batched-tokens'),
     cuda: options.cuda,
     cpuThreads: options.cpuThreads,
   };
@@ -183,7 +183,10 @@ function describe(
   const tokenizerMax = Number(readTokenizerConfig(modelDir).model_max_length);
   const limits = [maxPositions, st?.maxSeqLength ?? (tokenizerMax > 0 ? tokenizerMax : Infinity)];
   // --max-model-len (PAGODA_CONTEXT_LENGTH) may lower the limit, never past the positions the model has.
-  const wanted = positiveInt(options.maxModelLen ?? Math.min(...limits), 'max model length');
+  const wanted = positiveInt(
+    options.maxModelLen ?? Math.min(...limits),
+    options.maxModelLen === undefined ? 'max model length' : '--max-model-len',
+  );
   const maxModelLen = Math.min(wanted, maxPositions);
   return {
     task: facts.task,

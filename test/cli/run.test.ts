@@ -134,6 +134,14 @@ test('pagoda run errors are one line with a non-zero exit', () => {
   assert.equal(missing.stderr.trim().split('\n').length, 1);
 });
 
+test('engine sizes that must be positive integers are refused in one line naming the flag', () => {
+  for (const flag of ['--max-model-len', '--block-size', '--max-num-seqs', '--max-num-batched-tokens']) {
+    const r = pagoda(['run', 'demo', 'hi', flag, '0', '--kv-cache-memory', '8MiB']);
+    assert.equal(r.status, 1, flag);
+    assert.equal(r.stderr.split('\n').at(-2), `error: ${flag} 0: expected a positive integer`);
+  }
+});
+
 test('pagoda run pulls a Hub model it does not have (as ollama run does), and only once', async () => {
   const hub = await new FakeHub().start();
   const cache = mkdtempSync(join(tmpdir(), 'pagoda-run-pull-'));
