@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -133,6 +134,24 @@ test('serve: a host name DNS does not know is one line naming where it came from
     },
   );
   assert.deepEqual(lines, [], 'nothing was loaded or announced');
+});
+
+test('serve: a PAGODA_LOG_LEVEL pino does not know is refused in one line, before the demo model is written', () => {
+  const home = mkdtempSync(join(tmpdir(), 'pagoda-log-level-'));
+  try {
+    const r = spawnSync(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), 'serve', '--port', '0'], {
+      encoding: 'utf8',
+      env: { ...process.env, PAGODA_HOME: home, PAGODA_LOG_LEVEL: 'loud' },
+    });
+    assert.equal(r.status, 1);
+    assert.equal(
+      r.stderr,
+      'error: PAGODA_LOG_LEVEL loud: expected one of fatal, error, warn, info, debug, trace, silent\n',
+    );
+    assert.equal(existsSync(join(home, 'demo')), false);
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
 });
 
 test('serve: listens first, then loads the start-up model; ready settles once it is in', async () => {
