@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Ollama } from 'ollama';
 import { FakeSource } from './fake-engine.ts';
-import { eventually, startTestServer, type TestServer } from './harness.ts';
+import { eventually, request, startTestServer, type TestServer } from './harness.ts';
 
 let server: TestServer;
 let ollama: Ollama;
@@ -35,4 +35,11 @@ test("the latest request's keep_alive wins, as in Ollama", async () => {
   assert.equal(resident(), 1);
   const expires = server.ctx.registry.resident()[0].expiresAt!.getTime();
   assert.ok(expires > Date.now() + 59 * 60_000, 'kept for the hour the later request asked');
+});
+
+test('/api/ps reports a model kept with keep_alive -1 as Ollama does: now plus 2^63 ns (~292 years)', async () => {
+  await ollama.generate({ model: 'm', prompt: 'x', options: { num_predict: 1 }, keep_alive: -1 });
+  const ps = await request(`${server.url}/api/ps`);
+  const ahead = Date.parse((ps.json as { models: { expires_at: string }[] }).models[0]!.expires_at) - Date.now();
+  assert.ok(Math.abs(ahead - 2 ** 63 / 1e6) < 60_000, `expires ${ahead} ms ahead`);
 });

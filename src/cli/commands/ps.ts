@@ -38,10 +38,11 @@ export const registerPs: RegisterCommand = (program) => {
   );
 };
 
+/** When a model unloads, as `ollama ps` says it: "Forever" beyond 20 whole years (a keep_alive of -1 is ~292). */
 function until(expires: string | undefined): string {
   if (!expires) return 'Forever';
   const s = Math.round((Date.parse(expires) - Date.now()) / 1000);
-  if (!Number.isFinite(s) || s > 10 * 365 * 86400) return 'Forever';
+  if (!Number.isFinite(s) || Math.floor(s / (365 * 86400)) > 20) return 'Forever';
   if (s <= 0) return 'Stopping...';
   return s < 60 ? `${s} seconds from now` : `${Math.round(s / 60)} minutes from now`;
 }

@@ -17,6 +17,12 @@ const POOLING_CAPABILITY: Record<PoolingTask, string> = { embed: 'embedding', sc
 
 const QUANT: Record<string, string> = { float32: 'F32', bfloat16: 'BF16', float16: 'F16' };
 
+/**
+ * The expiry /api/ps reports for a model that is not counting down (pinned, keep_alive -1, or busy), as Ollama reports
+ * keep_alive -1: now plus Go's longest duration (2^63 - 1 ns, some 292 years), which `ps` prints as "Forever".
+ */
+const NEVER_MS = 9_223_372_036_854;
+
 /** Ollama's HumanNumber: "8B", "3.2B", "494.03M", "260K". */
 function parameterSize(n: number): string {
   const scaled = (unit: number, digits: number, suffix: string) => {
@@ -143,7 +149,7 @@ export function registerModelRoutes(app: FastifyInstance, ctx: ServerContext): v
       size: r.info.sizeBytes + r.model.kvCacheBytes,
       digest: digest(r.entry, r.info),
       details: details(r.info),
-      expires_at: (r.expiresAt ?? new Date(Date.now() + 365 * 24 * 3600_000)).toISOString(),
+      expires_at: (r.expiresAt ?? new Date(Date.now() + NEVER_MS)).toISOString(),
       size_vram: r.model.backend === 'cpu' ? 0 : r.info.sizeBytes + r.model.kvCacheBytes,
       context_length: r.model.contextLength,
     })),

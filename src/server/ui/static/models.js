@@ -6,7 +6,7 @@ import { pullForm } from './pull.js';
 // Loaded models and their keep-alive change by themselves; the table is refreshed while it is shown.
 const REFRESH_MS = 5000;
 
-/** When a loaded model unloads: a time today, a date later, or "never" (the server says a year ahead). */
+/** When a loaded model unloads: a time today, a date later, or "never" (the server says centuries ahead). */
 function unloadsAt(expiresAt) {
   const when = new Date(expiresAt);
   if (when.getTime() - Date.now() > 180 * 24 * 3600_000) return 'never';
