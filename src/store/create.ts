@@ -35,6 +35,11 @@ export interface CreateOptions {
   fromFiles?: Record<string, string>;
   /** An uploaded PEFT LoRA adapter folder's files (file name -> digest): the API's ADAPTER. */
   adapterFiles?: Record<string, string>;
+  /**
+   * The base is this model folder or GGUF file, whatever FROM names (the server's own `--model` path, which FROM
+   * names by its served name); other paths stay as `allowPaths` says.
+   */
+  fromPath?: string;
 }
 
 /**
@@ -49,7 +54,9 @@ export async function createModel(name: string, mf: Modelfile, opts: CreateOptio
   const at = (line: number | undefined) => (line ? `${file}:${line}` : file);
   const base = opts.fromFiles
     ? uploadedBase(store, opts.fromFiles, at(mf.fromLine))
-    : baseOf(mf.from, store, env, opts, at(mf.fromLine));
+    : opts.fromPath
+      ? pathBase(opts.fromPath, `${at(mf.fromLine)}: FROM ${mf.from}`)
+      : baseOf(mf.from, store, env, opts, at(mf.fromLine));
   const scheme = opts.quantize === undefined ? null : parseQuantization(opts.quantize, `${file}: quantize`);
   if (mf.template !== undefined) {
     try {
@@ -186,9 +193,7 @@ function baseOf(
     if (!opts.allowPaths) {
       throw new UserError(`${where}: FROM ${JSON.stringify(from)}: paths are not accepted here, give a model name`);
     }
-    const path = resolve(opts.baseDir ?? '.', expandHome(from));
-    const { format } = checkModelPath(path, `${where}: FROM ${from}`);
-    return { source: format === 'gguf' ? { kind: 'gguf', path } : { kind: 'hf-folder', path }, inherited: null };
+    return pathBase(resolve(opts.baseDir ?? '.', expandHome(from)), `${where}: FROM ${from}`);
   }
   const problem = nameProblem(from);
   if (problem) throw new UserError(`${where}: FROM ${JSON.stringify(from)}: invalid model name: ${problem}`);
@@ -205,6 +210,12 @@ function baseOf(
   throw new UserError(
     `${where}: FROM ${from}: no such model in the store (${store.root}) or Ollama's store (${ollamaModelsDir(env)})`,
   );
+}
+
+/** A model folder or GGUF file as a base, checked to be one. */
+function pathBase(path: string, where: string): { source: ModelSource; inherited: null } {
+  const { format } = checkModelPath(path, where);
+  return { source: format === 'gguf' ? { kind: 'gguf', path } : { kind: 'hf-folder', path }, inherited: null };
 }
 
 /**

@@ -221,7 +221,17 @@ test('a start-up folder model (--model PATH) can be copied and built on, not del
     const client = new Ollama({ host: folderServer.url });
     await client.copy({ source: 'tiny-qwen2', destination: 'qwen-copy' });
     await client.create({ model: 'qwen-terse', from: 'tiny-qwen2', system: 'Be terse.' });
-    assert.equal((await client.show({ model: 'qwen-terse' })).system, 'Be terse.');
+    const terse = await client.show({ model: 'qwen-terse' });
+    assert.equal(terse.system, 'Be terse.');
+    assert.match(terse.modelfile, /^FROM tiny-qwen2$/m, 'the served name, never the server path');
+    // The folder is the base; a request still names no path of its own (an ADAPTER folder here).
+    const adapter = await post(`${folderServer.url}/api/create`, {
+      model: 'evil',
+      from: 'tiny-qwen2',
+      modelfile: `FROM x\nADAPTER ${root}`,
+    });
+    assert.equal(adapter.status, 400);
+    assert.match(String(adapter.json.error), /ADAPTER .*paths are not accepted here/);
     const listed = (await client.list()).models.map((m) => m.name);
     assert.ok(listed.includes('qwen-copy:latest') && listed.includes('qwen-terse:latest'), String(listed));
     const answer = await client.generate({ model: 'qwen-copy', prompt: 'x', options: { num_predict: 2 } });

@@ -154,9 +154,8 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
       });
     }
     const license = body.license === undefined || body.license === null ? null : [body.license].flat();
-    const served = files ? null : servedPath(ctx, from);
     const modelfile: Modelfile = {
-      from: served ?? from,
+      from,
       fromLine: body.from ? 0 : (base?.fromLine ?? 0),
       parameters: { ...base?.parameters, ...given },
       system: body.system ?? base?.system,
@@ -173,7 +172,7 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
         quantize: body.quantize ?? undefined,
         fromFiles: files ?? undefined,
         adapterFiles: adapterFiles ?? undefined,
-        allowPaths: served !== null,
+        fromPath: (!files && servedPath(ctx, from)) || undefined,
       });
     } catch (err) {
       throw storeError(err, 'from');
@@ -195,9 +194,10 @@ export function registerStoreRoutes(app: FastifyInstance, ctx: ServerContext): v
     const served = servedPath(ctx, source);
     try {
       // A start-up folder model is copied as Ollama copies any: a stored name over the same files.
-      if (served)
-        await createModel(destination, parseModelfile(`FROM ${JSON.stringify(served)}`), { allowPaths: true });
-      else copyModel(source, destination);
+      if (served) {
+        const modelfile = { from: source, fromLine: 0, parameters: {}, messages: [], license: [] };
+        await createModel(destination, modelfile, { fromPath: served, file: '/api/copy' });
+      } else copyModel(source, destination);
     } catch (err) {
       throw storeError(err, 'source');
     }
