@@ -13,7 +13,7 @@ import { buildApp } from './app.ts';
 import type { ServeConfig } from './config.ts';
 import { EngineModelSource } from './engine-source.ts';
 import { adaptedEntry, type ModelEntry, ModelRegistry, modelName } from './models.ts';
-import { catalogEntries, storeEntry } from './store-entry.ts';
+import { catalogEntries, resolvedEntry, storeEntry } from './store-entry.ts';
 
 export function pagodaVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -28,7 +28,7 @@ function entryFor(spec: string): ModelEntry {
     return { name: DEMO_MODEL_NAME, path: ensureDemoModel(stderrLine), ref: DEMO_MODEL_NAME };
   const resolved = resolveModel(spec, { allowPaths: true });
   if (resolved.origin === 'path') return { name: modelName(resolved.path), path: resolved.path, ref: resolved.path };
-  return { name: resolved.name, path: resolved.path, ref: resolved.name };
+  return resolvedEntry(resolved);
 }
 
 /**
@@ -69,8 +69,9 @@ export function resolveEntries(
     checkAdapterFor(given[0]!, dir, config);
     return adaptedEntry(given[0]!, name, dir);
   });
+  // A store name over a `--model` folder's files is that folder's entry.
   const known = catalogEntries().filter(
-    (c) => ![...given, ...adapted].some((g) => g.name === c.name || g.path === c.path),
+    (c) => ![...given, ...adapted].some((g) => g.name === c.name || (g.ref === g.path && g.path === c.path)),
   );
   return { entries: [...given, ...adapted, ...known], preload: given };
 }
