@@ -1,6 +1,7 @@
 /**
  * Stop strings are matched on the generated text, so they are caught when split across tokens. Text that could still
- * become a stop string is held back from the stream, and a matched stop string is not emitted (unless the request keeps it).
+ * become a stop string is held back from the stream, and a matched stop string is not emitted (unless the request
+ * keeps it).
  */
 
 /** The earliest stop string that ends at or after `newFrom` (the length of the text before this token). */

@@ -19,8 +19,14 @@ function jsonArguments(spec: GrammarSpec & { type: 'json_object' | 'json_schema'
 async function asFormat(spec: GrammarSpec): Promise<StructuralTagFormat> {
   switch (spec.type) {
     case 'json_object':
-    case 'json_schema':
-      return { type: 'grammar', grammar: (await xgrammar().Grammar.fromJSONSchema(...jsonArguments(spec))).toString() };
+    case 'json_schema': {
+      const grammar = await xgrammar().Grammar.fromJSONSchema(...jsonArguments(spec));
+      try {
+        return { type: 'grammar', grammar: grammar.toString() };
+      } finally {
+        grammar.dispose(); // WebAssembly memory, not collected
+      }
+    }
     case 'regex':
       return { type: 'regex', pattern: spec.pattern };
     case 'grammar':
@@ -65,15 +71,19 @@ async function compileRaw(compiler: GrammarCompiler, spec: GrammarSpec): Promise
   }
 }
 
-const WHAT: Record<GrammarSpec['type'], string> = {
+const WHAT: Record<Exclude<GrammarSpec['type'], 'after_reasoning'>, string> = {
   json_object: 'JSON object grammar',
   json_schema: 'JSON schema',
   regex: 'regular expression',
   grammar: 'grammar',
   choice: 'choice',
   structural_tag: 'tool call format',
-  after_reasoning: 'constraint',
 };
+
+/** What a spec is called in errors: one after reasoning by what it constrains (its reasoning cannot be wrong). */
+function what(spec: GrammarSpec): string {
+  return spec.type === 'after_reasoning' ? what(spec.inner) : WHAT[spec.type];
+}
 
 /** Compiles a spec for the compiler's vocabulary; an invalid one throws an Error naming the problem in one line. */
 export async function compileSpec(compiler: GrammarCompiler, spec: GrammarSpec): Promise<CompiledGrammar> {
@@ -81,8 +91,6 @@ export async function compileSpec(compiler: GrammarCompiler, spec: GrammarSpec):
     return await compileRaw(compiler, spec);
   } catch (err) {
     const reason = takeXgrammarError(err instanceof Error ? err.message : String(err));
-    // A constraint after reasoning is named by what it constrains (the reasoning part cannot be wrong).
-    const what = WHAT[spec.type === 'after_reasoning' ? spec.inner.type : spec.type];
-    throw new Error(`invalid ${what}: ${reason.split('\n')[0]}`);
+    throw new Error(`invalid ${what(spec)}: ${reason.split('\n')[0]}`);
   }
 }

@@ -76,3 +76,15 @@ function prefillOf(ask: ChatAsk): string | undefined {
   const last = ask.messages.at(-1);
   return ask.continueFinalMessage && last?.role === 'assistant' ? last.content : undefined;
 }
+
+/**
+ * A chat template's extra variables: chat_template_kwargs, and OpenAI's reasoning effort where those do not set it
+ * (vLLM passes it as `reasoning_effort`, which gpt-oss's template reads).
+ */
+export function templateKwargs(
+  kwargs: Record<string, unknown> | null | undefined,
+  effort: string | null | undefined,
+): Record<string, unknown> | undefined {
+  if (!effort) return kwargs ?? undefined;
+  return { reasoning_effort: effort, ...kwargs };
+}

@@ -190,7 +190,7 @@ test('OpenAI: tool_choice required and a named function are held to JSON calls b
   }
 });
 
-test("vLLM's skip_special_tokens and OpenAI's reasoning_effort reach the engine and the template", async () => {
+test("vLLM's skip_special_tokens and OpenAI's reasoning effort reach the engine and the template", async () => {
   const effort = new ChatTemplate('{{ messages[0].content }}|{{ reasoning_effort }}|', 'effort', {});
   const { openai, engine, prompt } = await serve('x', effort);
   await openai.chat.completions.create({ model: 'm', messages, reasoning_effort: 'low' });
@@ -200,6 +200,13 @@ test("vLLM's skip_special_tokens and OpenAI's reasoning_effort reach the engine 
   await openai.chat.completions.create({ model: 'm', messages, reasoning_effort: 'low', ...(kwargs as object) });
   assert.equal(prompt(), 'Weather in Paris?|high|', 'chat_template_kwargs win');
   assert.equal(engine().lastRequest!.skipSpecialTokens, false);
+  const response = await openai.responses.create({
+    model: 'm',
+    input: 'Weather in Paris?',
+    reasoning: { effort: 'medium' },
+  });
+  assert.equal(prompt(), 'Weather in Paris?|medium|', "the Responses API's reasoning.effort too");
+  assert.equal(response.reasoning?.effort, 'medium');
   await openai.completions.create({ model: 'm', prompt: 'x', ...({ skip_special_tokens: false } as object) });
   assert.equal(engine().lastRequest!.skipSpecialTokens, false);
   await assert.rejects(
@@ -379,6 +386,22 @@ test('Ollama: an assistant turn without content (as ollama-python sends it) and 
   assert.equal((await res.json()).message.content, 'ok');
   assert.match(prompt(), /<tool_call>\n\{ "arguments": \{"city": "Paris"\}, "name": "get_weather"\}\n<\/tool_call>/);
   assert.match(prompt(), /<tool_response>\n\{"name": "get_weather", "content": "sunny"\}/);
+  // A template that reads tool_call_id gets it.
+  const ids = new ChatTemplate(
+    '{# tools #}{% for m in messages %}{{ m.role }}/{{ m.tool_call_id }};{% endfor %}',
+    'ids',
+    {},
+  );
+  const withIds = await serve('ok', ids);
+  const turns = [
+    { role: 'user', content: 'w?' },
+    { role: 'tool', content: 'sunny', tool_name: 'get_weather', tool_call_id: 'call_1' },
+  ];
+  await fetch(`${withIds.url}/api/chat`, {
+    method: 'POST',
+    body: JSON.stringify({ model: 'm', stream: false, messages: turns }),
+  });
+  assert.equal(withIds.prompt(), 'user/;tool/call_1;');
 });
 
 test('/api/show lists tools and thinking among the capabilities when the template knows them', async () => {

@@ -19,6 +19,8 @@ async function promptIds(a: Admitted, body: GenerateRequest): Promise<{ ids: num
   const { model } = a;
   const context = body.context ?? [];
   const prompt = body.prompt ?? '';
+  // Refused on a model that cannot think whatever the prompt's form, as Ollama refuses it.
+  const think = thinkOption(body.think, a);
   let ids: number[];
   let mode: ChatOutputMode | undefined;
   if (body.suffix) {
@@ -33,7 +35,6 @@ async function promptIds(a: Admitted, body: GenerateRequest): Promise<{ ids: num
     const messages: ChatMessage[] = [];
     if (body.system) messages.push({ role: 'system', content: body.system });
     messages.push({ role: 'user', content: prompt });
-    const think = thinkOption(body.think, a);
     const kwargs = think === undefined ? undefined : { enable_thinking: think };
     // Ollama puts the Modelfile's MESSAGEs in the first turn only: a `context` already holds them.
     const chat = await encodeChat(model, a.entry.name, messages, { kwargs, omitStoredMessages: context.length > 0 });

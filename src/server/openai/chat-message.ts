@@ -15,8 +15,9 @@ export function parsedArguments(text: string): unknown {
 }
 
 /**
- * Request messages as templates read them: developer is system, text parts joined by newlines (as vLLM does), earlier calls with their arguments
- * parsed (Jinja templates write `arguments | tojson`, as vLLM passes them), reasoning under `reasoning_content`.
+ * Request messages as templates read them: developer is system, text parts joined by newlines (as vLLM does),
+ * earlier calls with their arguments parsed (Jinja templates write `arguments | tojson`, as vLLM passes them),
+ * reasoning under `reasoning_content`.
  */
 export function toMessages(messages: ChatRequest['messages']): ChatMessage[] {
   return messages.map((m) => {

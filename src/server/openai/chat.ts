@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { prepareChat } from '../chat-request.ts';
+import { prepareChat, templateKwargs } from '../chat-request.ts';
 import { badRequest } from '../errors.ts';
 import { newTimes, primed, runEngine, type ServerContext, withModel } from '../generation.ts';
 import { keepAliveMs } from '../ollama/options.ts';
@@ -19,7 +19,7 @@ import {
   withPromptLogprobs,
 } from './common.ts';
 import { samplingParams } from './sampling.ts';
-import { type ChatRequest, chatRequest } from './schemas.ts';
+import { chatRequest } from './schemas.ts';
 
 /** POST /v1/chat/completions */
 export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext): void {
@@ -40,7 +40,7 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
         tools: body.tools,
         toolChoice: body.tool_choice,
         parallelToolCalls: body.parallel_tool_calls,
-        kwargs: templateKwargs(body),
+        kwargs: templateKwargs(body.chat_template_kwargs, body.reasoning_effort),
         addGenerationPrompt: body.add_generation_prompt ?? undefined,
         continueFinalMessage: body.continue_final_message ? 'required' : undefined,
         structured: openaiGrammar(body),
@@ -102,11 +102,4 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
       };
     });
   });
-}
-
-/** The template's extra variables: chat_template_kwargs, and reasoning_effort where those do not set it. */
-function templateKwargs(body: ChatRequest): Record<string, unknown> | undefined {
-  const kwargs = body.chat_template_kwargs ?? undefined;
-  if (!body.reasoning_effort) return kwargs;
-  return { reasoning_effort: body.reasoning_effort, ...kwargs };
 }

@@ -47,7 +47,6 @@ export const responsesRequest = z.strictObject({
   frequency_penalty: opt(z.number().min(-2).max(2)),
   ...acceptAnything([
     ...IGNORED_OPENAI_FIELDS,
-    'reasoning',
     'truncation',
     'stream_options',
     'prompt_cache_retention',
@@ -55,6 +54,13 @@ export const responsesRequest = z.strictObject({
     'context_management',
     'moderation',
   ]),
+  /** `effort` reaches the template as chat's `reasoning_effort` does; a summary is not made. */
+  reasoning: opt(
+    z.looseObject({
+      effort: opt(z.enum(['none', 'minimal', 'low', 'medium', 'high'])),
+      summary: z.unknown().optional(),
+    }),
+  ),
   /** The stored response this one goes on from (response-store.ts): its conversation comes before `input`. */
   previous_response_id: opt(z.string().min(1).max(256)),
   /** Whether to keep the response for GET and `previous_response_id` (the API's default: yes). */
@@ -87,7 +93,7 @@ function textOf(content: unknown, where: string): string {
         throw badRequest(`${where}[${j}]: type "${p?.type}" is not supported (text parts only)`, `${where}[${j}]`);
       return text as string;
     })
-    .join('');
+    .join('\n');
 }
 
 const field = (item: Record<string, unknown>, key: string, where: string): string => {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { samplingFrom } from '../../primitives/sampling-names.ts';
-import { prepareChat } from '../chat-request.ts';
+import { prepareChat, templateKwargs } from '../chat-request.ts';
 import { ApiError, badRequest, streamFailure } from '../errors.ts';
 import { newTimes, primed, runEngine, type ServerContext, withModel } from '../generation.ts';
 import { keepAliveMs } from '../ollama/options.ts';
@@ -65,7 +65,7 @@ export function registerResponses(app: FastifyInstance, ctx: ServerContext): voi
           tools: requested.tools,
           toolChoice: requested.choice,
           parallelToolCalls: body.parallel_tool_calls,
-          kwargs: body.chat_template_kwargs ?? undefined,
+          kwargs: templateKwargs(body.chat_template_kwargs, body.reasoning?.effort),
           structured,
         });
         const params = {
@@ -263,7 +263,7 @@ function responseShell(body: ResponsesRequest, model: string): Record<string, un
     output: [],
     parallel_tool_calls: body.parallel_tool_calls ?? true,
     previous_response_id: body.previous_response_id ?? null,
-    reasoning: { effort: null, summary: null },
+    reasoning: { effort: body.reasoning?.effort ?? null, summary: null },
     store: body.store !== false,
     background: body.background ?? false,
     temperature: body.temperature ?? null,

@@ -121,7 +121,7 @@ export const chatRequest = z.strictObject({
   // vLLM's: the assistant's turn opened (default), or the last message left open for the model to go on with.
   add_generation_prompt: opt(z.boolean()),
   continue_final_message: opt(z.boolean()),
-  /** OpenAI's, for reasoning models: reaches the template as `reasoning_effort` (gpt-oss reads it), as vLLM passes it. */
+  /** OpenAI's, for reasoning models: reaches the template as `reasoning_effort` (gpt-oss reads it), as in vLLM. */
   reasoning_effort: opt(z.enum(['none', 'minimal', 'low', 'medium', 'high'])),
   modalities: opt(z.array(z.literal('text'))),
   audio: unsupported('audio output'),
