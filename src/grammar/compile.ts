@@ -15,6 +15,16 @@ function jsonArguments(spec: GrammarSpec & { type: 'json_object' | 'json_schema'
   return [schema, COMPACT.anyWhitespace, COMPACT.indent, undefined, spec.type === 'json_schema'] as const;
 }
 
+/**
+ * JSON's EBNF with the string characters xgrammar 0.1.27 lets through but JSON.parse refuses (control characters in a
+ * length-bounded string, anything in a `pattern`'s `.`) left out. A whole-output JSON grammar gets this from the
+ * worker's token mask; inside a structural tag the mask cannot apply (the reasoning before it has newlines).
+ */
+export function withoutControlCharacters(ebnf: string): string {
+  const jsonChar = '[^\\0-\\x1f\\"\\\\]';
+  return ebnf.replaceAll('[^\\"\\\\\\r\\n]', jsonChar).replaceAll('[\\0-\\U0010ffff]', jsonChar);
+}
+
 /** A spec as a structural tag's part (JSON as the EBNF xgrammar makes of its schema). */
 async function asFormat(spec: GrammarSpec): Promise<StructuralTagFormat> {
   switch (spec.type) {
@@ -22,7 +32,7 @@ async function asFormat(spec: GrammarSpec): Promise<StructuralTagFormat> {
     case 'json_schema': {
       const grammar = await xgrammar().Grammar.fromJSONSchema(...jsonArguments(spec));
       try {
-        return { type: 'grammar', grammar: grammar.toString() };
+        return { type: 'grammar', grammar: withoutControlCharacters(grammar.toString()) };
       } finally {
         grammar.dispose(); // WebAssembly memory, not collected
       }

@@ -1,5 +1,6 @@
 import type { EncodeOptions } from '../engine/types.ts';
 import type { GrammarSpec } from '../grammar/spec.ts';
+import { THINK_END } from '../tools/reasoning-parser.ts';
 import { afterReasoning, type ChatOutputMode, reasoningMode } from './chat-output.ts';
 import { encodeChat, type RenderOptions } from './chat-template.ts';
 import { badRequest } from './errors.ts';
@@ -64,7 +65,8 @@ export async function prepareChat(a: Admitted, ask: ChatAsk): Promise<PreparedCh
       ...(typeof ask.toolChoice === 'object' && ask.toolChoice && { namedTool: true }),
     },
     output: {
-      grammar: afterReasoning(tools.grammar ?? ask.structured, reasoning),
+      // A prompt that closed the block (thinking off) is held from the first token, with the JSON token mask.
+      grammar: afterReasoning(tools.grammar ?? ask.structured, prompt.trimEnd().endsWith(THINK_END) ? null : reasoning),
       // Tool-call markers may be special tokens ([TOOL_CALLS], <|python_tag|>): keep them where calls are parsed.
       skipSpecialTokens: ask.skipSpecialTokens !== false && tools.format?.start == null,
     },

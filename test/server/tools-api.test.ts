@@ -277,6 +277,14 @@ test('on a thinking template, structured output and forced calls are held only a
     ...({ add_generation_prompt: false, continue_final_message: true } as object),
   });
   assert.deepEqual(engine().lastRequest!.grammar, { ...block, startsInside: true, inner });
+  // Thinking off (the prompt closed an empty block): held from the first token.
+  await openai.chat.completions.create({
+    model: 'm',
+    messages,
+    response_format,
+    ...({ chat_template_kwargs: { enable_thinking: false } } as object),
+  });
+  assert.deepEqual(engine().lastRequest!.grammar, inner);
   // Ollama holds `format` after the thinking it was asked to separate; without `think`, from the first token.
   const o = await ollama.chat({ model: 'm', messages, format: schema, think: true });
   assert.equal(o.message.thinking, '\nPlan.\n');
