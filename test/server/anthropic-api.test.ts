@@ -4,8 +4,8 @@ import Anthropic from '@anthropic-ai/sdk';
 import { ChatTemplate } from '../../src/loader/chat-template.ts';
 import type { ServeConfig } from '../../src/server/config.ts';
 import type { ChatTemplate as ServerTemplate } from '../../src/server/models.ts';
-import { fakeTemplate } from './fake-engine.ts';
-import { request } from './harness.ts';
+import { FakeSource, fakeTemplate } from './fake-engine.ts';
+import { capturedLog, eventually, request, startTestServer } from './harness.ts';
 import {
   WEATHER_CALL as CALL,
   closeScriptedServers,
@@ -367,4 +367,30 @@ test('streamed thinking and a stop sequence: the SDK assembles both; message_del
       [1, 'text'],
     ],
   );
+});
+
+test('a client that leaves a streamed message is not logged as a failure (nor as a shutdown)', async () => {
+  const { log, lines } = capturedLog('info');
+  const source = new FakeSource({ tokenDelayMs: 20, script: 'x'.repeat(200) }, 4096, 8, hermes);
+  const server = await startTestServer(source, [{ name: 'm', path: '/nowhere', ref: '/nowhere' }], {}, log);
+  try {
+    const controller = new AbortController();
+    const res = await fetch(`${server.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', max_tokens: 200, stream: true, messages: [{ role: 'user', content: 'Hi' }] }),
+      signal: controller.signal,
+    });
+    const reader = res.body!.getReader();
+    await reader.read();
+    controller.abort();
+    await eventually(() => server.ctx.gate.size === 0, 2000, 'the request ends');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(
+      lines.filter((l) => l.level === 50),
+      [],
+    );
+  } finally {
+    await server.close();
+  }
 });

@@ -64,7 +64,8 @@ export function registerMessages(app: FastifyInstance, ctx: ServerContext): void
       const out = new MessageOutput(send);
       try {
         const end = await drainAnswer(outputs, new OutputBlocks(mode, out), () => stream.open);
-        if (end.reason === 'abort') throw shutDown();
+        // A client gone has nobody to tell; an abort with the stream still open is a forced shutdown.
+        if (end.reason === 'abort' && stream.open) throw shutDown();
         send({ type: 'message_delta', delta: stopOf(end, stops, contextBound), usage: usageOf(ids.length, end) });
         send({ type: 'message_stop' });
       } catch (err) {
