@@ -201,9 +201,14 @@ export async function* runEngine(
   a.signal.addEventListener('abort', onAbort, { once: true });
   times.promptTokens = promptIds.length;
   a.record.promptTokens += promptIds.length;
-  ctx.metrics.promptTokens.inc(labels, promptIds.length);
+  // The metrics count a request the engine took (its first output): one refused at submission read no prompt.
+  let accepted = false;
   try {
     for await (const out of engine.generate({ id, prompt: promptIds, params, ...output })) {
+      if (!accepted) {
+        accepted = true;
+        ctx.metrics.promptTokens.inc(labels, promptIds.length);
+      }
       let tokens = 0;
       for (const o of out.outputs) {
         tokens += o.tokenIds.length;
@@ -233,7 +238,7 @@ export async function* runEngine(
     throw refused(err, fieldNames);
   } finally {
     a.signal.removeEventListener('abort', onAbort);
-    ctx.metrics.e2e.observe(labels, (performance.now() - a.arrival) / 1000);
+    if (accepted) ctx.metrics.e2e.observe(labels, (performance.now() - a.arrival) / 1000);
   }
 }
 

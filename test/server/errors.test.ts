@@ -166,6 +166,15 @@ test('/metrics exposes engine and latency series', async () => {
     assert.match(text, new RegExp(`^${name}`, 'm'), name);
   }
   assert.match(text, /pagoda_generation_tokens_total\{model_name="tiny-llama"\} [1-9]/);
+  // A prompt the engine refuses (longer than the context) reads nothing: the counters stay.
+  const series = (t: string) =>
+    ['pagoda_prompt_tokens_total{', 'pagoda_e2e_request_latency_seconds_count{'].map((n) =>
+      t.split('\n').find((l) => l.startsWith(n)),
+    );
+  const before = series(text);
+  const refused = await post(generate(), { model: server.model, prompt: 'x '.repeat(4000), stream: false });
+  assert.equal(refused.status, 400);
+  assert.deepEqual(series((await request(`${server.url}/metrics`)).text), before);
 });
 
 test('/metrics includes the process and Node.js metrics', async () => {
