@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { registerMessages } from './anthropic/messages.ts';
 import { parseJsonBody } from './body.ts';
 import type { ServeConfig } from './config.ts';
-import { apiFamily, errorBody, toApiError } from './errors.ts';
+import { ApiError, apiFamily, errorBody, toApiError } from './errors.ts';
 import { AdmissionGate, type ServerContext } from './generation.ts';
 import { hostCheck } from './host-check.ts';
 import { ignoredFieldLog } from './ignored-fields.ts';
@@ -58,7 +58,8 @@ export function buildApp(
     // (an allocation on every request for the rare error line): that line names the request's method and URL.
     childLoggerFactory: (logger) => logger,
     bodyLimit: config.bodyLimitBytes,
-    return503OnClosing: true,
+    // Requests during shutdown get a 503 in their API's shape (the hook below), not Fastify's own body.
+    return503OnClosing: false,
     // node enforces both once the request is whole, so answers may stream for as long as they take.
     requestTimeout: config.requestTimeoutMs,
     http: {
@@ -94,7 +95,12 @@ export function buildApp(
     return typeof address === 'object' && address ? address.address : null;
   });
   const cors = corsPolicy(config.origins);
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onRequest', async (request, reply) => {
+    if (closing) throw new ApiError(503, 'the server is shutting down', null, null, { 'retry-after': '5' });
     checkHost(request.headers.host);
     if (cors(request, reply) === 'preflight') return reply.code(204).send();
   });
@@ -112,7 +118,8 @@ export function buildApp(
 
   app.setErrorHandler((err, request, reply) => {
     const api = toApiError(err);
-    if (api.status >= 500)
+    // A 503 is an answer the server chose (a full queue, a shutdown, a model still loading), not a failure.
+    if (api.status >= 500 && api.status !== 503)
       request.log.error({ err, method: request.method, url: request.url.slice(0, 200) }, 'request failed');
     reply
       .code(api.status)
