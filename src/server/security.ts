@@ -12,7 +12,7 @@ const sha = (s: string) => createHash('sha256').update(s).digest();
 export function requireApiKey(apiKey: string) {
   const expected = sha(apiKey);
   return (request: FastifyRequest): void => {
-    if (request.url === '/health' || request.method === 'OPTIONS') return;
+    if (request.url.split('?')[0] === '/health' || request.method === 'OPTIONS') return;
     const header = request.headers.authorization ?? '';
     const xApiKey = request.headers['x-api-key'];
     const given = /^Bearer\s+(.+)$/i.exec(header)?.[1] ?? (typeof xApiKey === 'string' ? xApiKey : undefined);

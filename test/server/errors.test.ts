@@ -198,6 +198,7 @@ test('auth: Bearer key on every route but /health', async () => {
     assert.equal((await request(`${secured.url}/api/tags`)).status, 401);
     assert.equal((await request(`${secured.url}/metrics`)).status, 401);
     assert.equal((await request(`${secured.url}/health`)).status, 200);
+    assert.equal((await request(`${secured.url}/health?probe=1`)).status, 200, 'with a query string too');
     assert.equal(
       (await request(`${secured.url}/api/tags`, { headers: { authorization: 'Bearer sekrit' } })).status,
       200,
