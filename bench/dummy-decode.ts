@@ -11,7 +11,7 @@ import { CudaBackend } from '../src/backend/cuda/backend.ts';
 import { settingsFromEnv } from '../src/cli/settings.ts';
 import { loadDummyModel } from '../src/models/dummy.ts';
 import type { KvQuant } from '../src/primitives/kv-cache-type.ts';
-import { parseQuantization } from '../src/primitives/quant/mix.ts';
+import { isFp8, parseLoadQuantization } from '../src/primitives/quant/mix.ts';
 import { buildStepBatch, type ScheduledChunk } from '../src/runner/step-batch.ts';
 import { deviceWeights } from '../src/runner/weight-bytes.ts';
 
@@ -25,11 +25,13 @@ export function dummyDecode(
   quantizationArg?: string,
   { seqs = 1, context = PROMPT_LEN, kvQuant }: { seqs?: number; context?: number; kvQuant?: KvQuant } = {},
 ) {
-  const quantization = quantizationArg ? parseQuantization(quantizationArg, 'quantization') : undefined;
+  const quantization = quantizationArg ? parseLoadQuantization(quantizationArg, 'quantization') : undefined;
+  const fp8 = quantization !== undefined && isFp8(quantization);
   const backend = new CudaBackend({
     ...settingsFromEnv().cuda,
     dtype: 'bf16',
-    weightBytes: deviceWeights(dir, { dtype: 'bf16', dummy: true, quantization }).bytes,
+    weightBytes: deviceWeights(dir, { dtype: 'bf16', dummy: true, fp8, quantization: fp8 ? undefined : quantization })
+      .bytes,
   });
   const model = loadDummyModel(dir, backend, { quantization });
   backend.graphs?.setMaxBatch(seqs);
