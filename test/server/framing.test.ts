@@ -61,21 +61,26 @@ test('OpenAI SSE framing: data lines, blank-line separated, usage chunk, [DONE] 
   assert.equal(finish.finish_reason, 'length');
 });
 
-test('continuous_usage_stats: every chunk carries the usage so far', async () => {
+/** A streamed completion with continuous usage stats, as its parsed `data:` chunks. */
+async function usageChunks(body: Record<string, unknown>) {
   const r = await streamPost(`${server.url}/v1/completions`, {
     model: server.model,
     prompt: 'a',
-    max_tokens: 4,
     ignore_eos: true,
     stream: true,
     stream_options: { include_usage: true, continuous_usage_stats: true },
+    ...body,
   });
-  const chunks = r.pieces
+  return r.pieces
     .map((p) => p.data)
     .join('')
     .split('\n\n')
     .filter((e) => e.startsWith('data: {'))
     .map((e) => JSON.parse(e.slice(6)));
+}
+
+test('continuous_usage_stats: every chunk carries the usage so far', async () => {
+  const chunks = await usageChunks({ max_tokens: 4 });
   const counts = chunks.map((c) => c.usage.completion_tokens);
   assert.deepEqual(
     counts,
@@ -85,22 +90,7 @@ test('continuous_usage_stats: every chunk carries the usage so far', async () =>
   assert.equal(counts.at(-1), 4);
   assert.ok(chunks.every((c) => c.usage.prompt_tokens > 0));
   // With n > 1 each chunk counts its own choice's tokens, as vLLM's do; the last chunk counts them all.
-  const two = await streamPost(`${server.url}/v1/completions`, {
-    model: server.model,
-    prompt: 'a',
-    max_tokens: 3,
-    n: 2,
-    temperature: 1,
-    ignore_eos: true,
-    stream: true,
-    stream_options: { include_usage: true, continuous_usage_stats: true },
-  });
-  const both = two.pieces
-    .map((p) => p.data)
-    .join('')
-    .split('\n\n')
-    .filter((e) => e.startsWith('data: {'))
-    .map((e) => JSON.parse(e.slice(6)));
+  const both = await usageChunks({ max_tokens: 3, n: 2, temperature: 1 });
   for (const index of [0, 1]) {
     const own = both.filter((c) => c.choices[0]?.index === index).map((c) => c.usage.completion_tokens);
     assert.equal(Math.max(...own), 3, `choice ${index}: ${own}`);
