@@ -16,13 +16,18 @@ function jsonArguments(spec: GrammarSpec & { type: 'json_object' | 'json_schema'
 }
 
 /**
- * JSON's EBNF with the string characters xgrammar 0.1.27 lets through but JSON.parse refuses (control characters in a
- * length-bounded string, anything in a `pattern`'s `.`) left out. A whole-output JSON grammar gets this from the
- * worker's token mask; inside a structural tag the mask cannot apply (the reasoning before it has newlines).
+ * JSON's EBNF with the string characters xgrammar 0.1.27 lets through but JSON.parse refuses (control characters, and
+ * an unescaped quote or backslash, in a length-bounded string or a `pattern`'s `.` and negated classes) left out. A
+ * whole-output JSON grammar has the control characters taken out by the worker's token mask; inside a structural tag
+ * the mask cannot apply (the reasoning before it has newlines). Every character class of a JSON grammar lies inside a
+ * string; quoted literals are left as they are.
  */
 export function withoutControlCharacters(ebnf: string): string {
-  const jsonChar = '[^\\0-\\x1f\\"\\\\]';
-  return ebnf.replaceAll('[^\\"\\\\\\r\\n]', jsonChar).replaceAll('[\\0-\\U0010ffff]', jsonChar);
+  // Literals ("…") and classes ([…]) with their escapes; only classes change.
+  return ebnf.replace(/"(?:[^"\\]|\\.)*"|\[(?:[^\]\\]|\\.)*\]/g, (token) => {
+    if (token === '[\\0-\\U0010ffff]') return '[^\\0-\\x1f\\"\\\\]';
+    return token.startsWith('[^') ? `[^\\0-\\x1f\\"\\\\${token.slice(2)}` : token;
+  });
 }
 
 /** A spec as a structural tag's part (JSON as the EBNF xgrammar makes of its schema). */
