@@ -241,15 +241,10 @@ export class ModelRegistry {
     return [...this.slots.values()].map((s) => s.entry);
   }
 
-  /**
-   * Every model to list (/api/tags, /v1/models): the entries, with the stores' models that appeared since added (a
-   * store name over a `--model` folder's files stays that folder's entry, as at start-up).
-   */
+  /** Every model to list (/api/tags, /v1/models): the entries, with the stores' models that appeared since added. */
   listed(): ModelEntry[] {
     for (const entry of this.opts.catalog?.() ?? []) {
-      const owner = this.slots.get(this.aliases.get(entry.path) ?? '')?.entry;
-      const folder = owner !== undefined && owner.ref === owner.path;
-      if (!this.slots.has(entry.name) && !this.aliases.has(entry.name) && !folder) this.add(entry);
+      if (!this.slots.has(entry.name) && !this.aliases.has(entry.name)) this.add(entry);
     }
     return this.entries();
   }

@@ -69,10 +69,7 @@ export function resolveEntries(
     checkAdapterFor(given[0]!, dir, config);
     return adaptedEntry(given[0]!, name, dir);
   });
-  // A store name over a `--model` folder's files is that folder's entry.
-  const known = catalogEntries().filter(
-    (c) => ![...given, ...adapted].some((g) => g.name === c.name || (g.ref === g.path && g.path === c.path)),
-  );
+  const known = catalogEntries().filter((c) => ![...given, ...adapted].some((g) => g.name === c.name));
   return { entries: [...given, ...adapted, ...known], preload: given };
 }
 

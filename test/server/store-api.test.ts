@@ -250,6 +250,15 @@ test('a start-up folder model (--model PATH) can be copied and built on, not del
   } finally {
     await folderServer.shutdown();
   }
+  // Listed after a restart too: a stored name over the folder's files is a model of its own.
+  const again = await startServer(config, { log: () => {} }, () => {});
+  try {
+    await again.ready;
+    const listed = (await new Ollama({ host: again.url }).list()).models.map((m) => m.name);
+    assert.ok(listed.includes('qwen-copy:latest') && listed.includes('tiny-qwen2'), String(listed));
+  } finally {
+    await again.shutdown();
+  }
 });
 
 test("ollama create's upload: a GGUF sent to /api/blobs (digest checked) and named in /api/create's files, then served", async () => {
