@@ -201,14 +201,12 @@ export async function* runEngine(
   a.signal.addEventListener('abort', onAbort, { once: true });
   times.promptTokens = promptIds.length;
   a.record.promptTokens += promptIds.length;
-  // The metrics count a request the engine took (its first output): one refused at submission read no prompt.
-  let accepted = false;
+  // A request the engine refuses at submission (a UserError before any output) read no prompt: the metrics skip it.
+  let started = false;
+  let refusedAtSubmission = false;
   try {
     for await (const out of engine.generate({ id, prompt: promptIds, params, ...output })) {
-      if (!accepted) {
-        accepted = true;
-        ctx.metrics.promptTokens.inc(labels, promptIds.length);
-      }
+      started = true;
       let tokens = 0;
       for (const o of out.outputs) {
         tokens += o.tokenIds.length;
@@ -235,10 +233,14 @@ export async function* runEngine(
       if (a.signal.aborted) break;
     }
   } catch (err) {
+    refusedAtSubmission = !started && err instanceof UserError;
     throw refused(err, fieldNames);
   } finally {
     a.signal.removeEventListener('abort', onAbort);
-    if (accepted) ctx.metrics.e2e.observe(labels, (performance.now() - a.arrival) / 1000);
+    if (!refusedAtSubmission) {
+      ctx.metrics.promptTokens.inc(labels, promptIds.length);
+      ctx.metrics.e2e.observe(labels, (performance.now() - a.arrival) / 1000);
+    }
   }
 }
 
