@@ -100,9 +100,9 @@ export function buildApp(
     closing = true;
   });
   app.addHook('onRequest', async (request, reply) => {
-    if (closing) throw new ApiError(503, 'the server is shutting down', null, null, { 'retry-after': '5' });
     checkHost(request.headers.host);
     if (cors(request, reply) === 'preflight') return reply.code(204).send();
+    if (closing) throw new ApiError(503, 'the server is shutting down', null, null, { 'retry-after': '5' });
   });
   if (config.apiKey) {
     const check = requireApiKey(config.apiKey);

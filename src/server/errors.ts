@@ -78,10 +78,10 @@ export function toApiError(err: unknown): ApiError {
 
 /**
  * An error met while a stream is open, as the client is told it: an ApiError stays itself; anything else is a 500
- * whose text stays in the log.
+ * whose text stays in the log (a 503, a shutdown's abort, is the server's own choice and said where it is made).
  */
 export function streamFailure(err: unknown, log: { error(obj: object, msg: string): void }): ApiError {
   const api = toApiError(err);
-  if (api.status >= 500) log.error({ err }, 'stream failed');
+  if (api.status >= 500 && api.status !== 503) log.error({ err }, 'stream failed');
   return api;
 }

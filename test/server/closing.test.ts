@@ -33,7 +33,7 @@ test('a request that arrives while the server shuts down gets a 503 in its API s
   // An answer streams on this connection when the shutdown starts (as `pagoda serve` closes on SIGTERM); the next
   // request on the same connection comes after it.
   send({ ...chat, stream: true });
-  await wait(60);
+  while (!text.includes('data: ')) await wait(5);
   const closing = app.close();
   await wait(20);
   send(chat);

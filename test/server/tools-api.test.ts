@@ -354,6 +354,7 @@ test('Ollama: think true puts the thinking in message.thinking; a tool message c
   for (const call of [
     withTool.ollama.chat({ model: 'm', messages, think: true }),
     withTool.ollama.generate({ model: 'm', prompt: 'x', think: true }),
+    withTool.ollama.generate({ model: 'm', prompt: 'x', think: true, raw: true }),
   ]) {
     await assert.rejects(call, /"m" does not support thinking/);
   }

@@ -57,7 +57,7 @@ export const responsesRequest = z.strictObject({
   /** `effort` reaches the template as chat's `reasoning_effort` does; a summary is not made. */
   reasoning: opt(
     z.looseObject({
-      effort: opt(z.enum(['none', 'minimal', 'low', 'medium', 'high'])),
+      effort: opt(z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh'])),
       summary: z.unknown().optional(),
     }),
   ),

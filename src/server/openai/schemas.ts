@@ -122,7 +122,7 @@ export const chatRequest = z.strictObject({
   add_generation_prompt: opt(z.boolean()),
   continue_final_message: opt(z.boolean()),
   /** OpenAI's, for reasoning models: reaches the template as `reasoning_effort` (gpt-oss reads it), as in vLLM. */
-  reasoning_effort: opt(z.enum(['none', 'minimal', 'low', 'medium', 'high'])),
+  reasoning_effort: opt(z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh'])),
   modalities: opt(z.array(z.literal('text'))),
   audio: unsupported('audio output'),
   functions: unsupported('function calling'),
