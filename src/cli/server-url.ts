@@ -19,7 +19,8 @@ export function serverUrl(env: Record<string, string | undefined> = process.env)
   } catch {
     throw new UserError(`${name}: "${raw}" is not a host, host:port, :port or URL`);
   }
-  if (!url.port && !/^[a-z]+:\/\/[^/]*:\d+/i.test(spec)) url.port = '11434';
+  // No port given (a bracketed IPv6 address's colons are not one): Ollama's.
+  if (!url.port && !/^[a-z]+:\/\/(\[[^\]]*\]|[^/:]*):\d+/i.test(spec)) url.port = '11434';
   if (url.hostname === '0.0.0.0') url.hostname = '127.0.0.1';
   if (url.hostname === '[::]') url.hostname = '[::1]';
   return url.origin;

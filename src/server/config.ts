@@ -144,7 +144,8 @@ export function parseHost(value: string, from: string): { host: string; port: nu
     .replace(/^https?:\/\//, '')
     .replace(/\/+$/, '');
   let port: number | null = null;
-  const m = /^(.*?)(?::(\d+))?$/.exec(s);
+  // A bare IP address is all host (`2001:db8::1:80` is an IPv6 address, as the client commands read it).
+  const m = isIP(s) ? null : /^(.*?)(?::(\d+))?$/.exec(s);
   if (m?.[2] !== undefined && !m[1].endsWith(':')) {
     s = m[1];
     port = Number(m[2]);

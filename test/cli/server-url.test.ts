@@ -12,6 +12,8 @@ test('PAGODA_HOST (else OLLAMA_HOST) as Ollama reads it: host, host:port, :port,
   assert.equal(serverUrl({ OLLAMA_HOST: '0.0.0.0:5' }), 'http://127.0.0.1:5');
   assert.equal(serverUrl({ PAGODA_HOST: '[::1]:8080' }), 'http://[::1]:8080');
   assert.equal(serverUrl({ PAGODA_HOST: '::1' }), 'http://[::1]:11434');
+  assert.equal(serverUrl({ PAGODA_HOST: '2001:db8::1:80' }), 'http://[2001:db8::1:80]:11434');
+  assert.equal(serverUrl({ PAGODA_HOST: 'http://[::1]' }), 'http://[::1]:11434', "a bracket's colons are no port");
   assert.equal(serverUrl({ PAGODA_HOST: 'https://models.example:443' }), 'https://models.example');
 });
 

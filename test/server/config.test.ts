@@ -119,6 +119,9 @@ test('durations and hosts as Ollama writes them', () => {
   assert.deepEqual(parseHost('http://0.0.0.0:1234/', 'x'), { host: '0.0.0.0', port: 1234 });
   assert.deepEqual(parseHost(':99', 'x'), { host: '127.0.0.1', port: 99 });
   assert.deepEqual(parseHost('[::1]:5', 'x'), { host: '::1', port: 5 });
+  // A bare IPv6 address is all host, as the client commands read it.
+  assert.deepEqual(parseHost('2001:db8::1:80', 'x'), { host: '2001:db8::1:80', port: null });
+  assert.deepEqual(parseHost('fd00:0:0:0:0:0:0:1', 'x'), { host: 'fd00:0:0:0:0:0:0:1', port: null });
   assert.deepEqual(parseHost('example.org', 'x'), { host: 'example.org', port: null });
 });
 
