@@ -45,30 +45,7 @@ export class ServerMetrics {
     engineGauge('pagoda_prefix_cache_hit_rate', 'Prompt tokens found in the prefix cache / looked up.', (s) =>
       s.prefixCacheQueries ? s.prefixCacheHits / s.prefixCacheQueries : 0,
     );
-    engineGauge(
-      'pagoda_prefix_cache_hits_tokens',
-      'Prompt tokens found in the prefix cache (cumulative).',
-      (s) => s.prefixCacheHits,
-    );
-    engineGauge(
-      'pagoda_prefix_cache_queries_tokens',
-      'Prompt tokens looked up in the prefix cache (cumulative).',
-      (s) => s.prefixCacheQueries,
-    );
-    engineGauge('pagoda_num_preemptions', 'Sequences preempted so far (cumulative).', (s) => s.preemptions);
-    engineGauge('pagoda_engine_steps', 'Engine steps run (cumulative).', (s) => s.steps);
-    new Counter({
-      name: 'pagoda_kv_compression_blocks_saved_total',
-      help: 'KV-cache blocks freed by KV compression of long prompts.',
-      labelNames,
-      registers,
-      collect() {
-        this.reset();
-        for (const e of engines()) this.inc({ model_name: e.name }, e.stats.kvBlocksSaved);
-      },
-    });
-
-    // Cumulative engine counts as counters: reset and re-counted from the engines at every scrape.
+    // Cumulative engine counts as counters (vLLM's names): reset and re-counted from the engines at every scrape.
     const engineCounter = (name: string, help: string, value: (s: EngineStats) => number) =>
       new Counter({
         name,
@@ -80,6 +57,23 @@ export class ServerMetrics {
           for (const e of engines()) this.inc({ model_name: e.name }, value(e.stats));
         },
       });
+    engineCounter(
+      'pagoda_prefix_cache_hits_total',
+      'Prompt tokens found in the prefix cache.',
+      (s) => s.prefixCacheHits,
+    );
+    engineCounter(
+      'pagoda_prefix_cache_queries_total',
+      'Prompt tokens looked up in the prefix cache.',
+      (s) => s.prefixCacheQueries,
+    );
+    engineCounter('pagoda_num_preemptions_total', 'Sequences preempted.', (s) => s.preemptions);
+    engineCounter('pagoda_engine_steps_total', 'Engine steps run.', (s) => s.steps);
+    engineCounter(
+      'pagoda_kv_compression_blocks_saved_total',
+      'KV-cache blocks freed by KV compression of long prompts.',
+      (s) => s.kvBlocksSaved,
+    );
     engineCounter(
       'pagoda_spec_decode_num_draft_tokens_total',
       'Speculative decoding: draft tokens proposed and verified.',

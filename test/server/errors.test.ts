@@ -155,7 +155,10 @@ test('/metrics exposes engine and latency series', async () => {
     'pagoda_num_requests_waiting',
     'pagoda_kv_cache_usage_perc',
     'pagoda_prefix_cache_hit_rate',
-    'pagoda_num_preemptions',
+    'pagoda_num_preemptions_total',
+    'pagoda_prefix_cache_hits_total',
+    'pagoda_prefix_cache_queries_total',
+    'pagoda_engine_steps_total',
     'pagoda_prompt_tokens_total',
     'pagoda_generation_tokens_total',
     'pagoda_time_to_first_token_seconds_bucket',
@@ -166,6 +169,9 @@ test('/metrics exposes engine and latency series', async () => {
     assert.match(text, new RegExp(`^${name}`, 'm'), name);
   }
   assert.match(text, /pagoda_generation_tokens_total\{model_name="tiny-llama"\} [1-9]/);
+  // Running totals are counters, as vLLM's are (rate() needs them so).
+  assert.match(text, /^# TYPE pagoda_num_preemptions_total counter$/m);
+  assert.match(text, /^# TYPE pagoda_prefix_cache_queries_total counter$/m);
   // A prompt the engine refuses (longer than the context) reads nothing: the counters stay.
   const series = (t: string) =>
     ['pagoda_prompt_tokens_total{', 'pagoda_e2e_request_latency_seconds_count{'].map((n) =>

@@ -66,7 +66,7 @@ test("reads the server's /metrics: gauges and counters per model and summed", as
       ['b', 0],
     ],
   );
-  assert.equal(total(samples, 'pagoda_num_preemptions'), 3);
+  assert.equal(total(samples, 'pagoda_num_preemptions_total'), 3);
   assert.equal(total(samples, 'pagoda_spec_decode_num_draft_tokens_total', { model_name: 'a' }), 9);
   assert.equal(total(samples, 'pagoda_spec_decode_num_accepted_tokens_total'), 6);
 });

@@ -54,8 +54,8 @@ export function metricsPage(root) {
     const last = history.at(-1);
     const ttft = histogram(samples, 'pagoda_time_to_first_token_seconds', match);
     const itl = histogram(samples, 'pagoda_inter_token_latency_seconds', match);
-    const hits = total(samples, 'pagoda_prefix_cache_hits_tokens', match);
-    const queries = total(samples, 'pagoda_prefix_cache_queries_tokens', match);
+    const hits = total(samples, 'pagoda_prefix_cache_hits_total', match);
+    const queries = total(samples, 'pagoda_prefix_cache_queries_total', match);
     const card = (label, value) => h('div', { class: 'card metric' }, h('span', {}, label), h('strong', {}, value));
     cards.replaceChildren(
       card('Running', count(last.running)),
@@ -66,7 +66,7 @@ export function metricsPage(root) {
       card('Prompt tokens', count(total(samples, 'pagoda_prompt_tokens_total', match))),
       card('Finished', count(total(samples, 'pagoda_request_success_total', match))),
       card('Prefix cache hits', queries ? percent(hits / queries) : '–'),
-      card('Preemptions', count(total(samples, 'pagoda_num_preemptions', match))),
+      card('Preemptions', count(total(samples, 'pagoda_num_preemptions_total', match))),
     );
     const series = (name, pick) => ({ name, values: history.map(pick) });
     const length = Math.max(MIN_SPAN, history.length);
