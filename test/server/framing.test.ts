@@ -96,6 +96,15 @@ test('continuous_usage_stats: every chunk carries the usage so far', async () =>
     assert.equal(Math.max(...own), 3, `choice ${index}: ${own}`);
   }
   assert.equal(both.at(-1).usage.completion_tokens, 6);
+  // With a list of prompts each chunk counts its own prompt; the last chunk counts them all.
+  const two = await usageChunks({ max_tokens: 2, prompt: ['a', 'a b c d e f'] });
+  const promptOf = (index: number) =>
+    new Set(two.filter((c) => c.choices[0]?.index === index).map((c) => c.usage.prompt_tokens));
+  const [first, second] = [promptOf(0), promptOf(1)];
+  assert.equal(first.size, 1);
+  assert.equal(second.size, 1);
+  assert.ok([...first][0] < [...second][0], `${[...first]} < ${[...second]}`);
+  assert.equal(two.at(-1).usage.prompt_tokens, [...first][0] + [...second][0]);
 });
 
 test('completions SSE without include_usage has no usage field', async () => {

@@ -154,6 +154,8 @@ export async function streamChunks(
     base: Record<string, unknown>;
     streamOptions: { include_usage?: boolean | null; continuous_usage_stats?: boolean | null } | null | undefined;
     promptTokens: number;
+    /** The prompt tokens of a choice's own prompt (a batch of prompts), for its continuous usage; all of them else. */
+    choicePromptTokens?: (index: number) => number;
     opening?: Record<string, unknown>[];
     chunk(d: CompletionDelta): Record<string, unknown>[];
   },
@@ -165,7 +167,8 @@ export async function streamChunks(
   const generated = new Map<number, number>();
   const send = (choices: Record<string, unknown>[]) => {
     const index = choices[0]?.index as number;
-    const sofar = continuous ? usage(opts.promptTokens, generated.get(index) ?? 0) : null;
+    const prompt = opts.choicePromptTokens?.(index) ?? opts.promptTokens;
+    const sofar = continuous ? usage(prompt, generated.get(index) ?? 0) : null;
     stream.send({ ...opts.base, choices, ...(includeUsage && { usage: sofar }) });
   };
   try {

@@ -133,6 +133,7 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
             base,
             streamOptions: body.stream_options,
             promptTokens,
+            choicePromptTokens: (index) => prompts[Math.floor(index / n)]!.ids.length,
             opening,
             chunk,
           });
