@@ -3,7 +3,8 @@ import { UserError } from '../util/errors.ts';
 
 /**
  * The server a client command talks to: `PAGODA_HOST` (or `OLLAMA_HOST`) as Ollama reads it — `host`,
- * `host:port`, `:port`, an IPv6 address or a URL — else 127.0.0.1:11434. A listen-on-all address is reached through
+ * `host:port`, `:port`, an IPv6 address (port 11434 unless given), or a URL (its scheme's port unless given) — else
+ * 127.0.0.1:11434. A listen-on-all address is reached through
  * localhost.
  */
 export function serverUrl(env: Record<string, string | undefined> = process.env): string {
@@ -19,8 +20,8 @@ export function serverUrl(env: Record<string, string | undefined> = process.env)
   } catch {
     throw new UserError(`${name}: "${raw}" is not a host, host:port, :port or URL`);
   }
-  // No port given (a bracketed IPv6 address's colons are not one): Ollama's.
-  if (!url.port && !/^[a-z]+:\/\/(\[[^\]]*\]|[^/:]*):\d+/i.test(spec)) url.port = '11434';
+  // No scheme and no port: Ollama's port. A URL without one keeps its scheme's (80, 443), as Ollama reads it.
+  if (!url.port && !/^[a-z]+:\/\//i.test(spec) && !/^(\[[^\]]*\]|[^/:]*):\d+/.test(spec)) url.port = '11434';
   if (url.hostname === '0.0.0.0') url.hostname = '127.0.0.1';
   if (url.hostname === '[::]') url.hostname = '[::1]';
   return url.origin;

@@ -13,7 +13,11 @@ test('PAGODA_HOST (else OLLAMA_HOST) as Ollama reads it: host, host:port, :port,
   assert.equal(serverUrl({ PAGODA_HOST: '[::1]:8080' }), 'http://[::1]:8080');
   assert.equal(serverUrl({ PAGODA_HOST: '::1' }), 'http://[::1]:11434');
   assert.equal(serverUrl({ PAGODA_HOST: '2001:db8::1:80' }), 'http://[2001:db8::1:80]:11434');
-  assert.equal(serverUrl({ PAGODA_HOST: 'http://[::1]' }), 'http://[::1]:11434', "a bracket's colons are no port");
+  assert.equal(serverUrl({ PAGODA_HOST: '[::1]' }), 'http://[::1]:11434', "a bracket's colons are no port");
+  // A URL without a port has its scheme's, as Ollama reads it.
+  assert.equal(serverUrl({ PAGODA_HOST: 'http://[::1]' }), 'http://[::1]');
+  assert.equal(serverUrl({ PAGODA_HOST: 'https://models.example' }), 'https://models.example');
+  assert.equal(serverUrl({ PAGODA_HOST: 'http://models.example:8080/' }), 'http://models.example:8080');
   assert.equal(serverUrl({ PAGODA_HOST: 'https://models.example:443' }), 'https://models.example');
 });
 
