@@ -57,33 +57,32 @@ export class ServerMetrics {
           for (const e of engines()) this.inc({ model_name: e.name }, value(e.stats));
         },
       });
-    engineCounter(
-      'pagoda_prefix_cache_hits_total',
-      'Prompt tokens found in the prefix cache.',
-      (s) => s.prefixCacheHits,
-    );
-    engineCounter(
-      'pagoda_prefix_cache_queries_total',
-      'Prompt tokens looked up in the prefix cache.',
-      (s) => s.prefixCacheQueries,
-    );
-    engineCounter('pagoda_num_preemptions_total', 'Sequences preempted.', (s) => s.preemptions);
-    engineCounter('pagoda_engine_steps_total', 'Engine steps run.', (s) => s.steps);
-    engineCounter(
-      'pagoda_kv_compression_blocks_saved_total',
-      'KV-cache blocks freed by KV compression of long prompts.',
-      (s) => s.kvBlocksSaved,
-    );
-    engineCounter(
-      'pagoda_spec_decode_num_draft_tokens_total',
-      'Speculative decoding: draft tokens proposed and verified.',
-      (s) => s.specDraftTokens,
-    );
-    engineCounter(
-      'pagoda_spec_decode_num_accepted_tokens_total',
-      'Speculative decoding: draft tokens the target model accepted.',
-      (s) => s.specAcceptedTokens,
-    );
+    const counters: [name: string, help: string, value: (s: EngineStats) => number][] = [
+      ['pagoda_prefix_cache_hits_total', 'Prompt tokens found in the prefix cache.', (s) => s.prefixCacheHits],
+      [
+        'pagoda_prefix_cache_queries_total',
+        'Prompt tokens looked up in the prefix cache.',
+        (s) => s.prefixCacheQueries,
+      ],
+      ['pagoda_num_preemptions_total', 'Sequences preempted.', (s) => s.preemptions],
+      ['pagoda_engine_steps_total', 'Engine steps run.', (s) => s.steps],
+      [
+        'pagoda_kv_compression_blocks_saved_total',
+        'KV-cache blocks freed by KV compression of long prompts.',
+        (s) => s.kvBlocksSaved,
+      ],
+      [
+        'pagoda_spec_decode_num_draft_tokens_total',
+        'Speculative decoding: draft tokens proposed and verified.',
+        (s) => s.specDraftTokens,
+      ],
+      [
+        'pagoda_spec_decode_num_accepted_tokens_total',
+        'Speculative decoding: draft tokens the target model accepted.',
+        (s) => s.specAcceptedTokens,
+      ],
+    ];
+    for (const [name, help, value] of counters) engineCounter(name, help, value);
 
     this.promptTokens = new Counter({
       name: 'pagoda_prompt_tokens_total',
