@@ -22,7 +22,7 @@ function jsonArguments(spec: GrammarSpec & { type: 'json_object' | 'json_schema'
  * the mask cannot apply (the reasoning before it has newlines). Every character class of a JSON grammar lies inside a
  * string; quoted literals are left as they are.
  */
-export function withoutControlCharacters(ebnf: string): string {
+function jsonSafeStrings(ebnf: string): string {
   // Literals ("…") and classes ([…]) with their escapes; only classes change.
   return ebnf.replace(/"(?:[^"\\]|\\.)*"|\[(?:[^\]\\]|\\.)*\]/g, (token) => {
     if (token === '[\\0-\\U0010ffff]') return '[^\\0-\\x1f\\"\\\\]';
@@ -37,7 +37,7 @@ async function asFormat(spec: GrammarSpec): Promise<StructuralTagFormat> {
     case 'json_schema': {
       const grammar = await xgrammar().Grammar.fromJSONSchema(...jsonArguments(spec));
       try {
-        return { type: 'grammar', grammar: withoutControlCharacters(grammar.toString()) };
+        return { type: 'grammar', grammar: jsonSafeStrings(grammar.toString()) };
       } finally {
         grammar.dispose(); // WebAssembly memory, not collected
       }

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { registerMessages } from './anthropic/messages.ts';
 import { parseJsonBody } from './body.ts';
 import type { ServeConfig } from './config.ts';
-import { ApiError, apiFamily, errorBody, toApiError } from './errors.ts';
+import { ApiError, apiFamily, errorBody, isFailure, toApiError } from './errors.ts';
 import { AdmissionGate, type ServerContext } from './generation.ts';
 import { hostCheck } from './host-check.ts';
 import { ignoredFieldLog } from './ignored-fields.ts';
@@ -118,8 +118,7 @@ export function buildApp(
 
   app.setErrorHandler((err, request, reply) => {
     const api = toApiError(err);
-    // A 503 is an answer the server chose (a full queue, a shutdown, a model still loading), not a failure.
-    if (api.status >= 500 && api.status !== 503)
+    if (isFailure(api))
       request.log.error({ err, method: request.method, url: request.url.slice(0, 200) }, 'request failed');
     reply
       .code(api.status)

@@ -76,12 +76,17 @@ export function toApiError(err: unknown): ApiError {
   return new ApiError(500, 'internal server error');
 }
 
+/** Whether an error is the server's failure, to log: a 5xx but 503 (a full queue, a shutdown, a model loading). */
+export function isFailure(api: ApiError): boolean {
+  return api.status >= 500 && api.status !== 503;
+}
+
 /**
  * An error met while a stream is open, as the client is told it: an ApiError stays itself; anything else is a 500
- * whose text stays in the log (a 503, a shutdown's abort, is the server's own choice and said where it is made).
+ * whose text stays in the log (see isFailure).
  */
 export function streamFailure(err: unknown, log: { error(obj: object, msg: string): void }): ApiError {
   const api = toApiError(err);
-  if (api.status >= 500 && api.status !== 503) log.error({ err }, 'stream failed');
+  if (isFailure(api)) log.error({ err }, 'stream failed');
   return api;
 }

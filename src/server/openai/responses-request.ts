@@ -5,7 +5,7 @@ import type { ChatMessage } from '../models.ts';
 import { textFormat } from '../structured-output.ts';
 import { type Tool, type ToolChoice, toolSchema } from '../tool-requests.ts';
 import { parsedArguments } from './chat-message.ts';
-import { keepAlive, unsupported } from './schemas.ts';
+import { keepAlive, reasoningEffort, unsupported } from './schemas.ts';
 
 const opt = <T extends z.ZodType>(t: T) => t.nullish();
 const MAX_ITEMS = 4096;
@@ -57,7 +57,7 @@ export const responsesRequest = z.strictObject({
   /** `effort` reaches the template as chat's `reasoning_effort` does; a summary is not made. */
   reasoning: opt(
     z.looseObject({
-      effort: opt(z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh'])),
+      effort: reasoningEffort,
       summary: z.unknown().optional(),
     }),
   ),

@@ -11,6 +11,9 @@ export const MAX_N = 16;
 const opt = <T extends z.ZodType>(t: T) => t.nullish();
 const int = () => z.number().int();
 
+/** OpenAI's reasoning effort levels (chat's `reasoning_effort`, the Responses API's `reasoning.effort`). */
+export const reasoningEffort = opt(z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh']));
+
 /** Ollama's keep_alive: seconds or a duration such as "5m"; negative = forever. */
 export const keepAlive = opt(z.union([z.number(), z.string().max(64)]));
 
@@ -122,7 +125,7 @@ export const chatRequest = z.strictObject({
   add_generation_prompt: opt(z.boolean()),
   continue_final_message: opt(z.boolean()),
   /** OpenAI's, for reasoning models: reaches the template as `reasoning_effort` (gpt-oss reads it), as in vLLM. */
-  reasoning_effort: opt(z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh'])),
+  reasoning_effort: reasoningEffort,
   modalities: opt(z.array(z.literal('text'))),
   audio: unsupported('audio output'),
   functions: unsupported('function calling'),
