@@ -327,8 +327,20 @@ case ${1:-1} in
       --context 700 $kv
   done
   ;;
+28)
+  # #18: cuBLASLt's FP8 fast accumulation (PAGODA_FP8_FAST_ACCUM=1: the e4m3 sums stay in the tensor cores'
+  # accumulators along K, as vLLM's FP8 GEMMs keep them) against the float32 promotions of the default. First the FP8
+  # GEMM's test with it (its error against the bound), then the FP8 + FP8-cache offline run, bf16 first, then 0/1
+  # interleaved, then the 256-sequence decode step with it (part 27's 11.37 ms without).
+  stage fp8-test 150 bash -c "$GPU_TEST test/gpu/fp8-weights.test.ts 2>&1 | grep -E '^ℹ (pass|fail)|✖|worst error' | head -30"
+  stage offline 300 bash -c "for f in bf16 0 1 0 1; do q='--quantization fp8 --kv-cache-type fp8'; [ \$f = bf16 ] && q=; \
+    PAGODA_FP8_FAST_ACCUM=\$f timeout 55 node bin/pagoda.mjs bench throughput --model bench/configs/llama3-8b \
+    --device cuda --load-format dummy --max-model-len 2048 \$q 2>&1 | grep -E 'output tokens/s' | sed \"s/^/| fast accum \$f | /\"; done"
+  stage step-fast-accum 90 env PAGODA_FP8_FAST_ACCUM=1 node --import tsx bench/decode-profile.ts bench/configs/llama3-8b \
+    fp8 --seqs 256 --context 700 --kv-cache-type fp8
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|...|27" >&2
+  echo "usage: bench/lease.sh 1|2|...|28" >&2
   exit 2
   ;;
 esac

@@ -30,6 +30,7 @@ test('each PAGODA_* variable keeps its meaning: device, CPU threads, tensor-para
     PAGODA_PDL: '0',
     PAGODA_GEMV: '0',
     PAGODA_FP8_CUBLASLT_SCALES: '1',
+    PAGODA_FP8_FAST_ACCUM: '0',
     PAGODA_SIMPLE_ATTENTION: '1',
     PAGODA_TP_FORCE_NCCL: '1',
     CUDA_HOME: '/opt/cuda',
@@ -45,17 +46,19 @@ test('each PAGODA_* variable keeps its meaning: device, CPU threads, tensor-para
       pdl: false,
       gemv: false,
       fp8CublasltScales: true,
+      fp8FastAccum: false,
       simpleAttention: true,
       tpForceNccl: true,
       cudaRoots: ['/opt/cuda', '/usr/local/cuda-13'],
     },
   });
-  // Only 0 turns PDL and the GEMV off, only 1 turns cuBLASLt's FP8 scales, the simple attention and the forced NCCL
+  // Only 0 turns PDL, the GEMV and FP8 fast accumulation off, only 1 turns cuBLASLt's FP8 scales, the simple attention and the forced NCCL
   // path on; a bad thread count is ignored.
   const other = settingsFromEnv({
     PAGODA_PDL: '1',
     PAGODA_GEMV: 'yes',
     PAGODA_FP8_CUBLASLT_SCALES: 'yes',
+    PAGODA_FP8_FAST_ACCUM: 'yes',
     PAGODA_SIMPLE_ATTENTION: '0',
     PAGODA_TP_FORCE_NCCL: 'yes',
     PAGODA_CPU_THREADS: 'x',
@@ -63,7 +66,14 @@ test('each PAGODA_* variable keeps its meaning: device, CPU threads, tensor-para
   assert.deepEqual(other, {
     device: undefined,
     cpuThreads: undefined,
-    cuda: { pdl: true, gemv: true, fp8CublasltScales: false, simpleAttention: false, tpForceNccl: false },
+    cuda: {
+      pdl: true,
+      gemv: true,
+      fp8CublasltScales: false,
+      fp8FastAccum: true,
+      simpleAttention: false,
+      tpForceNccl: false,
+    },
   });
 });
 

@@ -418,7 +418,7 @@ describe('CUDA FP8 weights', () => {
       }
     });
 
-    test(`the FP8 GEMM path (37 and 300 rows, 5 with the GEMV off), scales in the epilogue or in cuBLASLt (${dtype})`, {
+    test(`the FP8 GEMM path (37 and 300 rows, 5 with the GEMV off), scales in the epilogue or in cuBLASLt, fast accumulation (${dtype})`, {
       skip,
     }, (t) => {
       const g = gpu(dtype);
@@ -428,10 +428,19 @@ describe('CUDA FP8 weights', () => {
       const wq = quantizeFp8Rows(wv, M, K);
       const bv = rounded(randomValues(M, seed++, 0.5), dtype);
       const bias = g.loadWeight(host('b', [M], bv, dtype));
-      const saved = { gemv: g.linears.gemv, scales: g.ctx.settings.fp8CublasltScales };
+      const saved = {
+        gemv: g.linears.gemv,
+        scales: g.ctx.settings.fp8CublasltScales,
+        fastAccum: g.ctx.settings.fp8FastAccum,
+      };
       try {
-        for (const inCublas of [false, true]) {
+        for (const [inCublas, fastAccum] of [
+          [false, false],
+          [true, false],
+          [false, true],
+        ] as const) {
           g.ctx.settings.fp8CublasltScales = inCublas;
+          g.ctx.settings.fp8FastAccum = fastAccum;
           for (const [T, gemv] of [
             [37, true],
             [300, true],
@@ -439,7 +448,9 @@ describe('CUDA FP8 weights', () => {
           ] as const) {
             g.linears.gemv = gemv;
             assert.equal(fp8Path(T, g.linears.fp8Gemv), 'gemm');
-            const how = inCublas && g.linears.lt.hasFp8Scaled(T, M, K, dtype) ? 'cuBLASLt scales' : 'epilogue';
+            const how =
+              (inCublas && g.linears.lt.hasFp8Scaled(T, M, K, dtype) ? 'cuBLASLt scales' : 'epilogue') +
+              (fastAccum ? ', fast accumulation' : '');
             if (inCublas) t.diagnostic(`${dtype} ${T} rows: ${how}`);
             // Tokens of different magnitudes: each takes its own scale.
             const xv = rounded(
@@ -457,7 +468,8 @@ describe('CUDA FP8 weights', () => {
             // The epilogue path rounds cuBLASLt's unscaled product to bf16 (2^-9), then the output; with the bias in
             // its own pass (cuBLASLt's scales) the output is rounded twice.
             const what = `gemm ${T}x${K}x${M} (${how})`;
-            within(what, got, yb, mag, 2 ** -9 + 2 * OUT_REL[dtype], FP8_SUM_REL, OUT_ABS[dtype]);
+            const worst = within(what, got, yb, mag, 2 ** -9 + 2 * OUT_REL[dtype], FP8_SUM_REL, OUT_ABS[dtype]);
+            if (fastAccum) t.diagnostic(`${what}: worst error ${worst.toFixed(3)} of its bound`);
             const plain = g.toHost(g.linear(x, w));
             within(`${what}, no bias`, plain, y, mag, 2 ** -9 + OUT_REL[dtype], FP8_SUM_REL, OUT_ABS[dtype]);
             // Not vacuous: unquantized activations are further away than the bound.
@@ -468,6 +480,7 @@ describe('CUDA FP8 weights', () => {
       } finally {
         g.linears.gemv = saved.gemv;
         g.ctx.settings.fp8CublasltScales = saved.scales;
+        g.ctx.settings.fp8FastAccum = saved.fastAccum;
       }
     });
   }

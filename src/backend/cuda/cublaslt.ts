@@ -2,6 +2,7 @@ import type { LibraryHandle } from 'koffi';
 import type { DType } from '../backend.ts';
 import type { CudaDriver, DevPtr, Handle } from './driver.ts';
 import { loadCudaLibrary } from './libs.ts';
+import type { CudaSettings } from './settings.ts';
 
 function bindLt(lib: LibraryHandle) {
   const f = (s: string) => lib.func(s);
@@ -35,6 +36,7 @@ const DESC_TRANSA = 3;
 const DESC_TRANSB = 4;
 const DESC_A_SCALE_POINTER = 17;
 const DESC_B_SCALE_POINTER = 18;
+const DESC_FAST_ACCUM = 25;
 const DESC_A_SCALE_MODE = 31;
 const DESC_B_SCALE_MODE = 32;
 /** cublasLtMatmulMatrixScale_t: a float32 per row of op(A) and per column of op(B) (cuBLAS 12.9+). */
@@ -69,17 +71,20 @@ export class CublasLt {
   private readonly zero = new Float32Array([0]);
   private released = false;
 
-  /** `roots`: toolkit folders searched for the library (CudaSettings.cudaRoots). */
+  /**
+   * `settings.cudaRoots`: toolkit folders searched for the library; `settings.fp8FastAccum` is read as each FP8 shape
+   * is first planned (tests switch it).
+   */
   constructor(
     private readonly drv: CudaDriver,
-    roots: readonly string[],
+    private readonly settings: Pick<CudaSettings, 'cudaRoots' | 'fp8FastAccum'>,
   ) {
     this.api = bindLt(
       loadCudaLibrary(
         ['libcublasLt.so.13', 'libcublasLt.so.12', 'libcublasLt.so'],
         'the cuBLASLt library libcublasLt',
         'Install the CUDA toolkit 12 or 13 (or the nvidia-cublas package) and put its lib64 folder on LD_LIBRARY_PATH',
-        roots,
+        settings.cudaRoots,
       ),
     );
     const h = [null];
@@ -124,7 +129,8 @@ export class CublasLt {
     outerScales = false,
     ldy = out,
   ): Plan | null {
-    const key = `${t},${out},${inF},${inType},${outType},${outerScales},${ldy}`;
+    const fastAccum = inType === 'e4m3' && this.settings.fp8FastAccum;
+    const key = `${t},${out},${inF},${inType},${outType},${outerScales},${ldy},${fastAccum}`;
     const hit = this.plans.get(key);
     if (hit !== undefined) return hit;
     const a = this.api;
@@ -132,7 +138,7 @@ export class CublasLt {
     this.check(a.descCreate(d, COMPUTE_32F, CUDA_TYPE.f32), 'cublasLtMatmulDescCreate');
     const made = { desc: d[0] as Handle, layouts: [] as Handle[] };
     try {
-      const plan = this.describe(made, t, out, inF, inType, outType, outerScales, ldy);
+      const plan = this.describe(made, t, out, inF, inType, outType, outerScales, ldy, fastAccum);
       this.plans.set(key, plan);
       if (!plan) this.destroyPlan(made);
       return plan;
@@ -154,12 +160,15 @@ export class CublasLt {
     outType: DType,
     outerScales: boolean,
     ldy: number,
+    fastAccum: boolean,
   ): Plan | null {
     const a = this.api;
     const { desc } = made;
     // Column-major view: Yᵀ[out, T] = op(W)[out, in] · Xᵀ[in, T], with W stored as col-major [in, out].
     this.check(a.descSet(desc, DESC_TRANSA, new Int32Array([1]), 4), 'set TRANSA');
     this.check(a.descSet(desc, DESC_TRANSB, new Int32Array([0]), 4), 'set TRANSB');
+    // e4m3 sums kept in the tensor cores' accumulators all along K, not promoted to float32 every few k-blocks.
+    if (fastAccum) this.check(a.descSet(desc, DESC_FAST_ACCUM, new Int8Array([1]), 1), 'set FAST_ACCUM');
     if (outerScales) {
       // A library without the scale modes refuses the attributes. The scale vectors are set per call; the heuristic
       // sees the workspace in their place.

@@ -100,7 +100,7 @@ export class CudaLinear {
   private readonly fp8GemvBuilds: boolean;
 
   constructor(readonly ctx: CudaContext) {
-    this.lt = new CublasLt(ctx.drv, ctx.settings.cudaRoots);
+    this.lt = new CublasLt(ctx.drv, ctx.settings);
     this.gemv = ctx.settings.gemv;
     this.gemvTable = readGemvTable(ctx.drv.info);
     this.quant = new QuantLinear(ctx, this.lt);
