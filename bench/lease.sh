@@ -339,8 +339,26 @@ case ${1:-1} in
   stage step-fast-accum 90 env PAGODA_FP8_FAST_ACCUM=1 node --import tsx bench/decode-profile.ts bench/configs/llama3-8b \
     fp8 --seqs 256 --context 700 --kv-cache-type fp8
   ;;
+29)
+  # After fast accumulation became the default (part 28): the GPU test files with an FP8 path; whether the
+  # 256-sequence step is paced by the host (decode-profile's host time per step beside the replay, bf16 and FP8 + FP8
+  # cache); then cuBLASLt's scales with fast accumulation, offline, interleaved with the default and bf16.
+  stage fp8-tests 260 bash -c "for f in test/gpu/fp8-weights.test.ts test/gpu/fp8-checkpoints.test.ts \
+    test/gpu/act-mul-x-forms.test.ts test/gpu/norm-x-forms.test.ts test/gpu/qkv-rope-gemv.test.ts \
+    test/gpu/kv-quant.test.ts test/gpu/cuda-kv-quant-engine.test.ts; do echo \"| \$f |\"; \
+    $GPU_TEST \$f 2>&1 | grep -E '^ℹ (pass|fail)|✖' | head -8; done"
+  for run in "bf16||" "fp8-both|fp8|--kv-cache-type fp8"; do
+    IFS='|' read -r name quant kv <<<"$run"
+    stage "step-$name" 60 bash -c "node --import tsx bench/decode-profile.ts bench/configs/llama3-8b $quant --seqs 256 \
+      --context 700 $kv 2>&1 | grep -E 'graph replay|^\| (paged|cuBLASLt)'"
+  done
+  stage offline 200 bash -c "for s in bf16 0 1 0 1 bf16; do q='--quantization fp8 --kv-cache-type fp8'; \
+    [ \$s = bf16 ] && q=; PAGODA_FP8_CUBLASLT_SCALES=\$s timeout 55 node bin/pagoda.mjs bench throughput \
+    --model bench/configs/llama3-8b --device cuda --load-format dummy --max-model-len 2048 \$q 2>&1 | \
+    grep -E 'output tokens/s' | sed \"s/^/| cuBLASLt scales \$s | /\"; done"
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|...|28" >&2
+  echo "usage: bench/lease.sh 1|2|...|29" >&2
   exit 2
   ;;
 esac
