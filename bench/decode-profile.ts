@@ -41,25 +41,19 @@ const {
   kvQuant: isKvQuant(opts['kv-cache-type']) ? opts['kv-cache-type'] : undefined,
 });
 
-/**
- * The mean of 50 replays of the step's graph at `n` sequences (captured on first use), after 4 warm-up steps, on the
- * stream; `hostMs`: the host's time to build and enqueue one (nothing waits on the device between steps, so a replay
- * no longer than it says the host, not the GPU, set the pace).
- */
-function graphMs(n: number): { replayMs: number; hostMs: number } {
+/** The mean of 50 replays of the step's graph at `n` sequences (captured on first use), after 4 warm-up steps. */
+function graphMs(n: number): number {
   let pos = context;
   const chunks = (p: number) => decodeChunks(p).slice(0, n);
   for (let i = 0; i < 4; i++) run(chunks(pos++));
   const replays = 50;
-  let host = 0;
-  const stream = streamMillis(drv, () => {
-    const t = performance.now();
-    for (let i = 0; i < replays; i++) run(chunks(pos));
-    host = performance.now() - t;
-  });
-  return { replayMs: stream / replays, hostMs: host / replays };
+  return (
+    streamMillis(drv, () => {
+      for (let i = 0; i < replays; i++) run(chunks(pos));
+    }) / replays
+  );
 }
-const { replayMs, hostMs } = graphMs(seqs);
+const replayMs = graphMs(seqs);
 
 // One eager step with each launch timed alone (the stream idles between launches, so this is kernel time only).
 const perKernel = new Map<string, { count: number; ms: number }>();
@@ -105,7 +99,7 @@ for (const [k, e] of rows)
     `| ${k} | ${e.count} | ${(e.ms * 1000).toFixed(0)} | ${((e.ms * 1000) / e.count).toFixed(1)} | ${((100 * e.ms) / kernelMs).toFixed(1)} % |`,
   );
 console.log(
-  `\ndecode step, ${seqs} sequence(s) at context ${context}: graph replay ${replayMs.toFixed(3)} ms (the host builds and enqueues one in ${hostMs.toFixed(3)}); ${launches} launches timed alone sum to ${kernelMs.toFixed(3)} ms`,
+  `\ndecode step, ${seqs} sequence(s) at context ${context}: graph replay ${replayMs.toFixed(3)} ms; ${launches} launches timed alone sum to ${kernelMs.toFixed(3)} ms`,
 );
 
 if (opts.sweep) {
@@ -115,7 +109,7 @@ if (opts.sweep) {
   for (const n of opts.sweep.split(',').map(Number)) {
     if (n > seqs) throw new Error(`--sweep ${n}: at most --seqs (${seqs}) sequences`);
     backend.graphs?.setMaxBatch(n);
-    const ms = graphMs(n).replayMs;
+    const ms = graphMs(n);
     console.log(`| ${n} | ${ms.toFixed(3)} | ${(ms / n).toFixed(4)} |`);
   }
 }

@@ -57,6 +57,9 @@ GPU_TESTS="$GPU_TEST \$(find test/gpu -name '*.test.ts' ! -name 'attention-sm90a
 # space-separated, ahead of the rest); a file that ran is listed in $DONE, so a later call on the same machine goes
 # on with the rest (the files the deadline cuts print none).
 DONE=/tmp/pagoda-gpu-tests-done
+# The GPU test files with an FP8 weight or cache path.
+FP8_TESTS="test/gpu/fp8-weights.test.ts test/gpu/fp8-checkpoints.test.ts test/gpu/act-mul-x-forms.test.ts \
+test/gpu/norm-x-forms.test.ts test/gpu/qkv-rope-gemv.test.ts test/gpu/kv-quant.test.ts test/gpu/cuda-kv-quant-engine.test.ts"
 gpu_tests() {
   local order="${FIRST:-} test/gpu/cuda-embeddings.test.ts test/gpu/moe-kernels.test.ts"
   order="$order test/gpu/act-mul-x-forms.test.ts test/gpu/attention-x-forms.test.ts test/gpu/cuda-engine.test.ts"
@@ -343,10 +346,7 @@ case ${1:-1} in
   # After fast accumulation became the default (part 28): the GPU test files with an FP8 path; whether the
   # 256-sequence step is paced by the host (decode-profile's host time per step beside the replay, bf16 and FP8 + FP8
   # cache); then cuBLASLt's scales with fast accumulation, offline, interleaved with the default and bf16.
-  stage fp8-tests 260 bash -c "for f in test/gpu/fp8-weights.test.ts test/gpu/fp8-checkpoints.test.ts \
-    test/gpu/act-mul-x-forms.test.ts test/gpu/norm-x-forms.test.ts test/gpu/qkv-rope-gemv.test.ts \
-    test/gpu/kv-quant.test.ts test/gpu/cuda-kv-quant-engine.test.ts; do echo \"| \$f |\"; \
-    $GPU_TEST \$f 2>&1 | grep -E '^ℹ (pass|fail)|✖' | head -8; done"
+  stage fp8-tests 260 bash -c "for f in $FP8_TESTS; do echo \"| \$f |\"; $GPU_TEST \$f 2>&1 | grep -E '^ℹ (pass|fail)|✖' | head -8; done"
   for run in "bf16||" "fp8-both|fp8|--kv-cache-type fp8"; do
     IFS='|' read -r name quant kv <<<"$run"
     stage "step-$name" 60 bash -c "node --import tsx bench/decode-profile.ts bench/configs/llama3-8b $quant --seqs 256 \
@@ -357,8 +357,18 @@ case ${1:-1} in
     --model bench/configs/llama3-8b --device cuda --load-format dummy --max-model-len 2048 \$q 2>&1 | \
     grep -E 'output tokens/s' | sed \"s/^/| cuBLASLt scales \$s | /\"; done"
   ;;
+30)
+  # cuBLASLt's FP8 scales on by default (with fast accumulation, part 29: +1.9 % offline): the GPU test files with an
+  # FP8 path under the new defaults, then #18's offline figure, bf16 and the new defaults against the old ones
+  # (PAGODA_FP8_CUBLASLT_SCALES=0 PAGODA_FP8_FAST_ACCUM=0), interleaved.
+  stage fp8-tests 260 bash -c "for f in $FP8_TESTS; do echo \"| \$f |\"; $GPU_TEST \$f 2>&1 | grep -E '^ℹ (pass|fail)|✖' | head -8; done"
+  stage offline 200 bash -c "for r in bf16 new old new old bf16; do q='--quantization fp8 --kv-cache-type fp8'; e=; \
+    [ \$r = bf16 ] && q=; [ \$r = old ] && e='PAGODA_FP8_CUBLASLT_SCALES=0 PAGODA_FP8_FAST_ACCUM=0'; \
+    env \$e timeout 55 node bin/pagoda.mjs bench throughput --model bench/configs/llama3-8b --device cuda \
+    --load-format dummy --max-model-len 2048 \$q 2>&1 | grep -E 'output tokens/s' | sed \"s/^/| \$r | /\"; done"
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|...|29" >&2
+  echo "usage: bench/lease.sh 1|2|...|30" >&2
   exit 2
   ;;
 esac

@@ -47,7 +47,7 @@ export interface SpeculativeEnv {
 
 /**
  * Reads every backend setting from the environment, once at start-up, so nothing below the CLI looks at it:
- * PAGODA_DEVICE, PAGODA_CPU_THREADS, PAGODA_RUNNER_THREAD, PAGODA_ASYNC_SCHEDULING=0, PAGODA_TENSOR_PARALLEL_SIZE, PAGODA_GRAMMAR_WORKERS, PAGODA_QUANTIZATION, PAGODA_KV_CACHE_TYPE, PAGODA_KV_COMPRESSION, PAGODA_KV_BUDGET, PAGODA_CUDA_DEVICE, PAGODA_PDL=0, PAGODA_GEMV=0, PAGODA_FP8_CUBLASLT_SCALES=1, PAGODA_FP8_FAST_ACCUM=0, PAGODA_FP8_GEMV (auto, tensor-cores or cuda-cores), PAGODA_SIMPLE_ATTENTION=1,
+ * PAGODA_DEVICE, PAGODA_CPU_THREADS, PAGODA_RUNNER_THREAD, PAGODA_ASYNC_SCHEDULING=0, PAGODA_TENSOR_PARALLEL_SIZE, PAGODA_GRAMMAR_WORKERS, PAGODA_QUANTIZATION, PAGODA_KV_CACHE_TYPE, PAGODA_KV_COMPRESSION, PAGODA_KV_BUDGET, PAGODA_CUDA_DEVICE, PAGODA_PDL=0, PAGODA_GEMV=0, PAGODA_FP8_CUBLASLT_SCALES=0, PAGODA_FP8_FAST_ACCUM=0, PAGODA_FP8_GEMV (auto, tensor-cores or cuda-cores), PAGODA_SIMPLE_ATTENTION=1,
  * PAGODA_TP_FORCE_NCCL=1, PAGODA_PREFILL_KERNEL (mma or wgmma), PAGODA_QUANT_GEMM (fused or dequantize), PAGODA_KERNEL_CACHE (else $XDG_CACHE_HOME/pagoda/kernels), the CUDA toolkit roots $CUDA_HOME and $CUDA_PATH, and
  * speculative decoding's PAGODA_SPECULATIVE, PAGODA_NUM_SPECULATIVE_TOKENS, PAGODA_SPECULATIVE_NGRAM_MIN and _MAX.
  */
@@ -60,7 +60,7 @@ export function settingsFromEnv(env: Env = process.env): EnvSettings {
   }
   if (env.PAGODA_PDL !== undefined) cuda.pdl = env.PAGODA_PDL !== '0';
   if (env.PAGODA_GEMV !== undefined) cuda.gemv = env.PAGODA_GEMV !== '0';
-  if (env.PAGODA_FP8_CUBLASLT_SCALES !== undefined) cuda.fp8CublasltScales = env.PAGODA_FP8_CUBLASLT_SCALES === '1';
+  if (env.PAGODA_FP8_CUBLASLT_SCALES !== undefined) cuda.fp8CublasltScales = env.PAGODA_FP8_CUBLASLT_SCALES !== '0';
   if (env.PAGODA_FP8_FAST_ACCUM !== undefined) cuda.fp8FastAccum = env.PAGODA_FP8_FAST_ACCUM !== '0';
   if (env.PAGODA_SIMPLE_ATTENTION !== undefined) cuda.simpleAttention = env.PAGODA_SIMPLE_ATTENTION === '1';
   if (env.PAGODA_TP_FORCE_NCCL !== undefined) cuda.tpForceNccl = env.PAGODA_TP_FORCE_NCCL === '1';

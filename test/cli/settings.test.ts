@@ -29,7 +29,7 @@ test('each PAGODA_* variable keeps its meaning: device, CPU threads, tensor-para
     PAGODA_CUDA_DEVICE: '1',
     PAGODA_PDL: '0',
     PAGODA_GEMV: '0',
-    PAGODA_FP8_CUBLASLT_SCALES: '1',
+    PAGODA_FP8_CUBLASLT_SCALES: '0',
     PAGODA_FP8_FAST_ACCUM: '0',
     PAGODA_SIMPLE_ATTENTION: '1',
     PAGODA_TP_FORCE_NCCL: '1',
@@ -45,15 +45,15 @@ test('each PAGODA_* variable keeps its meaning: device, CPU threads, tensor-para
       device: 1,
       pdl: false,
       gemv: false,
-      fp8CublasltScales: true,
+      fp8CublasltScales: false,
       fp8FastAccum: false,
       simpleAttention: true,
       tpForceNccl: true,
       cudaRoots: ['/opt/cuda', '/usr/local/cuda-13'],
     },
   });
-  // Only 0 turns PDL, the GEMV and FP8 fast accumulation off, only 1 turns cuBLASLt's FP8 scales, the simple attention and the forced NCCL
-  // path on; a bad thread count is ignored.
+  // Only 0 turns PDL, the GEMV, cuBLASLt's FP8 scales and fast accumulation off, only 1 turns the simple attention
+  // and the forced NCCL path on; a bad thread count is ignored.
   const other = settingsFromEnv({
     PAGODA_PDL: '1',
     PAGODA_GEMV: 'yes',
@@ -69,7 +69,7 @@ test('each PAGODA_* variable keeps its meaning: device, CPU threads, tensor-para
     cuda: {
       pdl: true,
       gemv: true,
-      fp8CublasltScales: false,
+      fp8CublasltScales: true,
       fp8FastAccum: true,
       simpleAttention: false,
       tpForceNccl: false,

@@ -438,6 +438,7 @@ describe('CUDA FP8 weights', () => {
           [false, false],
           [true, false],
           [false, true],
+          [true, true],
         ] as const) {
           g.ctx.settings.fp8CublasltScales = inCublas;
           g.ctx.settings.fp8FastAccum = fastAccum;

@@ -86,11 +86,11 @@ export function fp8LinearActMul(
 }
 
 /**
- * The prefill path: x's per-token codes and scales (fp8Activations), cuBLASLt's e4m3 × e4m3 product
- * with fp32 accumulation written unscaled as bf16 (the one 16-bit type whose range holds 448² · K), then
- * fp8_scale_rows: token scale × weight-row scale (+ bias), rounded once to the dtype. With
- * `fp8CublasltScales` cuBLASLt applies the scales itself where it can (outer-vector scale modes, cuBLAS 12.9+),
- * saving the bf16 product's round trip; the bias then takes its own pass. Off by default until measured on a GPU.
+ * The GEMM path: x's per-token codes and scales (fp8Activations), cuBLASLt's e4m3 × e4m3 product with fp32
+ * accumulation. With `fp8CublasltScales` (the default) cuBLASLt applies the token and weight-row scales itself where
+ * it can (outer-vector scale modes, cuBLAS 12.9+), the bias then in its own pass. Otherwise the product is written
+ * unscaled as bf16 (the one 16-bit type whose range holds 448² · K), then fp8_scale_rows applies token scale ×
+ * weight-row scale (+ bias), rounded once to the dtype.
  */
 function fp8Gemm(
   ctx: CudaContext,

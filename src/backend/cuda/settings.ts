@@ -17,7 +17,8 @@ export interface CudaSettings {
   gemv: boolean;
   /**
    * FP8 GEMMs with the token and weight-row scales applied by cuBLASLt (its outer-vector scale modes, cuBLAS 12.9+)
-   * instead of the own epilogue kernel, where cuBLASLt has an algorithm for them (PAGODA_FP8_CUBLASLT_SCALES=1).
+   * instead of the own epilogue kernel, where cuBLASLt has an algorithm for them (PAGODA_FP8_CUBLASLT_SCALES=0: always
+   * the epilogue). With fast accumulation, 1.9 % more offline throughput on an H100 (without it, none).
    */
   fp8CublasltScales: boolean;
   /**
@@ -61,7 +62,7 @@ export const DEFAULT_CUDA_SETTINGS: Readonly<CudaSettings> = {
   device: 0,
   pdl: true,
   gemv: true,
-  fp8CublasltScales: false,
+  fp8CublasltScales: true,
   fp8FastAccum: true,
   fp8GemvRoute: 'auto',
   simpleAttention: false,
