@@ -5,8 +5,9 @@
 # cache write for decode rows (part 21, eighth lease: its test and the six files it touches pass on an H100). On
 # 2026-12-07 the MoE decode kernels (then a pending patch) passed their tests and were merged, and parts 24 and 22
 # ran on an H100 (bench/RESULTS.md); the second lease that day ran parts 22 and 7 on an H100 (every GPU test file
-# passes); the third ran parts 26 and 27 (bench/NOTES.md: #18 now hinges on the e4m3 GEMMs at 129-256 rows). Next,
-# in order: part 22 on an H200 (the issues' targets are an H200's, and
+# passes); the third ran parts 26 and 27 (bench/NOTES.md: #18 now hinges on the e4m3 GEMMs at 129-256 rows); the
+# fourth ran parts 28-30 and 7 on an H100 (FP8 fast accumulation and cuBLASLt's scales made the defaults: #18's offline
+# 1.425x bf16; every GPU test file passes on them). Next, in order: part 22 on an H200 (the issues' targets are an H200's, and
 # gemv-table.json has no H200 table, so every shape there takes the rule: the sweeps write one, then the headline
 # figures with it); then part 11 (the offline run step by step), then 3, 4, 2, 5 (GGUF decode, MoE/Gemma/Phi with
 # their baselines, sm_90a prefill and FP8, start-up and tensor parallelism).
