@@ -15,6 +15,8 @@ import { compileWorker, defaultGrammarWorkers, matcherWorker, type WorkerLoad } 
 
 /** How long the step loop waits for a mask before deciding the worker is gone. */
 const MASK_TIMEOUT_MS = 60_000;
+/** How long a worker with compiles queued may go without finishing one before it is deemed stuck and replaced. */
+const COMPILE_TIMEOUT_MS = 60_000;
 /** The longest single wait: a worker's failure flag set just before a wait began is seen within this. */
 const WAIT_SLICE_MS = 100;
 
@@ -28,6 +30,8 @@ export interface GrammarServiceOptions {
   capacity: number;
   /** Grammar workers at most (default: `defaultGrammarWorkers()`, from the host's cores). */
   workers?: number;
+  /** Default COMPILE_TIMEOUT_MS (tests shorten it). */
+  compileTimeoutMs?: number;
 }
 
 /** One worker thread with its own xgrammar: the grammars it compiled, and the matchers over them. */
@@ -41,6 +45,10 @@ interface GrammarWorker extends WorkerLoad {
   failureTold?: boolean;
   /** Shared with the thread, which sets it to 1 once it failed (see grammar-worker.ts `publishFailure`). */
   failedFlag: Int32Array;
+  /** Whether the thread has set up (compiles are timed from then). */
+  ready: boolean;
+  /** Armed while compiles are queued: fails the worker when none finishes in time (a compile that never returns). */
+  watchdog?: NodeJS.Timeout;
 }
 
 /**
@@ -142,8 +150,9 @@ export class GrammarService {
   }
 
   async close(): Promise<void> {
-    const threads = this.workers.splice(0).map((w) => w.thread);
-    await Promise.all(threads.map((t) => t.terminate()));
+    const workers = this.workers.splice(0);
+    for (const w of workers) clearTimeout(w.watchdog);
+    await Promise.all(workers.map((w) => w.thread.terminate()));
   }
 
   /** @internal */
@@ -240,7 +249,19 @@ export class GrammarService {
   private sendCompile(worker: GrammarWorker, key: string, spec: GrammarSpec): void {
     worker.compiling++;
     worker.thread.ref();
+    if (worker.compiling === 1 && worker.ready) this.armWatchdog(worker);
     this.send(worker, { op: 'compile', key, spec });
+  }
+
+  /** (Re)starts the worker's compile deadline: each finished compile gives the next queued one the full time. */
+  private armWatchdog(worker: GrammarWorker): void {
+    clearTimeout(worker.watchdog);
+    const ms = this.options.compileTimeoutMs ?? COMPILE_TIMEOUT_MS;
+    worker.watchdog = setTimeout(
+      () => this.failWorker(worker, new Error(`a grammar compile did not finish in ${ms / 1000} s`)),
+      ms,
+    );
+    worker.watchdog.unref();
   }
 
   private send(worker: GrammarWorker, req: GrammarRequest): void {
@@ -261,7 +282,7 @@ export class GrammarService {
         failed: failedFlag.buffer,
       },
     });
-    const worker: GrammarWorker = { thread, compiling: 0, open: 0, failedFlag };
+    const worker: GrammarWorker = { thread, compiling: 0, open: 0, failedFlag, ready: false };
     thread.on('message', (m: GrammarReply) => this.onReply(worker, m));
     thread.on('error', (err) => this.failWorker(worker, err));
     thread.on('exit', () => this.failWorker(worker, new Error('a grammar worker stopped'), false));
@@ -271,11 +292,18 @@ export class GrammarService {
   }
 
   private onReply(worker: GrammarWorker, m: GrammarReply): void {
+    if (m.op === 'ready') {
+      worker.ready = true;
+      if (worker.compiling > 0) this.armWatchdog(worker);
+      return;
+    }
     if (m.op === 'failed') {
       this.failWorker(worker, new Error(`grammar worker: ${m.error}`));
       return;
     }
     worker.compiling--;
+    if (worker.compiling > 0) this.armWatchdog(worker);
+    else clearTimeout(worker.watchdog);
     const waiter = this.waiters.get(m.key);
     this.waiters.delete(m.key);
     if (m.error !== undefined) {
@@ -304,6 +332,7 @@ export class GrammarService {
     }
     worker.failure = err;
     worker.failureTold = told;
+    clearTimeout(worker.watchdog);
     const i = this.workers.indexOf(worker);
     if (i >= 0) this.workers.splice(i, 1);
     // A worker that reported a failure may still be running: end it, so that no thread outlives its service.

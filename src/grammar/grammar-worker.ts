@@ -43,7 +43,12 @@ const info = await x.TokenizerInfo.createTokenizerInfo(
   grammarVocabSize,
   inGrammarVocab(data.stopTokenIds),
 );
-const compiler = await x.GrammarCompiler.createGrammarCompiler(info);
+/**
+ * Replaced after every failed compile: xgrammar's compiler keeps a failed JSON schema in its own cache as never
+ * finished, and compiling the same schema again on it spins forever (the whole worker with it). Grammars it compiled
+ * stay valid without it; its cache is redundant with `compiled`.
+ */
+let compiler = await x.GrammarCompiler.createGrammarCompiler(info);
 /** Compiled grammars by spec key, least recently used first. */
 const compiled = new Map<string, { grammar: CompiledGrammar; json: boolean }>();
 /** `borrowed`: stop ids lent to xgrammar only so that it has one (see `open`), cleared from every mask. */
@@ -86,6 +91,8 @@ async function compile(key: string, spec: GrammarSpec): Promise<void> {
     await cache(key, spec);
     post({ op: 'compiled', key });
   } catch (err) {
+    compiler.dispose();
+    compiler = await x.GrammarCompiler.createGrammarCompiler(info);
     post({ op: 'compiled', key, error: (err as Error).message });
   }
 }
@@ -206,3 +213,5 @@ parentPort!.on('message', (req: GrammarRequest) => {
       publishFailure(req);
     });
 });
+// Set up: the service times compiles from here (see its watchdog), not through this thread's start.
+post({ op: 'ready' });

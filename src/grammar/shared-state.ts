@@ -43,4 +43,7 @@ export type GrammarRequest =
   | { op: 'advance'; items: number[] }
   | { op: 'close'; slot: number };
 
-export type GrammarReply = { op: 'compiled'; key: string; error?: string } | { op: 'failed'; error: string };
+export type GrammarReply =
+  | { op: 'ready' }
+  | { op: 'compiled'; key: string; error?: string }
+  | { op: 'failed'; error: string };

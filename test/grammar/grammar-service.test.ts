@@ -182,7 +182,9 @@ describe('grammar service (xgrammar in a worker)', { skip: fixture.skip }, () =>
       [{ type: 'regex', pattern: '[a-' }, /invalid regular expression: .*Unclosed '\['/],
       [{ type: 'grammar', grammar: 'root ::= undefined_rule' }, /invalid grammar: .*"undefined_rule" is not defined/],
     ];
-    for (const [spec, message] of cases) {
+    // Twice each: xgrammar's compiler, asked again for a JSON schema it failed on, spun forever (and its worker with
+    // it) until the worker renewed its compiler after a failure.
+    for (const [spec, message] of [...cases, ...cases]) {
       await assert.rejects(
         service!.compile(spec),
         (err: Error) => err instanceof UserError && message.test(err.message),
@@ -190,6 +192,28 @@ describe('grammar service (xgrammar in a worker)', { skip: fixture.skip }, () =>
     }
     // The worker is still usable after xgrammar aborted a compile.
     assert.match((await randomWalk({ type: 'regex', pattern: 'ok' }, 1, 5)).text, /^ok$/);
+  });
+
+  test('a compile that outlasts its deadline fails its worker with a clear error; the next compile gets a new one', async () => {
+    const svc = new GrammarService({
+      vocabulary: () => loadGrammarVocabulary(fixture.path),
+      vocabSize: tokenizer!.vocabSize,
+      stopTokenIds: tokenizer!.eosTokenIds,
+      capacity: 2,
+      workers: 1,
+      compileTimeoutMs: 1000,
+    });
+    try {
+      // 16,000 choices take ~3 s to compile here, past the deadline, which runs from the worker's start-up.
+      const choices = Array.from({ length: 16000 }, (_, i) => `choice-${i}-${(i * 7919) % 10007}`);
+      await assert.rejects(svc.compile({ type: 'choice', choices }), /a grammar compile did not finish in 1 s/);
+      assert.equal(svc.load.length, 0, 'the stuck worker is gone');
+      const g = svc.open(await svc.compile({ type: 'regex', pattern: 'ok' }), tokenizer!.eosTokenIds);
+      assert.equal(g.state(), SlotState.Running);
+      g.release();
+    } finally {
+      await svc.close();
+    }
   });
 
   test('equal specs share one compiled grammar, whatever their key order', async () => {
