@@ -211,7 +211,7 @@ export async function* runEngine(
       for (const o of out.outputs) {
         tokens += o.tokenIds.length;
         if (o.finishReason) {
-          ctx.metrics.finished.inc({ ...labels, finish_reason: o.finishReason });
+          ctx.metrics.finished.inc({ ...labels, finished_reason: o.finishReason });
           a.record.finishReasons.push(o.finishReason);
         }
       }

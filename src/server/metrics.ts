@@ -15,7 +15,7 @@ export class ServerMetrics {
   readonly e2e: Histogram<'model_name'>;
   readonly promptTokens: Counter<'model_name'>;
   readonly generationTokens: Counter<'model_name'>;
-  readonly finished: Counter<'model_name' | 'finish_reason'>;
+  readonly finished: Counter<'model_name' | 'finished_reason'>;
   readonly httpResponses: Counter<'status'>;
 
   constructor(engines: () => { name: string; stats: EngineStats }[]) {
@@ -99,7 +99,8 @@ export class ServerMetrics {
     this.finished = new Counter({
       name: 'pagoda_request_success_total',
       help: 'Sequences finished, by finish reason (stop, length, abort).',
-      labelNames: ['model_name', 'finish_reason'],
+      // vLLM's label name, which dashboards built for vLLM select on.
+      labelNames: ['model_name', 'finished_reason'],
       registers,
     });
     this.httpResponses = new Counter({
