@@ -207,6 +207,7 @@ export async function* runEngine(
   try {
     for await (const out of engine.generate({ id, prompt: promptIds, params, ...output })) {
       started = true;
+      if (out.finished) ctx.metrics.requests.finished(labels, out.metrics);
       let tokens = 0;
       for (const o of out.outputs) {
         tokens += o.tokenIds.length;

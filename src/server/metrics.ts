@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { EngineStats } from '../engine/types.ts';
+import { RequestHistograms } from './request-histograms.ts';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
@@ -13,6 +14,7 @@ export class ServerMetrics {
   readonly ttft: Histogram<'model_name'>;
   readonly interToken: Histogram<'model_name'>;
   readonly e2e: Histogram<'model_name'>;
+  readonly requests: RequestHistograms;
   readonly promptTokens: Counter<'model_name'>;
   readonly generationTokens: Counter<'model_name'>;
   readonly finished: Counter<'model_name' | 'finished_reason'>;
@@ -114,5 +116,6 @@ export class ServerMetrics {
     this.ttft = histogram('pagoda_time_to_first_token_seconds', 'Time from arrival to the first generated token.');
     this.interToken = histogram('pagoda_inter_token_latency_seconds', 'Time between successive generated tokens.');
     this.e2e = histogram('pagoda_e2e_request_latency_seconds', 'Time from arrival to the last token.');
+    this.requests = new RequestHistograms(this.registry, LATENCY_BUCKETS);
   }
 }

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { resolveServeConfig } from '../../src/server/config.ts';
 import { EngineModelSource } from '../../src/server/engine-source.ts';
-import { parsePrometheus, total } from '../../src/server/ui/static/prometheus.js';
+import { oneTwoFiveBuckets } from '../../src/server/request-histograms.ts';
+import { histogram, parsePrometheus, total } from '../../src/server/ui/static/prometheus.js';
 import { projectRoot } from '../helpers/fixtures.ts';
 import { post, request, startTestServer, type TestServer } from './harness.ts';
 
@@ -29,6 +30,34 @@ async function scrape(): Promise<Samples> {
 const grew = (before: Samples, after: Samples, name: string, labels: Record<string, string>) =>
   total(after, name, labels) - total(before, name, labels);
 
+/**
+ * The text is valid Prometheus exposition: every line a comment or a sample, each family's HELP and TYPE once, and
+ * each histogram series' buckets cumulative up to +Inf, which equals its count.
+ */
+function assertValidExposition(text: string) {
+  const lines = text.split('\n').filter((l) => l !== '');
+  const comments = lines.filter((l) => l.startsWith('#'));
+  assert.equal(parsePrometheus(text).length, lines.length - comments.length, 'every sample line parses');
+  assert.equal(new Set(comments).size, comments.length, 'HELP and TYPE once per family');
+  const series = new Map<string, number[]>();
+  for (const s of parsePrometheus(text)) {
+    if (!s.name.endsWith('_bucket')) continue;
+    const { le, ...rest } = s.labels as Record<string, string>;
+    const key = `${s.name}${JSON.stringify(rest)}`;
+    series.set(key, [...(series.get(key) ?? []), s.value]);
+    if (le === '+Inf') {
+      const count = total(parsePrometheus(text), s.name.replace(/_bucket$/, '_count'), rest);
+      assert.equal(s.value, count, `${key}: +Inf bucket is the count`);
+    }
+  }
+  for (const [key, counts] of series) {
+    assert.ok(
+      counts.every((c, i) => i === 0 || c >= counts[i - 1]!),
+      `${key}: cumulative buckets`,
+    );
+  }
+}
+
 const generate = (options: Record<string, number>) =>
   post(`${server.url}/api/generate`, { model: LLAMA, prompt: 'Once upon a time', stream: false, options });
 
@@ -40,4 +69,38 @@ test("request_success_total counts each finished sequence under vLLM's finished_
   assert.equal(grew(before, after, name, { model_name: LLAMA, finished_reason: 'length' }), 1);
   assert.equal(grew(before, after, name, { model_name: LLAMA }), 1);
   assert.ok(after.filter((s) => s.name === name).every((s) => !('finish_reason' in s.labels)));
+});
+
+/** A histogram's count and sum, and the bucket bound each new observation landed in, between two scrapes. */
+function histogramGrowth(before: Samples, after: Samples, name: string, labels: Record<string, string>) {
+  const [b, a] = [histogram(before, name, labels), histogram(after, name, labels)];
+  const landed = a.buckets.filter((x, i) => x.count > (b.buckets[i]?.count ?? 0)).map((x) => x.le);
+  return { count: a.count - b.count, sum: a.sum - b.sum, landed };
+}
+
+test("token histograms use vLLM's 1-2-5 buckets", () => {
+  assert.deepEqual(oneTwoFiveBuckets(100), [1, 2, 5, 10, 20, 50, 100]);
+  assert.deepEqual(oneTwoFiveBuckets(1_000_000).slice(-3), [200_000, 500_000, 1_000_000]);
+});
+
+test("vLLM's per-request histograms: phases from the engine's timestamps, prompt and generated tokens", async () => {
+  const before = await scrape();
+  const r = await generate({ num_predict: 7, temperature: 0 });
+  const { prompt_eval_count: prompt, eval_count: generated } = r.json as Record<string, number>;
+  assert.equal(generated, 7);
+  const after = await scrape();
+  const labels = { model_name: LLAMA };
+  const growth = (name: string) => histogramGrowth(before, after, name, labels);
+  const promptTokens = growth('pagoda_request_prompt_tokens');
+  const bucket = oneTwoFiveBuckets(1_000_000).find((le) => le >= prompt!);
+  assert.deepEqual(promptTokens, { count: 1, sum: prompt, landed: [bucket] });
+  assert.deepEqual(growth('pagoda_request_generation_tokens'), { count: 1, sum: 7, landed: [10] });
+  const phases = ['queue', 'prefill', 'decode'].map((p) => growth(`pagoda_request_${p}_time_seconds`));
+  for (const p of phases) assert.equal(p.count, 1);
+  for (const p of phases) assert.ok(p.sum >= 0);
+  // The phases are parts of the request's end-to-end time (engine timestamps are whole milliseconds).
+  const e2e = growth('pagoda_e2e_request_latency_seconds');
+  assert.equal(e2e.count, 1);
+  assert.ok(phases.reduce((s, p) => s + p.sum, 0) <= e2e.sum + 0.003, `${JSON.stringify(phases)} vs ${e2e.sum}`);
+  assertValidExposition((await request(`${server.url}/metrics`)).text);
 });
