@@ -1,6 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { EngineStats } from '../engine/types.ts';
 import { RequestHistograms } from './request-histograms.ts';
+import { registerStepHistogram } from './step-histogram.ts';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
@@ -117,5 +118,8 @@ export class ServerMetrics {
     this.interToken = histogram('pagoda_inter_token_latency_seconds', 'Time between successive generated tokens.');
     this.e2e = histogram('pagoda_e2e_request_latency_seconds', 'Time from arrival to the last token.');
     this.requests = new RequestHistograms(this.registry, LATENCY_BUCKETS);
+    registerStepHistogram(this.registry, () =>
+      engines().map((e) => ({ name: e.name, stepTokens: e.stats.stepTokens })),
+    );
   }
 }

@@ -106,3 +106,28 @@ test("vLLM's per-request histograms: phases from the engine's timestamps, prompt
   assert.ok(phases.reduce((s, p) => s + p.sum, 0) <= e2e.sum + 0.003, `${JSON.stringify(phases)} vs ${e2e.sum}`);
   assertValidExposition((await request(`${server.url}/metrics`)).text);
 });
+
+test('iteration_tokens_total: one observation per engine step, of the tokens it computed', async () => {
+  const before = await scrape();
+  // Raw and unlike the other prompts, so no block of it is in the prefix cache: the prefill computes it whole.
+  const r = await post(`${server.url}/api/generate`, {
+    model: LLAMA,
+    prompt: 'Zebras queue for iteration counts',
+    raw: true,
+    stream: false,
+    options: { num_predict: 4, temperature: 0 },
+  });
+  const { prompt_eval_count: prompt, eval_count: generated } = r.json as Record<string, number>;
+  assert.equal(generated, 4);
+  const after = await scrape();
+  const labels = { model_name: LLAMA };
+  const steps = grew(before, after, 'pagoda_engine_steps_total', labels);
+  // The prompt in one step (its first token drawn there), then one token per step.
+  assert.equal(steps, 4);
+  const bucket = [1, 8, 16, 32, 64].find((le) => le >= prompt!);
+  assert.deepEqual(histogramGrowth(before, after, 'pagoda_iteration_tokens_total', labels), {
+    count: steps,
+    sum: prompt! + 3,
+    landed: [1, bucket],
+  });
+});
