@@ -122,4 +122,17 @@ export class ServerMetrics {
       engines().map((e) => ({ name: e.name, stepTokens: e.stats.stepTokens })),
     );
   }
+
+  /**
+   * A pooling request's inputs, pooled `seconds` after it arrived: each one a request that stops once pooled, as vLLM
+   * counts them.
+   */
+  pooled(model: string, inputTokens: readonly number[], seconds: number): void {
+    const labels = { model_name: model };
+    this.finished.inc({ ...labels, finished_reason: 'stop' }, inputTokens.length);
+    for (const tokens of inputTokens) {
+      this.e2e.observe(labels, seconds);
+      this.requests.pooled(labels, tokens);
+    }
+  }
 }

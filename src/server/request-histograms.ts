@@ -67,4 +67,9 @@ export class RequestHistograms {
     this.promptTokens.observe(labels, m.promptTokens);
     this.generationTokens.observe(labels, m.generationTokens);
   }
+
+  /** A pooling input: its prompt alone (it generates nothing, and the pooling engine keeps no timestamps). */
+  pooled(labels: Labels, promptTokens: number): void {
+    this.promptTokens.observe(labels, promptTokens);
+  }
 }

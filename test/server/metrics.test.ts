@@ -10,13 +10,15 @@ import { post, request, startTestServer, type TestServer } from './harness.ts';
 
 const fixtures = join(projectRoot, 'test', 'fixtures', 'models');
 const LLAMA = 'tiny-llama';
+const BERT = 'tiny-bert';
+const RERANKER = 'tiny-bert-reranker';
 
 let server: TestServer;
 before(async () => {
   const config = { ...resolveServeConfig({}, {}), port: 0 };
   const source = new EngineModelSource(config, { device: 'cpu', log: () => {} });
   const entry = (name: string) => ({ name, path: join(fixtures, name), ref: join(fixtures, name) });
-  server = await startTestServer(source, [entry(LLAMA)], config);
+  server = await startTestServer(source, [entry(LLAMA), entry(BERT), entry(RERANKER)], config);
 });
 after(() => server.close());
 
@@ -130,4 +132,52 @@ test('iteration_tokens_total: one observation per engine step, of the tokens it 
     sum: prompt! + 3,
     landed: [1, bucket],
   });
+});
+
+test('pooling requests: each input a finished request (stop) with its end-to-end time and prompt tokens', async () => {
+  const before = await scrape();
+  const r = await post(`${server.url}/v1/embeddings`, { model: BERT, input: ['first text', 'a second, longer text'] });
+  assert.equal(r.status, 200);
+  const tokens = (r.json.usage as { prompt_tokens: number }).prompt_tokens;
+  const reranked = await post(`${server.url}/v1/rerank`, {
+    model: RERANKER,
+    query: 'paged attention',
+    documents: ['blocks of the KV cache', 'a fox', 'the lazy dog'],
+  });
+  assert.equal(reranked.status, 200);
+  const after = await scrape();
+  const success = 'pagoda_request_success_total';
+  assert.equal(grew(before, after, success, { model_name: BERT, finished_reason: 'stop' }), 2);
+  assert.equal(grew(before, after, success, { model_name: RERANKER, finished_reason: 'stop' }), 3);
+  assert.equal(grew(before, after, success, {}), 5, 'no other reason');
+  const bert = { model_name: BERT };
+  const e2e = histogramGrowth(before, after, 'pagoda_e2e_request_latency_seconds', bert);
+  assert.equal(e2e.count, 2);
+  assert.ok(e2e.sum > 0);
+  assert.equal(histogramGrowth(before, after, 'pagoda_e2e_request_latency_seconds', { model_name: RERANKER }).count, 3);
+  assert.equal(grew(before, after, 'pagoda_prompt_tokens_total', bert), tokens);
+  const prompts = histogramGrowth(before, after, 'pagoda_request_prompt_tokens', bert);
+  assert.deepEqual([prompts.count, prompts.sum], [2, tokens]);
+  // The pooling engine's steps are counted by size too: here the two inputs in one step.
+  const steps = histogramGrowth(before, after, 'pagoda_iteration_tokens_total', bert);
+  assert.deepEqual([steps.count, steps.sum], [grew(before, after, 'pagoda_engine_steps_total', bert), tokens]);
+  assert.ok(steps.count >= 1);
+  // Nothing generated: the generation histograms stay empty for a pooling model.
+  assert.equal(histogramGrowth(before, after, 'pagoda_request_generation_tokens', bert).count, 0);
+  assertValidExposition((await request(`${server.url}/metrics`)).text);
+});
+
+test('a refused pooling request counts nothing', async () => {
+  const before = await scrape();
+  // Token ids beyond the vocabulary: refused before it is pooled.
+  const r = await post(`${server.url}/v1/embeddings`, { model: BERT, input: [[1, 2, 99_999]] });
+  assert.equal(r.status, 400);
+  const after = await scrape();
+  for (const name of [
+    'pagoda_prompt_tokens_total',
+    'pagoda_request_success_total',
+    'pagoda_e2e_request_latency_seconds_count',
+  ]) {
+    assert.equal(grew(before, after, name, { model_name: BERT }), 0, name);
+  }
 });
