@@ -59,6 +59,19 @@ test('the chat picker offers only models that generate text, and never chooses a
   await page.close();
 });
 
+test('the models page offers Chat only on models that generate text', { skip }, async () => {
+  const { page, errors } = await openPage(browser, `${server.url}/ui/#models`);
+  const row = (name: string) => page.locator(`#model-table tr[data-model="${name}"]`);
+  await row('tiny-bert').waitFor();
+  await row('tiny-llama').waitFor();
+  assert.equal(await row('tiny-llama').getByRole('button', { name: 'Chat tiny-llama' }).count(), 1);
+  assert.equal(await row('tiny-bert').getByRole('button', { name: 'Chat tiny-bert' }).count(), 0);
+  assert.equal(await row('tiny-bert').getByRole('button', { name: 'Copy tiny-bert' }).count(), 1, 'its other actions');
+  await screenshot(page, 'models-embedding');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('with only an embedding model, the chat page says no model can chat and sends nothing', { skip }, async () => {
   const only = await startUiServer([bert.path]);
   try {
