@@ -72,6 +72,17 @@ test('the models page offers Chat only on models that generate text', { skip }, 
   await page.close();
 });
 
+test('the KV cache chart leaves out embedding models (they have no KV cache)', { skip }, async () => {
+  const { page, errors } = await openPage(browser, `${server.url}/ui/#metrics`);
+  const legend = page.locator('#chart-kv .legend');
+  await legend.first().waitFor();
+  assert.deepEqual(await legend.allTextContents(), ['tiny-llama 0%']);
+  // The page still tells of the embedding model elsewhere: it is one of the models to pick.
+  assert.ok((await page.locator('#metrics-model option').allTextContents()).includes('tiny-bert'));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('with only an embedding model, the chat page says no model can chat and sends nothing', { skip }, async () => {
   const only = await startUiServer([bert.path]);
   try {
