@@ -28,8 +28,8 @@ export interface PipelineHost {
   readonly runner: StepRunner;
   /** Takes the next tokens of requests whose sequences all have one ready (streams them, ends finished ones). */
   advance(requests: readonly Request[]): void;
-  /** Counts a launched step. */
-  launched(): void;
+  /** Counts a launched step of `tokens` tokens. */
+  launched(tokens: number): void;
 }
 
 /** The engine's one step in flight, and the follow-ups launched behind it. */
@@ -82,7 +82,8 @@ export class StepPipeline {
         throw new Error('async scheduling: the follow-up step is not the step in flight one token further');
       }
       const logits = this.host.runner.execute(stepChunks(step), step.copies, prev.ids);
-      this.host.launched();
+      // One token each: the step in flight's sequences one token further.
+      this.host.launched(step.seqs.length);
       return { step, ids: logits.sampleAsync!(samplingRows(this.host.ctx, step)) };
     } finally {
       for (const seq of seqs) seq.tokenIds.pop();

@@ -133,7 +133,7 @@ export class Engine implements EngineApi {
           ctx: this.ctx,
           runner: config.runner,
           advance: (requests) => this.advance(requests),
-          launched: () => this.counters.steps++,
+          launched: (tokens) => this.counters.stepLaunched(tokens),
         })
       : null;
   }
@@ -245,10 +245,12 @@ export class Engine implements EngineApi {
     }
     if (step.seqs.length > 0) {
       const logits = this.config.runner.execute(stepChunks(step), step.copies);
-      this.counters.steps++;
+      let tokens = 0;
       for (const { seq, start, numTokens } of step.seqs) {
+        tokens += numTokens;
         this.counters.promptTokensComputed += Math.max(0, Math.min(numTokens, seq.promptLen - start));
       }
+      this.counters.stepLaunched(tokens);
       this.scheduler.update(step);
       if (this.deferred.size === 0 && this.pipeline?.start(step, logits)) return true;
       takeLogits(this.ctx, this.config.runner.vocabSize, step.seqs, logits);

@@ -4,6 +4,7 @@ import type { TextTokenizer } from '../loader/tokenizer.ts';
 import type { PoolingInput } from '../runner/pooling-batch.ts';
 import type { StepPooler } from '../runner/pooling-runner.ts';
 import { UserError } from '../util/errors.ts';
+import { countStep } from './engine-counters.ts';
 import { StepPacer } from './step-pacer.ts';
 import type { EncodeOptions, EngineApi, EngineStats, RequestOutput } from './types.ts';
 
@@ -54,7 +55,7 @@ export class PoolingEngine implements EngineApi {
   /** Wakes the running loop when a request arrives while it has room for another step in flight. */
   private wake: (() => void) | null = null;
   private closed = false;
-  private counters = { promptTokens: 0, steps: 0 };
+  private counters = { promptTokens: 0, steps: 0, stepTokens: new Map<number, number>() };
   private readonly encoder: PromptEncoder;
   private readonly pacer = new StepPacer();
 
@@ -200,6 +201,10 @@ export class PoolingEngine implements EngineApi {
       return;
     }
     this.counters.steps++;
+    countStep(
+      this.counters.stepTokens,
+      batch.reduce((n, p) => n + p.input.tokenIds.length, 0),
+    );
     const runner = this.config.runner;
     const w = runner.outputSize;
     batch.forEach((p, i) => {
@@ -232,6 +237,7 @@ export class PoolingEngine implements EngineApi {
       prefixCacheHits: 0,
       prefixCacheQueries: 0,
       steps: this.counters.steps,
+      stepTokens: this.counters.stepTokens,
       kvBlocksSaved: 0,
       specDraftTokens: 0,
       specAcceptedTokens: 0,

@@ -84,6 +84,8 @@ export interface EngineStats {
   prefixCacheHits: number;
   prefixCacheQueries: number;
   steps: number;
+  /** Steps run, by the tokens each computed (a live view; `steps` is their sum). */
+  stepTokens: ReadonlyMap<number, number>;
   /** KV blocks KV compression has freed so far. */
   kvBlocksSaved: number;
   /** Speculative decoding: draft tokens proposed and verified / accepted by the target (cumulative). */

@@ -207,11 +207,12 @@ export async function* runEngine(
   try {
     for await (const out of engine.generate({ id, prompt: promptIds, params, ...output })) {
       started = true;
+      if (out.finished) ctx.metrics.requests.finished(labels, out.metrics);
       let tokens = 0;
       for (const o of out.outputs) {
         tokens += o.tokenIds.length;
         if (o.finishReason) {
-          ctx.metrics.finished.inc({ ...labels, finish_reason: o.finishReason });
+          ctx.metrics.finished.inc({ ...labels, finished_reason: o.finishReason });
           a.record.finishReasons.push(o.finishReason);
         }
       }

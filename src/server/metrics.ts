@@ -1,5 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { EngineStats } from '../engine/types.ts';
+import { RequestHistograms } from './request-histograms.ts';
+import { registerStepHistogram } from './step-histogram.ts';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
@@ -13,9 +15,10 @@ export class ServerMetrics {
   readonly ttft: Histogram<'model_name'>;
   readonly interToken: Histogram<'model_name'>;
   readonly e2e: Histogram<'model_name'>;
+  readonly requests: RequestHistograms;
   readonly promptTokens: Counter<'model_name'>;
   readonly generationTokens: Counter<'model_name'>;
-  readonly finished: Counter<'model_name' | 'finish_reason'>;
+  readonly finished: Counter<'model_name' | 'finished_reason'>;
   readonly httpResponses: Counter<'status'>;
 
   constructor(engines: () => { name: string; stats: EngineStats }[]) {
@@ -99,7 +102,8 @@ export class ServerMetrics {
     this.finished = new Counter({
       name: 'pagoda_request_success_total',
       help: 'Sequences finished, by finish reason (stop, length, abort).',
-      labelNames: ['model_name', 'finish_reason'],
+      // vLLM's label name, which dashboards built for vLLM select on.
+      labelNames: ['model_name', 'finished_reason'],
       registers,
     });
     this.httpResponses = new Counter({
@@ -113,5 +117,22 @@ export class ServerMetrics {
     this.ttft = histogram('pagoda_time_to_first_token_seconds', 'Time from arrival to the first generated token.');
     this.interToken = histogram('pagoda_inter_token_latency_seconds', 'Time between successive generated tokens.');
     this.e2e = histogram('pagoda_e2e_request_latency_seconds', 'Time from arrival to the last token.');
+    this.requests = new RequestHistograms(this.registry, LATENCY_BUCKETS);
+    registerStepHistogram(this.registry, () =>
+      engines().map((e) => ({ name: e.name, stepTokens: e.stats.stepTokens })),
+    );
+  }
+
+  /**
+   * A pooling request's inputs, pooled `seconds` after it arrived: each one a request that stops once pooled, as vLLM
+   * counts them.
+   */
+  pooled(model: string, inputTokens: readonly number[], seconds: number): void {
+    const labels = { model_name: model };
+    this.finished.inc({ ...labels, finished_reason: 'stop' }, inputTokens.length);
+    for (const tokens of inputTokens) {
+      this.e2e.observe(labels, seconds);
+      this.requests.pooled(labels, tokens);
+    }
   }
 }

@@ -122,7 +122,7 @@ export function checkIds(a: Admitted, ids: number[], index: number, rule: Length
 
 /**
  * Runs the inputs on the model's pooling engine (batched with every other request's), counting their tokens for
- * metrics, the log line and the response's usage; one row per input.
+ * metrics, the log line and the response's usage, and each input pooled as a finished request; one row per input.
  */
 export async function runPooling(
   ctx: ServerContext,
@@ -133,7 +133,14 @@ export async function runPooling(
   a.record.promptTokens = tokens;
   ctx.metrics.promptTokens.inc({ model_name: a.entry.name }, tokens);
   try {
-    return { rows: await poolingOf(a).engine.pool(inputs, a.signal), tokens };
+    const rows = await poolingOf(a).engine.pool(inputs, a.signal);
+    const seconds = (performance.now() - a.arrival) / 1000;
+    ctx.metrics.pooled(
+      a.entry.name,
+      inputs.map((s) => s.tokenIds.length),
+      seconds,
+    );
+    return { rows, tokens };
   } catch (err) {
     if (err instanceof UserError) throw badRequest(err.message);
     throw err;

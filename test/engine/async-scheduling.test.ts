@@ -120,6 +120,13 @@ test("one long request launches every decode step before the previous step's id 
   // The prefill step, then 49 decode steps, each launched while the step before it ran; none past max_tokens.
   assert.equal(runner.launches, 50);
   assert.equal(runner.followUps, 49);
+  // Steps by the tokens they computed, follow-ups counted as the synchronous steps are.
+  const bySize = (engine: Engine) => [...engine.stats().stepTokens].sort(([a], [b]) => a - b);
+  assert.deepEqual(bySize(async), [
+    [1, 49],
+    [prompt!.length, 1],
+  ]);
+  assert.deepEqual(bySize(sync), bySize(async));
 });
 
 test('requests that arrive, end and are aborted mid-stream drain the pipeline and lose nothing', () => {

@@ -5,6 +5,7 @@
  * strings (held back until they can no longer match), n, logprobs and abort, and accounts KV blocks like a paged
  * cache so leak checks mean something.
  */
+import { countStep } from '../../src/engine/engine-counters.ts';
 import type {
   EngineApi,
   EngineStats,
@@ -53,7 +54,7 @@ export class FakeEngine implements EngineApi {
   readonly totalBlocks: number;
   private freeBlocks: number;
   private readonly running = new Map<string, Running>();
-  private counters = { promptTokens: 0, generationTokens: 0, steps: 0 };
+  private counters = { promptTokens: 0, generationTokens: 0, steps: 0, stepTokens: new Map<number, number>() };
   private nextId = 0;
   shutdownCalls = 0;
 
@@ -111,6 +112,8 @@ export class FakeEngine implements EngineApi {
         });
         state.wake = null;
         this.counters.steps++;
+        // Each of the request's sequences one token further.
+        countStep(this.counters.stepTokens, n);
         const outputs: RequestOutput['outputs'] = [];
         for (let i = 0; i < n; i++) {
           if (done[i]) continue;
@@ -216,6 +219,7 @@ export class FakeEngine implements EngineApi {
       prefixCacheHits: 0,
       prefixCacheQueries: this.counters.promptTokens,
       steps: this.counters.steps,
+      stepTokens: this.counters.stepTokens,
       kvBlocksSaved: 0,
       specDraftTokens: 0,
       specAcceptedTokens: 0,

@@ -127,7 +127,7 @@ test('keyboard only: Tab reaches the message box, Enter sends, Esc stops the ans
   assert.match((await page.locator('.message.assistant .stats').textContent())!, / · stopped$/);
   // The server saw the client go and aborted the request.
   const metrics = await (await fetch(`${server.url}/metrics`)).text();
-  assert.match(metrics, /pagoda_request_success_total\{model_name="stories260K",finish_reason="abort"\} [1-9]/);
+  assert.match(metrics, /pagoda_request_success_total\{model_name="stories260K",finished_reason="abort"\} [1-9]/);
   await screenshot(page, 'chat-stopped');
   assert.deepEqual(errors, []);
   await page.close();

@@ -24,6 +24,7 @@ const idle: EngineStats = {
   prefixCacheHits: 0,
   prefixCacheQueries: 0,
   steps: 0,
+  stepTokens: new Map(),
   kvBlocksSaved: 0,
   specDraftTokens: 0,
   specAcceptedTokens: 0,

@@ -1,7 +1,8 @@
 import { messageView } from './chat-view.js';
 import { Conversations } from './conversations.js';
 import { $, h } from './dom.js';
-import { AnswerClock, answer, hasChatTemplate, modelNames } from './generate.js';
+import { AnswerClock, answer, modelNames } from './generate.js';
+import { chatModels, hasChatTemplate } from './model-show.js';
 
 /**
  * The chat page: conversations (kept in localStorage) on the left, the thread and the composer in the middle, the
@@ -27,7 +28,8 @@ export function chatPage(root) {
     options: Object.fromEntries(optionInputs.map((i) => [i.dataset.option, i.value === '' ? '' : Number(i.value)])),
   });
 
-  // Why the model list is empty, when it could not be read (no key, server gone).
+  // Every model the server serves (the picker offers those that can chat), and why the picker is empty when it is.
+  let served = new Set();
   let modelsProblem = '';
 
   async function noteTemplate() {
@@ -45,10 +47,12 @@ export function chatPage(root) {
 
   function showSettings() {
     const { model, system: text, options } = current.settings;
-    if (model && ![...modelSelect.options].some((o) => o.value === model)) {
+    const offered = [...modelSelect.options].some((o) => o.value === model);
+    // A served model that cannot chat (embedding, reranking) is never chosen: the picker keeps a model that can.
+    if (model && !offered && !served.has(model)) {
       modelSelect.append(h('option', { value: model }, `${model} (not served)`));
     }
-    if (model) modelSelect.value = model;
+    if (model && (offered || !served.has(model))) modelSelect.value = model;
     system.value = text ?? '';
     for (const input of optionInputs) input.value = options?.[input.dataset.option] ?? '';
     noteTemplate();
@@ -216,12 +220,17 @@ export function chatPage(root) {
   $('#new-chat', root).addEventListener('click', newChat);
   for (const input of [modelSelect, system, ...optionInputs]) input.addEventListener('change', saveSettings);
 
-  /** Fills the model picker from the server, keeping the open conversation's choice. */
+  /** Fills the model picker with the server's models that can chat, keeping the open conversation's choice. */
   async function refillModels() {
     try {
       const names = await modelNames();
-      modelSelect.replaceChildren(...names.map((name) => h('option', { value: name }, name)));
-      modelsProblem = names.length ? '' : 'The server has no models: pull one on the Models page.';
+      const chat = await chatModels(names);
+      served = new Set(names);
+      modelSelect.replaceChildren(...chat.map((name) => h('option', { value: name }, name)));
+      if (!names.length) modelsProblem = 'The server has no models: pull one on the Models page.';
+      else if (!chat.length)
+        modelsProblem = 'No model here can chat (they embed or rerank): pull one on the Models page.';
+      else modelsProblem = '';
     } catch (err) {
       modelsProblem = err.message;
     }

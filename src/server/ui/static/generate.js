@@ -1,16 +1,5 @@
-import { api, getJson, ndjson, postJson } from './api.js';
-
-const templates = new Map();
-
-/** Whether a model has a chat template (asked once per model); without one, chat continues plain text. */
-export async function hasChatTemplate(model) {
-  if (!templates.has(model)) {
-    const show = postJson('api/show', { model }).then((s) => Boolean(s.template));
-    templates.set(model, show);
-    show.catch(() => templates.delete(model));
-  }
-  return templates.get(model);
-}
+import { api, getJson, ndjson } from './api.js';
+import { hasChatTemplate } from './model-show.js';
 
 /** The model names the server serves, from /api/tags. */
 export async function modelNames() {

@@ -1,6 +1,7 @@
 import { api } from './api.js';
 import { barChart, lineChart } from './charts.js';
 import { $, formatSeconds, h } from './dom.js';
+import { chatModels } from './model-show.js';
 import { byLabel, histogram, labelValues, parsePrometheus, quantile, total } from './prometheus.js';
 
 const POLL_MS = 1000;
@@ -34,13 +35,16 @@ export function metricsPage(root) {
     select.value = models.includes(chosen) ? chosen : '';
   }
 
-  function sample(samples, match) {
+  /** `kvModels`: the models with a KV cache (those that generate text; an embedding model has none). */
+  function sample(samples, match, kvModels) {
     const at = performance.now();
     const generated = total(samples, 'pagoda_generation_tokens_total', match);
     const rate = previous ? Math.max(0, (generated - previous.generated) / ((at - previous.at) / 1000)) : 0;
     previous = { at, generated };
     const kv = byLabel(samples, 'pagoda_kv_cache_usage_perc', 'model_name');
-    if (match.model_name) for (const name of kv.keys()) if (name !== match.model_name) kv.delete(name);
+    for (const name of kv.keys()) {
+      if (!kvModels.includes(name) || (match.model_name && name !== match.model_name)) kv.delete(name);
+    }
     history.push({
       running: total(samples, 'pagoda_num_requests_running', match),
       waiting: total(samples, 'pagoda_num_requests_waiting', match),
@@ -107,9 +111,10 @@ export function metricsPage(root) {
       note.textContent = err.message;
       return;
     }
-    syncModels(labelValues(samples, 'model_name'));
+    const models = labelValues(samples, 'model_name');
+    syncModels(models);
     const match = select.value ? { model_name: select.value } : {};
-    sample(samples, match);
+    sample(samples, match, await chatModels(models));
     render(samples, match);
   }
 

@@ -1,6 +1,7 @@
 import { getJson, postJson } from './api.js';
 import { askText, confirmAction } from './dialogs.js';
 import { $, formatBytes, h } from './dom.js';
+import { chatModels } from './model-show.js';
 import { pullForm } from './pull.js';
 
 // Loaded models and their keep-alive change by themselves; the table is refreshed while it is shown.
@@ -15,8 +16,8 @@ function unloadsAt(expiresAt) {
 }
 
 /**
- * The models page: what `pagoda list` and `ps` show, in one table, with chat, unload, copy and delete for each model;
- * pulling from the Hub and creating from a Modelfile below it.
+ * The models page: what `pagoda list` and `ps` show, in one table, with chat (for models that generate text), unload,
+ * copy and delete for each model; pulling from the Hub and creating from a Modelfile below it.
  */
 export function modelsPage(root, { chatWith }) {
   const tbody = $('#model-table tbody', root);
@@ -60,7 +61,7 @@ export function modelsPage(root, { chatWith }) {
       note.textContent = `Deleted ${name}.`;
     });
 
-  function row(model, loaded) {
+  function row(model, loaded, chat) {
     const name = model.name;
     const d = model.details ?? {};
     const button = (label, onclick, extra = {}) =>
@@ -80,7 +81,7 @@ export function modelsPage(root, { chatWith }) {
       h(
         'td',
         { class: 'actions' },
-        button('Chat', () => chatWith(name)),
+        chat ? button('Chat', () => chatWith(name)) : null,
         loaded ? button('Unload', unload(name)) : null,
         button('Copy', copy(name)),
         button('Delete', remove(name), { class: 'danger' }),
@@ -97,7 +98,8 @@ export function modelsPage(root, { chatWith }) {
       if (seen === shown) return;
       shown = seen;
       const loaded = new Map(ps.models.map((m) => [m.name, m]));
-      tbody.replaceChildren(...tags.models.map((m) => row(m, loaded.get(m.name))));
+      const chat = new Set(await chatModels(tags.models.map((m) => m.name)));
+      tbody.replaceChildren(...tags.models.map((m) => row(m, loaded.get(m.name), chat.has(m.name))));
       if (!tags.models.length) tbody.append(h('tr', {}, h('td', { colspan: 10 }, 'No models yet: pull one below.')));
     } catch (err) {
       note.textContent = err.message;
