@@ -4,6 +4,7 @@ import { Ollama } from 'ollama';
 import OpenAI from 'openai';
 import { ChatTemplate } from '../../src/loader/chat-template.ts';
 import type { ChatTemplate as ServerTemplate } from '../../src/server/models.ts';
+import { post } from './harness.ts';
 import {
   WEATHER_CALL as CALL,
   closeScriptedServers,
@@ -87,6 +88,32 @@ const xmlCallTemplate = new ChatTemplate(
   'qwen3-coder-style',
   {},
 );
+
+test('OpenAI: an answer goes back into messages as the SDK returns it (refusal, annotations, parsed, null audio)', async () => {
+  const { openai, url, prompt } = await serve(CALL, hermes);
+  const whole = await openai.chat.completions.create({ model: 'm', messages, tools });
+  assert.equal(whole.choices[0]!.message.refusal, null);
+  assert.deepEqual(whole.choices[0]!.message.annotations, []);
+  const answer = (await openai.chat.completions.stream({ model: 'm', messages, tools }).finalChatCompletion())
+    .choices[0]!.message;
+  assert.ok('parsed' in answer && 'refusal' in answer, 'the SDK adds parsed and refusal');
+  const call = answer.tool_calls![0]!;
+  const result = { role: 'tool', tool_call_id: call.id, content: 'sunny', name: 'get_weather' };
+  const assistant = { ...answer, audio: null, function_call: null, annotations: [] };
+  const next = await openai.chat.completions.create({
+    model: 'm',
+    messages: [...messages, assistant, result as OpenAI.ChatCompletionToolMessageParam],
+    tools,
+  });
+  assert.equal(next.choices[0]!.finish_reason, 'tool_calls');
+  assert.match(prompt(), /"name": "get_weather"\}\n<\/tool_call>/);
+  const refused = await post(`${url}/v1/chat/completions`, {
+    model: 'm',
+    messages: [...messages, { role: 'assistant', content: 'x', audio: { id: 'audio_1' } }],
+  });
+  assert.equal(refused.status, 400);
+  assert.match((refused.json.error as { message: string }).message, /^messages\[1\]\.audio: /);
+});
 
 test('OpenAI: Qwen3-Coder calls (<function=…>, <parameter=…>) with their values typed by the tool schema', async () => {
   const forecast = {

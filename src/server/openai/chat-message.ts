@@ -89,13 +89,19 @@ export function chatChunker(mode: ChatOutputMode): (d: CompletionDelta) => Recor
   };
 }
 
-/** A whole choice's message (content, reasoning_content, tool_calls) and finish reason. */
+/** A whole choice's message (content, reasoning_content, tool_calls; refusal and annotations as OpenAI's) and finish reason. */
 export function chatMessage(mode: ChatOutputMode, text: string, reason: FinishReason | null) {
   const parser = new ChatOutputParser(mode);
   const part = parser.push(text);
   const end = parser.finish();
   const content = part.content + end.content;
-  const message: Record<string, unknown> = { role: 'assistant', content: content || (end.calls.length ? null : '') };
+  const message: Record<string, unknown> = {
+    role: 'assistant',
+    content: content || (end.calls.length ? null : ''),
+    // OpenAI always writes these; a model here never refuses apart from its text, nor cites.
+    refusal: null,
+    annotations: [],
+  };
   if (mode.reasoning) message.reasoning_content = part.reasoning + end.reasoning || null;
   if (end.calls.length > 0) message.tool_calls = openaiCalls(end.calls);
   return { message, finish_reason: finishReason(reason, end.calls, mode) };
