@@ -11,6 +11,8 @@ export interface ChatOutputMode {
   tools: ToolCallFormat | null;
   /** tool_choice named a function: its call was asked for, and OpenAI finishes such an answer with "stop". */
   namedTool?: boolean;
+  /** parallel_tool_calls false: only the first call counts (vLLM drops the rest too). */
+  singleCall?: boolean;
 }
 
 export interface ChatOutputPart {
@@ -59,8 +61,10 @@ export function afterReasoning(
 export class ChatOutputParser {
   private readonly reasoning: ReasoningParser | null;
   private readonly tools: ToolCallParser | null;
+  private readonly singleCall: boolean;
 
   constructor(mode: ChatOutputMode) {
+    this.singleCall = mode.singleCall === true;
     this.reasoning = mode.reasoning ? new ReasoningParser(mode.reasoning.startsInside) : null;
     this.tools = mode.tools ? new ToolCallParser(mode.tools) : null;
   }
@@ -80,7 +84,8 @@ export class ChatOutputParser {
     if (!this.tools) return { ...r, calls: [] };
     const before = this.tools.push(r.content);
     const end = this.tools.finish();
-    return { reasoning: r.reasoning, content: before + end.content, calls: end.calls };
+    const calls = this.singleCall ? end.calls.slice(0, 1) : end.calls;
+    return { reasoning: r.reasoning, content: before + end.content, calls };
   }
 }
 

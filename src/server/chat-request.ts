@@ -72,6 +72,7 @@ export async function prepareChat(a: Admitted, ask: ChatAsk): Promise<PreparedCh
       reasoning,
       tools: tools.format,
       ...(typeof ask.toolChoice === 'object' && ask.toolChoice && { namedTool: true }),
+      ...(ask.parallelToolCalls === false && { singleCall: true }),
     },
     output: {
       // A prompt that closed the block (thinking off) is held from the first token, with the JSON token mask.

@@ -115,6 +115,21 @@ test('OpenAI: an answer goes back into messages as the SDK returns it (refusal, 
   assert.match((refused.json.error as { message: string }).message, /^messages\[1\]\.audio: /);
 });
 
+test('OpenAI: parallel_tool_calls false under tool_choice auto keeps only the first call, streamed and not', async () => {
+  const call = (city: string) => `<tool_call>\n{"name": "get_weather", "arguments": {"city": "${city}"}}\n</tool_call>`;
+  const { openai } = await serve(call('Paris') + call('Oslo'), hermes);
+  const cities = (calls: { function: { arguments: string } }[]) =>
+    calls.map((c) => JSON.parse(c.function.arguments).city);
+  const ask = { model: 'm', messages, tools };
+  const both = await openai.chat.completions.create(ask);
+  assert.deepEqual(cities(both.choices[0]!.message.tool_calls as never), ['Paris', 'Oslo']);
+  const one = await openai.chat.completions.create({ ...ask, parallel_tool_calls: false });
+  assert.deepEqual(cities(one.choices[0]!.message.tool_calls as never), ['Paris']);
+  assert.equal(one.choices[0]!.finish_reason, 'tool_calls');
+  const streamed = await openai.chat.completions.stream({ ...ask, parallel_tool_calls: false }).finalChatCompletion();
+  assert.deepEqual(cities(streamed.choices[0]!.message.tool_calls as never), ['Paris']);
+});
+
 test('OpenAI: Qwen3-Coder calls (<function=…>, <parameter=…>) with their values typed by the tool schema', async () => {
   const forecast = {
     type: 'function' as const,
