@@ -232,6 +232,27 @@ test('OpenAI: tool_choice required and a named function are held to JSON calls b
   }
 });
 
+test('OpenAI: a forced call cut by max_tokens comes as a tool call with its arguments so far, never as the call list', async () => {
+  const script = '[{"name": "get_weather", "arguments": {"city": "Oslo"}}]';
+  const { openai } = await serve(script, hermes);
+  const ask = { model: 'm', messages, tools, tool_choice: 'required' as const, max_tokens: 48 };
+  const r = await openai.chat.completions.create(ask);
+  const choice = r.choices[0]!;
+  assert.equal(choice.finish_reason, 'length');
+  assert.equal(choice.message.content, null);
+  const call = choice.message.tool_calls![0]!;
+  assert.deepEqual(call.type === 'function' && call.function, { name: 'get_weather', arguments: '{"city": "' });
+  const stream = await openai.chat.completions.create({ ...ask, stream: true });
+  let content = '';
+  const args: string[] = [];
+  for await (const chunk of stream) {
+    content += chunk.choices[0]?.delta.content ?? '';
+    for (const t of chunk.choices[0]?.delta.tool_calls ?? []) args.push(t.function?.arguments ?? '');
+  }
+  assert.equal(content, '');
+  assert.deepEqual(args, ['{"city": "']);
+});
+
 test("vLLM's skip_special_tokens and OpenAI's reasoning effort reach the engine and the template", async () => {
   const effort = new ChatTemplate('{{ messages[0].content }}|{{ reasoning_effort }}|', 'effort', {});
   const { openai, engine, prompt } = await serve('x', effort);
