@@ -16,7 +16,8 @@ export const responseFormat = z.discriminatedUnion('type', [
   z.looseObject({
     type: z.literal('json_schema'),
     json_schema: z.looseObject({
-      name: z.string().max(256).nullish(),
+      // OpenAI and vLLM require it.
+      name: z.string().min(1).max(256),
       schema: schemaValue.nullish(),
       strict: z.boolean().nullish(),
     }),
