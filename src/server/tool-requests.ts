@@ -52,7 +52,7 @@ export function templateRendersTools(source: string): boolean {
 
 /**
  * Checks a request's tools against the model's template and its tool_choice against its tools: 400 naming the
- * problem. "required" and a named function become a grammar (a JSON list of calls to the allowed functions), so the
+ * problem ("none" keeps them in the prompt and asks nothing of the template). "required" and a named function become a grammar (a JSON list of calls to the allowed functions), so the
  * calls are always well formed; a parameter schema with keywords the grammar engine would ignore is refused.
  */
 export function resolveTools(
@@ -69,8 +69,10 @@ export function resolveTools(
     }
     return { format: null };
   }
-  if (choice === 'none') return { format: null };
-  if (!template || !templateRendersTools(template.source)) {
+  const renders = template !== null && templateRendersTools(template.source);
+  // "none": the tools stay in the prompt (as vLLM keeps them), but the answer is not read for calls.
+  if (choice === 'none') return { templateTools: renders ? tools : undefined, format: null };
+  if (!renders) {
     throw new ApiError(400, `the chat template of model "${modelName}" cannot render tools`, 'tools');
   }
   const named = typeof choice === 'object' && choice ? choice.function.name : null;
