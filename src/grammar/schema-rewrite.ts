@@ -1,3 +1,5 @@
+import { isSchemaObject, mapSubschemas, type Schema } from './schema-walk.ts';
+
 /**
  * Rewrites the numeric bounds of a JSON schema into forms xgrammar 0.1.27 compiles correctly. Its range grammars
  * let a boundary value take any fraction (`maximum: 1` admits 1.69), read a one-sided integer bound wrongly
@@ -9,8 +11,6 @@
  */
 
 const FAR = 1e9;
-
-type Schema = Record<string, unknown>;
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
@@ -38,22 +38,9 @@ function rewriteNumeric(s: Schema): Schema {
   return { ...rest, anyOf: [ints, { type: 'number', minimum: fracLo, maximum: fracHi }] };
 }
 
-const SCHEMA_MAPS = ['properties', '$defs', 'definitions', 'patternProperties', 'dependentSchemas'];
-const SCHEMA_LISTS = ['anyOf', 'oneOf', 'allOf', 'prefixItems'];
-const SCHEMA_VALUES = ['items', 'additionalProperties', 'not', 'contains', 'if', 'then', 'else', 'propertyNames'];
-
 /** The schema with every numeric range rewritten (a new object; the input is not changed). */
 export function rewriteNumericBounds(schema: unknown): unknown {
-  if (!schema || typeof schema !== 'object' || Array.isArray(schema)) return schema;
-  let s: Schema = { ...(schema as Schema) };
-  for (const key of SCHEMA_MAPS) {
-    const m = s[key];
-    if (m && typeof m === 'object' && !Array.isArray(m)) {
-      s[key] = Object.fromEntries(Object.entries(m).map(([k, v]) => [k, rewriteNumericBounds(v)]));
-    }
-  }
-  for (const key of SCHEMA_LISTS) if (Array.isArray(s[key])) s[key] = (s[key] as unknown[]).map(rewriteNumericBounds);
-  for (const key of SCHEMA_VALUES) if (key in s) s[key] = rewriteNumericBounds(s[key]);
-  if (s.type === 'number' || s.type === 'integer') s = rewriteNumeric(s);
-  return s;
+  if (!isSchemaObject(schema)) return schema;
+  const s = mapSubschemas(schema, rewriteNumericBounds);
+  return s.type === 'number' || s.type === 'integer' ? rewriteNumeric(s) : s;
 }

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { GrammarSpec } from '../grammar/spec.ts';
+import { type CutToolCall, cutForcedCalls } from '../tools/cut-forced-calls.ts';
 import { ReasoningParser, THINK_END, THINK_START } from '../tools/reasoning-parser.ts';
-import { type ParsedToolCall, type ToolCallFormat, ToolCallParser } from '../tools/tool-parser.ts';
+import { FORCED_JSON, type ParsedToolCall, type ToolCallFormat, ToolCallParser } from '../tools/tool-parser.ts';
 
 /** What to separate from a chat answer's content. */
 export interface ChatOutputMode {
@@ -11,6 +12,8 @@ export interface ChatOutputMode {
   tools: ToolCallFormat | null;
   /** tool_choice named a function: its call was asked for, and OpenAI finishes such an answer with "stop". */
   namedTool?: boolean;
+  /** parallel_tool_calls false: only the first call counts (vLLM drops the rest too). */
+  singleCall?: boolean;
 }
 
 export interface ChatOutputPart {
@@ -59,8 +62,12 @@ export function afterReasoning(
 export class ChatOutputParser {
   private readonly reasoning: ReasoningParser | null;
   private readonly tools: ToolCallParser | null;
+  private readonly singleCall: boolean;
+  private readonly forced: boolean;
 
   constructor(mode: ChatOutputMode) {
+    this.singleCall = mode.singleCall === true;
+    this.forced = mode.tools === FORCED_JSON;
     this.reasoning = mode.reasoning ? new ReasoningParser(mode.reasoning.startsInside) : null;
     this.tools = mode.tools ? new ToolCallParser(mode.tools) : null;
   }
@@ -75,12 +82,20 @@ export class ChatOutputParser {
     return Boolean(this.reasoning?.holdsContent || this.tools?.holdsContent);
   }
 
-  finish(): ChatOutputPart & { calls: ParsedToolCall[] } {
+  /**
+   * The rest of the answer and its calls; `cut`: a forced answer's call list did not parse (the token limit cut it),
+   * so its finished calls are `calls` and this is the one it was writing.
+   */
+  finish(): ChatOutputPart & { calls: ParsedToolCall[]; cut?: CutToolCall } {
     const r = this.reasoning ? this.reasoning.finish() : { reasoning: '', content: '' };
     if (!this.tools) return { ...r, calls: [] };
     const before = this.tools.push(r.content);
     const end = this.tools.finish();
-    return { reasoning: r.reasoning, content: before + end.content, calls: end.calls };
+    if (this.forced && end.calls.length === 0 && end.content.trim()) {
+      return { reasoning: r.reasoning, content: before, ...cutForcedCalls(end.content) };
+    }
+    const calls = this.singleCall ? end.calls.slice(0, 1) : end.calls;
+    return { reasoning: r.reasoning, content: before + end.content, calls };
   }
 }
 

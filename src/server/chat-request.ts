@@ -6,7 +6,7 @@ import { encodeChat, type RenderOptions } from './chat-template.ts';
 import { badRequest } from './errors.ts';
 import type { Admitted } from './generation.ts';
 import type { ChatMessage } from './models.ts';
-import { resolveTools, type Tool, type ToolChoice } from './tool-requests.ts';
+import { type ParametersField, resolveTools, type Tool, type ToolChoice } from './tool-requests.ts';
 
 /** What a chat-shaped request (chat completions, the Responses API, Anthropic's Messages) asks of the model. */
 export interface ChatAsk {
@@ -14,6 +14,8 @@ export interface ChatAsk {
   tools?: Tool[] | null;
   toolChoice?: ToolChoice | null;
   parallelToolCalls?: boolean | null;
+  /** Where a tool's parameter schema sits in the request (default: chat completions' `tools[i].function.parameters`). */
+  parametersField?: ParametersField;
   /** Extra variables for the chat template (chat_template_kwargs). */
   kwargs?: Record<string, unknown>;
   /** Whether the assistant's turn is opened (default), or the last message left open for the model to go on with. */
@@ -41,7 +43,14 @@ export interface PreparedChat {
  * the structured output, never both).
  */
 export async function prepareChat(a: Admitted, ask: ChatAsk): Promise<PreparedChat> {
-  const tools = resolveTools(a.model.chatTemplate, a.entry.name, ask.tools, ask.toolChoice, ask.parallelToolCalls);
+  const tools = resolveTools(
+    a.model.chatTemplate,
+    a.entry.name,
+    ask.tools,
+    ask.toolChoice,
+    ask.parallelToolCalls,
+    ask.parametersField,
+  );
   if (tools.grammar && ask.structured) {
     throw badRequest(
       'tool_choice "required" or a named function does not combine with structured output',
@@ -63,6 +72,7 @@ export async function prepareChat(a: Admitted, ask: ChatAsk): Promise<PreparedCh
       reasoning,
       tools: tools.format,
       ...(typeof ask.toolChoice === 'object' && ask.toolChoice && { namedTool: true }),
+      ...(ask.parallelToolCalls === false && { singleCall: true }),
     },
     output: {
       // A prompt that closed the block (thinking off) is held from the first token, with the JSON token mask.

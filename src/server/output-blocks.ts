@@ -26,7 +26,7 @@ export interface BlockSink {
 /**
  * A completion's text as blocks, with chat completions' reasoning and tool-call parsing: reasoning and text blocks as
  * the text alternates between them, then one block per tool call. An answer with neither text nor calls still has
- * one (empty) text block.
+ * one (empty) text block, unless it was a forced call cut short.
  */
 export class OutputBlocks {
   private readonly parser: ChatOutputParser;
@@ -69,7 +69,8 @@ export class OutputBlocks {
     this.write('reasoning', end.reasoning);
     this.write('text', end.content, this.held);
     this.held = [];
-    if (end.calls.length === 0 && !this.hasText) this.start('text');
+    // A forced call cut short has no text to show (its list is pagoda's format); the calls it finished follow.
+    if (end.calls.length === 0 && !this.hasText && !end.cut) this.start('text');
     this.close(complete);
     for (const call of end.calls) this.sink.call(call, this.count++);
     return end.calls;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { describeUnsupported, unsupportedKeyword } from '../grammar/schema-support.ts';
 import type { GrammarSpec } from '../grammar/spec.ts';
 import { ApiError } from './errors.ts';
 
@@ -15,7 +16,8 @@ export const responseFormat = z.discriminatedUnion('type', [
   z.looseObject({
     type: z.literal('json_schema'),
     json_schema: z.looseObject({
-      name: z.string().max(256).nullish(),
+      // OpenAI and vLLM require it.
+      name: z.string().min(1).max(256),
       schema: schemaValue.nullish(),
       strict: z.boolean().nullish(),
     }),
@@ -59,6 +61,12 @@ function schemaOf(value: unknown, field: string): unknown {
   }
 }
 
+/** A 400 naming the field and the keyword's place when the grammar engine would ignore part of the schema. */
+export function checkSchemaSupported(schema: unknown, field: string): void {
+  const found = unsupportedKeyword(schema);
+  if (found) throw new ApiError(400, `${field}: ${describeUnsupported(found)}`, field);
+}
+
 /** The grammar an OpenAI-style request asks for, if any; more than one way at once is a 400. */
 export function openaiGrammar(body: Fields): GrammarSpec | undefined {
   const found: [string, GrammarSpec][] = [];
@@ -69,17 +77,17 @@ export function openaiGrammar(body: Fields): GrammarSpec | undefined {
     // OpenAI: a json_schema without a schema allows any JSON object.
     found.push([
       'response_format',
-      schema == null ? { type: 'json_object' } : jsonSchema(schemaOf(schema, 'response_format.json_schema.schema')),
+      schema == null ? { type: 'json_object' } : jsonSchema(schema, 'response_format.json_schema.schema'),
     ]);
   }
-  if (body.guided_json != null) found.push(['guided_json', jsonSchema(schemaOf(body.guided_json, 'guided_json'))]);
+  if (body.guided_json != null) found.push(['guided_json', jsonSchema(body.guided_json, 'guided_json')]);
   if (body.guided_regex != null) found.push(['guided_regex', { type: 'regex', pattern: body.guided_regex }]);
   if (body.guided_choice != null) found.push(['guided_choice', { type: 'choice', choices: body.guided_choice }]);
   if (body.guided_grammar != null) found.push(['guided_grammar', { type: 'grammar', grammar: body.guided_grammar }]);
   const so = body.structured_outputs;
   if (so) {
     const json = so.json;
-    if (json != null) found.push(['structured_outputs.json', jsonSchema(schemaOf(json, 'structured_outputs.json'))]);
+    if (json != null) found.push(['structured_outputs.json', jsonSchema(json, 'structured_outputs.json')]);
     if (so.regex != null) found.push(['structured_outputs.regex', { type: 'regex', pattern: so.regex }]);
     if (so.choice != null) found.push(['structured_outputs.choice', { type: 'choice', choices: so.choice }]);
     if (so.grammar != null) found.push(['structured_outputs.grammar', { type: 'grammar', grammar: so.grammar }]);
@@ -108,13 +116,18 @@ export const textFormat = z.discriminatedUnion('type', [
 export function responsesGrammar(format: z.output<typeof textFormat> | null | undefined): GrammarSpec | undefined {
   if (!format || format.type === 'text') return undefined;
   if (format.type === 'json_object' || format.schema == null) return { type: 'json_object' };
-  return jsonSchema(schemaOf(format.schema, 'text.format.schema'));
+  return jsonSchema(format.schema, 'text.format.schema');
 }
 
-/** `true` (any value) as a schema is any JSON object here, as OpenAI's json_object; `false` can match nothing. */
-function jsonSchema(schema: unknown): GrammarSpec {
+/**
+ * A schema field (an object, or its JSON text) as a spec: `true` (any value) is any JSON object here, as OpenAI's
+ * json_object; `false` can match nothing; keywords the grammar engine would ignore are refused.
+ */
+export function jsonSchema(value: unknown, field: string): GrammarSpec {
+  const schema = schemaOf(value, field);
   if (schema === true) return { type: 'json_object' };
-  if (schema === false) throw new ApiError(400, 'a JSON schema of false matches no output');
+  if (schema === false) throw new ApiError(400, `${field}: a JSON schema of false matches no output`, field);
+  checkSchemaSupported(schema, field);
   return { type: 'json_schema', schema };
 }
 
@@ -123,5 +136,5 @@ export const ollamaFormat = z.union([z.literal('json'), z.literal(''), z.record(
 
 export function ollamaGrammar(format: z.output<typeof ollamaFormat> | null | undefined): GrammarSpec | undefined {
   if (format == null || format === '') return undefined;
-  return format === 'json' ? { type: 'json_object' } : { type: 'json_schema', schema: format };
+  return format === 'json' ? { type: 'json_object' } : jsonSchema(format, 'format');
 }

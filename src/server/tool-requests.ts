@@ -5,6 +5,7 @@ import { FORCED_JSON, type ToolCallFormat, toolCallFormatOf } from '../tools/too
 import { parameterTypesOf } from '../tools/xml-calls.ts';
 import { ApiError } from './errors.ts';
 import type { ChatTemplate } from './models.ts';
+import { checkSchemaSupported } from './structured-output.ts';
 
 const MAX_TOOLS = 256;
 
@@ -40,6 +41,10 @@ export interface ResolvedTools {
   grammar?: GrammarSpec;
 }
 
+/** Where the request holds a tool's parameter schema, for errors (each API has its own shape of tool). */
+export type ParametersField = (index: number) => string;
+const CHAT_PARAMETERS: ParametersField = (i) => `tools[${i}].function.parameters`;
+
 /** Whether a template writes the tools it is given (Jinja `tools`, Go `.Tools`). */
 export function templateRendersTools(source: string): boolean {
   return /\btools\b/.test(source) || source.includes('.Tools');
@@ -47,8 +52,8 @@ export function templateRendersTools(source: string): boolean {
 
 /**
  * Checks a request's tools against the model's template and its tool_choice against its tools: 400 naming the
- * problem. "required" and a named function become a grammar (a JSON list of calls to the allowed functions), so the
- * calls are always well formed.
+ * problem ("none" keeps them in the prompt and asks nothing of the template). "required" and a named function become a grammar (a JSON list of calls to the allowed functions), so the
+ * calls are always well formed; a parameter schema with keywords the grammar engine would ignore is refused.
  */
 export function resolveTools(
   template: ChatTemplate | null,
@@ -56,6 +61,7 @@ export function resolveTools(
   tools: Tool[] | null | undefined,
   choice: ToolChoice | null | undefined,
   parallel: boolean | null | undefined,
+  parametersField: ParametersField = CHAT_PARAMETERS,
 ): ResolvedTools {
   if (!tools?.length) {
     if (choice && choice !== 'none' && choice !== 'auto') {
@@ -63,8 +69,10 @@ export function resolveTools(
     }
     return { format: null };
   }
-  if (choice === 'none') return { format: null };
-  if (!template || !templateRendersTools(template.source)) {
+  const renders = template !== null && templateRendersTools(template.source);
+  // "none": the tools stay in the prompt (as vLLM keeps them), but the answer is not read for calls.
+  if (choice === 'none') return { templateTools: renders ? tools : undefined, format: null };
+  if (!renders) {
     throw new ApiError(400, `the chat template of model "${modelName}" cannot render tools`, 'tools');
   }
   const named = typeof choice === 'object' && choice ? choice.function.name : null;
@@ -76,6 +84,8 @@ export function resolveTools(
     return { templateTools: tools, format: { ...format, parameterTypes: parameterTypesOf(tools) } };
   }
   const allowed = named === null ? tools : tools.filter((t) => t.function.name === named);
+  // The grammar holds the arguments to these schemas: what it would ignore is refused, as in structured output.
+  for (const t of allowed) checkSchemaSupported(t.function.parameters, parametersField(tools.indexOf(t)));
   const call = (t: Tool) => ({
     type: 'object',
     properties: { name: { const: t.function.name }, arguments: t.function.parameters ?? { type: 'object' } },

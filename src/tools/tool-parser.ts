@@ -98,7 +98,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function asCall(item: unknown): ParsedToolCall | null {
+export function asCall(item: unknown): ParsedToolCall | null {
   if (!isObject(item) || typeof item.name !== 'string') return null;
   let args = item.arguments ?? item.parameters ?? {};
   if (typeof args === 'string') {
@@ -112,7 +112,7 @@ function asCall(item: unknown): ParsedToolCall | null {
 }
 
 /** The first JSON value at the start of `text` and what follows it, or null. */
-function parseJsonPrefix(text: string): { value: unknown; rest: string } | null {
+export function parseJsonPrefix(text: string): { value: unknown; rest: string } | null {
   const open = text[0];
   if (open !== '{' && open !== '[') return null;
   let depth = 0;

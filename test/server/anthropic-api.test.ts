@@ -93,6 +93,36 @@ test('client tools: the template gets them; the call is a tool_use block, stop_r
   assert.match(call.id, /^toolu_/);
 });
 
+test('disable_parallel_tool_use keeps only the first tool_use block', async () => {
+  const call = (city: string) => `<tool_call>\n{"name": "get_weather", "arguments": {"city": "${city}"}}\n</tool_call>`;
+  const { anthropic } = await serve(call('Paris') + call('Oslo'), hermes);
+  const ask = { model: 'm', max_tokens: 200, messages: user('Weather?'), tools: [weather] };
+  const both = await anthropic.messages.create(ask);
+  assert.equal(both.content.filter((b) => b.type === 'tool_use').length, 2);
+  const one = await anthropic.messages.create({
+    ...ask,
+    tool_choice: { type: 'auto', disable_parallel_tool_use: true },
+  });
+  assert.deepEqual(
+    one.content.map((b) => (b.type === 'tool_use' ? b.input : b.type)),
+    [{ city: 'Paris' }],
+  );
+  assert.equal(one.stop_reason, 'tool_use');
+});
+
+test('a forced call cut by max_tokens shows no text of the call list: no content, stop_reason max_tokens', async () => {
+  const { anthropic } = await serve('[{"name": "get_weather", "arguments": {"city": "Oslo"}}]', hermes);
+  const ask = { model: 'm', max_tokens: 46, messages: user('Weather?'), tools: [weather] };
+  const m = await anthropic.messages.create({ ...ask, tool_choice: { type: 'any' } });
+  assert.deepEqual(m.content, []);
+  assert.equal(m.stop_reason, 'max_tokens');
+  const streamed = await anthropic.messages
+    .stream({ ...ask, tool_choice: { type: 'tool', name: 'get_weather' } })
+    .finalMessage();
+  assert.deepEqual(streamed.content, []);
+  assert.equal(streamed.stop_reason, 'max_tokens');
+});
+
 test('streamed: the named events in order, and the SDK assembles the same message', async () => {
   const { url, anthropic } = await serve(CALL, hermes);
   const body = { model: 'm', max_tokens: 200, messages: user('Weather in Paris?'), tools: [weather], stream: true };

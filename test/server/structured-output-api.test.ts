@@ -104,6 +104,10 @@ test('OpenAI: two kinds of structured output at once, an invalid regex or gramma
   await bad({ guided_regex: '(a' }, /invalid regular expression: .*parenthesis/);
   await bad({ guided_grammar: 'root ::= nothing' }, /invalid grammar: .*"nothing" is not defined/);
   await bad({ guided_json: '{not json' }, /guided_json: not valid JSON/);
+  await bad(
+    { response_format: { type: 'json_schema', json_schema: { schema } } },
+    /^400 response_format\.json_schema\.name: /,
+  );
 });
 
 test('Ollama format: a JSON schema (generate) and "json" (chat, streamed)', async () => {

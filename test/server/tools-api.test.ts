@@ -4,6 +4,7 @@ import { Ollama } from 'ollama';
 import OpenAI from 'openai';
 import { ChatTemplate } from '../../src/loader/chat-template.ts';
 import type { ChatTemplate as ServerTemplate } from '../../src/server/models.ts';
+import { post } from './harness.ts';
 import {
   WEATHER_CALL as CALL,
   closeScriptedServers,
@@ -88,6 +89,47 @@ const xmlCallTemplate = new ChatTemplate(
   {},
 );
 
+test('OpenAI: an answer goes back into messages as the SDK returns it (refusal, annotations, parsed, null audio)', async () => {
+  const { openai, url, prompt } = await serve(CALL, hermes);
+  const whole = await openai.chat.completions.create({ model: 'm', messages, tools });
+  assert.equal(whole.choices[0]!.message.refusal, null);
+  assert.deepEqual(whole.choices[0]!.message.annotations, []);
+  const answer = (await openai.chat.completions.stream({ model: 'm', messages, tools }).finalChatCompletion())
+    .choices[0]!.message;
+  assert.ok('parsed' in answer && 'refusal' in answer, 'the SDK adds parsed and refusal');
+  const call = answer.tool_calls![0]!;
+  const result = { role: 'tool', tool_call_id: call.id, content: 'sunny', name: 'get_weather' };
+  const assistant = { ...answer, audio: null, function_call: null, annotations: [] };
+  const next = await openai.chat.completions.create({
+    model: 'm',
+    messages: [...messages, assistant, result as OpenAI.ChatCompletionToolMessageParam],
+    tools,
+  });
+  assert.equal(next.choices[0]!.finish_reason, 'tool_calls');
+  assert.match(prompt(), /"name": "get_weather"\}\n<\/tool_call>/);
+  const refused = await post(`${url}/v1/chat/completions`, {
+    model: 'm',
+    messages: [...messages, { role: 'assistant', content: 'x', audio: { id: 'audio_1' } }],
+  });
+  assert.equal(refused.status, 400);
+  assert.match((refused.json.error as { message: string }).message, /^messages\[1\]\.audio: /);
+});
+
+test('OpenAI: parallel_tool_calls false under tool_choice auto keeps only the first call, streamed and not', async () => {
+  const call = (city: string) => `<tool_call>\n{"name": "get_weather", "arguments": {"city": "${city}"}}\n</tool_call>`;
+  const { openai } = await serve(call('Paris') + call('Oslo'), hermes);
+  const cities = (calls: { function: { arguments: string } }[]) =>
+    calls.map((c) => JSON.parse(c.function.arguments).city);
+  const ask = { model: 'm', messages, tools };
+  const both = await openai.chat.completions.create(ask);
+  assert.deepEqual(cities(both.choices[0]!.message.tool_calls as never), ['Paris', 'Oslo']);
+  const one = await openai.chat.completions.create({ ...ask, parallel_tool_calls: false });
+  assert.deepEqual(cities(one.choices[0]!.message.tool_calls as never), ['Paris']);
+  assert.equal(one.choices[0]!.finish_reason, 'tool_calls');
+  const streamed = await openai.chat.completions.stream({ ...ask, parallel_tool_calls: false }).finalChatCompletion();
+  assert.deepEqual(cities(streamed.choices[0]!.message.tool_calls as never), ['Paris']);
+});
+
 test('OpenAI: Qwen3-Coder calls (<function=…>, <parameter=…>) with their values typed by the tool schema', async () => {
   const forecast = {
     type: 'function' as const,
@@ -139,7 +181,7 @@ test('OpenAI: Qwen3-Coder calls (<function=…>, <parameter=…>) with their val
   assert.deepEqual(JSON.parse(streamed), args);
 });
 
-test('OpenAI: an earlier call and its result go back to the template; tool_choice none renders no tools', async () => {
+test('OpenAI: an earlier call and its result go back to the template; tool_choice none still renders the tools', async () => {
   const { openai, prompt } = await serve('It is sunny.', hermes);
   const r = await openai.chat.completions.create({
     model: 'm',
@@ -165,7 +207,7 @@ test('OpenAI: an earlier call and its result go back to the template; tool_choic
   assert.equal(r.choices[0]!.message.content, 'It is sunny.');
   assert.equal(r.choices[0]!.finish_reason, 'stop');
   const rendered = prompt();
-  assert.ok(!rendered.includes('<tools>'), 'no tools offered');
+  assert.match(rendered, /<tools>/, 'the tools stay in the prompt, as vLLM keeps them');
   assert.match(rendered, /\{ "arguments": \{"city": "Paris"\}, "name": "get_weather"\}/);
   assert.match(rendered, /<tool_response>\n\{"name": "get_weather", "content": "sunny"\}/);
 });
@@ -188,6 +230,27 @@ test('OpenAI: tool_choice required and a named function are held to JSON calls b
       grammar?.type === 'json_schema' ? (grammar.schema as { items: { properties: { name: unknown } } }) : null;
     assert.deepEqual(schema?.items.properties.name, { const: 'get_weather' });
   }
+});
+
+test('OpenAI: a forced call cut by max_tokens comes as a tool call with its arguments so far, never as the call list', async () => {
+  const script = '[{"name": "get_weather", "arguments": {"city": "Oslo"}}]';
+  const { openai } = await serve(script, hermes);
+  const ask = { model: 'm', messages, tools, tool_choice: 'required' as const, max_tokens: 48 };
+  const r = await openai.chat.completions.create(ask);
+  const choice = r.choices[0]!;
+  assert.equal(choice.finish_reason, 'length');
+  assert.equal(choice.message.content, null);
+  const call = choice.message.tool_calls![0]!;
+  assert.deepEqual(call.type === 'function' && call.function, { name: 'get_weather', arguments: '{"city": "' });
+  const stream = await openai.chat.completions.create({ ...ask, stream: true });
+  let content = '';
+  const args: string[] = [];
+  for await (const chunk of stream) {
+    content += chunk.choices[0]?.delta.content ?? '';
+    for (const t of chunk.choices[0]?.delta.tool_calls ?? []) args.push(t.function?.arguments ?? '');
+  }
+  assert.equal(content, '');
+  assert.deepEqual(args, ['{"city": "']);
 });
 
 test("vLLM's skip_special_tokens and OpenAI's reasoning effort reach the engine and the template", async () => {

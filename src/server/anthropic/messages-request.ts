@@ -4,6 +4,7 @@ import type { ChatAsk } from '../chat-request.ts';
 import { badRequest } from '../errors.ts';
 import type { ChatMessage } from '../models.ts';
 import { keepAlive, unsupported } from '../openai/schemas.ts';
+import { jsonSchema } from '../structured-output.ts';
 import { type Tool, type ToolChoice, toolSchema } from '../tool-requests.ts';
 
 const opt = <T extends z.ZodType>(t: T) => t.nullish();
@@ -177,7 +178,8 @@ function anthropicToolChoice(body: Conversation): ToolChoice | undefined {
 export function anthropicAsk(body: Conversation): ChatAsk {
   const thinking = body.thinking?.type;
   const format = body.output_config?.format ?? body.output_format;
-  const structured: GrammarSpec | undefined = format ? { type: 'json_schema', schema: format.schema } : undefined;
+  const field = body.output_config?.format ? 'output_config.format.schema' : 'output_format.schema';
+  const structured: GrammarSpec | undefined = format ? jsonSchema(format.schema, field) : undefined;
   const messages = anthropicMessages(body);
   const last = messages.at(-1);
   const prefill = last?.role === 'assistant' && !last.tool_calls;
@@ -187,6 +189,7 @@ export function anthropicAsk(body: Conversation): ChatAsk {
     tools: anthropicTools(body),
     toolChoice: anthropicToolChoice(body),
     parallelToolCalls: body.tool_choice?.disable_parallel_tool_use === true ? false : undefined,
+    parametersField: (i) => `tools[${i}].input_schema`,
     kwargs: thinking === undefined ? undefined : { enable_thinking: thinking !== 'disabled' },
     continueFinalMessage: prefill ? 'if-possible' : undefined,
     structured,

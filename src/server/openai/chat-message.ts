@@ -1,4 +1,5 @@
 import type { CompletionDelta, FinishReason } from '../../engine/types.ts';
+import type { CutToolCall } from '../../tools/cut-forced-calls.ts';
 import type { ParsedToolCall } from '../../tools/tool-parser.ts';
 import { type ChatOutputMode, ChatOutputParser, toolCallId } from '../chat-output.ts';
 import type { ChatMessage } from '../models.ts';
@@ -40,12 +41,11 @@ export function toMessages(messages: ChatRequest['messages']): ChatMessage[] {
   });
 }
 
-function openaiCalls(calls: ParsedToolCall[]) {
-  return calls.map((c) => ({
-    id: toolCallId(),
-    type: 'function' as const,
-    function: { name: c.name, arguments: JSON.stringify(c.arguments) },
-  }));
+/** An answer's calls as OpenAI's tool_calls; one cut by the token limit as OpenAI gives it, arguments as far as they got. */
+function openaiCalls(end: { calls: ParsedToolCall[]; cut?: CutToolCall }) {
+  const calls = end.calls.map((c) => ({ name: c.name, arguments: JSON.stringify(c.arguments) }));
+  if (end.cut?.name) calls.push({ name: end.cut.name, arguments: end.cut.argumentsText });
+  return calls.map((fn) => ({ id: toolCallId(), type: 'function' as const, function: fn }));
 }
 
 /** A completion that stopped on its own with calls ends in `tool_calls`, unless the request named the function. */
@@ -74,9 +74,8 @@ export function chatChunker(mode: ChatOutputMode): (d: CompletionDelta) => Recor
       const end = parser.finish();
       if (end.reasoning) delta({ reasoning_content: end.reasoning });
       if (end.content) delta({ content: end.content });
-      if (end.calls.length > 0) {
-        delta({ tool_calls: openaiCalls(end.calls).map((c, index) => ({ index, ...c })) });
-      }
+      const calls = openaiCalls(end);
+      if (calls.length > 0) delta({ tool_calls: calls.map((c, index) => ({ index, ...c })) });
       out.push({
         index: d.index,
         delta: {},
@@ -89,14 +88,21 @@ export function chatChunker(mode: ChatOutputMode): (d: CompletionDelta) => Recor
   };
 }
 
-/** A whole choice's message (content, reasoning_content, tool_calls) and finish reason. */
+/** A whole choice's message (content, reasoning_content, tool_calls; refusal and annotations as OpenAI's) and finish reason. */
 export function chatMessage(mode: ChatOutputMode, text: string, reason: FinishReason | null) {
   const parser = new ChatOutputParser(mode);
   const part = parser.push(text);
   const end = parser.finish();
   const content = part.content + end.content;
-  const message: Record<string, unknown> = { role: 'assistant', content: content || (end.calls.length ? null : '') };
+  const calls = openaiCalls(end);
+  const message: Record<string, unknown> = {
+    role: 'assistant',
+    content: content || (calls.length ? null : ''),
+    // OpenAI always writes these; a model here never refuses apart from its text, nor cites.
+    refusal: null,
+    annotations: [],
+  };
   if (mode.reasoning) message.reasoning_content = part.reasoning + end.reasoning || null;
-  if (end.calls.length > 0) message.tool_calls = openaiCalls(end.calls);
+  if (calls.length > 0) message.tool_calls = calls;
   return { message, finish_reason: finishReason(reason, end.calls, mode) };
 }

@@ -65,6 +65,7 @@ export function registerResponses(app: FastifyInstance, ctx: ServerContext): voi
           tools: requested.tools,
           toolChoice: requested.choice,
           parallelToolCalls: body.parallel_tool_calls,
+          parametersField: (i) => `tools[${i}].parameters`,
           kwargs: templateKwargs(body.chat_template_kwargs, body.reasoning?.effort),
           structured,
         });

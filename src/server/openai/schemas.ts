@@ -88,17 +88,6 @@ const toolCall = z.looseObject({
   function: z.looseObject({ name: z.string().max(256), arguments: z.string().max(1 << 20) }),
 });
 
-export const chatMessage = z.strictObject({
-  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
-  content: opt(z.union([z.string(), z.array(contentPart.pipe(textPart)).max(1024)])),
-  name: opt(z.string().max(256)),
-  tool_calls: opt(z.array(toolCall).max(256)),
-  tool_call_id: opt(z.string().max(256)),
-  // The reasoning of an earlier answer: DeepSeek's and vLLM's long-standing name, and vLLM's newer one.
-  reasoning_content: opt(z.string()),
-  reasoning: opt(z.string()),
-});
-
 /** A field pagoda cannot honour: absent, null or empty is fine, anything else is a 400 saying so. */
 export const unsupported = (what: string, instead?: string) =>
   z
@@ -109,6 +98,24 @@ export const unsupported = (what: string, instead?: string) =>
         ctx.addIssue({ code: 'custom', message: `${what} is not supported by pagoda${instead ? `: ${instead}` : ''}` });
       }
     });
+
+export const chatMessage = z.strictObject({
+  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
+  content: opt(z.union([z.string(), z.array(contentPart.pipe(textPart)).max(1024)])),
+  name: opt(z.string().max(256)),
+  tool_calls: opt(z.array(toolCall).max(256)),
+  tool_call_id: opt(z.string().max(256)),
+  // The reasoning of an earlier answer: DeepSeek's and vLLM's long-standing name, and vLLM's newer one.
+  reasoning_content: opt(z.string()),
+  reasoning: opt(z.string()),
+  // What an answer's message holds besides these, so that one pushed back into messages as it came is read (vLLM
+  // ignores them too): the refusal's text, the citations, the openai SDK's `parsed`, and null legacy fields.
+  refusal: opt(z.string()),
+  annotations: opt(z.array(z.unknown())),
+  parsed: z.unknown().optional(),
+  audio: unsupported("an earlier answer's audio"),
+  function_call: unsupported('a legacy function_call', 'send tool_calls'),
+});
 
 export const chatRequest = z.strictObject({
   ...sampling,
