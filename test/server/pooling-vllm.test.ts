@@ -13,10 +13,11 @@ const BERT = join(projectRoot, 'test', 'fixtures', 'models', 'tiny-bert');
 /** vLLM's behaviours on the embedding and rerank routes, with tiny-bert capped at 32 tokens by max_seq_length. */
 let server: TestServer;
 const variants = new FolderVariants(BERT);
+let short: string;
 
 before(async () => {
   const st = JSON.parse(readFileSync(join(BERT, 'sentence_bert_config.json'), 'utf8'));
-  const short = variants.withFiles({ 'sentence_bert_config.json': { ...st, max_seq_length: 32 } });
+  short = variants.withFiles({ 'sentence_bert_config.json': { ...st, max_seq_length: 32 } });
   const serveConfig = { ...resolveServeConfig({}, {}), port: 0 };
   const source = new EngineModelSource(serveConfig, { device: 'cpu', log: () => {} });
   server = await startTestServer(source, [{ name: 'bert-short', path: short, ref: short }], serveConfig);
@@ -27,6 +28,20 @@ after(async () => {
 });
 
 const post = (path: string, body: unknown) => request(`${server.url}${path}`, { method: 'POST', body });
+
+test("/v1/models cards carry vLLM's root, parent and permission", async () => {
+  const card = (await request(`${server.url}/v1/models`)).json.data as Record<string, unknown>[];
+  assert.equal(card.length, 1);
+  const { root, parent, permission } = card[0]!;
+  assert.equal(root, short);
+  assert.equal(parent, null);
+  const [p] = permission as Record<string, unknown>[];
+  assert.match(String(p!.id), /^modelperm-/);
+  assert.deepEqual(
+    [p!.object, p!.allow_sampling, p!.allow_logprobs, p!.allow_view, p!.allow_fine_tuning, p!.organization, p!.group],
+    ['model_permission', true, true, true, false, '*', null],
+  );
+});
 
 describe('the effective length', () => {
   test("max_seq_length caps the model's length in /v1/models, /api/show, /api/ps and /tokenize alike", async () => {
