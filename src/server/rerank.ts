@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { PoolingInput } from '../runner/pooling-batch.ts';
 import { ApiError, badRequest } from './errors.ts';
 import { type Admitted, encodePrompt, type ServerContext } from './generation.ts';
-import { acceptAnything, IGNORED_OPENAI_FIELDS } from './ignored-fields.ts';
+import { ignoredOpenAiFields } from './ignored-fields.ts';
 import { completionId } from './openai/common.ts';
 import { keepAlive } from './openai/schemas.ts';
 import { cosine, encodeText, MAX_INPUTS, poolingOf, runPooling, withPoolingModel } from './pooling.ts';
@@ -21,7 +21,7 @@ const rerankRequest = z.strictObject({
     .max(MAX_INPUTS),
   top_n: opt(z.number().int().min(0)),
   return_documents: opt(z.boolean()),
-  ...acceptAnything(IGNORED_OPENAI_FIELDS),
+  ...ignoredOpenAiFields(),
   keep_alive: keepAlive,
 });
 

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { asJson, openAiEmbeddingsJson } from '../embedding-json.ts';
 import { badRequest } from '../errors.ts';
 import type { Admitted, ServerContext } from '../generation.ts';
-import { acceptAnything, IGNORED_OPENAI_FIELDS } from '../ignored-fields.ts';
+import { ignoredOpenAiFields } from '../ignored-fields.ts';
 import {
   checkIds,
   embeddingSide,
@@ -32,7 +32,7 @@ export const embeddingRequest = z.strictObject({
   input: z.unknown(),
   encoding_format: opt(z.enum(['float', 'base64'])),
   dimensions: opt(z.number().int().min(1)),
-  ...acceptAnything(IGNORED_OPENAI_FIELDS),
+  ...ignoredOpenAiFields(),
   keep_alive: keepAlive,
   // vLLM's extra: one of the model's instruction prompts (config_sentence_transformers.json).
   prompt_name: opt(z.string().min(1).max(256)),

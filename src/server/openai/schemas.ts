@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { acceptAnything, IGNORED_OPENAI_FIELDS } from '../ignored-fields.ts';
+import { ignoredOpenAiFields } from '../ignored-fields.ts';
 import { responseFormat, structuredOutputFields } from '../structured-output.ts';
 import { toolChoiceSchema, toolsSchema } from '../tool-requests.ts';
 
@@ -41,8 +41,7 @@ const sampling = {
   presence_penalty: opt(z.number().min(-2).max(2)),
   frequency_penalty: opt(z.number().min(-2).max(2)),
   logit_bias: opt(z.record(z.string().max(12), z.number().min(-100).max(100))),
-  ...acceptAnything(IGNORED_OPENAI_FIELDS),
-  user: opt(z.string().max(1024)),
+  ...ignoredOpenAiFields(),
   keep_alive: keepAlive,
   top_k: opt(int().min(-1)),
   min_p: opt(z.number().min(0).max(1)),
