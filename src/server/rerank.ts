@@ -16,7 +16,9 @@ const rerankRequest = z.strictObject({
   model: z.string().min(1).max(1024),
   query: z.string().min(1),
   documents: z
-    .array(z.union([z.string(), z.strictObject({ text: z.string() })]))
+    .array(
+      z.union([z.string(), z.strictObject({ text: z.string() })], { error: 'expected a string or an object {text}' }),
+    )
     .min(1)
     .max(MAX_INPUTS),
   top_n: opt(z.number().int().min(0)),

@@ -8,7 +8,9 @@ import { MAX_INPUTS, withPoolingModel } from './pooling.ts';
 import { relevanceScores } from './rerank.ts';
 import { parseBody } from './validate.ts';
 
-const texts = z.union([z.string(), z.array(z.string()).min(1).max(MAX_INPUTS)]);
+const texts = z.union([z.string(), z.array(z.string()).min(1).max(MAX_INPUTS)], {
+  error: 'expected a string or a list of strings',
+});
 
 /** vLLM's score request: `text_1` against each of `text_2` (1:N), or pair by pair (N:N). */
 const scoreRequest = z.strictObject({
@@ -29,7 +31,7 @@ const scoreRequest = z.strictObject({
 export function registerScore(app: FastifyInstance, ctx: ServerContext): void {
   for (const url of ['/score', '/v1/score']) {
     app.post(url, async (request, reply) => {
-      const body = parseBody(scoreRequest, request.body);
+      const body = parseBody(scoreRequest, request.body, 'text_1 and text_2, each a string or a list of strings');
       const queries = typeof body.text_1 === 'string' ? [body.text_1] : body.text_1;
       const docs = typeof body.text_2 === 'string' ? [body.text_2] : body.text_2;
       if (queries.length > 1 && queries.length !== docs.length) {

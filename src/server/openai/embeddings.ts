@@ -65,12 +65,17 @@ function inputsOf(input: unknown): Input[] {
       return { text: item };
     }
     const ids = kind === 'string' ? null : tokenIds(item);
-    if (!ids) {
-      const want = kind === 'string' ? 'a string, as input[0] is' : 'a list of integer token ids >= 0, as input[0] is';
-      throw badRequest(`input[${i}]: expected ${want}`, `input[${i}]`);
-    }
+    if (!ids) throw badRequest(`input[${i}]: expected ${itemKind(kind, i)}`, `input[${i}]`);
     return { ids };
   });
+}
+
+/** What item `i` of a list input must be: the first says what the rest are (all strings, or all token-id lists). */
+function itemKind(kind: 'string' | 'list of token ids', i: number): string {
+  if (i === 0) return 'a string or a list of integer token ids >= 0';
+  return kind === 'string'
+    ? 'a string, since input[0] is a string'
+    : 'a list of integer token ids >= 0, since input[0] is a list of token ids';
 }
 
 /** The embedding size a request asks for: the model's, or `dimensions` where the model allows truncation. */
