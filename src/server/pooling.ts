@@ -5,6 +5,7 @@ import { ApiError, badRequest } from './errors.ts';
 import { type Admitted, encodePrompt, type ServerContext, withModel } from './generation.ts';
 import type { PoolingSide } from './models.ts';
 import { keepAliveMs } from './ollama/options.ts';
+import { truncationLimit } from './openai/common.ts';
 
 /** Most inputs one embeddings or rerank request may carry (OpenAI's limit for embeddings). */
 export const MAX_INPUTS = 2048;
@@ -42,20 +43,30 @@ export interface LengthRule {
 }
 
 /**
+ * vLLM's truncate_prompt_tokens as the length rule of `param`'s inputs: absent, inputs past the model's maximum are
+ * refused; -1 cuts them to it; k cuts them to k (k past the maximum is a 400, as for completions).
+ */
+export function truncationRule(a: Admitted, k: number | null | undefined, param: string): LengthRule {
+  const limit = truncationLimit(k, a.model.contextLength);
+  return { limit: limit ?? a.model.contextLength, truncate: limit !== null, param };
+}
+
+/**
  * A text as the model's sentence-transformers pipeline tokenizes it: the named prompt in front (only when a request
- * names one), lower-cased when the model says so, with the tokenizer's special tokens.
+ * names one), lower-cased when the model says so, with the tokenizer's special tokens unless `addSpecialTokens` is
+ * false.
  */
 export async function encodeText(
   a: Admitted,
   text: string,
   index: number,
   rule: LengthRule,
-  promptName?: string | null,
+  opts: { promptName?: string | null; addSpecialTokens?: boolean | null } = {},
 ): Promise<number[]> {
   const side = poolingOf(a);
-  let full = promptName ? promptText(side, promptName) + text : text;
+  let full = opts.promptName ? promptText(side, opts.promptName) + text : text;
   if (side.doLowerCase) full = full.toLowerCase();
-  return fitLength(a, full, await encodePrompt(a.model, full, true), index, rule);
+  return fitLength(a, full, await encodePrompt(a.model, full, opts.addSpecialTokens ?? true), index, rule);
 }
 
 function promptText(side: PoolingSide, name: string): string {
@@ -97,7 +108,10 @@ async function fitLength(a: Admitted, text: string, ids: number[], index: number
   return [...ids.slice(0, start), ...plain.slice(0, rule.limit - extra), ...ids.slice(start + plain.length)];
 }
 
-/** Token-id inputs checked against the vocabulary and the length rule (`param[i]` named in every refusal). */
+/**
+ * Token-id inputs checked against the vocabulary and the length rule (`param[i]` named in every refusal); truncation
+ * keeps the last ids, as vLLM's truncate_prompt_tokens does.
+ */
 export function checkIds(a: Admitted, ids: number[], index: number, rule: LengthRule): number[] {
   const vocab = a.model.tokenizer.vocabSize;
   const bad = ids.find((t) => t >= vocab);
@@ -108,7 +122,7 @@ export function checkIds(a: Admitted, ids: number[], index: number, rule: Length
     );
   }
   if (ids.length === 0) throw badRequest(`${rule.param}[${index}] is empty`, `${rule.param}[${index}]`);
-  if (ids.length > rule.limit && rule.truncate) return ids.slice(0, rule.limit);
+  if (ids.length > rule.limit && rule.truncate) return ids.slice(ids.length - rule.limit);
   if (ids.length > rule.limit) {
     throw new ApiError(
       400,

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { badRequest } from './errors.ts';
 import type { ServerContext } from './generation.ts';
 import { completionId, unixSeconds } from './openai/common.ts';
-import { keepAlive, unsupported } from './openai/schemas.ts';
+import { keepAlive, truncatePromptTokens } from './openai/schemas.ts';
 import { MAX_INPUTS, withPoolingModel } from './pooling.ts';
 import { relevanceScores } from './rerank.ts';
 import { parseBody } from './validate.ts';
@@ -20,7 +20,7 @@ const scoreRequest = z.strictObject({
   keep_alive: keepAlive,
   // vLLM's scheduling hint; pagoda's pooling engine runs requests first come, first served.
   priority: z.number().int().nullish(),
-  truncate_prompt_tokens: unsupported('truncate_prompt_tokens', 'pairs longer than the model takes are refused'),
+  truncate_prompt_tokens: truncatePromptTokens,
   activation: z
     .boolean()
     .nullish()
@@ -48,7 +48,8 @@ export function registerScore(app: FastifyInstance, ctx: ServerContext): void {
         if (empty >= 0) throw badRequest(`${field}[${empty}]: must not be empty`, `${field}[${empty}]`);
       }
       return withPoolingModel(ctx, body, reply, async (a) => {
-        const r = await relevanceScores(ctx, a, queries, docs, { queries: 'text_1', documents: 'text_2' });
+        const fields = { queries: 'text_1', documents: 'text_2' };
+        const r = await relevanceScores(ctx, a, queries, docs, fields, body.truncate_prompt_tokens);
         return {
           id: completionId('score'),
           object: 'list',

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { resolveServeConfig } from '../../src/server/config.ts';
 import { EngineModelSource } from '../../src/server/engine-source.ts';
-import { FolderVariants } from '../helpers/bert-variants.ts';
+import { crossEncoderVariant, FolderVariants } from '../helpers/bert-variants.ts';
 import { projectRoot } from '../helpers/fixtures.ts';
 import { request, startTestServer, type TestServer } from './harness.ts';
 
@@ -14,13 +15,16 @@ const BERT = join(projectRoot, 'test', 'fixtures', 'models', 'tiny-bert');
 let server: TestServer;
 const variants = new FolderVariants(BERT);
 let short: string;
+const tok = loadTokenizer(BERT);
 
 before(async () => {
   const st = JSON.parse(readFileSync(join(BERT, 'sentence_bert_config.json'), 'utf8'));
   short = variants.withFiles({ 'sentence_bert_config.json': { ...st, max_seq_length: 32 } });
   const serveConfig = { ...resolveServeConfig({}, {}), port: 0 };
   const source = new EngineModelSource(serveConfig, { device: 'cpu', log: () => {} });
-  server = await startTestServer(source, [{ name: 'bert-short', path: short, ref: short }], serveConfig);
+  const reranker = crossEncoderVariant(variants, BERT, false).dir;
+  const entry = (name: string, path: string) => ({ name, path, ref: path });
+  server = await startTestServer(source, [entry('bert-short', short), entry('reranker', reranker)], serveConfig);
 });
 after(async () => {
   await server.close();
@@ -30,9 +34,7 @@ after(async () => {
 const post = (path: string, body: unknown) => request(`${server.url}${path}`, { method: 'POST', body });
 
 test("/v1/models cards carry vLLM's root, parent and permission", async () => {
-  const card = (await request(`${server.url}/v1/models`)).json.data as Record<string, unknown>[];
-  assert.equal(card.length, 1);
-  const { root, parent, permission } = card[0]!;
+  const { root, parent, permission } = (await request(`${server.url}/v1/models/bert-short`)).json;
   assert.equal(root, short);
   assert.equal(parent, null);
   const [p] = permission as Record<string, unknown>[];
@@ -61,5 +63,122 @@ describe('the effective length', () => {
     const tooLong = await post('/v1/embeddings', { model: 'bert-short', input: 'word '.repeat(40) });
     assert.equal(tooLong.status, 400);
     assert.match((tooLong.json.error as { message: string }).message, /more than this model's maximum of 32/);
+  });
+});
+
+const message = (r: { json: Record<string, unknown> }) => (r.json.error as { message: string }).message;
+const embedding = (r: { json: Record<string, unknown> }, i = 0) =>
+  (r.json.data as { embedding: number[] }[])[i]!.embedding;
+const usage = (r: { json: Record<string, unknown> }) => (r.json.usage as { prompt_tokens: number }).prompt_tokens;
+const long = 'the '.repeat(60);
+
+describe("vLLM's truncate_prompt_tokens and add_special_tokens", () => {
+  test('/v1/embeddings: a text keeps its first k tokens between its special tokens; token ids their last k', async () => {
+    const ids = tok.encode(long);
+    const asIds = async (input: number[]) => {
+      const r = await post('/v1/embeddings', { model: 'bert-short', input: [input], encoding_format: 'float' });
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      return embedding(r);
+    };
+    for (const [k, keep] of [
+      [10, 10],
+      [-1, 32],
+    ] as const) {
+      for (const [input, kept] of [
+        [long, [...ids.slice(0, keep - 1), ids.at(-1)!]],
+        [[ids.slice(0, 50)], ids.slice(50 - keep, 50)],
+      ] as const) {
+        const body = { model: 'bert-short', input, truncate_prompt_tokens: k, encoding_format: 'float' };
+        const r = await post('/v1/embeddings', body);
+        assert.equal(r.status, 200, JSON.stringify(r.json));
+        assert.equal(usage(r), keep);
+        assert.deepEqual(embedding(r), await asIds([...kept]));
+      }
+    }
+    const tooMany = await post('/v1/embeddings', { model: 'bert-short', input: 'a', truncate_prompt_tokens: 33 });
+    assert.equal(tooMany.status, 400);
+    assert.equal((tooMany.json.error as { param: string }).param, 'truncate_prompt_tokens');
+    assert.match(message(tooMany), /^truncate_prompt_tokens 33: more than the model's context length \(32\)$/);
+  });
+
+  test('/v1/embeddings: add_special_tokens false embeds the text without them', async () => {
+    const text = 'paged attention';
+    const r = await post('/v1/embeddings', {
+      model: 'bert-short',
+      input: text,
+      add_special_tokens: false,
+      encoding_format: 'float',
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const plain = tok.encode(text, { addSpecialTokens: false });
+    assert.equal(usage(r), plain.length);
+    const want = await post('/v1/embeddings', { model: 'bert-short', input: [plain], encoding_format: 'float' });
+    assert.deepEqual(embedding(r), embedding(want));
+  });
+
+  test('/v1/embeddings: a chat-style request (messages) is one clear 400', async () => {
+    const r = await post('/v1/embeddings', { model: 'bert-short', messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal(r.status, 400);
+    assert.equal((r.json.error as { param: string }).param, 'messages');
+    assert.match(
+      message(r),
+      /^messages: a chat-style embedding request is not supported by pagoda: send the texts as input$/,
+    );
+  });
+
+  test("a cross-encoder's pair is cut to k by its document's end, the query kept whole", async () => {
+    const query = 'paged attention';
+    // The pair of exactly 20 tokens the cut must give: the document's first n words.
+    const n = [...Array(60).keys()].find((m) => tok.encodePair!(query, 'the '.repeat(m)).ids.length === 20);
+    assert.ok(n, 'a document of 20 tokens with the query');
+    const scores = async (url: string, body: Record<string, unknown>) => {
+      const r = await post(url, { model: 'reranker', ...body });
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      return r;
+    };
+    const cut = await scores('/v1/rerank', { query, documents: [long], truncate_prompt_tokens: 20 });
+    const whole = await scores('/v1/rerank', { query, documents: ['the '.repeat(n)] });
+    assert.equal(usage(cut), 20);
+    const score = (r: { json: Record<string, unknown> }) =>
+      (r.json.results as { relevance_score: number }[])[0]!.relevance_score;
+    assert.equal(score(cut), score(whole));
+    const scored = await scores('/score', { text_1: query, text_2: [long], truncate_prompt_tokens: 20 });
+    assert.equal((scored.json.data as { score: number }[])[0]!.score, score(whole));
+    const noRoom = await post('/v1/rerank', {
+      model: 'reranker',
+      query: long,
+      documents: ['a'],
+      truncate_prompt_tokens: 10,
+    });
+    assert.equal(noRoom.status, 400);
+    assert.match(
+      message(noRoom),
+      /^documents\[0\]: truncate_prompt_tokens 10 leaves no room for the document after the query$/,
+    );
+  });
+
+  test('an embedding model on /score and /rerank cuts each text; without truncate_prompt_tokens a long one is refused', async () => {
+    const refused = await post('/v1/score', { model: 'bert-short', text_1: 'a', text_2: long });
+    assert.equal(refused.status, 400);
+    assert.match(message(refused), /^text_2\[0\] is \d+ tokens, more than this model's maximum of 32$/);
+    const cut = await post('/v1/score', { model: 'bert-short', text_1: 'a', text_2: long, truncate_prompt_tokens: -1 });
+    assert.equal(cut.status, 200, JSON.stringify(cut.json));
+    assert.equal(usage(cut), tok.encode('a').length + 32);
+    const reranked = await post('/rerank', {
+      model: 'bert-short',
+      query: long,
+      documents: ['a'],
+      truncate_prompt_tokens: 8,
+    });
+    assert.equal(reranked.status, 200, JSON.stringify(reranked.json));
+    assert.equal(usage(reranked), 8 + tok.encode('a').length);
+    const tooMany = await post('/rerank', {
+      model: 'bert-short',
+      query: 'a',
+      documents: ['a'],
+      truncate_prompt_tokens: 40,
+    });
+    assert.equal(tooMany.status, 400);
+    assert.equal((tooMany.json.error as { param: string }).param, 'truncate_prompt_tokens');
   });
 });

@@ -135,8 +135,8 @@ describe('/score and /v1/score (vLLM)', () => {
         /^activation: false \(raw logits\) is not supported/,
       ],
       [
-        { model: 'reranker', text_1: 'a', text_2: 'b', truncate_prompt_tokens: 8 },
-        /^truncate_prompt_tokens: truncate_prompt_tokens is not supported by pagoda/,
+        { model: 'reranker', text_1: 'a', text_2: 'b', truncate_prompt_tokens: 600 },
+        /^truncate_prompt_tokens 600: more than the model's context length \(512\)$/,
       ],
     ];
     for (const [body, pattern] of cases) {

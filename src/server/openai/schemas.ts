@@ -14,6 +14,9 @@ const int = () => z.number().int();
 /** OpenAI's reasoning effort levels (chat's `reasoning_effort`, the Responses API's `reasoning.effort`). */
 export const reasoningEffort = opt(z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh']));
 
+/** vLLM's truncate_prompt_tokens: -1 (the model's maximum) or a count of tokens. */
+export const truncatePromptTokens = opt(z.union([z.literal(-1), int().min(1)]));
+
 /** Ollama's keep_alive: seconds or a duration such as "5m"; negative = forever. */
 export const keepAlive = opt(z.union([z.number(), z.string().max(64)]));
 
@@ -62,7 +65,7 @@ const sampling = {
   /** vLLM's: words never generated (each as written and after a space). */
   bad_words: opt(z.array(z.string().min(1).max(1000)).max(MAX_STOP)),
   /** vLLM's: keep only the prompt's last k tokens (-1: as many as the model takes). */
-  truncate_prompt_tokens: opt(z.union([z.literal(-1), int().min(1)])),
+  truncate_prompt_tokens: truncatePromptTokens,
   /** vLLM's: the prompt tokens' logprobs with this many alternatives each (not streamed). */
   prompt_logprobs: opt(int().min(0).max(MAX_LOGPROBS)),
   /** vLLM's: a matched stop string stays at the end of the output. */
