@@ -24,6 +24,7 @@ import { ResponseStore } from './openai/response-store.ts';
 import { registerResponses } from './openai/responses.ts';
 import { registerRequestLog } from './request-log.ts';
 import { registerRerank } from './rerank.ts';
+import { routeMethods } from './route-methods.ts';
 import { registerScore } from './score.ts';
 import { corsPolicy, requireApiKey } from './security.ts';
 import { registerTokenize } from './tokenize.ts';
@@ -89,6 +90,7 @@ export function buildApp(
     }
   });
 
+  const methodsOf = routeMethods(app);
   registerRequestLog(app, log, (status) => metrics.httpResponses.inc({ status: String(status) }));
   const checkHost = hostCheck(() => {
     const address = app.server.address();
@@ -126,8 +128,19 @@ export function buildApp(
       .send(errorBody(apiFamily(request.url), api));
   });
   app.setNotFoundHandler((request, reply) => {
-    const api = toApiError({ statusCode: 404, message: `${request.method} ${request.url.slice(0, 200)} not found` });
-    reply.code(404).send(errorBody(apiFamily(request.url), api));
+    const url = request.url.slice(0, 200);
+    const allowed = methodsOf(request.url.split('?')[0]!);
+    // A route of this method that found nothing (a page file that is not there) is a 404 too.
+    const api =
+      allowed.length && !allowed.includes(request.method)
+        ? new ApiError(405, `${request.method} is not allowed on ${url} (it takes ${allowed.join(', ')})`, null, null, {
+            allow: allowed.join(', '),
+          })
+        : new ApiError(404, `${request.method} ${url} not found`);
+    reply
+      .code(api.status)
+      .headers(api.headers)
+      .send(errorBody(apiFamily(request.url), api));
   });
 
   app.get('/health', async (_request, reply) => {

@@ -127,9 +127,9 @@ async function pairInput(a: Admitted, query: string, doc: string): Promise<{ ids
   return tok.encodePair(lower(query), lower(doc));
 }
 
-/** POST /v1/rerank and /rerank */
+/** POST /v1/rerank, /rerank and /v2/rerank (Cohere v2 clients' path), one request shape, as vLLM serves them. */
 export function registerRerank(app: FastifyInstance, ctx: ServerContext): void {
-  for (const url of ['/v1/rerank', '/rerank']) {
+  for (const url of ['/v1/rerank', '/rerank', '/v2/rerank']) {
     app.post(url, async (request, reply) => {
       const body = parseBody(rerankRequest, request.body);
       const docs = body.documents.map((d) => (typeof d === 'string' ? d : d.text));

@@ -30,6 +30,35 @@ function assertOllamaError(r: { status: number; json: Record<string, unknown> },
   if (pattern) assert.match(r.json.error as string, pattern);
 }
 
+test("unknown routes 404 and known paths with another method 405 (with Allow), in their API's shape", async () => {
+  for (const [method, path] of [
+    ['POST', '/v1/nope'],
+    ['GET', '/v2/nope'],
+    ['POST', '/v2'],
+  ]) {
+    const r = await request(`${server.url}${path}`, { method, body: method === 'POST' ? {} : undefined });
+    assertOpenAIError(r, 404);
+    assert.match((r.json.error as { message: string }).message, new RegExp(`^${method} ${path} not found$`));
+  }
+  const wrong = await request(chat());
+  assertOpenAIError(wrong, 405);
+  assert.equal(
+    (wrong.json.error as { message: string }).message,
+    'GET is not allowed on /v1/chat/completions (it takes POST)',
+  );
+  assert.equal(wrong.headers.allow, 'POST');
+  // A parametric path, and an Ollama route: Ollama's shape.
+  const model = await request(`${server.url}/v1/models/${server.model}`, { method: 'DELETE' });
+  assertOpenAIError(model, 405);
+  assert.match(String(model.headers.allow), /GET/);
+  assertOllamaError(
+    await request(`${server.url}/api/tags`, { method: 'DELETE' }),
+    405,
+    /^DELETE is not allowed on \/api\/tags \(it takes GET, HEAD\)$/,
+  );
+  assertOllamaError(await request(`${server.url}/api/nope`), 404, /^GET \/api\/nope not found$/);
+});
+
 test('malformed JSON, wrong types, invalid UTF-8: 400 in each API shape', async () => {
   assertOpenAIError(await post(chat(), '{"model":'), 400);
   assertOllamaError(await post(generate(), '{"model":'), 400, /not valid JSON/);

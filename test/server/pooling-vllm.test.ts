@@ -182,3 +182,13 @@ describe("vLLM's truncate_prompt_tokens and add_special_tokens", () => {
     assert.equal((tooMany.json.error as { param: string }).param, 'truncate_prompt_tokens');
   });
 });
+
+test('/v2/rerank (Cohere v2 clients) takes the same request and answers as /v1/rerank', async () => {
+  const body = { model: 'reranker', query: 'paged attention', documents: ['blocks of the cache', 'a fox'], top_n: 1 };
+  const [v1, v2] = await Promise.all([post('/v1/rerank', body), post('/v2/rerank', body)]);
+  assert.equal(v2.status, 200, JSON.stringify(v2.json));
+  assert.deepEqual(v2.json.results, v1.json.results);
+  const bad = await post('/v2/rerank', { ...body, documents: [] });
+  assert.equal(bad.status, 400);
+  assert.equal(typeof (bad.json.error as { type: string }).type, 'string', "OpenAI's error shape");
+});
