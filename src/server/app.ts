@@ -149,6 +149,13 @@ export function buildApp(
     reply.code(pending.length ? 503 : 200);
     return { status: pending.length ? 'loading' : 'ok', models: { ready, loading: registry.loading() } };
   });
+  // vLLM's (and SageMaker's) readiness probe: /health's status, no body.
+  app.route({
+    method: ['GET', 'POST'],
+    url: '/ping',
+    handler: async (_request, reply) => reply.code(starting().length ? 503 : 200).send(),
+  });
+  app.get('/version', async () => ({ version }));
   app.get('/metrics', async (_request, reply) => {
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();

@@ -1,6 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import type { PoolingInput } from '../runner/pooling-batch.ts';
 import { UserError } from '../util/errors.ts';
+import { defaultModel } from './default-model.ts';
 import { ApiError, badRequest } from './errors.ts';
 import { type Admitted, encodePrompt, type ServerContext, withModel } from './generation.ts';
 import type { PoolingSide } from './models.ts';
@@ -15,14 +16,18 @@ export function poolingOf(a: Admitted): PoolingSide {
   return a.model.pooling!;
 }
 
-/** Runs an embeddings or rerank route's work with the embedding or reranking model its body names. */
-export function withPoolingModel<T>(
+/**
+ * Runs an embeddings or rerank route's work with the embedding or reranking model its body names, or the one served
+ * when it names none (vLLM's rerank and score routes).
+ */
+export async function withPoolingModel<T>(
   ctx: ServerContext,
-  body: { model: unknown; keep_alive?: string | number | null },
+  body: { model?: string | null; keep_alive?: string | number | null },
   reply: FastifyReply,
   fn: (a: Admitted) => Promise<T>,
 ): Promise<T> {
-  return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), fn, { task: 'pooling' });
+  const model = body.model ?? (await defaultModel(ctx, 'pooling'));
+  return withModel(ctx, model, reply, keepAliveMs(body.keep_alive), fn, { task: 'pooling' });
 }
 
 /** The pooling side of a model that embeds; a reranker has no embeddings (a 400). */

@@ -13,7 +13,8 @@ const opt = <T extends z.ZodType>(t: T) => t.nullish();
 
 /** The request vLLM, Jina and Cohere share: a query, documents (strings, or Jina's `{text}`), top_n. */
 const rerankRequest = z.strictObject({
-  model: z.string().min(1).max(1024),
+  // vLLM's: optional, the one served model when absent.
+  model: opt(z.string().min(1).max(1024)),
   query: z.string().min(1),
   documents: z
     .array(

@@ -14,7 +14,8 @@ const texts = z.union([z.string(), z.array(z.string()).min(1).max(MAX_INPUTS)], 
 
 /** vLLM's score request: `text_1` against each of `text_2` (1:N), or pair by pair (N:N). */
 const scoreRequest = z.strictObject({
-  model: z.string().min(1).max(1024),
+  // Optional, the one served model when absent (vLLM serves one).
+  model: z.string().min(1).max(1024).nullish(),
   text_1: texts,
   text_2: texts,
   keep_alive: keepAlive,

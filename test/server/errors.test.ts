@@ -166,6 +166,12 @@ test('negative and huge limits, out-of-range values, unsupported fields: 400', a
   );
 });
 
+test("vLLM's GET /version gives the server's version", async () => {
+  const r = await request(`${server.url}/version`);
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.json, { version: '0.0.0-test' });
+});
+
 test('unknown routes and methods are JSON 404s; HEAD / and /health answer', async () => {
   assertOllamaError(await request(`${server.url}/api/nothing`), 404);
   assertOpenAIError(await request(`${server.url}/v1/nothing`), 404);
@@ -225,7 +231,7 @@ test('/metrics includes the process and Node.js metrics', async () => {
   }
 });
 
-test('auth: Bearer key on every route but /health', async () => {
+test('auth: Bearer key on every route but /health and /ping', async () => {
   const secured = await startServed({ apiKey: 'sekrit' });
   try {
     assertOllamaError(await post(`${secured.url}/api/generate`, { model: secured.model, prompt: 'x' }), 401, /API key/);
@@ -234,6 +240,8 @@ test('auth: Bearer key on every route but /health', async () => {
     assert.equal((await request(`${secured.url}/metrics`)).status, 401);
     assert.equal((await request(`${secured.url}/health`)).status, 200);
     assert.equal((await request(`${secured.url}/health?probe=1`)).status, 200, 'with a query string too');
+    assert.equal((await request(`${secured.url}/ping`)).status, 200, "vLLM's probe too");
+    assert.equal((await request(`${secured.url}/version`)).status, 401);
     assert.equal(
       (await request(`${secured.url}/api/tags`, { headers: { authorization: 'Bearer sekrit' } })).status,
       200,

@@ -10,6 +10,7 @@ import { projectRoot } from '../helpers/fixtures.ts';
 import { request, startTestServer, type TestServer } from './harness.ts';
 
 const BERT = join(projectRoot, 'test', 'fixtures', 'models', 'tiny-bert');
+const LLAMA = join(projectRoot, 'test', 'fixtures', 'models', 'tiny-llama');
 
 /** vLLM's behaviours on the embedding and rerank routes, with tiny-bert capped at 32 tokens by max_seq_length. */
 let server: TestServer;
@@ -191,4 +192,59 @@ test('/v2/rerank (Cohere v2 clients) takes the same request and answers as /v1/r
   const bad = await post('/v2/rerank', { ...body, documents: [] });
   assert.equal(bad.status, 400);
   assert.equal(typeof (bad.json.error as { type: string }).type, 'string', "OpenAI's error shape");
+});
+
+describe('`model` may be left out of /rerank, /score, /tokenize and /detokenize, as vLLM serves one model', () => {
+  test('with one model of the kind the route needs, that model answers', async () => {
+    const dir = crossEncoderVariant(variants, BERT, false).dir;
+    const serveConfig = { ...resolveServeConfig({}, {}), port: 0 };
+    const source = new EngineModelSource(serveConfig, { device: 'cpu', log: () => {} });
+    const entries = [
+      { name: 'only', path: dir, ref: dir },
+      { name: 'generator', path: LLAMA, ref: LLAMA },
+    ];
+    const single = await startTestServer(source, entries, serveConfig);
+    const at = (path: string, body: unknown) => request(`${single.url}${path}`, { method: 'POST', body });
+    try {
+      const body = { query: 'paged attention', documents: ['blocks', 'a fox'] };
+      for (const path of ['/rerank', '/v1/rerank', '/v2/rerank']) {
+        const r = await at(path, body);
+        assert.equal(r.status, 200, `${path} ${JSON.stringify(r.json)}`);
+        assert.equal(r.json.model, 'only');
+        assert.deepEqual(r.json.results, (await at(path, { ...body, model: 'only' })).json.results);
+      }
+      const scored = await at('/score', { text_1: 'a', text_2: 'b' });
+      assert.equal(scored.json.model, 'only');
+      // Any model has a tokenizer: two here.
+      const tokenized = await at('/tokenize', { prompt: 'a' });
+      assert.equal(tokenized.status, 400);
+      assert.equal((tokenized.json.error as { param: string }).param, 'model');
+      assert.match(
+        message(tokenized),
+        /^model is required: several models could answer \(only, generator\); name one$/,
+      );
+    } finally {
+      await single.close();
+    }
+  });
+
+  test('with several, a 400 names the model field and the candidates', async () => {
+    for (const path of ['/rerank', '/score', '/tokenize', '/detokenize']) {
+      const body = { query: 'q', documents: ['d'], text_1: 'a', text_2: 'b', prompt: 'a', tokens: [1] };
+      const keys = {
+        '/rerank': ['query', 'documents'],
+        '/score': ['text_1', 'text_2'],
+        '/tokenize': ['prompt'],
+        '/detokenize': ['tokens'],
+      }[path]!;
+      const r = await post(path, Object.fromEntries(keys.map((k) => [k, body[k as keyof typeof body]])));
+      assert.equal(r.status, 400, path);
+      assert.equal((r.json.error as { param: string }).param, 'model');
+      assert.match(
+        message(r),
+        /^model is required: several models could answer \(bert-short, reranker\); name one$/,
+        path,
+      );
+    }
+  });
 });
