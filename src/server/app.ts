@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest, LogController } fro
 import type { Logger } from 'pino';
 import { registerMessages } from './anthropic/messages.ts';
 import { parseJsonBody } from './body.ts';
+import { decodeBody } from './body-encoding.ts';
 import type { ServeConfig } from './config.ts';
 import { ApiError, apiFamily, errorBody, isFailure, toApiError } from './errors.ts';
 import { AdmissionGate, type ServerContext } from './generation.ts';
@@ -82,13 +83,9 @@ export function buildApp(
   };
 
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => {
-    try {
-      done(null, parseJsonBody(body as Buffer));
-    } catch (err) {
-      done(err as Error, undefined);
-    }
-  });
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, async (request: FastifyRequest, body: Buffer) =>
+    parseJsonBody(await decodeBody(body, request.headers['content-encoding'], config.bodyLimitBytes)),
+  );
 
   const methodsOf = routeMethods(app);
   registerRequestLog(app, log, (status) => metrics.httpResponses.inc({ status: String(status) }));

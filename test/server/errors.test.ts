@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import zlib from 'node:zlib';
 import OpenAI from 'openai';
 import { post, request } from './harness.ts';
 import { type ServedModel, startServed } from './served.ts';
@@ -57,6 +58,17 @@ test("unknown routes 404 and known paths with another method 405 (with Allow), i
     /^DELETE is not allowed on \/api\/tags \(it takes GET, HEAD\)$/,
   );
   assertOllamaError(await request(`${server.url}/api/nope`), 404, /^GET \/api\/nope not found$/);
+});
+
+test('a gzip-compressed body is decoded; an unknown Content-Encoding is a 415 naming it', async () => {
+  const body = zlib.gzipSync(
+    JSON.stringify({ model: server.model, prompt: 'x', stream: false, options: { num_predict: 1 } }),
+  );
+  const r = await post(generate(), body, { 'content-encoding': 'gzip' });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.done, true);
+  assertOllamaError(await post(generate(), body, { 'content-encoding': 'zstd' }), 415, /"zstd" is not supported/);
+  assertOpenAIError(await post(chat(), body, { 'content-encoding': 'compress' }), 415);
 });
 
 test('malformed JSON, wrong types, invalid UTF-8: 400 in each API shape', async () => {
