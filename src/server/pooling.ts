@@ -155,6 +155,14 @@ export async function runPooling(
     return { rows: await poolingOf(a).engine.pool(inputs, a.signal), tokens };
   } catch (err) {
     if (err instanceof UserError) throw badRequest(err.message);
+    // The client went away (or a forced shutdown): its inputs not yet run were dropped. An abort, as a generation's,
+    // not the server's failure: a 503 that a client still there (shutdown) reads, never an error in the log.
+    if (a.signal.aborted) {
+      throw new ApiError(
+        503,
+        `the request was aborted: ${(a.signal.reason as Error | undefined)?.message ?? 'aborted'}`,
+      );
+    }
     throw err;
   }
 }

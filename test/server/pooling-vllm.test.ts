@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
@@ -7,7 +8,7 @@ import { resolveServeConfig } from '../../src/server/config.ts';
 import { EngineModelSource } from '../../src/server/engine-source.ts';
 import { crossEncoderVariant, FolderVariants } from '../helpers/bert-variants.ts';
 import { projectRoot } from '../helpers/fixtures.ts';
-import { request, startTestServer, type TestServer } from './harness.ts';
+import { capturedLog, eventually, request, startTestServer, type TestServer } from './harness.ts';
 
 const BERT = join(projectRoot, 'test', 'fixtures', 'models', 'tiny-bert');
 const LLAMA = join(projectRoot, 'test', 'fixtures', 'models', 'tiny-llama');
@@ -247,4 +248,37 @@ describe('`model` may be left out of /rerank, /score, /tokenize and /detokenize,
       );
     }
   });
+});
+
+test('a client that leaves a long /v1/embeddings batch cancels its work; logged at info as an abort, never an error', async () => {
+  const { log, lines } = capturedLog('info');
+  const serveConfig = { ...resolveServeConfig({}, {}), port: 0 };
+  const source = new EngineModelSource(serveConfig, { device: 'cpu', log: () => {} });
+  const served = await startTestServer(source, [{ name: 'bert', path: BERT, ref: BERT }], serveConfig, log);
+  const engine = () => served.ctx.registry.resident()[0]!.model.engine;
+  try {
+    await request(`${served.url}/v1/embeddings`, { method: 'POST', body: { model: 'bert', input: 'load it' } });
+    const input = Array.from({ length: 2048 }, (_, i) => `${i} ${'the '.repeat(100)}`);
+    const req = http.request(`${served.url}/v1/embeddings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+    });
+    req.on('error', () => {});
+    req.end(JSON.stringify({ model: 'bert', input }));
+    await eventually(() => engine().stats().waiting > 0, 10_000, 'the batch to queue');
+    req.destroy();
+    await eventually(() => engine().stats().waiting === 0 && served.ctx.gate.size === 0, 5000, 'the batch dropped');
+    const steps = engine().stats().steps;
+    assert.ok(steps < 2048 / 2, `${steps} steps: the batch was not run to its end`);
+    await eventually(() => lines.some((l) => l.url === '/v1/embeddings' && l.aborted), 5000, 'the log line');
+    const line = lines.find((l) => l.url === '/v1/embeddings' && l.aborted)!;
+    assert.equal(line.level, 30);
+    assert.equal(line.finish_reason, 'abort');
+    assert.deepEqual(
+      lines.filter((l) => (l.level as number) >= 50),
+      [],
+    );
+  } finally {
+    await served.close();
+  }
 });
