@@ -40,7 +40,7 @@ function weightFiles(dir: string): { bytes: number; modified: Date } {
   return { bytes, modified: new Date(modified) };
 }
 
-/** An embedding or reranking model's longest input, as its load will set it (a sentence-transformers max_seq_length caps it). */
+/** An embedding or reranking model's longest input as its load sets it (max_seq_length caps it). */
 function poolingLimit(dir: string, config: ModelConfig, task: ModelTask): number {
   return poolingLengthLimit(dir, positionCount(config), sentenceTransformersOf(dir, config, task));
 }

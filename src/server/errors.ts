@@ -49,7 +49,8 @@ const ANTHROPIC_TYPES: Record<number, string> = {
 
 export function apiFamily(url: string): ApiFamily {
   if (/^\/v1\/messages(\/|\?|$)/.test(url)) return 'anthropic';
-  // /rerank is vLLM's (and Jina's) alias of /v1/rerank, /v2/rerank Cohere's; /score, /tokenize and /detokenize are vLLM's.
+  // /rerank is vLLM's (and Jina's) alias of /v1/rerank, /v2/rerank Cohere's path; /score, /tokenize and /detokenize
+  // are vLLM's.
   return /^\/v[12](\/|\?|$)/.test(url) || /^\/(rerank|score|tokenize|detokenize)(\?|$)/.test(url) ? 'openai' : 'ollama';
 }
 

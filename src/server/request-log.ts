@@ -26,7 +26,8 @@ export function recordGeneration(reply: FastifyReply, model: string): Generation
 
 /**
  * One info line per request once its response has closed: method, URL, status, milliseconds and client address
- * (`aborted` when the client left before the whole response), and for a generation the model, prompt and completion tokens and finish reason(s). `onStatus` counts the responses.
+ * (`aborted` when the client left before the whole response), and for a generation the model, prompt and completion
+ * tokens and finish reason(s). `onStatus` counts the responses.
  */
 export function registerRequestLog(app: FastifyInstance, log: Logger, onStatus: (status: number) => void): void {
   app.decorateRequest('generation', null);

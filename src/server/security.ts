@@ -6,8 +6,8 @@ import { hostOf, isAllowedHost } from './host-check.ts';
 const sha = (s: string) => createHash('sha256').update(s).digest();
 
 /**
- * Bearer-token check for every route but the readiness probes /health and /ping (Anthropic's clients send the key as `x-api-key`); compares digests
- * so timing says nothing about the key.
+ * Bearer-token check for every route but the readiness probes /health and /ping (Anthropic's clients send the key as
+ * `x-api-key`); compares digests so timing says nothing about the key.
  */
 export function requireApiKey(apiKey: string) {
   const expected = sha(apiKey);
