@@ -104,6 +104,14 @@ export function isRoberta(cfg: ModelConfig): boolean {
 }
 
 /**
+ * The positions a pooling model's stack takes: its position rows, less RoBERTa's first padding_idx + 1, which are
+ * never used. Decoders and rotary encoders take max_position_embeddings.
+ */
+export function positionCount(cfg: ModelConfig): number {
+  return cfg.maxPositionEmbeddings - (isRoberta(cfg) ? Number(cfg.raw.pad_token_id ?? 1) + 1 : 0);
+}
+
+/**
  * nomic-bert (NomicBertModel, nomic-embed-text v1/v1.5): BERT with rotary positions (NeoX pairing over the whole
  * head), fused QKV and a SwiGLU MLP, without biases. From a GGUF file (llama.cpp's `nomic-bert`) or a folder whose
  * NomicBertConfig loader/nomic-bert-config.ts maps to the same config.
@@ -156,13 +164,13 @@ function buildBert(cfg: ModelConfig, w: ModelWeights, backend: Backend): BertEnc
   });
   const e = `${root}embeddings`;
   const maxPos = cfg.maxPositionEmbeddings;
-  // RoBERTa's first padding_idx + 1 position rows are never used: drop them so that position p reads row p.
-  const skip = isRoberta(cfg) ? Number(cfg.raw.pad_token_id ?? 1) + 1 : 0;
+  // RoBERTa's unused first rows are dropped so that position p reads row p.
+  const skip = maxPos - positionCount(cfg);
   const positions = w.host(`${e}.position_embeddings.weight`, [maxPos, H]);
   return new BertEncoder(
     cfg,
     backend,
-    maxPos - skip,
+    positionCount(cfg),
     w.load(`${e}.word_embeddings.weight`, [vocabSize, H]),
     { table: backend.loadWeight(dropRows(positions, skip)) },
     w.load(`${e}.token_type_embeddings.weight`, [typeRows(cfg), H]),

@@ -4,10 +4,11 @@ import { openCheckpoint } from '../loader/fp8-weights.ts';
 import { ggufHeader, isGgufPath } from '../loader/gguf/files.ts';
 import { GgufWeightSource } from '../loader/gguf/weights.ts';
 import { loadModelConfig, type ModelConfig } from '../loader/hf-config.ts';
-import { isPoolingDecoder, modelTask, type PoolingDecoder } from '../loader/model-task.ts';
+import { isPoolingDecoder, type ModelTask, modelTask, type PoolingDecoder } from '../loader/model-task.ts';
 import { qwen3RerankRows } from '../loader/qwen3-reranker.ts';
 import type { WeightSource } from '../loader/safetensors.ts';
 import { readSentenceTransformers, type SentenceTransformersConfig } from '../loader/sentence-transformers.ts';
+import { readTokenizerConfig } from '../loader/tokenizer.ts';
 import { toFloat32 } from '../primitives/host-tensor.ts';
 import type { PoolingMode } from '../primitives/pooling.ts';
 import { UserError } from '../util/errors.ts';
@@ -55,8 +56,7 @@ export function loadPoolingModel(dir: string, backend: Backend, opts: { dummy?: 
       : `${join(dir, 'config.json')}: architecture "${cfg.architecture || cfg.modelType}"`;
     throw new UserError(`${what} generates text; it is not an embedding or reranking model`);
   }
-  // A reranker's sentence-transformers files (if any) describe CrossEncoder, not pooling: only embedders read them.
-  const st = task === 'embed' && !gguf ? readSentenceTransformers(dir, cfg.hiddenSize) : null;
+  const st = sentenceTransformersOf(dir, cfg, task);
   const source = opts.dummy ? null : openWeights(dir, cfg, backend);
   try {
     const w = source ? new ModelWeights(source, backend, dir) : dummyWeights(dir, backend);
@@ -80,6 +80,24 @@ export function loadPoolingModel(dir: string, backend: Backend, opts: { dummy?: 
   } finally {
     source?.close();
   }
+}
+
+/** A folder's sentence-transformers settings: a reranker's files (if any) describe CrossEncoder, so only embedders'. */
+export function sentenceTransformersOf(
+  dir: string,
+  cfg: ModelConfig,
+  task: ModelTask,
+): SentenceTransformersConfig | null {
+  return task === 'embed' && !isGgufPath(dir) ? readSentenceTransformers(dir, cfg.hiddenSize) : null;
+}
+
+/**
+ * The longest input a pooling model takes: its positions, capped by sentence-transformers' max_seq_length, else by
+ * the tokenizer's model_max_length, as vLLM caps max_model_len. Known without the weights (what /v1/models says).
+ */
+export function poolingLengthLimit(dir: string, positions: number, st: SentenceTransformersConfig | null): number {
+  const tokenizerMax = Number(readTokenizerConfig(dir).model_max_length);
+  return Math.min(positions, st?.maxSeqLength ?? (tokenizerMax > 0 ? tokenizerMax : Infinity));
 }
 
 /** llama.cpp's pooling types that name a pooling. */

@@ -6,9 +6,9 @@ import type { CudaSettings } from '../backend/cuda/settings.ts';
 import { releasingOnError } from '../backend/release-on-error.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import type { SentenceTransformersConfig } from '../loader/sentence-transformers.ts';
-import { loadTokenizer, readTokenizerConfig, type TextTokenizer } from '../loader/tokenizer.ts';
+import { loadTokenizer, type TextTokenizer } from '../loader/tokenizer.ts';
 import { dummyTokenizer } from '../models/dummy.ts';
-import { type LoadedPoolingModel, loadPoolingModel } from '../models/pooling-load.ts';
+import { type LoadedPoolingModel, loadPoolingModel, poolingLengthLimit } from '../models/pooling-load.ts';
 import type { PoolingTask } from '../models/pooling-model.ts';
 import { resolveModel } from '../store/resolve.ts';
 import { UserError } from '../util/errors.ts';
@@ -180,11 +180,9 @@ function describe(
     o.dummy && !existsSync(join(modelDir, 'tokenizer.json'))
       ? dummyTokenizer(config.vocabSize, { bosTokenId: null, eosTokenIds: [] })
       : loadTokenizer(modelDir);
-  const tokenizerMax = Number(readTokenizerConfig(modelDir).model_max_length);
-  const limits = [maxPositions, st?.maxSeqLength ?? (tokenizerMax > 0 ? tokenizerMax : Infinity)];
   // --max-model-len (PAGODA_CONTEXT_LENGTH) may lower the limit, never past the positions the model has.
   const wanted = positiveInt(
-    options.maxModelLen ?? Math.min(...limits),
+    options.maxModelLen ?? poolingLengthLimit(modelDir, maxPositions, st),
     options.maxModelLen === undefined ? 'max model length' : '--max-model-len',
   );
   const maxModelLen = Math.min(wanted, maxPositions);

@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest, LogController } fro
 import type { Logger } from 'pino';
 import { registerMessages } from './anthropic/messages.ts';
 import { parseJsonBody } from './body.ts';
+import { decodeBody } from './body-encoding.ts';
 import type { ServeConfig } from './config.ts';
 import { ApiError, apiFamily, errorBody, isFailure, toApiError } from './errors.ts';
 import { AdmissionGate, type ServerContext } from './generation.ts';
@@ -24,6 +25,7 @@ import { ResponseStore } from './openai/response-store.ts';
 import { registerResponses } from './openai/responses.ts';
 import { registerRequestLog } from './request-log.ts';
 import { registerRerank } from './rerank.ts';
+import { routeMethods } from './route-methods.ts';
 import { registerScore } from './score.ts';
 import { corsPolicy, requireApiKey } from './security.ts';
 import { registerTokenize } from './tokenize.ts';
@@ -81,14 +83,11 @@ export function buildApp(
   };
 
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => {
-    try {
-      done(null, parseJsonBody(body as Buffer));
-    } catch (err) {
-      done(err as Error, undefined);
-    }
-  });
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, async (request: FastifyRequest, body: Buffer) =>
+    parseJsonBody(await decodeBody(body, request.headers['content-encoding'], config.bodyLimitBytes)),
+  );
 
+  const methodsOf = routeMethods(app);
   registerRequestLog(app, log, (status) => metrics.httpResponses.inc({ status: String(status) }));
   const checkHost = hostCheck(() => {
     const address = app.server.address();
@@ -126,8 +125,19 @@ export function buildApp(
       .send(errorBody(apiFamily(request.url), api));
   });
   app.setNotFoundHandler((request, reply) => {
-    const api = toApiError({ statusCode: 404, message: `${request.method} ${request.url.slice(0, 200)} not found` });
-    reply.code(404).send(errorBody(apiFamily(request.url), api));
+    const url = request.url.slice(0, 200);
+    const allowed = methodsOf(request.url.split('?')[0]!);
+    // A route of this method that found nothing (a page file that is not there) is a 404 too.
+    const api =
+      allowed.length && !allowed.includes(request.method)
+        ? new ApiError(405, `${request.method} is not allowed on ${url} (it takes ${allowed.join(', ')})`, null, null, {
+            allow: allowed.join(', '),
+          })
+        : new ApiError(404, `${request.method} ${url} not found`);
+    reply
+      .code(api.status)
+      .headers(api.headers)
+      .send(errorBody(apiFamily(request.url), api));
   });
 
   app.get('/health', async (_request, reply) => {
@@ -136,6 +146,13 @@ export function buildApp(
     reply.code(pending.length ? 503 : 200);
     return { status: pending.length ? 'loading' : 'ok', models: { ready, loading: registry.loading() } };
   });
+  // vLLM's (and SageMaker's) readiness probe: /health's status, no body.
+  app.route({
+    method: ['GET', 'POST'],
+    url: '/ping',
+    handler: async (_request, reply) => reply.code(starting().length ? 503 : 200).send(),
+  });
+  app.get('/version', async () => ({ version }));
   app.get('/metrics', async (_request, reply) => {
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();

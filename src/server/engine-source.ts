@@ -5,9 +5,11 @@ import { type LoadedPoolingEngine, loadPoolingEngine } from '../engine/pooling-l
 import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME } from '../loader/demo-model.ts';
 import { ggufHeader, isGgufPath } from '../loader/gguf/files.ts';
-import { loadGenerationConfig, loadModelConfig } from '../loader/hf-config.ts';
-import { modelTask } from '../loader/model-task.ts';
+import { loadGenerationConfig, loadModelConfig, type ModelConfig } from '../loader/hf-config.ts';
+import { type ModelTask, modelTask } from '../loader/model-task.ts';
 import { warmWeightFiles } from '../loader/warm-files.ts';
+import { positionCount } from '../models/bert.ts';
+import { poolingLengthLimit, sentenceTransformersOf } from '../models/pooling-load.ts';
 import { samplingTo } from '../primitives/sampling-names.ts';
 import { kvCacheDtype } from '../runner/kv-cache-choice.ts';
 import type { EngineOptions } from '../runner/load.ts';
@@ -38,6 +40,11 @@ function weightFiles(dir: string): { bytes: number; modified: Date } {
   return { bytes, modified: new Date(modified) };
 }
 
+/** An embedding or reranking model's longest input as its load sets it (max_seq_length caps it). */
+function poolingLimit(dir: string, config: ModelConfig, task: ModelTask): number {
+  return poolingLengthLimit(dir, positionCount(config), sentenceTransformersOf(dir, config, task));
+}
+
 /** The manifest a store name carries (null for folders and cache repos, or when it no longer resolves). */
 function storedManifest(ref: string): Manifest | null {
   try {
@@ -65,6 +72,7 @@ export class EngineModelSource implements ModelSource {
     // A GGUF file says what it holds: its architecture, weight count, file type and metadata, as Ollama shows them.
     const gguf = isGgufPath(entry.path) ? summarizeGguf(ggufHeader(entry.path)) : null;
     const folder = gguf ? null : summarizeSafetensors(entry.path, config);
+    const task = entry.ref === DEMO_MODEL_NAME ? 'generate' : modelTask(entry.path, config);
     return {
       architecture: config.architecture,
       family: gguf?.family ?? (config.modelType || config.architecture),
@@ -77,7 +85,7 @@ export class EngineModelSource implements ModelSource {
       ggufMetadata: gguf?.modelInfo,
       sizeBytes: files.bytes,
       modifiedAt: files.modified,
-      maxContextLength: config.maxPositionEmbeddings,
+      maxContextLength: task === 'generate' ? config.maxPositionEmbeddings : poolingLimit(entry.path, config, task),
       config: config.raw,
       chatTemplate: entry.chatTemplate?.source ?? manifest?.template ?? loadChatTemplate(entry.path)?.source ?? null,
       manifest,
@@ -88,7 +96,7 @@ export class EngineModelSource implements ModelSource {
         >),
         ...manifest?.parameters,
       },
-      task: entry.ref === DEMO_MODEL_NAME ? 'generate' : modelTask(entry.path, config),
+      task,
     };
   }
 

@@ -1,5 +1,5 @@
 /**
- * API errors and their wire shapes: OpenAI's `{error:{message,type,param,code}}` under /v1, Anthropic's
+ * API errors and their wire shapes: OpenAI's `{error:{message,type,param,code}}` under /v1 and /v2, Anthropic's
  * `{type:'error',error:{type,message}}` under /v1/messages, Ollama's `{error}` everywhere else. Routes throw
  * `ApiError`; the app's error handler picks the shape from the URL.
  */
@@ -49,10 +49,9 @@ const ANTHROPIC_TYPES: Record<number, string> = {
 
 export function apiFamily(url: string): ApiFamily {
   if (/^\/v1\/messages(\/|\?|$)/.test(url)) return 'anthropic';
-  // /rerank is vLLM's (and Jina's) alias of /v1/rerank; /score, /tokenize and /detokenize are vLLM's.
-  return url.startsWith('/v1/') || url === '/v1' || /^\/(rerank|score|tokenize|detokenize)(\?|$)/.test(url)
-    ? 'openai'
-    : 'ollama';
+  // /rerank is vLLM's (and Jina's) alias of /v1/rerank, /v2/rerank Cohere's path; /score, /tokenize and /detokenize
+  // are vLLM's.
+  return /^\/v[12](\/|\?|$)/.test(url) || /^\/(rerank|score|tokenize|detokenize)(\?|$)/.test(url) ? 'openai' : 'ollama';
 }
 
 export function errorBody(family: ApiFamily, err: ApiError): unknown {

@@ -22,6 +22,14 @@ export function acceptAnything<const N extends string>(names: readonly N[]): Rec
   return Object.fromEntries(names.map((n) => [n, z.unknown().optional()])) as Record<N, z.ZodOptional<z.ZodUnknown>>;
 }
 
+/**
+ * Schema entries for IGNORED_OPENAI_FIELDS and `more`: any value, but `user` a string (or null), whose type OpenAI
+ * checks ("Invalid type for 'user'").
+ */
+export function ignoredOpenAiFields<const N extends string>(more: readonly N[] = []) {
+  return { ...acceptAnything([...IGNORED_OPENAI_FIELDS, ...more]), user: z.string().max(1024).nullish() };
+}
+
 /** The ignored fields a request to `route` carries (options as `options.name`). */
 function ignoredIn(route: string, body: unknown): string[] {
   if (!body || typeof body !== 'object') return [];

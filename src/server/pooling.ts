@@ -1,10 +1,12 @@
 import type { FastifyReply } from 'fastify';
 import type { PoolingInput } from '../runner/pooling-batch.ts';
 import { UserError } from '../util/errors.ts';
+import { defaultModel } from './default-model.ts';
 import { ApiError, badRequest } from './errors.ts';
 import { type Admitted, encodePrompt, type ServerContext, withModel } from './generation.ts';
 import type { PoolingSide } from './models.ts';
 import { keepAliveMs } from './ollama/options.ts';
+import { truncationLimit } from './openai/common.ts';
 
 /** Most inputs one embeddings or rerank request may carry (OpenAI's limit for embeddings). */
 export const MAX_INPUTS = 2048;
@@ -14,14 +16,18 @@ export function poolingOf(a: Admitted): PoolingSide {
   return a.model.pooling!;
 }
 
-/** Runs an embeddings or rerank route's work with the embedding or reranking model its body names. */
-export function withPoolingModel<T>(
+/**
+ * Runs an embeddings or rerank route's work with the embedding or reranking model its body names, or the one served
+ * when it names none (vLLM's rerank and score routes).
+ */
+export async function withPoolingModel<T>(
   ctx: ServerContext,
-  body: { model: unknown; keep_alive?: string | number | null },
+  body: { model?: string | null; keep_alive?: string | number | null },
   reply: FastifyReply,
   fn: (a: Admitted) => Promise<T>,
 ): Promise<T> {
-  return withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), fn, { task: 'pooling' });
+  const model = body.model ?? (await defaultModel(ctx, 'pooling'));
+  return withModel(ctx, model, reply, keepAliveMs(body.keep_alive), fn, { task: 'pooling' });
 }
 
 /** The pooling side of a model that embeds; a reranker has no embeddings (a 400). */
@@ -42,20 +48,30 @@ export interface LengthRule {
 }
 
 /**
+ * vLLM's truncate_prompt_tokens as the length rule of `param`'s inputs: absent, inputs past the model's maximum are
+ * refused; -1 cuts them to it; k cuts them to k (k past the maximum is a 400, as for completions).
+ */
+export function truncationRule(a: Admitted, k: number | null | undefined, param: string): LengthRule {
+  const limit = truncationLimit(k, a.model.contextLength);
+  return { limit: limit ?? a.model.contextLength, truncate: limit !== null, param };
+}
+
+/**
  * A text as the model's sentence-transformers pipeline tokenizes it: the named prompt in front (only when a request
- * names one), lower-cased when the model says so, with the tokenizer's special tokens.
+ * names one), lower-cased when the model says so, with the tokenizer's special tokens unless `addSpecialTokens` is
+ * false.
  */
 export async function encodeText(
   a: Admitted,
   text: string,
   index: number,
   rule: LengthRule,
-  promptName?: string | null,
+  opts: { promptName?: string | null; addSpecialTokens?: boolean | null } = {},
 ): Promise<number[]> {
   const side = poolingOf(a);
-  let full = promptName ? promptText(side, promptName) + text : text;
+  let full = opts.promptName ? promptText(side, opts.promptName) + text : text;
   if (side.doLowerCase) full = full.toLowerCase();
-  return fitLength(a, full, await encodePrompt(a.model, full, true), index, rule);
+  return fitLength(a, full, await encodePrompt(a.model, full, opts.addSpecialTokens ?? true), index, rule);
 }
 
 function promptText(side: PoolingSide, name: string): string {
@@ -97,7 +113,10 @@ async function fitLength(a: Admitted, text: string, ids: number[], index: number
   return [...ids.slice(0, start), ...plain.slice(0, rule.limit - extra), ...ids.slice(start + plain.length)];
 }
 
-/** Token-id inputs checked against the vocabulary and the length rule (`param[i]` named in every refusal). */
+/**
+ * Token-id inputs checked against the vocabulary and the length rule (`param[i]` named in every refusal); truncation
+ * keeps the last ids, as vLLM's truncate_prompt_tokens does.
+ */
 export function checkIds(a: Admitted, ids: number[], index: number, rule: LengthRule): number[] {
   const vocab = a.model.tokenizer.vocabSize;
   const bad = ids.find((t) => t >= vocab);
@@ -108,7 +127,7 @@ export function checkIds(a: Admitted, ids: number[], index: number, rule: Length
     );
   }
   if (ids.length === 0) throw badRequest(`${rule.param}[${index}] is empty`, `${rule.param}[${index}]`);
-  if (ids.length > rule.limit && rule.truncate) return ids.slice(0, rule.limit);
+  if (ids.length > rule.limit && rule.truncate) return ids.slice(ids.length - rule.limit);
   if (ids.length > rule.limit) {
     throw new ApiError(
       400,
@@ -143,6 +162,14 @@ export async function runPooling(
     return { rows, tokens };
   } catch (err) {
     if (err instanceof UserError) throw badRequest(err.message);
+    // The client went away (or a forced shutdown): its inputs not yet run were dropped. An abort, as a generation's,
+    // not the server's failure: a 503 that a client still there (shutdown) reads, never an error in the log.
+    if (a.signal.aborted) {
+      throw new ApiError(
+        503,
+        `the request was aborted: ${(a.signal.reason as Error | undefined)?.message ?? 'aborted'}`,
+      );
+    }
     throw err;
   }
 }

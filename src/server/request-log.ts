@@ -25,8 +25,9 @@ export function recordGeneration(reply: FastifyReply, model: string): Generation
 }
 
 /**
- * One info line per request once its response has closed: method, URL, status, milliseconds and client address, and
- * for a generation the model, prompt and completion tokens and finish reason(s). `onStatus` counts the responses.
+ * One info line per request once its response has closed: method, URL, status, milliseconds and client address
+ * (`aborted` when the client left before the whole response), and for a generation the model, prompt and completion
+ * tokens and finish reason(s). `onStatus` counts the responses.
  */
 export function registerRequestLog(app: FastifyInstance, log: Logger, onStatus: (status: number) => void): void {
   app.decorateRequest('generation', null);
@@ -38,11 +39,13 @@ export function registerRequestLog(app: FastifyInstance, log: Logger, onStatus: 
       // Nothing is gathered for a line that would not be written (the benches log nothing).
       if (!log.isLevelEnabled('info')) return;
       const g = request.generation;
+      const aborted = !reply.raw.writableFinished;
       const generation = g && {
         model: g.model,
         prompt_tokens: g.promptTokens,
         completion_tokens: g.completionTokens,
-        finish_reason: [...new Set(g.finishReasons)].join(',') || null,
+        // The line is written as the connection closes, before the engine has reported a cut request's abort.
+        finish_reason: [...new Set(g.finishReasons)].join(',') || (aborted ? 'abort' : null),
       };
       log.info(
         {
@@ -51,6 +54,8 @@ export function registerRequestLog(app: FastifyInstance, log: Logger, onStatus: 
           status,
           ms: Math.round(performance.now() - start),
           ip: request.ip,
+          // The connection closed before the response was whole: the client went away.
+          ...(aborted && { aborted }),
           ...generation,
         },
         'request',

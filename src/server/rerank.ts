@@ -3,25 +3,29 @@ import { z } from 'zod';
 import type { PoolingInput } from '../runner/pooling-batch.ts';
 import { ApiError, badRequest } from './errors.ts';
 import { type Admitted, encodePrompt, type ServerContext } from './generation.ts';
-import { acceptAnything, IGNORED_OPENAI_FIELDS } from './ignored-fields.ts';
+import { ignoredOpenAiFields } from './ignored-fields.ts';
 import { completionId } from './openai/common.ts';
-import { keepAlive } from './openai/schemas.ts';
-import { cosine, encodeText, MAX_INPUTS, poolingOf, runPooling, withPoolingModel } from './pooling.ts';
+import { keepAlive, truncatePromptTokens } from './openai/schemas.ts';
+import { cosine, encodeText, MAX_INPUTS, poolingOf, runPooling, truncationRule, withPoolingModel } from './pooling.ts';
 import { parseBody } from './validate.ts';
 
 const opt = <T extends z.ZodType>(t: T) => t.nullish();
 
 /** The request vLLM, Jina and Cohere share: a query, documents (strings, or Jina's `{text}`), top_n. */
 const rerankRequest = z.strictObject({
-  model: z.string().min(1).max(1024),
+  // vLLM's: optional, the one served model when absent.
+  model: opt(z.string().min(1).max(1024)),
   query: z.string().min(1),
   documents: z
-    .array(z.union([z.string(), z.strictObject({ text: z.string() })]))
+    .array(
+      z.union([z.string(), z.strictObject({ text: z.string() })], { error: 'expected a string or an object {text}' }),
+    )
     .min(1)
     .max(MAX_INPUTS),
   top_n: opt(z.number().int().min(0)),
   return_documents: opt(z.boolean()),
-  ...acceptAnything(IGNORED_OPENAI_FIELDS),
+  truncate_prompt_tokens: truncatePromptTokens,
+  ...ignoredOpenAiFields(),
   keep_alive: keepAlive,
 });
 
@@ -33,7 +37,8 @@ export interface PairFields {
 
 /**
  * Each document's relevance to its query (`queries` holds one query for all documents, or one per document): a
- * cross-encoder's score of the pair, or an embedding model's cosine.
+ * cross-encoder's score of the pair, or an embedding model's cosine. `truncate` is vLLM's truncate_prompt_tokens:
+ * each text an embedding model reads, or each pair a cross-encoder reads, is cut to it (see `truncatedPair`).
  */
 export async function relevanceScores(
   ctx: ServerContext,
@@ -41,16 +46,16 @@ export async function relevanceScores(
   queries: readonly string[],
   docs: readonly string[],
   fields: PairFields,
+  truncate: number | null | undefined,
 ) {
   const side = poolingOf(a);
-  const limit = a.model.contextLength;
   const queryOf = (i: number) => (queries.length === 1 ? 0 : i);
   if (side.engine.task === 'embed') {
     // Errors name `param[i]`, or `param` alone for the one query of a rerank (index -1).
     const encodeAll = (texts: readonly string[], param: string, index: (i: number) => number) =>
       Promise.all(
         texts.map(async (t, i) => ({
-          tokenIds: await encodeText(a, t, index(i), { limit, truncate: false, param }),
+          tokenIds: await encodeText(a, t, index(i), truncationRule(a, truncate, param)),
         })),
       );
     const seqs = [
@@ -61,22 +66,49 @@ export async function relevanceScores(
     const [q, d] = [rows.slice(0, queries.length), rows.slice(queries.length)];
     return { scores: d.map((r, i) => cosine(q[queryOf(i)]!, r)), tokens };
   }
+  const rule = truncationRule(a, truncate, fields.documents);
   const seqs = await Promise.all(
     docs.map(async (d, i): Promise<PoolingInput> => {
-      const { ids, typeIds } = await pairInput(a, queries[queryOf(i)]!, d);
-      if (ids.length > limit) {
+      const what = `${fields.documents}[${i}]`;
+      let pair = await pairInput(a, queries[queryOf(i)]!, d);
+      if (pair.ids.length > rule.limit && rule.truncate) {
+        pair = await truncatedPair(a, queries[queryOf(i)]!, d, rule.limit, what);
+      } else if (pair.ids.length > rule.limit) {
         throw new ApiError(
           400,
-          `${fields.documents}[${i}]: the query and document are ${ids.length} tokens, more than this model's maximum of ${limit}`,
-          `${fields.documents}[${i}]`,
+          `${what}: the query and document are ${pair.ids.length} tokens, more than this model's maximum of ${rule.limit}`,
+          what,
           'context_length_exceeded',
         );
       }
-      return { tokenIds: ids, tokenTypeIds: side.pairTypes ? typeIds : undefined };
+      return { tokenIds: pair.ids, tokenTypeIds: side.pairTypes ? pair.typeIds : undefined };
     }),
   );
   const { rows, tokens } = await runPooling(ctx, a, seqs);
   return { scores: rows.map((r) => r[0]!), tokens };
+}
+
+/**
+ * A pair cut to `limit` tokens at the document's end, the query kept whole (transformers' truncation='only_second'; a
+ * simpler rule than its default longest_first, which may cut the query too): the document's own tokens are cut, then
+ * decoded and the pair built again, so a template reranker's text after the document stays whole; repeated until it
+ * fits, since the text around the cut may tokenize differently. A query that leaves the document no token is a 400.
+ */
+async function truncatedPair(a: Admitted, query: string, doc: string, limit: number, what: string) {
+  let docIds = await encodePrompt(a.model, doc, false);
+  let pair = await pairInput(a, query, doc);
+  while (pair.ids.length > limit) {
+    const keep = docIds.length - (pair.ids.length - limit);
+    if (keep < 1) {
+      throw badRequest(
+        `${what}: truncate_prompt_tokens ${limit} leaves no room for the document after the query`,
+        'truncate_prompt_tokens',
+      );
+    }
+    docIds = docIds.slice(0, keep);
+    pair = await pairInput(a, query, a.model.tokenizer.decode(docIds));
+  }
+  return pair;
 }
 
 /**
@@ -96,16 +128,17 @@ async function pairInput(a: Admitted, query: string, doc: string): Promise<{ ids
   return tok.encodePair(lower(query), lower(doc));
 }
 
-/** POST /v1/rerank and /rerank */
+/** POST /v1/rerank, /rerank and /v2/rerank (Cohere v2 clients' path), one request shape, as vLLM serves them. */
 export function registerRerank(app: FastifyInstance, ctx: ServerContext): void {
-  for (const url of ['/v1/rerank', '/rerank']) {
+  for (const url of ['/v1/rerank', '/rerank', '/v2/rerank']) {
     app.post(url, async (request, reply) => {
       const body = parseBody(rerankRequest, request.body);
       const docs = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
       const empty = docs.indexOf('');
       if (empty >= 0) throw badRequest(`documents[${empty}]: must not be empty`, `documents[${empty}]`);
       return withPoolingModel(ctx, body, reply, async (a) => {
-        const r = await relevanceScores(ctx, a, [body.query], docs, { queries: 'query', documents: 'documents' });
+        const fields = { queries: 'query', documents: 'documents' };
+        const r = await relevanceScores(ctx, a, [body.query], docs, fields, body.truncate_prompt_tokens);
         const ranked = r.scores
           .map((relevance_score, index) => ({ index, relevance_score }))
           .sort((x, y) => y.relevance_score - x.relevance_score || x.index - y.index)

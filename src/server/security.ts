@@ -6,13 +6,14 @@ import { hostOf, isAllowedHost } from './host-check.ts';
 const sha = (s: string) => createHash('sha256').update(s).digest();
 
 /**
- * Bearer-token check for every route but /health (Anthropic's clients send the key as `x-api-key`); compares digests
- * so timing says nothing about the key.
+ * Bearer-token check for every route but the readiness probes /health and /ping (Anthropic's clients send the key as
+ * `x-api-key`); compares digests so timing says nothing about the key.
  */
 export function requireApiKey(apiKey: string) {
   const expected = sha(apiKey);
   return (request: FastifyRequest): void => {
-    if (request.url.split('?')[0] === '/health' || request.method === 'OPTIONS') return;
+    const path = request.url.split('?')[0];
+    if (path === '/health' || path === '/ping' || request.method === 'OPTIONS') return;
     const header = request.headers.authorization ?? '';
     const xApiKey = request.headers['x-api-key'];
     const given = /^Bearer\s+(.+)$/i.exec(header)?.[1] ?? (typeof xApiKey === 'string' ? xApiKey : undefined);

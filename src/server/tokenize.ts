@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { prepareChat } from './chat-request.ts';
+import { defaultModel } from './default-model.ts';
 import { badRequest } from './errors.ts';
 import { type Admitted, encodePrompt, type ServerContext, withModel } from './generation.ts';
 import { keepAliveMs } from './ollama/options.ts';
@@ -14,7 +15,8 @@ const opt = <T extends z.ZodType>(t: T) => t.nullish();
 /** vLLM's /tokenize: a prompt, or messages through the chat template (its two request shapes in one). */
 const tokenizeRequest = z
   .strictObject({
-    model: z.string().min(1).max(1024),
+    // Optional, the one served model when absent (vLLM serves one).
+    model: opt(z.string().min(1).max(1024)),
     prompt: opt(z.string()),
     messages: opt(z.array(z.any()).min(1).max(4096).pipe(z.array(chatMessage))),
     add_special_tokens: opt(z.boolean()),
@@ -37,7 +39,7 @@ const tokenizeRequest = z
   });
 
 const detokenizeRequest = z.strictObject({
-  model: z.string().min(1).max(1024),
+  model: opt(z.string().min(1).max(1024)),
   tokens: z.array(z.number().int()).max(1 << 20),
   keep_alive: keepAlive,
 });
@@ -48,12 +50,15 @@ const detokenizeRequest = z.strictObject({
  * back to text. Any model: generating, embedding or reranking.
  */
 export function registerTokenize(app: FastifyInstance, ctx: ServerContext): void {
-  /** The model a body names, whatever it does (only its tokenizer and template are used). */
-  const withAnyModel = <T>(
-    body: { model: string; keep_alive?: string | number | null },
+  /** The model a body names (or the one served), whatever it does (only its tokenizer and template are used). */
+  const withAnyModel = async <T>(
+    body: { model?: string | null; keep_alive?: string | number | null },
     reply: FastifyReply,
     fn: (a: Admitted) => Promise<T>,
-  ) => withModel(ctx, body.model, reply, keepAliveMs(body.keep_alive), fn, { task: 'any', tokensOnly: true });
+  ) => {
+    const model = body.model ?? (await defaultModel(ctx, 'any'));
+    return withModel(ctx, model, reply, keepAliveMs(body.keep_alive), fn, { task: 'any', tokensOnly: true });
+  };
 
   app.post('/tokenize', async (request, reply) => {
     const body = parseBody(tokenizeRequest, request.body);

@@ -84,3 +84,23 @@ test("keep_alive on the OpenAI routes is honoured as on Ollama's: 0 unloads the 
   assert.equal(bad.status, 400);
   assert.equal((bad.json.error as { param: string }).param, 'keep_alive');
 });
+
+test('`user` is accepted on every OpenAI route only as a string or null, as OpenAI checks its type', async () => {
+  const bodies: [string, Record<string, unknown>][] = [
+    ['/v1/chat/completions', { model: 'm', messages, max_tokens: 2 }],
+    ['/v1/completions', { model: 'm', prompt: 'hi', max_tokens: 2 }],
+    ['/v1/responses', { model: 'm', input: 'hi', max_output_tokens: 2 }],
+    ['/v1/embeddings', { model: 'm', input: 'hi' }],
+    ['/v1/rerank', { model: 'm', query: 'q', documents: ['d'] }],
+  ];
+  for (const [path, body] of bodies) {
+    const bad = await post(`${server.url}${path}`, { ...body, user: 5 });
+    assert.equal(bad.status, 400, path);
+    const error = bad.json.error as { message: string; param: string };
+    assert.equal(error.param, 'user', path);
+    assert.match(error.message, /^user: .*expected string/, path);
+    // null is no user at all; the embedding and rerank routes then find 'm' generates text.
+    const ok = await post(`${server.url}${path}`, { ...body, user: null });
+    assert.notEqual((ok.json.error as { param?: string } | undefined)?.param, 'user', path);
+  }
+});

@@ -171,7 +171,13 @@ describe('/v1/embeddings with the openai client', () => {
       [Array.from({ length: 10_000 }, () => 'x'), /at most 2048 inputs per request \(got 10000\)/, 'input'],
       [['a', 3], /input\[1\]: expected a string/, 'input[1]'],
       [[1, 'a'], /token ids must hold only integers/, 'input'],
-      [[[1, 2], 'a'], /input\[1\]: expected a list of integer token ids/, 'input[1]'],
+      [
+        [[1, 2], 'a'],
+        /^input\[1\]: expected a list of integer token ids >= 0, since input\[0\] is a list of token ids$/,
+        'input[1]',
+      ],
+      [['a', ['b']], /^input\[1\]: expected a string, since input\[0\] is a string$/, 'input[1]'],
+      [[[1, 2, -5]], /^input\[0\]: expected a string or a list of integer token ids >= 0$/, 'input[0]'],
       [[[2, 5000]], /input\[0\]: token id 5000 is outside this model's vocabulary \(0\.\.1023\)/, 'input[0]'],
       [['ok', 'word '.repeat(600)], /input\[1\] is \d+ tokens, more than this model's maximum of 512/, 'input[1]'],
       [{ text: 'a' }, /input: expected a string, a list of strings, or token ids/, 'input'],
@@ -345,6 +351,11 @@ describe('/v1/rerank and /rerank', () => {
     const cases: [string, unknown, RegExp][] = [
       ['/rerank', { model: 'reranker', query, documents: [] }, /documents: /],
       ['/v1/rerank', { model: 'reranker', query, documents: ['x', ''] }, /documents\[1\]: must not be empty/],
+      [
+        '/v1/rerank',
+        { model: 'reranker', query, documents: [{ title: 'x' }] },
+        /^documents\[0\]: expected a string or an object \{text\}$/,
+      ],
       [
         '/v1/rerank',
         { model: 'reranker', query, documents: ['word '.repeat(600)] },

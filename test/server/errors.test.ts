@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import zlib from 'node:zlib';
 import OpenAI from 'openai';
 import { post, request } from './harness.ts';
 import { type ServedModel, startServed } from './served.ts';
@@ -29,6 +30,46 @@ function assertOllamaError(r: { status: number; json: Record<string, unknown> },
   assert.equal(typeof r.json.error, 'string');
   if (pattern) assert.match(r.json.error as string, pattern);
 }
+
+test("unknown routes 404 and known paths with another method 405 (with Allow), in their API's shape", async () => {
+  for (const [method, path] of [
+    ['POST', '/v1/nope'],
+    ['GET', '/v2/nope'],
+    ['POST', '/v2'],
+  ]) {
+    const r = await request(`${server.url}${path}`, { method, body: method === 'POST' ? {} : undefined });
+    assertOpenAIError(r, 404);
+    assert.match((r.json.error as { message: string }).message, new RegExp(`^${method} ${path} not found$`));
+  }
+  const wrong = await request(chat());
+  assertOpenAIError(wrong, 405);
+  assert.equal(
+    (wrong.json.error as { message: string }).message,
+    'GET is not allowed on /v1/chat/completions (it takes POST)',
+  );
+  assert.equal(wrong.headers.allow, 'POST');
+  // A parametric path, and an Ollama route: Ollama's shape.
+  const model = await request(`${server.url}/v1/models/${server.model}`, { method: 'DELETE' });
+  assertOpenAIError(model, 405);
+  assert.match(String(model.headers.allow), /GET/);
+  assertOllamaError(
+    await request(`${server.url}/api/tags`, { method: 'DELETE' }),
+    405,
+    /^DELETE is not allowed on \/api\/tags \(it takes GET, HEAD\)$/,
+  );
+  assertOllamaError(await request(`${server.url}/api/nope`), 404, /^GET \/api\/nope not found$/);
+});
+
+test('a gzip-compressed body is decoded; an unknown Content-Encoding is a 415 naming it', async () => {
+  const body = zlib.gzipSync(
+    JSON.stringify({ model: server.model, prompt: 'x', stream: false, options: { num_predict: 1 } }),
+  );
+  const r = await post(generate(), body, { 'content-encoding': 'gzip' });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.done, true);
+  assertOllamaError(await post(generate(), body, { 'content-encoding': 'zstd' }), 415, /"zstd" is not supported/);
+  assertOpenAIError(await post(chat(), body, { 'content-encoding': 'compress' }), 415);
+});
 
 test('malformed JSON, wrong types, invalid UTF-8: 400 in each API shape', async () => {
   assertOpenAIError(await post(chat(), '{"model":'), 400);
@@ -137,6 +178,12 @@ test('negative and huge limits, out-of-range values, unsupported fields: 400', a
   );
 });
 
+test("vLLM's GET /version gives the server's version", async () => {
+  const r = await request(`${server.url}/version`);
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.json, { version: '0.0.0-test' });
+});
+
 test('unknown routes and methods are JSON 404s; HEAD / and /health answer', async () => {
   assertOllamaError(await request(`${server.url}/api/nothing`), 404);
   assertOpenAIError(await request(`${server.url}/v1/nothing`), 404);
@@ -196,7 +243,7 @@ test('/metrics includes the process and Node.js metrics', async () => {
   }
 });
 
-test('auth: Bearer key on every route but /health', async () => {
+test('auth: Bearer key on every route but /health and /ping', async () => {
   const secured = await startServed({ apiKey: 'sekrit' });
   try {
     assertOllamaError(await post(`${secured.url}/api/generate`, { model: secured.model, prompt: 'x' }), 401, /API key/);
@@ -205,6 +252,8 @@ test('auth: Bearer key on every route but /health', async () => {
     assert.equal((await request(`${secured.url}/metrics`)).status, 401);
     assert.equal((await request(`${secured.url}/health`)).status, 200);
     assert.equal((await request(`${secured.url}/health?probe=1`)).status, 200, 'with a query string too');
+    assert.equal((await request(`${secured.url}/ping`)).status, 200, "vLLM's probe too");
+    assert.equal((await request(`${secured.url}/version`)).status, 401);
     assert.equal(
       (await request(`${secured.url}/api/tags`, { headers: { authorization: 'Bearer sekrit' } })).status,
       200,

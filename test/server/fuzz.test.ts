@@ -23,6 +23,8 @@ interface Endpoint {
   path: string;
   base: Record<string, unknown>;
   fields: Record<string, Kind>;
+  /** The field whose absence is an error (default `model`; vLLM's tokenizer routes default theirs). */
+  required?: string;
 }
 
 const endpoints: Endpoint[] = [
@@ -84,7 +86,15 @@ const endpoints: Endpoint[] = [
   {
     path: '/v1/embeddings',
     base: { model: MODEL, input: ['hi'] },
-    fields: { model: 'string', input: 'array', encoding_format: 'string', dimensions: 'int' },
+    fields: {
+      model: 'string',
+      input: 'array',
+      encoding_format: 'string',
+      dimensions: 'int',
+      truncate_prompt_tokens: 'int',
+      add_special_tokens: 'boolean',
+      user: 'string',
+    },
   },
   {
     path: '/api/embed',
@@ -95,6 +105,11 @@ const endpoints: Endpoint[] = [
     path: '/v1/rerank',
     base: { model: MODEL, query: 'q', documents: ['d'] },
     fields: { model: 'string', query: 'string', documents: 'array', top_n: 'int', return_documents: 'boolean' },
+  },
+  {
+    path: '/v2/rerank',
+    base: { model: MODEL, query: 'q', documents: ['d'] },
+    fields: { query: 'string', documents: 'array', truncate_prompt_tokens: 'int' },
   },
   {
     path: '/v1/responses',
@@ -132,9 +147,10 @@ const endpoints: Endpoint[] = [
   {
     path: '/tokenize',
     base: { model: MODEL, prompt: 'hi' },
-    fields: { model: 'string', prompt: 'string', messages: 'array', add_special_tokens: 'boolean' },
+    fields: { prompt: 'string', messages: 'array', add_special_tokens: 'boolean' },
+    required: 'prompt',
   },
-  { path: '/detokenize', base: { model: MODEL, tokens: [1, 2] }, fields: { model: 'string' } },
+  { path: '/detokenize', base: { model: MODEL, tokens: [1, 2] }, fields: { tokens: 'array' }, required: 'tokens' },
 ];
 
 /** A value of the wrong JSON type for `kind`, or a value of the right type that is out of range. */
@@ -157,6 +173,7 @@ function hostileValue(r: ReturnType<typeof rng>, kind: Kind, field: string): unk
   if (field === 'model')
     return r.pick(['../../../etc/passwd', '\u0000', 'x'.repeat(5000), 'C:\\Windows', '%2e%2e/', 42, null]);
   if (field === 'keep_alive') return r.pick(['forever-ish', [], {}, true]);
+  if (field === 'tokens') return r.pick(['x', 7, [null], [-1], [1.5], [1e9]]);
   if (field === 'prompt') return r.pick([42, true, { p: 1 }, [[1], ['a']], [-1], ['a', 2]]);
   if (kind === 'number' || kind === 'int') return r.pick([...wrongTypes[kind], -1e308, 1e308, -3]);
   return r.pick(wrongTypes[kind]);
@@ -189,7 +206,7 @@ function hostileBody(r: ReturnType<typeof rng>, e: Endpoint): string | Buffer {
     case 4: {
       // a required field missing
       const body: Record<string, unknown> = { ...e.base };
-      delete body.model;
+      delete body[e.required ?? 'model'];
       return JSON.stringify(body);
     }
     case 5: // an unknown field
@@ -231,7 +248,7 @@ test('1,000 malformed or hostile bodies: each a 4xx JSON error in its API shape,
       const c = cases[next++];
       const res = await post(`${server.url}${c.path}`, c.body);
       // vLLM's routes outside /v1 answer in OpenAI's shape too; Anthropic's (/v1/messages) also nest the message.
-      const openai = c.path.startsWith('/v1/') || ['/score', '/tokenize', '/detokenize'].includes(c.path);
+      const openai = /^\/v[12]\//.test(c.path) || ['/score', '/tokenize', '/detokenize'].includes(c.path);
       const anthropic = c.path.startsWith('/v1/messages');
       const nested = res.json.error as { message?: unknown; type?: unknown } | undefined;
       const shapeOk = anthropic

@@ -19,7 +19,10 @@ test('--lora-modules: the first model with the adapter merged, served under its 
   try {
     await server.ready;
     const listed = await fetch(`${server.url}/v1/models`).then((r) => r.json());
-    assert.ok((listed.data as { id: string }[]).some((m) => m.id === 'tuned'));
+    const card = (id: string) => (listed.data as Record<string, unknown>[]).find((m) => m.id === id);
+    // vLLM's cards: an adapter's root is its folder and its parent the base; a base model has no parent.
+    assert.deepEqual([card('tuned')?.root, card('tuned')?.parent], [ADAPTER, 'tiny-llama']);
+    assert.deepEqual([card('tiny-llama')?.root, card('tiny-llama')?.parent], [BASE, null]);
     const greedy = async (model: string) => {
       const body = { model, prompt: 'Once upon a time', max_tokens: 12, temperature: 0 };
       return ((await post(`${server.url}/v1/completions`, body)).json.choices as { text: string }[])[0]!.text;

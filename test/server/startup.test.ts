@@ -47,6 +47,11 @@ test('/health is 503 "loading" while a start-up model loads, names it, then 200 
     const during = await request(`${url}/health`);
     assert.equal(during.status, 503);
     assert.deepEqual(during.json, { status: 'loading', models: { ready: [], loading: ['big'] } });
+    // vLLM's /ping says the same with no body, on GET and POST.
+    for (const method of ['GET', 'POST']) {
+      const ping = await request(`${url}/ping`, { method });
+      assert.deepEqual([ping.status, ping.text], [503, ''], method);
+    }
 
     finish('big');
     await loading;
@@ -54,6 +59,10 @@ test('/health is 503 "loading" while a start-up model loads, names it, then 200 
     const after = await request(`${url}/health`);
     assert.equal(after.status, 200);
     assert.deepEqual(after.json, { status: 'ok', models: { ready: ['big'], loading: [] } });
+    for (const method of ['GET', 'POST']) {
+      const ping = await request(`${url}/ping`, { method });
+      assert.deepEqual([ping.status, ping.text], [200, ''], method);
+    }
   } finally {
     await app.close();
     await registry.shutdown();

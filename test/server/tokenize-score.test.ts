@@ -122,14 +122,21 @@ describe('/score and /v1/score (vLLM)', () => {
         /^text_1 has 2 texts and text_2 3: give one text_1, or as many as text_2$/,
       ],
       [{ model: 'reranker', text_1: 'a', text_2: ['x', ''] }, /^text_2\[1\]: must not be empty$/],
+      // Other APIs' names for the two sides are named, with what /score takes instead.
+      [
+        { model: 'reranker', queries: 'a', documents: ['x'] },
+        /^unknown fields "queries", "documents": pagoda does not support them \(expected text_1 and text_2, each a string or a list of strings\)$/,
+      ],
+      [{ model: 'reranker', data_1: 'a', text_2: 'x' }, /^unknown field "data_1": .*\(expected text_1 and text_2/],
+      [{ model: 'reranker', text_1: 'a' }, /^text_2: expected a string or a list of strings$/],
       [{ model: 'tiny-qwen3', text_1: 'a', text_2: 'b' }, /generates text: it is not an embedding or reranking model/],
       [
         { model: 'reranker', text_1: 'a', text_2: 'b', activation: false },
         /^activation: false \(raw logits\) is not supported/,
       ],
       [
-        { model: 'reranker', text_1: 'a', text_2: 'b', truncate_prompt_tokens: 8 },
-        /^truncate_prompt_tokens: truncate_prompt_tokens is not supported by pagoda/,
+        { model: 'reranker', text_1: 'a', text_2: 'b', truncate_prompt_tokens: 600 },
+        /^truncate_prompt_tokens 600: more than the model's context length \(512\)$/,
       ],
     ];
     for (const [body, pattern] of cases) {

@@ -84,15 +84,20 @@ export function chatLogprobs(lps: TokenLogprob[]) {
  * is refused, naming the field.
  */
 export function truncatePrompt(ids: number[], k: number | null | undefined, contextLength: number): number[] {
-  if (k == null) return ids;
+  const keep = truncationLimit(k, contextLength);
+  return keep !== null && ids.length > keep ? ids.slice(ids.length - keep) : ids;
+}
+
+/** The tokens vLLM's truncate_prompt_tokens keeps: null when absent, the context length for -1, else k (checked). */
+export function truncationLimit(k: number | null | undefined, contextLength: number): number | null {
+  if (k == null) return null;
   if (k > contextLength) {
     throw badRequest(
       `truncate_prompt_tokens ${k}: more than the model's context length (${contextLength})`,
       'truncate_prompt_tokens',
     );
   }
-  const keep = k === -1 ? contextLength : k;
-  return ids.length > keep ? ids.slice(ids.length - keep) : ids;
+  return k === -1 ? contextLength : k;
 }
 
 /**

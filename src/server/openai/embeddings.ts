@@ -3,20 +3,20 @@ import { z } from 'zod';
 import { asJson, openAiEmbeddingsJson } from '../embedding-json.ts';
 import { badRequest } from '../errors.ts';
 import type { Admitted, ServerContext } from '../generation.ts';
-import { acceptAnything, IGNORED_OPENAI_FIELDS } from '../ignored-fields.ts';
+import { ignoredOpenAiFields } from '../ignored-fields.ts';
 import {
   checkIds,
   embeddingSide,
   encodeText,
-  type LengthRule,
   MAX_INPUTS,
   normalized,
   poolingOf,
   runPooling,
+  truncationRule,
   withPoolingModel,
 } from '../pooling.ts';
 import { parseBody } from '../validate.ts';
-import { keepAlive } from './schemas.ts';
+import { keepAlive, truncatePromptTokens, unsupported } from './schemas.ts';
 
 const opt = <T extends z.ZodType>(t: T) => t.nullish();
 /** `x` when it is a list of integer token ids >= 0, else null (a loop: zod costs more than the rest of the route). */
@@ -29,13 +29,17 @@ function tokenIds(x: unknown): number[] | null {
 export const embeddingRequest = z.strictObject({
   model: z.string().min(1).max(1024),
   // A string, strings, token ids or lists of token ids; checked by `inputsOf` so each refusal names the item.
-  input: z.unknown(),
+  input: z.unknown().optional(),
   encoding_format: opt(z.enum(['float', 'base64'])),
   dimensions: opt(z.number().int().min(1)),
-  ...acceptAnything(IGNORED_OPENAI_FIELDS),
+  ...ignoredOpenAiFields(),
   keep_alive: keepAlive,
-  // vLLM's extra: one of the model's instruction prompts (config_sentence_transformers.json).
+  // vLLM's extras: one of the model's instruction prompts (config_sentence_transformers.json); inputs cut to a length;
+  // the tokenizer's special tokens left out.
   prompt_name: opt(z.string().min(1).max(256)),
+  truncate_prompt_tokens: truncatePromptTokens,
+  add_special_tokens: opt(z.boolean()),
+  messages: unsupported('a chat-style embedding request', 'send the texts as input'),
 });
 
 type Input = { text: string } | { ids: number[] };
@@ -65,12 +69,17 @@ function inputsOf(input: unknown): Input[] {
       return { text: item };
     }
     const ids = kind === 'string' ? null : tokenIds(item);
-    if (!ids) {
-      const want = kind === 'string' ? 'a string, as input[0] is' : 'a list of integer token ids >= 0, as input[0] is';
-      throw badRequest(`input[${i}]: expected ${want}`, `input[${i}]`);
-    }
+    if (!ids) throw badRequest(`input[${i}]: expected ${itemKind(kind, i)}`, `input[${i}]`);
     return { ids };
   });
+}
+
+/** What item `i` of a list input must be: the first says what the rest are (all strings, or all token-id lists). */
+function itemKind(kind: 'string' | 'list of token ids', i: number): string {
+  if (i === 0) return 'a string or a list of integer token ids >= 0';
+  return kind === 'string'
+    ? 'a string, since input[0] is a string'
+    : 'a list of integer token ids >= 0, since input[0] is a list of token ids';
 }
 
 /** The embedding size a request asks for: the model's, or `dimensions` where the model allows truncation. */
@@ -102,11 +111,12 @@ export function registerEmbeddings(app: FastifyInstance, ctx: ServerContext): vo
       if (body.prompt_name && inputs.some((x) => 'ids' in x)) {
         throw badRequest('prompt_name applies to text inputs, not token ids', 'prompt_name');
       }
-      // OpenAI refuses an input longer than the model takes, naming it.
-      const rule: LengthRule = { limit: a.model.contextLength, truncate: false, param: 'input' };
+      // OpenAI refuses an input longer than the model takes, naming it, unless the request asks for vLLM's truncation.
+      const rule = truncationRule(a, body.truncate_prompt_tokens, 'input');
+      const text = { promptName: body.prompt_name, addSpecialTokens: body.add_special_tokens };
       const seqs = await Promise.all(
         inputs.map(async (x, i) => ({
-          tokenIds: 'ids' in x ? checkIds(a, x.ids, i, rule) : await encodeText(a, x.text, i, rule, body.prompt_name),
+          tokenIds: 'ids' in x ? checkIds(a, x.ids, i, rule) : await encodeText(a, x.text, i, rule, text),
         })),
       );
       const { rows, tokens } = await runPooling(ctx, a, seqs);

@@ -1,20 +1,42 @@
 import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../generation.ts';
 import type { ModelEntry } from '../models.ts';
+import { completionId } from './common.ts';
+
+/** vLLM's ModelPermission, with its defaults: what a client may do with the model here. */
+function modelPermission(created: number) {
+  return {
+    id: completionId('modelperm'),
+    object: 'model_permission',
+    created,
+    allow_create_engine: false,
+    allow_sampling: true,
+    allow_logprobs: true,
+    allow_search_indices: false,
+    allow_view: true,
+    allow_fine_tuning: false,
+    organization: '*',
+    group: null,
+    is_blocking: false,
+  };
+}
 
 /** GET /v1/models and /v1/models/:model */
 export function registerModels(app: FastifyInstance, ctx: ServerContext): void {
   /** A model's card under `id`: its name, or one of its `--served-model-name` aliases (vLLM lists each). */
   const card = async (entry: ModelEntry, id: string) => {
     const info = await ctx.registry.info(entry);
+    const created = Math.floor(info.modifiedAt.getTime() / 1000);
     return {
       id,
       object: 'model',
-      created: Math.floor(info.modifiedAt.getTime() / 1000),
+      created,
       owned_by: 'pagoda',
+      // vLLM's: where the weights come from (the adapter's folder for an adapter), and the model an adapter adapts.
+      root: entry.lora ?? entry.ref,
+      parent: entry.parent ?? null,
       max_model_len: info.maxContextLength,
-      // vLLM's card of a LoRA adapter names the model it adapts.
-      ...(entry.parent && { parent: entry.parent }),
+      permission: [modelPermission(created)],
     };
   };
   app.get('/v1/models', async () => {

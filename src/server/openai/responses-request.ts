@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { badRequest } from '../errors.ts';
-import { acceptAnything, IGNORED_OPENAI_FIELDS } from '../ignored-fields.ts';
+import { ignoredOpenAiFields } from '../ignored-fields.ts';
 import type { ChatMessage } from '../models.ts';
 import { textFormat } from '../structured-output.ts';
 import { type Tool, type ToolChoice, toolSchema } from '../tool-requests.ts';
@@ -45,8 +45,7 @@ export const responsesRequest = z.strictObject({
   repetition_penalty: opt(z.number().gt(0).max(10)),
   presence_penalty: opt(z.number().min(-2).max(2)),
   frequency_penalty: opt(z.number().min(-2).max(2)),
-  ...acceptAnything([
-    ...IGNORED_OPENAI_FIELDS,
+  ...ignoredOpenAiFields([
     'truncation',
     'stream_options',
     'prompt_cache_retention',

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { acceptAnything, IGNORED_OPENAI_FIELDS } from '../ignored-fields.ts';
+import { ignoredOpenAiFields } from '../ignored-fields.ts';
 import { responseFormat, structuredOutputFields } from '../structured-output.ts';
 import { toolChoiceSchema, toolsSchema } from '../tool-requests.ts';
 
@@ -13,6 +13,9 @@ const int = () => z.number().int();
 
 /** OpenAI's reasoning effort levels (chat's `reasoning_effort`, the Responses API's `reasoning.effort`). */
 export const reasoningEffort = opt(z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh']));
+
+/** vLLM's truncate_prompt_tokens: -1 (the model's maximum) or a count of tokens. */
+export const truncatePromptTokens = opt(z.union([z.literal(-1), int().min(1)]));
 
 /** Ollama's keep_alive: seconds or a duration such as "5m"; negative = forever. */
 export const keepAlive = opt(z.union([z.number(), z.string().max(64)]));
@@ -41,8 +44,7 @@ const sampling = {
   presence_penalty: opt(z.number().min(-2).max(2)),
   frequency_penalty: opt(z.number().min(-2).max(2)),
   logit_bias: opt(z.record(z.string().max(12), z.number().min(-100).max(100))),
-  ...acceptAnything(IGNORED_OPENAI_FIELDS),
-  user: opt(z.string().max(1024)),
+  ...ignoredOpenAiFields(),
   keep_alive: keepAlive,
   top_k: opt(int().min(-1)),
   min_p: opt(z.number().min(0).max(1)),
@@ -63,7 +65,7 @@ const sampling = {
   /** vLLM's: words never generated (each as written and after a space). */
   bad_words: opt(z.array(z.string().min(1).max(1000)).max(MAX_STOP)),
   /** vLLM's: keep only the prompt's last k tokens (-1: as many as the model takes). */
-  truncate_prompt_tokens: opt(z.union([z.literal(-1), int().min(1)])),
+  truncate_prompt_tokens: truncatePromptTokens,
   /** vLLM's: the prompt tokens' logprobs with this many alternatives each (not streamed). */
   prompt_logprobs: opt(int().min(0).max(MAX_LOGPROBS)),
   /** vLLM's: a matched stop string stays at the end of the output. */
