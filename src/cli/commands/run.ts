@@ -29,7 +29,7 @@ export const registerRun: RegisterCommand = (program) => {
     )
     .argument(
       '[prompt...]',
-      'the prompt, its words joined by spaces (read from stdin when piped; interactive chat otherwise)',
+      'the prompt, its words joined by spaces, after any text piped to stdin (interactive chat when there is neither)',
     )
     .option('--raw', "continue the prompt as plain text, without the model's chat template");
   addSamplingOptions(cmd);
@@ -57,10 +57,13 @@ export const registerRun: RegisterCommand = (program) => {
       second !== undefined || pulled || (first !== undefined && isModelShaped(first))
         ? [first, second]
         : [undefined, first];
-    const prompt = promptArg ?? (process.stdin.isTTY ? undefined : await readStdin());
     const loaded = loadEngine(model, engineOptions);
     if (loaded.isDemo) process.stderr.write(`note: using the built-in demo model. ${DEMO_MODEL_WARNING}\n`);
     try {
+      // As `ollama run`: text piped in comes before the prompt's words, and the run is never interactive. It is read
+      // once the model is found, so that a wrong model name never waits on stdin.
+      const piped = process.stdin.isTTY ? undefined : await readStdin();
+      const prompt = piped === undefined ? promptArg : [piped, promptArg].filter((p) => p).join(' ');
       if (prompt === undefined) await runInteractive(loaded, settings);
       else await answerOnce(loaded, prompt, settings.params, settings.raw);
     } finally {
