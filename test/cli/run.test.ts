@@ -3,7 +3,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { pagodaAsync, pagodaSync } from '../helpers/cli.ts';
+import { pagodaAsync, pagodaClosingStdout, pagodaSync } from '../helpers/cli.ts';
 import { FakeHub } from '../helpers/fake-hub.ts';
 import { projectRoot, sharedFixture } from '../helpers/fixtures.ts';
 import { readModelFolder } from '../helpers/hf-cache.ts';
@@ -129,6 +129,15 @@ test('text piped to stdin comes before the prompt words, joined by a space (as o
   assert.equal(piped.stdout, joined.stdout);
   const wordsOnly = pagoda(['run', tinyLlama, 'sky', 'blue', ...tinyFlags], '');
   assert.notEqual(wordsOnly.stdout, joined.stdout, 'the piped text was part of the prompt');
+});
+
+test('a reader that closes stdout early (| head -n 1) ends pagoda run quietly, with status 0', {
+  skip: stories.skip,
+}, async () => {
+  const args = ['run', stories.path, 'Once', '--max-tokens', '400', '--ignore-eos'];
+  const r = await pagodaClosingStdout(args, { ...process.env, PAGODA_HOME: home });
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /EPIPE|Error|at /);
 });
 
 test('pagoda run errors are one line with a non-zero exit', () => {

@@ -1,4 +1,5 @@
-import { execFile, type SpawnSyncOptionsWithStringEncoding, spawnSync } from 'node:child_process';
+import { execFile, type SpawnSyncOptionsWithStringEncoding, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { projectRoot } from './fixtures.ts';
@@ -27,4 +28,17 @@ export function pagodaAsync(
   const pending = promisify(execFile)(process.execPath, [pagodaBin, ...args], { ...options, encoding: 'utf8' });
   pending.child.stdin?.end();
   return pending;
+}
+
+/** `pagoda ARGS` whose reader closes stdout after the first output, as `| head -n 1` does: its exit code and stderr. */
+export async function pagodaClosingStdout(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [pagodaBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  child.stdout.once('data', () => child.stdout.destroy());
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code, stderr };
 }
