@@ -140,6 +140,17 @@ test('a reader that closes stdout early (| head -n 1) ends pagoda run quietly, w
   assert.doesNotMatch(r.stderr, /EPIPE|Error|at /);
 });
 
+test('--max-tokens past the context is capped to what fits; a prompt past it is one line naming num_ctx', {
+  skip: stories.skip,
+}, () => {
+  const long = pagoda(['run', stories.path, 'Once', '--max-tokens', '5000', '--ignore-eos']);
+  assert.equal(long.status, 0, long.stderr);
+  assert.ok(long.stdout.length > 1000, 'it generated until the context was full');
+  const tooLong = pagoda(['run', stories.path], 'Once upon a time '.repeat(200));
+  assert.equal(tooLong.status, 1);
+  assert.match(tooLong.stderr, /\nerror: the prompt is \d+ tokens, but the model's context length \(num_ctx\) is 512 tokens\n$/);
+});
+
 test('pagoda run errors are one line with a non-zero exit', () => {
   const bad = pagoda(['run', 'demo', 'hi', '--top-p', 'lots']);
   assert.notEqual(bad.status, 0);

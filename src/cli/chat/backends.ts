@@ -2,13 +2,15 @@ import type { LoadedEngine } from '../../engine/load.ts';
 import { samplingFrom, samplingTo } from '../../primitives/sampling-names.ts';
 import { UserError } from '../../util/errors.ts';
 import { withRunDefaults } from '../sampling-options.ts';
+import { fitToContext } from './context-room.ts';
 import { encodeConversation, renderConversation } from './conversation.ts';
 import type { ChatBackend, ChatTurn } from './repl.ts';
 import type { ChatSettings } from './set-command.ts';
 
 /**
  * Chat with the engine in this process: the chat template (or, raw or template-less, the plain text) of the
- * conversation, with the given settings over the model's sampling defaults and pagoda's own (greedy).
+ * conversation, with the given settings over the model's sampling defaults and pagoda's own (greedy), the answer
+ * capped to the context's room as the server caps it.
  */
 export function localChat(loaded: LoadedEngine): ChatBackend {
   const modelDefaults = loaded.engine.config.samplingDefaults;
@@ -16,7 +18,8 @@ export function localChat(loaded: LoadedEngine): ChatBackend {
     hasTemplate: loaded.chatTemplate !== null,
     async *stream(messages: readonly ChatTurn[], settings: ChatSettings, signal: AbortSignal) {
       const prompt = encodeConversation(loaded, messages, settings.raw);
-      const params = withRunDefaults(settings.params, modelDefaults);
+      const given = withRunDefaults(settings.params, modelDefaults);
+      const params = fitToContext(given, modelDefaults ?? {}, prompt.length, loaded.engine.config.maxModelLen);
       for await (const out of loaded.engine.generate({ prompt, params })) {
         if (signal.aborted) return;
         for (const d of out.outputs) if (d.text) yield d.text;
