@@ -27,8 +27,12 @@ test('the in-process chat answers after /set parameter num_predict larger than t
   try {
     const settings = { params: { maxTokens: 100_000, temperature: 0, ignoreEos: true }, raw: false };
     let answer = '';
-    const stream = localChat(loaded).stream([{ role: 'user', content: 'Hi' }], settings, new AbortController().signal);
-    for await (const delta of stream) answer += delta;
+    const stream = localChat(loaded, 'tiny-llama').stream(
+      [{ role: 'user', content: 'Hi' }],
+      settings,
+      new AbortController().signal,
+    );
+    for await (const delta of stream) if (typeof delta === 'string') answer += delta;
     assert.ok(answer.length > 0);
   } finally {
     await loaded.engine.shutdown(true);

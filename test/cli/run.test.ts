@@ -148,7 +148,10 @@ test('--max-tokens past the context is capped to what fits; a prompt past it is 
   assert.ok(long.stdout.length > 1000, 'it generated until the context was full');
   const tooLong = pagoda(['run', stories.path], 'Once upon a time '.repeat(200));
   assert.equal(tooLong.status, 1);
-  assert.match(tooLong.stderr, /\nerror: the prompt is \d+ tokens, but the model's context length \(num_ctx\) is 512 tokens\n$/);
+  assert.match(
+    tooLong.stderr,
+    /\nerror: the prompt is \d+ tokens, but the model's context length \(num_ctx\) is 512 tokens\n$/,
+  );
 });
 
 test('pagoda run errors are one line with a non-zero exit', () => {

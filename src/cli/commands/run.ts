@@ -65,7 +65,7 @@ export const registerRun: RegisterCommand = (program) => {
       // once the model is found, so that a wrong model name never waits on stdin.
       const piped = process.stdin.isTTY ? undefined : await readStdin();
       const prompt = piped === undefined ? promptArg : [piped, promptArg].filter((p) => p).join(' ');
-      if (prompt === undefined) await runInteractive(loaded, settings);
+      if (prompt === undefined) await runInteractive(loaded, model ?? loaded.modelDir, settings);
       else await answerOnce(loaded, prompt, settings.params, settings.raw);
     } finally {
       await loaded.engine.shutdown(true);
