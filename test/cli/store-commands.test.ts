@@ -81,6 +81,14 @@ test('create, list, show, cp and rm through the real binary', async () => {
   });
 });
 
+test('create imports an Ollama-exported Modelfile: options pagoda lacks are a warning on stderr, not an error', async () => {
+  writeFileSync(join(root, 'Exported'), 'FROM pagoda-test/tiny-qwen2\nPARAMETER mirostat 0\nPARAMETER top_k 5\n');
+  const created = await pagoda('create', 'exported', '-f', 'Exported');
+  assert.match(created.stdout, /created exported:latest/);
+  assert.match(created.stderr, /^warning: Exported:2: PARAMETER mirostat: pagoda does not implement it; ignored$/m);
+  assert.equal((await pagoda('show', 'exported', '--parameters')).stdout, 'top_k 5\n');
+});
+
 test('every command that takes a name refuses names that could escape the store', async () => {
   const program = () => {
     const p = new Command('pagoda').exitOverride();

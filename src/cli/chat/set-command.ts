@@ -94,10 +94,18 @@ function setSamplingParameter([name, ...values]: string[], settings: ChatSetting
     return `Couldn't set parameter: ${key} takes one value, got ${values.length}`;
   }
   const record: Record<string, ParameterValue> = {};
+  let ignored: string | undefined;
   try {
-    setParameter(record, key, PARAMETER_TYPES[key] === 'strings' ? values : values[0]!, (msg) => {
-      throw new UserError(msg);
-    });
+    setParameter(
+      record,
+      key,
+      PARAMETER_TYPES[key] === 'strings' ? values : values[0]!,
+      (msg) => {
+        throw new UserError(msg);
+      },
+      (msg) => (ignored = msg),
+    );
+    if (ignored) return ignored;
     const mapped = samplingFrom('ollama', record);
     const next = { ...settings.params, ...mapped };
     // num_predict -1 (or -2): no limit of its own.
