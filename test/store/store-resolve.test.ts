@@ -181,6 +181,11 @@ test('Modelfile errors name the line', async () => {
     /Modelfile:3: TEMPLATE is not a valid Go template: unclosed \{\{if\}\}/,
   );
   await assert.rejects(
+    async () =>
+      createModel('t', parseModelfile('FROM acme/tiny\n\nTEMPLATE "{{ if .System }}{{ nofunc 1 }}{{ end }}"'), { env }),
+    /^UserError: Modelfile:3: TEMPLATE is not a valid Go template: function "nofunc" not defined$/,
+  );
+  await assert.rejects(
     async () => createModel('t', parseModelfile('FROM acme/nope'), { env }),
     /Modelfile:1: FROM acme\/nope: not in the Hugging Face cache; run `pagoda pull acme\/nope` first/,
   );
