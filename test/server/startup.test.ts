@@ -153,6 +153,16 @@ test('serve: a PAGODA_LOG_LEVEL pino does not know is refused in one line, befor
   }
 });
 
+test("serve MODEL (vLLM's form) is serve --model MODEL; both at once is one line", () => {
+  const missing = join(tmpdir(), 'pagoda-no-such-model');
+  const positional = pagodaSync(['serve', missing, '--port', '0']);
+  assert.equal(positional.status, 1);
+  assert.equal(positional.stderr, `error: ${missing}: no such model folder or .gguf file\n`);
+  const both = pagodaSync(['serve', 'a', '--model', 'b']);
+  assert.equal(both.status, 1);
+  assert.equal(both.stderr, 'error: serve a: name the model once, as the argument or with --model, not both\n');
+});
+
 test('serve: listens first, then loads the start-up model; ready settles once it is in', async () => {
   const lines: string[] = [];
   const model = join(projectRoot, 'test/fixtures/models/tiny-llama');
