@@ -11,6 +11,12 @@ const program = new Command('pagoda')
 
 for (const register of commands) register(program);
 
+// A reader that stops early (`| head -n 1`) closes stdout: the command ends there, quietly, as Unix tools do.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const debug = process.argv.includes('--debug');
 try {
   await program.parseAsync(process.argv);

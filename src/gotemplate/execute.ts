@@ -116,9 +116,8 @@ class State {
       const thunks = [...args.map((a) => () => this.operand(a, dot, line)), ...piped.map((p) => () => p)];
       try {
         if (lazy) return lazy(thunks);
-        const fn = builtins[name];
-        if (!fn) throw new Error(`function "${name}" not defined`);
-        return fn(...thunks.map((t) => t()));
+        // The parser refused undefined functions.
+        return builtins[name]!(...thunks.map((t) => t()));
       } catch (err) {
         if (err instanceof TemplateError) throw err;
         throw new TemplateError(line, `${name}: ${(err as Error).message}`);

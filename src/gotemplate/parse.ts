@@ -1,5 +1,6 @@
 import type { BranchNode, Node, Operand, Pipe, RangeNode } from './ast.ts';
 import { TemplateError } from './errors.ts';
+import { builtins, lazyBuiltins } from './funcs.ts';
 import { lex, type Token } from './lexer.ts';
 
 type Block = (BranchNode | RangeNode) & { chained: boolean; inElse: boolean };
@@ -110,7 +111,9 @@ function parsePipe(tokens: Token[], line: number, maxDecl: number): Pipe {
     } else if (t.t === 'ident') {
       if (t.v === 'true' || t.v === 'false') operand = { kind: 'literal', value: t.v === 'true' };
       else if (t.v === 'nil') operand = { kind: 'literal', value: null };
-      else operand = { kind: 'func', name: t.v };
+      // As Go's parser: a call of an undefined function fails when the template is parsed, not when it runs.
+      else if (t.v in builtins || t.v in lazyBuiltins) operand = { kind: 'func', name: t.v };
+      else throw new TemplateError(line, `function "${t.v}" not defined`);
     } else if (t.t === 'op' && t.v === '(') {
       let depth = 1;
       const start = pos;

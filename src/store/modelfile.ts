@@ -14,6 +14,8 @@ export interface Modelfile {
   /** ADAPTER: a PEFT LoRA adapter folder, as written. */
   adapter?: string;
   adapterLine?: number;
+  /** `file:line: ...` for each PARAMETER accepted and ignored (see IGNORED_SAMPLING). */
+  warnings?: string[];
 }
 
 /** PARAMETER names pagoda honours, with their types (the sampling and context options of Ollama). */
@@ -51,6 +53,12 @@ export const RUNNER_OPTIONS = [
   'penalize_newline',
 ] as const;
 
+/**
+ * Sampling options Ollama documents that pagoda does not implement: accepted with a warning, and ignored, so that a
+ * Modelfile Ollama exported imports.
+ */
+export const IGNORED_SAMPLING = ['repeat_last_n', 'mirostat', 'mirostat_eta', 'mirostat_tau', 'typical_p', 'tfs_z'];
+
 const ROLES = new Set(['system', 'user', 'assistant']);
 
 /** Parses Modelfile text; every error names `file:line`. */
@@ -59,6 +67,7 @@ export function parseModelfile(text: string, file = 'Modelfile'): Modelfile {
     parameters: {},
     messages: [],
     license: [],
+    warnings: [],
   };
   const lines = text.replace(/\r\n/g, '\n').split('\n');
   for (let i = 0; i < lines.length; i++) {
@@ -99,7 +108,9 @@ export function parseModelfile(text: string, file = 'Modelfile'): Modelfile {
         const p = /^(\S+)\s+([\s\S]+)$/.exec(rest);
         if (!p) fail('PARAMETER needs a name and a value');
         const [, key, raw] = p!;
-        setParameter(out.parameters, key!.toLowerCase(), readArg(raw!), fail);
+        setParameter(out.parameters, key!.toLowerCase(), readArg(raw!), fail, (msg) =>
+          out.warnings!.push(`${file}:${lineNo}: ${msg}`),
+        );
         break;
       }
       case 'SYSTEM':
@@ -137,16 +148,26 @@ function unquote(s: string): string {
   return s.replace(/\\(["\\n])/g, (_, c: string) => (c === 'n' ? '\n' : c));
 }
 
-/** Type-checks one parameter; `stop` may repeat and accumulates. */
+/** Type-checks one parameter; `stop` may repeat and accumulates. One pagoda ignores is left out (`warn` says so). */
 export function setParameter(
   params: Record<string, ParameterValue>,
   key: string,
   raw: string | number | boolean | string[],
   fail: (msg: string) => never,
+  warn: (msg: string) => void = () => {},
 ): void {
   if ((RUNNER_OPTIONS as readonly string[]).includes(key)) return;
+  if (IGNORED_SAMPLING.includes(key)) {
+    warn(`PARAMETER ${key}: pagoda does not implement it; ignored`);
+    return;
+  }
   const type = PARAMETER_TYPES[key];
-  if (!type) fail(`unknown parameter "${key}" (pagoda knows ${Object.keys(PARAMETER_TYPES).join(', ')})`);
+  if (!type) {
+    fail(
+      `unknown parameter "${key}" (pagoda knows ${Object.keys(PARAMETER_TYPES).join(', ')}; ` +
+        `it accepts and ignores ${[...IGNORED_SAMPLING, ...RUNNER_OPTIONS].join(', ')})`,
+    );
+  }
   if (type === 'strings') {
     const values = Array.isArray(raw) ? raw.map(String) : [String(raw)];
     params[key] = [...((params[key] as string[] | undefined) ?? []), ...values];

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { projectRoot } from '../helpers/fixtures.ts';
+import { pagodaSync } from '../helpers/cli.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'pagoda-bench-cli-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -13,9 +12,8 @@ after(() => rmSync(root, { recursive: true, force: true }));
 function latency(extra: string[]) {
   const args = ['bench', 'latency', '--input-len', '4', '--output-len', '2', '--batch-size', '1'];
   args.push('--num-iters-warmup', '0', '--num-iters', '1', '--kv-cache-memory', '8MiB', ...extra);
-  return spawnSync(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), ...args], {
+  return pagodaSync(args, {
     cwd: root,
-    encoding: 'utf8',
     env: { ...process.env, PAGODA_HOME: root },
   });
 }
@@ -44,9 +42,8 @@ test('pagoda bench prints its table and writes a file only with --save FILE', ()
 test('pagoda bench throughput --speculative ngram reports the drafts and their acceptance', () => {
   const args = ['bench', 'throughput', '--num-prompts', '2', '--input-len-range', '4,8', '--output-len-range', '24,24'];
   args.push('--kv-cache-memory', '8MiB', '--temperature', '0', '--speculative', 'ngram');
-  const r = spawnSync(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), ...args], {
+  const r = pagodaSync(args, {
     cwd: root,
-    encoding: 'utf8',
     env: { ...process.env, PAGODA_HOME: root },
   });
   assert.equal(r.status, 0, r.stderr);

@@ -52,11 +52,13 @@ test('interactive pagoda run in a pseudo-terminal answers in-process, keeps goin
     );
     // The same conversation through the same engine path, outside the terminal, is the expected answer.
     const loaded = loadEngine('chat', { log: () => {} });
-    const chat = localChat(loaded);
+    const chat = localChat(loaded, 'chat');
     const settings = { params: { temperature: 0, maxTokens: 6 }, raw: false };
     const answer = async (messages: { role: string; content: string }[]) => {
       let text = '';
-      for await (const d of chat.stream(messages, settings, new AbortController().signal)) text += d;
+      for await (const d of chat.stream(messages, settings, new AbortController().signal)) {
+        if (typeof d === 'string') text += d;
+      }
       return text;
     };
     const first = await answer([{ role: 'user', content: 'Hello there' }]);

@@ -66,6 +66,30 @@ test('the chat on a model without a chat template says so once and continues the
   assert.ok(result.output.includes(`Again\n${second}\n\n>>> `), result.output);
 });
 
+test('the chat takes a """ multi-line message as one, shows the model, and prints timings after /set verbose', async () => {
+  const result = await inTerminal(
+    [
+      ['expect', '>>> $', 60],
+      ['send', '"""Hello\r'],
+      ['expect', '\\.\\.\\. $', 10],
+      ['send', 'there"""\r'],
+      ['expect', '\n\n>>> $', 30],
+      ['send', '/show system\r'],
+      ['expect', 'No system was specified for this model.\n>>> $', 10],
+      ['send', '/set verbose\r'],
+      ['expect', 'Set verbose mode.\n>>> $', 10],
+      ['send', 'Again\r'],
+      ['expect', 'eval count: +\\d+ token\\(s\\)\n.*\n.*\n\n>>> $', 30],
+      ['send', '/bye\r'],
+    ],
+    ['run', plain, '--max-tokens', '4', '--ignore-eos'],
+    { PAGODA_HOME: root },
+  );
+  assert.ok(result.ok, `${result.error}\n${result.output}`);
+  assert.equal(result.code, 0, result.output);
+  assert.equal(result.output.match(/total duration:/g)?.length, 1, 'timings only once verbose');
+});
+
 interface Recorded {
   path: string;
   body: { model: string; options?: Record<string, unknown>; messages?: unknown[]; prompt?: string; raw?: boolean };

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +6,8 @@ import { after, before, test } from 'node:test';
 import { Ollama } from 'ollama';
 import { resolveServeConfig } from '../../src/server/config.ts';
 import { startServer } from '../../src/server/serve.ts';
-import { modelFixture, projectRoot, sharedFixture } from '../helpers/fixtures.ts';
+import { pagodaSync } from '../helpers/cli.ts';
+import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
 import { addToOllamaStore, treeState } from '../helpers/ollama-store.ts';
 
 const gguf = sharedFixture('gguf/stories260K.gguf');
@@ -41,8 +41,7 @@ after(() => root && rmSync(root, { recursive: true, force: true }));
 
 test("pagoda run NAME generates with Ollama's model, its template, system prompt and parameters", { skip }, () => {
   const before = treeState(env.OLLAMA_MODELS!);
-  const r = spawnSync(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), 'run', 'stories', ' a time'], {
-    encoding: 'utf8',
+  const r = pagodaSync(['run', 'stories', ' a time'], {
     env: { ...process.env, ...env, PAGODA_DEVICE: 'cpu' },
   });
   assert.equal(r.status, 0, r.stderr);
@@ -82,8 +81,7 @@ test('serve answers "model": "stories" from Ollama\'s store; /api/tags and /api/
 });
 
 test("pagoda show NAME describes Ollama's GGUF model", { skip }, () => {
-  const r = spawnSync(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), 'show', 'stories'], {
-    encoding: 'utf8',
+  const r = pagodaSync(['show', 'stories'], {
     env: { ...process.env, ...env },
   });
   assert.equal(r.status, 0, r.stderr);

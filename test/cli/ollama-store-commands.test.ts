@@ -1,15 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 import { resolveModel } from '../../src/store/resolve.ts';
-import { projectRoot } from '../helpers/fixtures.ts';
+import { pagodaAsync } from '../helpers/cli.ts';
 import { addToOllamaStore, EMPTY_GGUF, treeState } from '../helpers/ollama-store.ts';
 
-const run = promisify(execFile);
 const TEMPLATE = '{{ .System }} {{ .Prompt }}';
 let root = '';
 let env: Record<string, string> = {};
@@ -34,8 +31,7 @@ before(() => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-const pagoda = (...args: string[]) =>
-  run(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), ...args], { cwd: root, env: { ...process.env, ...env } });
+const pagoda = (...args: string[]) => pagodaAsync(args, { cwd: root, env: { ...process.env, ...env } });
 
 test("list, show, cp, create and rm on Ollama's models, which stay untouched", async () => {
   const untouched = treeState(env.OLLAMA_MODELS!);

@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createServer } from 'node:http';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
-import { projectRoot } from '../helpers/fixtures.ts';
+import { pagodaAsync } from '../helpers/cli.ts';
 
 /** `pagoda ps` against a server whose /api/ps answers `models`. */
 async function ps(models: { name: string; expires_at: string }[]): Promise<string[]> {
@@ -13,7 +10,7 @@ async function ps(models: { name: string; expires_at: string }[]): Promise<strin
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {
     const { port } = server.address() as { port: number };
-    const { stdout } = await promisify(execFile)(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), 'ps'], {
+    const { stdout } = await pagodaAsync(['ps'], {
       env: { ...process.env, PAGODA_HOST: `127.0.0.1:${port}` },
     });
     return stdout.trimEnd().split('\n');

@@ -1,18 +1,17 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { modelFixture, projectRoot } from '../helpers/fixtures.ts';
+import { pagodaSync } from '../helpers/cli.ts';
+import { modelFixture } from '../helpers/fixtures.ts';
 
 const phi3 = modelFixture('tiny-phi3-longrope');
 const home = mkdtempSync(join(tmpdir(), 'pagoda-run-longrope-'));
 after(() => rmSync(home, { recursive: true, force: true }));
 
 function pagoda(args: string[]) {
-  return spawnSync(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), ...args], {
-    encoding: 'utf8',
+  return pagodaSync(args, {
     env: { ...process.env, PAGODA_HOME: home, PAGODA_DEVICE: 'cpu' },
   });
 }

@@ -1,15 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 import { type LoadedEngine, loadEngine } from '../../src/engine/load.ts';
 import type { SamplingParams } from '../../src/engine/types.ts';
 import { loadChatTemplate } from '../../src/loader/chat-template.ts';
 import { createModel } from '../../src/store/create.ts';
 import { parseModelfile } from '../../src/store/modelfile.ts';
+import { pagodaAsync } from '../helpers/cli.ts';
 import { projectRoot } from '../helpers/fixtures.ts';
 import { addToHubCache, readModelFolder } from '../helpers/hf-cache.ts';
 
@@ -25,8 +24,7 @@ before(() => {
 after(() => rmSync(root, { recursive: true, force: true }));
 
 async function pagodaRun(args: string[]): Promise<string> {
-  const bin = join(projectRoot, 'bin/pagoda.mjs');
-  const { stdout } = await promisify(execFile)(process.execPath, [bin, 'run', ...args], {
+  const { stdout } = await pagodaAsync(['run', ...args], {
     env: { ...process.env, ...env },
   });
   return stdout;

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
+import { pagodaAsync, pagodaClosingStdout, pagodaSync } from '../helpers/cli.ts';
 import { FakeHub } from '../helpers/fake-hub.ts';
 import { projectRoot, sharedFixture } from '../helpers/fixtures.ts';
 import { readModelFolder } from '../helpers/hf-cache.ts';
@@ -13,8 +12,7 @@ const stories = sharedFixture('models/stories260K');
 const home = mkdtempSync(join(tmpdir(), 'pagoda-run-test-'));
 
 function pagoda(args: string[], input?: string, pagodaHome = home) {
-  return spawnSync(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), ...args], {
-    encoding: 'utf8',
+  return pagodaSync(args, {
     input,
     env: { ...process.env, PAGODA_HOME: pagodaHome },
   });
@@ -88,8 +86,7 @@ test('a model name that is nowhere is an error saying where pagoda looked, never
   };
   // (A Hub repo id, org/repo, is pulled first instead: see the test below.)
   for (const name of ['llama3.2', 'llama3.2:1b', 'hf.co/acme/tiny-GGUF:Q4_K_M']) {
-    const r = spawnSync(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), 'run', name], {
-      encoding: 'utf8',
+    const r = pagodaSync(['run', name], {
       env: { ...process.env, PAGODA_HOME: home, ...stores },
     });
     assert.equal(r.status, 1, name);
@@ -124,6 +121,39 @@ test('unquoted prompt words after the model are one prompt, joined by spaces (as
   assert.notEqual(pagoda(['run', tinyLlama, 'Why', ...tinyFlags]).stdout, quoted.stdout, 'every word was read');
 });
 
+test('text piped to stdin comes before the prompt words, joined by a space (as ollama run prepends it)', () => {
+  const joined = pagoda(['run', tinyLlama, 'Why is the sky blue', ...tinyFlags]);
+  assert.equal(joined.status, 0, joined.stderr);
+  const piped = pagoda(['run', tinyLlama, 'sky', 'blue', ...tinyFlags], 'Why is the\n');
+  assert.equal(piped.status, 0, piped.stderr);
+  assert.equal(piped.stdout, joined.stdout);
+  const wordsOnly = pagoda(['run', tinyLlama, 'sky', 'blue', ...tinyFlags], '');
+  assert.notEqual(wordsOnly.stdout, joined.stdout, 'the piped text was part of the prompt');
+});
+
+test('a reader that closes stdout early (| head -n 1) ends pagoda run quietly, with status 0', {
+  skip: stories.skip,
+}, async () => {
+  const args = ['run', stories.path, 'Once', '--max-tokens', '400', '--ignore-eos'];
+  const r = await pagodaClosingStdout(args, { ...process.env, PAGODA_HOME: home });
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /EPIPE|Error|at /);
+});
+
+test('--max-tokens past the context is capped to what fits; a prompt past it is one line naming num_ctx', {
+  skip: stories.skip,
+}, () => {
+  const long = pagoda(['run', stories.path, 'Once', '--max-tokens', '5000', '--ignore-eos']);
+  assert.equal(long.status, 0, long.stderr);
+  assert.ok(long.stdout.length > 1000, 'it generated until the context was full');
+  const tooLong = pagoda(['run', stories.path], 'Once upon a time '.repeat(200));
+  assert.equal(tooLong.status, 1);
+  assert.match(
+    tooLong.stderr,
+    /\nerror: the prompt is \d+ tokens, but the model's context length \(num_ctx\) is 512 tokens\n$/,
+  );
+});
+
 test('pagoda run errors are one line with a non-zero exit', () => {
   const bad = pagoda(['run', 'demo', 'hi', '--top-p', 'lots']);
   assert.notEqual(bad.status, 0);
@@ -146,7 +176,7 @@ test('pagoda run pulls a Hub model it does not have (as ollama run does), and on
   const hub = await new FakeHub().start();
   const cache = mkdtempSync(join(tmpdir(), 'pagoda-run-pull-'));
   const run = (args: string[]) =>
-    promisify(execFile)(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), 'run', ...args], {
+    pagodaAsync(['run', ...args], {
       env: { ...process.env, PAGODA_HOME: home, HF_ENDPOINT: hub.endpoint, HF_HUB_CACHE: cache },
     });
   try {

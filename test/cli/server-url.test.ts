@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { serverUrl } from '../../src/cli/server-url.ts';
-import { projectRoot } from '../helpers/fixtures.ts';
+import { pagodaSync } from '../helpers/cli.ts';
 
 test('PAGODA_HOST (else OLLAMA_HOST) as Ollama reads it: host, host:port, :port, an IPv6 address or a URL', () => {
   assert.equal(serverUrl({}), 'http://127.0.0.1:11434');
@@ -30,8 +28,7 @@ test('a PAGODA_HOST or OLLAMA_HOST that is no address is a one-line error naming
     () => serverUrl({ OLLAMA_HOST: '1.2.3.4:abc' }),
     /^UserError: OLLAMA_HOST: "1\.2\.3\.4:abc" is not a host, host:port, :port or URL$/,
   );
-  const ps = spawnSync(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), 'ps'], {
-    encoding: 'utf8',
+  const ps = pagodaSync(['ps'], {
     env: { ...process.env, PAGODA_HOST: 'bad:99999' },
   });
   assert.equal(ps.status, 1);

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +8,8 @@ import { addEngineOptions, engineOptionsFrom, speculativeOptionsFrom } from '../
 import { settingsFromEnv } from '../../src/cli/settings.ts';
 import { loadEngine } from '../../src/engine/load.ts';
 import { UserError } from '../../src/util/errors.ts';
-import { modelFixture, projectRoot, sharedFixture } from '../helpers/fixtures.ts';
+import { pagodaSync } from '../helpers/cli.ts';
+import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
 
 const stories = sharedFixture('models/stories260K');
 const tinyLlama = modelFixture('tiny-llama');
@@ -90,11 +90,9 @@ test('pagoda run --speculative ngram prints the same greedy text as without', { 
     ['--speculative', 'ngram'],
     ['--speculative', stories.path, '--num-speculative-tokens', '2'],
   ]) {
-    const r = spawnSync(
-      process.execPath,
-      [join(projectRoot, 'bin/pagoda.mjs'), 'run', stories.path, 'Once upon a time', '--max-tokens', '64', ...args],
-      { encoding: 'utf8', env: { ...process.env, PAGODA_HOME: home } },
-    );
+    const r = pagodaSync(['run', stories.path, 'Once upon a time', '--max-tokens', '64', ...args], {
+      env: { ...process.env, PAGODA_HOME: home },
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, `${p.greedy_text}\n`);
   }

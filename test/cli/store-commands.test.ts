@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 import { Command } from 'commander';
 import { commands } from '../../src/cli/commands/index.ts';
+import { pagodaAsync } from '../helpers/cli.ts';
 import { projectRoot } from '../helpers/fixtures.ts';
 import { addToHubCache, readModelFolder } from '../helpers/hf-cache.ts';
 import { HOSTILE_NAMES } from '../helpers/hostile-names.ts';
 
-const run = promisify(execFile);
 let root = '';
 let env: Record<string, string> = {};
 const saved = { ...process.env };
@@ -48,8 +46,7 @@ after(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-const pagoda = (...args: string[]) =>
-  run(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), ...args], { cwd: root, env: { ...process.env, ...env } });
+const pagoda = (...args: string[]) => pagodaAsync(args, { cwd: root, env: { ...process.env, ...env } });
 
 test('create, list, show, cp and rm through the real binary', async () => {
   assert.match((await pagoda('create', 'terse', '-f', 'Modelfile')).stdout, /created terse:latest/);
@@ -82,6 +79,14 @@ test('create, list, show, cp and rm through the real binary', async () => {
     );
     return true;
   });
+});
+
+test('create imports an Ollama-exported Modelfile: options pagoda lacks are a warning on stderr, not an error', async () => {
+  writeFileSync(join(root, 'Exported'), 'FROM pagoda-test/tiny-qwen2\nPARAMETER mirostat 0\nPARAMETER top_k 5\n');
+  const created = await pagoda('create', 'exported', '-f', 'Exported');
+  assert.match(created.stdout, /created exported:latest/);
+  assert.match(created.stderr, /^warning: Exported:2: PARAMETER mirostat: pagoda does not implement it; ignored$/m);
+  assert.equal((await pagoda('show', 'exported', '--parameters')).stdout, 'top_k 5\n');
 });
 
 test('every command that takes a name refuses names that could escape the store', async () => {

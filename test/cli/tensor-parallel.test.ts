@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { modelFixture, projectRoot, sharedFixture } from '../helpers/fixtures.ts';
+import { pagodaSync } from '../helpers/cli.ts';
+import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
 
 const home = mkdtempSync(join(tmpdir(), 'pagoda-tp-test-'));
 
 function pagoda(args: string[], env: Record<string, string> = {}) {
-  return spawnSync(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), ...args], {
-    encoding: 'utf8',
+  return pagodaSync(args, {
     env: { ...process.env, PAGODA_HOME: home, ...env },
   });
 }

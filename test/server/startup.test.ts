@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,6 +12,7 @@ import { ApiError } from '../../src/server/errors.ts';
 import { type ModelEntry, ModelRegistry } from '../../src/server/models.ts';
 import { startServer } from '../../src/server/serve.ts';
 import { UserError } from '../../src/util/errors.ts';
+import { pagodaSync } from '../helpers/cli.ts';
 import { projectRoot } from '../helpers/fixtures.ts';
 import { FakeSource } from './fake-engine.ts';
 import { request } from './harness.ts';
@@ -148,8 +148,7 @@ test('serve: a host name DNS does not know is one line naming where it came from
 test('serve: a PAGODA_LOG_LEVEL pino does not know is refused in one line, before the demo model is written', () => {
   const home = mkdtempSync(join(tmpdir(), 'pagoda-log-level-'));
   try {
-    const r = spawnSync(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), 'serve', '--port', '0'], {
-      encoding: 'utf8',
+    const r = pagodaSync(['serve', '--port', '0'], {
       env: { ...process.env, PAGODA_HOME: home, PAGODA_LOG_LEVEL: 'loud' },
     });
     assert.equal(r.status, 1);
@@ -161,6 +160,16 @@ test('serve: a PAGODA_LOG_LEVEL pino does not know is refused in one line, befor
   } finally {
     rmSync(home, { recursive: true, force: true });
   }
+});
+
+test("serve MODEL (vLLM's form) is serve --model MODEL; both at once is one line", () => {
+  const missing = join(tmpdir(), 'pagoda-no-such-model');
+  const positional = pagodaSync(['serve', missing, '--port', '0']);
+  assert.equal(positional.status, 1);
+  assert.equal(positional.stderr, `error: ${missing}: no such model folder or .gguf file\n`);
+  const both = pagodaSync(['serve', 'a', '--model', 'b']);
+  assert.equal(both.status, 1);
+  assert.equal(both.stderr, 'error: serve a: name the model once, as the argument or with --model, not both\n');
 });
 
 test('serve: listens first, then loads the start-up model; ready settles once it is in', async () => {

@@ -149,7 +149,10 @@ test('Modelfile errors name the line', async () => {
     ['FROM x\nBOGUS y', /Modelfile:2: unknown instruction BOGUS/],
     ['FROM x\n\nPARAMETER temperature warm', /Modelfile:3: parameter temperature must be a number, got "warm"/],
     ['FROM x\nPARAMETER top_k 1.5', /Modelfile:2: parameter top_k must be an integer/],
-    ['FROM x\nPARAMETER mirostat 1', /Modelfile:2: unknown parameter "mirostat"/],
+    [
+      'FROM x\nPARAMETER warmth 1',
+      /^UserError: Modelfile:2: unknown parameter "warmth" \(pagoda knows num_ctx, .*frequency_penalty; it accepts and ignores repeat_last_n, mirostat, .*tfs_z, num_thread, num_gpu, .*penalize_newline\)$/,
+    ],
     ['FROM x\nSYSTEM """never closed\nmore', /Modelfile:2: unterminated """/],
     ['FROM x\nMESSAGE robot hi', /Modelfile:2: MESSAGE role "robot" is not one of/],
     ['FROM x\nFROM y', /Modelfile:2: FROM given twice/],
@@ -157,6 +160,14 @@ test('Modelfile errors name the line', async () => {
     ['FROM x\nADAPTER ./a\nADAPTER ./b', /Modelfile:3: one ADAPTER only/],
   ];
   for (const [text, re] of cases) assert.throws(() => parseModelfile(text), re, text);
+  // Sampling options Ollama documents and pagoda lacks are accepted and left out, with a warning naming the line.
+  const exported = parseModelfile('FROM x\nPARAMETER mirostat 2\nPARAMETER tfs_z 1.0\nPARAMETER repeat_last_n 64');
+  assert.deepEqual(exported.parameters, {});
+  assert.deepEqual(exported.warnings, [
+    'Modelfile:2: PARAMETER mirostat: pagoda does not implement it; ignored',
+    'Modelfile:3: PARAMETER tfs_z: pagoda does not implement it; ignored',
+    'Modelfile:4: PARAMETER repeat_last_n: pagoda does not implement it; ignored',
+  ]);
   // llama.cpp's runner options are accepted and left out, as in a request's options.
   assert.deepEqual(
     parseModelfile('FROM x\nPARAMETER num_gpu 99\nPARAMETER num_keep 24\nPARAMETER top_k 5').parameters,
@@ -168,6 +179,11 @@ test('Modelfile errors name the line', async () => {
   await assert.rejects(
     async () => createModel('t', parseModelfile('FROM acme/tiny\nTEMPLATE """line one\n{{ if .System }}"""'), { env }),
     /Modelfile:3: TEMPLATE is not a valid Go template: unclosed \{\{if\}\}/,
+  );
+  await assert.rejects(
+    async () =>
+      createModel('t', parseModelfile('FROM acme/tiny\n\nTEMPLATE "{{ if .System }}{{ nofunc 1 }}{{ end }}"'), { env }),
+    /^UserError: Modelfile:3: TEMPLATE is not a valid Go template: function "nofunc" not defined$/,
   );
   await assert.rejects(
     async () => createModel('t', parseModelfile('FROM acme/nope'), { env }),

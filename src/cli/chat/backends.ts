@@ -1,26 +1,36 @@
 import type { LoadedEngine } from '../../engine/load.ts';
+import type { RequestMetrics } from '../../engine/types.ts';
 import { samplingFrom, samplingTo } from '../../primitives/sampling-names.ts';
 import { UserError } from '../../util/errors.ts';
 import { withRunDefaults } from '../sampling-options.ts';
+import { statsFromMetrics, statsFromOllama } from './answer-stats.ts';
+import { fitToContext } from './context-room.ts';
 import { encodeConversation, renderConversation } from './conversation.ts';
 import type { ChatBackend, ChatTurn } from './repl.ts';
 import type { ChatSettings } from './set-command.ts';
 
 /**
  * Chat with the engine in this process: the chat template (or, raw or template-less, the plain text) of the
- * conversation, with the given settings over the model's sampling defaults and pagoda's own (greedy).
+ * conversation, with the given settings over the model's sampling defaults and pagoda's own (greedy), the answer
+ * capped to the context's room as the server caps it.
  */
-export function localChat(loaded: LoadedEngine): ChatBackend {
+export function localChat(loaded: LoadedEngine, model: string): ChatBackend {
   const modelDefaults = loaded.engine.config.samplingDefaults;
   return {
     hasTemplate: loaded.chatTemplate !== null,
+    model,
     async *stream(messages: readonly ChatTurn[], settings: ChatSettings, signal: AbortSignal) {
       const prompt = encodeConversation(loaded, messages, settings.raw);
-      const params = withRunDefaults(settings.params, modelDefaults);
-      for await (const out of loaded.engine.generate({ prompt, params })) {
+      const given = withRunDefaults(settings.params, modelDefaults);
+      const params = fitToContext(given, modelDefaults ?? {}, prompt.length, loaded.engine.config.maxModelLen);
+      const grammar = settings.format === 'json' ? ({ type: 'json_object' } as const) : undefined;
+      let metrics: RequestMetrics | null = null;
+      for await (const out of loaded.engine.generate({ prompt, params, grammar })) {
         if (signal.aborted) return;
         for (const d of out.outputs) if (d.text) yield d.text;
+        metrics = out.metrics;
       }
+      if (metrics) yield statsFromMetrics(metrics);
     },
   };
 }
@@ -40,19 +50,21 @@ export async function remoteChat(baseUrl: string, model: string): Promise<ChatBa
   const modelDefaults = samplingFrom('ollama', shownParameters(show.parameters));
   return {
     hasTemplate,
+    model,
     async *stream(messages: readonly ChatTurn[], settings: ChatSettings, signal: AbortSignal) {
       const options = samplingTo('ollama', withRunDefaults(settings.params, modelDefaults));
       const plain = settings.raw || !hasTemplate;
+      const format = settings.format;
       let res: Response;
       try {
         res = plain
           ? await post(
               baseUrl,
               '/api/generate',
-              { model, prompt: renderConversation(null, messages).text, raw: true, stream: true, options },
+              { model, prompt: renderConversation(null, messages).text, raw: true, stream: true, options, format },
               signal,
             )
-          : await post(baseUrl, '/api/chat', { model, messages, stream: true, options }, signal);
+          : await post(baseUrl, '/api/chat', { model, messages, stream: true, options, format }, signal);
       } catch (err) {
         if (signal.aborted) return;
         throw err;
@@ -77,7 +89,10 @@ export async function remoteChat(baseUrl: string, model: string): Promise<ChatBa
             if (event.error) throw new UserError(event.error);
             const text = plain ? event.response : event.message?.content;
             if (text) yield text;
-            if (event.done) return;
+            if (event.done) {
+              yield statsFromOllama(event);
+              return;
+            }
           }
         }
       } catch (err) {

@@ -1,6 +1,8 @@
+import { TemplateError } from '../../gotemplate/errors.ts';
 import { OllamaTemplate } from '../../gotemplate/ollama.ts';
 import type { TextTokenizer } from '../../loader/tokenizer.ts';
 import type { PromptMessage, PromptTemplate } from '../../store/model-prompt.ts';
+import { UserError } from '../../util/errors.ts';
 
 /** Ollama's template for models that have none: the conversation as plain text, which the model continues. */
 const PLAIN = new OllamaTemplate('{{ .Prompt }}');
@@ -23,12 +25,21 @@ export function renderConversation(
   };
 }
 
-/** The token ids of a conversation rendered for the model (see `renderConversation`). */
+/**
+ * The token ids of a conversation rendered for the model (see `renderConversation`); a template that fails as it
+ * runs is an error naming the model.
+ */
 export function encodeConversation(
-  model: { chatTemplate: PromptTemplate | null; tokenizer: TextTokenizer },
+  model: { chatTemplate: PromptTemplate | null; tokenizer: TextTokenizer; modelName: string },
   messages: readonly PromptMessage[],
   raw = false,
 ): number[] {
-  const { text, addSpecialTokens } = renderConversation(model.chatTemplate, messages, raw);
-  return model.tokenizer.encode(text, { addSpecialTokens });
+  let rendered: { text: string; addSpecialTokens: boolean };
+  try {
+    rendered = renderConversation(model.chatTemplate, messages, raw);
+  } catch (err) {
+    if (!(err instanceof TemplateError)) throw err;
+    throw new UserError(`${model.modelName}: its prompt template failed: ${err.message}`);
+  }
+  return model.tokenizer.encode(rendered.text, { addSpecialTokens: rendered.addSpecialTokens });
 }

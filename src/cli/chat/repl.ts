@@ -1,5 +1,8 @@
 import { createInterface } from 'node:readline';
-import { applySet, type ChatSettings } from './set-command.ts';
+import { type AnswerStats, formatStats } from './answer-stats.ts';
+import { MultilineInput } from './multiline.ts';
+import { applySet, applyUnset, type ChatSettings } from './set-command.ts';
+import { applyShow } from './show-command.ts';
 
 export interface ChatTurn {
   role: string;
@@ -11,15 +14,24 @@ export interface ChatTurn {
 export interface ChatBackend {
   /** False when the model has no chat template: the chat continues the conversation as plain text. */
   readonly hasTemplate: boolean;
-  /** Streams the answer to the conversation as text deltas; stops when `signal` aborts. */
-  stream(messages: readonly ChatTurn[], settings: ChatSettings, signal: AbortSignal): AsyncIterable<string>;
+  /** The model as `pagoda show` takes it (its name, folder or GGUF file), for `/show`. */
+  readonly model: string;
+  /** Streams the answer to the conversation as text deltas, then its stats; stops when `signal` aborts. */
+  stream(
+    messages: readonly ChatTurn[],
+    settings: ChatSettings,
+    signal: AbortSignal,
+  ): AsyncIterable<string | AnswerStats>;
 }
 
 const HELP = `Available commands:
-  /set     set a parameter, the system message or raw mode (/set for details)
+  /set     set a parameter, the system message, raw mode, verbose mode or JSON answers (/set for details)
+  /unset   unset the system message or the format
+  /show    show the model's details, Modelfile, parameters, system message, template or license
   /clear   forget the conversation so far
   /bye     exit
   /?       this help
+Use """ to begin a multi-line message (it ends at a line ending with """).
 Ctrl-C stops the current answer; Ctrl-D or /bye exits.`;
 
 const NO_TEMPLATE_NOTE = 'This model has no chat template: each answer continues the conversation as plain text.';
@@ -60,7 +72,9 @@ export async function chatRepl(
     output.write('\nUse Ctrl + d or /bye to exit.\n');
     rl.prompt();
   });
+  const multiline = new MultilineInput();
   const nextLine = async (): Promise<string | null> => {
+    rl.setPrompt(multiline.open ? '... ' : '>>> ');
     rl.prompt();
     while (!pending.length && !closed) await new Promise<void>((resolve) => (wake = resolve));
     wake = null;
@@ -72,8 +86,10 @@ export async function chatRepl(
   let messages: ChatTurn[] = [];
   try {
     for (;;) {
-      const line = await nextLine();
-      if (line === null) break;
+      const typed = await nextLine();
+      if (typed === null) break;
+      const line = multiline.add(typed);
+      if (line === null) continue;
       const text = line.trim();
       if (!text) continue;
       if (text === '/bye') break;
@@ -84,6 +100,14 @@ export async function chatRepl(
       }
       if (text === '/set' || text.startsWith('/set ')) {
         output.write(`${applySet(text.slice('/set'.length), settings, backend.hasTemplate)}\n`);
+        continue;
+      }
+      if (text === '/unset' || text.startsWith('/unset ')) {
+        output.write(`${applyUnset(text.slice('/unset'.length), settings)}\n`);
+        continue;
+      }
+      if (text === '/show' || text.startsWith('/show ')) {
+        output.write(`${applyShow(text.slice('/show'.length), backend.model)}\n`);
         continue;
       }
       if (text === '/?' || text === '/help') {
@@ -98,11 +122,16 @@ export async function chatRepl(
       const controller = new AbortController();
       answering = controller;
       let answer = '';
+      let stats: AnswerStats | null = null;
       try {
         const turn =
           settings.system === undefined ? messages : [{ role: 'system', content: settings.system }, ...messages];
         for await (const delta of backend.stream(turn, settings, controller.signal)) {
           if (controller.signal.aborted) break;
+          if (typeof delta !== 'string') {
+            stats = delta;
+            continue;
+          }
           output.write(delta);
           answer += delta;
         }
@@ -115,6 +144,7 @@ export async function chatRepl(
       if (answer) messages.push({ role: 'assistant', content: answer });
       else messages.pop();
       output.write(controller.signal.aborted ? '\n^C\n\n' : '\n\n');
+      if (settings.verbose && stats) output.write(`${formatStats(stats)}\n\n`);
     }
   } finally {
     rl.close();

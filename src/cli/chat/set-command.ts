@@ -13,13 +13,24 @@ export interface ChatSettings {
   raw: boolean;
   /** `/set system`: the system message of every turn (the model's SYSTEM otherwise). */
   system?: string;
+  /** `/set verbose`: each answer's counts and timings after it. */
+  verbose?: boolean;
+  /** `/set format json`: answers constrained to JSON. */
+  format?: 'json';
 }
 
 export const SET_HELP = `Available /set commands:
   /set parameter NAME VALUE   a sampling parameter, as a Modelfile PARAMETER (temperature, top_k, num_predict, stop, ...)
   /set system TEXT            the system message
   /set raw                    continue the conversation as plain text, without the chat template
-  /set noraw                  use the chat template again`;
+  /set noraw                  use the chat template again
+  /set verbose                show each answer's counts and timings
+  /set quiet                  stop showing them
+  /set format json            answer in JSON (/unset format ends it)`;
+
+export const UNSET_HELP = `Available /unset commands:
+  /unset system               the model's own system message again
+  /unset format               answer in free text again`;
 
 /** Applies `/set ...` (the text after "/set") to `settings`; returns the line to print. */
 export function applySet(args: string, settings: ChatSettings, hasTemplate: boolean): string {
@@ -41,8 +52,37 @@ export function applySet(args: string, settings: ChatSettings, hasTemplate: bool
       return hasTemplate
         ? "Set chat mode: the model's chat template applies."
         : 'This model has no chat template: the conversation is still continued as plain text.';
-    default:
+    case 'verbose':
+      settings.verbose = true;
+      return 'Set verbose mode.';
+    case 'quiet':
+      settings.verbose = false;
+      return 'Set quiet mode.';
+    case 'format':
+      if (rest.join(' ') !== 'json') return `Couldn't set format: expected "json", got "${rest.join(' ')}"`;
+      settings.format = 'json';
+      return "Set format to 'json' mode.";
+    case '':
       return SET_HELP;
+    default:
+      return `Unknown command '/set ${what}'. Type /set for help`;
+  }
+}
+
+/** Applies `/unset ...` (the text after "/unset") to `settings`; returns the line to print. */
+export function applyUnset(args: string, settings: ChatSettings): string {
+  const what = args.trim();
+  switch (what) {
+    case 'system':
+      delete settings.system;
+      return 'Cleared system message.';
+    case 'format':
+      delete settings.format;
+      return 'Disabled format.';
+    case '':
+      return UNSET_HELP;
+    default:
+      return `Unknown command '/unset ${what}'. Type /unset for help`;
   }
 }
 
@@ -54,10 +94,18 @@ function setSamplingParameter([name, ...values]: string[], settings: ChatSetting
     return `Couldn't set parameter: ${key} takes one value, got ${values.length}`;
   }
   const record: Record<string, ParameterValue> = {};
+  let ignored: string | undefined;
   try {
-    setParameter(record, key, PARAMETER_TYPES[key] === 'strings' ? values : values[0]!, (msg) => {
-      throw new UserError(msg);
-    });
+    setParameter(
+      record,
+      key,
+      PARAMETER_TYPES[key] === 'strings' ? values : values[0]!,
+      (msg) => {
+        throw new UserError(msg);
+      },
+      (msg) => (ignored = msg),
+    );
+    if (ignored) return ignored;
     const mapped = samplingFrom('ollama', record);
     const next = { ...settings.params, ...mapped };
     // num_predict -1 (or -2): no limit of its own.

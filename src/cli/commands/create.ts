@@ -27,7 +27,9 @@ export const registerCreate: RegisterCommand = (program) => {
         } catch {
           throw new UserError(`${opts.file}: cannot read the Modelfile`);
         }
-        const stored = await createModel(name, parseModelfile(text, opts.file), {
+        const modelfile = parseModelfile(text, opts.file);
+        for (const warning of modelfile.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
+        const stored = await createModel(name, modelfile, {
           allowPaths: true,
           baseDir: dirname(path),
           file: opts.file,

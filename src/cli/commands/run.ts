@@ -6,6 +6,7 @@ import { DEMO_MODEL_WARNING } from '../../loader/demo-model.ts';
 import { isModelReference } from '../../runner/load.ts';
 import { pullFromHub } from '../../store/hub.ts';
 import { isHubRepoId, looksLikePath, nameProblem, parseModelName } from '../../store/names.ts';
+import { fitToContext } from '../chat/context-room.ts';
 import { encodeConversation } from '../chat/conversation.ts';
 import { addEngineOptions, engineOptionsFrom } from '../engine-options.ts';
 import { runInteractive, runInteractiveRemote } from '../interactive.ts';
@@ -29,7 +30,7 @@ export const registerRun: RegisterCommand = (program) => {
     )
     .argument(
       '[prompt...]',
-      'the prompt, its words joined by spaces (read from stdin when piped; interactive chat otherwise)',
+      'the prompt, its words joined by spaces, after any text piped to stdin (interactive chat when there is neither)',
     )
     .option('--raw', "continue the prompt as plain text, without the model's chat template");
   addSamplingOptions(cmd);
@@ -57,11 +58,14 @@ export const registerRun: RegisterCommand = (program) => {
       second !== undefined || pulled || (first !== undefined && isModelShaped(first))
         ? [first, second]
         : [undefined, first];
-    const prompt = promptArg ?? (process.stdin.isTTY ? undefined : await readStdin());
     const loaded = loadEngine(model, engineOptions);
     if (loaded.isDemo) process.stderr.write(`note: using the built-in demo model. ${DEMO_MODEL_WARNING}\n`);
     try {
-      if (prompt === undefined) await runInteractive(loaded, settings);
+      // As `ollama run`: text piped in comes before the prompt's words, and the run is never interactive. It is read
+      // once the model is found, so that a wrong model name never waits on stdin.
+      const piped = process.stdin.isTTY ? undefined : await readStdin();
+      const prompt = piped === undefined ? promptArg : [piped, promptArg].filter((p) => p).join(' ');
+      if (prompt === undefined) await runInteractive(loaded, model ?? loaded.modelDir, settings);
       else await answerOnce(loaded, prompt, settings.params, settings.raw);
     } finally {
       await loaded.engine.shutdown(true);
@@ -72,7 +76,8 @@ export const registerRun: RegisterCommand = (program) => {
 
 /**
  * Streams the answer to one prompt. Unless a flag says otherwise: the model's sampling defaults (Modelfile
- * PARAMETERs, then generation_config.json), then pagoda's own (greedy, at most 256 tokens).
+ * PARAMETERs, then generation_config.json), then pagoda's own (greedy, at most 256 tokens); at most what the context
+ * has room for.
  */
 async function answerOnce(
   loaded: LoadedEngine,
@@ -81,12 +86,15 @@ async function answerOnce(
   raw: boolean,
 ): Promise<void> {
   const modelDefaults = loaded.engine.config.samplingDefaults ?? {};
-  const params = withRunDefaults(given, modelDefaults);
   const ids = encodeConversation(loaded, [{ role: 'user', content: prompt }], raw);
-  if (params.maxTokens === undefined && modelDefaults.maxTokens === undefined) {
-    const room = loaded.engine.config.maxModelLen - ids.length;
-    params.maxTokens = Math.max(1, Math.min(DEFAULT_MAX_TOKENS, room));
-  }
+  const { maxModelLen } = loaded.engine.config;
+  const params = fitToContext(
+    withRunDefaults(given, modelDefaults),
+    modelDefaults,
+    ids.length,
+    maxModelLen,
+    DEFAULT_MAX_TOKENS,
+  );
   let last = '';
   for await (const out of loaded.engine.generate({ prompt: ids, params })) {
     for (const d of out.outputs) {

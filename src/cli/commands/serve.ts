@@ -11,6 +11,7 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 export const registerServe: RegisterCommand = (program) => {
   const cmd = new Command('serve')
     .description('serve models over OpenAI- and Ollama-compatible HTTP APIs (default 127.0.0.1:11434)')
+    .argument('[model]', "the model to serve, as vLLM's `vllm serve MODEL` names it (the same as one --model)")
     .option(
       '-m, --model <path|name>',
       'a model folder, a store name or "demo", kept loaded (repeatable; default: demo)',
@@ -53,7 +54,13 @@ export const registerServe: RegisterCommand = (program) => {
     )
     .option('--no-ui', 'do not serve the web page at /ui [PAGODA_NO_UI=1]');
   addEngineOptions(cmd);
-  cmd.action(async (opts: Record<string, unknown>) => {
+  cmd.action(async (positional: string | undefined, opts: Record<string, unknown>) => {
+    if (positional !== undefined) {
+      if (opts.model !== undefined) {
+        throw new UserError(`serve ${positional}: name the model once, as the argument or with --model, not both`);
+      }
+      opts.model = [positional];
+    }
     // The store reads its folder from the environment; a --models flag is the same setting.
     if (typeof opts.models === 'string') process.env.PAGODA_MODELS = opts.models;
     const config = resolveServeConfig(opts);

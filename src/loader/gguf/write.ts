@@ -1,6 +1,8 @@
-import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { ggmlBytes, ggmlTypeOf } from '../../primitives/ggml-types.ts';
 import type { HostTensor } from '../../primitives/host-tensor.ts';
+import { UserError } from '../../util/errors.ts';
 import {
   GGUF_DEFAULT_ALIGNMENT,
   GGUF_MAGIC,
@@ -173,6 +175,7 @@ function alignmentOf(metadata: ReadonlyMap<string, GgufValue>): number {
 export function writeGguf(path: string, metadata: ReadonlyMap<string, GgufValue>, tensors: readonly GgufTensorOut[]) {
   const alignment = alignmentOf(metadata);
   const { header, sizes } = encodeHeader(metadata, tensors, alignment);
+  checkOutputPath(path);
   const partial = `${path}.partial`;
   const fd = openSync(partial, 'w');
   try {
@@ -188,13 +191,23 @@ export function writeGguf(path: string, metadata: ReadonlyMap<string, GgufValue>
       const pad = (alignment - (bytes.byteLength % alignment)) % alignment;
       if (pad) writeSync(fd, Buffer.alloc(pad));
     });
-    closeSync(fd);
   } catch (err) {
     closeSync(fd);
     rmSync(partial, { force: true });
     throw err;
   }
+  closeSync(fd);
   renameSync(partial, path);
+}
+
+/** Refuses, before anything is written, an output path whose folder is missing or that is a folder itself. */
+function checkOutputPath(path: string): void {
+  if (!existsSync(dirname(resolve(path)))) {
+    throw new UserError(`${path}: the folder ${dirname(path)} does not exist (expected a GGUF file path to write)`);
+  }
+  if (existsSync(path) && statSync(path).isDirectory()) {
+    throw new UserError(`${path}: is a folder (expected a GGUF file path to write)`);
+  }
 }
 
 /** A whole GGUF file in memory (tests, small vocabularies). */

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import { clientThreads, embedInputs } from '../../../src/cli/bench/embed.ts';
 import { throughServer } from '../../../src/cli/commands/bench-embed.ts';
 import { loadPoolingEngine } from '../../../src/engine/pooling-load.ts';
 import { mulberry32 } from '../../../src/util/random.ts';
+import { pagodaSync } from '../../helpers/cli.ts';
 import { projectRoot } from '../../helpers/fixtures.ts';
 
 test('the embedding workload: lengths in range, ids in the vocabulary, one mulberry32 stream (the baseline redraws it)', () => {
@@ -28,9 +28,8 @@ test('pagoda bench embed: offline and through /v1/embeddings with concurrent cli
     const model = join(projectRoot, 'test/fixtures/models/tiny-bert');
     const args = ['bench', 'embed', '--model', model, '--device', 'cpu', '--num-inputs', '24'];
     args.push('--input-len-range', '4,40', '--clients', '4', '--save', 'out.md');
-    const r = spawnSync(process.execPath, [join(projectRoot, 'bin/pagoda.mjs'), ...args], {
+    const r = pagodaSync(args, {
       cwd: dir,
-      encoding: 'utf8',
       env: { ...process.env, PAGODA_HOME: dir },
     });
     assert.equal(r.status, 0, r.stderr);

@@ -38,7 +38,7 @@ test('pagoda quantize --load-format dummy writes random Q4_K_M blocks that pagod
   const out = execFileSync(
     process.execPath,
     ['bin/pagoda.mjs', 'quantize', '--load-format', 'dummy', '--vocab', vocab.path, dir, file, '--type', 'Q4_K_M'],
-    { encoding: 'utf8' },
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
   );
   assert.match(out, /Q4_K_M, 21 tensors \(\d+ Q4_K, \d+ Q6_K\)/);
   const gguf = GgufFile.open(file);
@@ -81,7 +81,7 @@ test('--load-format dummy needs --vocab, and --vocab needs it', () => {
     const run = () =>
       execFileSync(process.execPath, ['bin/pagoda.mjs', 'quantize', ...args, dir, file, '--type', 'q8_0'], {
         encoding: 'utf8',
-        stdio: 'pipe',
+        stdio: ['ignore', 'pipe', 'pipe'],
       });
     assert.throws(run, (e: { stderr: string }) => /--vocab DIR .* goes with --load-format dummy/.test(e.stderr));
   }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -189,4 +189,22 @@ test('a tensor reads its bytes lazily: any range, and the whole, equal readBytes
   assert.deepEqual(t.bytes, whole);
   assert.deepEqual(file.tensorAt(file.tensors.get('b')!, 'model.bias').name, 'model.bias');
   file.close();
+});
+
+test('writeGguf refuses a missing folder or a folder as its output in one line, and leaves no .partial behind', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pagoda-gguf-out-'));
+  const metadata = new Map<string, GgufValue>([['general.architecture', gguf.str('llama')]]);
+  const missing = join(dir, 'absent', 'x.gguf');
+  assert.throws(
+    () => writeGguf(missing, metadata, []),
+    new RegExp(
+      `^UserError: ${missing}: the folder ${join(dir, 'absent')} does not exist \\(expected a GGUF file path to write\\)$`,
+    ),
+  );
+  assert.throws(
+    () => writeGguf(dir, metadata, []),
+    new RegExp(`^UserError: ${dir}: is a folder \\(expected a GGUF file path to write\\)$`),
+  );
+  assert.deepEqual(readdirSync(dir), [], 'nothing written');
+  assert.ok(!existsSync(`${dir}.partial`));
 });
