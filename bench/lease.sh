@@ -368,6 +368,15 @@ case ${1:-1} in
     env \$e timeout 55 node bin/pagoda.mjs bench throughput --model bench/configs/llama3-8b --device cuda \
     --load-format dummy --max-model-len 2048 \$q 2>&1 | grep -E 'output tokens/s' | sed \"s/^/| \$r | /\"; done"
   ;;
+31)
+  # The H200 figures part 22 leaves out: the MoE shape's offline run with transformers beside it (#13: 5,000 tok/s;
+  # its 61 GB of weights leave an H100 little cache), then #18's offline ratio (FP8 weights and cache against bf16,
+  # interleaved) on this card.
+  stage moe 330 bench/moe-device.sh bench baseline
+  stage offline-fp8 200 bash -c "for r in bf16 fp8 bf16 fp8; do q='--quantization fp8 --kv-cache-type fp8'; \
+    [ \$r = bf16 ] && q=; timeout 55 node bin/pagoda.mjs bench throughput --model bench/configs/llama3-8b --device cuda \
+    --load-format dummy --max-model-len 2048 \$q 2>&1 | grep -E 'output tokens/s' | sed \"s/^/| \$r | /\"; done"
+  ;;
 *)
   echo "usage: bench/lease.sh 1|2|...|30" >&2
   exit 2

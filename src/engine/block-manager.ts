@@ -212,6 +212,7 @@ export class BlockManager {
     for (let i = seq.blockHashes.length; i < fullBlocks; i++) {
       const h = createHash('sha256');
       if (i > 0) h.update(seq.blockHashes[i - 1]!);
+      else if (seq.cacheSalt !== undefined) h.update(`salt:${seq.cacheSalt}\0`);
       h.update(new Uint8Array(Int32Array.from(seq.tokenIds.slice(i * bs, (i + 1) * bs)).buffer));
       seq.blockHashes.push(h.digest('base64'));
     }

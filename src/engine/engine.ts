@@ -112,6 +112,7 @@ export class Engine implements EngineApi {
         const detok = r.params.useBeamSearch ? NO_TEXT : config.newTextStream(r.promptIds, r.skipSpecialTokens);
         const seq = new Sequence(tokenIds, r.promptIds.length, detok, new Rng(r.seed, stream));
         seq.kvBudget = r.kvBudget;
+        seq.cacheSalt = r.cacheSalt;
         if (r.grammarKey !== undefined) {
           seq.grammar = config.grammar!.open(r.grammarKey, tokenHistory(this.ctx, r, seq).stopIds);
         }
@@ -184,6 +185,7 @@ export class Engine implements EngineApi {
       grammarKey,
       skipSpecialTokens: request.skipSpecialTokens,
       kvBudget,
+      cacheSalt: request.cacheSalt,
     });
     r.seqs.push(this.ctx.newSequence(r, [...promptIds], 0));
     this.counters.promptTokens += promptIds.length;

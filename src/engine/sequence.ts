@@ -29,6 +29,8 @@ export class Sequence {
   blockTable: number[] = [];
   /** Chained hashes of this sequence's full blocks, computed as blocks fill (prefix caching). */
   blockHashes: string[] = [];
+  /** Mixed into the first block's hash (the request's cache salt): the chain is then this salt's alone. */
+  cacheSalt: string | undefined;
   /** Sum of the raw-model logprobs of the generated tokens (best_of and beam search rank by it). */
   cumLogprob = 0;
   logprobs: TokenLogprob[] = [];
@@ -123,13 +125,23 @@ export interface Request {
   skipSpecialTokens?: boolean;
   /** Entries its sequences' prompt KV is compressed to once computed (SnapKV), or null: no compression. */
   kvBudget: number | null;
+  cacheSalt?: string;
 }
 
 /** A request's record as it is admitted: no sequences yet, its metrics starting now. */
 export function newRequest(
   admitted: Pick<
     Request,
-    'id' | 'params' | 'promptIds' | 'priority' | 'arrivalSeq' | 'seed' | 'grammarKey' | 'skipSpecialTokens' | 'kvBudget'
+    | 'id'
+    | 'params'
+    | 'promptIds'
+    | 'priority'
+    | 'arrivalSeq'
+    | 'seed'
+    | 'grammarKey'
+    | 'skipSpecialTokens'
+    | 'kvBudget'
+    | 'cacheSalt'
   >,
 ): Request {
   return {

@@ -34,6 +34,11 @@ export interface GenerateRequest {
    * engine with KV compression. Applied only to prompts longer than the budget.
    */
   kvBudget?: number;
+  /**
+   * Salts the prefix cache (vLLM's cache_salt): this request's blocks are found only by requests with the same salt,
+   * so a tenant cannot time another's cached prompts.
+   */
+  cacheSalt?: string;
 }
 
 /** One completion's progress in an incremental output. Text and token ids are deltas since the last output. */

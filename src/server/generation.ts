@@ -190,8 +190,8 @@ export async function* runEngine(
   params: Partial<SamplingParams>,
   times: GenerationTimes,
   fieldNames: Record<string, string> = {},
-  /** What the request asks besides sampling (a grammar, special tokens kept, a KV compression budget). */
-  output: Pick<GenerateRequest, 'grammar' | 'skipSpecialTokens' | 'kvBudget'> = {},
+  /** What the request asks besides sampling (a grammar, special tokens kept, a KV compression budget, a cache salt). */
+  output: Pick<GenerateRequest, 'grammar' | 'skipSpecialTokens' | 'kvBudget' | 'cacheSalt'> = {},
 ): AsyncGenerator<RequestOutput> {
   const labels = { model_name: a.entry.name };
   const id = randomUUID();

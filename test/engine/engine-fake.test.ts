@@ -91,6 +91,26 @@ test('a prompt sharing a cached prefix computes only its remainder; outputs equa
   assert.deepEqual(outputs[0], outputs[1]);
 });
 
+test('cache_salt: a salted prompt finds only blocks cached under the same salt; outputs unchanged', () => {
+  const engine = fakeEngine();
+  const prompt = randomPrompt(new Rng(21, 0), 40); // 4-token blocks: 36 tokens cacheable (the last is computed)
+  const params = { temperature: 0, maxTokens: 3, ignoreEos: true };
+  const cachedFor = (cacheSalt?: string) => {
+    const r = submit(engine, { prompt, params, cacheSalt });
+    runToEnd(engine);
+    assert.deepEqual(r.tokenIds[0], refGreedy(prompt, 3, true));
+    return r.outputs.at(-1)!.metrics.cachedPromptTokens;
+  };
+  assert.equal(cachedFor(), 0);
+  // The unsalted blocks are not offered to a salted request, nor one salt's to another's.
+  assert.equal(cachedFor('tenant-a'), 0);
+  assert.equal(cachedFor('tenant-b'), 0);
+  assert.equal(cachedFor('tenant-a'), 36);
+  assert.equal(cachedFor('tenant-b'), 36);
+  assert.equal(cachedFor(), 36);
+  assertAllBlocksFree(engine);
+});
+
 test('a fully cached prompt still computes its last block to get logits', () => {
   const engine = fakeEngine();
   const prompt = randomPrompt(new Rng(9, 0), 16);

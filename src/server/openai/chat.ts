@@ -11,12 +11,14 @@ import {
   collectChoices,
   completionId,
   streamChunks,
+  tokensNamedById,
   totalTokens,
   truncatePrompt,
   unixSeconds,
   usage,
   vllmPromptLogprobs,
   withPromptLogprobs,
+  withTokenIds,
 } from './common.ts';
 import { samplingParams } from './sampling.ts';
 import { chatRequest } from './schemas.ts';
@@ -59,8 +61,10 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
       const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
       const params = samplingParams({ ...body, max_tokens: maxTokens }, logprobs, a.model.tokenizer);
       const n = params.n ?? 1;
-      const output = { ...chat.output, kvBudget: body.kv_budget ?? undefined };
-      const outputs = await primed(runEngine(ctx, a, promptIds, params, newTimes(), fieldNames, output));
+      const output = { ...chat.output, kvBudget: body.kv_budget ?? undefined, cacheSalt: body.cache_salt ?? undefined };
+      const run = await primed(runEngine(ctx, a, promptIds, params, newTimes(), fieldNames, output));
+      const outputs = body.return_tokens_as_token_ids ? tokensNamedById(run) : run;
+      const tokenIds = body.return_token_ids === true;
       const base = {
         id: completionId('chatcmpl'),
         object: 'chat.completion.chunk',
@@ -69,7 +73,10 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
       };
 
       if (body.stream) {
-        const chunk = chatChunker(mode);
+        const chunker = chatChunker(mode);
+        const chunk = tokenIds
+          ? withTokenIds(chunker, (index) => ({ index, delta: {}, logprobs: null, finish_reason: null }))
+          : chunker;
         const opening = Array.from({ length: n }, (_, index) => ({
           index,
           delta: { role: 'assistant', content: '' },
@@ -81,6 +88,7 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
           streamOptions: body.stream_options,
           promptTokens: promptIds.length,
           opening,
+          openingFields: tokenIds ? { prompt_token_ids: promptIds } : undefined,
           chunk,
         });
         return reply;
@@ -92,11 +100,13 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
         ...base,
         object: 'chat.completion',
         ...(body.prompt_logprobs != null && { prompt_logprobs: vllmPromptLogprobs(scored.of(0)) }),
+        ...(tokenIds && { prompt_token_ids: promptIds }),
         choices: choices.map((c) => ({
           index: c.index,
           ...chatMessage(mode, c.text, c.finishReason),
           logprobs: logprobs === null ? null : { content: chatLogprobs(c.logprobs) },
           stop_reason: c.stopReason,
+          ...(tokenIds && { token_ids: c.tokenIds }),
         })),
         usage: usage(promptIds.length, totalTokens(choices)),
       };

@@ -25,6 +25,7 @@ export interface Choice {
   index: number;
   text: string;
   tokens: number;
+  tokenIds: number[];
   logprobs: TokenLogprob[];
   finishReason: FinishReason | null;
   stopReason: string | number | null;
@@ -36,6 +37,7 @@ export async function collectChoices(outputs: AsyncIterable<RequestOutput>, n: n
     index,
     text: '',
     tokens: 0,
+    tokenIds: [],
     logprobs: [],
     finishReason: null,
     stopReason: null,
@@ -48,12 +50,14 @@ export async function collectChoices(outputs: AsyncIterable<RequestOutput>, n: n
           index: d.index,
           text: '',
           tokens: 0,
+          tokenIds: [],
           logprobs: [],
           finishReason: null,
           stopReason: null,
         });
       c.text += d.text;
       c.tokens += d.tokenIds.length;
+      c.tokenIds.push(...d.tokenIds);
       if (d.logprobs) c.logprobs.push(...d.logprobs);
       if (d.finishReason) c.finishReason = d.finishReason;
       if (d.stopReason !== null) c.stopReason = d.stopReason;
@@ -147,6 +151,39 @@ export function completionLogprobs(lps: TokenLogprob[], offset: number) {
   };
 }
 
+/** vLLM's return_tokens_as_token_ids: the outputs with each logprob's token, and its alternatives', named "token_id:ID". */
+export async function* tokensNamedById(outputs: AsyncIterable<RequestOutput>): AsyncGenerator<RequestOutput> {
+  const named = (lp: TokenLogprob): TokenLogprob => ({
+    ...lp,
+    token: `token_id:${lp.tokenId}`,
+    top: lp.top.map((t) => ({ ...t, token: `token_id:${t.tokenId}` })),
+  });
+  for await (const out of outputs) {
+    yield {
+      ...out,
+      promptLogprobs: out.promptLogprobs?.map((lp) => lp && named(lp)) ?? out.promptLogprobs,
+      outputs: out.outputs.map((d) => (d.logprobs ? { ...d, logprobs: d.logprobs.map(named) } : d)),
+    };
+  }
+}
+
+/**
+ * vLLM's return_token_ids in a stream: each delta's token ids on the first entry `chunk` makes of it, or on an entry
+ * of their own (`empty`) when it makes none (text held back), so that no id goes missing.
+ */
+export function withTokenIds(
+  chunk: (d: CompletionDelta) => Record<string, unknown>[],
+  empty: (index: number) => Record<string, unknown>,
+): (d: CompletionDelta) => Record<string, unknown>[] {
+  return (d) => {
+    const out = chunk(d);
+    if (d.tokenIds.length === 0) return out;
+    if (out.length === 0) out.push(empty(d.index));
+    out[0] = { ...out[0], token_ids: d.tokenIds };
+    return out;
+  };
+}
+
 /**
  * Streams OpenAI chunks as SSE: `chunk` turns one choice's delta into a chunk's choice entries (none to skip);
  * with include_usage every chunk carries `usage: null` (vLLM's continuous_usage_stats: the usage so far of the chunk's
@@ -162,6 +199,8 @@ export async function streamChunks(
     /** The prompt tokens of a choice's own prompt (a batch of prompts), for its continuous usage; all of them else. */
     choicePromptTokens?: (index: number) => number;
     opening?: Record<string, unknown>[];
+    /** Fields of the opening chunks besides `base`'s (chat's prompt_token_ids). */
+    openingFields?: Record<string, unknown>;
     chunk(d: CompletionDelta): Record<string, unknown>[];
   },
 ): Promise<void> {
@@ -170,14 +209,14 @@ export async function streamChunks(
   const continuous = includeUsage && opts.streamOptions?.continuous_usage_stats === true;
   /** Tokens generated so far, by choice index. */
   const generated = new Map<number, number>();
-  const send = (choices: Record<string, unknown>[]) => {
+  const send = (choices: Record<string, unknown>[], fields?: Record<string, unknown>) => {
     const index = choices[0]?.index as number;
     const prompt = opts.choicePromptTokens?.(index) ?? opts.promptTokens;
     const sofar = continuous ? usage(prompt, generated.get(index) ?? 0) : null;
-    stream.send({ ...opts.base, choices, ...(includeUsage && { usage: sofar }) });
+    stream.send({ ...opts.base, ...fields, choices, ...(includeUsage && { usage: sofar }) });
   };
   try {
-    for (const c of opts.opening ?? []) send([c]);
+    for (const c of opts.opening ?? []) send([c], opts.openingFields);
     for await (const out of outputs) {
       for (const d of out.outputs) {
         generated.set(d.index, (generated.get(d.index) ?? 0) + d.tokenIds.length);

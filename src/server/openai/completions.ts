@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
 import type { CompletionDelta, TokenLogprob } from '../../engine/types.ts';
-import type { TextTokenizer } from '../../loader/tokenizer.ts';
 import { badRequest } from '../errors.ts';
 import { infillIds } from '../fill-in-middle.ts';
 import {
@@ -21,12 +20,14 @@ import {
   completionId,
   completionLogprobs,
   streamChunks,
+  tokensNamedById,
   totalTokens,
   truncatePrompt,
   unixSeconds,
   usage,
   vllmPromptLogprobs,
   withPromptLogprobs,
+  withTokenIds,
 } from './common.ts';
 import { samplingParams } from './sampling.ts';
 import { type CompletionRequest, completionRequest } from './schemas.ts';
@@ -96,13 +97,18 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
                 {
                   grammar,
                   kvBudget: body.kv_budget ?? undefined,
+                  cacheSalt: body.cache_salt ?? undefined,
                   skipSpecialTokens: body.skip_special_tokens ?? undefined,
                 },
               ),
             ),
           ),
         );
-        const outputs = mergeOutputs(sources, n);
+        const merged = mergeOutputs(sources, n);
+        const byId = body.return_tokens_as_token_ids === true;
+        const outputs = byId ? tokensNamedById(merged) : merged;
+        const tokenIds = body.return_token_ids === true;
+        const promptIdsOf = (index: number) => prompts[Math.floor(index / n)]!.ids;
         const base = {
           id: completionId('cmpl'),
           object: 'text_completion',
@@ -112,22 +118,28 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
 
         if (body.stream) {
           const offsets = new Map<number, number>();
-          const chunk = (d: CompletionDelta) => {
+          const entry = (index: number, fields: Record<string, unknown>) => {
+            // return_token_ids: a choice's first entry carries its prompt's ids too.
+            const first = tokenIds && !offsets.has(index);
+            const offset = offsets.get(index) ?? echoOf(index).length;
+            offsets.set(index, offset + ((fields.text as string | undefined)?.length ?? 0));
+            return { index, ...fields, ...(first && { prompt_token_ids: promptIdsOf(index) }) };
+          };
+          const chunker = (d: CompletionDelta) => {
             const offset = offsets.get(d.index) ?? echoOf(d.index).length;
-            offsets.set(d.index, offset + d.text.length);
             const lp = logprobs === null ? null : completionLogprobs(d.logprobs ?? [], offset);
             if (!d.text && !d.finishReason && !d.logprobs?.length) return [];
             return [
-              { index: d.index, text: d.text, logprobs: lp, finish_reason: d.finishReason, stop_reason: d.stopReason },
+              entry(d.index, { text: d.text, logprobs: lp, finish_reason: d.finishReason, stop_reason: d.stopReason }),
             ];
           };
+          const chunk = tokenIds
+            ? withTokenIds(chunker, (index) => entry(index, { text: '', logprobs: null, finish_reason: null }))
+            : chunker;
           const opening = body.echo
-            ? Array.from({ length: prompts.length * n }, (_, index) => ({
-                index,
-                text: echoOf(index),
-                logprobs: null,
-                finish_reason: null,
-              }))
+            ? Array.from({ length: prompts.length * n }, (_, index) =>
+                entry(index, { text: echoOf(index), logprobs: null, finish_reason: null }),
+              )
             : [];
           await streamChunks(reply, outputs, {
             base,
@@ -154,8 +166,8 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
                 : echoLogprobs
                   ? echoedLogprobs(
                       scored(c.index),
-                      prompts[Math.floor(c.index / n)]!.ids,
-                      a.model.tokenizer,
+                      promptIdsOf(c.index),
+                      byId ? (id) => `token_id:${id}` : (id) => a.model.tokenizer.decode([id]),
                       logprobs,
                       c.logprobs,
                     )
@@ -163,6 +175,7 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
             ...(body.prompt_logprobs != null && { prompt_logprobs: vllmPromptLogprobs(scored(c.index)) }),
             finish_reason: c.finishReason,
             stop_reason: c.stopReason,
+            ...(tokenIds && { prompt_token_ids: promptIdsOf(c.index), token_ids: c.tokenIds }),
           })),
           usage: usage(promptTokens, totalTokens(choices)),
         };
@@ -180,7 +193,7 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
 function echoedLogprobs(
   prompt: readonly (TokenLogprob | null)[],
   ids: readonly number[],
-  tokenizer: TextTokenizer,
+  tokenText: (id: number) => string,
   k: number,
   answer: TokenLogprob[],
 ) {
@@ -191,7 +204,7 @@ function echoedLogprobs(
   let at = 0;
   ids.forEach((id, i) => {
     const lp = prompt[i] ?? null;
-    const token = lp?.token ?? tokenizer.decode([id]);
+    const token = lp?.token ?? tokenText(id);
     tokens.push(token);
     offsets.push(at);
     at += token.length;

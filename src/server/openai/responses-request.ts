@@ -5,7 +5,7 @@ import type { ChatMessage } from '../models.ts';
 import { textFormat } from '../structured-output.ts';
 import { type Tool, type ToolChoice, toolSchema } from '../tool-requests.ts';
 import { parsedArguments } from './chat-message.ts';
-import { keepAlive, reasoningEffort, unsupported } from './schemas.ts';
+import { cacheSalt, keepAlive, reasoningEffort, unsupported } from './schemas.ts';
 
 const opt = <T extends z.ZodType>(t: T) => t.nullish();
 const MAX_ITEMS = 4096;
@@ -76,6 +76,7 @@ export const responsesRequest = z.strictObject({
   /** Extra output to include: message.output_text.logprobs is honoured; the others name what pagoda has none of. */
   include: opt(z.array(z.string().max(100)).max(32)),
   keep_alive: keepAlive,
+  cache_salt: cacheSalt,
 });
 export type ResponsesRequest = z.output<typeof responsesRequest>;
 

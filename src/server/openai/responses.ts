@@ -74,7 +74,8 @@ export function registerResponses(app: FastifyInstance, ctx: ServerContext): voi
           logprobs: responsesLogprobs(body),
         };
         const names = { max_tokens: 'max_output_tokens', logprobs: 'top_logprobs' };
-        const generate = () => primed(runEngine(ctx, a, ids, params, newTimes(), names, output));
+        const salted = { ...output, cacheSalt: body.cache_salt ?? undefined };
+        const generate = () => primed(runEngine(ctx, a, ids, params, newTimes(), names, salted));
         const shell = responseShell(body, a.entry.name);
         const id = shell.id as string;
         if (!body.stream && !detached) {

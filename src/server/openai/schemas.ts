@@ -18,6 +18,8 @@ export const reasoningEffort = opt(z.enum(['none', 'minimal', 'low', 'medium', '
 export const truncatePromptTokens = opt(z.union([z.literal(-1), int().min(1)]));
 
 /** Ollama's keep_alive: seconds or a duration such as "5m"; negative = forever. */
+/** vLLM's cache_salt: only requests with the same salt share prefix-cache blocks (engine/types.ts `cacheSalt`). */
+export const cacheSalt = opt(z.string().min(1, 'cache_salt must be a non-empty string').max(4096));
 export const keepAlive = opt(z.union([z.number(), z.string().max(64)]));
 
 const stop = z.union([z.string().min(1).max(1000), z.array(z.string().min(1).max(1000)).max(MAX_STOP)]);
@@ -74,6 +76,11 @@ const sampling = {
   skip_special_tokens: opt(z.boolean()),
   /** pagoda's: KV compression budget (tokens, or a fraction of the prompt), checked by the engine. */
   kv_budget: opt(z.number()),
+  cache_salt: cacheSalt,
+  /** vLLM's: the prompt's and the answer's token ids beside the text (streamed: each chunk's own). */
+  return_token_ids: opt(z.boolean()),
+  /** vLLM's: logprobs name each token "token_id:ID" (for tokens that are no text of their own). */
+  return_tokens_as_token_ids: opt(z.boolean()),
   ...structuredOutputFields,
 };
 
