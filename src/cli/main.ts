@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { formatError } from '../util/errors.ts';
 import { commands } from './commands/index.ts';
+import { bareThinkFlag } from './run-options.ts';
 
 const program = new Command('pagoda')
   .description(
@@ -19,7 +20,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 
 const debug = process.argv.includes('--debug');
 try {
-  await program.parseAsync(process.argv);
+  await program.parseAsync(bareThinkFlag(process.argv));
 } catch (err) {
   process.stderr.write(`${formatError(err, debug)}\n`);
   process.exitCode = 1;
