@@ -1,12 +1,21 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { formatError } from '../util/errors.ts';
 import { commands } from './commands/index.ts';
+import { bareThinkFlag } from './run-options.ts';
+
+const VERSION = '0.1.0';
 
 const program = new Command('pagoda')
   .description(
     'LLM inference and serving engine: paged KV cache, continuous batching, OpenAI- and Ollama-compatible APIs',
   )
-  .version('0.1.0')
+  .version(VERSION, '-v, --version', 'print the version')
+  // -V as well, which pagoda took first (Ollama's is -v).
+  .addOption(new Option('-V').hideHelp())
+  .on('option:V', () => {
+    process.stdout.write(`${VERSION}\n`);
+    process.exit(0);
+  })
   .option('--debug', 'print stack traces on errors');
 
 for (const register of commands) register(program);
@@ -19,7 +28,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 
 const debug = process.argv.includes('--debug');
 try {
-  await program.parseAsync(process.argv);
+  await program.parseAsync(bareThinkFlag(process.argv));
 } catch (err) {
   process.stderr.write(`${formatError(err, debug)}\n`);
   process.exitCode = 1;

@@ -48,3 +48,27 @@ export async function serverServes(base: string, model: string, timeoutMs = 1000
     return false;
   }
 }
+
+/**
+ * JSON from a running server: GET `path`, or POST `body`. No server there is one line naming the URL; an error status
+ * is one line with the server's answer.
+ */
+export async function askServer(base: string, path: string, body?: unknown): Promise<unknown> {
+  const key = process.env.PAGODA_API_KEY || process.env.OLLAMA_API_KEY;
+  const headers: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
+  let res: Response;
+  try {
+    res =
+      body === undefined
+        ? await fetch(`${base}${path}`, { headers })
+        : await fetch(`${base}${path}`, {
+            method: 'POST',
+            headers: { ...headers, 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+          });
+  } catch {
+    throw new UserError(`no pagoda server is running at ${base} (start one with \`pagoda serve\` or set PAGODA_HOST)`);
+  }
+  if (!res.ok) throw new UserError(`${base}${path} answered ${res.status}: ${await res.text()}`);
+  return res.json();
+}

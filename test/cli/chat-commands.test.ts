@@ -76,7 +76,7 @@ test('the in-process chat answers in JSON after /set format json, and reports it
     const chat = localChat(loaded, tinyLlama);
     for await (const d of chat.stream([{ role: 'user', content: 'Hi' }], settings, new AbortController().signal)) {
       if (typeof d === 'string') answer += d;
-      else evalTokens = d.evalTokens;
+      else if ('evalTokens' in d) evalTokens = d.evalTokens;
     }
     assert.match(answer.trimStart(), /^[{[]/, answer);
     assert.ok(evalTokens > 0);

@@ -1,5 +1,6 @@
 import { createInterface } from 'node:readline';
-import { type AnswerStats, formatStats } from './answer-stats.ts';
+import { AnswerPrinter, type ChatDelta } from './answer-printer.ts';
+import { formatStats } from './answer-stats.ts';
 import { MultilineInput } from './multiline.ts';
 import { applySet, applyUnset, type ChatSettings } from './set-command.ts';
 import { applyShow } from './show-command.ts';
@@ -14,14 +15,12 @@ export interface ChatTurn {
 export interface ChatBackend {
   /** False when the model has no chat template: the chat continues the conversation as plain text. */
   readonly hasTemplate: boolean;
+  /** Whether the model's template can think (`--think`). */
+  readonly thinks: boolean;
   /** The model as `pagoda show` takes it (its name, folder or GGUF file), for `/show`. */
   readonly model: string;
-  /** Streams the answer to the conversation as text deltas, then its stats; stops when `signal` aborts. */
-  stream(
-    messages: readonly ChatTurn[],
-    settings: ChatSettings,
-    signal: AbortSignal,
-  ): AsyncIterable<string | AnswerStats>;
+  /** Streams the answer to the conversation (its thinking apart), then its stats; stops when `signal` aborts. */
+  stream(messages: readonly ChatTurn[], settings: ChatSettings, signal: AbortSignal): AsyncIterable<ChatDelta>;
 }
 
 const HELP = `Available commands:
@@ -121,19 +120,13 @@ export async function chatRepl(
       messages.push({ role: 'user', content: line });
       const controller = new AbortController();
       answering = controller;
-      let answer = '';
-      let stats: AnswerStats | null = null;
+      const printer = new AnswerPrinter(output, settings.hideThinking);
       try {
         const turn =
           settings.system === undefined ? messages : [{ role: 'system', content: settings.system }, ...messages];
         for await (const delta of backend.stream(turn, settings, controller.signal)) {
           if (controller.signal.aborted) break;
-          if (typeof delta !== 'string') {
-            stats = delta;
-            continue;
-          }
-          output.write(delta);
-          answer += delta;
+          printer.push(delta);
         }
       } catch (err) {
         if (!controller.signal.aborted) output.write(`\nerror: ${(err as Error).message}`);
@@ -141,6 +134,7 @@ export async function chatRepl(
         answering = null;
       }
       // A stopped answer stays in the conversation as far as it got.
+      const { answer, stats } = printer;
       if (answer) messages.push({ role: 'assistant', content: answer });
       else messages.pop();
       output.write(controller.signal.aborted ? '\n^C\n\n' : '\n\n');

@@ -4,6 +4,7 @@ import { samplingFrom } from '../../primitives/sampling-names.ts';
 import type { ParameterValue } from '../../store/manifest.ts';
 import { PARAMETER_TYPES, setParameter } from '../../store/modelfile.ts';
 import { UserError } from '../../util/errors.ts';
+import type { ThinkSetting } from '../run-options.ts';
 
 /** What the chat sends with each turn besides the conversation. */
 export interface ChatSettings {
@@ -17,6 +18,12 @@ export interface ChatSettings {
   verbose?: boolean;
   /** `/set format json`: answers constrained to JSON. */
   format?: 'json';
+  /** `--think`: the template's enable_thinking, and the thinking shown apart from the answer (undefined: as before). */
+  think?: ThinkSetting;
+  /** `--hidethinking`: the thinking is not shown. */
+  hideThinking?: boolean;
+  /** `--keepalive`: how long a server keeps the model loaded after each answer, in seconds (-1: forever). */
+  keepAlive?: number;
 }
 
 export const SET_HELP = `Available /set commands:

@@ -11,6 +11,7 @@ import { registerRm } from './rm.ts';
 import { registerRun } from './run.ts';
 import { registerServe } from './serve.ts';
 import { registerShow } from './show.ts';
+import { registerStop } from './stop.ts';
 
 /** Each command lives in its own file and registers itself on the program. */
 export type RegisterCommand = (program: Command) => void;
@@ -25,6 +26,7 @@ export const commands: RegisterCommand[] = [
   registerCp,
   registerRm,
   registerPs,
+  registerStop,
   registerConvert,
   registerQuantize,
   registerServe,

@@ -1,10 +1,9 @@
 import { Command } from 'commander';
-import { UserError } from '../../util/errors.ts';
 import { formatBytes, formatTable } from '../progress.ts';
-import { serverUrl } from '../server-url.ts';
+import { askServer, serverUrl } from '../server-url.ts';
 import type { RegisterCommand } from './index.ts';
 
-interface RunningModel {
+export interface RunningModel {
   name: string;
   digest: string;
   size: number;
@@ -16,18 +15,7 @@ interface RunningModel {
 export const registerPs: RegisterCommand = (program) => {
   program.addCommand(
     new Command('ps').description('list the models a running server has loaded').action(async () => {
-      const base = serverUrl();
-      const key = process.env.PAGODA_API_KEY || process.env.OLLAMA_API_KEY;
-      let res: Response;
-      try {
-        res = await fetch(`${base}/api/ps`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
-      } catch {
-        throw new UserError(
-          `no pagoda server is running at ${base} (start one with \`pagoda serve\` or set PAGODA_HOST)`,
-        );
-      }
-      if (!res.ok) throw new UserError(`${base}/api/ps answered ${res.status}: ${await res.text()}`);
-      const { models } = (await res.json()) as { models: RunningModel[] };
+      const { models } = (await askServer(serverUrl(), '/api/ps')) as { models: RunningModel[] };
       const rows = [['NAME', 'ID', 'SIZE', 'PROCESSOR', 'UNTIL']];
       for (const m of models) {
         const processor = m.size_vram ? '100% GPU' : '100% CPU';

@@ -1,17 +1,19 @@
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { type LoadedEngine, loadEngine } from '../../engine/load.ts';
-import type { SamplingParams } from '../../engine/types.ts';
 import { DEMO_MODEL_WARNING } from '../../loader/demo-model.ts';
 import { isModelReference } from '../../runner/load.ts';
 import { pullFromHub } from '../../store/hub.ts';
 import { isHubRepoId, looksLikePath, nameProblem, parseModelName } from '../../store/names.ts';
-import { fitToContext } from '../chat/context-room.ts';
-import { encodeConversation } from '../chat/conversation.ts';
+import { AnswerPrinter } from '../chat/answer-printer.ts';
+import { formatStats } from '../chat/answer-stats.ts';
+import { localChat } from '../chat/backends.ts';
+import type { ChatSettings } from '../chat/set-command.ts';
 import { addEngineOptions, engineOptionsFrom } from '../engine-options.ts';
 import { runInteractive, runInteractiveRemote } from '../interactive.ts';
 import { pullProgressRenderer } from '../progress.ts';
-import { addSamplingOptions, samplingParamsFrom, withRunDefaults } from '../sampling-options.ts';
+import { addRunOptions, runSettingsFrom, thinkingFor } from '../run-options.ts';
+import { addSamplingOptions } from '../sampling-options.ts';
 import { serverServes, serverUrl } from '../server-url.ts';
 import type { RegisterCommand } from './index.ts';
 
@@ -31,14 +33,14 @@ export const registerRun: RegisterCommand = (program) => {
     .argument(
       '[prompt...]',
       'the prompt, its words joined by spaces, after any text piped to stdin (interactive chat when there is neither)',
-    )
-    .option('--raw', "continue the prompt as plain text, without the model's chat template");
+    );
+  addRunOptions(cmd);
   addSamplingOptions(cmd);
   addEngineOptions(cmd);
   cmd.action(async (first: string | undefined, words: string[], opts: Record<string, unknown>) => {
     // Unquoted words are one prompt, as `ollama run` joins them.
     const second = words.length > 0 ? words.join(' ') : undefined;
-    const settings = { params: samplingParamsFrom(opts), raw: opts.raw === true };
+    const settings = runSettingsFrom(opts);
     const engineOptions = engineOptionsFrom(opts);
     // The interactive chat goes through a running server when it serves the model (Ollama's behaviour), unless a flag
     // changes what the server has (an adapter, a quantization, the chat template).
@@ -66,7 +68,7 @@ export const registerRun: RegisterCommand = (program) => {
       const piped = process.stdin.isTTY ? undefined : await readStdin();
       const prompt = piped === undefined ? promptArg : [piped, promptArg].filter((p) => p).join(' ');
       if (prompt === undefined) await runInteractive(loaded, model ?? loaded.modelDir, settings);
-      else await answerOnce(loaded, prompt, settings.params, settings.raw);
+      else await answerOnce(loaded, prompt, settings);
     } finally {
       await loaded.engine.shutdown(true);
     }
@@ -75,34 +77,20 @@ export const registerRun: RegisterCommand = (program) => {
 };
 
 /**
- * Streams the answer to one prompt. Unless a flag says otherwise: the model's sampling defaults (Modelfile
- * PARAMETERs, then generation_config.json), then pagoda's own (greedy, at most 256 tokens); at most what the context
- * has room for.
+ * Streams the answer to one prompt (the chat's in-process path, one turn). Unless a flag says otherwise: the model's
+ * sampling defaults (Modelfile PARAMETERs, then generation_config.json), then pagoda's own (greedy, at most 256
+ * tokens); at most what the context has room for. `--verbose` stats go to stderr, so a pipe gets only the answer.
  */
-async function answerOnce(
-  loaded: LoadedEngine,
-  prompt: string,
-  given: Partial<SamplingParams>,
-  raw: boolean,
-): Promise<void> {
-  const modelDefaults = loaded.engine.config.samplingDefaults ?? {};
-  const ids = encodeConversation(loaded, [{ role: 'user', content: prompt }], raw);
-  const { maxModelLen } = loaded.engine.config;
-  const params = fitToContext(
-    withRunDefaults(given, modelDefaults),
-    modelDefaults,
-    ids.length,
-    maxModelLen,
-    DEFAULT_MAX_TOKENS,
-  );
-  let last = '';
-  for await (const out of loaded.engine.generate({ prompt: ids, params })) {
-    for (const d of out.outputs) {
-      process.stdout.write(d.text);
-      if (d.text) last = d.text;
-    }
+async function answerOnce(loaded: LoadedEngine, prompt: string, settings: ChatSettings): Promise<void> {
+  const backend = localChat(loaded, loaded.modelName, { defaultMaxTokens: DEFAULT_MAX_TOKENS });
+  const think = thinkingFor(settings, { thinks: backend.thinks, name: loaded.modelName });
+  const printer = new AnswerPrinter(process.stdout, settings.hideThinking);
+  const turn = [{ role: 'user', content: prompt }];
+  for await (const delta of backend.stream(turn, { ...settings, think }, new AbortController().signal)) {
+    printer.push(delta);
   }
-  if (!last.endsWith('\n')) process.stdout.write('\n');
+  if (!printer.answer.endsWith('\n')) process.stdout.write('\n');
+  if (settings.verbose && printer.stats) process.stderr.write(`${formatStats(printer.stats)}\n`);
 }
 
 /**
