@@ -53,7 +53,13 @@ export async function serverServes(base: string, model: string, timeoutMs = 1000
  * JSON from a running server: GET `path`, or POST `body`. No server there is one line naming the URL; an error status
  * is one line with the server's answer.
  */
-export async function askServer(base: string, path: string, body?: unknown): Promise<unknown> {
+export async function askServer(
+  base: string,
+  path: string,
+  body?: unknown,
+  /** The line an error status gives instead of the server's own answer (undefined: the answer). */
+  statusMessage: (status: number) => string | undefined = () => undefined,
+): Promise<unknown> {
   const key = process.env.PAGODA_API_KEY || process.env.OLLAMA_API_KEY;
   const headers: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
   let res: Response;
@@ -69,6 +75,8 @@ export async function askServer(base: string, path: string, body?: unknown): Pro
   } catch {
     throw new UserError(`no pagoda server is running at ${base} (start one with \`pagoda serve\` or set PAGODA_HOST)`);
   }
-  if (!res.ok) throw new UserError(`${base}${path} answered ${res.status}: ${await res.text()}`);
+  if (!res.ok) {
+    throw new UserError(statusMessage(res.status) ?? `${base}${path} answered ${res.status}: ${await res.text()}`);
+  }
   return res.json();
 }

@@ -40,13 +40,26 @@ test('stop unloads a loaded model at once, named as ps lists it or without its :
   }
 });
 
-test('stop of a model that is not loaded, or unknown, is an error as ollama stop says it, and loads nothing', async () => {
-  for (const name of ['other', 'nope']) {
-    const r = await stop(name);
-    assert.equal(r.code, 1);
-    assert.equal(r.stderr, `error: couldn't find model "${name}" to stop\n`);
-  }
+test('stop of a model not loaded succeeds and loads nothing; an unknown model is an error as ollama stop says it', async () => {
+  assert.deepEqual(await stop('other'), { code: 0, stdout: '', stderr: '' });
   assert.deepEqual(resident(), []);
+  const r = await stop('nope');
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, `error: couldn't find model "nope" to stop\n`);
+  assert.deepEqual(resident(), []);
+});
+
+test("Ollama's unload request (no prompt, keep_alive 0) for a model not loaded answers at once without loading it", async () => {
+  for (const [path, body] of [
+    ['/api/generate', { model: 'other', keep_alive: 0 }],
+    ['/api/chat', { model: 'other', messages: [], keep_alive: 0 }],
+  ] as const) {
+    const res = await request(`${server.url}${path}`, { body });
+    assert.equal(res.status, 200, res.text);
+    assert.equal((res.json as { done_reason: string }).done_reason, 'unload');
+    assert.deepEqual(resident(), []);
+    assert.deepEqual(server.ctx.registry.loading(), []);
+  }
 });
 
 test('stop with no server running names the URL it tried', async () => {

@@ -7,7 +7,7 @@ import type { ChatMessage } from '../models.ts';
 import { resolveTools } from '../tool-requests.ts';
 import { parseBody } from '../validate.ts';
 import { keepAliveMs, thinkOption } from './options.ts';
-import { generateAndRespond, loadOnly, type PieceExtra } from './respond.ts';
+import { generateAndRespond, loadOnly, type PieceExtra, unloadedAlready } from './respond.ts';
 import { chatRequest } from './schemas.ts';
 
 /** Ollama's assistant message: content, thinking when there is some, tool calls with arguments as an object. */
@@ -26,6 +26,9 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
     const body = parseBody(chatRequest, request.body);
     const keepAlive = keepAliveMs(body.keep_alive);
     if (body.top_logprobs && !body.logprobs) throw badRequest('top_logprobs requires logprobs: true', 'top_logprobs');
+    const emptyReply = { message: { role: 'assistant', content: '' } };
+    const idle = !body.messages?.length && keepAlive === 0 ? unloadedAlready(ctx, body.model, emptyReply) : null;
+    if (idle) return idle;
     return withModel(ctx, body.model, reply, keepAlive, async (a) => {
       const messages = (body.messages ?? []).map((m) => {
         const out: ChatMessage = { role: m.role, content: m.content };
@@ -44,7 +47,7 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
       if (messages.length === 0) {
         const unload = keepAlive === 0;
         if (unload) await a.lease.unload();
-        return loadOnly(a.entry.name, { message: { role: 'assistant', content: '' } }, unload);
+        return loadOnly(a.entry.name, emptyReply, unload);
       }
       const tools = resolveTools(a.model.chatTemplate, a.entry.name, body.tools, 'auto', undefined);
       const think = thinkOption(body.think, a);

@@ -7,7 +7,7 @@ import { type Admitted, encodePrompt, type ServerContext, withModel } from '../g
 import type { ChatMessage } from '../models.ts';
 import { parseBody } from '../validate.ts';
 import { keepAliveMs, thinkOption } from './options.ts';
-import { generateAndRespond, loadOnly } from './respond.ts';
+import { generateAndRespond, loadOnly, unloadedAlready } from './respond.ts';
 import { type GenerateRequest, generateRequest } from './schemas.ts';
 
 /**
@@ -51,8 +51,11 @@ export function registerGenerate(app: FastifyInstance, ctx: ServerContext): void
     const body = parseBody(generateRequest, request.body);
     const keepAlive = keepAliveMs(body.keep_alive);
     if (body.top_logprobs && !body.logprobs) throw badRequest('top_logprobs requires logprobs: true', 'top_logprobs');
+    const loadOnlyRequest = !body.prompt && !body.suffix && !body.context?.length;
+    const idle = loadOnlyRequest && keepAlive === 0 ? unloadedAlready(ctx, body.model, { response: '' }) : null;
+    if (idle) return idle;
     return withModel(ctx, body.model, reply, keepAlive, async (a) => {
-      if (!body.prompt && !body.suffix && !body.context?.length) {
+      if (loadOnlyRequest) {
         const unload = keepAlive === 0;
         if (unload) await a.lease.unload();
         return loadOnly(a.entry.name, { response: '' }, unload);

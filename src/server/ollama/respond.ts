@@ -126,6 +126,17 @@ export function loadOnly(model: string, piece: Record<string, unknown>, unloaded
   };
 }
 
+/**
+ * Ollama's unload request (no prompt, keep_alive 0) for a model neither loaded nor loading: answered at once, as
+ * Ollama answers it, instead of loading the model to unload it. Null when there is a model to unload (the usual
+ * path); an unknown model is the usual 404.
+ */
+export function unloadedAlready(ctx: ServerContext, modelField: unknown, piece: Record<string, unknown>) {
+  const { name } = ctx.registry.resolve(modelField);
+  const held = ctx.registry.resident().some((r) => r.entry.name === name) || ctx.registry.loading().includes(name);
+  return held ? null : loadOnly(name, piece, true);
+}
+
 /** Runs prompt `ids` with the request's options (stored Modelfile parameters beneath them) and answers as `respond`. */
 export async function generateAndRespond(
   ctx: ServerContext,
