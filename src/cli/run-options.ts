@@ -15,6 +15,11 @@ const THINK_VALUES: Record<string, ThinkSetting> = {
   low: 'low',
 };
 
+/** A `--think` (or `/set think`) value, undefined when it is none of them. */
+export function thinkValue(text: string): ThinkSetting | undefined {
+  return THINK_VALUES[text.toLowerCase()];
+}
+
 /** The flags of `pagoda run` that shape its answers, besides the sampling and engine flags. */
 export function addRunOptions(cmd: Command): Command {
   return cmd
@@ -39,7 +44,7 @@ export function runSettingsFrom(opts: Record<string, unknown>): ChatSettings {
     settings.format = 'json';
   }
   if (opts.think !== undefined) {
-    const think = opts.think === true ? true : THINK_VALUES[String(opts.think).toLowerCase()];
+    const think = opts.think === true ? true : thinkValue(String(opts.think));
     if (think === undefined) throw new UserError(`--think=${opts.think}: expected true, false, high, medium or low`);
     settings.think = think;
   }

@@ -11,6 +11,8 @@ import { loadEngine } from '../../src/engine/load.ts';
 import { projectRoot } from '../helpers/fixtures.ts';
 
 const tinyLlama = join(projectRoot, 'test/fixtures/models/tiny-llama');
+/** A model with a chat template that cannot think, as `/set` sees it. */
+const MODEL = { hasTemplate: true, thinks: false, model: 'plain' };
 
 test('""" opens a multi-line message that ends at a line ending with """ (as in ollama run)', () => {
   const input = new MultilineInput();
@@ -28,18 +30,36 @@ test('""" opens a multi-line message that ends at a line ending with """ (as in 
 
 test('/set verbose, quiet and format json, /unset format, and unknown subcommands said to be unknown', () => {
   const settings: ChatSettings = { params: {}, raw: false };
-  assert.equal(applySet(' verbose', settings, true), 'Set verbose mode.');
+  assert.equal(applySet(' verbose', settings, MODEL), 'Set verbose mode.');
   assert.equal(settings.verbose, true);
-  assert.equal(applySet(' quiet', settings, true), 'Set quiet mode.');
+  assert.equal(applySet(' quiet', settings, MODEL), 'Set quiet mode.');
   assert.equal(settings.verbose, false);
-  assert.equal(applySet(' format json', settings, true), "Set format to 'json' mode.");
+  assert.equal(applySet(' format json', settings, MODEL), "Set format to 'json' mode.");
   assert.equal(settings.format, 'json');
-  assert.equal(applySet(' format yaml', settings, true), 'Couldn\'t set format: expected "json", got "yaml"');
+  assert.equal(applySet(' format yaml', settings, MODEL), 'Couldn\'t set format: expected "json", got "yaml"');
   assert.equal(applyUnset(' format', settings), 'Disabled format.');
   assert.equal(settings.format, undefined);
-  assert.equal(applySet(' wordwrap', settings, true), "Unknown command '/set wordwrap'. Type /set for help");
+  assert.equal(applySet(' wordwrap', settings, MODEL), "Unknown command '/set wordwrap'. Type /set for help");
   assert.equal(applyUnset(' nothing', settings), "Unknown command '/unset nothing'. Type /unset for help");
-  assert.match(applySet('', settings, true), /^Available \/set commands:/);
+  assert.match(applySet('', settings, MODEL), /^Available \/set commands:/);
+});
+
+test('/set think [level] and /set nothink on a thinking model; refused on one that cannot think', () => {
+  const settings: ChatSettings = { params: {}, raw: false };
+  const thinker = { ...MODEL, thinks: true, model: 'thinker' };
+  assert.equal(applySet(' think', settings, thinker), "Set 'think' mode.");
+  assert.equal(settings.think, true);
+  assert.equal(applySet(' think high', settings, thinker), "Set 'think' mode to 'high'.");
+  assert.equal(settings.think, 'high');
+  assert.equal(
+    applySet(' think loud', settings, thinker),
+    'Couldn\'t set think: expected high, medium or low, got "loud"',
+  );
+  assert.equal(settings.think, 'high');
+  assert.equal(applySet(' nothink', settings, thinker), "Set 'nothink' mode.");
+  assert.equal(settings.think, false);
+  assert.equal(applySet(' think', settings, MODEL), '"plain" does not support thinking');
+  assert.equal(settings.think, false);
 });
 
 test('/show prints what pagoda show prints for the model', () => {

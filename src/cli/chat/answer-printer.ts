@@ -9,6 +9,8 @@ export type ChatDelta = string | { thinking: string } | AnswerStats;
  */
 export class AnswerPrinter {
   answer = '';
+  /** The thinking, shown or not. */
+  thought = '';
   stats: AnswerStats | null = null;
   /** Thinking shown and not closed yet; whether its text so far ends a line. */
   private thinking = false;
@@ -26,6 +28,7 @@ export class AnswerPrinter {
       this.out.write(delta);
       this.answer += delta;
     } else if ('thinking' in delta) {
+      this.thought += delta.thinking;
       if (this.hideThinking) return;
       if (!this.thinking) this.out.write('Thinking...\n');
       this.thinking = true;

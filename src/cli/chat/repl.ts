@@ -24,7 +24,7 @@ export interface ChatBackend {
 }
 
 const HELP = `Available commands:
-  /set     set a parameter, the system message, raw mode, verbose mode or JSON answers (/set for details)
+  /set     set a parameter, the system message, raw mode, verbose mode, JSON answers or thinking (/set for details)
   /unset   unset the system message or the format
   /show    show the model's details, Modelfile, parameters, system message, template or license
   /clear   forget the conversation so far
@@ -98,7 +98,7 @@ export async function chatRepl(
         continue;
       }
       if (text === '/set' || text.startsWith('/set ')) {
-        output.write(`${applySet(text.slice('/set'.length), settings, backend.hasTemplate)}\n`);
+        output.write(`${applySet(text.slice('/set'.length), settings, backend)}\n`);
         continue;
       }
       if (text === '/unset' || text.startsWith('/unset ')) {
@@ -134,8 +134,9 @@ export async function chatRepl(
         answering = null;
       }
       // A stopped answer stays in the conversation as far as it got.
-      const { answer, stats } = printer;
-      if (answer) messages.push({ role: 'assistant', content: answer });
+      const { answer, thought, stats } = printer;
+      // Its thinking goes with it, as Ollama keeps it (templates that show earlier thinking read it).
+      if (answer) messages.push({ role: 'assistant', content: answer, ...(thought && { thinking: thought }) });
       else messages.pop();
       output.write(controller.signal.aborted ? '\n^C\n\n' : '\n\n');
       if (settings.verbose && stats) output.write(`${formatStats(stats)}\n\n`);

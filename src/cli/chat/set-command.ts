@@ -4,7 +4,11 @@ import { samplingFrom } from '../../primitives/sampling-names.ts';
 import type { ParameterValue } from '../../store/manifest.ts';
 import { PARAMETER_TYPES, setParameter } from '../../store/modelfile.ts';
 import { UserError } from '../../util/errors.ts';
-import type { ThinkSetting } from '../run-options.ts';
+import { type ThinkSetting, thinkValue } from '../run-options.ts';
+import type { ChatBackend } from './repl.ts';
+
+/** What `/set` needs to know of the model. */
+type ChatModel = Pick<ChatBackend, 'hasTemplate' | 'thinks' | 'model'>;
 
 /** What the chat sends with each turn besides the conversation. */
 export interface ChatSettings {
@@ -33,14 +37,16 @@ export const SET_HELP = `Available /set commands:
   /set noraw                  use the chat template again
   /set verbose                show each answer's counts and timings
   /set quiet                  stop showing them
-  /set format json            answer in JSON (/unset format ends it)`;
+  /set format json            answer in JSON (/unset format ends it)
+  /set think [LEVEL]          thinking models: think first (LEVEL high, medium or low), shown apart
+  /set nothink                thinking models: answer without thinking`;
 
 export const UNSET_HELP = `Available /unset commands:
   /unset system               the model's own system message again
   /unset format               answer in free text again`;
 
 /** Applies `/set ...` (the text after "/set") to `settings`; returns the line to print. */
-export function applySet(args: string, settings: ChatSettings, hasTemplate: boolean): string {
+export function applySet(args: string, settings: ChatSettings, model: ChatModel): string {
   const [what = '', ...rest] = args.trim().split(/\s+/);
   switch (what) {
     case 'parameter':
@@ -56,7 +62,7 @@ export function applySet(args: string, settings: ChatSettings, hasTemplate: bool
       return 'Set raw mode: the conversation is continued as plain text.';
     case 'noraw':
       settings.raw = false;
-      return hasTemplate
+      return model.hasTemplate
         ? "Set chat mode: the model's chat template applies."
         : 'This model has no chat template: the conversation is still continued as plain text.';
     case 'verbose':
@@ -69,6 +75,14 @@ export function applySet(args: string, settings: ChatSettings, hasTemplate: bool
       if (rest.join(' ') !== 'json') return `Couldn't set format: expected "json", got "${rest.join(' ')}"`;
       settings.format = 'json';
       return "Set format to 'json' mode.";
+    case 'think':
+    case 'nothink': {
+      if (!model.thinks) return `"${model.model}" does not support thinking`;
+      const level = what === 'nothink' ? false : rest.length ? thinkValue(rest.join(' ')) : true;
+      if (level === undefined) return `Couldn't set think: expected high, medium or low, got "${rest.join(' ')}"`;
+      settings.think = level;
+      return level === false ? "Set 'nothink' mode." : `Set 'think' mode${level === true ? '' : ` to '${level}'`}.`;
+    }
     case '':
       return SET_HELP;
     default:
