@@ -5,8 +5,10 @@ import { markdownTable } from '../../util/markdown.ts';
 /** Where and on what a benchmark ran, for its heading in a results file. */
 export interface BenchContext {
   name: string;
-  /** 'CPU' or the GPU's name. */
+  /** 'CPU' or the GPU's name; for a benchmark of a server, where its requests went ("the server at URL"). */
   deviceName: string;
+  /** The benchmark timed a server elsewhere: `deviceName` says which, not this machine's backend. */
+  remote?: boolean;
   /** The command as typed (`pagoda bench <name> ...`). */
   command: string;
   /** What the command ran on, in words (model, workload). */
@@ -16,7 +18,11 @@ export interface BenchContext {
 /** Appends one benchmark section (date, machine, device, command, table) to a results file; says so on stderr. */
 export function appendBenchResult(file: string, ctx: BenchContext, header: string[], rows: string[][]): void {
   const cpu = cpus();
-  const backend = ctx.deviceName === 'CPU' ? 'CPU backend' : `CUDA backend on ${ctx.deviceName}`;
+  const backend = ctx.remote
+    ? ctx.deviceName
+    : ctx.deviceName === 'CPU'
+      ? 'CPU backend'
+      : `CUDA backend on ${ctx.deviceName}`;
   appendFileSync(
     file,
     `\n## ${ctx.name} — ${new Date().toISOString().slice(0, 10)}, ${cpu[0]?.model ?? 'unknown CPU'} (${cpu.length} cores), Node ${process.version}, ${backend}, load average ${loadavg()[0]!.toFixed(1)}\n\n` +

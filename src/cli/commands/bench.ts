@@ -8,6 +8,7 @@ import { speculationRows } from '../bench/speculation.ts';
 import { addWorkloadOptions, runThroughput, workloadAbout, workloadFrom } from '../bench/throughput.ts';
 import { addEngineOptions, engineOptionsFrom, parseIntFlag } from '../engine-options.ts';
 import { embedBenchCommand } from './bench-embed.ts';
+import { serveBenchCommand } from './bench-serve.ts';
 import type { RegisterCommand } from './index.ts';
 
 /** `pagoda bench <what>`: benchmarks that print a table, and append it to a markdown file with `--save FILE`. */
@@ -154,5 +155,6 @@ export const registerBench: RegisterCommand = (program) => {
   });
   bench.addCommand(latency);
   bench.addCommand(embedBenchCommand());
+  bench.addCommand(serveBenchCommand());
   program.addCommand(bench);
 };
