@@ -41,8 +41,6 @@ import { CudaWeightLoader } from './weight-loader.ts';
 import type { UploadStats } from './weight-upload.ts';
 
 export interface CudaBackendOptions extends CudaContextOptions {
-  /** Capture decode steps as CUDA graphs per batch-size bucket (default true). */
-  graphs?: boolean;
   /** Hears the weight bytes uploaded so far, after every chunk (a terminal's progress line). */
   loadProgress?: (bytes: number) => void;
 }
@@ -76,7 +74,7 @@ export class CudaBackend implements Backend {
     this.ctx = new CudaContext(opts);
     this.linears = new CudaLinear(this.ctx);
     this.kv = new KvCaches(this.ctx);
-    this.graphs = opts.graphs === false ? null : new DecodeGraphs(this.ctx, this.kv);
+    this.graphs = this.ctx.settings.graphs ? new DecodeGraphs(this.ctx, this.kv) : null;
     this.rotary = new CudaRope(this.ctx);
     this.qkvRope = new CudaQkvRope(this.ctx, this.linears, this.rotary);
     const events = () => new CudaEvent(this.ctx.drv);

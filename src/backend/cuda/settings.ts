@@ -54,6 +54,8 @@ export interface CudaSettings {
    * check that the sharded forward and its collectives change no logit.
    */
   tpForceNccl: boolean;
+  /** Decode steps captured as CUDA graphs per batch-size bucket and replayed (`--enforce-eager`: every step op by op). */
+  graphs: boolean;
   /** CUDA toolkit folders searched for libraries and headers before the usual ones ($CUDA_HOME, $CUDA_PATH). */
   cudaRoots: readonly string[];
 }
@@ -70,6 +72,7 @@ export const DEFAULT_CUDA_SETTINGS: Readonly<CudaSettings> = {
   quantGemm: 'fused',
   kernelCache: join(homedir(), '.cache', 'pagoda', 'kernels'),
   tpForceNccl: false,
+  graphs: true,
   cudaRoots: [],
 };
 
@@ -88,6 +91,7 @@ export function cudaSettings(given: Partial<CudaSettings> = {}): CudaSettings {
     quantGemm: given.quantGemm ?? d.quantGemm,
     kernelCache: given.kernelCache ?? d.kernelCache,
     tpForceNccl: given.tpForceNccl ?? d.tpForceNccl,
+    graphs: given.graphs ?? d.graphs,
     cudaRoots: given.cudaRoots ?? d.cudaRoots,
   };
 }
