@@ -49,6 +49,8 @@ export interface EngineConfig {
    * turns it off.
    */
   asyncScheduling?: boolean;
+  /** Seeds the seeds of requests that give none (vLLM's engine seed): the same seed, the same sampling. Default: random. */
+  seed?: number;
 }
 
 /** A request whose prompt is already token ids: what `submit()` takes (`generate()` encodes text first). */
@@ -89,11 +91,14 @@ export class Engine implements EngineApi {
   private readonly speculator: Speculator | null;
   /** Async scheduling's step in flight; null when off. */
   private readonly pipeline: StepPipeline | null;
+  /** Draws the seed of each request that gives none. */
+  private readonly seeds: Rng;
 
   constructor(readonly config: EngineConfig) {
     this.scheduler = new Scheduler(config.scheduler, config);
     this.encoder = config.promptEncoder ?? inlineEncoder(config.tokenizer);
     this.speculator = config.speculative ? new Speculator(config.speculative, config.maxModelLen) : null;
+    this.seeds = new Rng(config.seed ?? Math.random() * 2 ** 32, 0);
     this.limits = {
       vocabSize: config.runner.vocabSize,
       maxModelLen: config.maxModelLen,
@@ -174,7 +179,7 @@ export class Engine implements EngineApi {
     if (this.live.has(id)) throw new UserError(`request id "${id}" is already in use`);
     const { promptIds, params } = admit(request.prompt, request.params ?? {}, this.limits);
     const kvBudget = requestKvBudget(this.config.kvCompression, request.kvBudget, promptIds.length);
-    const seed = params.seed ?? Math.floor(Math.random() * 2 ** 32);
+    const seed = params.seed ?? this.seeds.nextU32();
     const r = newRequest({
       id,
       params,

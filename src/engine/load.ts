@@ -1,9 +1,11 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Backend } from '../backend/backend.ts';
 import { releasingOnError } from '../backend/release-on-error.ts';
 import { GrammarService } from '../grammar/grammar-service.ts';
 import { loadGrammarVocabulary } from '../grammar/vocabulary.ts';
 import { BackgroundTokenizer } from '../loader/background-tokenizer.ts';
-import type { GenerationConfig } from '../loader/hf-config.ts';
+import { type GenerationConfig, loadGenerationConfig } from '../loader/hf-config.ts';
 import { samplingFrom } from '../primitives/sampling-names.ts';
 import { type EngineOptions, type PreparedModel, prepareModel, type SpeculativeOptions } from '../runner/load.ts';
 import type { ModelRunner } from '../runner/model-runner.ts';
@@ -51,12 +53,13 @@ function newEngine(
     blockSize: loaded.blockSize,
     enablePrefixCaching: options.enablePrefixCaching ?? true,
     asyncScheduling: options.asyncScheduling,
+    seed: options.seed,
     scheduler: {
       maxNumBatchedTokens: loaded.maxNumBatchedTokens,
       maxNumSeqs: loaded.maxNumSeqs,
       policy: options.schedulingPolicy ?? 'fcfs',
     },
-    samplingDefaults: modelSamplingDefaults(generation, manifest),
+    samplingDefaults: modelSamplingDefaults(samplingSource(generation, options.generationConfig), manifest),
     kvCompression: options.kvCompression,
     promptEncoder: new BackgroundTokenizer(tokenizer, modelDir, generation, options.tokenizerWorker),
     grammar: new GrammarService({
@@ -109,12 +112,26 @@ function speculativeConfig(
  * A model's request defaults: its Modelfile PARAMETERs (which share Ollama's option names) over generation_config.json's
  * sampling values (as vLLM takes them).
  */
-export function modelSamplingDefaults(g: GenerationConfig, manifest: Manifest | null): Partial<SamplingParams> {
+export function modelSamplingDefaults(g: GenerationConfig | null, manifest: Manifest | null): Partial<SamplingParams> {
   return { ...generationDefaults(g), ...samplingFrom('ollama', manifest?.parameters ?? {}) };
 }
 
-function generationDefaults(g: GenerationConfig): Partial<SamplingParams> {
+/**
+ * Where --generation-config takes sampling defaults from: the model's generation_config.json (auto), none (vllm), or
+ * a folder's generation_config.json.
+ */
+export function samplingSource(model: GenerationConfig, flag = 'auto'): GenerationConfig | null {
+  if (flag === 'auto') return model;
+  if (flag === 'vllm') return null;
+  if (!existsSync(join(flag, 'generation_config.json'))) {
+    throw new UserError(`--generation-config ${flag}: expected auto, vllm or a folder with a generation_config.json`);
+  }
+  return loadGenerationConfig(flag, model);
+}
+
+function generationDefaults(g: GenerationConfig | null): Partial<SamplingParams> {
   const d: Partial<SamplingParams> = {};
+  if (!g) return d;
   if (g.temperature !== undefined) d.temperature = g.temperature;
   if (g.topP !== undefined) d.topP = g.topP;
   if (g.topK !== undefined) d.topK = g.topK;

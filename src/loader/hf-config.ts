@@ -160,7 +160,11 @@ export function loadModelConfig(dir: string): ModelConfig {
   return parseModelConfig(withQwen3RerankerKeys(readJson(path), dir), path);
 }
 
-export function loadGenerationConfig(dir: string, model: ModelConfig): GenerationConfig {
+/** A folder's generation_config.json; ids it leaves out are `model`'s. */
+export function loadGenerationConfig(
+  dir: string,
+  model: Pick<ModelConfig, 'eosTokenIds' | 'bosTokenId'>,
+): GenerationConfig {
   const path = join(dir, 'generation_config.json');
   const raw = isGgufPath(dir) ? ggufGenerationJson(dir) : existsSync(path) ? readJson(path) : {};
   const eos = ids(raw.eos_token_id);

@@ -46,6 +46,13 @@ export interface EngineOptions {
   enablePrefixCaching?: boolean;
   /** --no-async-scheduling / PAGODA_ASYNC_SCHEDULING=0 turn it off (EngineConfig.asyncScheduling). */
   asyncScheduling?: boolean;
+  /** --seed: where the seeds of requests that give none are drawn from (EngineConfig.seed). */
+  seed?: number;
+  /**
+   * --generation-config: 'auto' (the default) takes sampling defaults from the model's generation_config.json,
+   * 'vllm' takes none, a folder takes them from its generation_config.json.
+   */
+  generationConfig?: string;
   schedulingPolicy?: 'fcfs' | 'priority';
   /** KV cache compression of long prompts (--kv-compression, --kv-budget); absent: none. */
   kvCompression?: KvCompressionConfig;
