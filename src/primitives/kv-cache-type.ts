@@ -30,6 +30,36 @@ export function parseKvCacheType(value: string, from: string): KvCacheType {
   return type as KvCacheType;
 }
 
+/** vLLM's `--kv-cache-dtype` names → pagoda's types (fp8_e5m2 has no cache here). */
+const VLLM_KV_CACHE_DTYPES: Record<string, KvCacheType> = {
+  auto: 'auto',
+  fp8: 'fp8',
+  fp8_e4m3: 'fp8',
+  bfloat16: 'bf16',
+  float16: 'f16',
+  half: 'f16',
+  float32: 'f32',
+};
+
+/**
+ * `--kv-cache-type` and vLLM's `--kv-cache-dtype` (either, or both naming the same type) as one KV cache type;
+ * undefined when neither is given.
+ */
+export function kvCacheTypeFlags(type: string | undefined, vllmDtype: string | undefined): KvCacheType | undefined {
+  const own = type === undefined ? undefined : parseKvCacheType(type, '--kv-cache-type');
+  if (vllmDtype === undefined) return own;
+  const mapped = VLLM_KV_CACHE_DTYPES[vllmDtype.trim().toLowerCase()];
+  if (mapped === undefined) {
+    throw new UserError(
+      `--kv-cache-dtype ${vllmDtype}: pagoda's KV cache takes ${Object.keys(VLLM_KV_CACHE_DTYPES).join(', ')} (or --kv-cache-type ${KV_CACHE_TYPES.join(', ')})`,
+    );
+  }
+  if (own !== undefined && own !== mapped) {
+    throw new UserError(`--kv-cache-dtype ${vllmDtype} and --kv-cache-type ${type} disagree: give one of them`);
+  }
+  return mapped;
+}
+
 /**
  * Why a model's cache cannot hold `quant`, or null: a block-quantized row (num_kv_heads × head_dim values per token)
  * must be whole blocks, as in llama.cpp.

@@ -88,7 +88,7 @@ export function buildApp(
   );
 
   const methodsOf = routeMethods(app);
-  registerRequestLog(app, log, (status) => metrics.httpResponses.inc({ status: String(status) }));
+  registerRequestLog(app, log, config.logRequests, (status) => metrics.httpResponses.inc({ status: String(status) }));
   const checkHost = hostCheck(() => {
     const address = app.server.address();
     return typeof address === 'object' && address ? address.address : null;

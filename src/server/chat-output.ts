@@ -21,6 +21,9 @@ export interface ChatOutputPart {
   content: string;
 }
 
+/** vLLM's `--reasoning-parser` names of the `<think>…</think>` reasoning every template that thinks is read for. */
+export const THINK_REASONING_PARSERS = ['deepseek_r1', 'qwen3'] as const;
+
 /** Whether a chat template knows thinking (Qwen3, DeepSeek-R1 distills, Ollama's `.Think`). */
 export function templateThinks(source: string): boolean {
   return /<think>|enable_thinking|\.Think\b|\.IsThinkSet\b/.test(source);

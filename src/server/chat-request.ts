@@ -44,7 +44,7 @@ export interface PreparedChat {
  */
 export async function prepareChat(a: Admitted, ask: ChatAsk): Promise<PreparedChat> {
   const tools = resolveTools(
-    a.model.chatTemplate,
+    a.model,
     a.entry.name,
     ask.tools,
     ask.toolChoice,

@@ -1,7 +1,10 @@
 import { isIP } from 'node:net';
-import { type KvCacheType, parseKvCacheType } from '../primitives/kv-cache-type.ts';
+import { MAX_LOGPROBS } from '../engine/params.ts';
+import { type KvCacheType, kvCacheTypeFlags, parseKvCacheType } from '../primitives/kv-cache-type.ts';
 import { modelsDir as storeDir } from '../store/locations.ts';
+import { TOOL_CALL_PARSERS, type ToolCallFormat } from '../tools/tool-parser.ts';
 import { UserError } from '../util/errors.ts';
+import { THINK_REASONING_PARSERS } from './chat-output.ts';
 
 /** Everything `pagoda serve` is configured with; resolved once from flags, then PAGODA_* / OLLAMA_* variables. */
 export interface ServeConfig {
@@ -46,6 +49,12 @@ export interface ServeConfig {
   loadTimeoutMs: number;
   /** Serve the web page at /ui (and redirect browsers from / to it). */
   ui: boolean;
+  /** `--tool-call-parser`: the tool-call format of every served model, instead of the one its template suggests. */
+  toolCallFormat: ToolCallFormat | null;
+  /** One log line per request (`--disable-log-requests` turns them off). */
+  logRequests: boolean;
+  /** The server log's pino level (`--uvicorn-log-level`, PAGODA_LOG_LEVEL; default info). */
+  logLevel: string;
 }
 
 /** Command-line values; undefined = not given. */
@@ -74,6 +83,14 @@ export interface ServeFlags {
   /** false = `--no-ui` given (commander sets true when it is absent, so true says nothing). */
   ui?: boolean;
   allowRuntimeLoraUpdating?: boolean;
+  /** vLLM's spellings, resolved here with pagoda's own. */
+  kvCacheDtype?: string;
+  toolCallParser?: string;
+  reasoningParser?: string;
+  disableLogRequests?: boolean;
+  enableLogRequests?: boolean;
+  maxLogprobs?: string;
+  uvicornLogLevel?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -197,8 +214,14 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
   const flashAttention = flash ? FLASH[flash.value.trim().toLowerCase()] : 'auto';
   if (!flashAttention) throw new UserError(`${flash!.from}: "${flash!.value}" is not one of auto, 1, 0`);
 
-  const kv = pick(flags.kvCacheType, '--kv-cache-type', env, 'KV_CACHE_TYPE');
-  const kvCacheType = kv ? parseKvCacheType(kv.value, kv.from) : 'auto';
+  const kv = pick(undefined, '--kv-cache-type', env, 'KV_CACHE_TYPE');
+  const kvCacheType =
+    kvCacheTypeFlags(flags.kvCacheType, flags.kvCacheDtype) ?? (kv ? parseKvCacheType(kv.value, kv.from) : 'auto');
+  if (flags.reasoningParser !== undefined) checkReasoningParser(flags.reasoningParser);
+  if (flags.maxLogprobs !== undefined) checkMaxLogprobs(flags.maxLogprobs);
+  if (flags.disableLogRequests && flags.enableLogRequests) {
+    throw new UserError('--disable-log-requests and --enable-log-requests disagree: give one of them');
+  }
 
   const numParallel = pick(flags.numParallel, '--num-parallel', env, 'NUM_PARALLEL');
   const ctx = pick(flags.contextLength, '--context-length', env, 'CONTEXT_LENGTH');
@@ -263,7 +286,68 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
     shutdownGraceMs: graceMs,
     loadTimeoutMs,
     ui: !noUi,
+    toolCallFormat: flags.toolCallParser === undefined ? null : toolCallFormat(flags.toolCallParser),
+    logRequests: !flags.disableLogRequests,
+    logLevel: logLevel(flags.uvicornLogLevel, env.PAGODA_LOG_LEVEL),
   };
+}
+
+/** `--tool-call-parser NAME`: the format pagoda has for vLLM's parser of that name. */
+function toolCallFormat(name: string): ToolCallFormat {
+  const format = TOOL_CALL_PARSERS[name.trim()];
+  if (!format) {
+    throw new UserError(
+      `--tool-call-parser ${name}: pagoda has no such format (expected one of ${Object.keys(TOOL_CALL_PARSERS).join(', ')})`,
+    );
+  }
+  return format;
+}
+
+/** `--reasoning-parser NAME`: accepted for the `<think>` parsers, whose reading pagoda always does; others refused. */
+function checkReasoningParser(name: string): void {
+  if (!(THINK_REASONING_PARSERS as readonly string[]).includes(name.trim())) {
+    throw new UserError(
+      `--reasoning-parser ${name}: pagoda reads only <think>…</think> reasoning (${THINK_REASONING_PARSERS.join(', ')})`,
+    );
+  }
+}
+
+/** `--max-logprobs N`: accepted up to the cap pagoda enforces. */
+function checkMaxLogprobs(value: string): void {
+  const n = Number(value.trim());
+  if (!Number.isInteger(n) || n < 0 || n > MAX_LOGPROBS) {
+    throw new UserError(
+      `--max-logprobs ${value}: pagoda's logprobs cap is ${MAX_LOGPROBS} (expected 0..${MAX_LOGPROBS})`,
+    );
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** uvicorn's level names as pino's. */
+const UVICORN_LEVELS: Record<string, string> = {
+  critical: 'fatal',
+  error: 'error',
+  warning: 'warn',
+  info: 'info',
+  debug: 'debug',
+  trace: 'trace',
+};
+
+/** The server log's level: --uvicorn-log-level, else PAGODA_LOG_LEVEL, else info (pino's own refusal names neither). */
+function logLevel(uvicorn: string | undefined, variable: string | undefined): string {
+  if (uvicorn !== undefined) {
+    const level = UVICORN_LEVELS[uvicorn.trim().toLowerCase()];
+    if (!level) {
+      throw new UserError(`--uvicorn-log-level ${uvicorn}: expected one of ${Object.keys(UVICORN_LEVELS).join(', ')}`);
+    }
+    return level;
+  }
+  if (!variable) return 'info';
+  if (!LOG_LEVELS.includes(variable)) {
+    throw new UserError(`PAGODA_LOG_LEVEL ${variable}: expected one of ${LOG_LEVELS.join(', ')}`);
+  }
+  return variable;
 }
 
 /** `--served-model-name` names, separated by spaces or commas. */

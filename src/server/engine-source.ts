@@ -1,6 +1,6 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadEngine, modelSamplingDefaults } from '../engine/load.ts';
+import { loadEngine, modelSamplingDefaults, samplingSource } from '../engine/load.ts';
 import { type LoadedPoolingEngine, loadPoolingEngine } from '../engine/pooling-load.ts';
 import { loadChatTemplate } from '../loader/chat-template.ts';
 import { DEMO_MODEL_NAME } from '../loader/demo-model.ts';
@@ -90,10 +90,13 @@ export class EngineModelSource implements ModelSource {
       chatTemplate: entry.chatTemplate?.source ?? manifest?.template ?? loadChatTemplate(entry.path)?.source ?? null,
       manifest,
       parameters: {
-        ...(samplingTo('ollama', modelSamplingDefaults(loadGenerationConfig(entry.path, config), null)) as Record<
-          string,
-          ParameterValue
-        >),
+        ...(samplingTo(
+          'ollama',
+          modelSamplingDefaults(
+            samplingSource(loadGenerationConfig(entry.path, config), this.engineOptions.generationConfig),
+            null,
+          ),
+        ) as Record<string, ParameterValue>),
         ...manifest?.parameters,
       },
       task,
@@ -131,6 +134,7 @@ export class EngineModelSource implements ModelSource {
       engine: loaded.engine,
       tokenizer: loaded.tokenizer,
       chatTemplate: loaded.chatTemplate,
+      ...(this.config.toolCallFormat && { toolCallFormat: this.config.toolCallFormat }),
       parameters: loaded.manifest?.parameters,
       contextLength: maxModelLen,
       maxRunning: loaded.engine.config.scheduler.maxNumSeqs,

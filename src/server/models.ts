@@ -5,6 +5,7 @@ import type { TextTokenizer } from '../loader/tokenizer.ts';
 import type { PoolingTask } from '../models/pooling-model.ts';
 import type { PoolingInput } from '../runner/pooling-batch.ts';
 import type { Manifest } from '../store/manifest.ts';
+import type { ToolCallFormat } from '../tools/tool-parser.ts';
 import { ApiError } from './errors.ts';
 import type { ModelInfo } from './model-info.ts';
 
@@ -54,6 +55,8 @@ export interface LoadedModel {
   engine: EngineApi;
   tokenizer: TextTokenizer;
   chatTemplate: ChatTemplate | null;
+  /** `--tool-call-parser`'s format, over the one the chat template suggests; absent: the template's. */
+  toolCallFormat?: ToolCallFormat;
   /** Tokens per sequence this engine accepts (prompt + output). */
   contextLength: number;
   /** Sequences the engine runs at once; the admission gate queues up to PAGODA_MAX_QUEUE beyond them. */

@@ -27,9 +27,14 @@ export function recordGeneration(reply: FastifyReply, model: string): Generation
 /**
  * One info line per request once its response has closed: method, URL, status, milliseconds and client address
  * (`aborted` when the client left before the whole response), and for a generation the model, prompt and completion
- * tokens and finish reason(s). `onStatus` counts the responses.
+ * tokens and finish reason(s); none when `enabled` is false (`--disable-log-requests`). `onStatus` counts the responses.
  */
-export function registerRequestLog(app: FastifyInstance, log: Logger, onStatus: (status: number) => void): void {
+export function registerRequestLog(
+  app: FastifyInstance,
+  log: Logger,
+  enabled: boolean,
+  onStatus: (status: number) => void,
+): void {
   app.decorateRequest('generation', null);
   app.addHook('onRequest', async (request, reply) => {
     const start = performance.now();
@@ -37,7 +42,7 @@ export function registerRequestLog(app: FastifyInstance, log: Logger, onStatus: 
       const status = reply.raw.statusCode;
       onStatus(status);
       // Nothing is gathered for a line that would not be written (the benches log nothing).
-      if (!log.isLevelEnabled('info')) return;
+      if (!enabled || !log.isLevelEnabled('info')) return;
       const g = request.generation;
       const aborted = !reply.raw.writableFinished;
       const generation = g && {

@@ -73,17 +73,6 @@ export function resolveEntries(
   return { entries: [...given, ...adapted, ...known], preload: given };
 }
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
-/** PAGODA_LOG_LEVEL (default info), checked here: pino's own refusal names neither the variable nor the levels. */
-function logLevel(value: string | undefined): string {
-  if (!value) return 'info';
-  if (!LOG_LEVELS.includes(value)) {
-    throw new UserError(`PAGODA_LOG_LEVEL ${value}: expected one of ${LOG_LEVELS.join(', ')}`);
-  }
-  return value;
-}
-
 /** `app.listen`, with a busy, forbidden or unknown address said in one line. */
 async function listen(app: ReturnType<typeof buildApp>['app'], config: ServeConfig): Promise<void> {
   try {
@@ -124,7 +113,7 @@ export async function startServer(
   engineOptions: EngineOptions,
   say: (line: string) => void,
 ): Promise<RunningServer> {
-  const log = pino({ level: logLevel(process.env.PAGODA_LOG_LEVEL) }, pino.destination(2));
+  const log = pino({ level: config.logLevel }, pino.destination(2));
   const { entries, preload } = resolveEntries(config, engineOptions.chatTemplate);
   const source = new EngineModelSource(config, { ...engineOptions, log: say });
   const registry = new ModelRegistry(entries, source, {

@@ -4,7 +4,7 @@ import type { GrammarSpec } from '../grammar/spec.ts';
 import { FORCED_JSON, type ToolCallFormat, toolCallFormatOf } from '../tools/tool-parser.ts';
 import { parameterTypesOf } from '../tools/xml-calls.ts';
 import { ApiError } from './errors.ts';
-import type { ChatTemplate } from './models.ts';
+import type { LoadedModel } from './models.ts';
 import { checkSchemaSupported } from './structured-output.ts';
 
 const MAX_TOOLS = 256;
@@ -56,7 +56,7 @@ export function templateRendersTools(source: string): boolean {
  * calls are always well formed; a parameter schema with keywords the grammar engine would ignore is refused.
  */
 export function resolveTools(
-  template: ChatTemplate | null,
+  model: Pick<LoadedModel, 'chatTemplate' | 'toolCallFormat'>,
   modelName: string,
   tools: Tool[] | null | undefined,
   choice: ToolChoice | null | undefined,
@@ -69,6 +69,7 @@ export function resolveTools(
     }
     return { format: null };
   }
+  const template = model.chatTemplate;
   const renders = template !== null && templateRendersTools(template.source);
   // "none": the tools stay in the prompt (as vLLM keeps them), but the answer is not read for calls.
   if (choice === 'none') return { templateTools: renders ? tools : undefined, format: null };
@@ -80,7 +81,8 @@ export function resolveTools(
     throw new ApiError(400, `tool_choice names "${named}", which is not among the tools`, 'tool_choice');
   }
   if (named === null && choice !== 'required') {
-    const format = toolCallFormatOf(template.source, toolCallTag(template.source)) ?? { ...FORCED_JSON, name: 'json' };
+    const format = model.toolCallFormat ??
+      toolCallFormatOf(template.source, toolCallTag(template.source)) ?? { ...FORCED_JSON, name: 'json' };
     return { templateTools: tools, format: { ...format, parameterTypes: parameterTypesOf(tools) } };
   }
   const allowed = named === null ? tools : tools.filter((t) => t.function.name === named);

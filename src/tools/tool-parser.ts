@@ -41,6 +41,24 @@ export const DEEPSEEK: ToolCallFormat = {
   start: '<｜tool▁calls▁begin｜>',
   end: '<｜tool▁calls▁end｜>',
 };
+/** Calls written as a Python list, `[name(key=value), …]`, the whole output (pythonic-calls.ts reads the body). */
+export const PYTHONIC: ToolCallFormat = { name: 'pythonic', start: null, end: null, bare: true };
+
+/**
+ * vLLM's `--tool-call-parser` names for the formats above (Qwen3-Coder's `<function=…>` calls come inside Hermes'
+ * `<tool_call>` tags; DeepSeek V3.1's calls inside V3's).
+ */
+export const TOOL_CALL_PARSERS: Readonly<Record<string, ToolCallFormat>> = {
+  hermes: HERMES,
+  qwen3_coder: HERMES,
+  mistral: MISTRAL,
+  llama3_json: LLAMA3_JSON,
+  llama4_json: LLAMA3_JSON,
+  deepseek_v3: DEEPSEEK,
+  deepseek_v31: DEEPSEEK,
+  pythonic: PYTHONIC,
+};
+
 /** tool_choice "required" or a named function: the output is a JSON list of calls, held to it by a grammar. */
 export const FORCED_JSON: ToolCallFormat = { name: 'forced', start: null, end: null, bare: true };
 

@@ -80,3 +80,25 @@ test('a request that fails with a 500 logs an error line naming its method and U
     await broken.close();
   }
 });
+
+test('--disable-log-requests: no request lines, responses still counted', async () => {
+  const quiet = capturedLog('info');
+  const off = await startTestServer(
+    new FakeSource(),
+    [{ name: 'm', path: '/m', ref: 'm' }],
+    { logRequests: false },
+    quiet.log,
+  );
+  try {
+    await request(`${off.url}/api/tags`);
+    const metrics = (await request(`${off.url}/metrics`)).text;
+    assert.match(metrics, /status="200"\} [1-9]/);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(
+      quiet.lines.filter((l) => l.msg === 'request'),
+      [],
+    );
+  } finally {
+    await off.close();
+  }
+});

@@ -49,7 +49,7 @@ export function registerChat(app: FastifyInstance, ctx: ServerContext): void {
         if (unload) await a.lease.unload();
         return loadOnly(a.entry.name, emptyReply, unload);
       }
-      const tools = resolveTools(a.model.chatTemplate, a.entry.name, body.tools, 'auto', undefined);
+      const tools = resolveTools(a.model, a.entry.name, body.tools, 'auto', undefined);
       const think = thinkOption(body.think, a);
       // A conversation ending in the assistant's words is a prefill Ollama continues, rather than a new turn (an empty
       // one is left out: nothing to go on from).
