@@ -1,6 +1,6 @@
 import { type Command, Option } from 'commander';
 import { checkKvBudget } from '../engine/kv-budget.ts';
-import { KV_CACHE_TYPES, parseKvCacheType } from '../primitives/kv-cache-type.ts';
+import { KV_CACHE_TYPES, kvCacheTypeFlags, parseKvCacheType } from '../primitives/kv-cache-type.ts';
 import {
   KV_COMPRESSION_METHODS,
   type KvCompressionConfig,
@@ -20,6 +20,8 @@ export function addEngineOptions(cmd: Command): Command {
     .option('--max-num-seqs <n>', 'sequences per engine step (default 64 on the CPU)')
     .option('--max-model-len <n>', 'longest prompt + output (default: the model maximum)')
     .option('--no-prefix-caching', 'turn automatic prefix caching off')
+    .option('--enable-prefix-caching', "vLLM's spelling of automatic prefix caching on (the default)")
+    .option('--no-enable-prefix-caching', "vLLM's spelling of --no-prefix-caching")
     .option(
       '--no-async-scheduling',
       "plan each step only after the last one's tokens are back (default: the next decode step is launched while one runs, where the device samples)",
@@ -27,6 +29,10 @@ export function addEngineOptions(cmd: Command): Command {
     .option(
       '--kv-cache-type <type>',
       `KV cache storage: ${KV_CACHE_TYPES.join(', ')} (default: $PAGODA_KV_CACHE_TYPE; serve also reads $OLLAMA_KV_CACHE_TYPE)`,
+    )
+    .option(
+      '--kv-cache-dtype <type>',
+      "vLLM's name for --kv-cache-type: auto, fp8, fp8_e4m3, bfloat16, float16 or half, float32",
     )
     .option(
       '--kv-compression <method>',
@@ -60,6 +66,15 @@ export function addEngineOptions(cmd: Command): Command {
     .option(
       '--no-runner-thread',
       'embedding and reranking models: steps launched on the main thread (default on the CPU)',
+    )
+    .option('--enforce-eager', 'CUDA: run every decode step op by op, never captured as a CUDA graph')
+    .option(
+      '--generation-config <auto|vllm|folder>',
+      "sampling defaults from the model's generation_config.json (auto), none (vllm), or a folder's generation_config.json",
+    )
+    .option(
+      '--trust-remote-code',
+      'accepted: pagoda runs no code from model repositories (each architecture is its own implementation)',
     )
     .option('--gpu-memory-utilization <fraction>', 'share of GPU memory to use; the KV cache gets the rest', '0.9')
     .addOption(
@@ -143,12 +158,13 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
     maxNumBatchedTokens: int('maxNumBatchedTokens', '--max-num-batched-tokens'),
     maxNumSeqs: int('maxNumSeqs', '--max-num-seqs'),
     maxModelLen: int('maxModelLen', '--max-model-len'),
-    enablePrefixCaching: opts.prefixCaching !== false,
+    enablePrefixCaching: prefixCachingFrom(opts),
     asyncScheduling: opts.asyncScheduling !== false && env.asyncScheduling !== false,
     schedulingPolicy: opts.schedulingPolicy as 'fcfs' | 'priority',
     kvCompression: kvCompressionFrom(opts, env),
     device: opts.device === undefined ? env.device : String(opts.device),
-    cuda: env.cuda,
+    cuda: opts.enforceEager === true ? { ...env.cuda, graphs: false } : env.cuda,
+    generationConfig: opts.generationConfig === undefined ? undefined : String(opts.generationConfig),
     cpuThreads: env.cpuThreads,
     tensorParallelSize: positiveIntFrom(
       opts.tensorParallelSize,
@@ -170,12 +186,26 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
     lora: opts.lora === undefined ? env.lora : String(opts.lora),
     chatTemplate: opts.chatTemplate === undefined ? env.chatTemplate : String(opts.chatTemplate),
     kvCacheType:
-      opts.kvCacheType !== undefined
-        ? parseKvCacheType(String(opts.kvCacheType), '--kv-cache-type')
-        : env.kvCacheType === undefined
-          ? undefined
-          : parseKvCacheType(env.kvCacheType, 'PAGODA_KV_CACHE_TYPE'),
+      kvCacheTypeFlags(stringOf(opts.kvCacheType), stringOf(opts.kvCacheDtype)) ??
+      (env.kvCacheType === undefined ? undefined : parseKvCacheType(env.kvCacheType, 'PAGODA_KV_CACHE_TYPE')),
   };
+}
+
+const stringOf = (v: unknown) => (v === undefined ? undefined : String(v));
+
+/** --no-prefix-caching and vLLM's --[no-]enable-prefix-caching: on unless turned off; both ways at once is refused. */
+function prefixCachingFrom(opts: Record<string, unknown>): boolean {
+  if (opts.prefixCaching === false && opts.enablePrefixCaching === true) {
+    throw new UserError('--no-prefix-caching and --enable-prefix-caching disagree: give one of them');
+  }
+  return opts.prefixCaching !== false && opts.enablePrefixCaching !== false;
+}
+
+/** serve's --seed (vLLM's engine seed): an integer in 0..2^32-1. */
+export function parseSeed(v: string): number {
+  const n = parseIntFlag(v, '--seed');
+  if (n < 0 || n >= 2 ** 32) throw new UserError(`--seed ${v}: expected an integer in 0..4294967295`);
+  return n;
 }
 
 /** A flag over its PAGODA_<variable>: a positive integer; errors name the flag or variable. */

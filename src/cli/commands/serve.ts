@@ -1,8 +1,11 @@
 import { Command } from 'commander';
+import { MAX_LOGPROBS } from '../../engine/params.ts';
+import { THINK_REASONING_PARSERS } from '../../server/chat-output.ts';
 import { resolveServeConfig } from '../../server/config.ts';
 import { startServer } from '../../server/serve.ts';
+import { TOOL_CALL_PARSERS } from '../../tools/tool-parser.ts';
 import { UserError } from '../../util/errors.ts';
-import { addEngineOptions, engineOptionsFrom } from '../engine-options.ts';
+import { addEngineOptions, engineOptionsFrom, parseSeed } from '../engine-options.ts';
 import type { RegisterCommand } from './index.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -39,6 +42,7 @@ export const registerServe: RegisterCommand = (program) => {
     .option('--max-loaded-models <n>', 'models loaded on demand resident at once [PAGODA_MAX_LOADED_MODELS]')
     .option('--max-queue <n>', 'requests waiting beyond the running ones before 503 [PAGODA_MAX_QUEUE]')
     .option('--models <dir>', 'the model store folder [PAGODA_MODELS]')
+    .option('--download-dir <dir>', 'the Hugging Face cache Hub models are found in [HF_HUB_CACHE]')
     .option('--api-key <key>', 'require "Authorization: Bearer <key>" on every route but /health [PAGODA_API_KEY]')
     .option('--origins <list>', 'comma-separated browser origins allowed (CORS), * globs [PAGODA_ORIGINS]')
     .option('--body-limit <size>', 'largest request body, e.g. 4mb [PAGODA_BODY_LIMIT]')
@@ -52,7 +56,27 @@ export const registerServe: RegisterCommand = (program) => {
       '--load-timeout <duration>',
       'how long a request waits for its model to load, 0 = no limit (default 5m) [PAGODA_LOAD_TIMEOUT]',
     )
-    .option('--no-ui', 'do not serve the web page at /ui [PAGODA_NO_UI=1]');
+    .option('--no-ui', 'do not serve the web page at /ui [PAGODA_NO_UI=1]')
+    .option('--seed <n>', 'seeds the seed of each request that gives none, so sampling repeats from start to start')
+    .option(
+      '--tool-call-parser <name>',
+      `read every model's tool calls in this format instead of the one its template suggests: ${Object.keys(TOOL_CALL_PARSERS).join(', ')}`,
+    )
+    .option('--enable-auto-tool-choice', 'accepted: tool_choice "auto" is always allowed')
+    .option(
+      '--reasoning-parser <name>',
+      `accepted for ${THINK_REASONING_PARSERS.join(', ')}: <think> reasoning is always separated where the template thinks`,
+    )
+    .option('--disable-log-requests', 'no log line per request')
+    .option('--enable-log-requests', 'a log line per request (the default)')
+    .option(
+      '--max-logprobs <n>',
+      `accepted up to ${MAX_LOGPROBS}, the cap pagoda puts on logprobs, top_logprobs and prompt_logprobs`,
+    )
+    .option(
+      '--uvicorn-log-level <level>',
+      'the server log level: critical, error, warning, info, debug or trace [PAGODA_LOG_LEVEL]',
+    );
   addEngineOptions(cmd);
   cmd.action(async (positional: string | undefined, opts: Record<string, unknown>) => {
     if (positional !== undefined) {
@@ -63,8 +87,11 @@ export const registerServe: RegisterCommand = (program) => {
     }
     // The store reads its folder from the environment; a --models flag is the same setting.
     if (typeof opts.models === 'string') process.env.PAGODA_MODELS = opts.models;
+    // Likewise the Hugging Face cache, which --download-dir names as vLLM's does.
+    if (typeof opts.downloadDir === 'string') process.env.HF_HUB_CACHE = opts.downloadDir;
     const config = resolveServeConfig(opts);
     const engineOptions = engineOptionsFrom(opts);
+    if (opts.seed !== undefined) engineOptions.seed = parseSeed(String(opts.seed));
     if (engineOptions.lora) {
       throw new UserError(
         `--lora ${engineOptions.lora}: serve takes --lora-modules NAME=FOLDER (the first model with the adapter, served as NAME)`,
