@@ -312,13 +312,10 @@ function checkReasoningParser(name: string): void {
   }
 }
 
-/** `--max-logprobs N`: accepted up to the cap pagoda enforces. */
+/** `--max-logprobs N`: pagoda's cap is fixed, so only N equal to it (vLLM's default too) is what pagoda does. */
 function checkMaxLogprobs(value: string): void {
-  const n = Number(value.trim());
-  if (!Number.isInteger(n) || n < 0 || n > MAX_LOGPROBS) {
-    throw new UserError(
-      `--max-logprobs ${value}: pagoda's logprobs cap is ${MAX_LOGPROBS} (expected 0..${MAX_LOGPROBS})`,
-    );
+  if (Number(value.trim()) !== MAX_LOGPROBS) {
+    throw new UserError(`--max-logprobs ${value}: pagoda's logprobs cap is fixed at ${MAX_LOGPROBS}`);
   }
 }
 

@@ -171,10 +171,10 @@ test('--disable-log-requests / --enable-log-requests', () => {
   refused(() => serveConfig(['--disable-log-requests', '--enable-log-requests']), /disagree/);
 });
 
-test('--max-logprobs: up to pagoda cap of 20', () => {
+test("--max-logprobs: 20 only, pagoda's fixed cap (another value would ask for a cap pagoda does not set)", () => {
   assert.doesNotThrow(() => serveConfig(['--max-logprobs', '20']));
-  assert.doesNotThrow(() => serveConfig(['--max-logprobs', '5']));
-  refused(() => serveConfig(['--max-logprobs', '21']), /^--max-logprobs 21: pagoda's logprobs cap is 20/);
+  refused(() => serveConfig(['--max-logprobs', '5']), /^--max-logprobs 5: pagoda's logprobs cap is fixed at 20$/);
+  refused(() => serveConfig(['--max-logprobs', '21']), /^--max-logprobs 21: pagoda's logprobs cap is fixed at 20$/);
   refused(() => serveConfig(['--max-logprobs', '-1']), /^--max-logprobs -1: /);
 });
 

@@ -71,7 +71,7 @@ export const registerServe: RegisterCommand = (program) => {
     .option('--enable-log-requests', 'a log line per request (the default)')
     .option(
       '--max-logprobs <n>',
-      `accepted up to ${MAX_LOGPROBS}, the cap pagoda puts on logprobs, top_logprobs and prompt_logprobs`,
+      `accepted as ${MAX_LOGPROBS}, vLLM's default and pagoda's fixed cap on logprobs, top_logprobs and prompt_logprobs`,
     )
     .option(
       '--uvicorn-log-level <level>',
