@@ -27,11 +27,14 @@ export function serverUrl(env: Record<string, string | undefined> = process.env)
   return url.origin;
 }
 
+/** The Authorization header a client command sends: `key`, else PAGODA_API_KEY or OLLAMA_API_KEY (none: no header). */
+export function authHeaders(key = process.env.PAGODA_API_KEY || process.env.OLLAMA_API_KEY): Record<string, string> {
+  return key ? { authorization: `Bearer ${key}` } : {};
+}
+
 /** True when a server answers GET /api/version quickly and knows `model` (POST /api/show). */
 export async function serverServes(base: string, model: string, timeoutMs = 1000): Promise<boolean> {
-  const key = process.env.PAGODA_API_KEY || process.env.OLLAMA_API_KEY;
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (key) headers.authorization = `Bearer ${key}`;
+  const headers = { 'content-type': 'application/json', ...authHeaders() };
   try {
     const version = await fetch(`${base}/api/version`, { headers, signal: AbortSignal.timeout(timeoutMs) });
     await version.body?.cancel();
@@ -57,11 +60,14 @@ export async function askServer(
   base: string,
   path: string,
   body?: unknown,
-  /** The line an error status gives instead of the server's own answer (undefined: the answer). */
-  statusMessage: (status: number) => string | undefined = () => undefined,
+  opts: {
+    /** The key sent instead of the environment's (authHeaders). */
+    apiKey?: string;
+    /** The line an error status gives instead of the server's own answer (undefined: the answer). */
+    statusMessage?: (status: number) => string | undefined;
+  } = {},
 ): Promise<unknown> {
-  const key = process.env.PAGODA_API_KEY || process.env.OLLAMA_API_KEY;
-  const headers: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
+  const headers = authHeaders(opts.apiKey);
   let res: Response;
   try {
     res =
@@ -76,7 +82,8 @@ export async function askServer(
     throw new UserError(`no pagoda server is running at ${base} (start one with \`pagoda serve\` or set PAGODA_HOST)`);
   }
   if (!res.ok) {
-    throw new UserError(statusMessage(res.status) ?? `${base}${path} answered ${res.status}: ${await res.text()}`);
+    const text = (await res.text()).slice(0, 500);
+    throw new UserError(opts.statusMessage?.(res.status) ?? `${base}${path} answered ${res.status}: ${text}`);
   }
   return res.json();
 }

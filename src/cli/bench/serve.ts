@@ -1,5 +1,6 @@
 import { Rng } from '../../engine/sequence.ts';
 import { UserError } from '../../util/errors.ts';
+import { askServer, authHeaders } from '../server-url.ts';
 import { quantile } from './latency.ts';
 
 /** vLLM's `bench serve` workload on its random dataset: what is sent, how fast, how many at once. */
@@ -50,7 +51,12 @@ export async function buildPrompts(w: ServeWorkload): Promise<{ prompt: number[]
   const pool = [
     ...new Set(
       (
-        (await call(w, '/tokenize', { model: w.model, prompt: words, add_special_tokens: false })) as {
+        (await askServer(
+          w.baseUrl,
+          '/tokenize',
+          { model: w.model, prompt: words, add_special_tokens: false },
+          { apiKey: w.apiKey },
+        )) as {
           tokens: number[];
         }
       ).tokens,
@@ -64,7 +70,11 @@ export async function buildPrompts(w: ServeWorkload): Promise<{ prompt: number[]
     const prompt =
       w.endpoint === '/v1/completions'
         ? ids
-        : ((await call(w, '/detokenize', { model: w.model, tokens: ids })) as { prompt: string }).prompt;
+        : (
+            (await askServer(w.baseUrl, '/detokenize', { model: w.model, tokens: ids }, { apiKey: w.apiKey })) as {
+              prompt: string;
+            }
+          ).prompt;
     prompts.push({ prompt, outputLen: length(w.outputLen) });
   }
   return prompts;
@@ -157,7 +167,7 @@ async function timedRequest(
   try {
     const res = await fetch(`${w.baseUrl}${w.endpoint}`, {
       method: 'POST',
-      headers: headers(w),
+      headers: { 'content-type': 'application/json', ...authHeaders(w.apiKey) },
       body: JSON.stringify(body),
     });
     if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
@@ -201,21 +211,6 @@ interface StreamEvent {
   error?: { message: string };
   usage?: { prompt_tokens: number; completion_tokens: number } | null;
   choices?: { text?: string; delta?: { content?: string | null; reasoning_content?: string | null } }[];
-}
-
-function headers(w: ServeWorkload): Record<string, string> {
-  return { 'content-type': 'application/json', ...(w.apiKey ? { authorization: `Bearer ${w.apiKey}` } : {}) };
-}
-
-async function call(w: ServeWorkload, path: string, body: unknown): Promise<unknown> {
-  let res: Response;
-  try {
-    res = await fetch(`${w.baseUrl}${path}`, { method: 'POST', headers: headers(w), body: JSON.stringify(body) });
-  } catch (err) {
-    throw new UserError(`cannot reach the server at ${w.baseUrl}: ${(err as Error).message}`);
-  }
-  if (!res.ok) throw new UserError(`${w.baseUrl}${path} answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
-  return res.json();
 }
 
 /**

@@ -10,6 +10,7 @@ import {
 } from '../../server/chat-output.ts';
 import { UserError } from '../../util/errors.ts';
 import { withRunDefaults } from '../sampling-options.ts';
+import { authHeaders } from '../server-url.ts';
 import type { ChatDelta } from './answer-printer.ts';
 import { statsFromMetrics, statsFromOllama } from './answer-stats.ts';
 import { fitToContext } from './context-room.ts';
@@ -150,7 +151,7 @@ async function post(baseUrl: string, path: string, body: unknown, signal?: Abort
   try {
     res = await fetch(`${baseUrl}${path}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...authHeader() },
+      headers: { 'content-type': 'application/json', ...authHeaders() },
       body: JSON.stringify(body),
       signal,
     });
@@ -171,11 +172,6 @@ function errorText(body: string): string | undefined {
   } catch {
     return body || undefined;
   }
-}
-
-function authHeader(): Record<string, string> {
-  const key = process.env.PAGODA_API_KEY || process.env.OLLAMA_API_KEY;
-  return key ? { authorization: `Bearer ${key}` } : {};
 }
 
 /** /api/show's `parameters` text (`name value` lines, strings JSON-quoted, repeated names collected) as values. */

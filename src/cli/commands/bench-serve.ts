@@ -4,7 +4,7 @@ import { atLeast, printRows, saveFile } from '../bench/flags.ts';
 import { appendBenchResult, benchCommand } from '../bench/results.ts';
 import { buildPrompts, runServeBench, type ServeWorkload, serveRows } from '../bench/serve.ts';
 import { parseIntFlag } from '../engine-options.ts';
-import { serverUrl } from '../server-url.ts';
+import { askServer, serverUrl } from '../server-url.ts';
 
 /**
  * `pagoda bench serve`: vLLM's `bench serve` on its random dataset against a running OpenAI-compatible server (pagoda,
@@ -100,13 +100,10 @@ function fraction(v: unknown, flag: string): number {
 
 /** The first model the server lists (GET /v1/models). */
 async function firstModel(w: ServeWorkload): Promise<string> {
-  let res: Response;
-  try {
-    res = await fetch(`${w.baseUrl}/v1/models`, { headers: w.apiKey ? { authorization: `Bearer ${w.apiKey}` } : {} });
-  } catch (err) {
-    throw new UserError(`cannot reach the server at ${w.baseUrl}: ${(err as Error).message}`);
-  }
-  const id = res.ok ? ((await res.json()) as { data?: { id: string }[] }).data?.[0]?.id : undefined;
+  const listed = (await askServer(w.baseUrl, '/v1/models', undefined, { apiKey: w.apiKey })) as {
+    data?: { id: string }[];
+  };
+  const id = listed.data?.[0]?.id;
   if (!id) throw new UserError(`${w.baseUrl}/v1/models lists no model: pass --model`);
   return id;
 }

@@ -12,8 +12,13 @@ export const registerStop: RegisterCommand = (program) => {
       .description('unload a model from a running server')
       .argument('<model>', 'the model, as `pagoda ps` lists it')
       .action(async (model: string) => {
-        await askServer(serverUrl(), '/api/generate', { model, keep_alive: 0 }, (status) =>
-          status === 404 ? `couldn't find model "${model}" to stop` : undefined,
+        await askServer(
+          serverUrl(),
+          '/api/generate',
+          { model, keep_alive: 0 },
+          {
+            statusMessage: (status) => (status === 404 ? `couldn't find model "${model}" to stop` : undefined),
+          },
         );
       }),
   );
