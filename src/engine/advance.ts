@@ -2,6 +2,7 @@ import { applyTokenBitmask } from '../grammar/apply-mask.ts';
 import { SlotState } from '../grammar/shared-state.ts';
 import { appendToken, finishSeq } from './append-token.ts';
 import { beamStep } from './beam-search.ts';
+import { mirostatToken } from './mirostat.ts';
 import { tokenLogprob } from './output.ts';
 import { applyLogitsProcessors, logSoftmax, sampleToken } from './sampling.ts';
 import { liveSeqs, type Request, type Sequence } from './sequence.ts';
@@ -50,7 +51,7 @@ export function advanceRequest(ctx: StepContext, r: Request): boolean {
     const logits = Float32Array.from(raw);
     if (seq.grammar && !applyGrammar(ctx, seq, logits)) continue;
     applyLogitsProcessors(logits, p, tokenHistory(ctx, r, seq));
-    const token = sampleToken(logits, p, seq.rng);
+    const token = p.mirostat ? mirostatToken(logits, p, seq) : sampleToken(logits, p, seq.rng);
     seq.grammar?.accept(token);
     if (needLogprobs) {
       const lp = logSoftmax(raw);

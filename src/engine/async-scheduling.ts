@@ -1,6 +1,7 @@
 import type { SampledIds, SamplingRow } from '../backend/backend.ts';
 import type { StepLogits, StepRunner } from '../runner/model-runner.ts';
-import { samplingRow } from './logits.ts';
+import { samplesOnDevice, samplingRow } from './logits.ts';
+import { penalizes } from './sampling.ts';
 import type { ScheduledSeq, ScheduledStep } from './scheduler.ts';
 import { liveSeqs, type Request } from './sequence.ts';
 import { stepChunks } from './step-chunks.ts';
@@ -100,7 +101,6 @@ function drawsOnDevice(step: ScheduledStep): boolean {
 }
 
 function plainDraw({ request: r, seq, logits, draft, compress }: ScheduledSeq): boolean {
-  const p = r.params;
   return (
     logits === 'last' &&
     !draft &&
@@ -108,13 +108,9 @@ function plainDraw({ request: r, seq, logits, draft, compress }: ScheduledSeq): 
     !seq.grammar &&
     seq.numComputed === seq.tokenIds.length &&
     r.seqs.length === 1 &&
-    !p.useBeamSearch &&
-    p.bestOf === 1 &&
-    p.logprobs === null &&
+    samplesOnDevice(r) &&
     // Penalties read the output so far, which would lack the pending token in a follow-up's draw.
-    p.repetitionPenalty === 1 &&
-    p.presencePenalty === 0 &&
-    p.frequencyPenalty === 0
+    !penalizes(r.params)
   );
 }
 

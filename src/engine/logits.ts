@@ -2,7 +2,7 @@ import type { SamplingRow } from '../backend/backend.ts';
 import { SlotState } from '../grammar/shared-state.ts';
 import type { StepLogits } from '../runner/model-runner.ts';
 import { tokenLogprob } from './output.ts';
-import { allowedTokenMask, bannedTokens, isGreedy, logSoftmax } from './sampling.ts';
+import { allowedTokenMask, bannedTokens, isGreedy, logSoftmax, penalizes, penaltyTokens } from './sampling.ts';
 import type { ScheduledSeq } from './scheduler.ts';
 import type { Proposal, Request, Sequence } from './sequence.ts';
 import { type StepContext, tokenHistory } from './step-context.ts';
@@ -84,10 +84,13 @@ function grammarSamplesOnDevice(seq: Sequence): boolean {
   return !g || ((g.ready || !g.blocked) && g.state() === SlotState.Running);
 }
 
-/** One plain sample per step with no logprobs: the device sampler implements everything else of SamplingParams. */
-function samplesOnDevice(r: Request): boolean {
+/**
+ * One plain sample per step with no logprobs, typical_p or mirostat: the device sampler implements everything else
+ * of SamplingParams.
+ */
+export function samplesOnDevice(r: Request): boolean {
   const p = r.params;
-  return !p.useBeamSearch && p.bestOf === 1 && p.logprobs === null;
+  return !p.useBeamSearch && p.bestOf === 1 && p.logprobs === null && p.typicalP >= 1 && p.mirostat === 0;
 }
 
 /** The tokens both masks allow (as long as the shorter). */
@@ -127,13 +130,10 @@ export function samplingRow(ctx: StepContext, r: Request, seq: Sequence, logitRo
   const grammar = seq.grammar ? seq.grammar.mask() : null;
   if (allowed && grammar) row.allowedTokens = intersect(allowed, grammar);
   else if (allowed || grammar) row.allowedTokens = (allowed ?? grammar)!;
-  if (p.repetitionPenalty !== 1 || p.presencePenalty !== 0 || p.frequencyPenalty !== 0) {
-    // Repetition covers prompt and output tokens; presence and frequency count output occurrences only.
-    const counts = new Map<number, number>();
-    if (p.repetitionPenalty !== 1) for (const id of r.promptIds) counts.set(id, 0);
-    for (const id of seq.outputIds) counts.set(id, (counts.get(id) ?? 0) + 1);
-    row.seenTokens = Int32Array.from(counts.keys());
-    row.seenCounts = Int32Array.from(counts.values());
+  if (penalizes(p)) {
+    const { ids, counts } = penaltyTokens(p, tokenHistory(ctx, r, seq));
+    row.seenTokens = Int32Array.from(ids);
+    row.seenCounts = Int32Array.from(counts);
   }
   return row;
 }

@@ -13,6 +13,11 @@ const DEFAULTS: Omit<SamplingParams, 'maxTokens'> = {
   repetitionPenalty: 1,
   presencePenalty: 0,
   frequencyPenalty: 0,
+  repeatLastN: null,
+  typicalP: 1,
+  mirostat: 0,
+  mirostatTau: 5,
+  mirostatEta: 0.1,
   logitBias: {},
   allowedTokenIds: null,
   badWords: [],
@@ -52,6 +57,12 @@ export function resolveSamplingParams(
   check(p.repetitionPenalty > 0, 'repetition_penalty', 'a number > 0', p.repetitionPenalty);
   check(Math.abs(p.presencePenalty) <= 2, 'presence_penalty', 'a number in [-2, 2]', p.presencePenalty);
   check(Math.abs(p.frequencyPenalty) <= 2, 'frequency_penalty', 'a number in [-2, 2]', p.frequencyPenalty);
+  const window = p.repeatLastN;
+  check(window === null || (int(window) && window >= -1), 'repeat_last_n', 'an integer >= -1', window);
+  check(p.typicalP > 0 && p.typicalP <= 1, 'typical_p', 'a number in (0, 1]', p.typicalP);
+  check([0, 1, 2].includes(p.mirostat), 'mirostat', '0, 1 or 2', p.mirostat);
+  check(p.mirostatTau > 0, 'mirostat_tau', 'a number > 0', p.mirostatTau);
+  check(p.mirostatEta >= 0, 'mirostat_eta', 'a number >= 0', p.mirostatEta);
   check(int(p.n) && p.n >= 1, 'n', 'an integer >= 1', p.n);
   check(int(p.bestOf) && p.bestOf >= p.n, 'best_of', `an integer >= n (${p.n})`, p.bestOf);
   if (p.maxTokens !== undefined)

@@ -43,9 +43,35 @@ export function bannedTokens(badWords: readonly (readonly number[])[], output: r
 }
 
 /**
+ * The tokens the penalties act on, with how often each counts for frequency and presence (0 = repetition only):
+ * vLLM's rule (every prompt and output token for repetition, the output's counts), or with a repeat_last_n window
+ * llama.cpp's (the window's tokens and their counts there, for all three). One list for the CPU and device samplers.
+ */
+export function penaltyTokens(p: SamplingParams, h: TokenHistory): { ids: number[]; counts: number[] } {
+  const counts = new Map<number, number>();
+  const window = p.repeatLastN;
+  if (window === null) {
+    if (p.repetitionPenalty !== 1) for (const id of h.promptIds) counts.set(id, 0);
+    for (const id of h.outputIds) counts.set(id, (counts.get(id) ?? 0) + 1);
+  } else {
+    const total = h.promptIds.length + h.outputIds.length;
+    const first = window < 0 ? 0 : Math.max(0, total - window);
+    for (let i = first; i < total; i++) {
+      const id = i < h.promptIds.length ? h.promptIds[i]! : h.outputIds[i - h.promptIds.length]!;
+      counts.set(id, (counts.get(id) ?? 0) + 1);
+    }
+  }
+  return { ids: [...counts.keys()], counts: [...counts.values()] };
+}
+
+/** Whether any penalty changes the logits. */
+export function penalizes(p: SamplingParams): boolean {
+  return p.repeatLastN !== 0 && (p.repetitionPenalty !== 1 || p.presencePenalty !== 0 || p.frequencyPenalty !== 0);
+}
+
+/**
  * The logits processors that change the distribution itself, in vLLM's order: logit_bias, allowed_token_ids,
- * bad_words, min_tokens, then the repetition (prompt and output tokens), frequency and presence (output tokens)
- * penalties. In place.
+ * bad_words, min_tokens, then the repetition, frequency and presence penalties (`penaltyTokens`). In place.
  */
 export function applyLogitsProcessors(logits: Float32Array, p: SamplingParams, h: TokenHistory): void {
   for (const [id, bias] of Object.entries(p.logitBias)) {
@@ -60,20 +86,14 @@ export function applyLogitsProcessors(logits: Float32Array, p: SamplingParams, h
   }
   for (const id of bannedTokens(p.badWords, h.outputIds)) logits[id] = Number.NEGATIVE_INFINITY;
   if (h.outputIds.length < p.minTokens) for (const id of h.stopIds) logits[id] = Number.NEGATIVE_INFINITY;
-
-  if (p.repetitionPenalty !== 1) {
-    const seen = new Set<number>(h.promptIds);
-    for (const id of h.outputIds) seen.add(id);
-    for (const id of seen) {
-      const v = logits[id]!;
-      logits[id] = v > 0 ? v / p.repetitionPenalty : v * p.repetitionPenalty;
-    }
-  }
-  if (p.frequencyPenalty !== 0 || p.presencePenalty !== 0) {
-    const counts = new Map<number, number>();
-    for (const id of h.outputIds) counts.set(id, (counts.get(id) ?? 0) + 1);
-    for (const [id, c] of counts) logits[id]! -= p.frequencyPenalty * c + p.presencePenalty;
-  }
+  if (!penalizes(p)) return;
+  const { ids, counts } = penaltyTokens(p, h);
+  ids.forEach((id, j) => {
+    const v = logits[id]!;
+    if (p.repetitionPenalty !== 1) logits[id] = v > 0 ? v / p.repetitionPenalty : v * p.repetitionPenalty;
+    const c = counts[j]!;
+    if (c > 0) logits[id]! -= p.frequencyPenalty * c + p.presencePenalty;
+  });
 }
 
 /** Index of the largest logit (the first one on ties). */
@@ -84,9 +104,10 @@ export function argmax(logits: Float32Array): number {
 }
 
 /**
- * The distribution a token is drawn from after temperature, min_p, top_k and top_p (vLLM's order; min_p and top_k
- * commute since both keep the most likely token), as candidate ids with their normalized probabilities. Candidates
- * are in vocabulary order, or most likely first when top_k / top_p had to rank them.
+ * The distribution a token is drawn from after temperature, min_p, top_k, typical_p and top_p (vLLM's order, with
+ * typical_p before top_p as llama.cpp has it; min_p and top_k commute since both keep the most likely token), as
+ * candidate ids with their normalized probabilities. Candidates are in vocabulary order, or in the order the last
+ * filter that had to rank them left.
  */
 export function samplingDistribution(logits: Float32Array, p: SamplingParams): { ids: number[]; probs: number[] } {
   const t = p.temperature;
@@ -115,13 +136,11 @@ export function samplingDistribution(logits: Float32Array, p: SamplingParams): {
         probs.push(w);
       }
     }
-    if (p.topP < 1) {
-      const order = ids.map((_, j) => j).sort((a, b) => probs[b]! - probs[a]! || ids[a]! - ids[b]!);
-      ids = order.map((j) => ids[j]!);
-      probs = order.map((j) => probs[j]!);
-    }
+    if (p.topP < 1 && p.typicalP >= 1) ({ ids, probs } = mostLikelyFirst(ids, probs));
   }
+  if (p.typicalP < 1) ({ ids, probs } = locallyTypical(ids, probs, p.typicalP));
   if (p.topP < 1) {
+    if (p.typicalP < 1) ({ ids, probs } = mostLikelyFirst(ids, probs));
     let total = 0;
     for (const w of probs) total += w;
     // Smallest prefix whose mass reaches top_p (the token that crosses it is kept).
@@ -139,6 +158,36 @@ export function samplingDistribution(logits: Float32Array, p: SamplingParams): {
   return { ids, probs: probs.map((w) => w / sum) };
 }
 
+/** Candidates reordered most likely first (ties: lower id first). */
+function mostLikelyFirst(ids: number[], probs: number[]): { ids: number[]; probs: number[] } {
+  const order = ids.map((_, j) => j).sort((a, b) => probs[b]! - probs[a]! || ids[a]! - ids[b]!);
+  return { ids: order.map((j) => ids[j]!), probs: order.map((j) => probs[j]!) };
+}
+
+/**
+ * Locally typical sampling (Meister et al.): the candidates whose surprise -log p is nearest the distribution's
+ * entropy, nearest first, until their mass reaches `mass` (the one that crosses it is kept). `probs` need not sum to 1.
+ */
+function locallyTypical(ids: number[], probs: number[], mass: number): { ids: number[]; probs: number[] } {
+  let total = 0;
+  for (const w of probs) total += w;
+  let entropy = 0;
+  for (const w of probs) entropy -= (w / total) * Math.log(w / total);
+  const distance = probs.map((w) => Math.abs(-Math.log(w / total) - entropy));
+  const order = ids.map((_, j) => j).sort((a, b) => distance[a]! - distance[b]! || ids[a]! - ids[b]!);
+  let cum = 0;
+  let keep = order.length;
+  for (let j = 0; j < order.length; j++) {
+    cum += probs[order[j]!]! / total;
+    if (cum >= mass) {
+      keep = j + 1;
+      break;
+    }
+  }
+  const kept = order.slice(0, keep);
+  return { ids: kept.map((j) => ids[j]!), probs: kept.map((j) => probs[j]!) };
+}
+
 /**
  * Greedy argmax at temperature 0, otherwise one draw with the sequence's own RNG: from `samplingDistribution` when
  * a filter is set, else straight from the tempered softmax (same draw, no candidate arrays).
@@ -146,7 +195,7 @@ export function samplingDistribution(logits: Float32Array, p: SamplingParams): {
 export function sampleToken(logits: Float32Array, p: SamplingParams, rng: Rng): number {
   if (isGreedy(p)) return argmax(logits);
   const u = rng.next();
-  if ((p.topK <= 0 || p.topK >= logits.length) && p.topP >= 1 && p.minP <= 0) {
+  if ((p.topK <= 0 || p.topK >= logits.length) && p.topP >= 1 && p.minP <= 0 && p.typicalP >= 1) {
     let max = Number.NEGATIVE_INFINITY;
     for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
     let sum = 0;

@@ -48,6 +48,8 @@ export class Sequence {
   pendingToken: number | null = null;
   /** Draft tokens the step just verified, with the target's logit rows for each and one more (speculative decoding). */
   pendingVerify: PendingVerify | null = null;
+  /** Mirostat's surprise ceiling, carried from draw to draw (null until the first; see mirostat.ts). */
+  mirostatMu: number | null = null;
   /** The structured-output matcher its tokens must obey, when the request has one. */
   grammar: SequenceGrammar | null = null;
 

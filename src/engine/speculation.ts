@@ -12,11 +12,19 @@ export type SpeculativeConfig = {
  * Whether a request may speculate. The others decode one token per step, because what they ask for cannot be
  * honoured exactly over a verified run: beam search and best_of rank whole candidates; n > 1 forks share blocks that
  * rolled-back slots would have to copy; logprobs would be reported from rows the sampler rewrote; a grammar's mask for
- * position i + 1 exists only once its worker has accepted token i.
+ * position i + 1 exists only once its worker has accepted token i; mirostat's distribution at i + 1 depends on the
+ * token drawn at i.
  */
 export function speculates(r: Request): boolean {
   const p = r.params;
-  return !p.useBeamSearch && p.n === 1 && p.bestOf === 1 && p.logprobs === null && r.grammarKey === undefined;
+  return (
+    !p.useBeamSearch &&
+    p.n === 1 &&
+    p.bestOf === 1 &&
+    p.logprobs === null &&
+    p.mirostat === 0 &&
+    r.grammarKey === undefined
+  );
 }
 
 /**

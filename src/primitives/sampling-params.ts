@@ -9,6 +9,21 @@ export interface SamplingParams {
   repetitionPenalty: number;
   presencePenalty: number;
   frequencyPenalty: number;
+  /**
+   * Ollama's repeat_last_n: the three penalties see only the last n tokens of prompt and output and count every
+   * occurrence there (llama.cpp's window; -1 = all of them, 0 = no penalty). null = vLLM's rule: repetition over the
+   * prompt and the output, frequency and presence over the output's counts.
+   */
+  repeatLastN: number | null;
+  /** Locally typical sampling's mass (Ollama's typical_p); 1 = off. */
+  typicalP: number;
+  /**
+   * Mirostat (Ollama's mirostat: 1 or 2; 0 = off): a feedback loop holds each token's surprise near mirostatTau,
+   * learning at rate mirostatEta, in place of top_k, top_p, min_p and typical_p.
+   */
+  mirostat: number;
+  mirostatTau: number;
+  mirostatEta: number;
   /** token id -> bias added to its logit. */
   logitBias: Record<number, number>;
   /** Only these tokens may be drawn (vLLM's allowed_token_ids); null = any. */

@@ -31,6 +31,11 @@ export const PARAMETER_TYPES: Record<string, 'int' | 'float' | 'strings'> = {
   repeat_penalty: 'float',
   presence_penalty: 'float',
   frequency_penalty: 'float',
+  repeat_last_n: 'int',
+  typical_p: 'float',
+  mirostat: 'int',
+  mirostat_tau: 'float',
+  mirostat_eta: 'float',
 };
 
 /**
@@ -54,10 +59,10 @@ export const RUNNER_OPTIONS = [
 ] as const;
 
 /**
- * Sampling options Ollama documents that pagoda does not implement: accepted with a warning, and ignored, so that a
- * Modelfile Ollama exported imports.
+ * Sampling options of older Modelfiles that no runner implements any more (tail-free sampling left llama.cpp):
+ * accepted with a warning, and ignored, so that such a Modelfile imports.
  */
-export const IGNORED_SAMPLING = ['repeat_last_n', 'mirostat', 'mirostat_eta', 'mirostat_tau', 'typical_p', 'tfs_z'];
+export const IGNORED_SAMPLING = ['tfs_z'];
 
 const ROLES = new Set(['system', 'user', 'assistant']);
 

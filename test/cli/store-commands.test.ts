@@ -82,10 +82,10 @@ test('create, list, show, cp and rm through the real binary', async () => {
 });
 
 test('create imports an Ollama-exported Modelfile: options pagoda lacks are a warning on stderr, not an error', async () => {
-  writeFileSync(join(root, 'Exported'), 'FROM pagoda-test/tiny-qwen2\nPARAMETER mirostat 0\nPARAMETER top_k 5\n');
+  writeFileSync(join(root, 'Exported'), 'FROM pagoda-test/tiny-qwen2\nPARAMETER tfs_z 1.0\nPARAMETER top_k 5\n');
   const created = await pagoda('create', 'exported', '-f', 'Exported');
   assert.match(created.stdout, /created exported:latest/);
-  assert.match(created.stderr, /^warning: Exported:2: PARAMETER mirostat: pagoda does not implement it; ignored$/m);
+  assert.match(created.stderr, /^warning: Exported:2: PARAMETER tfs_z: pagoda does not implement it; ignored$/m);
   assert.equal((await pagoda('show', 'exported', '--parameters')).stdout, 'top_k 5\n');
 });
 

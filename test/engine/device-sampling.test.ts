@@ -59,6 +59,16 @@ test('greedy requests sampled on the device equal the CPU sampler, with every lo
     { temperature: 0, maxTokens: 12 },
     { temperature: 0, maxTokens: 12, repetitionPenalty: 1.6 },
     { temperature: 0, maxTokens: 12, presencePenalty: 1.5, frequencyPenalty: 0.7 },
+    {
+      temperature: 0,
+      maxTokens: 12,
+      repetitionPenalty: 1.6,
+      presencePenalty: 1,
+      frequencyPenalty: 0.5,
+      repeatLastN: 5,
+    },
+    { temperature: 0, maxTokens: 12, repetitionPenalty: 1.6, frequencyPenalty: 0.5, repeatLastN: -1 },
+    { temperature: 0, maxTokens: 12, repetitionPenalty: 1.6, repeatLastN: 0 },
     { temperature: 0, maxTokens: 12, logitBias: { 7: 3, 9: -100 } },
     { temperature: 0, maxTokens: 12, minTokens: 6, stopTokenIds: [5, 6] },
   ];
@@ -113,9 +123,11 @@ test('min_tokens masks EOS on the device until the minimum is reached', () => {
   }
 });
 
-test('requests that need the logits (logprobs, n > 1, beam search, prompt logprobs) sample on the host', () => {
+test('requests that need the logits (logprobs, n > 1, beam search, typical_p, mirostat, prompt logprobs) sample on the host', () => {
   const cases: Partial<SamplingParams>[] = [
     { temperature: 0, maxTokens: 6, logprobs: 2 },
+    { temperature: 0, maxTokens: 6, typicalP: 0.5 },
+    { temperature: 0, maxTokens: 6, mirostat: 2 },
     { temperature: 0, maxTokens: 6, n: 2, bestOf: 3, seed: 4 },
     { temperature: 0, maxTokens: 6, useBeamSearch: true, n: 2, bestOf: 2 },
   ];

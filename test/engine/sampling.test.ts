@@ -4,6 +4,7 @@ import { resolveSamplingParams } from '../../src/engine/params.ts';
 import {
   applyLogitsProcessors,
   logSoftmax,
+  penaltyTokens,
   sampleToken,
   samplingDistribution,
   topEntries,
@@ -61,6 +62,46 @@ test('repetition, frequency and presence penalties follow vLLM', () => {
   });
   // token 3 twice: 3 - 2*0.5 - 0.25; token 2 once: 1 - 0.5 - 0.25; prompt tokens are not penalized.
   assert.deepEqual([...l2], [2, -2, 0.25, 1.75, 0.5]);
+});
+
+test("repeat_last_n: the penalties see the window's tokens and counts (llama.cpp's rule); -1 is all of them, 0 none", () => {
+  const history = { promptIds: [0, 4], outputIds: [3, 3, 2], stopIds: [] };
+  const penalized = (repeatLastN: number) => {
+    const logits = Float32Array.from([2, -2, 1, 3, 0.5]);
+    const p = params({ repetitionPenalty: 2, frequencyPenalty: 0.5, presencePenalty: 0.25, repeatLastN });
+    applyLogitsProcessors(logits, p, history);
+    return [...logits];
+  };
+  // Window [3, 3, 2]: token 3 is 3 / 2 - (2 * 0.5 + 0.25), token 2 is 1 / 2 - (0.5 + 0.25); the prompt is outside.
+  assert.deepEqual(penalized(3), [2, -2, -0.25, 0.25, 0.5]);
+  // Window [4, 3, 3, 2]: the last prompt token now counts once, for frequency and presence too.
+  assert.deepEqual(penalized(4), [2, -2, -0.25, 0.25, -0.5]);
+  assert.deepEqual(penalized(-1), [0.25, -2, -0.25, 0.25, -0.5]);
+  assert.deepEqual(penalized(0), [2, -2, 1, 3, 0.5]);
+  const { ids, counts } = penaltyTokens(params({ repetitionPenalty: 2, repeatLastN: 4 }), history);
+  assert.deepEqual(ids, [4, 3, 2]);
+  assert.deepEqual(counts, [1, 2, 1]);
+  // Unset, vLLM's rule: prompt tokens for repetition only (count 0), the output's counts.
+  const vllm = penaltyTokens(params({ repetitionPenalty: 2 }), history);
+  assert.deepEqual(vllm.ids, [0, 4, 3, 2]);
+  assert.deepEqual(vllm.counts, [0, 0, 2, 1]);
+  assert.throws(() => resolveSamplingParams({ repeatLastN: -2 }), /repeat_last_n=-2: expected an integer >= -1/);
+});
+
+test('typical_p keeps the tokens whose surprise is nearest the entropy until their mass reaches it', () => {
+  // Entropy 1.142 nats; surprises 0.693, 1.204, 1.897, 2.996: nearest first is token 1, then 0, 2, 3.
+  const logits = logitsOf([0.5, 0.3, 0.15, 0.05]);
+  assert.deepEqual(samplingDistribution(logits, params({ typicalP: 0.25 })).ids, [1]);
+  const two = samplingDistribution(logits, params({ typicalP: 0.7 }));
+  assert.deepEqual(two.ids, [1, 0]);
+  close(two.probs, [0.3 / 0.8, 0.5 / 0.8]);
+  assert.deepEqual(samplingDistribution(logits, params({ typicalP: 0.9 })).ids, [1, 0, 2]);
+  // top_p after it ranks the survivors most likely first: 0.5 / 0.95 then 0.3 / 0.95 crosses 0.6.
+  assert.deepEqual(samplingDistribution(logits, params({ typicalP: 0.9, topP: 0.6 })).ids, [0, 1]);
+  // The atypically likely token 0 is never drawn at typical_p 0.25.
+  const rng = new Rng(5, 0);
+  for (let i = 0; i < 200; i++) assert.equal(sampleToken(logits, params({ typicalP: 0.25 }), rng), 1);
+  assert.throws(() => resolveSamplingParams({ typicalP: 0 }), /typical_p=0: expected a number in \(0, 1\]/);
 });
 
 test('logit_bias and min_tokens', () => {

@@ -9,8 +9,9 @@ const { log, lines: logLines } = capturedLog();
 let server: TestServer;
 let openai: OpenAI;
 let ollama: Ollama;
+const source = new FakeSource();
 before(async () => {
-  server = await startTestServer(new FakeSource(), [{ name: 'm', path: '/m', ref: 'm' }], {}, log);
+  server = await startTestServer(source, [{ name: 'm', path: '/m', ref: 'm' }], {}, log);
   openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
   ollama = new Ollama({ host: server.url });
 });
@@ -63,7 +64,7 @@ test('Ollama runner options are accepted and ignored; options pagoda cannot hono
   assert.equal(chat.done, true);
   for (const key of Object.keys(runner)) assert.ok(ignoredLogged().includes(`options.${key}`), key);
   assert.equal(ignoredLogged().filter((f) => f === 'options.num_thread').length, 1);
-  for (const refused of [{ mirostat: 2 }, { typical_p: 0.5 }, { repeat_last_n: 8 }]) {
+  for (const refused of [{ mirostat: 3 }, { typical_p: 0 }, { repeat_last_n: -2 }, { tfs_z: 1 }]) {
     const bad = await post(`${server.url}/api/generate`, { model: 'm', prompt: 'x', options: refused });
     assert.equal(bad.status, 400, JSON.stringify(refused));
     assert.match(String(bad.json.error), new RegExp(Object.keys(refused)[0]));
@@ -72,6 +73,27 @@ test('Ollama runner options are accepted and ignored; options pagoda cannot hono
   const effort = await post(`${server.url}/v1/chat/completions`, { model: 'm', messages, reasoning_effort: 'max' });
   assert.equal(effort.status, 400);
   assert.match(JSON.stringify(effort.json.error), /reasoning_effort/);
+});
+
+test("Ollama's sampler options reach the engine; repeat_last_n defaults to Ollama's 64", async () => {
+  const params = () => source.engines.get('m')!.lastRequest!.params!;
+  const sampler = { repeat_last_n: 16, typical_p: 0.9, mirostat: 2, mirostat_tau: 4, mirostat_eta: 0.2 };
+  await ollama.generate({ model: 'm', prompt: 'hi', options: { num_predict: 2, repeat_penalty: 1.1, ...sampler } });
+  assert.deepEqual(
+    {
+      repeatLastN: params().repeatLastN,
+      typicalP: params().typicalP,
+      mirostat: params().mirostat,
+      mirostatTau: params().mirostatTau,
+      mirostatEta: params().mirostatEta,
+    },
+    { repeatLastN: 16, typicalP: 0.9, mirostat: 2, mirostatTau: 4, mirostatEta: 0.2 },
+  );
+  await ollama.chat({ model: 'm', messages, options: { num_predict: 2, repeat_penalty: 1.1 } });
+  assert.equal(params().repeatLastN, 64);
+  // The OpenAI routes keep vLLM's rule: the penalties see the whole sequence.
+  await openai.completions.create({ model: 'm', prompt: 'hi', max_tokens: 2, frequency_penalty: 0.5 });
+  assert.equal(params().repeatLastN, undefined);
 });
 
 test("keep_alive on the OpenAI routes is honoured as on Ollama's: 0 unloads the model after the request", async () => {

@@ -167,7 +167,7 @@ test('negative and huge limits, out-of-range values, unsupported fields: 400', a
   assertOllamaError(await post(generate(), { model: server.model, prompt: 'x', think: 'maximum' }), 400, /think/);
   assertOllamaError(await post(generate(), { model: server.model, prompt: 'x', images: ['aGk='] }), 400, /images/);
   assertOllamaError(
-    await post(generate(), { model: server.model, prompt: 'x', options: { mirostat: 2 } }),
+    await post(generate(), { model: server.model, prompt: 'x', options: { mirostat: 3 } }),
     400,
     /mirostat/,
   );

@@ -194,7 +194,7 @@ test('create from Modelfile text (the older form of the request); separate field
   assert.equal(bad.status, 400);
   assert.equal(
     bad.json.error,
-    'modelfile:2: unknown parameter "warmth" (pagoda knows num_ctx, num_predict, temperature, top_k, top_p, min_p, seed, stop, repeat_penalty, presence_penalty, frequency_penalty; it accepts and ignores repeat_last_n, mirostat, mirostat_eta, mirostat_tau, typical_p, tfs_z, num_thread, num_gpu, main_gpu, num_batch, num_keep, use_mmap, use_mlock, low_vram, f16_kv, vocab_only, logits_all, numa, penalize_newline)',
+    'modelfile:2: unknown parameter "warmth" (pagoda knows num_ctx, num_predict, temperature, top_k, top_p, min_p, seed, stop, repeat_penalty, presence_penalty, frequency_penalty, repeat_last_n, typical_p, mirostat, mirostat_tau, mirostat_eta; it accepts and ignores tfs_z, num_thread, num_gpu, main_gpu, num_batch, num_keep, use_mmap, use_mlock, low_vram, f16_kv, vocab_only, logits_all, numa, penalize_newline)',
   );
   const missing = await post(`${server.url}/api/create`, { model: 'x', modelfile: 'FROM nothing-here' });
   assert.equal(missing.status, 404);

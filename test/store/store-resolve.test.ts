@@ -151,7 +151,7 @@ test('Modelfile errors name the line', async () => {
     ['FROM x\nPARAMETER top_k 1.5', /Modelfile:2: parameter top_k must be an integer/],
     [
       'FROM x\nPARAMETER warmth 1',
-      /^UserError: Modelfile:2: unknown parameter "warmth" \(pagoda knows num_ctx, .*frequency_penalty; it accepts and ignores repeat_last_n, mirostat, .*tfs_z, num_thread, num_gpu, .*penalize_newline\)$/,
+      /^UserError: Modelfile:2: unknown parameter "warmth" \(pagoda knows num_ctx, .*frequency_penalty, repeat_last_n, typical_p, mirostat, mirostat_tau, mirostat_eta; it accepts and ignores tfs_z, num_thread, num_gpu, .*penalize_newline\)$/,
     ],
     ['FROM x\nSYSTEM """never closed\nmore', /Modelfile:2: unterminated """/],
     ['FROM x\nMESSAGE robot hi', /Modelfile:2: MESSAGE role "robot" is not one of/],
@@ -160,14 +160,13 @@ test('Modelfile errors name the line', async () => {
     ['FROM x\nADAPTER ./a\nADAPTER ./b', /Modelfile:3: one ADAPTER only/],
   ];
   for (const [text, re] of cases) assert.throws(() => parseModelfile(text), re, text);
-  // Sampling options Ollama documents and pagoda lacks are accepted and left out, with a warning naming the line.
-  const exported = parseModelfile('FROM x\nPARAMETER mirostat 2\nPARAMETER tfs_z 1.0\nPARAMETER repeat_last_n 64');
-  assert.deepEqual(exported.parameters, {});
-  assert.deepEqual(exported.warnings, [
-    'Modelfile:2: PARAMETER mirostat: pagoda does not implement it; ignored',
-    'Modelfile:3: PARAMETER tfs_z: pagoda does not implement it; ignored',
-    'Modelfile:4: PARAMETER repeat_last_n: pagoda does not implement it; ignored',
-  ]);
+  // Ollama's sampler options are parameters; tail-free sampling, which no runner has any more, is a warning.
+  const exported = parseModelfile(
+    'FROM x\nPARAMETER mirostat 2\nPARAMETER tfs_z 1.0\nPARAMETER repeat_last_n 64\nPARAMETER typical_p 0.7',
+  );
+  assert.deepEqual(exported.parameters, { mirostat: 2, repeat_last_n: 64, typical_p: 0.7 });
+  assert.deepEqual(exported.warnings, ['Modelfile:3: PARAMETER tfs_z: pagoda does not implement it; ignored']);
+  assert.throws(() => parseModelfile('FROM x\nPARAMETER mirostat 1.5'), /parameter mirostat must be an integer/);
   // llama.cpp's runner options are accepted and left out, as in a request's options.
   assert.deepEqual(
     parseModelfile('FROM x\nPARAMETER num_gpu 99\nPARAMETER num_keep 24\nPARAMETER top_k 5').parameters,

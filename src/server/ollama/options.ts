@@ -15,6 +15,9 @@ function contextLimit(opts: Options | null | undefined, engineContext: number): 
   return Math.min(opts?.num_ctx ?? engineContext, engineContext);
 }
 
+/** Ollama's default repeat_last_n. */
+export const OLLAMA_REPEAT_LAST_N = 64;
+
 /**
  * Ollama options in the engine's terms. num_predict -1/-2/absent = until the context is full; a larger one is
  * clamped to the room the prompt leaves, as Ollama does (at least 1, so that the engine refuses a prompt with no room).
@@ -36,7 +39,12 @@ export function samplingFromOptions(
   }
   if (opts?.num_predict === 0)
     throw badRequest('options.num_predict: 0 would generate nothing (use -1 for no limit)', 'options.num_predict');
-  const p: Partial<SamplingParams> = { ...samplingFrom('ollama', opts ?? {}), logprobs };
+  // Ollama's penalties look back over its default window unless the request says otherwise.
+  const p: Partial<SamplingParams> = {
+    repeatLastN: OLLAMA_REPEAT_LAST_N,
+    ...samplingFrom('ollama', opts ?? {}),
+    logprobs,
+  };
   const room = Math.max(1, context - promptTokens);
   // With no limit, a num_ctx below the engine's length still bounds the answer.
   if (p.maxTokens !== undefined) p.maxTokens = Math.min(p.maxTokens, room);

@@ -26,6 +26,11 @@ export const options = z.strictObject({
   repeat_penalty: opt(z.number().gt(0).max(10)),
   presence_penalty: opt(z.number().min(-2).max(2)),
   frequency_penalty: opt(z.number().min(-2).max(2)),
+  repeat_last_n: opt(int().min(-1)),
+  typical_p: opt(z.number().gt(0).max(1)),
+  mirostat: opt(int().min(0).max(2)),
+  mirostat_tau: opt(z.number().gt(0)),
+  mirostat_eta: opt(z.number().min(0)),
   /** pagoda's: KV compression budget (tokens, or a fraction of the prompt), checked by the engine. */
   kv_budget: opt(z.number()),
 });
