@@ -379,8 +379,14 @@ case ${1:-1} in
     [ \$r = bf16 ] && q=; timeout 55 node bin/pagoda.mjs bench throughput --model bench/configs/llama3-8b --device cuda \
     --load-format dummy --max-model-len 2048 \$q 2>&1 | grep -E 'output tokens/s' | sed \"s/^/| \$r | /\"; done"
   ;;
+32)
+  # Whether cuBLASLt's first pick is the fastest of the algorithms its heuristic lists for the 8B shape's GEMMs at
+  # 64-256 rows (half the offline run's wall is its 129-256-sequence decode steps, whose bf16 GEMMs ran at 416
+  # TFLOP/s on an H100): bf16 and e4m3, and what a step would save with the best.
+  stage gemm-algos 110 node --import tsx bench/gemm-algos.ts --budget-s 90
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|...|30" >&2
+  echo "usage: bench/lease.sh 1|2|...|32" >&2
   exit 2
   ;;
 esac

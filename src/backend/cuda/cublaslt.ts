@@ -128,9 +128,10 @@ export class CublasLt {
     outType: DType,
     outerScales = false,
     ldy = out,
+    choice = 0,
   ): Plan | null {
     const fastAccum = inType === 'e4m3' && this.settings.fp8FastAccum;
-    const key = `${t},${out},${inF},${inType},${outType},${outerScales},${ldy},${fastAccum}`;
+    const key = `${t},${out},${inF},${inType},${outType},${outerScales},${ldy},${fastAccum},${choice}`;
     const hit = this.plans.get(key);
     if (hit !== undefined) return hit;
     const a = this.api;
@@ -138,7 +139,7 @@ export class CublasLt {
     this.check(a.descCreate(d, COMPUTE_32F, CUDA_TYPE.f32), 'cublasLtMatmulDescCreate');
     const made = { desc: d[0] as Handle, layouts: [] as Handle[] };
     try {
-      const plan = this.describe(made, t, out, inF, inType, outType, outerScales, ldy, fastAccum);
+      const plan = this.describe(made, t, out, inF, inType, outType, outerScales, ldy, fastAccum, choice);
       this.plans.set(key, plan);
       if (!plan) this.destroyPlan(made);
       return plan;
@@ -150,7 +151,10 @@ export class CublasLt {
     }
   }
 
-  /** Sets up `made.desc` and its layouts (recorded in `made`) and asks the heuristic; null as `plan` says. */
+  /**
+   * Sets up `made.desc` and its layouts (recorded in `made`) and asks the heuristic for its `choice`-th algorithm
+   * (0: its first pick); null as `plan` says.
+   */
   private describe(
     made: { desc: Handle; layouts: Handle[] },
     t: number,
@@ -161,6 +165,7 @@ export class CublasLt {
     outerScales: boolean,
     ldy: number,
     fastAccum: boolean,
+    choice: number,
   ): Plan | null {
     const a = this.api;
     const { desc } = made;
@@ -190,13 +195,18 @@ export class CublasLt {
     const A = layout(inType, inF, out, inF);
     const B = layout(inType, inF, t, inF);
     const C = layout(outType, out, t, ldy);
-    const results = new Uint8Array(HEURISTIC_BYTES);
+    const results = new Uint8Array(HEURISTIC_BYTES * (choice + 1));
     const n = [0];
-    const rc = a.heuristic(this.handle, desc, A, B, C, C, this.pref, 1, results, n);
+    const rc = a.heuristic(this.handle, desc, A, B, C, C, this.pref, choice + 1, results, n);
     if (outerScales && (rc !== 0 || n[0] === 0)) return null;
     this.check(rc, 'cublasLtMatmulAlgoGetHeuristic');
-    if (n[0] === 0) throw new Error(`cuBLASLt has no algorithm for [${t}, ${inF}] x [${out}, ${inF}]^T (${inType})`);
-    return { desc, layouts: made.layouts, a: A, b: B, c: C, algo: results.slice(0, 64) };
+    if (n[0] <= choice) {
+      throw new Error(
+        `cuBLASLt has ${n[0]} algorithm(s) for [${t}, ${inF}] x [${out}, ${inF}]^T (${inType}), not a #${choice}`,
+      );
+    }
+    const at = HEURISTIC_BYTES * choice;
+    return { desc, layouts: made.layouts, a: A, b: B, c: C, algo: results.slice(at, at + 64) };
   }
 
   private setScales(desc: Handle, a: DevPtr, b: DevPtr): void {
@@ -235,6 +245,7 @@ export class CublasLt {
    * y[T, out] = x[T, in] · w[out, in]ᵀ (all row-major), on the driver's stream; y's rows `ldy` apart (default `out`:
    * a column block of a wider output otherwise). `e4m3` inputs (FP8: cuBLASLt 12.1+ on compute capability 8.9+)
    * need `in` and `out` to be multiples of 16 and a bf16 or f32 `outType`; this TN layout is the one FP8 matmuls take.
+   * `choice`: the heuristic's how-manieth algorithm (0, its first pick, everywhere but bench/gemm-algos.ts).
    */
   matmul(
     y: DevPtr,
@@ -246,8 +257,9 @@ export class CublasLt {
     inType: GemmType,
     outType: DType,
     ldy = out,
+    choice = 0,
   ): void {
-    this.launch(this.plan(t, out, inF, inType, outType, false, ldy)!, y, x, w, t, out, inF);
+    this.launch(this.plan(t, out, inF, inType, outType, false, ldy, choice)!, y, x, w, t, out, inF);
   }
 
   private launch(p: Plan, y: DevPtr, x: DevPtr, w: DevPtr, t: number, out: number, inF: number): void {
