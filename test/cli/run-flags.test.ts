@@ -127,14 +127,14 @@ function scripted(pieces: string[]): LoadedEngine {
   } as unknown as LoadedEngine;
 }
 
-async function printed(pieces: string[], hideThinking: boolean): Promise<string> {
+async function printed(pieces: string[], hideThinking: boolean, terminal = false, env = {}): Promise<string> {
   let out = '';
   const write = (text: string) => {
     out += text;
     return true;
   };
-  const sink = { write } as unknown as NodeJS.WritableStream;
-  const printer = new AnswerPrinter(sink, hideThinking);
+  const sink = { write, isTTY: terminal } as unknown as NodeJS.WritableStream;
+  const printer = new AnswerPrinter(sink, hideThinking, env);
   const settings = { params: {}, raw: false, think: true as const };
   const chat = localChat(scripted(pieces), 'thinker');
   for await (const d of chat.stream([{ role: 'user', content: 'Hi' }], settings, new AbortController().signal)) {
@@ -149,6 +149,12 @@ test('a thinking answer in-process prints as ollama run prints it: thinking, "..
   assert.equal(await printed(pieces, true), 'The answer.');
   const lineEnded = ['<think>Hmm.\n</think>', 'Yes.'];
   assert.equal(await printed(lineEnded, false), 'Thinking...\nHmm.\n...done thinking.\n\nYes.');
+  // On a terminal the thinking is grey, its two markers bold grey; NO_COLOR turns that off.
+  assert.equal(
+    await printed(lineEnded, false, true),
+    '\x1b[90;1mThinking...\x1b[0m\n\x1b[90mHmm.\n\x1b[0m\x1b[90;1m...done thinking.\x1b[0m\n\nYes.',
+  );
+  assert.equal(await printed(lineEnded, false, true, { NO_COLOR: '1' }), await printed(lineEnded, false));
 });
 
 interface Recorded {
@@ -193,7 +199,10 @@ test('the chat through a server sends think and keep_alive, shows message.thinki
     );
     assert.ok(chat.ok, `${chat.error}\n${chat.output}`);
     assert.ok(
-      chat.output.includes('Hi\nThinking...\nPondering deeply.\n...done thinking.\n\nthe answer\n\ntotal duration:'),
+      chat.output.includes(
+        'Hi\n\x1b[90;1mThinking...\x1b[0m\n\x1b[90mPondering\x1b[0m\x1b[90m deeply.\x1b[0m\n' +
+          '\x1b[90;1m...done thinking.\x1b[0m\n\nthe answer\n\ntotal duration:',
+      ),
       chat.output,
     );
     assert.match(chat.output, /^eval count: +3 token\(s\)$/m);
