@@ -241,7 +241,7 @@ test('OpenAI: a forced call cut by max_tokens comes as a tool call with its argu
   assert.equal(choice.finish_reason, 'length');
   assert.equal(choice.message.content, null);
   const call = choice.message.tool_calls![0]!;
-  assert.deepEqual(call.type === 'function' && call.function, { name: 'get_weather', arguments: '{"city": "' });
+  assert.deepEqual(call.type === 'function' && call.function, { name: 'get_weather', arguments: '{"city":"' });
   const stream = await openai.chat.completions.create({ ...ask, stream: true });
   let content = '';
   const args: string[] = [];
@@ -250,7 +250,7 @@ test('OpenAI: a forced call cut by max_tokens comes as a tool call with its argu
     for (const t of chunk.choices[0]?.delta.tool_calls ?? []) args.push(t.function?.arguments ?? '');
   }
   assert.equal(content, '');
-  assert.deepEqual(args, ['{"city": "']);
+  assert.deepEqual(args, ['{"city":"']);
 });
 
 test("vLLM's skip_special_tokens and OpenAI's reasoning effort reach the engine and the template", async () => {

@@ -1,6 +1,6 @@
 import type { CompletionDelta, FinishReason } from '../../engine/types.ts';
-import type { CutToolCall } from '../../tools/cut-forced-calls.ts';
-import type { ParsedToolCall } from '../../tools/tool-parser.ts';
+import type { ToolCall } from '../../tools/call-log.ts';
+import type { ToolCallsEnd } from '../../tools/tool-parser.ts';
 import { type ChatOutputMode, ChatOutputParser, toolCallId } from '../chat-output.ts';
 import type { ChatMessage } from '../models.ts';
 import { chatLogprobs } from './common.ts';
@@ -42,16 +42,16 @@ export function toMessages(messages: ChatRequest['messages']): ChatMessage[] {
 }
 
 /** An answer's calls as OpenAI's tool_calls; one cut by the token limit as OpenAI gives it, arguments as far as they got. */
-function openaiCalls(end: { calls: ParsedToolCall[]; cut?: CutToolCall }) {
-  const calls = end.calls.map((c) => ({ name: c.name, arguments: JSON.stringify(c.arguments) }));
-  if (end.cut?.name) calls.push({ name: end.cut.name, arguments: end.cut.argumentsText });
+function openaiCalls(end: Pick<ToolCallsEnd, 'calls' | 'cut'>) {
+  const calls = end.calls.map((c) => ({ name: c.name, arguments: c.argumentsJson }));
+  if (end.cut?.name) calls.push({ name: end.cut.name, arguments: end.cut.argumentsJson });
   return calls.map((fn) => ({ id: toolCallId(), type: 'function' as const, function: fn }));
 }
 
 /** A completion that stopped on its own with calls ends in `tool_calls`, unless the request named the function. */
 function finishReason(
   reason: FinishReason | null,
-  calls: ParsedToolCall[],
+  calls: ToolCall[],
   mode: ChatOutputMode,
 ): FinishReason | 'tool_calls' | null {
   return calls.length > 0 && reason === 'stop' && !mode.namedTool ? 'tool_calls' : reason;
