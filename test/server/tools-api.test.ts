@@ -401,7 +401,7 @@ test('a prefill that leaves <think> open is gone on from inside the reasoning (v
   assert.equal(cm.reasoning_content ?? '', '');
 });
 
-test('Ollama: tool calls with arguments as an object, streamed and not', async () => {
+test('Ollama: tool calls with arguments as an object, streamed and not; streamed, a message each as it is complete', async () => {
   const { ollama } = await serve(CALL, hermes);
   const r = await ollama.chat({ model: 'm', messages, tools });
   assert.equal(r.message.content, 'Checking.');
@@ -415,6 +415,13 @@ test('Ollama: tool calls with arguments as an object, streamed and not', async (
   }
   assert.equal(content, 'Checking.');
   assert.deepEqual(calls, [{ function: { name: 'get_weather', arguments: { city: 'Paris' } } }]);
+  const call = (city: string) => `<tool_call>\n{"name": "get_weather", "arguments": {"city": "${city}"}}\n</tool_call>`;
+  const two = await serve(call('Paris') + call('Oslo'), hermes);
+  const parts: unknown[] = [];
+  for await (const part of await two.ollama.chat({ model: 'm', messages, tools, stream: true })) {
+    if (part.message.tool_calls) parts.push(part.message.tool_calls.map((c) => c.function.arguments.city));
+  }
+  assert.deepEqual(parts, [['Paris'], ['Oslo']]);
 });
 
 test('Ollama: think true puts the thinking in message.thinking; a tool message carries tool_name', async () => {
