@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { GrammarSpec } from '../grammar/spec.ts';
-import { type CutToolCall, cutForcedCalls } from '../tools/cut-forced-calls.ts';
+import type { CallEvent } from '../tools/call-log.ts';
 import { ReasoningParser, THINK_END, THINK_START } from '../tools/reasoning-parser.ts';
-import { FORCED_JSON, type ParsedToolCall, type ToolCallFormat, ToolCallParser } from '../tools/tool-parser.ts';
+import { type ToolCallFormat, ToolCallParser, type ToolCallsEnd } from '../tools/tool-parser.ts';
 
 /** What to separate from a chat answer's content. */
 export interface ChatOutputMode {
@@ -61,23 +61,26 @@ export function afterReasoning(
   };
 }
 
-/** Reasoning first, then tool calls, out of one completion's text as it streams. */
+/**
+ * Reasoning first, then tool calls, out of one completion's text as it streams. A `streamed` parser tells of the
+ * calls as they are written (ToolCallParser says what that changes).
+ */
 export class ChatOutputParser {
   private readonly reasoning: ReasoningParser | null;
   private readonly tools: ToolCallParser | null;
   private readonly singleCall: boolean;
-  private readonly forced: boolean;
 
-  constructor(mode: ChatOutputMode) {
+  constructor(mode: ChatOutputMode, streamed = false) {
     this.singleCall = mode.singleCall === true;
-    this.forced = mode.tools === FORCED_JSON;
     this.reasoning = mode.reasoning ? new ReasoningParser(mode.reasoning.startsInside) : null;
-    this.tools = mode.tools ? new ToolCallParser(mode.tools) : null;
+    this.tools = mode.tools ? new ToolCallParser(mode.tools, streamed) : null;
   }
 
-  push(text: string): ChatOutputPart {
+  push(text: string): ChatOutputPart & { events: CallEvent[] } {
     const r = this.reasoning ? this.reasoning.push(text) : { reasoning: '', content: text };
-    return { reasoning: r.reasoning, content: this.tools ? this.tools.push(r.content) : r.content };
+    if (!this.tools) return { ...r, events: [] };
+    const t = this.tools.push(r.content);
+    return { reasoning: r.reasoning, content: t.content, events: this.counted(t.events) };
   }
 
   /** Whether text pushed so far is held back that may yet come out as content. */
@@ -85,20 +88,23 @@ export class ChatOutputParser {
     return Boolean(this.reasoning?.holdsContent || this.tools?.holdsContent);
   }
 
-  /**
-   * The rest of the answer and its calls; `cut`: a forced answer's call list did not parse (the token limit cut it),
-   * so its finished calls are `calls` and this is the one it was writing.
-   */
-  finish(): ChatOutputPart & { calls: ParsedToolCall[]; cut?: CutToolCall } {
+  /** The rest of the answer, its calls, and what a stream of them is still to be told. */
+  finish(): ChatOutputPart & ToolCallsEnd {
     const r = this.reasoning ? this.reasoning.finish() : { reasoning: '', content: '' };
-    if (!this.tools) return { ...r, calls: [] };
+    if (!this.tools) return { ...r, calls: [], cut: null, events: [] };
     const before = this.tools.push(r.content);
     const end = this.tools.finish();
-    if (this.forced && end.calls.length === 0 && end.content.trim()) {
-      return { reasoning: r.reasoning, content: before, ...cutForcedCalls(end.content) };
-    }
-    const calls = this.singleCall ? end.calls.slice(0, 1) : end.calls;
-    return { reasoning: r.reasoning, content: before + end.content, calls };
+    return {
+      reasoning: r.reasoning,
+      content: before.content + end.content,
+      calls: this.singleCall ? end.calls.slice(0, 1) : end.calls,
+      cut: this.singleCall && end.calls.length > 0 ? null : end.cut,
+      events: this.counted([...before.events, ...end.events]),
+    };
+  }
+
+  private counted(events: CallEvent[]): CallEvent[] {
+    return this.singleCall ? events.filter((e) => e.index === 0) : events;
   }
 }
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { FinishReason, RequestOutput, TokenLogprob } from '../engine/types.ts';
+import type { CallEvent, ToolCall } from '../tools/call-log.ts';
 import type { ParsedToolCall } from '../tools/tool-parser.ts';
 import { type ChatOutputMode, ChatOutputParser } from './chat-output.ts';
 
@@ -19,18 +20,25 @@ export interface BlockSink {
   delta(kind: BlockKind, index: number, text: string, logprobs?: readonly TokenLogprob[]): void;
   /** The block's end with its whole text; `complete` is false when the answer was cut at the token limit. */
   close(kind: BlockKind, index: number, text: string, complete: boolean): void;
-  /** A parsed tool call, a block of its own after the text. */
-  call(call: ParsedToolCall, index: number): void;
+  /** A tool call's block, after the text, once its name is known. */
+  callStart(index: number, name: string): void;
+  /** More of the call's arguments (JSON text). */
+  callArguments(index: number, text: string): void;
+  /** The call's end: whole, or null when the answer ended while it was being written (its arguments as far as they got). */
+  callEnd(index: number, call: ToolCall | null): void;
 }
 
 /**
  * A completion's text as blocks, with chat completions' reasoning and tool-call parsing: reasoning and text blocks as
- * the text alternates between them, then one block per tool call. An answer with neither text nor calls still has
- * one (empty) text block, unless it was a forced call cut short.
+ * the text alternates between them, then one block per tool call (`streamed`: each as it is written, else all at the
+ * end). An answer with neither text nor calls still has one (empty) text block, unless it was a forced call cut short.
  */
 export class OutputBlocks {
   private readonly parser: ChatOutputParser;
-  private open: { kind: BlockKind; index: number; text: string } | null = null;
+  private open:
+    | { kind: BlockKind; index: number; text: string }
+    | { kind: 'call'; index: number; call: number }
+    | null = null;
   private count = 0;
   private hasText = false;
   /** The logprobs of tokens whose text the parser holds back and may yet give out as content. */
@@ -39,8 +47,9 @@ export class OutputBlocks {
   constructor(
     mode: ChatOutputMode,
     private readonly sink: BlockSink,
+    streamed = false,
   ) {
-    this.parser = new ChatOutputParser(mode);
+    this.parser = new ChatOutputParser(mode, streamed);
   }
 
   /**
@@ -56,6 +65,7 @@ export class OutputBlocks {
     this.held = [];
     if (part.content) this.write('text', part.content, tokens);
     else if (this.parser.holdsContent) this.held = tokens;
+    this.tell(part.events);
   }
 
   /** Whether the answer is inside its reasoning (the tokens just pushed count as reasoning). */
@@ -69,11 +79,33 @@ export class OutputBlocks {
     this.write('reasoning', end.reasoning);
     this.write('text', end.content, this.held);
     this.held = [];
+    this.tell(end.events, complete);
     // A forced call cut short has no text to show (its list is pagoda's format); the calls it finished follow.
     if (end.calls.length === 0 && !this.hasText && !end.cut) this.start('text');
     this.close(complete);
-    for (const call of end.calls) this.sink.call(call, this.count++);
     return end.calls;
+  }
+
+  /**
+   * Call events as blocks: one opens at a call's start (closing the block before it, `complete` unless the answer
+   * was cut), takes its arguments, closes at its end.
+   */
+  private tell(events: CallEvent[], complete = true): void {
+    for (const e of events) {
+      if (e.type === 'start') {
+        this.close(complete);
+        this.open = { kind: 'call', index: this.count++, call: e.index };
+        this.sink.callStart(this.open.index, e.name);
+        continue;
+      }
+      const open = this.open?.kind === 'call' && this.open.call === e.index ? this.open : null;
+      if (!open) continue;
+      if (e.type === 'arguments') this.sink.callArguments(open.index, e.text);
+      else {
+        this.open = null;
+        this.sink.callEnd(open.index, e.call);
+      }
+    }
   }
 
   private write(kind: BlockKind, text: string, logprobs?: readonly TokenLogprob[]): void {
@@ -86,16 +118,19 @@ export class OutputBlocks {
   private start(kind: BlockKind) {
     this.close(true);
     if (kind === 'text') this.hasText = true;
-    this.open = { kind, index: this.count++, text: '' };
-    this.sink.open(kind, this.open.index);
-    return this.open;
+    const open = { kind, index: this.count++, text: '' };
+    this.open = open;
+    this.sink.open(kind, open.index);
+    return open;
   }
 
+  /** Closes the open block; a call still open was cut short. */
   private close(complete: boolean): void {
-    if (!this.open) return;
-    const { kind, index, text } = this.open;
+    const open = this.open;
+    if (!open) return;
     this.open = null;
-    this.sink.close(kind, index, text, complete);
+    if (open.kind === 'call') this.sink.callEnd(open.index, null);
+    else this.sink.close(open.kind, open.index, open.text, complete);
   }
 }
 

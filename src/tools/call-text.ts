@@ -1,3 +1,5 @@
+import type { ParsedToolCall } from './tool-parser.ts';
+
 /** A function name as tools may declare one (the request schema's rule): letters, digits, _ . or -. */
 export const TOOL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 
@@ -18,4 +20,22 @@ export function wholeMatches(text: string, pattern: RegExp): RegExpMatchArray[] 
 /** obj[key] = value as an own property, whatever the key ("__proto__" included). */
 export function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A JSON call object as a call: its name, and its `arguments` (Llama: `parameters`), JSON text parsed; else null. */
+export function asCall(item: unknown): ParsedToolCall | null {
+  if (!isObject(item) || typeof item.name !== 'string') return null;
+  let args = item.arguments ?? item.parameters ?? {};
+  if (typeof args === 'string') {
+    try {
+      args = JSON.parse(args);
+    } catch {
+      return null;
+    }
+  }
+  return isObject(args) ? { name: item.name, arguments: args } : null;
 }

@@ -3,6 +3,8 @@ import type { ParsedToolCall } from './tool-parser.ts';
 
 /** What opens one DeepSeek call. */
 export const DEEPSEEK_CALL = '<｜tool▁call▁begin｜>';
+/** What closes one. */
+export const DEEPSEEK_CALL_END = '<｜tool▁call▁end｜>';
 const CALL = /<｜tool▁call▁begin｜>((?:(?!<｜tool▁call▁end｜>)[\s\S])*?)<｜tool▁sep｜>([\s\S]*?)<｜tool▁call▁end｜>/g;
 const FENCED = /^([^\n]+)\n```(?:json)?\n?([\s\S]*?)\n?```\s*$/;
 

@@ -12,10 +12,51 @@ export function looksPythonic(text: string): boolean {
  * literals: strings, numbers, True / False / None, lists, tuples and dicts. Null when the text is anything else.
  */
 export function parsePythonicCalls(text: string): ParsedToolCall[] | null {
-  const p = new PythonLiterals(text.trim());
+  const calls: ParsedToolCall[] = [];
+  return readPythonicCalls(text.trim(), calls) && calls.length > 0 ? calls : null;
+}
+
+/** The calls of a pythonic list written so far, each once its `)` is read (a stream's view of the list). */
+export function pythonicCallsSoFar(text: string): ParsedToolCall[] {
+  const calls: ParsedToolCall[] = [];
+  readPythonicCalls(text.trim(), calls);
+  return calls;
+}
+
+/**
+ * Where the calls of a pythonic list end as its text streams: the `)` that closes a call (outside strings and nested
+ * brackets), so a stream parses the list once per call rather than at every `)`.
+ */
+export class PythonicCallEnds {
+  private quote: string | null = null;
+  private escaped = false;
+  private depth = 0;
+
+  /** Just after the last call `text` closes (an offset into it), or -1. */
+  scan(text: string): number {
+    let last = -1;
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i]!;
+      if (this.quote) {
+        if (this.escaped) this.escaped = false;
+        else if (c === '\\') this.escaped = true;
+        else if (c === this.quote) this.quote = null;
+      } else if (c === '"' || c === "'") this.quote = c;
+      else if (c === '(' || c === '[' || c === '{') this.depth++;
+      else if (c === ')' || c === ']' || c === '}') {
+        this.depth--;
+        if (c === ')' && this.depth === 1) last = i + 1;
+      }
+    }
+    return last;
+  }
+}
+
+/** Reads a list of calls into `calls` as far as it goes; whether the text was the list and nothing else. */
+function readPythonicCalls(text: string, calls: ParsedToolCall[]): boolean {
+  const p = new PythonLiterals(text);
   try {
     p.expect('[');
-    const calls: ParsedToolCall[] = [];
     p.items(']', () => {
       const name = p.name();
       const args: Record<string, unknown> = {};
@@ -27,9 +68,9 @@ export function parsePythonicCalls(text: string): ParsedToolCall[] | null {
       });
       calls.push({ name, arguments: args });
     });
-    return p.atEnd() && calls.length > 0 ? calls : null;
+    return p.atEnd();
   } catch (err) {
-    if (err instanceof NotPython) return null;
+    if (err instanceof NotPython) return false;
     throw err;
   }
 }

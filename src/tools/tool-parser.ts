@@ -1,4 +1,7 @@
 import { heldBackLength } from '../util/held-back.ts';
+import { type CallEvent, CallLog, type ToolCall, type WrittenCall } from './call-log.ts';
+import { CallStream } from './call-stream.ts';
+import { asCall, isObject } from './call-text.ts';
 import { DEEPSEEK_CALL, parseDeepSeekCalls } from './deepseek-calls.ts';
 import { looksPythonic, parsePythonicCalls } from './pythonic-calls.ts';
 import { parseXmlCalls } from './xml-calls.ts';
@@ -112,23 +115,6 @@ export function parseCallBody(body: string, format?: ToolCallFormat): ParsedTool
   return calls.length > 0 ? calls : null;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-export function asCall(item: unknown): ParsedToolCall | null {
-  if (!isObject(item) || typeof item.name !== 'string') return null;
-  let args = item.arguments ?? item.parameters ?? {};
-  if (typeof args === 'string') {
-    try {
-      args = JSON.parse(args);
-    } catch {
-      return null;
-    }
-  }
-  return isObject(args) ? { name: item.name, arguments: args } : null;
-}
-
 /** The first JSON value at the start of `text` and what follows it, or null. */
 export function parseJsonPrefix(text: string): { value: unknown; rest: string } | null {
   const open = text[0];
@@ -156,23 +142,90 @@ export function parseJsonPrefix(text: string): { value: unknown; rest: string } 
   return null;
 }
 
+/** The end of an answer's calls: the content left, the calls, and what a stream of them is still to be told. */
+export interface ToolCallsEnd {
+  content: string;
+  calls: ToolCall[];
+  /**
+   * The text was calls cut short (the token limit, a stop string): the call it was writing, its name once written
+   * (else null) and its arguments so far. Only where the text cannot be content: a forced answer (its list is
+   * pagoda's, not the model's), a stream that told of a call already.
+   */
+  cut: { name: string | null; argumentsJson: string } | null;
+  /** What a stream of the calls is told at the end (an answer not streamed: every call, whole). */
+  events: CallEvent[];
+}
+
 /**
  * Separates tool calls from content as the output streams. Content streams until something that may open a call
  * (the format's tag, or for Llama 3 a `{` first in the output); from there the text is held until the output ends,
- * then parsed: calls if it parses as calls, else it was content after all.
+ * then parsed: calls if it parses as calls, else it was content after all. A `streamed` parser also tells of the calls
+ * as they are written (call-stream.ts); what it told stands: if the text then does not parse as calls, the answer is
+ * the calls as far as they were written, not the text.
  */
 export class ToolCallParser {
   private buffer = '';
   private sawContent = false;
-  private inCall = false;
-  private callText = '';
+  private calls: CallStream | null = null;
 
-  constructor(private readonly format: ToolCallFormat) {}
+  constructor(
+    private readonly format: ToolCallFormat,
+    private readonly streamed = false,
+  ) {}
 
-  /** Content that is safe to stream now. */
-  push(text: string): string {
-    if (this.inCall) {
-      this.callText += text;
+  /** Content that is safe to stream now, and (streamed) what the calls written so far add. */
+  push(text: string): { content: string; events: CallEvent[] } {
+    const content = this.read(text);
+    const events = this.calls?.log.take() ?? [];
+    return { content, events: this.streamed ? events : [] };
+  }
+
+  /** Whether text is held that may yet turn out to be content (a possible tag, or a call that may not parse). */
+  get holdsContent(): boolean {
+    return this.calls !== null || this.buffer !== '';
+  }
+
+  /**
+   * At the end: the remaining content and the calls the held text parses as (none: it was content), or the calls as
+   * far as they were written where the text does not parse but cannot be content (see `ToolCallsEnd.cut`).
+   */
+  finish(): ToolCallsEnd {
+    const whole = this.parse();
+    const written = this.calls?.log.calls ?? [];
+    const told = this.streamed ? written : [];
+    if (whole.calls.length > 0) {
+      const calls = whole.calls.map((call, i) => withJson(call, written[i]));
+      const extendsTold = told.every(
+        (w, i) => calls[i]?.name === w.name && calls[i].argumentsJson.startsWith(w.argumentsJson),
+      );
+      if (extendsTold) return { content: whole.content, calls, cut: null, events: this.tell(calls) };
+    }
+    if (told.length === 0 && !(this.format === FORCED_JSON && whole.content.trim())) {
+      return { content: whole.content, calls: [], cut: null, events: [] };
+    }
+    // What was written stands (a stream was told all of it as it came).
+    const calls = written.flatMap((w) => w.call ?? []);
+    const open = written.at(-1)?.call === null ? written.at(-1)! : null;
+    const cut = { name: open?.name ?? null, argumentsJson: open?.argumentsJson ?? '' };
+    return { content: '', calls, cut, events: this.streamed ? [] : this.tell(calls) };
+  }
+
+  /** The events that bring a stream from what it was told to `calls`: the rest of each one, the ones not begun. */
+  private tell(calls: ToolCall[]): CallEvent[] {
+    const log = this.streamed && this.calls ? this.calls.log : new CallLog();
+    calls.forEach((call, i) => {
+      if (i === log.calls.length) log.start(call.name);
+      const told = log.calls[i]!;
+      log.append(i, call.argumentsJson.slice(told.argumentsJson.length));
+      if (!told.call) log.end(i);
+    });
+    return log.take();
+  }
+
+  /** The content that is safe to stream now. */
+  private read(text: string): string {
+    if (this.calls) {
+      this.calls.push(text);
       return '';
     }
     this.buffer += text;
@@ -198,17 +251,12 @@ export class ToolCallParser {
     return out;
   }
 
-  /** Whether text is held that may yet turn out to be content (a possible tag, or a call that may not parse). */
-  get holdsContent(): boolean {
-    return this.inCall || this.buffer !== '';
-  }
-
-  /** At the end: the remaining content and the calls (none when the held text did not parse as calls). */
-  finish(): { content: string; calls: ParsedToolCall[] } {
-    if (!this.inCall) return { content: this.buffer, calls: [] };
+  /** The held text read whole: its calls, or the text as content when it does not parse as calls. */
+  private parse(): { content: string; calls: ParsedToolCall[] } {
+    if (!this.calls) return { content: this.buffer, calls: [] };
     const { start, end } = this.format;
     const calls: ParsedToolCall[] = [];
-    const text = this.callText;
+    const text = this.calls.text;
     // Each call opens with the tag (hermes: <tool_call>{…}</tool_call> repeated); a Llama 3 call may have none.
     const pieces = start && text.startsWith(start) ? text.split(start).slice(1) : [text];
     for (const piece of pieces) {
@@ -226,8 +274,14 @@ export class ToolCallParser {
   }
 
   private enterCall(text: string): void {
-    this.inCall = true;
-    this.callText = text;
+    this.calls = new CallStream(this.format, text);
     this.buffer = '';
   }
+}
+
+/** A parsed call with its arguments' JSON text: as written to a stream where that is this call, else JSON.stringify's. */
+function withJson(call: ParsedToolCall, written: WrittenCall | undefined): ToolCall {
+  const same =
+    written?.call?.name === call.name && JSON.stringify(written.call.arguments) === JSON.stringify(call.arguments);
+  return { ...call, argumentsJson: same ? written.argumentsJson : JSON.stringify(call.arguments) };
 }

@@ -110,16 +110,23 @@ test('disable_parallel_tool_use keeps only the first tool_use block', async () =
   assert.equal(one.stop_reason, 'tool_use');
 });
 
-test('a forced call cut by max_tokens shows no text of the call list: no content, stop_reason max_tokens', async () => {
+test('a forced call cut by max_tokens shows no text of the call list; streamed, the tool_use block as far as it got', async () => {
   const { anthropic } = await serve('[{"name": "get_weather", "arguments": {"city": "Oslo"}}]', hermes);
   const ask = { model: 'm', max_tokens: 46, messages: user('Weather?'), tools: [weather] };
   const m = await anthropic.messages.create({ ...ask, tool_choice: { type: 'any' } });
   assert.deepEqual(m.content, []);
   assert.equal(m.stop_reason, 'max_tokens');
-  const streamed = await anthropic.messages
-    .stream({ ...ask, tool_choice: { type: 'tool', name: 'get_weather' } })
-    .finalMessage();
-  assert.deepEqual(streamed.content, []);
+  const stream = anthropic.messages.stream({ ...ask, tool_choice: { type: 'tool', name: 'get_weather' } });
+  let partial = '';
+  stream.on('inputJson', (delta) => {
+    partial += delta;
+  });
+  const streamed = await stream.finalMessage();
+  assert.deepEqual(
+    streamed.content.map((c) => c.type === 'tool_use' && c.name),
+    ['get_weather'],
+  );
+  assert.equal(partial, '{"city":');
   assert.equal(streamed.stop_reason, 'max_tokens');
 });
 
@@ -151,9 +158,23 @@ test('streamed: the named events in order, and the SDK assembles the same messag
   ]);
   const text = events.filter((e) => e.delta?.type === 'text_delta').map((e) => e.delta!.text);
   assert.equal(text.join(''), 'Checking.', 'no tool-call markup leaks into the text');
-  const json = events.find((e) => e.delta?.type === 'input_json_delta')!;
-  assert.equal(json.index, 1);
-  assert.deepEqual(JSON.parse(json.delta!.partial_json!), { city: 'Paris' });
+  const json = events.filter((e) => e.delta?.type === 'input_json_delta');
+  assert.ok(json.length > 5, 'the input streams as it is written');
+  assert.ok(json.every((e) => e.index === 1));
+  assert.deepEqual(JSON.parse(json.map((e) => e.delta!.partial_json).join('')), { city: 'Paris' });
+  const started = events.find((e) => e.type === 'content_block_start' && e.index === 1) as unknown as {
+    content_block: Record<string, unknown>;
+  };
+  assert.deepEqual(
+    { ...started.content_block, id: 0 },
+    {
+      type: 'tool_use',
+      id: 0,
+      name: 'get_weather',
+      input: {},
+      caller: { type: 'direct' },
+    },
+  );
   const final = await anthropic.messages
     .stream({ model: 'm', max_tokens: 200, messages: user('Weather in Paris?'), tools: [weather] })
     .finalMessage();

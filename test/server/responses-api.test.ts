@@ -130,6 +130,30 @@ test('streamed: the named events in order, numbered, deltas adding up to the fin
   const call = done.response.output[1]!;
   assert.ok(call.type === 'function_call');
   assert.deepEqual(JSON.parse(call.arguments), { city: 'Paris' });
+  // The call's item is added once its name is known; its arguments stream as they are written.
+  const opened = events.find((e) => e.type === 'response.output_item.added' && e.sequence_number > 5) as unknown as {
+    item: Record<string, unknown>;
+  };
+  assert.deepEqual(
+    { ...opened.item, id: 0, call_id: 0 },
+    {
+      id: 0,
+      type: 'function_call',
+      status: 'in_progress',
+      arguments: '',
+      call_id: 0,
+      name: 'get_weather',
+    },
+  );
+  const args = events.filter((e) => e.type === 'response.function_call_arguments.delta').map((e) => e.delta);
+  assert.ok(args.length > 5, `${args.length} argument deltas`);
+  const argsDone = events.find((e) => e.type === 'response.function_call_arguments.done') as unknown as {
+    arguments: string;
+  };
+  const whole = await openai.responses.create({ model: 'm', input: 'Weather in Paris?', tools: [weather] });
+  const wholeCall = whole.output[1]!;
+  assert.ok(wholeCall.type === 'function_call');
+  assert.deepEqual([args.join(''), argsDone.arguments, call.arguments], Array(3).fill(wholeCall.arguments));
   // The SDK's own accumulation of the events agrees.
   const helper = openai.responses.stream({ model: 'm', input: 'Weather in Paris?', tools: [weather] });
   const final = await helper.finalResponse();
@@ -382,6 +406,20 @@ test('refusals, one 400 each in OpenAI shape, naming the field', async () => {
     assert.equal(r.status, 400, JSON.stringify(extra));
     assert.match((r.json.error as { message: string }).message, pattern, JSON.stringify(extra));
   }
+});
+
+test('a streamed call cut at max_output_tokens: its item is incomplete, its arguments as far as they got', async () => {
+  const { openai } = await serve(CALL, hermes);
+  const ask = { model: 'm', input: 'Weather in Paris?', tools: [weather], max_output_tokens: 70 };
+  const stream = await openai.responses.create({ ...ask, stream: true });
+  const events: { type: string; delta?: string; item?: OpenAI.Responses.ResponseOutputItem }[] = [];
+  for await (const e of stream) events.push(e as never);
+  const args = events.filter((e) => e.type === 'response.function_call_arguments.delta').map((e) => e.delta);
+  assert.equal(args.join(''), '{"city":"Pa');
+  const item = events.filter((e) => e.type === 'response.output_item.done').at(-1)!.item!;
+  assert.ok(item.type === 'function_call');
+  assert.deepEqual([item.status, item.arguments], ['incomplete', '{"city":"Pa']);
+  assert.equal(events.at(-1)!.type, 'response.incomplete');
 });
 
 test('streamed and cut at max_output_tokens: the stream ends with response.incomplete', async () => {

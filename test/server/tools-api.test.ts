@@ -56,28 +56,42 @@ test('OpenAI: a Hermes tool call, not streamed: content before it, tool_calls, f
   assert.match(prompt(), /<tools> \{"type": "function", "function": \{"name": "get_weather"/);
 });
 
-test('OpenAI: a Hermes tool call, streamed: no tag text leaks into content, the call arrives whole', async () => {
+test('OpenAI: a Hermes tool call, streamed as it is written: its name first, then its arguments in pieces', async () => {
   const { openai } = await serve(CALL, hermes);
+  const whole = await openai.chat.completions.create({ model: 'm', messages, tools });
+  const wholeCall = whole.choices[0]!.message.tool_calls![0]!;
   const stream = await openai.chat.completions.create({ model: 'm', messages, tools, stream: true });
   let content = '';
   let finish: string | null = null;
-  const calls: { name: string; args: string }[] = [];
+  const deltas: OpenAI.ChatCompletionChunk.Choice.Delta.ToolCall[] = [];
   for await (const chunk of stream) {
     const c = chunk.choices[0];
     if (!c) continue;
     content += c.delta.content ?? '';
-    for (const t of c.delta.tool_calls ?? []) {
-      calls[t.index] ??= { name: '', args: '' };
-      calls[t.index]!.name += t.function?.name ?? '';
-      calls[t.index]!.args += t.function?.arguments ?? '';
-    }
+    deltas.push(...(c.delta.tool_calls ?? []));
     finish = c.finish_reason ?? finish;
   }
   assert.equal(content, 'Checking.');
+  const [first, ...rest] = deltas;
+  assert.match(first!.id!, /^call_/);
   assert.deepEqual(
-    calls.map((c) => [c.name, JSON.parse(c.args)]),
-    [['get_weather', { city: 'Paris' }]],
+    { ...first, id: undefined },
+    {
+      index: 0,
+      id: undefined,
+      type: 'function',
+      function: { name: 'get_weather', arguments: '' },
+    },
   );
+  assert.ok(rest.length > 5, `${rest.length} argument deltas`);
+  for (const d of rest) assert.deepEqual(Object.keys(d).sort(), ['function', 'index']);
+  const args = rest.map((d) => d.function!.arguments).join('');
+  assert.equal(
+    wholeCall.type === 'function' && wholeCall.function.arguments,
+    args,
+    'the arguments a whole answer gives',
+  );
+  assert.deepEqual(JSON.parse(args), { city: 'Paris' });
   assert.equal(finish, 'tool_calls');
 });
 
@@ -241,16 +255,20 @@ test('OpenAI: a forced call cut by max_tokens comes as a tool call with its argu
   assert.equal(choice.finish_reason, 'length');
   assert.equal(choice.message.content, null);
   const call = choice.message.tool_calls![0]!;
-  assert.deepEqual(call.type === 'function' && call.function, { name: 'get_weather', arguments: '{"city": "' });
+  assert.deepEqual(call.type === 'function' && call.function, { name: 'get_weather', arguments: '{"city":"' });
   const stream = await openai.chat.completions.create({ ...ask, stream: true });
   let content = '';
+  let finish: string | null = null;
   const args: string[] = [];
   for await (const chunk of stream) {
     content += chunk.choices[0]?.delta.content ?? '';
     for (const t of chunk.choices[0]?.delta.tool_calls ?? []) args.push(t.function?.arguments ?? '');
+    finish = chunk.choices[0]?.finish_reason ?? finish;
   }
   assert.equal(content, '');
-  assert.deepEqual(args, ['{"city": "']);
+  assert.ok(args.length > 3, 'the arguments came as they were written');
+  assert.equal(args.join(''), '{"city":"');
+  assert.equal(finish, 'length');
 });
 
 test("vLLM's skip_special_tokens and OpenAI's reasoning effort reach the engine and the template", async () => {
@@ -383,7 +401,7 @@ test('a prefill that leaves <think> open is gone on from inside the reasoning (v
   assert.equal(cm.reasoning_content ?? '', '');
 });
 
-test('Ollama: tool calls with arguments as an object, streamed and not', async () => {
+test('Ollama: tool calls with arguments as an object, streamed and not; streamed, a message each as it is complete', async () => {
   const { ollama } = await serve(CALL, hermes);
   const r = await ollama.chat({ model: 'm', messages, tools });
   assert.equal(r.message.content, 'Checking.');
@@ -397,6 +415,13 @@ test('Ollama: tool calls with arguments as an object, streamed and not', async (
   }
   assert.equal(content, 'Checking.');
   assert.deepEqual(calls, [{ function: { name: 'get_weather', arguments: { city: 'Paris' } } }]);
+  const call = (city: string) => `<tool_call>\n{"name": "get_weather", "arguments": {"city": "${city}"}}\n</tool_call>`;
+  const two = await serve(call('Paris') + call('Oslo'), hermes);
+  const parts: unknown[] = [];
+  for await (const part of await two.ollama.chat({ model: 'm', messages, tools, stream: true })) {
+    if (part.message.tool_calls) parts.push(part.message.tool_calls.map((c) => c.function.arguments.city));
+  }
+  assert.deepEqual(parts, [['Paris'], ['Oslo']]);
 });
 
 test('Ollama: think true puts the thinking in message.thinking; a tool message carries tool_name', async () => {

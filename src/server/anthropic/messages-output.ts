@@ -1,4 +1,4 @@
-import type { ParsedToolCall } from '../../tools/tool-parser.ts';
+import type { ToolCall } from '../../tools/call-log.ts';
 import { type AnswerEnd, type BlockKind, type BlockSink, blockId } from '../output-blocks.ts';
 
 /** One Messages API streaming event: its type and fields. */
@@ -29,18 +29,19 @@ export class MessageOutput implements BlockSink {
     this.emit({ type: 'content_block_stop', index });
   }
 
-  call(call: ParsedToolCall, index: number): void {
-    const block = {
-      type: 'tool_use',
-      id: blockId('toolu'),
-      name: call.name,
-      input: call.arguments,
-      caller: { type: 'direct' },
-    };
+  callStart(index: number, name: string): void {
+    const block = { type: 'tool_use', id: blockId('toolu'), name, input: {}, caller: { type: 'direct' } };
     this.content[index] = block;
-    this.emit({ type: 'content_block_start', index, content_block: { ...block, input: {} } });
-    const partial_json = JSON.stringify(call.arguments);
-    this.emit({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json } });
+    this.emit({ type: 'content_block_start', index, content_block: { ...block } });
+  }
+
+  callArguments(index: number, text: string): void {
+    this.emit({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: text } });
+  }
+
+  /** A call cut short keeps its empty input (its arguments streamed as far as they got). */
+  callEnd(index: number, call: ToolCall | null): void {
+    if (call) this.content[index]!.input = call.arguments;
     this.emit({ type: 'content_block_stop', index });
   }
 }

@@ -63,7 +63,7 @@ export function registerMessages(app: FastifyInstance, ctx: ServerContext): void
       send({ type: 'message_start', message });
       const out = new MessageOutput(send);
       try {
-        const end = await drainAnswer(outputs, new OutputBlocks(mode, out), () => stream.open);
+        const end = await drainAnswer(outputs, new OutputBlocks(mode, out, true), () => stream.open);
         // A client gone has nobody to tell; an abort with the stream still open is a forced shutdown.
         if (end.reason === 'abort' && stream.open) throw shutDown();
         send({ type: 'message_delta', delta: stopOf(end, stops, contextBound), usage: usageOf(ids.length, end) });

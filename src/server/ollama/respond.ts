@@ -1,6 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import type { z } from 'zod';
 import type { FinishReason, RequestOutput, TokenLogprob } from '../../engine/types.ts';
+import type { CallEvent } from '../../tools/call-log.ts';
 import type { ParsedToolCall } from '../../tools/tool-parser.ts';
 import { afterReasoning, type ChatOutputMode, ChatOutputParser } from '../chat-output.ts';
 import { type Admitted, type GenerationTimes, newTimes, primed, runEngine, type ServerContext } from '../generation.ts';
@@ -23,6 +24,11 @@ function logprobsOf(lps: TokenLogprob[]) {
 export interface PieceExtra {
   thinking: string;
   calls: ParsedToolCall[];
+}
+
+/** The calls that ended among a stream's call events: Ollama streams each call whole, once it is complete. */
+function endedCalls(events: CallEvent[]): ParsedToolCall[] {
+  return events.flatMap((e) => (e.type === 'end' ? [e.call] : []));
 }
 
 /** The final object's timings and counts, Ollama-style (durations in nanoseconds). */
@@ -57,7 +63,7 @@ export async function respond(
     mode?: ChatOutputMode;
   },
 ): Promise<unknown> {
-  const parser = opts.mode ? new ChatOutputParser(opts.mode) : null;
+  const parser = opts.mode ? new ChatOutputParser(opts.mode, opts.stream) : null;
   const model = opts.a.entry.name;
   const stream = opts.stream ? new EventStream(reply, 'ndjson') : null;
   let text = '';
@@ -70,10 +76,11 @@ export async function respond(
         ids.push(...d.tokenIds);
         if (d.finishReason) reason = d.finishReason;
         if (stream) {
-          const part = parser ? parser.push(d.text) : { content: d.text, reasoning: '' };
-          if (!part.content && !part.reasoning && !d.logprobs?.length) continue;
+          const part = parser ? parser.push(d.text) : { content: d.text, reasoning: '', events: [] };
+          const calls = endedCalls(part.events);
+          if (!part.content && !part.reasoning && !calls.length && !d.logprobs?.length) continue;
           const lp = opts.wantLogprobs ? { logprobs: logprobsOf(d.logprobs ?? []) } : {};
-          const piece = opts.piece(part.content, { thinking: part.reasoning, calls: [] });
+          const piece = opts.piece(part.content, { thinking: part.reasoning, calls });
           stream.send({ model, created_at: new Date().toISOString(), ...piece, done: false, ...lp });
         } else {
           text += d.text;
@@ -92,10 +99,10 @@ export async function respond(
   if (parser) {
     const whole = stream ? { content: '', reasoning: '' } : parser.push(text);
     const end = parser.finish();
-    const extra = { thinking: whole.reasoning + end.reasoning, calls: end.calls };
+    const extra = { thinking: whole.reasoning + end.reasoning, calls: stream ? endedCalls(end.events) : end.calls };
     if (!stream) lastPiece = opts.piece(whole.content + end.content, extra);
-    else if (end.content || end.reasoning || end.calls.length) {
-      // Ollama streams the calls as one message once they are complete, before the final object.
+    else if (end.content || end.reasoning || extra.calls.length) {
+      // The calls the end completed (a stream sent each earlier one as it was complete), before the final object.
       stream.send({ model, created_at: new Date().toISOString(), ...opts.piece(end.content, extra), done: false });
     }
   }

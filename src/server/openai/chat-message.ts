@@ -1,6 +1,6 @@
 import type { CompletionDelta, FinishReason } from '../../engine/types.ts';
-import type { CutToolCall } from '../../tools/cut-forced-calls.ts';
-import type { ParsedToolCall } from '../../tools/tool-parser.ts';
+import type { CallEvent, ToolCall } from '../../tools/call-log.ts';
+import type { ToolCallsEnd } from '../../tools/tool-parser.ts';
 import { type ChatOutputMode, ChatOutputParser, toolCallId } from '../chat-output.ts';
 import type { ChatMessage } from '../models.ts';
 import { chatLogprobs } from './common.ts';
@@ -42,40 +42,57 @@ export function toMessages(messages: ChatRequest['messages']): ChatMessage[] {
 }
 
 /** An answer's calls as OpenAI's tool_calls; one cut by the token limit as OpenAI gives it, arguments as far as they got. */
-function openaiCalls(end: { calls: ParsedToolCall[]; cut?: CutToolCall }) {
-  const calls = end.calls.map((c) => ({ name: c.name, arguments: JSON.stringify(c.arguments) }));
-  if (end.cut?.name) calls.push({ name: end.cut.name, arguments: end.cut.argumentsText });
+function openaiCalls(end: Pick<ToolCallsEnd, 'calls' | 'cut'>) {
+  const calls = end.calls.map((c) => ({ name: c.name, arguments: c.argumentsJson }));
+  if (end.cut?.name) calls.push({ name: end.cut.name, arguments: end.cut.argumentsJson });
   return calls.map((fn) => ({ id: toolCallId(), type: 'function' as const, function: fn }));
+}
+
+/** Streamed tool_calls entries: a call opens with its id, type and name, then its arguments' text comes in pieces. */
+function toolCallDeltas(events: CallEvent[]) {
+  return events.flatMap((e) => {
+    if (e.type === 'start') {
+      const opened = { index: e.index, id: toolCallId(), type: 'function' as const };
+      return [{ ...opened, function: { name: e.name, arguments: '' } }];
+    }
+    return e.type === 'arguments' ? [{ index: e.index, function: { arguments: e.text } }] : [];
+  });
 }
 
 /** A completion that stopped on its own with calls ends in `tool_calls`, unless the request named the function. */
 function finishReason(
   reason: FinishReason | null,
-  calls: ParsedToolCall[],
+  calls: ToolCall[],
   mode: ChatOutputMode,
 ): FinishReason | 'tool_calls' | null {
   return calls.length > 0 && reason === 'stop' && !mode.namedTool ? 'tool_calls' : reason;
 }
 
-/** The streamed chunks of each choice: reasoning_content and content deltas, then its tool calls, then the finish. */
+/**
+ * The streamed chunks of each choice: reasoning_content and content deltas, and its tool calls as they are written
+ * (one entry a chunk), then the finish.
+ */
 export function chatChunker(mode: ChatOutputMode): (d: CompletionDelta) => Record<string, unknown>[] {
   const parsers = new Map<number, ChatOutputParser>();
   return (d) => {
     let parser = parsers.get(d.index);
-    if (!parser) parsers.set(d.index, (parser = new ChatOutputParser(mode)));
+    if (!parser) parsers.set(d.index, (parser = new ChatOutputParser(mode, true)));
     const out: Record<string, unknown>[] = [];
     const delta = (fields: Record<string, unknown>, lp: unknown = null) =>
       out.push({ index: d.index, delta: fields, logprobs: lp, finish_reason: null });
+    const calls = (events: CallEvent[]) => {
+      for (const call of toolCallDeltas(events)) delta({ tool_calls: [call] });
+    };
     const part = parser.push(d.text);
     const lp = d.logprobs?.length ? { content: chatLogprobs(d.logprobs) } : null;
     if (part.reasoning) delta({ reasoning_content: part.reasoning });
     if (part.content || lp) delta({ content: part.content }, lp);
+    calls(part.events);
     if (d.finishReason) {
       const end = parser.finish();
       if (end.reasoning) delta({ reasoning_content: end.reasoning });
       if (end.content) delta({ content: end.content });
-      const calls = openaiCalls(end);
-      if (calls.length > 0) delta({ tool_calls: calls.map((c, index) => ({ index, ...c })) });
+      calls(end.events);
       out.push({
         index: d.index,
         delta: {},

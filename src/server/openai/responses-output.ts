@@ -1,5 +1,5 @@
 import type { TokenLogprob } from '../../engine/types.ts';
-import type { ParsedToolCall } from '../../tools/tool-parser.ts';
+import type { ToolCall } from '../../tools/call-log.ts';
 import { toolCallId } from '../chat-output.ts';
 import { type BlockKind, type BlockSink, blockId as itemId } from '../output-blocks.ts';
 import { chatLogprobs } from './common.ts';
@@ -14,7 +14,7 @@ function part(kind: BlockKind, text: string, logprobs: unknown[] = []) {
 /**
  * An answer's blocks as the Responses API's output items: a reasoning item (`reasoning_text`), the assistant's message
  * (`output_text`), one `function_call` item per call; each opened, filled and closed with the events the API streams
- * (`emit`; a whole response ignores them).
+ * (`emit`; a whole response ignores them). A call cut short is an incomplete item with its arguments so far.
  */
 export class ResponseOutput implements BlockSink {
   readonly items: Record<string, unknown>[] = [];
@@ -60,22 +60,31 @@ export class ResponseOutput implements BlockSink {
     this.emit({ type: 'response.output_item.done', output_index: index, item: { ...item } });
   }
 
-  call(call: ParsedToolCall, index: number): void {
-    const args = JSON.stringify(call.arguments);
+  callStart(index: number, name: string): void {
     const item = {
       id: itemId('fc'),
       type: 'function_call',
       status: 'in_progress',
       arguments: '',
       call_id: toolCallId(),
-      name: call.name,
+      name,
     };
     this.items[index] = item;
-    const at = { item_id: item.id, output_index: index };
     this.emit({ type: 'response.output_item.added', output_index: index, item: { ...item } });
-    this.emit({ type: 'response.function_call_arguments.delta', ...at, delta: args });
-    this.emit({ type: 'response.function_call_arguments.done', ...at, name: call.name, arguments: args });
-    Object.assign(item, { arguments: args, status: 'completed' });
+  }
+
+  callArguments(index: number, text: string): void {
+    const item = this.items[index]!;
+    item.arguments += text;
+    this.emit({ type: 'response.function_call_arguments.delta', item_id: item.id, output_index: index, delta: text });
+  }
+
+  callEnd(index: number, call: ToolCall | null): void {
+    const item = this.items[index]!;
+    const args = call?.argumentsJson ?? (item.arguments as string);
+    const at = { item_id: item.id, output_index: index };
+    this.emit({ type: 'response.function_call_arguments.done', ...at, name: item.name, arguments: args });
+    Object.assign(item, { arguments: args, status: call ? 'completed' : 'incomplete' });
     this.emit({ type: 'response.output_item.done', output_index: index, item: { ...item } });
   }
 

@@ -112,7 +112,7 @@ export function registerResponses(app: FastifyInstance, ctx: ServerContext): voi
           send({ type: 'response.in_progress', response: progress });
           // A background response's run goes on when its client goes away; a plain stream's stops.
           const open = () => !stream || run !== null || stream.open;
-          const end = await drainAnswer(outputs, new OutputBlocks(mode, out), open);
+          const end = await drainAnswer(outputs, new OutputBlocks(mode, out, true), open);
           response = finished(shell, out, ids.length, end, run?.cancelled);
           send({ type: `response.${response.status}`, response });
         } catch (err) {

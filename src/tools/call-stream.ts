@@ -1,0 +1,149 @@
+import { heldBackLength } from '../util/held-back.ts';
+import { type BodyReader, CallLog } from './call-log.ts';
+import { DEEPSEEK_CALL, DEEPSEEK_CALL_END, parseDeepSeekCalls } from './deepseek-calls.ts';
+import { JsonCallsReader, MistralCallReader } from './json-call-reader.ts';
+import { looksPythonic, PythonicCallEnds, pythonicCallsSoFar } from './pythonic-calls.ts';
+import type { ParsedToolCall, ToolCallFormat } from './tool-parser.ts';
+import { parseXmlCalls } from './xml-calls.ts';
+
+const XML_CALL = '<function=';
+const XML_CALL_END = '</function>';
+
+/** Where the calls in a text end as it streams: `scan` is handed each new piece. */
+interface CallEnds {
+  /** Just after the last call `text` closes (an offset into it), or -1. */
+  scan(text: string): number;
+}
+
+/** Calls that each end with a marker (DeepSeek's, Qwen3-Coder's `</function>`); a marker split across pieces too. */
+class MarkerEnds implements CallEnds {
+  /** The end of the text so far that may be the start of the marker. */
+  private tail = '';
+
+  constructor(private readonly marker: string) {}
+
+  scan(text: string): number {
+    const window = this.tail + text;
+    const at = window.lastIndexOf(this.marker);
+    const end = at < 0 ? -1 : at + this.marker.length - this.tail.length;
+    this.tail = window.slice(Math.max(0, window.length - this.marker.length + 1));
+    return end;
+  }
+}
+
+/**
+ * Calls whose arguments are not JSON in the text (Qwen3-Coder's `<function=…>`, DeepSeek's, pythonic), each told
+ * whole once it ends: `parse` reads the body up to the end of the last call.
+ */
+class WholeCallsReader implements BodyReader {
+  private body = '';
+  private told = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly log: CallLog,
+    private readonly ends: CallEnds,
+    private readonly parse: (text: string) => ParsedToolCall[] | null,
+  ) {}
+
+  read(text: string): void {
+    const end = this.ends.scan(text);
+    const before = this.body.length;
+    this.body += text;
+    if (this.stopped || end < 0) return;
+    const calls = this.parse(this.body.slice(0, before + end));
+    this.stopped = calls === null;
+    for (const call of calls?.slice(this.told) ?? []) this.log.whole(call);
+    this.told = calls?.length ?? 0;
+  }
+}
+
+/**
+ * The reader for a call body, by its first characters as `parseCallBody` tells the forms apart; null while they may
+ * still open more than one form, a reader of nothing when they open none.
+ */
+function readerFor(head: string, log: CallLog, format: ToolCallFormat): BodyReader | null {
+  const text = head.trimStart();
+  if (text.startsWith(XML_CALL)) {
+    const parse = (t: string) => parseXmlCalls(t.trim(), format.parameterTypes);
+    return new WholeCallsReader(log, new MarkerEnds(XML_CALL_END), parse);
+  }
+  if (text.startsWith(DEEPSEEK_CALL)) {
+    return new WholeCallsReader(log, new MarkerEnds(DEEPSEEK_CALL_END), parseDeepSeekCalls);
+  }
+  if (looksPythonic(text)) return new WholeCallsReader(log, new PythonicCallEnds(), pythonicCallsSoFar);
+  if (/^[A-Za-z0-9_.-]+\[ARGS\]/.test(text)) return new MistralCallReader(log);
+  // Not yet told apart: nothing, the start of a marker, a list's '[' and what may be a pythonic call's name, a name.
+  const undecided =
+    !text || XML_CALL.startsWith(text) || DEEPSEEK_CALL.startsWith(text) || /^\[\s*([A-Za-z_][\w.-]*)?$/.test(text);
+  if (undecided || /^[A-Za-z0-9_.-]+(\[(A(R(GS?)?)?)?)?$/.test(text)) return null;
+  return text[0] === '{' || text[0] === '[' ? new JsonCallsReader(log) : { read() {} };
+}
+
+/**
+ * A call text (from the tag that opened the first call, or the bare JSON that is one) read as it streams, its calls
+ * written into `log` as far as their form shows them: JSON arguments as they are read, other forms whole as each
+ * call closes. The text is cut into pieces as `ToolCallParser.finish` cuts it: a body after each opening tag, up to
+ * the closing tag; what may be the start of a tag is held back from the body until it is known.
+ */
+export class CallStream {
+  readonly log = new CallLog();
+  /** The call text so far. */
+  text = '';
+  /** Whether the text opens with the format's tag (pieces are cut at each), or is one body. */
+  private readonly tagged: boolean;
+  /** The text after what was handed to a piece: the start of what may be a tag. */
+  private held = '';
+  /** The piece being read: its first characters (until they tell which reader reads it), its reader, its end read. */
+  private head = '';
+  private reader: BodyReader | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly format: ToolCallFormat,
+    text: string,
+  ) {
+    this.tagged = format.start !== null && text.startsWith(format.start);
+    this.text = text.slice(0, this.tagged ? format.start!.length : 0);
+    this.push(text.slice(this.text.length));
+  }
+
+  push(text: string): void {
+    this.text += text;
+    const start = this.tagged ? this.format.start : null;
+    const end = this.format.end;
+    let rest = this.held + text;
+    for (;;) {
+      const next = start ? rest.indexOf(start) : -1;
+      const close = end && !this.closed ? rest.indexOf(end) : -1;
+      if (close >= 0 && (next < 0 || close < next)) {
+        this.feed(rest.slice(0, close));
+        this.closed = true;
+        rest = rest.slice(close + end!.length);
+      } else if (next >= 0) {
+        this.feed(rest.slice(0, next));
+        this.head = '';
+        this.reader = null;
+        this.closed = false;
+        rest = rest.slice(next + start!.length);
+      } else {
+        const tags = [start, this.closed ? null : end].filter((t) => t !== null);
+        const keep = heldBackLength(rest, tags);
+        this.feed(rest.slice(0, rest.length - keep));
+        this.held = rest.slice(rest.length - keep);
+        return;
+      }
+    }
+  }
+
+  /** Body text of the piece being read (none once its closing tag was read). */
+  private feed(text: string): void {
+    if (this.closed || !text) return;
+    if (this.reader) this.reader.read(text);
+    else {
+      this.head += text;
+      this.reader = readerFor(this.head, this.log, this.format);
+      this.reader?.read(this.head);
+    }
+  }
+}
