@@ -385,8 +385,15 @@ case ${1:-1} in
   # TFLOP/s on an H100): bf16 and e4m3, and what a step would save with the best.
   stage gemm-algos 110 node --import tsx bench/gemm-algos.ts --budget-s 90
   ;;
+33)
+  # Part 22 cut to a short call (a lease's last minutes on an H200): the GEMV swept at one row on Llama-3-8B's shapes
+  # (this card's table), then the 8B shape's batch-1 figures with it: bf16 (#19), FP8 (#18), Q4_K_M (#12).
+  stage gemv-sweep 110 bash -c "node --import tsx bench/gemv-sweep.ts --batches 1 --budget-s 90 \
+    --write-table src/backend/cuda/gemv-table.json && cp src/backend/cuda/gemv-table.json \$OUT/"
+  stage latency 200 env MODES=1 THROUGHPUT= SHAPES="llama3-8b llama3-8b:fp8 llama3-8b:q4_k_m" bench/async-device.sh
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|...|32" >&2
+  echo "usage: bench/lease.sh 1|2|...|33" >&2
   exit 2
   ;;
 esac
