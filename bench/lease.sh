@@ -8,11 +8,13 @@
 # passes); the third ran parts 26 and 27 (bench/NOTES.md: #18 now hinges on the e4m3 GEMMs at 129-256 rows); the
 # fourth ran parts 28-30 and 7 on an H100 (FP8 fast accumulation and cuBLASLt's scales made the defaults: #18's offline
 # 1.425x bf16; every GPU test file passes on them); the fifth got no H200 and ran part 7 on an H100 (26 files, one
-# f32 GELU bound at fault, since rewritten; not yet rerun). Next, in order: part 22 on an H200 (the issues' targets are
-# an H200's, and gemv-table.json has no H200 table, so every shape there takes the rule: the sweeps write one, then the
-# headline figures with it); part 31 (the MoE shape's offline run and #18's FP8 ratio there); test/gpu/cuda-kernels,
-# sandwich-norm, startup and weight-upload; then part 11 (the offline run step by step), then 3, 4, 2, 5 (GGUF
-# decode, MoE/Gemma/Phi with their baselines, sm_90a prefill and FP8, start-up and tensor parallelism).
+# f32 GELU bound at fault, since rewritten); the sixth (an H100 again) ran part 7 twice: every GPU test file passes
+# on tree 4a03890, the GELU bound included. Next, in order: part 22 on an H200 (the issues' targets are an H200's,
+# and gemv-table.json has no H200 table, so every shape there takes the rule: the sweeps write one, then the headline
+# figures with it; part 33 is the same cut to a short call); part 32 on any card (cuBLASLt's first pick against its
+# other algorithms: whether choosing among them is the next lever for #19's offline figure); part 31 (the MoE shape's
+# offline run and #18's FP8 ratio there); then part 11 (the offline run step by step), then 3, 4, 2, 5 (GGUF decode,
+# MoE/Gemma/Phi with their baselines, sm_90a prefill and FP8, start-up and tensor parallelism).
 # Each part stops its stages at its own deadline and packs what it has: $OUT/logs.tgz (one folder per stage) and
 # $OUT/RESULTS.md (bench/RESULTS.md with the rows the stages appended).
 # Before the lease, here: `../shared/device/prepare`. A call's tree (tracked files, about 23 MB, plus what it carries)
