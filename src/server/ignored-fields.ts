@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { z } from 'zod';
-import { RUNNER_OPTIONS } from '../store/modelfile.ts';
+import { IGNORED_OPTIONS } from '../store/modelfile.ts';
 
 /** OpenAI request fields that change nothing here: bookkeeping and hints for OpenAI's own service. */
 export const IGNORED_OPENAI_FIELDS = [
@@ -37,7 +37,7 @@ function ignoredIn(route: string, body: unknown): string[] {
   if (route.startsWith('/v1/')) return IGNORED_OPENAI_FIELDS.filter((f) => b[f] !== undefined);
   const options = b.options as Record<string, unknown> | null | undefined;
   if ((route === '/api/generate' || route === '/api/chat') && options && typeof options === 'object') {
-    return RUNNER_OPTIONS.filter((o) => options[o] !== undefined).map((o) => `options.${o}`);
+    return IGNORED_OPTIONS.filter((o) => options[o] !== undefined).map((o) => `options.${o}`);
   }
   return [];
 }

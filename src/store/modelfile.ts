@@ -59,10 +59,13 @@ export const RUNNER_OPTIONS = [
 ] as const;
 
 /**
- * Sampling options of older Modelfiles that no runner implements any more (tail-free sampling left llama.cpp):
- * accepted with a warning, and ignored, so that such a Modelfile imports.
+ * Sampling options of older Modelfiles and clients that no runner implements any more (tail-free sampling left
+ * llama.cpp): accepted with a warning in a Modelfile, at debug level in a request, and ignored, as Ollama does.
  */
-export const IGNORED_SAMPLING = ['tfs_z'];
+export const IGNORED_SAMPLING = ['tfs_z'] as const;
+
+/** Every option a request or a Modelfile may carry that changes nothing here. */
+export const IGNORED_OPTIONS = [...RUNNER_OPTIONS, ...IGNORED_SAMPLING] as const;
 
 const ROLES = new Set(['system', 'user', 'assistant']);
 
@@ -162,7 +165,7 @@ export function setParameter(
   warn: (msg: string) => void = () => {},
 ): void {
   if ((RUNNER_OPTIONS as readonly string[]).includes(key)) return;
-  if (IGNORED_SAMPLING.includes(key)) {
+  if ((IGNORED_SAMPLING as readonly string[]).includes(key)) {
     warn(`PARAMETER ${key}: pagoda does not implement it; ignored`);
     return;
   }

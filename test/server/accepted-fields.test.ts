@@ -42,7 +42,7 @@ test('OpenAI bookkeeping fields are accepted, change nothing, and are logged onc
   assert.deepEqual(ignoredLogged().sort(), Object.keys(extras).sort());
 });
 
-test('Ollama runner options are accepted and ignored; options pagoda cannot honour are still refused', async () => {
+test('Ollama runner options and tfs_z are accepted and ignored; sampler options out of range are refused', async () => {
   const options = { num_predict: 5, seed: 1 };
   const plain = await ollama.generate({ model: 'm', prompt: 'hi', options });
   const runner = {
@@ -57,6 +57,7 @@ test('Ollama runner options are accepted and ignored; options pagoda cannot hono
     f16_kv: true,
     vocab_only: false,
     numa: false,
+    tfs_z: 1,
   };
   const r = await ollama.generate({ model: 'm', prompt: 'hi', options: { ...options, ...runner } });
   assert.equal(r.response, plain.response);
@@ -64,7 +65,7 @@ test('Ollama runner options are accepted and ignored; options pagoda cannot hono
   assert.equal(chat.done, true);
   for (const key of Object.keys(runner)) assert.ok(ignoredLogged().includes(`options.${key}`), key);
   assert.equal(ignoredLogged().filter((f) => f === 'options.num_thread').length, 1);
-  for (const refused of [{ mirostat: 3 }, { typical_p: 0 }, { repeat_last_n: -2 }, { tfs_z: 1 }]) {
+  for (const refused of [{ mirostat: 3 }, { typical_p: 0 }, { repeat_last_n: -2 }]) {
     const bad = await post(`${server.url}/api/generate`, { model: 'm', prompt: 'x', options: refused });
     assert.equal(bad.status, 400, JSON.stringify(refused));
     assert.match(String(bad.json.error), new RegExp(Object.keys(refused)[0]));

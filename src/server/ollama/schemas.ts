@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RUNNER_OPTIONS } from '../../store/modelfile.ts';
+import { IGNORED_OPTIONS } from '../../store/modelfile.ts';
 import { acceptAnything } from '../ignored-fields.ts';
 import { keepAlive, unsupported } from '../openai/schemas.ts';
 import { ollamaFormat } from '../structured-output.ts';
@@ -10,7 +10,7 @@ const int = () => z.number().int();
 
 /** Options pagoda honours, with Ollama's meaning, and runner options it accepts and ignores. */
 export const options = z.strictObject({
-  ...acceptAnything(RUNNER_OPTIONS),
+  ...acceptAnything(IGNORED_OPTIONS),
   num_ctx: opt(int().min(1)),
   num_predict: opt(int().min(-2)),
   temperature: opt(z.number().min(0).max(100)),
