@@ -93,6 +93,30 @@ for (const [build, module] of Object.entries(SIMD_BUILDS)) {
   });
 }
 
+for (const [build, module] of Object.entries(SIMD_BUILDS)) {
+  test(`the ${build} four-token kernels equal the JavaScript twins bit for bit: tokens in fours and a tail, row counts past a call's rows`, () => {
+    const arena = new WasmArena();
+    // 4096-wide Q4_K rows go 56 to a call (CACHED_ROW_BYTES), Q6_K rows 39: 130 rows end in a partial call.
+    for (const type of ['q4_k', 'q6_k'] as const) {
+      for (const [i, n] of [256, 768, 4096].entries()) {
+        for (const blocks of [true, false]) {
+          for (const rows of [1, 37, 130]) {
+            const p = stackQuantized([host(type, rows, n, 100 * i + rows, blocks)], false, arena).parts[0]!;
+            for (const T of [2, 3, 4, 5, 7, 16]) {
+              const x = random(T * n, T + rows);
+              const got = new Float32Array(T * rows).fill(Number.NaN);
+              const input = quantInput(p, x, T, n);
+              assert.ok(wasmRows(input, type, p.home!, p.rowBytes, got, T, n, rows, 0, rowRange(0, rows), 0, module));
+              const what = `${type} n=${n} rows=${rows} T=${T} ${blocks ? 'random blocks' : 'quantized'}`;
+              assert.deepEqual(got, jsRows(x, p, T, n), what);
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
 test('rows r0..r1 land at the output rows a part starts at, past a slot of outputs, from any thread slot', () => {
   const arena = new WasmArena();
   // More rows than one kernel call writes into a slot (16384): the rest in a second call.
@@ -119,7 +143,8 @@ test('rows r0..r1 land at the output rows a part starts at, past a slot of outpu
 
 test('more tokens than one slot holds go in groups, each group taking the rows while they are in cache', () => {
   const arena = new WasmArena();
-  // 4096 q8_K-packed values take 4,928 bytes a token: 53 tokens a group in a 256 KiB slot, so 60 make two groups.
+  // 4096 q8_K-packed values take 4,928 bytes a token: 53 fit a 256 KiB slot, so 60 make two groups (52 and 8: whole
+  // fours for the four-token kernel).
   const [rows, n, T] = [70, 4096, 60];
   const p = stackQuantized([host('q4_k', rows, n, 5, true)], false, arena).parts[0]!;
   const x = random(T * n, 3);
@@ -204,6 +229,29 @@ test('SIMD linear over worker threads equals the JavaScript kernels on one threa
     const x = new CpuTensor([T, 1024], random(T * 1024, 8));
     const want = js.toHost(js.linear(x, wJs, bias));
     for (let r = 0; r < 2; r++) assert.deepEqual(three.toHost(three.linear(x, w3, bias)), want, `T=${T}`);
+  }
+});
+
+test('prefill-sized SIMD linear over worker threads (four-token kernels, claimed row chunks) equals the JavaScript dot products', () => {
+  const three = new CpuBackend({ threads: 3 });
+  const [n, m] = [4096, 336];
+  const parts = [host('q4_k', 200, n, 1, true), host('q6_k', 136, n, 2, false)];
+  const w3 = three.loadStacked(parts) as QuantCpuTensor;
+  const twin = stackQuantized(parts, false, null);
+  const bias = random(m, 5);
+  for (const T of [5, 16]) {
+    const x = random(T * n, T);
+    const want = new Float32Array(T * m);
+    let first = 0;
+    for (const p of twin.parts) {
+      const rows = jsRows(x, p, T, n);
+      for (let t = 0; t < T; t++) {
+        for (let r = 0; r < p.rows; r++) want[t * m + first + r] = rows[t * p.rows + r]! + bias[first + r]!;
+      }
+      first += p.rows;
+    }
+    const got = three.toHost(three.linear(new CpuTensor([T, n], x), w3, new CpuTensor([m], bias)));
+    assert.deepEqual(got, want, `T=${T}`);
   }
 });
 

@@ -8,7 +8,7 @@ import { HALF } from '../../../primitives/quant/codec.ts';
  *
  * - [0, 256 KiB): the f32 value of every half (a block's scale is one load);
  * - SLOTS scratch slots, one per thread (the caller is slot 0, worker i slot i): the activations packed for the
- *   kernels, then the rows' outputs;
+ *   kernels, then the rows' outputs, then the per-token sums of a four-token kernel;
  * - the blocks, appended part by part as weights load, the memory grown to fit.
  *
  * `.buffer` is a SharedArrayBuffer: the JavaScript kernels, the embedding gather and worker threads read the same
@@ -23,7 +23,9 @@ export const SLOTS = 16;
 export const ACT_BYTES = 256 * 1024;
 /** Rows one kernel call writes into a slot's output before they are copied out. */
 export const OUT_ROWS = 16384;
-const SLOT_BYTES = ACT_BYTES + OUT_ROWS * 4;
+/** Bytes after a slot's outputs where a four-token kernel keeps each token's sums. */
+const SCRATCH_BYTES = 64;
+const SLOT_BYTES = ACT_BYTES + OUT_ROWS * 4 + SCRATCH_BYTES;
 const BLOCKS_AT = HALF_BYTES + SLOTS * SLOT_BYTES;
 /** Blocks start at multiples of this. */
 const ALIGN = 64;
@@ -34,7 +36,10 @@ export interface WasmHome {
   readonly offset: number;
 }
 
-/** Byte offset of slot `slot`'s packed activations in every memory; its outputs follow at + ACT_BYTES. */
+/**
+ * Byte offset of slot `slot`'s packed activations in every memory; its outputs follow at + ACT_BYTES, its scratch at
+ * + ACT_BYTES + 4 · OUT_ROWS.
+ */
 export function slotAt(slot: number): number {
   return HALF_BYTES + slot * SLOT_BYTES;
 }

@@ -8,6 +8,27 @@ import { ACT_BYTES, OUT_ROWS, SLOTS, slotAt, WasmArena, type WasmHome } from './
 /** One export of quant-dot.wat: `rows` rows from byte w against one packed activation row, f32 results at out. */
 type Kernel = (w: number, rowBytes: number, rows: number, lv: number, ds: number, sums: number, out: number) => void;
 
+/**
+ * A four-token export (`q4_k_x4`, for prefill): the rows against four packed activation rows, token t's levels,
+ * scales and sums t strides after the first token's; row r's four results (token order) at out + 16r; 64 bytes of
+ * scratch.
+ */
+type FourTokenKernel = (
+  w: number,
+  rowBytes: number,
+  rows: number,
+  lv: number,
+  ds: number,
+  sums: number,
+  out: number,
+  lvStride: number,
+  dsStride: number,
+  sumsStride: number,
+  scratch: number,
+) => void;
+
+const FOUR_TOKENS = 4;
+
 const compile = (binary: Uint8Array<ArrayBuffer>) =>
   WebAssembly.validate(binary) ? new WebAssembly.Module(binary) : null;
 
@@ -26,7 +47,10 @@ export const SIMD_BUILDS = (() => {
 /** The build the kernels run: relaxed SIMD where it compiles, else plain SIMD, else none (the JavaScript kernels). */
 export const SIMD_MODULE: WebAssembly.Module | null = SIMD_BUILDS.relaxed ?? SIMD_BUILDS.simd;
 
-/** The weight types quant-dot.wat has a kernel for, by export name (any other takes the JavaScript kernels). */
+/**
+ * The weight types quant-dot.wat has a kernel for, by export name (any other takes the JavaScript kernels; the
+ * four-token exports are named after their type).
+ */
 const KERNEL_TYPES = new Set(SIMD_MODULE ? WebAssembly.Module.exports(SIMD_MODULE).map((e) => e.name) : []);
 
 /**
@@ -43,15 +67,16 @@ export function hasSimdKernel(type: QuantType): boolean {
 }
 
 /** This thread's instance of each build over each memory. */
-const instances = new WeakMap<WebAssembly.Module, WeakMap<WebAssembly.Memory, Record<string, Kernel>>>();
+type Exports = Record<string, (...args: number[]) => void>;
+const instances = new WeakMap<WebAssembly.Module, WeakMap<WebAssembly.Memory, Exports>>();
 
-function kernelsOf(module: WebAssembly.Module, memory: WebAssembly.Memory): Record<string, Kernel> {
+function kernelsOf(module: WebAssembly.Module, memory: WebAssembly.Memory): Exports {
   let byMemory = instances.get(module);
   if (!byMemory) instances.set(module, (byMemory = new WeakMap()));
   let k = byMemory.get(memory);
   if (!k) {
     const instance = new WebAssembly.Instance(module, { env: { memory } });
-    byMemory.set(memory, (k = instance.exports as Record<string, Kernel>));
+    byMemory.set(memory, (k = instance.exports as Exports));
   }
   return k;
 }
@@ -127,10 +152,10 @@ const CACHED_ROW_BYTES = 128 * 1024;
  * The `rows` of a part whose blocks lie in an arena (`home`) against `input` (quant-act.ts's quantized rows, T
  * tokens of n values), through the SIMD kernels: out[t, first + r] = x[t] · row r, bit-identical to the JavaScript
  * dot-product loops. Thread `slot` packs the activations into its own scratch slot, so threads never share one; with
- * several tokens the rows go a few at a time (CACHED_ROW_BYTES), each token of a group taking them while they are in
- * cache. False, having done nothing, when the type has no kernel, the slot does not exist or one token's
- * activations do not fit it. `module`
- * picks a build other than the one the backend runs (tests compare both).
+ * several tokens the rows go a few at a time (CACHED_ROW_BYTES), each token of a group (four at a time where the type
+ * has a four-token kernel) taking them while they are in cache. False, having done nothing, when the type has no
+ * kernel, the slot does not exist or one token's activations do not fit it. `module` picks a build other than the one
+ * the backend runs (tests compare both).
  */
 export function wasmRows(
   input: Float32Array,
@@ -147,13 +172,21 @@ export function wasmRows(
   module = SIMD_MODULE,
 ): boolean {
   if (!module || !KERNEL_TYPES.has(type) || slot >= SLOTS) return false;
-  // As many tokens as the slot's activations hold go at a time.
-  const group = Math.min(T, Math.floor(ACT_BYTES / packedBytes(type, n, 1)));
+  const kernels = kernelsOf(module, home.memory);
+  const kernel: Kernel = kernels[type]!;
+  // Several tokens go four at a time where the type has a four-token kernel (each block unpacked once for the four),
+  // the rest one at a time.
+  const fourTokenKernel: FourTokenKernel | undefined = T > 1 ? kernels[`${type}_x4`] : undefined;
+  // As many tokens as the slot's activations hold go at a time; where that is not all of them, a multiple of four
+  // for a four-token kernel.
+  let group = Math.min(T, Math.floor(ACT_BYTES / packedBytes(type, n, 1)));
+  if (fourTokenKernel && group < T && group > FOUR_TOKENS) group -= group % FOUR_TOKENS;
   if (group === 0 || packedBytes(type, n, group) > ACT_BYTES) return false;
-  const kernel = kernelsOf(module, home.memory)[type]!;
   const outAt = slotAt(slot) + ACT_BYTES;
+  const scratch = outAt + 4 * OUT_ROWS;
   const results = new Float32Array(home.memory.buffer, outAt, OUT_ROWS);
-  const rowsPerCall = T === 1 ? OUT_ROWS : Math.max(1, Math.min(OUT_ROWS, Math.floor(CACHED_ROW_BYTES / rowBytes)));
+  const rowsPerCall =
+    T === 1 ? OUT_ROWS : Math.max(1, Math.min(OUT_ROWS / FOUR_TOKENS, Math.floor(CACHED_ROW_BYTES / rowBytes)));
   // The group of tokens packed in the slot: with one group, packed once for every range the thread takes.
   let packed: { t0: number; p: Packed } | null = null;
   rows((r0, r1) => {
@@ -161,12 +194,36 @@ export function wasmRows(
       const t1 = Math.min(T, t0 + group);
       if (packed?.t0 !== t0) packed = { t0, p: pack(home.memory, slot, input, type, T, n, t0, t1) };
       const { p } = packed;
+      const { lvStride, dsStride, sumsStride } = p;
       for (let r = r0; r < r1; r += rowsPerCall) {
         const count = Math.min(rowsPerCall, r1 - r);
-        for (let t = t0; t < t1; t++) {
+        const w = home.offset + r * rowBytes;
+        // Token t's activations lie t - t0 strides into the group's.
+        let t = t0;
+        for (; fourTokenKernel && t + FOUR_TOKENS <= t1; t += FOUR_TOKENS) {
           const i = t - t0;
-          const w = home.offset + r * rowBytes;
-          kernel(w, rowBytes, count, p.lv + i * p.lvStride, p.ds + i * p.dsStride, p.sums + i * p.sumsStride, outAt);
+          fourTokenKernel(
+            w,
+            rowBytes,
+            count,
+            p.lv + i * lvStride,
+            p.ds + i * dsStride,
+            p.sums + i * sumsStride,
+            outAt,
+            lvStride,
+            dsStride,
+            sumsStride,
+            scratch,
+          );
+          // A row's four results lie together: token t + j's are every fourth from the j-th.
+          for (let j = 0; j < FOUR_TOKENS; j++) {
+            const o = (t + j) * m + first + r;
+            for (let x = 0; x < count; x++) out[o + x] = results[FOUR_TOKENS * x + j]!;
+          }
+        }
+        for (; t < t1; t++) {
+          const i = t - t0;
+          kernel(w, rowBytes, count, p.lv + i * lvStride, p.ds + i * dsStride, p.sums + i * sumsStride, outAt);
           out.set(results.subarray(0, count), t * m + first + r);
         }
       }

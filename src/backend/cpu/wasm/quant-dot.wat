@@ -1,12 +1,20 @@
-;; Quantized weight rows times one activation row quantized to 8 bits, with 128-bit SIMD: the same integer sums as
+;; Quantized weight rows times activation rows quantized to 8 bits, with 128-bit SIMD: the same integer sums as
 ;; quant-dot.ts's JavaScript loops (exact, so their order does not matter), then the same float64 scale steps in the
 ;; same order, so each row's result is bit-identical to theirs.
 ;;
-;; Every export has the signature (w, rowBytes, rows, lv, ds, sums, out): `rows` rows of blocks from byte w, rowBytes
-;; apart; the activation row's int8 levels at lv, its per-block scale d (f32) at ds (for q8_1, Q4_1's and Q5_1's,
-;; d then s, the block's level sum times d) and, for the k-quants, each block's 16 sums of 16 levels then 8 sums of 32
-;; (i16, 48 bytes) at sums; one f32 result per row from out. The memory starts with the f32 value of every half
-;; (65536 × 4 bytes from address 0), so a block's half scale is one load.
+;; Every export named after its block type has the signature (w, rowBytes, rows, lv, ds, sums, out): `rows` rows of
+;; blocks from byte w, rowBytes apart; one activation row's int8 levels at lv, its per-block scale d (f32) at ds (for
+;; q8_1, Q4_1's and Q5_1's, d then s, the block's level sum times d) and, for the k-quants, each block's 16 sums of
+;; 16 levels then 8 sums of 32 (i16, 48 bytes) at sums; one f32 result per row from out. The memory starts with the
+;; f32 value of every half (65536 × 4 bytes from address 0), so a block's half scale is one load.
+;;
+;; The four-token exports (`q4_k_x4`, `q6_k_x4`, for prefill) add (lvStride, dsStride, sumsStride, scratch): four
+;; activation rows, token t's levels, scales and sums t strides after the first token's; row r's four results, in
+;; token order, at out + 16r. Each piece of a block is unpacked once for the four tokens, then each token's products
+;; follow as in the single-token kernel. A token's running sums stay in locals but are also stored to scratch (64
+;; bytes) after every update: the store keeps V8 from loading all four tokens' activations ahead of their products
+;; (they would not fit the registers). Two tokens' f64 steps go at a time in f64x2 lanes, each lane the single-token
+;; kernel's operations in its order, so the results are bit-identical to it.
 (module
   (import "env" "memory" (memory 1 32768 shared))
 
@@ -71,7 +79,7 @@
     (i16x8.add (i16x8.extmul_low_i8x16_s (local.get $w) (local.get $a))
                (i16x8.extmul_high_i8x16_s (local.get $w) (local.get $a))))
 
-;; A Q4_1 or Q5_1 block's term: d_w · d_a · isum + m · s_a, for the block at $p (d, then m, as halves) and the
+  ;; A Q4_1 or Q5_1 block's term: d_w · d_a · isum + m · s_a, for the block at $p (d, then m, as halves) and the
   ;; activation block's d, s at $ds.
   (func $withMin (param $p i32) (param $ds i32) (param $isum i32) (result f64)
     (f64.add
@@ -79,7 +87,110 @@
                (f64.convert_i32_s (local.get $isum)))
       (f64.mul (call $half (i32.add (local.get $p) (i32.const 2))) (f64.promote_f32 (f32.load offset=4 (local.get $ds))))))
 
-    ;; Q8_0: d (half) | 32 int8 levels. acc += d_w · d_a · Σ w·a.
+  ;; The low nibble of each byte.
+  (func $lo4 (param $v v128) (result v128)
+    (v128.and (local.get $v) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)))
+
+  ;; Four $hsum at once: lane t the sum of $vt's lanes (the pairs interleaved and added, then their halves).
+  (func $hsum4 (param $v0 v128) (param $v1 v128) (param $v2 v128) (param $v3 v128) (result v128)
+    (call $halvesAdded (call $zipAdded (local.get $v0) (local.get $v1)) (call $zipAdded (local.get $v2) (local.get $v3))))
+
+  ;; [a0 + a2, b0 + b2, a1 + a3, b1 + b3].
+  (func $zipAdded (param $a v128) (param $b v128) (result v128)
+    (i32x4.add (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $a) (local.get $b))
+               (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $a) (local.get $b))))
+
+  ;; [x0 + x2, x1 + x3, y0 + y2, y1 + y3].
+  (func $halvesAdded (param $x v128) (param $y v128) (result v128)
+    (i32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $x) (local.get $y))
+               (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $x) (local.get $y))))
+
+  ;; Lanes 2 and 3 of v in lanes 0 and 1 (the second pair of tokens, for f64x2.convert_low_i32x4_s).
+  (func $high64 (param $v v128) (result v128)
+    (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $v) (local.get $v)))
+
+  ;; Two tokens' f32 block scales d_a, at $p and $q, as f64x2.
+  (func $pairAt (param $p i32) (param $q i32) (result v128)
+    (f64x2.replace_lane 1 (f64x2.splat (f64.promote_f32 (f32.load (local.get $p))))
+                          (f64.promote_f32 (f32.load (local.get $q)))))
+
+  ;; Four tokens' results, two f64x2 pairs, as f32x4 (each lane rounded as f32.demote_f64 rounds it).
+  (func $f32x4Of (param $acc01 v128) (param $acc23 v128) (result v128)
+    (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+      (f32x4.demote_f64x2_zero (local.get $acc01)) (f32x4.demote_f64x2_zero (local.get $acc23))))
+
+  ;; One token's share of a Q4_K chunk: its 64 activations at $a against the chunk's levels (lo0, lo1 under the scale
+  ;; broadcast in sc0; hi0, hi1 under sc1), as i32x4 partial sums.
+  (func $q4kChunk (param $lo0 v128) (param $lo1 v128) (param $hi0 v128) (param $hi1 v128) (param $sc0 v128)
+        (param $sc1 v128) (param $a i32) (result v128)
+    (i32x4.add
+      (i32x4.dot_i16x8_s (i16x8.add (call $mulu7 (local.get $lo0) (v128.load (local.get $a)))
+                                    (call $mulu7 (local.get $lo1) (v128.load offset=16 (local.get $a))))
+                         (local.get $sc0))
+      (i32x4.dot_i16x8_s (i16x8.add (call $mulu7 (local.get $hi0) (v128.load offset=32 (local.get $a)))
+                                    (call $mulu7 (local.get $hi1) (v128.load offset=48 (local.get $a))))
+                         (local.get $sc1))))
+
+  ;; Two tokens' Q4_K block terms d_a · (d·isum − dmin·msum), from lanes 0 and 1 of isums and msums.
+  (func $kTerms (param $da v128) (param $d v128) (param $dmin v128) (param $isums v128) (param $msums v128) (result v128)
+    (f64x2.mul (local.get $da)
+               (f64x2.sub (f64x2.mul (local.get $d) (f64x2.convert_low_i32x4_s (local.get $isums)))
+                          (f64x2.mul (local.get $dmin) (f64x2.convert_low_i32x4_s (local.get $msums))))))
+
+  ;; Quarter i (0..3) of the Q6_K block at p covers half h = i/2 from l = 16·(i mod 2): its 16 ql bytes at
+  ;; 64h + 16·(i mod 2) (and the 16 beside them at + 32), its 16 qh bytes at 128 + 32h + 16·(i mod 2), its first
+  ;; scale at 192 + 8h + (i mod 2).
+  (func $q6kQl (param $p i32) (param $i i32) (result i32)
+    (i32.add (local.get $p) (i32.add (i32.shl (i32.shr_u (local.get $i) (i32.const 1)) (i32.const 6))
+                                     (i32.shl (i32.and (local.get $i) (i32.const 1)) (i32.const 4)))))
+  (func $q6kQh (param $p i32) (param $i i32) (result i32)
+    (i32.add (local.get $p) (i32.add (i32.const 128) (i32.add (i32.shl (i32.shr_u (local.get $i) (i32.const 1)) (i32.const 5))
+                                                              (i32.shl (i32.and (local.get $i) (i32.const 1)) (i32.const 4))))))
+  (func $q6kScale (param $p i32) (param $i i32) (result i32)
+    (i32.add (local.get $p) (i32.add (i32.const 192) (i32.add (i32.shl (i32.shr_u (local.get $i) (i32.const 1)) (i32.const 3))
+                                                              (i32.and (local.get $i) (i32.const 1))))))
+
+  ;; A Q6_K quarter's four vectors of levels (stored + 32), from its ql bytes, the 16 beside them (qm) and its qh
+  ;; bytes: the low nibbles of ql and qm with qh's bits 0-1 and 2-3 above them, then the high nibbles with bits 4-5
+  ;; and 6-7.
+  (func $q6kLevels0 (param $ql v128) (param $qh v128) (result v128)
+    (v128.or (call $lo4 (local.get $ql))
+             (i8x16.shl (v128.and (local.get $qh) (v128.const i8x16 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3)) (i32.const 4))))
+  (func $q6kLevels1 (param $qm v128) (param $qh v128) (result v128)
+    (v128.or (call $lo4 (local.get $qm))
+             (i8x16.shl (v128.and (local.get $qh) (v128.const i8x16 12 12 12 12 12 12 12 12 12 12 12 12 12 12 12 12))
+                        (i32.const 2))))
+  (func $q6kLevels2 (param $ql v128) (param $qh v128) (result v128)
+    (v128.or (call $hi4 (local.get $ql))
+             (v128.and (local.get $qh) (v128.const i8x16 48 48 48 48 48 48 48 48 48 48 48 48 48 48 48 48))))
+  (func $q6kLevels3 (param $qm v128) (param $qh v128) (result v128)
+    (v128.or (call $hi4 (local.get $qm))
+             (v128.and (i16x8.shr_u (local.get $qh) (i32.const 2))
+                       (v128.const i8x16 48 48 48 48 48 48 48 48 48 48 48 48 48 48 48 48))))
+
+  ;; One token's share of a Q6_K quarter: the 16 activations at each of $a, + 32, + 64, + 96 against the quarter's
+  ;; levels w0..w3, each under its scale broadcast c0..c3, as i32x4 partial sums.
+  (func $q6kQuarter (param $w0 v128) (param $w1 v128) (param $w2 v128) (param $w3 v128) (param $c0 v128)
+        (param $c1 v128) (param $c2 v128) (param $c3 v128) (param $a i32) (result v128)
+    (i32x4.add
+      (i32x4.add (i32x4.dot_i16x8_s (call $mulu7 (local.get $w0) (v128.load (local.get $a))) (local.get $c0))
+                 (i32x4.dot_i16x8_s (call $mulu7 (local.get $w1) (v128.load offset=32 (local.get $a))) (local.get $c1)))
+      (i32x4.add (i32x4.dot_i16x8_s (call $mulu7 (local.get $w2) (v128.load offset=64 (local.get $a))) (local.get $c2))
+                 (i32x4.dot_i16x8_s (call $mulu7 (local.get $w3) (v128.load offset=96 (local.get $a))) (local.get $c3)))))
+
+  ;; A Q6_K block's isum before its quarters, for one token: the levels go in without their offset 32, which comes off
+  ;; as −32 · Σ scale · (sub-block's sum of levels), from the block's scales widened to i16 (lo: sub-blocks 0..7, hi:
+  ;; 8..15) and the token's 16 sums at $s.
+  (func $q6kOffset (param $lo v128) (param $hi v128) (param $s i32) (result v128)
+    (i32x4.sub (v128.const i32x4 0 0 0 0) (i32x4.shl (i32x4.add
+      (i32x4.dot_i16x8_s (local.get $lo) (v128.load (local.get $s)))
+      (i32x4.dot_i16x8_s (local.get $hi) (v128.load offset=16 (local.get $s)))) (i32.const 5))))
+
+  ;; Two tokens' Q6_K block terms d · d_a · isum, from lanes 0 and 1 of isums.
+  (func $q6kTerms (param $d v128) (param $da v128) (param $isums v128) (result v128)
+    (f64x2.mul (f64x2.mul (local.get $d) (local.get $da)) (f64x2.convert_low_i32x4_s (local.get $isums))))
+
+  ;; Q8_0: d (half) | 32 int8 levels. acc += d_w · d_a · Σ w·a.
   (func (export "q8_0") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
         (param $sums i32) (param $out i32)
     (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $acc f64)
@@ -413,7 +524,8 @@
         (param $sums i32) (param $out i32)
     (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $s i32)
     (local $acc f64)
-    (local $scales v128) (local $sc16 v128) (local $isum v128) (local $q v128) (local $c i32) (local $j i32)
+    (local $scales v128) (local $sc16 v128) (local $isum v128) (local $q0 v128) (local $q1 v128) (local $c i32)
+    (local $j i32)
     (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
     (block $done (loop $row
       (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
@@ -430,24 +542,16 @@
         (local.set $isum (v128.const i32x4 0 0 0 0))
         (local.set $c (i32.const 0))
         (loop $chunk
-          (local.set $q (v128.load offset=16 (local.get $p)))
+          (local.set $q0 (v128.load offset=16 (local.get $p)))
+          (local.set $q1 (v128.load offset=32 (local.get $p)))
           (local.set $j (i32.shl (local.get $c) (i32.const 1)))
           ;; Low nibbles with the chunk's first 32 levels under scale 2c, high nibbles with the next 32 under 2c + 1
           ;; (each scale broadcast to every i16 lane from the scales widened to i16).
-          (local.set $isum (i32x4.add (local.get $isum) (i32x4.dot_i16x8_s
-            (i16x8.add
-              (call $mulu7 (v128.and (local.get $q) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
-                           (v128.load (local.get $a)))
-              (call $mulu7 (v128.and (v128.load offset=32 (local.get $p))
-                                     (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
-                           (v128.load offset=16 (local.get $a))))
-            (call $lane16 (local.get $sc16) (local.get $j)))))
-          (local.set $isum (i32x4.add (local.get $isum) (i32x4.dot_i16x8_s
-            (i16x8.add
-              (call $mulu7 (call $hi4 (local.get $q)) (v128.load offset=32 (local.get $a)))
-              (call $mulu7 (call $hi4 (v128.load offset=32 (local.get $p)))
-                           (v128.load offset=48 (local.get $a))))
-            (call $lane16 (local.get $sc16) (i32.add (local.get $j) (i32.const 1))))))
+          (local.set $isum (i32x4.add (local.get $isum) (call $q4kChunk
+            (call $lo4 (local.get $q0)) (call $lo4 (local.get $q1)) (call $hi4 (local.get $q0)) (call $hi4 (local.get $q1))
+            (call $lane16 (local.get $sc16) (local.get $j))
+            (call $lane16 (local.get $sc16) (i32.add (local.get $j) (i32.const 1)))
+            (local.get $a))))
           (local.set $p (i32.add (local.get $p) (i32.const 32)))
           (local.set $a (i32.add (local.get $a) (i32.const 64)))
           (local.set $c (i32.add (local.get $c) (i32.const 1)))
@@ -469,6 +573,93 @@
       (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
       (local.set $w (local.get $blockEnd))
       (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $row))))
+
+  ;; Q4_K against four tokens (see the header): each chunk's nibbles and scale broadcasts unpacked once for the four.
+  (func (export "q4_k_x4") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
+        (param $sums i32) (param $out i32) (param $lvStride i32) (param $dsStride i32) (param $sumsStride i32)
+        (param $scratch i32)
+    (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $s i32) (local $c i32)
+    (local $acc01 v128) (local $acc23 v128) (local $scales v128) (local $sc16 v128) (local $mins v128)
+    (local $isums v128) (local $msums v128) (local $dw v128) (local $dmin v128)
+    (local $isum0 v128) (local $isum1 v128) (local $isum2 v128) (local $isum3 v128)
+    (local $q0 v128) (local $q1 v128) (local $lo0 v128) (local $lo1 v128) (local $hi0 v128) (local $hi1 v128)
+    (local $sc0 v128) (local $sc1 v128)
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 4))))
+    (block $done (loop $row
+      (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+      (local.set $acc01 (v128.const f64x2 0 0))
+      (local.set $acc23 (v128.const f64x2 0 0))
+      (local.set $p (local.get $w))
+      (local.set $blockEnd (i32.add (local.get $w) (local.get $rowBytes)))
+      (local.set $a (local.get $lv))
+      (local.set $d (local.get $ds))
+      (local.set $s (local.get $sums))
+      (block $rowDone (loop $block
+        (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
+        (local.set $scales (call $kScales (local.get $p)))
+        (local.set $sc16 (i16x8.extend_low_i8x16_u (local.get $scales)))
+        (local.set $isum0 (v128.const i32x4 0 0 0 0))
+        (local.set $isum1 (v128.const i32x4 0 0 0 0))
+        (local.set $isum2 (v128.const i32x4 0 0 0 0))
+        (local.set $isum3 (v128.const i32x4 0 0 0 0))
+        (local.set $c (i32.const 0))
+        (loop $chunk
+          (local.set $q0 (v128.load offset=16 (local.get $p)))
+          (local.set $q1 (v128.load offset=32 (local.get $p)))
+          (local.set $lo0 (call $lo4 (local.get $q0)))
+          (local.set $lo1 (call $lo4 (local.get $q1)))
+          (local.set $hi0 (call $hi4 (local.get $q0)))
+          (local.set $hi1 (call $hi4 (local.get $q1)))
+          ;; Scales 2c and 2c + 1 are lanes 0 and 1 of $sc16, which turns by two lanes a chunk (constant broadcasts).
+          (local.set $sc0 (call $lane16 (local.get $sc16) (i32.const 0)))
+          (local.set $sc1 (call $lane16 (local.get $sc16) (i32.const 1)))
+          (local.set $sc16 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 0 1 2 3 (local.get $sc16) (local.get $sc16)))
+          (local.set $isum0 (i32x4.add (local.get $isum0) (call $q4kChunk (local.get $lo0) (local.get $lo1)
+            (local.get $hi0) (local.get $hi1) (local.get $sc0) (local.get $sc1) (local.get $a))))
+          (v128.store (local.get $scratch) (local.get $isum0))
+          (local.set $isum1 (i32x4.add (local.get $isum1) (call $q4kChunk (local.get $lo0) (local.get $lo1)
+            (local.get $hi0) (local.get $hi1) (local.get $sc0) (local.get $sc1)
+            (i32.add (local.get $a) (local.get $lvStride)))))
+          (v128.store offset=16 (local.get $scratch) (local.get $isum1))
+          (local.set $isum2 (i32x4.add (local.get $isum2) (call $q4kChunk (local.get $lo0) (local.get $lo1)
+            (local.get $hi0) (local.get $hi1) (local.get $sc0) (local.get $sc1)
+            (i32.add (local.get $a) (i32.shl (local.get $lvStride) (i32.const 1))))))
+          (v128.store offset=32 (local.get $scratch) (local.get $isum2))
+          (local.set $isum3 (i32x4.add (local.get $isum3) (call $q4kChunk (local.get $lo0) (local.get $lo1)
+            (local.get $hi0) (local.get $hi1) (local.get $sc0) (local.get $sc1)
+            (i32.add (local.get $a) (i32.mul (local.get $lvStride) (i32.const 3))))))
+          (v128.store offset=48 (local.get $scratch) (local.get $isum3))
+          (local.set $p (i32.add (local.get $p) (i32.const 32)))
+          (local.set $a (i32.add (local.get $a) (i32.const 64)))
+          (local.set $c (i32.add (local.get $c) (i32.const 1)))
+          (br_if $chunk (i32.lt_u (local.get $c) (i32.const 4))))
+        (local.set $p (i32.sub (local.get $p) (i32.const 128)))
+        (local.set $mins (i16x8.extend_high_i8x16_u (local.get $scales)))
+        (local.set $isums (call $hsum4 (local.get $isum0) (local.get $isum1) (local.get $isum2) (local.get $isum3)))
+        (local.set $msums (call $hsum4
+          (i32x4.dot_i16x8_s (local.get $mins) (v128.load offset=32 (local.get $s)))
+          (i32x4.dot_i16x8_s (local.get $mins) (v128.load offset=32 (i32.add (local.get $s) (local.get $sumsStride))))
+          (i32x4.dot_i16x8_s (local.get $mins) (v128.load offset=32
+            (i32.add (local.get $s) (i32.shl (local.get $sumsStride) (i32.const 1)))))
+          (i32x4.dot_i16x8_s (local.get $mins) (v128.load offset=32
+            (i32.add (local.get $s) (i32.mul (local.get $sumsStride) (i32.const 3)))))))
+        (local.set $dw (f64x2.splat (call $half (local.get $p))))
+        (local.set $dmin (f64x2.splat (call $half (i32.add (local.get $p) (i32.const 2)))))
+        (local.set $acc01 (f64x2.add (local.get $acc01) (call $kTerms
+          (call $pairAt (local.get $d) (i32.add (local.get $d) (local.get $dsStride)))
+          (local.get $dw) (local.get $dmin) (local.get $isums) (local.get $msums))))
+        (local.set $acc23 (f64x2.add (local.get $acc23) (call $kTerms
+          (call $pairAt (i32.add (local.get $d) (i32.shl (local.get $dsStride) (i32.const 1)))
+                        (i32.add (local.get $d) (i32.mul (local.get $dsStride) (i32.const 3))))
+          (local.get $dw) (local.get $dmin) (call $high64 (local.get $isums)) (call $high64 (local.get $msums)))))
+        (local.set $p (i32.add (local.get $p) (i32.const 144)))
+        (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (local.set $s (i32.add (local.get $s) (i32.const 48)))
+        (br $block)))
+      (v128.store (local.get $out) (call $f32x4Of (local.get $acc01) (local.get $acc23)))
+      (local.set $w (local.get $blockEnd))
+      (local.set $out (i32.add (local.get $out) (i32.const 16)))
       (br $row))))
 
   ;; Q5_K (176 bytes): Q4_K's d | dmin | scales, then qh[32] | qs[128]: Q4_K's nibbles with a fifth bit, bit j of
@@ -552,7 +743,7 @@
   (func (export "q6_k") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
         (param $sums i32) (param $out i32)
     (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $acc f64)
-    (local $s i32) (local $isum v128) (local $ql v128) (local $qm v128) (local $qh v128) (local $i i32) (local $x i32) (local $sc i32)
+    (local $s i32) (local $isum v128) (local $ql v128) (local $qm v128) (local $qh v128) (local $i i32) (local $sc i32)
     (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
     (block $done (loop $row
       (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
@@ -564,53 +755,21 @@
       (local.set $s (local.get $sums))
       (block $rowDone (loop $block
         (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
-        ;; The levels go in without their offset 32: it comes off here as 32 · Σ scale · (sub-block's sum of levels).
-        (local.set $isum (i32x4.sub (v128.const i32x4 0 0 0 0) (i32x4.shl (i32x4.add
-          (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (v128.load offset=192 (local.get $p))) (v128.load (local.get $s)))
-          (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (v128.load offset=192 (local.get $p)))
-                             (v128.load offset=16 (local.get $s)))) (i32.const 5))))
-        ;; i = 0..3: half h = i/2, l from 16·(i mod 2). $x: offset of the 16 ql bytes; $sc: the first scale's.
+        (local.set $isum (call $q6kOffset (i16x8.extend_low_i8x16_s (v128.load offset=192 (local.get $p)))
+                                          (i16x8.extend_high_i8x16_s (v128.load offset=192 (local.get $p)))
+                                          (local.get $s)))
         (local.set $i (i32.const 0))
         (loop $quarter
-          (local.set $x (i32.add (local.get $p)
-            (i32.add (i32.shl (i32.shr_u (local.get $i) (i32.const 1)) (i32.const 6))
-                     (i32.shl (i32.and (local.get $i) (i32.const 1)) (i32.const 4)))))
-          (local.set $sc (i32.add (local.get $p)
-            (i32.add (i32.const 192) (i32.add (i32.shl (i32.shr_u (local.get $i) (i32.const 1)) (i32.const 3))
-                                              (i32.and (local.get $i) (i32.const 1))))))
-          (local.set $ql (v128.load (local.get $x)))
-          (local.set $qm (v128.load offset=32 (local.get $x)))
-          ;; qh at 128 + 32h + 16·(i mod 2).
-          (local.set $qh (v128.load offset=128 (i32.add (local.get $p)
-            (i32.add (i32.shl (i32.shr_u (local.get $i) (i32.const 1)) (i32.const 5))
-                     (i32.shl (i32.and (local.get $i) (i32.const 1)) (i32.const 4))))))
-          (local.set $isum (i32x4.add (local.get $isum) (i32x4.add
-            (i32x4.dot_i16x8_s
-              (call $mulu7
-                (v128.or (v128.and (local.get $ql) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
-                                    (i8x16.shl (v128.and (local.get $qh) (v128.const i8x16 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3)) (i32.const 4)))
-                (v128.load (local.get $a)))
-              (i16x8.splat (i32.load8_s (local.get $sc))))
-            (i32x4.dot_i16x8_s
-              (call $mulu7
-                (v128.or (v128.and (local.get $qm) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
-                                    (i8x16.shl (v128.and (local.get $qh) (v128.const i8x16 12 12 12 12 12 12 12 12 12 12 12 12 12 12 12 12)) (i32.const 2)))
-                (v128.load offset=32 (local.get $a)))
-              (i16x8.splat (i32.load8_s offset=2 (local.get $sc)))))))
-          (local.set $isum (i32x4.add (local.get $isum) (i32x4.add
-            (i32x4.dot_i16x8_s
-              (call $mulu7
-                (v128.or (call $hi4 (local.get $ql))
-                                    (v128.and (local.get $qh) (v128.const i8x16 48 48 48 48 48 48 48 48 48 48 48 48 48 48 48 48)))
-                (v128.load offset=64 (local.get $a)))
-              (i16x8.splat (i32.load8_s offset=4 (local.get $sc))))
-            (i32x4.dot_i16x8_s
-              (call $mulu7
-                (v128.or (call $hi4 (local.get $qm))
-                                    (v128.and (i16x8.shr_u (local.get $qh) (i32.const 2))
-                                              (v128.const i8x16 48 48 48 48 48 48 48 48 48 48 48 48 48 48 48 48)))
-                (v128.load offset=96 (local.get $a)))
-              (i16x8.splat (i32.load8_s offset=6 (local.get $sc)))))))
+          (local.set $ql (v128.load (call $q6kQl (local.get $p) (local.get $i))))
+          (local.set $qm (v128.load offset=32 (call $q6kQl (local.get $p) (local.get $i))))
+          (local.set $qh (v128.load (call $q6kQh (local.get $p) (local.get $i))))
+          (local.set $sc (call $q6kScale (local.get $p) (local.get $i)))
+          (local.set $isum (i32x4.add (local.get $isum) (call $q6kQuarter
+            (call $q6kLevels0 (local.get $ql) (local.get $qh)) (call $q6kLevels1 (local.get $qm) (local.get $qh))
+            (call $q6kLevels2 (local.get $ql) (local.get $qh)) (call $q6kLevels3 (local.get $qm) (local.get $qh))
+            (i16x8.splat (i32.load8_s (local.get $sc))) (i16x8.splat (i32.load8_s offset=2 (local.get $sc)))
+            (i16x8.splat (i32.load8_s offset=4 (local.get $sc))) (i16x8.splat (i32.load8_s offset=6 (local.get $sc)))
+            (local.get $a))))
           (local.set $i (i32.add (local.get $i) (i32.const 1)))
           ;; The next quarter's activations: 16 on within a half, then on to the next half's 128.
           (local.set $a (i32.add (local.get $a)
@@ -626,5 +785,88 @@
       (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
       (local.set $w (local.get $blockEnd))
       (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $row))))
+
+  ;; Q6_K against four tokens (see the header): each quarter's levels and scale broadcasts unpacked once for the four.
+  (func (export "q6_k_x4") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
+        (param $sums i32) (param $out i32) (param $lvStride i32) (param $dsStride i32) (param $sumsStride i32)
+        (param $scratch i32)
+    (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $s i32)
+    (local $i i32) (local $sc i32)
+    (local $acc01 v128) (local $acc23 v128) (local $scLo v128) (local $scHi v128) (local $isums v128) (local $dw v128)
+    (local $isum0 v128) (local $isum1 v128) (local $isum2 v128) (local $isum3 v128)
+    (local $ql v128) (local $qm v128) (local $qh v128)
+    (local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128)
+    (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128)
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 4))))
+    (block $done (loop $row
+      (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+      (local.set $acc01 (v128.const f64x2 0 0))
+      (local.set $acc23 (v128.const f64x2 0 0))
+      (local.set $p (local.get $w))
+      (local.set $blockEnd (i32.add (local.get $w) (local.get $rowBytes)))
+      (local.set $a (local.get $lv))
+      (local.set $d (local.get $ds))
+      (local.set $s (local.get $sums))
+      (block $rowDone (loop $block
+        (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
+        (local.set $scLo (i16x8.extend_low_i8x16_s (v128.load offset=192 (local.get $p))))
+        (local.set $scHi (i16x8.extend_high_i8x16_s (v128.load offset=192 (local.get $p))))
+        (local.set $isum0 (call $q6kOffset (local.get $scLo) (local.get $scHi) (local.get $s)))
+        (local.set $isum1 (call $q6kOffset (local.get $scLo) (local.get $scHi)
+          (i32.add (local.get $s) (local.get $sumsStride))))
+        (local.set $isum2 (call $q6kOffset (local.get $scLo) (local.get $scHi)
+          (i32.add (local.get $s) (i32.shl (local.get $sumsStride) (i32.const 1)))))
+        (local.set $isum3 (call $q6kOffset (local.get $scLo) (local.get $scHi)
+          (i32.add (local.get $s) (i32.mul (local.get $sumsStride) (i32.const 3)))))
+        (local.set $i (i32.const 0))
+        (loop $quarter
+          (local.set $ql (v128.load (call $q6kQl (local.get $p) (local.get $i))))
+          (local.set $qm (v128.load offset=32 (call $q6kQl (local.get $p) (local.get $i))))
+          (local.set $qh (v128.load (call $q6kQh (local.get $p) (local.get $i))))
+          (local.set $sc (call $q6kScale (local.get $p) (local.get $i)))
+          (local.set $w0 (call $q6kLevels0 (local.get $ql) (local.get $qh)))
+          (local.set $w1 (call $q6kLevels1 (local.get $qm) (local.get $qh)))
+          (local.set $w2 (call $q6kLevels2 (local.get $ql) (local.get $qh)))
+          (local.set $w3 (call $q6kLevels3 (local.get $qm) (local.get $qh)))
+          (local.set $c0 (i16x8.splat (i32.load8_s (local.get $sc))))
+          (local.set $c1 (i16x8.splat (i32.load8_s offset=2 (local.get $sc))))
+          (local.set $c2 (i16x8.splat (i32.load8_s offset=4 (local.get $sc))))
+          (local.set $c3 (i16x8.splat (i32.load8_s offset=6 (local.get $sc))))
+          (local.set $isum0 (i32x4.add (local.get $isum0) (call $q6kQuarter (local.get $w0) (local.get $w1)
+            (local.get $w2) (local.get $w3) (local.get $c0) (local.get $c1) (local.get $c2) (local.get $c3)
+            (local.get $a))))
+          (v128.store (local.get $scratch) (local.get $isum0))
+          (local.set $isum1 (i32x4.add (local.get $isum1) (call $q6kQuarter (local.get $w0) (local.get $w1)
+            (local.get $w2) (local.get $w3) (local.get $c0) (local.get $c1) (local.get $c2) (local.get $c3)
+            (i32.add (local.get $a) (local.get $lvStride)))))
+          (v128.store offset=16 (local.get $scratch) (local.get $isum1))
+          (local.set $isum2 (i32x4.add (local.get $isum2) (call $q6kQuarter (local.get $w0) (local.get $w1)
+            (local.get $w2) (local.get $w3) (local.get $c0) (local.get $c1) (local.get $c2) (local.get $c3)
+            (i32.add (local.get $a) (i32.shl (local.get $lvStride) (i32.const 1))))))
+          (v128.store offset=32 (local.get $scratch) (local.get $isum2))
+          (local.set $isum3 (i32x4.add (local.get $isum3) (call $q6kQuarter (local.get $w0) (local.get $w1)
+            (local.get $w2) (local.get $w3) (local.get $c0) (local.get $c1) (local.get $c2) (local.get $c3)
+            (i32.add (local.get $a) (i32.mul (local.get $lvStride) (i32.const 3))))))
+          (v128.store offset=48 (local.get $scratch) (local.get $isum3))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (local.set $a (i32.add (local.get $a)
+            (select (i32.const 16) (i32.const 112) (i32.and (local.get $i) (i32.const 1)))))
+          (br_if $quarter (i32.lt_u (local.get $i) (i32.const 4))))
+        (local.set $isums (call $hsum4 (local.get $isum0) (local.get $isum1) (local.get $isum2) (local.get $isum3)))
+        (local.set $dw (f64x2.splat (call $half (i32.add (local.get $p) (i32.const 208)))))
+        (local.set $acc01 (f64x2.add (local.get $acc01) (call $q6kTerms (local.get $dw)
+          (call $pairAt (local.get $d) (i32.add (local.get $d) (local.get $dsStride))) (local.get $isums))))
+        (local.set $acc23 (f64x2.add (local.get $acc23) (call $q6kTerms (local.get $dw)
+          (call $pairAt (i32.add (local.get $d) (i32.shl (local.get $dsStride) (i32.const 1)))
+                        (i32.add (local.get $d) (i32.mul (local.get $dsStride) (i32.const 3))))
+          (call $high64 (local.get $isums)))))
+        (local.set $p (i32.add (local.get $p) (i32.const 210)))
+        (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (local.set $s (i32.add (local.get $s) (i32.const 48)))
+        (br $block)))
+      (v128.store (local.get $out) (call $f32x4Of (local.get $acc01) (local.get $acc23)))
+      (local.set $w (local.get $blockEnd))
+      (local.set $out (i32.add (local.get $out) (i32.const 16)))
       (br $row))))
 )
