@@ -1,5 +1,5 @@
-import { heldBackLength } from '../util/held-back.ts';
 import { type BodyReader, CallLog } from './call-log.ts';
+import { CallPieces } from './call-pieces.ts';
 import { DEEPSEEK_CALL, DEEPSEEK_CALL_END, parseDeepSeekCalls } from './deepseek-calls.ts';
 import { JsonCallsReader, MistralCallReader } from './json-call-reader.ts';
 import { looksPythonic, PythonicCallEnds, pythonicCallsSoFar } from './pythonic-calls.ts';
@@ -83,67 +83,38 @@ function readerFor(head: string, log: CallLog, format: ToolCallFormat): BodyRead
 /**
  * A call text (from the tag that opened the first call, or the bare JSON that is one) read as it streams, its calls
  * written into `log` as far as their form shows them: JSON arguments as they are read, other forms whole as each
- * call closes. The text is cut into pieces as `ToolCallParser.finish` cuts it: a body after each opening tag, up to
- * the closing tag; what may be the start of a tag is held back from the body until it is known.
+ * call closes. The text is cut into bodies as `ToolCallParser.finish` cuts it (call-pieces.ts).
  */
 export class CallStream {
   readonly log = new CallLog();
   /** The call text so far. */
   text = '';
-  /** Whether the text opens with the format's tag (pieces are cut at each), or is one body. */
-  private readonly tagged: boolean;
-  /** The text after what was handed to a piece: the start of what may be a tag. */
-  private held = '';
-  /** The piece being read: its first characters (until they tell which reader reads it), its reader, its end read. */
+  private readonly pieces: CallPieces;
+  /** The body being read: its first characters (until they tell which reader reads it), and its reader. */
   private head = '';
   private reader: BodyReader | null = null;
-  private closed = false;
 
-  constructor(
-    private readonly format: ToolCallFormat,
-    text: string,
-  ) {
-    this.tagged = format.start !== null && text.startsWith(format.start);
-    this.text = text.slice(0, this.tagged ? format.start!.length : 0);
-    this.push(text.slice(this.text.length));
+  constructor(format: ToolCallFormat, text: string) {
+    const tagged = format.start !== null && text.startsWith(format.start);
+    this.pieces = new CallPieces(tagged ? format.start : null, format.end, {
+      piece: () => {
+        this.head = '';
+        this.reader = null;
+      },
+      body: (body) => {
+        if (this.reader) this.reader.read(body);
+        else {
+          this.head += body;
+          this.reader = readerFor(this.head, this.log, format);
+          this.reader?.read(this.head);
+        }
+      },
+    });
+    this.push(text);
   }
 
   push(text: string): void {
     this.text += text;
-    const start = this.tagged ? this.format.start : null;
-    const end = this.format.end;
-    let rest = this.held + text;
-    for (;;) {
-      const next = start ? rest.indexOf(start) : -1;
-      const close = end && !this.closed ? rest.indexOf(end) : -1;
-      if (close >= 0 && (next < 0 || close < next)) {
-        this.feed(rest.slice(0, close));
-        this.closed = true;
-        rest = rest.slice(close + end!.length);
-      } else if (next >= 0) {
-        this.feed(rest.slice(0, next));
-        this.head = '';
-        this.reader = null;
-        this.closed = false;
-        rest = rest.slice(next + start!.length);
-      } else {
-        const tags = [start, this.closed ? null : end].filter((t) => t !== null);
-        const keep = heldBackLength(rest, tags);
-        this.feed(rest.slice(0, rest.length - keep));
-        this.held = rest.slice(rest.length - keep);
-        return;
-      }
-    }
-  }
-
-  /** Body text of the piece being read (none once its closing tag was read). */
-  private feed(text: string): void {
-    if (this.closed || !text) return;
-    if (this.reader) this.reader.read(text);
-    else {
-      this.head += text;
-      this.reader = readerFor(this.head, this.log, this.format);
-      this.reader?.read(this.head);
-    }
+    this.pieces.push(text);
   }
 }

@@ -1,4 +1,5 @@
 import { setOwn } from './call-text.ts';
+import { LiteralScanner } from './literal-scanner.ts';
 import type { ParsedToolCall } from './tool-parser.ts';
 
 /** Whether `text` opens as a list of Python-style calls: `[name(`. */
@@ -28,25 +29,14 @@ export function pythonicCallsSoFar(text: string): ParsedToolCall[] {
  * brackets), so a stream parses the list once per call rather than at every `)`.
  */
 export class PythonicCallEnds {
-  private quote: string | null = null;
-  private escaped = false;
-  private depth = 0;
+  private readonly literals = new LiteralScanner();
 
   /** Just after the last call `text` closes (an offset into it), or -1. */
   scan(text: string): number {
     let last = -1;
     for (let i = 0; i < text.length; i++) {
       const c = text[i]!;
-      if (this.quote) {
-        if (this.escaped) this.escaped = false;
-        else if (c === '\\') this.escaped = true;
-        else if (c === this.quote) this.quote = null;
-      } else if (c === '"' || c === "'") this.quote = c;
-      else if (c === '(' || c === '[' || c === '{') this.depth++;
-      else if (c === ')' || c === ']' || c === '}') {
-        this.depth--;
-        if (c === ')' && this.depth === 1) last = i + 1;
-      }
+      if (this.literals.step(c) && c === ')' && this.literals.depth === 1) last = i + 1;
     }
     return last;
   }

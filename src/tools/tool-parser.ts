@@ -1,5 +1,6 @@
 import { heldBackLength } from '../util/held-back.ts';
 import { type CallEvent, CallLog, type ToolCall, type WrittenCall } from './call-log.ts';
+import { CallPieces } from './call-pieces.ts';
 import { CallStream } from './call-stream.ts';
 import { asCall, isObject } from './call-text.ts';
 import { DEEPSEEK_CALL, parseDeepSeekCalls } from './deepseek-calls.ts';
@@ -254,17 +255,9 @@ export class ToolCallParser {
   /** The held text read whole: its calls, or the text as content when it does not parse as calls. */
   private parse(): { content: string; calls: ParsedToolCall[] } {
     if (!this.calls) return { content: this.buffer, calls: [] };
-    const { start, end } = this.format;
-    const calls: ParsedToolCall[] = [];
     const text = this.calls.text;
-    // Each call opens with the tag (hermes: <tool_call>{…}</tool_call> repeated); a Llama 3 call may have none.
-    const pieces = start && text.startsWith(start) ? text.split(start).slice(1) : [text];
-    for (const piece of pieces) {
-      let body = piece;
-      if (end) {
-        const close = body.indexOf(end);
-        if (close >= 0) body = body.slice(0, close);
-      }
+    const calls: ParsedToolCall[] = [];
+    for (const body of callBodies(text, this.format)) {
       if (!body.trim()) continue;
       const parsed = parseCallBody(body, this.format);
       if (!parsed) return { content: text, calls: [] };
@@ -277,6 +270,21 @@ export class ToolCallParser {
     this.calls = new CallStream(this.format, text);
     this.buffer = '';
   }
+}
+
+/** The bodies of a whole call text, cut as a stream of it is (call-pieces.ts). */
+function callBodies(text: string, format: ToolCallFormat): string[] {
+  const tagged = format.start !== null && text.startsWith(format.start);
+  const bodies = tagged ? [] : [''];
+  const pieces = new CallPieces(tagged ? format.start : null, format.end, {
+    piece: () => bodies.push(''),
+    body: (body) => {
+      bodies[bodies.length - 1] += body;
+    },
+  });
+  pieces.push(text);
+  pieces.finish();
+  return bodies;
 }
 
 /** A parsed call with its arguments' JSON text: as written to a stream where that is this call, else JSON.stringify's. */

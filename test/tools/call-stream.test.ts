@@ -254,3 +254,58 @@ test('keys JSON.parse would reorder or drop keep their written order, streamed a
   const r = run(HERMES, pieces(text, 1));
   assert.equal(byCall(r.events)[0]!.fragments.join(''), whole.argumentsJson);
 });
+
+test("a tag written inside an argument's string is the string's text, streamed or not", () => {
+  const code = 'if "</tool_call>" in s: s = s.split("<tool_call>")';
+  const hermes =
+    `Edit.<tool_call>{"name": "edit", "arguments": {"code": ${JSON.stringify(code)}, "n": 1}}</tool_call>` +
+    '<tool_call>{"name": "t", "arguments": {"s": "it\'s \\"[TOOL_CALLS]\\""}}</tool_call>';
+  const mistral = `[TOOL_CALLS]edit[ARGS]{"code": ${JSON.stringify(code)}}[TOOL_CALLS]t[ARGS]{"s": "[TOOL_CALLS]"}`;
+  const pythonic = `[edit(code='${code.replaceAll('"', '\\"')}', n=1), t(s=")]")]`;
+  for (const [format, text, calls] of [
+    [
+      HERMES,
+      hermes,
+      [
+        ['edit', { code, n: 1 }],
+        ['t', { s: 'it\'s "[TOOL_CALLS]"' }],
+      ],
+    ],
+    [
+      MISTRAL,
+      mistral,
+      [
+        ['edit', { code }],
+        ['t', { s: '[TOOL_CALLS]' }],
+      ],
+    ],
+    [
+      PYTHONIC,
+      pythonic,
+      [
+        ['edit', { code, n: 1 }],
+        ['t', { s: ')]' }],
+      ],
+    ],
+  ] as const) {
+    for (const size of [0, 1, text.length]) {
+      const r = run(format, pieces(text, size));
+      const told = byCall(r.events).map((c) => [c.name, JSON.parse(c.fragments.join(''))]);
+      assert.deepEqual(told, calls, `${format.name}, pieces of ${size || 'random size'}`);
+      assert.deepEqual(
+        r.end.calls.map((c) => [c.name, c.arguments]),
+        calls,
+      );
+      assert.equal(r.content, format === HERMES ? 'Edit.' : '');
+    }
+  }
+});
+
+test('a body of markup (Qwen3-Coder, DeepSeek) ends at the first closing tag, quotes in its values or not', () => {
+  const text = '<tool_call>\n<function=f>\n<parameter=s>\nsay "hi\n</parameter>\n</function>\n</tool_call>after';
+  const r = run(HERMES, pieces(text, 1));
+  assert.deepEqual(
+    r.end.calls.map((c) => [c.name, c.arguments]),
+    [['f', { s: 'say "hi' }]],
+  );
+});

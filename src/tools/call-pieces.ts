@@ -1,0 +1,109 @@
+import { heldBackLength } from '../util/held-back.ts';
+import { LiteralScanner } from './literal-scanner.ts';
+
+/** What a call text is cut into: a new call's body begins (after an opening tag), and more of the current body. */
+export interface PieceSink {
+  piece(): void;
+  body(text: string): void;
+}
+
+/**
+ * How a body is read for tags: through its string literals once its first character shows JSON or Python calls, or
+ * as markup (a first '<': Qwen3-Coder's and DeepSeek's calls, whose values are raw text) where any tag is one.
+ */
+class BodyReading {
+  private literals: LiteralScanner | null = null;
+  private markup = false;
+
+  /** Whether a tag at the next character would be one (not inside a string). */
+  get outside(): boolean {
+    return this.literals?.outside ?? true;
+  }
+
+  step(c: string): void {
+    if (this.literals) this.literals.step(c);
+    else if (!this.markup && !/\s/.test(c)) {
+      this.markup = c === '<';
+      if (!this.markup) {
+        this.literals = new LiteralScanner();
+        this.literals.step(c);
+      }
+    }
+  }
+
+  copy(): BodyReading {
+    const copy = new BodyReading();
+    copy.literals = this.literals?.copy() ?? null;
+    copy.markup = this.markup;
+    return copy;
+  }
+}
+
+/**
+ * Cuts a call text into its calls' bodies as it streams: each body follows an opening tag (`start`; null when the
+ * text is one body) up to its closing tag (`end`, if the format has one); text after a closing tag and before the
+ * next opening one is no body's. A tag inside a body's string literal is that string's text (see BodyReading). What
+ * may be the start of a tag is held until it is known; `finish` hands it to the body.
+ */
+export class CallPieces {
+  /** The text after what was handed on: the start of what may be a tag. */
+  private held = '';
+  private opened: boolean;
+  private closed = false;
+  private reading = new BodyReading();
+
+  constructor(
+    private readonly start: string | null,
+    private readonly end: string | null,
+    private readonly sink: PieceSink,
+  ) {
+    this.opened = start === null;
+  }
+
+  push(text: string): void {
+    let rest = this.held + text;
+    for (;;) {
+      const tags = [this.start, this.closed ? null : this.end].filter((t) => t !== null);
+      const found = this.findTag(rest, tags);
+      if (!found) {
+        const keep = heldBackLength(rest, tags);
+        this.feed(rest.slice(0, rest.length - keep));
+        this.held = rest.slice(rest.length - keep);
+        return;
+      }
+      this.feed(rest.slice(0, found.at));
+      rest = rest.slice(found.at + found.tag.length);
+      if (found.tag === this.start) {
+        this.opened = true;
+        this.closed = false;
+        this.reading = new BodyReading();
+        this.sink.piece();
+      } else this.closed = true;
+    }
+  }
+
+  /** The text has ended: what was held is the body's. */
+  finish(): void {
+    this.feed(this.held);
+    this.held = '';
+  }
+
+  /** The first of `tags` in `text` outside the body's string literals (after a closing tag, anywhere). */
+  private findTag(text: string, tags: string[]): { at: number; tag: string } | null {
+    const reading = this.closed ? null : this.reading.copy();
+    for (let at = 0; at < text.length; at++) {
+      if (!reading || reading.outside) {
+        const tag = tags.find((t) => text.startsWith(t, at));
+        if (tag) return { at, tag };
+      }
+      reading?.step(text[at]!);
+    }
+    return null;
+  }
+
+  private feed(text: string): void {
+    if (!this.opened || this.closed || !text) return;
+    for (let i = 0; i < text.length; i++) this.reading.step(text[i]!);
+    this.sink.body(text);
+  }
+}
