@@ -1,5 +1,6 @@
 import { type Command, Option } from 'commander';
 import { checkKvBudget } from '../engine/kv-budget.ts';
+import { DEFAULT_MAX_LOGPROBS } from '../engine/params.ts';
 import { KV_CACHE_TYPES, kvCacheTypeFlags, parseKvCacheType } from '../primitives/kv-cache-type.ts';
 import {
   KV_COMPRESSION_METHODS,
@@ -66,6 +67,10 @@ export function addEngineOptions(cmd: Command): Command {
     .option(
       '--no-runner-thread',
       'embedding and reranking models: steps launched on the main thread (default on the CPU)',
+    )
+    .option(
+      '--max-logprobs <n>',
+      `most logprobs, top_logprobs and prompt_logprobs a request may ask for; -1: the whole vocabulary (default: $PAGODA_MAX_LOGPROBS or ${DEFAULT_MAX_LOGPROBS})`,
     )
     .option('--enforce-eager', 'CUDA: run every decode step op by op, never captured as a CUDA graph')
     .option(
@@ -164,6 +169,7 @@ export function engineOptionsFrom(opts: Record<string, unknown>): EngineOptions 
     kvCompression: kvCompressionFrom(opts, env),
     device: opts.device === undefined ? env.device : String(opts.device),
     cuda: opts.enforceEager === true ? { ...env.cuda, graphs: false } : env.cuda,
+    maxLogprobs: maxLogprobsFrom(opts.maxLogprobs, env.maxLogprobs),
     generationConfig: opts.generationConfig === undefined ? undefined : String(opts.generationConfig),
     cpuThreads: env.cpuThreads,
     tensorParallelSize: positiveIntFrom(
@@ -199,6 +205,15 @@ function prefixCachingFrom(opts: Record<string, unknown>): boolean {
     throw new UserError('--no-prefix-caching and --enable-prefix-caching disagree: give one of them');
   }
   return opts.prefixCaching !== false && opts.enablePrefixCaching !== false;
+}
+
+/** --max-logprobs over PAGODA_MAX_LOGPROBS: an integer >= -1 (-1: no cap short of the vocabulary). */
+function maxLogprobsFrom(flag: unknown, env: string | undefined): number | undefined {
+  const [value, name] = flag !== undefined ? [String(flag), '--max-logprobs'] : [env, 'PAGODA_MAX_LOGPROBS'];
+  if (value === undefined) return undefined;
+  const n = parseIntFlag(value, name);
+  if (n < -1) throw new UserError(`${name} ${value}: expected an integer >= 0, or -1 for the whole vocabulary`);
+  return n;
 }
 
 /** serve's --seed (vLLM's engine seed): an integer in 0..2^32-1. */

@@ -18,6 +18,8 @@ export interface EnvSettings {
   tensorParallelSize?: string;
   /** PAGODA_GRAMMAR_WORKERS as written (checked with --grammar-workers). */
   grammarWorkers?: string;
+  /** PAGODA_MAX_LOGPROBS as written (checked with --max-logprobs). */
+  maxLogprobs?: string;
   /** PAGODA_QUANTIZATION: like --quantization (checked where it is used). */
   quantization?: string;
   /** PAGODA_KV_CACHE_TYPE as written (checked with --kv-cache-type). */
@@ -47,7 +49,7 @@ export interface SpeculativeEnv {
 
 /**
  * Reads every backend setting from the environment, once at start-up, so nothing below the CLI looks at it:
- * PAGODA_DEVICE, PAGODA_CPU_THREADS, PAGODA_RUNNER_THREAD, PAGODA_ASYNC_SCHEDULING=0, PAGODA_TENSOR_PARALLEL_SIZE, PAGODA_GRAMMAR_WORKERS, PAGODA_QUANTIZATION, PAGODA_KV_CACHE_TYPE, PAGODA_KV_COMPRESSION, PAGODA_KV_BUDGET, PAGODA_CUDA_DEVICE, PAGODA_PDL=0, PAGODA_GEMV=0, PAGODA_FP8_CUBLASLT_SCALES=0, PAGODA_FP8_FAST_ACCUM=0, PAGODA_FP8_GEMV (auto, tensor-cores or cuda-cores), PAGODA_SIMPLE_ATTENTION=1,
+ * PAGODA_DEVICE, PAGODA_CPU_THREADS, PAGODA_RUNNER_THREAD, PAGODA_ASYNC_SCHEDULING=0, PAGODA_TENSOR_PARALLEL_SIZE, PAGODA_GRAMMAR_WORKERS, PAGODA_MAX_LOGPROBS, PAGODA_QUANTIZATION, PAGODA_KV_CACHE_TYPE, PAGODA_KV_COMPRESSION, PAGODA_KV_BUDGET, PAGODA_CUDA_DEVICE, PAGODA_PDL=0, PAGODA_GEMV=0, PAGODA_FP8_CUBLASLT_SCALES=0, PAGODA_FP8_FAST_ACCUM=0, PAGODA_FP8_GEMV (auto, tensor-cores or cuda-cores), PAGODA_SIMPLE_ATTENTION=1,
  * PAGODA_TP_FORCE_NCCL=1, PAGODA_PREFILL_KERNEL (mma or wgmma), PAGODA_QUANT_GEMM (fused or dequantize), PAGODA_KERNEL_CACHE (else $XDG_CACHE_HOME/pagoda/kernels), the CUDA toolkit roots $CUDA_HOME and $CUDA_PATH, and
  * speculative decoding's PAGODA_SPECULATIVE, PAGODA_NUM_SPECULATIVE_TOKENS, PAGODA_SPECULATIVE_NGRAM_MIN and _MAX.
  */
@@ -98,6 +100,7 @@ export function settingsFromEnv(env: Env = process.env): EnvSettings {
     ...(env.PAGODA_ASYNC_SCHEDULING === '0' && { asyncScheduling: false }),
     ...(env.PAGODA_TENSOR_PARALLEL_SIZE && { tensorParallelSize: env.PAGODA_TENSOR_PARALLEL_SIZE }),
     ...(env.PAGODA_GRAMMAR_WORKERS && { grammarWorkers: env.PAGODA_GRAMMAR_WORKERS }),
+    ...(env.PAGODA_MAX_LOGPROBS && { maxLogprobs: env.PAGODA_MAX_LOGPROBS }),
     ...(env.PAGODA_QUANTIZATION && { quantization: env.PAGODA_QUANTIZATION }),
     ...(env.PAGODA_KV_CACHE_TYPE && { kvCacheType: env.PAGODA_KV_CACHE_TYPE }),
     ...(env.PAGODA_LORA && { lora: env.PAGODA_LORA }),

@@ -13,6 +13,8 @@ export interface AdmissionLimits {
   maxNumBatchedTokens: number;
   /** Sampling defaults of the model (generation_config.json), under the request's own values. */
   samplingDefaults?: Partial<SamplingParams>;
+  /** Most logprobs (and prompt logprobs) a request may ask for: --max-logprobs, the vocabulary for -1. */
+  maxLogprobs: number;
 }
 
 /** A request that passed every check: its prompt ids and complete sampling parameters. */
@@ -59,6 +61,14 @@ export function admit(prompt: readonly number[], given: Partial<SamplingParams>,
   const badStop = outside(resolved.stopTokenIds);
   if (badStop !== undefined) {
     throw new UserError(`stop_token_ids: ${badStop} is outside the vocabulary (0..${vocab - 1})`, 'stop_token_ids');
+  }
+  for (const [field, what, asked] of [
+    ['logprobs', 'logprobs', resolved.logprobs],
+    ['prompt_logprobs', 'prompt logprobs', resolved.promptLogprobs],
+  ] as const) {
+    if (asked !== null && asked > limits.maxLogprobs) {
+      throw new UserError(`${asked} ${what} a token asked for; --max-logprobs allows ${limits.maxLogprobs}`, field);
+    }
   }
   checkContextLength(promptIds.length, resolved.maxTokens, limits.maxModelLen);
   const params = {

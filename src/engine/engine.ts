@@ -12,6 +12,7 @@ import { EngineCounters } from './engine-counters.ts';
 import { requestKvBudget } from './kv-budget.ts';
 import { takeLogits } from './logits.ts';
 import { takeOutput } from './output.ts';
+import { DEFAULT_MAX_LOGPROBS } from './params.ts';
 import { type KvCacheUsage, Scheduler, type SchedulerConfig } from './scheduler.ts';
 import { liveSeqs, newRequest, type Request, Rng, Sequence, type TextStream } from './sequence.ts';
 import { type SpeculativeConfig, Speculator } from './speculation.ts';
@@ -49,6 +50,8 @@ export interface EngineConfig {
    * turns it off.
    */
   asyncScheduling?: boolean;
+  /** Most logprobs a request may ask for (--max-logprobs; -1: the whole vocabulary). Default 20, vLLM's. */
+  maxLogprobs?: number;
   /** Seeds the seeds of requests that give none (vLLM's engine seed): the same seed, the same sampling. Default: random. */
   seed?: number;
 }
@@ -107,6 +110,7 @@ export class Engine implements EngineApi {
       maxNumSeqs: config.scheduler.maxNumSeqs,
       maxNumBatchedTokens: config.scheduler.maxNumBatchedTokens,
       samplingDefaults: config.samplingDefaults,
+      maxLogprobs: config.maxLogprobs === -1 ? config.runner.vocabSize : (config.maxLogprobs ?? DEFAULT_MAX_LOGPROBS),
     };
     this.ctx = {
       scheduler: this.scheduler,

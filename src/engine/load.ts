@@ -54,6 +54,7 @@ function newEngine(
     enablePrefixCaching: options.enablePrefixCaching ?? true,
     asyncScheduling: options.asyncScheduling,
     seed: options.seed,
+    maxLogprobs: options.maxLogprobs,
     scheduler: {
       maxNumBatchedTokens: loaded.maxNumBatchedTokens,
       maxNumSeqs: loaded.maxNumSeqs,

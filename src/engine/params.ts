@@ -1,8 +1,8 @@
 import { UserError } from '../util/errors.ts';
 import type { SamplingParams } from './types.ts';
 
-/** Most top logprobs a request may ask for (vLLM's default max_logprobs). */
-export const MAX_LOGPROBS = 20;
+/** Most logprobs a request may ask for unless --max-logprobs says otherwise (vLLM's default max_logprobs). */
+export const DEFAULT_MAX_LOGPROBS = 20;
 
 /** vLLM's defaults, except max_tokens, which the engine fills from the room left in the context. */
 const DEFAULTS: Omit<SamplingParams, 'maxTokens'> = {
@@ -71,9 +71,10 @@ export function resolveSamplingParams(
   if (p.maxTokens !== undefined)
     check(p.minTokens <= p.maxTokens, 'min_tokens', `<= max_tokens (${p.maxTokens})`, p.minTokens);
   check(p.seed === null || int(p.seed), 'seed', 'an integer or null', p.seed);
-  const lp = (v: number | null) => v === null || (int(v) && v >= 0 && v <= MAX_LOGPROBS);
-  check(lp(p.logprobs), 'logprobs', `null or an integer in [0, ${MAX_LOGPROBS}]`, p.logprobs);
-  check(lp(p.promptLogprobs), 'prompt_logprobs', `null or an integer in [0, ${MAX_LOGPROBS}]`, p.promptLogprobs);
+  // The cap (--max-logprobs) is the engine's: admission checks it.
+  const lp = (v: number | null) => v === null || (int(v) && v >= 0);
+  check(lp(p.logprobs), 'logprobs', 'null or an integer >= 0', p.logprobs);
+  check(lp(p.promptLogprobs), 'prompt_logprobs', 'null or an integer >= 0', p.promptLogprobs);
   check(
     p.stop.every((s) => typeof s === 'string' && s.length > 0),
     'stop',

@@ -46,6 +46,8 @@ export interface EngineOptions {
   enablePrefixCaching?: boolean;
   /** --no-async-scheduling / PAGODA_ASYNC_SCHEDULING=0 turn it off (EngineConfig.asyncScheduling). */
   asyncScheduling?: boolean;
+  /** --max-logprobs: most logprobs a request may ask for (EngineConfig.maxLogprobs). */
+  maxLogprobs?: number;
   /** --seed: where the seeds of requests that give none are drawn from (EngineConfig.seed). */
   seed?: number;
   /**

@@ -1,5 +1,4 @@
 import { isIP } from 'node:net';
-import { MAX_LOGPROBS } from '../engine/params.ts';
 import { type KvCacheType, kvCacheTypeFlags, parseKvCacheType } from '../primitives/kv-cache-type.ts';
 import { modelsDir as storeDir } from '../store/locations.ts';
 import { TOOL_CALL_PARSERS, type ToolCallFormat } from '../tools/tool-parser.ts';
@@ -89,7 +88,6 @@ export interface ServeFlags {
   reasoningParser?: string;
   disableLogRequests?: boolean;
   enableLogRequests?: boolean;
-  maxLogprobs?: string;
   uvicornLogLevel?: string;
 }
 
@@ -218,7 +216,6 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
   const kvCacheType =
     kvCacheTypeFlags(flags.kvCacheType, flags.kvCacheDtype) ?? (kv ? parseKvCacheType(kv.value, kv.from) : 'auto');
   if (flags.reasoningParser !== undefined) checkReasoningParser(flags.reasoningParser);
-  if (flags.maxLogprobs !== undefined) checkMaxLogprobs(flags.maxLogprobs);
   if (flags.disableLogRequests && flags.enableLogRequests) {
     throw new UserError('--disable-log-requests and --enable-log-requests disagree: give one of them');
   }
@@ -309,13 +306,6 @@ function checkReasoningParser(name: string): void {
     throw new UserError(
       `--reasoning-parser ${name}: pagoda reads only <think>…</think> reasoning (${THINK_REASONING_PARSERS.join(', ')})`,
     );
-  }
-}
-
-/** `--max-logprobs N`: pagoda's cap is fixed, so only N equal to it (vLLM's default too) is what pagoda does. */
-function checkMaxLogprobs(value: string): void {
-  if (Number(value.trim()) !== MAX_LOGPROBS) {
-    throw new UserError(`--max-logprobs ${value}: pagoda's logprobs cap is fixed at ${MAX_LOGPROBS}`);
   }
 }
 

@@ -12,7 +12,7 @@ import { resolveServeConfig, type ServeFlags } from '../../src/server/config.ts'
 import { resolveTools } from '../../src/server/tool-requests.ts';
 import { DEEPSEEK, HERMES, LLAMA3_JSON, MISTRAL, PYTHONIC } from '../../src/tools/tool-parser.ts';
 import { UserError } from '../../src/util/errors.ts';
-import { fakeEngine, runToEnd, submit } from '../helpers/engine.ts';
+import { collector, fakeEngine, runToEnd, submit } from '../helpers/engine.ts';
 
 /** The options `pagoda serve ARGS` parses to (the server is not started). */
 function serveOptions(args: string[]): Record<string, unknown> {
@@ -53,7 +53,7 @@ test('a vllm serve command line parses as pagoda serve', () => {
     'qwen3',
     '--disable-log-requests',
     '--max-logprobs',
-    '20',
+    '30',
     '--generation-config',
     'vllm',
     '--uvicorn-log-level',
@@ -171,11 +171,39 @@ test('--disable-log-requests / --enable-log-requests', () => {
   refused(() => serveConfig(['--disable-log-requests', '--enable-log-requests']), /disagree/);
 });
 
-test("--max-logprobs: 20 only, pagoda's fixed cap (another value would ask for a cap pagoda does not set)", () => {
-  assert.doesNotThrow(() => serveConfig(['--max-logprobs', '20']));
-  refused(() => serveConfig(['--max-logprobs', '5']), /^--max-logprobs 5: pagoda's logprobs cap is fixed at 20$/);
-  refused(() => serveConfig(['--max-logprobs', '21']), /^--max-logprobs 21: pagoda's logprobs cap is fixed at 20$/);
-  refused(() => serveConfig(['--max-logprobs', '-1']), /^--max-logprobs -1: /);
+test('--max-logprobs over PAGODA_MAX_LOGPROBS caps logprobs and prompt_logprobs (-1: the whole vocabulary)', () => {
+  assert.equal(engineOptionsFrom(serveOptions(['--max-logprobs', '30'])).maxLogprobs, 30);
+  assert.equal(engineOptionsFrom(serveOptions([])).maxLogprobs, undefined);
+  const saved = process.env.PAGODA_MAX_LOGPROBS;
+  try {
+    process.env.PAGODA_MAX_LOGPROBS = '5';
+    assert.equal(engineOptionsFrom(serveOptions([])).maxLogprobs, 5);
+    assert.equal(engineOptionsFrom(serveOptions(['--max-logprobs', '-1'])).maxLogprobs, -1);
+    process.env.PAGODA_MAX_LOGPROBS = 'x';
+    refused(() => engineOptionsFrom(serveOptions([])), /^PAGODA_MAX_LOGPROBS x: /);
+  } finally {
+    if (saved === undefined) delete process.env.PAGODA_MAX_LOGPROBS;
+    else process.env.PAGODA_MAX_LOGPROBS = saved;
+  }
+  refused(
+    () => engineOptionsFrom(serveOptions(['--max-logprobs', '-2'])),
+    /^--max-logprobs -2: expected an integer >= 0/,
+  );
+
+  const asks = (engine: ReturnType<typeof fakeEngine>, params: object) => () =>
+    engine.submit({ prompt: [3, 5], params: { maxTokens: 2, ...params } }, collector());
+  const capped = fakeEngine({ maxLogprobs: 30 });
+  assert.doesNotThrow(asks(capped, { logprobs: 30, promptLogprobs: 30 }));
+  refused(asks(capped, { logprobs: 31 }), /^31 logprobs a token asked for; --max-logprobs allows 30$/);
+  refused(asks(capped, { promptLogprobs: 31 }), /^31 prompt logprobs a token asked for; --max-logprobs allows 30$/);
+  refused(asks(fakeEngine(), { logprobs: 21 }), /allows 20$/);
+  // -1: as many as the vocabulary has (the fake model's 64), and they come back.
+  const whole = fakeEngine({ maxLogprobs: -1 });
+  refused(asks(whole, { logprobs: 65 }), /allows 64$/);
+  const out = submit(whole, { prompt: [3, 5], params: { maxTokens: 1, logprobs: 64 } });
+  runToEnd(whole);
+  const told = out.outputs.flatMap((o) => o.outputs.flatMap((d) => d.logprobs ?? []));
+  assert.equal(told[0]!.top.length, 64);
 });
 
 test('--uvicorn-log-level over PAGODA_LOG_LEVEL', () => {

@@ -144,7 +144,7 @@ test('log-softmax and top entries', () => {
 test('invalid sampling parameters are one-line user errors naming the field', () => {
   assert.throws(() => resolveSamplingParams({ topP: 0 }), /top_p=0: expected a number in \(0, 1\]/);
   assert.throws(() => resolveSamplingParams({ n: 2, bestOf: 1 }), /best_of=1: expected an integer >= n \(2\)/);
-  assert.throws(() => resolveSamplingParams({ logprobs: 21 }), /logprobs=21/);
+  assert.throws(() => resolveSamplingParams({ logprobs: -1 }), /logprobs=-1: expected null or an integer >= 0/);
 });
 
 test('top_k with top_p and min_p combined; the unfiltered draw matches the distribution', () => {

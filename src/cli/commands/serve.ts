@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import { MAX_LOGPROBS } from '../../engine/params.ts';
 import { THINK_REASONING_PARSERS } from '../../server/chat-output.ts';
 import { resolveServeConfig } from '../../server/config.ts';
 import { startServer } from '../../server/serve.ts';
@@ -69,10 +68,6 @@ export const registerServe: RegisterCommand = (program) => {
     )
     .option('--disable-log-requests', 'no log line per request')
     .option('--enable-log-requests', 'a log line per request (the default)')
-    .option(
-      '--max-logprobs <n>',
-      `accepted as ${MAX_LOGPROBS}, vLLM's default and pagoda's fixed cap on logprobs, top_logprobs and prompt_logprobs`,
-    )
     .option(
       '--uvicorn-log-level <level>',
       'the server log level: critical, error, warning, info, debug or trace [PAGODA_LOG_LEVEL]',

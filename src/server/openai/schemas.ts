@@ -5,7 +5,6 @@ import { toolChoiceSchema, toolsSchema } from '../tool-requests.ts';
 
 /** Most items a list field may hold, so a hostile body cannot make the server loop for long. */
 const MAX_STOP = 16;
-export const MAX_LOGPROBS = 20;
 export const MAX_N = 16;
 
 const opt = <T extends z.ZodType>(t: T) => t.nullish();
@@ -69,7 +68,7 @@ const sampling = {
   /** vLLM's: keep only the prompt's last k tokens (-1: as many as the model takes). */
   truncate_prompt_tokens: truncatePromptTokens,
   /** vLLM's: the prompt tokens' logprobs with this many alternatives each (not streamed). */
-  prompt_logprobs: opt(int().min(0).max(MAX_LOGPROBS)),
+  prompt_logprobs: opt(int().min(0)),
   /** vLLM's: a matched stop string stays at the end of the output. */
   include_stop_str_in_output: opt(z.boolean()),
   /** vLLM's: false keeps special tokens in the output text. */
@@ -131,7 +130,7 @@ export const chatRequest = z.strictObject({
   messages: z.array(z.any()).min(1).max(4096).pipe(z.array(chatMessage)),
   max_completion_tokens: opt(int().min(1)),
   logprobs: opt(z.boolean()),
-  top_logprobs: opt(int().min(0).max(MAX_LOGPROBS)),
+  top_logprobs: opt(int().min(0)),
   response_format: opt(responseFormat),
   tools: opt(toolsSchema),
   tool_choice: opt(toolChoiceSchema),
@@ -164,7 +163,7 @@ export const completionRequest = z.strictObject({
     tokenIds,
     z.array(tokenIds).min(1).max(MAX_PROMPTS),
   ]),
-  logprobs: opt(int().min(0).max(MAX_LOGPROBS)),
+  logprobs: opt(int().min(0)),
   echo: opt(z.boolean()),
   response_format: opt(responseFormat),
   /** The text after the gap: each answer is what goes between its prompt and this (fill-in-the-middle). */
