@@ -104,15 +104,25 @@ export interface RunningServer {
   shutdown(): Promise<void>;
 }
 
-/**
- * Listens first (a busy port fails at once, before any loading), then loads the start-up models in the background:
- * /health answers 503 until they are in, and a request for one waits for its load (up to the load timeout).
- */
-export async function startServer(
+/** A server not yet listening: its app over the registry of models, and what loads the start-up (`--model`) ones. */
+export interface AssembledServer {
+  app: ReturnType<typeof buildApp>['app'];
+  ctx: ReturnType<typeof buildApp>['ctx'];
+  registry: ModelRegistry;
+  log: pino.Logger;
+  version: string;
+  /** The start-up models not loaded yet. */
+  loading(): readonly string[];
+  /** Loads the start-up models in order (each said when ready); until then /health answers 503. */
+  loadStartupModels(): Promise<void>;
+}
+
+/** The app over every model the server knows (`resolveEntries`), the start-up ones named but not loaded yet. */
+export function assembleServer(
   config: ServeConfig,
   engineOptions: EngineOptions,
   say: (line: string) => void,
-): Promise<RunningServer> {
+): AssembledServer {
   const log = pino({ level: config.logLevel }, pino.destination(2));
   const { entries, preload } = resolveEntries(config, engineOptions.chatTemplate);
   const source = new EngineModelSource(config, { ...engineOptions, log: say });
@@ -127,20 +137,7 @@ export async function startServer(
   const version = pagodaVersion();
   const starting = new Set(preload.map((e) => e.name));
   const { app, ctx } = buildApp(config, registry, log, version, () => [...starting]);
-
-  await listen(app, config);
-  const swept = sweepUploads(modelsDir());
-  if (swept.length) say(`removed ${swept.length} abandoned blob upload(s) from ${join(modelsDir(), 'uploads')}`);
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
-  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  const url = `http://${host}:${port}`;
-  const loadingNote = starting.size ? ` (loading ${[...starting].join(', ')})` : '';
-  say(`pagoda ${version} listening on ${url}${config.apiKey ? ' (API key required)' : ''}${loadingNote}`);
-  const local = ['127.0.0.1', 'localhost', '::1'].includes(config.host);
-  if (!local && !config.apiKey) say('warning: listening beyond this machine with no API key (set PAGODA_API_KEY)');
-
-  const ready = (async () => {
+  const loadStartupModels = async () => {
     for (const entry of preload) {
       const t0 = performance.now();
       const m = (await registry.preload(entry)).model;
@@ -153,7 +150,33 @@ export async function startServer(
     }
     const others = entries.length - preload.length;
     if (others > 0) say(`${others} more model(s) from the store, loaded on first use`);
-  })();
+  };
+  return { app, ctx, registry, log, version, loading: () => [...starting], loadStartupModels };
+}
+
+/**
+ * Listens first (a busy port fails at once, before any loading), then loads the start-up models in the background:
+ * /health answers 503 until they are in, and a request for one waits for its load (up to the load timeout).
+ */
+export async function startServer(
+  config: ServeConfig,
+  engineOptions: EngineOptions,
+  say: (line: string) => void,
+): Promise<RunningServer> {
+  const { app, ctx, registry, log, version, loading, loadStartupModels } = assembleServer(config, engineOptions, say);
+  await listen(app, config);
+  const swept = sweepUploads(modelsDir());
+  if (swept.length) say(`removed ${swept.length} abandoned blob upload(s) from ${join(modelsDir(), 'uploads')}`);
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}`;
+  const loadingNote = loading().length ? ` (loading ${loading().join(', ')})` : '';
+  say(`pagoda ${version} listening on ${url}${config.apiKey ? ' (API key required)' : ''}${loadingNote}`);
+  const local = ['127.0.0.1', 'localhost', '::1'].includes(config.host);
+  if (!local && !config.apiKey) say('warning: listening beyond this machine with no API key (set PAGODA_API_KEY)');
+
+  const ready = loadStartupModels();
   // The caller decides what a failed start-up model means (the CLI exits); until it looks, nothing is unhandled.
   ready.catch(() => {});
 

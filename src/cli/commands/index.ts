@@ -9,6 +9,7 @@ import { registerPull } from './pull.ts';
 import { registerQuantize } from './quantize.ts';
 import { registerRm } from './rm.ts';
 import { registerRun } from './run.ts';
+import { registerRunBatch } from './run-batch.ts';
 import { registerServe } from './serve.ts';
 import { registerShow } from './show.ts';
 import { registerStop } from './stop.ts';
@@ -30,4 +31,5 @@ export const commands: RegisterCommand[] = [
   registerConvert,
   registerQuantize,
   registerServe,
+  registerRunBatch,
 ];
