@@ -1,6 +1,22 @@
 import { heldBackLength } from '../util/held-back.ts';
 import { LiteralScanner } from './literal-scanner.ts';
 
+/** A tag that opens calls and the one that closes them (null: none does; the next opening tag or the end does). */
+export interface CallTags {
+  start: string;
+  end: string | null;
+}
+
+/** Where the first opening tag of `tags` is in `text`, and which it is; null if none is there. */
+export function firstOpening(text: string, tags: readonly CallTags[]): { at: number; tags: CallTags } | null {
+  let first: { at: number; tags: CallTags } | null = null;
+  for (const t of tags) {
+    const at = text.indexOf(t.start);
+    if (at >= 0 && (!first || at < first.at)) first = { at, tags: t };
+  }
+  return first;
+}
+
 /** What a call text is cut into: a new call's body begins (after an opening tag), and more of the current body. */
 export interface PieceSink {
   piece(): void;
@@ -40,8 +56,8 @@ class BodyReading {
 }
 
 /**
- * Cuts a call text into its calls' bodies as it streams: each body follows an opening tag (`start`; null when the
- * text is one body) up to its closing tag (`end`, if the format has one); text after a closing tag and before the
+ * Cuts a call text into its calls' bodies as it streams: each body follows an opening tag (`tags.start`; no tags when
+ * the text is one body) up to its closing tag (`tags.end`, if there is one); text after a closing tag and before the
  * next opening one is no body's. A tag inside a body's string literal is that string's text (see BodyReading). What
  * may be the start of a tag is held until it is known; `finish` hands it to the body.
  */
@@ -51,19 +67,23 @@ export class CallPieces {
   private opened: boolean;
   private closed = false;
   private reading = new BodyReading();
+  private readonly start: string | null;
+  private readonly end: string | null;
 
   constructor(
-    private readonly start: string | null,
-    private readonly end: string | null,
+    tags: CallTags | null,
     private readonly sink: PieceSink,
   ) {
-    this.opened = start === null;
+    this.start = tags?.start ?? null;
+    this.end = tags?.end ?? null;
+    this.opened = tags === null;
   }
 
   push(text: string): void {
     let rest = this.held + text;
     for (;;) {
-      const tags = [this.start, this.closed ? null : this.end].filter((t) => t !== null);
+      // Inside a body its closing tag first: a fence's closing ``` would also open the next one.
+      const tags = [this.opened && !this.closed ? this.end : null, this.start].filter((t) => t !== null);
       const found = this.findTag(rest, tags);
       if (!found) {
         const keep = heldBackLength(rest, tags);

@@ -1,5 +1,5 @@
 import { type BodyReader, CallLog } from './call-log.ts';
-import { CallPieces } from './call-pieces.ts';
+import { CallPieces, type CallTags } from './call-pieces.ts';
 import { DEEPSEEK_CALL, DEEPSEEK_CALL_END, parseDeepSeekCalls } from './deepseek-calls.ts';
 import { JsonCallsReader, MistralCallReader } from './json-call-reader.ts';
 import { looksPythonic, PythonicCallEnds, pythonicCallsSoFar } from './pythonic-calls.ts';
@@ -81,9 +81,9 @@ function readerFor(head: string, log: CallLog, format: ToolCallFormat): BodyRead
 }
 
 /**
- * A call text (from the tag that opened the first call, or the bare JSON that is one) read as it streams, its calls
- * written into `log` as far as their form shows them: JSON arguments as they are read, other forms whole as each
- * call closes. The text is cut into bodies as `ToolCallParser.finish` cuts it (call-pieces.ts).
+ * A call text (from `tags.start`, the tag that opened the first call, or the bare JSON that is one) read as it
+ * streams, its calls written into `log` as far as their form shows them: JSON arguments as they are read, other forms
+ * whole as each call closes. The text is cut into bodies as `ToolCallParser.finish` cuts it (call-pieces.ts).
  */
 export class CallStream {
   readonly log = new CallLog();
@@ -94,9 +94,12 @@ export class CallStream {
   private head = '';
   private reader: BodyReader | null = null;
 
-  constructor(format: ToolCallFormat, text: string) {
-    const tagged = format.start !== null && text.startsWith(format.start);
-    this.pieces = new CallPieces(tagged ? format.start : null, format.end, {
+  constructor(
+    format: ToolCallFormat,
+    readonly tags: CallTags | null,
+    text: string,
+  ) {
+    this.pieces = new CallPieces(tags, {
       piece: () => {
         this.head = '';
         this.reader = null;
