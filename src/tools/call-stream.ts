@@ -2,6 +2,7 @@ import { type BodyReader, CallLog } from './call-log.ts';
 import { CallPieces, type CallTags } from './call-pieces.ts';
 import { DEEPSEEK_CALL, DEEPSEEK_CALL_END, parseDeepSeekCalls } from './deepseek-calls.ts';
 import { JsonCallsReader, MistralCallReader } from './json-call-reader.ts';
+import { KIMI_CALL, KIMI_CALL_END, parseKimiCalls } from './kimi-calls.ts';
 import { looksPythonic, PythonicCallEnds, pythonicCallsSoFar } from './pythonic-calls.ts';
 import type { ParsedToolCall, ToolCallFormat } from './tool-parser.ts';
 import { parseXmlCalls } from './xml-calls.ts';
@@ -15,7 +16,10 @@ interface CallEnds {
   scan(text: string): number;
 }
 
-/** Calls that each end with a marker (DeepSeek's, Qwen3-Coder's `</function>`); a marker split across pieces too. */
+/**
+ * Calls that each end with a marker (DeepSeek's, Kimi K2's, Qwen3-Coder's `</function>`); a marker split across pieces
+ * too.
+ */
 class MarkerEnds implements CallEnds {
   /** The end of the text so far that may be the start of the marker. */
   private tail = '';
@@ -32,8 +36,8 @@ class MarkerEnds implements CallEnds {
 }
 
 /**
- * Calls whose arguments are not JSON in the text (Qwen3-Coder's `<function=…>`, DeepSeek's, pythonic), each told
- * whole once it ends: `parse` reads the body up to the end of the last call.
+ * Calls whose arguments are not JSON in the text (Qwen3-Coder's `<function=…>`, DeepSeek's, Kimi K2's, pythonic), each
+ * told whole once it ends: `parse` reads the body up to the end of the last call.
  */
 class WholeCallsReader implements BodyReader {
   private body = '';
@@ -71,11 +75,14 @@ function readerFor(head: string, log: CallLog, format: ToolCallFormat): BodyRead
   if (text.startsWith(DEEPSEEK_CALL)) {
     return new WholeCallsReader(log, new MarkerEnds(DEEPSEEK_CALL_END), parseDeepSeekCalls);
   }
+  if (text.startsWith(KIMI_CALL)) return new WholeCallsReader(log, new MarkerEnds(KIMI_CALL_END), parseKimiCalls);
   if (looksPythonic(text)) return new WholeCallsReader(log, new PythonicCallEnds(), pythonicCallsSoFar);
   if (/^[A-Za-z0-9_.-]+\[ARGS\]/.test(text)) return new MistralCallReader(log);
   // Not yet told apart: nothing, the start of a marker, a list's '[' and what may be a pythonic call's name, a name.
   const undecided =
-    !text || XML_CALL.startsWith(text) || DEEPSEEK_CALL.startsWith(text) || /^\[\s*([A-Za-z_][\w.-]*)?$/.test(text);
+    !text ||
+    [XML_CALL, DEEPSEEK_CALL, KIMI_CALL].some((marker) => marker.startsWith(text)) ||
+    /^\[\s*([A-Za-z_][\w.-]*)?$/.test(text);
   if (undecided || /^[A-Za-z0-9_.-]+(\[(A(R(GS?)?)?)?)?$/.test(text)) return null;
   return text[0] === '{' || text[0] === '[' ? new JsonCallsReader(log) : { read() {} };
 }

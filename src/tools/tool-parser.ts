@@ -4,6 +4,7 @@ import { CallPieces, type CallTags, firstOpening } from './call-pieces.ts';
 import { CallStream } from './call-stream.ts';
 import { asCall, isObject } from './call-text.ts';
 import { DEEPSEEK_CALL, parseDeepSeekCalls } from './deepseek-calls.ts';
+import { KIMI_CALL, parseKimiCalls } from './kimi-calls.ts';
 import { looksPythonic, parsePythonicCalls } from './pythonic-calls.ts';
 import { parseXmlCalls } from './xml-calls.ts';
 
@@ -100,6 +101,17 @@ export const XLAM: ToolCallFormat = {
   ],
   bare: true,
 };
+/**
+ * Kimi K2: calls between `<|tool_calls_section_begin|>` and `<|tool_calls_section_end|>` (kimi-calls.ts reads them);
+ * some checkpoints write `tool_call_section` for `tool_calls_section`.
+ */
+export const KIMI_K2: ToolCallFormat = {
+  name: 'kimi_k2',
+  tags: [
+    { start: '<|tool_calls_section_begin|>', end: '<|tool_calls_section_end|>' },
+    { start: '<|tool_call_section_begin|>', end: '<|tool_call_section_end|>' },
+  ],
+};
 
 /**
  * vLLM's `--tool-call-parser` names for the formats above (Qwen3-Coder's `<function=…>` calls come inside Hermes'
@@ -123,6 +135,7 @@ export const TOOL_CALL_PARSERS: Readonly<Record<string, ToolCallFormat>> = {
   minimax: TOOL_CALLS_BLOCK,
   internlm: INTERNLM,
   xlam: XLAM,
+  kimi_k2: KIMI_K2,
 };
 
 /** tool_choice "required" or a named function: the output is a JSON list of calls, held to it by a grammar. */
@@ -130,6 +143,7 @@ export const FORCED_JSON: ToolCallFormat = { name: 'forced', tags: [], bare: tru
 
 /** Text that only one format's templates write, looked for in this order. */
 const TEMPLATE_MARKERS: readonly (readonly [string, ToolCallFormat])[] = [
+  [KIMI_K2.tags[0]!.start, KIMI_K2],
   ['<tool_calls>', TOOL_CALLS_BLOCK],
   ['<tool_call>', HERMES],
   [MISTRAL_TAG, MISTRAL],
@@ -165,6 +179,7 @@ export function parseCallBody(body: string, format?: ToolCallFormat): ParsedTool
   const text = body.trim();
   if (text.startsWith('<function=')) return parseXmlCalls(text, format?.parameterTypes);
   if (text.startsWith(DEEPSEEK_CALL)) return parseDeepSeekCalls(text);
+  if (text.startsWith(KIMI_CALL)) return parseKimiCalls(text);
   if (looksPythonic(text)) return parsePythonicCalls(text);
   const mistral = /^([A-Za-z0-9_.-]+)\[ARGS\]/.exec(text);
   if (mistral) {

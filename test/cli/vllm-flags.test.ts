@@ -16,6 +16,7 @@ import {
   GRANITE_20B_FC,
   HERMES,
   INTERNLM,
+  KIMI_K2,
   LLAMA3_JSON,
   LLAMA4_PYTHONIC,
   MISTRAL,
@@ -168,6 +169,7 @@ test('--tool-call-parser picks the format for every model; an unknown name is re
     ['minimax', TOOL_CALLS_BLOCK],
     ['internlm', INTERNLM],
     ['xlam', XLAM],
+    ['kimi_k2', KIMI_K2],
   ];
   for (const [name, format] of names) assert.equal(serveConfig(['--tool-call-parser', name]).toolCallFormat, format);
   assert.equal(serveConfig([]).toolCallFormat, null);

@@ -8,6 +8,7 @@ import {
   GRANITE_20B_FC,
   HERMES,
   INTERNLM,
+  KIMI_K2,
   LLAMA3_JSON,
   LLAMA4_PYTHONIC,
   MISTRAL,
@@ -69,6 +70,7 @@ function byCall(events: CallEvent[]) {
 }
 
 const [b, sep, e] = ['<｜tool▁call▁begin｜>', '<｜tool▁sep｜>', '<｜tool▁call▁end｜>'];
+const [kb, ka, ke] = ['<|tool_call_begin|>', '<|tool_call_argument_begin|>', '<|tool_call_end|>'];
 /** Arguments whose strings hold braces, quotes, brackets, escapes and pairs of surrogates. */
 const tricky =
   '{"q": "a {b} \\"c\\" [d] \\\\ e\\n", "u": "\\u00e9\\ud83d\\ude00 😀", "n": [1.50, -0, 2e2, {"x": null}], "ok": true}';
@@ -233,6 +235,18 @@ const cases: { label: string; format: ToolCallFormat; text: string; streams: boo
     format: XLAM,
     text: `Ok.<tool_call>[{"name": "get_weather", "arguments": ${tricky}}, {"name": "t", "arguments": {}}]</tool_call>`,
     streams: true,
+  },
+  {
+    label: 'kimi k2',
+    format: KIMI_K2,
+    text: `Checking.<|tool_calls_section_begin|>\n${kb}functions.get_weather:0${ka}${tricky}${ke}\n${kb} t:1 ${ka}{}${ke}\n<|tool_calls_section_end|>`,
+    streams: false,
+  },
+  {
+    label: "kimi k2's singular section tags",
+    format: KIMI_K2,
+    text: `<|tool_call_section_begin|>${kb}functions.get_weather:0${ka}${tricky}${ke}${kb}functions.t:1${ka}{}${ke}<|tool_call_section_end|>`,
+    streams: false,
   },
 ];
 

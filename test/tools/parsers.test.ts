@@ -7,6 +7,7 @@ import {
   GRANITE_20B_FC,
   HERMES,
   INTERNLM,
+  KIMI_K2,
   LLAMA3_JSON,
   LLAMA4_PYTHONIC,
   MISTRAL,
@@ -188,6 +189,8 @@ test('formats from templates: Jinja markers, and the tag of a Go template', () =
 
 test("vLLM's other parsers' formats: text that does not parse as their calls stays content", () => {
   const fence = '```';
+  const kimi = (id: string, args: string) =>
+    `<|tool_call_begin|>${id}<|tool_call_argument_begin|>${args}<|tool_call_end|>`;
   for (const [format, text] of [
     [PHI4_MINI, 'Use functools[partial] here.'],
     [GRANITE, 'x<|tool_call|>[{"name": broken]'],
@@ -202,6 +205,9 @@ test("vLLM's other parsers' formats: text that does not parse as their calls sta
     [XLAM, '[TOOL_CALLS] maybe later'],
     [LLAMA4_PYTHONIC, '<|python_start|>print("hi")<|python_end|>'],
     [LLAMA4_PYTHONIC, '[f(x=1)] and more'],
+    [KIMI_K2, `x<|tool_calls_section_begin|>${kimi('functions.f:0', '{"a": ')}<|tool_calls_section_end|>`],
+    [KIMI_K2, `<|tool_calls_section_begin|>${kimi('functions.f', '{}')}<|tool_calls_section_end|>`],
+    [KIMI_K2, `<|tool_calls_section_begin|>${kimi('functions.f:0', '[1]')}<|tool_calls_section_end|>`],
   ] as const) {
     for (const size of [1, 4, 1000]) assert.deepEqual(stream(format, text, size), { content: text, calls: [] }, text);
   }
@@ -223,6 +229,7 @@ test("formats from templates: vLLM's other parsers' tags", () => {
   assert.equal(of(llama4), 'llama4_pythonic');
   assert.equal(of(`${llama4}{{ '"parameters": ' }}`), 'llama3_json', "Llama 4's JSON template");
   assert.equal(of('<|header_start|>{{ m.content }}<|eot|>'), null, 'no tools');
+  assert.equal(of("{{ '<|tool_calls_section_begin|>' }}{% for tc in m.tool_calls %}…{% endfor %}"), 'kimi_k2');
 });
 
 test('reasoning: <think>…</think> split from the content, streamed in any chunking', () => {
