@@ -17,19 +17,26 @@ export function firstOpening(text: string, tags: readonly CallTags[]): { at: num
   return first;
 }
 
-/** What a call text is cut into: a new call's body begins (after an opening tag), and more of the current body. */
+/**
+ * What a call text is cut into: a new call's body begins (after an opening tag), more of the current body, and (where
+ * one closed it) the body's closing tag.
+ */
 export interface PieceSink {
   piece(): void;
   body(text: string): void;
+  close?(): void;
 }
 
 /**
- * How a body is read for tags: through its string literals once its first character shows JSON or Python calls, or
- * as markup (a first '<': Qwen3-Coder's and DeepSeek's calls, whose values are raw text) where any tag is one.
+ * How a body is read for tags: through its string literals once its first characters show JSON or Python calls (a
+ * '{' or '[', or a name and '[': Mistral's `name[ARGS]`), else as markup (Qwen3-Coder's, DeepSeek's, Kimi K2's calls,
+ * GLM's `NAME` then `<arg_key>`…, whose values are raw text) where any tag is one.
  */
 class BodyReading {
   private literals: LiteralScanner | null = null;
   private markup = false;
+  /** A name opened the body: what follows it tells Mistral's calls from GLM's. */
+  private named = false;
 
   /** Whether a tag at the next character would be one (not inside a string). */
   get outside(): boolean {
@@ -38,19 +45,19 @@ class BodyReading {
 
   step(c: string): void {
     if (this.literals) this.literals.step(c);
-    else if (!this.markup && !/\s/.test(c)) {
-      this.markup = c === '<';
-      if (!this.markup) {
-        this.literals = new LiteralScanner();
-        this.literals.step(c);
-      }
-    }
+    else if (this.markup || (!this.named && /\s/.test(c))) return;
+    else if (/[\w.-]/.test(c)) this.named = true;
+    else if (c === '[' || (c === '{' && !this.named)) {
+      this.literals = new LiteralScanner();
+      this.literals.step(c);
+    } else this.markup = true;
   }
 
   copy(): BodyReading {
     const copy = new BodyReading();
     copy.literals = this.literals?.copy() ?? null;
     copy.markup = this.markup;
+    copy.named = this.named;
     return copy;
   }
 }
@@ -98,7 +105,10 @@ export class CallPieces {
         this.closed = false;
         this.reading = new BodyReading();
         this.sink.piece();
-      } else this.closed = true;
+      } else {
+        this.closed = true;
+        this.sink.close?.();
+      }
     }
   }
 

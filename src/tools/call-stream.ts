@@ -35,6 +35,9 @@ class MarkerEnds implements CallEnds {
   }
 }
 
+/** Calls that end with their body (GLM 4.5's, one to a body): told as its closing tag is read. */
+const AT_CLOSE: CallEnds = { scan: () => -1 };
+
 /**
  * Calls whose arguments are not JSON in the text (Qwen3-Coder's `<function=…>`, DeepSeek's, Kimi K2's, pythonic), each
  * told whole once it ends: `parse` reads the body up to the end of the last call.
@@ -54,8 +57,17 @@ class WholeCallsReader implements BodyReader {
     const end = this.ends.scan(text);
     const before = this.body.length;
     this.body += text;
-    if (this.stopped || end < 0) return;
-    const calls = this.parse(this.body.slice(0, before + end));
+    if (end >= 0) this.tell(before + end);
+  }
+
+  close(): void {
+    this.tell(this.body.length);
+  }
+
+  /** The calls of the body up to `end` not told yet. */
+  private tell(end: number): void {
+    if (this.stopped) return;
+    const calls = this.parse(this.body.slice(0, end));
     this.stopped = calls === null;
     for (const call of calls?.slice(this.told) ?? []) this.log.whole(call);
     this.told = calls?.length ?? 0;
@@ -67,6 +79,8 @@ class WholeCallsReader implements BodyReader {
  * still open more than one form, a reader of nothing when they open none.
  */
 function readerFor(head: string, log: CallLog, format: ToolCallFormat): BodyReader | null {
+  const { readBody, parameterTypes } = format;
+  if (readBody) return new WholeCallsReader(log, AT_CLOSE, (t) => readBody(t, parameterTypes));
   const text = head.trimStart();
   if (text.startsWith(XML_CALL)) {
     const parse = (t: string) => parseXmlCalls(t.trim(), format.parameterTypes);
@@ -119,6 +133,7 @@ export class CallStream {
           this.reader?.read(this.head);
         }
       },
+      close: () => this.reader?.close?.(),
     });
     this.push(text);
   }

@@ -4,9 +4,10 @@ import { CallPieces, type CallTags, firstOpening } from './call-pieces.ts';
 import { CallStream } from './call-stream.ts';
 import { asCall, isObject } from './call-text.ts';
 import { DEEPSEEK_CALL, parseDeepSeekCalls } from './deepseek-calls.ts';
+import { parseGlmCall } from './glm-calls.ts';
 import { KIMI_CALL, parseKimiCalls } from './kimi-calls.ts';
 import { looksPythonic, parsePythonicCalls } from './pythonic-calls.ts';
-import { parseXmlCalls } from './xml-calls.ts';
+import { type ParameterTypes, parseXmlCalls } from './xml-calls.ts';
 
 /** A parsed tool call: the function's name and its arguments as a JSON object. */
 export interface ParsedToolCall {
@@ -28,9 +29,14 @@ export interface ToolCallFormat {
   bare?: boolean;
   /**
    * The JSON schema type of each function's parameters (function name → parameter → type), for calls written as
-   * text rather than JSON (Qwen3-Coder's `<parameter=…>`), whose values the schema types.
+   * text rather than JSON (Qwen3-Coder's `<parameter=…>`, GLM's `<arg_value>`), whose values the schema types.
    */
-  parameterTypes?: ReadonlyMap<string, ReadonlyMap<string, string>>;
+  parameterTypes?: ParameterTypes;
+  /**
+   * Reads each body whole, where its first characters do not tell its form (GLM 4.5's call: a name, then argument
+   * pairs): a stream is told its calls as the body's closing tag is read.
+   */
+  readBody?: (body: string, types: ParameterTypes | undefined) => ParsedToolCall[] | null;
 }
 
 const MISTRAL_TAG = '[TOOL_CALLS]';
@@ -101,6 +107,8 @@ export const XLAM: ToolCallFormat = {
   ],
   bare: true,
 };
+/** GLM 4.5 / 4.6: `<tool_call>NAME` then `<arg_key>K</arg_key><arg_value>V</arg_value>`… `</tool_call>`. */
+export const GLM45: ToolCallFormat = { name: 'glm45', tags: HERMES.tags, readBody: parseGlmCall };
 /**
  * Kimi K2: calls between `<|tool_calls_section_begin|>` and `<|tool_calls_section_end|>` (kimi-calls.ts reads them);
  * some checkpoints write `tool_call_section` for `tool_calls_section`.
@@ -136,6 +144,7 @@ export const TOOL_CALL_PARSERS: Readonly<Record<string, ToolCallFormat>> = {
   internlm: INTERNLM,
   xlam: XLAM,
   kimi_k2: KIMI_K2,
+  glm45: GLM45,
 };
 
 /** tool_choice "required" or a named function: the output is a JSON list of calls, held to it by a grammar. */
@@ -145,6 +154,7 @@ export const FORCED_JSON: ToolCallFormat = { name: 'forced', tags: [], bare: tru
 const TEMPLATE_MARKERS: readonly (readonly [string, ToolCallFormat])[] = [
   [KIMI_K2.tags[0]!.start, KIMI_K2],
   ['<tool_calls>', TOOL_CALLS_BLOCK],
+  ['<arg_key>', GLM45],
   ['<tool_call>', HERMES],
   [MISTRAL_TAG, MISTRAL],
   [DEEPSEEK.tags[0]!.start, DEEPSEEK],
@@ -176,6 +186,7 @@ export function toolCallFormatOf(templateSource: string, goTag: string | null = 
 
 /** Calls in `body` (the text after the opening tag), or null when it is not a call. */
 export function parseCallBody(body: string, format?: ToolCallFormat): ParsedToolCall[] | null {
+  if (format?.readBody) return format.readBody(body, format.parameterTypes);
   const text = body.trim();
   if (text.startsWith('<function=')) return parseXmlCalls(text, format?.parameterTypes);
   if (text.startsWith(DEEPSEEK_CALL)) return parseDeepSeekCalls(text);

@@ -12,6 +12,7 @@ import { resolveServeConfig, type ServeFlags } from '../../src/server/config.ts'
 import { resolveTools } from '../../src/server/tool-requests.ts';
 import {
   DEEPSEEK,
+  GLM45,
   GRANITE,
   GRANITE_20B_FC,
   HERMES,
@@ -170,6 +171,7 @@ test('--tool-call-parser picks the format for every model; an unknown name is re
     ['internlm', INTERNLM],
     ['xlam', XLAM],
     ['kimi_k2', KIMI_K2],
+    ['glm45', GLM45],
   ];
   for (const [name, format] of names) assert.equal(serveConfig(['--tool-call-parser', name]).toolCallFormat, format);
   assert.equal(serveConfig([]).toolCallFormat, null);

@@ -4,6 +4,7 @@ import type { CallEvent } from '../../src/tools/call-log.ts';
 import {
   DEEPSEEK,
   FORCED_JSON,
+  GLM45,
   GRANITE,
   GRANITE_20B_FC,
   HERMES,
@@ -246,6 +247,14 @@ const cases: { label: string; format: ToolCallFormat; text: string; streams: boo
     label: "kimi k2's singular section tags",
     format: KIMI_K2,
     text: `<|tool_call_section_begin|>${kb}functions.get_weather:0${ka}${tricky}${ke}${kb}functions.t:1${ka}{}${ke}<|tool_call_section_end|>`,
+    streams: false,
+  },
+  {
+    label: 'glm 4.5',
+    format: { ...GLM45, parameterTypes: new Map([['get_weather', new Map([['n', 'array']])]]) },
+    text:
+      'Sure.<tool_call>get_weather\n<arg_key>q</arg_key>\n<arg_value>(it\'s "b" [c</arg_value>\n' +
+      '<arg_key>n</arg_key>\n<arg_value>[1, {"x": "y"}]</arg_value>\n</tool_call>\n<tool_call>t</tool_call>',
     streams: false,
   },
 ];

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { ReasoningParser } from '../../src/tools/reasoning-parser.ts';
 import {
   DEEPSEEK,
+  GLM45,
   GRANITE,
   GRANITE_20B_FC,
   HERMES,
@@ -208,8 +209,38 @@ test("vLLM's other parsers' formats: text that does not parse as their calls sta
     [KIMI_K2, `x<|tool_calls_section_begin|>${kimi('functions.f:0', '{"a": ')}<|tool_calls_section_end|>`],
     [KIMI_K2, `<|tool_calls_section_begin|>${kimi('functions.f', '{}')}<|tool_calls_section_end|>`],
     [KIMI_K2, `<|tool_calls_section_begin|>${kimi('functions.f:0', '[1]')}<|tool_calls_section_end|>`],
+    [GLM45, 'x<tool_call>f\n<arg_key>a</arg_key>\n</tool_call>'],
+    [GLM45, '<tool_call>two words</tool_call>'],
+    [GLM45, '<tool_call>{"name": "f", "arguments": {}}</tool_call>'],
+    [HERMES, '<tool_call>f\n<arg_key>a</arg_key>\n<arg_value>1</arg_value>\n</tool_call>'],
   ] as const) {
     for (const size of [1, 4, 1000]) assert.deepEqual(stream(format, text, size), { content: text, calls: [] }, text);
+  }
+});
+
+test('GLM 4.5: a name, then argument pairs typed by the schema where it knows them', () => {
+  const types = new Map([
+    [
+      'get_weather',
+      new Map([
+        ['days', 'integer'],
+        ['metric', 'boolean'],
+        ['unit', 'string'],
+      ]),
+    ],
+  ]);
+  const text =
+    'Let me see.<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value> Paris </arg_value>\n' +
+    '<arg_key>days</arg_key>\n<arg_value>3</arg_value>\n<arg_key>metric</arg_key><arg_value>True</arg_value>\n' +
+    '<arg_key>unit</arg_key>\n<arg_value>12</arg_value>\n</tool_call><tool_call>t\n</tool_call>';
+  for (const size of [1, 5, 1000]) {
+    assert.deepEqual(stream({ ...GLM45, parameterTypes: types }, text, size), {
+      content: 'Let me see.',
+      calls: [
+        { name: 'get_weather', arguments: { city: 'Paris', days: 3, metric: true, unit: '12' } },
+        { name: 't', arguments: {} },
+      ],
+    });
   }
 });
 
@@ -230,6 +261,9 @@ test("formats from templates: vLLM's other parsers' tags", () => {
   assert.equal(of(`${llama4}{{ '"parameters": ' }}`), 'llama3_json', "Llama 4's JSON template");
   assert.equal(of('<|header_start|>{{ m.content }}<|eot|>'), null, 'no tools');
   assert.equal(of("{{ '<|tool_calls_section_begin|>' }}{% for tc in m.tool_calls %}…{% endfor %}"), 'kimi_k2');
+  const glm =
+    "{{ '\\n<tool_call>' + tc.name }}{% for k, v in args %}<arg_key>{{ k }}</arg_key>{% endfor %}</tool_call>";
+  assert.equal(of(glm), 'glm45');
 });
 
 test('reasoning: <think>…</think> split from the content, streamed in any chunking', () => {
