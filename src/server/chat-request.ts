@@ -78,7 +78,7 @@ export async function prepareChat(a: Admitted, ask: ChatAsk): Promise<PreparedCh
       // A prompt that closed the block (thinking off) is held from the first token, with the JSON token mask.
       grammar: afterReasoning(tools.grammar ?? ask.structured, prompt.trimEnd().endsWith(THINK_END) ? null : reasoning),
       // Tool-call markers may be special tokens ([TOOL_CALLS], <|python_tag|>): keep them where calls are parsed.
-      skipSpecialTokens: ask.skipSpecialTokens !== false && tools.format?.start == null,
+      skipSpecialTokens: ask.skipSpecialTokens !== false && !tools.format?.tags.length,
     },
   };
 }

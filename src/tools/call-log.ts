@@ -66,4 +66,6 @@ export class CallLog {
 /** Reads the calls of a body of call text into a log as the text comes, a piece at a time. */
 export interface BodyReader {
   read(text: string): void;
+  /** The body's closing tag was read: its calls are whole. */
+  close?(): void;
 }

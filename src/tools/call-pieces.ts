@@ -1,19 +1,42 @@
 import { heldBackLength } from '../util/held-back.ts';
 import { LiteralScanner } from './literal-scanner.ts';
 
-/** What a call text is cut into: a new call's body begins (after an opening tag), and more of the current body. */
-export interface PieceSink {
-  piece(): void;
-  body(text: string): void;
+/** A tag that opens calls and the one that closes them (null: none does; the next opening tag or the end does). */
+export interface CallTags {
+  start: string;
+  end: string | null;
+}
+
+/** Where the first opening tag of `tags` is in `text`, and which it is; null if none is there. */
+export function firstOpening(text: string, tags: readonly CallTags[]): { at: number; tags: CallTags } | null {
+  let first: { at: number; tags: CallTags } | null = null;
+  for (const t of tags) {
+    const at = text.indexOf(t.start);
+    if (at >= 0 && (!first || at < first.at)) first = { at, tags: t };
+  }
+  return first;
 }
 
 /**
- * How a body is read for tags: through its string literals once its first character shows JSON or Python calls, or
- * as markup (a first '<': Qwen3-Coder's and DeepSeek's calls, whose values are raw text) where any tag is one.
+ * What a call text is cut into: a new call's body begins (after an opening tag), more of the current body, and (where
+ * one closed it) the body's closing tag.
+ */
+export interface PieceSink {
+  piece(): void;
+  body(text: string): void;
+  close?(): void;
+}
+
+/**
+ * How a body is read for tags: through its string literals once its first characters show JSON or Python calls (a
+ * '{' or '[', or a name and '[': Mistral's `name[ARGS]`), else as markup (Qwen3-Coder's, DeepSeek's, Kimi K2's calls,
+ * GLM's `NAME` then `<arg_key>`…, whose values are raw text) where any tag is one.
  */
 class BodyReading {
   private literals: LiteralScanner | null = null;
   private markup = false;
+  /** A name opened the body: what follows it tells Mistral's calls from GLM's. */
+  private named = false;
 
   /** Whether a tag at the next character would be one (not inside a string). */
   get outside(): boolean {
@@ -22,26 +45,26 @@ class BodyReading {
 
   step(c: string): void {
     if (this.literals) this.literals.step(c);
-    else if (!this.markup && !/\s/.test(c)) {
-      this.markup = c === '<';
-      if (!this.markup) {
-        this.literals = new LiteralScanner();
-        this.literals.step(c);
-      }
-    }
+    else if (this.markup || (!this.named && /\s/.test(c))) return;
+    else if (/[\w.-]/.test(c)) this.named = true;
+    else if (c === '[' || (c === '{' && !this.named)) {
+      this.literals = new LiteralScanner();
+      this.literals.step(c);
+    } else this.markup = true;
   }
 
   copy(): BodyReading {
     const copy = new BodyReading();
     copy.literals = this.literals?.copy() ?? null;
     copy.markup = this.markup;
+    copy.named = this.named;
     return copy;
   }
 }
 
 /**
- * Cuts a call text into its calls' bodies as it streams: each body follows an opening tag (`start`; null when the
- * text is one body) up to its closing tag (`end`, if the format has one); text after a closing tag and before the
+ * Cuts a call text into its calls' bodies as it streams: each body follows an opening tag (`tags.start`; no tags when
+ * the text is one body) up to its closing tag (`tags.end`, if there is one); text after a closing tag and before the
  * next opening one is no body's. A tag inside a body's string literal is that string's text (see BodyReading). What
  * may be the start of a tag is held until it is known; `finish` hands it to the body.
  */
@@ -51,19 +74,23 @@ export class CallPieces {
   private opened: boolean;
   private closed = false;
   private reading = new BodyReading();
+  private readonly start: string | null;
+  private readonly end: string | null;
 
   constructor(
-    private readonly start: string | null,
-    private readonly end: string | null,
+    tags: CallTags | null,
     private readonly sink: PieceSink,
   ) {
-    this.opened = start === null;
+    this.start = tags?.start ?? null;
+    this.end = tags?.end ?? null;
+    this.opened = tags === null;
   }
 
   push(text: string): void {
     let rest = this.held + text;
     for (;;) {
-      const tags = [this.start, this.closed ? null : this.end].filter((t) => t !== null);
+      // Inside a body its closing tag first: a fence's closing ``` would also open the next one.
+      const tags = [this.opened && !this.closed ? this.end : null, this.start].filter((t) => t !== null);
       const found = this.findTag(rest, tags);
       if (!found) {
         const keep = heldBackLength(rest, tags);
@@ -78,7 +105,10 @@ export class CallPieces {
         this.closed = false;
         this.reading = new BodyReading();
         this.sink.piece();
-      } else this.closed = true;
+      } else {
+        this.closed = true;
+        this.sink.close?.();
+      }
     }
   }
 

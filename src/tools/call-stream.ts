@@ -1,7 +1,8 @@
 import { type BodyReader, CallLog } from './call-log.ts';
-import { CallPieces } from './call-pieces.ts';
+import { CallPieces, type CallTags } from './call-pieces.ts';
 import { DEEPSEEK_CALL, DEEPSEEK_CALL_END, parseDeepSeekCalls } from './deepseek-calls.ts';
 import { JsonCallsReader, MistralCallReader } from './json-call-reader.ts';
+import { KIMI_CALL, KIMI_CALL_END, parseKimiCalls } from './kimi-calls.ts';
 import { looksPythonic, PythonicCallEnds, pythonicCallsSoFar } from './pythonic-calls.ts';
 import type { ParsedToolCall, ToolCallFormat } from './tool-parser.ts';
 import { parseXmlCalls } from './xml-calls.ts';
@@ -15,7 +16,10 @@ interface CallEnds {
   scan(text: string): number;
 }
 
-/** Calls that each end with a marker (DeepSeek's, Qwen3-Coder's `</function>`); a marker split across pieces too. */
+/**
+ * Calls that each end with a marker (DeepSeek's, Kimi K2's, Qwen3-Coder's `</function>`); a marker split across pieces
+ * too.
+ */
 class MarkerEnds implements CallEnds {
   /** The end of the text so far that may be the start of the marker. */
   private tail = '';
@@ -31,9 +35,12 @@ class MarkerEnds implements CallEnds {
   }
 }
 
+/** Calls that end with their body (GLM 4.5's, one to a body): told as its closing tag is read. */
+const AT_CLOSE: CallEnds = { scan: () => -1 };
+
 /**
- * Calls whose arguments are not JSON in the text (Qwen3-Coder's `<function=…>`, DeepSeek's, pythonic), each told
- * whole once it ends: `parse` reads the body up to the end of the last call.
+ * Calls whose arguments are not JSON in the text (Qwen3-Coder's `<function=…>`, DeepSeek's, Kimi K2's, pythonic), each
+ * told whole once it ends: `parse` reads the body up to the end of the last call.
  */
 class WholeCallsReader implements BodyReader {
   private body = '';
@@ -50,8 +57,17 @@ class WholeCallsReader implements BodyReader {
     const end = this.ends.scan(text);
     const before = this.body.length;
     this.body += text;
-    if (this.stopped || end < 0) return;
-    const calls = this.parse(this.body.slice(0, before + end));
+    if (end >= 0) this.tell(before + end);
+  }
+
+  close(): void {
+    this.tell(this.body.length);
+  }
+
+  /** The calls of the body up to `end` not told yet. */
+  private tell(end: number): void {
+    if (this.stopped) return;
+    const calls = this.parse(this.body.slice(0, end));
     this.stopped = calls === null;
     for (const call of calls?.slice(this.told) ?? []) this.log.whole(call);
     this.told = calls?.length ?? 0;
@@ -63,6 +79,8 @@ class WholeCallsReader implements BodyReader {
  * still open more than one form, a reader of nothing when they open none.
  */
 function readerFor(head: string, log: CallLog, format: ToolCallFormat): BodyReader | null {
+  const { readBody, parameterTypes } = format;
+  if (readBody) return new WholeCallsReader(log, AT_CLOSE, (t) => readBody(t, parameterTypes));
   const text = head.trimStart();
   if (text.startsWith(XML_CALL)) {
     const parse = (t: string) => parseXmlCalls(t.trim(), format.parameterTypes);
@@ -71,19 +89,22 @@ function readerFor(head: string, log: CallLog, format: ToolCallFormat): BodyRead
   if (text.startsWith(DEEPSEEK_CALL)) {
     return new WholeCallsReader(log, new MarkerEnds(DEEPSEEK_CALL_END), parseDeepSeekCalls);
   }
+  if (text.startsWith(KIMI_CALL)) return new WholeCallsReader(log, new MarkerEnds(KIMI_CALL_END), parseKimiCalls);
   if (looksPythonic(text)) return new WholeCallsReader(log, new PythonicCallEnds(), pythonicCallsSoFar);
   if (/^[A-Za-z0-9_.-]+\[ARGS\]/.test(text)) return new MistralCallReader(log);
   // Not yet told apart: nothing, the start of a marker, a list's '[' and what may be a pythonic call's name, a name.
   const undecided =
-    !text || XML_CALL.startsWith(text) || DEEPSEEK_CALL.startsWith(text) || /^\[\s*([A-Za-z_][\w.-]*)?$/.test(text);
+    !text ||
+    [XML_CALL, DEEPSEEK_CALL, KIMI_CALL].some((marker) => marker.startsWith(text)) ||
+    /^\[\s*([A-Za-z_][\w.-]*)?$/.test(text);
   if (undecided || /^[A-Za-z0-9_.-]+(\[(A(R(GS?)?)?)?)?$/.test(text)) return null;
   return text[0] === '{' || text[0] === '[' ? new JsonCallsReader(log) : { read() {} };
 }
 
 /**
- * A call text (from the tag that opened the first call, or the bare JSON that is one) read as it streams, its calls
- * written into `log` as far as their form shows them: JSON arguments as they are read, other forms whole as each
- * call closes. The text is cut into bodies as `ToolCallParser.finish` cuts it (call-pieces.ts).
+ * A call text (from `tags.start`, the tag that opened the first call, or the bare JSON that is one) read as it
+ * streams, its calls written into `log` as far as their form shows them: JSON arguments as they are read, other forms
+ * whole as each call closes. The text is cut into bodies as `ToolCallParser.finish` cuts it (call-pieces.ts).
  */
 export class CallStream {
   readonly log = new CallLog();
@@ -94,9 +115,12 @@ export class CallStream {
   private head = '';
   private reader: BodyReader | null = null;
 
-  constructor(format: ToolCallFormat, text: string) {
-    const tagged = format.start !== null && text.startsWith(format.start);
-    this.pieces = new CallPieces(tagged ? format.start : null, format.end, {
+  constructor(
+    format: ToolCallFormat,
+    readonly tags: CallTags | null,
+    text: string,
+  ) {
+    this.pieces = new CallPieces(tags, {
       piece: () => {
         this.head = '';
         this.reader = null;
@@ -109,6 +133,7 @@ export class CallStream {
           this.reader?.read(this.head);
         }
       },
+      close: () => this.reader?.close?.(),
     });
     this.push(text);
   }

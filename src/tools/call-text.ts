@@ -26,6 +26,16 @@ export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** `text` read as a JSON object, or null when it is not one. */
+export function jsonObject(text: string): Record<string, unknown> | null {
+  try {
+    const value = JSON.parse(text);
+    return isObject(value) ? value : null;
+  } catch {
+    return null;
+  }
+}
+
 /** A JSON call object as a call: its name, and its `arguments` (Llama: `parameters`), JSON text parsed; else null. */
 export function asCall(item: unknown): ParsedToolCall | null {
   if (!isObject(item) || typeof item.name !== 'string') return null;

@@ -1,4 +1,4 @@
-import { TOOL_NAME, wholeMatches } from './call-text.ts';
+import { jsonObject, TOOL_NAME, wholeMatches } from './call-text.ts';
 import type { ParsedToolCall } from './tool-parser.ts';
 
 /** What opens one DeepSeek call. */
@@ -19,15 +19,9 @@ export function parseDeepSeekCalls(text: string): ParsedToolCall[] | null {
   for (const m of matches) {
     const fenced = m[1]!.trim() === 'function' && FENCED.exec(m[2]!);
     const [name, json] = fenced ? [fenced[1]!.trim(), fenced[2]!] : [m[1]!.trim(), m[2]!];
-    if (!TOOL_NAME.test(name)) return null;
-    let args: unknown;
-    try {
-      args = JSON.parse(json);
-    } catch {
-      return null;
-    }
-    if (typeof args !== 'object' || args === null || Array.isArray(args)) return null;
-    calls.push({ name, arguments: args as Record<string, unknown> });
+    const args = jsonObject(json);
+    if (!TOOL_NAME.test(name) || !args) return null;
+    calls.push({ name, arguments: args });
   }
   return calls;
 }

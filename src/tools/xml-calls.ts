@@ -1,6 +1,9 @@
 import { setOwn, TOOL_NAME, wholeMatches } from './call-text.ts';
 import type { ParsedToolCall } from './tool-parser.ts';
 
+/** The JSON schema type of each function's parameters: function name → parameter → type. */
+export type ParameterTypes = ReadonlyMap<string, ReadonlyMap<string, string>>;
+
 const FUNCTION = /<function=([^>\n]+)>([\s\S]*?)<\/function>/g;
 const PARAMETER = /<parameter=([^>\n]+)>([\s\S]*?)<\/parameter>/g;
 
@@ -10,10 +13,7 @@ const PARAMETER = /<parameter=([^>\n]+)>([\s\S]*?)<\/parameter>/g;
  * qwen3_coder parser does); a parameter the schema does not know stays a string. Null unless the text is such calls
  * and nothing else.
  */
-export function parseXmlCalls(
-  text: string,
-  types: ReadonlyMap<string, ReadonlyMap<string, string>> | undefined,
-): ParsedToolCall[] | null {
+export function parseXmlCalls(text: string, types: ParameterTypes | undefined): ParsedToolCall[] | null {
   const functions = wholeMatches(text, FUNCTION);
   if (!functions) return null;
   const calls: ParsedToolCall[] = [];
@@ -37,7 +37,7 @@ export function parseXmlCalls(
  * A text value as its schema type asks: integers and numbers written in decimal, true / false (any case), JSON objects and
  * arrays parsed; "null" is null; anything that does not read as its type stays the text.
  */
-function typedValue(value: string, type: string | undefined): unknown {
+export function typedValue(value: string, type: string | undefined): unknown {
   if (value.trim().toLowerCase() === 'null') return null;
   if (type === undefined || type === 'string') return value;
   const v = value.trim();

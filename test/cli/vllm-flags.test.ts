@@ -10,7 +10,22 @@ import { samplingSource } from '../../src/engine/load.ts';
 import type { GenerationConfig } from '../../src/loader/hf-config.ts';
 import { resolveServeConfig, type ServeFlags } from '../../src/server/config.ts';
 import { resolveTools } from '../../src/server/tool-requests.ts';
-import { DEEPSEEK, HERMES, LLAMA3_JSON, MISTRAL, PYTHONIC } from '../../src/tools/tool-parser.ts';
+import {
+  DEEPSEEK,
+  GLM45,
+  GRANITE,
+  GRANITE_20B_FC,
+  HERMES,
+  INTERNLM,
+  KIMI_K2,
+  LLAMA3_JSON,
+  LLAMA4_PYTHONIC,
+  MISTRAL,
+  PHI4_MINI,
+  PYTHONIC,
+  TOOL_CALLS_BLOCK,
+  XLAM,
+} from '../../src/tools/tool-parser.ts';
 import { UserError } from '../../src/util/errors.ts';
 import { collector, fakeEngine, runToEnd, submit } from '../helpers/engine.ts';
 
@@ -146,10 +161,24 @@ test('--tool-call-parser picks the format for every model; an unknown name is re
     ['deepseek_v3', DEEPSEEK],
     ['deepseek_v31', DEEPSEEK],
     ['pythonic', PYTHONIC],
+    ['qwen3_xml', HERMES],
+    ['llama4_pythonic', LLAMA4_PYTHONIC],
+    ['phi4_mini_json', PHI4_MINI],
+    ['granite', GRANITE],
+    ['granite-20b-fc', GRANITE_20B_FC],
+    ['jamba', TOOL_CALLS_BLOCK],
+    ['minimax', TOOL_CALLS_BLOCK],
+    ['internlm', INTERNLM],
+    ['xlam', XLAM],
+    ['kimi_k2', KIMI_K2],
+    ['glm45', GLM45],
   ];
   for (const [name, format] of names) assert.equal(serveConfig(['--tool-call-parser', name]).toolCallFormat, format);
   assert.equal(serveConfig([]).toolCallFormat, null);
-  refused(() => serveConfig(['--tool-call-parser', 'granite']), /^--tool-call-parser granite: .*hermes, .*pythonic/);
+  refused(
+    () => serveConfig(['--tool-call-parser', 'step3']),
+    /^--tool-call-parser step3: .*hermes, .*pythonic, .*granite-20b-fc, .*xlam/,
+  );
 
   const tools = [{ type: 'function' as const, function: { name: 'f', parameters: { type: 'object' } } }];
   const chatTemplate = { source: '{% for t in tools %}{{ t }}{% endfor %}<tool_call>' } as never;

@@ -4,13 +4,22 @@ import type { CallEvent } from '../../src/tools/call-log.ts';
 import {
   DEEPSEEK,
   FORCED_JSON,
+  GLM45,
+  GRANITE,
+  GRANITE_20B_FC,
   HERMES,
+  INTERNLM,
+  KIMI_K2,
   LLAMA3_JSON,
+  LLAMA4_PYTHONIC,
   MISTRAL,
+  PHI4_MINI,
   PYTHONIC,
+  TOOL_CALLS_BLOCK,
   type ToolCallFormat,
   ToolCallParser,
   toolCallFormatOf,
+  XLAM,
 } from '../../src/tools/tool-parser.ts';
 import { mulberry32 } from '../../src/util/random.ts';
 
@@ -62,6 +71,7 @@ function byCall(events: CallEvent[]) {
 }
 
 const [b, sep, e] = ['<｜tool▁call▁begin｜>', '<｜tool▁sep｜>', '<｜tool▁call▁end｜>'];
+const [kb, ka, ke] = ['<|tool_call_begin|>', '<|tool_call_argument_begin|>', '<|tool_call_end|>'];
 /** Arguments whose strings hold braces, quotes, brackets, escapes and pairs of surrogates. */
 const tricky =
   '{"q": "a {b} \\"c\\" [d] \\\\ e\\n", "u": "\\u00e9\\ud83d\\ude00 😀", "n": [1.50, -0, 2e2, {"x": null}], "ok": true}';
@@ -135,6 +145,116 @@ const cases: { label: string; format: ToolCallFormat; text: string; streams: boo
     label: 'pythonic',
     format: PYTHONIC,
     text: '[get_weather(q="a {b} \\"c\\" )]", n=[1, (2, 3)], d={"k": None}), t()]',
+    streams: false,
+  },
+  {
+    label: 'llama 4 pythonic in its python tags',
+    format: LLAMA4_PYTHONIC,
+    text: '<|python_start|>[get_weather(q="<|python_end|> )]", n=[1, (2, 3)]), t()]<|python_end|>',
+    streams: false,
+  },
+  {
+    label: 'llama 4 pythonic bare',
+    format: LLAMA4_PYTHONIC,
+    text: '[get_weather(q="a {b}", n=[1, (2, 3)]), t()]',
+    streams: false,
+  },
+  {
+    label: 'phi-4-mini functools[…]',
+    format: PHI4_MINI,
+    text: `Sure.functools[{"name": "get_weather", "arguments": ${tricky}}, {"name": "t", "arguments": {}}]`,
+    streams: true,
+  },
+  {
+    label: 'granite <|tool_call|>',
+    format: GRANITE,
+    text: `<|tool_call|>[{"name": "get_weather", "arguments": ${tricky}}, {"name": "t", "arguments": {}}]`,
+    streams: true,
+  },
+  {
+    label: 'granite 3.1 <tool_call>',
+    format: GRANITE,
+    text: `Let me check.<tool_call>[{"name": "get_weather", "arguments": ${tricky}}, {"name": "t", "arguments": {}}]`,
+    streams: true,
+  },
+  {
+    label: 'granite bare list',
+    format: GRANITE,
+    text: ` [{"name": "get_weather", "arguments": ${tricky}}, {"name": "t", "arguments": {}}]`,
+    streams: true,
+  },
+  {
+    label: 'granite-20b-fc',
+    format: GRANITE_20B_FC,
+    text: `Checking.<function_call> {"name": "get_weather", "arguments": ${tricky}} <function_call> {"name": "t", "arguments": {}}`,
+    streams: true,
+  },
+  {
+    label: 'jamba <tool_calls> list',
+    format: TOOL_CALLS_BLOCK,
+    text: `Hm.<tool_calls>[{"name": "get_weather", "arguments": ${tricky}}, {"name": "t", "arguments": {}}]</tool_calls>`,
+    streams: true,
+  },
+  {
+    label: 'minimax <tool_calls> lines',
+    format: TOOL_CALLS_BLOCK,
+    text: `<tool_calls>\n{"name": "get_weather", "arguments": ${tricky}}\n{"name": "t", "arguments": {}}\n</tool_calls>`,
+    streams: true,
+  },
+  {
+    label: 'internlm',
+    format: INTERNLM,
+    text: `Checking.<|action_start|><|plugin|>\n{"name": "get_weather", "parameters": ${tricky}}<|action_end|><|action_start|><|plugin|>\n{"name": "t", "arguments": {}}<|action_end|>`,
+    streams: true,
+  },
+  {
+    label: 'xlam bare list',
+    format: XLAM,
+    text: `[{"name": "get_weather", "arguments": ${tricky}}, {"name": "t", "arguments": {}}]`,
+    streams: true,
+  },
+  {
+    label: 'xlam json fence',
+    format: XLAM,
+    text: `I'll call:\n\`\`\`json\n[{"name": "get_weather", "arguments": ${tricky}}, {"name": "t", "arguments": {"s": "\`\`\`"}}]\n\`\`\``,
+    streams: true,
+  },
+  {
+    label: 'xlam plain fence',
+    format: XLAM,
+    text: `\`\`\`\n[{"name": "get_weather", "arguments": ${tricky}}, {"name": "t", "arguments": {}}]\n\`\`\`\n`,
+    streams: true,
+  },
+  {
+    label: 'xlam [TOOL_CALLS]',
+    format: XLAM,
+    text: `[TOOL_CALLS][{"name": "get_weather", "arguments": ${tricky}}, {"name": "t", "arguments": {}}]`,
+    streams: true,
+  },
+  {
+    label: 'xlam <tool_call>',
+    format: XLAM,
+    text: `Ok.<tool_call>[{"name": "get_weather", "arguments": ${tricky}}, {"name": "t", "arguments": {}}]</tool_call>`,
+    streams: true,
+  },
+  {
+    label: 'kimi k2',
+    format: KIMI_K2,
+    text: `Checking.<|tool_calls_section_begin|>\n${kb}functions.get_weather:0${ka}${tricky}${ke}\n${kb} t:1 ${ka}{}${ke}\n<|tool_calls_section_end|>`,
+    streams: false,
+  },
+  {
+    label: "kimi k2's singular section tags",
+    format: KIMI_K2,
+    text: `<|tool_call_section_begin|>${kb}functions.get_weather:0${ka}${tricky}${ke}${kb}functions.t:1${ka}{}${ke}<|tool_call_section_end|>`,
+    streams: false,
+  },
+  {
+    label: 'glm 4.5',
+    format: { ...GLM45, parameterTypes: new Map([['get_weather', new Map([['n', 'array']])]]) },
+    text:
+      'Sure.<tool_call>get_weather\n<arg_key>q</arg_key>\n<arg_value>(it\'s "b" [c</arg_value>\n' +
+      '<arg_key>n</arg_key>\n<arg_value>[1, {"x": "y"}]</arg_value>\n</tool_call>\n<tool_call>t</tool_call>',
     streams: false,
   },
 ];

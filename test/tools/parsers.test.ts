@@ -3,12 +3,21 @@ import { test } from 'node:test';
 import { ReasoningParser } from '../../src/tools/reasoning-parser.ts';
 import {
   DEEPSEEK,
+  GLM45,
+  GRANITE,
+  GRANITE_20B_FC,
   HERMES,
+  INTERNLM,
+  KIMI_K2,
   LLAMA3_JSON,
+  LLAMA4_PYTHONIC,
   MISTRAL,
+  PHI4_MINI,
+  TOOL_CALLS_BLOCK,
   type ToolCallFormat,
   ToolCallParser,
   toolCallFormatOf,
+  XLAM,
 } from '../../src/tools/tool-parser.ts';
 
 /** Feeds `text` in pieces of `size` characters; returns the streamed content and the final calls (parsed). */
@@ -162,7 +171,10 @@ test('formats from templates: Jinja markers, and the tag of a Go template', () =
   assert.equal(toolCallFormatOf('[AVAILABLE_TOOLS]{{ tools }}[TOOL_CALLS]')?.name, 'mistral');
   assert.equal(toolCallFormatOf('<|start_header_id|>{% if tools %}{{ "parameters" }}{% endif %}')?.name, 'llama3_json');
   assert.equal(toolCallFormatOf('{% for m in messages %}{{ m.content }}{% endfor %}'), null);
-  assert.deepEqual(toolCallFormatOf('…', '[TOOL_CALLS] ['), { name: 'template', start: '[TOOL_CALLS] [', end: null });
+  assert.deepEqual(toolCallFormatOf('…', '[TOOL_CALLS] ['), {
+    name: 'template',
+    tags: [{ start: '[TOOL_CALLS] [', end: null }],
+  });
   assert.equal(toolCallFormatOf('…', '')?.bare, true);
   // A Go template's list tag: the calls follow separated by commas, the list closes with ']'.
   const list = stream(
@@ -174,6 +186,84 @@ test('formats from templates: Jinja markers, and the tag of a Go template', () =
     { name: 'a', arguments: {} },
     { name: 'b', arguments: { x: 1 } },
   ]);
+});
+
+test("vLLM's other parsers' formats: text that does not parse as their calls stays content", () => {
+  const fence = '```';
+  const kimi = (id: string, args: string) =>
+    `<|tool_call_begin|>${id}<|tool_call_argument_begin|>${args}<|tool_call_end|>`;
+  for (const [format, text] of [
+    [PHI4_MINI, 'Use functools[partial] here.'],
+    [GRANITE, 'x<|tool_call|>[{"name": broken]'],
+    [GRANITE, '[1] is a footnote, <tool_call> a tag'],
+    [GRANITE_20B_FC, '<function_call> not json'],
+    [TOOL_CALLS_BLOCK, 'x<tool_calls>[{"oops": 1}]</tool_calls>'],
+    [TOOL_CALLS_BLOCK, '<tool_calls>\n{"name": "f", "arguments": {}}\nand prose\n</tool_calls>'],
+    [INTERNLM, '<|action_start|><|plugin|>{"name": "f", "parameters": {"a": }<|action_end|>'],
+    [INTERNLM, 'Run <|action_start|><|interpreter|>print(1)<|action_end|>'],
+    [XLAM, `Here:\n${fence}json\n{"answer": 42}\n${fence}\ndone`],
+    [XLAM, `${fence}python\nprint("[TOOL_CALLS]")\n${fence}`],
+    [XLAM, '[TOOL_CALLS] maybe later'],
+    [LLAMA4_PYTHONIC, '<|python_start|>print("hi")<|python_end|>'],
+    [LLAMA4_PYTHONIC, '[f(x=1)] and more'],
+    [KIMI_K2, `x<|tool_calls_section_begin|>${kimi('functions.f:0', '{"a": ')}<|tool_calls_section_end|>`],
+    [KIMI_K2, `<|tool_calls_section_begin|>${kimi('functions.f', '{}')}<|tool_calls_section_end|>`],
+    [KIMI_K2, `<|tool_calls_section_begin|>${kimi('functions.f:0', '[1]')}<|tool_calls_section_end|>`],
+    [GLM45, 'x<tool_call>f\n<arg_key>a</arg_key>\n</tool_call>'],
+    [GLM45, '<tool_call>two words</tool_call>'],
+    [GLM45, '<tool_call>{"name": "f", "arguments": {}}</tool_call>'],
+    [HERMES, '<tool_call>f\n<arg_key>a</arg_key>\n<arg_value>1</arg_value>\n</tool_call>'],
+  ] as const) {
+    for (const size of [1, 4, 1000]) assert.deepEqual(stream(format, text, size), { content: text, calls: [] }, text);
+  }
+});
+
+test('GLM 4.5: a name, then argument pairs typed by the schema where it knows them', () => {
+  const types = new Map([
+    [
+      'get_weather',
+      new Map([
+        ['days', 'integer'],
+        ['metric', 'boolean'],
+        ['unit', 'string'],
+      ]),
+    ],
+  ]);
+  const text =
+    'Let me see.<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value> Paris </arg_value>\n' +
+    '<arg_key>days</arg_key>\n<arg_value>3</arg_value>\n<arg_key>metric</arg_key><arg_value>True</arg_value>\n' +
+    '<arg_key>unit</arg_key>\n<arg_value>12</arg_value>\n</tool_call><tool_call>t\n</tool_call>';
+  for (const size of [1, 5, 1000]) {
+    assert.deepEqual(stream({ ...GLM45, parameterTypes: types }, text, size), {
+      content: 'Let me see.',
+      calls: [
+        { name: 'get_weather', arguments: { city: 'Paris', days: 3, metric: true, unit: '12' } },
+        { name: 't', arguments: {} },
+      ],
+    });
+  }
+});
+
+test("formats from templates: vLLM's other parsers' tags", () => {
+  const of = (template: string) => toolCallFormatOf(template)?.name ?? null;
+  const granite = '<|start_of_role|>available_tools<|end_of_role|>{{ tools | tojson }}respond only with <|tool_call|>';
+  assert.equal(of(granite), 'granite');
+  assert.equal(of('<|tool|>{{ tools }}<|/tool|>{{ "<|tool_call|>" + tc | tojson + "<|/tool_call|>" }}'), null);
+  assert.equal(of('{% if tools %}formatted as functools[{"name": [function name]}]{% endif %}'), 'phi4_mini_json');
+  assert.equal(of("{% for tc in m.tool_calls %}{{- '<function_call> ' + tc | tojson }}{% endfor %}"), 'granite-20b-fc');
+  assert.equal(
+    of("{{ '<tool_calls>\\n' }}{% for tc in m.tool_calls %}{{ tc | tojson }}{% endfor %}</tool_calls>"),
+    'tool_calls',
+  );
+  assert.equal(of('{%- for tc in m.tool_calls %}{{- "<|action_start|><|plugin|>\\n" }}{% endfor %}'), 'internlm');
+  const llama4 = "{{- '<|header_start|>assistant<|header_end|>' }}{% if tools %}{{ tc.name + '(' }}{% endif %}";
+  assert.equal(of(llama4), 'llama4_pythonic');
+  assert.equal(of(`${llama4}{{ '"parameters": ' }}`), 'llama3_json', "Llama 4's JSON template");
+  assert.equal(of('<|header_start|>{{ m.content }}<|eot|>'), null, 'no tools');
+  assert.equal(of("{{ '<|tool_calls_section_begin|>' }}{% for tc in m.tool_calls %}…{% endfor %}"), 'kimi_k2');
+  const glm =
+    "{{ '\\n<tool_call>' + tc.name }}{% for k, v in args %}<arg_key>{{ k }}</arg_key>{% endfor %}</tool_call>";
+  assert.equal(of(glm), 'glm45');
 });
 
 test('reasoning: <think>…</think> split from the content, streamed in any chunking', () => {

@@ -170,7 +170,7 @@ export async function generateAndRespond(
   // Tool-call markers may be special tokens: keep them where calls are parsed. With `think`, the format holds after it.
   const output = {
     grammar: afterReasoning(ollamaGrammar(body.format), shape.mode?.reasoning ?? null),
-    skipSpecialTokens: shape.mode?.tools?.start == null,
+    skipSpecialTokens: !shape.mode?.tools?.tags.length,
     kvBudget: body.options?.kv_budget ?? undefined,
   };
   const outputs = await primed(runEngine(ctx, a, ids, params, times, {}, output));
