@@ -8,7 +8,7 @@
 ;; 16 levels then 8 sums of 32 (i16, 48 bytes) at sums; one f32 result per row from out. The memory starts with the
 ;; f32 value of every half (65536 × 4 bytes from address 0), so a block's half scale is one load.
 ;;
-;; The four-token exports (`q8_0_x4`, `q4_k_x4`, `q5_k_x4`, `q6_k_x4`, for prefill) add (lvStride, dsStride, sumsStride, scratch): four
+;; The four-token exports (`q8_0_x4`, `q4_0_x4`, `q4_k_x4`, `q5_k_x4`, `q6_k_x4`, for prefill) add (lvStride, dsStride, sumsStride, scratch): four
 ;; activation rows, token t's levels, scales and sums t strides after the first token's; row r's four results, in
 ;; token order, at out + 16r. Each piece of a block is unpacked once for the four tokens, then each token's products
 ;; follow as in the single-token kernel. A token's running sums stay in locals but are also stored to scratch (64
@@ -215,7 +215,20 @@
     (i32x4.add (i32x4.dot_i16x8_s (local.get $lo) (i16x8.extend_low_i8x16_s (local.get $a)))
                (i32x4.dot_i16x8_s (local.get $hi) (i16x8.extend_high_i8x16_s (local.get $a)))))
 
-  ;; Two tokens' Q8_0 or Q6_K block terms d · d_a · isum, from lanes 0 and 1 of isums.
+  ;; One token's share of a Q4_0 or Q5_0 block: its 32 activations a0, a1 against the block's unsigned levels lo
+  ;; (values 0..15), hi (16..31), less $zero (the levels' offset, in every byte) times the activations, as i32x4
+  ;; partial sums.
+  (func $offsetSum (param $lo v128) (param $hi v128) (param $a0 v128) (param $a1 v128) (param $zero v128) (result v128)
+    (i32x4.extadd_pairwise_i16x8_s (i16x8.sub
+      (i16x8.add (call $mulu7 (local.get $lo) (local.get $a0)) (call $mulu7 (local.get $hi) (local.get $a1)))
+      (i16x8.add (call $mulu7 (local.get $zero) (local.get $a0)) (call $mulu7 (local.get $zero) (local.get $a1))))))
+
+  ;; One token's share of a Q4_0 block: its 32 activations at $a against the block's nibbles lo, hi.
+  (func $q40Sum (param $lo v128) (param $hi v128) (param $a i32) (result v128)
+    (call $offsetSum (local.get $lo) (local.get $hi) (v128.load (local.get $a)) (v128.load offset=16 (local.get $a))
+                     (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8)))
+
+  ;; Two tokens' Q8_0, Q4_0 or Q6_K block terms d · d_a · isum, from lanes 0 and 1 of isums.
   (func $dTerms (param $d v128) (param $da v128) (param $isums v128) (result v128)
     (f64x2.mul (f64x2.mul (local.get $d) (local.get $da)) (f64x2.convert_low_i32x4_s (local.get $isums))))
 
@@ -305,7 +318,7 @@
   (func (export "q4_0") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
         (param $sums i32) (param $out i32)
     (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $acc f64)
-    (local $q v128) (local $a0 v128) (local $a1 v128)
+    (local $q v128)
     (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
     (block $done (loop $row
       (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
@@ -317,19 +330,11 @@
       (block $rowDone (loop $block
         (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
         (local.set $q (v128.load offset=2 (local.get $p)))
-        (local.set $a0 (v128.load (local.get $a)))
-        (local.set $a1 (v128.load offset=16 (local.get $a)))
         (local.set $acc (f64.add (local.get $acc)
           (f64.mul
             (f64.mul (call $half (local.get $p)) (f64.promote_f32 (f32.load (local.get $d))))
-            (f64.convert_i32_s (call $hsum (i32x4.extadd_pairwise_i16x8_s (i16x8.sub
-              (i16x8.add
-                (call $mulu7 (v128.and (local.get $q) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
-                             (local.get $a0))
-                (call $mulu7 (call $hi4 (local.get $q)) (local.get $a1)))
-              (i16x8.add
-                (call $mulu7 (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8) (local.get $a0))
-                (call $mulu7 (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8) (local.get $a1))))))))))
+            (f64.convert_i32_s (call $hsum
+              (call $q40Sum (call $lo4 (local.get $q)) (call $hi4 (local.get $q)) (local.get $a)))))))
         (local.set $p (i32.add (local.get $p) (i32.const 18)))
         (local.set $a (i32.add (local.get $a) (i32.const 32)))
         (local.set $d (i32.add (local.get $d) (i32.const 4)))
@@ -337,6 +342,55 @@
       (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
       (local.set $w (local.get $blockEnd))
       (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $row))))
+
+  ;; Q4_0 against four tokens (see the header): each block's nibbles unpacked and its scale converted once for the
+  ;; four.
+  (func (export "q4_0_x4") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
+        (param $sums i32) (param $out i32) (param $lvStride i32) (param $dsStride i32) (param $sumsStride i32)
+        (param $scratch i32)
+    (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32)
+    (local $acc01 v128) (local $acc23 v128) (local $isums v128) (local $dw v128) (local $q v128) (local $lo v128)
+    (local $hi v128) (local $isum0 v128) (local $isum1 v128) (local $isum2 v128) (local $isum3 v128)
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 4))))
+    (block $done (loop $row
+      (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+      (local.set $acc01 (v128.const f64x2 0 0))
+      (local.set $acc23 (v128.const f64x2 0 0))
+      (local.set $p (local.get $w))
+      (local.set $blockEnd (i32.add (local.get $w) (local.get $rowBytes)))
+      (local.set $a (local.get $lv))
+      (local.set $d (local.get $ds))
+      (block $rowDone (loop $block
+        (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
+        (local.set $q (v128.load offset=2 (local.get $p)))
+        (local.set $lo (call $lo4 (local.get $q)))
+        (local.set $hi (call $hi4 (local.get $q)))
+        (local.set $isum0 (call $q40Sum (local.get $lo) (local.get $hi) (local.get $a)))
+        (v128.store (local.get $scratch) (local.get $isum0))
+        (local.set $isum1 (call $q40Sum (local.get $lo) (local.get $hi) (i32.add (local.get $a) (local.get $lvStride))))
+        (v128.store offset=16 (local.get $scratch) (local.get $isum1))
+        (local.set $isum2 (call $q40Sum (local.get $lo) (local.get $hi)
+          (i32.add (local.get $a) (i32.shl (local.get $lvStride) (i32.const 1)))))
+        (v128.store offset=32 (local.get $scratch) (local.get $isum2))
+        (local.set $isum3 (call $q40Sum (local.get $lo) (local.get $hi)
+          (i32.add (local.get $a) (i32.mul (local.get $lvStride) (i32.const 3)))))
+        (v128.store offset=48 (local.get $scratch) (local.get $isum3))
+        (local.set $isums (call $hsum4 (local.get $isum0) (local.get $isum1) (local.get $isum2) (local.get $isum3)))
+        (local.set $dw (f64x2.splat (call $half (local.get $p))))
+        (local.set $acc01 (f64x2.add (local.get $acc01) (call $dTerms (local.get $dw)
+          (call $pairAt (local.get $d) (i32.add (local.get $d) (local.get $dsStride))) (local.get $isums))))
+        (local.set $acc23 (f64x2.add (local.get $acc23) (call $dTerms (local.get $dw)
+          (call $pairAt (i32.add (local.get $d) (i32.shl (local.get $dsStride) (i32.const 1)))
+                        (i32.add (local.get $d) (i32.mul (local.get $dsStride) (i32.const 3))))
+          (call $high64 (local.get $isums)))))
+        (local.set $p (i32.add (local.get $p) (i32.const 18)))
+        (local.set $a (i32.add (local.get $a) (i32.const 32)))
+        (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (br $block)))
+      (v128.store (local.get $out) (call $f32x4Of (local.get $acc01) (local.get $acc23)))
+      (local.set $w (local.get $blockEnd))
+      (local.set $out (i32.add (local.get $out) (i32.const 16)))
       (br $row))))
 
   ;; Q4_1: d (half) | m (half) | 16 bytes as Q4_0's, levels unsigned. acc += d_w · d_a · Σ w·a + m · s_a.
@@ -374,7 +428,7 @@
   (func (export "q5_0") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
         (param $sums i32) (param $out i32)
     (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $acc f64)
-    (local $q v128) (local $qh i32) (local $a0 v128) (local $a1 v128)
+    (local $q v128) (local $qh i32)
     (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
     (block $done (loop $row
       (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
@@ -387,21 +441,14 @@
         (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
         (local.set $q (v128.load offset=6 (local.get $p)))
         (local.set $qh (i32.load offset=2 (local.get $p)))
-        (local.set $a0 (v128.load (local.get $a)))
-        (local.set $a1 (v128.load offset=16 (local.get $a)))
         (local.set $acc (f64.add (local.get $acc)
           (f64.mul
             (f64.mul (call $half (local.get $p)) (f64.promote_f32 (f32.load (local.get $d))))
-            (f64.convert_i32_s (call $hsum (i32x4.extadd_pairwise_i16x8_s (i16x8.sub
-              (i16x8.add
-                (call $mulu7 (v128.or (v128.and (local.get $q) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
-                                      (call $bit5 (local.get $qh)))
-                             (local.get $a0))
-                (call $mulu7 (v128.or (call $hi4 (local.get $q)) (call $bit5 (i32.shr_u (local.get $qh) (i32.const 16))))
-                             (local.get $a1)))
-              (i16x8.add
-                (call $mulu7 (v128.const i8x16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16) (local.get $a0))
-                (call $mulu7 (v128.const i8x16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16) (local.get $a1))))))))))
+            (f64.convert_i32_s (call $hsum (call $offsetSum
+              (v128.or (call $lo4 (local.get $q)) (call $bit5 (local.get $qh)))
+              (v128.or (call $hi4 (local.get $q)) (call $bit5 (i32.shr_u (local.get $qh) (i32.const 16))))
+              (v128.load (local.get $a)) (v128.load offset=16 (local.get $a))
+              (v128.const i8x16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16)))))))
         (local.set $p (i32.add (local.get $p) (i32.const 22)))
         (local.set $a (i32.add (local.get $a) (i32.const 32)))
         (local.set $d (i32.add (local.get $d) (i32.const 4)))
