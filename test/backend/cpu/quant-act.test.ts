@@ -52,6 +52,39 @@ test('q8_0 activations are the blocks the Q8_0 weight codec (the same ggml refer
   }
 });
 
+test("q8_0's and q8_K's levels are roundf's and nearest_int's bit for bit (−0 included), over every tie a block can hold", () => {
+  const f32 = Math.fround;
+  const rnd = mulberry32(11);
+  // Every 32 values open with ±127: d = 1 (q8_0) and iscale = ∓1 (q8_K, whose block's first it is), so the halves
+  // among the rest are ties.
+  const value = (i: number) => {
+    if (i % 32 === 0) return (i >> 5) % 3 ? 127 : -127;
+    return rnd() < 0.5 ? Math.round((rnd() - 0.5) * 508) / 2 : (rnd() - 0.5) * 250;
+  };
+  const x = Float32Array.from({ length: 64 * 256 }, (_, i) => value(i));
+  const q80 = quantizeActivations('q8_0', x, 64, 256);
+  for (let b = 0; b < x.length / 32; b++) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[32 * b + j]!));
+    const d = f32(amax / 127);
+    const id = d ? f32(1 / d) : 0;
+    for (let j = 32 * b; j < 32 * b + 32; j++) {
+      const v = f32(x[j]! * id);
+      assert.ok(Object.is(q80[j], Math.sign(v) * Math.round(Math.abs(v))), `q8_0 level ${j} of ${x[j]}`);
+    }
+  }
+  const q8k = quantizeActivations('q8_k', x, 64, 256);
+  for (let b = 0; b < x.length / 256; b++) {
+    const iscale = f32(-127 / x[256 * b]!);
+    for (let j = 256 * b; j < 256 * b + 256; j++) {
+      const v = f32(iscale * x[j]!);
+      const r = Math.round(v);
+      const even = r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+      assert.ok(Object.is(q8k[j], Math.min(127, even)), `q8_K level ${j} of ${x[j]}`);
+    }
+  }
+});
+
 test('q8_1: q8_0 levels, and s = d·Σlevels with the float32 d, stored as a half', () => {
   const acts = quantizeActivations('q8_1', block(32, { 0: 1, 1: 0.5, 2: -0.5, 3: 0.99603 }), 1, 32);
   assert.deepEqual(plain(acts.subarray(0, 5)), [127, 64, -64, 126, 0]);

@@ -93,16 +93,23 @@ for (const [build, module] of Object.entries(SIMD_BUILDS)) {
   });
 }
 
+/** The types with a four-token kernel, which takes a group's tokens four at a time (the rest one at a time). */
+const FOUR_TOKEN_TYPES = ['q8_0', 'q4_0', 'q4_k', 'q5_k', 'q6_k'] as const;
+
+const exportsOf = (module: WebAssembly.Module) => WebAssembly.Module.exports(module).map((e) => e.name);
+
 for (const [build, module] of Object.entries(SIMD_BUILDS)) {
   test(`the ${build} four-token kernels equal the JavaScript twins bit for bit: tokens in fours and a tail, row counts past a call's rows`, () => {
     const arena = new WasmArena();
-    // 4096-wide Q4_K rows go 56 to a call (CACHED_ROW_BYTES), Q6_K rows 39: 130 rows end in a partial call.
-    for (const type of ['q4_k', 'q6_k'] as const) {
+    // 4096-wide rows go 30 (Q8_0), 56 (Q4_0, Q4_K), 46 (Q5_K) or 39 (Q6_K) to a call (CACHED_ROW_BYTES): 130 rows
+    // end in a partial call.
+    for (const type of FOUR_TOKEN_TYPES) {
+      assert.ok(module && exportsOf(module).includes(`${type}_x4`), `${build} has a four-token ${type} kernel`);
       for (const [i, n] of [256, 768, 4096].entries()) {
         for (const blocks of [true, false]) {
           for (const rows of [1, 37, 130]) {
             const p = stackQuantized([host(type, rows, n, 100 * i + rows, blocks)], false, arena).parts[0]!;
-            for (const T of [2, 3, 4, 5, 7, 16]) {
+            for (let T = 1; T <= 9; T++) {
               const x = random(T * n, T + rows);
               const got = new Float32Array(T * rows).fill(Number.NaN);
               const input = quantInput(p, x, T, n);

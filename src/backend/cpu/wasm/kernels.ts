@@ -9,9 +9,9 @@ import { ACT_BYTES, OUT_ROWS, SLOTS, slotAt, WasmArena, type WasmHome } from './
 type Kernel = (w: number, rowBytes: number, rows: number, lv: number, ds: number, sums: number, out: number) => void;
 
 /**
- * A four-token export (`q4_k_x4`, for prefill): the rows against four packed activation rows, token t's levels,
- * scales and sums t strides after the first token's; row r's four results (token order) at out + 16r; 64 bytes of
- * scratch.
+ * A four-token export (`q4_k_x4` and the like, for prefill): the rows against four packed activation rows, token t's
+ * levels, scales and sums t strides after the first token's; row r's four results (token order) at out + 16r; 64 bytes
+ * of scratch.
  */
 type FourTokenKernel = (
   w: number,

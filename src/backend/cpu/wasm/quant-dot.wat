@@ -8,7 +8,7 @@
 ;; 16 levels then 8 sums of 32 (i16, 48 bytes) at sums; one f32 result per row from out. The memory starts with the
 ;; f32 value of every half (65536 × 4 bytes from address 0), so a block's half scale is one load.
 ;;
-;; The four-token exports (`q4_k_x4`, `q6_k_x4`, for prefill) add (lvStride, dsStride, sumsStride, scratch): four
+;; The four-token exports (`q8_0_x4`, `q4_0_x4`, `q4_k_x4`, `q5_k_x4`, `q6_k_x4`, for prefill) add (lvStride, dsStride, sumsStride, scratch): four
 ;; activation rows, token t's levels, scales and sums t strides after the first token's; row r's four results, in
 ;; token order, at out + 16r. Each piece of a block is unpacked once for the four tokens, then each token's products
 ;; follow as in the single-token kernel. A token's running sums stay in locals but are also stored to scratch (64
@@ -119,9 +119,9 @@
     (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
       (f32x4.demote_f64x2_zero (local.get $acc01)) (f32x4.demote_f64x2_zero (local.get $acc23))))
 
-  ;; One token's share of a Q4_K chunk: its 64 activations at $a against the chunk's levels (lo0, lo1 under the scale
-  ;; broadcast in sc0; hi0, hi1 under sc1), as i32x4 partial sums.
-  (func $q4kChunk (param $lo0 v128) (param $lo1 v128) (param $hi0 v128) (param $hi1 v128) (param $sc0 v128)
+  ;; One token's share of a Q4_K or Q5_K chunk: its 64 activations at $a against the chunk's levels (lo0, lo1 under
+  ;; the scale broadcast in sc0; hi0, hi1 under sc1), as i32x4 partial sums.
+  (func $kChunk (param $lo0 v128) (param $lo1 v128) (param $hi0 v128) (param $hi1 v128) (param $sc0 v128)
         (param $sc1 v128) (param $a i32) (result v128)
     (i32x4.add
       (i32x4.dot_i16x8_s (i16x8.add (call $mulu7 (local.get $lo0) (v128.load (local.get $a)))
@@ -131,7 +131,14 @@
                                     (call $mulu7 (local.get $hi1) (v128.load offset=48 (local.get $a))))
                          (local.get $sc1))))
 
-  ;; Two tokens' Q4_K block terms d_a · (d·isum − dmin·msum), from lanes 0 and 1 of isums and msums.
+  ;; Q5_K's levels: $nibbles with a fifth bit above them, bit 4 − $shift of each byte of $h (a 16-bit shift: the mask
+  ;; keeps bit 4 of each byte, which comes from the byte itself).
+  (func $q5kLevels (param $nibbles v128) (param $h v128) (param $shift i32) (result v128)
+    (v128.or (local.get $nibbles)
+             (v128.and (i16x8.shl (local.get $h) (local.get $shift))
+                       (v128.const i8x16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16))))
+
+  ;; Two tokens' Q4_K or Q5_K block terms d_a · (d·isum − dmin·msum), from lanes 0 and 1 of isums and msums.
   (func $kTerms (param $da v128) (param $d v128) (param $dmin v128) (param $isums v128) (param $msums v128) (result v128)
     (f64x2.mul (local.get $da)
                (f64x2.sub (f64x2.mul (local.get $d) (f64x2.convert_low_i32x4_s (local.get $isums)))
@@ -186,8 +193,43 @@
       (i32x4.dot_i16x8_s (local.get $lo) (v128.load (local.get $s)))
       (i32x4.dot_i16x8_s (local.get $hi) (v128.load offset=16 (local.get $s)))) (i32.const 5))))
 
-  ;; Two tokens' Q6_K block terms d · d_a · isum, from lanes 0 and 1 of isums.
-  (func $q6kTerms (param $d v128) (param $da v128) (param $isums v128) (result v128)
+  ;; Four tokens' Q4_K or Q5_K msums, lane t token t's: the block's mins (widened to i16) times each token's 8 sums
+  ;; of 32 levels, from $s, sumsStride apart.
+  (func $minSums4 (param $mins v128) (param $s i32) (param $sumsStride i32) (result v128)
+    (call $hsum4
+      (i32x4.dot_i16x8_s (local.get $mins) (v128.load offset=32 (local.get $s)))
+      (i32x4.dot_i16x8_s (local.get $mins) (v128.load offset=32 (i32.add (local.get $s) (local.get $sumsStride))))
+      (i32x4.dot_i16x8_s (local.get $mins) (v128.load offset=32
+        (i32.add (local.get $s) (i32.shl (local.get $sumsStride) (i32.const 1)))))
+      (i32x4.dot_i16x8_s (local.get $mins) (v128.load offset=32
+        (i32.add (local.get $s) (i32.mul (local.get $sumsStride) (i32.const 3)))))))
+
+  ;; One token's share of a Q8_0 block: its 32 activations at $a against the block's levels widened to i16 (w0 values
+  ;; 0..7, w1 8..15, w2 16..23, w3 24..31), as i32x4 partial sums. Widened once, the levels serve every token.
+  (func $q80Sum (param $w0 v128) (param $w1 v128) (param $w2 v128) (param $w3 v128) (param $a i32) (result v128)
+    (i32x4.add (call $dot16 (local.get $w0) (local.get $w1) (v128.load (local.get $a)))
+               (call $dot16 (local.get $w2) (local.get $w3) (v128.load offset=16 (local.get $a)))))
+
+  ;; 16 int8 activations $a against 16 levels widened to i16 (lo: the first 8), as i32x4 partial sums.
+  (func $dot16 (param $lo v128) (param $hi v128) (param $a v128) (result v128)
+    (i32x4.add (i32x4.dot_i16x8_s (local.get $lo) (i16x8.extend_low_i8x16_s (local.get $a)))
+               (i32x4.dot_i16x8_s (local.get $hi) (i16x8.extend_high_i8x16_s (local.get $a)))))
+
+  ;; One token's share of a Q4_0 or Q5_0 block: its 32 activations a0, a1 against the block's unsigned levels lo
+  ;; (values 0..15), hi (16..31), less $zero (the levels' offset, in every byte) times the activations, as i32x4
+  ;; partial sums.
+  (func $offsetSum (param $lo v128) (param $hi v128) (param $a0 v128) (param $a1 v128) (param $zero v128) (result v128)
+    (i32x4.extadd_pairwise_i16x8_s (i16x8.sub
+      (i16x8.add (call $mulu7 (local.get $lo) (local.get $a0)) (call $mulu7 (local.get $hi) (local.get $a1)))
+      (i16x8.add (call $mulu7 (local.get $zero) (local.get $a0)) (call $mulu7 (local.get $zero) (local.get $a1))))))
+
+  ;; One token's share of a Q4_0 block: its 32 activations at $a against the block's nibbles lo, hi.
+  (func $q40Sum (param $lo v128) (param $hi v128) (param $a i32) (result v128)
+    (call $offsetSum (local.get $lo) (local.get $hi) (v128.load (local.get $a)) (v128.load offset=16 (local.get $a))
+                     (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8)))
+
+  ;; Two tokens' Q8_0, Q4_0 or Q6_K block terms d · d_a · isum, from lanes 0 and 1 of isums.
+  (func $dTerms (param $d v128) (param $da v128) (param $isums v128) (result v128)
     (f64x2.mul (f64x2.mul (local.get $d) (local.get $da)) (f64x2.convert_low_i32x4_s (local.get $isums))))
 
   ;; Q8_0: d (half) | 32 int8 levels. acc += d_w · d_a · Σ w·a.
@@ -207,11 +249,12 @@
         (local.set $acc (f64.add (local.get $acc)
           (f64.mul
             (f64.mul (call $half (local.get $p)) (f64.promote_f32 (f32.load (local.get $d))))
-            (f64.convert_i32_s (call $hsum (i32x4.add
-              (i32x4.extadd_pairwise_i16x8_s
-                (call $mul16 (v128.load offset=2 (local.get $p)) (v128.load (local.get $a))))
-              (i32x4.extadd_pairwise_i16x8_s
-                (call $mul16 (v128.load offset=18 (local.get $p)) (v128.load offset=16 (local.get $a))))))))))
+            (f64.convert_i32_s (call $hsum (call $q80Sum
+              (i16x8.extend_low_i8x16_s (v128.load offset=2 (local.get $p)))
+              (i16x8.extend_high_i8x16_s (v128.load offset=2 (local.get $p)))
+              (i16x8.extend_low_i8x16_s (v128.load offset=18 (local.get $p)))
+              (i16x8.extend_high_i8x16_s (v128.load offset=18 (local.get $p)))
+              (local.get $a)))))))
         (local.set $p (i32.add (local.get $p) (i32.const 34)))
         (local.set $a (i32.add (local.get $a) (i32.const 32)))
         (local.set $d (i32.add (local.get $d) (i32.const 4)))
@@ -221,12 +264,61 @@
       (local.set $out (i32.add (local.get $out) (i32.const 4)))
       (br $row))))
 
+  ;; Q8_0 against four tokens (see the header): each block's levels loaded and its scale converted once for the four.
+  (func (export "q8_0_x4") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
+        (param $sums i32) (param $out i32) (param $lvStride i32) (param $dsStride i32) (param $sumsStride i32)
+        (param $scratch i32)
+    (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32)
+    (local $acc01 v128) (local $acc23 v128) (local $isums v128) (local $dw v128) (local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128)
+    (local $isum0 v128) (local $isum1 v128) (local $isum2 v128) (local $isum3 v128)
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 4))))
+    (block $done (loop $row
+      (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+      (local.set $acc01 (v128.const f64x2 0 0))
+      (local.set $acc23 (v128.const f64x2 0 0))
+      (local.set $p (local.get $w))
+      (local.set $blockEnd (i32.add (local.get $w) (local.get $rowBytes)))
+      (local.set $a (local.get $lv))
+      (local.set $d (local.get $ds))
+      (block $rowDone (loop $block
+        (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
+        (local.set $w0 (i16x8.extend_low_i8x16_s (v128.load offset=2 (local.get $p))))
+        (local.set $w1 (i16x8.extend_high_i8x16_s (v128.load offset=2 (local.get $p))))
+        (local.set $w2 (i16x8.extend_low_i8x16_s (v128.load offset=18 (local.get $p))))
+        (local.set $w3 (i16x8.extend_high_i8x16_s (v128.load offset=18 (local.get $p))))
+        (local.set $isum0 (call $q80Sum (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3) (local.get $a)))
+        (v128.store (local.get $scratch) (local.get $isum0))
+        (local.set $isum1 (call $q80Sum (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3) (i32.add (local.get $a) (local.get $lvStride))))
+        (v128.store offset=16 (local.get $scratch) (local.get $isum1))
+        (local.set $isum2 (call $q80Sum (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
+          (i32.add (local.get $a) (i32.shl (local.get $lvStride) (i32.const 1)))))
+        (v128.store offset=32 (local.get $scratch) (local.get $isum2))
+        (local.set $isum3 (call $q80Sum (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
+          (i32.add (local.get $a) (i32.mul (local.get $lvStride) (i32.const 3)))))
+        (v128.store offset=48 (local.get $scratch) (local.get $isum3))
+        (local.set $isums (call $hsum4 (local.get $isum0) (local.get $isum1) (local.get $isum2) (local.get $isum3)))
+        (local.set $dw (f64x2.splat (call $half (local.get $p))))
+        (local.set $acc01 (f64x2.add (local.get $acc01) (call $dTerms (local.get $dw)
+          (call $pairAt (local.get $d) (i32.add (local.get $d) (local.get $dsStride))) (local.get $isums))))
+        (local.set $acc23 (f64x2.add (local.get $acc23) (call $dTerms (local.get $dw)
+          (call $pairAt (i32.add (local.get $d) (i32.shl (local.get $dsStride) (i32.const 1)))
+                        (i32.add (local.get $d) (i32.mul (local.get $dsStride) (i32.const 3))))
+          (call $high64 (local.get $isums)))))
+        (local.set $p (i32.add (local.get $p) (i32.const 34)))
+        (local.set $a (i32.add (local.get $a) (i32.const 32)))
+        (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (br $block)))
+      (v128.store (local.get $out) (call $f32x4Of (local.get $acc01) (local.get $acc23)))
+      (local.set $w (local.get $blockEnd))
+      (local.set $out (i32.add (local.get $out) (i32.const 16)))
+      (br $row))))
+
   ;; Q4_0: d (half) | 16 bytes, value j the low nibble of byte j, value j + 16 its high nibble, levels stored + 8. The
   ;; levels go in unsigned (for relaxed SIMD's dot) and the offset comes off as 8 · the activations' sum, as in Q5_0.
   (func (export "q4_0") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
         (param $sums i32) (param $out i32)
     (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $acc f64)
-    (local $q v128) (local $a0 v128) (local $a1 v128)
+    (local $q v128)
     (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
     (block $done (loop $row
       (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
@@ -238,19 +330,11 @@
       (block $rowDone (loop $block
         (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
         (local.set $q (v128.load offset=2 (local.get $p)))
-        (local.set $a0 (v128.load (local.get $a)))
-        (local.set $a1 (v128.load offset=16 (local.get $a)))
         (local.set $acc (f64.add (local.get $acc)
           (f64.mul
             (f64.mul (call $half (local.get $p)) (f64.promote_f32 (f32.load (local.get $d))))
-            (f64.convert_i32_s (call $hsum (i32x4.extadd_pairwise_i16x8_s (i16x8.sub
-              (i16x8.add
-                (call $mulu7 (v128.and (local.get $q) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
-                             (local.get $a0))
-                (call $mulu7 (call $hi4 (local.get $q)) (local.get $a1)))
-              (i16x8.add
-                (call $mulu7 (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8) (local.get $a0))
-                (call $mulu7 (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8) (local.get $a1))))))))))
+            (f64.convert_i32_s (call $hsum
+              (call $q40Sum (call $lo4 (local.get $q)) (call $hi4 (local.get $q)) (local.get $a)))))))
         (local.set $p (i32.add (local.get $p) (i32.const 18)))
         (local.set $a (i32.add (local.get $a) (i32.const 32)))
         (local.set $d (i32.add (local.get $d) (i32.const 4)))
@@ -258,6 +342,55 @@
       (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
       (local.set $w (local.get $blockEnd))
       (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $row))))
+
+  ;; Q4_0 against four tokens (see the header): each block's nibbles unpacked and its scale converted once for the
+  ;; four.
+  (func (export "q4_0_x4") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
+        (param $sums i32) (param $out i32) (param $lvStride i32) (param $dsStride i32) (param $sumsStride i32)
+        (param $scratch i32)
+    (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32)
+    (local $acc01 v128) (local $acc23 v128) (local $isums v128) (local $dw v128) (local $q v128) (local $lo v128)
+    (local $hi v128) (local $isum0 v128) (local $isum1 v128) (local $isum2 v128) (local $isum3 v128)
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 4))))
+    (block $done (loop $row
+      (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+      (local.set $acc01 (v128.const f64x2 0 0))
+      (local.set $acc23 (v128.const f64x2 0 0))
+      (local.set $p (local.get $w))
+      (local.set $blockEnd (i32.add (local.get $w) (local.get $rowBytes)))
+      (local.set $a (local.get $lv))
+      (local.set $d (local.get $ds))
+      (block $rowDone (loop $block
+        (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
+        (local.set $q (v128.load offset=2 (local.get $p)))
+        (local.set $lo (call $lo4 (local.get $q)))
+        (local.set $hi (call $hi4 (local.get $q)))
+        (local.set $isum0 (call $q40Sum (local.get $lo) (local.get $hi) (local.get $a)))
+        (v128.store (local.get $scratch) (local.get $isum0))
+        (local.set $isum1 (call $q40Sum (local.get $lo) (local.get $hi) (i32.add (local.get $a) (local.get $lvStride))))
+        (v128.store offset=16 (local.get $scratch) (local.get $isum1))
+        (local.set $isum2 (call $q40Sum (local.get $lo) (local.get $hi)
+          (i32.add (local.get $a) (i32.shl (local.get $lvStride) (i32.const 1)))))
+        (v128.store offset=32 (local.get $scratch) (local.get $isum2))
+        (local.set $isum3 (call $q40Sum (local.get $lo) (local.get $hi)
+          (i32.add (local.get $a) (i32.mul (local.get $lvStride) (i32.const 3)))))
+        (v128.store offset=48 (local.get $scratch) (local.get $isum3))
+        (local.set $isums (call $hsum4 (local.get $isum0) (local.get $isum1) (local.get $isum2) (local.get $isum3)))
+        (local.set $dw (f64x2.splat (call $half (local.get $p))))
+        (local.set $acc01 (f64x2.add (local.get $acc01) (call $dTerms (local.get $dw)
+          (call $pairAt (local.get $d) (i32.add (local.get $d) (local.get $dsStride))) (local.get $isums))))
+        (local.set $acc23 (f64x2.add (local.get $acc23) (call $dTerms (local.get $dw)
+          (call $pairAt (i32.add (local.get $d) (i32.shl (local.get $dsStride) (i32.const 1)))
+                        (i32.add (local.get $d) (i32.mul (local.get $dsStride) (i32.const 3))))
+          (call $high64 (local.get $isums)))))
+        (local.set $p (i32.add (local.get $p) (i32.const 18)))
+        (local.set $a (i32.add (local.get $a) (i32.const 32)))
+        (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (br $block)))
+      (v128.store (local.get $out) (call $f32x4Of (local.get $acc01) (local.get $acc23)))
+      (local.set $w (local.get $blockEnd))
+      (local.set $out (i32.add (local.get $out) (i32.const 16)))
       (br $row))))
 
   ;; Q4_1: d (half) | m (half) | 16 bytes as Q4_0's, levels unsigned. acc += d_w · d_a · Σ w·a + m · s_a.
@@ -295,7 +428,7 @@
   (func (export "q5_0") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
         (param $sums i32) (param $out i32)
     (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $acc f64)
-    (local $q v128) (local $qh i32) (local $a0 v128) (local $a1 v128)
+    (local $q v128) (local $qh i32)
     (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 2))))
     (block $done (loop $row
       (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
@@ -308,21 +441,14 @@
         (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
         (local.set $q (v128.load offset=6 (local.get $p)))
         (local.set $qh (i32.load offset=2 (local.get $p)))
-        (local.set $a0 (v128.load (local.get $a)))
-        (local.set $a1 (v128.load offset=16 (local.get $a)))
         (local.set $acc (f64.add (local.get $acc)
           (f64.mul
             (f64.mul (call $half (local.get $p)) (f64.promote_f32 (f32.load (local.get $d))))
-            (f64.convert_i32_s (call $hsum (i32x4.extadd_pairwise_i16x8_s (i16x8.sub
-              (i16x8.add
-                (call $mulu7 (v128.or (v128.and (local.get $q) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
-                                      (call $bit5 (local.get $qh)))
-                             (local.get $a0))
-                (call $mulu7 (v128.or (call $hi4 (local.get $q)) (call $bit5 (i32.shr_u (local.get $qh) (i32.const 16))))
-                             (local.get $a1)))
-              (i16x8.add
-                (call $mulu7 (v128.const i8x16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16) (local.get $a0))
-                (call $mulu7 (v128.const i8x16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16) (local.get $a1))))))))))
+            (f64.convert_i32_s (call $hsum (call $offsetSum
+              (v128.or (call $lo4 (local.get $q)) (call $bit5 (local.get $qh)))
+              (v128.or (call $hi4 (local.get $q)) (call $bit5 (i32.shr_u (local.get $qh) (i32.const 16))))
+              (v128.load (local.get $a)) (v128.load offset=16 (local.get $a))
+              (v128.const i8x16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16)))))))
         (local.set $p (i32.add (local.get $p) (i32.const 22)))
         (local.set $a (i32.add (local.get $a) (i32.const 32)))
         (local.set $d (i32.add (local.get $d) (i32.const 4)))
@@ -547,7 +673,7 @@
           (local.set $j (i32.shl (local.get $c) (i32.const 1)))
           ;; Low nibbles with the chunk's first 32 levels under scale 2c, high nibbles with the next 32 under 2c + 1
           ;; (each scale broadcast to every i16 lane from the scales widened to i16).
-          (local.set $isum (i32x4.add (local.get $isum) (call $q4kChunk
+          (local.set $isum (i32x4.add (local.get $isum) (call $kChunk
             (call $lo4 (local.get $q0)) (call $lo4 (local.get $q1)) (call $hi4 (local.get $q0)) (call $hi4 (local.get $q1))
             (call $lane16 (local.get $sc16) (local.get $j))
             (call $lane16 (local.get $sc16) (i32.add (local.get $j) (i32.const 1)))
@@ -615,18 +741,18 @@
           (local.set $sc0 (call $lane16 (local.get $sc16) (i32.const 0)))
           (local.set $sc1 (call $lane16 (local.get $sc16) (i32.const 1)))
           (local.set $sc16 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 0 1 2 3 (local.get $sc16) (local.get $sc16)))
-          (local.set $isum0 (i32x4.add (local.get $isum0) (call $q4kChunk (local.get $lo0) (local.get $lo1)
+          (local.set $isum0 (i32x4.add (local.get $isum0) (call $kChunk (local.get $lo0) (local.get $lo1)
             (local.get $hi0) (local.get $hi1) (local.get $sc0) (local.get $sc1) (local.get $a))))
           (v128.store (local.get $scratch) (local.get $isum0))
-          (local.set $isum1 (i32x4.add (local.get $isum1) (call $q4kChunk (local.get $lo0) (local.get $lo1)
+          (local.set $isum1 (i32x4.add (local.get $isum1) (call $kChunk (local.get $lo0) (local.get $lo1)
             (local.get $hi0) (local.get $hi1) (local.get $sc0) (local.get $sc1)
             (i32.add (local.get $a) (local.get $lvStride)))))
           (v128.store offset=16 (local.get $scratch) (local.get $isum1))
-          (local.set $isum2 (i32x4.add (local.get $isum2) (call $q4kChunk (local.get $lo0) (local.get $lo1)
+          (local.set $isum2 (i32x4.add (local.get $isum2) (call $kChunk (local.get $lo0) (local.get $lo1)
             (local.get $hi0) (local.get $hi1) (local.get $sc0) (local.get $sc1)
             (i32.add (local.get $a) (i32.shl (local.get $lvStride) (i32.const 1))))))
           (v128.store offset=32 (local.get $scratch) (local.get $isum2))
-          (local.set $isum3 (i32x4.add (local.get $isum3) (call $q4kChunk (local.get $lo0) (local.get $lo1)
+          (local.set $isum3 (i32x4.add (local.get $isum3) (call $kChunk (local.get $lo0) (local.get $lo1)
             (local.get $hi0) (local.get $hi1) (local.get $sc0) (local.get $sc1)
             (i32.add (local.get $a) (i32.mul (local.get $lvStride) (i32.const 3))))))
           (v128.store offset=48 (local.get $scratch) (local.get $isum3))
@@ -637,13 +763,7 @@
         (local.set $p (i32.sub (local.get $p) (i32.const 128)))
         (local.set $mins (i16x8.extend_high_i8x16_u (local.get $scales)))
         (local.set $isums (call $hsum4 (local.get $isum0) (local.get $isum1) (local.get $isum2) (local.get $isum3)))
-        (local.set $msums (call $hsum4
-          (i32x4.dot_i16x8_s (local.get $mins) (v128.load offset=32 (local.get $s)))
-          (i32x4.dot_i16x8_s (local.get $mins) (v128.load offset=32 (i32.add (local.get $s) (local.get $sumsStride))))
-          (i32x4.dot_i16x8_s (local.get $mins) (v128.load offset=32
-            (i32.add (local.get $s) (i32.shl (local.get $sumsStride) (i32.const 1)))))
-          (i32x4.dot_i16x8_s (local.get $mins) (v128.load offset=32
-            (i32.add (local.get $s) (i32.mul (local.get $sumsStride) (i32.const 3)))))))
+        (local.set $msums (call $minSums4 (local.get $mins) (local.get $s) (local.get $sumsStride)))
         (local.set $dw (f64x2.splat (call $half (local.get $p))))
         (local.set $dmin (f64x2.splat (call $half (i32.add (local.get $p) (i32.const 2)))))
         (local.set $acc01 (f64x2.add (local.get $acc01) (call $kTerms
@@ -691,28 +811,15 @@
           (local.set $q0 (v128.load offset=48 (local.get $p)))
           (local.set $q1 (v128.load offset=64 (local.get $p)))
           (local.set $j (i32.shl (local.get $c) (i32.const 1)))
-          (local.set $isum (i32x4.add (local.get $isum) (i32x4.dot_i16x8_s
-            (i16x8.add
-              (call $mulu7
-                (v128.or (v128.and (local.get $q0) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
-                         (i8x16.shl (v128.and (local.get $h0) (v128.const i8x16 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1)) (i32.const 4)))
-                (v128.load (local.get $a)))
-              (call $mulu7
-                (v128.or (v128.and (local.get $q1) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
-                         (i8x16.shl (v128.and (local.get $h1) (v128.const i8x16 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1)) (i32.const 4)))
-                (v128.load offset=16 (local.get $a))))
-            (call $lane16 (local.get $sc16) (local.get $j)))))
-          (local.set $isum (i32x4.add (local.get $isum) (i32x4.dot_i16x8_s
-            (i16x8.add
-              (call $mulu7
-                (v128.or (call $hi4 (local.get $q0))
-                         (i8x16.shl (v128.and (local.get $h0) (v128.const i8x16 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2)) (i32.const 3)))
-                (v128.load offset=32 (local.get $a)))
-              (call $mulu7
-                (v128.or (call $hi4 (local.get $q1))
-                         (i8x16.shl (v128.and (local.get $h1) (v128.const i8x16 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2)) (i32.const 3)))
-                (v128.load offset=48 (local.get $a))))
-            (call $lane16 (local.get $sc16) (i32.add (local.get $j) (i32.const 1))))))
+          ;; Chunk c's fifth bits are bits 2c (low nibbles) and 2c + 1 (high) of qh: bits 0 and 1 of $h0, $h1 here.
+          (local.set $isum (i32x4.add (local.get $isum) (call $kChunk
+            (call $q5kLevels (call $lo4 (local.get $q0)) (local.get $h0) (i32.const 4))
+            (call $q5kLevels (call $lo4 (local.get $q1)) (local.get $h1) (i32.const 4))
+            (call $q5kLevels (call $hi4 (local.get $q0)) (local.get $h0) (i32.const 3))
+            (call $q5kLevels (call $hi4 (local.get $q1)) (local.get $h1) (i32.const 3))
+            (call $lane16 (local.get $sc16) (local.get $j))
+            (call $lane16 (local.get $sc16) (i32.add (local.get $j) (i32.const 1)))
+            (local.get $a))))
           (local.set $h0 (i16x8.shr_u (local.get $h0) (i32.const 2)))
           (local.set $h1 (i16x8.shr_u (local.get $h1) (i32.const 2)))
           (local.set $p (i32.add (local.get $p) (i32.const 32)))
@@ -735,6 +842,90 @@
       (f32.store (local.get $out) (f32.demote_f64 (local.get $acc)))
       (local.set $w (local.get $blockEnd))
       (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $row))))
+
+  ;; Q5_K against four tokens (see the header): each chunk's levels and scale broadcasts unpacked once for the four.
+  (func (export "q5_k_x4") (param $w i32) (param $rowBytes i32) (param $rows i32) (param $lv i32) (param $ds i32)
+        (param $sums i32) (param $out i32) (param $lvStride i32) (param $dsStride i32) (param $sumsStride i32)
+        (param $scratch i32)
+    (local $end i32) (local $p i32) (local $blockEnd i32) (local $a i32) (local $d i32) (local $s i32) (local $c i32)
+    (local $acc01 v128) (local $acc23 v128) (local $scales v128) (local $sc16 v128)
+    (local $isums v128) (local $msums v128) (local $dw v128) (local $dmin v128)
+    (local $isum0 v128) (local $isum1 v128) (local $isum2 v128) (local $isum3 v128)
+    (local $q0 v128) (local $q1 v128) (local $h0 v128) (local $h1 v128)
+    (local $lo0 v128) (local $lo1 v128) (local $hi0 v128) (local $hi1 v128) (local $sc0 v128) (local $sc1 v128)
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $rows) (i32.const 4))))
+    (block $done (loop $row
+      (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+      (local.set $acc01 (v128.const f64x2 0 0))
+      (local.set $acc23 (v128.const f64x2 0 0))
+      (local.set $p (local.get $w))
+      (local.set $blockEnd (i32.add (local.get $w) (local.get $rowBytes)))
+      (local.set $a (local.get $lv))
+      (local.set $d (local.get $ds))
+      (local.set $s (local.get $sums))
+      (block $rowDone (loop $block
+        (br_if $rowDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
+        (local.set $scales (call $kScales (local.get $p)))
+        (local.set $sc16 (i16x8.extend_low_i8x16_u (local.get $scales)))
+        (local.set $h0 (v128.load offset=16 (local.get $p)))
+        (local.set $h1 (v128.load offset=32 (local.get $p)))
+        (local.set $isum0 (v128.const i32x4 0 0 0 0))
+        (local.set $isum1 (v128.const i32x4 0 0 0 0))
+        (local.set $isum2 (v128.const i32x4 0 0 0 0))
+        (local.set $isum3 (v128.const i32x4 0 0 0 0))
+        (local.set $c (i32.const 0))
+        (loop $chunk
+          (local.set $q0 (v128.load offset=48 (local.get $p)))
+          (local.set $q1 (v128.load offset=64 (local.get $p)))
+          (local.set $lo0 (call $q5kLevels (call $lo4 (local.get $q0)) (local.get $h0) (i32.const 4)))
+          (local.set $lo1 (call $q5kLevels (call $lo4 (local.get $q1)) (local.get $h1) (i32.const 4)))
+          (local.set $hi0 (call $q5kLevels (call $hi4 (local.get $q0)) (local.get $h0) (i32.const 3)))
+          (local.set $hi1 (call $q5kLevels (call $hi4 (local.get $q1)) (local.get $h1) (i32.const 3)))
+          (local.set $h0 (i16x8.shr_u (local.get $h0) (i32.const 2)))
+          (local.set $h1 (i16x8.shr_u (local.get $h1) (i32.const 2)))
+          (local.set $sc0 (call $lane16 (local.get $sc16) (i32.const 0)))
+          (local.set $sc1 (call $lane16 (local.get $sc16) (i32.const 1)))
+          (local.set $sc16 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 0 1 2 3 (local.get $sc16) (local.get $sc16)))
+          (local.set $isum0 (i32x4.add (local.get $isum0) (call $kChunk (local.get $lo0) (local.get $lo1)
+            (local.get $hi0) (local.get $hi1) (local.get $sc0) (local.get $sc1) (local.get $a))))
+          (v128.store (local.get $scratch) (local.get $isum0))
+          (local.set $isum1 (i32x4.add (local.get $isum1) (call $kChunk (local.get $lo0) (local.get $lo1)
+            (local.get $hi0) (local.get $hi1) (local.get $sc0) (local.get $sc1)
+            (i32.add (local.get $a) (local.get $lvStride)))))
+          (v128.store offset=16 (local.get $scratch) (local.get $isum1))
+          (local.set $isum2 (i32x4.add (local.get $isum2) (call $kChunk (local.get $lo0) (local.get $lo1)
+            (local.get $hi0) (local.get $hi1) (local.get $sc0) (local.get $sc1)
+            (i32.add (local.get $a) (i32.shl (local.get $lvStride) (i32.const 1))))))
+          (v128.store offset=32 (local.get $scratch) (local.get $isum2))
+          (local.set $isum3 (i32x4.add (local.get $isum3) (call $kChunk (local.get $lo0) (local.get $lo1)
+            (local.get $hi0) (local.get $hi1) (local.get $sc0) (local.get $sc1)
+            (i32.add (local.get $a) (i32.mul (local.get $lvStride) (i32.const 3))))))
+          (v128.store offset=48 (local.get $scratch) (local.get $isum3))
+          (local.set $p (i32.add (local.get $p) (i32.const 32)))
+          (local.set $a (i32.add (local.get $a) (i32.const 64)))
+          (local.set $c (i32.add (local.get $c) (i32.const 1)))
+          (br_if $chunk (i32.lt_u (local.get $c) (i32.const 4))))
+        (local.set $p (i32.sub (local.get $p) (i32.const 128)))
+        (local.set $isums (call $hsum4 (local.get $isum0) (local.get $isum1) (local.get $isum2) (local.get $isum3)))
+        (local.set $msums
+          (call $minSums4 (i16x8.extend_high_i8x16_u (local.get $scales)) (local.get $s) (local.get $sumsStride)))
+        (local.set $dw (f64x2.splat (call $half (local.get $p))))
+        (local.set $dmin (f64x2.splat (call $half (i32.add (local.get $p) (i32.const 2)))))
+        (local.set $acc01 (f64x2.add (local.get $acc01) (call $kTerms
+          (call $pairAt (local.get $d) (i32.add (local.get $d) (local.get $dsStride)))
+          (local.get $dw) (local.get $dmin) (local.get $isums) (local.get $msums))))
+        (local.set $acc23 (f64x2.add (local.get $acc23) (call $kTerms
+          (call $pairAt (i32.add (local.get $d) (i32.shl (local.get $dsStride) (i32.const 1)))
+                        (i32.add (local.get $d) (i32.mul (local.get $dsStride) (i32.const 3))))
+          (local.get $dw) (local.get $dmin) (call $high64 (local.get $isums)) (call $high64 (local.get $msums)))))
+        (local.set $p (i32.add (local.get $p) (i32.const 176)))
+        (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (local.set $s (i32.add (local.get $s) (i32.const 48)))
+        (br $block)))
+      (v128.store (local.get $out) (call $f32x4Of (local.get $acc01) (local.get $acc23)))
+      (local.set $w (local.get $blockEnd))
+      (local.set $out (i32.add (local.get $out) (i32.const 16)))
       (br $row))))
 
   ;; Q6_K (210 bytes): ql[128] | qh[64] | int8 scales[16] | d (half). Half h of 128 values: value 128h + 32k + l is
@@ -855,9 +1046,9 @@
           (br_if $quarter (i32.lt_u (local.get $i) (i32.const 4))))
         (local.set $isums (call $hsum4 (local.get $isum0) (local.get $isum1) (local.get $isum2) (local.get $isum3)))
         (local.set $dw (f64x2.splat (call $half (i32.add (local.get $p) (i32.const 208)))))
-        (local.set $acc01 (f64x2.add (local.get $acc01) (call $q6kTerms (local.get $dw)
+        (local.set $acc01 (f64x2.add (local.get $acc01) (call $dTerms (local.get $dw)
           (call $pairAt (local.get $d) (i32.add (local.get $d) (local.get $dsStride))) (local.get $isums))))
-        (local.set $acc23 (f64x2.add (local.get $acc23) (call $q6kTerms (local.get $dw)
+        (local.set $acc23 (f64x2.add (local.get $acc23) (call $dTerms (local.get $dw)
           (call $pairAt (i32.add (local.get $d) (i32.shl (local.get $dsStride) (i32.const 1)))
                         (i32.add (local.get $d) (i32.mul (local.get $dsStride) (i32.const 3))))
           (call $high64 (local.get $isums)))))
