@@ -46,12 +46,18 @@ function checkAnswers(text: string) {
       ['greedy-again', 200],
     ],
   );
-  const body = (i: number) => out[i]!.response!.body as Record<string, any>;
+  interface Answer {
+    object: string;
+    usage: { completion_tokens: number };
+    choices: { text?: string; message?: { role: string } }[];
+    error?: { code: string };
+  }
+  const body = (i: number) => out[i]!.response!.body as Answer;
   assert.equal(body(0).object, 'text_completion');
   assert.equal(body(0).usage.completion_tokens, 6);
-  assert.equal(body(0).choices[0].text, body(3).choices[0].text, 'greedy answers agree however the batch ran them');
-  assert.equal(body(1).choices[0].message.role, 'assistant');
-  assert.equal(body(2).error.code, 'model_not_found');
+  assert.equal(body(0).choices[0]!.text, body(3).choices[0]!.text, 'greedy answers agree however the batch ran them');
+  assert.equal(body(1).choices[0]!.message!.role, 'assistant');
+  assert.equal(body(2).error!.code, 'model_not_found');
 }
 
 test('run-batch: a file of requests in, one answer line each out, in order', { skip: model.skip }, async () => {

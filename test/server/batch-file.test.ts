@@ -31,7 +31,7 @@ test('answers are written in the input order, however they finish, and no more t
   assert.deepEqual(counts, { requests: 7, succeeded: 7, failed: 0 });
   assert.equal(most, 3);
   assert.deepEqual(
-    written.map((w) => [w.custom_id, w.response?.status_code, (w.response?.body as { echo: string }).echo, w.error]),
+    written.map((w) => [w.custom_id, w.response!.status_code, (w.response!.body as { echo: string }).echo, w.error]),
     ids.map((id) => [id, 200, id, null]),
   );
   assert.equal(new Set(written.map((w) => w.id)).size, ids.length, 'each answer has its own id');
