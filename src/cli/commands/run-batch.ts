@@ -12,6 +12,7 @@ import { resolveServeConfig } from '../../server/config.ts';
 import { assembleServer } from '../../server/serve.ts';
 import { UserError } from '../../util/errors.ts';
 import { addEngineOptions, engineOptionsFrom } from '../engine-options.ts';
+import { pullMissingHubModel } from '../hub-pull.ts';
 import { statusLine } from '../progress.ts';
 import type { RegisterCommand } from './index.ts';
 
@@ -50,7 +51,10 @@ export const registerRunBatch: RegisterCommand = (program) => {
     )
     .requiredOption('-i, --input-file <file|url>', 'the requests: a local file, or an http(s) URL read with GET')
     .requiredOption('-o, --output-file <file|url>', 'the answers: a local file, or an http(s) URL written with PUT')
-    .option('--model <path|name>', 'a model folder, a store name or "demo" (default: demo)')
+    .option(
+      '--model <path|name>',
+      'a model folder, a store name, a Hub repo id (pulled when missing) or "demo" (default: demo)',
+    )
     .option(
       '--served-model-name <name>',
       "the model's name in the requests' bodies (default: its folder or store name)",
@@ -68,6 +72,7 @@ export const registerRunBatch: RegisterCommand = (program) => {
       await once(out, 'open').catch((err: Error) => {
         throw new UserError(`--output-file ${output}: ${err.message}`);
       });
+      if (opts.model !== undefined) await pullMissingHubModel(String(opts.model));
       const t0 = performance.now();
       const counts = await runBatch(opts, inputLines, (line) =>
         out.write(line) ? undefined : once(out, 'drain').then(() => {}),

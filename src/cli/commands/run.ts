@@ -3,15 +3,14 @@ import { Command } from 'commander';
 import { type LoadedEngine, loadEngine } from '../../engine/load.ts';
 import { DEMO_MODEL_WARNING } from '../../loader/demo-model.ts';
 import { isModelReference } from '../../runner/load.ts';
-import { pullFromHub } from '../../store/hub.ts';
-import { isHubRepoId, looksLikePath, nameProblem, parseModelName } from '../../store/names.ts';
+import { looksLikePath, nameProblem } from '../../store/names.ts';
 import { AnswerPrinter } from '../chat/answer-printer.ts';
 import { formatStats } from '../chat/answer-stats.ts';
 import { localChat } from '../chat/backends.ts';
 import type { ChatSettings } from '../chat/set-command.ts';
 import { addEngineOptions, engineOptionsFrom } from '../engine-options.ts';
+import { pullMissingHubModel } from '../hub-pull.ts';
 import { runInteractive, runInteractiveRemote } from '../interactive.ts';
-import { pullProgressRenderer } from '../progress.ts';
 import { addRunOptions, runSettingsFrom, thinkingFor } from '../run-options.ts';
 import { addSamplingOptions } from '../sampling-options.ts';
 import { serverServes, serverUrl } from '../server-url.ts';
@@ -52,8 +51,7 @@ export const registerRun: RegisterCommand = (program) => {
       const base = serverUrl();
       if (await serverServes(base, first)) return runInteractiveRemote(base, first, settings);
     }
-    // A Hub repo id that is not here yet is pulled first, as `ollama run` does.
-    const pulled = first !== undefined && !isModelReference(first) && isHubReference(first) && (await pull(first));
+    const pulled = first !== undefined && (await pullMissingHubModel(first));
     // One argument: a model if it is shaped like one (found or not: a missing model is an error naming where
     // pagoda looked, never a prompt for the demo model); otherwise the prompt for the demo model.
     const [model, promptArg] =
@@ -100,27 +98,6 @@ async function answerOnce(loaded: LoadedEngine, prompt: string, settings: ChatSe
 function isModelShaped(arg: string): boolean {
   if (/\s/.test(arg)) return false;
   return nameProblem(arg) === null || looksLikePath(arg) || arg.includes('/') || isModelReference(arg);
-}
-
-/** `org/repo[:revision]`, a name only the Hub can resolve (a prompt with spaces never is one). */
-function isHubReference(arg: string): boolean {
-  try {
-    return isHubRepoId(parseModelName(arg).repo);
-  } catch {
-    return false;
-  }
-}
-
-/** Pulls a missing Hub model with `pagoda pull`'s progress display; true once it is in the cache. */
-async function pull(ref: string): Promise<true> {
-  process.stderr.write(`${ref} is not here yet: pulling it from the Hugging Face Hub\n`);
-  const progress = pullProgressRenderer();
-  try {
-    await pullFromHub(ref, { onProgress: progress.onProgress });
-  } finally {
-    progress.stop();
-  }
-  return true;
 }
 
 async function readStdin(): Promise<string> {

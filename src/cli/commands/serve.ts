@@ -5,6 +5,7 @@ import { startServer } from '../../server/serve.ts';
 import { TOOL_CALL_PARSERS } from '../../tools/tool-parser.ts';
 import { UserError } from '../../util/errors.ts';
 import { addEngineOptions, engineOptionsFrom, parseSeed } from '../engine-options.ts';
+import { pullMissingHubModel } from '../hub-pull.ts';
 import type { RegisterCommand } from './index.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -16,7 +17,7 @@ export const registerServe: RegisterCommand = (program) => {
     .argument('[model]', "the model to serve, as vLLM's `vllm serve MODEL` names it (the same as one --model)")
     .option(
       '-m, --model <path|name>',
-      'a model folder, a store name or "demo", kept loaded (repeatable; default: demo)',
+      'a model folder, a store name, a Hub repo id (downloaded when missing) or "demo", kept loaded (repeatable; default: demo)',
       collect,
     )
     .option(
@@ -85,6 +86,8 @@ export const registerServe: RegisterCommand = (program) => {
     // Likewise the Hugging Face cache, which --download-dir names as vLLM's does.
     if (typeof opts.downloadDir === 'string') process.env.HF_HUB_CACHE = opts.downloadDir;
     const config = resolveServeConfig(opts);
+    // A Hub model that is not here yet is downloaded first, as `vllm serve` does.
+    for (const spec of config.models) await pullMissingHubModel(spec);
     const engineOptions = engineOptionsFrom(opts);
     if (opts.seed !== undefined) engineOptions.seed = parseSeed(String(opts.seed));
     if (engineOptions.lora) {
