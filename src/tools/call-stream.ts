@@ -1,6 +1,6 @@
 import { type BodyReader, CallLog } from './call-log.ts';
 import { CallPieces, type CallTags } from './call-pieces.ts';
-import { DEEPSEEK_CALL, DEEPSEEK_CALL_END, parseDeepSeekCalls } from './deepseek-calls.ts';
+import { DEEPSEEK_CALL, DeepSeekCallsReader } from './deepseek-calls.ts';
 import { JsonCallsReader, MistralCallReader } from './json-call-reader.ts';
 import { KIMI_CALL, KIMI_CALL_END, parseKimiCalls } from './kimi-calls.ts';
 import { looksPythonic, PythonicCallEnds, pythonicCallsSoFar } from './pythonic-calls.ts';
@@ -86,9 +86,7 @@ function readerFor(head: string, log: CallLog, format: ToolCallFormat): BodyRead
     const parse = (t: string) => parseXmlCalls(t.trim(), format.parameterTypes);
     return new WholeCallsReader(log, new MarkerEnds(XML_CALL_END), parse);
   }
-  if (text.startsWith(DEEPSEEK_CALL)) {
-    return new WholeCallsReader(log, new MarkerEnds(DEEPSEEK_CALL_END), parseDeepSeekCalls);
-  }
+  if (text.startsWith(DEEPSEEK_CALL)) return new DeepSeekCallsReader(log);
   if (text.startsWith(KIMI_CALL)) return new WholeCallsReader(log, new MarkerEnds(KIMI_CALL_END), parseKimiCalls);
   if (looksPythonic(text)) return new WholeCallsReader(log, new PythonicCallEnds(), pythonicCallsSoFar);
   if (/^[A-Za-z0-9_.-]+\[ARGS\]/.test(text)) return new MistralCallReader(log);

@@ -133,13 +133,13 @@ const cases: { label: string; format: ToolCallFormat; text: string; streams: boo
     label: 'deepseek v3 / r1',
     format: DEEPSEEK,
     text: `Checking.<｜tool▁calls▁begin｜>${b}function${sep}get_weather\n\`\`\`json\n${tricky}\n\`\`\`${e}\n${b}function${sep}t\n\`\`\`json\n{}\n\`\`\`${e}<｜tool▁calls▁end｜>`,
-    streams: false,
+    streams: true,
   },
   {
     label: 'deepseek v3.1',
     format: DEEPSEEK,
     text: `Checking.<｜tool▁calls▁begin｜>${b}get_weather${sep}${tricky}${e}${b}t${sep}{}${e}<｜tool▁calls▁end｜>`,
-    streams: false,
+    streams: true,
   },
   {
     label: 'pythonic',
