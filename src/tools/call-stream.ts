@@ -1,8 +1,9 @@
 import { type BodyReader, CallLog } from './call-log.ts';
 import { CallPieces, type CallTags } from './call-pieces.ts';
-import { DEEPSEEK_CALL, DeepSeekCallsReader } from './deepseek-calls.ts';
+import { DEEPSEEK_CALL, DEEPSEEK_MARKED } from './deepseek-calls.ts';
 import { JsonCallsReader, MistralCallReader } from './json-call-reader.ts';
-import { KIMI_CALL, KIMI_CALL_END, parseKimiCalls } from './kimi-calls.ts';
+import { KIMI_CALL, KIMI_MARKED } from './kimi-calls.ts';
+import { MarkedJsonCallsReader } from './marked-json-calls.ts';
 import { looksPythonic, PythonicCallEnds, pythonicCallsSoFar } from './pythonic-calls.ts';
 import type { ParsedToolCall, ToolCallFormat } from './tool-parser.ts';
 import { parseXmlCalls } from './xml-calls.ts';
@@ -16,10 +17,7 @@ interface CallEnds {
   scan(text: string): number;
 }
 
-/**
- * Calls that each end with a marker (DeepSeek's, Kimi K2's, Qwen3-Coder's `</function>`); a marker split across pieces
- * too.
- */
+/** Calls that each end with a marker (Qwen3-Coder's `</function>`); a marker split across pieces too. */
 class MarkerEnds implements CallEnds {
   /** The end of the text so far that may be the start of the marker. */
   private tail = '';
@@ -39,8 +37,8 @@ class MarkerEnds implements CallEnds {
 const AT_CLOSE: CallEnds = { scan: () => -1 };
 
 /**
- * Calls whose arguments are not JSON in the text (Qwen3-Coder's `<function=…>`, DeepSeek's, Kimi K2's, pythonic), each
- * told whole once it ends: `parse` reads the body up to the end of the last call.
+ * Calls whose arguments are not JSON in the text (Qwen3-Coder's `<function=…>`, GLM's, pythonic), each told whole
+ * once it ends: `parse` reads the body up to the end of the last call.
  */
 class WholeCallsReader implements BodyReader {
   private body = '';
@@ -86,8 +84,8 @@ function readerFor(head: string, log: CallLog, format: ToolCallFormat): BodyRead
     const parse = (t: string) => parseXmlCalls(t.trim(), format.parameterTypes);
     return new WholeCallsReader(log, new MarkerEnds(XML_CALL_END), parse);
   }
-  if (text.startsWith(DEEPSEEK_CALL)) return new DeepSeekCallsReader(log);
-  if (text.startsWith(KIMI_CALL)) return new WholeCallsReader(log, new MarkerEnds(KIMI_CALL_END), parseKimiCalls);
+  if (text.startsWith(DEEPSEEK_CALL)) return new MarkedJsonCallsReader(log, DEEPSEEK_MARKED);
+  if (text.startsWith(KIMI_CALL)) return new MarkedJsonCallsReader(log, KIMI_MARKED);
   if (looksPythonic(text)) return new WholeCallsReader(log, new PythonicCallEnds(), pythonicCallsSoFar);
   if (/^[A-Za-z0-9_.-]+\[ARGS\]/.test(text)) return new MistralCallReader(log);
   // Not yet told apart: nothing, the start of a marker, a list's '[' and what may be a pythonic call's name, a name.

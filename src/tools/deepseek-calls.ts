@@ -1,6 +1,5 @@
-import type { BodyReader, CallLog } from './call-log.ts';
 import { jsonObject, TOOL_NAME, wholeMatches } from './call-text.ts';
-import { CanonicalJson } from './canonical-json.ts';
+import type { MarkedCalls } from './marked-json-calls.ts';
 import type { ParsedToolCall } from './tool-parser.ts';
 
 /** What opens one DeepSeek call. */
@@ -28,74 +27,21 @@ export function parseDeepSeekCalls(text: string): ParsedToolCall[] | null {
   return calls;
 }
 
-/** The text before a call's arguments: V3.1's `NAME<｜tool▁sep｜>`, or V3's `function<｜tool▁sep｜>NAME` and fence. */
-const CALL_HEAD = /^\s*<｜tool▁call▁begin｜>((?:(?!<｜tool▁)[\s\S])*?)<｜tool▁sep｜>/;
+/** V3's head: `function<｜tool▁sep｜>NAME`, then the fence's first line. */
 const FENCE_HEAD = /^([^\n]+)\n```(?:json)?\n?/;
 
-/**
- * DeepSeek's calls read as they stream: each starts once its name is read and its arguments (a JSON object) stream
- * as they are read, as `parseDeepSeekCalls` reads them whole. Reading stops at the first text that is not such
- * calls; the whole parse at the end decides then.
- */
-export class DeepSeekCallsReader implements BodyReader {
-  /** Text not read yet: before a call's arguments, or after them up to its closing marker. */
-  private pending = '';
-  private args: { index: number; json: CanonicalJson } | null = null;
-  /** A call's arguments ended: its closing marker is next. */
-  private closing = false;
-  private stopped = false;
-
-  constructor(private readonly log: CallLog) {}
-
-  read(text: string): void {
-    this.pending += text;
-    while (!this.stopped && this.pending) {
-      if (this.args) this.readArguments(this.args);
-      else if (!this.readUpTo()) return;
-    }
-  }
-
-  private readArguments(args: { index: number; json: CanonicalJson }): void {
-    const used = args.json.push(this.pending);
-    this.pending = this.pending.slice(used);
-    this.log.append(args.index, args.json.take());
-    if (args.json.status === 'failed') this.stopped = true;
-    if (args.json.status !== 'done') return;
-    this.log.end(args.index);
-    this.args = null;
-    this.closing = true;
-  }
-
-  /** Reads a call's closing marker or its head, as far as the text goes; false when it needs more text. */
-  private readUpTo(): boolean {
-    if (this.closing) {
-      const at = this.pending.indexOf(DEEPSEEK_CALL_END);
-      if (at < 0) return false;
-      // Only V3's closing fence may come between the arguments and the marker.
-      this.stopped = !/^\s*(```\s*)?$/.test(this.pending.slice(0, at));
-      this.pending = this.pending.slice(at + DEEPSEEK_CALL_END.length);
-      this.closing = false;
-      return !this.stopped;
-    }
-    const head = CALL_HEAD.exec(this.pending);
-    if (!head) {
-      const lead = this.pending.trimStart();
-      this.stopped = !DEEPSEEK_CALL.startsWith(lead) && !lead.startsWith(DEEPSEEK_CALL);
-      return false;
-    }
-    // Wait for the arguments' first brace: V3's fence line is whole by then.
-    const rest = this.pending.slice(head[0].length);
-    const brace = rest.indexOf('{');
-    if (brace < 0) return false;
+/** DeepSeek's calls as a stream reads them: V3.1's `NAME<｜tool▁sep｜>{…}`, V3's name and json fence. */
+export const DEEPSEEK_MARKED: MarkedCalls = {
+  begin: DEEPSEEK_CALL,
+  end: DEEPSEEK_CALL_END,
+  head(text, brace) {
+    const head = /^\s*<｜tool▁call▁begin｜>((?:(?!<｜tool▁)[\s\S])*?)<｜tool▁sep｜>/.exec(text.slice(0, brace));
+    if (!head) return null;
+    const rest = text.slice(head[0].length, brace);
     const fenced = head[1]!.trim() === 'function' && FENCE_HEAD.exec(rest);
     const name = fenced ? fenced[1]!.trim() : head[1]!.trim();
-    const before = fenced ? rest.slice(fenced[0].length, brace) : rest.slice(0, brace);
-    if (!TOOL_NAME.test(name) || before.trim()) {
-      this.stopped = true;
-      return false;
-    }
-    this.args = { index: this.log.start(name), json: new CanonicalJson() };
-    this.pending = rest.slice(brace);
-    return true;
-  }
-}
+    return (fenced ? rest.slice(fenced[0].length) : rest).trim() ? null : name;
+  },
+  // V3's closing fence.
+  between: /^\s*(```\s*)?$/,
+};

@@ -1,4 +1,5 @@
 import { jsonObject, TOOL_NAME, wholeMatches } from './call-text.ts';
+import type { MarkedCalls } from './marked-json-calls.ts';
 import type { ParsedToolCall } from './tool-parser.ts';
 
 /** What opens one Kimi K2 call. */
@@ -17,10 +18,24 @@ export function parseKimiCalls(text: string): ParsedToolCall[] | null {
   if (!matches) return null;
   const calls: ParsedToolCall[] = [];
   for (const m of matches) {
-    const name = m[1]!.trim().replace(/^functions\./, '');
+    const name = functionName(m[1]!);
     const args = jsonObject(m[2]!);
     if (!TOOL_NAME.test(name) || !args) return null;
     calls.push({ name, arguments: args });
   }
   return calls;
 }
+
+/** The function a call's id names: `functions.NAME`, or NAME alone. */
+const functionName = (id: string) => id.trim().replace(/^functions\./, '');
+
+/** Kimi K2's calls as a stream reads them. */
+export const KIMI_MARKED: MarkedCalls = {
+  begin: KIMI_CALL,
+  end: KIMI_CALL_END,
+  head(text, brace) {
+    const head = /^\s*<\|tool_call_begin\|>([^<]*):\d+\s*<\|tool_call_argument_begin\|>\s*$/.exec(text.slice(0, brace));
+    return head ? functionName(head[1]!) : null;
+  },
+  between: /^\s*$/,
+};

@@ -241,13 +241,13 @@ const cases: { label: string; format: ToolCallFormat; text: string; streams: boo
     label: 'kimi k2',
     format: KIMI_K2,
     text: `Checking.<|tool_calls_section_begin|>\n${kb}functions.get_weather:0${ka}${tricky}${ke}\n${kb} t:1 ${ka}{}${ke}\n<|tool_calls_section_end|>`,
-    streams: false,
+    streams: true,
   },
   {
     label: "kimi k2's singular section tags",
     format: KIMI_K2,
     text: `<|tool_call_section_begin|>${kb}functions.get_weather:0${ka}${tricky}${ke}${kb}functions.t:1${ka}{}${ke}<|tool_call_section_end|>`,
-    streams: false,
+    streams: true,
   },
   {
     label: 'glm 4.5',
