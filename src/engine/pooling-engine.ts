@@ -28,8 +28,15 @@ export interface PoolingEngineConfig {
   release?: () => void | Promise<void>;
 }
 
+/** When an input's step was launched and when its row came back (performance.now() milliseconds). */
+export interface PoolingTimes {
+  scheduled: number;
+  done: number;
+}
+
 interface Pending {
   input: PoolingInput;
+  times?: PoolingTimes;
   resolve(row: Float32Array): void;
   reject(err: Error): void;
 }
@@ -92,9 +99,9 @@ export class PoolingEngine implements EngineApi {
   /**
    * Queues one sequence per input; resolves with their rows in order once all have run. Refuses (UserError) inputs
    * that are empty, too long or hold ids outside the vocabulary, naming the input's index. When `signal` fires,
-   * inputs not yet run are dropped and the promise rejects.
+   * inputs not yet run are dropped and the promise rejects. `times`, when given, gets each input's (for metrics).
    */
-  pool(inputs: readonly PoolingInput[], signal?: AbortSignal): Promise<Float32Array[]> {
+  pool(inputs: readonly PoolingInput[], signal?: AbortSignal, times?: PoolingTimes[]): Promise<Float32Array[]> {
     if (this.closed) return Promise.reject(new UserError('the engine is shutting down'));
     let tokens = 0;
     for (let i = 0; i < inputs.length; i++) tokens += this.checked(inputs[i]!, i);
@@ -102,9 +109,10 @@ export class PoolingEngine implements EngineApi {
     const mine: Pending[] = [];
     const rows = Promise.all(
       inputs.map(
-        (input) =>
+        (input, i) =>
           new Promise<Float32Array>((resolve, reject) => {
-            const p = { input, resolve, reject };
+            const p: Pending = { input, resolve, reject };
+            if (times) p.times = times[i] = { scheduled: Number.NaN, done: Number.NaN };
             mine.push(p);
             this.waiting.push(p);
           }),
@@ -166,6 +174,7 @@ export class PoolingEngine implements EngineApi {
     }
     const batch = this.waiting.splice(0, n);
     const at = performance.now();
+    for (const p of batch) if (p.times) p.times.scheduled = at;
     const runner = this.config.runner;
     let rows: Promise<Float32Array>;
     try {
@@ -207,7 +216,9 @@ export class PoolingEngine implements EngineApi {
     );
     const runner = this.config.runner;
     const w = runner.outputSize;
+    const now = performance.now();
     batch.forEach((p, i) => {
+      if (p.times) p.times.done = now;
       // A view, not a copy: each step's rows come in a buffer of their own.
       const row = outcome.out.subarray(i * w, (i + 1) * w);
       if (runner.task === 'score') for (let j = 0; j < w; j++) row[j] = 1 / (1 + Math.exp(-row[j]!));

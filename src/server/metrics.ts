@@ -1,6 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { EngineStats } from '../engine/types.ts';
-import { RequestHistograms } from './request-histograms.ts';
+import { type PooledInput, RequestHistograms } from './request-histograms.ts';
 import { registerStepHistogram } from './step-histogram.ts';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -127,12 +127,12 @@ export class ServerMetrics {
    * A pooling request's inputs, pooled `seconds` after it arrived: each one a request that stops once pooled, as vLLM
    * counts them.
    */
-  pooled(model: string, inputTokens: readonly number[], seconds: number): void {
+  pooled(model: string, inputs: readonly PooledInput[], seconds: number): void {
     const labels = { model_name: model };
-    this.finished.inc({ ...labels, finished_reason: 'stop' }, inputTokens.length);
-    for (const tokens of inputTokens) {
+    this.finished.inc({ ...labels, finished_reason: 'stop' }, inputs.length);
+    for (const input of inputs) {
       this.e2e.observe(labels, seconds);
-      this.requests.pooled(labels, tokens);
+      this.requests.pooled(labels, input);
     }
   }
 }

@@ -1,4 +1,5 @@
 import { basename } from 'node:path';
+import type { PoolingTimes } from '../engine/pooling-engine.ts';
 import type { EngineApi } from '../engine/types.ts';
 import type { ChatMessage, ChatRenderOptions, TemplateText } from '../loader/chat-template.ts';
 import type { TextTokenizer } from '../loader/tokenizer.ts';
@@ -29,8 +30,11 @@ export interface PoolingModelApi {
   readonly outputSize: number;
   /** Its embeddings come L2-normalized. */
   readonly normalized: boolean;
-  /** One row per input, batched with every other request's inputs; rejects when `signal` fires. */
-  pool(inputs: readonly PoolingInput[], signal?: AbortSignal): Promise<Float32Array[]>;
+  /**
+   * One row per input, batched with every other request's inputs; rejects when `signal` fires. An engine that times
+   * its steps fills `times` (each input's), for metrics.
+   */
+  pool(inputs: readonly PoolingInput[], signal?: AbortSignal, times?: PoolingTimes[]): Promise<Float32Array[]>;
 }
 
 /** An embedding or reranking model's engine and its sentence-transformers text settings. */

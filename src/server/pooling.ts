@@ -1,4 +1,5 @@
 import type { FastifyReply } from 'fastify';
+import type { PoolingTimes } from '../engine/pooling-engine.ts';
 import type { PoolingInput } from '../runner/pooling-batch.ts';
 import { UserError } from '../util/errors.ts';
 import { defaultModel } from './default-model.ts';
@@ -152,11 +153,19 @@ export async function runPooling(
   a.record.promptTokens = tokens;
   ctx.metrics.promptTokens.inc({ model_name: a.entry.name }, tokens);
   try {
-    const rows = await poolingOf(a).engine.pool(inputs, a.signal);
+    const times: PoolingTimes[] = [];
+    const rows = await poolingOf(a).engine.pool(inputs, a.signal, times);
     const seconds = (performance.now() - a.arrival) / 1000;
     ctx.metrics.pooled(
       a.entry.name,
-      inputs.map((s) => s.tokenIds.length),
+      inputs.map((s, i) => {
+        const t = times[i];
+        return {
+          tokens: s.tokenIds.length,
+          queueSeconds: t ? (t.scheduled - a.arrival) / 1000 : null,
+          computeSeconds: t ? (t.done - t.scheduled) / 1000 : null,
+        };
+      }),
       seconds,
     );
     return { rows, tokens };

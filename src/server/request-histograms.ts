@@ -17,6 +17,13 @@ const TOKEN_BUCKETS = oneTwoFiveBuckets(1_000_000);
 
 type Labels = { model_name: string };
 
+/** One pooled input as the metrics count it: its tokens, its wait for a step and the step's time (null: untimed). */
+export interface PooledInput {
+  tokens: number;
+  queueSeconds: number | null;
+  computeSeconds: number | null;
+}
+
 /**
  * vLLM's per-request histograms, observed once per finished request from the engine's timestamps: time waiting to be
  * scheduled, scheduled to first token (prefill), first token to finish (decode), and its prompt and generated tokens.
@@ -68,8 +75,13 @@ export class RequestHistograms {
     this.generationTokens.observe(labels, m.generationTokens);
   }
 
-  /** A pooling input: its prompt alone (it generates nothing, and the pooling engine keeps no timestamps). */
-  pooled(labels: Labels, promptTokens: number): void {
-    this.promptTokens.observe(labels, promptTokens);
+  /**
+   * A pooling input: its wait for a step and the step's time (its prefill: the row is its whole answer) and its
+   * prompt; it generates nothing, so it has no decode phase.
+   */
+  pooled(labels: Labels, input: PooledInput): void {
+    if (input.queueSeconds !== null) this.queue.observe(labels, input.queueSeconds);
+    if (input.computeSeconds !== null) this.prefill.observe(labels, input.computeSeconds);
+    this.promptTokens.observe(labels, input.tokens);
   }
 }

@@ -67,7 +67,8 @@ const generate = (options: Record<string, number>) =>
 
 test("request_success_total counts each finished sequence under vLLM's finished_reason label", async () => {
   const before = await scrape();
-  assert.equal((await generate({ num_predict: 3 })).status, 200);
+  // Greedy: a sampled answer could end at EOS within its three tokens (a 'stop').
+  assert.equal((await generate({ num_predict: 3, temperature: 0 })).status, 200);
   const after = await scrape();
   const name = 'pagoda_request_success_total';
   assert.equal(grew(before, after, name, { model_name: LLAMA, finished_reason: 'length' }), 1);
@@ -134,7 +135,7 @@ test('iteration_tokens_total: one observation per engine step, of the tokens it 
   });
 });
 
-test('pooling requests: each input a finished request (stop) with its end-to-end time and prompt tokens', async () => {
+test('pooling requests: each input a finished request (stop) with its end-to-end, queue and prefill times and prompt tokens', async () => {
   const before = await scrape();
   const r = await post(`${server.url}/v1/embeddings`, { model: BERT, input: ['first text', 'a second, longer text'] });
   assert.equal(r.status, 200);
@@ -162,6 +163,12 @@ test('pooling requests: each input a finished request (stop) with its end-to-end
   const steps = histogramGrowth(before, after, 'pagoda_iteration_tokens_total', bert);
   assert.deepEqual([steps.count, steps.sum], [grew(before, after, 'pagoda_engine_steps_total', bert), tokens]);
   assert.ok(steps.count >= 1);
+  // Each input's wait for its step and the step's time (its prefill), within its end-to-end time; no decode phase.
+  const queue = histogramGrowth(before, after, 'pagoda_request_queue_time_seconds', bert);
+  const prefill = histogramGrowth(before, after, 'pagoda_request_prefill_time_seconds', bert);
+  assert.deepEqual([queue.count, prefill.count], [2, 2]);
+  assert.ok(prefill.sum > 0 && queue.sum >= 0 && queue.sum + prefill.sum <= e2e.sum, `${queue.sum} ${prefill.sum}`);
+  assert.equal(histogramGrowth(before, after, 'pagoda_request_decode_time_seconds', bert).count, 0);
   // Nothing generated: the generation histograms stay empty for a pooling model.
   assert.equal(histogramGrowth(before, after, 'pagoda_request_generation_tokens', bert).count, 0);
   assertValidExposition((await request(`${server.url}/metrics`)).text);
