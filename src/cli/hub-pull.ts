@@ -4,7 +4,7 @@ import { isHubRepoId, parseModelName } from '../store/names.ts';
 import { pullProgressRenderer } from './progress.ts';
 
 /** `org/repo[:revision]`, a name only the Hub can resolve (a prompt with spaces never is one). */
-export function isHubReference(arg: string): boolean {
+function isHubReference(arg: string): boolean {
   try {
     return isHubRepoId(parseModelName(arg).repo);
   } catch {
