@@ -5,9 +5,12 @@ import type { ParsedToolCall } from './tool-parser.ts';
 /** What opens one DeepSeek call. */
 export const DEEPSEEK_CALL = '<｜tool▁call▁begin｜>';
 /** What closes one. */
-export const DEEPSEEK_CALL_END = '<｜tool▁call▁end｜>';
+const DEEPSEEK_CALL_END = '<｜tool▁call▁end｜>';
 const CALL = /<｜tool▁call▁begin｜>((?:(?!<｜tool▁call▁end｜>)[\s\S])*?)<｜tool▁sep｜>([\s\S]*?)<｜tool▁call▁end｜>/g;
-const FENCED = /^([^\n]+)\n```(?:json)?\n?([\s\S]*?)\n?```\s*$/;
+/** V3's head after `function<｜tool▁sep｜>`: the name, then the fence's first line. */
+const FENCE_HEAD = /^([^\n]+)\n```(?:json)?\n?/;
+/** V3's name and fenced arguments, whole. */
+const FENCED = new RegExp(`${FENCE_HEAD.source}([\\s\\S]*?)\\n?\`\`\`\\s*$`);
 
 /**
  * DeepSeek's calls, each `<｜tool▁call▁begin｜>…<｜tool▁call▁end｜>`: V3 / R1's `function<｜tool▁sep｜>NAME` and the
@@ -26,9 +29,6 @@ export function parseDeepSeekCalls(text: string): ParsedToolCall[] | null {
   }
   return calls;
 }
-
-/** V3's head: `function<｜tool▁sep｜>NAME`, then the fence's first line. */
-const FENCE_HEAD = /^([^\n]+)\n```(?:json)?\n?/;
 
 /** DeepSeek's calls as a stream reads them: V3.1's `NAME<｜tool▁sep｜>{…}`, V3's name and json fence. */
 export const DEEPSEEK_MARKED: MarkedCalls = {

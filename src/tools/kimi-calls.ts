@@ -5,8 +5,11 @@ import type { ParsedToolCall } from './tool-parser.ts';
 /** What opens one Kimi K2 call. */
 export const KIMI_CALL = '<|tool_call_begin|>';
 /** What closes one. */
-export const KIMI_CALL_END = '<|tool_call_end|>';
-const CALL = /<\|tool_call_begin\|>([^<]*):\d+\s*<\|tool_call_argument_begin\|>([\s\S]*?)<\|tool_call_end\|>/g;
+const KIMI_CALL_END = '<|tool_call_end|>';
+/** A call's head: its id (`functions.NAME:INDEX`) up to where its arguments begin. */
+const HEAD = String.raw`<\|tool_call_begin\|>([^<]*):\d+\s*<\|tool_call_argument_begin\|>`;
+const CALL = new RegExp(String.raw`${HEAD}([\s\S]*?)<\|tool_call_end\|>`, 'g');
+const WHOLE_HEAD = new RegExp(String.raw`^\s*${HEAD}\s*$`);
 
 /**
  * Kimi K2's calls, each `<|tool_call_begin|>functions.NAME:INDEX<|tool_call_argument_begin|>{…}<|tool_call_end|>`: the
@@ -34,7 +37,7 @@ export const KIMI_MARKED: MarkedCalls = {
   begin: KIMI_CALL,
   end: KIMI_CALL_END,
   head(text, brace) {
-    const head = /^\s*<\|tool_call_begin\|>([^<]*):\d+\s*<\|tool_call_argument_begin\|>\s*$/.exec(text.slice(0, brace));
+    const head = WHOLE_HEAD.exec(text.slice(0, brace));
     return head ? functionName(head[1]!) : null;
   },
   between: /^\s*$/,
