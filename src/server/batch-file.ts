@@ -38,10 +38,14 @@ export interface BatchCounts {
 
 const newId = (prefix: string) => `${prefix}${randomUUID().replaceAll('-', '')}`;
 
-/** A request of line `n`, or the output line that says why it is none. */
+/**
+ * A request of line `n`, or the output line that says why it is none. `seen` holds the line of each custom_id so far:
+ * the Batch API's ids are unique, so a repeated one is answered with an error rather than run twice.
+ */
 function readLine(
   text: string,
   n: number,
+  seen: Map<string, number>,
 ): { custom_id: string; url: string; body: Record<string, unknown> } | BatchOutputLine {
   const refuse = (custom_id: string | null, message: string): BatchOutputLine => ({
     id: newId('batch_req_'),
@@ -58,6 +62,10 @@ function readLine(
   if (typeof line !== 'object' || line === null || Array.isArray(line)) return refuse(null, 'expected a JSON object');
   const { custom_id, method, url, body } = line as Record<string, unknown>;
   if (typeof custom_id !== 'string') return refuse(null, 'custom_id: expected a string');
+  const first = seen.get(custom_id);
+  if (first !== undefined)
+    return refuse(custom_id, `custom_id ${JSON.stringify(custom_id)}: already used on line ${first}`);
+  seen.set(custom_id, n);
   if (method !== 'POST') return refuse(custom_id, `method: expected "POST", got ${JSON.stringify(method)}`);
   if (typeof url !== 'string' || !BATCH_URLS.includes(url)) {
     return refuse(custom_id, `url ${JSON.stringify(url)}: expected one of ${BATCH_URLS.join(', ')}`);
@@ -75,7 +83,7 @@ function readLine(
  * Runs a batch file's requests (JSON lines: custom_id, method, url, body) through `send`, at most `concurrency` at
  * once so the engine batches them, and writes one output line per input line, in the input's order, as soon as it
  * and every line before it are answered. A line that is not a request gets an output line saying why; nothing stops
- * the batch but the input ending.
+ * the batch but the input ending or a write failing (its error is thrown once the requests in flight are answered).
  */
 export async function runBatchFile(
   lines: AsyncIterable<string>,
@@ -88,6 +96,7 @@ export async function runBatchFile(
   const done = new Map<number, BatchOutputLine>();
   let nextToWrite = 0;
   let writing = Promise.resolve();
+  let writeFailed = false;
   const finish = (index: number, out: BatchOutputLine) => {
     const status = out.response?.status_code;
     if (status !== undefined && status >= 200 && status < 300) counts.succeeded++;
@@ -101,15 +110,20 @@ export async function runBatchFile(
         await write(`${JSON.stringify(next)}\n`);
       }
     });
+    writing.catch(() => {
+      writeFailed = true;
+    });
   };
 
   const inFlight = new Set<Promise<void>>();
+  const seen = new Map<string, number>();
   let n = 0;
   for await (const raw of lines) {
+    if (writeFailed) break;
     const lineNo = ++n;
     if (!raw.trim()) continue;
     const index = counts.requests++;
-    const request = readLine(raw, lineNo);
+    const request = readLine(raw, lineNo, seen);
     if ('response' in request) {
       finish(index, request);
       continue;

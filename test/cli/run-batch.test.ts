@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -113,4 +113,38 @@ test('run-batch: an input or output file that cannot be opened is one line, befo
   assert.equal(w.status, 1);
   assert.match(w.stderr.trim(), /^error: --output-file \/nonexistent\/out\.jsonl: ENOENT: no such file or directory/);
   assert.doesNotMatch(w.stderr, /ready in/, 'the model was not loaded');
+});
+
+test('run-batch: a model that fails to load leaves no output file behind, and an existing one as it was', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pagoda-batch-'));
+  try {
+    writeFileSync(join(dir, 'in.jsonl'), jsonl);
+    const run = (out: string) =>
+      pagodaSync(['run-batch', '-i', join(dir, 'in.jsonl'), '-o', out, '--model', join(dir, 'absent-model')]);
+    assert.equal(run(join(dir, 'new.jsonl')).status, 1);
+    assert.ok(!existsSync(join(dir, 'new.jsonl')), 'the output the run created is removed');
+    writeFileSync(join(dir, 'old.jsonl'), 'earlier answers\n');
+    assert.equal(run(join(dir, 'old.jsonl')).status, 1);
+    assert.equal(readFileSync(join(dir, 'old.jsonl'), 'utf8'), 'earlier answers\n', 'not truncated');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('run-batch: an output that fails mid-run (a full disk) is one line naming it', {
+  skip: model.skip ?? (!existsSync('/dev/full') && 'no /dev/full here'),
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pagoda-batch-'));
+  try {
+    writeFileSync(join(dir, 'in.jsonl'), jsonl);
+    const args = ['run-batch', '-i', join(dir, 'in.jsonl'), '-o', '/dev/full', '--model', model.path];
+    await assert.rejects(pagodaAsync(args), (err: { code: number; stderr: string }) => {
+      assert.equal(err.code, 1);
+      assert.match(err.stderr.trim().split('\n').at(-1)!, /^error: --output-file \/dev\/full: ENOSPC: no space left/);
+      assert.doesNotMatch(err.stderr, /\n\s+at /, 'no stack trace');
+      return true;
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -55,6 +55,7 @@ test('a line that is not a request gets an answer saying why, by line number; th
       request('stream', { model: 'm', prompt: 'x', stream: true }),
       request('refused'),
       request('thrown'),
+      request('ok'),
     ]),
     async (_url, body) => {
       sent.push(String(body.prompt));
@@ -68,7 +69,7 @@ test('a line that is not a request gets an answer saying why, by line number; th
     4,
   );
   assert.deepEqual(sent, ['ok', 'refused', 'thrown'], 'only requests reach the routes');
-  assert.deepEqual(counts, { requests: 10, succeeded: 1, failed: 9 });
+  assert.deepEqual(counts, { requests: 11, succeeded: 1, failed: 10 });
   // The JSON parser's own words vary with the runtime: only that they are there.
   const message = (w: BatchOutputLine) => w.error?.message.replace(/not JSON \(.+\)$/, 'not JSON (…)') ?? null;
   const said = written.map((w) => [w.custom_id, w.response?.status_code ?? null, message(w)]);
@@ -83,7 +84,29 @@ test('a line that is not a request gets an answer saying why, by line number; th
     ['stream', null, 'line 9: body.stream: a batch answers whole (remove "stream": true)'],
     ['refused', 400, null],
     ['thrown', null, 'line 11: the engine stopped'],
+    ['ok', null, 'line 12: custom_id "ok": already used on line 1'],
   ]);
   assert.deepEqual(written[8]!.response!.body, { error: { message: 'bad' } }, "a route's error answer is kept whole");
   assert.equal(written[9]!.error!.code, 'internal_error');
+});
+
+test('a write that fails stops the batch: no more lines are read, and its error is thrown', async () => {
+  const sent: string[] = [];
+  let writes = 0;
+  await assert.rejects(
+    runBatchFile(
+      linesOf(['a', 'b', 'c', 'd', 'e', 'f'].map((id) => request(id))),
+      async (_url, body) => {
+        sent.push(String(body.prompt));
+        await new Promise((r) => setTimeout(r, 1));
+        return { status: 200, body: {} };
+      },
+      () => {
+        if (++writes === 2) throw new Error('ENOSPC: no space left on device, write');
+      },
+      1,
+    ),
+    /ENOSPC/,
+  );
+  assert.ok(sent.length < 6, `the batch stopped early (sent ${sent.join(', ')})`);
 });

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { closeSync, createReadStream, createWriteStream, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,29 +67,82 @@ export const registerRunBatch: RegisterCommand = (program) => {
     const inputLines = await openInput(input);
     const staging = isUrl(output) ? await mkdtemp(join(tmpdir(), 'pagoda-batch-')) : null;
     const file = staging ? join(staging, 'output.jsonl') : output;
+    const created = probeOutput(file, output);
+    let opened = false;
     try {
-      const out = createWriteStream(file);
-      await once(out, 'open').catch((err: Error) => {
-        throw new UserError(`--output-file ${output}: ${err.message}`);
-      });
       if (opts.model !== undefined) await pullMissingHubModel(String(opts.model));
       const t0 = performance.now();
-      const counts = await runBatch(opts, inputLines, (line) =>
-        out.write(line) ? undefined : once(out, 'drain').then(() => {}),
-      );
-      out.end();
-      await once(out, 'finish');
+      // Truncated only once the model is in: a load that fails leaves an existing file as it was.
+      const openOutput = async () => {
+        opened = true;
+        return openOutputStream(file, output);
+      };
+      const counts = await runBatch(opts, inputLines, openOutput);
       if (staging) await upload(file, output);
       const seconds = ((performance.now() - t0) / 1000).toFixed(1);
       process.stderr.write(
         `${counts.requests} request(s): ${counts.succeeded} succeeded, ${counts.failed} failed; wrote ${output} in ${seconds} s\n`,
       );
+    } catch (err) {
+      if (created && !opened) rmSync(file, { force: true });
+      throw err;
     } finally {
       if (staging) rmSync(staging, { recursive: true, force: true });
     }
   });
   program.addCommand(cmd);
 };
+
+/**
+ * Checks that the output file can be written without truncating it (opened for appending), and says whether this
+ * created it: one that a failed run created empty is removed again.
+ */
+function probeOutput(file: string, output: string): boolean {
+  const existed = existsSync(file);
+  try {
+    closeSync(openSync(file, 'a'));
+  } catch (err) {
+    throw new UserError(`--output-file ${output}: ${(err as Error).message}`);
+  }
+  return !existed;
+}
+
+/** The output file opened for writing; a write that fails (a full disk) rejects with a one-line error naming it. */
+async function openOutputStream(file: string, output: string): Promise<BatchOutput> {
+  const out = createWriteStream(file);
+  const named = (err: Error) => new UserError(`--output-file ${output}: ${err.message}`);
+  let failure: Error | null = null;
+  out.on('error', (err) => {
+    failure ??= named(err);
+  });
+  await once(out, 'open').catch((err: Error) => {
+    throw named(err);
+  });
+  return {
+    write: (line) => {
+      if (failure) throw failure;
+      return out.write(line)
+        ? undefined
+        : once(out, 'drain').then(
+            () => {},
+            (err: Error) => Promise.reject(named(err)),
+          );
+    },
+    close: async () => {
+      if (failure) throw failure;
+      out.end();
+      await once(out, 'finish').catch((err: Error) => {
+        throw named(err);
+      });
+    },
+  };
+}
+
+/** Where the answers go: one line at a time (a promise when the stream is full), then closed. */
+interface BatchOutput {
+  write: (line: string) => Promise<void> | void;
+  close: () => Promise<void>;
+}
 
 /**
  * The server's app in this process, its requests handed to it directly: no port, no key, room in its queue for all
@@ -99,7 +152,7 @@ export const registerRunBatch: RegisterCommand = (program) => {
 async function runBatch(
   opts: Record<string, unknown>,
   lines: () => AsyncIterable<string>,
-  write: (line: string) => Promise<void> | void,
+  openOutput: () => Promise<BatchOutput>,
 ): Promise<BatchCounts> {
   const config = resolveServeConfig({
     model: opts.model === undefined ? [] : [String(opts.model)],
@@ -111,6 +164,7 @@ async function runBatch(
   const status = statusLine();
   try {
     await server.loadStartupModels();
+    const output = await openOutput();
     const running = server.registry.resident()[0]?.model.maxRunning ?? 256;
     const send: BatchSend = async (url, body) => {
       const res = await server.app.inject({ method: 'POST', url, payload: body });
@@ -122,7 +176,9 @@ async function runBatch(
     };
     const progress = (c: BatchCounts) =>
       status?.(`running batch: ${c.succeeded + c.failed} answered (${c.failed} failed)`);
-    return await runBatchFile(lines(), send, write, 2 * running, progress);
+    const counts = await runBatchFile(lines(), send, output.write, 2 * running, progress);
+    await output.close();
+    return counts;
   } finally {
     status?.(null);
     await server.app.close();
