@@ -6,6 +6,9 @@ import type { MoeSpec, MoeWeights } from './moe-spec.ts';
 import type { HeadNorm, RopeSpec } from './rope-spec.ts';
 import type { ShardSpec } from './shard-spec.ts';
 
+/** Where `Backend.scale`'s factor is rounded before the product: to the tensor's storage type, or to float32. */
+export type ScaleFactorIn = 'storage' | 'float';
+
 export type { DType, HostTensor, PoolingMode };
 
 /** A tensor lives on one backend; models only pass tensors between that backend's ops. */
@@ -176,10 +179,11 @@ export interface Backend {
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor;
   add(a: Tensor, b: Tensor): Tensor;
   /**
-   * x times `factor`, the factor first rounded to x's storage type as torch's `x * tensor(factor, dtype=x.dtype)`
-   * does (Gemma's embedding normalizer sqrt(hidden): 60 in bf16 for hidden 3584).
+   * x times `factor`. `factorIn` 'storage' (the default) first rounds the factor to x's storage type, as torch's
+   * `x * tensor(factor, dtype=x.dtype)` does (Gemma's embedding normalizer sqrt(hidden): 60 in bf16 for hidden
+   * 3584); 'float' keeps it in float32, as torch's `x * 0.22` does with a Python number (Granite's multipliers).
    */
-  scale(x: Tensor, factor: number): Tensor;
+  scale(x: Tensor, factor: number, factorIn?: ScaleFactorIn): Tensor;
   /** cap * tanh(x / cap) elementwise (Gemma 2's final-logit soft-capping). */
   softcap(x: Tensor, cap: number): Tensor;
   /**

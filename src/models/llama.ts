@@ -1,6 +1,7 @@
 import type { AttentionSpec, Backend, LayerKvCache, StepContext, Tensor } from '../backend/backend.ts';
 import type { HeadNorm, RopeSpec } from '../backend/rope-spec.ts';
 import type { ShardSpec } from '../backend/shard-spec.ts';
+import type { GraniteMultipliers } from '../loader/granite-config.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import type { Architecture, BuildOptions } from './architecture.ts';
 import { cachedAttention } from './kv-compression.ts';
@@ -20,6 +21,11 @@ export interface LlamaOptions {
   fusedProjections?: boolean;
   /** Sparse mixture-of-experts MLPs (Qwen-MoE, Mixtral) in the layers the config makes sparse. */
   moe?: MoeFamily;
+  /**
+   * Granite's multipliers; none for the others. Each product is taken with the factor in float32, as transformers
+   * multiplies by a Python number.
+   */
+  multipliers?: GraniteMultipliers;
 }
 
 interface Linear {
@@ -57,6 +63,7 @@ class LlamaStack {
     readonly layers: LlamaLayer[],
     readonly finalNorm: Tensor,
     build: BuildOptions,
+    readonly multipliers?: GraniteMultipliers,
   ) {
     this.rope = ropeSpecFromConfig(config, 'neox', build.maxModelLen);
   }
@@ -68,16 +75,22 @@ class LlamaStack {
   run(step: StepContext, kvCache: readonly LayerKvCache[] | null): Tensor {
     const b = this.backend;
     const eps = this.config.normEps;
+    const m = this.multipliers;
     let residual = b.embedding(this.embedTable, step, 'tokens');
+    if (m) residual = b.scale(residual, m.embedding, 'float');
+    /** A residual branch as it is added (Granite scales it). */
+    const branch = (x: Tensor) => (m ? b.scale(x, m.residual, 'float') : x);
     // Each norm names the linear its output feeds, whose input form a backend may write beside it (Backend.rmsNorm).
     let x = b.rmsNorm(residual, this.layers[0]!.inputNorm, eps, 0, this.layers[0]!.qkv.weight);
     let mlp: Tensor | null = null;
     for (let i = 0; i < this.layers.length; i++) {
       const layer = this.layers[i]!;
       if (mlp) ({ out: x, residual } = b.addRmsNorm(mlp, residual, layer.inputNorm, eps, 0, layer.qkv.weight));
-      const attn = this.attention(x, layer, kvCache?.[i] ?? null, step);
+      const attn = branch(this.attention(x, layer, kvCache?.[i] ?? null, step));
       ({ out: x, residual } = b.addRmsNorm(attn, residual, layer.postNorm, eps, 0, mlpInput(layer.mlp)));
-      mlp = 'moe' in layer.mlp ? b.moe(x, layer.mlp.moe.weights, layer.mlp.moe.spec) : denseMlp(b, x, layer.mlp);
+      mlp = branch(
+        'moe' in layer.mlp ? b.moe(x, layer.mlp.moe.weights, layer.mlp.moe.spec) : denseMlp(b, x, layer.mlp),
+      );
     }
     return b.add(mlp!, residual);
   }
@@ -122,7 +135,9 @@ export class LlamaModel implements Model {
     const last = b.gatherLogitRows(this.stack.run(step, kvCache), step);
     // Each rank's vocabulary slice, gathered so every rank holds whole logits.
     const x = b.rmsNorm(last, this.stack.finalNorm, this.config.normEps, 0, this.lmHead);
-    return b.allGather(b.linear(x, this.lmHead));
+    const logits = b.allGather(b.linear(x, this.lmHead));
+    const divisor = this.stack.multipliers?.logitsDivisor ?? 1;
+    return divisor === 1 ? logits : b.scale(logits, 1 / divisor, 'float');
   }
 }
 
@@ -256,13 +271,14 @@ function buildStack(
         numHeads: share.numHeads,
         numKvHeads: share.numKvHeads,
         headDim: D,
-        scale: 1 / Math.sqrt(D),
+        scale: opts.multipliers?.attention ?? 1 / Math.sqrt(D),
         slidingWindow: slidingWindowOf(cfg, i),
       },
     };
   });
   const embed = w.load(`${root}embed_tokens.weight`, [vocabSize, H], { shard: VOCAB_PARALLEL });
-  return new LlamaStack(cfg, backend, embed, layers, w.load(`${root}norm.weight`, [H]), build);
+  const finalNorm = w.load(`${root}norm.weight`, [H]);
+  return new LlamaStack(cfg, backend, embed, layers, finalNorm, build, opts.multipliers);
 }
 
 export function buildLlama(

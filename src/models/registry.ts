@@ -3,6 +3,7 @@ import { UserError } from '../util/errors.ts';
 import type { Architecture } from './architecture.ts';
 import { gemma, gemma2, gemma3 } from './gemma.ts';
 import { gpt2 } from './gpt2.ts';
+import { granite } from './granite.ts';
 import { llama } from './llama.ts';
 import { mistral } from './mistral.ts';
 import { mixtral } from './mixtral.ts';
@@ -24,6 +25,7 @@ export const ARCHITECTURES: readonly Architecture[] = [
   gemma,
   gemma2,
   gemma3,
+  granite,
   gpt2,
 ];
 

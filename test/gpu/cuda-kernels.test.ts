@@ -7,8 +7,9 @@ import { CpuTensor } from '../../src/backend/cpu/tensor.ts';
 import type { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { gemvShape } from '../../src/backend/cuda/gemv-config.ts';
 import { kvOf } from '../../src/backend/cuda/kv-cache.ts';
-import { cuda, DTYPE_BYTES } from '../../src/backend/cuda/tensor.ts';
+import { cuda, DTYPE_BYTES, decodeFrom } from '../../src/backend/cuda/tensor.ts';
 import type { RopeSpec } from '../../src/backend/rope-spec.ts';
+import { encodeAs } from '../../src/primitives/float-bits.ts';
 import { buildStepBatch, type ScheduledChunk } from '../../src/runner/step-batch.ts';
 import { mulberry32 } from '../../src/util/random.ts';
 import { backendPerDtype } from '../helpers/cuda-backends.ts';
@@ -158,7 +159,7 @@ describe('CUDA kernels against the CPU backend', () => {
       }
     });
 
-    test(`scale (the factor rounded to the storage type) and softcap (${dtype})`, { skip }, () => {
+    test(`scale (the factor rounded to the storage type, or kept in float) and softcap (${dtype})`, { skip }, () => {
       const g = gpu(dtype);
       // sqrt(3584) = 59.87 is 59.75 in bf16 (steps of 0.25 there): the CPU twin is handed the rounded factor.
       const factor = Math.sqrt(3584);
@@ -169,6 +170,9 @@ describe('CUDA kernels against the CPU backend', () => {
         g.ctx.arena.reset();
         g.ctx.arena.poison();
         check(dtype, `scale ${n}`, g.toHost(g.scale(gx, factor)), cpu.toHost(cpu.scale(cx, rounded)));
+        // 0.37 is 0.369140625 in bf16: a float factor gives the float32 product, rounded once to storage, exactly.
+        const once = decodeFrom(encodeAs(cpu.toHost(cpu.scale(cx, 0.37)), dtype), dtype);
+        assert.deepEqual(g.toHost(g.scale(gx, 0.37, 'float')), once, `scale ${n} by a float factor (${dtype})`);
         check(dtype, `softcap ${n}`, g.toHost(g.softcap(gx, 30)), cpu.toHost(cpu.softcap(cx, 30)));
       }
     });

@@ -16,6 +16,7 @@ export const GOLDEN_MODELS = [
   'tiny-qwen3-moe',
   'tiny-gemma2',
   'tiny-gemma3',
+  'tiny-granite',
 ];
 
 /** The fixtures with goldens that convert to GGUF, checked against their goldens and against llama.cpp. */

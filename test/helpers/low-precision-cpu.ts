@@ -5,6 +5,7 @@ import type {
   HostTensor,
   LayerKvCache,
   PoolingMode,
+  ScaleFactorIn,
   StepContext,
   Tensor,
 } from '../../src/backend/backend.ts';
@@ -181,10 +182,14 @@ export class LowPrecisionCpu extends CpuBackend {
   override actMul(x: Tensor, act: GatedActivation): Tensor {
     return this.round(super.actMul(x, act), 'activation');
   }
-  /** Gemma's scaled embeddings: the factor in the storage type as the device rounds it, then the product. */
-  override scale(x: Tensor, factor: number): Tensor {
+  /**
+   * Gemma's scaled embeddings (and Granite's scaled branches): the factor in the storage type as the device rounds it
+   * (unless it is kept in float), then the product.
+   */
+  override scale(x: Tensor, factor: number, factorIn: ScaleFactorIn = 'storage'): Tensor {
     const inStorage = decodeFrom(encodeAs(Float32Array.of(factor), this.dtype), this.dtype)[0]!;
-    return this.round(super.scale(x, this.rounded.has('embedding') ? inStorage : factor), 'embedding');
+    const rounded = factorIn === 'storage' && this.rounded.has('embedding');
+    return this.round(super.scale(x, rounded ? inStorage : factor), 'embedding');
   }
   override softcap(x: Tensor, cap: number): Tensor {
     return this.round(super.softcap(x, cap), 'logits');

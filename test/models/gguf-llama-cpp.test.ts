@@ -30,10 +30,11 @@ const F32_CHECKED = ['tiny-llama-256', 'tiny-qwen2-256', 'tiny-gpt2'];
 const out = mkdtempSync(join(tmpdir(), 'pagoda-llama-cpp-'));
 const llama = cpuLlamaForTests();
 
-async function agree(name: string, dir: string, type: DType): Promise<void> {
+/** `oursFrom`: 'folder' runs pagoda on the checkpoint the file was converted from, llama.cpp on the file. */
+async function agree(name: string, dir: string, type: DType, oursFrom: 'gguf' | 'folder' = 'gguf'): Promise<void> {
   const path = join(out, `${name}-${type}.gguf`);
   convertToGguf(dir, path, type);
-  const ours = loadModel(path, new CpuBackend());
+  const ours = loadModel(oursFrom === 'gguf' ? path : dir, new CpuBackend());
   const theirs = await llama().loadModel({ modelPath: path });
   const tol = type === 'f32' && name === 'tiny-gpt2' ? GPT2_F32 : TOLERANCE[type]!;
   let steps = 0;
@@ -70,6 +71,35 @@ for (const name of GGUF_FIXTURES) {
     );
   });
 }
+
+/**
+ * tiny-llama's folder as a Granite model, its four multipliers far from 1 and from what they replace. llama.cpp reads
+ * them from the GGUF keys the converter writes, so a key it does not know (or a factor applied in the wrong place)
+ * moves every log-probability: pagoda runs the file, and the folder it came from.
+ */
+function graniteFolder(): string {
+  const dir = join(out, 'tiny-llama-as-granite');
+  cpSync(modelFixture('tiny-llama').path, dir, { recursive: true });
+  const path = join(dir, 'config.json');
+  const config = JSON.parse(readFileSync(path, 'utf8'));
+  Object.assign(config, {
+    architectures: ['GraniteForCausalLM'],
+    model_type: 'granite',
+    embedding_multiplier: 6,
+    residual_multiplier: 0.37,
+    attention_multiplier: 0.11,
+    logits_scaling: 3,
+  });
+  writeFileSync(path, JSON.stringify(config));
+  return dir;
+}
+
+describe('granite: pagoda and llama.cpp on the same GGUF', { skip: modelFixture('tiny-llama').skip }, () => {
+  test('F32: top-1 identical on every step, top-8 log-probabilities within 1e-3', () =>
+    agree('tiny-llama-as-granite', graniteFolder(), 'f32'));
+  test('the folder on pagoda, its GGUF on llama.cpp: the same, within 1e-3', () =>
+    agree('tiny-llama-as-granite', graniteFolder(), 'f32', 'folder'));
+});
 
 /** Texts for tokenizer agreement: llama.cpp's own hard cases plus digits, contractions and whitespace runs. */
 function tokenizerTexts(): string[] {

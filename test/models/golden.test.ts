@@ -23,9 +23,15 @@ interface GoldenPrompt {
 const GENERATED: Record<string, string> = {
   'tiny-qwen2-moe': 'python3 test/fixtures/generate-moe.py',
   'tiny-mixtral': 'python3 test/fixtures/generate-moe.py',
+  'tiny-granite': 'python3 test/fixtures/generate-granite.py',
 };
 
-const CASES: GoldenCase[] = [...GOLDEN_CASES, ...Object.keys(GENERATED).map((name) => ({ name, file: 'golden.json' }))];
+const CASES: GoldenCase[] = [
+  ...GOLDEN_CASES,
+  ...Object.keys(GENERATED)
+    .filter((name) => !GOLDEN_CASES.some((c) => c.name === name))
+    .map((name) => ({ name, file: 'golden.json' })),
+];
 
 /**
  * Checks one generated step's logits against the golden top 8: every golden id's logit within TOL, and our top 8 in

@@ -8,6 +8,7 @@ import type {
   KvCacheSpec,
   LayerKvCache,
   PoolingMode,
+  ScaleFactorIn,
   StepContext,
   Tensor,
 } from '../backend.ts';
@@ -146,7 +147,8 @@ export class CpuBackend implements Backend {
     return out;
   }
 
-  scale(x: Tensor, factor: number): Tensor {
+  /** The CPU computes in float32, its storage type: the factor is rounded to it whatever `factorIn` says. */
+  scale(x: Tensor, factor: number, _factorIn?: ScaleFactorIn): Tensor {
     const xt = cpu(x);
     const f = Math.fround(factor);
     return new CpuTensor(

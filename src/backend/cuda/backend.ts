@@ -10,6 +10,7 @@ import type {
   PoolingMode,
   SampledIds,
   SamplingRow,
+  ScaleFactorIn,
   StepContext,
   Tensor,
   WeightLoadOptions,
@@ -201,8 +202,8 @@ export class CudaBackend implements Backend {
     return elementwise.add(this.ctx, a, b);
   }
 
-  scale(x: Tensor, factor: number): Tensor {
-    return elementwise.scale(this.ctx, x, factor);
+  scale(x: Tensor, factor: number, factorIn?: ScaleFactorIn): Tensor {
+    return elementwise.scale(this.ctx, x, factor, factorIn);
   }
 
   softcap(x: Tensor, cap: number): Tensor {

@@ -1,5 +1,5 @@
 import { encodeAs } from '../../primitives/float-bits.ts';
-import { checkColumnSplit, type DType, type GatedActivation, type Tensor } from '../backend.ts';
+import { checkColumnSplit, type DType, type GatedActivation, type ScaleFactorIn, type Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { declareKernel } from './kernel.ts';
@@ -107,11 +107,14 @@ export function actMul(ctx: CudaContext, x: Tensor, act: GatedActivation, form: 
   return out;
 }
 
-/** x times `factor` rounded to the storage type first, as torch multiplies by a tensor of x's dtype. */
-export function scale(ctx: CudaContext, x: Tensor, factor: number): Tensor {
+/** x times `factor`, rounded to the storage type first unless `factorIn` is 'float' (Backend.scale). */
+export function scale(ctx: CudaContext, x: Tensor, factor: number, factorIn: ScaleFactorIn = 'storage'): Tensor {
   const xt = ctx.own(x);
   const out = ctx.empty(xt.shape);
-  const rounded = decodeFrom(encodeAs(Float32Array.of(factor), ctx.dtype), ctx.dtype)[0]!;
+  const rounded =
+    factorIn === 'float'
+      ? Math.fround(factor)
+      : decodeFrom(encodeAs(Float32Array.of(factor), ctx.dtype), ctx.dtype)[0]!;
   if (xt.numel > 0) {
     ctx.kernel(SCALE).launch(ctx.grid1d(xt.numel), [256], { out: out.ptr, x: xt.ptr, n: xt.numel, factor: rounded });
   }

@@ -11,6 +11,7 @@ import type {
   PoolingMode,
   QkvHeads,
   SamplingRow,
+  ScaleFactorIn,
   StepContext,
   Tensor,
 } from '../backend.ts';
@@ -182,8 +183,8 @@ export class ParallelBackend implements Backend {
   add(a: Tensor, c: Tensor): Tensor {
     return this.each((b, r) => b.add(at(a, r), at(c, r)));
   }
-  scale(x: Tensor, factor: number): Tensor {
-    return this.each((b, r) => b.scale(at(x, r), factor));
+  scale(x: Tensor, factor: number, factorIn?: ScaleFactorIn): Tensor {
+    return this.each((b, r) => b.scale(at(x, r), factor, factorIn));
   }
   softcap(x: Tensor, cap: number): Tensor {
     return this.each((b, r) => b.softcap(at(x, r), cap));

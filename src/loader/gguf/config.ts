@@ -107,6 +107,19 @@ const ARCHS: Record<string, ArchInfo> = {
     modelType: 'phi3',
     extra: (m) => ({ sliding_window: m.num('attention.sliding_window') ?? null, ...partialRotary(m) }),
   },
+  // llama.cpp's `_scale` keys are transformers' multipliers; without attention.scale it scales by 1/sqrt(head_dim).
+  granite: {
+    architecture: 'GraniteForCausalLM',
+    modelType: 'granite',
+    extra: (m) => ({
+      embedding_multiplier: m.num('embedding_scale') ?? 1,
+      residual_multiplier: m.num('residual_scale') ?? 1,
+      attention_multiplier:
+        m.num('attention.scale') ??
+        1 / Math.sqrt(m.num('attention.key_length') ?? m.need('embedding_length') / m.need('attention.head_count')),
+      logits_scaling: m.num('logit_scale') ?? 1,
+    }),
+  },
   qwen2moe: {
     architecture: 'Qwen2MoeForCausalLM',
     modelType: 'qwen2_moe',

@@ -6,6 +6,7 @@ import type { PoolingMode } from '../../primitives/pooling.ts';
 import { UserError } from '../../util/errors.ts';
 import { loadChatTemplate } from '../chat-template.ts';
 import { openCheckpoint } from '../fp8-weights.ts';
+import { graniteMultipliers } from '../granite-config.ts';
 import { loadGenerationConfig, loadModelConfig, type ModelConfig, readJson } from '../hf-config.ts';
 import { modelTask } from '../model-task.ts';
 import { FP8_SCALE_TENSOR } from '../quantization-config.ts';
@@ -23,6 +24,7 @@ import { type GgufTensorOut, writeGguf } from './write.ts';
 export const GGUF_ARCH: Record<string, string> = {
   LlamaForCausalLM: 'llama',
   MistralForCausalLM: 'llama',
+  GraniteForCausalLM: 'granite',
   Qwen2ForCausalLM: 'qwen2',
   Qwen3ForCausalLM: 'qwen3',
   Qwen3Model: 'qwen3',
@@ -105,6 +107,13 @@ export function archMetadata(cfg: ModelConfig, arch: string, name: string, type:
   meta.set(k('rope.dimension_count'), gguf.u32(Math.floor(cfg.headDim * cfg.partialRotaryFactor)));
   meta.set(k('rope.freq_base'), gguf.f32(cfg.ropeTheta));
   meta.set(k('attention.layer_norm_rms_epsilon'), gguf.f32(cfg.normEps));
+  if (arch === 'granite') {
+    const m = graniteMultipliers(cfg);
+    meta.set(k('embedding_scale'), gguf.f32(m.embedding));
+    meta.set(k('residual_scale'), gguf.f32(m.residual));
+    meta.set(k('attention.scale'), gguf.f32(m.attention));
+    meta.set(k('logit_scale'), gguf.f32(m.logitsDivisor));
+  }
   const s = cfg.ropeScaling;
   if (s?.type === 'linear') {
     meta.set(k('rope.scaling.type'), gguf.str('linear'));

@@ -71,6 +71,7 @@ const MOE: NameTable = {
 const TABLES: Record<string, NameTable> = {
   llama: LLAMA,
   qwen2: LLAMA,
+  granite: LLAMA,
   // A Qwen3-Reranker's head, the LM head's "yes" and "no" rows, under Qwen3ForSequenceClassification's name.
   qwen3: { ...LLAMA, global: { ...LLAMA.global, 'cls.output': 'score' } },
   gemma: LLAMA,
@@ -150,11 +151,13 @@ export interface MappedName {
 }
 
 const GEMMA_FAMILY = new Set(['gemma', 'gemma2', 'gemma3']);
+/** The architectures llama.cpp's converter writes through its Llama class, which interleaves q/k rows for RoPE. */
+const ROPE_PERMUTED = new Set(['llama', 'granite']);
 const CONV1D = new Set(['attn_qkv', 'attn_output', 'ffn_up', 'ffn_down']);
 
 /** What llama.cpp's converter did to a tensor of this block part (before the name mapping). */
 function changeOf(arch: string, part: string, suffix: string): TensorChange | null {
-  if (arch === 'llama' && suffix === 'weight' && (part === 'attn_q' || part === 'attn_k')) {
+  if (ROPE_PERMUTED.has(arch) && suffix === 'weight' && (part === 'attn_q' || part === 'attn_k')) {
     return { kind: 'rope-rows', heads: part === 'attn_q' ? 'q' : 'kv' };
   }
   if (GEMMA_FAMILY.has(arch) && part.endsWith('norm') && suffix === 'weight') return { kind: 'norm-plus-one' };

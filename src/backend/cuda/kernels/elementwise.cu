@@ -122,7 +122,7 @@ extern "C" __global__ void fill_const(T* __restrict__ p, long long n, float valu
   GRID_STRIDE(i, n) p[i] = from_f(value);
 }
 
-// x times a factor already rounded to T by the launcher (Gemma's embedding normalizer).
+// x times a factor in float, which the launcher may first round to T (Backend.scale).
 extern "C" __global__ void scale(T* __restrict__ out, const T* __restrict__ x, long long n, float factor) {
   PDL_ENTER();
   GRID_STRIDE(i, n) out[i] = from_f(to_f(x[i]) * factor);
