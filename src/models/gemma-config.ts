@@ -1,10 +1,8 @@
 import type { GatedActivation } from '../backend/backend.ts';
 import type { RopeSpec } from '../backend/rope-spec.ts';
-import type { ModelConfig, RopeScaling } from '../loader/hf-config.ts';
+import type { ModelConfig } from '../loader/hf-config.ts';
 import { UserError } from '../util/errors.ts';
-import { ropeSpecFromConfig } from './rope.ts';
-
-export type LayerType = 'sliding_attention' | 'full_attention';
+import { type LayerType, layerTypesOf, ropesByLayerType, ropeWith } from './layer-types.ts';
 
 /** What a Gemma 1/2/3 config says beyond the Llama fields, resolved as transformers resolves it. */
 export interface GemmaSettings {
@@ -28,29 +26,11 @@ const positive = (v: unknown): number => (typeof v === 'number' && v > 0 ? v : 0
  * Which layers slide: `layer_types` where given, else `sliding_window_pattern` (every n-th layer full, Gemma 3's 4.x
  * configs), else transformers' Gemma 2 rule (even-indexed layers sliding, odd ones full); Gemma 1 never slides.
  */
-function layerTypesOf(cfg: ModelConfig, generation: GemmaGeneration, path: string): LayerType[] {
+function gemmaLayerTypes(cfg: ModelConfig, generation: GemmaGeneration, path: string): LayerType[] {
   const raw = cfg.raw;
-  if (Array.isArray(raw.layer_types)) {
-    const types = raw.layer_types as unknown[];
-    if (types.length !== cfg.numLayers || types.some((t) => t !== 'sliding_attention' && t !== 'full_attention')) {
-      throw new UserError(
-        `${path}: "layer_types" must list "sliding_attention" or "full_attention" for each of the ${cfg.numLayers} layers`,
-      );
-    }
-    return types as LayerType[];
-  }
   const pattern = raw.sliding_window_pattern ?? raw._sliding_window_pattern;
   const every = generation === 1 ? 0 : typeof pattern === 'number' ? pattern : 2;
-  return Array.from({ length: cfg.numLayers }, (_, i) =>
-    every > 0 && (i + 1) % every !== 0 ? 'sliding_attention' : 'full_attention',
-  );
-}
-
-/** rope_parameters / rope_scaling as (theta, scaling) for ropeSpecFromConfig; default type means no scaling. */
-function ropeOf(cfg: ModelConfig, theta: number, scaling: Record<string, unknown> | null): RopeSpec {
-  const type = (scaling?.rope_type ?? scaling?.type ?? 'default') as string;
-  const ropeScaling: RopeScaling | null = scaling && type !== 'default' ? { ...scaling, type } : null;
-  return ropeSpecFromConfig({ ...cfg, ropeTheta: theta, ropeScaling });
+  return layerTypesOf(cfg, (i) => (every > 0 && (i + 1) % every !== 0 ? 'sliding_attention' : 'full_attention'), path);
 }
 
 /**
@@ -58,17 +38,9 @@ function ropeOf(cfg: ModelConfig, theta: number, scaling: Record<string, unknown
  * `rope_theta` and `rope_scaling` (linear on the 4B-27B models) and the local `rope_local_base_freq`, unscaled.
  * Gemma 1 and 2 have one.
  */
-function ropesOf(cfg: ModelConfig, generation: GemmaGeneration): Record<LayerType, RopeSpec> {
-  const raw = cfg.raw;
-  const params = raw.rope_parameters as Record<string, Record<string, unknown> | undefined> | undefined;
-  if (params?.full_attention && params.sliding_attention) {
-    const spec = (p: Record<string, unknown>) => ropeOf(cfg, (p.rope_theta as number | undefined) ?? cfg.ropeTheta, p);
-    return { full_attention: spec(params.full_attention), sliding_attention: spec(params.sliding_attention) };
-  }
-  const global = ropeSpecFromConfig(cfg);
-  if (generation !== 3) return { full_attention: global, sliding_attention: global };
-  const localBase = typeof raw.rope_local_base_freq === 'number' ? raw.rope_local_base_freq : 10000;
-  return { full_attention: global, sliding_attention: ropeOf(cfg, localBase, null) };
+function gemmaRopes(cfg: ModelConfig, generation: GemmaGeneration): Record<LayerType, RopeSpec> {
+  const localBase = typeof cfg.raw.rope_local_base_freq === 'number' ? cfg.raw.rope_local_base_freq : 10000;
+  return ropesByLayerType(cfg, (full) => (generation === 3 ? ropeWith(cfg, localBase, null) : full));
 }
 
 /**
@@ -89,11 +61,11 @@ function activationOf(cfg: ModelConfig, generation: GemmaGeneration, path: strin
 export function gemmaSettings(cfg: ModelConfig, generation: GemmaGeneration, path = 'config.json'): GemmaSettings {
   const raw = cfg.raw;
   return {
-    layerTypes: layerTypesOf(cfg, generation, path),
+    layerTypes: gemmaLayerTypes(cfg, generation, path),
     queryPreAttnScalar: positive(raw.query_pre_attn_scalar) || cfg.headDim,
     attnSoftcap: positive(raw.attn_logit_softcapping),
     finalSoftcap: positive(raw.final_logit_softcapping),
     activation: activationOf(cfg, generation, path),
-    rope: ropesOf(cfg, generation),
+    rope: gemmaRopes(cfg, generation),
   };
 }

@@ -7,6 +7,7 @@ import { granite } from './granite.ts';
 import { llama } from './llama.ts';
 import { mistral } from './mistral.ts';
 import { mixtral } from './mixtral.ts';
+import { olmo2, olmo3 } from './olmo.ts';
 import { phi3 } from './phi3.ts';
 import { qwen2 } from './qwen2.ts';
 import { qwen2Moe } from './qwen2-moe.ts';
@@ -26,6 +27,8 @@ export const ARCHITECTURES: readonly Architecture[] = [
   gemma2,
   gemma3,
   granite,
+  olmo2,
+  olmo3,
   gpt2,
 ];
 

@@ -17,6 +17,9 @@ export const GOLDEN_MODELS = [
   'tiny-gemma2',
   'tiny-gemma3',
   'tiny-granite',
+  'tiny-granitemoe',
+  'tiny-olmo2',
+  'tiny-olmo3',
 ];
 
 /** The fixtures with goldens that convert to GGUF, checked against their goldens and against llama.cpp. */

@@ -12,6 +12,7 @@ import type { DType } from '../../src/primitives/host-tensor.ts';
 import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
 import { GGUF_FIXTURES } from '../helpers/golden-cases.ts';
 import { cpuLlamaForTests, logSoftmax, teacherForcedSteps } from '../helpers/llama-cpp.ts';
+import { writeTinyOlmoFolder } from '../helpers/olmo-folder.ts';
 import { argmax } from '../helpers/paged-session.ts';
 
 /**
@@ -99,6 +100,28 @@ describe('granite: pagoda and llama.cpp on the same GGUF', { skip: modelFixture(
     agree('tiny-llama-as-granite', graniteFolder(), 'f32'));
   test('the folder on pagoda, its GGUF on llama.cpp: the same, within 1e-3', () =>
     agree('tiny-llama-as-granite', graniteFolder(), 'f32', 'folder'));
+});
+
+describe('olmo2: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {
+  skip: modelFixture('tiny-llama').skip,
+}, () => {
+  for (const generation of [2, 3] as const) {
+    const what = generation === 3 ? 'OLMo 3 (a window of 8 on three layers of four)' : 'OLMo 2';
+    const folder = () =>
+      writeTinyOlmoFolder(join(out, `tiny-olmo${generation}`), generation, modelFixture('tiny-llama').path);
+    test(`${what}: top-1 identical, top-8 log-probabilities within 1e-3`, async () => {
+      await agree(`tiny-olmo${generation}`, folder(), 'f32', 'folder');
+      await agree(`tiny-olmo${generation}`, folder(), 'f32', 'gguf');
+    });
+  }
+  test('OLMo 3 layer types llama.cpp cannot express are refused in one line', () => {
+    const dir = writeTinyOlmoFolder(join(out, 'tiny-olmo3-odd'), 3, modelFixture('tiny-llama').path);
+    const path = join(dir, 'config.json');
+    const config = JSON.parse(readFileSync(path, 'utf8'));
+    config.layer_types = ['full_attention', 'sliding_attention', 'sliding_attention', 'full_attention'];
+    writeFileSync(path, JSON.stringify(config));
+    assert.throws(() => convertToGguf(dir, join(out, 'odd.gguf'), 'f32'), /layer_types .* cannot be written to GGUF/);
+  });
 });
 
 /** Texts for tokenizer agreement: llama.cpp's own hard cases plus digits, contractions and whitespace runs. */

@@ -120,6 +120,15 @@ const ARCHS: Record<string, ArchInfo> = {
       logits_scaling: m.num('logit_scale') ?? 1,
     }),
   },
+  // OLMo 3 is stored as olmo2 with a sliding window (three layers of every four, as transformers' default).
+  olmo2: {
+    architecture: 'Olmo2ForCausalLM',
+    modelType: 'olmo2',
+    extra: (m) => {
+      const window = m.num('attention.sliding_window');
+      return window ? { architectures: ['Olmo3ForCausalLM'], model_type: 'olmo3', sliding_window: window } : {};
+    },
+  },
   qwen2moe: {
     architecture: 'Qwen2MoeForCausalLM',
     modelType: 'qwen2_moe',

@@ -25,6 +25,8 @@ export const GGUF_ARCH: Record<string, string> = {
   LlamaForCausalLM: 'llama',
   MistralForCausalLM: 'llama',
   GraniteForCausalLM: 'granite',
+  Olmo2ForCausalLM: 'olmo2',
+  Olmo3ForCausalLM: 'olmo2',
   Qwen2ForCausalLM: 'qwen2',
   Qwen3ForCausalLM: 'qwen3',
   Qwen3Model: 'qwen3',
@@ -113,6 +115,17 @@ export function archMetadata(cfg: ModelConfig, arch: string, name: string, type:
     meta.set(k('residual_scale'), gguf.f32(m.residual));
     meta.set(k('attention.scale'), gguf.f32(m.attention));
     meta.set(k('logit_scale'), gguf.f32(m.logitsDivisor));
+  }
+  if (cfg.architecture === 'Olmo3ForCausalLM') {
+    // llama.cpp's olmo2 slides every layer but each fourth: a config whose layer_types differ cannot be written.
+    const types = cfg.raw.layer_types;
+    const slides = (i: number) => (i + 1) % 4 !== 0;
+    if (Array.isArray(types) && types.some((t, i) => (t === 'sliding_attention') !== slides(i))) {
+      throw new UserError(
+        `config.json: layer_types ${JSON.stringify(types)} cannot be written to GGUF (llama.cpp's olmo2 slides three layers of every four)`,
+      );
+    }
+    meta.set(k('attention.sliding_window'), gguf.u32(cfg.slidingWindow));
   }
   const s = cfg.ropeScaling;
   if (s?.type === 'linear') {

@@ -53,6 +53,24 @@ const GEMMA2: NameTable = {
   },
 };
 
+/** OLMo 2 / 3: no norm before attention or the MLP; the norms of their outputs, and q / k across heads. */
+const OLMO2: NameTable = {
+  ...LLAMA,
+  layer: {
+    attn_q: 'self_attn.q_proj',
+    attn_k: 'self_attn.k_proj',
+    attn_v: 'self_attn.v_proj',
+    attn_output: 'self_attn.o_proj',
+    attn_q_norm: 'self_attn.q_norm',
+    attn_k_norm: 'self_attn.k_norm',
+    post_attention_norm: 'post_attention_layernorm',
+    ffn_gate: 'mlp.gate_proj',
+    ffn_up: 'mlp.up_proj',
+    ffn_down: 'mlp.down_proj',
+    post_ffw_norm: 'post_feedforward_layernorm',
+  },
+};
+
 const MOE: NameTable = {
   ...LLAMA,
   layer: {
@@ -72,6 +90,7 @@ const TABLES: Record<string, NameTable> = {
   llama: LLAMA,
   qwen2: LLAMA,
   granite: LLAMA,
+  olmo2: OLMO2,
   // A Qwen3-Reranker's head, the LM head's "yes" and "no" rows, under Qwen3ForSequenceClassification's name.
   qwen3: { ...LLAMA, global: { ...LLAMA.global, 'cls.output': 'score' } },
   gemma: LLAMA,

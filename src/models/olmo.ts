@@ -1,0 +1,134 @@
+import type { AttentionSpec, Backend, LayerKvCache, StepContext, Tensor } from '../backend/backend.ts';
+import type { RopeSpec } from '../backend/rope-spec.ts';
+import type { ModelConfig } from '../loader/hf-config.ts';
+import type { Architecture } from './architecture.ts';
+import { layerTypesOf, ropesByLayerType, ropeWith } from './layer-types.ts';
+import type { Model } from './model.ts';
+import type { ModelWeights } from './weights.ts';
+
+interface OlmoLayer {
+  /** q_proj, k_proj and v_proj packed along the output features. */
+  qkv: Tensor;
+  o: Tensor;
+  /** RMSNorm over the whole q projection `[Hq*D]` and the whole k projection `[Hk*D]`, across heads, before RoPE. */
+  qNorm: Tensor;
+  kNorm: Tensor;
+  /** The norms of the attention and MLP outputs, before each is added to the residual stream. */
+  postAttentionNorm: Tensor;
+  postFeedforwardNorm: Tensor;
+  /** gate_proj and up_proj packed, for `linearActMul`. */
+  gateUp: Tensor;
+  down: Tensor;
+  attention: AttentionSpec;
+  rope: RopeSpec;
+}
+
+/**
+ * OLMo 2 and OLMo 3: no norm before attention or the MLP; each one's output is RMSNormed, then added to the residual
+ * stream, which is what the next block reads. q and k are RMSNormed across all heads before RoPE. OLMo 3 slides a
+ * window over three layers of every four, whose RoPE is never scaled.
+ */
+export class OlmoModel implements Model {
+  readonly kvShape: Model['kvShape'];
+
+  constructor(
+    readonly config: ModelConfig,
+    readonly backend: Backend,
+    private readonly embedTable: Tensor,
+    private readonly layers: OlmoLayer[],
+    private readonly finalNorm: Tensor,
+    private readonly lmHead: Tensor,
+  ) {
+    this.kvShape = { numLayers: layers.length, numKvHeads: config.numKvHeads, headDim: config.headDim };
+  }
+
+  forward(step: StepContext, kvCache: readonly LayerKvCache[]): Tensor {
+    const b = this.backend;
+    const eps = this.config.normEps;
+    let residual = b.embedding(this.embedTable, step, 'tokens');
+    for (let i = 0; i < this.layers.length; i++) {
+      const layer = this.layers[i]!;
+      const attn = this.attention(residual, layer, kvCache[i]!, step);
+      residual = b.add(b.rmsNorm(attn, layer.postAttentionNorm, eps), residual);
+      const mlp = b.linear(b.linearActMul(residual, layer.gateUp, undefined, 'silu', layer.down), layer.down);
+      residual = b.add(b.rmsNorm(mlp, layer.postFeedforwardNorm, eps), residual);
+    }
+    const last = b.gatherLogitRows(residual, step);
+    return b.linear(b.rmsNorm(last, this.finalNorm, eps, 0, this.lmHead), this.lmHead);
+  }
+
+  private attention(x: Tensor, layer: OlmoLayer, cache: LayerKvCache, step: StepContext): Tensor {
+    const b = this.backend;
+    const eps = this.config.normEps;
+    const { numHeads, numKvHeads, headDim } = layer.attention;
+    const kvDim = numKvHeads * headDim;
+    const [q, k, v] = b.splitColumns(b.linear(x, layer.qkv), [numHeads * headDim, kvDim, kvDim]) as [
+      Tensor,
+      Tensor,
+      Tensor,
+    ];
+    const qNormed = b.rmsNorm(q, layer.qNorm, eps);
+    b.ropeWriteKv(qNormed, b.rmsNorm(k, layer.kNorm, eps), v, layer.rope, cache, step);
+    return b.linear(b.attention(qNormed, cache, layer.attention, step, layer.o), layer.o);
+  }
+}
+
+/**
+ * OLMo 2 never slides; OLMo 3's sliding layers are `layer_types`' (transformers' rule without it: three of every
+ * four), with RoPE unscaled.
+ */
+function buildOlmo(generation: 2 | 3, cfg: ModelConfig, w: ModelWeights, backend: Backend): Model {
+  const { hiddenSize: H, intermediateSize: I, numHeads, numKvHeads, headDim: D, vocabSize } = cfg;
+  const types =
+    generation === 2
+      ? Array.from({ length: cfg.numLayers }, () => 'full_attention' as const)
+      : layerTypesOf(cfg, (i) => ((i + 1) % 4 === 0 ? 'full_attention' : 'sliding_attention'), 'config.json');
+  const ropes = ropesByLayerType(cfg, (full) => (generation === 3 ? ropeWith(cfg, cfg.ropeTheta, null) : full));
+  const packed = (names: readonly [name: string, out: number][]) =>
+    w.loadPacked(names.map(([name, out]) => ({ name: `${name}.weight`, shape: [out, H] })));
+  const layers = Array.from({ length: cfg.numLayers }, (_, i): OlmoLayer => {
+    const p = `model.layers.${i}`;
+    const norm = (name: string, size = H) => w.load(`${p}.${name}.weight`, [size]);
+    const type = types[i]!;
+    return {
+      qkv: packed([
+        [`${p}.self_attn.q_proj`, numHeads * D],
+        [`${p}.self_attn.k_proj`, numKvHeads * D],
+        [`${p}.self_attn.v_proj`, numKvHeads * D],
+      ]),
+      o: w.load(`${p}.self_attn.o_proj.weight`, [H, numHeads * D]),
+      qNorm: norm('self_attn.q_norm', numHeads * D),
+      kNorm: norm('self_attn.k_norm', numKvHeads * D),
+      postAttentionNorm: norm('post_attention_layernorm'),
+      postFeedforwardNorm: norm('post_feedforward_layernorm'),
+      gateUp: packed([
+        [`${p}.mlp.gate_proj`, I],
+        [`${p}.mlp.up_proj`, I],
+      ]),
+      down: w.load(`${p}.mlp.down_proj.weight`, [H, I]),
+      attention: {
+        numHeads,
+        numKvHeads,
+        headDim: D,
+        scale: 1 / Math.sqrt(D),
+        slidingWindow: type === 'sliding_attention' ? cfg.slidingWindow : 0,
+      },
+      rope: ropes[type],
+    };
+  });
+  const embed = w.load('model.embed_tokens.weight', [vocabSize, H]);
+  const head = w.has('lm_head.weight') || !cfg.tieWordEmbeddings ? w.load('lm_head.weight', [vocabSize, H]) : embed;
+  return new OlmoModel(cfg, backend, embed, layers, w.load('model.norm.weight', [H]), head);
+}
+
+export const olmo2: Architecture = {
+  names: ['Olmo2ForCausalLM'],
+  modelTypes: ['olmo2'],
+  build: (cfg, w, backend) => buildOlmo(2, cfg, w, backend),
+};
+
+export const olmo3: Architecture = {
+  names: ['Olmo3ForCausalLM'],
+  modelTypes: ['olmo3'],
+  build: (cfg, w, backend) => buildOlmo(3, cfg, w, backend),
+};
