@@ -120,7 +120,7 @@ export function parseModelConfig(file: Record<string, unknown>, path = 'config.j
   const scalingRaw = (raw.rope_scaling ?? params ?? null) as Record<string, unknown> | null;
   const scalingType = (scalingRaw?.rope_type ?? scalingRaw?.type ?? 'default') as string;
   const ropeTheta = (params?.rope_theta ?? raw.rope_theta ?? 10000) as number;
-  const eps = num(['rms_norm_eps', 'layer_norm_epsilon', 'layer_norm_eps'], 1e-5);
+  const eps = num(['rms_norm_eps', 'layer_norm_epsilon', 'layer_norm_eps', 'norm_epsilon'], 1e-5);
   return {
     architecture,
     modelType,

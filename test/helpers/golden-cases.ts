@@ -20,6 +20,8 @@ export const GOLDEN_MODELS = [
   'tiny-granitemoe',
   'tiny-olmo2',
   'tiny-olmo3',
+  'tiny-starcoder2',
+  'tiny-phi',
 ];
 
 /** The fixtures with goldens that convert to GGUF, checked against their goldens and against llama.cpp. */

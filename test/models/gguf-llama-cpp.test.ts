@@ -12,20 +12,21 @@ import type { DType } from '../../src/primitives/host-tensor.ts';
 import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
 import { GGUF_FIXTURES } from '../helpers/golden-cases.ts';
 import { cpuLlamaForTests, logSoftmax, teacherForcedSteps } from '../helpers/llama-cpp.ts';
-import { writeTinyOlmoFolder } from '../helpers/olmo-folder.ts';
 import { argmax } from '../helpers/paged-session.ts';
+import { writeTinyOlmoFolder, writeTinyPhiFolder, writeTinyStarcoder2Folder } from '../helpers/random-folders.ts';
 
 /**
  * pagoda and llama.cpp (node-llama-cpp's CPU build) on the same GGUF file, teacher-forced over each golden prompt
  * and its greedy continuation. llama.cpp runs with an F32 KV cache and no flash attention, so what differs is the
- * arithmetic of the matrix products: with F32 weights the log-probabilities agree to 1e-3 (GPT-2 to 5e-3: ggml's
- * GELU is a table of F16 values); with F16 weights ggml rounds every activation to F16 before the dot product
+ * arithmetic of the matrix products: with F32 weights the log-probabilities agree to 1e-3 (the GELU models, GPT-2,
+ * StarCoder2 and Phi-2, to 5e-3: ggml's GELU is a table of F16 values); with F16 weights ggml rounds every activation to F16 before the dot product
  * (relative error 2^-11 per element, summed over hundreds of products and several layers) while pagoda keeps
  * activations in F32, measured at up to 1.2e-2 on these models: 0.03 leaves room without hiding a wrong weight,
  * which moves log-probabilities by whole units.
  */
 const TOLERANCE: Record<string, number> = { f32: 1e-3, f16: 0.03 };
-const GPT2_F32 = 5e-3;
+const GELU_F32 = 5e-3;
+const GELU_MODELS = ['tiny-gpt2', 'tiny-starcoder2', 'tiny-phi'];
 
 const F32_CHECKED = ['tiny-llama-256', 'tiny-qwen2-256', 'tiny-gpt2'];
 const out = mkdtempSync(join(tmpdir(), 'pagoda-llama-cpp-'));
@@ -37,14 +38,17 @@ async function agree(name: string, dir: string, type: DType, oursFrom: 'gguf' | 
   convertToGguf(dir, path, type);
   const ours = loadModel(oursFrom === 'gguf' ? path : dir, new CpuBackend());
   const theirs = await llama().loadModel({ modelPath: path });
-  const tol = type === 'f32' && name === 'tiny-gpt2' ? GPT2_F32 : TOLERANCE[type]!;
+  const tol = type === 'f32' && GELU_MODELS.includes(name) ? GELU_F32 : TOLERANCE[type]!;
   let steps = 0;
   try {
     for await (const { row, want, k } of teacherForcedSteps(ours, theirs, dir)) {
       steps++;
-      assert.equal(argmax(row), argmax(Float32Array.from(want)), `${name} ${type}: top-1 differs at step ${k}`);
       const [a, b] = [logSoftmax(row), logSoftmax(want)];
       const top = [...want.keys()].sort((x, y) => want[y]! - want[x]!).slice(0, 8);
+      // The greedy token must agree wherever llama.cpp's top two are further apart than the tolerance.
+      if (b[top[0]!]! - b[top[1]!]! > tol) {
+        assert.equal(argmax(row), top[0], `${name} ${type}: top-1 differs at step ${k}`);
+      }
       for (const id of top) {
         const d = Math.abs(a[id]! - b[id]!);
         assert.ok(
@@ -62,11 +66,11 @@ async function agree(name: string, dir: string, type: DType, oursFrom: 'gguf' | 
 for (const name of GGUF_FIXTURES) {
   const fixture = modelFixture(name);
   describe(`${name}: pagoda and llama.cpp on the same GGUF`, { skip: fixture.skip }, () => {
-    test('F16: top-1 identical on every teacher-forced step, top-8 log-probabilities within 0.03', () =>
+    test('F16: top-1 identical wherever the top two are 0.03 apart, top-8 log-probabilities within 0.03', () =>
       agree(name, fixture.path, 'f16'));
     // F32 on the two k-quant-shaped fixtures (GQA; biases) and GPT-2 (its own GELU tolerance) is enough to show exactness.
     test(
-      'F32: top-1 identical on every step, top-8 log-probabilities within 1e-3',
+      'F32: top-1 identical wherever the top two are 1e-3 apart, top-8 log-probabilities within 1e-3',
       { skip: F32_CHECKED.includes(name) ? false : 'F32 is checked on tiny-llama-256, tiny-qwen2-256 and tiny-gpt2' },
       () => agree(name, fixture.path, 'f32'),
     );
@@ -96,7 +100,7 @@ function graniteFolder(): string {
 }
 
 describe('granite: pagoda and llama.cpp on the same GGUF', { skip: modelFixture('tiny-llama').skip }, () => {
-  test('F32: top-1 identical on every step, top-8 log-probabilities within 1e-3', () =>
+  test('F32: top-1 identical wherever the top two are 1e-3 apart, top-8 log-probabilities within 1e-3', () =>
     agree('tiny-llama-as-granite', graniteFolder(), 'f32'));
   test('the folder on pagoda, its GGUF on llama.cpp: the same, within 1e-3', () =>
     agree('tiny-llama-as-granite', graniteFolder(), 'f32', 'folder'));
@@ -109,7 +113,7 @@ describe('olmo2: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {
     const what = generation === 3 ? 'OLMo 3 (a window of 8 on three layers of four)' : 'OLMo 2';
     const folder = () =>
       writeTinyOlmoFolder(join(out, `tiny-olmo${generation}`), generation, modelFixture('tiny-llama').path);
-    test(`${what}: top-1 identical, top-8 log-probabilities within 1e-3`, async () => {
+    test(`${what}: top-1 identical where the top two are apart, top-8 log-probabilities within 1e-3`, async () => {
       await agree(`tiny-olmo${generation}`, folder(), 'f32', 'folder');
       await agree(`tiny-olmo${generation}`, folder(), 'f32', 'gguf');
     });
@@ -122,6 +126,22 @@ describe('olmo2: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {
     writeFileSync(path, JSON.stringify(config));
     assert.throws(() => convertToGguf(dir, join(out, 'odd.gguf'), 'f32'), /layer_types .* cannot be written to GGUF/);
   });
+});
+
+describe('starcoder2 and phi2: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {
+  skip: modelFixture('tiny-llama').skip,
+}, () => {
+  const tokenizer = () => modelFixture('tiny-llama').path;
+  for (const [name, write] of [
+    ['tiny-starcoder2', (dir: string) => writeTinyStarcoder2Folder(dir, tokenizer())],
+    ['tiny-phi', (dir: string) => writeTinyPhiFolder(dir, tokenizer())],
+  ] as const) {
+    test(`${name}: top-1 identical where the top two are apart, top-8 log-probabilities within 5e-3 (ggml's GELU table)`, async () => {
+      const dir = write(join(out, name));
+      await agree(name, dir, 'f32', 'folder');
+      await agree(name, dir, 'f32', 'gguf');
+    });
+  }
 });
 
 /** Texts for tokenizer agreement: llama.cpp's own hard cases plus digits, contractions and whitespace runs. */

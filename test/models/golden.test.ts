@@ -27,6 +27,8 @@ const GENERATED: Record<string, string> = {
   'tiny-granitemoe': 'python3 test/fixtures/generate-families.py',
   'tiny-olmo2': 'python3 test/fixtures/generate-families.py',
   'tiny-olmo3': 'python3 test/fixtures/generate-families.py',
+  'tiny-starcoder2': 'python3 test/fixtures/generate-families.py',
+  'tiny-phi': 'python3 test/fixtures/generate-families.py',
 };
 
 const CASES: GoldenCase[] = [

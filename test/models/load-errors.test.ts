@@ -61,11 +61,21 @@ describe('loadModel errors', { skip: fixture.skip }, () => {
     );
   });
 
-  test('Phi-2 is refused by name; Phi-3 is among the supported', () => {
+  test('an architecture pagoda does not run is refused by name, the supported ones listed', () => {
+    const dir = variant('cohere', (c) => {
+      c.architectures = ['CohereForCausalLM'];
+    });
+    assertOneLine(
+      dir,
+      /architecture "CohereForCausalLM" is not supported \(supported: .*\bPhi3ForCausalLM\b.*\bPhiForCausalLM\b.*\)$/,
+    );
+  });
+
+  test("Phi-2's GELU is read from hidden_act: another activation is one line naming it", () => {
     const dir = variant('phi2', (c) => {
       c.architectures = ['PhiForCausalLM'];
     });
-    assertOneLine(dir, /architecture "PhiForCausalLM" is not supported \(supported: .*\bPhi3ForCausalLM\b.*\)$/);
+    assertOneLine(dir, /hidden_act "silu" is not supported for PhiForCausalLM \(expected one of gelu_new, /);
   });
 
   test('LongRoPE factor lists that do not fit the rotary dims are one line naming the list and the count', () => {

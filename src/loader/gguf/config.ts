@@ -129,6 +129,20 @@ const ARCHS: Record<string, ArchInfo> = {
       return window ? { architectures: ['Olmo3ForCausalLM'], model_type: 'olmo3', sliding_window: window } : {};
     },
   },
+  starcoder2: {
+    architecture: 'Starcoder2ForCausalLM',
+    modelType: 'starcoder2',
+    extra: (m) => ({
+      hidden_act: 'gelu_pytorch_tanh',
+      use_bias: m.view.hasTensor('blk.0.attn_q.bias'),
+      sliding_window: m.num('attention.sliding_window') ?? null,
+    }),
+  },
+  phi2: {
+    architecture: 'PhiForCausalLM',
+    modelType: 'phi',
+    extra: (m) => ({ hidden_act: 'gelu_new', ...partialRotary(m) }),
+  },
   qwen2moe: {
     architecture: 'Qwen2MoeForCausalLM',
     modelType: 'qwen2_moe',

@@ -26,6 +26,8 @@ export const GGUF_ARCH: Record<string, string> = {
   MistralForCausalLM: 'llama',
   GraniteForCausalLM: 'granite',
   Olmo2ForCausalLM: 'olmo2',
+  PhiForCausalLM: 'phi2',
+  Starcoder2ForCausalLM: 'starcoder2',
   Olmo3ForCausalLM: 'olmo2',
   Qwen2ForCausalLM: 'qwen2',
   Qwen3ForCausalLM: 'qwen3',
@@ -108,7 +110,8 @@ export function archMetadata(cfg: ModelConfig, arch: string, name: string, type:
   meta.set(k('attention.value_length'), gguf.u32(cfg.headDim));
   meta.set(k('rope.dimension_count'), gguf.u32(Math.floor(cfg.headDim * cfg.partialRotaryFactor)));
   meta.set(k('rope.freq_base'), gguf.f32(cfg.ropeTheta));
-  meta.set(k('attention.layer_norm_rms_epsilon'), gguf.f32(cfg.normEps));
+  const layerNorm = arch === 'phi2' || arch === 'starcoder2';
+  meta.set(k(layerNorm ? 'attention.layer_norm_epsilon' : 'attention.layer_norm_rms_epsilon'), gguf.f32(cfg.normEps));
   if (arch === 'granite') {
     const m = graniteMultipliers(cfg);
     meta.set(k('embedding_scale'), gguf.f32(m.embedding));
@@ -116,6 +119,8 @@ export function archMetadata(cfg: ModelConfig, arch: string, name: string, type:
     meta.set(k('attention.scale'), gguf.f32(m.attention));
     meta.set(k('logit_scale'), gguf.f32(m.logitsDivisor));
   }
+  if (arch === 'starcoder2' && cfg.slidingWindow > 0)
+    meta.set(k('attention.sliding_window'), gguf.u32(cfg.slidingWindow));
   if (cfg.architecture === 'Olmo3ForCausalLM') {
     // llama.cpp's olmo2 slides every layer but each fourth: a config whose layer_types differ cannot be written.
     const types = cfg.raw.layer_types;

@@ -71,6 +71,25 @@ const OLMO2: NameTable = {
   },
 };
 
+/** StarCoder2: Llama's names with LayerNorm biases and a plain MLP. */
+const STARCODER2: NameTable = { ...LLAMA, layer: { ...LLAMA_LAYER, ffn_up: 'mlp.c_fc', ffn_down: 'mlp.c_proj' } };
+
+/** Phi-2: one LayerNorm a layer; q/k/v apart or (files converted from its first checkpoints) fused. */
+const PHI2: NameTable = {
+  global: { token_embd: 'model.embed_tokens', output_norm: 'model.final_layernorm', output: 'lm_head' },
+  block: LLAMA.block,
+  layer: {
+    attn_norm: 'input_layernorm',
+    attn_q: 'self_attn.q_proj',
+    attn_k: 'self_attn.k_proj',
+    attn_v: 'self_attn.v_proj',
+    attn_qkv: 'self_attn.qkv_proj',
+    attn_output: 'self_attn.dense',
+    ffn_up: 'mlp.fc1',
+    ffn_down: 'mlp.fc2',
+  },
+};
+
 const MOE: NameTable = {
   ...LLAMA,
   layer: {
@@ -91,6 +110,8 @@ const TABLES: Record<string, NameTable> = {
   qwen2: LLAMA,
   granite: LLAMA,
   olmo2: OLMO2,
+  starcoder2: STARCODER2,
+  phi2: PHI2,
   // A Qwen3-Reranker's head, the LM head's "yes" and "no" rows, under Qwen3ForSequenceClassification's name.
   qwen3: { ...LLAMA, global: { ...LLAMA.global, 'cls.output': 'score' } },
   gemma: LLAMA,

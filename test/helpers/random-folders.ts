@@ -1,0 +1,167 @@
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { encodeSafetensors } from '../../src/loader/safetensors.ts';
+import { mulberry32 } from '../../src/util/random.ts';
+
+/**
+ * Tiny random Hugging Face folders of the families no shared fixture covers, for llama.cpp to check pagoda against
+ * (test/models/gguf-llama-cpp.test.ts): seeded weights, every norm weight and bias random too so a misplaced one shows,
+ * and the tokenizer and golden prompts of the fixture at `tokenizerFixture` (a 1024-piece vocabulary; the prompts
+ * are token sequences to teacher-force, not these models' outputs).
+ */
+const HIDDEN = 64;
+const HEADS = 4;
+const KV_HEADS = 2;
+const HEAD_DIM = 16;
+const FF = 160;
+const LAYERS = 4;
+const VOCAB = 1024;
+
+/** A tensor's name and shape, and what it is: a matrix, a norm's weight (around 1), or a bias. */
+type Spec = readonly [name: string, shape: number[], kind?: 'norm' | 'bias'];
+
+function writeFolder(
+  out: string,
+  seed: number,
+  config: Record<string, unknown>,
+  specs: Spec[],
+  tokenizerFixture: string,
+) {
+  mkdirSync(out, { recursive: true });
+  const random = mulberry32(seed);
+  const tensors = specs.map(([name, shape, kind]) => {
+    const [around, spread] = kind === 'norm' ? [1, 0.3] : kind === 'bias' ? [0, 0.1] : [0, 0.35];
+    const n = shape.reduce((a, d) => a * d, 1);
+    return { name, shape, data: Float32Array.from({ length: n }, () => around + spread * (2 * random() - 1)) };
+  });
+  writeFileSync(join(out, 'model.safetensors'), encodeSafetensors(tensors));
+  const shape = {
+    vocab_size: VOCAB,
+    hidden_size: HIDDEN,
+    intermediate_size: FF,
+    num_hidden_layers: LAYERS,
+    num_attention_heads: HEADS,
+    num_key_value_heads: KV_HEADS,
+    max_position_embeddings: 512,
+    torch_dtype: 'float32',
+    bos_token_id: 1,
+    eos_token_id: 2,
+  };
+  writeFileSync(join(out, 'config.json'), JSON.stringify({ ...shape, ...config }, null, 2));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'golden.json']) {
+    copyFileSync(join(tokenizerFixture, f), join(out, f));
+  }
+  return out;
+}
+
+const layers = (per: (p: string) => Spec[]) =>
+  Array.from({ length: LAYERS }, (_, i) => per(`model.layers.${i}`)).flat();
+
+/** q, k, v (`kvHeads` heads each for k and v) and the output projection named `o`, biased or not. */
+const attention = (p: string, o: string, biased: boolean, kvHeads = KV_HEADS): Spec[] => {
+  const linear = (name: string, out: number, inp: number): Spec[] => {
+    const weight: Spec = [`${p}.${name}.weight`, [out, inp]];
+    return biased ? [weight, [`${p}.${name}.bias`, [out], 'bias']] : [weight];
+  };
+  return [
+    ...linear('self_attn.q_proj', HEADS * HEAD_DIM, HIDDEN),
+    ...linear('self_attn.k_proj', kvHeads * HEAD_DIM, HIDDEN),
+    ...linear('self_attn.v_proj', kvHeads * HEAD_DIM, HIDDEN),
+    ...linear(`self_attn.${o}`, HIDDEN, HEADS * HEAD_DIM),
+  ];
+};
+
+const layerNorm = (name: string): Spec[] => [
+  [`${name}.weight`, [HIDDEN], 'norm'],
+  [`${name}.bias`, [HIDDEN], 'bias'],
+];
+
+/** OLMo 2, or (`generation` 3) OLMo 3 with a window of 8 on three layers of every four. */
+export function writeTinyOlmoFolder(out: string, generation: 2 | 3, tokenizerFixture: string): string {
+  const specs: Spec[] = [
+    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
+    ...layers((p) => [
+      ...attention(p, 'o_proj', false),
+      [`${p}.self_attn.q_norm.weight`, [HEADS * HEAD_DIM], 'norm'],
+      [`${p}.self_attn.k_norm.weight`, [KV_HEADS * HEAD_DIM], 'norm'],
+      [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
+      [`${p}.mlp.gate_proj.weight`, [FF, HIDDEN]],
+      [`${p}.mlp.up_proj.weight`, [FF, HIDDEN]],
+      [`${p}.mlp.down_proj.weight`, [HIDDEN, FF]],
+      [`${p}.post_feedforward_layernorm.weight`, [HIDDEN], 'norm'],
+    ]),
+    ['model.norm.weight', [HIDDEN], 'norm'],
+    ['lm_head.weight', [VOCAB, HIDDEN]],
+  ];
+  const config: Record<string, unknown> = {
+    architectures: [generation === 2 ? 'Olmo2ForCausalLM' : 'Olmo3ForCausalLM'],
+    model_type: generation === 2 ? 'olmo2' : 'olmo3',
+    rms_norm_eps: 1e-6,
+    rope_theta: 500000,
+    tie_word_embeddings: false,
+    hidden_act: 'silu',
+  };
+  if (generation === 3) {
+    config.sliding_window = 8;
+    config.layer_types = ['sliding_attention', 'sliding_attention', 'sliding_attention', 'full_attention'];
+  }
+  return writeFolder(out, 2000 + generation, config, specs, tokenizerFixture);
+}
+
+/** StarCoder2: LayerNorms, biased projections, GQA, a GELU MLP, tied embeddings. */
+export function writeTinyStarcoder2Folder(out: string, tokenizerFixture: string): string {
+  const specs: Spec[] = [
+    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
+    ...layers((p) => [
+      ...layerNorm(`${p}.input_layernorm`),
+      ...attention(p, 'o_proj', true),
+      ...layerNorm(`${p}.post_attention_layernorm`),
+      [`${p}.mlp.c_fc.weight`, [FF, HIDDEN]],
+      [`${p}.mlp.c_fc.bias`, [FF], 'bias'],
+      [`${p}.mlp.c_proj.weight`, [HIDDEN, FF]],
+      [`${p}.mlp.c_proj.bias`, [HIDDEN], 'bias'],
+    ]),
+    ...layerNorm('model.norm'),
+  ];
+  const config = {
+    architectures: ['Starcoder2ForCausalLM'],
+    model_type: 'starcoder2',
+    norm_epsilon: 1e-5,
+    rope_theta: 100000,
+    hidden_act: 'gelu_pytorch_tanh',
+    use_bias: true,
+    sliding_window: null,
+    tie_word_embeddings: true,
+  };
+  return writeFolder(out, 2004, config, specs, tokenizerFixture);
+}
+
+/** Phi-2: parallel attention and MLP on one LayerNorm, a rotary share of 0.5, multi-head attention, a biased LM head. */
+export function writeTinyPhiFolder(out: string, tokenizerFixture: string): string {
+  const specs: Spec[] = [
+    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
+    ...layers((p) => [
+      ...layerNorm(`${p}.input_layernorm`),
+      ...attention(p, 'dense', true, HEADS),
+      [`${p}.mlp.fc1.weight`, [FF, HIDDEN]],
+      [`${p}.mlp.fc1.bias`, [FF], 'bias'],
+      [`${p}.mlp.fc2.weight`, [HIDDEN, FF]],
+      [`${p}.mlp.fc2.bias`, [HIDDEN], 'bias'],
+    ]),
+    ...layerNorm('model.final_layernorm'),
+    ['lm_head.weight', [VOCAB, HIDDEN]],
+    ['lm_head.bias', [VOCAB], 'bias'],
+  ];
+  const config = {
+    architectures: ['PhiForCausalLM'],
+    model_type: 'phi',
+    num_key_value_heads: HEADS,
+    layer_norm_eps: 1e-5,
+    rope_theta: 10000,
+    partial_rotary_factor: 0.5,
+    hidden_act: 'gelu_new',
+    qk_layernorm: false,
+    tie_word_embeddings: false,
+  };
+  return writeFolder(out, 2005, config, specs, tokenizerFixture);
+}
