@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeSafetensors } from '../../src/loader/safetensors.ts';
 import { mulberry32 } from '../../src/util/random.ts';
@@ -164,4 +164,21 @@ export function writeTinyPhiFolder(out: string, tokenizerFixture: string): strin
     tie_word_embeddings: false,
   };
   return writeFolder(out, 2005, config, specs, tokenizerFixture);
+}
+
+/** tiny-llama's folder (at `tinyLlama`) as a Granite model, its four multipliers far from 1 and from what they replace. */
+export function writeTinyLlamaAsGranite(out: string, tinyLlama: string): string {
+  cpSync(tinyLlama, out, { recursive: true });
+  const path = join(out, 'config.json');
+  const config = JSON.parse(readFileSync(path, 'utf8'));
+  Object.assign(config, {
+    architectures: ['GraniteForCausalLM'],
+    model_type: 'granite',
+    embedding_multiplier: 6,
+    residual_multiplier: 0.37,
+    attention_multiplier: 0.11,
+    logits_scaling: 3,
+  });
+  writeFileSync(path, JSON.stringify(config));
+  return out;
 }

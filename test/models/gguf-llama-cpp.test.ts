@@ -13,7 +13,12 @@ import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
 import { GGUF_FIXTURES } from '../helpers/golden-cases.ts';
 import { cpuLlamaForTests, logSoftmax, teacherForcedSteps } from '../helpers/llama-cpp.ts';
 import { argmax } from '../helpers/paged-session.ts';
-import { writeTinyOlmoFolder, writeTinyPhiFolder, writeTinyStarcoder2Folder } from '../helpers/random-folders.ts';
+import {
+  writeTinyLlamaAsGranite,
+  writeTinyOlmoFolder,
+  writeTinyPhiFolder,
+  writeTinyStarcoder2Folder,
+} from '../helpers/random-folders.ts';
 
 /**
  * pagoda and llama.cpp (node-llama-cpp's CPU build) on the same GGUF file, teacher-forced over each golden prompt
@@ -78,26 +83,12 @@ for (const name of GGUF_FIXTURES) {
 }
 
 /**
- * tiny-llama's folder as a Granite model, its four multipliers far from 1 and from what they replace. llama.cpp reads
- * them from the GGUF keys the converter writes, so a key it does not know (or a factor applied in the wrong place)
- * moves every log-probability: pagoda runs the file, and the folder it came from.
+ * tiny-llama as Granite: llama.cpp reads the multipliers from the GGUF keys the converter writes, so a key it does not
+ * know (or a factor applied in the wrong place) moves every log-probability: pagoda runs the file, and the folder it
+ * came from.
  */
-function graniteFolder(): string {
-  const dir = join(out, 'tiny-llama-as-granite');
-  cpSync(modelFixture('tiny-llama').path, dir, { recursive: true });
-  const path = join(dir, 'config.json');
-  const config = JSON.parse(readFileSync(path, 'utf8'));
-  Object.assign(config, {
-    architectures: ['GraniteForCausalLM'],
-    model_type: 'granite',
-    embedding_multiplier: 6,
-    residual_multiplier: 0.37,
-    attention_multiplier: 0.11,
-    logits_scaling: 3,
-  });
-  writeFileSync(path, JSON.stringify(config));
-  return dir;
-}
+const graniteFolder = () =>
+  writeTinyLlamaAsGranite(join(out, 'tiny-llama-as-granite'), modelFixture('tiny-llama').path);
 
 describe('granite: pagoda and llama.cpp on the same GGUF', { skip: modelFixture('tiny-llama').skip }, () => {
   test('F32: top-1 identical wherever the top two are 1e-3 apart, top-8 log-probabilities within 1e-3', () =>

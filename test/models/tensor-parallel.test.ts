@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import type { StepContext, Tensor } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
@@ -10,6 +13,7 @@ import { rankShare } from '../../src/models/tensor-parallel.ts';
 import type { StepBatch } from '../../src/primitives/step-batch.ts';
 import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
 import { maxAbsDiff, PagedSession, twoSequenceGreedy } from '../helpers/paged-session.ts';
+import { writeTinyLlamaAsGranite } from '../helpers/random-folders.ts';
 
 const ranksOf = (n: number) => new ParallelBackend(Array.from({ length: n }, () => new CpuBackend({ threads: 1 })));
 
@@ -23,6 +27,16 @@ const FIXTURES = [
   ['stories260K', sharedFixture('models/stories260K')],
   ['tiny-llama-256', sharedFixture('models/tiny-llama-256')],
   ['tiny-qwen2-256', sharedFixture('models/tiny-qwen2-256')],
+  // Granite's multipliers: the embedding and residual scales run on every rank, the logits' after the gather.
+  [
+    'tiny-llama as Granite',
+    {
+      skip: modelFixture('tiny-llama').skip,
+      path: modelFixture('tiny-llama').skip
+        ? ''
+        : writeTinyLlamaAsGranite(mkdtempSync(join(tmpdir(), 'pagoda-granite-')), modelFixture('tiny-llama').path),
+    },
+  ],
 ] as const;
 
 for (const [name, fixture] of FIXTURES) {
