@@ -1,4 +1,4 @@
-import type { AttentionSpec, Backend, LayerKvCache, StepContext, Tensor } from '../backend/backend.ts';
+import type { AttentionSpec, Backend, HostTensor, LayerKvCache, StepContext, Tensor } from '../backend/backend.ts';
 import type { RopeSpec } from '../backend/rope-spec.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import { UserError } from '../util/errors.ts';
@@ -13,21 +13,26 @@ interface Affine {
   bias?: Tensor;
 }
 
+/** A LayerNorm's weight and bias (zeros where the family's norms have none, as Cohere's). */
+type Norm = Required<Affine>;
+
 interface LayerNormDecoderLayer {
-  inputNorm: Required<Affine>;
+  inputNorm: Norm;
   /** The MLP's own norm; absent when attention and MLP read the same normed input in parallel (Phi-2). */
-  mlpNorm?: Required<Affine>;
+  mlpNorm?: Norm;
   /** q_proj, k_proj and v_proj packed along the output features, biases alike. */
   qkv: Affine;
   o: Affine;
+  /** The MLP's first projection: GELU's input, or (gated) gate_proj and up_proj packed for `linearActMul`. */
   up: Affine;
   down: Affine;
   attention: AttentionSpec;
 }
 
 /**
- * Decoders of LayerNorms (weight and bias), biased projections, RoPE and a plain GELU MLP: StarCoder2 runs attention,
- * then the MLP, each after its own norm; Phi-2 runs both on the one normed input and adds both to the residual stream.
+ * Decoders of LayerNorms, RoPE and a GELU or SwiGLU MLP: StarCoder2 runs attention, then the MLP, each after its own
+ * norm; Phi-2 and Command-R run both on the one normed input and add both to the residual stream. Command-R's logits
+ * are scaled.
  */
 export class LayerNormDecoder implements Model {
   readonly compactsKv = true;
@@ -37,10 +42,12 @@ export class LayerNormDecoder implements Model {
     readonly config: ModelConfig,
     readonly backend: Backend,
     private readonly rope: RopeSpec,
-    private readonly gelu: 'tanh' | 'none',
+    /** The plain MLP's GELU, or 'silu' for a gated one. */
+    private readonly activation: 'tanh' | 'none' | 'silu',
+    private readonly logitScale: number,
     private readonly embedTable: Tensor,
     private readonly layers: LayerNormDecoderLayer[],
-    private readonly finalNorm: Required<Affine>,
+    private readonly finalNorm: Norm,
     private readonly lmHead: Affine,
   ) {
     this.kvShape = { numLayers: layers.length, numKvHeads: config.numKvHeads, headDim: config.headDim };
@@ -49,7 +56,7 @@ export class LayerNormDecoder implements Model {
   forward(step: StepContext, kvCache: readonly LayerKvCache[]): Tensor {
     const b = this.backend;
     const eps = this.config.normEps;
-    const norm = (x: Tensor, n: Required<Affine>) => b.layerNorm(x, n.weight, n.bias, eps);
+    const norm = (x: Tensor, n: Norm) => b.layerNorm(x, n.weight, n.bias, eps);
     let h = b.embedding(this.embedTable, step, 'tokens');
     for (let i = 0; i < this.layers.length; i++) {
       const layer = this.layers[i]!;
@@ -59,12 +66,18 @@ export class LayerNormDecoder implements Model {
       h = b.add(h, attn);
       h = b.add(h, this.mlp(layer.mlpNorm ? norm(h, layer.mlpNorm) : x, layer));
     }
-    return linear(b, norm(b.gatherLogitRows(h, step), this.finalNorm), this.lmHead);
+    const logits = linear(b, norm(b.gatherLogitRows(h, step), this.finalNorm), this.lmHead);
+    return this.logitScale === 1 ? logits : b.scale(logits, this.logitScale, 'float');
   }
 
   private mlp(x: Tensor, layer: LayerNormDecoderLayer): Tensor {
     const b = this.backend;
-    return linear(b, b.gelu(linear(b, x, layer.up), this.gelu), layer.down);
+    const { up, down } = layer;
+    const act =
+      this.activation === 'silu'
+        ? b.linearActMul(x, up.weight, up.bias, 'silu', down.weight)
+        : b.gelu(linear(b, x, up), this.activation);
+    return linear(b, act, down);
   }
 }
 
@@ -72,61 +85,97 @@ function linear(b: Backend, x: Tensor, l: Affine): Tensor {
   return b.linear(x, l.weight, l.bias);
 }
 
-/** The GELU each `hidden_act` names. */
-const GELU: Record<string, 'tanh' | 'none'> = {
+/** The activation each `hidden_act` names: a GELU for the plain MLPs, SiLU for the gated one. */
+const ACTIVATIONS: Record<string, 'tanh' | 'none' | 'silu'> = {
   gelu_new: 'tanh',
   gelu_pytorch_tanh: 'tanh',
   gelu_fast: 'tanh',
   gelu: 'none',
+  silu: 'silu',
 };
 
-/** How a member names its tensors, and whether its MLP reads its own norm. */
+/** How a member names its tensors and where it differs from the others. */
 interface Layout {
+  /** Attention and MLP read the one normed input (Phi, Command-R); else the MLP has its own norm. */
   parallel: boolean;
-  /** The attention output projection, the MLP's two projections, the final norm. */
+  /** A gated SiLU MLP (gate_proj, up_proj, down_proj) rather than a plain GELU one. */
+  gated: boolean;
+  /** The attention output projection, the plain MLP's two projections, the final norm. */
   o: string;
   up: string;
   down: string;
   finalNorm: string;
-  /** Biases on the projections: always, or as the config's `use_bias` says (StarCoder2). */
+  /** Biases on the projections: always, or as the config says (StarCoder2's `use_bias`, Cohere's `attention_bias`). */
   biased: (cfg: ModelConfig) => boolean;
+  /** LayerNorms with a bias, or weight only (Cohere). */
+  normBias: boolean;
+  rope: RopeSpec['style'];
+  /** The factor the logits are multiplied by (Cohere's `logit_scale`). */
+  logitScale: (cfg: ModelConfig) => number;
 }
 
 const STARCODER2: Layout = {
   parallel: false,
+  gated: false,
   o: 'self_attn.o_proj',
   up: 'mlp.c_fc',
   down: 'mlp.c_proj',
   finalNorm: 'model.norm',
   biased: (cfg) => cfg.raw.use_bias !== false,
+  normBias: true,
+  rope: 'neox',
+  logitScale: () => 1,
 };
 
 const PHI: Layout = {
   parallel: true,
+  gated: false,
   o: 'self_attn.dense',
   up: 'mlp.fc1',
   down: 'mlp.fc2',
   finalNorm: 'model.final_layernorm',
   biased: () => true,
+  normBias: true,
+  rope: 'neox',
+  logitScale: () => 1,
+};
+
+/** Command-R: GPT-J-style RoPE (adjacent pairs), weight-only LayerNorms, scaled logits. */
+const COHERE: Layout = {
+  parallel: true,
+  gated: true,
+  o: 'self_attn.o_proj',
+  up: 'mlp.up_proj',
+  down: 'mlp.down_proj',
+  finalNorm: 'model.norm',
+  biased: (cfg) => cfg.attentionBias,
+  normBias: false,
+  rope: 'gptj',
+  logitScale: (cfg) => (typeof cfg.raw.logit_scale === 'number' ? cfg.raw.logit_scale : 0.0625),
 };
 
 function buildLayerNormDecoder(layout: Layout, cfg: ModelConfig, w: ModelWeights, backend: Backend): Model {
   const { hiddenSize: H, intermediateSize: I, numHeads, numKvHeads, headDim: D, vocabSize } = cfg;
-  const gelu = GELU[cfg.hiddenAct];
-  if (!gelu) {
+  const activation = ACTIVATIONS[cfg.hiddenAct];
+  if (!activation || (activation === 'silu') !== layout.gated) {
+    const expected = Object.keys(ACTIVATIONS).filter((name) => (ACTIVATIONS[name] === 'silu') === layout.gated);
     throw new UserError(
-      `config.json: hidden_act "${cfg.hiddenAct}" is not supported for ${cfg.architecture} (expected one of ${Object.keys(GELU).join(', ')})`,
+      `config.json: hidden_act "${cfg.hiddenAct}" is not supported for ${cfg.architecture} (expected one of ${expected.join(', ')})`,
     );
   }
-  if (cfg.raw.qk_layernorm === true) throw new UserError('config.json: qk_layernorm = true is not supported');
+  for (const key of ['qk_layernorm', 'use_qk_norm']) {
+    if (cfg.raw[key] === true)
+      throw new UserError(`config.json: ${key} = true is not supported for ${cfg.architecture}`);
+  }
   const biased = layout.biased(cfg);
   const lin = (name: string, out: number, inp: number): Affine => ({
     weight: w.load(`${name}.weight`, [out, inp]),
     bias: biased ? w.load(`${name}.bias`, [out]) : undefined,
   });
-  const norm = (name: string): Required<Affine> => ({
+  const zeros = layout.normBias ? undefined : backend.loadWeight(zeroVector(H));
+  const norm = (name: string): Norm => ({
     weight: w.load(`${name}.weight`, [H]),
-    bias: w.load(`${name}.bias`, [H]),
+    bias: zeros ?? w.load(`${name}.bias`, [H]),
   });
   const layers = Array.from({ length: cfg.numLayers }, (_, i): LayerNormDecoderLayer => {
     const p = `model.layers.${i}`;
@@ -147,8 +196,15 @@ function buildLayerNormDecoder(layout: Layout, cfg: ModelConfig, w: ModelWeights
       mlpNorm: layout.parallel ? undefined : norm(`${p}.post_attention_layernorm`),
       qkv: { weight: qkv('weight'), bias: biased ? qkv('bias') : undefined },
       o: lin(`${p}.${layout.o}`, H, numHeads * D),
-      up: lin(`${p}.${layout.up}`, I, H),
-      down: lin(`${p}.${layout.down}`, H, I),
+      up: layout.gated
+        ? {
+            weight: w.loadPacked([
+              { name: `${p}.mlp.gate_proj.weight`, shape: [I, H] },
+              { name: `${p}.mlp.up_proj.weight`, shape: [I, H] },
+            ]),
+          }
+        : lin(`${p}.${layout.up}`, I, H),
+      down: layout.gated ? { weight: w.load(`${p}.${layout.down}.weight`, [H, I]) } : lin(`${p}.${layout.down}`, H, I),
       attention: {
         numHeads,
         numKvHeads,
@@ -169,8 +225,9 @@ function buildLayerNormDecoder(layout: Layout, cfg: ModelConfig, w: ModelWeights
   return new LayerNormDecoder(
     cfg,
     backend,
-    ropeSpecFromConfig(cfg),
-    gelu,
+    ropeSpecFromConfig(cfg, layout.rope),
+    activation,
+    layout.logitScale(cfg),
     embed,
     layers,
     norm(layout.finalNorm),
@@ -185,9 +242,21 @@ export const starcoder2: Architecture = {
   build: (cfg, w, backend) => buildLayerNormDecoder(STARCODER2, cfg, w, backend),
 };
 
+/** A LayerNorm's bias where the family's norms have none. */
+function zeroVector(n: number): HostTensor {
+  return { name: 'zero LayerNorm bias', shape: [n], dtype: 'f32', bytes: new Uint8Array(4 * n) };
+}
+
 /** Phi-1, Phi-1.5 and Phi-2: parallel attention and MLP on one LayerNorm, partial RoPE, a biased LM head. */
 export const phi: Architecture = {
   names: ['PhiForCausalLM'],
   modelTypes: ['phi'],
   build: (cfg, w, backend) => buildLayerNormDecoder(PHI, cfg, w, backend),
+};
+
+/** Cohere's Command-R (v01 and 08-2024): parallel attention and SwiGLU MLP on one weight-only LayerNorm. */
+export const cohere: Architecture = {
+  names: ['CohereForCausalLM'],
+  modelTypes: ['cohere'],
+  build: (cfg, w, backend) => buildLayerNormDecoder(COHERE, cfg, w, backend),
 };

@@ -4,7 +4,7 @@ import type { Architecture } from './architecture.ts';
 import { gemma, gemma2, gemma3 } from './gemma.ts';
 import { gpt2 } from './gpt2.ts';
 import { granite } from './granite.ts';
-import { phi, starcoder2 } from './layernorm-decoder.ts';
+import { cohere, phi, starcoder2 } from './layernorm-decoder.ts';
 import { llama } from './llama.ts';
 import { mistral } from './mistral.ts';
 import { mixtral } from './mixtral.ts';
@@ -32,6 +32,7 @@ export const ARCHITECTURES: readonly Architecture[] = [
   olmo3,
   starcoder2,
   phi,
+  cohere,
   gpt2,
 ];
 

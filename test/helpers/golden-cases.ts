@@ -17,11 +17,11 @@ export const GOLDEN_MODELS = [
   'tiny-gemma2',
   'tiny-gemma3',
   'tiny-granite',
-  'tiny-granitemoe',
   'tiny-olmo2',
   'tiny-olmo3',
   'tiny-starcoder2',
   'tiny-phi',
+  'tiny-cohere',
 ];
 
 /** The fixtures with goldens that convert to GGUF, checked against their goldens and against llama.cpp. */

@@ -182,3 +182,29 @@ export function writeTinyLlamaAsGranite(out: string, tinyLlama: string): string 
   writeFileSync(path, JSON.stringify(config));
   return out;
 }
+
+/** Command-R: parallel attention and SwiGLU MLP on one weight-only LayerNorm, GQA, scaled logits, tied embeddings. */
+export function writeTinyCohereFolder(out: string, tokenizerFixture: string): string {
+  const specs: Spec[] = [
+    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
+    ...layers((p) => [
+      [`${p}.input_layernorm.weight`, [HIDDEN], 'norm'],
+      ...attention(p, 'o_proj', false),
+      [`${p}.mlp.gate_proj.weight`, [FF, HIDDEN]],
+      [`${p}.mlp.up_proj.weight`, [FF, HIDDEN]],
+      [`${p}.mlp.down_proj.weight`, [HIDDEN, FF]],
+    ]),
+    ['model.norm.weight', [HIDDEN], 'norm'],
+  ];
+  const config = {
+    architectures: ['CohereForCausalLM'],
+    model_type: 'cohere',
+    layer_norm_eps: 1e-5,
+    logit_scale: 0.3,
+    rope_theta: 10000,
+    hidden_act: 'silu',
+    use_qk_norm: false,
+    tie_word_embeddings: true,
+  };
+  return writeFolder(out, 2006, config, specs, tokenizerFixture);
+}

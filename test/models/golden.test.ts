@@ -24,11 +24,11 @@ const GENERATED: Record<string, string> = {
   'tiny-qwen2-moe': 'python3 test/fixtures/generate-moe.py',
   'tiny-mixtral': 'python3 test/fixtures/generate-moe.py',
   'tiny-granite': 'python3 test/fixtures/generate-families.py',
-  'tiny-granitemoe': 'python3 test/fixtures/generate-families.py',
   'tiny-olmo2': 'python3 test/fixtures/generate-families.py',
   'tiny-olmo3': 'python3 test/fixtures/generate-families.py',
   'tiny-starcoder2': 'python3 test/fixtures/generate-families.py',
   'tiny-phi': 'python3 test/fixtures/generate-families.py',
+  'tiny-cohere': 'python3 test/fixtures/generate-families.py',
 };
 
 const CASES: GoldenCase[] = [

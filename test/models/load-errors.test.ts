@@ -62,12 +62,12 @@ describe('loadModel errors', { skip: fixture.skip }, () => {
   });
 
   test('an architecture pagoda does not run is refused by name, the supported ones listed', () => {
-    const dir = variant('cohere', (c) => {
-      c.architectures = ['CohereForCausalLM'];
+    const dir = variant('deepseek-v2', (c) => {
+      c.architectures = ['DeepseekV2ForCausalLM'];
     });
     assertOneLine(
       dir,
-      /architecture "CohereForCausalLM" is not supported \(supported: .*\bPhi3ForCausalLM\b.*\bPhiForCausalLM\b.*\)$/,
+      /architecture "DeepseekV2ForCausalLM" is not supported \(supported: .*\bPhi3ForCausalLM\b.*\bPhiForCausalLM\b.*\)$/,
     );
   });
 

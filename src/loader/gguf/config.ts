@@ -143,6 +143,11 @@ const ARCHS: Record<string, ArchInfo> = {
     modelType: 'phi',
     extra: (m) => ({ hidden_act: 'gelu_new', ...partialRotary(m) }),
   },
+  'command-r': {
+    architecture: 'CohereForCausalLM',
+    modelType: 'cohere',
+    extra: (m) => ({ hidden_act: 'silu', logit_scale: m.num('logit_scale') ?? 0.0625 }),
+  },
   qwen2moe: {
     architecture: 'Qwen2MoeForCausalLM',
     modelType: 'qwen2_moe',

@@ -27,6 +27,7 @@ export const GGUF_ARCH: Record<string, string> = {
   GraniteForCausalLM: 'granite',
   Olmo2ForCausalLM: 'olmo2',
   PhiForCausalLM: 'phi2',
+  CohereForCausalLM: 'command-r',
   Starcoder2ForCausalLM: 'starcoder2',
   Olmo3ForCausalLM: 'olmo2',
   Qwen2ForCausalLM: 'qwen2',
@@ -110,7 +111,8 @@ export function archMetadata(cfg: ModelConfig, arch: string, name: string, type:
   meta.set(k('attention.value_length'), gguf.u32(cfg.headDim));
   meta.set(k('rope.dimension_count'), gguf.u32(Math.floor(cfg.headDim * cfg.partialRotaryFactor)));
   meta.set(k('rope.freq_base'), gguf.f32(cfg.ropeTheta));
-  const layerNorm = arch === 'phi2' || arch === 'starcoder2';
+  const layerNorm = arch === 'phi2' || arch === 'starcoder2' || arch === 'command-r';
+  if (arch === 'command-r') meta.set(k('logit_scale'), gguf.f32(Number(cfg.raw.logit_scale ?? 0.0625)));
   meta.set(k(layerNorm ? 'attention.layer_norm_epsilon' : 'attention.layer_norm_rms_epsilon'), gguf.f32(cfg.normEps));
   if (arch === 'granite') {
     const m = graniteMultipliers(cfg);

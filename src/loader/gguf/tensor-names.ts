@@ -112,6 +112,7 @@ const TABLES: Record<string, NameTable> = {
   olmo2: OLMO2,
   starcoder2: STARCODER2,
   phi2: PHI2,
+  'command-r': LLAMA,
   // A Qwen3-Reranker's head, the LM head's "yes" and "no" rows, under Qwen3ForSequenceClassification's name.
   qwen3: { ...LLAMA, global: { ...LLAMA.global, 'cls.output': 'score' } },
   gemma: LLAMA,
