@@ -6,6 +6,7 @@ import { describe, test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { convertToGguf } from '../../src/loader/gguf/convert.ts';
 import { GgufFile } from '../../src/loader/gguf/read.ts';
+import { type GgufTensorOut, writeGguf } from '../../src/loader/gguf/write.ts';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadModel } from '../../src/models/load.ts';
 import type { DType } from '../../src/primitives/host-tensor.ts';
@@ -42,7 +43,12 @@ const llama = cpuLlamaForTests();
 async function agree(name: string, dir: string, type: DType, oursFrom: 'gguf' | 'folder' = 'gguf'): Promise<void> {
   const path = join(out, `${name}-${type}.gguf`);
   convertToGguf(dir, path, type);
-  const ours = loadModel(oursFrom === 'gguf' ? path : dir, new CpuBackend());
+  await agreeOn(name, path, oursFrom === 'gguf' ? path : dir, dir, type);
+}
+
+/** pagoda on `oursPath` and llama.cpp on the GGUF at `path`, teacher-forced over the golden prompts in `dir`. */
+async function agreeOn(name: string, path: string, oursPath: string, dir: string, type: DType): Promise<void> {
+  const ours = loadModel(oursPath, new CpuBackend());
   const theirs = await llama().loadModel({ modelPath: path });
   const tol = type === 'f32' && GELU_MODELS.includes(name) ? GELU_F32 : TOLERANCE[type]!;
   let steps = 0;
@@ -136,6 +142,57 @@ describe('starcoder2, phi2 and command-r: pagoda on the folder and on its GGUF, 
       await agree(name, dir, 'f32', 'gguf');
     });
   }
+});
+
+/**
+ * The GGUF at `path` with each layer's q, k and v (weights and biases) stored fused as `attn_qkv`, as llama.cpp wrote
+ * Phi-2 from its first checkpoints (the files Ollama's phi carries).
+ */
+function fuseQkv(path: string, fused: string): void {
+  const file = GgufFile.open(path);
+  try {
+    const byName = new Map([...file.tensors.values()].map((t) => [t.name, t]));
+    const tensors: GgufTensorOut[] = [];
+    for (const t of file.tensors.values()) {
+      const part = /^(blk\.\d+)\.attn_([qkv])\.(weight|bias)$/.exec(t.name);
+      const shape = [...t.dims].reverse();
+      if (!part) {
+        tensors.push({
+          name: t.name,
+          shape,
+          dtype: file.tensorAt(t).dtype,
+          bytes: () => file.readBytes(t),
+        });
+        continue;
+      }
+      if (part[2] !== 'q') continue;
+      const pieces = ['q', 'k', 'v'].map((x) => byName.get(`${part[1]}.attn_${x}.${part[3]}`)!);
+      const rows = pieces.reduce((a, p) => a + p.dims.at(-1)!, 0);
+      tensors.push({
+        name: `${part[1]}.attn_qkv.${part[3]}`,
+        shape: part[3] === 'weight' ? [rows, t.dims[0]!] : [rows],
+        dtype: 'f32',
+        bytes: () => Buffer.concat(pieces.map((p) => file.readBytes(p))),
+      });
+    }
+    writeGguf(fused, file.metadata, tensors);
+  } finally {
+    file.close();
+  }
+}
+
+test('Phi-2 with q/k/v fused as attn_qkv (its early GGUFs): pagoda and llama.cpp agree', {
+  skip: modelFixture('tiny-llama').skip,
+}, async () => {
+  const dir = writeTinyPhiFolder(join(out, 'tiny-phi-fused'), modelFixture('tiny-llama').path);
+  const separate = join(out, 'tiny-phi-separate.gguf');
+  const fused = join(out, 'tiny-phi-fused.gguf');
+  convertToGguf(dir, separate, 'f32');
+  fuseQkv(separate, fused);
+  const written = GgufFile.open(fused);
+  assert.ok(written.tensors.has('blk.0.attn_qkv.weight') && !written.tensors.has('blk.0.attn_q.weight'));
+  written.close();
+  await agreeOn('tiny-phi', fused, fused, dir, 'f32');
 });
 
 /** Texts for tokenizer agreement: llama.cpp's own hard cases plus digits, contractions and whitespace runs. */
