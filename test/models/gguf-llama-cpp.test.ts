@@ -195,6 +195,46 @@ test('Phi-2 with q/k/v fused as attn_qkv (its early GGUFs): pagoda and llama.cpp
   await agreeOn('tiny-phi', fused, fused, dir, 'f32');
 });
 
+/** A copy of the GGUF at `path` under another architecture's name (its `{arch}.*` keys renamed alike). */
+function relabel(path: string, arch: string, to: string): void {
+  const file = GgufFile.open(path);
+  try {
+    const from = String(file.value('general.architecture'));
+    const metadata = new Map(
+      [...file.metadata].map(([key, v]) => [
+        key.startsWith(`${from}.`) ? `${arch}.${key.slice(from.length + 1)}` : key,
+        v,
+      ]),
+    );
+    metadata.set('general.architecture', { type: 'string', value: arch });
+    const tensors = [...file.tensors.values()].map((t) => ({
+      name: t.name,
+      shape: [...t.dims].reverse(),
+      dtype: file.tensorAt(t).dtype,
+      bytes: () => file.readBytes(t),
+    }));
+    writeGguf(to, metadata, tensors);
+  } finally {
+    file.close();
+  }
+}
+
+describe("GGUF architectures llama.cpp writes in Llama's layout: pagoda and llama.cpp agree", {
+  skip: modelFixture('tiny-llama').skip,
+}, () => {
+  // internlm2: q/k rows interleaved as Llama's; exaone: left as they are and rotated NeoX-style.
+  for (const arch of ['internlm2', 'exaone']) {
+    test(`${arch} (tiny-llama's weights under its name)`, async () => {
+      const dir = modelFixture('tiny-llama').path;
+      const llamaFile = join(out, `tiny-llama-for-${arch}.gguf`);
+      const relabeled = join(out, `tiny-${arch}.gguf`);
+      convertToGguf(dir, llamaFile, 'f32');
+      relabel(llamaFile, arch, relabeled);
+      await agreeOn(`tiny-${arch}`, relabeled, relabeled, dir, 'f32');
+    });
+  }
+});
+
 /** Texts for tokenizer agreement: llama.cpp's own hard cases plus digits, contractions and whitespace runs. */
 function tokenizerTexts(): string[] {
   const vocabCases = sharedFixture('gguf/ggml-vocab-gpt-2.gguf.inp');

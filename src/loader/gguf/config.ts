@@ -107,6 +107,10 @@ const ARCHS: Record<string, ArchInfo> = {
     modelType: 'phi3',
     extra: (m) => ({ sliding_window: m.num('attention.sliding_window') ?? null, ...partialRotary(m) }),
   },
+  // Files llama.cpp's converter writes in Llama's layout under their own names (InternLM2's q/k/v split from its
+  // grouped wqkv; EXAONE 3 / 3.5, whose q/k rows it leaves as they are and rotates NeoX-style).
+  internlm2: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
+  exaone: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
   // llama.cpp's `_scale` keys are transformers' multipliers; without attention.scale it scales by 1/sqrt(head_dim).
   granite: {
     architecture: 'GraniteForCausalLM',
@@ -263,8 +267,8 @@ export function hfConfigFromGguf(view: GgufMetadataView): Record<string, unknown
     rope_theta: m.num('rope.freq_base') ?? 10000,
     rope_scaling: ropeScaling(m),
     tie_word_embeddings: !view.hasTensor('output.weight'),
-    attention_bias: arch === 'llama' && view.hasTensor('blk.0.attn_q.bias'),
-    mlp_bias: arch === 'llama' && view.hasTensor('blk.0.ffn_up.bias'),
+    attention_bias: info.architecture === 'LlamaForCausalLM' && view.hasTensor('blk.0.attn_q.bias'),
+    mlp_bias: info.architecture === 'LlamaForCausalLM' && view.hasTensor('blk.0.ffn_up.bias'),
     hidden_act: 'silu',
     bos_token_id: idOf(view.value('tokenizer.ggml.bos_token_id')),
     eos_token_id: idOf(view.value('tokenizer.ggml.eos_token_id')),

@@ -109,6 +109,8 @@ const TABLES: Record<string, NameTable> = {
   llama: LLAMA,
   qwen2: LLAMA,
   granite: LLAMA,
+  internlm2: LLAMA,
+  exaone: LLAMA,
   olmo2: OLMO2,
   starcoder2: STARCODER2,
   phi2: PHI2,
@@ -193,7 +195,7 @@ export interface MappedName {
 
 const GEMMA_FAMILY = new Set(['gemma', 'gemma2', 'gemma3']);
 /** The architectures llama.cpp's converter writes through its Llama class, which interleaves q/k rows for RoPE. */
-const ROPE_PERMUTED = new Set(['llama', 'granite']);
+const ROPE_PERMUTED = new Set(['llama', 'granite', 'internlm2']);
 const CONV1D = new Set(['attn_qkv', 'attn_output', 'ffn_up', 'ffn_down']);
 
 /** What llama.cpp's converter did to a tensor of this block part (before the name mapping). */
