@@ -154,6 +154,11 @@ const COHERE: Layout = {
   logitScale: (cfg) => (typeof cfg.raw.logit_scale === 'number' ? cfg.raw.logit_scale : 0.0625),
 };
 
+/** A LayerNorm's bias where the family's norms have none. */
+function zeroVector(n: number): HostTensor {
+  return { name: 'zero LayerNorm bias', shape: [n], dtype: 'f32', bytes: new Uint8Array(4 * n) };
+}
+
 function buildLayerNormDecoder(layout: Layout, cfg: ModelConfig, w: ModelWeights, backend: Backend): Model {
   const { hiddenSize: H, intermediateSize: I, numHeads, numKvHeads, headDim: D, vocabSize } = cfg;
   const activation = ACTIVATIONS[cfg.hiddenAct];
@@ -241,11 +246,6 @@ export const starcoder2: Architecture = {
   modelTypes: ['starcoder2'],
   build: (cfg, w, backend) => buildLayerNormDecoder(STARCODER2, cfg, w, backend),
 };
-
-/** A LayerNorm's bias where the family's norms have none. */
-function zeroVector(n: number): HostTensor {
-  return { name: 'zero LayerNorm bias', shape: [n], dtype: 'f32', bytes: new Uint8Array(4 * n) };
-}
 
 /** Phi-1, Phi-1.5 and Phi-2: parallel attention and MLP on one LayerNorm, partial RoPE, a biased LM head. */
 export const phi: Architecture = {

@@ -26,10 +26,10 @@ export const GGUF_ARCH: Record<string, string> = {
   MistralForCausalLM: 'llama',
   GraniteForCausalLM: 'granite',
   Olmo2ForCausalLM: 'olmo2',
+  Olmo3ForCausalLM: 'olmo2',
+  Starcoder2ForCausalLM: 'starcoder2',
   PhiForCausalLM: 'phi2',
   CohereForCausalLM: 'command-r',
-  Starcoder2ForCausalLM: 'starcoder2',
-  Olmo3ForCausalLM: 'olmo2',
   Qwen2ForCausalLM: 'qwen2',
   Qwen3ForCausalLM: 'qwen3',
   Qwen3Model: 'qwen3',
@@ -85,6 +85,36 @@ const notWeight = (name: string) => BUFFERS.test(name) || FP8_SCALE_TENSOR.test(
 /** BERT's pooler: an embedder's is dropped, as llama.cpp's converter does; a reranker's is its head's `cls`. */
 const POOLER = /^(bert\.|roberta\.)?pooler\.dense\.(weight|bias)$/;
 
+/** The architectures whose norms are LayerNorms (llama.cpp's `layer_norm_epsilon`; the others' are RMSNorms). */
+const LAYER_NORM = new Set(['phi2', 'starcoder2', 'command-r']);
+
+/** `{arch}.*` keys beyond the common ones, from the config. */
+const ARCH_METADATA: Record<string, (cfg: ModelConfig) => [string, GgufValue][]> = {
+  granite: (cfg) => {
+    const m = graniteMultipliers(cfg);
+    return [
+      ['embedding_scale', gguf.f32(m.embedding)],
+      ['residual_scale', gguf.f32(m.residual)],
+      ['attention.scale', gguf.f32(m.attention)],
+      ['logit_scale', gguf.f32(m.logitsDivisor)],
+    ];
+  },
+  'command-r': (cfg) => [['logit_scale', gguf.f32(Number(cfg.raw.logit_scale ?? 0.0625))]],
+  starcoder2: (cfg) => (cfg.slidingWindow > 0 ? [['attention.sliding_window', gguf.u32(cfg.slidingWindow)]] : []),
+  olmo2: (cfg) => {
+    if (cfg.architecture !== 'Olmo3ForCausalLM') return [];
+    // llama.cpp's olmo2 slides every layer but each fourth: a config whose layer_types differ cannot be written.
+    const types = cfg.raw.layer_types;
+    const slides = (i: number) => (i + 1) % 4 !== 0;
+    if (Array.isArray(types) && types.some((t, i) => (t === 'sliding_attention') !== slides(i))) {
+      throw new UserError(
+        `config.json: layer_types ${JSON.stringify(types)} cannot be written to GGUF (llama.cpp's olmo2 slides three layers of every four)`,
+      );
+    }
+    return [['attention.sliding_window', gguf.u32(cfg.slidingWindow)]];
+  },
+};
+
 export function archMetadata(cfg: ModelConfig, arch: string, name: string, type: DType): Map<string, GgufValue> {
   const k = (key: string) => `${arch}.${key}`;
   const meta = new Map<string, GgufValue>([
@@ -111,29 +141,11 @@ export function archMetadata(cfg: ModelConfig, arch: string, name: string, type:
   meta.set(k('attention.value_length'), gguf.u32(cfg.headDim));
   meta.set(k('rope.dimension_count'), gguf.u32(Math.floor(cfg.headDim * cfg.partialRotaryFactor)));
   meta.set(k('rope.freq_base'), gguf.f32(cfg.ropeTheta));
-  const layerNorm = arch === 'phi2' || arch === 'starcoder2' || arch === 'command-r';
-  if (arch === 'command-r') meta.set(k('logit_scale'), gguf.f32(Number(cfg.raw.logit_scale ?? 0.0625)));
-  meta.set(k(layerNorm ? 'attention.layer_norm_epsilon' : 'attention.layer_norm_rms_epsilon'), gguf.f32(cfg.normEps));
-  if (arch === 'granite') {
-    const m = graniteMultipliers(cfg);
-    meta.set(k('embedding_scale'), gguf.f32(m.embedding));
-    meta.set(k('residual_scale'), gguf.f32(m.residual));
-    meta.set(k('attention.scale'), gguf.f32(m.attention));
-    meta.set(k('logit_scale'), gguf.f32(m.logitsDivisor));
-  }
-  if (arch === 'starcoder2' && cfg.slidingWindow > 0)
-    meta.set(k('attention.sliding_window'), gguf.u32(cfg.slidingWindow));
-  if (cfg.architecture === 'Olmo3ForCausalLM') {
-    // llama.cpp's olmo2 slides every layer but each fourth: a config whose layer_types differ cannot be written.
-    const types = cfg.raw.layer_types;
-    const slides = (i: number) => (i + 1) % 4 !== 0;
-    if (Array.isArray(types) && types.some((t, i) => (t === 'sliding_attention') !== slides(i))) {
-      throw new UserError(
-        `config.json: layer_types ${JSON.stringify(types)} cannot be written to GGUF (llama.cpp's olmo2 slides three layers of every four)`,
-      );
-    }
-    meta.set(k('attention.sliding_window'), gguf.u32(cfg.slidingWindow));
-  }
+  meta.set(
+    k(LAYER_NORM.has(arch) ? 'attention.layer_norm_epsilon' : 'attention.layer_norm_rms_epsilon'),
+    gguf.f32(cfg.normEps),
+  );
+  for (const [key, value] of ARCH_METADATA[arch]?.(cfg) ?? []) meta.set(k(key), value);
   const s = cfg.ropeScaling;
   if (s?.type === 'linear') {
     meta.set(k('rope.scaling.type'), gguf.str('linear'));
