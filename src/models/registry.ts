@@ -3,7 +3,7 @@ import { UserError } from '../util/errors.ts';
 import type { Architecture } from './architecture.ts';
 import { gemma, gemma2, gemma3 } from './gemma.ts';
 import { gpt2 } from './gpt2.ts';
-import { granite } from './granite.ts';
+import { granite, graniteMoe } from './granite.ts';
 import { cohere, phi, starcoder2 } from './layernorm-decoder.ts';
 import { llama } from './llama.ts';
 import { mistral } from './mistral.ts';
@@ -28,6 +28,7 @@ export const ARCHITECTURES: readonly Architecture[] = [
   gemma2,
   gemma3,
   granite,
+  graniteMoe,
   olmo2,
   olmo3,
   starcoder2,

@@ -5,11 +5,13 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { convertToGguf } from '../../src/loader/gguf/convert.ts';
+import { gguf } from '../../src/loader/gguf/format.ts';
 import { GgufFile } from '../../src/loader/gguf/read.ts';
 import { type GgufTensorOut, writeGguf } from '../../src/loader/gguf/write.ts';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadModel } from '../../src/models/load.ts';
 import type { DType } from '../../src/primitives/host-tensor.ts';
+import { mulberry32 } from '../../src/util/random.ts';
 import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
 import { GGUF_FIXTURES } from '../helpers/golden-cases.ts';
 import { cpuLlamaForTests, logSoftmax, teacherForcedSteps } from '../helpers/llama-cpp.ts';
@@ -233,6 +235,61 @@ describe("GGUF architectures llama.cpp writes in Llama's layout: pagoda and llam
       await agreeOn(`tiny-${arch}`, relabeled, relabeled, dir, 'f32');
     });
   }
+});
+
+/**
+ * tiny-llama's GGUF as a Granite 3 MoE one: its keys under granitemoe with Granite's multipliers (far from 1), and each
+ * layer's MLP replaced by 4 random experts, top 2 (router, stacked gate / up / down), as llama.cpp stores them.
+ */
+function graniteMoeGguf(llamaGguf: string, to: string): void {
+  const file = GgufFile.open(llamaGguf);
+  try {
+    const metadata = new Map(
+      [...file.metadata].map(([key, v]) => [key.startsWith('llama.') ? `granitemoe.${key.slice(6)}` : key, v]),
+    );
+    const experts = 4;
+    metadata.set('general.architecture', gguf.str('granitemoe'));
+    for (const [key, v] of [
+      ['expert_count', gguf.u32(experts)],
+      ['expert_used_count', gguf.u32(2)],
+      ['embedding_scale', gguf.f32(6)],
+      ['residual_scale', gguf.f32(0.37)],
+      ['attention.scale', gguf.f32(0.11)],
+      ['logit_scale', gguf.f32(3)],
+    ] as const) {
+      metadata.set(`granitemoe.${key}`, v);
+    }
+    const random = mulberry32(31);
+    const randomTensor = (name: string, shape: number[]): GgufTensorOut => {
+      const values = Float32Array.from({ length: shape.reduce((a, d) => a * d, 1) }, () => 0.35 * (2 * random() - 1));
+      return { name, shape, dtype: 'f32', bytes: () => new Uint8Array(values.buffer) };
+    };
+    const tensors: GgufTensorOut[] = [];
+    for (const t of file.tensors.values()) {
+      const shape = [...t.dims].reverse();
+      const ffn = /^(blk\.\d+)\.ffn_(gate|up|down)\.weight$/.exec(t.name);
+      if (!ffn) {
+        tensors.push({ name: t.name, shape, dtype: file.tensorAt(t).dtype, bytes: () => file.readBytes(t) });
+        continue;
+      }
+      if (ffn[2] === 'gate') tensors.push(randomTensor(`${ffn[1]}.ffn_gate_inp.weight`, [experts, shape[1]!]));
+      tensors.push(randomTensor(`${ffn[1]}.ffn_${ffn[2]}_exps.weight`, [experts, ...shape]));
+    }
+    writeGguf(to, metadata, tensors);
+  } finally {
+    file.close();
+  }
+}
+
+test('granitemoe (Granite 3 MoE as Ollama carries it): pagoda and llama.cpp agree', {
+  skip: modelFixture('tiny-llama').skip,
+}, async () => {
+  const dir = modelFixture('tiny-llama').path;
+  const llamaFile = join(out, 'tiny-llama-for-granitemoe.gguf');
+  const moeFile = join(out, 'tiny-granitemoe.gguf');
+  convertToGguf(dir, llamaFile, 'f32');
+  graniteMoeGguf(llamaFile, moeFile);
+  await agreeOn('tiny-granitemoe', moeFile, moeFile, dir, 'f32');
 });
 
 /** Texts for tokenizer agreement: llama.cpp's own hard cases plus digits, contractions and whitespace runs. */

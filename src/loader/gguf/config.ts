@@ -61,6 +61,16 @@ const moe = (m: MetaReader) => ({
   moe_intermediate_size: m.num('expert_feed_forward_length'),
 });
 
+/** llama.cpp's `_scale` keys are Granite's multipliers; without attention.scale it scales by 1/sqrt(head_dim). */
+const graniteMultipliers = (m: MetaReader) => ({
+  embedding_multiplier: m.num('embedding_scale') ?? 1,
+  residual_multiplier: m.num('residual_scale') ?? 1,
+  attention_multiplier:
+    m.num('attention.scale') ??
+    1 / Math.sqrt(m.num('attention.key_length') ?? m.need('embedding_length') / m.need('attention.head_count')),
+  logits_scaling: m.num('logit_scale') ?? 1,
+});
+
 const ARCHS: Record<string, ArchInfo> = {
   llama: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
   qwen2: { architecture: 'Qwen2ForCausalLM', modelType: 'qwen2' },
@@ -111,18 +121,11 @@ const ARCHS: Record<string, ArchInfo> = {
   // grouped wqkv; EXAONE 3 / 3.5, whose q/k rows it leaves as they are and rotates NeoX-style).
   internlm2: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
   exaone: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
-  // llama.cpp's `_scale` keys are transformers' multipliers; without attention.scale it scales by 1/sqrt(head_dim).
-  granite: {
-    architecture: 'GraniteForCausalLM',
-    modelType: 'granite',
-    extra: (m) => ({
-      embedding_multiplier: m.num('embedding_scale') ?? 1,
-      residual_multiplier: m.num('residual_scale') ?? 1,
-      attention_multiplier:
-        m.num('attention.scale') ??
-        1 / Math.sqrt(m.num('attention.key_length') ?? m.need('embedding_length') / m.need('attention.head_count')),
-      logits_scaling: m.num('logit_scale') ?? 1,
-    }),
+  granite: { architecture: 'GraniteForCausalLM', modelType: 'granite', extra: (m) => graniteMultipliers(m) },
+  granitemoe: {
+    architecture: 'GraniteMoeForCausalLM',
+    modelType: 'granitemoe',
+    extra: (m) => ({ ...graniteMultipliers(m), ...moe(m) }),
   },
   // OLMo 3 is stored as olmo2 with a sliding window (three layers of every four, as transformers' default).
   olmo2: {

@@ -123,6 +123,7 @@ const TABLES: Record<string, NameTable> = {
   phi3: { ...LLAMA, layer: { ...LLAMA_LAYER, attn_qkv: 'self_attn.qkv_proj', ffn_up: 'mlp.gate_up_proj' } },
   qwen2moe: MOE,
   qwen3moe: MOE,
+  granitemoe: MOE,
   gpt2: {
     global: {
       token_embd: 'transformer.wte',
@@ -195,7 +196,7 @@ export interface MappedName {
 
 const GEMMA_FAMILY = new Set(['gemma', 'gemma2', 'gemma3']);
 /** The architectures llama.cpp's converter writes through its Llama class, which interleaves q/k rows for RoPE. */
-const ROPE_PERMUTED = new Set(['llama', 'granite', 'internlm2']);
+const ROPE_PERMUTED = new Set(['llama', 'granite', 'granitemoe', 'internlm2']);
 const CONV1D = new Set(['attn_qkv', 'attn_output', 'ffn_up', 'ffn_down']);
 
 /** What llama.cpp's converter did to a tensor of this block part (before the name mapping). */
