@@ -53,20 +53,15 @@ const GEMMA2: NameTable = {
   },
 };
 
+/** Llama's layer without its two pre-norms. */
+const { attn_norm, ffn_norm, ...LLAMA_PROJECTIONS } = LLAMA_LAYER;
+
 /** OLMo 2 / 3: no norm before attention or the MLP; the norms of their outputs, and q / k across heads. */
 const OLMO2: NameTable = {
   ...LLAMA,
   layer: {
-    attn_q: 'self_attn.q_proj',
-    attn_k: 'self_attn.k_proj',
-    attn_v: 'self_attn.v_proj',
-    attn_output: 'self_attn.o_proj',
-    attn_q_norm: 'self_attn.q_norm',
-    attn_k_norm: 'self_attn.k_norm',
+    ...LLAMA_PROJECTIONS,
     post_attention_norm: 'post_attention_layernorm',
-    ffn_gate: 'mlp.gate_proj',
-    ffn_up: 'mlp.up_proj',
-    ffn_down: 'mlp.down_proj',
     post_ffw_norm: 'post_feedforward_layernorm',
   },
 };
