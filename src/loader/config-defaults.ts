@@ -1,9 +1,10 @@
 /**
  * transformers' config-class defaults for the fields a published config.json may leave out, by `model_type`: a field
  * absent from the file takes the class's value when transformers loads it (Gemma 3's multimodal checkpoints list only
- * a few text fields; Gemma 2's soft-caps default on). An explicit null stays null.
+ * a few text fields; Gemma 2's soft-caps default on; CohereConfig's logit scale). An explicit null stays null.
  */
 const CLASS_DEFAULTS: Record<string, Record<string, unknown>> = {
+  cohere: { logit_scale: 0.0625, layer_norm_eps: 1e-5 },
   gemma: {
     vocab_size: 256000,
     hidden_size: 3072,

@@ -110,8 +110,6 @@ interface Layout {
   /** LayerNorms with a bias, or weight only (Cohere). */
   normBias: boolean;
   rope: RopeSpec['style'];
-  /** The factor the logits are multiplied by (Cohere's `logit_scale`). */
-  logitScale: (cfg: ModelConfig) => number;
 }
 
 const STARCODER2: Layout = {
@@ -124,7 +122,6 @@ const STARCODER2: Layout = {
   biased: (cfg) => cfg.raw.use_bias !== false,
   normBias: true,
   rope: 'neox',
-  logitScale: () => 1,
 };
 
 const PHI: Layout = {
@@ -137,10 +134,9 @@ const PHI: Layout = {
   biased: () => true,
   normBias: true,
   rope: 'neox',
-  logitScale: () => 1,
 };
 
-/** Command-R: GPT-J-style RoPE (adjacent pairs), weight-only LayerNorms, scaled logits. */
+/** Command-R: GPT-J-style RoPE (adjacent pairs), weight-only LayerNorms; its logits scaled by `logit_scale`. */
 const COHERE: Layout = {
   parallel: true,
   gated: true,
@@ -151,7 +147,6 @@ const COHERE: Layout = {
   biased: (cfg) => cfg.attentionBias,
   normBias: false,
   rope: 'gptj',
-  logitScale: (cfg) => (typeof cfg.raw.logit_scale === 'number' ? cfg.raw.logit_scale : 0.0625),
 };
 
 /** A LayerNorm's bias where the family's norms have none. */
@@ -232,7 +227,8 @@ function buildLayerNormDecoder(layout: Layout, cfg: ModelConfig, w: ModelWeights
     backend,
     ropeSpecFromConfig(cfg, layout.rope),
     activation,
-    layout.logitScale(cfg),
+    // Cohere's factor on the logits (its config class supplies the default); 1 for the others.
+    typeof cfg.raw.logit_scale === 'number' ? cfg.raw.logit_scale : 1,
     embed,
     layers,
     norm(layout.finalNorm),

@@ -144,6 +144,16 @@ describe('starcoder2, phi2 and command-r: pagoda on the folder and on its GGUF, 
       await agree(name, dir, 'f32', 'gguf');
     });
   }
+  test("a Command-R config without logit_scale takes CohereConfig's 0.0625, in pagoda and in the file it converts to", async () => {
+    const dir = writeTinyCohereFolder(join(out, 'tiny-cohere-default-scale'), tokenizer());
+    const path = join(dir, 'config.json');
+    const { logit_scale: _, ...config } = JSON.parse(readFileSync(path, 'utf8'));
+    writeFileSync(path, JSON.stringify(config));
+    await agree('tiny-cohere-default-scale', dir, 'f32', 'folder');
+    const file = GgufFile.open(join(out, 'tiny-cohere-default-scale-f32.gguf'));
+    assert.equal(file.value('command-r.logit_scale'), 0.0625);
+    file.close();
+  });
 });
 
 /**

@@ -153,7 +153,11 @@ const ARCHS: Record<string, ArchInfo> = {
   'command-r': {
     architecture: 'CohereForCausalLM',
     modelType: 'cohere',
-    extra: (m) => ({ hidden_act: 'silu', logit_scale: m.num('logit_scale') ?? 0.0625 }),
+    // Without the key, CohereConfig's default logit_scale (config-defaults.ts) applies.
+    extra: (m) => {
+      const scale = m.num('logit_scale');
+      return { hidden_act: 'silu', ...(scale === undefined ? {} : { logit_scale: scale }) };
+    },
   },
   qwen2moe: {
     architecture: 'Qwen2MoeForCausalLM',

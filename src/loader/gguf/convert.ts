@@ -99,7 +99,7 @@ const ARCH_METADATA: Record<string, (cfg: ModelConfig) => [string, GgufValue][]>
       ['logit_scale', gguf.f32(m.logitsDivisor)],
     ];
   },
-  'command-r': (cfg) => [['logit_scale', gguf.f32(Number(cfg.raw.logit_scale ?? 0.0625))]],
+  'command-r': (cfg) => [['logit_scale', gguf.f32(Number(cfg.raw.logit_scale))]],
   starcoder2: (cfg) => (cfg.slidingWindow > 0 ? [['attention.sliding_window', gguf.u32(cfg.slidingWindow)]] : []),
   olmo2: (cfg) => {
     if (cfg.architecture !== 'Olmo3ForCausalLM') return [];
