@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { convertToGguf } from '../../src/loader/gguf/convert.ts';
-import { gguf } from '../../src/loader/gguf/format.ts';
-import { GgufFile } from '../../src/loader/gguf/read.ts';
+import { type GgufValue, gguf } from '../../src/loader/gguf/format.ts';
+import { GgufFile, type GgufTensorInfo } from '../../src/loader/gguf/read.ts';
 import { type GgufTensorOut, writeGguf } from '../../src/loader/gguf/write.ts';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadModel } from '../../src/models/load.ts';
@@ -156,41 +156,68 @@ describe('starcoder2, phi2 and command-r: pagoda on the folder and on its GGUF, 
   });
 });
 
+/** What `rewriteGguf` changes in its copy. */
+interface GgufEdit {
+  /** The architecture the copy is stored as: `general.architecture` and every `{arch}.*` key renamed to it. */
+  arch?: string;
+  /** Keys added under the copy's architecture. */
+  keys?: readonly (readonly [string, GgufValue])[];
+  /** What a stored tensor becomes (none, one or several); null keeps it as it is. */
+  tensor?: (t: GgufTensorInfo, file: GgufFile) => GgufTensorOut[] | null;
+}
+
+/** A copy of the GGUF at `from`, written to `to`, with `edit`'s changes. */
+function rewriteGguf(from: string, to: string, edit: GgufEdit): void {
+  const file = GgufFile.open(from);
+  try {
+    const stored = String(file.value('general.architecture'));
+    const arch = edit.arch ?? stored;
+    const metadata = new Map(
+      [...file.metadata].map(([key, v]) => [
+        key.startsWith(`${stored}.`) ? `${arch}.${key.slice(stored.length + 1)}` : key,
+        v,
+      ]),
+    );
+    metadata.set('general.architecture', gguf.str(arch));
+    for (const [key, v] of edit.keys ?? []) metadata.set(`${arch}.${key}`, v);
+    const copy = (t: GgufTensorInfo): GgufTensorOut => ({
+      name: t.name,
+      shape: [...t.dims].reverse(),
+      dtype: file.tensorAt(t).dtype,
+      bytes: () => file.readBytes(t),
+    });
+    writeGguf(
+      to,
+      metadata,
+      [...file.tensors.values()].flatMap((t) => edit.tensor?.(t, file) ?? [copy(t)]),
+    );
+  } finally {
+    file.close();
+  }
+}
+
 /**
  * The GGUF at `path` with each layer's q, k and v (weights and biases) stored fused as `attn_qkv`, as llama.cpp wrote
  * Phi-2 from its first checkpoints (the files Ollama's phi carries).
  */
 function fuseQkv(path: string, fused: string): void {
-  const file = GgufFile.open(path);
-  try {
-    const byName = new Map([...file.tensors.values()].map((t) => [t.name, t]));
-    const tensors: GgufTensorOut[] = [];
-    for (const t of file.tensors.values()) {
+  rewriteGguf(path, fused, {
+    tensor: (t, file) => {
       const part = /^(blk\.\d+)\.attn_([qkv])\.(weight|bias)$/.exec(t.name);
-      const shape = [...t.dims].reverse();
-      if (!part) {
-        tensors.push({
-          name: t.name,
-          shape,
-          dtype: file.tensorAt(t).dtype,
-          bytes: () => file.readBytes(t),
-        });
-        continue;
-      }
-      if (part[2] !== 'q') continue;
-      const pieces = ['q', 'k', 'v'].map((x) => byName.get(`${part[1]}.attn_${x}.${part[3]}`)!);
+      if (!part) return null;
+      if (part[2] !== 'q') return [];
+      const pieces = ['q', 'k', 'v'].map((x) => file.tensors.get(`${part[1]}.attn_${x}.${part[3]}`)!);
       const rows = pieces.reduce((a, p) => a + p.dims.at(-1)!, 0);
-      tensors.push({
-        name: `${part[1]}.attn_qkv.${part[3]}`,
-        shape: part[3] === 'weight' ? [rows, t.dims[0]!] : [rows],
-        dtype: 'f32',
-        bytes: () => Buffer.concat(pieces.map((p) => file.readBytes(p))),
-      });
-    }
-    writeGguf(fused, file.metadata, tensors);
-  } finally {
-    file.close();
-  }
+      return [
+        {
+          name: `${part[1]}.attn_qkv.${part[3]}`,
+          shape: part[3] === 'weight' ? [rows, t.dims[0]!] : [rows],
+          dtype: 'f32',
+          bytes: () => Buffer.concat(pieces.map((p) => file.readBytes(p))),
+        },
+      ];
+    },
+  });
 }
 
 test('Phi-2 with q/k/v fused as attn_qkv (its early GGUFs): pagoda and llama.cpp agree', {
@@ -207,30 +234,6 @@ test('Phi-2 with q/k/v fused as attn_qkv (its early GGUFs): pagoda and llama.cpp
   await agreeOn('tiny-phi', fused, fused, dir, 'f32');
 });
 
-/** A copy of the GGUF at `path` under another architecture's name (its `{arch}.*` keys renamed alike). */
-function relabel(path: string, arch: string, to: string): void {
-  const file = GgufFile.open(path);
-  try {
-    const from = String(file.value('general.architecture'));
-    const metadata = new Map(
-      [...file.metadata].map(([key, v]) => [
-        key.startsWith(`${from}.`) ? `${arch}.${key.slice(from.length + 1)}` : key,
-        v,
-      ]),
-    );
-    metadata.set('general.architecture', { type: 'string', value: arch });
-    const tensors = [...file.tensors.values()].map((t) => ({
-      name: t.name,
-      shape: [...t.dims].reverse(),
-      dtype: file.tensorAt(t).dtype,
-      bytes: () => file.readBytes(t),
-    }));
-    writeGguf(to, metadata, tensors);
-  } finally {
-    file.close();
-  }
-}
-
 describe("GGUF architectures llama.cpp writes in Llama's layout: pagoda and llama.cpp agree", {
   skip: modelFixture('tiny-llama').skip,
 }, () => {
@@ -241,7 +244,7 @@ describe("GGUF architectures llama.cpp writes in Llama's layout: pagoda and llam
       const llamaFile = join(out, `tiny-llama-for-${arch}.gguf`);
       const relabeled = join(out, `tiny-${arch}.gguf`);
       convertToGguf(dir, llamaFile, 'f32');
-      relabel(llamaFile, arch, relabeled);
+      rewriteGguf(llamaFile, relabeled, { arch });
       await agreeOn(`tiny-${arch}`, relabeled, relabeled, dir, 'f32');
     });
   }
@@ -252,43 +255,30 @@ describe("GGUF architectures llama.cpp writes in Llama's layout: pagoda and llam
  * layer's MLP replaced by 4 random experts, top 2 (router, stacked gate / up / down), as llama.cpp stores them.
  */
 function graniteMoeGguf(llamaGguf: string, to: string): void {
-  const file = GgufFile.open(llamaGguf);
-  try {
-    const metadata = new Map(
-      [...file.metadata].map(([key, v]) => [key.startsWith('llama.') ? `granitemoe.${key.slice(6)}` : key, v]),
-    );
-    const experts = 4;
-    metadata.set('general.architecture', gguf.str('granitemoe'));
-    for (const [key, v] of [
+  const experts = 4;
+  const random = mulberry32(31);
+  const randomTensor = (name: string, shape: number[]): GgufTensorOut => {
+    const values = Float32Array.from({ length: shape.reduce((a, d) => a * d, 1) }, () => 0.35 * (2 * random() - 1));
+    return { name, shape, dtype: 'f32', bytes: () => new Uint8Array(values.buffer) };
+  };
+  rewriteGguf(llamaGguf, to, {
+    arch: 'granitemoe',
+    keys: [
       ['expert_count', gguf.u32(experts)],
       ['expert_used_count', gguf.u32(2)],
       ['embedding_scale', gguf.f32(6)],
       ['residual_scale', gguf.f32(0.37)],
       ['attention.scale', gguf.f32(0.11)],
       ['logit_scale', gguf.f32(3)],
-    ] as const) {
-      metadata.set(`granitemoe.${key}`, v);
-    }
-    const random = mulberry32(31);
-    const randomTensor = (name: string, shape: number[]): GgufTensorOut => {
-      const values = Float32Array.from({ length: shape.reduce((a, d) => a * d, 1) }, () => 0.35 * (2 * random() - 1));
-      return { name, shape, dtype: 'f32', bytes: () => new Uint8Array(values.buffer) };
-    };
-    const tensors: GgufTensorOut[] = [];
-    for (const t of file.tensors.values()) {
-      const shape = [...t.dims].reverse();
+    ],
+    tensor: (t) => {
       const ffn = /^(blk\.\d+)\.ffn_(gate|up|down)\.weight$/.exec(t.name);
-      if (!ffn) {
-        tensors.push({ name: t.name, shape, dtype: file.tensorAt(t).dtype, bytes: () => file.readBytes(t) });
-        continue;
-      }
-      if (ffn[2] === 'gate') tensors.push(randomTensor(`${ffn[1]}.ffn_gate_inp.weight`, [experts, shape[1]!]));
-      tensors.push(randomTensor(`${ffn[1]}.ffn_${ffn[2]}_exps.weight`, [experts, ...shape]));
-    }
-    writeGguf(to, metadata, tensors);
-  } finally {
-    file.close();
-  }
+      if (!ffn) return null;
+      const shape = [...t.dims].reverse();
+      const exps = randomTensor(`${ffn[1]}.ffn_${ffn[2]}_exps.weight`, [experts, ...shape]);
+      return ffn[2] === 'gate' ? [randomTensor(`${ffn[1]}.ffn_gate_inp.weight`, [experts, shape[1]!]), exps] : [exps];
+    },
+  });
 }
 
 test('granitemoe (Granite 3 MoE as Ollama carries it): pagoda and llama.cpp agree', {
