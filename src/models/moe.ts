@@ -43,7 +43,7 @@ export const MIXTRAL: MoeFamily = {
  * Granite 3 MoE as llama.cpp stores it (experts stacked, read under Qwen's per-expert names): a softmax over the top-k
  * router logits, Mixtral's renormalised weights.
  */
-export const GRANITE_MOE: MoeFamily = { ...QWEN_MOE, alwaysNormTopK: true, defaults: { numExperts: 40, topK: 8 } };
+export const GRANITE_MOE: MoeFamily = { ...QWEN_MOE, alwaysNormTopK: true, defaults: { numExperts: 8, topK: 2 } };
 
 /** One layer's sparse MLP: its weights and routing, run by `Backend.moe`. */
 export interface MoeBlock {

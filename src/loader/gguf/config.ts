@@ -62,7 +62,7 @@ const moe = (m: MetaReader) => ({
 });
 
 /** llama.cpp's `_scale` keys are Granite's multipliers; without attention.scale it scales by 1/sqrt(head_dim). */
-const graniteMultipliers = (m: MetaReader) => ({
+const graniteScales = (m: MetaReader) => ({
   embedding_multiplier: m.num('embedding_scale') ?? 1,
   residual_multiplier: m.num('residual_scale') ?? 1,
   attention_multiplier:
@@ -121,11 +121,11 @@ const ARCHS: Record<string, ArchInfo> = {
   // grouped wqkv; EXAONE 3 / 3.5, whose q/k rows it leaves as they are and rotates NeoX-style).
   internlm2: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
   exaone: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
-  granite: { architecture: 'GraniteForCausalLM', modelType: 'granite', extra: (m) => graniteMultipliers(m) },
+  granite: { architecture: 'GraniteForCausalLM', modelType: 'granite', extra: (m) => graniteScales(m) },
   granitemoe: {
     architecture: 'GraniteMoeForCausalLM',
     modelType: 'granitemoe',
-    extra: (m) => ({ ...graniteMultipliers(m), ...moe(m) }),
+    extra: (m) => ({ ...graniteScales(m), ...moe(m) }),
   },
   // OLMo 3 is stored as olmo2 with a sliding window (three layers of every four, as transformers' default).
   olmo2: {
