@@ -5,6 +5,7 @@
  */
 const CLASS_DEFAULTS: Record<string, Record<string, unknown>> = {
   cohere: { logit_scale: 0.0625, layer_norm_eps: 1e-5 },
+  cohere2: { logit_scale: 0.0625, layer_norm_eps: 1e-5, sliding_window: 4096, sliding_window_pattern: 4 },
   gemma: {
     vocab_size: 256000,
     hidden_size: 3072,

@@ -4,8 +4,9 @@ import type { ModelConfig } from '../loader/hf-config.ts';
 import { UserError } from '../util/errors.ts';
 import type { Architecture } from './architecture.ts';
 import { cachedAttention } from './kv-compression.ts';
+import { type LayerType, layerTypesOf } from './layer-types.ts';
 import type { Model } from './model.ts';
-import { ropeSpecFromConfig } from './rope.ts';
+import { ropeSpecFromConfig, withoutRotation } from './rope.ts';
 import type { ModelWeights } from './weights.ts';
 
 interface Affine {
@@ -27,6 +28,8 @@ interface LayerNormDecoderLayer {
   up: Affine;
   down: Affine;
   attention: AttentionSpec;
+  /** The model's rotary embedding, or none (withoutRotation) in Command R7B's full-attention layers. */
+  rope: RopeSpec;
 }
 
 /**
@@ -41,7 +44,6 @@ export class LayerNormDecoder implements Model {
   constructor(
     readonly config: ModelConfig,
     readonly backend: Backend,
-    private readonly rope: RopeSpec,
     /** The plain MLP's GELU, or 'silu' for a gated one. */
     private readonly activation: 'tanh' | 'none' | 'silu',
     private readonly logitScale: number,
@@ -61,7 +63,7 @@ export class LayerNormDecoder implements Model {
     for (let i = 0; i < this.layers.length; i++) {
       const layer = this.layers[i]!;
       const x = norm(h, layer.inputNorm);
-      const [q] = b.qkvRopeWriteKv(x, layer.qkv.weight, layer.qkv.bias, layer.attention, this.rope, kvCache[i]!, step);
+      const [q] = b.qkvRopeWriteKv(x, layer.qkv.weight, layer.qkv.bias, layer.attention, layer.rope, kvCache[i]!, step);
       const attn = linear(b, cachedAttention(b, q, kvCache[i]!, layer.attention, step, layer.o.weight), layer.o);
       h = b.add(h, attn);
       h = b.add(h, this.mlp(layer.mlpNorm ? norm(h, layer.mlpNorm) : x, layer));
@@ -110,6 +112,11 @@ interface Layout {
   /** LayerNorms with a bias, or weight only (Cohere). */
   normBias: boolean;
   rope: RopeSpec['style'];
+  /**
+   * Each layer's attention (Command R7B: three sliding layers of every four, rotated, then one full layer without a
+   * rotary embedding); where absent every layer rotates and takes the config's window, if any.
+   */
+  layerTypes?: (cfg: ModelConfig) => LayerType[];
 }
 
 const STARCODER2: Layout = {
@@ -149,6 +156,16 @@ const COHERE: Layout = {
   rope: 'gptj',
 };
 
+/** Command R7B: Command-R's layout with sliding layers (transformers' default: three of every four) and NoPE full ones. */
+const COHERE2: Layout = {
+  ...COHERE,
+  layerTypes: (cfg) => {
+    const given = cfg.raw.sliding_window_pattern ?? cfg.raw._sliding_window_pattern;
+    const pattern = typeof given === 'number' ? given : 4;
+    return layerTypesOf(cfg, (i) => ((i + 1) % pattern ? 'sliding_attention' : 'full_attention'), 'config.json');
+  },
+};
+
 /** A LayerNorm's bias where the family's norms have none. */
 function zeroVector(n: number): HostTensor {
   return { name: 'zero LayerNorm bias', shape: [n], dtype: 'f32', bytes: new Uint8Array(4 * n) };
@@ -177,6 +194,9 @@ function buildLayerNormDecoder(layout: Layout, cfg: ModelConfig, w: ModelWeights
     weight: w.load(`${name}.weight`, [H]),
     bias: zeros ?? w.load(`${name}.bias`, [H]),
   });
+  const rope = ropeSpecFromConfig(cfg, layout.rope);
+  const noRope = withoutRotation(rope);
+  const types = layout.layerTypes?.(cfg);
   const layers = Array.from({ length: cfg.numLayers }, (_, i): LayerNormDecoderLayer => {
     const p = `model.layers.${i}`;
     const rows = (j: number) => (j === 0 ? numHeads : numKvHeads) * D;
@@ -210,8 +230,9 @@ function buildLayerNormDecoder(layout: Layout, cfg: ModelConfig, w: ModelWeights
         numKvHeads,
         headDim: D,
         scale: 1 / Math.sqrt(D),
-        slidingWindow: cfg.slidingWindow,
+        slidingWindow: types?.[i] === 'full_attention' ? 0 : cfg.slidingWindow,
       },
+      rope: types?.[i] === 'full_attention' ? noRope : rope,
     };
   });
   const embed = w.load('model.embed_tokens.weight', [vocabSize, H]);
@@ -225,7 +246,6 @@ function buildLayerNormDecoder(layout: Layout, cfg: ModelConfig, w: ModelWeights
   return new LayerNormDecoder(
     cfg,
     backend,
-    ropeSpecFromConfig(cfg, layout.rope),
     activation,
     // Cohere's factor on the logits (its config class supplies the default); 1 for the others.
     typeof cfg.raw.logit_scale === 'number' ? cfg.raw.logit_scale : 1,
@@ -255,4 +275,11 @@ export const cohere: Architecture = {
   names: ['CohereForCausalLM'],
   modelTypes: ['cohere'],
   build: (cfg, w, backend) => buildLayerNormDecoder(COHERE, cfg, w, backend),
+};
+
+/** Cohere's Command R7B: Command-R with interleaved sliding-window (rotated) and full (unrotated) attention layers. */
+export const cohere2: Architecture = {
+  names: ['Cohere2ForCausalLM'],
+  modelTypes: ['cohere2'],
+  build: (cfg, w, backend) => buildLayerNormDecoder(COHERE2, cfg, w, backend),
 };

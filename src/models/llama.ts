@@ -7,7 +7,7 @@ import type { Architecture, BuildOptions } from './architecture.ts';
 import { cachedAttention } from './kv-compression.ts';
 import type { Encoder, Model } from './model.ts';
 import { loadMoeBlock, type MoeBlock, type MoeFamily, moeConfigOf } from './moe.ts';
-import { ropeSpecFromConfig } from './rope.ts';
+import { ropeSpecFromConfig, withoutRotation } from './rope.ts';
 import { ROW_PARALLEL, ROW_PARALLEL_BIAS, rankShare, VOCAB_PARALLEL } from './tensor-parallel.ts';
 import type { ModelWeights } from './weights.ts';
 
@@ -26,6 +26,8 @@ export interface LlamaOptions {
    * multiplies by a Python number.
    */
   multipliers?: GraniteMultipliers;
+  /** Which layers rotate q and k (SmolLM3 leaves every fourth as it is); every layer where absent. */
+  rotatedLayers?: (cfg: ModelConfig) => boolean[];
 }
 
 interface Linear {
@@ -44,6 +46,8 @@ interface LlamaLayer {
   /** A dense SwiGLU MLP, or a sparse mixture of experts. */
   mlp: DenseMlp | { moe: MoeBlock };
   attention: AttentionSpec;
+  /** The model's rotary embedding, or none (withoutRotation) in a NoPE layer. */
+  rope: RopeSpec;
 }
 
 interface DenseMlp {
@@ -54,19 +58,14 @@ interface DenseMlp {
 
 /** The decoder stack of the Llama family: token embeddings, pre-norm layers (RoPE, GQA, SwiGLU MLP), final norm. */
 class LlamaStack {
-  private readonly rope: RopeSpec;
-
   constructor(
     readonly config: ModelConfig,
     readonly backend: Backend,
     readonly embedTable: Tensor,
     readonly layers: LlamaLayer[],
     readonly finalNorm: Tensor,
-    build: BuildOptions,
     readonly multipliers?: GraniteMultipliers,
-  ) {
-    this.rope = ropeSpecFromConfig(config, 'neox', build.maxModelLen);
-  }
+  ) {}
 
   /**
    * The last layer's output (before the final norm) for every token of the step: attention reads the paged cache, or,
@@ -103,11 +102,11 @@ class LlamaStack {
       const kvDim = numKvHeads * headDim;
       const qkv = b.splitColumns(linear(b, x, layer.qkv), [numHeads * headDim, kvDim, kvDim]);
       const [q, k, v] = [qkv[0]!, qkv[1]!, qkv[2]!];
-      b.rope(q, k, headDim, this.rope, step, norm);
+      b.rope(q, k, headDim, layer.rope, step, norm);
       return b.allReduce(linear(b, b.selfAttention(q, k, v, layer.attention, step), layer.o));
     }
     const { weight, bias } = layer.qkv;
-    const [q] = b.qkvRopeWriteKv(x, weight, bias, layer.attention, this.rope, cache, step, norm);
+    const [q] = b.qkvRopeWriteKv(x, weight, bias, layer.attention, layer.rope, cache, step, norm);
     return b.allReduce(linear(b, cachedAttention(b, q, cache, layer.attention, step, layer.o.weight), layer.o));
   }
 }
@@ -210,6 +209,9 @@ function buildStack(
   const attnBias = opts.qkvBias || cfg.attentionBias;
   const mlpBias = cfg.raw.mlp_bias === true;
   const moe = opts.moe && moeConfigOf(opts.moe, cfg);
+  const rope = ropeSpecFromConfig(cfg, 'neox', build.maxModelLen);
+  const noRope = withoutRotation(rope);
+  const rotated = opts.rotatedLayers?.(cfg);
   /** A linear split by `shard` (a row-parallel one's bias is added by rank 0 alone). */
   const lin = (name: string, out: number, inp: number, bias: boolean, shard: ShardSpec): Linear => ({
     weight: w.load(`${name}.weight`, [out, inp], { shard }),
@@ -274,11 +276,12 @@ function buildStack(
         scale: opts.multipliers?.attention ?? 1 / Math.sqrt(D),
         slidingWindow: slidingWindowOf(cfg, i),
       },
+      rope: rotated?.[i] === false ? noRope : rope,
     };
   });
   const embed = w.load(`${root}embed_tokens.weight`, [vocabSize, H], { shard: VOCAB_PARALLEL });
   const finalNorm = w.load(`${root}norm.weight`, [H]);
-  return new LlamaStack(cfg, backend, embed, layers, finalNorm, build, opts.multipliers);
+  return new LlamaStack(cfg, backend, embed, layers, finalNorm, opts.multipliers);
 }
 
 export function buildLlama(

@@ -4,7 +4,7 @@ import type { Architecture } from './architecture.ts';
 import { gemma, gemma2, gemma3 } from './gemma.ts';
 import { gpt2 } from './gpt2.ts';
 import { granite, graniteMoe } from './granite.ts';
-import { cohere, phi, starcoder2 } from './layernorm-decoder.ts';
+import { cohere, cohere2, phi, starcoder2 } from './layernorm-decoder.ts';
 import { llama } from './llama.ts';
 import { mistral } from './mistral.ts';
 import { mixtral } from './mixtral.ts';
@@ -14,6 +14,7 @@ import { qwen2 } from './qwen2.ts';
 import { qwen2Moe } from './qwen2-moe.ts';
 import { qwen3 } from './qwen3.ts';
 import { qwen3Moe } from './qwen3-moe.ts';
+import { smollm3 } from './smollm3.ts';
 
 export const ARCHITECTURES: readonly Architecture[] = [
   llama,
@@ -29,11 +30,13 @@ export const ARCHITECTURES: readonly Architecture[] = [
   gemma3,
   granite,
   graniteMoe,
+  smollm3,
   olmo2,
   olmo3,
   starcoder2,
   phi,
   cohere,
+  cohere2,
   gpt2,
 ];
 

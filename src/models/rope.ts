@@ -177,3 +177,11 @@ export function ropeSpecFromConfig(
       );
   }
 }
+
+/**
+ * No rotary embedding (the NoPE layers of SmolLM3 and Command R7B), as a rotation by angle 0: every backend's RoPE
+ * (and the kernels that fuse it) leaves q and k exactly as they are, since cos 0 = 1 and sin 0 = 0.
+ */
+export function withoutRotation(spec: RopeSpec): RopeSpec {
+  return { ...spec, invFreq: new Float32Array(spec.invFreq.length), mscale: 1 };
+}

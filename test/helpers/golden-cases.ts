@@ -22,6 +22,8 @@ export const GOLDEN_MODELS = [
   'tiny-starcoder2',
   'tiny-phi',
   'tiny-cohere',
+  'tiny-cohere2',
+  'tiny-smollm3',
 ];
 
 /** The fixtures with goldens that convert to GGUF, checked against their goldens and against llama.cpp. */

@@ -183,8 +183,11 @@ export function writeTinyLlamaAsGranite(out: string, tinyLlama: string): string 
   return out;
 }
 
-/** Command-R: parallel attention and SwiGLU MLP on one weight-only LayerNorm, GQA, scaled logits, tied embeddings. */
-export function writeTinyCohereFolder(out: string, tokenizerFixture: string): string {
+/**
+ * Command-R: parallel attention and SwiGLU MLP on one weight-only LayerNorm, GQA, scaled logits, tied embeddings;
+ * (`generation` 2) Command R7B, with a window of 8 and RoPE on three layers of every four, the fourth full and unrotated.
+ */
+export function writeTinyCohereFolder(out: string, tokenizerFixture: string, generation: 1 | 2 = 1): string {
   const specs: Spec[] = [
     ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
     ...layers((p) => [
@@ -197,14 +200,49 @@ export function writeTinyCohereFolder(out: string, tokenizerFixture: string): st
     ['model.norm.weight', [HIDDEN], 'norm'],
   ];
   const config = {
-    architectures: ['CohereForCausalLM'],
-    model_type: 'cohere',
+    architectures: [generation === 1 ? 'CohereForCausalLM' : 'Cohere2ForCausalLM'],
+    model_type: generation === 1 ? 'cohere' : 'cohere2',
     layer_norm_eps: 1e-5,
     logit_scale: 0.3,
     rope_theta: 10000,
     hidden_act: 'silu',
     use_qk_norm: false,
     tie_word_embeddings: true,
+    ...(generation === 2
+      ? {
+          sliding_window: 8,
+          layer_types: ['sliding_attention', 'sliding_attention', 'sliding_attention', 'full_attention'],
+        }
+      : {}),
   };
-  return writeFolder(out, 2006, config, specs, tokenizerFixture);
+  return writeFolder(out, 2005 + generation, config, specs, tokenizerFixture);
+}
+
+/** SmolLM3: Llama's layout, tied embeddings, and no rotary embedding in the fourth layer (`no_rope_layers`). */
+export function writeTinySmollm3Folder(out: string, tokenizerFixture: string): string {
+  const specs: Spec[] = [
+    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
+    ...layers((p) => [
+      [`${p}.input_layernorm.weight`, [HIDDEN], 'norm'],
+      ...attention(p, 'o_proj', false),
+      [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
+      [`${p}.mlp.gate_proj.weight`, [FF, HIDDEN]],
+      [`${p}.mlp.up_proj.weight`, [FF, HIDDEN]],
+      [`${p}.mlp.down_proj.weight`, [HIDDEN, FF]],
+    ]),
+    ['model.norm.weight', [HIDDEN], 'norm'],
+  ];
+  const config = {
+    architectures: ['SmolLM3ForCausalLM'],
+    model_type: 'smollm3',
+    rms_norm_eps: 1e-6,
+    rope_theta: 5000,
+    hidden_act: 'silu',
+    no_rope_layers: [1, 1, 1, 0],
+    no_rope_layer_interval: 4,
+    use_sliding_window: false,
+    sliding_window: null,
+    tie_word_embeddings: true,
+  };
+  return writeFolder(out, 2007, config, specs, tokenizerFixture);
 }

@@ -21,6 +21,7 @@ import {
   writeTinyLlamaAsGranite,
   writeTinyOlmoFolder,
   writeTinyPhiFolder,
+  writeTinySmollm3Folder,
   writeTinyStarcoder2Folder,
 } from '../helpers/random-folders.ts';
 
@@ -46,6 +47,13 @@ async function agree(name: string, dir: string, type: DType, oursFrom: 'gguf' | 
   const path = join(out, `${name}-${type}.gguf`);
   convertToGguf(dir, path, type);
   await agreeOn(name, path, oursFrom === 'gguf' ? path : dir, dir, type);
+}
+
+/** The F32 GGUF of the folder at `dir`. */
+function convertedFrom(dir: string): string {
+  const path = `${dir}.gguf`;
+  convertToGguf(dir, path, 'f32');
+  return path;
 }
 
 /** pagoda on `oursPath` and llama.cpp on the GGUF at `path`, teacher-forced over the golden prompts in `dir`. */
@@ -128,7 +136,32 @@ describe('olmo2: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {
   });
 });
 
-describe('starcoder2, phi2 and command-r: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {
+describe('smollm3: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {
+  skip: modelFixture('tiny-llama').skip,
+}, () => {
+  const folder = (name: string) => writeTinySmollm3Folder(join(out, name), modelFixture('tiny-llama').path);
+  test('the fourth layer unrotated: top-1 identical where the top two are apart, top-8 log-probabilities within 1e-3', async () => {
+    await agree('tiny-smollm3', folder('tiny-smollm3'), 'f32', 'folder');
+    await agree('tiny-smollm3', folder('tiny-smollm3'), 'f32', 'gguf');
+  });
+  test('rotating every layer instead is a different model (the NoPE layer is not a no-op here)', async () => {
+    const dir = folder('tiny-smollm3-all-rotated');
+    const path = join(dir, 'config.json');
+    writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')), no_rope_layers: [1, 1, 1, 1] }));
+    await assert.rejects(agreeOn('tiny-smollm3', convertedFrom(folder('tiny-smollm3')), dir, dir, 'f32'), /differs/);
+  });
+  test('no_rope_layers llama.cpp cannot express are refused in one line', () => {
+    const dir = folder('tiny-smollm3-odd');
+    const path = join(dir, 'config.json');
+    writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')), no_rope_layers: [0, 1, 1, 1] }));
+    assert.throws(
+      () => convertToGguf(dir, join(out, 'odd.gguf'), 'f32'),
+      /no_rope_layers .* cannot be written to GGUF/,
+    );
+  });
+});
+
+describe('starcoder2, phi2, command-r and command-r7b: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {
   skip: modelFixture('tiny-llama').skip,
 }, () => {
   const tokenizer = () => modelFixture('tiny-llama').path;
@@ -136,6 +169,7 @@ describe('starcoder2, phi2 and command-r: pagoda on the folder and on its GGUF, 
     ['tiny-starcoder2', (dir: string) => writeTinyStarcoder2Folder(dir, tokenizer())],
     ['tiny-phi', (dir: string) => writeTinyPhiFolder(dir, tokenizer())],
     ['tiny-cohere', (dir: string) => writeTinyCohereFolder(dir, tokenizer())],
+    ['tiny-cohere2', (dir: string) => writeTinyCohereFolder(dir, tokenizer(), 2)],
   ] as const) {
     const limit = GELU_MODELS.includes(name) ? "5e-3 (ggml's GELU table)" : '1e-3';
     test(`${name}: top-1 identical where the top two are apart, top-8 log-probabilities within ${limit}`, async () => {
@@ -144,6 +178,14 @@ describe('starcoder2, phi2 and command-r: pagoda on the folder and on its GGUF, 
       await agree(name, dir, 'f32', 'gguf');
     });
   }
+  test('Command R7B with its fourth layer sliding and rotated too is a different model', async () => {
+    const dir = writeTinyCohereFolder(join(out, 'tiny-cohere2-all-sliding'), tokenizer(), 2);
+    const path = join(dir, 'config.json');
+    const config = JSON.parse(readFileSync(path, 'utf8'));
+    writeFileSync(path, JSON.stringify({ ...config, layer_types: Array(4).fill('sliding_attention') }));
+    const file = convertedFrom(writeTinyCohereFolder(join(out, 'tiny-cohere2-again'), tokenizer(), 2));
+    await assert.rejects(agreeOn('tiny-cohere2', file, dir, dir, 'f32'), /differs/);
+  });
   test("a Command-R config without logit_scale takes CohereConfig's 0.0625, in pagoda and in the file it converts to", async () => {
     const dir = writeTinyCohereFolder(join(out, 'tiny-cohere-default-scale'), tokenizer());
     const path = join(dir, 'config.json');

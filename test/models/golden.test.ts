@@ -29,6 +29,8 @@ const GENERATED: Record<string, string> = {
   'tiny-starcoder2': 'python3 test/fixtures/generate-families.py',
   'tiny-phi': 'python3 test/fixtures/generate-families.py',
   'tiny-cohere': 'python3 test/fixtures/generate-families.py',
+  'tiny-cohere2': 'python3 test/fixtures/generate-families.py',
+  'tiny-smollm3': 'python3 test/fixtures/generate-families.py',
 };
 
 const CASES: GoldenCase[] = [

@@ -121,6 +121,8 @@ const ARCHS: Record<string, ArchInfo> = {
   // grouped wqkv; EXAONE 3 / 3.5, whose q/k rows it leaves as they are and rotates NeoX-style).
   internlm2: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
   exaone: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
+  // llama.cpp leaves every fourth layer unrotated (no key says so).
+  smollm3: { architecture: 'SmolLM3ForCausalLM', modelType: 'smollm3', extra: () => ({ no_rope_layer_interval: 4 }) },
   granite: { architecture: 'GraniteForCausalLM', modelType: 'granite', extra: (m) => graniteScales(m) },
   granitemoe: {
     architecture: 'GraniteMoeForCausalLM',
@@ -157,6 +159,20 @@ const ARCHS: Record<string, ArchInfo> = {
     extra: (m) => {
       const scale = m.num('logit_scale');
       return { hidden_act: 'silu', ...(scale === undefined ? {} : { logit_scale: scale }) };
+    },
+  },
+  // Command R7B: llama.cpp slides three layers of every four (no key says so) and rotates only those.
+  cohere2: {
+    architecture: 'Cohere2ForCausalLM',
+    modelType: 'cohere2',
+    extra: (m) => {
+      const scale = m.num('logit_scale');
+      return {
+        hidden_act: 'silu',
+        sliding_window: m.need('attention.sliding_window'),
+        sliding_window_pattern: 4,
+        ...(scale === undefined ? {} : { logit_scale: scale }),
+      };
     },
   },
   qwen2moe: {

@@ -12,6 +12,7 @@ import { modelTask } from '../model-task.ts';
 import { FP8_SCALE_TENSOR } from '../quantization-config.ts';
 import { QWEN3_RERANK_TEMPLATE, QWEN3_RERANK_TOKENS, qwen3RerankRows } from '../qwen3-reranker.ts';
 import { readSentenceTransformers } from '../sentence-transformers.ts';
+import { smollm3RotatedLayers } from '../smollm3-config.ts';
 import { readTokenizerConfig } from '../tokenizer.ts';
 import { GGUF_POOLING, type GgufPooling } from './config.ts';
 import { type GgufValue, gguf } from './format.ts';
@@ -25,11 +26,13 @@ export const GGUF_ARCH: Record<string, string> = {
   LlamaForCausalLM: 'llama',
   MistralForCausalLM: 'llama',
   GraniteForCausalLM: 'granite',
+  SmolLM3ForCausalLM: 'smollm3',
   Olmo2ForCausalLM: 'olmo2',
   Olmo3ForCausalLM: 'olmo2',
   Starcoder2ForCausalLM: 'starcoder2',
   PhiForCausalLM: 'phi2',
   CohereForCausalLM: 'command-r',
+  Cohere2ForCausalLM: 'cohere2',
   Qwen2ForCausalLM: 'qwen2',
   Qwen3ForCausalLM: 'qwen3',
   Qwen3Model: 'qwen3',
@@ -86,7 +89,28 @@ const notWeight = (name: string) => BUFFERS.test(name) || FP8_SCALE_TENSOR.test(
 const POOLER = /^(bert\.|roberta\.)?pooler\.dense\.(weight|bias)$/;
 
 /** The architectures whose norms are LayerNorms (llama.cpp's `layer_norm_epsilon`; the others' are RMSNorms). */
-const LAYER_NORM = new Set(['phi2', 'starcoder2', 'command-r']);
+const LAYER_NORM = new Set(['phi2', 'starcoder2', 'command-r', 'cohere2']);
+
+/**
+ * The window of a model whose layers slide three of every four and attend fully in the fourth, the only hybrid
+ * llama.cpp's olmo2 and cohere2 express (no key says which layers slide): a config that says otherwise is refused.
+ */
+function slidingEveryFourth(cfg: ModelConfig, arch: string): number {
+  const types = cfg.raw.layer_types;
+  const pattern = cfg.raw.sliding_window_pattern ?? cfg.raw._sliding_window_pattern;
+  const slides = (i: number) => (i + 1) % 4 !== 0;
+  if (Array.isArray(types) && types.some((t, i) => (t === 'sliding_attention') !== slides(i))) {
+    throw new UserError(
+      `config.json: layer_types ${JSON.stringify(types)} cannot be written to GGUF (llama.cpp's ${arch} slides three layers of every four)`,
+    );
+  }
+  if (!Array.isArray(types) && pattern !== undefined && pattern !== 4) {
+    throw new UserError(
+      `config.json: sliding_window_pattern ${JSON.stringify(pattern)} cannot be written to GGUF (llama.cpp's ${arch} slides three layers of every four)`,
+    );
+  }
+  return cfg.slidingWindow;
+}
 
 /** `{arch}.*` keys beyond the common ones, from the config. */
 const ARCH_METADATA: Record<string, (cfg: ModelConfig) => [string, GgufValue][]> = {
@@ -100,19 +124,25 @@ const ARCH_METADATA: Record<string, (cfg: ModelConfig) => [string, GgufValue][]>
     ];
   },
   'command-r': (cfg) => [['logit_scale', gguf.f32(Number(cfg.raw.logit_scale))]],
-  starcoder2: (cfg) => (cfg.slidingWindow > 0 ? [['attention.sliding_window', gguf.u32(cfg.slidingWindow)]] : []),
-  olmo2: (cfg) => {
-    if (cfg.architecture !== 'Olmo3ForCausalLM') return [];
-    // llama.cpp's olmo2 slides every layer but each fourth: a config whose layer_types differ cannot be written.
-    const types = cfg.raw.layer_types;
-    const slides = (i: number) => (i + 1) % 4 !== 0;
-    if (Array.isArray(types) && types.some((t, i) => (t === 'sliding_attention') !== slides(i))) {
+  smollm3: (cfg) => {
+    // llama.cpp's smollm3 leaves every fourth layer unrotated and has no key to say otherwise.
+    const rotated = smollm3RotatedLayers(cfg);
+    if (rotated.some((r, i) => r !== ((i + 1) % 4 !== 0))) {
       throw new UserError(
-        `config.json: layer_types ${JSON.stringify(types)} cannot be written to GGUF (llama.cpp's olmo2 slides three layers of every four)`,
+        `config.json: no_rope_layers ${JSON.stringify(rotated.map(Number))} cannot be written to GGUF (llama.cpp's smollm3 leaves every fourth layer unrotated)`,
       );
     }
-    return [['attention.sliding_window', gguf.u32(cfg.slidingWindow)]];
+    return [];
   },
+  starcoder2: (cfg) => (cfg.slidingWindow > 0 ? [['attention.sliding_window', gguf.u32(cfg.slidingWindow)]] : []),
+  olmo2: (cfg) =>
+    cfg.architecture === 'Olmo3ForCausalLM'
+      ? [['attention.sliding_window', gguf.u32(slidingEveryFourth(cfg, 'olmo2'))]]
+      : [],
+  cohere2: (cfg) => [
+    ['logit_scale', gguf.f32(Number(cfg.raw.logit_scale))],
+    ['attention.sliding_window', gguf.u32(slidingEveryFourth(cfg, 'cohere2'))],
+  ],
 };
 
 export function archMetadata(cfg: ModelConfig, arch: string, name: string, type: DType): Map<string, GgufValue> {

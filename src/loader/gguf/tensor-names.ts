@@ -104,12 +104,14 @@ const TABLES: Record<string, NameTable> = {
   llama: LLAMA,
   qwen2: LLAMA,
   granite: LLAMA,
+  smollm3: LLAMA,
   internlm2: LLAMA,
   exaone: LLAMA,
   olmo2: OLMO2,
   starcoder2: STARCODER2,
   phi2: PHI2,
   'command-r': LLAMA,
+  cohere2: LLAMA,
   // A Qwen3-Reranker's head, the LM head's "yes" and "no" rows, under Qwen3ForSequenceClassification's name.
   qwen3: { ...LLAMA, global: { ...LLAMA.global, 'cls.output': 'score' } },
   gemma: LLAMA,
@@ -191,7 +193,7 @@ export interface MappedName {
 
 const GEMMA_FAMILY = new Set(['gemma', 'gemma2', 'gemma3']);
 /** The architectures llama.cpp's converter writes through its Llama class, which interleaves q/k rows for RoPE. */
-const ROPE_PERMUTED = new Set(['llama', 'granite', 'granitemoe', 'internlm2']);
+const ROPE_PERMUTED = new Set(['llama', 'granite', 'granitemoe', 'internlm2', 'smollm3']);
 const CONV1D = new Set(['attn_qkv', 'attn_output', 'ffn_up', 'ffn_down']);
 
 /** What llama.cpp's converter did to a tensor of this block part (before the name mapping). */
