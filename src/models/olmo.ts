@@ -2,17 +2,23 @@ import type { AttentionSpec, Backend, LayerKvCache, StepContext, Tensor } from '
 import type { RopeSpec } from '../backend/rope-spec.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import type { Architecture } from './architecture.ts';
-import { layerTypesOf, ropesByLayerType, ropeWith } from './layer-types.ts';
+import { type LayerType, layerTypesOf, ropesByLayerType, ropeWith } from './layer-types.ts';
+import { headNormOf } from './llama.ts';
 import type { Model } from './model.ts';
+import { ropeSpecFromConfig, withoutRotation } from './rope.ts';
 import type { ModelWeights } from './weights.ts';
 
 interface OlmoLayer {
   /** q_proj, k_proj and v_proj packed along the output features. */
   qkv: Tensor;
   o: Tensor;
-  /** RMSNorm over the whole q projection `[Hq*D]` and the whole k projection `[Hk*D]`, across heads, before RoPE. */
+  /**
+   * q and k RMSNormed before RoPE: OLMo across all heads (weights `[Hq*D]` and `[Hk*D]`), EXAONE 4 each head alone
+   * (weights `[D]`, through RoPE's `HeadNorm`).
+   */
   qNorm: Tensor;
   kNorm: Tensor;
+  perHeadNorm: boolean;
   /** The norms of the attention and MLP outputs, before each is added to the residual stream. */
   postAttentionNorm: Tensor;
   postFeedforwardNorm: Tensor;
@@ -24,9 +30,10 @@ interface OlmoLayer {
 }
 
 /**
- * OLMo 2 and OLMo 3: no norm before attention or the MLP; each one's output is RMSNormed, then added to the residual
- * stream, which is what the next block reads. q and k are RMSNormed across all heads before RoPE. OLMo 3 slides a
- * window over three layers of every four, whose RoPE is never scaled.
+ * OLMo 2, OLMo 3 and EXAONE 4: no norm before attention or the MLP; each one's output is RMSNormed, then added to the
+ * residual stream, which is what the next block reads. q and k are RMSNormed before RoPE (OLMo across all heads,
+ * EXAONE 4 per head). OLMo 3 slides a window over three layers of every four, whose RoPE is never scaled; EXAONE 4's
+ * hybrid models slide three of every four too, and leave the full layers unrotated.
  */
 export class OlmoModel implements Model {
   readonly kvShape: Model['kvShape'];
@@ -60,6 +67,11 @@ export class OlmoModel implements Model {
   private attention(x: Tensor, layer: OlmoLayer, cache: LayerKvCache, step: StepContext): Tensor {
     const b = this.backend;
     const eps = this.config.normEps;
+    if (layer.perHeadNorm) {
+      const norm = headNormOf(layer, eps);
+      const [q] = b.qkvRopeWriteKv(x, layer.qkv, undefined, layer.attention, layer.rope, cache, step, norm);
+      return b.linear(b.attention(q, cache, layer.attention, step, layer.o), layer.o);
+    }
     const { numHeads, numKvHeads, headDim } = layer.attention;
     const kvDim = numKvHeads * headDim;
     const [q, k, v] = b.splitColumns(b.linear(x, layer.qkv), [numHeads * headDim, kvDim, kvDim]) as [
@@ -73,17 +85,62 @@ export class OlmoModel implements Model {
   }
 }
 
+/** What an OLMo-shaped family's layers differ in: their attention kind and rotary embedding, the q/k norms' scope. */
+interface OlmoFamily {
+  layerTypes: (cfg: ModelConfig) => LayerType[];
+  ropes: (cfg: ModelConfig, types: readonly LayerType[]) => RopeSpec[];
+  perHeadNorm: boolean;
+}
+
+/** OLMo 2 never slides. */
+const OLMO2: OlmoFamily = {
+  layerTypes: (cfg) => Array.from({ length: cfg.numLayers }, () => 'full_attention' as const),
+  ropes: (cfg) => Array(cfg.numLayers).fill(ropeSpecFromConfig(cfg)),
+  perHeadNorm: false,
+};
+
+/** OLMo 3's sliding layers are `layer_types`' (transformers' rule without it: three of every four), RoPE unscaled. */
+const OLMO3: OlmoFamily = {
+  layerTypes: (cfg) =>
+    layerTypesOf(cfg, (i) => ((i + 1) % 4 === 0 ? 'full_attention' : 'sliding_attention'), 'config.json'),
+  ropes: (cfg, types) => {
+    const ropes = ropesByLayerType(cfg, () => ropeWith(cfg, cfg.ropeTheta, null));
+    return types.map((type) => ropes[type]);
+  },
+  perHeadNorm: false,
+};
+
 /**
- * OLMo 2 never slides; OLMo 3's sliding layers are `layer_types`' (transformers' rule without it: three of every
- * four), with RoPE unscaled.
+ * EXAONE 4: without a sliding window (1.2B) every layer is full and rotated; with one (32B), `layer_types`, else
+ * `sliding_window_pattern` (every n-th layer full, or a string of L and G repeated, the last layer full), and only
+ * the sliding layers rotate, as transformers' Exaone4Attention does.
  */
-function buildOlmo(generation: 2 | 3, cfg: ModelConfig, w: ModelWeights, backend: Backend): Model {
+const EXAONE4: OlmoFamily = {
+  layerTypes: (cfg) => {
+    const pattern = cfg.raw.sliding_window_pattern;
+    const rule = (i: number): LayerType => {
+      if (cfg.raw.sliding_window === null || cfg.raw.sliding_window === undefined) return 'full_attention';
+      if (typeof pattern === 'string' && pattern.length > 0) {
+        return i < cfg.numLayers - 1 && pattern[i % pattern.length] === 'L' ? 'sliding_attention' : 'full_attention';
+      }
+      const every = typeof pattern === 'number' ? pattern : 4;
+      return every > 0 && (i + 1) % every !== 0 ? 'sliding_attention' : 'full_attention';
+    };
+    return layerTypesOf(cfg, rule, 'config.json');
+  },
+  ropes: (cfg, types) => {
+    const rope = ropeSpecFromConfig(cfg);
+    const none = withoutRotation(rope);
+    const hybrid = typeof cfg.raw.sliding_window === 'number';
+    return types.map((type) => (!hybrid || type === 'sliding_attention' ? rope : none));
+  },
+  perHeadNorm: true,
+};
+
+function buildOlmo(family: OlmoFamily, cfg: ModelConfig, w: ModelWeights, backend: Backend): Model {
   const { hiddenSize: H, intermediateSize: I, numHeads, numKvHeads, headDim: D, vocabSize } = cfg;
-  const types =
-    generation === 2
-      ? Array.from({ length: cfg.numLayers }, () => 'full_attention' as const)
-      : layerTypesOf(cfg, (i) => ((i + 1) % 4 === 0 ? 'full_attention' : 'sliding_attention'), 'config.json');
-  const ropes = ropesByLayerType(cfg, (full) => (generation === 3 ? ropeWith(cfg, cfg.ropeTheta, null) : full));
+  const types = family.layerTypes(cfg);
+  const ropes = family.ropes(cfg, types);
   const packed = (names: readonly [name: string, out: number][]) =>
     w.loadPacked(names.map(([name, out]) => ({ name: `${name}.weight`, shape: [out, H] })));
   const layers = Array.from({ length: cfg.numLayers }, (_, i): OlmoLayer => {
@@ -97,8 +154,9 @@ function buildOlmo(generation: 2 | 3, cfg: ModelConfig, w: ModelWeights, backend
         [`${p}.self_attn.v_proj`, numKvHeads * D],
       ]),
       o: w.load(`${p}.self_attn.o_proj.weight`, [H, numHeads * D]),
-      qNorm: norm('self_attn.q_norm', numHeads * D),
-      kNorm: norm('self_attn.k_norm', numKvHeads * D),
+      qNorm: norm('self_attn.q_norm', family.perHeadNorm ? D : numHeads * D),
+      kNorm: norm('self_attn.k_norm', family.perHeadNorm ? D : numKvHeads * D),
+      perHeadNorm: family.perHeadNorm,
       postAttentionNorm: norm('post_attention_layernorm'),
       postFeedforwardNorm: norm('post_feedforward_layernorm'),
       gateUp: packed([
@@ -113,7 +171,7 @@ function buildOlmo(generation: 2 | 3, cfg: ModelConfig, w: ModelWeights, backend
         scale: 1 / Math.sqrt(D),
         slidingWindow: type === 'sliding_attention' ? cfg.slidingWindow : 0,
       },
-      rope: ropes[type],
+      rope: ropes[i]!,
     };
   });
   const embed = w.load('model.embed_tokens.weight', [vocabSize, H]);
@@ -124,11 +182,17 @@ function buildOlmo(generation: 2 | 3, cfg: ModelConfig, w: ModelWeights, backend
 export const olmo2: Architecture = {
   names: ['Olmo2ForCausalLM'],
   modelTypes: ['olmo2'],
-  build: (cfg, w, backend) => buildOlmo(2, cfg, w, backend),
+  build: (cfg, w, backend) => buildOlmo(OLMO2, cfg, w, backend),
 };
 
 export const olmo3: Architecture = {
   names: ['Olmo3ForCausalLM'],
   modelTypes: ['olmo3'],
-  build: (cfg, w, backend) => buildOlmo(3, cfg, w, backend),
+  build: (cfg, w, backend) => buildOlmo(OLMO3, cfg, w, backend),
+};
+
+export const exaone4: Architecture = {
+  names: ['Exaone4ForCausalLM'],
+  modelTypes: ['exaone4'],
+  build: (cfg, w, backend) => buildOlmo(EXAONE4, cfg, w, backend),
 };

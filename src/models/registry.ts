@@ -8,7 +8,7 @@ import { cohere, cohere2, phi, starcoder2 } from './layernorm-decoder.ts';
 import { llama } from './llama.ts';
 import { mistral } from './mistral.ts';
 import { mixtral } from './mixtral.ts';
-import { olmo2, olmo3 } from './olmo.ts';
+import { exaone4, olmo2, olmo3 } from './olmo.ts';
 import { phi3 } from './phi3.ts';
 import { qwen2 } from './qwen2.ts';
 import { qwen2Moe } from './qwen2-moe.ts';
@@ -33,6 +33,7 @@ export const ARCHITECTURES: readonly Architecture[] = [
   smollm3,
   olmo2,
   olmo3,
+  exaone4,
   starcoder2,
   phi,
   cohere,

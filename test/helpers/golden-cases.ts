@@ -24,6 +24,7 @@ export const GOLDEN_MODELS = [
   'tiny-cohere',
   'tiny-cohere2',
   'tiny-smollm3',
+  'tiny-exaone4',
 ];
 
 /** The fixtures with goldens that convert to GGUF, checked against their goldens and against llama.cpp. */

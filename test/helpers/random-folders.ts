@@ -54,8 +54,8 @@ function writeFolder(
   return out;
 }
 
-const layers = (per: (p: string) => Spec[]) =>
-  Array.from({ length: LAYERS }, (_, i) => per(`model.layers.${i}`)).flat();
+const layers = (per: (p: string) => Spec[], count = LAYERS) =>
+  Array.from({ length: count }, (_, i) => per(`model.layers.${i}`)).flat();
 
 /** q, k, v (`kvHeads` heads each for k and v) and the output projection named `o`, biased or not. */
 const attention = (p: string, o: string, biased: boolean, kvHeads = KV_HEADS): Spec[] => {
@@ -245,4 +245,42 @@ export function writeTinySmollm3Folder(out: string, tokenizerFixture: string): s
     tie_word_embeddings: true,
   };
   return writeFolder(out, 2007, config, specs, tokenizerFixture);
+}
+
+/**
+ * EXAONE 4: OLMo 2's norms after attention and the MLP, q and k RMSNormed per head; plain (every layer full and
+ * rotated, as the 1.2B model), or `hybrid` with 64 layers (the depth llama.cpp reads as hybrid): a window of 8 on three
+ * layers of every four, the fourth full and unrotated.
+ */
+export function writeTinyExaone4Folder(out: string, tokenizerFixture: string, hybrid: boolean): string {
+  const count = hybrid ? 64 : LAYERS;
+  const specs: Spec[] = [
+    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
+    ...layers(
+      (p) => [
+        ...attention(p, 'o_proj', false),
+        [`${p}.self_attn.q_norm.weight`, [HEAD_DIM], 'norm'],
+        [`${p}.self_attn.k_norm.weight`, [HEAD_DIM], 'norm'],
+        [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
+        [`${p}.mlp.gate_proj.weight`, [FF, HIDDEN]],
+        [`${p}.mlp.up_proj.weight`, [FF, HIDDEN]],
+        [`${p}.mlp.down_proj.weight`, [HIDDEN, FF]],
+        [`${p}.post_feedforward_layernorm.weight`, [HIDDEN], 'norm'],
+      ],
+      count,
+    ),
+    ['model.norm.weight', [HIDDEN], 'norm'],
+  ];
+  const config = {
+    architectures: ['Exaone4ForCausalLM'],
+    model_type: 'exaone4',
+    num_hidden_layers: count,
+    rms_norm_eps: 1e-5,
+    rope_theta: 1000000,
+    hidden_act: 'silu',
+    tie_word_embeddings: true,
+    sliding_window: hybrid ? 8 : null,
+    sliding_window_pattern: hybrid ? 4 : null,
+  };
+  return writeFolder(out, hybrid ? 2009 : 2008, config, specs, tokenizerFixture);
 }

@@ -18,6 +18,7 @@ import { cpuLlamaForTests, logSoftmax, teacherForcedSteps } from '../helpers/lla
 import { argmax } from '../helpers/paged-session.ts';
 import {
   writeTinyCohereFolder,
+  writeTinyExaone4Folder,
   writeTinyLlamaAsGranite,
   writeTinyOlmoFolder,
   writeTinyPhiFolder,
@@ -133,6 +134,32 @@ describe('olmo2: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {
     config.layer_types = ['full_attention', 'sliding_attention', 'sliding_attention', 'full_attention'];
     writeFileSync(path, JSON.stringify(config));
     assert.throws(() => convertToGguf(dir, join(out, 'odd.gguf'), 'f32'), /layer_types .* cannot be written to GGUF/);
+  });
+});
+
+describe('exaone4: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {
+  skip: modelFixture('tiny-llama').skip,
+}, () => {
+  const tokenizer = () => modelFixture('tiny-llama').path;
+  for (const hybrid of [false, true]) {
+    const what = hybrid
+      ? 'hybrid (64 layers, a window of 8 on three of every four, the fourth unrotated)'
+      : 'every layer full and rotated';
+    test(`${what}: top-1 identical where the top two are apart, top-8 log-probabilities within 1e-3`, async () => {
+      const name = `tiny-exaone4${hybrid ? '-hybrid' : ''}`;
+      const dir = writeTinyExaone4Folder(join(out, name), tokenizer(), hybrid);
+      await agree(name, dir, 'f32', 'folder');
+      await agree(name, dir, 'f32', 'gguf');
+    });
+  }
+  test('a depth llama.cpp reads the other way is refused in one line', () => {
+    const dir = writeTinyExaone4Folder(join(out, 'tiny-exaone4-odd'), tokenizer(), false);
+    const path = join(dir, 'config.json');
+    writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')), sliding_window: 8 }));
+    assert.throws(
+      () => convertToGguf(dir, join(out, 'odd.gguf'), 'f32'),
+      /a sliding window with 4 layers cannot be written to GGUF/,
+    );
   });
 });
 

@@ -31,6 +31,7 @@ const GENERATED: Record<string, string> = {
   'tiny-cohere': 'python3 test/fixtures/generate-families.py',
   'tiny-cohere2': 'python3 test/fixtures/generate-families.py',
   'tiny-smollm3': 'python3 test/fixtures/generate-families.py',
+  'tiny-exaone4': 'python3 test/fixtures/generate-families.py',
 };
 
 const CASES: GoldenCase[] = [

@@ -71,6 +71,9 @@ const graniteScales = (m: MetaReader) => ({
   logits_scaling: m.num('logit_scale') ?? 1,
 });
 
+/** The depth llama.cpp's exaone4 reads as the hybrid 32B model. */
+export const EXAONE4_HYBRID_LAYERS = 64;
+
 const ARCHS: Record<string, ArchInfo> = {
   llama: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
   qwen2: { architecture: 'Qwen2ForCausalLM', modelType: 'qwen2' },
@@ -137,6 +140,16 @@ const ARCHS: Record<string, ArchInfo> = {
       const window = m.num('attention.sliding_window');
       return window ? { architectures: ['Olmo3ForCausalLM'], model_type: 'olmo3', sliding_window: window } : {};
     },
+  },
+  // EXAONE 4: llama.cpp makes only the 64-layer model (32B) hybrid, three sliding layers of every four (window 4096
+  // unless the key says), the full ones unrotated; every other depth is full attention, rotated, throughout.
+  exaone4: {
+    architecture: 'Exaone4ForCausalLM',
+    modelType: 'exaone4',
+    extra: (m) =>
+      m.need('block_count') === EXAONE4_HYBRID_LAYERS
+        ? { sliding_window: m.num('attention.sliding_window') ?? 4096, sliding_window_pattern: 4 }
+        : { sliding_window: null },
   },
   starcoder2: {
     architecture: 'Starcoder2ForCausalLM',

@@ -14,7 +14,7 @@ import { QWEN3_RERANK_TEMPLATE, QWEN3_RERANK_TOKENS, qwen3RerankRows } from '../
 import { readSentenceTransformers } from '../sentence-transformers.ts';
 import { smollm3RotatedLayers } from '../smollm3-config.ts';
 import { readTokenizerConfig } from '../tokenizer.ts';
-import { GGUF_POOLING, type GgufPooling } from './config.ts';
+import { EXAONE4_HYBRID_LAYERS, GGUF_POOLING, type GgufPooling } from './config.ts';
 import { type GgufValue, gguf } from './format.ts';
 import { ggufTensorName, hfTensorName, type TensorChange } from './tensor-names.ts';
 import { ggufTokenizerMetadata } from './tokenizer-export.ts';
@@ -29,6 +29,7 @@ export const GGUF_ARCH: Record<string, string> = {
   SmolLM3ForCausalLM: 'smollm3',
   Olmo2ForCausalLM: 'olmo2',
   Olmo3ForCausalLM: 'olmo2',
+  Exaone4ForCausalLM: 'exaone4',
   Starcoder2ForCausalLM: 'starcoder2',
   PhiForCausalLM: 'phi2',
   CohereForCausalLM: 'command-r',
@@ -104,7 +105,7 @@ function slidingEveryFourth(cfg: ModelConfig, arch: string): number {
       `config.json: layer_types ${JSON.stringify(types)} cannot be written to GGUF (llama.cpp's ${arch} slides three layers of every four)`,
     );
   }
-  if (!Array.isArray(types) && pattern !== undefined && pattern !== 4) {
+  if (!Array.isArray(types) && pattern !== undefined && pattern !== 4 && pattern !== 'LLLG') {
     throw new UserError(
       `config.json: sliding_window_pattern ${JSON.stringify(pattern)} cannot be written to GGUF (llama.cpp's ${arch} slides three layers of every four)`,
     );
@@ -139,6 +140,16 @@ const ARCH_METADATA: Record<string, (cfg: ModelConfig) => [string, GgufValue][]>
     cfg.architecture === 'Olmo3ForCausalLM'
       ? [['attention.sliding_window', gguf.u32(slidingEveryFourth(cfg, 'olmo2'))]]
       : [],
+  exaone4: (cfg) => {
+    // llama.cpp's exaone4 is hybrid at 64 layers and only there: a config on the other side of that line is refused.
+    const hybrid = typeof cfg.raw.sliding_window === 'number';
+    if (hybrid !== (cfg.numLayers === EXAONE4_HYBRID_LAYERS)) {
+      throw new UserError(
+        `config.json: ${hybrid ? 'a sliding window' : 'no sliding window'} with ${cfg.numLayers} layers cannot be written to GGUF (llama.cpp's exaone4 slides exactly when there are ${EXAONE4_HYBRID_LAYERS})`,
+      );
+    }
+    return hybrid ? [['attention.sliding_window', gguf.u32(slidingEveryFourth(cfg, 'exaone4'))]] : [];
+  },
   cohere2: (cfg) => [
     ['logit_scale', gguf.f32(Number(cfg.raw.logit_scale))],
     ['attention.sliding_window', gguf.u32(slidingEveryFourth(cfg, 'cohere2'))],

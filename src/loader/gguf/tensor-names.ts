@@ -108,6 +108,7 @@ const TABLES: Record<string, NameTable> = {
   internlm2: LLAMA,
   exaone: LLAMA,
   olmo2: OLMO2,
+  exaone4: OLMO2,
   starcoder2: STARCODER2,
   phi2: PHI2,
   'command-r': LLAMA,
