@@ -17,6 +17,26 @@ export function parsePythonicCalls(text: string): ParsedToolCall[] | null {
   return readPythonicCalls(text.trim(), calls) && calls.length > 0 ? calls : null;
 }
 
+/**
+ * OLMo 3's calls: Python-style calls one after another (a line each, as it writes them; commas between them are read
+ * too), not in a list; values may also be JSON's null / true / false, as vLLM's olmo3 parser reads them. Null when
+ * the text is anything else.
+ */
+export function parseCallSequence(text: string): ParsedToolCall[] | null {
+  const calls: ParsedToolCall[] = [];
+  const p = new PythonLiterals(text);
+  try {
+    while (!p.atEnd()) {
+      if (calls.length > 0) p.take(',');
+      calls.push(p.call());
+    }
+  } catch (err) {
+    if (err instanceof NotPython) return null;
+    throw err;
+  }
+  return calls.length > 0 ? calls : null;
+}
+
 /** The calls of a pythonic list written so far, each once its `)` is read (a stream's view of the list). */
 export function pythonicCallsSoFar(text: string): ParsedToolCall[] {
   const calls: ParsedToolCall[] = [];
@@ -47,17 +67,7 @@ function readPythonicCalls(text: string, calls: ParsedToolCall[]): boolean {
   const p = new PythonLiterals(text);
   try {
     p.expect('[');
-    p.items(']', () => {
-      const name = p.name();
-      const args: Record<string, unknown> = {};
-      p.expect('(');
-      p.items(')', () => {
-        const key = p.name();
-        p.expect('=');
-        setOwn(args, key, p.value());
-      });
-      calls.push({ name, arguments: args });
-    });
+    p.items(']', () => calls.push(p.call()));
     return p.atEnd();
   } catch (err) {
     if (err instanceof NotPython) return false;
@@ -101,6 +111,19 @@ class PythonLiterals {
     }
   }
 
+  /** `name(key=value, …)`. */
+  call(): ParsedToolCall {
+    const name = this.name();
+    const args: Record<string, unknown> = {};
+    this.expect('(');
+    this.items(')', () => {
+      const key = this.name();
+      this.expect('=');
+      setOwn(args, key, this.value());
+    });
+    return { name, arguments: args };
+  }
+
   name(): string {
     this.space();
     const m = /^[A-Za-z_][\w.-]*/.exec(this.text.slice(this.at));
@@ -121,10 +144,11 @@ class PythonLiterals {
       this.at += number[0].length;
       return Number(number[0]);
     }
-    const word = /^(True|False|None)\b/.exec(rest);
+    // JSON's words too: a model shown its tools' schemas in JSON may write them (vLLM's olmo3 parser reads them).
+    const word = /^(True|False|None|true|false|null)\b/.exec(rest);
     if (!word) throw new NotPython();
     this.at += word[0].length;
-    return word[0] === 'None' ? null : word[0] === 'True';
+    return word[0] === 'None' || word[0] === 'null' ? null : word[0] === 'True' || word[0] === 'true';
   }
 
   private sequence(close: string): unknown[] {

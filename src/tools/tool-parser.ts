@@ -6,7 +6,7 @@ import { asCall, isObject } from './call-text.ts';
 import { DEEPSEEK_CALL, parseDeepSeekCalls } from './deepseek-calls.ts';
 import { parseGlmCall } from './glm-calls.ts';
 import { KIMI_CALL, parseKimiCalls } from './kimi-calls.ts';
-import { looksPythonic, parsePythonicCalls } from './pythonic-calls.ts';
+import { looksPythonic, parseCallSequence, parsePythonicCalls } from './pythonic-calls.ts';
 import { type ParameterTypes, parseXmlCalls } from './xml-calls.ts';
 
 /** A parsed tool call: the function's name and its arguments as a JSON object. */
@@ -121,6 +121,13 @@ export const KIMI_K2: ToolCallFormat = {
   ],
 };
 
+/** OLMo 3: Python-style calls a line each, not in a list, between `<function_calls>` and `</function_calls>`. */
+export const OLMO3: ToolCallFormat = {
+  name: 'olmo3',
+  tags: [{ start: '<function_calls>', end: '</function_calls>' }],
+  readBody: (body) => parseCallSequence(body),
+};
+
 /**
  * vLLM's `--tool-call-parser` names for the formats above (Qwen3-Coder's `<function=…>` calls come inside Hermes'
  * `<tool_call>` tags; DeepSeek V3.1's calls inside V3's).
@@ -145,6 +152,7 @@ export const TOOL_CALL_PARSERS: Readonly<Record<string, ToolCallFormat>> = {
   xlam: XLAM,
   kimi_k2: KIMI_K2,
   glm45: GLM45,
+  olmo3: OLMO3,
 };
 
 /** tool_choice "required" or a named function: the output is a JSON list of calls, held to it by a grammar. */
@@ -161,6 +169,7 @@ const TEMPLATE_MARKERS: readonly (readonly [string, ToolCallFormat])[] = [
   [INTERNLM.tags[0]!.start, INTERNLM],
   ['<function_call>', GRANITE_20B_FC],
   [PHI4_MINI.tags[0]!.start, PHI4_MINI],
+  [OLMO3.tags[0]!.start, OLMO3],
 ];
 
 /**

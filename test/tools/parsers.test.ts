@@ -12,7 +12,9 @@ import {
   LLAMA3_JSON,
   LLAMA4_PYTHONIC,
   MISTRAL,
+  OLMO3,
   PHI4_MINI,
+  TOOL_CALL_PARSERS,
   TOOL_CALLS_BLOCK,
   type ToolCallFormat,
   ToolCallParser,
@@ -213,6 +215,9 @@ test("vLLM's other parsers' formats: text that does not parse as their calls sta
     [GLM45, '<tool_call>two words</tool_call>'],
     [GLM45, '<tool_call>{"name": "f", "arguments": {}}</tool_call>'],
     [HERMES, '<tool_call>f\n<arg_key>a</arg_key>\n<arg_value>1</arg_value>\n</tool_call>'],
+    [OLMO3, '<function_calls>\nprint hello\n</function_calls>'],
+    [OLMO3, '<function_calls>\nf(x=1) and prose\n</function_calls>'],
+    [OLMO3, '<function_calls>\nf(x=undefined_name)\n</function_calls>'],
   ] as const) {
     for (const size of [1, 4, 1000]) assert.deepEqual(stream(format, text, size), { content: text, calls: [] }, text);
   }
@@ -242,6 +247,23 @@ test('GLM 4.5: a name, then argument pairs typed by the schema where it knows th
       ],
     });
   }
+});
+
+test('OLMo 3: Python-style calls a line each between <function_calls> tags, JSON words read as values', () => {
+  const text =
+    'Checking.<function_calls>\nget_weather(city="Paris", days=3, metric=true, note=null)\n' +
+    "search(q='a, b (c)', tags=['x'], opts={'deep': False})\n</function_calls>";
+  for (const size of [1, 7, 1000]) {
+    assert.deepEqual(stream(OLMO3, text, size), {
+      content: 'Checking.',
+      calls: [
+        { name: 'get_weather', arguments: { city: 'Paris', days: 3, metric: true, note: null } },
+        { name: 'search', arguments: { q: 'a, b (c)', tags: ['x'], opts: { deep: false } } },
+      ],
+    });
+  }
+  assert.equal(toolCallFormatOf('{% if tools %}<function_calls>{{ tc.name }}(){% endif %}')?.name, 'olmo3');
+  assert.equal(TOOL_CALL_PARSERS.olmo3, OLMO3);
 });
 
 test("formats from templates: vLLM's other parsers' tags", () => {
