@@ -19,6 +19,17 @@ export interface LlamaOptions {
   qkNorm: boolean;
   /** q/k/v stored packed as `qkv_proj` and gate/up as `gate_up_proj`, in the order the stack uses (Phi-3). */
   fusedProjections?: boolean;
+  /** gate/up alone stored packed as `gate_up_proj` (GLM-4). */
+  fusedGateUp?: boolean;
+  /** Bias on o_proj: the config's `attention_bias` where absent (GLM-4 biases q/k/v only, and says `attention_bias`). */
+  oBias?: boolean;
+  /** How RoPE pairs a head's dimensions: NeoX's halves where absent, GPT-J's neighbours (GLM-4). */
+  ropeStyle?: RopeSpec['style'];
+  /**
+   * GLM-4's sandwich: the attention output and the MLP output each RMSNormed (`post_self_attn_layernorm`,
+   * `post_mlp_layernorm`) before its residual add.
+   */
+  sandwichNorms?: boolean;
   /** Sparse mixture-of-experts MLPs (Qwen-MoE, Mixtral) in the layers the config makes sparse. */
   moe?: MoeFamily;
   /**
@@ -43,6 +54,9 @@ interface LlamaLayer {
   qNorm?: Tensor;
   kNorm?: Tensor;
   postNorm: Tensor;
+  /** GLM-4's norms of the attention and MLP outputs, before each is added (LlamaOptions.sandwichNorms). */
+  attnOutNorm?: Tensor;
+  mlpOutNorm?: Tensor;
   /** A dense SwiGLU MLP, or a sparse mixture of experts. */
   mlp: DenseMlp | { moe: MoeBlock };
   attention: AttentionSpec;
@@ -81,17 +95,30 @@ class LlamaStack {
     const branch = (x: Tensor) => (m ? b.scale(x, m.residual, 'float') : x);
     // Each norm names the linear its output feeds, whose input form a backend may write beside it (Backend.rmsNorm).
     let x = b.rmsNorm(residual, this.layers[0]!.inputNorm, eps, 0, this.layers[0]!.qkv.weight);
+    // The last MLP output and (GLM-4) its norm: applied by the next addRmsNorm (xNorm), in its launch.
     let mlp: Tensor | null = null;
+    let mlpNorm: Tensor | undefined;
     for (let i = 0; i < this.layers.length; i++) {
       const layer = this.layers[i]!;
-      if (mlp) ({ out: x, residual } = b.addRmsNorm(mlp, residual, layer.inputNorm, eps, 0, layer.qkv.weight));
+      if (mlp) {
+        ({ out: x, residual } = b.addRmsNorm(mlp, residual, layer.inputNorm, eps, 0, layer.qkv.weight, mlpNorm));
+      }
       const attn = branch(this.attention(x, layer, kvCache?.[i] ?? null, step));
-      ({ out: x, residual } = b.addRmsNorm(attn, residual, layer.postNorm, eps, 0, mlpInput(layer.mlp)));
+      ({ out: x, residual } = b.addRmsNorm(
+        attn,
+        residual,
+        layer.postNorm,
+        eps,
+        0,
+        mlpInput(layer.mlp),
+        layer.attnOutNorm,
+      ));
       mlp = branch(
         'moe' in layer.mlp ? b.moe(x, layer.mlp.moe.weights, layer.mlp.moe.spec) : denseMlp(b, x, layer.mlp),
       );
+      mlpNorm = layer.mlpOutNorm;
     }
-    return b.add(mlp!, residual);
+    return b.add(mlpNorm ? b.rmsNorm(mlp!, mlpNorm, eps) : mlp!, residual);
   }
 
   private attention(x: Tensor, layer: LlamaLayer, cache: LayerKvCache | null, step: StepContext): Tensor {
@@ -209,7 +236,7 @@ function buildStack(
   const attnBias = opts.qkvBias || cfg.attentionBias;
   const mlpBias = cfg.raw.mlp_bias === true;
   const moe = opts.moe && moeConfigOf(opts.moe, cfg);
-  const rope = ropeSpecFromConfig(cfg, 'neox', build.maxModelLen);
+  const rope = ropeSpecFromConfig(cfg, opts.ropeStyle ?? 'neox', build.maxModelLen);
   const noRope = withoutRotation(rope);
   const rotated = opts.rotatedLayers?.(cfg);
   /** A linear split by `shard` (a row-parallel one's bias is added by rank 0 alone). */
@@ -248,25 +275,28 @@ function buildStack(
             attnBias,
             share.qkv,
           ),
-      o: lin(`${p}.self_attn.o_proj`, H, numHeads * D, cfg.attentionBias, ROW_PARALLEL),
+      o: lin(`${p}.self_attn.o_proj`, H, numHeads * D, opts.oBias ?? cfg.attentionBias, ROW_PARALLEL),
       qNorm: opts.qkNorm ? w.load(`${p}.self_attn.q_norm.weight`, [D]) : undefined,
       kNorm: opts.qkNorm ? w.load(`${p}.self_attn.k_norm.weight`, [D]) : undefined,
       postNorm: w.load(`${p}.post_attention_layernorm.weight`, [H]),
+      attnOutNorm: opts.sandwichNorms ? w.load(`${p}.post_self_attn_layernorm.weight`, [H]) : undefined,
+      mlpOutNorm: opts.sandwichNorms ? w.load(`${p}.post_mlp_layernorm.weight`, [H]) : undefined,
       mlp:
         opts.moe && moe?.isSparse(i)
           ? { moe: loadMoeBlock(opts.moe, moe, cfg, w, p) }
           : {
-              gateUp: opts.fusedProjections
-                ? lin(`${p}.mlp.gate_up_proj`, 2 * I, H, mlpBias, share.gateUp)
-                : packed(
-                    [
-                      [`${p}.mlp.gate_proj`, I],
-                      [`${p}.mlp.up_proj`, I],
-                    ],
-                    H,
-                    mlpBias,
-                    share.gateUp,
-                  ),
+              gateUp:
+                opts.fusedProjections || opts.fusedGateUp
+                  ? lin(`${p}.mlp.gate_up_proj`, 2 * I, H, mlpBias, share.gateUp)
+                  : packed(
+                      [
+                        [`${p}.mlp.gate_proj`, I],
+                        [`${p}.mlp.up_proj`, I],
+                      ],
+                      H,
+                      mlpBias,
+                      share.gateUp,
+                    ),
               down: lin(`${p}.mlp.down_proj`, H, I, mlpBias, ROW_PARALLEL),
             },
       attention: {

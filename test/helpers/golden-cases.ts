@@ -25,6 +25,7 @@ export const GOLDEN_MODELS = [
   'tiny-cohere2',
   'tiny-smollm3',
   'tiny-exaone4',
+  'tiny-glm4',
 ];
 
 /** The fixtures with goldens that convert to GGUF, checked against their goldens and against llama.cpp. */

@@ -284,3 +284,36 @@ export function writeTinyExaone4Folder(out: string, tokenizerFixture: string, hy
   };
   return writeFolder(out, hybrid ? 2009 : 2008, config, specs, tokenizerFixture);
 }
+
+/**
+ * GLM-4: biased q/k/v (o_proj unbiased), gate and up packed, GPT-J-style RoPE on half of each head, and each
+ * sublayer's output RMSNormed before its residual add.
+ */
+export function writeTinyGlm4Folder(out: string, tokenizerFixture: string): string {
+  const specs: Spec[] = [
+    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
+    ...layers((p) => [
+      [`${p}.input_layernorm.weight`, [HIDDEN], 'norm'],
+      ...attention(p, 'o_proj', true).filter(([name]) => name !== `${p}.self_attn.o_proj.bias`),
+      [`${p}.post_self_attn_layernorm.weight`, [HIDDEN], 'norm'],
+      [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
+      [`${p}.mlp.gate_up_proj.weight`, [2 * FF, HIDDEN]],
+      [`${p}.mlp.down_proj.weight`, [HIDDEN, FF]],
+      [`${p}.post_mlp_layernorm.weight`, [HIDDEN], 'norm'],
+    ]),
+    ['model.norm.weight', [HIDDEN], 'norm'],
+    ['lm_head.weight', [VOCAB, HIDDEN]],
+  ];
+  const config = {
+    architectures: ['Glm4ForCausalLM'],
+    model_type: 'glm4',
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    partial_rotary_factor: 0.5,
+    head_dim: HEAD_DIM,
+    attention_bias: true,
+    hidden_act: 'silu',
+    tie_word_embeddings: false,
+  };
+  return writeFolder(out, 2010, config, specs, tokenizerFixture);
+}

@@ -19,6 +19,7 @@ import { argmax } from '../helpers/paged-session.ts';
 import {
   writeTinyCohereFolder,
   writeTinyExaone4Folder,
+  writeTinyGlm4Folder,
   writeTinyLlamaAsGranite,
   writeTinyOlmoFolder,
   writeTinyPhiFolder,
@@ -161,6 +162,14 @@ describe('exaone4: pagoda on the folder and on its GGUF, llama.cpp on the GGUF',
       /a sliding window with 4 layers cannot be written to GGUF/,
     );
   });
+});
+
+test('glm4 (GLM-4-0414): pagoda on the folder and on its GGUF, llama.cpp on the GGUF, top-8 within 1e-3', {
+  skip: modelFixture('tiny-llama').skip,
+}, async () => {
+  const dir = writeTinyGlm4Folder(join(out, 'tiny-glm4'), modelFixture('tiny-llama').path);
+  await agree('tiny-glm4', dir, 'f32', 'folder');
+  await agree('tiny-glm4', dir, 'f32', 'gguf');
 });
 
 describe('smollm3: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {

@@ -124,6 +124,11 @@ const ARCHS: Record<string, ArchInfo> = {
   // grouped wqkv; EXAONE 3 / 3.5, whose q/k rows it leaves as they are and rotates NeoX-style).
   internlm2: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
   exaone: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
+  glm4: {
+    architecture: 'Glm4ForCausalLM',
+    modelType: 'glm4',
+    extra: (m) => ({ attention_bias: m.view.hasTensor('blk.0.attn_q.bias'), ...partialRotary(m) }),
+  },
   // llama.cpp leaves every fourth layer unrotated (no key says so).
   smollm3: { architecture: 'SmolLM3ForCausalLM', modelType: 'smollm3', extra: () => ({ no_rope_layer_interval: 4 }) },
   granite: { architecture: 'GraniteForCausalLM', modelType: 'granite', extra: (m) => graniteScales(m) },

@@ -27,6 +27,7 @@ export const GGUF_ARCH: Record<string, string> = {
   MistralForCausalLM: 'llama',
   GraniteForCausalLM: 'granite',
   SmolLM3ForCausalLM: 'smollm3',
+  Glm4ForCausalLM: 'glm4',
   Olmo2ForCausalLM: 'olmo2',
   Olmo3ForCausalLM: 'olmo2',
   Exaone4ForCausalLM: 'exaone4',

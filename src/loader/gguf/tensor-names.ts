@@ -66,6 +66,17 @@ const OLMO2: NameTable = {
   },
 };
 
+/** GLM-4: Llama's names, gate and up packed in ffn_up, the norms of each sublayer's output. */
+const GLM4: NameTable = {
+  ...LLAMA,
+  layer: {
+    ...LLAMA_LAYER,
+    post_attention_norm: 'post_self_attn_layernorm',
+    ffn_up: 'mlp.gate_up_proj',
+    post_ffw_norm: 'post_mlp_layernorm',
+  },
+};
+
 /** StarCoder2: Llama's names with LayerNorm biases and a plain MLP. */
 const STARCODER2: NameTable = { ...LLAMA, layer: { ...LLAMA_LAYER, ffn_up: 'mlp.c_fc', ffn_down: 'mlp.c_proj' } };
 
@@ -105,6 +116,7 @@ const TABLES: Record<string, NameTable> = {
   qwen2: LLAMA,
   granite: LLAMA,
   smollm3: LLAMA,
+  glm4: GLM4,
   internlm2: LLAMA,
   exaone: LLAMA,
   olmo2: OLMO2,
