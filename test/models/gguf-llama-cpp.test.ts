@@ -240,6 +240,8 @@ interface GgufEdit {
   arch?: string;
   /** Keys added under the copy's architecture. */
   keys?: readonly (readonly [string, GgufValue])[];
+  /** Keys set as they are named (outside the architecture's, as `tokenizer.ggml.*`). */
+  global?: readonly (readonly [string, GgufValue])[];
   /** What a stored tensor becomes (none, one or several); null keeps it as it is. */
   tensor?: (t: GgufTensorInfo, file: GgufFile) => GgufTensorOut[] | null;
 }
@@ -258,6 +260,7 @@ function rewriteGguf(from: string, to: string, edit: GgufEdit): void {
     );
     metadata.set('general.architecture', gguf.str(arch));
     for (const [key, v] of edit.keys ?? []) metadata.set(`${arch}.${key}`, v);
+    for (const [key, v] of edit.global ?? []) metadata.set(key, v);
     const copy = (t: GgufTensorInfo): GgufTensorOut => ({
       name: t.name,
       shape: [...t.dims].reverse(),
@@ -382,6 +385,33 @@ function tokenizerTexts(): string[] {
     'Ünïcödé 日本語 🦙🦙',
   ];
 }
+
+/**
+ * `tokenizer.ggml.pre` names llama.cpp reads as another name's rules (EXAONE 3.5's and 4's, CodeShell's, Minerva's,
+ * Megrez's, Trillion's): tiny-gpt2's converted vocabulary relabeled with each, tokenized by pagoda and llama.cpp.
+ */
+describe('pre-tokenizer names that alias other rules: pagoda and llama.cpp agree', {
+  skip: modelFixture('tiny-gpt2').skip,
+}, () => {
+  for (const pre of ['exaone', 'exaone4', 'codeshell', 'minerva-7b', 'megrez', 'trillion']) {
+    test(pre, async () => {
+      const base = join(out, `tokenizer-for-${pre}.gguf`);
+      const path = join(out, `tokenizer-${pre}.gguf`);
+      convertToGguf(modelFixture('tiny-gpt2').path, base, 'f32');
+      rewriteGguf(base, path, { global: [['tokenizer.ggml.pre', gguf.str(pre)]] });
+      const ours = loadTokenizer(path);
+      const model = await llama().loadModel({ modelPath: path });
+      try {
+        for (const text of tokenizerTexts()) {
+          const want = [...model.tokenize(text, true)];
+          assert.deepEqual(ours.encode(text, { addSpecialTokens: false }), want, JSON.stringify(text));
+        }
+      } finally {
+        await model.dispose();
+      }
+    });
+  }
+});
 
 /** A copy of tiny-qwen2 whose tokenizer splits as Llama 3's does (digits in threes, whole words first). */
 function llama3StyleFolder(): string {
