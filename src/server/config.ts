@@ -50,6 +50,8 @@ export interface ServeConfig {
   ui: boolean;
   /** `--tool-call-parser`: the tool-call format of every served model, instead of the one its template suggests. */
   toolCallFormat: ToolCallFormat | null;
+  /** `--response-role`: the role a chat answer names where the prompt asks for a new turn (vLLM's; default assistant). */
+  responseRole: string;
   /** One log line per request (`--disable-log-requests` turns them off). */
   logRequests: boolean;
   /** The server log's pino level (`--uvicorn-log-level`, PAGODA_LOG_LEVEL; default info). */
@@ -85,6 +87,7 @@ export interface ServeFlags {
   /** vLLM's spellings, resolved here with pagoda's own. */
   kvCacheDtype?: string;
   toolCallParser?: string;
+  responseRole?: string;
   reasoningParser?: string;
   disableLogRequests?: boolean;
   enableLogRequests?: boolean;
@@ -284,9 +287,17 @@ export function resolveServeConfig(flags: ServeFlags, env: Env = process.env): S
     loadTimeoutMs,
     ui: !noUi,
     toolCallFormat: flags.toolCallParser === undefined ? null : toolCallFormat(flags.toolCallParser),
+    responseRole: responseRole(flags.responseRole),
     logRequests: !flags.disableLogRequests,
     logLevel: logLevel(flags.uvicornLogLevel, env.PAGODA_LOG_LEVEL),
   };
+}
+
+/** `--response-role ROLE`: any non-empty name (vLLM takes any); assistant where absent. */
+function responseRole(role: string | undefined): string {
+  if (role === undefined) return 'assistant';
+  if (!role.trim()) throw new UserError('--response-role: expected a role name, got an empty one');
+  return role.trim();
 }
 
 /** `--tool-call-parser NAME`: the format pagoda has for vLLM's parser of that name. */

@@ -21,6 +21,7 @@ import {
   LLAMA3_JSON,
   LLAMA4_PYTHONIC,
   MISTRAL,
+  OLMO3,
   PHI4_MINI,
   PYTHONIC,
   TOOL_CALLS_BLOCK,
@@ -75,6 +76,8 @@ test('a vllm serve command line parses as pagoda serve', () => {
     'warning',
     '--download-dir',
     '/tmp/hub',
+    '--response-role',
+    'model',
   ]);
   assert.equal(opts.model, 'Qwen/Qwen3-0.6B');
   const engine = engineOptionsFrom(opts);
@@ -88,6 +91,9 @@ test('a vllm serve command line parses as pagoda serve', () => {
   assert.equal(config.toolCallFormat, HERMES);
   assert.equal(config.logRequests, false);
   assert.equal(config.logLevel, 'warn');
+  assert.equal(config.responseRole, 'model');
+  assert.equal(serveConfig([]).responseRole, 'assistant');
+  refused(() => serveConfig(['--response-role', ' ']), /^--response-role: expected a role name/);
 });
 
 test('--kv-cache-dtype maps vLLM names onto KV cache types', () => {
@@ -172,6 +178,7 @@ test('--tool-call-parser picks the format for every model; an unknown name is re
     ['xlam', XLAM],
     ['kimi_k2', KIMI_K2],
     ['glm45', GLM45],
+    ['olmo3', OLMO3],
   ];
   for (const [name, format] of names) assert.equal(serveConfig(['--tool-call-parser', name]).toolCallFormat, format);
   assert.equal(serveConfig([]).toolCallFormat, null);

@@ -88,3 +88,17 @@ test('the prefill is cut where the message ends, whatever the template does to i
   });
   assert.equal(prompt(), '<|user|>Hi<|end|><|assistant|>');
 });
+
+test("vLLM's --response-role: the role a new turn's answer names; without a new turn, the last message's", async () => {
+  const { url } = await serveScript('Hi.', fakeTemplate, { config: { responseRole: 'model' } });
+  const chat = (body: object) =>
+    request(`${url}/v1/chat/completions`, { method: 'POST', body: { model: 'm', max_tokens: 8, ...body } });
+  const roleOf = (r: { json: Record<string, unknown> }) =>
+    (r.json.choices as { message: { role: string } }[])[0]!.message.role;
+  const user = [{ role: 'user', content: 'Hi' }];
+  assert.equal(roleOf(await chat({ messages: user })), 'model');
+  assert.equal(roleOf(await chat({ messages: user, add_generation_prompt: false })), 'user');
+  const streamed = await chat({ messages: user, stream: true });
+  const first = streamed.text.split('\n').find((l) => l.startsWith('data: {'))!;
+  assert.equal(JSON.parse(first.slice('data: '.length)).choices[0].delta.role, 'model');
+});

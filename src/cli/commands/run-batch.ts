@@ -58,6 +58,10 @@ export const registerRunBatch: RegisterCommand = (program) => {
     .option(
       '--served-model-name <name>',
       "the model's name in the requests' bodies (default: its folder or store name)",
+    )
+    .option(
+      '--response-role <role>',
+      'the role chat answers name where the prompt opens a new turn (default: assistant)',
     );
   addEngineOptions(cmd);
   cmd.action(async (opts: Record<string, unknown>) => {
@@ -157,6 +161,7 @@ async function runBatch(
   const config = resolveServeConfig({
     model: opts.model === undefined ? [] : [String(opts.model)],
     servedModelName: opts.servedModelName === undefined ? undefined : [String(opts.servedModelName)],
+    responseRole: opts.responseRole === undefined ? undefined : String(opts.responseRole),
   });
   const say = (line: string) => process.stderr.write(`${line}\n`);
   const batchConfig = { ...config, apiKey: null, maxQueue: 1 << 20, logRequests: false };

@@ -62,6 +62,10 @@ export const registerServe: RegisterCommand = (program) => {
       '--tool-call-parser <name>',
       `read every model's tool calls in this format instead of the one its template suggests: ${Object.keys(TOOL_CALL_PARSERS).join(', ')}`,
     )
+    .option(
+      '--response-role <role>',
+      'the role chat answers name where the prompt opens a new turn (default: assistant)',
+    )
     .option('--enable-auto-tool-choice', 'accepted: tool_choice "auto" is always allowed')
     .option(
       '--reasoning-parser <name>',

@@ -106,14 +106,14 @@ export function chatChunker(mode: ChatOutputMode): (d: CompletionDelta) => Recor
 }
 
 /** A whole choice's message (content, reasoning_content, tool_calls; refusal and annotations as OpenAI's) and finish reason. */
-export function chatMessage(mode: ChatOutputMode, text: string, reason: FinishReason | null) {
+export function chatMessage(mode: ChatOutputMode, role: string, text: string, reason: FinishReason | null) {
   const parser = new ChatOutputParser(mode);
   const part = parser.push(text);
   const end = parser.finish();
   const content = part.content + end.content;
   const calls = openaiCalls(end);
   const message: Record<string, unknown> = {
-    role: 'assistant',
+    role,
     content: content || (calls.length ? null : ''),
     // OpenAI always writes these; a model here never refuses apart from its text, nor cites.
     refusal: null,

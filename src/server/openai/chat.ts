@@ -50,6 +50,9 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
         skipSpecialTokens: body.skip_special_tokens ?? undefined,
       });
       const { mode } = chat;
+      // vLLM's rule: the server's response role where the prompt opens a new turn, else the last message's role.
+      const role =
+        body.add_generation_prompt === false ? (body.messages.at(-1)?.role ?? 'assistant') : ctx.config.responseRole;
       const promptIds = truncatePrompt(chat.ids, body.truncate_prompt_tokens, a.model.contextLength);
       // max_completion_tokens is chat's newer name for max_tokens.
       const maxTokens = body.max_completion_tokens ?? body.max_tokens;
@@ -79,7 +82,7 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
           : chunker;
         const opening = Array.from({ length: n }, (_, index) => ({
           index,
-          delta: { role: 'assistant', content: '' },
+          delta: { role, content: '' },
           logprobs: null,
           finish_reason: null,
         }));
@@ -103,7 +106,7 @@ export function registerChatCompletions(app: FastifyInstance, ctx: ServerContext
         ...(tokenIds && { prompt_token_ids: promptIds }),
         choices: choices.map((c) => ({
           index: c.index,
-          ...chatMessage(mode, c.text, c.finishReason),
+          ...chatMessage(mode, role, c.text, c.finishReason),
           logprobs: logprobs === null ? null : { content: chatLogprobs(c.logprobs) },
           stop_reason: c.stopReason,
           ...(tokenIds && { token_ids: c.tokenIds }),
