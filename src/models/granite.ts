@@ -1,5 +1,4 @@
 import { graniteMultipliers } from '../loader/granite-config.ts';
-import { UserError } from '../util/errors.ts';
 import type { Architecture } from './architecture.ts';
 import { buildLlama } from './llama.ts';
 import { GRANITE_MOE } from './moe.ts';
@@ -14,19 +13,14 @@ export const granite: Architecture = {
 };
 
 /**
- * Granite 3 MoE (granite3-moe, granite3.1-moe), from its GGUF: Granite's multipliers, every MLP a mixture of experts.
- * Its Hugging Face checkpoints store each layer's experts fused (`block_sparse_moe.input_linear`), which is refused.
+ * Granite 3 MoE (granite3-moe, granite3.1-moe): Granite's multipliers, every MLP a mixture of experts (moe.ts reads
+ * its checkpoints' fused experts and its GGUFs' stacked ones).
  */
 export const graniteMoe: Architecture = {
   names: ['GraniteMoeForCausalLM'],
   modelTypes: ['granitemoe'],
   moe: GRANITE_MOE,
   build: (cfg, w, backend, options) => {
-    if (w.has('model.layers.0.block_sparse_moe.input_linear.weight')) {
-      throw new UserError(
-        'GraniteMoeForCausalLM: checkpoints with experts fused as block_sparse_moe.input_linear are not supported yet; its GGUF file is',
-      );
-    }
     const opts = { qkvBias: false, qkNorm: false, moe: GRANITE_MOE, multipliers: graniteMultipliers(cfg) };
     return buildLlama(opts, cfg, w, backend, options);
   },

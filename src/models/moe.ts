@@ -40,8 +40,8 @@ export const MIXTRAL: MoeFamily = {
 };
 
 /**
- * Granite 3 MoE as llama.cpp stores it (experts stacked, read under Qwen's per-expert names): a softmax over the top-k
- * router logits, Mixtral's renormalised weights.
+ * Granite 3 MoE (Hugging Face's fused experts, or llama.cpp's stacked ones read under Qwen's per-expert names): a
+ * softmax over the top-k router logits, Mixtral's renormalised weights.
  */
 export const GRANITE_MOE: MoeFamily = { ...QWEN_MOE, alwaysNormTopK: true, defaults: { numExperts: 8, topK: 2 } };
 
@@ -92,16 +92,24 @@ export function moeConfigOf(family: MoeFamily, cfg: ModelConfig): MoeConfig {
 }
 
 /**
- * Loads the sparse MLP of the layer named `prefix` (e.g. `model.layers.3`), its experts stacked, from either layout:
- * one tensor per expert and projection (as published checkpoints store them), or transformers 5's fused
- * `mlp.experts.gate_up_proj` `[E, 2I, H]` and `mlp.experts.down_proj` `[E, H, I]`.
+ * Loads the sparse MLP of the layer named `prefix` (e.g. `model.layers.3`), its experts stacked, from any layout:
+ * one tensor per expert and projection (as published checkpoints store them), transformers 5's fused
+ * `mlp.experts.gate_up_proj` `[E, 2I, H]` and `mlp.experts.down_proj` `[E, H, I]`, or Granite MoE's the same way
+ * fused as `block_sparse_moe.input_linear` and `output_linear`, its router `block_sparse_moe.router.layer`.
  */
 export function loadMoeBlock(family: MoeFamily, moe: MoeConfig, cfg: ModelConfig, w: ModelWeights, prefix: string) {
   const { numExperts: E, expertWidth: I, sharedWidth: Is } = moe;
   const H = cfg.hiddenSize;
   const fused = `${prefix}.mlp.experts`;
+  const granite = `${prefix}.block_sparse_moe`;
   let weights: MoeWeights;
-  if (w.has(`${fused}.gate_up_proj`)) {
+  if (w.has(`${granite}.input_linear.weight`)) {
+    weights = {
+      router: w.load(`${granite}.router.layer.weight`, [E, H]),
+      gateUp: w.load(`${granite}.input_linear.weight`, [E, 2 * I, H]),
+      down: w.load(`${granite}.output_linear.weight`, [E, H, I]),
+    };
+  } else if (w.has(`${fused}.gate_up_proj`)) {
     weights = {
       router: w.load(`${prefix}.mlp.gate.weight`, [E, H]),
       gateUp: w.load(`${fused}.gate_up_proj`, [E, 2 * I, H]),

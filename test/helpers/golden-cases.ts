@@ -26,6 +26,7 @@ export const GOLDEN_MODELS = [
   'tiny-smollm3',
   'tiny-exaone4',
   'tiny-glm4',
+  'tiny-granitemoe',
 ];
 
 /** The fixtures with goldens that convert to GGUF, checked against their goldens and against llama.cpp. */

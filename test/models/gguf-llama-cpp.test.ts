@@ -8,9 +8,10 @@ import { convertToGguf } from '../../src/loader/gguf/convert.ts';
 import { type GgufValue, gguf } from '../../src/loader/gguf/format.ts';
 import { GgufFile, type GgufTensorInfo } from '../../src/loader/gguf/read.ts';
 import { type GgufTensorOut, writeGguf } from '../../src/loader/gguf/write.ts';
+import { encodeSafetensors, openSafetensors } from '../../src/loader/safetensors.ts';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadModel } from '../../src/models/load.ts';
-import type { DType } from '../../src/primitives/host-tensor.ts';
+import { type DType, toFloat32 } from '../../src/primitives/host-tensor.ts';
 import { mulberry32 } from '../../src/util/random.ts';
 import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
 import { GGUF_FIXTURES } from '../helpers/golden-cases.ts';
@@ -362,7 +363,67 @@ function graniteMoeGguf(llamaGguf: string, to: string): void {
   });
 }
 
-test('granitemoe (Granite 3 MoE as Ollama carries it): pagoda and llama.cpp agree', {
+/**
+ * The Hugging Face GraniteMoeForCausalLM folder of the same model: tiny-llama's tensors but its MLPs, and each layer's
+ * experts from the GGUF's stacks, fused as transformers stores them (input_linear: each expert's gate rows then its
+ * up rows; output_linear; router.layer), its config Granite's.
+ */
+function graniteMoeFolder(tinyLlama: string, moeGguf: string, to: string): string {
+  cpSync(tinyLlama, to, { recursive: true });
+  const file = GgufFile.open(moeGguf);
+  const source = openSafetensors(tinyLlama);
+  try {
+    const floats = (name: string) => {
+      const t = file.tensors.get(name)!;
+      return { shape: [...t.dims].reverse(), data: new Float32Array(Uint8Array.from(file.readBytes(t)).buffer) };
+    };
+    const tensors = source
+      .names()
+      .filter((n) => !n.includes('.mlp.'))
+      .map((name) => {
+        const t = source.get(name);
+        return { name, shape: [...t.shape], data: toFloat32(t) };
+      });
+    const layers = Number(file.value('granitemoe.block_count'));
+    for (let i = 0; i < layers; i++) {
+      const [gate, up, down, router] = ['gate_exps', 'up_exps', 'down_exps', 'gate_inp'].map((p) =>
+        floats(`blk.${i}.ffn_${p}.weight`),
+      ) as [ReturnType<typeof floats>, ReturnType<typeof floats>, ReturnType<typeof floats>, ReturnType<typeof floats>];
+      const [experts, rows, cols] = gate.shape as [number, number, number];
+      const gateUp = new Float32Array(2 * gate.data.length);
+      for (let e = 0; e < experts; e++) {
+        const block = rows * cols;
+        gateUp.set(gate.data.subarray(e * block, (e + 1) * block), 2 * e * block);
+        gateUp.set(up.data.subarray(e * block, (e + 1) * block), (2 * e + 1) * block);
+      }
+      const p = `model.layers.${i}.block_sparse_moe`;
+      tensors.push(
+        { name: `${p}.input_linear.weight`, shape: [experts, 2 * rows, cols], data: gateUp },
+        { name: `${p}.output_linear.weight`, shape: down.shape, data: down.data },
+        { name: `${p}.router.layer.weight`, shape: router.shape, data: router.data },
+      );
+    }
+    writeFileSync(join(to, 'model.safetensors'), encodeSafetensors(tensors));
+    const config = JSON.parse(readFileSync(join(to, 'config.json'), 'utf8'));
+    Object.assign(config, {
+      architectures: ['GraniteMoeForCausalLM'],
+      model_type: 'granitemoe',
+      num_local_experts: Number(file.value('granitemoe.expert_count')),
+      num_experts_per_tok: Number(file.value('granitemoe.expert_used_count')),
+      embedding_multiplier: 6,
+      residual_multiplier: 0.37,
+      attention_multiplier: 0.11,
+      logits_scaling: 3,
+    });
+    writeFileSync(join(to, 'config.json'), JSON.stringify(config));
+    return to;
+  } finally {
+    file.close();
+    source.close();
+  }
+}
+
+test('granitemoe (Granite 3 MoE): pagoda on its GGUF and on its Hugging Face folder, llama.cpp on the GGUF', {
   skip: modelFixture('tiny-llama').skip,
 }, async () => {
   const dir = modelFixture('tiny-llama').path;
@@ -371,6 +432,8 @@ test('granitemoe (Granite 3 MoE as Ollama carries it): pagoda and llama.cpp agre
   convertToGguf(dir, llamaFile, 'f32');
   graniteMoeGguf(llamaFile, moeFile);
   await agreeOn('tiny-granitemoe', moeFile, moeFile, dir, 'f32');
+  const folder = graniteMoeFolder(dir, moeFile, join(out, 'tiny-granitemoe-hf'));
+  await agreeOn('tiny-granitemoe', moeFile, folder, dir, 'f32');
 });
 
 /** Texts for tokenizer agreement: llama.cpp's own hard cases plus digits, contractions and whitespace runs. */

@@ -33,6 +33,7 @@ const GENERATED: Record<string, string> = {
   'tiny-smollm3': 'python3 test/fixtures/generate-families.py',
   'tiny-exaone4': 'python3 test/fixtures/generate-families.py',
   'tiny-glm4': 'python3 test/fixtures/generate-families.py',
+  'tiny-granitemoe': 'python3 test/fixtures/generate-families.py',
 };
 
 const CASES: GoldenCase[] = [

@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
-import { encodeSafetensors } from '../../src/loader/safetensors.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { UserError } from '../../src/util/errors.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
@@ -69,24 +68,6 @@ describe('loadModel errors', { skip: fixture.skip }, () => {
     assertOneLine(
       dir,
       /architecture "DeepseekV2ForCausalLM" is not supported \(supported: .*\bPhi3ForCausalLM\b.*\bPhiForCausalLM\b.*\)$/,
-    );
-  });
-
-  test("GraniteMoe's Hugging Face layout (experts fused as input_linear) is refused in one line; its GGUF runs", () => {
-    const dir = variant('granitemoe', (c) => {
-      c.architectures = ['GraniteMoeForCausalLM'];
-      c.num_local_experts = 4;
-      c.num_experts_per_tok = 2;
-    });
-    const fused = {
-      name: 'model.layers.0.block_sparse_moe.input_linear.weight',
-      shape: [4, 2, 2],
-      data: new Float32Array(16),
-    };
-    writeFileSync(join(dir, 'model.safetensors'), encodeSafetensors([fused]));
-    assertOneLine(
-      dir,
-      /^GraniteMoeForCausalLM: checkpoints with experts fused as block_sparse_moe\.input_linear are not supported yet/,
     );
   });
 
