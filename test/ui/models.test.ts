@@ -47,6 +47,10 @@ test('the models page shows what list and ps show; unload frees a loaded model',
 
   await row('tiny-llama').getByRole('button', { name: 'Unload tiny-llama' }).click();
   await page.getByText('tiny-llama unloaded.').waitFor();
+  // The table is read again after the message: its row may say so a moment later.
+  await page.waitForFunction(
+    () => document.querySelectorAll('#model-table tr[data-model="tiny-llama"] :is(th, td)')[5]?.textContent === 'no',
+  );
   assert.equal((await cells('tiny-llama'))[5], 'no');
   assert.deepEqual(((await (await fetch(`${server.url}/api/ps`)).json()) as { models: unknown[] }).models, []);
   assert.equal(await row('tiny-llama').getByRole('button', { name: 'Unload tiny-llama' }).count(), 0);
