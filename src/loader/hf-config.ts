@@ -100,6 +100,15 @@ function ids(v: unknown): number[] {
   return [];
 }
 
+/** The epsilon key of the families whose norms are LayerNorms, by model type (the others read rms_norm_eps). */
+const LAYER_NORM_EPS_KEY: Record<string, string> = {
+  starcoder2: 'norm_epsilon',
+  phi: 'layer_norm_eps',
+  cohere: 'layer_norm_eps',
+  cohere2: 'layer_norm_eps',
+  gpt2: 'layer_norm_epsilon',
+};
+
 export function parseModelConfig(file: Record<string, unknown>, path = 'config.json'): ModelConfig {
   const raw = withNomicBertKeys(textModelConfig(file), path);
   const num = (keys: string[], fallback?: number): number => {
@@ -120,7 +129,12 @@ export function parseModelConfig(file: Record<string, unknown>, path = 'config.j
   const scalingRaw = (raw.rope_scaling ?? params ?? null) as Record<string, unknown> | null;
   const scalingType = (scalingRaw?.rope_type ?? scalingRaw?.type ?? 'default') as string;
   const ropeTheta = (params?.rope_theta ?? raw.rope_theta ?? 10000) as number;
-  const eps = num(['rms_norm_eps', 'layer_norm_epsilon', 'layer_norm_eps', 'norm_epsilon'], 1e-5);
+  // The key the family's own config class reads comes first: a config may carry another family's key as well.
+  const ownEps = LAYER_NORM_EPS_KEY[modelType];
+  const eps = num(
+    [...(ownEps ? [ownEps] : []), 'rms_norm_eps', 'layer_norm_epsilon', 'layer_norm_eps', 'norm_epsilon'],
+    1e-5,
+  );
   return {
     architecture,
     modelType,
