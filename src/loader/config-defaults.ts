@@ -56,8 +56,16 @@ const CLASS_DEFAULTS: Record<string, Record<string, unknown>> = {
   },
 };
 
-/** Model types whose checkpoints keep the language model's config under `text_config` (Gemma3ForConditionalGeneration). */
-const TEXT_CONFIG_OF: Record<string, string> = { gemma3: 'gemma3_text' };
+/**
+ * Model types whose checkpoints keep the language model's config under `text_config` (Gemma3ForConditionalGeneration;
+ * the Qwen VL models in transformers 5's layout and Qwen3-VL's: their 4.x files keep it at the top level).
+ */
+const TEXT_CONFIG_OF: Record<string, string> = {
+  gemma3: 'gemma3_text',
+  qwen2_vl: 'qwen2_vl_text',
+  qwen2_5_vl: 'qwen2_5_vl_text',
+  qwen3_vl: 'qwen3_vl_text',
+};
 
 /**
  * The config of the model pagoda runs: a multimodal checkpoint's `text_config` lifted to the top (the file's own

@@ -127,7 +127,10 @@ export function parseModelConfig(file: Record<string, unknown>, path = 'config.j
   // transformers 5 nests rope settings in rope_parameters; 4 keeps rope_theta and rope_scaling at the top level.
   const params = (raw.rope_parameters ?? null) as Record<string, unknown> | null;
   const scalingRaw = (raw.rope_scaling ?? params ?? null) as Record<string, unknown> | null;
-  const scalingType = (scalingRaw?.rope_type ?? scalingRaw?.type ?? 'default') as string;
+  // The Qwen VL models' M-RoPE (4.x names it "mrope"): with text alone its three position sections all hold the
+  // token's position, so it is the plain rotation.
+  const scalingName = (scalingRaw?.rope_type ?? scalingRaw?.type ?? 'default') as string;
+  const scalingType = scalingName === 'mrope' ? 'default' : scalingName;
   const ropeTheta = (params?.rope_theta ?? raw.rope_theta ?? 10000) as number;
   // The key the family's own config class reads comes first: a config may carry another family's key as well.
   const ownEps = LAYER_NORM_EPS_KEY[modelType];

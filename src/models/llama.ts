@@ -214,9 +214,12 @@ function slidingWindowOf(cfg: ModelConfig, layer: number): number {
   return cfg.slidingWindow;
 }
 
-/** Checkpoints saved from the bare model (Qwen3Model) name the stack's weights without "model.". */
+/**
+ * Where the stack's weights sit: under "model." usually; without it in checkpoints saved from the bare model
+ * (Qwen3Model); under "model.language_model." in a vision-language checkpoint (Qwen3-VL, transformers 5's Qwen2-VL).
+ */
 function rootOf(w: ModelWeights): string {
-  return w.has('embed_tokens.weight') && !w.has('model.embed_tokens.weight') ? '' : 'model.';
+  return ['model.', 'model.language_model.', ''].find((r) => w.has(`${r}embed_tokens.weight`)) ?? 'model.';
 }
 
 /**
