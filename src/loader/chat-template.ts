@@ -2,6 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { UserError } from '../util/errors.ts';
+import { readJson } from './hf-config.ts';
 import { readTokenizerConfig, specialTokenText } from './tokenizer.ts';
 
 /** One chat turn as the OpenAI/Ollama APIs send it; extra fields (name, tool_calls, ...) reach the template. */
@@ -115,7 +116,8 @@ export function chatTemplateFrom({ source, origin }: TemplateText, dir: string):
 
 /**
  * Loads the chat template of a model folder: chat_template.jinja (transformers 5), else tokenizer_config.json's
- * "chat_template". Returns null when the model has none.
+ * "chat_template", else chat_template.json's (the processor's, which vision-language checkpoints such as Qwen2.5-VL
+ * may keep alone). Returns null when the model has none.
  */
 export function loadChatTemplate(dir: string): ChatTemplate | null {
   const config = readTokenizerConfig(dir);
@@ -123,5 +125,9 @@ export function loadChatTemplate(dir: string): ChatTemplate | null {
   if (existsSync(jinjaPath)) return new ChatTemplate(readFileSync(jinjaPath, 'utf8'), jinjaPath, config);
   const configPath = join(dir, 'tokenizer_config.json');
   const source = templateFromConfig(config.chat_template, configPath);
-  return source === null ? null : new ChatTemplate(source, configPath, config);
+  if (source !== null) return new ChatTemplate(source, configPath, config);
+  const processorPath = join(dir, 'chat_template.json');
+  if (!existsSync(processorPath)) return null;
+  const processor = templateFromConfig(readJson(processorPath).chat_template, processorPath);
+  return processor === null ? null : new ChatTemplate(processor, processorPath, config);
 }

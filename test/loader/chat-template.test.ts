@@ -55,6 +55,12 @@ test('chat_template inside tokenizer_config.json: a string, or the "default" of 
   );
   assert.equal(listed?.render(msgs), '<s>user=hi</s>');
   assert.equal(loadChatTemplate(folderWithConfig(base)), null);
+  // A vision-language checkpoint's processor template (chat_template.json), where the tokenizer's config has none.
+  const processor = folderWithConfig(base);
+  writeFileSync(join(processor, 'chat_template.json'), JSON.stringify({ chat_template: tpl }));
+  assert.equal(loadChatTemplate(processor)?.render(msgs), '<s>user=hi</s>');
+  writeFileSync(join(processor, 'chat_template.json'), '{"chat_template": 3}');
+  assert.throws(() => loadChatTemplate(processor), /chat_template\.json: "chat_template" is a number/);
 });
 
 test('add_generation_prompt, trim_blocks/lstrip_blocks and raise_exception behave as in transformers', () => {
