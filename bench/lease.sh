@@ -17,11 +17,9 @@
 # MoE/Gemma/Phi with their baselines, sm_90a prefill and FP8, start-up and tensor parallelism).
 # Each part stops its stages at its own deadline and packs what it has: $OUT/logs.tgz (one folder per stage) and
 # $OUT/RESULTS.md (bench/RESULTS.md with the rows the stages appended).
-# Since 2026-12-08 the tracked files are ~34.6 MB (the eleven generated family fixtures, 7.9 MB, are committed) and
-# .device ~35.7 MB: a call carrying both is ~3 MB over the 64 MiB limit. Before a call, move out of the working tree
-# what it does not read (`mkdir -p /tmp/park && mv test/fixtures/models/tiny-llama-fp8-*-dequantized /tmp/park/`,
-# 4.3 MB, unless the call runs fp8-checkpoints; put them back after), or the call is refused before it starts.
-# Before the lease, here: `../shared/device/prepare`. A call's tree (tracked files, about 23 MB, plus what it carries)
+# Since 2026-12-08 the tracked files are ~34.7 MB (the eleven generated family fixtures, 7.9 MB, are committed) and
+# .device as prepare writes it ~35.7 MB: together over the 64 MiB a call may carry, refused before it starts.
+# Before the lease, here: `../shared/device/prepare && bench/device-slim.sh` (.device to ~29.1 MB, about 90 s). A call's tree (tracked files, about 23 MB, plus what it carries)
 # must stay under 64 MiB and .device takes 34, so the shared fixtures go in small sets: .fixtures with
 # models/stories260K, gguf/stories260K.gguf and gguf/ggml-vocab-gpt-2.gguf (4 MB; the other tiny models are
 # committed) for parts 1-5; and the uncommitted tiny-llama-256 and
