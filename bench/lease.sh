@@ -17,12 +17,12 @@
 # MoE/Gemma/Phi with their baselines, sm_90a prefill and FP8, start-up and tensor parallelism).
 # Each part stops its stages at its own deadline and packs what it has: $OUT/logs.tgz (one folder per stage) and
 # $OUT/RESULTS.md (bench/RESULTS.md with the rows the stages appended).
-# Since 2026-12-08 the tracked files are ~34.7 MB (the eleven generated family fixtures, 7.9 MB, are committed) and
-# .device as prepare writes it ~35.7 MB: together over the 64 MiB a call may carry, refused before it starts.
-# Before the lease, here: `../shared/device/prepare && bench/device-slim.sh` (.device to ~29.1 MB, about 90 s). A call's tree (tracked files, about 23 MB, plus what it carries)
-# must stay under 64 MiB and .device takes 34, so the shared fixtures go in small sets: .fixtures with
-# models/stories260K, gguf/stories260K.gguf and gguf/ggml-vocab-gpt-2.gguf (4 MB; the other tiny models are
-# committed) for parts 1-5; and the uncommitted tiny-llama-256 and
+# Before the lease, here: `../shared/device/prepare && bench/device-slim.sh` (about 90 s). A call's tree (the tracked
+# files, ~34.7 MB since the eleven generated family fixtures were committed on 2026-12-08, plus what it carries) must
+# stay under 64 MiB; .device takes ~35.7 MB as prepare writes it, over the limit with the tree alone, and ~29.1 MB
+# slimmed. So the shared fixtures go in small sets: .fixtures with models/stories260K and gguf/stories260K.gguf
+# (2.3 MB; the other tiny models are committed; gguf/ggml-vocab-gpt-2.gguf, 1.8 MB, only where a call has room) for
+# parts 1-5; and the uncommitted tiny-llama-256 and
 # tiny-qwen2-256 (15 MB, in .fixtures-256/models) in a call of their own that carries only them, on the still-warm
 # machine, copies them into .fixtures/models and runs test/gpu/cuda-models, cuda-quantized-models and fp8-weights
 # again (part 1 skips what needs them). The device keeps ignored paths between calls only if .gitignore names them
