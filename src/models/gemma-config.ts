@@ -2,7 +2,7 @@ import type { GatedActivation } from '../backend/backend.ts';
 import type { RopeSpec } from '../backend/rope-spec.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import { UserError } from '../util/errors.ts';
-import { type LayerType, layerTypesOf, ropesByLayerType, ropeWith } from './layer-types.ts';
+import { everyNthFull, type LayerType, layerTypesOf, ropesByLayerType, ropeWith } from './layer-types.ts';
 
 /** What a Gemma 1/2/3 config says beyond the Llama fields, resolved as transformers resolves it. */
 export interface GemmaSettings {
@@ -27,10 +27,7 @@ const positive = (v: unknown): number => (typeof v === 'number' && v > 0 ? v : 0
  * configs), else transformers' Gemma 2 rule (even-indexed layers sliding, odd ones full); Gemma 1 never slides.
  */
 function gemmaLayerTypes(cfg: ModelConfig, generation: GemmaGeneration, path: string): LayerType[] {
-  const raw = cfg.raw;
-  const pattern = raw.sliding_window_pattern ?? raw._sliding_window_pattern;
-  const every = generation === 1 ? 0 : typeof pattern === 'number' ? pattern : 2;
-  return layerTypesOf(cfg, (i) => (every > 0 && (i + 1) % every !== 0 ? 'sliding_attention' : 'full_attention'), path);
+  return generation === 1 ? layerTypesOf(cfg, () => 'full_attention', path) : everyNthFull(cfg, 2, path);
 }
 
 /**

@@ -18,6 +18,16 @@ export function layerTypesOf(cfg: ModelConfig, rule: (layer: number) => LayerTyp
   return listed as LayerType[];
 }
 
+/**
+ * Each layer's type by transformers' `sliding_window_pattern` rule (every n-th layer full, the others sliding;
+ * `every` where the config gives no number, 0: none slides), unless the config lists `layer_types`.
+ */
+export function everyNthFull(cfg: ModelConfig, every: number, path = 'config.json'): LayerType[] {
+  const given = cfg.raw.sliding_window_pattern ?? cfg.raw._sliding_window_pattern;
+  const n = typeof given === 'number' ? given : every;
+  return layerTypesOf(cfg, (i) => (n > 0 && (i + 1) % n !== 0 ? 'sliding_attention' : 'full_attention'), path);
+}
+
 /** A rotary embedding of base `theta` with rope_parameters / rope_scaling `scaling` (null or type default: none). */
 export function ropeWith(cfg: ModelConfig, theta: number, scaling: Record<string, unknown> | null): RopeSpec {
   const type = (scaling?.rope_type ?? scaling?.type ?? 'default') as string;

@@ -4,7 +4,7 @@ import type { ModelConfig } from '../loader/hf-config.ts';
 import { UserError } from '../util/errors.ts';
 import type { Architecture } from './architecture.ts';
 import { cachedAttention } from './kv-compression.ts';
-import { type LayerType, layerTypesOf } from './layer-types.ts';
+import { everyNthFull, type LayerType } from './layer-types.ts';
 import type { Model } from './model.ts';
 import { ropeSpecFromConfig, withoutRotation } from './rope.ts';
 import type { ModelWeights } from './weights.ts';
@@ -159,11 +159,7 @@ const COHERE: Layout = {
 /** Command R7B: Command-R's layout with sliding layers (transformers' default: three of every four) and NoPE full ones. */
 const COHERE2: Layout = {
   ...COHERE,
-  layerTypes: (cfg) => {
-    const given = cfg.raw.sliding_window_pattern ?? cfg.raw._sliding_window_pattern;
-    const pattern = typeof given === 'number' ? given : 4;
-    return layerTypesOf(cfg, (i) => ((i + 1) % pattern ? 'sliding_attention' : 'full_attention'), 'config.json');
-  },
+  layerTypes: (cfg) => everyNthFull(cfg, 4),
 };
 
 /** A LayerNorm's bias where the family's norms have none. */

@@ -2,7 +2,7 @@ import type { AttentionSpec, Backend, LayerKvCache, StepContext, Tensor } from '
 import type { RopeSpec } from '../backend/rope-spec.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import type { Architecture } from './architecture.ts';
-import { type LayerType, layerTypesOf, ropesByLayerType, ropeWith } from './layer-types.ts';
+import { everyNthFull, type LayerType, layerTypesOf, ropesByLayerType, ropeWith } from './layer-types.ts';
 import { headNormOf } from './llama.ts';
 import type { Model } from './model.ts';
 import { ropeSpecFromConfig, withoutRotation } from './rope.ts';
@@ -101,8 +101,7 @@ const OLMO2: OlmoFamily = {
 
 /** OLMo 3's sliding layers are `layer_types`' (transformers' rule without it: three of every four), RoPE unscaled. */
 const OLMO3: OlmoFamily = {
-  layerTypes: (cfg) =>
-    layerTypesOf(cfg, (i) => ((i + 1) % 4 === 0 ? 'full_attention' : 'sliding_attention'), 'config.json'),
+  layerTypes: (cfg) => everyNthFull(cfg, 4),
   ropes: (cfg, types) => {
     const ropes = ropesByLayerType(cfg, () => ropeWith(cfg, cfg.ropeTheta, null));
     return types.map((type) => ropes[type]);
@@ -118,15 +117,12 @@ const OLMO3: OlmoFamily = {
 const EXAONE4: OlmoFamily = {
   layerTypes: (cfg) => {
     const pattern = cfg.raw.sliding_window_pattern;
-    const rule = (i: number): LayerType => {
-      if (cfg.raw.sliding_window === null || cfg.raw.sliding_window === undefined) return 'full_attention';
-      if (typeof pattern === 'string' && pattern.length > 0) {
-        return i < cfg.numLayers - 1 && pattern[i % pattern.length] === 'L' ? 'sliding_attention' : 'full_attention';
-      }
-      const every = typeof pattern === 'number' ? pattern : 4;
-      return every > 0 && (i + 1) % every !== 0 ? 'sliding_attention' : 'full_attention';
-    };
-    return layerTypesOf(cfg, rule, 'config.json');
+    // Without a window transformers sets the pattern to 0 whatever the config says: no layer slides.
+    if (typeof cfg.raw.sliding_window !== 'number') return layerTypesOf(cfg, () => 'full_attention', 'config.json');
+    if (typeof pattern !== 'string' || pattern.length === 0) return everyNthFull(cfg, 4);
+    const letter = (i: number): LayerType =>
+      i < cfg.numLayers - 1 && pattern[i % pattern.length] === 'L' ? 'sliding_attention' : 'full_attention';
+    return layerTypesOf(cfg, letter, 'config.json');
   },
   ropes: (cfg, types) => {
     const rope = ropeSpecFromConfig(cfg);
