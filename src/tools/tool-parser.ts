@@ -125,7 +125,7 @@ export const KIMI_K2: ToolCallFormat = {
 export const OLMO3: ToolCallFormat = {
   name: 'olmo3',
   tags: [{ start: '<function_calls>', end: '</function_calls>' }],
-  readBody: (body) => parseCallSequence(body),
+  readBody: parseCallSequence,
 };
 
 /**

@@ -93,6 +93,9 @@ const POOLER = /^(bert\.|roberta\.)?pooler\.dense\.(weight|bias)$/;
 /** The architectures whose norms are LayerNorms (llama.cpp's `layer_norm_epsilon`; the others' are RMSNorms). */
 const LAYER_NORM = new Set(['phi2', 'starcoder2', 'command-r', 'cohere2']);
 
+/** llama.cpp's fixed hybrids (olmo2, cohere2, exaone4 windows; smollm3's RoPE): every layer but each fourth. */
+const notFourth = (layer: number) => (layer + 1) % 4 !== 0;
+
 /**
  * The window of a model whose layers slide three of every four and attend fully in the fourth, the only hybrid
  * llama.cpp's olmo2 and cohere2 express (no key says which layers slide): a config that says otherwise is refused.
@@ -100,8 +103,7 @@ const LAYER_NORM = new Set(['phi2', 'starcoder2', 'command-r', 'cohere2']);
 function slidingEveryFourth(cfg: ModelConfig, arch: string): number {
   const types = cfg.raw.layer_types;
   const pattern = cfg.raw.sliding_window_pattern ?? cfg.raw._sliding_window_pattern;
-  const slides = (i: number) => (i + 1) % 4 !== 0;
-  if (Array.isArray(types) && types.some((t, i) => (t === 'sliding_attention') !== slides(i))) {
+  if (Array.isArray(types) && types.some((t, i) => (t === 'sliding_attention') !== notFourth(i))) {
     throw new UserError(
       `config.json: layer_types ${JSON.stringify(types)} cannot be written to GGUF (llama.cpp's ${arch} slides three layers of every four)`,
     );
@@ -129,7 +131,7 @@ const ARCH_METADATA: Record<string, (cfg: ModelConfig) => [string, GgufValue][]>
   smollm3: (cfg) => {
     // llama.cpp's smollm3 leaves every fourth layer unrotated and has no key to say otherwise.
     const rotated = smollm3RotatedLayers(cfg);
-    if (rotated.some((r, i) => r !== ((i + 1) % 4 !== 0))) {
+    if (rotated.some((r, i) => r !== notFourth(i))) {
       throw new UserError(
         `config.json: no_rope_layers ${JSON.stringify(rotated.map(Number))} cannot be written to GGUF (llama.cpp's smollm3 leaves every fourth layer unrotated)`,
       );
