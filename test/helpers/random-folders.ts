@@ -71,6 +71,26 @@ const attention = (p: string, o: string, biased: boolean, kvHeads = KV_HEADS): S
   ];
 };
 
+/** Llama's gated MLP: gate_proj, up_proj, down_proj. */
+const gatedMlp = (p: string): Spec[] => [
+  [`${p}.mlp.gate_proj.weight`, [FF, HIDDEN]],
+  [`${p}.mlp.up_proj.weight`, [FF, HIDDEN]],
+  [`${p}.mlp.down_proj.weight`, [HIDDEN, FF]],
+];
+
+/**
+ * OLMo 2's layer (EXAONE 4's too): no pre-norms, q and k normed (weights of `qNorm` and `kNorm` values: across heads,
+ * or per head), the norms of the attention and MLP outputs.
+ */
+const postNormLayer = (p: string, qNorm: number, kNorm: number): Spec[] => [
+  ...attention(p, 'o_proj', false),
+  [`${p}.self_attn.q_norm.weight`, [qNorm], 'norm'],
+  [`${p}.self_attn.k_norm.weight`, [kNorm], 'norm'],
+  [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
+  ...gatedMlp(p),
+  [`${p}.post_feedforward_layernorm.weight`, [HIDDEN], 'norm'],
+];
+
 const layerNorm = (name: string): Spec[] => [
   [`${name}.weight`, [HIDDEN], 'norm'],
   [`${name}.bias`, [HIDDEN], 'bias'],
@@ -80,16 +100,7 @@ const layerNorm = (name: string): Spec[] => [
 export function writeTinyOlmoFolder(out: string, generation: 2 | 3, tokenizerFixture: string): string {
   const specs: Spec[] = [
     ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
-    ...layers((p) => [
-      ...attention(p, 'o_proj', false),
-      [`${p}.self_attn.q_norm.weight`, [HEADS * HEAD_DIM], 'norm'],
-      [`${p}.self_attn.k_norm.weight`, [KV_HEADS * HEAD_DIM], 'norm'],
-      [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
-      [`${p}.mlp.gate_proj.weight`, [FF, HIDDEN]],
-      [`${p}.mlp.up_proj.weight`, [FF, HIDDEN]],
-      [`${p}.mlp.down_proj.weight`, [HIDDEN, FF]],
-      [`${p}.post_feedforward_layernorm.weight`, [HIDDEN], 'norm'],
-    ]),
+    ...layers((p) => postNormLayer(p, HEADS * HEAD_DIM, KV_HEADS * HEAD_DIM)),
     ['model.norm.weight', [HIDDEN], 'norm'],
     ['lm_head.weight', [VOCAB, HIDDEN]],
   ];
@@ -193,9 +204,7 @@ export function writeTinyCohereFolder(out: string, tokenizerFixture: string, gen
     ...layers((p) => [
       [`${p}.input_layernorm.weight`, [HIDDEN], 'norm'],
       ...attention(p, 'o_proj', false),
-      [`${p}.mlp.gate_proj.weight`, [FF, HIDDEN]],
-      [`${p}.mlp.up_proj.weight`, [FF, HIDDEN]],
-      [`${p}.mlp.down_proj.weight`, [HIDDEN, FF]],
+      ...gatedMlp(p),
     ]),
     ['model.norm.weight', [HIDDEN], 'norm'],
   ];
@@ -226,9 +235,7 @@ export function writeTinySmollm3Folder(out: string, tokenizerFixture: string): s
       [`${p}.input_layernorm.weight`, [HIDDEN], 'norm'],
       ...attention(p, 'o_proj', false),
       [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
-      [`${p}.mlp.gate_proj.weight`, [FF, HIDDEN]],
-      [`${p}.mlp.up_proj.weight`, [FF, HIDDEN]],
-      [`${p}.mlp.down_proj.weight`, [HIDDEN, FF]],
+      ...gatedMlp(p),
     ]),
     ['model.norm.weight', [HIDDEN], 'norm'],
   ];
@@ -256,19 +263,7 @@ export function writeTinyExaone4Folder(out: string, tokenizerFixture: string, hy
   const count = hybrid ? 64 : LAYERS;
   const specs: Spec[] = [
     ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
-    ...layers(
-      (p) => [
-        ...attention(p, 'o_proj', false),
-        [`${p}.self_attn.q_norm.weight`, [HEAD_DIM], 'norm'],
-        [`${p}.self_attn.k_norm.weight`, [HEAD_DIM], 'norm'],
-        [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
-        [`${p}.mlp.gate_proj.weight`, [FF, HIDDEN]],
-        [`${p}.mlp.up_proj.weight`, [FF, HIDDEN]],
-        [`${p}.mlp.down_proj.weight`, [HIDDEN, FF]],
-        [`${p}.post_feedforward_layernorm.weight`, [HIDDEN], 'norm'],
-      ],
-      count,
-    ),
+    ...layers((p) => postNormLayer(p, HEAD_DIM, HEAD_DIM), count),
     ['model.norm.weight', [HIDDEN], 'norm'],
   ];
   const config = {
