@@ -8,11 +8,12 @@ import { convertToGguf } from '../../src/loader/gguf/convert.ts';
 import { type GgufValue, gguf } from '../../src/loader/gguf/format.ts';
 import { GgufFile, type GgufTensorInfo } from '../../src/loader/gguf/read.ts';
 import { type GgufTensorOut, writeGguf } from '../../src/loader/gguf/write.ts';
-import { encodeSafetensors, openSafetensors } from '../../src/loader/safetensors.ts';
+import { encodeSafetensors } from '../../src/loader/safetensors.ts';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadModel } from '../../src/models/load.ts';
-import { type DType, toFloat32 } from '../../src/primitives/host-tensor.ts';
+import type { DType } from '../../src/primitives/host-tensor.ts';
 import { mulberry32 } from '../../src/util/random.ts';
+import { readTensors } from '../helpers/bert-variants.ts';
 import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
 import { GGUF_FIXTURES } from '../helpers/golden-cases.ts';
 import { cpuLlamaForTests, logSoftmax, teacherForcedSteps } from '../helpers/llama-cpp.ts';
@@ -371,19 +372,14 @@ function graniteMoeGguf(llamaGguf: string, to: string): void {
 function graniteMoeFolder(tinyLlama: string, moeGguf: string, to: string): string {
   cpSync(tinyLlama, to, { recursive: true });
   const file = GgufFile.open(moeGguf);
-  const source = openSafetensors(tinyLlama);
   try {
     const floats = (name: string) => {
       const t = file.tensors.get(name)!;
       return { shape: [...t.dims].reverse(), data: new Float32Array(Uint8Array.from(file.readBytes(t)).buffer) };
     };
-    const tensors = source
-      .names()
-      .filter((n) => !n.includes('.mlp.'))
-      .map((name) => {
-        const t = source.get(name);
-        return { name, shape: [...t.shape], data: toFloat32(t) };
-      });
+    const tensors = [...readTensors(tinyLlama)]
+      .filter(([name]) => !name.includes('.mlp.'))
+      .map(([name, t]) => ({ name, ...t }));
     const layers = Number(file.value('granitemoe.block_count'));
     for (let i = 0; i < layers; i++) {
       const [gate, up, down, router] = ['gate_exps', 'up_exps', 'down_exps', 'gate_inp'].map((p) =>
@@ -419,7 +415,6 @@ function graniteMoeFolder(tinyLlama: string, moeGguf: string, to: string): strin
     return to;
   } finally {
     file.close();
-    source.close();
   }
 }
 

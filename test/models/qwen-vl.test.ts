@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { readJson } from '../../src/loader/hf-config.ts';
-import { encodeSafetensors, openSafetensors } from '../../src/loader/safetensors.ts';
 import { loadModel } from '../../src/models/load.ts';
-import { toFloat32 } from '../../src/primitives/host-tensor.ts';
+import { FolderVariants, readTensors, type Tensors } from '../helpers/bert-variants.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { maxAbsDiff, PagedSession } from '../helpers/paged-session.ts';
 
@@ -19,25 +16,16 @@ import { maxAbsDiff, PagedSession } from '../helpers/paged-session.ts';
  */
 const qwen2 = modelFixture('tiny-qwen2');
 const qwen3 = modelFixture('tiny-qwen3');
-const tmp = mkdtempSync(join(tmpdir(), 'pagoda-qwen-vl-'));
-after(() => rmSync(tmp, { recursive: true, force: true }));
+const variants = { [qwen2.path]: new FolderVariants(qwen2.path), [qwen3.path]: new FolderVariants(qwen3.path) };
+after(() => {
+  for (const v of Object.values(variants)) v.cleanup();
+});
 
-/** `fixture`'s weights renamed by `rename`, a vision tensor added, under `config`. */
-function saved(fixture: string, name: string, config: object, rename: (n: string) => string, vision: string): string {
-  const dir = join(tmp, name);
-  mkdirSync(dir);
-  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
-    writeFileSync(join(dir, f), readFileSync(join(fixture, f)));
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-  const source = openSafetensors(fixture);
-  const tensors = source.names().map((n) => {
-    const t = source.get(n);
-    return { name: rename(n), shape: [...t.shape], data: toFloat32(t) };
-  });
-  source.close();
-  tensors.push({ name: vision, shape: [2, 2], data: new Float32Array(4) });
-  writeFileSync(join(dir, 'model.safetensors'), encodeSafetensors(tensors));
-  return dir;
+/** `fixture`'s folder with `config`, its weights renamed by `rename` and a vision tensor added beside them. */
+function saved(fixture: string, config: Record<string, unknown>, rename: (n: string) => string, vision: string) {
+  const tensors: Tensors = new Map([...readTensors(fixture)].map(([n, t]) => [rename(n), t]));
+  tensors.set(vision, { shape: [2, 2], data: new Float32Array(4) });
+  return variants[fixture]!.make(config, tensors);
 }
 
 function assertGolden(dir: string, fixture: string): void {
@@ -68,7 +56,7 @@ describe('Qwen2.5-VL: its language model, for text alone', { skip: qwen2.skip },
       vision_config: { depth: 1, hidden_size: 8 },
     };
     assertGolden(
-      saved(qwen2.path, 'qwen2_5-vl-4', config, (n) => n, 'visual.blocks.0.attn.qkv.weight'),
+      saved(qwen2.path, config, (n) => n, 'visual.blocks.0.attn.qkv.weight'),
       qwen2.path,
     );
   });
@@ -81,7 +69,7 @@ describe('Qwen2.5-VL: its language model, for text alone', { skip: qwen2.skip },
       tie_word_embeddings: true,
     };
     const rename = (n: string) => n.replace(/^model\./, 'model.language_model.');
-    assertGolden(saved(qwen2.path, 'qwen2_5-vl-5', config, rename, 'model.visual.patch_embed.proj.weight'), qwen2.path);
+    assertGolden(saved(qwen2.path, config, rename, 'model.visual.patch_embed.proj.weight'), qwen2.path);
   });
 });
 
@@ -100,5 +88,5 @@ test('Qwen3-VL: its language model, for text alone (text_config, weights under m
     tie_word_embeddings: false,
   };
   const rename = (n: string) => n.replace(/^model\./, 'model.language_model.');
-  assertGolden(saved(qwen3.path, 'qwen3-vl', config, rename, 'model.visual.patch_embed.proj.weight'), qwen3.path);
+  assertGolden(saved(qwen3.path, config, rename, 'model.visual.patch_embed.proj.weight'), qwen3.path);
 });
