@@ -71,6 +71,12 @@ const graniteScales = (m: MetaReader) => ({
   logits_scaling: m.num('logit_scale') ?? 1,
 });
 
+/** Command-R's and R7B's: a SwiGLU MLP, and the logit scale where the file has it (else CohereConfig's default applies). */
+function cohereKeys(m: MetaReader): Record<string, unknown> {
+  const scale = m.num('logit_scale');
+  return { hidden_act: 'silu', ...(scale === undefined ? {} : { logit_scale: scale }) };
+}
+
 /** The depth llama.cpp's exaone4 reads as the hybrid 32B model. */
 export const EXAONE4_HYBRID_LAYERS = 64;
 
@@ -170,28 +176,16 @@ const ARCHS: Record<string, ArchInfo> = {
     modelType: 'phi',
     extra: (m) => ({ hidden_act: 'gelu_new', ...partialRotary(m) }),
   },
-  'command-r': {
-    architecture: 'CohereForCausalLM',
-    modelType: 'cohere',
-    // Without the key, CohereConfig's default logit_scale (config-defaults.ts) applies.
-    extra: (m) => {
-      const scale = m.num('logit_scale');
-      return { hidden_act: 'silu', ...(scale === undefined ? {} : { logit_scale: scale }) };
-    },
-  },
+  'command-r': { architecture: 'CohereForCausalLM', modelType: 'cohere', extra: (m) => cohereKeys(m) },
   // Command R7B: llama.cpp slides three layers of every four (no key says so) and rotates only those.
   cohere2: {
     architecture: 'Cohere2ForCausalLM',
     modelType: 'cohere2',
-    extra: (m) => {
-      const scale = m.num('logit_scale');
-      return {
-        hidden_act: 'silu',
-        sliding_window: m.need('attention.sliding_window'),
-        sliding_window_pattern: 4,
-        ...(scale === undefined ? {} : { logit_scale: scale }),
-      };
-    },
+    extra: (m) => ({
+      ...cohereKeys(m),
+      sliding_window: m.need('attention.sliding_window'),
+      sliding_window_pattern: 4,
+    }),
   },
   qwen2moe: {
     architecture: 'Qwen2MoeForCausalLM',
