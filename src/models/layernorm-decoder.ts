@@ -35,7 +35,7 @@ interface LayerNormDecoderLayer {
 /**
  * Decoders of LayerNorms, RoPE and a GELU or SwiGLU MLP: StarCoder2 runs attention, then the MLP, each after its own
  * norm; Phi-2 and Command-R run both on the one normed input and add both to the residual stream. Command-R's logits
- * are scaled.
+ * are scaled; Command R7B's layers each carry their window and RoPE (its full layers none).
  */
 export class LayerNormDecoder implements Model {
   readonly compactsKv = true;
