@@ -11,7 +11,7 @@ export const glm4: Architecture = {
   tensorParallel: true,
   build: (cfg, w, backend, options) =>
     buildLlama(
-      { qkvBias: true, qkNorm: false, oBias: false, fusedGateUp: true, ropeStyle: 'gptj', sandwichNorms: true },
+      { qkvBias: true, oBias: false, fusedGateUp: true, ropeStyle: 'gptj', sandwichNorms: true },
       cfg,
       w,
       backend,

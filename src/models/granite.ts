@@ -9,7 +9,7 @@ export const granite: Architecture = {
   modelTypes: ['granite'],
   tensorParallel: true,
   build: (cfg, w, backend, options) =>
-    buildLlama({ qkvBias: false, qkNorm: false, multipliers: graniteMultipliers(cfg) }, cfg, w, backend, options),
+    buildLlama({ qkvBias: false, multipliers: graniteMultipliers(cfg) }, cfg, w, backend, options),
 };
 
 /**
@@ -21,7 +21,7 @@ export const graniteMoe: Architecture = {
   modelTypes: ['granitemoe'],
   moe: GRANITE_MOE,
   build: (cfg, w, backend, options) => {
-    const opts = { qkvBias: false, qkNorm: false, moe: GRANITE_MOE, multipliers: graniteMultipliers(cfg) };
+    const opts = { qkvBias: false, moe: GRANITE_MOE, multipliers: graniteMultipliers(cfg) };
     return buildLlama(opts, cfg, w, backend, options);
   },
 };

@@ -15,8 +15,11 @@ import type { ModelWeights } from './weights.ts';
 export interface LlamaOptions {
   /** Bias on q/k/v projections (Qwen2 always; Llama when `attention_bias`, which also biases o_proj). */
   qkvBias: boolean;
-  /** RMSNorm over each q and k head before RoPE (Qwen3). */
-  qkNorm: boolean;
+  /**
+   * q and k RMSNormed before RoPE: each head alone (Qwen3; weights `[D]`, applied by RoPE's HeadNorm) or across all
+   * heads (OLMoE; weights `[Hq*D]` and `[Hk*D]`); not at all where absent.
+   */
+  qkNorm?: 'per-head' | 'across-heads';
   /** q/k/v stored packed as `qkv_proj` and gate/up as `gate_up_proj`, in the order the stack uses (Phi-3). */
   fusedProjections?: boolean;
   /** gate/up alone stored packed as `gate_up_proj` (GLM-4). */
@@ -53,6 +56,8 @@ interface LlamaLayer {
   o: Linear;
   qNorm?: Tensor;
   kNorm?: Tensor;
+  /** The q/k norms span all heads (LlamaOptions.qkNorm 'across-heads'), so they run apart, before RoPE. */
+  qkNormAcrossHeads: boolean;
   postNorm: Tensor;
   /** GLM-4's norms of the attention and MLP outputs, before each is added (LlamaOptions.sandwichNorms). */
   attnOutNorm?: Tensor;
@@ -123,17 +128,23 @@ class LlamaStack {
 
   private attention(x: Tensor, layer: LlamaLayer, cache: LayerKvCache | null, step: StepContext): Tensor {
     const b = this.backend;
+    const eps = this.config.normEps;
     const { numHeads, numKvHeads, headDim } = layer.attention;
-    const norm = headNormOf(layer, this.config.normEps);
+    if (cache && !layer.qkNormAcrossHeads) {
+      const { weight, bias } = layer.qkv;
+      const norm = headNormOf(layer, eps);
+      const [q] = b.qkvRopeWriteKv(x, weight, bias, layer.attention, layer.rope, cache, step, norm);
+      return b.allReduce(linear(b, cachedAttention(b, q, cache, layer.attention, step, layer.o.weight), layer.o));
+    }
+    const kvDim = numKvHeads * headDim;
+    const qkv = b.splitColumns(linear(b, x, layer.qkv), [numHeads * headDim, kvDim, kvDim]);
+    let [q, k, v] = [qkv[0]!, qkv[1]!, qkv[2]!];
+    if (layer.qkNormAcrossHeads) [q, k] = [b.rmsNorm(q, layer.qNorm!, eps), b.rmsNorm(k, layer.kNorm!, eps)];
     if (!cache) {
-      const kvDim = numKvHeads * headDim;
-      const qkv = b.splitColumns(linear(b, x, layer.qkv), [numHeads * headDim, kvDim, kvDim]);
-      const [q, k, v] = [qkv[0]!, qkv[1]!, qkv[2]!];
-      b.rope(q, k, headDim, layer.rope, step, norm);
+      b.rope(q, k, headDim, layer.rope, step, layer.qkNormAcrossHeads ? undefined : headNormOf(layer, eps));
       return b.allReduce(linear(b, b.selfAttention(q, k, v, layer.attention, step), layer.o));
     }
-    const { weight, bias } = layer.qkv;
-    const [q] = b.qkvRopeWriteKv(x, weight, bias, layer.attention, layer.rope, cache, step, norm);
+    b.ropeWriteKv(q, k, v, layer.rope, cache, step);
     return b.allReduce(linear(b, cachedAttention(b, q, cache, layer.attention, step, layer.o.weight), layer.o));
   }
 }
@@ -242,6 +253,7 @@ function buildStack(
   const rope = ropeSpecFromConfig(cfg, opts.ropeStyle ?? 'neox', build.maxModelLen);
   const noRope = withoutRotation(rope);
   const rotated = opts.rotatedLayers?.(cfg);
+  const acrossHeads = opts.qkNorm === 'across-heads';
   /** A linear split by `shard` (a row-parallel one's bias is added by rank 0 alone). */
   const lin = (name: string, out: number, inp: number, bias: boolean, shard: ShardSpec): Linear => ({
     weight: w.load(`${name}.weight`, [out, inp], { shard }),
@@ -279,8 +291,9 @@ function buildStack(
             share.qkv,
           ),
       o: lin(`${p}.self_attn.o_proj`, H, numHeads * D, opts.oBias ?? cfg.attentionBias, ROW_PARALLEL),
-      qNorm: opts.qkNorm ? w.load(`${p}.self_attn.q_norm.weight`, [D]) : undefined,
-      kNorm: opts.qkNorm ? w.load(`${p}.self_attn.k_norm.weight`, [D]) : undefined,
+      qNorm: opts.qkNorm ? w.load(`${p}.self_attn.q_norm.weight`, [acrossHeads ? numHeads * D : D]) : undefined,
+      kNorm: opts.qkNorm ? w.load(`${p}.self_attn.k_norm.weight`, [acrossHeads ? numKvHeads * D : D]) : undefined,
+      qkNormAcrossHeads: acrossHeads,
       postNorm: w.load(`${p}.post_attention_layernorm.weight`, [H]),
       attnOutNorm: opts.sandwichNorms ? w.load(`${p}.post_self_attn_layernorm.weight`, [H]) : undefined,
       mlpOutNorm: opts.sandwichNorms ? w.load(`${p}.post_mlp_layernorm.weight`, [H]) : undefined,
@@ -345,5 +358,5 @@ export const llama: Architecture = {
   names: ['LlamaForCausalLM'],
   modelTypes: ['llama'],
   tensorParallel: true,
-  build: (cfg, w, backend, options) => buildLlama({ qkvBias: false, qkNorm: false }, cfg, w, backend, options),
+  build: (cfg, w, backend, options) => buildLlama({ qkvBias: false }, cfg, w, backend, options),
 };

@@ -6,5 +6,5 @@ export const mistral: Architecture = {
   names: ['MistralForCausalLM'],
   modelTypes: ['mistral'],
   tensorParallel: true,
-  build: (cfg, w, backend, options) => buildLlama({ qkvBias: false, qkNorm: false }, cfg, w, backend, options),
+  build: (cfg, w, backend, options) => buildLlama({ qkvBias: false }, cfg, w, backend, options),
 };

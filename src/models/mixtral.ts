@@ -7,6 +7,5 @@ export const mixtral: Architecture = {
   names: ['MixtralForCausalLM'],
   modelTypes: ['mixtral'],
   moe: MIXTRAL,
-  build: (cfg, w, backend, options) =>
-    buildLlama({ qkvBias: false, qkNorm: false, moe: MIXTRAL }, cfg, w, backend, options),
+  build: (cfg, w, backend, options) => buildLlama({ qkvBias: false, moe: MIXTRAL }, cfg, w, backend, options),
 };

@@ -39,6 +39,9 @@ export const MIXTRAL: MoeFamily = {
   defaults: { numExperts: 8, topK: 2 },
 };
 
+/** OLMoE: Qwen's names and routing, transformers' OlmoeConfig defaults. */
+export const OLMOE: MoeFamily = { ...QWEN_MOE, defaults: { numExperts: 64, topK: 8 } };
+
 /**
  * Granite 3 MoE (Hugging Face's fused experts, or llama.cpp's stacked ones read under Qwen's per-expert names): a
  * softmax over the top-k router logits, Mixtral's renormalised weights.

@@ -9,6 +9,5 @@ export const phi3: Architecture = {
   names: ['Phi3ForCausalLM'],
   modelTypes: ['phi3'],
   tensorParallel: true,
-  build: (cfg, w, backend, options) =>
-    buildLlama({ qkvBias: false, qkNorm: false, fusedProjections: true }, cfg, w, backend, options),
+  build: (cfg, w, backend, options) => buildLlama({ qkvBias: false, fusedProjections: true }, cfg, w, backend, options),
 };

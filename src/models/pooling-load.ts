@@ -19,11 +19,11 @@ import type { Encoder } from './model.ts';
 import { EmbeddingModel, type Linear, type PoolingModel, RerankerModel } from './pooling-model.ts';
 import { ModelWeights } from './weights.ts';
 
-const PLAIN: LlamaOptions = { qkvBias: false, qkNorm: false };
+const PLAIN: LlamaOptions = { qkvBias: false };
 const DECODERS: Record<PoolingDecoder, LlamaOptions> = {
-  Qwen3Model: { qkvBias: false, qkNorm: true },
-  Qwen3ForCausalLM: { qkvBias: false, qkNorm: true },
-  Qwen3ForSequenceClassification: { qkvBias: false, qkNorm: true },
+  Qwen3Model: { qkvBias: false, qkNorm: 'per-head' },
+  Qwen3ForCausalLM: { qkvBias: false, qkNorm: 'per-head' },
+  Qwen3ForSequenceClassification: { qkvBias: false, qkNorm: 'per-head' },
   LlamaModel: PLAIN,
   LlamaForCausalLM: PLAIN,
   MistralModel: PLAIN,

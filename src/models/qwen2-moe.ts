@@ -8,5 +8,5 @@ export const qwen2Moe: Architecture = {
   modelTypes: ['qwen2_moe'],
   moe: QWEN2_MOE,
   build: (cfg, w, backend, options) =>
-    buildLlama({ qkvBias: cfg.raw.qkv_bias !== false, qkNorm: false, moe: QWEN2_MOE }, cfg, w, backend, options),
+    buildLlama({ qkvBias: cfg.raw.qkv_bias !== false, moe: QWEN2_MOE }, cfg, w, backend, options),
 };

@@ -9,5 +9,5 @@ export const qwen2: Architecture = {
   names: ['Qwen2ForCausalLM', 'Qwen2VLForConditionalGeneration', 'Qwen2_5_VLForConditionalGeneration'],
   modelTypes: ['qwen2', 'qwen2_vl', 'qwen2_5_vl'],
   tensorParallel: true,
-  build: (cfg, w, backend, options) => buildLlama({ qkvBias: true, qkNorm: false }, cfg, w, backend, options),
+  build: (cfg, w, backend, options) => buildLlama({ qkvBias: true }, cfg, w, backend, options),
 };

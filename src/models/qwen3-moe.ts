@@ -8,5 +8,5 @@ export const qwen3Moe: Architecture = {
   modelTypes: ['qwen3_moe'],
   moe: QWEN_MOE,
   build: (cfg, w, backend, options) =>
-    buildLlama({ qkvBias: false, qkNorm: true, moe: QWEN_MOE }, cfg, w, backend, options),
+    buildLlama({ qkvBias: false, qkNorm: 'per-head', moe: QWEN_MOE }, cfg, w, backend, options),
 };

@@ -9,5 +9,5 @@ export const qwen3: Architecture = {
   names: ['Qwen3ForCausalLM', 'Qwen3VLForConditionalGeneration'],
   modelTypes: ['qwen3', 'qwen3_vl'],
   tensorParallel: true,
-  build: (cfg, w, backend, options) => buildLlama({ qkvBias: false, qkNorm: true }, cfg, w, backend, options),
+  build: (cfg, w, backend, options) => buildLlama({ qkvBias: false, qkNorm: 'per-head' }, cfg, w, backend, options),
 };

@@ -10,6 +10,7 @@ import { llama } from './llama.ts';
 import { mistral } from './mistral.ts';
 import { mixtral } from './mixtral.ts';
 import { exaone4, olmo2, olmo3 } from './olmo.ts';
+import { olmoe } from './olmoe.ts';
 import { phi3 } from './phi3.ts';
 import { qwen2 } from './qwen2.ts';
 import { qwen2Moe } from './qwen2-moe.ts';
@@ -36,6 +37,7 @@ export const ARCHITECTURES: readonly Architecture[] = [
   olmo2,
   olmo3,
   exaone4,
+  olmoe,
   starcoder2,
   phi,
   cohere,

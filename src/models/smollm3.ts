@@ -8,5 +8,5 @@ export const smollm3: Architecture = {
   modelTypes: ['smollm3'],
   tensorParallel: true,
   build: (cfg, w, backend, options) =>
-    buildLlama({ qkvBias: false, qkNorm: false, rotatedLayers: smollm3RotatedLayers }, cfg, w, backend, options),
+    buildLlama({ qkvBias: false, rotatedLayers: smollm3RotatedLayers }, cfg, w, backend, options),
 };

@@ -312,3 +312,143 @@ export function writeTinyGlm4Folder(out: string, tokenizerFixture: string): stri
   };
   return writeFolder(out, 2010, config, specs, tokenizerFixture);
 }
+
+/** The mixture-of-experts families `writeTinyMoeFolder` writes; `qwen3moe-fused` stores the experts as transformers 5. */
+export type TinyMoe = 'olmoe' | 'mixtral' | 'qwen2moe' | 'qwen3moe' | 'qwen3moe-fused' | 'granitemoe';
+
+const EXPERTS = 4;
+const EXPERT_FF = 48;
+const SHARED_FF = 80;
+
+/** A layer's experts in the family's layout: router, then each projection per expert or fused across experts. */
+function moeBlock(p: string, family: TinyMoe): Spec[] {
+  const perExpert = (block: string, [gate, up, down]: readonly string[]): Spec[] => [
+    [`${p}.${block}.gate.weight`, [EXPERTS, HIDDEN]],
+    ...Array.from({ length: EXPERTS }, (_, e): Spec[] => [
+      [`${p}.${block}.experts.${e}.${gate}.weight`, [EXPERT_FF, HIDDEN]],
+      [`${p}.${block}.experts.${e}.${up}.weight`, [EXPERT_FF, HIDDEN]],
+      [`${p}.${block}.experts.${e}.${down}.weight`, [HIDDEN, EXPERT_FF]],
+    ]).flat(),
+  ];
+  switch (family) {
+    case 'mixtral':
+      return perExpert('block_sparse_moe', ['w1', 'w3', 'w2']);
+    case 'granitemoe':
+      return [
+        [`${p}.block_sparse_moe.router.layer.weight`, [EXPERTS, HIDDEN]],
+        [`${p}.block_sparse_moe.input_linear.weight`, [EXPERTS, 2 * EXPERT_FF, HIDDEN]],
+        [`${p}.block_sparse_moe.output_linear.weight`, [EXPERTS, HIDDEN, EXPERT_FF]],
+      ];
+    case 'qwen3moe-fused':
+      return [
+        [`${p}.mlp.gate.weight`, [EXPERTS, HIDDEN]],
+        [`${p}.mlp.experts.gate_up_proj`, [EXPERTS, 2 * EXPERT_FF, HIDDEN]],
+        [`${p}.mlp.experts.down_proj`, [EXPERTS, HIDDEN, EXPERT_FF]],
+      ];
+    case 'qwen2moe':
+      return [
+        ...perExpert('mlp', ['gate_proj', 'up_proj', 'down_proj']),
+        [`${p}.mlp.shared_expert.gate_proj.weight`, [SHARED_FF, HIDDEN]],
+        [`${p}.mlp.shared_expert.up_proj.weight`, [SHARED_FF, HIDDEN]],
+        [`${p}.mlp.shared_expert.down_proj.weight`, [HIDDEN, SHARED_FF]],
+        [`${p}.mlp.shared_expert_gate.weight`, [1, HIDDEN]],
+      ];
+    default:
+      return perExpert('mlp', ['gate_proj', 'up_proj', 'down_proj']);
+  }
+}
+
+const QWEN3_MOE_CONFIG = {
+  architectures: ['Qwen3MoeForCausalLM'],
+  model_type: 'qwen3_moe',
+  head_dim: HEAD_DIM,
+  num_experts: EXPERTS,
+  moe_intermediate_size: EXPERT_FF,
+  norm_topk_prob: true,
+};
+
+const MOE_CONFIGS: Record<TinyMoe, Record<string, unknown>> = {
+  // llama.cpp's olmoe sizes k_norm by the hidden size: multi-head attention, as the released model.
+  olmoe: {
+    architectures: ['OlmoeForCausalLM'],
+    model_type: 'olmoe',
+    num_key_value_heads: HEADS,
+    num_experts: EXPERTS,
+    intermediate_size: EXPERT_FF,
+    norm_topk_prob: false,
+    clip_qkv: null,
+  },
+  mixtral: {
+    architectures: ['MixtralForCausalLM'],
+    model_type: 'mixtral',
+    num_local_experts: EXPERTS,
+    intermediate_size: EXPERT_FF,
+    sliding_window: null,
+  },
+  qwen2moe: {
+    architectures: ['Qwen2MoeForCausalLM'],
+    model_type: 'qwen2_moe',
+    num_experts: EXPERTS,
+    moe_intermediate_size: EXPERT_FF,
+    shared_expert_intermediate_size: SHARED_FF,
+    norm_topk_prob: false,
+    use_sliding_window: false,
+  },
+  qwen3moe: QWEN3_MOE_CONFIG,
+  'qwen3moe-fused': QWEN3_MOE_CONFIG,
+  granitemoe: {
+    architectures: ['GraniteMoeForCausalLM'],
+    model_type: 'granitemoe',
+    num_local_experts: EXPERTS,
+    intermediate_size: EXPERT_FF,
+    embedding_multiplier: 6,
+    residual_multiplier: 0.37,
+    attention_multiplier: 0.11,
+    logits_scaling: 3,
+  },
+};
+
+/**
+ * A mixture-of-experts model of `family`: Llama's pre-norm layers (OLMoE's q/k norms across heads, Qwen3-MoE's per
+ * head, Qwen2-MoE's biased q/k/v), every MLP 4 experts of which 2 are routed to, in the family's tensor layout.
+ */
+export function writeTinyMoeFolder(out: string, family: TinyMoe, tokenizerFixture: string): string {
+  const config = MOE_CONFIGS[family];
+  const kvHeads = Number(config.num_key_value_heads ?? KV_HEADS);
+  const qkNorm: Record<string, [number, number]> = {
+    olmoe: [HEADS * HEAD_DIM, HEADS * HEAD_DIM],
+    qwen3moe: [HEAD_DIM, HEAD_DIM],
+    'qwen3moe-fused': [HEAD_DIM, HEAD_DIM],
+  };
+  const specs: Spec[] = [
+    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
+    ...layers((p) => [
+      [`${p}.input_layernorm.weight`, [HIDDEN], 'norm'],
+      ...attention(p, 'o_proj', false, kvHeads),
+      ...(family === 'qwen2moe'
+        ? (['q_proj', 'k_proj', 'v_proj'] as const).map(
+            (x): Spec => [`${p}.self_attn.${x}.bias`, [(x === 'q_proj' ? HEADS : kvHeads) * HEAD_DIM], 'bias'],
+          )
+        : []),
+      ...(qkNorm[family]
+        ? ([
+            [`${p}.self_attn.q_norm.weight`, [qkNorm[family][0]], 'norm'],
+            [`${p}.self_attn.k_norm.weight`, [qkNorm[family][1]], 'norm'],
+          ] satisfies Spec[])
+        : []),
+      [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
+      ...moeBlock(p, family),
+    ]),
+    ['model.norm.weight', [HIDDEN], 'norm'],
+    ['lm_head.weight', [VOCAB, HIDDEN]],
+  ];
+  const common = {
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    hidden_act: 'silu',
+    num_experts_per_tok: 2,
+    tie_word_embeddings: false,
+  };
+  const seed = 2100 + Object.keys(MOE_CONFIGS).indexOf(family);
+  return writeFolder(out, seed, { ...common, ...config }, specs, tokenizerFixture);
+}

@@ -8,21 +8,20 @@ import { convertToGguf } from '../../src/loader/gguf/convert.ts';
 import { type GgufValue, gguf } from '../../src/loader/gguf/format.ts';
 import { GgufFile, type GgufTensorInfo } from '../../src/loader/gguf/read.ts';
 import { type GgufTensorOut, writeGguf } from '../../src/loader/gguf/write.ts';
-import { encodeSafetensors } from '../../src/loader/safetensors.ts';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadModel } from '../../src/models/load.ts';
 import type { DType } from '../../src/primitives/host-tensor.ts';
-import { mulberry32 } from '../../src/util/random.ts';
-import { readTensors } from '../helpers/bert-variants.ts';
 import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
 import { GGUF_FIXTURES } from '../helpers/golden-cases.ts';
 import { cpuLlamaForTests, logSoftmax, teacherForcedSteps } from '../helpers/llama-cpp.ts';
 import { argmax } from '../helpers/paged-session.ts';
 import {
+  type TinyMoe,
   writeTinyCohereFolder,
   writeTinyExaone4Folder,
   writeTinyGlm4Folder,
   writeTinyLlamaAsGranite,
+  writeTinyMoeFolder,
   writeTinyOlmoFolder,
   writeTinyPhiFolder,
   writeTinySmollm3Folder,
@@ -334,101 +333,39 @@ describe("GGUF architectures llama.cpp writes in Llama's layout: pagoda and llam
 });
 
 /**
- * tiny-llama's GGUF as a Granite 3 MoE one: its keys under granitemoe with Granite's multipliers (far from 1), and each
- * layer's MLP replaced by 4 random experts, top 2 (router, stacked gate / up / down), as llama.cpp stores them.
+ * The mixture-of-experts families, each written by pagoda's converter (experts stacked as llama.cpp stores them, from
+ * one tensor per expert or from fused ones) and read back: top-k routing that picked other experts, or weights in the
+ * wrong expert's place, moves whole log-probabilities.
  */
-function graniteMoeGguf(llamaGguf: string, to: string): void {
-  const experts = 4;
-  const random = mulberry32(31);
-  const randomTensor = (name: string, shape: number[]): GgufTensorOut => {
-    const values = Float32Array.from({ length: shape.reduce((a, d) => a * d, 1) }, () => 0.35 * (2 * random() - 1));
-    return { name, shape, dtype: 'f32', bytes: () => new Uint8Array(values.buffer) };
-  };
-  rewriteGguf(llamaGguf, to, {
-    arch: 'granitemoe',
-    keys: [
-      ['expert_count', gguf.u32(experts)],
-      ['expert_used_count', gguf.u32(2)],
-      ['embedding_scale', gguf.f32(6)],
-      ['residual_scale', gguf.f32(0.37)],
-      ['attention.scale', gguf.f32(0.11)],
-      ['logit_scale', gguf.f32(3)],
-    ],
-    tensor: (t) => {
-      const ffn = /^(blk\.\d+)\.ffn_(gate|up|down)\.weight$/.exec(t.name);
-      if (!ffn) return null;
-      const shape = [...t.dims].reverse();
-      const exps = randomTensor(`${ffn[1]}.ffn_${ffn[2]}_exps.weight`, [experts, ...shape]);
-      return ffn[2] === 'gate' ? [randomTensor(`${ffn[1]}.ffn_gate_inp.weight`, [experts, shape[1]!]), exps] : [exps];
-    },
-  });
-}
-
-/**
- * The Hugging Face GraniteMoeForCausalLM folder of the same model: tiny-llama's tensors but its MLPs, and each layer's
- * experts from the GGUF's stacks, fused as transformers stores them (input_linear: each expert's gate rows then its
- * up rows; output_linear; router.layer), its config Granite's.
- */
-function graniteMoeFolder(tinyLlama: string, moeGguf: string, to: string): string {
-  cpSync(tinyLlama, to, { recursive: true });
-  const file = GgufFile.open(moeGguf);
-  try {
-    const floats = (name: string) => {
-      const t = file.tensors.get(name)!;
-      return { shape: [...t.dims].reverse(), data: new Float32Array(Uint8Array.from(file.readBytes(t)).buffer) };
-    };
-    const tensors = [...readTensors(tinyLlama)]
-      .filter(([name]) => !name.includes('.mlp.'))
-      .map(([name, t]) => ({ name, ...t }));
-    const layers = Number(file.value('granitemoe.block_count'));
-    for (let i = 0; i < layers; i++) {
-      const [gate, up, down, router] = ['gate_exps', 'up_exps', 'down_exps', 'gate_inp'].map((p) =>
-        floats(`blk.${i}.ffn_${p}.weight`),
-      ) as [ReturnType<typeof floats>, ReturnType<typeof floats>, ReturnType<typeof floats>, ReturnType<typeof floats>];
-      const [experts, rows, cols] = gate.shape as [number, number, number];
-      const gateUp = new Float32Array(2 * gate.data.length);
-      for (let e = 0; e < experts; e++) {
-        const block = rows * cols;
-        gateUp.set(gate.data.subarray(e * block, (e + 1) * block), 2 * e * block);
-        gateUp.set(up.data.subarray(e * block, (e + 1) * block), (2 * e + 1) * block);
-      }
-      const p = `model.layers.${i}.block_sparse_moe`;
-      tensors.push(
-        { name: `${p}.input_linear.weight`, shape: [experts, 2 * rows, cols], data: gateUp },
-        { name: `${p}.output_linear.weight`, shape: down.shape, data: down.data },
-        { name: `${p}.router.layer.weight`, shape: router.shape, data: router.data },
-      );
-    }
-    writeFileSync(join(to, 'model.safetensors'), encodeSafetensors(tensors));
-    const config = JSON.parse(readFileSync(join(to, 'config.json'), 'utf8'));
-    Object.assign(config, {
-      architectures: ['GraniteMoeForCausalLM'],
-      model_type: 'granitemoe',
-      num_local_experts: Number(file.value('granitemoe.expert_count')),
-      num_experts_per_tok: Number(file.value('granitemoe.expert_used_count')),
-      embedding_multiplier: 6,
-      residual_multiplier: 0.37,
-      attention_multiplier: 0.11,
-      logits_scaling: 3,
-    });
-    writeFileSync(join(to, 'config.json'), JSON.stringify(config));
-    return to;
-  } finally {
-    file.close();
-  }
-}
-
-test('granitemoe (Granite 3 MoE): pagoda on its GGUF and on its Hugging Face folder, llama.cpp on the GGUF', {
+describe('MoE families: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {
   skip: modelFixture('tiny-llama').skip,
-}, async () => {
-  const dir = modelFixture('tiny-llama').path;
-  const llamaFile = join(out, 'tiny-llama-for-granitemoe.gguf');
-  const moeFile = join(out, 'tiny-granitemoe.gguf');
-  convertToGguf(dir, llamaFile, 'f32');
-  graniteMoeGguf(llamaFile, moeFile);
-  await agreeOn('tiny-granitemoe', moeFile, moeFile, dir, 'f32');
-  const folder = graniteMoeFolder(dir, moeFile, join(out, 'tiny-granitemoe-hf'));
-  await agreeOn('tiny-granitemoe', moeFile, folder, dir, 'f32');
+}, () => {
+  const families: readonly [TinyMoe, string][] = [
+    ['olmoe', 'OLMoE (q/k normed across heads)'],
+    ['mixtral', 'Mixtral (stored as llama)'],
+    ['qwen2moe', 'Qwen2-MoE (a gated shared expert)'],
+    ['qwen3moe', 'Qwen3-MoE'],
+    ['qwen3moe-fused', "Qwen3-MoE, experts fused as transformers 5's"],
+    ['granitemoe', "Granite 3 MoE (its fused experts, Granite's multipliers)"],
+  ];
+  for (const [family, what] of families) {
+    test(`${what}: top-1 identical where the top two are apart, top-8 log-probabilities within 1e-3`, async () => {
+      const dir = writeTinyMoeFolder(join(out, `tiny-${family}`), family, modelFixture('tiny-llama').path);
+      await agree(`tiny-${family}`, dir, 'f32', 'folder');
+      await agree(`tiny-${family}`, dir, 'f32', 'gguf');
+    });
+  }
+  test('routing llama.cpp cannot express is refused in one line', () => {
+    const dir = writeTinyMoeFolder(join(out, 'tiny-qwen3moe-odd'), 'qwen3moe', modelFixture('tiny-llama').path);
+    const path = join(dir, 'config.json');
+    writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')), norm_topk_prob: false }));
+    assert.throws(
+      () => convertToGguf(dir, join(out, 'odd.gguf'), 'f32'),
+      /norm_topk_prob false cannot be written to GGUF \(llama.cpp's qwen3moe always renormalises/,
+    );
+    writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')), mlp_only_layers: [0] }));
+    assert.throws(() => convertToGguf(dir, join(out, 'odd.gguf'), 'f32'), /mlp_only_layers \[0\] cannot be written/);
+  });
 });
 
 /** Texts for tokenizer agreement: llama.cpp's own hard cases plus digits, contractions and whitespace runs. */

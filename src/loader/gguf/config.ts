@@ -81,7 +81,15 @@ function cohereKeys(m: MetaReader): Record<string, unknown> {
 export const EXAONE4_HYBRID_LAYERS = 64;
 
 const ARCHS: Record<string, ArchInfo> = {
-  llama: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
+  // Mixtral is stored as llama with experts (llama.cpp renormalises their top-k weights, as Mixtral does).
+  llama: {
+    architecture: 'LlamaForCausalLM',
+    modelType: 'llama',
+    extra: (m) =>
+      m.num('expert_count')
+        ? { architectures: ['MixtralForCausalLM'], model_type: 'mixtral', sliding_window: null, ...moe(m) }
+        : {},
+  },
   qwen2: { architecture: 'Qwen2ForCausalLM', modelType: 'qwen2' },
   qwen3: { architecture: 'Qwen3ForCausalLM', modelType: 'qwen3' },
   gpt2: {
@@ -196,6 +204,12 @@ const ARCHS: Record<string, ArchInfo> = {
     architecture: 'Qwen3MoeForCausalLM',
     modelType: 'qwen3_moe',
     extra: (m) => ({ ...moe(m), norm_topk_prob: true }),
+  },
+  // llama.cpp never renormalises OLMoE's top-k weights (transformers' default, and every released config's).
+  olmoe: {
+    architecture: 'OlmoeForCausalLM',
+    modelType: 'olmoe',
+    extra: (m) => ({ ...moe(m), norm_topk_prob: false }),
   },
   bert: {
     architecture: 'BertModel',

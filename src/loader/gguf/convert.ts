@@ -15,6 +15,7 @@ import { readSentenceTransformers } from '../sentence-transformers.ts';
 import { smollm3RotatedLayers } from '../smollm3-config.ts';
 import { readTokenizerConfig } from '../tokenizer.ts';
 import { EXAONE4_HYBRID_LAYERS, GGUF_POOLING, type GgufPooling } from './config.ts';
+import { expertMetadata, MOE_ARCHS, stackedExperts } from './convert-experts.ts';
 import { type GgufValue, gguf } from './format.ts';
 import { ggufTensorName, hfTensorName, type TensorChange } from './tensor-names.ts';
 import { ggufTokenizerMetadata } from './tokenizer-export.ts';
@@ -25,12 +26,15 @@ import { type GgufTensorOut, writeGguf } from './write.ts';
 export const GGUF_ARCH: Record<string, string> = {
   LlamaForCausalLM: 'llama',
   MistralForCausalLM: 'llama',
+  MixtralForCausalLM: 'llama',
   GraniteForCausalLM: 'granite',
+  GraniteMoeForCausalLM: 'granitemoe',
   SmolLM3ForCausalLM: 'smollm3',
   Glm4ForCausalLM: 'glm4',
   Olmo2ForCausalLM: 'olmo2',
   Olmo3ForCausalLM: 'olmo2',
   Exaone4ForCausalLM: 'exaone4',
+  OlmoeForCausalLM: 'olmoe',
   Starcoder2ForCausalLM: 'starcoder2',
   PhiForCausalLM: 'phi2',
   CohereForCausalLM: 'command-r',
@@ -38,6 +42,8 @@ export const GGUF_ARCH: Record<string, string> = {
   Qwen2ForCausalLM: 'qwen2',
   Qwen3ForCausalLM: 'qwen3',
   Qwen3Model: 'qwen3',
+  Qwen2MoeForCausalLM: 'qwen2moe',
+  Qwen3MoeForCausalLM: 'qwen3moe',
   GPT2LMHeadModel: 'gpt2',
   BertModel: 'bert',
   BertForSequenceClassification: 'bert',
@@ -116,17 +122,20 @@ function slidingEveryFourth(cfg: ModelConfig, arch: string): number {
   return cfg.slidingWindow;
 }
 
+function graniteScales(cfg: ModelConfig): [string, GgufValue][] {
+  const m = graniteMultipliers(cfg);
+  return [
+    ['embedding_scale', gguf.f32(m.embedding)],
+    ['residual_scale', gguf.f32(m.residual)],
+    ['attention.scale', gguf.f32(m.attention)],
+    ['logit_scale', gguf.f32(m.logitsDivisor)],
+  ];
+}
+
 /** `{arch}.*` keys beyond the common ones, from the config. */
 const ARCH_METADATA: Record<string, (cfg: ModelConfig) => [string, GgufValue][]> = {
-  granite: (cfg) => {
-    const m = graniteMultipliers(cfg);
-    return [
-      ['embedding_scale', gguf.f32(m.embedding)],
-      ['residual_scale', gguf.f32(m.residual)],
-      ['attention.scale', gguf.f32(m.attention)],
-      ['logit_scale', gguf.f32(m.logitsDivisor)],
-    ];
-  },
+  granite: (cfg) => graniteScales(cfg),
+  granitemoe: (cfg) => graniteScales(cfg),
   'command-r': (cfg) => [['logit_scale', gguf.f32(Number(cfg.raw.logit_scale))]],
   smollm3: (cfg) => {
     // llama.cpp's smollm3 leaves every fourth layer unrotated and has no key to say otherwise.
@@ -190,6 +199,7 @@ export function archMetadata(cfg: ModelConfig, arch: string, name: string, type:
     gguf.f32(cfg.normEps),
   );
   for (const [key, value] of ARCH_METADATA[arch]?.(cfg) ?? []) meta.set(k(key), value);
+  if (isMoe(cfg, arch)) for (const [key, value] of expertMetadata(cfg, arch)) meta.set(k(key), value);
   const s = cfg.ropeScaling;
   if (s?.type === 'linear') {
     meta.set(k('rope.scaling.type'), gguf.str('linear'));
@@ -203,6 +213,10 @@ export function archMetadata(cfg: ModelConfig, arch: string, name: string, type:
   }
   return meta;
 }
+
+/** Whether the model's MLPs are mixtures of experts (Mixtral's GGUF architecture is llama's). */
+const isMoe = (cfg: ModelConfig, arch: string) =>
+  MOE_ARCHS.has(arch) && (arch !== 'llama' || cfg.architecture === 'MixtralForCausalLM');
 
 /** One checkpoint tensor as llama.cpp's converter writes it: its name, shape, type and the change applied. */
 export interface PlannedTensor {
@@ -288,7 +302,8 @@ export function convertToGguf(dir: string, out: string, type: DType): { tensors:
           !((cfg.tieWordEmbeddings || reranker) && n === 'lm_head.weight'),
       );
     const offset = positionOffset(cfg);
-    const tensors: GgufTensorOut[] = names.map((n) => {
+    const experts = isMoe(cfg, arch) ? stackedExperts(arch, cfg, source, names, type) : { tensors: [], names };
+    const tensors: GgufTensorOut[] = experts.names.map((n) => {
       const p = planTensor(arch, n, source.describe(n).shape, type);
       if (offset === 0 || p.name !== 'position_embd.weight') {
         return { ...p, bytes: () => tensorBytes(p, source.get(n), cfg) };
@@ -300,6 +315,7 @@ export function convertToGguf(dir: string, out: string, type: DType): { tensors:
       };
       return { ...p, shape: [rows - offset, cols], bytes };
     });
+    tensors.push(...experts.tensors);
     if (reranker) {
       const rows = Float32Array.from(qwen3RerankRows(dir, cfg, source).flatMap((r) => [...r]));
       tensors.push({

@@ -21,6 +21,21 @@ interface NameTable {
   block: (n: number) => string;
   /** Tensors of a block: llama.cpp name → transformers name under the block prefix. */
   layer: Record<string, string>;
+  /** Each expert's gate, up and down projection names (`ffn_{gate,up,down}_exps`): Qwen's where absent. */
+  expertParts?: ExpertParts;
+}
+
+export interface ExpertParts {
+  gate: string;
+  up: string;
+  down: string;
+}
+
+const QWEN_EXPERT_PARTS: ExpertParts = { gate: 'gate_proj', up: 'up_proj', down: 'down_proj' };
+
+/** The transformers names of a GGUF architecture's expert projections. */
+export function expertPartsOf(arch: string): ExpertParts {
+  return TABLES[arch]?.expertParts ?? QWEN_EXPERT_PARTS;
 }
 
 const LLAMA_LAYER: Record<string, string> = {
@@ -51,6 +66,19 @@ const GEMMA2: NameTable = {
     ffn_norm: 'pre_feedforward_layernorm',
     post_ffw_norm: 'post_feedforward_layernorm',
   },
+};
+
+/** Llama, and Mixtral stored as llama with its experts stacked (transformers' block_sparse_moe names). */
+const LLAMA_OR_MIXTRAL: NameTable = {
+  ...LLAMA,
+  layer: {
+    ...LLAMA_LAYER,
+    ffn_gate_inp: 'block_sparse_moe.gate',
+    ffn_gate_exps: 'block_sparse_moe.experts',
+    ffn_up_exps: 'block_sparse_moe.experts',
+    ffn_down_exps: 'block_sparse_moe.experts',
+  },
+  expertParts: { gate: 'w1', up: 'w3', down: 'w2' },
 };
 
 /** Llama's layer without its two pre-norms. */
@@ -112,7 +140,7 @@ const MOE: NameTable = {
 };
 
 const TABLES: Record<string, NameTable> = {
-  llama: LLAMA,
+  llama: LLAMA_OR_MIXTRAL,
   qwen2: LLAMA,
   granite: LLAMA,
   smollm3: LLAMA,
@@ -134,6 +162,7 @@ const TABLES: Record<string, NameTable> = {
   qwen2moe: MOE,
   qwen3moe: MOE,
   granitemoe: MOE,
+  olmoe: MOE,
   gpt2: {
     global: {
       token_embd: 'transformer.wte',
@@ -217,7 +246,7 @@ function changeOf(arch: string, part: string, suffix: string): TensorChange | nu
   if (GEMMA_FAMILY.has(arch) && part.endsWith('norm') && suffix === 'weight') return { kind: 'norm-plus-one' };
   if (arch === 'gpt2' && suffix === 'weight' && CONV1D.has(part)) return { kind: 'transposed' };
   const exps = /^ffn_(gate|up|down)_exps$/.exec(part);
-  if (exps) return { kind: 'experts', part: `${exps[1]}_proj` };
+  if (exps) return { kind: 'experts', part: expertPartsOf(arch)[exps[1] as keyof ExpertParts] };
   return null;
 }
 
