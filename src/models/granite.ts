@@ -13,12 +13,13 @@ export const granite: Architecture = {
 };
 
 /**
- * Granite 3 MoE (granite3-moe, granite3.1-moe): Granite's multipliers, every MLP a mixture of experts (moe.ts reads
- * its checkpoints' fused experts and its GGUFs' stacked ones).
+ * Granite 3 MoE (granite3-moe, granite3.1-moe) and GraniteMoeShared: Granite's multipliers, every MLP a mixture of
+ * experts, with an ungated shared expert where `shared_intermediate_size` says (moe.ts reads its checkpoints' fused
+ * experts and its GGUFs' stacked ones).
  */
 export const graniteMoe: Architecture = {
-  names: ['GraniteMoeForCausalLM'],
-  modelTypes: ['granitemoe'],
+  names: ['GraniteMoeForCausalLM', 'GraniteMoeSharedForCausalLM'],
+  modelTypes: ['granitemoe', 'granitemoeshared'],
   moe: GRANITE_MOE,
   build: (cfg, w, backend, options) => {
     const opts = { qkvBias: false, moe: GRANITE_MOE, multipliers: graniteMultipliers(cfg) };

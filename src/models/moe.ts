@@ -11,8 +11,11 @@ export interface MoeFamily {
   expertNames: readonly [gate: string, up: string, down: string];
   /** Mixtral renormalises the top-k weights always; the Qwen families when `norm_topk_prob` says so. */
   alwaysNormTopK: boolean;
-  /** Qwen2-MoE: every token also goes through a shared expert, gated by sigmoid(shared_expert_gate(x)). */
-  sharedExpert: boolean;
+  /**
+   * A shared expert every token also goes through: the config key of its width (0: none), and whether
+   * sigmoid(shared_expert_gate(x)) scales its output (Qwen2-MoE) or nothing does (GraniteMoeShared).
+   */
+  sharedExpert?: { widthKey: string; gated: boolean };
   /** transformers' config defaults for the fields a config.json may leave out. */
   defaults: { numExperts: number; topK: number; sharedWidth?: number };
 }
@@ -21,13 +24,12 @@ export const QWEN_MOE: MoeFamily = {
   block: 'mlp',
   expertNames: ['gate_proj', 'up_proj', 'down_proj'],
   alwaysNormTopK: false,
-  sharedExpert: false,
   defaults: { numExperts: 128, topK: 8 },
 };
 
 export const QWEN2_MOE: MoeFamily = {
   ...QWEN_MOE,
-  sharedExpert: true,
+  sharedExpert: { widthKey: 'shared_expert_intermediate_size', gated: true },
   defaults: { numExperts: 60, topK: 4, sharedWidth: 5632 },
 };
 
@@ -35,7 +37,6 @@ export const MIXTRAL: MoeFamily = {
   block: 'block_sparse_moe',
   expertNames: ['w1', 'w3', 'w2'],
   alwaysNormTopK: true,
-  sharedExpert: false,
   defaults: { numExperts: 8, topK: 2 },
 };
 
@@ -44,9 +45,15 @@ export const OLMOE: MoeFamily = { ...QWEN_MOE, defaults: { numExperts: 64, topK:
 
 /**
  * Granite 3 MoE (Hugging Face's fused experts, or llama.cpp's stacked ones read under Qwen's per-expert names): a
- * softmax over the top-k router logits, Mixtral's renormalised weights.
+ * softmax over the top-k router logits, Mixtral's renormalised weights; GraniteMoeShared adds an ungated shared
+ * expert (`shared_mlp`, gate and up fused as the experts are).
  */
-export const GRANITE_MOE: MoeFamily = { ...QWEN_MOE, alwaysNormTopK: true, defaults: { numExperts: 8, topK: 2 } };
+export const GRANITE_MOE: MoeFamily = {
+  ...QWEN_MOE,
+  alwaysNormTopK: true,
+  sharedExpert: { widthKey: 'shared_intermediate_size', gated: false },
+  defaults: { numExperts: 8, topK: 2, sharedWidth: 0 },
+};
 
 /** One layer's sparse MLP: its weights and routing, run by `Backend.moe`. */
 export interface MoeBlock {
@@ -89,13 +96,14 @@ export function moeConfigOf(family: MoeFamily, cfg: ModelConfig): MoeConfig {
     numExperts,
     spec: { topK, normTopK: family.alwaysNormTopK || raw.norm_topk_prob === true },
     expertWidth: int('moe_intermediate_size', cfg.intermediateSize),
-    sharedWidth: family.sharedExpert ? int('shared_expert_intermediate_size', family.defaults.sharedWidth ?? 0) : 0,
+    sharedWidth: family.sharedExpert ? int(family.sharedExpert.widthKey, family.defaults.sharedWidth ?? 0) : 0,
     isSparse: (layer) => numExperts > 0 && step > 0 && (layer + 1) % step === 0 && !denseLayers.includes(layer),
   };
 }
 
 /**
- * Loads the sparse MLP of the layer named `prefix` (e.g. `model.layers.3`), its experts stacked, from any layout:
+ * Loads the sparse MLP of the layer named `prefix` (e.g. `model.layers.3`), its experts stacked (and its shared
+ * expert, if any), from any layout:
  * one tensor per expert and projection (as published checkpoints store them), transformers 5's fused
  * `mlp.experts.gate_up_proj` `[E, 2I, H]` and `mlp.experts.down_proj` `[E, H, I]`, or Granite MoE's the same way
  * fused as `block_sparse_moe.input_linear` and `output_linear`, its router `block_sparse_moe.router.layer`.
@@ -139,14 +147,19 @@ export function loadMoeBlock(family: MoeFamily, moe: MoeConfig, cfg: ModelConfig
     };
   }
   if (Is > 0) {
+    // Qwen2-MoE's projections apart under mlp.shared_expert; GraniteMoeShared's gate and up fused in shared_mlp.
     const shared = `${prefix}.mlp.shared_expert`;
+    const fusedShared = `${prefix}.shared_mlp`;
+    const fused = w.has(`${fusedShared}.input_linear.weight`);
     weights.shared = {
-      gateUp: w.loadPacked([
-        { name: `${shared}.gate_proj.weight`, shape: [Is, H] },
-        { name: `${shared}.up_proj.weight`, shape: [Is, H] },
-      ]),
-      down: w.load(`${shared}.down_proj.weight`, [H, Is]),
-      gate: w.load(`${prefix}.mlp.shared_expert_gate.weight`, [1, H]),
+      gateUp: fused
+        ? w.load(`${fusedShared}.input_linear.weight`, [2 * Is, H])
+        : w.loadPacked([
+            { name: `${shared}.gate_proj.weight`, shape: [Is, H] },
+            { name: `${shared}.up_proj.weight`, shape: [Is, H] },
+          ]),
+      down: w.load(fused ? `${fusedShared}.output_linear.weight` : `${shared}.down_proj.weight`, [H, Is]),
+      gate: family.sharedExpert?.gated ? w.load(`${prefix}.mlp.shared_expert_gate.weight`, [1, H]) : undefined,
     };
   }
   return { weights, spec: moe.spec } satisfies MoeBlock;

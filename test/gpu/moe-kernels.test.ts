@@ -174,6 +174,8 @@ const CASES: Case[] = [
   { T: 4, H: 264, E: 32, I: 88, spec: { topK: 4, normTopK: true }, hot: 2 },
   { T: 1, H: 64, E: 8, I: 48, spec: { topK: 2, normTopK: true } },
   { T: 7, H: 96, E: 8, I: 40, spec: { topK: 2, normTopK: false }, Is: 80, gated: true },
+  // An ungated shared expert in a decode step (GraniteMoeShared's).
+  { T: 2, H: 128, E: 8, I: 48, spec: { topK: 2, normTopK: true }, Is: 64 },
   { T: 3, H: 256, E: 128, I: 96, spec: { topK: 8, normTopK: true } },
   // A hidden size that is not a whole number of 16-byte vectors in 16 bits: the tile kernel at decode (f32: moe_gemv).
   { T: 2, H: 60, E: 8, I: 36, spec: { topK: 2, normTopK: false } },

@@ -314,7 +314,14 @@ export function writeTinyGlm4Folder(out: string, tokenizerFixture: string): stri
 }
 
 /** The mixture-of-experts families `writeTinyMoeFolder` writes; `qwen3moe-fused` stores the experts as transformers 5. */
-export type TinyMoe = 'olmoe' | 'mixtral' | 'qwen2moe' | 'qwen3moe' | 'qwen3moe-fused' | 'granitemoe';
+export type TinyMoe =
+  | 'olmoe'
+  | 'mixtral'
+  | 'qwen2moe'
+  | 'qwen3moe'
+  | 'qwen3moe-fused'
+  | 'granitemoe'
+  | 'granitemoeshared';
 
 const EXPERTS = 4;
 const EXPERT_FF = 48;
@@ -338,6 +345,12 @@ function moeBlock(p: string, family: TinyMoe): Spec[] {
         [`${p}.block_sparse_moe.router.layer.weight`, [EXPERTS, HIDDEN]],
         [`${p}.block_sparse_moe.input_linear.weight`, [EXPERTS, 2 * EXPERT_FF, HIDDEN]],
         [`${p}.block_sparse_moe.output_linear.weight`, [EXPERTS, HIDDEN, EXPERT_FF]],
+      ];
+    case 'granitemoeshared':
+      return [
+        ...moeBlock(p, 'granitemoe'),
+        [`${p}.shared_mlp.input_linear.weight`, [2 * SHARED_FF, HIDDEN]],
+        [`${p}.shared_mlp.output_linear.weight`, [HIDDEN, SHARED_FF]],
       ];
     case 'qwen3moe-fused':
       return [
@@ -365,6 +378,17 @@ const QWEN3_MOE_CONFIG = {
   num_experts: EXPERTS,
   moe_intermediate_size: EXPERT_FF,
   norm_topk_prob: true,
+};
+
+const GRANITE_MOE_CONFIG = {
+  architectures: ['GraniteMoeForCausalLM'],
+  model_type: 'granitemoe',
+  num_local_experts: EXPERTS,
+  intermediate_size: EXPERT_FF,
+  embedding_multiplier: 6,
+  residual_multiplier: 0.37,
+  attention_multiplier: 0.11,
+  logits_scaling: 3,
 };
 
 const MOE_CONFIGS: Record<TinyMoe, Record<string, unknown>> = {
@@ -396,15 +420,12 @@ const MOE_CONFIGS: Record<TinyMoe, Record<string, unknown>> = {
   },
   qwen3moe: QWEN3_MOE_CONFIG,
   'qwen3moe-fused': QWEN3_MOE_CONFIG,
-  granitemoe: {
-    architectures: ['GraniteMoeForCausalLM'],
-    model_type: 'granitemoe',
-    num_local_experts: EXPERTS,
-    intermediate_size: EXPERT_FF,
-    embedding_multiplier: 6,
-    residual_multiplier: 0.37,
-    attention_multiplier: 0.11,
-    logits_scaling: 3,
+  granitemoe: GRANITE_MOE_CONFIG,
+  granitemoeshared: {
+    ...GRANITE_MOE_CONFIG,
+    architectures: ['GraniteMoeSharedForCausalLM'],
+    model_type: 'granitemoeshared',
+    shared_intermediate_size: SHARED_FF,
   },
 };
 

@@ -347,6 +347,7 @@ describe('MoE families: pagoda on the folder and on its GGUF, llama.cpp on the G
     ['qwen3moe', 'Qwen3-MoE'],
     ['qwen3moe-fused', "Qwen3-MoE, experts fused as transformers 5's"],
     ['granitemoe', "Granite 3 MoE (its fused experts, Granite's multipliers)"],
+    ['granitemoeshared', 'GraniteMoeShared (an ungated shared expert, fused as the experts)'],
   ];
   for (const [family, what] of families) {
     test(`${what}: top-1 identical where the top two are apart, top-8 log-probabilities within 1e-3`, async () => {

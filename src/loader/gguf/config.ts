@@ -146,10 +146,15 @@ const ARCHS: Record<string, ArchInfo> = {
   // llama.cpp leaves every fourth layer unrotated (no key says so).
   smollm3: { architecture: 'SmolLM3ForCausalLM', modelType: 'smollm3', extra: () => ({ no_rope_layer_interval: 4 }) },
   granite: { architecture: 'GraniteForCausalLM', modelType: 'granite', extra: (m) => graniteScales(m) },
+  // GraniteMoeShared is stored as granitemoe with an (ungated) shared expert.
   granitemoe: {
     architecture: 'GraniteMoeForCausalLM',
     modelType: 'granitemoe',
-    extra: (m) => ({ ...graniteScales(m), ...moe(m) }),
+    extra: (m) => ({
+      ...graniteScales(m),
+      ...moe(m),
+      shared_intermediate_size: m.num('expert_shared_feed_forward_length') ?? 0,
+    }),
   },
   // OLMo 3 is stored as olmo2 with a sliding window (three layers of every four, as transformers' default).
   olmo2: {

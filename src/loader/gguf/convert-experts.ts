@@ -57,9 +57,8 @@ export function expertMetadata(cfg: ModelConfig, arch: string): [string, GgufVal
   if (typeof raw.moe_intermediate_size === 'number') {
     keys.push(['expert_feed_forward_length', gguf.u32(raw.moe_intermediate_size)]);
   }
-  if (typeof raw.shared_expert_intermediate_size === 'number') {
-    keys.push(['expert_shared_feed_forward_length', gguf.u32(raw.shared_expert_intermediate_size)]);
-  }
+  const shared = raw.shared_expert_intermediate_size ?? raw.shared_intermediate_size;
+  if (typeof shared === 'number' && shared > 0) keys.push(['expert_shared_feed_forward_length', gguf.u32(shared)]);
   return keys;
 }
 
@@ -72,11 +71,14 @@ const FUSED =
   /^(?:model\.)?layers\.(\d+)\.(?:mlp\.experts\.(gate_up_proj|down_proj)|block_sparse_moe\.(input_linear|output_linear)\.weight)$/;
 /** Granite's router, which llama.cpp names as every other router. */
 const GRANITE_ROUTER = /^(?:model\.)?layers\.(\d+)\.block_sparse_moe\.router\.layer\.weight$/;
+/** GraniteMoeShared's shared expert: gate and up fused in `input_linear` (gate first), down as `output_linear`. */
+const GRANITE_SHARED = /^(?:model\.)?layers\.(\d+)\.shared_mlp\.(input|output)_linear\.weight$/;
 
 /**
  * A MoE checkpoint's expert tensors as llama.cpp's converter writes them: each layer's experts stacked into
  * `blk.N.ffn_{gate,up,down}_exps.weight` `[E, rows, cols]`, from one tensor per expert and projection or from fused
- * ones (whose gate and up halves are split apart); Granite's router as `blk.N.ffn_gate_inp.weight`. `names` keeps
+ * ones (whose gate and up halves are split apart); Granite's router as `blk.N.ffn_gate_inp.weight` and
+ * GraniteMoeShared's shared expert as `ffn_{gate,up,down}_shexp`. `names` keeps
  * the checkpoint's other tensors, for the per-tensor path.
  */
 export function stackedExperts(
@@ -102,6 +104,7 @@ export function stackedExperts(
     const one = PER_EXPERT.exec(name);
     const fused = FUSED.exec(name);
     const router = GRANITE_ROUTER.exec(name);
+    const shared = GRANITE_SHARED.exec(name);
     if (one) {
       const p = projectionOf.get(one[3]!);
       if (!p) throw new UserError(`${name}: no llama.cpp tensor name for it in a ${arch} GGUF file`);
@@ -120,6 +123,10 @@ export function stackedExperts(
       }
     } else if (router) {
       tensors.push(plain(`blk.${router[1]}.ffn_gate_inp.weight`, source, name, type));
+    } else if (shared) {
+      const blk = `blk.${shared[1]}`;
+      if (shared[2] === 'output') tensors.push(plain(`${blk}.ffn_down_shexp.weight`, source, name, type));
+      else tensors.push(...halves(`${blk}.ffn_gate_shexp.weight`, `${blk}.ffn_up_shexp.weight`, source, name, type));
     } else {
       rest.push(name);
     }
@@ -135,6 +142,18 @@ export function stackedExperts(
 function plain(name: string, source: CheckpointWeights, hf: string, type: DType): GgufTensorOut {
   const shape = source.describe(hf).shape;
   return { name, shape, dtype: type, bytes: () => encodeAs(toFloat32(source.get(hf)), type) };
+}
+
+/** A `[2n, cols]` matrix's first n rows and last n rows as two tensors. */
+function halves(first: string, second: string, source: CheckpointWeights, hf: string, type: DType): GgufTensorOut[] {
+  const [rows, cols] = source.describe(hf).shape as [number, number];
+  const half = (from: number): GgufTensorOut => ({
+    name: from === 0 ? first : second,
+    shape: [rows / 2, cols],
+    dtype: type,
+    bytes: () => encodeAs(toFloat32(source.get(hf)).subarray(from * cols, (from + rows / 2) * cols), type),
+  });
+  return [half(0), half(rows / 2)];
 }
 
 /** One stacked tensor: every expert's slice, in `type`, one after another. */

@@ -29,6 +29,7 @@ export const GGUF_ARCH: Record<string, string> = {
   MixtralForCausalLM: 'llama',
   GraniteForCausalLM: 'granite',
   GraniteMoeForCausalLM: 'granitemoe',
+  GraniteMoeSharedForCausalLM: 'granitemoe',
   SmolLM3ForCausalLM: 'smollm3',
   Glm4ForCausalLM: 'glm4',
   Olmo2ForCausalLM: 'olmo2',
