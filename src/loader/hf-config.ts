@@ -106,6 +106,7 @@ const LAYER_NORM_EPS_KEY: Record<string, string> = {
   phi: 'layer_norm_eps',
   cohere: 'layer_norm_eps',
   cohere2: 'layer_norm_eps',
+  stablelm: 'layer_norm_eps',
   gpt2: 'layer_norm_epsilon',
 };
 

@@ -33,8 +33,8 @@ interface LayerNormDecoderLayer {
 }
 
 /**
- * Decoders of LayerNorms, RoPE and a GELU or SwiGLU MLP: StarCoder2 runs attention, then the MLP, each after its own
- * norm; Phi-2 and Command-R run both on the one normed input and add both to the residual stream. Command-R's logits
+ * Decoders of LayerNorms, RoPE and a GELU or SwiGLU MLP: StarCoder2 and StableLM run attention, then the MLP, each
+ * after its own norm; Phi-2 and Command-R run both on the one normed input and add both to the residual stream. Command-R's logits
  * are scaled; Command R7B's layers each carry their window and RoPE (its full layers none).
  */
 export class LayerNormDecoder implements Model {
@@ -109,6 +109,8 @@ interface Layout {
   finalNorm: string;
   /** Biases on the projections: always, or as the config says (StarCoder2's `use_bias`, Cohere's `attention_bias`). */
   biased: (cfg: ModelConfig) => boolean;
+  /** Biases on q/k/v alone, as the config says (StableLM's `use_qkv_bias`); `biased` decides where absent. */
+  qkvBiased?: (cfg: ModelConfig) => boolean;
   /** LayerNorms with a bias, or weight only (Cohere). */
   normBias: boolean;
   rope: RopeSpec['style'];
@@ -162,6 +164,23 @@ const COHERE2: Layout = {
   layerTypes: (cfg) => everyNthFull(cfg, 4),
 };
 
+/**
+ * StableLM (StableLM 2 1.6B, Stable Code 3B, StableLM-3B-4E1T): StarCoder2's order with a SwiGLU MLP, part of each
+ * head rotated, q/k/v biased as `use_qkv_bias` says.
+ */
+const STABLELM: Layout = {
+  parallel: false,
+  gated: true,
+  o: 'self_attn.o_proj',
+  up: 'mlp.up_proj',
+  down: 'mlp.down_proj',
+  finalNorm: 'model.norm',
+  biased: () => false,
+  qkvBiased: (cfg) => cfg.raw.use_qkv_bias === true,
+  normBias: true,
+  rope: 'neox',
+};
+
 /** A LayerNorm's bias where the family's norms have none. */
 function zeroVector(n: number): HostTensor {
   return { name: 'zero LayerNorm bias', shape: [n], dtype: 'f32', bytes: new Uint8Array(4 * n) };
@@ -176,11 +195,14 @@ function buildLayerNormDecoder(layout: Layout, cfg: ModelConfig, w: ModelWeights
       `config.json: hidden_act "${cfg.hiddenAct}" is not supported for ${cfg.architecture} (expected one of ${expected.join(', ')})`,
     );
   }
-  for (const key of ['qk_layernorm', 'use_qk_norm']) {
+  // Per-head q/k LayerNorms (Command R+, StableLM 2 12B) and StableLM 2 12B's parallel residual.
+  const unsupported = ['qk_layernorm', 'use_qk_norm', ...(layout.parallel ? [] : ['use_parallel_residual'])];
+  for (const key of unsupported) {
     if (cfg.raw[key] === true)
       throw new UserError(`config.json: ${key} = true is not supported for ${cfg.architecture}`);
   }
   const biased = layout.biased(cfg);
+  const qkvBiased = layout.qkvBiased?.(cfg) ?? biased;
   const lin = (name: string, out: number, inp: number): Affine => ({
     weight: w.load(`${name}.weight`, [out, inp]),
     bias: biased ? w.load(`${name}.bias`, [out]) : undefined,
@@ -210,7 +232,7 @@ function buildLayerNormDecoder(layout: Layout, cfg: ModelConfig, w: ModelWeights
     return {
       inputNorm: norm(`${p}.input_layernorm`),
       mlpNorm: layout.parallel ? undefined : norm(`${p}.post_attention_layernorm`),
-      qkv: { weight: qkv('weight'), bias: biased ? qkv('bias') : undefined },
+      qkv: { weight: qkv('weight'), bias: qkvBiased ? qkv('bias') : undefined },
       o: lin(`${p}.${layout.o}`, H, numHeads * D),
       up: layout.gated
         ? {
@@ -264,6 +286,13 @@ export const phi: Architecture = {
   names: ['PhiForCausalLM'],
   modelTypes: ['phi'],
   build: (cfg, w, backend) => buildLayerNormDecoder(PHI, cfg, w, backend),
+};
+
+/** StableLM: LayerNorms with biases, partial RoPE, a SwiGLU MLP. */
+export const stablelm: Architecture = {
+  names: ['StableLmForCausalLM'],
+  modelTypes: ['stablelm'],
+  build: (cfg, w, backend) => buildLayerNormDecoder(STABLELM, cfg, w, backend),
 };
 
 /** Cohere's Command-R (v01 and 08-2024): parallel attention and SwiGLU MLP on one weight-only LayerNorm. */

@@ -5,7 +5,7 @@ import { gemma, gemma2, gemma3 } from './gemma.ts';
 import { glm4 } from './glm4.ts';
 import { gpt2 } from './gpt2.ts';
 import { granite, graniteMoe } from './granite.ts';
-import { cohere, cohere2, phi, starcoder2 } from './layernorm-decoder.ts';
+import { cohere, cohere2, phi, stablelm, starcoder2 } from './layernorm-decoder.ts';
 import { llama } from './llama.ts';
 import { mistral } from './mistral.ts';
 import { mixtral } from './mixtral.ts';
@@ -39,6 +39,7 @@ export const ARCHITECTURES: readonly Architecture[] = [
   exaone4,
   olmoe,
   starcoder2,
+  stablelm,
   phi,
   cohere,
   cohere2,

@@ -147,6 +147,34 @@ export function writeTinyStarcoder2Folder(out: string, tokenizerFixture: string)
   return writeFolder(out, 2004, config, specs, tokenizerFixture);
 }
 
+/** StableLM 2: LayerNorms with biases, biased q/k/v (o_proj unbiased), a quarter of each head rotated, SwiGLU. */
+export function writeTinyStablelmFolder(out: string, tokenizerFixture: string): string {
+  const specs: Spec[] = [
+    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
+    ...layers((p) => [
+      ...layerNorm(`${p}.input_layernorm`),
+      ...attention(p, 'o_proj', true).filter(([name]) => name !== `${p}.self_attn.o_proj.bias`),
+      ...layerNorm(`${p}.post_attention_layernorm`),
+      ...gatedMlp(p),
+    ]),
+    ...layerNorm('model.norm'),
+    ['lm_head.weight', [VOCAB, HIDDEN]],
+  ];
+  const config = {
+    architectures: ['StableLmForCausalLM'],
+    model_type: 'stablelm',
+    layer_norm_eps: 1e-5,
+    rope_theta: 10000,
+    partial_rotary_factor: 0.25,
+    hidden_act: 'silu',
+    use_qkv_bias: true,
+    qk_layernorm: false,
+    use_parallel_residual: false,
+    tie_word_embeddings: false,
+  };
+  return writeFolder(out, 2011, config, specs, tokenizerFixture);
+}
+
 /** Phi-2: parallel attention and MLP on one LayerNorm, a rotary share of 0.5, multi-head attention, a biased LM head. */
 export function writeTinyPhiFolder(out: string, tokenizerFixture: string): string {
   const specs: Spec[] = [

@@ -25,6 +25,7 @@ import {
   writeTinyOlmoFolder,
   writeTinyPhiFolder,
   writeTinySmollm3Folder,
+  writeTinyStablelmFolder,
   writeTinyStarcoder2Folder,
 } from '../helpers/random-folders.ts';
 
@@ -198,12 +199,13 @@ describe('smollm3: pagoda on the folder and on its GGUF, llama.cpp on the GGUF',
   });
 });
 
-describe('starcoder2, phi2, command-r and command-r7b: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {
+describe('starcoder2, stablelm, phi2, command-r and command-r7b: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {
   skip: modelFixture('tiny-llama').skip,
 }, () => {
   const tokenizer = () => modelFixture('tiny-llama').path;
   for (const [name, write] of [
     ['tiny-starcoder2', (dir: string) => writeTinyStarcoder2Folder(dir, tokenizer())],
+    ['tiny-stablelm', (dir: string) => writeTinyStablelmFolder(dir, tokenizer())],
     ['tiny-phi', (dir: string) => writeTinyPhiFolder(dir, tokenizer())],
     ['tiny-cohere', (dir: string) => writeTinyCohereFolder(dir, tokenizer())],
     ['tiny-cohere2', (dir: string) => writeTinyCohereFolder(dir, tokenizer(), 2)],

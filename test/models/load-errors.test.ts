@@ -78,6 +78,16 @@ describe('loadModel errors', { skip: fixture.skip }, () => {
     assertOneLine(dir, /hidden_act "silu" is not supported for PhiForCausalLM \(expected one of gelu_new, /);
   });
 
+  test("StableLM 2 12B's per-head q/k norms and parallel residual are each refused in one line", () => {
+    for (const key of ['qk_layernorm', 'use_parallel_residual']) {
+      const dir = variant(`stablelm-${key}`, (c) => {
+        c.architectures = ['StableLmForCausalLM'];
+        c[key] = true;
+      });
+      assertOneLine(dir, new RegExp(`${key} = true is not supported for StableLmForCausalLM`));
+    }
+  });
+
   test('LongRoPE factor lists that do not fit the rotary dims are one line naming the list and the count', () => {
     const dir = variant('longrope', (c) => {
       c.original_max_position_embeddings = 64;

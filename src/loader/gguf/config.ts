@@ -184,6 +184,17 @@ const ARCHS: Record<string, ArchInfo> = {
       sliding_window: m.num('attention.sliding_window') ?? null,
     }),
   },
+  // StableLM 2 12B's parallel residual (no ffn_norm) and per-head q/k norms are refused by the model as in folders.
+  stablelm: {
+    architecture: 'StableLmForCausalLM',
+    modelType: 'stablelm',
+    extra: (m) => ({
+      use_qkv_bias: m.view.hasTensor('blk.0.attn_q.bias'),
+      use_parallel_residual: !m.view.hasTensor('blk.0.ffn_norm.weight'),
+      qk_layernorm: m.view.hasTensor('blk.0.attn_q_norm.weight'),
+      ...partialRotary(m),
+    }),
+  },
   phi2: {
     architecture: 'PhiForCausalLM',
     modelType: 'phi',

@@ -37,6 +37,7 @@ export const GGUF_ARCH: Record<string, string> = {
   Exaone4ForCausalLM: 'exaone4',
   OlmoeForCausalLM: 'olmoe',
   Starcoder2ForCausalLM: 'starcoder2',
+  StableLmForCausalLM: 'stablelm',
   PhiForCausalLM: 'phi2',
   CohereForCausalLM: 'command-r',
   Cohere2ForCausalLM: 'cohere2',
@@ -98,7 +99,7 @@ const notWeight = (name: string) => BUFFERS.test(name) || FP8_SCALE_TENSOR.test(
 const POOLER = /^(bert\.|roberta\.)?pooler\.dense\.(weight|bias)$/;
 
 /** The architectures whose norms are LayerNorms (llama.cpp's `layer_norm_epsilon`; the others' are RMSNorms). */
-const LAYER_NORM = new Set(['phi2', 'starcoder2', 'command-r', 'cohere2']);
+const LAYER_NORM = new Set(['phi2', 'starcoder2', 'stablelm', 'command-r', 'cohere2']);
 
 /** llama.cpp's fixed hybrids (olmo2, cohere2, exaone4 windows; smollm3's RoPE): every layer but each fourth. */
 const notFourth = (layer: number) => (layer + 1) % 4 !== 0;

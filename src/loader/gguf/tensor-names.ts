@@ -150,6 +150,7 @@ const TABLES: Record<string, NameTable> = {
   olmo2: OLMO2,
   exaone4: OLMO2,
   starcoder2: STARCODER2,
+  stablelm: LLAMA,
   phi2: PHI2,
   'command-r': LLAMA,
   cohere2: LLAMA,
