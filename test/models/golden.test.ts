@@ -34,6 +34,9 @@ const GENERATED: Record<string, string> = {
   'tiny-exaone4': 'python3 test/fixtures/generate-families.py',
   'tiny-glm4': 'python3 test/fixtures/generate-families.py',
   'tiny-granitemoe': 'python3 test/fixtures/generate-families.py',
+  'tiny-granitemoeshared': 'python3 test/fixtures/generate-families.py',
+  'tiny-olmoe': 'python3 test/fixtures/generate-families.py',
+  'tiny-stablelm': 'python3 test/fixtures/generate-families.py',
 };
 
 const CASES: GoldenCase[] = [
