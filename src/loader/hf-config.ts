@@ -108,6 +108,7 @@ const LAYER_NORM_EPS_KEY: Record<string, string> = {
   cohere2: 'layer_norm_eps',
   stablelm: 'layer_norm_eps',
   gpt2: 'layer_norm_epsilon',
+  gpt_bigcode: 'layer_norm_epsilon',
 };
 
 export function parseModelConfig(file: Record<string, unknown>, path = 'config.json'): ModelConfig {
@@ -147,7 +148,8 @@ export function parseModelConfig(file: Record<string, unknown>, path = 'config.j
     intermediateSize: typeof intermediate === 'number' ? intermediate : 4 * hiddenSize,
     numLayers: num(['num_hidden_layers', 'n_layer']),
     numHeads,
-    numKvHeads: num(['num_key_value_heads'], numHeads),
+    // GPTBigCode's multi-query attention (its default) has one K/V head.
+    numKvHeads: num(['num_key_value_heads'], modelType === 'gpt_bigcode' && raw.multi_query !== false ? 1 : numHeads),
     headDim: typeof raw.head_dim === 'number' ? raw.head_dim : hiddenSize / numHeads,
     maxPositionEmbeddings: num(['max_position_embeddings', 'n_positions', 'n_ctx'], 2048),
     normEps: eps,

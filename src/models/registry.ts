@@ -3,7 +3,7 @@ import { UserError } from '../util/errors.ts';
 import type { Architecture } from './architecture.ts';
 import { gemma, gemma2, gemma3 } from './gemma.ts';
 import { glm4 } from './glm4.ts';
-import { gpt2 } from './gpt2.ts';
+import { gpt2, gptBigCode } from './gpt2.ts';
 import { granite, graniteMoe } from './granite.ts';
 import { cohere, cohere2, phi, stablelm, starcoder2 } from './layernorm-decoder.ts';
 import { llama } from './llama.ts';
@@ -44,6 +44,7 @@ export const ARCHITECTURES: readonly Architecture[] = [
   cohere,
   cohere2,
   gpt2,
+  gptBigCode,
 ];
 
 /** The architecture for a config: by `architectures[0]`, else by `model_type`. */

@@ -175,6 +175,49 @@ export function writeTinyStablelmFolder(out: string, tokenizerFixture: string): 
   return writeFolder(out, 2011, config, specs, tokenizerFixture);
 }
 
+/**
+ * GPTBigCode (StarCoder 1): GPT-2's blocks with Linear weights, multi-query attention (c_attn: q, then one head's k
+ * and v), learned positions, tied embeddings.
+ */
+export function writeTinyGptBigCodeFolder(out: string, tokenizerFixture: string): string {
+  const biased = (name: string, out: number, inp: number): Spec[] => [
+    [`${name}.weight`, [out, inp]],
+    [`${name}.bias`, [out], 'bias'],
+  ];
+  const specs: Spec[] = [
+    ['transformer.wte.weight', [VOCAB, HIDDEN]],
+    ['transformer.wpe.weight', [512, HIDDEN]],
+    ...Array.from({ length: LAYERS }, (_, i): Spec[] => {
+      const p = `transformer.h.${i}`;
+      return [
+        ...layerNorm(`${p}.ln_1`),
+        ...biased(`${p}.attn.c_attn`, HIDDEN + 2 * HEAD_DIM, HIDDEN),
+        ...biased(`${p}.attn.c_proj`, HIDDEN, HIDDEN),
+        ...layerNorm(`${p}.ln_2`),
+        ...biased(`${p}.mlp.c_fc`, FF, HIDDEN),
+        ...biased(`${p}.mlp.c_proj`, HIDDEN, FF),
+      ];
+    }).flat(),
+    ...layerNorm('transformer.ln_f'),
+  ];
+  const config = {
+    architectures: ['GPTBigCodeForCausalLM'],
+    model_type: 'gpt_bigcode',
+    n_embd: HIDDEN,
+    n_head: HEADS,
+    n_layer: LAYERS,
+    n_inner: FF,
+    n_positions: 512,
+    // GPTBigCode's configs name no K/V head count: multi_query says one.
+    num_key_value_heads: undefined,
+    multi_query: true,
+    activation_function: 'gelu_pytorch_tanh',
+    layer_norm_epsilon: 1e-5,
+    tie_word_embeddings: true,
+  };
+  return writeFolder(out, 2012, config, specs, tokenizerFixture);
+}
+
 /** Phi-2: parallel attention and MLP on one LayerNorm, a rotary share of 0.5, multi-head attention, a biased LM head. */
 export function writeTinyPhiFolder(out: string, tokenizerFixture: string): string {
   const specs: Spec[] = [

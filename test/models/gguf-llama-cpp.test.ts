@@ -20,6 +20,7 @@ import {
   writeTinyCohereFolder,
   writeTinyExaone4Folder,
   writeTinyGlm4Folder,
+  writeTinyGptBigCodeFolder,
   writeTinyLlamaAsGranite,
   writeTinyMoeFolder,
   writeTinyOlmoFolder,
@@ -40,7 +41,7 @@ import {
  */
 const TOLERANCE: Record<string, number> = { f32: 1e-3, f16: 0.03 };
 const GELU_F32 = 5e-3;
-const GELU_MODELS = ['tiny-gpt2', 'tiny-starcoder2', 'tiny-phi'];
+const GELU_MODELS = ['tiny-gpt2', 'tiny-gpt-bigcode', 'tiny-starcoder2', 'tiny-phi'];
 
 const F32_CHECKED = ['tiny-llama-256', 'tiny-qwen2-256', 'tiny-gpt2'];
 const out = mkdtempSync(join(tmpdir(), 'pagoda-llama-cpp-'));
@@ -199,11 +200,12 @@ describe('smollm3: pagoda on the folder and on its GGUF, llama.cpp on the GGUF',
   });
 });
 
-describe('starcoder2, stablelm, phi2, command-r and command-r7b: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {
+describe('starcoder (GPTBigCode), starcoder2, stablelm, phi2, command-r and command-r7b: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {
   skip: modelFixture('tiny-llama').skip,
 }, () => {
   const tokenizer = () => modelFixture('tiny-llama').path;
   for (const [name, write] of [
+    ['tiny-gpt-bigcode', (dir: string) => writeTinyGptBigCodeFolder(dir, tokenizer())],
     ['tiny-starcoder2', (dir: string) => writeTinyStarcoder2Folder(dir, tokenizer())],
     ['tiny-stablelm', (dir: string) => writeTinyStablelmFolder(dir, tokenizer())],
     ['tiny-phi', (dir: string) => writeTinyPhiFolder(dir, tokenizer())],

@@ -37,6 +37,7 @@ const GENERATED: Record<string, string> = {
   'tiny-granitemoeshared': 'python3 test/fixtures/generate-families.py',
   'tiny-olmoe': 'python3 test/fixtures/generate-families.py',
   'tiny-stablelm': 'python3 test/fixtures/generate-families.py',
+  'tiny-gpt-bigcode': 'python3 test/fixtures/generate-families.py',
 };
 
 const CASES: GoldenCase[] = [

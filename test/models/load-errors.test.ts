@@ -88,6 +88,15 @@ describe('loadModel errors', { skip: fixture.skip }, () => {
     }
   });
 
+  test("GPTBigCode without multi-query (each head's q, k and v interleaved) is refused in one line", () => {
+    const dir = variant('gpt-bigcode-mha', (c) => {
+      c.architectures = ['GPTBigCodeForCausalLM'];
+      c.model_type = 'gpt_bigcode';
+      c.multi_query = false;
+    });
+    assertOneLine(dir, /multi_query = false is not supported for GPTBigCodeForCausalLM/);
+  });
+
   test('LongRoPE factor lists that do not fit the rotary dims are one line naming the list and the count', () => {
     const dir = variant('longrope', (c) => {
       c.original_max_position_embeddings = 64;

@@ -97,6 +97,12 @@ const ARCHS: Record<string, ArchInfo> = {
     modelType: 'gpt2',
     extra: () => ({ activation_function: 'gelu_new' }),
   },
+  // GPTBigCode: multi-query attention (head_count_kv 1), GELU.
+  starcoder: {
+    architecture: 'GPTBigCodeForCausalLM',
+    modelType: 'gpt_bigcode',
+    extra: () => ({ activation_function: 'gelu_pytorch_tanh' }),
+  },
   gemma: { architecture: 'GemmaForCausalLM', modelType: 'gemma', extra: () => ({ hidden_act: 'gelu_pytorch_tanh' }) },
   gemma2: {
     architecture: 'Gemma2ForCausalLM',

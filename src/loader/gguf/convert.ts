@@ -47,6 +47,7 @@ export const GGUF_ARCH: Record<string, string> = {
   Qwen2MoeForCausalLM: 'qwen2moe',
   Qwen3MoeForCausalLM: 'qwen3moe',
   GPT2LMHeadModel: 'gpt2',
+  GPTBigCodeForCausalLM: 'starcoder',
   BertModel: 'bert',
   BertForSequenceClassification: 'bert',
   XLMRobertaModel: 'bert',
@@ -183,8 +184,10 @@ export function archMetadata(cfg: ModelConfig, arch: string, name: string, type:
     [k('feed_forward_length'), gguf.u32(cfg.intermediateSize)],
     [k('attention.head_count'), gguf.u32(cfg.numHeads)],
   ]);
-  if (arch === 'gpt2' || arch === 'bert') {
+  // Learned positions: no RoPE keys.
+  if (arch === 'gpt2' || arch === 'starcoder' || arch === 'bert') {
     meta.set(k('attention.layer_norm_epsilon'), gguf.f32(cfg.normEps));
+    if (arch === 'starcoder') meta.set(k('attention.head_count_kv'), gguf.u32(cfg.numKvHeads));
     if (arch === 'bert') {
       meta.set(k('attention.causal'), gguf.bool(false));
       meta.set('tokenizer.ggml.token_type_count', gguf.u32(Number(cfg.raw.type_vocab_size ?? 2)));

@@ -81,6 +81,23 @@ const LLAMA_OR_MIXTRAL: NameTable = {
   expertParts: { gate: 'w1', up: 'w3', down: 'w2' },
 };
 
+const GPT2: NameTable = {
+  global: {
+    token_embd: 'transformer.wte',
+    position_embd: 'transformer.wpe',
+    output_norm: 'transformer.ln_f',
+  },
+  block: (n) => `transformer.h.${n}.`,
+  layer: {
+    attn_norm: 'ln_1',
+    attn_qkv: 'attn.c_attn',
+    attn_output: 'attn.c_proj',
+    ffn_norm: 'ln_2',
+    ffn_up: 'mlp.c_fc',
+    ffn_down: 'mlp.c_proj',
+  },
+};
+
 /** Llama's layer without its two pre-norms. */
 const { attn_norm, ffn_norm, ...LLAMA_PROJECTIONS } = LLAMA_LAYER;
 
@@ -164,22 +181,9 @@ const TABLES: Record<string, NameTable> = {
   qwen3moe: MOE,
   granitemoe: MOE,
   olmoe: MOE,
-  gpt2: {
-    global: {
-      token_embd: 'transformer.wte',
-      position_embd: 'transformer.wpe',
-      output_norm: 'transformer.ln_f',
-    },
-    block: (n) => `transformer.h.${n}.`,
-    layer: {
-      attn_norm: 'ln_1',
-      attn_qkv: 'attn.c_attn',
-      attn_output: 'attn.c_proj',
-      ffn_norm: 'ln_2',
-      ffn_up: 'mlp.c_fc',
-      ffn_down: 'mlp.c_proj',
-    },
-  },
+  gpt2: GPT2,
+  // GPTBigCode: GPT-2's names, Linear weights (not transposed), an LM head of its own where untied.
+  starcoder: { ...GPT2, global: { ...GPT2.global, output: 'lm_head' } },
   bert: {
     global: {
       token_embd: 'embeddings.word_embeddings',
