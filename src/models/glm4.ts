@@ -1,20 +1,24 @@
 import type { Architecture } from './architecture.ts';
-import { buildLlama } from './llama.ts';
+import { buildLlama, type LlamaOptions } from './llama.ts';
 
 /**
- * GLM-4 (the 0414 models): Llama with biased q/k/v (no o_proj bias, though the config says `attention_bias`), gate and
- * up packed, GPT-J-style RoPE on half of each head, and each sublayer's output RMSNormed before its residual add.
+ * GLM's Llama: biased q/k/v (no o_proj bias, though the config says `attention_bias`), gate and up packed, GPT-J-style
+ * RoPE on half of each head.
  */
+const GLM: LlamaOptions = { qkvBias: true, oBias: false, fusedGateUp: true, ropeStyle: 'gptj' };
+
+/** GLM-4-9B (0605) and CodeGeeX4 as transformers runs them (and llama.cpp's chatglm files, q/k/v fused or not). */
+export const glm: Architecture = {
+  names: ['GlmForCausalLM'],
+  modelTypes: ['glm'],
+  tensorParallel: true,
+  build: (cfg, w, backend, options) => buildLlama(GLM, cfg, w, backend, options),
+};
+
+/** GLM-4 (the 0414 models): GLM with each sublayer's output RMSNormed before its residual add. */
 export const glm4: Architecture = {
   names: ['Glm4ForCausalLM'],
   modelTypes: ['glm4'],
   tensorParallel: true,
-  build: (cfg, w, backend, options) =>
-    buildLlama(
-      { qkvBias: true, oBias: false, fusedGateUp: true, ropeStyle: 'gptj', sandwichNorms: true },
-      cfg,
-      w,
-      backend,
-      options,
-    ),
+  build: (cfg, w, backend, options) => buildLlama({ ...GLM, sandwichNorms: true }, cfg, w, backend, options),
 };

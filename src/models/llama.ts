@@ -20,7 +20,10 @@ export interface LlamaOptions {
    * heads (OLMoE; weights `[Hq*D]` and `[Hk*D]`); not at all where absent.
    */
   qkNorm?: 'per-head' | 'across-heads';
-  /** q/k/v stored packed as `qkv_proj` and gate/up as `gate_up_proj`, in the order the stack uses (Phi-3). */
+  /**
+   * q/k/v stored packed as `qkv_proj` and gate/up as `gate_up_proj`, in the order the stack uses (Phi-3); a
+   * `qkv_proj` is read wherever a checkpoint has one.
+   */
   fusedProjections?: boolean;
   /** gate/up alone stored packed as `gate_up_proj` (GLM-4). */
   fusedGateUp?: boolean;
@@ -278,18 +281,20 @@ function buildStack(
     const p = `${root}layers.${i}`;
     return {
       inputNorm: w.load(`${p}.input_layernorm.weight`, [H]),
-      qkv: opts.fusedProjections
-        ? lin(`${p}.self_attn.qkv_proj`, (numHeads + 2 * numKvHeads) * D, H, attnBias, share.qkv)
-        : packed(
-            [
-              [`${p}.self_attn.q_proj`, numHeads * D],
-              [`${p}.self_attn.k_proj`, numKvHeads * D],
-              [`${p}.self_attn.v_proj`, numKvHeads * D],
-            ],
-            H,
-            attnBias,
-            share.qkv,
-          ),
+      // Phi-3's q/k/v are stored fused, as are those of GLM's GGUF files written from ChatGLM's checkpoints.
+      qkv:
+        opts.fusedProjections || w.has(`${p}.self_attn.qkv_proj.weight`)
+          ? lin(`${p}.self_attn.qkv_proj`, (numHeads + 2 * numKvHeads) * D, H, attnBias, share.qkv)
+          : packed(
+              [
+                [`${p}.self_attn.q_proj`, numHeads * D],
+                [`${p}.self_attn.k_proj`, numKvHeads * D],
+                [`${p}.self_attn.v_proj`, numKvHeads * D],
+              ],
+              H,
+              attnBias,
+              share.qkv,
+            ),
       o: lin(`${p}.self_attn.o_proj`, H, numHeads * D, opts.oBias ?? cfg.attentionBias, ROW_PARALLEL),
       qNorm: opts.qkNorm ? w.load(`${p}.self_attn.q_norm.weight`, [acrossHeads ? numHeads * D : D]) : undefined,
       kNorm: opts.qkNorm ? w.load(`${p}.self_attn.k_norm.weight`, [acrossHeads ? numKvHeads * D : D]) : undefined,

@@ -2,7 +2,7 @@ import type { ModelConfig } from '../loader/hf-config.ts';
 import { UserError } from '../util/errors.ts';
 import type { Architecture } from './architecture.ts';
 import { gemma, gemma2, gemma3 } from './gemma.ts';
-import { glm4 } from './glm4.ts';
+import { glm, glm4 } from './glm4.ts';
 import { gpt2, gptBigCode } from './gpt2.ts';
 import { granite, graniteMoe } from './granite.ts';
 import { cohere, cohere2, phi, stablelm, starcoder2 } from './layernorm-decoder.ts';
@@ -33,6 +33,7 @@ export const ARCHITECTURES: readonly Architecture[] = [
   granite,
   graniteMoe,
   smollm3,
+  glm,
   glm4,
   olmo2,
   olmo3,

@@ -352,27 +352,29 @@ export function writeTinyExaone4Folder(out: string, tokenizerFixture: string, hy
 }
 
 /**
- * GLM-4: biased q/k/v (o_proj unbiased), gate and up packed, GPT-J-style RoPE on half of each head, and each
- * sublayer's output RMSNormed before its residual add.
+ * GLM-4-0414 (`generation` 4): biased q/k/v (o_proj unbiased), gate and up packed, GPT-J-style RoPE on half of each
+ * head, and each sublayer's output RMSNormed before its residual add; GLM-4-9B (`generation` 1, GlmForCausalLM): the
+ * same without those output norms.
  */
-export function writeTinyGlm4Folder(out: string, tokenizerFixture: string): string {
+export function writeTinyGlmFolder(out: string, tokenizerFixture: string, generation: 1 | 4 = 4): string {
+  const sandwich = generation === 4;
   const specs: Spec[] = [
     ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
     ...layers((p) => [
       [`${p}.input_layernorm.weight`, [HIDDEN], 'norm'],
       ...attention(p, 'o_proj', true).filter(([name]) => name !== `${p}.self_attn.o_proj.bias`),
-      [`${p}.post_self_attn_layernorm.weight`, [HIDDEN], 'norm'],
+      ...(sandwich ? ([[`${p}.post_self_attn_layernorm.weight`, [HIDDEN], 'norm']] satisfies Spec[]) : []),
       [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
       [`${p}.mlp.gate_up_proj.weight`, [2 * FF, HIDDEN]],
       [`${p}.mlp.down_proj.weight`, [HIDDEN, FF]],
-      [`${p}.post_mlp_layernorm.weight`, [HIDDEN], 'norm'],
+      ...(sandwich ? ([[`${p}.post_mlp_layernorm.weight`, [HIDDEN], 'norm']] satisfies Spec[]) : []),
     ]),
     ['model.norm.weight', [HIDDEN], 'norm'],
     ['lm_head.weight', [VOCAB, HIDDEN]],
   ];
   const config = {
-    architectures: ['Glm4ForCausalLM'],
-    model_type: 'glm4',
+    architectures: [sandwich ? 'Glm4ForCausalLM' : 'GlmForCausalLM'],
+    model_type: sandwich ? 'glm4' : 'glm',
     rms_norm_eps: 1e-5,
     rope_theta: 10000,
     partial_rotary_factor: 0.5,
@@ -381,7 +383,7 @@ export function writeTinyGlm4Folder(out: string, tokenizerFixture: string): stri
     hidden_act: 'silu',
     tie_word_embeddings: false,
   };
-  return writeFolder(out, 2010, config, specs, tokenizerFixture);
+  return writeFolder(out, sandwich ? 2010 : 2013, config, specs, tokenizerFixture);
 }
 
 /** The mixture-of-experts families `writeTinyMoeFolder` writes; `qwen3moe-fused` stores the experts as transformers 5. */

@@ -19,7 +19,7 @@ import {
   type TinyMoe,
   writeTinyCohereFolder,
   writeTinyExaone4Folder,
-  writeTinyGlm4Folder,
+  writeTinyGlmFolder,
   writeTinyGptBigCodeFolder,
   writeTinyLlamaAsGranite,
   writeTinyMoeFolder,
@@ -167,12 +167,26 @@ describe('exaone4: pagoda on the folder and on its GGUF, llama.cpp on the GGUF',
   });
 });
 
-test('glm4 (GLM-4-0414): pagoda on the folder and on its GGUF, llama.cpp on the GGUF, top-8 within 1e-3', {
+describe('glm4 and chatglm: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {
   skip: modelFixture('tiny-llama').skip,
-}, async () => {
-  const dir = writeTinyGlm4Folder(join(out, 'tiny-glm4'), modelFixture('tiny-llama').path);
-  await agree('tiny-glm4', dir, 'f32', 'folder');
-  await agree('tiny-glm4', dir, 'f32', 'gguf');
+}, () => {
+  const folder = (generation: 1 | 4) =>
+    writeTinyGlmFolder(join(out, `tiny-glm${generation}`), modelFixture('tiny-llama').path, generation);
+  for (const [generation, what] of [
+    [4, 'GLM-4-0414 (glm4)'],
+    [1, 'GLM-4-9B (GlmForCausalLM, chatglm)'],
+  ] as const) {
+    test(`${what}: top-1 identical where the top two are apart, top-8 log-probabilities within 1e-3`, async () => {
+      await agree(`tiny-glm${generation}`, folder(generation), 'f32', 'folder');
+      await agree(`tiny-glm${generation}`, folder(generation), 'f32', 'gguf');
+    });
+  }
+  test("GLM-4-9B with q/k/v fused as attn_qkv (the chatglm files of ChatGLM's checkpoints, as Ollama's glm4)", async () => {
+    const dir = folder(1);
+    const fused = join(out, 'tiny-glm1-fused.gguf');
+    fuseQkv(convertedFrom(dir), fused);
+    await agreeOn('tiny-glm1', fused, fused, dir, 'f32');
+  });
 });
 
 describe('smollm3: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {

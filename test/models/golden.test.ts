@@ -38,6 +38,7 @@ const GENERATED: Record<string, string> = {
   'tiny-olmoe': 'python3 test/fixtures/generate-families.py',
   'tiny-stablelm': 'python3 test/fixtures/generate-families.py',
   'tiny-gpt-bigcode': 'python3 test/fixtures/generate-families.py',
+  'tiny-glm': 'python3 test/fixtures/generate-families.py',
 };
 
 const CASES: GoldenCase[] = [

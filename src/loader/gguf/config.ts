@@ -144,6 +144,12 @@ const ARCHS: Record<string, ArchInfo> = {
   // grouped wqkv; EXAONE 3 / 3.5, whose q/k rows it leaves as they are and rotates NeoX-style).
   internlm2: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
   exaone: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
+  // GLM-4-9B and CodeGeeX4 (ChatGLM's checkpoints, q/k/v fused; transformers' GlmForCausalLM's, apart).
+  chatglm: {
+    architecture: 'GlmForCausalLM',
+    modelType: 'glm',
+    extra: (m) => partialRotary(m),
+  },
   glm4: {
     architecture: 'Glm4ForCausalLM',
     modelType: 'glm4',

@@ -31,6 +31,7 @@ export const GGUF_ARCH: Record<string, string> = {
   GraniteMoeForCausalLM: 'granitemoe',
   GraniteMoeSharedForCausalLM: 'granitemoe',
   SmolLM3ForCausalLM: 'smollm3',
+  GlmForCausalLM: 'chatglm',
   Glm4ForCausalLM: 'glm4',
   Olmo2ForCausalLM: 'olmo2',
   Olmo3ForCausalLM: 'olmo2',

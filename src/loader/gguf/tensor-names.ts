@@ -111,6 +111,12 @@ const OLMO2: NameTable = {
   },
 };
 
+/** Phi-3 and ChatGLM: Llama's names, q/k/v packed in attn_qkv (ChatGLM's: or apart), gate and up in ffn_up. */
+const FUSED_LLAMA: NameTable = {
+  ...LLAMA,
+  layer: { ...LLAMA_LAYER, attn_qkv: 'self_attn.qkv_proj', ffn_up: 'mlp.gate_up_proj' },
+};
+
 /** GLM-4: Llama's names, gate and up packed in ffn_up, the norms of each sublayer's output. */
 const GLM4: NameTable = {
   ...LLAMA,
@@ -176,7 +182,8 @@ const TABLES: Record<string, NameTable> = {
   gemma: LLAMA,
   gemma2: GEMMA2,
   gemma3: GEMMA2,
-  phi3: { ...LLAMA, layer: { ...LLAMA_LAYER, attn_qkv: 'self_attn.qkv_proj', ffn_up: 'mlp.gate_up_proj' } },
+  phi3: FUSED_LLAMA,
+  chatglm: FUSED_LLAMA,
   qwen2moe: MOE,
   qwen3moe: MOE,
   granitemoe: MOE,
