@@ -16,6 +16,7 @@ import { qwen2 } from './qwen2.ts';
 import { qwen2Moe } from './qwen2-moe.ts';
 import { qwen3 } from './qwen3.ts';
 import { qwen3Moe } from './qwen3-moe.ts';
+import { seedOss } from './seed-oss.ts';
 import { smollm3 } from './smollm3.ts';
 
 export const ARCHITECTURES: readonly Architecture[] = [
@@ -33,6 +34,7 @@ export const ARCHITECTURES: readonly Architecture[] = [
   granite,
   graniteMoe,
   smollm3,
+  seedOss,
   glm,
   glm4,
   olmo2,

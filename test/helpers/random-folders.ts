@@ -218,6 +218,34 @@ export function writeTinyGptBigCodeFolder(out: string, tokenizerFixture: string)
   return writeFolder(out, 2012, config, specs, tokenizerFixture);
 }
 
+/** Seed-OSS: Llama's layout with biased q/k/v (o_proj unbiased), an explicit head_dim. */
+export function writeTinySeedOssFolder(out: string, tokenizerFixture: string): string {
+  const specs: Spec[] = [
+    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
+    ...layers((p) => [
+      [`${p}.input_layernorm.weight`, [HIDDEN], 'norm'],
+      ...attention(p, 'o_proj', true).filter(([name]) => name !== `${p}.self_attn.o_proj.bias`),
+      [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
+      ...gatedMlp(p),
+    ]),
+    ['model.norm.weight', [HIDDEN], 'norm'],
+    ['lm_head.weight', [VOCAB, HIDDEN]],
+  ];
+  const config = {
+    architectures: ['SeedOssForCausalLM'],
+    model_type: 'seed_oss',
+    head_dim: HEAD_DIM,
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000000,
+    hidden_act: 'silu',
+    attention_bias: true,
+    attention_out_bias: false,
+    mlp_bias: false,
+    tie_word_embeddings: false,
+  };
+  return writeFolder(out, 2014, config, specs, tokenizerFixture);
+}
+
 /** Phi-2: parallel attention and MLP on one LayerNorm, a rotary share of 0.5, multi-head attention, a biased LM head. */
 export function writeTinyPhiFolder(out: string, tokenizerFixture: string): string {
   const specs: Spec[] = [

@@ -25,6 +25,7 @@ import {
   writeTinyMoeFolder,
   writeTinyOlmoFolder,
   writeTinyPhiFolder,
+  writeTinySeedOssFolder,
   writeTinySmollm3Folder,
   writeTinyStablelmFolder,
   writeTinyStarcoder2Folder,
@@ -187,6 +188,14 @@ describe('glm4 and chatglm: pagoda on the folder and on its GGUF, llama.cpp on t
     fuseQkv(convertedFrom(dir), fused);
     await agreeOn('tiny-glm1', fused, fused, dir, 'f32');
   });
+});
+
+test('seed_oss (Seed-OSS): pagoda on the folder and on its GGUF, llama.cpp on the GGUF, top-8 within 1e-3', {
+  skip: modelFixture('tiny-llama').skip,
+}, async () => {
+  const dir = writeTinySeedOssFolder(join(out, 'tiny-seed-oss'), modelFixture('tiny-llama').path);
+  await agree('tiny-seed-oss', dir, 'f32', 'folder');
+  await agree('tiny-seed-oss', dir, 'f32', 'gguf');
 });
 
 describe('smollm3: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {

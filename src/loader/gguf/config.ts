@@ -144,6 +144,11 @@ const ARCHS: Record<string, ArchInfo> = {
   // grouped wqkv; EXAONE 3 / 3.5, whose q/k rows it leaves as they are and rotates NeoX-style).
   internlm2: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
   exaone: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
+  seed_oss: {
+    architecture: 'SeedOssForCausalLM',
+    modelType: 'seed_oss',
+    extra: (m) => ({ attention_bias: m.view.hasTensor('blk.0.attn_q.bias') }),
+  },
   // GLM-4-9B and CodeGeeX4 (ChatGLM's checkpoints, q/k/v fused; transformers' GlmForCausalLM's, apart).
   chatglm: {
     architecture: 'GlmForCausalLM',

@@ -31,6 +31,7 @@ export const GGUF_ARCH: Record<string, string> = {
   GraniteMoeForCausalLM: 'granitemoe',
   GraniteMoeSharedForCausalLM: 'granitemoe',
   SmolLM3ForCausalLM: 'smollm3',
+  SeedOssForCausalLM: 'seed_oss',
   GlmForCausalLM: 'chatglm',
   Glm4ForCausalLM: 'glm4',
   Olmo2ForCausalLM: 'olmo2',
@@ -147,6 +148,14 @@ const ARCH_METADATA: Record<string, (cfg: ModelConfig) => [string, GgufValue][]>
     if (rotated.some((r, i) => r !== notFourth(i))) {
       throw new UserError(
         `config.json: no_rope_layers ${JSON.stringify(rotated.map(Number))} cannot be written to GGUF (llama.cpp's smollm3 leaves every fourth layer unrotated)`,
+      );
+    }
+    return [];
+  },
+  seed_oss: (cfg) => {
+    if (cfg.raw.attention_out_bias === true) {
+      throw new UserError(
+        "config.json: attention_out_bias true cannot be written to GGUF (llama.cpp's seed_oss has no o_proj bias)",
       );
     }
     return [];

@@ -117,6 +117,12 @@ const FUSED_LLAMA: NameTable = {
   layer: { ...LLAMA_LAYER, attn_qkv: 'self_attn.qkv_proj', ffn_up: 'mlp.gate_up_proj' },
 };
 
+/** Seed-OSS: Llama's names, its MLP's norm under llama.cpp's post-attention name. */
+const SEED_OSS: NameTable = {
+  ...LLAMA,
+  layer: { ...LLAMA_PROJECTIONS, attn_norm: 'input_layernorm', post_attention_norm: 'post_attention_layernorm' },
+};
+
 /** GLM-4: Llama's names, gate and up packed in ffn_up, the norms of each sublayer's output. */
 const GLM4: NameTable = {
   ...LLAMA,
@@ -167,6 +173,7 @@ const TABLES: Record<string, NameTable> = {
   qwen2: LLAMA,
   granite: LLAMA,
   smollm3: LLAMA,
+  seed_oss: SEED_OSS,
   glm4: GLM4,
   internlm2: LLAMA,
   exaone: LLAMA,
