@@ -46,8 +46,8 @@ export const ARCHITECTURES: readonly Architecture[] = [
   phi,
   cohere,
   cohere2,
-  gpt2,
   gptBigCode,
+  gpt2,
 ];
 
 /** The architecture for a config: by `architectures[0]`, else by `model_type`. */

@@ -204,8 +204,9 @@ describe('grammar service (xgrammar in a worker)', { skip: fixture.skip }, () =>
       compileTimeoutMs: 1000,
     });
     try {
-      // 16,000 choices take ~3 s to compile here, past the deadline, which runs from the worker's start-up.
-      const choices = Array.from({ length: 16000 }, (_, i) => `choice-${i}-${(i * 7919) % 10007}`);
+      // 64,000 choices take over a minute to compile here (16,000 took ~3 s), far past the deadline, which runs from
+      // when this thread sees the worker ready: a busy machine that delays this thread by seconds still sees it pass.
+      const choices = Array.from({ length: 64000 }, (_, i) => `choice-${i}-${(i * 7919) % 10007}`);
       await assert.rejects(svc.compile({ type: 'choice', choices }), /a grammar compile did not finish in 1 s/);
       assert.equal(svc.load.length, 0, 'the stuck worker is gone');
       const g = svc.open(await svc.compile({ type: 'regex', pattern: 'ok' }), tokenizer!.eosTokenIds);
