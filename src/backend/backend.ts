@@ -56,6 +56,9 @@ export interface AttentionSpec {
 /** The activation of a gated MLP's gate: SiLU (Llama's SwiGLU) or GELU's tanh form (Gemma's GeGLU). */
 export type GatedActivation = 'silu' | 'gelu_tanh';
 
+/** A plain MLP's activation: GELU (exact, erf) or its tanh form, or ReLU² (Nemotron's squared ReLU). */
+export type Activation = 'gelu' | 'gelu_tanh' | 'relu2';
+
 /** The heads a packed q/k/v projection's columns hold: Hq query heads, then Hk key and Hk value heads, of D each. */
 export type QkvHeads = Pick<AttentionSpec, 'numHeads' | 'numKvHeads' | 'headDim'>;
 
@@ -201,7 +204,8 @@ export interface Backend {
    * `feeds`: the weight of the linear that reads the output next (the down projection), a hint as rmsNorm's.
    */
   linearActMul(x: Tensor, weight: Tensor, bias: Tensor | undefined, act: GatedActivation, feeds?: Tensor): Tensor;
-  gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor;
+  /** act(x) element by element. */
+  activation(x: Tensor, act: Activation): Tensor;
   /**
    * A mixture-of-experts MLP over x `[T, H]` → `[T, H]`: per token, the top-k experts of the router's softmax
    * (renormalised when `spec.normTopK`), each expert's SwiGLU MLP weighted by its probability, plus the shared expert

@@ -107,6 +107,7 @@ const LAYER_NORM_EPS_KEY: Record<string, string> = {
   cohere: 'layer_norm_eps',
   cohere2: 'layer_norm_eps',
   stablelm: 'layer_norm_eps',
+  nemotron: 'norm_eps',
   gpt2: 'layer_norm_epsilon',
   gpt_bigcode: 'layer_norm_epsilon',
 };

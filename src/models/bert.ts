@@ -1,13 +1,11 @@
-import type { AttentionSpec, Backend, HostTensor, StepContext, Tensor } from '../backend/backend.ts';
+import type { Activation, AttentionSpec, Backend, HostTensor, StepContext, Tensor } from '../backend/backend.ts';
 import type { RopeSpec } from '../backend/rope-spec.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import { UserError } from '../util/errors.ts';
+import { plainActivation } from './activation.ts';
 import type { Encoder } from './model.ts';
 import { ropeSpecFromConfig } from './rope.ts';
 import type { ModelWeights } from './weights.ts';
-
-/** BERT's activation names and the GELU each means. */
-const GELU: Record<string, 'tanh' | 'none'> = { gelu: 'none', gelu_new: 'tanh', gelu_pytorch_tanh: 'tanh' };
 
 interface Linear {
   weight: Tensor;
@@ -20,7 +18,7 @@ interface Norm {
 }
 
 /** BERT's GELU MLP (up, GELU, down) or nomic-bert's SwiGLU (silu(gate) * up packed as one linear, then down). */
-type BertMlp = { up: Linear; gelu: 'tanh' | 'none'; down: Linear } | { gateUp: Linear; down: Linear };
+type BertMlp = { up: Linear; act: Activation; down: Linear } | { gateUp: Linear; down: Linear };
 
 /** Where positions come from: BERT's learned table added to the embeddings, or nomic-bert's rotary q and k. */
 type BertPositions = { table: Tensor } | { rope: RopeSpec };
@@ -85,7 +83,7 @@ function mlp(b: Backend, x: Tensor, m: BertMlp): Tensor {
   const hidden =
     'gateUp' in m
       ? b.linearActMul(x, m.gateUp.weight, m.gateUp.bias, 'silu', m.down.weight)
-      : b.gelu(linear(b, x, m.up), m.gelu);
+      : b.activation(linear(b, x, m.up), m.act);
   return linear(b, hidden, m.down);
 }
 
@@ -131,13 +129,7 @@ function loadNorm(w: ModelWeights, name: string, size: number): Norm {
 
 function buildBert(cfg: ModelConfig, w: ModelWeights, backend: Backend): BertEncoder {
   const { hiddenSize: H, intermediateSize: I, vocabSize } = cfg;
-  const act = String(cfg.raw.hidden_act ?? 'gelu');
-  const gelu = GELU[act];
-  if (!gelu) {
-    throw new UserError(
-      `config.json: hidden_act "${act}" is not supported for ${cfg.architecture || cfg.modelType} (expected one of ${Object.keys(GELU).join(', ')})`,
-    );
-  }
+  const act = plainActivation(String(cfg.raw.hidden_act ?? 'gelu'), 'hidden_act', cfg.architecture || cfg.modelType);
   if (cfg.raw.position_embedding_type !== undefined && cfg.raw.position_embedding_type !== 'absolute') {
     throw new UserError(
       `config.json: position_embedding_type "${cfg.raw.position_embedding_type}" is not supported (expected "absolute")`,
@@ -158,7 +150,7 @@ function buildBert(cfg: ModelConfig, w: ModelWeights, backend: Backend): BertEnc
       },
       attnOut: lin(`${p}.attention.output.dense`, H, H),
       attnNorm: loadNorm(w, `${p}.attention.output.LayerNorm`, H),
-      mlp: { up: lin(`${p}.intermediate.dense`, I, H), gelu, down: lin(`${p}.output.dense`, H, I) },
+      mlp: { up: lin(`${p}.intermediate.dense`, I, H), act, down: lin(`${p}.output.dense`, H, I) },
       outNorm: loadNorm(w, `${p}.output.LayerNorm`, H),
     };
   });

@@ -1,18 +1,11 @@
-import type { AttentionSpec, Backend, LayerKvCache, StepContext, Tensor } from '../backend/backend.ts';
+import type { Activation, AttentionSpec, Backend, LayerKvCache, StepContext, Tensor } from '../backend/backend.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import { UserError } from '../util/errors.ts';
+import { plainActivation } from './activation.ts';
 import type { Architecture } from './architecture.ts';
 import { cachedAttention } from './kv-compression.ts';
 import type { Model } from './model.ts';
 import type { ModelWeights } from './weights.ts';
-
-/** GPT-2's and GPTBigCode's activation names and the GELU each means. */
-const GELU: Record<string, 'tanh' | 'none'> = {
-  gelu_new: 'tanh',
-  gelu_pytorch_tanh: 'tanh',
-  gelu_fast: 'tanh',
-  gelu: 'none',
-};
 
 interface Linear {
   weight: Tensor;
@@ -42,7 +35,7 @@ export class Gpt2Model implements Model {
   constructor(
     readonly config: ModelConfig,
     readonly backend: Backend,
-    private readonly geluKind: 'tanh' | 'none',
+    private readonly act: Activation,
     private readonly wte: Tensor,
     private readonly wpe: Tensor,
     private readonly layers: Gpt2Layer[],
@@ -67,7 +60,7 @@ export class Gpt2Model implements Model {
       b.writeKv(k, v, kvCache[i]!, step);
       h = b.add(h, b.linear(cachedAttention(b, q, kvCache[i]!, this.spec, step), l.proj.weight, l.proj.bias));
       const y = b.layerNorm(h, l.ln2.weight, l.ln2.bias, eps);
-      const mlp = b.linear(b.gelu(b.linear(y, l.fc.weight, l.fc.bias), this.geluKind), l.out.weight, l.out.bias);
+      const mlp = b.linear(b.activation(b.linear(y, l.fc.weight, l.fc.bias), this.act), l.out.weight, l.out.bias);
       h = b.add(h, mlp);
     });
     const last = b.gatherLogitRows(h, step);
@@ -83,12 +76,11 @@ interface Gpt2Layout {
 
 function buildGpt2(layout: Gpt2Layout, cfg: ModelConfig, w: ModelWeights, backend: Backend): Gpt2Model {
   const { hiddenSize: H, intermediateSize: I, vocabSize, numKvHeads, headDim: D } = cfg;
-  const gelu = GELU[String(cfg.raw.activation_function ?? 'gelu_new')];
-  if (!gelu) {
-    throw new UserError(
-      `config.json: activation_function "${cfg.raw.activation_function}" is not supported (expected one of ${Object.keys(GELU).join(', ')})`,
-    );
-  }
+  const act = plainActivation(
+    String(cfg.raw.activation_function ?? 'gelu_new'),
+    'activation_function',
+    cfg.architecture,
+  );
   if (cfg.raw.scale_attn_by_inverse_layer_idx === true) {
     throw new UserError(`config.json: scale_attn_by_inverse_layer_idx = true is not supported for ${cfg.architecture}`);
   }
@@ -122,7 +114,7 @@ function buildGpt2(layout: Gpt2Layout, cfg: ModelConfig, w: ModelWeights, backen
   return new Gpt2Model(
     cfg,
     backend,
-    gelu,
+    act,
     wte,
     w.load(`${root}wpe.weight`, [cfg.maxPositionEmbeddings, H]),
     layers,

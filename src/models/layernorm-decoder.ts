@@ -1,7 +1,17 @@
-import type { AttentionSpec, Backend, HostTensor, LayerKvCache, StepContext, Tensor } from '../backend/backend.ts';
+import type {
+  Activation,
+  AttentionSpec,
+  Backend,
+  HostTensor,
+  LayerKvCache,
+  StepContext,
+  Tensor,
+} from '../backend/backend.ts';
 import type { RopeSpec } from '../backend/rope-spec.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
+import { toFloat32 } from '../primitives/host-tensor.ts';
 import { UserError } from '../util/errors.ts';
+import { plainActivation } from './activation.ts';
 import type { Architecture } from './architecture.ts';
 import { cachedAttention } from './kv-compression.ts';
 import { everyNthFull, type LayerType } from './layer-types.ts';
@@ -33,8 +43,8 @@ interface LayerNormDecoderLayer {
 }
 
 /**
- * Decoders of LayerNorms, RoPE and a GELU or SwiGLU MLP: StarCoder2 and StableLM run attention, then the MLP, each
- * after its own norm; Phi-2 and Command-R run both on the one normed input and add both to the residual stream. Command-R's logits
+ * Decoders of LayerNorms, RoPE and a plain (GELU, ReLU²) or SwiGLU MLP: StarCoder2, StableLM and Nemotron run
+ * attention, then the MLP, each after its own norm; Phi-2 and Command-R run both on the one normed input and add both to the residual stream. Command-R's logits
  * are scaled; Command R7B's layers each carry their window and RoPE (its full layers none).
  */
 export class LayerNormDecoder implements Model {
@@ -44,8 +54,8 @@ export class LayerNormDecoder implements Model {
   constructor(
     readonly config: ModelConfig,
     readonly backend: Backend,
-    /** The plain MLP's GELU, or 'silu' for a gated one. */
-    private readonly activation: 'tanh' | 'none' | 'silu',
+    /** The plain MLP's activation, or 'swiglu' for a gated one. */
+    private readonly activation: Activation | 'swiglu',
     private readonly logitScale: number,
     private readonly embedTable: Tensor,
     private readonly layers: LayerNormDecoderLayer[],
@@ -76,9 +86,9 @@ export class LayerNormDecoder implements Model {
     const b = this.backend;
     const { up, down } = layer;
     const act =
-      this.activation === 'silu'
+      this.activation === 'swiglu'
         ? b.linearActMul(x, up.weight, up.bias, 'silu', down.weight)
-        : b.gelu(linear(b, x, up), this.activation);
+        : b.activation(linear(b, x, up), this.activation);
     return linear(b, act, down);
   }
 }
@@ -86,15 +96,6 @@ export class LayerNormDecoder implements Model {
 function linear(b: Backend, x: Tensor, l: Affine): Tensor {
   return b.linear(x, l.weight, l.bias);
 }
-
-/** The activation each `hidden_act` names: a GELU for the plain MLPs, SiLU for the gated one. */
-const ACTIVATIONS: Record<string, 'tanh' | 'none' | 'silu'> = {
-  gelu_new: 'tanh',
-  gelu_pytorch_tanh: 'tanh',
-  gelu_fast: 'tanh',
-  gelu: 'none',
-  silu: 'silu',
-};
 
 /** How a member names its tensors and where it differs from the others. */
 interface Layout {
@@ -111,6 +112,10 @@ interface Layout {
   biased: (cfg: ModelConfig) => boolean;
   /** Biases on q/k/v alone, as the config says (StableLM's `use_qkv_bias`); `biased` decides where absent. */
   qkvBiased?: (cfg: ModelConfig) => boolean;
+  /** Biases on the MLP's projections, as the config says (Nemotron's `mlp_bias`); `biased` decides where absent. */
+  mlpBiased?: (cfg: ModelConfig) => boolean;
+  /** Added to every LayerNorm weight as it loads: Nemotron's "layernorm1p" normalises with 1 + w. */
+  normWeightOffset?: number;
   /** LayerNorms with a bias, or weight only (Cohere). */
   normBias: boolean;
   rope: RopeSpec['style'];
@@ -181,20 +186,40 @@ const STABLELM: Layout = {
   rope: 'neox',
 };
 
+/** Nemotron (Nemotron-Mini-4B, Minitron): StarCoder2's order, LayerNorms of weight 1 + w, partial RoPE, a ReLU² MLP. */
+const NEMOTRON: Layout = {
+  parallel: false,
+  gated: false,
+  o: 'self_attn.o_proj',
+  up: 'mlp.up_proj',
+  down: 'mlp.down_proj',
+  finalNorm: 'model.norm',
+  biased: (cfg) => cfg.attentionBias,
+  mlpBiased: (cfg) => cfg.raw.mlp_bias === true,
+  normBias: true,
+  normWeightOffset: 1,
+  rope: 'neox',
+};
+
 /** A LayerNorm's bias where the family's norms have none. */
 function zeroVector(n: number): HostTensor {
   return { name: 'zero LayerNorm bias', shape: [n], dtype: 'f32', bytes: new Uint8Array(4 * n) };
 }
 
+/** A norm weight plus `offset`, in float32 (as transformers adds it to the weight it computes with). */
+function plus(t: HostTensor, offset: number): HostTensor {
+  const values = toFloat32(t).map((v) => v + offset);
+  return { name: t.name, shape: t.shape, dtype: 'f32', bytes: new Uint8Array(values.buffer) };
+}
+
 function buildLayerNormDecoder(layout: Layout, cfg: ModelConfig, w: ModelWeights, backend: Backend): Model {
   const { hiddenSize: H, intermediateSize: I, numHeads, numKvHeads, headDim: D, vocabSize } = cfg;
-  const activation = ACTIVATIONS[cfg.hiddenAct];
-  if (!activation || (activation === 'silu') !== layout.gated) {
-    const expected = Object.keys(ACTIVATIONS).filter((name) => (ACTIVATIONS[name] === 'silu') === layout.gated);
+  if (layout.gated && cfg.hiddenAct !== 'silu') {
     throw new UserError(
-      `config.json: hidden_act "${cfg.hiddenAct}" is not supported for ${cfg.architecture} (expected one of ${expected.join(', ')})`,
+      `config.json: hidden_act "${cfg.hiddenAct}" is not supported for ${cfg.architecture} (expected silu)`,
     );
   }
+  const activation = layout.gated ? 'swiglu' : plainActivation(cfg.hiddenAct, 'hidden_act', cfg.architecture);
   // Per-head q/k LayerNorms (Command R+, StableLM 2 12B) and StableLM 2 12B's parallel residual.
   const unsupported = ['qk_layernorm', 'use_qk_norm', ...(layout.parallel ? [] : ['use_parallel_residual'])];
   for (const key of unsupported) {
@@ -203,13 +228,15 @@ function buildLayerNormDecoder(layout: Layout, cfg: ModelConfig, w: ModelWeights
   }
   const biased = layout.biased(cfg);
   const qkvBiased = layout.qkvBiased?.(cfg) ?? biased;
-  const lin = (name: string, out: number, inp: number): Affine => ({
+  const mlpBiased = layout.mlpBiased?.(cfg) ?? biased;
+  const lin = (name: string, out: number, inp: number, withBias = biased): Affine => ({
     weight: w.load(`${name}.weight`, [out, inp]),
-    bias: biased ? w.load(`${name}.bias`, [out]) : undefined,
+    bias: withBias ? w.load(`${name}.bias`, [out]) : undefined,
   });
+  const offset = layout.normWeightOffset ?? 0;
   const zeros = layout.normBias ? undefined : backend.loadWeight(zeroVector(H));
   const norm = (name: string): Norm => ({
-    weight: w.load(`${name}.weight`, [H]),
+    weight: offset ? backend.loadWeight(plus(w.host(`${name}.weight`, [H]), offset)) : w.load(`${name}.weight`, [H]),
     bias: zeros ?? w.load(`${name}.bias`, [H]),
   });
   const rope = ropeSpecFromConfig(cfg, layout.rope);
@@ -241,8 +268,10 @@ function buildLayerNormDecoder(layout: Layout, cfg: ModelConfig, w: ModelWeights
               { name: `${p}.mlp.up_proj.weight`, shape: [I, H] },
             ]),
           }
-        : lin(`${p}.${layout.up}`, I, H),
-      down: layout.gated ? { weight: w.load(`${p}.${layout.down}.weight`, [H, I]) } : lin(`${p}.${layout.down}`, H, I),
+        : lin(`${p}.${layout.up}`, I, H, mlpBiased),
+      down: layout.gated
+        ? { weight: w.load(`${p}.${layout.down}.weight`, [H, I]) }
+        : lin(`${p}.${layout.down}`, H, I, mlpBiased),
       attention: {
         numHeads,
         numKvHeads,
@@ -286,6 +315,13 @@ export const phi: Architecture = {
   names: ['PhiForCausalLM'],
   modelTypes: ['phi'],
   build: (cfg, w, backend) => buildLayerNormDecoder(PHI, cfg, w, backend),
+};
+
+/** Nemotron: LayerNorms of weight 1 + w, partial RoPE, a ReLU² MLP. */
+export const nemotron: Architecture = {
+  names: ['NemotronForCausalLM'],
+  modelTypes: ['nemotron'],
+  build: (cfg, w, backend) => buildLayerNormDecoder(NEMOTRON, cfg, w, backend),
 };
 
 /** StableLM: LayerNorms with biases, partial RoPE, a SwiGLU MLP. */

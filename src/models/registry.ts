@@ -5,7 +5,7 @@ import { gemma, gemma2, gemma3 } from './gemma.ts';
 import { glm, glm4 } from './glm4.ts';
 import { gpt2, gptBigCode } from './gpt2.ts';
 import { granite, graniteMoe } from './granite.ts';
-import { cohere, cohere2, phi, stablelm, starcoder2 } from './layernorm-decoder.ts';
+import { cohere, cohere2, nemotron, phi, stablelm, starcoder2 } from './layernorm-decoder.ts';
 import { llama } from './llama.ts';
 import { mistral } from './mistral.ts';
 import { mixtral } from './mixtral.ts';
@@ -43,6 +43,7 @@ export const ARCHITECTURES: readonly Architecture[] = [
   olmoe,
   starcoder2,
   stablelm,
+  nemotron,
   phi,
   cohere,
   cohere2,

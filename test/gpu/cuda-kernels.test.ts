@@ -177,7 +177,7 @@ describe('CUDA kernels against the CPU backend', () => {
       }
     });
 
-    test(`add, gelu tanh and erf (${dtype})`, { skip }, () => {
+    test(`add and the plain activations: GELU tanh and erf, ReLU² (${dtype})`, { skip }, () => {
       const g = gpu(dtype);
       for (const n of [1, 1000, 70001]) {
         const [ga, ca, xa] = pair(g, [n], dtype, 4);
@@ -185,11 +185,11 @@ describe('CUDA kernels against the CPU backend', () => {
         g.ctx.arena.reset();
         g.ctx.arena.poison();
         check(dtype, `add ${n}`, g.toHost(g.add(ga, gb)), cpu.toHost(cpu.add(ca, cb)));
-        for (const approx of ['tanh', 'none'] as const) {
-          const got = g.toHost(g.gelu(ga, approx));
-          const want = cpu.toHost(cpu.gelu(ca, approx));
+        for (const act of ['gelu_tanh', 'gelu', 'relu2'] as const) {
+          const got = g.toHost(g.activation(ga, act));
+          const want = cpu.toHost(cpu.activation(ca, act));
           if (dtype !== 'f32') {
-            check(dtype, `gelu ${approx} ${n}`, got, want);
+            check(dtype, `${act} ${n}`, got, want);
             continue;
           }
           // Float32 against f64 Math, element by element: 0.5 x (1 + tanh) and erf's form cancel for negative x, so
@@ -199,7 +199,7 @@ describe('CUDA kernels against the CPU backend', () => {
             const bound = 1e-5 * Math.abs(want[i]!) + 1e-6 * Math.abs(xa[i]!);
             assert.ok(
               Math.abs(v - want[i]!) <= bound,
-              `gelu ${approx} ${n} (f32) at ${i}: x ${xa[i]}, ${v} against ${want[i]} (seed base ${seed})`,
+              `${act} ${n} (f32) at ${i}: x ${xa[i]}, ${v} against ${want[i]} (seed base ${seed})`,
             );
           });
         }

@@ -1,4 +1,5 @@
 import type {
+  Activation,
   AttentionSpec,
   DType,
   GatedActivation,
@@ -194,8 +195,8 @@ export class LowPrecisionCpu extends CpuBackend {
   override softcap(x: Tensor, cap: number): Tensor {
     return this.round(super.softcap(x, cap), 'logits');
   }
-  override gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor {
-    return this.round(super.gelu(x, approximate), 'activation');
+  override activation(x: Tensor, act: Activation): Tensor {
+    return this.round(super.activation(x, act), 'activation');
   }
   override attention(q: Tensor, cache: LayerKvCache, spec: AttentionSpec, step: StepContext): Tensor {
     return this.round(super.attention(q, cache, spec, step), 'attention');

@@ -246,6 +246,35 @@ export function writeTinySeedOssFolder(out: string, tokenizerFixture: string): s
   return writeFolder(out, 2014, config, specs, tokenizerFixture);
 }
 
+/** Nemotron: LayerNorms of weight 1 + w (with biases), half of each head rotated, a ReLU² MLP, no projection biases. */
+export function writeTinyNemotronFolder(out: string, tokenizerFixture: string): string {
+  const specs: Spec[] = [
+    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
+    ...layers((p) => [
+      ...layerNorm(`${p}.input_layernorm`),
+      ...attention(p, 'o_proj', false),
+      ...layerNorm(`${p}.post_attention_layernorm`),
+      [`${p}.mlp.up_proj.weight`, [FF, HIDDEN]],
+      [`${p}.mlp.down_proj.weight`, [HIDDEN, FF]],
+    ]),
+    ...layerNorm('model.norm'),
+    ['lm_head.weight', [VOCAB, HIDDEN]],
+  ];
+  const config = {
+    architectures: ['NemotronForCausalLM'],
+    model_type: 'nemotron',
+    head_dim: HEAD_DIM,
+    norm_eps: 1e-5,
+    rope_theta: 10000,
+    partial_rotary_factor: 0.5,
+    hidden_act: 'relu2',
+    attention_bias: false,
+    mlp_bias: false,
+    tie_word_embeddings: false,
+  };
+  return writeFolder(out, 2015, config, specs, tokenizerFixture);
+}
+
 /** Phi-2: parallel attention and MLP on one LayerNorm, a rotary share of 0.5, multi-head attention, a biased LM head. */
 export function writeTinyPhiFolder(out: string, tokenizerFixture: string): string {
   const specs: Spec[] = [

@@ -23,6 +23,7 @@ import {
   writeTinyGptBigCodeFolder,
   writeTinyLlamaAsGranite,
   writeTinyMoeFolder,
+  writeTinyNemotronFolder,
   writeTinyOlmoFolder,
   writeTinyPhiFolder,
   writeTinySeedOssFolder,
@@ -223,7 +224,7 @@ describe('smollm3: pagoda on the folder and on its GGUF, llama.cpp on the GGUF',
   });
 });
 
-describe('starcoder (GPTBigCode), starcoder2, stablelm, phi2, command-r and command-r7b: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {
+describe('starcoder (GPTBigCode), starcoder2, stablelm, nemotron, phi2, command-r and command-r7b: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {
   skip: modelFixture('tiny-llama').skip,
 }, () => {
   const tokenizer = () => modelFixture('tiny-llama').path;
@@ -231,6 +232,7 @@ describe('starcoder (GPTBigCode), starcoder2, stablelm, phi2, command-r and comm
     ['tiny-gpt-bigcode', (dir: string) => writeTinyGptBigCodeFolder(dir, tokenizer())],
     ['tiny-starcoder2', (dir: string) => writeTinyStarcoder2Folder(dir, tokenizer())],
     ['tiny-stablelm', (dir: string) => writeTinyStablelmFolder(dir, tokenizer())],
+    ['tiny-nemotron', (dir: string) => writeTinyNemotronFolder(dir, tokenizer())],
     ['tiny-phi', (dir: string) => writeTinyPhiFolder(dir, tokenizer())],
     ['tiny-cohere', (dir: string) => writeTinyCohereFolder(dir, tokenizer())],
     ['tiny-cohere2', (dir: string) => writeTinyCohereFolder(dir, tokenizer(), 2)],

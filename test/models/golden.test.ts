@@ -40,6 +40,7 @@ const GENERATED: Record<string, string> = {
   'tiny-gpt-bigcode': 'python3 test/fixtures/generate-families.py',
   'tiny-glm': 'python3 test/fixtures/generate-families.py',
   'tiny-seed-oss': 'python3 test/fixtures/generate-families.py',
+  'tiny-nemotron': 'python3 test/fixtures/generate-families.py',
 };
 
 const CASES: GoldenCase[] = [

@@ -81,8 +81,8 @@ describe('the runner thread', { skip: bert.skip }, () => {
     rmSync(join(unweighted, 'model.safetensors'));
     const broken = [
       [
-        variants.withFiles({ 'config.json': { ...config, hidden_act: 'relu2' } }),
-        /hidden_act "relu2" is not supported/,
+        variants.withFiles({ 'config.json': { ...config, hidden_act: 'quick_gelu' } }),
+        /hidden_act "quick_gelu" is not supported/,
       ],
       [unweighted, /no model\.safetensors/],
     ] as const;

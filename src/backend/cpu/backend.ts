@@ -1,6 +1,7 @@
 import { isQuantType } from '../../primitives/ggml-types.ts';
 import type { StepBatch } from '../../primitives/step-batch.ts';
 import type {
+  Activation,
   AttentionSpec,
   Backend,
   GatedActivation,
@@ -17,7 +18,7 @@ import { composedQkvRopeWriteKv } from '../qkv-rope.ts';
 import type { HeadNorm, RopeSpec } from '../rope-spec.ts';
 import { selfAttention, writeKvCache } from './attention.ts';
 import { pickRows, splitColumnsOf } from './columns.ts';
-import { actMulInto, addInto, geluInto, softcapInto } from './elementwise.ts';
+import { activationInto, actMulInto, addInto, softcapInto } from './elementwise.ts';
 import { gatherRows } from './gather.ts';
 import { compactPagedKv, keyScoreCount, snapKvScores } from './kv-compression.ts';
 import { type MatMul, moeInto } from './moe.ts';
@@ -197,10 +198,10 @@ export class CpuBackend implements Backend {
     return this.actMul(this.linear(x, weight, bias), act);
   }
 
-  gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor {
+  activation(x: Tensor, act: Activation): Tensor {
     const xt = cpu(x);
     const out = CpuTensor.zeros(xt.shape);
-    geluInto(xt.data, out.data, approximate);
+    activationInto(xt.data, out.data, act);
     return out;
   }
 

@@ -1,4 +1,4 @@
-import type { GatedActivation } from '../backend.ts';
+import type { Activation, GatedActivation } from '../backend.ts';
 
 export function addInto(a: Float32Array, b: Float32Array, out: Float32Array): void {
   for (let i = 0; i < out.length; i++) out[i] = a[i] + b[i];
@@ -26,14 +26,16 @@ export function softcapInto(x: Float32Array, cap: number, out: Float32Array): vo
   for (let i = 0; i < out.length; i++) out[i] = Math.fround(Math.tanh(Math.fround(x[i] / cap))) * cap;
 }
 
-/** GELU: exact (erf) or the tanh approximation (GPT-2's gelu_new). */
-export function geluInto(x: Float32Array, out: Float32Array, approximate: 'tanh' | 'none'): void {
-  if (approximate === 'tanh') {
-    const f = ACTIVATIONS.gelu_tanh;
-    for (let i = 0; i < out.length; i++) out[i] = f(x[i]);
-  } else {
-    for (let i = 0; i < out.length; i++) out[i] = 0.5 * x[i] * (1 + erf(x[i] / Math.SQRT2));
-  }
+const PLAIN_ACTIVATIONS: Record<Activation, (v: number) => number> = {
+  gelu: (v) => 0.5 * v * (1 + erf(v / Math.SQRT2)),
+  gelu_tanh: ACTIVATIONS.gelu_tanh,
+  relu2: (v) => (v > 0 ? v * v : 0),
+};
+
+/** A plain MLP's activation: GELU exact (erf) or its tanh form (GPT-2's gelu_new), or ReLU². */
+export function activationInto(x: Float32Array, out: Float32Array, act: Activation): void {
+  const f = PLAIN_ACTIVATIONS[act];
+  for (let i = 0; i < out.length; i++) out[i] = f(x[i]);
 }
 
 /** erf to ~1e-7 (Numerical Recipes' erfc Chebyshev fit), enough for float32 activations. */

@@ -1,5 +1,6 @@
 import type { StepBatch } from '../../primitives/step-batch.ts';
 import type {
+  Activation,
   AttentionSpec,
   Backend,
   DType,
@@ -218,8 +219,8 @@ export class CudaBackend implements Backend {
     return elementwise.splitColumns(this.ctx, x, sizes);
   }
 
-  gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor {
-    return elementwise.gelu(this.ctx, x, approximate);
+  activation(x: Tensor, act: Activation): Tensor {
+    return elementwise.activation(this.ctx, x, act);
   }
 
   tanh(x: Tensor): Tensor {

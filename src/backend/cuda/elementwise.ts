@@ -1,5 +1,12 @@
 import { encodeAs } from '../../primitives/float-bits.ts';
-import { checkColumnSplit, type DType, type GatedActivation, type ScaleFactorIn, type Tensor } from '../backend.ts';
+import {
+  type Activation,
+  checkColumnSplit,
+  type DType,
+  type GatedActivation,
+  type ScaleFactorIn,
+  type Tensor,
+} from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import { declareKernel } from './kernel.ts';
@@ -33,7 +40,10 @@ export const SPLIT_COLUMNS = declareKernel('elementwise', 'split_columns', {
   w2: 'i32',
   w3: 'i32',
 });
-export const GELU = declareKernel('elementwise', 'gelu', { out: 'ptr', x: 'ptr', n: 'i64', approximate: 'i32' });
+export const ACTIVATION = declareKernel('elementwise', 'activation', { out: 'ptr', x: 'ptr', n: 'i64', act: 'i32' });
+
+/** The `act` argument of elementwise.cu's `activation`. */
+const ACTIVATION_CODE: Record<Activation, number> = { gelu: 0, gelu_tanh: 1, relu2: 2 };
 export const TANH = declareKernel('elementwise', 'tanh_act', { out: 'ptr', x: 'ptr', n: 'i64' });
 export const SCALE = declareKernel('elementwise', 'scale', { out: 'ptr', x: 'ptr', n: 'i64', factor: 'f32' });
 export const SOFTCAP = declareKernel('elementwise', 'softcap', { out: 'ptr', x: 'ptr', n: 'i64', cap: 'f32' });
@@ -170,14 +180,12 @@ export function splitColumns(ctx: CudaContext, x: Tensor, sizes: readonly number
   return parts;
 }
 
-export function gelu(ctx: CudaContext, x: Tensor, approximate: 'tanh' | 'none'): Tensor {
+export function activation(ctx: CudaContext, x: Tensor, act: Activation): Tensor {
   const xt = ctx.own(x);
   const out = ctx.empty(xt.shape);
   const n = xt.numel;
   if (n > 0) {
-    ctx
-      .kernel(GELU)
-      .launch(ctx.grid1d(n), [256], { out: out.ptr, x: xt.ptr, n, approximate: approximate === 'tanh' ? 1 : 0 });
+    ctx.kernel(ACTIVATION).launch(ctx.grid1d(n), [256], { out: out.ptr, x: xt.ptr, n, act: ACTIVATION_CODE[act] });
   }
   return out;
 }

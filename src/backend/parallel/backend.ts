@@ -2,6 +2,7 @@ import { isQuantType } from '../../primitives/ggml-types.ts';
 import type { StepBatch } from '../../primitives/step-batch.ts';
 import { UserError } from '../../util/errors.ts';
 import type {
+  Activation,
   AttentionSpec,
   Backend,
   GatedActivation,
@@ -202,8 +203,8 @@ export class ParallelBackend implements Backend {
       b.linearActMul(at(x, r), at(weight, r), bias && at(bias, r), act, feeds && at(feeds, r)),
     );
   }
-  gelu(x: Tensor, approximate: 'tanh' | 'none'): Tensor {
-    return this.each((b, r) => b.gelu(at(x, r), approximate));
+  activation(x: Tensor, act: Activation): Tensor {
+    return this.each((b, r) => b.activation(at(x, r), act));
   }
   /** Each rank runs every expert (experts are not split yet). */
   moe(x: Tensor, w: MoeWeights, spec: MoeSpec): Tensor {

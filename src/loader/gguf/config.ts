@@ -201,6 +201,17 @@ const ARCHS: Record<string, ArchInfo> = {
       sliding_window: m.num('attention.sliding_window') ?? null,
     }),
   },
+  // Nemotron: llama.cpp's converter stores its norms as 1 + w (tensor-names.ts undoes it).
+  nemotron: {
+    architecture: 'NemotronForCausalLM',
+    modelType: 'nemotron',
+    extra: (m) => ({
+      hidden_act: 'relu2',
+      attention_bias: m.view.hasTensor('blk.0.attn_q.bias'),
+      mlp_bias: m.view.hasTensor('blk.0.ffn_up.bias'),
+      ...partialRotary(m),
+    }),
+  },
   // StableLM 2 12B's parallel residual (no ffn_norm) and per-head q/k norms are refused by the model as in folders.
   stablelm: {
     architecture: 'StableLmForCausalLM',

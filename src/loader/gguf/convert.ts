@@ -40,6 +40,7 @@ export const GGUF_ARCH: Record<string, string> = {
   OlmoeForCausalLM: 'olmoe',
   Starcoder2ForCausalLM: 'starcoder2',
   StableLmForCausalLM: 'stablelm',
+  NemotronForCausalLM: 'nemotron',
   PhiForCausalLM: 'phi2',
   CohereForCausalLM: 'command-r',
   Cohere2ForCausalLM: 'cohere2',
@@ -102,7 +103,7 @@ const notWeight = (name: string) => BUFFERS.test(name) || FP8_SCALE_TENSOR.test(
 const POOLER = /^(bert\.|roberta\.)?pooler\.dense\.(weight|bias)$/;
 
 /** The architectures whose norms are LayerNorms (llama.cpp's `layer_norm_epsilon`; the others' are RMSNorms). */
-const LAYER_NORM = new Set(['phi2', 'starcoder2', 'stablelm', 'command-r', 'cohere2']);
+const LAYER_NORM = new Set(['phi2', 'starcoder2', 'stablelm', 'nemotron', 'command-r', 'cohere2']);
 
 /** llama.cpp's fixed hybrids (olmo2, cohere2, exaone4 windows; smollm3's RoPE): every layer but each fourth. */
 const notFourth = (layer: number) => (layer + 1) % 4 !== 0;
@@ -261,8 +262,16 @@ export function planTensor(arch: string, hf: string, shape: readonly number[], t
   };
 }
 
-/** The planned tensor's bytes: converted to its type, Q/K rows interleaved (llama), Conv1D transposed (GPT-2). */
+/**
+ * The planned tensor's bytes: converted to its type, Q/K rows interleaved (llama), Conv1D transposed (GPT-2), norm
+ * weights stored as 1 + w (Nemotron).
+ */
 function tensorBytes(p: PlannedTensor, t: HostTensor, cfg: ModelConfig): Uint8Array {
+  if (p.change?.kind === 'norm-plus-one')
+    return encodeAs(
+      toFloat32(t).map((v) => v + 1),
+      p.dtype,
+    );
   const bytes = t.dtype === p.dtype ? t.bytes : encodeAs(toFloat32(t), p.dtype);
   const [rows, cols] = [t.shape[0]!, t.shape[1] ?? 1];
   if (p.change?.kind === 'rope-rows') {

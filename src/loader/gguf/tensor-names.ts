@@ -7,7 +7,7 @@
 export type TensorChange =
   /** llama.cpp's converter interleaves each head's two RoPE halves (llama-family q/k rows); `heads` per tensor. */
   | { kind: 'rope-rows'; heads: 'q' | 'kv' }
-  /** Gemma's RMSNorm weights are stored as 1 + w. */
+  /** Gemma's RMSNorm weights (and Nemotron's LayerNorm ones) are stored as 1 + w. */
   | { kind: 'norm-plus-one' }
   /** GPT-2's Conv1D weights are stored transposed to [out, in]. */
   | { kind: 'transposed' }
@@ -181,6 +181,7 @@ const TABLES: Record<string, NameTable> = {
   exaone4: OLMO2,
   starcoder2: STARCODER2,
   stablelm: LLAMA,
+  nemotron: LLAMA,
   phi2: PHI2,
   'command-r': LLAMA,
   cohere2: LLAMA,
@@ -252,7 +253,8 @@ export interface MappedName {
   change: TensorChange | null;
 }
 
-const GEMMA_FAMILY = new Set(['gemma', 'gemma2', 'gemma3']);
+/** The architectures whose norm weights llama.cpp's converter stores as 1 + w (Gemma's; Nemotron's layernorm1p). */
+const NORM_PLUS_ONE = new Set(['gemma', 'gemma2', 'gemma3', 'nemotron']);
 /** The architectures llama.cpp's converter writes through its Llama class, which interleaves q/k rows for RoPE. */
 const ROPE_PERMUTED = new Set(['llama', 'granite', 'granitemoe', 'internlm2', 'smollm3']);
 const CONV1D = new Set(['attn_qkv', 'attn_output', 'ffn_up', 'ffn_down']);
@@ -262,7 +264,7 @@ function changeOf(arch: string, part: string, suffix: string): TensorChange | nu
   if (ROPE_PERMUTED.has(arch) && suffix === 'weight' && (part === 'attn_q' || part === 'attn_k')) {
     return { kind: 'rope-rows', heads: part === 'attn_q' ? 'q' : 'kv' };
   }
-  if (GEMMA_FAMILY.has(arch) && part.endsWith('norm') && suffix === 'weight') return { kind: 'norm-plus-one' };
+  if (NORM_PLUS_ONE.has(arch) && part.endsWith('norm') && suffix === 'weight') return { kind: 'norm-plus-one' };
   if (arch === 'gpt2' && suffix === 'weight' && CONV1D.has(part)) return { kind: 'transposed' };
   const exps = /^ffn_(gate|up|down)_exps$/.exec(part);
   if (exps) return { kind: 'experts', part: expertPartsOf(arch)[exps[1] as keyof ExpertParts] };

@@ -52,7 +52,7 @@ export function transposeBytes(bytes: Uint8Array, rows: number, cols: number): U
 
 /** Gemma's stored 1 + w back to w (norm weights are F32 in every llama.cpp file). */
 function minusOne(t: HostTensor, path: string): Uint8Array {
-  if (t.dtype !== 'f32') throw new UserError(`${path}: Gemma norm ${t.name} is ${t.dtype}, expected F32`);
+  if (t.dtype !== 'f32') throw new UserError(`${path}: norm ${t.name} is ${t.dtype}, expected F32`);
   const v = new Float32Array(t.bytes.slice().buffer);
   for (let i = 0; i < v.length; i++) v[i]! -= 1;
   return new Uint8Array(v.buffer);

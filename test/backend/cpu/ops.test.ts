@@ -181,7 +181,7 @@ test('linearActMul is actMul of the packed gate/up projection, bias included', (
   }
 });
 
-test('act-mul (SiLU and GELU-tanh), gelu (tanh and erf) and add', () => {
+test('act-mul (SiLU and GELU-tanh), plain activations (GELU tanh and erf, ReLU²) and add', () => {
   const x = [-3, -1, 0, 0.5, 2];
   const up = [1, 2, 3, 4, 5];
   const silu = x.map((v, i) => (v / (1 + Math.exp(-v))) * up[i]!);
@@ -196,10 +196,11 @@ test('act-mul (SiLU and GELU-tanh), gelu (tanh and erf) and add', () => {
   const tanh = x.map(geluTanh);
   const gated = [...x.map((v, i) => geluTanh(v) * up[i]!), ...up.map((v, i) => geluTanh(v) * x[i]!)];
   assert.ok(maxAbsDiff(b.toHost(b.actMul(packed, 'gelu_tanh')), gated) < 1e-5);
-  assert.ok(maxAbsDiff(b.toHost(b.gelu(t([5], x), 'tanh')), tanh) < 1e-6);
+  assert.ok(maxAbsDiff(b.toHost(b.activation(t([5], x), 'gelu_tanh')), tanh) < 1e-6);
   // GELU(x) = x * Phi(x); Phi(-1) = 0.15865525393, Phi(0.5) = 0.69146246127, Phi(2) = 0.97724986805
   const exact = [-3 * 0.0013498980316, -0.15865525393, 0, 0.5 * 0.69146246127, 2 * 0.97724986805];
-  assert.ok(maxAbsDiff(b.toHost(b.gelu(t([5], x), 'none')), exact) < 1e-6);
+  assert.ok(maxAbsDiff(b.toHost(b.activation(t([5], x), 'gelu')), exact) < 1e-6);
+  assert.deepEqual([...b.toHost(b.activation(t([5], x), 'relu2'))], [0, 0, 0, 0.25, 4]);
   assert.ok(Math.abs(erf(1) - 0.8427007929497149) < 1e-7);
   assert.deepEqual([...b.toHost(b.add(t([2], [1, 2]), t([2], [3, 5])))], [4, 7]);
 });

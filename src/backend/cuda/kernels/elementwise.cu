@@ -71,13 +71,16 @@ extern "C" __global__ void split_columns(const T* __restrict__ x, long long rows
   }
 }
 
-// approximate = 1: tanh form (gelu_new, gelu_pytorch_tanh); 0: exact erf form.
-extern "C" __global__ void gelu(T* __restrict__ out, const T* __restrict__ x, long long n, int approximate) {
+// A plain MLP's activation. act = 0: GELU's exact erf form; 1: its tanh form (gelu_new, gelu_pytorch_tanh);
+// 2: ReLU squared (Nemotron's relu2).
+extern "C" __global__ void activation(T* __restrict__ out, const T* __restrict__ x, long long n, int act) {
   PDL_ENTER();
   GRID_STRIDE(i, n) {
     const float v = to_f(x[i]);
-    const float y = approximate ? 0.5f * v * (1.f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)))
-                                : 0.5f * v * (1.f + erff(v * 0.7071067811865476f));
+    float y;
+    if (act == 2) y = v > 0.f ? v * v : 0.f;
+    else if (act == 1) y = 0.5f * v * (1.f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    else y = 0.5f * v * (1.f + erff(v * 0.7071067811865476f));
     out[i] = from_f(y);
   }
 }
