@@ -1,4 +1,4 @@
-import type { AttentionSpec, Backend, LayerKvCache, StepContext, Tensor } from '../backend/backend.ts';
+import type { Activation, AttentionSpec, Backend, LayerKvCache, StepContext, Tensor } from '../backend/backend.ts';
 import type { HeadNorm, RopeSpec } from '../backend/rope-spec.ts';
 import type { ShardSpec } from '../backend/shard-spec.ts';
 import type { GraniteMultipliers } from '../loader/granite-config.ts';
@@ -8,7 +8,7 @@ import { cachedAttention } from './kv-compression.ts';
 import type { Encoder, Model } from './model.ts';
 import { loadMoeBlock, type MoeBlock, type MoeFamily, moeConfigOf } from './moe.ts';
 import { ropeSpecFromConfig, withoutRotation } from './rope.ts';
-import { ROW_PARALLEL, ROW_PARALLEL_BIAS, rankShare, VOCAB_PARALLEL } from './tensor-parallel.ts';
+import { COLUMN_PARALLEL, ROW_PARALLEL, ROW_PARALLEL_BIAS, rankShare, VOCAB_PARALLEL } from './tensor-parallel.ts';
 import type { ModelWeights } from './weights.ts';
 
 /** What distinguishes the Llama family's members; everything else is read from the config. */
@@ -36,6 +36,8 @@ export interface LlamaOptions {
    * `post_mlp_layernorm`) before its residual add.
    */
   sandwichNorms?: boolean;
+  /** A plain MLP (up_proj, this activation, down_proj) instead of SwiGLU: Arcee's ReLU². */
+  plainMlp?: Activation;
   /** Sparse mixture-of-experts MLPs (Qwen-MoE, Mixtral) in the layers the config makes sparse. */
   moe?: MoeFamily;
   /**
@@ -72,11 +74,8 @@ interface LlamaLayer {
   rope: RopeSpec;
 }
 
-interface DenseMlp {
-  /** gate_proj and up_proj packed the same way, for `linearActMul` (actMul's `[T, 2I]` input). */
-  gateUp: Linear;
-  down: Linear;
-}
+/** SwiGLU: gate_proj and up_proj packed the same way, for `linearActMul` (actMul's `[T, 2I]` input); or plain. */
+type DenseMlp = { gateUp: Linear; down: Linear } | { up: Linear; act: Activation; down: Linear };
 
 /** The decoder stack of the Llama family: token embeddings, pre-norm layers (RoPE, GQA, SwiGLU MLP), final norm. */
 class LlamaStack {
@@ -204,11 +203,15 @@ function linear(b: Backend, x: Tensor, l: Linear): Tensor {
 
 /** The weight an MLP reads its input with first: a dense MLP's gate/up (none for experts: their router and GEMMs). */
 function mlpInput(mlp: LlamaLayer['mlp']): Tensor | undefined {
-  return 'moe' in mlp ? undefined : mlp.gateUp.weight;
+  if ('moe' in mlp) return undefined;
+  return 'gateUp' in mlp ? mlp.gateUp.weight : mlp.up.weight;
 }
 
 function denseMlp(b: Backend, x: Tensor, mlp: DenseMlp): Tensor {
-  const act = b.linearActMul(x, mlp.gateUp.weight, mlp.gateUp.bias, 'silu', mlp.down.weight);
+  const act =
+    'gateUp' in mlp
+      ? b.linearActMul(x, mlp.gateUp.weight, mlp.gateUp.bias, 'silu', mlp.down.weight)
+      : b.activation(linear(b, x, mlp.up), mlp.act);
   return b.allReduce(linear(b, act, mlp.down));
 }
 
@@ -305,21 +308,27 @@ function buildStack(
       mlp:
         opts.moe && moe?.isSparse(i)
           ? { moe: loadMoeBlock(opts.moe, moe, cfg, w, p) }
-          : {
-              gateUp:
-                opts.fusedProjections || opts.fusedGateUp
-                  ? lin(`${p}.mlp.gate_up_proj`, 2 * I, H, mlpBias, share.gateUp)
-                  : packed(
-                      [
-                        [`${p}.mlp.gate_proj`, I],
-                        [`${p}.mlp.up_proj`, I],
-                      ],
-                      H,
-                      mlpBias,
-                      share.gateUp,
-                    ),
-              down: lin(`${p}.mlp.down_proj`, H, I, mlpBias, ROW_PARALLEL),
-            },
+          : opts.plainMlp
+            ? {
+                up: lin(`${p}.mlp.up_proj`, I, H, mlpBias, COLUMN_PARALLEL),
+                act: opts.plainMlp,
+                down: lin(`${p}.mlp.down_proj`, H, I, mlpBias, ROW_PARALLEL),
+              }
+            : {
+                gateUp:
+                  opts.fusedProjections || opts.fusedGateUp
+                    ? lin(`${p}.mlp.gate_up_proj`, 2 * I, H, mlpBias, share.gateUp)
+                    : packed(
+                        [
+                          [`${p}.mlp.gate_proj`, I],
+                          [`${p}.mlp.up_proj`, I],
+                        ],
+                        H,
+                        mlpBias,
+                        share.gateUp,
+                      ),
+                down: lin(`${p}.mlp.down_proj`, H, I, mlpBias, ROW_PARALLEL),
+              },
       attention: {
         numHeads: share.numHeads,
         numKvHeads: share.numKvHeads,

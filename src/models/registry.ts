@@ -1,5 +1,6 @@
 import type { ModelConfig } from '../loader/hf-config.ts';
 import { UserError } from '../util/errors.ts';
+import { arcee } from './arcee.ts';
 import type { Architecture } from './architecture.ts';
 import { gemma, gemma2, gemma3 } from './gemma.ts';
 import { glm, glm4 } from './glm4.ts';
@@ -35,6 +36,7 @@ export const ARCHITECTURES: readonly Architecture[] = [
   graniteMoe,
   smollm3,
   seedOss,
+  arcee,
   glm,
   glm4,
   olmo2,

@@ -22,6 +22,8 @@ export interface RankShare {
 export const ROW_PARALLEL: ShardSpec = { split: 'in' };
 export const ROW_PARALLEL_BIAS: ShardSpec = { split: 'first' };
 export const VOCAB_PARALLEL: ShardSpec = { split: 'out' };
+/** A plain MLP's up projection: each rank's slice of its output features. */
+export const COLUMN_PARALLEL: ShardSpec = { split: 'out' };
 
 /** The per-rank share of `cfg` over `ranks` ranks; one line naming the numbers when they do not divide. */
 export function rankShare(cfg: ModelConfig, ranks: number): RankShare {

@@ -275,6 +275,31 @@ export function writeTinyNemotronFolder(out: string, tokenizerFixture: string): 
   return writeFolder(out, 2015, config, specs, tokenizerFixture);
 }
 
+/** Arcee: Llama's layout with a plain ReLU² MLP (up_proj, down_proj). */
+export function writeTinyArceeFolder(out: string, tokenizerFixture: string): string {
+  const specs: Spec[] = [
+    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
+    ...layers((p) => [
+      [`${p}.input_layernorm.weight`, [HIDDEN], 'norm'],
+      ...attention(p, 'o_proj', false),
+      [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
+      [`${p}.mlp.up_proj.weight`, [FF, HIDDEN]],
+      [`${p}.mlp.down_proj.weight`, [HIDDEN, FF]],
+    ]),
+    ['model.norm.weight', [HIDDEN], 'norm'],
+    ['lm_head.weight', [VOCAB, HIDDEN]],
+  ];
+  const config = {
+    architectures: ['ArceeForCausalLM'],
+    model_type: 'arcee',
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    hidden_act: 'relu2',
+    tie_word_embeddings: false,
+  };
+  return writeFolder(out, 2016, config, specs, tokenizerFixture);
+}
+
 /** Phi-2: parallel attention and MLP on one LayerNorm, a rotary share of 0.5, multi-head attention, a biased LM head. */
 export function writeTinyPhiFolder(out: string, tokenizerFixture: string): string {
   const specs: Spec[] = [

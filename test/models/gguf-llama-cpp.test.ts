@@ -17,6 +17,7 @@ import { cpuLlamaForTests, logSoftmax, teacherForcedSteps } from '../helpers/lla
 import { argmax } from '../helpers/paged-session.ts';
 import {
   type TinyMoe,
+  writeTinyArceeFolder,
   writeTinyCohereFolder,
   writeTinyExaone4Folder,
   writeTinyGlmFolder,
@@ -197,6 +198,14 @@ test('seed_oss (Seed-OSS): pagoda on the folder and on its GGUF, llama.cpp on th
   const dir = writeTinySeedOssFolder(join(out, 'tiny-seed-oss'), modelFixture('tiny-llama').path);
   await agree('tiny-seed-oss', dir, 'f32', 'folder');
   await agree('tiny-seed-oss', dir, 'f32', 'gguf');
+});
+
+test('arcee (AFM): pagoda on the folder and on its GGUF, llama.cpp on the GGUF, top-8 within 1e-3', {
+  skip: modelFixture('tiny-llama').skip,
+}, async () => {
+  const dir = writeTinyArceeFolder(join(out, 'tiny-arcee'), modelFixture('tiny-llama').path);
+  await agree('tiny-arcee', dir, 'f32', 'folder');
+  await agree('tiny-arcee', dir, 'f32', 'gguf');
 });
 
 describe('smollm3: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {

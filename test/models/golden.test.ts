@@ -41,6 +41,7 @@ const GENERATED: Record<string, string> = {
   'tiny-glm': 'python3 test/fixtures/generate-families.py',
   'tiny-seed-oss': 'python3 test/fixtures/generate-families.py',
   'tiny-nemotron': 'python3 test/fixtures/generate-families.py',
+  'tiny-arcee': 'python3 test/fixtures/generate-families.py',
 };
 
 const CASES: GoldenCase[] = [

@@ -32,6 +32,7 @@ export const GGUF_ARCH: Record<string, string> = {
   GraniteMoeSharedForCausalLM: 'granitemoe',
   SmolLM3ForCausalLM: 'smollm3',
   SeedOssForCausalLM: 'seed_oss',
+  ArceeForCausalLM: 'arcee',
   GlmForCausalLM: 'chatglm',
   Glm4ForCausalLM: 'glm4',
   Olmo2ForCausalLM: 'olmo2',
