@@ -2,6 +2,7 @@ import type { ModelConfig } from '../loader/hf-config.ts';
 import { UserError } from '../util/errors.ts';
 import { arcee } from './arcee.ts';
 import type { Architecture } from './architecture.ts';
+import { ernie45 } from './ernie.ts';
 import { gemma, gemma2, gemma3 } from './gemma.ts';
 import { glm, glm4 } from './glm4.ts';
 import { gpt2, gptBigCode } from './gpt2.ts';
@@ -37,6 +38,7 @@ export const ARCHITECTURES: readonly Architecture[] = [
   smollm3,
   seedOss,
   arcee,
+  ernie45,
   glm,
   glm4,
   olmo2,

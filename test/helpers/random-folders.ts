@@ -300,6 +300,31 @@ export function writeTinyArceeFolder(out: string, tokenizerFixture: string): str
   return writeFolder(out, 2016, config, specs, tokenizerFixture);
 }
 
+/** ERNIE 4.5: Llama's layout, GPT-J-style RoPE, tied embeddings. */
+export function writeTinyErnieFolder(out: string, tokenizerFixture: string): string {
+  const specs: Spec[] = [
+    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
+    ...layers((p) => [
+      [`${p}.input_layernorm.weight`, [HIDDEN], 'norm'],
+      ...attention(p, 'o_proj', false),
+      [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
+      ...gatedMlp(p),
+    ]),
+    ['model.norm.weight', [HIDDEN], 'norm'],
+  ];
+  const config = {
+    architectures: ['Ernie4_5ForCausalLM'],
+    model_type: 'ernie4_5',
+    head_dim: HEAD_DIM,
+    rms_norm_eps: 1e-5,
+    rope_theta: 500000,
+    hidden_act: 'silu',
+    use_bias: false,
+    tie_word_embeddings: true,
+  };
+  return writeFolder(out, 2017, config, specs, tokenizerFixture);
+}
+
 /** Phi-2: parallel attention and MLP on one LayerNorm, a rotary share of 0.5, multi-head attention, a biased LM head. */
 export function writeTinyPhiFolder(out: string, tokenizerFixture: string): string {
   const specs: Spec[] = [

@@ -19,6 +19,7 @@ import {
   type TinyMoe,
   writeTinyArceeFolder,
   writeTinyCohereFolder,
+  writeTinyErnieFolder,
   writeTinyExaone4Folder,
   writeTinyGlmFolder,
   writeTinyGptBigCodeFolder,
@@ -200,12 +201,19 @@ test('seed_oss (Seed-OSS): pagoda on the folder and on its GGUF, llama.cpp on th
   await agree('tiny-seed-oss', dir, 'f32', 'gguf');
 });
 
-test('arcee (AFM): pagoda on the folder and on its GGUF, llama.cpp on the GGUF, top-8 within 1e-3', {
+describe('arcee and ernie4_5: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {
   skip: modelFixture('tiny-llama').skip,
-}, async () => {
-  const dir = writeTinyArceeFolder(join(out, 'tiny-arcee'), modelFixture('tiny-llama').path);
-  await agree('tiny-arcee', dir, 'f32', 'folder');
-  await agree('tiny-arcee', dir, 'f32', 'gguf');
+}, () => {
+  for (const [name, write] of [
+    ['tiny-arcee', writeTinyArceeFolder],
+    ['tiny-ernie', writeTinyErnieFolder],
+  ] as const) {
+    test(`${name}: top-1 identical where the top two are apart, top-8 log-probabilities within 1e-3`, async () => {
+      const dir = write(join(out, name), modelFixture('tiny-llama').path);
+      await agree(name, dir, 'f32', 'folder');
+      await agree(name, dir, 'f32', 'gguf');
+    });
+  }
 });
 
 describe('smollm3: pagoda on the folder and on its GGUF, llama.cpp on the GGUF', {

@@ -42,6 +42,7 @@ const GENERATED: Record<string, string> = {
   'tiny-seed-oss': 'python3 test/fixtures/generate-families.py',
   'tiny-nemotron': 'python3 test/fixtures/generate-families.py',
   'tiny-arcee': 'python3 test/fixtures/generate-families.py',
+  'tiny-ernie': 'python3 test/fixtures/generate-families.py',
 };
 
 const CASES: GoldenCase[] = [

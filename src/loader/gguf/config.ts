@@ -144,6 +144,7 @@ const ARCHS: Record<string, ArchInfo> = {
   // grouped wqkv; EXAONE 3 / 3.5, whose q/k rows it leaves as they are and rotates NeoX-style).
   internlm2: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
   exaone: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
+  ernie4_5: { architecture: 'Ernie4_5ForCausalLM', modelType: 'ernie4_5' },
   arcee: { architecture: 'ArceeForCausalLM', modelType: 'arcee', extra: () => ({ hidden_act: 'relu2' }) },
   seed_oss: {
     architecture: 'SeedOssForCausalLM',

@@ -33,6 +33,7 @@ export const GGUF_ARCH: Record<string, string> = {
   SmolLM3ForCausalLM: 'smollm3',
   SeedOssForCausalLM: 'seed_oss',
   ArceeForCausalLM: 'arcee',
+  Ernie4_5ForCausalLM: 'ernie4_5',
   GlmForCausalLM: 'chatglm',
   Glm4ForCausalLM: 'glm4',
   Olmo2ForCausalLM: 'olmo2',

@@ -175,6 +175,7 @@ const TABLES: Record<string, NameTable> = {
   smollm3: LLAMA,
   seed_oss: SEED_OSS,
   arcee: LLAMA,
+  ernie4_5: LLAMA,
   glm4: GLM4,
   internlm2: LLAMA,
   exaone: LLAMA,
