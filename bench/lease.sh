@@ -9,7 +9,9 @@
 # fourth ran parts 28-30 and 7 on an H100 (FP8 fast accumulation and cuBLASLt's scales made the defaults: #18's offline
 # 1.425x bf16; every GPU test file passes on them); the fifth got no H200 and ran part 7 on an H100 (26 files, one
 # f32 GELU bound at fault, since rewritten); the sixth (an H100 again) ran part 7 twice: every GPU test file passes
-# on tree 4a03890, the GELU bound included. Next, in order: part 22 on an H200 (the issues' targets are an H200's,
+# on tree 4a03890, the GELU bound included. The tenth stop (2026-12-08) had no device and changed elementwise.cu (GELU's
+# kernel became \`activation\`, with ReLU²): part 34 first on whatever card comes (its goldens and tests), then, in
+# order: part 22 on an H200 (the issues' targets are an H200's,
 # and gemv-table.json has no H200 table, so every shape there takes the rule: the sweeps write one, then the headline
 # figures with it; part 33 is the same cut to a short call); part 32 on any card (cuBLASLt's first pick against its
 # other algorithms: whether choosing among them is the next lever for #19's offline figure); part 31 (the MoE shape's
@@ -396,8 +398,20 @@ case ${1:-1} in
     --write-table src/backend/cuda/gemv-table.json && cp src/backend/cuda/gemv-table.json \$OUT/"
   stage latency 200 env MODES=1 THROUGHPUT= SHAPES="llama3-8b llama3-8b:fp8 llama3-8b:q4_k_m" bench/async-device.sh
   ;;
+34)
+  # The families added on 2026-12-08 (tenth stop, no device): transformers' goldens for them, then their CUDA forward
+  # against those goldens, and the two kernel changes' tests (elementwise.cu's \`activation\` with ReLU², compiled but
+  # never run; moe-kernels' ungated shared expert at decode). The fixtures come back in one tarball
+  # ($OUT/logs/generate/families.tgz): unpack into test/fixtures/models and commit them (golden-cases.ts lists them).
+  NEW="tiny-olmoe tiny-granitemoeshared tiny-stablelm tiny-gpt-bigcode tiny-glm tiny-seed-oss tiny-nemotron tiny-arcee tiny-ernie"
+  stage generate 120 bash -c "mkdir -p /tmp/families && python3 test/fixtures/generate-families.py /tmp/families \
+    2>&1 | grep -v -i warn | grep -v '^  ' | tail -12; tar czf \$OUT/families.tgz -C /tmp/families $NEW && \
+    cp -r \$(printf '/tmp/families/%s ' $NEW) test/fixtures/models/"
+  stage golden-cpu 120 bash -c "$GPU_TEST test/models/golden.test.ts 2>&1 | grep -E '^ℹ (pass|fail|skipped)|✖' | head -12"
+  FIRST="test/gpu/cuda-kernels.test.ts test/gpu/moe-kernels.test.ts test/gpu/cuda-models.test.ts" gpu_tests 600
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|...|33" >&2
+  echo "usage: bench/lease.sh 1|2|...|34" >&2
   exit 2
   ;;
 esac

@@ -6,8 +6,7 @@ import type { DType } from '../../src/backend/backend.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
 import { cudaDtype } from '../../src/backend/cuda/device.ts';
 import { loadModelConfig } from '../../src/loader/hf-config.ts';
-import { modelFixture } from '../helpers/fixtures.ts';
-import { GOLDEN_CASES } from '../helpers/golden-cases.ts';
+import { GOLDEN_CASES, goldenFixture } from '../helpers/golden-cases.ts';
 import { gpuSkip, relL2 } from '../helpers/gpu.ts';
 import { LowPrecisionCpu } from '../helpers/low-precision-cpu.ts';
 import { argmax, maxAbsDiff, PagedSession } from '../helpers/paged-session.ts';
@@ -21,7 +20,7 @@ interface GoldenPrompt {
 }
 
 for (const { name, file, maxModelLen } of GOLDEN_CASES) {
-  const fixture = modelFixture(name);
+  const fixture = goldenFixture(name);
   describe(`CUDA end to end: ${name}${file === 'golden.json' ? '' : ` ${file}`}`, () => {
     const why = skip || fixture.skip;
     const dir = fixture.path;

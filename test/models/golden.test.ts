@@ -3,8 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
-import { modelFixture } from '../helpers/fixtures.ts';
-import { GOLDEN_CASES, type GoldenCase } from '../helpers/golden-cases.ts';
+import { GOLDEN_CASES, goldenFixture } from '../helpers/golden-cases.ts';
 import { argmax, maxAbsDiff, PagedSession, topK } from '../helpers/paged-session.ts';
 import { loadAsGolden } from '../helpers/patched-model.ts';
 
@@ -18,39 +17,6 @@ interface GoldenPrompt {
   greedy_ids: number[];
   step_top8: { ids: number[]; logits: number[] }[];
 }
-
-/** Fixtures made by a generator that needs torch (run on the GPU machine): until then their tests skip saying how. */
-const GENERATED: Record<string, string> = {
-  'tiny-qwen2-moe': 'python3 test/fixtures/generate-moe.py',
-  'tiny-mixtral': 'python3 test/fixtures/generate-moe.py',
-  'tiny-granite': 'python3 test/fixtures/generate-families.py',
-  'tiny-olmo2': 'python3 test/fixtures/generate-families.py',
-  'tiny-olmo3': 'python3 test/fixtures/generate-families.py',
-  'tiny-starcoder2': 'python3 test/fixtures/generate-families.py',
-  'tiny-phi': 'python3 test/fixtures/generate-families.py',
-  'tiny-cohere': 'python3 test/fixtures/generate-families.py',
-  'tiny-cohere2': 'python3 test/fixtures/generate-families.py',
-  'tiny-smollm3': 'python3 test/fixtures/generate-families.py',
-  'tiny-exaone4': 'python3 test/fixtures/generate-families.py',
-  'tiny-glm4': 'python3 test/fixtures/generate-families.py',
-  'tiny-granitemoe': 'python3 test/fixtures/generate-families.py',
-  'tiny-granitemoeshared': 'python3 test/fixtures/generate-families.py',
-  'tiny-olmoe': 'python3 test/fixtures/generate-families.py',
-  'tiny-stablelm': 'python3 test/fixtures/generate-families.py',
-  'tiny-gpt-bigcode': 'python3 test/fixtures/generate-families.py',
-  'tiny-glm': 'python3 test/fixtures/generate-families.py',
-  'tiny-seed-oss': 'python3 test/fixtures/generate-families.py',
-  'tiny-nemotron': 'python3 test/fixtures/generate-families.py',
-  'tiny-arcee': 'python3 test/fixtures/generate-families.py',
-  'tiny-ernie': 'python3 test/fixtures/generate-families.py',
-};
-
-const CASES: GoldenCase[] = [
-  ...GOLDEN_CASES,
-  ...Object.keys(GENERATED)
-    .filter((name) => !GOLDEN_CASES.some((c) => c.name === name))
-    .map((name) => ({ name, file: 'golden.json' })),
-];
 
 /**
  * Checks one generated step's logits against the golden top 8: every golden id's logit within TOL, and our top 8 in
@@ -67,13 +33,9 @@ function checkStep(logits: Float32Array, golden: GoldenPrompt, i: number, what: 
   });
 }
 
-for (const { name, file, maxModelLen } of CASES) {
-  const fixture = modelFixture(name);
-  const generator = GENERATED[name];
-  const skip =
-    fixture.skip && generator
-      ? `fixture not generated yet: run \`${generator}\` where torch and transformers are installed`
-      : fixture.skip;
+for (const { name, file, maxModelLen } of GOLDEN_CASES) {
+  const fixture = goldenFixture(name);
+  const skip = fixture.skip;
   const title = `golden ${name}${file === 'golden.json' ? '' : ` ${file}`}${maxModelLen ? ` (max model len ${maxModelLen})` : ''}`;
   describe(title, { skip }, () => {
     const dir = fixture.path;
