@@ -5,7 +5,12 @@ import { buildLlama, type LlamaOptions } from './llama.ts';
  * GLM's Llama: biased q/k/v (no o_proj bias, though the config says `attention_bias`), gate and up packed, GPT-J-style
  * RoPE on half of each head.
  */
-const GLM: LlamaOptions = { qkvBias: true, oBias: false, fusedGateUp: true, ropeStyle: 'gptj' };
+const GLM: LlamaOptions = {
+  qkvBias: true,
+  oBias: false,
+  fusedMlp: { gateUp: 'mlp.gate_up_proj', down: 'mlp.down_proj' },
+  ropeStyle: 'gptj',
+};
 
 /** GLM-4-9B (0605) and CodeGeeX4 as transformers runs them (and llama.cpp's chatglm files, q/k/v fused or not). */
 export const glm: Architecture = {

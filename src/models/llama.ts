@@ -25,8 +25,11 @@ export interface LlamaOptions {
    * `qkv_proj` is read wherever a checkpoint has one.
    */
   fusedProjections?: boolean;
-  /** gate/up alone stored packed as `gate_up_proj` (GLM-4). */
-  fusedGateUp?: boolean;
+  /**
+   * A dense MLP's gate/up stored packed (GLM's `mlp.gate_up_proj`; Granite 4's `shared_mlp.input_linear`, its down
+   * projection `shared_mlp.output_linear`): the two tensors' names under the layer.
+   */
+  fusedMlp?: { gateUp: string; down: string };
   /** Bias on o_proj: the config's `attention_bias` where absent (GLM-4 biases q/k/v only, and says `attention_bias`). */
   oBias?: boolean;
   /** How RoPE pairs a head's dimensions: NeoX's halves where absent, GPT-J's neighbours (GLM-4). */
@@ -316,8 +319,8 @@ function buildStack(
               }
             : {
                 gateUp:
-                  opts.fusedProjections || opts.fusedGateUp
-                    ? lin(`${p}.mlp.gate_up_proj`, 2 * I, H, mlpBias, share.gateUp)
+                  opts.fusedProjections || opts.fusedMlp
+                    ? lin(`${p}.${opts.fusedMlp?.gateUp ?? 'mlp.gate_up_proj'}`, 2 * I, H, mlpBias, share.gateUp)
                     : packed(
                         [
                           [`${p}.mlp.gate_proj`, I],
@@ -327,7 +330,7 @@ function buildStack(
                         mlpBias,
                         share.gateUp,
                       ),
-                down: lin(`${p}.mlp.down_proj`, H, I, mlpBias, ROW_PARALLEL),
+                down: lin(`${p}.${opts.fusedMlp?.down ?? 'mlp.down_proj'}`, H, I, mlpBias, ROW_PARALLEL),
               },
       attention: {
         numHeads: share.numHeads,

@@ -6,7 +6,7 @@ import { ernie45 } from './ernie.ts';
 import { gemma, gemma2, gemma3 } from './gemma.ts';
 import { glm, glm4 } from './glm4.ts';
 import { gpt2, gptBigCode } from './gpt2.ts';
-import { granite, graniteMoe } from './granite.ts';
+import { granite, graniteMoe, graniteMoeHybrid } from './granite.ts';
 import { cohere, cohere2, nemotron, phi, stablelm, starcoder2 } from './layernorm-decoder.ts';
 import { llama } from './llama.ts';
 import { mistral } from './mistral.ts';
@@ -35,6 +35,7 @@ export const ARCHITECTURES: readonly Architecture[] = [
   gemma3,
   granite,
   graniteMoe,
+  graniteMoeHybrid,
   smollm3,
   seedOss,
   arcee,

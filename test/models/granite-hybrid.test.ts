@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { CpuBackend } from '../../src/backend/cpu/backend.ts';
+import { loadModel } from '../../src/models/load.ts';
+import { FolderVariants, readTensors, type Tensors } from '../helpers/bert-variants.ts';
+import { modelFixture } from '../helpers/fixtures.ts';
+import { argmax, maxAbsDiff, PagedSession } from '../helpers/paged-session.ts';
+import { writeTinyMoeFolder } from '../helpers/random-folders.ts';
+
+/**
+ * Granite 4.0's transformer-only checkpoints (GraniteMoeHybridForCausalLM, every layer attention) compute Granite 3's
+ * forward with each MLP stored as `shared_mlp` (gate and up fused): tiny-granite rewritten that way must reproduce
+ * transformers' goldens for tiny-granite, and with experts, a GraniteMoeShared folder's logits.
+ */
+const granite = modelFixture('tiny-granite');
+const config = (dir: string) => JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+const hybridKeys = (layers: number) => ({
+  architectures: ['GraniteMoeHybridForCausalLM'],
+  model_type: 'granitemoehybrid',
+  layer_types: Array(layers).fill('attention'),
+  position_embedding_type: 'rope',
+});
+
+interface GoldenPrompt {
+  input_ids: number[];
+  last_logits: number[];
+  greedy_ids: number[];
+}
+
+/** Each prompt's last logits and greedy ids, one token per step through the paged cache. */
+function run(dir: string, prompts: readonly GoldenPrompt[]) {
+  const model = loadModel(dir, new CpuBackend());
+  return prompts.map((p) => {
+    const session = new PagedSession(model, 4);
+    let logits = session.step([{ seq: 0, tokens: p.input_ids }])[0]!;
+    const last = logits;
+    const ids: number[] = [];
+    for (let i = 0; i < p.greedy_ids.length; i++) {
+      if (i > 0) logits = session.step([{ seq: 0, tokens: [ids.at(-1)!] }])[0]!;
+      ids.push(argmax(logits));
+    }
+    return { last, ids };
+  });
+}
+
+describe('Granite 4.0 (GraniteMoeHybridForCausalLM, attention only)', { skip: granite.skip }, () => {
+  const variants = new FolderVariants(granite.path);
+  const tmp = mkdtempSync(join(tmpdir(), 'pagoda-granite4-'));
+  after(() => {
+    variants.cleanup();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+  const golden = () => JSON.parse(readFileSync(join(granite.path, 'golden.json'), 'utf8')).prompts as GoldenPrompt[];
+
+  /** tiny-granite with each MLP as shared_mlp (input_linear: gate rows, then up rows; output_linear: down). */
+  function denseHybrid(extra: Record<string, unknown> = {}): string {
+    const base = config(granite.path);
+    const t = readTensors(granite.path);
+    const out: Tensors = new Map();
+    for (const [name, v] of t) {
+      const m = /^(model\.layers\.\d+)\.mlp\.(gate|up|down)_proj\.weight$/.exec(name);
+      if (!m) out.set(name, v);
+      else if (m[2] === 'down') out.set(`${m[1]}.shared_mlp.output_linear.weight`, v);
+      else if (m[2] === 'gate') {
+        const up = t.get(`${m[1]}.mlp.up_proj.weight`)!;
+        const data = new Float32Array(v.data.length + up.data.length);
+        data.set(v.data);
+        data.set(up.data, v.data.length);
+        out.set(`${m[1]}.shared_mlp.input_linear.weight`, { shape: [2 * v.shape[0]!, v.shape[1]!], data });
+      }
+    }
+    const cfg = {
+      ...base,
+      ...hybridKeys(base.num_hidden_layers),
+      num_local_experts: 0,
+      shared_intermediate_size: base.intermediate_size,
+      ...extra,
+    };
+    return variants.make(cfg, out);
+  }
+
+  test("dense: transformers' tiny-granite goldens, last logits within 1e-4 and greedy ids identical", () => {
+    const prompts = golden();
+    run(denseHybrid(), prompts).forEach(({ last, ids }, i) => {
+      const diff = maxAbsDiff(last, prompts[i]!.last_logits);
+      assert.ok(diff < 1e-4, `prompt ${i}: last logits differ by ${diff}`);
+      assert.deepEqual(ids, prompts[i]!.greedy_ids, `prompt ${i}: greedy ids`);
+    });
+  });
+
+  test('with experts: the logits of the GraniteMoeShared folder it renames, exactly', () => {
+    const shared = writeTinyMoeFolder(
+      join(variants.make(config(granite.path), new Map()), 'moe'),
+      'granitemoeshared',
+      granite.path,
+    );
+    const cfg = config(shared);
+    const hybrid = variants.make({ ...cfg, ...hybridKeys(cfg.num_hidden_layers) }, readTensors(shared));
+    const prompts = golden();
+    const [a, b] = [run(shared, prompts), run(hybrid, prompts)];
+    a.forEach((r, i) => {
+      assert.deepEqual([...b[i]!.last], [...r.last], `prompt ${i}: last logits`);
+      assert.deepEqual(b[i]!.ids, r.ids, `prompt ${i}: greedy ids`);
+    });
+  });
+
+  test('Mamba-2 layers, NoPE and a missing shared width are each refused in one line', () => {
+    const base = config(granite.path);
+    const layers = Array(base.num_hidden_layers).fill('attention');
+    layers[0] = 'mamba';
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ layer_types: layers }, /layer_types has 1 Mamba-2 layers, which are not supported/],
+      [{ position_embedding_type: 'nope' }, /position_embedding_type "nope" is not supported .*expected "rope"/],
+      [{ shared_intermediate_size: undefined }, /"shared_intermediate_size" must be a positive integer, got undefined/],
+    ];
+    for (const [extra, pattern] of cases) {
+      assert.throws(() => loadModel(denseHybrid(extra), new CpuBackend()), pattern);
+    }
+  });
+});
