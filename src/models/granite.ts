@@ -56,7 +56,9 @@ export const graniteMoeHybrid: Architecture = {
     const fusedMlp = { gateUp: 'shared_mlp.input_linear', down: 'shared_mlp.output_linear' };
     const width = cfg.raw.shared_intermediate_size;
     if (typeof width !== 'number' || !Number.isInteger(width) || width <= 0) {
-      throw new UserError(`config.json: "shared_intermediate_size" must be a positive integer, got ${JSON.stringify(width)}`);
+      throw new UserError(
+        `config.json: "shared_intermediate_size" must be a positive integer, got ${JSON.stringify(width)}`,
+      );
     }
     const dense = { ...cfg, intermediateSize: width };
     return buildLlama({ qkvBias: false, multipliers, fusedMlp }, dense, w, backend, options);
