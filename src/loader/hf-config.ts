@@ -147,7 +147,7 @@ export function parseModelConfig(file: Record<string, unknown>, path = 'config.j
     vocabSize: num(['vocab_size']),
     hiddenSize,
     intermediateSize: typeof intermediate === 'number' ? intermediate : 4 * hiddenSize,
-    numLayers: num(['num_hidden_layers', 'n_layer']),
+    numLayers: num(['num_hidden_layers', 'n_layer', 'num_layers']),
     numHeads,
     // GPTBigCode's multi-query attention (its default) has one K/V head.
     numKvHeads: num(['num_key_value_heads'], modelType === 'gpt_bigcode' && raw.multi_query !== false ? 1 : numHeads),

@@ -3,6 +3,7 @@ import { UserError } from '../util/errors.ts';
 import { arcee } from './arcee.ts';
 import type { Architecture } from './architecture.ts';
 import { ernie45 } from './ernie.ts';
+import { exaone } from './exaone.ts';
 import { gemma, gemma2, gemma3 } from './gemma.ts';
 import { glm, glm4 } from './glm4.ts';
 import { gpt2, gptBigCode } from './gpt2.ts';
@@ -40,6 +41,7 @@ export const ARCHITECTURES: readonly Architecture[] = [
   seedOss,
   arcee,
   ernie45,
+  exaone,
   glm,
   glm4,
   olmo2,

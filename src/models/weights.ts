@@ -33,6 +33,21 @@ export class ModelWeights {
     return this.source.has(name);
   }
 
+  /**
+   * The same weights asked for by other names: `stored` maps a name the model asks for to the checkpoint's (a family
+   * that stores the Llama stack under its own names, as EXAONE 3's remote code does).
+   */
+  renamed(stored: (name: string) => string): ModelWeights {
+    const s = this.source;
+    const source: WeightSource = {
+      names: () => s.names(),
+      has: (name) => s.has(stored(name)),
+      get: (name) => s.get(stored(name)),
+      close: () => {},
+    };
+    return new ModelWeights(source, this.backend, this.dir, this.convert, this.fp8);
+  }
+
   /** A stored tensor's shape, unchecked (for errors that say what a file has); undefined when it has none. */
   storedShape(name: string): readonly number[] | undefined {
     return this.has(name) ? this.source.get(name).shape : undefined;

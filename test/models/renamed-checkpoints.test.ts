@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
+import { exaoneName } from '../../src/models/exaone.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { FolderVariants, readTensors, type Tensors } from '../helpers/bert-variants.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
@@ -11,11 +12,14 @@ import { argmax, maxAbsDiff, PagedSession } from '../helpers/paged-session.ts';
 import { writeTinyMoeFolder } from '../helpers/random-folders.ts';
 
 /**
- * Granite 4.0's transformer-only checkpoints (GraniteMoeHybridForCausalLM, every layer attention) compute Granite 3's
- * forward with each MLP stored as `shared_mlp` (gate and up fused): tiny-granite rewritten that way must reproduce
- * transformers' goldens for tiny-granite, and with experts, a GraniteMoeShared folder's logits.
+ * Families whose checkpoints store a committed fixture's forward under other names or layouts: the fixture rewritten
+ * that way must reproduce transformers' goldens for it. Granite 4.0's transformer-only checkpoints
+ * (GraniteMoeHybridForCausalLM, every layer attention) are Granite 3's forward with each MLP stored as `shared_mlp`
+ * (gate and up fused), and with experts a GraniteMoeShared folder's; EXAONE 3's (ExaoneForCausalLM) are Llama's under
+ * GPT-2-style names.
  */
 const granite = modelFixture('tiny-granite');
+const llama = modelFixture('tiny-llama');
 const config = (dir: string) => JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
 const hybridKeys = (layers: number) => ({
   architectures: ['GraniteMoeHybridForCausalLM'],
@@ -28,6 +32,19 @@ interface GoldenPrompt {
   input_ids: number[];
   last_logits: number[];
   greedy_ids: number[];
+}
+
+/** The fixture's golden prompts: transformers' last logits and greedy ids. */
+const goldenOf = (dir: string) => JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8')).prompts as GoldenPrompt[];
+
+/** The folder at `dir` reproduces `fixture`'s goldens: last logits within 1e-4, greedy ids identical. */
+function assertGolden(dir: string, fixture: string): void {
+  const prompts = goldenOf(fixture);
+  run(dir, prompts).forEach(({ last, ids }, i) => {
+    const diff = maxAbsDiff(last, prompts[i]!.last_logits);
+    assert.ok(diff < 1e-4, `prompt ${i}: last logits differ by ${diff}`);
+    assert.deepEqual(ids, prompts[i]!.greedy_ids, `prompt ${i}: greedy ids`);
+  });
 }
 
 /** Each prompt's last logits and greedy ids, one token per step through the paged cache. */
@@ -53,8 +70,6 @@ describe('Granite 4.0 (GraniteMoeHybridForCausalLM, attention only)', { skip: gr
     variants.cleanup();
     rmSync(tmp, { recursive: true, force: true });
   });
-  const golden = () => JSON.parse(readFileSync(join(granite.path, 'golden.json'), 'utf8')).prompts as GoldenPrompt[];
-
   /** tiny-granite with each MLP as shared_mlp (input_linear: gate rows, then up rows; output_linear: down). */
   function denseHybrid(extra: Record<string, unknown> = {}): string {
     const base = config(granite.path);
@@ -83,12 +98,7 @@ describe('Granite 4.0 (GraniteMoeHybridForCausalLM, attention only)', { skip: gr
   }
 
   test("dense: transformers' tiny-granite goldens, last logits within 1e-4 and greedy ids identical", () => {
-    const prompts = golden();
-    run(denseHybrid(), prompts).forEach(({ last, ids }, i) => {
-      const diff = maxAbsDiff(last, prompts[i]!.last_logits);
-      assert.ok(diff < 1e-4, `prompt ${i}: last logits differ by ${diff}`);
-      assert.deepEqual(ids, prompts[i]!.greedy_ids, `prompt ${i}: greedy ids`);
-    });
+    assertGolden(denseHybrid(), granite.path);
   });
 
   test('with experts: the logits of the GraniteMoeShared folder it renames, exactly', () => {
@@ -99,7 +109,7 @@ describe('Granite 4.0 (GraniteMoeHybridForCausalLM, attention only)', { skip: gr
     );
     const cfg = config(shared);
     const hybrid = variants.make({ ...cfg, ...hybridKeys(cfg.num_hidden_layers) }, readTensors(shared));
-    const prompts = golden();
+    const prompts = goldenOf(granite.path);
     const [a, b] = [run(shared, prompts), run(hybrid, prompts)];
     a.forEach((r, i) => {
       assert.deepEqual([...b[i]!.last], [...r.last], `prompt ${i}: last logits`);
@@ -119,5 +129,35 @@ describe('Granite 4.0 (GraniteMoeHybridForCausalLM, attention only)', { skip: gr
     for (const [extra, pattern] of cases) {
       assert.throws(() => loadModel(denseHybrid(extra), new CpuBackend()), pattern);
     }
+  });
+});
+
+describe('EXAONE 3 (ExaoneForCausalLM: the Llama stack under GPT-2-style names)', { skip: llama.skip }, () => {
+  const variants = new FolderVariants(llama.path);
+  after(() => variants.cleanup());
+
+  test("tiny-llama stored as EXAONE 3: transformers' tiny-llama goldens, last logits within 1e-4, greedy ids identical", () => {
+    const tensors: Tensors = new Map();
+    for (const [name, v] of readTensors(llama.path)) tensors.set(exaoneName(name), v);
+    // As EXAONE-3.5-2.4B-Instruct's safetensors name them.
+    for (const name of [
+      'transformer.wte.weight',
+      'transformer.h.0.attn.attention.out_proj.weight',
+      'transformer.h.1.mlp.c_fc_1.weight',
+      'transformer.ln_f.weight',
+    ]) {
+      assert.ok(tensors.has(name), name);
+    }
+    assert.ok(![...tensors.keys()].some((n) => n.startsWith('model.')), 'every Llama name rewritten');
+    const { num_hidden_layers, rms_norm_eps, hidden_act, ...rest } = config(llama.path);
+    const cfg = {
+      ...rest,
+      architectures: ['ExaoneForCausalLM'],
+      model_type: 'exaone',
+      num_layers: num_hidden_layers,
+      layer_norm_epsilon: rms_norm_eps,
+      activation_function: hidden_act,
+    };
+    assertGolden(variants.make(cfg, tensors), llama.path);
   });
 });
