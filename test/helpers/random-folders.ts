@@ -96,6 +96,44 @@ const layerNorm = (name: string): Spec[] => [
   [`${name}.bias`, [HIDDEN], 'bias'],
 ];
 
+/** A plain MLP: up_proj, then down_proj. */
+const plainMlp = (p: string): Spec[] => [
+  [`${p}.mlp.up_proj.weight`, [FF, HIDDEN]],
+  [`${p}.mlp.down_proj.weight`, [HIDDEN, FF]],
+];
+
+/**
+ * Llama's pre-norm layer: the input norm, attention (q/k/v biased where asked, o_proj never; q and k normed with
+ * weights of the given widths where asked), the post-attention norm, then `mlp` (the MLP's tensors, and any others
+ * the family adds).
+ */
+const llamaLayer = (
+  p: string,
+  mlp: Spec[],
+  opts: { qkvBiased?: boolean; kvHeads?: number; qkNorm?: readonly [q: number, k: number] } = {},
+): Spec[] => [
+  [`${p}.input_layernorm.weight`, [HIDDEN], 'norm'],
+  ...attention(p, 'o_proj', opts.qkvBiased ?? false, opts.kvHeads).filter(
+    ([name]) => name !== `${p}.self_attn.o_proj.bias`,
+  ),
+  ...(opts.qkNorm
+    ? ([
+        [`${p}.self_attn.q_norm.weight`, [opts.qkNorm[0]], 'norm'],
+        [`${p}.self_attn.k_norm.weight`, [opts.qkNorm[1]], 'norm'],
+      ] satisfies Spec[])
+    : []),
+  [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
+  ...mlp,
+];
+
+/** A Llama-layout model: the embeddings, `layer` for each layer, the final norm, and an LM head unless `tied`. */
+const llamaModel = (layer: (p: string) => Spec[], tied: boolean): Spec[] => [
+  ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
+  ...layers(layer),
+  ['model.norm.weight', [HIDDEN], 'norm'],
+  ...(tied ? [] : ([['lm_head.weight', [VOCAB, HIDDEN]]] satisfies Spec[])),
+];
+
 /** OLMo 2, or (`generation` 3) OLMo 3 with a window of 8 on three layers of every four. */
 export function writeTinyOlmoFolder(out: string, generation: 2 | 3, tokenizerFixture: string): string {
   const specs: Spec[] = [
@@ -220,17 +258,7 @@ export function writeTinyGptBigCodeFolder(out: string, tokenizerFixture: string)
 
 /** Seed-OSS: Llama's layout with biased q/k/v (o_proj unbiased), an explicit head_dim. */
 export function writeTinySeedOssFolder(out: string, tokenizerFixture: string): string {
-  const specs: Spec[] = [
-    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
-    ...layers((p) => [
-      [`${p}.input_layernorm.weight`, [HIDDEN], 'norm'],
-      ...attention(p, 'o_proj', true).filter(([name]) => name !== `${p}.self_attn.o_proj.bias`),
-      [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
-      ...gatedMlp(p),
-    ]),
-    ['model.norm.weight', [HIDDEN], 'norm'],
-    ['lm_head.weight', [VOCAB, HIDDEN]],
-  ];
+  const specs = llamaModel((p) => llamaLayer(p, gatedMlp(p), { qkvBiased: true }), false);
   const config = {
     architectures: ['SeedOssForCausalLM'],
     model_type: 'seed_oss',
@@ -254,8 +282,7 @@ export function writeTinyNemotronFolder(out: string, tokenizerFixture: string): 
       ...layerNorm(`${p}.input_layernorm`),
       ...attention(p, 'o_proj', false),
       ...layerNorm(`${p}.post_attention_layernorm`),
-      [`${p}.mlp.up_proj.weight`, [FF, HIDDEN]],
-      [`${p}.mlp.down_proj.weight`, [HIDDEN, FF]],
+      ...plainMlp(p),
     ]),
     ...layerNorm('model.norm'),
     ['lm_head.weight', [VOCAB, HIDDEN]],
@@ -277,18 +304,7 @@ export function writeTinyNemotronFolder(out: string, tokenizerFixture: string): 
 
 /** Arcee: Llama's layout with a plain ReLU² MLP (up_proj, down_proj). */
 export function writeTinyArceeFolder(out: string, tokenizerFixture: string): string {
-  const specs: Spec[] = [
-    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
-    ...layers((p) => [
-      [`${p}.input_layernorm.weight`, [HIDDEN], 'norm'],
-      ...attention(p, 'o_proj', false),
-      [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
-      [`${p}.mlp.up_proj.weight`, [FF, HIDDEN]],
-      [`${p}.mlp.down_proj.weight`, [HIDDEN, FF]],
-    ]),
-    ['model.norm.weight', [HIDDEN], 'norm'],
-    ['lm_head.weight', [VOCAB, HIDDEN]],
-  ];
+  const specs = llamaModel((p) => llamaLayer(p, plainMlp(p)), false);
   const config = {
     architectures: ['ArceeForCausalLM'],
     model_type: 'arcee',
@@ -302,16 +318,7 @@ export function writeTinyArceeFolder(out: string, tokenizerFixture: string): str
 
 /** ERNIE 4.5: Llama's layout, GPT-J-style RoPE, tied embeddings. */
 export function writeTinyErnieFolder(out: string, tokenizerFixture: string): string {
-  const specs: Spec[] = [
-    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
-    ...layers((p) => [
-      [`${p}.input_layernorm.weight`, [HIDDEN], 'norm'],
-      ...attention(p, 'o_proj', false),
-      [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
-      ...gatedMlp(p),
-    ]),
-    ['model.norm.weight', [HIDDEN], 'norm'],
-  ];
+  const specs = llamaModel((p) => llamaLayer(p, gatedMlp(p)), true);
   const config = {
     architectures: ['Ernie4_5ForCausalLM'],
     model_type: 'ernie4_5',
@@ -407,16 +414,7 @@ export function writeTinyCohereFolder(out: string, tokenizerFixture: string, gen
 
 /** SmolLM3: Llama's layout, tied embeddings, and no rotary embedding in the fourth layer (`no_rope_layers`). */
 export function writeTinySmollm3Folder(out: string, tokenizerFixture: string): string {
-  const specs: Spec[] = [
-    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
-    ...layers((p) => [
-      [`${p}.input_layernorm.weight`, [HIDDEN], 'norm'],
-      ...attention(p, 'o_proj', false),
-      [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
-      ...gatedMlp(p),
-    ]),
-    ['model.norm.weight', [HIDDEN], 'norm'],
-  ];
+  const specs = llamaModel((p) => llamaLayer(p, gatedMlp(p)), true);
   const config = {
     architectures: ['SmolLM3ForCausalLM'],
     model_type: 'smollm3',
@@ -465,20 +463,17 @@ export function writeTinyExaone4Folder(out: string, tokenizerFixture: string, hy
  */
 export function writeTinyGlmFolder(out: string, tokenizerFixture: string, generation: 1 | 4 = 4): string {
   const sandwich = generation === 4;
-  const specs: Spec[] = [
-    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
-    ...layers((p) => [
-      [`${p}.input_layernorm.weight`, [HIDDEN], 'norm'],
-      ...attention(p, 'o_proj', true).filter(([name]) => name !== `${p}.self_attn.o_proj.bias`),
-      ...(sandwich ? ([[`${p}.post_self_attn_layernorm.weight`, [HIDDEN], 'norm']] satisfies Spec[]) : []),
-      [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
-      [`${p}.mlp.gate_up_proj.weight`, [2 * FF, HIDDEN]],
-      [`${p}.mlp.down_proj.weight`, [HIDDEN, FF]],
-      ...(sandwich ? ([[`${p}.post_mlp_layernorm.weight`, [HIDDEN], 'norm']] satisfies Spec[]) : []),
-    ]),
-    ['model.norm.weight', [HIDDEN], 'norm'],
-    ['lm_head.weight', [VOCAB, HIDDEN]],
+  const mlp = (p: string): Spec[] => [
+    [`${p}.mlp.gate_up_proj.weight`, [2 * FF, HIDDEN]],
+    [`${p}.mlp.down_proj.weight`, [HIDDEN, FF]],
+    ...(sandwich
+      ? ([
+          [`${p}.post_self_attn_layernorm.weight`, [HIDDEN], 'norm'],
+          [`${p}.post_mlp_layernorm.weight`, [HIDDEN], 'norm'],
+        ] satisfies Spec[])
+      : []),
   ];
+  const specs = llamaModel((p) => llamaLayer(p, mlp(p), { qkvBiased: true }), false);
   const config = {
     architectures: [sandwich ? 'Glm4ForCausalLM' : 'GlmForCausalLM'],
     model_type: sandwich ? 'glm4' : 'glm',
@@ -621,28 +616,10 @@ export function writeTinyMoeFolder(out: string, family: TinyMoe, tokenizerFixtur
     qwen3moe: [HEAD_DIM, HEAD_DIM],
     'qwen3moe-fused': [HEAD_DIM, HEAD_DIM],
   };
-  const specs: Spec[] = [
-    ['model.embed_tokens.weight', [VOCAB, HIDDEN]],
-    ...layers((p) => [
-      [`${p}.input_layernorm.weight`, [HIDDEN], 'norm'],
-      ...attention(p, 'o_proj', false, kvHeads),
-      ...(family === 'qwen2moe'
-        ? (['q_proj', 'k_proj', 'v_proj'] as const).map(
-            (x): Spec => [`${p}.self_attn.${x}.bias`, [(x === 'q_proj' ? HEADS : kvHeads) * HEAD_DIM], 'bias'],
-          )
-        : []),
-      ...(qkNorm[family]
-        ? ([
-            [`${p}.self_attn.q_norm.weight`, [qkNorm[family][0]], 'norm'],
-            [`${p}.self_attn.k_norm.weight`, [qkNorm[family][1]], 'norm'],
-          ] satisfies Spec[])
-        : []),
-      [`${p}.post_attention_layernorm.weight`, [HIDDEN], 'norm'],
-      ...moeBlock(p, family),
-    ]),
-    ['model.norm.weight', [HIDDEN], 'norm'],
-    ['lm_head.weight', [VOCAB, HIDDEN]],
-  ];
+  const specs = llamaModel(
+    (p) => llamaLayer(p, moeBlock(p, family), { qkvBiased: family === 'qwen2moe', kvHeads, qkNorm: qkNorm[family] }),
+    false,
+  );
   const common = {
     rms_norm_eps: 1e-5,
     rope_theta: 10000,
