@@ -57,11 +57,13 @@ const CLASS_DEFAULTS: Record<string, Record<string, unknown>> = {
 };
 
 /**
- * Model types whose checkpoints keep the language model's config under `text_config` (Gemma3ForConditionalGeneration;
+ * Model types whose checkpoints keep the language model's config under `text_config` (Gemma3ForConditionalGeneration,
+ * Mistral3ForConditionalGeneration;
  * the Qwen VL models in transformers 5's layout and Qwen3-VL's: their 4.x files keep it at the top level).
  */
 const TEXT_CONFIG_OF: Record<string, string> = {
   gemma3: 'gemma3_text',
+  mistral3: 'mistral',
   qwen2_vl: 'qwen2_vl_text',
   qwen2_5_vl: 'qwen2_5_vl_text',
   qwen3_vl: 'qwen3_vl_text',

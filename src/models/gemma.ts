@@ -2,6 +2,7 @@ import type { AttentionSpec, Backend, LayerKvCache, StepContext, Tensor } from '
 import type { RopeSpec } from '../backend/rope-spec.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import type { Architecture } from './architecture.ts';
+import { decoderRoot } from './decoder-root.ts';
 import { type GemmaGeneration, type GemmaSettings, gemmaSettings } from './gemma-config.ts';
 import { headNormOf } from './llama.ts';
 import type { Model } from './model.ts';
@@ -89,22 +90,11 @@ export class GemmaModel implements Model {
   }
 }
 
-/**
- * Where the decoder's weights sit: `model.` for the causal LMs; a Gemma3ForConditionalGeneration checkpoint keeps its
- * language model under `model.language_model.` (transformers 5 and late 4.x) or `language_model.model.` (the
- * published 4.x files), its vision tower beside it, unread.
- */
-function weightRoot(cfg: ModelConfig, w: ModelWeights): { root: string; lmHead: string } {
-  const roots = ['model.', 'model.language_model.', 'language_model.model.', ''];
-  const multimodal = cfg.architecture === 'Gemma3ForConditionalGeneration';
-  const root = roots.find((r) => w.has(`${r}embed_tokens.weight`)) ?? (multimodal ? roots[1]! : roots[0]!);
-  return { root, lmHead: root === 'language_model.model.' ? 'language_model.lm_head.weight' : 'lm_head.weight' };
-}
-
 export function buildGemma(generation: GemmaGeneration, cfg: ModelConfig, w: ModelWeights, backend: Backend): Model {
   const settings = gemmaSettings(cfg, generation);
   const { hiddenSize: H, intermediateSize: I, numHeads, numKvHeads, headDim: D, vocabSize } = cfg;
-  const { root, lmHead } = weightRoot(cfg, w);
+  const multimodal = cfg.architecture === 'Gemma3ForConditionalGeneration';
+  const { root, lmHead } = decoderRoot(w, multimodal ? 'model.language_model.' : 'model.');
   const sandwich = generation > 1;
   const packed = (names: readonly [name: string, out: number][]) =>
     w.loadPacked(names.map(([name, out]) => ({ name: `${name}.weight`, shape: [out, H] })));

@@ -4,6 +4,7 @@ import type { ShardSpec } from '../backend/shard-spec.ts';
 import type { GraniteMultipliers } from '../loader/granite-config.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import type { Architecture, BuildOptions } from './architecture.ts';
+import { decoderRoot } from './decoder-root.ts';
 import { cachedAttention } from './kv-compression.ts';
 import type { Encoder, Model } from './model.ts';
 import { loadMoeBlock, type MoeBlock, type MoeFamily, moeConfigOf } from './moe.ts';
@@ -235,14 +236,6 @@ function slidingWindowOf(cfg: ModelConfig, layer: number): number {
 }
 
 /**
- * Where the stack's weights sit: under "model." usually; without it in checkpoints saved from the bare model
- * (Qwen3Model); under "model.language_model." in a vision-language checkpoint (Qwen3-VL, transformers 5's Qwen2-VL).
- */
-function rootOf(w: ModelWeights): string {
-  return ['model.', 'model.language_model.', ''].find((r) => w.has(`${r}embed_tokens.weight`)) ?? 'model.';
-}
-
-/**
  * The decoder stack's weights, as each rank's share of them where the backend has several tensor-parallel ranks
  * (tensor-parallel.ts; one rank holds them whole).
  */
@@ -255,7 +248,7 @@ function buildStack(
 ): LlamaStack {
   const { hiddenSize: H, intermediateSize: I, numHeads, numKvHeads, headDim: D, vocabSize } = cfg;
   const share = rankShare(cfg, backend.tensorParallelSize ?? 1);
-  const root = rootOf(w);
+  const { root } = decoderRoot(w);
   const attnBias = opts.qkvBias || cfg.attentionBias;
   const mlpBias = cfg.raw.mlp_bias === true;
   const moe = opts.moe && moeConfigOf(opts.moe, cfg);
@@ -359,10 +352,9 @@ export function buildLlama(
   // A separate lm_head when the checkpoint has one; otherwise the embeddings, if the config ties them (split by
   // vocabulary over tensor-parallel ranks, as the LM head is).
   const { vocabSize, hiddenSize: H } = cfg;
+  const head = decoderRoot(w).lmHead;
   const lmHead =
-    w.has('lm_head.weight') || !cfg.tieWordEmbeddings
-      ? w.load('lm_head.weight', [vocabSize, H], { shard: VOCAB_PARALLEL })
-      : embed;
+    w.has(head) || !cfg.tieWordEmbeddings ? w.load(head, [vocabSize, H], { shard: VOCAB_PARALLEL }) : embed;
   return new LlamaModel(stack, lmHead);
 }
 

@@ -46,6 +46,12 @@ export function hfWeightRole(name: string, cols: number, cfg: ModelConfig, tied:
 }
 
 /**
+ * A ModelWeights hook on each stored tensor as it loads; `name` is the model's name for it (the Llama stack's where a
+ * family stores it under its own: `ModelWeights.renamed`), which decides its role.
+ */
+export type LoadHook<T> = (h: HostTensor, name?: string) => T;
+
+/**
  * `--quantization`: a hook for ModelWeights that turns each float matrix of a checkpoint into the blocks `scheme`
  * gives it; a dummy tensor (no bytes) becomes random blocks of that type, made here, or with `blocksOnBackend` left
  * without bytes for the backend to make (the CUDA backend makes them on the device: an 8B model's take the host
@@ -56,13 +62,13 @@ export function quantizeAtLoad(
   cfg: ModelConfig,
   hasLmHead: boolean,
   blocksOnBackend = false,
-): (h: HostTensor) => HostTensor {
+): LoadHook<HostTensor> {
   refuseGpt2(scheme.name, cfg);
   let seed = 1;
-  return (h) => {
+  return (h, name = h.name) => {
     if (h.shape.length !== 2 || isQuantType(h.dtype)) return h;
     const [rows, cols] = h.shape as [number, number];
-    const role = hfWeightRole(h.name, cols, cfg, cfg.tieWordEmbeddings && !hasLmHead);
+    const role = hfWeightRole(name, cols, cfg, cfg.tieWordEmbeddings && !hasLmHead);
     const type = role && quantTypeFor(scheme, role);
     if (!type) return h;
     if (h.bytes.byteLength === 0 && blocksOnBackend) return { ...h, dtype: type };
@@ -89,11 +95,11 @@ function refuseGpt2(scheme: string, cfg: ModelConfig): void {
  * gate/up/down, packed or not). Embeddings, the LM head, norms, biases and mixture-of-experts weights stay 16-bit, as
  * vLLM's dynamic fp8 keeps them.
  */
-export function fp8AtLoad(cfg: ModelConfig): (h: HostTensor) => boolean {
+export function fp8AtLoad(cfg: ModelConfig): LoadHook<boolean> {
   refuseGpt2('fp8', cfg);
-  return (h) => {
+  return (h, name = h.name) => {
     if (h.shape.length !== 2 || (h.dtype !== 'f32' && h.dtype !== 'f16' && h.dtype !== 'bf16')) return false;
-    const kind = hfWeightRole(h.name, h.shape[1]!, cfg, false)?.kind;
+    const kind = hfWeightRole(name, h.shape[1]!, cfg, false)?.kind;
     return kind !== undefined && kind !== 'output' && kind !== 'token_embd';
   };
 }
@@ -104,7 +110,7 @@ export function loadHooks(
   cfg: ModelConfig,
   hasLmHead: boolean,
   blocksOnBackend = false,
-): { convert?: (h: HostTensor) => HostTensor; fp8?: (h: HostTensor) => boolean } {
+): { convert?: LoadHook<HostTensor>; fp8?: LoadHook<boolean> } {
   if (!q) return {};
   return isFp8(q) ? { fp8: fp8AtLoad(cfg) } : { convert: quantizeAtLoad(q, cfg, hasLmHead, blocksOnBackend) };
 }

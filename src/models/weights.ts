@@ -6,6 +6,7 @@ import { isQuantType } from '../primitives/ggml-types.ts';
 import { toFloat32 } from '../primitives/host-tensor.ts';
 import { concatHostTensors } from '../primitives/lazy-tensor.ts';
 import { UserError } from '../util/errors.ts';
+import type { LoadHook } from './quantize-at-load.ts';
 
 const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
 
@@ -20,9 +21,9 @@ export class ModelWeights {
     /** The model folder, named in errors. */
     private readonly dir: string,
     /** Applied to each stored tensor before it is loaded (`--quantization`, see quantize-at-load.ts). */
-    private readonly convert: (h: HostTensor) => HostTensor = (h) => h,
+    private readonly convert: LoadHook<HostTensor> = (h) => h,
     /** `--quantization fp8`: the tensors the backend is asked to quantize to FP8 (quantize-at-load.ts `fp8AtLoad`). */
-    private readonly fp8?: (h: HostTensor) => boolean,
+    private readonly fp8?: LoadHook<boolean>,
   ) {
     if (fp8 && !backend.fp8Weights) {
       throw new Error(`${dir}: FP8 weights asked of the ${backend.name} backend, which has none`);
@@ -74,8 +75,8 @@ export class ModelWeights {
   load(name: string, shape: readonly number[], opts?: { transpose?: boolean; shard?: ShardSpec }): Tensor {
     const h = this.host(name, shape);
     if (opts?.transpose) return this.backend.loadWeight(h, opts);
-    const c = this.convert(h);
-    return this.backend.loadWeight(c, this.fp8?.(c) ? { ...opts, quantize: 'fp8' } : opts);
+    const c = this.convert(h, name);
+    return this.backend.loadWeight(c, this.fp8?.(c, name) ? { ...opts, quantize: 'fp8' } : opts);
   }
 
   /**
@@ -90,7 +91,7 @@ export class ModelWeights {
     shape?: readonly number[],
     shard?: ShardSpec,
   ): Tensor {
-    const hosts = sameFp8Storage(parts.map((p) => this.convert(this.host(p.name, p.shape))));
+    const hosts = sameFp8Storage(parts.map((p) => this.convert(this.host(p.name, p.shape), p.name)));
     const first = hosts[0]!;
     const mixedQuant = hosts.some((h) => h.dtype !== first.dtype) && hosts.every((h) => isQuantType(h.dtype));
     for (const h of hosts) {
@@ -112,7 +113,8 @@ export class ModelWeights {
     if (shape && size(shape) !== size(packed)) throw new Error(`packed weight: ${fmt(packed)} cannot be ${fmt(shape)}`);
     const name = hosts.map((h) => h.name).join(' + ');
     const rowScales = first.dtype === 'f8_e4m3' ? concatScales(hosts) : undefined;
-    const opts: WeightLoadOptions = { shard, ...(!shape && this.fp8?.(first) ? { quantize: 'fp8' } : {}) };
+    const fp8 = !shape && this.fp8?.(first, parts[0]!.name);
+    const opts: WeightLoadOptions = { shard, ...(fp8 ? { quantize: 'fp8' } : {}) };
     const whole = concatHostTensors(name, shape ?? packed, first.dtype, hosts);
     // FP8 codes travel with their row scales as a plain tensor; everything else is read from the files when uploaded.
     return this.backend.loadWeight(rowScales ? { ...whole, rowScales } : whole, opts);

@@ -11,10 +11,11 @@ import { type GgufTensorOut, writeGguf } from '../../src/loader/gguf/write.ts';
 import { loadTokenizer } from '../../src/loader/tokenizer.ts';
 import { loadModel } from '../../src/models/load.ts';
 import type { DType } from '../../src/primitives/host-tensor.ts';
+import { mulberry32 } from '../../src/util/random.ts';
 import { modelFixture, sharedFixture } from '../helpers/fixtures.ts';
 import { GGUF_FIXTURES } from '../helpers/golden-cases.ts';
 import { cpuLlamaForTests, logSoftmax, teacherForcedSteps } from '../helpers/llama-cpp.ts';
-import { argmax } from '../helpers/paged-session.ts';
+import { argmax, PagedSession } from '../helpers/paged-session.ts';
 import {
   type TinyMoe,
   writeTinyArceeFolder,
@@ -365,8 +366,8 @@ test('Phi-2 with q/k/v fused as attn_qkv (its early GGUFs): pagoda and llama.cpp
 describe("GGUF architectures llama.cpp writes in Llama's layout: pagoda and llama.cpp agree", {
   skip: modelFixture('tiny-llama').skip,
 }, () => {
-  // internlm2: q/k rows interleaved as Llama's; exaone: left as they are and rotated NeoX-style.
-  for (const arch of ['internlm2', 'exaone']) {
+  // internlm2 and mistral3: q/k rows interleaved as Llama's; exaone: left as they are and rotated NeoX-style.
+  for (const arch of ['internlm2', 'mistral3', 'exaone']) {
     test(`${arch} (tiny-llama's weights under its name)`, async () => {
       const dir = modelFixture('tiny-llama').path;
       const llamaFile = join(out, `tiny-llama-for-${arch}.gguf`);
@@ -376,6 +377,38 @@ describe("GGUF architectures llama.cpp writes in Llama's layout: pagoda and llam
       await agreeOn(`tiny-${arch}`, relabeled, relabeled, dir, 'f32');
     });
   }
+});
+
+test('mistral3 as Ollama writes it: a vision tower beside the language model and an empty rope scaling type', {
+  skip: modelFixture('tiny-llama').skip,
+}, async () => {
+  const dir = modelFixture('tiny-llama').path;
+  const plain = join(out, 'tiny-mistral3.gguf');
+  const ollama = join(out, 'tiny-mistral3-ollama.gguf');
+  rewriteGguf(convertedFrom(dir), plain, { arch: 'mistral3' });
+  const random = mulberry32(7);
+  const vision = (name: string): GgufTensorOut => {
+    const values = Float32Array.from({ length: 64 * 64 }, () => random() - 0.5);
+    return { name, shape: [64, 64], dtype: 'f32', bytes: () => new Uint8Array(values.buffer) };
+  };
+  rewriteGguf(plain, ollama, {
+    keys: [
+      ['rope.scaling.type', gguf.str('')],
+      ['rope.scaling.factor', gguf.f32(0)],
+    ],
+    tensor: (t, file) =>
+      t.name === 'output_norm.weight'
+        ? [
+            { name: t.name, shape: [...t.dims].reverse(), dtype: 'f32', bytes: () => file.readBytes(t) },
+            vision('v.blk.0.attn_q.weight'),
+            vision('mm.linear_1.weight'),
+          ]
+        : null,
+  });
+  const [a, b] = [loadModel(plain, new CpuBackend()), loadModel(ollama, new CpuBackend())];
+  const prompt = [1, 450, 496, 173, 701];
+  const logits = (m: typeof a) => new PagedSession(m).step([{ seq: 0, tokens: prompt }])[0]!;
+  assert.deepEqual([...logits(b)], [...logits(a)]);
 });
 
 /**

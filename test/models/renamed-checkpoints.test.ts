@@ -6,6 +6,7 @@ import { after, describe, test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { exaoneName } from '../../src/models/exaone.ts';
 import { loadModel } from '../../src/models/load.ts';
+import { parseQuantization } from '../../src/primitives/quant/mix.ts';
 import { FolderVariants, readTensors, type Tensors } from '../helpers/bert-variants.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { argmax, maxAbsDiff, PagedSession } from '../helpers/paged-session.ts';
@@ -16,10 +17,12 @@ import { writeTinyMoeFolder } from '../helpers/random-folders.ts';
  * that way must reproduce transformers' goldens for it. Granite 4.0's transformer-only checkpoints
  * (GraniteMoeHybridForCausalLM, every layer attention) are Granite 3's forward with each MLP stored as `shared_mlp`
  * (gate and up fused), and with experts a GraniteMoeShared folder's; EXAONE 3's (ExaoneForCausalLM) are Llama's under
- * GPT-2-style names.
+ * GPT-2-style names; Mistral 3's (Mistral3ForConditionalGeneration) keep Mistral's language model under
+ * `language_model.` or `model.language_model.`, its config under `text_config`, and a vision tower pagoda leaves unread.
  */
 const granite = modelFixture('tiny-granite');
 const llama = modelFixture('tiny-llama');
+const mistral = modelFixture('tiny-mistral');
 const config = (dir: string) => JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
 const hybridKeys = (layers: number) => ({
   architectures: ['GraniteMoeHybridForCausalLM'],
@@ -158,6 +161,51 @@ describe('EXAONE 3 (ExaoneForCausalLM: the Llama stack under GPT-2-style names)'
       layer_norm_epsilon: rms_norm_eps,
       activation_function: hidden_act,
     };
-    assertGolden(variants.make(cfg, tensors), llama.path);
+    const dir = variants.make(cfg, tensors);
+    assertGolden(dir, llama.path);
+    // --quantization reads each matrix's role from the Llama name it is loaded under: the same blocks as tiny-llama's.
+    const quantized = (path: string) => {
+      const model = loadModel(path, new CpuBackend(), { quantization: parseQuantization('q8_0', 'test') });
+      return [...new PagedSession(model).step([{ seq: 0, tokens: [1, 5, 9, 13] }])[0]!];
+    };
+    assert.deepEqual(quantized(dir), quantized(llama.path));
+  });
+});
+
+describe('Mistral 3 (Mistral3ForConditionalGeneration: its language model, for text)', { skip: mistral.skip }, () => {
+  const variants = new FolderVariants(mistral.path);
+  after(() => variants.cleanup());
+  const { architectures: _, ...text } = config(mistral.path);
+  const outer = {
+    architectures: ['Mistral3ForConditionalGeneration'],
+    model_type: 'mistral3',
+    text_config: text,
+    vision_config: { model_type: 'pixtral', hidden_size: 32, num_hidden_layers: 1 },
+    image_token_index: 10,
+  };
+  // transformers 4's names, and transformers 5's.
+  const layouts: [string, (name: string) => string][] = [
+    ['language_model.model. and language_model.lm_head', (n) => `language_model.${n}`],
+    ['model.language_model. and lm_head', (n) => n.replace(/^model\./, 'model.language_model.')],
+  ];
+  for (const [what, rename] of layouts) {
+    test(`${what}: transformers' tiny-mistral goldens, last logits within 1e-4, greedy ids identical`, () => {
+      const tensors: Tensors = new Map([...readTensors(mistral.path)].map(([n, v]) => [rename(n), v]));
+      tensors.set('vision_tower.transformer.layers.0.attention.q_proj.weight', {
+        shape: [32, 32],
+        data: new Float32Array(1024),
+      });
+      assertGolden(variants.make(outer, tensors), mistral.path);
+    });
+  }
+  test("Ministral 3's attention temperature (llama_4_scaling_beta) is refused in one line", () => {
+    const scaled = {
+      ...outer,
+      text_config: { ...text, rope_parameters: { ...text.rope_parameters, llama_4_scaling_beta: 0.1 } },
+    };
+    assert.throws(
+      () => loadModel(variants.withFiles({ 'config.json': scaled }), new CpuBackend()),
+      /llama_4_scaling_beta .* is not supported/,
+    );
   });
 });

@@ -143,6 +143,21 @@ const ARCHS: Record<string, ArchInfo> = {
   // Files llama.cpp's converter writes in Llama's layout under their own names (InternLM2's q/k/v split from its
   // grouped wqkv; EXAONE 3 / 3.5, whose q/k rows it leaves as they are and rotates NeoX-style).
   internlm2: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
+  // Mistral 3's language model (Ollama's mistral-small3.1 / 3.2 files keep the vision tower beside it, unread).
+  mistral3: {
+    architecture: 'MistralForCausalLM',
+    modelType: 'mistral',
+    extra: (m) => {
+      for (const key of ['attention.temperature_scale', 'rope.scaling.yarn_log_multiplier']) {
+        if (m.num(key)) {
+          throw new UserError(
+            `${m.view.path}: metadata ${m.arch}.${key} is not supported (attention temperature scaling)`,
+          );
+        }
+      }
+      return { sliding_window: null };
+    },
+  },
   exaone: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
   ernie4_5: { architecture: 'Ernie4_5ForCausalLM', modelType: 'ernie4_5' },
   arcee: { architecture: 'ArceeForCausalLM', modelType: 'arcee', extra: () => ({ hidden_act: 'relu2' }) },
@@ -284,7 +299,10 @@ export const GGUF_ARCHITECTURES = Object.keys(ARCHS);
 function ropeScaling(m: MetaReader): Record<string, unknown> | null {
   const type = m.view.value(`${m.arch}.rope.scaling.type`);
   const factor = m.num('rope.scaling.factor') ?? m.num('rope.scale_linear');
-  if (type === undefined || type === 'none') return factor && factor !== 1 ? { rope_type: 'linear', factor } : null;
+  // Ollama's converter writes an empty type (and factor 0) for a model without scaling.
+  if (type === undefined || type === 'none' || type === '') {
+    return factor && factor !== 1 ? { rope_type: 'linear', factor } : null;
+  }
   if (type === 'linear') return { rope_type: 'linear', factor };
   if (type === 'yarn') {
     return {

@@ -178,6 +178,7 @@ const TABLES: Record<string, NameTable> = {
   ernie4_5: LLAMA,
   glm4: GLM4,
   internlm2: LLAMA,
+  mistral3: LLAMA,
   exaone: LLAMA,
   olmo2: OLMO2,
   exaone4: OLMO2,
@@ -258,7 +259,7 @@ export interface MappedName {
 /** The architectures whose norm weights llama.cpp's converter stores as 1 + w (Gemma's; Nemotron's layernorm1p). */
 const NORM_PLUS_ONE = new Set(['gemma', 'gemma2', 'gemma3', 'nemotron']);
 /** The architectures llama.cpp's converter writes through its Llama class, which interleaves q/k rows for RoPE. */
-const ROPE_PERMUTED = new Set(['llama', 'granite', 'granitemoe', 'internlm2', 'smollm3', 'arcee']);
+const ROPE_PERMUTED = new Set(['llama', 'mistral3', 'granite', 'granitemoe', 'internlm2', 'smollm3', 'arcee']);
 const CONV1D = new Set(['attn_qkv', 'attn_output', 'ffn_up', 'ffn_down']);
 
 /** What llama.cpp's converter did to a tensor of this block part (before the name mapping). */
