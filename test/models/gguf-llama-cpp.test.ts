@@ -363,52 +363,71 @@ test('Phi-2 with q/k/v fused as attn_qkv (its early GGUFs): pagoda and llama.cpp
   await agreeOn('tiny-phi', fused, fused, dir, 'f32');
 });
 
-describe("GGUF architectures llama.cpp writes in Llama's layout: pagoda and llama.cpp agree", {
-  skip: modelFixture('tiny-llama').skip,
+describe("GGUF architectures llama.cpp writes in Llama's or Qwen2's layout: pagoda and llama.cpp agree", {
+  skip: modelFixture('tiny-llama').skip || modelFixture('tiny-qwen2').skip,
 }, () => {
-  // internlm2 and mistral3: q/k rows interleaved as Llama's; exaone: left as they are and rotated NeoX-style.
-  for (const arch of ['internlm2', 'mistral3', 'exaone']) {
-    test(`${arch} (tiny-llama's weights under its name)`, async () => {
-      const dir = modelFixture('tiny-llama').path;
-      const llamaFile = join(out, `tiny-llama-for-${arch}.gguf`);
+  // internlm2 and mistral3: q/k rows interleaved as Llama's; exaone: left as they are and rotated NeoX-style; qwen2vl
+  // (Qwen2-VL's and Qwen2.5-VL's language models): Qwen2's, its M-RoPE sections over text positions alone.
+  const cases: [arch: string, fixture: string, keys: [string, GgufValue][]][] = [
+    ['internlm2', 'tiny-llama', []],
+    ['mistral3', 'tiny-llama', []],
+    ['exaone', 'tiny-llama', []],
+    ['qwen2vl', 'tiny-qwen2', [['rope.dimension_sections', gguf.array('i32', [2, 3, 3, 0])]]],
+  ];
+  for (const [arch, fixture, keys] of cases) {
+    test(`${arch} (${fixture}'s weights under its name)`, async () => {
+      const dir = modelFixture(fixture).path;
       const relabeled = join(out, `tiny-${arch}.gguf`);
-      convertToGguf(dir, llamaFile, 'f32');
-      rewriteGguf(llamaFile, relabeled, { arch });
+      rewriteGguf(convertedFrom(dir), relabeled, { arch, keys });
       await agreeOn(`tiny-${arch}`, relabeled, relabeled, dir, 'f32');
     });
   }
 });
 
-test('mistral3 as Ollama writes it: a vision tower beside the language model and an empty rope scaling type', {
-  skip: modelFixture('tiny-llama').skip,
-}, async () => {
-  const dir = modelFixture('tiny-llama').path;
-  const plain = join(out, 'tiny-mistral3.gguf');
-  const ollama = join(out, 'tiny-mistral3-ollama.gguf');
-  rewriteGguf(convertedFrom(dir), plain, { arch: 'mistral3' });
-  const random = mulberry32(7);
-  const vision = (name: string): GgufTensorOut => {
-    const values = Float32Array.from({ length: 64 * 64 }, () => random() - 0.5);
-    return { name, shape: [64, 64], dtype: 'f32', bytes: () => new Uint8Array(values.buffer) };
-  };
-  rewriteGguf(plain, ollama, {
-    keys: [
-      ['rope.scaling.type', gguf.str('')],
-      ['rope.scaling.factor', gguf.f32(0)],
-    ],
-    tensor: (t, file) =>
-      t.name === 'output_norm.weight'
-        ? [
-            { name: t.name, shape: [...t.dims].reverse(), dtype: 'f32', bytes: () => file.readBytes(t) },
-            vision('v.blk.0.attn_q.weight'),
-            vision('mm.linear_1.weight'),
-          ]
-        : null,
-  });
-  const [a, b] = [loadModel(plain, new CpuBackend()), loadModel(ollama, new CpuBackend())];
-  const prompt = [1, 450, 496, 173, 701];
-  const logits = (m: typeof a) => new PagedSession(m).step([{ seq: 0, tokens: prompt }])[0]!;
-  assert.deepEqual([...logits(b)], [...logits(a)]);
+/**
+ * As Ollama's converter writes a vision-language model: the language model's keys under its own architecture name, an
+ * empty rope scaling type (and factor 0) where the model has none, the vision tower's and projector's tensors beside
+ * the language model's (`v.*`, `mm.*`): pagoda reads the language model alone, the same logits as without them.
+ */
+describe("Ollama's vision-language GGUFs: the language model alone", {
+  skip: modelFixture('tiny-llama').skip || modelFixture('tiny-qwen2').skip,
+}, () => {
+  for (const [arch, fixture, as] of [
+    ['mistral3', 'tiny-llama', 'mistral3'],
+    ['qwen25vl', 'tiny-qwen2', 'qwen2'],
+  ] as const) {
+    test(`${arch}: the same logits as ${fixture}'s file as ${as}`, () => {
+      const plain = convertedFrom(modelFixture(fixture).path);
+      const ollama = join(out, `tiny-${arch}-ollama.gguf`);
+      const random = mulberry32(7);
+      const vision = (name: string): GgufTensorOut => {
+        const values = Float32Array.from({ length: 64 * 64 }, () => random() - 0.5);
+        return { name, shape: [64, 64], dtype: 'f32', bytes: () => new Uint8Array(values.buffer) };
+      };
+      rewriteGguf(plain, ollama, {
+        arch,
+        keys: [
+          ['rope.scaling.type', gguf.str('')],
+          ['rope.scaling.factor', gguf.f32(0)],
+        ],
+        tensor: (t, file) =>
+          t.name === 'output_norm.weight'
+            ? [
+                { name: t.name, shape: [...t.dims].reverse(), dtype: 'f32', bytes: () => file.readBytes(t) },
+                vision('v.blk.0.attn_q.weight'),
+                vision('mm.linear_1.weight'),
+              ]
+            : null,
+      });
+      const relabeled = join(out, `tiny-${arch}-as-${as}.gguf`);
+      rewriteGguf(plain, relabeled, { arch: as });
+      const prompt = [1, 450, 496, 173, 701];
+      const logits = (path: string) => [
+        ...new PagedSession(loadModel(path, new CpuBackend())).step([{ seq: 0, tokens: prompt }])[0]!,
+      ];
+      assert.deepEqual(logits(ollama), logits(relabeled));
+    });
+  }
 });
 
 /**

@@ -91,6 +91,10 @@ const ARCHS: Record<string, ArchInfo> = {
         : {},
   },
   qwen2: { architecture: 'Qwen2ForCausalLM', modelType: 'qwen2' },
+  // Qwen2-VL's and Qwen2.5-VL's language models (llama.cpp's qwen2vl, Ollama's qwen25vl with the vision tower beside
+  // it, unread): for text alone their M-RoPE is the plain rotation.
+  qwen2vl: { architecture: 'Qwen2ForCausalLM', modelType: 'qwen2' },
+  qwen25vl: { architecture: 'Qwen2ForCausalLM', modelType: 'qwen2' },
   qwen3: { architecture: 'Qwen3ForCausalLM', modelType: 'qwen3' },
   gpt2: {
     architecture: 'GPT2LMHeadModel',

@@ -171,6 +171,8 @@ const MOE: NameTable = {
 const TABLES: Record<string, NameTable> = {
   llama: LLAMA_OR_MIXTRAL,
   qwen2: LLAMA,
+  qwen2vl: LLAMA,
+  qwen25vl: LLAMA,
   granite: LLAMA,
   smollm3: LLAMA,
   seed_oss: SEED_OSS,
