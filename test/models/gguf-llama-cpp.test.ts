@@ -363,16 +363,18 @@ test('Phi-2 with q/k/v fused as attn_qkv (its early GGUFs): pagoda and llama.cpp
   await agreeOn('tiny-phi', fused, fused, dir, 'f32');
 });
 
-describe("GGUF architectures llama.cpp writes in Llama's or Qwen2's layout: pagoda and llama.cpp agree", {
-  skip: modelFixture('tiny-llama').skip || modelFixture('tiny-qwen2').skip,
+describe("GGUF architectures llama.cpp writes in Llama's, Qwen2's or Qwen3's layout: pagoda and llama.cpp agree", {
+  skip: modelFixture('tiny-llama').skip || modelFixture('tiny-qwen2').skip || modelFixture('tiny-qwen3').skip,
 }, () => {
   // internlm2 and mistral3: q/k rows interleaved as Llama's; exaone: left as they are and rotated NeoX-style; qwen2vl
-  // (Qwen2-VL's and Qwen2.5-VL's language models): Qwen2's, its M-RoPE sections over text positions alone.
+  // (Qwen2-VL's and Qwen2.5-VL's language models) and qwen3vl: Qwen2's and Qwen3's, their M-RoPE sections over text
+  // positions alone.
   const cases: [arch: string, fixture: string, keys: [string, GgufValue][]][] = [
     ['internlm2', 'tiny-llama', []],
     ['mistral3', 'tiny-llama', []],
     ['exaone', 'tiny-llama', []],
     ['qwen2vl', 'tiny-qwen2', [['rope.dimension_sections', gguf.array('i32', [2, 3, 3, 0])]]],
+    ['qwen3vl', 'tiny-qwen3', [['rope.dimension_sections', gguf.array('i32', [6, 5, 5, 0])]]],
   ];
   for (const [arch, fixture, keys] of cases) {
     test(`${arch} (${fixture}'s weights under its name)`, async () => {
@@ -454,6 +456,17 @@ describe('MoE families: pagoda on the folder and on its GGUF, llama.cpp on the G
       await agree(`tiny-${family}`, dir, 'f32', 'gguf');
     });
   }
+  test("qwen3vlmoe (Qwen3-VL's MoE language model): the Qwen3-MoE file under its name", async () => {
+    const dir = writeTinyMoeFolder(join(out, 'tiny-qwen3moe-vl'), 'qwen3moe', modelFixture('tiny-llama').path);
+    const relabeled = join(out, 'tiny-qwen3vlmoe.gguf');
+    // Sections whose interleave gives every dimension one of the three text positions (llama.cpp rotates a dimension
+    // it leaves to the fourth by that section's position instead, as Qwen3-VL's transformers code never does).
+    rewriteGguf(convertedFrom(dir), relabeled, {
+      arch: 'qwen3vlmoe',
+      keys: [['rope.dimension_sections', gguf.array('i32', [3, 3, 2, 0])]],
+    });
+    await agreeOn('tiny-qwen3vlmoe', relabeled, relabeled, dir, 'f32');
+  });
   test('routing llama.cpp cannot express is refused in one line', () => {
     const dir = writeTinyMoeFolder(join(out, 'tiny-qwen3moe-odd'), 'qwen3moe', modelFixture('tiny-llama').path);
     const path = join(dir, 'config.json');

@@ -95,6 +95,13 @@ const ARCHS: Record<string, ArchInfo> = {
   // it, unread): for text alone their M-RoPE is the plain rotation.
   qwen2vl: { architecture: 'Qwen2ForCausalLM', modelType: 'qwen2' },
   qwen25vl: { architecture: 'Qwen2ForCausalLM', modelType: 'qwen2' },
+  // Qwen3-VL's (llama.cpp's and Ollama's names alike): its deepstack adds visual features only, so text is Qwen3's.
+  qwen3vl: { architecture: 'Qwen3ForCausalLM', modelType: 'qwen3' },
+  qwen3vlmoe: {
+    architecture: 'Qwen3MoeForCausalLM',
+    modelType: 'qwen3_moe',
+    extra: (m) => ({ ...moe(m), norm_topk_prob: true }),
+  },
   qwen3: { architecture: 'Qwen3ForCausalLM', modelType: 'qwen3' },
   gpt2: {
     architecture: 'GPT2LMHeadModel',
