@@ -12,7 +12,7 @@ const GLM: LlamaOptions = {
   ropeStyle: 'gptj',
 };
 
-/** GLM-4-9B (0605) and CodeGeeX4 as transformers runs them (and llama.cpp's chatglm files, q/k/v fused or not). */
+/** GLM-4-9B as transformers runs it (and llama.cpp's chatglm files, GLM-4-9B's and CodeGeeX4's, q/k/v fused or not). */
 export const glm: Architecture = {
   names: ['GlmForCausalLM'],
   modelTypes: ['glm'],

@@ -2,7 +2,7 @@ import { graniteMultipliers } from '../loader/granite-config.ts';
 import { UserError } from '../util/errors.ts';
 import type { Architecture } from './architecture.ts';
 import { buildLlama } from './llama.ts';
-import { GRANITE_MOE } from './moe.ts';
+import { GRANITE_MOE, moeConfigOf } from './moe.ts';
 
 /** IBM Granite 3.x: Llama with four multipliers (loader/granite-config.ts). */
 export const granite: Architecture = {
@@ -50,7 +50,8 @@ export const graniteMoeHybrid: Architecture = {
       );
     }
     const multipliers = graniteMultipliers(cfg);
-    if (Number(cfg.raw.num_local_experts ?? 0) > 0) {
+    // transformers' default without the key is 8 experts, as Granite MoE's.
+    if (moeConfigOf(GRANITE_MOE, cfg).numExperts > 0) {
       return buildLlama({ qkvBias: false, moe: GRANITE_MOE, multipliers }, cfg, w, backend, options);
     }
     const fusedMlp = { gateUp: 'shared_mlp.input_linear', down: 'shared_mlp.output_linear' };

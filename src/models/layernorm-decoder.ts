@@ -44,8 +44,8 @@ interface LayerNormDecoderLayer {
 
 /**
  * Decoders of LayerNorms, RoPE and a plain (GELU, ReLU²) or SwiGLU MLP: StarCoder2, StableLM and Nemotron run
- * attention, then the MLP, each after its own norm; Phi-2 and Command-R run both on the one normed input and add both to the residual stream. Command-R's logits
- * are scaled; Command R7B's layers each carry their window and RoPE (its full layers none).
+ * attention, then the MLP, each after its own norm; Phi-2 and Command-R run both on the one normed input and add both
+ * to the residual stream. Command-R's logits are scaled; Command R7B's layers each carry their window and RoPE (its full layers none).
  */
 export class LayerNormDecoder implements Model {
   readonly compactsKv = true;
@@ -186,7 +186,9 @@ const STABLELM: Layout = {
   rope: 'neox',
 };
 
-/** Nemotron (Nemotron-Mini-4B, Minitron): StarCoder2's order, LayerNorms of weight 1 + w, partial RoPE, a ReLU² MLP. */
+/**
+ * Nemotron (Nemotron-Mini-4B, Minitron): StarCoder2's order, LayerNorms of weight 1 + w, partial RoPE, a ReLU² MLP.
+ */
 const NEMOTRON: Layout = {
   parallel: false,
   gated: false,
@@ -206,7 +208,7 @@ function zeroVector(n: number): HostTensor {
   return { name: 'zero LayerNorm bias', shape: [n], dtype: 'f32', bytes: new Uint8Array(4 * n) };
 }
 
-/** A norm weight plus `offset`, in float32 (as transformers adds it to the weight it computes with). */
+/** A norm weight plus `offset`, in float32 (transformers adds it in the weight's dtype: the same in float32). */
 function plus(t: HostTensor, offset: number): HostTensor {
   const values = toFloat32(t).map((v) => v + offset);
   return { name: t.name, shape: t.shape, dtype: 'f32', bytes: new Uint8Array(values.buffer) };

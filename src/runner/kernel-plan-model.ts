@@ -33,8 +33,8 @@ export function kernelPlanModel(c: ModelConfig, maxNumSeqs: number, choices: Ker
   const { headDim: D, numHeads: H, numKvHeads: Hk, hiddenSize: hidden, intermediateSize: I } = c;
   const fp8 = choices.fp8 === true;
   const encoder = choices.pooling === 'encoder';
-  // GPT-2 (and GPTBigCode) is a decoder with an encoder's parts (LayerNorm, learned positions, an ungated GELU MLP); nomic-bert an
-  // encoder with a decoder's rotary positions and gated MLP.
+  // GPT-2 (and GPTBigCode) is a decoder with an encoder's parts (LayerNorm, learned positions, an ungated GELU MLP);
+  // nomic-bert an encoder with a decoder's rotary positions and gated MLP.
   const layerNorm = encoder || c.modelType === 'gpt2' || c.modelType === 'gpt_bigcode';
   const llamaLike = !layerNorm || isNomicBert(c);
   const mlp = (width: number) => [

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { convertToGguf } from '../../src/loader/gguf/convert.ts';
@@ -59,9 +59,10 @@ async function agree(name: string, dir: string, type: DType, oursFrom: 'gguf' | 
   await agreeOn(name, path, oursFrom === 'gguf' ? path : dir, dir, type);
 }
 
-/** The F32 GGUF of the folder at `dir`. */
+let converted = 0;
+/** The F32 GGUF of the folder at `dir`, written in this run's temporary folder. */
 function convertedFrom(dir: string): string {
-  const path = `${dir}.gguf`;
+  const path = join(out, `${basename(dir)}-${++converted}.gguf`);
   convertToGguf(dir, path, 'f32');
   return path;
 }

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { loadModelConfig } from '../../src/loader/hf-config.ts';
@@ -9,6 +12,7 @@ import { parseQuantization } from '../../src/primitives/quant/mix.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { relL2 } from '../helpers/gpu.ts';
 import { PagedSession } from '../helpers/paged-session.ts';
+import { writeTinyGptBigCodeFolder } from '../helpers/random-folders.ts';
 
 /**
  * Matrices left as stored: a mixture-of-experts layer's router and experts (the CPU backend stacks experts in three
@@ -50,5 +54,15 @@ test('GPT-2 refuses --quantization in one line rather than running unquantized',
   assert.throws(
     () => loadModel(gpt2.path, new CpuBackend({ threads: 1 }), { quantization: parseQuantization('q8_0', 'test') }),
     /^UserError: --quantization q8_0: GPT-2's weights \(Conv1D, stored transposed\) are not quantized yet$/,
+  );
+});
+
+test('GPTBigCode refuses --quantization in one line too (its matrices have no quantization roles yet)', {
+  skip: gpt2.skip,
+}, () => {
+  const dir = writeTinyGptBigCodeFolder(join(mkdtempSync(join(tmpdir(), 'pagoda-bigcode-')), 'm'), gpt2.path);
+  assert.throws(
+    () => loadModel(dir, new CpuBackend({ threads: 1 }), { quantization: parseQuantization('q4_k_m', 'test') }),
+    /^UserError: --quantization q4_k_m: GPTBigCode's weights are not quantized yet$/,
   );
 });

@@ -104,7 +104,7 @@ describe('Granite 4.0 (GraniteMoeHybridForCausalLM, attention only)', { skip: gr
     assertGolden(denseHybrid(), granite.path);
   });
 
-  test('with experts: the logits of the GraniteMoeShared folder it renames, exactly', () => {
+  test('with experts: a GraniteMoeShared folder under the Granite 4.0 config gives its logits, exactly', () => {
     const shared = writeTinyMoeFolder(
       join(variants.make(config(granite.path), new Map()), 'moe'),
       'granitemoeshared',

@@ -49,10 +49,14 @@ function gemmaQueryScalar(m: MetaReader, layers27b: number): Record<string, unkn
   return { query_pre_attn_scalar: m.need('block_count') === layers27b ? hidden / heads : headDim };
 }
 
-/** The rotated share of each head (`rope.dimension_count`; all of it where the key is absent). */
+/**
+ * The rotated share of each head (`rope.dimension_count`; all of it where the key is absent), of the head size the
+ * file gives (`attention.key_length`, which may differ from hidden / heads: Nemotron-Mini's).
+ */
 function partialRotary(m: MetaReader): Record<string, unknown> {
   const rot = m.num('rope.dimension_count');
-  return { partial_rotary_factor: rot ? rot / (m.need('embedding_length') / m.need('attention.head_count')) : 1 };
+  const head = m.num('attention.key_length') ?? m.need('embedding_length') / m.need('attention.head_count');
+  return { partial_rotary_factor: rot ? rot / head : 1 };
 }
 
 const moe = (m: MetaReader) => ({

@@ -155,6 +155,15 @@ const ARCH_METADATA: Record<string, (cfg: ModelConfig) => [string, GgufValue][]>
     }
     return [];
   },
+  // llama.cpp's olmoe sizes k's norm by the hidden size: multi-head attention only (as every released OLMoE).
+  olmoe: (cfg) => {
+    if (cfg.numKvHeads !== cfg.numHeads) {
+      throw new UserError(
+        `config.json: ${cfg.numKvHeads} KV heads for ${cfg.numHeads} query heads cannot be written to GGUF (llama.cpp's olmoe has multi-head attention only)`,
+      );
+    }
+    return [];
+  },
   seed_oss: (cfg) => {
     if (cfg.raw.attention_out_bias === true) {
       throw new UserError(

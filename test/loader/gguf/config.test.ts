@@ -192,3 +192,11 @@ test('an unknown architecture or a missing key is refused in one line naming the
     /metadata llama\.block_count is "six", expected a number/,
   );
 });
+
+test("a partial rotary share is of the file's head size (key_length), not hidden / heads (Nemotron-Mini's differ)", () => {
+  // hidden 256 over 4 heads is 64 per head; the heads are 128 wide, half of them rotated.
+  const meta = common('nemotron', { 'nemotron.attention.key_length': 128, 'nemotron.rope.dimension_count': 64 });
+  const c = parseModelConfig(hfConfigFromGguf(view(meta)), 'x.gguf');
+  assert.equal(c.headDim, 128);
+  assert.equal(c.partialRotaryFactor, 0.5);
+});
