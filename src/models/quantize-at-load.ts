@@ -63,7 +63,7 @@ export function quantizeAtLoad(
   hasLmHead: boolean,
   blocksOnBackend = false,
 ): LoadHook<HostTensor> {
-  refuseGpt2(scheme.name, cfg);
+  refuseUnquantized(scheme.name, cfg);
   let seed = 1;
   return (h, name = h.name) => {
     if (h.shape.length !== 2 || isQuantType(h.dtype)) return h;
@@ -90,7 +90,7 @@ const NOT_QUANTIZED: Record<string, string> = {
   gpt_bigcode: "GPTBigCode's weights",
 };
 
-function refuseGpt2(scheme: string, cfg: ModelConfig): void {
+function refuseUnquantized(scheme: string, cfg: ModelConfig): void {
   const why = NOT_QUANTIZED[cfg.modelType];
   if (why) throw new UserError(`--quantization ${scheme.toLowerCase()}: ${why} are not quantized yet`);
 }
@@ -102,7 +102,7 @@ function refuseGpt2(scheme: string, cfg: ModelConfig): void {
  * vLLM's dynamic fp8 keeps them.
  */
 export function fp8AtLoad(cfg: ModelConfig): LoadHook<boolean> {
-  refuseGpt2('fp8', cfg);
+  refuseUnquantized('fp8', cfg);
   return (h, name = h.name) => {
     if (h.shape.length !== 2 || (h.dtype !== 'f32' && h.dtype !== 'f16' && h.dtype !== 'bf16')) return false;
     const kind = hfWeightRole(name, h.shape[1]!, cfg, false)?.kind;

@@ -168,12 +168,11 @@ function stacked(
   if (slices.length !== experts || slices.some((s) => !s)) {
     throw new UserError(`${name}: the checkpoint holds ${slices.filter(Boolean).length} of its ${experts} experts`);
   }
-  const shapeOf = (s: ExpertSlice): [number, number] => {
-    const shape = source.describe(s.name).shape;
-    const [rows, cols] = s.expert === undefined ? shape : shape.slice(1);
-    return [s.rows?.count ?? rows!, cols!];
-  };
-  const [rows, cols] = shapeOf(slices[0]!);
+  // Each expert's [rows, cols]: a per-expert tensor's shape, or a fused one's past its expert dimension, cut to a half.
+  const first = slices[0]!;
+  const stored = source.describe(first.name).shape;
+  const [storedRows, cols] = (first.expert === undefined ? stored : stored.slice(1)) as [number, number];
+  const rows = first.rows?.count ?? storedRows;
   return {
     name,
     shape: [experts, rows, cols],
@@ -185,8 +184,8 @@ function stacked(
       for (const [e, s] of slices.entries()) {
         const values = read.get(s.name) ?? toFloat32(source.get(s.name));
         read.set(s.name, values);
-        const stored = s.expert === undefined ? rows : source.describe(s.name).shape[1]!;
-        const from = ((s.expert ?? 0) * stored + (s.rows?.from ?? 0)) * cols;
+        const perExpert = s.expert === undefined ? rows : source.describe(s.name).shape[1]!;
+        const from = ((s.expert ?? 0) * perExpert + (s.rows?.from ?? 0)) * cols;
         all.set(values.subarray(from, from + rows * cols), e * rows * cols);
       }
       return encodeAs(all, type);
