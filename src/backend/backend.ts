@@ -134,9 +134,10 @@ export interface Backend {
   loadWeight(w: HostTensor, opts?: WeightLoadOptions): Tensor;
   /**
    * One weight whose rows are the parts' rows in order, for parts stored as different quantized types (a packed
-   * q/k/v whose v has more bits, as llama.cpp's mixes give it).
+   * q/k/v whose v has more bits, as llama.cpp's mixes give it). `shape`: the whole's, when it is a stack of experts'
+   * matrices `[E, rows, cols]` (the CPU keeps those in blocks too, as `[E · rows, cols]`; CUDA as values).
    */
-  loadStacked(parts: readonly HostTensor[]): Tensor;
+  loadStacked(parts: readonly HostTensor[], shape?: readonly number[]): Tensor;
   allocKvCache(spec: KvCacheSpec): LayerKvCache[];
   /**
    * Frees what this backend holds (weights, KV caches, scratch; the CPU's worker threads drop their views of them)

@@ -38,7 +38,8 @@ const KINDS: Record<string, WeightRole['kind']> = {
  * the output's type when a file has no output.weight.
  */
 export function hfWeightRole(name: string, cols: number, cfg: ModelConfig, tied: boolean): WeightRole | null {
-  const base = { layer: 0, numLayers: cfg.numLayers, gqa: cfg.numHeads / cfg.numKvHeads, cols };
+  const experts = Number(cfg.raw.num_experts ?? cfg.raw.num_local_experts ?? 0);
+  const base = { layer: 0, numLayers: cfg.numLayers, gqa: cfg.numHeads / cfg.numKvHeads, experts, cols };
   if (/(?:^|\.)lm_head\.weight$/.test(name)) return { ...base, kind: 'output' };
   if (/(?:^|\.)embed_tokens\.weight$/.test(name)) return { ...base, kind: tied ? 'output' : 'token_embd' };
   const m = LAYER.exec(name);

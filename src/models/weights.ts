@@ -106,7 +106,7 @@ export class ModelWeights {
         );
       }
     }
-    if (mixedQuant) return this.backend.loadStacked(hosts);
+    if (mixedQuant) return this.backend.loadStacked(hosts, shape);
     const rows = hosts.reduce((a, h) => a + h.shape[0]!, 0);
     const packed = [rows, ...first.shape.slice(1)];
     const size = (dims: readonly number[]) => dims.reduce((a, d) => a * d, 1);

@@ -499,8 +499,9 @@ export type TinyMoe =
   | 'granitemoeshared';
 
 const EXPERTS = 4;
-const EXPERT_FF = 48;
-const SHARED_FF = 80;
+// Multiples of 32: every expert matrix's rows fit a 32-value block type, so `pagoda quantize` quantizes them all.
+const EXPERT_FF = 64;
+const SHARED_FF = 96;
 
 /** A layer's experts in the family's layout: router, then each projection per expert or fused across experts. */
 function moeBlock(p: string, family: TinyMoe): Spec[] {

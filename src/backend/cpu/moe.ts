@@ -1,15 +1,17 @@
+import type { Tensor } from '../backend.ts';
 import type { MoeSpec, MoeWeights } from '../moe-spec.ts';
 import { actMulInto } from './elementwise.ts';
 import { cpu } from './tensor.ts';
 
 /**
- * out `[T, m]` = x `[T, n]` · wᵀ, where w is the `[m, n]` matrix starting at element `wOffset` of `w` (one expert of
- * a stacked weight). The backend passes its own, which splits large products over the worker pool.
+ * out `[T, m]` = x `[T, n]` · wᵀ, where w is the `[m, n]` matrix starting at row `firstRow` of `w` (one expert of a
+ * stacked weight, float `[E, m, n]` or blocks `[E · m, n]`). The backend passes its own, which splits large products
+ * over the worker pool.
  */
 export type MatMul = (
   x: Float32Array,
-  w: Float32Array,
-  wOffset: number,
+  w: Tensor,
+  firstRow: number,
   out: Float32Array,
   T: number,
   n: number,
@@ -78,16 +80,21 @@ export function moeInto(
   matmul: MatMul,
   out: Float32Array,
 ): void {
+  // The experts' widths come from the router and the stacks' sizes: a stack kept in blocks is 2-D, [E · rows, cols].
   const router = cpu(weights.router);
-  const gateUp = cpu(weights.gateUp);
-  const down = cpu(weights.down);
-  const [E, twoI] = gateUp.shape as [number, number, number];
+  const E = router.shape[0]!;
+  const rowsOf = (w: Tensor) => w.shape.reduce((a, d) => a * d, 1) / w.shape[w.shape.length - 1]! / E;
+  const twoI = rowsOf(weights.gateUp);
   const I = twoI / 2;
-  if (router.shape[0] !== E || router.shape[1] !== H || down.shape[1] !== H || down.shape[2] !== I) {
-    throw new Error(`moe: router [${router.shape}], gate/up [${gateUp.shape}], down [${down.shape}] do not agree`);
+  const down = weights.down;
+  const downCols = down.shape[down.shape.length - 1];
+  if (router.shape[1] !== H || weights.gateUp.shape.at(-1) !== H || rowsOf(down) !== H || downCols !== I) {
+    throw new Error(
+      `moe: router [${router.shape}], gate/up [${weights.gateUp.shape}], down [${down.shape}] do not agree`,
+    );
   }
   const logits = new Float32Array(T * E);
-  matmul(x, router.data, 0, logits, T, H, E);
+  matmul(x, router, 0, logits, T, H, E);
   const groups = groupByExpert(routeTokens(logits, T, E, spec), E, spec.topK);
   for (let e = 0; e < E; e++) {
     const { tokens: rows, scales } = groups[e]!;
@@ -97,7 +104,7 @@ export function moeInto(
     rows.forEach((t, r) => {
       xe.set(x.subarray(t * H, (t + 1) * H), r * H);
     });
-    const y = swiglu(xe, n, H, I, gateUp.data, e * twoI * H, down.data, e * H * I, matmul);
+    const y = swiglu(xe, n, H, I, weights.gateUp, e * twoI, down, e * H, matmul);
     rows.forEach((t, r) => {
       const s = scales[r]!;
       for (let h = 0; h < H; h++) out[t * H + h] += s * y[r * H + h]!;
@@ -106,24 +113,24 @@ export function moeInto(
   if (weights.shared) addSharedExpert(x, T, H, weights.shared, matmul, out);
 }
 
-/** down(silu(gate(x)) * up(x)) for x `[n, H]`, gate/up `[2I, H]` and down `[H, I]` at the given offsets. */
+/** down(silu(gate(x)) * up(x)) for x `[n, H]`, gate/up `[2I, H]` and down `[H, I]` from the given rows of theirs. */
 function swiglu(
   x: Float32Array,
   n: number,
   H: number,
   I: number,
-  gateUp: Float32Array,
-  gateUpOffset: number,
-  down: Float32Array,
-  downOffset: number,
+  gateUp: Tensor,
+  gateUpRow: number,
+  down: Tensor,
+  downRow: number,
   matmul: MatMul,
 ): Float32Array {
   const gu = new Float32Array(n * 2 * I);
-  matmul(x, gateUp, gateUpOffset, gu, n, H, 2 * I);
+  matmul(x, gateUp, gateUpRow, gu, n, H, 2 * I);
   const act = new Float32Array(n * I);
   actMulInto(gu, act, n, I, 'silu');
   const y = new Float32Array(n * H);
-  matmul(act, down, downOffset, y, n, I, H);
+  matmul(act, down, downRow, y, n, I, H);
   return y;
 }
 
@@ -136,11 +143,10 @@ function addSharedExpert(
   matmul: MatMul,
   out: Float32Array,
 ): void {
-  const gateUp = cpu(shared.gateUp);
-  const Is = gateUp.shape[0]! / 2;
-  const y = swiglu(x, T, H, Is, gateUp.data, 0, cpu(shared.down).data, 0, matmul);
+  const Is = shared.gateUp.shape[0]! / 2;
+  const y = swiglu(x, T, H, Is, shared.gateUp, 0, shared.down, 0, matmul);
   const gateLogits = new Float32Array(T);
-  if (shared.gate) matmul(x, cpu(shared.gate).data, 0, gateLogits, T, H, 1);
+  if (shared.gate) matmul(x, shared.gate, 0, gateLogits, T, H, 1);
   for (let t = 0; t < T; t++) {
     const g = shared.gate ? 1 / (1 + Math.exp(-gateLogits[t]!)) : 1;
     for (let h = 0; h < H; h++) out[t * H + h] += g * y[t * H + h]!;

@@ -40,10 +40,16 @@ export function quantInput(
   return viaFloatRows(part, T) ? dequantizeActivations(act, acts, T, n) : acts;
 }
 
+/** Rows [start, start + count) of a weight: one expert's matrix inside a stacked `[E · rows, cols]` one. */
+export interface RowWindow {
+  start: number;
+  count: number;
+}
+
 /**
- * x `[T, n]` · wᵀ (+ bias) for a quantized weight `[m, n]`: x is quantized once per activation type the parts need,
- * then the rows are split over `pool` when it is worth it, else computed on this thread, part after part (each
- * part's rows follow the previous part's).
+ * x `[T, n]` · wᵀ (+ bias) for a quantized weight `[m, n]`, or for the rows of it `window` names (an expert's, out
+ * `[T, window.count]`): x is quantized once per activation type the parts need, then the rows are split over `pool`
+ * when it is worth it, else computed on this thread, part after part (each part's rows follow the previous part's).
  */
 export function linearQuantized(
   x: Float32Array,
@@ -52,9 +58,14 @@ export function linearQuantized(
   n: number,
   pool: CpuThreads | null,
   bias: Float32Array | null,
+  window: RowWindow = { start: 0, count: w.shape[0] },
 ): Float32Array {
-  const [m, wn] = w.shape;
+  const wn = w.shape[1];
   if (wn !== n) throw new Error(`linear: input has ${n} features, weight is [${w.shape}]`);
+  const { start, count: m } = window;
+  if (start < 0 || m < 0 || start + m > w.shape[0]) {
+    throw new Error(`linear: rows ${start}..${start + m} outside a weight of [${w.shape}]`);
+  }
   const out = new Float32Array(T * m);
   const inputs = new Map<string, Float32Array>();
   const inputOf = (part: QuantPart): Float32Array => {
@@ -63,17 +74,37 @@ export function linearQuantized(
     if (!input) inputs.set(key, (input = quantInput(part, x, T, n)));
     return input;
   };
+  // Each part's share of the window: its rows [r0, r1), whose row r lands in output column first + r.
+  const shares: PartRows[] = [];
+  let partFirst = 0;
+  for (const p of w.parts) {
+    const r0 = Math.max(0, start - partFirst);
+    const r1 = Math.min(p.rows, start + m - partFirst);
+    if (r0 < r1) shares.push({ part: p, first: partFirst - start, r0, r1 });
+    partFirst += p.rows;
+  }
   if (pool?.worthIt(T * n * m) && m >= 16) {
-    pool.linearQuant(w.parts.map(inputOf), w.parts, out, T, n, m);
+    pool.linearQuant(
+      shares.map((s) => inputOf(s.part)),
+      shares,
+      out,
+      T,
+      n,
+      m,
+    );
   } else {
-    let first = 0;
-    for (const p of w.parts) {
-      linearQuantRows(inputOf(p), p, out, T, n, m, first, rowRange(0, p.rows));
-      first += p.rows;
-    }
+    for (const s of shares) linearQuantRows(inputOf(s.part), s.part, out, T, n, m, s.first, rowRange(s.r0, s.r1));
   }
   if (bias) addBias(out, bias, T, m);
   return out;
+}
+
+/** Rows [r0, r1) of a quantized part, part row r landing in output column first + r. */
+export interface PartRows {
+  part: QuantPart;
+  first: number;
+  r0: number;
+  r1: number;
 }
 
 /**

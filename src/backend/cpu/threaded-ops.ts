@@ -40,9 +40,16 @@ export function threadedLinear(x: Tensor, weight: Tensor, bias: Tensor | undefin
   return out;
 }
 
-/** `threadedLinear` without bias over a matrix inside a stacked weight: one expert's projection. */
+/** `threadedLinear` without bias over a matrix inside a stacked weight (floats or blocks): one expert's projection. */
 export function threadedMatMul(threads: number): MatMul {
-  return (x, w, wOffset, out, T, n, m) => {
+  return (x, weight, firstRow, out, T, n, m) => {
+    if (weight instanceof QuantCpuTensor) {
+      const pool = workers(threads, weight.parts[0]!.bytes);
+      out.set(linearQuantized(x, weight, T, n, pool, null, { start: firstRow, count: m }));
+      return;
+    }
+    const w = cpu(weight).data;
+    const wOffset = firstRow * n;
     const pool = workers(threads, w);
     if (pool?.worthIt(T * n * m) && m >= 16) pool.linear(x, w, out, T, n, m, wOffset);
     else linearF32(x, w.subarray(wOffset, wOffset + m * n), null, out, T, n, m);

@@ -22,8 +22,7 @@ import {
   X_ID,
 } from './job-layout.ts';
 import { linearRows } from './matmul.ts';
-import { linearQuantRows } from './quant-matmul.ts';
-import type { QuantPart } from './quant-tensor.ts';
+import { linearQuantRows, type PartRows } from './quant-matmul.ts';
 import type { RowSource } from './row-source.ts';
 import { FILL_CHUNK, FILL_DTYPES, fillValues, runsOf } from './weight-fill.ts';
 
@@ -169,28 +168,26 @@ export class CpuThreads {
   }
 
   /**
-   * out = x · wᵀ for a quantized weight, one job per part (its rows claimed in chunks by all threads), part i reading
-   * inputs[i] (x quantized for its type: quant-matmul.ts's quantInput). The blocks must be in shared memory.
+   * out = x · wᵀ for a quantized weight, one job per share of a part (its rows claimed in chunks by all threads), share
+   * i reading inputs[i] (x quantized for its type: quant-matmul.ts's quantInput). The blocks must be in shared memory.
    */
   linearQuant(
     inputs: readonly Float32Array[],
-    parts: readonly QuantPart[],
+    shares: readonly PartRows[],
     out: Float32Array,
     T: number,
     n: number,
     m: number,
   ): void {
     let staged: Float32Array | null = null;
-    let first = 0;
-    for (const [i, p] of parts.entries()) {
+    for (const [i, { part: p, first, r0, r1 }] of shares.entries()) {
       const input = inputs[i]!;
       if (input !== staged) this.stage((staged = input), input.length, T * m);
       const memory = p.home ? this.idOf(p.home.memory) : -1;
       const params = [this.idOf(p.bytes), QUANT_TYPES.indexOf(p.type), T, n, m, first, p.rows, p.rowBytes];
-      this.post(JOB.linearQuant, [...params, memory, p.home?.offset ?? 0]);
-      const claimed: RowSource = (run) => claimRows(this.ctrl, p.rows, this.parts, run);
+      this.post(JOB.linearQuant, [...params, memory, p.home?.offset ?? 0, r0, r1]);
+      const claimed: RowSource = (run) => claimRows(this.ctrl, r1 - r0, this.parts, (a, b) => run(r0 + a, r0 + b));
       this.share(() => linearQuantRows(this.x, p, this.out, T, n, m, first, claimed));
-      first += p.rows;
     }
     out.set(this.out.subarray(0, T * m));
   }

@@ -63,11 +63,11 @@ export function runJob(ctrl: Int32Array, part: number, buffers: Map<number, Shar
     return;
   }
   if (ctrl[CTRL.kind] === JOB.linearQuant) {
-    const [blocks, type, T, n, m, first, rows, rowBytes, memory, offset] = ctrl.subarray(p, p + 10);
+    const [blocks, type, T, n, m, first, rows, rowBytes, memory, offset, r0, r1] = ctrl.subarray(p, p + 12);
     // Blocks in a WebAssembly memory (memory >= 0) take the SIMD kernels there.
     const home = memory! >= 0 ? { memory: get(memory!, WebAssembly.Memory), offset: offset! } : undefined;
     const qp: QuantPart = { type: QUANT_TYPES[type!]!, rows: rows!, bytes: u8(blocks!), rowBytes: rowBytes!, home };
-    const claimed: RowSource = (run) => claimRows(ctrl, rows!, parts, run);
+    const claimed: RowSource = (run) => claimRows(ctrl, r1! - r0!, parts, (a, b) => run(r0! + a, r0! + b));
     linearQuantRows(f32(X_ID), qp, f32(OUT_ID), T!, n!, m!, first!, claimed, part);
     return;
   }

@@ -1,3 +1,4 @@
+import { concatHostTensors } from '../../primitives/lazy-tensor.ts';
 import type { StepBatch } from '../../primitives/step-batch.ts';
 import type {
   Activation,
@@ -32,7 +33,7 @@ import { moe } from './moe.ts';
 import * as norm from './norm.ts';
 import * as pooling from './pooling.ts';
 import { CudaQkvRope } from './qkv-rope.ts';
-import { keepsBlocks } from './quant-load.ts';
+import { dequantizedOnHost, keepsBlocks } from './quant-load.ts';
 import { downloadRows, Readbacks } from './readback.ts';
 import { CudaRope } from './rope.ts';
 import { DeviceSampledIds, DeviceSampler } from './sampling.ts';
@@ -102,8 +103,15 @@ export class CudaBackend implements Backend {
     return this.weightLoader.finish();
   }
 
-  /** Quantized 2-D weights as stored, one part per type; the dequantization scratch grows to the largest. */
-  loadStacked(parts: readonly HostTensor[]): Tensor {
+  /**
+   * Quantized 2-D weights as stored, one part per type; the dequantization scratch grows to the largest. A stack of
+   * experts' matrices (`shape` 3-D) becomes values, as a stacked tensor of one type does (`dequantizedOnHost`).
+   */
+  loadStacked(parts: readonly HostTensor[], shape?: readonly number[]): Tensor {
+    if (shape && shape.length !== 2) {
+      const values = parts.map((p) => dequantizedOnHost(p) ?? p);
+      return this.weightLoader.load(concatHostTensors(parts.map((p) => p.name).join(' + '), shape, 'f32', values));
+    }
     const w = this.weightLoader.loadQuantized(parts);
     if (this.linears.quant.reserveFor(w)) this.graphs?.clear();
     return w;

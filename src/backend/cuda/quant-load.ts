@@ -12,8 +12,9 @@ import type { WeightUploader } from './weight-upload.ts';
 
 /**
  * Whether a weight stays in blocks on the device: a quantized 2-D matrix loaded as stored. A quantized 1-D (norm),
- * 3-D (GGUF's stacked MoE experts) or transposed weight is dequantized to the compute dtype at load instead, as the
- * CPU backend turns them into float: only the linear layers and the embedding gather read blocks.
+ * 3-D (GGUF's stacked MoE experts) or transposed weight is dequantized to the compute dtype at load instead (the CPU
+ * backend keeps experts in blocks; a 1-D or transposed weight it turns into float too): only the linear layers and
+ * the embedding gather read blocks here.
  */
 export function keepsBlocks(w: HostTensor, transpose: boolean): boolean {
   return isQuantType(w.dtype) && w.shape.length === 2 && !transpose;

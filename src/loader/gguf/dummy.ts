@@ -79,7 +79,12 @@ export function dummyGguf(
   for (const [key, v] of vocab) meta.set(key, v);
   meta.set('general.file_type', gguf.u32(scheme.fileType));
   meta.set('general.quantization_version', gguf.u32(2));
-  const model = { numLayers: cfg.numLayers, gqa: cfg.numHeads / cfg.numKvHeads, hasOutput: !cfg.tieWordEmbeddings };
+  const model = {
+    numLayers: cfg.numLayers,
+    gqa: cfg.numHeads / cfg.numKvHeads,
+    experts: 0,
+    hasOutput: !cfg.tieWordEmbeddings,
+  };
   const types: Record<string, number> = {};
   let seed = 1;
   const tensors: GgufTensorOut[] = decoderTensors(cfg).map(([hf, shape]) => {

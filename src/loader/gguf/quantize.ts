@@ -43,12 +43,14 @@ export function quantizeToGguf(source: string, out: string, scheme: QuantScheme)
     const model = {
       numLayers: num('block_count'),
       gqa: heads / (num('attention.head_count_kv') || heads) || 1,
+      experts: num('expert_count'),
       hasOutput: file.tensors.has('output.weight'),
     };
     const report: QuantizeReport = { tensors: 0, quantized: 0, types: {} };
     const tensors: GgufTensorOut[] = [...file.tensors.values()].map((info) => {
       const shape = [...info.dims].reverse();
-      const role = shape.length === 2 ? ggufWeightRole(info.name, { ...model, cols: shape[1]! }) : null;
+      // Matrices, and experts' matrices stacked [E, rows, cols]: blocks run along each row either way.
+      const role = shape.length >= 2 ? ggufWeightRole(info.name, { ...model, cols: shape.at(-1)! }) : null;
       const type = role ? quantTypeFor(scheme, role) : null;
       report.tensors++;
       if (!type) return { name: info.name, shape, dtype: file.tensorAt(info).dtype, bytes: () => file.readBytes(info) };

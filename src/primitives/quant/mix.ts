@@ -5,7 +5,8 @@ import { codecOf } from './index.ts';
 /**
  * A quantization as llama.cpp's `llama-quantize` names it (its "ftype"): one type for most weights, and for the
  * k-quant mixes per-tensor rules that give more bits where errors cost most (the LM head, attn_v, ffn_down, some
- * layers), re-expressed from llama.cpp's llama_tensor_get_type for the dense models pagoda runs.
+ * layers), re-expressed from llama.cpp's llama_tensor_get_type for the dense and mixture-of-experts models pagoda
+ * runs.
  */
 export interface QuantScheme {
   /** llama.cpp's spelling, upper case: "Q4_K_M". */
@@ -33,6 +34,8 @@ export interface WeightRole {
   readonly numLayers: number;
   /** Query heads per KV head. */
   readonly gqa: number;
+  /** The model's experts per sparse layer (0 for a dense model): llama.cpp's rules single out eight. */
+  readonly experts: number;
   /** Row width (values along the blocks). */
   readonly cols: number;
 }
@@ -80,17 +83,19 @@ export function parseLoadQuantization(spelling: string, what: string): LoadQuant
   return spelling.trim().toLowerCase() === 'fp8' ? FP8_QUANTIZATION : parseQuantization(spelling, what);
 }
 
-const GGUF_LAYER = /^blk\.(\d+)\.(attn_q|attn_k|attn_v|attn_qkv|attn_output|ffn_gate|ffn_up|ffn_down)\.weight$/;
+/** A layer's matrices; an MoE layer's experts stacked (`_exps`) and its shared expert (`_shexp`) are FFN ones too. */
+const GGUF_LAYER =
+  /^blk\.(\d+)\.(attn_q|attn_k|attn_v|attn_qkv|attn_output|ffn_gate|ffn_up|ffn_down)(?:_exps|_shexp)?\.weight$/;
 
 /**
  * What a tensor of a GGUF file (llama.cpp's names) is to a mix; null for tensors never quantized (norms, biases,
- * position embeddings, RoPE factors). Without output.weight, token_embd is the LM head and takes its rule.
+ * position embeddings, RoPE factors, routers). Without output.weight, token_embd is the LM head and takes its rule.
  */
 export function ggufWeightRole(
   name: string,
-  model: { cols: number; numLayers: number; gqa: number; hasOutput: boolean },
+  model: { cols: number; numLayers: number; gqa: number; experts: number; hasOutput: boolean },
 ): WeightRole | null {
-  const base = { layer: 0, numLayers: model.numLayers, gqa: model.gqa, cols: model.cols };
+  const base = { layer: 0, numLayers: model.numLayers, gqa: model.gqa, experts: model.experts, cols: model.cols };
   if (name === 'output.weight') return { ...base, kind: 'output' };
   if (name === 'token_embd.weight') return { ...base, kind: model.hasOutput ? 'token_embd' : 'output' };
   const m = GGUF_LAYER.exec(name);
@@ -119,7 +124,10 @@ export function quantTypeFor(scheme: QuantScheme, role: WeightRole): QuantType |
 function chooseType(scheme: QuantScheme, r: WeightRole): QuantType {
   const s = scheme.name;
   const kMix = s === 'Q2_K' || s === 'Q3_K_M' || s === 'Q4_K_M' || s === 'Q5_K_M';
+  // Mixtral-shaped models (eight experts) keep attention's k and v in Q8_0 whatever the scheme: ~128 MB on 8x7B.
+  const eightExperts = r.experts === 8;
   if (r.kind === 'output') return scheme.base === 'q8_0' ? 'q8_0' : r.cols % 256 === 0 ? 'q6_k' : 'q8_0';
+  if ((r.kind === 'attn_v' || r.kind === 'attn_k') && eightExperts) return 'q8_0';
   if (!kMix) return scheme.base;
   if (r.kind === 'attn_v') {
     if (s === 'Q2_K') return r.gqa >= 4 ? 'q4_k' : 'q3_k';
@@ -132,6 +140,7 @@ function chooseType(scheme: QuantScheme, r: WeightRole): QuantType {
     return moreBits(r.layer, r.numLayers) ? 'q6_k' : scheme.base;
   }
   if (r.kind === 'attn_output') {
+    if (eightExperts) return s === 'Q5_K_M' ? scheme.base : 'q5_k';
     if (s === 'Q2_K') return 'q3_k';
     if (s === 'Q3_K_M') return 'q4_k';
   }

@@ -2,8 +2,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CpuBackend } from '../../../src/backend/cpu/backend.ts';
 import { routeTokens } from '../../../src/backend/cpu/moe.ts';
+import { QuantCpuTensor } from '../../../src/backend/cpu/quant-tensor.ts';
 import { CpuTensor } from '../../../src/backend/cpu/tensor.ts';
 import type { MoeSpec, MoeWeights } from '../../../src/backend/moe-spec.ts';
+import type { QuantType } from '../../../src/primitives/ggml-types.ts';
+import { codecOf, quantize } from '../../../src/primitives/quant/index.ts';
 import { mulberry32 } from '../../../src/util/random.ts';
 import { type MoeArrays, referenceMoe } from '../../helpers/moe-reference.ts';
 import { maxAbsDiff } from '../../helpers/paged-session.ts';
@@ -136,4 +139,157 @@ test('moe with its expert GEMMs split over worker threads gives exactly the sing
   const w3 = load(three, c, arrays);
   // Twice: the second call reuses the stacked weights the workers already know.
   for (let r = 0; r < 2; r++) assert.deepEqual(three.toHost(three.moe(new CpuTensor([c.T, c.H], x), w3, spec)), want);
+});
+
+/**
+ * Experts kept in blocks: a GGUF's stacked `[E, rows, cols]` tensors, or per-expert parts of two types stacked as one
+ * `[E · rows, cols]` weight (what ModelWeights.loadPacked makes of gate and up stored as different types).
+ */
+function loadQuantized(
+  b: CpuBackend,
+  c: Case,
+  a: MoeArrays,
+  types: { gateUp: QuantType; down: QuantType; up?: QuantType },
+) {
+  const { H, E, I } = c;
+  const host = (name: string, shape: number[], type: QuantType, values: Float32Array) => ({
+    name,
+    shape,
+    dtype: type,
+    bytes: quantize(type, values),
+  });
+  const gateUp = Float32Array.from(a.gateUp);
+  const float = (name: string, shape: number[], data: ArrayLike<number>) =>
+    b.loadWeight({ name, shape, dtype: 'f32', bytes: new Uint8Array(Float32Array.from(data).buffer) });
+  const stack = types.up
+    ? b.loadStacked(
+        Array.from({ length: 2 * E }, (_, i) => {
+          const type = i % 2 ? types.up! : types.gateUp;
+          return host(
+            `expert ${i >> 1} ${i % 2 ? 'up' : 'gate'}`,
+            [I, H],
+            type,
+            gateUp.subarray(i * I * H, (i + 1) * I * H),
+          );
+        }),
+      )
+    : b.loadWeight(host('gate_up', [E, 2 * I, H], types.gateUp, gateUp));
+  return {
+    router: float('router', [E, H], a.router),
+    gateUp: stack,
+    down: b.loadWeight(host('down', [E, H, I], types.down, Float32Array.from(a.down))),
+  };
+}
+
+/**
+ * The block computed token by token: each chosen expert's gate/up and down loaded as weights of their own and run by
+ * `linear` (the same blocks, the same 8-bit activations), weighted by routeTokens' weights.
+ */
+function expertByExpert(
+  b: CpuBackend,
+  c: Case,
+  a: MoeArrays,
+  types: { gateUp: QuantType; down: QuantType; up?: QuantType },
+  x: Float32Array,
+  spec: MoeSpec,
+): Float32Array {
+  const { T, H, E, I } = c;
+  const router = b.loadWeight({
+    name: 'r',
+    shape: [E, H],
+    dtype: 'f32',
+    bytes: new Uint8Array(Float32Array.from(a.router).buffer),
+  });
+  const logits = b.toHost(b.linear(new CpuTensor([T, H], x), router));
+  const { experts, weights } = routeTokens(logits, T, E, spec);
+  const gu = Float32Array.from(a.gateUp);
+  const down = Float32Array.from(a.down);
+  const blocks = (type: QuantType, rows: number, cols: number, values: Float32Array) => ({
+    name: 'expert',
+    shape: [rows, cols],
+    dtype: type,
+    bytes: quantize(type, values),
+  });
+  const out = new Float32Array(T * H);
+  for (let i = 0; i < experts.length; i++) {
+    const [t, e] = [Math.floor(i / spec.topK), experts[i]!];
+    const gate = gu.subarray(e * 2 * I * H, (e * 2 + 1) * I * H);
+    const up = gu.subarray((e * 2 + 1) * I * H, (e + 1) * 2 * I * H);
+    const gateUp = b.loadStacked([blocks(types.gateUp, I, H, gate), blocks(types.up ?? types.gateUp, I, H, up)]);
+    const act = b.actMul(b.linear(new CpuTensor([1, H], x.slice(t * H, (t + 1) * H)), gateUp), 'silu');
+    const y = b.toHost(b.linear(act, b.loadWeight(blocks(types.down, H, I, down.slice(e * H * I, (e + 1) * H * I)))));
+    for (let h = 0; h < H; h++) out[t * H + h]! += weights[i]! * y[h]!;
+  }
+  return out;
+}
+
+test('experts kept in blocks: each chosen expert read from its own rows, as its own weight would compute it', () => {
+  const b = new CpuBackend({ threads: 1 });
+  const spec = { topK: 2, normTopK: true };
+  const cases: [Case, { gateUp: QuantType; down: QuantType; up?: QuantType }][] = [
+    [
+      { T: 1, H: 64, E: 6, I: 32 },
+      { gateUp: 'q8_0', down: 'q4_0' },
+    ],
+    [
+      { T: 7, H: 64, E: 6, I: 32 },
+      { gateUp: 'q4_0', down: 'q8_0' },
+    ],
+    [
+      { T: 3, H: 256, E: 4, I: 256 },
+      { gateUp: 'q4_k', down: 'q6_k' },
+    ],
+    // Gate and up of different types: 2E parts of I rows, an expert's window across two of them.
+    [
+      { T: 5, H: 64, E: 4, I: 32 },
+      { gateUp: 'q4_0', up: 'q8_0', down: 'q8_0' },
+    ],
+  ];
+  cases.forEach(([c, types], i) => {
+    const { x, arrays } = makeCase(c, 300 + i);
+    const w = loadQuantized(b, c, arrays, types);
+    assert.ok(w.gateUp instanceof QuantCpuTensor && w.down instanceof QuantCpuTensor, `case ${i}: kept in blocks`);
+    const got = b.toHost(b.moe(new CpuTensor([c.T, c.H], x), w, spec));
+    const want = expertByExpert(b, c, arrays, types, x, spec);
+    const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    // Float sums of the same integer dot products in another order (rows grouped per expert, or one token).
+    assert.ok(maxAbsDiff(got, want) < 1e-5 * scale, `case ${i}: differs by ${maxAbsDiff(got, want)} of ${scale}`);
+  });
+});
+
+test('experts kept in blocks: poisoning every block of the experts no token chose leaves the output unchanged; threads agree exactly', () => {
+  const one = new CpuBackend({ threads: 1 });
+  const three = new CpuBackend({ threads: 3 });
+  const c: Case = { T: 3, H: 256, E: 12, I: 256 };
+  const types = { gateUp: 'q4_k', down: 'q8_0' } as const;
+  const spec = { topK: 2, normTopK: true };
+  const { x, arrays } = makeCase(c, 17);
+  const xt = new CpuTensor([c.T, c.H], x);
+  const w = loadQuantized(one, c, arrays, types);
+  const want = one.toHost(one.moe(xt, w, spec));
+  const chosen = new Set(routeTokens(one.toHost(one.linear(xt, w.router)), c.T, c.E, spec).experts);
+  assert.ok(chosen.size < c.E);
+  // Every block's scale of an unchosen expert set to a NaN half (0x7e00): reading one row of it poisons the output.
+  const poison = (t: QuantCpuTensor, rowsPerExpert: number) => {
+    for (const part of t.parts) {
+      const c2 = codecOf(part.type);
+      for (let r = 0; r < part.rows; r++) {
+        if (chosen.has(Math.floor(r / rowsPerExpert))) continue;
+        for (let at = r * part.rowBytes; at < (r + 1) * part.rowBytes; at += c2.blockBytes) {
+          part.bytes[at] = 0x00;
+          part.bytes[at + 1] = 0x7e;
+        }
+      }
+    }
+  };
+  poison(w.gateUp as QuantCpuTensor, 2 * c.I);
+  poison(w.down as QuantCpuTensor, c.H);
+  assert.deepEqual(one.toHost(one.moe(xt, w, spec)), want);
+  // The expert windows split over worker threads (enough tokens per expert to split): the same numbers.
+  const many: Case = { T: 24, H: 256, E: 4, I: 256 };
+  const big = makeCase(many, 19);
+  const bigX = new CpuTensor([many.T, many.H], big.x);
+  const single = one.toHost(one.moe(bigX, loadQuantized(one, many, big.arrays, types), spec));
+  const w3 = loadQuantized(three, many, big.arrays, types);
+  for (let r = 0; r < 2; r++) assert.deepEqual(three.toHost(three.moe(bigX, w3, spec)), single);
 });

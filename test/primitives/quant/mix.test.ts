@@ -15,6 +15,7 @@ const role = (kind: WeightRole['kind'], layer = 0, over: Partial<WeightRole> = {
   layer,
   numLayers: 32,
   gqa: 4,
+  experts: 0,
   cols: 4096,
   ...over,
 });
@@ -87,13 +88,41 @@ test('rows narrower than a 256-value super-block fall back to a 32-value type as
 });
 
 test('GGUF tensor names give the roles the mixes key on; token_embd is the head when the file has no output', () => {
-  const model = { cols: 4096, numLayers: 32, gqa: 4, hasOutput: true };
+  const model = { cols: 4096, numLayers: 32, gqa: 4, experts: 0, hasOutput: true };
   assert.deepEqual(ggufWeightRole('blk.7.attn_v.weight', model), { ...role('attn_v', 7) });
   assert.equal(ggufWeightRole('blk.0.ffn_down.weight', model)?.kind, 'ffn_down');
   assert.equal(ggufWeightRole('output.weight', model)?.kind, 'output');
   assert.equal(ggufWeightRole('token_embd.weight', model)?.kind, 'token_embd');
   assert.equal(ggufWeightRole('token_embd.weight', { ...model, hasOutput: false })?.kind, 'output');
-  for (const name of ['blk.0.attn_norm.weight', 'blk.0.attn_q.bias', 'rope_freqs.weight', 'position_embd.weight']) {
+  // An MoE layer's stacked experts and shared expert are its FFN matrices; its router is never quantized.
+  assert.deepEqual(ggufWeightRole('blk.3.ffn_down_exps.weight', model), role('ffn_down', 3));
+  assert.equal(ggufWeightRole('blk.3.ffn_gate_exps.weight', model)?.kind, 'ffn_gate');
+  assert.equal(ggufWeightRole('blk.3.ffn_up_shexp.weight', model)?.kind, 'ffn_up');
+  for (const name of [
+    'blk.0.attn_norm.weight',
+    'blk.0.attn_q.bias',
+    'rope_freqs.weight',
+    'position_embd.weight',
+    'blk.0.ffn_gate_inp.weight',
+    'blk.0.ffn_gate_inp_shexp.weight',
+  ]) {
     assert.equal(ggufWeightRole(name, model), null, name);
   }
+});
+
+test("eight experts (Mixtral's shape): attn_k and attn_v in Q8_0 under every scheme, attn_output in Q5_K under the lower k mixes", () => {
+  const eight = { experts: 8 };
+  for (const name of ['q4_0', 'q5_1', 'q2_k', 'q4_k_m', 'q5_k_m']) {
+    const s = parseQuantization(name, 'x');
+    assert.equal(quantTypeFor(s, role('attn_v', 5, eight)), 'q8_0', name);
+    assert.equal(quantTypeFor(s, role('attn_k', 5, eight)), 'q8_0', name);
+    assert.equal(quantTypeFor(s, role('attn_q', 5, eight)), s.base, name);
+  }
+  assert.equal(quantTypeFor(parseQuantization('q4_k_m', 'x'), role('attn_output', 5, eight)), 'q5_k');
+  assert.equal(quantTypeFor(parseQuantization('q2_k', 'x'), role('attn_output', 5, eight)), 'q5_k');
+  assert.equal(quantTypeFor(parseQuantization('q5_k_m', 'x'), role('attn_output', 5, eight)), 'q5_k');
+  assert.equal(quantTypeFor(parseQuantization('q4_0', 'x'), role('attn_output', 5, eight)), 'q4_0');
+  // Other expert counts (Qwen3-MoE's 128, OLMoE's 64) take the dense rules.
+  assert.equal(quantTypeFor(parseQuantization('q4_k_m', 'x'), role('attn_k', 5, { experts: 128 })), 'q4_k');
+  assert.equal(quantTypeFor(parseQuantization('q4_k_m', 'x'), role('attn_output', 5, { experts: 128 })), 'q4_k');
 });
