@@ -59,7 +59,7 @@ export function loadDummyModel(
   const config = loadModelConfig(dir);
   const arch = pickArchitecture(config, join(dir, 'config.json'));
   checkTensorParallel(arch, backend.tensorParallelSize ?? 1, join(dir, 'config.json'));
-  const { convert, fp8 } = loadHooks(options.quantization, config, false, backend.name === 'cuda');
+  const { convert, fp8 } = loadHooks(options.quantization, config, false, backend.name);
   return arch.build(config, dummyWeights(dir, backend, convert, fp8), backend, options);
 }
 

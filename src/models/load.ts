@@ -49,7 +49,7 @@ export function loadModel(
       source = withLora(source, adapter, threadedLoraMerge(options.cpuThreads));
       options.log?.(`LoRA adapter ${options.lora}: merged into ${adapter.pairs.size} weights as they load`);
     }
-    const { convert, fp8 } = loadHooks(options.quantization, config, source.has('lm_head.weight'));
+    const { convert, fp8 } = loadHooks(options.quantization, config, source.has('lm_head.weight'), backend.name);
     return arch.build(config, new ModelWeights(source, backend, path, convert, fp8), backend, options);
   } finally {
     source.close();

@@ -1,4 +1,4 @@
-import type { HostTensor } from '../backend/backend.ts';
+import type { Backend, HostTensor } from '../backend/backend.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
 import { isQuantType } from '../primitives/ggml-types.ts';
 import { toFloat32 } from '../primitives/host-tensor.ts';
@@ -15,10 +15,19 @@ import { UserError } from '../util/errors.ts';
 
 /**
  * A decoder layer's matrix: attention (q/k/v/o, or Phi-3's packed qkv) and the dense MLP (gate/up/down, or Phi-3's
- * packed gate_up). Mixture-of-experts weights stay as stored: the CPU backend keeps only 2-D matrices in blocks, and
- * its experts are stacked in three dimensions.
+ * packed gate_up).
  */
 const LAYER = /(?:^|\.)layers\.(\d+)\.(?:self_attn\.(q|k|v|o|qkv)_proj|mlp\.(gate|up|down|gate_up)_proj)\.weight$/;
+/**
+ * A mixture-of-experts layer's routed experts, in every layout loadMoeBlock reads: one tensor per expert and
+ * projection (Qwen's and OLMoE's names, Mixtral's w1/w3/w2), transformers 5's fused `[E, 2I, H]` / `[E, H, I]`, Granite's
+ * fused input/output linears.
+ */
+const EXPERTS =
+  /(?:^|\.)layers\.(\d+)\.(?:(?:mlp|block_sparse_moe)\.experts\.\d+\.(gate_proj|up_proj|down_proj|w1|w3|w2)\.weight|mlp\.experts\.(gate_up_proj|down_proj)|block_sparse_moe\.(input|output)_linear\.weight)$/;
+/** Its shared expert (Qwen2-MoE's projections, GraniteMoeShared's fused linears): plain matrices. */
+const SHARED =
+  /(?:^|\.)layers\.(\d+)\.(?:mlp\.shared_expert\.(gate|up|down)_proj|shared_mlp\.(input|output)_linear)\.weight$/;
 const KINDS: Record<string, WeightRole['kind']> = {
   q: 'attn_q',
   k: 'attn_k',
@@ -28,13 +37,27 @@ const KINDS: Record<string, WeightRole['kind']> = {
   gate: 'ffn_gate',
   up: 'ffn_up',
   down: 'ffn_down',
-  // llama.cpp stores Phi-3's packed gate and up as one ffn_up.
+  // llama.cpp stores Phi-3's packed gate and up as one ffn_up; fused experts' gate and up take its type too.
   gate_up: 'ffn_up',
+  gate_proj: 'ffn_gate',
+  up_proj: 'ffn_up',
+  down_proj: 'ffn_down',
+  gate_up_proj: 'ffn_up',
+  w1: 'ffn_gate',
+  w3: 'ffn_up',
+  w2: 'ffn_down',
+  input: 'ffn_up',
+  output: 'ffn_down',
 };
+
+/** Whether `name` is a routed expert's matrix (or a stack of them): quantized at load only where kept in blocks. */
+export function isRoutedExpert(name: string): boolean {
+  return EXPERTS.test(name);
+}
 
 /**
  * What a decoder weight (Hugging Face names) is in llama.cpp's terms; null for weights left as stored (norms, biases,
- * mixture-of-experts weights). Tied embeddings are the LM head, so they take its rule, as llama.cpp gives token_embd
+ * routers). Tied embeddings are the LM head, so they take its rule, as llama.cpp gives token_embd
  * the output's type when a file has no output.weight.
  */
 export function hfWeightRole(name: string, cols: number, cfg: ModelConfig, tied: boolean): WeightRole | null {
@@ -42,8 +65,8 @@ export function hfWeightRole(name: string, cols: number, cfg: ModelConfig, tied:
   const base = { layer: 0, numLayers: cfg.numLayers, gqa: cfg.numHeads / cfg.numKvHeads, experts, cols };
   if (/(?:^|\.)lm_head\.weight$/.test(name)) return { ...base, kind: 'output' };
   if (/(?:^|\.)embed_tokens\.weight$/.test(name)) return { ...base, kind: tied ? 'output' : 'token_embd' };
-  const m = LAYER.exec(name);
-  return m ? { ...base, kind: KINDS[m[2] ?? m[3]!]!, layer: Number(m[1]) } : null;
+  const m = LAYER.exec(name) ?? EXPERTS.exec(name) ?? SHARED.exec(name);
+  return m ? { ...base, kind: KINDS[m[2] ?? m[3] ?? m[4]!]!, layer: Number(m[1]) } : null;
 }
 
 /**
@@ -54,29 +77,33 @@ export type LoadHook<T> = (h: HostTensor, name?: string) => T;
 
 /**
  * `--quantization`: a hook for ModelWeights that turns each float matrix of a checkpoint into the blocks `scheme`
- * gives it; a dummy tensor (no bytes) becomes random blocks of that type, made here, or with `blocksOnBackend` left
- * without bytes for the backend to make (the CUDA backend makes them on the device: an 8B model's take the host
- * ~50 s). Other tensors pass through unchanged.
+ * gives it; a dummy tensor (no bytes) becomes random blocks of that type, made here, or on CUDA left without bytes
+ * for the backend to make (on the device: an 8B model's take the host ~50 s). Routed experts' matrices (2-D per
+ * expert, or stacked `[E, rows, cols]`) are quantized only for the CPU backend, which keeps stacked experts in blocks
+ * (CUDA would dequantize them again). Other tensors pass through unchanged.
  */
 export function quantizeAtLoad(
   scheme: QuantScheme,
   cfg: ModelConfig,
   hasLmHead: boolean,
-  blocksOnBackend = false,
+  backend: Backend['name'],
 ): LoadHook<HostTensor> {
   refuseUnquantized(scheme.name, cfg);
   let seed = 1;
   return (h, name = h.name) => {
-    if (h.shape.length !== 2 || isQuantType(h.dtype)) return h;
-    const [rows, cols] = h.shape as [number, number];
+    if (isQuantType(h.dtype)) return h;
+    // Routed experts go to blocks only where the backend keeps them so; nothing else but a 2-D matrix does.
+    if (isRoutedExpert(name) ? backend !== 'cpu' : h.shape.length !== 2) return h;
+    const cols = h.shape.at(-1)!;
     const role = hfWeightRole(name, cols, cfg, cfg.tieWordEmbeddings && !hasLmHead);
     const type = role && quantTypeFor(scheme, role);
     if (!type) return h;
-    if (h.bytes.byteLength === 0 && blocksOnBackend) return { ...h, dtype: type };
+    if (h.bytes.byteLength === 0 && backend === 'cuda') return { ...h, dtype: type };
+    const count = h.shape.reduce((a, d) => a * d, 1);
     const bytes =
       h.bytes.byteLength > 0
         ? quantize(type, toFloat32(h), h.name)
-        : randomBlocks(type, rows * cols, 1 / Math.sqrt(cols), seed++, h.name);
+        : randomBlocks(type, count, 1 / Math.sqrt(cols), seed++, h.name);
     return { ...h, dtype: type, bytes };
   };
 }
@@ -106,6 +133,7 @@ export function fp8AtLoad(cfg: ModelConfig): LoadHook<boolean> {
   refuseUnquantized('fp8', cfg);
   return (h, name = h.name) => {
     if (h.shape.length !== 2 || (h.dtype !== 'f32' && h.dtype !== 'f16' && h.dtype !== 'bf16')) return false;
+    if (isRoutedExpert(name) || SHARED.test(name)) return false;
     const kind = hfWeightRole(name, h.shape[1]!, cfg, false)?.kind;
     return kind !== undefined && kind !== 'output' && kind !== 'token_embd';
   };
@@ -116,8 +144,8 @@ export function loadHooks(
   q: LoadQuantization | undefined,
   cfg: ModelConfig,
   hasLmHead: boolean,
-  blocksOnBackend = false,
+  backend: Backend['name'],
 ): { convert?: LoadHook<HostTensor>; fp8?: LoadHook<boolean> } {
   if (!q) return {};
-  return isFp8(q) ? { fp8: fp8AtLoad(cfg) } : { convert: quantizeAtLoad(q, cfg, hasLmHead, blocksOnBackend) };
+  return isFp8(q) ? { fp8: fp8AtLoad(cfg) } : { convert: quantizeAtLoad(q, cfg, hasLmHead, backend) };
 }

@@ -3,22 +3,21 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { HostTensor, Tensor } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
+import { QuantCpuTensor } from '../../src/backend/cpu/quant-tensor.ts';
 import { loadModelConfig } from '../../src/loader/hf-config.ts';
 import { openSafetensors } from '../../src/loader/safetensors.ts';
 import { loadModel } from '../../src/models/load.ts';
-import { hfWeightRole } from '../../src/models/quantize-at-load.ts';
+import { hfWeightRole, quantizeAtLoad } from '../../src/models/quantize-at-load.ts';
 import { parseQuantization } from '../../src/primitives/quant/mix.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { relL2 } from '../helpers/gpu.ts';
 import { PagedSession } from '../helpers/paged-session.ts';
 import { writeTinyGptBigCodeFolder } from '../helpers/random-folders.ts';
 
-/**
- * Matrices left as stored: a mixture-of-experts layer's router and experts (the CPU backend stacks experts in three
- * dimensions, which it keeps in float).
- */
-const KEPT = /\.(mlp\.gate|mlp\.experts\.\d+\.\w+_proj|block_sparse_moe\.\S+|mlp\.shared_expert\S*)\.weight$/;
+/** Matrices left as stored: a mixture-of-experts layer's router (and Qwen2-MoE's shared expert's gate). */
+const KEPT = /\.(mlp\.gate|block_sparse_moe\.gate|block_sparse_moe\.router\.layer|mlp\.shared_expert_gate)\.weight$/;
 
 for (const name of ['tiny-llama', 'tiny-qwen3', 'tiny-gemma2', 'tiny-gemma3', 'tiny-phi3-longrope', 'tiny-qwen3-moe']) {
   const fixture = modelFixture(name);
@@ -65,4 +64,64 @@ test('GPTBigCode refuses --quantization in one line too (its matrices have no qu
     () => loadModel(dir, new CpuBackend({ threads: 1 }), { quantization: parseQuantization('q4_k_m', 'test') }),
     /^UserError: --quantization q4_k_m: GPTBigCode's weights are not quantized yet$/,
   );
+});
+
+/** The CPU backend, keeping the quantized weights it made (2-D matrices, and experts stacked as `[E · rows, cols]`). */
+class RecordingCpu extends CpuBackend {
+  readonly quantized: QuantCpuTensor[] = [];
+  override loadStacked(parts: readonly HostTensor[]): Tensor {
+    const w = super.loadStacked(parts);
+    if (w instanceof QuantCpuTensor) this.quantized.push(w);
+    return w;
+  }
+}
+
+for (const name of ['tiny-qwen3-moe', 'tiny-mixtral', 'tiny-qwen2-moe', 'tiny-granitemoe']) {
+  const fixture = modelFixture(name);
+  test(`${name}: --quantization q8_0 on the CPU keeps every layer's experts in blocks, and the model still computes`, {
+    skip: fixture.skip,
+  }, () => {
+    const cfg = loadModelConfig(fixture.path);
+    const experts = Number(cfg.raw.num_experts ?? cfg.raw.num_local_experts);
+    const I = Number(cfg.raw.moe_intermediate_size ?? cfg.raw.intermediate_size);
+    const sparse = cfg.numLayers - ((cfg.raw.mlp_only_layers as number[] | undefined)?.length ?? 0);
+    const backend = new RecordingCpu({ threads: 1 });
+    const model = loadModel(fixture.path, backend, { quantization: parseQuantization('q8_0', 'test') });
+    const stacksOf = (rows: number) => backend.quantized.filter((w) => w.shape[0] === rows).length;
+    // Per sparse layer a gate/up stack of E x 2I rows, and a down stack of E x H rows where I fits Q8_0's blocks.
+    assert.equal(stacksOf(experts * 2 * I), sparse, `${name}: gate/up stacks in blocks`);
+    assert.equal(stacksOf(experts * cfg.hiddenSize), I % 32 === 0 ? sparse : 0, `${name}: down stacks in blocks`);
+    const quantized = new PagedSession(model).step([{ seq: 0, tokens: [1, 5, 9, 13, 17, 21] }])[0]!;
+    const float = new PagedSession(loadModel(fixture.path, new CpuBackend({ threads: 1 }))).step([
+      { seq: 0, tokens: [1, 5, 9, 13, 17, 21] },
+    ])[0]!;
+    const error = relL2(quantized, float);
+    assert.ok(error > 1e-4 && error < 0.1, `logits moved by ${error}`);
+  });
+}
+
+test('--quantization leaves routed experts 16-bit for CUDA (it keeps no expert in blocks) and quantizes shared experts everywhere', {
+  skip: modelFixture('tiny-qwen2-moe').skip,
+}, () => {
+  const cfg = loadModelConfig(modelFixture('tiny-qwen2-moe').path);
+  const matrix = (name: string, shape: number[]): HostTensor => ({
+    name,
+    shape,
+    dtype: 'f32',
+    bytes: new Uint8Array(4 * shape.reduce((a, d) => a * d, 1)),
+  });
+  const scheme = parseQuantization('q8_0', 'test');
+  const routed = [
+    matrix('model.layers.0.mlp.experts.3.down_proj.weight', [64, 32]),
+    matrix('model.layers.0.mlp.experts.gate_up_proj', [8, 96, 64]),
+    matrix('model.layers.2.block_sparse_moe.experts.1.w2.weight', [64, 160]),
+  ];
+  const shared = matrix('model.layers.0.mlp.shared_expert.up_proj.weight', [96, 64]);
+  const router = matrix('model.layers.0.mlp.gate.weight', [8, 64]);
+  for (const backend of ['cpu', 'cuda'] as const) {
+    const hook = quantizeAtLoad(scheme, cfg, true, backend);
+    for (const t of routed) assert.equal(hook(t).dtype, backend === 'cpu' ? 'q8_0' : 'f32', `${backend} ${t.name}`);
+    assert.equal(hook(shared).dtype, 'q8_0', backend);
+    assert.equal(hook(router).dtype, 'f32', backend);
+  }
 });
