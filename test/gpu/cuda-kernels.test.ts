@@ -478,6 +478,9 @@ describe('CUDA kernels against the CPU backend', () => {
       [8, 1, 128],
       [4, 2, 16],
       [8, 4, 256],
+      // Multi-query attention's wide groups (StarCoder, Granite Code): 32 and 24 query heads per KV head.
+      [32, 1, 64],
+      [48, 2, 128],
     ] as const) {
       test(`writeKv + paged attention, GQA ${Hq}/${Hk}, head_dim ${D}, ragged prefill/chunk/decode (${dtype})`, {
         skip,

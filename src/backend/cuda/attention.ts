@@ -28,10 +28,18 @@ export function simpleAttentionDefines(
 ): Record<string, number> {
   return {
     EPL: pow2(Math.ceil(headDim / 32)),
-    GMAX: pow2(group),
+    GMAX: simpleHeadsPerBlock(group),
     ...kvQuantDefines(quant),
     ...variant,
   };
+}
+
+/**
+ * Query heads one block of the simple kernel holds in registers: the group's, up to 16 (multi-query attention's
+ * groups of 24-48 take several blocks per KV head).
+ */
+function simpleHeadsPerBlock(group: number): number {
+  return Math.min(16, pow2(group));
 }
 
 /** The simple kernel's no-cache variant (`simpleAttentionDefines`' `variant`): causal for decoders. */
@@ -241,13 +249,14 @@ export class CudaAttention {
     const quant = kv.quant;
     const { numHeads, numKvHeads, headDim, scale, slidingWindow } = spec;
     const group = numHeads / numKvHeads;
-    if (!Number.isInteger(group) || group > 16 || headDim > 256) {
+    if (!Number.isInteger(group) || headDim > 256) {
       throw new Error(
         `attention: ${numHeads} query heads over ${numKvHeads} KV heads of size ${headDim} not supported`,
       );
     }
     const kernel = this.ctx.kernel(PAGED_ATTENTION, simpleAttentionDefines(headDim, group, variant, quant?.type));
-    kernel.launch([numKvHeads, step.batch.inputIds.length], [128], {
+    const blocksPerGroup = Math.ceil(group / simpleHeadsPerBlock(group));
+    kernel.launch([numKvHeads, step.batch.inputIds.length, blocksPerGroup], [128], {
       out: out.ptr,
       q: q.ptr,
       kCache: kv.k,

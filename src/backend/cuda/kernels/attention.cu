@@ -1,12 +1,13 @@
 // A first, simple paged attention for prefill and decode alike (the fast kernels replace it): one block per
-// (query token, KV head) handles the GQA group of query heads sharing that KV head. Each warp walks every NW-th key
+// (query token, KV head, GMAX query heads) handles those of the GQA group sharing that KV head (blockIdx.z picks
+// which GMAX: groups wider than GMAX, as multi-query attention's, take several blocks). Each warp walks every NW-th key
 // of the token's causal range with an online softmax; the warps' partial results are merged at the end.
 //   q   [T, Hq*D]                         out [T, Hq*D]
 //   k_cache, v_cache [blocks, block_size, Hk, D]
 //   cu_seqlens_q [S+1], context_lens [S] (keys once this step's are written), block_tables [S, max_blocks]
 // Query i of a sequence with q_len queries and kv_len keys sees keys [0, kv_len - q_len + i] (and only the last
 // `window` of them when window > 0). softcap > 0: each scaled score s becomes softcap * tanh(s / softcap) (Gemma 2).
-// EPL = ceil(D / 32) elements per lane; GMAX >= Hq / Hk.
+// EPL = ceil(D / 32) elements per lane; GMAX query heads per block (of the group's Hq / Hk).
 // SELF = 1: no cache (embedding models): k_cache / v_cache are this step's K and V rows [T, Hk*D], key j of sequence
 // s at row cu_seqlens_q[s] + j, every sequence whole. CAUSAL = 0: every query sees every key of its sequence.
 // lse [T, Hq] (skipped when null): each query row's log-sum-exp of its scaled scores, as the flash kernels write it.
@@ -39,6 +40,8 @@ paged_attention(T* __restrict__ out, const T* __restrict__ q, const kv_t* __rest
   const int t = blockIdx.y, kvh = blockIdx.x;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int group = num_q_heads / num_kv_heads;
+  // This block's query heads: the group's [g0, g0 + heads), their rows from kvh * group + g0.
+  const int g0 = blockIdx.z * GMAX, heads = min(GMAX, group - g0), head0 = kvh * group + g0;
 
   // The sequence of token t: the last s with cu_seqlens_q[s] <= t.
   int lo = 0, hi = num_seqs - 1;
@@ -63,9 +66,8 @@ paged_attention(T* __restrict__ out, const T* __restrict__ q, const kv_t* __rest
     for (int e = 0; e < EPL; e++) {
       const int d = lane + 32 * e;
       acc[g][e] = 0.f;
-      qr[g][e] = g < group && d < head_dim
-                     ? to_f(q[((long long)t * num_q_heads + kvh * group + g) * head_dim + d]) * scale
-                     : 0.f;
+      qr[g][e] = g < heads && d < head_dim ? to_f(q[((long long)t * num_q_heads + head0 + g) * head_dim + d]) * scale
+                                           : 0.f;
     }
   }
 
@@ -82,7 +84,7 @@ paged_attention(T* __restrict__ out, const T* __restrict__ q, const kv_t* __rest
     }
 #pragma unroll
     for (int g = 0; g < GMAX; g++) {
-      if (g >= group) break;
+      if (g >= heads) break;
       float dot = 0.f;
 #pragma unroll
       for (int e = 0; e < EPL; e++) dot += qr[g][e] * kr[e];
@@ -101,7 +103,7 @@ paged_attention(T* __restrict__ out, const T* __restrict__ q, const kv_t* __rest
   __shared__ float sm[NW], sl[NW], sacc[NW][32 * EPL];
 #pragma unroll
   for (int g = 0; g < GMAX; g++) {
-    if (g >= group) break;
+    if (g >= heads) break;
     if (lane == 0) {
       sm[warp] = m[g];
       sl[warp] = l[g];
@@ -118,14 +120,14 @@ paged_attention(T* __restrict__ out, const T* __restrict__ q, const kv_t* __rest
       wts[w] = sm[w] == -INFINITY ? 0.f : expf(sm[w] - mx);
       denom += sl[w] * wts[w];
     }
-    T* o = out + ((long long)t * num_q_heads + kvh * group + g) * head_dim;
+    T* o = out + ((long long)t * num_q_heads + head0 + g) * head_dim;
     for (int d = threadIdx.x; d < head_dim; d += NW * 32) {
       float v = 0.f;
 #pragma unroll
       for (int w = 0; w < NW; w++) v += sacc[w][d] * wts[w];
       o[d] = from_f(v / denom);
     }
-    if (lse != nullptr && threadIdx.x == 0) lse[(long long)t * num_q_heads + kvh * group + g] = mx + logf(denom);
+    if (lse != nullptr && threadIdx.x == 0) lse[(long long)t * num_q_heads + head0 + g] = mx + logf(denom);
     __syncthreads();
   }
 }
