@@ -402,15 +402,17 @@ case ${1:-1} in
   ;;
 34)
   # The families added on 2026-12-08 (tenth stop, no device): transformers' goldens for them, then their CUDA forward
-  # against those goldens, and the two kernel changes' tests (elementwise.cu's \`activation\` with ReLU², compiled but
-  # never run; moe-kernels' ungated shared expert at decode). The fixtures come back in one tarball
+  # against those goldens, and the kernel changes' tests (elementwise.cu's \`activation\` with ReLU², compiled but
+  # never run; moe-kernels' ungated shared expert at decode; the eleventh stop's MoE experts kept in GGUF blocks,
+  # moe_quant.cu, and the simple attention's groups past 16 query heads). The fixtures come back in one tarball
   # ($OUT/logs/generate/families.tgz): unpack into test/fixtures/models and commit them (golden-cases.ts lists them).
   NEW="tiny-olmoe tiny-granitemoeshared tiny-stablelm tiny-gpt-bigcode tiny-glm tiny-seed-oss tiny-nemotron tiny-arcee tiny-ernie"
   stage generate 120 bash -c "mkdir -p /tmp/families && python3 test/fixtures/generate-families.py /tmp/families \
     2>&1 | grep -v -i warn | grep -v '^  ' | tail -12; tar czf \$OUT/families.tgz -C /tmp/families $NEW && \
     cp -r \$(printf '/tmp/families/%s ' $NEW) test/fixtures/models/"
   stage golden-cpu 120 bash -c "$GPU_TEST test/models/golden.test.ts 2>&1 | grep -E '^ℹ (pass|fail|skipped)|✖' | head -12"
-  FIRST="test/gpu/cuda-kernels.test.ts test/gpu/moe-kernels.test.ts test/gpu/cuda-models.test.ts" gpu_tests 600
+  FIRST="test/gpu/moe-kernels.test.ts test/gpu/cuda-kernels.test.ts test/gpu/quant-kernels.test.ts \
+test/gpu/cuda-models.test.ts test/gpu/cuda-quantized-models.test.ts" gpu_tests 600
   ;;
 *)
   echo "usage: bench/lease.sh 1|2|...|34" >&2

@@ -13,7 +13,7 @@ import { loadDummyModel } from '../models/dummy.ts';
 import { loadPoolingModel } from '../models/pooling-load.ts';
 import { isQuantType, type QuantType } from '../primitives/ggml-types.ts';
 import { FP8_QUANTIZATION, type QuantScheme } from '../primitives/quant/mix.ts';
-import { quantStackGroups } from '../primitives/quant/stack.ts';
+import { asRowMatrix, quantStackGroups } from '../primitives/quant/stack.ts';
 
 const aligned = (n: number) => Math.ceil(n / 256) * 256;
 
@@ -33,7 +33,7 @@ function countingBackend(dtype: DType): { backend: Backend; bytes: () => number;
     return { shape: [groups.reduce((a, g) => a + g.rows, 0), parts[0]!.shape[1]!], dtype };
   };
   const loadWeight = (w: HostTensor, opts?: WeightLoadOptions): Tensor => {
-    if (keepsBlocks(w, opts?.transpose === true)) return loadStacked([w]);
+    if (keepsBlocks(w, opts?.transpose === true)) return loadStacked([asRowMatrix(w)]);
     const fp8 = opts?.quantize === 'fp8' && fp8Fits(w.shape);
     bytes += fp8 ? fp8Bytes(w.shape) : aligned(w.shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype]);
     const shape = opts?.transpose && w.shape.length === 2 ? [w.shape[1]!, w.shape[0]!] : [...w.shape];
@@ -126,7 +126,9 @@ function ggufWeights(path: string, dtype: DType, dequantized: boolean): { bytes:
   const types = new Set<QuantType>();
   for (const t of ggufHeader(path).tensors.values()) {
     const stored = t.type.stored;
-    const quantMatrix = !dequantized && stored !== undefined && isQuantType(stored) && t.dims.length === 2;
+    // Matrices and stacked experts stay in blocks.
+    const quantMatrix =
+      !dequantized && stored !== undefined && isQuantType(stored) && (t.dims.length === 2 || t.dims.length === 3);
     if (quantMatrix) types.add(stored);
     bytes += aligned(quantMatrix ? t.byteLength : t.dims.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype]);
   }

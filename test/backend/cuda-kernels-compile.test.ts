@@ -105,6 +105,8 @@ const VARIANTS: Record<string, string[][]> = {
   ],
   // Every type the fused GEMM decodes (the default build is q4_k).
   'quant_gemm.cu': [4, 8, 9].map((q) => [`QTYPE=${q}`]),
+  // The MoE GEMV over experts in blocks, for every type (its default build is QTYPE 7).
+  'moe_quant.cu': [0, 1, 2, 3, 4, 5, 6, 8, 9].map((q) => [`QTYPE=${q}`]),
 };
 const buildsOf = (f: string) => [
   ...dtypesOf(f).map((dtype) => ({ dtype, defines: [] as string[] })),

@@ -21,11 +21,11 @@ const host = (shape: number[], dtype: HostTensor['dtype']): HostTensor => ({
   bytes: new Uint8Array(0),
 });
 
-test('quantized 2-D weights stay in blocks; 1-D, 3-D, transposed and float weights do not', () => {
+test('quantized 2-D weights and expert stacks stay in blocks; 1-D, transposed and float weights do not', () => {
   assert.equal(keepsBlocks(host([64, 256], 'q4_k'), false), true);
   assert.equal(keepsBlocks(host([64, 256], 'q4_k'), true), false);
   assert.equal(keepsBlocks(host([256], 'q8_0'), false), false);
-  assert.equal(keepsBlocks(host([4, 64, 256], 'q4_k'), false), false);
+  assert.equal(keepsBlocks(host([4, 64, 256], 'q4_k'), false), true);
   assert.equal(keepsBlocks(host([64, 256], 'bf16'), false), false);
 });
 

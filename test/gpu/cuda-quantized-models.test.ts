@@ -229,3 +229,39 @@ test('stories260K as Q8_0 on CUDA: greedy ids of the CPU on the same file, the g
   // Q8_0 moves one prompt's first token (a near-tie, 0.058 apart on the CPU too) off the float golden.
   assert.ok(golden >= 2, `${golden} of 3 prompts give the golden text`);
 });
+
+/**
+ * Mixture-of-experts GGUFs from pagoda's quantizer (experts stacked in blocks where their widths fit Q8_0's: all of
+ * tiny-mixtral's, tiny-qwen2-moe's and tiny-qwen3-moe's gate/up), kept in blocks on the device (the expert scratch
+ * sized for them). float32 against the CPU over the blocks' values, eager and through decode graphs; bf16 (the decode
+ * steps' experts through moe_quant.cu's integer GEMV) within 5 % of float32's logits (relative L2 a step).
+ */
+for (const name of ['tiny-mixtral', 'tiny-qwen2-moe', 'tiny-qwen3-moe']) {
+  const fixture = modelFixture(name);
+  test(`${name} Q8_0: experts in blocks, float32 logits within ${F32_TOL} of the CPU (graphs off and on), bf16 near float32`, {
+    skip: skip || fixture.skip,
+  }, () => {
+    const path = quantized(name, fixture.path, 'q8_0');
+    const want = forced(loadModel(path, new DequantizingCpu()), fixture.path);
+    let f32: Float32Array[][] = [];
+    for (const graphs of [false, true]) {
+      const backend = new CudaBackend({ dtype: 'f32', graphs });
+      const got = forced(loadModel(path, backend), fixture.path);
+      assert.ok(backend.linears.quant.experts.bytes > 0, 'an expert stack kept in blocks');
+      got.forEach((rows, p) => {
+        rows.forEach((row, s) => {
+          const diff = maxAbsDiff(row, want[p]![s]!);
+          assert.ok(diff < F32_TOL, `prompt ${p} step ${s} (graphs ${graphs}): logits differ by ${diff}`);
+        });
+      });
+      f32 = got;
+    }
+    const bf16 = forced(loadModel(path, new CudaBackend({ dtype: 'bf16', graphs: true })), fixture.path);
+    bf16.forEach((rows, p) => {
+      rows.forEach((row, s) => {
+        const e = relL2(row, f32[p]![s]!);
+        assert.ok(e < 0.05, `bf16 prompt ${p} step ${s}: relative L2 ${e} from float32`);
+      });
+    });
+  });
+}

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import type { Backend, DType } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
 import { CudaBackend } from '../../src/backend/cuda/backend.ts';
-import { actMulInto } from '../../src/backend/cuda/elementwise.ts';
+import { actMulInto, fillConst } from '../../src/backend/cuda/elementwise.ts';
 import {
   groupedGemm,
   MMA_TILE_BUILDS,
@@ -19,8 +19,11 @@ import {
   routeAndGroup,
   routeTokens,
 } from '../../src/backend/cuda/moe-routing.ts';
-import { type CudaTensor, cuda } from '../../src/backend/cuda/tensor.ts';
+import { QuantCudaTensor } from '../../src/backend/cuda/quant-tensor.ts';
+import { type CudaTensor, cuda, DTYPE_BYTES } from '../../src/backend/cuda/tensor.ts';
 import type { MoeSpec, MoeWeights } from '../../src/backend/moe-spec.ts';
+import type { QuantType } from '../../src/primitives/ggml-types.ts';
+import { dequantize, quantize } from '../../src/primitives/quant/index.ts';
 import { gpuSkip, hostTensor, randomValues, relL2 } from '../helpers/gpu.ts';
 import { type MoeArrays, referenceMoe } from '../helpers/moe-reference.ts';
 
@@ -376,4 +379,84 @@ describe('CUDA mixture-of-experts kernels against float64', () => {
       assert.ok(relL2(got, want) <= TOL.f32, `T ${c.T} E ${c.E}: relative L2 ${relL2(got, want)} (seed ${seed})`);
     }
   });
+});
+
+/** A MoE case over experts kept in GGUF blocks: gate/up's and down's block types. */
+type QuantCase = Case & { types: readonly [QuantType, QuantType] };
+
+/**
+ * Experts kept in GGUF blocks (a stacked `[E, R, cols]` quantized tensor, as a GGUF's ffn_*_exps): a decode step through
+ * moe_quant.cu's GEMV over the blocks (16-bit compute: x and the gated product quantized to 8 bits per 32 values),
+ * past one (and in f32) the chosen experts dequantized into the expert scratch, poisoned first, for the float
+ * kernels. Against float64 over the blocks' own values: f32 reads them exactly (its tolerance); the 16-bit decode path
+ * adds 8-bit activations in two projections (twice the dtype's tolerance, quant-kernels.test.ts's GEMV bound each).
+ */
+function runQuantized(g: CudaBackend, dtype: DType, c: QuantCase) {
+  const { T, H, E, I, Is = 0 } = c;
+  const rand = (n: number, scale: number) => randomValues(n, seed++, scale, dtype);
+  const router = new Float32Array(E * H);
+  for (let e = 0; e < E; e++) router[e * H + e] = 1;
+  const blocks = (name: string, shape: number[], type: QuantType, scale: number) => {
+    const count = shape.reduce((a, d) => a * d, 1);
+    const bytes = quantize(type, rand(count, scale));
+    return { host: { name, shape, dtype: type, bytes }, values: dequantize(type, bytes, count) };
+  };
+  const gateUp = blocks('gate_up', [E, 2 * I, H], c.types[0], 1 / Math.sqrt(H));
+  const down = blocks('down', [E, H, I], c.types[1], 1 / Math.sqrt(I));
+  const shared = Is ? { gateUp: rand(2 * Is * H, 1 / Math.sqrt(H)), down: rand(H * Is, 1 / Math.sqrt(Is)) } : undefined;
+  const x = rand(T * H, 2);
+  for (let t = 0; t < T; t++) for (let e = 0; e < (c.hot ?? 0); e++) x[t * H + e] = 3 + 0.25 * e;
+  const weights = (b: Backend): MoeWeights => ({
+    router: b.loadWeight(hostTensor('router', [E, H], router)),
+    gateUp: b.loadWeight(gateUp.host),
+    down: b.loadWeight(down.host),
+    shared: shared && {
+      gateUp: b.loadWeight(hostTensor('shared.gate_up', [2 * Is, H], shared.gateUp)),
+      down: b.loadWeight(hostTensor('shared.down', [H, Is], shared.down)),
+    },
+  });
+  const gw = weights(g);
+  assert.ok(gw.gateUp instanceof QuantCudaTensor && gw.down instanceof QuantCudaTensor, 'the stacks stay in blocks');
+  const gx = g.loadWeight(hostTensor('x', [T, H], x));
+  const scratch = g.linears.quant.experts;
+  const poisoned = () => {
+    g.ctx.arena.reset();
+    g.ctx.arena.poison();
+    fillConst(g.ctx, scratch.ptr, scratch.bytes / DTYPE_BYTES[dtype], Number.NaN);
+    return g.toHost(moe(g.ctx, g.linears, gx, gw, c.spec));
+  };
+  const got = poisoned();
+  const again = poisoned();
+  const twin = cpu.toHost(cpu.moe(cpu.loadWeight(hostTensor('x', [T, H], x)), weights(cpu), c.spec));
+  const arrays: MoeArrays = { router, gateUp: gateUp.values, down: down.values, shared };
+  return { got, again, twin, want: referenceMoe(x, T, H, E, I, arrays, c.spec) };
+}
+
+const QUANT_CASES: QuantCase[] = [
+  // Decode steps: moe_quant_gemv_gated then moe_quant_gemv (16-bit), the expert scratch and moe_gemv (f32).
+  { T: 1, H: 256, E: 16, I: 256, spec: { topK: 8, normTopK: true }, types: ['q4_k', 'q6_k'] },
+  { T: 3, H: 512, E: 8, I: 256, spec: { topK: 2, normTopK: true }, types: ['q8_0', 'q4_0'], hot: 1 },
+  { T: 8, H: 256, E: 32, I: 512, spec: { topK: 4, normTopK: false }, types: ['q5_k', 'q2_k'], hot: 2, Is: 64 },
+  { T: 5, H: 256, E: 8, I: 256, spec: { topK: 3, normTopK: true }, types: ['q3_k', 'q5_0'] },
+  { T: 2, H: 256, E: 8, I: 256, spec: { topK: 2, normTopK: true }, types: ['q4_1', 'q5_1'] },
+  // Past a decode step: the chosen experts dequantized into the scratch, the grouped GEMMs over it.
+  { T: 37, H: 256, E: 16, I: 256, spec: { topK: 4, normTopK: true }, types: ['q4_k', 'q6_k'] },
+  { T: 300, H: 256, E: 8, I: 256, spec: { topK: 2, normTopK: true }, types: ['q8_0', 'q4_1'], hot: 1 },
+];
+
+describe('CUDA mixture-of-experts over experts kept in blocks, against float64 over the blocks', () => {
+  for (const dtype of ['f32', 'bf16', 'f16'] as const) {
+    test(`decode GEMV over the blocks, or the chosen experts dequantized, every type (${dtype})`, { skip }, () => {
+      const g = new CudaBackend({ dtype, graphs: false });
+      const tol = dtype === 'f32' ? TOL.f32 : 2 * TOL[dtype];
+      for (const c of QUANT_CASES) {
+        const { got, again, twin, want } = runQuantized(g, dtype, c);
+        const what = `${c.types.join('/')} T ${c.T} H ${c.H} E ${c.E} I ${c.I} k ${c.spec.topK} (seed ${seed})`;
+        assert.ok(relL2(got, want) <= tol, `${what}: GPU relative L2 ${relL2(got, want)}`);
+        // The CPU twin over the same blocks (its own 8-bit activations).
+        assert.ok(relL2(twin, want) <= 2 * TOL.bf16, `${what}: CPU twin relative L2 ${relL2(twin, want)}`);
+        assert.deepEqual(again, got, `${what}: a second run`);
+      }
+    });
+  }
 });

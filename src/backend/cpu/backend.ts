@@ -1,5 +1,5 @@
 import { isQuantType } from '../../primitives/ggml-types.ts';
-import { concatHostTensors } from '../../primitives/lazy-tensor.ts';
+import { asRowMatrix } from '../../primitives/quant/stack.ts';
 import type { StepBatch } from '../../primitives/step-batch.ts';
 import type {
   Activation,
@@ -60,12 +60,7 @@ export class CpuBackend implements Backend {
     // A quantized matrix stays in blocks, and so does a stack of them (experts `[E, rows, cols]`, kept as
     // `[E · rows, cols]`: moe.ts reads each expert's rows); anything else quantized (a 1-D norm, a weight to
     // transpose) becomes float.
-    if (isQuantType(w.dtype) && w.shape.length >= 2 && !opts?.transpose) {
-      const rows = w.shape.slice(0, -1).reduce((a, d) => a * d, 1);
-      // Reshaped as a one-part concatenation: a lazy tensor's bytes stay in its file until the blocks are read.
-      const matrix = w.shape.length === 2 ? w : concatHostTensors(w.name, [rows, w.shape.at(-1)!], w.dtype, [w]);
-      return this.loadStacked([matrix]);
-    }
+    if (isQuantType(w.dtype) && w.shape.length >= 2 && !opts?.transpose) return this.loadStacked([asRowMatrix(w)]);
     return this.memory.loadFloat(w, opts);
   }
 

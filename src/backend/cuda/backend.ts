@@ -1,4 +1,5 @@
 import { concatHostTensors } from '../../primitives/lazy-tensor.ts';
+import { asRowMatrix } from '../../primitives/quant/stack.ts';
 import type { StepBatch } from '../../primitives/step-batch.ts';
 import type {
   Activation,
@@ -89,8 +90,12 @@ export class CudaBackend implements Backend {
   }
 
   loadWeight(w: HostTensor, opts?: WeightLoadOptions): Tensor {
-    if (keepsBlocks(w, opts?.transpose === true)) return this.loadStacked([w]);
-    return this.weightLoader.load(w, opts);
+    if (!keepsBlocks(w, opts?.transpose === true)) return this.weightLoader.load(w, opts);
+    if (w.shape.length === 2) return this.loadStacked([w]);
+    // An expert stack (no linear reads it): moe-quant.ts takes it in blocks, or as values from the expert scratch.
+    const stack = this.weightLoader.loadQuantized([asRowMatrix(w)]);
+    if (this.linears.quant.reserveExperts(stack)) this.graphs?.clear();
+    return stack;
   }
 
   /** Frees the buffer 16-bit weights passed through on their way to FP8 (call once the model is loaded). */
@@ -335,6 +340,7 @@ export class CudaBackend implements Backend {
       gemmWorkspaceBytes: this.linears.lt.workspaceBytes,
       dequantScratchBytes: this.linears.quant.scratchBytes,
       quantGemmWorkspaceBytes: this.linears.quant.workspaceBytes,
+      expertScratchBytes: this.linears.quant.experts.bytes,
       dequantizedAtLoad: this.weightLoader.dequantizedAtLoad,
     });
   }

@@ -53,6 +53,7 @@ import {
   moeGemvDefines,
   moeTakesGemv,
 } from './moe.ts';
+import { MOE_QUANT_DEQUANT } from './moe-quant.ts';
 import { MOE_GEMV_MAX_TOKENS, MOE_ROUTE_GROUP } from './moe-routing.ts';
 import { ADD_RMS_NORM, LAYER_NORM, normXDefines, offsetDefines, RMS_NORM, residualDefines } from './norm.ts';
 import { POOL_ROWS } from './pooling.ts';
@@ -236,7 +237,7 @@ export function kernelPlan(b: KernelPlanBackend, m: KernelPlanModel): ModuleRequ
       }
     }
   }
-  if (m.moe) planMoe(b.dtype, m.moe, m.maxDecodeRows, add);
+  if (m.moe) planMoe(b.dtype, m.moe, m.maxDecodeRows, m.quantTypes, add);
   return [...out.values()];
 }
 
@@ -266,15 +267,18 @@ function planSelfAttention(
 /**
  * A sparse MLP's modules (moe.ts): kernels/moe.cu (router, routing, grouping, the tile GEMM, the combine), moe_gemv per
  * decode token bucket (TMAX), the tensor-core grouped GEMM's two tile builds where it takes the rows past a decode
- * step, and the SiLU product between the grouped GEMMs.
+ * step, the SiLU product between the grouped GEMMs, and for experts kept in blocks kernels/moe_quant.cu per block
+ * type (every build in one module; the model's other quantized matrices' types too, which the plan cannot tell apart).
  */
 function planMoe(
   dtype: DType,
   { hidden: H, expertWidth: I }: { hidden: number; expertWidth: number },
   maxDecodeRows: number,
+  quantTypes: readonly QuantType[],
   add: (decl: KernelDecl, defines: Defines) => void,
 ): void {
   add(MOE_ROUTE_GROUP, {});
+  for (const t of quantTypes) add(MOE_QUANT_DEQUANT, { QTYPE: QTYPE[t] });
   for (let T = 1; T < 2 * maxDecodeRows && T <= MOE_GEMV_MAX_TOKENS; T *= 2) {
     if (!moeTakesGemv(dtype, T, H, I)) continue;
     add(MOE_GEMV, moeGemvDefines(dtype, T, H, true));

@@ -10,7 +10,9 @@ export interface HeldMemory {
   dequantScratchBytes: number;
   /** The fused quantized GEMM's split-K partials. */
   quantGemmWorkspaceBytes: number;
-  /** Quantized weights dequantized at load (1-D, 3-D, transposed). */
+  /** The largest expert stack kept in blocks, as values (past a decode step's rows). */
+  expertScratchBytes: number;
+  /** Quantized weights dequantized at load (1-D, transposed, expert stacks of several types). */
   dequantizedAtLoad: number;
 }
 
@@ -27,8 +29,7 @@ export function memoryReport(ctx: CudaContext, held: HeldMemory): string {
     `GEMM workspace ${mib(held.gemmWorkspaceBytes)}, pinned step staging ${mib(steps.pinnedBytes)}`,
     ...(held.dequantScratchBytes ? [`dequantization scratch ${mib(held.dequantScratchBytes)}`] : []),
     ...(held.quantGemmWorkspaceBytes ? [`quantized GEMM workspace ${mib(held.quantGemmWorkspaceBytes)}`] : []),
-    ...(held.dequantizedAtLoad
-      ? [`${held.dequantizedAtLoad} quantized 1-D/3-D/transposed weights dequantized at load`]
-      : []),
+    ...(held.expertScratchBytes ? [`expert dequantization scratch ${mib(held.expertScratchBytes)}`] : []),
+    ...(held.dequantizedAtLoad ? [`${held.dequantizedAtLoad} quantized weights dequantized at load`] : []),
   ].join('; ');
 }

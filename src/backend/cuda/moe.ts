@@ -4,7 +4,9 @@ import type { CudaContext } from './context.ts';
 import { actMulInto } from './elementwise.ts';
 import { type ArgValues, declareKernel } from './kernel.ts';
 import type { CudaLinear } from './linear.ts';
+import { expertValues, quantExperts, quantMoeGemv, takesQuantGemv } from './moe-quant.ts';
 import { launchCounters, MAX_EXPERTS, MOE_GEMV_MAX_TOKENS, routeTokens } from './moe-routing.ts';
+import type { QuantCudaTensor } from './quant-tensor.ts';
 import { cuda, DTYPE_BYTES, rowsCols } from './tensor.ts';
 
 // kernels/moe.cu
@@ -75,15 +77,18 @@ const MMA_COLS = 64;
  * grouped rows, each reading only the chosen experts' weights: for a decode step's few tokens kernels/moe_gemv.cu (the
  * whole grid streaming every chosen expert at once, act(gate) * up written by the first, the combine by the last
  * blocks of the second), else one grouped GEMM launch per projection, the activation between and a combine that
- * applies the routing weights and adds the shared expert. Launch shapes depend on the token count alone, so decode
+ * applies the routing weights and adds the shared expert. Experts kept in GGUF blocks (`[E · R, cols]`) take
+ * moe-quant.ts's GEMV over their blocks for a decode step (16-bit compute), and otherwise the same float kernels over
+ * the chosen experts dequantized into the expert scratch. Launch shapes depend on the token count alone, so decode
  * steps capture into graphs.
  */
 export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeights, spec: MoeSpec): Tensor {
   const xt = ctx.own(x);
   const [T, H] = rowsCols(xt);
-  const gateUp = cuda(w.gateUp);
-  const [E, twoI] = gateUp.shape as [number, number, number];
-  const I = twoI / 2;
+  // The experts' count from the router `[E, H]`; their widths from the stacks (2-D when kept in blocks).
+  const E = w.router.shape[0]!;
+  const [gateUpQ, downQ] = [quantExperts(w.gateUp), quantExperts(w.down)];
+  const I = w.gateUp.shape.reduce((a, d) => a * d, 1) / H / E / 2;
   const k = spec.topK;
   if (E > MAX_EXPERTS) throw new Error(`moe: ${E} experts, the CUDA kernels handle at most ${MAX_EXPERTS}`);
   if (!Number.isInteger(k) || k < 1 || k > E) throw new Error(`moe: top-k ${k} outside 1..${E} experts`);
@@ -103,13 +108,28 @@ export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeig
   const combine = { pos: r.pos, weights: r.weights, s, sharedGate };
   const act = ctx.empty([n, I]);
   const d = ctx.empty([n, H]);
-  const down = cuda(w.down).ptr;
+  // A stack kept in blocks as values in the expert scratch (its chosen experts): what the float kernels read.
+  const valuesOf = (stack: Tensor, q: QuantCudaTensor | null) =>
+    q ? expertValues(ctx, q, E, r.offsets, linears.quant.experts) : cuda(stack).ptr;
   if (moeTakesGemv(ctx.dtype, T, H, I)) {
     const grouped = { offsets: r.offsets, pairs: r.pairs, active: r.active };
     const blocksY = Math.min(n, E);
-    const gu = moeGemvLaunch(ctx.dtype, T, blocksY, I, H, true);
-    const up = { y: act.ptr, x: xt.ptr, w: gateUp.ptr, ...grouped, n: I, k: H, gatherK: k };
-    ctx.kernel(MOE_GEMV, gu.defines).launch(gu.grid, gu.block, up);
+    const quantGrid = { experts: E, tokens: T, blocksY };
+    if (takesQuantGemv(ctx, gateUpQ)) {
+      quantMoeGemv(ctx, act.ptr, xt, T, gateUpQ, r, { ...quantGrid, gated: true, gatherK: k });
+    } else {
+      const gu = moeGemvLaunch(ctx.dtype, T, blocksY, I, H, true);
+      const up = { y: act.ptr, x: xt.ptr, w: valuesOf(w.gateUp, gateUpQ), ...grouped, n: I, k: H, gatherK: k };
+      ctx.kernel(MOE_GEMV, gu.defines).launch(gu.grid, gu.block, up);
+    }
+    if (takesQuantGemv(ctx, downQ)) {
+      quantMoeGemv(ctx, d.ptr, act, n, downQ, r, { ...quantGrid, gated: false, gatherK: 0 });
+      ctx
+        .kernel(MOE_COMBINE)
+        .launch(ctx.grid1d(T * H), [256], { out: out.ptr, d: d.ptr, ...combine, tokens: T, hidden: H, k });
+      return out;
+    }
+    const down = valuesOf(w.down, downQ);
     const dn = moeGemvLaunch(ctx.dtype, T, blocksY, H, I, false);
     const done = launchCounters(ctx, dn.grid[0]);
     ctx.kernel(MOE_DOWN_COMBINE, dn.defines).launch(dn.grid, dn.block, {
@@ -129,9 +149,10 @@ export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeig
   }
   const gu = ctx.empty([n, 2 * I]);
   const grouped = { offsets: r.offsets, pairs: r.pairs, rows: n, experts: E };
-  groupedGemm(ctx, { y: gu.ptr, x: xt.ptr, w: gateUp.ptr, ...grouped, n: 2 * I, k: H, gatherK: k });
+  groupedGemm(ctx, { y: gu.ptr, x: xt.ptr, w: valuesOf(w.gateUp, gateUpQ), ...grouped, n: 2 * I, k: H, gatherK: k });
   actMulInto(ctx, act.ptr, gu.ptr, n, I, 'silu');
-  groupedGemm(ctx, { y: d.ptr, x: act.ptr, w: down, ...grouped, n: H, k: I, gatherK: 0 });
+  // The scratch is free again once the gate/up GEMM has read it (one stream): the down stack's values go there.
+  groupedGemm(ctx, { y: d.ptr, x: act.ptr, w: valuesOf(w.down, downQ), ...grouped, n: H, k: I, gatherK: 0 });
   const combined = { out: out.ptr, d: d.ptr, ...combine, tokens: T, hidden: H, k };
   ctx.kernel(MOE_COMBINE).launch(ctx.grid1d(T * H), [256], combined);
   return out;

@@ -45,6 +45,8 @@ export class QuantLinear {
   route: QuantGemmRoute;
   /** The fused GEMM's split-K partials, sized as weights load (quantGemmWorkspaceBytes). */
   private readonly workspace: GrowingBuffer;
+  /** The largest expert stack kept in blocks as values (moe-quant.ts expertValues), sized as weights load. */
+  readonly experts: GrowingBuffer;
 
   constructor(
     private readonly ctx: CudaContext,
@@ -53,6 +55,7 @@ export class QuantLinear {
     this.route = ctx.settings.quantGemm;
     this.scratch = new GrowingBuffer(ctx.drv);
     this.workspace = new GrowingBuffer(ctx.drv);
+    this.experts = new GrowingBuffer(ctx.drv);
   }
 
   /** The form the linear reads `rows` rows of x in: q8 on the integer decode GEMV, else x itself (null). */
@@ -67,6 +70,11 @@ export class QuantLinear {
   /** Bytes of the fused GEMM's split-K workspace. */
   get workspaceBytes(): number {
     return this.workspace.bytes;
+  }
+
+  /** Grows the expert scratch to hold the stack `w` as values; true when it moved (captured graphs are stale). */
+  reserveExperts(w: QuantCudaTensor): boolean {
+    return this.experts.grow(w.shape[0] * w.shape[1] * DTYPE_BYTES[this.ctx.dtype]);
   }
 
   /** Grows the scratch to hold `w` dequantized; true when it moved (graphs captured over the old one are stale). */

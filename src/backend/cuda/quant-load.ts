@@ -11,19 +11,18 @@ import { type QuantCudaPart, QuantCudaTensor } from './quant-tensor.ts';
 import type { WeightUploader } from './weight-upload.ts';
 
 /**
- * Whether a weight stays in blocks on the device: a quantized 2-D matrix loaded as stored. A quantized 1-D (norm),
- * 3-D (GGUF's stacked MoE experts) or transposed weight is dequantized to the compute dtype at load instead (the CPU
- * backend keeps experts in blocks; a 1-D or transposed weight it turns into float too): only the linear layers and
- * the embedding gather read blocks here.
+ * Whether a weight stays in blocks on the device: a quantized 2-D matrix, or experts' matrices stacked `[E, R, cols]`
+ * (a GGUF's `ffn_*_exps`, kept as `[E · R, cols]`: stack.ts `asRowMatrix`), loaded as stored. A quantized 1-D (norm)
+ * or transposed weight is dequantized to the compute dtype at load instead, as the CPU backend turns them into float.
  */
 export function keepsBlocks(w: HostTensor, transpose: boolean): boolean {
-  return isQuantType(w.dtype) && w.shape.length === 2 && !transpose;
+  return isQuantType(w.dtype) && (w.shape.length === 2 || w.shape.length === 3) && !transpose;
 }
 
 /**
  * A weight in blocks or codes that the backend does not keep so, dequantized on the host as the CPU backend keeps it
- * (the staging ring converts and transposes it on the way up): a quantized 1-D, 3-D (GGUF experts) or transposed
- * one, or an FP8 checkpoint's `f8_e4m3` matrix that is not stored as FP8 (a side off the multiples of 16, a card
+ * (the staging ring converts and transposes it on the way up): a quantized 1-D or transposed one, an expert stack of
+ * several block types, or an FP8 checkpoint's `f8_e4m3` matrix that is not stored as FP8 (a side off the multiples of 16, a card
  * without FP8) through its row scales. Null for any other weight.
  */
 export function dequantizedOnHost(w: HostTensor): HostTensor | null {

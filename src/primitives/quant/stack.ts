@@ -1,6 +1,6 @@
 import { isQuantType, type QuantType } from '../ggml-types.ts';
 import type { HostTensor } from '../host-tensor.ts';
-import { hostByteLength, readHostBytes } from '../lazy-tensor.ts';
+import { concatHostTensors, hostByteLength, readHostBytes } from '../lazy-tensor.ts';
 import { quantBytes } from './index.ts';
 
 /** Consecutive host tensors of one quant type in a stacked weight: its rows, their bytes each, and the tensors. */
@@ -9,6 +9,16 @@ export interface QuantStackGroup {
   readonly rows: number;
   readonly rowBytes: number;
   readonly hosts: readonly HostTensor[];
+}
+
+/**
+ * A quantized weight as the matrix of its rows: experts' matrices stacked `[E, R, cols]` (a GGUF's `ffn_*_exps`) as
+ * `[E · R, cols]`, expert e's rows from e · R; a 2-D weight as it is. A file's bytes stay in the file.
+ */
+export function asRowMatrix(w: HostTensor): HostTensor {
+  if (w.shape.length === 2) return w;
+  const rows = w.shape.slice(0, -1).reduce((a, d) => a * d, 1);
+  return concatHostTensors(w.name, [rows, w.shape.at(-1)!], w.dtype, [w]);
 }
 
 /**

@@ -23,6 +23,20 @@ __device__ __forceinline__ void load8(const T* __restrict__ p, float (&f)[8]) {
 #endif
 }
 
+// load8's converse: 8 floats stored rounded to the storage type (16-bit: one 16-byte store).
+__device__ __forceinline__ void store8(T* __restrict__ p, const float (&f)[8]) {
+#if PAGODA_DTYPE == 0
+  reinterpret_cast<float4*>(p)[0] = make_float4(f[0], f[1], f[2], f[3]);
+  reinterpret_cast<float4*>(p)[1] = make_float4(f[4], f[5], f[6], f[7]);
+#else
+  uint4 u;
+  T* h = reinterpret_cast<T*>(&u);
+#pragma unroll
+  for (int i = 0; i < 8; i++) h[i] = from_f(f[i]);
+  *reinterpret_cast<uint4*>(p) = u;
+#endif
+}
+
 // Chunk c (values 8c .. 8c + 7) of x quantized by a lane; the 4 lanes of a group (lanes 4i .. 4i + 3, chunks
 // 4g .. 4g + 3) share its amax, and the first writes its scale. Every lane of the warp calls it (shuffles); one
 // with `store` false (past the end, quantizing a valid chunk) writes nothing.

@@ -16,20 +16,6 @@
 
 #define WARPS 8
 
-// Stores 8 floats rounded to the storage type (16-bit: one 16-byte store).
-__device__ __forceinline__ void store8(T* __restrict__ p, const float (&f)[8]) {
-#if PAGODA_DTYPE == 0
-  reinterpret_cast<float4*>(p)[0] = make_float4(f[0], f[1], f[2], f[3]);
-  reinterpret_cast<float4*>(p)[1] = make_float4(f[4], f[5], f[6], f[7]);
-#else
-  uint4 u;
-  T* h = reinterpret_cast<T*>(&u);
-#pragma unroll
-  for (int i = 0; i < 8; i++) h[i] = from_f(f[i]);
-  *reinterpret_cast<uint4*>(p) = u;
-#endif
-}
-
 // out[r, :] = the rows of blocks w[r] (row_bytes apart) as values, for r < rows; cols a multiple of QK. A thread
 // per 8 values: blockIdx.x over a row's chunks, blockIdx.y over rows (strided past gridDim.y), so no thread divides
 // a flat index.
