@@ -3,24 +3,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import type { HostTensor, Tensor } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
-import { QuantCpuTensor } from '../../src/backend/cpu/quant-tensor.ts';
 import { quantizeToGguf } from '../../src/loader/gguf/quantize.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { parseQuantization } from '../../src/primitives/quant/mix.ts';
 import { modelFixture } from '../helpers/fixtures.ts';
 import { teacherForced } from '../helpers/paged-session.ts';
-
-/** The CPU backend, keeping the quantized weights it made. */
-class RecordingCpu extends CpuBackend {
-  readonly quantized: QuantCpuTensor[] = [];
-  override loadStacked(parts: readonly HostTensor[]): Tensor {
-    const w = super.loadStacked(parts);
-    if (w instanceof QuantCpuTensor) this.quantized.push(w);
-    return w;
-  }
-}
+import { RecordingCpu } from '../helpers/recording-cpu.ts';
 
 const fixture = modelFixture('tiny-llama-256');
 const out = mkdtempSync(join(tmpdir(), 'pagoda-cpu-simd-'));

@@ -3,9 +3,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { HostTensor, Tensor } from '../../src/backend/backend.ts';
+import type { HostTensor } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/backend.ts';
-import { QuantCpuTensor } from '../../src/backend/cpu/quant-tensor.ts';
 import { loadModelConfig } from '../../src/loader/hf-config.ts';
 import { openSafetensors } from '../../src/loader/safetensors.ts';
 import { loadModel } from '../../src/models/load.ts';
@@ -15,6 +14,7 @@ import { modelFixture } from '../helpers/fixtures.ts';
 import { relL2 } from '../helpers/gpu.ts';
 import { PagedSession } from '../helpers/paged-session.ts';
 import { writeTinyGptBigCodeFolder } from '../helpers/random-folders.ts';
+import { RecordingCpu } from '../helpers/recording-cpu.ts';
 
 /** Matrices left as stored: a mixture-of-experts layer's router (and Qwen2-MoE's shared expert's gate). */
 const KEPT = /\.(mlp\.gate|block_sparse_moe\.gate|block_sparse_moe\.router\.layer|mlp\.shared_expert_gate)\.weight$/;
@@ -65,16 +65,6 @@ test('GPTBigCode refuses --quantization in one line too (its matrices have no qu
     /^UserError: --quantization q4_k_m: GPTBigCode's weights are not quantized yet$/,
   );
 });
-
-/** The CPU backend, keeping the quantized weights it made (2-D matrices, and experts stacked as `[E · rows, cols]`). */
-class RecordingCpu extends CpuBackend {
-  readonly quantized: QuantCpuTensor[] = [];
-  override loadStacked(parts: readonly HostTensor[]): Tensor {
-    const w = super.loadStacked(parts);
-    if (w instanceof QuantCpuTensor) this.quantized.push(w);
-    return w;
-  }
-}
 
 for (const name of ['tiny-qwen3-moe', 'tiny-mixtral', 'tiny-qwen2-moe', 'tiny-granitemoe']) {
   const fixture = modelFixture(name);

@@ -37,6 +37,19 @@ export function declareKernel<const A extends ArgList>(file: string, name: strin
   return new KernelDecl(file, name, args);
 }
 
+/**
+ * A kernel built for 1, 2, 4 and 8 rows (`<name>_t1` .. `_t8` of `kernels/<file>.cu`, a build per row count's power
+ * of two), by that power of two.
+ */
+export function declareByRows<const A extends ArgList>(file: string, name: string, args: A) {
+  return {
+    1: declareKernel(file, `${name}_t1`, args),
+    2: declareKernel(file, `${name}_t2`, args),
+    4: declareKernel(file, `${name}_t4`, args),
+    8: declareKernel(file, `${name}_t8`, args),
+  };
+}
+
 /** A kernel ready to launch with named arguments. */
 export interface Kernel<A extends ArgList = ArgList> {
   readonly name: string;

@@ -2,7 +2,7 @@ import type { Tensor } from '../backend.ts';
 import type { CudaContext } from './context.ts';
 import type { DevPtr } from './driver.ts';
 import type { GrowingBuffer } from './growing-buffer.ts';
-import { declareKernel } from './kernel.ts';
+import { declareByRows, declareKernel } from './kernel.ts';
 import type { MoeRouting } from './moe-routing.ts';
 import { QTYPE } from './quant-kernels.ts';
 import { quantizeActivationsInto } from './quant-linear.ts';
@@ -24,18 +24,8 @@ const GEMV_ARGS = {
   gatherK: 'i32',
 } as const;
 // kernels/moe_quant.cu, built per QTYPE: the grouped GEMV by its rows' power of two, plain and gated.
-export const MOE_QUANT_GEMV = {
-  1: declareKernel('moe_quant', 'moe_quant_gemv_t1', GEMV_ARGS),
-  2: declareKernel('moe_quant', 'moe_quant_gemv_t2', GEMV_ARGS),
-  4: declareKernel('moe_quant', 'moe_quant_gemv_t4', GEMV_ARGS),
-  8: declareKernel('moe_quant', 'moe_quant_gemv_t8', GEMV_ARGS),
-};
-export const MOE_QUANT_GEMV_GATED = {
-  1: declareKernel('moe_quant', 'moe_quant_gemv_gated_t1', GEMV_ARGS),
-  2: declareKernel('moe_quant', 'moe_quant_gemv_gated_t2', GEMV_ARGS),
-  4: declareKernel('moe_quant', 'moe_quant_gemv_gated_t4', GEMV_ARGS),
-  8: declareKernel('moe_quant', 'moe_quant_gemv_gated_t8', GEMV_ARGS),
-};
+export const MOE_QUANT_GEMV = declareByRows('moe_quant', 'moe_quant_gemv', GEMV_ARGS);
+export const MOE_QUANT_GEMV_GATED = declareByRows('moe_quant', 'moe_quant_gemv_gated', GEMV_ARGS);
 export const MOE_QUANT_DEQUANT = declareKernel('moe_quant', 'moe_quant_dequant', {
   out: 'ptr',
   w: 'ptr',

@@ -1,5 +1,5 @@
 import type { QuantType } from '../../primitives/ggml-types.ts';
-import { declareKernel } from './kernel.ts';
+import { declareByRows, declareKernel } from './kernel.ts';
 
 /** kernels/quant.cu's `QTYPE` define per type (quant_blocks.cuh's order). */
 export const QTYPE: Record<QuantType, number> = {
@@ -35,20 +35,10 @@ const GEMV_WEIGHT_ARGS = {
 } as const;
 const GEMV_ARGS = { y: 'ptr', x: 'ptr', ...GEMV_WEIGHT_ARGS } as const;
 /** The decode GEMV by its rows' power of two (quant_gemv_t1 .. _t8, quant-tensor.ts `quantGemvTmax`). */
-export const QUANT_GEMV = {
-  1: declareKernel('quant', 'quant_gemv_t1', GEMV_ARGS),
-  2: declareKernel('quant', 'quant_gemv_t2', GEMV_ARGS),
-  4: declareKernel('quant', 'quant_gemv_t4', GEMV_ARGS),
-  8: declareKernel('quant', 'quant_gemv_t8', GEMV_ARGS),
-};
+export const QUANT_GEMV = declareByRows('quant', 'quant_gemv', GEMV_ARGS);
 const GEMV_Q8_ARGS = { y: 'ptr', xq: 'ptr', xs: 'ptr', ...GEMV_WEIGHT_ARGS } as const;
 /** The integer decode GEMV over activations from QUANT_ACT_Q8, by its rows' power of two. */
-export const QUANT_GEMV_Q8 = {
-  1: declareKernel('quant', 'quant_gemv_q8_t1', GEMV_Q8_ARGS),
-  2: declareKernel('quant', 'quant_gemv_q8_t2', GEMV_Q8_ARGS),
-  4: declareKernel('quant', 'quant_gemv_q8_t4', GEMV_Q8_ARGS),
-  8: declareKernel('quant', 'quant_gemv_q8_t8', GEMV_Q8_ARGS),
-};
+export const QUANT_GEMV_Q8 = declareByRows('quant', 'quant_gemv_q8', GEMV_Q8_ARGS);
 /** kernels/quant_act.cu: x quantized to 8 bits per 32 values for QUANT_GEMV_Q8 (one build per dtype). */
 export const QUANT_ACT_Q8 = declareKernel('quant_act', 'quant_act_q8', {
   q: 'ptr',
