@@ -10,8 +10,9 @@
 # 1.425x bf16; every GPU test file passes on them); the fifth got no H200 and ran part 7 on an H100 (26 files, one
 # f32 GELU bound at fault, since rewritten); the sixth (an H100 again) ran part 7 twice: every GPU test file passes
 # on tree 4a03890, the GELU bound included. The tenth stop (2026-12-08) had no device and changed elementwise.cu (GELU's
-# kernel became \`activation\`, with ReLU²): part 34 first on whatever card comes (its goldens and tests), then, in
-# order: part 22 on an H200 (the issues' targets are an H200's,
+# kernel became \`activation\`, with ReLU²): part 34 first on whatever card comes (its goldens and tests; the eleventh
+# stop added MoE experts kept in GGUF blocks on CUDA, never run: part 34 runs their tests first, part 35 their
+# figures), then, in order: part 22 on an H200 (the issues' targets are an H200's,
 # and gemv-table.json has no H200 table, so every shape there takes the rule: the sweeps write one, then the headline
 # figures with it; part 33 is the same cut to a short call); part 32 on any card (cuBLASLt's first pick against its
 # other algorithms: whether choosing among them is the next lever for #19's offline figure); part 31 (the MoE shape's
@@ -414,8 +415,16 @@ case ${1:-1} in
   FIRST="test/gpu/moe-kernels.test.ts test/gpu/cuda-kernels.test.ts test/gpu/quant-kernels.test.ts \
 test/gpu/cuda-models.test.ts test/gpu/cuda-quantized-models.test.ts" gpu_tests 600
   ;;
+35)
+  # MoE experts kept in GGUF blocks on CUDA (eleventh stop): their kernel test first, then the MoE shape's batch-1
+  # figure in bf16 and with Q4_K_M experts (random blocks made on the device), the 8B shape's Q4_K_M beside them.
+  FIRST="test/gpu/moe-kernels.test.ts"
+  stage first-tests 150 bash -c "$GPU_TEST $FIRST 2>&1 | grep -E '^ℹ (pass|fail)|✖' | head -8"
+  stage latency 330 env MODES=1 THROUGHPUT= SHAPES="qwen3-30b-a3b qwen3-30b-a3b:q4_k_m llama3-8b:q4_k_m" \
+    bench/async-device.sh
+  ;;
 *)
-  echo "usage: bench/lease.sh 1|2|...|34" >&2
+  echo "usage: bench/lease.sh 1|2|...|35" >&2
   exit 2
   ;;
 esac

@@ -50,7 +50,7 @@ const KINDS: Record<string, WeightRole['kind']> = {
   output: 'ffn_down',
 };
 
-/** Whether `name` is a routed expert's matrix (or a stack of them): quantized at load only where kept in blocks. */
+/** Whether `name` is a routed expert's matrix (or a stack of them): never FP8 (fp8AtLoad). */
 export function isRoutedExpert(name: string): boolean {
   return EXPERTS.test(name);
 }
@@ -79,8 +79,8 @@ export type LoadHook<T> = (h: HostTensor, name?: string) => T;
  * `--quantization`: a hook for ModelWeights that turns each float matrix of a checkpoint into the blocks `scheme`
  * gives it; a dummy tensor (no bytes) becomes random blocks of that type, made here, or on CUDA left without bytes
  * for the backend to make (on the device: an 8B model's take the host ~50 s). Routed experts' matrices (2-D per
- * expert, or stacked `[E, rows, cols]`) are quantized only for the CPU backend, which keeps stacked experts in blocks
- * (CUDA would dequantize them again). Other tensors pass through unchanged.
+ * expert, or stacked `[E, rows, cols]`) are quantized too: both backends keep expert stacks in blocks. Other tensors
+ * pass through unchanged.
  */
 export function quantizeAtLoad(
   scheme: QuantScheme,
@@ -92,8 +92,8 @@ export function quantizeAtLoad(
   let seed = 1;
   return (h, name = h.name) => {
     if (isQuantType(h.dtype)) return h;
-    // Routed experts go to blocks only where the backend keeps them so; nothing else but a 2-D matrix does.
-    if (isRoutedExpert(name) ? backend !== 'cpu' : h.shape.length !== 2) return h;
+    // A 2-D matrix goes to blocks, and so does a stack of routed experts (both backends keep stacks in blocks).
+    if (h.shape.length !== 2 && !isRoutedExpert(name)) return h;
     const cols = h.shape.at(-1)!;
     const role = hfWeightRole(name, cols, cfg, cfg.tieWordEmbeddings && !hasLmHead);
     const type = role && quantTypeFor(scheme, role);

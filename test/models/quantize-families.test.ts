@@ -90,7 +90,7 @@ for (const name of ['tiny-qwen3-moe', 'tiny-mixtral', 'tiny-qwen2-moe', 'tiny-gr
   });
 }
 
-test('--quantization leaves routed experts 16-bit for CUDA (it keeps no expert in blocks) and quantizes shared experts everywhere', {
+test('--quantization gives experts, routed (per expert or stacked) and shared, their blocks on both backends; routers and 3-D non-experts stay', {
   skip: modelFixture('tiny-qwen2-moe').skip,
 }, () => {
   const cfg = loadModelConfig(modelFixture('tiny-qwen2-moe').path);
@@ -108,10 +108,14 @@ test('--quantization leaves routed experts 16-bit for CUDA (it keeps no expert i
   ];
   const shared = matrix('model.layers.0.mlp.shared_expert.up_proj.weight', [96, 64]);
   const router = matrix('model.layers.0.mlp.gate.weight', [8, 64]);
+  const notExperts = matrix('model.layers.0.self_attn.q_proj.weight', [2, 32, 64]);
   for (const backend of ['cpu', 'cuda'] as const) {
     const hook = quantizeAtLoad(scheme, cfg, true, backend);
-    for (const t of routed) assert.equal(hook(t).dtype, backend === 'cpu' ? 'q8_0' : 'f32', `${backend} ${t.name}`);
-    assert.equal(hook(shared).dtype, 'q8_0', backend);
+    for (const t of [...routed, shared]) assert.equal(hook(t).dtype, 'q8_0', `${backend} ${t.name}`);
     assert.equal(hook(router).dtype, 'f32', backend);
+    assert.equal(hook(notExperts).dtype, 'f32', backend);
   }
+  // A dummy stack (no bytes) for CUDA keeps no bytes: the device makes its blocks.
+  const dummy = { ...routed[1]!, bytes: new Uint8Array(0) };
+  assert.equal(quantizeAtLoad(scheme, cfg, true, 'cuda')(dummy).bytes.byteLength, 0);
 });
