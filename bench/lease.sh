@@ -403,7 +403,7 @@ case ${1:-1} in
   ;;
 34)
   # The families added on 2026-12-08 (tenth stop, no device): transformers' goldens for them, then their CUDA forward
-  # against those goldens, and the kernel changes' tests (elementwise.cu's \`activation\` with ReLU², compiled but
+  # against those goldens (the CPU's against them back here), and the kernel changes' tests (elementwise.cu's \`activation\` with ReLU², compiled but
   # never run; moe-kernels' ungated shared expert at decode; the eleventh stop's MoE experts kept in GGUF blocks,
   # moe_quant.cu, and the simple attention's groups past 16 query heads). The fixtures come back in one tarball
   # ($OUT/logs/generate/families.tgz): unpack into test/fixtures/models and commit them (golden-cases.ts lists them).
@@ -411,9 +411,9 @@ case ${1:-1} in
   stage generate 120 bash -c "mkdir -p /tmp/families && python3 test/fixtures/generate-families.py /tmp/families \
     2>&1 | grep -v -i warn | grep -v '^  ' | tail -12; tar czf \$OUT/families.tgz -C /tmp/families $NEW && \
     cp -r \$(printf '/tmp/families/%s ' $NEW) test/fixtures/models/"
-  stage golden-cpu 120 bash -c "$GPU_TEST test/models/golden.test.ts 2>&1 | grep -E '^ℹ (pass|fail|skipped)|✖' | head -12"
-  FIRST="test/gpu/moe-kernels.test.ts test/gpu/cuda-kernels.test.ts test/gpu/quant-kernels.test.ts \
-test/gpu/cuda-models.test.ts test/gpu/cuda-quantized-models.test.ts" gpu_tests 600
+  # (The CPU's golden test on them runs back here, once they are unpacked.)
+  FIRST="test/gpu/moe-kernels.test.ts test/gpu/cuda-quantized-models.test.ts test/gpu/cuda-kernels.test.ts \
+test/gpu/cuda-models.test.ts test/gpu/quant-kernels.test.ts" gpu_tests 600
   ;;
 35)
   # MoE experts kept in GGUF blocks on CUDA (eleventh stop): their kernel test first, then the MoE shape's batch-1
