@@ -24,7 +24,12 @@ const aligned = (n: number) => Math.ceil(n / 256) * 256;
 function countingBackend(dtype: DType): { backend: Backend; bytes: () => number; blockTypes: Set<QuantType> } {
   let bytes = 0;
   const blockTypes = new Set<QuantType>();
-  const loadStacked = (parts: readonly HostTensor[]): Tensor => {
+  const loadStacked = (parts: readonly HostTensor[], shape?: readonly number[]): Tensor => {
+    // An expert stack of several block types is values on the device (CudaBackend.loadStacked).
+    if (shape && shape.length !== 2) {
+      bytes += aligned(shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype]);
+      return { shape: [...shape], dtype };
+    }
     const groups = quantStackGroups(parts);
     for (const g of groups) {
       bytes += aligned(g.rows * g.rowBytes);
@@ -124,11 +129,21 @@ function checkpointBytes(dir: string, dtype: DType, keepFp8: boolean): number {
 function ggufWeights(path: string, dtype: DType, dequantized: boolean): { bytes: number; blockTypes: QuantType[] } {
   let bytes = 0;
   const types = new Set<QuantType>();
-  for (const t of ggufHeader(path).tensors.values()) {
+  const tensors = ggufHeader(path).tensors;
+  for (const t of tensors.values()) {
     const stored = t.type.stored;
-    // Matrices and stacked experts stay in blocks.
+    // Matrices and stacked experts stay in blocks, but for a layer's gate and up experts of two types (packed as one
+    // stack, which the device keeps as values).
+    const packedWith = tensors.get(
+      t.name.replace(/ffn_(gate|up)_exps/, (_, p) => `ffn_${p === 'gate' ? 'up' : 'gate'}_exps`),
+    );
+    const mixedStack = t.dims.length === 3 && packedWith !== undefined && packedWith.type !== t.type;
     const quantMatrix =
-      !dequantized && stored !== undefined && isQuantType(stored) && (t.dims.length === 2 || t.dims.length === 3);
+      !dequantized &&
+      !mixedStack &&
+      stored !== undefined &&
+      isQuantType(stored) &&
+      (t.dims.length === 2 || t.dims.length === 3);
     if (quantMatrix) types.add(stored);
     bytes += aligned(quantMatrix ? t.byteLength : t.dims.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype]);
   }

@@ -24,6 +24,8 @@ const TOL: Record<DType, number> = { f32: 2e-5, f16: 5e-3, bf16: 1e-2 };
 const DTYPES: DType[] = ['f32', 'bf16', 'f16'];
 
 const gpu = backendPerDtype();
+/** The same with every attention through the simple kernel (`--flash-attention 0`). */
+const simpleGpu = backendPerDtype({ simpleAttention: true });
 const cpu = new CpuBackend();
 let seed = (Date.now() & 0xffff) * 1000;
 const freshSeed = () => seed++;
@@ -485,60 +487,67 @@ describe('CUDA kernels against the CPU backend', () => {
       test(`writeKv + paged attention, GQA ${Hq}/${Hk}, head_dim ${D}, ragged prefill/chunk/decode (${dtype})`, {
         skip,
       }, () => {
-        const g = gpu(dtype);
-        // A soft-cap of 0.5 bends these scores (about +-1) visibly, in the flash and the simple kernels alike.
-        for (const [blockSize, window, softcap] of [
-          [16, 0, 0],
-          [4, 0, 0],
-          [16, 7, 0],
-          [16, 0, 0.5],
-          [16, 7, 0.5],
-        ] as const) {
-          const spec: AttentionSpec = {
-            numHeads: Hq,
-            numKvHeads: Hk,
-            headDim: D,
-            scale: 1 / Math.sqrt(D),
-            slidingWindow: window,
-            softcap,
-          };
-          const numBlocks = 200;
-          const gkv = g.allocKvCache({ numLayers: 1, numBlocks, blockSize, numKvHeads: Hk, headDim: D })[0]!;
-          const ckv = cpu.allocKvCache({ numLayers: 1, numBlocks, blockSize, numKvHeads: Hk, headDim: D })[0]!;
-          const free = shuffled(numBlocks, freshSeed());
-          // (cached prefix, new tokens): a fresh prompt, a chunk after a prefix that is not block aligned, decodes
-          // at and across block boundaries, and a one-token prompt.
-          const shapes = [
-            [0, 37],
-            [13, 20],
-            [blockSize - 1, 1],
-            [blockSize, 1],
-            [45, 1],
-            [0, 1],
-          ];
-          const tables = shapes.map(([p, n]) =>
-            Array.from({ length: Math.ceil((p! + n!) / blockSize) }, () => free.pop()!),
-          );
-          // Step 1 writes the cached prefixes; step 2 writes the new tokens and attends.
-          for (const phase of [0, 1]) {
-            const chunks: ScheduledChunk[] = shapes
-              .map(([p, n], s) => ({
-                tokenIds: Array(phase === 0 ? p! : n!).fill(1),
-                startPos: phase === 0 ? 0 : p!,
-                blockTable: tables[s]!,
-                logits: 'last' as const,
-              }))
-              .filter((c) => c.tokenIds.length > 0);
-            const { batch, gs, cs } = steps(g, chunks, blockSize);
-            const T = batch.inputIds.length;
-            const [gk, ck] = pair(g, [T, Hk * D], dtype);
-            const [gv, cv] = pair(g, [T, Hk * D], dtype);
-            g.writeKv(gk, gv, gkv, gs);
-            cpu.writeKv(ck, cv, ckv, cs);
-            if (phase === 0) continue;
-            const [gq, cq] = pair(g, [T, Hq * D], dtype);
-            const what = `attention bs ${blockSize} window ${window} softcap ${softcap}`;
-            check(dtype, what, g.toHost(g.attention(gq, gkv, spec, gs)), cpu.toHost(cpu.attention(cq, ckv, spec, cs)));
+        // Groups wider than the simple kernel's 16 query heads a block also through it alone (split over blockIdx.z).
+        for (const g of Hq / Hk > 16 ? [gpu(dtype), simpleGpu(dtype)] : [gpu(dtype)]) {
+          // A soft-cap of 0.5 bends these scores (about +-1) visibly, in the flash and the simple kernels alike.
+          for (const [blockSize, window, softcap] of [
+            [16, 0, 0],
+            [4, 0, 0],
+            [16, 7, 0],
+            [16, 0, 0.5],
+            [16, 7, 0.5],
+          ] as const) {
+            const spec: AttentionSpec = {
+              numHeads: Hq,
+              numKvHeads: Hk,
+              headDim: D,
+              scale: 1 / Math.sqrt(D),
+              slidingWindow: window,
+              softcap,
+            };
+            const numBlocks = 200;
+            const gkv = g.allocKvCache({ numLayers: 1, numBlocks, blockSize, numKvHeads: Hk, headDim: D })[0]!;
+            const ckv = cpu.allocKvCache({ numLayers: 1, numBlocks, blockSize, numKvHeads: Hk, headDim: D })[0]!;
+            const free = shuffled(numBlocks, freshSeed());
+            // (cached prefix, new tokens): a fresh prompt, a chunk after a prefix that is not block aligned, decodes
+            // at and across block boundaries, and a one-token prompt.
+            const shapes = [
+              [0, 37],
+              [13, 20],
+              [blockSize - 1, 1],
+              [blockSize, 1],
+              [45, 1],
+              [0, 1],
+            ];
+            const tables = shapes.map(([p, n]) =>
+              Array.from({ length: Math.ceil((p! + n!) / blockSize) }, () => free.pop()!),
+            );
+            // Step 1 writes the cached prefixes; step 2 writes the new tokens and attends.
+            for (const phase of [0, 1]) {
+              const chunks: ScheduledChunk[] = shapes
+                .map(([p, n], s) => ({
+                  tokenIds: Array(phase === 0 ? p! : n!).fill(1),
+                  startPos: phase === 0 ? 0 : p!,
+                  blockTable: tables[s]!,
+                  logits: 'last' as const,
+                }))
+                .filter((c) => c.tokenIds.length > 0);
+              const { batch, gs, cs } = steps(g, chunks, blockSize);
+              const T = batch.inputIds.length;
+              const [gk, ck] = pair(g, [T, Hk * D], dtype);
+              const [gv, cv] = pair(g, [T, Hk * D], dtype);
+              g.writeKv(gk, gv, gkv, gs);
+              cpu.writeKv(ck, cv, ckv, cs);
+              if (phase === 0) continue;
+              const [gq, cq] = pair(g, [T, Hq * D], dtype);
+              const what = `attention bs ${blockSize} window ${window} softcap ${softcap}`;
+              check(
+                dtype,
+                what,
+                g.toHost(g.attention(gq, gkv, spec, gs)),
+                cpu.toHost(cpu.attention(cq, ckv, spec, cs)),
+              );
+            }
           }
         }
       });

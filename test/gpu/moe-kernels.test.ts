@@ -388,8 +388,10 @@ type QuantCase = Case & { types: readonly [QuantType, QuantType] };
  * Experts kept in GGUF blocks (a stacked `[E, R, cols]` quantized tensor, as a GGUF's ffn_*_exps): a decode step through
  * moe_quant.cu's GEMV over the blocks (16-bit compute: x and the gated product quantized to 8 bits per 32 values),
  * past one (and in f32) the chosen experts dequantized into the expert scratch, poisoned first, for the float
- * kernels. Against float64 over the blocks' own values: f32 reads them exactly (its tolerance); the 16-bit decode path
- * adds 8-bit activations in two projections (twice the dtype's tolerance, quant-kernels.test.ts's GEMV bound each).
+ * kernels. Against float64 over the blocks' own values and exact x: f32 reads them exactly (its tolerance); 16-bit
+ * compute adds its storage's rounding (the dtype's tolerance) and, in a decode step, 8-bit activations in both
+ * projections: 0.93-1.10 % relative L2 on these cases in a host emulation (x and the gated product through
+ * q8RoundTrip, 25 seeds), so QUANT_DECODE_ERROR = 1.1 % beside it, and a quarter more.
  */
 function runQuantized(g: CudaBackend, dtype: DType, c: QuantCase) {
   const { T, H, E, I, Is = 0 } = c;
@@ -432,6 +434,9 @@ function runQuantized(g: CudaBackend, dtype: DType, c: QuantCase) {
   return { got, again, twin, want: referenceMoe(x, T, H, E, I, arrays, c.spec) };
 }
 
+/** The relative L2 a decode step's 8-bit activations give these cases at most (runQuantized's comment). */
+const QUANT_DECODE_ERROR = 0.011;
+
 const QUANT_CASES: QuantCase[] = [
   // Decode steps: moe_quant_gemv_gated then moe_quant_gemv (16-bit), the expert scratch and moe_gemv (f32).
   { T: 1, H: 256, E: 16, I: 256, spec: { topK: 8, normTopK: true }, types: ['q4_k', 'q6_k'] },
@@ -448,13 +453,14 @@ describe('CUDA mixture-of-experts over experts kept in blocks, against float64 o
   for (const dtype of ['f32', 'bf16', 'f16'] as const) {
     test(`decode GEMV over the blocks, or the chosen experts dequantized, every type (${dtype})`, { skip }, () => {
       const g = new CudaBackend({ dtype, graphs: false });
-      const tol = dtype === 'f32' ? TOL.f32 : 2 * TOL[dtype];
+      const tol = dtype === 'f32' ? TOL.f32 : 1.25 * (QUANT_DECODE_ERROR + TOL[dtype]);
       for (const c of QUANT_CASES) {
         const { got, again, twin, want } = runQuantized(g, dtype, c);
         const what = `${c.types.join('/')} T ${c.T} H ${c.H} E ${c.E} I ${c.I} k ${c.spec.topK} (seed ${seed})`;
         assert.ok(relL2(got, want) <= tol, `${what}: GPU relative L2 ${relL2(got, want)}`);
-        // The CPU twin over the same blocks (its own 8-bit activations).
-        assert.ok(relL2(twin, want) <= 2 * TOL.bf16, `${what}: CPU twin relative L2 ${relL2(twin, want)}`);
+        // The CPU twin over the same blocks, with its own 8-bit activations (q8_K for the k-quants: up to 1.95 % over
+        // 24 seeds in that emulation).
+        assert.ok(relL2(twin, want) <= 3e-2, `${what}: CPU twin relative L2 ${relL2(twin, want)}`);
         assert.deepEqual(again, got, `${what}: a second run`);
       }
     });

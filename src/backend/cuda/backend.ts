@@ -115,6 +115,7 @@ export class CudaBackend implements Backend {
   loadStacked(parts: readonly HostTensor[], shape?: readonly number[]): Tensor {
     if (shape && shape.length !== 2) {
       const values = parts.map((p) => dequantizedOnHost(p) ?? p);
+      this.weightLoader.dequantizedAtLoad++;
       return this.weightLoader.load(concatHostTensors(parts.map((p) => p.name).join(' + '), shape, 'f32', values));
     }
     const w = this.weightLoader.loadQuantized(parts);

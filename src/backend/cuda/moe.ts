@@ -88,7 +88,13 @@ export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeig
   // The experts' count from the router `[E, H]`; their widths from the stacks (2-D when kept in blocks).
   const E = w.router.shape[0]!;
   const [gateUpQ, downQ] = [quantExperts(w.gateUp), quantExperts(w.down)];
-  const I = w.gateUp.shape.reduce((a, d) => a * d, 1) / H / E / 2;
+  const size = (t: Tensor) => t.shape.reduce((a, d) => a * d, 1);
+  const I = size(w.gateUp) / H / E / 2;
+  if (!Number.isInteger(I) || w.gateUp.shape.at(-1) !== H || size(w.down) !== E * H * I || w.down.shape.at(-1) !== I) {
+    throw new Error(
+      `moe: router [${w.router.shape}], gate/up [${w.gateUp.shape}], down [${w.down.shape}] do not agree`,
+    );
+  }
   const k = spec.topK;
   if (E > MAX_EXPERTS) throw new Error(`moe: ${E} experts, the CUDA kernels handle at most ${MAX_EXPERTS}`);
   if (!Number.isInteger(k) || k < 1 || k > E) throw new Error(`moe: top-k ${k} outside 1..${E} experts`);

@@ -18,7 +18,7 @@ export class CudaWeightLoader {
   private readonly uploader: WeightUploader;
   private readonly fp8Staging: Fp8Staging;
   private dummySeed = 1;
-  /** Quantized weights dequantized at load (1-D, 3-D, transposed), named in the start-up report. */
+  /** Quantized weights dequantized at load (1-D, transposed, expert stacks of several types), in the start-up report. */
   dequantizedAtLoad = 0;
 
   constructor(
