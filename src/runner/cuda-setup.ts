@@ -103,6 +103,7 @@ function loadOnCuda<M>(
     bytes,
     blockTypes,
     fp8: fp8Stored,
+    expertScratchBytes,
   } = deviceWeights(dir, {
     dtype,
     dummy: o.dummy,
@@ -110,7 +111,7 @@ function loadOnCuda<M>(
     fp8,
     quantization: o.quantScheme,
   });
-  const probe = probeCuda({ weightBytes: bytes, cuda: o.cuda });
+  const probe = probeCuda({ weightBytes: bytes, scratchBytes: expertScratchBytes, cuda: o.cuda });
   if (probe instanceof CudaUnavailable) throw new UserError(`--device cuda: ${probe.reason}. ${probe.fix}`);
   const t0 = performance.now();
   const backend = new CudaBackend({

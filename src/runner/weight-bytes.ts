@@ -21,8 +21,14 @@ const aligned = (n: number) => Math.ceil(n / 256) * 256;
  * A stand-in backend that only counts the bytes the model's weights take in `dtype` (quantized matrices as blocks,
  * FP8 where asked and fitting).
  */
-function countingBackend(dtype: DType): { backend: Backend; bytes: () => number; blockTypes: Set<QuantType> } {
+function countingBackend(dtype: DType): {
+  backend: Backend;
+  bytes: () => number;
+  blockTypes: Set<QuantType>;
+  expertScratch: () => number;
+} {
   let bytes = 0;
+  let expertScratch = 0;
   const blockTypes = new Set<QuantType>();
   const loadStacked = (parts: readonly HostTensor[], shape?: readonly number[]): Tensor => {
     // An expert stack of several block types is values on the device (CudaBackend.loadStacked).
@@ -38,7 +44,10 @@ function countingBackend(dtype: DType): { backend: Backend; bytes: () => number;
     return { shape: [groups.reduce((a, g) => a + g.rows, 0), parts[0]!.shape[1]!], dtype };
   };
   const loadWeight = (w: HostTensor, opts?: WeightLoadOptions): Tensor => {
-    if (keepsBlocks(w, opts?.transpose === true)) return loadStacked([asRowMatrix(w)]);
+    if (keepsBlocks(w, opts?.transpose === true)) {
+      if (w.shape.length === 3) expertScratch = Math.max(expertScratch, stackValueBytes(w.shape, dtype));
+      return loadStacked([asRowMatrix(w)]);
+    }
     const fp8 = opts?.quantize === 'fp8' && fp8Fits(w.shape);
     bytes += fp8 ? fp8Bytes(w.shape) : aligned(w.shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype]);
     const shape = opts?.transpose && w.shape.length === 2 ? [w.shape[1]!, w.shape[0]!] : [...w.shape];
@@ -57,7 +66,12 @@ function countingBackend(dtype: DType): { backend: Backend; bytes: () => number;
       };
     },
   });
-  return { backend, bytes: () => bytes, blockTypes };
+  return { backend, bytes: () => bytes, blockTypes, expertScratch: () => expertScratch };
+}
+
+/** An expert stack's bytes as values in `dtype`: what the CUDA backend's expert scratch holds for the largest. */
+function stackValueBytes(shape: readonly number[], dtype: DType): number {
+  return shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype];
 }
 
 /** How the model in `dir` is loaded onto the device. */
@@ -86,26 +100,31 @@ export interface DeviceWeightOptions {
 export function deviceWeights(
   dir: string,
   o: DeviceWeightOptions,
-): { bytes: number; blockTypes: QuantType[]; fp8: boolean } {
+): { bytes: number; blockTypes: QuantType[]; fp8: boolean; expertScratchBytes: number } {
   const { dtype, quantization } = o;
   // A checkpoint quantized at load takes its blocks' bytes, not its files': counted like a dummy of that mix.
   if (o.dummy || o.fp8 || (quantization && !isGgufPath(dir))) {
     const c = countingBackend(dtype);
     if (o.pooling) loadPoolingModel(dir, c.backend, { dummy: true });
     else loadDummyModel(dir, c.backend, { quantization: o.fp8 ? FP8_QUANTIZATION : quantization });
-    return { bytes: c.bytes(), blockTypes: [...c.blockTypes], fp8: o.fp8 === true };
+    return {
+      bytes: c.bytes(),
+      blockTypes: [...c.blockTypes],
+      fp8: o.fp8 === true,
+      expertScratchBytes: c.expertScratch(),
+    };
   }
   if (isGgufPath(dir)) return { ...ggufWeights(dir, dtype, o.pooling === true), fp8: false };
   const config = loadModelConfig(dir);
   const fp8Checkpoint = parseQuantizationConfig(config.raw, join(dir, 'config.json'));
   if (fp8Checkpoint) {
     const fp8 = keepsFp8(fp8Checkpoint);
-    return { bytes: checkpointBytes(dir, dtype, fp8), blockTypes: [], fp8 };
+    return { bytes: checkpointBytes(dir, dtype, fp8), blockTypes: [], fp8, expertScratchBytes: 0 };
   }
   const stored = config.dtype === 'float32' ? 4 : 2;
   let total = 0;
   for (const f of readdirSync(dir)) if (f.endsWith('.safetensors')) total += statSync(join(dir, f)).size;
-  return { bytes: Math.ceil((total * DTYPE_BYTES[dtype]) / stored), blockTypes: [], fp8: false };
+  return { bytes: Math.ceil((total * DTYPE_BYTES[dtype]) / stored), blockTypes: [], fp8: false, expertScratchBytes: 0 };
 }
 
 function checkpointBytes(dir: string, dtype: DType, keepFp8: boolean): number {
@@ -126,8 +145,13 @@ function checkpointBytes(dir: string, dtype: DType, keepFp8: boolean): number {
  * A GGUF file's tensors on the device: quantized matrices as their blocks, everything else in `dtype`; all in
  * `dtype` for a pooling model, whose quantized tensors are dequantized at load (pooling-load.ts).
  */
-function ggufWeights(path: string, dtype: DType, dequantized: boolean): { bytes: number; blockTypes: QuantType[] } {
+function ggufWeights(
+  path: string,
+  dtype: DType,
+  dequantized: boolean,
+): { bytes: number; blockTypes: QuantType[]; expertScratchBytes: number } {
   let bytes = 0;
+  let expertScratchBytes = 0;
   const types = new Set<QuantType>();
   const tensors = ggufHeader(path).tensors;
   for (const t of tensors.values()) {
@@ -145,7 +169,12 @@ function ggufWeights(path: string, dtype: DType, dequantized: boolean): { bytes:
       isQuantType(stored) &&
       (t.dims.length === 2 || t.dims.length === 3);
     if (quantMatrix) types.add(stored);
-    bytes += aligned(quantMatrix ? t.byteLength : t.dims.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype]);
+    const values = t.dims.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype];
+    bytes += aligned(quantMatrix ? t.byteLength : values);
+    // Kept in blocks, a layer's experts take the expert scratch as values: gate and up together, down alone.
+    if (quantMatrix && t.dims.length === 3) {
+      expertScratchBytes = Math.max(expertScratchBytes, packedWith ? 2 * values : values);
+    }
   }
-  return { bytes, blockTypes: [...types] };
+  return { bytes, blockTypes: [...types], expertScratchBytes };
 }

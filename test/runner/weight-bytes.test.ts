@@ -113,8 +113,14 @@ test('a MoE GGUF is sized with its stacked experts as their blocks, as the CUDA 
 }, () => {
   const path = join(mkdtempSync(join(tmpdir(), 'pagoda-weight-bytes-')), 'mixtral-q8_0.gguf');
   quantizeToGguf(tinyMixtral.path, path, parseQuantization('q8_0', 'test'));
-  const { bytes, blockTypes } = deviceWeights(path, { dtype: 'bf16' });
+  const { bytes, blockTypes, expertScratchBytes } = deviceWeights(path, { dtype: 'bf16' });
   assert.deepEqual(blockTypes, ['q8_0']);
+  // The largest stack as bf16 values (a layer's gate and up: 4 experts x 2 x 160 rows x 64), also when quantized at
+  // load; none for a dense model.
+  assert.equal(expertScratchBytes, 4 * 2 * 160 * 64 * 2);
+  const atLoad = deviceWeights(tinyMixtral.path, { dtype: 'bf16', quantization: parseQuantization('q8_0', 'test') });
+  assert.equal(atLoad.expertScratchBytes, 4 * 2 * 160 * 64 * 2);
+  assert.equal(deviceWeights(q4kmFile(), { dtype: 'bf16' }).expertScratchBytes, 0);
   // Q8_0 takes 34 bytes per 32 values, bf16 64: with the experts (most of this model) as blocks, well under 0.6x.
   const bf16 = bytesOf(tinyMixtral.path, { dtype: 'bf16', dummy: true });
   assert.ok(bytes < 0.6 * bf16, `GGUF ${bytes}, bf16 ${bf16}`);

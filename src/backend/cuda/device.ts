@@ -14,7 +14,7 @@ export const DEVICE_FLAGS: readonly DeviceFlag[] = ['auto', 'cuda', 'cpu'];
  * returned as a CudaUnavailable (reason + fix).
  */
 export function probeCuda(
-  opts: { weightBytes?: number; cuda?: Partial<CudaSettings> } = {},
+  opts: { weightBytes?: number; scratchBytes?: number; cuda?: Partial<CudaSettings> } = {},
 ): { ok: true; driver: CudaDriver } | CudaUnavailable {
   try {
     const settings = cudaSettings(opts.cuda);
@@ -36,11 +36,13 @@ export function probeCuda(
     Nvrtc.open(settings.cudaRoots);
     if (opts.weightBytes !== undefined) {
       const { free } = drv.memInfo();
-      const need = opts.weightBytes + (1 << 30);
+      const scratch = opts.scratchBytes ?? 0;
+      const need = opts.weightBytes + scratch + (1 << 30);
       if (free < need) {
         const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+        const beside = scratch ? `, their expert scratch ${gib(scratch)}` : '';
         return new CudaUnavailable(
-          `${name} has ${gib(free)} free, the weights need ${gib(opts.weightBytes)} plus 1 GiB for activations and KV cache`,
+          `${name} has ${gib(free)} free, the weights need ${gib(opts.weightBytes)}${beside} plus 1 GiB for activations and KV cache`,
           'Free GPU memory (see nvidia-smi), pick a smaller model, or use --device cpu',
         );
       }
