@@ -6,6 +6,7 @@ import { buildLlama } from './llama.ts';
 export const arcee: Architecture = {
   names: ['ArceeForCausalLM'],
   modelTypes: ['arcee'],
+  kernelShape: { plainMlp: true },
   build: (cfg, w, backend, options) => {
     const plainMlp = plainActivation(cfg.hiddenAct, 'hidden_act', cfg.architecture);
     return buildLlama({ qkvBias: false, plainMlp }, cfg, w, backend, options);

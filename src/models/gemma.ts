@@ -152,5 +152,6 @@ export const gemma2: Architecture = {
 export const gemma3: Architecture = {
   names: ['Gemma3ForCausalLM', 'Gemma3ForConditionalGeneration'],
   modelTypes: ['gemma3_text', 'gemma3'],
+  kernelShape: { qkNorm: true },
   build: (cfg, w, backend) => buildGemma(3, cfg, w, backend),
 };

@@ -126,6 +126,7 @@ function buildGpt2(layout: Gpt2Layout, cfg: ModelConfig, w: ModelWeights, backen
 export const gpt2: Architecture = {
   names: ['GPT2LMHeadModel'],
   modelTypes: ['gpt2'],
+  kernelShape: { layerNorm: true, learnedPositions: true, plainMlp: true },
   build: (cfg, w, backend) => buildGpt2({ conv1d: true }, cfg, w, backend),
 };
 
@@ -133,5 +134,6 @@ export const gpt2: Architecture = {
 export const gptBigCode: Architecture = {
   names: ['GPTBigCodeForCausalLM'],
   modelTypes: ['gpt_bigcode'],
+  kernelShape: { layerNorm: true, learnedPositions: true, plainMlp: true },
   build: (cfg, w, backend) => buildGpt2({ conv1d: false }, cfg, w, backend),
 };

@@ -309,6 +309,7 @@ function buildLayerNormDecoder(layout: Layout, cfg: ModelConfig, w: ModelWeights
 export const starcoder2: Architecture = {
   names: ['Starcoder2ForCausalLM'],
   modelTypes: ['starcoder2'],
+  kernelShape: { layerNorm: true, plainMlp: true },
   build: (cfg, w, backend) => buildLayerNormDecoder(STARCODER2, cfg, w, backend),
 };
 
@@ -316,6 +317,7 @@ export const starcoder2: Architecture = {
 export const phi: Architecture = {
   names: ['PhiForCausalLM'],
   modelTypes: ['phi'],
+  kernelShape: { layerNorm: true, plainMlp: true },
   build: (cfg, w, backend) => buildLayerNormDecoder(PHI, cfg, w, backend),
 };
 
@@ -323,6 +325,7 @@ export const phi: Architecture = {
 export const nemotron: Architecture = {
   names: ['NemotronForCausalLM'],
   modelTypes: ['nemotron'],
+  kernelShape: { layerNorm: true, plainMlp: true },
   build: (cfg, w, backend) => buildLayerNormDecoder(NEMOTRON, cfg, w, backend),
 };
 
@@ -330,6 +333,7 @@ export const nemotron: Architecture = {
 export const stablelm: Architecture = {
   names: ['StableLmForCausalLM'],
   modelTypes: ['stablelm'],
+  kernelShape: { layerNorm: true },
   build: (cfg, w, backend) => buildLayerNormDecoder(STABLELM, cfg, w, backend),
 };
 
@@ -337,6 +341,7 @@ export const stablelm: Architecture = {
 export const cohere: Architecture = {
   names: ['CohereForCausalLM'],
   modelTypes: ['cohere'],
+  kernelShape: { layerNorm: true },
   build: (cfg, w, backend) => buildLayerNormDecoder(COHERE, cfg, w, backend),
 };
 
@@ -344,5 +349,6 @@ export const cohere: Architecture = {
 export const cohere2: Architecture = {
   names: ['Cohere2ForCausalLM'],
   modelTypes: ['cohere2'],
+  kernelShape: { layerNorm: true },
   build: (cfg, w, backend) => buildLayerNormDecoder(COHERE2, cfg, w, backend),
 };

@@ -178,17 +178,20 @@ function buildOlmo(family: OlmoFamily, cfg: ModelConfig, w: ModelWeights, backen
 export const olmo2: Architecture = {
   names: ['Olmo2ForCausalLM'],
   modelTypes: ['olmo2'],
+  kernelShape: { qkNorm: true },
   build: (cfg, w, backend) => buildOlmo(OLMO2, cfg, w, backend),
 };
 
 export const olmo3: Architecture = {
   names: ['Olmo3ForCausalLM'],
   modelTypes: ['olmo3'],
+  kernelShape: { qkNorm: true },
   build: (cfg, w, backend) => buildOlmo(OLMO3, cfg, w, backend),
 };
 
 export const exaone4: Architecture = {
   names: ['Exaone4ForCausalLM'],
   modelTypes: ['exaone4'],
+  kernelShape: { qkNorm: true },
   build: (cfg, w, backend) => buildOlmo(EXAONE4, cfg, w, backend),
 };

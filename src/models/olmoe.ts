@@ -10,6 +10,7 @@ import { OLMOE } from './moe.ts';
 export const olmoe: Architecture = {
   names: ['OlmoeForCausalLM'],
   modelTypes: ['olmoe'],
+  kernelShape: { qkNorm: true },
   moe: OLMOE,
   build: (cfg, w, backend, options) => {
     // transformers clamps q, k and v to ±clip_qkv when it is set; no released checkpoint sets it.

@@ -6,6 +6,7 @@ import { QWEN_MOE } from './moe.ts';
 export const qwen3Moe: Architecture = {
   names: ['Qwen3MoeForCausalLM'],
   modelTypes: ['qwen3_moe'],
+  kernelShape: { qkNorm: true },
   moe: QWEN_MOE,
   build: (cfg, w, backend, options) =>
     buildLlama({ qkvBias: false, qkNorm: 'per-head', moe: QWEN_MOE }, cfg, w, backend, options),

@@ -8,6 +8,7 @@ import { buildLlama } from './llama.ts';
 export const qwen3: Architecture = {
   names: ['Qwen3ForCausalLM', 'Qwen3VLForConditionalGeneration'],
   modelTypes: ['qwen3', 'qwen3_vl'],
+  kernelShape: { qkNorm: true },
   tensorParallel: true,
   build: (cfg, w, backend, options) => buildLlama({ qkvBias: false, qkNorm: 'per-head' }, cfg, w, backend, options),
 };

@@ -125,11 +125,13 @@ function loadOnCuda<M>(
     () => [backend],
     () => {
       // A pooling step's rows are its tokens: the smallest steps are GEMV-sized too.
+      const decoder = pooling ? undefined : pickArchitecture(config, join(dir, 'config.json'));
       const plan = kernelPlanModel(config, pooling ? o.maxNumBatchedTokens : o.maxNumSeqs, {
         quantTypes: blockTypes,
         fp8: fp8Stored && backend.fp8Weights,
         kvQuant: isCudaKvQuant(o.kvQuant) ? o.kvQuant : undefined,
-        moe: pooling ? undefined : pickArchitecture(config, join(dir, 'config.json')).moe,
+        moe: decoder?.moe,
+        shape: decoder?.kernelShape,
         pooling: pooling ? poolingStack(config) : undefined,
       });
       const pool = prefetchKernels(backend, plan);

@@ -1,6 +1,7 @@
 import type { KernelPlanModel } from '../backend/cuda/kernel-plan.ts';
 import type { CudaKvQuant } from '../backend/cuda/kv-layout.ts';
 import type { ModelConfig } from '../loader/hf-config.ts';
+import type { KernelShape } from '../models/architecture.ts';
 import { isNomicBert } from '../models/bert.ts';
 import { type MoeFamily, moeConfigOf } from '../models/moe.ts';
 import type { QuantType } from '../primitives/ggml-types.ts';
@@ -15,6 +16,8 @@ export interface KernelPlanChoices {
   kvQuant?: CudaKvQuant;
   /** The architecture's mixture-of-experts family (Architecture.moe). */
   moe?: MoeFamily;
+  /** Where the architecture's layers differ from the Llama stack's (Architecture.kernelShape). */
+  shape?: KernelShape;
   /**
    * An embedding or reranking model (models/pooling-load.ts): a BERT-style encoder (LayerNorm, learned positions and
    * a GELU MLP, or nomic-bert's rotary positions and SwiGLU MLP; bidirectional attention) or a decoder embedder (the
@@ -33,12 +36,14 @@ export function kernelPlanModel(c: ModelConfig, maxNumSeqs: number, choices: Ker
   const { headDim: D, numHeads: H, numKvHeads: Hk, hiddenSize: hidden, intermediateSize: I } = c;
   const fp8 = choices.fp8 === true;
   const encoder = choices.pooling === 'encoder';
-  // GPT-2 (and GPTBigCode) is a decoder with an encoder's parts (LayerNorm, learned positions, an ungated GELU MLP);
-  // nomic-bert an encoder with a decoder's rotary positions and gated MLP.
-  const layerNorm = encoder || c.modelType === 'gpt2' || c.modelType === 'gpt_bigcode';
-  const llamaLike = !layerNorm || isNomicBert(c);
+  const shape = choices.shape ?? {};
+  // An encoder: LayerNorm, learned positions and a plain GELU MLP (BERT), or nomic-bert's rotary positions and gated
+  // MLP beside its LayerNorm.
+  const layerNorm = encoder || shape.layerNorm === true;
+  const rope = encoder ? isNomicBert(c) : shape.learnedPositions !== true;
+  const gated = encoder ? isNomicBert(c) : shape.plainMlp !== true;
   const mlp = (width: number) => [
-    { m: width, k: hidden, gated: llamaLike, fp8 },
+    { m: width, k: hidden, gated, fp8 },
     { m: hidden, k: width, gated: false, fp8 },
   ];
   const moe = choices.moe && moeConfigOf(choices.moe, c);
@@ -52,15 +57,10 @@ export function kernelPlanModel(c: ModelConfig, maxNumSeqs: number, choices: Ker
     : [];
   const dense = !moe || layers.some((l) => !moe.isSparse(l)) ? mlp(I) : [];
   const qkv = { m: (H + 2 * Hk) * D, k: hidden };
-  // The decoders whose packed q/k/v GEMV carries RoPE and the cache write: rotary ones, not Qwen3's or Gemma 3's
-  // (per-head q/k norms), nor over FP8 or GGUF weights or into a quantized cache.
+  // The decoders whose packed q/k/v GEMV carries RoPE and the cache write: rotary ones without q/k norms, not over FP8
+  // or GGUF weights nor into a quantized cache.
   const qkvRope =
-    llamaLike &&
-    !choices.pooling &&
-    !/^(qwen3|gemma3)/.test(c.modelType) &&
-    !fp8 &&
-    !choices.quantTypes?.length &&
-    !choices.kvQuant;
+    rope && !choices.pooling && shape.qkNorm !== true && !fp8 && !choices.quantTypes?.length && !choices.kvQuant;
   return {
     attention: [{ headDim: D, group: H / Hk }],
     linears: [
@@ -70,9 +70,9 @@ export function kernelPlanModel(c: ModelConfig, maxNumSeqs: number, choices: Ker
       ...sparse.map((l) => ({ ...l, fp8: false })),
       ...(choices.pooling ? [] : [{ m: c.vocabSize, k: hidden, gated: false, fp8: false }]),
     ],
-    act: llamaLike ? (c.hiddenAct.includes('gelu') ? 'gelu_tanh' : 'silu') : null,
+    act: gated ? (c.hiddenAct.includes('gelu') ? 'gelu_tanh' : 'silu') : null,
     norm: layerNorm ? 'layer' : 'rms',
-    rope: llamaLike,
+    rope,
     ...(qkvRope && { qkvRope: qkv }),
     ...(choices.pooling && { selfAttention: { causal: choices.pooling === 'decoder' } }),
     normOffset: c.modelType.startsWith('gemma') ? 1 : 0,

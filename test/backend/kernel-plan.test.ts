@@ -32,11 +32,21 @@ import { addRmsNorm, layerNorm, rmsNorm } from '../../src/backend/cuda/norm.ts';
 import { gemvRopeDefines } from '../../src/backend/cuda/qkv-rope.ts';
 import { CudaTensor, DTYPE_DEFINE } from '../../src/backend/cuda/tensor.ts';
 import { hfConfigFromGguf } from '../../src/loader/gguf/config.ts';
+import type { ModelConfig } from '../../src/loader/hf-config.ts';
 import { loadModelConfig, parseModelConfig } from '../../src/loader/hf-config.ts';
 import { QWEN_MOE } from '../../src/models/moe.ts';
 import { poolingStack } from '../../src/models/pooling-load.ts';
+import { pickArchitecture } from '../../src/models/registry.ts';
 import type { QuantType } from '../../src/primitives/ggml-types.ts';
-import { kernelPlanModel } from '../../src/runner/kernel-plan-model.ts';
+import { type KernelPlanChoices, kernelPlanModel } from '../../src/runner/kernel-plan-model.ts';
+
+/** A committed fixture's config. */
+const fixtureModel = (name: string) => loadModelConfig(new URL(`../fixtures/models/${name}`, import.meta.url).pathname);
+/** A decoder's plan as the runner makes it: with its architecture's MoE family and kernel shape. */
+const decoderPlan = (c: ModelConfig, rows: number, choices: KernelPlanChoices = {}) => {
+  const arch = pickArchitecture(c, 'config.json');
+  return kernelPlanModel(c, rows, { moe: arch.moe, shape: arch.kernelShape, ...choices });
+};
 
 const h100 = { name: 'NVIDIA H100 80GB HBM3', smCount: 132 };
 const table = readGemvTable(h100);
@@ -126,8 +136,10 @@ test("the q/k/v GEMV's ROPE build per row bucket where the plain one runs, with 
   const fixture = (name: string) => loadModelConfig(new URL(`../fixtures/configs/${name}`, import.meta.url).pathname);
   assert.ok(kernelPlanModel(fixture('gemma-2-9b'), 3).qkvRope, 'Gemma 2');
   for (const [what, model] of [
-    ['Qwen3 (head norms)', kernelPlanModel(config('qwen3-30b-a3b'), 3)],
-    ['Gemma 3 (head norms)', kernelPlanModel(fixture('gemma-3-1b-it'), 3)],
+    ['Qwen3 (head norms)', decoderPlan(config('qwen3-30b-a3b'), 3)],
+    ['Gemma 3 (head norms)', decoderPlan(fixture('gemma-3-1b-it'), 3)],
+    ['OLMo 2 (q/k normed across heads)', decoderPlan(fixtureModel('tiny-olmo2'), 3)],
+    ['EXAONE 4 (head norms)', decoderPlan(fixtureModel('tiny-exaone4'), 3)],
     ['FP8 weights', kernelPlanModel(config('llama3-8b'), 3, { fp8: true })],
     ['GGUF blocks', kernelPlanModel(config('llama3-8b'), 3, { quantTypes: ['q4_k'] })],
     ['an fp8 cache', kernelPlanModel(config('llama3-8b'), 3, { kvQuant: 'fp8' })],
@@ -382,7 +394,7 @@ test('a BERT-like encoder: LayerNorm, learned positions, the bidirectional no-ca
 });
 
 test('GPT-2: LayerNorm, learned positions and the ungated GELU MLP (elementwise.cu), so no RoPE, RMSNorm or gated build', () => {
-  const gpt2 = kernelPlanModel(loadModelConfig(new URL('../fixtures/models/tiny-gpt2', import.meta.url).pathname), 4);
+  const gpt2 = decoderPlan(fixtureModel('tiny-gpt2'), 4);
   assert.deepEqual([gpt2.norm, gpt2.rope, gpt2.act], ['layer', false, null]);
   assert.ok(
     gpt2.linears.every((l) => !l.gated),
@@ -570,4 +582,18 @@ test('no module is planned twice under two keys: no two requests of a file diffe
       const twice = builds.filter((b, i) => builds.indexOf(b) !== i);
       assert.deepEqual(twice, [], `${dtype}: the same build under two keys`);
     }
+});
+
+test('the LayerNorm decoders and the plain MLPs: their norm, RoPE and MLP as their forward runs them', () => {
+  const shapeOf = (name: string) => {
+    const plan = decoderPlan(fixtureModel(name), 4);
+    return [plan.norm, plan.rope, plan.act, plan.linears.some((l) => l.gated)];
+  };
+  // StarCoder2, Phi-2 (GELU) and Nemotron (ReLU²): LayerNorm, RoPE, a plain MLP.
+  assert.deepEqual(shapeOf('tiny-starcoder2'), ['layer', true, null, false]);
+  assert.deepEqual(shapeOf('tiny-phi'), ['layer', true, null, false]);
+  // Command-R: LayerNorm and a gated SiLU MLP; OLMo 2: the Llama stack's norm and MLP.
+  assert.deepEqual(shapeOf('tiny-cohere'), ['layer', true, 'silu', true]);
+  assert.deepEqual(shapeOf('tiny-olmo2'), ['rms', true, 'silu', true]);
+  assert.deepEqual(shapeOf('tiny-llama'), ['rms', true, 'silu', true]);
 });
