@@ -46,7 +46,9 @@ export function kernelPlanModel(c: ModelConfig, maxNumSeqs: number, choices: Ker
     { m: width, k: hidden, gated, fp8 },
     { m: hidden, k: width, gated: false, fp8 },
   ];
-  const moe = choices.moe && moeConfigOf(choices.moe, c);
+  // A family's MoE config, where its layers have experts (Granite 4.0's dense models have none).
+  const moeConfig = choices.moe && moeConfigOf(choices.moe, c);
+  const moe = moeConfig && moeConfig.numExperts > 0 ? moeConfig : undefined;
   const layers = Array.from({ length: c.numLayers }, (_, l) => l);
   // Mixture-of-experts weights stay 16-bit (quantize-at-load.ts fp8AtLoad): the router and shared expert too.
   const sparse = moe
@@ -80,6 +82,6 @@ export function kernelPlanModel(c: ModelConfig, maxNumSeqs: number, choices: Ker
     maxDecodeRows: maxNumSeqs,
     quantTypes: choices.quantTypes ?? [],
     ...(choices.kvQuant && { kvQuant: choices.kvQuant }),
-    ...(moe && moe.numExperts > 0 && { moe: { hidden, expertWidth: moe.expertWidth } }),
+    ...(moe && { moe: { hidden, expertWidth: moe.expertWidth } }),
   };
 }

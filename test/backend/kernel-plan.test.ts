@@ -597,3 +597,23 @@ test('the LayerNorm decoders and the plain MLPs: their norm, RoPE and MLP as the
   assert.deepEqual(shapeOf('tiny-olmo2'), ['rms', true, 'silu', true]);
   assert.deepEqual(shapeOf('tiny-llama'), ['rms', true, 'silu', true]);
 });
+
+test("Granite 4.0's dense models (GraniteMoeHybrid with no experts): no router nor MoE modules planned", () => {
+  const raw = JSON.parse(readFileSync(new URL('../fixtures/models/tiny-granite/config.json', import.meta.url), 'utf8'));
+  const dense = parseModelConfig(
+    {
+      ...raw,
+      architectures: ['GraniteMoeHybridForCausalLM'],
+      model_type: 'granitemoehybrid',
+      layer_types: Array(raw.num_hidden_layers).fill('attention'),
+      num_local_experts: 0,
+    },
+    'config.json',
+  );
+  const plan = decoderPlan(dense, 4);
+  assert.equal(plan.moe, undefined);
+  assert.ok(
+    plan.linears.every((l) => l.m > 0),
+    `linears ${JSON.stringify(plan.linears.map((l) => l.m))}`,
+  );
+});
