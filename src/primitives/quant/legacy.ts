@@ -7,6 +7,9 @@ import { halfAt, putHalf, type QuantCodec } from './codec.ts';
  * largest magnitude as −8 (Q4_0) or −16 (Q5_0) steps, the _1 types spread [min, max] over the levels.
  */
 
+/** ggml's quantizers compute in float32: each step rounded so, a level lands where theirs does. */
+const f32 = Math.fround;
+
 /** The value of largest magnitude, sign kept. */
 function signedMax(x: Float32Array, i: number, n: number): number {
   let amax = 0;
@@ -44,12 +47,12 @@ export const Q8_0: QuantCodec = {
   quantizeBlock(x, i, dst, off) {
     let amax = 0;
     for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[i + j]));
-    const d = amax / 127;
-    const id = d ? 1 / d : 0;
+    const d = f32(amax / 127);
+    const id = d ? f32(1 / d) : 0;
     putHalf(dst, off, d);
     // roundf: halves away from zero.
     for (let j = 0; j < 32; j++) {
-      const v = x[i + j] * id;
+      const v = f32(x[i + j] * id);
       dst[off + 2 + j] = (Math.sign(v) * Math.round(Math.abs(v))) & 0xff;
     }
   },
@@ -69,10 +72,10 @@ export const Q4_0: QuantCodec = {
     }
   },
   quantizeBlock(x, i, dst, off) {
-    const d = signedMax(x, i, 32) / -8;
-    const id = d ? 1 / d : 0;
+    const d = f32(signedMax(x, i, 32) / -8);
+    const id = d ? f32(1 / d) : 0;
     putHalf(dst, off, d);
-    const level = (v: number) => Math.min(15, Math.trunc(v * id + 8.5));
+    const level = (v: number) => Math.min(15, Math.trunc(f32(f32(v * id) + 8.5)));
     for (let j = 0; j < 16; j++) dst[off + 2 + j] = level(x[i + j]) | (level(x[i + j + 16]) << 4);
   },
 };
@@ -93,11 +96,11 @@ export const Q4_1: QuantCodec = {
   },
   quantizeBlock(x, i, dst, off) {
     const [min, max] = minMax(x, i, 32);
-    const d = (max - min) / 15;
-    const id = d ? 1 / d : 0;
+    const d = f32(f32(max - min) / 15);
+    const id = d ? f32(1 / d) : 0;
     putHalf(dst, off, d);
     putHalf(dst, off + 2, min);
-    const level = (v: number) => Math.min(15, Math.trunc((v - min) * id + 0.5));
+    const level = (v: number) => Math.min(15, Math.trunc(f32(f32(f32(v - min) * id) + 0.5)));
     for (let j = 0; j < 16; j++) dst[off + 4 + j] = level(x[i + j]) | (level(x[i + j + 16]) << 4);
   },
 };
@@ -138,10 +141,10 @@ export const Q5_0: QuantCodec = {
     });
   },
   quantizeBlock(x, i, dst, off) {
-    const d = signedMax(x, i, 32) / -16;
-    const id = d ? 1 / d : 0;
+    const d = f32(signedMax(x, i, 32) / -16);
+    const id = d ? f32(1 / d) : 0;
     putHalf(dst, off, d);
-    for (let j = 0; j < 32; j++) levels32[j] = Math.min(31, Math.trunc(x[i + j] * id + 16.5));
+    for (let j = 0; j < 32; j++) levels32[j] = Math.min(31, Math.trunc(f32(f32(x[i + j] * id) + 16.5)));
     packQ5(levels32, dst, off + 2, off + 6);
   },
 };
@@ -160,11 +163,13 @@ export const Q5_1: QuantCodec = {
   },
   quantizeBlock(x, i, dst, off) {
     const [min, max] = minMax(x, i, 32);
-    const d = (max - min) / 31;
-    const id = d ? 1 / d : 0;
+    const d = f32(f32(max - min) / 31);
+    const id = d ? f32(1 / d) : 0;
     putHalf(dst, off, d);
     putHalf(dst, off + 2, min);
-    for (let j = 0; j < 32; j++) levels32[j] = Math.min(31, Math.trunc((x[i + j] - min) * id + 0.5));
+    for (let j = 0; j < 32; j++) {
+      levels32[j] = Math.min(31, Math.trunc(f32(f32(f32(x[i + j] - min) * id) + 0.5)));
+    }
     packQ5(levels32, dst, off + 4, off + 8);
   },
 };
