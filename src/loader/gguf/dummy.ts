@@ -11,8 +11,11 @@ import { gguf } from './format.ts';
 import { ggufTokenizerMetadata } from './tokenizer-export.ts';
 import { type GgufTensorOut, writeGguf } from './write.ts';
 
-/** The transformers tensors of a Llama / Qwen2 / Qwen3 decoder of this config, with their shapes. */
-function decoderTensors(cfg: ModelConfig): [string, number[]][] {
+/**
+ * The transformers tensors of a Llama / Qwen2 / Qwen3 decoder of this config, with their shapes (a mixture-of-experts
+ * decoder's MLPs left to `expertTensors`).
+ */
+function decoderTensors(cfg: ModelConfig, moe: boolean): [string, number[]][] {
   const { hiddenSize: h, intermediateSize: f, numHeads, numKvHeads, headDim: hd, vocabSize } = cfg;
   const out: [string, number[]][] = [
     ['model.embed_tokens.weight', [vocabSize, h]],
@@ -28,10 +31,14 @@ function decoderTensors(cfg: ModelConfig): [string, number[]][] {
       [`${p}self_attn.v_proj.weight`, [numKvHeads * hd, h]],
       [`${p}self_attn.o_proj.weight`, [h, numHeads * hd]],
       [`${p}post_attention_layernorm.weight`, [h]],
-      [`${p}mlp.gate_proj.weight`, [f, h]],
-      [`${p}mlp.up_proj.weight`, [f, h]],
-      [`${p}mlp.down_proj.weight`, [h, f]],
     );
+    if (!moe) {
+      out.push(
+        [`${p}mlp.gate_proj.weight`, [f, h]],
+        [`${p}mlp.up_proj.weight`, [f, h]],
+        [`${p}mlp.down_proj.weight`, [h, f]],
+      );
+    }
     if (cfg.modelType === 'qwen2') {
       out.push(
         [`${p}self_attn.q_proj.bias`, [numHeads * hd]],
@@ -39,10 +46,26 @@ function decoderTensors(cfg: ModelConfig): [string, number[]][] {
         [`${p}self_attn.v_proj.bias`, [numKvHeads * hd]],
       );
     }
-    if (cfg.modelType === 'qwen3')
+    if (cfg.modelType === 'qwen3' || cfg.modelType === 'qwen3_moe')
       out.push([`${p}self_attn.q_norm.weight`, [hd]], [`${p}self_attn.k_norm.weight`, [hd]]);
   }
   return out;
+}
+
+/**
+ * Every layer's router and stacked experts as llama.cpp names them (`ffn_gate_inp`, `ffn_{gate,up,down}_exps`
+ * `[E, rows, cols]`): a decoder whose every layer is sparse (archMetadata's expert keys refuse any other).
+ */
+function expertTensors(cfg: ModelConfig): { name: string; shape: number[] }[] {
+  const E = Number(cfg.raw.num_experts ?? cfg.raw.num_local_experts);
+  const I = Number(cfg.raw.moe_intermediate_size ?? cfg.intermediateSize);
+  const h = cfg.hiddenSize;
+  return Array.from({ length: cfg.numLayers }, (_, i) => [
+    { name: `blk.${i}.ffn_gate_inp.weight`, shape: [E, h] },
+    { name: `blk.${i}.ffn_gate_exps.weight`, shape: [E, I, h] },
+    { name: `blk.${i}.ffn_up_exps.weight`, shape: [E, I, h] },
+    { name: `blk.${i}.ffn_down_exps.weight`, shape: [E, h, I] },
+  ]).flat();
 }
 
 /**
@@ -61,7 +84,7 @@ export function dummyGguf(
   const arch = GGUF_ARCH[cfg.architecture];
   if (!arch || arch === 'gpt2') {
     throw new UserError(
-      `${join(configDir, 'config.json')}: --load-format dummy writes Llama, Mistral, Qwen2 and Qwen3 shapes, not "${cfg.architecture}"`,
+      `${join(configDir, 'config.json')}: --load-format dummy writes Llama, Mistral, Qwen2, Qwen3 and their MoE shapes, not "${cfg.architecture}"`,
     );
   }
   const tokenizerPath = join(vocabDir, 'tokenizer.json');
@@ -79,24 +102,29 @@ export function dummyGguf(
   for (const [key, v] of vocab) meta.set(key, v);
   meta.set('general.file_type', gguf.u32(scheme.fileType));
   meta.set('general.quantization_version', gguf.u32(2));
+  const experts = Number(cfg.raw.num_experts ?? cfg.raw.num_local_experts ?? 0);
   const model = {
     numLayers: cfg.numLayers,
     gqa: cfg.numHeads / cfg.numKvHeads,
-    experts: 0,
+    experts,
     hasOutput: !cfg.tieWordEmbeddings,
   };
   const types: Record<string, number> = {};
   let seed = 1;
-  const tensors: GgufTensorOut[] = decoderTensors(cfg).map(([hf, shape]) => {
-    const p = planTensor(arch, hf, shape, 'f32');
-    const cols = p.shape[1];
+  const planned = [
+    ...decoderTensors(cfg, experts > 0).map(([hf, shape]) => planTensor(arch, hf, shape, 'f32')),
+    ...(experts > 0 ? expertTensors(cfg) : []),
+  ];
+  const tensors: GgufTensorOut[] = planned.map((p) => {
+    // Matrices and expert stacks: blocks run along each row.
+    const cols = p.shape.length >= 2 ? p.shape.at(-1) : undefined;
     const role = cols === undefined ? null : ggufWeightRole(p.name, { ...model, cols });
     const type = role && quantTypeFor(scheme, role);
     const count = p.shape.reduce((a, d) => a * d, 1);
     const s = seed++;
     if (!type) {
-      if (cols !== undefined) throw new UserError(`${p.name}: width ${cols} fits no ${scheme.name} block`);
-      const fill = hf.endsWith('.bias') ? 0 : 1;
+      if (role) throw new UserError(`${p.name}: width ${cols} fits no ${scheme.name} block`);
+      const fill = p.name.endsWith('.bias') ? 0 : 1;
       return {
         name: p.name,
         shape: p.shape,

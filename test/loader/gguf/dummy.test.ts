@@ -32,6 +32,23 @@ writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
 const file = join(dir, 'dummy-q4_k_m.gguf');
 const llama = cpuLlamaForTests();
 
+/** llama.cpp's top-8 log-probabilities after `ids` on the GGUF at `path`, beside pagoda's. */
+async function topEight(path: string, ids: number[], ours: Float32Array): Promise<[number, number][]> {
+  const theirs = await llama().loadModel({ modelPath: path });
+  const ctx = await theirs.createContext({ contextSize: 64, threads: 1 });
+  const res = await ctx
+    .getSequence()
+    .controlledEvaluate(
+      ids.map((t, i) => (i === ids.length - 1 ? [t, { generateNext: { probabilities: true } }] : t)) as never,
+    );
+  const probs = (res.at(-1) as { next: { probabilities: Map<number, number> } }).next.probabilities;
+  const lp = logSoftmax(ours);
+  const top = [...probs.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8);
+  await ctx.dispose();
+  await theirs.dispose();
+  return top.map(([id, p]) => [lp[id]!, Math.log(p)]);
+}
+
 test('pagoda quantize --load-format dummy writes random Q4_K_M blocks that pagoda and llama.cpp both run', {
   skip: vocab.skip,
 }, async () => {
@@ -55,22 +72,50 @@ test('pagoda quantize --load-format dummy writes random Q4_K_M blocks that pagod
   ])[0]!;
   assert.equal(ours.length, 32128);
   assert.ok(ours.every(Number.isFinite));
-  const theirs = await llama().loadModel({ modelPath: file });
-  const ctx = await theirs.createContext({ contextSize: 64, threads: 1 });
-  const res = await ctx
-    .getSequence()
-    .controlledEvaluate(
-      ids.map((t, i) => (i === ids.length - 1 ? [t, { generateNext: { probabilities: true } }] : t)) as never,
-    );
   // Random weights leave near-ties at the top (about 0.005 apart), so compare log-probabilities, not the argmax.
-  const lp = logSoftmax(ours);
-  const probs = (res.at(-1) as { next: { probabilities: Map<number, number> } }).next.probabilities;
-  const top = [...probs.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8);
-  for (const [id, p] of top) {
-    assert.ok(Math.abs(lp[id]! - Math.log(p)) < 0.03, `token ${id}: ${lp[id]} here, ${Math.log(p)} in llama.cpp`);
+  for (const [mine, theirs] of await topEight(file, ids, ours)) {
+    assert.ok(Math.abs(mine - theirs) < 0.03, `${mine} here, ${theirs} in llama.cpp`);
   }
-  await ctx.dispose();
-  await theirs.dispose();
+});
+
+test('a Qwen3-MoE shape: its experts stacked in random Q4_K_M blocks (routers in F32), run by pagoda and llama.cpp', {
+  skip: vocab.skip,
+}, async () => {
+  const moeDir = mkdtempSync(join(tmpdir(), 'pagoda-dummy-moe-'));
+  const moe = {
+    ...config,
+    architectures: ['Qwen3MoeForCausalLM'],
+    model_type: 'qwen3_moe',
+    head_dim: 64,
+    num_experts: 4,
+    num_experts_per_tok: 2,
+    moe_intermediate_size: 256,
+    norm_topk_prob: true,
+  };
+  writeFileSync(join(moeDir, 'config.json'), JSON.stringify(moe));
+  const path = join(moeDir, 'moe-q4_k_m.gguf');
+  const out = execFileSync(
+    process.execPath,
+    ['bin/pagoda.mjs', 'quantize', '--load-format', 'dummy', '--vocab', vocab.path, moeDir, path, '--type', 'q4_k_m'],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  assert.match(out, /Q4_K_M, \d+ tensors \(\d+ Q4_K, \d+ Q6_K\)/);
+  const gguf = GgufFile.open(path);
+  assert.deepEqual(gguf.tensorAt(gguf.tensors.get('blk.1.ffn_gate_exps.weight')!).shape, [4, 256, 256]);
+  assert.equal(gguf.tensorAt(gguf.tensors.get('blk.1.ffn_gate_exps.weight')!).dtype, 'q4_k');
+  // ffn_down on use_more_bits layers (the last of two) in Q6_K, experts as dense MLPs.
+  assert.equal(gguf.tensorAt(gguf.tensors.get('blk.1.ffn_down_exps.weight')!).dtype, 'q6_k');
+  assert.equal(gguf.tensorAt(gguf.tensors.get('blk.0.ffn_down_exps.weight')!).dtype, 'q4_k');
+  assert.equal(gguf.tensorAt(gguf.tensors.get('blk.0.ffn_gate_inp.weight')!).dtype, 'f32');
+  assert.equal(gguf.value('qwen3moe.expert_count'), 4);
+  gguf.close();
+  const ids = [1, 450, 4996, 17354, 1701];
+  const ours = new PagedSession(loadModel(path, new CpuBackend({ threads: 1 })), 16).step([
+    { seq: 0, tokens: ids, logits: 'last' },
+  ])[0]!;
+  for (const [mine, theirs] of await topEight(path, ids, ours)) {
+    assert.ok(Math.abs(mine - theirs) < 0.03, `${mine} here, ${theirs} in llama.cpp`);
+  }
 });
 
 test('--load-format dummy needs --vocab, and --vocab needs it', () => {
