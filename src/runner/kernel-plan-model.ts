@@ -57,7 +57,11 @@ export function kernelPlanModel(c: ModelConfig, maxNumSeqs: number, choices: Ker
         ...(moe.sharedWidth ? [...mlp(moe.sharedWidth), { m: 1, k: hidden, gated: false }] : []),
       ]
     : [];
-  const dense = !moe || layers.some((l) => !moe.isSparse(l)) ? mlp(I) : [];
+  // Dense layers' MLP: an MoE family's model without experts (Granite 4.0's dense ones) has it at the shared MLP's
+  // width, as granite.ts builds it.
+  const shared = c.raw.shared_intermediate_size;
+  const denseWidth = moeConfig && !moe && typeof shared === 'number' && shared > 0 ? shared : I;
+  const dense = !moe || layers.some((l) => !moe.isSparse(l)) ? mlp(denseWidth) : [];
   const qkv = { m: (H + 2 * Hk) * D, k: hidden };
   // The decoders whose packed q/k/v GEMV carries RoPE and the cache write: rotary ones without q/k norms, not over FP8
   // or GGUF weights nor into a quantized cache.

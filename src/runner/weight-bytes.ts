@@ -158,9 +158,10 @@ function ggufWeights(
     const stored = t.type.stored;
     // Matrices and stacked experts stay in blocks, but for a layer's gate and up experts of two types (packed as one
     // stack, which the device keeps as values).
-    const packedWith = tensors.get(
-      t.name.replace(/ffn_(gate|up)_exps/, (_, p) => `ffn_${p === 'gate' ? 'up' : 'gate'}_exps`),
-    );
+    const pair = /ffn_(gate|up)_exps/.exec(t.name);
+    const packedWith = pair
+      ? tensors.get(t.name.replace(pair[0], `ffn_${pair[1] === 'gate' ? 'up' : 'gate'}_exps`))
+      : undefined;
     const mixedStack = t.dims.length === 3 && packedWith !== undefined && packedWith.type !== t.type;
     const quantMatrix =
       !dequantized &&

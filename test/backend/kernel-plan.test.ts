@@ -598,7 +598,7 @@ test('the LayerNorm decoders and the plain MLPs: their norm, RoPE and MLP as the
   assert.deepEqual(shapeOf('tiny-llama'), ['rms', true, 'silu', true]);
 });
 
-test("Granite 4.0's dense models (GraniteMoeHybrid with no experts): no router nor MoE modules planned", () => {
+test("Granite 4.0's dense models (GraniteMoeHybrid with no experts): no router nor MoE modules, the MLP at its width", () => {
   const raw = JSON.parse(readFileSync(new URL('../fixtures/models/tiny-granite/config.json', import.meta.url), 'utf8'));
   const dense = parseModelConfig(
     {
@@ -607,11 +607,14 @@ test("Granite 4.0's dense models (GraniteMoeHybrid with no experts): no router n
       model_type: 'granitemoehybrid',
       layer_types: Array(raw.num_hidden_layers).fill('attention'),
       num_local_experts: 0,
+      shared_intermediate_size: 96,
     },
     'config.json',
   );
   const plan = decoderPlan(dense, 4);
   assert.equal(plan.moe, undefined);
+  // Its MLP at the shared MLP's width (granite.ts builds it so), gate and up packed.
+  assert.ok(plan.linears.some((l) => l.m === 96 && l.gated));
   assert.ok(
     plan.linears.every((l) => l.m > 0),
     `linears ${JSON.stringify(plan.linears.map((l) => l.m))}`,

@@ -37,7 +37,7 @@ const HARNESS = `
 static inline unsigned __float_as_uint(float x) { unsigned u; std::memcpy(&u, &x, 4); return u; }
 static inline float __uint_as_float(unsigned u) { float x; std::memcpy(&x, &u, 4); return x; }
 static inline float __double2float_rn(double x) { return (float)x; }
-static inline double __longlong_as_double(long long u) { double x; std::memcpy(&x, &u, 8); return x; }
+static inline float __int_as_float(int u) { float x; std::memcpy(&x, &u, 4); return x; }
 using std::min;
 #include "kv_codec.cuh"
 static const float SCALES[] = {1.f, 0.75f, 0.02f, 3.5f};
@@ -66,8 +66,8 @@ int main() {
     float amax = 0.f;
     bool any_nan = false;
     for (float v : x32) { any_nan |= v != v; amax = std::fmax(amax, std::fabs(v)); }
-    const double d = kv_q8_scale(amax, any_nan);
-    const unsigned short h = f16_bits(__double2float_rn(d));
+    const float d = kv_q8_scale(amax, any_nan);
+    const unsigned short h = f16_bits(d);
     fwrite(&h, 2, 1, stdout);
     for (float v : x32) putchar(kv_q8_level(v, d));
   }

@@ -43,8 +43,9 @@ for (const name of ['tiny-llama', 'tiny-qwen3', 'tiny-gemma2', 'tiny-gemma3', 't
       return new PagedSession(model).step([{ seq: 0, tokens: [1, 5, 9, 13, 17, 21] }])[0]!;
     };
     const error = relL2(logits('q8_0'), logits());
-    // Quantized weights move the logits a little (Q8_0: about 1% on these random fixtures), never not at all.
-    assert.ok(error > 1e-4 && error < 0.1, `logits moved by ${error}`);
+    // Q8_0 weights, with the CPU's 8-bit activations, move these random fixtures' logits by 2-10 % (relative L2;
+    // tiny-phi3-longrope the most, 0.102), never not at all; a wrong block or scale moves them by their whole size.
+    assert.ok(error > 1e-4 && error < 0.15, `logits moved by ${error}`);
   });
 }
 

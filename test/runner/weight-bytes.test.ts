@@ -4,6 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { quantizeToGguf } from '../../src/loader/gguf/quantize.ts';
+import { GgufFile } from '../../src/loader/gguf/read.ts';
+import { type GgufTensorOut, writeGguf } from '../../src/loader/gguf/write.ts';
+import { toFloat32 } from '../../src/primitives/host-tensor.ts';
+import { quantize } from '../../src/primitives/quant/index.ts';
 import { parseQuantization } from '../../src/primitives/quant/mix.ts';
 import { type DeviceWeightOptions, deviceWeights } from '../../src/runner/weight-bytes.ts';
 import { modelFixture, projectRoot } from '../helpers/fixtures.ts';
@@ -124,4 +128,30 @@ test('a MoE GGUF is sized with its stacked experts as their blocks, as the CUDA 
   // Q8_0 takes 34 bytes per 32 values, bf16 64: with the experts (most of this model) as blocks, well under 0.6x.
   const bf16 = bytesOf(tinyMixtral.path, { dtype: 'bf16', dummy: true });
   assert.ok(bytes < 0.6 * bf16, `GGUF ${bytes}, bf16 ${bf16}`);
+});
+
+test("a layer whose gate and up experts are of two types: those two as values, down's stack the expert scratch", {
+  skip: tinyMixtral.skip,
+}, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pagoda-weight-bytes-'));
+  const q8 = join(dir, 'mixtral-q8_0.gguf');
+  quantizeToGguf(tinyMixtral.path, q8, parseQuantization('q8_0', 'test'));
+  // The up stacks requantized to Q4_0: each layer's gate (Q8_0) and up (Q4_0) pack into one stack of two types.
+  const file = GgufFile.open(q8);
+  const mixed = join(dir, 'mixtral-mixed.gguf');
+  const tensors: GgufTensorOut[] = [...file.tensors.values()].map((info) => {
+    const t = file.tensorAt(info);
+    const up = info.name.endsWith('ffn_up_exps.weight');
+    return {
+      name: info.name,
+      shape: [...t.shape],
+      dtype: up ? 'q4_0' : t.dtype,
+      bytes: () => (up ? quantize('q4_0', toFloat32(t)) : file.readBytes(info)),
+    };
+  });
+  writeGguf(mixed, new Map(file.metadata), tensors);
+  file.close();
+  const { expertScratchBytes } = deviceWeights(mixed, { dtype: 'bf16' });
+  // 4 experts x 64 rows x 160 (down alone), not the 4 x 2 x 160 x 64 of a gate/up stack kept in blocks.
+  assert.equal(expertScratchBytes, 4 * 64 * 160 * 2);
 });

@@ -4,12 +4,16 @@ import { ggmlTypeOf } from '../../primitives/ggml-types.ts';
 import { ggufWeightRole, type QuantScheme, quantTypeFor } from '../../primitives/quant/mix.ts';
 import { randomBlocks } from '../../primitives/quant/random.ts';
 import { UserError } from '../../util/errors.ts';
+import { mulberry32 } from '../../util/random.ts';
 import { loadModelConfig, type ModelConfig, readJson } from '../hf-config.ts';
 import { readTokenizerConfig } from '../tokenizer.ts';
 import { archMetadata, GGUF_ARCH, planTensor } from './convert.ts';
 import { gguf } from './format.ts';
 import { ggufTokenizerMetadata } from './tokenizer-export.ts';
 import { type GgufTensorOut, writeGguf } from './write.ts';
+
+/** The GGUF architectures whose tensors decoderTensors and expertTensors list (Mixtral's is llama's). */
+const DUMMY_ARCHS = new Set(['llama', 'qwen2', 'qwen3', 'qwen3moe']);
 
 /**
  * The transformers tensors of a Llama / Qwen2 / Qwen3 decoder of this config, with their shapes (a mixture-of-experts
@@ -82,9 +86,10 @@ export function dummyGguf(
 ): { tensors: number; types: Record<string, number> } {
   const cfg = loadModelConfig(configDir);
   const arch = GGUF_ARCH[cfg.architecture];
-  if (!arch || arch === 'gpt2') {
+  const shared = Number(cfg.raw.shared_expert_intermediate_size ?? cfg.raw.shared_intermediate_size ?? 0);
+  if (!arch || !DUMMY_ARCHS.has(arch) || shared > 0) {
     throw new UserError(
-      `${join(configDir, 'config.json')}: --load-format dummy writes Llama, Mistral, Qwen2, Qwen3 and their MoE shapes, not "${cfg.architecture}"`,
+      `${join(configDir, 'config.json')}: --load-format dummy writes Llama, Mistral, Mixtral, Qwen2, Qwen3 and Qwen3-MoE shapes, not "${cfg.architecture}"${shared > 0 ? ' with a shared expert' : ''}`,
     );
   }
   const tokenizerPath = join(vocabDir, 'tokenizer.json');
@@ -124,12 +129,14 @@ export function dummyGguf(
     const s = seed++;
     if (!type) {
       if (role) throw new UserError(`${p.name}: width ${cols} fits no ${scheme.name} block`);
-      const fill = p.name.endsWith('.bias') ? 0 : 1;
+      // A router (the one matrix with no role) random as the matrices are, so tokens choose different experts;
+      // norms 1, biases 0.
+      const values = cols === undefined ? new Float32Array(count).fill(p.name.endsWith('.bias') ? 0 : 1) : null;
       return {
         name: p.name,
         shape: p.shape,
         dtype: 'f32',
-        bytes: () => new Uint8Array(new Float32Array(count).fill(fill).buffer),
+        bytes: () => new Uint8Array((values ?? randomFloats(count, 1 / Math.sqrt(cols!), s)).buffer),
       };
     }
     const name = ggmlTypeOf(type).name;
@@ -143,4 +150,10 @@ export function dummyGguf(
   });
   writeGguf(out, meta, tensors);
   return { tensors: tensors.length, types };
+}
+
+/** `count` values uniform in [-scale, scale), from `seed`. */
+function randomFloats(count: number, scale: number, seed: number): Float32Array {
+  const rnd = mulberry32(seed);
+  return Float32Array.from({ length: count }, () => (rnd() * 2 - 1) * scale);
 }

@@ -6,8 +6,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { CpuBackend } from '../../../src/backend/cpu/backend.ts';
 import { logSoftmax } from '../../../src/engine/sampling.ts';
+import { dummyGguf } from '../../../src/loader/gguf/dummy.ts';
 import { GgufFile } from '../../../src/loader/gguf/read.ts';
 import { loadModel } from '../../../src/models/load.ts';
+import { parseQuantization } from '../../../src/primitives/quant/mix.ts';
+import { UserError } from '../../../src/util/errors.ts';
 import { sharedFixture } from '../../helpers/fixtures.ts';
 import { cpuLlamaForTests } from '../../helpers/llama-cpp.ts';
 import { PagedSession } from '../../helpers/paged-session.ts';
@@ -106,7 +109,10 @@ test('a Qwen3-MoE shape: its experts stacked in random Q4_K_M blocks (routers in
   // ffn_down on use_more_bits layers (the last of two) in Q6_K, experts as dense MLPs.
   assert.equal(gguf.tensorAt(gguf.tensors.get('blk.1.ffn_down_exps.weight')!).dtype, 'q6_k');
   assert.equal(gguf.tensorAt(gguf.tensors.get('blk.0.ffn_down_exps.weight')!).dtype, 'q4_k');
-  assert.equal(gguf.tensorAt(gguf.tensors.get('blk.0.ffn_gate_inp.weight')!).dtype, 'f32');
+  // The routers random as the matrices are (all ones would give every expert the same score).
+  const router = gguf.tensorAt(gguf.tensors.get('blk.0.ffn_gate_inp.weight')!);
+  assert.equal(router.dtype, 'f32');
+  assert.ok(new Set(new Float32Array(router.bytes.slice().buffer)).size > 100, 'router values vary');
   assert.equal(gguf.value('qwen3moe.expert_count'), 4);
   gguf.close();
   const ids = [1, 450, 4996, 17354, 1701];
@@ -115,6 +121,30 @@ test('a Qwen3-MoE shape: its experts stacked in random Q4_K_M blocks (routers in
   ])[0]!;
   for (const [mine, theirs] of await topEight(path, ids, ours)) {
     assert.ok(Math.abs(mine - theirs) < 0.03, `${mine} here, ${theirs} in llama.cpp`);
+  }
+});
+
+test('--load-format dummy refuses in one line the shapes it does not write (a shared expert, GPT-2)', () => {
+  for (const [extra, what] of [
+    [
+      {
+        architectures: ['Qwen2MoeForCausalLM'],
+        model_type: 'qwen2_moe',
+        num_experts: 4,
+        num_experts_per_tok: 2,
+        moe_intermediate_size: 256,
+        shared_expert_intermediate_size: 512,
+      },
+      /Qwen2MoeForCausalLM" with a shared expert/,
+    ],
+    [{ architectures: ['GPT2LMHeadModel'], model_type: 'gpt2' }, /not "GPT2LMHeadModel"$/],
+  ] as const) {
+    const other = mkdtempSync(join(tmpdir(), 'pagoda-dummy-refused-'));
+    writeFileSync(join(other, 'config.json'), JSON.stringify({ ...config, ...extra }));
+    assert.throws(
+      () => dummyGguf(other, join(other, 'x.gguf'), parseQuantization('q4_k_m', 'test'), other),
+      (e: Error) => e instanceof UserError && what.test(e.message),
+    );
   }
 });
 

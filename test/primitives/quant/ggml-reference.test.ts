@@ -16,21 +16,34 @@ import { mulberry32 } from '../../../src/util/random.ts';
  * 1.02x is the bound.
  */
 function ggmlBase(): string | null {
+  if (process.platform !== 'linux') return null;
   try {
     // The package exports its dist/index.js; its binaries lie beside dist.
-    const entry = createRequire(import.meta.url).resolve('@node-llama-cpp/linux-x64');
-    const lib = join(dirname(entry), '..', 'bins', 'linux-x64', 'libggml-base.so');
+    const entry = createRequire(import.meta.url).resolve(`@node-llama-cpp/linux-${process.arch}`);
+    const lib = join(dirname(entry), '..', 'bins', `linux-${process.arch}`, 'libggml-base.so');
     return existsSync(lib) ? lib : null;
   } catch {
     return null;
   }
 }
 
-const path = ggmlBase();
-const skip = path ? false : "node-llama-cpp's linux-x64 CPU build (libggml-base.so) is not installed here";
-// Loaded once for the process: ggml installs a terminate handler as it loads and asserts it was not installed already,
-// so a second load after an unload aborts.
-const lib = path ? koffi.load(path) : null;
+/**
+ * libggml-base, loaded once for the process (ggml installs a terminate handler as it loads and asserts it was not
+ * installed already, so a second load after an unload aborts), or why not.
+ */
+function loadGgml(): ReturnType<typeof koffi.load> | string {
+  const path = ggmlBase();
+  if (!path) return "node-llama-cpp's CPU build for this platform (libggml-base.so) is not installed here";
+  try {
+    return koffi.load(path);
+  } catch (err) {
+    return `${path} did not load: ${(err as Error).message}`;
+  }
+}
+
+const loaded = loadGgml();
+const lib = typeof loaded === 'string' ? null : loaded;
+const skip = typeof loaded === 'string' ? loaded : false;
 const LEGACY: QuantType[] = ['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0'];
 const K_QUANTS: QuantType[] = ['q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'];
 
@@ -43,10 +56,7 @@ function ggmlQuantize(type: QuantType, x: Float32Array): Uint8Array {
   return out;
 }
 
-/**
- * Rows of four shapes: uniform, heavy-tailed (cubed), Gaussian with an outlier every 97 values, and values on a grid
- * of sixteenths (a block's levels then fall on halves, where float32 and float64 steps round apart).
- */
+/** Rows of four shapes: uniform, heavy-tailed (cubed), Gaussian with an outlier every 97 values, a grid of sixteenths. */
 function rows(n: number, seed: number): Float32Array[] {
   const r = mulberry32(seed);
   const gauss = () => Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
@@ -58,9 +68,26 @@ function rows(n: number, seed: number): Float32Array[] {
   ];
 }
 
+/**
+ * Blocks of 32 whose values sit where Q4_0's x / d + 8.5 (or Q5_0's + 16.5) is a whole number, the block's first value
+ * m setting d = m / -8 (or m / -16): the levels float32 and float64 steps round apart.
+ */
+function boundaryRow(n: number, seed: number): Float32Array {
+  const r = mulberry32(seed);
+  const row = new Float32Array(n);
+  for (let b = 0; b < n / 32; b++) {
+    const steps = b % 2 ? 8 : 16;
+    const m = -(0.5 + r());
+    const d = Math.fround(m / -steps);
+    row[32 * b] = m;
+    for (let j = 1; j < 32; j++) row[32 * b + j] = Math.fround((Math.floor(r() * (2 * steps - 1)) + 0.5 - steps) * d);
+  }
+  return row;
+}
+
 test("the 32-value types' blocks are ggml's reference quantizer's, byte for byte", { skip }, () => {
   for (const type of LEGACY) {
-    for (const [shape, x] of rows(32 * 512, 11).entries()) {
+    for (const [shape, x] of [...rows(32 * 512, 11), boundaryRow(32 * 512, 13)].entries()) {
       const ours = quantize(type, x);
       const theirs = ggmlQuantize(type, x);
       const bytes = codecOf(type).blockBytes;

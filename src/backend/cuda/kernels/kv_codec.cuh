@@ -42,19 +42,19 @@ __device__ __forceinline__ unsigned char fp8_encode(float x, double inv_scale) {
   return e4m3_bits(__double2float_rn((double)x * inv_scale));
 }
 
-// A q8_0 block's scale d from its largest magnitude, in double as the CPU twin's arithmetic (ggml's
-// quantize_row_q8_0_ref): amax / 127, NaN when the block holds a NaN (the CPU's Math.max propagates it).
-__device__ __forceinline__ double kv_q8_scale(float amax, bool any_nan) {
-  return any_nan ? __longlong_as_double(0x7ff8000000000000ll) : (double)amax / 127.0;
+// A q8_0 block's scale d from its largest magnitude, in float32 as ggml's quantize_row_q8_0_ref and the CPU twin
+// compute it: amax / 127, NaN when the block holds a NaN (the CPU's Math.max propagates it).
+__device__ __forceinline__ float kv_q8_scale(float amax, bool any_nan) {
+  return any_nan ? __int_as_float(0x7fc00000) : amax / 127.0f;
 }
 
-// Value x's int8 level (as a byte) in a block of scale d: x / d rounded half away from zero (roundf); a NaN scale
-// or product gives 0, as the CPU's `Math.round(NaN) & 0xff` does.
-__device__ __forceinline__ unsigned char kv_q8_level(float x, double d) {
-  const double id = d != 0.0 && d == d ? 1.0 / d : 0.0;
-  const double v = (double)x * id;
-  int level = v != v ? 0 : (int)round(fabs(v));
-  if (v < 0.0) level = -level;
+// Value x's int8 level (as a byte) in a block of scale d: x times the float32 inverse of d, rounded half away from
+// zero (roundf); a NaN scale or product gives 0, as the CPU's `Math.round(NaN) & 0xff` does.
+__device__ __forceinline__ unsigned char kv_q8_level(float x, float d) {
+  const float id = d != 0.f && d == d ? 1.0f / d : 0.f;
+  const float v = x * id;
+  int level = v != v ? 0 : (int)roundf(fabsf(v));
+  if (v < 0.f) level = -level;
   return (unsigned char)(level & 0xff);
 }
 

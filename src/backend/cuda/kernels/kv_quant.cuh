@@ -24,9 +24,9 @@ __device__ __forceinline__ void q8_encode_block(float x, unsigned char* q, unsig
   float amax = fabsf(x);
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-  const double d = kv_q8_scale(amax, any_nan);
+  const float d = kv_q8_scale(amax, any_nan);
   q[lane] = kv_q8_level(x, d);
-  if (lane == 0) *scale = f16_bits(__double2float_rn(d));
+  if (lane == 0) *scale = f16_bits(d);
 }
 
 // Two decoded values (a plain struct: the header-free attention kernels do not rely on CUDA's vector types).
