@@ -21,12 +21,11 @@
 # Each part stops its stages at its own deadline and packs what it has: $OUT/logs.tgz (one folder per stage) and
 # $OUT/RESULTS.md (bench/RESULTS.md with the rows the stages appended).
 # Before the lease, here: `../shared/device/prepare && bench/device-slim.sh` (about 90 s). A call's tree (the tracked
-# files, 35.8 MiB on disk since the eleven generated family fixtures were committed on 2026-12-08, plus what it
-# carries) must stay under 64 MiB as the device tool counts it (a call of 63.2 MiB in bytes, 65.8 MiB in disk blocks
-# was refused as too large: count with du -sk); .device takes ~35.7 MB
-# as prepare writes it, over the limit with the tree alone, and 25.9 MiB slimmed. So the shared fixtures go in small
-# sets: .fixtures with models/stories260K and gguf/stories260K.gguf (2.2 MiB, which leaves under 0.2 MiB: check
-# `du -sk` of the three first; the other tiny models are committed; gguf/ggml-vocab-gpt-2.gguf, 1.8 MB, never fits) for
+# files, 35.9 MiB on disk on 2026-12-08, plus what it carries) must stay under 64 MiB as the device tool counts it
+# (a call of 63.2 MiB in bytes, 65.8 MiB in disk blocks was refused as too large: count with du -sk); .device takes
+# ~35.7 MB as prepare writes it, over the limit with the tree alone, and 25.9 MiB slimmed. So the shared fixtures go
+# in small sets: .fixtures with models/stories260K alone (1.1 MiB; gguf/stories260K.gguf, 1.1 MiB more, went over by
+# 4 KiB at the eleventh stop: check `du -sk` of the three first; the other tiny models are committed) for
 # parts 1-5; and the uncommitted tiny-llama-256 and
 # tiny-qwen2-256 (15 MB, in .fixtures-256/models) in a call of their own that carries only them, on the still-warm
 # machine, copies them into .fixtures/models and runs test/gpu/cuda-models, cuda-quantized-models and fp8-weights
