@@ -54,6 +54,11 @@ export interface GenerationConfig {
   doSample?: boolean;
 }
 
+/** Experts per sparse layer as config.json names them (`num_experts`, Mixtral's `num_local_experts`); 0: dense. */
+export function expertCountOf(cfg: ModelConfig): number {
+  return Number(cfg.raw.num_experts ?? cfg.raw.num_local_experts ?? 0);
+}
+
 /** Reads a JSON object file; a missing file or bad JSON is a one-line UserError naming the file and the place. */
 export function readJson(path: string): Record<string, unknown> {
   const v = readJsonValue(path);

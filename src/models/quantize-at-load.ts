@@ -1,5 +1,5 @@
 import type { Backend, HostTensor } from '../backend/backend.ts';
-import type { ModelConfig } from '../loader/hf-config.ts';
+import { expertCountOf, type ModelConfig } from '../loader/hf-config.ts';
 import { isQuantType } from '../primitives/ggml-types.ts';
 import { toFloat32 } from '../primitives/host-tensor.ts';
 import { quantize } from '../primitives/quant/index.ts';
@@ -61,8 +61,13 @@ export function isRoutedExpert(name: string): boolean {
  * the output's type when a file has no output.weight.
  */
 export function hfWeightRole(name: string, cols: number, cfg: ModelConfig, tied: boolean): WeightRole | null {
-  const experts = Number(cfg.raw.num_experts ?? cfg.raw.num_local_experts ?? 0);
-  const base = { layer: 0, numLayers: cfg.numLayers, gqa: cfg.numHeads / cfg.numKvHeads, experts, cols };
+  const base = {
+    layer: 0,
+    numLayers: cfg.numLayers,
+    gqa: cfg.numHeads / cfg.numKvHeads,
+    experts: expertCountOf(cfg),
+    cols,
+  };
   if (/(?:^|\.)lm_head\.weight$/.test(name)) return { ...base, kind: 'output' };
   if (/(?:^|\.)embed_tokens\.weight$/.test(name)) return { ...base, kind: tied ? 'output' : 'token_embd' };
   const m = LAYER.exec(name) ?? EXPERTS.exec(name) ?? SHARED.exec(name);

@@ -33,7 +33,7 @@ function countingBackend(dtype: DType): {
   const loadStacked = (parts: readonly HostTensor[], shape?: readonly number[]): Tensor => {
     // An expert stack of several block types is values on the device (CudaBackend.loadStacked).
     if (shape && shape.length !== 2) {
-      bytes += aligned(shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype]);
+      bytes += aligned(valueBytes(shape, dtype));
       return { shape: [...shape], dtype };
     }
     const groups = quantStackGroups(parts);
@@ -45,11 +45,11 @@ function countingBackend(dtype: DType): {
   };
   const loadWeight = (w: HostTensor, opts?: WeightLoadOptions): Tensor => {
     if (keepsBlocks(w, opts?.transpose === true)) {
-      if (w.shape.length === 3) expertScratch = Math.max(expertScratch, stackValueBytes(w.shape, dtype));
+      if (w.shape.length === 3) expertScratch = Math.max(expertScratch, valueBytes(w.shape, dtype));
       return loadStacked([asRowMatrix(w)]);
     }
     const fp8 = opts?.quantize === 'fp8' && fp8Fits(w.shape);
-    bytes += fp8 ? fp8Bytes(w.shape) : aligned(w.shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype]);
+    bytes += fp8 ? fp8Bytes(w.shape) : aligned(valueBytes(w.shape, dtype));
     const shape = opts?.transpose && w.shape.length === 2 ? [w.shape[1]!, w.shape[0]!] : [...w.shape];
     return { shape, dtype };
   };
@@ -69,8 +69,8 @@ function countingBackend(dtype: DType): {
   return { backend, bytes: () => bytes, blockTypes, expertScratch: () => expertScratch };
 }
 
-/** An expert stack's bytes as values in `dtype`: what the CUDA backend's expert scratch holds for the largest. */
-function stackValueBytes(shape: readonly number[], dtype: DType): number {
+/** A tensor's bytes as values in `dtype` (an expert stack's: what the CUDA backend's expert scratch holds). */
+function valueBytes(shape: readonly number[], dtype: DType): number {
   return shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype];
 }
 
@@ -133,7 +133,7 @@ function checkpointBytes(dir: string, dtype: DType, keepFp8: boolean): number {
     const bytes = (n: string) => {
       const { shape, dtype: stored } = source.describe(n);
       if (keepFp8 && stored === 'f8_e4m3' && fp8Fits(shape)) return fp8Bytes(shape);
-      return Math.ceil((shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype]) / 256) * 256;
+      return aligned(valueBytes(shape, dtype));
     };
     return source.names().reduce((total, n) => total + bytes(n), 0);
   } finally {
@@ -170,7 +170,7 @@ function ggufWeights(
       isQuantType(stored) &&
       (t.dims.length === 2 || t.dims.length === 3);
     if (quantMatrix) types.add(stored);
-    const values = t.dims.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype];
+    const values = valueBytes(t.dims, dtype);
     bytes += aligned(quantMatrix ? t.byteLength : values);
     // Kept in blocks, a layer's experts take the expert scratch as values: gate and up together, down alone.
     if (quantMatrix && t.dims.length === 3) {

@@ -5,10 +5,9 @@ import type { GrowingBuffer } from './growing-buffer.ts';
 import { declareByRows, declareKernel } from './kernel.ts';
 import type { MoeRouting } from './moe-routing.ts';
 import { QTYPE } from './quant-kernels.ts';
-import { quantizeActivationsInto } from './quant-linear.ts';
+import { MAX_GRID_Y, quantizeActivations } from './quant-linear.ts';
 import { QuantCudaTensor, quantGemvRoute, quantGemvTmax } from './quant-tensor.ts';
 import { type CudaTensor, DTYPE_BYTES } from './tensor.ts';
-import { allocQuantizedX } from './x-form.ts';
 
 const GEMV_ARGS = {
   y: 'ptr',
@@ -38,8 +37,6 @@ export const MOE_QUANT_DEQUANT = declareKernel('moe_quant', 'moe_quant_dequant',
 
 /** moe_quant_gemv's warps per block (WARPS): one output feature each. */
 const GEMV_WARPS = 8;
-/** The largest grid y the driver launches. */
-const MAX_GRID_Y = 65535;
 
 /**
  * A stack of experts' matrices kept in blocks (`[E · R, cols]`, one type: a GGUF's `ffn_*_exps` as stored), or null
@@ -58,14 +55,13 @@ export function takesQuantGemv(ctx: CudaContext, w: QuantCudaTensor | null): w i
 
 /**
  * y `[rows, n]` (grouped order) = each grouped row's x times its expert's n rows of `w` (`n` = the stack's rows per
- * expert, halved when `gated`: silu(gate) * up), x's rows (`x`: `xRows` of `k` values) quantized to 8 bits first.
+ * expert, halved when `gated`: silu(gate) * up), x's rows quantized to 8 bits first (where their producer has not).
  * `gatherK`: x row of grouped row r is pairs[r] / gatherK (a token), or r (0).
  */
 export function quantMoeGemv(
   ctx: CudaContext,
   y: DevPtr,
   x: CudaTensor,
-  xRows: number,
   w: QuantCudaTensor,
   r: MoeRouting,
   a: { experts: number; tokens: number; blocksY: number; gated: boolean; gatherK: number },
@@ -73,8 +69,7 @@ export function quantMoeGemv(
   const [rows, k] = w.shape;
   const part = w.parts[0]!;
   const n = rows / a.experts / (a.gated ? 2 : 1);
-  const q = x.quantized?.form === 'q8' ? x.quantized : allocQuantizedX(ctx, 'q8', xRows, k);
-  if (q !== x.quantized) quantizeActivationsInto(ctx, x.ptr, xRows * k, q);
+  const q = quantizeActivations(ctx, x);
   const kernel = (a.gated ? MOE_QUANT_GEMV_GATED : MOE_QUANT_GEMV)[quantGemvTmax(a.tokens)];
   ctx.kernel(kernel, { QTYPE: QTYPE[part.type] }).launch([Math.ceil(n / GEMV_WARPS), a.blocksY], [32 * GEMV_WARPS], {
     y,

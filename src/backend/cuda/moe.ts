@@ -122,14 +122,14 @@ export function moe(ctx: CudaContext, linears: CudaLinear, x: Tensor, w: MoeWeig
     const blocksY = Math.min(n, E);
     const quantGrid = { experts: E, tokens: T, blocksY };
     if (takesQuantGemv(ctx, gateUpQ)) {
-      quantMoeGemv(ctx, act.ptr, xt, T, gateUpQ, r, { ...quantGrid, gated: true, gatherK: k });
+      quantMoeGemv(ctx, act.ptr, xt, gateUpQ, r, { ...quantGrid, gated: true, gatherK: k });
     } else {
       const gu = moeGemvLaunch(ctx.dtype, T, blocksY, I, H, true);
       const up = { y: act.ptr, x: xt.ptr, w: valuesOf(w.gateUp, gateUpQ), ...grouped, n: I, k: H, gatherK: k };
       ctx.kernel(MOE_GEMV, gu.defines).launch(gu.grid, gu.block, up);
     }
     if (takesQuantGemv(ctx, downQ)) {
-      quantMoeGemv(ctx, d.ptr, act, n, downQ, r, { ...quantGrid, gated: false, gatherK: 0 });
+      quantMoeGemv(ctx, d.ptr, act, downQ, r, { ...quantGrid, gated: false, gatherK: 0 });
       ctx
         .kernel(MOE_COMBINE)
         .launch(ctx.grid1d(T * H), [256], { out: out.ptr, d: d.ptr, ...combine, tokens: T, hidden: H, k });

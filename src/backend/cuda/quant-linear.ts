@@ -28,7 +28,7 @@ import { allocQuantizedX, type QuantizedX, type XForm } from './x-form.ts';
 /** Warps per block of quant_gemv: one output feature each. */
 const GEMV_WARPS = 8;
 /** The largest grid y the driver launches. */
-const MAX_GRID_Y = 65535;
+export const MAX_GRID_Y = 65535;
 
 /**
  * Linear layers and embedding gathers over quantized weights (kernels/quant.cu). Decode rows (up to 8) run the GEMV

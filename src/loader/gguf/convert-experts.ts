@@ -2,7 +2,7 @@ import { encodeAs } from '../../primitives/float-bits.ts';
 import { type DType, toFloat32 } from '../../primitives/host-tensor.ts';
 import { UserError } from '../../util/errors.ts';
 import type { CheckpointWeights } from '../fp8-weights.ts';
-import type { ModelConfig } from '../hf-config.ts';
+import { expertCountOf, type ModelConfig } from '../hf-config.ts';
 import { type GgufValue, gguf } from './format.ts';
 import { type ExpertParts, expertPartsOf } from './tensor-names.ts';
 import type { GgufTensorOut } from './write.ts';
@@ -34,7 +34,7 @@ export const MOE_ARCHS = new Set(Object.keys(NORMALISES_TOP_K));
  */
 export function expertMetadata(cfg: ModelConfig, arch: string): [string, GgufValue][] {
   const raw = cfg.raw;
-  const experts = Number(raw.num_experts ?? raw.num_local_experts);
+  const experts = expertCountOf(cfg);
   const sparseEveryLayer =
     (raw.decoder_sparse_step ?? 1) === 1 && (!Array.isArray(raw.mlp_only_layers) || raw.mlp_only_layers.length === 0);
   if (!sparseEveryLayer) {
@@ -164,7 +164,7 @@ function stacked(
   cfg: ModelConfig,
   type: DType,
 ): GgufTensorOut {
-  const experts = Number(cfg.raw.num_experts ?? cfg.raw.num_local_experts);
+  const experts = expertCountOf(cfg);
   if (slices.length !== experts || slices.some((s) => !s)) {
     throw new UserError(`${name}: the checkpoint holds ${slices.filter(Boolean).length} of its ${experts} experts`);
   }

@@ -5,7 +5,7 @@ import { ggufWeightRole, type QuantScheme, quantTypeFor } from '../../primitives
 import { randomBlocks } from '../../primitives/quant/random.ts';
 import { UserError } from '../../util/errors.ts';
 import { mulberry32 } from '../../util/random.ts';
-import { loadModelConfig, type ModelConfig, readJson } from '../hf-config.ts';
+import { expertCountOf, loadModelConfig, type ModelConfig, readJson } from '../hf-config.ts';
 import { readTokenizerConfig } from '../tokenizer.ts';
 import { archMetadata, GGUF_ARCH, planTensor } from './convert.ts';
 import { gguf } from './format.ts';
@@ -61,7 +61,7 @@ function decoderTensors(cfg: ModelConfig, moe: boolean): [string, number[]][] {
  * `[E, rows, cols]`): a decoder whose every layer is sparse (archMetadata's expert keys refuse any other).
  */
 function expertTensors(cfg: ModelConfig): { name: string; shape: number[] }[] {
-  const E = Number(cfg.raw.num_experts ?? cfg.raw.num_local_experts);
+  const E = expertCountOf(cfg);
   const I = Number(cfg.raw.moe_intermediate_size ?? cfg.intermediateSize);
   const h = cfg.hiddenSize;
   return Array.from({ length: cfg.numLayers }, (_, i) => [
@@ -107,7 +107,7 @@ export function dummyGguf(
   for (const [key, v] of vocab) meta.set(key, v);
   meta.set('general.file_type', gguf.u32(scheme.fileType));
   meta.set('general.quantization_version', gguf.u32(2));
-  const experts = Number(cfg.raw.num_experts ?? cfg.raw.num_local_experts ?? 0);
+  const experts = expertCountOf(cfg);
   const model = {
     numLayers: cfg.numLayers,
     gqa: cfg.numHeads / cfg.numKvHeads,
